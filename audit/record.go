@@ -1,0 +1,63 @@
+// Package audit owns Lockbox's audit records — shaped like the Microsoft 365
+// unified audit log — and their durable storage: one Redis stream per
+// tenant, appended inside the same transaction as the change it records, so
+// a change and its record are committed together or not at all.
+//
+// It knows nothing of HTTP; callers decide who may read which view.
+package audit
+
+import (
+	"time"
+)
+
+// Operations recorded by the control plane. Operator actions through the
+// proxy use the activity names of the catalog (e.g. "Get-Mailbox").
+const (
+	OpNewRequest       = "New-AccessToCustomerDataRequest"
+	OpManagerDecision  = "Set-ManagerApprovalForCustomerDataRequest"
+	OpTenantDecision   = "Set-AccessToCustomerDataRequest"
+	OpCancelRequest    = "Stop-AccessToCustomerDataRequest"
+	OpRevokeAccess     = "Revoke-AccessToCustomerDataRequest"
+	OpExpireRequest    = "Expire-AccessToCustomerDataRequest"
+	OpCompleteAccess   = "Complete-AccessToCustomerDataRequest"
+	OpSetSettings      = "Set-CustomerLockboxSettings"
+	OpAddApprover      = "Add-CustomerLockboxApprover"
+	OpRemoveApprover   = "Remove-CustomerLockboxApprover"
+	ApprovalApprove    = "Approve"
+	ApprovalDeny       = "Deny"
+	ResultSucceeded    = "Succeeded"
+	OperatorUserID     = "Microsoft Operator"
+	SystemUserID       = "Customer Lockbox"
+	WorkloadLockbox    = "CustomerLockbox"
+	creationTimeLayout = time.RFC3339
+)
+
+// Record is one audit record. Field names follow the unified audit log so
+// existing tooling and habits carry over.
+type Record struct {
+	Id             string    `json:"Id"`
+	CreationTime   time.Time `json:"CreationTime"`
+	Operation      string    `json:"Operation"`
+	OrganizationId string    `json:"OrganizationId"`
+	// Workload is the service (exchange, sharepoint, onedrive) for request
+	// and operator records, CustomerLockbox for tenant settings.
+	Workload string `json:"Workload"`
+	// UserId is "Microsoft Operator" for the provider's actions, the real
+	// user for the tenant's own, and "Customer Lockbox" for Lockbox itself.
+	UserId           string `json:"UserId"`
+	ClientIP         string `json:"ClientIP,omitempty"`
+	ObjectId         string `json:"ObjectId,omitempty"`
+	ResultStatus     string `json:"ResultStatus"`
+	LockboxRequestId string `json:"LockboxRequestId,omitempty"`
+	ApprovalDecision string `json:"ApprovalDecision,omitempty"`
+	Comment          string `json:"Comment,omitempty"`
+	// ProviderUserId is the provider staff member behind "Microsoft
+	// Operator". It is provider-only: TenantView removes it.
+	ProviderUserId string `json:"ProviderUserId,omitempty"`
+}
+
+// TenantView returns the record as tenant users may see it.
+func (r Record) TenantView() Record {
+	r.ProviderUserId = ""
+	return r
+}

@@ -1,0 +1,179 @@
+// Package grants owns the lockbox request lifecycle: the request and grant
+// types, the pure transition function that encodes every rule of the
+// workflow (two-person rule, tenant approvers, 4 h grants, 12 h decision
+// window), and the Redis store that applies transitions atomically.
+//
+// It knows nothing of HTTP. Time always comes from the caller.
+package grants
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// State is where a request is in its lifecycle.
+type State string
+
+// The request states of the product contract.
+const (
+	StatePendingManager  State = "pending_manager"
+	StatePendingCustomer State = "pending_customer"
+	StateApproved        State = "approved"
+	StateCompleted       State = "completed"
+	StateRevoked         State = "revoked"
+	StateDenied          State = "denied"
+	StateExpired         State = "expired"
+	StateCanceled        State = "canceled"
+)
+
+// States lists every state, in lifecycle order.
+var States = []State{
+	StatePendingManager, StatePendingCustomer, StateApproved, StateCompleted,
+	StateRevoked, StateDenied, StateExpired, StateCanceled,
+}
+
+// Valid reports whether s is a known state.
+func (s State) Valid() bool { return slices.Contains(States, s) }
+
+// Pending reports whether a decision is still awaited.
+func (s State) Pending() bool { return s == StatePendingManager || s == StatePendingCustomer }
+
+// Final reports whether no further transition is possible.
+func (s State) Final() bool { return !s.Pending() && s != StateApproved }
+
+// Action is something that moves a request between states.
+type Action string
+
+// The actions. Expire and Complete are taken by Lockbox itself, never by a user.
+const (
+	ActionCreate   Action = "create"
+	ActionApprove  Action = "approve"
+	ActionDeny     Action = "deny"
+	ActionCancel   Action = "cancel"
+	ActionRevoke   Action = "revoke"
+	ActionExpire   Action = "expire"
+	ActionComplete Action = "complete"
+)
+
+// Limits of the workflow.
+const (
+	// MaxDuration is the longest access window a request may ask for.
+	MaxDuration = 4 * time.Hour
+	// DecisionWindow is how long each approval stage waits for a decision
+	// before the request expires.
+	DecisionWindow = 12 * time.Hour
+)
+
+// Services are the tenant data services requests can name.
+var Services = []string{"exchange", "sharepoint", "onedrive"}
+
+// SystemActor is the actor recorded for transitions Lockbox takes itself.
+const SystemActor = "lockbox"
+
+// Request is a lockbox request and, once approved, the grant it carries.
+type Request struct {
+	ID             string   `json:"id"`
+	Tenant         string   `json:"tenant"`
+	Service        string   `json:"service"`
+	ServiceRequest string   `json:"service_request"`
+	Reason         string   `json:"reason"`
+	Duration       Duration `json:"duration"`
+	// Activities the engineer asked for; empty means the service's
+	// pre-approved read activities (policy decides).
+	Activities []string  `json:"activities"`
+	Requester  string    `json:"requester"`
+	State      State     `json:"state"`
+	CreatedAt  time.Time `json:"created_at"`
+	// DecideBy is when the current pending stage expires.
+	DecideBy *time.Time `json:"decide_by,omitempty"`
+	// ManagerApprover is the support manager who approved.
+	ManagerApprover string `json:"manager_approver,omitempty"`
+	// Approver is who gave the final approval: a tenant approver, or the
+	// manager when the tenant's lockbox is off.
+	Approver   string     `json:"approver,omitempty"`
+	ApprovedAt *time.Time `json:"approved_at,omitempty"`
+	ExpiresAt  *time.Time `json:"expires_at,omitempty"`
+	History    []Event    `json:"history"`
+}
+
+// ActorKind says on whose side an actor stands.
+type ActorKind string
+
+// Actor kinds. Tenant users see provider actors as "Microsoft Operator".
+const (
+	KindProvider ActorKind = "provider"
+	KindTenant   ActorKind = "tenant"
+	KindSystem   ActorKind = "system"
+)
+
+// Event is one entry of a request's history.
+type Event struct {
+	Action    Action    `json:"action"`
+	Actor     string    `json:"actor"`
+	ActorKind ActorKind `json:"actor_kind"`
+	From      State     `json:"from,omitempty"`
+	To        State     `json:"to"`
+	At        time.Time `json:"at"`
+	ClientIP  string    `json:"client_ip,omitempty"`
+	Comment   string    `json:"comment,omitempty"`
+}
+
+// Grant is what the proxy reads for (tenant, operator, service): the
+// approved access, valid only while now < ExpiresAt.
+type Grant struct {
+	RequestID  string    `json:"request_id"`
+	Tenant     string    `json:"tenant"`
+	Operator   string    `json:"operator"`
+	Service    string    `json:"service"`
+	Activities []string  `json:"activities"`
+	Approver   string    `json:"approver"`
+	ApprovedAt time.Time `json:"approved_at"`
+	ExpiresAt  time.Time `json:"expires_at"`
+}
+
+// Valid reports whether the grant is in force at now. The check is on the
+// absolute expiry: a Redis TTL only cleans up.
+func (g Grant) Valid(now time.Time) bool { return now.Before(g.ExpiresAt) }
+
+// GrantOf returns the grant an approved request carries.
+func GrantOf(r Request) (Grant, bool) {
+	if r.State != StateApproved || r.ApprovedAt == nil || r.ExpiresAt == nil {
+		return Grant{}, false
+	}
+	return Grant{
+		RequestID:  r.ID,
+		Tenant:     r.Tenant,
+		Operator:   r.Requester,
+		Service:    r.Service,
+		Activities: slices.Clone(r.Activities),
+		Approver:   r.Approver,
+		ApprovedAt: *r.ApprovedAt,
+		ExpiresAt:  *r.ExpiresAt,
+	}, true
+}
+
+// Duration is a time.Duration that reads and writes Go duration strings
+// ("4h", "90m") in JSON.
+type Duration time.Duration
+
+// MarshalJSON writes the duration as a Go duration string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// UnmarshalJSON reads a Go duration string.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration must be a string such as \"2h\" or \"90m\"")
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("duration %q: %w", s, err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Std returns d as a time.Duration.
+func (d Duration) Std() time.Duration { return time.Duration(d) }

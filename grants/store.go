@@ -1,0 +1,593 @@
+package grants
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/identity"
+	"github.com/lockbox-oss/lockbox/internal/fault"
+	"github.com/lockbox-oss/lockbox/internal/keys"
+)
+
+// TenantDirectory answers the questions about a tenant that a transition
+// depends on.
+type TenantDirectory interface {
+	LockboxEnabled(ctx context.Context, tenant string) (bool, error)
+	IsApprover(ctx context.Context, tenant, user string) (bool, error)
+}
+
+// Config configures a Store.
+type Config struct {
+	Redis   redis.UniversalClient
+	Audit   *audit.Log
+	Tenants TenantDirectory
+	Catalog Catalog
+	// Now is the clock; every transition and expiry check reads it.
+	Now func() time.Time
+	// NewID returns request ids; UUID v7 by default.
+	NewID func() string
+	// MaxRetries bounds the optimistic-locking loop of one transition.
+	MaxRetries int
+	Logger     *slog.Logger
+}
+
+// CheckAndSetDefaults fills defaults and rejects missing dependencies.
+func (c *Config) CheckAndSetDefaults() error {
+	switch {
+	case c.Redis == nil:
+		return errors.New("grants: Redis is required")
+	case c.Audit == nil:
+		return errors.New("grants: Audit is required")
+	case c.Tenants == nil:
+		return errors.New("grants: Tenants is required")
+	case c.Catalog == nil:
+		return errors.New("grants: Catalog is required")
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.NewID == nil {
+		c.NewID = func() string { return uuid.Must(uuid.NewV7()).String() }
+	}
+	if c.MaxRetries <= 0 {
+		c.MaxRetries = 20
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// Store applies the lifecycle to requests kept in Redis. Each transition
+// reads the request under WATCH, runs the pure Apply, and commits the new
+// request, its grant, its indexes and its audit record in one MULTI, so a
+// request can't be approved and expired at once and no change goes
+// unaudited.
+type Store struct{ cfg Config }
+
+// NewStore returns a Store.
+func NewStore(cfg Config) (*Store, error) {
+	if err := cfg.CheckAndSetDefaults(); err != nil {
+		return nil, err
+	}
+	return &Store{cfg: cfg}, nil
+}
+
+// Create files a new request for actor.
+func (s *Store) Create(ctx context.Context, actor Actor, in CreateInput) (Request, error) {
+	r, err := New(in, actor, s.cfg.NewID(), s.cfg.Now(), s.cfg.Catalog)
+	if err != nil {
+		return Request{}, err
+	}
+	rdb := s.cfg.Redis
+	// Global indexes live outside the tenant's hash slot, so they can't join
+	// its transaction. They are written first: an index entry whose request
+	// never got committed is skipped by readers, while a committed request
+	// missing from an index would be lost to listings.
+	if _, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.SAdd(ctx, keys.Tenants(), r.Tenant)
+		p.Set(ctx, keys.RequestIndex(r.ID), r.Tenant, 0)
+		p.ZAdd(ctx, keys.AllRequests(), redis.Z{Score: score(r.CreatedAt), Member: r.Tenant + "/" + r.ID})
+		return nil
+	}); err != nil {
+		return Request{}, fault.Unavailable("grants: create", err)
+	}
+	open := keys.Open(r.Tenant, r.Requester, r.Service)
+	for range s.cfg.MaxRetries {
+		err = rdb.Watch(ctx, func(tx *redis.Tx) error {
+			if err := s.checkNoOpen(ctx, tx, open, r); err != nil {
+				return err
+			}
+			_, err := tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				p.Set(ctx, open, r.ID, 0)
+				p.ZAdd(ctx, keys.TenantRequests(r.Tenant), redis.Z{Score: score(r.CreatedAt), Member: r.ID})
+				return s.queue(ctx, p, Request{}, r)
+			})
+			return err
+		}, open)
+		if !errors.Is(err, redis.TxFailedErr) {
+			break
+		}
+	}
+	if err != nil {
+		return Request{}, s.storeErr("create", err)
+	}
+	s.cfg.Logger.InfoContext(ctx, "request created", "request_id", r.ID, "tenant", r.Tenant, "service", r.Service, "requester", r.Requester)
+	return r, nil
+}
+
+// checkNoOpen refuses a second open request of the same operator for the
+// same tenant and service: one grant key has one owner.
+func (s *Store) checkNoOpen(ctx context.Context, tx *redis.Tx, open string, r Request) error {
+	id, err := tx.Get(ctx, open).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	prev, err := s.load(ctx, tx, r.Tenant, id)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if prev, _ = Settle(prev, s.cfg.Now()); prev.State.Final() {
+		return nil
+	}
+	return newErr(ErrConflict, "open_request_exists",
+		"you already have request %s (%s) for %s on tenant %s; cancel it or wait for it to end", prev.ID, prev.State, r.Service, r.Tenant)
+}
+
+// Act applies act to request id on behalf of actor.
+func (s *Store) Act(ctx context.Context, id string, act Action, actor Actor, comment string) (Request, error) {
+	if act == ActionCreate || act == ActionExpire || act == ActionComplete {
+		return Request{}, newErr(ErrInvalid, "invalid_action", "%s is not an action users take", act)
+	}
+	tenant, err := s.tenantOf(ctx, id)
+	if err != nil {
+		return Request{}, err
+	}
+	r, err := s.update(ctx, tenant, id, act, func(r Request, env Env) (Request, error) {
+		if err := s.canSee(ctx, actor.Principal, r); err != nil {
+			return r, err
+		}
+		if act == ActionApprove || act == ActionDeny || act == ActionRevoke {
+			if env.LockboxEnabled, err = s.cfg.Tenants.LockboxEnabled(ctx, r.Tenant); err != nil {
+				return r, err
+			}
+			if p := actor.Principal; p.InTenant(r.Tenant) {
+				if env.AssignedApprover, err = s.cfg.Tenants.IsApprover(ctx, r.Tenant, p.Subject); err != nil {
+					return r, err
+				}
+			}
+		}
+		return Apply(r, act, actor, comment, env)
+	})
+	if err != nil {
+		return r, err
+	}
+	return s.view(actor.Principal, r), nil
+}
+
+// Get returns request id as p may see it.
+func (s *Store) Get(ctx context.Context, p identity.Principal, id string) (Request, error) {
+	tenant, err := s.tenantOf(ctx, id)
+	if err != nil {
+		return Request{}, err
+	}
+	r, err := s.load(ctx, s.cfg.Redis, tenant, id)
+	if err != nil {
+		return Request{}, err
+	}
+	if err := s.canSee(ctx, p, r); err != nil {
+		return Request{}, err
+	}
+	if _, due := Settle(r, s.cfg.Now()); due {
+		if r, err = s.settle(ctx, tenant, id); err != nil {
+			return Request{}, err
+		}
+	}
+	return s.view(p, r), nil
+}
+
+// Filter narrows List.
+type Filter struct {
+	Tenant       string
+	State        State
+	CreatedAfter time.Time
+	// Limit caps the result; 0 means 100, at most 1000.
+	Limit int
+}
+
+// List returns the requests p may see that match f, newest first.
+// Tenant users see only their tenant's; operators only their own.
+func (s *Store) List(ctx context.Context, p identity.Principal, f Filter) ([]Request, error) {
+	if f.Tenant != "" {
+		if err := keys.ValidTenant(f.Tenant); err != nil {
+			return nil, newErr(ErrInvalid, "invalid_tenant", "%v", err)
+		}
+	}
+	if f.State != "" && !f.State.Valid() {
+		return nil, newErr(ErrInvalid, "invalid_state", "unknown state %q", f.State)
+	}
+	switch {
+	case f.Limit <= 0:
+		f.Limit = 100
+	case f.Limit > 1000:
+		f.Limit = 1000
+	}
+	if !p.IsProvider() {
+		if f.Tenant != "" && f.Tenant != p.TenantID {
+			return nil, newErr(ErrForbidden, "forbidden", "you may only list requests of tenant %s", p.TenantID)
+		}
+		f.Tenant = p.TenantID
+	}
+	index, member := keys.AllRequests(), func(m string) (string, string, bool) { return strings.Cut(m, "/") }
+	if f.Tenant != "" {
+		index, member = keys.TenantRequests(f.Tenant), func(m string) (string, string, bool) { return f.Tenant, m, true }
+	}
+	min := "-inf"
+	if !f.CreatedAfter.IsZero() {
+		min = fmt.Sprintf("(%d", f.CreatedAfter.UnixMilli())
+	}
+	now := s.cfg.Now()
+	out := []Request{}
+	const page = 200
+	for offset := int64(0); len(out) < f.Limit; offset += page {
+		ids, err := s.cfg.Redis.ZRevRangeByScore(ctx, index, &redis.ZRangeBy{Min: min, Max: "+inf", Offset: offset, Count: page}).Result()
+		if err != nil {
+			return nil, fault.Unavailable("grants: list", err)
+		}
+		if len(ids) == 0 {
+			break
+		}
+		cmds := make([]*redis.StringCmd, len(ids))
+		if _, err := s.cfg.Redis.Pipelined(ctx, func(pl redis.Pipeliner) error {
+			for i, m := range ids {
+				t, id, _ := member(m)
+				cmds[i] = pl.Get(ctx, keys.Request(t, id))
+			}
+			return nil
+		}); err != nil && !errors.Is(err, redis.Nil) {
+			return nil, fault.Unavailable("grants: list", err)
+		}
+		for _, c := range cmds {
+			b, err := c.Bytes()
+			if errors.Is(err, redis.Nil) {
+				continue // index written, request never committed
+			}
+			var r Request
+			if err != nil || json.Unmarshal(b, &r) != nil {
+				return nil, fault.Unavailable("grants: list", fmt.Errorf("read %s: %v", c.Args()[1], err))
+			}
+			// The sweeper persists time-driven transitions; a listing
+			// shows them at once.
+			r, _ = Settle(r, now)
+			if s.canSee(ctx, p, r) != nil || (f.State != "" && r.State != f.State) {
+				continue
+			}
+			if out = append(out, s.view(p, r)); len(out) == f.Limit {
+				break
+			}
+		}
+	}
+	return out, nil
+}
+
+// Grant returns the live grant for (tenant, operator, service) with one
+// Redis read. It returns ErrNotFound when there is none; the caller must
+// still check Grant.Valid against its clock.
+func (s *Store) Grant(ctx context.Context, tenant, operator, service string) (Grant, error) {
+	if keys.ValidTenant(tenant) != nil || keys.ValidUser(operator) != nil || !slices.Contains(Services, service) {
+		return Grant{}, newErr(ErrInvalid, "invalid_grant_key", "invalid tenant, operator or service")
+	}
+	b, err := s.cfg.Redis.Get(ctx, keys.Grant(tenant, operator, service)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return Grant{}, newErr(ErrNotFound, "no_grant", "no grant")
+	}
+	if err != nil {
+		return Grant{}, fault.Unavailable("grants: grant", err)
+	}
+	var g Grant
+	if err := json.Unmarshal(b, &g); err != nil {
+		return Grant{}, fault.Unavailable("grants: grant", err)
+	}
+	return g, nil
+}
+
+// Sweep settles every request whose decision window or grant has ended by
+// now: pending ones expire, approved ones complete. It returns how many it
+// changed. Several replicas may sweep at once: each transition is atomic
+// and settling twice is a no-op.
+func (s *Store) Sweep(ctx context.Context) (int, error) {
+	tenants, err := s.cfg.Redis.SMembers(ctx, keys.Tenants()).Result()
+	if err != nil {
+		return 0, fault.Unavailable("grants: sweep", err)
+	}
+	now := s.cfg.Now()
+	n := 0
+	for _, t := range tenants {
+		if keys.ValidTenant(t) != nil {
+			continue
+		}
+		ids, err := s.cfg.Redis.ZRangeByScore(ctx, keys.TenantDeadlines(t), &redis.ZRangeBy{Min: "-inf", Max: fmt.Sprint(now.UnixMilli())}).Result()
+		if err != nil {
+			return n, fault.Unavailable("grants: sweep", err)
+		}
+		for _, id := range ids {
+			before, err := s.load(ctx, s.cfg.Redis, t, id)
+			if err != nil {
+				if errors.Is(err, ErrNotFound) {
+					s.cfg.Redis.ZRem(ctx, keys.TenantDeadlines(t), id)
+					continue
+				}
+				return n, err
+			}
+			after, err := s.settle(ctx, t, id)
+			if err != nil {
+				return n, err
+			}
+			if after.State != before.State {
+				n++
+			}
+		}
+	}
+	return n, nil
+}
+
+// settle persists the time-driven transitions of one request.
+func (s *Store) settle(ctx context.Context, tenant, id string) (Request, error) {
+	return s.update(ctx, tenant, id, "", nil)
+}
+
+// update is the optimistic-locking loop every transition goes through.
+// With fn nil it only settles. When settling changes the request, the
+// settled request is committed and fn is not called: the action then fails
+// with a TransitionError naming the new state.
+func (s *Store) update(ctx context.Context, tenant, id string, act Action, fn func(Request, Env) (Request, error)) (Request, error) {
+	key := keys.Request(tenant, id)
+	var out Request
+	var actErr error
+	for range s.cfg.MaxRetries {
+		actErr = nil
+		err := s.cfg.Redis.Watch(ctx, func(tx *redis.Tx) error {
+			cur, err := s.load(ctx, tx, tenant, id)
+			if err != nil {
+				return err
+			}
+			now := s.cfg.Now()
+			next, settled := Settle(cur, now)
+			switch {
+			case settled && fn != nil:
+				actErr = &TransitionError{Action: act, State: next.State}
+			case !settled && fn == nil:
+				out = cur
+				return nil
+			case !settled:
+				next, err = fn(cur, Env{Now: now})
+				if err != nil {
+					out = cur
+					return err
+				}
+			}
+			out = next
+			if len(next.History) == len(cur.History) {
+				return nil // idempotent retry: nothing to write
+			}
+			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				return s.queue(ctx, p, cur, next)
+			})
+			return err
+		}, key, keys.Settings(tenant), keys.Approvers(tenant))
+		if errors.Is(err, redis.TxFailedErr) {
+			continue
+		}
+		if err != nil {
+			return out, s.storeErr("update", err)
+		}
+		if actErr != nil {
+			return out, actErr
+		}
+		return out, nil
+	}
+	return out, newErr(ErrConflict, "conflict", "request %s is changing concurrently; retry", id)
+}
+
+// queue adds to p the writes that take a request from prev to next: the
+// request itself, its grant, its indexes and one audit record per new
+// history event.
+func (s *Store) queue(ctx context.Context, p redis.Pipeliner, prev, next Request) error {
+	b, err := json.Marshal(next)
+	if err != nil {
+		return err
+	}
+	p.Set(ctx, keys.Request(next.Tenant, next.ID), b, 0)
+	deadlines := keys.TenantDeadlines(next.Tenant)
+	switch {
+	case next.State.Pending() && next.DecideBy != nil:
+		p.ZAdd(ctx, deadlines, redis.Z{Score: score(*next.DecideBy), Member: next.ID})
+	case next.State == StateApproved && next.ExpiresAt != nil:
+		p.ZAdd(ctx, deadlines, redis.Z{Score: score(*next.ExpiresAt), Member: next.ID})
+	default:
+		p.ZRem(ctx, deadlines, next.ID)
+	}
+	grantKey := keys.Grant(next.Tenant, next.Requester, next.Service)
+	if g, ok := GrantOf(next); ok && prev.State != StateApproved {
+		gb, err := json.Marshal(g)
+		if err != nil {
+			return err
+		}
+		// The TTL is cleanup only; readers check ExpiresAt. It is relative
+		// to our clock, not Redis's, so an injected clock stays coherent.
+		p.Set(ctx, grantKey, gb, g.ExpiresAt.Sub(s.cfg.Now()))
+	}
+	if prev.State == StateApproved && next.State != StateApproved {
+		// One open request per (tenant, operator, service) means this
+		// request owns the grant key.
+		p.Del(ctx, grantKey)
+	}
+	if next.State.Final() {
+		// Only this request can own the open marker (Create refuses a
+		// second), so deleting it is safe.
+		p.Del(ctx, keys.Open(next.Tenant, next.Requester, next.Service))
+	}
+	for _, ev := range next.History[len(prev.History):] {
+		if err := s.cfg.Audit.AppendTx(ctx, p, recordFor(next, ev)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// recordFor builds the audit record of one history event.
+func recordFor(r Request, ev Event) audit.Record {
+	rec := audit.Record{
+		CreationTime:     ev.At,
+		OrganizationId:   r.Tenant,
+		Workload:         r.Service,
+		ClientIP:         ev.ClientIP,
+		ObjectId:         r.ID,
+		LockboxRequestId: r.ID,
+		Comment:          ev.Comment,
+		UserId:           ev.Actor,
+	}
+	switch ev.ActorKind {
+	case KindSystem:
+		rec.UserId, rec.ClientIP = audit.SystemUserID, ""
+	case KindProvider:
+		// Tenants see the provider's staff as "Microsoft Operator"; the
+		// person is kept for the provider's own investigations.
+		rec.UserId, rec.ProviderUserId = audit.OperatorUserID, ev.Actor
+	}
+	decision := map[Action]string{ActionApprove: audit.ApprovalApprove, ActionDeny: audit.ApprovalDeny}[ev.Action]
+	switch ev.Action {
+	case ActionCreate:
+		rec.Operation, rec.Comment = audit.OpNewRequest, r.Reason
+	case ActionApprove, ActionDeny:
+		rec.ApprovalDecision = decision
+		rec.Operation = audit.OpTenantDecision
+		if ev.From == StatePendingManager {
+			rec.Operation = audit.OpManagerDecision
+		}
+	case ActionCancel:
+		rec.Operation = audit.OpCancelRequest
+	case ActionRevoke:
+		rec.Operation = audit.OpRevokeAccess
+	case ActionExpire:
+		rec.Operation = audit.OpExpireRequest
+	case ActionComplete:
+		rec.Operation = audit.OpCompleteAccess
+	}
+	return rec
+}
+
+// canSee is the read rule: provider managers and auditors see every
+// request, operators their own; tenant users (global admins, assigned
+// approvers, auditors) their tenant's.
+func (s *Store) canSee(ctx context.Context, p identity.Principal, r Request) error {
+	switch {
+	case p.IsProvider() && (p.Has(identity.RoleSupportManager) || p.Has(identity.RoleAuditReader)):
+		return nil
+	case p.IsProvider() && p.Has(identity.RoleOperator) && p.Subject == r.Requester:
+		return nil
+	case p.InTenant(r.Tenant) && (p.Has(identity.RoleGlobalAdmin) || p.Has(identity.RoleAuditReader)):
+		return nil
+	case p.InTenant(r.Tenant):
+		ok, err := s.cfg.Tenants.IsApprover(ctx, r.Tenant, p.Subject)
+		if err != nil {
+			return err
+		}
+		if ok {
+			return nil
+		}
+	}
+	// Not found, not forbidden: don't confirm that the id exists.
+	return newErr(ErrNotFound, "not_found", "request %s not found", r.ID)
+}
+
+// view hides provider identities from tenant users.
+func (s *Store) view(p identity.Principal, r Request) Request {
+	if p.IsProvider() {
+		return r
+	}
+	return TenantView(r)
+}
+
+// TenantView returns r as tenant users see it: the provider's staff appear
+// as "Microsoft Operator".
+func TenantView(r Request) Request {
+	r.Requester = audit.OperatorUserID
+	if r.ManagerApprover != "" {
+		r.ManagerApprover = audit.OperatorUserID
+	}
+	h := make([]Event, len(r.History))
+	for i, ev := range r.History {
+		if ev.ActorKind == KindProvider {
+			if ev.Actor == r.Approver {
+				r.Approver = audit.OperatorUserID // lockbox off: the manager approved
+			}
+			ev.Actor, ev.ClientIP = audit.OperatorUserID, ""
+		}
+		h[i] = ev
+	}
+	r.History = h
+	return r
+}
+
+func (s *Store) tenantOf(ctx context.Context, id string) (string, error) {
+	if err := keys.ValidRequestID(id); err != nil {
+		return "", newErr(ErrInvalid, "invalid_request_id", "%v", err)
+	}
+	t, err := s.cfg.Redis.Get(ctx, keys.RequestIndex(id)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", newErr(ErrNotFound, "not_found", "request %s not found", id)
+	}
+	if err != nil {
+		return "", fault.Unavailable("grants: index", err)
+	}
+	return t, nil
+}
+
+type getter interface {
+	Get(ctx context.Context, key string) *redis.StringCmd
+}
+
+func (s *Store) load(ctx context.Context, g getter, tenant, id string) (Request, error) {
+	b, err := g.Get(ctx, keys.Request(tenant, id)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return Request{}, newErr(ErrNotFound, "not_found", "request %s not found", id)
+	}
+	if err != nil {
+		return Request{}, fault.Unavailable("grants: load", err)
+	}
+	var r Request
+	if err := json.Unmarshal(b, &r); err != nil {
+		return Request{}, fmt.Errorf("grants: request %s is corrupt: %w", id, err)
+	}
+	return r, nil
+}
+
+// storeErr keeps domain errors as they are and marks anything else as the
+// store being unavailable.
+func (s *Store) storeErr(op string, err error) error {
+	var fe *fault.Error
+	var te *TransitionError
+	if errors.As(err, &fe) || errors.As(err, &te) || errors.Is(err, ErrUnavailable) {
+		return err
+	}
+	return fault.Unavailable("grants: "+op, err)
+}
+
+func score(t time.Time) float64 { return float64(t.UnixMilli()) }

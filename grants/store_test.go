@@ -1,0 +1,412 @@
+package grants_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/grants"
+	"github.com/lockbox-oss/lockbox/identity"
+	"github.com/lockbox-oss/lockbox/internal/clock"
+	"github.com/lockbox-oss/lockbox/internal/keys"
+	"github.com/lockbox-oss/lockbox/internal/redistest"
+	"github.com/lockbox-oss/lockbox/tenants"
+)
+
+var t0 = time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
+
+type catalog map[string][]string
+
+func (c catalog) Activities(s string) ([]string, bool) { a, ok := c[s]; return a, ok }
+
+var cat = catalog{"exchange": {"Get-Mailbox", "New-MailboxRepairRequest"}, "sharepoint": {"Get-SPOSite"}, "onedrive": {"Get-OneDriveFile"}}
+
+func who(sub, tid string, roles ...identity.Role) grants.Actor {
+	return grants.Actor{Principal: identity.Principal{Subject: sub, TenantID: tid, Roles: roles}, ClientIP: "198.51.100.4"}
+}
+
+var (
+	operator    = who("alice", "", identity.RoleOperator)
+	manager     = who("mary", "", identity.RoleSupportManager)
+	globalAdmin = who("gina", "contoso", identity.RoleGlobalAdmin)
+	approver    = who("adam", "contoso", identity.RoleApprover)
+	otherAdmin  = who("fabian", "fabrikam", identity.RoleGlobalAdmin)
+	provAuditor = who("sue", "", identity.RoleAuditReader)
+)
+
+type env struct {
+	rdb     *redis.Client
+	clock   *clock.Fake
+	store   *grants.Store
+	tenants *tenants.Store
+	log     *audit.Log
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	rdb := redistest.Client(t)
+	return newEnvOn(t, rdb, clock.NewFake(t0))
+}
+
+// newEnvOn builds a store on rdb; several of them over one Redis act like
+// several Lockbox replicas.
+func newEnvOn(t *testing.T, rdb *redis.Client, c *clock.Fake) *env {
+	t.Helper()
+	log := audit.NewLog(rdb, c.Now)
+	ts := tenants.NewStore(rdb, log, c.Now)
+	s, err := grants.NewStore(grants.Config{Redis: rdb, Audit: log, Tenants: ts, Catalog: cat, Now: c.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{rdb: rdb, clock: c, store: s, tenants: ts, log: log}
+}
+
+func (e *env) create(t *testing.T, d time.Duration) grants.Request {
+	t.Helper()
+	r, err := e.store.Create(context.Background(), operator, grants.CreateInput{
+		Tenant: "contoso", Service: "exchange", ServiceRequest: "SR-7", Reason: "repair", Duration: grants.Duration(d),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func (e *env) act(t *testing.T, id string, a grants.Action, by grants.Actor) grants.Request {
+	t.Helper()
+	r, err := e.store.Act(context.Background(), id, a, by, "comment "+string(a))
+	if err != nil {
+		t.Fatalf("%s by %s: %v", a, by.Principal.Subject, err)
+	}
+	return r
+}
+
+func (e *env) operations(t *testing.T) []string {
+	t.Helper()
+	recs, err := e.log.List(context.Background(), "contoso", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ops []string
+	for i := len(recs) - 1; i >= 0; i-- { // oldest first
+		ops = append(ops, recs[i].Operation)
+	}
+	return ops
+}
+
+func TestLifecycleAuditAndGrant(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	if err := e.tenants.AddApprover(ctx, globalAdmin.Principal, "203.0.113.1", "contoso", "adam"); err != nil {
+		t.Fatal(err)
+	}
+	r := e.create(t, 2*time.Hour)
+	e.clock.Advance(time.Minute)
+	e.act(t, r.ID, grants.ActionApprove, manager)
+	if _, err := e.store.Grant(ctx, "contoso", "alice", "exchange"); !errors.Is(err, grants.ErrNotFound) {
+		t.Fatalf("grant before the tenant approved: %v", err)
+	}
+	e.clock.Advance(time.Minute)
+	approvedAt := e.clock.Now()
+	got := e.act(t, r.ID, grants.ActionApprove, approver)
+	if got.State != grants.StateApproved || got.Approver != "adam" {
+		t.Fatalf("request = %+v", got)
+	}
+
+	g, err := e.store.Grant(ctx, "contoso", "alice", "exchange")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.RequestID != r.ID || g.Approver != "adam" || !g.ApprovedAt.Equal(approvedAt) || !g.ExpiresAt.Equal(approvedAt.Add(2*time.Hour)) {
+		t.Fatalf("grant = %+v", g)
+	}
+	ttl := e.rdb.PTTL(ctx, keys.Grant("contoso", "alice", "exchange")).Val()
+	if ttl <= 2*time.Hour-time.Second || ttl > 2*time.Hour {
+		t.Fatalf("grant TTL = %s, want about 2h", ttl)
+	}
+
+	e.act(t, r.ID, grants.ActionRevoke, globalAdmin)
+	if _, err := e.store.Grant(ctx, "contoso", "alice", "exchange"); !errors.Is(err, grants.ErrNotFound) {
+		t.Fatalf("grant survived revocation: %v", err)
+	}
+
+	want := []string{audit.OpAddApprover, audit.OpNewRequest, audit.OpManagerDecision, audit.OpTenantDecision, audit.OpRevokeAccess}
+	if got := e.operations(t); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("audit operations = %v, want %v", got, want)
+	}
+	recs, _ := e.log.List(ctx, "contoso", 10)
+	dec := recs[1] // newest first: revoke, tenant decision, ...
+	if dec.Operation != audit.OpTenantDecision || dec.ApprovalDecision != "Approve" || dec.UserId != "adam" ||
+		dec.ObjectId != r.ID || dec.ClientIP != "198.51.100.4" || dec.Comment != "comment approve" ||
+		dec.OrganizationId != "contoso" || !dec.CreationTime.Equal(approvedAt) || dec.ProviderUserId != "" {
+		t.Fatalf("decision record = %+v", dec)
+	}
+	mgr := recs[2]
+	if mgr.UserId != audit.OperatorUserID || mgr.ProviderUserId != "mary" || mgr.ApprovalDecision != "Approve" {
+		t.Fatalf("manager record = %+v", mgr)
+	}
+}
+
+func TestExpiryAt12Hours(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	r := e.create(t, time.Hour)
+	e.clock.Advance(time.Hour)
+	e.act(t, r.ID, grants.ActionApprove, manager)
+
+	e.clock.Set(t0.Add(13*time.Hour - time.Millisecond))
+	if n, err := e.store.Sweep(ctx); err != nil || n != 0 {
+		t.Fatalf("sweep before the deadline: n=%d err=%v", n, err)
+	}
+	e.clock.Set(t0.Add(13 * time.Hour))
+	if n, err := e.store.Sweep(ctx); err != nil || n != 1 {
+		t.Fatalf("sweep at the deadline: n=%d err=%v", n, err)
+	}
+	if n, _ := e.store.Sweep(ctx); n != 0 {
+		t.Fatalf("second sweep changed %d requests", n)
+	}
+	got, err := e.store.Get(ctx, globalAdmin.Principal, r.ID)
+	if err != nil || got.State != grants.StateExpired {
+		t.Fatalf("state = %s, err = %v", got.State, err)
+	}
+	_, err = e.store.Act(ctx, r.ID, grants.ActionApprove, globalAdmin, "")
+	var te *grants.TransitionError
+	if !errors.As(err, &te) || te.State != grants.StateExpired {
+		t.Fatalf("approve after expiry: %v", err)
+	}
+	ops := e.operations(t)
+	if ops[len(ops)-1] != audit.OpExpireRequest {
+		t.Fatalf("operations = %v", ops)
+	}
+}
+
+// TestExpiryWithoutSweeper: an action at the deadline expires the request
+// even if no sweeper ran, and the expiry is recorded once.
+func TestExpiryWithoutSweeper(t *testing.T) {
+	e := newEnv(t)
+	r := e.create(t, time.Hour)
+	e.clock.Advance(12 * time.Hour)
+	_, err := e.store.Act(context.Background(), r.ID, grants.ActionApprove, manager, "")
+	if !errors.Is(err, grants.ErrConflict) || err.Error() != "cannot approve a request that is expired" {
+		t.Fatalf("err = %v", err)
+	}
+	_, err = e.store.Act(context.Background(), r.ID, grants.ActionDeny, manager, "")
+	if !errors.Is(err, grants.ErrConflict) {
+		t.Fatalf("err = %v", err)
+	}
+	if ops := e.operations(t); fmt.Sprint(ops) != fmt.Sprint([]string{audit.OpNewRequest, audit.OpExpireRequest}) {
+		t.Fatalf("operations = %v", ops)
+	}
+}
+
+func TestGrantCompletesAfterItsWindow(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	if _, err := e.tenants.PutSettings(ctx, globalAdmin.Principal, "", "contoso", tenants.Settings{LockboxEnabled: false}); err != nil {
+		t.Fatal(err)
+	}
+	r := e.create(t, 4*time.Hour)
+	got := e.act(t, r.ID, grants.ActionApprove, manager)
+	if got.State != grants.StateApproved || got.Approver != "mary" {
+		t.Fatalf("lockbox off: %+v", got)
+	}
+	g, err := e.store.Grant(ctx, "contoso", "alice", "exchange")
+	if err != nil || !g.ExpiresAt.Equal(t0.Add(4*time.Hour)) {
+		t.Fatalf("grant = %+v, %v", g, err)
+	}
+	e.clock.Set(t0.Add(4*time.Hour - time.Nanosecond))
+	if !g.Valid(e.clock.Now()) {
+		t.Fatal("grant invalid before its expiry")
+	}
+	e.clock.Set(t0.Add(4 * time.Hour))
+	if g.Valid(e.clock.Now()) {
+		t.Fatal("grant valid at its expiry")
+	}
+	if n, err := e.store.Sweep(ctx); err != nil || n != 1 {
+		t.Fatalf("sweep: %d %v", n, err)
+	}
+	if _, err := e.store.Grant(ctx, "contoso", "alice", "exchange"); !errors.Is(err, grants.ErrNotFound) {
+		t.Fatalf("grant after completion: %v", err)
+	}
+	got, _ = e.store.Get(ctx, manager.Principal, r.ID)
+	if got.State != grants.StateCompleted {
+		t.Fatalf("state = %s", got.State)
+	}
+	// The operator may file the next request now.
+	e.create(t, time.Hour)
+}
+
+func TestOneOpenRequestPerOperatorAndService(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	first := e.create(t, time.Hour)
+	_, err := e.store.Create(ctx, operator, grants.CreateInput{Tenant: "contoso", Service: "exchange", ServiceRequest: "SR-8", Reason: "again", Duration: grants.Duration(time.Hour)})
+	if !errors.Is(err, grants.ErrConflict) {
+		t.Fatalf("second open request: %v", err)
+	}
+	// Another service is fine.
+	if _, err := e.store.Create(ctx, operator, grants.CreateInput{Tenant: "contoso", Service: "onedrive", ServiceRequest: "SR-8", Reason: "files", Duration: grants.Duration(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	e.act(t, first.ID, grants.ActionCancel, operator)
+	e.create(t, time.Hour)
+}
+
+func TestVisibility(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	r := e.create(t, time.Hour)
+	if _, err := e.store.Get(ctx, otherAdmin.Principal, r.ID); !errors.Is(err, grants.ErrNotFound) {
+		t.Fatalf("other tenant's admin: %v", err)
+	}
+	if _, err := e.store.Get(ctx, approver.Principal, r.ID); !errors.Is(err, grants.ErrNotFound) {
+		t.Fatalf("unassigned tenant user: %v", err)
+	}
+	if _, err := e.store.Get(ctx, who("bob", "", identity.RoleOperator).Principal, r.ID); !errors.Is(err, grants.ErrNotFound) {
+		t.Fatalf("another operator: %v", err)
+	}
+	v, err := e.store.Get(ctx, globalAdmin.Principal, r.ID)
+	if err != nil || v.Requester != audit.OperatorUserID {
+		t.Fatalf("tenant view: %+v %v", v, err)
+	}
+	p, err := e.store.Get(ctx, provAuditor.Principal, r.ID)
+	if err != nil || p.Requester != "alice" {
+		t.Fatalf("provider view: %+v %v", p, err)
+	}
+	if _, err := e.store.Get(ctx, manager.Principal, "not-a-uuid"); !errors.Is(err, grants.ErrInvalid) {
+		t.Fatalf("bad id: %v", err)
+	}
+	if _, err := e.store.Get(ctx, manager.Principal, "01900000-0000-7000-8000-000000000000"); !errors.Is(err, grants.ErrNotFound) {
+		t.Fatalf("unknown id: %v", err)
+	}
+}
+
+func TestList(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	a := e.create(t, time.Hour)
+	e.clock.Advance(time.Minute)
+	b, err := e.store.Create(ctx, who("bob", "", identity.RoleOperator), grants.CreateInput{Tenant: "fabrikam", Service: "sharepoint", ServiceRequest: "SR-9", Reason: "site", Duration: grants.Duration(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.act(t, b.ID, grants.ActionDeny, manager)
+
+	ids := func(rs []grants.Request) (out []string) {
+		for _, r := range rs {
+			out = append(out, r.ID)
+		}
+		return out
+	}
+	tests := []struct {
+		name string
+		p    grants.Actor
+		f    grants.Filter
+		want []string
+		err  error
+	}{
+		{"manager sees all, newest first", manager, grants.Filter{}, []string{b.ID, a.ID}, nil},
+		{"tenant filter", manager, grants.Filter{Tenant: "contoso"}, []string{a.ID}, nil},
+		{"state filter", manager, grants.Filter{State: grants.StateDenied}, []string{b.ID}, nil},
+		{"created after", manager, grants.Filter{CreatedAfter: t0}, []string{b.ID}, nil},
+		{"limit", manager, grants.Filter{Limit: 1}, []string{b.ID}, nil},
+		{"operator sees own", operator, grants.Filter{}, []string{a.ID}, nil},
+		{"tenant admin sees own tenant", otherAdmin, grants.Filter{}, []string{b.ID}, nil},
+		{"tenant admin can't list another tenant", otherAdmin, grants.Filter{Tenant: "contoso"}, nil, grants.ErrForbidden},
+		{"bad state", manager, grants.Filter{State: "bogus"}, nil, grants.ErrInvalid},
+		{"bad tenant", manager, grants.Filter{Tenant: "a:b"}, nil, grants.ErrInvalid},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rs, err := e.store.List(ctx, tc.p.Principal, tc.f)
+			if !errors.Is(err, tc.err) {
+				t.Fatalf("err = %v, want %v", err, tc.err)
+			}
+			if fmt.Sprint(ids(rs)) != fmt.Sprint(tc.want) {
+				t.Fatalf("ids = %v, want %v", ids(rs), tc.want)
+			}
+		})
+	}
+}
+
+// TestConcurrentDecisions races approve, deny, cancel and the sweeper on
+// one request from separate replicas: exactly one transition wins, and the
+// audit log has exactly one record for it.
+func TestConcurrentDecisions(t *testing.T) {
+	rdb := redistest.Client(t)
+	opts := rdb.Options()
+	for round := range 20 {
+		c := clock.NewFake(t0)
+		replicas := make([]*env, 4)
+		for i := range replicas {
+			replicas[i] = newEnvOn(t, redis.NewClient(opts), c)
+			t.Cleanup(func() { replicas[i].rdb.Close() })
+		}
+		ctx := context.Background()
+		rdb.FlushDB(ctx)
+		r := replicas[0].create(t, time.Hour)
+		replicas[0].act(t, r.ID, grants.ActionApprove, manager)
+		// Half the rounds race at the deadline, where only expiry can win.
+		atDeadline := round%2 == 1
+		if atDeadline {
+			c.Set(t0.Add(12 * time.Hour))
+		}
+		actions := []func() error{
+			func() error { _, err := replicas[0].store.Act(ctx, r.ID, grants.ActionApprove, globalAdmin, ""); return err },
+			func() error {
+				_, err := replicas[1].store.Act(ctx, r.ID, grants.ActionDeny, who("gus", "contoso", identity.RoleGlobalAdmin), "")
+				return err
+			},
+			func() error { _, err := replicas[2].store.Act(ctx, r.ID, grants.ActionCancel, operator, ""); return err },
+			func() error {
+				n, err := replicas[3].store.Sweep(ctx)
+				if err == nil && n == 0 {
+					return errors.New("sweep changed nothing")
+				}
+				return err
+			},
+		}
+		var wg sync.WaitGroup
+		errs := make([]error, len(actions))
+		start := make(chan struct{})
+		for i, f := range actions {
+			wg.Go(func() { <-start; errs[i] = f() })
+		}
+		close(start)
+		wg.Wait()
+		wins := 0
+		for i, err := range errs {
+			switch {
+			case err == nil:
+				wins++
+			case i < 3 && !errors.Is(err, grants.ErrConflict):
+				t.Fatalf("round %d: action %d failed unexpectedly: %v", round, i, err)
+			}
+		}
+		if !atDeadline && wins != 1 {
+			t.Fatalf("round %d: %d transitions won (%v)", round, wins, errs)
+		}
+		// At the deadline, every action expires the request first; the
+		// sweeper may or may not be the one that records it.
+		final, err := replicas[0].store.Get(ctx, manager.Principal, r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if atDeadline && final.State != grants.StateExpired {
+			t.Fatalf("round %d: state at the deadline = %s", round, final.State)
+		}
+		ops := replicas[0].operations(t)
+		if len(ops) != 3 {
+			t.Fatalf("round %d: audit = %v, want create, manager decision and exactly one more", round, ops)
+		}
+		if len(final.History) != 3 {
+			t.Fatalf("round %d: history has %d events", round, len(final.History))
+		}
+	}
+}

@@ -1,0 +1,278 @@
+package grants
+
+import (
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/lockbox-oss/lockbox/identity"
+	"github.com/lockbox-oss/lockbox/internal/keys"
+)
+
+// Actor is who takes an action, as the lifecycle sees them.
+type Actor struct {
+	Principal identity.Principal
+	// ClientIP is the socket peer the action came from, for the history
+	// and the audit record.
+	ClientIP string
+}
+
+func (a Actor) kind() ActorKind {
+	if a.Principal.IsProvider() {
+		return KindProvider
+	}
+	return KindTenant
+}
+
+var system = Actor{Principal: identity.Principal{Subject: SystemActor}}
+
+// Env holds what Apply needs beyond the request: the time, and facts about
+// the tenant that the store looks up before calling it.
+type Env struct {
+	Now time.Time
+	// LockboxEnabled is the tenant's on/off switch. Off, the manager's
+	// approval is final.
+	LockboxEnabled bool
+	// AssignedApprover reports whether the actor is one of the users the
+	// tenant's global admins assigned as lockbox approvers.
+	AssignedApprover bool
+}
+
+// CreateInput is what an engineer files.
+type CreateInput struct {
+	Tenant         string   `json:"tenant"`
+	Service        string   `json:"service"`
+	ServiceRequest string   `json:"service_request"`
+	Reason         string   `json:"reason"`
+	Duration       Duration `json:"duration"`
+	Activities     []string `json:"activities,omitempty"`
+}
+
+// Catalog tells which activities a service has. The activity catalog lives
+// beside the policies, not in Go code.
+type Catalog interface {
+	// Activities returns the activity names of service, and false when the
+	// service is unknown.
+	Activities(service string) ([]string, bool)
+}
+
+// Limits on free-text fields, so a request stays a reasonable size.
+const (
+	maxReason         = 2000
+	maxServiceRequest = 64
+	maxComment        = 1000
+)
+
+// New validates in and returns a new request filed by actor.
+func New(in CreateInput, actor Actor, id string, now time.Time, cat Catalog) (Request, error) {
+	p := actor.Principal
+	if !p.IsProvider() || !p.Has(identity.RoleOperator) {
+		return Request{}, newErr(ErrForbidden, "forbidden", "only the provider's operators can file lockbox requests")
+	}
+	if err := keys.ValidTenant(in.Tenant); err != nil {
+		return Request{}, newErr(ErrInvalid, "invalid_tenant", "%v", err)
+	}
+	if !slices.Contains(Services, in.Service) {
+		return Request{}, newErr(ErrInvalid, "invalid_service", "service %q must be one of %s", in.Service, strings.Join(Services, ", "))
+	}
+	in.ServiceRequest = strings.TrimSpace(in.ServiceRequest)
+	if in.ServiceRequest == "" {
+		return Request{}, newErr(ErrInvalid, "invalid_service_request", "service_request (the support case number) is required")
+	}
+	if len(in.ServiceRequest) > maxServiceRequest || !printable(in.ServiceRequest) {
+		return Request{}, newErr(ErrInvalid, "invalid_service_request", "service_request must be at most %d printable characters", maxServiceRequest)
+	}
+	in.Reason = strings.TrimSpace(in.Reason)
+	if in.Reason == "" {
+		return Request{}, newErr(ErrInvalid, "invalid_reason", "reason is required")
+	}
+	if len(in.Reason) > maxReason {
+		return Request{}, newErr(ErrInvalid, "invalid_reason", "reason must be at most %d bytes", maxReason)
+	}
+	if d := in.Duration.Std(); d <= 0 || d > MaxDuration {
+		return Request{}, newErr(ErrInvalid, "invalid_duration", "duration must be more than 0 and at most %s, got %s", "4h", d)
+	}
+	known, ok := cat.Activities(in.Service)
+	if !ok {
+		return Request{}, newErr(ErrInvalid, "invalid_service", "service %q has no activity catalog", in.Service)
+	}
+	var acts []string
+	for _, a := range in.Activities {
+		if !slices.Contains(known, a) {
+			return Request{}, newErr(ErrInvalid, "invalid_activity", "activity %q is not an activity of %s", a, in.Service)
+		}
+		if !slices.Contains(acts, a) {
+			acts = append(acts, a)
+		}
+	}
+	if acts == nil {
+		acts = []string{}
+	}
+	now = now.UTC()
+	deadline := now.Add(DecisionWindow)
+	return Request{
+		ID:             id,
+		Tenant:         in.Tenant,
+		Service:        in.Service,
+		ServiceRequest: in.ServiceRequest,
+		Reason:         in.Reason,
+		Duration:       in.Duration,
+		Activities:     acts,
+		Requester:      p.Subject,
+		State:          StatePendingManager,
+		CreatedAt:      now,
+		DecideBy:       &deadline,
+		History: []Event{{
+			Action: ActionCreate, Actor: p.Subject, ActorKind: KindProvider,
+			To: StatePendingManager, At: now, ClientIP: actor.ClientIP,
+		}},
+	}, nil
+}
+
+// Settle applies the transitions time alone causes: a pending stage whose
+// decision window has passed expires, and an approved request whose grant
+// has run out completes. It reports whether r changed. It is the first step
+// of every action, so a request can never be approved after it expired.
+func Settle(r Request, now time.Time) (Request, bool) {
+	now = now.UTC()
+	switch {
+	case r.State.Pending() && r.DecideBy != nil && !now.Before(*r.DecideBy):
+		return move(r, ActionExpire, system, "decision window of 12h elapsed", StateExpired, *r.DecideBy), true
+	case r.State == StateApproved && r.ExpiresAt != nil && !now.Before(*r.ExpiresAt):
+		return move(r, ActionComplete, system, "access window ended", StateCompleted, *r.ExpiresAt), true
+	}
+	return r, false
+}
+
+// Apply returns r after actor takes act, or an error saying why not. It is
+// pure: the store supplies env and persists the result atomically.
+//
+// Retrying an action that already took effect (same actor, same action, the
+// request still in the state it produced) returns r unchanged and no error,
+// so clients can retry safely.
+func Apply(r Request, act Action, actor Actor, comment string, env Env) (Request, error) {
+	if r, changed := Settle(r, env.Now); changed {
+		return r, &TransitionError{Action: act, State: r.State}
+	}
+	if len(comment) > maxComment {
+		return r, newErr(ErrInvalid, "invalid_comment", "comment must be at most %d bytes", maxComment)
+	}
+	p := actor.Principal
+	if retried(r, act, p.Subject) {
+		return r, nil
+	}
+	now := env.Now.UTC()
+	switch act {
+	case ActionApprove, ActionDeny:
+		switch r.State {
+		case StatePendingManager:
+			if err := checkManager(r, p, act); err != nil {
+				return r, err
+			}
+			if act == ActionDeny {
+				return move(r, act, actor, comment, StateDenied, now), nil
+			}
+			r.ManagerApprover = p.Subject
+			if !env.LockboxEnabled {
+				return approve(r, actor, comment, now), nil
+			}
+			r = move(r, act, actor, comment, StatePendingCustomer, now)
+			deadline := now.Add(DecisionWindow)
+			r.DecideBy = &deadline
+			return r, nil
+		case StatePendingCustomer:
+			if err := checkTenantApprover(r, p, env, act); err != nil {
+				return r, err
+			}
+			if act == ActionDeny {
+				return move(r, act, actor, comment, StateDenied, now), nil
+			}
+			return approve(r, actor, comment, now), nil
+		}
+	case ActionCancel:
+		if r.State.Pending() {
+			if p.Subject != r.Requester || !p.IsProvider() {
+				return r, newErr(ErrForbidden, "forbidden", "only the engineer who filed the request can cancel it")
+			}
+			return move(r, act, actor, comment, StateCanceled, now), nil
+		}
+	case ActionRevoke:
+		if r.State == StateApproved {
+			manager := p.IsProvider() && p.Has(identity.RoleSupportManager)
+			if !manager && checkTenantApprover(r, p, env, act) != nil {
+				return r, newErr(ErrForbidden, "forbidden", "only an approver of tenant %s or a support manager can revoke access", r.Tenant)
+			}
+			r = move(r, act, actor, comment, StateRevoked, now)
+			return r, nil
+		}
+	default:
+		return r, newErr(ErrInvalid, "invalid_action", "unknown action %q", act)
+	}
+	return r, &TransitionError{Action: act, State: r.State}
+}
+
+func checkManager(r Request, p identity.Principal, act Action) error {
+	if !p.IsProvider() || !p.Has(identity.RoleSupportManager) {
+		return newErr(ErrForbidden, "forbidden", "request %s awaits a support manager's decision; only a support manager can %s it", r.ID, act)
+	}
+	if p.Subject == r.Requester {
+		return newErr(ErrForbidden, "self_approval", "two-person rule: %s filed this request and cannot %s it as manager", p.Subject, act)
+	}
+	return nil
+}
+
+func checkTenantApprover(r Request, p identity.Principal, env Env, act Action) error {
+	if p.IsProvider() {
+		return newErr(ErrForbidden, "forbidden", "request %s awaits the approvers of tenant %s; provider identities cannot %s it", r.ID, r.Tenant, act)
+	}
+	if !p.InTenant(r.Tenant) {
+		return newErr(ErrForbidden, "forbidden", "you are not an approver of tenant %s", r.Tenant)
+	}
+	if !p.Has(identity.RoleGlobalAdmin) && !env.AssignedApprover {
+		return newErr(ErrForbidden, "forbidden", "only global administrators of %s and the approvers they assigned can %s requests", r.Tenant, act)
+	}
+	return nil
+}
+
+func approve(r Request, actor Actor, comment string, now time.Time) Request {
+	r = move(r, ActionApprove, actor, comment, StateApproved, now)
+	exp := now.Add(r.Duration.Std())
+	r.Approver, r.ApprovedAt, r.ExpiresAt = actor.Principal.Subject, &now, &exp
+	return r
+}
+
+// move records the transition and clears the pending deadline.
+func move(r Request, act Action, actor Actor, comment string, to State, at time.Time) Request {
+	kind := actor.kind()
+	if actor.Principal.Subject == SystemActor && actor.Principal.TenantID == "" && len(actor.Principal.Roles) == 0 {
+		kind = KindSystem
+	}
+	r.History = append(slices.Clip(r.History), Event{
+		Action: act, Actor: actor.Principal.Subject, ActorKind: kind, From: r.State, To: to,
+		At: at.UTC(), ClientIP: actor.ClientIP, Comment: comment,
+	})
+	r.State = to
+	if !to.Pending() {
+		r.DecideBy = nil
+	}
+	return r
+}
+
+// retried reports whether the last transition was act by who and nothing
+// happened since.
+func retried(r Request, act Action, who string) bool {
+	if len(r.History) == 0 || who == SystemActor {
+		return false
+	}
+	last := r.History[len(r.History)-1]
+	return last.Action == act && last.Actor == who && last.ActorKind != KindSystem && last.To == r.State
+}
+
+func printable(s string) bool {
+	for _, c := range s {
+		if c < 0x20 || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,303 @@
+package grants
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/lockbox-oss/lockbox/identity"
+	"github.com/lockbox-oss/lockbox/internal/fault"
+)
+
+var t0 = time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
+
+type testCatalog map[string][]string
+
+func (c testCatalog) Activities(s string) ([]string, bool) { a, ok := c[s]; return a, ok }
+
+var catalog = testCatalog{
+	"exchange":   {"Get-Mailbox", "Get-MailboxMessage", "New-MailboxRepairRequest"},
+	"sharepoint": {"Get-SPOSite"},
+	"onedrive":   {"Get-OneDriveFile"},
+}
+
+func who(sub, tid string, roles ...identity.Role) Actor {
+	return Actor{Principal: identity.Principal{Subject: sub, TenantID: tid, Roles: roles}, ClientIP: "192.0.2.7"}
+}
+
+var (
+	operator      = who("alice", "", identity.RoleOperator)
+	manager       = who("mary", "", identity.RoleSupportManager)
+	managerOp     = who("sam", "", identity.RoleOperator, identity.RoleSupportManager)
+	globalAdmin   = who("gina", "contoso", identity.RoleGlobalAdmin)
+	approver      = who("adam", "contoso", identity.RoleApprover)
+	otherAdmin    = who("fabian", "fabrikam", identity.RoleGlobalAdmin)
+	tenantManager = who("troy", "contoso", identity.RoleSupportManager)
+)
+
+func input() CreateInput {
+	return CreateInput{Tenant: "contoso", Service: "exchange", ServiceRequest: "SR-1001", Reason: "mailbox corrupt", Duration: Duration(2 * time.Hour)}
+}
+
+func TestNewValidates(t *testing.T) {
+	tests := []struct {
+		name  string
+		actor Actor
+		edit  func(*CreateInput)
+		code  string
+		kind  error
+	}{
+		{"ok", operator, func(*CreateInput) {}, "", nil},
+		{"manager is not an operator", manager, func(*CreateInput) {}, "forbidden", ErrForbidden},
+		{"tenant user with operator role", who("eve", "contoso", identity.RoleOperator), func(*CreateInput) {}, "forbidden", ErrForbidden},
+		{"bad tenant", operator, func(in *CreateInput) { in.Tenant = "Contoso}:x" }, "invalid_tenant", ErrInvalid},
+		{"unknown service", operator, func(in *CreateInput) { in.Service = "teams" }, "invalid_service", ErrInvalid},
+		{"missing service request", operator, func(in *CreateInput) { in.ServiceRequest = "  " }, "invalid_service_request", ErrInvalid},
+		{"control bytes in service request", operator, func(in *CreateInput) { in.ServiceRequest = "SR\n1" }, "invalid_service_request", ErrInvalid},
+		{"missing reason", operator, func(in *CreateInput) { in.Reason = "" }, "invalid_reason", ErrInvalid},
+		{"zero duration", operator, func(in *CreateInput) { in.Duration = 0 }, "invalid_duration", ErrInvalid},
+		{"negative duration", operator, func(in *CreateInput) { in.Duration = Duration(-time.Hour) }, "invalid_duration", ErrInvalid},
+		{"exactly 4h", operator, func(in *CreateInput) { in.Duration = Duration(4 * time.Hour) }, "", nil},
+		{"4h and a nanosecond", operator, func(in *CreateInput) { in.Duration = Duration(4*time.Hour + 1) }, "invalid_duration", ErrInvalid},
+		{"known activity", operator, func(in *CreateInput) { in.Activities = []string{"Get-Mailbox"} }, "", nil},
+		{"activity of another service", operator, func(in *CreateInput) { in.Activities = []string{"Get-SPOSite"} }, "invalid_activity", ErrInvalid},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			in := input()
+			tc.edit(&in)
+			r, err := New(in, tc.actor, "id-1", t0, catalog)
+			if tc.kind == nil {
+				if err != nil {
+					t.Fatalf("New: %v", err)
+				}
+				if r.State != StatePendingManager || r.Requester != tc.actor.Principal.Subject || !r.DecideBy.Equal(t0.Add(12*time.Hour)) {
+					t.Fatalf("unexpected request %+v", r)
+				}
+				return
+			}
+			if !errors.Is(err, tc.kind) {
+				t.Fatalf("err = %v, want %v", err, tc.kind)
+			}
+			if codeOf(err) != tc.code {
+				t.Fatalf("code = %q, want %q (%v)", codeOf(err), tc.code, err)
+			}
+		})
+	}
+}
+
+func codeOf(err error) string {
+	var fe *fault.Error
+	if errors.As(err, &fe) {
+		return fe.Code
+	}
+	return ""
+}
+
+// step is one action in a scenario, with what must follow from it.
+type step struct {
+	at       time.Duration // since creation
+	actor    Actor
+	act      Action
+	lockbox  *bool // tenant switch; on when nil
+	assigned bool  // actor is an assigned approver
+	want     State // state after the step
+	err      error // category of the expected error
+	code     string
+}
+
+var off = new(bool)
+
+// TestScenarios walks the lifecycle as sequences of actions, checking the
+// state after each one.
+func TestScenarios(t *testing.T) {
+	scenarios := []struct {
+		name      string
+		requester *Actor // operator when nil
+		steps     []step
+	}{
+		{"happy path", nil, []step{
+			{at: time.Hour, actor: manager, act: ActionApprove, want: StatePendingCustomer},
+			{at: 2 * time.Hour, actor: approver, assigned: true, act: ActionApprove, want: StateApproved},
+		}},
+		{"global admin approves without assignment", nil, []step{
+			{actor: manager, act: ActionApprove, want: StatePendingCustomer},
+			{actor: globalAdmin, act: ActionApprove, want: StateApproved},
+		}},
+		{"tenant denies", nil, []step{
+			{actor: manager, act: ActionApprove, want: StatePendingCustomer},
+			{actor: approver, assigned: true, act: ActionDeny, want: StateDenied},
+			{actor: approver, assigned: true, act: ActionApprove, want: StateDenied, err: ErrConflict},
+		}},
+		{"manager denies", nil, []step{
+			{actor: manager, act: ActionDeny, want: StateDenied},
+			{actor: globalAdmin, act: ActionApprove, want: StateDenied, err: ErrConflict},
+		}},
+		{"self approval refused", &managerOp, []step{
+			{actor: managerOp, act: ActionApprove, want: StatePendingManager, err: ErrForbidden, code: "self_approval"},
+			{actor: managerOp, act: ActionDeny, want: StatePendingManager, err: ErrForbidden, code: "self_approval"},
+			{actor: manager, act: ActionApprove, want: StatePendingCustomer},
+		}},
+		{"operator cannot approve", nil, []step{
+			{actor: operator, act: ActionApprove, want: StatePendingManager, err: ErrForbidden},
+		}},
+		{"tenant user cannot act as manager", nil, []step{
+			{actor: tenantManager, act: ActionApprove, want: StatePendingManager, err: ErrForbidden},
+			{actor: globalAdmin, act: ActionApprove, want: StatePendingManager, err: ErrForbidden},
+		}},
+		{"manager cannot give the tenant's approval", nil, []step{
+			{actor: manager, act: ActionApprove, want: StatePendingCustomer},
+			{actor: who("mike", "", identity.RoleSupportManager), act: ActionApprove, want: StatePendingCustomer, err: ErrForbidden},
+		}},
+		{"unassigned tenant user cannot approve", nil, []step{
+			{actor: manager, act: ActionApprove, want: StatePendingCustomer},
+			{actor: approver, assigned: false, act: ActionApprove, want: StatePendingCustomer, err: ErrForbidden},
+		}},
+		{"other tenant's admin cannot approve", nil, []step{
+			{actor: manager, act: ActionApprove, want: StatePendingCustomer},
+			{actor: otherAdmin, act: ActionApprove, want: StatePendingCustomer, err: ErrForbidden},
+		}},
+		{"lockbox off: manager approval is final", nil, []step{
+			{actor: manager, act: ActionApprove, lockbox: off, want: StateApproved},
+		}},
+		{"retried approval is idempotent", nil, []step{
+			{actor: manager, act: ActionApprove, want: StatePendingCustomer},
+			{actor: manager, act: ActionApprove, want: StatePendingCustomer},
+		}},
+		{"requester cancels while pending", nil, []step{
+			{actor: manager, act: ActionApprove, want: StatePendingCustomer},
+			{actor: who("bob", "", identity.RoleOperator), act: ActionCancel, want: StatePendingCustomer, err: ErrForbidden},
+			{actor: operator, act: ActionCancel, want: StateCanceled},
+		}},
+		{"cannot cancel once approved", nil, []step{
+			{actor: manager, act: ActionApprove, lockbox: off, want: StateApproved},
+			{actor: operator, act: ActionCancel, want: StateApproved, err: ErrConflict},
+		}},
+		{"tenant approver revokes", nil, []step{
+			{actor: manager, act: ActionApprove, want: StatePendingCustomer},
+			{actor: globalAdmin, act: ActionApprove, want: StateApproved},
+			{actor: otherAdmin, act: ActionRevoke, want: StateApproved, err: ErrForbidden},
+			{actor: operator, act: ActionRevoke, want: StateApproved, err: ErrForbidden},
+			{actor: approver, assigned: true, act: ActionRevoke, want: StateRevoked},
+		}},
+		{"manager revokes", nil, []step{
+			{actor: manager, act: ActionApprove, lockbox: off, want: StateApproved},
+			{actor: manager, act: ActionRevoke, want: StateRevoked},
+		}},
+		{"cannot revoke a pending request", nil, []step{
+			{actor: globalAdmin, act: ActionRevoke, want: StatePendingManager, err: ErrConflict},
+		}},
+		{"manager stage expires at exactly 12h", nil, []step{
+			{at: 12*time.Hour - 1, actor: manager, act: ActionApprove, want: StatePendingCustomer},
+		}},
+		{"manager stage expired at 12h", nil, []step{
+			{at: 12 * time.Hour, actor: manager, act: ActionApprove, want: StateExpired, err: ErrConflict},
+		}},
+		{"tenant stage window counts from the manager's approval", nil, []step{
+			{at: 11 * time.Hour, actor: manager, act: ActionApprove, want: StatePendingCustomer},
+			{at: 23*time.Hour - 1, actor: globalAdmin, act: ActionApprove, want: StateApproved},
+		}},
+		{"tenant stage expires at exactly 12h", nil, []step{
+			{at: time.Hour, actor: manager, act: ActionApprove, want: StatePendingCustomer},
+			{at: 13 * time.Hour, actor: globalAdmin, act: ActionApprove, want: StateExpired, err: ErrConflict},
+		}},
+		{"unknown action", nil, []step{
+			{actor: manager, act: "escalate", want: StatePendingManager, err: ErrInvalid},
+		}},
+	}
+	for _, sc := range scenarios {
+		t.Run(sc.name, func(t *testing.T) {
+			requester := operator
+			if sc.requester != nil {
+				requester = *sc.requester
+			}
+			r, err := New(input(), requester, "id-1", t0, catalog)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, st := range sc.steps {
+				env := Env{Now: t0.Add(st.at), LockboxEnabled: st.lockbox == nil || *st.lockbox, AssignedApprover: st.assigned}
+				next, err := Apply(r, st.act, st.actor, "c", env)
+				if st.err == nil && err != nil {
+					t.Fatalf("step %d (%s by %s): %v", i, st.act, st.actor.Principal.Subject, err)
+				}
+				if st.err != nil && !errors.Is(err, st.err) {
+					t.Fatalf("step %d (%s by %s): err = %v, want %v", i, st.act, st.actor.Principal.Subject, err, st.err)
+				}
+				if st.code != "" && codeOf(err) != st.code {
+					t.Fatalf("step %d: code = %q, want %q", i, codeOf(err), st.code)
+				}
+				if next.State != st.want {
+					t.Fatalf("step %d (%s by %s): state = %s, want %s", i, st.act, st.actor.Principal.Subject, next.State, st.want)
+				}
+				if err == nil || next.State == StateExpired {
+					r = next
+				}
+			}
+		})
+	}
+}
+
+func TestTransitionErrorNamesState(t *testing.T) {
+	r, _ := New(input(), operator, "id-1", t0, catalog)
+	r, _ = Apply(r, ActionDeny, manager, "", Env{Now: t0})
+	_, err := Apply(r, ActionApprove, globalAdmin, "", Env{Now: t0, LockboxEnabled: true})
+	if err == nil || err.Error() != "cannot approve a request that is denied" {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestGrantWindow checks the grant lives exactly the approved duration from
+// the final approval, and no longer.
+func TestGrantWindow(t *testing.T) {
+	for _, d := range []time.Duration{time.Minute, 4 * time.Hour} {
+		in := input()
+		in.Duration = Duration(d)
+		r, _ := New(in, operator, "id-1", t0, catalog)
+		r, _ = Apply(r, ActionApprove, manager, "", Env{Now: t0.Add(time.Hour), LockboxEnabled: true})
+		approvedAt := t0.Add(3 * time.Hour)
+		r, err := Apply(r, ActionApprove, globalAdmin, "ok", Env{Now: approvedAt, LockboxEnabled: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, ok := GrantOf(r)
+		if !ok || !g.ApprovedAt.Equal(approvedAt) || !g.ExpiresAt.Equal(approvedAt.Add(d)) || g.Approver != "gina" || g.Operator != "alice" {
+			t.Fatalf("grant = %+v", g)
+		}
+		if !g.Valid(approvedAt.Add(d-1)) || g.Valid(approvedAt.Add(d)) {
+			t.Fatalf("%s grant: valid one tick before expiry and invalid at it", d)
+		}
+		if s, changed := Settle(r, approvedAt.Add(d-1)); changed || s.State != StateApproved {
+			t.Fatalf("settled early: %s", s.State)
+		}
+		s, changed := Settle(r, approvedAt.Add(d))
+		if !changed || s.State != StateCompleted {
+			t.Fatalf("not completed at expiry: %s", s.State)
+		}
+		if _, ok := GrantOf(s); ok {
+			t.Fatal("completed request still carries a grant")
+		}
+		last := s.History[len(s.History)-1]
+		if last.Action != ActionComplete || last.ActorKind != KindSystem || !last.At.Equal(approvedAt.Add(d)) {
+			t.Fatalf("history = %+v", last)
+		}
+	}
+}
+
+func TestTenantViewHidesProviderStaff(t *testing.T) {
+	r, _ := New(input(), operator, "id-1", t0, catalog)
+	r, _ = Apply(r, ActionApprove, manager, "", Env{Now: t0, LockboxEnabled: true})
+	r, _ = Apply(r, ActionApprove, approver, "fine", Env{Now: t0, LockboxEnabled: true, AssignedApprover: true})
+	v := TenantView(r)
+	if v.Requester != "Microsoft Operator" || v.ManagerApprover != "Microsoft Operator" || v.Approver != "adam" {
+		t.Fatalf("view = %+v", v)
+	}
+	for _, ev := range v.History {
+		if ev.Actor == "alice" || ev.Actor == "mary" {
+			t.Fatalf("provider identity leaked: %+v", ev)
+		}
+	}
+	if r.Requester != "alice" {
+		t.Fatal("TenantView modified its argument")
+	}
+}

@@ -1,0 +1,47 @@
+package identity
+
+import "errors"
+
+// ErrUnauthenticated is the one error category a caller of Verify needs: the
+// request carries no identity Lockbox can trust. Every verification failure
+// wraps it, so the caller can branch with errors.Is and answer 401 without
+// looking at the reason.
+var ErrUnauthenticated = errors.New("unauthenticated")
+
+// authError is a verification failure with a reason from the closed set
+// below. The reasons are fixed strings on purpose: they end up in logs and
+// error messages, so they must never carry any part of the token (a token in a
+// log is a credential in a log), and they must stay few enough to be a
+// bounded metric label.
+type authError struct{ reason string }
+
+func (e *authError) Error() string { return ErrUnauthenticated.Error() + ": " + e.reason }
+func (e *authError) Unwrap() error { return ErrUnauthenticated }
+
+func deny(reason string) error { return &authError{reason: reason} }
+
+// The reasons Verify gives. They describe which check failed, which helps an
+// operator fix a misconfigured identity provider, without helping an attacker
+// more than the check itself already does.
+var (
+	errNoToken         = deny("missing token")
+	errTooLarge        = deny("token too large")
+	errMalformed       = deny("malformed token")
+	errMalformedClaims = deny("malformed claims")
+	errAlgorithm       = deny("algorithm not allowed")
+	errEmbeddedKey     = deny("token names its own key")
+	errCritical        = deny("unsupported critical header")
+	errUnknownKey      = deny("unknown signing key")
+	errNoKeyID         = deny("missing key id")
+	errBadSignature    = deny("bad signature")
+	errWrongIssuer     = deny("wrong issuer")
+	errWrongAudience   = deny("wrong audience")
+	errNoExpiry        = deny("missing exp")
+	errExpired         = deny("token expired")
+	errNotYetValid     = deny("token not yet valid")
+	errIssuedInFuture  = deny("token issued in the future")
+	errNoSubject       = deny("missing sub")
+	errBadSubject      = deny("invalid sub")
+	errBadTenant       = deny("invalid tid")
+	errNoKeys          = deny("no verification keys")
+)

@@ -1,0 +1,228 @@
+package identity
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	jose "github.com/go-jose/go-jose/v4"
+)
+
+const (
+	// maxKeyFileSize bounds what a key file read may allocate. Real JWKS
+	// documents are a few kilobytes; anything near this size is a mistake
+	// (a log file, a binary) that should fail loudly rather than be parsed.
+	maxKeyFileSize = 1 << 20
+
+	// minHMACSecret is the RFC 7518 section 3.2 floor for HS256: a key shorter
+	// than the hash output makes the MAC easier to brute-force offline from a
+	// single captured token.
+	minHMACSecret = 32
+
+	// minRSABits refuses keys that are factorable in practice or close to it.
+	minRSABits = 2048
+)
+
+// verifyKey is one key a token may be checked against, together with the one
+// algorithm it may be used with. Binding the algorithm to the key, not to the
+// token, is what defeats algorithm confusion: the token's "alg" only has to
+// agree with a choice the server already made.
+type verifyKey struct {
+	kid string
+	alg jose.SignatureAlgorithm
+	key any // *rsa.PublicKey, *ecdsa.PublicKey, ed25519.PublicKey or []byte
+}
+
+// keySet is an immutable snapshot of the configured keys. Verify reads a whole
+// snapshot through an atomic pointer, so a reload never shows it half of an
+// old set and half of a new one.
+type keySet struct {
+	byKID map[string]verifyKey
+	// algs lists the algorithms of the configured keys. It is the complete
+	// allow-list: a token naming any other algorithm is refused before its
+	// signature is looked at.
+	algs []jose.SignatureAlgorithm
+	// only is set when exactly one key is configured; a token without "kid"
+	// may be checked against it and against nothing else.
+	only *verifyKey
+}
+
+func (ks *keySet) allows(alg string) bool {
+	for _, a := range ks.algs {
+		if string(a) == alg {
+			return true
+		}
+	}
+	return false
+}
+
+// lookup selects the one key a token is checked against. Trying every key
+// until one matches would let a token signed for one purpose pass as another
+// and would multiply the work an attacker can make us do per token.
+func (ks *keySet) lookup(kid string, hasKID bool) (verifyKey, error) {
+	if hasKID {
+		k, ok := ks.byKID[kid]
+		if !ok {
+			return verifyKey{}, errUnknownKey
+		}
+		return k, nil
+	}
+	if ks.only == nil {
+		return verifyKey{}, errNoKeyID
+	}
+	return *ks.only, nil
+}
+
+func newKeySet(keys []verifyKey) (*keySet, error) {
+	if len(keys) == 0 {
+		return nil, errors.New("no usable signing keys")
+	}
+	ks := &keySet{byKID: make(map[string]verifyKey, len(keys))}
+	for _, k := range keys {
+		if _, dup := ks.byKID[k.kid]; dup {
+			if k.kid == "" {
+				return nil, errors.New("more than one key without a kid")
+			}
+			return nil, fmt.Errorf("duplicate kid %q", k.kid)
+		}
+		ks.byKID[k.kid] = k
+		if !ks.allows(string(k.alg)) {
+			ks.algs = append(ks.algs, k.alg)
+		}
+	}
+	if len(keys) == 1 {
+		only := keys[0]
+		ks.only = &only
+	}
+	return ks, nil
+}
+
+func loadKeySet(cfg *Config) (*keySet, error) {
+	if cfg.JWKSFile != "" {
+		return loadJWKS(cfg.JWKSFile)
+	}
+	return loadHMACSecret(cfg.HMACSecretFile)
+}
+
+func readKeyFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxKeyFileSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxKeyFileSize {
+		return nil, fmt.Errorf("%s: larger than %d bytes", path, maxKeyFileSize)
+	}
+	return b, nil
+}
+
+func loadHMACSecret(path string) (*keySet, error) {
+	b, err := readKeyFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("hmac secret: %w", err)
+	}
+	// Secrets are usually written with echo or an editor, which add a line
+	// ending that is not meant to be part of the key.
+	secret := bytes.TrimRight(b, "\r\n")
+	if len(secret) < minHMACSecret {
+		return nil, fmt.Errorf("hmac secret %s: %d bytes, need at least %d", path, len(secret), minHMACSecret)
+	}
+	return newKeySet([]verifyKey{{alg: jose.HS256, key: secret}})
+}
+
+// jwksAlgs are the asymmetric algorithms a JWKS key may be used with. HS256 is
+// deliberately absent: a shared secret in a key set that is meant to be
+// public would let anyone who can read it mint tokens.
+var jwksAlgs = map[jose.SignatureAlgorithm]bool{
+	jose.RS256: true,
+	jose.ES256: true,
+	jose.EdDSA: true,
+}
+
+func loadJWKS(path string) (*keySet, error) {
+	b, err := readKeyFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("jwks: %w", err)
+	}
+	var set jose.JSONWebKeySet
+	if err := json.Unmarshal(b, &set); err != nil {
+		return nil, fmt.Errorf("jwks %s: %w", path, err)
+	}
+	var keys []verifyKey
+	for i, jwk := range set.Keys {
+		k, usable, err := jwksKey(jwk)
+		if err != nil {
+			return nil, fmt.Errorf("jwks %s: key %d (kid %q): %w", path, i, jwk.KeyID, err)
+		}
+		if usable {
+			keys = append(keys, k)
+		}
+	}
+	ks, err := newKeySet(keys)
+	if err != nil {
+		return nil, fmt.Errorf("jwks %s: %w", path, err)
+	}
+	return ks, nil
+}
+
+// jwksKey turns one JWK into a verification key. Keys meant for something
+// else (encryption, or a signature algorithm Lockbox does not accept) are
+// skipped, because identity providers publish those next to the signing keys
+// and rotating one should not break Lockbox. Keys that are plainly wrong for
+// this file (secrets, private keys, weak or mislabelled keys) are errors: the
+// file is misconfigured and loading it would mean trusting it.
+func jwksKey(jwk jose.JSONWebKey) (verifyKey, bool, error) {
+	if jwk.Use != "" && jwk.Use != "sig" {
+		return verifyKey{}, false, nil
+	}
+	if _, symmetric := jwk.Key.([]byte); symmetric {
+		return verifyKey{}, false, errors.New("symmetric key in a JWKS; use an HMAC secret file instead")
+	}
+	if !jwk.IsPublic() {
+		return verifyKey{}, false, errors.New("private key material in a JWKS; publish only public keys")
+	}
+	if !jwk.Valid() {
+		return verifyKey{}, false, errors.New("invalid key")
+	}
+
+	var derived jose.SignatureAlgorithm
+	switch pub := jwk.Key.(type) {
+	case *rsa.PublicKey:
+		if pub.N.BitLen() < minRSABits {
+			return verifyKey{}, false, fmt.Errorf("RSA key of %d bits, need at least %d", pub.N.BitLen(), minRSABits)
+		}
+		derived = jose.RS256
+	case *ecdsa.PublicKey:
+		if pub.Curve == elliptic.P256() {
+			derived = jose.ES256
+		}
+	case ed25519.PublicKey:
+		derived = jose.EdDSA
+	}
+
+	if jwk.Algorithm == "" {
+		if derived == "" {
+			return verifyKey{}, false, nil
+		}
+		return verifyKey{kid: jwk.KeyID, alg: derived, key: jwk.Key}, true, nil
+	}
+	alg := jose.SignatureAlgorithm(jwk.Algorithm)
+	if !jwksAlgs[alg] {
+		return verifyKey{}, false, nil
+	}
+	if alg != derived {
+		return verifyKey{}, false, fmt.Errorf("alg %s does not match the key type", alg)
+	}
+	return verifyKey{kid: jwk.KeyID, alg: alg, key: jwk.Key}, true, nil
+}

@@ -1,0 +1,40 @@
+// Package fault holds the few error categories the domain packages share, so
+// the API can map any domain error to a status with errors.Is and show its
+// message without ever showing an internal one.
+package fault
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Categories. Every domain error wraps exactly one.
+var (
+	ErrInvalid     = errors.New("invalid input")
+	ErrForbidden   = errors.New("forbidden")
+	ErrNotFound    = errors.New("not found")
+	ErrConflict    = errors.New("conflict")
+	ErrUnavailable = errors.New("store unavailable")
+)
+
+// Error is a categorized error with a stable code and a message that is safe
+// to show to the caller.
+type Error struct {
+	Kind    error  // one of the categories above
+	Code    string // stable and machine-readable, e.g. "self_approval"
+	Message string
+}
+
+func (e *Error) Error() string { return e.Message }
+func (e *Error) Unwrap() error { return e.Kind }
+
+// New returns an *Error of kind with a formatted message.
+func New(kind error, code, format string, args ...any) *Error {
+	return &Error{Kind: kind, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Unavailable wraps a store failure. Its message stays generic: the cause is
+// for logs, not for clients.
+func Unavailable(op string, err error) error {
+	return fmt.Errorf("%s: %w: %w", op, ErrUnavailable, err)
+}

@@ -1,0 +1,97 @@
+// Package keys owns Lockbox's Redis key layout and the validation of every
+// identifier that becomes part of a key.
+//
+// All keys start with "lockbox:". Keys that change together carry the tenant
+// as a Redis Cluster hash tag ("lockbox:{contoso}:..."), so a transaction
+// over one tenant's request, grant and audit stream stays in one slot and the
+// same code runs on a single Redis, Sentinel or Redis Cluster.
+package keys
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+)
+
+// ErrInvalid is returned for identifiers that can't be used in a key.
+var ErrInvalid = errors.New("invalid identifier")
+
+var (
+	// Tenant names: lower-case DNS-label-like, so they read well in keys and
+	// can never contain the braces, colons or spaces that would change a
+	// key's hash slot or shape.
+	tenantRE = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$`)
+	// User subjects: e-mail-like or opaque ids from an identity provider.
+	userRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$`)
+	// Request ids are UUIDs (v7 for new requests).
+	idRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+)
+
+// ValidTenant checks a tenant name.
+func ValidTenant(t string) error {
+	if !tenantRE.MatchString(t) {
+		return fmt.Errorf("%w: tenant %q must be 1-63 lower-case letters, digits or '-'", ErrInvalid, t)
+	}
+	return nil
+}
+
+// ValidUser checks a user subject.
+func ValidUser(u string) error {
+	if !userRE.MatchString(u) {
+		return fmt.Errorf("%w: user %q must be 1-128 letters, digits or . _ @ + -", ErrInvalid, u)
+	}
+	return nil
+}
+
+// ValidRequestID checks a request id.
+func ValidRequestID(id string) error {
+	if !idRE.MatchString(id) {
+		return fmt.Errorf("%w: request id %q is not a UUID", ErrInvalid, id)
+	}
+	return nil
+}
+
+const prefix = "lockbox:"
+
+func tagged(tenant, rest string) string { return prefix + "{" + tenant + "}:" + rest }
+
+// Request holds one request as JSON.
+func Request(tenant, id string) string { return tagged(tenant, "req:"+id) }
+
+// TenantRequests is a sorted set of the tenant's request ids by creation time.
+func TenantRequests(tenant string) string { return tagged(tenant, "requests") }
+
+// Grant holds the live grant of (tenant, operator, service), with a TTL.
+func Grant(tenant, operator, service string) string {
+	return tagged(tenant, "grant:"+operator+":"+service)
+}
+
+// Settings holds the tenant's settings as JSON.
+func Settings(tenant string) string { return tagged(tenant, "settings") }
+
+// Approvers is the set of users assigned as the tenant's lockbox approvers.
+func Approvers(tenant string) string { return tagged(tenant, "approvers") }
+
+// Audit is the tenant's audit stream.
+func Audit(tenant string) string { return tagged(tenant, "audit") }
+
+// RequestIndex maps a request id to its tenant. It is written once, before
+// the request itself, and never changes.
+func RequestIndex(id string) string { return prefix + "reqidx:" + id }
+
+// AllRequests is a sorted set of "tenant/id" by creation time, for
+// provider-wide listings.
+func AllRequests() string { return prefix + "requests" }
+
+// Tenants is the set of tenants Lockbox has seen.
+func Tenants() string { return prefix + "tenants" }
+
+// Open holds the id of the operator's open (pending or approved) request
+// for a service of the tenant: one at a time, so the grant key has one owner.
+func Open(tenant, operator, service string) string {
+	return tagged(tenant, "open:"+operator+":"+service)
+}
+
+// TenantDeadlines is a sorted set of the tenant's request ids by the time
+// each must next be settled (end of its decision window or of its grant).
+func TenantDeadlines(tenant string) string { return tagged(tenant, "deadlines") }

@@ -1,0 +1,153 @@
+// Package redistest gives tests a real Redis: a redis-server started on a free
+// loopback port for the test binary (or the server named by
+// LOCKBOX_TEST_REDIS_URL), and a fresh logical database per test.
+//
+// Tests never mock Redis: the atomicity the lifecycle relies on (WATCH/MULTI,
+// TTLs, streams) is exactly what a mock would get wrong.
+package redistest
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// EnvURL names a Redis that tests use instead of starting their own.
+const EnvURL = "LOCKBOX_TEST_REDIS_URL"
+
+var (
+	startOnce sync.Once
+	baseURL   string
+	startErr  error
+
+	dbMu   sync.Mutex
+	nextDB = 1
+)
+
+// databases is how many logical databases the spawned server offers; each
+// test takes one, so tests in one package don't see each other's keys.
+const databases = 512
+
+// URL returns the URL of a Redis for t, flushed and private to t. It fails the
+// test (never skips it) when no Redis can be had: a missing redis-server is a
+// broken set-up, not a reason to pass.
+func URL(t testing.TB) string {
+	t.Helper()
+	startOnce.Do(func() { baseURL, startErr = start() })
+	if startErr != nil {
+		t.Fatalf("redistest: %v (install redis-server or set %s)", startErr, EnvURL)
+	}
+	opts, err := redis.ParseURL(baseURL)
+	if err != nil {
+		t.Fatalf("redistest: parse %s: %v", baseURL, err)
+	}
+	if os.Getenv(EnvURL) == "" {
+		dbMu.Lock()
+		opts.DB = nextDB
+		nextDB++
+		if nextDB >= databases {
+			nextDB = 1
+		}
+		dbMu.Unlock()
+	}
+	c := redis.NewClient(opts)
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.FlushDB(ctx).Err(); err != nil {
+		t.Fatalf("redistest: flush: %v", err)
+	}
+	return fmt.Sprintf("redis://%s/%d", opts.Addr, opts.DB)
+}
+
+// Client returns a go-redis client for a private database, closed when t ends.
+func Client(t testing.TB) *redis.Client {
+	t.Helper()
+	opts, err := redis.ParseURL(URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := redis.NewClient(opts)
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func start() (string, error) {
+	if u := os.Getenv(EnvURL); u != "" {
+		return u, nil
+	}
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return "", fmt.Errorf("redis-server not found on PATH")
+	}
+	port, err := freePort()
+	if err != nil {
+		return "", err
+	}
+	dir, err := os.MkdirTemp("", "lockbox-redistest-")
+	if err != nil {
+		return "", err
+	}
+	cmd := exec.Command(bin,
+		"--port", fmt.Sprint(port),
+		"--bind", "127.0.0.1",
+		"--save", "",
+		"--appendonly", "no",
+		"--databases", fmt.Sprint(databases),
+		"--dir", dir,
+		"--logfile", filepath.Join(dir, "redis.log"),
+	)
+	// The server must die with the test binary, even when the binary is
+	// killed by a timeout: Go runs no exit hooks, so the kernel sends it
+	// SIGKILL when we go.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return "", fmt.Errorf("start redis-server: %w", err)
+	}
+	go func() { _ = cmd.Wait() }() // reap it if it dies early
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if ping(addr) {
+			return "redis://" + addr + "/0", nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_ = cmd.Process.Kill()
+	log, _ := os.ReadFile(filepath.Join(dir, "redis.log"))
+	return "", fmt.Errorf("redis-server on %s did not become ready: %s", addr, strings.TrimSpace(string(log)))
+}
+
+func ping(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := c.Write([]byte("PING\r\n")); err != nil {
+		return false
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	return err == nil && strings.HasPrefix(line, "+PONG")
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}

@@ -1,0 +1,19 @@
+package rego
+
+import (
+	"encoding/json"
+	"io/fs"
+	"testing"
+)
+
+// The catalog's own validation lives in package policy; this only guards the
+// embed directive, so a renamed or moved file fails here first.
+func TestFSHoldsCatalog(t *testing.T) {
+	b, err := fs.ReadFile(FS, "activities/data.json")
+	if err != nil {
+		t.Fatalf("embedded catalog: %v", err)
+	}
+	if !json.Valid(b) {
+		t.Fatal("embedded activities/data.json is not valid JSON")
+	}
+}
