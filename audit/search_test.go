@@ -1,0 +1,66 @@
+package audit_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/identity"
+	"github.com/lockbox-oss/lockbox/internal/clock"
+	"github.com/lockbox-oss/lockbox/internal/fault"
+	"github.com/lockbox-oss/lockbox/internal/redistest"
+)
+
+func TestSearchScopesAndViews(t *testing.T) {
+	rdb := redistest.Client(t)
+	c := clock.NewFake(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC))
+	log := audit.NewLog(rdb, c.Now)
+	ctx := context.Background()
+	for _, op := range []string{"Get-Mailbox", "Get-MailboxMessage"} {
+		c.Advance(time.Second)
+		if _, err := log.Append(ctx, audit.Record{Operation: op, OrganizationId: "contoso", Workload: "exchange", UserId: audit.OperatorUserID, ProviderUserId: "alice"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := func(sub, tid string, roles ...identity.Role) identity.Principal {
+		return identity.Principal{Subject: sub, TenantID: tid, Roles: roles}
+	}
+	tests := []struct {
+		name     string
+		who      identity.Principal
+		err      error
+		provider bool
+	}{
+		{"provider auditor", p("sue", "", identity.RoleAuditReader), nil, true},
+		{"tenant auditor", p("tom", "contoso", identity.RoleAuditReader), nil, false},
+		{"tenant global admin", p("gina", "contoso", identity.RoleGlobalAdmin), nil, false},
+		{"other tenant's auditor", p("fay", "fabrikam", identity.RoleAuditReader), fault.ErrForbidden, false},
+		{"operator", p("alice", "", identity.RoleOperator), fault.ErrForbidden, false},
+		{"approver without audit role", p("adam", "contoso", identity.RoleApprover), fault.ErrForbidden, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			recs, err := log.Search(ctx, tc.who, "contoso", 0)
+			if !errors.Is(err, tc.err) {
+				t.Fatalf("err = %v, want %v", err, tc.err)
+			}
+			if err != nil {
+				return
+			}
+			if len(recs) != 2 || recs[0].Operation != "Get-MailboxMessage" || !recs[0].CreationTime.After(recs[1].CreationTime) {
+				t.Fatalf("records not newest first: %+v", recs)
+			}
+			if got := recs[0].ProviderUserId != ""; got != tc.provider {
+				t.Fatalf("ProviderUserId visible = %v, want %v", got, tc.provider)
+			}
+			if recs[0].Id == "" || recs[0].ResultStatus != audit.ResultSucceeded || recs[0].CreationTime.Location() != time.UTC {
+				t.Fatalf("record not prepared: %+v", recs[0])
+			}
+		})
+	}
+	if _, err := log.Search(ctx, p("sue", "", identity.RoleAuditReader), "Contoso}", 0); !errors.Is(err, fault.ErrInvalid) {
+		t.Fatalf("bad tenant: %v", err)
+	}
+}

@@ -1,0 +1,200 @@
+// Package proxy is the data plane: the HTTP handler operators' calls pass
+// through, which forwards a call only after every check passed.
+//
+// This file is the pure request-target canonicalization. The security
+// contract is "canonical or rejected": the path the policy judges is exactly
+// the path forwarded, so a target that is not already canonical is refused
+// (400), never repaired. Repairing is how path-confusion bypasses happen: a
+// matcher and a handler that decode or normalize differently disagree on
+// what "/public/..%2fadmin" means (caddy PR #7941). Here there is nothing to
+// disagree on, because an accepted path contains no percent-encoding and no
+// dot segments at all: its escaped and decoded forms are the same string.
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// ErrNotCanonical is wrapped by every error Canonicalize returns; the
+// message adds the specific reason.
+var ErrNotCanonical = errors.New("request target is not canonical")
+
+// ErrMethodOverride is wrapped by the error RefuseMethodOverride returns.
+var ErrMethodOverride = errors.New("method override refused")
+
+// Path is a canonical request target: the path the policy judges and the
+// upstream receives, plus the raw query kept beside it. Obtain one from
+// Canonicalize; the zero Path is not a valid target.
+//
+// A Path is a comparable value, safe to copy and share.
+type Path struct {
+	path  string
+	query string
+}
+
+// String returns the canonical path, e.g. "/tenants/t1/mailboxes". Being
+// free of percent-encoding, it is both the decoded path and its escaped
+// form; when forwarding, set URL.Path and URL.RawPath to it.
+func (p Path) String() string { return p.path }
+
+// Query returns the raw query string, without the "?", exactly as received.
+// It is empty when the target had no query or an empty one.
+func (p Path) Query() string { return p.query }
+
+// Segments returns the path's segments, e.g. ["tenants", "t1", "mailboxes"];
+// none is empty. The root path "/" has none. The slice is the caller's.
+func (p Path) Segments() []string {
+	if len(p.path) <= 1 {
+		return nil
+	}
+	return strings.Split(p.path[1:], "/")
+}
+
+// Canonicalize checks a request target as received (http.Request.RequestURI,
+// not the already-decoded URL.Path) and returns it as a Path if, and only if,
+// it is already canonical. It refuses, with an error wrapping
+// ErrNotCanonical:
+//
+//   - an empty target, and any target not in origin-form ("/..."): the
+//     absolute-form "http://host/...", the authority-form "host:443", "*";
+//   - a fragment ("#"), spaces, control bytes and non-ASCII bytes, anywhere;
+//   - in the path, any "%": percent-encoding is how "/" (%2F), "\" (%5C) and
+//     dot segments (%2E) get smuggled past one decoder and through another,
+//     and no catalog pattern needs an escaped byte;
+//   - in the path, "\" (some servers treat it as "/"), ";" (matrix
+//     parameters, which servers strip or route on differently), and any
+//     other byte outside RFC 3986 pchar;
+//   - empty segments ("//", which some servers merge), dot segments ("."
+//     and ".."), and a trailing "/" on anything but "/" itself (no catalog
+//     pattern ends in one, and servers differ on whether it matters);
+//   - in the query, ";" (a second parameter separator for some servers,
+//     which could hide "_method" from RefuseMethodOverride) and invalid
+//     percent-escapes (decoders disagree on them).
+//
+// The query is otherwise kept raw; percent-escapes there are fine because
+// the policy judges the path, never the query.
+func Canonicalize(rawTarget string) (Path, error) {
+	if rawTarget == "" {
+		return Path{}, notCanonical("empty")
+	}
+	if rawTarget[0] != '/' {
+		return Path{}, notCanonical("not origin-form: must start with \"/\"")
+	}
+	for i := 0; i < len(rawTarget); i++ {
+		switch c := rawTarget[i]; {
+		case c <= ' ' || c >= 0x7f:
+			return Path{}, notCanonical(fmt.Sprintf("space, control or non-ASCII byte at offset %d", i))
+		case c == '#':
+			return Path{}, notCanonical("fragment")
+		}
+	}
+	path, query, _ := strings.Cut(rawTarget, "?")
+	if err := checkPath(path); err != nil {
+		return Path{}, err
+	}
+	if err := checkQuery(query); err != nil {
+		return Path{}, err
+	}
+	return Path{path: path, query: query}, nil
+}
+
+// checkPath expects a path of printable ASCII starting with "/".
+func checkPath(path string) error {
+	for i := 0; i < len(path); i++ {
+		switch c := path[i]; {
+		case c == '%':
+			return notCanonical("percent-encoding in the path")
+		case c == '\\':
+			return notCanonical("backslash in the path")
+		case c == ';':
+			return notCanonical("\";\" parameters in the path")
+		case !isPathByte(c):
+			return notCanonical(fmt.Sprintf("%q is not allowed in a path", c))
+		}
+	}
+	if path == "/" {
+		return nil
+	}
+	if strings.HasSuffix(path, "/") {
+		return notCanonical("trailing \"/\"")
+	}
+	for seg := range strings.SplitSeq(path[1:], "/") {
+		switch seg {
+		case "":
+			return notCanonical("empty segment (\"//\")")
+		case ".", "..":
+			return notCanonical("dot segment")
+		}
+	}
+	return nil
+}
+
+// isPathByte reports whether c may appear in a canonical path: "/" or an RFC
+// 3986 pchar (unreserved, sub-delims, ":", "@") other than ";". Percent-
+// encoding is refused before this is asked.
+func isPathByte(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	return strings.IndexByte("/-._~!$&'()*+,=:@", c) >= 0
+}
+
+// checkQuery expects printable ASCII without "#".
+func checkQuery(q string) error {
+	for i := 0; i < len(q); i++ {
+		switch q[i] {
+		case ';':
+			return notCanonical("\";\" in the query")
+		case '%':
+			if i+2 >= len(q) || !isHex(q[i+1]) || !isHex(q[i+2]) {
+				return notCanonical("invalid percent-escape in the query")
+			}
+			i += 2
+		}
+	}
+	return nil
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func notCanonical(reason string) error {
+	return fmt.Errorf("%w: %s", ErrNotCanonical, reason)
+}
+
+// The headers and query parameters clients and frameworks use to make one
+// method act as another. A proxy judging "GET" must not forward something an
+// upstream may execute as "DELETE".
+var (
+	overrideHeaders = []string{"X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override"}
+	overrideParams  = []string{"_method", "x-http-method-override", "x-http-method", "x-method-override"}
+)
+
+// RefuseMethodOverride returns an error wrapping ErrMethodOverride if h
+// carries a method-override header or query carries a method-override
+// parameter, whatever their value (even empty). Names are compared without
+// regard to case, so a header map built by hand with non-canonical keys
+// can't slip one through.
+func RefuseMethodOverride(h http.Header, query url.Values) error {
+	for k := range h {
+		for _, name := range overrideHeaders {
+			if strings.EqualFold(k, name) {
+				return fmt.Errorf("%w: header %s", ErrMethodOverride, name)
+			}
+		}
+	}
+	for k := range query {
+		for _, name := range overrideParams {
+			if strings.EqualFold(k, name) {
+				return fmt.Errorf("%w: query parameter %s", ErrMethodOverride, name)
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,276 @@
+package proxy
+
+import (
+	"bufio"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+)
+
+var canonicalTests = []struct {
+	name   string
+	target string
+	path   string // canonical path when accepted
+	query  string
+	reason string // substring of the error when refused; empty means accepted
+}{
+	// Accepted.
+	{name: "root", target: "/", path: "/"},
+	{name: "catalog path", target: "/tenants/t1/mailboxes", path: "/tenants/t1/mailboxes"},
+	{name: "with query", target: "/tenants/t1/mailboxes?top=10&skip=0", path: "/tenants/t1/mailboxes", query: "top=10&skip=0"},
+	{name: "encoded query is kept raw", target: "/tenants/t1/sites?q=a%20b%2Fc", path: "/tenants/t1/sites", query: "q=a%20b%2Fc"},
+	{name: "empty query", target: "/tenants/t1/sites?", path: "/tenants/t1/sites"},
+	{name: "question mark inside query", target: "/a?b?c", path: "/a", query: "b?c"},
+	{name: "dots inside a segment", target: "/tenants/t1/files/report.v2..final", path: "/tenants/t1/files/report.v2..final"},
+	{name: "three dots", target: "/a/.../b", path: "/a/.../b"},
+	{name: "dot-prefixed name", target: "/a/.hidden", path: "/a/.hidden"},
+	{name: "mailbox address", target: "/tenants/t1/mailboxes/alice@contoso.com/messages", path: "/tenants/t1/mailboxes/alice@contoso.com/messages"},
+	{name: "sub-delims and colon", target: "/a/b:c/d!$&'()*+,=e", path: "/a/b:c/d!$&'()*+,=e"},
+	{name: "unreserved marks", target: "/a-b_c.d~e", path: "/a-b_c.d~e"},
+
+	// Not origin-form.
+	{name: "empty", target: "", reason: "empty"},
+	{name: "absolute-form", target: "http://upstream.internal/tenants/t1", reason: "not origin-form"},
+	{name: "authority-form", target: "upstream.internal:443", reason: "not origin-form"},
+	{name: "asterisk-form", target: "*", reason: "not origin-form"},
+	{name: "relative path", target: "tenants/t1", reason: "not origin-form"},
+	{name: "leading backslash", target: `\tenants`, reason: "not origin-form"},
+	{name: "query only", target: "?a=b", reason: "not origin-form"},
+
+	// Bytes refused anywhere.
+	{name: "fragment", target: "/tenants/t1#frag", reason: "fragment"},
+	{name: "fragment in query", target: "/tenants/t1?a=b#frag", reason: "fragment"},
+	{name: "space", target: "/tenants/t 1", reason: "offset 10"},
+	{name: "tab", target: "/tenants/t\t1", reason: "control"},
+	{name: "NUL", target: "/tenants/t1\x00.json", reason: "control"},
+	{name: "CR LF", target: "/tenants/t1\r\nX-Injected: 1", reason: "control"},
+	{name: "DEL", target: "/tenants/\x7f", reason: "control"},
+	{name: "non-ASCII", target: "/tenants/t\u00e91", reason: "non-ASCII"},
+	{name: "control byte in query", target: "/a?b=\x01", reason: "control"},
+	{name: "non-ASCII in query", target: "/a?b=\xff", reason: "non-ASCII"},
+
+	// Dot segments, literal and encoded.
+	{name: "dot-dot", target: "/tenants/t1/../t2", reason: "dot segment"},
+	{name: "dot", target: "/tenants/./t1", reason: "dot segment"},
+	{name: "trailing dot-dot", target: "/tenants/t1/..", reason: "dot segment"},
+	{name: "trailing dot", target: "/tenants/t1/.", reason: "dot segment"},
+	{name: "only dot-dot", target: "/..", reason: "dot segment"},
+	{name: "dot-dot before query", target: "/a/..?b", reason: "dot segment"},
+	{name: "encoded dot-dot lower", target: "/tenants/t1/%2e%2e/t2", reason: "percent-encoding"},
+	{name: "encoded dot-dot upper", target: "/tenants/t1/%2E%2E/t2", reason: "percent-encoding"},
+	{name: "half-encoded dot-dot", target: "/tenants/t1/.%2e/t2", reason: "percent-encoding"},
+
+	// Separators and encodings.
+	{name: "double slash", target: "//tenants/t1", reason: "empty segment"},
+	{name: "double slash inside", target: "/tenants//t1", reason: "empty segment"},
+	{name: "trailing slash", target: "/tenants/t1/", reason: "trailing"},
+	{name: "encoded slash lower", target: "/tenants/t1%2fmailboxes", reason: "percent-encoding"},
+	{name: "encoded slash upper", target: "/tenants/t1%2Fmailboxes", reason: "percent-encoding"},
+	{name: "encoded backslash", target: "/tenants/t1%5cmailboxes", reason: "percent-encoding"},
+	{name: "encoded unreserved", target: "/tenants/t%31", reason: "percent-encoding"},
+	{name: "invalid escape", target: "/tenants/t1%zz", reason: "percent-encoding"},
+	{name: "truncated escape", target: "/tenants/t1%", reason: "percent-encoding"},
+	{name: "encoded NUL", target: "/tenants/t1%00", reason: "percent-encoding"},
+	{name: "raw backslash", target: `/tenants/t1\..\t2`, reason: "backslash"},
+	{name: "matrix parameter", target: "/tenants/t1;jsessionid=x/mailboxes", reason: "\";\" parameters"},
+	{name: "semicolon dot-dot", target: "/tenants/..;/admin", reason: "\";\" parameters"},
+	{name: "brace", target: "/tenants/{tenant}", reason: "not allowed in a path"},
+	{name: "double quote", target: `/tenants/"t1"`, reason: "not allowed in a path"},
+	{name: "angle bracket", target: "/tenants/<t1>", reason: "not allowed in a path"},
+	{name: "pipe", target: "/tenants/t1|t2", reason: "not allowed in a path"},
+
+	// Query.
+	{name: "semicolon in query", target: "/a?x=1;_method=DELETE", reason: "\";\" in the query"},
+	{name: "invalid escape in query", target: "/a?x=%zz", reason: "invalid percent-escape"},
+	{name: "truncated escape in query", target: "/a?x=%4", reason: "invalid percent-escape"},
+}
+
+func TestCanonicalize(t *testing.T) {
+	t.Parallel()
+	for _, tt := range canonicalTests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			p, err := Canonicalize(tt.target)
+			if tt.reason != "" {
+				if err == nil {
+					t.Fatalf("Canonicalize(%q) = %q, %q; want an error containing %q", tt.target, p, p.Query(), tt.reason)
+				}
+				if !errors.Is(err, ErrNotCanonical) {
+					t.Errorf("error %q does not wrap ErrNotCanonical", err)
+				}
+				if !strings.Contains(err.Error(), tt.reason) {
+					t.Errorf("error %q does not contain %q", err, tt.reason)
+				}
+				if p != (Path{}) {
+					t.Errorf("refused target returned a non-zero Path %q", p)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Canonicalize(%q): %v", tt.target, err)
+			}
+			if p.String() != tt.path || p.Query() != tt.query {
+				t.Errorf("Canonicalize(%q) = %q ? %q; want %q ? %q", tt.target, p, p.Query(), tt.path, tt.query)
+			}
+		})
+	}
+}
+
+func TestPathSegments(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		target string
+		want   []string
+	}{
+		{"/", nil},
+		{"/a", []string{"a"}},
+		{"/tenants/t1/mailboxes?x=/y", []string{"tenants", "t1", "mailboxes"}},
+	}
+	for _, tt := range tests {
+		p, err := Canonicalize(tt.target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := p.Segments()
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("%q.Segments() = %q, want %q", tt.target, got, tt.want)
+		}
+		if len(got) > 0 {
+			got[0] = "mutated"
+			if p.Segments()[0] == "mutated" {
+				t.Errorf("%q.Segments() exposes shared state", tt.target)
+			}
+		}
+	}
+	if got := (Path{}).Segments(); got != nil {
+		t.Errorf("zero Path has segments %q", got)
+	}
+}
+
+func TestRefuseMethodOverride(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		h     http.Header
+		query string
+		want  string // substring of the error; empty means allowed
+	}{
+		{name: "none", h: http.Header{"Accept": {"application/json"}}, query: "top=10"},
+		{name: "nil inputs"},
+		{name: "similar but harmless names", h: http.Header{"X-Http-Methods": {"x"}}, query: "method=DELETE&_methods=x"},
+		{name: "X-HTTP-Method-Override", h: http.Header{"X-Http-Method-Override": {"DELETE"}}, want: "header X-HTTP-Method-Override"},
+		{name: "X-HTTP-Method", h: http.Header{"X-Http-Method": {"DELETE"}}, want: "header X-HTTP-Method"},
+		{name: "X-Method-Override", h: http.Header{"X-Method-Override": {"DELETE"}}, want: "header X-Method-Override"},
+		{name: "non-canonical header key", h: http.Header{"x-http-method-override": {"DELETE"}}, want: "header X-HTTP-Method-Override"},
+		{name: "empty header value", h: http.Header{"X-Http-Method-Override": {""}}, want: "header"},
+		{name: "_method", query: "_method=DELETE", want: "query parameter _method"},
+		{name: "_METHOD", query: "_METHOD=DELETE", want: "query parameter _method"},
+		{name: "encoded _method", query: "_%6Dethod=DELETE", want: "query parameter _method"},
+		{name: "x-http-method-override param", query: "X-HTTP-Method-Override=PUT", want: "query parameter x-http-method-override"},
+		{name: "empty _method", query: "a=1&_method", want: "query parameter _method"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			q, err := url.ParseQuery(tt.query)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = RefuseMethodOverride(tt.h, q)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrMethodOverride) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %v, want an ErrMethodOverride containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// FuzzCanonicalize checks what an accepted target promises, whatever the
+// input: no construct that servers interpret differently survives, the path is
+// what the client sent, and the Go stack (net/http's parser, url.URL when
+// forwarding) sees the very same path.
+func FuzzCanonicalize(f *testing.F) {
+	for _, tt := range canonicalTests {
+		f.Add(tt.target)
+	}
+	f.Fuzz(func(t *testing.T, target string) {
+		p, err := Canonicalize(target)
+		if err != nil {
+			if !errors.Is(err, ErrNotCanonical) {
+				t.Fatalf("error %q does not wrap ErrNotCanonical", err)
+			}
+			if p != (Path{}) {
+				t.Fatalf("refused %q but returned %q", target, p)
+			}
+			return
+		}
+		path := p.String()
+
+		for _, bad := range []string{"//", "/./", "/../", "%", `\`, ";"} {
+			if strings.Contains(path, bad) {
+				t.Fatalf("accepted %q: path %q contains %q", target, path, bad)
+			}
+		}
+		if strings.HasSuffix(path, "/.") || strings.HasSuffix(path, "/..") {
+			t.Fatalf("accepted %q: path %q ends in a dot segment", target, path)
+		}
+		if path != "/" && strings.HasSuffix(path, "/") {
+			t.Fatalf("accepted %q: trailing slash", target)
+		}
+		for i := 0; i < len(target); i++ {
+			if c := target[i]; c < 0x21 || c > 0x7e || c == '#' {
+				t.Fatalf("accepted %q: byte %#x at %d", target, c, i)
+			}
+		}
+		if strings.Contains(p.Query(), ";") {
+			t.Fatalf("accepted %q: query contains \";\"", target)
+		}
+
+		// The path is the client's, unchanged.
+		if want, _, _ := strings.Cut(target, "?"); path != want {
+			t.Fatalf("Canonicalize(%q).String() = %q, want %q", target, path, want)
+		}
+		if segs := p.Segments(); "/"+strings.Join(segs, "/") != path || slices.Contains(segs, "") {
+			t.Fatalf("Segments() of %q = %q", path, segs)
+		}
+
+		// Idempotent.
+		again := path
+		if p.Query() != "" {
+			again += "?" + p.Query()
+		}
+		if p2, err := Canonicalize(again); err != nil || p2 != p {
+			t.Fatalf("Canonicalize(%q) = %q, %v; want %q", again, p2, err, p)
+		}
+
+		// net/http reads the same path from the request line, decoded and
+		// escaped alike, and the query untouched.
+		req, err := http.ReadRequest(bufio.NewReader(strings.NewReader(
+			"GET " + target + " HTTP/1.1\r\nHost: upstream\r\n\r\n")))
+		if err != nil {
+			t.Fatalf("net/http refused accepted target %q: %v", target, err)
+		}
+		if req.RequestURI != target || req.URL.Path != path || req.URL.EscapedPath() != path || req.URL.RawQuery != p.Query() {
+			t.Fatalf("net/http parsed %q as path %q (escaped %q) query %q; want %q, %q",
+				target, req.URL.Path, req.URL.EscapedPath(), req.URL.RawQuery, path, p.Query())
+		}
+		// Forwarding with Path and RawPath set from it sends it as is.
+		out := &url.URL{Scheme: "http", Host: "upstream", Path: path, RawPath: path, RawQuery: p.Query()}
+		if got := out.EscapedPath(); got != path {
+			t.Fatalf("forwarding %q would send path %q", path, got)
+		}
+		// Go parses every accepted query without dropping a pair, so
+		// RefuseMethodOverride sees every parameter the upstream will.
+		if _, err := url.ParseQuery(p.Query()); err != nil {
+			t.Fatalf("accepted query %q does not parse: %v", p.Query(), err)
+		}
+	})
+}

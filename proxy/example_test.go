@@ -1,0 +1,30 @@
+package proxy_test
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/lockbox-oss/lockbox/proxy"
+)
+
+func ExampleCanonicalize() {
+	p, err := proxy.Canonicalize("/tenants/contoso/mailboxes/alice/messages?top=10")
+	fmt.Println(p, p.Query(), p.Segments(), err)
+
+	// Targets that are not already canonical are refused, never repaired.
+	for _, target := range []string{
+		"/tenants/contoso/mailboxes/../../fabrikam/mailboxes",
+		"/tenants/contoso/mailboxes%2F..%2F..%2Ffabrikam",
+		"//tenants/contoso",
+		"http://upstream.internal/tenants/contoso",
+	} {
+		_, err := proxy.Canonicalize(target)
+		fmt.Println(errors.Is(err, proxy.ErrNotCanonical), err)
+	}
+	// Output:
+	// /tenants/contoso/mailboxes/alice/messages top=10 [tenants contoso mailboxes alice messages] <nil>
+	// true request target is not canonical: dot segment
+	// true request target is not canonical: percent-encoding in the path
+	// true request target is not canonical: empty segment ("//")
+	// true request target is not canonical: not origin-form: must start with "/"
+}
