@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/lockbox-oss/lockbox/audit"
@@ -39,6 +40,8 @@ type Config struct {
 	// MaxRetries bounds the optimistic-locking loop of one transition.
 	MaxRetries int
 	Logger     *slog.Logger
+	// Registerer receives the lifecycle's metrics; nil registers none.
+	Registerer prometheus.Registerer
 }
 
 // CheckAndSetDefaults fills defaults and rejects missing dependencies.
@@ -73,14 +76,17 @@ func (c *Config) CheckAndSetDefaults() error {
 // request, its grant, its indexes and its audit record in one MULTI, so a
 // request can't be approved and expired at once and no change goes
 // unaudited.
-type Store struct{ cfg Config }
+type Store struct {
+	cfg     Config
+	metrics *metrics
+}
 
 // NewStore returns a Store.
 func NewStore(cfg Config) (*Store, error) {
 	if err := cfg.CheckAndSetDefaults(); err != nil {
 		return nil, err
 	}
-	return &Store{cfg: cfg}, nil
+	return &Store{cfg: cfg, metrics: newMetrics(cfg.Registerer)}, nil
 }
 
 // Create files a new request for actor.
@@ -122,6 +128,7 @@ func (s *Store) Create(ctx context.Context, actor Actor, in CreateInput) (Reques
 	if err != nil {
 		return Request{}, s.storeErr("create", err)
 	}
+	s.metrics.observe(Request{}, r)
 	s.cfg.Logger.InfoContext(ctx, "request created", "request_id", r.ID, "tenant", r.Tenant, "service", r.Service, "requester", r.Requester)
 	return r, nil
 }
@@ -358,13 +365,13 @@ func (s *Store) settle(ctx context.Context, tenant, id string) (Request, error) 
 // with a TransitionError naming the new state.
 func (s *Store) update(ctx context.Context, tenant, id string, act Action, fn func(Request, Env) (Request, error)) (Request, error) {
 	key := keys.Request(tenant, id)
-	var out Request
+	var out, cur Request
 	var actErr error
 	for range s.cfg.MaxRetries {
 		actErr = nil
 		err := s.cfg.Redis.Watch(ctx, func(tx *redis.Tx) error {
-			cur, err := s.load(ctx, tx, tenant, id)
-			if err != nil {
+			var err error
+			if cur, err = s.load(ctx, tx, tenant, id); err != nil {
 				return err
 			}
 			now := s.cfg.Now()
@@ -396,6 +403,12 @@ func (s *Store) update(ctx context.Context, tenant, id string, act Action, fn fu
 		}
 		if err != nil {
 			return out, s.storeErr("update", err)
+		}
+		if len(out.History) > len(cur.History) {
+			s.metrics.observe(cur, out)
+			last := out.History[len(out.History)-1]
+			s.cfg.Logger.InfoContext(ctx, "request transition", "request_id", id, "tenant", tenant,
+				"action", last.Action, "actor", last.Actor, "from", last.From, "to", last.To)
 		}
 		if actErr != nil {
 			return out, actErr

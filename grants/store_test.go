@@ -358,12 +358,18 @@ func TestConcurrentDecisions(t *testing.T) {
 			c.Set(t0.Add(12 * time.Hour))
 		}
 		actions := []func() error{
-			func() error { _, err := replicas[0].store.Act(ctx, r.ID, grants.ActionApprove, globalAdmin, ""); return err },
+			func() error {
+				_, err := replicas[0].store.Act(ctx, r.ID, grants.ActionApprove, globalAdmin, "")
+				return err
+			},
 			func() error {
 				_, err := replicas[1].store.Act(ctx, r.ID, grants.ActionDeny, who("gus", "contoso", identity.RoleGlobalAdmin), "")
 				return err
 			},
-			func() error { _, err := replicas[2].store.Act(ctx, r.ID, grants.ActionCancel, operator, ""); return err },
+			func() error {
+				_, err := replicas[2].store.Act(ctx, r.ID, grants.ActionCancel, operator, "")
+				return err
+			},
 			func() error {
 				n, err := replicas[3].store.Sweep(ctx)
 				if err == nil && n == 0 {

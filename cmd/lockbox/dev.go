@@ -1,0 +1,206 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/lockbox-oss/lockbox/config"
+	"github.com/lockbox-oss/lockbox/identity"
+	"github.com/lockbox-oss/lockbox/internal/devstore"
+	"github.com/lockbox-oss/lockbox/internal/server"
+)
+
+// demoTenant is the tenant "lockbox dev" sets up, with lockbox on.
+const demoTenant = "contoso"
+
+// devTokenTTL is how long the printed dev tokens last: a working day.
+const devTokenTTL = 12 * time.Hour
+
+// devIdentity is one of the ready-made identities of "lockbox dev".
+type devIdentity struct {
+	file, envVar string
+	claims       identity.Claims
+	what         string
+}
+
+var devIdentities = []devIdentity{
+	{"operator.jwt", "LOCKBOX_OPERATOR_TOKEN", identity.Claims{Subject: "alice@provider.example", Roles: []identity.Role{identity.RoleOperator}}, "support engineer (operator)"},
+	{"operator2.jwt", "LOCKBOX_OPERATOR2_TOKEN", identity.Claims{Subject: "bob@provider.example", Roles: []identity.Role{identity.RoleOperator}}, "second support engineer (operator)"},
+	{"manager.jwt", "LOCKBOX_MANAGER_TOKEN", identity.Claims{Subject: "mary@provider.example", Roles: []identity.Role{identity.RoleSupportManager}}, "support manager"},
+	{"admin.jwt", "LOCKBOX_ADMIN_TOKEN", identity.Claims{Subject: "gina@contoso.example", Roles: []identity.Role{identity.RoleGlobalAdmin}, TenantID: demoTenant}, "global administrator of contoso"},
+	{"approver.jwt", "LOCKBOX_APPROVER_TOKEN", identity.Claims{Subject: "adam@contoso.example", Roles: []identity.Role{identity.RoleApprover}, TenantID: demoTenant}, "assigned lockbox approver of contoso"},
+	{"auditor.jwt", "LOCKBOX_AUDITOR_TOKEN", identity.Claims{Subject: "sue@provider.example", Roles: []identity.Role{identity.RoleAuditReader}}, "provider security auditor (all tenants)"},
+}
+
+// dev runs Lockbox with everything a newcomer needs and nothing installed:
+// an embedded store unless LOCKBOX_REDIS_URL is set, a dev signing key, the
+// demo tenant, and token files for every role.
+func dev(ctx context.Context, env map[string]string, stdout, stderr io.Writer) error {
+	cfg, err := config.Load(env)
+	if err != nil {
+		return err
+	}
+	if err := cfg.Validate(config.ModeDev); err != nil {
+		return err
+	}
+	log := cfg.Logger(stderr)
+	if cfg.JWKSFile != "" || cfg.JWTHMACSecretFile != "" {
+		log.Warn("lockbox dev verifies tokens with its own dev key; LOCKBOX_JWT_* key files are ignored")
+	}
+	key, jwks, err := ensureDevKey(cfg.DevDir)
+	if err != nil {
+		return err
+	}
+	cfg.JWKSFile, cfg.JWTHMACSecretFile = jwks, ""
+
+	if cfg.RedisURL == "" {
+		store, err := devstore.Start(ctx)
+		if err != nil {
+			return err
+		}
+		defer store.Close()
+		cfg.RedisURL = store.URL()
+		log.Info("using the embedded dev store (data is lost on exit); set LOCKBOX_REDIS_URL to use a Redis")
+	}
+	srv, err := server.New(ctx, cfg, server.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	if err := srv.Listen(); err != nil {
+		return err
+	}
+	if err := seedDemo(ctx, srv); err != nil {
+		return err
+	}
+	addr := "http://" + srv.APIAddr()
+	if err := writeTokens(cfg, key, addr, time.Now()); err != nil {
+		return err
+	}
+	printWelcome(stdout, cfg.DevDir, addr, srv.MetricsAddr())
+	return srv.Run(ctx)
+}
+
+// ensureDevKey loads the dev signing key, creating it the first time, so
+// tokens minted earlier stay valid across restarts.
+func ensureDevKey(dir string) (ed25519.PrivateKey, string, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, "", fmt.Errorf("LOCKBOX_DEV_DIR: %w", err)
+	}
+	keyPath := filepath.Join(dir, identity.DevSigningKeyFile)
+	key, err := identity.LoadDevKey(keyPath)
+	if errors.Is(err, fs.ErrNotExist) {
+		key, err = identity.GenerateDevKey()
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("LOCKBOX_DEV_DIR: dev signing key: %w", err)
+	}
+	_, jwks, err := identity.WriteDevKeys(dir, key)
+	if err != nil {
+		return nil, "", fmt.Errorf("LOCKBOX_DEV_DIR: %w", err)
+	}
+	return key, jwks, nil
+}
+
+// seedDemo sets up contoso through the same code paths users take: its
+// global admin assigns the approver (which is audited like any assignment).
+func seedDemo(ctx context.Context, srv *server.Server) error {
+	var admin, approver identity.Claims
+	for _, id := range devIdentities {
+		switch id.file {
+		case "admin.jwt":
+			admin = id.claims
+		case "approver.jwt":
+			approver = id.claims
+		}
+	}
+	p := identity.Principal{Subject: admin.Subject, Roles: admin.Roles, TenantID: admin.TenantID}
+	if err := srv.Tenants.AddApprover(ctx, p, "127.0.0.1", demoTenant, approver.Subject); err != nil {
+		return fmt.Errorf("seed demo tenant: %w", err)
+	}
+	return nil
+}
+
+// writeTokens writes one token file per dev identity and an env file.
+func writeTokens(cfg config.Config, key ed25519.PrivateKey, addr string, now time.Time) error {
+	var env strings.Builder
+	fmt.Fprintf(&env, "# source this file: . %s/env\nexport LOCKBOX_ADDR=%s\n", cfg.DevDir, addr)
+	for _, id := range devIdentities {
+		c := id.claims
+		c.TTL = devTokenTTL
+		tok, err := identity.Mint(key, cfg.JWTIssuer, cfg.JWTAudience, c, now)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(cfg.DevDir, id.file), []byte(tok+"\n"), 0o600); err != nil {
+			return fmt.Errorf("LOCKBOX_DEV_DIR: %w", err)
+		}
+		fmt.Fprintf(&env, "export %s=%s  # %s: %s\n", id.envVar, tok, c.Subject, id.what)
+	}
+	return os.WriteFile(filepath.Join(cfg.DevDir, "env"), []byte(env.String()), 0o600)
+}
+
+func printWelcome(w io.Writer, dir, addr, metrics string) {
+	fmt.Fprintf(w, `
+Lockbox dev is running.
+  API      %s/v1   (OpenAPI: %s/v1/openapi.yaml)
+  metrics  http://%s/metrics   health: /livez /readyz
+  tokens   %s/*.jwt  (operator, operator2, manager, admin, approver, auditor)
+
+Try the whole workflow in another shell:
+  . %s/env
+  export LOCKBOX_TOKEN=$LOCKBOX_OPERATOR_TOKEN
+  go run ./cmd/lockboxctl request create --tenant contoso --service exchange \
+      --service-request SR-1001 --reason "mailbox will not open" --duration 2h
+  LOCKBOX_TOKEN=$LOCKBOX_MANAGER_TOKEN  go run ./cmd/lockboxctl request approve <ID> --comment "looks right"
+  LOCKBOX_TOKEN=$LOCKBOX_APPROVER_TOKEN go run ./cmd/lockboxctl request approve <ID> --comment "go ahead"
+  LOCKBOX_TOKEN=$LOCKBOX_ADMIN_TOKEN    go run ./cmd/lockboxctl audit search --tenant contoso
+
+Mint other tokens: go run ./cmd/lockbox dev token --sub bob@fabrikam.example --roles global-admin --tid fabrikam
+Stop with Ctrl-C.
+`, addr, addr, metrics, dir, dir)
+}
+
+// devToken mints a token from the dev signing key in LOCKBOX_DEV_DIR.
+func devToken(args []string, env map[string]string, stdout, stderr io.Writer) error {
+	cfg, err := config.Load(env)
+	if err != nil {
+		return err
+	}
+	fset := flag.NewFlagSet("lockbox dev token", flag.ContinueOnError)
+	fset.SetOutput(stderr)
+	sub := fset.String("sub", "", "subject (user id), required")
+	roles := fset.String("roles", "", "comma-separated roles: operator, support-manager, global-admin, lockbox-approver, audit-reader")
+	tid := fset.String("tid", "", "tenant of a tenant user; empty for the provider's staff")
+	ttl := fset.Duration("ttl", time.Hour, "lifetime of the token")
+	if err := fset.Parse(args); err != nil {
+		return usageError{err}
+	}
+	if *sub == "" {
+		return usageError{errors.New("dev token: --sub is required")}
+	}
+	c := identity.Claims{Subject: *sub, TenantID: *tid, TTL: *ttl}
+	for r := range strings.SplitSeq(*roles, ",") {
+		if r = strings.TrimSpace(r); r != "" {
+			c.Roles = append(c.Roles, identity.Role(r))
+		}
+	}
+	key, err := identity.LoadDevKey(filepath.Join(cfg.DevDir, identity.DevSigningKeyFile))
+	if err != nil {
+		return fmt.Errorf("dev token: %w (run \"lockbox dev\" once to create the dev key in LOCKBOX_DEV_DIR=%s)", err, cfg.DevDir)
+	}
+	tok, err := identity.Mint(key, cfg.JWTIssuer, cfg.JWTAudience, c, time.Now())
+	if err != nil {
+		return usageError{fmt.Errorf("dev token: %w", err)}
+	}
+	fmt.Fprintln(stdout, tok)
+	return nil
+}

@@ -1,0 +1,366 @@
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLoadDefaults(t *testing.T) {
+	got, err := Load(map[string]string{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Config{
+		APIAddr:         "127.0.0.1:8080",
+		ProxyAddr:       "127.0.0.1:8081",
+		MetricsAddr:     "127.0.0.1:8082",
+		RedisTimeout:    2 * time.Second,
+		JWTIssuer:       "lockbox",
+		JWTAudience:     "lockbox",
+		JWTLeeway:       30 * time.Second,
+		DevDir:          ".lockbox-dev",
+		LogLevel:        "info",
+		LogFormat:       "text",
+		SweepInterval:   5 * time.Second,
+		ShutdownTimeout: 10 * time.Second,
+	}
+	if got != want {
+		t.Errorf("defaults:\n got %+v\nwant %+v", got, want)
+	}
+	if err := got.Validate(ModeDev); err != nil {
+		t.Errorf("defaults must be valid for dev: %v", err)
+	}
+}
+
+// Load(nil) must not fall back to the process environment, or a developer's
+// shell would change test results.
+func TestLoadNilIsEmptyEnvironment(t *testing.T) {
+	t.Setenv("LOCKBOX_API_ADDR", "127.0.0.1:9999")
+	c, err := Load(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.APIAddr != "127.0.0.1:8080" {
+		t.Errorf("Load(nil) read the process environment: APIAddr = %q", c.APIAddr)
+	}
+}
+
+func TestFromOS(t *testing.T) {
+	t.Setenv("LOCKBOX_API_ADDR", "127.0.0.1:9999")
+	c, err := FromOS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.APIAddr != "127.0.0.1:9999" {
+		t.Errorf("APIAddr = %q", c.APIAddr)
+	}
+}
+
+func TestLoadValues(t *testing.T) {
+	c, err := Load(map[string]string{
+		"LOCKBOX_API_ADDR":       ":9000",
+		"LOCKBOX_REDIS_URL":      "rediss://user:pw@redis.internal:6380/2",
+		"LOCKBOX_REDIS_TIMEOUT":  "750ms",
+		"LOCKBOX_LOG_LEVEL":      "debug",
+		"LOCKBOX_LOG_FORMAT":     "json",
+		"LOCKBOX_SWEEP_INTERVAL": "1m",
+		"REDIS_URL":              "redis://unprefixed:6379", // not ours
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.APIAddr != ":9000" || c.RedisURL != "rediss://user:pw@redis.internal:6380/2" ||
+		c.RedisTimeout != 750*time.Millisecond || c.LogLevel != "debug" || c.LogFormat != "json" ||
+		c.SweepInterval != time.Minute {
+		t.Errorf("got %+v", c)
+	}
+}
+
+// Each bad value is refused by Load with an error that names the variable.
+func TestLoadInvalidNamesVariable(t *testing.T) {
+	tests := []struct {
+		name, key, value string
+		want             string // also in the message
+	}{
+		{"duration syntax", "LOCKBOX_REDIS_TIMEOUT", "soon", "soon"},
+		{"duration syntax leeway", "LOCKBOX_JWT_LEEWAY", "30", "30"},
+		{"duration syntax sweep", "LOCKBOX_SWEEP_INTERVAL", "5 s", ""},
+		{"duration syntax shutdown", "LOCKBOX_SHUTDOWN_TIMEOUT", "x", ""},
+		{"zero duration", "LOCKBOX_REDIS_TIMEOUT", "0s", "positive"},
+		{"negative duration", "LOCKBOX_SWEEP_INTERVAL", "-1s", "positive"},
+		{"zero shutdown", "LOCKBOX_SHUTDOWN_TIMEOUT", "0", "positive"},
+		{"zero leeway", "LOCKBOX_JWT_LEEWAY", "0s", "positive"},
+		{"huge leeway", "LOCKBOX_JWT_LEEWAY", "1h", "5m0s"},
+		{"addr without port", "LOCKBOX_API_ADDR", "localhost", "host:port"},
+		{"addr bad port", "LOCKBOX_PROXY_ADDR", "127.0.0.1:http", "port"},
+		{"addr port too big", "LOCKBOX_METRICS_ADDR", "127.0.0.1:70000", "port"},
+		{"metrics on proxy addr", "LOCKBOX_METRICS_ADDR", "127.0.0.1:8081", "LOCKBOX_PROXY_ADDR"},
+		{"redis scheme", "LOCKBOX_REDIS_URL", "http://localhost:6379", "scheme"},
+		{"redis no scheme", "LOCKBOX_REDIS_URL", "localhost:6379", ""},
+		{"redis db", "LOCKBOX_REDIS_URL", "redis://localhost:6379/x", "database"},
+		{"log level", "LOCKBOX_LOG_LEVEL", "verbose", "debug, info, warn, error"},
+		{"log level case", "LOCKBOX_LOG_LEVEL", "INFO", ""},
+		{"log format", "LOCKBOX_LOG_FORMAT", "xml", "text, json"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Load(map[string]string{tt.key: tt.value})
+			if err == nil {
+				t.Fatalf("%s=%q: no error", tt.key, tt.value)
+			}
+			msg := err.Error()
+			if !strings.HasPrefix(msg, tt.key+": ") {
+				t.Errorf("error does not start with %s: %q", tt.key, msg)
+			}
+			if !strings.Contains(msg, tt.want) {
+				t.Errorf("error %q does not mention %q", msg, tt.want)
+			}
+			if strings.Contains(msg, `field "`) {
+				t.Errorf("error names a Go field, not the variable: %q", msg)
+			}
+		})
+	}
+}
+
+// A bad REDIS_URL must not echo its password into logs.
+func TestRedisURLErrorHidesPassword(t *testing.T) {
+	for _, u := range []string{
+		"redis://user:s3cret@host:6379/x",
+		"redis://user:s3cret@host:6379/%zz",
+		"rediz://user:s3cret@host:6379",
+	} {
+		_, err := Load(map[string]string{"LOCKBOX_REDIS_URL": u})
+		if err == nil {
+			t.Errorf("%s: no error", u)
+			continue
+		}
+		if strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("error leaks the password: %v", err)
+		}
+		if !strings.Contains(err.Error(), "LOCKBOX_REDIS_URL") {
+			t.Errorf("error does not name the variable: %v", err)
+		}
+	}
+}
+
+// All problems are reported at once, each as a *VarError.
+func TestLoadReportsEveryProblem(t *testing.T) {
+	_, err := Load(map[string]string{
+		"LOCKBOX_LOG_LEVEL":  "loud",
+		"LOCKBOX_LOG_FORMAT": "yaml",
+		"LOCKBOX_API_ADDR":   "nowhere",
+	})
+	for _, name := range []string{"LOCKBOX_LOG_LEVEL", "LOCKBOX_LOG_FORMAT", "LOCKBOX_API_ADDR"} {
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("error %v does not name %s", err, name)
+		}
+	}
+	var ve *VarError
+	if !errors.As(err, &ve) {
+		t.Errorf("error %v is not a *VarError", err)
+	}
+}
+
+func TestLoadParseErrorIsVarError(t *testing.T) {
+	_, err := Load(map[string]string{"LOCKBOX_REDIS_TIMEOUT": "2 seconds"})
+	var ve *VarError
+	if !errors.As(err, &ve) || ve.Var != "LOCKBOX_REDIS_TIMEOUT" {
+		t.Fatalf("got %v, want a *VarError for LOCKBOX_REDIS_TIMEOUT", err)
+	}
+}
+
+// Port 0 means "any free port", so two listeners may both ask for it.
+func TestPortZeroMayRepeat(t *testing.T) {
+	_, err := Load(map[string]string{
+		"LOCKBOX_API_ADDR":     "127.0.0.1:0",
+		"LOCKBOX_PROXY_ADDR":   "127.0.0.1:0",
+		"LOCKBOX_METRICS_ADDR": "127.0.0.1:0",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestValidateServe(t *testing.T) {
+	jwks := writeFile(t, "jwks.json", `{"keys":[]}`)
+	secret := writeFile(t, "hmac", "0123456789abcdef0123456789abcdef")
+	empty := writeFile(t, "empty", "")
+	missing := filepath.Join(t.TempDir(), "missing")
+	dir := t.TempDir()
+	const redisURL = "redis://127.0.0.1:6379/0"
+
+	tests := []struct {
+		name string
+		env  map[string]string
+		want []string // substrings of the error; none means valid
+	}{
+		{"jwks", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_JWT_JWKS_FILE": jwks}, nil},
+		{"hmac", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_JWT_HMAC_SECRET_FILE": secret}, nil},
+		{"policy dir", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_JWT_JWKS_FILE": jwks, "LOCKBOX_POLICY_DIR": dir}, nil},
+		{"no redis", map[string]string{"LOCKBOX_JWT_JWKS_FILE": jwks},
+			[]string{`LOCKBOX_REDIS_URL: required by "lockbox serve"`}},
+		{"no key", map[string]string{"LOCKBOX_REDIS_URL": redisURL},
+			[]string{`LOCKBOX_JWT_JWKS_FILE or LOCKBOX_JWT_HMAC_SECRET_FILE: one is required by "lockbox serve"`}},
+		{"both keys", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_JWT_JWKS_FILE": jwks, "LOCKBOX_JWT_HMAC_SECRET_FILE": secret},
+			[]string{"LOCKBOX_JWT_JWKS_FILE and LOCKBOX_JWT_HMAC_SECRET_FILE: set only one"}},
+		{"nothing", map[string]string{},
+			[]string{"LOCKBOX_REDIS_URL: required", "LOCKBOX_JWT_JWKS_FILE or LOCKBOX_JWT_HMAC_SECRET_FILE"}},
+		{"missing jwks", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_JWT_JWKS_FILE": missing},
+			[]string{"LOCKBOX_JWT_JWKS_FILE: ", "no such file"}},
+		{"jwks is a dir", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_JWT_JWKS_FILE": dir},
+			[]string{"LOCKBOX_JWT_JWKS_FILE: ", "not a regular file"}},
+		{"empty secret", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_JWT_HMAC_SECRET_FILE": empty},
+			[]string{"LOCKBOX_JWT_HMAC_SECRET_FILE: ", "is empty"}},
+		{"missing policy dir", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_JWT_JWKS_FILE": jwks, "LOCKBOX_POLICY_DIR": missing},
+			[]string{"LOCKBOX_POLICY_DIR: ", "no such file"}},
+		{"policy dir is a file", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_JWT_JWKS_FILE": jwks, "LOCKBOX_POLICY_DIR": jwks},
+			[]string{"LOCKBOX_POLICY_DIR: ", "not a directory"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Load(tt.env)
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			err = c.Validate(ModeServe)
+			if len(tt.want) == 0 {
+				if err != nil {
+					t.Fatalf("Validate: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Validate: no error, want %q", tt.want)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestValidateUnreadableFile(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root reads files whatever their mode")
+	}
+	p := writeFile(t, "jwks.json", `{"keys":[]}`)
+	if err := os.Chmod(p, 0); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(map[string]string{"LOCKBOX_REDIS_URL": "redis://127.0.0.1:6379", "LOCKBOX_JWT_JWKS_FILE": p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(ModeServe); err == nil || !strings.Contains(err.Error(), "LOCKBOX_JWT_JWKS_FILE: ") {
+		t.Errorf("got %v, want an error naming LOCKBOX_JWT_JWKS_FILE", err)
+	}
+}
+
+// Dev mode needs no Redis and no keys, but still checks what is given.
+func TestValidateDev(t *testing.T) {
+	c, _ := Load(map[string]string{})
+	if err := c.Validate(ModeDev); err != nil {
+		t.Errorf("empty config in dev: %v", err)
+	}
+	c, _ = Load(map[string]string{"LOCKBOX_JWT_HMAC_SECRET_FILE": filepath.Join(t.TempDir(), "missing")})
+	if err := c.Validate(ModeDev); err == nil || !strings.Contains(err.Error(), "LOCKBOX_JWT_HMAC_SECRET_FILE: ") {
+		t.Errorf("missing secret file in dev: got %v", err)
+	}
+}
+
+// Validate re-checks what Load checks, for a Config built by hand.
+func TestValidateChecksHandBuiltConfig(t *testing.T) {
+	c, _ := Load(map[string]string{})
+	c.RedisTimeout = 0
+	if err := c.Validate(ModeDev); err == nil || !strings.Contains(err.Error(), "LOCKBOX_REDIS_TIMEOUT: ") {
+		t.Errorf("got %v", err)
+	}
+	if err := c.Validate(Mode(42)); err == nil {
+		t.Error("unknown mode accepted")
+	}
+}
+
+func TestLogger(t *testing.T) {
+	var buf bytes.Buffer
+	c, _ := Load(map[string]string{"LOCKBOX_LOG_LEVEL": "warn", "LOCKBOX_LOG_FORMAT": "json"})
+	log := c.Logger(&buf)
+	log.Info("hidden")
+	log.Warn("shown", "k", "v")
+	var rec map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &rec); err != nil {
+		t.Fatalf("not one JSON record: %q", buf.String())
+	}
+	if rec["msg"] != "shown" || rec["k"] != "v" {
+		t.Errorf("record %v", rec)
+	}
+
+	buf.Reset()
+	c, _ = Load(map[string]string{"LOCKBOX_LOG_LEVEL": "debug"})
+	c.Logger(&buf).Debug("dbg")
+	if !strings.Contains(buf.String(), "level=DEBUG msg=dbg") {
+		t.Errorf("text debug record: %q", buf.String())
+	}
+}
+
+func TestLogValueRedactsRedisPassword(t *testing.T) {
+	var buf bytes.Buffer
+	c, _ := Load(map[string]string{"LOCKBOX_REDIS_URL": "redis://app:s3cret@redis:6379/0"})
+	slog.New(slog.NewTextHandler(&buf, nil)).Info("config", "config", c)
+	out := buf.String()
+	if strings.Contains(out, "s3cret") {
+		t.Errorf("password logged: %s", out)
+	}
+	if !strings.Contains(out, "config.LOCKBOX_REDIS_URL=redis://app:xxxxx@redis:6379/0") ||
+		!strings.Contains(out, "config.LOCKBOX_REDIS_TIMEOUT=2s") {
+		t.Errorf("unexpected log: %s", out)
+	}
+}
+
+func TestVars(t *testing.T) {
+	docs := Vars()
+	if n := reflect.TypeFor[Config]().NumField(); len(docs) != n {
+		t.Fatalf("Vars() has %d entries for %d fields", len(docs), n)
+	}
+	seen := map[string]bool{}
+	for _, d := range docs {
+		if !strings.HasPrefix(d.Name, "LOCKBOX_") || d.Name == "LOCKBOX_" {
+			t.Errorf("bad name %q", d.Name)
+		}
+		if seen[d.Name] {
+			t.Errorf("duplicate name %s", d.Name)
+		}
+		seen[d.Name] = true
+		if strings.TrimSpace(d.Description) == "" {
+			t.Errorf("%s has no desc tag", d.Name)
+		}
+	}
+	want := VarDoc{Name: "LOCKBOX_REDIS_TIMEOUT", Default: "2s", Description: "deadline of each control-plane Redis call"}
+	found := false
+	for _, d := range docs {
+		if d == want {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("Vars() lacks %+v", want)
+	}
+}

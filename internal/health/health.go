@@ -1,0 +1,134 @@
+// Package health serves the metrics address: /metrics for Prometheus,
+// /livez (the process is up) and /readyz (its dependencies answer).
+//
+// It is mounted on the metrics address only, never on the proxy's: the proxy
+// port carries nothing but judged operator calls. The package knows no
+// Lockbox domain package; cmd/ passes in the registry and the checks (Redis
+// reachable, a policy loaded).
+package health
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+)
+
+// CheckTimeout bounds each readiness check. A dependency that hangs makes
+// /readyz answer 503 after this long rather than hang the prober.
+const CheckTimeout = time.Second
+
+// Check is one readiness condition. Func returns nil when ready; its error
+// string is shown on /readyz, so it must not carry secrets.
+type Check struct {
+	Name string
+	Func func(ctx context.Context) error
+}
+
+// Handler serves /metrics from reg (never the default registry), /livez and
+// /readyz, which runs every check in ready concurrently.
+func Handler(reg prometheus.Gatherer, ready ...Check) http.Handler {
+	if reg == nil {
+		panic("health: nil prometheus.Gatherer")
+	}
+	for _, c := range ready {
+		if c.Name == "" || c.Func == nil {
+			panic("health: check needs a name and a func")
+		}
+	}
+	checks := append([]Check(nil), ready...)
+
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, r *http.Request) {
+		writeText(w, http.StatusOK, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		failures := run(r.Context(), checks)
+		if len(failures) == 0 {
+			writeText(w, http.StatusOK, "ok\n")
+			return
+		}
+		writeText(w, http.StatusServiceUnavailable, strings.Join(failures, ""))
+	})
+	return mux
+}
+
+// run runs checks concurrently, each under CheckTimeout, and returns one
+// "name: error\n" line for each failure, in the order of checks.
+func run(ctx context.Context, checks []Check) []string {
+	results := make([]chan error, len(checks))
+	for i, c := range checks {
+		results[i] = make(chan error, 1) // buffered: a late check never blocks
+		go func() {
+			defer func() {
+				// A panicking check would otherwise take the process down:
+				// it runs outside net/http's per-request recovery.
+				if p := recover(); p != nil {
+					results[i] <- errors.New("check panicked")
+				}
+			}()
+			cctx, cancel := context.WithTimeout(ctx, CheckTimeout)
+			defer cancel()
+			results[i] <- c.Func(cctx)
+		}()
+	}
+	// One timer for all: checks run at once, so each had CheckTimeout by
+	// the time it fires. It covers checks that ignore their ctx.
+	timeout := time.NewTimer(CheckTimeout + 50*time.Millisecond)
+	defer timeout.Stop()
+	expired := false
+	var failures []string
+	for i, c := range checks {
+		var err error
+		if !expired {
+			select {
+			case err = <-results[i]:
+			case <-timeout.C:
+				expired = true
+			}
+		}
+		if expired {
+			// Past the deadline, take only what has finished.
+			select {
+			case err = <-results[i]:
+			default:
+				err = fmt.Errorf("no answer within %s", CheckTimeout)
+			}
+		}
+		if err != nil {
+			failures = append(failures, c.Name+": "+oneLine(err.Error())+"\n")
+		}
+	}
+	return failures
+}
+
+// oneLine keeps an error to its line, so the body stays one line per check.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
+
+func writeText(w http.ResponseWriter, status int, body string) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(body))
+}
+
+// RedisCheck is ready when c answers PING.
+func RedisCheck(c redis.UniversalClient) Check {
+	return Check{
+		Name: "redis",
+		Func: func(ctx context.Context) error {
+			return c.Ping(ctx).Err()
+		},
+	}
+}

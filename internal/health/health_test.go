@@ -1,0 +1,167 @@
+package health
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/lockbox-oss/lockbox/internal/redistest"
+)
+
+func get(t *testing.T, h http.Handler, path string) (int, string) {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	resp, err := srv.Client().Get(srv.URL + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(body)
+}
+
+func ok(context.Context) error { return nil }
+
+func TestLivez(t *testing.T) {
+	failing := Check{Name: "redis", Func: func(context.Context) error { return errors.New("down") }}
+	// Liveness does not depend on readiness checks.
+	code, body := get(t, Handler(prometheus.NewRegistry(), failing), "/livez")
+	if code != http.StatusOK || body != "ok\n" {
+		t.Errorf("/livez = %d %q", code, body)
+	}
+}
+
+func TestMetricsFromGivenRegistryOnly(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "lockbox_test_total", Help: "test"})
+	reg.MustRegister(c)
+	c.Add(3)
+	code, body := get(t, Handler(reg), "/metrics")
+	if code != http.StatusOK || !strings.Contains(body, "lockbox_test_total 3") {
+		t.Errorf("/metrics = %d %q", code, body)
+	}
+	// The default registry's Go collector is not exposed.
+	if strings.Contains(body, "go_goroutines") {
+		t.Error("/metrics serves the default registry")
+	}
+}
+
+func TestReadyz(t *testing.T) {
+	tests := []struct {
+		name   string
+		checks []Check
+		code   int
+		body   string
+	}{
+		{"no checks", nil, http.StatusOK, "ok\n"},
+		{"all pass", []Check{{"redis", ok}, {"policy", ok}}, http.StatusOK, "ok\n"},
+		{"one fails", []Check{
+			{"redis", ok},
+			{"policy", func(context.Context) error { return errors.New("no policy loaded") }},
+		}, http.StatusServiceUnavailable, "policy: no policy loaded\n"},
+		{"all fail, in order", []Check{
+			{"redis", func(context.Context) error { return errors.New("dial tcp: refused") }},
+			{"policy", func(context.Context) error { return errors.New("compile error:\n  line 3") }},
+		}, http.StatusServiceUnavailable, "redis: dial tcp: refused\npolicy: compile error: line 3\n"},
+		{"panic", []Check{{"policy", func(context.Context) error { panic("secret internals") }}},
+			http.StatusServiceUnavailable, "policy: check panicked\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, body := get(t, Handler(prometheus.NewRegistry(), tt.checks...), "/readyz")
+			if code != tt.code || body != tt.body {
+				t.Errorf("/readyz = %d %q, want %d %q", code, body, tt.code, tt.body)
+			}
+		})
+	}
+}
+
+// A hanging dependency gives a 503 after CheckTimeout, whether its check
+// honours its ctx or not. This test takes about one second.
+func TestReadyzHangingCheck(t *testing.T) {
+	block := make(chan struct{})
+	defer close(block)
+	checks := []Check{
+		{"ctx", func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }},
+		{"stuck", func(context.Context) error { <-block; return nil }},
+		{"fine", ok},
+	}
+	start := time.Now()
+	code, body := get(t, Handler(prometheus.NewRegistry(), checks...), "/readyz")
+	elapsed := time.Since(start)
+	want := "ctx: context deadline exceeded\nstuck: no answer within 1s\n"
+	if code != http.StatusServiceUnavailable || body != want {
+		t.Errorf("/readyz = %d %q, want 503 %q", code, body, want)
+	}
+	if elapsed < CheckTimeout || elapsed > CheckTimeout+time.Second {
+		t.Errorf("/readyz took %v", elapsed)
+	}
+}
+
+func TestRedisCheck(t *testing.T) {
+	c := redistest.Client(t)
+	code, body := get(t, Handler(prometheus.NewRegistry(), RedisCheck(c)), "/readyz")
+	if code != http.StatusOK || body != "ok\n" {
+		t.Errorf("/readyz with Redis up = %d %q", code, body)
+	}
+}
+
+func TestRedisCheckUnreachable(t *testing.T) {
+	// A port nothing listens on: bind one, then close it.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	// No retries, so the refusal itself is reported rather than the
+	// deadline the retries run into.
+	c := redis.NewUniversalClient(&redis.UniversalOptions{
+		Addrs: []string{addr}, ContextTimeoutEnabled: true, MaxRetries: -1,
+	})
+	defer c.Close()
+	code, body := get(t, Handler(prometheus.NewRegistry(), RedisCheck(c)), "/readyz")
+	if code != http.StatusServiceUnavailable || !strings.HasPrefix(body, "redis: ") ||
+		!strings.Contains(body, "refused") {
+		t.Errorf("/readyz with Redis down = %d %q", code, body)
+	}
+}
+
+func TestUnknownPathAndMethod(t *testing.T) {
+	h := Handler(prometheus.NewRegistry())
+	if code, _ := get(t, h, "/healthz"); code != http.StatusNotFound {
+		t.Errorf("/healthz = %d", code)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	resp, err := srv.Client().Post(srv.URL+"/livez", "text/plain", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("POST /livez = %d", resp.StatusCode)
+	}
+}
+
+func TestHandlerRefusesNilGatherer(t *testing.T) {
+	defer func() {
+		if recover() == nil {
+			t.Error("Handler(nil) did not panic")
+		}
+	}()
+	Handler(nil)
+}

@@ -1,0 +1,263 @@
+// Package server builds a whole Lockbox from its configuration — Redis,
+// identity, catalog, lifecycle, API, metrics and health — and runs it. It is
+// the wiring shared by "lockbox serve", "lockbox dev" and the end-to-end
+// tests, so the tests exercise exactly what ships; only the clock and the
+// logger can be injected.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/lockbox-oss/lockbox/api"
+	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/config"
+	"github.com/lockbox-oss/lockbox/grants"
+	"github.com/lockbox-oss/lockbox/identity"
+	"github.com/lockbox-oss/lockbox/internal/health"
+	"github.com/lockbox-oss/lockbox/policy"
+	"github.com/lockbox-oss/lockbox/rego"
+	"github.com/lockbox-oss/lockbox/tenants"
+)
+
+// catalogPath is the activity catalog inside a policy directory.
+const catalogPath = "activities/data.json"
+
+// requestTimeout bounds one API call, all its Redis round trips included.
+// Each Redis call is bounded on its own by LOCKBOX_REDIS_TIMEOUT.
+const requestTimeout = 10 * time.Second
+
+// Options are what tests may change about a server.
+type Options struct {
+	// Now is the clock of every component; time.Now when nil.
+	Now func() time.Time
+	// Logger; discards when nil.
+	Logger *slog.Logger
+}
+
+// Server is a built Lockbox, ready to listen.
+type Server struct {
+	cfg      config.Config
+	log      *slog.Logger
+	now      func() time.Time
+	Redis    redis.UniversalClient
+	Requests *grants.Store
+	Tenants  *tenants.Store
+	Audit    *audit.Log
+	Verifier *identity.Verifier
+	Catalog  *policy.Catalog
+	Registry *prometheus.Registry
+
+	apiLn, metricsLn net.Listener
+	apiSrv, metSrv   *http.Server
+}
+
+// New builds every component from cfg. It fails when Redis is unreachable
+// (within LOCKBOX_REDIS_TIMEOUT), a key file or the catalog is bad.
+func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{cfg: cfg, log: opts.Logger, now: opts.Now, Registry: prometheus.NewRegistry()}
+	s.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	var err error
+	if s.Catalog, err = loadCatalog(cfg.PolicyDir); err != nil {
+		return nil, err
+	}
+	if s.Verifier, err = identity.NewVerifier(identity.Config{
+		Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, Leeway: cfg.JWTLeeway,
+		JWKSFile: cfg.JWKSFile, HMACSecretFile: cfg.JWTHMACSecretFile, Now: opts.Now,
+	}); err != nil {
+		return nil, fmt.Errorf("identity: %w", err)
+	}
+	if s.Redis, err = connect(ctx, cfg); err != nil {
+		return nil, err
+	}
+	s.Audit = audit.NewLog(s.Redis, opts.Now)
+	s.Tenants = tenants.NewStore(s.Redis, s.Audit, opts.Now)
+	if s.Requests, err = grants.NewStore(grants.Config{
+		Redis: s.Redis, Audit: s.Audit, Tenants: s.Tenants, Catalog: s.Catalog,
+		Now: opts.Now, Logger: opts.Logger.With("component", "grants"), Registerer: s.Registry,
+	}); err != nil {
+		s.Redis.Close()
+		return nil, err
+	}
+	apiHandler, err := api.New(api.Config{
+		Auth: s.Verifier, Requests: s.Requests, Tenants: s.Tenants, Audit: s.Audit,
+		Logger: opts.Logger.With("component", "api"),
+	})
+	if err != nil {
+		s.Redis.Close()
+		return nil, err
+	}
+	s.apiSrv = &http.Server{
+		Handler:           http.TimeoutHandler(withDeadline(apiHandler), requestTimeout+time.Second, `{"error":{"code":"timeout","message":"the request took too long"}}`),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
+	}
+	s.metSrv = &http.Server{
+		Handler: health.Handler(s.Registry,
+			health.RedisCheck(s.Redis),
+			health.Check{Name: "policy", Func: func(context.Context) error {
+				if len(s.Catalog.Services()) == 0 {
+					return errors.New("no activity catalog loaded")
+				}
+				return nil
+			}},
+		),
+		ReadHeaderTimeout: 5 * time.Second,
+	}
+	return s, nil
+}
+
+// withDeadline gives every API call a deadline, so Redis calls (with
+// ContextTimeoutEnabled) give up instead of hanging a client.
+func withDeadline(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
+		defer cancel()
+		h.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+func loadCatalog(dir string) (*policy.Catalog, error) {
+	var fsys fs.FS = rego.FS
+	if dir != "" {
+		fsys = os.DirFS(dir)
+	}
+	c, err := policy.LoadCatalog(fsys, catalogPath)
+	if err != nil {
+		if dir != "" {
+			return nil, fmt.Errorf("LOCKBOX_POLICY_DIR: %w", err)
+		}
+		return nil, err
+	}
+	return c, nil
+}
+
+// connect opens a UniversalClient whose calls honour their context's
+// deadline, and checks Redis answers.
+func connect(ctx context.Context, cfg config.Config) (redis.UniversalClient, error) {
+	opts, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("LOCKBOX_REDIS_URL: %w", err)
+	}
+	// Without ContextTimeoutEnabled go-redis ignores ctx deadlines and uses
+	// only its socket timeouts.
+	rdb := redis.NewUniversalClient(&redis.UniversalOptions{
+		Addrs:                 []string{opts.Addr},
+		DB:                    opts.DB,
+		Username:              opts.Username,
+		Password:              opts.Password,
+		TLSConfig:             opts.TLSConfig,
+		Protocol:              opts.Protocol,
+		DialTimeout:           cfg.RedisTimeout,
+		ReadTimeout:           cfg.RedisTimeout,
+		WriteTimeout:          cfg.RedisTimeout,
+		ContextTimeoutEnabled: true,
+	})
+	pctx, cancel := context.WithTimeout(ctx, cfg.RedisTimeout)
+	defer cancel()
+	if err := rdb.Ping(pctx).Err(); err != nil {
+		rdb.Close()
+		return nil, fmt.Errorf("LOCKBOX_REDIS_URL: redis at %s does not answer: %w", opts.Addr, err)
+	}
+	return rdb, nil
+}
+
+// Listen binds the API and metrics addresses. Addresses with port 0 get a
+// free port; APIAddr and MetricsAddr tell which.
+func (s *Server) Listen() error {
+	var err error
+	if s.apiLn, err = net.Listen("tcp", s.cfg.APIAddr); err != nil {
+		return fmt.Errorf("LOCKBOX_API_ADDR: %w", err)
+	}
+	if s.metricsLn, err = net.Listen("tcp", s.cfg.MetricsAddr); err != nil {
+		s.apiLn.Close()
+		return fmt.Errorf("LOCKBOX_METRICS_ADDR: %w", err)
+	}
+	return nil
+}
+
+// APIAddr is the bound API address.
+func (s *Server) APIAddr() string { return s.apiLn.Addr().String() }
+
+// MetricsAddr is the bound metrics address.
+func (s *Server) MetricsAddr() string { return s.metricsLn.Addr().String() }
+
+// Run serves until ctx ends, then shuts down gracefully. It also runs the
+// sweeper that settles expired requests and ended grants.
+func (s *Server) Run(ctx context.Context) error {
+	if s.apiLn == nil {
+		if err := s.Listen(); err != nil {
+			return err
+		}
+	}
+	errc := make(chan error, 2)
+	go func() { errc <- serve(s.apiSrv, s.apiLn) }()
+	go func() { errc <- serve(s.metSrv, s.metricsLn) }()
+	sweepDone := make(chan struct{})
+	sweepCtx, stopSweep := context.WithCancel(ctx)
+	go func() { defer close(sweepDone); s.sweepLoop(sweepCtx) }()
+	s.log.Info("lockbox listening", "api", s.APIAddr(), "metrics", s.MetricsAddr())
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	stopSweep()
+	<-sweepDone
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
+	defer cancel()
+	err = errors.Join(err, s.apiSrv.Shutdown(sctx), s.metSrv.Shutdown(sctx))
+	err = errors.Join(err, s.Redis.Close())
+	return err
+}
+
+func serve(srv *http.Server, ln net.Listener) error {
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// sweepLoop settles due requests every SweepInterval. Several replicas may
+// sweep at once; transitions are atomic and idempotent.
+func (s *Server) sweepLoop(ctx context.Context) {
+	t := time.NewTicker(s.cfg.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			sctx, cancel := context.WithTimeout(ctx, requestTimeout)
+			n, err := s.Requests.Sweep(sctx)
+			cancel()
+			switch {
+			case err != nil && ctx.Err() == nil:
+				s.log.Warn("sweep failed", "err", err)
+			case n > 0:
+				s.log.Info("sweep settled requests", "count", n)
+			}
+		}
+	}
+}
