@@ -19,7 +19,7 @@ SCRUB_ENV = for v in $$(env | sed -n 's/^\(LOCKBOX_[A-Za-z0-9_]*\)=.*/\1/p'); do
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-6s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-run: ## Start "lockbox dev": embedded store, demo services, printed tokens
+run: ## Start "lockbox dev": embedded store, demo tenant, printed tokens
 	go run ./cmd/lockbox dev
 
 build: ## Build static binaries of ./cmd/... into bin/
