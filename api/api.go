@@ -1,0 +1,195 @@
+// Package api serves Lockbox's control plane: the /v1 JSON API through which
+// engineers file lockbox requests, support managers and tenant approvers
+// decide them, tenant administrators manage their settings and approvers,
+// and auditors search the audit log. openapi.yaml beside this file describes
+// every route, and a test keeps the two in step.
+//
+// Handlers are thin: authenticate, decode, call one domain method, encode.
+// Every rule (who may approve what, the two-person rule, tenant isolation,
+// the 12 h and 4 h limits) lives in the domain packages; this package only
+// turns HTTP into their inputs and their errors into the JSON error shape of
+// internal/httperr.
+//
+// Identity comes only from the bearer token in the Authorization header,
+// verified by Config.Auth; the client IP handed to the domain is the socket
+// peer. No other request header is trusted for either.
+//
+// It must not import the proxy, the console or cmd/: dependencies point from
+// cmd/ to here and from here to the domain packages, never back.
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/grants"
+	"github.com/lockbox-oss/lockbox/identity"
+	"github.com/lockbox-oss/lockbox/tenants"
+)
+
+// Authenticator turns a raw bearer token into a verified principal. Every
+// failure must match identity.ErrUnauthenticated; any other error is taken
+// as the verifier being broken and fails the call closed.
+// *identity.Verifier implements it.
+type Authenticator interface {
+	Verify(ctx context.Context, raw string) (identity.Principal, error)
+}
+
+// RequestReader reads lockbox requests as the principal may see them.
+type RequestReader interface {
+	Get(ctx context.Context, p identity.Principal, id string) (grants.Request, error)
+	List(ctx context.Context, p identity.Principal, f grants.Filter) ([]grants.Request, error)
+}
+
+// RequestWriter files lockbox requests and acts on them.
+type RequestWriter interface {
+	Create(ctx context.Context, actor grants.Actor, in grants.CreateInput) (grants.Request, error)
+	Act(ctx context.Context, id string, act grants.Action, actor grants.Actor, comment string) (grants.Request, error)
+}
+
+// Requests is the request lifecycle the API serves. *grants.Store
+// implements it.
+type Requests interface {
+	RequestReader
+	RequestWriter
+}
+
+// Tenants holds tenants' lockbox settings and approvers, and decides who may
+// read or change them. *tenants.Store implements it.
+type Tenants interface {
+	Settings(ctx context.Context, p identity.Principal, tenant string) (tenants.Settings, error)
+	PutSettings(ctx context.Context, p identity.Principal, clientIP, tenant string, st tenants.Settings) (tenants.Settings, error)
+	Approvers(ctx context.Context, p identity.Principal, tenant string) ([]string, error)
+	AddApprover(ctx context.Context, p identity.Principal, clientIP, tenant, user string) error
+	RemoveApprover(ctx context.Context, p identity.Principal, clientIP, tenant, user string) error
+}
+
+// AuditSearcher searches a tenant's audit log as the principal may see it.
+// *audit.Log implements it.
+type AuditSearcher interface {
+	Search(ctx context.Context, p identity.Principal, tenant string, limit int) ([]audit.Record, error)
+}
+
+// DefaultMaxBodyBytes bounds a request body when Config.MaxBodyBytes is
+// zero. The largest legitimate body, a request with a 2000-byte reason and
+// its activities, is a few kilobytes.
+const DefaultMaxBodyBytes = 64 << 10
+
+// DefaultTimeout bounds one API call when Config.Timeout is zero.
+const DefaultTimeout = 10 * time.Second
+
+// Config configures the API handler.
+type Config struct {
+	// Auth verifies bearer tokens. Required.
+	Auth Authenticator
+	// Requests is the request lifecycle. Required.
+	Requests Requests
+	// Tenants holds settings and approvers. Required.
+	Tenants Tenants
+	// Audit searches the audit log. Required.
+	Audit AuditSearcher
+	// Logger receives server-side failures with their request id. Nil
+	// discards them.
+	Logger *slog.Logger
+	// MaxBodyBytes bounds a request body; larger bodies get 413. Zero means
+	// DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// Timeout bounds the work of one call, store round trips included, so
+	// a Redis that hangs produces a 503 instead of a hung client. (The
+	// Redis client must honour context deadlines: ContextTimeoutEnabled.)
+	// Zero means DefaultTimeout.
+	Timeout time.Duration
+}
+
+// CheckAndSetDefaults rejects missing dependencies and fills the defaults.
+func (c *Config) CheckAndSetDefaults() error {
+	switch {
+	case c.Auth == nil:
+		return errors.New("api: Auth is required")
+	case c.Requests == nil:
+		return errors.New("api: Requests is required")
+	case c.Tenants == nil:
+		return errors.New("api: Tenants is required")
+	case c.Audit == nil:
+		return errors.New("api: Audit is required")
+	case c.MaxBodyBytes < 0:
+		return fmt.Errorf("api: MaxBodyBytes must not be negative, got %d", c.MaxBodyBytes)
+	case c.Timeout < 0:
+		return fmt.Errorf("api: Timeout must not be negative, got %s", c.Timeout)
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.Timeout == 0 {
+		c.Timeout = DefaultTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// server holds the checked configuration the handlers use.
+type server struct {
+	cfg Config
+	log *slog.Logger
+}
+
+// handlerFunc is the shape of every handler: it writes the success response
+// itself and returns any failure for the adapter to render. The principal is
+// an argument, not a context value, so no handler can run without one or
+// pick it up from anywhere else. Public routes get the zero Principal.
+type handlerFunc func(s *server, w http.ResponseWriter, r *http.Request, p identity.Principal) error
+
+// route is one entry of the API's route table.
+type route struct {
+	method string
+	// path is a net/http ServeMux path pattern; {name} segments are
+	// read with r.PathValue and are the same names openapi.yaml uses.
+	path string
+	// public routes are served without a bearer token.
+	public bool
+	handle handlerFunc
+}
+
+// pattern is the ServeMux pattern of the route.
+func (rt route) pattern() string { return rt.method + " " + rt.path }
+
+// routes is the whole API. openapi_test.go checks that openapi.yaml
+// documents exactly these.
+var routes = []route{
+	{method: http.MethodPost, path: "/v1/requests", handle: (*server).createRequest},
+	{method: http.MethodGet, path: "/v1/requests", handle: (*server).listRequests},
+	{method: http.MethodGet, path: "/v1/requests/{id}", handle: (*server).getRequest},
+	{method: http.MethodPost, path: "/v1/requests/{id}/approve", handle: act(grants.ActionApprove)},
+	{method: http.MethodPost, path: "/v1/requests/{id}/deny", handle: act(grants.ActionDeny)},
+	{method: http.MethodPost, path: "/v1/requests/{id}/cancel", handle: act(grants.ActionCancel)},
+	{method: http.MethodPost, path: "/v1/requests/{id}/revoke", handle: act(grants.ActionRevoke)},
+	{method: http.MethodGet, path: "/v1/tenants/{tenant}/settings", handle: (*server).getSettings},
+	{method: http.MethodPut, path: "/v1/tenants/{tenant}/settings", handle: (*server).putSettings},
+	{method: http.MethodGet, path: "/v1/tenants/{tenant}/approvers", handle: (*server).listApprovers},
+	{method: http.MethodPut, path: "/v1/tenants/{tenant}/approvers/{user}", handle: (*server).addApprover},
+	{method: http.MethodDelete, path: "/v1/tenants/{tenant}/approvers/{user}", handle: (*server).removeApprover},
+	{method: http.MethodGet, path: "/v1/audit", handle: (*server).searchAudit},
+	{method: http.MethodGet, path: "/v1/openapi.yaml", public: true, handle: (*server).openAPI},
+}
+
+// New returns the API handler. Mount it at the root of the API address.
+func New(cfg Config) (http.Handler, error) {
+	if err := cfg.CheckAndSetDefaults(); err != nil {
+		return nil, err
+	}
+	s := &server{cfg: cfg, log: cfg.Logger}
+	mux := http.NewServeMux()
+	known := make(map[string]bool, len(routes))
+	for _, rt := range routes {
+		mux.Handle(rt.pattern(), s.adapt(rt))
+		known[rt.pattern()] = true
+	}
+	return &router{mux: mux, known: known}, nil
+}

@@ -1,0 +1,854 @@
+package api_test
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lockbox-oss/lockbox/api"
+	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/grants"
+	"github.com/lockbox-oss/lockbox/identity"
+	"github.com/lockbox-oss/lockbox/tenants"
+)
+
+func TestLifecycle(t *testing.T) {
+	e := newEnv(t)
+	e.assignApprover()
+
+	created := e.do(alice, "POST", "/v1/requests", grants.CreateInput{
+		Tenant: "contoso", Service: "exchange", ServiceRequest: "SR-1001",
+		Reason: "Mailbox repair", Duration: grants.Duration(2 * time.Hour),
+		Activities: []string{"Get-Mailbox", "New-MailboxRepairRequest"},
+	})
+	req := decode[grants.Request](t, created, http.StatusCreated)
+	if got, want := created.header.Get("Location"), "/v1/requests/"+req.ID; got != want {
+		t.Errorf("Location = %q, want %q", got, want)
+	}
+	if req.State != grants.StatePendingManager || req.Requester != "alice" || req.Tenant != "contoso" {
+		t.Fatalf("created = %+v", req)
+	}
+	if req.DecideBy == nil || !req.DecideBy.Equal(start.Add(grants.DecisionWindow)) {
+		t.Errorf("decide_by = %v, want %v", req.DecideBy, start.Add(grants.DecisionWindow))
+	}
+
+	e.clk.Advance(10 * time.Minute)
+	req = decode[grants.Request](t, e.do(mia, "POST", "/v1/requests/"+req.ID+"/approve", map[string]string{"comment": "case checked"}), http.StatusOK)
+	if req.State != grants.StatePendingCustomer || req.ManagerApprover != "mia" {
+		t.Fatalf("after manager approval: state %s, manager %q", req.State, req.ManagerApprover)
+	}
+	if want := e.clk.Now().Add(grants.DecisionWindow); req.DecideBy == nil || !req.DecideBy.Equal(want) {
+		t.Errorf("decide_by = %v, want %v", req.DecideBy, want)
+	}
+
+	// The tenant approves with no body at all: the comment is optional.
+	e.clk.Advance(5 * time.Minute)
+	approvedAt := e.clk.Now()
+	r := e.do(contosoApprover, "POST", "/v1/requests/"+req.ID+"/approve", nil, withoutHeader("Content-Type"))
+	req = decode[grants.Request](t, r, http.StatusOK)
+	if req.State != grants.StateApproved || req.Approver != contosoApprover.sub {
+		t.Fatalf("after tenant approval: state %s, approver %q", req.State, req.Approver)
+	}
+	if req.ApprovedAt == nil || !req.ApprovedAt.Equal(approvedAt) {
+		t.Errorf("approved_at = %v, want %v", req.ApprovedAt, approvedAt)
+	}
+	if want := approvedAt.Add(2 * time.Hour); req.ExpiresAt == nil || !req.ExpiresAt.Equal(want) {
+		t.Errorf("expires_at = %v, want %v", req.ExpiresAt, want)
+	}
+	if req.DecideBy != nil {
+		t.Errorf("decide_by = %v after the decision, want none", req.DecideBy)
+	}
+	// Tenant users see the provider's staff as "Microsoft Operator".
+	if req.Requester != audit.OperatorUserID || req.ManagerApprover != audit.OperatorUserID {
+		t.Errorf("tenant view: requester %q, manager %q", req.Requester, req.ManagerApprover)
+	}
+	if !strings.Contains(string(r.body), `"approved_at"`) || !strings.Contains(string(r.body), `"expires_at"`) {
+		t.Errorf("body lacks approved_at/expires_at: %s", r.body)
+	}
+
+	// Retrying the same approval is safe and changes nothing.
+	again := decode[grants.Request](t, e.do(contosoApprover, "POST", "/v1/requests/"+req.ID+"/approve", nil), http.StatusOK)
+	if len(again.History) != len(req.History) || again.State != grants.StateApproved {
+		t.Errorf("retry changed the request: %d events, state %s", len(again.History), again.State)
+	}
+
+	// The requester sees the whole history with real names.
+	mine := decode[grants.Request](t, e.do(alice, "GET", "/v1/requests/"+req.ID, nil), http.StatusOK)
+	var actors []string
+	for _, ev := range mine.History {
+		actors = append(actors, fmt.Sprintf("%s:%s:%s->%s", ev.Actor, ev.Action, ev.From, ev.To))
+	}
+	want := []string{
+		"alice:create:->pending_manager",
+		"mia:approve:pending_manager->pending_customer",
+		"approver@contoso:approve:pending_customer->approved",
+	}
+	if !slices.Equal(actors, want) {
+		t.Errorf("history = %v, want %v", actors, want)
+	}
+	if mine.History[1].Comment != "case checked" {
+		t.Errorf("manager comment = %q", mine.History[1].Comment)
+	}
+
+	// The tenant revokes early.
+	e.clk.Advance(30 * time.Minute)
+	req = decode[grants.Request](t, e.do(contosoAdmin, "POST", "/v1/requests/"+req.ID+"/revoke", map[string]string{"comment": "fixed"}), http.StatusOK)
+	if req.State != grants.StateRevoked {
+		t.Errorf("after revoke: state %s", req.State)
+	}
+}
+
+func TestAuthentication(t *testing.T) {
+	e := newEnv(t)
+	otherKey, err := identity.GenerateDevKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mint := func(key []byte, aud string, now time.Time) string {
+		tok, err := identity.Mint(key, issuer, aud, identity.Claims{Subject: "mia", Roles: []identity.Role{identity.RoleSupportManager}}, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	b64 := base64.RawURLEncoding.EncodeToString
+	claims := fmt.Sprintf(`{"iss":%q,"aud":%q,"sub":"mia","roles":["support-manager"],"exp":%d}`,
+		issuer, audience, start.Add(time.Hour).Unix())
+	algNone := b64([]byte(`{"alg":"none","typ":"JWT"}`)) + "." + b64([]byte(claims)) + "."
+	good := e.token(mia)
+
+	tests := []struct {
+		name      string
+		header    []string
+		challenge string
+	}{
+		{"missing", nil, `Bearer realm="lockbox"`},
+		{"empty", []string{""}, `Bearer realm="lockbox", error="invalid_token"`},
+		{"scheme only", []string{"Bearer"}, `Bearer realm="lockbox", error="invalid_token"`},
+		{"basic", []string{"Basic bWlhOnB3"}, `Bearer realm="lockbox", error="invalid_token"`},
+		{"garbage", []string{"Bearer garbage"}, `Bearer realm="lockbox", error="invalid_token"`},
+		{"alg none", []string{"Bearer " + algNone}, `Bearer realm="lockbox", error="invalid_token"`},
+		{"unknown key", []string{"Bearer " + mint(otherKey, audience, start)}, `Bearer realm="lockbox", error="invalid_token"`},
+		{"wrong audience", []string{"Bearer " + mint(e.key, "other-app", start)}, `Bearer realm="lockbox", error="invalid_token"`},
+		{"expired", []string{"Bearer " + mint(e.key, audience, start.Add(-2*time.Hour))}, `Bearer realm="lockbox", error="invalid_token"`},
+		{"two headers", []string{"Bearer " + good, "Bearer " + good}, `Bearer realm="lockbox", error="invalid_token"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := []option{}
+			for _, h := range tc.header {
+				opts = append(opts, withHeader("Authorization", h))
+			}
+			for _, target := range []struct{ method, path string }{
+				{"GET", "/v1/requests"},
+				{"POST", "/v1/requests/00000000-0000-7000-8000-000000000000/approve"},
+				{"PUT", "/v1/tenants/contoso/approvers/mallory"},
+				{"GET", "/v1/audit?tenant=contoso"},
+			} {
+				r := e.do(anonymous, target.method, target.path, nil, opts...)
+				wantError(t, r, http.StatusUnauthorized, "unauthenticated", "")
+				if got := r.header.Get("WWW-Authenticate"); got != tc.challenge {
+					t.Errorf("%s %s: WWW-Authenticate = %q, want %q", target.method, target.path, got, tc.challenge)
+				}
+				if strings.Contains(string(r.body), "eyJ") {
+					t.Errorf("error echoes the token: %s", r.body)
+				}
+			}
+		})
+	}
+
+	t.Run("valid token", func(t *testing.T) {
+		decode[map[string]any](t, e.do(mia, "GET", "/v1/requests", nil), http.StatusOK)
+	})
+	t.Run("lower-case scheme", func(t *testing.T) {
+		decode[map[string]any](t, e.do(anonymous, "GET", "/v1/requests", nil, withHeader("Authorization", "bearer "+good)), http.StatusOK)
+	})
+	t.Run("openapi needs none", func(t *testing.T) {
+		r := e.do(anonymous, "GET", "/v1/openapi.yaml", nil)
+		if r.status != http.StatusOK || r.header.Get("Content-Type") != "application/yaml" || !strings.HasPrefix(string(r.body), "openapi: 3.0.3") {
+			t.Errorf("openapi: %d %q %.40s", r.status, r.header.Get("Content-Type"), r.body)
+		}
+	})
+}
+
+// Identity and client IP come from the token and the socket, whatever the
+// client claims in headers.
+func TestSpoofedHeadersIgnored(t *testing.T) {
+	e := newEnv(t)
+	spoof := []option{
+		withHeader("X-User", "mia"),
+		withHeader("X-Forwarded-User", "mia"),
+		withHeader("X-Remote-User", "mia"),
+		withHeader("X-Forwarded-For", "203.0.113.7"),
+		withHeader("X-Real-IP", "203.0.113.7"),
+		withHeader("Forwarded", "for=203.0.113.7"),
+		withHeader("True-Client-IP", "203.0.113.7"),
+	}
+	req := decode[grants.Request](t, e.do(alice, "POST", "/v1/requests", grants.CreateInput{
+		Tenant: "contoso", Service: "exchange", ServiceRequest: "SR-1",
+		Reason: "r", Duration: grants.Duration(time.Hour),
+	}, spoof...), http.StatusCreated)
+	if req.Requester != "alice" {
+		t.Errorf("requester = %q, want alice", req.Requester)
+	}
+	if ip := req.History[0].ClientIP; ip != "127.0.0.1" {
+		t.Errorf("history client_ip = %q, want the socket peer 127.0.0.1", ip)
+	}
+
+	// Claiming to be the manager does not make alice one.
+	r := e.do(alice, "POST", "/v1/requests/"+req.ID+"/approve", nil, spoof...)
+	wantError(t, r, http.StatusForbidden, "forbidden", "support manager")
+
+	// Without a token, headers identify nobody.
+	r = e.do(anonymous, "GET", "/v1/requests", nil, spoof...)
+	wantError(t, r, http.StatusUnauthorized, "unauthenticated", "")
+
+	// The decision's audit record carries the socket peer too.
+	decode[grants.Request](t, e.do(mia, "POST", "/v1/requests/"+req.ID+"/approve", nil, spoof...), http.StatusOK)
+	recs := decode[struct{ Records []audit.Record }](t, e.do(auditor, "GET", "/v1/audit?tenant=contoso", nil), http.StatusOK).Records
+	if len(recs) == 0 {
+		t.Fatal("no audit records")
+	}
+	for _, rec := range recs {
+		if rec.ClientIP != "127.0.0.1" {
+			t.Errorf("%s: ClientIP = %q, want 127.0.0.1", rec.Operation, rec.ClientIP)
+		}
+	}
+	if recs[0].Operation != audit.OpManagerDecision || recs[0].ProviderUserId != "mia" {
+		t.Errorf("newest record = %+v, want mia's decision", recs[0])
+	}
+}
+
+// step is one call in a decision scenario; path is relative to the
+// scenario's request ("/approve"), or absolute when it starts with /v1.
+type step struct {
+	who        user
+	path       string
+	body       any
+	wantStatus int
+	wantCode   string
+	wantMsg    string
+	wantState  grants.State
+	advance    time.Duration // moved before the call
+}
+
+func TestDecisions(t *testing.T) {
+	tests := []struct {
+		name  string
+		filer user
+		steps []step
+	}{
+		{name: "operator approving her own request", steps: []step{
+			{who: alice, path: "/approve", wantStatus: 403, wantCode: "forbidden", wantMsg: "only a support manager"},
+		}},
+		{name: "manager approving his own request", filer: sam, steps: []step{
+			{who: sam, path: "/approve", wantStatus: 403, wantCode: "self_approval", wantMsg: "two-person rule"},
+			{who: sam, path: "/deny", wantStatus: 403, wantCode: "self_approval"},
+		}},
+		{name: "approve after deny", steps: []step{
+			{who: mia, path: "/deny", body: map[string]string{"comment": "no case"}, wantStatus: 200, wantState: grants.StateDenied},
+			{who: nina, path: "/approve", wantStatus: 409, wantCode: "invalid_transition", wantMsg: "cannot approve a request that is denied"},
+			{who: alice, path: "/cancel", wantStatus: 409, wantCode: "invalid_transition", wantMsg: "cannot cancel a request that is denied"},
+		}},
+		{name: "approve after the decision window", steps: []step{
+			{advance: grants.DecisionWindow + time.Minute, who: mia, path: "/approve", wantStatus: 409, wantCode: "invalid_transition", wantMsg: "cannot approve a request that is expired"},
+		}},
+		{name: "tenant admin deciding before the manager", steps: []step{
+			{who: contosoAdmin, path: "/approve", wantStatus: 403, wantCode: "forbidden"},
+		}},
+		{name: "provider manager deciding for the tenant", steps: []step{
+			{who: mia, path: "/approve", wantStatus: 200, wantState: grants.StatePendingCustomer},
+			{who: nina, path: "/approve", wantStatus: 403, wantCode: "forbidden", wantMsg: "provider identities cannot"},
+		}},
+		{name: "approver of another tenant", steps: []step{
+			{who: mia, path: "/approve", wantStatus: 200, wantState: grants.StatePendingCustomer},
+			{who: fabrikamAdmin, path: "/approve", wantStatus: 404, wantCode: "not_found"},
+			{who: fabrikamAdmin, path: "", wantStatus: 404, wantCode: "not_found"},
+		}},
+		{name: "tenant user who is no approver", steps: []step{
+			{who: mia, path: "/approve", wantStatus: 200, wantState: grants.StatePendingCustomer},
+			{who: contosoUser, path: "/approve", wantStatus: 404, wantCode: "not_found"},
+		}},
+		{name: "tenant denies", steps: []step{
+			{who: mia, path: "/approve", wantStatus: 200, wantState: grants.StatePendingCustomer},
+			{who: contosoApprover, path: "/deny", body: map[string]string{"comment": "not now"}, wantStatus: 200, wantState: grants.StateDenied},
+			{who: contosoApprover, path: "/revoke", wantStatus: 409, wantCode: "invalid_transition", wantMsg: "cannot revoke a request that is denied"},
+		}},
+		{name: "another operator cancelling", steps: []step{
+			{who: bob, path: "/cancel", wantStatus: 404, wantCode: "not_found"},
+			{who: alice, path: "/cancel", wantStatus: 200, wantState: grants.StateCanceled},
+		}},
+		{name: "comment too long", steps: []step{
+			{who: mia, path: "/approve", body: map[string]string{"comment": strings.Repeat("x", 1001)}, wantStatus: 400, wantCode: "invalid_comment"},
+		}},
+		{name: "unknown field in a decision", steps: []step{
+			{who: mia, path: "/approve", body: `{"comment":"ok","approve":true}`, wantStatus: 400, wantCode: "invalid_json", wantMsg: `"approve"`},
+		}},
+		{name: "decision body that is not JSON", steps: []step{
+			{who: mia, path: "/approve", body: `comment=ok`, wantStatus: 400, wantCode: "invalid_json"},
+		}},
+		{name: "bad and unknown request ids", steps: []step{
+			{who: mia, path: "/v1/requests/not-a-uuid/approve", wantStatus: 400, wantCode: "invalid_request_id"},
+			{who: mia, path: "/v1/requests/01957a3c-0000-7000-8000-000000000000", wantStatus: 404, wantCode: "not_found"},
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.assignApprover()
+			filer := tc.filer
+			if filer.sub == "" {
+				filer = alice
+			}
+			req := e.file(filer, "contoso", "exchange")
+			for i, s := range tc.steps {
+				e.clk.Advance(s.advance)
+				path := s.path
+				if !strings.HasPrefix(path, "/v1/") {
+					path = "/v1/requests/" + req.ID + path
+				}
+				method := "POST"
+				if !strings.Contains(path[len("/v1/requests/"):], "/") {
+					method = "GET"
+				}
+				r := e.do(s.who, method, path, s.body)
+				if s.wantStatus != r.status {
+					t.Fatalf("step %d (%s %s as %s): status %d, want %d; body %s", i, method, s.path, s.who.sub, r.status, s.wantStatus, r.body)
+				}
+				if s.wantCode != "" {
+					wantError(t, r, s.wantStatus, s.wantCode, s.wantMsg)
+				}
+				if s.wantState != "" {
+					if got := decode[grants.Request](t, r, s.wantStatus); got.State != s.wantState {
+						t.Fatalf("step %d: state %s, want %s", i, got.State, s.wantState)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestRequestBodies(t *testing.T) {
+	valid := `{"tenant":"contoso","service":"exchange","service_request":"SR-1","reason":"repair","duration":"1h"}`
+	tests := []struct {
+		name       string
+		body       any
+		opts       []option
+		wantStatus int
+		wantCode   string
+		wantMsg    string
+	}{
+		{name: "valid", body: valid, wantStatus: 201},
+		{name: "charset utf-8", body: valid, opts: []option{withoutHeader("Content-Type"), withHeader("Content-Type", "application/json; charset=UTF-8")}, wantStatus: 201},
+		{name: "unknown field", body: `{"tenant":"contoso","service":"exchange","service_request":"SR-1","reason":"r","duration":"1h","requester":"mia"}`,
+			wantStatus: 400, wantCode: "invalid_json", wantMsg: `unknown field "requester"`},
+		{name: "oversized", body: fmt.Sprintf(`{"tenant":"contoso","reason":%q}`, strings.Repeat("x", 70<<10)),
+			wantStatus: 413, wantCode: "body_too_large"},
+		{name: "oversized without length", body: io.MultiReader(strings.NewReader(`{"reason":"`), strings.NewReader(strings.Repeat("x", 70<<10)), strings.NewReader(`"}`)),
+			wantStatus: 413, wantCode: "body_too_large"},
+		{name: "text/plain", body: valid, opts: []option{withoutHeader("Content-Type"), withHeader("Content-Type", "text/plain")},
+			wantStatus: 415, wantCode: "unsupported_media_type"},
+		{name: "form", body: "tenant=contoso", opts: []option{withoutHeader("Content-Type"), withHeader("Content-Type", "application/x-www-form-urlencoded")},
+			wantStatus: 415, wantCode: "unsupported_media_type"},
+		{name: "no content type", body: valid, opts: []option{withoutHeader("Content-Type")},
+			wantStatus: 415, wantCode: "unsupported_media_type"},
+		{name: "other charset", body: valid, opts: []option{withoutHeader("Content-Type"), withHeader("Content-Type", "application/json; charset=latin1")},
+			wantStatus: 415, wantCode: "unsupported_media_type"},
+		{name: "empty", body: "", wantStatus: 400, wantCode: "missing_body"},
+		{name: "two values", body: valid + valid, wantStatus: 400, wantCode: "invalid_json", wantMsg: "exactly one JSON value"},
+		{name: "trailing garbage", body: valid + "x", wantStatus: 400, wantCode: "invalid_json"},
+		{name: "malformed", body: `{"tenant":`, wantStatus: 400, wantCode: "invalid_json", wantMsg: "ends too early"},
+		{name: "syntax error", body: `{"tenant" "contoso"}`, wantStatus: 400, wantCode: "invalid_json", wantMsg: "malformed JSON"},
+		{name: "array", body: `[]`, wantStatus: 400, wantCode: "invalid_json", wantMsg: "JSON object"},
+		{name: "wrong field type", body: `{"tenant":7}`, wantStatus: 400, wantCode: "invalid_json", wantMsg: `"tenant"`},
+		{name: "numeric duration", body: `{"tenant":"contoso","duration":3600}`, wantStatus: 400, wantCode: "invalid_json", wantMsg: "duration"},
+		{name: "bad tenant", body: `{"tenant":"Contoso!","service":"exchange","service_request":"SR-1","reason":"r","duration":"1h"}`,
+			wantStatus: 400, wantCode: "invalid_tenant"},
+		{name: "too long", body: `{"tenant":"contoso","service":"exchange","service_request":"SR-1","reason":"r","duration":"5h"}`,
+			wantStatus: 400, wantCode: "invalid_duration"},
+		{name: "unknown activity", body: `{"tenant":"contoso","service":"sharepoint","service_request":"SR-1","reason":"r","duration":"1h","activities":["Get-Mailbox"]}`,
+			wantStatus: 400, wantCode: "invalid_activity"},
+		{name: "unknown service", body: `{"tenant":"contoso","service":"teams","service_request":"SR-1","reason":"r","duration":"1h"}`,
+			wantStatus: 400, wantCode: "invalid_service"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			r := e.do(alice, "POST", "/v1/requests", tc.body, tc.opts...)
+			if tc.wantCode == "" {
+				decode[grants.Request](t, r, tc.wantStatus)
+				return
+			}
+			wantError(t, r, tc.wantStatus, tc.wantCode, tc.wantMsg)
+		})
+	}
+
+	t.Run("only operators file", func(t *testing.T) {
+		e := newEnv(t)
+		wantError(t, e.do(mia, "POST", "/v1/requests", valid), 403, "forbidden", "operators")
+		wantError(t, e.do(contosoAdmin, "POST", "/v1/requests", valid), 403, "forbidden", "operators")
+	})
+	t.Run("one open request per tenant and service", func(t *testing.T) {
+		e := newEnv(t)
+		decode[grants.Request](t, e.do(alice, "POST", "/v1/requests", valid), 201)
+		wantError(t, e.do(alice, "POST", "/v1/requests", valid), 409, "open_request_exists", "")
+	})
+	t.Run("small configured limit", func(t *testing.T) {
+		e := newEnv(t, func(c *api.Config) { c.MaxBodyBytes = 64 })
+		wantError(t, e.do(alice, "POST", "/v1/requests", valid), 413, "body_too_large", "64 bytes")
+	})
+}
+
+func TestListRequests(t *testing.T) {
+	e := newEnv(t)
+	first := e.file(alice, "contoso", "exchange")
+	e.clk.Advance(time.Minute)
+	second := e.file(bob, "contoso", "sharepoint")
+	e.clk.Advance(time.Minute)
+	third := e.file(alice, "fabrikam", "onedrive")
+	decode[grants.Request](t, e.do(mia, "POST", "/v1/requests/"+second.ID+"/deny", nil), http.StatusOK)
+
+	ids := func(r result) []string {
+		t.Helper()
+		var out []string
+		for _, req := range decode[struct{ Requests []grants.Request }](t, r, http.StatusOK).Requests {
+			out = append(out, req.ID)
+		}
+		return out
+	}
+	tests := []struct {
+		name  string
+		who   user
+		query string
+		want  []string
+	}{
+		{"manager sees all, newest first", mia, "", []string{third.ID, second.ID, first.ID}},
+		{"by tenant", mia, "?tenant=contoso", []string{second.ID, first.ID}},
+		{"by state", mia, "?state=denied", []string{second.ID}},
+		{"created after", mia, "?created_after=" + start.Add(30*time.Second).Format(time.RFC3339), []string{third.ID, second.ID}},
+		{"limit", mia, "?limit=1", []string{third.ID}},
+		{"operator sees her own", alice, "", []string{third.ID, first.ID}},
+		{"tenant admin sees the tenant's", contosoAdmin, "", []string{second.ID, first.ID}},
+		{"tenant admin naming the tenant", contosoAdmin, "?tenant=contoso&state=pending_manager", []string{first.ID}},
+		{"nothing matches", mia, "?tenant=northwind", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := ids(e.do(tc.who, "GET", "/v1/requests"+tc.query, nil)); !slices.Equal(got, tc.want) {
+				t.Errorf("ids = %v, want %v", got, tc.want)
+			}
+		})
+	}
+
+	t.Run("empty list is an array", func(t *testing.T) {
+		r := e.do(mia, "GET", "/v1/requests?tenant=northwind", nil)
+		if strings.TrimSpace(string(r.body)) != `{"requests":[]}` {
+			t.Errorf("body = %s", r.body)
+		}
+	})
+	t.Run("tenant view hides the provider's staff", func(t *testing.T) {
+		for _, req := range decode[struct{ Requests []grants.Request }](t, e.do(contosoAdmin, "GET", "/v1/requests", nil), 200).Requests {
+			if req.Requester != audit.OperatorUserID {
+				t.Errorf("requester = %q", req.Requester)
+			}
+		}
+	})
+
+	errs := []struct {
+		name, who, query string
+		status           int
+		code             string
+	}{
+		{"bad state", "mia", "?state=bogus", 400, "invalid_state"},
+		{"zero limit", "mia", "?limit=0", 400, "invalid_limit"},
+		{"text limit", "mia", "?limit=ten", 400, "invalid_limit"},
+		{"huge limit", "mia", "?limit=1001", 400, "invalid_limit"},
+		{"bad time", "mia", "?created_after=yesterday", 400, "invalid_created_after"},
+		{"date only", "mia", "?created_after=2025-03-01", 400, "invalid_created_after"},
+		{"unknown parameter", "mia", "?tennant=contoso", 400, "invalid_query"},
+		{"repeated parameter", "mia", "?tenant=contoso&tenant=fabrikam", 400, "invalid_query"},
+		{"malformed query", "mia", "?tenant=%zz", 400, "invalid_query"},
+		{"bad tenant", "mia", "?tenant=Contoso", 400, "invalid_tenant"},
+		{"other tenant", "contosoAdmin", "?tenant=fabrikam", 403, "forbidden"},
+	}
+	users := map[string]user{"mia": mia, "contosoAdmin": contosoAdmin}
+	for _, tc := range errs {
+		t.Run(tc.name, func(t *testing.T) {
+			wantError(t, e.do(users[tc.who], "GET", "/v1/requests"+tc.query, nil), tc.status, tc.code, "")
+		})
+	}
+}
+
+func TestSettings(t *testing.T) {
+	e := newEnv(t)
+	e.assignApprover()
+	const path = "/v1/tenants/contoso/settings"
+
+	if got := decode[tenants.Settings](t, e.do(contosoAdmin, "GET", path, nil), 200); !got.LockboxEnabled || got.NotificationAddresses == nil || len(got.NotificationAddresses) != 0 {
+		t.Errorf("defaults = %+v", got)
+	}
+	off := map[string]any{"lockbox_enabled": false}
+	tests := []struct {
+		name   string
+		who    user
+		method string
+		path   string
+		body   any
+		status int
+		code   string
+	}{
+		{"approver may read", contosoApprover, "GET", path, nil, 200, ""},
+		{"manager may read", mia, "GET", path, nil, 200, ""},
+		{"operator may not read", alice, "GET", path, nil, 403, "forbidden"},
+		{"other tenant may not read", fabrikamAdmin, "GET", path, nil, 403, "forbidden"},
+		{"approver may not change", contosoApprover, "PUT", path, off, 403, "forbidden"},
+		{"manager may not change", mia, "PUT", path, off, 403, "forbidden"},
+		{"other tenant may not change", fabrikamAdmin, "PUT", path, off, 403, "forbidden"},
+		{"switch is required", contosoAdmin, "PUT", path, map[string]any{"notification_addresses": []string{}}, 400, "invalid_settings"},
+		{"switch must be a boolean", contosoAdmin, "PUT", path, map[string]any{"lockbox_enabled": "no"}, 400, "invalid_json"},
+		{"bad address", contosoAdmin, "PUT", path, map[string]any{"lockbox_enabled": true, "notification_addresses": []string{"Boss <boss@contoso.example>"}}, 400, "invalid_settings"},
+		{"unknown field", contosoAdmin, "PUT", path, map[string]any{"lockbox_enabled": true, "approvers": []string{"mallory"}}, 400, "invalid_json"},
+		{"bad tenant", contosoAdmin, "GET", "/v1/tenants/Bad_Tenant/settings", nil, 400, "invalid_tenant"},
+		{"bad tenant on put", contosoAdmin, "PUT", "/v1/tenants/contoso%7Bx%7D/settings", off, 400, "invalid_tenant"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := e.do(tc.who, tc.method, tc.path, tc.body)
+			if tc.code == "" {
+				decode[tenants.Settings](t, r, tc.status)
+				return
+			}
+			wantError(t, r, tc.status, tc.code, "")
+		})
+	}
+
+	t.Run("global admin changes them", func(t *testing.T) {
+		got := decode[tenants.Settings](t, e.do(contosoAdmin, "PUT", path,
+			map[string]any{"lockbox_enabled": true, "notification_addresses": []string{"sec@contoso.example", "sec@contoso.example"}}), 200)
+		if !got.LockboxEnabled || !slices.Equal(got.NotificationAddresses, []string{"sec@contoso.example"}) {
+			t.Errorf("put = %+v", got)
+		}
+		got = decode[tenants.Settings](t, e.do(contosoAdmin, "PUT", path, off), 200)
+		if got.LockboxEnabled || got.NotificationAddresses == nil {
+			t.Errorf("put without addresses = %+v", got)
+		}
+		if got = decode[tenants.Settings](t, e.do(contosoApprover, "GET", path, nil), 200); got.LockboxEnabled {
+			t.Errorf("read back = %+v", got)
+		}
+	})
+	t.Run("lockbox off makes the manager's approval final", func(t *testing.T) {
+		req := e.file(alice, "contoso", "exchange")
+		if got := decode[grants.Request](t, e.do(mia, "POST", "/v1/requests/"+req.ID+"/approve", nil), 200); got.State != grants.StateApproved {
+			t.Errorf("state = %s, want approved", got.State)
+		}
+	})
+}
+
+func TestApprovers(t *testing.T) {
+	e := newEnv(t)
+	const base = "/v1/tenants/contoso/approvers"
+	list := func(who user) []string {
+		t.Helper()
+		r := e.do(who, "GET", base, nil)
+		return decode[struct{ Approvers []string }](t, r, 200).Approvers
+	}
+
+	if r := e.do(contosoAdmin, "GET", base, nil); strings.TrimSpace(string(r.body)) != `{"approvers":[]}` {
+		t.Errorf("empty list = %s", r.body)
+	}
+	for _, u := range []string{"zoe@contoso", "approver@contoso", "zoe@contoso"} {
+		r := e.do(contosoAdmin, "PUT", base+"/"+u, nil)
+		if r.status != http.StatusNoContent || len(r.body) != 0 {
+			t.Fatalf("add %s: %d %s", u, r.status, r.body)
+		}
+	}
+	if got := list(contosoAdmin); !slices.Equal(got, []string{"approver@contoso", "zoe@contoso"}) {
+		t.Errorf("approvers = %v", got)
+	}
+	if got := list(contosoApprover); len(got) != 2 {
+		t.Errorf("approver's view = %v", got)
+	}
+
+	tests := []struct {
+		name   string
+		who    user
+		method string
+		path   string
+		status int
+		code   string
+	}{
+		{"approver may not add", contosoApprover, "PUT", base + "/mallory", 403, "forbidden"},
+		{"approver may not remove", contosoApprover, "DELETE", base + "/zoe@contoso", 403, "forbidden"},
+		{"manager may not add", mia, "PUT", base + "/mallory", 403, "forbidden"},
+		{"other tenant may not list", fabrikamAdmin, "GET", base, 403, "forbidden"},
+		{"other tenant may not add", fabrikamAdmin, "PUT", base + "/mallory", 403, "forbidden"},
+		{"tenant user may not list", contosoUser, "GET", base, 403, "forbidden"},
+		{"bad user", contosoAdmin, "PUT", base + "/bad%20user", 400, "invalid_user"},
+		{"user with key syntax", contosoAdmin, "PUT", base + "/x%7D:settings", 400, "invalid_user"},
+		{"bad tenant", contosoAdmin, "PUT", "/v1/tenants/-contoso/approvers/zoe", 400, "invalid_tenant"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			wantError(t, e.do(tc.who, tc.method, tc.path, nil), tc.status, tc.code, "")
+		})
+	}
+
+	for range 2 { // removing twice is fine
+		if r := e.do(contosoAdmin, "DELETE", base+"/zoe@contoso", nil); r.status != http.StatusNoContent {
+			t.Fatalf("remove: %d %s", r.status, r.body)
+		}
+	}
+	if got := list(contosoAdmin); !slices.Equal(got, []string{"approver@contoso"}) {
+		t.Errorf("after remove = %v", got)
+	}
+}
+
+func TestAudit(t *testing.T) {
+	e := newEnv(t)
+	e.assignApprover()
+	req := e.file(alice, "contoso", "exchange")
+	e.clk.Advance(time.Minute)
+	decode[grants.Request](t, e.do(mia, "POST", "/v1/requests/"+req.ID+"/approve", nil), 200)
+	e.clk.Advance(time.Minute)
+	decode[grants.Request](t, e.do(contosoApprover, "POST", "/v1/requests/"+req.ID+"/approve", map[string]string{"comment": "go ahead"}), 200)
+
+	records := func(r result) []audit.Record {
+		t.Helper()
+		return decode[struct{ Records []audit.Record }](t, r, 200).Records
+	}
+
+	t.Run("tenant view", func(t *testing.T) {
+		r := e.do(contosoAdmin, "GET", "/v1/audit?tenant=contoso", nil)
+		if strings.Contains(string(r.body), "ProviderUserId") || strings.Contains(string(r.body), `"mia"`) || strings.Contains(string(r.body), `"alice"`) {
+			t.Errorf("tenant view names the provider's staff: %s", r.body)
+		}
+		recs := records(r)
+		var ops []string
+		for i, rec := range recs {
+			ops = append(ops, rec.Operation)
+			if i > 0 && rec.CreationTime.After(recs[i-1].CreationTime) {
+				t.Errorf("record %d is newer than record %d", i, i-1)
+			}
+		}
+		want := []string{audit.OpTenantDecision, audit.OpManagerDecision, audit.OpNewRequest, audit.OpAddApprover}
+		if !slices.Equal(ops, want) {
+			t.Fatalf("operations = %v, want %v", ops, want)
+		}
+		d := recs[0]
+		if d.ApprovalDecision != audit.ApprovalApprove || d.UserId != contosoApprover.sub || d.ObjectId != req.ID ||
+			d.LockboxRequestId != req.ID || d.Comment != "go ahead" || d.ClientIP != "127.0.0.1" ||
+			d.OrganizationId != "contoso" || d.Workload != "exchange" || d.ResultStatus != audit.ResultSucceeded ||
+			!d.CreationTime.Equal(e.clk.Now()) {
+			t.Errorf("tenant decision record = %+v", d)
+		}
+		if m := recs[1]; m.UserId != audit.OperatorUserID || m.ApprovalDecision != audit.ApprovalApprove {
+			t.Errorf("manager decision record = %+v", m)
+		}
+	})
+	t.Run("provider auditor sees who the operator was", func(t *testing.T) {
+		recs := records(e.do(auditor, "GET", "/v1/audit?tenant=contoso", nil))
+		if len(recs) < 3 || recs[1].ProviderUserId != "mia" || recs[2].ProviderUserId != "alice" {
+			t.Errorf("provider view = %+v", recs)
+		}
+	})
+	t.Run("limit", func(t *testing.T) {
+		if recs := records(e.do(contosoAdmin, "GET", "/v1/audit?tenant=contoso&limit=1", nil)); len(recs) != 1 || recs[0].Operation != audit.OpTenantDecision {
+			t.Errorf("limit=1: %+v", recs)
+		}
+	})
+	t.Run("empty log is an array", func(t *testing.T) {
+		if r := e.do(auditor, "GET", "/v1/audit?tenant=northwind", nil); strings.TrimSpace(string(r.body)) != `{"records":[]}` {
+			t.Errorf("body = %s", r.body)
+		}
+	})
+
+	errs := []struct {
+		name   string
+		who    user
+		query  string
+		status int
+		code   string
+	}{
+		{"tenant required", contosoAdmin, "", 400, "invalid_query"},
+		{"bad tenant", auditor, "?tenant=Contoso", 400, "invalid_tenant"},
+		{"bad limit", contosoAdmin, "?tenant=contoso&limit=-1", 400, "invalid_limit"},
+		{"unknown parameter", contosoAdmin, "?tenant=contoso&user=mia", 400, "invalid_query"},
+		{"other tenant's admin", fabrikamAdmin, "?tenant=contoso", 403, "forbidden"},
+		{"approver is no auditor", contosoApprover, "?tenant=contoso", 403, "forbidden"},
+		{"manager is no auditor", mia, "?tenant=contoso", 403, "forbidden"},
+	}
+	for _, tc := range errs {
+		t.Run(tc.name, func(t *testing.T) {
+			wantError(t, e.do(tc.who, "GET", "/v1/audit"+tc.query, nil), tc.status, tc.code, "")
+		})
+	}
+}
+
+func TestRouting(t *testing.T) {
+	e := newEnv(t)
+	tests := []struct {
+		name   string
+		who    user
+		method string
+		path   string
+		status int
+		allow  string
+	}{
+		{"unknown route", mia, "GET", "/v1/nope", 404, ""},
+		{"unknown route, no token", anonymous, "GET", "/v1/nope", 404, ""},
+		{"root", anonymous, "GET", "/", 404, ""},
+		{"trailing slash", mia, "GET", "/v1/requests/", 404, ""},
+		{"double slash", mia, "GET", "/v1//requests", 404, ""},
+		{"dot segment", mia, "GET", "/v1/x/../requests", 404, ""},
+		{"wrong method", mia, "DELETE", "/v1/requests", 405, "GET, POST"},
+		{"wrong method on settings", contosoAdmin, "PATCH", "/v1/tenants/contoso/settings", 405, "GET, PUT"},
+		{"wrong method on an action", mia, "GET", "/v1/requests/01957a3c-0000-7000-8000-000000000000/approve", 405, "POST"},
+		{"wrong method on approvers", contosoAdmin, "POST", "/v1/tenants/contoso/approvers/zoe", 405, "PUT, DELETE"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := e.do(tc.who, tc.method, tc.path, nil)
+			code := map[int]string{404: "not_found", 405: "method_not_allowed"}[tc.status]
+			wantError(t, r, tc.status, code, "")
+			if got := r.header.Get("Allow"); got != tc.allow {
+				t.Errorf("Allow = %q, want %q", got, tc.allow)
+			}
+		})
+	}
+
+	t.Run("request ids differ", func(t *testing.T) {
+		a := e.do(mia, "GET", "/v1/requests", nil).header.Get("X-Request-Id")
+		b := e.do(mia, "GET", "/v1/requests", nil).header.Get("X-Request-Id")
+		c := e.do(anonymous, "GET", "/v1/requests", nil, withHeader("X-Request-Id", a)).header.Get("X-Request-Id")
+		if a == b || c == a {
+			t.Errorf("request ids %q %q %q", a, b, c)
+		}
+	})
+}
+
+// A store that fails answers 503 with a generic message, and the log names
+// the cause under the response's request id.
+func TestUnavailable(t *testing.T) {
+	e := newEnv(t)
+	if err := e.rdb.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r := e.do(mia, "GET", "/v1/requests", nil)
+	wantError(t, r, http.StatusServiceUnavailable, "unavailable", "retry later")
+	if strings.Contains(string(r.body), "redis") {
+		t.Errorf("body leaks the cause: %s", r.body)
+	}
+	id := r.header.Get("X-Request-Id")
+	logs := e.logs.String()
+	if !strings.Contains(logs, `"request_id":"`+id+`"`) || !strings.Contains(logs, "client is closed") {
+		t.Errorf("log lacks the request id %s or the cause:\n%s", id, logs)
+	}
+}
+
+// brokenAuth fails without saying the token is bad: a broken verifier.
+type brokenAuth struct{}
+
+func (brokenAuth) Verify(context.Context, string) (identity.Principal, error) {
+	return identity.Principal{}, errors.New("key store exploded")
+}
+
+func TestBrokenVerifierFailsClosed(t *testing.T) {
+	e := newEnv(t, func(c *api.Config) { c.Auth = brokenAuth{} })
+	r := e.do(mia, "GET", "/v1/requests", nil)
+	wantError(t, r, http.StatusInternalServerError, "internal", "internal error")
+	if strings.Contains(string(r.body), "exploded") {
+		t.Errorf("body leaks the cause: %s", r.body)
+	}
+	if !strings.Contains(e.logs.String(), "exploded") {
+		t.Errorf("log lacks the cause: %s", e.logs.String())
+	}
+}
+
+// slowAuth answers only when the call's deadline has passed, like a
+// dependency that hangs.
+type slowAuth struct{}
+
+func (slowAuth) Verify(ctx context.Context, _ string) (identity.Principal, error) {
+	<-ctx.Done()
+	return identity.Principal{}, fmt.Errorf("fetch keys: %w", ctx.Err())
+}
+
+func TestTimeout(t *testing.T) {
+	e := newEnv(t, func(c *api.Config) { c.Auth, c.Timeout = slowAuth{}, 50*time.Millisecond })
+	began := time.Now()
+	r := e.do(mia, "GET", "/v1/requests", nil)
+	wantError(t, r, http.StatusServiceUnavailable, "unavailable", "retry later")
+	if d := time.Since(began); d > 5*time.Second {
+		t.Errorf("took %s", d)
+	}
+}
+
+func TestConfig(t *testing.T) {
+	full := func() api.Config {
+		return api.Config{Auth: brokenAuth{}, Requests: &grants.Store{}, Tenants: &tenants.Store{}, Audit: &audit.Log{}}
+	}
+	tests := []struct {
+		name    string
+		mutate  func(*api.Config)
+		wantErr string
+	}{
+		{"complete", func(*api.Config) {}, ""},
+		{"no auth", func(c *api.Config) { c.Auth = nil }, "Auth"},
+		{"no requests", func(c *api.Config) { c.Requests = nil }, "Requests"},
+		{"no tenants", func(c *api.Config) { c.Tenants = nil }, "Tenants"},
+		{"no audit", func(c *api.Config) { c.Audit = nil }, "Audit"},
+		{"negative body limit", func(c *api.Config) { c.MaxBodyBytes = -1 }, "MaxBodyBytes"},
+		{"negative timeout", func(c *api.Config) { c.Timeout = -time.Second }, "Timeout"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := full()
+			tc.mutate(&cfg)
+			_, err := api.New(cfg)
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if cfg.CheckAndSetDefaults() != nil || cfg.MaxBodyBytes != api.DefaultMaxBodyBytes || cfg.Timeout != api.DefaultTimeout || cfg.Logger == nil {
+					t.Errorf("defaults not set: %+v", cfg)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("err = %v, want one naming %s", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+// The request and audit JSON the API serves keeps the documented names.
+func TestResponseFieldNames(t *testing.T) {
+	e := newEnv(t)
+	req := e.file(alice, "contoso", "exchange")
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(e.do(alice, "GET", "/v1/requests/"+req.ID, nil).body, &raw); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"id", "tenant", "service", "service_request", "reason", "duration", "activities", "requester", "state", "created_at", "decide_by", "history"} {
+		if _, ok := raw[k]; !ok {
+			t.Errorf("request lacks %q: %s", k, raw)
+		}
+	}
+	var events []map[string]any
+	if err := json.Unmarshal(raw["history"], &events); err != nil || len(events) != 1 {
+		t.Fatalf("history: %v %s", err, raw["history"])
+	}
+	for _, k := range []string{"action", "actor", "actor_kind", "to", "at", "client_ip"} {
+		if _, ok := events[0][k]; !ok {
+			t.Errorf("event lacks %q: %v", k, events[0])
+		}
+	}
+}

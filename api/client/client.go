@@ -1,0 +1,469 @@
+// Package client is the typed Go client of Lockbox's control-plane HTTP API
+// (/v1/requests, /v1/tenants/{tenant}/settings, /v1/tenants/{tenant}/approvers,
+// /v1/audit). lockboxctl and the end-to-end tests use it.
+//
+// It speaks only HTTP and JSON and reuses the wire types of the domain
+// packages (grants.Request, tenants.Settings, audit.Record) for decoding; it
+// never calls their behaviour and must not import api, proxy or cmd.
+//
+// Every non-2xx answer becomes an *APIError carrying the server's stable
+// error code, so callers branch with errors.As, never on message text.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/grants"
+	"github.com/lockbox-oss/lockbox/tenants"
+)
+
+// Limits on what the client reads from a server.
+const (
+	// MaxResponseBytes caps a decoded success body, so a broken or hostile
+	// server can't make the client allocate without bound.
+	MaxResponseBytes = 32 << 20
+	// maxErrorBytes caps what is read of an error body.
+	maxErrorBytes = 64 << 10
+	// maxSnippet is how much of an undecodable error body an APIError shows.
+	maxSnippet = 200
+	// DefaultTimeout bounds each call made with the default HTTP client.
+	DefaultTimeout = 30 * time.Second
+)
+
+// DefaultUserAgent is sent unless WithUserAgent says otherwise.
+const DefaultUserAgent = "lockbox-go-client"
+
+// Client calls one Lockbox API server with one bearer token. It is safe for
+// concurrent use.
+type Client struct {
+	base      *url.URL
+	token     string
+	hc        *http.Client
+	userAgent string
+	// maxResponse is MaxResponseBytes; tests lower it.
+	maxResponse int64
+}
+
+// Option configures a Client.
+type Option func(*Client)
+
+// WithHTTPClient makes the client send its calls through hc (for custom
+// TLS, proxies or timeouts). A nil hc keeps the default.
+func WithHTTPClient(hc *http.Client) Option {
+	return func(c *Client) {
+		if hc != nil {
+			c.hc = hc
+		}
+	}
+}
+
+// WithUserAgent sets the User-Agent header of every call.
+func WithUserAgent(ua string) Option {
+	return func(c *Client) {
+		if ua != "" {
+			c.userAgent = ua
+		}
+	}
+}
+
+// New returns a client of the API at baseURL (an absolute http or https
+// URL, optionally with a path prefix such as https://host/lockbox) that
+// authenticates with token as a bearer JWT. An empty token sends no
+// Authorization header, which only shows how the server refuses anonymous
+// calls.
+func New(baseURL, token string, opts ...Option) (*Client, error) {
+	u, err := url.Parse(strings.TrimSpace(baseURL))
+	if err != nil {
+		// Not %w: a *url.Error here would read like a failed call.
+		return nil, fmt.Errorf("client: API address %q must be an http:// or https:// URL: %v", baseURL, err)
+	}
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return nil, fmt.Errorf("client: API address %q must be an http:// or https:// URL", baseURL)
+	case u.Host == "":
+		return nil, fmt.Errorf("client: API address %q has no host", baseURL)
+	case u.User != nil:
+		// Credentials in the URL would travel beside the bearer token and
+		// end up in logs and error messages.
+		return nil, fmt.Errorf("client: API address %q must not contain user information", baseURL)
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
+		return nil, fmt.Errorf("client: API address %q must not have a query or fragment", baseURL)
+	}
+	// A token with whitespace or control characters is a copy-paste
+	// mistake (or an attempt to inject a header); refuse it here with a
+	// clear message rather than as an opaque transport error.
+	for _, r := range token {
+		if r <= ' ' || r == 0x7f {
+			return nil, errors.New("client: token contains whitespace or control characters")
+		}
+	}
+	base := &url.URL{Scheme: u.Scheme, Host: u.Host, Path: strings.TrimSuffix(u.Path, "/")}
+	if u.RawPath != "" {
+		base.RawPath = strings.TrimSuffix(u.RawPath, "/")
+	}
+	c := &Client{
+		base:      base,
+		token:     token,
+		hc:        &http.Client{Timeout: DefaultTimeout},
+		userAgent: DefaultUserAgent,
+
+		maxResponse: MaxResponseBytes,
+	}
+	for _, o := range opts {
+		o(c)
+	}
+	return c, nil
+}
+
+// BaseURL returns the API address the client calls.
+func (c *Client) BaseURL() string { return c.base.String() }
+
+// APIError is a non-2xx answer of the server.
+type APIError struct {
+	// Status is the HTTP status code.
+	Status int
+	// Code is the server's stable, machine-readable error code (e.g.
+	// "self_approval"); empty when the body was not a Lockbox error.
+	Code string
+	// Message is the server's explanation, safe to show to a user.
+	Message string
+	// RequestID identifies the call in the server's logs, when it sent one.
+	RequestID string
+}
+
+// Error returns the message, followed by the code when there is one.
+func (e *APIError) Error() string {
+	msg := e.Message
+	if msg == "" {
+		msg = fmt.Sprintf("HTTP %d %s", e.Status, http.StatusText(e.Status))
+	}
+	if e.Code == "" {
+		return msg
+	}
+	return msg + " (" + e.Code + ")"
+}
+
+// ListOptions filter ListRequests. Zero fields don't filter.
+type ListOptions struct {
+	Tenant       string
+	State        grants.State
+	CreatedAfter time.Time
+	// Limit caps the number of requests; 0 leaves it to the server.
+	Limit int
+}
+
+// AuditOptions select audit records.
+type AuditOptions struct {
+	// Tenant whose audit log to search; required.
+	Tenant string
+	// Limit caps the number of records; 0 leaves it to the server.
+	Limit int
+}
+
+// CreateRequest files a lockbox request.
+func (c *Client) CreateRequest(ctx context.Context, in grants.CreateInput) (grants.Request, error) {
+	var r grants.Request
+	err := c.do(ctx, http.MethodPost, "/v1/requests", nil, in, &r)
+	return r, err
+}
+
+// ListRequests returns the requests the caller may see that match opts,
+// newest first.
+func (c *Client) ListRequests(ctx context.Context, opts ListOptions) ([]grants.Request, error) {
+	q := url.Values{}
+	if opts.Tenant != "" {
+		q.Set("tenant", opts.Tenant)
+	}
+	if opts.State != "" {
+		q.Set("state", string(opts.State))
+	}
+	if !opts.CreatedAfter.IsZero() {
+		q.Set("created_after", opts.CreatedAfter.UTC().Format(time.RFC3339Nano))
+	}
+	if opts.Limit > 0 {
+		q.Set("limit", strconv.Itoa(opts.Limit))
+	}
+	var out struct {
+		Requests []grants.Request `json:"requests"`
+	}
+	if err := c.do(ctx, http.MethodGet, "/v1/requests", q, nil, &out); err != nil {
+		return nil, err
+	}
+	if out.Requests == nil {
+		out.Requests = []grants.Request{}
+	}
+	return out.Requests, nil
+}
+
+// GetRequest returns one request with its history.
+func (c *Client) GetRequest(ctx context.Context, id string) (grants.Request, error) {
+	p, err := join("/v1/requests", id)
+	if err != nil {
+		return grants.Request{}, err
+	}
+	var r grants.Request
+	err = c.do(ctx, http.MethodGet, p, nil, nil, &r)
+	return r, err
+}
+
+// Approve approves request id. The server knows whether the caller decides
+// as the provider's support manager or as a tenant approver.
+func (c *Client) Approve(ctx context.Context, id, comment string) (grants.Request, error) {
+	return c.act(ctx, id, "approve", comment)
+}
+
+// Deny denies request id, as its manager or a tenant approver.
+func (c *Client) Deny(ctx context.Context, id, comment string) (grants.Request, error) {
+	return c.act(ctx, id, "deny", comment)
+}
+
+// Cancel withdraws a pending request; only its requester may.
+func (c *Client) Cancel(ctx context.Context, id, comment string) (grants.Request, error) {
+	return c.act(ctx, id, "cancel", comment)
+}
+
+// Revoke ends an approved request's access before its window ends.
+func (c *Client) Revoke(ctx context.Context, id, comment string) (grants.Request, error) {
+	return c.act(ctx, id, "revoke", comment)
+}
+
+func (c *Client) act(ctx context.Context, id, action, comment string) (grants.Request, error) {
+	p, err := join("/v1/requests", id)
+	if err != nil {
+		return grants.Request{}, err
+	}
+	body := struct {
+		Comment string `json:"comment"`
+	}{comment}
+	var r grants.Request
+	err = c.do(ctx, http.MethodPost, p+"/"+action, nil, body, &r)
+	return r, err
+}
+
+// Settings returns tenant's Customer Lockbox settings.
+func (c *Client) Settings(ctx context.Context, tenant string) (tenants.Settings, error) {
+	p, err := join("/v1/tenants", tenant)
+	if err != nil {
+		return tenants.Settings{}, err
+	}
+	var s tenants.Settings
+	err = c.do(ctx, http.MethodGet, p+"/settings", nil, nil, &s)
+	return s, err
+}
+
+// PutSettings replaces tenant's settings with s (a full replacement, not a
+// merge) and returns them as stored.
+func (c *Client) PutSettings(ctx context.Context, tenant string, s tenants.Settings) (tenants.Settings, error) {
+	p, err := join("/v1/tenants", tenant)
+	if err != nil {
+		return tenants.Settings{}, err
+	}
+	if s.NotificationAddresses == nil {
+		// A full replacement: say "no addresses", never null.
+		s.NotificationAddresses = []string{}
+	}
+	var out tenants.Settings
+	err = c.do(ctx, http.MethodPut, p+"/settings", nil, s, &out)
+	return out, err
+}
+
+// Approvers lists tenant's assigned Customer Lockbox approvers.
+func (c *Client) Approvers(ctx context.Context, tenant string) ([]string, error) {
+	p, err := join("/v1/tenants", tenant)
+	if err != nil {
+		return nil, err
+	}
+	var out struct {
+		Approvers []string `json:"approvers"`
+	}
+	if err := c.do(ctx, http.MethodGet, p+"/approvers", nil, nil, &out); err != nil {
+		return nil, err
+	}
+	if out.Approvers == nil {
+		out.Approvers = []string{}
+	}
+	return out.Approvers, nil
+}
+
+// AddApprover assigns user the Customer Lockbox access approver role of
+// tenant. Adding an existing approver succeeds.
+func (c *Client) AddApprover(ctx context.Context, tenant, user string) error {
+	return c.approver(ctx, http.MethodPut, tenant, user)
+}
+
+// RemoveApprover takes the approver role of tenant from user. Removing a
+// user who is no approver succeeds.
+func (c *Client) RemoveApprover(ctx context.Context, tenant, user string) error {
+	return c.approver(ctx, http.MethodDelete, tenant, user)
+}
+
+func (c *Client) approver(ctx context.Context, method, tenant, user string) error {
+	p, err := join("/v1/tenants", tenant)
+	if err != nil {
+		return err
+	}
+	if p, err = join(p+"/approvers", user); err != nil {
+		return err
+	}
+	return c.do(ctx, method, p, nil, nil, nil)
+}
+
+// Audit returns tenant audit records, newest first.
+func (c *Client) Audit(ctx context.Context, opts AuditOptions) ([]audit.Record, error) {
+	q := url.Values{}
+	if opts.Tenant != "" {
+		q.Set("tenant", opts.Tenant)
+	}
+	if opts.Limit > 0 {
+		q.Set("limit", strconv.Itoa(opts.Limit))
+	}
+	var out struct {
+		Records []audit.Record `json:"records"`
+	}
+	if err := c.do(ctx, http.MethodGet, "/v1/audit", q, nil, &out); err != nil {
+		return nil, err
+	}
+	if out.Records == nil {
+		out.Records = []audit.Record{}
+	}
+	return out.Records, nil
+}
+
+// join appends one escaped path segment to the escaped path p.
+// url.PathEscape leaves "." and ".." as they are, and an empty segment
+// would make "//": each could make the call address another resource than
+// the one named, so they are refused before anything is sent.
+func join(p, segment string) (string, error) {
+	if segment == "" || segment == "." || segment == ".." {
+		return "", fmt.Errorf("client: invalid path segment %q", segment)
+	}
+	return p + "/" + url.PathEscape(segment), nil
+}
+
+// do sends one call. path is already escaped. in, when not nil, is sent as
+// JSON; out, when not nil, receives the decoded JSON answer.
+func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, out any) error {
+	raw := c.base.EscapedPath() + path
+	unescaped, err := url.PathUnescape(raw)
+	if err != nil {
+		return fmt.Errorf("client: path %q: %w", raw, err)
+	}
+	u := url.URL{Scheme: c.base.Scheme, Host: c.base.Host, Path: unescaped, RawPath: raw, RawQuery: q.Encode()}
+
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("client: encoding %s %s: %w", method, path, err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
+	if err != nil {
+		return fmt.Errorf("client: %s %s: %w", method, path, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", c.userAgent)
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		// Drain a little so the connection can be reused, then close.
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+		_ = resp.Body.Close()
+	}()
+
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return decodeError(resp)
+	}
+	if out == nil || resp.StatusCode == http.StatusNoContent {
+		return nil
+	}
+	lr := &limitedReader{r: resp.Body, n: c.maxResponse}
+	if err := json.NewDecoder(lr).Decode(out); err != nil {
+		if lr.exceeded {
+			return fmt.Errorf("client: %s %s: response larger than %d bytes", method, path, c.maxResponse)
+		}
+		return fmt.Errorf("client: %s %s: decoding response: %w", method, path, err)
+	}
+	return nil
+}
+
+// decodeError turns a non-2xx response into an *APIError.
+func decodeError(resp *http.Response) *APIError {
+	e := &APIError{Status: resp.StatusCode, RequestID: resp.Header.Get("X-Request-Id")}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBytes))
+	var body struct {
+		Error *struct {
+			Code      string `json:"code"`
+			Message   string `json:"message"`
+			RequestID string `json:"request_id"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(b, &body) == nil && body.Error != nil && (body.Error.Code != "" || body.Error.Message != "") {
+		e.Code, e.Message = body.Error.Code, body.Error.Message
+		if e.RequestID == "" {
+			e.RequestID = body.Error.RequestID
+		}
+		return e
+	}
+	e.Message = fmt.Sprintf("HTTP %d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
+	if s := snippet(b); s != "" {
+		e.Message += ": " + s
+	}
+	return e
+}
+
+// snippet returns the start of an undecodable body on one line.
+func snippet(b []byte) string {
+	s := strings.Join(strings.Fields(strings.ToValidUTF8(string(b), "\uFFFD")), " ")
+	if r := []rune(s); len(r) > maxSnippet {
+		s = string(r[:maxSnippet]) + "..."
+	}
+	return s
+}
+
+// limitedReader is io.LimitReader that remembers it hit the limit, so a
+// too-large body is reported as such rather than as truncated JSON.
+type limitedReader struct {
+	r        io.Reader
+	n        int64
+	exceeded bool
+}
+
+func (l *limitedReader) Read(p []byte) (int, error) {
+	if l.n <= 0 {
+		// Probe one byte: a body of exactly the limit is fine.
+		var one [1]byte
+		if n, _ := l.r.Read(one[:]); n > 0 {
+			l.exceeded = true
+			return 0, errors.New("response too large")
+		}
+		return 0, io.EOF
+	}
+	if int64(len(p)) > l.n {
+		p = p[:l.n]
+	}
+	n, err := l.r.Read(p)
+	l.n -= int64(n)
+	return n, err
+}

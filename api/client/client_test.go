@@ -1,0 +1,461 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/grants"
+	"github.com/lockbox-oss/lockbox/tenants"
+)
+
+const token = "header.payload.signature"
+
+// call is what the fake server saw.
+type call struct {
+	Method, Path, Query, Body, Auth, ContentType, UserAgent string
+}
+
+// fake is an API server that records calls and answers with a canned
+// status and body.
+type fake struct {
+	mu     sync.Mutex
+	calls  []call
+	status int
+	body   string
+	header http.Header
+}
+
+func (f *fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	b, _ := io.ReadAll(r.Body)
+	f.mu.Lock()
+	f.calls = append(f.calls, call{
+		Method: r.Method, Path: r.URL.EscapedPath(), Query: r.URL.RawQuery, Body: string(b),
+		Auth: r.Header.Get("Authorization"), ContentType: r.Header.Get("Content-Type"),
+		UserAgent: r.Header.Get("User-Agent"),
+	})
+	status, body := f.status, f.body
+	f.mu.Unlock()
+	for k, v := range f.header {
+		w.Header()[k] = v
+	}
+	if status == 0 {
+		status = http.StatusOK
+	}
+	if body != "" {
+		w.Header().Set("Content-Type", "application/json")
+	}
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, body)
+}
+
+func (f *fake) last(t *testing.T) call {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.calls) != 1 {
+		t.Fatalf("server saw %d calls, want 1: %+v", len(f.calls), f.calls)
+	}
+	return f.calls[0]
+}
+
+func newClient(t *testing.T, f *fake, opts ...Option) *Client {
+	t.Helper()
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	c, err := New(srv.URL, token, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+const requestJSON = `{"id":"0190a1b2-0000-7000-8000-000000000001","tenant":"contoso","service":"exchange",
+"service_request":"SR-1","reason":"mailbox corrupt","duration":"2h","activities":["Get-Mailbox"],
+"requester":"op@provider","state":"pending_manager","created_at":"2026-01-02T03:04:05Z","history":[]}`
+
+func wantRequest() grants.Request {
+	return grants.Request{
+		ID: "0190a1b2-0000-7000-8000-000000000001", Tenant: "contoso", Service: "exchange",
+		ServiceRequest: "SR-1", Reason: "mailbox corrupt", Duration: grants.Duration(2 * time.Hour),
+		Activities: []string{"Get-Mailbox"}, Requester: "op@provider", State: grants.StatePendingManager,
+		CreatedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), History: []grants.Event{},
+	}
+}
+
+func TestCalls(t *testing.T) {
+	ctx := context.Background()
+	after := time.Date(2026, 1, 2, 3, 4, 5, 0, time.FixedZone("CET", 3600))
+	tests := []struct {
+		name     string
+		respBody string
+		status   int
+		invoke   func(*Client) (any, error)
+		want     call
+		wantOut  any
+	}{
+		{
+			name:     "create",
+			respBody: requestJSON,
+			status:   http.StatusCreated,
+			invoke: func(c *Client) (any, error) {
+				return c.CreateRequest(ctx, grants.CreateInput{
+					Tenant: "contoso", Service: "exchange", ServiceRequest: "SR-1", Reason: "mailbox corrupt",
+					Duration: grants.Duration(2 * time.Hour), Activities: []string{"Get-Mailbox"},
+				})
+			},
+			want: call{Method: "POST", Path: "/v1/requests",
+				Body: `{"tenant":"contoso","service":"exchange","service_request":"SR-1","reason":"mailbox corrupt","duration":"2h0m0s","activities":["Get-Mailbox"]}`},
+			wantOut: wantRequest(),
+		},
+		{
+			name:     "list with every filter",
+			respBody: `{"requests":[` + requestJSON + `]}`,
+			invoke: func(c *Client) (any, error) {
+				return c.ListRequests(ctx, ListOptions{Tenant: "contoso", State: grants.StatePendingCustomer, CreatedAfter: after, Limit: 5})
+			},
+			want:    call{Method: "GET", Path: "/v1/requests", Query: "created_after=2026-01-02T02%3A04%3A05Z&limit=5&state=pending_customer&tenant=contoso"},
+			wantOut: []grants.Request{wantRequest()},
+		},
+		{
+			name:     "list without filters, empty",
+			respBody: `{"requests":null}`,
+			invoke:   func(c *Client) (any, error) { return c.ListRequests(ctx, ListOptions{}) },
+			want:     call{Method: "GET", Path: "/v1/requests"},
+			wantOut:  []grants.Request{},
+		},
+		{
+			name:     "get escapes the id",
+			respBody: requestJSON,
+			invoke:   func(c *Client) (any, error) { return c.GetRequest(ctx, "a/b c") },
+			want:     call{Method: "GET", Path: "/v1/requests/a%2Fb%20c"},
+			wantOut:  wantRequest(),
+		},
+		{
+			name:     "approve",
+			respBody: requestJSON,
+			invoke:   func(c *Client) (any, error) { return c.Approve(ctx, "r1", "looks right") },
+			want:     call{Method: "POST", Path: "/v1/requests/r1/approve", Body: `{"comment":"looks right"}`},
+			wantOut:  wantRequest(),
+		},
+		{
+			name:     "deny",
+			respBody: requestJSON,
+			invoke:   func(c *Client) (any, error) { return c.Deny(ctx, "r1", "") },
+			want:     call{Method: "POST", Path: "/v1/requests/r1/deny", Body: `{"comment":""}`},
+			wantOut:  wantRequest(),
+		},
+		{
+			name:     "cancel",
+			respBody: requestJSON,
+			invoke:   func(c *Client) (any, error) { return c.Cancel(ctx, "r1", "fixed") },
+			want:     call{Method: "POST", Path: "/v1/requests/r1/cancel", Body: `{"comment":"fixed"}`},
+			wantOut:  wantRequest(),
+		},
+		{
+			name:     "revoke",
+			respBody: requestJSON,
+			invoke:   func(c *Client) (any, error) { return c.Revoke(ctx, "r1", "done") },
+			want:     call{Method: "POST", Path: "/v1/requests/r1/revoke", Body: `{"comment":"done"}`},
+			wantOut:  wantRequest(),
+		},
+		{
+			name:     "settings",
+			respBody: `{"lockbox_enabled":true,"notification_addresses":["sec@contoso.com"]}`,
+			invoke:   func(c *Client) (any, error) { return c.Settings(ctx, "contoso") },
+			want:     call{Method: "GET", Path: "/v1/tenants/contoso/settings"},
+			wantOut:  tenants.Settings{LockboxEnabled: true, NotificationAddresses: []string{"sec@contoso.com"}},
+		},
+		{
+			name:     "put settings sends an empty list, never null",
+			respBody: `{"lockbox_enabled":false,"notification_addresses":[]}`,
+			invoke: func(c *Client) (any, error) {
+				return c.PutSettings(ctx, "contoso", tenants.Settings{LockboxEnabled: false})
+			},
+			want:    call{Method: "PUT", Path: "/v1/tenants/contoso/settings", Body: `{"lockbox_enabled":false,"notification_addresses":[]}`},
+			wantOut: tenants.Settings{LockboxEnabled: false, NotificationAddresses: []string{}},
+		},
+		{
+			name:     "approvers",
+			respBody: `{"approvers":["alice@contoso.com","bob@contoso.com"]}`,
+			invoke:   func(c *Client) (any, error) { return c.Approvers(ctx, "contoso") },
+			want:     call{Method: "GET", Path: "/v1/tenants/contoso/approvers"},
+			wantOut:  []string{"alice@contoso.com", "bob@contoso.com"},
+		},
+		{
+			name:    "add approver",
+			status:  http.StatusNoContent,
+			invoke:  func(c *Client) (any, error) { return nil, c.AddApprover(ctx, "contoso", "alice@contoso.com") },
+			want:    call{Method: "PUT", Path: "/v1/tenants/contoso/approvers/alice@contoso.com"},
+			wantOut: nil,
+		},
+		{
+			name:    "remove approver escapes the user",
+			status:  http.StatusNoContent,
+			invoke:  func(c *Client) (any, error) { return nil, c.RemoveApprover(ctx, "contoso", "eve/../admin") },
+			want:    call{Method: "DELETE", Path: "/v1/tenants/contoso/approvers/eve%2F..%2Fadmin"},
+			wantOut: nil,
+		},
+		{
+			name:     "audit",
+			respBody: `{"records":[{"Id":"a1","CreationTime":"2026-01-02T03:04:05Z","Operation":"Set-AccessToCustomerDataRequest","OrganizationId":"contoso","Workload":"exchange","UserId":"alice@contoso.com","ResultStatus":"Succeeded","ApprovalDecision":"Approve"}]}`,
+			invoke:   func(c *Client) (any, error) { return c.Audit(ctx, AuditOptions{Tenant: "contoso", Limit: 10}) },
+			want:     call{Method: "GET", Path: "/v1/audit", Query: "limit=10&tenant=contoso"},
+			wantOut: []audit.Record{{
+				Id: "a1", CreationTime: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Operation: audit.OpTenantDecision,
+				OrganizationId: "contoso", Workload: "exchange", UserId: "alice@contoso.com", ResultStatus: "Succeeded",
+				ApprovalDecision: "Approve",
+			}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &fake{status: tt.status, body: tt.respBody}
+			c := newClient(t, f)
+			out, err := tt.invoke(c)
+			if err != nil {
+				t.Fatalf("err = %v", err)
+			}
+			got := f.last(t)
+			if got.Auth != "Bearer "+token {
+				t.Errorf("Authorization = %q", got.Auth)
+			}
+			if got.UserAgent != DefaultUserAgent {
+				t.Errorf("User-Agent = %q", got.UserAgent)
+			}
+			if tt.want.Body != "" && got.ContentType != "application/json" {
+				t.Errorf("Content-Type = %q", got.ContentType)
+			}
+			got.Auth, got.ContentType, got.UserAgent = "", "", ""
+			if got != tt.want {
+				t.Errorf("call\n got %+v\nwant %+v", got, tt.want)
+			}
+			if tt.wantOut != nil && !reflect.DeepEqual(out, tt.wantOut) {
+				t.Errorf("result\n got %#v\nwant %#v", out, tt.wantOut)
+			}
+		})
+	}
+}
+
+func TestErrors(t *testing.T) {
+	tests := []struct {
+		name   string
+		status int
+		body   string
+		header http.Header
+		want   APIError
+		text   string
+	}{
+		{
+			name:   "lockbox error",
+			status: http.StatusForbidden,
+			body:   `{"error":{"code":"self_approval","message":"you can't approve your own request"}}`,
+			header: http.Header{"X-Request-Id": {"req-42"}},
+			want:   APIError{Status: 403, Code: "self_approval", Message: "you can't approve your own request", RequestID: "req-42"},
+			text:   "you can't approve your own request (self_approval)",
+		},
+		{
+			name:   "request id in the body",
+			status: http.StatusConflict,
+			body:   `{"error":{"code":"conflict","message":"changed","request_id":"b-7"}}`,
+			want:   APIError{Status: 409, Code: "conflict", Message: "changed", RequestID: "b-7"},
+			text:   "changed (conflict)",
+		},
+		{
+			name:   "html from a proxy in front",
+			status: http.StatusBadGateway,
+			body:   "<html>\n<body>\n  <h1>502 Bad Gateway</h1>\n</body></html>",
+			want:   APIError{Status: 502, Message: "HTTP 502 Bad Gateway: <html> <body> <h1>502 Bad Gateway</h1> </body></html>"},
+			text:   "HTTP 502 Bad Gateway: <html> <body> <h1>502 Bad Gateway</h1> </body></html>",
+		},
+		{
+			name:   "empty body",
+			status: http.StatusUnauthorized,
+			want:   APIError{Status: 401, Message: "HTTP 401 Unauthorized"},
+			text:   "HTTP 401 Unauthorized",
+		},
+		{
+			name:   "json without the error object",
+			status: http.StatusInternalServerError,
+			body:   `{"message":"oops"}`,
+			want:   APIError{Status: 500, Message: `HTTP 500 Internal Server Error: {"message":"oops"}`},
+			text:   `HTTP 500 Internal Server Error: {"message":"oops"}`,
+		},
+		{
+			name:   "long body is cut",
+			status: http.StatusServiceUnavailable,
+			body:   strings.Repeat("x", 1000),
+			want:   APIError{Status: 503, Message: "HTTP 503 Service Unavailable: " + strings.Repeat("x", maxSnippet) + "..."},
+			text:   "HTTP 503 Service Unavailable: " + strings.Repeat("x", maxSnippet) + "...",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newClient(t, &fake{status: tt.status, body: tt.body, header: tt.header})
+			_, err := c.GetRequest(context.Background(), "r1")
+			var apiErr *APIError
+			if !errors.As(err, &apiErr) {
+				t.Fatalf("err = %v (%T), want *APIError", err, err)
+			}
+			if *apiErr != tt.want {
+				t.Errorf("got %+v\nwant %+v", *apiErr, tt.want)
+			}
+			if err.Error() != tt.text {
+				t.Errorf("Error() = %q, want %q", err.Error(), tt.text)
+			}
+		})
+	}
+}
+
+func TestBadSuccessBodies(t *testing.T) {
+	tests := []struct {
+		name, body, want string
+	}{
+		{"not json", "<html>", "decoding response"},
+		{"empty", "", "decoding response"},
+		{"too large", `{"requests":["` + strings.Repeat("x", 1024) + `"]}`, "larger than 1024 bytes"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newClient(t, &fake{body: tt.body})
+			c.maxResponse = 1024
+			_, err := c.ListRequests(context.Background(), ListOptions{})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want it to mention %q", err, tt.want)
+			}
+			var apiErr *APIError
+			if errors.As(err, &apiErr) {
+				t.Errorf("a 200 answer must not be an APIError")
+			}
+		})
+	}
+}
+
+func TestBodyOfExactlyTheLimit(t *testing.T) {
+	body := `{"approvers":["` + strings.Repeat("x", 100) + `"]}`
+	c := newClient(t, &fake{body: body})
+	c.maxResponse = int64(len(body))
+	if _, err := c.Approvers(context.Background(), "contoso"); err != nil {
+		t.Fatalf("a body of exactly the limit failed: %v", err)
+	}
+}
+
+func TestRefusesDotSegments(t *testing.T) {
+	f := &fake{body: requestJSON}
+	c := newClient(t, f)
+	ctx := context.Background()
+	for _, id := range []string{"", ".", ".."} {
+		if _, err := c.GetRequest(ctx, id); err == nil {
+			t.Errorf("GetRequest(%q) succeeded", id)
+		}
+		if err := c.AddApprover(ctx, "contoso", id); err == nil {
+			t.Errorf("AddApprover(%q) succeeded", id)
+		}
+		if _, err := c.Settings(ctx, id); err == nil {
+			t.Errorf("Settings(%q) succeeded", id)
+		}
+	}
+	if len(f.calls) != 0 {
+		t.Errorf("server saw %d calls, want none", len(f.calls))
+	}
+}
+
+func TestNew(t *testing.T) {
+	tests := []struct {
+		base, token string
+		ok          bool
+	}{
+		{"http://127.0.0.1:8080", "t", true},
+		{"https://lockbox.example.com/", "t", true},
+		{"https://lockbox.example.com/prefix", "t", true},
+		{"http://127.0.0.1:8080", "", true},
+		{"127.0.0.1:8080", "t", false},
+		{"ftp://host", "t", false},
+		{"http://", "t", false},
+		{"http://user:pw@host", "t", false},
+		{"http://host?x=1", "t", false},
+		{"http://host#frag", "t", false},
+		{"http://host", "a b", false},
+		{"http://host", "tok\r\nX-Evil: 1", false},
+		{"http://[::1", "t", false},
+	}
+	for _, tt := range tests {
+		_, err := New(tt.base, tt.token)
+		if (err == nil) != tt.ok {
+			t.Errorf("New(%q, %q) err = %v, want ok=%t", tt.base, tt.token, err, tt.ok)
+		}
+	}
+}
+
+func TestOptionsAndPrefix(t *testing.T) {
+	f := &fake{body: `{"approvers":[]}`}
+	srv := httptest.NewServer(http.StripPrefix("/lockbox", f))
+	defer srv.Close()
+	var used bool
+	hc := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		used = true
+		return http.DefaultTransport.RoundTrip(r)
+	})}
+	c, err := New(srv.URL+"/lockbox/", "", WithHTTPClient(hc), WithUserAgent("lockboxctl/test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Approvers(context.Background(), "contoso"); err != nil {
+		t.Fatal(err)
+	}
+	got := f.last(t)
+	if !used {
+		t.Error("WithHTTPClient's client was not used")
+	}
+	if got.UserAgent != "lockboxctl/test" {
+		t.Errorf("User-Agent = %q", got.UserAgent)
+	}
+	if got.Auth != "" {
+		t.Errorf("an empty token sent Authorization %q", got.Auth)
+	}
+	if got.Path != "/v1/tenants/contoso/approvers" {
+		t.Errorf("path = %q", got.Path)
+	}
+}
+
+func TestContextCanceled(t *testing.T) {
+	c := newClient(t, &fake{body: requestJSON})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := c.GetRequest(ctx, "r1")
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	var ue *url.Error
+	if !errors.As(err, &ue) {
+		t.Errorf("err = %T, want *url.Error", err)
+	}
+}
+
+func TestRequestBodyIsJSON(t *testing.T) {
+	// The comment travels as JSON, whatever it contains.
+	f := &fake{body: requestJSON}
+	c := newClient(t, f)
+	comment := "quote \" newline \n and <html>"
+	if _, err := c.Approve(context.Background(), "r1", comment); err != nil {
+		t.Fatal(err)
+	}
+	var body struct{ Comment string }
+	if err := json.Unmarshal([]byte(f.last(t).Body), &body); err != nil || body.Comment != comment {
+		t.Fatalf("body %q decoded to %q, %v", f.last(t).Body, body.Comment, err)
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

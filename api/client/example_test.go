@@ -1,0 +1,54 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+
+	"github.com/lockbox-oss/lockbox/api/client"
+)
+
+func ExampleClient_ListRequests() {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, `{"requests":[{"id":"r1","tenant":"contoso","service":"exchange","state":"pending_customer","duration":"2h"}]}`)
+	}))
+	defer srv.Close()
+
+	c, err := client.New(srv.URL, "operator-token")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	reqs, err := c.ListRequests(context.Background(), client.ListOptions{Tenant: "contoso", State: "pending_customer"})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, r := range reqs {
+		fmt.Println(r.ID, r.Tenant, r.Service, r.State, r.Duration.Std())
+	}
+	// Output: r1 contoso exchange pending_customer 2h0m0s
+}
+
+func ExampleAPIError() {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusForbidden)
+		_, _ = io.WriteString(w, `{"error":{"code":"self_approval","message":"the requester can't approve their own request"}}`)
+	}))
+	defer srv.Close()
+
+	c, _ := client.New(srv.URL, "manager-token")
+	_, err := c.Approve(context.Background(), "r1", "ok")
+	var apiErr *client.APIError
+	if errors.As(err, &apiErr) {
+		fmt.Println(apiErr.Status, apiErr.Code)
+		fmt.Println(err)
+	}
+	// Output:
+	// 403 self_approval
+	// the requester can't approve their own request (self_approval)
+}

@@ -1,0 +1,21 @@
+package api
+
+import (
+	_ "embed"
+	"net/http"
+
+	"github.com/lockbox-oss/lockbox/identity"
+)
+
+// openAPIDocument is openapi.yaml, served as is.
+//
+//go:embed openapi.yaml
+var openAPIDocument []byte
+
+func (s *server) openAPI(w http.ResponseWriter, r *http.Request, _ identity.Principal) error {
+	// RFC 9512 registers application/yaml.
+	w.Header().Set("Content-Type", "application/yaml")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(openAPIDocument)
+	return nil
+}

@@ -1,0 +1,192 @@
+package api
+
+import (
+	"maps"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// operationKeys are the keys of an OpenAPI path item that are operations.
+var operationKeys = []string{"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+
+// wildcard matches a ServeMux wildcard: {name}, {name...} or {$}.
+var wildcard = regexp.MustCompile(`\{(\$|[A-Za-z_][A-Za-z0-9_]*)(\.\.\.)?\}`)
+
+// openAPIPath translates a ServeMux path pattern into an OpenAPI path.
+func openAPIPath(p string) string {
+	return wildcard.ReplaceAllStringFunc(p, func(m string) string {
+		name := wildcard.FindStringSubmatch(m)[1]
+		if name == "$" {
+			return ""
+		}
+		return "{" + name + "}"
+	})
+}
+
+func loadOpenAPI(t *testing.T) map[string]any {
+	t.Helper()
+	var doc map[string]any
+	if err := yaml.Unmarshal(openAPIDocument, &doc); err != nil {
+		t.Fatalf("openapi.yaml: %v", err)
+	}
+	return doc
+}
+
+// TestOpenAPIMatchesRoutes fails when a served route is not documented or a
+// documented operation is not served.
+func TestOpenAPIMatchesRoutes(t *testing.T) {
+	doc := loadOpenAPI(t)
+	if v := doc["openapi"]; v != "3.0.3" {
+		t.Errorf("openapi = %v, want 3.0.3", v)
+	}
+	paths, _ := doc["paths"].(map[string]any)
+	documented := map[string]map[string]any{} // "METHOD /path" → operation
+	for p, item := range paths {
+		for k, op := range item.(map[string]any) {
+			if slices.Contains(operationKeys, k) {
+				documented[strings.ToUpper(k)+" "+p], _ = op.(map[string]any)
+			}
+		}
+	}
+	served := map[string]route{}
+	for _, rt := range routes {
+		served[rt.method+" "+openAPIPath(rt.path)] = rt
+	}
+	for _, k := range slices.Sorted(maps.Keys(served)) {
+		op, ok := documented[k]
+		if !ok {
+			t.Errorf("route %s is served but not documented in openapi.yaml", k)
+			continue
+		}
+		// Public routes, and only they, override the global bearer
+		// requirement with an empty one.
+		sec, hasSec := op["security"].([]any)
+		if public := served[k].public; public != (hasSec && len(sec) == 0) {
+			t.Errorf("%s: public = %t but security = %v", k, public, op["security"])
+		}
+		if _, ok := op["responses"].(map[string]any); !ok {
+			t.Errorf("%s: no responses", k)
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(documented)) {
+		if _, ok := served[k]; !ok {
+			t.Errorf("openapi.yaml documents %s, which is not served", k)
+		}
+	}
+}
+
+func TestOpenAPIPathParameters(t *testing.T) {
+	doc := loadOpenAPI(t)
+	paths, _ := doc["paths"].(map[string]any)
+	for p, item := range paths {
+		item := item.(map[string]any)
+		declared := map[string]bool{}
+		addParams := func(list any) {
+			for _, prm := range asSlice(list) {
+				prm := resolve(t, doc, prm)
+				if prm["in"] == "path" {
+					if prm["required"] != true {
+						t.Errorf("%s: path parameter %v is not required", p, prm["name"])
+					}
+					declared[prm["name"].(string)] = true
+				}
+			}
+		}
+		addParams(item["parameters"])
+		for _, k := range operationKeys {
+			op, ok := item[k].(map[string]any)
+			if !ok {
+				continue
+			}
+			saved := maps.Clone(declared)
+			addParams(op["parameters"])
+			for _, m := range wildcard.FindAllStringSubmatch(p, -1) {
+				if !declared[m[1]] {
+					t.Errorf("%s %s: path parameter %q is not declared", strings.ToUpper(k), p, m[1])
+				}
+			}
+			declared = saved
+		}
+	}
+}
+
+// TestOpenAPIRefs fails on a $ref that points nowhere.
+func TestOpenAPIRefs(t *testing.T) {
+	doc := loadOpenAPI(t)
+	var walk func(v any, at string)
+	walk = func(v any, at string) {
+		switch v := v.(type) {
+		case map[string]any:
+			if ref, ok := v["$ref"].(string); ok {
+				if _, ok := lookup(doc, ref); !ok {
+					t.Errorf("%s: $ref %q does not resolve", at, ref)
+				}
+			}
+			for k, c := range v {
+				walk(c, at+"/"+k)
+			}
+		case []any:
+			for _, c := range v {
+				walk(c, at)
+			}
+		}
+	}
+	walk(doc, "#")
+}
+
+func TestOpenAPIPath(t *testing.T) {
+	for in, want := range map[string]string{
+		"/v1/requests":                          "/v1/requests",
+		"/v1/requests/{id}/approve":             "/v1/requests/{id}/approve",
+		"/v1/tenants/{tenant}/approvers/{user}": "/v1/tenants/{tenant}/approvers/{user}",
+		"/v1/files/{path...}":                   "/v1/files/{path}",
+		"/v1/{$}":                               "/v1/",
+	} {
+		if got := openAPIPath(in); got != want {
+			t.Errorf("openAPIPath(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// lookup resolves a local JSON pointer such as "#/components/schemas/Error".
+func lookup(doc map[string]any, ref string) (any, bool) {
+	rest, ok := strings.CutPrefix(ref, "#/")
+	if !ok {
+		return nil, false
+	}
+	var cur any = doc
+	for _, part := range strings.Split(rest, "/") {
+		part = strings.NewReplacer("~1", "/", "~0", "~").Replace(part)
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if cur, ok = m[part]; !ok {
+			return nil, false
+		}
+	}
+	return cur, true
+}
+
+// resolve follows v's $ref, if any, and returns the object.
+func resolve(t *testing.T, doc map[string]any, v any) map[string]any {
+	t.Helper()
+	m, _ := v.(map[string]any)
+	if ref, ok := m["$ref"].(string); ok {
+		target, ok := lookup(doc, ref)
+		if !ok {
+			t.Fatalf("$ref %q does not resolve", ref)
+		}
+		m, _ = target.(map[string]any)
+	}
+	return m
+}
+
+func asSlice(v any) []any {
+	s, _ := v.([]any)
+	return s
+}

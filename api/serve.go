@@ -1,0 +1,302 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/lockbox-oss/lockbox/grants"
+	"github.com/lockbox-oss/lockbox/identity"
+	"github.com/lockbox-oss/lockbox/internal/httperr"
+)
+
+// headerRequestID carries the id of each response, for matching a client's
+// report with the server's log line.
+const headerRequestID = "X-Request-Id"
+
+// router sets the headers every response carries and answers what the mux
+// would answer in plain text (unknown route, wrong method, a path it would
+// redirect) with the JSON error shape instead.
+type router struct {
+	mux   *http.ServeMux
+	known map[string]bool // patterns of the route table
+}
+
+func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	// Always our own random id: an id taken from the client could be
+	// chosen to collide with another request's or to forge log lines.
+	h.Set(headerRequestID, rand.Text())
+	// Responses name people, requests and grants: no cache may keep them.
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+
+	// The mux cleans paths by redirecting ("/v1//requests" → 307
+	// "/v1/requests"). An API client has no use for that; a path that is
+	// not canonical names no resource.
+	if !canonicalPath(r.URL.EscapedPath()) {
+		httperr.Write(w, http.StatusNotFound, "not_found", "no such route")
+		return
+	}
+	if _, pattern := rt.mux.Handler(r); rt.known[pattern] {
+		rt.mux.ServeHTTP(w, r)
+		return
+	}
+	if allow := rt.allowed(r); len(allow) > 0 {
+		h.Set("Allow", strings.Join(allow, ", "))
+		httperr.Write(w, http.StatusMethodNotAllowed, "method_not_allowed",
+			fmt.Sprintf("method %s is not allowed here; allowed: %s", r.Method, strings.Join(allow, ", ")))
+		return
+	}
+	httperr.Write(w, http.StatusNotFound, "not_found", "no such route")
+}
+
+// allowed returns the methods the route table serves for r's path.
+func (rt *router) allowed(r *http.Request) []string {
+	var out []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := rt.mux.Handler(probe); rt.known[pattern] {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// canonicalPath reports whether p is already in the form ServeMux cleans
+// paths to (no "//", "." or ".." segments; a trailing slash is kept).
+func canonicalPath(p string) bool {
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	c := path.Clean(p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	return c == p
+}
+
+// adapt is the one adapter between a route's handler and net/http: it
+// authenticates, runs the handler, and renders its error.
+func (s *server) adapt(rt route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeout)
+		defer cancel()
+		r = r.WithContext(ctx)
+		var p identity.Principal
+		var err error
+		if !rt.public {
+			p, err = s.authenticate(w, r)
+		}
+		if err == nil {
+			err = rt.handle(s, w, r, p)
+		}
+		if err != nil {
+			s.fail(w, r, rt, err)
+		}
+	})
+}
+
+// fail writes err as JSON. Server-side failures are logged with their cause
+// and request id; the client only gets the id and a generic message.
+func (s *server) fail(w http.ResponseWriter, r *http.Request, rt route, err error) {
+	status := httperr.WriteError(w, err)
+	if status >= http.StatusInternalServerError {
+		s.log.ErrorContext(r.Context(), "api request failed",
+			"request_id", w.Header().Get(headerRequestID),
+			"route", rt.pattern(),
+			"status", status,
+			"error", err)
+	}
+}
+
+// authenticate returns the principal named by the request's bearer token.
+// The Authorization header is the only source of identity: headers such as
+// X-User or X-Forwarded-User are never read.
+func (s *server) authenticate(w http.ResponseWriter, r *http.Request) (identity.Principal, error) {
+	vals := r.Header.Values("Authorization")
+	if len(vals) == 0 {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="lockbox"`)
+		return identity.Principal{}, httperr.New(http.StatusUnauthorized, "unauthenticated",
+			"missing bearer token in the Authorization header")
+	}
+	w.Header().Set("WWW-Authenticate", `Bearer realm="lockbox", error="invalid_token"`)
+	scheme, tok, ok := strings.Cut(vals[0], " ")
+	// Two Authorization headers could be read differently by a proxy in
+	// front of us and by us; refuse rather than pick one.
+	if len(vals) > 1 || !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+		return identity.Principal{}, httperr.New(http.StatusUnauthorized, "unauthenticated",
+			"the Authorization header must be exactly one bearer token")
+	}
+	p, err := s.cfg.Auth.Verify(r.Context(), tok)
+	if errors.Is(err, identity.ErrUnauthenticated) {
+		// The verifier's reasons are a fixed, token-free set ("token
+		// expired", "wrong audience"), written to be shown.
+		return identity.Principal{}, httperr.New(http.StatusUnauthorized, "unauthenticated", "%s", err.Error())
+	}
+	if err != nil {
+		// Not a verdict on the token but a broken verifier: fail closed,
+		// as a server error, and let the log say why.
+		w.Header().Del("WWW-Authenticate")
+		return identity.Principal{}, fmt.Errorf("api: verify token: %w", err)
+	}
+	return p, nil
+}
+
+// clientIP is the socket peer's address. It is deliberately not taken from
+// X-Forwarded-For, X-Real-IP or Forwarded, which any client can set: the IP
+// in an approval's audit record must be one the approver could not choose.
+func clientIP(r *http.Request) string {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return ""
+	}
+	return ap.Addr().Unmap().WithZone("").String()
+}
+
+// actor is who the domain sees acting.
+func actor(r *http.Request, p identity.Principal) grants.Actor {
+	return grants.Actor{Principal: p, ClientIP: clientIP(r)}
+}
+
+// decode reads the JSON body of r into dst. An empty body is accepted only
+// when optional, and then leaves dst as it is.
+func (s *server) decode(w http.ResponseWriter, r *http.Request, dst any, optional bool) error {
+	n := s.cfg.MaxBodyBytes
+	tooLarge := httperr.New(http.StatusRequestEntityTooLarge, "body_too_large", "the request body is larger than %d bytes", n)
+	if r.ContentLength > n {
+		return tooLarge
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, n))
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return tooLarge
+		}
+		return httperr.New(http.StatusBadRequest, "invalid_body", "the request body could not be read")
+	}
+	if len(bytes.TrimSpace(b)) == 0 {
+		if optional {
+			return nil
+		}
+		return httperr.New(http.StatusBadRequest, "missing_body", "a JSON request body is required")
+	}
+	if err := checkJSON(r.Header); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return jsonError(err)
+	}
+	// One value only: a second one is either a mistake or an attempt to
+	// have two readers of the same body disagree.
+	if _, err := dec.Token(); err != io.EOF {
+		return httperr.New(http.StatusBadRequest, "invalid_json", "the request body must hold exactly one JSON value")
+	}
+	return nil
+}
+
+// checkJSON requires a body to be declared as JSON. Refusing other types
+// (form posts in particular) keeps a browser from sending us a body
+// cross-site without a CORS preflight.
+func checkJSON(h http.Header) error {
+	unsupported := httperr.New(http.StatusUnsupportedMediaType, "unsupported_media_type",
+		"Content-Type must be application/json")
+	cts := h.Values("Content-Type")
+	if len(cts) != 1 {
+		return unsupported
+	}
+	mt, params, err := mime.ParseMediaType(cts[0])
+	if err != nil || mt != "application/json" {
+		return unsupported
+	}
+	for k, v := range params {
+		if k != "charset" || !strings.EqualFold(v, "utf-8") {
+			return unsupported
+		}
+	}
+	return nil
+}
+
+// jsonError turns a decoding error into a 400 that says what is wrong
+// without echoing the body.
+func jsonError(err error) error {
+	var msg string
+	if syn, ok := errors.AsType[*json.SyntaxError](err); ok {
+		msg = fmt.Sprintf("malformed JSON at byte %d", syn.Offset)
+	} else if errors.Is(err, io.ErrUnexpectedEOF) {
+		msg = "malformed JSON: the body ends too early"
+	} else if typ, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
+		if typ.Field == "" {
+			msg = fmt.Sprintf("the request body must be a JSON object, not a JSON %s", typ.Value)
+		} else {
+			msg = fmt.Sprintf("field %q must not be a JSON %s", typ.Field, typ.Value)
+		}
+	} else {
+		// Unknown fields ("json: unknown field \"x\"") and the domain
+		// types' own UnmarshalJSON errors (a bad duration) already say
+		// which field is wrong.
+		msg = strings.TrimPrefix(err.Error(), "json: ")
+	}
+	return httperr.New(http.StatusBadRequest, "invalid_json", "invalid JSON body: %s", msg)
+}
+
+// query returns r's query parameters, refusing malformed ones, repeated ones
+// and any not in allowed: a misspelt filter must not silently widen a
+// listing.
+func query(r *http.Request, allowed ...string) (url.Values, error) {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, httperr.New(http.StatusBadRequest, "invalid_query", "malformed query string")
+	}
+	for k, v := range q {
+		if !slices.Contains(allowed, k) {
+			return nil, httperr.New(http.StatusBadRequest, "invalid_query",
+				"unknown query parameter %q; allowed: %s", k, strings.Join(allowed, ", "))
+		}
+		if len(v) > 1 {
+			return nil, httperr.New(http.StatusBadRequest, "invalid_query", "query parameter %q is given more than once", k)
+		}
+	}
+	return q, nil
+}
+
+// limit reads the limit parameter: absent means 0 (the domain's default),
+// otherwise an integer from 1 to most.
+func limit(q url.Values, most int) (int, error) {
+	v := q.Get("limit")
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > most {
+		return 0, httperr.New(http.StatusBadRequest, "invalid_limit", "limit must be an integer from 1 to %d", most)
+	}
+	return n, nil
+}
+
+// writeJSON encodes v before writing anything, so an encoding failure can
+// still become a clean 500.
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("api: encode response: %w", err)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+	return nil
+}

@@ -1,0 +1,233 @@
+// Package cli is lockboxctl, the command line of Lockbox for every role:
+// support engineers file and cancel requests, support managers and tenant
+// approvers approve or deny them, tenant administrators set the lockbox
+// switch and the approvers, auditors search the audit log.
+//
+// Run is the whole program, so tests run it in-process. It only turns flags
+// into api/client calls and answers into tables or JSON: every rule lives in
+// the server. It must not import api, proxy or any store.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strings"
+
+	"github.com/lockbox-oss/lockbox/api/client"
+)
+
+// Version is lockboxctl's version, set at build time with
+// -ldflags "-X github.com/lockbox-oss/lockbox/cli.Version=v1.2.3".
+// When unset, the module version from the build information is used.
+var Version = ""
+
+// DefaultAddr is the API address used when neither --addr nor LOCKBOX_ADDR
+// says otherwise: the one `lockbox dev` listens on.
+const DefaultAddr = "http://127.0.0.1:8080"
+
+// Environment variables read by lockboxctl.
+const (
+	EnvAddr  = "LOCKBOX_ADDR"
+	EnvToken = "LOCKBOX_TOKEN"
+)
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitError = 1 // the call failed: API error, network, missing token
+	exitUsage = 2 // the command line was wrong
+)
+
+// Run runs lockboxctl with args (without the program name) and returns the
+// exit code: 0 on success, 1 when the call failed, 2 for a usage error.
+// getenv reads the environment (os.Getenv in production).
+func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
+	e := &env{ctx: ctx, getenv: getenv, stdout: stdout, stderr: stderr}
+	e.g.output = "table"
+	e.g.addr = getenv(EnvAddr)
+	if e.g.addr == "" {
+		e.g.addr = DefaultAddr
+	}
+	return e.report(e.dispatch(args))
+}
+
+// env is one run of lockboxctl.
+type env struct {
+	ctx            context.Context
+	getenv         func(string) string
+	stdout, stderr io.Writer
+	g              globals
+}
+
+// globals are the flags every command accepts, before or after its name.
+type globals struct {
+	output    outputValue
+	addr      string
+	tokenFile string
+}
+
+// register adds the global flags to fs. Each flag set starts from the
+// values parsed so far, so "-o json request list" and "request list -o
+// json" mean the same.
+func (g *globals) register(fs *flag.FlagSet) {
+	fs.Var(&g.output, "o", "output format: table or json")
+	fs.Var(&g.output, "output", "output format: table or json")
+	fs.StringVar(&g.addr, "addr", g.addr, "API address")
+	fs.StringVar(&g.tokenFile, "token-file", g.tokenFile, "file holding the bearer token")
+}
+
+// usageError is a wrong command line. cmd names the command whose usage to
+// print ("" for the top level).
+type usageError struct {
+	cmd string
+	msg string
+}
+
+func (e *usageError) Error() string { return e.msg }
+
+// helpRequested asks for cmd's usage on stdout, with exit code 0.
+type helpRequested struct{ cmd string }
+
+func (h *helpRequested) Error() string { return "help requested" }
+
+// report prints err and returns the exit code for it.
+func (e *env) report(err error) int {
+	if err == nil {
+		return exitOK
+	}
+	var help *helpRequested
+	if errors.As(err, &help) {
+		fmt.Fprint(e.stdout, usageOf(help.cmd))
+		return exitOK
+	}
+	var ue *usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(e.stderr, "lockboxctl: %s\n\n%s", clean(ue.msg), usageOf(ue.cmd))
+		return exitUsage
+	}
+	var apiErr *client.APIError
+	if errors.As(err, &apiErr) {
+		msg := apiErr.Message
+		if msg == "" {
+			msg = http.StatusText(apiErr.Status)
+		}
+		if apiErr.Code != "" {
+			fmt.Fprintf(e.stderr, "lockboxctl: %s (%s, HTTP %d)\n", clean(msg), clean(apiErr.Code), apiErr.Status)
+		} else {
+			fmt.Fprintf(e.stderr, "lockboxctl: %s (HTTP %d)\n", clean(msg), apiErr.Status)
+		}
+		if apiErr.RequestID != "" {
+			fmt.Fprintf(e.stderr, "lockboxctl: request id %s\n", clean(apiErr.RequestID))
+		}
+		return exitError
+	}
+	var urlErr *url.Error
+	switch {
+	case errors.Is(err, context.Canceled):
+		fmt.Fprintln(e.stderr, "lockboxctl: interrupted")
+	case errors.As(err, &urlErr):
+		fmt.Fprintf(e.stderr, "lockboxctl: cannot reach the Lockbox API at %s: %s\n", clean(e.g.addr), clean(urlErr.Err.Error()))
+	default:
+		fmt.Fprintf(e.stderr, "lockboxctl: %s\n", clean(err.Error()))
+	}
+	return exitError
+}
+
+// client returns an API client for the global flags, with the token from
+// --token-file or LOCKBOX_TOKEN.
+func (e *env) client() (*client.Client, error) {
+	tok, err := e.token()
+	if err != nil {
+		return nil, err
+	}
+	return client.New(e.g.addr, tok, client.WithUserAgent("lockboxctl/"+version()))
+}
+
+func (e *env) token() (string, error) {
+	if e.g.tokenFile != "" {
+		b, err := os.ReadFile(e.g.tokenFile)
+		if err != nil {
+			return "", fmt.Errorf("reading --token-file: %w", err)
+		}
+		tok := strings.TrimRight(string(b), " \t\r\n")
+		if tok == "" {
+			return "", fmt.Errorf("--token-file %s is empty", e.g.tokenFile)
+		}
+		return tok, nil
+	}
+	tok := strings.TrimRight(e.getenv(EnvToken), " \t\r\n")
+	if tok == "" {
+		return "", fmt.Errorf("no token: set %s or pass --token-file FILE (with `lockbox dev`, use one of the tokens it prints)", EnvToken)
+	}
+	return tok, nil
+}
+
+// dispatch walks the command words, accepting global flags at every level.
+func (e *env) dispatch(args []string) error {
+	var path []string
+	for {
+		group := strings.Join(path, " ")
+		fs := e.flagSet(group)
+		if err := fs.Parse(args); err != nil {
+			return flagError(group, err)
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			if group == "" {
+				return &usageError{msg: "missing command"}
+			}
+			return &usageError{cmd: group, msg: "missing subcommand"}
+		}
+		word := strings.ToLower(rest[0])
+		args = rest[1:]
+		name := strings.TrimSpace(group + " " + word)
+		if c, ok := commandByName[name]; ok {
+			return c.run(e, name, args)
+		}
+		if isGroup(name) {
+			path = append(path, word)
+			continue
+		}
+		return &usageError{cmd: group, msg: fmt.Sprintf("unknown command %q", strings.TrimSpace(strings.Join(path, " ")+" "+rest[0]))}
+	}
+}
+
+// flagSet returns a flag set for cmd holding the global flags.
+func (e *env) flagSet(cmd string) *flag.FlagSet {
+	fs := flag.NewFlagSet("lockboxctl "+cmd, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	e.g.register(fs)
+	return fs
+}
+
+// flagError turns an error of flag.Parse into a usage or help error.
+func flagError(cmd string, err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return &helpRequested{cmd: cmd}
+	}
+	return &usageError{cmd: cmd, msg: err.Error()}
+}
+
+func version() string {
+	if Version != "" {
+		return Version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+func goVersion() string { return runtime.Version() }

@@ -1,0 +1,775 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/grants"
+	"github.com/lockbox-oss/lockbox/tenants"
+)
+
+const (
+	reqID    = "0190a1b2-0000-7000-8000-000000000001"
+	envToken = "env.token.sig"
+	fileTok  = "file.token.sig"
+)
+
+var t0 = time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)
+
+func sampleRequest() grants.Request {
+	decide := t0.Add(12 * time.Hour)
+	approved := t0.Add(time.Hour)
+	expires := approved.Add(2 * time.Hour)
+	return grants.Request{
+		ID: reqID, Tenant: "contoso", Service: "exchange", ServiceRequest: "SR-1001",
+		Reason: "mailbox corrupt", Duration: grants.Duration(2 * time.Hour), Activities: []string{"Get-Mailbox"},
+		Requester: "op@provider.example", State: grants.StateApproved, CreatedAt: t0, DecideBy: &decide,
+		ManagerApprover: "mgr@provider.example", Approver: "alice@contoso.com",
+		ApprovedAt: &approved, ExpiresAt: &expires,
+		History: []grants.Event{
+			{Action: grants.ActionCreate, Actor: "op@provider.example", ActorKind: grants.KindProvider, To: grants.StatePendingManager, At: t0, ClientIP: "10.0.0.1"},
+			{Action: grants.ActionApprove, Actor: "alice@contoso.com", ActorKind: grants.KindTenant, From: grants.StatePendingCustomer, To: grants.StateApproved, At: approved, ClientIP: "192.0.2.7", Comment: "go ahead"},
+		},
+	}
+}
+
+func sampleRecords() []audit.Record {
+	return []audit.Record{{
+		Id: "a1", CreationTime: t0, Operation: audit.OpTenantDecision, OrganizationId: "contoso",
+		Workload: "exchange", UserId: "alice@contoso.com", ClientIP: "192.0.2.7", ObjectId: reqID,
+		ResultStatus: audit.ResultSucceeded, ApprovalDecision: audit.ApprovalApprove,
+	}}
+}
+
+// call is what the fake API saw.
+type call struct {
+	Method, Path, Query, Body string
+}
+
+type reply struct {
+	status int
+	body   string
+}
+
+// fakeAPI records calls and answers like the Lockbox API would, unless a
+// reply for "METHOD /path" was set.
+type fakeAPI struct {
+	mu      sync.Mutex
+	calls   []call
+	auth    []string
+	replies map[string]reply
+}
+
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
+
+func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	b, _ := io.ReadAll(r.Body)
+	path := r.URL.EscapedPath()
+	f.mu.Lock()
+	f.calls = append(f.calls, call{Method: r.Method, Path: path, Query: r.URL.RawQuery, Body: string(b)})
+	f.auth = append(f.auth, r.Header.Get("Authorization"))
+	rep, ok := f.replies[r.Method+" "+path]
+	f.mu.Unlock()
+	if !ok {
+		rep = defaultReply(r.Method, path, b)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(rep.status)
+	_, _ = io.WriteString(w, rep.body)
+}
+
+func defaultReply(method, path string, body []byte) reply {
+	ok := func(v any) reply { return reply{http.StatusOK, mustJSON(v)} }
+	switch {
+	case method == "POST" && path == "/v1/requests":
+		r := sampleRequest()
+		r.State, r.History = grants.StatePendingManager, r.History[:1]
+		return reply{http.StatusCreated, mustJSON(r)}
+	case method == "GET" && path == "/v1/requests":
+		return ok(map[string]any{"requests": []grants.Request{sampleRequest()}})
+	case strings.HasPrefix(path, "/v1/requests/"):
+		return ok(sampleRequest())
+	case method == "GET" && strings.HasSuffix(path, "/settings"):
+		return ok(tenants.Settings{LockboxEnabled: true, NotificationAddresses: []string{"sec@contoso.com"}})
+	case method == "PUT" && strings.HasSuffix(path, "/settings"):
+		return reply{http.StatusOK, string(body)}
+	case method == "GET" && strings.HasSuffix(path, "/approvers"):
+		return ok(map[string]any{"approvers": []string{"alice@contoso.com", "bob@contoso.com"}})
+	case strings.Contains(path, "/approvers/"):
+		return reply{http.StatusNoContent, ""}
+	case method == "GET" && path == "/v1/audit":
+		return ok(map[string]any{"records": sampleRecords()})
+	}
+	return reply{http.StatusNotFound, `{"error":{"code":"not_found","message":"no such route"}}`}
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+	calls          []call
+	auth           []string
+}
+
+// run runs lockboxctl against a fresh fake API. In args, $ADDR becomes the
+// server's URL and $TOKENFILE a file holding fileTok and a newline.
+func run(t *testing.T, args []string, env map[string]string, replies map[string]reply) result {
+	t.Helper()
+	f := &fakeAPI{replies: replies}
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte(fileTok+"\n \n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	full := map[string]string{EnvAddr: srv.URL, EnvToken: envToken}
+	for k, v := range env {
+		full[k] = v
+	}
+	args = append([]string(nil), args...)
+	for i, a := range args {
+		a = strings.ReplaceAll(a, "$ADDR", srv.URL)
+		args[i] = strings.ReplaceAll(a, "$TOKENFILE", tokenFile)
+	}
+	var stdout, stderr bytes.Buffer
+	code := Run(context.Background(), args, func(k string) string { return full[k] }, &stdout, &stderr)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return result{code: code, stdout: stdout.String(), stderr: stderr.String(), calls: f.calls, auth: f.auth}
+}
+
+// sameJSON reports whether two JSON texts are equal as values.
+func sameJSON(a, b string) bool {
+	if a == "" || b == "" {
+		return a == b
+	}
+	var va, vb any
+	if json.Unmarshal([]byte(a), &va) != nil || json.Unmarshal([]byte(b), &vb) != nil {
+		return false
+	}
+	return reflect.DeepEqual(va, vb)
+}
+
+func TestCommands(t *testing.T) {
+	tests := []struct {
+		name      string
+		args      []string
+		env       map[string]string
+		replies   map[string]reply
+		wantCode  int
+		wantCalls []call // nil: don't check; empty: no call at all
+		wantAuth  string // default "Bearer " + envToken
+		wantOut   []string
+		wantErr   []string
+		check     func(t *testing.T, stdout string)
+	}{
+		{
+			name: "request create",
+			args: []string{"request", "create", "--tenant", "contoso", "--service", "exchange", "--service-request", "SR-1001",
+				"--reason", "mailbox corrupt", "--duration", "2h", "--activity", "Get-Mailbox", "--activity", "Get-InboxRule,Get-MailboxFolder"},
+			wantCalls: []call{{Method: "POST", Path: "/v1/requests",
+				Body: `{"tenant":"contoso","service":"exchange","service_request":"SR-1001","reason":"mailbox corrupt","duration":"2h0m0s","activities":["Get-Mailbox","Get-InboxRule","Get-MailboxFolder"]}`}},
+			wantOut: []string{"ID", "TENANT", "SERVICE", "STATE", "REQUESTER", "CREATED", "EXPIRES", reqID, "pending_manager", "op@provider.example"},
+		},
+		{
+			name: "request create as json",
+			args: []string{"-o", "json", "request", "create", "--tenant=contoso", "--service=exchange", "--service-request=SR-1",
+				"--reason=r", "--duration=90m"},
+			wantCalls: []call{{Method: "POST", Path: "/v1/requests",
+				Body: `{"tenant":"contoso","service":"exchange","service_request":"SR-1","reason":"r","duration":"1h30m0s"}`}},
+			check: func(t *testing.T, out string) {
+				var r grants.Request
+				if err := json.Unmarshal([]byte(out), &r); err != nil || r.ID != reqID || r.State != grants.StatePendingManager {
+					t.Errorf("output %q decoded to %+v, %v", out, r, err)
+				}
+				if !strings.Contains(out, "\n  \"id\"") {
+					t.Errorf("JSON output is not indented:\n%s", out)
+				}
+			},
+		},
+		{
+			name:      "request create missing flags",
+			args:      []string{"request", "create", "--tenant", "contoso", "--duration", "2h"},
+			wantCode:  2,
+			wantCalls: []call{},
+			wantErr:   []string{"missing --service, --service-request, --reason", "Usage:", "lockboxctl request create"},
+		},
+		{
+			name: "request create bad duration",
+			args: []string{"request", "create", "--tenant", "c", "--service", "exchange", "--service-request", "1",
+				"--reason", "r", "--duration", "two hours"},
+			wantCode:  2,
+			wantCalls: []call{},
+			wantErr:   []string{`--duration "two hours"`},
+		},
+		{
+			name: "request list with filters",
+			args: []string{"request", "list", "--tenant", "contoso", "--state", "pending_customer",
+				"--created-after", "2026-03-01T00:00:00+01:00", "--limit", "5"},
+			wantCalls: []call{{Method: "GET", Path: "/v1/requests",
+				Query: "created_after=2026-02-28T23%3A00%3A00Z&limit=5&state=pending_customer&tenant=contoso"}},
+			wantOut: []string{reqID, "contoso", "exchange", "approved", "2026-03-04 10:00:00Z", "2026-03-04 13:00:00Z"},
+			check: func(t *testing.T, out string) {
+				lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+				if len(lines) != 2 {
+					t.Fatalf("want a header and one row, got:\n%s", out)
+				}
+				for _, col := range [][2]string{{"TENANT", "contoso"}, {"STATE", "approved"}, {"EXPIRES", "2026-03-04 13:00:00Z"}} {
+					if h, v := strings.Index(lines[0], col[0]), strings.Index(lines[1], col[1]); h != v || h < 0 {
+						t.Errorf("column %s at %d, its value at %d:\n%s", col[0], h, v, out)
+					}
+				}
+			},
+		},
+		{
+			name:      "request list with a date",
+			args:      []string{"request", "list", "--created-after", "2026-03-01"},
+			wantCalls: []call{{Method: "GET", Path: "/v1/requests", Query: "created_after=2026-03-01T00%3A00%3A00Z"}},
+		},
+		{
+			name:      "request list as json, flag after the command",
+			args:      []string{"request", "list", "-o", "json"},
+			wantCalls: []call{{Method: "GET", Path: "/v1/requests"}},
+			check: func(t *testing.T, out string) {
+				var v struct{ Requests []grants.Request }
+				if err := json.Unmarshal([]byte(out), &v); err != nil || len(v.Requests) != 1 || v.Requests[0].ID != reqID {
+					t.Errorf("output %q decoded to %+v, %v", out, v, err)
+				}
+			},
+		},
+		{
+			name:      "request list empty as json is an empty list",
+			args:      []string{"--output=json", "request", "list"},
+			replies:   map[string]reply{"GET /v1/requests": {200, `{"requests":null}`}},
+			wantCalls: []call{{Method: "GET", Path: "/v1/requests"}},
+			check: func(t *testing.T, out string) {
+				if !sameJSON(out, `{"requests":[]}`) {
+					t.Errorf("output = %q", out)
+				}
+			},
+		},
+		{
+			name:      "global flag between the command words",
+			args:      []string{"request", "-o", "json", "list"},
+			wantCalls: []call{{Method: "GET", Path: "/v1/requests"}},
+			wantOut:   []string{`"requests": [`},
+		},
+		{
+			name:      "request list bad state",
+			args:      []string{"request", "list", "--state", "open"},
+			wantCode:  2,
+			wantCalls: []call{},
+			wantErr:   []string{`--state "open" must be one of pending_manager`},
+		},
+		{
+			name:      "request list bad time",
+			args:      []string{"request", "list", "--created-after", "yesterday"},
+			wantCode:  2,
+			wantCalls: []call{},
+			wantErr:   []string{"--created-after", "RFC 3339"},
+		},
+		{
+			name:      "request show",
+			args:      []string{"request", "show", reqID},
+			wantCalls: []call{{Method: "GET", Path: "/v1/requests/" + reqID}},
+			wantOut: []string{reqID, "Service request:", "SR-1001", "Reason:", "mailbox corrupt", "Duration:", "2h",
+				"Activities:", "Get-Mailbox", "Manager approver:", "mgr@provider.example", "History:",
+				"create", "op@provider.example (provider)", "approve", "alice@contoso.com (tenant)", "pending_customer", "192.0.2.7", "go ahead"},
+		},
+		{
+			name:      "request show escapes the id",
+			args:      []string{"request", "show", "a/b?c"},
+			wantCalls: []call{{Method: "GET", Path: "/v1/requests/a%2Fb%3Fc"}},
+		},
+		{
+			name:      "request show needs an id",
+			args:      []string{"request", "show"},
+			wantCode:  2,
+			wantCalls: []call{},
+			wantErr:   []string{"missing ID", "lockboxctl request show ID"},
+		},
+		{
+			name:      "request show takes one id",
+			args:      []string{"request", "show", "a", "b"},
+			wantCode:  2,
+			wantCalls: []call{},
+			wantErr:   []string{`unexpected argument "b"`},
+		},
+		{
+			name:      "approve with the comment after the id",
+			args:      []string{"request", "approve", reqID, "--comment", "looks right"},
+			wantCalls: []call{{Method: "POST", Path: "/v1/requests/" + reqID + "/approve", Body: `{"comment":"looks right"}`}},
+			wantOut:   []string{reqID, "approved"},
+		},
+		{
+			name:      "deny with the comment before the id",
+			args:      []string{"request", "deny", "--comment=not needed", reqID},
+			wantCalls: []call{{Method: "POST", Path: "/v1/requests/" + reqID + "/deny", Body: `{"comment":"not needed"}`}},
+		},
+		{
+			name:      "cancel without a comment",
+			args:      []string{"request", "cancel", reqID},
+			wantCalls: []call{{Method: "POST", Path: "/v1/requests/" + reqID + "/cancel", Body: `{"comment":""}`}},
+		},
+		{
+			name:      "revoke as json",
+			args:      []string{"request", "revoke", reqID, "-o", "json", "--comment", "fixed"},
+			wantCalls: []call{{Method: "POST", Path: "/v1/requests/" + reqID + "/revoke", Body: `{"comment":"fixed"}`}},
+			check: func(t *testing.T, out string) {
+				if !sameJSON(out, mustJSON(sampleRequest())) {
+					t.Errorf("output = %s", out)
+				}
+			},
+		},
+		{
+			name:      "a comment that looks like a flag, after --",
+			args:      []string{"request", "deny", "--comment", "--", "--", reqID},
+			wantCalls: []call{{Method: "POST", Path: "/v1/requests/" + reqID + "/deny", Body: `{"comment":"--"}`}},
+		},
+		{
+			name:      "an id after -- is positional",
+			args:      []string{"request", "show", "--", "-odd"},
+			wantCalls: []call{{Method: "GET", Path: "/v1/requests/-odd"}},
+		},
+		{
+			name:      "tenant settings get",
+			args:      []string{"tenant", "settings", "get", "contoso"},
+			wantCalls: []call{{Method: "GET", Path: "/v1/tenants/contoso/settings"}},
+			wantOut:   []string{"Tenant:", "contoso", "Customer Lockbox:", "on", "sec@contoso.com"},
+		},
+		{
+			name:      "tenant settings get as json",
+			args:      []string{"tenant", "settings", "get", "contoso", "-o", "json"},
+			wantCalls: []call{{Method: "GET", Path: "/v1/tenants/contoso/settings"}},
+			check: func(t *testing.T, out string) {
+				if !sameJSON(out, `{"lockbox_enabled":true,"notification_addresses":["sec@contoso.com"]}`) {
+					t.Errorf("output = %s", out)
+				}
+			},
+		},
+		{
+			name: "tenant settings set lockbox off keeps the addresses",
+			args: []string{"tenant", "settings", "set", "contoso", "--lockbox", "OFF"},
+			wantCalls: []call{
+				{Method: "GET", Path: "/v1/tenants/contoso/settings"},
+				{Method: "PUT", Path: "/v1/tenants/contoso/settings", Body: `{"lockbox_enabled":false,"notification_addresses":["sec@contoso.com"]}`},
+			},
+			wantOut: []string{"Customer Lockbox:", "off"},
+		},
+		{
+			name: "tenant settings set addresses keeps the switch",
+			args: []string{"tenant", "settings", "set", "--notify", "a@contoso.com,b@contoso.com", "contoso"},
+			wantCalls: []call{
+				{Method: "GET", Path: "/v1/tenants/contoso/settings"},
+				{Method: "PUT", Path: "/v1/tenants/contoso/settings", Body: `{"lockbox_enabled":true,"notification_addresses":["a@contoso.com","b@contoso.com"]}`},
+			},
+			wantOut: []string{"a@contoso.com, b@contoso.com"},
+		},
+		{
+			name: "tenant settings set empty notify clears the addresses",
+			args: []string{"tenant", "settings", "set", "contoso", "--notify", "", "--lockbox", "on"},
+			wantCalls: []call{
+				{Method: "GET", Path: "/v1/tenants/contoso/settings"},
+				{Method: "PUT", Path: "/v1/tenants/contoso/settings", Body: `{"lockbox_enabled":true,"notification_addresses":[]}`},
+			},
+		},
+		{
+			name:      "tenant settings set with nothing to change",
+			args:      []string{"tenant", "settings", "set", "contoso"},
+			wantCode:  2,
+			wantCalls: []call{},
+			wantErr:   []string{"nothing to change"},
+		},
+		{
+			name:      "tenant settings set bad switch",
+			args:      []string{"tenant", "settings", "set", "contoso", "--lockbox", "maybe"},
+			wantCode:  2,
+			wantCalls: []call{},
+			wantErr:   []string{`--lockbox "maybe" must be on or off`},
+		},
+		{
+			name:      "tenant settings set stops when the read fails",
+			args:      []string{"tenant", "settings", "set", "contoso", "--lockbox", "off"},
+			replies:   map[string]reply{"GET /v1/tenants/contoso/settings": {403, `{"error":{"code":"forbidden","message":"only global administrators of contoso can change its lockbox settings"}}`}},
+			wantCode:  1,
+			wantCalls: []call{{Method: "GET", Path: "/v1/tenants/contoso/settings"}},
+			wantErr:   []string{"lockboxctl: only global administrators of contoso can change its lockbox settings (forbidden, HTTP 403)"},
+		},
+		{
+			name:      "approver list",
+			args:      []string{"approver", "list", "contoso"},
+			wantCalls: []call{{Method: "GET", Path: "/v1/tenants/contoso/approvers"}},
+			wantOut:   []string{"APPROVER", "alice@contoso.com", "bob@contoso.com"},
+		},
+		{
+			name:      "approver list as json",
+			args:      []string{"approver", "list", "contoso", "--output", "json"},
+			wantCalls: []call{{Method: "GET", Path: "/v1/tenants/contoso/approvers"}},
+			check: func(t *testing.T, out string) {
+				if !sameJSON(out, `{"approvers":["alice@contoso.com","bob@contoso.com"]}`) {
+					t.Errorf("output = %s", out)
+				}
+			},
+		},
+		{
+			name:      "approver add",
+			args:      []string{"approver", "add", "contoso", "carol@contoso.com"},
+			wantCalls: []call{{Method: "PUT", Path: "/v1/tenants/contoso/approvers/carol@contoso.com"}},
+			wantOut:   []string{"carol@contoso.com is an approver of tenant contoso."},
+		},
+		{
+			name:      "approver remove",
+			args:      []string{"approver", "remove", "contoso", "bob@contoso.com"},
+			wantCalls: []call{{Method: "DELETE", Path: "/v1/tenants/contoso/approvers/bob@contoso.com"}},
+			wantOut:   []string{"bob@contoso.com is not an approver of tenant contoso."},
+		},
+		{
+			name:      "approver add as json prints nothing",
+			args:      []string{"-o", "json", "approver", "add", "contoso", "carol@contoso.com"},
+			wantCalls: []call{{Method: "PUT", Path: "/v1/tenants/contoso/approvers/carol@contoso.com"}},
+			check: func(t *testing.T, out string) {
+				if out != "" {
+					t.Errorf("output = %q, want none", out)
+				}
+			},
+		},
+		{
+			name:      "approver add needs a user",
+			args:      []string{"approver", "add", "contoso"},
+			wantCode:  2,
+			wantCalls: []call{},
+			wantErr:   []string{"missing USER"},
+		},
+		{
+			name:      "audit search",
+			args:      []string{"audit", "search", "--tenant", "contoso", "--limit", "20"},
+			wantCalls: []call{{Method: "GET", Path: "/v1/audit", Query: "limit=20&tenant=contoso"}},
+			wantOut: []string{"CreationTime", "Operation", "UserId", "ApprovalDecision", "ObjectId", "ClientIP",
+				"2026-03-04 10:00:00Z", "Set-AccessToCustomerDataRequest", "alice@contoso.com", "Approve", reqID, "192.0.2.7"},
+		},
+		{
+			name:      "audit search as json",
+			args:      []string{"audit", "search", "--tenant", "contoso", "-o", "json"},
+			wantCalls: []call{{Method: "GET", Path: "/v1/audit", Query: "tenant=contoso"}},
+			check: func(t *testing.T, out string) {
+				var v struct{ Records []audit.Record }
+				if err := json.Unmarshal([]byte(out), &v); err != nil || !reflect.DeepEqual(v.Records, sampleRecords()) {
+					t.Errorf("output %q decoded to %+v, %v", out, v, err)
+				}
+			},
+		},
+		{
+			name:      "audit export writes JSON lines",
+			args:      []string{"audit", "export", "--tenant", "contoso"},
+			wantCalls: []call{{Method: "GET", Path: "/v1/audit", Query: "tenant=contoso"}},
+			check: func(t *testing.T, out string) {
+				if !sameJSON(out, mustJSON(sampleRecords()[0])) || strings.Count(out, "\n") != 1 {
+					t.Errorf("output = %q", out)
+				}
+			},
+		},
+		{
+			name:      "audit search needs a tenant",
+			args:      []string{"audit", "search"},
+			wantCode:  2,
+			wantCalls: []call{},
+			wantErr:   []string{"missing --tenant"},
+		},
+		{
+			name:      "Get-AccessToCustomerDataRequest lists",
+			args:      []string{"Get-AccessToCustomerDataRequest", "--tenant", "contoso", "--state", "pending_customer"},
+			wantCalls: []call{{Method: "GET", Path: "/v1/requests", Query: "state=pending_customer&tenant=contoso"}},
+			wantOut:   []string{"ID", "TENANT", reqID},
+		},
+		{
+			name:      "Get-AccessToCustomerDataRequest shows one",
+			args:      []string{"get-accesstocustomerdatarequest", "--request-id", reqID},
+			wantCalls: []call{{Method: "GET", Path: "/v1/requests/" + reqID}},
+			wantOut:   []string{"History:"},
+		},
+		{
+			name:      "Get-AccessToCustomerDataRequest with PowerShell spelling",
+			args:      []string{"Get-AccessToCustomerDataRequest", "-RequestId", reqID, "-o", "json"},
+			wantCalls: []call{{Method: "GET", Path: "/v1/requests/" + reqID}},
+			wantOut:   []string{`"id": "` + reqID + `"`},
+		},
+		{
+			name:      "Set-AccessToCustomerDataRequest approves",
+			args:      []string{"Set-AccessToCustomerDataRequest", "--request-id", reqID, "--approval-decision", "Approve", "--comment", "ok"},
+			wantCalls: []call{{Method: "POST", Path: "/v1/requests/" + reqID + "/approve", Body: `{"comment":"ok"}`}},
+		},
+		{
+			name:      "Set-AccessToCustomerDataRequest denies, any case",
+			args:      []string{"set-accesstocustomerdatarequest", "-RequestId", reqID, "-ApprovalDecision", "DENY", "-Comment", "no"},
+			wantCalls: []call{{Method: "POST", Path: "/v1/requests/" + reqID + "/deny", Body: `{"comment":"no"}`}},
+		},
+		{
+			name:      "Set-AccessToCustomerDataRequest bad decision",
+			args:      []string{"Set-AccessToCustomerDataRequest", "--request-id", reqID, "--approval-decision", "maybe"},
+			wantCode:  2,
+			wantCalls: []call{},
+			wantErr:   []string{`--approval-decision "maybe" must be Approve or Deny`, "Set-AccessToCustomerDataRequest --request-id ID"},
+		},
+		{
+			name:      "Set-AccessToCustomerDataRequest needs a request id",
+			args:      []string{"Set-AccessToCustomerDataRequest", "--approval-decision", "Approve"},
+			wantCode:  2,
+			wantCalls: []call{},
+			wantErr:   []string{"missing --request-id"},
+		},
+		{
+			name:      "token from --token-file wins over the environment, whitespace trimmed",
+			args:      []string{"request", "list", "--token-file", "$TOKENFILE"},
+			wantCalls: []call{{Method: "GET", Path: "/v1/requests"}},
+			wantAuth:  "Bearer " + fileTok,
+		},
+		{
+			name:      "token from the environment, trailing newline trimmed",
+			args:      []string{"request", "list"},
+			env:       map[string]string{EnvToken: "env.token.sig\n"},
+			wantCalls: []call{{Method: "GET", Path: "/v1/requests"}},
+			wantAuth:  "Bearer " + envToken,
+		},
+		{
+			name:      "missing token",
+			args:      []string{"request", "list"},
+			env:       map[string]string{EnvToken: ""},
+			wantCode:  1,
+			wantCalls: []call{},
+			wantErr:   []string{"no token: set LOCKBOX_TOKEN or pass --token-file"},
+		},
+		{
+			name:      "unreadable token file",
+			args:      []string{"request", "list", "--token-file", "/nonexistent/token"},
+			wantCode:  1,
+			wantCalls: []call{},
+			wantErr:   []string{"reading --token-file"},
+		},
+		{
+			name:      "--addr overrides LOCKBOX_ADDR",
+			args:      []string{"--addr", "$ADDR", "request", "list"},
+			env:       map[string]string{EnvAddr: "http://127.0.0.1:1"},
+			wantCalls: []call{{Method: "GET", Path: "/v1/requests"}},
+		},
+		{
+			name:      "bad --addr",
+			args:      []string{"request", "list", "--addr", "127.0.0.1:8080"},
+			wantCode:  1,
+			wantCalls: []call{},
+			wantErr:   []string{"http:// or https://"},
+		},
+		{
+			name: "server error is printed with code and status",
+			args: []string{"request", "approve", reqID},
+			replies: map[string]reply{"POST /v1/requests/" + reqID + "/approve": {403,
+				`{"error":{"code":"self_approval","message":"you can't approve your own request"}}`}},
+			wantCode:  1,
+			wantCalls: []call{{Method: "POST", Path: "/v1/requests/" + reqID + "/approve", Body: `{"comment":""}`}},
+			wantErr:   []string{"lockboxctl: you can't approve your own request (self_approval, HTTP 403)\n"},
+			check: func(t *testing.T, out string) {
+				if out != "" {
+					t.Errorf("stdout = %q, want nothing", out)
+				}
+			},
+		},
+		{
+			name:      "server error that is not JSON",
+			args:      []string{"request", "list"},
+			replies:   map[string]reply{"GET /v1/requests": {502, "<html>bad gateway</html>"}},
+			wantCode:  1,
+			wantCalls: []call{{Method: "GET", Path: "/v1/requests"}},
+			wantErr:   []string{"lockboxctl: HTTP 502 Bad Gateway: <html>bad gateway</html> (HTTP 502)"},
+		},
+		{
+			name:      "unknown command",
+			args:      []string{"frobnicate"},
+			wantCode:  2,
+			wantCalls: []call{},
+			wantErr:   []string{`unknown command "frobnicate"`, "Commands:"},
+		},
+		{
+			name:      "unknown subcommand",
+			args:      []string{"request", "approve-all"},
+			wantCode:  2,
+			wantCalls: []call{},
+			wantErr:   []string{`unknown command "request approve-all"`, "lockboxctl request COMMAND"},
+		},
+		{
+			name:      "unknown flag",
+			args:      []string{"request", "list", "--colour"},
+			wantCode:  2,
+			wantCalls: []call{},
+			wantErr:   []string{"flag provided but not defined: -colour", "lockboxctl request list"},
+		},
+		{
+			name:      "bad output format",
+			args:      []string{"-o", "yaml", "request", "list"},
+			wantCode:  2,
+			wantCalls: []call{},
+			wantErr:   []string{`invalid value "yaml" for flag -o`},
+		},
+		{
+			name:      "no command",
+			args:      nil,
+			wantCode:  2,
+			wantCalls: []call{},
+			wantErr:   []string{"missing command", "Usage:"},
+		},
+		{
+			name:      "-h",
+			args:      []string{"-h"},
+			wantCalls: []call{},
+			wantOut:   []string{"Usage:", "request create", "Get-AccessToCustomerDataRequest", "Set-AccessToCustomerDataRequest", "audit search"},
+		},
+		{
+			name:      "help for a command",
+			args:      []string{"help", "request", "approve"},
+			wantCalls: []call{},
+			wantOut:   []string{"lockboxctl request approve ID [--comment C]", "--comment C"},
+		},
+		{
+			name:      "-h after a command",
+			args:      []string{"tenant", "settings", "set", "--help"},
+			wantCalls: []call{},
+			wantOut:   []string{"lockboxctl tenant settings set TENANT", "--lockbox on|off"},
+		},
+		{
+			name:      "help for an unknown command",
+			args:      []string{"help", "nope"},
+			wantCode:  2,
+			wantCalls: []call{},
+			wantErr:   []string{`no help for unknown command "nope"`},
+		},
+		{
+			name:      "version",
+			args:      []string{"version"},
+			env:       map[string]string{EnvToken: ""},
+			wantCalls: []call{},
+			wantOut:   []string{"lockboxctl ", "go1."},
+		},
+		{
+			name:      "version as json",
+			args:      []string{"version", "-o", "json"},
+			wantCalls: []call{},
+			wantOut:   []string{`"version": `, `"go": "go1.`},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := run(t, tt.args, tt.env, tt.replies)
+			if res.code != tt.wantCode {
+				t.Errorf("exit code = %d, want %d\nstdout: %s\nstderr: %s", res.code, tt.wantCode, res.stdout, res.stderr)
+			}
+			if tt.wantCalls != nil {
+				if len(res.calls) != len(tt.wantCalls) {
+					t.Fatalf("calls = %+v, want %+v", res.calls, tt.wantCalls)
+				}
+				for i, got := range res.calls {
+					want := tt.wantCalls[i]
+					if got.Method != want.Method || got.Path != want.Path || got.Query != want.Query || !sameJSON(got.Body, want.Body) {
+						t.Errorf("call %d\n got %+v\nwant %+v", i, got, want)
+					}
+				}
+			}
+			wantAuth := tt.wantAuth
+			if wantAuth == "" {
+				wantAuth = "Bearer " + envToken
+			}
+			for i, a := range res.auth {
+				if a != wantAuth {
+					t.Errorf("call %d Authorization = %q, want %q", i, a, wantAuth)
+				}
+			}
+			for _, s := range tt.wantOut {
+				if !strings.Contains(res.stdout, s) {
+					t.Errorf("stdout lacks %q:\n%s", s, res.stdout)
+				}
+			}
+			for _, s := range tt.wantErr {
+				if !strings.Contains(res.stderr, s) {
+					t.Errorf("stderr lacks %q:\n%s", s, res.stderr)
+				}
+			}
+			if tt.wantCode == 0 && res.stderr != "" {
+				t.Errorf("stderr = %q, want nothing", res.stderr)
+			}
+			if tt.check != nil {
+				tt.check(t, res.stdout)
+			}
+		})
+	}
+}
+
+// TestTerminalEscapesAreShownNotInterpreted checks that text written by
+// another party can't drive the approver's terminal.
+func TestTerminalEscapesAreShownNotInterpreted(t *testing.T) {
+	r := sampleRequest()
+	r.Reason = "harmless\x1b[2J\x1b[1;1Happroved by security\u202e"
+	r.History[1].Comment = "tab\there"
+	res := run(t, []string{"request", "show", reqID}, nil, map[string]reply{
+		"GET /v1/requests/" + reqID: {200, mustJSON(r)},
+	})
+	if res.code != 0 {
+		t.Fatalf("exit %d: %s", res.code, res.stderr)
+	}
+	if strings.ContainsAny(res.stdout, "\x1b\u202e") {
+		t.Errorf("output carries raw control characters: %q", res.stdout)
+	}
+	for _, want := range []string{`harmless\u001b[2J\u001b[1;1Happroved by security\u202e`, `tab\there`} {
+		if !strings.Contains(res.stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, res.stdout)
+		}
+	}
+}
+
+func TestParseArgs(t *testing.T) {
+	tests := []struct {
+		args    []string
+		comment string
+		pos     []string
+	}{
+		{[]string{"id", "--comment", "c"}, "c", []string{"id"}},
+		{[]string{"--comment", "c", "id"}, "c", []string{"id"}},
+		{[]string{"a", "--comment=c", "b"}, "c", []string{"a", "b"}},
+		{[]string{"a", "--", "--comment", "c"}, "", []string{"a", "--comment", "c"}},
+		{[]string{"--comment", "--", "a"}, "--", []string{"a"}},
+		{[]string{"--comment", "--", "--", "-a"}, "--", []string{"-a"}},
+		{[]string{"-", "x"}, "", []string{"-", "x"}},
+		{nil, "", nil},
+	}
+	for _, tt := range tests {
+		fs := newTestFlagSet()
+		comment := fs.String("comment", "", "")
+		pos, err := parseArgs(fs, tt.args)
+		if err != nil {
+			t.Errorf("parseArgs(%q): %v", tt.args, err)
+			continue
+		}
+		if *comment != tt.comment || !reflect.DeepEqual(pos, tt.pos) {
+			t.Errorf("parseArgs(%q) = %q, comment %q; want %q, %q", tt.args, pos, *comment, tt.pos, tt.comment)
+		}
+	}
+}
+
+func newTestFlagSet() *flag.FlagSet {
+	e := &env{}
+	return e.flagSet("test")
+}

@@ -1,0 +1,715 @@
+package cli
+
+import (
+	"bufio"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/lockbox-oss/lockbox/api/client"
+	"github.com/lockbox-oss/lockbox/grants"
+	"github.com/lockbox-oss/lockbox/tenants"
+)
+
+// command is one lockboxctl command.
+type command struct {
+	// name is the lower-case words that select it, e.g. "request approve".
+	name string
+	// display is how usage spells the name, when it differs from name.
+	display string
+	// synopsis follows the name in the usage line.
+	synopsis string
+	summary  string
+	// flags describes the command's own flags, one per line.
+	flags string
+	run   func(e *env, name string, args []string) error
+}
+
+func (c *command) title() string {
+	if c.display != "" {
+		return c.display
+	}
+	return c.name
+}
+
+var (
+	commands      []*command
+	commandByName = map[string]*command{}
+	groups        = map[string]bool{}
+)
+
+// The table is built in init because "help" refers back to it.
+func init() {
+	commands = []*command{
+		{
+			name:     "request create",
+			synopsis: "--tenant T --service S --service-request SR --reason R --duration D [--activity A]...",
+			summary:  "file a lockbox request for access to a tenant's data (support engineers)",
+			flags: `--tenant T               tenant whose data you need
+--service S              exchange, sharepoint or onedrive
+--service-request SR     the support case number
+--reason R               why you need access
+--duration D             how long, e.g. 2h or 90m (at most 4h)
+--activity A             an activity you need, e.g. Get-Mailbox; repeat or separate with
+                         commas; none means the service's pre-approved read activities`,
+			run: runRequestCreate,
+		},
+		{
+			name:     "request list",
+			synopsis: "[--tenant T] [--state S] [--created-after TIME] [--limit N]",
+			summary:  "list the requests you may see, newest first",
+			flags: `--tenant T               only this tenant's requests
+--state S                only requests in state S: ` + statesList() + `
+--created-after TIME     only requests created after TIME (RFC 3339, e.g. 2026-01-02T15:04:05Z, or a date)
+--limit N                at most N requests (the server's default when 0)`,
+			run: runRequestList,
+		},
+		{
+			name:     "request show",
+			synopsis: "ID",
+			summary:  "show a request with its history",
+			run:      runRequestShow,
+		},
+		actionCommand("approve", "approve a request, as support manager or as tenant approver"),
+		actionCommand("deny", "deny a request, as support manager or as tenant approver"),
+		actionCommand("cancel", "withdraw your own pending request"),
+		actionCommand("revoke", "end an approved request's access before its window ends"),
+		{
+			name:     "tenant settings get",
+			synopsis: "TENANT",
+			summary:  "show a tenant's Customer Lockbox settings",
+			run:      runSettingsGet,
+		},
+		{
+			name:     "tenant settings set",
+			synopsis: "TENANT [--lockbox on|off] [--notify ADDR,...]",
+			summary:  "change a tenant's Customer Lockbox settings (its global administrators)",
+			flags: `--lockbox on|off         turn Customer Lockbox on or off; off makes the support
+                         manager's approval final
+--notify ADDR,...        replace the notification addresses; --notify "" removes them all`,
+			run: runSettingsSet,
+		},
+		{
+			name:     "approver list",
+			synopsis: "TENANT",
+			summary:  "list a tenant's Customer Lockbox access approvers",
+			run:      runApproverList,
+		},
+		{
+			name:     "approver add",
+			synopsis: "TENANT USER",
+			summary:  "give USER the Customer Lockbox access approver role (global administrators)",
+			run:      runApproverChange(true),
+		},
+		{
+			name:     "approver remove",
+			synopsis: "TENANT USER",
+			summary:  "take the Customer Lockbox access approver role from USER (global administrators)",
+			run:      runApproverChange(false),
+		},
+		{
+			name:     "audit search",
+			synopsis: "--tenant T [--limit N]",
+			summary:  "search a tenant's audit log, newest first",
+			flags: `--tenant T               tenant whose audit log to search
+--limit N                at most N records (the server's default when 0)`,
+			run: runAudit(false),
+		},
+		{
+			name:     "audit export",
+			synopsis: "--tenant T [--limit N]",
+			summary:  "write a tenant's audit records as JSON Lines, one record a line",
+			flags: `--tenant T               tenant whose audit log to export
+--limit N                at most N records (the server's default when 0)`,
+			run: runAudit(true),
+		},
+		{
+			name:     "get-accesstocustomerdatarequest",
+			display:  "Get-AccessToCustomerDataRequest",
+			synopsis: "[--tenant T] [--state S] [--request-id ID]",
+			summary:  "list requests, or show one with --request-id",
+			flags: `--tenant T               only this tenant's requests
+--state S                only requests in state S
+--request-id ID          show this request (also -RequestId)`,
+			run: runGetAlias,
+		},
+		{
+			name:     "set-accesstocustomerdatarequest",
+			display:  "Set-AccessToCustomerDataRequest",
+			synopsis: "--request-id ID --approval-decision Approve|Deny [--comment C]",
+			summary:  "approve or deny a request",
+			flags: `--request-id ID          the request (also -RequestId)
+--approval-decision D    Approve or Deny, any case (also -ApprovalDecision)
+--comment C              recorded with the decision (also -Comment)`,
+			run: runSetAlias,
+		},
+		{
+			name:     "help",
+			synopsis: "[COMMAND]",
+			summary:  "show help for lockboxctl or a command",
+			run:      runHelp,
+		},
+		{
+			name:    "version",
+			summary: "print lockboxctl's version",
+			run:     runVersion,
+		},
+	}
+	for _, c := range commands {
+		commandByName[c.name] = c
+		words := strings.Fields(c.name)
+		for i := 1; i < len(words); i++ {
+			groups[strings.Join(words[:i], " ")] = true
+		}
+	}
+}
+
+func isGroup(name string) bool { return groups[name] }
+
+func statesList() string {
+	s := make([]string, len(grants.States))
+	for i, st := range grants.States {
+		s[i] = string(st)
+	}
+	return strings.Join(s, ", ")
+}
+
+func actionCommand(action, summary string) *command {
+	return &command{
+		name:     "request " + action,
+		synopsis: "ID [--comment C]",
+		summary:  summary,
+		flags:    "--comment C              recorded in the request's history and the audit log",
+		run: func(e *env, name string, args []string) error {
+			fs := e.flagSet(name)
+			comment := fs.String("comment", "", "")
+			pos, err := parseArgs(fs, args)
+			if err != nil {
+				return flagError(name, err)
+			}
+			if err := wantArgs(name, pos, "ID"); err != nil {
+				return err
+			}
+			return e.act(action, pos[0], *comment)
+		},
+	}
+}
+
+// act takes action on request id and prints the result.
+func (e *env) act(action, id, comment string) error {
+	c, err := e.client()
+	if err != nil {
+		return err
+	}
+	var r grants.Request
+	switch action {
+	case "approve":
+		r, err = c.Approve(e.ctx, id, comment)
+	case "deny":
+		r, err = c.Deny(e.ctx, id, comment)
+	case "cancel":
+		r, err = c.Cancel(e.ctx, id, comment)
+	case "revoke":
+		r, err = c.Revoke(e.ctx, id, comment)
+	default:
+		return fmt.Errorf("unknown action %q", action)
+	}
+	if err != nil {
+		return err
+	}
+	return e.printRequest(r, false)
+}
+
+// printRequest prints r; detailed adds its fields and history to the table.
+func (e *env) printRequest(r grants.Request, detailed bool) error {
+	if e.g.output.json() {
+		return writeJSON(e.stdout, r)
+	}
+	if detailed {
+		return printRequest(e.stdout, r)
+	}
+	return printRequests(e.stdout, []grants.Request{r})
+}
+
+func runRequestCreate(e *env, name string, args []string) error {
+	fs := e.flagSet(name)
+	tenant := fs.String("tenant", "", "")
+	service := fs.String("service", "", "")
+	sr := fs.String("service-request", "", "")
+	reason := fs.String("reason", "", "")
+	dur := fs.String("duration", "", "")
+	var acts listValue
+	fs.Var(&acts, "activity", "")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return flagError(name, err)
+	}
+	if err := wantArgs(name, pos); err != nil {
+		return err
+	}
+	var missing []string
+	for _, f := range []struct{ flag, v string }{
+		{"--tenant", *tenant}, {"--service", *service}, {"--service-request", *sr},
+		{"--reason", *reason}, {"--duration", *dur},
+	} {
+		if strings.TrimSpace(f.v) == "" {
+			missing = append(missing, f.flag)
+		}
+	}
+	if len(missing) > 0 {
+		return &usageError{cmd: name, msg: "missing " + strings.Join(missing, ", ")}
+	}
+	d, err := time.ParseDuration(*dur)
+	if err != nil || d <= 0 {
+		return &usageError{cmd: name, msg: fmt.Sprintf("--duration %q must be a positive duration such as 2h or 90m", *dur)}
+	}
+	c, err := e.client()
+	if err != nil {
+		return err
+	}
+	r, err := c.CreateRequest(e.ctx, grants.CreateInput{
+		Tenant: *tenant, Service: *service, ServiceRequest: *sr, Reason: *reason,
+		Duration: grants.Duration(d), Activities: acts,
+	})
+	if err != nil {
+		return err
+	}
+	return e.printRequest(r, false)
+}
+
+// listFlags are the filters shared by "request list" and
+// Get-AccessToCustomerDataRequest.
+type listFlags struct {
+	tenant, state, createdAfter string
+	limit                       int
+}
+
+func (l *listFlags) register(fs *flag.FlagSet, all bool) {
+	fs.StringVar(&l.tenant, "tenant", "", "")
+	fs.StringVar(&l.state, "state", "", "")
+	if all {
+		fs.StringVar(&l.createdAfter, "created-after", "", "")
+		fs.IntVar(&l.limit, "limit", 0, "")
+	}
+}
+
+func (l *listFlags) options(cmd string) (client.ListOptions, error) {
+	opts := client.ListOptions{Tenant: l.tenant, State: grants.State(l.state), Limit: l.limit}
+	if l.state != "" && !opts.State.Valid() {
+		return opts, &usageError{cmd: cmd, msg: fmt.Sprintf("--state %q must be one of %s", l.state, statesList())}
+	}
+	if l.limit < 0 {
+		return opts, &usageError{cmd: cmd, msg: "--limit must not be negative"}
+	}
+	if l.createdAfter != "" {
+		t, err := parseTime(l.createdAfter)
+		if err != nil {
+			return opts, &usageError{cmd: cmd, msg: fmt.Sprintf("--created-after %q must be an RFC 3339 time such as 2026-01-02T15:04:05Z, or a date such as 2026-01-02", l.createdAfter)}
+		}
+		opts.CreatedAfter = t
+	}
+	return opts, nil
+}
+
+func parseTime(s string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	return time.Parse(time.DateOnly, s)
+}
+
+func runRequestList(e *env, name string, args []string) error {
+	fs := e.flagSet(name)
+	var lf listFlags
+	lf.register(fs, true)
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return flagError(name, err)
+	}
+	if err := wantArgs(name, pos); err != nil {
+		return err
+	}
+	opts, err := lf.options(name)
+	if err != nil {
+		return err
+	}
+	return e.list(opts)
+}
+
+func (e *env) list(opts client.ListOptions) error {
+	c, err := e.client()
+	if err != nil {
+		return err
+	}
+	reqs, err := c.ListRequests(e.ctx, opts)
+	if err != nil {
+		return err
+	}
+	if e.g.output.json() {
+		return writeJSON(e.stdout, map[string]any{"requests": reqs})
+	}
+	return printRequests(e.stdout, reqs)
+}
+
+func runRequestShow(e *env, name string, args []string) error {
+	fs := e.flagSet(name)
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return flagError(name, err)
+	}
+	if err := wantArgs(name, pos, "ID"); err != nil {
+		return err
+	}
+	return e.show(pos[0])
+}
+
+func (e *env) show(id string) error {
+	c, err := e.client()
+	if err != nil {
+		return err
+	}
+	r, err := c.GetRequest(e.ctx, id)
+	if err != nil {
+		return err
+	}
+	return e.printRequest(r, true)
+}
+
+func runSettingsGet(e *env, name string, args []string) error {
+	fs := e.flagSet(name)
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return flagError(name, err)
+	}
+	if err := wantArgs(name, pos, "TENANT"); err != nil {
+		return err
+	}
+	c, err := e.client()
+	if err != nil {
+		return err
+	}
+	s, err := c.Settings(e.ctx, pos[0])
+	if err != nil {
+		return err
+	}
+	return e.printSettings(pos[0], s)
+}
+
+func (e *env) printSettings(tenant string, s tenants.Settings) error {
+	if s.NotificationAddresses == nil {
+		s.NotificationAddresses = []string{}
+	}
+	if e.g.output.json() {
+		return writeJSON(e.stdout, s)
+	}
+	return printSettings(e.stdout, tenant, s)
+}
+
+func runSettingsSet(e *env, name string, args []string) error {
+	fs := e.flagSet(name)
+	lockbox := fs.String("lockbox", "", "")
+	var notify listValue
+	fs.Var(&notify, "notify", "")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return flagError(name, err)
+	}
+	if err := wantArgs(name, pos, "TENANT"); err != nil {
+		return err
+	}
+	setLockbox, setNotify := given(fs, "lockbox"), given(fs, "notify")
+	if !setLockbox && !setNotify {
+		return &usageError{cmd: name, msg: "nothing to change: give --lockbox or --notify"}
+	}
+	var enabled bool
+	if setLockbox {
+		switch strings.ToLower(*lockbox) {
+		case "on", "true", "enabled":
+			enabled = true
+		case "off", "false", "disabled":
+		default:
+			return &usageError{cmd: name, msg: fmt.Sprintf("--lockbox %q must be on or off", *lockbox)}
+		}
+	}
+	c, err := e.client()
+	if err != nil {
+		return err
+	}
+	// The API replaces the settings as a whole, so read them first and
+	// change only what was asked. Two administrators changing different
+	// settings at the same moment can still overwrite each other: the API
+	// offers no version to compare against.
+	s, err := c.Settings(e.ctx, pos[0])
+	if err != nil {
+		return err
+	}
+	if setLockbox {
+		s.LockboxEnabled = enabled
+	}
+	if setNotify {
+		s.NotificationAddresses = slices.Clone([]string(notify))
+	}
+	s, err = c.PutSettings(e.ctx, pos[0], s)
+	if err != nil {
+		return err
+	}
+	return e.printSettings(pos[0], s)
+}
+
+func runApproverList(e *env, name string, args []string) error {
+	fs := e.flagSet(name)
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return flagError(name, err)
+	}
+	if err := wantArgs(name, pos, "TENANT"); err != nil {
+		return err
+	}
+	c, err := e.client()
+	if err != nil {
+		return err
+	}
+	users, err := c.Approvers(e.ctx, pos[0])
+	if err != nil {
+		return err
+	}
+	if e.g.output.json() {
+		return writeJSON(e.stdout, map[string]any{"approvers": users})
+	}
+	return printApprovers(e.stdout, users)
+}
+
+func runApproverChange(add bool) func(*env, string, []string) error {
+	return func(e *env, name string, args []string) error {
+		fs := e.flagSet(name)
+		pos, err := parseArgs(fs, args)
+		if err != nil {
+			return flagError(name, err)
+		}
+		if err := wantArgs(name, pos, "TENANT", "USER"); err != nil {
+			return err
+		}
+		c, err := e.client()
+		if err != nil {
+			return err
+		}
+		tenant, user := pos[0], pos[1]
+		if add {
+			err = c.AddApprover(e.ctx, tenant, user)
+		} else {
+			err = c.RemoveApprover(e.ctx, tenant, user)
+		}
+		if err != nil {
+			return err
+		}
+		// The API answers 204 with no body: JSON output stays empty, and
+		// the exit code says it worked.
+		if !e.g.output.json() {
+			if add {
+				fmt.Fprintf(e.stdout, "%s is an approver of tenant %s.\n", clean(user), clean(tenant))
+			} else {
+				fmt.Fprintf(e.stdout, "%s is not an approver of tenant %s.\n", clean(user), clean(tenant))
+			}
+		}
+		return nil
+	}
+}
+
+func runAudit(export bool) func(*env, string, []string) error {
+	return func(e *env, name string, args []string) error {
+		fs := e.flagSet(name)
+		tenant := fs.String("tenant", "", "")
+		limit := fs.Int("limit", 0, "")
+		pos, err := parseArgs(fs, args)
+		if err != nil {
+			return flagError(name, err)
+		}
+		if err := wantArgs(name, pos); err != nil {
+			return err
+		}
+		if *tenant == "" {
+			return &usageError{cmd: name, msg: "missing --tenant"}
+		}
+		if *limit < 0 {
+			return &usageError{cmd: name, msg: "--limit must not be negative"}
+		}
+		c, err := e.client()
+		if err != nil {
+			return err
+		}
+		recs, err := c.Audit(e.ctx, client.AuditOptions{Tenant: *tenant, Limit: *limit})
+		if err != nil {
+			return err
+		}
+		switch {
+		case export:
+			w := bufio.NewWriter(e.stdout)
+			enc := json.NewEncoder(w)
+			enc.SetEscapeHTML(false)
+			for _, r := range recs {
+				if err := enc.Encode(r); err != nil {
+					return err
+				}
+			}
+			return w.Flush()
+		case e.g.output.json():
+			return writeJSON(e.stdout, map[string]any{"records": recs})
+		}
+		return printAudit(e.stdout, recs)
+	}
+}
+
+// runGetAlias is Get-AccessToCustomerDataRequest: a list, or one request
+// when a request id is given.
+func runGetAlias(e *env, name string, args []string) error {
+	fs := e.flagSet(name)
+	var lf listFlags
+	lf.register(fs, false)
+	var id string
+	fs.StringVar(&id, "request-id", "", "")
+	fs.StringVar(&id, "RequestId", "", "")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return flagError(name, err)
+	}
+	if err := wantArgs(name, pos); err != nil {
+		return err
+	}
+	if given(fs, "request-id", "RequestId") {
+		if id == "" {
+			return &usageError{cmd: name, msg: "--request-id must not be empty"}
+		}
+		if lf.tenant != "" || lf.state != "" {
+			return &usageError{cmd: name, msg: "--request-id can't be combined with --tenant or --state"}
+		}
+		return e.show(id)
+	}
+	opts, err := lf.options(name)
+	if err != nil {
+		return err
+	}
+	return e.list(opts)
+}
+
+// runSetAlias is Set-AccessToCustomerDataRequest: the approve or deny
+// decision, named as in the audit record's ApprovalDecision.
+func runSetAlias(e *env, name string, args []string) error {
+	fs := e.flagSet(name)
+	var id, decision, comment string
+	fs.StringVar(&id, "request-id", "", "")
+	fs.StringVar(&id, "RequestId", "", "")
+	fs.StringVar(&decision, "approval-decision", "", "")
+	fs.StringVar(&decision, "ApprovalDecision", "", "")
+	fs.StringVar(&comment, "comment", "", "")
+	fs.StringVar(&comment, "Comment", "", "")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return flagError(name, err)
+	}
+	if err := wantArgs(name, pos); err != nil {
+		return err
+	}
+	if id == "" {
+		return &usageError{cmd: name, msg: "missing --request-id"}
+	}
+	var action string
+	switch strings.ToLower(decision) {
+	case "approve":
+		action = "approve"
+	case "deny":
+		action = "deny"
+	case "":
+		return &usageError{cmd: name, msg: "missing --approval-decision"}
+	default:
+		return &usageError{cmd: name, msg: fmt.Sprintf("--approval-decision %q must be Approve or Deny", decision)}
+	}
+	return e.act(action, id, comment)
+}
+
+func runHelp(e *env, name string, args []string) error {
+	fs := e.flagSet(name)
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return flagError(name, err)
+	}
+	topic := strings.ToLower(strings.Join(pos, " "))
+	if _, ok := commandByName[topic]; topic != "" && !ok && !isGroup(topic) {
+		return &usageError{msg: fmt.Sprintf("no help for unknown command %q", strings.Join(pos, " "))}
+	}
+	return &helpRequested{cmd: topic}
+}
+
+func runVersion(e *env, name string, args []string) error {
+	fs := e.flagSet(name)
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return flagError(name, err)
+	}
+	if err := wantArgs(name, pos); err != nil {
+		return err
+	}
+	if e.g.output.json() {
+		return writeJSON(e.stdout, map[string]string{"version": version(), "go": goVersion()})
+	}
+	_, err = fmt.Fprintf(e.stdout, "lockboxctl %s (%s)\n", version(), goVersion())
+	return err
+}
+
+// usageOf returns the usage of a command, a group of commands ("request",
+// "tenant settings") or, for "", of lockboxctl.
+func usageOf(name string) string {
+	var b strings.Builder
+	if c, ok := commandByName[name]; ok {
+		fmt.Fprintf(&b, "Usage:\n  lockboxctl %s", c.title())
+		if c.synopsis != "" {
+			fmt.Fprintf(&b, " %s", c.synopsis)
+		}
+		fmt.Fprintf(&b, "\n\n%s.\n", capitalize(c.summary))
+		if c.flags != "" {
+			b.WriteString("\nFlags:\n")
+			for l := range strings.Lines(c.flags) {
+				b.WriteString("  " + l)
+			}
+			b.WriteString("\n")
+		}
+		b.WriteString("\n" + globalUsage)
+		return b.String()
+	}
+	if name == "" {
+		b.WriteString("lockboxctl is the command line of Lockbox: requests for access to a tenant's data,\n" +
+			"their approval by a support manager and the tenant's approvers, and the audit log.\n\n" +
+			"Usage:\n  lockboxctl [global flags] COMMAND [flags] [arguments]\n\nCommands:\n")
+	} else {
+		fmt.Fprintf(&b, "Usage:\n  lockboxctl %s COMMAND [flags] [arguments]\n\nCommands:\n", name)
+	}
+	tw := newTable(&b)
+	for _, c := range commands {
+		if name == "" || strings.HasPrefix(c.name, name+" ") {
+			row(tw, "  "+c.title(), c.summary)
+		}
+	}
+	_ = tw.Flush()
+	b.WriteString("\n" + globalUsage)
+	if name == "" {
+		b.WriteString("\nRun \"lockboxctl help COMMAND\" for a command's flags.\n" +
+			"Exit status: 0 on success, 1 when the call failed, 2 for a usage error.\n")
+	}
+	return b.String()
+}
+
+const globalUsage = `Global flags (before or after the command):
+  -o, --output table|json  output format (default table)
+  --addr URL               Lockbox API address (default $LOCKBOX_ADDR, else ` + DefaultAddr + `)
+  --token-file FILE        file holding your bearer token (default $LOCKBOX_TOKEN)
+  -h, --help               show help
+`
+
+func capitalize(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}

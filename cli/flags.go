@@ -1,0 +1,121 @@
+package cli
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"strings"
+)
+
+// outputValue is the -o/--output flag: "table" or "json".
+type outputValue string
+
+func (o *outputValue) String() string { return string(*o) }
+
+func (o *outputValue) Set(s string) error {
+	switch v := strings.ToLower(s); v {
+	case "table", "json":
+		*o = outputValue(v)
+		return nil
+	}
+	return errors.New(`must be "table" or "json"`)
+}
+
+func (o outputValue) json() bool { return o == "json" }
+
+// listValue is a repeatable flag that also splits on commas, so
+// "--activity A --activity B" and "--activity A,B" mean the same.
+type listValue []string
+
+func (l *listValue) String() string { return strings.Join(*l, ",") }
+
+func (l *listValue) Set(s string) error {
+	for v := range strings.SplitSeq(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			*l = append(*l, v)
+		}
+	}
+	return nil
+}
+
+// parseArgs parses fs from args, allowing flags after positional arguments
+// ("request approve ID --comment ok"), which the flag package alone stops
+// at. Everything after a "--" is positional. It returns the positional
+// arguments.
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if endedByDashDash(fs, args[:len(args)-len(rest)]) {
+			return append(pos, rest...), nil
+		}
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// endedByDashDash reports whether parsing stopped at a "--" terminator
+// rather than at a "--" given as a flag's value ("--comment --").
+func endedByDashDash(fs *flag.FlagSet, parsed []string) bool {
+	n := len(parsed)
+	if n == 0 || parsed[n-1] != "--" {
+		return false
+	}
+	return n < 2 || !takesValue(fs, parsed[n-2])
+}
+
+// takesValue reports whether arg is a flag of fs whose value is the next
+// argument.
+func takesValue(fs *flag.FlagSet, arg string) bool {
+	name, ok := strings.CutPrefix(arg, "-")
+	if !ok || name == "" || name == "-" {
+		return false
+	}
+	name = strings.TrimPrefix(name, "-")
+	if strings.Contains(name, "=") {
+		return false
+	}
+	f := fs.Lookup(name)
+	if f == nil {
+		return false
+	}
+	if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+		return false
+	}
+	return true
+}
+
+// given reports whether the flag name was set on the command line.
+func given(fs *flag.FlagSet, names ...string) bool {
+	found := false
+	fs.Visit(func(f *flag.Flag) {
+		for _, n := range names {
+			if f.Name == n {
+				found = true
+			}
+		}
+	})
+	return found
+}
+
+// wantArgs checks the number of positional arguments.
+func wantArgs(cmd string, pos []string, names ...string) error {
+	switch {
+	case len(pos) < len(names):
+		return &usageError{cmd: cmd, msg: fmt.Sprintf("missing %s", strings.Join(names[len(pos):], " and "))}
+	case len(pos) > len(names):
+		return &usageError{cmd: cmd, msg: fmt.Sprintf("unexpected argument %q", pos[len(names)])}
+	}
+	for i, p := range pos {
+		if strings.TrimSpace(p) == "" {
+			return &usageError{cmd: cmd, msg: fmt.Sprintf("%s must not be empty", names[i])}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,226 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	osexec "os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lockbox-oss/lockbox/grants"
+	"github.com/lockbox-oss/lockbox/identity"
+	"github.com/lockbox-oss/lockbox/internal/redistest"
+)
+
+func exec(t *testing.T, name string, args ...string) *osexec.Cmd {
+	t.Helper()
+	cmd := osexec.Command(name, args...)
+	cmd.Env = scrubbedEnv()
+	return cmd
+}
+
+// scrubbedEnv is the test's environment without LOCKBOX_ settings, so a
+// developer's shell can't change what the binaries do.
+func scrubbedEnv(extra ...string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "LOCKBOX_") {
+			env = append(env, kv)
+		}
+	}
+	return append(env, extra...)
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func waitReady(t *testing.T, url string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s never became ready", url)
+}
+
+func runBinaries(t *testing.T, lockbox, ctl string) {
+	t.Run("serve", func(t *testing.T) {
+		dir := t.TempDir()
+		key, _ := identity.GenerateDevKey()
+		if _, _, err := identity.WriteDevKeys(dir, key); err != nil {
+			t.Fatal(err)
+		}
+		api, metrics := freeAddr(t), freeAddr(t)
+		env := scrubbedEnv(
+			"LOCKBOX_REDIS_URL="+redistest.URL(t),
+			"LOCKBOX_JWT_JWKS_FILE="+filepath.Join(dir, identity.DevJWKSFile),
+			"LOCKBOX_API_ADDR="+api, "LOCKBOX_METRICS_ADDR="+metrics,
+			"LOCKBOX_PROXY_ADDR="+freeAddr(t),
+			"LOCKBOX_DEV_DIR="+dir,
+		)
+		var logs bytes.Buffer
+		srv := osexec.Command(lockbox, "serve")
+		srv.Env, srv.Stdout, srv.Stderr = env, &logs, &logs
+		if err := srv.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			_ = srv.Process.Signal(syscall.SIGTERM)
+			if err := srv.Wait(); err != nil {
+				t.Errorf("lockbox serve did not stop cleanly: %v\n%s", err, logs.String())
+			}
+		}()
+		waitReady(t, "http://"+metrics+"/readyz")
+
+		token := func(args ...string) string {
+			cmd := osexec.Command(lockbox, append([]string{"dev", "token"}, args...)...)
+			cmd.Env = env
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("lockbox dev token %v: %v", args, err)
+			}
+			return strings.TrimSpace(string(out))
+		}
+		tokens := map[string]string{
+			"operator": token("--sub", "alice@provider.example", "--roles", "operator"),
+			"manager":  token("--sub", "mary@provider.example", "--roles", "support-manager"),
+			"admin":    token("--sub", "gina@contoso.example", "--roles", "global-admin", "--tid", "contoso"),
+		}
+		run := func(user string, args ...string) (int, string, string) {
+			cmd := osexec.Command(ctl, args...)
+			cmd.Env = append(env, "LOCKBOX_ADDR=http://"+api, "LOCKBOX_TOKEN="+tokens[user])
+			var out, errb bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &out, &errb
+			err := cmd.Run()
+			code := 0
+			if ee, ok := err.(*osexec.ExitError); ok {
+				code = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			return code, out.String(), errb.String()
+		}
+		code, out, errs := run("operator", "-o", "json", "request", "create", "--tenant", "contoso", "--service", "exchange",
+			"--service-request", "SR-1", "--reason", "repair", "--duration", "1h")
+		var r grants.Request
+		if code != 0 || json.Unmarshal([]byte(out), &r) != nil {
+			t.Fatalf("create: %d %s %s", code, out, errs)
+		}
+		if code, _, errs := run("operator", "request", "approve", r.ID); code == 0 || !strings.Contains(errs, "only a support manager") {
+			t.Fatalf("operator approved: %d %s", code, errs)
+		}
+		for _, user := range []string{"manager", "admin"} {
+			if code, _, errs := run(user, "request", "approve", r.ID, "--comment", "ok"); code != 0 {
+				t.Fatalf("%s approve: %s", user, errs)
+			}
+		}
+		code, out, _ = run("admin", "request", "show", r.ID)
+		if code != 0 || !strings.Contains(out, "approved") {
+			t.Fatalf("show: %d %s", code, out)
+		}
+		code, out, _ = run("admin", "audit", "search", "--tenant", "contoso")
+		if code != 0 || !strings.Contains(out, "Set-AccessToCustomerDataRequest") {
+			t.Fatalf("audit: %d %s", code, out)
+		}
+		// Metrics count the transitions.
+		resp, err := http.Get("http://" + metrics + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(body), `lockbox_request_transitions_total{action="approve",state="approved"} 1`) {
+			t.Fatalf("metrics lack the approval:\n%s", body)
+		}
+	})
+
+	t.Run("serve refuses bad configuration", func(t *testing.T) {
+		cmd := osexec.Command(lockbox, "serve")
+		cmd.Env = scrubbedEnv("LOCKBOX_REDIS_TIMEOUT=soon")
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "LOCKBOX_REDIS_TIMEOUT") {
+			t.Fatalf("bad config: %v %s", err, out)
+		}
+		cmd = osexec.Command(lockbox, "serve")
+		cmd.Env = scrubbedEnv()
+		out, err = cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "LOCKBOX_REDIS_URL") {
+			t.Fatalf("missing Redis: %v %s", err, out)
+		}
+	})
+
+	t.Run("dev", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "dev")
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		cmd := osexec.CommandContext(ctx, lockbox, "dev")
+		cmd.Env = scrubbedEnv("LOCKBOX_DEV_DIR="+dir, "LOCKBOX_API_ADDR=127.0.0.1:0",
+			"LOCKBOX_METRICS_ADDR=127.0.0.1:0", "LOCKBOX_PROXY_ADDR=127.0.0.1:0")
+		cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+		stdout, _ := cmd.StdoutPipe()
+		var logs bytes.Buffer
+		cmd.Stderr = &logs
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		apiRE := regexp.MustCompile(`API\s+(http://127\.0\.0\.1:\d+)/v1`)
+		var addr string
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if m := apiRE.FindStringSubmatch(sc.Text()); m != nil {
+				addr = m[1]
+				break
+			}
+		}
+		go io.Copy(io.Discard, stdout)
+		if addr == "" {
+			t.Fatalf("lockbox dev printed no API address; logs:\n%s", logs.String())
+		}
+		for _, f := range []string{"operator.jwt", "operator2.jwt", "manager.jwt", "admin.jwt", "approver.jwt", "auditor.jwt", "env", "jwks.json"} {
+			if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+				t.Fatalf("lockbox dev did not write %s: %v", f, err)
+			}
+		}
+		envFile, _ := os.ReadFile(filepath.Join(dir, "env"))
+		if !strings.Contains(string(envFile), "export LOCKBOX_ADDR="+addr) || !strings.Contains(string(envFile), "LOCKBOX_APPROVER_TOKEN=") {
+			t.Fatalf("env file:\n%s", envFile)
+		}
+		// The demo approver is assigned, and the token files work.
+		ctlCmd := osexec.Command(ctl, "--token-file", filepath.Join(dir, "approver.jwt"), "approver", "list", "contoso")
+		ctlCmd.Env = scrubbedEnv("LOCKBOX_ADDR=" + addr)
+		out, err := ctlCmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "adam@contoso.example") {
+			t.Fatalf("approver list with the dev approver token: %v %s", err, out)
+		}
+		cancel()
+		if err := cmd.Wait(); err != nil && ctx.Err() == nil {
+			t.Fatalf("lockbox dev: %v", err)
+		}
+		fmt.Fprint(io.Discard, logs.String())
+	})
+}

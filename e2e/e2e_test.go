@@ -1,0 +1,339 @@
+// Package e2e walks the whole request lifecycle the way users do: lockboxctl
+// against a running Lockbox (the same wiring as "lockbox serve") over real
+// HTTP and a real redis-server. Time is a fake clock, so the 12 h expiry is
+// tested without waiting.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/cli"
+	"github.com/lockbox-oss/lockbox/config"
+	"github.com/lockbox-oss/lockbox/grants"
+	"github.com/lockbox-oss/lockbox/identity"
+	"github.com/lockbox-oss/lockbox/internal/clock"
+	"github.com/lockbox-oss/lockbox/internal/redistest"
+	"github.com/lockbox-oss/lockbox/internal/server"
+	"github.com/lockbox-oss/lockbox/tenants"
+)
+
+// world is one running Lockbox and tokens for its users.
+type world struct {
+	t      *testing.T
+	addr   string
+	clock  *clock.Fake
+	tokens map[string]string
+}
+
+var users = map[string]identity.Claims{
+	"operator":      {Subject: "alice@provider.example", Roles: []identity.Role{identity.RoleOperator}},
+	"operator2":     {Subject: "bob@provider.example", Roles: []identity.Role{identity.RoleOperator}},
+	"manager":       {Subject: "mary@provider.example", Roles: []identity.Role{identity.RoleSupportManager}},
+	"manager-op":    {Subject: "sam@provider.example", Roles: []identity.Role{identity.RoleOperator, identity.RoleSupportManager}},
+	"admin":         {Subject: "gina@contoso.example", Roles: []identity.Role{identity.RoleGlobalAdmin}, TenantID: "contoso"},
+	"approver":      {Subject: "adam@contoso.example", Roles: []identity.Role{identity.RoleApprover}, TenantID: "contoso"},
+	"fab-approver":  {Subject: "fay@fabrikam.example", Roles: []identity.Role{identity.RoleApprover, identity.RoleGlobalAdmin}, TenantID: "fabrikam"},
+	"tenant-sneaky": {Subject: "mary@provider.example", Roles: []identity.Role{identity.RoleSupportManager}, TenantID: "contoso"},
+}
+
+func start(t *testing.T) *world {
+	t.Helper()
+	dir := t.TempDir()
+	key, err := identity.GenerateDevKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, jwks, err := identity.WriteDevKeys(dir, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(map[string]string{
+		"LOCKBOX_REDIS_URL":     redistest.URL(t),
+		"LOCKBOX_JWT_JWKS_FILE": jwks,
+		"LOCKBOX_API_ADDR":      "127.0.0.1:0",
+		"LOCKBOX_PROXY_ADDR":    "127.0.0.1:0",
+		"LOCKBOX_METRICS_ADDR":  "127.0.0.1:0",
+		// The fake clock doesn't tick, so the test settles requests
+		// through the API and the sweeper never finds work by itself.
+		"LOCKBOX_SWEEP_INTERVAL": "10ms",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(config.ModeServe); err != nil {
+		t.Fatal(err)
+	}
+	c := clock.NewFake(time.Now().UTC().Truncate(time.Second))
+	ctx, cancel := context.WithCancel(context.Background())
+	srv, err := server.New(ctx, cfg, server.Options{Now: c.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("server: %v", err)
+		}
+	})
+	w := &world{t: t, addr: "http://" + srv.APIAddr(), clock: c, tokens: map[string]string{}}
+	for name, claims := range users {
+		claims.TTL = 48 * time.Hour
+		tok, err := identity.Mint(key, cfg.JWTIssuer, cfg.JWTAudience, claims, c.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.tokens[name] = tok
+	}
+	// Readiness on the metrics address, never the API's.
+	resp, err := http.Get("http://" + srv.MetricsAddr() + "/readyz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("readyz: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	return w
+}
+
+// ctl runs lockboxctl as user and returns its exit code, stdout and stderr.
+func (w *world) ctl(user string, args ...string) (int, string, string) {
+	w.t.Helper()
+	var out, errb bytes.Buffer
+	env := map[string]string{"LOCKBOX_ADDR": w.addr, "LOCKBOX_TOKEN": w.tokens[user]}
+	code := cli.Run(context.Background(), args, func(k string) string { return env[k] }, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// ok runs lockboxctl -o json and decodes its output into v.
+func (w *world) ok(user string, v any, args ...string) {
+	w.t.Helper()
+	code, out, errs := w.ctl(user, append([]string{"-o", "json"}, args...)...)
+	if code != 0 {
+		w.t.Fatalf("lockboxctl %s (as %s): exit %d: %s", strings.Join(args, " "), user, code, errs)
+	}
+	if v != nil {
+		if err := json.Unmarshal([]byte(out), v); err != nil {
+			w.t.Fatalf("lockboxctl %s: output is not JSON: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+}
+
+// fails runs lockboxctl and checks it fails with stderr containing want.
+func (w *world) fails(user, want string, args ...string) {
+	w.t.Helper()
+	code, _, errs := w.ctl(user, args...)
+	if code == 0 || !strings.Contains(errs, want) {
+		w.t.Fatalf("lockboxctl %s (as %s): exit %d, stderr %q; want failure mentioning %q", strings.Join(args, " "), user, code, errs, want)
+	}
+}
+
+func (w *world) create(user string) grants.Request {
+	w.t.Helper()
+	var r grants.Request
+	w.ok(user, &r, "request", "create", "--tenant", "contoso", "--service", "exchange",
+		"--service-request", "SR-1001", "--reason", "mailbox will not open", "--duration", "2h",
+		"--activity", "Get-Mailbox")
+	if r.State != grants.StatePendingManager || r.ID == "" {
+		w.t.Fatalf("created %+v", r)
+	}
+	return r
+}
+
+func (w *world) state(user, id string) grants.State {
+	w.t.Helper()
+	var r grants.Request
+	w.ok(user, &r, "request", "show", id)
+	return r.State
+}
+
+func (w *world) assignApprover() {
+	w.t.Helper()
+	w.ok("admin", nil, "approver", "add", "contoso", users["approver"].Subject)
+}
+
+func (w *world) auditOps(user string) []audit.Record {
+	w.t.Helper()
+	var out struct{ Records []audit.Record }
+	w.ok(user, &out, "audit", "search", "--tenant", "contoso")
+	return out.Records
+}
+
+func TestLifecycleWithLockboxctl(t *testing.T) {
+	t.Run("happy path", func(t *testing.T) {
+		w := start(t)
+		w.assignApprover()
+		r := w.create("operator")
+		var got grants.Request
+		w.ok("manager", &got, "request", "approve", r.ID, "--comment", "case checked")
+		if got.State != grants.StatePendingCustomer {
+			t.Fatalf("after manager: %s", got.State)
+		}
+		w.clock.Advance(30 * time.Minute)
+		approvedAt := w.clock.Now()
+		w.ok("approver", &got, "request", "approve", r.ID, "--comment", "go ahead")
+		if got.State != grants.StateApproved || got.ApprovedAt == nil || !got.ApprovedAt.Equal(approvedAt) || !got.ExpiresAt.Equal(approvedAt.Add(2*time.Hour)) {
+			t.Fatalf("after tenant: %+v", got)
+		}
+		recs := w.auditOps("admin")
+		dec := recs[0]
+		if dec.Operation != "Set-AccessToCustomerDataRequest" || dec.ApprovalDecision != "Approve" ||
+			dec.UserId != users["approver"].Subject || dec.ObjectId != r.ID || dec.Comment != "go ahead" ||
+			dec.OrganizationId != "contoso" || dec.ClientIP != "127.0.0.1" || dec.ProviderUserId != "" {
+			t.Fatalf("decision record = %+v", dec)
+		}
+		if recs[1].UserId != "Microsoft Operator" || recs[1].ProviderUserId != "" {
+			t.Fatalf("tenant sees provider staff: %+v", recs[1])
+		}
+		// The grant ends exactly 2h after the approval: completed.
+		w.clock.Advance(2*time.Hour - time.Second)
+		if s := w.state("operator", r.ID); s != grants.StateApproved {
+			t.Fatalf("a second before the end: %s", s)
+		}
+		w.clock.Advance(time.Second)
+		if s := w.state("operator", r.ID); s != grants.StateCompleted {
+			t.Fatalf("at the end: %s", s)
+		}
+		// The table output names the state too.
+		if code, out, _ := w.ctl("admin", "request", "list"); code != 0 || !strings.Contains(out, "completed") {
+			t.Fatalf("table list: %d %s", code, out)
+		}
+	})
+
+	t.Run("tenant denies", func(t *testing.T) {
+		w := start(t)
+		r := w.create("operator")
+		w.ok("manager", nil, "request", "approve", r.ID)
+		w.ok("admin", nil, "Set-AccessToCustomerDataRequest", "--request-id", r.ID, "--approval-decision", "Deny", "--comment", "not now")
+		if s := w.state("operator", r.ID); s != grants.StateDenied {
+			t.Fatalf("state %s", s)
+		}
+		recs := w.auditOps("admin")
+		if recs[0].Operation != "Set-AccessToCustomerDataRequest" || recs[0].ApprovalDecision != "Deny" {
+			t.Fatalf("record %+v", recs[0])
+		}
+		w.fails("admin", "denied", "request", "approve", r.ID)
+	})
+
+	t.Run("manager denies", func(t *testing.T) {
+		w := start(t)
+		r := w.create("operator")
+		w.ok("manager", nil, "request", "deny", r.ID, "--comment", "no case")
+		if s := w.state("operator", r.ID); s != grants.StateDenied {
+			t.Fatalf("state %s", s)
+		}
+		w.fails("admin", "cannot approve a request that is denied", "request", "approve", r.ID)
+	})
+
+	t.Run("self-approval refused", func(t *testing.T) {
+		w := start(t)
+		r := w.create("manager-op")
+		w.fails("manager-op", "two-person rule", "request", "approve", r.ID)
+		if s := w.state("manager", r.ID); s != grants.StatePendingManager {
+			t.Fatalf("state %s", s)
+		}
+	})
+
+	t.Run("cross-tenant approver refused", func(t *testing.T) {
+		w := start(t)
+		r := w.create("operator")
+		w.ok("manager", nil, "request", "approve", r.ID)
+		w.fails("fab-approver", "not found", "request", "approve", r.ID)
+		// A provider manager claiming contoso's tid is a tenant user, not
+		// a manager, and not an approver either.
+		w.fails("tenant-sneaky", "not found", "request", "approve", r.ID)
+		w.fails("manager-op", "provider identities cannot approve", "request", "approve", r.ID)
+		if s := w.state("manager", r.ID); s != grants.StatePendingCustomer {
+			t.Fatalf("state %s", s)
+		}
+	})
+
+	t.Run("12 hour expiry", func(t *testing.T) {
+		w := start(t)
+		r := w.create("operator")
+		w.ok("manager", nil, "request", "approve", r.ID)
+		w.clock.Advance(12*time.Hour - time.Second)
+		if s := w.state("admin", r.ID); s != grants.StatePendingCustomer {
+			t.Fatalf("before 12h: %s", s)
+		}
+		w.clock.Advance(time.Second)
+		w.fails("admin", "cannot approve a request that is expired", "request", "approve", r.ID)
+		recs := w.auditOps("admin")
+		if recs[0].Operation != "Expire-AccessToCustomerDataRequest" || recs[0].UserId != "Customer Lockbox" {
+			t.Fatalf("record %+v", recs[0])
+		}
+	})
+
+	t.Run("revoke", func(t *testing.T) {
+		w := start(t)
+		w.assignApprover()
+		r := w.create("operator")
+		w.ok("manager", nil, "request", "approve", r.ID)
+		w.ok("approver", nil, "request", "approve", r.ID)
+		w.fails("operator", "only an approver", "request", "revoke", r.ID)
+		w.ok("approver", nil, "request", "revoke", r.ID, "--comment", "done")
+		if s := w.state("operator", r.ID); s != grants.StateRevoked {
+			t.Fatalf("state %s", s)
+		}
+		if recs := w.auditOps("admin"); recs[0].Operation != "Revoke-AccessToCustomerDataRequest" {
+			t.Fatalf("record %+v", recs[0])
+		}
+		// The engineer may file again once the request ended.
+		w.create("operator")
+	})
+
+	t.Run("lockbox off", func(t *testing.T) {
+		w := start(t)
+		w.assignApprover()
+		w.fails("approver", "only global administrators", "tenant", "settings", "set", "contoso", "--lockbox", "off")
+		w.ok("admin", nil, "tenant", "settings", "set", "contoso", "--lockbox", "off")
+		var st tenants.Settings
+		w.ok("admin", &st, "tenant", "settings", "get", "contoso")
+		if st.LockboxEnabled {
+			t.Fatal("lockbox still on")
+		}
+		r := w.create("operator")
+		var got grants.Request
+		w.ok("manager", &got, "request", "approve", r.ID)
+		if got.State != grants.StateApproved || got.Approver != users["manager"].Subject {
+			t.Fatalf("manager's approval not final: %+v", got)
+		}
+	})
+}
+
+// TestBinaries builds lockbox and lockboxctl and walks the happy path with
+// the real binaries: "lockbox serve" against a real Redis.
+func TestBinaries(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds binaries")
+	}
+	bin := t.TempDir()
+	build := func(pkg string) string {
+		out := filepath.Join(bin, filepath.Base(pkg))
+		cmd := exec(t, "go", "build", "-o", out, "../"+pkg)
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+		}
+		return out
+	}
+	lockbox, ctl := build("cmd/lockbox"), build("cmd/lockboxctl")
+	runBinaries(t, lockbox, ctl)
+}
+
+func writeFile(t *testing.T, path, s string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
