@@ -76,7 +76,7 @@ func (l *Log) Append(ctx context.Context, r Record) (Record, error) {
 // List returns up to limit of the tenant's records, newest first.
 func (l *Log) List(ctx context.Context, tenant string, limit int64) ([]Record, error) {
 	if err := keys.ValidTenant(tenant); err != nil {
-		return nil, err
+		return nil, fault.New(fault.ErrInvalid, "invalid_tenant", "%v", err)
 	}
 	msgs, err := l.rdb.XRevRangeN(ctx, keys.Audit(tenant), "+", "-", limit).Result()
 	if err != nil {

@@ -58,6 +58,9 @@ type Record struct {
 
 // TenantView returns the record as tenant users may see it.
 func (r Record) TenantView() Record {
-	r.ProviderUserId = ""
+	if r.ProviderUserId != "" {
+		// The provider's network is the provider's business too.
+		r.ProviderUserId, r.ClientIP = "", ""
+	}
 	return r
 }

@@ -20,7 +20,7 @@ func TestSearchScopesAndViews(t *testing.T) {
 	ctx := context.Background()
 	for _, op := range []string{"Get-Mailbox", "Get-MailboxMessage"} {
 		c.Advance(time.Second)
-		if _, err := log.Append(ctx, audit.Record{Operation: op, OrganizationId: "contoso", Workload: "exchange", UserId: audit.OperatorUserID, ProviderUserId: "alice"}); err != nil {
+		if _, err := log.Append(ctx, audit.Record{Operation: op, OrganizationId: "contoso", Workload: "exchange", UserId: audit.OperatorUserID, ProviderUserId: "alice", ClientIP: "10.1.2.3"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -54,6 +54,9 @@ func TestSearchScopesAndViews(t *testing.T) {
 			}
 			if got := recs[0].ProviderUserId != ""; got != tc.provider {
 				t.Fatalf("ProviderUserId visible = %v, want %v", got, tc.provider)
+			}
+			if got := recs[0].ClientIP != ""; got != tc.provider {
+				t.Fatalf("provider's ClientIP visible = %v, want %v", got, tc.provider)
 			}
 			if recs[0].Id == "" || recs[0].ResultStatus != audit.ResultSucceeded || recs[0].CreationTime.Location() != time.UTC {
 				t.Fatalf("record not prepared: %+v", recs[0])

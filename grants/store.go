@@ -96,6 +96,12 @@ func (s *Store) Create(ctx context.Context, actor Actor, in CreateInput) (Reques
 		return Request{}, err
 	}
 	rdb := s.cfg.Redis
+	open := keys.Open(r.Tenant, r.Requester, r.Service)
+	// Refuse early, before any index is written; the transaction below
+	// checks again under WATCH.
+	if err := s.checkNoOpen(ctx, rdb, open, r); err != nil {
+		return Request{}, s.storeErr("create", err)
+	}
 	// Global indexes live outside the tenant's hash slot, so they can't join
 	// its transaction. They are written first: an index entry whose request
 	// never got committed is skipped by readers, while a committed request
@@ -108,7 +114,6 @@ func (s *Store) Create(ctx context.Context, actor Actor, in CreateInput) (Reques
 	}); err != nil {
 		return Request{}, fault.Unavailable("grants: create", err)
 	}
-	open := keys.Open(r.Tenant, r.Requester, r.Service)
 	for range s.cfg.MaxRetries {
 		err = rdb.Watch(ctx, func(tx *redis.Tx) error {
 			if err := s.checkNoOpen(ctx, tx, open, r); err != nil {
@@ -135,7 +140,7 @@ func (s *Store) Create(ctx context.Context, actor Actor, in CreateInput) (Reques
 
 // checkNoOpen refuses a second open request of the same operator for the
 // same tenant and service: one grant key has one owner.
-func (s *Store) checkNoOpen(ctx context.Context, tx *redis.Tx, open string, r Request) error {
+func (s *Store) checkNoOpen(ctx context.Context, tx getter, open string, r Request) error {
 	id, err := tx.Get(ctx, open).Result()
 	if errors.Is(err, redis.Nil) {
 		return nil
@@ -164,6 +169,15 @@ func (s *Store) Act(ctx context.Context, id string, act Action, actor Actor, com
 	}
 	tenant, err := s.tenantOf(ctx, id)
 	if err != nil {
+		return Request{}, err
+	}
+	// Visibility first: someone who may not see the request learns nothing
+	// from it, not even that it is due to expire.
+	seen, err := s.load(ctx, s.cfg.Redis, tenant, id)
+	if err != nil {
+		return Request{}, err
+	}
+	if err := s.canSee(ctx, actor.Principal, seen); err != nil {
 		return Request{}, err
 	}
 	r, err := s.update(ctx, tenant, id, act, func(r Request, env Env) (Request, error) {
@@ -548,7 +562,7 @@ func TenantView(r Request) Request {
 	h := make([]Event, len(r.History))
 	for i, ev := range r.History {
 		if ev.ActorKind == KindProvider {
-			if ev.Actor == r.Approver {
+			if ev.To == StateApproved {
 				r.Approver = audit.OperatorUserID // lockbox off: the manager approved
 			}
 			ev.Actor, ev.ClientIP = audit.OperatorUserID, ""

@@ -250,6 +250,9 @@ func TestOneOpenRequestPerOperatorAndService(t *testing.T) {
 	if !errors.Is(err, grants.ErrConflict) {
 		t.Fatalf("second open request: %v", err)
 	}
+	if n := e.rdb.ZCard(ctx, keys.AllRequests()).Val(); n != 1 {
+		t.Fatalf("a refused create left %d entries in the request index", n)
+	}
 	// Another service is fine.
 	if _, err := e.store.Create(ctx, operator, grants.CreateInput{Tenant: "contoso", Service: "onedrive", ServiceRequest: "SR-8", Reason: "files", Duration: grants.Duration(time.Hour)}); err != nil {
 		t.Fatal(err)
@@ -278,6 +281,15 @@ func TestVisibility(t *testing.T) {
 	p, err := e.store.Get(ctx, provAuditor.Principal, r.ID)
 	if err != nil || p.Requester != "alice" {
 		t.Fatalf("provider view: %+v %v", p, err)
+	}
+	// Someone who can't see a request learns nothing from acting on it,
+	// not even that it is due to expire, and changes nothing.
+	e.clock.Advance(12 * time.Hour)
+	if _, err := e.store.Act(ctx, r.ID, grants.ActionApprove, otherAdmin, ""); !errors.Is(err, grants.ErrNotFound) {
+		t.Fatalf("other tenant's admin acting on a due request: %v", err)
+	}
+	if ops := e.operations(t); len(ops) != 1 {
+		t.Fatalf("an invisible action wrote %v", ops)
 	}
 	if _, err := e.store.Get(ctx, manager.Principal, "not-a-uuid"); !errors.Is(err, grants.ErrInvalid) {
 		t.Fatalf("bad id: %v", err)

@@ -158,7 +158,7 @@ func Apply(r Request, act Action, actor Actor, comment string, env Env) (Request
 		return r, newErr(ErrInvalid, "invalid_comment", "comment must be at most %d bytes", maxComment)
 	}
 	p := actor.Principal
-	if retried(r, act, p.Subject) {
+	if retried(r, act, actor) {
 		return r, nil
 	}
 	now := env.Now.UTC()
@@ -260,12 +260,14 @@ func move(r Request, act Action, actor Actor, comment string, to State, at time.
 
 // retried reports whether the last transition was act by who and nothing
 // happened since.
-func retried(r Request, act Action, who string) bool {
-	if len(r.History) == 0 || who == SystemActor {
+func retried(r Request, act Action, actor Actor) bool {
+	if len(r.History) == 0 {
 		return false
 	}
 	last := r.History[len(r.History)-1]
-	return last.Action == act && last.Actor == who && last.ActorKind != KindSystem && last.To == r.State
+	// Provider and tenant subjects are separate namespaces: the kind must
+	// match as well as the subject.
+	return last.Action == act && last.Actor == actor.Principal.Subject && last.ActorKind == actor.kind() && last.To == r.State
 }
 
 func printable(s string) bool {

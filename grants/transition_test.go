@@ -164,6 +164,10 @@ func TestScenarios(t *testing.T) {
 			{actor: manager, act: ActionApprove, want: StatePendingCustomer},
 			{actor: manager, act: ActionApprove, want: StatePendingCustomer},
 		}},
+		{"a tenant user sharing a manager's subject is no retry", nil, []step{
+			{actor: manager, act: ActionApprove, want: StatePendingCustomer},
+			{actor: who("mary", "contoso"), act: ActionApprove, want: StatePendingCustomer, err: ErrForbidden},
+		}},
 		{"requester cancels while pending", nil, []step{
 			{actor: manager, act: ActionApprove, want: StatePendingCustomer},
 			{actor: who("bob", "", identity.RoleOperator), act: ActionCancel, want: StatePendingCustomer, err: ErrForbidden},
