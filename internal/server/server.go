@@ -100,13 +100,16 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 	apiHandler, err := api.New(api.Config{
 		Auth: s.Verifier, Requests: s.Requests, Tenants: s.Tenants, Audit: s.Audit,
 		Logger: opts.Logger.With("component", "api"),
+		// Each call gets a deadline, so Redis calls (with
+		// ContextTimeoutEnabled) give up instead of hanging a client.
+		Timeout: requestTimeout,
 	})
 	if err != nil {
 		s.Redis.Close()
 		return nil, err
 	}
 	s.apiSrv = &http.Server{
-		Handler:           http.TimeoutHandler(withDeadline(apiHandler), requestTimeout+time.Second, `{"error":{"code":"timeout","message":"the request took too long"}}`),
+		Handler:           apiHandler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
@@ -125,16 +128,6 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		ReadHeaderTimeout: 5 * time.Second,
 	}
 	return s, nil
-}
-
-// withDeadline gives every API call a deadline, so Redis calls (with
-// ContextTimeoutEnabled) give up instead of hanging a client.
-func withDeadline(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
-		defer cancel()
-		h.ServeHTTP(w, r.WithContext(ctx))
-	})
 }
 
 func loadCatalog(dir string) (*policy.Catalog, error) {
