@@ -26,6 +26,7 @@ const (
 	ApprovalApprove    = "Approve"
 	ApprovalDeny       = "Deny"
 	ResultSucceeded    = "Succeeded"
+	UserTypeDcAdmin    = "DcAdmin"
 	OperatorUserID     = "Microsoft Operator"
 	SystemUserID       = "Customer Lockbox"
 	WorkloadLockbox    = "CustomerLockbox"
@@ -44,13 +45,23 @@ type Record struct {
 	Workload string `json:"Workload"`
 	// UserId is "Microsoft Operator" for the provider's actions, the real
 	// user for the tenant's own, and "Customer Lockbox" for Lockbox itself.
-	UserId           string `json:"UserId"`
+	UserId string `json:"UserId"`
+	// UserType follows the unified audit log's names: "DcAdmin" (a
+	// datacenter operator) for operator actions through the proxy.
+	UserType         string `json:"UserType,omitempty"`
 	ClientIP         string `json:"ClientIP,omitempty"`
 	ObjectId         string `json:"ObjectId,omitempty"`
 	ResultStatus     string `json:"ResultStatus"`
 	LockboxRequestId string `json:"LockboxRequestId,omitempty"`
 	ApprovalDecision string `json:"ApprovalDecision,omitempty"`
 	Comment          string `json:"Comment,omitempty"`
+	// LockboxApprover and LockboxApprovalTime name the approval an operator
+	// action was done under.
+	LockboxApprover     string     `json:"LockboxApprover,omitempty"`
+	LockboxApprovalTime *time.Time `json:"LockboxApprovalTime,omitempty"`
+	// Method and Path are the canonical call behind an operator action.
+	Method string `json:"Method,omitempty"`
+	Path   string `json:"Path,omitempty"`
 	// ProviderUserId is the provider staff member behind "Microsoft
 	// Operator". It is provider-only: TenantView removes it.
 	ProviderUserId string `json:"ProviderUserId,omitempty"`
