@@ -86,7 +86,7 @@ func NewStore(cfg Config) (*Store, error) {
 	if err := cfg.CheckAndSetDefaults(); err != nil {
 		return nil, err
 	}
-	return &Store{cfg: cfg, metrics: newMetrics(cfg.Registerer)}, nil
+	return &Store{cfg: cfg, metrics: newMetrics(cfg.Registerer, cfg.Redis)}, nil
 }
 
 // Create files a new request for actor.
@@ -442,13 +442,19 @@ func (s *Store) queue(ctx context.Context, p redis.Pipeliner, prev, next Request
 	}
 	p.Set(ctx, keys.Request(next.Tenant, next.ID), b, 0)
 	deadlines := keys.TenantDeadlines(next.Tenant)
+	pending, active := keys.TenantPending(next.Tenant), keys.TenantActive(next.Tenant)
 	switch {
 	case next.State.Pending() && next.DecideBy != nil:
 		p.ZAdd(ctx, deadlines, redis.Z{Score: score(*next.DecideBy), Member: next.ID})
+		p.ZAdd(ctx, pending, redis.Z{Score: score(*next.DecideBy), Member: next.ID})
 	case next.State == StateApproved && next.ExpiresAt != nil:
 		p.ZAdd(ctx, deadlines, redis.Z{Score: score(*next.ExpiresAt), Member: next.ID})
+		p.ZRem(ctx, pending, next.ID)
+		p.ZAdd(ctx, active, redis.Z{Score: score(*next.ExpiresAt), Member: next.ID})
 	default:
 		p.ZRem(ctx, deadlines, next.ID)
+		p.ZRem(ctx, pending, next.ID)
+		p.ZRem(ctx, active, next.ID)
 	}
 	grantKey := keys.Grant(next.Tenant, next.Requester, next.Service)
 	if g, ok := GrantOf(next); ok && prev.State != StateApproved {

@@ -95,3 +95,11 @@ func Open(tenant, operator, service string) string {
 // TenantDeadlines is a sorted set of the tenant's request ids by the time
 // each must next be settled (end of its decision window or of its grant).
 func TenantDeadlines(tenant string) string { return tagged(tenant, "deadlines") }
+
+// TenantPending is a sorted set of the tenant's pending request ids by
+// deadline; TenantActive of its approved ones by grant expiry. They back
+// the pending-requests and active-grants gauges.
+func TenantPending(tenant string) string { return tagged(tenant, "pending") }
+
+// TenantActive: see TenantPending.
+func TenantActive(tenant string) string { return tagged(tenant, "active") }
