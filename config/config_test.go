@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -19,18 +20,21 @@ func TestLoadDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Config{
-		APIAddr:         "127.0.0.1:8080",
-		ProxyAddr:       "127.0.0.1:8081",
-		MetricsAddr:     "127.0.0.1:8082",
-		RedisTimeout:    2 * time.Second,
-		JWTIssuer:       "lockbox",
-		JWTAudience:     "lockbox",
-		JWTLeeway:       30 * time.Second,
-		DevDir:          ".lockbox-dev",
-		LogLevel:        "info",
-		LogFormat:       "text",
-		SweepInterval:   5 * time.Second,
-		ShutdownTimeout: 10 * time.Second,
+		APIAddr:              "127.0.0.1:8080",
+		ProxyAddr:            "127.0.0.1:8081",
+		MetricsAddr:          "127.0.0.1:8082",
+		RedisTimeout:         2 * time.Second,
+		JWTIssuer:            "lockbox",
+		JWTAudience:          "lockbox",
+		JWTLeeway:            30 * time.Second,
+		DevDir:               ".lockbox-dev",
+		LogLevel:             "info",
+		LogFormat:            "text",
+		SweepInterval:        5 * time.Second,
+		ShutdownTimeout:      10 * time.Second,
+		GrantTimeout:         300 * time.Millisecond,
+		AuditTimeout:         2 * time.Second,
+		PolicyReloadInterval: time.Second,
 	}
 	if got != want {
 		t.Errorf("defaults:\n got %+v\nwant %+v", got, want)
@@ -232,14 +236,39 @@ func TestValidateServe(t *testing.T) {
 			[]string{"LOCKBOX_POLICY_DIR: ", "no such file"}},
 		{"policy dir is a file", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_JWT_JWKS_FILE": jwks, "LOCKBOX_POLICY_DIR": jwks},
 			[]string{"LOCKBOX_POLICY_DIR: ", "not a directory"}},
+		{"no upstreams", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_JWT_JWKS_FILE": jwks, "LOCKBOX_UPSTREAMS": ""},
+			[]string{`LOCKBOX_UPSTREAMS: required by "lockbox serve"`}},
+		{"upstream with a query", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_JWT_JWKS_FILE": jwks, "LOCKBOX_UPSTREAMS": "exchange=http://h:1/?x=1"},
+			[]string{"LOCKBOX_UPSTREAMS: exchange: "}},
+		{"upstream not http", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_JWT_JWKS_FILE": jwks, "LOCKBOX_UPSTREAMS": "exchange=ftp://h"},
+			[]string{"LOCKBOX_UPSTREAMS: exchange: "}},
+		{"upstream without service", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_JWT_JWKS_FILE": jwks, "LOCKBOX_UPSTREAMS": "http://h:1"},
+			[]string{"LOCKBOX_UPSTREAMS: ", "not service=URL"}},
+		{"upstream twice", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_JWT_JWKS_FILE": jwks, "LOCKBOX_UPSTREAMS": "exchange=http://a,exchange=http://b"},
+			[]string{"LOCKBOX_UPSTREAMS: service exchange is listed twice"}},
+		{"no signing key", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_JWT_JWKS_FILE": jwks, "LOCKBOX_PROXY_SIGNING_KEY_FILE": ""},
+			[]string{`LOCKBOX_PROXY_SIGNING_KEY_FILE: required by "lockbox serve"`}},
+		{"missing signing key", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_JWT_JWKS_FILE": jwks, "LOCKBOX_PROXY_SIGNING_KEY_FILE": missing},
+			[]string{"LOCKBOX_PROXY_SIGNING_KEY_FILE: ", "no such file"}},
 	}
+	signing := writeFile(t, "signing.pem", "-----BEGIN PRIVATE KEY-----")
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := Load(tt.env)
-			if err != nil {
-				t.Fatalf("Load: %v", err)
+			env := maps.Clone(tt.env)
+			// The proxy's settings, unless the case is about them.
+			if tt.name != "nothing" {
+				if _, ok := env["LOCKBOX_UPSTREAMS"]; !ok {
+					env["LOCKBOX_UPSTREAMS"] = "exchange=http://127.0.0.1:9001,sharepoint=https://sp.example/base"
+				}
+				if _, ok := env["LOCKBOX_PROXY_SIGNING_KEY_FILE"]; !ok {
+					env["LOCKBOX_PROXY_SIGNING_KEY_FILE"] = signing
+				}
 			}
-			err = c.Validate(ModeServe)
+			// Load already refuses what no mode accepts.
+			c, err := Load(env)
+			if err == nil {
+				err = c.Validate(ModeServe)
+			}
 			if len(tt.want) == 0 {
 				if err != nil {
 					t.Fatalf("Validate: %v", err)

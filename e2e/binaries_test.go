@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/lockbox-oss/lockbox/grants"
+	"github.com/lockbox-oss/lockbox/grantsig"
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/redistest"
 )
@@ -75,6 +76,9 @@ func runBinaries(t *testing.T, lockbox, ctl string) {
 		if _, _, err := identity.WriteDevKeys(dir, key); err != nil {
 			t.Fatal(err)
 		}
+		if _, err := grantsig.EnsureKeyFiles(filepath.Join(dir, "grant.pem"), filepath.Join(dir, "grant.pub.pem")); err != nil {
+			t.Fatal(err)
+		}
 		api, metrics := freeAddr(t), freeAddr(t)
 		env := scrubbedEnv(
 			"LOCKBOX_REDIS_URL="+redistest.URL(t),
@@ -82,6 +86,8 @@ func runBinaries(t *testing.T, lockbox, ctl string) {
 			"LOCKBOX_API_ADDR="+api, "LOCKBOX_METRICS_ADDR="+metrics,
 			"LOCKBOX_PROXY_ADDR="+freeAddr(t),
 			"LOCKBOX_DEV_DIR="+dir,
+			"LOCKBOX_UPSTREAMS=exchange=http://127.0.0.1:1",
+			"LOCKBOX_PROXY_SIGNING_KEY_FILE="+filepath.Join(dir, "grant.pem"),
 		)
 		var logs bytes.Buffer
 		srv := osexec.Command(lockbox, "serve")

@@ -19,6 +19,7 @@ import (
 	"github.com/lockbox-oss/lockbox/cli"
 	"github.com/lockbox-oss/lockbox/config"
 	"github.com/lockbox-oss/lockbox/grants"
+	"github.com/lockbox-oss/lockbox/grantsig"
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/clock"
 	"github.com/lockbox-oss/lockbox/internal/redistest"
@@ -56,7 +57,12 @@ func start(t *testing.T) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := grantsig.EnsureKeyFiles(filepath.Join(dir, "grant.pem"), filepath.Join(dir, "grant.pub.pem")); err != nil {
+		t.Fatal(err)
+	}
 	cfg, err := config.Load(map[string]string{
+		"LOCKBOX_UPSTREAMS":              "exchange=http://127.0.0.1:1",
+		"LOCKBOX_PROXY_SIGNING_KEY_FILE": filepath.Join(dir, "grant.pem"),
 		"LOCKBOX_REDIS_URL":     redistest.URL(t),
 		"LOCKBOX_JWT_JWKS_FILE": jwks,
 		"LOCKBOX_API_ADDR":      "127.0.0.1:0",

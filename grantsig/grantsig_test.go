@@ -47,3 +47,23 @@ func TestSignVerify(t *testing.T) {
 		})
 	}
 }
+
+func TestKeyFiles(t *testing.T) {
+	dir := t.TempDir()
+	priv, pub := dir+"/k.pem", dir+"/k.pub.pem"
+	key, err := grantsig.EnsureKeyFiles(priv, pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := grantsig.EnsureKeyFiles(priv, pub)
+	if err != nil || !again.Equal(key) {
+		t.Fatalf("second call made a new key: %v", err)
+	}
+	p, err := grantsig.LoadPublicKey(pub)
+	if err != nil || !p.Equal(key.Public()) {
+		t.Fatalf("public key: %v", err)
+	}
+	if _, err := grantsig.LoadPrivateKey(pub); err == nil {
+		t.Fatal("a public key loaded as a private key")
+	}
+}
