@@ -32,12 +32,10 @@ test: ## go vet, all tests with -race against a real redis-server, then the Rego
 	go vet ./...; \
 	echo "go test -race -count=1 ./..."; \
 	go test -race -count=1 ./...; \
-	if [ -n "$$(find rego -type f -name '*_test.rego' 2>/dev/null | head -n 1)" ]; then \
-		echo "go run ./cmd/lockbox policy test rego/"; \
-		go run ./cmd/lockbox policy test rego/; \
-	else \
-		echo "no Rego tests yet"; \
-	fi
+	echo "go run ./cmd/lockbox policy test rego/"; \
+	go run ./cmd/lockbox policy test rego/; \
+	echo "(cd tools && go tool opa check --strict ../rego && go tool opa test ../rego)"; \
+	(cd tools && go tool opa check --strict ../rego && go tool opa test ../rego)
 
 bench: ## Benchmarks only (no tests), with allocations
 	./scripts/ensure-deps.sh

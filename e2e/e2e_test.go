@@ -7,6 +7,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"github.com/lockbox-oss/lockbox/audit"
 	"github.com/lockbox-oss/lockbox/cli"
 	"github.com/lockbox-oss/lockbox/config"
+	"github.com/lockbox-oss/lockbox/demo"
 	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/grantsig"
 	"github.com/lockbox-oss/lockbox/identity"
@@ -31,6 +33,7 @@ import (
 type world struct {
 	t      *testing.T
 	addr   string
+	proxy  string
 	clock  *clock.Fake
 	tokens map[string]string
 }
@@ -60,14 +63,24 @@ func start(t *testing.T) *world {
 	if _, err := grantsig.EnsureKeyFiles(filepath.Join(dir, "grant.pem"), filepath.Join(dir, "grant.pub.pem")); err != nil {
 		t.Fatal(err)
 	}
+	c := clock.NewFake(time.Now().UTC().Truncate(time.Second))
+	grantKey, err := grantsig.LoadPrivateKey(filepath.Join(dir, "grant.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cluster, err := demo.Start(context.Background(), grantKey.Public().(ed25519.PublicKey), c.Now, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
 	cfg, err := config.Load(map[string]string{
-		"LOCKBOX_UPSTREAMS":              "exchange=http://127.0.0.1:1",
+		"LOCKBOX_UPSTREAMS":              "exchange=" + cluster.Upstreams()["exchange"],
 		"LOCKBOX_PROXY_SIGNING_KEY_FILE": filepath.Join(dir, "grant.pem"),
-		"LOCKBOX_REDIS_URL":     redistest.URL(t),
-		"LOCKBOX_JWT_JWKS_FILE": jwks,
-		"LOCKBOX_API_ADDR":      "127.0.0.1:0",
-		"LOCKBOX_PROXY_ADDR":    "127.0.0.1:0",
-		"LOCKBOX_METRICS_ADDR":  "127.0.0.1:0",
+		"LOCKBOX_REDIS_URL":              redistest.URL(t),
+		"LOCKBOX_JWT_JWKS_FILE":          jwks,
+		"LOCKBOX_API_ADDR":               "127.0.0.1:0",
+		"LOCKBOX_PROXY_ADDR":             "127.0.0.1:0",
+		"LOCKBOX_METRICS_ADDR":           "127.0.0.1:0",
 		// The fake clock doesn't tick, so the test settles requests
 		// through the API and the sweeper never finds work by itself.
 		"LOCKBOX_SWEEP_INTERVAL": "10ms",
@@ -78,7 +91,6 @@ func start(t *testing.T) *world {
 	if err := cfg.Validate(config.ModeServe); err != nil {
 		t.Fatal(err)
 	}
-	c := clock.NewFake(time.Now().UTC().Truncate(time.Second))
 	ctx, cancel := context.WithCancel(context.Background())
 	srv, err := server.New(ctx, cfg, server.Options{Now: c.Now})
 	if err != nil {
@@ -95,7 +107,7 @@ func start(t *testing.T) *world {
 			t.Errorf("server: %v", err)
 		}
 	})
-	w := &world{t: t, addr: "http://" + srv.APIAddr(), clock: c, tokens: map[string]string{}}
+	w := &world{t: t, addr: "http://" + srv.APIAddr(), proxy: "http://" + srv.ProxyAddr(), clock: c, tokens: map[string]string{}}
 	for name, claims := range users {
 		claims.TTL = 48 * time.Hour
 		tok, err := identity.Mint(key, cfg.JWTIssuer, cfg.JWTAudience, claims, c.Now())
@@ -341,5 +353,50 @@ func writeFile(t *testing.T, path, s string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// get sends an operator call through the proxy and returns the status and
+// the error code of a denial.
+func (w *world) get(user, path string) (int, string) {
+	w.t.Helper()
+	req, _ := http.NewRequest("GET", w.proxy+path, nil)
+	req.Header.Set("Authorization", "Bearer "+w.tokens[user])
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct{ Error struct{ Code string } }
+	_ = json.NewDecoder(resp.Body).Decode(&body)
+	return resp.StatusCode, body.Error.Code
+}
+
+// TestProxyGrantWindow: access through the proxy ends exactly when the
+// approved window does, whether or not anything swept the request.
+func TestProxyGrantWindow(t *testing.T) {
+	w := start(t)
+	r := w.create("operator")
+	w.ok("manager", nil, "request", "approve", r.ID)
+	w.clock.Advance(10 * time.Minute)
+	w.ok("admin", nil, "request", "approve", r.ID)
+	// The request named Get-Mailbox only: other reads are refused.
+	if status, code := w.get("operator", "/exchange/tenants/contoso/mailboxes/megan-bowen/messages"); status != 403 || code != "policy_denied" {
+		t.Fatalf("an activity the request did not name: %d %s", status, code)
+	}
+	const path = "/exchange/tenants/contoso/mailboxes"
+	if status, code := w.get("operator", path); status != 200 {
+		t.Fatalf("inside the window: %d %s", status, code)
+	}
+	if status, code := w.get("operator2", path); status != 403 || code != "no_grant" {
+		t.Fatalf("another operator: %d %s", status, code)
+	}
+	w.clock.Advance(2*time.Hour - time.Nanosecond)
+	if status, code := w.get("operator", path); status != 200 {
+		t.Fatalf("a nanosecond before the end: %d %s", status, code)
+	}
+	w.clock.Advance(time.Nanosecond)
+	if status, code := w.get("operator", path); status != 403 || code != "grant_expired" {
+		t.Fatalf("at the end of the window: %d %s", status, code)
 	}
 }

@@ -3,8 +3,9 @@
 // team's policies make about a call. The catalog is data security teams edit
 // (rego/activities/data.json), never Go code.
 //
-// It knows nothing of HTTP and imports no other Lockbox package: the proxy
-// hands it a method and a path it has already canonicalized.
+// It knows nothing of HTTP and imports no other Lockbox package but rego,
+// the embedded default policy files: the proxy hands it a method and a path
+// it has already canonicalized, and a typed Input.
 package policy
 
 import (

@@ -1,6 +1,7 @@
 package policy_test
 
 import (
+	"context"
 	"fmt"
 	"log"
 
@@ -29,4 +30,58 @@ func ExampleCatalog_Match() {
 	// true Remove-MailboxMessage write
 	// contoso alice 42
 	// false
+}
+
+func ExampleEngine_Decide() {
+	// The zero configuration serves the embedded default policy; a server
+	// sets Dir (LOCKBOX_POLICY_DIR), a Logger and a Registerer.
+	e, err := policy.NewEngine(policy.EngineConfig{})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	// The proxy classifies the call with the engine's catalog...
+	a, vars, ok := e.Match("exchange", "DELETE", "/tenants/contoso/mailboxes/alice/messages/42")
+	if !ok {
+		log.Fatal("no such activity")
+	}
+	// ...and asks about it under the operator's grant, which names no
+	// activities: reads only.
+	in := policy.Input{
+		Operator: policy.Operator{ID: "op-1", Roles: []string{"operator"}},
+		Call: policy.Call{
+			Method: a.Method, Path: "/tenants/contoso/mailboxes/alice/messages/42",
+			Service: a.Service, Activity: a.Name, Access: string(a.Access),
+			Tenant: vars["tenant"], ClientIP: "192.0.2.10",
+		},
+		Grant: &policy.Grant{
+			RequestID: "req-1", Tenant: "contoso", Operator: "op-1", Service: "exchange",
+			Activities: []string{}, Approver: "admin@contoso",
+			ApprovedAt: "2026-03-01T10:00:00Z", ExpiresAt: "2026-03-01T14:00:00Z",
+		},
+		Tenant: policy.Tenant{ID: "contoso", LockboxEnabled: true},
+		Now:    "2026-03-01T11:00:00Z",
+	}
+	d, err := e.Decide(context.Background(), in)
+	if err != nil {
+		log.Fatal(err) // a caller denies on any error
+	}
+	fmt.Println(a.Name, d.Allow, d.Reasons)
+
+	// The same grant, an hour after it expired.
+	in.Call = policy.Call{
+		Method: "GET", Path: "/tenants/contoso/mailboxes", Service: "exchange",
+		Activity: "Get-Mailbox", Access: "read", Tenant: "contoso", ClientIP: "192.0.2.10",
+	}
+	in.Now = "2026-03-01T15:00:00Z"
+	d, _ = e.Decide(context.Background(), in)
+	fmt.Println(in.Call.Activity, d.Allow, d.Reasons)
+
+	in.Now = "2026-03-01T11:00:00Z"
+	d, _ = e.Decide(context.Background(), in)
+	fmt.Println(in.Call.Activity, d.Allow, d.Reasons)
+	// Output:
+	// Remove-MailboxMessage false [write_not_requested]
+	// Get-Mailbox false [grant_expired]
+	// Get-Mailbox true []
 }

@@ -28,3 +28,24 @@ func ExampleCanonicalize() {
 	// true request target is not canonical: empty segment ("//")
 	// true request target is not canonical: not origin-form: must start with "/"
 }
+
+func ExampleAllReasons() {
+	// Each reason is the JSON error code, the metric label and the log
+	// attribute of a refused call, with the status it is answered with.
+	for _, r := range proxy.AllReasons() {
+		fmt.Println(r, r.Status(), r.Denial())
+	}
+	// Output:
+	// bad_request 400 true
+	// unauthenticated 401 true
+	// unknown_service 404 true
+	// unknown_activity 403 true
+	// no_grant 403 true
+	// grant_expired 403 true
+	// tenant_mismatch 403 true
+	// policy_denied 403 true
+	// policy_error 403 true
+	// store_unavailable 503 true
+	// audit_unavailable 503 true
+	// upstream_unavailable 502 false
+}

@@ -9,7 +9,9 @@ package rego
 import "embed"
 
 // FS is the default policy directory, laid out exactly as on disk:
-// activities/data.json is the activity catalog (OPA data.activities).
+// lockbox/authz/authz.rego is the default policy (data.lockbox.authz) and
+// activities/data.json the activity catalog (data.activities). The Rego
+// tests come along; the engine skips *_test.rego files.
 //
-//go:embed activities
+//go:embed activities lockbox
 var FS embed.FS

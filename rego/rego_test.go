@@ -17,3 +17,13 @@ func TestFSHoldsCatalog(t *testing.T) {
 		t.Fatal("embedded activities/data.json is not valid JSON")
 	}
 }
+
+func TestFSHoldsPolicy(t *testing.T) {
+	b, err := fs.ReadFile(FS, "lockbox/authz/authz.rego")
+	if err != nil {
+		t.Fatalf("embedded policy: %v", err)
+	}
+	if len(b) == 0 {
+		t.Fatal("embedded lockbox/authz/authz.rego is empty")
+	}
+}

@@ -10,10 +10,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/lockbox-oss/lockbox/config"
+	"github.com/lockbox-oss/lockbox/demo"
+	"github.com/lockbox-oss/lockbox/grantsig"
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/devstore"
 	"github.com/lockbox-oss/lockbox/internal/server"
@@ -62,6 +65,26 @@ func dev(ctx context.Context, env map[string]string, stdout, stderr io.Writer) e
 	}
 	cfg.JWKSFile, cfg.JWTHMACSecretFile = jwks, ""
 
+	grantKey, err := grantsig.EnsureKeyFiles(filepath.Join(cfg.DevDir, "grant-signing-key.pem"), filepath.Join(cfg.DevDir, "grant-signing-key.pub.pem"))
+	if err != nil {
+		return fmt.Errorf("LOCKBOX_DEV_DIR: grant signing key: %w", err)
+	}
+	cfg.ProxySigningKeyFile = filepath.Join(cfg.DevDir, "grant-signing-key.pem")
+	if cfg.Upstreams == "" {
+		cluster, err := demo.Start(ctx, grantKey.Public().(ed25519.PublicKey), time.Now, log.With("component", "demo"))
+		if err != nil {
+			return err
+		}
+		defer cluster.Close()
+		var pairs []string
+		for svc, u := range cluster.Upstreams() {
+			pairs = append(pairs, svc+"="+u)
+		}
+		slices.Sort(pairs)
+		cfg.Upstreams = strings.Join(pairs, ",")
+		log.Info("demo tenant services started", "upstreams", cfg.Upstreams)
+	}
+
 	if cfg.RedisURL == "" {
 		store, err := devstore.Start(ctx)
 		if err != nil {
@@ -85,7 +108,7 @@ func dev(ctx context.Context, env map[string]string, stdout, stderr io.Writer) e
 	if err := writeTokens(cfg, key, addr, time.Now()); err != nil {
 		return err
 	}
-	printWelcome(stdout, cfg.DevDir, addr, srv.MetricsAddr())
+	printWelcome(stdout, cfg.DevDir, addr, "http://"+srv.ProxyAddr(), srv.MetricsAddr())
 	return srv.Run(ctx)
 }
 
@@ -148,25 +171,28 @@ func writeTokens(cfg config.Config, key ed25519.PrivateKey, addr string, now tim
 	return os.WriteFile(filepath.Join(cfg.DevDir, "env"), []byte(env.String()), 0o600)
 }
 
-func printWelcome(w io.Writer, dir, addr, metrics string) {
+func printWelcome(w io.Writer, dir, addr, proxy, metrics string) {
 	fmt.Fprintf(w, `
 Lockbox dev is running.
   API      %s/v1   (OpenAPI: %s/v1/openapi.yaml)
+  proxy    %s/{exchange,sharepoint,onedrive}/...   (demo tenant services behind it)
   metrics  http://%s/metrics   health: /livez /readyz
   tokens   %s/*.jwt  (operator, operator2, manager, admin, approver, auditor)
 
 Try the whole workflow in another shell:
   . %s/env
-  export LOCKBOX_TOKEN=$LOCKBOX_OPERATOR_TOKEN
-  go run ./cmd/lockboxctl request create --tenant contoso --service exchange \
-      --service-request SR-1001 --reason "mailbox will not open" --duration 2h
-  LOCKBOX_TOKEN=$LOCKBOX_MANAGER_TOKEN  go run ./cmd/lockboxctl request approve <ID> --comment "looks right"
-  LOCKBOX_TOKEN=$LOCKBOX_APPROVER_TOKEN go run ./cmd/lockboxctl request approve <ID> --comment "go ahead"
-  LOCKBOX_TOKEN=$LOCKBOX_ADMIN_TOKEN    go run ./cmd/lockboxctl audit search --tenant contoso
+  alias lockboxctl='go run ./cmd/lockboxctl'
+  curl -s -H "Authorization: Bearer $LOCKBOX_OPERATOR_TOKEN" %s/exchange/tenants/contoso/mailboxes   # 403 no_grant
+  ID=$(LOCKBOX_TOKEN=$LOCKBOX_OPERATOR_TOKEN lockboxctl -o json request create --tenant contoso --service exchange \
+      --service-request SR-1001 --reason "mailbox will not open" --duration 2h | jq -r .id)
+  LOCKBOX_TOKEN=$LOCKBOX_MANAGER_TOKEN  lockboxctl request approve $ID --comment "case checked"
+  LOCKBOX_TOKEN=$LOCKBOX_APPROVER_TOKEN lockboxctl request approve $ID --comment "go ahead"
+  curl -s -H "Authorization: Bearer $LOCKBOX_OPERATOR_TOKEN" %s/exchange/tenants/contoso/mailboxes   # 200
+  LOCKBOX_TOKEN=$LOCKBOX_ADMIN_TOKEN    lockboxctl audit search --tenant contoso
 
 Mint other tokens: go run ./cmd/lockbox dev token --sub bob@fabrikam.example --roles global-admin --tid fabrikam
 Stop with Ctrl-C.
-`, addr, addr, metrics, dir, dir)
+`, addr, addr, proxy, metrics, dir, dir, proxy, proxy)
 }
 
 // devToken mints a token from the dev signing key in LOCKBOX_DEV_DIR.

@@ -3,6 +3,7 @@
 //	lockbox serve       run the control plane, API and metrics (production)
 //	lockbox dev         the same with an embedded store, dev keys and tokens
 //	lockbox dev token   mint a dev token from the dev signing key
+//	lockbox policy test DIR  run the Rego tests of a policy directory
 //	lockbox version
 //
 // Configuration comes from LOCKBOX_* environment variables; bad
@@ -12,6 +13,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -21,6 +23,7 @@ import (
 
 	"github.com/lockbox-oss/lockbox/config"
 	"github.com/lockbox-oss/lockbox/internal/server"
+	"github.com/lockbox-oss/lockbox/policy"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -48,6 +51,7 @@ commands:
   serve              run Lockbox (needs LOCKBOX_REDIS_URL and a JWT key setting)
   dev                run Lockbox for development: embedded store, dev keys, demo tenant, tokens
   dev token          mint a dev token: --sub S --roles R[,R] [--tid T] [--ttl D]
+  policy test DIR    run the Rego tests (*_test.rego) of a policy directory [-v]
   version            print the version
 
 Configuration is read from LOCKBOX_* environment variables (see README).
@@ -68,6 +72,12 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 			break
 		}
 		err = dev(ctx, env, stdout, stderr)
+	case "policy":
+		if len(args) < 2 || args[1] != "test" {
+			err = usageError{errors.New("usage: lockbox policy test DIR [-v]")}
+			break
+		}
+		err = policyTest(ctx, args[2:], stdout)
 	case "version":
 		fmt.Fprintln(stdout, "lockbox", version)
 	case "help", "-h", "--help":
@@ -107,4 +117,25 @@ func serve(ctx context.Context, env map[string]string, stderr io.Writer) error {
 		return err
 	}
 	return srv.Run(ctx)
+}
+
+// policyTest runs the Rego tests of a policy directory, as security teams
+// do before shipping a change.
+func policyTest(ctx context.Context, args []string, stdout io.Writer) error {
+	fset := flag.NewFlagSet("lockbox policy test", flag.ContinueOnError)
+	verbose := fset.Bool("v", false, "print every test")
+	if err := fset.Parse(args); err != nil {
+		return usageError{err}
+	}
+	if fset.NArg() != 1 {
+		return usageError{errors.New("usage: lockbox policy test DIR [-v]")}
+	}
+	_, failed, err := policy.RunTests(ctx, fset.Arg(0), stdout, *verbose)
+	if err != nil {
+		return err
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d Rego tests failed", failed)
+	}
+	return nil
 }

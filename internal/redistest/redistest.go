@@ -83,21 +83,52 @@ func Client(t testing.TB) *redis.Client {
 	return c
 }
 
+// Server is a redis-server of one test's own, for tests that stop Redis
+// under a running Lockbox.
+type Server struct {
+	URL string
+	cmd *exec.Cmd
+}
+
+// Stop kills the server. A stopped server refuses connections at once.
+func (s *Server) Stop() {
+	if s.cmd.Process != nil {
+		_ = s.cmd.Process.Kill()
+	}
+}
+
+// StartServer starts a dedicated redis-server for t, stopped when t ends.
+func StartServer(t testing.TB) *Server {
+	t.Helper()
+	url, cmd, err := spawn()
+	if err != nil {
+		t.Fatalf("redistest: %v (install redis-server)", err)
+	}
+	s := &Server{URL: url, cmd: cmd}
+	t.Cleanup(s.Stop)
+	return s
+}
+
 func start() (string, error) {
 	if u := os.Getenv(EnvURL); u != "" {
 		return u, nil
 	}
+	url, _, err := spawn()
+	return url, err
+}
+
+func spawn() (string, *exec.Cmd, error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		return "", fmt.Errorf("redis-server not found on PATH")
+		return "", nil, fmt.Errorf("redis-server not found on PATH")
 	}
 	port, err := freePort()
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	dir, err := os.MkdirTemp("", "lockbox-redistest-")
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	cmd := exec.Command(bin,
 		"--port", fmt.Sprint(port),
@@ -113,20 +144,20 @@ func start() (string, error) {
 	// SIGKILL when we go.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		return "", fmt.Errorf("start redis-server: %w", err)
+		return "", nil, fmt.Errorf("start redis-server: %w", err)
 	}
 	go func() { _ = cmd.Wait() }() // reap it if it dies early
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		if ping(addr) {
-			return "redis://" + addr + "/0", nil
+			return "redis://" + addr + "/0", cmd, nil
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	_ = cmd.Process.Kill()
 	log, _ := os.ReadFile(filepath.Join(dir, "redis.log"))
-	return "", fmt.Errorf("redis-server on %s did not become ready: %s", addr, strings.TrimSpace(string(log)))
+	return "", nil, fmt.Errorf("redis-server on %s did not become ready: %s", addr, strings.TrimSpace(string(log)))
 }
 
 func ping(addr string) bool {

@@ -7,9 +7,9 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -24,15 +24,14 @@ import (
 	"github.com/lockbox-oss/lockbox/audit"
 	"github.com/lockbox-oss/lockbox/config"
 	"github.com/lockbox-oss/lockbox/grants"
+	"github.com/lockbox-oss/lockbox/grantsig"
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/health"
 	"github.com/lockbox-oss/lockbox/policy"
-	"github.com/lockbox-oss/lockbox/rego"
+	"github.com/lockbox-oss/lockbox/proxy"
+	lockboxrego "github.com/lockbox-oss/lockbox/rego"
 	"github.com/lockbox-oss/lockbox/tenants"
 )
-
-// catalogPath is the activity catalog inside a policy directory.
-const catalogPath = "activities/data.json"
 
 // requestTimeout bounds one API call, all its Redis round trips included.
 // Each Redis call is bounded on its own by LOCKBOX_REDIS_TIMEOUT.
@@ -56,11 +55,12 @@ type Server struct {
 	Tenants  *tenants.Store
 	Audit    *audit.Log
 	Verifier *identity.Verifier
-	Catalog  *policy.Catalog
+	Policy   *policy.Engine
+	Proxy    *proxy.Handler
 	Registry *prometheus.Registry
 
-	apiLn, metricsLn net.Listener
-	apiSrv, metSrv   *http.Server
+	apiLn, proxyLn, metricsLn net.Listener
+	apiSrv, proxySrv, metSrv  *http.Server
 }
 
 // New builds every component from cfg. It fails when Redis is unreachable
@@ -76,8 +76,16 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 	s.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	var err error
-	if s.Catalog, err = loadCatalog(cfg.PolicyDir); err != nil {
+	if s.Policy, err = loadPolicy(cfg, opts, s.Registry); err != nil {
 		return nil, err
+	}
+	upstreams, err := cfg.UpstreamURLs()
+	if err != nil {
+		return nil, err
+	}
+	signingKey, err := grantsig.LoadPrivateKey(cfg.ProxySigningKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("LOCKBOX_PROXY_SIGNING_KEY_FILE: %w", err)
 	}
 	if s.Verifier, err = identity.NewVerifier(identity.Config{
 		Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, Leeway: cfg.JWTLeeway,
@@ -91,7 +99,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 	s.Audit = audit.NewLog(s.Redis, opts.Now)
 	s.Tenants = tenants.NewStore(s.Redis, s.Audit, opts.Now)
 	if s.Requests, err = grants.NewStore(grants.Config{
-		Redis: s.Redis, Audit: s.Audit, Tenants: s.Tenants, Catalog: s.Catalog,
+		Redis: s.Redis, Audit: s.Audit, Tenants: s.Tenants, Catalog: s.Policy,
 		Now: opts.Now, Logger: opts.Logger.With("component", "grants"), Registerer: s.Registry,
 	}); err != nil {
 		s.Redis.Close()
@@ -108,6 +116,23 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		s.Redis.Close()
 		return nil, err
 	}
+	if s.Proxy, err = proxy.New(proxy.Config{
+		Upstreams: upstreams, Auth: s.Verifier, Grants: s.Requests, Tenants: s.Tenants,
+		Classifier: s.Policy, Decider: s.Policy, Auditor: s.Audit, SigningKey: signingKey,
+		Now: opts.Now, Logger: opts.Logger.With("component", "proxy"), Registerer: s.Registry,
+		GrantTimeout: cfg.GrantTimeout, AuditTimeout: cfg.AuditTimeout,
+	}); err != nil {
+		s.Redis.Close()
+		return nil, err
+	}
+	s.proxySrv = &http.Server{
+		Handler:           s.Proxy,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
+		// HTTP/1.1 only: no h2c upgrade path, no protocol tricks.
+		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
+	}
 	s.apiSrv = &http.Server{
 		Handler:           apiHandler,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -118,31 +143,26 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 	s.metSrv = &http.Server{
 		Handler: health.Handler(s.Registry,
 			health.RedisCheck(s.Redis),
-			health.Check{Name: "policy", Func: func(context.Context) error {
-				if len(s.Catalog.Services()) == 0 {
-					return errors.New("no activity catalog loaded")
-				}
-				return nil
-			}},
+			health.Check{Name: "policy", Func: func(context.Context) error { return s.Policy.Ready() }},
 		),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
 	return s, nil
 }
 
-func loadCatalog(dir string) (*policy.Catalog, error) {
-	var fsys fs.FS = rego.FS
-	if dir != "" {
-		fsys = os.DirFS(dir)
+// loadPolicy loads the policies and catalog from LOCKBOX_POLICY_DIR, or the
+// defaults built into the binary. A broken policy at start-up stops the
+// program with the compiler's message.
+func loadPolicy(cfg config.Config, opts Options, reg prometheus.Registerer) (*policy.Engine, error) {
+	ec := policy.EngineConfig{FS: lockboxrego.FS, Now: opts.Now, Logger: opts.Logger.With("component", "policy"), Registerer: reg}
+	if cfg.PolicyDir != "" {
+		ec.FS, ec.Dir = os.DirFS(cfg.PolicyDir), cfg.PolicyDir
 	}
-	c, err := policy.LoadCatalog(fsys, catalogPath)
-	if err != nil {
-		if dir != "" {
-			return nil, fmt.Errorf("LOCKBOX_POLICY_DIR: %w", err)
-		}
-		return nil, err
+	e, err := policy.NewEngine(ec)
+	if err != nil && cfg.PolicyDir != "" {
+		return nil, fmt.Errorf("LOCKBOX_POLICY_DIR: %w", err)
 	}
-	return c, nil
+	return e, err
 }
 
 // connect opens a UniversalClient whose calls honour their context's
@@ -182,12 +202,20 @@ func (s *Server) Listen() error {
 	if s.apiLn, err = net.Listen("tcp", s.cfg.APIAddr); err != nil {
 		return fmt.Errorf("LOCKBOX_API_ADDR: %w", err)
 	}
+	if s.proxyLn, err = net.Listen("tcp", s.cfg.ProxyAddr); err != nil {
+		s.apiLn.Close()
+		return fmt.Errorf("LOCKBOX_PROXY_ADDR: %w", err)
+	}
 	if s.metricsLn, err = net.Listen("tcp", s.cfg.MetricsAddr); err != nil {
 		s.apiLn.Close()
+		s.proxyLn.Close()
 		return fmt.Errorf("LOCKBOX_METRICS_ADDR: %w", err)
 	}
 	return nil
 }
+
+// ProxyAddr is the bound proxy address.
+func (s *Server) ProxyAddr() string { return s.proxyLn.Addr().String() }
 
 // APIAddr is the bound API address.
 func (s *Server) APIAddr() string { return s.apiLn.Addr().String() }
@@ -203,24 +231,27 @@ func (s *Server) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() { errc <- serve(s.apiSrv, s.apiLn) }()
+	go func() { errc <- serve(s.proxySrv, s.proxyLn) }()
 	go func() { errc <- serve(s.metSrv, s.metricsLn) }()
-	sweepDone := make(chan struct{})
-	sweepCtx, stopSweep := context.WithCancel(ctx)
-	go func() { defer close(sweepDone); s.sweepLoop(sweepCtx) }()
-	s.log.Info("lockbox listening", "api", s.APIAddr(), "metrics", s.MetricsAddr())
+	bgDone := make(chan struct{}, 2)
+	bgCtx, stopBackground := context.WithCancel(ctx)
+	go func() { defer func() { bgDone <- struct{}{} }(); s.sweepLoop(bgCtx) }()
+	go func() { defer func() { bgDone <- struct{}{} }(); s.Policy.Watch(bgCtx, s.cfg.PolicyReloadInterval) }()
+	s.log.Info("lockbox listening", "api", s.APIAddr(), "proxy", s.ProxyAddr(), "metrics", s.MetricsAddr(), "policy_revision", s.Policy.Revision())
 
 	var err error
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
 	}
-	stopSweep()
-	<-sweepDone
+	stopBackground()
+	<-bgDone
+	<-bgDone
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
 	defer cancel()
-	err = errors.Join(err, s.apiSrv.Shutdown(sctx), s.metSrv.Shutdown(sctx))
+	err = errors.Join(err, s.proxySrv.Shutdown(sctx), s.apiSrv.Shutdown(sctx), s.metSrv.Shutdown(sctx))
 	err = errors.Join(err, s.Redis.Close())
 	return err
 }

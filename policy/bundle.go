@@ -1,0 +1,232 @@
+package policy
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
+	"github.com/open-policy-agent/opa/v1/util"
+)
+
+// CatalogPath is where a policy directory keeps the activity catalog. OPA
+// loads it as data.activities.
+const CatalogPath = "activities/data.json"
+
+// DecisionRef is the rule the engine evaluates for every call.
+const DecisionRef = "data.lockbox.authz.decision"
+
+var (
+	decisionRef   = ast.MustParseRef(DecisionRef)
+	decisionQuery = ast.NewBody(ast.NewExpr(ast.NewTerm(decisionRef)))
+)
+
+// ErrInvalidPolicy is wrapped by every error that refuses a policy
+// directory: a file that does not parse or compile, a broken catalog, no
+// decision rule, or a file the server would not load.
+var ErrInvalidPolicy = errors.New("invalid policy")
+
+// bundle is one loaded version of the policy directory: the prepared query
+// and the catalog that came with it. It is immutable once built; a reload
+// builds a new one and swaps it in whole, so a call never sees the policy of
+// one version with the catalog of another.
+type bundle struct {
+	query    rego.PreparedEvalQuery
+	catalog  *Catalog
+	revision string // hex sha256 of the files it was built from
+	loaded   time.Time
+}
+
+// policyFile is one file of a policy directory that the bundle is built
+// from.
+type policyFile struct {
+	name string // slash-separated, relative to the directory root
+	data []byte
+}
+
+// maxDepth bounds the directory walk. Symbolic links to directories are
+// followed (a Kubernetes ConfigMap volume is made of them), so a link loop
+// must end somewhere; real policy trees are two or three levels deep.
+const maxDepth = 16
+
+// readPolicyFiles returns the files of fsys the server loads, sorted by
+// name: every *.rego file except *_test.rego, and the catalog.
+//
+// Names starting with "." are skipped, files and directories alike. That is
+// how a ConfigMap volume's "..data" and "..2024_..." directories stay out,
+// while the links beside them that point into those directories are
+// followed. Other data files (.json, .yaml, .yml) are refused: `opa test`
+// would load them as data but the server would not, so tests could pass
+// against data production never sees.
+func readPolicyFiles(fsys fs.FS) ([]policyFile, error) {
+	var files []policyFile
+	hasCatalog := false
+	var walk func(dir string, depth int) error
+	walk = func(dir string, depth int) error {
+		if depth > maxDepth {
+			return fmt.Errorf("%w: %s: more than %d directory levels (a symbolic link loop?)", ErrInvalidPolicy, dir, maxDepth)
+		}
+		entries, err := fs.ReadDir(fsys, dir)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries { // sorted by name
+			name := e.Name()
+			if strings.HasPrefix(name, ".") {
+				continue
+			}
+			p := path.Join(dir, name)
+			mode := e.Type()
+			if mode&fs.ModeSymlink != 0 {
+				fi, err := fs.Stat(fsys, p)
+				if err != nil {
+					return err
+				}
+				mode = fi.Mode().Type()
+			}
+			switch {
+			case mode.IsDir():
+				if err := walk(p, depth+1); err != nil {
+					return err
+				}
+				continue
+			case !mode.IsRegular():
+				continue
+			case strings.HasSuffix(name, "_test.rego"):
+				continue
+			case strings.HasSuffix(name, ".rego"):
+			case p == CatalogPath:
+				hasCatalog = true
+			case strings.HasSuffix(name, ".json"), strings.HasSuffix(name, ".yaml"), strings.HasSuffix(name, ".yml"):
+				return fmt.Errorf("%w: %s: the only data file the server loads is %s", ErrInvalidPolicy, p, CatalogPath)
+			default:
+				continue // README.md and the like
+			}
+			b, err := fs.ReadFile(fsys, p)
+			if err != nil {
+				return err
+			}
+			files = append(files, policyFile{name: p, data: b})
+		}
+		return nil
+	}
+	if err := walk(".", 0); err != nil {
+		return nil, err
+	}
+	if !hasCatalog {
+		return nil, fmt.Errorf("%w: no %s", ErrInvalidPolicy, CatalogPath)
+	}
+	return files, nil
+}
+
+// revisionOf hashes the names and contents of files. Each name and content
+// is length-prefixed, so moving bytes between a name and a content, or
+// between two files, changes the hash.
+func revisionOf(files []policyFile) string {
+	h := sha256.New()
+	var n [8]byte
+	for _, f := range files {
+		binary.BigEndian.PutUint64(n[:], uint64(len(f.name)))
+		h.Write(n[:])
+		h.Write([]byte(f.name))
+		binary.BigEndian.PutUint64(n[:], uint64(len(f.data)))
+		h.Write(n[:])
+		h.Write(f.data)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// buildBundle parses, checks and compiles files into a bundle whose query is
+// prepared for evaluation. dir only names files in error messages (empty for
+// the embedded default). Every refusal wraps ErrInvalidPolicy and names the
+// file, and for Rego the line, that caused it.
+func buildBundle(ctx context.Context, files []policyFile, dir string, now time.Time) (*bundle, error) {
+	display := func(name string) string {
+		if dir == "" {
+			return name
+		}
+		return filepath.Join(dir, filepath.FromSlash(name))
+	}
+
+	var catalog *Catalog
+	var catalogData any
+	modules := make(map[string]*ast.Module)
+	for _, f := range files {
+		if f.name == CatalogPath {
+			c, err := ParseCatalog(f.data)
+			if err != nil {
+				return nil, fmt.Errorf("%w: %s: %w", ErrInvalidPolicy, display(f.name), err)
+			}
+			// ParseCatalog accepted it, so it is one JSON object.
+			if err := util.UnmarshalJSON(f.data, &catalogData); err != nil {
+				return nil, fmt.Errorf("%w: %s: %w", ErrInvalidPolicy, display(f.name), err)
+			}
+			catalog = c
+			continue
+		}
+		m, err := ast.ParseModuleWithOpts(display(f.name), string(f.data), ast.ParserOptions{
+			RegoVersion:       ast.RegoV1,
+			ProcessAnnotation: true,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalidPolicy, err)
+		}
+		modules[display(f.name)] = m
+	}
+	if catalog == nil { // readPolicyFiles already insists; this guards other callers
+		return nil, fmt.Errorf("%w: no %s", ErrInvalidPolicy, CatalogPath)
+	}
+
+	store := inmem.NewFromObjectWithOpts(
+		map[string]any{"activities": catalogData},
+		inmem.OptReturnASTValuesOnRead(true), // converted once here, not on every read
+	)
+	compiler := ast.NewCompiler().
+		WithDefaultRegoVersion(ast.RegoV1).
+		WithStrict(true).
+		WithUseTypeCheckAnnotations(true)
+	err := storage.Txn(ctx, store, storage.TransactionParams{}, func(txn storage.Transaction) error {
+		// Refuses a rule whose path is also data, e.g. a package named
+		// "activities", as `opa check` does against loaded data.
+		compiler.WithPathConflictsCheck(storage.NonEmpty(ctx, store, txn)).Compile(modules)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidPolicy, err)
+	}
+	if compiler.Failed() {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidPolicy, compiler.Errors)
+	}
+	// A directory without the decision rule would compile and then deny
+	// every call as undefined. Refuse it at load instead, where the security
+	// team sees why.
+	if len(compiler.GetRulesExact(decisionRef)) == 0 {
+		return nil, fmt.Errorf("%w: no rule defines %s (package lockbox.authz, rule decision)", ErrInvalidPolicy, DecisionRef)
+	}
+
+	pq, err := rego.New(
+		rego.ParsedQuery(decisionQuery),
+		rego.Compiler(compiler),
+		rego.Store(store),
+		rego.StrictBuiltinErrors(true),
+		// Hand the result over as an AST value: decodeDecision checks its
+		// exact types, which a JSON conversion would blur (a set would
+		// become an array).
+		rego.GenerateJSON(func(t *ast.Term, _ *rego.EvalContext) (any, error) { return t.Value, nil }),
+	).PrepareForEval(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidPolicy, err)
+	}
+	return &bundle{query: pq, catalog: catalog, revision: revisionOf(files), loaded: now}, nil
+}

@@ -1,0 +1,386 @@
+package policy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/prometheus/client_golang/prometheus"
+
+	lockboxrego "github.com/lockbox-oss/lockbox/rego"
+)
+
+// Errors Decide returns, each wrapped with details. A caller denies the call
+// on any error, whichever it is; the kinds only tell the log and the metrics
+// apart.
+var (
+	// ErrUndefined: the policy defines no decision for this input.
+	ErrUndefined = errors.New("policy decision undefined")
+	// ErrBadDecision: the decision is not exactly
+	// {"allow": bool, "reasons": [string, ...]}.
+	ErrBadDecision = errors.New("malformed policy decision")
+	// ErrEvaluation: evaluation failed: a builtin error (they are all fatal),
+	// a conflict between rules, a panic, or the context ending. In the last
+	// case the error also wraps the context's error, so
+	// errors.Is(err, context.DeadlineExceeded) tells a slow policy.
+	ErrEvaluation = errors.New("policy evaluation failed")
+	// ErrInvalidInput: the input can't be evaluated (Input.Now is not RFC
+	// 3339).
+	ErrInvalidInput = errors.New("invalid policy input")
+	// ErrNotReady: no policy is loaded (an Engine not made by NewEngine).
+	ErrNotReady = errors.New("no policy loaded")
+)
+
+// Defaults for EngineConfig and Watch.
+const (
+	DefaultEvalTimeout   = 250 * time.Millisecond
+	DefaultWatchInterval = 2 * time.Second
+)
+
+// EngineConfig configures NewEngine. The zero value serves the embedded
+// default policy.
+type EngineConfig struct {
+	// FS is the policy directory: *.rego files and activities/data.json, as
+	// in rego/. Nil means os.DirFS(Dir), or the embedded default (rego.FS)
+	// when Dir is empty too.
+	FS fs.FS
+	// Dir is the policy directory on disk (LOCKBOX_POLICY_DIR). It names
+	// files in error messages, and Watch polls only when it is set. Empty
+	// means the embedded default, which never changes.
+	Dir string
+	// Now is the clock for a call whose Input.Now is empty, and for load
+	// times. Nil means time.Now.
+	Now func() time.Time
+	// Logger receives load and reload events. Nil discards them.
+	Logger *slog.Logger
+	// Registerer receives the engine's metrics. Nil leaves them
+	// unregistered.
+	Registerer prometheus.Registerer
+	// EvalTimeout bounds one evaluation, within the caller's own deadline.
+	// Zero means DefaultEvalTimeout.
+	EvalTimeout time.Duration
+}
+
+func (c *EngineConfig) checkAndSetDefaults() error {
+	if c.EvalTimeout < 0 {
+		return fmt.Errorf("policy: EvalTimeout %s is negative", c.EvalTimeout)
+	}
+	if c.EvalTimeout == 0 {
+		c.EvalTimeout = DefaultEvalTimeout
+	}
+	if c.FS == nil {
+		if c.Dir != "" {
+			c.FS = os.DirFS(c.Dir)
+		} else {
+			c.FS = lockboxrego.FS
+		}
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// Engine evaluates the security team's policy for each proxied call and
+// serves the activity catalog that came with it. Policy and catalog are
+// loaded together as one immutable bundle, swapped atomically on reload, so
+// Decide, Match and Activities never block on a reload and never mix two
+// versions. An Engine is safe for concurrent use.
+type Engine struct {
+	fsys    fs.FS
+	dir     string
+	now     func() time.Time
+	log     *slog.Logger
+	timeout time.Duration
+	metrics *metrics
+
+	current  atomic.Pointer[bundle]
+	reloadMu sync.Mutex // serializes reloads, so an older read never replaces a newer one
+}
+
+// NewEngine loads and compiles the policy directory. A directory that does
+// not load (a Rego error, with its file and line; a broken catalog; no
+// decision rule) is an error wrapping ErrInvalidPolicy: at start-up the
+// caller stops rather than serve without a policy.
+func NewEngine(cfg EngineConfig) (*Engine, error) {
+	if err := cfg.checkAndSetDefaults(); err != nil {
+		return nil, err
+	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("policy: metrics: %w", err)
+	}
+	e := &Engine{
+		fsys:    cfg.FS,
+		dir:     cfg.Dir,
+		now:     cfg.Now,
+		log:     cfg.Logger,
+		timeout: cfg.EvalTimeout,
+		metrics: m,
+	}
+	b, err := e.load()
+	if err != nil {
+		return nil, fmt.Errorf("policy: %s: %w", e.source(), err)
+	}
+	e.publish(b)
+	e.log.Info("policy loaded", "source", e.source(), "revision", b.revision)
+	return e, nil
+}
+
+func (e *Engine) source() string {
+	if e.dir == "" {
+		return "embedded default"
+	}
+	return e.dir
+}
+
+func (e *Engine) load() (*bundle, error) {
+	files, err := readPolicyFiles(e.fsys)
+	if err != nil {
+		return nil, err
+	}
+	return buildBundle(context.Background(), files, e.dir, e.now())
+}
+
+func (e *Engine) publish(b *bundle) {
+	e.current.Store(b)
+	e.metrics.loadedAt.Set(float64(b.loaded.UnixNano()) / 1e9)
+}
+
+// Reload loads the policy directory again and, if it loads, serves it from
+// the next call on. If it does not, the policy already loaded keeps serving
+// and the error (wrapping ErrInvalidPolicy for a policy problem) is logged,
+// counted in lockbox_policy_reloads_total{result="error"} and returned.
+func (e *Engine) Reload() error {
+	e.reloadMu.Lock()
+	defer e.reloadMu.Unlock()
+	b, err := e.load()
+	if err != nil {
+		e.metrics.reloads.WithLabelValues(reloadError).Inc()
+		e.log.Error("policy reload failed; the last good policy keeps serving",
+			"source", e.source(), "revision", e.Revision(), "error", err)
+		return fmt.Errorf("policy: %s: %w", e.source(), err)
+	}
+	old := e.Revision()
+	e.publish(b)
+	e.metrics.reloads.WithLabelValues(reloadSuccess).Inc()
+	e.log.Info("policy reloaded", "source", e.source(), "revision", b.revision, "previous_revision", old)
+	return nil
+}
+
+// Watch polls the policy directory every interval (DefaultWatchInterval if
+// not positive) and reloads it when its content changes, until ctx ends.
+// Without a Dir there is nothing to watch and Watch only waits for ctx.
+//
+// Polling a content hash, rather than watching file events, needs no
+// dependency and sees every way a directory changes, including a
+// Kubernetes ConfigMap volume swapping its "..data" link. A change that
+// does not load is reported once, not at every poll; the next change is
+// tried again.
+func (e *Engine) Watch(ctx context.Context, interval time.Duration) {
+	if e.dir == "" {
+		<-ctx.Done()
+		return
+	}
+	if interval <= 0 {
+		interval = DefaultWatchInterval
+	}
+	seen := e.Revision()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		state := ""
+		files, err := readPolicyFiles(e.fsys)
+		if err != nil {
+			state = "error: " + err.Error()
+		} else {
+			state = revisionOf(files)
+		}
+		if state == seen {
+			continue
+		}
+		seen = state
+		_ = e.Reload() // logs and counts its own failure
+	}
+}
+
+// Revision identifies the policy serving now: the hex SHA-256 of its files'
+// names and contents. Empty when none is loaded.
+func (e *Engine) Revision() string {
+	if b := e.current.Load(); b != nil {
+		return b.revision
+	}
+	return ""
+}
+
+// Ready returns nil when a policy is loaded, which is always true of an
+// Engine made by NewEngine: a failed reload keeps the last good one.
+func (e *Engine) Ready() error {
+	if e == nil || e.current.Load() == nil {
+		return ErrNotReady
+	}
+	return nil
+}
+
+// Catalog returns the activity catalog serving now. A reload may replace it
+// at any time; hold on to the value only for one piece of work.
+func (e *Engine) Catalog() *Catalog {
+	if b := e.current.Load(); b != nil {
+		return b.catalog
+	}
+	return nil
+}
+
+// Match is Catalog.Match on the catalog serving now: the catalog reloads
+// with the policy, so the proxy classifies a call with the catalog its
+// policy was written for.
+func (e *Engine) Match(service, method, path string) (Activity, map[string]string, bool) {
+	c := e.Catalog()
+	if c == nil {
+		return Activity{}, nil, false
+	}
+	return c.Match(service, method, path)
+}
+
+// Activities is Catalog.Activities on the catalog serving now.
+func (e *Engine) Activities(service string) ([]string, bool) {
+	c := e.Catalog()
+	if c == nil {
+		return nil, false
+	}
+	return c.Activities(service)
+}
+
+// Decide evaluates data.lockbox.authz.decision for in. Only a nil error
+// and Allow == true permit the call; on any error the caller denies.
+//
+// The evaluation time (time.now_ns() in Rego) is in.Now; when in.Now is
+// empty it is the engine's clock, and input.now is set to it, so the policy
+// sees one time either way. Evaluation runs under EvalTimeout, builtin
+// errors are fatal, and a panic inside OPA becomes an error.
+func (e *Engine) Decide(ctx context.Context, in Input) (Decision, error) {
+	b := e.current.Load()
+	if b == nil {
+		return Decision{}, ErrNotReady
+	}
+	// Latency is measured on the process clock, not the injected one: it is
+	// a duration, not a decision time.
+	start := time.Now()
+	d, err := e.decide(ctx, b, &in)
+	e.metrics.evalDuration.Observe(time.Since(start).Seconds())
+	return d, err
+}
+
+func (e *Engine) decide(ctx context.Context, b *bundle, in *Input) (Decision, error) {
+	var at time.Time
+	if in.Now == "" {
+		at = e.now().UTC()
+		in.Now = at.Format(time.RFC3339Nano)
+	} else {
+		t, err := time.Parse(time.RFC3339Nano, in.Now)
+		if err != nil {
+			return Decision{}, fmt.Errorf("%w: now: %w", ErrInvalidInput, err)
+		}
+		at = t
+	}
+	input := inputValue(in)
+
+	ctx, cancel := context.WithTimeout(ctx, e.timeout)
+	defer cancel()
+	if err := ctx.Err(); err != nil {
+		return Decision{}, fmt.Errorf("%w: %w", ErrEvaluation, err)
+	}
+	rs, err := e.eval(ctx, b, input, at)
+	if err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			return Decision{}, fmt.Errorf("%w: %w: %w", ErrEvaluation, cerr, err)
+		}
+		return Decision{}, fmt.Errorf("%w: %w", ErrEvaluation, err)
+	}
+	return decodeDecision(rs)
+}
+
+// eval runs the prepared query, turning a panic into an error so that a bug
+// in a builtin denies one call instead of taking the proxy down.
+func (e *Engine) eval(ctx context.Context, b *bundle, input ast.Value, at time.Time) (rs rego.ResultSet, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			e.log.Error("policy evaluation panicked", "revision", b.revision, "panic", r, "stack", string(debug.Stack()))
+			err = fmt.Errorf("panic: %v", r)
+		}
+	}()
+	return b.query.Eval(ctx, rego.EvalParsedInput(input), rego.EvalTime(at))
+}
+
+var (
+	keyAllow   = ast.StringTerm("allow")
+	keyReasons = ast.StringTerm("reasons")
+)
+
+// decodeDecision accepts exactly one result of one expression whose value is
+// an object with exactly the keys allow (a boolean) and reasons (an array of
+// strings). Anything else is an error, never a guess: a lenient decoder
+// turns a policy bug into an allow.
+func decodeDecision(rs rego.ResultSet) (Decision, error) {
+	switch len(rs) {
+	case 0:
+		return Decision{}, fmt.Errorf("%w: %s", ErrUndefined, DecisionRef)
+	case 1:
+	default:
+		return Decision{}, fmt.Errorf("%w: %d results, want one", ErrBadDecision, len(rs))
+	}
+	if n := len(rs[0].Expressions); n != 1 {
+		return Decision{}, fmt.Errorf("%w: %d expressions, want one", ErrBadDecision, n)
+	}
+	v, ok := rs[0].Expressions[0].Value.(ast.Value)
+	if !ok { // the bundle's GenerateJSON hands over AST values
+		return Decision{}, fmt.Errorf("%w: result of Go type %T", ErrBadDecision, rs[0].Expressions[0].Value)
+	}
+	obj, ok := v.(ast.Object)
+	if !ok {
+		return Decision{}, fmt.Errorf("%w: a %s, want an object", ErrBadDecision, ast.ValueName(v))
+	}
+	allowT, reasonsT := obj.Get(keyAllow), obj.Get(keyReasons)
+	if obj.Len() != 2 || allowT == nil || reasonsT == nil {
+		keys := make([]string, 0, obj.Len())
+		for _, k := range obj.Keys() {
+			keys = append(keys, k.String())
+		}
+		return Decision{}, fmt.Errorf("%w: keys %s, want exactly \"allow\" and \"reasons\"", ErrBadDecision, strings.Join(keys, ", "))
+	}
+	allow, ok := allowT.Value.(ast.Boolean)
+	if !ok {
+		return Decision{}, fmt.Errorf("%w: allow is a %s, want a boolean", ErrBadDecision, ast.ValueName(allowT.Value))
+	}
+	arr, ok := reasonsT.Value.(*ast.Array)
+	if !ok {
+		return Decision{}, fmt.Errorf("%w: reasons is a %s, want an array", ErrBadDecision, ast.ValueName(reasonsT.Value))
+	}
+	d := Decision{Allow: bool(allow), Reasons: make([]string, arr.Len())}
+	for i := range arr.Len() {
+		s, ok := arr.Elem(i).Value.(ast.String)
+		if !ok {
+			return Decision{}, fmt.Errorf("%w: reasons[%d] is a %s, want a string", ErrBadDecision, i, ast.ValueName(arr.Elem(i).Value))
+		}
+		d.Reasons[i] = string(s)
+	}
+	return d, nil
+}

@@ -1,0 +1,849 @@
+package policy_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/lockbox-oss/lockbox/policy"
+	lockboxrego "github.com/lockbox-oss/lockbox/rego"
+)
+
+// t0 is the tests' clock: inside the window of the cases' grants.
+var t0 = time.Date(2026, 3, 1, 11, 0, 0, 0, time.UTC)
+
+func fixedClock() time.Time { return t0 }
+
+func newEngine(t testing.TB, cfg policy.EngineConfig) (*policy.Engine, *prometheus.Registry) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	cfg.Registerer = reg
+	if cfg.Now == nil {
+		cfg.Now = fixedClock
+	}
+	e, err := policy.NewEngine(cfg)
+	if err != nil {
+		t.Fatalf("NewEngine: %v", err)
+	}
+	return e, reg
+}
+
+// defaultDir copies the embedded default policy directory to a temporary
+// directory the test may change.
+func defaultDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, lockboxrego.FS); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// policyDir returns a directory holding the default catalog and, as the
+// only policy, src at lockbox/authz/policy.rego.
+func policyDir(t *testing.T, src string) string {
+	t.Helper()
+	dir := t.TempDir()
+	catalog, err := fs.ReadFile(lockboxrego.FS, policy.CatalogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, policy.CatalogPath), catalog)
+	writeFile(t, filepath.Join(dir, "lockbox", "authz", "policy.rego"), []byte(src))
+	return dir
+}
+
+func writeFile(t *testing.T, name string, b []byte) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(name, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// allowedInput is a read that the default policy allows.
+func allowedInput() policy.Input {
+	return policy.Input{
+		Operator: policy.Operator{ID: "op-1", Roles: []string{"operator"}},
+		Call: policy.Call{
+			Method: "GET", Path: "/tenants/contoso/mailboxes", Service: "exchange",
+			Activity: "Get-Mailbox", Access: "read", Tenant: "contoso", ClientIP: "192.0.2.10",
+		},
+		Grant: &policy.Grant{
+			RequestID: "req-1", Tenant: "contoso", Operator: "op-1", Service: "exchange",
+			Activities: []string{}, Approver: "admin@contoso",
+			ApprovedAt: "2026-03-01T10:00:00Z", ExpiresAt: "2026-03-01T14:00:00Z",
+		},
+		Tenant: policy.Tenant{ID: "contoso", LockboxEnabled: true},
+		Now:    "2026-03-01T11:00:00Z",
+	}
+}
+
+type decisionCases struct {
+	Base  map[string]any `yaml:"base"`
+	Cases []struct {
+		Name  string         `yaml:"name"`
+		Patch map[string]any `yaml:"patch"`
+		Want  struct {
+			Allow   *bool    `yaml:"allow"`
+			Reasons []string `yaml:"reasons"`
+		} `yaml:"want"`
+	} `yaml:"cases"`
+}
+
+// mergePatch applies patch to doc as RFC 7386 describes, returning a new
+// document.
+func mergePatch(doc, patch map[string]any) map[string]any {
+	out := make(map[string]any, len(doc))
+	for k, v := range doc {
+		out[k] = v
+	}
+	for k, pv := range patch {
+		if pv == nil {
+			delete(out, k)
+			continue
+		}
+		pm, ok := pv.(map[string]any)
+		if !ok {
+			out[k] = pv
+			continue
+		}
+		dm, _ := out[k].(map[string]any)
+		out[k] = mergePatch(dm, pm)
+	}
+	return out
+}
+
+// toInput converts a generic document to an Input the way the proxy's JSON
+// would arrive, refusing fields Input does not have.
+func toInput(t *testing.T, doc map[string]any) policy.Input {
+	t.Helper()
+	b, err := json.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var in policy.Input
+	if err := dec.Decode(&in); err != nil {
+		t.Fatalf("input %s: %v", b, err)
+	}
+	return in
+}
+
+func TestDecisions(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "decisions.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases decisionCases
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cases); err != nil {
+		t.Fatal(err)
+	}
+	if len(cases.Cases) == 0 {
+		t.Fatal("no cases")
+	}
+	e, _ := newEngine(t, policy.EngineConfig{})
+	seen := make(map[string]bool)
+	for _, tc := range cases.Cases {
+		t.Run(tc.Name, func(t *testing.T) {
+			if tc.Want.Allow == nil || tc.Want.Reasons == nil {
+				t.Fatal("want needs allow and reasons")
+			}
+			in := toInput(t, mergePatch(cases.Base, tc.Patch))
+			got, err := e.Decide(t.Context(), in)
+			if err != nil {
+				t.Fatalf("Decide: %v", err)
+			}
+			want := policy.Decision{Allow: *tc.Want.Allow, Reasons: tc.Want.Reasons}
+			if got.Allow != want.Allow || !slices.Equal(got.Reasons, want.Reasons) || got.Reasons == nil {
+				t.Errorf("Decide = %+v, want %+v", got, want)
+			}
+			for _, r := range got.Reasons {
+				seen[r] = true
+				if !policy.KnownReason(r) {
+					t.Errorf("reason %q is not in policy.Reasons", r)
+				}
+			}
+		})
+	}
+	// Every reason the default policy can give on its own shows up in some
+	// case; not_allowed only follows an edit that breaks the policy, and
+	// authz_test.rego covers it.
+	for _, r := range policy.Reasons() {
+		if r != policy.ReasonNotAllowed && !seen[r] {
+			t.Errorf("no case in decisions.yaml gives reason %q", r)
+		}
+	}
+}
+
+// TestDefaultPolicyReasons keeps policy.Reasons and the reasons written in
+// authz.rego the same set.
+func TestDefaultPolicyReasons(t *testing.T) {
+	const file = "lockbox/authz/authz.rego"
+	src, err := fs.ReadFile(lockboxrego.FS, file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := ast.ParseModuleWithOpts(file, string(src), ast.ParserOptions{RegoVersion: ast.RegoV1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inRego []string
+	for _, r := range m.Rules {
+		switch r.Head.Name.String() {
+		case "denials":
+			s, ok := r.Head.Key.Value.(ast.String)
+			if !ok {
+				t.Fatalf("%s: denials key %v is not a string literal", r.Location, r.Head.Key)
+			}
+			inRego = append(inRego, string(s))
+		case "decision":
+			if r.Default {
+				var d policy.Decision
+				if err := ast.As(r.Head.Value.Value, &d); err != nil {
+					t.Fatal(err)
+				}
+				inRego = append(inRego, d.Reasons...)
+			}
+		}
+	}
+	slices.Sort(inRego)
+	want := policy.Reasons()
+	slices.Sort(want)
+	if !slices.Equal(inRego, want) {
+		t.Errorf("authz.rego gives reasons %q, policy.Reasons() lists %q", inRego, want)
+	}
+}
+
+func TestNewEngineEmbeddedDefault(t *testing.T) {
+	e, err := policy.NewEngine(policy.EngineConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Ready(); err != nil {
+		t.Errorf("Ready = %v", err)
+	}
+	if !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(e.Revision()) {
+		t.Errorf("Revision = %q, want hex sha256", e.Revision())
+	}
+	a, vars, ok := e.Match("exchange", "GET", "/tenants/contoso/mailboxes/alice/messages")
+	if !ok || a.Name != "Get-MailboxMessage" || vars["mailbox"] != "alice" {
+		t.Errorf("Match = %+v, %v, %v", a, vars, ok)
+	}
+	if names, ok := e.Activities("onedrive"); !ok || !slices.Contains(names, "Remove-OneDriveFile") {
+		t.Errorf("Activities(onedrive) = %v, %v", names, ok)
+	}
+	if _, ok := e.Activities("teams"); ok {
+		t.Error("Activities(teams) found a service the catalog lacks")
+	}
+	if got := e.Catalog().Services(); !slices.Equal(got, []string{"exchange", "onedrive", "sharepoint"}) {
+		t.Errorf("Catalog().Services() = %v", got)
+	}
+	// The same directory on disk has the same revision as embedded.
+	d, _ := newEngine(t, policy.EngineConfig{Dir: defaultDir(t)})
+	if d.Revision() != e.Revision() {
+		t.Errorf("revision on disk %s, embedded %s", d.Revision(), e.Revision())
+	}
+}
+
+func TestNewEngineRejectsNegativeTimeout(t *testing.T) {
+	if _, err := policy.NewEngine(policy.EngineConfig{EvalTimeout: -time.Second}); err == nil {
+		t.Fatal("NewEngine accepted a negative EvalTimeout")
+	}
+}
+
+func TestZeroEngineNotReady(t *testing.T) {
+	var e policy.Engine
+	if err := e.Ready(); !errors.Is(err, policy.ErrNotReady) {
+		t.Errorf("Ready = %v, want ErrNotReady", err)
+	}
+	if _, err := e.Decide(t.Context(), allowedInput()); err == nil {
+		t.Error("Decide on an engine without a policy returned no error")
+	}
+	if _, _, ok := e.Match("exchange", "GET", "/tenants/contoso/mailboxes"); ok {
+		t.Error("Match on an engine without a catalog matched")
+	}
+}
+
+// TestLoadRefuses: a directory the server would not serve stops start-up
+// with a message naming the file (and line, for Rego).
+func TestLoadRefuses(t *testing.T) {
+	valid := `package lockbox.authz
+
+default decision := {"allow": false, "reasons": ["no_grant"]}
+`
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, dir string)
+		want  string // regexp the error must match
+	}{
+		{
+			name: "syntax error",
+			setup: func(t *testing.T, dir string) {
+				writeFile(t, filepath.Join(dir, "lockbox/authz/policy.rego"), []byte("package lockbox.authz\n\ndecision := {\n"))
+			},
+			want: `lockbox/authz/policy\.rego:\d+: rego_parse_error`,
+		},
+		{
+			name: "strict: unused variable",
+			setup: func(t *testing.T, dir string) {
+				writeFile(t, filepath.Join(dir, "lockbox/authz/policy.rego"), []byte(valid+"\nx if {\n\ty := 1\n\tinput.a == 1\n}\n"))
+			},
+			want: `lockbox/authz/policy\.rego:6: rego_compile_error: assigned var y unused`,
+		},
+		{
+			name: "type error",
+			setup: func(t *testing.T, dir string) {
+				writeFile(t, filepath.Join(dir, "lockbox/authz/policy.rego"), []byte(valid+"\nx if count(1) > 0\n"))
+			},
+			want: `lockbox/authz/policy\.rego:5: rego_type_error`,
+		},
+		{
+			name: "no decision rule",
+			setup: func(t *testing.T, dir string) {
+				writeFile(t, filepath.Join(dir, "lockbox/authz/policy.rego"), []byte("package lockbox.authz\n\nallow := false\n"))
+			},
+			want: `no rule defines data\.lockbox\.authz\.decision`,
+		},
+		{
+			name: "policy in another package",
+			setup: func(t *testing.T, dir string) {
+				writeFile(t, filepath.Join(dir, "lockbox/authz/policy.rego"), []byte(strings.Replace(valid, "lockbox.authz", "lockbox.authz2", 1)))
+			},
+			want: `no rule defines data\.lockbox\.authz\.decision`,
+		},
+		{
+			name: "rule path conflicts with the catalog data",
+			setup: func(t *testing.T, dir string) {
+				writeFile(t, filepath.Join(dir, "lockbox/authz/policy.rego"), []byte(valid))
+				writeFile(t, filepath.Join(dir, "activities.rego"), []byte("package activities\n\nexchange := []\n"))
+			},
+			want: `activities\.rego:\d+: rego_compile_error: conflicting rule for data path activities/exchange`,
+		},
+		{
+			name: "invalid catalog",
+			setup: func(t *testing.T, dir string) {
+				writeFile(t, filepath.Join(dir, "lockbox/authz/policy.rego"), []byte(valid))
+				writeFile(t, filepath.Join(dir, policy.CatalogPath), []byte(`{"exchange": [{"activity": "Get-Mailbox"}]}`))
+			},
+			want: `activities/data\.json: invalid activity catalog: exchange\[0\]\.method: missing`,
+		},
+		{
+			name: "no catalog",
+			setup: func(t *testing.T, dir string) {
+				writeFile(t, filepath.Join(dir, "lockbox/authz/policy.rego"), []byte(valid))
+				if err := os.Remove(filepath.Join(dir, policy.CatalogPath)); err != nil {
+					t.Fatal(err)
+				}
+			},
+			want: `no activities/data\.json`,
+		},
+		{
+			name: "data file the server would not load",
+			setup: func(t *testing.T, dir string) {
+				writeFile(t, filepath.Join(dir, "lockbox/authz/policy.rego"), []byte(valid))
+				writeFile(t, filepath.Join(dir, "config/data.json"), []byte(`{}`))
+			},
+			want: `config/data\.json: the only data file the server loads is activities/data\.json`,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := policyDir(t, "package lockbox.authz\n")
+			if err := os.Remove(filepath.Join(dir, "lockbox/authz/policy.rego")); err != nil {
+				t.Fatal(err)
+			}
+			tc.setup(t, dir)
+			_, err := policy.NewEngine(policy.EngineConfig{Dir: dir})
+			if !errors.Is(err, policy.ErrInvalidPolicy) {
+				t.Fatalf("NewEngine = %v, want ErrInvalidPolicy", err)
+			}
+			if !regexp.MustCompile(tc.want).MatchString(err.Error()) {
+				t.Errorf("error %q does not match %q", err, tc.want)
+			}
+			if !strings.Contains(err.Error(), dir) {
+				t.Errorf("error %q does not name the directory %s", err, dir)
+			}
+		})
+	}
+}
+
+// TestDecodeStrict: only {"allow": bool, "reasons": [string]} is a decision;
+// everything else is an error of the kind named.
+func TestDecodeStrict(t *testing.T) {
+	tests := []struct {
+		name    string
+		rego    string
+		want    policy.Decision
+		wantErr error
+	}{
+		{
+			name: "well formed",
+			rego: `decision := {"allow": true, "reasons": []}`,
+			want: policy.Decision{Allow: true, Reasons: []string{}},
+		},
+		{
+			name: "well formed deny",
+			rego: `decision := {"allow": false, "reasons": ["b", "a"]}`,
+			want: policy.Decision{Allow: false, Reasons: []string{"b", "a"}},
+		},
+		{
+			name:    "undefined",
+			rego:    `decision := {"allow": true, "reasons": []} if input.call.method == "BREW"`,
+			wantErr: policy.ErrUndefined,
+		},
+		{
+			name:    "allow is a string",
+			rego:    `decision := {"allow": "true", "reasons": []}`,
+			wantErr: policy.ErrBadDecision,
+		},
+		{
+			name:    "allow is a number",
+			rego:    `decision := {"allow": 1, "reasons": []}`,
+			wantErr: policy.ErrBadDecision,
+		},
+		{
+			name:    "extra key",
+			rego:    `decision := {"allow": true, "reasons": [], "headers": {}}`,
+			wantErr: policy.ErrBadDecision,
+		},
+		{
+			name:    "missing reasons",
+			rego:    `decision := {"allow": true}`,
+			wantErr: policy.ErrBadDecision,
+		},
+		{
+			name:    "allowed misspelt",
+			rego:    `decision := {"allowed": true, "reasons": []}`,
+			wantErr: policy.ErrBadDecision,
+		},
+		{
+			name:    "reasons not strings",
+			rego:    `decision := {"allow": false, "reasons": ["a", 2]}`,
+			wantErr: policy.ErrBadDecision,
+		},
+		{
+			name:    "reasons a set",
+			rego:    `decision := {"allow": false, "reasons": {"a"}}`,
+			wantErr: policy.ErrBadDecision,
+		},
+		{
+			name:    "reasons null",
+			rego:    `decision := {"allow": true, "reasons": null}`,
+			wantErr: policy.ErrBadDecision,
+		},
+		{
+			name:    "a bare boolean",
+			rego:    `decision := true`,
+			wantErr: policy.ErrBadDecision,
+		},
+		{
+			name:    "a bare false",
+			rego:    `decision := false`,
+			wantErr: policy.ErrBadDecision,
+		},
+		{
+			name:    "a set of decisions",
+			rego:    `decision contains {"allow": true, "reasons": []}`,
+			wantErr: policy.ErrBadDecision,
+		},
+		{
+			// With strict builtin errors a division by zero is an error,
+			// not an undefined that a default would turn into an answer.
+			name: "runtime error",
+			rego: `default decision := {"allow": false, "reasons": ["fallback"]}
+
+decision := {"allow": true, "reasons": []} if 1 / count(input.call.path) > 0
+decision := {"allow": true, "reasons": []} if 1 / count(input.call.client_ip) > 0`,
+			wantErr: policy.ErrEvaluation,
+		},
+		{
+			name: "conflicting outputs",
+			rego: `decision := {"allow": true, "reasons": []} if input.call.service == "exchange"
+
+decision := {"allow": false, "reasons": ["no"]} if input.call.tenant == "contoso"`,
+			wantErr: policy.ErrEvaluation,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := policyDir(t, "package lockbox.authz\n\n"+tc.rego+"\n")
+			e, _ := newEngine(t, policy.EngineConfig{Dir: dir})
+			in := allowedInput()
+			in.Call.Path = ""     // for the runtime error case
+			in.Call.ClientIP = "" // likewise
+			got, err := e.Decide(t.Context(), in)
+			if tc.wantErr != nil {
+				if !errors.Is(err, tc.wantErr) {
+					t.Fatalf("Decide = %+v, %v; want %v", got, err, tc.wantErr)
+				}
+				if got.Allow {
+					t.Error("an error came with Allow == true")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Decide: %v", err)
+			}
+			if got.Allow != tc.want.Allow || !slices.Equal(got.Reasons, tc.want.Reasons) || got.Reasons == nil {
+				t.Errorf("Decide = %#v, want %#v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestEvalTime: time.now_ns() in the policy is input.now, and the engine's
+// clock when the input has none, in which case input.now is set to it.
+func TestEvalTime(t *testing.T) {
+	dir := policyDir(t, `package lockbox.authz
+
+decision := {
+	"allow": time.now_ns() == time.parse_rfc3339_ns(input.now),
+	"reasons": [sprintf("%d", [time.now_ns()]), input.now],
+}
+`)
+	e, _ := newEngine(t, policy.EngineConfig{Dir: dir})
+
+	in := allowedInput()
+	in.Now = "2026-03-01T11:22:33.123456789Z"
+	got, err := e.Decide(t.Context(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := strconv.FormatInt(time.Date(2026, 3, 1, 11, 22, 33, 123456789, time.UTC).UnixNano(), 10)
+	if !got.Allow || got.Reasons[0] != want {
+		t.Errorf("with input.now: %+v, want allow and now_ns %s", got, want)
+	}
+
+	in.Now = ""
+	got, err = e.Decide(t.Context(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := strconv.FormatInt(t0.UnixNano(), 10); !got.Allow || got.Reasons[0] != want || got.Reasons[1] != "2026-03-01T11:00:00Z" {
+		t.Errorf("without input.now: %+v, want allow, now_ns %s and input.now set", got, want)
+	}
+
+	in.Now = "11:00 tomorrow"
+	if _, err := e.Decide(t.Context(), in); !errors.Is(err, policy.ErrInvalidInput) {
+		t.Errorf("malformed Now: err = %v, want ErrInvalidInput", err)
+	}
+}
+
+// TestDefaultPolicyBuiltinError: the server makes builtin errors fatal, so a
+// grant time the policy can't parse is an evaluation error (which denies),
+// not an answer.
+func TestDefaultPolicyBuiltinError(t *testing.T) {
+	e, _ := newEngine(t, policy.EngineConfig{})
+	in := allowedInput()
+	in.Grant.ExpiresAt = "soon"
+	d, err := e.Decide(t.Context(), in)
+	if !errors.Is(err, policy.ErrEvaluation) || !strings.Contains(err.Error(), "authz.rego:") {
+		t.Errorf("Decide = %+v, %v; want ErrEvaluation naming authz.rego:line", d, err)
+	}
+}
+
+func TestDecideContext(t *testing.T) {
+	t.Run("canceled", func(t *testing.T) {
+		e, _ := newEngine(t, policy.EngineConfig{})
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		_, err := e.Decide(ctx, allowedInput())
+		if !errors.Is(err, policy.ErrEvaluation) || !errors.Is(err, context.Canceled) {
+			t.Errorf("err = %v, want ErrEvaluation and context.Canceled", err)
+		}
+	})
+	t.Run("eval timeout", func(t *testing.T) {
+		// Millions of steps: far beyond the timeout, which must stop it.
+		dir := policyDir(t, `package lockbox.authz
+
+decision := {"allow": n > 0, "reasons": []} if {
+	n := count({x |
+		some i in numbers.range(1, 5000)
+		some j in numbers.range(1, 5000)
+		x := i * j
+	})
+}
+`)
+		e, _ := newEngine(t, policy.EngineConfig{Dir: dir, EvalTimeout: 20 * time.Millisecond})
+		start := time.Now()
+		_, err := e.Decide(t.Context(), allowedInput())
+		if !errors.Is(err, policy.ErrEvaluation) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("err = %v, want ErrEvaluation and context.DeadlineExceeded", err)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Errorf("Decide took %s past a 20ms timeout", d)
+		}
+	})
+}
+
+func TestReloadKeepsLastGood(t *testing.T) {
+	dir := defaultDir(t)
+	e, _ := newEngine(t, policy.EngineConfig{Dir: dir})
+	rev := e.Revision()
+	reloads := func(result string) float64 {
+		return testutil.ToFloat64(policy.ReloadsCollector(e, result))
+	}
+	if reloads("success") != 0 || reloads("error") != 0 {
+		t.Fatalf("reload counters start at %v/%v, want 0/0", reloads("success"), reloads("error"))
+	}
+
+	authz := filepath.Join(dir, "lockbox", "authz", "authz.rego")
+	good, err := os.ReadFile(authz)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, authz, append(slices.Clone(good), "\nbroken if {\n"...))
+	err = e.Reload()
+	if !errors.Is(err, policy.ErrInvalidPolicy) || !strings.Contains(err.Error(), "authz.rego:") {
+		t.Fatalf("Reload = %v, want ErrInvalidPolicy naming authz.rego:line", err)
+	}
+	if e.Revision() != rev {
+		t.Error("a failed reload changed the revision")
+	}
+	if err := e.Ready(); err != nil {
+		t.Errorf("Ready after a failed reload = %v", err)
+	}
+	if d, err := e.Decide(t.Context(), allowedInput()); err != nil || !d.Allow {
+		t.Errorf("Decide after a failed reload = %+v, %v; want the last good policy's allow", d, err)
+	}
+	if reloads("error") != 1 || reloads("success") != 0 {
+		t.Errorf("reloads error=%v success=%v, want 1 and 0", reloads("error"), reloads("success"))
+	}
+
+	// A good edit: the policy now denies writes... and everything else.
+	writeFile(t, authz, []byte(strings.Replace(string(good),
+		`decision := {"allow": true, "reasons": []} if {`,
+		`decision := {"allow": true, "reasons": []} if {
+	false`, 1)))
+	if err := e.Reload(); err != nil {
+		t.Fatalf("Reload of a good policy: %v", err)
+	}
+	if e.Revision() == rev {
+		t.Error("a successful reload kept the old revision")
+	}
+	if d, err := e.Decide(t.Context(), allowedInput()); err != nil || d.Allow || !slices.Equal(d.Reasons, []string{"not_allowed"}) {
+		t.Errorf("Decide after reload = %+v, %v; want the new policy's not_allowed", d, err)
+	}
+	if reloads("error") != 1 || reloads("success") != 1 {
+		t.Errorf("reloads error=%v success=%v, want 1 and 1", reloads("error"), reloads("success"))
+	}
+	if got := testutil.ToFloat64(policy.LoadedAtCollector(e)); got != float64(t0.Unix()) {
+		t.Errorf("loaded timestamp = %v, want %v", got, t0.Unix())
+	}
+}
+
+// TestReloadSwapsCatalog: the catalog is part of the bundle; an edit of
+// data.json changes what Match finds, and a broken one changes nothing.
+func TestReloadSwapsCatalog(t *testing.T) {
+	dir := defaultDir(t)
+	e, _ := newEngine(t, policy.EngineConfig{Dir: dir})
+	catalog := filepath.Join(dir, policy.CatalogPath)
+	b, err := os.ReadFile(catalog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok := e.Match("exchange", "GET", "/tenants/contoso/rules"); ok {
+		t.Fatal("matched an activity not yet in the catalog")
+	}
+	added := strings.Replace(string(b), `"exchange": [`,
+		`"exchange": [
+    {"activity": "Get-InboxRule", "method": "GET", "path": "/tenants/{tenant}/rules", "access": "read"},`, 1)
+	writeFile(t, catalog, []byte(added))
+	if err := e.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if a, _, ok := e.Match("exchange", "GET", "/tenants/contoso/rules"); !ok || a.Name != "Get-InboxRule" {
+		t.Errorf("after reload Match = %+v, %v", a, ok)
+	}
+	in := allowedInput()
+	in.Call.Path, in.Call.Activity = "/tenants/contoso/rules", "Get-InboxRule"
+	if d, err := e.Decide(t.Context(), in); err != nil || !d.Allow {
+		t.Errorf("the policy does not see the new activity: %+v, %v", d, err)
+	}
+
+	writeFile(t, catalog, []byte(`{"exchange": [{"activity": "Get-InboxRule", "method": "GET", "path": "/rules", "access": "read"}]}`))
+	if err := e.Reload(); !errors.Is(err, policy.ErrInvalidCatalog) {
+		t.Errorf("Reload of a broken catalog = %v, want ErrInvalidCatalog", err)
+	}
+	if _, _, ok := e.Match("exchange", "GET", "/tenants/contoso/rules"); !ok {
+		t.Error("a broken catalog replaced the good one")
+	}
+}
+
+// waitFor polls cond until it holds or 2 s pass: it waits on a watcher
+// polling every few milliseconds, not on a fixed delay.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestWatch(t *testing.T) {
+	dir := defaultDir(t)
+	e, _ := newEngine(t, policy.EngineConfig{Dir: dir})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		e.Watch(ctx, 5*time.Millisecond)
+		close(done)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+
+	reloadErrors := func() float64 {
+		return testutil.ToFloat64(policy.ReloadsCollector(e, "error"))
+	}
+	rev := e.Revision()
+	authz := filepath.Join(dir, "lockbox", "authz", "authz.rego")
+	good, err := os.ReadFile(authz)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A broken edit is counted once and changes nothing.
+	writeFile(t, authz, []byte("package lockbox.authz\n\ndecision := {\n"))
+	waitFor(t, "the broken edit to be counted", func() bool { return reloadErrors() == 1 })
+	if e.Revision() != rev {
+		t.Error("a broken edit changed the revision")
+	}
+
+	// A good edit is picked up.
+	writeFile(t, authz, append(slices.Clone(good), "\n# reviewed\n"...))
+	waitFor(t, "the good edit to load", func() bool { return e.Revision() != rev })
+	if got := reloadErrors(); got != 1 {
+		t.Errorf("reload errors = %v, want the one broken edit only", got)
+	}
+	if d, err := e.Decide(t.Context(), allowedInput()); err != nil || !d.Allow {
+		t.Errorf("Decide = %+v, %v", d, err)
+	}
+}
+
+// TestWatchConfigMapSwap lays the directory out as a Kubernetes ConfigMap
+// volume does (visible names are links into "..data", itself a link to a
+// timestamped directory) and swaps "..data" atomically, as the kubelet does.
+func TestWatchConfigMapSwap(t *testing.T) {
+	root := t.TempDir()
+	version := func(name string, extra string) {
+		t.Helper()
+		if err := os.CopyFS(filepath.Join(root, name), lockboxrego.FS); err != nil {
+			t.Fatal(err)
+		}
+		authz := filepath.Join(root, name, "lockbox", "authz", "authz.rego")
+		b, err := os.ReadFile(authz)
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, authz, append(b, extra...))
+	}
+	symlink := func(target, name string) {
+		t.Helper()
+		if err := os.Symlink(target, filepath.Join(root, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	version("..2026_03_01_10_00_00.1", "")
+	symlink("..2026_03_01_10_00_00.1", "..data")
+	symlink("..data/activities", "activities")
+	symlink("..data/lockbox", "lockbox")
+
+	e, _ := newEngine(t, policy.EngineConfig{Dir: root})
+	embedded, _ := newEngine(t, policy.EngineConfig{})
+	if e.Revision() != embedded.Revision() {
+		t.Fatalf("ConfigMap layout loaded as revision %s, want the default's %s (hidden directories must be skipped)", e.Revision(), embedded.Revision())
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		e.Watch(ctx, 5*time.Millisecond)
+		close(done)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+
+	version("..2026_03_01_11_00_00.2", "\n# second version\n")
+	symlink("..2026_03_01_11_00_00.2", "..data_tmp")
+	if err := os.Rename(filepath.Join(root, "..data_tmp"), filepath.Join(root, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the swapped version to load", func() bool { return e.Revision() != embedded.Revision() })
+}
+
+func TestWatchWithoutDirWaitsForContext(t *testing.T) {
+	e, _ := newEngine(t, policy.EngineConfig{})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		e.Watch(ctx, time.Millisecond)
+		close(done)
+	}()
+	cancel()
+	<-done
+}
+
+func TestEvaluationMetric(t *testing.T) {
+	e, reg := newEngine(t, policy.EngineConfig{})
+	for range 3 {
+		if _, err := e.Decide(t.Context(), allowedInput()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := e.Decide(ctx, allowedInput()); err == nil {
+		t.Fatal("no error on a canceled context")
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "lockbox_policy_evaluation_duration_seconds" {
+			m := mf.GetMetric()
+			if len(m) != 1 || len(m[0].GetLabel()) != 0 {
+				t.Fatalf("histogram has %d series or labels %v, want one without labels", len(m), m[0].GetLabel())
+			}
+			if got := m[0].GetHistogram().GetSampleCount(); got != 4 {
+				t.Errorf("evaluations observed = %d, want 4 (errors included)", got)
+			}
+			if got := m[0].GetHistogram().GetBucket()[0].GetUpperBound(); got != 50e-6 {
+				t.Errorf("first bucket = %v, want 50µs", got)
+			}
+			return
+		}
+	}
+	t.Fatal("lockbox_policy_evaluation_duration_seconds not registered")
+}
+
+func TestMetricsRegisterOnce(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	if _, err := policy.NewEngine(policy.EngineConfig{Registerer: reg}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := policy.NewEngine(policy.EngineConfig{Registerer: reg}); err == nil {
+		t.Error("a second engine registered the same metrics without error")
+	}
+}

@@ -1,0 +1,139 @@
+package policy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/storage"
+	"github.com/open-policy-agent/opa/v1/tester"
+)
+
+// testTimeout bounds each Rego test, as `opa test` does by default.
+const testTimeout = 5 * time.Second
+
+// RunTests runs the Rego tests (rules named test_*, usually in *_test.rego
+// files) of the policy directory dir, writes OPA's report to w, and ends it
+// with a line "N passed, M failed". verbose lists passing tests too.
+//
+// dir is loaded the way `opa test dir` loads it: every .rego file, tests
+// included, and every data file at the path of its directory, so
+// activities/data.json is data.activities. The tests run as `opa test` runs
+// them, so both give the same results; in particular a builtin error makes
+// an expression undefined, where the server makes it an error that denies
+// the call. Before the tests, dir must load as the server loads it (strict
+// compilation, a valid catalog, a decision rule; the error says which file
+// and line), so that passing here means the server will serve it.
+//
+// err is non-nil when the tests could not run, or none were found; a failed
+// test is counted, not an error. A caller exits non-zero on err != nil or
+// failed > 0.
+func RunTests(ctx context.Context, dir string, w io.Writer, verbose bool) (passed, failed int, err error) {
+	files, err := readPolicyFiles(os.DirFS(dir))
+	if err != nil {
+		return 0, 0, fmt.Errorf("policy: %s: %w", dir, err)
+	}
+	if _, err := buildBundle(ctx, files, dir, time.Now()); err != nil {
+		return 0, 0, fmt.Errorf("policy: %s: %w", dir, err)
+	}
+
+	modules, store, err := tester.LoadWithParserOptions([]string{dir}, skipHidden, ast.ParserOptions{
+		RegoVersion:       ast.RegoV1,
+		ProcessAnnotation: true,
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("policy: %s: %w", dir, err)
+	}
+	txn, err := store.NewTransaction(ctx, storage.WriteParams)
+	if err != nil {
+		return 0, 0, fmt.Errorf("policy: %s: %w", dir, err)
+	}
+	defer store.Abort(ctx, txn)
+
+	compiler := ast.NewCompiler().
+		WithDefaultRegoVersion(ast.RegoV1).
+		WithPathConflictsCheck(storage.NonEmpty(ctx, store, txn)).
+		WithEnablePrintStatements(true).
+		WithUseTypeCheckAnnotations(true)
+	runner := tester.NewRunner().
+		SetCompiler(compiler).
+		SetStore(store).
+		SetModules(modules).
+		SetDefaultRegoVersion(ast.RegoV1).
+		CapturePrintOutput(true).
+		EnableTracing(true). // for the failing line in the report
+		StackTraces(true).
+		SetTimeout(testTimeout)
+	ch, err := runner.RunTests(ctx, txn)
+	if err != nil {
+		return 0, 0, fmt.Errorf("policy: %s: %w", dir, err)
+	}
+
+	// Count while passing each result on to OPA's reporter.
+	results := make(chan *tester.Result)
+	done := make(chan error, 1)
+	go func() {
+		done <- tester.PrettyReporter{Output: w, Verbose: verbose, FailureLine: true}.Report(results)
+	}()
+	ran := 0
+	for r := range ch {
+		ran++
+		p, f := count(r)
+		passed += p
+		failed += f
+		results <- r
+	}
+	close(results)
+	if err := <-done; err != nil {
+		return passed, failed, fmt.Errorf("policy: report: %w", err)
+	}
+	if _, err := fmt.Fprintf(w, "%d passed, %d failed\n", passed, failed); err != nil {
+		return passed, failed, err
+	}
+	if ran == 0 {
+		return 0, 0, fmt.Errorf("policy: %s: %w", dir, errNoTests)
+	}
+	return passed, failed, nil
+}
+
+var errNoTests = errors.New("no Rego tests found (rules named test_*)")
+
+// count counts r the way OPA's reporter does: a test with test cases counts
+// each case; an error counts as a failure; a skipped (todo_) test counts as
+// neither.
+func count(r *tester.Result) (passed, failed int) {
+	switch {
+	case r.Skip:
+		return 0, 0
+	case r.Error != nil:
+		return 0, 1
+	case len(r.SubResults) > 0:
+		for _, sr := range r.SubResults.Iter {
+			if len(sr.SubResults) == 0 {
+				if sr.Fail {
+					failed++
+				} else {
+					passed++
+				}
+			}
+		}
+		return passed, failed
+	case r.Fail:
+		return 0, 1
+	default:
+		return 1, 0
+	}
+}
+
+// skipHidden keeps files and directories whose names start with "." out of
+// the tests, as the server keeps them out of the policy (a ConfigMap
+// volume's "..data" directory).
+func skipHidden(_ string, info fs.FileInfo, depth int) bool {
+	return depth > 0 && strings.HasPrefix(info.Name(), ".")
+}

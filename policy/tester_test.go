@@ -1,0 +1,105 @@
+package policy_test
+
+import (
+	"bytes"
+	"errors"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/lockbox-oss/lockbox/policy"
+)
+
+func TestRunTestsDefaultPolicy(t *testing.T) {
+	var out bytes.Buffer
+	passed, failed, err := policy.RunTests(t.Context(), filepath.Join("..", "rego"), &out, false)
+	if err != nil {
+		t.Fatalf("RunTests: %v\n%s", err, out.String())
+	}
+	if passed == 0 || failed != 0 {
+		t.Errorf("passed %d, failed %d\n%s", passed, failed, out.String())
+	}
+	last := lastLine(out.String())
+	if want := regexp.MustCompile(`^\d+ passed, 0 failed$`); !want.MatchString(last) {
+		t.Errorf("last line %q, want %q", last, want)
+	}
+}
+
+func TestRunTestsVerboseListsPasses(t *testing.T) {
+	var out bytes.Buffer
+	if _, _, err := policy.RunTests(t.Context(), filepath.Join("..", "rego"), &out, true); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "test_read_allowed_when_grant_names_no_activities: PASS") {
+		t.Errorf("verbose report does not list a passing test:\n%s", out.String())
+	}
+}
+
+func TestRunTestsFailure(t *testing.T) {
+	dir := defaultDir(t)
+	writeFile(t, filepath.Join(dir, "lockbox", "authz", "extra_test.rego"), []byte(`package lockbox.authz_test
+
+import data.lockbox.authz
+
+test_expects_the_wrong_answer if {
+	authz.decision.allow with input as {}
+}
+
+test_catalog_is_data_activities if {
+	count(data.activities.exchange) > 0
+}
+
+test_errors if {
+	1 / count([]) > 0
+}
+`))
+	var out bytes.Buffer
+	passed, failed, err := policy.RunTests(t.Context(), dir, &out, false)
+	if err != nil {
+		t.Fatalf("RunTests: %v", err)
+	}
+	// The two extra failures: a wrong expectation, and a test whose body
+	// is undefined (a builtin error, as in opa test).
+	if failed != 2 || passed == 0 {
+		t.Errorf("passed %d, failed %d; want 2 failures\n%s", passed, failed, out.String())
+	}
+	if !strings.Contains(out.String(), "test_expects_the_wrong_answer: FAIL") {
+		t.Errorf("report does not name the failing test:\n%s", out.String())
+	}
+	if last := lastLine(out.String()); !strings.HasSuffix(last, " passed, 2 failed") {
+		t.Errorf("last line %q", last)
+	}
+}
+
+func TestRunTestsRefuses(t *testing.T) {
+	t.Run("no tests", func(t *testing.T) {
+		dir := policyDir(t, "package lockbox.authz\n\ndecision := {\"allow\": false, \"reasons\": []}\n")
+		var out bytes.Buffer
+		if _, _, err := policy.RunTests(t.Context(), dir, &out, false); err == nil {
+			t.Errorf("RunTests found nothing to run and reported no error:\n%s", out.String())
+		}
+	})
+	t.Run("policy the server would refuse", func(t *testing.T) {
+		// Passes `opa test`, but strict compilation refuses the unused
+		// variable, so the server would not start with it.
+		dir := defaultDir(t)
+		writeFile(t, filepath.Join(dir, "lockbox", "authz", "extra.rego"), []byte("package lockbox.authz\n\nx if {\n\ty := 1\n\tinput.a\n}\n"))
+		var out bytes.Buffer
+		_, _, err := policy.RunTests(t.Context(), dir, &out, false)
+		if !errors.Is(err, policy.ErrInvalidPolicy) || !strings.Contains(err.Error(), "extra.rego:4") {
+			t.Errorf("RunTests = %v, want ErrInvalidPolicy naming extra.rego:4", err)
+		}
+	})
+	t.Run("missing directory", func(t *testing.T) {
+		var out bytes.Buffer
+		if _, _, err := policy.RunTests(t.Context(), filepath.Join(t.TempDir(), "nope"), &out, false); err == nil {
+			t.Error("RunTests on a missing directory reported no error")
+		}
+	})
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return lines[len(lines)-1]
+}

@@ -1,0 +1,302 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/textproto"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/grantsig"
+	"github.com/lockbox-oss/lockbox/internal/httperr"
+)
+
+// Headers the proxy writes.
+const (
+	// HeaderUser is the identity upstreams see: always "Microsoft
+	// Operator", never the engineer.
+	HeaderUser = "X-Lockbox-User"
+	// HeaderRequestID names the lockbox request a forwarded call runs
+	// under. The signed grantsig.Header says the same, verifiably.
+	HeaderRequestID = "X-Lockbox-Request-Id"
+	// HeaderDecisionID is set on every answer to the client, denied or
+	// forwarded: the id of the proxy's log line about the call.
+	HeaderDecisionID = "X-Lockbox-Decision-Id"
+)
+
+// forwardedHeaders are the only client headers an upstream receives:
+// end-to-end headers about content and caching, none of which carries an
+// identity, a route or a hop. The proxy adds no X-Forwarded-* of its own
+// either: upstreams see "Microsoft Operator", not the engineer's network.
+// Everything else the client sent is dropped:
+// Authorization, Cookie, Forwarded and X-Forwarded-*, X-Real-IP,
+// X-Original-URL, X-Rewrite-URL, X-User, X-Lockbox-*, Via, Connection and
+// what it names, Upgrade, Expect, and any header an upstream framework
+// might one day trust. A header the client named in Connection is
+// hop-by-hop for it, so it is dropped even when listed here.
+//
+// Accept-Encoding passes, so the upstream compresses for the client and
+// the transport leaves the body alone; without it the transport asks for
+// gzip itself and decompresses. Range and If-Range serve partial downloads
+// of file contents. Content-Length is not a header here: the request's
+// ContentLength carries it.
+var forwardedHeaders = []string{
+	"Accept",
+	"Accept-Encoding",
+	"Accept-Language",
+	"Content-Encoding",
+	"Content-Type",
+	"If-Match",
+	"If-Modified-Since",
+	"If-None-Match",
+	"If-Range",
+	"If-Unmodified-Since",
+	"Range",
+	"User-Agent",
+}
+
+// ForwardedHeaders returns the allow-list of client headers an upstream
+// receives. The slice is the caller's.
+func ForwardedHeaders() []string { return slices.Clone(forwardedHeaders) }
+
+// NewTransport returns the transport the proxy uses when Config.Transport
+// is nil: bounded dial, TLS handshake and response-header waits, a pool of
+// kept-alive connections sized for a busy upstream, and no proxy from the
+// environment (a stray HTTPS_PROXY would send signed grant headers through
+// a machine nobody chose). HTTP/2 is attempted only over TLS and only when
+// http2 is true; plain-http upstreams always get HTTP/1.1, never h2c.
+func NewTransport(http2 bool) *http.Transport {
+	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+	return &http.Transport{
+		Proxy:                  nil,
+		DialContext:            dialer.DialContext,
+		TLSClientConfig:        &tls.Config{MinVersion: tls.VersionTLS12},
+		TLSHandshakeTimeout:    5 * time.Second,
+		ResponseHeaderTimeout:  30 * time.Second,
+		ExpectContinueTimeout:  time.Second,
+		IdleConnTimeout:        90 * time.Second,
+		MaxIdleConns:           512,
+		MaxIdleConnsPerHost:    128,
+		MaxResponseHeaderBytes: 1 << 20,
+		ForceAttemptHTTP2:      http2,
+	}
+}
+
+// upstream is one service's destination, with its reverse proxy built
+// once at New.
+type upstream struct {
+	service  string
+	scheme   string
+	host     string
+	basePath string // "" or "/a/b": canonical, without a trailing "/"
+	proxy    *httputil.ReverseProxy
+}
+
+func (h *Handler) newUpstream(service string, u *url.URL) *upstream {
+	up := &upstream{
+		service:  service,
+		scheme:   u.Scheme,
+		host:     u.Host,
+		basePath: strings.TrimSuffix(u.Path, "/"),
+	}
+	// Rewrite, never Director: with Director, a client can name headers in
+	// Connection and have the ones Director added stripped, and
+	// X-Forwarded-For from the client survives (net/http/httputil docs).
+	up.proxy = &httputil.ReverseProxy{
+		Rewrite:        up.rewrite,
+		Transport:      h.cfg.Transport,
+		ModifyResponse: modifyResponse,
+		ErrorHandler:   h.upstreamError,
+		ErrorLog:       slog.NewLogLogger(h.log.Handler(), slog.LevelWarn),
+	}
+	return up
+}
+
+// outboundHeader builds the header set the upstream receives, fresh: the
+// allow-listed client headers, then the proxy's own identity headers, with
+// the grant signed for this call.
+func (h *Handler) outboundHeader(in http.Header, c *call) (http.Header, Reason, error) {
+	sig, err := grantsig.Sign(h.cfg.SigningKey, grantsig.Claims{
+		RequestID: c.grant.RequestID,
+		Tenant:    c.Tenant,
+		Service:   c.Service,
+		Operator:  audit.OperatorUserID,
+		ExpiresAt: c.grant.ExpiresAt.UTC(),
+		IssuedAt:  c.now.UTC(),
+	})
+	if err != nil {
+		// Only a grant whose times JSON can't encode (a year past 9999)
+		// gets here: a record the store should never have returned.
+		return nil, ReasonStoreUnavailable, fmt.Errorf("sign grant header: %w", err)
+	}
+	hopByHop := connectionTokens(in)
+	out := make(http.Header, len(forwardedHeaders)+4)
+	for _, k := range forwardedHeaders {
+		if vs := in[k]; len(vs) > 0 && !slices.Contains(hopByHop, k) {
+			out[k] = slices.Clone(vs)
+		}
+	}
+	if teTrailers(in) {
+		// Kept from the client's hop-by-hop TE: the upstream may send
+		// trailers, which ReverseProxy relays.
+		out.Set("Te", "trailers")
+	}
+	out.Set(HeaderUser, audit.OperatorUserID)
+	out.Set(HeaderRequestID, c.grant.RequestID)
+	out.Set(grantsig.Header, sig)
+	return out, "", nil
+}
+
+// connectionTokens returns the header names the client's Connection header
+// lists, canonicalized.
+func connectionTokens(h http.Header) []string {
+	var out []string
+	for _, v := range h.Values("Connection") {
+		for tok := range strings.SplitSeq(v, ",") {
+			if tok = strings.TrimSpace(tok); tok != "" {
+				out = append(out, textproto.CanonicalMIMEHeaderKey(tok))
+			}
+		}
+	}
+	return out
+}
+
+func teTrailers(h http.Header) bool {
+	for _, v := range h.Values("Te") {
+		for tok := range strings.SplitSeq(v, ",") {
+			name, _, _ := strings.Cut(tok, ";")
+			if strings.EqualFold(strings.TrimSpace(name), "trailers") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// outcomeKey carries a forwarded call's *outcome from forward to the
+// ErrorHandler and back. It reports what happened after the verdict, for
+// the log and the metrics; the verdict itself was final before forwarding
+// and never travels in a context.
+type outcomeKey struct{}
+
+type outcome struct{ err error }
+
+// forward sends a permitted call upstream (step 8) and returns its
+// decision label: "allowed", or "error" when forwarding failed.
+//
+// The reverse proxy is not handed the client's request but a shallow copy
+// that already is the call to make: its URL is the canonical target, its
+// Header the fresh set outboundHeader built, and it has no trailers.
+// Rewrite only places it on the upstream, so beyond its method and body
+// nothing of the client's request reaches the upstream that the checks
+// didn't produce.
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, c *call) string {
+	out := &outcome{}
+	in := r.WithContext(context.WithValue(r.Context(), outcomeKey{}, out))
+	in.URL = &url.URL{Path: c.Path, RawPath: c.Path, RawQuery: c.route.target.Query()}
+	in.Header = c.header
+	in.Trailer = nil
+	if r.Body != nil && r.Body != http.NoBody {
+		// A body sent without Content-Length is only measured as it
+		// streams; past the limit the upstream sees a truncated body and
+		// the client gets 413.
+		in.Body = http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes)
+	}
+	c.route.up.proxy.ServeHTTP(w, in)
+
+	switch {
+	case out.err != nil && errors.Is(out.err, context.Canceled) && r.Context().Err() != nil:
+		// The client hung up: the call was permitted and forwarded, and
+		// nothing failed on our side or the upstream's.
+		h.log.LogAttrs(r.Context(), slog.LevelInfo, "proxy call canceled by the client", h.forwardAttrs(c, nil)...)
+		return decisionAllowed
+	case out.err != nil:
+		h.log.LogAttrs(r.Context(), slog.LevelWarn, "proxy call failed upstream", h.forwardAttrs(c, out.err)...)
+		return decisionError
+	}
+	if h.log.Enabled(r.Context(), slog.LevelDebug) {
+		h.log.LogAttrs(r.Context(), slog.LevelDebug, "proxy call forwarded", h.forwardAttrs(c, nil)...)
+	}
+	return decisionAllowed
+}
+
+func (h *Handler) forwardAttrs(c *call, err error) []slog.Attr {
+	attrs := []slog.Attr{
+		slog.String("decision_id", c.id),
+		slog.String("service", c.Service),
+		slog.String("activity", c.Activity.Name),
+		slog.String("tenant", c.Tenant),
+		slog.String("operator", c.principal.Subject),
+		slog.String("request_id", c.grant.RequestID),
+		slog.String("audit_id", c.record.Id),
+		slog.String("method", c.Method),
+		slog.String("path", c.Path),
+	}
+	if err != nil {
+		attrs = append(attrs, slog.String("reason", string(ReasonUpstreamUnavailable)), slog.Any("error", err))
+	}
+	return attrs
+}
+
+// rewrite places the call forward built on the upstream. Out starts as a
+// clone of that call; the URL and Header are set again here anyway, whole,
+// so that nothing ReverseProxy or a future Go version adds before Rewrite
+// runs can reach the upstream.
+func (u *upstream) rewrite(pr *httputil.ProxyRequest) {
+	p := u.basePath + pr.In.URL.Path
+	pr.Out.URL = &url.URL{
+		Scheme: u.scheme,
+		Host:   u.host,
+		// Path and RawPath are the same string: a canonical path has no
+		// escapes, so the upstream gets exactly the bytes the policy judged.
+		Path:     p,
+		RawPath:  p,
+		RawQuery: pr.In.URL.RawQuery,
+	}
+	pr.Out.Host = u.host
+	pr.Out.Header = pr.In.Header.Clone()
+	pr.Out.Trailer = nil
+}
+
+// modifyResponse edits the upstream's answer before it reaches the client.
+// Hop-by-hop headers are already gone (ReverseProxy removes them).
+func modifyResponse(res *http.Response) error {
+	// The client's cookies never reach an upstream (Cookie is not
+	// forwarded), so an upstream cookie can't serve a session; it could
+	// only plant state in the operator's browser for the proxy's origin,
+	// which every service shares.
+	res.Header.Del("Set-Cookie")
+	res.Header.Del("Set-Cookie2")
+	// Our decision id is already set; an upstream must not add a second.
+	res.Header.Del(HeaderDecisionID)
+	// Access ends when the grant does: a cached copy of tenant data, in
+	// the operator's browser or anywhere between, would outlive the
+	// window and any revocation, since serving it never asks the proxy.
+	res.Header.Set("Cache-Control", "no-store")
+	res.Header.Del("Expires")
+	return nil
+}
+
+// upstreamError answers a call whose forwarding failed: 413 when the body
+// outgrew the limit while streaming, else 502. The call was permitted and
+// audited; the upstream may have received it.
+func (h *Handler) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	if out, ok := r.Context().Value(outcomeKey{}).(*outcome); ok {
+		out.err = err
+	}
+	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+		httperr.Write(w, http.StatusRequestEntityTooLarge, string(ReasonBadRequest),
+			fmt.Sprintf("the request body is larger than %d bytes", h.cfg.MaxBodyBytes))
+		return
+	}
+	httperr.Write(w, ReasonUpstreamUnavailable.Status(), string(ReasonUpstreamUnavailable), publicMessage[ReasonUpstreamUnavailable])
+}

@@ -1,0 +1,631 @@
+package proxy
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/grants"
+	"github.com/lockbox-oss/lockbox/identity"
+	"github.com/lockbox-oss/lockbox/internal/httperr"
+	"github.com/lockbox-oss/lockbox/policy"
+	"github.com/lockbox-oss/lockbox/tenants"
+)
+
+// The dependencies the handler consumes, each declared here, where it is
+// used, with only the method the proxy calls. cmd/ wires the concrete types
+// (identity.Verifier, grants.Store, tenants.Store, policy.Catalog, the
+// policy engine, audit.Log); the proxy knows nothing of how they work.
+
+// Authenticator verifies a bearer token and says who it identifies. Every
+// failure must wrap identity.ErrUnauthenticated.
+type Authenticator interface {
+	Verify(ctx context.Context, raw string) (identity.Principal, error)
+}
+
+// GrantLookup returns the grant for (tenant, operator, service). It returns
+// an error wrapping grants.ErrNotFound when there is none and
+// grants.ErrInvalid for identifiers no grant can have; any other error is
+// store trouble. It must honour ctx's deadline (for go-redis: a client with
+// ContextTimeoutEnabled).
+type GrantLookup interface {
+	Grant(ctx context.Context, tenant, operator, service string) (grants.Grant, error)
+}
+
+// TenantLookup returns a tenant's settings, honouring ctx's deadline.
+type TenantLookup interface {
+	Lookup(ctx context.Context, tenant string) (tenants.Settings, error)
+}
+
+// Classifier finds the activity a canonical method and path of a service
+// invoke, with the pattern's wildcard values ("tenant" always among them).
+type Classifier interface {
+	Match(service, method, path string) (policy.Activity, map[string]string, bool)
+}
+
+// Decider asks the policy. Only a nil error with Allow == true permits the
+// call; an undefined or malformed decision must be an error. The decider
+// owns its evaluation deadline.
+type Decider interface {
+	Decide(ctx context.Context, in policy.Input) (policy.Decision, error)
+}
+
+// Auditor writes one audit record durably, or fails.
+type Auditor interface {
+	Append(ctx context.Context, r audit.Record) (audit.Record, error)
+}
+
+// Defaults of Config.
+const (
+	// DefaultGrantTimeout bounds the grant and tenant-settings lookups of
+	// one call together: two reads from a Redis that normally answers in
+	// well under a millisecond. A Redis slower than this is, to the caller,
+	// a Redis that is down: a fast 503 beats a hung operator.
+	DefaultGrantTimeout = 300 * time.Millisecond
+	// DefaultAuditTimeout bounds the audit write. It is longer than the
+	// lookups because it is a durable write (an fsync under AOF "always").
+	DefaultAuditTimeout = 2 * time.Second
+	// DefaultMaxBodyBytes limits a call's request body.
+	DefaultMaxBodyBytes = 10 << 20
+)
+
+// Config configures a Handler. Every dependency is required: a proxy that
+// can't audit, sign or decide must not start, rather than forward calls
+// unaudited or unjudged.
+type Config struct {
+	// Upstreams maps each service name (the first path segment of a call,
+	// e.g. "exchange") to its base URL, e.g. http://exchange.internal:8080
+	// or https://exchange.internal/api. The call's path within the service
+	// is appended to the base path.
+	Upstreams map[string]*url.URL
+	// Auth verifies the operator's bearer token.
+	Auth Authenticator
+	// Grants finds the operator's grant.
+	Grants GrantLookup
+	// Tenants finds the tenant's settings.
+	Tenants TenantLookup
+	// Classifier maps method and path to a catalog activity.
+	Classifier Classifier
+	// Decider is the policy.
+	Decider Decider
+	// Auditor receives one record per permitted call, before forwarding.
+	Auditor Auditor
+	// SigningKey signs the X-Lockbox-Grant header upstreams verify.
+	SigningKey ed25519.PrivateKey
+	// Now is the clock, read once per call; time.Now when nil.
+	Now func() time.Time
+	// Logger receives one line per denial; discards when nil.
+	Logger *slog.Logger
+	// Registerer receives the proxy's metrics.
+	Registerer prometheus.Registerer
+	// GrantTimeout bounds the grant and settings lookups of a call;
+	// DefaultGrantTimeout when zero.
+	GrantTimeout time.Duration
+	// AuditTimeout bounds the audit write; DefaultAuditTimeout when zero.
+	// The write runs under context.WithoutCancel, so a client hanging up
+	// can't cut it short.
+	AuditTimeout time.Duration
+	// MaxBodyBytes limits a call's request body; DefaultMaxBodyBytes when
+	// zero. A larger body gets 413.
+	MaxBodyBytes int64
+	// Transport carries calls to upstreams. When nil, the proxy builds its
+	// own (see NewTransport): never http.DefaultTransport, which has no
+	// response-header timeout, is shared with the rest of the process, and
+	// follows HTTP_PROXY from the environment.
+	Transport http.RoundTripper
+}
+
+// serviceRE is the shape of a service name, as the activity catalog has it.
+var serviceRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
+
+// CheckAndSetDefaults rejects a configuration missing a dependency or with
+// an unusable upstream, and fills in the defaults.
+func (c *Config) CheckAndSetDefaults() error {
+	switch {
+	case len(c.Upstreams) == 0:
+		return errors.New("proxy: Upstreams is required")
+	case c.Auth == nil:
+		return errors.New("proxy: Auth is required")
+	case c.Grants == nil:
+		return errors.New("proxy: Grants is required")
+	case c.Tenants == nil:
+		return errors.New("proxy: Tenants is required")
+	case c.Classifier == nil:
+		return errors.New("proxy: Classifier is required")
+	case c.Decider == nil:
+		return errors.New("proxy: Decider is required")
+	case c.Auditor == nil:
+		// Never "audit nowhere": a permitted call must leave a record.
+		return errors.New("proxy: Auditor is required")
+	case len(c.SigningKey) != ed25519.PrivateKeySize:
+		return errors.New("proxy: SigningKey must be an Ed25519 private key")
+	case c.Registerer == nil:
+		return errors.New("proxy: Registerer is required")
+	case c.GrantTimeout < 0, c.AuditTimeout < 0, c.MaxBodyBytes < 0:
+		return errors.New("proxy: GrantTimeout, AuditTimeout and MaxBodyBytes must not be negative")
+	}
+	for name, u := range c.Upstreams {
+		if err := checkUpstream(name, u); err != nil {
+			return err
+		}
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.GrantTimeout == 0 {
+		c.GrantTimeout = DefaultGrantTimeout
+	}
+	if c.AuditTimeout == 0 {
+		c.AuditTimeout = DefaultAuditTimeout
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.Transport == nil {
+		https := false
+		for _, u := range c.Upstreams {
+			https = https || u.Scheme == "https"
+		}
+		c.Transport = NewTransport(https)
+	}
+	return nil
+}
+
+// checkUpstream accepts a plain http(s) base URL: no credentials, query or
+// fragment, and a base path that is itself canonical, so that base path +
+// canonical path is still exactly what the policy judged.
+func checkUpstream(name string, u *url.URL) error {
+	switch {
+	case !serviceRE.MatchString(name):
+		return fmt.Errorf("proxy: upstream %q: a service name must match %s", name, serviceRE)
+	case u == nil:
+		return fmt.Errorf("proxy: upstream %s: no URL", name)
+	case u.Scheme != "http" && u.Scheme != "https":
+		return fmt.Errorf("proxy: upstream %s: scheme must be http or https", name)
+	case u.Host == "" || u.Opaque != "":
+		return fmt.Errorf("proxy: upstream %s: URL needs a host", name)
+	case u.User != nil:
+		return fmt.Errorf("proxy: upstream %s: credentials in the URL are not allowed", name)
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
+		return fmt.Errorf("proxy: upstream %s: URL must not have a query or fragment", name)
+	}
+	if base := strings.TrimSuffix(u.Path, "/"); base != "" {
+		if _, err := Canonicalize(base); err != nil || (u.RawPath != "" && u.RawPath != u.Path) {
+			return fmt.Errorf("proxy: upstream %s: base path %q is not canonical", name, u.Path)
+		}
+	}
+	return nil
+}
+
+// Handler is the enforcement proxy. It is safe for concurrent use and
+// keeps no state between calls: each call, even on a kept-alive
+// connection, is judged from scratch.
+type Handler struct {
+	cfg       Config
+	upstreams map[string]*upstream
+	services  string // "exchange, onedrive, sharepoint", for messages
+	metrics   *metrics
+	log       *slog.Logger
+}
+
+// New checks cfg and returns a Handler, with one reverse proxy per
+// upstream built now rather than per call.
+func New(cfg Config) (*Handler, error) {
+	if err := cfg.CheckAndSetDefaults(); err != nil {
+		return nil, err
+	}
+	services := slices.Sorted(maps.Keys(cfg.Upstreams))
+	m, err := newMetrics(cfg.Registerer, services)
+	if err != nil {
+		return nil, err
+	}
+	h := &Handler{
+		cfg:       cfg,
+		upstreams: make(map[string]*upstream, len(services)),
+		services:  strings.Join(services, ", "),
+		metrics:   m,
+		log:       cfg.Logger,
+	}
+	for _, s := range services {
+		h.upstreams[s] = h.newUpstream(s, cfg.Upstreams[s])
+	}
+	return h, nil
+}
+
+// call is what the steps learn about one request, for the next steps and
+// for the log line.
+type call struct {
+	id    string    // decision id: names this call in the log and to the client
+	now   time.Time // the call's one reading of the clock
+	label string    // service metric label: a configured service or "unknown"
+
+	principal identity.Principal
+	route     route
+	Call
+	grant    grants.Grant
+	settings tenants.Settings
+	header   http.Header // the outbound header set
+	record   audit.Record
+}
+
+// ServeHTTP judges one call and forwards it only if every check passed.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Latency is measured on the monotonic clock, not the injected one.
+	start := time.Now()
+	c := &call{
+		id:    rand.Text(),
+		now:   h.cfg.Now(),
+		label: h.metrics.label(claimedService(r.RequestURI)),
+	}
+	w.Header().Set(HeaderDecisionID, c.id)
+	decision, reason := decisionAllowed, Reason("")
+	// Deferred, because ReverseProxy ends the handler with a panic
+	// (http.ErrAbortHandler) when copying a response body fails midway;
+	// such a call was still permitted and forwarded.
+	defer func() { h.metrics.observe(c.label, decision, reason, time.Since(start)) }()
+	var err error
+	if reason, err = h.judge(r, c); reason != "" {
+		decision = decisionDenied
+		h.deny(w, r, c, reason, err)
+		return
+	}
+	decision = h.forward(w, r, c)
+}
+
+// judge runs the checks in order and returns the first denial, or "" when
+// the call may be forwarded (c then holds the outbound header set and the
+// audit record that was written).
+func (h *Handler) judge(r *http.Request, c *call) (Reason, error) {
+	ctx := r.Context()
+	var (
+		reason Reason
+		err    error
+	)
+	if reason, err = screen(r, h.cfg.MaxBodyBytes); reason != "" {
+		return reason, err
+	}
+	if c.principal, reason, err = h.authenticate(ctx, r); reason != "" {
+		return reason, err
+	}
+	if c.route, reason, err = h.resolve(r.RequestURI); reason != "" {
+		if reason == ReasonUnknownService {
+			c.label = unknownService
+		}
+		return reason, err
+	}
+	c.label = c.route.up.service
+	if c.Call, reason, err = h.classify(r, c.route); reason != "" {
+		return reason, err
+	}
+	lookupCtx, cancel := context.WithTimeout(ctx, h.cfg.GrantTimeout)
+	defer cancel()
+	if c.grant, reason, err = h.lookupGrant(lookupCtx, c.principal, c.Call, c.now); reason != "" {
+		return reason, err
+	}
+	if c.settings, reason, err = h.lookupSettings(lookupCtx, c.Tenant); reason != "" {
+		return reason, err
+	}
+	in := BuildInput(c.principal, c.Call, &c.grant, c.settings, c.now)
+	if reason, err = h.decide(ctx, in); reason != "" {
+		return reason, err
+	}
+	// The header set is built (and the grant signed) before the audit
+	// write, so that once the record is written only forwarding itself
+	// remains. (A write that times out may still land: then a record
+	// describes a call that was refused, which errs on the side of
+	// over-reporting.)
+	if c.header, reason, err = h.outboundHeader(r.Header, c); reason != "" {
+		return reason, err
+	}
+	if c.record, reason, err = h.audit(ctx, c); reason != "" {
+		return reason, err
+	}
+	return "", nil
+}
+
+// screen refuses requests the proxy does not judge at all (step 1). It
+// strips nothing: the outbound header set is built from scratch later, so
+// nothing the client sent passes unless it is on the allow-list.
+func screen(r *http.Request, maxBody int64) (Reason, error) {
+	switch {
+	case r.Method == http.MethodConnect:
+		// Also HTTP/2's extended CONNECT (RFC 8441), how websockets ride h2.
+		return ReasonBadRequest, errors.New("CONNECT is refused: the proxy opens no tunnels")
+	case r.Method == "PRI":
+		return ReasonBadRequest, errors.New("HTTP/2 prior knowledge (h2c) is refused")
+	case hasHeader(r.Header, "Upgrade"), hasHeader(r.Header, "Http2-Settings"), connectionListsUpgrade(r.Header):
+		// An upgraded connection is a tunnel whose later messages no check
+		// sees: websocket frames, or h2c streams.
+		return ReasonBadRequest, errors.New("protocol upgrades (Upgrade, h2c) are refused")
+	case !strings.HasPrefix(r.RequestURI, "/"):
+		// Absolute-form ("GET http://host/...") and authority-form targets
+		// ask a proxy to pick a destination; this one has fixed upstreams.
+		return ReasonBadRequest, errors.New(`the request target must be a path ("/service/..."), not an absolute URL or an authority`)
+	}
+	if err := RefuseMethodOverride(r.Header, r.URL.Query()); err != nil {
+		return ReasonBadRequest, err
+	}
+	if r.ContentLength > maxBody {
+		return ReasonBadRequest, withStatus(http.StatusRequestEntityTooLarge,
+			fmt.Errorf("the request body is larger than %d bytes", maxBody))
+	}
+	return "", nil
+}
+
+// hasHeader reports whether h has name, compared without regard to case,
+// so a header map built by hand with odd keys can't hide one.
+func hasHeader(h http.Header, name string) bool {
+	for k := range h {
+		if strings.EqualFold(k, name) {
+			return true
+		}
+	}
+	return false
+}
+
+func connectionListsUpgrade(h http.Header) bool {
+	for _, v := range h.Values("Connection") {
+		for tok := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(tok), "upgrade") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// authenticate returns the verified operator (step 2). The Authorization
+// header is the only source of identity; X-User and the like are never
+// read, and never forwarded either.
+func (h *Handler) authenticate(ctx context.Context, r *http.Request) (identity.Principal, Reason, error) {
+	vals := r.Header.Values("Authorization")
+	if len(vals) != 1 {
+		// Two headers could be read differently by a proxy in front of us
+		// and by us; refuse rather than pick one.
+		return identity.Principal{}, ReasonUnauthenticated, errors.New("exactly one Authorization: Bearer header is required")
+	}
+	scheme, tok, ok := strings.Cut(vals[0], " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+		return identity.Principal{}, ReasonUnauthenticated, errors.New("the Authorization header must be \"Bearer <token>\"")
+	}
+	p, err := h.cfg.Auth.Verify(ctx, tok)
+	if err != nil {
+		if !errors.Is(err, identity.ErrUnauthenticated) {
+			// Not a verdict on the token but a failure to reach one: its
+			// text is not for the client.
+			err = hide("the bearer token could not be verified", err)
+		}
+		return identity.Principal{}, ReasonUnauthenticated, err
+	}
+	switch {
+	case !p.IsProvider():
+		return p, ReasonUnauthenticated, withStatus(http.StatusForbidden,
+			errors.New("tenant users can't call through the proxy; only the provider's operators can"))
+	case !p.Has(identity.RoleOperator):
+		return p, ReasonUnauthenticated, withStatus(http.StatusForbidden,
+			errors.New("only identities with the operator role can call through the proxy"))
+	case !identity.ValidSubject(p.Subject):
+		// The subject becomes part of a Redis key; an Authenticator other
+		// than identity.Verifier might not have checked it.
+		return p, ReasonUnauthenticated, errors.New("the token's subject is not a valid user id")
+	}
+	return p, "", nil
+}
+
+// route is a canonical target resolved to its upstream.
+type route struct {
+	up     *upstream
+	target Path
+	path   string // the canonical path within the service, "/..."
+}
+
+// resolve canonicalizes the target, once, and finds its service (step 3).
+// The canonical path is what the policy judges, the audit records and the
+// upstream receives.
+func (h *Handler) resolve(rawTarget string) (route, Reason, error) {
+	target, err := Canonicalize(rawTarget)
+	if err != nil {
+		return route{}, ReasonBadRequest, err
+	}
+	service, rest, ok := strings.Cut(target.String()[1:], "/")
+	up := h.upstreams[service]
+	switch {
+	case up == nil:
+		// The segment is not echoed: it is the caller's, and could be long.
+		return route{}, ReasonUnknownService, fmt.Errorf("the first path segment names no service this proxy serves (%s)", h.services)
+	case !ok:
+		return route{}, ReasonUnknownService, fmt.Errorf("a call names a path within the service: /%s/...", service)
+	}
+	return route{up: up, target: target, path: "/" + rest}, "", nil
+}
+
+// classify finds the call's catalog activity and tenant (step 4).
+func (h *Handler) classify(r *http.Request, rt route) (Call, Reason, error) {
+	service := rt.up.service
+	a, vars, ok := h.cfg.Classifier.Match(service, r.Method, rt.path)
+	if !ok {
+		return Call{}, ReasonUnknownActivity, fmt.Errorf("%s %s is no activity of %s", r.Method, rt.path, service)
+	}
+	tenant := vars["tenant"]
+	if tenant == "" {
+		return Call{}, ReasonUnknownActivity, fmt.Errorf("activity %s names no tenant", a.Name)
+	}
+	return Call{
+		Method:   r.Method,
+		Service:  service,
+		Path:     rt.path,
+		Activity: a,
+		Tenant:   tenant,
+		ClientIP: peerIP(r.RemoteAddr),
+	}, "", nil
+}
+
+// peerIP is the address of the socket peer. Client-supplied headers
+// (X-Forwarded-For, Forwarded, X-Real-IP) are never read: any client can
+// write them.
+func peerIP(remoteAddr string) string {
+	host, _, err := net.SplitHostPort(remoteAddr)
+	if err != nil {
+		return ""
+	}
+	if a, err := netip.ParseAddr(host); err == nil {
+		return a.Unmap().String()
+	}
+	return host
+}
+
+// lookupGrant finds and checks the grant for (tenant, operator, service)
+// of the call (step 5). The lookup is by the call's tenant, so a grant for
+// another tenant is simply not found.
+func (h *Handler) lookupGrant(ctx context.Context, p identity.Principal, c Call, now time.Time) (grants.Grant, Reason, error) {
+	if !identity.ValidTenantID(c.Tenant) {
+		return grants.Grant{}, ReasonNoGrant, fmt.Errorf("no grant can exist for tenant %q: not a tenant id", c.Tenant)
+	}
+	g, err := h.cfg.Grants.Grant(ctx, c.Tenant, p.Subject, c.Service)
+	switch {
+	case errors.Is(err, grants.ErrNotFound), errors.Is(err, grants.ErrInvalid):
+		return grants.Grant{}, ReasonNoGrant, fmt.Errorf("you have no approved lockbox request for %s of tenant %s", c.Service, c.Tenant)
+	case err != nil:
+		return grants.Grant{}, ReasonStoreUnavailable, fmt.Errorf("grant lookup: %w", err)
+	}
+	// A grant that names another call is checked before its expiry, so
+	// that a tampered or misfiled record is reported as what it is.
+	switch {
+	case g.Tenant != c.Tenant || g.Service != c.Service || g.Operator != p.Subject:
+		return g, ReasonTenantMismatch, fmt.Errorf("the grant found (request %s) is not for this tenant, service and operator", g.RequestID)
+	case g.RequestID == "":
+		return g, ReasonStoreUnavailable, errors.New("grant lookup: the grant record names no request")
+	case !g.Valid(now):
+		return g, ReasonGrantExpired, fmt.Errorf("the grant of request %s expired at %s", g.RequestID, g.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	return g, "", nil
+}
+
+// lookupSettings reads the tenant's settings for the policy input (step 5).
+func (h *Handler) lookupSettings(ctx context.Context, tenant string) (tenants.Settings, Reason, error) {
+	s, err := h.cfg.Tenants.Lookup(ctx, tenant)
+	if err != nil {
+		return tenants.Settings{}, ReasonStoreUnavailable, fmt.Errorf("tenant settings lookup: %w", err)
+	}
+	return s, "", nil
+}
+
+// decide asks the policy (step 6). Only an explicit allow permits.
+func (h *Handler) decide(ctx context.Context, in policy.Input) (Reason, error) {
+	d, err := h.cfg.Decider.Decide(ctx, in)
+	switch {
+	case err != nil:
+		return ReasonPolicyError, fmt.Errorf("policy: %w", err)
+	case !d.Allow:
+		msg := "the policy denied this call"
+		if len(d.Reasons) > 0 {
+			msg += ": " + strings.Join(d.Reasons, "; ")
+		}
+		return ReasonPolicyDenied, errors.New(msg)
+	}
+	return "", nil
+}
+
+// audit writes the operator-action record (step 7) before anything
+// reaches the upstream. The write is detached from the client's context:
+// a client that hangs up must not be able to cancel the record of a call
+// it made, and has its own deadline so a slow Redis can't hang the call.
+func (h *Handler) audit(ctx context.Context, c *call) (audit.Record, Reason, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.AuditTimeout)
+	defer cancel()
+	approvedAt := c.grant.ApprovedAt.UTC()
+	rec, err := h.cfg.Auditor.Append(ctx, audit.Record{
+		CreationTime:        c.now.UTC(),
+		Operation:           c.Activity.Name,
+		OrganizationId:      c.Tenant,
+		Workload:            c.Service,
+		UserId:              audit.OperatorUserID,
+		UserType:            audit.UserTypeDcAdmin,
+		ClientIP:            c.ClientIP,
+		ResultStatus:        audit.ResultSucceeded,
+		LockboxRequestId:    c.grant.RequestID,
+		LockboxApprover:     c.grant.Approver,
+		LockboxApprovalTime: &approvedAt,
+		Method:              c.Method,
+		Path:                c.Path,
+		ProviderUserId:      c.principal.Subject,
+	})
+	if err != nil {
+		h.metrics.auditErrors.Inc()
+		return audit.Record{}, ReasonAuditUnavailable, fmt.Errorf("audit: %w", err)
+	}
+	return rec, "", nil
+}
+
+// deny answers a refused call and logs it, once.
+func (h *Handler) deny(w http.ResponseWriter, r *http.Request, c *call, reason Reason, err error) {
+	status := statusOf(reason, err)
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="lockbox"`)
+	}
+	httperr.Write(w, status, string(reason), messageOf(reason, err))
+	level := slog.LevelInfo
+	if status >= http.StatusInternalServerError {
+		level = slog.LevelError
+	}
+	h.log.LogAttrs(r.Context(), level, "proxy call denied",
+		slog.String("decision_id", c.id),
+		slog.String("reason", string(reason)),
+		slog.Int("status", status),
+		// The metric's label: the service once routed, else the one the
+		// target claims if configured, else "unknown".
+		slog.String("service", c.label),
+		slog.String("activity", c.Activity.Name),
+		slog.String("tenant", c.Tenant),
+		slog.String("operator", c.principal.Subject),
+		slog.String("request_id", c.grant.RequestID),
+		slog.String("method", r.Method),
+		slog.String("path", c.route.path),
+		slog.String("client_ip", peerIP(r.RemoteAddr)),
+		slog.Any("error", err),
+	)
+}
+
+// claimedService is the first segment of a raw target, for the metric
+// label before the target is canonicalized; only configured service names
+// survive metrics.label.
+func claimedService(rawTarget string) string {
+	s, ok := strings.CutPrefix(rawTarget, "/")
+	if !ok {
+		return ""
+	}
+	if i := strings.IndexAny(s, "/?"); i >= 0 {
+		s = s[:i]
+	}
+	return s
+}
+
+// hiddenError is a denial cause whose text is for the log only: the client
+// reads msg.
+type hiddenError struct {
+	msg string
+	err error
+}
+
+func (e *hiddenError) Error() string { return e.msg + ": " + e.err.Error() }
+func (e *hiddenError) Unwrap() error { return e.err }
+
+func hide(msg string, err error) error { return &hiddenError{msg: msg, err: err} }

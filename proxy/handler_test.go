@@ -1,0 +1,799 @@
+package proxy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/grants"
+	"github.com/lockbox-oss/lockbox/grantsig"
+	"github.com/lockbox-oss/lockbox/identity"
+	"github.com/lockbox-oss/lockbox/internal/keys"
+	"github.com/lockbox-oss/lockbox/policy"
+	"github.com/lockbox-oss/lockbox/tenants"
+)
+
+const mailboxes = "/exchange/tenants/contoso/mailboxes"
+
+// as returns a request by p with the given method, target and extra
+// headers.
+func as(p identity.Principal, method, target string, extra ...[2]string) func(*testEnv) rawRequest {
+	return func(e *testEnv) rawRequest {
+		return rawRequest{method: method, target: target, header: append([][2]string{{"Authorization", e.bearer(p)}}, extra...)}
+	}
+}
+
+// Setups shared by the denial cases.
+var (
+	// readsOnContoso approves alice's request for exchange on contoso,
+	// naming no activities: every read, no write.
+	readsOnContoso = func(e *testEnv) { e.grantFor(alice, "contoso", "exchange", 2*time.Hour) }
+	// readsEverywhere also approves fabrikam, so a target that escapes
+	// from one tenant to the other would find a grant there too.
+	readsEverywhere = func(e *testEnv) {
+		e.grantFor(alice, "contoso", "exchange", 2*time.Hour)
+		e.grantFor(alice, "fabrikam", "exchange", 2*time.Hour)
+	}
+)
+
+// deadClient returns a go-redis client that fails every command at once.
+func deadClient(e *testEnv) *redis.Client {
+	c := redis.NewClient(&redis.Options{Addr: e.rdb.Options().Addr, DB: e.rdb.Options().DB})
+	c.Close()
+	return c
+}
+
+// refusingClient returns a client for a port nothing listens on.
+func refusingClient(t testing.TB) *redis.Client {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// hangingClient returns a client for a server that accepts connections and
+// never answers: a Redis stuck on a slow disk, or a black-holed network.
+// The client honours context deadlines, as the production wiring must.
+func hangingClient(t testing.TB) *redis.Client {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu    sync.Mutex
+		conns []net.Conn
+	)
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	c := redis.NewClient(&redis.Options{Addr: l.Addr().String(), ContextTimeoutEnabled: true, MaxRetries: -1})
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func grantStoreOn(t testing.TB, e *testEnv, rdb *redis.Client) *grants.Store {
+	s, err := grants.NewStore(grants.Config{Redis: rdb, Audit: audit.NewLog(rdb, e.clk.Now), Tenants: e.tenants, Catalog: e.catalog, Now: e.clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// writeGrantRow stores g as the grant of (tenant, operator, service), as a
+// buggy store or someone with write access to Redis could.
+func writeGrantRow(e *testEnv, tenant, operator, service string, g grants.Grant) {
+	b, err := json.Marshal(g)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := e.rdb.Set(context.Background(), keys.Grant(tenant, operator, service), b, time.Hour).Err(); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func TestDenials(t *testing.T) {
+	tests := []struct {
+		name   string
+		config envOption
+		setup  func(e *testEnv)
+		req    func(e *testEnv) rawRequest
+		status int
+		reason Reason
+		// label is the service label the denial is counted under.
+		label string
+		// within bounds the answer's latency, for dependencies that hang.
+		within time.Duration
+		// message is part of the error message the client must read.
+		message string
+	}{
+		// 1. Requests the proxy does not judge at all.
+		{name: "dot segments escaping to another tenant", setup: readsEverywhere,
+			req: as(alice, "GET", "/exchange/tenants/contoso/../fabrikam/mailboxes"), status: 400, reason: ReasonBadRequest, label: "exchange"},
+		{name: "encoded slash", setup: readsEverywhere,
+			req: as(alice, "GET", "/exchange/tenants/contoso%2fmailboxes"), status: 400, reason: ReasonBadRequest, label: "exchange"},
+		{name: "encoded dot segments", setup: readsEverywhere,
+			req: as(alice, "GET", "/exchange/tenants/contoso/%2e%2e/fabrikam/mailboxes"), status: 400, reason: ReasonBadRequest, label: "exchange"},
+		{name: "double slash", setup: readsOnContoso,
+			req: as(alice, "GET", "/exchange//tenants/contoso/mailboxes"), status: 400, reason: ReasonBadRequest, label: "exchange"},
+		{name: "matrix parameter", setup: readsOnContoso,
+			req: as(alice, "GET", "/exchange/tenants/contoso;v=1/mailboxes"), status: 400, reason: ReasonBadRequest, label: "exchange"},
+		{name: "trailing slash", setup: readsOnContoso,
+			req: as(alice, "GET", mailboxes+"/"), status: 400, reason: ReasonBadRequest, label: "exchange"},
+		{name: "method override header", setup: readsOnContoso,
+			req: as(alice, "GET", mailboxes, [2]string{"X-HTTP-Method-Override", "DELETE"}), status: 400, reason: ReasonBadRequest, label: "exchange"},
+		{name: "method override parameter", setup: readsOnContoso,
+			req: as(alice, "GET", mailboxes+"?_method=DELETE"), status: 400, reason: ReasonBadRequest, label: "exchange"},
+		{name: "encoded method override parameter", setup: readsOnContoso,
+			req: as(alice, "GET", mailboxes+"?%5Fmethod=DELETE"), status: 400, reason: ReasonBadRequest, label: "exchange"},
+		{name: "CONNECT", setup: readsOnContoso,
+			req: as(alice, "CONNECT", "exchange.internal:443"), status: 400, reason: ReasonBadRequest, label: unknownService},
+		{name: "Upgrade: websocket", setup: readsOnContoso,
+			req: as(alice, "GET", mailboxes, [2]string{"Connection", "Upgrade"}, [2]string{"Upgrade", "websocket"},
+				[2]string{"Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="}, [2]string{"Sec-WebSocket-Version", "13"}),
+			status: 400, reason: ReasonBadRequest, label: "exchange"},
+		{name: "h2c upgrade", setup: readsOnContoso,
+			req: as(alice, "GET", mailboxes, [2]string{"Connection", "Upgrade, HTTP2-Settings"}, [2]string{"Upgrade", "h2c"},
+				[2]string{"HTTP2-Settings", "AAMAAABkAARAAAAAAAIAAAAA"}),
+			status: 400, reason: ReasonBadRequest, label: "exchange"},
+		{name: "absolute-form target", setup: readsOnContoso,
+			req: as(alice, "GET", "http://exchange.internal"+mailboxes), status: 400, reason: ReasonBadRequest, label: unknownService},
+		{name: "body over the limit", setup: func(e *testEnv) { e.grantFor(alice, "contoso", "exchange", 2*time.Hour, "New-MailboxRepairRequest") },
+			config: func(_ *testEnv, c *Config) { c.MaxBodyBytes = 1024 },
+			req: func(e *testEnv) rawRequest {
+				q := as(alice, "POST", mailboxes+"/alice/repair", [2]string{"Content-Type", "application/json"})(e)
+				q.body = strings.Repeat("x", 2048)
+				return q
+			},
+			status: 413, reason: ReasonBadRequest, label: "exchange"},
+
+		// 2. Authentication.
+		{name: "no token", setup: readsOnContoso,
+			req: func(*testEnv) rawRequest { return rawRequest{method: "GET", target: mailboxes} }, status: 401, reason: ReasonUnauthenticated, label: "exchange"},
+		{name: "bad token", setup: readsOnContoso,
+			req: func(*testEnv) rawRequest {
+				return rawRequest{method: "GET", target: mailboxes, header: [][2]string{{"Authorization", "Bearer not.a.token"}}}
+			}, status: 401, reason: ReasonUnauthenticated, label: "exchange"},
+		{name: "token of another audience", setup: readsOnContoso,
+			req: func(e *testEnv) rawRequest {
+				tok, err := identity.Mint(e.idKey, testIssuer, "another-app", identity.Claims{Subject: alice.Subject, Roles: alice.Roles}, e.clk.Now())
+				if err != nil {
+					e.t.Fatal(err)
+				}
+				return rawRequest{method: "GET", target: mailboxes, header: [][2]string{{"Authorization", "Bearer " + tok}}}
+			}, status: 401, reason: ReasonUnauthenticated, label: "exchange"},
+		{name: "expired token", setup: readsOnContoso,
+			req: func(e *testEnv) rawRequest {
+				tok, err := identity.Mint(e.idKey, testIssuer, testAudience, identity.Claims{Subject: alice.Subject, Roles: alice.Roles, TTL: time.Minute}, e.clk.Now().Add(-time.Hour))
+				if err != nil {
+					e.t.Fatal(err)
+				}
+				return rawRequest{method: "GET", target: mailboxes, header: [][2]string{{"Authorization", "Bearer " + tok}}}
+			}, status: 401, reason: ReasonUnauthenticated, label: "exchange"},
+		{name: "two Authorization headers", setup: readsOnContoso,
+			req: func(e *testEnv) rawRequest {
+				return rawRequest{method: "GET", target: mailboxes, header: [][2]string{{"Authorization", e.bearer(alice)}, {"Authorization", e.bearer(alice)}}}
+			}, status: 401, reason: ReasonUnauthenticated, label: "exchange"},
+		{name: "Basic scheme", setup: readsOnContoso,
+			req: func(*testEnv) rawRequest {
+				return rawRequest{method: "GET", target: mailboxes, header: [][2]string{{"Authorization", "Basic YWxpY2U6cHc="}}}
+			}, status: 401, reason: ReasonUnauthenticated, label: "exchange"},
+		{name: "identity headers instead of a token", setup: readsOnContoso,
+			req: func(*testEnv) rawRequest {
+				return rawRequest{method: "GET", target: mailboxes, header: [][2]string{{"X-User", alice.Subject}, {"X-Lockbox-User", alice.Subject}, {"X-Forwarded-User", alice.Subject}}}
+			}, status: 401, reason: ReasonUnauthenticated, label: "exchange"},
+		{name: "provider identity without the operator role", setup: readsOnContoso,
+			req: as(manager, "GET", mailboxes), status: 403, reason: ReasonUnauthenticated, label: "exchange"},
+		{name: "tenant user claiming the operator role", setup: readsOnContoso,
+			req: as(eve, "GET", mailboxes), status: 403, reason: ReasonUnauthenticated, label: "exchange"},
+
+		// 3. Routing.
+		{name: "unknown service", setup: readsOnContoso,
+			req: as(alice, "GET", "/teams/tenants/contoso/channels"), status: 404, reason: ReasonUnknownService, label: unknownService},
+		{name: "root", req: as(alice, "GET", "/"), status: 404, reason: ReasonUnknownService, label: unknownService},
+		{name: "service alone", req: as(alice, "GET", "/exchange"), status: 404, reason: ReasonUnknownService, label: unknownService},
+
+		// 4. Classification.
+		{name: "path no activity has", setup: readsOnContoso,
+			req: as(alice, "GET", "/exchange/tenants/contoso/calendars"), status: 403, reason: ReasonUnknownActivity, label: "exchange"},
+		{name: "method no activity has", setup: readsOnContoso,
+			req: as(alice, "PUT", mailboxes), status: 403, reason: ReasonUnknownActivity, label: "exchange"},
+		{name: "another service's path", setup: readsOnContoso,
+			req: as(alice, "GET", "/exchange/tenants/contoso/sites"), status: 403, reason: ReasonUnknownActivity, label: "exchange"},
+
+		// 5. Grant.
+		{name: "no grant", req: as(alice, "GET", mailboxes), status: 403, reason: ReasonNoGrant, label: "exchange"},
+		{name: "request awaiting the tenant", setup: func(e *testEnv) {
+			r, err := e.grants.Create(context.Background(), grants.Actor{Principal: alice}, grants.CreateInput{
+				Tenant: "contoso", Service: "exchange", ServiceRequest: "SR-1", Reason: "r", Duration: grants.Duration(time.Hour)})
+			if err != nil {
+				e.t.Fatal(err)
+			}
+			if _, err := e.grants.Act(context.Background(), r.ID, grants.ActionApprove, grants.Actor{Principal: manager}, ""); err != nil {
+				e.t.Fatal(err)
+			}
+		}, req: as(alice, "GET", mailboxes), status: 403, reason: ReasonNoGrant, label: "exchange"},
+		{name: "grant expired exactly now", setup: func(e *testEnv) {
+			r := e.grantFor(alice, "contoso", "exchange", time.Hour)
+			// The key is still in Redis (its TTL is in real seconds); only
+			// the absolute expiry can refuse the call.
+			e.clk.Set(*r.ExpiresAt)
+		}, req: as(alice, "GET", mailboxes), status: 403, reason: ReasonGrantExpired, label: "exchange", message: "expired at 2025-03-01T10:00:00Z"},
+		{name: "grant revoked", setup: func(e *testEnv) {
+			r := e.grantFor(alice, "contoso", "exchange", time.Hour)
+			if _, err := e.grants.Act(context.Background(), r.ID, grants.ActionRevoke, grants.Actor{Principal: tenantAdmin("contoso")}, "done"); err != nil {
+				e.t.Fatal(err)
+			}
+		}, req: as(alice, "GET", mailboxes), status: 403, reason: ReasonNoGrant, label: "exchange"},
+		{name: "grant for another tenant", setup: readsOnContoso,
+			req: as(alice, "GET", "/exchange/tenants/fabrikam/mailboxes"), status: 403, reason: ReasonNoGrant, label: "exchange"},
+		{name: "grant for another service", setup: readsOnContoso,
+			req: as(alice, "GET", "/sharepoint/tenants/contoso/sites"), status: 403, reason: ReasonNoGrant, label: "sharepoint"},
+		{name: "grant of another operator", setup: func(e *testEnv) { e.grantFor(bob, "contoso", "exchange", time.Hour) },
+			req: as(alice, "GET", mailboxes), status: 403, reason: ReasonNoGrant, label: "exchange"},
+		{name: "tenant no grant can name", setup: readsOnContoso,
+			req: as(alice, "GET", "/exchange/tenants/Contoso/mailboxes"), status: 403, reason: ReasonNoGrant, label: "exchange"},
+		{name: "grant row naming another tenant", setup: func(e *testEnv) {
+			writeGrantRow(e, "contoso", alice.Subject, "exchange", grants.Grant{
+				RequestID: "0195a000-0000-7000-8000-000000000001", Tenant: "fabrikam", Operator: alice.Subject, Service: "exchange",
+				Activities: []string{}, Approver: "admin@fabrikam.example", ApprovedAt: testStart, ExpiresAt: testStart.Add(time.Hour)})
+		}, req: as(alice, "GET", mailboxes), status: 403, reason: ReasonTenantMismatch, label: "exchange"},
+		{name: "grant row naming another operator", setup: func(e *testEnv) {
+			writeGrantRow(e, "contoso", alice.Subject, "exchange", grants.Grant{
+				RequestID: "0195a000-0000-7000-8000-000000000002", Tenant: "contoso", Operator: bob.Subject, Service: "exchange",
+				Activities: []string{}, Approver: "admin@contoso.example", ApprovedAt: testStart, ExpiresAt: testStart.Add(time.Hour)})
+		}, req: as(alice, "GET", mailboxes), status: 403, reason: ReasonTenantMismatch, label: "exchange"},
+		{name: "Redis client closed", setup: readsOnContoso,
+			config: func(e *testEnv, c *Config) { c.Grants = grantStoreOn(e.t, e, deadClient(e)) },
+			req:    as(alice, "GET", mailboxes), status: 503, reason: ReasonStoreUnavailable, label: "exchange", within: time.Second},
+		{name: "Redis refusing connections", setup: readsOnContoso,
+			config: func(e *testEnv, c *Config) { c.Grants = grantStoreOn(e.t, e, refusingClient(e.t)) },
+			req:    as(alice, "GET", mailboxes), status: 503, reason: ReasonStoreUnavailable, label: "exchange", within: time.Second},
+		{name: "Redis hanging", setup: readsOnContoso,
+			config: func(e *testEnv, c *Config) {
+				c.Grants = grantStoreOn(e.t, e, hangingClient(e.t))
+				c.GrantTimeout = 100 * time.Millisecond
+			},
+			req: as(alice, "GET", mailboxes), status: 503, reason: ReasonStoreUnavailable, label: "exchange", within: time.Second},
+		{name: "tenant settings unreadable", setup: readsOnContoso,
+			config: func(e *testEnv, c *Config) { c.Tenants = tenants.NewStore(deadClient(e), e.audit, e.clk.Now) },
+			req:    as(alice, "GET", mailboxes), status: 503, reason: ReasonStoreUnavailable, label: "exchange", within: time.Second},
+
+		// 6. Policy.
+		{name: "write the request did not name", setup: readsOnContoso,
+			req: as(alice, "DELETE", mailboxes+"/alice/messages/42"), status: 403, reason: ReasonPolicyDenied, label: "exchange",
+			message: "write_not_requested"},
+		{name: "read the request did not name", setup: func(e *testEnv) { e.grantFor(alice, "contoso", "exchange", time.Hour, "Get-Mailbox") },
+			req: as(alice, "GET", mailboxes+"/alice/messages"), status: 403, reason: ReasonPolicyDenied, label: "exchange",
+			message: "activity_not_requested"},
+		{name: "policy says no without reasons", setup: readsOnContoso,
+			config: func(_ *testEnv, c *Config) {
+				c.Decider = deciderFunc(func(context.Context, policy.Input) (policy.Decision, error) { return policy.Decision{}, nil })
+			},
+			req: as(alice, "GET", mailboxes), status: 403, reason: ReasonPolicyDenied, label: "exchange"},
+		{name: "policy evaluation error", setup: readsOnContoso,
+			config: func(_ *testEnv, c *Config) {
+				c.Decider = deciderFunc(func(context.Context, policy.Input) (policy.Decision, error) {
+					return policy.Decision{Allow: true}, errors.New("eval_conflict_error: functions must not produce multiple outputs")
+				})
+			},
+			req: as(alice, "GET", mailboxes), status: 403, reason: ReasonPolicyError, label: "exchange"},
+		{name: "policy decision undefined", setup: readsOnContoso,
+			config: func(_ *testEnv, c *Config) {
+				c.Decider = deciderFunc(func(context.Context, policy.Input) (policy.Decision, error) {
+					return policy.Decision{}, errors.New("data.lockbox.authz.decision is undefined")
+				})
+			},
+			req: as(alice, "GET", mailboxes), status: 403, reason: ReasonPolicyError, label: "exchange"},
+
+		// 7. Audit.
+		{name: "audit sink failing", setup: readsOnContoso,
+			config: func(_ *testEnv, c *Config) {
+				c.Auditor = auditorFunc(func(context.Context, audit.Record) (audit.Record, error) {
+					return audit.Record{}, errors.New("disk full")
+				})
+			},
+			req: as(alice, "GET", mailboxes), status: 503, reason: ReasonAuditUnavailable, label: "exchange"},
+		{name: "audit stream unwritable in Redis", setup: func(e *testEnv) {
+			e.grantFor(alice, "contoso", "exchange", time.Hour)
+			// XADD on a string fails with WRONGTYPE.
+			ctx := context.Background()
+			if err := e.rdb.Set(ctx, keys.Audit("contoso"), "not a stream", 0).Err(); err != nil {
+				e.t.Fatal(err)
+			}
+		}, req: as(alice, "GET", mailboxes), status: 503, reason: ReasonAuditUnavailable, label: "exchange"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var opts []envOption
+			if tt.config != nil {
+				opts = append(opts, tt.config)
+			}
+			e := newTestEnv(t, opts...)
+			if tt.setup != nil {
+				tt.setup(e)
+			}
+			start := time.Now()
+			res := e.send(tt.req(e))
+			elapsed := time.Since(start)
+
+			if res.status != tt.status {
+				t.Errorf("status = %d, want %d (body %s)", res.status, tt.status, res.body)
+			}
+			if code := res.errorCode(t); code != string(tt.reason) {
+				t.Errorf("code = %q, want %q", code, tt.reason)
+			}
+			if !strings.Contains(string(res.body), tt.message) {
+				t.Errorf("message %s lacks %q", res.body, tt.message)
+			}
+			for _, internal := range []string{"redis", "dial", "127.0.0.1", "WRONGTYPE", "disk full", "eval_conflict", "data.lockbox"} {
+				if strings.Contains(string(res.body), internal) {
+					t.Errorf("message %s shows an internal detail (%s)", res.body, internal)
+				}
+			}
+			if n := e.upstreamCalls(); n != 0 {
+				t.Errorf("upstreams received %d requests, want none", n)
+			}
+			if tt.within > 0 && elapsed > tt.within {
+				t.Errorf("answered in %s, want within %s", elapsed, tt.within)
+			}
+			if tt.status == http.StatusUnauthorized && res.header.Get("WWW-Authenticate") == "" {
+				t.Error("401 without WWW-Authenticate")
+			}
+			if got := testutil.ToFloat64(e.h.metrics.denials.WithLabelValues(tt.label, string(tt.reason))); got != 1 {
+				t.Errorf("denials{service=%q,reason=%q} = %v, want 1", tt.label, tt.reason, got)
+			}
+			if got := sumMetric(t, e, "lockbox_proxy_denials_total"); got != 1 {
+				t.Errorf("denials in all = %v, want 1", got)
+			}
+			if got := testutil.ToFloat64(e.h.metrics.requests.WithLabelValues(tt.label, decisionDenied)); got != 1 {
+				t.Errorf("requests{service=%q,decision=denied} = %v, want 1", tt.label, got)
+			}
+			wantAuditErrors := 0.0
+			if tt.reason == ReasonAuditUnavailable {
+				wantAuditErrors = 1
+			}
+			if got := testutil.ToFloat64(e.h.metrics.auditErrors); got != wantAuditErrors {
+				t.Errorf("audit write errors = %v, want %v", got, wantAuditErrors)
+			}
+			lines := e.logLines("proxy call denied")
+			if len(lines) != 1 {
+				t.Fatalf("%d denial log lines, want 1:\n%s", len(lines), e.logs.String())
+			}
+			if l := lines[0]; l["reason"] != string(tt.reason) || l["decision_id"] != res.header.Get(HeaderDecisionID) || l["decision_id"] == "" {
+				t.Errorf("log line %v: want reason %s and decision id %s", l, tt.reason, res.header.Get(HeaderDecisionID))
+			}
+		})
+	}
+}
+
+// sumMetric adds up every series of the named metric family.
+func sumMetric(t testing.TB, e *testEnv, name string) float64 {
+	t.Helper()
+	mfs, err := e.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			sum += m.GetCounter().GetValue()
+		}
+	}
+	return sum
+}
+
+// hostileHeaders are what a client might send to impersonate someone, to
+// steer a path-based router behind the proxy, or to smuggle a header past
+// it. None may reach an upstream.
+var hostileHeaders = [][2]string{
+	{"Cookie", "session=alice"},
+	{"X-Forwarded-For", "203.0.113.99"},
+	{"X-Forwarded-Host", "admin.internal"},
+	{"X-Forwarded-Proto", "https"},
+	{"Forwarded", "for=203.0.113.99;host=admin.internal"},
+	{"X-Real-IP", "203.0.113.99"},
+	{"X-Original-URL", "/exchange/tenants/fabrikam/mailboxes"},
+	{"X-Rewrite-URL", "/exchange/tenants/fabrikam/mailboxes"},
+	{"X-User", "root"},
+	{"X-Lockbox-User", "alice@provider.example"},
+	{"X-Lockbox-Grant", "forged.signature"},
+	{"X-Lockbox-Request-Id", "0195a000-0000-7000-8000-00000000dead"},
+	{"Via", "1.1 evil"},
+	{"Proxy-Authorization", "Basic cm9vdDpwdw=="},
+	// A header named in Connection is hop-by-hop, even one that is on the
+	// allow-list.
+	{"Connection", "keep-alive, X-Secret, Accept-Language"},
+	{"X-Secret", "1"},
+	{"Accept-Language", "de-CH"},
+	// End-to-end content headers pass.
+	{"Accept", "application/json"},
+	{"User-Agent", "support-console/1.0"},
+	{"If-None-Match", `"v1"`},
+}
+
+func TestAllowed(t *testing.T) {
+	tests := []struct {
+		name       string
+		lockboxOff bool
+		activities []string
+		method     string
+		target     string
+		body       string
+		// clockAt moves the clock relative to the grant's expiry.
+		beforeExpiry time.Duration
+		activity     string
+	}{
+		{name: "read, lockbox on", method: "GET", target: mailboxes + "/alice/messages?top=10&skip=0&q=a%20b", activity: "Get-MailboxMessage"},
+		{name: "read, lockbox off", lockboxOff: true, method: "GET", target: mailboxes + "/alice/messages", activity: "Get-MailboxMessage"},
+		{name: "read a nanosecond before expiry", beforeExpiry: time.Nanosecond, method: "GET", target: mailboxes, activity: "Get-Mailbox"},
+		{name: "named write with a body", activities: []string{"New-MailboxRepairRequest"}, method: "POST",
+			target: mailboxes + "/alice/repair", body: `{"kind":"index"}`, activity: "New-MailboxRepairRequest"},
+		{name: "named delete", lockboxOff: true, activities: []string{"Remove-MailboxMessage"}, method: "DELETE",
+			target: mailboxes + "/alice/messages/AAMk-42", activity: "Remove-MailboxMessage"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var (
+				mu     sync.Mutex // the decider runs on the server's goroutine
+				inputs []policy.Input
+			)
+			e := newTestEnv(t, func(e *testEnv, c *Config) {
+				rule := ruleDecider{catalog: e.catalog}
+				c.Decider = deciderFunc(func(ctx context.Context, in policy.Input) (policy.Decision, error) {
+					mu.Lock()
+					inputs = append(inputs, in)
+					mu.Unlock()
+					return rule.Decide(ctx, in)
+				})
+			})
+			if tt.lockboxOff {
+				e.setLockbox("contoso", false)
+			}
+			req := e.grantFor(alice, "contoso", "exchange", 2*time.Hour, tt.activities...)
+			if tt.beforeExpiry > 0 {
+				e.clk.Set(req.ExpiresAt.Add(-tt.beforeExpiry))
+			} else {
+				e.clk.Advance(10 * time.Minute)
+			}
+			now := e.clk.Now()
+
+			q := as(alice, tt.method, tt.target, hostileHeaders...)(e)
+			if tt.body != "" {
+				q.header = append(q.header, [2]string{"Content-Type", "application/json"})
+				q.body = tt.body
+			}
+			res := e.send(q)
+			if res.status != http.StatusOK {
+				t.Fatalf("status = %d, body %s", res.status, res.body)
+			}
+
+			// What the upstream received.
+			got := e.up["exchange"].requests()
+			if len(got) != 1 {
+				t.Fatalf("upstream received %d requests, want 1", len(got))
+			}
+			up := got[0]
+			canonical := strings.TrimPrefix(tt.target, "/exchange")
+			path, _, _ := strings.Cut(canonical, "?")
+			if want := "/api/exchange" + canonical; up.RequestURI != want {
+				t.Errorf("upstream RequestURI = %q, want %q", up.RequestURI, want)
+			}
+			if up.Method != tt.method || string(up.Body) != tt.body || up.BodyErr != nil {
+				t.Errorf("upstream got %s with body %q (%v), want %s %q", up.Method, up.Body, up.BodyErr, tt.method, tt.body)
+			}
+			if want := e.up["exchange"].srv.Listener.Addr().String(); up.Host != want {
+				t.Errorf("upstream Host = %q, want %q", up.Host, want)
+			}
+			checkOutboundHeaders(t, e, up.Header, req, now)
+			if tt.body != "" && up.Header.Get("Content-Type") != "application/json" {
+				t.Errorf("Content-Type = %q", up.Header.Get("Content-Type"))
+			}
+
+			// What the client received.
+			if string(res.body) != fmt.Sprintf(`{"ok":true,"path":%q}`+"\n", "/api/exchange"+path) {
+				t.Errorf("body = %s", res.body)
+			}
+			if res.header.Get("Set-Cookie") != "" || res.header.Get("X-Upstream") != "yes" || res.header.Get("Cache-Control") != "no-store" {
+				t.Errorf("response headers %v: want Set-Cookie dropped, X-Upstream kept, no-store", res.header)
+			}
+			if ids := res.header.Values(HeaderDecisionID); len(ids) != 1 || ids[0] == "forged-by-upstream" {
+				t.Errorf("decision id %q: want exactly the proxy's", ids)
+			}
+
+			// What the policy judged.
+			mu.Lock()
+			defer mu.Unlock()
+			if len(inputs) != 1 {
+				t.Fatalf("decider called %d times", len(inputs))
+			}
+			in := inputs[0]
+			if in.Call.Path != path || in.Call.Tenant != "contoso" || in.Call.Service != "exchange" || in.Call.Activity != tt.activity ||
+				in.Call.ClientIP != "127.0.0.1" || in.Grant == nil || in.Grant.RequestID != req.ID || in.Tenant.LockboxEnabled == tt.lockboxOff ||
+				in.Now != now.Format(time.RFC3339Nano) || in.Operator.ID != alice.Subject {
+				t.Errorf("policy input %+v", in)
+			}
+
+			// What the audit log holds.
+			recs, err := e.audit.List(context.Background(), "contoso", 1)
+			if err != nil || len(recs) != 1 {
+				t.Fatalf("audit: %v %v", recs, err)
+			}
+			approvedAt := req.ApprovedAt.UTC()
+			want := audit.Record{
+				Id:                  recs[0].Id,
+				CreationTime:        now.Truncate(time.Millisecond),
+				Operation:           tt.activity,
+				OrganizationId:      "contoso",
+				Workload:            "exchange",
+				UserId:              "Microsoft Operator",
+				UserType:            "DcAdmin",
+				ClientIP:            "127.0.0.1",
+				ResultStatus:        "Succeeded",
+				LockboxRequestId:    req.ID,
+				LockboxApprover:     req.Approver,
+				LockboxApprovalTime: &approvedAt,
+				Method:              tt.method,
+				Path:                path,
+				ProviderUserId:      alice.Subject,
+			}
+			if g, w := fmt.Sprintf("%+v", deref(recs[0])), fmt.Sprintf("%+v", deref(want)); g != w {
+				t.Errorf("audit record\n got %s\nwant %s", g, w)
+			}
+			wantApprover := tenantAdmin("contoso").Subject
+			if tt.lockboxOff {
+				wantApprover = manager.Subject
+			}
+			if recs[0].LockboxApprover != wantApprover || recs[0].Id == "" {
+				t.Errorf("approver %q, id %q: want approver %q", recs[0].LockboxApprover, recs[0].Id, wantApprover)
+			}
+
+			if got := testutil.ToFloat64(e.h.metrics.requests.WithLabelValues("exchange", decisionAllowed)); got != 1 {
+				t.Errorf("requests{exchange,allowed} = %v", got)
+			}
+			if got := sumMetric(t, e, "lockbox_proxy_denials_total"); got != 0 {
+				t.Errorf("denials = %v", got)
+			}
+		})
+	}
+}
+
+// deref makes a record printable with its approval time's value.
+func deref(r audit.Record) any {
+	type flat struct {
+		audit.Record
+		ApprovalTime time.Time
+	}
+	f := flat{Record: r}
+	if r.LockboxApprovalTime != nil {
+		f.ApprovalTime = r.LockboxApprovalTime.UTC()
+		f.Record.LockboxApprovalTime = nil
+	}
+	f.Record.CreationTime = f.Record.CreationTime.UTC()
+	return f
+}
+
+// checkOutboundHeaders asserts the upstream saw exactly the proxy's header
+// set: allow-listed client headers, and the proxy's identity headers with a
+// grant header that verifies.
+func checkOutboundHeaders(t *testing.T, e *testEnv, h http.Header, req grants.Request, now time.Time) {
+	t.Helper()
+	allowed := append(ForwardedHeaders(), HeaderUser, HeaderRequestID, grantsig.Header, "Te", "Content-Length")
+	for k := range h {
+		if !slices.Contains(allowed, k) {
+			t.Errorf("upstream received header %s: %q", k, h[k])
+		}
+	}
+	for _, k := range []string{"Authorization", "Cookie", "X-Forwarded-For", "Forwarded", "X-Real-Ip", "X-Original-Url",
+		"X-User", "X-Secret", "Accept-Language", "Via", "Proxy-Authorization", "Connection"} {
+		if v, ok := h[k]; ok {
+			t.Errorf("upstream received %s: %q", k, v)
+		}
+	}
+	if h.Get("Accept") != "application/json" || h.Get("User-Agent") != "support-console/1.0" || h.Get("If-None-Match") != `"v1"` {
+		t.Errorf("allow-listed headers lost: %v", h)
+	}
+	if v := h.Values(HeaderUser); len(v) != 1 || v[0] != "Microsoft Operator" {
+		t.Errorf("%s = %q", HeaderUser, v)
+	}
+	if v := h.Values(HeaderRequestID); len(v) != 1 || v[0] != req.ID {
+		t.Errorf("%s = %q, want %s", HeaderRequestID, v, req.ID)
+	}
+	sig := h.Values(grantsig.Header)
+	if len(sig) != 1 {
+		t.Fatalf("%s = %q", grantsig.Header, sig)
+	}
+	claims, err := grantsig.Verify(e.grantPub, sig[0], now)
+	if err != nil {
+		t.Fatalf("grant header does not verify: %v", err)
+	}
+	want := grantsig.Claims{RequestID: req.ID, Tenant: "contoso", Service: "exchange", Operator: "Microsoft Operator",
+		ExpiresAt: req.ExpiresAt.UTC(), IssuedAt: now.UTC()}
+	if claims != want {
+		t.Errorf("grant claims %+v, want %+v", claims, want)
+	}
+}
+
+// TestKeepAlive sends two calls on one connection: each is judged on its
+// own, so a revocation between them denies the second.
+func TestKeepAlive(t *testing.T) {
+	e := newTestEnv(t)
+	req := e.grantFor(alice, "contoso", "exchange", time.Hour)
+	c := e.dial()
+	call := as(alice, "GET", mailboxes)(e)
+	if res := c.do(call); res.status != http.StatusOK {
+		t.Fatalf("first call: %d %s", res.status, res.body)
+	}
+	if _, err := e.grants.Act(context.Background(), req.ID, grants.ActionRevoke, grants.Actor{Principal: tenantAdmin("contoso")}, "fixed"); err != nil {
+		t.Fatal(err)
+	}
+	res := c.do(call)
+	if res.status != http.StatusForbidden || res.errorCode(t) != string(ReasonNoGrant) {
+		t.Fatalf("second call: %d %s", res.status, res.body)
+	}
+	if n := len(e.up["exchange"].requests()); n != 1 {
+		t.Errorf("upstream received %d requests, want 1", n)
+	}
+}
+
+// TestUpstreamUnavailable: a permitted call whose upstream is down is
+// audited, answered 502, and counted as an error, not a denial.
+func TestUpstreamUnavailable(t *testing.T) {
+	e := newTestEnv(t, func(e *testEnv, c *Config) {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		u := &url.URL{Scheme: "http", Host: l.Addr().String()}
+		l.Close()
+		c.Upstreams["exchange"] = u
+	})
+	e.grantFor(alice, "contoso", "exchange", time.Hour)
+	res := e.send(as(alice, "GET", mailboxes)(e))
+	if res.status != http.StatusBadGateway || res.errorCode(t) != string(ReasonUpstreamUnavailable) {
+		t.Fatalf("%d %s", res.status, res.body)
+	}
+	if got := testutil.ToFloat64(e.h.metrics.requests.WithLabelValues("exchange", decisionError)); got != 1 {
+		t.Errorf("requests{exchange,error} = %v", got)
+	}
+	if got := sumMetric(t, e, "lockbox_proxy_denials_total"); got != 0 {
+		t.Errorf("denials = %v, want 0", got)
+	}
+	recs, err := e.audit.List(context.Background(), "contoso", 1)
+	if err != nil || len(recs) != 1 || recs[0].Operation != "Get-Mailbox" {
+		t.Errorf("audit record of the attempted call: %v %v", recs, err)
+	}
+	if lines := e.logLines("proxy call failed upstream"); len(lines) != 1 || lines[0]["audit_id"] != recs[0].Id {
+		t.Errorf("log lines %v", lines)
+	}
+}
+
+// TestStreamedBodyOverLimit: a chunked body has no length to check up
+// front; it is cut off at the limit while streaming, and the client gets
+// 413.
+func TestStreamedBodyOverLimit(t *testing.T) {
+	e := newTestEnv(t, func(_ *testEnv, c *Config) { c.MaxBodyBytes = 1024 })
+	e.grantFor(alice, "contoso", "exchange", time.Hour, "New-MailboxRepairRequest")
+	q := as(alice, "POST", mailboxes+"/alice/repair", [2]string{"Transfer-Encoding", "chunked"})(e)
+	raw := string(q.bytes())
+	chunk := strings.Repeat("x", 4096)
+	raw += fmt.Sprintf("%x\r\n%s\r\n0\r\n\r\n", len(chunk), chunk)
+	c := e.dial()
+	if _, err := c.c.Write([]byte(raw)); err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.ReadResponse(c.br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("status %d", res.StatusCode)
+	}
+	for _, r := range e.up["exchange"].requests() {
+		if r.BodyErr == nil || len(r.Body) > 1024 {
+			t.Errorf("upstream read %d bytes of the body, error %v: want it cut off", len(r.Body), r.BodyErr)
+		}
+	}
+	if got := testutil.ToFloat64(e.h.metrics.requests.WithLabelValues("exchange", decisionError)); got != 1 {
+		t.Errorf("requests{exchange,error} = %v", got)
+	}
+}
+
+func TestNewRejects(t *testing.T) {
+	e := newTestEnv(t)
+	valid := func() Config {
+		key, _ := identity.GenerateDevKey()
+		u, _ := url.Parse("http://exchange.internal:8080/api")
+		return Config{
+			Upstreams: map[string]*url.URL{"exchange": u}, Auth: e.h.cfg.Auth, Grants: e.grants, Tenants: e.tenants,
+			Classifier: e.catalog, Decider: ruleDecider{}, Auditor: e.audit, SigningKey: key,
+		}
+	}
+	mustURL := func(s string) *url.URL {
+		u, err := url.Parse(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u
+	}
+	tests := []struct {
+		name   string
+		change func(c *Config)
+		want   string
+	}{
+		{"no upstreams", func(c *Config) { c.Upstreams = nil }, "Upstreams"},
+		{"no authenticator", func(c *Config) { c.Auth = nil }, "Auth"},
+		{"no grants", func(c *Config) { c.Grants = nil }, "Grants"},
+		{"no tenants", func(c *Config) { c.Tenants = nil }, "Tenants"},
+		{"no classifier", func(c *Config) { c.Classifier = nil }, "Classifier"},
+		{"no decider", func(c *Config) { c.Decider = nil }, "Decider"},
+		{"no auditor", func(c *Config) { c.Auditor = nil }, "Auditor"},
+		{"no signing key", func(c *Config) { c.SigningKey = nil }, "SigningKey"},
+		{"no registerer", func(c *Config) { c.Registerer = nil }, "Registerer"},
+		{"negative timeout", func(c *Config) { c.GrantTimeout = -1 }, "negative"},
+		{"bad service name", func(c *Config) { c.Upstreams = map[string]*url.URL{"Exchange": mustURL("http://x")} }, "service name"},
+		{"nil URL", func(c *Config) { c.Upstreams = map[string]*url.URL{"exchange": nil} }, "no URL"},
+		{"ftp", func(c *Config) { c.Upstreams = map[string]*url.URL{"exchange": mustURL("ftp://x")} }, "scheme"},
+		{"no host", func(c *Config) { c.Upstreams = map[string]*url.URL{"exchange": mustURL("http:///api")} }, "host"},
+		{"credentials", func(c *Config) { c.Upstreams = map[string]*url.URL{"exchange": mustURL("http://u:p@x")} }, "credentials"},
+		{"query", func(c *Config) { c.Upstreams = map[string]*url.URL{"exchange": mustURL("http://x/?a=b")} }, "query"},
+		{"non-canonical base path", func(c *Config) { c.Upstreams = map[string]*url.URL{"exchange": mustURL("http://x/a/../b")} }, "canonical"},
+		{"escaped base path", func(c *Config) { c.Upstreams = map[string]*url.URL{"exchange": mustURL("http://x/a%2fb")} }, "canonical"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := valid()
+			c.Registerer = e.reg // a second registration fails later; these must fail first
+			tt.change(&c)
+			_, err := New(c)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("New: %v, want an error naming %q", err, tt.want)
+			}
+		})
+	}
+	t.Run("valid", func(t *testing.T) {
+		c := valid()
+		c.Registerer = prometheus.NewRegistry()
+		if _, err := New(c); err != nil {
+			t.Fatal(err)
+		}
+	})
+}

@@ -1,0 +1,75 @@
+package proxy
+
+import (
+	"errors"
+	"net/http"
+	"testing"
+)
+
+func TestReasons(t *testing.T) {
+	want := map[Reason]int{
+		ReasonBadRequest:          http.StatusBadRequest,
+		ReasonUnauthenticated:     http.StatusUnauthorized,
+		ReasonUnknownService:      http.StatusNotFound,
+		ReasonUnknownActivity:     http.StatusForbidden,
+		ReasonNoGrant:             http.StatusForbidden,
+		ReasonGrantExpired:        http.StatusForbidden,
+		ReasonTenantMismatch:      http.StatusForbidden,
+		ReasonPolicyDenied:        http.StatusForbidden,
+		ReasonPolicyError:         http.StatusForbidden,
+		ReasonStoreUnavailable:    http.StatusServiceUnavailable,
+		ReasonAuditUnavailable:    http.StatusServiceUnavailable,
+		ReasonUpstreamUnavailable: http.StatusBadGateway,
+	}
+	all := AllReasons()
+	if len(all) != len(want) {
+		t.Fatalf("AllReasons has %d reasons, want %d", len(all), len(want))
+	}
+	seen := map[Reason]bool{}
+	for _, r := range all {
+		if seen[r] {
+			t.Errorf("%s listed twice", r)
+		}
+		seen[r] = true
+		if got := r.Status(); got != want[r] {
+			t.Errorf("%s.Status() = %d, want %d", r, got, want[r])
+		}
+		if r.Denial() != (r != ReasonUpstreamUnavailable) {
+			t.Errorf("%s.Denial() = %t", r, r.Denial())
+		}
+	}
+	if Reason("nope").Status() != 0 || Reason("nope").Denial() {
+		t.Error("a reason outside the set has a status")
+	}
+	all[0] = "changed"
+	if AllReasons()[0] != ReasonBadRequest {
+		t.Error("AllReasons shares its slice")
+	}
+}
+
+func TestMessages(t *testing.T) {
+	internal := errors.New("dial tcp 10.0.0.7:6379: connection refused")
+	tests := []struct {
+		name   string
+		reason Reason
+		err    error
+		status int
+		msg    string
+	}{
+		{"caller's own error is shown", ReasonNoGrant, errors.New("no grant for exchange"), 403, "no grant for exchange"},
+		{"store trouble is not", ReasonStoreUnavailable, internal, 503, publicMessage[ReasonStoreUnavailable]},
+		{"policy internals are not", ReasonPolicyError, internal, 403, publicMessage[ReasonPolicyError]},
+		{"hidden cause", ReasonUnauthenticated, hide("the bearer token could not be verified", internal), 401, "the bearer token could not be verified"},
+		{"status override", ReasonUnauthenticated, withStatus(403, errors.New("operators only")), 403, "operators only"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := statusOf(tt.reason, tt.err); got != tt.status {
+				t.Errorf("status %d, want %d", got, tt.status)
+			}
+			if got := messageOf(tt.reason, tt.err); got != tt.msg {
+				t.Errorf("message %q, want %q", got, tt.msg)
+			}
+		})
+	}
+}
