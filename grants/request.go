@@ -66,9 +66,6 @@ const (
 	DecisionWindow = 12 * time.Hour
 )
 
-// Services are the tenant data services requests can name.
-var Services = []string{"exchange", "sharepoint", "onedrive"}
-
 // SystemActor is the actor recorded for transitions Lockbox takes itself.
 const SystemActor = "lockbox"
 

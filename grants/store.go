@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
 	"time"
 
@@ -311,7 +310,7 @@ func (s *Store) List(ctx context.Context, p identity.Principal, f Filter) ([]Req
 // Redis read. It returns ErrNotFound when there is none; the caller must
 // still check Grant.Valid against its clock.
 func (s *Store) Grant(ctx context.Context, tenant, operator, service string) (Grant, error) {
-	if keys.ValidTenant(tenant) != nil || keys.ValidUser(operator) != nil || !slices.Contains(Services, service) {
+	if keys.ValidTenant(tenant) != nil || keys.ValidUser(operator) != nil || keys.ValidService(service) != nil {
 		return Grant{}, newErr(ErrInvalid, "invalid_grant_key", "invalid tenant, operator or service")
 	}
 	b, err := s.cfg.Redis.Get(ctx, keys.Grant(tenant, operator, service)).Bytes()

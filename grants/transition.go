@@ -72,8 +72,10 @@ func New(in CreateInput, actor Actor, id string, now time.Time, cat Catalog) (Re
 	if err := keys.ValidTenant(in.Tenant); err != nil {
 		return Request{}, newErr(ErrInvalid, "invalid_tenant", "%v", err)
 	}
-	if !slices.Contains(Services, in.Service) {
-		return Request{}, newErr(ErrInvalid, "invalid_service", "service %q must be one of %s", in.Service, strings.Join(Services, ", "))
+	// The catalog, which security teams edit, is the list of services.
+	known, ok := cat.Activities(in.Service)
+	if !ok {
+		return Request{}, newErr(ErrInvalid, "invalid_service", "service %q is not in the activity catalog", in.Service)
 	}
 	in.ServiceRequest = strings.TrimSpace(in.ServiceRequest)
 	if in.ServiceRequest == "" {
@@ -91,10 +93,6 @@ func New(in CreateInput, actor Actor, id string, now time.Time, cat Catalog) (Re
 	}
 	if d := in.Duration.Std(); d <= 0 || d > MaxDuration {
 		return Request{}, newErr(ErrInvalid, "invalid_duration", "duration must be more than 0 and at most %s, got %s", "4h", d)
-	}
-	known, ok := cat.Activities(in.Service)
-	if !ok {
-		return Request{}, newErr(ErrInvalid, "invalid_service", "service %q has no activity catalog", in.Service)
 	}
 	var acts []string
 	for _, a := range in.Activities {

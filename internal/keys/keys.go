@@ -23,6 +23,7 @@ var (
 	tenantRE = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$`)
 	// User subjects: e-mail-like or opaque ids from an identity provider.
 	userRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$`)
+	serviceRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
 	// Request ids are UUIDs (v7 for new requests).
 	idRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
 )
@@ -31,6 +32,14 @@ var (
 func ValidTenant(t string) error {
 	if !tenantRE.MatchString(t) {
 		return fmt.Errorf("%w: tenant %q must be 1-63 lower-case letters, digits or '-'", ErrInvalid, t)
+	}
+	return nil
+}
+
+// ValidService checks a service name (as in the activity catalog).
+func ValidService(s string) error {
+	if !serviceRE.MatchString(s) {
+		return fmt.Errorf("%w: service %q must be 1-32 lower-case letters, digits or '-'", ErrInvalid, s)
 	}
 	return nil
 }
