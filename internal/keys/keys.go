@@ -22,7 +22,7 @@ var (
 	// key's hash slot or shape.
 	tenantRE = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$`)
 	// User subjects: e-mail-like or opaque ids from an identity provider.
-	userRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$`)
+	userRE    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$`)
 	serviceRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
 	// Request ids are UUIDs (v7 for new requests).
 	idRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
