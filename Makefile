@@ -14,6 +14,10 @@ SCRUB_ENV = for v in $$(env | sed -n 's/^\(LOCKBOX_[A-Za-z0-9_]*\)=.*/\1/p'); do
 		case "$$v" in LOCKBOX_TEST_*) ;; *) unset "$$v" ;; esac; \
 	done
 
+# How long "make test" runs each fuzz target beyond its seeds: a short
+# regression pass; run longer by hand (make test FUZZTIME=5m).
+FUZZTIME ?= 10s
+
 .PHONY: help run build test bench lint fmt
 
 help: ## List the targets
@@ -25,7 +29,7 @@ run: ## Start "lockbox dev": embedded store, demo tenant, printed tokens
 build: ## Build static binaries of ./cmd/... into bin/
 	CGO_ENABLED=0 go build -trimpath -o bin/ ./cmd/...
 
-test: ## go vet, all tests with -race against a real redis-server, then the Rego tests
+test: ## go vet, all tests with -race against a real redis-server, the Rego tests, short fuzzing
 	./scripts/ensure-deps.sh
 	@$(SCRUB_ENV); \
 	echo "go vet ./..."; \
@@ -35,7 +39,12 @@ test: ## go vet, all tests with -race against a real redis-server, then the Rego
 	echo "go run ./cmd/lockbox policy test rego/"; \
 	go run ./cmd/lockbox policy test rego/; \
 	echo "(cd tools && go tool opa check --strict ../rego && go tool opa test ../rego)"; \
-	(cd tools && go tool opa check --strict ../rego && go tool opa test ../rego)
+	(cd tools && go tool opa check --strict ../rego && go tool opa test ../rego); \
+	for f in "FuzzCanonicalize ./proxy" "FuzzInputBuilder ./proxy" "FuzzInputBuilder ./policy" "FuzzVerify ./identity"; do \
+		set -- $$f; \
+		echo "go test -run '^$$' -fuzz '^$$1$$' -fuzztime $(FUZZTIME) $$2"; \
+		go test -run '^$$' -fuzz "^$$1$$" -fuzztime $(FUZZTIME) "$$2"; \
+	done
 
 bench: ## Benchmarks only (no tests), with allocations
 	./scripts/ensure-deps.sh

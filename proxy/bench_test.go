@@ -8,22 +8,42 @@ import (
 	"net/url"
 	"testing"
 	"time"
+
+	"github.com/lockbox-oss/lockbox/policy"
 )
 
 // BenchmarkProxyAllow measures one permitted call end to end: a client
 // over loopback HTTP, the whole handler (token verification,
 // canonicalization, catalog match, grant and settings reads from a real
 // Redis, the policy decision, the durable audit write) and an upstream
-// that answers at once. The decider is the Go rule of the tests; a variant
-// with the Rego engine belongs beside it once the engine exists.
+// that answers at once. "rego" decides with the real OPA engine and the
+// default policy; "go-rule" with the Go mirror of that rule, which shows
+// what the policy evaluation itself costs.
 func BenchmarkProxyAllow(b *testing.B) {
+	engine, err := policy.NewEngine(policy.EngineConfig{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, d := range []struct {
+		name    string
+		decider func(*testEnv) Decider
+	}{
+		{"rego", func(*testEnv) Decider { return engine }},
+		{"go-rule", func(e *testEnv) Decider { return ruleDecider{catalog: e.catalog} }},
+	} {
+		b.Run(d.name, func(b *testing.B) { benchmarkProxyAllow(b, d.decider) })
+	}
+}
+
+func benchmarkProxyAllow(b *testing.B, decider func(*testEnv) Decider) {
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `{"value":[]}`)
 	}))
 	b.Cleanup(upstream.Close)
-	e := newTestEnv(b, func(_ *testEnv, c *Config) {
+	e := newTestEnv(b, func(e *testEnv, c *Config) {
+		c.Decider = decider(e)
 		// Production logs at Info, where a permitted call writes nothing.
 		c.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
 		u, err := url.Parse(upstream.URL)
