@@ -196,11 +196,15 @@ func runBinaries(t *testing.T, lockbox, ctl string) {
 		}
 		apiRE := regexp.MustCompile(`API\s+(http://127\.0\.0\.1:\d+)/v1`)
 		var addr string
+		var printed strings.Builder
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
+			printed.WriteString(sc.Text() + "\n")
 			if m := apiRE.FindStringSubmatch(sc.Text()); m != nil {
 				addr = m[1]
-				break
+			}
+			if strings.HasPrefix(strings.TrimSpace(sc.Text()), "metrics") {
+				break // the proxy line comes before it
 			}
 		}
 		go io.Copy(io.Discard, stdout)
@@ -215,6 +219,25 @@ func runBinaries(t *testing.T, lockbox, ctl string) {
 		envFile, _ := os.ReadFile(filepath.Join(dir, "env"))
 		if !strings.Contains(string(envFile), "export LOCKBOX_ADDR="+addr) || !strings.Contains(string(envFile), "LOCKBOX_APPROVER_TOKEN=") {
 			t.Fatalf("env file:\n%s", envFile)
+		}
+		// The proxy is up in front of the demo services, and refuses an
+		// operator without a grant.
+		proxyRE := regexp.MustCompile(`proxy\s+(http://127\.0\.0\.1:\d+)/`)
+		m := proxyRE.FindStringSubmatch(printed.String())
+		if m == nil {
+			t.Fatalf("lockbox dev printed no proxy address:\n%s", printed.String())
+		}
+		opTok, _ := os.ReadFile(filepath.Join(dir, "operator.jwt"))
+		req, _ := http.NewRequest("GET", m[1]+"/exchange/tenants/contoso/mailboxes", nil)
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(opTok)))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 403 || !strings.Contains(string(body), `"no_grant"`) {
+			t.Fatalf("proxy without a grant: %d %s", resp.StatusCode, body)
 		}
 		// The demo approver is assigned, and the token files work.
 		ctlCmd := osexec.Command(ctl, "--token-file", filepath.Join(dir, "approver.jwt"), "approver", "list", "contoso")

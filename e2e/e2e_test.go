@@ -16,6 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/lockbox-oss/lockbox/audit"
 	"github.com/lockbox-oss/lockbox/cli"
 	"github.com/lockbox-oss/lockbox/config"
@@ -32,6 +35,7 @@ import (
 // world is one running Lockbox and tokens for its users.
 type world struct {
 	t      *testing.T
+	srv    *server.Server
 	addr   string
 	proxy  string
 	clock  *clock.Fake
@@ -107,7 +111,7 @@ func start(t *testing.T) *world {
 			t.Errorf("server: %v", err)
 		}
 	})
-	w := &world{t: t, addr: "http://" + srv.APIAddr(), proxy: "http://" + srv.ProxyAddr(), clock: c, tokens: map[string]string{}}
+	w := &world{t: t, srv: srv, addr: "http://" + srv.APIAddr(), proxy: "http://" + srv.ProxyAddr(), clock: c, tokens: map[string]string{}}
 	for name, claims := range users {
 		claims.TTL = 48 * time.Hour
 		tok, err := identity.Mint(key, cfg.JWTIssuer, cfg.JWTAudience, claims, c.Now())
@@ -399,4 +403,36 @@ func TestProxyGrantWindow(t *testing.T) {
 	if status, code := w.get("operator", path); status != 403 || code != "grant_expired" {
 		t.Fatalf("at the end of the window: %d %s", status, code)
 	}
+	// The whole exposition passes the linter promtool check metrics uses.
+	if problems, err := testutil.GatherAndLint(w.srv.Registry); err != nil || len(problems) > 0 {
+		t.Fatalf("metrics lint: %v %v", problems, err)
+	}
+	if got := testutil.ToFloat64(counterOf(t, w.srv.Registry, "lockbox_proxy_denials_total", "grant_expired", "exchange")); got != 1 {
+		t.Fatalf("grant_expired denials = %v", got)
+	}
+}
+
+// counterOf reads one sample of a {reason,service} counter family.
+func counterOf(t *testing.T, reg *prometheus.Registry, name, reason, service string) prometheus.Collector {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["reason"] == reason && labels["service"] == service {
+				return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sample"}, func() float64 { return m.GetCounter().GetValue() })
+			}
+		}
+	}
+	t.Fatalf("no %s{reason=%q,service=%q}", name, reason, service)
+	return nil
 }

@@ -183,8 +183,9 @@ Try the whole workflow in another shell:
   . %s/env
   alias lockboxctl='go run ./cmd/lockboxctl'
   curl -s -H "Authorization: Bearer $LOCKBOX_OPERATOR_TOKEN" %s/exchange/tenants/contoso/mailboxes   # 403 no_grant
-  ID=$(LOCKBOX_TOKEN=$LOCKBOX_OPERATOR_TOKEN lockboxctl -o json request create --tenant contoso --service exchange \
-      --service-request SR-1001 --reason "mailbox will not open" --duration 2h | jq -r .id)
+  LOCKBOX_TOKEN=$LOCKBOX_OPERATOR_TOKEN lockboxctl request create --tenant contoso --service exchange \
+      --service-request SR-1001 --reason "mailbox will not open" --duration 2h
+  ID=...   # the id it printed
   LOCKBOX_TOKEN=$LOCKBOX_MANAGER_TOKEN  lockboxctl request approve $ID --comment "case checked"
   LOCKBOX_TOKEN=$LOCKBOX_APPROVER_TOKEN lockboxctl request approve $ID --comment "go ahead"
   curl -s -H "Authorization: Bearer $LOCKBOX_OPERATOR_TOKEN" %s/exchange/tenants/contoso/mailboxes   # 200
