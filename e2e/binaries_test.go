@@ -22,6 +22,7 @@ import (
 	"github.com/lockbox-oss/lockbox/grantsig"
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/redistest"
+	lockboxrego "github.com/lockbox-oss/lockbox/rego"
 )
 
 func exec(t *testing.T, name string, args ...string) *osexec.Cmd {
@@ -177,6 +178,22 @@ func runBinaries(t *testing.T, lockbox, ctl string) {
 		out, err = cmd.CombinedOutput()
 		if err == nil || !strings.Contains(string(out), "LOCKBOX_REDIS_URL") {
 			t.Fatalf("missing Redis: %v %s", err, out)
+		}
+		// A broken policy at start-up stops the program with the
+		// compiler's message, naming the file.
+		policyDir := t.TempDir()
+		if err := os.CopyFS(policyDir, lockboxrego.FS); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(policyDir, "lockbox", "authz", "authz.rego"), []byte("package lockbox.authz\n\ndecision := {\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cmd = osexec.Command(lockbox, "dev")
+		cmd.Env = scrubbedEnv("LOCKBOX_POLICY_DIR="+policyDir, "LOCKBOX_DEV_DIR="+t.TempDir(),
+			"LOCKBOX_API_ADDR=127.0.0.1:0", "LOCKBOX_PROXY_ADDR=127.0.0.1:0", "LOCKBOX_METRICS_ADDR=127.0.0.1:0")
+		out, err = cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "LOCKBOX_POLICY_DIR") || !strings.Contains(string(out), "authz.rego:") {
+			t.Fatalf("broken policy at start-up: %v %s", err, out)
 		}
 	})
 
