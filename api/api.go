@@ -69,10 +69,11 @@ type Tenants interface {
 	RemoveApprover(ctx context.Context, p identity.Principal, clientIP, tenant, user string) error
 }
 
-// AuditSearcher searches a tenant's audit log as the principal may see it.
-// *audit.Log implements it.
+// AuditSearcher searches and exports a tenant's audit log as the principal
+// may see it. *audit.Log implements it.
 type AuditSearcher interface {
-	Search(ctx context.Context, p identity.Principal, tenant string, limit int) ([]audit.Record, error)
+	Search(ctx context.Context, p identity.Principal, q audit.Query) (audit.Page, error)
+	Export(ctx context.Context, p identity.Principal, q audit.Query, w func(audit.Record) error) error
 }
 
 // DefaultMaxBodyBytes bounds a request body when Config.MaxBodyBytes is
@@ -170,12 +171,14 @@ var routes = []route{
 	{method: http.MethodPost, path: "/v1/requests/{id}/deny", handle: act(grants.ActionDeny)},
 	{method: http.MethodPost, path: "/v1/requests/{id}/cancel", handle: act(grants.ActionCancel)},
 	{method: http.MethodPost, path: "/v1/requests/{id}/revoke", handle: act(grants.ActionRevoke)},
+	{method: http.MethodGet, path: "/v1/requests/{id}/activity", handle: (*server).requestActivity},
 	{method: http.MethodGet, path: "/v1/tenants/{tenant}/settings", handle: (*server).getSettings},
 	{method: http.MethodPut, path: "/v1/tenants/{tenant}/settings", handle: (*server).putSettings},
 	{method: http.MethodGet, path: "/v1/tenants/{tenant}/approvers", handle: (*server).listApprovers},
 	{method: http.MethodPut, path: "/v1/tenants/{tenant}/approvers/{user}", handle: (*server).addApprover},
 	{method: http.MethodDelete, path: "/v1/tenants/{tenant}/approvers/{user}", handle: (*server).removeApprover},
 	{method: http.MethodGet, path: "/v1/audit", handle: (*server).searchAudit},
+	{method: http.MethodGet, path: "/v1/audit/export", handle: (*server).exportAudit},
 	{method: http.MethodGet, path: "/v1/openapi.yaml", public: true, handle: (*server).openAPI},
 }
 

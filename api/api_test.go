@@ -680,7 +680,7 @@ func TestAudit(t *testing.T) {
 		{"tenant required", contosoAdmin, "", 400, "invalid_query"},
 		{"bad tenant", auditor, "?tenant=Contoso", 400, "invalid_tenant"},
 		{"bad limit", contosoAdmin, "?tenant=contoso&limit=-1", 400, "invalid_limit"},
-		{"unknown parameter", contosoAdmin, "?tenant=contoso&user=mia", 400, "invalid_query"},
+		{"unknown parameter", contosoAdmin, "?tenant=contoso&actor=mia", 400, "invalid_query"},
 		{"other tenant's admin", fabrikamAdmin, "?tenant=contoso", 403, "forbidden"},
 		{"approver is no auditor", contosoApprover, "?tenant=contoso", 403, "forbidden"},
 		{"manager is no auditor", mia, "?tenant=contoso", 403, "forbidden"},

@@ -1,35 +1,244 @@
 package api
 
 import (
+	"bufio"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
 	"net/http"
+	"net/url"
+	"time"
 
 	"github.com/lockbox-oss/lockbox/audit"
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/httperr"
 )
 
-// recordList is the body of GET /v1/audit.
+// recordPage is the body of GET /v1/audit.
+type recordPage struct {
+	Records    []audit.Record `json:"records"`
+	NextCursor string         `json:"next_cursor,omitempty"`
+}
+
+// recordList is the body of GET /v1/requests/{id}/activity.
 type recordList struct {
 	Records []audit.Record `json:"records"`
 }
 
+// auditFilters are the query parameters GET /v1/audit and
+// GET /v1/audit/export share.
+var auditFilters = []string{"tenant", "from", "to", "user", "operation", "request_id"}
+
+// exportFlushEvery is how many records an export writes between flushes,
+// so a client sees progress and the server holds little.
+const exportFlushEvery = 256
+
+// auditQuery reads the shared filters of q.
+func auditQuery(q url.Values) (audit.Query, error) {
+	aq := audit.Query{
+		Tenant:    q.Get("tenant"),
+		User:      q.Get("user"),
+		Operation: q.Get("operation"),
+		RequestID: q.Get("request_id"),
+	}
+	if aq.Tenant == "" && q.Has("tenant") {
+		return aq, httperr.New(http.StatusBadRequest, "invalid_tenant", "tenant must not be empty")
+	}
+	// No tenant reads every tenant's log: the domain allows that to the
+	// provider's audit readers only.
+	for _, b := range []struct {
+		name string
+		dst  *time.Time
+	}{{"from", &aq.From}, {"to", &aq.To}} {
+		v := q.Get(b.name)
+		if v == "" {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			return aq, httperr.New(http.StatusBadRequest, "invalid_"+b.name,
+				"%s must be an RFC 3339 time such as 2026-03-01T09:00:00Z", b.name)
+		}
+		*b.dst = t
+	}
+	if !aq.From.IsZero() && !aq.To.IsZero() && aq.To.Before(aq.From) {
+		return aq, httperr.New(http.StatusBadRequest, "invalid_range", "to must not be before from")
+	}
+	return aq, nil
+}
+
 func (s *server) searchAudit(w http.ResponseWriter, r *http.Request, p identity.Principal) error {
-	q, err := query(r, "tenant", "limit")
+	q, err := query(r, append(auditFilters, "cursor", "limit")...)
 	if err != nil {
 		return err
 	}
-	tenant := q.Get("tenant")
-	if tenant == "" {
-		// Audit logs are per tenant; there is no "everything" to search.
-		return httperr.New(http.StatusBadRequest, "invalid_query", "the tenant query parameter is required")
-	}
-	n, err := limit(q, audit.MaxLimit)
+	aq, err := auditQuery(q)
 	if err != nil {
 		return err
 	}
-	recs, err := s.cfg.Audit.Search(r.Context(), p, tenant, n)
+	aq.Cursor = q.Get("cursor")
+	if aq.Limit, err = limit(q, audit.MaxLimit); err != nil {
+		return err
+	}
+	page, err := s.cfg.Audit.Search(r.Context(), p, aq)
 	if err != nil {
 		return err
+	}
+	if page.Records == nil {
+		page.Records = []audit.Record{}
+	}
+	return writeJSON(w, http.StatusOK, recordPage{Records: page.Records, NextCursor: page.Next})
+}
+
+// exportAudit streams every record of the filtered range as CSV (the
+// columns of the Microsoft 365 audit log export) or JSON Lines.
+//
+// The status line goes out with the first record, so what fails before
+// that (a refused query, a forbidden tenant, Redis down) is an ordinary
+// error response. A failure after it can't change the status any more: the
+// stream just ends early — for HTTP/1.1 chunked responses without the
+// terminating chunk, so clients see a truncated body rather than a complete
+// one — and the failure is logged. The export is not bound by the call's
+// deadline (Config.Timeout), so a large export is not cut off; a client
+// that goes away ends it.
+func (s *server) exportAudit(w http.ResponseWriter, r *http.Request, p identity.Principal) error {
+	q, err := query(r, append(auditFilters, "format")...)
+	if err != nil {
+		return err
+	}
+	aq, err := auditQuery(q)
+	if err != nil {
+		return err
+	}
+	format := q.Get("format")
+	if format == "" {
+		format = "csv"
+	}
+	var contentType string
+	switch format {
+	case "csv":
+		contentType = "text/csv; charset=utf-8"
+	case "jsonl":
+		contentType = "application/jsonl"
+	default:
+		return httperr.New(http.StatusBadRequest, "invalid_format", "format must be csv or jsonl")
+	}
+
+	// The route's deadline bounds single calls; an export may take longer.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+	defer cancel()
+	stop := context.AfterFunc(r.Context(), func() {
+		// The route deadline passing is not a reason to stop; the client
+		// going away is, and writes will fail then.
+		if r.Context().Err() == context.Canceled {
+			cancel()
+		}
+	})
+	defer stop()
+
+	bw := bufio.NewWriterSize(w, 32<<10)
+	var cw *csv.Writer
+	enc := json.NewEncoder(bw)
+	enc.SetEscapeHTML(false)
+	flusher := http.NewResponseController(w)
+	started := false
+	n := 0
+	start := func() {
+		started = true
+		h := w.Header()
+		h.Set("Content-Type", contentType)
+		name := aq.Tenant
+		if name == "" {
+			name = "all-tenants"
+		}
+		h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="audit-%s.%s"`, name, format))
+		w.WriteHeader(http.StatusOK)
+		if format == "csv" {
+			cw = csv.NewWriter(bw)
+			_ = cw.Write([]string{"CreationTime", "UserIds", "Operations", "AuditData"})
+		}
+	}
+	var line []byte
+	err = s.cfg.Audit.Export(ctx, p, aq, func(rec audit.Record) error {
+		if !started {
+			start()
+		}
+		if format == "csv" {
+			var err error
+			if line, err = json.Marshal(rec); err != nil {
+				return err
+			}
+			if err := cw.Write([]string{rec.CreationTime.UTC().Format(time.RFC3339Nano), rec.UserId, rec.Operation, string(line)}); err != nil {
+				return err
+			}
+		} else if err := enc.Encode(rec); err != nil {
+			return err
+		}
+		if n++; n%exportFlushEvery == 0 {
+			if cw != nil {
+				cw.Flush()
+			}
+			if err := bw.Flush(); err != nil {
+				return err
+			}
+			_ = flusher.Flush()
+		}
+		return nil
+	})
+	if !started {
+		if err != nil {
+			return err
+		}
+		start() // an empty range: just the header row
+	}
+	if cw != nil {
+		cw.Flush()
+	}
+	_ = bw.Flush()
+	if err != nil {
+		s.log.ErrorContext(r.Context(), "audit export ended early",
+			"request_id", w.Header().Get(headerRequestID), "tenant", aq.Tenant, "records", n, "error", err)
+		// Abort the response so the client can tell it is incomplete.
+		panic(http.ErrAbortHandler)
+	}
+	return nil
+}
+
+// requestActivity lists every audit record tied to one lockbox request,
+// oldest first: the decisions on it and each operator action under it.
+func (s *server) requestActivity(w http.ResponseWriter, r *http.Request, p identity.Principal) error {
+	if _, err := query(r); err != nil {
+		return err
+	}
+	id := r.PathValue("id")
+	req, err := s.cfg.Requests.Get(r.Context(), p, id)
+	if err != nil {
+		return err
+	}
+	// Seeing the request is what grants its activity: read the log as the
+	// provider's auditor would, then give tenant users the tenant view.
+	reader := identity.Principal{Subject: p.Subject, Roles: []identity.Role{identity.RoleAuditReader}}
+	// Nothing is tied to a request before it was filed: the scan ends
+	// there rather than at the start of the tenant's log.
+	q := audit.Query{Tenant: req.Tenant, RequestID: req.ID}
+	if !req.CreatedAt.IsZero() {
+		q.From = req.CreatedAt.Add(-audit.ClockSkew)
+	}
+	var recs []audit.Record
+	err = s.cfg.Audit.Export(r.Context(), reader, q, func(rec audit.Record) error {
+		if !p.IsProvider() {
+			rec = rec.TenantView()
+		}
+		recs = append(recs, rec)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	// Oldest first.
+	for i, j := 0, len(recs)-1; i < j; i, j = i+1, j-1 {
+		recs[i], recs[j] = recs[j], recs[i]
 	}
 	if recs == nil {
 		recs = []audit.Record{}

@@ -1,41 +1,475 @@
 package audit
 
 import (
+	"cmp"
+	"container/heap"
 	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/fault"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 )
 
-// MaxLimit caps one page of search results.
-const MaxLimit = 1000
+// Page sizes of Search.
+const (
+	// DefaultLimit is the page size when Query.Limit is 0.
+	DefaultLimit = 100
+	// MaxLimit caps one page of search results.
+	MaxLimit = 1000
+)
 
-// Search returns tenant's records that p may read, newest first. Tenant
-// users (the tenant's global admins and audit readers) get the tenant view;
-// the provider's audit readers may read any tenant, provider-only fields
-// included.
-func (l *Log) Search(ctx context.Context, p identity.Principal, tenant string, limit int) ([]Record, error) {
-	if err := keys.ValidTenant(tenant); err != nil {
-		return nil, fault.New(fault.ErrInvalid, "invalid_tenant", "%v", err)
+// Scanning parameters.
+const (
+	// batchSize is how many stream entries one round trip reads.
+	batchSize = 500
+	// mergeBatchSize is the batch of each tenant's stream when all
+	// tenants are read together.
+	mergeBatchSize = 100
+	// maxScan bounds the entries one Search call reads, so a very
+	// selective filter over a long log answers within the call's deadline
+	// with a partial page and a cursor instead of timing out.
+	maxScan = 100_000
+	// ClockSkew is how far out of CreationTime order records may be
+	// appended (writers' clocks differ, and a record is stamped a moment
+	// before it is committed). Scanning newest first stops only once it is
+	// this far past Query.From.
+	ClockSkew = 5 * time.Minute
+)
+
+// Query selects audit records. The zero value of a filter field matches
+// every record.
+type Query struct {
+	// Tenant whose log to read. Only the provider's audit readers may
+	// leave it empty, to read every tenant's log.
+	Tenant string
+	// From and To bound CreationTime, both inclusive.
+	From, To time.Time
+	// User matches UserId, case-insensitively (e.g. "Microsoft Operator").
+	// For the provider's audit readers it also matches the provider-only
+	// ProviderUserId.
+	User string
+	// Operation matches Operation case-insensitively (e.g. "Get-Mailbox").
+	Operation string
+	// RequestID matches LockboxRequestId exactly.
+	RequestID string
+	// Cursor continues a search where the page that returned it ended.
+	// It is opaque to clients and only valid with the same Tenant.
+	Cursor string
+	// Limit caps the page: 0 means DefaultLimit, at most MaxLimit.
+	Limit int
+}
+
+// Page is one page of search results, newest first.
+type Page struct {
+	Records []Record
+	// Next is the cursor of the following page; empty when the search is
+	// done. A page may hold fewer than Limit records (even none) while
+	// Next is set, when the scan budget of one call ran out.
+	Next string
+}
+
+// Search returns one page of the records that match q and that p may read,
+// newest first (in the order they were committed). Tenant users (the
+// tenant's global admins and audit readers) get the tenant view; the
+// provider's audit readers may read any tenant, or all of them at once,
+// provider-only fields included.
+func (l *Log) Search(ctx context.Context, p identity.Principal, q Query) (Page, error) {
+	if err := check(p, &q); err != nil {
+		return Page{}, err
 	}
 	switch {
-	case p.IsProvider() && p.Has(identity.RoleAuditReader):
-	case p.InTenant(tenant) && (p.Has(identity.RoleGlobalAdmin) || p.Has(identity.RoleAuditReader)):
-	default:
-		return nil, fault.New(fault.ErrForbidden, "forbidden", "you may not read the audit log of tenant %s", tenant)
+	case q.Limit < 0 || q.Limit > MaxLimit:
+		return Page{}, fault.New(fault.ErrInvalid, "invalid_limit", "limit must be from 1 to %d", MaxLimit)
+	case q.Limit == 0:
+		q.Limit = DefaultLimit
 	}
-	if limit <= 0 || limit > MaxLimit {
-		limit = MaxLimit
-	}
-	recs, err := l.List(ctx, tenant, int64(limit))
+	it, err := l.open(ctx, q)
 	if err != nil {
-		return nil, err
+		return Page{}, err
 	}
-	if !p.IsProvider() {
-		for i := range recs {
-			recs[i] = recs[i].TenantView()
+	provider := p.IsProvider()
+	page := Page{Records: []Record{}}
+	var last position
+	scanned, ahead := 0, 0
+	for {
+		e, ok, err := it.next(ctx)
+		if err != nil {
+			return Page{}, err
+		}
+		if !ok {
+			return page, nil
+		}
+		scanned++
+		if matches(q, e.rec, provider) {
+			if len(page.Records) == q.Limit {
+				// One more match: the next page starts after this one's
+				// last record.
+				page.Next = encodeCursor(last, q.Tenant == "")
+				return page, nil
+			}
+			if !provider {
+				e.rec = e.rec.TenantView()
+			}
+			page.Records = append(page.Records, e.rec)
+			last = e.pos
+		}
+		if len(page.Records) == q.Limit {
+			// A full page looks at most a batch further for a next match.
+			if ahead++; ahead > batchSize {
+				page.Next = encodeCursor(last, q.Tenant == "")
+				return page, nil
+			}
+		} else if scanned >= maxScan {
+			// The scan budget ran out before the range did.
+			page.Next = encodeCursor(e.pos, q.Tenant == "")
+			return page, nil
 		}
 	}
-	return recs, nil
+}
+
+// Export calls w with every record that matches q and that p may read,
+// newest first, reading the streams in batches so memory stays the same
+// however many records there are. q.Limit is ignored; q.Cursor, when set,
+// starts the export where that page ended. An error of w stops the export
+// and is returned.
+func (l *Log) Export(ctx context.Context, p identity.Principal, q Query, w func(Record) error) error {
+	if err := check(p, &q); err != nil {
+		return err
+	}
+	it, err := l.open(ctx, q)
+	if err != nil {
+		return err
+	}
+	provider := p.IsProvider()
+	for {
+		e, ok, err := it.next(ctx)
+		if err != nil || !ok {
+			return err
+		}
+		if !matches(q, e.rec, provider) {
+			continue
+		}
+		if !provider {
+			e.rec = e.rec.TenantView()
+		}
+		if err := w(e.rec); err != nil {
+			return err
+		}
+	}
+}
+
+// check validates q and decides whether p may read what it names.
+func check(p identity.Principal, q *Query) error {
+	providerAuditor := p.IsProvider() && p.Has(identity.RoleAuditReader)
+	if q.Tenant == "" {
+		if !providerAuditor {
+			return fault.New(fault.ErrInvalid, "invalid_query", "the tenant is required")
+		}
+	} else if err := keys.ValidTenant(q.Tenant); err != nil {
+		return fault.New(fault.ErrInvalid, "invalid_tenant", "%v", err)
+	}
+	if !q.From.IsZero() && !q.To.IsZero() && q.To.Before(q.From) {
+		return fault.New(fault.ErrInvalid, "invalid_range", "to must not be before from")
+	}
+	switch {
+	case providerAuditor:
+	case p.InTenant(q.Tenant) && (p.Has(identity.RoleGlobalAdmin) || p.Has(identity.RoleAuditReader)):
+	default:
+		return fault.New(fault.ErrForbidden, "forbidden", "you may not read the audit log of tenant %s", q.Tenant)
+	}
+	return nil
+}
+
+// streamID is a stream entry id.
+type streamID struct{ ms, seq uint64 }
+
+func (s streamID) String() string {
+	return strconv.FormatUint(s.ms, 10) + "-" + strconv.FormatUint(s.seq, 10)
+}
+
+func compareIDs(a, b streamID) int {
+	return cmp.Or(cmp.Compare(a.ms, b.ms), cmp.Compare(a.seq, b.seq))
+}
+
+// below returns the id just below s; false below 0-0. (XREVRANGE's max is
+// inclusive, and the "(" exclusive form is not known to every server
+// Lockbox runs on.)
+func (s streamID) below() (streamID, bool) {
+	switch {
+	case s.seq > 0:
+		return streamID{s.ms, s.seq - 1}, true
+	case s.ms > 0:
+		return streamID{s.ms - 1, ^uint64(0)}, true
+	}
+	return streamID{}, false
+}
+
+func parseID(s string) (streamID, error) {
+	a, z, ok := strings.Cut(s, "-")
+	if !ok {
+		return streamID{}, fmt.Errorf("stream id %q has no sequence", s)
+	}
+	ms, err := parseUint(a)
+	if err != nil {
+		return streamID{}, err
+	}
+	seq, err := parseUint(z)
+	if err != nil {
+		return streamID{}, err
+	}
+	return streamID{ms, seq}, nil
+}
+
+// position is a place in the newest-first order of a search: an entry of
+// a tenant's stream. Across tenants the order is by entry id, then tenant.
+type position struct {
+	id     streamID
+	tenant string
+}
+
+// less reports whether a comes after b newest first.
+func (a position) less(b position) bool {
+	return cmp.Or(compareIDs(a.id, b.id), strings.Compare(a.tenant, b.tenant)) < 0
+}
+
+// entry is one decoded stream entry.
+type entry struct {
+	pos position
+	rec Record
+}
+
+// iterator yields entries newest first.
+type iterator interface {
+	next(ctx context.Context) (entry, bool, error)
+}
+
+// open returns the iterator of q: one tenant's stream, or every tenant's
+// merged.
+func (l *Log) open(ctx context.Context, q Query) (iterator, error) {
+	var after *position
+	if q.Cursor != "" {
+		pos, err := decodeCursor(q.Cursor, q.Tenant == "")
+		if err != nil {
+			return nil, fault.New(fault.ErrInvalid, "invalid_cursor", "the cursor is not one this server returned for this search")
+		}
+		after = &pos
+	}
+	var stopBefore time.Time
+	if !q.From.IsZero() {
+		stopBefore = q.From.Add(-ClockSkew)
+	}
+	if q.Tenant != "" {
+		r := &streamReader{rdb: l.rdb, tenant: q.Tenant, max: "+", batch: batchSize, stopBefore: stopBefore}
+		if after != nil {
+			r.start(*after)
+		}
+		return r, nil
+	}
+	tenants, err := l.rdb.SMembers(ctx, keys.Tenants()).Result()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	slices.Sort(tenants)
+	m := &merger{}
+	for _, t := range tenants {
+		if keys.ValidTenant(t) != nil {
+			continue
+		}
+		r := &streamReader{rdb: l.rdb, tenant: t, max: "+", batch: mergeBatchSize, stopBefore: stopBefore}
+		if after != nil {
+			r.start(*after)
+		}
+		m.pending = append(m.pending, r)
+	}
+	return m, nil
+}
+
+// streamReader reads one tenant's stream newest first, in batches.
+type streamReader struct {
+	rdb        redis.UniversalClient
+	tenant     string
+	max        string // the highest id of the next batch; "" when done
+	batch      int64
+	buf        []redis.XMessage
+	stopBefore time.Time
+}
+
+// start places the reader just after pos in the newest-first order.
+func (r *streamReader) start(pos position) {
+	id := pos.id
+	if r.tenant >= pos.tenant {
+		// pos itself and, for a tenant ordered after it, an entry with
+		// the same id come before: start strictly below.
+		var ok bool
+		if id, ok = id.below(); !ok {
+			r.max = ""
+			return
+		}
+	}
+	r.max = id.String()
+}
+
+func (r *streamReader) next(ctx context.Context) (entry, bool, error) {
+	if len(r.buf) == 0 {
+		if r.max == "" {
+			return entry{}, false, nil
+		}
+		msgs, err := r.rdb.XRevRangeN(ctx, keys.Audit(r.tenant), r.max, "-", r.batch).Result()
+		if err != nil {
+			return entry{}, false, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+		r.buf = msgs
+		if int64(len(msgs)) < r.batch {
+			r.max = ""
+		} else {
+			last, err := parseID(msgs[len(msgs)-1].ID)
+			if err != nil {
+				return entry{}, false, fmt.Errorf("audit: stream of %s: %w", r.tenant, err)
+			}
+			if below, ok := last.below(); ok {
+				r.max = below.String()
+			} else {
+				r.max = ""
+			}
+		}
+		if len(r.buf) == 0 {
+			return entry{}, false, nil
+		}
+	}
+	m := r.buf[0]
+	r.buf[0] = redis.XMessage{}
+	r.buf = r.buf[1:]
+	id, err := parseID(m.ID)
+	if err != nil {
+		return entry{}, false, fmt.Errorf("audit: stream of %s: %w", r.tenant, err)
+	}
+	s, _ := m.Values[field].(string)
+	var rec Record
+	if err := json.Unmarshal([]byte(s), &rec); err != nil {
+		return entry{}, false, fmt.Errorf("audit: stream entry %s of %s is corrupt: %w", m.ID, r.tenant, err)
+	}
+	if !r.stopBefore.IsZero() && rec.CreationTime.Before(r.stopBefore) {
+		r.buf, r.max = nil, ""
+		return entry{}, false, nil
+	}
+	return entry{pos: position{id: id, tenant: r.tenant}, rec: rec}, true, nil
+}
+
+// merger merges tenants' streams newest first (a k-way merge by entry id,
+// ties by tenant).
+type merger struct {
+	pending []*streamReader // not read yet
+	heads   headHeap
+}
+
+type head struct {
+	e entry
+	r *streamReader
+}
+
+type headHeap []head
+
+func (h headHeap) Len() int           { return len(h) }
+func (h headHeap) Less(i, j int) bool { return h[j].e.pos.less(h[i].e.pos) } // newest on top
+func (h headHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *headHeap) Push(x any)        { *h = append(*h, x.(head)) }
+func (h *headHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+func (m *merger) next(ctx context.Context) (entry, bool, error) {
+	for _, r := range m.pending {
+		e, ok, err := r.next(ctx)
+		if err != nil {
+			return entry{}, false, err
+		}
+		if ok {
+			heap.Push(&m.heads, head{e, r})
+		}
+	}
+	m.pending = nil
+	if len(m.heads) == 0 {
+		return entry{}, false, nil
+	}
+	top := heap.Pop(&m.heads).(head)
+	m.pending = append(m.pending, top.r)
+	return top.e, true, nil
+}
+
+// matches reports whether r passes q's filters.
+func matches(q Query, r Record, provider bool) bool {
+	switch {
+	case !q.From.IsZero() && r.CreationTime.Before(q.From):
+		return false
+	case !q.To.IsZero() && r.CreationTime.After(q.To):
+		return false
+	case q.Operation != "" && !strings.EqualFold(q.Operation, r.Operation):
+		return false
+	case q.RequestID != "" && q.RequestID != r.LockboxRequestId:
+		return false
+	case q.User != "" && !strings.EqualFold(q.User, r.UserId) &&
+		!(provider && r.ProviderUserId != "" && strings.EqualFold(q.User, r.ProviderUserId)):
+		return false
+	}
+	return true
+}
+
+// encodeCursor turns a position into an opaque cursor: the entry id, and
+// the tenant for a search of every tenant.
+func encodeCursor(p position, allTenants bool) string {
+	s := p.id.String()
+	if allTenants {
+		s += "/" + p.tenant
+	}
+	return base64.RawURLEncoding.EncodeToString([]byte(s))
+}
+
+// decodeCursor returns the position of a cursor, refusing anything
+// encodeCursor would not have produced for this kind of search.
+func decodeCursor(c string, allTenants bool) (position, error) {
+	if len(c) > 200 {
+		return position{}, fmt.Errorf("cursor too long")
+	}
+	b, err := base64.RawURLEncoding.Strict().DecodeString(c)
+	if err != nil {
+		return position{}, err
+	}
+	s, tenant, hasTenant := strings.Cut(string(b), "/")
+	if hasTenant != allTenants {
+		return position{}, fmt.Errorf("cursor of another kind of search")
+	}
+	if hasTenant {
+		if err := keys.ValidTenant(tenant); err != nil {
+			return position{}, err
+		}
+	}
+	id, err := parseID(s)
+	if err != nil {
+		return position{}, err
+	}
+	p := position{id: id, tenant: tenant}
+	if encodeCursor(p, allTenants) != c {
+		return position{}, fmt.Errorf("cursor is not canonical")
+	}
+	return p, nil
+}
+
+// parseUint parses a canonical decimal (no sign, no leading zeros).
+func parseUint(s string) (uint64, error) {
+	if s == "" || (len(s) > 1 && s[0] == '0') || s[0] == '+' {
+		return 0, fmt.Errorf("bad number %q", s)
+	}
+	return strconv.ParseUint(s, 10, 64)
 }

@@ -42,7 +42,8 @@ func TestSearchScopesAndViews(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			recs, err := log.Search(ctx, tc.who, "contoso", 0)
+			page, err := log.Search(ctx, tc.who, audit.Query{Tenant: "contoso"})
+			recs := page.Records
 			if !errors.Is(err, tc.err) {
 				t.Fatalf("err = %v, want %v", err, tc.err)
 			}
@@ -63,7 +64,7 @@ func TestSearchScopesAndViews(t *testing.T) {
 			}
 		})
 	}
-	if _, err := log.Search(ctx, p("sue", "", identity.RoleAuditReader), "Contoso}", 0); !errors.Is(err, fault.ErrInvalid) {
+	if _, err := log.Search(ctx, p("sue", "", identity.RoleAuditReader), audit.Query{Tenant: "Contoso}"}); !errors.Is(err, fault.ErrInvalid) {
 		t.Fatalf("bad tenant: %v", err)
 	}
 }

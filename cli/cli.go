@@ -68,6 +68,8 @@ type env struct {
 	getenv         func(string) string
 	stdout, stderr io.Writer
 	g              globals
+	// cmd is the command being run.
+	cmd string
 }
 
 // globals are the flags every command accepts, before or after its name.
@@ -81,8 +83,8 @@ type globals struct {
 // values parsed so far, so "-o json request list" and "request list -o
 // json" mean the same.
 func (g *globals) register(fs *flag.FlagSet) {
-	fs.Var(&g.output, "o", "output format: table or json")
-	fs.Var(&g.output, "output", "output format: table or json")
+	fs.Var(&g.output, "o", "output format: table or json (csv for audit search and request activity)")
+	fs.Var(&g.output, "output", "output format: table or json (csv for audit search and request activity)")
 	fs.StringVar(&g.addr, "addr", g.addr, "API address")
 	fs.StringVar(&g.tokenFile, "token-file", g.tokenFile, "file holding the bearer token")
 }
@@ -147,6 +149,9 @@ func (e *env) report(err error) int {
 // client returns an API client for the global flags, with the token from
 // --token-file or LOCKBOX_TOKEN.
 func (e *env) client() (*client.Client, error) {
+	if err := e.checkOutput(); err != nil {
+		return nil, err
+	}
 	tok, err := e.token()
 	if err != nil {
 		return nil, err
@@ -193,6 +198,7 @@ func (e *env) dispatch(args []string) error {
 		args = rest[1:]
 		name := strings.TrimSpace(group + " " + word)
 		if c, ok := commandByName[name]; ok {
+			e.cmd = name
 			return c.run(e, name, args)
 		}
 		if isGroup(name) {

@@ -3,11 +3,13 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"flag"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -90,14 +92,18 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rep, ok := f.replies[r.Method+" "+path]
 	f.mu.Unlock()
 	if !ok {
-		rep = defaultReply(r.Method, path, b)
+		rep = defaultReply(r.Method, path, r.URL.Query(), b)
 	}
-	w.Header().Set("Content-Type", "application/json")
+	if path == "/v1/audit/export" && rep.status == http.StatusOK {
+		w.Header().Set("Content-Type", "text/csv")
+	} else {
+		w.Header().Set("Content-Type", "application/json")
+	}
 	w.WriteHeader(rep.status)
 	_, _ = io.WriteString(w, rep.body)
 }
 
-func defaultReply(method, path string, body []byte) reply {
+func defaultReply(method, path string, q url.Values, body []byte) reply {
 	ok := func(v any) reply { return reply{http.StatusOK, mustJSON(v)} }
 	switch {
 	case method == "POST" && path == "/v1/requests":
@@ -106,6 +112,8 @@ func defaultReply(method, path string, body []byte) reply {
 		return reply{http.StatusCreated, mustJSON(r)}
 	case method == "GET" && path == "/v1/requests":
 		return ok(map[string]any{"requests": []grants.Request{sampleRequest()}})
+	case method == "GET" && strings.HasPrefix(path, "/v1/requests/") && strings.HasSuffix(path, "/activity"):
+		return ok(map[string]any{"records": sampleRecords()})
 	case strings.HasPrefix(path, "/v1/requests/"):
 		return ok(sampleRequest())
 	case method == "GET" && strings.HasSuffix(path, "/settings"):
@@ -116,8 +124,21 @@ func defaultReply(method, path string, body []byte) reply {
 		return ok(map[string]any{"approvers": []string{"alice@contoso.com", "bob@contoso.com"}})
 	case strings.Contains(path, "/approvers/"):
 		return reply{http.StatusNoContent, ""}
+	case method == "GET" && path == "/v1/audit" && q.Get("tenant") == "paged":
+		// Two pages: the first names the second.
+		if q.Get("cursor") == "" {
+			return ok(map[string]any{"records": sampleRecords(), "next_cursor": "cGFnZTI"})
+		}
+		r := sampleRecords()
+		r[0].Id, r[0].Operation = "a2", "Get-Mailbox"
+		return ok(map[string]any{"records": r})
 	case method == "GET" && path == "/v1/audit":
 		return ok(map[string]any{"records": sampleRecords()})
+	case method == "GET" && path == "/v1/audit/export":
+		if q.Get("format") == "csv" {
+			return reply{http.StatusOK, "CreationTime,UserIds,Operations,AuditData\n"}
+		}
+		return reply{http.StatusOK, mustJSON(sampleRecords()[0]) + "\n"}
 	}
 	return reply{http.StatusNotFound, `{"error":{"code":"not_found","message":"no such route"}}`}
 }
@@ -477,9 +498,68 @@ func TestCommands(t *testing.T) {
 			},
 		},
 		{
-			name:      "audit export writes JSON lines",
-			args:      []string{"audit", "export", "--tenant", "contoso"},
+			name: "audit search with every filter",
+			args: []string{"audit", "search", "--tenant", "contoso", "--from", "2026-01-02", "--to", "2026-01-03T10:00:00+01:00",
+				"--user", "Microsoft Operator", "--operation", "Get-Mailbox", "--request-id", reqID, "--cursor", "MS0x"},
+			wantCalls: []call{{Method: "GET", Path: "/v1/audit", Query: "cursor=MS0x&from=2026-01-02T00%3A00%3A00Z&operation=Get-Mailbox&request_id=" + reqID + "&tenant=contoso&to=2026-01-03T09%3A00%3A00Z&user=Microsoft+Operator"}},
+			wantOut:   []string{"Set-AccessToCustomerDataRequest"},
+		},
+		{
+			name: "audit search --all follows the cursor",
+			args: []string{"audit", "search", "--tenant", "paged", "--limit", "1", "--all", "-o", "json"},
+			wantCalls: []call{
+				{Method: "GET", Path: "/v1/audit", Query: "limit=1&tenant=paged"},
+				{Method: "GET", Path: "/v1/audit", Query: "cursor=cGFnZTI&limit=1&tenant=paged"},
+			},
+			check: func(t *testing.T, out string) {
+				var v struct {
+					Records    []audit.Record
+					NextCursor string `json:"next_cursor"`
+				}
+				if err := json.Unmarshal([]byte(out), &v); err != nil || len(v.Records) != 2 || v.Records[1].Id != "a2" || v.NextCursor != "" {
+					t.Errorf("output %q decoded to %+v, %v", out, v, err)
+				}
+			},
+		},
+		{
+			name:      "audit search without --all names the next page",
+			args:      []string{"audit", "search", "--tenant", "paged"},
+			wantCalls: []call{{Method: "GET", Path: "/v1/audit", Query: "tenant=paged"}},
+			wantOut:   []string{"Set-AccessToCustomerDataRequest"},
+			wantErr:   []string{"--cursor cGFnZTI"},
+		},
+		{
+			name:      "audit search as csv",
+			args:      []string{"audit", "search", "--tenant", "contoso", "-o", "csv"},
 			wantCalls: []call{{Method: "GET", Path: "/v1/audit", Query: "tenant=contoso"}},
+			check: func(t *testing.T, out string) {
+				rows, err := csv.NewReader(strings.NewReader(out)).ReadAll()
+				if err != nil || len(rows) != 2 || strings.Join(rows[0], ",") != "CreationTime,UserIds,Operations,AuditData" {
+					t.Fatalf("csv %q: %v", out, err)
+				}
+				if rows[1][0] != "2026-03-04T10:00:00Z" || rows[1][1] != "alice@contoso.com" || rows[1][2] != audit.OpTenantDecision || !sameJSON(rows[1][3], mustJSON(sampleRecords()[0])) {
+					t.Errorf("row = %q", rows[1])
+				}
+			},
+		},
+		{
+			name:      "audit search refuses a bad time",
+			args:      []string{"audit", "search", "--tenant", "contoso", "--from", "yesterday"},
+			wantCode:  2,
+			wantCalls: []call{},
+			wantErr:   []string{"--from \"yesterday\""},
+		},
+		{
+			name:      "csv is only for audit output",
+			args:      []string{"request", "list", "-o", "csv"},
+			wantCode:  2,
+			wantCalls: []call{},
+			wantErr:   []string{"-o csv is only for"},
+		},
+		{
+			name:      "audit export writes JSON lines",
+			args:      []string{"audit", "export", "--tenant", "contoso", "--operation", "Get-Mailbox"},
+			wantCalls: []call{{Method: "GET", Path: "/v1/audit/export", Query: "format=jsonl&operation=Get-Mailbox&tenant=contoso"}},
 			check: func(t *testing.T, out string) {
 				if !sameJSON(out, mustJSON(sampleRecords()[0])) || strings.Count(out, "\n") != 1 {
 					t.Errorf("output = %q", out)
@@ -487,11 +567,38 @@ func TestCommands(t *testing.T) {
 			},
 		},
 		{
-			name:      "audit search needs a tenant",
-			args:      []string{"audit", "search"},
+			name:      "audit export as csv",
+			args:      []string{"audit", "export", "--tenant", "contoso", "--format", "csv"},
+			wantCalls: []call{{Method: "GET", Path: "/v1/audit/export", Query: "format=csv&tenant=contoso"}},
+			check: func(t *testing.T, out string) {
+				if out != "CreationTime,UserIds,Operations,AuditData\n" {
+					t.Errorf("output = %q", out)
+				}
+			},
+		},
+		{
+			name:      "audit export refuses other formats",
+			args:      []string{"audit", "export", "--tenant", "contoso", "--format", "xml"},
 			wantCode:  2,
 			wantCalls: []call{},
-			wantErr:   []string{"missing --tenant"},
+			wantErr:   []string{"must be csv or jsonl"},
+		},
+		{
+			name:      "request activity",
+			args:      []string{"request", "activity", reqID},
+			wantCalls: []call{{Method: "GET", Path: "/v1/requests/" + reqID + "/activity"}},
+			wantOut:   []string{"CreationTime", "Set-AccessToCustomerDataRequest", "alice@contoso.com"},
+		},
+		{
+			name:      "request activity as csv",
+			args:      []string{"request", "activity", reqID, "-o", "csv"},
+			wantCalls: []call{{Method: "GET", Path: "/v1/requests/" + reqID + "/activity"}},
+			wantOut:   []string{"CreationTime,UserIds,Operations,AuditData\n2026-03-04T10:00:00Z,alice@contoso.com,Set-AccessToCustomerDataRequest,"},
+		},
+		{
+			name:      "audit search without a tenant leaves it to the server",
+			args:      []string{"audit", "search"},
+			wantCalls: []call{{Method: "GET", Path: "/v1/audit", Query: ""}},
 		},
 		{
 			name:      "Get-AccessToCustomerDataRequest lists",
@@ -708,7 +815,7 @@ func TestCommands(t *testing.T) {
 					t.Errorf("stderr lacks %q:\n%s", s, res.stderr)
 				}
 			}
-			if tt.wantCode == 0 && res.stderr != "" {
+			if tt.wantCode == 0 && len(tt.wantErr) == 0 && res.stderr != "" {
 				t.Errorf("stderr = %q, want nothing", res.stderr)
 			}
 			if tt.check != nil {
@@ -772,4 +879,27 @@ func TestParseArgs(t *testing.T) {
 func newTestFlagSet() *flag.FlagSet {
 	e := &env{}
 	return e.flagSet("test")
+}
+
+func TestAuditExportToFile(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "audit.csv")
+	res := run(t, []string{"audit", "export", "--tenant", "contoso", "--format", "csv", "--out", out}, nil, nil)
+	if res.code != 0 || res.stdout != "" {
+		t.Fatalf("exit %d, stdout %q, stderr %q", res.code, res.stdout, res.stderr)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil || string(b) != "CreationTime,UserIds,Operations,AuditData\n" {
+		t.Fatalf("file = %q, %v", b, err)
+	}
+	// A failed export leaves no file behind, not even a partial one.
+	failed := filepath.Join(dir, "failed.csv")
+	res = run(t, []string{"audit", "export", "--tenant", "contoso", "--out", failed}, nil,
+		map[string]reply{"GET /v1/audit/export": {http.StatusForbidden, `{"error":{"code":"forbidden","message":"no"}}`}})
+	if res.code != 1 {
+		t.Fatalf("exit %d", res.code)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Fatalf("files left: %v", entries)
+	}
 }

@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"bufio"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"slices"
@@ -73,6 +71,12 @@ func init() {
 			summary:  "show a request with its history",
 			run:      runRequestShow,
 		},
+		{
+			name:     "request activity",
+			synopsis: "ID [-o table|json|csv]",
+			summary:  "list every audit record of a request, oldest first: its decisions and each operator action",
+			run:      runRequestActivity,
+		},
 		actionCommand("approve", "approve a request, as support manager or as tenant approver"),
 		actionCommand("deny", "deny a request, as support manager or as tenant approver"),
 		actionCommand("cancel", "withdraw your own pending request"),
@@ -112,19 +116,22 @@ func init() {
 		},
 		{
 			name:     "audit search",
-			synopsis: "--tenant T [--limit N]",
+			synopsis: "[--tenant T] [--from TIME] [--to TIME] [--user U] [--operation OP] [--request-id ID] [--limit N] [--cursor C | --all] [-o table|json|csv]",
 			summary:  "search a tenant's audit log, newest first",
-			flags: `--tenant T               tenant whose audit log to search
---limit N                at most N records (the server's default when 0)`,
-			run: runAudit(false),
+			flags: auditFilterHelp + `
+--limit N                at most N records a page (the server's default when 0)
+--cursor C               continue where the previous page ended
+--all                    follow the pages to the end of the search`,
+			run: runAuditSearch,
 		},
 		{
 			name:     "audit export",
-			synopsis: "--tenant T [--limit N]",
-			summary:  "write a tenant's audit records as JSON Lines, one record a line",
-			flags: `--tenant T               tenant whose audit log to export
---limit N                at most N records (the server's default when 0)`,
-			run: runAudit(true),
+			synopsis: "[--tenant T] [filters as for audit search] [--format csv|jsonl] [--out FILE]",
+			summary:  "write every matching audit record, as JSON Lines or as the CSV of the Microsoft 365 audit export",
+			flags: auditFilterHelp + `
+--format F               jsonl (one record a line, the default) or csv
+--out FILE               write to FILE (only once the export is complete) instead of stdout`,
+			run: runAuditExport,
 		},
 		{
 			name:     "get-accesstocustomerdatarequest",
@@ -515,50 +522,6 @@ func runApproverChange(add bool) func(*env, string, []string) error {
 			}
 		}
 		return nil
-	}
-}
-
-func runAudit(export bool) func(*env, string, []string) error {
-	return func(e *env, name string, args []string) error {
-		fs := e.flagSet(name)
-		tenant := fs.String("tenant", "", "")
-		limit := fs.Int("limit", 0, "")
-		pos, err := parseArgs(fs, args)
-		if err != nil {
-			return flagError(name, err)
-		}
-		if err := wantArgs(name, pos); err != nil {
-			return err
-		}
-		if *tenant == "" {
-			return &usageError{cmd: name, msg: "missing --tenant"}
-		}
-		if *limit < 0 {
-			return &usageError{cmd: name, msg: "--limit must not be negative"}
-		}
-		c, err := e.client()
-		if err != nil {
-			return err
-		}
-		recs, err := c.Audit(e.ctx, client.AuditOptions{Tenant: *tenant, Limit: *limit})
-		if err != nil {
-			return err
-		}
-		switch {
-		case export:
-			w := bufio.NewWriter(e.stdout)
-			enc := json.NewEncoder(w)
-			enc.SetEscapeHTML(false)
-			for _, r := range recs {
-				if err := enc.Encode(r); err != nil {
-					return err
-				}
-			}
-			return w.Flush()
-		case e.g.output.json():
-			return writeJSON(e.stdout, map[string]any{"records": recs})
-		}
-		return printAudit(e.stdout, recs)
 	}
 }
 

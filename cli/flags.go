@@ -7,18 +7,19 @@ import (
 	"strings"
 )
 
-// outputValue is the -o/--output flag: "table" or "json".
+// outputValue is the -o/--output flag: "table", "json" or "csv" (which
+// only some commands print; env.checkOutput refuses it for the others).
 type outputValue string
 
 func (o *outputValue) String() string { return string(*o) }
 
 func (o *outputValue) Set(s string) error {
 	switch v := strings.ToLower(s); v {
-	case "table", "json":
+	case "table", "json", "csv":
 		*o = outputValue(v)
 		return nil
 	}
-	return errors.New(`must be "table" or "json"`)
+	return errors.New(`must be "table", "json" or "csv"`)
 }
 
 func (o outputValue) json() bool { return o == "json" }

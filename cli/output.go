@@ -185,9 +185,9 @@ func printApprovers(w io.Writer, users []string) error {
 // printAudit prints audit records with the unified audit log's column names.
 func printAudit(w io.Writer, recs []audit.Record) error {
 	tw := newTable(w)
-	row(tw, "CreationTime", "Operation", "UserId", "ApprovalDecision", "ObjectId", "ClientIP")
+	row(tw, "CreationTime", "OrganizationId", "Operation", "UserId", "ApprovalDecision", "ObjectId", "ClientIP")
 	for _, r := range recs {
-		row(tw, fmtTime(r.CreationTime), cell(r.Operation), cell(r.UserId), cell(r.ApprovalDecision),
+		row(tw, fmtTime(r.CreationTime), cell(r.OrganizationId), cell(r.Operation), cell(r.UserId), cell(r.ApprovalDecision),
 			cell(r.ObjectId), cell(r.ClientIP))
 	}
 	return tw.Flush()

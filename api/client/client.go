@@ -163,12 +163,62 @@ type ListOptions struct {
 	Limit int
 }
 
-// AuditOptions select audit records.
-type AuditOptions struct {
-	// Tenant whose audit log to search; required.
+// AuditQuery selects audit records. Zero fields don't filter.
+type AuditQuery struct {
+	// Tenant whose audit log to read. Only the provider's audit readers
+	// may leave it empty, to read every tenant's.
 	Tenant string
-	// Limit caps the number of records; 0 leaves it to the server.
+	// From and To bound CreationTime, both inclusive.
+	From, To time.Time
+	// User is a UserId such as "Microsoft Operator" (the provider's audit
+	// readers may also name the provider's staff member).
+	User string
+	// Operation is an activity such as "Get-Mailbox".
+	Operation string
+	// RequestID selects the records of one lockbox request.
+	RequestID string
+	// Cursor is the NextCursor of the previous page (search only).
+	Cursor string
+	// Limit caps the records of one page; 0 leaves it to the server
+	// (search only).
 	Limit int
+}
+
+// AuditOptions is the former name of AuditQuery.
+type AuditOptions = AuditQuery
+
+// AuditPage is one page of audit search results, newest first.
+type AuditPage struct {
+	Records []audit.Record `json:"records"`
+	// NextCursor continues the search; empty when it is done.
+	NextCursor string `json:"next_cursor,omitempty"`
+}
+
+// values encodes the query's filters.
+func (q AuditQuery) values(search bool) url.Values {
+	v := url.Values{}
+	set := func(k, s string) {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	set("tenant", q.Tenant)
+	if !q.From.IsZero() {
+		v.Set("from", q.From.UTC().Format(time.RFC3339Nano))
+	}
+	if !q.To.IsZero() {
+		v.Set("to", q.To.UTC().Format(time.RFC3339Nano))
+	}
+	set("user", q.User)
+	set("operation", q.Operation)
+	set("request_id", q.RequestID)
+	if search {
+		set("cursor", q.Cursor)
+		if q.Limit > 0 {
+			v.Set("limit", strconv.Itoa(q.Limit))
+		}
+	}
+	return v
 }
 
 // CreateRequest files a lockbox request.
@@ -319,19 +369,72 @@ func (c *Client) approver(ctx context.Context, method, tenant, user string) erro
 	return c.do(ctx, method, p, nil, nil, nil)
 }
 
-// Audit returns tenant audit records, newest first.
-func (c *Client) Audit(ctx context.Context, opts AuditOptions) ([]audit.Record, error) {
-	q := url.Values{}
-	if opts.Tenant != "" {
-		q.Set("tenant", opts.Tenant)
+// Audit returns the first page of tenant audit records, newest first.
+// SearchAudit also returns the cursor of the next page.
+func (c *Client) Audit(ctx context.Context, q AuditQuery) ([]audit.Record, error) {
+	p, err := c.SearchAudit(ctx, q)
+	return p.Records, err
+}
+
+// SearchAudit returns one page of the audit records matching q, newest
+// first. Pass the page's NextCursor as q.Cursor (with the same filters) for
+// the next one.
+func (c *Client) SearchAudit(ctx context.Context, q AuditQuery) (AuditPage, error) {
+	var out AuditPage
+	if err := c.do(ctx, http.MethodGet, "/v1/audit", q.values(true), nil, &out); err != nil {
+		return AuditPage{}, err
 	}
-	if opts.Limit > 0 {
-		q.Set("limit", strconv.Itoa(opts.Limit))
+	if out.Records == nil {
+		out.Records = []audit.Record{}
+	}
+	return out, nil
+}
+
+// ExportAudit streams every audit record matching q to w, as "csv" (the
+// columns of the Microsoft 365 audit log export) or "jsonl". q.Cursor and
+// q.Limit are not used. The export is bounded by ctx only, not by the
+// client's per-call timeout, and its size is not capped. An export the
+// server had to cut short returns an error (after w got what came).
+func (c *Client) ExportAudit(ctx context.Context, q AuditQuery, format string, w io.Writer) error {
+	switch format {
+	case "csv", "jsonl":
+	default:
+		return fmt.Errorf("client: export format %q must be csv or jsonl", format)
+	}
+	v := q.values(false)
+	v.Set("format", format)
+	req, err := c.newRequest(ctx, http.MethodGet, "/v1/audit/export", v, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", "*/*")
+	hc := *c.hc
+	hc.Timeout = 0
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return decodeError(resp)
+	}
+	if _, err := io.Copy(w, resp.Body); err != nil {
+		return fmt.Errorf("client: audit export: %w", err)
+	}
+	return nil
+}
+
+// Activity returns every audit record tied to request id, oldest first:
+// the decisions on it and each operator action done under it.
+func (c *Client) Activity(ctx context.Context, id string) ([]audit.Record, error) {
+	p, err := join("/v1/requests", id)
+	if err != nil {
+		return nil, err
 	}
 	var out struct {
 		Records []audit.Record `json:"records"`
 	}
-	if err := c.do(ctx, http.MethodGet, "/v1/audit", q, nil, &out); err != nil {
+	if err := c.do(ctx, http.MethodGet, p+"/activity", nil, nil, &out); err != nil {
 		return nil, err
 	}
 	if out.Records == nil {
@@ -354,34 +457,10 @@ func join(p, segment string) (string, error) {
 // do sends one call. path is already escaped. in, when not nil, is sent as
 // JSON; out, when not nil, receives the decoded JSON answer.
 func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, out any) error {
-	raw := c.base.EscapedPath() + path
-	unescaped, err := url.PathUnescape(raw)
+	req, err := c.newRequest(ctx, method, path, q, in)
 	if err != nil {
-		return fmt.Errorf("client: path %q: %w", raw, err)
+		return err
 	}
-	u := url.URL{Scheme: c.base.Scheme, Host: c.base.Host, Path: unescaped, RawPath: raw, RawQuery: q.Encode()}
-
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return fmt.Errorf("client: encoding %s %s: %w", method, path, err)
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
-	if err != nil {
-		return fmt.Errorf("client: %s %s: %w", method, path, err)
-	}
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", c.userAgent)
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return err
@@ -406,6 +485,39 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, 
 		return fmt.Errorf("client: %s %s: decoding response: %w", method, path, err)
 	}
 	return nil
+}
+
+// newRequest builds one call. path is already escaped. in, when not nil,
+// is sent as JSON.
+func (c *Client) newRequest(ctx context.Context, method, path string, q url.Values, in any) (*http.Request, error) {
+	raw := c.base.EscapedPath() + path
+	unescaped, err := url.PathUnescape(raw)
+	if err != nil {
+		return nil, fmt.Errorf("client: path %q: %w", raw, err)
+	}
+	u := url.URL{Scheme: c.base.Scheme, Host: c.base.Host, Path: unescaped, RawPath: raw, RawQuery: q.Encode()}
+
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return nil, fmt.Errorf("client: encoding %s %s: %w", method, path, err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
+	if err != nil {
+		return nil, fmt.Errorf("client: %s %s: %w", method, path, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", c.userAgent)
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	return req, nil
 }
 
 // decodeError turns a non-2xx response into an *APIError.

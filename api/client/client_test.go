@@ -217,6 +217,40 @@ func TestCalls(t *testing.T) {
 				ApprovalDecision: "Approve",
 			}},
 		},
+		{
+			name:     "search audit with every filter",
+			respBody: `{"records":[],"next_cursor":"MS0w"}`,
+			invoke: func(c *Client) (any, error) {
+				return c.SearchAudit(ctx, AuditQuery{
+					Tenant: "contoso", From: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), To: time.Date(2026, 1, 3, 0, 0, 0, 0, time.FixedZone("x", 3600)),
+					User: "Microsoft Operator", Operation: "Get-Mailbox", RequestID: "r1", Cursor: "MS0x", Limit: 5,
+				})
+			},
+			want:    call{Method: "GET", Path: "/v1/audit", Query: "cursor=MS0x&from=2026-01-02T03%3A04%3A05Z&limit=5&operation=Get-Mailbox&request_id=r1&tenant=contoso&to=2026-01-02T23%3A00%3A00Z&user=Microsoft+Operator"},
+			wantOut: AuditPage{Records: []audit.Record{}, NextCursor: "MS0w"},
+		},
+		{
+			name:     "activity",
+			respBody: `{"records":[{"Id":"a1","CreationTime":"2026-01-02T03:04:05Z","Operation":"Get-Mailbox","OrganizationId":"contoso","Workload":"exchange","UserId":"Microsoft Operator","ResultStatus":"Succeeded","LockboxRequestId":"r1"}]}`,
+			invoke:   func(c *Client) (any, error) { return c.Activity(ctx, "r1") },
+			want:     call{Method: "GET", Path: "/v1/requests/r1/activity"},
+			wantOut: []audit.Record{{
+				Id: "a1", CreationTime: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Operation: "Get-Mailbox",
+				OrganizationId: "contoso", Workload: "exchange", UserId: audit.OperatorUserID, ResultStatus: "Succeeded",
+				LockboxRequestId: "r1",
+			}},
+		},
+		{
+			name:     "export streams the body",
+			respBody: "CreationTime,UserIds,Operations,AuditData\n",
+			invoke: func(c *Client) (any, error) {
+				var b strings.Builder
+				err := c.ExportAudit(ctx, AuditQuery{Tenant: "contoso", Operation: "Get-Mailbox", Cursor: "ignored", Limit: 3}, "csv", &b)
+				return b.String(), err
+			},
+			want:    call{Method: "GET", Path: "/v1/audit/export", Query: "format=csv&operation=Get-Mailbox&tenant=contoso"},
+			wantOut: "CreationTime,UserIds,Operations,AuditData\n",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

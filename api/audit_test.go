@@ -1,0 +1,362 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lockbox-oss/lockbox/api"
+	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/grants"
+	"github.com/lockbox-oss/lockbox/identity"
+)
+
+// page is the body of GET /v1/audit.
+type page struct {
+	Records    []audit.Record `json:"records"`
+	NextCursor string         `json:"next_cursor"`
+}
+
+// operatorActions appends n operator actions under req, one a second.
+func (e *env) operatorActions(req grants.Request, n int, ops ...string) {
+	e.t.Helper()
+	log := audit.NewLog(e.rdb, e.clk.Now)
+	for i := range n {
+		e.clk.Advance(time.Second)
+		_, err := log.Append(context.Background(), audit.Record{
+			Operation: ops[i%len(ops)], OrganizationId: req.Tenant, Workload: req.Service,
+			UserId: audit.OperatorUserID, UserType: audit.UserTypeDcAdmin, ProviderUserId: req.Requester,
+			ClientIP: "10.0.0.9", LockboxRequestId: req.ID, ObjectId: fmt.Sprintf("item-%d", i),
+		})
+		if err != nil {
+			e.t.Fatal(err)
+		}
+	}
+}
+
+func TestAuditSearchFiltersAndPaging(t *testing.T) {
+	e := newEnv(t)
+	e.assignApprover()
+	req := e.file(alice, "contoso", "exchange")
+	decode[grants.Request](t, e.do(mia, "POST", "/v1/requests/"+req.ID+"/approve", nil), 200)
+	decode[grants.Request](t, e.do(contosoApprover, "POST", "/v1/requests/"+req.ID+"/approve", nil), 200)
+	mid := e.clk.Now()
+	e.operatorActions(req, 25, "Get-Mailbox", "Get-MailboxMessage")
+	other := e.file(bob, "contoso", "exchange")
+
+	search := func(u user, q string) page {
+		t.Helper()
+		return decode[page](t, e.do(u, "GET", "/v1/audit?"+q, nil), 200)
+	}
+
+	t.Run("cursor pages without duplicates or gaps", func(t *testing.T) {
+		all := search(auditor, "tenant=contoso&limit=1000")
+		if all.NextCursor != "" {
+			t.Fatalf("one page should hold everything: %q", all.NextCursor)
+		}
+		var got []audit.Record
+		cursor, pages := "", 0
+		for {
+			q := "tenant=contoso&limit=7"
+			if cursor != "" {
+				q += "&cursor=" + url.QueryEscape(cursor)
+			}
+			p := search(auditor, q)
+			got = append(got, p.Records...)
+			pages++
+			if p.NextCursor == "" {
+				break
+			}
+			if len(p.Records) != 7 {
+				t.Fatalf("page %d has %d records", pages, len(p.Records))
+			}
+			cursor = p.NextCursor
+		}
+		if len(got) != len(all.Records) {
+			t.Fatalf("paged %d records, want %d", len(got), len(all.Records))
+		}
+		for i := range got {
+			if got[i].Id != all.Records[i].Id {
+				t.Fatalf("record %d = %s, want %s", i, got[i].Id, all.Records[i].Id)
+			}
+		}
+		if want := (len(all.Records) + 6) / 7; pages != want {
+			t.Errorf("pages = %d, want %d", pages, want)
+		}
+	})
+	t.Run("filters", func(t *testing.T) {
+		from := mid.Add(5 * time.Second).Format(time.RFC3339)
+		to := mid.Add(10 * time.Second).Format(time.RFC3339)
+		tests := []struct {
+			name  string
+			who   user
+			query string
+			n     int
+			check func(audit.Record) bool
+		}{
+			{"operation", contosoAdmin, "operation=get-mailbox", 13, func(r audit.Record) bool { return r.Operation == "Get-Mailbox" }},
+			{"user", contosoAdmin, "user=" + url.QueryEscape("Microsoft Operator"), 28, func(r audit.Record) bool { return r.UserId == audit.OperatorUserID }},
+			{"request id", contosoAdmin, "request_id=" + other.ID, 1, func(r audit.Record) bool { return r.LockboxRequestId == other.ID }},
+			{"time range, inclusive", contosoAdmin, "from=" + from + "&to=" + to, 6, func(r audit.Record) bool {
+				return !r.CreationTime.Before(mid.Add(5*time.Second)) && !r.CreationTime.After(mid.Add(10*time.Second))
+			}},
+			{"combined", contosoAdmin, "from=" + from + "&operation=Get-MailboxMessage&request_id=" + req.ID, 10, func(r audit.Record) bool { return r.Operation == "Get-MailboxMessage" }},
+			{"provider auditor finds the operator", auditor, "user=alice", 26, func(r audit.Record) bool { return r.ProviderUserId == "alice" }},
+			{"tenant users can't search by the provider-only field", contosoAdmin, "user=alice", 0, nil},
+		}
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				p := search(tc.who, "tenant=contoso&"+tc.query)
+				if len(p.Records) != tc.n || p.NextCursor != "" {
+					t.Fatalf("%d records (next %q), want %d", len(p.Records), p.NextCursor, tc.n)
+				}
+				for _, r := range p.Records {
+					if !tc.check(r) {
+						t.Errorf("record does not match: %+v", r)
+					}
+					if tc.who.tenant != "" && (r.ProviderUserId != "" || r.ClientIP == "10.0.0.9") {
+						t.Errorf("tenant view leaks: %+v", r)
+					}
+				}
+			})
+		}
+	})
+	t.Run("tenant users get the tenant view", func(t *testing.T) {
+		r := e.do(contosoAdmin, "GET", "/v1/audit?tenant=contoso&request_id="+req.ID, nil)
+		if bytes.Contains(r.body, []byte("ProviderUserId")) || bytes.Contains(r.body, []byte("10.0.0.9")) {
+			t.Errorf("tenant view names the provider's staff: %s", r.body)
+		}
+	})
+
+	errs := []struct {
+		name   string
+		who    user
+		path   string
+		code   string
+		status int
+	}{
+		{"bad from", contosoAdmin, "/v1/audit?tenant=contoso&from=yesterday", "invalid_from", 400},
+		{"bad to", contosoAdmin, "/v1/audit?tenant=contoso&to=2026-01-02", "invalid_to", 400},
+		{"reversed range", contosoAdmin, "/v1/audit?tenant=contoso&from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z", "invalid_range", 400},
+		{"forged cursor", contosoAdmin, "/v1/audit?tenant=contoso&cursor=MTIz", "invalid_cursor", 400},
+		{"non-canonical cursor", contosoAdmin, "/v1/audit?tenant=contoso&cursor=MDEtMQ", "invalid_cursor", 400},
+		{"garbage cursor", contosoAdmin, "/v1/audit?tenant=contoso&cursor=%21%21", "invalid_cursor", 400},
+		{"limit too large", contosoAdmin, "/v1/audit?tenant=contoso&limit=1001", "invalid_limit", 400},
+		{"export format", contosoAdmin, "/v1/audit/export?tenant=contoso&format=xml", "invalid_format", 400},
+		{"export unknown parameter", contosoAdmin, "/v1/audit/export?tenant=contoso&limit=3", "invalid_query", 400},
+		{"export tenant required of tenant users", contosoAdmin, "/v1/audit/export", "invalid_query", 400},
+		{"tenant required of managers", mia, "/v1/audit", "invalid_query", 400},
+		{"empty tenant", auditor, "/v1/audit?tenant=", "invalid_tenant", 400},
+		{"single-tenant cursor for all tenants", auditor, "/v1/audit?cursor=MS0x", "invalid_cursor", 400},
+		{"export other tenant", fabrikamAdmin, "/v1/audit/export?tenant=contoso", "forbidden", 403},
+		{"activity of a request another tenant's", fabrikamAdmin, "/v1/requests/" + req.ID + "/activity", "", 0},
+		{"activity takes no parameters", contosoAdmin, "/v1/requests/" + req.ID + "/activity?x=1", "invalid_query", 400},
+	}
+	for _, tc := range errs {
+		t.Run(tc.name, func(t *testing.T) {
+			r := e.do(tc.who, "GET", tc.path, nil)
+			if tc.status == 0 {
+				if r.status != 403 && r.status != 404 {
+					t.Fatalf("status = %d: %s", r.status, r.body)
+				}
+				return
+			}
+			wantError(t, r, tc.status, tc.code, "")
+		})
+	}
+}
+
+func TestAuditExport(t *testing.T) {
+	e := newEnv(t)
+	e.assignApprover()
+	req := e.file(alice, "contoso", "exchange")
+	e.operatorActions(req, 600, "Get-Mailbox")
+
+	t.Run("csv", func(t *testing.T) {
+		r := e.do(contosoAdmin, "GET", "/v1/audit/export?tenant=contoso&operation=Get-Mailbox", nil)
+		if r.status != 200 || !strings.HasPrefix(r.header.Get("Content-Type"), "text/csv") ||
+			r.header.Get("Content-Disposition") != `attachment; filename="audit-contoso.csv"` {
+			t.Fatalf("status %d, headers %v", r.status, r.header)
+		}
+		rows, err := csv.NewReader(bytes.NewReader(r.body)).ReadAll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rows) != 601 || strings.Join(rows[0], ",") != "CreationTime,UserIds,Operations,AuditData" {
+			t.Fatalf("%d rows, header %v", len(rows), rows[0])
+		}
+		var rec audit.Record
+		if err := json.Unmarshal([]byte(rows[1][3]), &rec); err != nil {
+			t.Fatal(err)
+		}
+		if rows[1][1] != audit.OperatorUserID || rows[1][2] != "Get-Mailbox" || rec.ObjectId != "item-599" ||
+			rows[1][0] != rec.CreationTime.Format(time.RFC3339Nano) || rec.ProviderUserId != "" || rec.ClientIP != "" {
+			t.Errorf("first row = %v", rows[1])
+		}
+	})
+	t.Run("jsonl for the provider", func(t *testing.T) {
+		r := e.do(auditor, "GET", "/v1/audit/export?tenant=contoso&format=jsonl", nil)
+		if r.status != 200 || r.header.Get("Content-Type") != "application/jsonl" {
+			t.Fatalf("status %d, headers %v", r.status, r.header)
+		}
+		lines := strings.Split(strings.TrimSuffix(string(r.body), "\n"), "\n")
+		if len(lines) != 602 { // 600 actions, the request, the approver
+			t.Fatalf("%d lines", len(lines))
+		}
+		var rec audit.Record
+		if err := json.Unmarshal([]byte(lines[0]), &rec); err != nil || rec.ProviderUserId != "alice" {
+			t.Errorf("first line = %s (%v)", lines[0], err)
+		}
+	})
+	t.Run("empty range is just the header", func(t *testing.T) {
+		r := e.do(contosoAdmin, "GET", "/v1/audit/export?tenant=contoso&user=nobody", nil)
+		if r.status != 200 || string(r.body) != "CreationTime,UserIds,Operations,AuditData\n" {
+			t.Fatalf("status %d body %q", r.status, r.body)
+		}
+	})
+}
+
+func TestRequestActivity(t *testing.T) {
+	e := newEnv(t)
+	e.assignApprover()
+	req := e.file(alice, "contoso", "exchange")
+	decode[grants.Request](t, e.do(mia, "POST", "/v1/requests/"+req.ID+"/approve", nil), 200)
+	decode[grants.Request](t, e.do(contosoApprover, "POST", "/v1/requests/"+req.ID+"/approve", nil), 200)
+	e.operatorActions(req, 3, "Get-Mailbox")
+	e.file(bob, "contoso", "exchange") // another request's records stay out
+
+	activity := func(u user) []audit.Record {
+		t.Helper()
+		return decode[struct{ Records []audit.Record }](t, e.do(u, "GET", "/v1/requests/"+req.ID+"/activity", nil), http.StatusOK).Records
+	}
+	var ops []string
+	recs := activity(contosoApprover)
+	for i, r := range recs {
+		ops = append(ops, r.Operation)
+		if r.LockboxRequestId != req.ID || r.ProviderUserId != "" {
+			t.Errorf("record %d = %+v", i, r)
+		}
+		if i > 0 && r.CreationTime.Before(recs[i-1].CreationTime) {
+			t.Errorf("not oldest first at %d", i)
+		}
+	}
+	want := []string{audit.OpNewRequest, audit.OpManagerDecision, audit.OpTenantDecision, "Get-Mailbox", "Get-Mailbox", "Get-Mailbox"}
+	if strings.Join(ops, " ") != strings.Join(want, " ") {
+		t.Fatalf("operations = %v, want %v", ops, want)
+	}
+	if recs := activity(alice); len(recs) != 6 || recs[3].ProviderUserId != "alice" {
+		t.Errorf("the requester's view = %+v", recs)
+	}
+}
+
+// failingAudit fails an export after some records.
+type failingAudit struct {
+	api.AuditSearcher
+	after int
+}
+
+func (f failingAudit) Export(ctx context.Context, p identity.Principal, q audit.Query, w func(audit.Record) error) error {
+	n := 0
+	err := f.AuditSearcher.Export(ctx, p, q, func(r audit.Record) error {
+		if n++; n > f.after {
+			return errors.New("redis went away")
+		}
+		return w(r)
+	})
+	return err
+}
+
+func TestAuditExportFailureAfterTheFirstByteCutsTheStream(t *testing.T) {
+	for _, after := range []int{0, 500} {
+		t.Run(fmt.Sprint(after), func(t *testing.T) {
+			e := newEnv(t, func(c *api.Config) { c.Audit = failingAudit{AuditSearcher: c.Audit, after: after} })
+			e.assignApprover()
+			req := e.file(alice, "contoso", "exchange")
+			e.operatorActions(req, 600, "Get-Mailbox")
+			hreq, err := http.NewRequest("GET", e.srv.URL+"/v1/audit/export?tenant=contoso&format=jsonl", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			hreq.Header.Set("Authorization", "Bearer "+e.token(auditor))
+			resp, err := http.DefaultClient.Do(hreq)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, err := io.ReadAll(resp.Body)
+			if after == 0 {
+				// Nothing was sent yet: an ordinary error response.
+				if resp.StatusCode != http.StatusServiceUnavailable && resp.StatusCode != http.StatusInternalServerError {
+					t.Fatalf("status %d: %s", resp.StatusCode, body)
+				}
+				return
+			}
+			if resp.StatusCode != 200 || err == nil {
+				t.Fatalf("status %d, read error %v: a cut-off export must not look complete", resp.StatusCode, err)
+			}
+			if n := bytes.Count(body, []byte("\n")); n == 0 || n > after {
+				t.Errorf("%d lines before the cut", n)
+			}
+			if !strings.Contains(e.logs.String(), "audit export ended early") {
+				t.Errorf("failure not logged: %s", e.logs.String())
+			}
+		})
+	}
+}
+
+func TestAuditSearchAcrossTenants(t *testing.T) {
+	e := newEnv(t)
+	e.assignApprover()
+	c := e.file(alice, "contoso", "exchange")
+	e.operatorActions(c, 4, "Get-Mailbox")
+	f := e.file(bob, "fabrikam", "exchange")
+	e.operatorActions(f, 4, "Get-Mailbox")
+	e.operatorActions(c, 4, "Get-MailboxMessage")
+
+	all := decode[page](t, e.do(auditor, "GET", "/v1/audit?limit=1000", nil), 200)
+	// Across tenants the order is that of commit (to the millisecond);
+	// within a tenant it is exact.
+	tenantsSeen := map[string]int{}
+	prev := map[string]time.Time{}
+	for i, r := range all.Records {
+		tenantsSeen[r.OrganizationId]++
+		if p, ok := prev[r.OrganizationId]; ok && r.CreationTime.After(p) {
+			t.Fatalf("record %d is newer than the one before of its tenant", i)
+		}
+		prev[r.OrganizationId] = r.CreationTime
+	}
+	if tenantsSeen["contoso"] != 10 || tenantsSeen["fabrikam"] != 5 || all.NextCursor != "" {
+		t.Fatalf("records per tenant = %v, next %q", tenantsSeen, all.NextCursor)
+	}
+	var paged []audit.Record
+	q := "/v1/audit?limit=4"
+	for {
+		p := decode[page](t, e.do(auditor, "GET", q, nil), 200)
+		paged = append(paged, p.Records...)
+		if p.NextCursor == "" {
+			break
+		}
+		q = "/v1/audit?limit=4&cursor=" + url.QueryEscape(p.NextCursor)
+	}
+	if len(paged) != len(all.Records) {
+		t.Fatalf("paged %d, want %d", len(paged), len(all.Records))
+	}
+	for i := range paged {
+		if paged[i].Id != all.Records[i].Id {
+			t.Fatalf("record %d differs", i)
+		}
+	}
+	r := e.do(auditor, "GET", "/v1/audit/export?format=jsonl&operation=Get-Mailbox", nil)
+	if r.status != 200 || bytes.Count(r.body, []byte("\n")) != 8 || r.header.Get("Content-Disposition") != `attachment; filename="audit-all-tenants.jsonl"` {
+		t.Fatalf("export: %d %v %s", r.status, r.header, r.body)
+	}
+}

@@ -1,0 +1,290 @@
+package cli
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/lockbox-oss/lockbox/api/client"
+	"github.com/lockbox-oss/lockbox/audit"
+)
+
+// auditFlags are the filters "audit search" and "audit export" share.
+type auditFlags struct {
+	tenant, from, to, user, operation, requestID string
+}
+
+const auditFilterHelp = `--tenant T               tenant whose audit log to read (without it, the provider's
+                         audit readers read every tenant's)
+--from TIME              only records created at or after TIME (RFC 3339, or a date)
+--to TIME                only records created at or before TIME (RFC 3339, or a date: its start)
+--user U                 only records of UserId U, e.g. "Microsoft Operator"
+--operation OP           only records of this operation, e.g. Get-Mailbox
+--request-id ID          only records tied to this lockbox request`
+
+func (a *auditFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&a.tenant, "tenant", "", "")
+	fs.StringVar(&a.from, "from", "", "")
+	fs.StringVar(&a.to, "to", "", "")
+	fs.StringVar(&a.user, "user", "", "")
+	fs.StringVar(&a.operation, "operation", "", "")
+	fs.StringVar(&a.requestID, "request-id", "", "")
+}
+
+func (a *auditFlags) query(cmd string) (client.AuditQuery, error) {
+	q := client.AuditQuery{Tenant: a.tenant, User: a.user, Operation: a.operation, RequestID: a.requestID}
+	for _, f := range []struct {
+		name, v string
+		dst     *time.Time
+	}{{"--from", a.from, &q.From}, {"--to", a.to, &q.To}} {
+		if f.v == "" {
+			continue
+		}
+		t, err := parseTime(f.v)
+		if err != nil {
+			return q, &usageError{cmd: cmd, msg: fmt.Sprintf("%s %q must be an RFC 3339 time such as 2026-01-02T15:04:05Z, or a date such as 2026-01-02", f.name, f.v)}
+		}
+		*f.dst = t
+	}
+	if !q.From.IsZero() && !q.To.IsZero() && q.To.Before(q.From) {
+		return q, &usageError{cmd: cmd, msg: "--to must not be before --from"}
+	}
+	return q, nil
+}
+
+func runAuditSearch(e *env, name string, args []string) error {
+	fs := e.flagSet(name)
+	var af auditFlags
+	af.register(fs)
+	limit := fs.Int("limit", 0, "")
+	cursor := fs.String("cursor", "", "")
+	all := fs.Bool("all", false, "")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return flagError(name, err)
+	}
+	if err := wantArgs(name, pos); err != nil {
+		return err
+	}
+	q, err := af.query(name)
+	if err != nil {
+		return err
+	}
+	if *limit < 0 {
+		return &usageError{cmd: name, msg: "--limit must not be negative"}
+	}
+	q.Limit, q.Cursor = *limit, *cursor
+	c, err := e.client()
+	if err != nil {
+		return err
+	}
+	var out recordWriter
+	switch e.g.output {
+	case "json":
+		out = &jsonRecords{w: e.stdout}
+	case "csv":
+		out = newCSVRecords(e.stdout)
+	default:
+		out = &tableRecords{w: e.stdout}
+	}
+	next := ""
+	for {
+		p, err := c.SearchAudit(e.ctx, q)
+		if err != nil {
+			return err
+		}
+		if err := out.write(p.Records); err != nil {
+			return err
+		}
+		next = p.NextCursor
+		if !*all || next == "" {
+			break
+		}
+		q.Cursor = next
+	}
+	if err := out.close(next); err != nil {
+		return err
+	}
+	if next != "" && e.g.output != "json" {
+		fmt.Fprintf(e.stderr, "More records: add --cursor %s (or use --all).\n", next)
+	}
+	return nil
+}
+
+func runAuditExport(e *env, name string, args []string) error {
+	fs := e.flagSet(name)
+	var af auditFlags
+	af.register(fs)
+	format := fs.String("format", "jsonl", "")
+	outFile := fs.String("out", "", "")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return flagError(name, err)
+	}
+	if err := wantArgs(name, pos); err != nil {
+		return err
+	}
+	q, err := af.query(name)
+	if err != nil {
+		return err
+	}
+	if *format != "csv" && *format != "jsonl" {
+		return &usageError{cmd: name, msg: fmt.Sprintf("--format %q must be csv or jsonl", *format)}
+	}
+	c, err := e.client()
+	if err != nil {
+		return err
+	}
+	if *outFile == "" {
+		return c.ExportAudit(e.ctx, q, *format, e.stdout)
+	}
+	// Write beside the file and rename once complete, so a cut-off export
+	// never looks like a whole one.
+	f, err := os.CreateTemp(filepath.Dir(*outFile), "."+filepath.Base(*outFile)+".*.partial")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if err := c.ExportAudit(e.ctx, q, *format, f); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), *outFile)
+}
+
+func runRequestActivity(e *env, name string, args []string) error {
+	fs := e.flagSet(name)
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return flagError(name, err)
+	}
+	if err := wantArgs(name, pos, "ID"); err != nil {
+		return err
+	}
+	c, err := e.client()
+	if err != nil {
+		return err
+	}
+	recs, err := c.Activity(e.ctx, pos[0])
+	if err != nil {
+		return err
+	}
+	switch e.g.output {
+	case "json":
+		return writeJSON(e.stdout, map[string]any{"records": recs})
+	case "csv":
+		w := newCSVRecords(e.stdout)
+		if err := w.write(recs); err != nil {
+			return err
+		}
+		return w.close("")
+	}
+	return printAudit(e.stdout, recs)
+}
+
+// recordWriter prints pages of audit records as they come.
+type recordWriter interface {
+	write([]audit.Record) error
+	// close ends the output; next is the cursor of the page after the last.
+	close(next string) error
+}
+
+// tableRecords prints one table per page, sharing the header of the first.
+type tableRecords struct {
+	w    io.Writer
+	recs []audit.Record
+}
+
+func (t *tableRecords) write(recs []audit.Record) error {
+	t.recs = append(t.recs, recs...)
+	// A table's columns depend on every row: print in chunks so --all
+	// holds at most one page.
+	if len(t.recs) >= audit.MaxLimit {
+		return t.flush()
+	}
+	return nil
+}
+
+func (t *tableRecords) flush() error {
+	if len(t.recs) == 0 {
+		return nil
+	}
+	err := printAudit(t.w, t.recs)
+	t.recs = t.recs[:0]
+	return err
+}
+
+func (t *tableRecords) close(string) error {
+	if len(t.recs) == 0 {
+		return printAudit(t.w, nil)
+	}
+	return t.flush()
+}
+
+// jsonRecords prints {"records":[...],"next_cursor":"..."}.
+type jsonRecords struct {
+	w    io.Writer
+	recs []audit.Record
+}
+
+func (j *jsonRecords) write(recs []audit.Record) error {
+	j.recs = append(j.recs, recs...)
+	return nil
+}
+
+func (j *jsonRecords) close(next string) error {
+	if j.recs == nil {
+		j.recs = []audit.Record{}
+	}
+	return writeJSON(j.w, client.AuditPage{Records: j.recs, NextCursor: next})
+}
+
+// csvRecords prints the columns of the Microsoft 365 audit log export.
+type csvRecords struct {
+	cw *csv.Writer
+}
+
+func newCSVRecords(w io.Writer) *csvRecords {
+	cw := csv.NewWriter(w)
+	_ = cw.Write([]string{"CreationTime", "UserIds", "Operations", "AuditData"})
+	return &csvRecords{cw: cw}
+}
+
+func (c *csvRecords) write(recs []audit.Record) error {
+	for _, r := range recs {
+		b, err := json.Marshal(r)
+		if err != nil {
+			return err
+		}
+		if err := c.cw.Write([]string{r.CreationTime.UTC().Format(time.RFC3339Nano), r.UserId, r.Operation, string(b)}); err != nil {
+			return err
+		}
+	}
+	c.cw.Flush()
+	return c.cw.Error()
+}
+
+func (c *csvRecords) close(string) error {
+	c.cw.Flush()
+	return c.cw.Error()
+}
+
+// csvCommands accept -o csv.
+var csvCommands = map[string]bool{"audit search": true, "request activity": true}
+
+// checkOutput refuses -o csv for commands that can't print it.
+func (e *env) checkOutput() error {
+	if e.g.output == "csv" && !csvCommands[e.cmd] {
+		return &usageError{cmd: e.cmd, msg: "-o csv is only for " + strings.Join([]string{"audit search", "request activity"}, " and ")}
+	}
+	return nil
+}
