@@ -74,6 +74,7 @@ type Tenants interface {
 type AuditSearcher interface {
 	Search(ctx context.Context, p identity.Principal, q audit.Query) (audit.Page, error)
 	Export(ctx context.Context, p identity.Principal, q audit.Query, w func(audit.Record) error) error
+	Verify(ctx context.Context, p identity.Principal, tenant string) (audit.Verification, error)
 }
 
 // DefaultMaxBodyBytes bounds a request body when Config.MaxBodyBytes is
@@ -179,6 +180,7 @@ var routes = []route{
 	{method: http.MethodDelete, path: "/v1/tenants/{tenant}/approvers/{user}", handle: (*server).removeApprover},
 	{method: http.MethodGet, path: "/v1/audit", handle: (*server).searchAudit},
 	{method: http.MethodGet, path: "/v1/audit/export", handle: (*server).exportAudit},
+	{method: http.MethodGet, path: "/v1/audit/verify", handle: (*server).verifyAudit},
 	{method: http.MethodGet, path: "/v1/openapi.yaml", public: true, handle: (*server).openAPI},
 }
 

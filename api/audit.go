@@ -245,3 +245,17 @@ func (s *server) requestActivity(w http.ResponseWriter, r *http.Request, p ident
 	}
 	return writeJSON(w, http.StatusOK, recordList{Records: recs})
 }
+
+// verifyAudit re-computes the tenant's audit hash chain and reports the
+// first broken or missing record.
+func (s *server) verifyAudit(w http.ResponseWriter, r *http.Request, p identity.Principal) error {
+	q, err := query(r, "tenant")
+	if err != nil {
+		return err
+	}
+	v, err := s.cfg.Audit.Verify(r.Context(), p, q.Get("tenant"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, v)
+}

@@ -59,7 +59,7 @@ func (l *Log) AppendTx(ctx context.Context, tx redis.Pipeliner, r Record) error 
 	if err != nil {
 		return fmt.Errorf("audit: encode: %w", err)
 	}
-	tx.XAdd(ctx, &redis.XAddArgs{Stream: keys.Audit(r.OrganizationId), Values: []string{field, string(b)}})
+	appendScript.Eval(ctx, tx, []string{keys.Audit(r.OrganizationId), keys.AuditHead(r.OrganizationId)}, string(b))
 	return nil
 }
 
@@ -93,3 +93,5 @@ func (l *Log) List(ctx context.Context, tenant string, limit int64) ([]Record, e
 	}
 	return out, nil
 }
+
+func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }

@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -285,6 +286,48 @@ var csvCommands = map[string]bool{"audit search": true, "request activity": true
 func (e *env) checkOutput() error {
 	if e.g.output == "csv" && !csvCommands[e.cmd] {
 		return &usageError{cmd: e.cmd, msg: "-o csv is only for " + strings.Join([]string{"audit search", "request activity"}, " and ")}
+	}
+	return nil
+}
+
+// errChainBroken makes "audit verify" exit non-zero when the chain is
+// broken, after printing the report.
+var errChainBroken = errors.New("the audit chain does not verify")
+
+func runAuditVerify(e *env, name string, args []string) error {
+	fs := e.flagSet(name)
+	tenant := fs.String("tenant", "", "")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return flagError(name, err)
+	}
+	if err := wantArgs(name, pos); err != nil {
+		return err
+	}
+	if *tenant == "" {
+		return &usageError{cmd: name, msg: "--tenant is required"}
+	}
+	c, err := e.client()
+	if err != nil {
+		return err
+	}
+	v, err := c.VerifyAudit(e.ctx, *tenant)
+	if err != nil {
+		return err
+	}
+	if e.g.output.json() {
+		err = writeJSON(e.stdout, v)
+	} else if v.OK {
+		_, err = fmt.Fprintf(e.stdout, "audit chain of %s: intact, %d records\n", v.Tenant, v.Records)
+	} else {
+		_, err = fmt.Fprintf(e.stdout, "audit chain of %s: BROKEN after %d good records\n  at:      %s (record %s)\n  problem: %s\n",
+			clean(v.Tenant), v.Records, cell(v.BrokenAt), cell(v.RecordId), clean(v.Problem))
+	}
+	if err != nil {
+		return err
+	}
+	if !v.OK {
+		return errChainBroken
 	}
 	return nil
 }

@@ -134,6 +134,13 @@ func init() {
 			run: runAuditExport,
 		},
 		{
+			name:     "audit verify",
+			synopsis: "--tenant T",
+			summary:  "re-compute a tenant's audit hash chain and report the first broken or missing record (exit 1 when broken)",
+			flags:    `--tenant T               the tenant whose log to verify`,
+			run:      runAuditVerify,
+		},
+		{
 			name:     "get-accesstocustomerdatarequest",
 			display:  "Get-AccessToCustomerDataRequest",
 			synopsis: "[--tenant T] [--state S] [--request-id ID]",

@@ -227,6 +227,18 @@ func TestLifecycleWithLockboxctl(t *testing.T) {
 		if s := w.state("operator", r.ID); s != grants.StateCompleted {
 			t.Fatalf("at the end: %s", s)
 		}
+		// The audit chain verifies, and catches a record deleted in Redis.
+		var v audit.Verification
+		w.ok("admin", &v, "audit", "verify", "--tenant", "contoso")
+		if !v.OK || v.Records != len(recs)+1 { // + the completion record
+			t.Fatalf("verification = %+v, %d records searched", v, len(recs))
+		}
+		ctx := context.Background()
+		entries := w.srv.Redis.XRange(ctx, "lockbox:{contoso}:audit", "-", "+").Val()
+		w.srv.Redis.XDel(ctx, "lockbox:{contoso}:audit", entries[2].ID)
+		if code, out, _ := w.ctl("admin", "audit", "verify", "--tenant", "contoso"); code != 1 || !strings.Contains(out, "BROKEN") || !strings.Contains(out, entries[3].ID) {
+			t.Fatalf("tampered chain: exit %d\n%s", code, out)
+		}
 		// The table output names the state too.
 		if code, out, _ := w.ctl("admin", "request", "list"); code != 0 || !strings.Contains(out, "completed") {
 			t.Fatalf("table list: %d %s", code, out)

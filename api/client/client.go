@@ -443,6 +443,13 @@ func (c *Client) Activity(ctx context.Context, id string) ([]audit.Record, error
 	return out.Records, nil
 }
 
+// VerifyAudit asks the server to re-compute tenant's audit hash chain.
+func (c *Client) VerifyAudit(ctx context.Context, tenant string) (audit.Verification, error) {
+	var out audit.Verification
+	err := c.do(ctx, http.MethodGet, "/v1/audit/verify", url.Values{"tenant": {tenant}}, nil, &out)
+	return out, err
+}
+
 // join appends one escaped path segment to the escaped path p.
 // url.PathEscape leaves "." and ".." as they are, and an empty segment
 // would make "//": each could make the call address another resource than

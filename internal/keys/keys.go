@@ -112,3 +112,6 @@ func TenantPending(tenant string) string { return tagged(tenant, "pending") }
 
 // TenantActive: see TenantPending.
 func TenantActive(tenant string) string { return tagged(tenant, "active") }
+
+// AuditHead holds the hash of the newest record of the tenant's audit chain.
+func AuditHead(tenant string) string { return tagged(tenant, "audit:head") }

@@ -1,0 +1,132 @@
+package audit_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/identity"
+	"github.com/lockbox-oss/lockbox/internal/clock"
+	"github.com/lockbox-oss/lockbox/internal/keys"
+	"github.com/lockbox-oss/lockbox/internal/redistest"
+)
+
+var auditor = identity.Principal{Subject: "sue", Roles: []identity.Role{identity.RoleAuditReader}}
+
+func appendN(t *testing.T, log *audit.Log, n int) {
+	t.Helper()
+	for i := range n {
+		if _, err := log.Append(context.Background(), audit.Record{Operation: fmt.Sprintf("Op-%d", i), OrganizationId: "contoso", Workload: "exchange", UserId: audit.OperatorUserID}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestChainCatchesTampering(t *testing.T) {
+	ctx := context.Background()
+	stream := keys.Audit("contoso")
+	tests := []struct {
+		name    string
+		tamper  func(t *testing.T, rdb *redis.Client, ids []string)
+		brokeAt int // index of the first entry reported; -1: the head
+		problem string
+	}{
+		{"intact", func(*testing.T, *redis.Client, []string) {}, 0, ""},
+		{"middle record deleted", func(t *testing.T, rdb *redis.Client, ids []string) {
+			rdb.XDel(ctx, stream, ids[2])
+		}, 3, "link to the previous record"},
+		{"first record deleted", func(t *testing.T, rdb *redis.Client, ids []string) {
+			rdb.XDel(ctx, stream, ids[0])
+		}, 1, "link to the previous record"},
+		{"newest record deleted", func(t *testing.T, rdb *redis.Client, ids []string) {
+			rdb.XDel(ctx, stream, ids[4])
+		}, -1, "head does not match"},
+		{"record edited", func(t *testing.T, rdb *redis.Client, ids []string) {
+			// Streams can't be edited in place: rebuild the stream with
+			// the same ids and one record changed, as an attacker would.
+			msgs := rdb.XRange(ctx, stream, "-", "+").Val()
+			rdb.Del(ctx, stream)
+			for i, m := range msgs {
+				r := m.Values["r"].(string)
+				if i == 1 {
+					r = strings.Replace(r, `"UserId":"Microsoft Operator"`, `"UserId":"nobody"`, 1)
+				}
+				if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: stream, ID: m.ID, Values: []string{"r", r, "p", m.Values["p"].(string), "h", m.Values["h"].(string)}}).Err(); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}, 1, "edited"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rdb := redistest.Client(t)
+			log := audit.NewLog(rdb, clock.NewFake(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)).Now)
+			appendN(t, log, 5)
+			var ids []string
+			for _, m := range rdb.XRange(ctx, stream, "-", "+").Val() {
+				ids = append(ids, m.ID)
+			}
+			tc.tamper(t, rdb, ids)
+			v, err := log.Verify(ctx, auditor, "contoso")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.problem == "" {
+				if !v.OK || v.Records != 5 {
+					t.Fatalf("intact chain: %+v", v)
+				}
+				return
+			}
+			if v.OK || !strings.Contains(v.Problem, tc.problem) {
+				t.Fatalf("verification = %+v, want a problem mentioning %q", v, tc.problem)
+			}
+			if tc.brokeAt >= 0 && v.BrokenAt != ids[tc.brokeAt] {
+				t.Fatalf("broken at %s, want %s (%+v)", v.BrokenAt, ids[tc.brokeAt], v)
+			}
+		})
+	}
+}
+
+// TestChainConcurrentWriters: replicas appending at once never fork the
+// chain.
+func TestChainConcurrentWriters(t *testing.T) {
+	rdb := redistest.Client(t)
+	opts := rdb.Options()
+	c := clock.NewFake(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC))
+	var wg sync.WaitGroup
+	for range 8 {
+		client := redis.NewClient(opts)
+		t.Cleanup(func() { client.Close() })
+		log := audit.NewLog(client, c.Now)
+		wg.Go(func() {
+			for i := range 50 {
+				if _, err := log.Append(context.Background(), audit.Record{Operation: fmt.Sprint("Op-", i), OrganizationId: "contoso", UserId: "x"}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	v, err := audit.NewLog(rdb, c.Now).Verify(context.Background(), auditor, "contoso")
+	if err != nil || !v.OK || v.Records != 400 {
+		t.Fatalf("verification = %+v, %v", v, err)
+	}
+}
+
+func TestVerifyScope(t *testing.T) {
+	log := audit.NewLog(redistest.Client(t), nil)
+	other := identity.Principal{Subject: "fay", TenantID: "fabrikam", Roles: []identity.Role{identity.RoleAuditReader}}
+	if _, err := log.Verify(context.Background(), other, "contoso"); err == nil {
+		t.Fatal("another tenant's auditor verified contoso's log")
+	}
+	if v, err := log.Verify(context.Background(), auditor, "contoso"); err != nil || !v.OK || v.Records != 0 {
+		t.Fatalf("empty log: %+v %v", v, err)
+	}
+}
