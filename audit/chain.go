@@ -69,7 +69,12 @@ func (l *Log) Verify(ctx context.Context, p identity.Principal, tenant string) (
 func (l *Log) verify(ctx context.Context, tenant string) (Verification, error) {
 	v := Verification{Tenant: tenant}
 	stream := keys.Audit(tenant)
-	prev := ""
+	// After retention trimmed the oldest records, the chain starts from the
+	// hash of the last one removed.
+	prev, err := l.anchor(ctx, tenant)
+	if err != nil {
+		return v, fault.Unavailable("audit: verify", err)
+	}
 	start := "-"
 	const batch = 1000
 	for {

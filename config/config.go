@@ -88,6 +88,9 @@ type Config struct {
 	// AuditTimeout is the deadline of writing an operator action's audit
 	// record; past it the call gets 503 and is not forwarded.
 	AuditTimeout time.Duration `env:"AUDIT_TIMEOUT" envDefault:"2s" desc:"deadline of writing an operator action's audit record; past it the call gets 503 and is not forwarded"`
+	// AuditRetention is how long audit records are kept; 0 keeps them
+	// forever. Trimming keeps the hash chain verifiable.
+	AuditRetention time.Duration `env:"AUDIT_RETENTION" envDefault:"0s" desc:"how long audit records are kept, e.g. 8760h; 0 keeps them forever (trimming keeps the hash chain verifiable)"`
 	// PolicyReloadInterval is how often LOCKBOX_POLICY_DIR is checked for
 	// changes.
 	PolicyReloadInterval time.Duration `env:"POLICY_RELOAD_INTERVAL" envDefault:"1s" desc:"how often LOCKBOX_POLICY_DIR is checked for changes (a valid change is loaded, a broken one refused)"`
@@ -282,6 +285,9 @@ func (c Config) check() error {
 	}
 	if c.JWTLeeway > MaxJWTLeeway {
 		errs = append(errs, varErr("JWTLeeway", "%s is more than the %s allowed", c.JWTLeeway, MaxJWTLeeway))
+	}
+	if c.AuditRetention < 0 {
+		errs = append(errs, varErr("AuditRetention", "must not be negative, got %s", c.AuditRetention))
 	}
 	if _, err := c.UpstreamURLs(); err != nil {
 		errs = append(errs, err)

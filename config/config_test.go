@@ -35,6 +35,7 @@ func TestLoadDefaults(t *testing.T) {
 		GrantTimeout:         300 * time.Millisecond,
 		AuditTimeout:         2 * time.Second,
 		PolicyReloadInterval: time.Second,
+		AuditRetention:       0,
 	}
 	if got != want {
 		t.Errorf("defaults:\n got %+v\nwant %+v", got, want)

@@ -115,3 +115,7 @@ func TenantActive(tenant string) string { return tagged(tenant, "active") }
 
 // AuditHead holds the hash of the newest record of the tenant's audit chain.
 func AuditHead(tenant string) string { return tagged(tenant, "audit:head") }
+
+// AuditAnchor holds "<stream id> <hash>" of the last record retention
+// removed: the point the remaining chain starts from.
+func AuditAnchor(tenant string) string { return tagged(tenant, "audit:anchor") }

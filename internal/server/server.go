@@ -282,6 +282,17 @@ func (s *Server) sweepLoop(ctx context.Context) {
 			case n > 0:
 				s.log.Info("sweep settled requests", "count", n)
 			}
+			if s.cfg.AuditRetention > 0 {
+				tctx, cancel := context.WithTimeout(ctx, requestTimeout)
+				n, err := s.Audit.TrimAll(tctx, s.cfg.AuditRetention)
+				cancel()
+				switch {
+				case err != nil && ctx.Err() == nil:
+					s.log.Warn("audit retention failed", "err", err)
+				case n > 0:
+					s.log.Info("audit retention removed records", "count", n, "retention", s.cfg.AuditRetention)
+				}
+			}
 		}
 	}
 }
