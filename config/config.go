@@ -91,6 +91,16 @@ type Config struct {
 	// AuditRetention is how long audit records are kept; 0 keeps them
 	// forever. Trimming keeps the hash chain verifiable.
 	AuditRetention time.Duration `env:"AUDIT_RETENTION" envDefault:"0s" desc:"how long audit records are kept, e.g. 8760h; 0 keeps them forever (trimming keeps the hash chain verifiable)"`
+	// SIEMSink is where every audit record is also written as one line for
+	// a log shipper.
+	SIEMSink string `env:"SIEM_SINK" envDefault:"stdout" desc:"where every audit record is also written as one JSON line for a log shipper: stdout, file:/path (appended, 0600, fsynced per batch) or off; \"lockbox dev\" uses file:$LOCKBOX_DEV_DIR/siem.jsonl unless set"`
+	// SIEMFormat is the SIEM line format.
+	SIEMFormat string `env:"SIEM_FORMAT" envDefault:"json" desc:"SIEM line format: json (the audit record, provider view) or ocsf (OCSF 1.1 API Activity events)"`
+	// SIEMConsumer names this replica in the SIEM consumer group.
+	SIEMConsumer string `env:"SIEM_CONSUMER" desc:"this replica's name in the SIEM consumer group: unique per replica and stable across restarts (e.g. the pod name); the host name when empty"`
+	// SIEMClaimAfter is how long a record may wait at one replica before
+	// another takes it over.
+	SIEMClaimAfter time.Duration `env:"SIEM_CLAIM_AFTER" envDefault:"1m" desc:"how long a record may stay unforwarded at a replica before another replica takes it over"`
 	// PolicyReloadInterval is how often LOCKBOX_POLICY_DIR is checked for
 	// changes.
 	PolicyReloadInterval time.Duration `env:"POLICY_RELOAD_INTERVAL" envDefault:"1s" desc:"how often LOCKBOX_POLICY_DIR is checked for changes (a valid change is loaded, a broken one refused)"`
@@ -276,7 +286,7 @@ func (c Config) check() error {
 		{"RedisTimeout", c.RedisTimeout}, {"JWTLeeway", c.JWTLeeway},
 		{"SweepInterval", c.SweepInterval}, {"ShutdownTimeout", c.ShutdownTimeout},
 		{"GrantTimeout", c.GrantTimeout}, {"AuditTimeout", c.AuditTimeout},
-		{"PolicyReloadInterval", c.PolicyReloadInterval},
+		{"PolicyReloadInterval", c.PolicyReloadInterval}, {"SIEMClaimAfter", c.SIEMClaimAfter},
 	}
 	for _, d := range durations {
 		if d.d <= 0 {
@@ -285,6 +295,12 @@ func (c Config) check() error {
 	}
 	if c.JWTLeeway > MaxJWTLeeway {
 		errs = append(errs, varErr("JWTLeeway", "%s is more than the %s allowed", c.JWTLeeway, MaxJWTLeeway))
+	}
+	if c.SIEMFormat != "json" && c.SIEMFormat != "ocsf" {
+		errs = append(errs, varErr("SIEMFormat", "%q is not one of json, ocsf", c.SIEMFormat))
+	}
+	if sink := c.SIEMSink; sink != "stdout" && sink != "off" && (!strings.HasPrefix(sink, "file:") || len(sink) == len("file:")) {
+		errs = append(errs, varErr("SIEMSink", "%q is not stdout, off or file:/path", sink))
 	}
 	if c.AuditRetention < 0 {
 		errs = append(errs, varErr("AuditRetention", "must not be negative, got %s", c.AuditRetention))

@@ -36,6 +36,9 @@ func TestLoadDefaults(t *testing.T) {
 		AuditTimeout:         2 * time.Second,
 		PolicyReloadInterval: time.Second,
 		AuditRetention:       0,
+		SIEMSink:             "stdout",
+		SIEMFormat:           "json",
+		SIEMClaimAfter:       time.Minute,
 	}
 	if got != want {
 		t.Errorf("defaults:\n got %+v\nwant %+v", got, want)

@@ -37,6 +37,7 @@ import (
 type world struct {
 	t      *testing.T
 	srv    *server.Server
+	siem   string // the SIEM sink file
 	addr   string
 	proxy  string
 	clock  *clock.Fake
@@ -89,6 +90,7 @@ func start(t *testing.T, extra ...string) *world {
 		// The fake clock doesn't tick, so the test settles requests
 		// through the API and the sweeper never finds work by itself.
 		"LOCKBOX_SWEEP_INTERVAL": "10ms",
+		"LOCKBOX_SIEM_SINK":      "file:" + filepath.Join(dir, "siem.jsonl"),
 	}
 	for i := 0; i+1 < len(extra); i += 2 {
 		env[extra[i]] = extra[i+1]
@@ -116,7 +118,7 @@ func start(t *testing.T, extra ...string) *world {
 			t.Errorf("server: %v", err)
 		}
 	})
-	w := &world{t: t, srv: srv, addr: "http://" + srv.APIAddr(), proxy: "http://" + srv.ProxyAddr(), clock: c, tokens: map[string]string{}}
+	w := &world{t: t, srv: srv, siem: filepath.Join(dir, "siem.jsonl"), addr: "http://" + srv.APIAddr(), proxy: "http://" + srv.ProxyAddr(), clock: c, tokens: map[string]string{}}
 	for name, claims := range users {
 		claims.TTL = 48 * time.Hour
 		tok, err := identity.Mint(key, cfg.JWTIssuer, cfg.JWTAudience, claims, c.Now())
@@ -243,6 +245,17 @@ func TestLifecycleWithLockboxctl(t *testing.T) {
 		w.srv.Redis.XDel(ctx, "lockbox:{contoso}:audit", entries[2].ID)
 		if code, out, _ := w.ctl("admin", "audit", "verify", "--tenant", "contoso"); code != 1 || !strings.Contains(out, "BROKEN") || !strings.Contains(out, entries[3].ID) {
 			t.Fatalf("tampered chain: exit %d\n%s", code, out)
+		}
+		// Every record also reaches the SIEM sink, once.
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			b, _ := os.ReadFile(w.siem)
+			if n := strings.Count(string(b), `"Operation":"Set-AccessToCustomerDataRequest"`); n == 1 {
+				break
+			} else if n > 1 || time.Now().After(deadline) {
+				t.Fatalf("SIEM sink has the decision %d times:\n%s", n, b)
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
 		// The table output names the state too.
 		if code, out, _ := w.ctl("admin", "request", "list"); code != 0 || !strings.Contains(out, "completed") {

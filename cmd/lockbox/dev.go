@@ -64,6 +64,10 @@ func dev(ctx context.Context, env map[string]string, stdout, stderr io.Writer) e
 		return err
 	}
 	cfg.JWKSFile, cfg.JWTHMACSecretFile = jwks, ""
+	if _, set := env["LOCKBOX_SIEM_SINK"]; !set {
+		// stdout carries the welcome text in dev: the SIEM lines go to a file.
+		cfg.SIEMSink = "file:" + filepath.Join(cfg.DevDir, "siem.jsonl")
+	}
 
 	grantKey, err := grantsig.EnsureKeyFiles(filepath.Join(cfg.DevDir, "grant-signing-key.pem"), filepath.Join(cfg.DevDir, "grant-signing-key.pub.pem"))
 	if err != nil {

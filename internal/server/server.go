@@ -10,6 +10,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -43,6 +44,9 @@ type Options struct {
 	Now func() time.Time
 	// Logger; discards when nil.
 	Logger *slog.Logger
+	// SIEMOut receives the SIEM lines when LOCKBOX_SIEM_SINK is stdout;
+	// os.Stdout when nil.
+	SIEMOut io.Writer
 }
 
 // Server is a built Lockbox, ready to listen.
@@ -58,6 +62,9 @@ type Server struct {
 	Policy   *policy.Engine
 	Proxy    *proxy.Handler
 	Registry *prometheus.Registry
+
+	siem      *audit.Forwarder
+	siemClose io.Closer
 
 	apiLn, proxyLn, metricsLn net.Listener
 	apiSrv, proxySrv, metSrv  *http.Server
@@ -98,6 +105,10 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 	}
 	s.Audit = audit.NewLog(s.Redis, opts.Now)
 	s.Tenants = tenants.NewStore(s.Redis, s.Audit, opts.Now)
+	if err := s.openSIEM(cfg, opts); err != nil {
+		s.Redis.Close()
+		return nil, err
+	}
 	if s.Requests, err = grants.NewStore(grants.Config{
 		Redis: s.Redis, Audit: s.Audit, Tenants: s.Tenants, Catalog: s.Policy,
 		Now: opts.Now, Logger: opts.Logger.With("component", "grants"), Registerer: s.Registry,
@@ -235,10 +246,18 @@ func (s *Server) Run(ctx context.Context) error {
 	go func() { errc <- serve(s.apiSrv, s.apiLn) }()
 	go func() { errc <- serve(s.proxySrv, s.proxyLn) }()
 	go func() { errc <- serve(s.metSrv, s.metricsLn) }()
-	bgDone := make(chan struct{}, 2)
+	bgDone := make(chan struct{}, 3)
 	bgCtx, stopBackground := context.WithCancel(ctx)
-	go func() { defer func() { bgDone <- struct{}{} }(); s.sweepLoop(bgCtx) }()
-	go func() { defer func() { bgDone <- struct{}{} }(); s.Policy.Watch(bgCtx, s.cfg.PolicyReloadInterval) }()
+	background := []func(context.Context){
+		s.sweepLoop,
+		func(ctx context.Context) { s.Policy.Watch(ctx, s.cfg.PolicyReloadInterval) },
+	}
+	if s.siem != nil {
+		background = append(background, func(ctx context.Context) { _ = s.siem.Run(ctx) })
+	}
+	for _, f := range background {
+		go func() { defer func() { bgDone <- struct{}{} }(); f(bgCtx) }()
+	}
 	s.log.Info("lockbox listening", "api", s.APIAddr(), "proxy", s.ProxyAddr(), "metrics", s.MetricsAddr(), "policy_revision", s.Policy.Revision())
 
 	var err error
@@ -247,13 +266,49 @@ func (s *Server) Run(ctx context.Context) error {
 	case err = <-errc:
 	}
 	stopBackground()
-	<-bgDone
-	<-bgDone
+	for range background {
+		<-bgDone
+	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
 	defer cancel()
 	err = errors.Join(err, s.proxySrv.Shutdown(sctx), s.apiSrv.Shutdown(sctx), s.metSrv.Shutdown(sctx))
+	if s.siemClose != nil {
+		err = errors.Join(err, s.siemClose.Close())
+	}
 	err = errors.Join(err, s.Redis.Close())
 	return err
+}
+
+// openSIEM sets up the forwarder that writes every audit record once, on
+// some replica, to LOCKBOX_SIEM_SINK.
+func (s *Server) openSIEM(cfg config.Config, opts Options) error {
+	format, err := audit.ParseFormat(cfg.SIEMFormat)
+	if err != nil {
+		return fmt.Errorf("LOCKBOX_SIEM_FORMAT: %w", err)
+	}
+	sink, closer, err := audit.OpenSink(cfg.SIEMSink, opts.SIEMOut)
+	if err != nil {
+		return fmt.Errorf("LOCKBOX_SIEM_SINK: %w", err)
+	}
+	if sink == nil {
+		return nil // off
+	}
+	consumer := cfg.SIEMConsumer
+	if consumer == "" {
+		consumer, _ = os.Hostname()
+	}
+	if s.siem, err = audit.NewForwarder(audit.ForwarderConfig{
+		Redis: s.Redis, Sink: sink, Format: format, Consumer: consumer,
+		Logger: opts.Logger.With("component", "siem"), Registerer: s.Registry,
+		ClaimAfter: cfg.SIEMClaimAfter,
+	}); err != nil {
+		if closer != nil {
+			closer.Close()
+		}
+		return err
+	}
+	s.siemClose = closer
+	return nil
 }
 
 func serve(srv *http.Server, ln net.Listener) error {

@@ -1,0 +1,211 @@
+package audit
+
+import "encoding/json"
+
+// OCSF (Open Cybersecurity Schema Framework) rendering of audit records for
+// SIEMs that ingest OCSF. Every record becomes an API Activity event (class
+// 6003, category 6 "Application Activity"):
+//
+//   - operator actions through the proxy (UserType "DcAdmin") map their HTTP
+//     method to the activity: GET/HEAD → Read, POST → Create, PUT/PATCH →
+//     Update, DELETE → Delete;
+//   - control-plane records (requests, decisions, settings, approvers) are
+//     activity 99 "Other", the operation naming what happened.
+//
+// Fields without an OCSF home (tenant, workload, decision, comment, ...) go
+// under "unmapped" with their audit log names.
+const (
+	OCSFVersion        = "1.1.0"
+	ocsfClassAPI       = 6003
+	ocsfCategoryApp    = 6
+	OCSFActivityCreate = 1
+	OCSFActivityRead   = 2
+	OCSFActivityUpdate = 3
+	OCSFActivityDelete = 4
+	OCSFActivityOther  = 99
+)
+
+var ocsfActivityNames = map[int]string{
+	OCSFActivityCreate: "Create",
+	OCSFActivityRead:   "Read",
+	OCSFActivityUpdate: "Update",
+	OCSFActivityDelete: "Delete",
+	OCSFActivityOther:  "Other",
+}
+
+// OCSFEvent is the OCSF API Activity event of one record.
+type OCSFEvent struct {
+	ActivityID   int    `json:"activity_id"`
+	ActivityName string `json:"activity_name"`
+	CategoryUID  int    `json:"category_uid"`
+	CategoryName string `json:"category_name"`
+	ClassUID     int    `json:"class_uid"`
+	ClassName    string `json:"class_name"`
+	TypeUID      int    `json:"type_uid"`
+	TypeName     string `json:"type_name"`
+	// Time is the record's CreationTime in milliseconds since the epoch.
+	Time         int64  `json:"time"`
+	SeverityID   int    `json:"severity_id"`
+	Severity     string `json:"severity"`
+	StatusID     int    `json:"status_id"`
+	Status       string `json:"status"`
+	StatusDetail string `json:"status_detail,omitempty"`
+	Message      string `json:"message,omitempty"`
+
+	Metadata    OCSFMetadata      `json:"metadata"`
+	Actor       OCSFActor         `json:"actor"`
+	SrcEndpoint OCSFEndpoint      `json:"src_endpoint"`
+	API         OCSFAPI           `json:"api"`
+	Unmapped    map[string]string `json:"unmapped,omitempty"`
+	// RawData carries the stored record when it could not be decoded, so
+	// nothing is dropped on the way to the SIEM.
+	RawData string `json:"raw_data,omitempty"`
+}
+
+// OCSFMetadata is the event's metadata object.
+type OCSFMetadata struct {
+	Version string      `json:"version"`
+	Product OCSFProduct `json:"product"`
+	// UID is the audit record's Id.
+	UID string `json:"uid,omitempty"`
+}
+
+// OCSFProduct names the product that logged the event.
+type OCSFProduct struct {
+	Name       string `json:"name"`
+	VendorName string `json:"vendor_name"`
+}
+
+// OCSFActor is who acted.
+type OCSFActor struct {
+	User OCSFUser `json:"user"`
+}
+
+// OCSFUser is the acting user: Name is the record's UserId ("Microsoft
+// Operator" for operator actions), UID the provider staff member behind it.
+type OCSFUser struct {
+	Name string `json:"name,omitempty"`
+	UID  string `json:"uid,omitempty"`
+}
+
+// OCSFEndpoint is a network endpoint.
+type OCSFEndpoint struct {
+	IP string `json:"ip,omitempty"`
+}
+
+// OCSFAPI describes the API call.
+type OCSFAPI struct {
+	Operation string          `json:"operation"`
+	Service   *OCSFAPIService `json:"service,omitempty"`
+	Request   *OCSFAPIRequest `json:"request,omitempty"`
+}
+
+// OCSFAPIService is the service called (the record's Workload).
+type OCSFAPIService struct {
+	Name string `json:"name"`
+}
+
+// OCSFAPIRequest identifies the request: the lockbox request id.
+type OCSFAPIRequest struct {
+	UID string `json:"uid"`
+}
+
+// OCSF renders r as an OCSF API Activity event.
+func OCSF(r Record) OCSFEvent {
+	activity := OCSFActivityOther
+	if r.UserType == UserTypeDcAdmin {
+		activity = ocsfActivity(r.Method)
+	}
+	e := OCSFEvent{
+		ActivityID:   activity,
+		ActivityName: ocsfActivityNames[activity],
+		CategoryUID:  ocsfCategoryApp,
+		CategoryName: "Application Activity",
+		ClassUID:     ocsfClassAPI,
+		ClassName:    "API Activity",
+		TypeUID:      ocsfClassAPI*100 + activity,
+		TypeName:     "API Activity: " + ocsfActivityNames[activity],
+		Time:         r.CreationTime.UnixMilli(),
+		SeverityID:   1,
+		Severity:     "Informational",
+		Metadata: OCSFMetadata{
+			Version: OCSFVersion,
+			Product: OCSFProduct{Name: "Lockbox", VendorName: "Lockbox"},
+			UID:     r.Id,
+		},
+		Actor:       OCSFActor{User: OCSFUser{Name: r.UserId, UID: r.ProviderUserId}},
+		SrcEndpoint: OCSFEndpoint{IP: r.ClientIP},
+		API:         OCSFAPI{Operation: r.Operation},
+	}
+	switch r.ResultStatus {
+	case ResultSucceeded, "":
+		e.StatusID, e.Status = 1, "Success"
+	case "Failed":
+		e.StatusID, e.Status = 2, "Failure"
+	default:
+		e.StatusID, e.Status, e.StatusDetail = 99, "Other", r.ResultStatus
+	}
+	if r.Workload != "" {
+		e.API.Service = &OCSFAPIService{Name: r.Workload}
+	}
+	reqID := r.LockboxRequestId
+	if reqID == "" && r.Workload != WorkloadLockbox {
+		// Decisions name their request as the object.
+		reqID = r.ObjectId
+	}
+	if reqID != "" {
+		e.API.Request = &OCSFAPIRequest{UID: reqID}
+	}
+	u := map[string]string{}
+	for k, v := range map[string]string{
+		"OrganizationId":   r.OrganizationId,
+		"Workload":         r.Workload,
+		"ApprovalDecision": r.ApprovalDecision,
+		"Comment":          r.Comment,
+		"ObjectId":         r.ObjectId,
+		"UserType":         r.UserType,
+		"LockboxApprover":  r.LockboxApprover,
+		"Method":           r.Method,
+		"Path":             r.Path,
+	} {
+		if v != "" {
+			u[k] = v
+		}
+	}
+	if r.LockboxApprovalTime != nil {
+		u["LockboxApprovalTime"] = r.LockboxApprovalTime.UTC().Format(creationTimeLayout)
+	}
+	if len(u) > 0 {
+		e.Unmapped = u
+	}
+	return e
+}
+
+func ocsfActivity(method string) int {
+	switch method {
+	case "GET", "HEAD":
+		return OCSFActivityRead
+	case "POST":
+		return OCSFActivityCreate
+	case "PUT", "PATCH":
+		return OCSFActivityUpdate
+	case "DELETE":
+		return OCSFActivityDelete
+	}
+	return OCSFActivityOther
+}
+
+// ocsfLine renders a stored record's JSON as one OCSF JSON line. A record
+// that does not decode is still forwarded, as an "Other" event carrying
+// the stored bytes in raw_data.
+func ocsfLine(raw string) ([]byte, error) {
+	var r Record
+	if err := json.Unmarshal([]byte(raw), &r); err != nil {
+		e := OCSF(Record{})
+		e.Time = 0
+		e.StatusID, e.Status, e.StatusDetail = 0, "Unknown", "undecodable audit record"
+		e.RawData = raw
+		return json.Marshal(e)
+	}
+	return json.Marshal(OCSF(r))
+}

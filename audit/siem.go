@@ -1,0 +1,490 @@
+package audit
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/lockbox-oss/lockbox/internal/keys"
+)
+
+// The SIEM stream: every audit record is also written as one line to a
+// sink (stdout or a file) that a log shipper forwards to the provider's
+// SIEM.
+//
+// Each replica runs a Forwarder. The forwarders tail every tenant's audit
+// stream through one Redis consumer group (SIEMGroup), so Redis hands each
+// new entry to exactly one replica. A replica acknowledges (XACK) an entry
+// only after its sink wrote it (and, for a file, fsynced it); until then
+// the entry stays in the group's pending list. Entries a replica fails to
+// write stay pending for it and are retried on its next pass; entries of a
+// replica that died are taken over by another one (XAUTOCLAIM) once they
+// have been idle for ClaimAfter.
+//
+// Nothing is lost, and a record is written once in normal operation. It
+// may be written twice when a replica dies (or stalls past ClaimAfter)
+// between writing a batch and acknowledging it: the batch is then written
+// again by whoever claims it. The record's Id is the key a SIEM
+// deduplicates on. Records that retention trims before any replica
+// forwarded them (only possible after the forwarders were down for the
+// whole retention period) are gone and counted as "skipped".
+
+// SIEMGroup is the consumer group the forwarders share on every tenant's
+// audit stream. It is created at id 0, so the first forwarder ever started
+// also forwards the records written before it (everything retention kept),
+// and a tenant's records written before its group existed are not missed.
+const SIEMGroup = "siem"
+
+// Sink receives one rendered record per call, without a trailing newline.
+type Sink interface {
+	Write(line []byte) error
+}
+
+// Flusher is implemented by sinks that buffer: Flush makes every line
+// written so far durable. The forwarder flushes after each batch and
+// acknowledges the batch only when Flush succeeded.
+type Flusher interface {
+	Flush() error
+}
+
+// WriterSink writes newline-terminated lines to an io.Writer, one Write
+// call per line, so lines from concurrent callers never interleave.
+type WriterSink struct {
+	mu  sync.Mutex
+	w   io.Writer
+	buf []byte
+}
+
+// NewWriterSink returns a sink writing to w (os.Stdout when nil).
+func NewWriterSink(w io.Writer) *WriterSink {
+	if w == nil {
+		w = os.Stdout
+	}
+	return &WriterSink{w: w}
+}
+
+// Write writes line and a newline.
+func (s *WriterSink) Write(line []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.buf = append(append(s.buf[:0], line...), '\n')
+	_, err := s.w.Write(s.buf)
+	return err
+}
+
+// FileSink appends lines to a file (created with mode 0600), buffered, and
+// fsyncs it on Flush.
+type FileSink struct {
+	mu sync.Mutex
+	f  *os.File
+	bw *bufio.Writer
+}
+
+// NewFileSink opens path for appending, creating it (0600) if needed.
+func NewFileSink(path string) (*FileSink, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("siem sink: %w", err)
+	}
+	return &FileSink{f: f, bw: bufio.NewWriterSize(f, 64<<10)}, nil
+}
+
+// Write buffers line and a newline.
+func (s *FileSink) Write(line []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, err := s.bw.Write(line); err != nil {
+		return err
+	}
+	return s.bw.WriteByte('\n')
+}
+
+// Flush writes the buffered lines and fsyncs the file.
+func (s *FileSink) Flush() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.bw.Flush(); err != nil {
+		return err
+	}
+	return s.f.Sync()
+}
+
+// Close flushes and closes the file.
+func (s *FileSink) Close() error {
+	return errors.Join(s.Flush(), s.f.Close())
+}
+
+// OpenSink builds the sink named by spec: "stdout" (or ""), "file:/path",
+// or "off" (nil sink, nil closer: no forwarding). The closer, when not
+// nil, flushes and closes the sink at shutdown.
+func OpenSink(spec string, stdout io.Writer) (Sink, io.Closer, error) {
+	switch {
+	case spec == "" || spec == "stdout":
+		return NewWriterSink(stdout), nil, nil
+	case spec == "off":
+		return nil, nil, nil
+	case strings.HasPrefix(spec, "file:"):
+		path := strings.TrimPrefix(spec, "file:")
+		if path == "" {
+			return nil, nil, fmt.Errorf("siem sink %q: the file path is empty", spec)
+		}
+		s, err := NewFileSink(path)
+		if err != nil {
+			return nil, nil, err
+		}
+		return s, s, nil
+	}
+	return nil, nil, fmt.Errorf("siem sink %q: want stdout, file:/path or off", spec)
+}
+
+// Format is how records are rendered for the SIEM.
+type Format string
+
+const (
+	// FormatJSON writes the record as stored: the provider's view, with
+	// the provider-only fields, byte for byte what the hash chain covers.
+	FormatJSON Format = "json"
+	// FormatOCSF writes the record's OCSF API Activity event (see OCSF).
+	FormatOCSF Format = "ocsf"
+)
+
+// ParseFormat checks a format name; "" means json.
+func ParseFormat(s string) (Format, error) {
+	switch Format(s) {
+	case "", FormatJSON:
+		return FormatJSON, nil
+	case FormatOCSF:
+		return FormatOCSF, nil
+	}
+	return "", fmt.Errorf("siem format %q: want json or ocsf", s)
+}
+
+// ForwarderConfig configures a Forwarder.
+type ForwarderConfig struct {
+	Redis redis.UniversalClient
+	Sink  Sink
+	// Format defaults to json.
+	Format Format
+	// Consumer names this replica in the consumer group; it must be
+	// unique among live replicas and should be stable across restarts of
+	// the same replica (e.g. the pod name), so a restarted replica picks
+	// up its own pending records at once.
+	Consumer string
+	// Logger; discards when nil.
+	Logger *slog.Logger
+	// Registerer, when set, receives lockbox_siem_records_total.
+	Registerer prometheus.Registerer
+	// ClaimAfter is how long a record must have been pending at another
+	// replica before this one takes it over (default 1m). It must be well
+	// above the time a batch takes to write, or a slow replica's records
+	// are written twice.
+	ClaimAfter time.Duration
+	// Block is how long Run waits before the next pass after a pass that
+	// forwarded nothing or failed (default 1s). Reads never block in
+	// Redis, so one quiet tenant does not delay the others.
+	Block time.Duration
+	// BatchSize is how many records are read, written, flushed and
+	// acknowledged together (default 100).
+	BatchSize int64
+}
+
+// maxBatchesPerTenant bounds one pass's work on one tenant, so a busy
+// tenant does not starve the others; Run starts the next pass at once
+// when a pass forwarded anything.
+const maxBatchesPerTenant = 20
+
+// Forwarder copies every tenant's audit records to a Sink.
+type Forwarder struct {
+	cfg     ForwarderConfig
+	log     *slog.Logger
+	records *prometheus.CounterVec
+
+	mu     sync.Mutex
+	groups map[string]bool // streams whose group this forwarder has ensured
+}
+
+// NewForwarder checks cfg and returns a Forwarder.
+func NewForwarder(cfg ForwarderConfig) (*Forwarder, error) {
+	if cfg.Redis == nil || cfg.Sink == nil {
+		return nil, errors.New("siem: Redis and Sink are required")
+	}
+	if cfg.Consumer == "" {
+		return nil, errors.New("siem: the consumer (replica) name is required")
+	}
+	f, err := ParseFormat(string(cfg.Format))
+	if err != nil {
+		return nil, err
+	}
+	cfg.Format = f
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.ClaimAfter <= 0 {
+		cfg.ClaimAfter = time.Minute
+	}
+	if cfg.Block <= 0 {
+		cfg.Block = time.Second
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 100
+	}
+	fw := &Forwarder{
+		cfg: cfg,
+		log: cfg.Logger,
+		records: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lockbox_siem_records_total",
+			Help: "Audit records handled by the SIEM forwarder, by result: written (and acknowledged), failed (sink write failed; retried later), skipped (trimmed by retention or unreadable before it could be forwarded).",
+		}, []string{"result"}),
+		groups: map[string]bool{},
+	}
+	for _, r := range []string{"written", "failed", "skipped"} {
+		fw.records.WithLabelValues(r)
+	}
+	if cfg.Registerer != nil {
+		if err := cfg.Registerer.Register(fw.records); err != nil {
+			return nil, fmt.Errorf("siem: metrics: %w", err)
+		}
+	}
+	return fw, nil
+}
+
+// Run forwards records until ctx ends, passing over every tenant (the
+// tenant set is re-read on each pass, so new tenants are picked up). It
+// returns nil when ctx ends.
+func (fw *Forwarder) Run(ctx context.Context) error {
+	for {
+		n, err := fw.Poll(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			fw.log.Warn("siem forwarding failed; retrying", "err", err, "forwarded", n)
+		}
+		if n > 0 && err == nil {
+			continue
+		}
+		t := time.NewTimer(fw.cfg.Block)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// Poll does one pass over every tenant: it retries this replica's own
+// pending records, takes over records idle at other replicas for
+// ClaimAfter, then forwards new records. It returns how many records it
+// wrote. A failing tenant does not stop the pass; the errors are joined.
+func (fw *Forwarder) Poll(ctx context.Context) (int, error) {
+	tenants, err := fw.cfg.Redis.SMembers(ctx, keys.Tenants()).Result()
+	if err != nil {
+		return 0, fmt.Errorf("siem: tenants: %w", err)
+	}
+	slices.Sort(tenants)
+	total := 0
+	var errs []error
+	for _, t := range tenants {
+		if keys.ValidTenant(t) != nil {
+			continue
+		}
+		n, err := fw.forwardTenant(ctx, keys.Audit(t))
+		total += n
+		if err != nil {
+			errs = append(errs, fmt.Errorf("siem: tenant %s: %w", t, err))
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return total, errors.Join(errs...)
+}
+
+func (fw *Forwarder) forwardTenant(ctx context.Context, stream string) (int, error) {
+	if err := fw.ensureGroup(ctx, stream); err != nil {
+		return 0, err
+	}
+	total := 0
+	// 1. This replica's own pending records (a failed write, or a restart
+	// under the same name), oldest first.
+	start := "0"
+	for range maxBatchesPerTenant {
+		res, err := fw.cfg.Redis.XReadGroup(ctx, &redis.XReadGroupArgs{
+			Group: SIEMGroup, Consumer: fw.cfg.Consumer, Streams: []string{stream, start},
+			Count: fw.cfg.BatchSize, Block: -1,
+		}).Result()
+		msgs, err := fw.streamMessages(stream, res, err)
+		if err != nil {
+			return total, err
+		}
+		if len(msgs) == 0 {
+			break
+		}
+		n, err := fw.deliver(ctx, stream, msgs)
+		total += n
+		if err != nil {
+			return total, err
+		}
+		start = msgs[len(msgs)-1].ID
+	}
+	// 2. Records idle at another (presumably dead) replica.
+	cursor := "0-0"
+	for range maxBatchesPerTenant {
+		msgs, next, err := fw.cfg.Redis.XAutoClaim(ctx, &redis.XAutoClaimArgs{
+			Stream: stream, Group: SIEMGroup, Consumer: fw.cfg.Consumer,
+			MinIdle: fw.cfg.ClaimAfter, Start: cursor, Count: fw.cfg.BatchSize,
+		}).Result()
+		if err != nil {
+			fw.forgetGroup(stream, err)
+			return total, err
+		}
+		if len(msgs) > 0 {
+			fw.log.Info("siem: took over records of another replica", "stream", stream, "count", len(msgs))
+			n, err := fw.deliver(ctx, stream, msgs)
+			total += n
+			if err != nil {
+				return total, err
+			}
+		}
+		if next == "0-0" || next == "" {
+			break
+		}
+		cursor = next
+	}
+	// 3. New records.
+	for range maxBatchesPerTenant {
+		res, err := fw.cfg.Redis.XReadGroup(ctx, &redis.XReadGroupArgs{
+			Group: SIEMGroup, Consumer: fw.cfg.Consumer, Streams: []string{stream, ">"},
+			Count: fw.cfg.BatchSize, Block: -1,
+		}).Result()
+		msgs, err := fw.streamMessages(stream, res, err)
+		if err != nil {
+			return total, err
+		}
+		if len(msgs) == 0 {
+			break
+		}
+		n, err := fw.deliver(ctx, stream, msgs)
+		total += n
+		if err != nil {
+			return total, err
+		}
+		if int64(len(msgs)) < fw.cfg.BatchSize {
+			break
+		}
+	}
+	return total, nil
+}
+
+func (fw *Forwarder) streamMessages(stream string, res []redis.XStream, err error) ([]redis.XMessage, error) {
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		fw.forgetGroup(stream, err)
+		return nil, err
+	}
+	for _, s := range res {
+		if s.Stream == stream {
+			return s.Messages, nil
+		}
+	}
+	return nil, nil
+}
+
+// ensureGroup creates the consumer group on stream once per forwarder.
+func (fw *Forwarder) ensureGroup(ctx context.Context, stream string) error {
+	fw.mu.Lock()
+	ok := fw.groups[stream]
+	fw.mu.Unlock()
+	if ok {
+		return nil
+	}
+	err := fw.cfg.Redis.XGroupCreateMkStream(ctx, stream, SIEMGroup, "0").Err()
+	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
+		return fmt.Errorf("create consumer group: %w", err)
+	}
+	fw.mu.Lock()
+	fw.groups[stream] = true
+	fw.mu.Unlock()
+	return nil
+}
+
+// forgetGroup makes the next pass re-create a group that vanished (the
+// stream was deleted by hand).
+func (fw *Forwarder) forgetGroup(stream string, err error) {
+	if err != nil && strings.HasPrefix(err.Error(), "NOGROUP") {
+		fw.mu.Lock()
+		delete(fw.groups, stream)
+		fw.mu.Unlock()
+	}
+}
+
+// deliver writes msgs to the sink in order, flushes, and acknowledges
+// what was written. On a write failure it acknowledges the lines written
+// before it (once flushed) and leaves the rest pending.
+func (fw *Forwarder) deliver(ctx context.Context, stream string, msgs []redis.XMessage) (int, error) {
+	ack := make([]string, 0, len(msgs))
+	written, skipped := 0, 0
+	var werr error
+	for _, m := range msgs {
+		raw, ok := m.Values[field].(string)
+		if !ok {
+			// A pending entry trimmed by retention comes back without
+			// fields; an entry without a record can't be rendered.
+			if m.Values != nil {
+				fw.log.Error("siem: audit stream entry carries no record; skipped", "stream", stream, "id", m.ID)
+			}
+			ack = append(ack, m.ID)
+			skipped++
+			continue
+		}
+		line, err := fw.render(raw)
+		if err == nil {
+			err = fw.cfg.Sink.Write(line)
+		}
+		if err != nil {
+			fw.records.WithLabelValues("failed").Inc()
+			werr = fmt.Errorf("sink write: %w", err)
+			break
+		}
+		ack = append(ack, m.ID)
+		written++
+	}
+	if written > 0 {
+		if fl, ok := fw.cfg.Sink.(Flusher); ok {
+			if err := fl.Flush(); err != nil {
+				fw.records.WithLabelValues("failed").Add(float64(written))
+				return 0, errors.Join(werr, fmt.Errorf("sink flush: %w", err))
+			}
+		}
+	}
+	if len(ack) > 0 {
+		if err := fw.cfg.Redis.XAck(ctx, stream, SIEMGroup, ack...).Err(); err != nil {
+			// Written but not acknowledged: they will be written again.
+			return written, errors.Join(werr, fmt.Errorf("ack: %w", err))
+		}
+	}
+	fw.records.WithLabelValues("written").Add(float64(written))
+	fw.records.WithLabelValues("skipped").Add(float64(skipped))
+	return written, werr
+}
+
+func (fw *Forwarder) render(raw string) ([]byte, error) {
+	if fw.cfg.Format == FormatOCSF {
+		return ocsfLine(raw)
+	}
+	return []byte(raw), nil
+}

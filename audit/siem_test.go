@@ -1,0 +1,501 @@
+package audit_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/internal/keys"
+	"github.com/lockbox-oss/lockbox/internal/redistest"
+)
+
+// memSink collects lines; it fails every write while failing is set, and
+// after okWrites successful writes when okWrites > 0.
+type memSink struct {
+	mu       sync.Mutex
+	lines    []string
+	failing  bool
+	okWrites int
+}
+
+func (s *memSink) Write(line []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failing || (s.okWrites > 0 && len(s.lines) >= s.okWrites) {
+		return errors.New("sink down")
+	}
+	s.lines = append(s.lines, string(line))
+	return nil
+}
+
+func (s *memSink) set(failing bool, okWrites int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failing, s.okWrites = failing, okWrites
+}
+
+func (s *memSink) got() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.lines...)
+}
+
+// siemAppend appends n operator records to each tenant, interleaved, and
+// registers the tenants.
+func siemAppend(t *testing.T, rdb redis.UniversalClient, log *audit.Log, n int, tenants ...string) {
+	t.Helper()
+	ctx := context.Background()
+	for _, tn := range tenants {
+		if err := rdb.SAdd(ctx, keys.Tenants(), tn).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range n {
+		for _, tn := range tenants {
+			if _, err := log.Append(ctx, audit.Record{
+				Operation: fmt.Sprintf("Get-Mailbox-%d", i), OrganizationId: tn, Workload: "exchange",
+				UserId: audit.OperatorUserID, UserType: audit.UserTypeDcAdmin, Method: "GET",
+				ProviderUserId: "alice", ClientIP: "10.0.0.1",
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// streamRecords returns each tenant's stored record JSON in stream order.
+func streamRecords(t *testing.T, rdb redis.UniversalClient, tenants ...string) map[string][]string {
+	t.Helper()
+	out := map[string][]string{}
+	for _, tn := range tenants {
+		msgs, err := rdb.XRange(context.Background(), keys.Audit(tn), "-", "+").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range msgs {
+			out[tn] = append(out[tn], m.Values["r"].(string))
+		}
+	}
+	return out
+}
+
+// byTenant groups JSON lines by OrganizationId, keeping their order.
+func byTenant(t *testing.T, lines []string) map[string][]string {
+	t.Helper()
+	out := map[string][]string{}
+	for _, l := range lines {
+		var r audit.Record
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatalf("line %q: %v", l, err)
+		}
+		out[r.OrganizationId] = append(out[r.OrganizationId], l)
+	}
+	return out
+}
+
+func newForwarder(t *testing.T, cfg audit.ForwarderConfig) *audit.Forwarder {
+	t.Helper()
+	fw, err := audit.NewForwarder(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fw
+}
+
+func pending(t *testing.T, rdb redis.UniversalClient, tenant string) int64 {
+	t.Helper()
+	p, err := rdb.XPending(context.Background(), keys.Audit(tenant), audit.SIEMGroup).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.Count
+}
+
+func TestSIEMForwardsEveryRecordOnceInOrder(t *testing.T) {
+	ctx := context.Background()
+	rdb := redistest.Client(t)
+	log := audit.NewLog(rdb, nil)
+	// Written before the forwarder ever ran: still forwarded.
+	siemAppend(t, rdb, log, 5, "contoso", "fabrikam")
+
+	var buf bytes.Buffer
+	fw := newForwarder(t, audit.ForwarderConfig{Redis: rdb, Sink: audit.NewWriterSink(&buf), Consumer: "r1", BatchSize: 3})
+	if n, err := fw.Poll(ctx); err != nil || n != 10 {
+		t.Fatalf("first pass wrote %d, %v", n, err)
+	}
+	if n, err := fw.Poll(ctx); err != nil || n != 0 {
+		t.Fatalf("second pass wrote %d, %v", n, err)
+	}
+	siemAppend(t, rdb, log, 4, "contoso", "fabrikam", "northwind")
+	if n, err := fw.Poll(ctx); err != nil || n != 12 {
+		t.Fatalf("third pass wrote %d, %v", n, err)
+	}
+	out := buf.String()
+	if !strings.HasSuffix(out, "\n") {
+		t.Fatal("output is not newline-terminated")
+	}
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if len(lines) != 22 {
+		t.Fatalf("%d lines", len(lines))
+	}
+	want := streamRecords(t, rdb, "contoso", "fabrikam", "northwind")
+	got := byTenant(t, lines)
+	for tn, w := range want {
+		if strings.Join(got[tn], "\n") != strings.Join(w, "\n") {
+			t.Errorf("%s: lines are not the stored records in stream order:\n got %q\nwant %q", tn, got[tn], w)
+		}
+	}
+	// The provider's view: provider-only fields are kept.
+	if !strings.Contains(lines[0], `"ProviderUserId":"alice"`) {
+		t.Errorf("line lacks the provider view: %s", lines[0])
+	}
+	for _, tn := range []string{"contoso", "fabrikam", "northwind"} {
+		if p := pending(t, rdb, tn); p != 0 {
+			t.Errorf("%s: %d records left pending", tn, p)
+		}
+	}
+}
+
+func TestSIEMReplicasWriteEachRecordOnce(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rdb := redistest.Client(t)
+	log := audit.NewLog(rdb, nil)
+	tenants := []string{"contoso", "fabrikam"}
+	siemAppend(t, rdb, log, 1, tenants...)
+
+	sinks := []*memSink{{}, {}}
+	var fws []*audit.Forwarder
+	for i, s := range sinks {
+		fws = append(fws, newForwarder(t, audit.ForwarderConfig{Redis: rdb, Sink: s, Consumer: fmt.Sprintf("r%d", i), BatchSize: 4}))
+	}
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for _, fw := range fws {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := fw.Poll(ctx); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	siemAppend(t, rdb, log, 150, tenants...)
+	close(stop)
+	wg.Wait()
+	for _, fw := range fws {
+		if _, err := fw.Poll(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all := append(sinks[0].got(), sinks[1].got()...)
+	seen := map[string]int{}
+	for _, l := range all {
+		seen[l]++
+	}
+	want := streamRecords(t, rdb, tenants...)
+	total := 0
+	for _, recs := range want {
+		for _, r := range recs {
+			total++
+			if seen[r] != 1 {
+				t.Fatalf("record written %d times: %s", seen[r], r)
+			}
+		}
+	}
+	if len(all) != total {
+		t.Fatalf("%d lines for %d records", len(all), total)
+	}
+	t.Logf("replica 0 wrote %d, replica 1 wrote %d", len(sinks[0].got()), len(sinks[1].got()))
+}
+
+func TestSIEMFailingSinkLosesNothing(t *testing.T) {
+	ctx := context.Background()
+	rdb := redistest.Client(t)
+	log := audit.NewLog(rdb, nil)
+	siemAppend(t, rdb, log, 6, "contoso")
+	reg := prometheus.NewRegistry()
+	sink := &memSink{okWrites: 2}
+	fw := newForwarder(t, audit.ForwarderConfig{Redis: rdb, Sink: sink, Consumer: "r1", BatchSize: 4, Registerer: reg})
+	n, err := fw.Poll(ctx)
+	if err == nil || n != 2 {
+		t.Fatalf("pass with a failing sink: wrote %d, err %v", n, err)
+	}
+	if p := pending(t, rdb, "contoso"); p != 2 {
+		// The first batch's 2 unwritten records; the rest never read.
+		t.Fatalf("%d pending", p)
+	}
+	sink.set(true, 0)
+	if n, err := fw.Poll(ctx); err == nil || n != 0 {
+		t.Fatalf("pass with the sink down: wrote %d, err %v", n, err)
+	}
+	sink.set(false, 0)
+	if n, err := fw.Poll(ctx); err != nil || n != 4 {
+		t.Fatalf("pass after recovery: wrote %d, %v", n, err)
+	}
+	if got, want := sink.got(), streamRecords(t, rdb, "contoso")["contoso"]; strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("got %q\nwant %q", got, want)
+	}
+	if p := pending(t, rdb, "contoso"); p != 0 {
+		t.Fatalf("%d pending", p)
+	}
+	gather := func(result string) float64 {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() != "lockbox_siem_records_total" {
+				continue
+			}
+			for _, mt := range mf.GetMetric() {
+				if mt.GetLabel()[0].GetValue() == result {
+					return mt.GetCounter().GetValue()
+				}
+			}
+		}
+		t.Fatalf("no %s series", result)
+		return 0
+	}
+	if w, f, s := gather("written"), gather("failed"), gather("skipped"); w != 6 || f != 2 || s != 0 {
+		t.Fatalf("metrics written=%v failed=%v skipped=%v", w, f, s)
+	}
+}
+
+func TestSIEMTakesOverADeadReplicasRecords(t *testing.T) {
+	ctx := context.Background()
+	rdb := redistest.Client(t)
+	log := audit.NewLog(rdb, nil)
+	siemAppend(t, rdb, log, 5, "contoso")
+	// Replica r1 reads every record, fails to write them, and dies.
+	dead := newForwarder(t, audit.ForwarderConfig{Redis: rdb, Sink: &memSink{failing: true}, Consumer: "r1"})
+	if _, err := dead.Poll(ctx); err == nil {
+		t.Fatal("dead replica's pass succeeded")
+	}
+	if p := pending(t, rdb, "contoso"); p != 5 {
+		t.Fatalf("%d pending at the dead replica", p)
+	}
+	const claimAfter = 100 * time.Millisecond
+	sink := &memSink{}
+	live := newForwarder(t, audit.ForwarderConfig{Redis: rdb, Sink: sink, Consumer: "r2", ClaimAfter: claimAfter})
+	if n, err := live.Poll(ctx); err != nil || n != 0 {
+		t.Fatalf("took over records idle for less than ClaimAfter: %d, %v", n, err)
+	}
+	// Redis measures the idle time; let it pass ClaimAfter.
+	time.Sleep(claimAfter + 50*time.Millisecond)
+	if n, err := live.Poll(ctx); err != nil || n != 5 {
+		t.Fatalf("take-over pass wrote %d, %v", n, err)
+	}
+	if got, want := sink.got(), streamRecords(t, rdb, "contoso")["contoso"]; strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("got %q\nwant %q", got, want)
+	}
+	if p := pending(t, rdb, "contoso"); p != 0 {
+		t.Fatalf("%d pending", p)
+	}
+}
+
+func TestSIEMPendingRecordsTrimmedByRetention(t *testing.T) {
+	ctx := context.Background()
+	rdb := redistest.Client(t)
+	log := audit.NewLog(rdb, nil)
+	siemAppend(t, rdb, log, 3, "contoso")
+	sink := &memSink{failing: true}
+	fw := newForwarder(t, audit.ForwarderConfig{Redis: rdb, Sink: sink, Consumer: "r1"})
+	if _, err := fw.Poll(ctx); err == nil {
+		t.Fatal("pass with the sink down succeeded")
+	}
+	if _, err := log.Trim(ctx, "contoso", time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	sink.set(false, 0)
+	if n, err := fw.Poll(ctx); err != nil || n != 0 {
+		t.Fatalf("wrote %d, %v", n, err)
+	}
+	if p := pending(t, rdb, "contoso"); p != 0 {
+		t.Fatalf("trimmed records stay pending: %d", p)
+	}
+}
+
+func TestSIEMOCSF(t *testing.T) {
+	ctx := context.Background()
+	rdb := redistest.Client(t)
+	log := audit.NewLog(rdb, nil)
+	if err := rdb.SAdd(ctx, keys.Tenants(), "contoso").Err(); err != nil {
+		t.Fatal(err)
+	}
+	const reqID = "0190a4b4-1c2d-7e3f-8a9b-0c1d2e3f4a5b"
+	op := audit.Record{OrganizationId: "contoso", Workload: "exchange", UserId: audit.OperatorUserID,
+		UserType: audit.UserTypeDcAdmin, ClientIP: "10.0.0.7", ProviderUserId: "alice", LockboxRequestId: reqID}
+	get, del := op, op
+	get.Operation, get.Method, get.Path = "Get-Mailbox", "GET", "/exchange/mailboxes/bob"
+	del.Operation, del.Method, del.Path = "Remove-MailboxItem", "DELETE", "/exchange/mailboxes/bob/items/1"
+	decision := audit.Record{Operation: audit.OpTenantDecision, OrganizationId: "contoso", Workload: "exchange",
+		UserId: "carol@contoso.example", ClientIP: "192.0.2.4", ObjectId: reqID, LockboxRequestId: reqID,
+		ApprovalDecision: audit.ApprovalApprove, Comment: "ok for 2h"}
+	var recs []audit.Record
+	for _, r := range []audit.Record{get, del, decision} {
+		r, err := log.Append(ctx, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, r)
+	}
+	sink := &memSink{}
+	fw := newForwarder(t, audit.ForwarderConfig{Redis: rdb, Sink: sink, Consumer: "r1", Format: audit.FormatOCSF})
+	if n, err := fw.Poll(ctx); err != nil || n != 3 {
+		t.Fatalf("wrote %d, %v", n, err)
+	}
+	wants := []struct {
+		activity int
+		user     string
+		uid      string
+	}{
+		{audit.OCSFActivityRead, audit.OperatorUserID, "alice"},
+		{audit.OCSFActivityDelete, audit.OperatorUserID, "alice"},
+		{audit.OCSFActivityOther, "carol@contoso.example", ""},
+	}
+	lines := sink.got()
+	for i, w := range wants {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(lines[i]), &m); err != nil {
+			t.Fatal(err)
+		}
+		var e audit.OCSFEvent
+		if err := json.Unmarshal([]byte(lines[i]), &e); err != nil {
+			t.Fatal(err)
+		}
+		r := recs[i]
+		if e.ClassUID != 6003 || e.CategoryUID != 6 || e.ActivityID != w.activity || e.TypeUID != 600300+w.activity {
+			t.Errorf("%s: class %d category %d activity %d type %d", r.Operation, e.ClassUID, e.CategoryUID, e.ActivityID, e.TypeUID)
+		}
+		if e.Time != r.CreationTime.UnixMilli() || e.Status != "Success" || e.StatusID != 1 || e.SeverityID != 1 {
+			t.Errorf("%s: time %d status %s/%d severity %d", r.Operation, e.Time, e.Status, e.StatusID, e.SeverityID)
+		}
+		if e.Metadata.Version != "1.1.0" || e.Metadata.UID != r.Id || e.Metadata.Product.Name != "Lockbox" || e.Metadata.Product.VendorName != "Lockbox" {
+			t.Errorf("%s: metadata %+v", r.Operation, e.Metadata)
+		}
+		if e.Actor.User.Name != w.user || e.Actor.User.UID != w.uid || e.SrcEndpoint.IP != r.ClientIP {
+			t.Errorf("%s: actor %+v src %+v", r.Operation, e.Actor, e.SrcEndpoint)
+		}
+		if e.API.Operation != r.Operation || e.API.Request == nil || e.API.Request.UID != reqID {
+			t.Errorf("%s: api %+v", r.Operation, e.API)
+		}
+		if e.Unmapped["OrganizationId"] != "contoso" || e.Unmapped["Workload"] != "exchange" {
+			t.Errorf("%s: unmapped %v", r.Operation, e.Unmapped)
+		}
+		for _, k := range []string{"class_uid", "category_uid", "activity_id", "type_uid", "time", "metadata", "actor", "src_endpoint", "api"} {
+			if _, ok := m[k]; !ok {
+				t.Errorf("%s: no %s", r.Operation, k)
+			}
+		}
+		if _, ok := m["raw_data"]; ok {
+			t.Errorf("%s: raw_data set", r.Operation)
+		}
+	}
+	var d audit.OCSFEvent
+	_ = json.Unmarshal([]byte(lines[2]), &d)
+	if d.Unmapped["ApprovalDecision"] != "Approve" || d.Unmapped["Comment"] != "ok for 2h" {
+		t.Errorf("decision: unmapped %v", d.Unmapped)
+	}
+}
+
+func TestSIEMFileSinkAppendsAcrossReopen(t *testing.T) {
+	ctx := context.Background()
+	rdb := redistest.Client(t)
+	log := audit.NewLog(rdb, nil)
+	path := filepath.Join(t.TempDir(), "siem.jsonl")
+	run := func(n int) {
+		t.Helper()
+		siemAppend(t, rdb, log, n, "contoso")
+		sink, closer, err := audit.OpenSink("file:"+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fw := newForwarder(t, audit.ForwarderConfig{Redis: rdb, Sink: sink, Consumer: "r1", BatchSize: 2})
+		if got, err := fw.Poll(ctx); err != nil || got != n {
+			t.Fatalf("wrote %d, %v", got, err)
+		}
+		if err := closer.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run(3)
+	run(2)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := strings.Join(streamRecords(t, rdb, "contoso")["contoso"], "\n") + "\n"
+	if string(b) != want {
+		t.Fatalf("file:\n%s\nwant:\n%s", b, want)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v", fi.Mode().Perm())
+	}
+}
+
+func TestSIEMConfig(t *testing.T) {
+	if s, c, err := audit.OpenSink("off", nil); s != nil || c != nil || err != nil {
+		t.Fatalf("off: %v %v %v", s, c, err)
+	}
+	if s, _, err := audit.OpenSink("stdout", nil); s == nil || err != nil {
+		t.Fatalf("stdout: %v %v", s, err)
+	}
+	for _, bad := range []string{"file:", "syslog", "File:/x"} {
+		if _, _, err := audit.OpenSink(bad, nil); err == nil {
+			t.Errorf("sink %q accepted", bad)
+		}
+	}
+	if _, err := audit.ParseFormat("cef"); err == nil {
+		t.Error("format cef accepted")
+	}
+	rdb := redistest.Client(t)
+	if _, err := audit.NewForwarder(audit.ForwarderConfig{Redis: rdb, Sink: &memSink{}}); err == nil {
+		t.Error("forwarder without a consumer name accepted")
+	}
+}
+
+func TestSIEMRunUntilCanceled(t *testing.T) {
+	rdb := redistest.Client(t)
+	log := audit.NewLog(rdb, nil)
+	sink := &memSink{}
+	fw := newForwarder(t, audit.ForwarderConfig{Redis: rdb, Sink: sink, Consumer: "r1", Block: 5 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- fw.Run(ctx) }()
+	// A tenant that appears after Run started is picked up.
+	siemAppend(t, rdb, log, 3, "contoso")
+	deadline := time.Now().Add(5 * time.Second)
+	for len(sink.got()) < 3 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := len(sink.got()); n != 3 {
+		t.Fatalf("Run wrote %d records", n)
+	}
+}
