@@ -101,6 +101,15 @@ type Config struct {
 	// SIEMClaimAfter is how long a record may wait at one replica before
 	// another takes it over.
 	SIEMClaimAfter time.Duration `env:"SIEM_CLAIM_AFTER" envDefault:"1m" desc:"how long a record may stay unforwarded at a replica before another replica takes it over"`
+	// SMTPAddr and the settings below configure notification e-mails.
+	SMTPAddr         string `env:"SMTP_ADDR" desc:"host:port of the SMTP submission server for notification e-mails; unset: e-mails are only logged (and in \"lockbox dev\" written under $LOCKBOX_DEV_DIR/mail)"`
+	SMTPFrom         string `env:"SMTP_FROM" desc:"sender address of notification e-mails; required with LOCKBOX_SMTP_ADDR"`
+	SMTPUsername     string `env:"SMTP_USERNAME" desc:"SMTP AUTH user; needs LOCKBOX_SMTP_PASSWORD_FILE"`
+	SMTPPasswordFile string `env:"SMTP_PASSWORD_FILE" desc:"file holding the SMTP AUTH password"`
+	SMTPStartTLS     string `env:"SMTP_STARTTLS" envDefault:"opportunistic" desc:"STARTTLS policy: opportunistic, mandatory or none"`
+	// WebhookURLs receive signed JSON notifications.
+	WebhookURLs       string `env:"WEBHOOK_URLS" desc:"comma-separated URLs receiving JSON notifications signed with X-Lockbox-Signature: sha256=<HMAC>"`
+	WebhookSecretFile string `env:"WEBHOOK_SECRET_FILE" desc:"file holding the HMAC-SHA256 key of X-Lockbox-Signature; required with LOCKBOX_WEBHOOK_URLS"`
 	// PolicyReloadInterval is how often LOCKBOX_POLICY_DIR is checked for
 	// changes.
 	PolicyReloadInterval time.Duration `env:"POLICY_RELOAD_INTERVAL" envDefault:"1s" desc:"how often LOCKBOX_POLICY_DIR is checked for changes (a valid change is loaded, a broken one refused)"`
@@ -301,6 +310,33 @@ func (c Config) check() error {
 	}
 	if sink := c.SIEMSink; sink != "stdout" && sink != "off" && (!strings.HasPrefix(sink, "file:") || len(sink) == len("file:")) {
 		errs = append(errs, varErr("SIEMSink", "%q is not stdout, off or file:/path", sink))
+	}
+	if c.SMTPAddr != "" {
+		if err := checkAddr(c.SMTPAddr); err != nil {
+			errs = append(errs, &VarError{Var: varName("SMTPAddr"), Err: err})
+		}
+		if c.SMTPFrom == "" {
+			errs = append(errs, varErr("SMTPFrom", "required with LOCKBOX_SMTP_ADDR"))
+		}
+	}
+	if (c.SMTPUsername == "") != (c.SMTPPasswordFile == "") {
+		errs = append(errs, varErr("SMTPPasswordFile", "LOCKBOX_SMTP_USERNAME and LOCKBOX_SMTP_PASSWORD_FILE go together"))
+	}
+	switch c.SMTPStartTLS {
+	case "opportunistic", "mandatory", "none":
+	default:
+		errs = append(errs, varErr("SMTPStartTLS", "%q is not one of opportunistic, mandatory, none", c.SMTPStartTLS))
+	}
+	if c.WebhookURLs != "" && c.WebhookSecretFile == "" {
+		errs = append(errs, varErr("WebhookSecretFile", "required with LOCKBOX_WEBHOOK_URLS"))
+	}
+	for u := range strings.SplitSeq(c.WebhookURLs, ",") {
+		if u = strings.TrimSpace(u); u == "" {
+			continue
+		}
+		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+			errs = append(errs, varErr("WebhookURLs", "%q is not an http(s) URL", u))
+		}
 	}
 	if c.AuditRetention < 0 {
 		errs = append(errs, varErr("AuditRetention", "must not be negative, got %s", c.AuditRetention))

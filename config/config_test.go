@@ -39,6 +39,7 @@ func TestLoadDefaults(t *testing.T) {
 		SIEMSink:             "stdout",
 		SIEMFormat:           "json",
 		SIEMClaimAfter:       time.Minute,
+		SMTPStartTLS:         "opportunistic",
 	}
 	if got != want {
 		t.Errorf("defaults:\n got %+v\nwant %+v", got, want)

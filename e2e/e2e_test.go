@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -38,6 +39,7 @@ type world struct {
 	t      *testing.T
 	srv    *server.Server
 	siem   string // the SIEM sink file
+	mail   string // where notification e-mails are written
 	addr   string
 	proxy  string
 	clock  *clock.Fake
@@ -103,7 +105,7 @@ func start(t *testing.T, extra ...string) *world {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := server.New(ctx, cfg, server.Options{Now: c.Now})
+	srv, err := server.New(ctx, cfg, server.Options{Now: c.Now, DevMailDir: filepath.Join(dir, "mail")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +120,7 @@ func start(t *testing.T, extra ...string) *world {
 			t.Errorf("server: %v", err)
 		}
 	})
-	w := &world{t: t, srv: srv, siem: filepath.Join(dir, "siem.jsonl"), addr: "http://" + srv.APIAddr(), proxy: "http://" + srv.ProxyAddr(), clock: c, tokens: map[string]string{}}
+	w := &world{t: t, srv: srv, mail: filepath.Join(dir, "mail"), siem: filepath.Join(dir, "siem.jsonl"), addr: "http://" + srv.APIAddr(), proxy: "http://" + srv.ProxyAddr(), clock: c, tokens: map[string]string{}}
 	for name, claims := range users {
 		claims.TTL = 48 * time.Hour
 		tok, err := identity.Mint(key, cfg.JWTIssuer, cfg.JWTAudience, claims, c.Now())
@@ -246,8 +248,28 @@ func TestLifecycleWithLockboxctl(t *testing.T) {
 		if code, out, _ := w.ctl("admin", "audit", "verify", "--tenant", "contoso"); code != 1 || !strings.Contains(out, "BROKEN") || !strings.Contains(out, entries[3].ID) {
 			t.Fatalf("tampered chain: exit %d\n%s", code, out)
 		}
-		// Every record also reaches the SIEM sink, once.
+		// The approver was e-mailed, with the request's details and no link.
 		deadline := time.Now().Add(10 * time.Second)
+		var mail string
+		for mail == "" {
+			files, _ := filepath.Glob(filepath.Join(w.mail, "*", "*.eml"))
+			files2, _ := filepath.Glob(filepath.Join(w.mail, "*.eml"))
+			for _, f := range append(files, files2...) {
+				b, _ := os.ReadFile(f)
+				if strings.Contains(string(b), users["approver"].Subject) && strings.Contains(string(b), "SR-1001") {
+					mail = string(b)
+				}
+			}
+			if mail == "" && time.Now().After(deadline) {
+				t.Fatalf("no e-mail to the approver in %s", w.mail)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if !strings.Contains(mail, r.ID) || regexp.MustCompile(`(?i)https?|://|www\.`).MatchString(mail) {
+			t.Fatalf("approver's e-mail:\n%s", mail)
+		}
+		// Every record also reaches the SIEM sink, once.
+		deadline = time.Now().Add(10 * time.Second)
 		for {
 			b, _ := os.ReadFile(w.siem)
 			if n := strings.Count(string(b), `"Operation":"Set-AccessToCustomerDataRequest"`); n == 1 {

@@ -41,6 +41,17 @@ type Config struct {
 	Logger     *slog.Logger
 	// Registerer receives the lifecycle's metrics; nil registers none.
 	Registerer prometheus.Registerer
+	// Outbox, when set, queues the notifications of each transition in the
+	// transition's own MULTI; nil sends no notifications.
+	Outbox Outbox
+}
+
+// Outbox queues the notifications a transition causes. EnqueueTx adds its
+// writes to p, the transaction that commits the transition, so a
+// notification is queued if and only if the transition commits. It must
+// only write keys in the tenant's hash slot.
+type Outbox interface {
+	EnqueueTx(ctx context.Context, p redis.Pipeliner, prev, next Request) error
 }
 
 // CheckAndSetDefaults fills defaults and rejects missing dependencies.
@@ -477,6 +488,11 @@ func (s *Store) queue(ctx context.Context, p redis.Pipeliner, prev, next Request
 	}
 	for _, ev := range next.History[len(prev.History):] {
 		if err := s.cfg.Audit.AppendTx(ctx, p, recordFor(next, ev)); err != nil {
+			return err
+		}
+	}
+	if s.cfg.Outbox != nil {
+		if err := s.cfg.Outbox.EnqueueTx(ctx, p, prev, next); err != nil {
 			return err
 		}
 	}

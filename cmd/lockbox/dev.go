@@ -98,7 +98,7 @@ func dev(ctx context.Context, env map[string]string, stdout, stderr io.Writer) e
 		cfg.RedisURL = store.URL()
 		log.Info("using the embedded dev store (data is lost on exit); set LOCKBOX_REDIS_URL to use a Redis")
 	}
-	srv, err := server.New(ctx, cfg, server.Options{Logger: log})
+	srv, err := server.New(ctx, cfg, server.Options{Logger: log, DevMailDir: filepath.Join(cfg.DevDir, "mail")})
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -15,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,6 +30,7 @@ import (
 	"github.com/lockbox-oss/lockbox/grantsig"
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/health"
+	"github.com/lockbox-oss/lockbox/notify"
 	"github.com/lockbox-oss/lockbox/policy"
 	"github.com/lockbox-oss/lockbox/proxy"
 	lockboxrego "github.com/lockbox-oss/lockbox/rego"
@@ -44,6 +47,9 @@ type Options struct {
 	Now func() time.Time
 	// Logger; discards when nil.
 	Logger *slog.Logger
+	// DevMailDir, when set, receives notification e-mails as files when no
+	// SMTP server is configured ("lockbox dev").
+	DevMailDir string
 	// SIEMOut receives the SIEM lines when LOCKBOX_SIEM_SINK is stdout;
 	// os.Stdout when nil.
 	SIEMOut io.Writer
@@ -63,6 +69,7 @@ type Server struct {
 	Proxy    *proxy.Handler
 	Registry *prometheus.Registry
 
+	Notifier  *notify.Worker
 	siem      *audit.Forwarder
 	siemClose io.Closer
 
@@ -112,7 +119,12 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 	if s.Requests, err = grants.NewStore(grants.Config{
 		Redis: s.Redis, Audit: s.Audit, Tenants: s.Tenants, Catalog: s.Policy,
 		Now: opts.Now, Logger: opts.Logger.With("component", "grants"), Registerer: s.Registry,
+		Outbox: notify.NewOutbox(),
 	}); err != nil {
+		s.Redis.Close()
+		return nil, err
+	}
+	if s.Notifier, err = newNotifier(cfg, opts, s); err != nil {
 		s.Redis.Close()
 		return nil, err
 	}
@@ -246,12 +258,13 @@ func (s *Server) Run(ctx context.Context) error {
 	go func() { errc <- serve(s.apiSrv, s.apiLn) }()
 	go func() { errc <- serve(s.proxySrv, s.proxyLn) }()
 	go func() { errc <- serve(s.metSrv, s.metricsLn) }()
-	bgDone := make(chan struct{}, 3)
+	bgDone := make(chan struct{}, 4)
 	bgCtx, stopBackground := context.WithCancel(ctx)
 	background := []func(context.Context){
 		s.sweepLoop,
 		func(ctx context.Context) { s.Policy.Watch(ctx, s.cfg.PolicyReloadInterval) },
 	}
+	background = append(background, func(ctx context.Context) { _ = s.Notifier.Run(ctx) })
 	if s.siem != nil {
 		background = append(background, func(ctx context.Context) { _ = s.siem.Run(ctx) })
 	}
@@ -350,4 +363,34 @@ func (s *Server) sweepLoop(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// newNotifier builds the worker that delivers the notification outbox by
+// SMTP and webhooks. Without SMTP, e-mails are logged (and written to
+// DevMailDir in dev), so nothing is lost while none is configured.
+func newNotifier(cfg config.Config, opts Options, s *Server) (*notify.Worker, error) {
+	nc := notify.Config{Redis: s.Redis, Now: opts.Now, Registerer: s.Registry,
+		Logger: opts.Logger.With("component", "notify"), DevDir: opts.DevMailDir}
+	if cfg.SMTPAddr != "" {
+		nc.SMTP = &notify.SMTPConfig{Addr: cfg.SMTPAddr, From: cfg.SMTPFrom, Username: cfg.SMTPUsername,
+			PasswordFile: cfg.SMTPPasswordFile, StartTLS: notify.StartTLSPolicy(cfg.SMTPStartTLS)}
+	} else if opts.DevMailDir == "" {
+		opts.Logger.Warn("no LOCKBOX_SMTP_ADDR: notification e-mails are only logged")
+	}
+	if cfg.WebhookURLs != "" {
+		secret, err := os.ReadFile(cfg.WebhookSecretFile)
+		if err != nil || len(bytes.TrimSpace(secret)) == 0 {
+			return nil, fmt.Errorf("LOCKBOX_WEBHOOK_SECRET_FILE: required with LOCKBOX_WEBHOOK_URLS (%v)", err)
+		}
+		for u := range strings.SplitSeq(cfg.WebhookURLs, ",") {
+			if u = strings.TrimSpace(u); u != "" {
+				nc.Webhooks = append(nc.Webhooks, notify.WebhookConfig{URL: u, Secret: bytes.TrimSpace(secret)})
+			}
+		}
+	}
+	w, err := notify.NewWorker(nc)
+	if err != nil {
+		return nil, fmt.Errorf("notifications (LOCKBOX_SMTP_*, LOCKBOX_WEBHOOK_*): %w", err)
+	}
+	return w, nil
 }

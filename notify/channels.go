@@ -1,0 +1,248 @@
+package notify
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/wneessen/go-mail"
+)
+
+// Mailer sends one e-mail. id is stable across retries of the same
+// message (outbox entry and recipient), usable as a Message-ID.
+type Mailer interface {
+	Name() string
+	Send(ctx context.Context, id string, m Message) error
+}
+
+// StartTLSPolicy says when the SMTP client upgrades with STARTTLS.
+type StartTLSPolicy string
+
+// STARTTLS policies.
+const (
+	// StartTLSOpportunistic upgrades when the server offers STARTTLS.
+	StartTLSOpportunistic StartTLSPolicy = "opportunistic"
+	// StartTLSMandatory refuses to send over an unencrypted connection.
+	StartTLSMandatory StartTLSPolicy = "mandatory"
+	// StartTLSNone never upgrades (local relays only).
+	StartTLSNone StartTLSPolicy = "none"
+)
+
+// SMTPConfig configures delivery through an SMTP server.
+type SMTPConfig struct {
+	// Addr is host:port of the submission server.
+	Addr string
+	// From is the sender address.
+	From string
+	// Username and PasswordFile enable SMTP AUTH; the password is read from
+	// the file at start-up (trailing newline removed).
+	Username     string
+	PasswordFile string
+	// StartTLS is the STARTTLS policy; opportunistic by default.
+	StartTLS StartTLSPolicy
+	// Timeout bounds one connection and delivery; 30s by default.
+	Timeout time.Duration
+	// ServerName overrides the TLS server name (tests).
+	ServerName string
+
+	password string
+	host     string
+	port     int
+}
+
+// CheckAndSetDefaults validates the settings and reads the password file.
+func (c *SMTPConfig) CheckAndSetDefaults() error {
+	host, port, err := net.SplitHostPort(c.Addr)
+	if err != nil || host == "" {
+		return fmt.Errorf("notify: SMTP address %q must be host:port", c.Addr)
+	}
+	if c.port, err = strconv.Atoi(port); err != nil || c.port <= 0 || c.port > 65535 {
+		return fmt.Errorf("notify: SMTP address %q has a bad port", c.Addr)
+	}
+	c.host = host
+	if c.From == "" || strings.ContainsAny(c.From, "\r\n") {
+		return errors.New("notify: SMTP sender address is required")
+	}
+	switch c.StartTLS {
+	case "":
+		c.StartTLS = StartTLSOpportunistic
+	case StartTLSOpportunistic, StartTLSMandatory, StartTLSNone:
+	default:
+		return fmt.Errorf("notify: STARTTLS policy %q must be opportunistic, mandatory or none", c.StartTLS)
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = 30 * time.Second
+	}
+	if (c.Username == "") != (c.PasswordFile == "") {
+		return errors.New("notify: SMTP username and password file go together")
+	}
+	if c.PasswordFile != "" {
+		b, err := os.ReadFile(c.PasswordFile)
+		if err != nil {
+			return fmt.Errorf("notify: SMTP password file: %w", err)
+		}
+		c.password = strings.TrimRight(string(b), "\r\n")
+	}
+	return nil
+}
+
+// SMTP sends e-mail through an SMTP server with go-mail, one connection
+// per message.
+type SMTP struct{ cfg SMTPConfig }
+
+// NewSMTP returns an SMTP mailer; cfg must have passed CheckAndSetDefaults.
+func NewSMTP(cfg SMTPConfig) *SMTP { return &SMTP{cfg: cfg} }
+
+// Name is the metrics channel label.
+func (s *SMTP) Name() string { return "smtp" }
+
+// Send delivers m.
+func (s *SMTP) Send(ctx context.Context, id string, m Message) error {
+	policy := map[StartTLSPolicy]mail.TLSPolicy{
+		StartTLSOpportunistic: mail.TLSOpportunistic, StartTLSMandatory: mail.TLSMandatory, StartTLSNone: mail.NoTLS,
+	}[s.cfg.StartTLS]
+	opts := []mail.Option{mail.WithPort(s.cfg.port), mail.WithTLSPolicy(policy), mail.WithTimeout(s.cfg.Timeout)}
+	if s.cfg.ServerName != "" {
+		opts = append(opts, mail.WithTLSConfig(&tls.Config{ServerName: s.cfg.ServerName, MinVersion: tls.VersionTLS12}))
+	}
+	if s.cfg.Username != "" {
+		opts = append(opts, mail.WithSMTPAuth(mail.SMTPAuthPlain), mail.WithUsername(s.cfg.Username), mail.WithPassword(s.cfg.password))
+	}
+	c, err := mail.NewClient(s.cfg.host, opts...)
+	if err != nil {
+		return fmt.Errorf("smtp client: %w", err)
+	}
+	msg := mail.NewMsg()
+	if err := msg.From(s.cfg.From); err != nil {
+		return fmt.Errorf("smtp from: %w", err)
+	}
+	if err := msg.To(m.To); err != nil {
+		return permanent(fmt.Errorf("smtp recipient: %w", err))
+	}
+	msg.Subject(m.Subject)
+	msg.SetMessageIDWithValue(id + "@lockbox")
+	msg.SetDate()
+	msg.SetBodyString(mail.TypeTextPlain, m.Body)
+	if err := c.DialAndSendWithContext(ctx, msg); err != nil {
+		return fmt.Errorf("smtp send: %w", err)
+	}
+	return nil
+}
+
+// DevSink is the mailer of `lockbox dev` and of servers without SMTP: it
+// logs each e-mail and, when Dir is set, writes it there as an .eml file.
+type DevSink struct {
+	Dir    string
+	From   string
+	Logger *slog.Logger
+}
+
+// Name is the metrics channel label.
+func (d *DevSink) Name() string { return "dev" }
+
+// Send logs m and writes it under Dir.
+func (d *DevSink) Send(ctx context.Context, id string, m Message) error {
+	d.Logger.InfoContext(ctx, "notification e-mail", "to", m.To, "subject", m.Subject, "body", m.Body)
+	if d.Dir == "" {
+		return nil
+	}
+	if err := os.MkdirAll(d.Dir, 0o750); err != nil {
+		return err
+	}
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "Message-ID: <%s@lockbox>\r\nFrom: %s\r\nTo: %s\r\nSubject: %s\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n%s",
+		id, HeaderValue(d.From), m.To, m.Subject, m.Body)
+	name := strings.NewReplacer(":", "_", "/", "_", "@", "_at_").Replace(id) + ".eml"
+	tmp := filepath.Join(d.Dir, "."+name+".tmp")
+	if err := os.WriteFile(tmp, b.Bytes(), 0o640); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(d.Dir, name))
+}
+
+// WebhookConfig is one webhook endpoint.
+type WebhookConfig struct {
+	URL string
+	// Secret keys the HMAC-SHA256 signature of each body.
+	Secret []byte
+	// Timeout bounds one delivery; 10s by default.
+	Timeout time.Duration
+}
+
+// SignatureHeader carries "sha256=<hex HMAC-SHA256 of the body>".
+const SignatureHeader = "X-Lockbox-Signature"
+
+// DeliveryHeader carries an id that stays the same across retries of one
+// delivery, so receivers can drop duplicates.
+const DeliveryHeader = "X-Lockbox-Delivery"
+
+// Sign returns the signature header value of body.
+func Sign(secret, body []byte) string {
+	h := hmac.New(sha256.New, secret)
+	h.Write(body)
+	return "sha256=" + hex.EncodeToString(h.Sum(nil))
+}
+
+// Verify checks a signature header value in constant time.
+func Verify(secret, body []byte, sig string) bool {
+	return hmac.Equal([]byte(Sign(secret, body)), []byte(sig))
+}
+
+type webhook struct {
+	cfg    WebhookConfig
+	client *http.Client
+}
+
+func newWebhook(cfg WebhookConfig) *webhook {
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	return &webhook{cfg: cfg, client: &http.Client{
+		Timeout: cfg.Timeout,
+		// A redirect would send the signed body somewhere not configured.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}}
+}
+
+func (w *webhook) post(ctx context.Context, id string, body []byte) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.cfg.URL, bytes.NewReader(body))
+	if err != nil {
+		return permanent(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "lockbox-notify")
+	req.Header.Set(SignatureHeader, Sign(w.cfg.Secret, body))
+	req.Header.Set(DeliveryHeader, id)
+	resp, err := w.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("webhook: %w", err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return fmt.Errorf("webhook: status %d", resp.StatusCode)
+	}
+	return nil
+}
+
+// permanentError marks a failure retrying can't fix; it goes straight to
+// the dead-letter stream.
+type permanentError struct{ error }
+
+func (e permanentError) Unwrap() error { return e.error }
+
+func permanent(err error) error { return permanentError{err} }

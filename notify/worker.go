@@ -1,0 +1,576 @@
+package notify
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/mail"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/lockbox-oss/lockbox/grants"
+	"github.com/lockbox-oss/lockbox/internal/keys"
+)
+
+// Config configures a Worker.
+type Config struct {
+	Redis redis.UniversalClient
+	// SMTP, when set, delivers e-mail; without it e-mail goes to a DevSink
+	// (the log, and files under DevDir when set).
+	SMTP *SMTPConfig
+	// Webhooks receive every event except "already decided" as signed JSON.
+	Webhooks []WebhookConfig
+	// DevDir is where the DevSink writes e-mails (`lockbox dev` passes
+	// $LOCKBOX_DEV_DIR/mail); ignored when SMTP is set.
+	DevDir string
+	Logger *slog.Logger
+	// Registerer receives the notification metrics; nil registers none.
+	Registerer prometheus.Registerer
+	// Now is the clock that schedules retries.
+	Now func() time.Time
+	// Backoff is the wait before retry number attempt (1, 2, ...);
+	// exponential from 5s, capped at 15m, by default. Tests set it to
+	// return 0.
+	Backoff func(attempt int) time.Duration
+	// Consumer names this replica in the consumer group; host name and
+	// process id by default. Each replica must have its own.
+	Consumer string
+	// MaxAttempts is how many failed attempts send an event to the
+	// dead-letter stream; 16 by default (about 3 hours with the default
+	// backoff).
+	MaxAttempts int
+	// ClaimAfter is how long an entry delivered to a replica may stay
+	// unacknowledged before another replica takes it over (the replica
+	// died); also the lease of a recipient being sent to. 2m by default;
+	// it must exceed the longest send (SMTP timeout).
+	ClaimAfter time.Duration
+	// PollInterval is the pause between rounds; 1s by default.
+	PollInterval time.Duration
+	// Batch bounds the entries read per tenant and round; 100 by default.
+	Batch int
+	// mailer replaces the e-mail channel (tests).
+	mailer Mailer
+}
+
+// CheckAndSetDefaults fills defaults and rejects bad settings.
+func (c *Config) CheckAndSetDefaults() error {
+	if c.Redis == nil {
+		return errors.New("notify: Redis is required")
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.SMTP != nil {
+		if err := c.SMTP.CheckAndSetDefaults(); err != nil {
+			return err
+		}
+	}
+	for i, w := range c.Webhooks {
+		if !strings.HasPrefix(w.URL, "https://") && !strings.HasPrefix(w.URL, "http://") {
+			return fmt.Errorf("notify: webhook %d: URL %q must be http(s)", i, w.URL)
+		}
+		if len(w.Secret) == 0 {
+			return fmt.Errorf("notify: webhook %d: a signing secret is required", i)
+		}
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Backoff == nil {
+		c.Backoff = DefaultBackoff
+	}
+	if c.Consumer == "" {
+		host, _ := os.Hostname()
+		c.Consumer = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 16
+	}
+	if c.ClaimAfter <= 0 {
+		c.ClaimAfter = 2 * time.Minute
+	}
+	if c.PollInterval <= 0 {
+		c.PollInterval = time.Second
+	}
+	if c.Batch <= 0 {
+		c.Batch = 100
+	}
+	return nil
+}
+
+// DefaultBackoff doubles from 5s up to 15m.
+func DefaultBackoff(attempt int) time.Duration {
+	d := 5 * time.Second
+	for i := 1; i < attempt && d < 15*time.Minute; i++ {
+		d *= 2
+	}
+	return min(d, 15*time.Minute)
+}
+
+// sentTTL is how long a delivered recipient is remembered: longer than any
+// retry schedule, so a retried entry never re-sends to it.
+const sentTTL = 7 * 24 * time.Hour
+
+// Worker delivers the outbox. Run one per replica; they share entries
+// through the consumer group.
+//
+// Delivery is at least once, with duplicates confined to a crash window:
+// before sending to a recipient the worker takes a lease on (entry,
+// recipient) with SET NX, and after the channel accepted the message it
+// marks the pair sent; the entry is acknowledged once every recipient is
+// marked. So another replica never sends a pair that is being sent or was
+// sent, and a retried entry skips the recipients already done. Only a
+// replica dying between the channel's acceptance and the "sent" mark (one
+// Redis write) makes the pair be sent again when the lease ends. We chose
+// this over at-most-once because the contract is "nothing lost".
+type Worker struct {
+	cfg    Config
+	mailer Mailer
+	hooks  []*webhook
+	sent   *prometheus.CounterVec
+	groups map[string]bool
+}
+
+// NewWorker returns a Worker and registers its metrics.
+func NewWorker(cfg Config) (*Worker, error) {
+	if err := cfg.CheckAndSetDefaults(); err != nil {
+		return nil, err
+	}
+	w := &Worker{cfg: cfg, groups: map[string]bool{}}
+	switch {
+	case cfg.mailer != nil:
+		w.mailer = cfg.mailer
+	case cfg.SMTP != nil:
+		w.mailer = NewSMTP(*cfg.SMTP)
+	default:
+		from := "lockbox@localhost"
+		w.mailer = &DevSink{Dir: cfg.DevDir, From: from, Logger: cfg.Logger}
+	}
+	for _, h := range cfg.Webhooks {
+		w.hooks = append(w.hooks, newWebhook(h))
+	}
+	w.sent = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "lockbox_notifications_sent_total",
+		Help: "Notification deliveries by channel (smtp, dev, webhook) and result (ok, error, dead).",
+	}, []string{"channel", "result"})
+	for _, ch := range []string{"smtp", "dev", "webhook"} {
+		for _, res := range []string{"ok", "error", "dead"} {
+			w.sent.WithLabelValues(ch, res)
+		}
+	}
+	if cfg.Registerer != nil {
+		depth := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "lockbox_notifications_outbox_depth",
+			Help: "Notification events waiting in the outbox, read from Redis at scrape time (-1 when Redis can't be read).",
+		}, w.depth)
+		for _, c := range []prometheus.Collector{w.sent, depth} {
+			if err := cfg.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("notify: register metrics: %w", err)
+			}
+		}
+	}
+	return w, nil
+}
+
+func (w *Worker) depth() float64 {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	n, err := w.Depth(ctx)
+	if err != nil {
+		return -1
+	}
+	return float64(n)
+}
+
+// Depth counts the events waiting in every tenant's outbox.
+func (w *Worker) Depth(ctx context.Context) (int64, error) {
+	tenants, err := w.cfg.Redis.SMembers(ctx, keys.Tenants()).Result()
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, t := range tenants {
+		if keys.ValidTenant(t) != nil {
+			continue
+		}
+		l, err := w.cfg.Redis.XLen(ctx, OutboxKey(t)).Result()
+		if err != nil {
+			return 0, err
+		}
+		n += l
+	}
+	return n, nil
+}
+
+// Run delivers until ctx ends.
+func (w *Worker) Run(ctx context.Context) error {
+	w.cfg.Logger.InfoContext(ctx, "notification worker started", "consumer", w.cfg.Consumer, "mailer", w.mailer.Name(), "webhooks", len(w.hooks))
+	for {
+		if _, err := w.Tick(ctx); err != nil && ctx.Err() == nil {
+			w.cfg.Logger.WarnContext(ctx, "notification round failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(w.cfg.PollInterval):
+		}
+	}
+}
+
+// Tick runs one round over every tenant's outbox: it takes over entries
+// left by dead replicas, retries its own due entries and reads new ones.
+// It returns how many entries it finished (delivered or dead-lettered).
+// One Worker runs one round at a time; run a Worker per replica for more.
+func (w *Worker) Tick(ctx context.Context) (int, error) {
+	tenants, err := w.cfg.Redis.SMembers(ctx, keys.Tenants()).Result()
+	if err != nil {
+		return 0, err
+	}
+	slices.Sort(tenants)
+	done := 0
+	var firstErr error
+	for _, t := range tenants {
+		if keys.ValidTenant(t) != nil {
+			continue
+		}
+		n, err := w.tickTenant(ctx, t)
+		done += n
+		if err != nil && firstErr == nil {
+			firstErr = fmt.Errorf("tenant %s: %w", t, err)
+		}
+	}
+	return done, firstErr
+}
+
+func (w *Worker) tickTenant(ctx context.Context, t string) (int, error) {
+	rdb, stream := w.cfg.Redis, OutboxKey(t)
+	if !w.groups[t] {
+		err := rdb.XGroupCreateMkStream(ctx, stream, Group, "0").Err()
+		if err != nil && !strings.Contains(err.Error(), "BUSYGROUP") {
+			return 0, err
+		}
+		w.groups[t] = true
+	}
+	// Entries another replica took and never acknowledged: it died.
+	if _, _, err := rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
+		Stream: stream, Group: Group, Consumer: w.cfg.Consumer,
+		MinIdle: w.cfg.ClaimAfter, Start: "0-0", Count: int64(w.cfg.Batch),
+	}).Result(); err != nil && !errors.Is(err, redis.Nil) {
+		return 0, w.groupErr(t, err)
+	}
+	done := 0
+	// Our own pending entries (retries), page by page so entries backing
+	// off can't starve the ones behind them; then new entries.
+	for from := "0"; from != ""; {
+		msgs, err := w.read(ctx, t, from)
+		if err != nil {
+			return done, err
+		}
+		from = ""
+		if len(msgs) > 0 {
+			from = msgs[len(msgs)-1].ID
+		}
+		n, err := w.processAll(ctx, t, msgs)
+		if done += n; err != nil {
+			return done, err
+		}
+	}
+	for {
+		msgs, err := w.read(ctx, t, ">")
+		if err != nil {
+			return done, err
+		}
+		n, err := w.processAll(ctx, t, msgs)
+		if done += n; err != nil || len(msgs) < w.cfg.Batch {
+			return done, err
+		}
+	}
+}
+
+// read reads up to Batch entries of the tenant's outbox for this consumer:
+// its pending ones after id from, or new ones when from is ">".
+func (w *Worker) read(ctx context.Context, t, from string) ([]redis.XMessage, error) {
+	res, err := w.cfg.Redis.XReadGroup(ctx, &redis.XReadGroupArgs{
+		Group: Group, Consumer: w.cfg.Consumer, Streams: []string{OutboxKey(t), from},
+		Count: int64(w.cfg.Batch), Block: -1,
+	}).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, w.groupErr(t, err)
+	}
+	var out []redis.XMessage
+	for _, s := range res {
+		out = append(out, s.Messages...)
+	}
+	return out, nil
+}
+
+func (w *Worker) processAll(ctx context.Context, t string, msgs []redis.XMessage) (int, error) {
+	done := 0
+	for _, m := range msgs {
+		fin, err := w.process(ctx, t, m)
+		if err != nil {
+			return done, err
+		}
+		if fin {
+			done++
+		}
+	}
+	return done, nil
+}
+
+func (w *Worker) groupErr(t string, err error) error {
+	if strings.Contains(err.Error(), "NOGROUP") {
+		delete(w.groups, t)
+	}
+	return err
+}
+
+// target is one recipient of an event on one channel.
+type target struct {
+	key     string // stable: "mail:<addr>" or "webhook:<n>"
+	channel string
+	send    func(ctx context.Context, id string) error
+}
+
+// process works on one entry and reports whether it is finished.
+func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool, error) {
+	rdb := w.cfg.Redis
+	raw, ok := m.Values["event"].(string)
+	if !ok { // deleted under us: only the acknowledgement is left
+		return true, rdb.XAck(ctx, OutboxKey(t), Group, m.ID).Err()
+	}
+	var ev Event
+	if err := json.Unmarshal([]byte(raw), &ev); err != nil {
+		return true, w.deadLetter(ctx, t, m.ID, raw, 1, fmt.Errorf("corrupt event: %w", err), nil)
+	}
+	attempts, next := 0, int64(0)
+	if st, err := rdb.HGet(ctx, retryKey(t), m.ID).Result(); err == nil {
+		a, n, _ := strings.Cut(st, ":")
+		attempts, _ = strconv.Atoi(a)
+		next, _ = strconv.ParseInt(n, 10, 64)
+	} else if !errors.Is(err, redis.Nil) {
+		return false, err
+	}
+	if next > w.cfg.Now().UnixMilli() {
+		return false, nil // backing off
+	}
+	targets, err := w.targets(ctx, ev)
+	if err != nil {
+		return false, err
+	}
+	var failed []string
+	var lastErr error
+	busy, perm := false, false
+	for _, tg := range targets {
+		mk := sentKey(t, m.ID, hashKey(tg.key))
+		got, err := rdb.SetNX(ctx, mk, "sending:"+w.cfg.Consumer, w.cfg.ClaimAfter).Result()
+		if err != nil {
+			return false, err
+		}
+		if !got {
+			if v, err := rdb.Get(ctx, mk).Result(); err == nil && v == "sent" {
+				continue
+			}
+			busy = true // another replica is sending it right now
+			continue
+		}
+		sendCtx, cancel := context.WithTimeout(ctx, w.cfg.ClaimAfter/2)
+		err = tg.send(sendCtx, m.ID+"."+hashKey(tg.key))
+		cancel()
+		if err != nil {
+			rdb.Del(context.WithoutCancel(ctx), mk)
+			w.sent.WithLabelValues(tg.channel, "error").Inc()
+			w.cfg.Logger.WarnContext(ctx, "notification not delivered", "tenant", t, "entry", m.ID,
+				"kind", ev.Kind, "request_id", ev.Request.ID, "channel", tg.channel, "attempt", attempts+1, "err", err)
+			failed, lastErr = append(failed, tg.key), err
+			perm = perm || errors.As(err, new(permanentError))
+			continue
+		}
+		if err := rdb.Set(context.WithoutCancel(ctx), mk, "sent", sentTTL).Err(); err != nil {
+			return false, err
+		}
+		w.sent.WithLabelValues(tg.channel, "ok").Inc()
+		w.cfg.Logger.InfoContext(ctx, "notification delivered", "tenant", t, "entry", m.ID,
+			"kind", ev.Kind, "request_id", ev.Request.ID, "channel", tg.channel)
+	}
+	switch {
+	case len(failed) == 0 && busy:
+		return false, nil
+	case len(failed) == 0:
+		_, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.XAck(ctx, OutboxKey(t), Group, m.ID)
+			p.XDel(ctx, OutboxKey(t), m.ID)
+			p.HDel(ctx, retryKey(t), m.ID)
+			return nil
+		})
+		return err == nil, err
+	}
+	attempts++
+	if perm || attempts >= w.cfg.MaxAttempts {
+		var channels []string
+		for _, tg := range targets {
+			if slices.Contains(failed, tg.key) {
+				channels = append(channels, tg.channel)
+			}
+		}
+		return true, w.deadLetter(ctx, t, m.ID, raw, attempts, lastErr, failed, channels...)
+	}
+	at := w.cfg.Now().Add(w.cfg.Backoff(attempts)).UnixMilli()
+	return false, rdb.HSet(ctx, retryKey(t), m.ID, fmt.Sprintf("%d:%d", attempts, at)).Err()
+}
+
+// deadLetter moves an entry to the dead-letter stream in one MULTI.
+func (w *Worker) deadLetter(ctx context.Context, t, id, raw string, attempts int, cause error, failed []string, channels ...string) error {
+	_, err := w.cfg.Redis.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.XAdd(ctx, &redis.XAddArgs{Stream: DeadKey(t), Values: []any{
+			"event", raw, "entry", id, "attempts", attempts, "error", fmt.Sprint(cause),
+			"recipients", strings.Join(failed, ","), "at", w.cfg.Now().UTC().Format(time.RFC3339),
+		}})
+		p.XAck(ctx, OutboxKey(t), Group, id)
+		p.XDel(ctx, OutboxKey(t), id)
+		p.HDel(ctx, retryKey(t), id)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, ch := range channels {
+		w.sent.WithLabelValues(ch, "dead").Inc()
+	}
+	w.cfg.Logger.ErrorContext(ctx, "notification dead-lettered", "tenant", t, "entry", id,
+		"attempts", attempts, "recipients", failed, "err", cause)
+	return nil
+}
+
+// targets resolves who gets ev, as of now: the approvers and settings are
+// read when the entry is delivered, not when it was queued.
+func (w *Worker) targets(ctx context.Context, ev Event) ([]target, error) {
+	var out []target
+	addMail := func(addr string, aud Audience) {
+		if !isAddress(addr) || slices.ContainsFunc(out, func(t target) bool { return t.key == "mail:"+addr }) {
+			return
+		}
+		out = append(out, target{key: "mail:" + addr, channel: w.mailer.Name(), send: func(ctx context.Context, id string) error {
+			msg, err := Render(ev, addr, aud)
+			if err != nil {
+				return permanent(err)
+			}
+			return w.mailer.Send(ctx, id, msg)
+		}})
+	}
+	t := ev.Request.Tenant
+	switch ev.Kind {
+	case KindPendingCustomer, KindAlreadyDecided:
+		approvers, err := w.cfg.Redis.SMembers(ctx, keys.Approvers(t)).Result()
+		if err != nil {
+			return nil, err
+		}
+		slices.Sort(approvers)
+		for _, a := range approvers {
+			if ev.Kind == KindAlreadyDecided && a == ev.Event.Actor {
+				continue
+			}
+			addMail(a, AudienceTenant)
+		}
+		if ev.Kind == KindPendingCustomer {
+			addrs, err := w.notificationAddresses(ctx, t)
+			if err != nil {
+				return nil, err
+			}
+			for _, a := range addrs {
+				addMail(a, AudienceTenant)
+			}
+		}
+	case KindRequesterUpdate:
+		addMail(ev.Request.Requester, AudienceProvider)
+	default:
+		return nil, permanent(fmt.Errorf("unknown event kind %q", ev.Kind))
+	}
+	if ev.Kind != KindAlreadyDecided {
+		for i, h := range w.hooks {
+			out = append(out, target{key: "webhook:" + strconv.Itoa(i), channel: "webhook", send: func(ctx context.Context, id string) error {
+				body, err := WebhookBody(ev)
+				if err != nil {
+					return permanent(err)
+				}
+				return h.post(ctx, id, body)
+			}})
+		}
+	}
+	return out, nil
+}
+
+func (w *Worker) notificationAddresses(ctx context.Context, t string) ([]string, error) {
+	b, err := w.cfg.Redis.Get(ctx, keys.Settings(t)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var s struct {
+		NotificationAddresses []string `json:"notification_addresses"`
+	}
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("settings of %s: %w", t, err)
+	}
+	return s.NotificationAddresses, nil
+}
+
+// WebhookPayload is the JSON body of a webhook delivery. It shows the
+// request as the tenant sees it (the provider's staff as "Microsoft
+// Operator").
+type WebhookPayload struct {
+	Kind           Kind          `json:"kind"`
+	Tenant         string        `json:"tenant"`
+	RequestID      string        `json:"request_id"`
+	Service        string        `json:"service"`
+	ServiceRequest string        `json:"service_request"`
+	State          grants.State  `json:"state"`
+	Action         grants.Action `json:"action"`
+	Actor          string        `json:"actor"`
+	At             time.Time     `json:"at"`
+	DecideBy       *time.Time    `json:"decide_by,omitempty"`
+	ExpiresAt      *time.Time    `json:"expires_at,omitempty"`
+	Summary        string        `json:"summary"`
+}
+
+// WebhookBody renders ev as a webhook body.
+func WebhookBody(ev Event) ([]byte, error) {
+	msg, err := Render(ev, "", AudienceTenant)
+	if err != nil {
+		return nil, err
+	}
+	r, e := grants.TenantView(ev.Request), ev.Event
+	if e.ActorKind == grants.KindProvider {
+		e.Actor = r.Requester
+	}
+	return json.Marshal(WebhookPayload{
+		Kind: ev.Kind, Tenant: r.Tenant, RequestID: r.ID, Service: r.Service, ServiceRequest: r.ServiceRequest,
+		State: r.State, Action: e.Action, Actor: e.Actor, At: e.At.UTC(), DecideBy: r.DecideBy, ExpiresAt: r.ExpiresAt,
+		Summary: msg.Subject,
+	})
+}
+
+func isAddress(s string) bool {
+	a, err := mail.ParseAddress(s)
+	return err == nil && a.Name == "" && a.Address == s
+}
+
+func hashKey(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:8])
+}
