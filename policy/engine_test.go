@@ -73,7 +73,15 @@ func writeFile(t *testing.T, name string, b []byte) {
 	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(name, b, 0o644); err != nil {
+	// Written whole and renamed into place, as an editor or a ConfigMap
+	// update does: a watcher polling every few milliseconds must not see a
+	// half-written file (it would refuse it, rightly, and count an error).
+	// The temporary name starts with "." so the engine skips it.
+	tmp := filepath.Join(filepath.Dir(name), "."+filepath.Base(name)+".tmp")
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, name); err != nil {
 		t.Fatal(err)
 	}
 }
