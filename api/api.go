@@ -52,11 +52,17 @@ type RequestWriter interface {
 	Act(ctx context.Context, id string, act grants.Action, actor grants.Actor, comment string) (grants.Request, error)
 }
 
+// RequestActivity reads a request with the audit records tied to it.
+type RequestActivity interface {
+	Activity(ctx context.Context, p identity.Principal, id string) (grants.Request, []audit.Record, error)
+}
+
 // Requests is the request lifecycle the API serves. *grants.Store
 // implements it.
 type Requests interface {
 	RequestReader
 	RequestWriter
+	RequestActivity
 }
 
 // Tenants holds tenants' lockbox settings and approvers, and decides who may

@@ -156,20 +156,20 @@ func (s *server) exportAudit(w http.ResponseWriter, r *http.Request, p identity.
 		w.WriteHeader(http.StatusOK)
 		if format == "csv" {
 			cw = csv.NewWriter(bw)
-			_ = cw.Write([]string{"CreationTime", "UserIds", "Operations", "AuditData"})
+			_ = cw.Write(audit.CSVHeader())
 		}
 	}
-	var line []byte
 	err = s.cfg.Audit.Export(ctx, p, aq, func(rec audit.Record) error {
 		if !started {
 			start()
 		}
 		if format == "csv" {
 			var err error
-			if line, err = json.Marshal(rec); err != nil {
+			row, err := rec.CSVRow()
+			if err != nil {
 				return err
 			}
-			if err := cw.Write([]string{rec.CreationTime.UTC().Format(time.RFC3339Nano), rec.UserId, rec.Operation, string(line)}); err != nil {
+			if err := cw.Write(row); err != nil {
 				return err
 			}
 		} else if err := enc.Encode(rec); err != nil {
@@ -211,37 +211,9 @@ func (s *server) requestActivity(w http.ResponseWriter, r *http.Request, p ident
 	if _, err := query(r); err != nil {
 		return err
 	}
-	id := r.PathValue("id")
-	req, err := s.cfg.Requests.Get(r.Context(), p, id)
+	_, recs, err := s.cfg.Requests.Activity(r.Context(), p, r.PathValue("id"))
 	if err != nil {
 		return err
-	}
-	// Seeing the request is what grants its activity: read the log as the
-	// provider's auditor would, then give tenant users the tenant view.
-	reader := identity.Principal{Subject: p.Subject, Roles: []identity.Role{identity.RoleAuditReader}}
-	// Nothing is tied to a request before it was filed: the scan ends
-	// there rather than at the start of the tenant's log.
-	q := audit.Query{Tenant: req.Tenant, RequestID: req.ID}
-	if !req.CreatedAt.IsZero() {
-		q.From = req.CreatedAt.Add(-audit.ClockSkew)
-	}
-	var recs []audit.Record
-	err = s.cfg.Audit.Export(r.Context(), reader, q, func(rec audit.Record) error {
-		if !p.IsProvider() {
-			rec = rec.TenantView()
-		}
-		recs = append(recs, rec)
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	// Oldest first.
-	for i, j := 0, len(recs)-1; i < j; i, j = i+1, j-1 {
-		recs[i], recs[j] = recs[j], recs[i]
-	}
-	if recs == nil {
-		recs = []audit.Record{}
 	}
 	return writeJSON(w, http.StatusOK, recordList{Records: recs})
 }
