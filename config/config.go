@@ -114,6 +114,22 @@ type Config struct {
 	// changes.
 	PolicyReloadInterval time.Duration `env:"POLICY_RELOAD_INTERVAL" envDefault:"1s" desc:"how often LOCKBOX_POLICY_DIR is checked for changes (a valid change is loaded, a broken one refused)"`
 
+	// ConsoleURL is the admin center's external base URL; it makes the
+	// OpenID Connect redirect URI and, when https, Secure cookies.
+	ConsoleURL string `env:"CONSOLE_URL" desc:"external base URL of the admin center (e.g. https://lockbox.example.com), as browsers reach it: the OIDC redirect URI is this plus /console/oidc/callback, and https makes session cookies Secure; required with LOCKBOX_OIDC_ISSUER"`
+	// OIDCIssuer and the settings below configure the admin center's
+	// OpenID Connect sign-in.
+	OIDCIssuer           string `env:"OIDC_ISSUER" desc:"OpenID Connect issuer URL the admin center signs users in with (authorization code flow with PKCE); unset: no sign-in in \"lockbox serve\", dev identities in \"lockbox dev\""`
+	OIDCClientID         string `env:"OIDC_CLIENT_ID" desc:"the admin center's client id at the OIDC issuer; required with LOCKBOX_OIDC_ISSUER"`
+	OIDCClientSecretFile string `env:"OIDC_CLIENT_SECRET_FILE" desc:"file holding the client secret at the OIDC issuer; required with LOCKBOX_OIDC_ISSUER"`
+	OIDCScopes           string `env:"OIDC_SCOPES" envDefault:"profile email" desc:"scopes requested besides openid, space-separated"`
+	OIDCSubjectClaim     string `env:"OIDC_SUBJECT_CLAIM" envDefault:"sub" desc:"ID token claim that is the user id (as in API tokens' sub), e.g. preferred_username"`
+	OIDCRolesClaim       string `env:"OIDC_ROLES_CLAIM" envDefault:"roles" desc:"ID token claim listing Lockbox roles (operator, support-manager, global-admin, lockbox-approver, audit-reader)"`
+	OIDCTenantClaim      string `env:"OIDC_TENANT_CLAIM" envDefault:"tid" desc:"ID token claim naming a tenant user's tenant; absent for the provider's staff"`
+	// ConsoleIdleTimeout and ConsoleSessionMax end admin center sessions.
+	ConsoleIdleTimeout time.Duration `env:"CONSOLE_IDLE_TIMEOUT" envDefault:"30m" desc:"an admin center session nobody used for this long ends"`
+	ConsoleSessionMax  time.Duration `env:"CONSOLE_SESSION_MAX" envDefault:"8h" desc:"every admin center session ends this long after sign-in"`
+
 	// DevDir is where "lockbox dev" keeps its signing keys and tokens.
 	DevDir string `env:"DEV_DIR" envDefault:".lockbox-dev" desc:"where \"lockbox dev\" keeps its signing keys and tokens"`
 
@@ -237,7 +253,7 @@ func (c Config) Validate(mode Mode) error {
 	}
 	files := []struct{ field, path string }{
 		{"JWKSFile", c.JWKSFile}, {"JWTHMACSecretFile", c.JWTHMACSecretFile},
-		{"ProxySigningKeyFile", c.ProxySigningKeyFile},
+		{"ProxySigningKeyFile", c.ProxySigningKeyFile}, {"OIDCClientSecretFile", c.OIDCClientSecretFile},
 	}
 	for _, f := range files {
 		if f.path == "" {
@@ -296,6 +312,7 @@ func (c Config) check() error {
 		{"SweepInterval", c.SweepInterval}, {"ShutdownTimeout", c.ShutdownTimeout},
 		{"GrantTimeout", c.GrantTimeout}, {"AuditTimeout", c.AuditTimeout},
 		{"PolicyReloadInterval", c.PolicyReloadInterval}, {"SIEMClaimAfter", c.SIEMClaimAfter},
+		{"ConsoleIdleTimeout", c.ConsoleIdleTimeout}, {"ConsoleSessionMax", c.ConsoleSessionMax},
 	}
 	for _, d := range durations {
 		if d.d <= 0 {
@@ -336,6 +353,23 @@ func (c Config) check() error {
 		}
 		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
 			errs = append(errs, varErr("WebhookURLs", "%q is not an http(s) URL", u))
+		}
+	}
+	if c.ConsoleURL != "" {
+		if u, err := url.Parse(c.ConsoleURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			errs = append(errs, varErr("ConsoleURL", "%q is not an http(s) URL of a host (scheme and host only)", c.ConsoleURL))
+		}
+	}
+	if c.OIDCIssuer != "" {
+		if u, err := url.Parse(c.OIDCIssuer); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, varErr("OIDCIssuer", "%q is not an http(s) URL", c.OIDCIssuer))
+		}
+		for _, f := range []struct{ field, v string }{
+			{"OIDCClientID", c.OIDCClientID}, {"OIDCClientSecretFile", c.OIDCClientSecretFile}, {"ConsoleURL", c.ConsoleURL},
+		} {
+			if f.v == "" {
+				errs = append(errs, varErr(f.field, "required with LOCKBOX_OIDC_ISSUER"))
+			}
 		}
 	}
 	if c.AuditRetention < 0 {

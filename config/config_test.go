@@ -40,6 +40,12 @@ func TestLoadDefaults(t *testing.T) {
 		SIEMFormat:           "json",
 		SIEMClaimAfter:       time.Minute,
 		SMTPStartTLS:         "opportunistic",
+		OIDCScopes:           "profile email",
+		OIDCSubjectClaim:     "sub",
+		OIDCRolesClaim:       "roles",
+		OIDCTenantClaim:      "tid",
+		ConsoleIdleTimeout:   30 * time.Minute,
+		ConsoleSessionMax:    8 * time.Hour,
 	}
 	if got != want {
 		t.Errorf("defaults:\n got %+v\nwant %+v", got, want)

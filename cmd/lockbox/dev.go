@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/lockbox-oss/lockbox/config"
+	"github.com/lockbox-oss/lockbox/console"
 	"github.com/lockbox-oss/lockbox/demo"
 	"github.com/lockbox-oss/lockbox/grantsig"
 	"github.com/lockbox-oss/lockbox/identity"
@@ -98,7 +99,14 @@ func dev(ctx context.Context, env map[string]string, stdout, stderr io.Writer) e
 		cfg.RedisURL = store.URL()
 		log.Info("using the embedded dev store (data is lost on exit); set LOCKBOX_REDIS_URL to use a Redis")
 	}
-	srv, err := server.New(ctx, cfg, server.Options{Logger: log, DevMailDir: filepath.Join(cfg.DevDir, "mail")})
+	var signins []console.DevIdentity
+	if cfg.OIDCIssuer == "" {
+		for _, id := range devIdentities {
+			signins = append(signins, console.DevIdentity{Description: id.what,
+				Principal: identity.Principal{Subject: id.claims.Subject, Roles: id.claims.Roles, TenantID: id.claims.TenantID}})
+		}
+	}
+	srv, err := server.New(ctx, cfg, server.Options{Logger: log, DevMailDir: filepath.Join(cfg.DevDir, "mail"), DevIdentities: signins})
 	if err != nil {
 		return err
 	}
@@ -178,6 +186,7 @@ func writeTokens(cfg config.Config, key ed25519.PrivateKey, addr string, now tim
 func printWelcome(w io.Writer, dir, addr, proxy, metrics string) {
 	fmt.Fprintf(w, `
 Lockbox dev is running.
+  console  %s/console/   (sign in as any dev identity)
   API      %s/v1   (OpenAPI: %s/v1/openapi.yaml)
   proxy    %s/{exchange,sharepoint,onedrive}/...   (demo tenant services behind it)
   metrics  http://%s/metrics   health: /livez /readyz
@@ -197,7 +206,7 @@ Try the whole workflow in another shell:
 
 Mint other tokens: go run ./cmd/lockbox dev token --sub bob@fabrikam.example --roles global-admin --tid fabrikam
 Stop with Ctrl-C.
-`, addr, addr, proxy, metrics, dir, dir, proxy, proxy)
+`, addr, addr, addr, proxy, metrics, dir, dir, proxy, proxy)
 }
 
 // devToken mints a token from the dev signing key in LOCKBOX_DEV_DIR.

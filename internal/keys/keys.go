@@ -119,3 +119,10 @@ func AuditHead(tenant string) string { return tagged(tenant, "audit:head") }
 // AuditAnchor holds "<stream id> <hash>" of the last record retention
 // removed: the point the remaining chain starts from.
 func AuditAnchor(tenant string) string { return tagged(tenant, "audit:anchor") }
+
+// ConsoleSession holds one console session, by the SHA-256 of its cookie
+// value (hex), so a copy of the database reveals no usable cookie.
+func ConsoleSession(hash string) string { return prefix + "console:session:" + hash }
+
+// ConsoleLogin holds one OpenID Connect sign-in in progress, by its state.
+func ConsoleLogin(state string) string { return prefix + "console:login:" + state }

@@ -26,6 +26,7 @@ import (
 	"github.com/lockbox-oss/lockbox/api"
 	"github.com/lockbox-oss/lockbox/audit"
 	"github.com/lockbox-oss/lockbox/config"
+	"github.com/lockbox-oss/lockbox/console"
 	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/grantsig"
 	"github.com/lockbox-oss/lockbox/identity"
@@ -53,6 +54,11 @@ type Options struct {
 	// SIEMOut receives the SIEM lines when LOCKBOX_SIEM_SINK is stdout;
 	// os.Stdout when nil.
 	SIEMOut io.Writer
+	// DevIdentities are offered by the admin center's sign-in page
+	// ("lockbox dev" only).
+	DevIdentities []console.DevIdentity
+	// OIDCHTTPClient talks to the OIDC issuer; a default client when nil.
+	OIDCHTTPClient *http.Client
 }
 
 // Server is a built Lockbox, ready to listen.
@@ -139,6 +145,11 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		s.Redis.Close()
 		return nil, err
 	}
+	consoleHandler, err := newConsole(cfg, opts, s)
+	if err != nil {
+		s.Redis.Close()
+		return nil, err
+	}
 	if s.Proxy, err = proxy.New(proxy.Config{
 		Upstreams: upstreams, Auth: s.Verifier, Grants: s.Requests, Tenants: s.Tenants,
 		Classifier: s.Policy, Decider: s.Policy, Auditor: s.Audit, SigningKey: signingKey,
@@ -156,8 +167,14 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		// HTTP/1.1 only: no h2c upgrade path, no protocol tricks.
 		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
 	}
+	// The admin center shares the API's address: one origin for browsers,
+	// one listener to publish.
+	apiMux := http.NewServeMux()
+	apiMux.Handle(console.Prefix, consoleHandler)
+	apiMux.Handle("GET /{$}", http.RedirectHandler(console.Prefix, http.StatusSeeOther))
+	apiMux.Handle("/", apiHandler)
 	s.apiSrv = &http.Server{
-		Handler:           apiHandler,
+		Handler:           apiMux,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
@@ -171,6 +188,35 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		ReadHeaderTimeout: 5 * time.Second,
 	}
 	return s, nil
+}
+
+// newConsole builds the admin center, with OIDC sign-in when configured.
+func newConsole(cfg config.Config, opts Options, s *Server) (*console.Console, error) {
+	cc := console.Config{
+		Requests: s.Requests, Tenants: s.Tenants, Audit: s.Audit, Redis: s.Redis,
+		Catalog:       func() console.Catalog { return s.Policy.Catalog() },
+		DevIdentities: opts.DevIdentities, PublicURL: cfg.ConsoleURL,
+		IdleTimeout: cfg.ConsoleIdleTimeout, MaxAge: cfg.ConsoleSessionMax,
+		Timeout: requestTimeout, Now: opts.Now, Logger: opts.Logger.With("component", "console"),
+	}
+	if cfg.OIDCIssuer != "" {
+		secret, err := os.ReadFile(cfg.OIDCClientSecretFile)
+		if err != nil {
+			return nil, fmt.Errorf("LOCKBOX_OIDC_CLIENT_SECRET_FILE: %w", err)
+		}
+		cc.OIDC = &console.OIDCConfig{
+			Issuer: cfg.OIDCIssuer, ClientID: cfg.OIDCClientID, ClientSecret: strings.TrimSpace(string(secret)),
+			Scopes: strings.Fields(cfg.OIDCScopes), SubjectClaim: cfg.OIDCSubjectClaim,
+			RolesClaim: cfg.OIDCRolesClaim, TenantClaim: cfg.OIDCTenantClaim, HTTPClient: opts.OIDCHTTPClient,
+		}
+	} else if len(opts.DevIdentities) == 0 {
+		opts.Logger.Warn("no LOCKBOX_OIDC_ISSUER: nobody can sign in to the admin center")
+	}
+	c, err := console.New(cc)
+	if err != nil {
+		return nil, fmt.Errorf("admin center (LOCKBOX_CONSOLE_*, LOCKBOX_OIDC_*): %w", err)
+	}
+	return c, nil
 }
 
 // loadPolicy loads the policies and catalog from LOCKBOX_POLICY_DIR, or the

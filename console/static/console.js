@@ -1,0 +1,51 @@
+// Lockbox admin center: live lists and small form conveniences. Every page
+// works without this script; it only saves reloads.
+(function () {
+  "use strict";
+
+  // Live lists: an element with data-refresh is re-fetched every
+  // data-interval ms while the tab is visible and swapped in when it
+  // changed. A 401 means the session ended: go to sign-in.
+  function live(el) {
+    var url = el.getAttribute("data-refresh");
+    var every = parseInt(el.getAttribute("data-interval"), 10) || 5000;
+    var busy = false;
+    function tick() {
+      if (busy || document.hidden) return;
+      busy = true;
+      fetch(url, { credentials: "same-origin", headers: { "Accept": "text/html" } })
+        .then(function (res) {
+          if (res.status === 401) { window.location.assign("/console/signin"); return null; }
+          return res.ok ? res.text() : null;
+        })
+        .then(function (html) {
+          if (html !== null && html !== undefined && html.trim() !== el.innerHTML.trim()) {
+            el.innerHTML = html;
+            el.setAttribute("data-updated", new Date().toISOString());
+          }
+        })
+        .catch(function () { /* offline for a moment: try again next tick */ })
+        .then(function () { busy = false; });
+    }
+    setInterval(tick, every);
+    document.addEventListener("visibilitychange", tick);
+  }
+
+  // New request: show only the chosen service's activities.
+  function activities(form) {
+    var select = form.querySelector("#service");
+    function show() {
+      form.querySelectorAll("fieldset.activities").forEach(function (fs) {
+        fs.hidden = fs.getAttribute("data-service") !== select.value;
+      });
+    }
+    select.addEventListener("change", show);
+    show();
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("[data-refresh]").forEach(live);
+    var form = document.getElementById("new-request");
+    if (form) activities(form);
+  });
+})();

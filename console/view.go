@@ -1,0 +1,229 @@
+package console
+
+import (
+	"bytes"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/lockbox-oss/lockbox/grants"
+	"github.com/lockbox-oss/lockbox/identity"
+	"github.com/lockbox-oss/lockbox/internal/httperr"
+)
+
+// layout is the frame every page is drawn in; each other file under
+// templates/ is one page, defining "content".
+const layout = "layout.html"
+
+// parsePages parses each page together with the layout.
+func parsePages() (map[string]*template.Template, error) {
+	names, err := fs.Glob(templateFS, "templates/*.html")
+	if err != nil {
+		return nil, err
+	}
+	pages := make(map[string]*template.Template, len(names))
+	for _, n := range names {
+		base := path.Base(n)
+		if base == layout {
+			continue
+		}
+		t, err := template.New(layout).Funcs(funcs).ParseFS(templateFS, "templates/"+layout, n)
+		if err != nil {
+			return nil, fmt.Errorf("console: template %s: %w", base, err)
+		}
+		pages[strings.TrimSuffix(base, ".html")] = t
+	}
+	return pages, nil
+}
+
+// frame is what the layout draws around a page.
+type frame struct {
+	Title   string
+	Session *Session
+	Nav     []navItem
+	Active  string
+	CSRF    string
+	Flash   string
+	Refresh int // milliseconds between live-list polls
+	Page    any
+}
+
+type navItem struct {
+	Name, Label, Href string
+}
+
+// nav is the menu p sees. It only hides what p could not use: every page
+// and action is still checked by the domain.
+func nav(p identity.Principal) []navItem {
+	items := []navItem{{"requests", "Requests", "/console/requests"}}
+	if p.IsProvider() && p.Has(identity.RoleOperator) {
+		items = append(items, navItem{"new", "New request", "/console/requests/new"})
+	}
+	if !p.IsProvider() {
+		items = append(items, navItem{"approvers", "Approvers", "/console/approvers"}, navItem{"settings", "Settings", "/console/settings"})
+	}
+	if canSearchAudit(p) {
+		items = append(items, navItem{"audit", "Audit log", "/console/audit"})
+	}
+	return items
+}
+
+// canSearchAudit mirrors who the audit log lets search, to decide whether
+// to show the menu entry.
+func canSearchAudit(p identity.Principal) bool {
+	if p.IsProvider() {
+		return p.Has(identity.RoleAuditReader)
+	}
+	return p.Has(identity.RoleGlobalAdmin) || p.Has(identity.RoleAuditReader)
+}
+
+// render draws page name with data in the layout. It renders into a buffer
+// first, so a template error becomes a clean 500 instead of half a page.
+func (c *Console) render(w http.ResponseWriter, r *http.Request, status int, name string, sess *Session, data any) {
+	c.renderTemplate(w, r, status, name, layout, sess, data)
+}
+
+func (c *Console) renderTemplate(w http.ResponseWriter, r *http.Request, status int, name, tmpl string, sess *Session, data any) {
+	t, ok := c.pages[name]
+	if !ok {
+		c.log.ErrorContext(r.Context(), "console: no such page", "page", name)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	f := frame{Title: titles[name], Session: sess, Active: name, Refresh: int(c.cfg.RefreshInterval.Milliseconds()), Page: data,
+		Flash: flashes[r.URL.Query().Get("done")]}
+	if sess != nil {
+		f.Nav, f.CSRF = nav(sess.Principal), sess.CSRF
+	}
+	var buf bytes.Buffer
+	if err := t.ExecuteTemplate(&buf, tmpl, f); err != nil {
+		c.log.ErrorContext(r.Context(), "console: render failed", "page", name, "error", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// titles are the pages' titles, for <title> and the heading.
+var titles = map[string]string{
+	"signin":    "Sign in",
+	"continue":  "Signed in",
+	"error":     "Something went wrong",
+	"requests":  "Lockbox requests",
+	"request":   "Lockbox request",
+	"confirm":   "Confirm",
+	"new":       "New lockbox request",
+	"settings":  "Customer Lockbox settings",
+	"approvers": "Customer Lockbox approvers",
+	"audit":     "Audit log",
+}
+
+// flashes are the confirmations shown after an action, by a fixed code in
+// the redirect's query: the page never echoes text from the URL.
+var flashes = map[string]string{
+	"approve":          "The request was approved.",
+	"deny":             "The request was denied.",
+	"revoke":           "Access was revoked.",
+	"cancel":           "The request was canceled.",
+	"created":          "The request was filed. A support manager reviews it next.",
+	"settings":         "Settings saved.",
+	"approver_added":   "Approver added.",
+	"approver_removed": "Approver removed.",
+}
+
+// fail renders a domain error with the status and message the API would
+// give. Server-side failures are logged; the user gets a generic message.
+func (c *Console) fail(w http.ResponseWriter, r *http.Request, sess *Session, err error) {
+	status, code, msg := httperr.FromError(err)
+	if status >= http.StatusInternalServerError {
+		c.log.ErrorContext(r.Context(), "console request failed", "method", r.Method, "path", r.URL.Path, "code", code, "error", err)
+	}
+	c.renderError(w, r, sess, status, msg)
+}
+
+type errorView struct {
+	Status  int
+	Message string
+}
+
+func (c *Console) renderError(w http.ResponseWriter, r *http.Request, sess *Session, status int, msg string) {
+	c.render(w, r, status, "error", sess, errorView{Status: status, Message: msg})
+}
+
+// funcs are the templates' helpers.
+var funcs = template.FuncMap{
+	"when": func(t any) string {
+		switch v := t.(type) {
+		case time.Time:
+			if v.IsZero() {
+				return ""
+			}
+			return v.UTC().Format("2006-01-02 15:04 UTC")
+		case *time.Time:
+			if v == nil {
+				return ""
+			}
+			return v.UTC().Format("2006-01-02 15:04 UTC")
+		}
+		return ""
+	},
+	"iso": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+	"stateLabel": func(s grants.State) string {
+		return stateLabels[s]
+	},
+	"duration": func(d grants.Duration) string { return humanDuration(d.Std()) },
+	"has":      func(p identity.Principal, role string) bool { return p.Has(identity.Role(role)) },
+	"roles": func(p identity.Principal) string {
+		names := make([]string, len(p.Roles))
+		for i, r := range p.Roles {
+			names[i] = roleLabels[r]
+		}
+		return strings.Join(names, ", ")
+	},
+	"join":         strings.Join,
+	"has_activity": func(list []string, a string) bool { return slices.Contains(list, a) },
+}
+
+var stateLabels = map[grants.State]string{
+	grants.StatePendingManager:  "Awaiting manager",
+	grants.StatePendingCustomer: "Awaiting customer",
+	grants.StateApproved:        "Approved",
+	grants.StateCompleted:       "Completed",
+	grants.StateRevoked:         "Revoked",
+	grants.StateDenied:          "Denied",
+	grants.StateExpired:         "Expired",
+	grants.StateCanceled:        "Canceled",
+}
+
+var roleLabels = map[identity.Role]string{
+	identity.RoleOperator:       "Support engineer",
+	identity.RoleSupportManager: "Support manager",
+	identity.RoleGlobalAdmin:    "Global administrator",
+	identity.RoleApprover:       "Customer Lockbox approver",
+	identity.RoleAuditReader:    "Audit reader",
+}
+
+// humanDuration writes d as "3h 05m", "12m" or "45s".
+func humanDuration(d time.Duration) string {
+	switch {
+	case d <= 0:
+		return "0m"
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	}
+	h := int(d.Hours())
+	m := int(d.Minutes()) - 60*h
+	if m == 0 {
+		return fmt.Sprintf("%dh", h)
+	}
+	return fmt.Sprintf("%dh %02dm", h, m)
+}
