@@ -2,6 +2,9 @@ package grants
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"math"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -64,14 +67,26 @@ func (m *metrics) observe(prev, next Request) {
 var (
 	pendingDesc = prometheus.NewDesc("lockbox_requests_pending", "Requests awaiting a manager's or a tenant's decision.", nil, nil)
 	activeDesc  = prometheus.NewDesc("lockbox_grants_active", "Approved requests whose access window is open.", nil, nil)
+	// The two timestamps let alerts ask "how close" and "how long" without
+	// a label per request: only the extreme request matters to an alert,
+	// and the rest are in the request list.
+	nextDeadlineDesc = prometheus.NewDesc("lockbox_requests_pending_next_deadline_timestamp_seconds",
+		"Unix time at which the pending request nearest its deadline expires undecided (each stage has 12 h); absent when none is pending.", nil, nil)
+	oldestGrantDesc = prometheus.NewDesc("lockbox_grants_active_oldest_start_timestamp_seconds",
+		"Unix time at which the longest-open active grant was approved; absent when no grant is active.", nil, nil)
 )
 
-// gauges reads the pending and active counts from Redis at scrape time, so
-// every replica reports the same, true numbers. A scrape that can't reach
+// gauges reads the pending and active requests from Redis at scrape time,
+// so every replica reports the same, true numbers. A scrape that can't reach
 // Redis reports nothing rather than a stale value.
 type gauges struct{ rdb redis.UniversalClient }
 
-func (g *gauges) Describe(ch chan<- *prometheus.Desc) { ch <- pendingDesc; ch <- activeDesc }
+func (g *gauges) Describe(ch chan<- *prometheus.Desc) {
+	ch <- pendingDesc
+	ch <- activeDesc
+	ch <- nextDeadlineDesc
+	ch <- oldestGrantDesc
+}
 
 func (g *gauges) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -80,26 +95,73 @@ func (g *gauges) Collect(ch chan<- prometheus.Metric) {
 	if err != nil {
 		return
 	}
-	var pending, active []*redis.IntCmd
+	type tenantCmds struct {
+		tenant          string
+		pending, active *redis.IntCmd
+		next            *redis.ZSliceCmd // the pending request nearest its deadline
+		activeIDs       *redis.StringSliceCmd
+	}
+	var cmds []tenantCmds
 	if _, err := g.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, t := range tenants {
 			if keys.ValidTenant(t) != nil {
 				continue
 			}
-			pending = append(pending, p.ZCard(ctx, keys.TenantPending(t)))
-			active = append(active, p.ZCard(ctx, keys.TenantActive(t)))
+			cmds = append(cmds, tenantCmds{
+				tenant:    t,
+				pending:   p.ZCard(ctx, keys.TenantPending(t)),
+				active:    p.ZCard(ctx, keys.TenantActive(t)),
+				next:      p.ZRangeWithScores(ctx, keys.TenantPending(t), 0, 0),
+				activeIDs: p.ZRange(ctx, keys.TenantActive(t), 0, -1),
+			})
 		}
 		return nil
 	}); err != nil {
 		return
 	}
-	sum := func(cmds []*redis.IntCmd) float64 {
-		var n int64
-		for _, c := range cmds {
-			n += c.Val()
+	var pending, active int64
+	nextDeadline := math.Inf(1)
+	for _, c := range cmds {
+		pending += c.pending.Val()
+		active += c.active.Val()
+		if z := c.next.Val(); len(z) > 0 {
+			nextDeadline = min(nextDeadline, z[0].Score)
 		}
-		return float64(n)
 	}
-	ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, sum(pending))
-	ch <- prometheus.MustNewConstMetric(activeDesc, prometheus.GaugeValue, sum(active))
+	// The active set is ordered by expiry, and a short grant approved late
+	// can end before a long one approved early, so the oldest approval
+	// needs each active request. There are few: one per engineer and
+	// service at most, each for at most 4 h.
+	var reqs []*redis.StringCmd
+	if active > 0 {
+		if _, err := g.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, c := range cmds {
+				for _, id := range c.activeIDs.Val() {
+					reqs = append(reqs, p.Get(ctx, keys.Request(c.tenant, id)))
+				}
+			}
+			return nil
+		}); err != nil && !errors.Is(err, redis.Nil) {
+			return
+		}
+	}
+	oldestStart := math.Inf(1)
+	for _, r := range reqs {
+		var req struct {
+			ApprovedAt *time.Time `json:"approved_at"`
+		}
+		if b, err := r.Bytes(); err != nil || json.Unmarshal(b, &req) != nil || req.ApprovedAt == nil {
+			continue // gone or unreadable: the counts above are what alerts trust
+		}
+		oldestStart = min(oldestStart, float64(req.ApprovedAt.UnixNano())/1e9)
+	}
+	ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(pending))
+	ch <- prometheus.MustNewConstMetric(activeDesc, prometheus.GaugeValue, float64(active))
+	if !math.IsInf(nextDeadline, 1) {
+		// Set scores are Unix milliseconds (see score).
+		ch <- prometheus.MustNewConstMetric(nextDeadlineDesc, prometheus.GaugeValue, nextDeadline/1e3)
+	}
+	if !math.IsInf(oldestStart, 1) {
+		ch <- prometheus.MustNewConstMetric(oldestGrantDesc, prometheus.GaugeValue, oldestStart)
+	}
 }
