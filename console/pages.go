@@ -45,6 +45,10 @@ type requestRow struct {
 	// of access (approved); empty otherwise.
 	Left   string
 	Urgent bool // under an hour left
+	// Yours marks a pending request that waits for the viewer's kind of
+	// decision: a manager's for support managers, the customer's for
+	// tenant users.
+	Yours bool
 }
 
 func (c *Console) row(r grants.Request) requestRow {
@@ -130,11 +134,23 @@ func (c *Console) pending(ctx context.Context, sess Session) ([]requestRow, erro
 		if err != nil {
 			return nil, err
 		}
+		p := sess.Principal
+		yours := (st == grants.StatePendingCustomer && !p.IsProvider()) ||
+			(st == grants.StatePendingManager && p.IsProvider() && p.Has(identity.RoleSupportManager))
 		for _, req := range reqs {
-			out = append(out, c.row(req))
+			row := c.row(req)
+			row.Yours = yours && req.Requester != p.Subject
+			out = append(out, row)
 		}
 	}
-	slices.SortFunc(out, func(a, b requestRow) int {
+	// What waits for the viewer first, then by deadline.
+	slices.SortStableFunc(out, func(a, b requestRow) int {
+		if a.Yours != b.Yours {
+			if a.Yours {
+				return -1
+			}
+			return 1
+		}
 		if a.DecideBy == nil || b.DecideBy == nil {
 			return 0
 		}
