@@ -9,6 +9,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	osexec "os/exec"
 	"path/filepath"
@@ -255,6 +257,28 @@ func runBinaries(t *testing.T, lockbox, ctl string) {
 		resp.Body.Close()
 		if resp.StatusCode != 403 || !strings.Contains(string(body), `"no_grant"`) {
 			t.Fatalf("proxy without a grant: %d %s", resp.StatusCode, body)
+		}
+		// The admin center offers the dev identities, and signing in as one
+		// lands on the requests page.
+		resp, err = http.Get(addr + "/console/signin")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(body), `value="gina@contoso.example"`) {
+			t.Fatalf("console sign-in page: %d %s", resp.StatusCode, body)
+		}
+		jar, _ := cookiejar.New(nil)
+		browser := &http.Client{Jar: jar}
+		resp, err = browser.PostForm(addr+"/console/signin/dev", url.Values{"subject": {"gina@contoso.example"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.Request.URL.Path != "/console/requests" || !strings.Contains(string(body), "Global administrator") {
+			t.Fatalf("console dev sign-in: %d %s %s", resp.StatusCode, resp.Request.URL, body)
 		}
 		// The demo approver is assigned, and the token files work.
 		ctlCmd := osexec.Command(ctl, "--token-file", filepath.Join(dir, "approver.jwt"), "approver", "list", "contoso")
