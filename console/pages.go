@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/csv"
 	"fmt"
+	"html/template"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -482,11 +483,15 @@ func (c *Console) removeApprover(w http.ResponseWriter, r *http.Request, sess Se
 }
 
 type auditView struct {
-	Filter       auditFilter
-	Records      []audit.Record
-	Next         string // query string of the next page
-	Export       string // query string of the CSV export
-	AllTenants   bool   // the provider's auditors may leave the tenant empty
+	Filter  auditFilter
+	Records []audit.Record
+	// Next and Export are query strings built by url.Values.Encode. They
+	// are template.URL because html/template would otherwise escape their
+	// '=' and '&' in an href, and the links would lose every filter (and
+	// the cursor).
+	Next         template.URL // query string of the next page
+	Export       template.URL // query string of the CSV export
+	AllTenants   bool         // the provider's auditors may leave the tenant empty
 	Verification *audit.Verification
 	Problem      string
 	Searched     bool
@@ -518,7 +523,7 @@ func auditQuery(r *http.Request, sess Session) (auditFilter, audit.Query, string
 // auditPage searches the audit log and shows whether its chain verifies.
 func (c *Console) auditPage(w http.ResponseWriter, r *http.Request, sess Session) error {
 	f, aq, problem := auditQuery(r, sess)
-	v := auditView{Filter: f, AllTenants: sess.Principal.IsProvider(), Export: f.values().Encode()}
+	v := auditView{Filter: f, AllTenants: sess.Principal.IsProvider(), Export: template.URL(f.values().Encode())}
 	if problem != "" {
 		v.Problem = problem
 		c.render(w, r, http.StatusBadRequest, "audit", &sess, v)
@@ -538,7 +543,7 @@ func (c *Console) auditPage(w http.ResponseWriter, r *http.Request, sess Session
 	if page.Next != "" {
 		next := f.values()
 		next.Set("cursor", page.Next)
-		v.Next = next.Encode()
+		v.Next = template.URL(next.Encode())
 	}
 	if f.Tenant != "" {
 		ver, err := c.cfg.Audit.Verify(r.Context(), sess.Principal, f.Tenant)
