@@ -1,0 +1,96 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// testdata/good.yaml is the two example builds (control plane and the
+// exchange sidecar) rendered into one bundle. Each case breaks one thing in
+// it, the way a careless edit would, and kubecheck must name it.
+func TestKubecheck(t *testing.T) {
+	good, err := os.ReadFile("testdata/good.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const (
+		controlPlane = "kind: Deployment\nmetadata:\n  labels:\n    app.kubernetes.io/component: control-plane"
+		sidecar      = "initContainers:"
+		tenant       = "  name: exchange\n  namespace: exchange\nspec:\n  replicas: 2"
+	)
+	cases := []struct {
+		name string
+		// The first old after the first occurrence of after becomes new.
+		after, old, new string
+		want            string
+	}{
+		{name: "unknown field", old: "  replicas: 2\n", new: "  replicas: 2\n  replica: 2\n", want: `unknown field "spec.replica"`},
+		{name: "duplicate field", old: "  replicas: 2\n", new: "  replicas: 2\n  replicas: 3\n", want: `key "replicas" already set`},
+		{name: "unknown kind", old: "kind: ServiceAccount", new: "kind: Widget", want: "unknown kind"},
+		{name: "no kind", old: "kind: ServiceAccount\n", new: "", want: "'Kind' is missing"},
+		{name: "privilege escalation", after: sidecar, old: "allowPrivilegeEscalation: false", new: "allowPrivilegeEscalation: true", want: `violates the Pod Security Standard "restricted"`},
+		{name: "root", after: tenant, old: "runAsUser: 10001", new: "runAsUser: 0", want: "runAsUser=0"},
+		{name: "not a native sidecar", after: sidecar, old: "        restartPolicy: Always\n", new: "", want: "not a native sidecar"},
+		{name: "service bypasses the proxy", old: "targetPort: 8081", new: "targetPort: 9001", want: "targets 9001, not the proxy port 8081"},
+		{name: "ingress to another port", old: "    - port: 8081\n      protocol: TCP", new: "    - port: 9001\n      protocol: TCP", want: "admits port 9001, which is not Lockbox's proxy or metrics port"},
+		{name: "ingress to every port", old: "  ingress:\n  - ports:\n    - port: 8081\n      protocol: TCP\n", new: "  ingress:\n  - {}\n", want: "admits every port"},
+		{name: "sidecar without egress policy", after: "name: lockbox-sidecar\n  namespace: exchange", old: "  - Ingress\n  - Egress", new: "  - Ingress", want: "does not restrict both Ingress and Egress"},
+		{name: "control plane without egress policy", old: "  - Ingress\n  - Egress", new: "  - Ingress", want: "NetworkPolicy lockbox does not restrict both Ingress and Egress"},
+		{name: "sidecar without network policy", old: "      lockbox/sidecar: \"true\"\n  policyTypes", new: "      lockbox/sidecar: \"false\"\n  policyTypes", want: "no NetworkPolicy selects its pods"},
+		{name: "upstream off the pod", old: "exchange=http://127.0.0.1:9001", new: "exchange=http://exchange-backend:9001", want: "is not a loopback address in the same pod"},
+		{name: "sidecar API exposed", after: sidecar, old: "value: 127.0.0.1:0", new: "value: 0.0.0.0:8080", want: "keeps the control-plane API on loopback"},
+		{name: "tenant port declared", after: tenant, old: "        name: exchange\n", new: "        name: exchange\n        ports:\n        - containerPort: 9001\n", want: "container exchange declares ports"},
+		{name: "tenant HTTP probe", after: tenant, old: "        livenessProbe:\n          exec:\n            command:\n            - /exchange\n            - healthcheck\n            - --addr=127.0.0.1:9001\n", new: "        livenessProbe:\n          httpGet:\n            path: /healthz\n            port: 9001\n", want: "has a network probe"},
+		{name: "missing ConfigMap", after: sidecar, old: "name: lockbox-sidecar-", new: "name: lockbox-sidekick-", want: `names ConfigMap "lockbox-sidekick-`},
+		{name: "policy on subPath", after: sidecar, old: "name: lockbox-policy\n          readOnly: true", new: "name: lockbox-policy\n          subPath: lockbox\n          readOnly: true", want: "subPath mount"},
+		{name: "key outside a Secret", old: "LOCKBOX_JWT_JWKS_FILE: /etc/lockbox/keys/jwks.json", new: "LOCKBOX_JWT_JWKS_FILE: /etc/lockbox/policy/jwks.json", want: "LOCKBOX_JWT_JWKS_FILE /etc/lockbox/policy/jwks.json is not on a mounted Secret"},
+		{name: "metrics on loopback", after: controlPlane, old: "value: 0.0.0.0:8082", new: "value: 127.0.0.1:8082", want: "is loopback: probes and Prometheus can't reach it"},
+		{name: "probe on the proxy port", after: sidecar, old: "path: /readyz\n            port: 8082", new: "path: /readyz\n            port: 8081", want: "readiness probe port 8081 is not the metrics port 8082"},
+		{name: "no limits", after: sidecar, old: "          limits:\n            cpu: 500m\n            memory: 256Mi\n", new: "", want: "no cpu limit"},
+		{name: "writable root", after: sidecar, old: "readOnlyRootFilesystem: true", new: "readOnlyRootFilesystem: false", want: "root file system is not read-only"},
+		{name: "one replica", after: controlPlane, old: "replicas: 2", new: "replicas: 1", want: "fewer than 2 replicas"},
+		{name: "no disruption budget", after: "kind: PodDisruptionBudget", old: "    matchLabels:\n      app.kubernetes.io/component: control-plane", new: "    matchLabels:\n      app.kubernetes.io/component: other", want: "no PodDisruptionBudget selects its pods"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			doc := string(good)
+			start := strings.Index(doc, tc.after)
+			i := -1
+			if start >= 0 {
+				i = strings.Index(doc[start:], tc.old)
+			}
+			if i < 0 {
+				t.Fatalf("the fixture has no %q after %q", tc.old, tc.after)
+			}
+			i += start
+			doc = doc[:i] + tc.new + doc[i+len(tc.old):]
+			errs := check(t, doc)
+			found := false
+			for _, err := range errs {
+				found = found || strings.Contains(err.Error(), tc.want)
+			}
+			if !found {
+				t.Fatalf("errors %v\nwant one containing %q", errs, tc.want)
+			}
+		})
+	}
+	// Each case's change is what failed it: the fixture alone passes.
+	if errs := check(t, string(good)); len(errs) > 0 {
+		t.Fatalf("the good fixture: %v", errs)
+	}
+	if errs := check(t, "# nothing\n---\n"); len(errs) != 1 || !strings.Contains(errs[0].Error(), "no objects") {
+		t.Fatalf("an empty render: %v", errs)
+	}
+}
+
+func check(t *testing.T, doc string) []error {
+	t.Helper()
+	name := filepath.Join(t.TempDir(), "bundle.yaml")
+	if err := os.WriteFile(name, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, errs := checkFile(name)
+	return errs
+}

@@ -1,0 +1,471 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+// lockboxContainer is the name of Lockbox's container in every pod that
+// runs it: as a regular container in the control plane, as a native sidecar
+// (an init container that keeps running) beside a tenant data service.
+const lockboxContainer = "lockbox"
+
+// secretFileVars name files that hold secrets; each must be read from a
+// mounted Secret, never baked into an image or a ConfigMap.
+var secretFileVars = []string{
+	"LOCKBOX_JWT_JWKS_FILE", "LOCKBOX_JWT_HMAC_SECRET_FILE", "LOCKBOX_PROXY_SIGNING_KEY_FILE",
+	"LOCKBOX_SMTP_PASSWORD_FILE", "LOCKBOX_WEBHOOK_SECRET_FILE",
+}
+
+// workload is an object with a pod template.
+type workload struct {
+	object
+	ns       string
+	pod      *metav1.ObjectMeta
+	spec     *corev1.PodSpec
+	replicas *int32 // Deployments only
+}
+
+type bundle struct {
+	workloads  []workload
+	configMaps map[string]*corev1.ConfigMap // by namespace/name
+	services   []*corev1.Service
+	netpols    []*networkingv1.NetworkPolicy
+	pdbs       []*policyv1.PodDisruptionBudget
+}
+
+func newBundle(objs []object) *bundle {
+	b := &bundle{configMaps: map[string]*corev1.ConfigMap{}}
+	for _, o := range objs {
+		switch v := o.obj.(type) {
+		case *corev1.ConfigMap:
+			b.configMaps[v.Namespace+"/"+v.Name] = v
+		case *corev1.Service:
+			b.services = append(b.services, v)
+		case *networkingv1.NetworkPolicy:
+			b.netpols = append(b.netpols, v)
+		case *policyv1.PodDisruptionBudget:
+			b.pdbs = append(b.pdbs, v)
+		}
+		if meta, spec, ok := podTemplate(o.obj); ok {
+			w := workload{object: o, pod: meta, spec: spec}
+			if m, ok := o.obj.(metav1.Object); ok {
+				w.ns = m.GetNamespace()
+			}
+			if d, ok := o.obj.(*appsv1.Deployment); ok {
+				w.replicas = d.Spec.Replicas
+			}
+			b.workloads = append(b.workloads, w)
+		}
+	}
+	return b
+}
+
+func checkLockbox(b *bundle) []error {
+	var errs []error
+	for _, w := range b.workloads {
+		errs = append(errs, b.checkConfigMapRefs(w)...)
+		if c, ok := findContainer(w.spec.Containers); ok {
+			errs = append(errs, b.checkLockboxContainer(w, c)...)
+			errs = append(errs, b.checkControlPlane(w)...)
+		}
+		if c, ok := findContainer(w.spec.InitContainers); ok {
+			errs = append(errs, b.checkLockboxContainer(w, c)...)
+			errs = append(errs, b.checkSidecar(w, c)...)
+		}
+	}
+	return errs
+}
+
+func findContainer(cs []corev1.Container) (corev1.Container, bool) {
+	i := slices.IndexFunc(cs, func(c corev1.Container) bool { return c.Name == lockboxContainer })
+	if i < 0 {
+		return corev1.Container{}, false
+	}
+	return cs[i], true
+}
+
+// checkConfigMapRefs: a pod whose ConfigMap is missing never starts, so a
+// bundle must carry every ConfigMap its pods need (Secrets are created out
+// of band).
+func (b *bundle) checkConfigMapRefs(w workload) []error {
+	var errs []error
+	need := func(name string, optional *bool, where string) {
+		if optional != nil && *optional {
+			return
+		}
+		if _, ok := b.configMaps[w.ns+"/"+name]; !ok {
+			errs = append(errs, fmt.Errorf("%s: %s names ConfigMap %q, which the bundle lacks", w, where, name))
+		}
+	}
+	for _, c := range slices.Concat(w.spec.InitContainers, w.spec.Containers) {
+		for _, ef := range c.EnvFrom {
+			if ef.ConfigMapRef != nil {
+				need(ef.ConfigMapRef.Name, ef.ConfigMapRef.Optional, "container "+c.Name+" envFrom")
+			}
+		}
+		for _, e := range c.Env {
+			if e.ValueFrom != nil && e.ValueFrom.ConfigMapKeyRef != nil {
+				need(e.ValueFrom.ConfigMapKeyRef.Name, e.ValueFrom.ConfigMapKeyRef.Optional, "container "+c.Name+" env "+e.Name)
+			}
+		}
+	}
+	for _, v := range w.spec.Volumes {
+		if v.ConfigMap != nil {
+			need(v.ConfigMap.Name, v.ConfigMap.Optional, "volume "+v.Name)
+		}
+		if v.Projected != nil {
+			for _, s := range v.Projected.Sources {
+				if s.ConfigMap != nil {
+					need(s.ConfigMap.Name, s.ConfigMap.Optional, "volume "+v.Name)
+				}
+			}
+		}
+	}
+	return errs
+}
+
+// env resolves a container's environment as the kubelet would, as far as
+// the bundle tells: envFrom in order, then env on top. Values from Secrets
+// or the downward API are known to be set, not what they are.
+func (b *bundle) env(ns string, c corev1.Container) map[string]string {
+	out := map[string]string{}
+	for _, ef := range c.EnvFrom {
+		switch {
+		case ef.ConfigMapRef != nil:
+			if cm, ok := b.configMaps[ns+"/"+ef.ConfigMapRef.Name]; ok {
+				for k, v := range cm.Data {
+					out[ef.Prefix+k] = v
+				}
+			}
+		case ef.SecretRef != nil:
+			// Its keys are unknown here.
+		}
+	}
+	for _, e := range c.Env {
+		switch {
+		case e.ValueFrom == nil:
+			out[e.Name] = e.Value
+		case e.ValueFrom.ConfigMapKeyRef != nil:
+			if cm, ok := b.configMaps[ns+"/"+e.ValueFrom.ConfigMapKeyRef.Name]; ok {
+				out[e.Name] = cm.Data[e.ValueFrom.ConfigMapKeyRef.Key]
+			}
+		default:
+			out[e.Name] = "(set at run time)"
+		}
+	}
+	return out
+}
+
+func (b *bundle) checkLockboxContainer(w workload, c corev1.Container) []error {
+	var errs []error
+	fail := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: container %s: %s", w, c.Name, fmt.Sprintf(format, args...)))
+	}
+	env := b.env(w.ns, c)
+	if !slices.Contains(slices.Concat(c.Command, c.Args), "serve") {
+		fail(`does not run "lockbox serve"`)
+	}
+	for _, v := range []string{"LOCKBOX_REDIS_URL", "LOCKBOX_UPSTREAMS", "LOCKBOX_PROXY_SIGNING_KEY_FILE", "LOCKBOX_POLICY_DIR"} {
+		if env[v] == "" {
+			fail("%s is not set", v)
+		}
+	}
+	if env["LOCKBOX_JWT_JWKS_FILE"] == "" && env["LOCKBOX_JWT_HMAC_SECRET_FILE"] == "" {
+		fail("neither LOCKBOX_JWT_JWKS_FILE nor LOCKBOX_JWT_HMAC_SECRET_FILE is set")
+	}
+
+	// The defaults bind 127.0.0.1, where neither the kubelet's probes nor
+	// Prometheus reach: the metrics address must be set and declared.
+	metricsHost, metricsPort, err := splitAddr(env["LOCKBOX_METRICS_ADDR"])
+	switch {
+	case err != nil:
+		fail("LOCKBOX_METRICS_ADDR: %v", err)
+	case isLoopback(metricsHost):
+		fail("LOCKBOX_METRICS_ADDR %s is loopback: probes and Prometheus can't reach it", env["LOCKBOX_METRICS_ADDR"])
+	case !hasPort(c, metricsPort):
+		fail("LOCKBOX_METRICS_ADDR port %d is not a declared container port", metricsPort)
+	}
+	for _, p := range []struct {
+		kind  string
+		probe *corev1.Probe
+		path  string
+	}{{"liveness", c.LivenessProbe, "/livez"}, {"readiness", c.ReadinessProbe, "/readyz"}} {
+		if p.probe == nil || p.probe.HTTPGet == nil {
+			fail("no HTTP %s probe", p.kind)
+			continue
+		}
+		if p.probe.HTTPGet.Path != p.path {
+			fail("%s probe path %q, want %q", p.kind, p.probe.HTTPGet.Path, p.path)
+		}
+		if n, ok := portNumber([]corev1.Container{c}, p.probe.HTTPGet.Port); !ok || n != metricsPort {
+			fail("%s probe port %s is not the metrics port %d (health is never on the proxy port)", p.kind, p.probe.HTTPGet.Port.String(), metricsPort)
+		}
+	}
+	for _, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+		if q, ok := c.Resources.Requests[r]; !ok || q.IsZero() {
+			fail("no %s request", r)
+		}
+		if q, ok := c.Resources.Limits[r]; !ok || q.IsZero() {
+			fail("no %s limit", r)
+		}
+	}
+	if sc := c.SecurityContext; sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
+		fail("root file system is not read-only")
+	}
+
+	// Hot reload: the kubelet swaps a ConfigMap volume's files in place,
+	// but never updates a subPath mount.
+	if dir := env["LOCKBOX_POLICY_DIR"]; dir != "" {
+		m, v, ok := mountOf(w.spec, c, dir)
+		switch {
+		case !ok:
+			fail("LOCKBOX_POLICY_DIR %s is not on a mounted volume", dir)
+		case m.SubPath != "" || m.SubPathExpr != "":
+			fail("LOCKBOX_POLICY_DIR %s is a subPath mount, which never sees ConfigMap updates", dir)
+		case !onlyConfigMaps(v):
+			fail("LOCKBOX_POLICY_DIR %s is not on a ConfigMap volume that security teams edit", dir)
+		}
+	}
+	for _, name := range secretFileVars {
+		file := env[name]
+		if file == "" {
+			continue
+		}
+		if _, v, ok := mountOf(w.spec, c, file); !ok || !onlySecrets(v) {
+			fail("%s %s is not on a mounted Secret", name, file)
+		}
+	}
+	return errs
+}
+
+// checkControlPlane: the control plane survives a node drain and talks
+// only to what it needs.
+func (b *bundle) checkControlPlane(w workload) []error {
+	_, errs := b.networkPolicies(w)
+	if _, ok := w.obj.(*appsv1.Deployment); !ok {
+		return []error{fmt.Errorf("%s: the control plane runs as a Deployment", w)}
+	}
+	if w.replicas == nil || *w.replicas < 2 {
+		errs = append(errs, fmt.Errorf("%s: fewer than 2 replicas", w))
+	}
+	covered := slices.ContainsFunc(b.pdbs, func(p *policyv1.PodDisruptionBudget) bool {
+		return p.Namespace == w.ns && selects(p.Spec.Selector, w.pod.Labels)
+	})
+	if !covered {
+		errs = append(errs, fmt.Errorf("%s: no PodDisruptionBudget selects its pods", w))
+	}
+	return errs
+}
+
+// checkSidecar holds what keeps a tenant data service reachable only
+// through Lockbox. NetworkPolicy works at the pod's edge and can't tell
+// its containers apart, so the tenant service's binding to loopback is
+// what protects it; the policy closes every other port of the pod.
+func (b *bundle) checkSidecar(w workload, lb corev1.Container) []error {
+	var errs []error
+	fail := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", w, fmt.Sprintf(format, args...)))
+	}
+	if lb.RestartPolicy == nil || *lb.RestartPolicy != corev1.ContainerRestartPolicyAlways {
+		fail("init container %s is not a native sidecar (restartPolicy: Always): the pod would never start", lb.Name)
+	}
+	env := b.env(w.ns, lb)
+	for pair := range strings.SplitSeq(env["LOCKBOX_UPSTREAMS"], ",") {
+		svc, raw, _ := strings.Cut(strings.TrimSpace(pair), "=")
+		u, err := url.Parse(raw)
+		if err != nil || !isLoopback(u.Hostname()) {
+			fail("LOCKBOX_UPSTREAMS: %s=%s is not a loopback address in the same pod", svc, raw)
+		}
+	}
+	if host, _, err := net.SplitHostPort(env["LOCKBOX_API_ADDR"]); err != nil || !isLoopback(host) {
+		fail("LOCKBOX_API_ADDR %q: a sidecar keeps the control-plane API on loopback", env["LOCKBOX_API_ADDR"])
+	}
+	_, proxyPort, err := splitAddr(env["LOCKBOX_PROXY_ADDR"])
+	if err != nil {
+		fail("LOCKBOX_PROXY_ADDR: %v", err)
+		return errs
+	}
+	if !hasPort(lb, proxyPort) {
+		fail("LOCKBOX_PROXY_ADDR port %d is not a declared port of %s", proxyPort, lb.Name)
+	}
+	_, metricsPort, _ := splitAddr(env["LOCKBOX_METRICS_ADDR"])
+	for _, c := range slices.Concat(w.spec.InitContainers, w.spec.Containers) {
+		if c.Name == lb.Name {
+			continue
+		}
+		if len(c.Ports) > 0 {
+			fail("container %s declares ports: the tenant service listens on loopback only, behind the proxy", c.Name)
+		}
+		for _, p := range []*corev1.Probe{c.LivenessProbe, c.ReadinessProbe, c.StartupProbe} {
+			if p != nil && (p.HTTPGet != nil || p.TCPSocket != nil || p.GRPC != nil) {
+				fail("container %s has a network probe, which reaches the pod IP where it must not listen; use an exec probe", c.Name)
+			}
+		}
+	}
+	all := slices.Concat(w.spec.InitContainers, w.spec.Containers)
+	for _, s := range b.services {
+		if s.Namespace != w.ns || len(s.Spec.Selector) == 0 || !labels.SelectorFromSet(s.Spec.Selector).Matches(labels.Set(w.pod.Labels)) {
+			continue
+		}
+		for _, p := range s.Spec.Ports {
+			target := p.TargetPort
+			if target.IntVal == 0 && target.StrVal == "" {
+				target = intstr.FromInt32(p.Port)
+			}
+			if n, ok := portNumber(all, target); !ok || n != proxyPort {
+				fail("Service %s port %d targets %s, not the proxy port %d", s.Name, p.Port, target.String(), proxyPort)
+			}
+		}
+	}
+	selecting, npErrs := b.networkPolicies(w)
+	errs = append(errs, npErrs...)
+	for _, np := range selecting {
+		for i, r := range np.Spec.Ingress {
+			if len(r.Ports) == 0 {
+				fail("NetworkPolicy %s ingress rule %d admits every port", np.Name, i)
+			}
+			for _, p := range r.Ports {
+				if p.Port == nil {
+					fail("NetworkPolicy %s ingress rule %d admits every port", np.Name, i)
+					continue
+				}
+				if n, ok := portNumber([]corev1.Container{lb}, *p.Port); !ok || (n != proxyPort && n != metricsPort) {
+					fail("NetworkPolicy %s ingress rule %d admits port %s, which is not Lockbox's proxy or metrics port", np.Name, i, p.Port.String())
+				}
+			}
+		}
+		for i, r := range np.Spec.Egress {
+			if len(r.Ports) == 0 {
+				fail("NetworkPolicy %s egress rule %d allows every port", np.Name, i)
+			}
+		}
+	}
+	return errs
+}
+
+// networkPolicies returns the NetworkPolicies that select w's pods, and
+// an error unless there is one and each restricts both directions.
+func (b *bundle) networkPolicies(w workload) ([]*networkingv1.NetworkPolicy, []error) {
+	var (
+		selecting []*networkingv1.NetworkPolicy
+		errs      []error
+	)
+	for _, np := range b.netpols {
+		if np.Namespace == w.ns && selects(&np.Spec.PodSelector, w.pod.Labels) {
+			selecting = append(selecting, np)
+		}
+	}
+	if len(selecting) == 0 {
+		errs = append(errs, fmt.Errorf("%s: no NetworkPolicy selects its pods", w))
+	}
+	for _, np := range selecting {
+		if !slices.Contains(np.Spec.PolicyTypes, networkingv1.PolicyTypeIngress) || !slices.Contains(np.Spec.PolicyTypes, networkingv1.PolicyTypeEgress) {
+			errs = append(errs, fmt.Errorf("%s: NetworkPolicy %s does not restrict both Ingress and Egress", w, np.Name))
+		}
+	}
+	return selecting, errs
+}
+
+func selects(sel *metav1.LabelSelector, podLabels map[string]string) bool {
+	s, err := metav1.LabelSelectorAsSelector(sel)
+	return err == nil && !s.Empty() && s.Matches(labels.Set(podLabels))
+}
+
+// splitAddr parses a host:port setting.
+func splitAddr(addr string) (string, int32, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("%q is not host:port", addr)
+	}
+	n, err := strconv.ParseUint(port, 10, 16)
+	if err != nil || n == 0 {
+		return "", 0, fmt.Errorf("%q has no fixed port", addr)
+	}
+	return host, int32(n), nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func hasPort(c corev1.Container, n int32) bool {
+	return slices.ContainsFunc(c.Ports, func(p corev1.ContainerPort) bool { return p.ContainerPort == n })
+}
+
+// portNumber resolves a port given by number or by the name of a container
+// port of cs.
+func portNumber(cs []corev1.Container, p intstr.IntOrString) (int32, bool) {
+	if p.Type == intstr.Int {
+		return p.IntVal, p.IntVal > 0
+	}
+	for _, c := range cs {
+		for _, cp := range c.Ports {
+			if cp.Name == p.StrVal {
+				return cp.ContainerPort, true
+			}
+		}
+	}
+	return 0, false
+}
+
+// mountOf finds the mount of c that holds file (the deepest one) and its
+// volume.
+func mountOf(spec *corev1.PodSpec, c corev1.Container, file string) (corev1.VolumeMount, corev1.Volume, bool) {
+	var (
+		best corev1.VolumeMount
+		ok   bool
+	)
+	file = path.Clean(file)
+	for _, m := range c.VolumeMounts {
+		mp := path.Clean(m.MountPath)
+		if (file == mp || strings.HasPrefix(file, mp+"/")) && len(mp) > len(best.MountPath) {
+			best, ok = m, true
+		}
+	}
+	if !ok {
+		return best, corev1.Volume{}, false
+	}
+	i := slices.IndexFunc(spec.Volumes, func(v corev1.Volume) bool { return v.Name == best.Name })
+	if i < 0 {
+		return best, corev1.Volume{}, false
+	}
+	return best, spec.Volumes[i], true
+}
+
+func onlyConfigMaps(v corev1.Volume) bool {
+	switch {
+	case v.ConfigMap != nil:
+		return true
+	case v.Projected != nil:
+		return len(v.Projected.Sources) > 0 && !slices.ContainsFunc(v.Projected.Sources, func(s corev1.VolumeProjection) bool { return s.ConfigMap == nil })
+	}
+	return false
+}
+
+func onlySecrets(v corev1.Volume) bool {
+	switch {
+	case v.Secret != nil:
+		return true
+	case v.Projected != nil:
+		return len(v.Projected.Sources) > 0 && !slices.ContainsFunc(v.Projected.Sources, func(s corev1.VolumeProjection) bool { return s.Secret == nil })
+	}
+	return false
+}
