@@ -18,10 +18,15 @@ SCRUB_ENV = for v in $$(env | sed -n 's/^\(LOCKBOX_[A-Za-z0-9_]*\)=.*/\1/p'); do
 # regression pass; run longer by hand (make test FUZZTIME=5m).
 FUZZTIME ?= 10s
 
-.PHONY: help run build test bench lint fmt
+# The Kubernetes version deploy-check renders the Helm chart for: the
+# oldest with native sidecars (restartPolicy: Always init containers) on by
+# default is 1.29.
+KUBE_VERSION ?= 1.29.0
+
+.PHONY: help run build test deploy-check bench lint fmt
 
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-6s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 run: ## Start "lockbox dev": embedded store, demo tenant, printed tokens
 	go run ./cmd/lockbox dev
@@ -29,7 +34,7 @@ run: ## Start "lockbox dev": embedded store, demo tenant, printed tokens
 build: ## Build static binaries of ./cmd/... into bin/
 	CGO_ENABLED=0 go build -trimpath -o bin/ ./cmd/...
 
-test: ## go vet, all tests with -race against a real redis-server, the Rego tests, short fuzzing
+test: ## go vet, all tests with -race against a real redis-server, the Rego tests, short fuzzing, deploy-check
 	./scripts/ensure-deps.sh
 	@$(SCRUB_ENV); \
 	echo "go vet ./..."; \
@@ -45,6 +50,41 @@ test: ## go vet, all tests with -race against a real redis-server, the Rego test
 		echo "go test -run '^$$' -fuzz '^$$1$$' -fuzztime $(FUZZTIME) $$2"; \
 		go test -run '^$$' -fuzz "^$$1$$" -fuzztime $(FUZZTIME) "$$2"; \
 	done
+	@$(MAKE) --no-print-directory deploy-check
+
+# Renders go to a temporary directory, removed on exit. kubecheck decodes
+# every object strictly (an unknown field or kind fails) and holds pods to
+# the "restricted" Pod Security Standard and the sidecar's invariants; its
+# own tests prove it catches each of those.
+deploy-check: ## Render every kustomization and the Helm chart, check them with kubecheck; promtool on the alert rules
+	./scripts/ensure-deps.sh
+	@$(SCRUB_ENV); \
+	out="$$(mktemp -d)"; trap 'rm -rf "$$out"' EXIT; \
+	echo "(cd tools && go test -count=1 ./kubecheck)"; \
+	(cd tools && go test -count=1 ./kubecheck); \
+	kustomizations="$$(grep -l '^kind: Kustomization$$' $$(find deploy/kubernetes -name kustomization.yaml) | xargs -n1 dirname | sort)"; \
+	[ -n "$$kustomizations" ] || { echo "deploy-check: no kustomization under deploy/kubernetes" >&2; exit 1; }; \
+	for dir in $$kustomizations; do \
+		f="$$out/kustomize-$$(echo "$$dir" | tr / -).yaml"; \
+		echo "(cd tools && go tool kustomize build ../$$dir) > $$f"; \
+		(cd tools && go tool kustomize build "../$$dir") > "$$f"; \
+	done; \
+	for values in default deploy/helm/examples/control-plane.yaml deploy/helm/examples/exchange.yaml; do \
+		set --; name=lockbox; \
+		if [ "$$values" != default ]; then set -- -f "../$$values"; name="$$(basename "$$values" .yaml)"; fi; \
+		echo "(cd tools && go tool helm lint --strict --kube-version $(KUBE_VERSION) ../deploy/helm/lockbox $$*)"; \
+		(cd tools && go tool helm lint --strict --kube-version $(KUBE_VERSION) ../deploy/helm/lockbox "$$@"); \
+		echo "(cd tools && go tool helm template $$name ../deploy/helm/lockbox --namespace $$name --kube-version $(KUBE_VERSION) $$*) > $$out/helm-$$name.yaml"; \
+		(cd tools && go tool helm template "$$name" ../deploy/helm/lockbox --namespace "$$name" --kube-version $(KUBE_VERSION) "$$@") > "$$out/helm-$$name.yaml"; \
+	done; \
+	echo "(cd tools && go tool kubecheck $$out/*.yaml)"; \
+	(cd tools && go tool kubecheck "$$out"/*.yaml); \
+	echo "promtool check rules deploy/prometheus/lockbox.rules.yml"; \
+	promtool check rules deploy/prometheus/lockbox.rules.yml; \
+	echo "promtool check config deploy/prometheus/prometheus.yml"; \
+	promtool check config deploy/prometheus/prometheus.yml; \
+	echo "promtool test rules deploy/prometheus/lockbox.rules.test.yml"; \
+	promtool test rules deploy/prometheus/lockbox.rules.test.yml
 
 bench: ## Benchmarks only (no tests), with allocations
 	./scripts/ensure-deps.sh

@@ -1,0 +1,211 @@
+{{/* Names and labels. */}}
+{{- define "lockbox.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "lockbox.labels" -}}
+app.kubernetes.io/part-of: lockbox
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- end -}}
+
+{{/* The selectors add the instance to these, which lockbox.labels has. */}}
+{{- define "lockbox.controlPlaneLabels" -}}
+app.kubernetes.io/name: lockbox
+app.kubernetes.io/component: control-plane
+{{- end -}}
+
+{{- define "lockbox.controlPlaneSelector" -}}
+{{ include "lockbox.controlPlaneLabels" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "lockbox.workloadLabels" -}}
+app.kubernetes.io/name: {{ required "sidecar.workload.name is required" .Values.sidecar.workload.name }}
+{{- end -}}
+
+{{- define "lockbox.workloadSelector" -}}
+{{ include "lockbox.workloadLabels" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "lockbox.image" -}}
+{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- end -}}
+
+{{/*
+lockbox.container is the lockbox container of both pod kinds. Call with
+(dict "root" $ "sidecar" true|false).
+*/}}
+{{- define "lockbox.container" -}}
+{{- $ := .root -}}
+{{- $p := $.Values.ports -}}
+- name: lockbox
+  image: {{ include "lockbox.image" $ }}
+  imagePullPolicy: {{ $.Values.image.pullPolicy }}
+  args: ["serve"]
+  {{- if .sidecar }}
+  restartPolicy: Always
+  {{- end }}
+  ports:
+    {{- if .sidecar }}
+    - name: lockbox-proxy
+      containerPort: {{ $p.proxy }}
+    {{- else }}
+    - name: lockbox-api
+      containerPort: {{ $p.api }}
+    {{- end }}
+    - name: lockbox-metrics
+      containerPort: {{ $p.metrics }}
+  envFrom:
+    - configMapRef:
+        name: {{ include "lockbox.fullname" $ }}-config
+  env:
+    - name: LOCKBOX_METRICS_ADDR
+      value: "0.0.0.0:{{ $p.metrics }}"
+    {{- if .sidecar }}
+    - name: LOCKBOX_PROXY_ADDR
+      value: "0.0.0.0:{{ $p.proxy }}"
+    # The /v1 API is the control plane's job: the sidecar's binds a free
+    # loopback port, unreachable and never in the tenant service's way.
+    - name: LOCKBOX_API_ADDR
+      value: "127.0.0.1:0"
+    - name: LOCKBOX_UPSTREAMS
+      value: "{{ required "sidecar.service is required" $.Values.sidecar.service }}=http://127.0.0.1:{{ $.Values.sidecar.workload.port }}"
+    # The control plane forwards the SIEM stream.
+    - name: LOCKBOX_SIEM_SINK
+      value: "off"
+    {{- else }}
+    - name: LOCKBOX_API_ADDR
+      value: "0.0.0.0:{{ $p.api }}"
+    # "lockbox serve" always runs a proxy and needs an upstream. Operators
+    # call the sidecars, so here it listens on loopback, no Service reaches
+    # it, and its one service leads nowhere.
+    - name: LOCKBOX_PROXY_ADDR
+      value: "127.0.0.1:{{ $p.proxy }}"
+    - name: LOCKBOX_UPSTREAMS
+      value: "none=http://127.0.0.1:9"
+    # Replicas share the SIEM consumer group; each needs a stable name.
+    - name: LOCKBOX_SIEM_CONSUMER
+      valueFrom:
+        fieldRef:
+          fieldPath: metadata.name
+    {{- end }}
+    - name: LOCKBOX_REDIS_URL
+      valueFrom:
+        secretKeyRef:
+          name: {{ $.Values.secrets.redis.name }}
+          key: {{ $.Values.secrets.redis.key }}
+  livenessProbe:
+    httpGet:
+      path: /livez
+      port: {{ $p.metrics }}
+    periodSeconds: 10
+    failureThreshold: 3
+  # 503 while Redis does not answer or no policy is loaded.
+  readinessProbe:
+    httpGet:
+      path: /readyz
+      port: {{ $p.metrics }}
+    periodSeconds: 5
+    failureThreshold: 2
+  {{- if .sidecar }}
+  # The tenant service starts only once this passes.
+  startupProbe:
+    httpGet:
+      path: /livez
+      port: {{ $p.metrics }}
+    periodSeconds: 1
+    failureThreshold: 30
+  {{- end }}
+  resources:
+    {{- toYaml (ternary $.Values.sidecar.resources $.Values.controlPlane.resources .sidecar) | nindent 4 }}
+  securityContext:
+    allowPrivilegeEscalation: false
+    readOnlyRootFilesystem: true
+    runAsNonRoot: true
+    runAsUser: 65532
+    runAsGroup: 65532
+    capabilities:
+      drop: ["ALL"]
+    seccompProfile:
+      type: RuntimeDefault
+  volumeMounts:
+    - name: lockbox-policy
+      mountPath: /etc/lockbox/policy
+      readOnly: true
+    - name: lockbox-keys
+      mountPath: /etc/lockbox/keys
+      readOnly: true
+    - name: lockbox-smtp
+      mountPath: /etc/lockbox/smtp
+      readOnly: true
+{{- end -}}
+
+{{/* lockbox.volumes are the volumes lockbox.container mounts. */}}
+{{- define "lockbox.volumes" -}}
+{{- $ := . -}}
+# Never mount the policy with subPath: such mounts are not updated and hot
+# reload would never see a change.
+- name: lockbox-policy
+  projected:
+    sources:
+      - configMap:
+          name: {{ include "lockbox.fullname" $ }}-policy
+      - configMap:
+          name: {{ include "lockbox.fullname" $ }}-activities
+          items:
+            - key: data.json
+              path: activities/data.json
+# Only the lockbox container mounts these, so they can be readable by its
+# user without touching the pod's fsGroup.
+- name: lockbox-keys
+  secret:
+    secretName: {{ $.Values.secrets.keys.name }}
+    defaultMode: 0444
+- name: lockbox-smtp
+  secret:
+    secretName: {{ $.Values.secrets.smtp.name }}
+    defaultMode: 0444
+    optional: true
+{{- end -}}
+
+{{/* lockbox.egress: DNS, Redis and SMTP, for every Lockbox pod. */}}
+{{- define "lockbox.egress" -}}
+{{- $np := .Values.networkPolicy -}}
+- to:
+    - namespaceSelector:
+        matchLabels:
+          kubernetes.io/metadata.name: {{ $np.dns.namespace }}
+      podSelector:
+        matchLabels:
+          {{- toYaml $np.dns.podLabels | nindent 10 }}
+  ports:
+    - port: 53
+      protocol: UDP
+    - port: 53
+      protocol: TCP
+- to:
+    - namespaceSelector:
+        matchLabels:
+          kubernetes.io/metadata.name: {{ $np.redis.namespace }}
+      podSelector:
+        matchLabels:
+          {{- toYaml $np.redis.podLabels | nindent 10 }}
+  ports:
+    {{- range $np.redis.ports }}
+    - port: {{ . }}
+      protocol: TCP
+    {{- end }}
+- to:
+    - ipBlock:
+        cidr: {{ $np.smtp.cidr }}
+  ports:
+    - port: {{ $np.smtp.port }}
+      protocol: TCP
+{{- end -}}
