@@ -1,18 +1,21 @@
 package console_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"html"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -70,6 +73,25 @@ type env struct {
 	log  *audit.Log
 	srv  *httptest.Server
 	cfg  console.Config
+	logs *syncBuffer // the console's log
+}
+
+// syncBuffer is a log sink the server's goroutines and the test share.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // testCatalog is the catalog shipped in the binary, as "lockbox dev" uses.
@@ -110,7 +132,7 @@ func newStores(t *testing.T, clk *clock.Fake) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, clk: clk, rdb: rdb, reqs: reqs, ten: ten, log: log}
+	e := &env{t: t, clk: clk, rdb: rdb, reqs: reqs, ten: ten, log: log, logs: &syncBuffer{}}
 	ctx := context.Background()
 	if err := ten.AddApprover(ctx, contosoAdmin, "192.0.2.1", "contoso", contosoApprover.Subject); err != nil {
 		t.Fatal(err)
@@ -127,6 +149,7 @@ func (e *env) consoleConfig() console.Config {
 		Requests: e.reqs, Tenants: e.ten, Audit: e.log, Redis: e.rdb,
 		Catalog:     func() console.Catalog { return cat },
 		IdleTimeout: idle, MaxAge: maxAge, Now: e.clk.Now,
+		Logger: slog.New(slog.NewTextHandler(e.logs, nil)),
 	}
 }
 

@@ -1,0 +1,476 @@
+package console_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/oauth2-proxy/mockoidc"
+
+	"github.com/lockbox-oss/lockbox/console"
+	"github.com/lockbox-oss/lockbox/internal/clock"
+	"github.com/lockbox-oss/lockbox/internal/keys"
+)
+
+// oidcUser is an account at the test identity provider, with the claims
+// Lockbox maps: roles and the tenant id.
+type oidcUser struct {
+	sub, name, tid string
+	roles          any // a list, or a space-separated string
+}
+
+func (u oidcUser) ID() string { return u.sub }
+
+func (u oidcUser) Userinfo([]string) ([]byte, error) {
+	return json.Marshal(map[string]string{"sub": u.sub, "name": u.name})
+}
+
+func (u oidcUser) Claims(_ []string, base *mockoidc.IDTokenClaims) (jwt.Claims, error) {
+	return &oidcClaims{IDTokenClaims: base, Name: u.name, Roles: u.roles, Tid: u.tid}, nil
+}
+
+type oidcClaims struct {
+	*mockoidc.IDTokenClaims
+	Name  string `json:"name,omitempty"`
+	Roles any    `json:"roles,omitempty"`
+	Tid   string `json:"tid,omitempty"`
+}
+
+var ada = oidcUser{sub: "ada@contoso", name: "Ada Admin", tid: "contoso", roles: []string{"global-admin", "Directory.Read"}}
+
+// newOIDCEnv is the console signing in with OpenID Connect at a mock
+// provider. The console's clock starts at the provider's time: ID tokens
+// are stamped by the provider's clock and checked against ours.
+func newOIDCEnv(t *testing.T) (*env, *mockoidc.MockOIDC) {
+	t.Helper()
+	m, err := mockoidc.Run()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Shutdown() })
+	e := newStores(t, clock.NewFake(m.Now()))
+	cfg := e.consoleConfig()
+	cfg.OIDC = &console.OIDCConfig{Issuer: m.Issuer(), ClientID: m.ClientID, ClientSecret: m.ClientSecret}
+	e.serve(cfg, false)
+	return e, m
+}
+
+// login is one sign-in at the provider, up to the redirect back.
+type login struct {
+	authorize *url.URL // where the console sent the browser
+	state     string
+	callback  string // where the provider sent it back
+}
+
+// startLogin follows b from "Sign in with your organization" through the
+// provider's authorization endpoint, where u signs in.
+func startLogin(t *testing.T, e *env, m *mockoidc.MockOIDC, b *browser, u oidcUser) login {
+	t.Helper()
+	r := b.get("/console/signin/oidc")
+	if r.status != http.StatusFound {
+		t.Fatalf("sign-in start: %s", r)
+	}
+	az, err := url.Parse(r.location())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := login{authorize: az, state: az.Query().Get("state")}
+	m.QueueUser(u)
+	r = b.get(az.String())
+	if r.status != http.StatusFound {
+		t.Fatalf("provider's authorize: %s", r)
+	}
+	l.callback = r.location()
+	return l
+}
+
+// pendingLogin reads what the console remembers of a sign-in in progress.
+func pendingLogin(t *testing.T, e *env, state string) (nonce, verifier string) {
+	t.Helper()
+	b, err := e.rdb.Get(context.Background(), keys.ConsoleLogin(state)).Bytes()
+	if err != nil {
+		t.Fatalf("sign-in %s in Redis: %v", state, err)
+	}
+	var p struct{ Nonce, Verifier string }
+	if err := json.Unmarshal(b, &p); err != nil {
+		t.Fatal(err)
+	}
+	return p.Nonce, p.Verifier
+}
+
+// wantProblem checks r is the redirect to the sign-in page with code, and
+// that no session came of it. why, when given, is what the log must say.
+func wantProblem(t *testing.T, e *env, r resp, code string, why ...string) {
+	t.Helper()
+	for _, w := range why {
+		if !strings.Contains(e.logs.String(), w) {
+			t.Errorf("the log does not say %q:\n%s", w, e.logs)
+		}
+	}
+	if r.status != http.StatusSeeOther || r.location() != "/console/signin?problem="+code {
+		t.Errorf("want problem=%s, got %s", code, r)
+	}
+	if c := setCookie(t, r, sessionCookie); c != nil && c.Value != "" {
+		t.Errorf("a session cookie was set: %v", c)
+	}
+	if ks := e.sessionKeys(); len(ks) != 0 {
+		t.Errorf("sessions in Redis: %v", ks)
+	}
+}
+
+func TestOIDCSignin(t *testing.T) {
+	t.Parallel()
+	e, m := newOIDCEnv(t)
+	b := e.browser()
+
+	page := b.get("/console/signin")
+	mustContain(t, "sign-in page", page, `href="/console/signin/oidc"`)
+	mustNotContain(t, "sign-in page", page, "/console/signin/dev")
+
+	r := b.get("/console/signin/oidc")
+	if r.status != http.StatusFound {
+		t.Fatalf("sign-in start: %s", r)
+	}
+	az, err := url.Parse(r.location())
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := az.Query()
+	if got := az.Scheme + "://" + az.Host + az.Path; got != m.AuthorizationEndpoint() {
+		t.Errorf("sent to %s, want the provider's %s", got, m.AuthorizationEndpoint())
+	}
+	state := q.Get("state")
+	want := map[string]string{
+		"client_id": m.ClientID, "response_type": "code", "scope": "openid",
+		"redirect_uri": e.cfg.PublicURL + "/console/oidc/callback", "code_challenge_method": "S256",
+	}
+	for k, v := range want {
+		if q.Get(k) != v {
+			t.Errorf("authorize %s = %q, want %q", k, q.Get(k), v)
+		}
+	}
+	if len(state) < 20 || len(q.Get("nonce")) < 20 || q.Get("nonce") == state {
+		t.Errorf("state %q, nonce %q: want distinct random values", state, q.Get("nonce"))
+	}
+	if q.Has("code_verifier") || q.Has("client_secret") {
+		t.Error("the authorize URL carries a secret")
+	}
+	// The browser's side of the sign-in: its state, for the callback only.
+	lc := setCookie(t, r, "lockbox_login")
+	if lc == nil || lc.Value != state || lc.Path != "/console/oidc/callback" || !lc.HttpOnly || lc.SameSite != http.SameSiteLaxMode || lc.MaxAge <= 0 || lc.MaxAge > 600 {
+		t.Errorf("login cookie %+v", lc)
+	}
+	// The console's side: the nonce the ID token must carry and the PKCE
+	// verifier whose S256 hash is the challenge.
+	nonce, verifier := pendingLogin(t, e, state)
+	sum := sha256.Sum256([]byte(verifier))
+	if q.Get("code_challenge") != base64.RawURLEncoding.EncodeToString(sum[:]) {
+		t.Errorf("code_challenge %q is not S256 of the stored verifier", q.Get("code_challenge"))
+	}
+	if q.Get("nonce") != nonce {
+		t.Errorf("nonce %q, stored %q", q.Get("nonce"), nonce)
+	}
+	if ttl := e.rdb.TTL(context.Background(), keys.ConsoleLogin(state)).Val(); ttl <= 0 || ttl > 10*time.Minute {
+		t.Errorf("sign-in in progress kept for %s", ttl)
+	}
+
+	m.QueueUser(ada)
+	r = b.get(az.String())
+	if r.status != http.StatusFound || !strings.HasPrefix(r.location(), e.cfg.PublicURL+"/console/oidc/callback?") {
+		t.Fatalf("provider's answer: %s", r)
+	}
+	callback := r.location()
+
+	r = b.get(callback)
+	if r.status != http.StatusOK {
+		t.Fatalf("callback: %s", r)
+	}
+	mustContain(t, "continue page", r, `data-testid="continue"`, `href="/console/requests"`)
+	c := setCookie(t, r, sessionCookie)
+	if c == nil || !c.HttpOnly || c.SameSite != http.SameSiteStrictMode {
+		t.Fatalf("session cookie %+v", c)
+	}
+	if n, _ := e.rdb.Exists(context.Background(), keys.ConsoleLogin(state)).Result(); n != 0 {
+		t.Error("the used sign-in state is still in Redis")
+	}
+
+	r = b.get("/console/requests")
+	if r.status != http.StatusOK {
+		t.Fatalf("requests after sign-in: %s", r)
+	}
+	mustContain(t, "requests page", r, `data-testid="user">Ada Admin<`, "Global administrator · contoso", `href="/console/settings"`)
+	r = b.get("/console/settings")
+	mustContain(t, "settings page", r, `id="lockbox_enabled"`, `data-testid="save"`)
+
+	// The session holds the known roles only, and the tenant from tid.
+	var stored struct {
+		Principal struct {
+			Subject  string
+			Roles    []string
+			TenantID string
+		}
+		Via string `json:"via"`
+	}
+	if err := json.Unmarshal([]byte(e.dump()[keys.ConsoleSession(sha256Hex(c.Value))]), &stored); err != nil {
+		t.Fatal(err)
+	}
+	if stored.Principal.Subject != "ada@contoso" || !slices.Equal(stored.Principal.Roles, []string{"global-admin"}) || stored.Principal.TenantID != "contoso" || stored.Via != "oidc" {
+		t.Errorf("session %+v", stored)
+	}
+
+	// What she does is hers: switching lockbox off is audited under her.
+	if r := b.post("/console/settings", b.form(nil)); r.status != http.StatusSeeOther {
+		t.Fatalf("settings: %s", r)
+	}
+	if rec := e.records("contoso")[0]; rec.UserId != "ada@contoso" || !strings.Contains(rec.Comment, "lockbox_enabled=false") {
+		t.Errorf("audit record %+v", rec)
+	}
+
+	t.Run("replayed callback", func(t *testing.T) {
+		// Even with the state cookie, a used state is gone.
+		thief := e.browser()
+		u, _ := url.Parse(e.srv.URL + "/console/oidc/callback")
+		thief.c.Jar.SetCookies(u, []*http.Cookie{{Name: "lockbox_login", Value: state, Path: "/console/oidc/callback"}})
+		before := e.sessionKeys()
+		r := thief.get(callback)
+		if r.status != http.StatusSeeOther || r.location() != "/console/signin?problem=expired" {
+			t.Errorf("replay: %s", r)
+		}
+		if setCookie(t, r, sessionCookie) != nil || !slices.Equal(e.sessionKeys(), before) {
+			t.Error("the replay made a session")
+		}
+	})
+}
+
+func TestOIDCSigninProblems(t *testing.T) {
+	t.Parallel()
+	e, m := newOIDCEnv(t)
+
+	t.Run("state cookie missing", func(t *testing.T) {
+		l := startLogin(t, e, m, e.browser(), ada)
+		// The callback reaches a browser that never started a sign-in:
+		// someone else's link (login CSRF).
+		wantProblem(t, e, e.browser().get(l.callback), "expired")
+	})
+	t.Run("state cookie of another sign-in", func(t *testing.T) {
+		b := e.browser()
+		first := startLogin(t, e, m, b, ada)
+		second := startLogin(t, e, m, b, ada)
+		if first.state == second.state {
+			t.Fatal("two sign-ins share a state")
+		}
+		r := b.get(first.callback)
+		wantProblem(t, e, r, "expired")
+		if c := setCookie(t, r, "lockbox_login"); c == nil || c.MaxAge >= 0 {
+			t.Errorf("the login cookie was not cleared: %v", r.header.Values("Set-Cookie"))
+		}
+	})
+	t.Run("state missing", func(t *testing.T) {
+		b := e.browser()
+		l := startLogin(t, e, m, b, ada)
+		u, _ := url.Parse(l.callback)
+		q := u.Query()
+		q.Del("state")
+		u.RawQuery = q.Encode()
+		wantProblem(t, e, b.get(u.String()), "expired")
+	})
+	t.Run("state expired in Redis", func(t *testing.T) {
+		b := e.browser()
+		l := startLogin(t, e, m, b, ada)
+		e.rdb.Del(context.Background(), keys.ConsoleLogin(l.state))
+		wantProblem(t, e, b.get(l.callback), "expired")
+	})
+	t.Run("provider refused", func(t *testing.T) {
+		b := e.browser()
+		r := b.get("/console/signin/oidc")
+		az, _ := url.Parse(r.location())
+		wantProblem(t, e, b.get("/console/oidc/callback?error=access_denied&error_description=%3Cb%3Enope&state="+az.Query().Get("state")), "denied")
+		if p := b.get("/console/signin?problem=denied"); strings.Contains(p.body, "nope") {
+			t.Error("the sign-in page echoes the provider's text")
+		}
+	})
+	t.Run("no known roles", func(t *testing.T) {
+		for _, roles := range []any{nil, []string{}, []string{"Directory.Read", "admin"}, "engineer", []any{42, true}} {
+			b := e.browser()
+			l := startLogin(t, e, m, b, oidcUser{sub: "bob@contoso", name: "Bob", tid: "contoso", roles: roles})
+			wantProblem(t, e, b.get(l.callback), "no_roles")
+		}
+	})
+	t.Run("roles as a string", func(t *testing.T) {
+		b := e.browser()
+		l := startLogin(t, e, m, b, oidcUser{sub: "sam", roles: "operator support-manager"})
+		if r := b.get(l.callback); r.status != http.StatusOK {
+			t.Fatalf("callback: %s", r)
+		}
+		r := b.get("/console/requests")
+		mustContain(t, "requests page", r, `data-testid="user">sam<`, "Support engineer, Support manager", "· provider", `href="/console/requests/new"`)
+		b.post("/console/signout", b.form(nil))
+	})
+	t.Run("invalid identity", func(t *testing.T) {
+		for _, u := range []oidcUser{
+			{sub: "ada lovelace", tid: "contoso", roles: []string{"global-admin"}},
+			{sub: "ada/contoso", tid: "contoso", roles: []string{"global-admin"}},
+			{sub: "ada:contoso", roles: []string{"operator"}},
+			{sub: "ada@contoso", tid: "Contoso Corp", roles: []string{"global-admin"}},
+			{sub: "ada@contoso", tid: "{contoso}", roles: []string{"global-admin"}},
+		} {
+			b := e.browser()
+			l := startLogin(t, e, m, b, u)
+			wantProblem(t, e, b.get(l.callback), "invalid")
+		}
+		r := e.browser().get("/console/signin?problem=invalid")
+		mustContain(t, "sign-in page", r, "characters Lockbox does not accept")
+	})
+	t.Run("PKCE verifier checked by the provider", func(t *testing.T) {
+		b := e.browser()
+		l := startLogin(t, e, m, b, ada)
+		nonce, _ := pendingLogin(t, e, l.state)
+		forged, _ := json.Marshal(map[string]string{"nonce": nonce, "verifier": strings.Repeat("A", 43)})
+		e.rdb.Set(context.Background(), keys.ConsoleLogin(l.state), forged, time.Minute)
+		wantProblem(t, e, b.get(l.callback), "failed", "code exchange", "Code challenge did not match")
+	})
+	t.Run("nonce checked", func(t *testing.T) {
+		b := e.browser()
+		l := startLogin(t, e, m, b, ada)
+		_, verifier := pendingLogin(t, e, l.state)
+		forged, _ := json.Marshal(map[string]string{"nonce": "not-the-nonce", "verifier": verifier})
+		e.rdb.Set(context.Background(), keys.ConsoleLogin(l.state), forged, time.Minute)
+		wantProblem(t, e, b.get(l.callback), "failed", "id token nonce does not match")
+	})
+	t.Run("code redeemed once", func(t *testing.T) {
+		b := e.browser()
+		l := startLogin(t, e, m, b, ada)
+		u, _ := url.Parse(l.callback)
+		code := u.Query().Get("code")
+		// A second sign-in in the same browser that comes back with the
+		// first one's (already redeemed) code.
+		if r := b.get(l.callback); r.status != http.StatusOK {
+			t.Fatalf("first callback: %s", r)
+		}
+		b.post("/console/signout", b.form(nil))
+		l2 := startLogin(t, e, m, b, ada)
+		wantProblem(t, e, b.get("/console/oidc/callback?code="+url.QueryEscape(code)+"&state="+url.QueryEscape(l2.state)), "failed", "Invalid code")
+	})
+	t.Run("expired ID token", func(t *testing.T) {
+		// The provider's tokens live 10 minutes by its clock; ours has
+		// moved on.
+		b := e.browser()
+		l := startLogin(t, e, m, b, ada)
+		e.clk.Advance(m.AccessTTL + 2*time.Minute)
+		defer e.clk.Set(m.Now())
+		wantProblem(t, e, b.get(l.callback), "failed", "token is expired")
+	})
+	t.Run("messages by code only", func(t *testing.T) {
+		r := e.browser().get("/console/signin?problem=%3Cscript%3Ealert(1)%3C/script%3E")
+		if r.status != http.StatusOK || strings.Contains(r.body, "alert(1)") || strings.Contains(r.body, `role="alert">`+"<") {
+			t.Errorf("unknown problem code: %s", r)
+		}
+	})
+}
+
+// An identity provider that is down when Lockbox starts stops sign-in, not
+// the server: New does not contact it, sign-in answers 503 until it is back,
+// then works without a restart.
+func TestOIDCProviderDown(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+
+	m, err := mockoidc.NewServer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newStores(t, clock.NewFake(m.Now()))
+	cfg := e.consoleConfig()
+	cfg.OIDC = &console.OIDCConfig{Issuer: "http://" + addr + mockoidc.IssuerBase, ClientID: m.ClientID, ClientSecret: m.ClientSecret}
+	e.serve(cfg, false) // fails the test if New needed the provider
+
+	b := e.browser()
+	if r := b.get("/console/signin"); r.status != http.StatusOK || !strings.Contains(r.body, `href="/console/signin/oidc"`) {
+		t.Errorf("sign-in page: %s", r)
+	}
+	r := b.get("/console/signin/oidc")
+	if r.status != http.StatusServiceUnavailable {
+		t.Fatalf("sign-in with the provider down: %s", r)
+	}
+	mustContain(t, "503 page", r, "be reached; sign-in is unavailable")
+	if setCookie(t, r, "lockbox_login") != nil {
+		t.Error("a sign-in was started with the provider down")
+	}
+	if ks, _ := e.rdb.Keys(context.Background(), keys.ConsoleLogin("*")).Result(); len(ks) != 0 {
+		t.Errorf("sign-ins stored: %v", ks)
+	}
+
+	// The provider comes up at its address.
+	ln, err = net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("the provider's port was taken meanwhile: %v", err)
+	}
+	if err := m.Start(ln, nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Shutdown() })
+	l := startLogin(t, e, m, b, ada)
+	if r := b.get(l.callback); r.status != http.StatusOK {
+		t.Fatalf("callback once the provider is up: %s", r)
+	}
+	if r := b.get("/console/requests"); r.status != http.StatusOK || !strings.Contains(r.body, "Ada Admin") {
+		t.Errorf("requests: %s", r)
+	}
+}
+
+// Without OIDC configured the OIDC routes do not exist.
+func TestOIDCNotConfigured(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	b := e.browser()
+	for _, p := range []string{"/console/signin/oidc", "/console/oidc/callback?code=x&state=y"} {
+		if r := b.get(p); r.status != http.StatusNotFound {
+			t.Errorf("GET %s: %s", p, r)
+		}
+	}
+	if r := b.get("/console/signin"); strings.Contains(r.body, "/console/signin/oidc") {
+		t.Error("sign-in page offers OIDC")
+	}
+}
+
+// OIDC sign-in needs the public URL: it makes the redirect URI.
+func TestOIDCConfigChecked(t *testing.T) {
+	t.Parallel()
+	e := newStores(t, newClock())
+	for _, tc := range []struct {
+		name string
+		oidc console.OIDCConfig
+		pub  string
+	}{
+		{"no issuer", console.OIDCConfig{ClientID: "lockbox"}, "https://lockbox.example.com"},
+		{"no client id", console.OIDCConfig{Issuer: "https://idp.example.com"}, "https://lockbox.example.com"},
+		{"no public URL", console.OIDCConfig{Issuer: "https://idp.example.com", ClientID: "lockbox"}, ""},
+	} {
+		cfg := e.consoleConfig()
+		cfg.OIDC, cfg.PublicURL = &tc.oidc, tc.pub
+		if _, err := console.New(cfg); err == nil {
+			t.Errorf("%s: New accepted it", tc.name)
+		}
+	}
+	for _, pub := range []string{"lockbox.example.com", "ftp://lockbox.example.com", "https://"} {
+		cfg := e.consoleConfig()
+		cfg.PublicURL = pub
+		if _, err := console.New(cfg); err == nil {
+			t.Errorf("public URL %q accepted", pub)
+		}
+	}
+}
