@@ -356,8 +356,17 @@ func (c Config) check() error {
 		}
 	}
 	if c.ConsoleURL != "" {
-		if u, err := url.Parse(c.ConsoleURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
-			errs = append(errs, varErr("ConsoleURL", "%q is not an http(s) URL of a host (scheme and host only)", c.ConsoleURL))
+		// The redirect URI is this plus a path, so anything after the
+		// host (a query, a fragment) would end up inside it, and
+		// credentials have no place in a URL browsers are sent to.
+		u, err := url.Parse(c.ConsoleURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") ||
+			u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || u.User != nil || u.Opaque != "" {
+			shown := c.ConsoleURL
+			if err == nil {
+				shown = u.Redacted()
+			}
+			errs = append(errs, varErr("ConsoleURL", "%q is not an http(s) URL of a host (scheme and host only)", shown))
 		}
 	}
 	if c.OIDCIssuer != "" {

@@ -124,6 +124,19 @@ func TestLoadInvalidNamesVariable(t *testing.T) {
 		{"log level", "LOCKBOX_LOG_LEVEL", "verbose", "debug, info, warn, error"},
 		{"log level case", "LOCKBOX_LOG_LEVEL", "INFO", ""},
 		{"log format", "LOCKBOX_LOG_FORMAT", "xml", "text, json"},
+		{"console url with a path", "LOCKBOX_CONSOLE_URL", "https://lockbox.example.com/admin", "scheme and host only"},
+		{"console url ftp", "LOCKBOX_CONSOLE_URL", "ftp://lockbox.example.com", "http(s)"},
+		{"console url without scheme", "LOCKBOX_CONSOLE_URL", "lockbox.example.com", "http(s)"},
+		{"console url without host", "LOCKBOX_CONSOLE_URL", "https://", "http(s)"},
+		{"console url with a query", "LOCKBOX_CONSOLE_URL", "https://lockbox.example.com?next=/", "scheme and host only"},
+		{"console url with a fragment", "LOCKBOX_CONSOLE_URL", "https://lockbox.example.com#top", "scheme and host only"},
+		{"console url with an empty query", "LOCKBOX_CONSOLE_URL", "https://lockbox.example.com?", "scheme and host only"},
+		{"console url with credentials", "LOCKBOX_CONSOLE_URL", "https://admin:pw@lockbox.example.com", "scheme and host only"},
+		{"zero idle timeout", "LOCKBOX_CONSOLE_IDLE_TIMEOUT", "0s", "positive"},
+		{"negative idle timeout", "LOCKBOX_CONSOLE_IDLE_TIMEOUT", "-30m", "positive"},
+		{"idle timeout syntax", "LOCKBOX_CONSOLE_IDLE_TIMEOUT", "30", ""},
+		{"zero session max", "LOCKBOX_CONSOLE_SESSION_MAX", "0", "positive"},
+		{"negative session max", "LOCKBOX_CONSOLE_SESSION_MAX", "-8h", "positive"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -204,6 +217,91 @@ func TestPortZeroMayRepeat(t *testing.T) {
 	}
 }
 
+// LOCKBOX_OIDC_ISSUER turns on OpenID Connect sign-in, which needs the
+// client's id and secret and the console's URL (the redirect URI): each one
+// missing is named.
+func TestOIDCNeedsItsSettings(t *testing.T) {
+	full := map[string]string{
+		"LOCKBOX_OIDC_ISSUER":             "https://login.example.com/tenant/v2.0",
+		"LOCKBOX_OIDC_CLIENT_ID":          "lockbox-console",
+		"LOCKBOX_OIDC_CLIENT_SECRET_FILE": "/run/secrets/oidc",
+		"LOCKBOX_CONSOLE_URL":             "https://lockbox.example.com",
+	}
+	c, err := Load(full)
+	if err != nil {
+		t.Fatalf("complete OIDC settings: %v", err)
+	}
+	if c.OIDCIssuer != full["LOCKBOX_OIDC_ISSUER"] || c.OIDCClientID != "lockbox-console" || c.OIDCClientSecretFile != "/run/secrets/oidc" || c.ConsoleURL != "https://lockbox.example.com" {
+		t.Errorf("loaded %+v", c)
+	}
+	const required = ": required with LOCKBOX_OIDC_ISSUER"
+	for _, missing := range []string{"LOCKBOX_OIDC_CLIENT_ID", "LOCKBOX_OIDC_CLIENT_SECRET_FILE", "LOCKBOX_CONSOLE_URL"} {
+		t.Run(missing, func(t *testing.T) {
+			env := maps.Clone(full)
+			delete(env, missing)
+			_, err := Load(env)
+			if err == nil || err.Error() != missing+required {
+				t.Errorf("without %s: got %v, want %q", missing, err, missing+required)
+			}
+			var ve *VarError
+			if !errors.As(err, &ve) || ve.Var != missing {
+				t.Errorf("error %v is not a *VarError for %s", err, missing)
+			}
+		})
+	}
+	t.Run("issuer alone", func(t *testing.T) {
+		_, err := Load(map[string]string{"LOCKBOX_OIDC_ISSUER": full["LOCKBOX_OIDC_ISSUER"]})
+		for _, name := range []string{"LOCKBOX_OIDC_CLIENT_ID", "LOCKBOX_OIDC_CLIENT_SECRET_FILE", "LOCKBOX_CONSOLE_URL"} {
+			if err == nil || !strings.Contains(err.Error(), name+required) {
+				t.Errorf("error %v does not name %s", err, name)
+			}
+		}
+	})
+	t.Run("issuer not a URL", func(t *testing.T) {
+		for _, issuer := range []string{"login.example.com", "ftp://login.example.com", "https://"} {
+			env := maps.Clone(full)
+			env["LOCKBOX_OIDC_ISSUER"] = issuer
+			if _, err := Load(env); err == nil || !strings.HasPrefix(err.Error(), "LOCKBOX_OIDC_ISSUER: ") {
+				t.Errorf("issuer %q: got %v", issuer, err)
+			}
+		}
+	})
+	t.Run("no issuer needs nothing", func(t *testing.T) {
+		// The dev identities, or no sign-in at all: the client settings
+		// alone are not an error.
+		if _, err := Load(map[string]string{"LOCKBOX_OIDC_CLIENT_ID": "x"}); err != nil {
+			t.Error(err)
+		}
+	})
+	t.Run("console url error hides its password", func(t *testing.T) {
+		_, err := Load(map[string]string{"LOCKBOX_CONSOLE_URL": "https://admin:s3cret@lockbox.example.com"})
+		if err == nil || strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("got %v", err)
+		}
+	})
+	t.Run("console url forms", func(t *testing.T) {
+		for _, u := range []string{"https://lockbox.example.com", "https://lockbox.example.com/", "http://127.0.0.1:8080", "https://[::1]:8443"} {
+			if _, err := Load(map[string]string{"LOCKBOX_CONSOLE_URL": u}); err != nil {
+				t.Errorf("%s: %v", u, err)
+			}
+		}
+	})
+	t.Run("claims and timeouts", func(t *testing.T) {
+		c, err := Load(map[string]string{
+			"LOCKBOX_OIDC_SCOPES": "profile email groups", "LOCKBOX_OIDC_SUBJECT_CLAIM": "preferred_username",
+			"LOCKBOX_OIDC_ROLES_CLAIM": "groups", "LOCKBOX_OIDC_TENANT_CLAIM": "org",
+			"LOCKBOX_CONSOLE_IDLE_TIMEOUT": "15m", "LOCKBOX_CONSOLE_SESSION_MAX": "12h",
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.OIDCScopes != "profile email groups" || c.OIDCSubjectClaim != "preferred_username" || c.OIDCRolesClaim != "groups" ||
+			c.OIDCTenantClaim != "org" || c.ConsoleIdleTimeout != 15*time.Minute || c.ConsoleSessionMax != 12*time.Hour {
+			t.Errorf("loaded %+v", c)
+		}
+	})
+}
+
 func writeFile(t *testing.T, name, content string) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), name)
@@ -261,6 +359,14 @@ func TestValidateServe(t *testing.T) {
 			[]string{`LOCKBOX_PROXY_SIGNING_KEY_FILE: required by "lockbox serve"`}},
 		{"missing signing key", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_JWT_JWKS_FILE": jwks, "LOCKBOX_PROXY_SIGNING_KEY_FILE": missing},
 			[]string{"LOCKBOX_PROXY_SIGNING_KEY_FILE: ", "no such file"}},
+		{"oidc", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_JWT_JWKS_FILE": jwks, "LOCKBOX_OIDC_ISSUER": "https://idp.example.com",
+			"LOCKBOX_OIDC_CLIENT_ID": "lockbox", "LOCKBOX_OIDC_CLIENT_SECRET_FILE": secret, "LOCKBOX_CONSOLE_URL": "https://lockbox.example.com"}, nil},
+		{"oidc secret missing", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_JWT_JWKS_FILE": jwks, "LOCKBOX_OIDC_ISSUER": "https://idp.example.com",
+			"LOCKBOX_OIDC_CLIENT_ID": "lockbox", "LOCKBOX_OIDC_CLIENT_SECRET_FILE": missing, "LOCKBOX_CONSOLE_URL": "https://lockbox.example.com"},
+			[]string{"LOCKBOX_OIDC_CLIENT_SECRET_FILE: ", "no such file"}},
+		{"oidc secret empty", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_JWT_JWKS_FILE": jwks, "LOCKBOX_OIDC_ISSUER": "https://idp.example.com",
+			"LOCKBOX_OIDC_CLIENT_ID": "lockbox", "LOCKBOX_OIDC_CLIENT_SECRET_FILE": empty, "LOCKBOX_CONSOLE_URL": "https://lockbox.example.com"},
+			[]string{"LOCKBOX_OIDC_CLIENT_SECRET_FILE: ", "is empty"}},
 	}
 	signing := writeFile(t, "signing.pem", "-----BEGIN PRIVATE KEY-----")
 	for _, tt := range tests {
