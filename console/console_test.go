@@ -14,10 +14,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/lockbox-oss/lockbox/audit"
 	"github.com/lockbox-oss/lockbox/console"
 	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/internal/keys"
+	"github.com/lockbox-oss/lockbox/internal/redistest"
 )
 
 const sessionCookie = "lockbox_session"
@@ -1098,5 +1101,54 @@ func TestRequestsFilter(t *testing.T) {
 		if r := b.get("/console/requests?" + q); r.status != http.StatusBadRequest {
 			t.Errorf("%s: %s", q, r)
 		}
+	}
+}
+
+// With Redis gone, pages answer 503 at once: nobody is signed out by an
+// outage, and nothing is shown that was not read.
+func TestRedisDown(t *testing.T) {
+	t.Parallel()
+	srv := redistest.StartServer(t)
+	opts, err := redis.ParseURL(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Retrying a refused connection only slows the test down.
+	opts.MaxRetries, opts.DialerRetries, opts.DialerRetryTimeout = -1, 1, time.Millisecond
+	rdb := redis.NewClient(opts)
+	t.Cleanup(func() { rdb.Close() })
+	e := newStoresOn(t, newClock(), rdb)
+	cfg := e.consoleConfig()
+	cfg.DevIdentities = []console.DevIdentity{{Principal: contosoAdmin}}
+	e.serve(cfg, false)
+	b := e.signIn(contosoAdmin)
+	token := b.csrf()
+
+	srv.Stop()
+	for _, p := range []string{"/console/", "/console/requests", "/console/requests/pending", "/console/settings", "/console/audit", "/console/audit/export.csv"} {
+		r := b.get(p)
+		if p == "/console/" {
+			// Home only routes: without a readable session it sends
+			// the browser to sign in.
+			if r.status != http.StatusSeeOther {
+				t.Errorf("GET %s: %s", p, r)
+			}
+			continue
+		}
+		if r.status != http.StatusServiceUnavailable {
+			t.Errorf("GET %s: %s", p, r)
+		}
+		if c := setCookie(t, r, sessionCookie); c != nil {
+			t.Errorf("GET %s with Redis down touched the cookie: %v", p, c)
+		}
+	}
+	if r := b.post("/console/settings", url.Values{"csrf_token": {token}}); r.status != http.StatusServiceUnavailable {
+		t.Errorf("POST settings: %s", r)
+	}
+	if r := e.browser().post("/console/signin/dev", url.Values{"subject": {contosoAdmin.Subject}}); r.status != http.StatusServiceUnavailable || setCookie(t, r, sessionCookie) != nil {
+		t.Errorf("sign-in: %s", r)
+	}
+	if !strings.Contains(e.logs.String(), "console request failed") {
+		t.Errorf("the outage was not logged: %s", e.logs)
 	}
 }

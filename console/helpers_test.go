@@ -125,7 +125,12 @@ func newEnv(t *testing.T, opts ...func(*console.Config)) *env {
 // newStores builds the domain over a fresh Redis database.
 func newStores(t *testing.T, clk *clock.Fake) *env {
 	t.Helper()
-	rdb := redistest.Client(t)
+	return newStoresOn(t, clk, redistest.Client(t))
+}
+
+// newStoresOn builds the domain over rdb.
+func newStoresOn(t *testing.T, clk *clock.Fake, rdb *redis.Client) *env {
+	t.Helper()
 	log := audit.NewLog(rdb, clk.Now)
 	ten := tenants.NewStore(rdb, log, clk.Now)
 	reqs, err := grants.NewStore(grants.Config{Redis: rdb, Audit: log, Tenants: ten, Catalog: testCatalog(t), Now: clk.Now})
