@@ -59,6 +59,10 @@ type Options struct {
 	DevIdentities []console.DevIdentity
 	// OIDCHTTPClient talks to the OIDC issuer; a default client when nil.
 	OIDCHTTPClient *http.Client
+	// ConsoleRefresh is how often the admin center's live lists poll; the
+	// console's default when zero. Browser tests shorten it so a list
+	// visibly refreshes within the test's patience.
+	ConsoleRefresh time.Duration
 }
 
 // Server is a built Lockbox, ready to listen.
@@ -196,7 +200,7 @@ func newConsole(cfg config.Config, opts Options, s *Server) (*console.Console, e
 		Requests: s.Requests, Tenants: s.Tenants, Audit: s.Audit, Redis: s.Redis,
 		Catalog:       func() console.Catalog { return s.Policy.Catalog() },
 		DevIdentities: opts.DevIdentities, PublicURL: cfg.ConsoleURL,
-		IdleTimeout: cfg.ConsoleIdleTimeout, MaxAge: cfg.ConsoleSessionMax,
+		IdleTimeout: cfg.ConsoleIdleTimeout, MaxAge: cfg.ConsoleSessionMax, RefreshInterval: opts.ConsoleRefresh,
 		Timeout: requestTimeout, Now: opts.Now, Logger: opts.Logger.With("component", "console"),
 	}
 	if cfg.OIDCIssuer != "" {
