@@ -1,0 +1,434 @@
+package deploy_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/lockbox-oss/lockbox/cli"
+	"github.com/lockbox-oss/lockbox/config"
+	"github.com/lockbox-oss/lockbox/deploy"
+)
+
+func TestExprMetrics(t *testing.T) {
+	cases := []struct {
+		expr string
+		want []string
+	}{
+		{`lockbox_grants_active`, []string{"lockbox_grants_active"}},
+		{`sum by (service, reason) (rate(lockbox_proxy_denials_total{reason!~"a|b", x="y(z"}[5m] offset 1h)) > 0.1`, []string{"lockbox_proxy_denials_total"}},
+		{`histogram_quantile(0.99, sum by (le) (rate(a_bucket[$__rate_interval])))`, []string{"a_bucket"}},
+		{`sum(rate(a[5m])) without (instance) / on (job) group_left (team) b`, []string{"a", "b"}},
+		{`time() - min(c) > 4 * 3600 + 600`, []string{"c"}},
+		{`a and b or c unless d`, []string{"a", "b", "c", "d"}},
+		{`absent(up{job="lockbox"}) == bool 1`, []string{"up"}},
+		{`max_over_time(m[1h:5m]) < Inf`, []string{"m"}},
+		{`label_values(lockbox_proxy_requests_total, service)`, []string{"lockbox_proxy_requests_total"}},
+		{"sum(x)\n# a comment naming not_a_metric\n", []string{"x"}},
+		{`{__name__="by_name"}`, nil},
+	}
+	for _, tc := range cases {
+		got, err := deploy.ExprMetrics(tc.expr)
+		if err != nil || !slices.Equal(got, tc.want) {
+			t.Errorf("ExprMetrics(%q) = %q, %v; want %q", tc.expr, got, err, tc.want)
+		}
+	}
+	for _, bad := range []string{`sum(rate(a[5m])`, `a{b="c}`, `a)`, `rate(a[5m)`} {
+		if got, err := deploy.ExprMetrics(bad); err == nil {
+			t.Errorf("ExprMetrics(%q) = %q, want an error", bad, got)
+		}
+	}
+}
+
+// TestReferences: the dashboard and every rules file are read, and every
+// query yields a metric. The e2e test checks each against a live scrape.
+func TestReferences(t *testing.T) {
+	refs, err := deploy.References(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]bool{}
+	for _, r := range refs {
+		files[r.File] = true
+		if !strings.HasPrefix(r.Metric, "lockbox_") {
+			t.Errorf("%s: %q: only Lockbox's own metrics are known to exist", r.File, r.Metric)
+		}
+	}
+	for _, f := range []string{
+		"grafana/lockbox.json", "prometheus/lockbox.rules.yml",
+		"kubernetes/components/monitoring/prometheusrule.yaml", "helm/lockbox/files/lockbox.rules.yml",
+	} {
+		if !files[f] {
+			t.Errorf("no metric read from %s", f)
+		}
+	}
+}
+
+func readFile(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestPolicyCopiesMatchRego: the policy the manifests ship as their
+// ConfigMap is the default policy of rego/, file for file.
+func TestPolicyCopiesMatchRego(t *testing.T) {
+	var modules []string
+	err := filepath.WalkDir("../rego", func(p string, d fs.DirEntry, err error) error {
+		if err == nil && strings.HasSuffix(p, ".rego") && !strings.HasSuffix(p, "_test.rego") {
+			modules = append(modules, p)
+		}
+		return err
+	})
+	if err != nil || len(modules) == 0 {
+		t.Fatalf("no policy modules in rego/: %v", err)
+	}
+	var generator struct {
+		ConfigMapGenerator []struct {
+			Name  string   `yaml:"name"`
+			Files []string `yaml:"files"`
+		} `yaml:"configMapGenerator"`
+	}
+	if err := yaml.Unmarshal(readFile(t, "kubernetes/components/shared/kustomization.yaml"), &generator); err != nil {
+		t.Fatal(err)
+	}
+	listed := map[string][]string{}
+	for _, g := range generator.ConfigMapGenerator {
+		listed[g.Name] = g.Files
+	}
+	copies := map[string]string{ // copy → original
+		"kubernetes/components/shared/policy/data.json": "../rego/activities/data.json",
+		"helm/lockbox/files/activities/data.json":       "../rego/activities/data.json",
+	}
+	var wantListed []string
+	for _, m := range modules {
+		base := filepath.Base(m)
+		copies["kubernetes/components/shared/policy/"+base] = m
+		copies["helm/lockbox/files/policy/"+base] = m
+		wantListed = append(wantListed, "policy/"+base)
+	}
+	for cp, orig := range copies {
+		if b, err := os.ReadFile(cp); err != nil || !bytes.Equal(b, readFile(t, orig)) {
+			t.Errorf("%s differs from %s (%v): cp %s deploy/%s", cp, orig, err, strings.TrimPrefix(orig, "../"), cp)
+		}
+	}
+	if got := listed["lockbox-policy"]; !slices.Equal(got, wantListed) {
+		t.Errorf("lockbox-policy ConfigMap lists %v, want %v", got, wantListed)
+	}
+	for _, dir := range []string{"kubernetes/components/shared/policy", "helm/lockbox/files/policy"} {
+		extra, _ := filepath.Glob(filepath.Join(dir, "*.rego"))
+		if len(extra) != len(modules) {
+			t.Errorf("%s holds %v; rego/ has %d modules", dir, extra, len(modules))
+		}
+	}
+}
+
+// TestRulesCopiesMatch: the alert rules are one set, in three places.
+func TestRulesCopiesMatch(t *testing.T) {
+	const src = "prometheus/lockbox.rules.yml"
+	if !bytes.Equal(readFile(t, "helm/lockbox/files/lockbox.rules.yml"), readFile(t, src)) {
+		t.Errorf("helm/lockbox/files/lockbox.rules.yml differs: cp deploy/%s deploy/helm/lockbox/files/", src)
+	}
+	want, err := deploy.ReadRuleGroups(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := deploy.ReadRuleGroups("kubernetes/components/monitoring/prometheusrule.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(want) == 0 || !reflect.DeepEqual(got, want) {
+		t.Errorf("the PrometheusRule's groups differ from %s: copy its groups under spec", src)
+	}
+}
+
+// TestAlerts: every alert says what broke, how bad it is and where the
+// runbook is, has its runbook section and a unit test.
+func TestAlerts(t *testing.T) {
+	groups, err := deploy.ReadRuleGroups("prometheus/lockbox.rules.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	runbook := string(readFile(t, "RUNBOOK.md"))
+	sections := map[string]bool{}
+	for _, m := range regexp.MustCompile(`(?m)^## (\S+)\s*$`).FindAllStringSubmatch(runbook, -1) {
+		sections[m[1]] = true
+	}
+	tests := string(readFile(t, "prometheus/lockbox.rules.test.yml"))
+	alerts := map[string]bool{}
+	for _, g := range groups {
+		for _, r := range g.Rules {
+			if r.Alert == "" {
+				continue
+			}
+			alerts[r.Alert] = true
+			if s := r.Labels["severity"]; s != "critical" && s != "warning" {
+				t.Errorf("%s: severity %q, want critical or warning", r.Alert, s)
+			}
+			for _, a := range []string{"summary", "description"} {
+				if strings.TrimSpace(r.Annotations[a]) == "" {
+					t.Errorf("%s: no %s", r.Alert, a)
+				}
+			}
+			want := "https://github.com/lockbox-oss/lockbox/blob/main/deploy/RUNBOOK.md#" + strings.ToLower(r.Alert)
+			if r.Annotations["runbook_url"] != want {
+				t.Errorf("%s: runbook_url %q, want %q", r.Alert, r.Annotations["runbook_url"], want)
+			}
+			if !sections[r.Alert] {
+				t.Errorf("%s: no section \"## %s\" in RUNBOOK.md", r.Alert, r.Alert)
+			}
+			if !strings.Contains(tests, "alertname: "+r.Alert+"\n") {
+				t.Errorf("%s: not tested in prometheus/lockbox.rules.test.yml", r.Alert)
+			}
+		}
+	}
+	if len(alerts) == 0 {
+		t.Fatal("no alerts")
+	}
+	for s := range sections {
+		if !alerts[s] {
+			t.Errorf("RUNBOOK.md section %q: no such alert", s)
+		}
+	}
+}
+
+// TestSettingsExist: every LOCKBOX_ variable deploy/ sets or mentions is
+// one Lockbox reads; a misspelt one would be silently ignored.
+func TestSettingsExist(t *testing.T) {
+	// lockboxctl's own.
+	known := map[string]bool{cli.EnvAddr: true, cli.EnvToken: true}
+	for _, v := range config.Vars() {
+		known[v.Name] = true
+	}
+	name := regexp.MustCompile(`LOCKBOX_[A-Z0-9_]*`)
+	seen := 0
+	err := filepath.WalkDir(".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || strings.HasSuffix(p, ".go") {
+			return err
+		}
+		for _, v := range name.FindAllString(string(readFile(t, p)), -1) {
+			seen++
+			if prefix, ok := strings.CutSuffix(v, "_"); ok || v == "LOCKBOX_" {
+				// A family, as in LOCKBOX_SMTP_* or LOCKBOX_*_ADDR.
+				if !slices.ContainsFunc(config.Vars(), func(d config.VarDoc) bool { return strings.HasPrefix(d.Name, prefix) }) {
+					t.Errorf("%s: %s* names no variable", p, v)
+				}
+				continue
+			}
+			if !known[v] {
+				t.Errorf("%s: %s is not a Lockbox variable (config.Vars)", p, v)
+			}
+		}
+		return nil
+	})
+	if err != nil || seen == 0 {
+		t.Fatalf("walk: %v, %d names", err, seen)
+	}
+}
+
+// TestKustomizations: make deploy-check builds every kustomization of kind
+// Kustomization; a Component is rendered only through one of them, so each
+// must be used.
+func TestKustomizations(t *testing.T) {
+	type kustomization struct {
+		Kind       string   `yaml:"kind"`
+		Components []string `yaml:"components"`
+	}
+	all := map[string]kustomization{}
+	err := filepath.WalkDir("kubernetes", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.Name() != "kustomization.yaml" {
+			return err
+		}
+		var k kustomization
+		if err := yaml.Unmarshal(readFile(t, p), &k); err != nil {
+			return err
+		}
+		if k.Kind != "Kustomization" && k.Kind != "Component" {
+			t.Errorf("%s: kind %q, want Kustomization or Component", p, k.Kind)
+		}
+		all[filepath.Dir(p)] = k
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	used := map[string]bool{}
+	var use func(dir string)
+	use = func(dir string) {
+		for _, c := range all[dir].Components {
+			c = filepath.Join(dir, c)
+			if !used[c] {
+				used[c] = true
+				use(c)
+			}
+		}
+	}
+	for dir, k := range all {
+		if k.Kind == "Kustomization" {
+			use(dir)
+		}
+	}
+	for dir, k := range all {
+		if k.Kind == "Component" && !used[dir] {
+			t.Errorf("component %s is used by no kustomization, so make deploy-check never renders it", dir)
+		}
+	}
+	for _, want := range []string{"kubernetes/base", "kubernetes/examples/exchange"} {
+		if all[want].Kind != "Kustomization" {
+			t.Errorf("%s: no kustomization", want)
+		}
+	}
+}
+
+// TestKubernetesScrapeConfig: the scrape config for Kubernetes (which
+// Debian's promtool, built without Kubernetes discovery, can't check) uses
+// only fields Prometheus knows and keeps the port the manifests name.
+func TestKubernetesScrapeConfig(t *testing.T) {
+	var jobs []struct {
+		JobName             string `yaml:"job_name"`
+		KubernetesSDConfigs []struct {
+			Role string `yaml:"role"`
+		} `yaml:"kubernetes_sd_configs"`
+		RelabelConfigs []struct {
+			SourceLabels []string `yaml:"source_labels"`
+			Regex        string   `yaml:"regex"`
+			Action       string   `yaml:"action"`
+			TargetLabel  string   `yaml:"target_label"`
+		} `yaml:"relabel_configs"`
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(readFile(t, "prometheus/scrape-kubernetes.yml")))
+	dec.KnownFields(true)
+	if err := dec.Decode(&jobs); err != nil {
+		t.Fatal(err)
+	}
+	if len(jobs) != 1 || jobs[0].KubernetesSDConfigs[0].Role != "pod" {
+		t.Fatalf("want one job discovering pods: %+v", jobs)
+	}
+	kept := ""
+	for _, r := range jobs[0].RelabelConfigs {
+		if _, err := regexp.Compile("^(?:" + r.Regex + ")$"); err != nil {
+			t.Error(err)
+		}
+		if r.Action == "keep" && slices.Equal(r.SourceLabels, []string{"__meta_kubernetes_pod_container_port_name"}) {
+			kept = r.Regex
+		}
+	}
+	if kept == "" {
+		t.Fatal("no keep rule on the container port name")
+	}
+	for _, f := range []string{
+		"kubernetes/base/deployment.yaml", "kubernetes/components/sidecar/deployment.yaml",
+		"kubernetes/components/monitoring/podmonitor.yaml", "helm/lockbox/templates/_helpers.tpl",
+		"helm/lockbox/templates/monitoring.yaml",
+	} {
+		if !strings.Contains(string(readFile(t, f)), "name: "+kept) && !strings.Contains(string(readFile(t, f)), "port: "+kept) {
+			t.Errorf("%s does not name the port %q that Prometheus keeps", f, kept)
+		}
+	}
+}
+
+// TestDashboard: every query of the Grafana dashboard goes to the data
+// source the user picks, and panels don't collide.
+func TestDashboard(t *testing.T) {
+	var d struct {
+		UID, Title string
+		Panels     []struct {
+			ID         int
+			Type       string
+			Title      string
+			Datasource *struct{ Type, UID string }
+			GridPos    struct{ H, W, X, Y int }
+			Targets    []struct {
+				RefID      string
+				Expr       string
+				Datasource *struct{ Type, UID string }
+			}
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(readFile(t, "grafana/lockbox.json")))
+	if err := dec.Decode(&d); err != nil {
+		t.Fatal(err)
+	}
+	if d.UID == "" || d.Title == "" {
+		t.Error("no uid or title")
+	}
+	ids := map[int]bool{}
+	for _, p := range d.Panels {
+		if ids[p.ID] {
+			t.Errorf("panel id %d twice", p.ID)
+		}
+		ids[p.ID] = true
+		if p.GridPos.X+p.GridPos.W > 24 || p.GridPos.W == 0 || p.GridPos.H == 0 {
+			t.Errorf("panel %q: grid position %+v", p.Title, p.GridPos)
+		}
+		if p.Type == "row" {
+			continue
+		}
+		if p.Datasource == nil || p.Datasource.UID != "${datasource}" || len(p.Targets) == 0 {
+			t.Errorf("panel %q: data source %+v, %d targets", p.Title, p.Datasource, len(p.Targets))
+		}
+		refs := map[string]bool{}
+		for _, tg := range p.Targets {
+			if tg.Datasource == nil || tg.Datasource.UID != "${datasource}" || tg.RefID == "" || refs[tg.RefID] {
+				t.Errorf("panel %q: target %+v", p.Title, tg)
+			}
+			refs[tg.RefID] = true
+		}
+	}
+}
+
+// TestSystemdUnit: the unit runs "lockbox serve" with its settings from
+// the env file, secrets as credentials, and the hardening it promises.
+func TestSystemdUnit(t *testing.T) {
+	unit := map[string][]string{}
+	for line := range strings.SplitSeq(string(readFile(t, "systemd/lockbox.service")), "\n") {
+		line = strings.TrimSpace(line)
+		if k, v, ok := strings.Cut(line, "="); ok && !strings.HasPrefix(line, "#") {
+			unit[k] = append(unit[k], v)
+		}
+	}
+	want := map[string]string{
+		"ExecStart": "/usr/local/bin/lockbox serve", "EnvironmentFile": "/etc/lockbox/lockbox.env",
+		"DynamicUser": "yes", "NoNewPrivileges": "yes", "ProtectSystem": "strict", "ProtectHome": "yes",
+		"PrivateTmp": "yes", "PrivateDevices": "yes", "CapabilityBoundingSet": "", "RestrictSUIDSGID": "yes",
+		"MemoryDenyWriteExecute": "yes", "SystemCallArchitectures": "native", "UMask": "0077",
+	}
+	for k, v := range want {
+		if !slices.Contains(unit[k], v) {
+			t.Errorf("%s=%v, want %q", k, unit[k], v)
+		}
+	}
+	env := map[string]string{}
+	for line := range strings.SplitSeq(string(readFile(t, "systemd/lockbox.env")), "\n") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(line), "="); ok && !strings.HasPrefix(line, "#") {
+			env[k] = v
+		}
+	}
+	// The files it names are the credentials the unit loads.
+	for _, v := range []string{"LOCKBOX_JWT_JWKS_FILE", "LOCKBOX_PROXY_SIGNING_KEY_FILE"} {
+		cred, ok := strings.CutPrefix(env[v], "/run/credentials/lockbox.service/")
+		if !ok || !slices.ContainsFunc(unit["LoadCredential"], func(c string) bool { return strings.HasPrefix(c, cred+":") }) {
+			t.Errorf("%s=%s is not a credential the unit loads (%v)", v, env[v], unit["LoadCredential"])
+		}
+	}
+	// A "lockbox serve" would start with it.
+	cfg, err := config.Load(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.RedisURL == "" || cfg.Upstreams == "" || cfg.PolicyDir == "" {
+		t.Errorf("the env file misses a setting serve needs: %+v", cfg)
+	}
+}
