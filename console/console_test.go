@@ -929,7 +929,7 @@ func TestAuditPaging(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	// The page shows each record's client IP, which tells them apart.
-	ip := func(i int) string { return fmt.Sprintf(`<td class="mono">10.0.0.%d</td>`, i) }
+	ip := func(i int) string { return fmt.Sprintf(`<td data-label="Client IP" class="mono">10.0.0.%d</td>`, i) }
 	for i := range 60 {
 		e.clk.Advance(time.Second)
 		if err := e.ten.AddApprover(ctx, contosoAdmin, fmt.Sprintf("10.0.0.%d", i), "contoso", fmt.Sprintf("user%02d@contoso", i)); err != nil {

@@ -2,6 +2,8 @@ package console
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"html/template"
 	"io/fs"
@@ -141,6 +143,12 @@ var flashes = map[string]string{
 // fail renders a domain error with the status and message the API would
 // give. Server-side failures are logged; the user gets a generic message.
 func (c *Console) fail(w http.ResponseWriter, r *http.Request, sess *Session, err error) {
+	if errors.Is(r.Context().Err(), context.Canceled) {
+		// The browser went away (a tab closed mid-poll): nobody to answer,
+		// and nothing wrong with the server.
+		c.log.DebugContext(r.Context(), "console request abandoned", "method", r.Method, "path", r.URL.Path)
+		return
+	}
 	status, code, msg := httperr.FromError(err)
 	if status >= http.StatusInternalServerError {
 		c.log.ErrorContext(r.Context(), "console request failed", "method", r.Method, "path", r.URL.Path, "code", code, "error", err)

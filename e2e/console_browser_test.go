@@ -587,22 +587,26 @@ func TestConsoleInBrowser(t *testing.T) {
 	phase("the audit log")
 	admin.follow(`nav a[href="/console/audit"]`)
 	admin.want(`[data-testid="verification"]`, "Hash chain intact", "contoso")
-	rows := evalIn[[][]string](admin, `Array.from(document.querySelectorAll("#audit tbody tr"), tr => Array.from(tr.cells, c => c.textContent.replace(/\s+/g, " ").trim()))`)
-	var decision, assignment []string
+	// Each cell by its column's label; a cell's own text, without the
+	// smaller line under it (the workload under the operation).
+	rows := evalIn[[]map[string]string](admin, `Array.from(document.querySelectorAll("#audit tbody tr"), tr =>
+		Object.fromEntries(Array.from(tr.cells, c => [c.dataset.label,
+			(c.querySelector(".sub") ? c.childNodes[0].textContent : c.textContent).replace(/\s+/g, " ").trim()])))`)
+	var decision, assignment map[string]string
 	for _, r := range rows {
-		switch {
-		case len(r) == 8 && r[2] == audit.OpTenantDecision:
+		switch r["Operation"] {
+		case audit.OpTenantDecision:
 			decision = r
-		case len(r) == 8 && r[2] == audit.OpAddApprover:
+		case audit.OpAddApprover:
 			assignment = r
 		}
 	}
-	if decision == nil || decision[1] != adam || decision[3] != "contoso" || !strings.Contains(decision[7], "Approve") ||
-		!strings.Contains(decision[7], id) || !strings.Contains(decision[7], comment) {
+	if decision == nil || decision["User"] != adam || decision["Object"] != id || !strings.Contains(decision["Details"], "Approve") ||
+		!strings.Contains(decision["Details"], comment) {
 		t.Fatalf("no Set-AccessToCustomerDataRequest row with Approve by %s; rows: %q", adam, rows)
 	}
-	if assignment == nil || assignment[1] != gina {
-		t.Fatalf("no Add-CustomerLockboxApprover row by %s; rows: %q", gina, rows)
+	if assignment == nil || assignment["User"] != gina || assignment["Object"] != adam {
+		t.Fatalf("no Add-CustomerLockboxApprover row by %s naming %s; rows: %q", gina, adam, rows)
 	}
 	admin.shot("audit")
 	type download struct {

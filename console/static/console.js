@@ -3,6 +3,12 @@
 (function () {
   "use strict";
 
+  // Once the page is being left (a form posted, a link followed), polls
+  // stop, so a late answer can't redirect the browser elsewhere.
+  var leaving = false;
+  document.addEventListener("submit", function () { leaving = true; });
+  window.addEventListener("pagehide", function () { leaving = true; });
+
   // Live lists: an element with data-refresh is re-fetched every
   // data-interval ms while the tab is visible and swapped in when it
   // changed. A 401 means the session ended: go to sign-in.
@@ -11,11 +17,11 @@
     var every = parseInt(el.getAttribute("data-interval"), 10) || 5000;
     var busy = false;
     function tick() {
-      if (busy || document.hidden) return;
+      if (busy || leaving || document.hidden) return;
       busy = true;
       fetch(url, { credentials: "same-origin", headers: { "Accept": "text/html" } })
         .then(function (res) {
-          if (res.status === 401) { window.location.assign("/console/signin"); return null; }
+          if (res.status === 401 && !leaving) { window.location.assign("/console/signin"); return null; }
           return res.ok ? res.text() : null;
         })
         .then(function (html) {
