@@ -12,6 +12,6 @@
 // check a live Lockbox exports each of them. "make deploy-check" renders
 // and validates the manifests with the tools module.
 //
-// It imports nothing from Lockbox but config (in tests), and nothing
-// imports it but tests.
+// It imports no Lockbox package (its tests import config and cli, whose
+// variables the files name), and nothing imports it but tests.
 package deploy
