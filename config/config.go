@@ -50,6 +50,12 @@ type Config struct {
 	// never the proxy's.
 	MetricsAddr string `env:"METRICS_ADDR" envDefault:"127.0.0.1:8082" desc:"host:port serving /metrics, /livez and /readyz; never the proxy's"`
 
+	// Serve lists what "lockbox serve" runs in this process: proxy, api
+	// (the /v1 API and the admin center) and jobs (request expiry, audit
+	// retention, notification delivery, SIEM forwarding). Metrics and health
+	// always run.
+	Serve string `env:"SERVE" envDefault:"proxy,api,jobs" desc:"what \"lockbox serve\" runs, comma-separated: proxy (the enforcement proxy), api (the /v1 API and the admin center), jobs (request expiry, audit retention, notification delivery, SIEM forwarding); metrics and health always run; a sidecar runs proxy alone"`
+
 	// RedisURL is the Redis holding requests, grants and audit records
 	// (redis://, rediss:// or unix://). Required by "lockbox serve"; when
 	// empty, "lockbox dev" runs an embedded store.
@@ -148,6 +154,41 @@ type Config struct {
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"10s" desc:"how long in-flight calls may run after a stop signal"`
 }
 
+// Component is a part of Lockbox that LOCKBOX_SERVE can run.
+type Component string
+
+// The components of "lockbox serve".
+const (
+	ComponentProxy Component = "proxy"
+	ComponentAPI   Component = "api"
+	ComponentJobs  Component = "jobs"
+)
+
+// parseComponents reads a LOCKBOX_SERVE list.
+func parseComponents(list string) (map[Component]bool, error) {
+	out := map[Component]bool{}
+	for name := range strings.SplitSeq(list, ",") {
+		switch c := Component(strings.TrimSpace(name)); c {
+		case ComponentProxy, ComponentAPI, ComponentJobs:
+			out[c] = true
+		case "":
+		default:
+			return nil, fmt.Errorf("%q is not one of proxy, api, jobs", name)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("names nothing to run; use some of proxy, api, jobs")
+	}
+	return out, nil
+}
+
+// Runs reports whether this process runs component c. "lockbox dev"
+// runs everything, whatever LOCKBOX_SERVE says.
+func (c Config) Runs(comp Component) bool {
+	m, err := parseComponents(c.Serve)
+	return err == nil && m[comp]
+}
+
 // Mode is the subcommand a configuration is validated for.
 type Mode int
 
@@ -237,11 +278,11 @@ func (c Config) Validate(mode Mode) error {
 			errs = append(errs, fmt.Errorf("%s or %s: one is required by %q",
 				varName("JWKSFile"), varName("JWTHMACSecretFile"), "lockbox serve"))
 		}
-		if c.Upstreams == "" {
-			errs = append(errs, varErr("Upstreams", "required by %q", "lockbox serve"))
+		if c.Runs(ComponentProxy) && c.Upstreams == "" {
+			errs = append(errs, varErr("Upstreams", "required by %q with the proxy in LOCKBOX_SERVE", "lockbox serve"))
 		}
-		if c.ProxySigningKeyFile == "" {
-			errs = append(errs, varErr("ProxySigningKeyFile", "required by %q", "lockbox serve"))
+		if c.Runs(ComponentProxy) && c.ProxySigningKeyFile == "" {
+			errs = append(errs, varErr("ProxySigningKeyFile", "required by %q with the proxy in LOCKBOX_SERVE", "lockbox serve"))
 		}
 	case ModeDev:
 	default:
@@ -380,6 +421,9 @@ func (c Config) check() error {
 				errs = append(errs, varErr(f.field, "required with LOCKBOX_OIDC_ISSUER"))
 			}
 		}
+	}
+	if _, err := parseComponents(c.Serve); err != nil {
+		errs = append(errs, &VarError{Var: varName("Serve"), Err: err})
 	}
 	if c.AuditRetention < 0 {
 		errs = append(errs, varErr("AuditRetention", "must not be negative, got %s", c.AuditRetention))

@@ -65,6 +65,8 @@ func dev(ctx context.Context, env map[string]string, stdout, stderr io.Writer) e
 		return err
 	}
 	cfg.JWKSFile, cfg.JWTHMACSecretFile = jwks, ""
+	// One process is the whole system in dev.
+	cfg.Serve = "proxy,api,jobs"
 	if _, set := env["LOCKBOX_SIEM_SINK"]; !set {
 		// stdout carries the welcome text in dev: the SIEM lines go to a file.
 		cfg.SIEMSink = "file:" + filepath.Join(cfg.DevDir, "siem.jsonl")

@@ -8,6 +8,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -103,13 +105,15 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 	if s.Policy, err = loadPolicy(cfg, opts, s.Registry); err != nil {
 		return nil, err
 	}
-	upstreams, err := cfg.UpstreamURLs()
-	if err != nil {
-		return nil, err
-	}
-	signingKey, err := grantsig.LoadPrivateKey(cfg.ProxySigningKeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("LOCKBOX_PROXY_SIGNING_KEY_FILE: %w", err)
+	var upstreams map[string]*url.URL
+	var signingKey ed25519.PrivateKey
+	if cfg.Runs(config.ComponentProxy) {
+		if upstreams, err = cfg.UpstreamURLs(); err != nil {
+			return nil, err
+		}
+		if signingKey, err = grantsig.LoadPrivateKey(cfg.ProxySigningKeyFile); err != nil {
+			return nil, fmt.Errorf("LOCKBOX_PROXY_SIGNING_KEY_FILE: %w", err)
+		}
 	}
 	if s.Verifier, err = identity.NewVerifier(identity.Config{
 		Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, Leeway: cfg.JWTLeeway,
@@ -122,9 +126,12 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 	}
 	s.Audit = audit.NewLog(s.Redis, opts.Now)
 	s.Tenants = tenants.NewStore(s.Redis, s.Audit, opts.Now)
-	if err := s.openSIEM(cfg, opts); err != nil {
-		s.Redis.Close()
-		return nil, err
+	jobs := cfg.Runs(config.ComponentJobs)
+	if jobs {
+		if err := s.openSIEM(cfg, opts); err != nil {
+			s.Redis.Close()
+			return nil, err
+		}
 	}
 	if s.Requests, err = grants.NewStore(grants.Config{
 		Redis: s.Redis, Audit: s.Audit, Tenants: s.Tenants, Catalog: s.Policy,
@@ -134,9 +141,11 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		s.Redis.Close()
 		return nil, err
 	}
-	if s.Notifier, err = newNotifier(cfg, opts, s); err != nil {
-		s.Redis.Close()
-		return nil, err
+	if jobs {
+		if s.Notifier, err = newNotifier(cfg, opts, s); err != nil {
+			s.Redis.Close()
+			return nil, err
+		}
 	}
 	apiHandler, err := api.New(api.Config{
 		Auth: s.Verifier, Requests: s.Requests, Tenants: s.Tenants, Audit: s.Audit,
@@ -154,22 +163,11 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		s.Redis.Close()
 		return nil, err
 	}
-	if s.Proxy, err = proxy.New(proxy.Config{
-		Upstreams: upstreams, Auth: s.Verifier, Grants: s.Requests, Tenants: s.Tenants,
-		Classifier: s.Policy, Decider: s.Policy, Auditor: s.Audit, SigningKey: signingKey,
-		Now: opts.Now, Logger: opts.Logger.With("component", "proxy"), Registerer: s.Registry,
-		GrantTimeout: cfg.GrantTimeout, AuditTimeout: cfg.AuditTimeout,
-	}); err != nil {
-		s.Redis.Close()
-		return nil, err
-	}
-	s.proxySrv = &http.Server{
-		Handler:           s.Proxy,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
-		// HTTP/1.1 only: no h2c upgrade path, no protocol tricks.
-		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
+	if cfg.Runs(config.ComponentProxy) {
+		if err := s.newProxy(cfg, opts, upstreams, signingKey); err != nil {
+			s.Redis.Close()
+			return nil, err
+		}
 	}
 	// The admin center shares the API's address: one origin for browsers,
 	// one listener to publish.
@@ -192,6 +190,28 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		ReadHeaderTimeout: 5 * time.Second,
 	}
 	return s, nil
+}
+
+// newProxy builds the enforcement proxy and its server.
+func (s *Server) newProxy(cfg config.Config, opts Options, upstreams map[string]*url.URL, signingKey ed25519.PrivateKey) error {
+	var err error
+	if s.Proxy, err = proxy.New(proxy.Config{
+		Upstreams: upstreams, Auth: s.Verifier, Grants: s.Requests, Tenants: s.Tenants,
+		Classifier: s.Policy, Decider: s.Policy, Auditor: s.Audit, SigningKey: signingKey,
+		Now: opts.Now, Logger: opts.Logger.With("component", "proxy"), Registerer: s.Registry,
+		GrantTimeout: cfg.GrantTimeout, AuditTimeout: cfg.AuditTimeout,
+	}); err != nil {
+		return err
+	}
+	s.proxySrv = &http.Server{
+		Handler:           s.Proxy,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
+		// HTTP/1.1 only: no h2c upgrade path, no protocol tricks.
+		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
+	}
+	return nil
 }
 
 // newConsole builds the admin center, with OIDC sign-in when configured.
@@ -271,57 +291,82 @@ func connect(ctx context.Context, cfg config.Config) (redis.UniversalClient, err
 // Listen binds the API and metrics addresses. Addresses with port 0 get a
 // free port; APIAddr and MetricsAddr tell which.
 func (s *Server) Listen() error {
-	var err error
-	if s.apiLn, err = net.Listen("tcp", s.cfg.APIAddr); err != nil {
-		return fmt.Errorf("LOCKBOX_API_ADDR: %w", err)
+	type want struct {
+		name, addr string
+		ln         *net.Listener
 	}
-	if s.proxyLn, err = net.Listen("tcp", s.cfg.ProxyAddr); err != nil {
-		s.apiLn.Close()
-		return fmt.Errorf("LOCKBOX_PROXY_ADDR: %w", err)
+	wants := []want{{"LOCKBOX_METRICS_ADDR", s.cfg.MetricsAddr, &s.metricsLn}}
+	if s.cfg.Runs(config.ComponentAPI) {
+		wants = append(wants, want{"LOCKBOX_API_ADDR", s.cfg.APIAddr, &s.apiLn})
 	}
-	if s.metricsLn, err = net.Listen("tcp", s.cfg.MetricsAddr); err != nil {
-		s.apiLn.Close()
-		s.proxyLn.Close()
-		return fmt.Errorf("LOCKBOX_METRICS_ADDR: %w", err)
+	if s.Proxy != nil {
+		wants = append(wants, want{"LOCKBOX_PROXY_ADDR", s.cfg.ProxyAddr, &s.proxyLn})
+	}
+	for i, w := range wants {
+		ln, err := net.Listen("tcp", w.addr)
+		if err != nil {
+			for _, done := range wants[:i] {
+				(*done.ln).Close()
+			}
+			return fmt.Errorf("%s: %w", w.name, err)
+		}
+		*w.ln = ln
 	}
 	return nil
 }
 
-// ProxyAddr is the bound proxy address.
-func (s *Server) ProxyAddr() string { return s.proxyLn.Addr().String() }
+// ProxyAddr is the bound proxy address; empty when the proxy doesn't run.
+func (s *Server) ProxyAddr() string { return addrOf(s.proxyLn) }
 
-// APIAddr is the bound API address.
-func (s *Server) APIAddr() string { return s.apiLn.Addr().String() }
+// APIAddr is the bound API address; empty when the API doesn't run.
+func (s *Server) APIAddr() string { return addrOf(s.apiLn) }
 
 // MetricsAddr is the bound metrics address.
-func (s *Server) MetricsAddr() string { return s.metricsLn.Addr().String() }
+func (s *Server) MetricsAddr() string { return addrOf(s.metricsLn) }
 
-// Run serves until ctx ends, then shuts down gracefully. It also runs the
-// sweeper that settles expired requests and ended grants.
+func addrOf(ln net.Listener) string {
+	if ln == nil {
+		return ""
+	}
+	return ln.Addr().String()
+}
+
+// Run serves until ctx ends, then shuts down gracefully. With jobs in
+// LOCKBOX_SERVE it also runs the sweeper that settles expired requests and
+// ended grants, audit retention, notification delivery and the SIEM
+// forwarder.
 func (s *Server) Run(ctx context.Context) error {
-	if s.apiLn == nil {
+	if s.metricsLn == nil {
 		if err := s.Listen(); err != nil {
 			return err
 		}
 	}
+	servers := []*http.Server{s.metSrv}
 	errc := make(chan error, 3)
-	go func() { errc <- serve(s.apiSrv, s.apiLn) }()
-	go func() { errc <- serve(s.proxySrv, s.proxyLn) }()
 	go func() { errc <- serve(s.metSrv, s.metricsLn) }()
-	bgDone := make(chan struct{}, 4)
+	if s.apiLn != nil {
+		servers = append(servers, s.apiSrv)
+		go func() { errc <- serve(s.apiSrv, s.apiLn) }()
+	}
+	if s.proxyLn != nil {
+		servers = append(servers, s.proxySrv)
+		go func() { errc <- serve(s.proxySrv, s.proxyLn) }()
+	}
 	bgCtx, stopBackground := context.WithCancel(ctx)
 	background := []func(context.Context){
-		s.sweepLoop,
 		func(ctx context.Context) { s.Policy.Watch(ctx, s.cfg.PolicyReloadInterval) },
 	}
-	background = append(background, func(ctx context.Context) { _ = s.Notifier.Run(ctx) })
-	if s.siem != nil {
-		background = append(background, func(ctx context.Context) { _ = s.siem.Run(ctx) })
+	if s.cfg.Runs(config.ComponentJobs) {
+		background = append(background, s.sweepLoop, func(ctx context.Context) { _ = s.Notifier.Run(ctx) })
+		if s.siem != nil {
+			background = append(background, func(ctx context.Context) { _ = s.siem.Run(ctx) })
+		}
 	}
+	bgDone := make(chan struct{}, len(background))
 	for _, f := range background {
 		go func() { defer func() { bgDone <- struct{}{} }(); f(bgCtx) }()
 	}
-	s.log.Info("lockbox listening", "api", s.APIAddr(), "proxy", s.ProxyAddr(), "metrics", s.MetricsAddr(), "policy_revision", s.Policy.Revision())
+	s.log.Info("lockbox listening", "serve", s.cfg.Serve, "api", s.APIAddr(), "proxy", s.ProxyAddr(), "metrics", s.MetricsAddr(), "policy_revision", s.Policy.Revision())
 
 	var err error
 	select {
@@ -334,7 +379,9 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
 	defer cancel()
-	err = errors.Join(err, s.proxySrv.Shutdown(sctx), s.apiSrv.Shutdown(sctx), s.metSrv.Shutdown(sctx))
+	for _, srv := range servers {
+		err = errors.Join(err, srv.Shutdown(sctx))
+	}
 	if s.siemClose != nil {
 		err = errors.Join(err, s.siemClose.Close())
 	}
