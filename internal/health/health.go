@@ -24,6 +24,10 @@ import (
 // /readyz answer 503 after this long rather than hang the prober.
 const CheckTimeout = time.Second
 
+// checkGrace is how long past CheckTimeout readiness waits for checks that
+// stop at their deadline.
+const checkGrace = 250 * time.Millisecond
+
 // Check is one readiness condition. Func returns nil when ready; its error
 // string is shown on /readyz, so it must not carry secrets.
 type Check struct {
@@ -80,8 +84,10 @@ func run(ctx context.Context, checks []Check) []string {
 		}()
 	}
 	// One timer for all: checks run at once, so each had CheckTimeout by
-	// the time it fires. It covers checks that ignore their ctx.
-	timeout := time.NewTimer(CheckTimeout + 50*time.Millisecond)
+	// the time it fires. It covers checks that ignore their ctx; the grace
+	// lets a check that does honour it report its own error even on a
+	// loaded machine, where its goroutine may wait a while to be scheduled.
+	timeout := time.NewTimer(CheckTimeout + checkGrace)
 	defer timeout.Stop()
 	expired := false
 	var failures []string
