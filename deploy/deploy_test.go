@@ -431,4 +431,10 @@ func TestSystemdUnit(t *testing.T) {
 	if cfg.RedisURL == "" || cfg.Upstreams == "" || cfg.PolicyDir == "" {
 		t.Errorf("the env file misses a setting serve needs: %+v", cfg)
 	}
+	// One host in front of its tenant service runs the whole of Lockbox.
+	for _, c := range []config.Component{config.ComponentProxy, config.ComponentAPI, config.ComponentJobs} {
+		if !cfg.Runs(c) {
+			t.Errorf("LOCKBOX_SERVE=%s does not run %s", cfg.Serve, c)
+		}
+	}
 }

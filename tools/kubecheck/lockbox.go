@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"path"
@@ -27,7 +28,45 @@ const lockboxContainer = "lockbox"
 // mounted Secret, never baked into an image or a ConfigMap.
 var secretFileVars = []string{
 	"LOCKBOX_JWT_JWKS_FILE", "LOCKBOX_JWT_HMAC_SECRET_FILE", "LOCKBOX_PROXY_SIGNING_KEY_FILE",
-	"LOCKBOX_SMTP_PASSWORD_FILE", "LOCKBOX_WEBHOOK_SECRET_FILE",
+	"LOCKBOX_SMTP_PASSWORD_FILE", "LOCKBOX_WEBHOOK_SECRET_FILE", "LOCKBOX_OIDC_CLIENT_SECRET_FILE",
+}
+
+// controlPlaneSecretVars name secrets only the API or the jobs read. A
+// sidecar runs neither, so in a tenant's pod they would be exposure for
+// nothing.
+var controlPlaneSecretVars = []string{
+	"LOCKBOX_SMTP_PASSWORD_FILE", "LOCKBOX_WEBHOOK_SECRET_FILE", "LOCKBOX_OIDC_CLIENT_SECRET_FILE",
+}
+
+// The components LOCKBOX_SERVE names, and what "lockbox serve" runs when it
+// is unset or empty (config.Config.Serve).
+const (
+	serveProxy   = "proxy"
+	serveAPI     = "api"
+	serveJobs    = "jobs"
+	serveDefault = "proxy,api,jobs"
+)
+
+// serves parses a container's LOCKBOX_SERVE as config does.
+func serves(env map[string]string) (map[string]bool, error) {
+	list := env["LOCKBOX_SERVE"]
+	if strings.TrimSpace(list) == "" {
+		list = serveDefault
+	}
+	out := map[string]bool{}
+	for name := range strings.SplitSeq(list, ",") {
+		switch c := strings.TrimSpace(name); c {
+		case serveProxy, serveAPI, serveJobs:
+			out[c] = true
+		case "":
+		default:
+			return nil, fmt.Errorf("LOCKBOX_SERVE %q: %q is not one of proxy, api, jobs", list, c)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("LOCKBOX_SERVE %q names nothing to run", list)
+	}
+	return out, nil
 }
 
 // workload is an object with a pod template.
@@ -80,7 +119,7 @@ func checkLockbox(b *bundle) []error {
 		errs = append(errs, b.checkConfigMapRefs(w)...)
 		if c, ok := findContainer(w.spec.Containers); ok {
 			errs = append(errs, b.checkLockboxContainer(w, c)...)
-			errs = append(errs, b.checkControlPlane(w)...)
+			errs = append(errs, b.checkControlPlane(w, c)...)
 		}
 		if c, ok := findContainer(w.spec.InitContainers); ok {
 			errs = append(errs, b.checkLockboxContainer(w, c)...)
@@ -179,7 +218,17 @@ func (b *bundle) checkLockboxContainer(w workload, c corev1.Container) []error {
 	if !slices.Contains(slices.Concat(c.Command, c.Args), "serve") {
 		fail(`does not run "lockbox serve"`)
 	}
-	for _, v := range []string{"LOCKBOX_REDIS_URL", "LOCKBOX_UPSTREAMS", "LOCKBOX_PROXY_SIGNING_KEY_FILE", "LOCKBOX_POLICY_DIR"} {
+	runs, err := serves(env)
+	if err != nil {
+		fail("%v", err)
+	}
+	// The control plane needs the policy too: the API checks requested
+	// activities against the catalog beside it.
+	required := []string{"LOCKBOX_REDIS_URL", "LOCKBOX_POLICY_DIR"}
+	if runs[serveProxy] {
+		required = append(required, "LOCKBOX_UPSTREAMS", "LOCKBOX_PROXY_SIGNING_KEY_FILE")
+	}
+	for _, v := range required {
 		if env[v] == "" {
 			fail("%s is not set", v)
 		}
@@ -245,19 +294,56 @@ func (b *bundle) checkLockboxContainer(w workload, c corev1.Container) []error {
 		if file == "" {
 			continue
 		}
-		if _, v, ok := mountOf(w.spec, c, file); !ok || !onlySecrets(v) {
+		m, v, ok := mountOf(w.spec, c, file)
+		switch {
+		case !ok || !onlySecrets(v):
 			fail("%s %s is not on a mounted Secret", name, file)
+		case !projects(v, m, file):
+			fail("%s %s is not among the items volume %s projects", name, file, v.Name)
 		}
 	}
 	return errs
 }
 
-// checkControlPlane: the control plane survives a node drain and talks
-// only to what it needs.
-func (b *bundle) checkControlPlane(w workload) []error {
+// checkControlPlane: the control plane serves the API and runs the jobs,
+// never the proxy, survives a node drain and talks only to what it needs.
+func (b *bundle) checkControlPlane(w workload, c corev1.Container) []error {
 	_, errs := b.networkPolicies(w)
 	if _, ok := w.obj.(*appsv1.Deployment); !ok {
 		return []error{fmt.Errorf("%s: the control plane runs as a Deployment", w)}
+	}
+	fail := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: container %s: %s", w, c.Name, fmt.Sprintf(format, args...)))
+	}
+	env := b.env(w.ns, c)
+	if runs, err := serves(env); err == nil {
+		// Unset, LOCKBOX_SERVE runs the proxy too, which would need an
+		// upstream and the grant signing key here.
+		if runs[serveProxy] {
+			fail("LOCKBOX_SERVE %q runs the proxy: operators reach tenant data through the sidecars, so the control plane runs api,jobs", env["LOCKBOX_SERVE"])
+		}
+		if !runs[serveAPI] {
+			fail("LOCKBOX_SERVE %q lacks api: the control plane's Service leads to the /v1 API and the admin center", env["LOCKBOX_SERVE"])
+		}
+		// Sidecars run the proxy alone: without jobs here nothing expires
+		// requests, delivers notifications or feeds the SIEM.
+		if !runs[serveJobs] {
+			fail("LOCKBOX_SERVE %q lacks jobs: no sidecar expires requests or delivers notifications", env["LOCKBOX_SERVE"])
+		}
+	}
+	// Whoever holds the key can mint X-Lockbox-Grant headers that tenant
+	// services trust: it stays with the proxies.
+	if env["LOCKBOX_PROXY_SIGNING_KEY_FILE"] != "" {
+		fail("LOCKBOX_PROXY_SIGNING_KEY_FILE is set: the control plane runs no proxy and holds no grant signing key")
+	}
+	host, port, err := splitAddr(env["LOCKBOX_API_ADDR"])
+	switch {
+	case err != nil:
+		fail("LOCKBOX_API_ADDR: %v", err)
+	case isLoopback(host):
+		fail("LOCKBOX_API_ADDR %s is loopback: the Service can't reach the API", env["LOCKBOX_API_ADDR"])
+	case !hasPort(c, port):
+		fail("LOCKBOX_API_ADDR port %d is not a declared container port", port)
 	}
 	if w.replicas == nil || *w.replicas < 2 {
 		errs = append(errs, fmt.Errorf("%s: fewer than 2 replicas", w))
@@ -291,8 +377,34 @@ func (b *bundle) checkSidecar(w workload, lb corev1.Container) []error {
 			fail("LOCKBOX_UPSTREAMS: %s=%s is not a loopback address in the same pod", svc, raw)
 		}
 	}
-	if host, _, err := net.SplitHostPort(env["LOCKBOX_API_ADDR"]); err != nil || !isLoopback(host) {
-		fail("LOCKBOX_API_ADDR %q: a sidecar keeps the control-plane API on loopback", env["LOCKBOX_API_ADDR"])
+	// The API and the jobs belong to the control plane: in a tenant's pod
+	// they would listen beside the service, deliver mail and need the
+	// control plane's secrets.
+	if runs, err := serves(env); err == nil && !maps.Equal(runs, map[string]bool{serveProxy: true}) {
+		fail("LOCKBOX_SERVE %q: a sidecar runs the proxy alone (LOCKBOX_SERVE=proxy)", env["LOCKBOX_SERVE"])
+	}
+	for _, v := range controlPlaneSecretVars {
+		if env[v] != "" {
+			fail("%s is set: a sidecar runs the proxy alone and has no use for that secret", v)
+		}
+	}
+	// A Secret no setting reads is still readable by anyone who breaks into
+	// the pod that holds tenant data.
+	for _, m := range lb.VolumeMounts {
+		i := slices.IndexFunc(w.spec.Volumes, func(v corev1.Volume) bool { return v.Name == m.Name })
+		if i < 0 || !onlySecrets(w.spec.Volumes[i]) {
+			continue
+		}
+		read := slices.ContainsFunc(secretFileVars, func(v string) bool {
+			if env[v] == "" {
+				return false
+			}
+			holder, _, ok := mountOf(w.spec, lb, env[v])
+			return ok && holder.Name == m.Name
+		})
+		if !read {
+			fail("mounts Secret volume %s at %s, which no setting of the proxy reads: keep it out of the tenant's pod", m.Name, m.MountPath)
+		}
 	}
 	_, proxyPort, err := splitAddr(env["LOCKBOX_PROXY_ADDR"])
 	if err != nil {
@@ -456,6 +568,27 @@ func onlyConfigMaps(v corev1.Volume) bool {
 		return true
 	case v.Projected != nil:
 		return len(v.Projected.Sources) > 0 && !slices.ContainsFunc(v.Projected.Sources, func(s corev1.VolumeProjection) bool { return s.ConfigMap == nil })
+	}
+	return false
+}
+
+// projects reports whether the Secret volume v, mounted by m, holds file:
+// a volume that lists items holds those alone.
+func projects(v corev1.Volume, m corev1.VolumeMount, file string) bool {
+	rel := strings.TrimPrefix(path.Clean(file), path.Clean(m.MountPath)+"/")
+	if m.SubPath != "" {
+		rel = path.Join(m.SubPath, rel)
+	}
+	listed := func(items []corev1.KeyToPath) bool {
+		return len(items) == 0 || slices.ContainsFunc(items, func(k corev1.KeyToPath) bool { return path.Clean(k.Path) == rel })
+	}
+	switch {
+	case v.Secret != nil:
+		return listed(v.Secret.Items)
+	case v.Projected != nil:
+		return slices.ContainsFunc(v.Projected.Sources, func(s corev1.VolumeProjection) bool {
+			return s.Secret != nil && listed(s.Secret.Items)
+		})
 	}
 	return false
 }

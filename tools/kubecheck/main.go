@@ -10,7 +10,9 @@
 //     "restricted" (latest);
 //   - keep the properties Lockbox's sidecar deployment relies on (see
 //     lockbox.go): the tenant service reachable only through the proxy,
-//     policy hot reload, secrets as files, probes on the metrics port.
+//     the sidecar running the proxy alone and the control plane everything
+//     but the proxy (LOCKBOX_SERVE), no secret in a pod that does not read
+//     it, policy hot reload, secrets as files, probes on the metrics port.
 //
 // ConfigMaps a pod refers to must be in the same bundle; Secrets are created
 // out of band and are not looked for.

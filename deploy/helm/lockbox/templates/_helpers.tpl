@@ -40,7 +40,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 
 {{/*
 lockbox.container is the lockbox container of both pod kinds. Call with
-(dict "root" $ "sidecar" true|false).
+(dict "root" $ "sidecar" true|false). The sidecar runs the proxy alone; the
+control plane runs the API and the jobs (request expiry, notifications, the
+SIEM stream), so it needs no upstream and never holds the grant signing key,
+and the SMTP secret never enters a tenant's pod.
 */}}
 {{- define "lockbox.container" -}}
 {{- $ := .root -}}
@@ -65,31 +68,27 @@ lockbox.container is the lockbox container of both pod kinds. Call with
   envFrom:
     - configMapRef:
         name: {{ include "lockbox.fullname" $ }}-config
+    {{- if not .sidecar }}
+    - configMapRef:
+        name: {{ include "lockbox.fullname" $ }}-control-plane
+    {{- end }}
   env:
     - name: LOCKBOX_METRICS_ADDR
       value: "0.0.0.0:{{ $p.metrics }}"
     {{- if .sidecar }}
+    - name: LOCKBOX_SERVE
+      value: "proxy"
     - name: LOCKBOX_PROXY_ADDR
       value: "0.0.0.0:{{ $p.proxy }}"
-    # The /v1 API is the control plane's job: the sidecar's binds a free
-    # loopback port, unreachable and never in the tenant service's way.
-    - name: LOCKBOX_API_ADDR
-      value: "127.0.0.1:0"
     - name: LOCKBOX_UPSTREAMS
       value: "{{ required "sidecar.service is required" $.Values.sidecar.service }}=http://127.0.0.1:{{ $.Values.sidecar.workload.port }}"
-    # The control plane forwards the SIEM stream.
-    - name: LOCKBOX_SIEM_SINK
-      value: "off"
+    - name: LOCKBOX_PROXY_SIGNING_KEY_FILE
+      value: /etc/lockbox/keys/grant-signing-key.pem
     {{- else }}
+    - name: LOCKBOX_SERVE
+      value: "api,jobs"
     - name: LOCKBOX_API_ADDR
       value: "0.0.0.0:{{ $p.api }}"
-    # "lockbox serve" always runs a proxy and needs an upstream. Operators
-    # call the sidecars, so here it listens on loopback, no Service reaches
-    # it, and its one service leads nowhere.
-    - name: LOCKBOX_PROXY_ADDR
-      value: "127.0.0.1:{{ $p.proxy }}"
-    - name: LOCKBOX_UPSTREAMS
-      value: "none=http://127.0.0.1:9"
     # Replicas share the SIEM consumer group; each needs a stable name.
     - name: LOCKBOX_SIEM_CONSUMER
       valueFrom:
@@ -142,16 +141,22 @@ lockbox.container is the lockbox container of both pod kinds. Call with
     - name: lockbox-keys
       mountPath: /etc/lockbox/keys
       readOnly: true
+    {{- if not .sidecar }}
     - name: lockbox-smtp
       mountPath: /etc/lockbox/smtp
       readOnly: true
+    {{- end }}
 {{- end -}}
 
-{{/* lockbox.volumes are the volumes lockbox.container mounts. */}}
+{{/*
+lockbox.volumes are the volumes lockbox.container mounts. Call with
+(dict "root" $ "sidecar" true|false).
+*/}}
 {{- define "lockbox.volumes" -}}
-{{- $ := . -}}
+{{- $ := .root -}}
 # Never mount the policy with subPath: such mounts are not updated and hot
-# reload would never see a change.
+# reload would never see a change. The proxy decides with the policy; the
+# API checks requested activities against the catalog.
 - name: lockbox-policy
   projected:
     sources:
@@ -168,14 +173,23 @@ lockbox.container is the lockbox container of both pod kinds. Call with
   secret:
     secretName: {{ $.Values.secrets.keys.name }}
     defaultMode: 0444
+    items:
+      - key: jwks.json
+        path: jwks.json
+      {{- if .sidecar }}
+      - key: grant-signing-key.pem
+        path: grant-signing-key.pem
+      {{- end }}
+{{- if not .sidecar }}
 - name: lockbox-smtp
   secret:
     secretName: {{ $.Values.secrets.smtp.name }}
     defaultMode: 0444
     optional: true
+{{- end }}
 {{- end -}}
 
-{{/* lockbox.egress: DNS, Redis and SMTP, for every Lockbox pod. */}}
+{{/* lockbox.egress: DNS and Redis, for every Lockbox pod. */}}
 {{- define "lockbox.egress" -}}
 {{- $np := .Values.networkPolicy -}}
 - to:
@@ -202,10 +216,4 @@ lockbox.container is the lockbox container of both pod kinds. Call with
     - port: {{ . }}
       protocol: TCP
     {{- end }}
-- to:
-    - ipBlock:
-        cidr: {{ $np.smtp.cidr }}
-  ports:
-    - port: {{ $np.smtp.port }}
-      protocol: TCP
 {{- end -}}
