@@ -147,6 +147,31 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 			return nil, err
 		}
 	}
+	if cfg.Runs(config.ComponentAPI) {
+		if err := s.newAPI(cfg, opts); err != nil {
+			s.Redis.Close()
+			return nil, err
+		}
+	}
+	if cfg.Runs(config.ComponentProxy) {
+		if err := s.newProxy(cfg, opts, upstreams, signingKey); err != nil {
+			s.Redis.Close()
+			return nil, err
+		}
+	}
+	s.metSrv = &http.Server{
+		Handler: health.Handler(s.Registry,
+			health.RedisCheck(s.Redis),
+			health.Check{Name: "policy", Func: func(context.Context) error { return s.Policy.Ready() }},
+		),
+		ReadHeaderTimeout: 5 * time.Second,
+	}
+	return s, nil
+}
+
+// newAPI builds the /v1 API and the admin center, which share the API
+// address.
+func (s *Server) newAPI(cfg config.Config, opts Options) error {
 	apiHandler, err := api.New(api.Config{
 		Auth: s.Verifier, Requests: s.Requests, Tenants: s.Tenants, Audit: s.Audit,
 		Logger: opts.Logger.With("component", "api"),
@@ -155,19 +180,11 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		Timeout: requestTimeout,
 	})
 	if err != nil {
-		s.Redis.Close()
-		return nil, err
+		return err
 	}
 	consoleHandler, err := newConsole(cfg, opts, s)
 	if err != nil {
-		s.Redis.Close()
-		return nil, err
-	}
-	if cfg.Runs(config.ComponentProxy) {
-		if err := s.newProxy(cfg, opts, upstreams, signingKey); err != nil {
-			s.Redis.Close()
-			return nil, err
-		}
+		return err
 	}
 	// The admin center shares the API's address: one origin for browsers,
 	// one listener to publish.
@@ -182,14 +199,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
 	}
-	s.metSrv = &http.Server{
-		Handler: health.Handler(s.Registry,
-			health.RedisCheck(s.Redis),
-			health.Check{Name: "policy", Func: func(context.Context) error { return s.Policy.Ready() }},
-		),
-		ReadHeaderTimeout: 5 * time.Second,
-	}
-	return s, nil
+	return nil
 }
 
 // newProxy builds the enforcement proxy and its server.
