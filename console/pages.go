@@ -126,36 +126,31 @@ func (c *Console) requestsPage(w http.ResponseWriter, r *http.Request, sess Sess
 	return nil
 }
 
-// pending returns the pending requests sess may see, soonest deadline
-// first.
+// pending returns the pending requests sess may see: first those that wait
+// for the viewer's kind of decision, then by deadline.
 func (c *Console) pending(ctx context.Context, sess Session) ([]requestRow, error) {
-	var out []requestRow
-	for _, st := range []grants.State{grants.StatePendingManager, grants.StatePendingCustomer} {
-		reqs, err := c.cfg.Requests.List(ctx, sess.Principal, grants.Filter{State: st, Limit: listLimit})
-		if err != nil {
-			return nil, err
-		}
-		p := sess.Principal
-		yours := (st == grants.StatePendingCustomer && !p.IsProvider()) ||
-			(st == grants.StatePendingManager && p.IsProvider() && p.Has(identity.RoleSupportManager))
-		for _, req := range reqs {
-			row := c.row(req)
-			row.Yours = yours && req.Requester != p.Subject
-			out = append(out, row)
-		}
+	reqs, err := c.cfg.Requests.Pending(ctx, sess.Principal, listLimit)
+	if err != nil {
+		return nil, err
 	}
-	// What waits for the viewer first, then by deadline.
+	p := sess.Principal
+	out := make([]requestRow, 0, len(reqs))
+	for _, req := range reqs {
+		row := c.row(req)
+		row.Yours = req.Requester != p.Subject &&
+			((req.State == grants.StatePendingCustomer && !p.IsProvider()) ||
+				(req.State == grants.StatePendingManager && p.IsProvider() && p.Has(identity.RoleSupportManager)))
+		out = append(out, row)
+	}
+	// Stable: Pending already ordered them by deadline.
 	slices.SortStableFunc(out, func(a, b requestRow) int {
-		if a.Yours != b.Yours {
-			if a.Yours {
-				return -1
-			}
-			return 1
-		}
-		if a.DecideBy == nil || b.DecideBy == nil {
+		switch {
+		case a.Yours == b.Yours:
 			return 0
+		case a.Yours:
+			return -1
 		}
-		return a.DecideBy.Compare(*b.DecideBy)
+		return 1
 	})
 	return out, nil
 }

@@ -48,7 +48,7 @@ type env struct {
 	log     *audit.Log
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	rdb := redistest.Client(t)
 	return newEnvOn(t, rdb, clock.NewFake(t0))
@@ -56,7 +56,7 @@ func newEnv(t *testing.T) *env {
 
 // newEnvOn builds a store on rdb; several of them over one Redis act like
 // several Lockbox replicas.
-func newEnvOn(t *testing.T, rdb *redis.Client, c *clock.Fake) *env {
+func newEnvOn(t testing.TB, rdb *redis.Client, c *clock.Fake) *env {
 	t.Helper()
 	log := audit.NewLog(rdb, c.Now)
 	ts := tenants.NewStore(rdb, log, c.Now)

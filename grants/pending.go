@@ -1,0 +1,88 @@
+package grants
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/lockbox-oss/lockbox/identity"
+	"github.com/lockbox-oss/lockbox/internal/fault"
+	"github.com/lockbox-oss/lockbox/internal/keys"
+)
+
+// Pending returns the pending requests p may see, soonest decision
+// deadline first, at most limit (0 means 100, at most 1000).
+//
+// It reads the per-tenant pending index that every transition maintains, so
+// its cost follows the number of pending requests, not the whole history
+// List would page through with a state filter: the admin center polls it
+// every few seconds for each open tab. Tenant users read their tenant's
+// index only; the provider's staff read every tenant's.
+func (s *Store) Pending(ctx context.Context, p identity.Principal, limit int) ([]Request, error) {
+	switch {
+	case limit <= 0:
+		limit = 100
+	case limit > 1000:
+		limit = 1000
+	}
+	tenants := []string{p.TenantID}
+	if p.IsProvider() {
+		var err error
+		if tenants, err = s.cfg.Redis.SMembers(ctx, keys.Tenants()).Result(); err != nil {
+			return nil, fault.Unavailable("grants: pending", err)
+		}
+		slices.Sort(tenants)
+	}
+	now := s.cfg.Now()
+	out := []Request{}
+	for _, t := range tenants {
+		if keys.ValidTenant(t) != nil {
+			continue
+		}
+		ids, err := s.cfg.Redis.ZRange(ctx, keys.TenantPending(t), 0, -1).Result()
+		if err != nil {
+			return nil, fault.Unavailable("grants: pending", err)
+		}
+		if len(ids) == 0 {
+			continue
+		}
+		cmds := make([]*redis.StringCmd, len(ids))
+		if _, err := s.cfg.Redis.Pipelined(ctx, func(pl redis.Pipeliner) error {
+			for i, id := range ids {
+				cmds[i] = pl.Get(ctx, keys.Request(t, id))
+			}
+			return nil
+		}); err != nil && !errors.Is(err, redis.Nil) {
+			return nil, fault.Unavailable("grants: pending", err)
+		}
+		for _, c := range cmds {
+			b, err := c.Bytes()
+			if errors.Is(err, redis.Nil) {
+				continue
+			}
+			var r Request
+			if err != nil || json.Unmarshal(b, &r) != nil {
+				return nil, fault.Unavailable("grants: pending", fmt.Errorf("read %s: %v", c.Args()[1], err))
+			}
+			// Past its deadline but not yet swept: no longer pending.
+			if r, _ = Settle(r, now); !r.State.Pending() || s.canSee(ctx, p, r) != nil {
+				continue
+			}
+			out = append(out, s.view(p, r))
+		}
+	}
+	slices.SortStableFunc(out, func(a, b Request) int {
+		if a.DecideBy == nil || b.DecideBy == nil {
+			return 0
+		}
+		return a.DecideBy.Compare(*b.DecideBy)
+	})
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
