@@ -10,7 +10,6 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"path"
 	"slices"
@@ -20,6 +19,7 @@ import (
 	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/httperr"
+	"github.com/lockbox-oss/lockbox/internal/peer"
 )
 
 // headerRequestID carries the id of each response, for matching a client's
@@ -156,20 +156,9 @@ func (s *server) authenticate(w http.ResponseWriter, r *http.Request) (identity.
 	return p, nil
 }
 
-// clientIP is the socket peer's address. It is deliberately not taken from
-// X-Forwarded-For, X-Real-IP or Forwarded, which any client can set: the IP
-// in an approval's audit record must be one the approver could not choose.
-func clientIP(r *http.Request) string {
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
-		return ""
-	}
-	return ap.Addr().Unmap().WithZone("").String()
-}
-
 // actor is who the domain sees acting.
 func actor(r *http.Request, p identity.Principal) grants.Actor {
-	return grants.Actor{Principal: p, ClientIP: clientIP(r)}
+	return grants.Actor{Principal: p, ClientIP: peer.IP(r)}
 }
 
 // decode reads the JSON body of r into dst. An empty body is accepted only

@@ -5,6 +5,7 @@ import (
 
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/httperr"
+	"github.com/lockbox-oss/lockbox/internal/peer"
 	"github.com/lockbox-oss/lockbox/tenants"
 )
 
@@ -41,7 +42,7 @@ func (s *server) putSettings(w http.ResponseWriter, r *http.Request, p identity.
 	if st.NotificationAddresses == nil {
 		st.NotificationAddresses = []string{}
 	}
-	st, err := s.cfg.Tenants.PutSettings(r.Context(), p, clientIP(r), r.PathValue("tenant"), st)
+	st, err := s.cfg.Tenants.PutSettings(r.Context(), p, peer.IP(r), r.PathValue("tenant"), st)
 	if err != nil {
 		return err
 	}
@@ -60,7 +61,7 @@ func (s *server) listApprovers(w http.ResponseWriter, r *http.Request, p identit
 }
 
 func (s *server) addApprover(w http.ResponseWriter, r *http.Request, p identity.Principal) error {
-	if err := s.cfg.Tenants.AddApprover(r.Context(), p, clientIP(r), r.PathValue("tenant"), r.PathValue("user")); err != nil {
+	if err := s.cfg.Tenants.AddApprover(r.Context(), p, peer.IP(r), r.PathValue("tenant"), r.PathValue("user")); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -68,7 +69,7 @@ func (s *server) addApprover(w http.ResponseWriter, r *http.Request, p identity.
 }
 
 func (s *server) removeApprover(w http.ResponseWriter, r *http.Request, p identity.Principal) error {
-	if err := s.cfg.Tenants.RemoveApprover(r.Context(), p, clientIP(r), r.PathValue("tenant"), r.PathValue("user")); err != nil {
+	if err := s.cfg.Tenants.RemoveApprover(r.Context(), p, peer.IP(r), r.PathValue("tenant"), r.PathValue("user")); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -17,20 +16,12 @@ import (
 	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/httperr"
+	"github.com/lockbox-oss/lockbox/internal/peer"
 	"github.com/lockbox-oss/lockbox/tenants"
 )
 
-// clientIP is the socket peer, as the API takes it: never a header.
-func clientIP(r *http.Request) string {
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
-		return ""
-	}
-	return ap.Addr().Unmap().WithZone("").String()
-}
-
 func actor(r *http.Request, sess Session) grants.Actor {
-	return grants.Actor{Principal: sess.Principal, ClientIP: clientIP(r)}
+	return grants.Actor{Principal: sess.Principal, ClientIP: peer.IP(r)}
 }
 
 // seeOther redirects after a successful form post, so reloading the result
@@ -416,7 +407,7 @@ func (c *Console) saveSettings(w http.ResponseWriter, r *http.Request, sess Sess
 			st.NotificationAddresses = append(st.NotificationAddresses, a)
 		}
 	}
-	if _, err := c.cfg.Tenants.PutSettings(r.Context(), sess.Principal, clientIP(r), t, st); err != nil {
+	if _, err := c.cfg.Tenants.PutSettings(r.Context(), sess.Principal, peer.IP(r), t, st); err != nil {
 		status, _, msg := httperr.FromError(err)
 		if status != http.StatusBadRequest {
 			return err
@@ -458,7 +449,7 @@ func (c *Console) showApprovers(w http.ResponseWriter, r *http.Request, sess Ses
 
 func (c *Console) addApprover(w http.ResponseWriter, r *http.Request, sess Session) error {
 	user := strings.TrimSpace(r.PostFormValue("user"))
-	if err := c.cfg.Tenants.AddApprover(r.Context(), sess.Principal, clientIP(r), sess.Principal.TenantID, user); err != nil {
+	if err := c.cfg.Tenants.AddApprover(r.Context(), sess.Principal, peer.IP(r), sess.Principal.TenantID, user); err != nil {
 		status, _, msg := httperr.FromError(err)
 		if status != http.StatusBadRequest {
 			return err
@@ -470,7 +461,7 @@ func (c *Console) addApprover(w http.ResponseWriter, r *http.Request, sess Sessi
 }
 
 func (c *Console) removeApprover(w http.ResponseWriter, r *http.Request, sess Session) error {
-	if err := c.cfg.Tenants.RemoveApprover(r.Context(), sess.Principal, clientIP(r), sess.Principal.TenantID, r.PostFormValue("user")); err != nil {
+	if err := c.cfg.Tenants.RemoveApprover(r.Context(), sess.Principal, peer.IP(r), sess.Principal.TenantID, r.PostFormValue("user")); err != nil {
 		return err
 	}
 	seeOther(w, r, "/console/approvers?done=approver_removed")

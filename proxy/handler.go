@@ -8,9 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"regexp"
 	"slices"
@@ -23,6 +21,7 @@ import (
 	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/httperr"
+	"github.com/lockbox-oss/lockbox/internal/peer"
 	"github.com/lockbox-oss/lockbox/policy"
 	"github.com/lockbox-oss/lockbox/tenants"
 )
@@ -474,22 +473,8 @@ func (h *Handler) classify(r *http.Request, rt route) (Call, Reason, error) {
 		Path:     rt.path,
 		Activity: a,
 		Tenant:   tenant,
-		ClientIP: peerIP(r.RemoteAddr),
+		ClientIP: peer.IP(r),
 	}, "", nil
-}
-
-// peerIP is the address of the socket peer. Client-supplied headers
-// (X-Forwarded-For, Forwarded, X-Real-IP) are never read: any client can
-// write them.
-func peerIP(remoteAddr string) string {
-	host, _, err := net.SplitHostPort(remoteAddr)
-	if err != nil {
-		return ""
-	}
-	if a, err := netip.ParseAddr(host); err == nil {
-		return a.Unmap().String()
-	}
-	return host
 }
 
 // lookupGrant finds and checks the grant for (tenant, operator, service)
@@ -599,7 +584,7 @@ func (h *Handler) deny(w http.ResponseWriter, r *http.Request, c *call, reason R
 		slog.String("request_id", c.grant.RequestID),
 		slog.String("method", r.Method),
 		slog.String("path", c.route.path),
-		slog.String("client_ip", peerIP(r.RemoteAddr)),
+		slog.String("client_ip", peer.IP(r)),
 		slog.Any("error", err),
 	)
 }
