@@ -65,9 +65,14 @@ type Requests interface {
 	RequestActivity
 }
 
-// Tenants holds tenants' lockbox settings and approvers, and decides who may
-// read or change them. *tenants.Store implements it.
+// Tenants holds the tenant registry, tenants' lockbox settings and
+// approvers, and decides who may read or change them. *tenants.Store
+// implements it.
 type Tenants interface {
+	Onboard(ctx context.Context, p identity.Principal, clientIP string, in tenants.Onboarding) (tenants.Tenant, tenants.Settings, error)
+	UpdateTenant(ctx context.Context, p identity.Principal, clientIP, tenant string, u tenants.TenantUpdate) (tenants.Tenant, error)
+	Tenant(ctx context.Context, p identity.Principal, tenant string) (tenants.Tenant, error)
+	List(ctx context.Context, p identity.Principal) ([]tenants.Tenant, error)
 	Settings(ctx context.Context, p identity.Principal, tenant string) (tenants.Settings, error)
 	PutSettings(ctx context.Context, p identity.Principal, clientIP, tenant string, st tenants.Settings) (tenants.Settings, error)
 	Approvers(ctx context.Context, p identity.Principal, tenant string) ([]string, error)
@@ -179,6 +184,10 @@ var routes = []route{
 	{method: http.MethodPost, path: "/v1/requests/{id}/cancel", handle: act(grants.ActionCancel)},
 	{method: http.MethodPost, path: "/v1/requests/{id}/revoke", handle: act(grants.ActionRevoke)},
 	{method: http.MethodGet, path: "/v1/requests/{id}/activity", handle: (*server).requestActivity},
+	{method: http.MethodPost, path: "/v1/tenants", handle: (*server).onboardTenant},
+	{method: http.MethodGet, path: "/v1/tenants", handle: (*server).listTenants},
+	{method: http.MethodGet, path: "/v1/tenants/{tenant}", handle: (*server).getTenant},
+	{method: http.MethodPatch, path: "/v1/tenants/{tenant}", handle: (*server).updateTenant},
 	{method: http.MethodGet, path: "/v1/tenants/{tenant}/settings", handle: (*server).getSettings},
 	{method: http.MethodPut, path: "/v1/tenants/{tenant}/settings", handle: (*server).putSettings},
 	{method: http.MethodGet, path: "/v1/tenants/{tenant}/approvers", handle: (*server).listApprovers},

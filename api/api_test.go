@@ -89,7 +89,7 @@ func TestLifecycle(t *testing.T) {
 	want := []string{
 		"alice:create:->pending_manager",
 		"mia:approve:pending_manager->pending_customer",
-		"approver@contoso:approve:pending_customer->approved",
+		"approver@contoso.example:approve:pending_customer->approved",
 	}
 	if !slices.Equal(actors, want) {
 		t.Errorf("history = %v, want %v", actors, want)
@@ -218,6 +218,9 @@ func TestSpoofedHeadersIgnored(t *testing.T) {
 		t.Fatal("no audit records")
 	}
 	for _, rec := range recs {
+		if rec.Operation == audit.OpOnboardTenant {
+			continue // the test's set-up, not a call of this test
+		}
 		if rec.ClientIP != "127.0.0.1" {
 			t.Errorf("%s: ClientIP = %q, want 127.0.0.1", rec.Operation, rec.ClientIP)
 		}
@@ -509,7 +512,8 @@ func TestSettings(t *testing.T) {
 		{"manager may read", mia, "GET", path, nil, 200, ""},
 		{"operator may not read", alice, "GET", path, nil, 403, "forbidden"},
 		{"other tenant may not read", fabrikamAdmin, "GET", path, nil, 403, "forbidden"},
-		{"approver may not change", contosoApprover, "PUT", path, off, 403, "forbidden"},
+		// As in Microsoft 365, assigned approvers configure Customer Lockbox.
+		{"approver may change", contosoApprover, "PUT", path, off, 200, ""},
 		{"manager may not change", mia, "PUT", path, off, 403, "forbidden"},
 		{"other tenant may not change", fabrikamAdmin, "PUT", path, off, 403, "forbidden"},
 		{"switch is required", contosoAdmin, "PUT", path, map[string]any{"notification_addresses": []string{}}, 400, "invalid_settings"},
@@ -564,13 +568,13 @@ func TestApprovers(t *testing.T) {
 	if r := e.do(contosoAdmin, "GET", base, nil); strings.TrimSpace(string(r.body)) != `{"approvers":[]}` {
 		t.Errorf("empty list = %s", r.body)
 	}
-	for _, u := range []string{"zoe@contoso", "approver@contoso", "zoe@contoso"} {
+	for _, u := range []string{"zoe@contoso.example", "approver@contoso.example", "zoe@contoso.example"} {
 		r := e.do(contosoAdmin, "PUT", base+"/"+u, nil)
 		if r.status != http.StatusNoContent || len(r.body) != 0 {
 			t.Fatalf("add %s: %d %s", u, r.status, r.body)
 		}
 	}
-	if got := list(contosoAdmin); !slices.Equal(got, []string{"approver@contoso", "zoe@contoso"}) {
+	if got := list(contosoAdmin); !slices.Equal(got, []string{"approver@contoso.example", "zoe@contoso.example"}) {
 		t.Errorf("approvers = %v", got)
 	}
 	if got := list(contosoApprover); len(got) != 2 {
@@ -586,7 +590,7 @@ func TestApprovers(t *testing.T) {
 		code   string
 	}{
 		{"approver may not add", contosoApprover, "PUT", base + "/mallory", 403, "forbidden"},
-		{"approver may not remove", contosoApprover, "DELETE", base + "/zoe@contoso", 403, "forbidden"},
+		{"approver may not remove", contosoApprover, "DELETE", base + "/zoe@contoso.example", 403, "forbidden"},
 		{"manager may not add", mia, "PUT", base + "/mallory", 403, "forbidden"},
 		{"other tenant may not list", fabrikamAdmin, "GET", base, 403, "forbidden"},
 		{"other tenant may not add", fabrikamAdmin, "PUT", base + "/mallory", 403, "forbidden"},
@@ -602,11 +606,11 @@ func TestApprovers(t *testing.T) {
 	}
 
 	for range 2 { // removing twice is fine
-		if r := e.do(contosoAdmin, "DELETE", base+"/zoe@contoso", nil); r.status != http.StatusNoContent {
+		if r := e.do(contosoAdmin, "DELETE", base+"/zoe@contoso.example", nil); r.status != http.StatusNoContent {
 			t.Fatalf("remove: %d %s", r.status, r.body)
 		}
 	}
-	if got := list(contosoAdmin); !slices.Equal(got, []string{"approver@contoso"}) {
+	if got := list(contosoAdmin); !slices.Equal(got, []string{"approver@contoso.example"}) {
 		t.Errorf("after remove = %v", got)
 	}
 }
@@ -638,7 +642,7 @@ func TestAudit(t *testing.T) {
 				t.Errorf("record %d is newer than record %d", i, i-1)
 			}
 		}
-		want := []string{audit.OpTenantDecision, audit.OpManagerDecision, audit.OpNewRequest, audit.OpAddApprover}
+		want := []string{audit.OpTenantDecision, audit.OpManagerDecision, audit.OpNewRequest, audit.OpAddApprover, audit.OpOnboardTenant}
 		if !slices.Equal(ops, want) {
 			t.Fatalf("operations = %v, want %v", ops, want)
 		}
@@ -851,4 +855,59 @@ func TestResponseFieldNames(t *testing.T) {
 			t.Errorf("event lacks %q: %v", k, events[0])
 		}
 	}
+}
+
+// TestTenantRegistry: the provider's Lockbox administrators onboard tenants;
+// requests, settings and approvers exist only for onboarded tenants, and
+// approvers are users of their tenant.
+func TestTenantRegistry(t *testing.T) {
+	e := newEnv(t)
+	lara := user{sub: "lara@provider.example", roles: []identity.Role{identity.RoleLockboxAdmin}}
+	body := map[string]any{"id": "northwind", "display_name": "Northwind Traders", "domains": []string{"northwind.example"},
+		"global_admins": []string{"nancy@northwind.example"}}
+
+	for _, who := range []user{alice, mia, auditor, contosoAdmin} {
+		wantError(t, e.do(who, "POST", "/v1/tenants", body), http.StatusForbidden, "forbidden", "lockbox-admin")
+	}
+	wantError(t, e.do(lara, "POST", "/v1/tenants", map[string]any{"id": "northwind", "display_name": "N"}), http.StatusBadRequest, "invalid_tenant", "domains")
+	r := e.do(lara, "POST", "/v1/tenants", body)
+	got := decode[struct {
+		tenants.Tenant
+		Settings tenants.Settings `json:"settings"`
+	}](t, r, http.StatusCreated)
+	if got.ID != "northwind" || got.DisplayName != "Northwind Traders" || len(got.OrganizationID) != 36 ||
+		!got.Settings.LockboxEnabled || r.header.Get("Location") != "/v1/tenants/northwind" {
+		t.Fatalf("onboarded = %+v, location %q", got, r.header.Get("Location"))
+	}
+	wantError(t, e.do(lara, "POST", "/v1/tenants", body), http.StatusConflict, "tenant_exists", "northwind")
+
+	// Anyone may file only for onboarded tenants; the refusal names the
+	// tenant.
+	wantError(t, e.do(alice, "POST", "/v1/requests", map[string]any{"tenant": "nosuchtenant", "service": "exchange",
+		"service_request": "SR-1", "reason": "r", "duration": "1h"}), http.StatusNotFound, "tenant_not_found", "nosuchtenant")
+	e.do(alice, "POST", "/v1/requests", map[string]any{"tenant": "northwind", "service": "exchange",
+		"service_request": "SR-1", "reason": "r", "duration": "1h"})
+
+	list := decode[struct{ Tenants []tenants.Tenant }](t, e.do(alice, "GET", "/v1/tenants", nil), http.StatusOK).Tenants
+	if len(list) != 3 || list[0].ID != "contoso" || list[2].ID != "northwind" {
+		t.Fatalf("operator's tenant list = %+v", list)
+	}
+	own := decode[struct{ Tenants []tenants.Tenant }](t, e.do(contosoAdmin, "GET", "/v1/tenants", nil), http.StatusOK).Tenants
+	if len(own) != 1 || own[0].ID != "contoso" {
+		t.Fatalf("tenant admin's list = %+v", own)
+	}
+	wantError(t, e.do(contosoAdmin, "GET", "/v1/tenants/northwind", nil), http.StatusNotFound, "tenant_not_found", "")
+
+	// Approvers are users of the tenant: the provider's manager is refused.
+	wantError(t, e.do(contosoAdmin, "PUT", "/v1/tenants/contoso/approvers/mary@provider.example", nil),
+		http.StatusBadRequest, "not_tenant_user", "contoso.example")
+	wantError(t, e.do(contosoAdmin, "PUT", "/v1/tenants/contoso/approvers/fay@fabrikam.example", nil),
+		http.StatusBadRequest, "not_tenant_user", "")
+
+	upd := decode[tenants.Tenant](t, e.do(lara, "PATCH", "/v1/tenants/northwind", map[string]any{"display_name": "Northwind"}), http.StatusOK)
+	if upd.DisplayName != "Northwind" || upd.OrganizationID != got.OrganizationID {
+		t.Fatalf("updated = %+v", upd)
+	}
+	wantError(t, e.do(lara, "PATCH", "/v1/tenants/northwind", map[string]any{"id": "other"}), http.StatusBadRequest, "invalid_json", "")
+	wantError(t, e.do(contosoAdmin, "PATCH", "/v1/tenants/contoso", map[string]any{"display_name": "x"}), http.StatusForbidden, "forbidden", "")
 }

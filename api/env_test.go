@@ -22,6 +22,7 @@ import (
 	"github.com/lockbox-oss/lockbox/internal/clock"
 	"github.com/lockbox-oss/lockbox/internal/httperr"
 	"github.com/lockbox-oss/lockbox/internal/redistest"
+	"github.com/lockbox-oss/lockbox/internal/tenanttest"
 	"github.com/lockbox-oss/lockbox/tenants"
 )
 
@@ -63,12 +64,12 @@ var (
 	sam     = user{sub: "sam", roles: []identity.Role{identity.RoleOperator, identity.RoleSupportManager}}
 	auditor = user{sub: "audrey", roles: []identity.Role{identity.RoleAuditReader}}
 
-	contosoAdmin = user{sub: "admin@contoso", roles: []identity.Role{identity.RoleGlobalAdmin}, tenant: "contoso"}
+	contosoAdmin = user{sub: "admin@contoso.example", roles: []identity.Role{identity.RoleGlobalAdmin}, tenant: "contoso"}
 	// contosoApprover becomes an approver only once contosoAdmin assigns
 	// them; the role claim alone grants nothing.
-	contosoApprover = user{sub: "approver@contoso", roles: []identity.Role{identity.RoleApprover}, tenant: "contoso"}
-	contosoUser     = user{sub: "user@contoso", tenant: "contoso"}
-	fabrikamAdmin   = user{sub: "admin@fabrikam", roles: []identity.Role{identity.RoleGlobalAdmin}, tenant: "fabrikam"}
+	contosoApprover = user{sub: "approver@contoso.example", roles: []identity.Role{identity.RoleApprover}, tenant: "contoso"}
+	contosoUser     = user{sub: "user@contoso.example", tenant: "contoso"}
+	fabrikamAdmin   = user{sub: "admin@fabrikam.example", roles: []identity.Role{identity.RoleGlobalAdmin}, tenant: "fabrikam"}
 
 	anonymous = user{}
 )
@@ -94,6 +95,8 @@ func newEnv(t *testing.T, opts ...func(*api.Config)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ten.SetGuard(reqs)
+	tenanttest.Onboard(t, ten, "contoso", "fabrikam")
 	key, err := identity.GenerateDevKey()
 	if err != nil {
 		t.Fatal(err)

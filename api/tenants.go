@@ -17,6 +17,59 @@ type settingsInput struct {
 	NotificationAddresses []string `json:"notification_addresses"`
 }
 
+// onboarded is the body of POST /v1/tenants' answer: the registry entry and
+// the settings the tenant starts with.
+type onboarded struct {
+	tenants.Tenant
+	Settings tenants.Settings `json:"settings"`
+}
+
+// tenantList is the body of GET /v1/tenants.
+type tenantList struct {
+	Tenants []tenants.Tenant `json:"tenants"`
+}
+
+func (s *server) onboardTenant(w http.ResponseWriter, r *http.Request, p identity.Principal) error {
+	var in tenants.Onboarding
+	if err := s.decode(w, r, &in, false); err != nil {
+		return err
+	}
+	t, st, err := s.cfg.Tenants.Onboard(r.Context(), p, peer.IP(r), in)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", "/v1/tenants/"+t.ID)
+	return writeJSON(w, http.StatusCreated, onboarded{Tenant: t, Settings: st})
+}
+
+func (s *server) listTenants(w http.ResponseWriter, r *http.Request, p identity.Principal) error {
+	list, err := s.cfg.Tenants.List(r.Context(), p)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, tenantList{Tenants: list})
+}
+
+func (s *server) getTenant(w http.ResponseWriter, r *http.Request, p identity.Principal) error {
+	t, err := s.cfg.Tenants.Tenant(r.Context(), p, r.PathValue("tenant"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, t)
+}
+
+func (s *server) updateTenant(w http.ResponseWriter, r *http.Request, p identity.Principal) error {
+	var u tenants.TenantUpdate
+	if err := s.decode(w, r, &u, false); err != nil {
+		return err
+	}
+	t, err := s.cfg.Tenants.UpdateTenant(r.Context(), p, peer.IP(r), r.PathValue("tenant"), u)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, t)
+}
+
 // approverList is the body of GET /v1/tenants/{tenant}/approvers.
 type approverList struct {
 	Approvers []string `json:"approvers"`

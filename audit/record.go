@@ -13,21 +13,28 @@ import (
 // Operations recorded by the control plane. Operator actions through the
 // proxy use the activity names of the catalog (e.g. "Get-Mailbox").
 const (
-	OpNewRequest       = "New-AccessToCustomerDataRequest"
-	OpManagerDecision  = "Set-ManagerApprovalForCustomerDataRequest"
-	OpTenantDecision   = "Set-AccessToCustomerDataRequest"
-	OpCancelRequest    = "Stop-AccessToCustomerDataRequest"
-	OpRevokeAccess     = "Revoke-AccessToCustomerDataRequest"
-	OpExpireRequest    = "Expire-AccessToCustomerDataRequest"
-	OpCompleteAccess   = "Complete-AccessToCustomerDataRequest"
-	OpSetSettings      = "Set-CustomerLockboxSettings"
-	OpAddApprover      = "Add-CustomerLockboxApprover"
-	OpRemoveApprover   = "Remove-CustomerLockboxApprover"
-	ApprovalApprove    = "Approve"
-	ApprovalDeny       = "Deny"
-	ResultSucceeded    = "Succeeded"
-	UserTypeDcAdmin    = "DcAdmin"
-	OperatorUserID     = "Microsoft Operator"
+	OpNewRequest      = "New-AccessToCustomerDataRequest"
+	OpManagerDecision = "Set-ManagerApprovalForCustomerDataRequest"
+	OpTenantDecision  = "Set-AccessToCustomerDataRequest"
+	OpCancelRequest   = "Stop-AccessToCustomerDataRequest"
+	OpRevokeAccess    = "Revoke-AccessToCustomerDataRequest"
+	OpExpireRequest   = "Expire-AccessToCustomerDataRequest"
+	OpCompleteAccess  = "Complete-AccessToCustomerDataRequest"
+	OpSetSettings     = "Set-CustomerLockboxSettings"
+	OpAddApprover     = "Add-CustomerLockboxApprover"
+	OpRemoveApprover  = "Remove-CustomerLockboxApprover"
+	OpOnboardTenant   = "New-CustomerLockboxTenant"
+	OpUpdateTenant    = "Set-CustomerLockboxTenant"
+	ApprovalApprove   = "Approve"
+	ApprovalDeny      = "Deny"
+	ResultSucceeded   = "Succeeded"
+	UserTypeDcAdmin   = "DcAdmin"
+	OperatorUserID    = "Microsoft Operator"
+	// ProviderUserID is how tenants see the provider's staff other than
+	// its engineers: support managers deciding requests, Lockbox
+	// administrators onboarding tenants. The real id is kept in
+	// ProviderUserId.
+	ProviderUserID     = "Microsoft Support"
 	SystemUserID       = "Customer Lockbox"
 	WorkloadLockbox    = "CustomerLockbox"
 	creationTimeLayout = time.RFC3339
@@ -62,9 +69,19 @@ type Record struct {
 	// Method and Path are the canonical call behind an operator action.
 	Method string `json:"Method,omitempty"`
 	Path   string `json:"Path,omitempty"`
+	// ModifiedProperties lists what a change changed, old and new, as the
+	// unified audit log's admin records do.
+	ModifiedProperties []ModifiedProperty `json:"ModifiedProperties,omitempty"`
 	// ProviderUserId is the provider staff member behind "Microsoft
 	// Operator". It is provider-only: TenantView removes it.
 	ProviderUserId string `json:"ProviderUserId,omitempty"`
+}
+
+// ModifiedProperty is one changed setting of a change record.
+type ModifiedProperty struct {
+	Name     string `json:"Name"`
+	OldValue string `json:"OldValue"`
+	NewValue string `json:"NewValue"`
 }
 
 // TenantView returns the record as tenant users may see it.

@@ -367,11 +367,11 @@ func TestCSRF(t *testing.T) {
 			if got := e.request(req.ID); got.State != grants.StatePendingCustomer || len(got.History) != len(req.History) {
 				t.Errorf("refused approve changed the request: %s, %d events", got.State, len(got.History))
 			}
-			r := admin.post("/console/approvers", mergeForm(tc.form, url.Values{"user": {"eve@contoso"}}), tc.opts...)
+			r := admin.post("/console/approvers", mergeForm(tc.form, url.Values{"user": {"eve@contoso.example"}}), tc.opts...)
 			if r.status != http.StatusForbidden {
 				t.Errorf("add approver: %s", r)
 			}
-			if ok, _ := e.ten.IsApprover(context.Background(), "contoso", "eve@contoso"); ok {
+			if ok, _ := e.ten.IsApprover(context.Background(), "contoso", "eve@contoso.example"); ok {
 				t.Error("refused add approver added one")
 			}
 			if r := admin.post("/console/settings", mergeForm(tc.form, url.Values{}), tc.opts...); r.status != http.StatusForbidden {
@@ -404,7 +404,7 @@ func TestCSRF(t *testing.T) {
 	})
 	t.Run("same-origin with the token", func(t *testing.T) {
 		same := header("Sec-Fetch-Site", "same-origin")
-		r := admin.post("/console/approvers", url.Values{"csrf_token": {token}, "user": {"eve@contoso"}}, same)
+		r := admin.post("/console/approvers", url.Values{"csrf_token": {token}, "user": {"eve@contoso.example"}}, same)
 		if r.status != http.StatusSeeOther || r.location() != "/console/approvers?done=approver_added" {
 			t.Errorf("add approver: %s", r)
 		}
@@ -492,30 +492,30 @@ func TestApprovers(t *testing.T) {
 		if r.status != http.StatusOK {
 			t.Fatalf("approvers page: %s", r)
 		}
-		mustContain(t, "approvers page", r, "approver@contoso", "Only global administrators add or remove approvers.")
+		mustContain(t, "approvers page", r, "approver@contoso.example", "Only global administrators add or remove approvers.")
 		mustNotContain(t, "approvers page", r, `action="/console/approvers"`, `action="/console/approvers/remove"`, `data-testid="add-approver"`)
-		if r := b.post("/console/approvers", b.form(url.Values{"user": {"eve@contoso"}})); r.status != http.StatusForbidden {
+		if r := b.post("/console/approvers", b.form(url.Values{"user": {"eve@contoso.example"}})); r.status != http.StatusForbidden {
 			t.Errorf("add approver: %s", r)
 		}
-		if r := b.post("/console/approvers/remove", b.form(url.Values{"user": {"approver@contoso"}})); r.status != http.StatusForbidden {
+		if r := b.post("/console/approvers/remove", b.form(url.Values{"user": {"approver@contoso.example"}})); r.status != http.StatusForbidden {
 			t.Errorf("remove approver: %s", r)
 		}
 		users, err := e.ten.Approvers(context.Background(), contosoAdmin, "contoso")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !slices.Equal(users, []string{"approver@contoso"}) {
+		if !slices.Equal(users, []string{"approver@contoso.example"}) {
 			t.Errorf("approvers changed: %v", users)
 		}
-		// Nor may they change the switch.
-		if r := b.post("/console/settings", b.form(nil)); r.status != http.StatusForbidden {
+		// But, as in Microsoft 365, they configure Customer Lockbox.
+		if r := b.get("/console/settings"); r.status != http.StatusOK || !strings.Contains(r.body, `id="lockbox_enabled"`) {
+			t.Errorf("settings page withholds the switch from an approver: %s", r)
+		}
+		if r := b.post("/console/settings", b.form(nil)); r.status != http.StatusSeeOther {
 			t.Errorf("settings: %s", r)
 		}
-		if st, _ := e.ten.Lookup(context.Background(), "contoso"); !st.LockboxEnabled {
-			t.Error("an approver turned lockbox off")
-		}
-		if r := b.get("/console/settings"); r.status != http.StatusOK || strings.Contains(r.body, `id="lockbox_enabled"`) {
-			t.Errorf("settings page offers the switch to an approver: %s", r)
+		if st, _ := e.ten.Lookup(context.Background(), "contoso"); st.LockboxEnabled {
+			t.Error("an assigned approver could not turn lockbox off")
 		}
 	})
 
@@ -525,22 +525,22 @@ func TestApprovers(t *testing.T) {
 		mustContain(t, "approvers page", r, `data-testid="add-approver"`, `action="/console/approvers/remove"`)
 
 		before := len(e.records("contoso"))
-		r = b.post("/console/approvers", b.form(url.Values{"user": {"  eve@contoso "}}))
+		r = b.post("/console/approvers", b.form(url.Values{"user": {"  eve@contoso.example "}}))
 		if r.status != http.StatusSeeOther || r.location() != "/console/approvers?done=approver_added" {
 			t.Fatalf("add: %s", r)
 		}
-		if ok, _ := e.ten.IsApprover(context.Background(), "contoso", "eve@contoso"); !ok {
+		if ok, _ := e.ten.IsApprover(context.Background(), "contoso", "eve@contoso.example"); !ok {
 			t.Fatal("eve was not added")
 		}
 		recs := e.records("contoso")
 		if len(recs) != before+1 {
 			t.Fatalf("%d new audit records, want 1", len(recs)-before)
 		}
-		if rec := recs[0]; rec.Operation != audit.OpAddApprover || rec.UserId != contosoAdmin.Subject || rec.ObjectId != "eve@contoso" || rec.ClientIP != "127.0.0.1" {
+		if rec := recs[0]; rec.Operation != audit.OpAddApprover || rec.UserId != contosoAdmin.Subject || rec.ObjectId != "eve@contoso.example" || rec.ClientIP != "127.0.0.1" {
 			t.Errorf("audit record %+v", rec)
 		}
 		page := b.get(r.location())
-		mustContain(t, "approvers page after adding", page, "Approver added.", "eve@contoso")
+		mustContain(t, "approvers page after adding", page, "Approver added.", "eve@contoso.example")
 
 		// A bad user id comes back on the form with what was typed.
 		r = b.post("/console/approvers", b.form(url.Values{"user": {"eve contoso"}}))
@@ -549,18 +549,18 @@ func TestApprovers(t *testing.T) {
 		}
 		mustContain(t, "refused add", r, `value="eve contoso"`, `role="alert"`)
 
-		r = b.post("/console/approvers/remove", b.form(url.Values{"user": {"eve@contoso"}}))
+		r = b.post("/console/approvers/remove", b.form(url.Values{"user": {"eve@contoso.example"}}))
 		if r.status != http.StatusSeeOther || r.location() != "/console/approvers?done=approver_removed" {
 			t.Fatalf("remove: %s", r)
 		}
-		if ok, _ := e.ten.IsApprover(context.Background(), "contoso", "eve@contoso"); ok {
+		if ok, _ := e.ten.IsApprover(context.Background(), "contoso", "eve@contoso.example"); ok {
 			t.Fatal("eve was not removed")
 		}
-		if rec := e.records("contoso")[0]; rec.Operation != audit.OpRemoveApprover || rec.ObjectId != "eve@contoso" || rec.UserId != contosoAdmin.Subject {
+		if rec := e.records("contoso")[0]; rec.Operation != audit.OpRemoveApprover || rec.ObjectId != "eve@contoso.example" || rec.UserId != contosoAdmin.Subject {
 			t.Errorf("audit record %+v", rec)
 		}
 		// Fabrikam's admin changes only fabrikam.
-		if ok, _ := e.ten.IsApprover(context.Background(), "fabrikam", "eve@contoso"); ok {
+		if ok, _ := e.ten.IsApprover(context.Background(), "fabrikam", "eve@contoso.example"); ok {
 			t.Error("added to fabrikam")
 		}
 	})
@@ -586,7 +586,8 @@ func TestSettingsSwitch(t *testing.T) {
 		t.Errorf("settings after turning off: %+v", st)
 	}
 	recs := e.records("contoso")
-	if len(recs) != before+1 || recs[0].Operation != audit.OpSetSettings || recs[0].UserId != contosoAdmin.Subject || !strings.Contains(recs[0].Comment, "lockbox_enabled=false") {
+	if len(recs) != before+1 || recs[0].Operation != audit.OpSetSettings || recs[0].UserId != contosoAdmin.Subject ||
+		fmt.Sprint(recs[0].ModifiedProperties) != "[{LockboxEnabled true false} {NotificationAddresses  sec@contoso.example,ops@contoso.example}]" {
 		t.Errorf("audit after turning off: %+v", recs[:min(len(recs), 2)])
 	}
 	r = b.get(r.location())
@@ -932,7 +933,7 @@ func TestAuditPaging(t *testing.T) {
 	ip := func(i int) string { return fmt.Sprintf(`<td data-label="Client IP" class="mono">10.0.0.%d</td>`, i) }
 	for i := range 60 {
 		e.clk.Advance(time.Second)
-		if err := e.ten.AddApprover(ctx, contosoAdmin, fmt.Sprintf("10.0.0.%d", i), "contoso", fmt.Sprintf("user%02d@contoso", i)); err != nil {
+		if err := e.ten.AddApprover(ctx, contosoAdmin, fmt.Sprintf("10.0.0.%d", i), "contoso", fmt.Sprintf("user%02d@contoso.example", i)); err != nil {
 			t.Fatal(err)
 		}
 	}

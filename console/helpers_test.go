@@ -28,6 +28,7 @@ import (
 	"github.com/lockbox-oss/lockbox/internal/clock"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 	"github.com/lockbox-oss/lockbox/internal/redistest"
+	"github.com/lockbox-oss/lockbox/internal/tenanttest"
 	"github.com/lockbox-oss/lockbox/policy"
 	lockboxrego "github.com/lockbox-oss/lockbox/rego"
 	"github.com/lockbox-oss/lockbox/tenants"
@@ -50,12 +51,12 @@ var (
 	sam     = identity.Principal{Subject: "sam", Roles: []identity.Role{identity.RoleOperator, identity.RoleSupportManager}}
 	auditor = identity.Principal{Subject: "audrey", Roles: []identity.Role{identity.RoleAuditReader}}
 
-	contosoAdmin = identity.Principal{Subject: "admin@contoso", Roles: []identity.Role{identity.RoleGlobalAdmin}, TenantID: "contoso"}
+	contosoAdmin = identity.Principal{Subject: "admin@contoso.example", Roles: []identity.Role{identity.RoleGlobalAdmin}, TenantID: "contoso"}
 	// contosoApprover is assigned by contosoAdmin in newEnv; the role
 	// alone would grant nothing.
-	contosoApprover  = identity.Principal{Subject: "approver@contoso", Roles: []identity.Role{identity.RoleApprover}, TenantID: "contoso"}
-	fabrikamApprover = identity.Principal{Subject: "approver@fabrikam", Roles: []identity.Role{identity.RoleApprover}, TenantID: "fabrikam"}
-	fabrikamAdmin    = identity.Principal{Subject: "admin@fabrikam", Roles: []identity.Role{identity.RoleGlobalAdmin}, TenantID: "fabrikam"}
+	contosoApprover  = identity.Principal{Subject: "approver@contoso.example", Roles: []identity.Role{identity.RoleApprover}, TenantID: "contoso"}
+	fabrikamApprover = identity.Principal{Subject: "approver@fabrikam.example", Roles: []identity.Role{identity.RoleApprover}, TenantID: "fabrikam"}
+	fabrikamAdmin    = identity.Principal{Subject: "admin@fabrikam.example", Roles: []identity.Role{identity.RoleGlobalAdmin}, TenantID: "fabrikam"}
 )
 
 var people = []identity.Principal{alice, mia, sam, auditor, contosoAdmin, contosoApprover, fabrikamApprover, fabrikamAdmin}
@@ -137,6 +138,8 @@ func newStoresOn(t *testing.T, clk *clock.Fake, rdb *redis.Client) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ten.SetGuard(reqs)
+	tenanttest.Onboard(t, ten, "contoso", "fabrikam")
 	e := &env{t: t, clk: clk, rdb: rdb, reqs: reqs, ten: ten, log: log, logs: &syncBuffer{}}
 	ctx := context.Background()
 	if err := ten.AddApprover(ctx, contosoAdmin, "192.0.2.1", "contoso", contosoApprover.Subject); err != nil {

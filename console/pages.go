@@ -394,7 +394,9 @@ func (c *Console) settingsPage(w http.ResponseWriter, r *http.Request, sess Sess
 		return err
 	}
 	c.render(w, r, http.StatusOK, "settings", &sess, settingsView{Tenant: t, Settings: st,
-		CanChange: sess.Principal.IsGlobalAdminOf(t), Addresses: strings.Join(st.NotificationAddresses, "\n")})
+		// Reading them means a global admin, an assigned approver or a
+		// provider manager; the tenant's own may change them.
+		CanChange: sess.Principal.InTenant(t), Addresses: strings.Join(st.NotificationAddresses, "\n")})
 	return nil
 }
 

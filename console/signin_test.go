@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"net/url"
@@ -231,7 +232,7 @@ func TestOIDCSignin(t *testing.T) {
 	if r := b.post("/console/settings", b.form(nil)); r.status != http.StatusSeeOther {
 		t.Fatalf("settings: %s", r)
 	}
-	if rec := e.records("contoso")[0]; rec.UserId != "ada@contoso" || !strings.Contains(rec.Comment, "lockbox_enabled=false") {
+	if rec := e.records("contoso")[0]; rec.UserId != "ada@contoso" || fmt.Sprint(rec.ModifiedProperties) != "[{LockboxEnabled true false}]" {
 		t.Errorf("audit record %+v", rec)
 	}
 

@@ -20,11 +20,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lockbox-oss/lockbox/api/client"
 	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/grantsig"
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/redistest"
 	lockboxrego "github.com/lockbox-oss/lockbox/rego"
+	"github.com/lockbox-oss/lockbox/tenants"
 )
 
 func exec(t *testing.T, name string, args ...string) *osexec.Cmd {
@@ -116,9 +118,10 @@ func runBinaries(t *testing.T, lockbox, ctl string) {
 			return strings.TrimSpace(string(out))
 		}
 		tokens := map[string]string{
-			"operator": token("--sub", "alice@provider.example", "--roles", "operator"),
-			"manager":  token("--sub", "mary@provider.example", "--roles", "support-manager"),
-			"admin":    token("--sub", "gina@contoso.example", "--roles", "global-admin", "--tid", "contoso"),
+			"operator":      token("--sub", "alice@provider.example", "--roles", "operator"),
+			"manager":       token("--sub", "mary@provider.example", "--roles", "support-manager"),
+			"admin":         token("--sub", "gina@contoso.example", "--roles", "global-admin", "--tid", "contoso"),
+			"lockbox-admin": token("--sub", "lara@provider.example", "--roles", "lockbox-admin"),
 		}
 		run := func(user string, args ...string) (int, string, string) {
 			cmd := osexec.Command(ctl, args...)
@@ -133,6 +136,13 @@ func runBinaries(t *testing.T, lockbox, ctl string) {
 				t.Fatal(err)
 			}
 			return code, out.String(), errb.String()
+		}
+		la, err := client.New("http://"+api, tokens["lockbox-admin"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := la.Onboard(context.Background(), tenants.Onboarding{ID: "contoso", DisplayName: "Contoso Ltd", Domains: []string{"contoso.example"}}); err != nil {
+			t.Fatalf("onboard: %v", err)
 		}
 		code, out, errs := run("operator", "-o", "json", "request", "create", "--tenant", "contoso", "--service", "exchange",
 			"--service-request", "SR-1", "--reason", "repair", "--duration", "1h")

@@ -45,6 +45,7 @@ import (
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/redistest"
 	"github.com/lockbox-oss/lockbox/internal/server"
+	"github.com/lockbox-oss/lockbox/internal/tenanttest"
 )
 
 // chromiumMissing is the failure when the browser isn't installed: CI runs
@@ -154,6 +155,7 @@ func startConsoleWorld(t *testing.T) *consoleWorld {
 		cancel()
 		t.Fatal(err)
 	}
+	tenanttest.Onboard(t, srv.Tenants, "contoso", "fabrikam")
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
 	t.Cleanup(func() {

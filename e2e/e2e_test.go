@@ -31,6 +31,7 @@ import (
 	"github.com/lockbox-oss/lockbox/internal/clock"
 	"github.com/lockbox-oss/lockbox/internal/redistest"
 	"github.com/lockbox-oss/lockbox/internal/server"
+	"github.com/lockbox-oss/lockbox/internal/tenanttest"
 	"github.com/lockbox-oss/lockbox/tenants"
 )
 
@@ -55,6 +56,7 @@ var users = map[string]identity.Claims{
 	"approver":      {Subject: "adam@contoso.example", Roles: []identity.Role{identity.RoleApprover}, TenantID: "contoso"},
 	"fab-approver":  {Subject: "fay@fabrikam.example", Roles: []identity.Role{identity.RoleApprover, identity.RoleGlobalAdmin}, TenantID: "fabrikam"},
 	"tenant-sneaky": {Subject: "mary@provider.example", Roles: []identity.Role{identity.RoleSupportManager}, TenantID: "contoso"},
+	"lockbox-admin": {Subject: "lara@provider.example", Roles: []identity.Role{identity.RoleLockboxAdmin}},
 }
 
 func start(t *testing.T, extra ...string) *world {
@@ -112,6 +114,7 @@ func start(t *testing.T, extra ...string) *world {
 	if err := srv.Listen(); err != nil {
 		t.Fatal(err)
 	}
+	tenanttest.Onboard(t, srv.Tenants, "contoso", "fabrikam")
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
 	t.Cleanup(func() {
@@ -370,7 +373,10 @@ func TestLifecycleWithLockboxctl(t *testing.T) {
 	t.Run("lockbox off", func(t *testing.T) {
 		w := start(t)
 		w.assignApprover()
-		w.fails("approver", "only global administrators", "tenant", "settings", "set", "contoso", "--lockbox", "off")
+		// Approvers configure Customer Lockbox, as in Microsoft 365; a user
+		// of the tenant who is not one may not.
+		w.fails("fab-approver", "", "tenant", "settings", "set", "contoso", "--lockbox", "off")
+		w.ok("approver", nil, "tenant", "settings", "set", "contoso", "--lockbox", "on", "--notify", "soc@contoso.example")
 		w.ok("admin", nil, "tenant", "settings", "set", "contoso", "--lockbox", "off")
 		var st tenants.Settings
 		w.ok("admin", &st, "tenant", "settings", "get", "contoso")

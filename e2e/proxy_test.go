@@ -17,6 +17,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/lockbox-oss/lockbox/api/client"
 	"github.com/lockbox-oss/lockbox/audit"
 	"github.com/lockbox-oss/lockbox/cli"
 	"github.com/lockbox-oss/lockbox/demo"
@@ -25,6 +26,7 @@ import (
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/redistest"
 	lockboxrego "github.com/lockbox-oss/lockbox/rego"
+	"github.com/lockbox-oss/lockbox/tenants"
 )
 
 // deployment is a running "lockbox serve" binary with demo upstreams, its
@@ -94,7 +96,7 @@ func deploy(t *testing.T, lockbox string) *deployment {
 	})
 	waitReady(t, "http://"+d.metrics+"/readyz")
 	for name, c := range map[string]identity.Claims{
-		"operator": users["operator"], "manager": users["manager"], "admin": users["admin"],
+		"operator": users["operator"], "manager": users["manager"], "admin": users["admin"], "lockbox-admin": users["lockbox-admin"],
 	} {
 		c.TTL = time.Hour
 		tok, err := identity.Mint(key, "lockbox", "lockbox", c, time.Now())
@@ -102,6 +104,15 @@ func deploy(t *testing.T, lockbox string) *deployment {
 			t.Fatal(err)
 		}
 		d.tokens[name] = tok
+	}
+	// The provider's Lockbox administrator onboards the tenant over the API.
+	la, err := client.New("http://"+d.api, d.tokens["lockbox-admin"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := la.Onboard(context.Background(), tenants.Onboarding{ID: "contoso", DisplayName: "Contoso Ltd",
+		Domains: []string{"contoso.example"}, GlobalAdmins: []string{"gina@contoso.example"}}); err != nil {
+		t.Fatal(err)
 	}
 	return d
 }

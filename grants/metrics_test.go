@@ -13,6 +13,7 @@ import (
 	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/internal/clock"
 	"github.com/lockbox-oss/lockbox/internal/redistest"
+	"github.com/lockbox-oss/lockbox/internal/tenanttest"
 	"github.com/lockbox-oss/lockbox/tenants"
 )
 
@@ -26,6 +27,7 @@ func TestMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	tenanttest.Onboard(t, ts, "contoso", "fabrikam")
 	ctx := context.Background()
 	in := grants.CreateInput{Tenant: "contoso", Service: "exchange", ServiceRequest: "SR-1", Reason: "r", Duration: grants.Duration(time.Hour)}
 	a, _ := s.Create(ctx, operator, in)

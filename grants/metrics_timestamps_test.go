@@ -13,6 +13,7 @@ import (
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/clock"
 	"github.com/lockbox-oss/lockbox/internal/redistest"
+	"github.com/lockbox-oss/lockbox/internal/tenanttest"
 	"github.com/lockbox-oss/lockbox/tenants"
 )
 
@@ -33,6 +34,7 @@ func TestDeadlineAndGrantAgeGauges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	tenanttest.Onboard(t, ts, "contoso", "fabrikam")
 	ctx := context.Background()
 	gauges := func() map[string]float64 {
 		t.Helper()

@@ -12,6 +12,7 @@ import (
 	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/internal/clock"
 	"github.com/lockbox-oss/lockbox/internal/redistest"
+	"github.com/lockbox-oss/lockbox/internal/tenanttest"
 	"github.com/lockbox-oss/lockbox/tenants"
 )
 
@@ -31,10 +32,12 @@ func TestOutboxJoinsTheTransition(t *testing.T) {
 	c := clock.NewFake(t0)
 	log := audit.NewLog(rdb, c.Now)
 	ob := &recordingOutbox{}
-	s, err := grants.NewStore(grants.Config{Redis: rdb, Audit: log, Tenants: tenants.NewStore(rdb, log, c.Now), Catalog: cat, Now: c.Now, Outbox: ob})
+	ts := tenants.NewStore(rdb, log, c.Now)
+	s, err := grants.NewStore(grants.Config{Redis: rdb, Audit: log, Tenants: ts, Catalog: cat, Now: c.Now, Outbox: ob})
 	if err != nil {
 		t.Fatal(err)
 	}
+	tenanttest.Onboard(t, ts, "contoso")
 	ctx := context.Background()
 	r, err := s.Create(ctx, operator, grants.CreateInput{Tenant: "contoso", Service: "exchange", ServiceRequest: "SR-7", Reason: "repair", Duration: grants.Duration(time.Hour)})
 	if err != nil {

@@ -13,7 +13,7 @@ import (
 func TestPending(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	if err := e.tenants.AddApprover(ctx, globalAdmin.Principal, "198.51.100.4", "contoso", "adam"); err != nil {
+	if err := e.tenants.AddApprover(ctx, globalAdmin.Principal, "198.51.100.4", "contoso", "adam@contoso.example"); err != nil {
 		t.Fatal(err)
 	}
 	file := func(by grants.Actor, tenant, service string) grants.Request {

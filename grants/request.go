@@ -126,9 +126,19 @@ type Grant struct {
 	Service    string    `json:"service"`
 	Activities []string  `json:"activities"`
 	Approver   string    `json:"approver"`
+	// ApprovedBy says on whose side the final approval was given: tenant
+	// (an approver of the tenant) or provider (the support manager, while
+	// the tenant's lockbox was off). With the tenant's lockbox on, only a
+	// tenant-approved grant lets a call through. Grants written before this
+	// field existed have it empty; Store.Grant fills it from the request.
+	ApprovedBy ActorKind `json:"approved_by,omitempty"`
 	ApprovedAt time.Time `json:"approved_at"`
 	ExpiresAt  time.Time `json:"expires_at"`
 }
+
+// TenantApproved reports whether an approver of the tenant gave the
+// grant's final approval.
+func (g Grant) TenantApproved() bool { return g.ApprovedBy == KindTenant }
 
 // Valid reports whether the grant is in force at now. The check is on the
 // absolute expiry: a Redis TTL only cleans up.
@@ -146,9 +156,26 @@ func GrantOf(r Request) (Grant, bool) {
 		Service:    r.Service,
 		Activities: slices.Clone(r.Activities),
 		Approver:   r.Approver,
+		ApprovedBy: approvedBy(r),
 		ApprovedAt: *r.ApprovedAt,
 		ExpiresAt:  *r.ExpiresAt,
 	}, true
+}
+
+// TenantApproved reports whether an approver of the tenant approved r
+// (rather than only the provider's manager, while the tenant's lockbox was
+// off).
+func TenantApproved(r Request) bool { return approvedBy(r) == KindTenant }
+
+// approvedBy is the side of the event that approved r, or "" when nothing
+// did.
+func approvedBy(r Request) ActorKind {
+	for _, ev := range slices.Backward(r.History) {
+		if ev.Action == ActionApprove && ev.To == StateApproved {
+			return ev.ActorKind
+		}
+	}
+	return ""
 }
 
 // Duration is a time.Duration that reads and writes Go duration strings

@@ -22,6 +22,9 @@ import (
 // TenantDirectory answers the questions about a tenant that a transition
 // depends on.
 type TenantDirectory interface {
+	// Onboarded returns nil for an onboarded tenant and an error wrapping
+	// ErrNotFound, naming the tenant, for any other.
+	Onboarded(ctx context.Context, tenant string) error
 	LockboxEnabled(ctx context.Context, tenant string) (bool, error)
 	IsApprover(ctx context.Context, tenant, user string) (bool, error)
 }
@@ -104,6 +107,11 @@ func (s *Store) Create(ctx context.Context, actor Actor, in CreateInput) (Reques
 	r, err := New(in, actor, s.cfg.NewID(), s.cfg.Now(), s.cfg.Catalog)
 	if err != nil {
 		return Request{}, err
+	}
+	// Requests exist only for tenants the provider onboarded: a request
+	// for a misspelt tenant is refused now, not left to expire unseen.
+	if err := s.cfg.Tenants.Onboarded(ctx, r.Tenant); err != nil {
+		return Request{}, s.storeErr("create", err)
 	}
 	rdb := s.cfg.Redis
 	open := keys.Open(r.Tenant, r.Requester, r.Service)
@@ -335,7 +343,81 @@ func (s *Store) Grant(ctx context.Context, tenant, operator, service string) (Gr
 	if err := json.Unmarshal(b, &g); err != nil {
 		return Grant{}, fault.Unavailable("grants: grant", err)
 	}
+	if g.ApprovedBy == "" {
+		// Written before grants said who approved them: the request's
+		// history does. One more read, for grants at most 4 h old at the
+		// upgrade. Unknown counts as not tenant-approved: fail closed.
+		g.ApprovedBy = KindProvider
+		if r, err := s.load(ctx, s.cfg.Redis, tenant, g.RequestID); err == nil {
+			if by := approvedBy(r); by != "" {
+				g.ApprovedBy = by
+			}
+		} else if !errors.Is(err, ErrNotFound) {
+			return Grant{}, err
+		}
+	}
 	return g, nil
+}
+
+// LockboxOnTx ends, when the tenant turns Customer Lockbox on, every live
+// grant that no approver of the tenant approved: it implements
+// tenants.Guard. It runs inside the settings change's optimistic
+// transaction: it watches the tenant's active-grant index and each request
+// it reads, and returns the writes (each request revoked by actor, its
+// grant deleted, its audit record and notifications) for the settings
+// change's MULTI. An approval committing meanwhile fails the transaction,
+// and the change is retried by the caller or reported as a conflict.
+func (s *Store) LockboxOnTx(ctx context.Context, tx *redis.Tx, tenant string, by identity.Principal, clientIP string) (func(redis.Pipeliner) error, error) {
+	active := keys.TenantActive(tenant)
+	if err := tx.Watch(ctx, active).Err(); err != nil {
+		return nil, err
+	}
+	ids, err := tx.ZRange(ctx, active, 0, -1).Result()
+	if err != nil {
+		return nil, err
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	reqKeys := make([]string, len(ids))
+	for i, id := range ids {
+		reqKeys[i] = keys.Request(tenant, id)
+	}
+	if err := tx.Watch(ctx, reqKeys...).Err(); err != nil {
+		return nil, err
+	}
+	actor := Actor{Principal: by, ClientIP: clientIP}
+	now := s.cfg.Now()
+	type change struct{ prev, next Request }
+	var changes []change
+	for _, id := range ids {
+		prev, err := s.load(ctx, tx, tenant, id)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if next, changed := EndUntenantApproved(prev, actor, now); changed {
+			changes = append(changes, change{prev, next})
+		}
+	}
+	if len(changes) == 0 {
+		return nil, nil
+	}
+	return func(p redis.Pipeliner) error {
+		for _, c := range changes {
+			if err := s.queue(ctx, p, c.prev, c.next); err != nil {
+				return err
+			}
+			// Counted when queued: a transaction that then loses its
+			// optimistic lock over-counts, which only a conflict causes.
+			s.metrics.observe(c.prev, c.next)
+			s.cfg.Logger.InfoContext(ctx, "request ended: Customer Lockbox turned on", "request_id", c.next.ID,
+				"tenant", tenant, "to", c.next.State)
+		}
+		return nil
+	}, nil
 }
 
 // Sweep settles every request whose decision window or grant has ended by

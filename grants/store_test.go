@@ -16,6 +16,7 @@ import (
 	"github.com/lockbox-oss/lockbox/internal/clock"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 	"github.com/lockbox-oss/lockbox/internal/redistest"
+	"github.com/lockbox-oss/lockbox/internal/tenanttest"
 	"github.com/lockbox-oss/lockbox/tenants"
 )
 
@@ -35,7 +36,7 @@ var (
 	operator    = who("alice", "", identity.RoleOperator)
 	manager     = who("mary", "", identity.RoleSupportManager)
 	globalAdmin = who("gina", "contoso", identity.RoleGlobalAdmin)
-	approver    = who("adam", "contoso", identity.RoleApprover)
+	approver    = who("adam@contoso.example", "contoso", identity.RoleApprover)
 	otherAdmin  = who("fabian", "fabrikam", identity.RoleGlobalAdmin)
 	provAuditor = who("sue", "", identity.RoleAuditReader)
 )
@@ -64,6 +65,8 @@ func newEnvOn(t testing.TB, rdb *redis.Client, c *clock.Fake) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ts.SetGuard(s)
+	tenanttest.Onboard(t, ts, "contoso", "fabrikam")
 	return &env{rdb: rdb, clock: c, store: s, tenants: ts, log: log}
 }
 
@@ -95,7 +98,9 @@ func (e *env) operations(t *testing.T) []string {
 	}
 	var ops []string
 	for i := len(recs) - 1; i >= 0; i-- { // oldest first
-		ops = append(ops, recs[i].Operation)
+		if recs[i].Operation != audit.OpOnboardTenant {
+			ops = append(ops, recs[i].Operation)
+		}
 	}
 	return ops
 }
@@ -103,7 +108,7 @@ func (e *env) operations(t *testing.T) []string {
 func TestLifecycleAuditAndGrant(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	if err := e.tenants.AddApprover(ctx, globalAdmin.Principal, "203.0.113.1", "contoso", "adam"); err != nil {
+	if err := e.tenants.AddApprover(ctx, globalAdmin.Principal, "203.0.113.1", "contoso", "adam@contoso.example"); err != nil {
 		t.Fatal(err)
 	}
 	r := e.create(t, 2*time.Hour)
@@ -115,7 +120,7 @@ func TestLifecycleAuditAndGrant(t *testing.T) {
 	e.clock.Advance(time.Minute)
 	approvedAt := e.clock.Now()
 	got := e.act(t, r.ID, grants.ActionApprove, approver)
-	if got.State != grants.StateApproved || got.Approver != "adam" {
+	if got.State != grants.StateApproved || got.Approver != "adam@contoso.example" {
 		t.Fatalf("request = %+v", got)
 	}
 
@@ -123,7 +128,7 @@ func TestLifecycleAuditAndGrant(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if g.RequestID != r.ID || g.Approver != "adam" || !g.ApprovedAt.Equal(approvedAt) || !g.ExpiresAt.Equal(approvedAt.Add(2*time.Hour)) {
+	if g.RequestID != r.ID || g.Approver != "adam@contoso.example" || !g.ApprovedAt.Equal(approvedAt) || !g.ExpiresAt.Equal(approvedAt.Add(2*time.Hour)) {
 		t.Fatalf("grant = %+v", g)
 	}
 	ttl := e.rdb.PTTL(ctx, keys.Grant("contoso", "alice", "exchange")).Val()
@@ -142,7 +147,7 @@ func TestLifecycleAuditAndGrant(t *testing.T) {
 	}
 	recs, _ := e.log.List(ctx, "contoso", 10)
 	dec := recs[1] // newest first: revoke, tenant decision, ...
-	if dec.Operation != audit.OpTenantDecision || dec.ApprovalDecision != "Approve" || dec.UserId != "adam" ||
+	if dec.Operation != audit.OpTenantDecision || dec.ApprovalDecision != "Approve" || dec.UserId != "adam@contoso.example" ||
 		dec.ObjectId != r.ID || dec.ClientIP != "198.51.100.4" || dec.Comment != "comment approve" ||
 		dec.OrganizationId != "contoso" || !dec.CreationTime.Equal(approvedAt) || dec.ProviderUserId != "" {
 		t.Fatalf("decision record = %+v", dec)
@@ -362,6 +367,7 @@ func TestConcurrentDecisions(t *testing.T) {
 		}
 		ctx := context.Background()
 		rdb.FlushDB(ctx)
+		tenanttest.Onboard(t, replicas[0].tenants, "contoso")
 		r := replicas[0].create(t, time.Hour)
 		replicas[0].act(t, r.ID, grants.ActionApprove, manager)
 		// Half the rounds race at the deadline, where only expiry can win.

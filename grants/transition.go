@@ -209,6 +209,26 @@ func Apply(r Request, act Action, actor Actor, comment string, env Env) (Request
 	return r, &TransitionError{Action: act, State: r.State}
 }
 
+// LockboxOnComment is the comment on the revocations that turning Customer
+// Lockbox on causes.
+const LockboxOnComment = "Customer Lockbox was turned on: access that no approver of the tenant approved ends now"
+
+// EndUntenantApproved returns r revoked by actor when its grant is live and
+// no approver of the tenant approved it (the manager's approval was final
+// while the tenant's lockbox was off). It is what turning the switch on does
+// to each of the tenant's requests; actor is who turned it on. It reports
+// whether r changed: a request that time already settled (expired,
+// completed) is returned settled.
+func EndUntenantApproved(r Request, actor Actor, now time.Time) (Request, bool) {
+	if r, changed := Settle(r, now); changed {
+		return r, true
+	}
+	if r.State != StateApproved || TenantApproved(r) {
+		return r, false
+	}
+	return move(r, ActionRevoke, actor, LockboxOnComment, StateRevoked, now.UTC()), true
+}
+
 func checkManager(r Request, p identity.Principal, act Action) error {
 	if !p.IsProvider() || !p.Has(identity.RoleSupportManager) {
 		return newErr(ErrForbidden, "forbidden", "request %s awaits a support manager's decision; only a support manager can %s it", r.ID, act)

@@ -21,13 +21,16 @@ const (
 	RoleGlobalAdmin    Role = "global-admin"
 	RoleApprover       Role = "lockbox-approver"
 	RoleAuditReader    Role = "audit-reader"
+	// RoleLockboxAdmin is the provider's Lockbox administrator: onboards
+	// tenants and keeps their registry entries.
+	RoleLockboxAdmin Role = "lockbox-admin"
 )
 
 // Known reports whether r is one of the roles above. Verify drops the others,
 // so a role added for another application can never grant anything here.
 func (r Role) Known() bool {
 	switch r {
-	case RoleOperator, RoleSupportManager, RoleGlobalAdmin, RoleApprover, RoleAuditReader:
+	case RoleOperator, RoleSupportManager, RoleGlobalAdmin, RoleApprover, RoleAuditReader, RoleLockboxAdmin:
 		return true
 	}
 	return false

@@ -12,6 +12,7 @@ import (
 	"github.com/lockbox-oss/lockbox/audit"
 	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/internal/clock"
+	"github.com/lockbox-oss/lockbox/internal/tenanttest"
 	"github.com/lockbox-oss/lockbox/internal/devstore"
 	"github.com/lockbox-oss/lockbox/notify"
 	"github.com/lockbox-oss/lockbox/tenants"
@@ -35,6 +36,7 @@ func TestDevModeWritesMail(t *testing.T) {
 	c := clock.NewFake(t0)
 	log := audit.NewLog(rdb, c.Now)
 	ts := tenants.NewStore(rdb, log, c.Now)
+	tenanttest.Onboard(t, ts, "contoso")
 	if err := ts.AddApprover(ctx, globalAdmin.Principal, "203.0.113.1", "contoso", "adam@contoso.example"); err != nil {
 		t.Fatal(err)
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/clock"
 	"github.com/lockbox-oss/lockbox/internal/redistest"
+	"github.com/lockbox-oss/lockbox/internal/tenanttest"
 	"github.com/lockbox-oss/lockbox/notify"
 	"github.com/lockbox-oss/lockbox/tenants"
 )
@@ -72,6 +73,8 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ts.SetGuard(s)
+	tenanttest.Onboard(t, ts, "contoso")
 	ctx := context.Background()
 	for _, a := range []string{"adam@contoso.example", "eve@contoso.example"} {
 		if err := ts.AddApprover(ctx, globalAdmin.Principal, "203.0.113.1", "contoso", a); err != nil {

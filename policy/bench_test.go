@@ -14,7 +14,7 @@ func benchInput() Input {
 		},
 		Grant: &Grant{
 			RequestID: "req-1", Tenant: "contoso", Operator: "op-1", Service: "exchange",
-			Activities: []string{"Get-Mailbox", "Get-MailboxMessage"}, Approver: "admin@contoso",
+			Activities: []string{"Get-Mailbox", "Get-MailboxMessage"}, Approver: "admin@contoso", TenantApproved: true,
 			ApprovedAt: "2026-03-01T10:00:00Z", ExpiresAt: "2026-03-01T14:00:00Z",
 		},
 		Tenant: Tenant{ID: "contoso", LockboxEnabled: true},

@@ -43,8 +43,12 @@ type Grant struct {
 	Service    string   `json:"service"`
 	Activities []string `json:"activities"` // what the request named; empty means reads only
 	Approver   string   `json:"approver"`
-	ApprovedAt string   `json:"approved_at"` // RFC 3339, UTC
-	ExpiresAt  string   `json:"expires_at"`  // RFC 3339, UTC
+	// TenantApproved is true when an approver of the tenant gave the final
+	// approval; false when the provider's manager did, while the tenant's
+	// lockbox was off.
+	TenantApproved bool   `json:"tenant_approved"`
+	ApprovedAt     string `json:"approved_at"` // RFC 3339, UTC
+	ExpiresAt      string `json:"expires_at"`  // RFC 3339, UTC
 }
 
 // Tenant is the tenant's settings.

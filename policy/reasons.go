@@ -11,15 +11,16 @@ import "slices"
 // any reason that KnownReason rejects to one fixed value, keeping the label
 // set bounded.
 const (
-	ReasonNoGrant              = "no_grant"               // no grant for this operator, tenant and service
-	ReasonTenantMismatch       = "tenant_mismatch"        // the grant is for another tenant
-	ReasonServiceMismatch      = "service_mismatch"       // the grant is for another service
-	ReasonOperatorMismatch     = "operator_mismatch"      // the grant is for another operator
-	ReasonGrantExpired         = "grant_expired"          // now is at or past the grant's expires_at
-	ReasonUnknownActivity      = "unknown_activity"       // not in the catalog for the service, method and access
-	ReasonActivityNotRequested = "activity_not_requested" // the grant names activities, not this one
-	ReasonWriteNotRequested    = "write_not_requested"    // a write, and the grant names no activities
-	ReasonNotAllowed           = "not_allowed"            // no rule allowed and none gave a reason
+	ReasonNoGrant              = "no_grant"                 // no grant for this operator, tenant and service
+	ReasonTenantMismatch       = "tenant_mismatch"          // the grant is for another tenant
+	ReasonServiceMismatch      = "service_mismatch"         // the grant is for another service
+	ReasonOperatorMismatch     = "operator_mismatch"        // the grant is for another operator
+	ReasonGrantExpired         = "grant_expired"            // now is at or past the grant's expires_at
+	ReasonUnknownActivity      = "unknown_activity"         // not in the catalog for the service, method and access
+	ReasonActivityNotRequested = "activity_not_requested"   // the grant names activities, not this one
+	ReasonWriteNotRequested    = "write_not_requested"      // a write, and the grant names no activities
+	ReasonTenantApproval       = "tenant_approval_required" // the tenant's lockbox is on and no tenant approver approved the grant
+	ReasonNotAllowed           = "not_allowed"              // no rule allowed and none gave a reason
 )
 
 var reasons = []string{
@@ -31,6 +32,7 @@ var reasons = []string{
 	ReasonUnknownActivity,
 	ReasonActivityNotRequested,
 	ReasonWriteNotRequested,
+	ReasonTenantApproval,
 	ReasonNotAllowed,
 }
 

@@ -30,6 +30,7 @@ var (
 	keyActivities = ast.StringTerm("activities")
 	keyApprover   = ast.StringTerm("approver")
 	keyApprovedAt = ast.StringTerm("approved_at")
+	keyTenantOK   = ast.StringTerm("tenant_approved")
 	keyExpiresAt  = ast.StringTerm("expires_at")
 
 	keyLockboxEnabled = ast.StringTerm("lockbox_enabled")
@@ -75,6 +76,7 @@ func grantTerm(g *Grant) *ast.Term {
 		ast.Item(keyService, stringTerm(g.Service)),
 		ast.Item(keyActivities, stringsTerm(g.Activities)),
 		ast.Item(keyApprover, stringTerm(g.Approver)),
+		ast.Item(keyTenantOK, ast.BooleanTerm(g.TenantApproved)),
 		ast.Item(keyApprovedAt, stringTerm(g.ApprovedAt)),
 		ast.Item(keyExpiresAt, stringTerm(g.ExpiresAt)),
 	)

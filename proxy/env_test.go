@@ -27,6 +27,7 @@ import (
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/clock"
 	"github.com/lockbox-oss/lockbox/internal/redistest"
+	"github.com/lockbox-oss/lockbox/internal/tenanttest"
 	"github.com/lockbox-oss/lockbox/policy"
 	"github.com/lockbox-oss/lockbox/rego"
 	"github.com/lockbox-oss/lockbox/tenants"
@@ -140,6 +141,8 @@ func newTestEnv(t testing.TB, opts ...envOption) *testEnv {
 	if e.grants, err = grants.NewStore(grants.Config{Redis: e.rdb, Audit: e.audit, Tenants: e.tenants, Catalog: e.catalog, Now: e.clk.Now}); err != nil {
 		t.Fatal(err)
 	}
+	e.tenants.SetGuard(e.grants)
+	tenanttest.Onboard(t, e.tenants, "contoso", "fabrikam")
 	if e.idKey, err = identity.GenerateDevKey(); err != nil {
 		t.Fatal(err)
 	}

@@ -61,14 +61,15 @@ func BuildInput(p identity.Principal, c Call, g *grants.Grant, s tenants.Setting
 			acts = []string{}
 		}
 		in.Grant = &policy.Grant{
-			RequestID:  g.RequestID,
-			Tenant:     g.Tenant,
-			Operator:   g.Operator,
-			Service:    g.Service,
-			Activities: acts,
-			Approver:   g.Approver,
-			ApprovedAt: formatTime(g.ApprovedAt),
-			ExpiresAt:  formatTime(g.ExpiresAt),
+			RequestID:      g.RequestID,
+			Tenant:         g.Tenant,
+			Operator:       g.Operator,
+			Service:        g.Service,
+			Activities:     acts,
+			Approver:       g.Approver,
+			TenantApproved: g.TenantApproved(),
+			ApprovedAt:     formatTime(g.ApprovedAt),
+			ExpiresAt:      formatTime(g.ExpiresAt),
 		}
 	}
 	return in

@@ -18,7 +18,7 @@ func TestBuildInput(t *testing.T) {
 	approved := time.Date(2025, 3, 1, 9, 0, 0, 0, time.FixedZone("CET", 3600))
 	g := &grants.Grant{
 		RequestID: "0195a000-0000-7000-8000-000000000001", Tenant: "contoso", Operator: alice.Subject, Service: "exchange",
-		Approver: "admin@contoso.example", ApprovedAt: approved, ExpiresAt: approved.Add(2 * time.Hour),
+		Approver: "admin@contoso.example", ApprovedBy: grants.KindTenant, ApprovedAt: approved, ExpiresAt: approved.Add(2 * time.Hour),
 	}
 	c := Call{
 		Method: "GET", Service: "exchange", Path: "/tenants/contoso/mailboxes", Tenant: "contoso", ClientIP: "192.0.2.1",
@@ -34,7 +34,7 @@ func TestBuildInput(t *testing.T) {
 	want := `{"operator":{"id":"alice@provider.example","roles":["operator"]},` +
 		`"call":{"method":"GET","path":"/tenants/contoso/mailboxes","service":"exchange","activity":"Get-Mailbox","access":"read","tenant":"contoso","client_ip":"192.0.2.1"},` +
 		`"grant":{"request_id":"0195a000-0000-7000-8000-000000000001","tenant":"contoso","operator":"alice@provider.example","service":"exchange","activities":[],` +
-		`"approver":"admin@contoso.example","approved_at":"2025-03-01T08:00:00Z","expires_at":"2025-03-01T10:00:00Z"},` +
+		`"approver":"admin@contoso.example","tenant_approved":true,"approved_at":"2025-03-01T08:00:00Z","expires_at":"2025-03-01T10:00:00Z"},` +
 		`"tenant":{"id":"contoso","lockbox_enabled":true},"now":"2025-03-01T08:01:00.000000123Z"}`
 	if string(b) != want {
 		t.Errorf("input\n got %s\nwant %s", b, want)

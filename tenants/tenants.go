@@ -1,10 +1,22 @@
-// Package tenants owns each tenant's Customer Lockbox settings (the on/off
-// switch, notification addresses) and its assigned approvers, and who may
-// read or change them: only a tenant's global administrators change them;
-// its approvers and the provider's support managers may read them.
+// Package tenants owns who the tenants are and how each wants Customer
+// Lockbox: the registry of onboarded tenants (display name, organization
+// id, user domains, global administrators' contacts), each tenant's
+// settings (the on/off switch, notification addresses) and its assigned
+// approvers, and who may read or change each of them:
+//
+//   - the provider's Lockbox administrators onboard tenants and keep their
+//     registry entries;
+//   - a tenant's global administrators and assigned approvers change its
+//     settings, as Microsoft 365 lets "the tenant administrator and
+//     Customer Lockbox access approver" configure Customer Lockbox;
+//   - only its global administrators assign or remove approvers, who must
+//     be users of the tenant (user@ one of its domains).
 //
 // Approver rights come from the assignment kept here, not from a role claim
 // in a token, so only the tenant's global admins can create approvers.
+//
+// It knows nothing of HTTP and must not import grants: the lifecycle's part
+// in a settings change reaches it through the Guard interface.
 package tenants
 
 import (
@@ -12,7 +24,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/mail"
 	"slices"
 	"strings"
 	"time"
@@ -27,42 +38,51 @@ import (
 
 // Settings are a tenant's Customer Lockbox settings.
 type Settings struct {
-	// LockboxEnabled is the tenant's switch; on by default. Off, the
-	// provider manager's approval is final.
+	// LockboxEnabled is the tenant's switch. Off, the provider manager's
+	// approval is final.
 	LockboxEnabled bool `json:"lockbox_enabled"`
-	// NotificationAddresses receive request e-mails besides the approvers.
+	// NotificationAddresses receive request e-mails besides the approvers
+	// and global administrators.
 	NotificationAddresses []string `json:"notification_addresses"`
 }
 
-// Defaults are the settings of a tenant nobody configured.
+// Defaults are the settings of a tenant nobody configured: on.
 func Defaults() Settings { return Settings{LockboxEnabled: true, NotificationAddresses: []string{}} }
 
 const maxAddresses = 50
 
+// maxRetries bounds the optimistic-locking loop of one settings change.
+const maxRetries = 10
+
 // Validate checks the settings and normalizes the addresses.
 func (s *Settings) Validate() error {
-	if len(s.NotificationAddresses) > maxAddresses {
-		return fault.New(fault.ErrInvalid, "invalid_settings", "at most %d notification addresses", maxAddresses)
+	addrs, err := normalizeAddresses("notification_addresses", s.NotificationAddresses)
+	if err != nil {
+		return fault.New(fault.ErrInvalid, "invalid_settings", "%s", err.Error())
 	}
-	out := make([]string, 0, len(s.NotificationAddresses))
-	for _, a := range s.NotificationAddresses {
-		addr, err := mail.ParseAddress(a)
-		if err != nil || addr.Name != "" || addr.Address != strings.TrimSpace(a) {
-			return fault.New(fault.ErrInvalid, "invalid_settings", "notification address %q is not a plain e-mail address", a)
-		}
-		if !slices.Contains(out, addr.Address) {
-			out = append(out, addr.Address)
-		}
-	}
-	s.NotificationAddresses = out
+	s.NotificationAddresses = addrs
 	return nil
 }
 
-// Store keeps tenants' settings and approvers in Redis.
+// Store keeps tenants' registry entries, settings and approvers in Redis.
 type Store struct {
-	rdb redis.UniversalClient
-	log *audit.Log
-	now func() time.Time
+	rdb   redis.UniversalClient
+	log   *audit.Log
+	now   func() time.Time
+	guard Guard
+}
+
+// Guard ends the access that a settings change no longer allows. Which
+// requests a change ends, and how that is recorded, is the lifecycle's
+// business, so this package only declares what it needs.
+type Guard interface {
+	// LockboxOnTx is called when actor turns tenant's switch on, inside the
+	// optimistic transaction of the change: tx is watching the tenant's
+	// settings, and the guard may read (and watch) more of the tenant's
+	// keys with it. It returns the writes that end every grant no tenant
+	// approver approved, queued in the same MULTI as the settings, so the
+	// switch and the revocations commit together or not at all.
+	LockboxOnTx(ctx context.Context, tx *redis.Tx, tenant string, actor identity.Principal, clientIP string) (func(redis.Pipeliner) error, error)
 }
 
 // NewStore returns a Store. log receives the audit records of changes.
@@ -73,13 +93,24 @@ func NewStore(rdb redis.UniversalClient, log *audit.Log, now func() time.Time) *
 	return &Store{rdb: rdb, log: log, now: now}
 }
 
+// SetGuard sets the Guard that turning the switch on calls. Until one is
+// set, turning Customer Lockbox on is refused: it could not end the grants
+// it must end. It is a setter rather than a NewStore argument because the
+// guard (the lifecycle's store) reads tenants through this Store; set it
+// before serving.
+func (s *Store) SetGuard(g Guard) { s.guard = g }
+
 // Lookup returns the tenant's settings without an access check, for the
 // lifecycle and the proxy.
 func (s *Store) Lookup(ctx context.Context, tenant string) (Settings, error) {
 	if err := keys.ValidTenant(tenant); err != nil {
 		return Settings{}, fault.New(fault.ErrInvalid, "invalid_tenant", "%v", err)
 	}
-	b, err := s.rdb.Get(ctx, keys.Settings(tenant)).Bytes()
+	return s.lookup(ctx, s.rdb, tenant)
+}
+
+func (s *Store) lookup(ctx context.Context, g getter, tenant string) (Settings, error) {
+	b, err := g.Get(ctx, keys.Settings(tenant)).Bytes()
 	if errors.Is(err, redis.Nil) {
 		return Defaults(), nil
 	}
@@ -96,14 +127,39 @@ func (s *Store) Lookup(ctx context.Context, tenant string) (Settings, error) {
 	return st, nil
 }
 
+// LockboxEnabled reports the tenant's switch, without an access check.
+func (s *Store) LockboxEnabled(ctx context.Context, tenant string) (bool, error) {
+	st, err := s.Lookup(ctx, tenant)
+	return st.LockboxEnabled, err
+}
+
 // IsApprover reports whether user is an assigned approver of tenant,
-// without an access check.
+// without an access check. An assignment counts only while the user is a
+// user of the tenant (one of its domains): removing a domain from the
+// registry takes approver rights from its users.
 func (s *Store) IsApprover(ctx context.Context, tenant, user string) (bool, error) {
-	ok, err := s.rdb.SIsMember(ctx, keys.Approvers(tenant), user).Result()
-	if err != nil {
+	var member *redis.BoolCmd
+	var entry *redis.StringCmd
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		member = p.SIsMember(ctx, keys.Approvers(tenant), user)
+		entry = p.Get(ctx, keys.Tenant(tenant))
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
 		return false, fault.Unavailable("tenants: approvers", err)
 	}
-	return ok, nil
+	if !member.Val() {
+		return false, nil
+	}
+	b, err := entry.Bytes()
+	if errors.Is(err, redis.Nil) {
+		return false, nil
+	}
+	var t Tenant
+	if err != nil || json.Unmarshal(b, &t) != nil {
+		return false, fault.Unavailable("tenants: approvers", fmt.Errorf("registry entry of %s: %v", tenant, err))
+	}
+	return t.HasUser(user), nil
 }
 
 // CanRead reports whether p may read tenant's settings and approvers: its
@@ -113,28 +169,46 @@ func (s *Store) CanRead(ctx context.Context, p identity.Principal, tenant string
 		return fault.New(fault.ErrInvalid, "invalid_tenant", "%v", err)
 	}
 	if p.IsGlobalAdminOf(tenant) || (p.IsProvider() && p.Has(identity.RoleSupportManager)) {
-		return nil
+		return s.Onboarded(ctx, tenant)
 	}
 	if p.InTenant(tenant) {
 		ok, err := s.IsApprover(ctx, tenant, p.Subject)
-		if err != nil {
+		if err != nil || ok {
 			return err
-		}
-		if ok {
-			return nil
 		}
 	}
 	return fault.New(fault.ErrForbidden, "forbidden", "you may not read the settings of tenant %s", tenant)
 }
 
-func canChange(p identity.Principal, tenant string) error {
+// canConfigure is the rule for changing a tenant's Customer Lockbox
+// settings: its global admins and assigned approvers.
+func (s *Store) canConfigure(ctx context.Context, p identity.Principal, tenant string) error {
 	if err := keys.ValidTenant(tenant); err != nil {
 		return fault.New(fault.ErrInvalid, "invalid_tenant", "%v", err)
 	}
-	if !p.IsGlobalAdminOf(tenant) {
-		return fault.New(fault.ErrForbidden, "forbidden", "only global administrators of %s can change its lockbox settings and approvers", tenant)
+	if p.IsGlobalAdminOf(tenant) {
+		return s.Onboarded(ctx, tenant)
 	}
-	return nil
+	if p.InTenant(tenant) {
+		ok, err := s.IsApprover(ctx, tenant, p.Subject)
+		if err != nil || ok {
+			return err
+		}
+	}
+	return fault.New(fault.ErrForbidden, "forbidden", "only global administrators and approvers of %s can change its Customer Lockbox settings", tenant)
+}
+
+// canAssign is the rule for assigning approvers: the tenant's global
+// administrators only. It returns the registry entry the assignment is
+// checked against.
+func (s *Store) canAssign(ctx context.Context, p identity.Principal, tenant string) (Tenant, error) {
+	if err := keys.ValidTenant(tenant); err != nil {
+		return Tenant{}, fault.New(fault.ErrInvalid, "invalid_tenant", "%v", err)
+	}
+	if !p.IsGlobalAdminOf(tenant) {
+		return Tenant{}, fault.New(fault.ErrForbidden, "forbidden", "only global administrators of %s can assign and remove its approvers", tenant)
+	}
+	return s.Get(ctx, tenant)
 }
 
 // Settings returns tenant's settings to p.
@@ -145,9 +219,14 @@ func (s *Store) Settings(ctx context.Context, p identity.Principal, tenant strin
 	return s.Lookup(ctx, tenant)
 }
 
-// PutSettings replaces tenant's settings, for a global admin of it.
+// PutSettings replaces tenant's settings, for its global admins and
+// assigned approvers. The record of the change lists the old and new value
+// of every setting that changed; a change that changes nothing writes
+// nothing. Turning Customer Lockbox on ends, in the same transaction, every
+// grant of the tenant that no tenant approver approved (see Guard): from
+// then on no content is reached without a tenant's approval.
 func (s *Store) PutSettings(ctx context.Context, p identity.Principal, clientIP, tenant string, st Settings) (Settings, error) {
-	if err := canChange(p, tenant); err != nil {
+	if err := s.canConfigure(ctx, p, tenant); err != nil {
 		return Settings{}, err
 	}
 	if err := st.Validate(); err != nil {
@@ -157,22 +236,65 @@ func (s *Store) PutSettings(ctx context.Context, p identity.Principal, clientIP,
 	if err != nil {
 		return Settings{}, err
 	}
-	rec := audit.Record{
-		Operation: audit.OpSetSettings, OrganizationId: tenant, Workload: audit.WorkloadLockbox,
-		UserId: p.Subject, ClientIP: clientIP, ObjectId: tenant,
-		Comment: fmt.Sprintf("lockbox_enabled=%t notification_addresses=%d", st.LockboxEnabled, len(st.NotificationAddresses)),
+	key := keys.Settings(tenant)
+	change := func(tx *redis.Tx) error {
+		old, err := s.lookup(ctx, tx, tenant)
+		if err != nil {
+			return err
+		}
+		changed := settingsProperties(old, st)
+		if len(changed) == 0 {
+			return nil
+		}
+		var revoke func(redis.Pipeliner) error
+		if st.LockboxEnabled && !old.LockboxEnabled {
+			if s.guard == nil {
+				return errors.New("tenants: no guard: turning Customer Lockbox on could not end the grants it must end")
+			}
+			if revoke, err = s.guard.LockboxOnTx(ctx, tx, tenant, p, clientIP); err != nil {
+				return err
+			}
+		}
+		_, err = tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+			pipe.Set(ctx, key, b, 0)
+			if err := s.log.AppendTx(ctx, pipe, audit.Record{
+				Operation: audit.OpSetSettings, OrganizationId: tenant, Workload: audit.WorkloadLockbox,
+				UserId: p.Subject, ClientIP: clientIP, ObjectId: tenant, ModifiedProperties: changed,
+			}); err != nil {
+				return err
+			}
+			if revoke != nil {
+				return revoke(pipe)
+			}
+			return nil
+		})
+		return err
 	}
-	if err := s.remember(ctx, tenant); err != nil {
-		return Settings{}, err
+	// A transition of one of the tenant's requests committing meanwhile
+	// (the guard watches them) fails the optimistic lock: read again.
+	for range maxRetries {
+		if err = s.rdb.Watch(ctx, change, key); !errors.Is(err, redis.TxFailedErr) {
+			break
+		}
 	}
-	_, err = s.rdb.TxPipelined(ctx, func(tx redis.Pipeliner) error {
-		tx.Set(ctx, keys.Settings(tenant), b, 0)
-		return s.log.AppendTx(ctx, tx, rec)
-	})
 	if err != nil {
-		return Settings{}, fault.Unavailable("tenants: put settings", err)
+		return Settings{}, storeErr("tenants: put settings", err)
 	}
 	return st, nil
+}
+
+// settingsProperties lists the settings that differ between old and next,
+// for the audit record.
+func settingsProperties(old, next Settings) []audit.ModifiedProperty {
+	var out []audit.ModifiedProperty
+	if old.LockboxEnabled != next.LockboxEnabled {
+		out = append(out, audit.ModifiedProperty{Name: "LockboxEnabled",
+			OldValue: fmt.Sprint(old.LockboxEnabled), NewValue: fmt.Sprint(next.LockboxEnabled)})
+	}
+	if o, n := strings.Join(old.NotificationAddresses, ","), strings.Join(next.NotificationAddresses, ","); o != n {
+		out = append(out, audit.ModifiedProperty{Name: "NotificationAddresses", OldValue: o, NewValue: n})
+	}
+	return out
 }
 
 // Approvers lists tenant's assigned approvers, sorted, for p.
@@ -188,7 +310,8 @@ func (s *Store) Approvers(ctx context.Context, p identity.Principal, tenant stri
 	return users, nil
 }
 
-// AddApprover assigns user as an approver of tenant. Adding an existing
+// AddApprover assigns user as an approver of tenant. The user must be a
+// user of the tenant (user@ one of its domains). Adding an existing
 // approver is a no-op that succeeds (and is not audited twice).
 func (s *Store) AddApprover(ctx context.Context, p identity.Principal, clientIP, tenant, user string) error {
 	return s.changeApprover(ctx, p, clientIP, tenant, user, true)
@@ -201,14 +324,22 @@ func (s *Store) RemoveApprover(ctx context.Context, p identity.Principal, client
 }
 
 func (s *Store) changeApprover(ctx context.Context, p identity.Principal, clientIP, tenant, user string, add bool) error {
-	if err := canChange(p, tenant); err != nil {
+	t, err := s.canAssign(ctx, p, tenant)
+	if err != nil {
 		return err
 	}
 	if err := keys.ValidUser(user); err != nil {
 		return fault.New(fault.ErrInvalid, "invalid_user", "%v", err)
 	}
-	if err := s.remember(ctx, tenant); err != nil {
-		return err
+	if add && !t.HasUser(user) {
+		// The provider's staff, and users of other organizations, never
+		// approve access to this tenant's data.
+		domains := "none registered"
+		if len(t.Domains) > 0 {
+			domains = strings.Join(t.Domains, ", ")
+		}
+		return fault.New(fault.ErrInvalid, "not_tenant_user",
+			"%s is not a user of tenant %s: an approver must be user@ one of the tenant's domains (%s)", user, tenant, domains)
 	}
 	key := keys.Approvers(tenant)
 	op := audit.OpAddApprover
@@ -216,7 +347,7 @@ func (s *Store) changeApprover(ctx context.Context, p identity.Principal, client
 		op = audit.OpRemoveApprover
 	}
 	// WATCH makes "change and audit only if it changes anything" atomic.
-	err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+	err = s.rdb.Watch(ctx, func(tx *redis.Tx) error {
 		is, err := tx.SIsMember(ctx, key, user).Result()
 		if err != nil {
 			return err
@@ -237,27 +368,18 @@ func (s *Store) changeApprover(ctx context.Context, p identity.Principal, client
 		})
 		return err
 	}, key)
-	if errors.Is(err, redis.TxFailedErr) {
-		return fault.New(fault.ErrConflict, "conflict", "approvers of %s changed concurrently; retry", tenant)
-	}
 	if err != nil {
-		return fault.Unavailable("tenants: change approver", err)
+		return storeErr("tenants: change approver", err)
 	}
 	return nil
 }
 
-// remember adds tenant to the set of known tenants. It runs outside the
-// tenant's transaction because the set lives in another Cluster slot; an
-// entry for a tenant whose change then failed is harmless.
+// remember adds tenant to the provider-wide tenant index. It runs outside
+// the tenant's transaction because the index lives in another Cluster
+// slot; adding twice is harmless.
 func (s *Store) remember(ctx context.Context, tenant string) error {
 	if err := s.rdb.SAdd(ctx, keys.Tenants(), tenant).Err(); err != nil {
 		return fault.Unavailable("tenants: remember tenant", err)
 	}
 	return nil
-}
-
-// LockboxEnabled reports the tenant's switch, without an access check.
-func (s *Store) LockboxEnabled(ctx context.Context, tenant string) (bool, error) {
-	st, err := s.Lookup(ctx, tenant)
-	return st.LockboxEnabled, err
 }

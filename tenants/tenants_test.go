@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/lockbox-oss/lockbox/internal/clock"
 	"github.com/lockbox-oss/lockbox/internal/fault"
 	"github.com/lockbox-oss/lockbox/internal/redistest"
+	"github.com/lockbox-oss/lockbox/internal/tenanttest"
 	"github.com/lockbox-oss/lockbox/tenants"
 )
 
@@ -20,9 +22,9 @@ func p(sub, tid string, roles ...identity.Role) identity.Principal {
 }
 
 var (
-	admin      = p("gina", "contoso", identity.RoleGlobalAdmin)
-	approver   = p("adam", "contoso", identity.RoleApprover)
-	outsider   = p("olga", "contoso")
+	admin      = p("gina@contoso.example", "contoso", identity.RoleGlobalAdmin)
+	approver   = p("adam@contoso.example", "contoso", identity.RoleApprover)
+	outsider   = p("olga@contoso.example", "contoso")
 	otherAdmin = p("fabian", "fabrikam", identity.RoleGlobalAdmin)
 	manager    = p("mary", "", identity.RoleSupportManager)
 	operator   = p("alice", "", identity.RoleOperator)
@@ -32,7 +34,9 @@ func newStore(t *testing.T) (*tenants.Store, *audit.Log) {
 	rdb := redistest.Client(t)
 	c := clock.NewFake(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC))
 	log := audit.NewLog(rdb, c.Now)
-	return tenants.NewStore(rdb, log, c.Now), log
+	s := tenants.NewStore(rdb, log, c.Now)
+	tenanttest.Onboard(t, s, "contoso", "fabrikam")
+	return s, log
 }
 
 func TestSettings(t *testing.T) {
@@ -42,6 +46,7 @@ func TestSettings(t *testing.T) {
 	if err != nil || !st.LockboxEnabled || len(st.NotificationAddresses) != 0 {
 		t.Fatalf("defaults = %+v, %v", st, err)
 	}
+	// Unassigned, approver is only a user of contoso holding a role claim.
 	for _, who := range []identity.Principal{approver, otherAdmin, manager, operator} {
 		if _, err := s.PutSettings(ctx, who, "", "contoso", tenants.Settings{}); !errors.Is(err, fault.ErrForbidden) {
 			t.Fatalf("%s changed settings: %v", who.Subject, err)
@@ -58,7 +63,7 @@ func TestSettings(t *testing.T) {
 		t.Fatal("switch still on")
 	}
 	// Readers: the tenant's admins and approvers, the provider's managers.
-	if err := s.AddApprover(ctx, admin, "", "contoso", "adam"); err != nil {
+	if err := s.AddApprover(ctx, admin, "", "contoso", approver.Subject); err != nil {
 		t.Fatal(err)
 	}
 	for _, who := range []identity.Principal{admin, approver, manager} {
@@ -71,52 +76,233 @@ func TestSettings(t *testing.T) {
 			t.Fatalf("%s read settings: %v", who.Subject, err)
 		}
 	}
+	// An assigned approver configures Customer Lockbox too, as in
+	// Microsoft 365; turning it on needs the lifecycle's guard.
+	if _, err := s.PutSettings(ctx, approver, "203.0.113.10", "contoso", tenants.Settings{LockboxEnabled: false, NotificationAddresses: []string{"soc@contoso.com"}}); err != nil {
+		t.Fatalf("assigned approver can't configure: %v", err)
+	}
+	if _, err := s.PutSettings(ctx, approver, "", "contoso", tenants.Settings{LockboxEnabled: true}); err == nil {
+		t.Fatal("lockbox turned on without a guard to end manager-only grants")
+	}
 	recs, _ := log.List(ctx, "contoso", 10)
-	if len(recs) != 2 || recs[1].Operation != audit.OpSetSettings || recs[1].UserId != "gina" || recs[1].ClientIP != "203.0.113.9" {
-		t.Fatalf("audit = %+v", recs)
+	var sets []audit.Record
+	for _, r := range recs {
+		if r.Operation == audit.OpSetSettings {
+			sets = append(sets, r)
+		}
+	}
+	if len(sets) != 2 {
+		t.Fatalf("settings records = %+v", sets)
+	}
+	first, second := sets[1], sets[0]
+	if first.UserId != admin.Subject || first.ClientIP != "203.0.113.9" ||
+		fmt.Sprint(first.ModifiedProperties) != "[{LockboxEnabled true false} {NotificationAddresses  sec@contoso.com}]" {
+		t.Fatalf("first change = %+v", first)
+	}
+	if second.UserId != approver.Subject ||
+		fmt.Sprint(second.ModifiedProperties) != "[{NotificationAddresses sec@contoso.com soc@contoso.com}]" {
+		t.Fatalf("second change = %+v", second)
+	}
+}
+
+func TestUnknownTenant(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := context.Background()
+	ghostAdmin := p("gus@ghost.example", "ghost", identity.RoleGlobalAdmin)
+	for name, err := range map[string]error{
+		"settings":     func() error { _, err := s.Settings(ctx, ghostAdmin, "ghost"); return err }(),
+		"put settings": func() error { _, err := s.PutSettings(ctx, ghostAdmin, "", "ghost", tenants.Defaults()); return err }(),
+		"approvers":    func() error { _, err := s.Approvers(ctx, ghostAdmin, "ghost"); return err }(),
+		"add approver": s.AddApprover(ctx, ghostAdmin, "", "ghost", "ann@ghost.example"),
+		"manager read": func() error { _, err := s.Settings(ctx, manager, "ghost"); return err }(),
+	} {
+		if fe, ok := errors.AsType[*fault.Error](err); !ok || !errors.Is(err, fault.ErrNotFound) || fe.Code != "tenant_not_found" || !strings.Contains(err.Error(), "ghost") {
+			t.Errorf("%s: err = %v, want tenant_not_found naming ghost", name, err)
+		}
 	}
 }
 
 func TestApprovers(t *testing.T) {
 	s, log := newStore(t)
 	ctx := context.Background()
-	if err := s.AddApprover(ctx, approver, "", "contoso", "olga"); !errors.Is(err, fault.ErrForbidden) {
+	const adam, olga = "adam@contoso.example", "olga@contoso.example"
+	if err := s.AddApprover(ctx, approver, "", "contoso", olga); !errors.Is(err, fault.ErrForbidden) {
 		t.Fatalf("approver assigned an approver: %v", err)
 	}
-	if err := s.AddApprover(ctx, otherAdmin, "", "contoso", "olga"); !errors.Is(err, fault.ErrForbidden) {
+	if err := s.AddApprover(ctx, otherAdmin, "", "contoso", olga); !errors.Is(err, fault.ErrForbidden) {
 		t.Fatalf("other tenant's admin assigned an approver: %v", err)
 	}
 	if err := s.AddApprover(ctx, admin, "", "contoso", "bad user"); !errors.Is(err, fault.ErrInvalid) {
 		t.Fatalf("bad user id: %v", err)
 	}
+	// Approvers are users of the tenant: never the provider's staff, a
+	// user of another tenant, or an id outside the tenant's domains.
+	for _, u := range []string{"mary@provider.example", "fay@fabrikam.example", "adam", "adam@contoso.example.evil.com", "x@sub.contoso.example"} {
+		err := s.AddApprover(ctx, admin, "", "contoso", u)
+		if fe, ok := errors.AsType[*fault.Error](err); !ok || !errors.Is(err, fault.ErrInvalid) || fe.Code != "not_tenant_user" {
+			t.Errorf("AddApprover(%s) = %v, want not_tenant_user", u, err)
+		}
+	}
 	for range 2 { // adding twice is a no-op
-		if err := s.AddApprover(ctx, admin, "", "contoso", "adam"); err != nil {
+		if err := s.AddApprover(ctx, admin, "", "contoso", adam); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := s.AddApprover(ctx, admin, "", "contoso", "olga"); err != nil {
+	if err := s.AddApprover(ctx, admin, "", "contoso", "Olga@Contoso.Example"); err != nil {
+		t.Fatalf("domain match must not depend on case: %v", err)
+	}
+	if err := s.AddApprover(ctx, admin, "", "contoso", olga); err != nil {
 		t.Fatal(err)
 	}
 	list, err := s.Approvers(ctx, approver, "contoso")
-	if err != nil || fmt.Sprint(list) != "[adam olga]" {
+	if err != nil || fmt.Sprint(list) != "[Olga@Contoso.Example adam@contoso.example olga@contoso.example]" {
 		t.Fatalf("approvers = %v, %v", list, err)
 	}
-	if ok, _ := s.IsApprover(ctx, "fabrikam", "adam"); ok {
+	if ok, _ := s.IsApprover(ctx, "fabrikam", adam); ok {
 		t.Fatal("approver of contoso counted for fabrikam")
 	}
-	if err := s.RemoveApprover(ctx, admin, "", "contoso", "olga"); err != nil {
+	if err := s.RemoveApprover(ctx, admin, "", "contoso", olga); err != nil {
 		t.Fatal(err)
 	}
-	if ok, _ := s.IsApprover(ctx, "contoso", "olga"); ok {
+	if ok, _ := s.IsApprover(ctx, "contoso", olga); ok {
 		t.Fatal("removed approver still approves")
 	}
-	recs, _ := log.List(ctx, "contoso", 10)
+	recs, _ := log.List(ctx, "contoso", 4)
 	var ops []string
 	for _, r := range recs {
 		ops = append(ops, r.Operation+":"+r.ObjectId)
 	}
-	want := "[Remove-CustomerLockboxApprover:olga Add-CustomerLockboxApprover:olga Add-CustomerLockboxApprover:adam]"
+	want := "[Remove-CustomerLockboxApprover:olga@contoso.example Add-CustomerLockboxApprover:olga@contoso.example Add-CustomerLockboxApprover:Olga@Contoso.Example Add-CustomerLockboxApprover:adam@contoso.example]"
 	if fmt.Sprint(ops) != want {
 		t.Fatalf("audit = %v", ops)
+	}
+}
+
+var lara = p("lara@provider.example", "", identity.RoleLockboxAdmin)
+
+func TestOnboard(t *testing.T) {
+	rdb := redistest.Client(t)
+	c := clock.NewFake(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC))
+	log := audit.NewLog(rdb, c.Now)
+	s := tenants.NewStore(rdb, log, c.Now)
+	ctx := context.Background()
+	in := tenants.Onboarding{ID: "contoso", DisplayName: " Contoso Ltd ", Domains: []string{"Contoso.Example", "contoso.example."},
+		GlobalAdmins: []string{"gina@contoso.example"}}
+	for _, who := range []identity.Principal{manager, operator, admin, p("lara@contoso.example", "contoso", identity.RoleLockboxAdmin)} {
+		if _, _, err := s.Onboard(ctx, who, "", in); !errors.Is(err, fault.ErrForbidden) {
+			t.Errorf("%s onboarded a tenant: %v", who.Subject, err)
+		}
+	}
+	for name, bad := range map[string]tenants.Onboarding{
+		"no domains":      {ID: "contoso", DisplayName: "C"},
+		"bad domain":      {ID: "contoso", DisplayName: "C", Domains: []string{"not a domain"}},
+		"bad id":          {ID: "Contoso!", DisplayName: "C", Domains: []string{"c.example"}},
+		"no display name": {ID: "contoso", Domains: []string{"c.example"}},
+		"bad admin":       {ID: "contoso", DisplayName: "C", Domains: []string{"c.example"}, GlobalAdmins: []string{"Gina <g@c.example>"}},
+		"bad org id":      {ID: "contoso", DisplayName: "C", Domains: []string{"c.example"}, OrganizationID: "1234"},
+	} {
+		if _, _, err := s.Onboard(ctx, lara, "", bad); !errors.Is(err, fault.ErrInvalid) {
+			t.Errorf("%s: err = %v, want invalid", name, err)
+		}
+	}
+	got, st, err := s.Onboard(ctx, lara, "192.0.2.7", in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.DisplayName != "Contoso Ltd" || fmt.Sprint(got.Domains) != "[contoso.example]" || len(got.OrganizationID) != 36 || !st.LockboxEnabled {
+		t.Fatalf("onboarded %+v with %+v", got, st)
+	}
+	if _, _, err := s.Onboard(ctx, lara, "", in); !errors.Is(err, fault.ErrConflict) {
+		t.Fatalf("second onboarding: %v", err)
+	}
+	off := false
+	_, st, err = s.Onboard(ctx, lara, "", tenants.Onboarding{ID: "fabrikam", DisplayName: "Fabrikam", Domains: []string{"fabrikam.example"},
+		OrganizationID: "6F9619FF-8B86-D011-B42D-00C04FC964FF", LockboxEnabled: &off})
+	if err != nil || st.LockboxEnabled {
+		t.Fatalf("onboarding with lockbox off: %+v, %v", st, err)
+	}
+	if on, _ := s.LockboxEnabled(ctx, "fabrikam"); on {
+		t.Fatal("fabrikam's switch is on")
+	}
+	fab, _ := s.Get(ctx, "fabrikam")
+	if fab.OrganizationID != "6f9619ff-8b86-d011-b42d-00c04fc964ff" {
+		t.Fatalf("organization id = %q", fab.OrganizationID)
+	}
+
+	// Who sees what: the provider's staff every tenant; a tenant's users
+	// only their own, and another tenant is "not found" to them.
+	all, err := s.List(ctx, operator)
+	if err != nil || len(all) != 2 || all[0].ID != "contoso" || all[1].ID != "fabrikam" {
+		t.Fatalf("operator's list = %+v, %v", all, err)
+	}
+	own, err := s.List(ctx, admin)
+	if err != nil || len(own) != 1 || own[0].ID != "contoso" {
+		t.Fatalf("tenant admin's list = %+v, %v", own, err)
+	}
+	if _, err := s.Tenant(ctx, admin, "fabrikam"); !errors.Is(err, fault.ErrNotFound) {
+		t.Fatalf("contoso's admin read fabrikam: %v", err)
+	}
+
+	// The record of onboarding shows tenants "Microsoft Support", the
+	// provider the person.
+	recs, _ := log.List(ctx, "contoso", 10)
+	if len(recs) != 1 || recs[0].Operation != audit.OpOnboardTenant || recs[0].UserId != audit.ProviderUserID ||
+		recs[0].ProviderUserId != lara.Subject || recs[0].ClientIP != "192.0.2.7" {
+		t.Fatalf("onboarding record = %+v", recs)
+	}
+}
+
+// TestUpdateTenant: only Lockbox administrators change a registry entry;
+// removing a domain takes approver rights from its users at once.
+func TestUpdateTenant(t *testing.T) {
+	s, log := newStore(t)
+	ctx := context.Background()
+	if err := s.AddApprover(ctx, admin, "", "contoso", "adam@contoso.example"); err != nil {
+		t.Fatal(err)
+	}
+	domains := []string{"contoso.com"}
+	if _, err := s.UpdateTenant(ctx, admin, "", "contoso", tenants.TenantUpdate{Domains: &domains}); !errors.Is(err, fault.ErrForbidden) {
+		t.Fatalf("tenant admin changed the registry: %v", err)
+	}
+	name := "Contoso Pharmaceuticals"
+	got, err := s.UpdateTenant(ctx, lara, "192.0.2.8", "contoso", tenants.TenantUpdate{DisplayName: &name, Domains: &domains})
+	if err != nil || got.DisplayName != name || fmt.Sprint(got.Domains) != "[contoso.com]" {
+		t.Fatalf("update = %+v, %v", got, err)
+	}
+	if ok, _ := s.IsApprover(ctx, "contoso", "adam@contoso.example"); ok {
+		t.Fatal("an approver outside the tenant's domains still approves")
+	}
+	if _, err := s.UpdateTenant(ctx, lara, "", "ghost", tenants.TenantUpdate{DisplayName: &name}); !errors.Is(err, fault.ErrNotFound) {
+		t.Fatalf("update of an unknown tenant: %v", err)
+	}
+	recs, _ := log.List(ctx, "contoso", 1)
+	if recs[0].Operation != audit.OpUpdateTenant ||
+		fmt.Sprint(recs[0].ModifiedProperties) != "[{DisplayName contoso Ltd Contoso Pharmaceuticals} {Domains contoso.example contoso.com}]" {
+		t.Fatalf("update record = %+v", recs[0])
+	}
+}
+
+// TestAdoptLegacy: tenants Lockbox knew before onboarding existed are
+// registered once, keeping their switch.
+func TestAdoptLegacy(t *testing.T) {
+	rdb := redistest.Client(t)
+	ctx := context.Background()
+	log := audit.NewLog(rdb, nil)
+	s := tenants.NewStore(rdb, log, nil)
+	rdb.SAdd(ctx, "lockbox:tenants", "oldco", "newco")
+	rdb.Set(ctx, "lockbox:{oldco}:settings", `{"lockbox_enabled":false,"notification_addresses":[]}`, 0)
+	tenanttest.Onboard(t, s, "newco")
+	if n, err := s.AdoptLegacy(ctx); err != nil || n != 1 {
+		t.Fatalf("first run adopted %d, %v; want 1 (oldco)", n, err)
+	}
+	if n, err := s.AdoptLegacy(ctx); err != nil || n != 0 {
+		t.Fatalf("second run adopted %d, %v; want 0", n, err)
+	}
+	old, err := s.Get(ctx, "oldco")
+	if err != nil || old.DisplayName != "oldco" || len(old.Domains) != 0 {
+		t.Fatalf("adopted = %+v, %v", old, err)
+	}
+	if on, _ := s.LockboxEnabled(ctx, "oldco"); on {
+		t.Fatal("adoption changed the switch")
 	}
 }

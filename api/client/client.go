@@ -312,6 +312,51 @@ func (c *Client) Settings(ctx context.Context, tenant string) (tenants.Settings,
 	return s, err
 }
 
+// OnboardedTenant is a new tenant's registry entry and the settings it
+// starts with.
+type OnboardedTenant struct {
+	tenants.Tenant
+	Settings tenants.Settings `json:"settings"`
+}
+
+// Onboard onboards a tenant (the provider's Lockbox administrators only).
+func (c *Client) Onboard(ctx context.Context, in tenants.Onboarding) (OnboardedTenant, error) {
+	var out OnboardedTenant
+	err := c.do(ctx, http.MethodPost, "/v1/tenants", nil, in, &out)
+	return out, err
+}
+
+// Tenants lists the onboarded tenants the caller may see.
+func (c *Client) Tenants(ctx context.Context) ([]tenants.Tenant, error) {
+	var out struct {
+		Tenants []tenants.Tenant `json:"tenants"`
+	}
+	err := c.do(ctx, http.MethodGet, "/v1/tenants", nil, nil, &out)
+	return out.Tenants, err
+}
+
+// Tenant returns tenant's registry entry.
+func (c *Client) Tenant(ctx context.Context, tenant string) (tenants.Tenant, error) {
+	p, err := join("/v1/tenants", tenant)
+	if err != nil {
+		return tenants.Tenant{}, err
+	}
+	var t tenants.Tenant
+	err = c.do(ctx, http.MethodGet, p, nil, nil, &t)
+	return t, err
+}
+
+// UpdateTenant changes tenant's registry entry; nil fields of u stay.
+func (c *Client) UpdateTenant(ctx context.Context, tenant string, u tenants.TenantUpdate) (tenants.Tenant, error) {
+	p, err := join("/v1/tenants", tenant)
+	if err != nil {
+		return tenants.Tenant{}, err
+	}
+	var t tenants.Tenant
+	err = c.do(ctx, http.MethodPatch, p, nil, u, &t)
+	return t, err
+}
+
 // PutSettings replaces tenant's settings with s (a full replacement, not a
 // merge) and returns them as stored.
 func (c *Client) PutSettings(ctx context.Context, tenant string, s tenants.Settings) (tenants.Settings, error) {

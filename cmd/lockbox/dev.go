@@ -20,7 +20,9 @@ import (
 	"github.com/lockbox-oss/lockbox/grantsig"
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/devstore"
+	"github.com/lockbox-oss/lockbox/internal/fault"
 	"github.com/lockbox-oss/lockbox/internal/server"
+	"github.com/lockbox-oss/lockbox/tenants"
 )
 
 // demoTenant is the tenant "lockbox dev" sets up, with lockbox on.
@@ -43,6 +45,16 @@ var devIdentities = []devIdentity{
 	{"admin.jwt", "LOCKBOX_ADMIN_TOKEN", identity.Claims{Subject: "gina@contoso.example", Roles: []identity.Role{identity.RoleGlobalAdmin}, TenantID: demoTenant}, "global administrator of contoso"},
 	{"approver.jwt", "LOCKBOX_APPROVER_TOKEN", identity.Claims{Subject: "adam@contoso.example", Roles: []identity.Role{identity.RoleApprover}, TenantID: demoTenant}, "assigned lockbox approver of contoso"},
 	{"auditor.jwt", "LOCKBOX_AUDITOR_TOKEN", identity.Claims{Subject: "sue@provider.example", Roles: []identity.Role{identity.RoleAuditReader}}, "provider security auditor (all tenants)"},
+	{"lockbox-admin.jwt", "LOCKBOX_LOCKBOX_ADMIN_TOKEN", identity.Claims{Subject: "lara@provider.example", Roles: []identity.Role{identity.RoleLockboxAdmin}}, "provider Lockbox administrator (onboards tenants)"},
+}
+
+// demoTenants are the tenants "lockbox dev" onboards: contoso with Customer
+// Lockbox on and an assigned approver, fabrikam with it on and no approver.
+// Their global administrators' contacts receive the tenant's notification
+// e-mails (as .eml files in dev).
+var demoTenants = []tenants.Onboarding{
+	{ID: "contoso", DisplayName: "Contoso Ltd", Domains: []string{"contoso.example"}, GlobalAdmins: []string{"gina@contoso.example"}},
+	{ID: "fabrikam", DisplayName: "Fabrikam, Inc.", Domains: []string{"fabrikam.example"}, GlobalAdmins: []string{"fay@fabrikam.example"}},
 }
 
 // dev runs Lockbox with everything a newcomer needs and nothing installed:
@@ -147,16 +159,30 @@ func ensureDevKey(dir string) (ed25519.PrivateKey, string, error) {
 	return key, jwks, nil
 }
 
-// seedDemo sets up contoso through the same code paths users take: its
-// global admin assigns the approver (which is audited like any assignment).
+// seedDemo sets up the demo tenants through the same code paths users take:
+// the provider's Lockbox administrator onboards them, and contoso's global
+// admin assigns its approver (each audited like any other). Against a Redis
+// that already has them (LOCKBOX_REDIS_URL), it changes nothing.
 func seedDemo(ctx context.Context, srv *server.Server) error {
-	var admin, approver identity.Claims
+	var admin, approver, lockboxAdmin identity.Claims
 	for _, id := range devIdentities {
 		switch id.file {
 		case "admin.jwt":
 			admin = id.claims
 		case "approver.jwt":
 			approver = id.claims
+		case "lockbox-admin.jwt":
+			lockboxAdmin = id.claims
+		}
+	}
+	la := identity.Principal{Subject: lockboxAdmin.Subject, Roles: lockboxAdmin.Roles}
+	for _, t := range demoTenants {
+		_, _, err := srv.Tenants.Onboard(ctx, la, "127.0.0.1", t)
+		if fe, ok := errors.AsType[*fault.Error](err); ok && fe.Code == "tenant_exists" {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("onboard demo tenant %s: %w", t.ID, err)
 		}
 	}
 	p := identity.Principal{Subject: admin.Subject, Roles: admin.Roles, TenantID: admin.TenantID}
@@ -192,7 +218,8 @@ Lockbox dev is running.
   API      %s/v1   (OpenAPI: %s/v1/openapi.yaml)
   proxy    %s/{exchange,sharepoint,onedrive}/...   (demo tenant services behind it)
   metrics  http://%s/metrics   health: /livez /readyz
-  tokens   %s/*.jwt  (operator, operator2, manager, admin, approver, auditor)
+  tokens   %s/*.jwt  (operator, operator2, manager, admin, approver, auditor, lockbox-admin)
+  tenants  contoso (Customer Lockbox on, approver adam@contoso.example), fabrikam
 
 Try the whole workflow in another shell:
   . %s/env

@@ -75,6 +75,11 @@ func Grant(tenant, operator, service string) string {
 	return tagged(tenant, "grant:"+operator+":"+service)
 }
 
+// Tenant holds the tenant's registry entry (display name, organization id,
+// domains, global administrators' contacts) as JSON. A tenant without one is
+// not onboarded: no request can be filed for it.
+func Tenant(tenant string) string { return tagged(tenant, "tenant") }
+
 // Settings holds the tenant's settings as JSON.
 func Settings(tenant string) string { return tagged(tenant, "settings") }
 
@@ -92,7 +97,10 @@ func RequestIndex(id string) string { return prefix + "reqidx:" + id }
 // provider-wide listings.
 func AllRequests() string { return prefix + "requests" }
 
-// Tenants is the set of tenants Lockbox has seen.
+// Tenants is the set of onboarded tenants (and, from before onboarding
+// existed, of tenants Lockbox had seen). It lives outside every tenant's hash
+// slot, so it is written after the tenant's own transaction; the registry
+// entry (Tenant) is the truth and this set only an index of it.
 func Tenants() string { return prefix + "tenants" }
 
 // Open holds the id of the operator's open (pending or approved) request

@@ -141,7 +141,17 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		s.Redis.Close()
 		return nil, err
 	}
+	// Turning a tenant's lockbox on ends the grants its approvers never
+	// approved, in the same transaction: the lifecycle does that part.
+	s.Tenants.SetGuard(s.Requests)
 	if jobs {
+		// Tenants Lockbox knew before onboarding existed keep working.
+		if n, err := s.Tenants.AdoptLegacy(ctx); err != nil {
+			s.Redis.Close()
+			return nil, fmt.Errorf("register tenants from before onboarding: %w", err)
+		} else if n > 0 {
+			opts.Logger.Warn("registered tenants that predate onboarding; give each its domains (lockboxctl tenant update) so approvers can be assigned", "count", n)
+		}
 		if s.Notifier, err = newNotifier(cfg, opts, s); err != nil {
 			s.Redis.Close()
 			return nil, err

@@ -32,6 +32,7 @@ allow if {
 	service_matches
 	operator_matches
 	grant_unexpired
+	approval_sufficient
 	activity_known
 	activity_permitted
 }
@@ -63,6 +64,15 @@ denials contains "grant_expired" if {
 	not grant_unexpired
 }
 
+# With the tenant's Customer Lockbox on, only an approval by the tenant's own
+# approvers counts. Turning the switch on revokes every grant a manager alone
+# approved; this denial keeps such a grant from being honoured should one
+# survive (or be read from a cache) anyway.
+denials contains "tenant_approval_required" if {
+	has_grant
+	not approval_sufficient
+}
+
 denials contains "unknown_activity" if not activity_known
 
 denials contains "activity_not_requested" if {
@@ -80,6 +90,10 @@ denials contains "write_not_requested" if {
 }
 
 has_grant if is_object(input.grant)
+
+approval_sufficient if input.grant.tenant_approved == true
+
+approval_sufficient if input.tenant.lockbox_enabled == false
 
 tenant_matches if {
 	input.call.tenant != ""

@@ -22,6 +22,7 @@ base := {
 		"service": "exchange",
 		"activities": [],
 		"approver": "admin@contoso",
+		"tenant_approved": true,
 		"approved_at": "2026-03-01T10:00:00Z",
 		"expires_at": "2026-03-01T14:00:00Z",
 	},
@@ -279,4 +280,20 @@ test_every_reason_documented if {
 			r in documented
 		}
 	}
+}
+
+# tenant_approval_required: with the tenant's lockbox on, a grant that only
+# the provider's manager approved (while it was off) is not honoured.
+
+test_manager_only_grant_denied_when_lockbox_on if {
+	authz.decision == denied(["tenant_approval_required"]) with input as with_grant({"tenant_approved": false})
+}
+
+test_grant_without_approval_flag_denied_when_lockbox_on if {
+	authz.decision == denied(["tenant_approval_required"]) with input as json.remove(base, ["grant/tenant_approved"])
+}
+
+test_manager_only_grant_allowed_when_lockbox_off if {
+	inp := object.union(with_grant({"tenant_approved": false}), {"tenant": {"lockbox_enabled": false}})
+	authz.decision == allowed with input as inp
 }

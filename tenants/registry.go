@@ -1,0 +1,468 @@
+package tenants
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/mail"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/identity"
+	"github.com/lockbox-oss/lockbox/internal/fault"
+	"github.com/lockbox-oss/lockbox/internal/keys"
+)
+
+// Tenant is a tenant's registry entry: who the tenant is. Lockbox knows a
+// tenant only once the provider onboarded it; requests, settings and
+// approvers exist only for onboarded tenants, so a typo in a tenant name is
+// refused at once instead of producing a request nobody will ever decide.
+type Tenant struct {
+	// ID is the tenant's short name, as in tokens' "tid", keys and paths.
+	ID string `json:"id"`
+	// OrganizationID is the tenant's GUID, as Microsoft 365 names a tenant;
+	// audit records carry it as OrganizationId.
+	OrganizationID string `json:"organization_id"`
+	// DisplayName is the organization's name as people know it.
+	DisplayName string `json:"display_name"`
+	// Domains are the tenant's user domains. Its users, and so its
+	// approvers, are the user@domain identities of these domains.
+	Domains []string `json:"domains"`
+	// GlobalAdmins are the e-mail addresses of the tenant's global
+	// administrators: notified, with the approvers, of every request that
+	// awaits the tenant.
+	GlobalAdmins []string  `json:"global_admins"`
+	OnboardedAt  time.Time `json:"onboarded_at"`
+}
+
+// Onboarding is what the provider states when it onboards a tenant.
+type Onboarding struct {
+	ID             string   `json:"id"`
+	OrganizationID string   `json:"organization_id,omitempty"`
+	DisplayName    string   `json:"display_name"`
+	Domains        []string `json:"domains"`
+	GlobalAdmins   []string `json:"global_admins"`
+	// LockboxEnabled is the tenant's switch from the start. Nil means on:
+	// unlike Microsoft 365, where Customer Lockbox is opt-in, a tenant
+	// Lockbox protects is protected from its first request, and turning it
+	// off is the tenant's own, audited decision.
+	LockboxEnabled *bool `json:"lockbox_enabled,omitempty"`
+}
+
+// TenantUpdate changes a registry entry; nil fields stay as they are.
+type TenantUpdate struct {
+	DisplayName  *string   `json:"display_name,omitempty"`
+	Domains      *[]string `json:"domains,omitempty"`
+	GlobalAdmins *[]string `json:"global_admins,omitempty"`
+}
+
+const (
+	maxDisplayName = 256
+	maxDomains     = 50
+)
+
+// domainRE is a DNS name of at least two labels, lower case.
+var domainRE = regexp.MustCompile(`^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$`)
+
+var guidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+
+func invalid(format string, args ...any) error {
+	return fault.New(fault.ErrInvalid, "invalid_tenant", format, args...)
+}
+
+// normalize checks t's fields and puts them in canonical form.
+func (t *Tenant) normalize() error {
+	if err := keys.ValidTenant(t.ID); err != nil {
+		return invalid("%v", err)
+	}
+	t.OrganizationID = strings.ToLower(strings.TrimSpace(t.OrganizationID))
+	if !guidRE.MatchString(t.OrganizationID) {
+		return invalid("organization_id %q is not a GUID", t.OrganizationID)
+	}
+	t.DisplayName = strings.TrimSpace(t.DisplayName)
+	if t.DisplayName == "" || len(t.DisplayName) > maxDisplayName || strings.ContainsFunc(t.DisplayName, isControl) {
+		return invalid("display_name is required: 1-%d printable characters", maxDisplayName)
+	}
+	if len(t.Domains) == 0 || len(t.Domains) > maxDomains {
+		return invalid("domains: 1-%d domains are required: the tenant's users, and so its approvers, are user@domain of these", maxDomains)
+	}
+	domains := make([]string, 0, len(t.Domains))
+	for _, d := range t.Domains {
+		d = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(d)), ".")
+		if len(d) > 253 || !domainRE.MatchString(d) {
+			return invalid("domain %q is not a DNS name", d)
+		}
+		if !slices.Contains(domains, d) {
+			domains = append(domains, d)
+		}
+	}
+	slices.Sort(domains)
+	t.Domains = domains
+	admins, err := normalizeAddresses("global_admins", t.GlobalAdmins)
+	if err != nil {
+		return err
+	}
+	t.GlobalAdmins = admins
+	return nil
+}
+
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
+
+// normalizeAddresses checks a list of plain e-mail addresses and drops
+// duplicates.
+func normalizeAddresses(field string, in []string) ([]string, error) {
+	if len(in) > maxAddresses {
+		return nil, invalid("%s: at most %d addresses", field, maxAddresses)
+	}
+	out := make([]string, 0, len(in))
+	for _, a := range in {
+		addr, err := mail.ParseAddress(a)
+		if err != nil || addr.Name != "" || addr.Address != strings.TrimSpace(a) {
+			return nil, invalid("%s: %q is not a plain e-mail address", field, a)
+		}
+		if !slices.Contains(out, addr.Address) {
+			out = append(out, addr.Address)
+		}
+	}
+	return out, nil
+}
+
+// HasUser reports whether user is one of the tenant's users: an identity
+// user@domain in one of its domains.
+func (t Tenant) HasUser(user string) bool {
+	at := strings.LastIndexByte(user, '@')
+	if at <= 0 {
+		return false
+	}
+	return slices.Contains(t.Domains, strings.ToLower(user[at+1:]))
+}
+
+// notOnboarded is the error for a tenant without a registry entry.
+func notOnboarded(tenant string) error {
+	return fault.New(fault.ErrNotFound, "tenant_not_found", "tenant %s is not onboarded to Lockbox", tenant)
+}
+
+// Get returns tenant's registry entry without an access check, or an
+// error wrapping fault.ErrNotFound when it is not onboarded.
+func (s *Store) Get(ctx context.Context, tenant string) (Tenant, error) {
+	if err := keys.ValidTenant(tenant); err != nil {
+		return Tenant{}, invalid("%v", err)
+	}
+	return s.get(ctx, s.rdb, tenant)
+}
+
+func (s *Store) get(ctx context.Context, g getter, tenant string) (Tenant, error) {
+	b, err := g.Get(ctx, keys.Tenant(tenant)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return Tenant{}, notOnboarded(tenant)
+	}
+	if err != nil {
+		return Tenant{}, fault.Unavailable("tenants: registry", err)
+	}
+	var t Tenant
+	if err := json.Unmarshal(b, &t); err != nil {
+		return Tenant{}, fmt.Errorf("tenants: registry entry of %s is corrupt: %w", tenant, err)
+	}
+	return t, nil
+}
+
+type getter interface {
+	Get(ctx context.Context, key string) *redis.StringCmd
+}
+
+// Onboarded returns nil when tenant is onboarded, and an error wrapping
+// fault.ErrNotFound (code tenant_not_found) naming it when it is not.
+func (s *Store) Onboarded(ctx context.Context, tenant string) error {
+	_, err := s.Get(ctx, tenant)
+	return err
+}
+
+// canAdminister is the rule for onboarding and registry changes: the
+// provider's Lockbox administrators.
+func canAdminister(p identity.Principal) error {
+	if !p.IsProvider() || !p.Has(identity.RoleLockboxAdmin) {
+		return fault.New(fault.ErrForbidden, "forbidden", "only the provider's Lockbox administrators (role lockbox-admin) can onboard tenants and change their registry entries")
+	}
+	return nil
+}
+
+// canView is the rule for reading registry entries: the provider's staff
+// (operators choose a tenant when they file a request), and a tenant's own
+// users for their tenant.
+func canView(p identity.Principal, tenant string) error {
+	if p.IsProvider() && len(p.Roles) > 0 {
+		return nil
+	}
+	if p.InTenant(tenant) {
+		return nil
+	}
+	// Not found rather than forbidden: a tenant user learns nothing of
+	// which other tenants exist.
+	return notOnboarded(tenant)
+}
+
+// Onboard registers a tenant, for the provider's Lockbox administrators,
+// with its switch set as in.LockboxEnabled (on when nil). Onboarding a
+// tenant twice is a conflict.
+func (s *Store) Onboard(ctx context.Context, p identity.Principal, clientIP string, in Onboarding) (Tenant, Settings, error) {
+	if err := canAdminister(p); err != nil {
+		return Tenant{}, Settings{}, err
+	}
+	t := Tenant{
+		ID: in.ID, OrganizationID: in.OrganizationID, DisplayName: in.DisplayName,
+		Domains: in.Domains, GlobalAdmins: in.GlobalAdmins, OnboardedAt: s.now().UTC().Truncate(time.Second),
+	}
+	if t.OrganizationID == "" {
+		t.OrganizationID = uuid.NewString()
+	}
+	if err := t.normalize(); err != nil {
+		return Tenant{}, Settings{}, err
+	}
+	st := Defaults()
+	if in.LockboxEnabled != nil {
+		st.LockboxEnabled = *in.LockboxEnabled
+	}
+	tb, err := json.Marshal(t)
+	if err != nil {
+		return Tenant{}, Settings{}, err
+	}
+	sb, err := json.Marshal(st)
+	if err != nil {
+		return Tenant{}, Settings{}, err
+	}
+	key := keys.Tenant(t.ID)
+	err = s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+		n, err := tx.Exists(ctx, key).Result()
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			return fault.New(fault.ErrConflict, "tenant_exists", "tenant %s is already onboarded", t.ID)
+		}
+		_, err = tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+			pipe.Set(ctx, key, tb, 0)
+			pipe.Set(ctx, keys.Settings(t.ID), sb, 0)
+			return s.log.AppendTx(ctx, pipe, providerRecord(p, clientIP, audit.Record{
+				Operation: audit.OpOnboardTenant, OrganizationId: t.ID, Workload: audit.WorkloadLockbox, ObjectId: t.ID,
+				ModifiedProperties: append(tenantProperties(Tenant{}, t),
+					audit.ModifiedProperty{Name: "LockboxEnabled", OldValue: "", NewValue: fmt.Sprint(st.LockboxEnabled)}),
+			}))
+		})
+		return err
+	}, key)
+	if err != nil {
+		return Tenant{}, Settings{}, storeErr("tenants: onboard", err)
+	}
+	// The provider-wide index lives in another slot: written after the
+	// tenant's own transaction, and idempotent, so a failure here is
+	// repaired by the next write (Reindex).
+	if err := s.remember(ctx, t.ID); err != nil {
+		return Tenant{}, Settings{}, err
+	}
+	return t, st, nil
+}
+
+// UpdateTenant changes tenant's registry entry, for the provider's Lockbox
+// administrators. Its id and organization id never change.
+func (s *Store) UpdateTenant(ctx context.Context, p identity.Principal, clientIP, tenant string, u TenantUpdate) (Tenant, error) {
+	if err := canAdminister(p); err != nil {
+		return Tenant{}, err
+	}
+	if err := keys.ValidTenant(tenant); err != nil {
+		return Tenant{}, invalid("%v", err)
+	}
+	key := keys.Tenant(tenant)
+	var out Tenant
+	err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+		old, err := s.get(ctx, tx, tenant)
+		if err != nil {
+			return err
+		}
+		next := old
+		if u.DisplayName != nil {
+			next.DisplayName = *u.DisplayName
+		}
+		if u.Domains != nil {
+			next.Domains = slices.Clone(*u.Domains)
+		}
+		if u.GlobalAdmins != nil {
+			next.GlobalAdmins = slices.Clone(*u.GlobalAdmins)
+		}
+		if err := next.normalize(); err != nil {
+			return err
+		}
+		out = next
+		changed := tenantProperties(old, next)
+		if len(changed) == 0 {
+			return nil
+		}
+		b, err := json.Marshal(next)
+		if err != nil {
+			return err
+		}
+		_, err = tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+			pipe.Set(ctx, key, b, 0)
+			return s.log.AppendTx(ctx, pipe, providerRecord(p, clientIP, audit.Record{
+				Operation: audit.OpUpdateTenant, OrganizationId: tenant, Workload: audit.WorkloadLockbox,
+				ObjectId: tenant, ModifiedProperties: changed,
+			}))
+		})
+		return err
+	}, key)
+	if err != nil {
+		return Tenant{}, storeErr("tenants: update", err)
+	}
+	return out, nil
+}
+
+// tenantProperties lists the registry fields that differ between old and
+// next, for the audit record.
+func tenantProperties(old, next Tenant) []audit.ModifiedProperty {
+	var out []audit.ModifiedProperty
+	add := func(name, o, n string) {
+		if o != n {
+			out = append(out, audit.ModifiedProperty{Name: name, OldValue: o, NewValue: n})
+		}
+	}
+	add("DisplayName", old.DisplayName, next.DisplayName)
+	add("OrganizationId", old.OrganizationID, next.OrganizationID)
+	add("Domains", strings.Join(old.Domains, ","), strings.Join(next.Domains, ","))
+	add("GlobalAdmins", strings.Join(old.GlobalAdmins, ","), strings.Join(next.GlobalAdmins, ","))
+	return out
+}
+
+// providerRecord stamps r as the work of provider staff member p: tenants
+// see "Microsoft Support", the provider's own views the person.
+func providerRecord(p identity.Principal, clientIP string, r audit.Record) audit.Record {
+	r.UserId, r.ProviderUserId, r.ClientIP = audit.ProviderUserID, p.Subject, clientIP
+	return r
+}
+
+// Tenant returns tenant's registry entry to p.
+func (s *Store) Tenant(ctx context.Context, p identity.Principal, tenant string) (Tenant, error) {
+	if err := keys.ValidTenant(tenant); err != nil {
+		return Tenant{}, invalid("%v", err)
+	}
+	if err := canView(p, tenant); err != nil {
+		return Tenant{}, err
+	}
+	return s.Get(ctx, tenant)
+}
+
+// List returns the onboarded tenants p may see, sorted by id: every one
+// for the provider's staff, their own for a tenant's users.
+func (s *Store) List(ctx context.Context, p identity.Principal) ([]Tenant, error) {
+	if !p.IsProvider() {
+		t, err := s.Tenant(ctx, p, p.TenantID)
+		if errors.Is(err, fault.ErrNotFound) {
+			return []Tenant{}, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		return []Tenant{t}, nil
+	}
+	if len(p.Roles) == 0 {
+		return []Tenant{}, nil
+	}
+	ids, err := s.rdb.SMembers(ctx, keys.Tenants()).Result()
+	if err != nil {
+		return nil, fault.Unavailable("tenants: list", err)
+	}
+	slices.Sort(ids)
+	out := make([]Tenant, 0, len(ids))
+	for chunk := range slices.Chunk(ids, 200) {
+		cmds := make([]*redis.StringCmd, 0, len(chunk))
+		if _, err := s.rdb.Pipelined(ctx, func(pl redis.Pipeliner) error {
+			for _, id := range chunk {
+				if keys.ValidTenant(id) == nil {
+					cmds = append(cmds, pl.Get(ctx, keys.Tenant(id)))
+				}
+			}
+			return nil
+		}); err != nil && !errors.Is(err, redis.Nil) {
+			return nil, fault.Unavailable("tenants: list", err)
+		}
+		for _, c := range cmds {
+			b, err := c.Bytes()
+			if errors.Is(err, redis.Nil) {
+				continue // seen before onboarding existed, not yet adopted
+			}
+			var t Tenant
+			if err != nil || json.Unmarshal(b, &t) != nil {
+				return nil, fault.Unavailable("tenants: list", fmt.Errorf("read %s: %v", c.Args()[1], err))
+			}
+			out = append(out, t)
+		}
+	}
+	return out, nil
+}
+
+// AdoptLegacy onboards the tenants Lockbox knew before onboarding existed
+// (those in the tenant set without a registry entry), so an upgrade loses
+// no tenant: display name = id, a new organization id, no domains (so no
+// new approver can be assigned until a Lockbox administrator adds them),
+// and the switch as it was. It returns how many it adopted; running it
+// again adopts none.
+func (s *Store) AdoptLegacy(ctx context.Context) (int, error) {
+	ids, err := s.rdb.SMembers(ctx, keys.Tenants()).Result()
+	if err != nil {
+		return 0, fault.Unavailable("tenants: adopt", err)
+	}
+	n := 0
+	for _, id := range ids {
+		if keys.ValidTenant(id) != nil {
+			continue
+		}
+		t := Tenant{ID: id, OrganizationID: uuid.NewString(), DisplayName: id, Domains: []string{},
+			GlobalAdmins: []string{}, OnboardedAt: s.now().UTC().Truncate(time.Second)}
+		b, err := json.Marshal(t)
+		if err != nil {
+			return n, err
+		}
+		key := keys.Tenant(id)
+		adopted := false
+		err = s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+			if c, err := tx.Exists(ctx, key).Result(); err != nil || c > 0 {
+				return err
+			}
+			_, err := tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+				pipe.Set(ctx, key, b, 0)
+				return s.log.AppendTx(ctx, pipe, audit.Record{
+					Operation: audit.OpOnboardTenant, OrganizationId: id, Workload: audit.WorkloadLockbox,
+					ObjectId: id, UserId: audit.SystemUserID,
+					Comment:            "registered on upgrade: this tenant had Lockbox data before tenants were onboarded",
+					ModifiedProperties: tenantProperties(Tenant{}, t),
+				})
+			})
+			adopted = err == nil
+			return err
+		}, key)
+		if err != nil {
+			return n, storeErr("tenants: adopt", err)
+		}
+		if adopted {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// storeErr keeps domain errors and marks anything else as the store being
+// unavailable; a lost optimistic lock is a conflict to retry.
+func storeErr(op string, err error) error {
+	if _, ok := errors.AsType[*fault.Error](err); ok {
+		return err
+	}
+	if errors.Is(err, redis.TxFailedErr) {
+		return fault.New(fault.ErrConflict, "conflict", "the tenant changed concurrently; retry")
+	}
+	return fault.Unavailable(op, err)
+}
