@@ -62,6 +62,11 @@ type Record struct {
 	// Method and Path are the canonical call behind an operator action.
 	Method string `json:"Method,omitempty"`
 	Path   string `json:"Path,omitempty"`
+	// LockboxPolicyRevision names the policy version (catalog and rules,
+	// loaded together) that classified and permitted an operator action:
+	// the hex SHA-256 the proxy's log lines call policy_revision. Tenants
+	// see it too; it says which rules applied, not who acted.
+	LockboxPolicyRevision string `json:"LockboxPolicyRevision,omitempty"`
 	// ProviderUserId is the provider staff member behind "Microsoft
 	// Operator". It is provider-only: TenantView removes it.
 	ProviderUserId string `json:"ProviderUserId,omitempty"`
