@@ -158,15 +158,16 @@ func OCSF(r Record) OCSFEvent {
 	}
 	u := map[string]string{}
 	for k, v := range map[string]string{
-		"OrganizationId":   r.OrganizationId,
-		"Workload":         r.Workload,
-		"ApprovalDecision": r.ApprovalDecision,
-		"Comment":          r.Comment,
-		"ObjectId":         r.ObjectId,
-		"UserType":         r.UserType,
-		"LockboxApprover":  r.LockboxApprover,
-		"Method":           r.Method,
-		"Path":             r.Path,
+		"OrganizationId":        r.OrganizationId,
+		"Workload":              r.Workload,
+		"ApprovalDecision":      r.ApprovalDecision,
+		"Comment":               r.Comment,
+		"ObjectId":              r.ObjectId,
+		"UserType":              r.UserType,
+		"LockboxApprover":       r.LockboxApprover,
+		"Method":                r.Method,
+		"Path":                  r.Path,
+		"LockboxPolicyRevision": r.LockboxPolicyRevision,
 	} {
 		if v != "" {
 			u[k] = v

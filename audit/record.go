@@ -72,6 +72,11 @@ type Record struct {
 	// ModifiedProperties lists what a change changed, old and new, as the
 	// unified audit log's admin records do.
 	ModifiedProperties []ModifiedProperty `json:"ModifiedProperties,omitempty"`
+	// LockboxPolicyRevision names the policy version (catalog and rules,
+	// loaded together) that classified and permitted an operator action:
+	// the hex SHA-256 the proxy's log lines call policy_revision. Tenants
+	// see it too; it says which rules applied, not who acted.
+	LockboxPolicyRevision string `json:"LockboxPolicyRevision,omitempty"`
 	// ProviderUserId is the provider staff member behind "Microsoft
 	// Operator". It is provider-only: TenantView removes it.
 	ProviderUserId string `json:"ProviderUserId,omitempty"`

@@ -25,6 +25,7 @@ import (
 	"github.com/lockbox-oss/lockbox/grantsig"
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/redistest"
+	"github.com/lockbox-oss/lockbox/policy"
 	lockboxrego "github.com/lockbox-oss/lockbox/rego"
 	"github.com/lockbox-oss/lockbox/tenants"
 )
@@ -248,6 +249,15 @@ func TestProxyThroughBinaries(t *testing.T) {
 	if op.Operation != "Get-Mailbox" || op.UserId != "Microsoft Operator" || op.UserType != "DcAdmin" ||
 		op.LockboxRequestId != r.ID || op.Workload != "exchange" || op.ProviderUserId != "" || op.ClientIP != "" {
 		t.Fatalf("tenant's audit record = %+v", op)
+	}
+	// It names the policy version that judged the call, in the tenant's
+	// view too: the revision of the directory the server serves.
+	served, err := policy.NewEngine(policy.EngineConfig{Dir: d.policyDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if op.LockboxPolicyRevision != served.Revision() {
+		t.Fatalf("tenant's audit record names policy revision %q, want %s", op.LockboxPolicyRevision, served.Revision())
 	}
 
 	// A write activity the request did not name: 403.

@@ -39,8 +39,9 @@ var ErrInvalidPolicy = errors.New("invalid policy")
 
 // bundle is one loaded version of the policy directory: the prepared query
 // and the catalog that came with it. It is immutable once built; a reload
-// builds a new one and swaps it in whole, so a call never sees the policy of
-// one version with the catalog of another.
+// builds a new one and swaps it in whole, so one Snapshot never holds the
+// policy of one version with the catalog of another. (A caller asking the
+// Engine twice still can see two versions: that is what Snapshot is for.)
 type bundle struct {
 	query    rego.PreparedEvalQuery
 	catalog  *Catalog

@@ -37,7 +37,8 @@ var (
 	// ErrInvalidInput: the input can't be evaluated (Input.Now is not RFC
 	// 3339).
 	ErrInvalidInput = errors.New("invalid policy input")
-	// ErrNotReady: no policy is loaded (an Engine not made by NewEngine).
+	// ErrNotReady: no policy is loaded (an Engine not made by NewEngine,
+	// whose Snapshot is nil).
 	ErrNotReady = errors.New("no policy loaded")
 )
 
@@ -96,9 +97,14 @@ func (c *EngineConfig) checkAndSetDefaults() error {
 
 // Engine evaluates the security team's policy for each proxied call and
 // serves the activity catalog that came with it. Policy and catalog are
-// loaded together as one immutable bundle, swapped atomically on reload, so
-// Decide, Match and Activities never block on a reload and never mix two
-// versions. An Engine is safe for concurrent use.
+// loaded together as one immutable Snapshot, swapped atomically on reload,
+// so nothing blocks on a reload and no one answer mixes two versions.
+//
+// Each method of the Engine answers from the version serving at that
+// moment, so two calls may see two versions. A caller that asks several
+// questions about one piece of work (the proxy classifies a call, then
+// decides it) takes one Snapshot and asks it. An Engine is safe for
+// concurrent use.
 type Engine struct {
 	fsys    fs.FS
 	dir     string
@@ -107,7 +113,7 @@ type Engine struct {
 	timeout time.Duration
 	metrics *metrics
 
-	current  atomic.Pointer[bundle]
+	current  atomic.Pointer[Snapshot]
 	reloadMu sync.Mutex // serializes reloads, so an older read never replaces a newer one
 }
 
@@ -156,7 +162,9 @@ func (e *Engine) load() (*bundle, error) {
 }
 
 func (e *Engine) publish(b *bundle) {
-	e.current.Store(b)
+	// Built once per load, so taking a snapshot on every call costs one
+	// atomic load and no allocation.
+	e.current.Store(&Snapshot{e: e, b: b})
 	e.metrics.loadedAt.Set(float64(b.loaded.UnixNano()) / 1e9)
 }
 
@@ -222,19 +230,27 @@ func (e *Engine) Watch(ctx context.Context, interval time.Duration) {
 	}
 }
 
+// Snapshot returns the version of the policy serving now: its catalog and
+// its decision rule, loaded together, and its revision. The snapshot never
+// changes; a reload after this call serves the next Snapshot and leaves
+// this one answering as before. It is nil when no policy is loaded (an
+// Engine not made by NewEngine), and a nil *Snapshot matches nothing and
+// decides nothing: it fails closed.
+func (e *Engine) Snapshot() *Snapshot {
+	if e == nil {
+		return nil
+	}
+	return e.current.Load()
+}
+
 // Revision identifies the policy serving now: the hex SHA-256 of its files'
 // names and contents. Empty when none is loaded.
-func (e *Engine) Revision() string {
-	if b := e.current.Load(); b != nil {
-		return b.revision
-	}
-	return ""
-}
+func (e *Engine) Revision() string { return e.Snapshot().Revision() }
 
 // Ready returns nil when a policy is loaded, which is always true of an
 // Engine made by NewEngine: a failed reload keeps the last good one.
 func (e *Engine) Ready() error {
-	if e == nil || e.current.Load() == nil {
+	if e.Snapshot() == nil {
 		return ErrNotReady
 	}
 	return nil
@@ -242,50 +258,94 @@ func (e *Engine) Ready() error {
 
 // Catalog returns the activity catalog serving now. A reload may replace it
 // at any time; hold on to the value only for one piece of work.
-func (e *Engine) Catalog() *Catalog {
-	if b := e.current.Load(); b != nil {
-		return b.catalog
-	}
-	return nil
-}
+func (e *Engine) Catalog() *Catalog { return e.Snapshot().Catalog() }
 
-// Match is Catalog.Match on the catalog serving now: the catalog reloads
-// with the policy, so the proxy classifies a call with the catalog its
-// policy was written for.
+// Match is Catalog.Match on the catalog serving now. A caller that then
+// decides about what it matched should take a Snapshot and ask it both.
 func (e *Engine) Match(service, method, path string) (Activity, map[string]string, bool) {
-	c := e.Catalog()
-	if c == nil {
-		return Activity{}, nil, false
-	}
-	return c.Match(service, method, path)
+	return e.Snapshot().Match(service, method, path)
 }
 
 // Activities is Catalog.Activities on the catalog serving now.
 func (e *Engine) Activities(service string) ([]string, bool) {
-	c := e.Catalog()
-	if c == nil {
-		return nil, false
-	}
-	return c.Activities(service)
+	return e.Snapshot().Activities(service)
 }
 
-// Decide evaluates data.lockbox.authz.decision for in. Only a nil error
-// and Allow == true permit the call; on any error the caller denies.
+// Decide is Snapshot.Decide with the policy serving now.
+func (e *Engine) Decide(ctx context.Context, in Input) (Decision, error) {
+	return e.Snapshot().Decide(ctx, in)
+}
+
+// Snapshot is one loaded version of the policy directory: the catalog and
+// the decision rule that were loaded together, and the revision that names
+// them. It is immutable and safe for concurrent use.
+//
+// The proxy takes one Snapshot per call and both classifies the call
+// (Match) and decides it (Decide) with it. Asking the Engine twice instead
+// could, across a reload, classify a call with one version's catalog and
+// judge it with another version's policy: an activity renamed, or moved
+// from read to write, would be judged under rules written for something
+// else.
+type Snapshot struct {
+	// e supplies the clock, the evaluation timeout, the logger and the
+	// metrics, none of which change after NewEngine.
+	e *Engine
+	b *bundle
+}
+
+// Revision is the hex SHA-256 of the names and contents of the files this
+// version was loaded from. Empty for a nil Snapshot.
+func (s *Snapshot) Revision() string {
+	if s == nil {
+		return ""
+	}
+	return s.b.revision
+}
+
+// Catalog returns this version's activity catalog; nil for a nil Snapshot.
+func (s *Snapshot) Catalog() *Catalog {
+	if s == nil {
+		return nil
+	}
+	return s.b.catalog
+}
+
+// Match is Catalog.Match on this version's catalog: the catalog its policy
+// was written for. A nil Snapshot matches nothing.
+func (s *Snapshot) Match(service, method, path string) (Activity, map[string]string, bool) {
+	if s == nil {
+		return Activity{}, nil, false
+	}
+	return s.b.catalog.Match(service, method, path)
+}
+
+// Activities is Catalog.Activities on this version's catalog. A nil
+// Snapshot knows no service.
+func (s *Snapshot) Activities(service string) ([]string, bool) {
+	if s == nil {
+		return nil, false
+	}
+	return s.b.catalog.Activities(service)
+}
+
+// Decide evaluates this version's data.lockbox.authz.decision for in. Only
+// a nil error and Allow == true permit the call; on any error the caller
+// denies. A nil Snapshot returns ErrNotReady.
 //
 // The evaluation time (time.now_ns() in Rego) is in.Now; when in.Now is
 // empty it is the engine's clock, and input.now is set to it, so the policy
-// sees one time either way. Evaluation runs under EvalTimeout, builtin
-// errors are fatal, and a panic inside OPA becomes an error.
-func (e *Engine) Decide(ctx context.Context, in Input) (Decision, error) {
-	b := e.current.Load()
-	if b == nil {
+// sees one time either way. Evaluation runs under the engine's EvalTimeout,
+// builtin errors are fatal, a panic inside OPA becomes an error, and the
+// time it took is observed in lockbox_policy_evaluation_duration_seconds.
+func (s *Snapshot) Decide(ctx context.Context, in Input) (Decision, error) {
+	if s == nil {
 		return Decision{}, ErrNotReady
 	}
 	// Latency is measured on the process clock, not the injected one: it is
 	// a duration, not a decision time.
 	start := time.Now()
-	d, err := e.decide(ctx, b, &in)
-	e.metrics.evalDuration.Observe(time.Since(start).Seconds())
+	d, err := s.e.decide(ctx, s.b, &in)
+	s.e.metrics.evalDuration.Observe(time.Since(start).Seconds())
 	return d, err
 }
 

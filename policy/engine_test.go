@@ -291,6 +291,20 @@ func TestZeroEngineNotReady(t *testing.T) {
 	if _, _, ok := e.Match("exchange", "GET", "/tenants/contoso/mailboxes"); ok {
 		t.Error("Match on an engine without a catalog matched")
 	}
+	// Its snapshot is nil, and a nil snapshot fails closed too.
+	s := e.Snapshot()
+	if s != nil {
+		t.Fatalf("Snapshot = %p, want nil", s)
+	}
+	if _, err := s.Decide(t.Context(), allowedInput()); !errors.Is(err, policy.ErrNotReady) {
+		t.Errorf("nil Snapshot.Decide = %v, want ErrNotReady", err)
+	}
+	if _, _, ok := s.Match("exchange", "GET", "/tenants/contoso/mailboxes"); ok {
+		t.Error("nil Snapshot.Match matched")
+	}
+	if _, ok := s.Activities("exchange"); ok || s.Revision() != "" || s.Catalog() != nil {
+		t.Error("a nil Snapshot knows a service, a revision or a catalog")
+	}
 }
 
 // TestLoadRefuses: a directory the server would not serve stops start-up
@@ -699,6 +713,126 @@ func TestReloadSwapsCatalog(t *testing.T) {
 	}
 }
 
+// versionB is a policy directory unlike the default in both halves: its
+// catalog names the default's Get-Mailbox route Find-Mailbox, and its
+// policy denies every call with the reason "frozen".
+func versionB(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	catalog, err := fs.ReadFile(lockboxrego.FS, policy.CatalogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	renamed := bytes.Replace(catalog, []byte(`"Get-Mailbox"`), []byte(`"Find-Mailbox"`), 1)
+	if bytes.Equal(renamed, catalog) {
+		t.Fatal("the default catalog has no Get-Mailbox to rename")
+	}
+	writeFile(t, filepath.Join(dir, policy.CatalogPath), renamed)
+	writeFile(t, filepath.Join(dir, "lockbox", "authz", "authz.rego"), []byte(`package lockbox.authz
+
+decision := {"allow": false, "reasons": ["frozen"]}
+`))
+	return dir
+}
+
+// copyOver writes every file of src into dst, replacing those of the same
+// name, as a deployment updating the policy directory in place does.
+func copyOver(t *testing.T, src, dst string) {
+	t.Helper()
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		writeFile(t, filepath.Join(dst, rel), b)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSnapshotKeepsItsVersion: a snapshot taken before a reload keeps
+// classifying and deciding with the version it was taken of, catalog and
+// policy (and the policy's view of the catalog) alike, while the engine
+// and every later snapshot serve the new version. The proxy relies on it
+// to classify and judge a call with one version.
+func TestSnapshotKeepsItsVersion(t *testing.T) {
+	dir := defaultDir(t) // version A: the default
+	e, _ := newEngine(t, policy.EngineConfig{Dir: dir})
+	a := e.Snapshot()
+	revA := e.Revision()
+	if a.Revision() != revA {
+		t.Fatalf("snapshot revision %s, engine %s", a.Revision(), revA)
+	}
+	copyOver(t, versionB(t), dir)
+	if err := e.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	b := e.Snapshot()
+	if b.Revision() == revA || e.Revision() != b.Revision() {
+		t.Fatalf("after reload: snapshot revision %s, engine %s, before %s", b.Revision(), e.Revision(), revA)
+	}
+	if a.Revision() != revA {
+		t.Errorf("the old snapshot's revision changed to %s", a.Revision())
+	}
+
+	const method, path = "GET", "/tenants/contoso/mailboxes"
+	in := allowedInput() // Get-Mailbox under a read grant
+	renamed := allowedInput()
+	renamed.Call.Activity = "Find-Mailbox"
+	// What a Snapshot and the Engine both answer.
+	type version interface {
+		Match(service, method, path string) (policy.Activity, map[string]string, bool)
+		Activities(service string) ([]string, bool)
+		Decide(ctx context.Context, in policy.Input) (policy.Decision, error)
+	}
+	for _, tt := range []struct {
+		name     string
+		snap     version
+		activity string // what method and path are
+		missing  string // the other version's name for them
+		// decisions on Get-Mailbox and on Find-Mailbox
+		allow, allowRenamed     bool
+		reasons, reasonsRenamed []string
+	}{
+		{name: "snapshot before the reload", snap: a, activity: "Get-Mailbox", missing: "Find-Mailbox",
+			allow: true, reasons: []string{},
+			// A's policy judges with A's catalog, which has no Find-Mailbox.
+			reasonsRenamed: []string{"unknown_activity"}},
+		{name: "snapshot after the reload", snap: b, activity: "Find-Mailbox", missing: "Get-Mailbox",
+			reasons: []string{"frozen"}, reasonsRenamed: []string{"frozen"}},
+		{name: "engine after the reload", snap: e, activity: "Find-Mailbox", missing: "Get-Mailbox",
+			reasons: []string{"frozen"}, reasonsRenamed: []string{"frozen"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if act, _, ok := tt.snap.Match("exchange", method, path); !ok || act.Name != tt.activity {
+				t.Errorf("Match = %q, %v; want %s", act.Name, ok, tt.activity)
+			}
+			names, _ := tt.snap.Activities("exchange")
+			if !slices.Contains(names, tt.activity) || slices.Contains(names, tt.missing) {
+				t.Errorf("Activities = %v; want %s and not %s", names, tt.activity, tt.missing)
+			}
+			if d, err := tt.snap.Decide(t.Context(), in); err != nil || d.Allow != tt.allow || !slices.Equal(d.Reasons, tt.reasons) {
+				t.Errorf("Decide(Get-Mailbox) = %+v, %v; want allow %v, reasons %q", d, err, tt.allow, tt.reasons)
+			}
+			if d, err := tt.snap.Decide(t.Context(), renamed); err != nil || d.Allow != tt.allowRenamed || !slices.Equal(d.Reasons, tt.reasonsRenamed) {
+				t.Errorf("Decide(Find-Mailbox) = %+v, %v; want allow %v, reasons %q", d, err, tt.allowRenamed, tt.reasonsRenamed)
+			}
+		})
+	}
+	if a.Catalog() == b.Catalog() || e.Catalog() != b.Catalog() {
+		t.Error("Catalog does not follow the snapshot it was asked of")
+	}
+}
+
 // waitFor polls cond until it holds or 2 s pass: it waits on a watcher
 // polling every few milliseconds, not on a fixed delay.
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -814,8 +948,12 @@ func TestWatchWithoutDirWaitsForContext(t *testing.T) {
 
 func TestEvaluationMetric(t *testing.T) {
 	e, reg := newEngine(t, policy.EngineConfig{})
-	for range 3 {
-		if _, err := e.Decide(t.Context(), allowedInput()); err != nil {
+	for i := range 3 {
+		decide := e.Decide
+		if i == 0 { // the proxy's way: through a snapshot
+			decide = e.Snapshot().Decide
+		}
+		if _, err := decide(t.Context(), allowedInput()); err != nil {
 			t.Fatal(err)
 		}
 	}

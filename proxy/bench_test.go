@@ -16,26 +16,27 @@ import (
 // over loopback HTTP, the whole handler (token verification,
 // canonicalization, catalog match, grant and settings reads from a real
 // Redis, the policy decision, the durable audit write) and an upstream
-// that answers at once. "rego" decides with the real OPA engine and the
-// default policy; "go-rule" with the Go mirror of that rule, which shows
-// what the policy evaluation itself costs.
+// that answers at once. "rego" classifies and decides with a snapshot of
+// the real OPA engine and the default policy; "go-rule" with the default
+// catalog and the Go mirror of that rule, which shows what the policy
+// evaluation itself costs.
 func BenchmarkProxyAllow(b *testing.B) {
 	engine, err := policy.NewEngine(policy.EngineConfig{})
 	if err != nil {
 		b.Fatal(err)
 	}
 	for _, d := range []struct {
-		name    string
-		decider func(*testEnv) Decider
+		name   string
+		policy func(*testEnv) Policy
 	}{
-		{"rego", func(*testEnv) Decider { return engine }},
-		{"go-rule", func(e *testEnv) Decider { return ruleDecider{catalog: e.catalog} }},
+		{"rego", func(*testEnv) Policy { return PolicyFunc(func() PolicySnapshot { return engine.Snapshot() }) }},
+		{"go-rule", func(e *testEnv) Policy { return goPolicy{catalog: e.catalog, decider: ruleDecider{catalog: e.catalog}} }},
 	} {
-		b.Run(d.name, func(b *testing.B) { benchmarkProxyAllow(b, d.decider) })
+		b.Run(d.name, func(b *testing.B) { benchmarkProxyAllow(b, d.policy) })
 	}
 }
 
-func benchmarkProxyAllow(b *testing.B, decider func(*testEnv) Decider) {
+func benchmarkProxyAllow(b *testing.B, newPolicy func(*testEnv) Policy) {
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "application/json")
@@ -43,7 +44,7 @@ func benchmarkProxyAllow(b *testing.B, decider func(*testEnv) Decider) {
 	}))
 	b.Cleanup(upstream.Close)
 	e := newTestEnv(b, func(e *testEnv, c *Config) {
-		c.Decider = decider(e)
+		c.Policy = newPolicy(e)
 		// Production logs at Info, where a permitted call writes nothing.
 		c.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
 		u, err := url.Parse(upstream.URL)

@@ -175,8 +175,7 @@ func newTestEnv(t testing.TB, opts ...envOption) *testEnv {
 		Auth:       verifier,
 		Grants:     e.grants,
 		Tenants:    e.tenants,
-		Classifier: e.catalog,
-		Decider:    ruleDecider{catalog: e.catalog},
+		Policy:     goPolicy{catalog: e.catalog, decider: ruleDecider{catalog: e.catalog}},
 		Auditor:    e.audit,
 		SigningKey: grantKey,
 		Now:        e.clk.Now,
@@ -383,6 +382,40 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// ruleRevision is the revision goPolicy reports.
+const ruleRevision = "go-rule"
+
+// decider is the decision half of a PolicySnapshot.
+type decider interface {
+	Decide(ctx context.Context, in policy.Input) (policy.Decision, error)
+}
+
+// goPolicy is a policy that never reloads: its one version classifies with
+// catalog and decides with decider, in Go. TestReloadDuringCall runs calls
+// through the Rego engine and its reloads.
+type goPolicy struct {
+	catalog *policy.Catalog
+	decider decider
+}
+
+func (p goPolicy) Snapshot() PolicySnapshot { return p }
+
+func (p goPolicy) Match(service, method, path string) (policy.Activity, map[string]string, bool) {
+	return p.catalog.Match(service, method, path)
+}
+
+func (p goPolicy) Decide(ctx context.Context, in policy.Input) (policy.Decision, error) {
+	return p.decider.Decide(ctx, in)
+}
+
+func (goPolicy) Revision() string { return ruleRevision }
+
+// withDecider has the environment decide with d, classifying with the
+// default catalog.
+func withDecider(d decider) envOption {
+	return func(e *testEnv, c *Config) { c.Policy = goPolicy{catalog: e.catalog, decider: d} }
+}
+
 // ruleDecider applies in Go the rule of the default policy
 // (rego/lockbox/authz/authz.rego), with its reasons: allow only a call under
 // a grant for the call's tenant, service and operator, before the grant's
@@ -434,7 +467,7 @@ func (d ruleDecider) Decide(_ context.Context, in policy.Input) (policy.Decision
 	return policy.Decision{Allow: len(reasons) == 0, Reasons: reasons}, nil
 }
 
-// deciderFunc adapts a function to Decider.
+// deciderFunc adapts a function to decider.
 type deciderFunc func(context.Context, policy.Input) (policy.Decision, error)
 
 func (f deciderFunc) Decide(ctx context.Context, in policy.Input) (policy.Decision, error) {

@@ -238,6 +238,7 @@ func (h *Handler) forwardAttrs(c *call, err error) []slog.Attr {
 		slog.String("operator", c.principal.Subject),
 		slog.String("request_id", c.grant.RequestID),
 		slog.String("audit_id", c.record.Id),
+		slog.String("policy_revision", c.policyRevision()),
 		slog.String("method", c.Method),
 		slog.String("path", c.Path),
 	}

@@ -13,9 +13,9 @@ import (
 // guards live here, where both sides are visible: proxy must not depend on
 // how the domain packages are built, and they must not import proxy.
 var (
-	_ proxy.Authenticator = (*identity.Verifier)(nil)
-	_ proxy.GrantLookup   = (*grants.Store)(nil)
-	_ proxy.TenantLookup  = (*tenants.Store)(nil)
-	_ proxy.Classifier    = (*policy.Catalog)(nil)
-	_ proxy.Auditor       = (*audit.Log)(nil)
+	_ proxy.Authenticator  = (*identity.Verifier)(nil)
+	_ proxy.GrantLookup    = (*grants.Store)(nil)
+	_ proxy.TenantLookup   = (*tenants.Store)(nil)
+	_ proxy.PolicySnapshot = (*policy.Snapshot)(nil)
+	_ proxy.Auditor        = (*audit.Log)(nil)
 )

@@ -28,8 +28,8 @@ import (
 
 // The dependencies the handler consumes, each declared here, where it is
 // used, with only the method the proxy calls. cmd/ wires the concrete types
-// (identity.Verifier, grants.Store, tenants.Store, policy.Catalog, the
-// policy engine, audit.Log); the proxy knows nothing of how they work.
+// (identity.Verifier, grants.Store, tenants.Store, the policy engine,
+// audit.Log); the proxy knows nothing of how they work.
 
 // Authenticator verifies a bearer token and says who it identifies. Every
 // failure must wrap identity.ErrUnauthenticated.
@@ -51,18 +51,41 @@ type TenantLookup interface {
 	Lookup(ctx context.Context, tenant string) (tenants.Settings, error)
 }
 
-// Classifier finds the activity a canonical method and path of a service
-// invoke, with the pattern's wildcard values ("tenant" always among them).
-type Classifier interface {
-	Match(service, method, path string) (policy.Activity, map[string]string, bool)
+// Policy hands out the policy version serving now. The proxy takes one
+// snapshot per call and classifies and decides the call with it, so that a
+// reload in between can't classify a call with one version's catalog and
+// judge it with another version's rules. Snapshot returns nil, or a
+// snapshot whose Revision is empty, when no policy is loaded; the call is
+// then denied.
+type Policy interface {
+	Snapshot() PolicySnapshot
 }
 
-// Decider asks the policy. Only a nil error with Allow == true permits the
-// call; an undefined or malformed decision must be an error. The decider
-// owns its evaluation deadline.
-type Decider interface {
+// PolicySnapshot is one version of the policy: the activity catalog and the
+// rules loaded with it. It must not change once handed out.
+type PolicySnapshot interface {
+	// Match finds the activity a canonical method and path of a service
+	// invoke, with the pattern's wildcard values ("tenant" always among
+	// them).
+	Match(service, method, path string) (policy.Activity, map[string]string, bool)
+	// Decide asks the policy. Only a nil error with Allow == true permits
+	// the call; an undefined or malformed decision must be an error. The
+	// snapshot owns its evaluation deadline.
 	Decide(ctx context.Context, in policy.Input) (policy.Decision, error)
+	// Revision names the version in the call's log lines and audit record.
+	// It is empty only when no policy is loaded (a nil *policy.Snapshot).
+	Revision() string
 }
+
+// PolicyFunc adapts a function to Policy. cmd/ wires the policy engine with
+// it, because a method returning the concrete *policy.Snapshot does not
+// satisfy Policy:
+//
+//	proxy.PolicyFunc(func() proxy.PolicySnapshot { return engine.Snapshot() })
+type PolicyFunc func() PolicySnapshot
+
+// Snapshot calls f.
+func (f PolicyFunc) Snapshot() PolicySnapshot { return f() }
 
 // Auditor writes one audit record durably, or fails.
 type Auditor interface {
@@ -98,10 +121,9 @@ type Config struct {
 	Grants GrantLookup
 	// Tenants finds the tenant's settings.
 	Tenants TenantLookup
-	// Classifier maps method and path to a catalog activity.
-	Classifier Classifier
-	// Decider is the policy.
-	Decider Decider
+	// Policy maps method and path to a catalog activity and decides the
+	// call, with one snapshot per call.
+	Policy Policy
 	// Auditor receives one record per permitted call, before forwarding.
 	Auditor Auditor
 	// SigningKey signs the X-Lockbox-Grant header upstreams verify.
@@ -144,10 +166,8 @@ func (c *Config) CheckAndSetDefaults() error {
 		return errors.New("proxy: Grants is required")
 	case c.Tenants == nil:
 		return errors.New("proxy: Tenants is required")
-	case c.Classifier == nil:
-		return errors.New("proxy: Classifier is required")
-	case c.Decider == nil:
-		return errors.New("proxy: Decider is required")
+	case c.Policy == nil:
+		return errors.New("proxy: Policy is required")
 	case c.Auditor == nil:
 		// Never "audit nowhere": a permitted call must leave a record.
 		return errors.New("proxy: Auditor is required")
@@ -256,6 +276,9 @@ type call struct {
 	now   time.Time // the call's one reading of the clock
 	label string    // service metric label: a configured service or "unknown"
 
+	// policy is the one version of the policy that classifies and decides
+	// the call, and that its log lines and audit record name.
+	policy    PolicySnapshot
 	principal identity.Principal
 	route     route
 	Call
@@ -298,6 +321,9 @@ func (h *Handler) judge(r *http.Request, c *call) (Reason, error) {
 		reason Reason
 		err    error
 	)
+	// Taken first, like the clock reading: every step after this judges the
+	// call by this one version, however the policy reloads meanwhile.
+	c.policy = h.cfg.Policy.Snapshot()
 	if reason, err = screen(r, h.cfg.MaxBodyBytes); reason != "" {
 		return reason, err
 	}
@@ -311,7 +337,7 @@ func (h *Handler) judge(r *http.Request, c *call) (Reason, error) {
 		return reason, err
 	}
 	c.label = c.route.up.service
-	if c.Call, reason, err = h.classify(r, c.route); reason != "" {
+	if c.Call, reason, err = h.classify(r, c.policy, c.route); reason != "" {
 		return reason, err
 	}
 	lookupCtx, cancel := context.WithTimeout(ctx, h.cfg.GrantTimeout)
@@ -323,7 +349,7 @@ func (h *Handler) judge(r *http.Request, c *call) (Reason, error) {
 		return reason, err
 	}
 	in := BuildInput(c.principal, c.Call, &c.grant, c.settings, c.now)
-	if reason, err = h.decide(ctx, in); reason != "" {
+	if reason, err = h.decide(ctx, c.policy, in); reason != "" {
 		return reason, err
 	}
 	// The header set is built (and the grant signed) before the audit
@@ -456,10 +482,16 @@ func (h *Handler) resolve(rawTarget string) (route, Reason, error) {
 	return route{up: up, target: target, path: "/" + rest}, "", nil
 }
 
-// classify finds the call's catalog activity and tenant (step 4).
-func (h *Handler) classify(r *http.Request, rt route) (Call, Reason, error) {
+// classify finds the call's catalog activity and tenant (step 4), in the
+// catalog of the policy version that will decide the call.
+func (h *Handler) classify(r *http.Request, p PolicySnapshot, rt route) (Call, Reason, error) {
+	if p == nil || p.Revision() == "" {
+		// Also a nil *policy.Snapshot inside the interface, which would
+		// only match nothing: say what is wrong instead.
+		return Call{}, ReasonPolicyError, errors.New("no policy is loaded")
+	}
 	service := rt.up.service
-	a, vars, ok := h.cfg.Classifier.Match(service, r.Method, rt.path)
+	a, vars, ok := p.Match(service, r.Method, rt.path)
 	if !ok {
 		return Call{}, ReasonUnknownActivity, fmt.Errorf("%s %s is no activity of %s", r.Method, rt.path, service)
 	}
@@ -513,9 +545,10 @@ func (h *Handler) lookupSettings(ctx context.Context, tenant string) (tenants.Se
 	return s, "", nil
 }
 
-// decide asks the policy (step 6). Only an explicit allow permits.
-func (h *Handler) decide(ctx context.Context, in policy.Input) (Reason, error) {
-	d, err := h.cfg.Decider.Decide(ctx, in)
+// decide asks the policy (step 6), the version that classified the call.
+// Only an explicit allow permits.
+func (h *Handler) decide(ctx context.Context, p PolicySnapshot, in policy.Input) (Reason, error) {
+	d, err := p.Decide(ctx, in)
 	switch {
 	case err != nil:
 		return ReasonPolicyError, fmt.Errorf("policy: %w", err)
@@ -538,20 +571,21 @@ func (h *Handler) audit(ctx context.Context, c *call) (audit.Record, Reason, err
 	defer cancel()
 	approvedAt := c.grant.ApprovedAt.UTC()
 	rec, err := h.cfg.Auditor.Append(ctx, audit.Record{
-		CreationTime:        c.now.UTC(),
-		Operation:           c.Activity.Name,
-		OrganizationId:      c.Tenant,
-		Workload:            c.Service,
-		UserId:              audit.OperatorUserID,
-		UserType:            audit.UserTypeDcAdmin,
-		ClientIP:            c.ClientIP,
-		ResultStatus:        audit.ResultSucceeded,
-		LockboxRequestId:    c.grant.RequestID,
-		LockboxApprover:     c.grant.Approver,
-		LockboxApprovalTime: &approvedAt,
-		Method:              c.Method,
-		Path:                c.Path,
-		ProviderUserId:      c.principal.Subject,
+		CreationTime:          c.now.UTC(),
+		Operation:             c.Activity.Name,
+		OrganizationId:        c.Tenant,
+		Workload:              c.Service,
+		UserId:                audit.OperatorUserID,
+		UserType:              audit.UserTypeDcAdmin,
+		ClientIP:              c.ClientIP,
+		ResultStatus:          audit.ResultSucceeded,
+		LockboxRequestId:      c.grant.RequestID,
+		LockboxApprover:       c.grant.Approver,
+		LockboxApprovalTime:   &approvedAt,
+		Method:                c.Method,
+		Path:                  c.Path,
+		LockboxPolicyRevision: c.policyRevision(),
+		ProviderUserId:        c.principal.Subject,
 	})
 	if err != nil {
 		h.metrics.auditErrors.Inc()
@@ -582,11 +616,21 @@ func (h *Handler) deny(w http.ResponseWriter, r *http.Request, c *call, reason R
 		slog.String("tenant", c.Tenant),
 		slog.String("operator", c.principal.Subject),
 		slog.String("request_id", c.grant.RequestID),
+		slog.String("policy_revision", c.policyRevision()),
 		slog.String("method", r.Method),
 		slog.String("path", c.route.path),
 		slog.String("client_ip", peer.IP(r)),
 		slog.Any("error", err),
 	)
+}
+
+// policyRevision names the policy version judging c; empty when none is
+// loaded.
+func (c *call) policyRevision() string {
+	if c.policy == nil {
+		return ""
+	}
+	return c.policy.Revision()
 }
 
 // claimedService is the first segment of a raw target, for the metric

@@ -140,6 +140,9 @@ func TestDenials(t *testing.T) {
 		within time.Duration
 		// message is part of the error message the client must read.
 		message string
+		// noPolicy: no policy version was loaded, so the denial logs an
+		// empty policy_revision rather than ruleRevision.
+		noPolicy bool
 	}{
 		// 1. Requests the proxy does not judge at all.
 		{name: "dot segments escaping to another tenant", setup: readsEverywhere,
@@ -301,24 +304,29 @@ func TestDenials(t *testing.T) {
 			req: as(alice, "GET", mailboxes+"/alice/messages"), status: 403, reason: ReasonPolicyDenied, label: "exchange",
 			message: "activity_not_requested"},
 		{name: "policy says no without reasons", setup: readsOnContoso,
-			config: func(_ *testEnv, c *Config) {
-				c.Decider = deciderFunc(func(context.Context, policy.Input) (policy.Decision, error) { return policy.Decision{}, nil })
-			},
-			req: as(alice, "GET", mailboxes), status: 403, reason: ReasonPolicyDenied, label: "exchange"},
+			config: withDecider(deciderFunc(func(context.Context, policy.Input) (policy.Decision, error) { return policy.Decision{}, nil })),
+			req:    as(alice, "GET", mailboxes), status: 403, reason: ReasonPolicyDenied, label: "exchange"},
 		{name: "policy evaluation error", setup: readsOnContoso,
-			config: func(_ *testEnv, c *Config) {
-				c.Decider = deciderFunc(func(context.Context, policy.Input) (policy.Decision, error) {
-					return policy.Decision{Allow: true}, errors.New("eval_conflict_error: functions must not produce multiple outputs")
-				})
-			},
+			config: withDecider(deciderFunc(func(context.Context, policy.Input) (policy.Decision, error) {
+				return policy.Decision{Allow: true}, errors.New("eval_conflict_error: functions must not produce multiple outputs")
+			})),
 			req: as(alice, "GET", mailboxes), status: 403, reason: ReasonPolicyError, label: "exchange"},
 		{name: "policy decision undefined", setup: readsOnContoso,
-			config: func(_ *testEnv, c *Config) {
-				c.Decider = deciderFunc(func(context.Context, policy.Input) (policy.Decision, error) {
-					return policy.Decision{}, errors.New("data.lockbox.authz.decision is undefined")
-				})
-			},
+			config: withDecider(deciderFunc(func(context.Context, policy.Input) (policy.Decision, error) {
+				return policy.Decision{}, errors.New("data.lockbox.authz.decision is undefined")
+			})),
 			req: as(alice, "GET", mailboxes), status: 403, reason: ReasonPolicyError, label: "exchange"},
+		{name: "no policy loaded", setup: readsOnContoso,
+			config: func(_ *testEnv, c *Config) { c.Policy = PolicyFunc(func() PolicySnapshot { return nil }) },
+			req:    as(alice, "GET", mailboxes), status: 403, reason: ReasonPolicyError, label: "exchange", noPolicy: true},
+		{name: "engine without a policy", setup: readsOnContoso,
+			// A nil *policy.Snapshot in the interface: not nil, but no
+			// version either.
+			config: func(_ *testEnv, c *Config) {
+				var engine policy.Engine
+				c.Policy = PolicyFunc(func() PolicySnapshot { return engine.Snapshot() })
+			},
+			req: as(alice, "GET", mailboxes), status: 403, reason: ReasonPolicyError, label: "exchange", noPolicy: true},
 
 		// 7. Audit.
 		{name: "audit sink failing", setup: readsOnContoso,
@@ -396,6 +404,15 @@ func TestDenials(t *testing.T) {
 			}
 			if l := lines[0]; l["reason"] != string(tt.reason) || l["decision_id"] != res.header.Get(HeaderDecisionID) || l["decision_id"] == "" {
 				t.Errorf("log line %v: want reason %s and decision id %s", l, tt.reason, res.header.Get(HeaderDecisionID))
+			}
+			// The snapshot is taken before the first check, so even a call
+			// refused before classification names the policy serving.
+			wantRevision := ruleRevision
+			if tt.noPolicy {
+				wantRevision = ""
+			}
+			if got, ok := lines[0]["policy_revision"]; !ok || got != wantRevision {
+				t.Errorf("log line policy_revision = %v (present %v), want %q", got, ok, wantRevision)
 			}
 		})
 	}
@@ -477,12 +494,12 @@ func TestAllowed(t *testing.T) {
 			)
 			e := newTestEnv(t, func(e *testEnv, c *Config) {
 				rule := ruleDecider{catalog: e.catalog}
-				c.Decider = deciderFunc(func(ctx context.Context, in policy.Input) (policy.Decision, error) {
+				withDecider(deciderFunc(func(ctx context.Context, in policy.Input) (policy.Decision, error) {
 					mu.Lock()
 					inputs = append(inputs, in)
 					mu.Unlock()
 					return rule.Decide(ctx, in)
-				})
+				}))(e, c)
 			})
 			if tt.lockboxOff {
 				e.setLockbox("contoso", false)
@@ -558,21 +575,22 @@ func TestAllowed(t *testing.T) {
 			}
 			approvedAt := req.ApprovedAt.UTC()
 			want := audit.Record{
-				Id:                  recs[0].Id,
-				CreationTime:        now.Truncate(time.Millisecond),
-				Operation:           tt.activity,
-				OrganizationId:      "contoso",
-				Workload:            "exchange",
-				UserId:              "Microsoft Operator",
-				UserType:            "DcAdmin",
-				ClientIP:            "127.0.0.1",
-				ResultStatus:        "Succeeded",
-				LockboxRequestId:    req.ID,
-				LockboxApprover:     req.Approver,
-				LockboxApprovalTime: &approvedAt,
-				Method:              tt.method,
-				Path:                path,
-				ProviderUserId:      alice.Subject,
+				Id:                    recs[0].Id,
+				CreationTime:          now.Truncate(time.Millisecond),
+				Operation:             tt.activity,
+				OrganizationId:        "contoso",
+				Workload:              "exchange",
+				UserId:                "Microsoft Operator",
+				UserType:              "DcAdmin",
+				ClientIP:              "127.0.0.1",
+				ResultStatus:          "Succeeded",
+				LockboxRequestId:      req.ID,
+				LockboxApprover:       req.Approver,
+				LockboxApprovalTime:   &approvedAt,
+				Method:                tt.method,
+				Path:                  path,
+				LockboxPolicyRevision: ruleRevision,
+				ProviderUserId:        alice.Subject,
 			}
 			if g, w := fmt.Sprintf("%+v", deref(recs[0])), fmt.Sprintf("%+v", deref(want)); g != w {
 				t.Errorf("audit record\n got %s\nwant %s", g, w)
@@ -585,6 +603,10 @@ func TestAllowed(t *testing.T) {
 				t.Errorf("approver %q, id %q: want approver %q", recs[0].LockboxApprover, recs[0].Id, wantApprover)
 			}
 
+			if lines := e.logLines("proxy call forwarded"); len(lines) != 1 || lines[0]["policy_revision"] != ruleRevision ||
+				lines[0]["audit_id"] != recs[0].Id {
+				t.Errorf("forward log lines %v: want one naming revision %s and the audit record", lines, ruleRevision)
+			}
 			if got := testutil.ToFloat64(e.h.metrics.requests.WithLabelValues("exchange", decisionAllowed)); got != 1 {
 				t.Errorf("requests{exchange,allowed} = %v", got)
 			}
@@ -744,7 +766,7 @@ func TestNewRejects(t *testing.T) {
 		u, _ := url.Parse("http://exchange.internal:8080/api")
 		return Config{
 			Upstreams: map[string]*url.URL{"exchange": u}, Auth: e.h.cfg.Auth, Grants: e.grants, Tenants: e.tenants,
-			Classifier: e.catalog, Decider: ruleDecider{}, Auditor: e.audit, SigningKey: key,
+			Policy: goPolicy{catalog: e.catalog, decider: ruleDecider{}}, Auditor: e.audit, SigningKey: key,
 		}
 	}
 	mustURL := func(s string) *url.URL {
@@ -763,8 +785,7 @@ func TestNewRejects(t *testing.T) {
 		{"no authenticator", func(c *Config) { c.Auth = nil }, "Auth"},
 		{"no grants", func(c *Config) { c.Grants = nil }, "Grants"},
 		{"no tenants", func(c *Config) { c.Tenants = nil }, "Tenants"},
-		{"no classifier", func(c *Config) { c.Classifier = nil }, "Classifier"},
-		{"no decider", func(c *Config) { c.Decider = nil }, "Decider"},
+		{"no policy", func(c *Config) { c.Policy = nil }, "Policy"},
 		{"no auditor", func(c *Config) { c.Auditor = nil }, "Auditor"},
 		{"no signing key", func(c *Config) { c.SigningKey = nil }, "SigningKey"},
 		{"no registerer", func(c *Config) { c.Registerer = nil }, "Registerer"},

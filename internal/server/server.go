@@ -217,7 +217,10 @@ func (s *Server) newProxy(cfg config.Config, opts Options, upstreams map[string]
 	var err error
 	if s.Proxy, err = proxy.New(proxy.Config{
 		Upstreams: upstreams, Auth: s.Verifier, Grants: s.Requests, Tenants: s.Tenants,
-		Classifier: s.Policy, Decider: s.Policy, Auditor: s.Audit, SigningKey: signingKey,
+		// One snapshot per call: the call is classified and decided by one
+		// policy version, however the watcher reloads meanwhile.
+		Policy:  proxy.PolicyFunc(func() proxy.PolicySnapshot { return s.Policy.Snapshot() }),
+		Auditor: s.Audit, SigningKey: signingKey,
 		Now: opts.Now, Logger: opts.Logger.With("component", "proxy"), Registerer: s.Registry,
 		GrantTimeout: cfg.GrantTimeout, AuditTimeout: cfg.AuditTimeout,
 	}); err != nil {

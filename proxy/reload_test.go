@@ -1,0 +1,155 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/policy"
+	"github.com/lockbox-oss/lockbox/rego"
+)
+
+// reloadingPolicy is the real policy engine with one reload staged inside
+// the first call: Snapshot takes the engine's snapshot, then reloads the
+// engine (whose directory already holds the next version) before handing
+// the snapshot over. Every step of that call runs after the reload, as if
+// the watcher had fired right after the call began: deterministic, with
+// no sleeping and no racing.
+type reloadingPolicy struct {
+	engine *policy.Engine
+	once   sync.Once
+	// reloaded receives the staged reload's result. A channel, because the
+	// reload runs on the server's goroutine.
+	reloaded chan error
+}
+
+func (p *reloadingPolicy) Snapshot() PolicySnapshot {
+	s := p.engine.Snapshot()
+	p.once.Do(func() { p.reloaded <- p.engine.Reload() })
+	return s
+}
+
+// TestReloadDuringCall: a call is classified and decided by the policy
+// version serving when it began, and its audit record and log lines name
+// that version, even when the policy reloads in the middle of it. The next
+// call is judged by the new version.
+//
+// Version A is the default: GET .../mailboxes is Get-Mailbox, a read the
+// grant allows. Version B differs in both halves: its catalog calls the
+// same route Find-Mailbox, and its policy denies every call ("frozen").
+// Only A's catalog with A's policy forwards the call: A's catalog with B's
+// policy is frozen, and B's catalog with A's policy is an activity A's
+// policy does not know.
+func TestReloadDuringCall(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, rego.FS); err != nil {
+		t.Fatal(err)
+	}
+	engine, err := policy.NewEngine(policy.EngineConfig{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	revA := engine.Revision()
+	staged := &reloadingPolicy{engine: engine, reloaded: make(chan error, 1)}
+	e := newTestEnv(t, func(_ *testEnv, c *Config) { c.Policy = staged })
+	e.grantFor(alice, "contoso", "exchange", time.Hour)
+
+	// Version B is on disk; the engine reads it only when it reloads.
+	catalog := filepath.Join(dir, policy.CatalogPath)
+	b, err := os.ReadFile(catalog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	renamed := bytes.Replace(b, []byte(`"Get-Mailbox"`), []byte(`"Find-Mailbox"`), 1)
+	if bytes.Equal(renamed, b) {
+		t.Fatal("the default catalog has no Get-Mailbox to rename")
+	}
+	writeTestFile(t, catalog, renamed)
+	writeTestFile(t, filepath.Join(dir, "lockbox", "authz", "authz.rego"),
+		[]byte("package lockbox.authz\n\ndecision := {\"allow\": false, \"reasons\": [\"frozen\"]}\n"))
+
+	// The first call: judged by A from start to end.
+	res := e.send(as(alice, "GET", mailboxes)(e))
+	select {
+	case err := <-staged.reloaded:
+		if err != nil {
+			t.Fatalf("the staged reload failed: %v", err)
+		}
+	default:
+		t.Fatal("the proxy never took a snapshot")
+	}
+	revB := engine.Revision()
+	if revB == revA {
+		t.Fatal("the reload did not change the revision")
+	}
+	if res.status != http.StatusOK {
+		t.Fatalf("first call: %d %s; want 200, judged by version A", res.status, res.body)
+	}
+	if n := len(e.up["exchange"].requests()); n != 1 {
+		t.Fatalf("upstream received %d requests, want 1", n)
+	}
+	recs := operatorRecords(t, e)
+	if len(recs) != 1 {
+		t.Fatalf("audit: %d operator records, want 1: %+v", len(recs), recs)
+	}
+	if r := recs[0]; r.Operation != "Get-Mailbox" || r.LockboxPolicyRevision != revA {
+		t.Errorf("audit record Operation %q, LockboxPolicyRevision %q; want Get-Mailbox and A's %s", r.Operation, r.LockboxPolicyRevision, revA)
+	}
+	if lines := e.logLines("proxy call forwarded"); len(lines) != 1 ||
+		lines[0]["policy_revision"] != revA || lines[0]["activity"] != "Get-Mailbox" {
+		t.Errorf("forward log lines %v; want one naming Get-Mailbox and revision %s", lines, revA)
+	}
+
+	// The next call: judged by B.
+	res = e.send(as(alice, "GET", mailboxes)(e))
+	if res.status != http.StatusForbidden || res.errorCode(t) != string(ReasonPolicyDenied) || !strings.Contains(string(res.body), "frozen") {
+		t.Fatalf("second call: %d %s; want 403 policy_denied (frozen), judged by version B", res.status, res.body)
+	}
+	lines := e.logLines("proxy call denied")
+	if len(lines) != 1 || lines[0]["policy_revision"] != revB || lines[0]["activity"] != "Find-Mailbox" {
+		t.Errorf("denial log lines %v; want one naming Find-Mailbox and revision %s", lines, revB)
+	}
+	if n := len(e.up["exchange"].requests()); n != 1 {
+		t.Errorf("upstream received %d requests, want the first call's only", n)
+	}
+	if recs := operatorRecords(t, e); len(recs) != 1 {
+		t.Errorf("audit after the denial: %d operator records, want the first call's only", len(recs))
+	}
+}
+
+// operatorRecords returns contoso's audit records of operator actions
+// through the proxy, leaving out those of the request's lifecycle.
+func operatorRecords(t *testing.T, e *testEnv) []audit.Record {
+	t.Helper()
+	recs, err := e.audit.List(context.Background(), "contoso", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []audit.Record
+	for _, r := range recs {
+		if r.UserType == audit.UserTypeDcAdmin {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// writeTestFile replaces name whole, by a rename, as a deployment updating
+// a policy directory should.
+func writeTestFile(t *testing.T, name string, b []byte) {
+	t.Helper()
+	tmp := filepath.Join(filepath.Dir(name), "."+filepath.Base(name)+".tmp")
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, name); err != nil {
+		t.Fatal(err)
+	}
+}
