@@ -137,7 +137,7 @@ func ExampleEngine_Snapshot() {
 		},
 		Grant: &policy.Grant{
 			RequestID: "req-1", Tenant: "contoso", Operator: "op-1", Service: "exchange",
-			Activities: []string{}, Approver: "admin@contoso",
+			Activities: []string{}, Approver: "admin@contoso", TenantApproved: true,
 			ApprovedAt: "2026-03-01T10:00:00Z", ExpiresAt: "2026-03-01T14:00:00Z",
 		},
 		Tenant: policy.Tenant{ID: "contoso", LockboxEnabled: true},
