@@ -291,6 +291,8 @@ type Snapshot struct {
 	// metrics, none of which change after NewEngine.
 	e *Engine
 	b *bundle
+	// memo serves this version's decisions for inputs it already decided.
+	memo memo
 }
 
 // Revision is the hex SHA-256 of the names and contents of the files this
@@ -337,15 +339,43 @@ func (s *Snapshot) Activities(service string) ([]string, bool) {
 // sees one time either way. Evaluation runs under the engine's EvalTimeout,
 // builtin errors are fatal, a panic inside OPA becomes an error, and the
 // time it took is observed in lockbox_policy_evaluation_duration_seconds.
+//
+// A decision this Snapshot already made for an identical input (input.now
+// included) is served from memory instead of evaluating again: the policy is
+// a function of its input, so it is the same decision. Errors are never
+// remembered. The proxy passes input.now truncated to the second, so the
+// calls of one second with identical inputs are decided once. The Reasons
+// of a decision may be shared with other callers: read them, never modify.
 func (s *Snapshot) Decide(ctx context.Context, in Input) (Decision, error) {
 	if s == nil {
 		return Decision{}, ErrNotReady
 	}
+	if in.Now == "" {
+		// The engine's clock decides the time: no two calls share it.
+		return s.evaluate(ctx, &in)
+	}
+	bp := keyPool.Get().(*[]byte)
+	key := appendKey((*bp)[:0], &in)
+	defer func() { *bp = key; keyPool.Put(bp) }()
+	if d, ok := s.memo.lookup(in.Now, key); ok {
+		s.e.metrics.memoHits.Inc()
+		return d, nil
+	}
+	d, err := s.evaluate(ctx, &in)
+	if err == nil {
+		s.memo.store(in.Now, key, d)
+	}
+	return d, err
+}
+
+// evaluate runs the policy for in, always, and observes how long it took.
+func (s *Snapshot) evaluate(ctx context.Context, in *Input) (Decision, error) {
 	// Latency is measured on the process clock, not the injected one: it is
 	// a duration, not a decision time.
 	start := time.Now()
-	d, err := s.e.decide(ctx, s.b, &in)
+	d, err := s.e.decide(ctx, s.b, in)
 	s.e.metrics.evalDuration.Observe(time.Since(start).Seconds())
+	s.e.metrics.memoMisses.Inc()
 	return d, err
 }
 

@@ -10,6 +10,9 @@ const (
 
 type metrics struct {
 	evalDuration prometheus.Histogram
+	memo         *prometheus.CounterVec
+	memoHits     prometheus.Counter
+	memoMisses   prometheus.Counter
 	reloads      *prometheus.CounterVec
 	loadedAt     prometheus.Gauge
 }
@@ -30,6 +33,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "lockbox_policy_reloads_total",
 			Help: "Policy reloads by result; on error the last good policy keeps serving.",
 		}, []string{"result"}),
+		memo: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lockbox_policy_decisions_total",
+			Help: "Policy decisions by how they were made: evaluated (result=\"evaluated\") or served from the decisions this policy version already made for an identical input (result=\"remembered\").",
+		}, []string{"result"}),
 		loadedAt: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "lockbox_policy_loaded_timestamp_seconds",
 			Help: "Unix time at which the policy now serving was loaded.",
@@ -39,8 +46,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	// work before the first failure.
 	m.reloads.WithLabelValues(reloadSuccess)
 	m.reloads.WithLabelValues(reloadError)
+	m.memoHits, m.memoMisses = m.memo.WithLabelValues("remembered"), m.memo.WithLabelValues("evaluated")
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.evalDuration, m.reloads, m.loadedAt} {
+		for _, c := range []prometheus.Collector{m.evalDuration, m.memo, m.reloads, m.loadedAt} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

@@ -1,0 +1,134 @@
+package policy
+
+import (
+	"encoding/binary"
+	"sync"
+	"sync/atomic"
+)
+
+// memoMaxEntries bounds the decisions one memo generation keeps: the
+// distinct inputs decided within one second. Past it, decisions are still
+// made (by evaluating), only not remembered, so memory stays bounded
+// whatever the traffic.
+const memoMaxEntries = 1 << 16
+
+// memo remembers the decisions of one policy version for identical inputs.
+// A policy is a function of its input (and of the evaluation time, which is
+// input.now): the same input gets the same decision, so a decision made once
+// can be served again without evaluating. The memo belongs to a Snapshot,
+// so a reloaded policy starts with an empty one: nothing is ever carried
+// from one version to another.
+//
+// Inputs differ at least by input.now, so the memo keeps one generation:
+// the decisions made for one value of input.now (the proxy passes the time
+// truncated to the second, so a generation lasts a second). An input for a
+// later time replaces the generation; one for an earlier time (a call that
+// read the clock just before another) is evaluated and not remembered.
+type memo struct {
+	gen atomic.Pointer[generation]
+}
+
+// generation is the decisions made for one input.now.
+type generation struct {
+	now string
+	mu  sync.RWMutex
+	m   map[string]Decision
+}
+
+// lookup returns the remembered decision for key at now.
+func (mm *memo) lookup(now string, key []byte) (Decision, bool) {
+	g := mm.gen.Load()
+	if g == nil || g.now != now {
+		return Decision{}, false
+	}
+	g.mu.RLock()
+	d, ok := g.m[string(key)] // no allocation: the compiler looks up []byte keys in place
+	g.mu.RUnlock()
+	return d, ok
+}
+
+// store remembers d for key at now.
+func (mm *memo) store(now string, key []byte, d Decision) {
+	for {
+		g := mm.gen.Load()
+		switch {
+		case g != nil && g.now == now:
+			g.mu.Lock()
+			if len(g.m) < memoMaxEntries {
+				g.m[string(key)] = d
+			}
+			g.mu.Unlock()
+			return
+		case g != nil && now < g.now:
+			// RFC 3339 UTC times of one layout sort as strings: this call's
+			// time is already past.
+			return
+		}
+		next := &generation{now: now, m: make(map[string]Decision, 64)}
+		if mm.gen.CompareAndSwap(g, next) {
+			continue // store into the generation just published
+		}
+	}
+}
+
+// keyPool recycles the buffers memo keys are built in.
+var keyPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// appendKey appends an encoding of every field of in except Now (the memo
+// generation holds that) to b. Each string is length-prefixed and each
+// list counted, so two different inputs never encode alike.
+//
+// Every field of Input must be here: a field left out would let two inputs
+// that differ in it share one decision. TestMemoKeyCoversEveryField fails
+// when a field is added to Input and not to this function.
+func appendKey(b []byte, in *Input) []byte {
+	b = appendStr(b, in.Operator.ID)
+	b = appendStrs(b, in.Operator.Roles)
+	c := &in.Call
+	for _, s := range [...]string{c.Method, c.Path, c.Service, c.Activity, c.Access, c.Tenant, c.ClientIP} {
+		b = appendStr(b, s)
+	}
+	if g := in.Grant; g == nil {
+		b = append(b, 0)
+	} else {
+		b = append(b, 1)
+		for _, s := range [...]string{g.RequestID, g.Tenant, g.Operator, g.Service} {
+			b = appendStr(b, s)
+		}
+		b = appendStrs(b, g.Activities)
+		b = appendStr(b, g.Approver)
+		b = appendBool(b, g.TenantApproved)
+		b = appendStr(b, g.ApprovedAt)
+		b = appendStr(b, g.ExpiresAt)
+	}
+	b = appendStr(b, in.Tenant.ID)
+	b = appendBool(b, in.Tenant.LockboxEnabled)
+	return b
+}
+
+func appendStr(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func appendStrs(b []byte, ss []string) []byte {
+	if ss == nil {
+		// nil and empty are one value to the policy (both are [] in the
+		// input), but keep them apart anyway: it costs nothing and makes
+		// the encoding a plain function of the Go value.
+		return append(b, 0)
+	}
+	b = append(b, 1)
+	b = binary.AppendUvarint(b, uint64(len(ss)))
+	for _, s := range ss {
+		b = appendStr(b, s)
+	}
+	return b
+}
+
+func appendBool(b []byte, v bool) []byte {
+	if v {
+		return append(b, 1)
+	}
+	return append(b, 0)
+}
