@@ -207,7 +207,7 @@ func TestCommands(t *testing.T) {
 			args: []string{"request", "create", "--tenant", "contoso", "--service", "exchange", "--service-request", "SR-1001",
 				"--reason", "mailbox corrupt", "--duration", "2h", "--activity", "Get-Mailbox", "--activity", "Get-InboxRule,Get-MailboxFolder"},
 			wantCalls: []call{{Method: "POST", Path: "/v1/requests",
-				Body: `{"tenant":"contoso","service":"exchange","service_request":"SR-1001","reason":"mailbox corrupt","duration":"2h0m0s","activities":["Get-Mailbox","Get-InboxRule","Get-MailboxFolder"]}`}},
+				Body: `{"tenant":"contoso","service":"exchange","service_request":"SR-1001","reason":"mailbox corrupt","duration":"2h","activities":["Get-Mailbox","Get-InboxRule","Get-MailboxFolder"]}`}},
 			wantOut: []string{"ID", "TENANT", "SERVICE", "STATE", "REQUESTER", "CREATED", "EXPIRES", reqID, "pending_manager", "op@provider.example"},
 		},
 		{
@@ -215,7 +215,7 @@ func TestCommands(t *testing.T) {
 			args: []string{"-o", "json", "request", "create", "--tenant=contoso", "--service=exchange", "--service-request=SR-1",
 				"--reason=r", "--duration=90m"},
 			wantCalls: []call{{Method: "POST", Path: "/v1/requests",
-				Body: `{"tenant":"contoso","service":"exchange","service_request":"SR-1","reason":"r","duration":"1h30m0s"}`}},
+				Body: `{"tenant":"contoso","service":"exchange","service_request":"SR-1","reason":"r","duration":"1h30m"}`}},
 			check: func(t *testing.T, out string) {
 				var r grants.Request
 				if err := json.Unmarshal([]byte(out), &r); err != nil || r.ID != reqID || r.State != grants.StatePendingManager {

@@ -115,7 +115,7 @@ func TestCalls(t *testing.T) {
 				})
 			},
 			want: call{Method: "POST", Path: "/v1/requests",
-				Body: `{"tenant":"contoso","service":"exchange","service_request":"SR-1","reason":"mailbox corrupt","duration":"2h0m0s","activities":["Get-Mailbox"]}`},
+				Body: `{"tenant":"contoso","service":"exchange","service_request":"SR-1","reason":"mailbox corrupt","duration":"2h","activities":["Get-Mailbox"]}`},
 			wantOut: wantRequest(),
 		},
 		{
