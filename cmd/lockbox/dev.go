@@ -49,11 +49,8 @@ var devIdentities = []devIdentity{
 // an embedded store unless LOCKBOX_REDIS_URL is set, a dev signing key, the
 // demo tenant, and token files for every role.
 func dev(ctx context.Context, env map[string]string, stdout, stderr io.Writer) error {
-	cfg, err := config.Load(env)
+	cfg, err := config.LoadFor(env, config.ModeDev)
 	if err != nil {
-		return err
-	}
-	if err := cfg.Validate(config.ModeDev); err != nil {
 		return err
 	}
 	log := cfg.Logger(stderr)
