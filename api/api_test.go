@@ -677,7 +677,7 @@ func TestAudit(t *testing.T) {
 		status int
 		code   string
 	}{
-		{"tenant required", contosoAdmin, "", 400, "invalid_query"},
+		{"tenant required of managers", mia, "", 400, "invalid_query"},
 		{"bad tenant", auditor, "?tenant=Contoso", 400, "invalid_tenant"},
 		{"bad limit", contosoAdmin, "?tenant=contoso&limit=-1", 400, "invalid_limit"},
 		{"unknown parameter", contosoAdmin, "?tenant=contoso&actor=mia", 400, "invalid_query"},

@@ -150,6 +150,10 @@ func (s *server) exportAudit(w http.ResponseWriter, r *http.Request, p identity.
 		h.Set("Content-Type", contentType)
 		name := aq.Tenant
 		if name == "" {
+			// Without a tenant, a tenant user exports its own.
+			name = p.TenantID
+		}
+		if name == "" {
 			name = "all-tenants"
 		}
 		h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="audit-%s.%s"`, name, format))

@@ -165,8 +165,8 @@ type ListOptions struct {
 
 // AuditQuery selects audit records. Zero fields don't filter.
 type AuditQuery struct {
-	// Tenant whose audit log to read. Only the provider's audit readers
-	// may leave it empty, to read every tenant's.
+	// Tenant whose audit log to read. Empty means a tenant user's own
+	// tenant, and every tenant for the provider's audit readers.
 	Tenant string
 	// From and To bound CreationTime, both inclusive.
 	From, To time.Time
@@ -443,10 +443,15 @@ func (c *Client) Activity(ctx context.Context, id string) ([]audit.Record, error
 	return out.Records, nil
 }
 
-// VerifyAudit asks the server to re-compute tenant's audit hash chain.
+// VerifyAudit asks the server to re-compute tenant's audit hash chain. An
+// empty tenant means a tenant user's own; provider callers must name one.
 func (c *Client) VerifyAudit(ctx context.Context, tenant string) (audit.Verification, error) {
+	q := url.Values{}
+	if tenant != "" {
+		q.Set("tenant", tenant)
+	}
 	var out audit.Verification
-	err := c.do(ctx, http.MethodGet, "/v1/audit/verify", url.Values{"tenant": {tenant}}, nil, &out)
+	err := c.do(ctx, http.MethodGet, "/v1/audit/verify", q, nil, &out)
 	return out, err
 }
 

@@ -241,6 +241,20 @@ func TestCalls(t *testing.T) {
 			}},
 		},
 		{
+			name:     "verify a tenant's chain",
+			respBody: `{"tenant":"contoso","ok":true,"records":3}`,
+			invoke:   func(c *Client) (any, error) { return c.VerifyAudit(ctx, "contoso") },
+			want:     call{Method: "GET", Path: "/v1/audit/verify", Query: "tenant=contoso"},
+			wantOut:  audit.Verification{Tenant: "contoso", OK: true, Records: 3},
+		},
+		{
+			name:     "verify without a tenant leaves it to the server",
+			respBody: `{"tenant":"contoso","ok":true,"records":3}`,
+			invoke:   func(c *Client) (any, error) { return c.VerifyAudit(ctx, "") },
+			want:     call{Method: "GET", Path: "/v1/audit/verify"},
+			wantOut:  audit.Verification{Tenant: "contoso", OK: true, Records: 3},
+		},
+		{
 			name:     "export streams the body",
 			respBody: "CreationTime,UserIds,Operations,AuditData\n",
 			invoke: func(c *Client) (any, error) {
