@@ -748,8 +748,8 @@ func TestUnavailable(t *testing.T) {
 	}
 	id := r.header.Get("X-Request-Id")
 	logs := e.logs.String()
-	if !strings.Contains(logs, `"request_id":"`+id+`"`) || !strings.Contains(logs, "client is closed") {
-		t.Errorf("log lacks the request id %s or the cause:\n%s", id, logs)
+	if !strings.Contains(logs, `"trace_id":"`+id+`"`) || !strings.Contains(logs, "client is closed") {
+		t.Errorf("log lacks the trace id %s or the cause:\n%s", id, logs)
 	}
 }
 

@@ -202,7 +202,7 @@ func (s *server) exportAudit(w http.ResponseWriter, r *http.Request, p identity.
 	_ = bw.Flush()
 	if err != nil {
 		s.log.ErrorContext(r.Context(), "audit export ended early",
-			"request_id", w.Header().Get(headerRequestID), "tenant", aq.Tenant, "records", n, "error", err)
+			"trace_id", w.Header().Get(headerTraceID), "tenant", aq.Tenant, "records", n, "error", err)
 		// Abort the response so the client can tell it is incomplete.
 		panic(http.ErrAbortHandler)
 	}

@@ -124,14 +124,16 @@ func (e *env) report(err error) int {
 		if msg == "" {
 			msg = http.StatusText(apiErr.Status)
 		}
+		notes := []string{fmt.Sprintf("HTTP %d", apiErr.Status)}
 		if apiErr.Code != "" {
-			fmt.Fprintf(e.stderr, "lockboxctl: %s (%s, HTTP %d)\n", clean(msg), clean(apiErr.Code), apiErr.Status)
-		} else {
-			fmt.Fprintf(e.stderr, "lockboxctl: %s (HTTP %d)\n", clean(msg), apiErr.Status)
+			notes = append([]string{apiErr.Code}, notes...)
 		}
-		if apiErr.RequestID != "" {
-			fmt.Fprintf(e.stderr, "lockboxctl: request id %s\n", clean(apiErr.RequestID))
+		// The trace id is the server's X-Request-Id: it finds the call in
+		// the server's log. Named so it isn't taken for a lockbox request.
+		if apiErr.TraceID != "" {
+			notes = append(notes, "trace id "+apiErr.TraceID)
 		}
+		fmt.Fprintf(e.stderr, "lockboxctl: %s (%s)\n", clean(msg), clean(strings.Join(notes, ", ")))
 		return exitError
 	}
 	var urlErr *url.Error
