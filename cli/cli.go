@@ -34,8 +34,9 @@ var Version = ""
 const DefaultAddr = "http://127.0.0.1:8080"
 
 // apiURL turns an API address as users write it into a URL: a bare
-// host:port (what LOCKBOX_API_ADDR and lockbox dev print) means http://.
-// Anything with a scheme is left for the client to check.
+// host:port (the form of LOCKBOX_API_ADDR, which users copy) means
+// http://host:port. Anything with a scheme is left for the client to check
+// (it refuses all but http and https).
 func apiURL(addr string) string {
 	addr = strings.TrimSpace(addr)
 	if addr != "" && !strings.Contains(addr, "://") {
