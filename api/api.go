@@ -106,7 +106,7 @@ type Config struct {
 	Tenants Tenants
 	// Audit searches the audit log. Required.
 	Audit AuditSearcher
-	// Logger receives server-side failures with their request id. Nil
+	// Logger receives server-side failures with their trace id. Nil
 	// discards them.
 	Logger *slog.Logger
 	// MaxBodyBytes bounds a request body; larger bodies get 413. Zero means

@@ -681,7 +681,7 @@ func TestAudit(t *testing.T) {
 		status int
 		code   string
 	}{
-		{"tenant required", contosoAdmin, "", 400, "invalid_query"},
+		{"tenant required of managers", mia, "", 400, "invalid_query"},
 		{"bad tenant", auditor, "?tenant=Contoso", 400, "invalid_tenant"},
 		{"bad limit", contosoAdmin, "?tenant=contoso&limit=-1", 400, "invalid_limit"},
 		{"unknown parameter", contosoAdmin, "?tenant=contoso&actor=mia", 400, "invalid_query"},
@@ -752,8 +752,8 @@ func TestUnavailable(t *testing.T) {
 	}
 	id := r.header.Get("X-Request-Id")
 	logs := e.logs.String()
-	if !strings.Contains(logs, `"request_id":"`+id+`"`) || !strings.Contains(logs, "client is closed") {
-		t.Errorf("log lacks the request id %s or the cause:\n%s", id, logs)
+	if !strings.Contains(logs, `"trace_id":"`+id+`"`) || !strings.Contains(logs, "client is closed") {
+		t.Errorf("log lacks the trace id %s or the cause:\n%s", id, logs)
 	}
 }
 

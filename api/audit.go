@@ -150,6 +150,10 @@ func (s *server) exportAudit(w http.ResponseWriter, r *http.Request, p identity.
 		h.Set("Content-Type", contentType)
 		name := aq.Tenant
 		if name == "" {
+			// Without a tenant, a tenant user exports its own.
+			name = p.TenantID
+		}
+		if name == "" {
 			name = "all-tenants"
 		}
 		h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="audit-%s.%s"`, name, format))
@@ -198,7 +202,7 @@ func (s *server) exportAudit(w http.ResponseWriter, r *http.Request, p identity.
 	_ = bw.Flush()
 	if err != nil {
 		s.log.ErrorContext(r.Context(), "audit export ended early",
-			"request_id", w.Header().Get(headerRequestID), "tenant", aq.Tenant, "records", n, "error", err)
+			"trace_id", w.Header().Get(headerTraceID), "tenant", aq.Tenant, "records", n, "error", err)
 		// Abort the response so the client can tell it is incomplete.
 		panic(http.ErrAbortHandler)
 	}

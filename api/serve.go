@@ -22,9 +22,11 @@ import (
 	"github.com/lockbox-oss/lockbox/internal/peer"
 )
 
-// headerRequestID carries the id of each response, for matching a client's
-// report with the server's log line.
-const headerRequestID = "X-Request-Id"
+// headerTraceID carries the trace id of each response, for matching a
+// client's report with the server's log line (as "trace_id": "request_id"
+// in Lockbox's logs is a lockbox request's id). The header keeps the name
+// clients know.
+const headerTraceID = "X-Request-Id"
 
 // router sets the headers every response carries and answers what the mux
 // would answer in plain text (unknown route, wrong method, a path it would
@@ -38,7 +40,7 @@ func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	// Always our own random id: an id taken from the client could be
 	// chosen to collide with another request's or to forge log lines.
-	h.Set(headerRequestID, rand.Text())
+	h.Set(headerTraceID, rand.Text())
 	// Responses name people, requests and grants: no cache may keep them.
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
@@ -111,12 +113,12 @@ func (s *server) adapt(rt route) http.Handler {
 }
 
 // fail writes err as JSON. Server-side failures are logged with their cause
-// and request id; the client only gets the id and a generic message.
+// and trace id; the client only gets the id and a generic message.
 func (s *server) fail(w http.ResponseWriter, r *http.Request, rt route, err error) {
 	status := httperr.WriteError(w, err)
 	if status >= http.StatusInternalServerError {
 		s.log.ErrorContext(r.Context(), "api request failed",
-			"request_id", w.Header().Get(headerRequestID),
+			"trace_id", w.Header().Get(headerTraceID),
 			"route", rt.pattern(),
 			"status", status,
 			"error", err)

@@ -54,16 +54,19 @@ type Verification struct {
 }
 
 // Verify re-computes tenant's chain for p (who may search the tenant's log)
-// and reports the first broken or missing record.
+// and reports the first broken or missing record. An empty tenant means a
+// tenant user's own; a chain is one tenant's, so provider callers must name
+// it.
 func (l *Log) Verify(ctx context.Context, p identity.Principal, tenant string) (Verification, error) {
-	if tenant == "" {
-		return Verification{}, fault.New(fault.ErrInvalid, "invalid_query", "the tenant is required")
-	}
-	// The same rule as searching the tenant's log.
-	if err := check(p, &Query{Tenant: tenant}); err != nil {
+	// The same rule as searching the tenant's log, and the same default.
+	q := Query{Tenant: tenant}
+	if err := check(p, &q); err != nil {
 		return Verification{}, err
 	}
-	return l.verify(ctx, tenant)
+	if q.Tenant == "" {
+		return Verification{}, fault.New(fault.ErrInvalid, "invalid_query", "the tenant is required: each tenant's log is its own chain")
+	}
+	return l.verify(ctx, q.Tenant)
 }
 
 func (l *Log) verify(ctx context.Context, tenant string) (Verification, error) {

@@ -48,8 +48,9 @@ const (
 // Query selects audit records. The zero value of a filter field matches
 // every record.
 type Query struct {
-	// Tenant whose log to read. Only the provider's audit readers may
-	// leave it empty, to read every tenant's log.
+	// Tenant whose log to read. Empty means, for a tenant user, its own
+	// tenant and, for the provider's audit readers, every tenant; other
+	// provider callers must name one.
 	Tenant string
 	// From and To bound CreationTime, both inclusive.
 	From, To time.Time
@@ -167,9 +168,15 @@ func (l *Log) Export(ctx context.Context, p identity.Principal, q Query, w func(
 	}
 }
 
-// check validates q and decides whether p may read what it names.
+// check validates q and decides whether p may read what it names. For a
+// tenant user an empty q.Tenant means the user's own tenant, the only one
+// it may read (the token names it); check sets it, so that the cursors of
+// such a search are those of a one-tenant search.
 func check(p identity.Principal, q *Query) error {
 	providerAuditor := p.IsProvider() && p.Has(identity.RoleAuditReader)
+	if q.Tenant == "" && !p.IsProvider() {
+		q.Tenant = p.TenantID
+	}
 	if q.Tenant == "" {
 		if !providerAuditor {
 			return fault.New(fault.ErrInvalid, "invalid_query", "the tenant is required")

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -21,8 +22,8 @@ type auditFlags struct {
 	tenant, from, to, user, operation, requestID string
 }
 
-const auditFilterHelp = `--tenant T               tenant whose audit log to read (without it, the provider's
-                         audit readers read every tenant's)
+const auditFilterHelp = `--tenant T               tenant whose audit log to read; without it, a tenant's users
+                         read their own tenant's, the provider's audit readers every tenant's
 --from TIME              only records created at or after TIME (RFC 3339, or a date)
 --to TIME                only records created at or before TIME (RFC 3339, or a date: its start)
 --user U                 only records of UserId U, e.g. "Microsoft Operator"
@@ -279,15 +280,28 @@ func (c *csvRecords) close(string) error {
 	return c.cw.Error()
 }
 
-// csvCommands accept -o csv.
-var csvCommands = map[string]bool{"audit search": true, "request activity": true}
+// extraOutputs lists the commands that print each output format besides
+// table and json: csv is audit records, id the ids of the requests a
+// command returns.
+var extraOutputs = map[outputValue][]string{
+	"csv": {"audit search", "request activity"},
+	"id": {"request create", "request list", "request show", "request approve", "request deny",
+		"request cancel", "request revoke", "get-accesstocustomerdatarequest", "set-accesstocustomerdatarequest"},
+}
 
-// checkOutput refuses -o csv for commands that can't print it.
+// checkOutput refuses an output format the command can't print.
 func (e *env) checkOutput() error {
-	if e.g.output == "csv" && !csvCommands[e.cmd] {
-		return &usageError{cmd: e.cmd, msg: "-o csv is only for " + strings.Join([]string{"audit search", "request activity"}, " and ")}
+	cmds, extra := extraOutputs[e.g.output]
+	if !extra || slices.Contains(cmds, e.cmd) {
+		return nil
 	}
-	return nil
+	names := make([]string, len(cmds))
+	for i, c := range cmds {
+		names[i] = displayName(c)
+	}
+	last := len(names) - 1
+	list := strings.Join(names[:last], ", ") + " and " + names[last]
+	return &usageError{cmd: e.cmd, msg: fmt.Sprintf("-o %s is only for %s", e.g.output, list)}
 }
 
 // errChainBroken makes "audit verify" exit non-zero when the chain is
@@ -304,9 +318,8 @@ func runAuditVerify(e *env, name string, args []string) error {
 	if err := wantArgs(name, pos); err != nil {
 		return err
 	}
-	if *tenant == "" {
-		return &usageError{cmd: name, msg: "--tenant is required"}
-	}
+	// Without --tenant the server verifies a tenant user's own tenant, and
+	// tells provider callers to name one.
 	c, err := e.client()
 	if err != nil {
 		return err

@@ -33,6 +33,18 @@ var Version = ""
 // says otherwise: the one `lockbox dev` listens on.
 const DefaultAddr = "http://127.0.0.1:8080"
 
+// apiURL turns an API address as users write it into a URL: a bare
+// host:port (the form of LOCKBOX_API_ADDR, which users copy) means
+// http://host:port. Anything with a scheme is left for the client to check
+// (it refuses all but http and https).
+func apiURL(addr string) string {
+	addr = strings.TrimSpace(addr)
+	if addr != "" && !strings.Contains(addr, "://") {
+		return "http://" + addr
+	}
+	return addr
+}
+
 // Environment variables read by lockboxctl.
 const (
 	EnvAddr  = "LOCKBOX_ADDR"
@@ -83,17 +95,21 @@ type globals struct {
 // values parsed so far, so "-o json request list" and "request list -o
 // json" mean the same.
 func (g *globals) register(fs *flag.FlagSet) {
-	fs.Var(&g.output, "o", "output format: table or json (csv for audit search and request activity)")
-	fs.Var(&g.output, "output", "output format: table or json (csv for audit search and request activity)")
+	fs.Var(&g.output, "o", "output format: table, json, id or csv")
+	fs.Var(&g.output, "output", "output format: table, json, id or csv")
 	fs.StringVar(&g.addr, "addr", g.addr, "API address")
 	fs.StringVar(&g.tokenFile, "token-file", g.tokenFile, "file holding the bearer token")
 }
 
-// usageError is a wrong command line. cmd names the command whose usage to
-// print ("" for the top level).
+// usageError is a wrong command line (exit code 2). cmd names the command
+// it is about ("" for the top level). Only an unknown or missing command or
+// flag prints cmd's whole usage; any other mistake, such as a bad flag
+// value, gets its one-line message and a one-line pointer to the help, so
+// the message isn't lost above a screen of usage.
 type usageError struct {
-	cmd string
-	msg string
+	cmd   string
+	msg   string
+	usage bool
 }
 
 func (e *usageError) Error() string { return e.msg }
@@ -115,7 +131,11 @@ func (e *env) report(err error) int {
 	}
 	var ue *usageError
 	if errors.As(err, &ue) {
-		fmt.Fprintf(e.stderr, "lockboxctl: %s\n\n%s", clean(ue.msg), usageOf(ue.cmd))
+		if ue.usage {
+			fmt.Fprintf(e.stderr, "lockboxctl: %s\n\n%s", clean(ue.msg), usageOf(ue.cmd))
+		} else {
+			fmt.Fprintf(e.stderr, "lockboxctl: %s\n%s\n", clean(ue.msg), helpHint(ue.cmd))
+		}
 		return exitUsage
 	}
 	var apiErr *client.APIError
@@ -124,14 +144,16 @@ func (e *env) report(err error) int {
 		if msg == "" {
 			msg = http.StatusText(apiErr.Status)
 		}
+		notes := []string{fmt.Sprintf("HTTP %d", apiErr.Status)}
 		if apiErr.Code != "" {
-			fmt.Fprintf(e.stderr, "lockboxctl: %s (%s, HTTP %d)\n", clean(msg), clean(apiErr.Code), apiErr.Status)
-		} else {
-			fmt.Fprintf(e.stderr, "lockboxctl: %s (HTTP %d)\n", clean(msg), apiErr.Status)
+			notes = append([]string{apiErr.Code}, notes...)
 		}
-		if apiErr.RequestID != "" {
-			fmt.Fprintf(e.stderr, "lockboxctl: request id %s\n", clean(apiErr.RequestID))
+		// The trace id is the server's X-Request-Id: it finds the call in
+		// the server's log. Named so it isn't taken for a lockbox request.
+		if apiErr.TraceID != "" {
+			notes = append(notes, "trace id "+apiErr.TraceID)
 		}
+		fmt.Fprintf(e.stderr, "lockboxctl: %s (%s)\n", clean(msg), clean(strings.Join(notes, ", ")))
 		return exitError
 	}
 	var urlErr *url.Error
@@ -139,7 +161,7 @@ func (e *env) report(err error) int {
 	case errors.Is(err, context.Canceled):
 		fmt.Fprintln(e.stderr, "lockboxctl: interrupted")
 	case errors.As(err, &urlErr):
-		fmt.Fprintf(e.stderr, "lockboxctl: cannot reach the Lockbox API at %s: %s\n", clean(e.g.addr), clean(urlErr.Err.Error()))
+		fmt.Fprintf(e.stderr, "lockboxctl: cannot reach the Lockbox API at %s: %s\n", clean(apiURL(e.g.addr)), clean(urlErr.Err.Error()))
 	default:
 		fmt.Fprintf(e.stderr, "lockboxctl: %s\n", clean(err.Error()))
 	}
@@ -156,7 +178,7 @@ func (e *env) client() (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return client.New(e.g.addr, tok, client.WithUserAgent("lockboxctl/"+version()))
+	return client.New(apiURL(e.g.addr), tok, client.WithUserAgent("lockboxctl/"+version()))
 }
 
 func (e *env) token() (string, error) {
@@ -190,9 +212,9 @@ func (e *env) dispatch(args []string) error {
 		rest := fs.Args()
 		if len(rest) == 0 {
 			if group == "" {
-				return &usageError{msg: "missing command"}
+				return &usageError{msg: "missing command", usage: true}
 			}
-			return &usageError{cmd: group, msg: "missing subcommand"}
+			return &usageError{cmd: group, msg: "missing subcommand", usage: true}
 		}
 		word := strings.ToLower(rest[0])
 		args = rest[1:]
@@ -205,8 +227,28 @@ func (e *env) dispatch(args []string) error {
 			path = append(path, word)
 			continue
 		}
-		return &usageError{cmd: group, msg: fmt.Sprintf("unknown command %q", strings.TrimSpace(strings.Join(path, " ")+" "+rest[0]))}
+		return unknownCommand(group, rest[0])
 	}
+}
+
+// unknownCommand is the error for word, which names no command or group
+// under group. With a likely meant command it says which, and the help
+// pointer is enough; without one it prints the group's usage.
+func unknownCommand(group, word string) error {
+	msg := fmt.Sprintf("unknown command %q", strings.TrimSpace(group+" "+word))
+	if s := suggest(group, word); s != "" {
+		return &usageError{cmd: group, msg: fmt.Sprintf("%s; did you mean %q?", msg, s)}
+	}
+	return &usageError{cmd: group, msg: msg, usage: true}
+}
+
+// helpHint points at the help of cmd, for errors that don't print it.
+func helpHint(cmd string) string {
+	name := cmd
+	if c, ok := commandByName[cmd]; ok {
+		name = c.title()
+	}
+	return fmt.Sprintf("see 'lockboxctl %s'", strings.TrimSpace(name+" --help"))
 }
 
 // flagSet returns a flag set for cmd holding the global flags.
@@ -218,12 +260,18 @@ func (e *env) flagSet(cmd string) *flag.FlagSet {
 	return fs
 }
 
-// flagError turns an error of flag.Parse into a usage or help error.
+// flagError turns an error of flag.Parse into a usage or help error. Only
+// an unknown flag (or one the flag package can't read as a flag) prints
+// the usage: the command's flags are what the user needs then. A bad or
+// missing value is a one-line message. The flag package has no error types
+// to tell them apart, only these messages, unchanged since Go 1.0.
 func flagError(cmd string, err error) error {
 	if errors.Is(err, flag.ErrHelp) {
 		return &helpRequested{cmd: cmd}
 	}
-	return &usageError{cmd: cmd, msg: err.Error()}
+	msg := err.Error()
+	unknown := strings.HasPrefix(msg, "flag provided but not defined") || strings.HasPrefix(msg, "bad flag syntax")
+	return &usageError{cmd: cmd, msg: msg, usage: unknown}
 }
 
 func version() string {

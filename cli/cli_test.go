@@ -134,6 +134,12 @@ func defaultReply(method, path string, q url.Values, body []byte) reply {
 		return ok(map[string]any{"records": r})
 	case method == "GET" && path == "/v1/audit":
 		return ok(map[string]any{"records": sampleRecords()})
+	case method == "GET" && path == "/v1/audit/verify":
+		tenant := q.Get("tenant")
+		if tenant == "" {
+			tenant = "contoso" // the token's, as the server would say
+		}
+		return ok(audit.Verification{Tenant: tenant, OK: true, Records: 3})
 	case method == "GET" && path == "/v1/audit/export":
 		if q.Get("format") == "csv" {
 			return reply{http.StatusOK, "CreationTime,UserIds,Operations,AuditData\n"}
@@ -150,8 +156,9 @@ type result struct {
 	auth           []string
 }
 
-// run runs lockboxctl against a fresh fake API. In args, $ADDR becomes the
-// server's URL and $TOKENFILE a file holding fileTok and a newline.
+// run runs lockboxctl against a fresh fake API. In args and env, $ADDR
+// becomes the server's URL, $HOSTPORT its host:port, and $TOKENFILE a file
+// holding fileTok and a newline.
 func run(t *testing.T, args []string, env map[string]string, replies map[string]reply) result {
 	t.Helper()
 	f := &fakeAPI{replies: replies}
@@ -161,14 +168,14 @@ func run(t *testing.T, args []string, env map[string]string, replies map[string]
 	if err := os.WriteFile(tokenFile, []byte(fileTok+"\n \n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	expand := strings.NewReplacer("$ADDR", srv.URL, "$HOSTPORT", strings.TrimPrefix(srv.URL, "http://"), "$TOKENFILE", tokenFile).Replace
 	full := map[string]string{EnvAddr: srv.URL, EnvToken: envToken}
 	for k, v := range env {
-		full[k] = v
+		full[k] = expand(v)
 	}
 	args = append([]string(nil), args...)
 	for i, a := range args {
-		a = strings.ReplaceAll(a, "$ADDR", srv.URL)
-		args[i] = strings.ReplaceAll(a, "$TOKENFILE", tokenFile)
+		args[i] = expand(a)
 	}
 	var stdout, stderr bytes.Buffer
 	code := Run(context.Background(), args, func(k string) string { return full[k] }, &stdout, &stderr)
@@ -200,6 +207,7 @@ func TestCommands(t *testing.T) {
 		wantAuth  string // default "Bearer " + envToken
 		wantOut   []string
 		wantErr   []string
+		notErr    []string // must not be in stderr
 		check     func(t *testing.T, stdout string)
 	}{
 		{
@@ -207,15 +215,16 @@ func TestCommands(t *testing.T) {
 			args: []string{"request", "create", "--tenant", "contoso", "--service", "exchange", "--service-request", "SR-1001",
 				"--reason", "mailbox corrupt", "--duration", "2h", "--activity", "Get-Mailbox", "--activity", "Get-InboxRule,Get-MailboxFolder"},
 			wantCalls: []call{{Method: "POST", Path: "/v1/requests",
-				Body: `{"tenant":"contoso","service":"exchange","service_request":"SR-1001","reason":"mailbox corrupt","duration":"2h0m0s","activities":["Get-Mailbox","Get-InboxRule","Get-MailboxFolder"]}`}},
-			wantOut: []string{"ID", "TENANT", "SERVICE", "STATE", "REQUESTER", "CREATED", "EXPIRES", reqID, "pending_manager", "op@provider.example"},
+				Body: `{"tenant":"contoso","service":"exchange","service_request":"SR-1001","reason":"mailbox corrupt","duration":"2h","activities":["Get-Mailbox","Get-InboxRule","Get-MailboxFolder"]}`}},
+			// Pending: the last column is when it must be decided by.
+			wantOut: []string{"ID", "TENANT", "SERVICE", "STATE", "REQUESTER", "CREATED", "EXPIRES/DECIDE BY", reqID, "pending_manager", "op@provider.example", "2026-03-04 22:00:00Z"},
 		},
 		{
 			name: "request create as json",
 			args: []string{"-o", "json", "request", "create", "--tenant=contoso", "--service=exchange", "--service-request=SR-1",
 				"--reason=r", "--duration=90m"},
 			wantCalls: []call{{Method: "POST", Path: "/v1/requests",
-				Body: `{"tenant":"contoso","service":"exchange","service_request":"SR-1","reason":"r","duration":"1h30m0s"}`}},
+				Body: `{"tenant":"contoso","service":"exchange","service_request":"SR-1","reason":"r","duration":"1h30m"}`}},
 			check: func(t *testing.T, out string) {
 				var r grants.Request
 				if err := json.Unmarshal([]byte(out), &r); err != nil || r.ID != reqID || r.State != grants.StatePendingManager {
@@ -231,7 +240,8 @@ func TestCommands(t *testing.T) {
 			args:      []string{"request", "create", "--tenant", "contoso", "--duration", "2h"},
 			wantCode:  2,
 			wantCalls: []call{},
-			wantErr:   []string{"missing --service, --service-request, --reason", "Usage:", "lockboxctl request create"},
+			wantErr:   []string{"missing --service, --service-request, --reason", "see 'lockboxctl request create --help'"},
+			notErr:    []string{"Usage:"},
 		},
 		{
 			name: "request create bad duration",
@@ -240,6 +250,53 @@ func TestCommands(t *testing.T) {
 			wantCode:  2,
 			wantCalls: []call{},
 			wantErr:   []string{`--duration "two hours"`},
+		},
+		{
+			// One line and a pointer to the help, not a screen of usage.
+			name: "a bad flag value is one line and a hint",
+			args: []string{"request", "create", "--tenant", "c", "--service", "exchange", "--service-request", "1",
+				"--reason", "r", "--duration", "2"},
+			wantCode:  2,
+			wantCalls: []call{},
+			wantErr: []string{"lockboxctl: --duration \"2\" must be a positive duration with a unit, such as 2h, 90m or 1h30m\n" +
+				"see 'lockboxctl request create --help'\n"},
+		},
+		{
+			name: "-o id prints only the id",
+			args: []string{"request", "create", "--tenant", "c", "--service", "exchange", "--service-request", "1",
+				"--reason", "r", "--duration", "2h", "-o", "id"},
+			wantCalls: []call{{Method: "POST", Path: "/v1/requests",
+				Body: `{"tenant":"c","service":"exchange","service_request":"1","reason":"r","duration":"2h"}`}},
+			check: func(t *testing.T, out string) {
+				if out != reqID+"\n" {
+					t.Errorf("output = %q, want the id alone", out)
+				}
+			},
+		},
+		{
+			name:      "-o id lists ids",
+			args:      []string{"-o", "id", "request", "list"},
+			wantCalls: []call{{Method: "GET", Path: "/v1/requests"}},
+			check: func(t *testing.T, out string) {
+				if out != reqID+"\n" {
+					t.Errorf("output = %q, want the id alone", out)
+				}
+			},
+		},
+		{
+			name:      "-o id is only for commands that return requests",
+			args:      []string{"tenant", "settings", "get", "contoso", "-o", "id"},
+			wantCode:  2,
+			wantCalls: []call{},
+			wantErr:   []string{"-o id is only for request create, request list", "Get-AccessToCustomerDataRequest and Set-AccessToCustomerDataRequest"},
+		},
+		{
+			name: "request list pending means both pending states",
+			args: []string{"request", "list", "--state", "pending", "--limit", "5"},
+			wantCalls: []call{
+				{Method: "GET", Path: "/v1/requests", Query: "limit=5&state=pending_manager"},
+				{Method: "GET", Path: "/v1/requests", Query: "limit=5&state=pending_customer"},
+			},
 		},
 		{
 			name: "request list with filters",
@@ -298,7 +355,7 @@ func TestCommands(t *testing.T) {
 			args:      []string{"request", "list", "--state", "open"},
 			wantCode:  2,
 			wantCalls: []call{},
-			wantErr:   []string{`--state "open" must be one of pending_manager`},
+			wantErr:   []string{`--state "open" must be one of Pending, Approved`, "pending_manager"},
 		},
 		{
 			name:      "request list bad time",
@@ -314,6 +371,11 @@ func TestCommands(t *testing.T) {
 			wantOut: []string{reqID, "Service request:", "SR-1001", "Reason:", "mailbox corrupt", "Duration:", "2h",
 				"Activities:", "Get-Mailbox", "Manager approver:", "mgr@provider.example", "History:",
 				"create", "op@provider.example (provider)", "approve", "alice@contoso.com (tenant)", "pending_customer", "192.0.2.7", "go ahead"},
+			check: func(t *testing.T, out string) {
+				if strings.Contains(out, "2h0m0s") {
+					t.Errorf("duration in the long form:\n%s", out)
+				}
+			},
 		},
 		{
 			name:      "request show escapes the id",
@@ -325,7 +387,7 @@ func TestCommands(t *testing.T) {
 			args:      []string{"request", "show"},
 			wantCode:  2,
 			wantCalls: []call{},
-			wantErr:   []string{"missing ID", "lockboxctl request show ID"},
+			wantErr:   []string{"missing ID", "see 'lockboxctl request show --help'"},
 		},
 		{
 			name:      "request show takes one id",
@@ -596,6 +658,17 @@ func TestCommands(t *testing.T) {
 			wantOut:   []string{"CreationTime,UserIds,Operations,AuditData\n2026-03-04T10:00:00Z,alice@contoso.com,Set-AccessToCustomerDataRequest,"},
 		},
 		{
+			name:      "audit verify without a tenant leaves it to the server",
+			args:      []string{"audit", "verify"},
+			wantCalls: []call{{Method: "GET", Path: "/v1/audit/verify", Query: ""}},
+			wantOut:   []string{"audit chain of contoso: intact, 3 records"},
+		},
+		{
+			name:      "audit export without a tenant leaves it to the server",
+			args:      []string{"audit", "export"},
+			wantCalls: []call{{Method: "GET", Path: "/v1/audit/export", Query: "format=jsonl"}},
+		},
+		{
 			name:      "audit search without a tenant leaves it to the server",
 			args:      []string{"audit", "search"},
 			wantCalls: []call{{Method: "GET", Path: "/v1/audit", Query: ""}},
@@ -633,14 +706,117 @@ func TestCommands(t *testing.T) {
 			args:      []string{"Set-AccessToCustomerDataRequest", "--request-id", reqID, "--approval-decision", "maybe"},
 			wantCode:  2,
 			wantCalls: []call{},
-			wantErr:   []string{`--approval-decision "maybe" must be Approve or Deny`, "Set-AccessToCustomerDataRequest --request-id ID"},
+			wantErr:   []string{`-ApprovalDecision "maybe" must be Approve, Deny or Cancel`, "see 'lockboxctl Set-AccessToCustomerDataRequest --help'"},
 		},
 		{
 			name:      "Set-AccessToCustomerDataRequest needs a request id",
 			args:      []string{"Set-AccessToCustomerDataRequest", "--approval-decision", "Approve"},
 			wantCode:  2,
 			wantCalls: []call{},
-			wantErr:   []string{"missing --request-id"},
+			wantErr:   []string{"missing -RequestId"},
+		},
+		{
+			name: "Get-AccessToCustomerDataRequest -ApprovalStatus Pending is both pending states",
+			args: []string{"Get-AccessToCustomerDataRequest", "-ApprovalStatus", "Pending", "-CreatedAfter", "2026-03-01"},
+			wantCalls: []call{
+				{Method: "GET", Path: "/v1/requests", Query: "created_after=2026-03-01T00%3A00%3A00Z&state=pending_manager"},
+				{Method: "GET", Path: "/v1/requests", Query: "created_after=2026-03-01T00%3A00%3A00Z&state=pending_customer"},
+			},
+			wantOut: []string{"EXPIRES/DECIDE BY", reqID},
+		},
+		{
+			name:      "Get-AccessToCustomerDataRequest takes parameters in any case",
+			args:      []string{"get-accesstocustomerdatarequest", "-approvalstatus", "approved", "-CREATEDAFTER", "2026-03-01T10:00:00Z"},
+			wantCalls: []call{{Method: "GET", Path: "/v1/requests", Query: "created_after=2026-03-01T10%3A00%3A00Z&state=approved"}},
+		},
+		{
+			name:      "Get-AccessToCustomerDataRequest takes PowerShell's -Name:value",
+			args:      []string{"Get-AccessToCustomerDataRequest", "-ApprovalStatus:Cancelled", "-CreatedAfter:2026-03-01T10:00:00Z"},
+			wantCalls: []call{{Method: "GET", Path: "/v1/requests", Query: "created_after=2026-03-01T10%3A00%3A00Z&state=canceled"}},
+		},
+		{
+			name:      "Get-AccessToCustomerDataRequest takes Lockbox states and kebab-case flags",
+			args:      []string{"Get-AccessToCustomerDataRequest", "--approval-status", "PendingCustomer", "--created-after", "2026-03-01", "--tenant", "contoso", "--limit", "3"},
+			wantCalls: []call{{Method: "GET", Path: "/v1/requests", Query: "created_after=2026-03-01T00%3A00%3A00Z&limit=3&state=pending_customer&tenant=contoso"}},
+		},
+		{
+			name:      "Get-AccessToCustomerDataRequest --state still works",
+			args:      []string{"Get-AccessToCustomerDataRequest", "--state", "expired", "-o", "id"},
+			wantCalls: []call{{Method: "GET", Path: "/v1/requests", Query: "state=expired"}},
+			check: func(t *testing.T, out string) {
+				if out != reqID+"\n" {
+					t.Errorf("output = %q", out)
+				}
+			},
+		},
+		{
+			name:      "Get-AccessToCustomerDataRequest -requestid shows one",
+			args:      []string{"Get-AccessToCustomerDataRequest", "-requestid", reqID},
+			wantCalls: []call{{Method: "GET", Path: "/v1/requests/" + reqID}},
+			wantOut:   []string{"History:"},
+		},
+		{
+			name:      "Get-AccessToCustomerDataRequest -RequestId with a filter",
+			args:      []string{"Get-AccessToCustomerDataRequest", "-RequestId", reqID, "-ApprovalStatus", "Pending"},
+			wantCode:  2,
+			wantCalls: []call{},
+			wantErr:   []string{"-RequestId shows one request"},
+		},
+		{
+			name:      "Get-AccessToCustomerDataRequest bad status",
+			args:      []string{"Get-AccessToCustomerDataRequest", "-ApprovalStatus", "open"},
+			wantCode:  2,
+			wantCalls: []call{},
+			wantErr:   []string{`-ApprovalStatus "open" must be one of Pending, Approved, Denied, Canceled, Expired, Revoked, Completed`},
+			notErr:    []string{"Usage:"},
+		},
+		{
+			name:      "Get-AccessToCustomerDataRequest bad time",
+			args:      []string{"Get-AccessToCustomerDataRequest", "-CreatedAfter", "yesterday"},
+			wantCode:  2,
+			wantCalls: []call{},
+			wantErr:   []string{`-CreatedAfter "yesterday" must be an RFC 3339 time`},
+		},
+		{
+			name:      "Get-AccessToCustomerDataRequest unknown parameter prints the usage",
+			args:      []string{"Get-AccessToCustomerDataRequest", "-Identity", reqID},
+			wantCode:  2,
+			wantCalls: []call{},
+			wantErr:   []string{"flag provided but not defined: -Identity", "-ApprovalStatus S", "-CreatedAfter TIME", "-RequestId ID"},
+		},
+		{
+			name:      "Set-AccessToCustomerDataRequest -ApprovalDecision Cancel cancels",
+			args:      []string{"Set-AccessToCustomerDataRequest", "-RequestId", reqID, "-ApprovalDecision", "Cancel", "-Comment", "not needed"},
+			wantCalls: []call{{Method: "POST", Path: "/v1/requests/" + reqID + "/cancel", Body: `{"comment":"not needed"}`}},
+		},
+		{
+			name:      "Set-AccessToCustomerDataRequest takes parameters in any case",
+			args:      []string{"set-accesstocustomerdatarequest", "-requestid", reqID, "-approvaldecision", "approve", "-comment", "ok", "-o", "id"},
+			wantCalls: []call{{Method: "POST", Path: "/v1/requests/" + reqID + "/approve", Body: `{"comment":"ok"}`}},
+			check: func(t *testing.T, out string) {
+				if out != reqID+"\n" {
+					t.Errorf("output = %q", out)
+				}
+			},
+		},
+		{
+			// A value is never taken for a parameter name, whatever its case.
+			name:      "Set-AccessToCustomerDataRequest comment that looks like a parameter",
+			args:      []string{"Set-AccessToCustomerDataRequest", "-RequestId", reqID, "-Comment", "-approvaldecision", "-ApprovalDecision:Deny"},
+			wantCalls: []call{{Method: "POST", Path: "/v1/requests/" + reqID + "/deny", Body: `{"comment":"-approvaldecision"}`}},
+		},
+		{
+			name:      "help shows the PowerShell parameters",
+			args:      []string{"help", "Get-AccessToCustomerDataRequest"},
+			wantCalls: []call{},
+			wantOut: []string{"lockboxctl Get-AccessToCustomerDataRequest [-ApprovalStatus S] [-CreatedAfter TIME] [-RequestId ID]",
+				"-ApprovalStatus S", "Pending (both pending states)", "-CreatedAfter TIME", "-RequestId ID", "case-insensitive"},
+		},
+		{
+			name:      "Set-AccessToCustomerDataRequest -h shows the PowerShell parameters",
+			args:      []string{"Set-AccessToCustomerDataRequest", "-h"},
+			wantCalls: []call{},
+			wantOut:   []string{"lockboxctl Set-AccessToCustomerDataRequest -RequestId ID -ApprovalDecision Approve|Deny|Cancel [-Comment C]", "-Comment C"},
 		},
 		{
 			name:      "token from --token-file wins over the environment, whitespace trimmed",
@@ -677,8 +853,20 @@ func TestCommands(t *testing.T) {
 			wantCalls: []call{{Method: "GET", Path: "/v1/requests"}},
 		},
 		{
+			name:      "--addr as host:port means http",
+			args:      []string{"request", "list", "--addr", "$HOSTPORT"},
+			env:       map[string]string{EnvAddr: "http://127.0.0.1:1"},
+			wantCalls: []call{{Method: "GET", Path: "/v1/requests"}},
+		},
+		{
+			name:      "LOCKBOX_ADDR as host:port means http",
+			args:      []string{"request", "list"},
+			env:       map[string]string{EnvAddr: "$HOSTPORT"},
+			wantCalls: []call{{Method: "GET", Path: "/v1/requests"}},
+		},
+		{
 			name:      "bad --addr",
-			args:      []string{"request", "list", "--addr", "127.0.0.1:8080"},
+			args:      []string{"request", "list", "--addr", "ftp://127.0.0.1:8080"},
 			wantCode:  1,
 			wantCalls: []call{},
 			wantErr:   []string{"http:// or https://"},
@@ -731,7 +919,37 @@ func TestCommands(t *testing.T) {
 			args:      []string{"-o", "yaml", "request", "list"},
 			wantCode:  2,
 			wantCalls: []call{},
-			wantErr:   []string{`invalid value "yaml" for flag -o`},
+			wantErr:   []string{`invalid value "yaml" for flag -o`, "see 'lockboxctl --help'"},
+			notErr:    []string{"Usage:"},
+		},
+		{
+			name:      "a plural command gets a suggestion",
+			args:      []string{"requests", "list"},
+			wantCode:  2,
+			wantCalls: []call{},
+			wantErr:   []string{"lockboxctl: unknown command \"requests\"; did you mean \"request\"?\nsee 'lockboxctl --help'\n"},
+		},
+		{
+			name:      "a misspelt subcommand gets a suggestion",
+			args:      []string{"request", "lst"},
+			wantCode:  2,
+			wantCalls: []call{},
+			wantErr:   []string{`unknown command "request lst"; did you mean "request list"?`, "see 'lockboxctl request --help'"},
+			notErr:    []string{"Commands:"},
+		},
+		{
+			name:      "a misspelt PowerShell verb gets a suggestion",
+			args:      []string{"Get-AccessToCustomerDataRequests", "-RequestId", reqID},
+			wantCode:  2,
+			wantCalls: []call{},
+			wantErr:   []string{`did you mean "Get-AccessToCustomerDataRequest"?`},
+		},
+		{
+			name:      "help for a misspelt command gets a suggestion",
+			args:      []string{"help", "tenants"},
+			wantCode:  2,
+			wantCalls: []call{},
+			wantErr:   []string{`no help for unknown command "tenants"; did you mean "tenant"?`},
 		},
 		{
 			name:      "no command",
@@ -813,6 +1031,11 @@ func TestCommands(t *testing.T) {
 			for _, s := range tt.wantErr {
 				if !strings.Contains(res.stderr, s) {
 					t.Errorf("stderr lacks %q:\n%s", s, res.stderr)
+				}
+			}
+			for _, s := range tt.notErr {
+				if strings.Contains(res.stderr, s) {
+					t.Errorf("stderr has %q:\n%s", s, res.stderr)
 				}
 			}
 			if tt.wantCode == 0 && len(tt.wantErr) == 0 && res.stderr != "" {
@@ -901,5 +1124,70 @@ func TestAuditExportToFile(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
 		t.Fatalf("files left: %v", entries)
+	}
+}
+
+// The API's X-Request-Id is the call's trace id: printed as such, on the
+// error's line, so nobody takes it for a lockbox request's id.
+func TestAPIErrorShowsTraceID(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Request-Id", "6XOG3QOH")
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusForbidden)
+		_, _ = io.WriteString(w, `{"error":{"code":"self_approval","message":"you can't approve your own request"}}`)
+	}))
+	defer srv.Close()
+	var stdout, stderr bytes.Buffer
+	env := map[string]string{EnvAddr: srv.URL, EnvToken: envToken}
+	code := Run(context.Background(), []string{"request", "approve", reqID}, func(k string) string { return env[k] }, &stdout, &stderr)
+	if code != 1 {
+		t.Fatalf("exit %d", code)
+	}
+	if want := "lockboxctl: you can't approve your own request (self_approval, HTTP 403, trace id 6XOG3QOH)\n"; stderr.String() != want {
+		t.Errorf("stderr = %q, want %q", stderr.String(), want)
+	}
+}
+
+func TestSuggest(t *testing.T) {
+	tests := []struct{ group, word, want string }{
+		{"", "requests", "request"},
+		{"", "reqest", "request"},
+		{"", "approvers", "approver"},
+		{"", "audits", "audit"},
+		{"", "set-accesstocustomerdatarequests", "Set-AccessToCustomerDataRequest"},
+		{"request", "lst", "request list"},
+		{"request", "aprove", "request approve"},
+		{"request", "shows", "request show"},
+		{"tenant", "setting", "tenant settings"},
+		{"tenant settings", "gte", "tenant settings get"},
+		{"", "frobnicate", ""},
+		{"request", "approve-all", ""},
+		{"", "x", ""},
+	}
+	for _, tt := range tests {
+		if got := suggest(tt.group, tt.word); got != tt.want {
+			t.Errorf("suggest(%q, %q) = %q, want %q", tt.group, tt.word, got, tt.want)
+		}
+	}
+}
+
+func TestFoldFlagNames(t *testing.T) {
+	fs := newTestFlagSet()
+	fs.String("RequestId", "", "")
+	fs.String("comment", "", "")
+	fs.Bool("all", false, "")
+	tests := []struct{ in, want []string }{
+		{[]string{"-requestid", "x"}, []string{"-RequestId", "x"}},
+		{[]string{"--REQUESTID=x"}, []string{"--RequestId=x"}},
+		{[]string{"-RequestId:a:b"}, []string{"-RequestId=a:b"}},
+		{[]string{"-Comment", "-requestid", "-ALL"}, []string{"-comment", "-requestid", "-all"}},
+		{[]string{"--", "-requestid"}, []string{"--", "-requestid"}},
+		{[]string{"-unknown", "-O", "json"}, []string{"-unknown", "-o", "json"}},
+		{[]string{"pos", "-"}, []string{"pos", "-"}},
+	}
+	for _, tt := range tests {
+		if got := foldFlagNames(fs, tt.in); !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("foldFlagNames(%q) = %q, want %q", tt.in, got, tt.want)
+		}
 	}
 }

@@ -57,17 +57,18 @@ func init() {
 		},
 		{
 			name:     "request list",
-			synopsis: "[--tenant T] [--state S] [--created-after TIME] [--limit N]",
+			synopsis: "[--tenant T] [--state S] [--created-after TIME] [--limit N] [-o table|json|id]",
 			summary:  "list the requests you may see, newest first",
 			flags: `--tenant T               only this tenant's requests
---state S                only requests in state S: ` + statesList() + `
+--state S                only requests in state S: ` + statesList() + `;
+                         pending means both pending states (PowerShell's statuses work too)
 --created-after TIME     only requests created after TIME (RFC 3339, e.g. 2026-01-02T15:04:05Z, or a date)
 --limit N                at most N requests (the server's default when 0)`,
 			run: runRequestList,
 		},
 		{
 			name:     "request show",
-			synopsis: "ID",
+			synopsis: "ID [-o table|json|id]",
 			summary:  "show a request with its history",
 			run:      runRequestShow,
 		},
@@ -135,29 +136,37 @@ func init() {
 		},
 		{
 			name:     "audit verify",
-			synopsis: "--tenant T",
+			synopsis: "[--tenant T]",
 			summary:  "re-compute a tenant's audit hash chain and report the first broken or missing record (exit 1 when broken)",
-			flags:    `--tenant T               the tenant whose log to verify`,
-			run:      runAuditVerify,
+			flags: `--tenant T               the tenant whose log to verify; a tenant's users may leave it
+                         out for their own, the provider's staff must name it`,
+			run: runAuditVerify,
 		},
 		{
 			name:     "get-accesstocustomerdatarequest",
 			display:  "Get-AccessToCustomerDataRequest",
-			synopsis: "[--tenant T] [--state S] [--request-id ID]",
-			summary:  "list requests, or show one with --request-id",
-			flags: `--tenant T               only this tenant's requests
---state S                only requests in state S
---request-id ID          show this request (also -RequestId)`,
+			synopsis: "[-ApprovalStatus S] [-CreatedAfter TIME] [-RequestId ID] [--tenant T] [--limit N]",
+			summary:  "list requests as PowerShell's cmdlet does, or show one with -RequestId",
+			flags: `-ApprovalStatus S        only requests in this status: Pending (both pending states),
+                         Approved, Denied, Canceled, Expired, Revoked, Completed, or a
+                         Lockbox state such as pending_customer (also --approval-status, --state)
+-CreatedAfter TIME       only requests created after TIME: a date (2026-01-02) or an RFC 3339
+                         time (2026-01-02T15:04:05Z) (also --created-after)
+-RequestId ID            show this request and its history (also --request-id)
+--tenant T               only this tenant's requests
+--limit N                at most N requests (the server's default when 0)
+Parameter names and values are case-insensitive, as in PowerShell: -approvalstatus pending.`,
 			run: runGetAlias,
 		},
 		{
 			name:     "set-accesstocustomerdatarequest",
 			display:  "Set-AccessToCustomerDataRequest",
-			synopsis: "--request-id ID --approval-decision Approve|Deny [--comment C]",
-			summary:  "approve or deny a request",
-			flags: `--request-id ID          the request (also -RequestId)
---approval-decision D    Approve or Deny, any case (also -ApprovalDecision)
---comment C              recorded with the decision (also -Comment)`,
+			synopsis: "-RequestId ID -ApprovalDecision Approve|Deny|Cancel [-Comment C]",
+			summary:  "approve or deny a request (managers, tenant approvers), or cancel your own (its requester)",
+			flags: `-RequestId ID            the request (also --request-id)
+-ApprovalDecision D      Approve, Deny or Cancel (also --approval-decision)
+-Comment C               recorded with the decision (also --comment)
+Parameter names and values are case-insensitive, as in PowerShell: -approvaldecision deny.`,
 			run: runSetAlias,
 		},
 		{
@@ -187,6 +196,57 @@ func statesList() string {
 	s := make([]string, len(grants.States))
 	for i, st := range grants.States {
 		s[i] = string(st)
+	}
+	return strings.Join(s, ", ")
+}
+
+// approvalStatuses are the ApprovalStatus values of PowerShell's
+// Get-AccessToCustomerDataRequest, each with the Lockbox states it means.
+var approvalStatuses = []struct {
+	name   string
+	states []grants.State
+}{
+	{"Pending", []grants.State{grants.StatePendingManager, grants.StatePendingCustomer}},
+	{"Approved", []grants.State{grants.StateApproved}},
+	{"Denied", []grants.State{grants.StateDenied}},
+	{"Canceled", []grants.State{grants.StateCanceled}},
+	{"Expired", []grants.State{grants.StateExpired}},
+	{"Revoked", []grants.State{grants.StateRevoked}},
+	{"Completed", []grants.State{grants.StateCompleted}},
+}
+
+// parseStatus reads a status filter: a PowerShell ApprovalStatus
+// ("Pending" is both pending states) or a Lockbox state, without regard to
+// case, "_" or "-" (PendingCustomer, pending-customer), or the British
+// "Cancelled". It returns the states to list.
+func parseStatus(s string) ([]grants.State, bool) {
+	norm := func(s string) string {
+		return strings.ToLower(strings.NewReplacer("_", "", "-", "", " ", "").Replace(s))
+	}
+	v := norm(s)
+	switch v {
+	case "cancelled":
+		v = "canceled"
+	case "complete":
+		v = "completed"
+	}
+	for _, st := range approvalStatuses {
+		if v == norm(st.name) {
+			return st.states, true
+		}
+	}
+	for _, st := range grants.States {
+		if v == norm(string(st)) {
+			return []grants.State{st}, true
+		}
+	}
+	return nil, false
+}
+
+func statusList() string {
+	s := make([]string, len(approvalStatuses))
+	for i, st := range approvalStatuses {
+		s[i] = st.name
 	}
 	return strings.Join(s, ", ")
 }
@@ -239,8 +299,11 @@ func (e *env) act(action, id, comment string) error {
 
 // printRequest prints r; detailed adds its fields and history to the table.
 func (e *env) printRequest(r grants.Request, detailed bool) error {
-	if e.g.output.json() {
+	switch e.g.output {
+	case "json":
 		return writeJSON(e.stdout, r)
+	case "id":
+		return printIDs(e.stdout, []grants.Request{r})
 	}
 	if detailed {
 		return printRequest(e.stdout, r)
@@ -276,9 +339,9 @@ func runRequestCreate(e *env, name string, args []string) error {
 	if len(missing) > 0 {
 		return &usageError{cmd: name, msg: "missing " + strings.Join(missing, ", ")}
 	}
-	d, err := time.ParseDuration(*dur)
+	d, err := time.ParseDuration(strings.TrimSpace(*dur))
 	if err != nil || d <= 0 {
-		return &usageError{cmd: name, msg: fmt.Sprintf("--duration %q must be a positive duration such as 2h or 90m", *dur)}
+		return &usageError{cmd: name, msg: fmt.Sprintf("--duration %q must be a positive duration with a unit, such as 2h, 90m or 1h30m", *dur)}
 	}
 	c, err := e.client()
 	if err != nil {
@@ -301,31 +364,44 @@ type listFlags struct {
 	limit                       int
 }
 
-func (l *listFlags) register(fs *flag.FlagSet, all bool) {
+// register adds the filters to fs; powershell adds the names of
+// Get-AccessToCustomerDataRequest's parameters.
+func (l *listFlags) register(fs *flag.FlagSet, powershell bool) {
 	fs.StringVar(&l.tenant, "tenant", "", "")
 	fs.StringVar(&l.state, "state", "", "")
-	if all {
-		fs.StringVar(&l.createdAfter, "created-after", "", "")
-		fs.IntVar(&l.limit, "limit", 0, "")
+	fs.StringVar(&l.createdAfter, "created-after", "", "")
+	fs.IntVar(&l.limit, "limit", 0, "")
+	if powershell {
+		fs.StringVar(&l.state, "approval-status", "", "")
+		fs.StringVar(&l.state, "ApprovalStatus", "", "")
+		fs.StringVar(&l.createdAfter, "CreatedAfter", "", "")
 	}
 }
 
-func (l *listFlags) options(cmd string) (client.ListOptions, error) {
-	opts := client.ListOptions{Tenant: l.tenant, State: grants.State(l.state), Limit: l.limit}
-	if l.state != "" && !opts.State.Valid() {
-		return opts, &usageError{cmd: cmd, msg: fmt.Sprintf("--state %q must be one of %s", l.state, statesList())}
+// options returns the list options and the states to list (none: any).
+// stateFlag and afterFlag name the flags in messages, as the command's
+// help spells them.
+func (l *listFlags) options(cmd, stateFlag, afterFlag string) (client.ListOptions, []grants.State, error) {
+	opts := client.ListOptions{Tenant: l.tenant, Limit: l.limit}
+	var states []grants.State
+	if l.state != "" {
+		var ok bool
+		if states, ok = parseStatus(l.state); !ok {
+			return opts, nil, &usageError{cmd: cmd, msg: fmt.Sprintf("%s %q must be one of %s, or a state: %s",
+				stateFlag, l.state, statusList(), statesList())}
+		}
 	}
 	if l.limit < 0 {
-		return opts, &usageError{cmd: cmd, msg: "--limit must not be negative"}
+		return opts, nil, &usageError{cmd: cmd, msg: "--limit must not be negative"}
 	}
 	if l.createdAfter != "" {
 		t, err := parseTime(l.createdAfter)
 		if err != nil {
-			return opts, &usageError{cmd: cmd, msg: fmt.Sprintf("--created-after %q must be an RFC 3339 time such as 2026-01-02T15:04:05Z, or a date such as 2026-01-02", l.createdAfter)}
+			return opts, nil, &usageError{cmd: cmd, msg: fmt.Sprintf("%s %q must be an RFC 3339 time such as 2026-01-02T15:04:05Z, or a date such as 2026-01-02", afterFlag, l.createdAfter)}
 		}
 		opts.CreatedAfter = t
 	}
-	return opts, nil
+	return opts, states, nil
 }
 
 func parseTime(s string) (time.Time, error) {
@@ -338,7 +414,7 @@ func parseTime(s string) (time.Time, error) {
 func runRequestList(e *env, name string, args []string) error {
 	fs := e.flagSet(name)
 	var lf listFlags
-	lf.register(fs, true)
+	lf.register(fs, false)
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return flagError(name, err)
@@ -346,26 +422,63 @@ func runRequestList(e *env, name string, args []string) error {
 	if err := wantArgs(name, pos); err != nil {
 		return err
 	}
-	opts, err := lf.options(name)
+	opts, states, err := lf.options(name, "--state", "--created-after")
 	if err != nil {
 		return err
 	}
-	return e.list(opts)
+	return e.list(opts, states)
 }
 
-func (e *env) list(opts client.ListOptions) error {
+// list prints the requests matching opts in any of states (in any state
+// when there are none).
+func (e *env) list(opts client.ListOptions, states []grants.State) error {
 	c, err := e.client()
 	if err != nil {
 		return err
 	}
-	reqs, err := c.ListRequests(e.ctx, opts)
+	reqs, err := listStates(e, c, opts, states)
 	if err != nil {
 		return err
 	}
-	if e.g.output.json() {
+	switch e.g.output {
+	case "json":
 		return writeJSON(e.stdout, map[string]any{"requests": reqs})
+	case "id":
+		return printIDs(e.stdout, reqs)
 	}
 	return printRequests(e.stdout, reqs)
+}
+
+// listStates lists the requests in any of states. The API filters on one
+// state, so several (PowerShell's "Pending" is two) take a call each; each
+// answer is newest first and at most opts.Limit long, so the newest
+// opts.Limit of their merge are the right ones.
+func listStates(e *env, c *client.Client, opts client.ListOptions, states []grants.State) ([]grants.Request, error) {
+	if len(states) <= 1 {
+		if len(states) == 1 {
+			opts.State = states[0]
+		}
+		return c.ListRequests(e.ctx, opts)
+	}
+	var all []grants.Request
+	for _, st := range states {
+		opts.State = st
+		reqs, err := c.ListRequests(e.ctx, opts)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, reqs...)
+	}
+	slices.SortStableFunc(all, func(a, b grants.Request) int {
+		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(b.ID, a.ID)
+	})
+	if opts.Limit > 0 && len(all) > opts.Limit {
+		all = all[:opts.Limit]
+	}
+	return all, nil
 }
 
 func runRequestShow(e *env, name string, args []string) error {
@@ -533,15 +646,17 @@ func runApproverChange(add bool) func(*env, string, []string) error {
 }
 
 // runGetAlias is Get-AccessToCustomerDataRequest: a list, or one request
-// when a request id is given.
+// when a request id is given. It takes the cmdlet's parameters
+// (-ApprovalStatus, -CreatedAfter, -RequestId) in any case, besides the
+// kebab-case flags.
 func runGetAlias(e *env, name string, args []string) error {
 	fs := e.flagSet(name)
 	var lf listFlags
-	lf.register(fs, false)
+	lf.register(fs, true)
 	var id string
 	fs.StringVar(&id, "request-id", "", "")
 	fs.StringVar(&id, "RequestId", "", "")
-	pos, err := parseArgs(fs, args)
+	pos, err := parseArgs(fs, foldFlagNames(fs, args))
 	if err != nil {
 		return flagError(name, err)
 	}
@@ -549,23 +664,25 @@ func runGetAlias(e *env, name string, args []string) error {
 		return err
 	}
 	if given(fs, "request-id", "RequestId") {
-		if id == "" {
-			return &usageError{cmd: name, msg: "--request-id must not be empty"}
+		if strings.TrimSpace(id) == "" {
+			return &usageError{cmd: name, msg: "-RequestId must not be empty"}
 		}
-		if lf.tenant != "" || lf.state != "" {
-			return &usageError{cmd: name, msg: "--request-id can't be combined with --tenant or --state"}
+		if lf != (listFlags{}) {
+			return &usageError{cmd: name, msg: "-RequestId shows one request: it can't be combined with -ApprovalStatus, -CreatedAfter, --tenant or --limit"}
 		}
 		return e.show(id)
 	}
-	opts, err := lf.options(name)
+	opts, states, err := lf.options(name, "-ApprovalStatus", "-CreatedAfter")
 	if err != nil {
 		return err
 	}
-	return e.list(opts)
+	return e.list(opts, states)
 }
 
-// runSetAlias is Set-AccessToCustomerDataRequest: the approve or deny
-// decision, named as in the audit record's ApprovalDecision.
+// runSetAlias is Set-AccessToCustomerDataRequest: the decision named as in
+// the audit record's ApprovalDecision, Approve or Deny, or Cancel, the
+// requester's withdrawal. It takes the cmdlet's parameters (-RequestId,
+// -ApprovalDecision, -Comment) in any case, besides the kebab-case flags.
 func runSetAlias(e *env, name string, args []string) error {
 	fs := e.flagSet(name)
 	var id, decision, comment string
@@ -574,27 +691,28 @@ func runSetAlias(e *env, name string, args []string) error {
 	fs.StringVar(&decision, "approval-decision", "", "")
 	fs.StringVar(&decision, "ApprovalDecision", "", "")
 	fs.StringVar(&comment, "comment", "", "")
-	fs.StringVar(&comment, "Comment", "", "")
-	pos, err := parseArgs(fs, args)
+	pos, err := parseArgs(fs, foldFlagNames(fs, args))
 	if err != nil {
 		return flagError(name, err)
 	}
 	if err := wantArgs(name, pos); err != nil {
 		return err
 	}
-	if id == "" {
-		return &usageError{cmd: name, msg: "missing --request-id"}
+	if strings.TrimSpace(id) == "" {
+		return &usageError{cmd: name, msg: "missing -RequestId"}
 	}
 	var action string
-	switch strings.ToLower(decision) {
+	switch strings.ToLower(strings.TrimSpace(decision)) {
 	case "approve":
 		action = "approve"
 	case "deny":
 		action = "deny"
+	case "cancel":
+		action = "cancel"
 	case "":
-		return &usageError{cmd: name, msg: "missing --approval-decision"}
+		return &usageError{cmd: name, msg: "missing -ApprovalDecision (Approve, Deny or Cancel)"}
 	default:
-		return &usageError{cmd: name, msg: fmt.Sprintf("--approval-decision %q must be Approve or Deny", decision)}
+		return &usageError{cmd: name, msg: fmt.Sprintf("-ApprovalDecision %q must be Approve, Deny or Cancel", decision)}
 	}
 	return e.act(action, id, comment)
 }
@@ -607,7 +725,15 @@ func runHelp(e *env, name string, args []string) error {
 	}
 	topic := strings.ToLower(strings.Join(pos, " "))
 	if _, ok := commandByName[topic]; topic != "" && !ok && !isGroup(topic) {
-		return &usageError{msg: fmt.Sprintf("no help for unknown command %q", strings.Join(pos, " "))}
+		msg := fmt.Sprintf("no help for unknown command %q", strings.Join(pos, " "))
+		group, word := "", topic
+		if i := strings.LastIndexByte(topic, ' '); i >= 0 {
+			group, word = topic[:i], topic[i+1:]
+		}
+		if s := suggest(group, word); s != "" && (group == "" || isGroup(group)) {
+			msg += fmt.Sprintf("; did you mean %q?", s)
+		}
+		return &usageError{msg: msg}
 	}
 	return &helpRequested{cmd: topic}
 }
@@ -671,8 +797,11 @@ func usageOf(name string) string {
 }
 
 const globalUsage = `Global flags (before or after the command):
-  -o, --output table|json  output format (default table)
-  --addr URL               Lockbox API address (default $LOCKBOX_ADDR, else ` + DefaultAddr + `)
+  -o, --output FORMAT      table (the default) or json; id prints only the ids of the requests
+                           a request command returns, one a line; csv for audit search and
+                           request activity
+  --addr URL               Lockbox API address, a URL or host:port (http) (default
+                           $LOCKBOX_ADDR, else ` + DefaultAddr + `)
   --token-file FILE        file holding your bearer token (default $LOCKBOX_TOKEN)
   -h, --help               show help
 `

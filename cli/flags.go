@@ -4,25 +4,77 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"slices"
 	"strings"
 )
 
-// outputValue is the -o/--output flag: "table", "json" or "csv" (which
-// only some commands print; env.checkOutput refuses it for the others).
+// outputValue is the -o/--output flag: "table", "json", "id" (only the
+// ids of the requests a command returns, one a line, for scripts:
+// ID=$(lockboxctl request create ... -o id)) or "csv". Only some commands
+// print id or csv; env.checkOutput refuses them for the others.
 type outputValue string
 
 func (o *outputValue) String() string { return string(*o) }
 
 func (o *outputValue) Set(s string) error {
 	switch v := strings.ToLower(s); v {
-	case "table", "json", "csv":
+	case "table", "json", "id", "csv":
 		*o = outputValue(v)
 		return nil
 	}
-	return errors.New(`must be "table", "json" or "csv"`)
+	return errors.New(`must be "table", "json", "id" or "csv"`)
 }
 
 func (o outputValue) json() bool { return o == "json" }
+
+// foldFlagNames rewrites the flag names in args that match a flag of fs
+// only without regard to case into that flag's name, so the PowerShell
+// verbs take their parameters as PowerShell does: -ApprovalStatus,
+// -approvalstatus and -APPROVALSTATUS are one parameter. It also accepts
+// PowerShell's -Name:value for -Name=value. Flag values and everything
+// after a "--" are left as they are.
+func foldFlagNames(fs *flag.FlagSet, args []string) []string {
+	out := slices.Clone(args)
+	for i := 0; i < len(out); i++ {
+		arg := out[i]
+		if arg == "--" {
+			break
+		}
+		body, ok := strings.CutPrefix(arg, "-")
+		if !ok || body == "" {
+			continue
+		}
+		dashes := "-"
+		if b, ok := strings.CutPrefix(body, "-"); ok {
+			dashes, body = "--", b
+		}
+		name, value, sep := body, "", ""
+		if j := strings.IndexAny(body, "=:"); j >= 0 {
+			name, value, sep = body[:j], body[j+1:], body[j:j+1]
+		}
+		f := fs.Lookup(name)
+		if f == nil {
+			fs.VisitAll(func(g *flag.Flag) {
+				if f == nil && strings.EqualFold(g.Name, name) {
+					f = g
+				}
+			})
+		}
+		if f == nil {
+			// Not ours: the flag package reports it.
+			continue
+		}
+		if sep != "" {
+			out[i] = dashes + f.Name + "=" + value
+			continue
+		}
+		out[i] = dashes + f.Name
+		if takesValue(fs, out[i]) {
+			i++ // the next argument is this flag's value, whatever it looks like
+		}
+	}
+	return out
+}
 
 // listValue is a repeatable flag that also splits on commas, so
 // "--activity A --activity B" and "--activity A,B" mean the same.

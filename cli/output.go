@@ -77,18 +77,6 @@ func fmtTimePtr(t *time.Time) string {
 	return fmtTime(*t)
 }
 
-// fmtDuration writes 2h rather than 2h0m0s.
-func fmtDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
-}
-
 func newTable(w io.Writer) *tabwriter.Writer {
 	return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 }
@@ -97,15 +85,32 @@ func row(w io.Writer, cells ...string) {
 	fmt.Fprintln(w, strings.Join(cells, "\t"))
 }
 
-// printRequests prints requests as a table.
+// printRequests prints requests as a table. The last column is when the
+// request stops mattering: for a pending request the time by which its
+// current stage must be decided (or it expires), for an approved one the
+// end of its access window.
 func printRequests(w io.Writer, reqs []grants.Request) error {
 	tw := newTable(w)
-	row(tw, "ID", "TENANT", "SERVICE", "STATE", "REQUESTER", "CREATED", "EXPIRES")
+	row(tw, "ID", "TENANT", "SERVICE", "STATE", "REQUESTER", "CREATED", "EXPIRES/DECIDE BY")
 	for _, r := range reqs {
+		ends := fmtTimePtr(r.ExpiresAt)
+		if r.State.Pending() && r.DecideBy != nil {
+			ends = fmtTime(*r.DecideBy)
+		}
 		row(tw, cell(r.ID), cell(r.Tenant), cell(r.Service), cell(string(r.State)), cell(r.Requester),
-			fmtTime(r.CreatedAt), fmtTimePtr(r.ExpiresAt))
+			fmtTime(r.CreatedAt), ends)
 	}
 	return tw.Flush()
+}
+
+// printIDs prints the requests' ids, one a line (-o id).
+func printIDs(w io.Writer, reqs []grants.Request) error {
+	for _, r := range reqs {
+		if _, err := fmt.Fprintln(w, clean(r.ID)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // printRequest prints one request: its row, every field and its history.
@@ -122,7 +127,7 @@ func printRequest(w io.Writer, r grants.Request) error {
 	for _, f := range [][2]string{
 		{"Service request:", cell(r.ServiceRequest)},
 		{"Reason:", cell(r.Reason)},
-		{"Duration:", fmtDuration(r.Duration.Std())},
+		{"Duration:", r.Duration.String()},
 		{"Activities:", acts},
 		{"Decide by:", fmtTimePtr(r.DecideBy)},
 		{"Manager approver:", cell(r.ManagerApprover)},

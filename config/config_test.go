@@ -198,6 +198,77 @@ func TestLoadReportsEveryProblem(t *testing.T) {
 	}
 }
 
+// Values that don't parse and values that fail a check are reported
+// together, one per line, each line naming its variable; a variable that
+// didn't parse is not also reported as zero.
+func TestLoadReportsParseAndCheckErrorsTogether(t *testing.T) {
+	_, err := Load(map[string]string{
+		"LOCKBOX_API_ADDR":      "bogus",
+		"LOCKBOX_REDIS_TIMEOUT": "5",
+		"LOCKBOX_JWT_LEEWAY":    "soon",
+		"LOCKBOX_LOG_LEVEL":     "loud",
+	})
+	if err == nil {
+		t.Fatal("no error")
+	}
+	lines := strings.Split(err.Error(), "\n")
+	want := []string{"LOCKBOX_REDIS_TIMEOUT: ", "LOCKBOX_JWT_LEEWAY: ", "LOCKBOX_API_ADDR: ", "LOCKBOX_LOG_LEVEL: "}
+	if len(lines) != len(want) {
+		t.Fatalf("%d lines, want %d:\n%v", len(lines), len(want), err)
+	}
+	for i, prefix := range want {
+		if !strings.HasPrefix(lines[i], prefix) {
+			t.Errorf("line %d = %q, want it to start with %q", i, lines[i], prefix)
+		}
+	}
+	if !strings.Contains(lines[0], "with a unit, such as 2s") || !strings.Contains(lines[0], `"5"`) {
+		t.Errorf("parse error gives no hint: %q", lines[0])
+	}
+	if strings.Contains(err.Error(), "positive") {
+		t.Errorf("a variable that didn't parse is also reported as zero:\n%v", err)
+	}
+	for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+		if _, ok := e.(*VarError); !ok {
+			t.Errorf("%v (%T) is not a *VarError", e, e)
+		}
+	}
+}
+
+// LoadFor adds what the mode requires to what Load finds, in one error.
+func TestLoadForReportsEverything(t *testing.T) {
+	_, err := LoadFor(map[string]string{
+		"LOCKBOX_API_ADDR":      "bogus",
+		"LOCKBOX_REDIS_TIMEOUT": "5",
+	}, ModeServe)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, name := range []string{"LOCKBOX_API_ADDR: ", "LOCKBOX_REDIS_TIMEOUT: ", "LOCKBOX_REDIS_URL: ", "LOCKBOX_UPSTREAMS: ", "LOCKBOX_PROXY_SIGNING_KEY_FILE: "} {
+		if n := strings.Count(err.Error(), name); n != 1 {
+			t.Errorf("%s named %d times, want once:\n%v", name, n, err)
+		}
+	}
+	for line := range strings.Lines(err.Error()) {
+		if !strings.HasPrefix(line, "LOCKBOX_") {
+			t.Errorf("line %q does not start with a variable", line)
+		}
+	}
+	if strings.Contains(err.Error(), "positive") {
+		t.Errorf("a variable that didn't parse is also reported as zero:\n%v", err)
+	}
+	// A good configuration loads, and is what Load and Validate make of it.
+	good := map[string]string{"LOCKBOX_REDIS_URL": "redis://127.0.0.1:6379", "LOCKBOX_SERVE": "api,jobs",
+		"LOCKBOX_JWT_HMAC_SECRET_FILE": writeFile(t, "hmac", strings.Repeat("k", 32))}
+	c, err := LoadFor(good, ModeServe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := Load(good)
+	if c != want {
+		t.Errorf("LoadFor = %+v, want %+v", c, want)
+	}
+}
+
 func TestLoadParseErrorIsVarError(t *testing.T) {
 	_, err := Load(map[string]string{"LOCKBOX_REDIS_TIMEOUT": "2 seconds"})
 	var ve *VarError

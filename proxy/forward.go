@@ -240,7 +240,7 @@ func (h *Handler) forwardAttrs(c *call, err error) []slog.Attr {
 		slog.String("audit_id", c.record.Id),
 		slog.String("policy_revision", c.policyRevision()),
 		slog.String("method", c.Method),
-		slog.String("path", c.Path),
+		slog.String("path", echo(c.Path)),
 	}
 	if err != nil {
 		attrs = append(attrs, slog.String("reason", string(ReasonUpstreamUnavailable)), slog.Any("error", err))

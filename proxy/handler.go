@@ -493,7 +493,7 @@ func (h *Handler) classify(r *http.Request, p PolicySnapshot, rt route) (Call, R
 	service := rt.up.service
 	a, vars, ok := p.Match(service, r.Method, rt.path)
 	if !ok {
-		return Call{}, ReasonUnknownActivity, fmt.Errorf("%s %s is no activity of %s", r.Method, rt.path, service)
+		return Call{}, ReasonUnknownActivity, fmt.Errorf("%s %s is no activity of %s", echo(r.Method), echo(rt.path), service)
 	}
 	tenant := vars["tenant"]
 	if tenant == "" {
@@ -514,7 +514,7 @@ func (h *Handler) classify(r *http.Request, p PolicySnapshot, rt route) (Call, R
 // another tenant is simply not found.
 func (h *Handler) lookupGrant(ctx context.Context, p identity.Principal, c Call, now time.Time) (grants.Grant, Reason, error) {
 	if !identity.ValidTenantID(c.Tenant) {
-		return grants.Grant{}, ReasonNoGrant, fmt.Errorf("no grant can exist for tenant %q: not a tenant id", c.Tenant)
+		return grants.Grant{}, ReasonNoGrant, fmt.Errorf("no grant can exist for tenant %q: not a tenant id", echo(c.Tenant))
 	}
 	g, err := h.cfg.Grants.Grant(ctx, c.Tenant, p.Subject, c.Service)
 	switch {
@@ -613,12 +613,12 @@ func (h *Handler) deny(w http.ResponseWriter, r *http.Request, c *call, reason R
 		// target claims if configured, else "unknown".
 		slog.String("service", c.label),
 		slog.String("activity", c.Activity.Name),
-		slog.String("tenant", c.Tenant),
+		slog.String("tenant", echo(c.Tenant)),
 		slog.String("operator", c.principal.Subject),
 		slog.String("request_id", c.grant.RequestID),
 		slog.String("policy_revision", c.policyRevision()),
-		slog.String("method", r.Method),
-		slog.String("path", c.route.path),
+		slog.String("method", echo(r.Method)),
+		slog.String("path", echo(c.route.path)),
 		slog.String("client_ip", peer.IP(r)),
 		slog.Any("error", err),
 	)

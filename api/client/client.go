@@ -138,20 +138,30 @@ type APIError struct {
 	Code string
 	// Message is the server's explanation, safe to show to a user.
 	Message string
-	// RequestID identifies the call in the server's logs, when it sent one.
-	RequestID string
+	// TraceID identifies the call in the server's logs (its X-Request-Id
+	// header), when it sent one. It is not a lockbox request's id.
+	TraceID string
 }
 
-// Error returns the message, followed by the code when there is one.
+// Error returns the message, followed by the code and the trace id when
+// there are, e.g. "you can't approve your own request (self_approval,
+// trace id 6XOG3QOH)".
 func (e *APIError) Error() string {
 	msg := e.Message
 	if msg == "" {
 		msg = fmt.Sprintf("HTTP %d %s", e.Status, http.StatusText(e.Status))
 	}
-	if e.Code == "" {
+	var notes []string
+	if e.Code != "" {
+		notes = append(notes, e.Code)
+	}
+	if e.TraceID != "" {
+		notes = append(notes, "trace id "+e.TraceID)
+	}
+	if len(notes) == 0 {
 		return msg
 	}
-	return msg + " (" + e.Code + ")"
+	return msg + " (" + strings.Join(notes, ", ") + ")"
 }
 
 // ListOptions filter ListRequests. Zero fields don't filter.
@@ -165,8 +175,8 @@ type ListOptions struct {
 
 // AuditQuery selects audit records. Zero fields don't filter.
 type AuditQuery struct {
-	// Tenant whose audit log to read. Only the provider's audit readers
-	// may leave it empty, to read every tenant's.
+	// Tenant whose audit log to read. Empty means a tenant user's own
+	// tenant, and every tenant for the provider's audit readers.
 	Tenant string
 	// From and To bound CreationTime, both inclusive.
 	From, To time.Time
@@ -488,10 +498,15 @@ func (c *Client) Activity(ctx context.Context, id string) ([]audit.Record, error
 	return out.Records, nil
 }
 
-// VerifyAudit asks the server to re-compute tenant's audit hash chain.
+// VerifyAudit asks the server to re-compute tenant's audit hash chain. An
+// empty tenant means a tenant user's own; provider callers must name one.
 func (c *Client) VerifyAudit(ctx context.Context, tenant string) (audit.Verification, error) {
+	q := url.Values{}
+	if tenant != "" {
+		q.Set("tenant", tenant)
+	}
 	var out audit.Verification
-	err := c.do(ctx, http.MethodGet, "/v1/audit/verify", url.Values{"tenant": {tenant}}, nil, &out)
+	err := c.do(ctx, http.MethodGet, "/v1/audit/verify", q, nil, &out)
 	return out, err
 }
 
@@ -574,20 +589,18 @@ func (c *Client) newRequest(ctx context.Context, method, path string, q url.Valu
 
 // decodeError turns a non-2xx response into an *APIError.
 func decodeError(resp *http.Response) *APIError {
-	e := &APIError{Status: resp.StatusCode, RequestID: resp.Header.Get("X-Request-Id")}
+	// The server sends the trace id as X-Request-Id only; the error body
+	// is {"error":{"code","message"}} and carries none.
+	e := &APIError{Status: resp.StatusCode, TraceID: resp.Header.Get("X-Request-Id")}
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBytes))
 	var body struct {
 		Error *struct {
-			Code      string `json:"code"`
-			Message   string `json:"message"`
-			RequestID string `json:"request_id"`
+			Code    string `json:"code"`
+			Message string `json:"message"`
 		} `json:"error"`
 	}
 	if json.Unmarshal(b, &body) == nil && body.Error != nil && (body.Error.Code != "" || body.Error.Message != "") {
 		e.Code, e.Message = body.Error.Code, body.Error.Message
-		if e.RequestID == "" {
-			e.RequestID = body.Error.RequestID
-		}
 		return e
 	}
 	e.Message = fmt.Sprintf("HTTP %d %s", resp.StatusCode, http.StatusText(resp.StatusCode))

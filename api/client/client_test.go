@@ -115,7 +115,7 @@ func TestCalls(t *testing.T) {
 				})
 			},
 			want: call{Method: "POST", Path: "/v1/requests",
-				Body: `{"tenant":"contoso","service":"exchange","service_request":"SR-1","reason":"mailbox corrupt","duration":"2h0m0s","activities":["Get-Mailbox"]}`},
+				Body: `{"tenant":"contoso","service":"exchange","service_request":"SR-1","reason":"mailbox corrupt","duration":"2h","activities":["Get-Mailbox"]}`},
 			wantOut: wantRequest(),
 		},
 		{
@@ -241,6 +241,20 @@ func TestCalls(t *testing.T) {
 			}},
 		},
 		{
+			name:     "verify a tenant's chain",
+			respBody: `{"tenant":"contoso","ok":true,"records":3}`,
+			invoke:   func(c *Client) (any, error) { return c.VerifyAudit(ctx, "contoso") },
+			want:     call{Method: "GET", Path: "/v1/audit/verify", Query: "tenant=contoso"},
+			wantOut:  audit.Verification{Tenant: "contoso", OK: true, Records: 3},
+		},
+		{
+			name:     "verify without a tenant leaves it to the server",
+			respBody: `{"tenant":"contoso","ok":true,"records":3}`,
+			invoke:   func(c *Client) (any, error) { return c.VerifyAudit(ctx, "") },
+			want:     call{Method: "GET", Path: "/v1/audit/verify"},
+			wantOut:  audit.Verification{Tenant: "contoso", OK: true, Records: 3},
+		},
+		{
 			name:     "export streams the body",
 			respBody: "CreationTime,UserIds,Operations,AuditData\n",
 			invoke: func(c *Client) (any, error) {
@@ -294,16 +308,24 @@ func TestErrors(t *testing.T) {
 			name:   "lockbox error",
 			status: http.StatusForbidden,
 			body:   `{"error":{"code":"self_approval","message":"you can't approve your own request"}}`,
-			header: http.Header{"X-Request-Id": {"req-42"}},
-			want:   APIError{Status: 403, Code: "self_approval", Message: "you can't approve your own request", RequestID: "req-42"},
-			text:   "you can't approve your own request (self_approval)",
+			header: http.Header{"X-Request-Id": {"6XOG3QOH"}},
+			want:   APIError{Status: 403, Code: "self_approval", Message: "you can't approve your own request", TraceID: "6XOG3QOH"},
+			text:   "you can't approve your own request (self_approval, trace id 6XOG3QOH)",
 		},
 		{
-			name:   "request id in the body",
+			name:   "lockbox error without a trace id",
 			status: http.StatusConflict,
-			body:   `{"error":{"code":"conflict","message":"changed","request_id":"b-7"}}`,
-			want:   APIError{Status: 409, Code: "conflict", Message: "changed", RequestID: "b-7"},
+			body:   `{"error":{"code":"conflict","message":"changed"}}`,
+			want:   APIError{Status: 409, Code: "conflict", Message: "changed"},
 			text:   "changed (conflict)",
+		},
+		{
+			name:   "trace id without a code",
+			status: http.StatusBadGateway,
+			body:   "bad gateway",
+			header: http.Header{"X-Request-Id": {"T1"}},
+			want:   APIError{Status: 502, Message: "HTTP 502 Bad Gateway: bad gateway", TraceID: "T1"},
+			text:   "HTTP 502 Bad Gateway: bad gateway (trace id T1)",
 		},
 		{
 			name:   "html from a proxy in front",

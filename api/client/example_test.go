@@ -28,9 +28,9 @@ func ExampleClient_ListRequests() {
 		return
 	}
 	for _, r := range reqs {
-		fmt.Println(r.ID, r.Tenant, r.Service, r.State, r.Duration.Std())
+		fmt.Println(r.ID, r.Tenant, r.Service, r.State, r.Duration)
 	}
-	// Output: r1 contoso exchange pending_customer 2h0m0s
+	// Output: r1 contoso exchange pending_customer 2h
 }
 
 func ExampleAPIError() {

@@ -61,11 +61,8 @@ var demoTenants = []tenants.Onboarding{
 // an embedded store unless LOCKBOX_REDIS_URL is set, a dev signing key, the
 // demo tenant, and token files for every role.
 func dev(ctx context.Context, env map[string]string, stdout, stderr io.Writer) error {
-	cfg, err := config.Load(env)
+	cfg, err := config.LoadFor(env, config.ModeDev)
 	if err != nil {
-		return err
-	}
-	if err := cfg.Validate(config.ModeDev); err != nil {
 		return err
 	}
 	log := cfg.Logger(stderr)
@@ -222,16 +219,15 @@ Lockbox dev is running.
   tenants  contoso (Customer Lockbox on, approver adam@contoso.example), fabrikam
 
 Try the whole workflow in another shell:
+  make build && export PATH=$PWD/bin:$PATH   # lockbox and lockboxctl in bin/
   . %s/env
-  alias lockboxctl='go run ./cmd/lockboxctl'
   curl -s -H "Authorization: Bearer $LOCKBOX_OPERATOR_TOKEN" %s/exchange/tenants/contoso/mailboxes   # 403 no_grant
-  LOCKBOX_TOKEN=$LOCKBOX_OPERATOR_TOKEN lockboxctl request create --tenant contoso --service exchange \
-      --service-request SR-1001 --reason "mailbox will not open" --duration 2h
-  ID=...   # the id it printed
+  ID=$(LOCKBOX_TOKEN=$LOCKBOX_OPERATOR_TOKEN lockboxctl request create --tenant contoso --service exchange \
+      --service-request SR-1001 --reason "mailbox will not open" --duration 2h -o id)
   LOCKBOX_TOKEN=$LOCKBOX_MANAGER_TOKEN  lockboxctl request approve $ID --comment "case checked"
-  LOCKBOX_TOKEN=$LOCKBOX_APPROVER_TOKEN lockboxctl request approve $ID --comment "go ahead"
+  LOCKBOX_TOKEN=$LOCKBOX_APPROVER_TOKEN lockboxctl Set-AccessToCustomerDataRequest -RequestId $ID -ApprovalDecision Approve -Comment "go ahead"
   curl -s -H "Authorization: Bearer $LOCKBOX_OPERATOR_TOKEN" %s/exchange/tenants/contoso/mailboxes   # 200
-  LOCKBOX_TOKEN=$LOCKBOX_ADMIN_TOKEN    lockboxctl audit search --tenant contoso
+  LOCKBOX_TOKEN=$LOCKBOX_ADMIN_TOKEN    lockboxctl audit search
 
 Mint other tokens: go run ./cmd/lockbox dev token --sub bob@fabrikam.example --roles global-admin --tid fabrikam
 Stop with Ctrl-C.

@@ -86,26 +86,26 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 		fmt.Fprintf(stderr, "lockbox: unknown command %q\n\n%s", args[0], usage)
 		return 2
 	}
-	var ue usageError
-	switch {
-	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "lockbox: %v\n", err)
-		return 2
-	case err != nil:
-		fmt.Fprintf(stderr, "lockbox: %v\n", err)
-		return 1
+	if err == nil {
+		return 0
 	}
-	return 0
+	// One problem a line (configuration errors come joined), each
+	// prefixed, so every line read alone in a log says where it is from.
+	for line := range strings.Lines(err.Error()) {
+		fmt.Fprintf(stderr, "lockbox: %s\n", strings.TrimSuffix(line, "\n"))
+	}
+	var ue usageError
+	if errors.As(err, &ue) {
+		return 2
+	}
+	return 1
 }
 
 type usageError struct{ error }
 
 func serve(ctx context.Context, env map[string]string, stderr io.Writer) error {
-	cfg, err := config.Load(env)
+	cfg, err := config.LoadFor(env, config.ModeServe)
 	if err != nil {
-		return err
-	}
-	if err := cfg.Validate(config.ModeServe); err != nil {
 		return err
 	}
 	log := cfg.Logger(stderr)
@@ -123,14 +123,32 @@ func serve(ctx context.Context, env map[string]string, stderr io.Writer) error {
 // do before shipping a change.
 func policyTest(ctx context.Context, args []string, stdout io.Writer) error {
 	fset := flag.NewFlagSet("lockbox policy test", flag.ContinueOnError)
+	fset.SetOutput(io.Discard)
 	verbose := fset.Bool("v", false, "print every test")
-	if err := fset.Parse(args); err != nil {
-		return usageError{err}
+	// The flag package stops at the first argument that is not a flag, but
+	// the usage line puts -v after DIR: parse again after each positional
+	// argument, so flags go before or after it.
+	var dirs []string
+	for rest := args; ; {
+		if err := fset.Parse(rest); errors.Is(err, flag.ErrHelp) {
+			return usageError{errors.New("usage: lockbox policy test DIR [-v]")}
+		} else if err != nil {
+			return usageError{err}
+		}
+		if rest = fset.Args(); len(rest) == 0 {
+			break
+		}
+		if i := len(args) - len(rest); i > 0 && args[i-1] == "--" {
+			// Everything after "--" is a directory, even "-v".
+			dirs = append(dirs, rest...)
+			break
+		}
+		dirs, rest = append(dirs, rest[0]), rest[1:]
 	}
-	if fset.NArg() != 1 {
+	if len(dirs) != 1 {
 		return usageError{errors.New("usage: lockbox policy test DIR [-v]")}
 	}
-	_, failed, err := policy.RunTests(ctx, fset.Arg(0), stdout, *verbose)
+	_, failed, err := policy.RunTests(ctx, dirs[0], stdout, *verbose)
 	if err != nil {
 		return err
 	}

@@ -7,7 +7,7 @@
 // status codes. The code is stable and meant for programs; the message is
 // meant for people and is never an internal cause: store failures and
 // unexpected errors get a fixed, generic message, and the caller logs the
-// real one with the request id.
+// real one with the trace id.
 //
 // It imports no domain package (grants, identity, ...): domain errors reach
 // it through the fault categories, and what has no category (an

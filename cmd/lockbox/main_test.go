@@ -1,0 +1,70 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+// The usage line reads "lockbox policy test DIR [-v]": -v may follow the
+// directory as well as precede it.
+func TestPolicyTestFlagsBeforeOrAfterDir(t *testing.T) {
+	const verboseLine = "data.lockbox.authz_test.test_"
+	tests := []struct {
+		name     string
+		args     []string
+		wantCode int
+		verbose  bool
+	}{
+		{"dir only", []string{"policy", "test", "../../rego"}, 0, false},
+		{"-v after the dir", []string{"policy", "test", "../../rego", "-v"}, 0, true},
+		{"-v before the dir", []string{"policy", "test", "-v", "../../rego"}, 0, true},
+		{"--v=true after the dir", []string{"policy", "test", "../../rego/", "--v=true"}, 0, true},
+		{"unknown flag after the dir", []string{"policy", "test", "../../rego", "-x"}, 2, false},
+		{"two dirs", []string{"policy", "test", "../../rego", "-v", "other"}, 2, false},
+		{"no dir", []string{"policy", "test", "-v"}, 2, false},
+		{"-v after -- is a dir", []string{"policy", "test", "--", "../../rego", "-v"}, 2, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := run(context.Background(), tt.args, map[string]string{}, &out, &errb)
+			if code != tt.wantCode {
+				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tt.wantCode, out.String(), errb.String())
+			}
+			if got := strings.Contains(out.String(), verboseLine); got != tt.verbose {
+				t.Errorf("verbose output: %v, want %v\n%s", got, tt.verbose, out.String())
+			}
+			if code == 0 && !strings.Contains(out.String(), "0 failed") {
+				t.Errorf("no summary:\n%s", out.String())
+			}
+		})
+	}
+}
+
+// Every bad setting is reported at once, one a line, each line naming its
+// variable, before anything starts.
+func TestServeReportsEveryBadSetting(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"serve"}, map[string]string{
+		"LOCKBOX_API_ADDR":      "bogus",
+		"LOCKBOX_REDIS_TIMEOUT": "5",
+	}, &out, &errb)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1\n%s", code, errb.String())
+	}
+	seen := map[string]bool{}
+	for line := range strings.Lines(errb.String()) {
+		name, _, ok := strings.Cut(strings.TrimPrefix(line, "lockbox: "), ":")
+		if !strings.HasPrefix(line, "lockbox: LOCKBOX_") || !ok {
+			t.Errorf("line %q names no variable", line)
+		}
+		seen[name] = true
+	}
+	for _, name := range []string{"LOCKBOX_API_ADDR", "LOCKBOX_REDIS_TIMEOUT", "LOCKBOX_REDIS_URL"} {
+		if !seen[name] {
+			t.Errorf("%s not reported:\n%s", name, errb.String())
+		}
+	}
+}
