@@ -350,8 +350,10 @@ func (s *Snapshot) Decide(ctx context.Context, in Input) (Decision, error) {
 	if s == nil {
 		return Decision{}, ErrNotReady
 	}
-	if in.Now == "" {
-		// The engine's clock decides the time: no two calls share it.
+	if in.Now == "" || ctx.Err() != nil {
+		// The engine's clock decides the time: no two calls share it. A
+		// call whose context ended gets the evaluation's error, remembered
+		// decision or not.
 		return s.evaluate(ctx, &in)
 	}
 	bp := keyPool.Get().(*[]byte)

@@ -972,8 +972,13 @@ func TestEvaluationMetric(t *testing.T) {
 			if len(m) != 1 || len(m[0].GetLabel()) != 0 {
 				t.Fatalf("histogram has %d series or labels %v, want one without labels", len(m), m[0].GetLabel())
 			}
-			if got := m[0].GetHistogram().GetSampleCount(); got != 4 {
-				t.Errorf("evaluations observed = %d, want 4 (errors included)", got)
+			// The first call evaluates, the next two are remembered, and
+			// the canceled one is an evaluation that failed.
+			if got := m[0].GetHistogram().GetSampleCount(); got != 2 {
+				t.Errorf("evaluations observed = %d, want 2 (errors included, remembered decisions not)", got)
+			}
+			if got := testutil.ToFloat64(policy.DecisionsCollector(e, "remembered")); got != 2 {
+				t.Errorf("remembered decisions = %v, want 2", got)
 			}
 			if got := m[0].GetHistogram().GetBucket()[0].GetUpperBound(); got != 50e-6 {
 				t.Errorf("first bucket = %v, want 50µs", got)

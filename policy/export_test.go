@@ -11,3 +11,8 @@ func ReloadsCollector(e *Engine, result string) prometheus.Collector {
 
 // LoadedAtCollector is lockbox_policy_loaded_timestamp_seconds of e.
 func LoadedAtCollector(e *Engine) prometheus.Collector { return e.metrics.loadedAt }
+
+// DecisionsCollector is lockbox_policy_decisions_total{result=result} of e.
+func DecisionsCollector(e *Engine, result string) prometheus.Collector {
+	return e.metrics.memo.WithLabelValues(result)
+}
