@@ -91,7 +91,7 @@ func init() {
 		{
 			name:     "tenant settings set",
 			synopsis: "TENANT [--lockbox on|off] [--notify ADDR,...]",
-			summary:  "change a tenant's Customer Lockbox settings (its global administrators)",
+			summary:  "change a tenant's Customer Lockbox settings (its global administrators and approvers)",
 			flags: `--lockbox on|off         turn Customer Lockbox on or off; off makes the support
                          manager's approval final
 --notify ADDR,...        replace the notification addresses; --notify "" removes them all`,
@@ -181,6 +181,9 @@ Parameter names and values are case-insensitive, as in PowerShell: -approvaldeci
 			run:     runVersion,
 		},
 	}
+	// The tenant registry's commands come first among the tenant ones.
+	at := slices.IndexFunc(commands, func(c *command) bool { return c.name == "tenant settings get" })
+	commands = slices.Insert(commands, at, tenantCommands...)
 	for _, c := range commands {
 		commandByName[c.name] = c
 		words := strings.Fields(c.name)
@@ -553,12 +556,8 @@ func runSettingsSet(e *env, name string, args []string) error {
 	}
 	var enabled bool
 	if setLockbox {
-		switch strings.ToLower(*lockbox) {
-		case "on", "true", "enabled":
-			enabled = true
-		case "off", "false", "disabled":
-		default:
-			return &usageError{cmd: name, msg: fmt.Sprintf("--lockbox %q must be on or off", *lockbox)}
+		if enabled, err = parseOnOff(*lockbox); err != nil {
+			return &usageError{cmd: name, msg: err.Error()}
 		}
 	}
 	c, err := e.client()

@@ -20,13 +20,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lockbox-oss/lockbox/api/client"
 	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/grantsig"
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/redistest"
 	lockboxrego "github.com/lockbox-oss/lockbox/rego"
-	"github.com/lockbox-oss/lockbox/tenants"
 )
 
 func exec(t *testing.T, name string, args ...string) *osexec.Cmd {
@@ -137,12 +135,8 @@ func runBinaries(t *testing.T, lockbox, ctl string) {
 			}
 			return code, out.String(), errb.String()
 		}
-		la, err := client.New("http://"+api, tokens["lockbox-admin"])
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := la.Onboard(context.Background(), tenants.Onboarding{ID: "contoso", DisplayName: "Contoso Ltd", Domains: []string{"contoso.example"}}); err != nil {
-			t.Fatalf("onboard: %v", err)
+		if code, _, errs := run("lockbox-admin", "tenant", "onboard", "contoso", "--name", "Contoso Ltd", "--domain", "contoso.example"); code != 0 {
+			t.Fatalf("onboard: %s", errs)
 		}
 		code, out, errs := run("operator", "-o", "json", "request", "create", "--tenant", "contoso", "--service", "exchange",
 			"--service-request", "SR-1", "--reason", "repair", "--duration", "1h")
