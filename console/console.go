@@ -52,9 +52,13 @@ type Requests interface {
 	Activity(ctx context.Context, p identity.Principal, id string) (grants.Request, []audit.Record, error)
 }
 
-// Tenants holds tenants' settings and approvers. *tenants.Store implements
-// it.
+// Tenants holds the tenant registry and tenants' settings and approvers.
+// *tenants.Store implements it.
 type Tenants interface {
+	Onboard(ctx context.Context, p identity.Principal, clientIP string, in tenants.Onboarding) (tenants.Tenant, tenants.Settings, error)
+	UpdateTenant(ctx context.Context, p identity.Principal, clientIP, tenant string, u tenants.TenantUpdate) (tenants.Tenant, error)
+	Tenant(ctx context.Context, p identity.Principal, tenant string) (tenants.Tenant, error)
+	List(ctx context.Context, p identity.Principal) ([]tenants.Tenant, error)
 	Settings(ctx context.Context, p identity.Principal, tenant string) (tenants.Settings, error)
 	PutSettings(ctx context.Context, p identity.Principal, clientIP, tenant string, st tenants.Settings) (tenants.Settings, error)
 	Approvers(ctx context.Context, p identity.Principal, tenant string) ([]string, error)
@@ -228,6 +232,10 @@ func (c *Console) routes() {
 	page("GET /console/approvers", c.approversPage)
 	page("POST /console/approvers", c.addApprover)
 	page("POST /console/approvers/remove", c.removeApprover)
+	page("GET /console/tenants", c.tenantsPage)
+	page("POST /console/tenants", c.onboardTenant)
+	page("GET /console/tenants/{tenant}", c.tenantPage)
+	page("POST /console/tenants/{tenant}", c.updateTenant)
 	page("GET /console/audit", c.auditPage)
 	page("GET /console/audit/export.csv", c.exportAudit)
 	c.mux = m

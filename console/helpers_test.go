@@ -57,9 +57,10 @@ var (
 	contosoApprover  = identity.Principal{Subject: "approver@contoso.example", Roles: []identity.Role{identity.RoleApprover}, TenantID: "contoso"}
 	fabrikamApprover = identity.Principal{Subject: "approver@fabrikam.example", Roles: []identity.Role{identity.RoleApprover}, TenantID: "fabrikam"}
 	fabrikamAdmin    = identity.Principal{Subject: "admin@fabrikam.example", Roles: []identity.Role{identity.RoleGlobalAdmin}, TenantID: "fabrikam"}
+	lara             = identity.Principal{Subject: "lara", Roles: []identity.Role{identity.RoleLockboxAdmin}}
 )
 
-var people = []identity.Principal{alice, mia, sam, auditor, contosoAdmin, contosoApprover, fabrikamApprover, fabrikamAdmin}
+var people = []identity.Principal{alice, mia, sam, auditor, contosoAdmin, contosoApprover, fabrikamApprover, fabrikamAdmin, lara}
 
 func newClock() *clock.Fake { return clock.NewFake(start) }
 

@@ -423,6 +423,7 @@ func (c *Console) saveSettings(w http.ResponseWriter, r *http.Request, sess Sess
 
 type approversView struct {
 	Tenant    string
+	Domains   []string
 	Approvers []string
 	CanChange bool
 	User      string
@@ -444,7 +445,11 @@ func (c *Console) showApprovers(w http.ResponseWriter, r *http.Request, sess Ses
 	if err != nil {
 		return err
 	}
-	c.render(w, r, status, "approvers", &sess, approversView{Tenant: t, Approvers: users,
+	entry, err := c.cfg.Tenants.Tenant(r.Context(), sess.Principal, t)
+	if err != nil {
+		return err
+	}
+	c.render(w, r, status, "approvers", &sess, approversView{Tenant: t, Domains: entry.Domains, Approvers: users,
 		CanChange: sess.Principal.IsGlobalAdminOf(t), User: user, Problem: problem})
 	return nil
 }

@@ -68,6 +68,8 @@ func nav(p identity.Principal) []navItem {
 	}
 	if !p.IsProvider() {
 		items = append(items, navItem{"approvers", "Approvers", "/console/approvers"}, navItem{"settings", "Settings", "/console/settings"})
+	} else {
+		items = append(items, navItem{"tenants", "Tenants", "/console/tenants"})
 	}
 	if canSearchAudit(p) {
 		items = append(items, navItem{"audit", "Audit log", "/console/audit"})
@@ -125,6 +127,8 @@ var titles = map[string]string{
 	"settings":  "Customer Lockbox settings",
 	"approvers": "Customer Lockbox approvers",
 	"audit":     "Audit log",
+	"tenants":   "Tenants",
+	"tenant":    "Tenant",
 }
 
 // flashes are the confirmations shown after an action, by a fixed code in
@@ -138,6 +142,8 @@ var flashes = map[string]string{
 	"settings":         "Settings saved.",
 	"approver_added":   "Approver added.",
 	"approver_removed": "Approver removed.",
+	"tenant_onboarded": "The tenant was onboarded.",
+	"tenant_updated":   "The tenant's entry was saved.",
 }
 
 // fail renders a domain error with the status and message the API would
@@ -216,6 +222,7 @@ var roleLabels = map[identity.Role]string{
 	identity.RoleGlobalAdmin:    "Global administrator",
 	identity.RoleApprover:       "Customer Lockbox approver",
 	identity.RoleAuditReader:    "Audit reader",
+	identity.RoleLockboxAdmin:   "Lockbox administrator",
 }
 
 // humanDuration writes d as "3h 05m", "12m" or "45s".

@@ -1,0 +1,125 @@
+package console
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/lockbox-oss/lockbox/identity"
+	"github.com/lockbox-oss/lockbox/internal/httperr"
+	"github.com/lockbox-oss/lockbox/internal/peer"
+	"github.com/lockbox-oss/lockbox/tenants"
+)
+
+// The tenant registry's pages: the provider's staff list the onboarded
+// tenants; its Lockbox administrators onboard tenants and edit their
+// entries.
+
+// tenantForm is what the onboarding and edit forms hold, as typed.
+type tenantForm struct {
+	ID, Name, OrganizationID, Domains, GlobalAdmins string
+	LockboxOff                                      bool
+}
+
+type tenantsView struct {
+	Tenants  []tenants.Tenant
+	CanAdmin bool
+	Form     tenantForm
+	Problem  string
+}
+
+type tenantView struct {
+	Tenant   tenants.Tenant
+	CanAdmin bool
+	Form     tenantForm
+	Problem  string
+}
+
+func canAdminTenants(p identity.Principal) bool {
+	return p.IsProvider() && p.Has(identity.RoleLockboxAdmin)
+}
+
+// lines splits a textarea's addresses or domains: one a line, or
+// separated by commas.
+func lines(s string) []string {
+	out := []string{}
+	for _, v := range strings.FieldsFunc(s, func(r rune) bool { return r == '\n' || r == ',' }) {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func (c *Console) tenantsPage(w http.ResponseWriter, r *http.Request, sess Session) error {
+	return c.showTenants(w, r, sess, http.StatusOK, tenantForm{}, "")
+}
+
+func (c *Console) showTenants(w http.ResponseWriter, r *http.Request, sess Session, status int, f tenantForm, problem string) error {
+	list, err := c.cfg.Tenants.List(r.Context(), sess.Principal)
+	if err != nil {
+		return err
+	}
+	c.render(w, r, status, "tenants", &sess, tenantsView{Tenants: list, CanAdmin: canAdminTenants(sess.Principal), Form: f, Problem: problem})
+	return nil
+}
+
+func (c *Console) onboardTenant(w http.ResponseWriter, r *http.Request, sess Session) error {
+	f := tenantForm{
+		ID: strings.TrimSpace(r.PostFormValue("id")), Name: r.PostFormValue("display_name"),
+		OrganizationID: strings.TrimSpace(r.PostFormValue("organization_id")),
+		Domains:        r.PostFormValue("domains"), GlobalAdmins: r.PostFormValue("global_admins"),
+		LockboxOff: r.PostFormValue("lockbox_enabled") != "on",
+	}
+	on := !f.LockboxOff
+	_, _, err := c.cfg.Tenants.Onboard(r.Context(), sess.Principal, peer.IP(r), tenants.Onboarding{
+		ID: f.ID, OrganizationID: f.OrganizationID, DisplayName: f.Name,
+		Domains: lines(f.Domains), GlobalAdmins: lines(f.GlobalAdmins), LockboxEnabled: &on,
+	})
+	if err != nil {
+		status, _, msg := httperr.FromError(err)
+		if status != http.StatusBadRequest && status != http.StatusConflict {
+			return err
+		}
+		return c.showTenants(w, r, sess, status, f, msg)
+	}
+	seeOther(w, r, "/console/tenants/"+url.PathEscape(f.ID)+"?done=tenant_onboarded")
+	return nil
+}
+
+func (c *Console) tenantPage(w http.ResponseWriter, r *http.Request, sess Session) error {
+	t, err := c.cfg.Tenants.Tenant(r.Context(), sess.Principal, r.PathValue("tenant"))
+	if err != nil {
+		return err
+	}
+	c.render(w, r, http.StatusOK, "tenant", &sess, tenantView{Tenant: t, CanAdmin: canAdminTenants(sess.Principal), Form: formOf(t)})
+	return nil
+}
+
+func formOf(t tenants.Tenant) tenantForm {
+	return tenantForm{ID: t.ID, Name: t.DisplayName, OrganizationID: t.OrganizationID,
+		Domains: strings.Join(t.Domains, "\n"), GlobalAdmins: strings.Join(t.GlobalAdmins, "\n")}
+}
+
+func (c *Console) updateTenant(w http.ResponseWriter, r *http.Request, sess Session) error {
+	id := r.PathValue("tenant")
+	name, domains, admins := r.PostFormValue("display_name"), lines(r.PostFormValue("domains")), lines(r.PostFormValue("global_admins"))
+	_, err := c.cfg.Tenants.UpdateTenant(r.Context(), sess.Principal, peer.IP(r), id,
+		tenants.TenantUpdate{DisplayName: &name, Domains: &domains, GlobalAdmins: &admins})
+	if err != nil {
+		status, _, msg := httperr.FromError(err)
+		if status != http.StatusBadRequest {
+			return err
+		}
+		t, terr := c.cfg.Tenants.Tenant(r.Context(), sess.Principal, id)
+		if terr != nil {
+			return terr
+		}
+		f := tenantForm{ID: id, Name: name, OrganizationID: t.OrganizationID,
+			Domains: r.PostFormValue("domains"), GlobalAdmins: r.PostFormValue("global_admins")}
+		c.render(w, r, status, "tenant", &sess, tenantView{Tenant: t, CanAdmin: true, Form: f, Problem: msg})
+		return nil
+	}
+	seeOther(w, r, "/console/tenants/"+url.PathEscape(id)+"?done=tenant_updated")
+	return nil
+}
