@@ -37,14 +37,17 @@ import (
 
 // world is one running Lockbox and tokens for its users.
 type world struct {
-	t      *testing.T
-	srv    *server.Server
-	siem   string // the SIEM sink file
-	mail   string // where notification e-mails are written
-	addr   string
-	proxy  string
-	clock  *clock.Fake
-	tokens map[string]string
+	t        *testing.T
+	dir      string             // the keys' folder
+	key      ed25519.PrivateKey // signs the users' tokens
+	redisURL string
+	srv      *server.Server
+	siem     string // the SIEM sink file
+	mail     string // where notification e-mails are written
+	addr     string
+	proxy    string
+	clock    *clock.Fake
+	tokens   map[string]string
 }
 
 var users = map[string]identity.Claims{
@@ -66,14 +69,27 @@ func start(t *testing.T, extra ...string) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, jwks, err := identity.WriteDevKeys(dir, key)
-	if err != nil {
+	if _, _, err := identity.WriteDevKeys(dir, key); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := grantsig.EnsureKeyFiles(filepath.Join(dir, "grant.pem"), filepath.Join(dir, "grant.pub.pem")); err != nil {
 		t.Fatal(err)
 	}
-	c := clock.NewFake(time.Now().UTC().Truncate(time.Second))
+	return startIn(t, dir, key, redistest.URL(t), clock.NewFake(time.Now().UTC().Truncate(time.Second)), extra...)
+}
+
+// replica starts another Lockbox sharing w's Redis, keys and clock, as a
+// second replica of one deployment would; extra configures it as for start.
+func (w *world) replica(t *testing.T, extra ...string) *world {
+	t.Helper()
+	return startIn(t, w.dir, w.key, w.redisURL, w.clock, extra...)
+}
+
+// startIn starts a Lockbox whose keys are in dir (identity key and JWKS,
+// grant.pem), on the Redis at redisURL, with clock c.
+func startIn(t *testing.T, dir string, key ed25519.PrivateKey, redisURL string, c *clock.Fake, extra ...string) *world {
+	t.Helper()
+	jwks := filepath.Join(dir, identity.DevJWKSFile)
 	grantKey, err := grantsig.LoadPrivateKey(filepath.Join(dir, "grant.pem"))
 	if err != nil {
 		t.Fatal(err)
@@ -86,7 +102,7 @@ func start(t *testing.T, extra ...string) *world {
 	env := map[string]string{
 		"LOCKBOX_UPSTREAMS":              "exchange=" + cluster.Upstreams()["exchange"],
 		"LOCKBOX_PROXY_SIGNING_KEY_FILE": filepath.Join(dir, "grant.pem"),
-		"LOCKBOX_REDIS_URL":              redistest.URL(t),
+		"LOCKBOX_REDIS_URL":              redisURL,
 		"LOCKBOX_JWT_JWKS_FILE":          jwks,
 		"LOCKBOX_API_ADDR":               "127.0.0.1:0",
 		"LOCKBOX_PROXY_ADDR":             "127.0.0.1:0",
@@ -123,7 +139,7 @@ func start(t *testing.T, extra ...string) *world {
 			t.Errorf("server: %v", err)
 		}
 	})
-	w := &world{t: t, srv: srv, mail: filepath.Join(dir, "mail"), siem: filepath.Join(dir, "siem.jsonl"), addr: "http://" + srv.APIAddr(), proxy: "http://" + srv.ProxyAddr(), clock: c, tokens: map[string]string{}}
+	w := &world{t: t, dir: dir, key: key, redisURL: redisURL, srv: srv, mail: filepath.Join(dir, "mail"), siem: filepath.Join(dir, "siem.jsonl"), addr: "http://" + srv.APIAddr(), proxy: "http://" + srv.ProxyAddr(), clock: c, tokens: map[string]string{}}
 	for name, claims := range users {
 		claims.TTL = 48 * time.Hour
 		tok, err := identity.Mint(key, cfg.JWTIssuer, cfg.JWTAudience, claims, c.Now())

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/lockbox-oss/lockbox/api/client"
+	"github.com/lockbox-oss/lockbox/audit"
 	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/tenants"
 )
@@ -53,4 +54,55 @@ func TestOnboardingWithLockboxctl(t *testing.T) {
 	// contoso's approvers are contoso's users: never the provider's staff.
 	w.fails("admin", "not a user of tenant contoso", "approver", "add", "contoso", "mary@provider.example")
 	w.fails("admin", "not a user of tenant contoso", "approver", "add", "contoso", "nancy@northwind.example")
+}
+
+// TestLockboxOnEndsManagerOnlyAccess is the switch through the real proxy,
+// on three replicas sharing one Redis: a grant the manager alone approved
+// while the tenant's lockbox was off lets calls through until the tenant
+// turns it on, and from that change on, no replica lets a call through.
+func TestLockboxOnEndsManagerOnlyAccess(t *testing.T) {
+	w := start(t)
+	replicas := []*world{w, w.replica(t, "LOCKBOX_SERVE", "proxy"), w.replica(t, "LOCKBOX_SERVE", "proxy")}
+	for _, r := range replicas[1:] {
+		r.tokens = w.tokens
+	}
+	const path = "/exchange/tenants/contoso/mailboxes"
+
+	w.ok("admin", nil, "tenant", "settings", "set", "contoso", "--lockbox", "off")
+	r := w.create("operator")
+	var approved grants.Request
+	w.ok("manager", &approved, "request", "approve", r.ID)
+	if approved.State != grants.StateApproved {
+		t.Fatalf("with lockbox off the manager's approval is final; got %s", approved.State)
+	}
+	// Pending at the manager when the switch goes on: goes to the tenant.
+	var pending grants.Request
+	w.ok("operator2", &pending, "request", "create", "--tenant", "contoso", "--service", "exchange",
+		"--service-request", "SR-2", "--reason", "r", "--duration", "1h")
+	for i, p := range replicas {
+		if status, code := p.get("operator", path); status != 200 {
+			t.Fatalf("replica %d with the manager's approval: %d %s", i, status, code)
+		}
+	}
+
+	w.ok("admin", nil, "tenant", "settings", "set", "contoso", "--lockbox", "on")
+	for i, p := range replicas {
+		if status, code := p.get("operator", path); status != 403 {
+			t.Fatalf("replica %d after lockbox on: %d %s", i, status, code)
+		}
+	}
+	var after grants.Request
+	w.ok("manager", &after, "request", "show", r.ID)
+	last := after.History[len(after.History)-1]
+	if after.State != grants.StateRevoked || last.Actor != users["admin"].Subject || last.Comment != grants.LockboxOnComment {
+		t.Fatalf("after lockbox on: %s, last event %+v", after.State, last)
+	}
+	recs := w.auditOps("admin")
+	if recs[0].Operation != audit.OpRevokeAccess || recs[0].UserId != users["admin"].Subject || recs[1].Operation != audit.OpSetSettings {
+		t.Fatalf("newest records: %+v / %+v", recs[0], recs[1])
+	}
+	w.ok("manager", &pending, "request", "approve", pending.ID)
+	if pending.State != grants.StatePendingCustomer {
+		t.Fatalf("a request pending at the manager went to %s, want pending_customer", pending.State)
+	}
 }
