@@ -256,6 +256,14 @@ func TestDenials(t *testing.T) {
 			// the absolute expiry can refuse the call.
 			e.clk.Set(*r.ExpiresAt)
 		}, req: as(alice, "GET", mailboxes), status: 403, reason: ReasonGrantExpired, label: "exchange", message: "expired at 2025-03-01T10:00:00Z"},
+		{name: "grant expired within the second the policy sees", setup: func(e *testEnv) {
+			// The policy's input.now is truncated to the second, which is
+			// still before this grant's expiry; the proxy's own check is
+			// exact.
+			e.clk.Advance(300 * time.Millisecond)
+			r := e.grantFor(alice, "contoso", "exchange", time.Hour)
+			e.clk.Set(r.ExpiresAt.Add(200 * time.Millisecond))
+		}, req: as(alice, "GET", mailboxes), status: 403, reason: ReasonGrantExpired, label: "exchange"},
 		{name: "grant revoked", setup: func(e *testEnv) {
 			r := e.grantFor(alice, "contoso", "exchange", time.Hour)
 			if _, err := e.grants.Act(context.Background(), r.ID, grants.ActionRevoke, grants.Actor{Principal: tenantAdmin("contoso")}, "done"); err != nil {
@@ -564,7 +572,7 @@ func TestAllowed(t *testing.T) {
 			in := inputs[0]
 			if in.Call.Path != path || in.Call.Tenant != "contoso" || in.Call.Service != "exchange" || in.Call.Activity != tt.activity ||
 				in.Call.ClientIP != "127.0.0.1" || in.Grant == nil || in.Grant.RequestID != req.ID || in.Tenant.LockboxEnabled == tt.lockboxOff ||
-				in.Now != now.Format(time.RFC3339Nano) || in.Operator.ID != alice.Subject {
+				in.Now != now.Truncate(time.Second).Format(time.RFC3339Nano) || in.Operator.ID != alice.Subject {
 				t.Errorf("policy input %+v", in)
 			}
 

@@ -36,6 +36,12 @@ type Call struct {
 // view of it, so policy never imports grants. Slices are never nil (Rego
 // sees [] rather than null) and times are RFC 3339 in UTC with
 // nanoseconds, the form Rego's time.parse_rfc3339_ns reads.
+//
+// input.now is the call's time truncated to the second. The policy engine
+// remembers a decision for identical inputs, so the calls of one second
+// that are otherwise identical are decided once; a grant's exact expiry is
+// not left to that second: the proxy checks now < expires_at itself, to the
+// nanosecond, before it asks the policy.
 func BuildInput(p identity.Principal, c Call, g *grants.Grant, s tenants.Settings, now time.Time) policy.Input {
 	roles := make([]string, len(p.Roles))
 	for i, r := range p.Roles {
@@ -53,7 +59,7 @@ func BuildInput(p identity.Principal, c Call, g *grants.Grant, s tenants.Setting
 			ClientIP: c.ClientIP,
 		},
 		Tenant: policy.Tenant{ID: c.Tenant, LockboxEnabled: s.LockboxEnabled},
-		Now:    formatTime(now),
+		Now:    formatTime(now.Truncate(time.Second)),
 	}
 	if g != nil {
 		acts := slices.Clone(g.Activities)
