@@ -52,6 +52,11 @@ type Config struct {
 	// Now is the clock. Nil means time.Now; tests set it to move time
 	// without sleeping.
 	Now func() time.Time
+	// CacheSize bounds how many verified tokens are remembered so that a
+	// token presented again skips the signature check (never the exp, nbf
+	// and iat checks). Zero means DefaultCacheSize; negative turns the
+	// cache off.
+	CacheSize int
 }
 
 // CheckAndSetDefaults rejects a configuration that could not verify anything
@@ -83,14 +88,18 @@ func (c *Config) CheckAndSetDefaults() error {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.CacheSize == 0 {
+		c.CacheSize = DefaultCacheSize
+	}
 	return nil
 }
 
 // Verifier turns bearer tokens into Principals. It is safe for concurrent use,
 // including concurrent use with Reload.
 type Verifier struct {
-	cfg  Config
-	keys atomic.Pointer[keySet]
+	cfg   Config
+	keys  atomic.Pointer[keySet]
+	cache *tokenCache // nil when Config.CacheSize < 0
 	// reload serialises Reload so two concurrent reloads cannot publish an
 	// older file's keys after a newer one's.
 	reload sync.Mutex
@@ -104,6 +113,9 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 		return nil, err
 	}
 	v := &Verifier{cfg: cfg}
+	if cfg.CacheSize > 0 {
+		v.cache = newTokenCache(cfg.CacheSize)
+	}
 	if err := v.Reload(); err != nil {
 		return nil, err
 	}
@@ -159,54 +171,76 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Principal, error) {
 	if ks == nil {
 		return Principal{}, errNoKeys
 	}
-
-	hdr, err := protectedHeader(raw)
+	var ck [32]byte
+	if v.cache != nil {
+		ck = tokenKey(raw)
+		if hit := v.cache.get(ck); hit != nil && hit.valid(ks, v.cfg.Now(), v.cfg.Leeway) {
+			return hit.p, nil
+		}
+	}
+	p, times, err := v.verify(raw, ks)
 	if err != nil {
 		return Principal{}, err
 	}
+	if v.cache != nil {
+		v.cache.put(ck, &verified{p: p, keys: ks, exp: times.exp, nbf: times.nbf, iat: times.iat})
+	}
+	return p, nil
+}
+
+// tokenTimes are a verified token's time claims, for the cache.
+type tokenTimes struct{ exp, nbf, iat time.Time }
+
+// verify is the whole check of raw against the key set ks: header,
+// algorithm, key, signature, claims.
+func (v *Verifier) verify(raw string, ks *keySet) (Principal, tokenTimes, error) {
+	hdr, err := protectedHeader(raw)
+	if err != nil {
+		return Principal{}, tokenTimes{}, err
+	}
 	for _, f := range forbiddenHeaders {
 		if _, ok := hdr[f.name]; ok {
-			return Principal{}, f.reason
+			return Principal{}, tokenTimes{}, f.reason
 		}
 	}
 	alg, err := headerString(hdr, "alg")
 	if err != nil || alg == "" {
-		return Principal{}, errMalformed
+		return Principal{}, tokenTimes{}, errMalformed
 	}
 	// Only the algorithms of configured keys are allowed. This refuses
 	// "none", and it refuses HS256 when the keys are public: otherwise a
 	// token MACed with the public key as the secret could pass (algorithm
 	// confusion).
 	if !ks.allows(alg) {
-		return Principal{}, errAlgorithm
+		return Principal{}, tokenTimes{}, errAlgorithm
 	}
 	kid, err := headerString(hdr, "kid")
 	if err != nil {
-		return Principal{}, errMalformed
+		return Principal{}, tokenTimes{}, errMalformed
 	}
 	_, hasKID := hdr["kid"]
 	key, err := ks.lookup(kid, hasKID)
 	if err != nil {
-		return Principal{}, err
+		return Principal{}, tokenTimes{}, err
 	}
 	// The key decides the algorithm, the token only has to agree. With keys
 	// of several types configured, an allowed alg could still be paired with
 	// the wrong key.
 	if string(key.alg) != alg {
-		return Principal{}, errAlgorithm
+		return Principal{}, tokenTimes{}, errAlgorithm
 	}
 
 	jws, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{key.alg})
 	if err != nil || len(jws.Signatures) != 1 {
-		return Principal{}, errMalformed
+		return Principal{}, tokenTimes{}, errMalformed
 	}
 	payload, err := jws.Verify(key.key)
 	if err != nil {
-		return Principal{}, errBadSignature
+		return Principal{}, tokenTimes{}, errBadSignature
 	}
 	claims, err := decodeObject(payload)
 	if err != nil {
-		return Principal{}, errMalformedClaims
+		return Principal{}, tokenTimes{}, errMalformedClaims
 	}
 	return v.principal(claims)
 }
@@ -214,7 +248,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Principal, error) {
 // principal applies the claim checks. It runs only on a payload whose
 // signature was verified, so nothing here is attacker-chosen unless the
 // identity provider is compromised or lets its users shape some claims.
-func (v *Verifier) principal(claims map[string]json.RawMessage) (Principal, error) {
+func (v *Verifier) principal(claims map[string]json.RawMessage) (Principal, tokenTimes, error) {
 	var (
 		c     jwt.Claims
 		roles []string
@@ -236,7 +270,7 @@ func (v *Verifier) principal(claims map[string]json.RawMessage) (Principal, erro
 			// roles) refuses the token: guessing what an odd claim meant
 			// is how identities get confused.
 			if err := json.Unmarshal(raw, f.dst); err != nil {
-				return Principal{}, errMalformedClaims
+				return Principal{}, tokenTimes{}, errMalformedClaims
 			}
 		}
 	}
@@ -244,7 +278,7 @@ func (v *Verifier) principal(claims map[string]json.RawMessage) (Principal, erro
 	if c.Expiry == nil {
 		// A token without exp never stops working, so a single leak is
 		// permanent. RFC 7519 makes exp optional; Lockbox does not.
-		return Principal{}, errNoExpiry
+		return Principal{}, tokenTimes{}, errNoExpiry
 	}
 	err := c.ValidateWithLeeway(jwt.Expected{
 		Issuer:      v.cfg.Issuer,
@@ -254,24 +288,24 @@ func (v *Verifier) principal(claims map[string]json.RawMessage) (Principal, erro
 	switch {
 	case err == nil:
 	case errors.Is(err, jwt.ErrInvalidIssuer):
-		return Principal{}, errWrongIssuer
+		return Principal{}, tokenTimes{}, errWrongIssuer
 	case errors.Is(err, jwt.ErrInvalidAudience):
-		return Principal{}, errWrongAudience
+		return Principal{}, tokenTimes{}, errWrongAudience
 	case errors.Is(err, jwt.ErrExpired):
-		return Principal{}, errExpired
+		return Principal{}, tokenTimes{}, errExpired
 	case errors.Is(err, jwt.ErrNotValidYet):
-		return Principal{}, errNotYetValid
+		return Principal{}, tokenTimes{}, errNotYetValid
 	case errors.Is(err, jwt.ErrIssuedInTheFuture):
-		return Principal{}, errIssuedInFuture
+		return Principal{}, tokenTimes{}, errIssuedInFuture
 	default:
-		return Principal{}, errMalformedClaims
+		return Principal{}, tokenTimes{}, errMalformedClaims
 	}
 
 	if c.Subject == "" {
-		return Principal{}, errNoSubject
+		return Principal{}, tokenTimes{}, errNoSubject
 	}
 	if !ValidSubject(c.Subject) {
-		return Principal{}, errBadSubject
+		return Principal{}, tokenTimes{}, errBadSubject
 	}
 	p := Principal{Subject: c.Subject}
 	if raw, ok := claims["tid"]; ok {
@@ -280,7 +314,7 @@ func (v *Verifier) principal(claims map[string]json.RawMessage) (Principal, erro
 		// the token, never read as "no tenant".
 		var tid string
 		if string(raw) == "null" || json.Unmarshal(raw, &tid) != nil || !ValidTenantID(tid) {
-			return Principal{}, errBadTenant
+			return Principal{}, tokenTimes{}, errBadTenant
 		}
 		p.TenantID = tid
 	}
@@ -293,7 +327,14 @@ func (v *Verifier) principal(claims map[string]json.RawMessage) (Principal, erro
 			p.Roles = append(p.Roles, role)
 		}
 	}
-	return p, nil
+	times := tokenTimes{exp: c.Expiry.Time()}
+	if c.NotBefore != nil {
+		times.nbf = c.NotBefore.Time()
+	}
+	if c.IssuedAt != nil {
+		times.iat = c.IssuedAt.Time()
+	}
+	return p, times, nil
 }
 
 // protectedHeader decodes the JOSE header of a compact JWS. Lockbox reads the

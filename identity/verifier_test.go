@@ -861,9 +861,15 @@ func FuzzVerify(f *testing.F) {
 	})
 }
 
+// BenchmarkVerify is the full check of a token seen for the first time:
+// the cache is off. BenchmarkVerifyCached is the same token seen again.
 func BenchmarkVerify(b *testing.B) {
 	keys := newTestKeys(b)
-	v, _ := newJWKSVerifier(b, keys.jwks()...)
+	path := writeJWKS(b, filepath.Join(b.TempDir(), "jwks.json"), keys.jwks()...)
+	v, err := NewVerifier(Config{Issuer: testIssuer, Audience: testAudience, JWKSFile: path, Now: fixedNow, CacheSize: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
 	for _, bm := range []struct {
 		name  string
 		token string
