@@ -125,14 +125,8 @@ func (h *Handler) newUpstream(service string, u *url.URL) *upstream {
 // allow-listed client headers, then the proxy's own identity headers, with
 // the grant signed for this call.
 func (h *Handler) outboundHeader(in http.Header, c *call) (http.Header, Reason, error) {
-	sig, err := grantsig.Sign(h.cfg.SigningKey, grantsig.Claims{
-		RequestID: c.grant.RequestID,
-		Tenant:    c.Tenant,
-		Service:   c.Service,
-		Operator:  audit.OperatorUserID,
-		ExpiresAt: c.grant.ExpiresAt.UTC(),
-		IssuedAt:  c.now.UTC(),
-	})
+	sig, err := h.signed.header(grantKey{requestID: c.grant.RequestID, tenant: c.Tenant, service: c.Service,
+		expiresAt: c.grant.ExpiresAt.UnixNano()}, c.now)
 	if err != nil {
 		// Only a grant whose times JSON can't encode (a year past 9999)
 		// gets here: a record the store should never have returned.

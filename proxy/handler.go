@@ -242,6 +242,7 @@ type Handler struct {
 	upstreams map[string]*upstream
 	services  string // "exchange, onedrive, sharepoint", for messages
 	metrics   *metrics
+	signed    *signCache
 	log       *slog.Logger
 }
 
@@ -262,6 +263,7 @@ func New(cfg Config) (*Handler, error) {
 		services:  strings.Join(services, ", "),
 		metrics:   m,
 		log:       cfg.Logger,
+		signed:    newSignCache(cfg.SigningKey),
 	}
 	for _, s := range services {
 		h.upstreams[s] = h.newUpstream(s, cfg.Upstreams[s])

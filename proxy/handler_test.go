@@ -826,3 +826,41 @@ func TestNewRejects(t *testing.T) {
 		}
 	})
 }
+
+// TestGrantHeaderSignedOncePerGrant: every call of one grant's window
+// carries the same signed header, issued when the proxy first signed it;
+// the next grant gets its own.
+func TestGrantHeaderSignedOncePerGrant(t *testing.T) {
+	e := newTestEnv(t)
+	first := e.clk.Now()
+	req := e.grantFor(alice, "contoso", "exchange", time.Hour)
+	call := as(alice, "GET", mailboxes)
+	for range 3 {
+		if res := e.send(call(e)); res.status != http.StatusOK {
+			t.Fatalf("call: %d %s", res.status, res.body)
+		}
+		e.clk.Advance(time.Minute)
+	}
+	seen := e.up["exchange"].requests()
+	for _, r := range seen[1:] {
+		if r.Header.Get(grantsig.Header) != seen[0].Header.Get(grantsig.Header) {
+			t.Fatal("calls of one grant carry different headers")
+		}
+	}
+	claims, err := grantsig.Verify(e.grantPub, seen[0].Header.Get(grantsig.Header), e.clk.Now())
+	if err != nil || !claims.IssuedAt.Equal(first.UTC()) || claims.RequestID != req.ID {
+		t.Fatalf("claims %+v, %v; want issued at %s for %s", claims, err, first, req.ID)
+	}
+	if _, err := e.grants.Act(context.Background(), req.ID, grants.ActionRevoke, grants.Actor{Principal: tenantAdmin("contoso")}, ""); err != nil {
+		t.Fatal(err)
+	}
+	next := e.grantFor(alice, "contoso", "exchange", time.Hour)
+	if res := e.send(call(e)); res.status != http.StatusOK {
+		t.Fatalf("call under the next grant: %d %s", res.status, res.body)
+	}
+	seen = e.up["exchange"].requests()
+	claims, err = grantsig.Verify(e.grantPub, seen[len(seen)-1].Header.Get(grantsig.Header), e.clk.Now())
+	if err != nil || claims.RequestID != next.ID {
+		t.Fatalf("the next grant's header names %+v, %v", claims, err)
+	}
+}
