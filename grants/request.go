@@ -121,12 +121,12 @@ type Event struct {
 // Grant is what the proxy reads for (tenant, operator, service): the
 // approved access, valid only while now < ExpiresAt.
 type Grant struct {
-	RequestID  string    `json:"request_id"`
-	Tenant     string    `json:"tenant"`
-	Operator   string    `json:"operator"`
-	Service    string    `json:"service"`
-	Activities []string  `json:"activities"`
-	Approver   string    `json:"approver"`
+	RequestID  string   `json:"request_id"`
+	Tenant     string   `json:"tenant"`
+	Operator   string   `json:"operator"`
+	Service    string   `json:"service"`
+	Activities []string `json:"activities"`
+	Approver   string   `json:"approver"`
 	// ApprovedBy says on whose side the final approval was given: tenant
 	// (an approver of the tenant) or provider (the support manager, while
 	// the tenant's lockbox was off). With the tenant's lockbox on, only a

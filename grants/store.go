@@ -15,6 +15,7 @@ import (
 
 	"github.com/lockbox-oss/lockbox/audit"
 	"github.com/lockbox-oss/lockbox/identity"
+	"github.com/lockbox-oss/lockbox/internal/events"
 	"github.com/lockbox-oss/lockbox/internal/fault"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 )
@@ -578,6 +579,9 @@ func (s *Store) queue(ctx context.Context, p redis.Pipeliner, prev, next Request
 			return err
 		}
 	}
+	// Every replica's cache of this tenant's grants hears of the change
+	// if, and as soon as, it commits.
+	events.PublishTx(ctx, p, next.Tenant)
 	return nil
 }
 

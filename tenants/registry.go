@@ -16,6 +16,7 @@ import (
 
 	"github.com/lockbox-oss/lockbox/audit"
 	"github.com/lockbox-oss/lockbox/identity"
+	"github.com/lockbox-oss/lockbox/internal/events"
 	"github.com/lockbox-oss/lockbox/internal/fault"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 )
@@ -249,6 +250,7 @@ func (s *Store) Onboard(ctx context.Context, p identity.Principal, clientIP stri
 		_, err = tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
 			pipe.Set(ctx, key, tb, 0)
 			pipe.Set(ctx, keys.Settings(t.ID), sb, 0)
+			events.PublishTx(ctx, pipe, t.ID)
 			return s.log.AppendTx(ctx, pipe, providerRecord(p, clientIP, audit.Record{
 				Operation: audit.OpOnboardTenant, OrganizationId: t.ID, Workload: audit.WorkloadLockbox, ObjectId: t.ID,
 				ModifiedProperties: append(tenantProperties(Tenant{}, t),

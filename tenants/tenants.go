@@ -32,6 +32,7 @@ import (
 
 	"github.com/lockbox-oss/lockbox/audit"
 	"github.com/lockbox-oss/lockbox/identity"
+	"github.com/lockbox-oss/lockbox/internal/events"
 	"github.com/lockbox-oss/lockbox/internal/fault"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 )
@@ -257,6 +258,8 @@ func (s *Store) PutSettings(ctx context.Context, p identity.Principal, clientIP,
 		}
 		_, err = tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
 			pipe.Set(ctx, key, b, 0)
+			// Every replica's cache of the settings hears of it at once.
+			events.PublishTx(ctx, pipe, tenant)
 			if err := s.log.AppendTx(ctx, pipe, audit.Record{
 				Operation: audit.OpSetSettings, OrganizationId: tenant, Workload: audit.WorkloadLockbox,
 				UserId: p.Subject, ClientIP: clientIP, ObjectId: tenant, ModifiedProperties: changed,

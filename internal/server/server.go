@@ -32,6 +32,7 @@ import (
 	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/grantsig"
 	"github.com/lockbox-oss/lockbox/identity"
+	"github.com/lockbox-oss/lockbox/internal/events"
 	"github.com/lockbox-oss/lockbox/internal/health"
 	"github.com/lockbox-oss/lockbox/notify"
 	"github.com/lockbox-oss/lockbox/policy"
@@ -61,6 +62,10 @@ type Options struct {
 	DevIdentities []console.DevIdentity
 	// OIDCHTTPClient talks to the OIDC issuer; a default client when nil.
 	OIDCHTTPClient *http.Client
+	// DropInvalidation, when set, makes the proxy's cache invalidation
+	// lose the events it returns true for, as a broken connection would:
+	// tests show the caches' age limit bounds staleness on its own.
+	DropInvalidation func(tenant string) bool
 	// ConsoleRefresh is how often the admin center's live lists poll; the
 	// console's default when zero. Browser tests shorten it so a list
 	// visibly refreshes within the test's patience.
@@ -82,6 +87,7 @@ type Server struct {
 	Registry *prometheus.Registry
 
 	Notifier  *notify.Worker
+	events    *events.Listener // clears the proxy's caches; nil without the proxy
 	siem      *audit.Forwarder
 	siemClose io.Closer
 
@@ -214,9 +220,15 @@ func (s *Server) newAPI(cfg config.Config, opts Options) error {
 
 // newProxy builds the enforcement proxy and its server.
 func (s *Server) newProxy(cfg config.Config, opts Options, upstreams map[string]*url.URL, signingKey ed25519.PrivateKey) error {
+	// Grants and settings are served from memory for at most
+	// LOCKBOX_CACHE_MAX_AGE; every change's event clears them at once.
+	grantCache := grants.NewGrantCache(s.Requests, cfg.CacheMaxAge, opts.Now)
+	settingsCache := tenants.NewSettingsCache(s.Tenants, cfg.CacheMaxAge, opts.Now)
+	s.events = events.NewListener(s.Redis, opts.Logger.With("component", "events"), grantCache, settingsCache)
+	s.events.Drop = opts.DropInvalidation
 	var err error
 	if s.Proxy, err = proxy.New(proxy.Config{
-		Upstreams: upstreams, Auth: s.Verifier, Grants: s.Requests, Tenants: s.Tenants,
+		Upstreams: upstreams, Auth: s.Verifier, Grants: grantCache, Tenants: settingsCache,
 		// One snapshot per call: the call is classified and decided by one
 		// policy version, however the watcher reloads meanwhile.
 		Policy:  proxy.PolicyFunc(func() proxy.PolicySnapshot { return s.Policy.Snapshot() }),
@@ -378,6 +390,9 @@ func (s *Server) Run(ctx context.Context) error {
 	bgCtx, stopBackground := context.WithCancel(ctx)
 	background := []func(context.Context){
 		func(ctx context.Context) { s.Policy.Watch(ctx, s.cfg.PolicyReloadInterval) },
+	}
+	if s.events != nil {
+		background = append(background, s.events.Run)
 	}
 	if s.cfg.Runs(config.ComponentJobs) {
 		background = append(background, s.sweepLoop, func(ctx context.Context) { _ = s.Notifier.Run(ctx) })
