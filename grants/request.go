@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -120,12 +121,12 @@ type Event struct {
 // Grant is what the proxy reads for (tenant, operator, service): the
 // approved access, valid only while now < ExpiresAt.
 type Grant struct {
-	RequestID  string    `json:"request_id"`
-	Tenant     string    `json:"tenant"`
-	Operator   string    `json:"operator"`
-	Service    string    `json:"service"`
-	Activities []string  `json:"activities"`
-	Approver   string    `json:"approver"`
+	RequestID  string   `json:"request_id"`
+	Tenant     string   `json:"tenant"`
+	Operator   string   `json:"operator"`
+	Service    string   `json:"service"`
+	Activities []string `json:"activities"`
+	Approver   string   `json:"approver"`
 	// ApprovedBy says on whose side the final approval was given: tenant
 	// (an approver of the tenant) or provider (the support manager, while
 	// the tenant's lockbox was off). With the tenant's lockbox on, only a
@@ -201,3 +202,17 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 
 // Std returns d as a time.Duration.
 func (d Duration) Std() time.Duration { return time.Duration(d) }
+
+// String writes d the way people write it: "5h", "1h30m", "45m", without
+// the zero minutes and seconds of time.Duration's "5h0m0s". MarshalJSON
+// keeps time.Duration's form, which clients already parse.
+func (d Duration) String() string {
+	s := time.Duration(d).String()
+	if t, ok := strings.CutSuffix(s, "m0s"); ok { // "5h0m0s" -> "5h0m", "45m0s" -> "45m"
+		s = t + "m"
+	}
+	if t, ok := strings.CutSuffix(s, "h0m"); ok { // "5h0m" -> "5h"
+		s = t + "h"
+	}
+	return s
+}
