@@ -17,10 +17,12 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/mail"
 	"net/url"
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -120,6 +122,12 @@ type Config struct {
 	// WebhookURLs receive signed JSON notifications.
 	WebhookURLs       string `env:"WEBHOOK_URLS" desc:"comma-separated URLs receiving JSON notifications signed with X-Lockbox-Signature: sha256=<HMAC>"`
 	WebhookSecretFile string `env:"WEBHOOK_SECRET_FILE" desc:"file holding the HMAC-SHA256 key of X-Lockbox-Signature; required with LOCKBOX_WEBHOOK_URLS"`
+	// NotifyManagerAddresses are the support managers' e-mail addresses,
+	// told of every new request that awaits them.
+	NotifyManagerAddresses string `env:"NOTIFY_MANAGER_ADDRESSES" desc:"comma-separated e-mail addresses of the support managers, told of every new request that awaits them; \"lockbox dev\" uses mary@provider.example (its dev manager) when unset"`
+	// NotifyExpiryWarning is how long before an access window ends its
+	// engineer is warned; 0 disables the warning.
+	NotifyExpiryWarning time.Duration `env:"NOTIFY_EXPIRY_WARNING" envDefault:"15m" desc:"how long before an access window ends the engineer is warned by e-mail (webhooks get request.expiring); 0 disables; a window no longer than this gets no warning"`
 	// PolicyReloadInterval is how often LOCKBOX_POLICY_DIR is checked for
 	// changes.
 	PolicyReloadInterval time.Duration `env:"POLICY_RELOAD_INTERVAL" envDefault:"1s" desc:"how often LOCKBOX_POLICY_DIR is checked for changes (a valid change is loaded, a broken one refused)"`
@@ -463,6 +471,14 @@ func (c Config) check() error {
 			errs = append(errs, varErr("WebhookURLs", "%q is not an http(s) URL", u))
 		}
 	}
+	if _, err := c.ManagerAddresses(); err != nil {
+		errs = append(errs, err)
+	}
+	// No window is longer than 4h (the longest a request may ask for) and
+	// a window no longer than the lead gets no warning.
+	if c.NotifyExpiryWarning < 0 || c.NotifyExpiryWarning >= maxAccessWindow {
+		errs = append(errs, varErr("NotifyExpiryWarning", "must be 0 (off) or a duration under %s, the longest access window; got %s", maxAccessWindow, c.NotifyExpiryWarning))
+	}
 	if c.ConsoleURL != "" {
 		// The redirect URI is this plus a path, so anything after the
 		// host (a query, a fragment) would end up inside it, and
@@ -646,6 +662,28 @@ func varName(field string) string {
 // varErr builds a *VarError for the variable of Config field field.
 func varErr(field, format string, args ...any) error {
 	return &VarError{Var: varName(field), Err: fmt.Errorf(format, args...)}
+}
+
+// maxAccessWindow is the longest access window a request may ask for
+// (grants.MaxDuration; this package imports no other Lockbox package).
+const maxAccessWindow = 4 * time.Hour
+
+// ManagerAddresses parses LOCKBOX_NOTIFY_MANAGER_ADDRESSES: plain e-mail
+// addresses ("a@x.example", not "A <a@x.example>"), each once.
+func (c Config) ManagerAddresses() ([]string, error) {
+	var out []string
+	for a := range strings.SplitSeq(c.NotifyManagerAddresses, ",") {
+		if a = strings.TrimSpace(a); a == "" {
+			continue
+		}
+		if addr, err := mail.ParseAddress(a); err != nil || addr.Name != "" || addr.Address != a {
+			return nil, varErr("NotifyManagerAddresses", "%q is not a plain e-mail address", a)
+		}
+		if !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	return out, nil
 }
 
 var serviceName = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)

@@ -48,6 +48,7 @@ func TestLoadDefaults(t *testing.T) {
 		OIDCTenantClaim:      "tid",
 		ConsoleIdleTimeout:   30 * time.Minute,
 		ConsoleSessionMax:    8 * time.Hour,
+		NotifyExpiryWarning:  15 * time.Minute,
 	}
 	if got != want {
 		t.Errorf("defaults:\n got %+v\nwant %+v", got, want)
@@ -78,6 +79,21 @@ func TestFromOS(t *testing.T) {
 	}
 	if c.APIAddr != "127.0.0.1:9999" {
 		t.Errorf("APIAddr = %q", c.APIAddr)
+	}
+}
+
+func TestManagerAddresses(t *testing.T) {
+	c, err := Load(map[string]string{"LOCKBOX_NOTIFY_MANAGER_ADDRESSES": " mary@provider.example, leads@provider.example,,mary@provider.example",
+		"LOCKBOX_NOTIFY_EXPIRY_WARNING": "0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.ManagerAddresses()
+	if err != nil || strings.Join(got, ",") != "mary@provider.example,leads@provider.example" {
+		t.Errorf("ManagerAddresses() = %q, %v", got, err)
+	}
+	if c.NotifyExpiryWarning != 0 {
+		t.Errorf("NotifyExpiryWarning = %s, want 0 (off)", c.NotifyExpiryWarning)
 	}
 }
 
@@ -141,6 +157,10 @@ func TestLoadInvalidNamesVariable(t *testing.T) {
 		{"idle timeout syntax", "LOCKBOX_CONSOLE_IDLE_TIMEOUT", "30", ""},
 		{"zero session max", "LOCKBOX_CONSOLE_SESSION_MAX", "0", "positive"},
 		{"negative session max", "LOCKBOX_CONSOLE_SESSION_MAX", "-8h", "positive"},
+		{"manager address with a name", "LOCKBOX_NOTIFY_MANAGER_ADDRESSES", "mary@provider.example,Mary <mary@provider.example>", "plain e-mail address"},
+		{"manager address not an address", "LOCKBOX_NOTIFY_MANAGER_ADDRESSES", "support-managers", "plain e-mail address"},
+		{"negative expiry warning", "LOCKBOX_NOTIFY_EXPIRY_WARNING", "-1m", "under 4h"},
+		{"expiry warning past every window", "LOCKBOX_NOTIFY_EXPIRY_WARNING", "4h", "under 4h"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -291,6 +291,28 @@ func runBinaries(t *testing.T, lockbox, ctl string) {
 		if err != nil || !strings.Contains(string(out), "adam@contoso.example") {
 			t.Fatalf("approver list with the dev approver token: %v %s", err, out)
 		}
+		// A request filed and approved by the manager is mailed, as .eml
+		// files, to the dev manager and then to contoso's global admin.
+		ctlAs := func(token string, args ...string) string {
+			cmd := osexec.Command(ctl, append([]string{"--token-file", filepath.Join(dir, token)}, args...)...)
+			cmd.Env = scrubbedEnv("LOCKBOX_ADDR=" + addr)
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("lockboxctl %v: %v %s", args, err, out)
+			}
+			return string(out)
+		}
+		var r grants.Request
+		if err := json.Unmarshal([]byte(ctlAs("operator.jwt", "-o", "json", "request", "create", "--tenant", "contoso",
+			"--service", "exchange", "--service-request", "SR-1", "--reason", "repair", "--duration", "1h")), &r); err != nil {
+			t.Fatal(err)
+		}
+		mailTo(t, filepath.Join(dir, "mail"), "mary@provider.example", r.ID, "awaits a support manager")
+		ctlAs("manager.jwt", "request", "approve", r.ID)
+		mail := mailTo(t, filepath.Join(dir, "mail"), "gina@contoso.example", r.ID, "awaits your decision", "Requested duration:      1h\r\n")
+		if strings.Contains(mail, "provider.example") {
+			t.Errorf("gina's e-mail names provider staff:\n%s", mail)
+		}
 		cancel()
 		if err := cmd.Wait(); err != nil && ctx.Err() == nil {
 			t.Fatalf("lockbox dev: %v", err)

@@ -164,8 +164,11 @@ func (d *DevSink) Send(ctx context.Context, id string, m Message) error {
 		return err
 	}
 	var b bytes.Buffer
+	// An .eml file is an RFC 5322 message: CRLF ends every line, the
+	// body's too.
+	body := strings.ReplaceAll(strings.ReplaceAll(m.Body, "\r\n", "\n"), "\n", "\r\n")
 	fmt.Fprintf(&b, "Message-ID: <%s@lockbox>\r\nFrom: %s\r\nTo: %s\r\nSubject: %s\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n%s",
-		id, HeaderValue(d.From), m.To, m.Subject, m.Body)
+		id, HeaderValue(d.From), m.To, m.Subject, body)
 	name := strings.NewReplacer(":", "_", "/", "_", "@", "_at_").Replace(id) + ".eml"
 	tmp := filepath.Join(d.Dir, "."+name+".tmp")
 	if err := os.WriteFile(tmp, b.Bytes(), 0o640); err != nil {

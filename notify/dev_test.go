@@ -55,7 +55,7 @@ func TestDevModeWritesMail(t *testing.T) {
 	w := newWorker(t, notify.Config{Redis: rdb, Now: c.Now, Consumer: "dev", DevDir: dir})
 	drain(t, w)
 	files, _ := filepath.Glob(filepath.Join(dir, "*.eml"))
-	if len(files) != 2 { // adam, and the requester
+	if len(files) != 3 { // the global admin, adam, and the requester
 		t.Fatalf("files = %v", files)
 	}
 	var all string

@@ -41,7 +41,7 @@ type catalog map[string][]string
 
 func (c catalog) Activities(s string) ([]string, bool) { a, ok := c[s]; return a, ok }
 
-var cat = catalog{"exchange": {"Get-Mailbox"}, "sharepoint": {"Get-SPOSite"}, "onedrive": {"Get-OneDriveFile"}}
+var cat = catalog{"exchange": {"Get-Mailbox", "Get-InboxRule"}, "sharepoint": {"Get-SPOSite"}, "onedrive": {"Get-OneDriveFile"}}
 
 func who(sub, tid string, roles ...identity.Role) grants.Actor {
 	return grants.Actor{Principal: identity.Principal{Subject: sub, TenantID: tid, Roles: roles}, ClientIP: "198.51.100.4"}
@@ -58,9 +58,10 @@ func operator(n int) grants.Actor {
 }
 
 type env struct {
-	rdb   *redis.Client
-	clock *clock.Fake
-	store *grants.Store
+	rdb     *redis.Client
+	clock   *clock.Fake
+	store   *grants.Store
+	tenants *tenants.Store
 }
 
 func newEnv(t *testing.T) *env {
@@ -86,7 +87,7 @@ func newEnv(t *testing.T) *env {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	return &env{rdb: rdb, clock: c, store: s}
+	return &env{rdb: rdb, clock: c, store: s, tenants: ts}
 }
 
 const evilReason = "mailbox repair, see https://evil.example/x and www.evil.example\r\nBcc: x@evil.example"
@@ -223,6 +224,7 @@ type hookServer struct {
 	*httptest.Server
 	mu     sync.Mutex
 	bodies []notify.WebhookPayload
+	raw    []string
 	bad    int
 	status int
 }
@@ -247,6 +249,7 @@ func startHook(t *testing.T, secret []byte, status int) *hookServer {
 			h.bad++
 		}
 		h.bodies = append(h.bodies, p)
+		h.raw = append(h.raw, string(b))
 	}))
 	t.Cleanup(h.Close)
 	return h
@@ -283,7 +286,10 @@ func drain(t *testing.T, w *notify.Worker) {
 }
 
 // lifecycle files a request, has it approved by the manager and adam, then
-// revoked by the tenant: 1 pending + 3 requester + 1 already-decided event.
+// revoked by the tenant: 4 outbox entries (created, pending_customer,
+// approved, revoked) and, without manager addresses, 9 e-mails: the
+// requester 3, the tenant's global admin (admin@contoso.example), adam, eve
+// and security@ the pending request, the admin and eve adam's decision.
 func (e *env) lifecycle(t *testing.T, n int) grants.Request {
 	r := e.create(t, operator(n))
 	e.clock.Advance(time.Minute)
@@ -320,7 +326,7 @@ func TestDeliversEveryMessageWithoutLinks(t *testing.T) {
 			t.Errorf("header injected: %q", m.Raw)
 		}
 	}
-	want := map[string]int{"adam@contoso.example": 1, "eve@contoso.example": 2, "security@contoso.example": 1, "alice0@provider.example": 3}
+	want := map[string]int{"admin@contoso.example": 2, "adam@contoso.example": 1, "eve@contoso.example": 2, "security@contoso.example": 1, "alice0@provider.example": 3}
 	for to, n := range want {
 		if len(byTo[to]) != n {
 			t.Errorf("%s got %d messages, want %d: %+v", to, len(byTo[to]), n, byTo[to])
@@ -331,8 +337,9 @@ func TestDeliversEveryMessageWithoutLinks(t *testing.T) {
 	}
 	pending := byTo["adam@contoso.example"][0]
 	decideBy := t0.Add(time.Minute + grants.DecisionWindow).Format("2006-01-02 15:04 UTC")
-	for _, s := range []string{"contoso", "exchange", "SR-7", "mailbox repair", "2h0m0s", decideBy, r.ID} {
-		if !strings.Contains(pending.Body, s) {
+	for _, s := range []string{"contoso", "exchange", "SR-7", "mailbox repair", "Requested duration:      2h\n",
+		"Requested activities:    all read activities\n", decideBy, r.ID} {
+		if !strings.Contains(strings.ReplaceAll(pending.Body, "\r\n", "\n"), s) {
 			t.Errorf("pending e-mail lacks %q:\n%s", s, pending.Body)
 		}
 	}
@@ -361,10 +368,16 @@ func TestDeliversEveryMessageWithoutLinks(t *testing.T) {
 	if hook.bad != 0 || len(hook.bodies) != 4 {
 		t.Fatalf("webhook: %d bad, %d good (want 4): %+v", hook.bad, len(hook.bodies), hook.bodies)
 	}
+	var events []string
 	for _, p := range hook.bodies {
-		if p.RequestID != r.ID || p.Tenant != "contoso" || strings.Contains(p.Summary, "alice") || urlRE.MatchString(p.Summary) {
+		events = append(events, string(p.Event))
+		if p.RequestID != r.ID || p.Tenant != "contoso" || strings.Contains(p.Summary, "alice") || urlRE.MatchString(p.Summary) ||
+			p.Duration != "2h" || p.Activities == nil {
 			t.Errorf("webhook payload %+v", p)
 		}
+	}
+	if got := strings.Join(events, ","); got != "request.created,request.pending_customer,request.approved,request.revoked" {
+		t.Errorf("webhook events = %s", got)
 	}
 }
 
@@ -384,18 +397,20 @@ func TestSMTPDownThenBackDeliversEverything(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n, _ := w.Depth(ctx); n != 5 {
+	// The creation's entry has no recipient without manager addresses or
+	// webhooks: it is done; the other three wait.
+	if n, _ := w.Depth(ctx); n != 3 {
 		dead, _ := e.rdb.XRange(ctx, notify.DeadKey("contoso"), "-", "+").Result()
-		t.Fatalf("depth with SMTP down = %d, want 5; dead %v", n, dead)
+		t.Fatalf("depth with SMTP down = %d, want 3; dead %v", n, dead)
 	}
-	if got := testutil.ToFloat64(mustCounter(t, reg, "smtp", "error")); got < 7*3 {
+	if got := testutil.ToFloat64(mustCounter(t, reg, "smtp", "error")); got < 9*3 {
 		t.Errorf("smtp errors = %v", got)
 	}
 	srv.start()
 	drain(t, w)
 	msgs := srv.messages()
-	if len(msgs) != 7 {
-		t.Fatalf("delivered %d messages after restart, want 7", len(msgs))
+	if len(msgs) != 9 {
+		t.Fatalf("delivered %d messages after restart, want 9", len(msgs))
 	}
 	seen := map[string]bool{}
 	for _, m := range msgs {
@@ -405,7 +420,7 @@ func TestSMTPDownThenBackDeliversEverything(t *testing.T) {
 		}
 		seen[k] = true
 	}
-	if got := testutil.ToFloat64(mustCounter(t, reg, "smtp", "ok")); got != 7 {
+	if got := testutil.ToFloat64(mustCounter(t, reg, "smtp", "ok")); got != 9 {
 		t.Errorf("smtp ok = %v", got)
 	}
 }
@@ -457,15 +472,15 @@ func TestTwoReplicasSendEachMessageOnce(t *testing.T) {
 		wg.Go(func() { _ = workers[i].Run(ctx) })
 	}
 	deadline := time.Now().Add(20 * time.Second)
-	for len(srv.messages()) < 7*requests && time.Now().Before(deadline) {
+	for len(srv.messages()) < 9*requests && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	time.Sleep(100 * time.Millisecond) // room for a duplicate to show up
 	cancel()
 	wg.Wait()
 	msgs := srv.messages()
-	if len(msgs) != 7*requests {
-		t.Fatalf("delivered %d, want %d", len(msgs), 7*requests)
+	if len(msgs) != 9*requests {
+		t.Fatalf("delivered %d, want %d", len(msgs), 9*requests)
 	}
 	seen := map[string]bool{}
 	for _, m := range msgs {
@@ -483,7 +498,7 @@ func TestTwoReplicasSendEachMessageOnce(t *testing.T) {
 func TestDeadLetterAfterMaxAttempts(t *testing.T) {
 	e := newEnv(t)
 	r := e.create(t, operator(0))
-	e.act(t, r.ID, grants.ActionApprove, manager) // 1 pending + 1 requester event
+	e.act(t, r.ID, grants.ActionApprove, manager) // created + pending_customer entries
 	secret := []byte("k")
 	hook := startHook(t, secret, http.StatusInternalServerError)
 	dir := t.TempDir()
@@ -514,12 +529,13 @@ func TestDeadLetterAfterMaxAttempts(t *testing.T) {
 	if got := testutil.ToFloat64(mustCounter(t, reg, "webhook", "dead")); got != 2 {
 		t.Errorf("webhook dead = %v", got)
 	}
-	// The e-mails went out once each through the dev sink, despite the retries.
-	if got := testutil.ToFloat64(mustCounter(t, reg, "dev", "ok")); got != 4 {
-		t.Errorf("dev ok = %v, want 4", got)
+	// The e-mails (requester, global admin, adam, eve, security@) went out
+	// once each through the dev sink, despite the retries.
+	if got := testutil.ToFloat64(mustCounter(t, reg, "dev", "ok")); got != 5 {
+		t.Errorf("dev ok = %v, want 5", got)
 	}
 	files, _ := filepathGlob(dir)
-	if len(files) != 4 {
+	if len(files) != 5 {
 		t.Errorf("dev files = %v", files)
 	}
 }

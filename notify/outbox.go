@@ -1,21 +1,29 @@
-// Package notify tells people about lockbox requests: the tenant's approvers
-// and notification addresses when a request awaits them, the requester of
-// every decision, expiry, revocation and completion, and the other approvers
-// when one of them already decided.
+// Package notify tells people about lockbox requests:
 //
-// Notifications go through a durable outbox: each transition queues its
-// events in a per-tenant Redis stream inside the transaction that commits
-// the transition (grants.Config.Outbox), and a Worker delivers them by
-// e-mail (SMTP, or a DevSink that logs and writes files) and to webhooks,
-// with retries, exponential backoff and a dead-letter stream. Several
-// replicas share the work through a stream consumer group.
+//   - the support managers (addresses by configuration) when a new request
+//     awaits them;
+//   - the tenant's global administrators (the contacts in its registry
+//     entry), its assigned approvers and its notification addresses when a
+//     request awaits the tenant, as Microsoft 365 notifies "the Global
+//     Administrators and the Customer Lockbox access approver roles";
+//   - the requester (the support engineer) of every decision, revocation,
+//     expiry and completion, and shortly before the access window ends;
+//   - the tenant's other approvers when one of them already decided;
+//   - webhooks of everything that happens to a request.
+//
+// Notifications go through a durable outbox: each transition queues one
+// entry per history event in a per-tenant Redis stream inside the
+// transaction that commits the transition (grants.Config.Outbox), and a
+// Worker delivers each entry to all its recipients by e-mail (SMTP, or a
+// DevSink that logs and writes files) and to webhooks, with retries,
+// exponential backoff and a dead-letter stream. Several replicas share the
+// work through a stream consumer group.
 //
 // E-mails carry no links at all: approvers sign in to Lockbox themselves.
-//
-// Global administrators of a tenant are not known to Lockbox (they come
-// from the identity provider's tokens), so only assigned approvers and the
-// tenant's notification addresses are mailed; a tenant that wants its
-// global admins told lists them as notification addresses.
+// What a tenant's recipients see (e-mails, and webhooks, which usually feed
+// chat channels tenants read) never names the provider's staff: the
+// engineer is "Microsoft Operator", every other provider identity
+// "Microsoft Support".
 package notify
 
 import (
@@ -28,28 +36,90 @@ import (
 	"github.com/lockbox-oss/lockbox/grants"
 )
 
-// Kind is what an outbox event tells.
+// Kind names what happened: it is the "event" of webhook deliveries and
+// decides who is e-mailed. Each is "request." plus the state the request
+// moved to, except request.created (a new request, pending_manager) and
+// request.expiring (the warning before an access window ends).
 type Kind string
 
-// The kinds of notification.
+// The events.
 const (
-	// KindPendingCustomer: a request awaits the tenant's approval; sent to
-	// the tenant's approvers and notification addresses.
-	KindPendingCustomer Kind = "pending_customer"
-	// KindRequesterUpdate: a decision, expiry, revocation or completion;
-	// sent to the requester.
-	KindRequesterUpdate Kind = "requester_update"
-	// KindAlreadyDecided: a tenant approver decided; sent to the tenant's
-	// other approvers.
-	KindAlreadyDecided Kind = "already_decided"
+	// KindCreated: a new request awaits a support manager. E-mailed to the
+	// configured manager addresses.
+	KindCreated Kind = "request.created"
+	// KindPendingCustomer: the manager approved and the request awaits the
+	// tenant. E-mailed to the tenant's global administrators, assigned
+	// approvers and notification addresses, and to the requester.
+	KindPendingCustomer Kind = "request.pending_customer"
+	// KindApproved: the final approval (the tenant's, or the manager's
+	// while the tenant's lockbox is off); the grant starts. E-mailed to the
+	// requester and, for a tenant decision, the tenant's other approvers.
+	KindApproved Kind = "request.approved"
+	// KindDenied: the manager or the tenant denied. E-mailed like
+	// KindApproved.
+	KindDenied Kind = "request.denied"
+	// KindCanceled: the requester withdrew the request. Webhooks only.
+	KindCanceled Kind = "request.canceled"
+	// KindRevoked: the tenant or a manager ended the grant early, or the
+	// tenant turned Customer Lockbox on. E-mailed to the requester.
+	KindRevoked Kind = "request.revoked"
+	// KindExpired: a pending stage ended without a decision. E-mailed to
+	// the requester.
+	KindExpired Kind = "request.expired"
+	// KindCompleted: the access window ended. E-mailed to the requester.
+	KindCompleted Kind = "request.completed"
+	// KindExpiring: the access window ends soon (Config.ExpiryWarning).
+	// E-mailed to the requester.
+	KindExpiring Kind = "request.expiring"
+)
+
+// Kinds lists every event, in lifecycle order.
+var Kinds = []Kind{KindCreated, KindPendingCustomer, KindApproved, KindDenied, KindCanceled,
+	KindRevoked, KindExpired, KindCompleted, KindExpiring}
+
+// Kinds of entries queued before entries named events: one entry per
+// audience rather than per event. Entries still in an outbox at an upgrade
+// are delivered as they were meant to be (see Worker.targets).
+const (
+	legacyPendingCustomer Kind = "pending_customer"
+	legacyRequesterUpdate Kind = "requester_update"
+	legacyAlreadyDecided  Kind = "already_decided"
 )
 
 // Event is one outbox entry: what happened to which request.
 type Event struct {
 	Kind    Kind           `json:"kind"`
 	Request grants.Request `json:"request"`
-	// Event is the history event that caused the notification.
+	// Event is the history event that caused the notification. For
+	// KindExpiring, which is no history event, it is a system event whose
+	// At is when the warning was queued.
 	Event grants.Event `json:"event"`
+}
+
+// KindOf names the history event ev, and reports false for one that
+// notifies nobody.
+func KindOf(ev grants.Event) (Kind, bool) {
+	switch ev.To {
+	case grants.StatePendingManager:
+		if ev.Action == grants.ActionCreate {
+			return KindCreated, true
+		}
+	case grants.StatePendingCustomer:
+		return KindPendingCustomer, true
+	case grants.StateApproved:
+		return KindApproved, true
+	case grants.StateDenied:
+		return KindDenied, true
+	case grants.StateCanceled:
+		return KindCanceled, true
+	case grants.StateRevoked:
+		return KindRevoked, true
+	case grants.StateExpired:
+		return KindExpired, true
+	case grants.StateCompleted:
+		return KindCompleted, true
+	}
+	return "", false
 }
 
 // Key layout: everything of a tenant's outbox shares the tenant's hash tag,
@@ -71,6 +141,10 @@ func sentKey(tenant, id, recipient string) string {
 	return tagged(tenant, "outbox:sent:"+id+":"+recipient)
 }
 
+// WarnedKey marks the request whose expiry warning was queued, so that it
+// is queued once however many replicas look for due warnings.
+func WarnedKey(tenant, id string) string { return tagged(tenant, "outbox:warned:"+id) }
+
 // Group is the consumer group every replica's worker joins.
 const Group = "lockbox-notify"
 
@@ -81,38 +155,39 @@ type Outbox struct{}
 // NewOutbox returns the outbox to set as grants.Config.Outbox.
 func NewOutbox() *Outbox { return &Outbox{} }
 
-// EnqueueTx adds to p one stream entry per notification the transition from
-// prev to next causes. The stream lives in the tenant's hash slot; the
-// worker finds tenants through the global tenant set that Create writes
-// before a request is committed.
+// EnqueueTx adds to p one stream entry per history event of the transition
+// from prev to next. The stream lives in the tenant's hash slot; the worker
+// finds tenants through the global tenant set that Create writes before a
+// request is committed.
 func (o *Outbox) EnqueueTx(ctx context.Context, p redis.Pipeliner, prev, next grants.Request) error {
 	for _, ev := range EventsFor(prev, next) {
-		b, err := json.Marshal(ev)
-		if err != nil {
-			return fmt.Errorf("notify: encode event: %w", err)
+		if err := enqueue(ctx, p, ev); err != nil {
+			return err
 		}
-		p.XAdd(ctx, &redis.XAddArgs{Stream: OutboxKey(next.Tenant), Values: []any{"event", b}})
 	}
 	return nil
 }
 
-// EventsFor lists the notifications of the transition from prev to next.
+func enqueue(ctx context.Context, p redis.Pipeliner, ev Event) error {
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return fmt.Errorf("notify: encode event: %w", err)
+	}
+	p.XAdd(ctx, &redis.XAddArgs{Stream: OutboxKey(ev.Request.Tenant), Values: []any{"event", b}})
+	return nil
+}
+
+// EventsFor lists the notifications of the transition from prev to next:
+// one per new history event. Who is told is decided at delivery, from the
+// event's Kind.
 func EventsFor(prev, next grants.Request) []Event {
 	if len(next.History) <= len(prev.History) {
 		return nil
 	}
 	var out []Event
 	for _, ev := range next.History[len(prev.History):] {
-		if ev.To == grants.StatePendingCustomer {
-			out = append(out, Event{Kind: KindPendingCustomer, Request: next, Event: ev})
-		}
-		switch ev.Action {
-		case grants.ActionApprove, grants.ActionDeny, grants.ActionExpire, grants.ActionRevoke, grants.ActionComplete:
-			out = append(out, Event{Kind: KindRequesterUpdate, Request: next, Event: ev})
-		}
-		if ev.ActorKind == grants.KindTenant && ev.From == grants.StatePendingCustomer &&
-			(ev.Action == grants.ActionApprove || ev.Action == grants.ActionDeny) {
-			out = append(out, Event{Kind: KindAlreadyDecided, Request: next, Event: ev})
+		if k, ok := KindOf(ev); ok {
+			out = append(out, Event{Kind: k, Request: next, Event: ev})
 		}
 	}
 	return out

@@ -55,8 +55,8 @@ func TestSMTPAuthFromPasswordFile(t *testing.T) {
 	w := newWorker(t, notify.Config{Redis: e.rdb, Now: e.clock.Now, Consumer: "a",
 		SMTP: &notify.SMTPConfig{Addr: srv.addr, From: "lockbox@provider.example", Username: "lockbox", PasswordFile: pw}})
 	drain(t, w)
-	if n := len(srv.messages()); n != 4 { // 3 pending + 1 requester
-		t.Fatalf("delivered %d, want 4", n)
+	if n := len(srv.messages()); n != 5 { // 4 pending (global admin, 2 approvers, security@) + 1 requester
+		t.Fatalf("delivered %d, want 5", n)
 	}
 }
 
@@ -96,7 +96,7 @@ func TestRenderSanitizes(t *testing.T) {
 		ServiceRequest: "SR-1\r\nX-Evil: 1", Reason: "go to HTTPS://x.example or http:/y or ftp://z or WWW.w.example",
 		Duration: grants.Duration(time.Hour), Requester: "alice@provider.example", DecideBy: &at,
 	}}
-	m, err := notify.Render(ev, "adam@contoso.example\r\nBcc: x@y.example", notify.AudienceTenant)
+	m, err := notify.Render(ev, notify.TemplatePendingCustomer, "adam@contoso.example\r\nBcc: x@y.example")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,8 +19,24 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/lockbox-oss/lockbox/grants"
+	"github.com/lockbox-oss/lockbox/internal/fault"
 	"github.com/lockbox-oss/lockbox/internal/keys"
+	"github.com/lockbox-oss/lockbox/tenants"
 )
+
+// Directory is what the worker reads about tenants, as of delivery.
+type Directory interface {
+	// Get returns the tenant's registry entry (its global administrators'
+	// contacts), or an error wrapping fault.ErrNotFound.
+	Get(ctx context.Context, tenant string) (tenants.Tenant, error)
+	// Lookup returns the tenant's settings (its notification addresses).
+	Lookup(ctx context.Context, tenant string) (tenants.Settings, error)
+	// IsApprover reports whether an assigned approver still counts: a user
+	// of one of the tenant's domains.
+	IsApprover(ctx context.Context, tenant, user string) (bool, error)
+}
+
+var _ Directory = (*tenants.Store)(nil)
 
 // Config configures a Worker.
 type Config struct {
@@ -28,8 +44,19 @@ type Config struct {
 	// SMTP, when set, delivers e-mail; without it e-mail goes to a DevSink
 	// (the log, and files under DevDir when set).
 	SMTP *SMTPConfig
-	// Webhooks receive every event except "already decided" as signed JSON.
+	// Webhooks receive every event, once each, as signed JSON in the
+	// tenant's view (WebhookPayload).
 	Webhooks []WebhookConfig
+	// Tenants answers who a tenant's global administrators, approvers and
+	// notification addresses are; a *tenants.Store over Redis by default.
+	Tenants Directory
+	// ManagerAddresses are the support managers' addresses, told of every
+	// new request (KindCreated).
+	ManagerAddresses []string
+	// ExpiryWarning is how long before an access window ends its engineer
+	// is warned (KindExpiring); 0 sends no warnings. Windows no longer than
+	// it get no warning: the approval e-mail already said when they end.
+	ExpiryWarning time.Duration
 	// DevDir is where the DevSink writes e-mails (`lockbox dev` passes
 	// $LOCKBOX_DEV_DIR/mail); ignored when SMTP is set.
 	DevDir string
@@ -85,6 +112,19 @@ func (c *Config) CheckAndSetDefaults() error {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	for _, a := range c.ManagerAddresses {
+		if !isAddress(a) {
+			return fmt.Errorf("notify: manager address %q is not a plain e-mail address", a)
+		}
+	}
+	if c.ExpiryWarning < 0 {
+		return fmt.Errorf("notify: expiry warning %s is negative", c.ExpiryWarning)
+	}
+	if c.Tenants == nil {
+		// Only reads are reachable through Directory, and they need no
+		// audit log.
+		c.Tenants = tenants.NewStore(c.Redis, nil, c.Now)
 	}
 	if c.Backoff == nil {
 		c.Backoff = DefaultBackoff
@@ -227,8 +267,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 }
 
-// Tick runs one round over every tenant's outbox: it takes over entries
-// left by dead replicas, retries its own due entries and reads new ones.
+// Tick runs one round over every tenant's outbox: it queues the expiry
+// warnings that are due, takes over entries left by dead replicas, retries
+// its own due entries and reads new ones.
 // It returns how many entries it finished (delivered or dead-lettered).
 // One Worker runs one round at a time; run a Worker per replica for more.
 func (w *Worker) Tick(ctx context.Context) (int, error) {
@@ -253,6 +294,10 @@ func (w *Worker) Tick(ctx context.Context) (int, error) {
 }
 
 func (w *Worker) tickTenant(ctx context.Context, t string) (int, error) {
+	// Due warnings first, so they go out in this same round.
+	if _, err := w.queueWarnings(ctx, t); err != nil {
+		w.cfg.Logger.WarnContext(ctx, "expiry warnings not queued", "tenant", t, "err", err)
+	}
 	rdb, stream := w.cfg.Redis, OutboxKey(t)
 	if !w.groups[t] {
 		err := rdb.XGroupCreateMkStream(ctx, stream, Group, "0").Err()
@@ -455,54 +500,91 @@ func (w *Worker) deadLetter(ctx context.Context, t, id, raw string, attempts int
 	return nil
 }
 
-// targets resolves who gets ev, as of now: the approvers and settings are
-// read when the entry is delivered, not when it was queued.
+// targets resolves who gets ev, as of now: the tenant's registry entry,
+// approvers and settings are read when the entry is delivered, not when it
+// was queued. Each address is e-mailed once per entry (the first template
+// it is listed for), and each webhook gets the entry once.
 func (w *Worker) targets(ctx context.Context, ev Event) ([]target, error) {
 	var out []target
-	addMail := func(addr string, aud Audience) {
-		if !isAddress(addr) || slices.ContainsFunc(out, func(t target) bool { return t.key == "mail:"+addr }) {
+	addMail := func(addr string, t Template) {
+		if !isAddress(addr) || slices.ContainsFunc(out, func(tg target) bool { return strings.EqualFold(tg.key, "mail:"+addr) }) {
 			return
 		}
 		out = append(out, target{key: "mail:" + addr, channel: w.mailer.Name(), send: func(ctx context.Context, id string) error {
-			msg, err := Render(ev, addr, aud)
+			msg, err := Render(ev, t, addr)
 			if err != nil {
 				return permanent(err)
 			}
 			return w.mailer.Send(ctx, id, msg)
 		}})
 	}
-	t := ev.Request.Tenant
-	switch ev.Kind {
-	case KindPendingCustomer, KindAlreadyDecided:
-		approvers, err := w.cfg.Redis.SMembers(ctx, keys.Approvers(t)).Result()
+	addTenant := func(t Template, except string) error {
+		addrs, err := w.tenantRecipients(ctx, ev.Request.Tenant, t == TemplatePendingCustomer)
 		if err != nil {
+			return err
+		}
+		for _, a := range addrs {
+			if !strings.EqualFold(a, except) {
+				addMail(a, t)
+			}
+		}
+		return nil
+	}
+	// A tenant approver's decision is news to the tenant's other approvers.
+	tenantDecided := ev.Event.ActorKind == grants.KindTenant && ev.Event.From == grants.StatePendingCustomer &&
+		(ev.Event.Action == grants.ActionApprove || ev.Event.Action == grants.ActionDeny)
+	hook := ev.Kind
+	switch ev.Kind {
+	case KindCreated:
+		for _, a := range w.cfg.ManagerAddresses {
+			addMail(a, TemplateNewRequest)
+		}
+	case KindPendingCustomer:
+		addMail(ev.Request.Requester, TemplateRequesterUpdate)
+		if err := addTenant(TemplatePendingCustomer, ""); err != nil {
 			return nil, err
 		}
-		slices.Sort(approvers)
-		for _, a := range approvers {
-			if ev.Kind == KindAlreadyDecided && a == ev.Event.Actor {
-				continue
-			}
-			addMail(a, AudienceTenant)
-		}
-		if ev.Kind == KindPendingCustomer {
-			addrs, err := w.notificationAddresses(ctx, t)
-			if err != nil {
+	case KindApproved, KindDenied:
+		addMail(ev.Request.Requester, TemplateRequesterUpdate)
+		if tenantDecided {
+			if err := addTenant(TemplateAlreadyDecided, ev.Event.Actor); err != nil {
 				return nil, err
 			}
-			for _, a := range addrs {
-				addMail(a, AudienceTenant)
-			}
 		}
-	case KindRequesterUpdate:
-		addMail(ev.Request.Requester, AudienceProvider)
+	case KindRevoked, KindExpired, KindCompleted:
+		addMail(ev.Request.Requester, TemplateRequesterUpdate)
+	case KindCanceled:
+	case KindExpiring:
+		addMail(ev.Request.Requester, TemplateExpiryWarning)
+
+	// Entries queued by an older version, one per audience: each is
+	// delivered to its audience, and webhooks get the event once, from
+	// the entry that carried them then.
+	case legacyPendingCustomer:
+		if err := addTenant(TemplatePendingCustomer, ""); err != nil {
+			return nil, err
+		}
+		hook = KindPendingCustomer
+	case legacyRequesterUpdate:
+		addMail(ev.Request.Requester, TemplateRequesterUpdate)
+		hook = ""
+		if k, ok := KindOf(ev.Event); ok && k != KindPendingCustomer {
+			hook = k
+		}
+	case legacyAlreadyDecided:
+		if err := addTenant(TemplateAlreadyDecided, ev.Event.Actor); err != nil {
+			return nil, err
+		}
+		hook = ""
 	default:
 		return nil, permanent(fmt.Errorf("unknown event kind %q", ev.Kind))
 	}
-	if ev.Kind != KindAlreadyDecided {
+	if hook != "" {
+		hev := ev
+		hev.Kind = hook
 		for i, h := range w.hooks {
 			out = append(out, target{key: "webhook:" + strconv.Itoa(i), channel: "webhook", send: func(ctx context.Context, id string) error {
-				body, err := WebhookBody(ev)
+				body, err := WebhookBody(hev)
 				if err != nil {
 					return permanent(err)
 				}
@@ -513,55 +595,96 @@ func (w *Worker) targets(ctx context.Context, ev Event) ([]target, error) {
 	return out, nil
 }
 
-func (w *Worker) notificationAddresses(ctx context.Context, t string) ([]string, error) {
-	b, err := w.cfg.Redis.Get(ctx, keys.Settings(t)).Bytes()
-	if errors.Is(err, redis.Nil) {
-		return nil, nil
+// tenantRecipients lists, deduplicated, the tenant's global administrators'
+// contacts (its registry entry) and its assigned approvers that still count
+// (tenants.Store.IsApprover: users of the tenant's domains), plus, with
+// all, its notification addresses. Microsoft 365 notifies "the Global
+// Administrators and the Customer Lockbox access approver roles".
+func (w *Worker) tenantRecipients(ctx context.Context, t string, all bool) ([]string, error) {
+	var out []string
+	add := func(a string) {
+		if !slices.ContainsFunc(out, func(b string) bool { return strings.EqualFold(a, b) }) {
+			out = append(out, a)
+		}
 	}
+	entry, err := w.cfg.Tenants.Get(ctx, t)
+	switch {
+	case errors.Is(err, fault.ErrNotFound):
+		// No registry entry (a tenant from before onboarding): no known
+		// global administrators; its approvers don't count either.
+	case err != nil:
+		return nil, err
+	}
+	for _, a := range entry.GlobalAdmins {
+		add(a)
+	}
+	approvers, err := w.cfg.Redis.SMembers(ctx, keys.Approvers(t)).Result()
 	if err != nil {
 		return nil, err
 	}
-	var s struct {
-		NotificationAddresses []string `json:"notification_addresses"`
+	slices.Sort(approvers)
+	for _, a := range approvers {
+		ok, err := w.cfg.Tenants.IsApprover(ctx, t, a)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			add(a)
+		}
 	}
-	if err := json.Unmarshal(b, &s); err != nil {
-		return nil, fmt.Errorf("settings of %s: %w", t, err)
+	if all {
+		st, err := w.cfg.Tenants.Lookup(ctx, t)
+		if err != nil {
+			return nil, err
+		}
+		for _, a := range st.NotificationAddresses {
+			add(a)
+		}
 	}
-	return s.NotificationAddresses, nil
+	return out, nil
 }
 
-// WebhookPayload is the JSON body of a webhook delivery. It shows the
-// request as the tenant sees it (the provider's staff as "Microsoft
-// Operator").
+// WebhookPayload is the JSON body of a webhook delivery: one event of one
+// request, in the tenant's view (TenantView), because webhooks usually feed
+// chat channels the tenant reads: the engineer appears as "Microsoft
+// Operator" and any other provider staff as "Microsoft Support".
 type WebhookPayload struct {
-	Kind           Kind          `json:"kind"`
-	Tenant         string        `json:"tenant"`
-	RequestID      string        `json:"request_id"`
-	Service        string        `json:"service"`
-	ServiceRequest string        `json:"service_request"`
-	State          grants.State  `json:"state"`
-	Action         grants.Action `json:"action"`
-	Actor          string        `json:"actor"`
-	At             time.Time     `json:"at"`
-	DecideBy       *time.Time    `json:"decide_by,omitempty"`
-	ExpiresAt      *time.Time    `json:"expires_at,omitempty"`
-	Summary        string        `json:"summary"`
+	// Event is the Kind: request.created, request.pending_customer, ...
+	Event          Kind   `json:"event"`
+	Tenant         string `json:"tenant"`
+	RequestID      string `json:"request_id"`
+	Service        string `json:"service"`
+	ServiceRequest string `json:"service_request"`
+	// Activities are the requested activities; empty means all read
+	// activities of the service.
+	Activities []string `json:"activities"`
+	// Duration is the requested access window, e.g. "2h" or "1h30m".
+	Duration  string        `json:"duration"`
+	State     grants.State  `json:"state"`
+	Action    grants.Action `json:"action,omitempty"`
+	Actor     string        `json:"actor"`
+	At        time.Time     `json:"at"`
+	DecideBy  *time.Time    `json:"decide_by,omitempty"`
+	ExpiresAt *time.Time    `json:"expires_at,omitempty"`
+	Summary   string        `json:"summary"`
 }
 
 // WebhookBody renders ev as a webhook body.
 func WebhookBody(ev Event) ([]byte, error) {
-	msg, err := Render(ev, "", AudienceTenant)
-	if err != nil {
-		return nil, err
+	tv := TenantView(ev)
+	r, e := tv.Request, tv.Event
+	if e.ActorKind == grants.KindSystem {
+		e.Actor = "Lockbox"
 	}
-	r, e := grants.TenantView(ev.Request), ev.Event
-	if e.ActorKind == grants.KindProvider {
-		e.Actor = r.Requester
+	acts := r.Activities
+	if acts == nil {
+		acts = []string{}
 	}
 	return json.Marshal(WebhookPayload{
-		Kind: ev.Kind, Tenant: r.Tenant, RequestID: r.ID, Service: r.Service, ServiceRequest: r.ServiceRequest,
+		Event: ev.Kind, Tenant: r.Tenant, RequestID: r.ID, Service: r.Service, ServiceRequest: r.ServiceRequest,
+		Activities: acts, Duration: r.Duration.String(),
 		State: r.State, Action: e.Action, Actor: e.Actor, At: e.At.UTC(), DecideBy: r.DecideBy, ExpiresAt: r.ExpiresAt,
-		Summary: msg.Subject,
+		Summary: Summary(ev),
 	})
 }
 

@@ -28,6 +28,11 @@ import (
 // demoTenant is the tenant "lockbox dev" sets up, with lockbox on.
 const demoTenant = "contoso"
 
+// devManager is the support manager of "lockbox dev" (manager.jwt), and
+// the address new requests are mailed to unless
+// LOCKBOX_NOTIFY_MANAGER_ADDRESSES says otherwise.
+const devManager = "mary@provider.example"
+
 // devTokenTTL is how long the printed dev tokens last: a working day.
 const devTokenTTL = 12 * time.Hour
 
@@ -41,7 +46,7 @@ type devIdentity struct {
 var devIdentities = []devIdentity{
 	{"operator.jwt", "LOCKBOX_OPERATOR_TOKEN", identity.Claims{Subject: "alice@provider.example", Roles: []identity.Role{identity.RoleOperator}}, "support engineer (operator)"},
 	{"operator2.jwt", "LOCKBOX_OPERATOR2_TOKEN", identity.Claims{Subject: "bob@provider.example", Roles: []identity.Role{identity.RoleOperator}}, "second support engineer (operator)"},
-	{"manager.jwt", "LOCKBOX_MANAGER_TOKEN", identity.Claims{Subject: "mary@provider.example", Roles: []identity.Role{identity.RoleSupportManager}}, "support manager"},
+	{"manager.jwt", "LOCKBOX_MANAGER_TOKEN", identity.Claims{Subject: devManager, Roles: []identity.Role{identity.RoleSupportManager}}, "support manager"},
 	{"admin.jwt", "LOCKBOX_ADMIN_TOKEN", identity.Claims{Subject: "gina@contoso.example", Roles: []identity.Role{identity.RoleGlobalAdmin}, TenantID: demoTenant}, "global administrator of contoso"},
 	{"approver.jwt", "LOCKBOX_APPROVER_TOKEN", identity.Claims{Subject: "adam@contoso.example", Roles: []identity.Role{identity.RoleApprover}, TenantID: demoTenant}, "assigned lockbox approver of contoso"},
 	{"auditor.jwt", "LOCKBOX_AUDITOR_TOKEN", identity.Claims{Subject: "sue@provider.example", Roles: []identity.Role{identity.RoleAuditReader}}, "provider security auditor (all tenants)"},
@@ -76,6 +81,10 @@ func dev(ctx context.Context, env map[string]string, stdout, stderr io.Writer) e
 	cfg.JWKSFile, cfg.JWTHMACSecretFile = jwks, ""
 	// One process is the whole system in dev.
 	cfg.Serve = "proxy,api,jobs"
+	if _, set := env["LOCKBOX_NOTIFY_MANAGER_ADDRESSES"]; !set {
+		// The dev manager hears of new requests, as .eml files.
+		cfg.NotifyManagerAddresses = devManager
+	}
 	if _, set := env["LOCKBOX_SIEM_SINK"]; !set {
 		// stdout carries the welcome text in dev: the SIEM lines go to a file.
 		cfg.SIEMSink = "file:" + filepath.Join(cfg.DevDir, "siem.jsonl")
@@ -131,7 +140,7 @@ func dev(ctx context.Context, env map[string]string, stdout, stderr io.Writer) e
 	if err := writeTokens(cfg, key, addr, time.Now()); err != nil {
 		return err
 	}
-	printWelcome(stdout, cfg.DevDir, addr, "http://"+srv.ProxyAddr(), srv.MetricsAddr())
+	printWelcome(stdout, cfg.DevDir, addr, "http://"+srv.ProxyAddr(), srv.MetricsAddr(), cfg.NotifyManagerAddresses)
 	return srv.Run(ctx)
 }
 
@@ -208,7 +217,10 @@ func writeTokens(cfg config.Config, key ed25519.PrivateKey, addr string, now tim
 	return os.WriteFile(filepath.Join(cfg.DevDir, "env"), []byte(env.String()), 0o600)
 }
 
-func printWelcome(w io.Writer, dir, addr, proxy, metrics string) {
+func printWelcome(w io.Writer, dir, addr, proxy, metrics, managers string) {
+	if managers == "" {
+		managers = "nobody (LOCKBOX_NOTIFY_MANAGER_ADDRESSES is empty)"
+	}
 	fmt.Fprintf(w, `
 Lockbox dev is running.
   console  %s/console/   (sign in as any dev identity)
@@ -217,6 +229,8 @@ Lockbox dev is running.
   metrics  http://%s/metrics   health: /livez /readyz
   tokens   %s/*.jwt  (operator, operator2, manager, admin, approver, auditor, lockbox-admin)
   tenants  contoso (Customer Lockbox on, approver adam@contoso.example), fabrikam
+  mail     %s/mail/*.eml   (new requests to %s; requests awaiting contoso
+           to gina@contoso.example and adam@contoso.example; decisions to the engineer)
 
 Try the whole workflow in another shell:
   make build && export PATH=$PWD/bin:$PATH   # lockbox and lockboxctl in bin/
@@ -231,7 +245,7 @@ Try the whole workflow in another shell:
 
 Mint other tokens: go run ./cmd/lockbox dev token --sub bob@fabrikam.example --roles global-admin --tid fabrikam
 Stop with Ctrl-C.
-`, addr, addr, addr, proxy, metrics, dir, dir, proxy, proxy)
+`, addr, addr, addr, proxy, metrics, dir, dir, managers, dir, proxy, proxy)
 }
 
 // devToken mints a token from the dev signing key in LOCKBOX_DEV_DIR.

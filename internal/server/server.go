@@ -504,8 +504,13 @@ func (s *Server) sweepLoop(ctx context.Context) {
 // SMTP and webhooks. Without SMTP, e-mails are logged (and written to
 // DevMailDir in dev), so nothing is lost while none is configured.
 func newNotifier(cfg config.Config, opts Options, s *Server) (*notify.Worker, error) {
+	managers, err := cfg.ManagerAddresses()
+	if err != nil {
+		return nil, err
+	}
 	nc := notify.Config{Redis: s.Redis, Now: opts.Now, Registerer: s.Registry,
-		Logger: opts.Logger.With("component", "notify"), DevDir: opts.DevMailDir}
+		Logger: opts.Logger.With("component", "notify"), DevDir: opts.DevMailDir,
+		Tenants: s.Tenants, ManagerAddresses: managers, ExpiryWarning: cfg.NotifyExpiryWarning}
 	if cfg.SMTPAddr != "" {
 		nc.SMTP = &notify.SMTPConfig{Addr: cfg.SMTPAddr, From: cfg.SMTPFrom, Username: cfg.SMTPUsername,
 			PasswordFile: cfg.SMTPPasswordFile, StartTLS: notify.StartTLSPolicy(cfg.SMTPStartTLS)}
@@ -525,7 +530,7 @@ func newNotifier(cfg config.Config, opts Options, s *Server) (*notify.Worker, er
 	}
 	w, err := notify.NewWorker(nc)
 	if err != nil {
-		return nil, fmt.Errorf("notifications (LOCKBOX_SMTP_*, LOCKBOX_WEBHOOK_*): %w", err)
+		return nil, fmt.Errorf("notifications (LOCKBOX_SMTP_*, LOCKBOX_WEBHOOK_*, LOCKBOX_NOTIFY_*): %w", err)
 	}
 	return w, nil
 }
