@@ -216,17 +216,3 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 
 // Std returns d as a time.Duration.
 func (d Duration) Std() time.Duration { return time.Duration(d) }
-
-// String writes d the way people write it: "5h", "1h30m", "45m", without
-// the zero minutes and seconds of time.Duration's "5h0m0s". MarshalJSON
-// keeps time.Duration's form, which clients already parse.
-func (d Duration) String() string {
-	s := time.Duration(d).String()
-	if t, ok := strings.CutSuffix(s, "m0s"); ok { // "5h0m0s" -> "5h0m", "45m0s" -> "45m"
-		s = t + "m"
-	}
-	if t, ok := strings.CutSuffix(s, "h0m"); ok { // "5h0m" -> "5h"
-		s = t + "h"
-	}
-	return s
-}

@@ -48,6 +48,11 @@ type Config struct {
 	// Outbox, when set, queues the notifications of each transition in the
 	// transition's own MULTI; nil sends no notifications.
 	Outbox Outbox
+	// Changed, when set, is called with the tenant after each committed
+	// transition, so this process's caches drop the tenant's grants at once
+	// (other replicas hear of it through the event the transition
+	// publishes).
+	Changed func(tenant string)
 }
 
 // Outbox queues the notifications a transition causes. EnqueueTx adds its
@@ -81,6 +86,9 @@ func (c *Config) CheckAndSetDefaults() error {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Changed == nil {
+		c.Changed = func(string) {}
 	}
 	return nil
 }
@@ -152,6 +160,7 @@ func (s *Store) Create(ctx context.Context, actor Actor, in CreateInput) (Reques
 	if err != nil {
 		return Request{}, s.storeErr("create", err)
 	}
+	s.cfg.Changed(r.Tenant)
 	s.metrics.observe(Request{}, r)
 	s.cfg.Logger.InfoContext(ctx, "request created", "request_id", r.ID, "tenant", r.Tenant, "service", r.Service, "requester", r.Requester)
 	return r, nil
@@ -512,6 +521,7 @@ func (s *Store) update(ctx context.Context, tenant, id string, act Action, fn fu
 			return out, s.storeErr("update", err)
 		}
 		if len(out.History) > len(cur.History) {
+			s.cfg.Changed(tenant)
 			s.metrics.observe(cur, out)
 			last := out.History[len(out.History)-1]
 			s.cfg.Logger.InfoContext(ctx, "request transition", "request_id", id, "tenant", tenant,

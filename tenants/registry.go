@@ -262,6 +262,7 @@ func (s *Store) Onboard(ctx context.Context, p identity.Principal, clientIP stri
 	if err != nil {
 		return Tenant{}, Settings{}, storeErr("tenants: onboard", err)
 	}
+	s.changed(t.ID)
 	// The provider-wide index lives in another slot: written after the
 	// tenant's own transaction, and idempotent, so a failure here is
 	// repaired by the next write (Reindex).

@@ -67,10 +67,11 @@ func (s *Settings) Validate() error {
 
 // Store keeps tenants' registry entries, settings and approvers in Redis.
 type Store struct {
-	rdb   redis.UniversalClient
-	log   *audit.Log
-	now   func() time.Time
-	guard Guard
+	rdb     redis.UniversalClient
+	log     *audit.Log
+	now     func() time.Time
+	guard   Guard
+	changed func(tenant string)
 }
 
 // Guard ends the access that a settings change no longer allows. Which
@@ -91,8 +92,14 @@ func NewStore(rdb redis.UniversalClient, log *audit.Log, now func() time.Time) *
 	if now == nil {
 		now = time.Now
 	}
-	return &Store{rdb: rdb, log: log, now: now}
+	return &Store{rdb: rdb, log: log, now: now, changed: func(string) {}}
 }
+
+// SetChanged sets what is called with the tenant after each committed
+// settings change or onboarding, so this process's caches drop the
+// tenant's settings at once (other replicas hear of it through the event
+// the change publishes).
+func (s *Store) SetChanged(f func(tenant string)) { s.changed = f }
 
 // SetGuard sets the Guard that turning the switch on calls. Until one is
 // set, turning Customer Lockbox on is refused: it could not end the grants
@@ -283,6 +290,7 @@ func (s *Store) PutSettings(ctx context.Context, p identity.Principal, clientIP,
 	if err != nil {
 		return Settings{}, storeErr("tenants: put settings", err)
 	}
+	s.changed(tenant)
 	return st, nil
 }
 

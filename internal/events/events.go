@@ -66,6 +66,13 @@ func NewListener(rdb redis.UniversalClient, log *slog.Logger, inv ...Invalidator
 	return &Listener{rdb: rdb, log: log, inv: inv, ready: make(chan struct{})}
 }
 
+// Add adds invalidators to tell.
+func (l *Listener) Add(inv ...Invalidator) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.inv = append(l.inv, inv...)
+}
+
 // Ready is closed once the Listener first subscribed.
 func (l *Listener) Ready() <-chan struct{} { return l.ready }
 
@@ -114,6 +121,17 @@ func (l *Listener) Run(ctx context.Context) {
 			}
 			l.mu.Unlock()
 		}
+	}
+}
+
+// Invalidate tells the invalidators that tenant changed, without waiting
+// for the event: the process that made a change calls it right after the
+// commit, so its own caches never lag behind its own writes.
+func (l *Listener) Invalidate(tenant string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, inv := range l.inv {
+		inv.Invalidate(tenant)
 	}
 }
 

@@ -87,7 +87,7 @@ type Server struct {
 	Registry *prometheus.Registry
 
 	Notifier  *notify.Worker
-	events    *events.Listener // clears the proxy's caches; nil without the proxy
+	events    *events.Listener // clears the proxy's caches
 	siem      *audit.Forwarder
 	siemClose io.Closer
 
@@ -139,10 +139,15 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 			return nil, err
 		}
 	}
+	// The proxy's caches hear of other replicas' changes through events,
+	// and of this process's own at once.
+	s.events = events.NewListener(s.Redis, opts.Logger.With("component", "events"))
+	s.events.Drop = opts.DropInvalidation
+	s.Tenants.SetChanged(s.events.Invalidate)
 	if s.Requests, err = grants.NewStore(grants.Config{
 		Redis: s.Redis, Audit: s.Audit, Tenants: s.Tenants, Catalog: s.Policy,
 		Now: opts.Now, Logger: opts.Logger.With("component", "grants"), Registerer: s.Registry,
-		Outbox: notify.NewOutbox(),
+		Outbox: notify.NewOutbox(), Changed: s.events.Invalidate,
 	}); err != nil {
 		s.Redis.Close()
 		return nil, err
@@ -224,8 +229,7 @@ func (s *Server) newProxy(cfg config.Config, opts Options, upstreams map[string]
 	// LOCKBOX_CACHE_MAX_AGE; every change's event clears them at once.
 	grantCache := grants.NewGrantCache(s.Requests, cfg.CacheMaxAge, opts.Now)
 	settingsCache := tenants.NewSettingsCache(s.Tenants, cfg.CacheMaxAge, opts.Now)
-	s.events = events.NewListener(s.Redis, opts.Logger.With("component", "events"), grantCache, settingsCache)
-	s.events.Drop = opts.DropInvalidation
+	s.events.Add(grantCache, settingsCache)
 	var err error
 	if s.Proxy, err = proxy.New(proxy.Config{
 		Upstreams: upstreams, Auth: s.Verifier, Grants: grantCache, Tenants: settingsCache,
@@ -391,7 +395,7 @@ func (s *Server) Run(ctx context.Context) error {
 	background := []func(context.Context){
 		func(ctx context.Context) { s.Policy.Watch(ctx, s.cfg.PolicyReloadInterval) },
 	}
-	if s.events != nil {
+	if s.Proxy != nil {
 		background = append(background, s.events.Run)
 	}
 	if s.cfg.Runs(config.ComponentJobs) {
