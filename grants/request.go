@@ -98,7 +98,7 @@ type Request struct {
 // ActorKind says on whose side an actor stands.
 type ActorKind string
 
-// Actor kinds. Tenant users see provider actors as "Microsoft Operator".
+// Actor kinds. Tenant users see provider actors by a label (ProviderLabel).
 const (
 	KindProvider ActorKind = "provider"
 	KindTenant   ActorKind = "tenant"
@@ -112,20 +112,23 @@ type Event struct {
 	ActorKind ActorKind `json:"actor_kind"`
 	From      State     `json:"from,omitempty"`
 	To        State     `json:"to"`
-	At        time.Time `json:"at"`
-	ClientIP  string    `json:"client_ip,omitempty"`
-	Comment   string    `json:"comment,omitempty"`
+	// ActorGlobalAdmin marks a tenant actor who is a global administrator
+	// of the tenant (the audit record's UserType Admin, not Regular).
+	ActorGlobalAdmin bool      `json:"actor_global_admin,omitempty"`
+	At               time.Time `json:"at"`
+	ClientIP         string    `json:"client_ip,omitempty"`
+	Comment          string    `json:"comment,omitempty"`
 }
 
 // Grant is what the proxy reads for (tenant, operator, service): the
 // approved access, valid only while now < ExpiresAt.
 type Grant struct {
-	RequestID  string    `json:"request_id"`
-	Tenant     string    `json:"tenant"`
-	Operator   string    `json:"operator"`
-	Service    string    `json:"service"`
-	Activities []string  `json:"activities"`
-	Approver   string    `json:"approver"`
+	RequestID  string   `json:"request_id"`
+	Tenant     string   `json:"tenant"`
+	Operator   string   `json:"operator"`
+	Service    string   `json:"service"`
+	Activities []string `json:"activities"`
+	Approver   string   `json:"approver"`
 	// ApprovedBy says on whose side the final approval was given: tenant
 	// (an approver of the tenant) or provider (the support manager, while
 	// the tenant's lockbox was off). With the tenant's lockbox on, only a

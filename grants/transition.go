@@ -267,7 +267,8 @@ func move(r Request, act Action, actor Actor, comment string, to State, at time.
 	}
 	r.History = append(slices.Clip(r.History), Event{
 		Action: act, Actor: actor.Principal.Subject, ActorKind: kind, From: r.State, To: to,
-		At: at.UTC(), ClientIP: actor.ClientIP, Comment: comment,
+		ActorGlobalAdmin: kind == KindTenant && actor.Principal.IsGlobalAdminOf(r.Tenant),
+		At:               at.UTC(), ClientIP: actor.ClientIP, Comment: comment,
 	})
 	r.State = to
 	if !to.Pending() {
