@@ -139,12 +139,7 @@ func (l *Log) AppendTx(ctx context.Context, tx redis.Pipeliner, r Record) error 
 	if err != nil {
 		return err
 	}
-	b, err := json.Marshal(r)
-	if err != nil {
-		return fmt.Errorf("audit: encode: %w", err)
-	}
-	appendScript.Eval(ctx, tx, []string{keys.Audit(r.LockboxTenant), keys.AuditHead(r.LockboxTenant)}, string(b))
-	return nil
+	return queue(ctx, tx, r)
 }
 
 // Append writes r durably on its own and returns it as written.
@@ -155,11 +150,21 @@ func (l *Log) Append(ctx context.Context, r Record) (Record, error) {
 	if err != nil {
 		return Record{}, err
 	}
-	_, err = l.rdb.TxPipelined(ctx, func(tx redis.Pipeliner) error { return l.AppendTx(ctx, tx, r) })
+	_, err = l.rdb.TxPipelined(ctx, func(tx redis.Pipeliner) error { return queue(ctx, tx, r) })
 	if err != nil {
 		return Record{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return r, nil
+}
+
+// queue adds the append of the completed record r to tx.
+func queue(ctx context.Context, tx redis.Pipeliner, r Record) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("audit: encode: %w", err)
+	}
+	appendScript.Eval(ctx, tx, []string{keys.Audit(r.LockboxTenant), keys.AuditHead(r.LockboxTenant)}, string(b))
+	return nil
 }
 
 // List returns up to limit of the tenant's records, newest first.

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -814,4 +815,58 @@ func TestNewRejects(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// registryReads counts the commands that read a tenant's registry entry.
+type registryReads struct{ n atomic.Int64 }
+
+func (h *registryReads) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *registryReads) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if cmd.Name() == "get" && len(cmd.Args()) > 1 && strings.HasSuffix(fmt.Sprint(cmd.Args()[1]), "}:tenant") {
+			h.n.Add(1)
+		}
+		return next(ctx, cmd)
+	}
+}
+func (h *registryReads) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// TestAuditReadsTheRegistryOncePerTenant: the operator-action record
+// carries the tenant's GUID, which the audit log reads from the registry
+// on the first call for a tenant only: the hot path gains no Redis round
+// trip per call.
+func TestAuditReadsTheRegistryOncePerTenant(t *testing.T) {
+	reads := &registryReads{}
+	var auditor *audit.Log
+	e := newTestEnv(t, func(e *testEnv, c *Config) {
+		rdb := redis.NewClient(e.rdb.Options())
+		t.Cleanup(func() { rdb.Close() })
+		rdb.AddHook(reads)
+		auditor = audit.NewLog(rdb, e.clk.Now)
+		c.Auditor = auditor
+	})
+	e.grantFor(alice, "contoso", "exchange", 2*time.Hour)
+	for range 5 {
+		if res := e.send(as(alice, "GET", mailboxes)(e)); res.status != http.StatusOK {
+			t.Fatalf("call: %d %s", res.status, res.body)
+		}
+	}
+	if n := reads.n.Load(); n != 1 {
+		t.Errorf("5 calls read the tenant registry %d times, want once", n)
+	}
+	tn, err := e.tenants.Get(context.Background(), "contoso")
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := auditor.List(context.Background(), "contoso", 5)
+	if err != nil || len(recs) != 5 {
+		t.Fatalf("%d records, %v", len(recs), err)
+	}
+	for _, r := range recs {
+		if r.OrganizationId != tn.OrganizationID || !r.Operator() {
+			t.Errorf("record %+v: want an operator action of organization %s", r, tn.OrganizationID)
+		}
+	}
 }
