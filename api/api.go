@@ -199,6 +199,27 @@ var routes = []route{
 	{method: http.MethodGet, path: "/v1/openapi.yaml", public: true, handle: (*server).openAPI},
 }
 
+// Route names one route of the API.
+type Route struct {
+	Method string
+	// Path is the ServeMux path pattern; {name} wildcards are those of
+	// openapi.yaml.
+	Path string
+	// Public routes are served without a bearer token.
+	Public bool
+}
+
+// Routes lists every route the API serves, for tests and tools that walk
+// them all (such as the check that no tenant view names a provider
+// identity), so a new route is walked without anyone adding it to a list.
+func Routes() []Route {
+	out := make([]Route, len(routes))
+	for i, rt := range routes {
+		out[i] = Route{Method: rt.method, Path: rt.path, Public: rt.public}
+	}
+	return out
+}
+
 // New returns the API handler. Mount it at the root of the API address.
 func New(cfg Config) (http.Handler, error) {
 	if err := cfg.CheckAndSetDefaults(); err != nil {

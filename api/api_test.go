@@ -66,8 +66,9 @@ func TestLifecycle(t *testing.T) {
 	if req.DecideBy != nil {
 		t.Errorf("decide_by = %v after the decision, want none", req.DecideBy)
 	}
-	// Tenant users see the provider's staff as "Microsoft Operator".
-	if req.Requester != audit.OperatorUserID || req.ManagerApprover != audit.OperatorUserID {
+	// Tenant users see the engineer as "Microsoft Operator", the manager
+	// as "Microsoft Support".
+	if req.Requester != audit.OperatorUserID || req.ManagerApprover != audit.ProviderUserID {
 		t.Errorf("tenant view: requester %q, manager %q", req.Requester, req.ManagerApprover)
 	}
 	if !strings.Contains(string(r.body), `"approved_at"`) || !strings.Contains(string(r.body), `"expires_at"`) {
@@ -638,7 +639,7 @@ func TestAudit(t *testing.T) {
 		var ops []string
 		for i, rec := range recs {
 			ops = append(ops, rec.Operation)
-			if i > 0 && rec.CreationTime.After(recs[i-1].CreationTime) {
+			if i > 0 && rec.CreationTime.After(recs[i-1].CreationTime.Time) {
 				t.Errorf("record %d is newer than record %d", i, i-1)
 			}
 		}
@@ -649,11 +650,11 @@ func TestAudit(t *testing.T) {
 		d := recs[0]
 		if d.ApprovalDecision != audit.ApprovalApprove || d.UserId != contosoApprover.sub || d.ObjectId != req.ID ||
 			d.LockboxRequestId != req.ID || d.Comment != "go ahead" || d.ClientIP != "127.0.0.1" ||
-			d.OrganizationId != "contoso" || d.Workload != "exchange" || d.ResultStatus != audit.ResultSucceeded ||
-			!d.CreationTime.Equal(e.clk.Now()) {
+			!audit.IsGUID(d.OrganizationId) || d.LockboxTenant != "contoso" || d.Workload != "exchange" || d.ResultStatus != audit.ResultSucceeded ||
+			!d.CreationTime.Equal(e.clk.Now().Truncate(time.Second)) {
 			t.Errorf("tenant decision record = %+v", d)
 		}
-		if m := recs[1]; m.UserId != audit.OperatorUserID || m.ApprovalDecision != audit.ApprovalApprove {
+		if m := recs[1]; m.UserId != audit.ProviderUserID || m.ApprovalDecision != audit.ApprovalApprove || m.ClientIP != "" {
 			t.Errorf("manager decision record = %+v", m)
 		}
 	})

@@ -22,7 +22,8 @@ var auditor = identity.Principal{Subject: "sue", Roles: []identity.Role{identity
 func appendN(t *testing.T, log *audit.Log, n int) {
 	t.Helper()
 	for i := range n {
-		if _, err := log.Append(context.Background(), audit.Record{Operation: fmt.Sprintf("Op-%d", i), OrganizationId: "contoso", Workload: "exchange", UserId: audit.OperatorUserID}); err != nil {
+		if _, err := log.Append(context.Background(), audit.Record{Operation: fmt.Sprintf("Op-%d", i), LockboxTenant: "contoso",
+			RecordType: audit.RecordTypeDataCenterSecurityCmdlet, Workload: "exchange", UserId: audit.OperatorUserID}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -67,6 +68,7 @@ func TestChainCatchesTampering(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			rdb := redistest.Client(t)
 			log := audit.NewLog(rdb, clock.NewFake(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)).Now)
+			onboard(t, rdb, "contoso")
 			appendN(t, log, 5)
 			var ids []string
 			for _, m := range rdb.XRange(ctx, stream, "-", "+").Val() {
@@ -99,6 +101,7 @@ func TestChainConcurrentWriters(t *testing.T) {
 	rdb := redistest.Client(t)
 	opts := rdb.Options()
 	c := clock.NewFake(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC))
+	onboard(t, rdb, "contoso")
 	var wg sync.WaitGroup
 	for range 8 {
 		client := redis.NewClient(opts)
@@ -106,7 +109,7 @@ func TestChainConcurrentWriters(t *testing.T) {
 		log := audit.NewLog(client, c.Now)
 		wg.Go(func() {
 			for i := range 50 {
-				if _, err := log.Append(context.Background(), audit.Record{Operation: fmt.Sprint("Op-", i), OrganizationId: "contoso", UserId: "x"}); err != nil {
+				if _, err := log.Append(context.Background(), audit.Record{Operation: fmt.Sprint("Op-", i), LockboxTenant: "contoso", RecordType: audit.RecordTypeExchangeAdmin, UserId: "x"}); err != nil {
 					t.Error(err)
 					return
 				}

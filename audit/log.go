@@ -3,7 +3,9 @@ package audit
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -23,6 +25,13 @@ const field = "r"
 type Log struct {
 	rdb redis.UniversalClient
 	now func() time.Time
+
+	// orgIDs caches each tenant's organization GUID (tenant → string).
+	// A tenant's GUID never changes once it is onboarded, so an entry is
+	// never invalidated, and the proxy's hot path reads Redis for it once
+	// per tenant and process. Misses are not cached: a tenant onboarded
+	// later is found on its first record.
+	orgIDs sync.Map
 }
 
 // NewLog returns a Log over rdb. now stamps records; nil means time.Now.
@@ -33,44 +42,129 @@ func NewLog(rdb redis.UniversalClient, now func() time.Time) *Log {
 	return &Log{rdb: rdb, now: now}
 }
 
-// Prepare fills the record's Id, CreationTime (UTC) and ResultStatus when
-// they are empty.
+// Prepare fills what the writer leaves to the log: Id, CreationTime (UTC,
+// whole seconds), ResultStatus, UserKey (= UserId) and Version.
 func (l *Log) Prepare(r Record) Record {
 	if r.Id == "" {
 		r.Id = uuid.Must(uuid.NewV7()).String()
 	}
 	if r.CreationTime.IsZero() {
-		r.CreationTime = l.now()
+		r.CreationTime = Time{l.now()}
 	}
-	r.CreationTime = r.CreationTime.UTC().Truncate(time.Millisecond)
+	r.CreationTime = TimeOf(r.CreationTime.Time)
+	if r.LockboxApprovalTime != nil {
+		t := TimeOf(r.LockboxApprovalTime.Time)
+		r.LockboxApprovalTime = &t
+	}
 	if r.ResultStatus == "" {
 		r.ResultStatus = ResultSucceeded
+	}
+	if r.UserKey == "" {
+		r.UserKey = r.UserId
+	}
+	if r.Version == 0 {
+		r.Version = SchemaVersion
 	}
 	return r
 }
 
-// AppendTx queues r on the tenant's stream inside the caller's transaction,
-// so the record commits with the change it describes.
-func (l *Log) AppendTx(ctx context.Context, tx redis.Pipeliner, r Record) error {
-	if err := keys.ValidTenant(r.OrganizationId); err != nil {
-		return fmt.Errorf("audit: %w", err)
+// OrganizationID returns tenant's organization GUID from its registry
+// entry, read from Redis once per tenant and process. A tenant without a
+// registry entry has none: the error wraps fault.ErrNotFound (code
+// tenant_not_found).
+func (l *Log) OrganizationID(ctx context.Context, tenant string) (string, error) {
+	if id, ok := l.orgIDs.Load(tenant); ok {
+		return id.(string), nil
 	}
-	b, err := json.Marshal(l.Prepare(r))
+	if err := keys.ValidTenant(tenant); err != nil {
+		return "", fault.New(fault.ErrInvalid, "invalid_tenant", "%v", err)
+	}
+	b, err := l.rdb.Get(ctx, keys.Tenant(tenant)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return "", fault.New(fault.ErrNotFound, "tenant_not_found",
+			"tenant %s is not onboarded: its audit records would have no OrganizationId", tenant)
+	}
 	if err != nil {
-		return fmt.Errorf("audit: encode: %w", err)
+		return "", fmt.Errorf("%w: audit: organization id of %s: %w", ErrUnavailable, tenant, err)
 	}
-	appendScript.Eval(ctx, tx, []string{keys.Audit(r.OrganizationId), keys.AuditHead(r.OrganizationId)}, string(b))
-	return nil
+	// The registry is the tenants package's; only its organization_id
+	// matters here, and audit must not import tenants (tenants writes
+	// audit records).
+	var entry struct {
+		OrganizationID string `json:"organization_id"`
+	}
+	if err := json.Unmarshal(b, &entry); err != nil || !IsGUID(entry.OrganizationID) {
+		return "", fmt.Errorf("audit: registry entry of %s has no valid organization_id (%q): %v", tenant, entry.OrganizationID, err)
+	}
+	l.orgIDs.Store(tenant, entry.OrganizationID)
+	return entry.OrganizationID, nil
 }
 
-// Append writes r durably on its own.
+// complete checks r before it is written and fills its OrganizationId from
+// the registry when the writer left it empty. Only the writer of a tenant's
+// registry entry (onboarding, in the transaction that creates it) knows
+// the GUID before it is readable, and sets it.
+func (l *Log) complete(ctx context.Context, r Record) (Record, error) {
+	if err := keys.ValidTenant(r.LockboxTenant); err != nil {
+		return r, fmt.Errorf("audit: LockboxTenant: %w", err)
+	}
+	switch {
+	case r.Operation == "":
+		return r, errors.New("audit: a record needs an Operation")
+	case r.UserId == "":
+		return r, errors.New("audit: a record needs a UserId")
+	case !r.RecordType.Known():
+		return r, fmt.Errorf("audit: RecordType %d is not one Lockbox writes", r.RecordType)
+	case !r.UserType.Valid():
+		return r, fmt.Errorf("audit: UserType %d is not one of the schema's", r.UserType)
+	}
+	if r.OrganizationId == "" {
+		id, err := l.OrganizationID(ctx, r.LockboxTenant)
+		if err != nil {
+			return r, err
+		}
+		r.OrganizationId = id
+	} else if !IsGUID(r.OrganizationId) {
+		return r, fmt.Errorf("audit: OrganizationId %q is not the tenant's GUID", r.OrganizationId)
+	}
+	return l.Prepare(r), nil
+}
+
+// AppendTx queues r on the tenant's stream (r.LockboxTenant) inside the
+// caller's transaction, so the record commits with the change it
+// describes. It fails, queueing nothing, for a tenant without a registry
+// entry: a record without its OrganizationId is never written.
+func (l *Log) AppendTx(ctx context.Context, tx redis.Pipeliner, r Record) error {
+	r, err := l.complete(ctx, r)
+	if err != nil {
+		return err
+	}
+	return queue(ctx, tx, r)
+}
+
+// Append writes r durably on its own and returns it as written.
 func (l *Log) Append(ctx context.Context, r Record) (Record, error) {
-	r = l.Prepare(r)
-	_, err := l.rdb.TxPipelined(ctx, func(tx redis.Pipeliner) error { return l.AppendTx(ctx, tx, r) })
+	// Completed before the transaction, so the (cached) registry read is
+	// not inside it and the returned record is the one written.
+	r, err := l.complete(ctx, r)
+	if err != nil {
+		return Record{}, err
+	}
+	_, err = l.rdb.TxPipelined(ctx, func(tx redis.Pipeliner) error { return queue(ctx, tx, r) })
 	if err != nil {
 		return Record{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return r, nil
+}
+
+// queue adds the append of the completed record r to tx.
+func queue(ctx context.Context, tx redis.Pipeliner, r Record) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("audit: encode: %w", err)
+	}
+	appendScript.Eval(ctx, tx, []string{keys.Audit(r.LockboxTenant), keys.AuditHead(r.LockboxTenant)}, string(b))
+	return nil
 }
 
 // List returns up to limit of the tenant's records, newest first.
@@ -84,14 +178,37 @@ func (l *Log) List(ctx context.Context, tenant string, limit int64) ([]Record, e
 	}
 	out := make([]Record, 0, len(msgs))
 	for _, m := range msgs {
-		s, _ := m.Values[field].(string)
-		var r Record
-		if err := json.Unmarshal([]byte(s), &r); err != nil {
-			return nil, fmt.Errorf("audit: stream entry %s of %s is corrupt: %w", m.ID, tenant, err)
+		r, err := l.decode(ctx, tenant, m)
+		if err != nil {
+			return nil, err
 		}
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+// decode reads the record of a stream entry of tenant's log. A record
+// written before Lockbox followed the common schema gets its tenant's
+// GUID as OrganizationId, when the tenant has one.
+func (l *Log) decode(ctx context.Context, tenant string, m redis.XMessage) (Record, error) {
+	s, _ := m.Values[field].(string)
+	var r Record
+	if err := json.Unmarshal([]byte(s), &r); err != nil {
+		return Record{}, fmt.Errorf("audit: stream entry %s of %s is corrupt: %w", m.ID, tenant, err)
+	}
+	if r.legacy {
+		if r.LockboxTenant == "" {
+			r.LockboxTenant = tenant
+		}
+		if !IsGUID(r.OrganizationId) {
+			// Reading goes on without it: the record is still the
+			// tenant's, and hiding it would hide history.
+			if id, err := l.OrganizationID(ctx, tenant); err == nil {
+				r.OrganizationId = id
+			}
+		}
+	}
+	return r, nil
 }
 
 func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }

@@ -1,13 +1,16 @@
 package audit
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"strconv"
+)
 
 // OCSF (Open Cybersecurity Schema Framework) rendering of audit records for
 // SIEMs that ingest OCSF. Every record becomes an API Activity event (class
 // 6003, category 6 "Application Activity"):
 //
-//   - operator actions through the proxy (UserType "DcAdmin") map their HTTP
-//     method to the activity: GET/HEAD → Read, POST → Create, PUT/PATCH →
+//   - operator actions through the proxy (RecordType 10,
+//     DataCenterSecurityCmdlet) map their HTTP method to the activity: GET/HEAD → Read, POST → Create, PUT/PATCH →
 //     Update, DELETE → Delete;
 //   - control-plane records (requests, decisions, settings, approvers) are
 //     activity 99 "Other", the operation naming what happened.
@@ -113,8 +116,8 @@ type OCSFAPIRequest struct {
 // OCSF renders r as an OCSF API Activity event.
 func OCSF(r Record) OCSFEvent {
 	activity := OCSFActivityOther
-	if r.UserType == UserTypeDcAdmin {
-		activity = ocsfActivity(r.Method)
+	if r.Operator() {
+		activity = ocsfActivity(r.LockboxMethod)
 	}
 	e := OCSFEvent{
 		ActivityID:   activity,
@@ -148,33 +151,34 @@ func OCSF(r Record) OCSFEvent {
 	if r.Workload != "" {
 		e.API.Service = &OCSFAPIService{Name: r.Workload}
 	}
-	reqID := r.LockboxRequestId
-	if reqID == "" && r.Workload != WorkloadLockbox {
-		// Decisions name their request as the object.
-		reqID = r.ObjectId
-	}
-	if reqID != "" {
-		e.API.Request = &OCSFAPIRequest{UID: reqID}
+	if r.LockboxRequestId != "" {
+		e.API.Request = &OCSFAPIRequest{UID: r.LockboxRequestId}
 	}
 	u := map[string]string{}
 	for k, v := range map[string]string{
 		"OrganizationId":        r.OrganizationId,
+		"LockboxTenant":         r.LockboxTenant,
 		"Workload":              r.Workload,
 		"ApprovalDecision":      r.ApprovalDecision,
 		"Comment":               r.Comment,
 		"ObjectId":              r.ObjectId,
-		"UserType":              r.UserType,
 		"LockboxApprover":       r.LockboxApprover,
-		"Method":                r.Method,
-		"Path":                  r.Path,
+		"ProviderApproverId":    r.ProviderApproverId,
+		"LockboxMethod":         r.LockboxMethod,
+		"LockboxPath":           r.LockboxPath,
 		"LockboxPolicyRevision": r.LockboxPolicyRevision,
 	} {
 		if v != "" {
 			u[k] = v
 		}
 	}
+	// The schema's integers, as the record writes them.
+	if r.RecordType != 0 {
+		u["RecordType"] = strconv.Itoa(int(r.RecordType))
+		u["UserType"] = strconv.Itoa(int(r.UserType))
+	}
 	if r.LockboxApprovalTime != nil {
-		u["LockboxApprovalTime"] = r.LockboxApprovalTime.UTC().Format(creationTimeLayout)
+		u["LockboxApprovalTime"] = r.LockboxApprovalTime.UTC().Format(TimeLayout)
 	}
 	if len(u) > 0 {
 		e.Unmapped = u

@@ -10,13 +10,13 @@ func TestOCSFActivities(t *testing.T) {
 		"GET": OCSFActivityRead, "HEAD": OCSFActivityRead, "POST": OCSFActivityCreate,
 		"PUT": OCSFActivityUpdate, "PATCH": OCSFActivityUpdate, "DELETE": OCSFActivityDelete, "OPTIONS": OCSFActivityOther,
 	} {
-		e := OCSF(Record{UserType: UserTypeDcAdmin, Method: method, Operation: "Op"})
+		e := OCSF(Record{RecordType: RecordTypeDataCenterSecurityCmdlet, UserType: UserTypeDcAdmin, LockboxMethod: method, Operation: "Op"})
 		if e.ActivityID != want || e.TypeUID != 600300+want || e.ActivityName != ocsfActivityNames[want] {
 			t.Errorf("%s: %d %d %q", method, e.ActivityID, e.TypeUID, e.ActivityName)
 		}
 	}
 	// A control-plane record with a method is still "Other".
-	if e := OCSF(Record{Method: "DELETE", Operation: OpRevokeAccess}); e.ActivityID != OCSFActivityOther || e.API.Operation != OpRevokeAccess {
+	if e := OCSF(Record{RecordType: RecordTypeExchangeAdmin, LockboxMethod: "DELETE", Operation: OpRevokeAccess}); e.ActivityID != OCSFActivityOther || e.API.Operation != OpRevokeAccess {
 		t.Errorf("control plane: %+v", e)
 	}
 	if e := OCSF(Record{ResultStatus: "Failed"}); e.StatusID != 2 || e.Status != "Failure" {

@@ -61,7 +61,7 @@ func (l *Log) Trim(ctx context.Context, tenant string, cutoff time.Time) (int, e
 		}
 		last := -1
 		for i, m := range msgs {
-			var rec struct{ CreationTime time.Time }
+			var rec struct{ CreationTime Time }
 			s, _ := m.Values[field].(string)
 			if json.Unmarshal([]byte(s), &rec) != nil || !rec.CreationTime.Before(cutoff) {
 				break

@@ -18,6 +18,7 @@ func TestRetentionKeepsTheChainVerifiable(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	c := clock.NewFake(t0)
 	log := audit.NewLog(rdb, c.Now)
+	onboard(t, rdb, "contoso")
 	for range 10 {
 		appendN(t, log, 1)
 		c.Advance(time.Hour)
@@ -64,6 +65,7 @@ func TestTrimAll(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	c := clock.NewFake(t0)
 	log := audit.NewLog(rdb, c.Now)
+	onboard(t, rdb, "contoso")
 	rdb.SAdd(ctx, keys.Tenants(), "contoso")
 	appendN(t, log, 3)
 	c.Advance(48 * time.Hour)

@@ -5,7 +5,6 @@ import (
 	"container/heap"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
@@ -275,7 +274,7 @@ func (l *Log) open(ctx context.Context, q Query) (iterator, error) {
 		stopBefore = q.From.Add(-ClockSkew)
 	}
 	if q.Tenant != "" {
-		r := &streamReader{rdb: l.rdb, tenant: q.Tenant, max: "+", batch: batchSize, stopBefore: stopBefore}
+		r := &streamReader{log: l, tenant: q.Tenant, max: "+", batch: batchSize, stopBefore: stopBefore}
 		if after != nil {
 			r.start(*after)
 		}
@@ -291,7 +290,7 @@ func (l *Log) open(ctx context.Context, q Query) (iterator, error) {
 		if keys.ValidTenant(t) != nil {
 			continue
 		}
-		r := &streamReader{rdb: l.rdb, tenant: t, max: "+", batch: mergeBatchSize, stopBefore: stopBefore}
+		r := &streamReader{log: l, tenant: t, max: "+", batch: mergeBatchSize, stopBefore: stopBefore}
 		if after != nil {
 			r.start(*after)
 		}
@@ -302,7 +301,7 @@ func (l *Log) open(ctx context.Context, q Query) (iterator, error) {
 
 // streamReader reads one tenant's stream newest first, in batches.
 type streamReader struct {
-	rdb        redis.UniversalClient
+	log        *Log
 	tenant     string
 	max        string // the highest id of the next batch; "" when done
 	batch      int64
@@ -330,7 +329,7 @@ func (r *streamReader) next(ctx context.Context) (entry, bool, error) {
 		if r.max == "" {
 			return entry{}, false, nil
 		}
-		msgs, err := r.rdb.XRevRangeN(ctx, keys.Audit(r.tenant), r.max, "-", r.batch).Result()
+		msgs, err := r.log.rdb.XRevRangeN(ctx, keys.Audit(r.tenant), r.max, "-", r.batch).Result()
 		if err != nil {
 			return entry{}, false, fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
@@ -359,10 +358,9 @@ func (r *streamReader) next(ctx context.Context) (entry, bool, error) {
 	if err != nil {
 		return entry{}, false, fmt.Errorf("audit: stream of %s: %w", r.tenant, err)
 	}
-	s, _ := m.Values[field].(string)
-	var rec Record
-	if err := json.Unmarshal([]byte(s), &rec); err != nil {
-		return entry{}, false, fmt.Errorf("audit: stream entry %s of %s is corrupt: %w", m.ID, r.tenant, err)
+	rec, err := r.log.decode(ctx, r.tenant, m)
+	if err != nil {
+		return entry{}, false, err
 	}
 	if !r.stopBefore.IsZero() && rec.CreationTime.Before(r.stopBefore) {
 		r.buf, r.max = nil, ""

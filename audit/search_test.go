@@ -17,10 +17,12 @@ func TestSearchScopesAndViews(t *testing.T) {
 	rdb := redistest.Client(t)
 	c := clock.NewFake(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC))
 	log := audit.NewLog(rdb, c.Now)
+	onboard(t, rdb, "contoso")
 	ctx := context.Background()
-	for _, op := range []string{"Get-Mailbox", "Get-MailboxMessage"} {
+	for _, op := range []string{"New-AccessToCustomerDataRequest", "Stop-AccessToCustomerDataRequest"} {
 		c.Advance(time.Second)
-		if _, err := log.Append(ctx, audit.Record{Operation: op, OrganizationId: "contoso", Workload: "exchange", UserId: audit.OperatorUserID, ProviderUserId: "alice", ClientIP: "10.1.2.3"}); err != nil {
+		if _, err := log.Append(ctx, audit.Record{Operation: op, LockboxTenant: "contoso", RecordType: audit.RecordTypeExchangeAdmin,
+			Workload: "exchange", UserId: audit.OperatorUserID, UserType: audit.UserTypeDcAdmin, ProviderUserId: "alice", ClientIP: "10.1.2.3"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -50,7 +52,7 @@ func TestSearchScopesAndViews(t *testing.T) {
 			if err != nil {
 				return
 			}
-			if len(recs) != 2 || recs[0].Operation != "Get-MailboxMessage" || !recs[0].CreationTime.After(recs[1].CreationTime) {
+			if len(recs) != 2 || recs[0].Operation != "Stop-AccessToCustomerDataRequest" || !recs[0].CreationTime.After(recs[1].CreationTime.Time) {
 				t.Fatalf("records not newest first: %+v", recs)
 			}
 			if got := recs[0].ProviderUserId != ""; got != tc.provider {

@@ -57,6 +57,7 @@ func (s *memSink) got() []string {
 func siemAppend(t *testing.T, rdb redis.UniversalClient, log *audit.Log, n int, tenants ...string) {
 	t.Helper()
 	ctx := context.Background()
+	onboard(t, rdb, tenants...)
 	for _, tn := range tenants {
 		if err := rdb.SAdd(ctx, keys.Tenants(), tn).Err(); err != nil {
 			t.Fatal(err)
@@ -65,8 +66,9 @@ func siemAppend(t *testing.T, rdb redis.UniversalClient, log *audit.Log, n int, 
 	for i := range n {
 		for _, tn := range tenants {
 			if _, err := log.Append(ctx, audit.Record{
-				Operation: fmt.Sprintf("Get-Mailbox-%d", i), OrganizationId: tn, Workload: "exchange",
-				UserId: audit.OperatorUserID, UserType: audit.UserTypeDcAdmin, Method: "GET",
+				Operation: fmt.Sprintf("Get-Mailbox-%d", i), LockboxTenant: tn, Workload: "exchange",
+				RecordType: audit.RecordTypeDataCenterSecurityCmdlet,
+				UserId:     audit.OperatorUserID, UserType: audit.UserTypeDcAdmin, LockboxMethod: "GET",
 				ProviderUserId: "alice", ClientIP: "10.0.0.1",
 			}); err != nil {
 				t.Fatal(err)
@@ -91,7 +93,7 @@ func streamRecords(t *testing.T, rdb redis.UniversalClient, tenants ...string) m
 	return out
 }
 
-// byTenant groups JSON lines by OrganizationId, keeping their order.
+// byTenant groups JSON lines by LockboxTenant, keeping their order.
 func byTenant(t *testing.T, lines []string) map[string][]string {
 	t.Helper()
 	out := map[string][]string{}
@@ -100,7 +102,7 @@ func byTenant(t *testing.T, lines []string) map[string][]string {
 		if err := json.Unmarshal([]byte(l), &r); err != nil {
 			t.Fatalf("line %q: %v", l, err)
 		}
-		out[r.OrganizationId] = append(out[r.OrganizationId], l)
+		out[r.LockboxTenant] = append(out[r.LockboxTenant], l)
 	}
 	return out
 }
@@ -341,13 +343,16 @@ func TestSIEMOCSF(t *testing.T) {
 	if err := rdb.SAdd(ctx, keys.Tenants(), "contoso").Err(); err != nil {
 		t.Fatal(err)
 	}
+	onboard(t, rdb, "contoso")
 	const reqID = "0190a4b4-1c2d-7e3f-8a9b-0c1d2e3f4a5b"
-	op := audit.Record{OrganizationId: "contoso", Workload: "exchange", UserId: audit.OperatorUserID,
-		UserType: audit.UserTypeDcAdmin, ClientIP: "10.0.0.7", ProviderUserId: "alice", LockboxRequestId: reqID}
+	op := audit.Record{LockboxTenant: "contoso", Workload: "exchange", UserId: audit.OperatorUserID,
+		RecordType: audit.RecordTypeDataCenterSecurityCmdlet,
+		UserType:   audit.UserTypeDcAdmin, ClientIP: "10.0.0.7", ProviderUserId: "alice", LockboxRequestId: reqID}
 	get, del := op, op
-	get.Operation, get.Method, get.Path = "Get-Mailbox", "GET", "/exchange/mailboxes/bob"
-	del.Operation, del.Method, del.Path = "Remove-MailboxItem", "DELETE", "/exchange/mailboxes/bob/items/1"
-	decision := audit.Record{Operation: audit.OpTenantDecision, OrganizationId: "contoso", Workload: "exchange",
+	get.Operation, get.LockboxMethod, get.LockboxPath = "Get-Mailbox", "GET", "/exchange/mailboxes/bob"
+	del.Operation, del.LockboxMethod, del.LockboxPath = "Remove-MailboxItem", "DELETE", "/exchange/mailboxes/bob/items/1"
+	decision := audit.Record{Operation: audit.OpTenantDecision, LockboxTenant: "contoso", Workload: "exchange",
+		RecordType: audit.RecordTypeExchangeAdmin, UserType: audit.UserTypeAdmin,
 		UserId: "carol@contoso.example", ClientIP: "192.0.2.4", ObjectId: reqID, LockboxRequestId: reqID,
 		ApprovalDecision: audit.ApprovalApprove, Comment: "ok for 2h"}
 	var recs []audit.Record
@@ -398,7 +403,7 @@ func TestSIEMOCSF(t *testing.T) {
 		if e.API.Operation != r.Operation || e.API.Request == nil || e.API.Request.UID != reqID {
 			t.Errorf("%s: api %+v", r.Operation, e.API)
 		}
-		if e.Unmapped["OrganizationId"] != "contoso" || e.Unmapped["Workload"] != "exchange" {
+		if e.Unmapped["OrganizationId"] != orgID("contoso") || e.Unmapped["LockboxTenant"] != "contoso" || e.Unmapped["Workload"] != "exchange" {
 			t.Errorf("%s: unmapped %v", r.Operation, e.Unmapped)
 		}
 		for _, k := range []string{"class_uid", "category_uid", "activity_id", "type_uid", "time", "metadata", "actor", "src_endpoint", "api"} {

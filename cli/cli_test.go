@@ -50,9 +50,12 @@ func sampleRequest() grants.Request {
 
 func sampleRecords() []audit.Record {
 	return []audit.Record{{
-		Id: "a1", CreationTime: t0, Operation: audit.OpTenantDecision, OrganizationId: "contoso",
+		Id: "a1", CreationTime: audit.TimeOf(t0), Operation: audit.OpTenantDecision,
+		OrganizationId: "5e2b7c1a-3f4d-4e8b-9a6c-1d2e3f4a5b6c", RecordType: audit.RecordTypeExchangeAdmin,
+		ResultStatus: audit.ResultSucceeded, UserKey: "alice@contoso.com", UserType: audit.UserTypeAdmin, Version: 1,
 		Workload: "exchange", UserId: "alice@contoso.com", ClientIP: "192.0.2.7", ObjectId: reqID,
-		ResultStatus: audit.ResultSucceeded, ApprovalDecision: audit.ApprovalApprove,
+		ApprovalDecision: audit.ApprovalApprove, LockboxTenant: "contoso", LockboxRequestId: reqID,
+		Parameters: []audit.Parameter{{Name: "Identity", Value: reqID}, {Name: "ApprovalDecision", Value: audit.ApprovalApprove}},
 	}}
 }
 

@@ -187,12 +187,14 @@ func printApprovers(w io.Writer, users []string) error {
 	return tw.Flush()
 }
 
-// printAudit prints audit records with the unified audit log's column names.
+// printAudit prints audit records with the unified audit log's column
+// names. The tenant is its short name (LockboxTenant): the GUID in
+// OrganizationId is in -o json and csv.
 func printAudit(w io.Writer, recs []audit.Record) error {
 	tw := newTable(w)
-	row(tw, "CreationTime", "OrganizationId", "Operation", "UserId", "ApprovalDecision", "ObjectId", "ClientIP")
+	row(tw, "CreationTime", "LockboxTenant", "Operation", "UserId", "ApprovalDecision", "ObjectId", "ClientIP")
 	for _, r := range recs {
-		row(tw, fmtTime(r.CreationTime), cell(r.OrganizationId), cell(r.Operation), cell(r.UserId), cell(r.ApprovalDecision),
+		row(tw, fmtTime(r.CreationTime.Time), cell(r.LockboxTenant), cell(r.Operation), cell(r.UserId), cell(r.ApprovalDecision),
 			cell(r.ObjectId), cell(r.ClientIP))
 	}
 	return tw.Flush()

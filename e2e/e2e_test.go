@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -60,9 +61,17 @@ var users = map[string]identity.Claims{
 	"fab-approver":  {Subject: "fay@fabrikam.example", Roles: []identity.Role{identity.RoleApprover, identity.RoleGlobalAdmin}, TenantID: "fabrikam"},
 	"tenant-sneaky": {Subject: "mary@provider.example", Roles: []identity.Role{identity.RoleSupportManager}, TenantID: "contoso"},
 	"lockbox-admin": {Subject: "lara@provider.example", Roles: []identity.Role{identity.RoleLockboxAdmin}},
+	"auditor":       {Subject: "sue@provider.example", Roles: []identity.Role{identity.RoleAuditReader}},
 }
 
 func start(t *testing.T, extra ...string) *world {
+	t.Helper()
+	return startWith(t, nil, extra...)
+}
+
+// startWith is start with server options the test adjusts (the clock and
+// the mail directory are start's).
+func startWith(t *testing.T, adjust func(*server.Options), extra ...string) *world {
 	t.Helper()
 	dir := t.TempDir()
 	key, err := identity.GenerateDevKey()
@@ -75,19 +84,22 @@ func start(t *testing.T, extra ...string) *world {
 	if _, err := grantsig.EnsureKeyFiles(filepath.Join(dir, "grant.pem"), filepath.Join(dir, "grant.pub.pem")); err != nil {
 		t.Fatal(err)
 	}
-	return startIn(t, dir, key, redistest.URL(t), clock.NewFake(time.Now().UTC().Truncate(time.Second)), extra...)
+	return startIn(t, dir, key, redistest.URL(t), clock.NewFake(time.Now().UTC().Truncate(time.Second)), adjust, extra...)
 }
 
 // replica starts another Lockbox sharing w's Redis, keys and clock, as a
-// second replica of one deployment would; extra configures it as for start.
-func (w *world) replica(t *testing.T, extra ...string) *world {
+// second replica of one deployment would; adjust and extra configure it as
+// for startWith.
+func (w *world) replica(t *testing.T, adjust func(*server.Options), extra ...string) *world {
 	t.Helper()
-	return startIn(t, w.dir, w.key, w.redisURL, w.clock, extra...)
+	r := startIn(t, w.dir, w.key, w.redisURL, w.clock, adjust, extra...)
+	r.tokens = w.tokens
+	return r
 }
 
 // startIn starts a Lockbox whose keys are in dir (identity key and JWKS,
 // grant.pem), on the Redis at redisURL, with clock c.
-func startIn(t *testing.T, dir string, key ed25519.PrivateKey, redisURL string, c *clock.Fake, extra ...string) *world {
+func startIn(t *testing.T, dir string, key ed25519.PrivateKey, redisURL string, c *clock.Fake, adjust func(*server.Options), extra ...string) *world {
 	t.Helper()
 	jwks := filepath.Join(dir, identity.DevJWKSFile)
 	grantKey, err := grantsig.LoadPrivateKey(filepath.Join(dir, "grant.pem"))
@@ -123,7 +135,11 @@ func startIn(t *testing.T, dir string, key ed25519.PrivateKey, redisURL string, 
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := server.New(ctx, cfg, server.Options{Now: c.Now, DevMailDir: filepath.Join(dir, "mail")})
+	opts := server.Options{Now: c.Now, DevMailDir: filepath.Join(dir, "mail")}
+	if adjust != nil {
+		adjust(&opts)
+	}
+	srv, err := server.New(ctx, cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,10 +256,10 @@ func TestLifecycleWithLockboxctl(t *testing.T) {
 		dec := recs[0]
 		if dec.Operation != "Set-AccessToCustomerDataRequest" || dec.ApprovalDecision != "Approve" ||
 			dec.UserId != users["approver"].Subject || dec.ObjectId != r.ID || dec.Comment != "go ahead" ||
-			dec.OrganizationId != "contoso" || dec.ClientIP != "127.0.0.1" || dec.ProviderUserId != "" {
+			dec.LockboxTenant != "contoso" || !audit.IsGUID(dec.OrganizationId) || dec.ClientIP != "127.0.0.1" || dec.ProviderUserId != "" {
 			t.Fatalf("decision record = %+v", dec)
 		}
-		if recs[1].UserId != "Microsoft Operator" || recs[1].ProviderUserId != "" {
+		if recs[1].UserId != "Microsoft Support" || recs[1].ProviderUserId != "" {
 			t.Fatalf("tenant sees provider staff: %+v", recs[1])
 		}
 		// The grant ends exactly 2h after the approval: completed.
@@ -432,6 +448,38 @@ func writeFile(t *testing.T, path, s string) {
 	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// api calls the API as user with body (JSON, when not nil) and returns the
+// status, the headers and the raw body.
+func (w *world) api(user, method, path string, body any) (int, http.Header, []byte) {
+	w.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, w.addr+path, rd)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Authorization", "Bearer "+w.tokens[user])
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		w.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	return resp.StatusCode, resp.Header, b
 }
 
 // get sends an operator call through the proxy and returns the status and

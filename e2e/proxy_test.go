@@ -246,8 +246,11 @@ func TestProxyThroughBinaries(t *testing.T) {
 	var recs struct{ Records []audit.Record }
 	d.ctl("admin", &recs, "audit", "search", "--tenant", "contoso")
 	op := recs.Records[0]
-	if op.Operation != "Get-Mailbox" || op.UserId != "Microsoft Operator" || op.UserType != "DcAdmin" ||
-		op.LockboxRequestId != r.ID || op.Workload != "exchange" || op.ProviderUserId != "" || op.ClientIP != "" {
+	// The tenant sees where the call came from (the engineer's machine),
+	// never who made it.
+	if op.Operation != "Get-Mailbox" || op.UserId != "Microsoft Operator" || op.UserType != audit.UserTypeDcAdmin ||
+		op.RecordType != audit.RecordTypeDataCenterSecurityCmdlet || op.ObjectId != "exchange/tenants/contoso/mailboxes" ||
+		op.LockboxRequestId != r.ID || op.Workload != "exchange" || op.ProviderUserId != "" || op.ClientIP != "127.0.0.1" {
 		t.Fatalf("tenant's audit record = %+v", op)
 	}
 	// It names the policy version that judged the call, in the tenant's

@@ -62,10 +62,7 @@ func TestOnboardingWithLockboxctl(t *testing.T) {
 // turns it on, and from that change on, no replica lets a call through.
 func TestLockboxOnEndsManagerOnlyAccess(t *testing.T) {
 	w := start(t)
-	replicas := []*world{w, w.replica(t, "LOCKBOX_SERVE", "proxy"), w.replica(t, "LOCKBOX_SERVE", "proxy")}
-	for _, r := range replicas[1:] {
-		r.tokens = w.tokens
-	}
+	replicas := []*world{w, w.replica(t, nil, "LOCKBOX_SERVE", "proxy"), w.replica(t, nil, "LOCKBOX_SERVE", "proxy")}
 	const path = "/exchange/tenants/contoso/mailboxes"
 
 	w.ok("admin", nil, "tenant", "settings", "set", "contoso", "--lockbox", "off")

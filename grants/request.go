@@ -99,7 +99,7 @@ type Request struct {
 // ActorKind says on whose side an actor stands.
 type ActorKind string
 
-// Actor kinds. Tenant users see provider actors as "Microsoft Operator".
+// Actor kinds. Tenant users see provider actors by a label (ProviderLabel).
 const (
 	KindProvider ActorKind = "provider"
 	KindTenant   ActorKind = "tenant"
@@ -113,9 +113,12 @@ type Event struct {
 	ActorKind ActorKind `json:"actor_kind"`
 	From      State     `json:"from,omitempty"`
 	To        State     `json:"to"`
-	At        time.Time `json:"at"`
-	ClientIP  string    `json:"client_ip,omitempty"`
-	Comment   string    `json:"comment,omitempty"`
+	// ActorGlobalAdmin marks a tenant actor who is a global administrator
+	// of the tenant (the audit record's UserType Admin, not Regular).
+	ActorGlobalAdmin bool      `json:"actor_global_admin,omitempty"`
+	At               time.Time `json:"at"`
+	ClientIP         string    `json:"client_ip,omitempty"`
+	Comment          string    `json:"comment,omitempty"`
 }
 
 // Grant is what the proxy reads for (tenant, operator, service): the

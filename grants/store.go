@@ -595,11 +595,14 @@ func (s *Store) queue(ctx context.Context, p redis.Pipeliner, prev, next Request
 	return nil
 }
 
-// recordFor builds the audit record of one history event.
+// recordFor builds the audit record of one history event: an Exchange
+// admin cmdlet record, as the Customer Lockbox cmdlets are in Microsoft
+// 365, with the cmdlet's parameters.
 func recordFor(r Request, ev Event) audit.Record {
 	rec := audit.Record{
-		CreationTime:     ev.At,
-		OrganizationId:   r.Tenant,
+		CreationTime:     audit.Time{Time: ev.At},
+		LockboxTenant:    r.Tenant,
+		RecordType:       audit.RecordTypeExchangeAdmin,
 		Workload:         r.Service,
 		ClientIP:         ev.ClientIP,
 		ObjectId:         r.ID,
@@ -609,22 +612,37 @@ func recordFor(r Request, ev Event) audit.Record {
 	}
 	switch ev.ActorKind {
 	case KindSystem:
-		rec.UserId, rec.ClientIP = audit.SystemUserID, ""
+		rec.UserId, rec.UserType, rec.ClientIP = audit.SystemUserID, audit.UserTypeSystem, ""
 	case KindProvider:
-		// Tenants see the provider's staff as "Microsoft Operator"; the
-		// person is kept for the provider's own investigations.
-		rec.UserId, rec.ProviderUserId = audit.OperatorUserID, ev.Actor
+		// Tenants see the provider's staff by a label; the person is kept
+		// for the provider's own investigations.
+		rec.UserId, rec.UserType, rec.ProviderUserId = ProviderLabel(ev.Action), audit.UserTypeDcAdmin, ev.Actor
+	default:
+		rec.UserType = audit.UserTypeRegular
+		if ev.ActorGlobalAdmin {
+			rec.UserType = audit.UserTypeAdmin
+		}
 	}
-	decision := map[Action]string{ActionApprove: audit.ApprovalApprove, ActionDeny: audit.ApprovalDeny}[ev.Action]
+	params := []audit.Parameter{{Name: "Identity", Value: r.ID}}
 	switch ev.Action {
 	case ActionCreate:
 		rec.Operation, rec.Comment = audit.OpNewRequest, r.Reason
+		params = append(params,
+			audit.Parameter{Name: "Tenant", Value: r.Tenant},
+			audit.Parameter{Name: "Service", Value: r.Service},
+			audit.Parameter{Name: "ServiceRequest", Value: r.ServiceRequest},
+			audit.Parameter{Name: "Reason", Value: r.Reason},
+			audit.Parameter{Name: "Duration", Value: r.Duration.Std().String()})
+		if len(r.Activities) > 0 {
+			params = append(params, audit.Parameter{Name: "Activities", Value: strings.Join(r.Activities, ",")})
+		}
 	case ActionApprove, ActionDeny:
-		rec.ApprovalDecision = decision
+		rec.ApprovalDecision = map[Action]string{ActionApprove: audit.ApprovalApprove, ActionDeny: audit.ApprovalDeny}[ev.Action]
 		rec.Operation = audit.OpTenantDecision
 		if ev.From == StatePendingManager {
 			rec.Operation = audit.OpManagerDecision
 		}
+		params = append(params, audit.Parameter{Name: "ApprovalDecision", Value: rec.ApprovalDecision})
 	case ActionCancel:
 		rec.Operation = audit.OpCancelRequest
 	case ActionRevoke:
@@ -634,6 +652,10 @@ func recordFor(r Request, ev Event) audit.Record {
 	case ActionComplete:
 		rec.Operation = audit.OpCompleteAccess
 	}
+	if ev.Comment != "" {
+		params = append(params, audit.Parameter{Name: "Comment", Value: ev.Comment})
+	}
+	rec.Parameters = params
 	return rec
 }
 
@@ -669,20 +691,37 @@ func (s *Store) view(p identity.Principal, r Request) Request {
 	return TenantView(r)
 }
 
-// TenantView returns r as tenant users see it: the provider's staff appear
-// as "Microsoft Operator".
+// ProviderLabel is how tenants see the provider staff member who took
+// act: the engineer's own steps (filing, canceling) are "Microsoft
+// Operator", as every operator action is; a support manager's decisions
+// and revocations are "Microsoft Support".
+func ProviderLabel(act Action) string {
+	if act == ActionCreate || act == ActionCancel {
+		return audit.OperatorUserID
+	}
+	return audit.ProviderUserID
+}
+
+// TenantView returns r as tenant users see it: no provider identity in any
+// field. The engineer is "Microsoft Operator", the support manager
+// "Microsoft Support", and where the provider's staff acted from is not
+// shown.
 func TenantView(r Request) Request {
 	r.Requester = audit.OperatorUserID
 	if r.ManagerApprover != "" {
-		r.ManagerApprover = audit.OperatorUserID
+		r.ManagerApprover = audit.ProviderUserID
+	}
+	// Unless the history says an approver of the tenant gave the final
+	// approval, the approver was the manager (lockbox off): fail closed.
+	if r.Approver != "" && approvedBy(r) != KindTenant {
+		r.Approver = audit.ProviderUserID
 	}
 	h := make([]Event, len(r.History))
 	for i, ev := range r.History {
-		if ev.ActorKind == KindProvider {
-			if ev.To == StateApproved {
-				r.Approver = audit.OperatorUserID // lockbox off: the manager approved
-			}
-			ev.Actor, ev.ClientIP = audit.OperatorUserID, ""
+		// Anyone not known to be the tenant's or Lockbox's is the
+		// provider's: fail closed.
+		if ev.ActorKind != KindTenant && ev.ActorKind != KindSystem {
+			ev.Actor, ev.ClientIP = ProviderLabel(ev.Action), ""
 		}
 		h[i] = ev
 	}

@@ -90,6 +90,16 @@ func (e *env) act(t *testing.T, id string, a grants.Action, by grants.Actor) gra
 	return r
 }
 
+// orgID is tenant's organization GUID, as onboarding registered it.
+func (e *env) orgID(t *testing.T, tenant string) string {
+	t.Helper()
+	tn, err := e.tenants.Get(context.Background(), tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tn.OrganizationID
+}
+
 func (e *env) operations(t *testing.T) []string {
 	t.Helper()
 	recs, err := e.log.List(context.Background(), "contoso", 100)
@@ -149,12 +159,17 @@ func TestLifecycleAuditAndGrant(t *testing.T) {
 	dec := recs[1] // newest first: revoke, tenant decision, ...
 	if dec.Operation != audit.OpTenantDecision || dec.ApprovalDecision != "Approve" || dec.UserId != "adam@contoso.example" ||
 		dec.ObjectId != r.ID || dec.ClientIP != "198.51.100.4" || dec.Comment != "comment approve" ||
-		dec.OrganizationId != "contoso" || !dec.CreationTime.Equal(approvedAt) || dec.ProviderUserId != "" {
+		dec.OrganizationId != e.orgID(t, "contoso") || dec.LockboxTenant != "contoso" || !dec.CreationTime.Equal(approvedAt.Truncate(time.Second)) ||
+		dec.ProviderUserId != "" || dec.RecordType != audit.RecordTypeExchangeAdmin || dec.UserType != audit.UserTypeRegular ||
+		dec.UserKey != "adam@contoso.example" || fmt.Sprint(dec.Parameters) != fmt.Sprintf("[{Identity %s} {ApprovalDecision Approve} {Comment comment approve}]", r.ID) {
 		t.Fatalf("decision record = %+v", dec)
 	}
 	mgr := recs[2]
-	if mgr.UserId != audit.OperatorUserID || mgr.ProviderUserId != "mary" || mgr.ApprovalDecision != "Approve" {
+	if mgr.UserId != audit.ProviderUserID || mgr.UserType != audit.UserTypeDcAdmin || mgr.ProviderUserId != "mary" || mgr.ApprovalDecision != "Approve" {
 		t.Fatalf("manager record = %+v", mgr)
+	}
+	if rev := recs[0]; rev.UserId != "gina" || rev.UserType != audit.UserTypeAdmin {
+		t.Fatalf("global admin's revocation = %+v", rev)
 	}
 }
 

@@ -234,7 +234,9 @@ func checkManager(r Request, p identity.Principal, act Action) error {
 		return newErr(ErrForbidden, "forbidden", "request %s awaits a support manager's decision; only a support manager can %s it", r.ID, act)
 	}
 	if p.Subject == r.Requester {
-		return newErr(ErrForbidden, "self_approval", "two-person rule: %s filed this request and cannot %s it as manager", p.Subject, act)
+		// The message names nobody: only the requester can get it, and an
+		// error text must never be where a provider identity travels.
+		return newErr(ErrForbidden, "self_approval", "two-person rule: you filed request %s and cannot %s it as manager", r.ID, act)
 	}
 	return nil
 }
@@ -267,7 +269,8 @@ func move(r Request, act Action, actor Actor, comment string, to State, at time.
 	}
 	r.History = append(slices.Clip(r.History), Event{
 		Action: act, Actor: actor.Principal.Subject, ActorKind: kind, From: r.State, To: to,
-		At: at.UTC(), ClientIP: actor.ClientIP, Comment: comment,
+		ActorGlobalAdmin: kind == KindTenant && actor.Principal.IsGlobalAdminOf(r.Tenant),
+		At:               at.UTC(), ClientIP: actor.ClientIP, Comment: comment,
 	})
 	r.State = to
 	if !to.Pending() {

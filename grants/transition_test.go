@@ -293,15 +293,35 @@ func TestTenantViewHidesProviderStaff(t *testing.T) {
 	r, _ = Apply(r, ActionApprove, manager, "", Env{Now: t0, LockboxEnabled: true})
 	r, _ = Apply(r, ActionApprove, approver, "fine", Env{Now: t0, LockboxEnabled: true, AssignedApprover: true})
 	v := TenantView(r)
-	if v.Requester != "Microsoft Operator" || v.ManagerApprover != "Microsoft Operator" || v.Approver != "adam" {
+	if v.Requester != "Microsoft Operator" || v.ManagerApprover != "Microsoft Support" || v.Approver != "adam" {
 		t.Fatalf("view = %+v", v)
 	}
-	for _, ev := range v.History {
-		if ev.Actor == "alice" || ev.Actor == "mary" {
-			t.Fatalf("provider identity leaked: %+v", ev)
+	wantActors := []string{"Microsoft Operator", "Microsoft Support", "adam"}
+	for i, ev := range v.History {
+		if ev.Actor != wantActors[i] || (ev.ActorKind == KindProvider && ev.ClientIP != "") {
+			t.Fatalf("history %d = %+v, want actor %q and no provider IP", i, ev, wantActors[i])
 		}
 	}
-	if r.Requester != "alice" {
+	if r.Requester != "alice" || r.History[1].Actor != "mary" {
 		t.Fatal("TenantView modified its argument")
+	}
+}
+
+// With the tenant's lockbox off, the manager's approval is final: the
+// tenant sees "Microsoft Support" as the approver, never the manager.
+func TestTenantViewOfManagerOnlyApproval(t *testing.T) {
+	r, _ := New(input(), operator, "id-1", t0, catalog)
+	r, _ = Apply(r, ActionApprove, manager, "", Env{Now: t0})
+	if r.State != StateApproved || r.Approver != "mary" {
+		t.Fatalf("manager's approval not final: %+v", r)
+	}
+	v := TenantView(r)
+	if v.Approver != "Microsoft Support" || v.ManagerApprover != "Microsoft Support" || v.History[1].Actor != "Microsoft Support" {
+		t.Fatalf("view = %+v", v)
+	}
+	// A history entry of unknown kind counts as the provider's.
+	r.History[1].ActorKind = ""
+	if v := TenantView(r); v.History[1].Actor != "Microsoft Support" || v.Approver != "Microsoft Support" {
+		t.Fatalf("unknown actor kind shown: %+v", v)
 	}
 }

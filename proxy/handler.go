@@ -571,23 +571,37 @@ func (h *Handler) decide(ctx context.Context, p PolicySnapshot, in policy.Input)
 func (h *Handler) audit(ctx context.Context, c *call) (audit.Record, Reason, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.AuditTimeout)
 	defer cancel()
-	approvedAt := c.grant.ApprovedAt.UTC()
+	approvedAt := audit.TimeOf(c.grant.ApprovedAt)
+	// The record is the tenant's to read: the approval it names is a
+	// tenant approver's, or "Microsoft Support" when the provider's manager
+	// approved while the tenant's lockbox was off (the manager is kept in
+	// the provider-only field).
+	approver, providerApprover := c.grant.Approver, ""
+	if !c.grant.TenantApproved() {
+		approver, providerApprover = audit.ProviderUserID, c.grant.Approver
+	}
 	rec, err := h.cfg.Auditor.Append(ctx, audit.Record{
-		CreationTime:          c.now.UTC(),
-		Operation:             c.Activity.Name,
-		OrganizationId:        c.Tenant,
-		Workload:              c.Service,
-		UserId:                audit.OperatorUserID,
-		UserType:              audit.UserTypeDcAdmin,
+		CreationTime: audit.Time{Time: c.now},
+		Operation:    c.Activity.Name,
+		// The log fills in the tenant's GUID (OrganizationId), cached per
+		// tenant: no Redis round trip per call.
+		LockboxTenant: c.Tenant,
+		RecordType:    audit.RecordTypeDataCenterSecurityCmdlet,
+		Workload:      c.Service,
+		UserId:        audit.OperatorUserID,
+		UserType:      audit.UserTypeDcAdmin,
+		// The engineer's machine, as Microsoft shows it to the tenant.
 		ClientIP:              c.ClientIP,
+		ObjectId:              c.Service + c.Path,
 		ResultStatus:          audit.ResultSucceeded,
 		LockboxRequestId:      c.grant.RequestID,
-		LockboxApprover:       c.grant.Approver,
+		LockboxApprover:       approver,
 		LockboxApprovalTime:   &approvedAt,
-		Method:                c.Method,
-		Path:                  c.Path,
+		LockboxMethod:         c.Method,
+		LockboxPath:           c.Path,
 		LockboxPolicyRevision: c.policyRevision(),
 		ProviderUserId:        c.principal.Subject,
+		ProviderApproverId:    providerApprover,
 	})
 	if err != nil {
 		h.metrics.auditErrors.Inc()

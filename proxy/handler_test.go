@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -581,34 +582,46 @@ func TestAllowed(t *testing.T) {
 			if err != nil || len(recs) != 1 {
 				t.Fatalf("audit: %v %v", recs, err)
 			}
-			approvedAt := req.ApprovedAt.UTC()
+			approvedAt := audit.TimeOf(*req.ApprovedAt)
+			tn, err := e.tenants.Get(context.Background(), "contoso")
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Lockbox off, the manager's approval was final: the record
+			// names "Microsoft Support", the manager only in the
+			// provider-only field.
+			approver, providerApprover := tenantAdmin("contoso").Subject, ""
+			if tt.lockboxOff {
+				approver, providerApprover = audit.ProviderUserID, manager.Subject
+			}
 			want := audit.Record{
+				CreationTime:          audit.TimeOf(now),
 				Id:                    recs[0].Id,
-				CreationTime:          now.Truncate(time.Millisecond),
 				Operation:             tt.activity,
-				OrganizationId:        "contoso",
-				Workload:              "exchange",
-				UserId:                "Microsoft Operator",
-				UserType:              "DcAdmin",
-				ClientIP:              "127.0.0.1",
+				OrganizationId:        tn.OrganizationID,
+				RecordType:            audit.RecordTypeDataCenterSecurityCmdlet,
 				ResultStatus:          "Succeeded",
+				UserKey:               "Microsoft Operator",
+				UserType:              audit.UserTypeDcAdmin,
+				Version:               1,
+				Workload:              "exchange",
+				ClientIP:              "127.0.0.1",
+				ObjectId:              "exchange" + path,
+				UserId:                "Microsoft Operator",
+				LockboxTenant:         "contoso",
 				LockboxRequestId:      req.ID,
-				LockboxApprover:       req.Approver,
+				LockboxApprover:       approver,
 				LockboxApprovalTime:   &approvedAt,
-				Method:                tt.method,
-				Path:                  path,
+				LockboxMethod:         tt.method,
+				LockboxPath:           path,
 				LockboxPolicyRevision: ruleRevision,
 				ProviderUserId:        alice.Subject,
+				ProviderApproverId:    providerApprover,
 			}
-			if g, w := fmt.Sprintf("%+v", deref(recs[0])), fmt.Sprintf("%+v", deref(want)); g != w {
-				t.Errorf("audit record\n got %s\nwant %s", g, w)
-			}
-			wantApprover := tenantAdmin("contoso").Subject
-			if tt.lockboxOff {
-				wantApprover = manager.Subject
-			}
-			if recs[0].LockboxApprover != wantApprover || recs[0].Id == "" {
-				t.Errorf("approver %q, id %q: want approver %q", recs[0].LockboxApprover, recs[0].Id, wantApprover)
+			gotJSON, _ := json.Marshal(recs[0])
+			wantJSON, _ := json.Marshal(want)
+			if string(gotJSON) != string(wantJSON) || !audit.IsGUID(recs[0].Id) {
+				t.Errorf("audit record\n got %s\nwant %s", gotJSON, wantJSON)
 			}
 
 			if lines := e.logLines("proxy call forwarded"); len(lines) != 1 || lines[0]["policy_revision"] != ruleRevision ||
@@ -623,21 +636,6 @@ func TestAllowed(t *testing.T) {
 			}
 		})
 	}
-}
-
-// deref makes a record printable with its approval time's value.
-func deref(r audit.Record) any {
-	type flat struct {
-		audit.Record
-		ApprovalTime time.Time
-	}
-	f := flat{Record: r}
-	if r.LockboxApprovalTime != nil {
-		f.ApprovalTime = r.LockboxApprovalTime.UTC()
-		f.Record.LockboxApprovalTime = nil
-	}
-	f.Record.CreationTime = f.Record.CreationTime.UTC()
-	return f
 }
 
 // checkOutboundHeaders asserts the upstream saw exactly the proxy's header
@@ -862,5 +860,59 @@ func TestGrantHeaderSignedOncePerGrant(t *testing.T) {
 	claims, err = grantsig.Verify(e.grantPub, seen[len(seen)-1].Header.Get(grantsig.Header), e.clk.Now())
 	if err != nil || claims.RequestID != next.ID {
 		t.Fatalf("the next grant's header names %+v, %v", claims, err)
+	}
+}
+
+// registryReads counts the commands that read a tenant's registry entry.
+type registryReads struct{ n atomic.Int64 }
+
+func (h *registryReads) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *registryReads) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if cmd.Name() == "get" && len(cmd.Args()) > 1 && strings.HasSuffix(fmt.Sprint(cmd.Args()[1]), "}:tenant") {
+			h.n.Add(1)
+		}
+		return next(ctx, cmd)
+	}
+}
+func (h *registryReads) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// TestAuditReadsTheRegistryOncePerTenant: the operator-action record
+// carries the tenant's GUID, which the audit log reads from the registry
+// on the first call for a tenant only: the hot path gains no Redis round
+// trip per call.
+func TestAuditReadsTheRegistryOncePerTenant(t *testing.T) {
+	reads := &registryReads{}
+	var auditor *audit.Log
+	e := newTestEnv(t, func(e *testEnv, c *Config) {
+		rdb := redis.NewClient(e.rdb.Options())
+		t.Cleanup(func() { rdb.Close() })
+		rdb.AddHook(reads)
+		auditor = audit.NewLog(rdb, e.clk.Now)
+		c.Auditor = auditor
+	})
+	e.grantFor(alice, "contoso", "exchange", 2*time.Hour)
+	for range 5 {
+		if res := e.send(as(alice, "GET", mailboxes)(e)); res.status != http.StatusOK {
+			t.Fatalf("call: %d %s", res.status, res.body)
+		}
+	}
+	if n := reads.n.Load(); n != 1 {
+		t.Errorf("5 calls read the tenant registry %d times, want once", n)
+	}
+	tn, err := e.tenants.Get(context.Background(), "contoso")
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := auditor.List(context.Background(), "contoso", 5)
+	if err != nil || len(recs) != 5 {
+		t.Fatalf("%d records, %v", len(recs), err)
+	}
+	for _, r := range recs {
+		if r.OrganizationId != tn.OrganizationID || !r.Operator() {
+			t.Errorf("record %+v: want an operator action of organization %s", r, tn.OrganizationID)
+		}
 	}
 }

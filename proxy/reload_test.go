@@ -134,7 +134,7 @@ func operatorRecords(t *testing.T, e *testEnv) []audit.Record {
 	}
 	var out []audit.Record
 	for _, r := range recs {
-		if r.UserType == audit.UserTypeDcAdmin {
+		if r.Operator() {
 			out = append(out, r)
 		}
 	}

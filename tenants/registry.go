@@ -251,11 +251,12 @@ func (s *Store) Onboard(ctx context.Context, p identity.Principal, clientIP stri
 			pipe.Set(ctx, key, tb, 0)
 			pipe.Set(ctx, keys.Settings(t.ID), sb, 0)
 			events.PublishTx(ctx, pipe, t.ID)
-			return s.log.AppendTx(ctx, pipe, providerRecord(p, clientIP, audit.Record{
-				Operation: audit.OpOnboardTenant, OrganizationId: t.ID, Workload: audit.WorkloadLockbox, ObjectId: t.ID,
-				ModifiedProperties: append(tenantProperties(Tenant{}, t),
+			// The registry entry is written in this same transaction, so
+			// the log can't read the GUID yet: the record names it.
+			return s.log.AppendTx(ctx, pipe, providerRecord(p, clientIP, changeRecord(audit.OpOnboardTenant, t.ID, t.ID,
+				append(tenantProperties(Tenant{}, t),
 					audit.ModifiedProperty{Name: "LockboxEnabled", OldValue: "", NewValue: fmt.Sprint(st.LockboxEnabled)}),
-			}))
+				t.OrganizationID)))
 		})
 		return err
 	}, key)
@@ -312,10 +313,8 @@ func (s *Store) UpdateTenant(ctx context.Context, p identity.Principal, clientIP
 		}
 		_, err = tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
 			pipe.Set(ctx, key, b, 0)
-			return s.log.AppendTx(ctx, pipe, providerRecord(p, clientIP, audit.Record{
-				Operation: audit.OpUpdateTenant, OrganizationId: tenant, Workload: audit.WorkloadLockbox,
-				ObjectId: tenant, ModifiedProperties: changed,
-			}))
+			return s.log.AppendTx(ctx, pipe, providerRecord(p, clientIP,
+				changeRecord(audit.OpUpdateTenant, tenant, tenant, changed, old.OrganizationID)))
 		})
 		return err
 	}, key)
@@ -344,8 +343,24 @@ func tenantProperties(old, next Tenant) []audit.ModifiedProperty {
 // providerRecord stamps r as the work of provider staff member p: tenants
 // see "Microsoft Support", the provider's own views the person.
 func providerRecord(p identity.Principal, clientIP string, r audit.Record) audit.Record {
-	r.UserId, r.ProviderUserId, r.ClientIP = audit.ProviderUserID, p.Subject, clientIP
+	r.UserId, r.UserType, r.ProviderUserId, r.ClientIP = audit.ProviderUserID, audit.UserTypeDcAdmin, p.Subject, clientIP
 	return r
+}
+
+// changeRecord is the audit record of a change to tenant's configuration:
+// an Exchange admin cmdlet record whose object is object, with the
+// cmdlet's parameters (Identity, then each changed property's new value)
+// and the changes. orgID is the tenant's GUID when the caller knows it;
+// empty, the log reads it from the registry. The caller stamps who acted.
+func changeRecord(op, tenant, object string, changed []audit.ModifiedProperty, orgID string) audit.Record {
+	params := []audit.Parameter{{Name: "Identity", Value: tenant}}
+	for _, c := range changed {
+		params = append(params, audit.Parameter{Name: c.Name, Value: c.NewValue})
+	}
+	return audit.Record{
+		Operation: op, LockboxTenant: tenant, OrganizationId: orgID, RecordType: audit.RecordTypeExchangeAdmin,
+		Workload: audit.WorkloadLockbox, ObjectId: object, Parameters: params, ModifiedProperties: changed,
+	}
 }
 
 // Tenant returns tenant's registry entry to p.
@@ -438,12 +453,10 @@ func (s *Store) AdoptLegacy(ctx context.Context) (int, error) {
 			}
 			_, err := tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
 				pipe.Set(ctx, key, b, 0)
-				return s.log.AppendTx(ctx, pipe, audit.Record{
-					Operation: audit.OpOnboardTenant, OrganizationId: id, Workload: audit.WorkloadLockbox,
-					ObjectId: id, UserId: audit.SystemUserID,
-					Comment:            "registered on upgrade: this tenant had Lockbox data before tenants were onboarded",
-					ModifiedProperties: tenantProperties(Tenant{}, t),
-				})
+				rec := changeRecord(audit.OpOnboardTenant, id, id, tenantProperties(Tenant{}, t), t.OrganizationID)
+				rec.UserId, rec.UserType = audit.SystemUserID, audit.UserTypeSystem
+				rec.Comment = "registered on upgrade: this tenant had Lockbox data before tenants were onboarded"
+				return s.log.AppendTx(ctx, pipe, rec)
 			})
 			adopted = err == nil
 			return err

@@ -267,10 +267,9 @@ func (s *Store) PutSettings(ctx context.Context, p identity.Principal, clientIP,
 			pipe.Set(ctx, key, b, 0)
 			// Every replica's cache of the settings hears of it at once.
 			events.PublishTx(ctx, pipe, tenant)
-			if err := s.log.AppendTx(ctx, pipe, audit.Record{
-				Operation: audit.OpSetSettings, OrganizationId: tenant, Workload: audit.WorkloadLockbox,
-				UserId: p.Subject, ClientIP: clientIP, ObjectId: tenant, ModifiedProperties: changed,
-			}); err != nil {
+			rec := changeRecord(audit.OpSetSettings, tenant, tenant, changed, "")
+			rec.UserId, rec.UserType, rec.ClientIP = p.Subject, audit.UserTypeOf(p, tenant), clientIP
+			if err := s.log.AppendTx(ctx, pipe, rec); err != nil {
 				return err
 			}
 			if revoke != nil {
@@ -372,10 +371,10 @@ func (s *Store) changeApprover(ctx context.Context, p identity.Principal, client
 			} else {
 				pipe.SRem(ctx, key, user)
 			}
-			return s.log.AppendTx(ctx, pipe, audit.Record{
-				Operation: op, OrganizationId: tenant, Workload: audit.WorkloadLockbox,
-				UserId: p.Subject, ClientIP: clientIP, ObjectId: user,
-			})
+			rec := changeRecord(op, tenant, user, nil, t.OrganizationID)
+			rec.Parameters = append(rec.Parameters, audit.Parameter{Name: "User", Value: user})
+			rec.UserId, rec.UserType, rec.ClientIP = p.Subject, audit.UserTypeOf(p, tenant), clientIP
+			return s.log.AppendTx(ctx, pipe, rec)
 		})
 		return err
 	}, key)

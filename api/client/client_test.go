@@ -208,13 +208,14 @@ func TestCalls(t *testing.T) {
 		},
 		{
 			name:     "audit",
-			respBody: `{"records":[{"Id":"a1","CreationTime":"2026-01-02T03:04:05Z","Operation":"Set-AccessToCustomerDataRequest","OrganizationId":"contoso","Workload":"exchange","UserId":"alice@contoso.com","ResultStatus":"Succeeded","ApprovalDecision":"Approve"}]}`,
+			respBody: `{"records":[{"CreationTime":"2026-01-02T03:04:05","Id":"a1","Operation":"Set-AccessToCustomerDataRequest","OrganizationId":"5e2b7c1a-3f4d-4e8b-9a6c-1d2e3f4a5b6c","RecordType":1,"ResultStatus":"Succeeded","UserKey":"alice@contoso.com","UserType":2,"Version":1,"Workload":"exchange","ClientIP":"","ObjectId":"r1","UserId":"alice@contoso.com","ApprovalDecision":"Approve","LockboxTenant":"contoso"}]}`,
 			invoke:   func(c *Client) (any, error) { return c.Audit(ctx, AuditOptions{Tenant: "contoso", Limit: 10}) },
 			want:     call{Method: "GET", Path: "/v1/audit", Query: "limit=10&tenant=contoso"},
 			wantOut: []audit.Record{{
-				Id: "a1", CreationTime: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Operation: audit.OpTenantDecision,
-				OrganizationId: "contoso", Workload: "exchange", UserId: "alice@contoso.com", ResultStatus: "Succeeded",
-				ApprovalDecision: "Approve",
+				Id: "a1", CreationTime: audit.TimeOf(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)), Operation: audit.OpTenantDecision,
+				OrganizationId: "5e2b7c1a-3f4d-4e8b-9a6c-1d2e3f4a5b6c", RecordType: audit.RecordTypeExchangeAdmin, ResultStatus: "Succeeded",
+				UserKey: "alice@contoso.com", UserType: audit.UserTypeAdmin, Version: 1, Workload: "exchange", ObjectId: "r1",
+				UserId: "alice@contoso.com", ApprovalDecision: "Approve", LockboxTenant: "contoso",
 			}},
 		},
 		{
@@ -231,13 +232,15 @@ func TestCalls(t *testing.T) {
 		},
 		{
 			name:     "activity",
-			respBody: `{"records":[{"Id":"a1","CreationTime":"2026-01-02T03:04:05Z","Operation":"Get-Mailbox","OrganizationId":"contoso","Workload":"exchange","UserId":"Microsoft Operator","ResultStatus":"Succeeded","LockboxRequestId":"r1"}]}`,
+			respBody: `{"records":[{"CreationTime":"2026-01-02T03:04:05","Id":"a1","Operation":"Get-Mailbox","OrganizationId":"5e2b7c1a-3f4d-4e8b-9a6c-1d2e3f4a5b6c","RecordType":10,"ResultStatus":"Succeeded","UserKey":"Microsoft Operator","UserType":3,"Version":1,"Workload":"exchange","ClientIP":"192.0.2.10","ObjectId":"exchange/tenants/contoso/mailboxes","UserId":"Microsoft Operator","LockboxTenant":"contoso","LockboxRequestId":"r1","LockboxMethod":"GET","LockboxPath":"/tenants/contoso/mailboxes"}]}`,
 			invoke:   func(c *Client) (any, error) { return c.Activity(ctx, "r1") },
 			want:     call{Method: "GET", Path: "/v1/requests/r1/activity"},
 			wantOut: []audit.Record{{
-				Id: "a1", CreationTime: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Operation: "Get-Mailbox",
-				OrganizationId: "contoso", Workload: "exchange", UserId: audit.OperatorUserID, ResultStatus: "Succeeded",
-				LockboxRequestId: "r1",
+				Id: "a1", CreationTime: audit.TimeOf(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)), Operation: "Get-Mailbox",
+				OrganizationId: "5e2b7c1a-3f4d-4e8b-9a6c-1d2e3f4a5b6c", RecordType: audit.RecordTypeDataCenterSecurityCmdlet, ResultStatus: "Succeeded",
+				UserKey: audit.OperatorUserID, UserType: audit.UserTypeDcAdmin, Version: 1, Workload: "exchange", ClientIP: "192.0.2.10",
+				ObjectId: "exchange/tenants/contoso/mailboxes", UserId: audit.OperatorUserID, LockboxTenant: "contoso",
+				LockboxRequestId: "r1", LockboxMethod: "GET", LockboxPath: "/tenants/contoso/mailboxes",
 			}},
 		},
 		{

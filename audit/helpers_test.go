@@ -1,0 +1,31 @@
+package audit_test
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/lockbox-oss/lockbox/internal/keys"
+)
+
+// orgID is the organization GUID onboard gives tenant.
+func orgID(tenant string) string {
+	return uuid.NewSHA1(uuid.NameSpaceDNS, []byte(tenant+".example")).String()
+}
+
+// onboard writes the registry entries of tenants, as tenants.Store.Onboard
+// does, so their records can be written: a tenant without one has no
+// OrganizationId. (The tenants package writes audit records, so its
+// tests, not these, onboard through it.)
+func onboard(tb testing.TB, rdb redis.UniversalClient, tenants ...string) {
+	tb.Helper()
+	for _, t := range tenants {
+		b, _ := json.Marshal(map[string]any{"id": t, "organization_id": orgID(t), "display_name": t, "domains": []string{t + ".example"}})
+		if err := rdb.Set(context.Background(), keys.Tenant(t), b, 0).Err(); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
