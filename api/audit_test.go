@@ -59,12 +59,12 @@ func TestAuditWithoutTenantIsTheTokensTenant(t *testing.T) {
 		t.Fatalf("without tenant: %d records, with it: %d", len(implied.Records), len(named.Records))
 	}
 	for i, r := range implied.Records {
-		if r.Id != named.Records[i].Id || r.OrganizationId != "contoso" || r.ProviderUserId != "" {
+		if r.Id != named.Records[i].Id || r.LockboxTenant != "contoso" || r.ProviderUserId != "" {
 			t.Errorf("record %d = %+v", i, r)
 		}
 	}
 	for _, r := range decode[page](t, e.do(fabrikamAdmin, "GET", "/v1/audit", nil), 200).Records {
-		if r.OrganizationId != "fabrikam" {
+		if r.LockboxTenant != "fabrikam" {
 			t.Errorf("fabrikam's admin read %+v", r)
 		}
 	}

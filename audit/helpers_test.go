@@ -27,5 +27,8 @@ func onboard(tb testing.TB, rdb redis.UniversalClient, tenants ...string) {
 		if err := rdb.Set(context.Background(), keys.Tenant(t), b, 0).Err(); err != nil {
 			tb.Fatal(err)
 		}
+		if err := rdb.SAdd(context.Background(), keys.Tenants(), t).Err(); err != nil {
+			tb.Fatal(err)
+		}
 	}
 }

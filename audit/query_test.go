@@ -348,8 +348,8 @@ func TestSearchAcrossTenants(t *testing.T) {
 		t.Fatalf("tenant user without tenant: %d records, %v", len(own.Records), err)
 	}
 	for _, r := range own.Records {
-		if r.OrganizationId != tenantAuditor.TenantID {
-			t.Fatalf("tenant user without tenant read %s's record", r.OrganizationId)
+		if r.LockboxTenant != tenantAuditor.TenantID {
+			t.Fatalf("tenant user without tenant read %s's record", r.LockboxTenant)
 		}
 	}
 	// Cursors don't cross kinds of search.

@@ -10,7 +10,6 @@ import (
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/clock"
 	"github.com/lockbox-oss/lockbox/internal/fault"
-	"github.com/lockbox-oss/lockbox/internal/keys"
 	"github.com/lockbox-oss/lockbox/internal/redistest"
 )
 
@@ -23,12 +22,11 @@ func TestEmptyTenantIsTheTokensTenant(t *testing.T) {
 	log := audit.NewLog(rdb, c.Now)
 	ctx := context.Background()
 	// Onboarded tenants, which a search of every tenant reads.
-	if err := rdb.SAdd(ctx, keys.Tenants(), "contoso", "fabrikam").Err(); err != nil {
-		t.Fatal(err)
-	}
-	for _, org := range []string{"contoso", "fabrikam", "contoso"} {
+	onboard(t, rdb, "contoso", "fabrikam")
+	for _, tenant := range []string{"contoso", "fabrikam", "contoso"} {
 		c.Advance(time.Second)
-		if _, err := log.Append(ctx, audit.Record{Operation: "Get-Mailbox", OrganizationId: org, Workload: "exchange",
+		if _, err := log.Append(ctx, audit.Record{Operation: "Get-Mailbox", LockboxTenant: tenant, Workload: "exchange",
+			RecordType: audit.RecordTypeDataCenterSecurityCmdlet, UserType: audit.UserTypeDcAdmin,
 			UserId: audit.OperatorUserID, ProviderUserId: "alice"}); err != nil {
 			t.Fatal(err)
 		}
@@ -40,7 +38,7 @@ func TestEmptyTenantIsTheTokensTenant(t *testing.T) {
 
 	t.Run("tenant admin searches its own tenant, page by page", func(t *testing.T) {
 		page, err := log.Search(ctx, admin, audit.Query{Limit: 1})
-		if err != nil || len(page.Records) != 1 || page.Records[0].OrganizationId != "contoso" || page.Next == "" {
+		if err != nil || len(page.Records) != 1 || page.Records[0].LockboxTenant != "contoso" || page.Next == "" {
 			t.Fatalf("first page = %+v, %v", page, err)
 		}
 		if page.Records[0].ProviderUserId != "" {
@@ -48,7 +46,7 @@ func TestEmptyTenantIsTheTokensTenant(t *testing.T) {
 		}
 		// The cursor is a one-tenant cursor, and continues without a tenant.
 		next, err := log.Search(ctx, admin, audit.Query{Limit: 1, Cursor: page.Next})
-		if err != nil || len(next.Records) != 1 || next.Records[0].OrganizationId != "contoso" || next.Next != "" {
+		if err != nil || len(next.Records) != 1 || next.Records[0].LockboxTenant != "contoso" || next.Next != "" {
 			t.Fatalf("second page = %+v, %v", next, err)
 		}
 		if _, err := log.Search(ctx, admin, audit.Query{Tenant: "contoso", Cursor: page.Next}); err != nil {
@@ -58,7 +56,7 @@ func TestEmptyTenantIsTheTokensTenant(t *testing.T) {
 	t.Run("tenant admin exports its own tenant", func(t *testing.T) {
 		n := 0
 		err := log.Export(ctx, admin, audit.Query{}, func(r audit.Record) error {
-			if r.OrganizationId != "contoso" {
+			if r.LockboxTenant != "contoso" {
 				t.Errorf("exported %+v", r)
 			}
 			n++

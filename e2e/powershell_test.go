@@ -106,8 +106,8 @@ func TestPowerShellVerbs(t *testing.T) {
 	recs := w.auditNoTenant("admin")
 	var decision, cancel bool
 	for _, r := range recs {
-		if r.OrganizationId != "contoso" {
-			t.Errorf("record of %s", r.OrganizationId)
+		if r.LockboxTenant != "contoso" {
+			t.Errorf("record of %s", r.LockboxTenant)
 		}
 		decision = decision || r.Operation == "Set-AccessToCustomerDataRequest" && r.ApprovalDecision == audit.ApprovalApprove && r.Comment == "go ahead"
 		cancel = cancel || r.Operation == "Stop-AccessToCustomerDataRequest" && r.ObjectId == atManager.ID

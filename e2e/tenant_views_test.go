@@ -449,6 +449,10 @@ func walkConsole(t *testing.T, w *world, lc *leakCheck, user string, ids []strin
 		"POST /console/settings":               {"lockbox_enabled": {"on"}, "notification_addresses": {"soc@contoso.example"}},
 		"POST /console/approvers":              {"user": {"olga@contoso.example"}},
 		"POST /console/approvers/remove":       {"user": {"olga@contoso.example"}},
+		// The registry's forms: refused to tenant users, and the refusal
+		// must not name anyone either.
+		"POST /console/tenants":          {"id": {"newco"}, "display_name": {"NewCo"}, "domains": {"newco.example"}},
+		"POST /console/tenants/{tenant}": {"display_name": {"Contoso"}, "domains": {"contoso.example"}},
 	}
 	for _, pattern := range console.Routes() {
 		method, path, _ := strings.Cut(pattern, " ")
@@ -473,7 +477,7 @@ func walkConsole(t *testing.T, w *world, lc *leakCheck, user string, ids []strin
 				form[k] = v
 			}
 		}
-		for _, p := range expand(t, path, map[string][]string{"id": ids, "action": actions}) {
+		for _, p := range expand(t, path, map[string][]string{"id": ids, "action": actions, "tenant": {"contoso", "fabrikam"}}) {
 			qs := queries[path]
 			if len(qs) == 0 {
 				qs = []string{""}
