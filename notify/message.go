@@ -7,7 +7,6 @@ import (
 	"text/template"
 	"time"
 
-	"github.com/lockbox-oss/lockbox/audit"
 	"github.com/lockbox-oss/lockbox/grants"
 )
 
@@ -136,43 +135,17 @@ func utc(t *time.Time) string {
 	return t.UTC().Format(timeLayout)
 }
 
-// TenantView returns ev as the tenant's people see it: grants.TenantView's
-// request (no provider identity at all), with the provider's staff
-// labelled as tenants' audit records label them: the engineer who filed the
-// request "Microsoft Operator", anyone else of the provider (the support
-// manager) "Microsoft Support".
+// TenantView returns ev as the tenant's people see it: the request as
+// grants.TenantView shows it (no provider identity at all), and the event's
+// actor labelled by the same rule: the engineer's own steps "Microsoft
+// Operator", the support manager's "Microsoft Support".
 func TenantView(ev Event) Event {
-	r := ev.Request
-	v := grants.TenantView(r)
-	label := func(subject string) string {
-		if subject == r.Requester {
-			return audit.OperatorUserID
-		}
-		return audit.ProviderUserID
-	}
-	// Only ever replace a value grants.TenantView already hid, so nothing
-	// it hides can reappear here.
-	if r.ManagerApprover != "" {
-		v.ManagerApprover = audit.ProviderUserID
-	}
-	if r.Approver != "" && !grants.TenantApproved(r) {
-		v.Approver = label(r.Approver) // lockbox off: the manager approved
-	}
-	if len(v.History) == len(r.History) {
-		for i, e := range r.History {
-			if e.ActorKind == grants.KindProvider {
-				v.History[i].Actor, v.History[i].ClientIP = label(e.Actor), ""
-			}
-		}
-	}
-	ev.Request = v
+	ev.Request = grants.TenantView(ev.Request)
 	switch ev.Event.ActorKind {
-	case grants.KindProvider:
-		ev.Event.Actor, ev.Event.ClientIP = label(ev.Event.Actor), ""
 	case grants.KindTenant, grants.KindSystem:
 	default:
-		// An actor of no known side is not shown to a tenant.
-		ev.Event.Actor, ev.Event.ClientIP = audit.ProviderUserID, ""
+		// The provider's, or of no known side: fail closed.
+		ev.Event.Actor, ev.Event.ClientIP = grants.ProviderLabel(ev.Event.Action), ""
 	}
 	return ev
 }
