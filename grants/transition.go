@@ -92,7 +92,7 @@ func New(in CreateInput, actor Actor, id string, now time.Time, cat Catalog) (Re
 		return Request{}, newErr(ErrInvalid, "invalid_reason", "reason must be at most %d bytes", maxReason)
 	}
 	if d := in.Duration.Std(); d <= 0 || d > MaxDuration {
-		return Request{}, newErr(ErrInvalid, "invalid_duration", "duration must be more than 0 and at most %s, got %s", "4h", d)
+		return Request{}, newErr(ErrInvalid, "invalid_duration", "duration must be more than 0 and at most %s, got %s", "4h", in.Duration)
 	}
 	var acts []string
 	for _, a := range in.Activities {
