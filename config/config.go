@@ -100,6 +100,10 @@ type Config struct {
 	// AuditTimeout is the deadline of writing an operator action's audit
 	// record; past it the call gets 503 and is not forwarded.
 	AuditTimeout time.Duration `env:"AUDIT_TIMEOUT" envDefault:"2s" desc:"deadline of writing an operator action's audit record; past it the call gets 503 and is not forwarded"`
+	// AuditReplicas and AuditAOF say when an operator action's record
+	// counts as written: see audit.Durability.
+	AuditReplicas int  `env:"AUDIT_REPLICAS" envDefault:"0" desc:"how many Redis replicas must have an operator action's audit record (Redis WAIT) before the call is forwarded; 0 means Redis's own acknowledgement. A failover then loses no record of a forwarded call"`
+	AuditAOF      bool `env:"AUDIT_AOF" envDefault:"false" desc:"wait until Redis has fsynced each operator action's audit record to its append-only file (WAITAOF; Redis 7.2 or later with appendonly yes) — on LOCKBOX_AUDIT_REPLICAS replicas too — before the call is forwarded"`
 	// AuditRetention is how long audit records are kept; 0 keeps them
 	// forever. Trimming keeps the hash chain verifiable.
 	AuditRetention time.Duration `env:"AUDIT_RETENTION" envDefault:"0s" desc:"how long audit records are kept, e.g. 8760h; 0 keeps them forever (trimming keeps the hash chain verifiable)"`
@@ -431,6 +435,9 @@ func (c Config) check() error {
 		if d.d <= 0 {
 			errs = append(errs, varErr(d.field, "must be a positive duration, got %s", d.d))
 		}
+	}
+	if c.AuditReplicas < 0 {
+		errs = append(errs, varErr("AuditReplicas", "must not be negative, got %d", c.AuditReplicas))
 	}
 	if c.CacheMaxAge < 0 || c.CacheMaxAge > time.Second {
 		errs = append(errs, varErr("CacheMaxAge", "must be from 0 to 1s, got %s", c.CacheMaxAge))

@@ -134,6 +134,7 @@ func TestLoadInvalidNamesVariable(t *testing.T) {
 		{"huge leeway", "LOCKBOX_JWT_LEEWAY", "1h", "5m0s"},
 		{"cache kept over a second", "LOCKBOX_CACHE_MAX_AGE", "2s", "from 0 to 1s"},
 		{"negative cache age", "LOCKBOX_CACHE_MAX_AGE", "-1s", "from 0 to 1s"},
+		{"negative audit replicas", "LOCKBOX_AUDIT_REPLICAS", "-1", "must not be negative"},
 		{"addr without port", "LOCKBOX_API_ADDR", "localhost", "host:port"},
 		{"addr bad port", "LOCKBOX_PROXY_ADDR", "127.0.0.1:http", "port"},
 		{"addr port too big", "LOCKBOX_METRICS_ADDR", "127.0.0.1:70000", "port"},

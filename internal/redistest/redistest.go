@@ -86,8 +86,9 @@ func Client(t testing.TB) *redis.Client {
 // Server is a redis-server of one test's own, for tests that stop Redis
 // under a running Lockbox.
 type Server struct {
-	URL string
-	cmd *exec.Cmd
+	URL  string
+	Addr string // host:port
+	cmd  *exec.Cmd
 }
 
 // Stop kills the server. A stopped server refuses connections at once.
@@ -98,13 +99,15 @@ func (s *Server) Stop() {
 }
 
 // StartServer starts a dedicated redis-server for t, stopped when t ends.
-func StartServer(t testing.TB) *Server {
+// args are more redis-server options, e.g. "--replicaof", host, port.
+func StartServer(t testing.TB, args ...string) *Server {
 	t.Helper()
-	url, cmd, err := spawn()
+	url, cmd, err := spawn(args...)
 	if err != nil {
 		t.Fatalf("redistest: %v (install redis-server)", err)
 	}
-	s := &Server{URL: url, cmd: cmd}
+	opts, _ := redis.ParseURL(url)
+	s := &Server{URL: url, Addr: opts.Addr, cmd: cmd}
 	t.Cleanup(s.Stop)
 	return s
 }
@@ -117,7 +120,7 @@ func start() (string, error) {
 	return url, err
 }
 
-func spawn() (string, *exec.Cmd, error) {
+func spawn(args ...string) (string, *exec.Cmd, error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		return "", nil, fmt.Errorf("redis-server not found on PATH")
@@ -139,6 +142,7 @@ func spawn() (string, *exec.Cmd, error) {
 		"--dir", dir,
 		"--logfile", filepath.Join(dir, "redis.log"),
 	)
+	cmd.Args = append(cmd.Args, args...)
 	// The server must die with the test binary, even when the binary is
 	// killed by a timeout: Go runs no exit hooks, so the kernel sends it
 	// SIGKILL when we go.

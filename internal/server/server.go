@@ -86,10 +86,13 @@ type Server struct {
 	Proxy    *proxy.Handler
 	Registry *prometheus.Registry
 
-	Notifier  *notify.Worker
-	events    *events.Listener // clears the proxy's caches
-	siem      *audit.Forwarder
-	siemClose io.Closer
+	Notifier *notify.Worker
+	events   *events.Listener // clears the proxy's caches
+	// auditWriter writes the proxy's records in shared round trips; nil
+	// without the proxy.
+	auditWriter *audit.GroupCommit
+	siem        *audit.Forwarder
+	siemClose   io.Closer
 
 	apiLn, proxyLn, metricsLn net.Listener
 	apiSrv, proxySrv, metSrv  *http.Server
@@ -230,13 +233,22 @@ func (s *Server) newProxy(cfg config.Config, opts Options, upstreams map[string]
 	grantCache := grants.NewGrantCache(s.Requests, cfg.CacheMaxAge, opts.Now)
 	settingsCache := tenants.NewSettingsCache(s.Tenants, cfg.CacheMaxAge, opts.Now)
 	s.events.Add(grantCache, settingsCache)
-	var err error
+	// Operator-action records of concurrent calls share round trips
+	// (group commit); each call waits for its own.
+	auditor, err := audit.NewGroupCommit(audit.GroupCommitConfig{
+		Log: s.Audit, Registerer: s.Registry, Timeout: cfg.AuditTimeout,
+		Durability: audit.Durability{Replicas: cfg.AuditReplicas, AOF: cfg.AuditAOF},
+	})
+	if err != nil {
+		return err
+	}
+	s.auditWriter = auditor
 	if s.Proxy, err = proxy.New(proxy.Config{
 		Upstreams: upstreams, Auth: s.Verifier, Grants: grantCache, Tenants: settingsCache,
 		// One snapshot per call: the call is classified and decided by one
 		// policy version, however the watcher reloads meanwhile.
 		Policy:  proxy.PolicyFunc(func() proxy.PolicySnapshot { return s.Policy.Snapshot() }),
-		Auditor: s.Audit, SigningKey: signingKey,
+		Auditor: auditor, SigningKey: signingKey,
 		Now: opts.Now, Logger: opts.Logger.With("component", "proxy"), Registerer: s.Registry,
 		GrantTimeout: cfg.GrantTimeout, AuditTimeout: cfg.AuditTimeout,
 	}); err != nil {
@@ -323,6 +335,14 @@ func connect(ctx context.Context, cfg config.Config) (redis.UniversalClient, err
 	if err := rdb.Ping(pctx).Err(); err != nil {
 		rdb.Close()
 		return nil, fmt.Errorf("LOCKBOX_REDIS_URL: redis at %s does not answer: %w", opts.Addr, err)
+	}
+	if cfg.AuditAOF && cfg.Runs(config.ComponentProxy) {
+		// Found out now, not on the first call: WAITAOF needs Redis 7.2
+		// and appendonly yes. A wait of 1 ms for the local fsync costs nothing.
+		if err := rdb.Do(pctx, "WAITAOF", 1, 0, 1).Err(); err != nil {
+			rdb.Close()
+			return nil, fmt.Errorf("LOCKBOX_AUDIT_AOF: the Redis at %s can't confirm fsyncs (WAITAOF needs Redis 7.2 or later with appendonly yes): %w", opts.Addr, err)
+		}
 	}
 	return rdb, nil
 }
@@ -423,6 +443,10 @@ func (s *Server) Run(ctx context.Context) error {
 	defer cancel()
 	for _, srv := range servers {
 		err = errors.Join(err, srv.Shutdown(sctx))
+	}
+	if s.auditWriter != nil {
+		// After the proxy's server: no call is waiting for a record now.
+		s.auditWriter.Close()
 	}
 	if s.siemClose != nil {
 		err = errors.Join(err, s.siemClose.Close())
