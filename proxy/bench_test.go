@@ -9,34 +9,50 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/policy"
+	"github.com/lockbox-oss/lockbox/tenants"
 )
 
 // BenchmarkProxyAllow measures one permitted call end to end: a client
 // over loopback HTTP, the whole handler (token verification,
-// canonicalization, catalog match, grant and settings reads from a real
-// Redis, the policy decision, the durable audit write) and an upstream
-// that answers at once. "rego" classifies and decides with a snapshot of
-// the real OPA engine and the default policy; "go-rule" with the default
-// catalog and the Go mirror of that rule, which shows what the policy
-// evaluation itself costs.
+// canonicalization, catalog match, the grant and the tenant's settings, the
+// policy decision of the real OPA engine and the default policy, the
+// durable audit write) and an upstream that answers at once.
+//
+// "served" is the proxy as "lockbox serve" wires it: grants and settings
+// from the invalidated caches, records written by group commit. "uncached"
+// reads Redis for the grant and the settings and writes each record on its
+// own, as every call did before those two existed.
 func BenchmarkProxyAllow(b *testing.B) {
 	engine, err := policy.NewEngine(policy.EngineConfig{})
 	if err != nil {
 		b.Fatal(err)
 	}
+	snapshot := PolicyFunc(func() PolicySnapshot { return engine.Snapshot() })
 	for _, d := range []struct {
 		name   string
-		policy func(*testEnv) Policy
+		wiring func(*testEnv, *Config)
 	}{
-		{"rego", func(*testEnv) Policy { return PolicyFunc(func() PolicySnapshot { return engine.Snapshot() }) }},
-		{"go-rule", func(e *testEnv) Policy { return goPolicy{catalog: e.catalog, decider: ruleDecider{catalog: e.catalog}} }},
+		{"served", func(e *testEnv, c *Config) {
+			c.Policy = snapshot
+			c.Grants = grants.NewGrantCache(e.grants, time.Second, e.clk.Now)
+			c.Tenants = tenants.NewSettingsCache(e.tenants, time.Second, e.clk.Now)
+			gc, err := audit.NewGroupCommit(audit.GroupCommitConfig{Log: e.audit})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(gc.Close)
+			c.Auditor = gc
+		}},
+		{"uncached", func(e *testEnv, c *Config) { c.Policy = snapshot }},
 	} {
-		b.Run(d.name, func(b *testing.B) { benchmarkProxyAllow(b, d.policy) })
+		b.Run(d.name, func(b *testing.B) { benchmarkProxyAllow(b, d.wiring) })
 	}
 }
 
-func benchmarkProxyAllow(b *testing.B, newPolicy func(*testEnv) Policy) {
+func benchmarkProxyAllow(b *testing.B, wiring func(*testEnv, *Config)) {
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "application/json")
@@ -44,7 +60,7 @@ func benchmarkProxyAllow(b *testing.B, newPolicy func(*testEnv) Policy) {
 	}))
 	b.Cleanup(upstream.Close)
 	e := newTestEnv(b, func(e *testEnv, c *Config) {
-		c.Policy = newPolicy(e)
+		wiring(e, c)
 		// Production logs at Info, where a permitted call writes nothing.
 		c.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
 		u, err := url.Parse(upstream.URL)

@@ -102,14 +102,23 @@ func (s *Server) Stop() {
 // args are more redis-server options, e.g. "--replicaof", host, port.
 func StartServer(t testing.TB, args ...string) *Server {
 	t.Helper()
-	url, cmd, err := spawn(args...)
+	s, err := Start(args...)
 	if err != nil {
 		t.Fatalf("redistest: %v (install redis-server)", err)
 	}
-	opts, _ := redis.ParseURL(url)
-	s := &Server{URL: url, Addr: opts.Addr, cmd: cmd}
 	t.Cleanup(s.Stop)
 	return s
+}
+
+// Start starts a dedicated redis-server outside a test (benchmark
+// programs); the caller stops it.
+func Start(args ...string) (*Server, error) {
+	url, cmd, err := spawn(args...)
+	if err != nil {
+		return nil, err
+	}
+	opts, _ := redis.ParseURL(url)
+	return &Server{URL: url, Addr: opts.Addr, cmd: cmd}, nil
 }
 
 func start() (string, error) {

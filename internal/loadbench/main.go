@@ -1,0 +1,296 @@
+// Command loadbench is Lockbox's own end-to-end load benchmark: it starts an
+// upstream that answers 1 KiB of JSON, a bare httputil.ReverseProxy in
+// front of it (the limit for a Go proxy), and Lockbox's proxy as "lockbox
+// serve" wires it (a real redis-server, a grant made through the real
+// lifecycle, every permitted call audited before it is forwarded), then
+// drives each with the same closed-loop load and reports requests per
+// second, latency percentiles and Lockbox's ratio to the bare proxy.
+//
+//	go run ./internal/loadbench -c 16,64 -d 10s
+//	make loadbench
+//
+// The load generator runs in the same process as the servers, so absolute
+// numbers are lower than a separate generator would show; the ratio, from
+// one run on one machine, is the figure to compare. The peer harness
+// (docs/performance.md) measures against nginx+OPA as well.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lockbox-oss/lockbox/api/client"
+	"github.com/lockbox-oss/lockbox/config"
+	"github.com/lockbox-oss/lockbox/grants"
+	"github.com/lockbox-oss/lockbox/grantsig"
+	"github.com/lockbox-oss/lockbox/identity"
+	"github.com/lockbox-oss/lockbox/internal/redistest"
+	"github.com/lockbox-oss/lockbox/internal/server"
+	"github.com/lockbox-oss/lockbox/tenants"
+)
+
+func main() {
+	conns := flag.String("c", "16,64", "concurrent connections, comma-separated: one run each")
+	dur := flag.Duration("d", 10*time.Second, "duration of each run")
+	warm := flag.Duration("warmup", 2*time.Second, "warm-up before each run")
+	flag.Parse()
+	if err := run(*conns, *dur, *warm, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "loadbench:", err)
+		os.Exit(1)
+	}
+}
+
+// path is the call every run makes: a read the default catalog knows.
+const path = "/exchange/tenants/contoso/mailboxes"
+
+func run(conns string, dur, warm time.Duration, out io.Writer) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	up, err := listen(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(body)
+	}))
+	if err != nil {
+		return err
+	}
+	upURL, _ := url.Parse("http://" + up)
+	bare, err := listen(bareProxy(upURL))
+	if err != nil {
+		return err
+	}
+	lb, tok, stop, err := startLockbox(ctx, "http://"+up)
+	if err != nil {
+		return err
+	}
+	defer stop()
+
+	fmt.Fprintf(out, "loadbench: GET %s, %s per run after %s of warm-up\n\n", path, dur, warm)
+	fmt.Fprintln(out, "| proxy | conns | req/s | p50 ms | p99 ms | errors | vs bare |")
+	fmt.Fprintln(out, "|---|---|---|---|---|---|---|")
+	for c := range strings.SplitSeq(conns, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(c))
+		if err != nil || n < 1 {
+			return fmt.Errorf("-c: %q is not a number of connections", c)
+		}
+		b := load("http://"+bare+"/tenants/contoso/mailboxes", "", n, warm, dur)
+		l := load("http://"+lb+path, tok, n, warm, dur)
+		for _, r := range []struct {
+			name string
+			res  result
+		}{{"bare ReverseProxy", b}, {"lockbox", l}} {
+			fmt.Fprintf(out, "| %s | %d | %.0f | %.2f | %.2f | %d | %.2f× |\n", r.name, n, r.res.rps, ms(r.res.p50), ms(r.res.p99), r.res.errors, r.res.rps/b.rps)
+		}
+	}
+	return nil
+}
+
+// body is the upstream's answer: 1 KiB of JSON, as in the peer harness.
+var body = func() []byte {
+	b, _ := json.Marshal(map[string]string{"value": strings.Repeat("x", 1000)})
+	return b[:1024-1]
+}()
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func listen(h http.Handler) (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	go func() { _ = (&http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}).Serve(ln) }()
+	return ln.Addr().String(), nil
+}
+
+// bareProxy is the harness's go-bare: a ReverseProxy with a tuned idle
+// pool and a buffer pool, and nothing else.
+func bareProxy(u *url.URL) http.Handler {
+	rp := httputil.NewSingleHostReverseProxy(u)
+	rp.Transport = &http.Transport{MaxIdleConns: 1024, MaxIdleConnsPerHost: 512, IdleConnTimeout: 90 * time.Second}
+	rp.BufferPool = bufPool{}
+	return rp
+}
+
+type bufPool struct{}
+
+var bufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (bufPool) Get() []byte  { return *bufs.Get().(*[]byte) }
+func (bufPool) Put(b []byte) { bufs.Put(&b) }
+
+// startLockbox runs Lockbox's proxy and API on a redis-server of its own,
+// onboards contoso and has a request approved by its manager and the
+// tenant, and returns the proxy's address and the engineer's token.
+func startLockbox(ctx context.Context, upstream string) (string, string, func(), error) {
+	dir, err := os.MkdirTemp("", "lockbox-loadbench-")
+	if err != nil {
+		return "", "", nil, err
+	}
+	rs, err := redistest.Start()
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", "", nil, err
+	}
+	cleanup := func() { rs.Stop(); os.RemoveAll(dir) }
+	key, err := identity.GenerateDevKey()
+	if err != nil {
+		cleanup()
+		return "", "", nil, err
+	}
+	_, jwks, err := identity.WriteDevKeys(dir, key)
+	if err != nil {
+		cleanup()
+		return "", "", nil, err
+	}
+	if _, err := grantsig.EnsureKeyFiles(filepath.Join(dir, "grant.pem"), filepath.Join(dir, "grant.pub.pem")); err != nil {
+		cleanup()
+		return "", "", nil, err
+	}
+	cfg, err := config.Load(map[string]string{
+		"LOCKBOX_REDIS_URL": rs.URL, "LOCKBOX_JWT_JWKS_FILE": jwks, "LOCKBOX_UPSTREAMS": "exchange=" + upstream,
+		"LOCKBOX_PROXY_SIGNING_KEY_FILE": filepath.Join(dir, "grant.pem"), "LOCKBOX_SERVE": "proxy,api",
+		"LOCKBOX_API_ADDR": "127.0.0.1:0", "LOCKBOX_PROXY_ADDR": "127.0.0.1:0", "LOCKBOX_METRICS_ADDR": "127.0.0.1:0",
+	})
+	if err != nil {
+		cleanup()
+		return "", "", nil, err
+	}
+	srv, err := server.New(ctx, cfg, server.Options{Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if err != nil {
+		cleanup()
+		return "", "", nil, err
+	}
+	if err := srv.Listen(); err != nil {
+		cleanup()
+		return "", "", nil, err
+	}
+	rctx, stopServer := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(rctx) }()
+	stop := func() { stopServer(); <-done; cleanup() }
+
+	now := time.Now()
+	tokens := map[string]string{}
+	for name, c := range map[string]identity.Claims{
+		"operator": {Subject: "alice@provider.example", Roles: []identity.Role{identity.RoleOperator}},
+		"manager":  {Subject: "mary@provider.example", Roles: []identity.Role{identity.RoleSupportManager}},
+		"admin":    {Subject: "gina@contoso.example", Roles: []identity.Role{identity.RoleGlobalAdmin}, TenantID: "contoso"},
+		"lbadmin":  {Subject: "lara@provider.example", Roles: []identity.Role{identity.RoleLockboxAdmin}},
+	} {
+		c.TTL = 12 * time.Hour
+		if tokens[name], err = identity.Mint(key, cfg.JWTIssuer, cfg.JWTAudience, c, now); err != nil {
+			stop()
+			return "", "", nil, err
+		}
+	}
+	api := func(who string) *client.Client {
+		c, _ := client.New("http://"+srv.APIAddr(), tokens[who])
+		return c
+	}
+	err = func() error {
+		if _, err := api("lbadmin").Onboard(ctx, tenants.Onboarding{ID: "contoso", DisplayName: "Contoso", Domains: []string{"contoso.example"}}); err != nil {
+			return fmt.Errorf("onboard: %w", err)
+		}
+		r, err := api("operator").CreateRequest(ctx, grants.CreateInput{Tenant: "contoso", Service: "exchange",
+			ServiceRequest: "SR-1", Reason: "load benchmark", Duration: grants.Duration(4 * time.Hour)})
+		if err != nil {
+			return fmt.Errorf("file the request: %w", err)
+		}
+		if _, err := api("manager").Approve(ctx, r.ID, "bench"); err != nil {
+			return fmt.Errorf("manager approval: %w", err)
+		}
+		if _, err := api("admin").Approve(ctx, r.ID, "bench"); err != nil {
+			return fmt.Errorf("tenant approval: %w", err)
+		}
+		return nil
+	}()
+	if err != nil {
+		stop()
+		return "", "", nil, err
+	}
+	return srv.ProxyAddr(), "Bearer " + tokens["operator"], stop, nil
+}
+
+type result struct {
+	rps      float64
+	p50, p99 time.Duration
+	errors   int64
+}
+
+// load drives url with conns keep-alive connections for warm, then for
+// dur, and reports the second part.
+func load(url, auth string, conns int, warm, dur time.Duration) result {
+	tr := &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns, DisableCompression: true}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr}
+	var (
+		measuring atomic.Bool
+		stopAt    atomic.Int64
+		mu        sync.Mutex
+		lat       []time.Duration
+		errs      atomic.Int64
+		wg        sync.WaitGroup
+	)
+	stopAt.Store(time.Now().Add(warm + dur).UnixNano())
+	start := time.Now()
+	for range conns {
+		wg.Go(func() {
+			mine := make([]time.Duration, 0, 1<<14)
+			for time.Now().UnixNano() < stopAt.Load() {
+				req, _ := http.NewRequest(http.MethodGet, url, nil)
+				if auth != "" {
+					req.Header.Set("Authorization", auth)
+				}
+				t0 := time.Now()
+				res, err := c.Do(req)
+				if err == nil {
+					_, _ = io.Copy(io.Discard, res.Body)
+					res.Body.Close()
+					if res.StatusCode != http.StatusOK {
+						err = errors.New(res.Status)
+					}
+				}
+				if !measuring.Load() {
+					continue
+				}
+				if err != nil {
+					errs.Add(1)
+					continue
+				}
+				mine = append(mine, time.Since(t0))
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			mu.Unlock()
+		})
+	}
+	time.Sleep(warm)
+	measuring.Store(true)
+	measured := time.Now()
+	wg.Wait()
+	elapsed := time.Since(measured)
+	_ = start
+	slices.Sort(lat)
+	r := result{rps: float64(len(lat)) / elapsed.Seconds(), errors: errs.Load()}
+	if len(lat) > 0 {
+		r.p50, r.p99 = lat[len(lat)/2], lat[len(lat)*99/100]
+	}
+	return r
+}
