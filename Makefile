@@ -45,7 +45,7 @@ test: ## go vet, all tests with -race against a real redis-server, the Rego test
 	go run ./cmd/lockbox policy test rego/; \
 	echo "(cd tools && go tool opa check --strict ../rego && go tool opa test ../rego)"; \
 	(cd tools && go tool opa check --strict ../rego && go tool opa test ../rego); \
-	for f in "FuzzCanonicalize ./proxy" "FuzzInputBuilder ./proxy" "FuzzInputBuilder ./policy" "FuzzVerify ./identity"; do \
+	for f in "FuzzCanonicalize ./proxy" "FuzzInputBuilder ./proxy" "FuzzInputBuilder ./policy" "FuzzVerify ./identity" "FuzzAppendJSON ./audit" "FuzzShapes ./internal/keys"; do \
 		set -- $$f; \
 		echo "go test -run '^$$' -fuzz '^$$1$$' -fuzztime $(FUZZTIME) $$2"; \
 		go test -run '^$$' -fuzz "^$$1$$" -fuzztime $(FUZZTIME) "$$2"; \

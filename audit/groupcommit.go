@@ -2,7 +2,6 @@ package audit
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -56,7 +55,9 @@ type GroupCommitConfig struct {
 	Durability Durability
 	// Timeout bounds one batch's round trip (and its WAIT). 2s when zero.
 	Timeout time.Duration
-	// Writers is how many batches may be in flight at once; 2 when zero.
+	// Writers is how many batches may be in flight at once; 1 when zero:
+	// one writer makes the largest batches, so the fewest round trips and
+	// the least CPU, here and in Redis, per record.
 	// A chain stays whole however many: Redis runs each tenant's batch
 	// script atomically, each reading the head the last one left.
 	Writers int
@@ -85,7 +86,7 @@ type GroupCommit struct {
 
 type pending struct {
 	tenant string
-	data   string // the record's JSON
+	data   []byte // the record's JSON, in a buffer the pool keeps
 	done   chan error
 }
 
@@ -106,7 +107,7 @@ func NewGroupCommit(cfg GroupCommitConfig) (*GroupCommit, error) {
 		cfg.Timeout = 2 * time.Second
 	}
 	if cfg.Writers == 0 {
-		cfg.Writers = 2
+		cfg.Writers = 1
 	}
 	if cfg.MaxBatch == 0 {
 		cfg.MaxBatch = 256
@@ -145,18 +146,14 @@ func (g *GroupCommit) Append(ctx context.Context, r Record) (Record, error) {
 	if err != nil {
 		return Record{}, err
 	}
-	// Encoded here, in the caller's goroutine, so the writers only write.
-	b, err := json.Marshal(r)
-	if err != nil {
-		return Record{}, fmt.Errorf("audit: encode: %w", err)
-	}
 	select {
 	case <-g.stop:
 		return Record{}, fmt.Errorf("%w: the audit writer is stopped", ErrUnavailable)
 	default:
 	}
 	p := pendingPool.Get().(*pending)
-	p.tenant, p.data = r.LockboxTenant, string(b)
+	// Encoded here, in the caller's goroutine, so the writers only write.
+	p.tenant, p.data = r.LockboxTenant, r.AppendJSON(p.data[:0])
 	select {
 	case g.q <- p:
 	case <-ctx.Done():
@@ -168,7 +165,6 @@ func (g *GroupCommit) Append(ctx context.Context, r Record) (Record, error) {
 	}
 	select {
 	case err := <-p.done:
-		p.data = ""
 		pendingPool.Put(p)
 		if err != nil {
 			return Record{}, fmt.Errorf("%w: %w", ErrUnavailable, err)

@@ -159,11 +159,7 @@ func (l *Log) Append(ctx context.Context, r Record) (Record, error) {
 
 // queue adds the append of the completed record r to tx.
 func queue(ctx context.Context, tx redis.Pipeliner, r Record) error {
-	b, err := json.Marshal(r)
-	if err != nil {
-		return fmt.Errorf("audit: encode: %w", err)
-	}
-	appendScript.Eval(ctx, tx, []string{keys.Audit(r.LockboxTenant), keys.AuditHead(r.LockboxTenant)}, string(b))
+	appendScript.Eval(ctx, tx, []string{keys.Audit(r.LockboxTenant), keys.AuditHead(r.LockboxTenant)}, r.AppendJSON(nil))
 	return nil
 }
 

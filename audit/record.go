@@ -10,11 +10,11 @@ package audit
 import (
 	"encoding/json"
 	"fmt"
-	"regexp"
 	"strconv"
 	"time"
 
 	"github.com/lockbox-oss/lockbox/identity"
+	"github.com/lockbox-oss/lockbox/internal/keys"
 )
 
 // Operations recorded by the control plane. Operator actions through the
@@ -389,8 +389,6 @@ func (r *Record) upgrade(method, path string) {
 	}
 }
 
-var guidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
-
 // IsGUID reports whether s is a GUID in lower-case canonical form, as
 // OrganizationId and Id are.
-func IsGUID(s string) bool { return guidRE.MatchString(s) }
+func IsGUID(s string) bool { return keys.IsUUID(s) }

@@ -157,6 +157,8 @@ type Config struct {
 
 	// LogLevel is the least severe level logged: debug, info, warn or error.
 	LogLevel string `env:"LOG_LEVEL" envDefault:"info" desc:"least severe level logged: debug, info, warn or error"`
+	// Pprof serves Go's profiler on the metrics address.
+	Pprof bool `env:"PPROF" envDefault:"false" desc:"serve Go's profiler (/debug/pprof/) on LOCKBOX_METRICS_ADDR, never on the proxy's or the API's address: CPU and heap profiles of a running replica"`
 	// LogFormat is the log format: text or json.
 	LogFormat string `env:"LOG_FORMAT" envDefault:"text" desc:"log format: text or json"`
 

@@ -7,8 +7,9 @@
 package identity
 
 import (
-	"regexp"
 	"slices"
+
+	"github.com/lockbox-oss/lockbox/internal/keys"
 )
 
 // Role is a coarse permission carried in the token's "roles" claim.
@@ -36,20 +37,15 @@ func (r Role) Known() bool {
 	return false
 }
 
-var (
-	subjectRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$`)
-	tenantRE  = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$`)
-)
-
 // ValidSubject reports whether s may be a Principal's Subject. Subjects end up
 // in Redis keys and audit records, so the alphabet leaves out separators,
 // spaces and control characters that could forge a key or a log line.
-func ValidSubject(s string) bool { return subjectRE.MatchString(s) }
+func ValidSubject(s string) bool { return keys.IsUser(s) }
 
 // ValidTenantID reports whether t may be a Principal's TenantID. The shape is
 // a DNS label, for the same reason as ValidSubject and so that a tenant id is
 // safe to use in host names and paths unescaped.
-func ValidTenantID(t string) bool { return tenantRE.MatchString(t) }
+func ValidTenantID(t string) bool { return keys.IsTenant(t) }
 
 // Principal is a verified identity.
 type Principal struct {

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/lockbox-oss/lockbox/audit"
@@ -84,8 +85,8 @@ func NewTransport(http2 bool) *http.Transport {
 		ResponseHeaderTimeout:  30 * time.Second,
 		ExpectContinueTimeout:  time.Second,
 		IdleConnTimeout:        90 * time.Second,
-		MaxIdleConns:           512,
-		MaxIdleConnsPerHost:    128,
+		MaxIdleConns:           1024,
+		MaxIdleConnsPerHost:    512,
 		MaxResponseHeaderBytes: 1 << 20,
 		ForceAttemptHTTP2:      http2,
 	}
@@ -117,9 +118,23 @@ func (h *Handler) newUpstream(service string, u *url.URL) *upstream {
 		ModifyResponse: modifyResponse,
 		ErrorHandler:   h.upstreamError,
 		ErrorLog:       slog.NewLogLogger(h.log.Handler(), slog.LevelWarn),
+		// Without a pool, every response body is copied through a new
+		// 32 KiB buffer: garbage on every call.
+		BufferPool: copyBuffers,
 	}
 	return up
 }
+
+// copyBuffers recycles the buffers ReverseProxy copies response bodies
+// through.
+var copyBuffers bufferPool
+
+type bufferPool struct{}
+
+var buffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (bufferPool) Get() []byte  { return *buffers.Get().(*[]byte) }
+func (bufferPool) Put(b []byte) { buffers.Put(&b) }
 
 // outboundHeader builds the header set the upstream receives, fresh: the
 // allow-listed client headers, then the proxy's own identity headers, with

@@ -10,7 +10,6 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -21,6 +20,7 @@ import (
 	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/httperr"
+	"github.com/lockbox-oss/lockbox/internal/keys"
 	"github.com/lockbox-oss/lockbox/internal/peer"
 	"github.com/lockbox-oss/lockbox/policy"
 	"github.com/lockbox-oss/lockbox/tenants"
@@ -151,9 +151,6 @@ type Config struct {
 	Transport http.RoundTripper
 }
 
-// serviceRE is the shape of a service name, as the activity catalog has it.
-var serviceRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
-
 // CheckAndSetDefaults rejects a configuration missing a dependency or with
 // an unusable upstream, and fills in the defaults.
 func (c *Config) CheckAndSetDefaults() error {
@@ -213,8 +210,8 @@ func (c *Config) CheckAndSetDefaults() error {
 // canonical path is still exactly what the policy judged.
 func checkUpstream(name string, u *url.URL) error {
 	switch {
-	case !serviceRE.MatchString(name):
-		return fmt.Errorf("proxy: upstream %q: a service name must match %s", name, serviceRE)
+	case !keys.IsService(name):
+		return fmt.Errorf("proxy: upstream %q: a service name is 1-32 lower-case letters, digits or '-', starting with a letter", name)
 	case u == nil:
 		return fmt.Errorf("proxy: upstream %s: no URL", name)
 	case u.Scheme != "http" && u.Scheme != "https":

@@ -72,8 +72,6 @@ const (
 // domainRE is a DNS name of at least two labels, lower case.
 var domainRE = regexp.MustCompile(`^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$`)
 
-var guidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
-
 func invalid(format string, args ...any) error {
 	return fault.New(fault.ErrInvalid, "invalid_tenant", format, args...)
 }
@@ -84,7 +82,7 @@ func (t *Tenant) normalize() error {
 		return invalid("%v", err)
 	}
 	t.OrganizationID = strings.ToLower(strings.TrimSpace(t.OrganizationID))
-	if !guidRE.MatchString(t.OrganizationID) {
+	if !keys.IsUUID(t.OrganizationID) {
 		return invalid("organization_id %q is not a GUID", t.OrganizationID)
 	}
 	t.DisplayName = strings.TrimSpace(t.DisplayName)

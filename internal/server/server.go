@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"os"
 	"strings"
@@ -183,11 +184,15 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 			return nil, err
 		}
 	}
+	var metricsHandler http.Handler = health.Handler(s.Registry,
+		health.RedisCheck(s.Redis),
+		health.Check{Name: "policy", Func: func(context.Context) error { return s.Policy.Ready() }},
+	)
+	if cfg.Pprof {
+		metricsHandler = withPprof(metricsHandler)
+	}
 	s.metSrv = &http.Server{
-		Handler: health.Handler(s.Registry,
-			health.RedisCheck(s.Redis),
-			health.Check{Name: "policy", Func: func(context.Context) error { return s.Policy.Ready() }},
-		),
+		Handler:           metricsHandler,
 		ReadHeaderTimeout: 5 * time.Second,
 	}
 	return s, nil
@@ -561,4 +566,18 @@ func newNotifier(cfg config.Config, opts Options, s *Server) (*notify.Worker, er
 		return nil, fmt.Errorf("notifications (LOCKBOX_SMTP_*, LOCKBOX_WEBHOOK_*, LOCKBOX_NOTIFY_*): %w", err)
 	}
 	return w, nil
+}
+
+// withPprof adds Go's profiler under /debug/pprof/ to h (the metrics
+// address only: profiles show internals no caller of the proxy or the API
+// should see).
+func withPprof(h http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.Handle("/", h)
+	return mux
 }
