@@ -46,6 +46,13 @@ func (g *GrantCache) Grant(ctx context.Context, tenant, operator, service string
 	return v, err
 }
 
+// PeekGrant returns what Grant would return, and true, when memory holds
+// the answer; it never reads Redis.
+func (g *GrantCache) PeekGrant(tenant, operator, service string) (Grant, error, bool) {
+	v, err, ok, _ := g.c.Get(tenant, grantKey{tenant, operator, service})
+	return v, err, ok
+}
+
 // Invalidate forgets tenant's grants (events.Invalidator).
 func (g *GrantCache) Invalidate(tenant string) { g.c.Invalidate(tenant) }
 

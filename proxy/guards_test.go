@@ -19,3 +19,12 @@ var (
 	_ proxy.PolicySnapshot = (*policy.Snapshot)(nil)
 	_ proxy.Auditor        = (*audit.Log)(nil)
 )
+
+// What "lockbox serve" wires: the caches, and the group-commit writer.
+var (
+	_ proxy.GrantLookup    = (*grants.GrantCache)(nil)
+	_ proxy.GrantPeeker    = (*grants.GrantCache)(nil)
+	_ proxy.TenantLookup   = (*tenants.SettingsCache)(nil)
+	_ proxy.SettingsPeeker = (*tenants.SettingsCache)(nil)
+	_ proxy.Auditor        = (*audit.GroupCommit)(nil)
+)

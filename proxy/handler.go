@@ -3,7 +3,6 @@ package proxy
 import (
 	"context"
 	"crypto/ed25519"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -49,6 +48,21 @@ type GrantLookup interface {
 // TenantLookup returns a tenant's settings, honouring ctx's deadline.
 type TenantLookup interface {
 	Lookup(ctx context.Context, tenant string) (tenants.Settings, error)
+}
+
+// GrantPeeker and SettingsPeeker are implemented by lookups that keep
+// answers in memory (grants.GrantCache, tenants.SettingsCache): the proxy
+// asks them first, without I/O, and sets up the lookups' deadline only when
+// something must be read from the store.
+type GrantPeeker interface {
+	// PeekGrant returns what Grant would return, and true, when it can
+	// answer from memory.
+	PeekGrant(tenant, operator, service string) (grants.Grant, error, bool)
+}
+
+// SettingsPeeker: see GrantPeeker.
+type SettingsPeeker interface {
+	PeekSettings(tenant string) (tenants.Settings, bool)
 }
 
 // Policy hands out the policy version serving now. The proxy takes one
@@ -240,6 +254,7 @@ type Handler struct {
 	services  string // "exchange, onedrive, sharepoint", for messages
 	metrics   *metrics
 	signed    *signCache
+	ids       *decisionIDs
 	log       *slog.Logger
 }
 
@@ -261,6 +276,7 @@ func New(cfg Config) (*Handler, error) {
 		metrics:   m,
 		log:       cfg.Logger,
 		signed:    newSignCache(cfg.SigningKey),
+		ids:       newDecisionIDs(),
 	}
 	for _, s := range services {
 		h.upstreams[s] = h.newUpstream(s, cfg.Upstreams[s])
@@ -292,7 +308,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Latency is measured on the monotonic clock, not the injected one.
 	start := time.Now()
 	c := &call{
-		id:    rand.Text(),
+		id:    h.ids.next(),
 		now:   h.cfg.Now(),
 		label: h.metrics.label(claimedService(r.RequestURI)),
 	}
@@ -339,12 +355,25 @@ func (h *Handler) judge(r *http.Request, c *call) (Reason, error) {
 	if c.Call, reason, err = h.classify(r, c.policy, c.route); reason != "" {
 		return reason, err
 	}
-	lookupCtx, cancel := context.WithTimeout(ctx, h.cfg.GrantTimeout)
-	defer cancel()
-	if c.grant, reason, err = h.lookupGrant(lookupCtx, c.principal, c.Call, c.now); reason != "" {
+	// One deadline bounds the grant and settings reads together, set up
+	// only if a cache does not already hold the answers.
+	var cancel context.CancelFunc
+	var lookupCtx context.Context
+	store := func() context.Context {
+		if lookupCtx == nil {
+			lookupCtx, cancel = context.WithTimeout(ctx, h.cfg.GrantTimeout)
+		}
+		return lookupCtx
+	}
+	defer func() {
+		if cancel != nil {
+			cancel()
+		}
+	}()
+	if c.grant, reason, err = h.lookupGrant(store, c.principal, c.Call, c.now); reason != "" {
 		return reason, err
 	}
-	if c.settings, reason, err = h.lookupSettings(lookupCtx, c.Tenant); reason != "" {
+	if c.settings, reason, err = h.lookupSettings(store, c.Tenant); reason != "" {
 		return reason, err
 	}
 	in := BuildInput(c.principal, c.Call, &c.grant, c.settings, c.now)
@@ -511,11 +540,17 @@ func (h *Handler) classify(r *http.Request, p PolicySnapshot, rt route) (Call, R
 // lookupGrant finds and checks the grant for (tenant, operator, service)
 // of the call (step 5). The lookup is by the call's tenant, so a grant for
 // another tenant is simply not found.
-func (h *Handler) lookupGrant(ctx context.Context, p identity.Principal, c Call, now time.Time) (grants.Grant, Reason, error) {
+func (h *Handler) lookupGrant(store func() context.Context, p identity.Principal, c Call, now time.Time) (grants.Grant, Reason, error) {
 	if !identity.ValidTenantID(c.Tenant) {
 		return grants.Grant{}, ReasonNoGrant, fmt.Errorf("no grant can exist for tenant %q: not a tenant id", echo(c.Tenant))
 	}
-	g, err := h.cfg.Grants.Grant(ctx, c.Tenant, p.Subject, c.Service)
+	g, err, ok := grants.Grant{}, error(nil), false
+	if pk, can := h.cfg.Grants.(GrantPeeker); can {
+		g, err, ok = pk.PeekGrant(c.Tenant, p.Subject, c.Service)
+	}
+	if !ok {
+		g, err = h.cfg.Grants.Grant(store(), c.Tenant, p.Subject, c.Service)
+	}
 	switch {
 	case errors.Is(err, grants.ErrNotFound), errors.Is(err, grants.ErrInvalid):
 		return grants.Grant{}, ReasonNoGrant, fmt.Errorf("you have no approved lockbox request for %s of tenant %s", c.Service, c.Tenant)
@@ -536,8 +571,13 @@ func (h *Handler) lookupGrant(ctx context.Context, p identity.Principal, c Call,
 }
 
 // lookupSettings reads the tenant's settings for the policy input (step 5).
-func (h *Handler) lookupSettings(ctx context.Context, tenant string) (tenants.Settings, Reason, error) {
-	s, err := h.cfg.Tenants.Lookup(ctx, tenant)
+func (h *Handler) lookupSettings(store func() context.Context, tenant string) (tenants.Settings, Reason, error) {
+	if pk, can := h.cfg.Tenants.(SettingsPeeker); can {
+		if s, ok := pk.PeekSettings(tenant); ok {
+			return s, "", nil
+		}
+	}
+	s, err := h.cfg.Tenants.Lookup(store(), tenant)
 	if err != nil {
 		return tenants.Settings{}, ReasonStoreUnavailable, fmt.Errorf("tenant settings lookup: %w", err)
 	}

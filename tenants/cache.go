@@ -34,6 +34,13 @@ func (sc *SettingsCache) Lookup(ctx context.Context, tenant string) (Settings, e
 	return v, err
 }
 
+// PeekSettings returns the settings, and true, when memory holds them; it
+// never reads Redis.
+func (sc *SettingsCache) PeekSettings(tenant string) (Settings, bool) {
+	v, _, ok, _ := sc.c.Get(tenant, tenant)
+	return v, ok
+}
+
 // Invalidate forgets tenant's settings (events.Invalidator).
 func (sc *SettingsCache) Invalidate(tenant string) { sc.c.Invalidate(tenant) }
 
