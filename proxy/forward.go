@@ -273,7 +273,10 @@ func (u *upstream) rewrite(pr *httputil.ProxyRequest) {
 		RawQuery: pr.In.URL.RawQuery,
 	}
 	pr.Out.Host = u.host
-	pr.Out.Header = pr.In.Header.Clone()
+	// In's Header is the set outboundHeader built for this call alone, so
+	// Out takes it as it is: whatever ReverseProxy did to its own copy
+	// before Rewrite is dropped, without copying the set again.
+	pr.Out.Header = pr.In.Header
 	pr.Out.Trailer = nil
 }
 
@@ -284,15 +287,16 @@ func modifyResponse(res *http.Response) error {
 	// forwarded), so an upstream cookie can't serve a session; it could
 	// only plant state in the operator's browser for the proxy's origin,
 	// which every service shares.
-	res.Header.Del("Set-Cookie")
-	res.Header.Del("Set-Cookie2")
+	// (The header map's keys are canonical: the transport parsed them.)
+	delete(res.Header, "Set-Cookie")
+	delete(res.Header, "Set-Cookie2")
 	// Our decision id is already set; an upstream must not add a second.
-	res.Header.Del(HeaderDecisionID)
+	delete(res.Header, HeaderDecisionID)
 	// Access ends when the grant does: a cached copy of tenant data, in
 	// the operator's browser or anywhere between, would outlive the
 	// window and any revocation, since serving it never asks the proxy.
-	res.Header.Set("Cache-Control", "no-store")
-	res.Header.Del("Expires")
+	res.Header["Cache-Control"] = []string{"no-store"}
+	delete(res.Header, "Expires")
 	return nil
 }
 

@@ -8,6 +8,8 @@
 //
 //	go run ./internal/loadbench -c 16,64 -d 10s
 //	make loadbench
+//	go run ./internal/loadbench -replicas 1          # LOCKBOX_AUDIT_REPLICAS=1, with a replica
+//	go run ./internal/loadbench -redis-arg=--appendonly -redis-arg=yes -redis-arg=--appendfsync -redis-arg=always
 //
 // The load generator runs in the same process as the servers, so absolute
 // numbers are lower than a separate generator would show; the ratio, from
@@ -36,6 +38,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/lockbox-oss/lockbox/api/client"
 	"github.com/lockbox-oss/lockbox/config"
 	"github.com/lockbox-oss/lockbox/grants"
@@ -50,6 +54,11 @@ func main() {
 	conns := flag.String("c", "16,64", "concurrent connections, comma-separated: one run each")
 	dur := flag.Duration("d", 10*time.Second, "duration of each run")
 	warm := flag.Duration("warmup", 2*time.Second, "warm-up before each run")
+	flag.IntVar(&replicas, "replicas", 0, "start this many Redis replicas and wait for them before each record counts as written (LOCKBOX_AUDIT_REPLICAS)")
+	flag.Func("redis-arg", "an argument for the primary redis-server, e.g. --appendfsync; repeat for more", func(s string) error {
+		redisArgs = append(redisArgs, s)
+		return nil
+	})
 	flag.Parse()
 	if err := run(*conns, *dur, *warm, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "loadbench:", err)
@@ -59,6 +68,13 @@ func main() {
 
 // path is the call every run makes: a read the default catalog knows.
 const path = "/exchange/tenants/contoso/mailboxes"
+
+// The durability under test: replicas to wait for, and the primary's
+// arguments (e.g. an append-only file fsynced on every write).
+var (
+	replicas  int
+	redisArgs []string
+)
 
 func run(conns string, dur, warm time.Duration, out io.Writer) error {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -82,7 +98,8 @@ func run(conns string, dur, warm time.Duration, out io.Writer) error {
 	}
 	defer stop()
 
-	fmt.Fprintf(out, "loadbench: GET %s, %s per run after %s of warm-up\n\n", path, dur, warm)
+	fmt.Fprintf(out, "loadbench: GET %s, %s per run after %s of warm-up; audit waits for %d replicas; redis-server %s\n\n",
+		path, dur, warm, replicas, strings.Join(redisArgs, " "))
 	fmt.Fprintln(out, "| proxy | conns | req/s | p50 ms | p99 ms | errors | vs bare |")
 	fmt.Fprintln(out, "|---|---|---|---|---|---|---|")
 	for c := range strings.SplitSeq(conns, ",") {
@@ -143,12 +160,32 @@ func startLockbox(ctx context.Context, upstream string) (string, string, func(),
 	if err != nil {
 		return "", "", nil, err
 	}
-	rs, err := redistest.Start()
+	rs, err := redistest.Start(redisArgs...)
 	if err != nil {
 		os.RemoveAll(dir)
 		return "", "", nil, err
 	}
-	cleanup := func() { rs.Stop(); os.RemoveAll(dir) }
+	var reps []*redistest.Server
+	cleanup := func() {
+		for _, r := range reps {
+			r.Stop()
+		}
+		rs.Stop()
+		os.RemoveAll(dir)
+	}
+	host, port, _ := strings.Cut(rs.Addr, ":")
+	for range replicas {
+		r, err := redistest.Start("--replicaof", host, port)
+		if err != nil {
+			cleanup()
+			return "", "", nil, err
+		}
+		reps = append(reps, r)
+	}
+	if err := waitReplicas(ctx, rs.URL, replicas); err != nil {
+		cleanup()
+		return "", "", nil, err
+	}
 	key, err := identity.GenerateDevKey()
 	if err != nil {
 		cleanup()
@@ -167,6 +204,7 @@ func startLockbox(ctx context.Context, upstream string) (string, string, func(),
 		"LOCKBOX_REDIS_URL": rs.URL, "LOCKBOX_JWT_JWKS_FILE": jwks, "LOCKBOX_UPSTREAMS": "exchange=" + upstream,
 		"LOCKBOX_PROXY_SIGNING_KEY_FILE": filepath.Join(dir, "grant.pem"), "LOCKBOX_SERVE": "proxy,api",
 		"LOCKBOX_API_ADDR": "127.0.0.1:0", "LOCKBOX_PROXY_ADDR": "127.0.0.1:0", "LOCKBOX_METRICS_ADDR": "127.0.0.1:0",
+		"LOCKBOX_AUDIT_REPLICAS": strconv.Itoa(replicas),
 	})
 	if err != nil {
 		cleanup()
@@ -293,4 +331,24 @@ func load(url, auth string, conns int, warm, dur time.Duration) result {
 		r.p50, r.p99 = lat[len(lat)/2], lat[len(lat)*99/100]
 	}
 	return r
+}
+
+// waitReplicas waits until the primary at url has n replicas online.
+func waitReplicas(ctx context.Context, url string, n int) error {
+	if n == 0 {
+		return nil
+	}
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		return err
+	}
+	c := redis.NewClient(opts)
+	defer c.Close()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		info, err := c.Info(ctx, "replication").Result()
+		if err == nil && strings.Contains(info, "connected_slaves:"+strconv.Itoa(n)) && !strings.Contains(info, "state=wait_bgsave") {
+			return nil
+		}
+	}
+	return fmt.Errorf("the %d replicas did not come online", n)
 }
