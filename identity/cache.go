@@ -43,7 +43,16 @@ func newTokenCache(size int) *tokenCache {
 	return &tokenCache{size: size, cur: make(map[[32]byte]*verified)}
 }
 
-func tokenKey(raw string) [32]byte { return sha256.Sum256([]byte(raw)) }
+// tokenKey is the SHA-256 of raw. Tokens up to a few KiB are copied to the
+// stack to be hashed, not to a new heap slice: this runs on every call.
+func tokenKey(raw string) [32]byte {
+	var buf [4096]byte
+	if len(raw) <= len(buf) {
+		n := copy(buf[:], raw)
+		return sha256.Sum256(buf[:n])
+	}
+	return sha256.Sum256([]byte(raw))
+}
 
 func (c *tokenCache) get(k [32]byte) *verified {
 	c.mu.RLock()

@@ -148,7 +148,9 @@ func (h *Handler) outboundHeader(in http.Header, c *call) (http.Header, Reason, 
 		return nil, ReasonStoreUnavailable, fmt.Errorf("sign grant header: %w", err)
 	}
 	hopByHop := connectionTokens(in)
-	out := make(http.Header, len(forwardedHeaders)+4)
+	// Sized for what a call usually carries (Accept, User-Agent and the
+	// proxy's three): the map grows for more.
+	out := make(http.Header, 8)
 	for _, k := range forwardedHeaders {
 		if vs := in[k]; len(vs) > 0 && !slices.Contains(hopByHop, k) {
 			out[k] = slices.Clone(vs)
