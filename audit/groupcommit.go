@@ -85,9 +85,10 @@ type GroupCommit struct {
 }
 
 type pending struct {
-	tenant string
-	data   []byte // the record's JSON, in a buffer the pool keeps
-	done   chan error
+	tenant   string
+	data     []byte // the record's JSON, in a buffer the pool keeps
+	deadline int64  // unix nanoseconds past which it is not written
+	done     chan error
 }
 
 var pendingPool = sync.Pool{New: func() any { return &pending{done: make(chan error, 1)} }}
@@ -138,9 +139,13 @@ func (g *GroupCommit) Close() {
 
 // Append writes r, with the records of other callers, and returns it as
 // written. It returns when the record is written (with the configured
-// durability) or ctx ends; in the latter case, or on an error, the record
-// may still have been written: a record of a call that was then refused
-// over-reports, which is the safe side.
+// durability), when ctx ends, or at the latest about twice Timeout after
+// the call whatever ctx's deadline: a record not yet written a Timeout
+// after it was queued is not written, a batch's round trip is bounded by
+// Timeout, and a record waits for room in a full queue no longer than a
+// Timeout. On an error, or when ctx ends, the record may still have been
+// written: a record of a call that was then refused over-reports, which is
+// the safe side.
 func (g *GroupCommit) Append(ctx context.Context, r Record) (Record, error) {
 	r, err := g.cfg.Log.complete(ctx, r)
 	if err != nil {
@@ -154,14 +159,20 @@ func (g *GroupCommit) Append(ctx context.Context, r Record) (Record, error) {
 	p := pendingPool.Get().(*pending)
 	// Encoded here, in the caller's goroutine, so the writers only write.
 	p.tenant, p.data = r.LockboxTenant, r.AppendJSON(p.data[:0])
+	p.deadline = time.Now().Add(g.cfg.Timeout).UnixNano()
 	select {
 	case g.q <- p:
-	case <-ctx.Done():
-		pendingPool.Put(p)
-		return Record{}, fmt.Errorf("%w: queue: %w", ErrUnavailable, ctx.Err())
 	case <-g.stop:
 		pendingPool.Put(p)
 		return Record{}, fmt.Errorf("%w: the audit writer is stopped", ErrUnavailable)
+	default:
+		// A full queue: a burst larger than it, or Redis far behind. Wait
+		// for room, but not past the record's own deadline (the timer is
+		// paid only here, off the usual path).
+		if err := g.enqueueSlow(ctx, p); err != nil {
+			pendingPool.Put(p)
+			return Record{}, err
+		}
 	}
 	select {
 	case err := <-p.done:
@@ -180,9 +191,26 @@ func (g *GroupCommit) Append(ctx context.Context, r Record) (Record, error) {
 	}
 }
 
+// enqueueSlow queues p once the queue has room, giving up at p's deadline.
+func (g *GroupCommit) enqueueSlow(ctx context.Context, p *pending) error {
+	t := time.NewTimer(time.Until(time.Unix(0, p.deadline)))
+	defer t.Stop()
+	select {
+	case g.q <- p:
+		return nil
+	case <-t.C:
+		return fmt.Errorf("%w: %d records already wait to be written", ErrUnavailable, cap(g.q))
+	case <-ctx.Done():
+		return fmt.Errorf("%w: queue: %w", ErrUnavailable, ctx.Err())
+	case <-g.stop:
+		return fmt.Errorf("%w: the audit writer is stopped", ErrUnavailable)
+	}
+}
+
 // writer takes whatever is queued, up to MaxBatch, writes it, and answers.
 func (g *GroupCommit) writer() {
 	defer g.wg.Done()
+	w := &batchWriter{g: g, pipe: g.cfg.Redis.Pipeline(), keys: map[string][]any{}}
 	batch := make([]*pending, 0, g.cfg.MaxBatch)
 	for {
 		var first *pending
@@ -207,123 +235,178 @@ func (g *GroupCommit) writer() {
 			}
 		}
 		g.sizes.Observe(float64(len(batch)))
-		g.write(batch)
+		w.write(batch)
 	}
 }
 
+// batchWriter is one writer goroutine's state, reused from batch to batch
+// so that a batch allocates little beyond what go-redis does.
+type batchWriter struct {
+	g      *GroupCommit
+	pipe   redis.Pipeliner
+	groups []group
+	// keys holds each tenant's EVALSHA prefix: the command, the script's
+	// hash, the key count and the tenant's stream and head keys, boxed
+	// once.
+	keys map[string][]any
+}
+
+// group is one tenant's records of a batch.
+type group struct {
+	tenant string
+	args   []any
+	ps     []*pending
+	cmd    *redis.Cmd
+}
+
 // write appends batch, grouped by tenant, and answers each record's caller.
-func (g *GroupCommit) write(batch []*pending) {
+func (w *batchWriter) write(batch []*pending) {
+	g := w.g
 	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.Timeout)
 	defer cancel()
-	// Usually one tenant; keep the groups in a slice, not a map.
-	type group struct {
-		tenant string
-		args   []any
-		ps     []*pending
-	}
-	var groups []group
+	// Usually one tenant: groups is a slice searched in order, reused
+	// with its slices' backing arrays.
+	w.groups = w.groups[:0]
+	start := time.Now().UnixNano()
 	for _, p := range batch {
+		if p.deadline < start {
+			// Its caller is told, and the record is not written: never a
+			// record for a call refused long before.
+			p.done <- errors.New("not written in time: the writes before it were too slow")
+			continue
+		}
 		i := 0
-		for ; i < len(groups) && groups[i].tenant != p.tenant; i++ {
+		for ; i < len(w.groups) && w.groups[i].tenant != p.tenant; i++ {
 		}
-		if i == len(groups) {
-			groups = append(groups, group{tenant: p.tenant})
+		if i == len(w.groups) {
+			if i < cap(w.groups) {
+				w.groups = w.groups[:i+1]
+				w.groups[i].tenant, w.groups[i].args, w.groups[i].ps = p.tenant, w.groups[i].args[:0], w.groups[i].ps[:0]
+			} else {
+				w.groups = append(w.groups, group{tenant: p.tenant})
+			}
 		}
-		groups[i].args = append(groups[i].args, p.data)
-		groups[i].ps = append(groups[i].ps, p)
-	}
-	answer := func(ps []*pending, err error) {
-		for _, p := range ps {
-			p.done <- err
-		}
+		w.groups[i].args = append(w.groups[i].args, p.data)
+		w.groups[i].ps = append(w.groups[i].ps, p)
 	}
 	if cluster, ok := g.cfg.Redis.(*redis.ClusterClient); ok && g.waits() {
 		// WAIT names no key: it must follow the writes on the connection
 		// of the node that holds them, one node (tenant) at a time.
-		for _, gr := range groups {
+		for i := range w.groups {
+			gr := &w.groups[i]
 			node, err := cluster.MasterForKey(ctx, keys.Audit(gr.tenant))
-			if err != nil {
-				answer(gr.ps, err)
-				continue
+			if err == nil {
+				err = w.exec(ctx, node.Pipeline(), node, w.groups[i:i+1])
 			}
-			cmds, err := g.pipeline(ctx, node, []string{gr.tenant}, [][]any{gr.args})
-			answer(gr.ps, firstErr(err, cmds[0]))
+			answer(gr, err)
 		}
 		return
 	}
-	tenants := make([]string, len(groups))
-	args := make([][]any, len(groups))
-	for i, gr := range groups {
-		tenants[i], args[i] = gr.tenant, gr.args
+	if len(w.groups) == 0 {
+		return
 	}
-	cmds, err := g.pipeline(ctx, g.cfg.Redis, tenants, args)
-	for i, gr := range groups {
-		answer(gr.ps, firstErr(err, cmds[i]))
+	err := w.exec(ctx, w.pipe, g.cfg.Redis, w.groups)
+	for i := range w.groups {
+		answer(&w.groups[i], err)
+	}
+	// Let the answered records' buffers go back to their pool.
+	for i := range w.groups {
+		clear(w.groups[i].args)
+		clear(w.groups[i].ps)
 	}
 }
 
-func (g *GroupCommit) waits() bool { return g.cfg.Durability.Replicas > 0 || g.cfg.Durability.AOF }
+// answer tells each caller of gr how its record fared: the group's own
+// script error, else err (the round trip's).
+func answer(gr *group, err error) {
+	if gr.cmd != nil && gr.cmd.Err() != nil {
+		err = gr.cmd.Err()
+	}
+	for _, p := range gr.ps {
+		p.done <- err
+	}
+}
 
-// pipeline sends one batch script per tenant and, with Durability, the
-// wait, in one round trip. It returns each script's command, whose error is
-// that tenant's; err is the wait's failure (or a broken connection), which
-// fails every record of the round trip.
-func (g *GroupCommit) pipeline(ctx context.Context, c redis.Cmdable, tenants []string, args [][]any) ([]redis.Cmder, error) {
-	cmds := make([]redis.Cmder, len(tenants))
+// evalSha is the beginning of the batch script's EVALSHA for tenant, up to
+// its keys.
+func (w *batchWriter) evalSha(tenant string) []any {
+	k, ok := w.keys[tenant]
+	if !ok {
+		if len(w.keys) > 10_000 {
+			clear(w.keys)
+		}
+		k = []any{"evalsha", appendBatchScript.Hash(), 2, keys.Audit(tenant), keys.AuditHead(tenant)}
+		w.keys[tenant] = k
+	}
+	return k
+}
+
+// exec sends one batch script per group and, with Durability, the wait,
+// in one round trip on pipe (whose client is c). Each group's command
+// carries that tenant's error; the returned error is the wait's failure
+// (or a broken connection's), which fails every record of the round trip.
+func (w *batchWriter) exec(ctx context.Context, pipe redis.Pipeliner, c redis.Scripter, groups []group) error {
+	g := w.g
+	for i := range groups {
+		// The command's arguments: the tenant's EVALSHA prefix, then the
+		// records. (Do rather than Script.EvalSha: its prefix is boxed
+		// once per tenant instead of once per batch. go-redis finds the key
+		// of an EVALSHA on Cluster all the same.)
+		gr := &groups[i]
+		prefix := w.evalSha(gr.tenant)
+		args := make([]any, 0, len(prefix)+len(gr.args))
+		gr.cmd = pipe.Do(ctx, append(append(args, prefix...), gr.args...)...)
+	}
+	d := g.cfg.Durability
+	// The wait's own timeout leaves room for the round trip within the
+	// batch's deadline.
+	ms := max(1, (g.cfg.Timeout*3/4).Milliseconds())
 	var wait, waitAOF *redis.Cmd
-	_, _ = c.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, t := range tenants {
-			cmds[i] = appendBatchScript.EvalSha(ctx, p, []string{keys.Audit(t), keys.AuditHead(t)}, args[i]...)
-		}
-		d := g.cfg.Durability
-		// The wait's own timeout leaves room for the round trip within the
-		// batch's deadline.
-		ms := max(1, (g.cfg.Timeout * 3 / 4).Milliseconds())
-		switch {
-		case d.AOF:
-			waitAOF = p.Do(ctx, "WAITAOF", 1, d.Replicas, ms)
-		case d.Replicas > 0:
-			wait = p.Do(ctx, "WAIT", d.Replicas, ms)
-		}
-		return nil
-	})
-	if err := cmds[0].Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+	switch {
+	case d.AOF:
+		waitAOF = pipe.Do(ctx, "WAITAOF", 1, d.Replicas, ms)
+	case d.Replicas > 0:
+		wait = pipe.Do(ctx, "WAIT", d.Replicas, ms)
+	}
+	_, _ = pipe.Exec(ctx)
+	if err := groups[0].cmd.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
 		// First use on this server (or after SCRIPT FLUSH): load it and
 		// try once more. The script has not run, so nothing was written.
 		if lerr := appendBatchScript.Load(ctx, c).Err(); lerr != nil {
-			return cmds, lerr
+			return lerr
 		}
-		return g.pipeline(ctx, c, tenants, args)
+		return w.exec(ctx, pipe, c, groups)
 	}
 	switch {
 	case wait != nil:
 		n, err := wait.Int64()
 		if err != nil {
-			return cmds, err
+			return err
 		}
-		if n < int64(g.cfg.Durability.Replicas) {
-			return cmds, fmt.Errorf("written, but acknowledged by %d of the %d replicas required in time", n, g.cfg.Durability.Replicas)
+		if n < int64(d.Replicas) {
+			return fmt.Errorf("written, but acknowledged by %d of the %d replicas required in time", n, d.Replicas)
 		}
 	case waitAOF != nil:
 		v, err := waitAOF.Slice()
 		if err != nil {
-			return cmds, err
+			return err
 		}
 		var local, replicas int64
 		if len(v) == 2 {
 			local, _ = v[0].(int64)
 			replicas, _ = v[1].(int64)
 		}
-		if local < 1 || replicas < int64(g.cfg.Durability.Replicas) {
-			return cmds, fmt.Errorf("written, but fsynced by %d local and %d of the %d replica append-only files required in time", local, replicas, g.cfg.Durability.Replicas)
+		if local < 1 || replicas < int64(d.Replicas) {
+			return fmt.Errorf("written, but fsynced by %d local and %d of the %d replica append-only files required in time", local, replicas, d.Replicas)
 		}
 	}
-	return cmds, nil
+	return nil
 }
 
-func firstErr(err error, cmd redis.Cmder) error {
-	if cmd != nil && cmd.Err() != nil {
-		return cmd.Err()
-	}
-	return err
+func (g *GroupCommit) waits() bool { return g.cfg.Durability.Replicas > 0 || g.cfg.Durability.AOF }
+
+// AppendBounded is Append: it returns within its own bound (see Append)
+// whatever ctx's deadline, so a caller need not set one.
+func (g *GroupCommit) AppendBounded(ctx context.Context, r Record) (Record, error) {
+	return g.Append(ctx, r)
 }

@@ -130,6 +130,84 @@ func TestGroupCommitFailures(t *testing.T) {
 	}
 }
 
+// TestGroupCommitQueueFull: a burst larger than the queue waits for room
+// rather than being refused while Redis keeps up; while Redis stalls,
+// callers are refused within about twice the timeout, and a record refused
+// for it is never written afterwards.
+func TestGroupCommitQueueFull(t *testing.T) {
+	// A server of its own, which the test pauses, and a client that
+	// honours deadlines as lockbox serve's does.
+	srv := redistest.StartServer(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, ContextTimeoutEnabled: true})
+	defer rdb.Close()
+	onboard(t, rdb, "contoso")
+	log := audit.NewLog(rdb, nil)
+	const timeout = 300 * time.Millisecond
+	// A queue of 8 records.
+	g, err := audit.NewGroupCommit(audit.GroupCommitConfig{Log: log, MaxBatch: 2, Timeout: timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make([]error, 200)
+	for i := range errs {
+		wg.Go(func() { _, errs[i] = g.Append(ctx, operatorRecord("contoso", i)) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("burst append %d: %v", i, err)
+		}
+	}
+
+	before, _ := rdb.XLen(ctx, keys.Audit("contoso")).Result()
+	// Redis answers nothing for three timeouts.
+	if err := rdb.Do(ctx, "CLIENT", "PAUSE", (3 * timeout).Milliseconds(), "ALL").Err(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	refused := make([]bool, 40)
+	for i := range refused {
+		wg.Go(func() {
+			_, err := g.Append(ctx, operatorRecord("contoso", 1000+i))
+			refused[i] = err != nil
+			if err != nil && !errors.Is(err, audit.ErrUnavailable) {
+				t.Errorf("stalled append %d: %v", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	if took := time.Since(start); took > 3*timeout {
+		t.Errorf("stalled appends returned after %v, want within about %v", took, 2*timeout)
+	}
+	n := 0
+	for _, r := range refused {
+		if r {
+			n++
+		}
+	}
+	if n == 0 {
+		t.Fatal("every append succeeded while Redis was paused")
+	}
+	// PING answers once the pause is over.
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// Once Redis answers again, a new record goes through, and the stream
+	// holds no more than the records acknowledged.
+	if _, err := g.Append(ctx, operatorRecord("contoso", 2000)); err != nil {
+		t.Fatalf("after the pause: %v", err)
+	}
+	after, _ := rdb.XLen(ctx, keys.Audit("contoso")).Result()
+	if acked := int64(len(refused)-n) + 1; after-before > acked+int64(8) {
+		// A batch already sent when its callers gave up may land (over-
+		// reporting); records still queued past their deadline may not.
+		t.Errorf("%d records written during and after the pause, %d acknowledged", after-before, acked)
+	}
+}
+
 // TestGroupCommitWaitsForReplicas: with Durability.Replicas, a caller is
 // told its record is written only once a replica has it; without a
 // replica, the records are refused (and so are the calls they record).

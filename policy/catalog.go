@@ -411,34 +411,62 @@ const maxSegments = 32
 // binds a wildcard to an empty, "." or ".." segment. The method is compared
 // exactly; HEAD does not fall back to GET.
 func (c *Catalog) Match(service, method, path string) (Activity, map[string]string, bool) {
-	svc, ok := c.services[service]
+	var parts [maxSegments]string
+	r, n, a, ok := c.match(service, method, path, &parts)
 	if !ok {
 		return Activity{}, nil, false
+	}
+	vars := make(map[string]string, len(r.segs)-r.literals)
+	for i, s := range r.segs {
+		if s.name != "" {
+			vars[s.name] = parts[:n][i]
+		}
+	}
+	return a, vars, true
+}
+
+// Classify is Match for a caller that needs only the {tenant} the path
+// names: it builds no map (the proxy classifies every call).
+func (c *Catalog) Classify(service, method, path string) (Activity, string, bool) {
+	var parts [maxSegments]string
+	r, _, a, ok := c.match(service, method, path, &parts)
+	if !ok {
+		return Activity{}, "", false
+	}
+	for i, s := range r.segs {
+		if s.name == "tenant" {
+			return a, parts[i], true
+		}
+	}
+	return a, "", true
+}
+
+// match finds the route of service that method and path invoke, splitting
+// path into parts; it returns the route, the number of parts and the
+// activity.
+func (c *Catalog) match(service, method, path string, parts *[maxSegments]string) (route, int, Activity, bool) {
+	svc, ok := c.services[service]
+	if !ok {
+		return route{}, 0, Activity{}, false
 	}
 	rest, ok := strings.CutPrefix(path, "/")
 	if !ok {
-		return Activity{}, nil, false
+		return route{}, 0, Activity{}, false
 	}
-	var buf [maxSegments]string
-	parts := buf[:0]
+	n := 0
 	for s := range strings.SplitSeq(rest, "/") {
-		if len(parts) == maxSegments {
-			return Activity{}, nil, false
+		if n == maxSegments {
+			return route{}, 0, Activity{}, false
 		}
-		parts = append(parts, s)
+		parts[n] = s
+		n++
 	}
-	for _, r := range svc.routes[routeKey{method, len(parts)}] {
-		if matches(r.segs, parts) {
-			vars := make(map[string]string, len(r.segs)-r.literals)
-			for i, s := range r.segs {
-				if s.name != "" {
-					vars[s.name] = parts[i]
-				}
-			}
-			return svc.activities[r.activity], vars, true
+	for _, r := range svc.routes[routeKey{method, n}] {
+		if matches(r.segs, parts[:n]) {
+			return r, n, svc.activities[r.activity], true
 		}
 	}
-	return Activity{}, nil, false
+	return route{}, 0, Activity{}, false
 }
 
 func matches(segs []segment, parts []string) bool {

@@ -205,6 +205,11 @@ func TestMatch(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			a, vars, ok := c.Match(tt.service, tt.method, tt.path)
+			// Classify is the same match, for the tenant alone.
+			ca, tenant, cok := c.Classify(tt.service, tt.method, tt.path)
+			if cok != ok || ca != a || tenant != vars["tenant"] {
+				t.Errorf("Classify = %+v %q %t; Match = %+v %v %t", ca, tenant, cok, a, vars, ok)
+			}
 			if tt.want == "" {
 				if ok {
 					t.Fatalf("Match(%q, %q, %q) = %s %v, want no match", tt.service, tt.method, tt.path, a.Name, vars)

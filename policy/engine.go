@@ -321,6 +321,15 @@ func (s *Snapshot) Match(service, method, path string) (Activity, map[string]str
 	return s.b.catalog.Match(service, method, path)
 }
 
+// Classify is Catalog.Classify on this version's catalog. A nil Snapshot
+// classifies nothing.
+func (s *Snapshot) Classify(service, method, path string) (Activity, string, bool) {
+	if s == nil {
+		return Activity{}, "", false
+	}
+	return s.b.catalog.Classify(service, method, path)
+}
+
 // Activities is Catalog.Activities on this version's catalog. A nil
 // Snapshot knows no service.
 func (s *Snapshot) Activities(service string) ([]string, bool) {

@@ -176,6 +176,22 @@ var (
 	overrideParams  = []string{"_method", "x-http-method-override", "x-http-method", "x-method-override"}
 )
 
+// mayNameOverride reports whether a raw query string could name a
+// method-override parameter, so that only such a query is parsed: every
+// override parameter's name has "method" in it, so a query without it in any
+// case, and without a percent-escape that could spell it, names none.
+func mayNameOverride(rawQuery string) bool {
+	if strings.IndexByte(rawQuery, '%') >= 0 {
+		return true
+	}
+	for i := 0; i+len("method") <= len(rawQuery); i++ {
+		if strings.EqualFold(rawQuery[i:i+len("method")], "method") {
+			return true
+		}
+	}
+	return false
+}
+
 // RefuseMethodOverride returns an error wrapping ErrMethodOverride if h
 // carries a method-override header or query carries a method-override
 // parameter, whatever their value (even empty). Names are compared without

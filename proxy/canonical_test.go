@@ -274,3 +274,20 @@ func FuzzCanonicalize(f *testing.F) {
 		}
 	})
 }
+
+// FuzzMayNameOverride: a query the prefilter lets through unparsed never
+// names a method-override parameter once parsed.
+func FuzzMayNameOverride(f *testing.F) {
+	for _, q := range []string{"top=10", "_method=DELETE", "X-HTTP-Method-Override=PUT", "%5Fmethod=x", "a=1&_MeThOd=2", "m%65thod=1"} {
+		f.Add(q)
+	}
+	f.Fuzz(func(t *testing.T, q string) {
+		if mayNameOverride(q) {
+			return
+		}
+		u := url.URL{RawQuery: q}
+		if err := RefuseMethodOverride(nil, u.Query()); err != nil {
+			t.Fatalf("query %q skipped by the prefilter names an override: %v", q, err)
+		}
+	})
+}

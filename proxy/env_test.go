@@ -400,8 +400,8 @@ type goPolicy struct {
 
 func (p goPolicy) Snapshot() PolicySnapshot { return p }
 
-func (p goPolicy) Match(service, method, path string) (policy.Activity, map[string]string, bool) {
-	return p.catalog.Match(service, method, path)
+func (p goPolicy) Classify(service, method, path string) (policy.Activity, string, bool) {
+	return p.catalog.Classify(service, method, path)
 }
 
 func (p goPolicy) Decide(ctx context.Context, in policy.Input) (policy.Decision, error) {

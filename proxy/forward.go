@@ -65,6 +65,9 @@ var forwardedHeaders = []string{
 	"User-Agent",
 }
 
+// operatorUser is X-Lockbox-User's value, shared by every call.
+var operatorUser = []string{audit.OperatorUserID}
+
 // ForwardedHeaders returns the allow-list of client headers an upstream
 // receives. The slice is the caller's.
 func ForwardedHeaders() []string { return slices.Clone(forwardedHeaders) }
@@ -140,13 +143,6 @@ func (bufferPool) Put(b []byte) { buffers.Put(&b) }
 // allow-listed client headers, then the proxy's own identity headers, with
 // the grant signed for this call.
 func (h *Handler) outboundHeader(in http.Header, c *call) (http.Header, Reason, error) {
-	sig, err := h.signed.header(grantKey{requestID: c.grant.RequestID, tenant: c.Tenant, service: c.Service,
-		expiresAt: c.grant.ExpiresAt.UnixNano()}, c.now)
-	if err != nil {
-		// Only a grant whose times JSON can't encode (a year past 9999)
-		// gets here: a record the store should never have returned.
-		return nil, ReasonStoreUnavailable, fmt.Errorf("sign grant header: %w", err)
-	}
 	hopByHop := connectionTokens(in)
 	// Sized for what a call usually carries (Accept, User-Agent and the
 	// proxy's three): the map grows for more.
@@ -161,9 +157,11 @@ func (h *Handler) outboundHeader(in http.Header, c *call) (http.Header, Reason, 
 		// trailers, which ReverseProxy relays.
 		out.Set("Te", "trailers")
 	}
-	out.Set(HeaderUser, audit.OperatorUserID)
-	out.Set(HeaderRequestID, c.grant.RequestID)
-	out.Set(grantsig.Header, sig)
+	// The grant's values are shared by its calls (grantViews): nothing
+	// between here and the wire modifies a request's header values.
+	out[HeaderUser] = operatorUser
+	out[HeaderRequestID] = c.view.requestID
+	out[grantsig.Header] = c.view.header
 	return out, "", nil
 }
 
@@ -213,7 +211,9 @@ type outcome struct{ err error }
 func (h *Handler) forward(w http.ResponseWriter, r *http.Request, c *call) string {
 	out := &outcome{}
 	in := r.WithContext(context.WithValue(r.Context(), outcomeKey{}, out))
-	in.URL = &url.URL{Path: c.Path, RawPath: c.Path, RawQuery: c.route.target.Query()}
+	// The client's URL is this handler's to change (nothing reads it after
+	// the checks): it becomes the canonical target, in place.
+	*in.URL = url.URL{Path: c.Path, RawPath: c.Path, RawQuery: c.route.target.Query()}
 	in.Header = c.header
 	in.Trailer = nil
 	if r.Body != nil && r.Body != http.NoBody {

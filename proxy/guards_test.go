@@ -26,5 +26,5 @@ var (
 	_ proxy.GrantPeeker    = (*grants.GrantCache)(nil)
 	_ proxy.TenantLookup   = (*tenants.SettingsCache)(nil)
 	_ proxy.SettingsPeeker = (*tenants.SettingsCache)(nil)
-	_ proxy.Auditor        = (*audit.GroupCommit)(nil)
+	_ proxy.BoundedAuditor = (*audit.GroupCommit)(nil)
 )

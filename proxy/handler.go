@@ -78,10 +78,9 @@ type Policy interface {
 // PolicySnapshot is one version of the policy: the activity catalog and the
 // rules loaded with it. It must not change once handed out.
 type PolicySnapshot interface {
-	// Match finds the activity a canonical method and path of a service
-	// invoke, with the pattern's wildcard values ("tenant" always among
-	// them).
-	Match(service, method, path string) (policy.Activity, map[string]string, bool)
+	// Classify finds the activity a canonical method and path of a
+	// service invoke, and the value of its pattern's {tenant} wildcard.
+	Classify(service, method, path string) (policy.Activity, string, bool)
 	// Decide asks the policy. Only a nil error with Allow == true permits
 	// the call; an undefined or malformed decision must be an error. The
 	// snapshot owns its evaluation deadline.
@@ -104,6 +103,17 @@ func (f PolicyFunc) Snapshot() PolicySnapshot { return f() }
 // Auditor writes one audit record durably, or fails.
 type Auditor interface {
 	Append(ctx context.Context, r audit.Record) (audit.Record, error)
+}
+
+// BoundedAuditor is an Auditor that bounds every append by its own deadline
+// (audit.GroupCommit, built with the audit timeout): the proxy hands it the
+// call's context detached from the client and sets no deadline of its own,
+// which saves a timer on every call.
+type BoundedAuditor interface {
+	Auditor
+	// AppendBounded is Append, returning within the auditor's own bound
+	// whatever ctx's deadline.
+	AppendBounded(ctx context.Context, r audit.Record) (audit.Record, error)
 }
 
 // Defaults of Config.
@@ -253,7 +263,8 @@ type Handler struct {
 	upstreams map[string]*upstream
 	services  string // "exchange, onedrive, sharepoint", for messages
 	metrics   *metrics
-	signed    *signCache
+	views     *grantViews
+	now       nowText
 	ids       *decisionIDs
 	log       *slog.Logger
 }
@@ -275,7 +286,7 @@ func New(cfg Config) (*Handler, error) {
 		services:  strings.Join(services, ", "),
 		metrics:   m,
 		log:       cfg.Logger,
-		signed:    newSignCache(cfg.SigningKey),
+		views:     newGrantViews(cfg.SigningKey),
 		ids:       newDecisionIDs(),
 	}
 	for _, s := range services {
@@ -298,6 +309,7 @@ type call struct {
 	route     route
 	Call
 	grant    grants.Grant
+	view     *grantView // what derives from grant alone
 	settings tenants.Settings
 	header   http.Header // the outbound header set
 	record   audit.Record
@@ -376,7 +388,13 @@ func (h *Handler) judge(r *http.Request, c *call) (Reason, error) {
 	if c.settings, reason, err = h.lookupSettings(store, c.Tenant); reason != "" {
 		return reason, err
 	}
-	in := BuildInput(c.principal, c.Call, &c.grant, c.settings, c.now)
+	// What derives from the grant alone is derived once per grant.
+	if c.view, err = h.views.view(&c.grant, c.now); err != nil {
+		// Only a grant whose times JSON can't encode (a year past 9999)
+		// gets here: a record the store should never have returned.
+		return ReasonStoreUnavailable, fmt.Errorf("sign grant header: %w", err)
+	}
+	in := buildInput(c.principal, c.Call, c.view.policy, c.settings, h.now.format(c.now))
 	if reason, err = h.decide(ctx, c.policy, in); reason != "" {
 		return reason, err
 	}
@@ -413,7 +431,11 @@ func screen(r *http.Request, maxBody int64) (Reason, error) {
 		// ask a proxy to pick a destination; this one has fixed upstreams.
 		return ReasonBadRequest, errors.New(`the request target must be a path ("/service/..."), not an absolute URL or an authority`)
 	}
-	if err := RefuseMethodOverride(r.Header, r.URL.Query()); err != nil {
+	var query url.Values
+	if mayNameOverride(r.URL.RawQuery) {
+		query = r.URL.Query()
+	}
+	if err := RefuseMethodOverride(r.Header, query); err != nil {
 		return ReasonBadRequest, err
 	}
 	if r.ContentLength > maxBody {
@@ -519,11 +541,10 @@ func (h *Handler) classify(r *http.Request, p PolicySnapshot, rt route) (Call, R
 		return Call{}, ReasonPolicyError, errors.New("no policy is loaded")
 	}
 	service := rt.up.service
-	a, vars, ok := p.Match(service, r.Method, rt.path)
+	a, tenant, ok := p.Classify(service, r.Method, rt.path)
 	if !ok {
 		return Call{}, ReasonUnknownActivity, fmt.Errorf("%s %s is no activity of %s", echo(r.Method), echo(rt.path), service)
 	}
-	tenant := vars["tenant"]
 	if tenant == "" {
 		return Call{}, ReasonUnknownActivity, fmt.Errorf("activity %s names no tenant", a.Name)
 	}
@@ -606,9 +627,7 @@ func (h *Handler) decide(ctx context.Context, p PolicySnapshot, in policy.Input)
 // a client that hangs up must not be able to cancel the record of a call
 // it made, and has its own deadline so a slow Redis can't hang the call.
 func (h *Handler) audit(ctx context.Context, c *call) (audit.Record, Reason, error) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.AuditTimeout)
-	defer cancel()
-	approvedAt := audit.TimeOf(c.grant.ApprovedAt)
+	ctx = context.WithoutCancel(ctx)
 	// The record is the tenant's to read: the approval it names is a
 	// tenant approver's, or "Microsoft Support" when the provider's manager
 	// approved while the tenant's lockbox was off (the manager is kept in
@@ -617,7 +636,7 @@ func (h *Handler) audit(ctx context.Context, c *call) (audit.Record, Reason, err
 	if !c.grant.TenantApproved() {
 		approver, providerApprover = audit.ProviderUserID, c.grant.Approver
 	}
-	rec, err := h.cfg.Auditor.Append(ctx, audit.Record{
+	rec := audit.Record{
 		CreationTime: audit.Time{Time: c.now},
 		Operation:    c.Activity.Name,
 		// The log fills in the tenant's GUID (OrganizationId), cached per
@@ -633,13 +652,21 @@ func (h *Handler) audit(ctx context.Context, c *call) (audit.Record, Reason, err
 		ResultStatus:          audit.ResultSucceeded,
 		LockboxRequestId:      c.grant.RequestID,
 		LockboxApprover:       approver,
-		LockboxApprovalTime:   &approvedAt,
+		LockboxApprovalTime:   c.view.approvalTime,
 		LockboxMethod:         c.Method,
 		LockboxPath:           c.Path,
 		LockboxPolicyRevision: c.policyRevision(),
 		ProviderUserId:        c.principal.Subject,
 		ProviderApproverId:    providerApprover,
-	})
+	}
+	var err error
+	if ba, ok := h.cfg.Auditor.(BoundedAuditor); ok {
+		rec, err = ba.AppendBounded(ctx, rec)
+	} else {
+		actx, cancel := context.WithTimeout(ctx, h.cfg.AuditTimeout)
+		rec, err = h.cfg.Auditor.Append(actx, rec)
+		cancel()
+	}
 	if err != nil {
 		h.metrics.auditErrors.Inc()
 		return audit.Record{}, ReasonAuditUnavailable, fmt.Errorf("audit: %w", err)

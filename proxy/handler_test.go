@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/textproto"
 	"net/url"
 	"slices"
 	"strings"
@@ -913,6 +914,16 @@ func TestAuditReadsTheRegistryOncePerTenant(t *testing.T) {
 	for _, r := range recs {
 		if r.OrganizationId != tn.OrganizationID || !r.Operator() {
 			t.Errorf("record %+v: want an operator action of organization %s", r, tn.OrganizationID)
+		}
+	}
+}
+
+// TestHeaderNamesCanonical: the proxy sets its headers straight into the
+// outbound map, which is only right for canonical names.
+func TestHeaderNamesCanonical(t *testing.T) {
+	for _, h := range []string{HeaderUser, HeaderRequestID, HeaderDecisionID, grantsig.Header} {
+		if c := textproto.CanonicalMIMEHeaderKey(h); c != h {
+			t.Errorf("%q is not canonical (%q)", h, c)
 		}
 	}
 }

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"slices"
 	"time"
 
 	"github.com/lockbox-oss/lockbox/grants"
@@ -43,6 +42,16 @@ type Call struct {
 // not left to that second: the proxy checks now < expires_at itself, to the
 // nanosecond, before it asks the policy.
 func BuildInput(p identity.Principal, c Call, g *grants.Grant, s tenants.Settings, now time.Time) policy.Input {
+	var pg *policy.Grant
+	if g != nil {
+		pg = policyGrant(g)
+	}
+	return buildInput(p, c, pg, s, formatTime(now.Truncate(time.Second)))
+}
+
+// buildInput is BuildInput with the grant's view and input.now already
+// made: the handler keeps both from call to call (grantViews, nowText).
+func buildInput(p identity.Principal, c Call, g *policy.Grant, s tenants.Settings, now string) policy.Input {
 	roles := make([]string, len(p.Roles))
 	for i, r := range p.Roles {
 		roles[i] = string(r)
@@ -59,24 +68,8 @@ func BuildInput(p identity.Principal, c Call, g *grants.Grant, s tenants.Setting
 			ClientIP: c.ClientIP,
 		},
 		Tenant: policy.Tenant{ID: c.Tenant, LockboxEnabled: s.LockboxEnabled},
-		Now:    formatTime(now.Truncate(time.Second)),
-	}
-	if g != nil {
-		acts := slices.Clone(g.Activities)
-		if acts == nil {
-			acts = []string{}
-		}
-		in.Grant = &policy.Grant{
-			RequestID:      g.RequestID,
-			Tenant:         g.Tenant,
-			Operator:       g.Operator,
-			Service:        g.Service,
-			Activities:     acts,
-			Approver:       g.Approver,
-			TenantApproved: g.TenantApproved(),
-			ApprovedAt:     formatTime(g.ApprovedAt),
-			ExpiresAt:      formatTime(g.ExpiresAt),
-		}
+		Grant:  g,
+		Now:    now,
 	}
 	return in
 }
