@@ -360,7 +360,7 @@ func (w *batchWriter) exec(ctx context.Context, pipe redis.Pipeliner, c redis.Sc
 	d := g.cfg.Durability
 	// The wait's own timeout leaves room for the round trip within the
 	// batch's deadline.
-	ms := max(1, (g.cfg.Timeout*3/4).Milliseconds())
+	ms := max(1, (g.cfg.Timeout * 3 / 4).Milliseconds())
 	var wait, waitAOF *redis.Cmd
 	switch {
 	case d.AOF:
