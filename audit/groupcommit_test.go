@@ -208,6 +208,51 @@ func TestGroupCommitQueueFull(t *testing.T) {
 	}
 }
 
+// TestGroupCommitOutOfMemory: a batch Redis refuses for its memory limit
+// adds no entry (the limit is checked before a script's first write), so
+// the chain still verifies, and grows again once memory is available.
+func TestGroupCommitOutOfMemory(t *testing.T) {
+	srv := redistest.StartServer(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer rdb.Close()
+	onboard(t, rdb, "contoso")
+	log := audit.NewLog(rdb, nil)
+	g, err := audit.NewGroupCommit(audit.GroupCommitConfig{Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	ctx := context.Background()
+	if _, err := g.Append(ctx, operatorRecord("contoso", 0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.ConfigSet(ctx, "maxmemory", "1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Go(func() {
+			if _, err := g.Append(ctx, operatorRecord("contoso", i+1)); !errors.Is(err, audit.ErrUnavailable) || !strings.Contains(err.Error(), "OOM") {
+				t.Errorf("append %d over the memory limit: %v", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	if n, _ := rdb.XLen(ctx, keys.Audit("contoso")).Result(); n != 1 {
+		t.Errorf("the stream holds %d records after the refused batches, want 1", n)
+	}
+	if err := rdb.ConfigSet(ctx, "maxmemory", "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.Append(ctx, operatorRecord("contoso", 99)); err != nil {
+		t.Fatal(err)
+	}
+	auditor := identity.Principal{Subject: "sue", Roles: []identity.Role{identity.RoleAuditReader}}
+	if v, err := log.Verify(ctx, auditor, "contoso"); err != nil || !v.OK || v.Records != 2 {
+		t.Errorf("verification %+v, %v; want 2 records, intact", v, err)
+	}
+}
+
 // TestGroupCommitWaitsForReplicas: with Durability.Replicas, a caller is
 // told its record is written only once a replica has it; without a
 // replica, the records are refused (and so are the calls they record).
