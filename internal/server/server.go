@@ -197,6 +197,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 	s.metSrv = &http.Server{
 		Handler:           metricsHandler,
 		ReadHeaderTimeout: 5 * time.Second,
+		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
 	}
 	s.useTLS()
 	return s, nil

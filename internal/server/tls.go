@@ -77,7 +77,7 @@ func (s *Server) useTLS() {
 		name config.Listener
 		srv  *http.Server
 	}{{config.ListenerProxy, s.proxySrv}, {config.ListenerAPI, s.apiSrv}, {config.ListenerMetrics, s.metSrv}} {
-		if l.srv == nil || !s.cfg.ServesTLS(l.name) {
+		if l.srv == nil || !s.servesTLS(l.name) {
 			continue
 		}
 		var clientCAs *x509.CertPool
@@ -106,9 +106,10 @@ func proxyProtocols() *http.Protocols {
 	return p
 }
 
-// serve runs srv on ln, over TLS when srv has a TLSConfig (its
+// serve runs srv on ln, over TLS when useTLS gave srv a TLSConfig (its
 // GetCertificate serves the current certificate; ServeTLS adds "h2" and
-// "http/1.1" to the ALPN protocols as srv's Protocols allow).
+// "http/1.1" to the ALPN protocols as srv's Protocols allow). It reads
+// TLSConfig before Serve, which may set one of its own for HTTP/2.
 func serve(srv *http.Server, ln net.Listener) error {
 	var err error
 	if srv.TLSConfig != nil {
@@ -131,7 +132,7 @@ func (s *Server) warnPlainHTTP() {
 		name    config.Listener
 		ln      net.Listener
 	}{{"LOCKBOX_PROXY_ADDR", config.ListenerProxy, s.proxyLn}, {"LOCKBOX_API_ADDR", config.ListenerAPI, s.apiLn}, {"LOCKBOX_METRICS_ADDR", config.ListenerMetrics, s.metricsLn}} {
-		if l.ln == nil || s.cfg.ServesTLS(l.name) {
+		if l.ln == nil || s.servesTLS(l.name) {
 			continue
 		}
 		if a, ok := l.ln.Addr().(*net.TCPAddr); ok && a.IP.IsLoopback() {
@@ -144,21 +145,26 @@ func (s *Server) warnPlainHTTP() {
 
 // ProxyURL is the proxy's base URL, http or https; empty when the proxy
 // doesn't run.
-func (s *Server) ProxyURL() string { return s.urlOf(s.proxyLn, s.proxySrv) }
+func (s *Server) ProxyURL() string { return s.urlOf(s.proxyLn, config.ListenerProxy) }
 
 // APIURL is the API's base URL, http or https; empty when the API doesn't
 // run.
-func (s *Server) APIURL() string { return s.urlOf(s.apiLn, s.apiSrv) }
+func (s *Server) APIURL() string { return s.urlOf(s.apiLn, config.ListenerAPI) }
 
 // MetricsURL is the metrics address's base URL, http or https.
-func (s *Server) MetricsURL() string { return s.urlOf(s.metricsLn, s.metSrv) }
+func (s *Server) MetricsURL() string { return s.urlOf(s.metricsLn, config.ListenerMetrics) }
 
-func (s *Server) urlOf(ln net.Listener, srv *http.Server) string {
+// urlOf asks the configuration, not the http.Server: a running server
+// fills in its own TLSConfig when it sets up HTTP/2, TLS or not.
+func (s *Server) urlOf(ln net.Listener, l config.Listener) string {
 	if ln == nil {
 		return ""
 	}
-	if srv != nil && srv.TLSConfig != nil {
+	if s.servesTLS(l) {
 		return "https://" + ln.Addr().String()
 	}
 	return "http://" + ln.Addr().String()
 }
+
+// servesTLS reports whether listener l serves TLS.
+func (s *Server) servesTLS(l config.Listener) bool { return s.tls.cert != nil && s.cfg.ServesTLS(l) }
