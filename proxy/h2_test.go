@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -419,47 +418,5 @@ func TestH2SmuggledBody(t *testing.T) {
 				t.Errorf("upstream received %d requests", n)
 			}
 		})
-	}
-}
-
-// TestNoH2C: over plain TCP the proxy never speaks HTTP/2, whether the
-// client starts with the HTTP/2 preface (prior knowledge) or asks to
-// upgrade.
-func TestNoH2C(t *testing.T) {
-	e := newTestEnv(t)
-	protocols := new(http.Protocols)
-	protocols.SetHTTP1(true)
-	protocols.SetHTTP2(true) // as "lockbox serve" sets it: HTTP/2 over TLS
-	srv := &http.Server{Handler: e.h, Protocols: protocols}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { srv.Close() })
-
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := io.WriteString(c, http2.ClientPreface); err != nil {
-		t.Fatal(err)
-	}
-	fr := http2.NewFramer(c, c)
-	_ = fr.WriteSettings()
-	reply, err := io.ReadAll(c)
-	if err != nil && !errors.Is(err, net.ErrClosed) {
-		var ne net.Error
-		if !errors.As(err, &ne) {
-			t.Logf("read: %v", err)
-		}
-	}
-	if !bytes.HasPrefix(reply, []byte("HTTP/1.1 ")) {
-		t.Fatalf("reply to the HTTP/2 preface on plain TCP: %q, want an HTTP/1.1 refusal", reply)
-	}
-	if n := e.upstreamCalls(); n != 0 {
-		t.Fatalf("upstreams received %d requests", n)
 	}
 }
