@@ -69,7 +69,7 @@ func TestKubecheck(t *testing.T) {
 		{name: "no limits", after: sidecar, old: "          limits:\n            cpu: 500m\n            memory: 256Mi\n", new: "", want: "no cpu limit"},
 		{name: "writable root", after: sidecar, old: "readOnlyRootFilesystem: true", new: "readOnlyRootFilesystem: false", want: "root file system is not read-only"},
 		{name: "TLS certificate on subPath", after: sidecar, old: "- mountPath: /etc/lockbox/tls\n          name: lockbox-tls\n          readOnly: true",
-			new: "- mountPath: /etc/lockbox/tls/tls.key\n          name: lockbox-tls\n          readOnly: true\n          subPath: tls.key\n        - mountPath: /etc/lockbox/tls/tls.crt\n          name: lockbox-tls\n          readOnly: true\n          subPath: tls.crt",
+			new:  "- mountPath: /etc/lockbox/tls/tls.key\n          name: lockbox-tls\n          readOnly: true\n          subPath: tls.key\n        - mountPath: /etc/lockbox/tls/tls.crt\n          name: lockbox-tls\n          readOnly: true\n          subPath: tls.crt",
 			want: "LOCKBOX_TLS_KEY_FILE /etc/lockbox/tls/tls.key is a subPath mount, which never sees the Secret's updates"},
 		{name: "TLS key not projected", after: sidecar, old: "          - key: tls.key\n            path: tls.key\n", new: "",
 			want: "LOCKBOX_TLS_KEY_FILE /etc/lockbox/tls/tls.key is not among the items volume lockbox-tls projects"},
