@@ -396,7 +396,6 @@ func (c Config) Validate(mode Mode) error {
 			errs = append(errs, &VarError{Var: varName(f.field), Err: err})
 		}
 	}
-	errs = append(errs, c.tlsFileErrors()...)
 	if c.PolicyDir != "" {
 		if fi, err := os.Stat(c.PolicyDir); err != nil {
 			errs = append(errs, &VarError{Var: varName("PolicyDir"), Err: err})
@@ -404,6 +403,7 @@ func (c Config) Validate(mode Mode) error {
 			errs = append(errs, varErr("PolicyDir", "%s is not a directory", c.PolicyDir))
 		}
 	}
+	errs = append(errs, c.tlsFileErrors()...)
 	return errors.Join(errs...)
 }
 
