@@ -52,6 +52,20 @@ type Config struct {
 	// never the proxy's.
 	MetricsAddr string `env:"METRICS_ADDR" envDefault:"127.0.0.1:8082" desc:"host:port serving /metrics, /livez and /readyz; never the proxy's"`
 
+	// TLSCertFile and TLSKeyFile are the certificate the listeners serve
+	// TLS with (see tls.go); unset, they speak plain HTTP.
+	TLSCertFile string `env:"TLS_CERT_FILE" desc:"PEM certificate chain (leaf first) the listeners named in LOCKBOX_TLS_LISTENERS serve TLS with: TLS 1.2 or later, HTTP/2 where the client offers it; re-read when it changes, so a renewed certificate (e.g. from cert-manager) is served without a restart, and a broken new pair is logged and ignored; needs LOCKBOX_TLS_KEY_FILE; unset: plain HTTP"`
+	TLSKeyFile  string `env:"TLS_KEY_FILE" desc:"PEM private key of LOCKBOX_TLS_CERT_FILE"`
+	// TLSListeners names the listeners that serve TLS.
+	TLSListeners string `env:"TLS_LISTENERS" envDefault:"proxy,api,metrics" desc:"the listeners that serve TLS when LOCKBOX_TLS_CERT_FILE is set, comma-separated: proxy, api, metrics (e.g. proxy,api to keep health and metrics on plain HTTP)"`
+	// TLSClientCAFile makes the API require client certificates.
+	TLSClientCAFile string `env:"TLS_CLIENT_CA_FILE" desc:"PEM CA certificates; when set, the API and admin center (LOCKBOX_API_ADDR) accept only connections with a client certificate issued by one of them. The certificate admits the connection, never a user: every call still needs its bearer token or session, which alone say who calls. Needs api in LOCKBOX_TLS_LISTENERS; read at start-up"`
+	// UpstreamCAFile and the client pair configure the proxy's TLS to
+	// https upstreams.
+	UpstreamCAFile         string `env:"UPSTREAM_CA_FILE" desc:"PEM CA certificates that verify every https upstream of LOCKBOX_UPSTREAMS, instead of the system's roots; read at start-up"`
+	UpstreamClientCertFile string `env:"UPSTREAM_CLIENT_CERT_FILE" desc:"PEM certificate chain the proxy presents to https upstreams that ask for a client certificate (mutual TLS), the same for every upstream; re-read when it changes; needs LOCKBOX_UPSTREAM_CLIENT_KEY_FILE"`
+	UpstreamClientKeyFile  string `env:"UPSTREAM_CLIENT_KEY_FILE" desc:"PEM private key of LOCKBOX_UPSTREAM_CLIENT_CERT_FILE"`
+
 	// Serve lists what "lockbox serve" runs in this process: proxy, api
 	// (the /v1 API and the admin center) and jobs (request expiry, audit
 	// retention, notification delivery, SIEM forwarding). Metrics and health
@@ -389,6 +403,7 @@ func (c Config) Validate(mode Mode) error {
 			errs = append(errs, varErr("PolicyDir", "%s is not a directory", c.PolicyDir))
 		}
 	}
+	errs = append(errs, c.tlsFileErrors()...)
 	return errors.Join(errs...)
 }
 
@@ -517,6 +532,7 @@ func (c Config) check() error {
 	if _, err := parseComponents(c.Serve); err != nil {
 		errs = append(errs, &VarError{Var: varName("Serve"), Err: err})
 	}
+	errs = append(errs, c.tlsErrors()...)
 	if c.AuditRetention < 0 {
 		errs = append(errs, varErr("AuditRetention", "must not be negative, got %s", c.AuditRetention))
 	}

@@ -9,7 +9,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -97,6 +96,7 @@ type Server struct {
 
 	apiLn, proxyLn, metricsLn net.Listener
 	apiSrv, proxySrv, metSrv  *http.Server
+	tls                       tlsState
 }
 
 // New builds every component from cfg. It fails when Redis is unreachable
@@ -113,6 +113,9 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 
 	var err error
 	if s.Policy, err = loadPolicy(cfg, opts, s.Registry); err != nil {
+		return nil, err
+	}
+	if s.tls, err = loadTLS(cfg, opts); err != nil {
 		return nil, err
 	}
 	var upstreams map[string]*url.URL
@@ -194,7 +197,9 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 	s.metSrv = &http.Server{
 		Handler:           metricsHandler,
 		ReadHeaderTimeout: 5 * time.Second,
+		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
 	}
+	s.useTLS()
 	return s, nil
 }
 
@@ -256,6 +261,7 @@ func (s *Server) newProxy(cfg config.Config, opts Options, upstreams map[string]
 		Auditor: auditor, SigningKey: signingKey,
 		Now: opts.Now, Logger: opts.Logger.With("component", "proxy"), Registerer: s.Registry,
 		GrantTimeout: cfg.GrantTimeout, AuditTimeout: cfg.AuditTimeout,
+		UpstreamTLS: s.tls.upstream,
 	}); err != nil {
 		return err
 	}
@@ -264,8 +270,8 @@ func (s *Server) newProxy(cfg config.Config, opts Options, upstreams map[string]
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
-		// HTTP/1.1 only: no h2c upgrade path, no protocol tricks.
-		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
+		// HTTP/2 over TLS only, never h2c: see proxyProtocols.
+		Protocols: proxyProtocols(),
 	}
 	return nil
 }
@@ -376,6 +382,7 @@ func (s *Server) Listen() error {
 		}
 		*w.ln = ln
 	}
+	s.warnPlainHTTP()
 	return nil
 }
 
@@ -489,13 +496,6 @@ func (s *Server) openSIEM(cfg config.Config, opts Options) error {
 		return err
 	}
 	s.siemClose = closer
-	return nil
-}
-
-func serve(srv *http.Server, ln net.Listener) error {
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
 	return nil
 }
 

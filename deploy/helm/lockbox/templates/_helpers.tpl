@@ -34,6 +34,16 @@ app.kubernetes.io/name: {{ required "sidecar.workload.name is required" .Values.
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
+{{/* lockbox.metricsTLS is "true" when the metrics port serves TLS. */}}
+{{- define "lockbox.metricsTLS" -}}
+{{- if and .Values.tls.enabled (has "metrics" (splitList "," (.Values.tls.listeners | replace " " ""))) -}}true{{- end -}}
+{{- end -}}
+
+{{/* lockbox.probeScheme is the scheme of probes on the metrics port. */}}
+{{- define "lockbox.probeScheme" -}}
+{{- if include "lockbox.metricsTLS" . }}HTTPS{{ else }}HTTP{{ end -}}
+{{- end -}}
+
 {{- define "lockbox.image" -}}
 {{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
 {{- end -}}
@@ -100,10 +110,24 @@ and the SMTP secret never enters a tenant's pod.
         secretKeyRef:
           name: {{ $.Values.secrets.redis.name }}
           key: {{ $.Values.secrets.redis.key }}
+    {{- if $.Values.tls.enabled }}
+    # Re-read when the kubelet updates the Secret: renewals need no restart.
+    - name: LOCKBOX_TLS_CERT_FILE
+      value: /etc/lockbox/tls/tls.crt
+    - name: LOCKBOX_TLS_KEY_FILE
+      value: /etc/lockbox/tls/tls.key
+    - name: LOCKBOX_TLS_LISTENERS
+      value: {{ $.Values.tls.listeners | quote }}
+    {{- if and (not .sidecar) $.Values.tls.clientCA.secretName }}
+    - name: LOCKBOX_TLS_CLIENT_CA_FILE
+      value: /etc/lockbox/client-ca/{{ $.Values.tls.clientCA.key }}
+    {{- end }}
+    {{- end }}
   livenessProbe:
     httpGet:
       path: /livez
       port: {{ $p.metrics }}
+      scheme: {{ include "lockbox.probeScheme" $ }}
     periodSeconds: 10
     failureThreshold: 3
   # 503 while Redis does not answer or no policy is loaded.
@@ -111,6 +135,7 @@ and the SMTP secret never enters a tenant's pod.
     httpGet:
       path: /readyz
       port: {{ $p.metrics }}
+      scheme: {{ include "lockbox.probeScheme" $ }}
     periodSeconds: 5
     failureThreshold: 2
   {{- if .sidecar }}
@@ -119,6 +144,7 @@ and the SMTP secret never enters a tenant's pod.
     httpGet:
       path: /livez
       port: {{ $p.metrics }}
+      scheme: {{ include "lockbox.probeScheme" $ }}
     periodSeconds: 1
     failureThreshold: 30
   {{- end }}
@@ -145,6 +171,16 @@ and the SMTP secret never enters a tenant's pod.
     - name: lockbox-smtp
       mountPath: /etc/lockbox/smtp
       readOnly: true
+    {{- end }}
+    {{- if $.Values.tls.enabled }}
+    - name: lockbox-tls
+      mountPath: /etc/lockbox/tls
+      readOnly: true
+    {{- if and (not .sidecar) $.Values.tls.clientCA.secretName }}
+    - name: lockbox-client-ca
+      mountPath: /etc/lockbox/client-ca
+      readOnly: true
+    {{- end }}
     {{- end }}
 {{- end -}}
 
@@ -186,6 +222,28 @@ lockbox.volumes are the volumes lockbox.container mounts. Call with
     secretName: {{ $.Values.secrets.smtp.name }}
     defaultMode: 0444
     optional: true
+{{- end }}
+{{- if $.Values.tls.enabled }}
+# Never with subPath: such mounts miss the kubelet's updates, and a renewed
+# certificate would never be served.
+- name: lockbox-tls
+  secret:
+    secretName: {{ $.Values.tls.secretName }}
+    defaultMode: 0444
+    items:
+      - key: tls.crt
+        path: tls.crt
+      - key: tls.key
+        path: tls.key
+{{- if and (not .sidecar) $.Values.tls.clientCA.secretName }}
+- name: lockbox-client-ca
+  secret:
+    secretName: {{ $.Values.tls.clientCA.secretName }}
+    defaultMode: 0444
+    items:
+      - key: {{ $.Values.tls.clientCA.key }}
+        path: {{ $.Values.tls.clientCA.key }}
+{{- end }}
 {{- end }}
 {{- end -}}
 
