@@ -447,7 +447,7 @@ func (s *Server) Run(ctx context.Context) error {
 		background = append(background, s.events.Run)
 	}
 	if s.cfg.Runs(config.ComponentJobs) {
-		background = append(background, s.sweepLoop, func(ctx context.Context) { _ = s.Notifier.Run(ctx) })
+		background = append(background, s.sweepLoop, s.reindexLoop, func(ctx context.Context) { _ = s.Notifier.Run(ctx) })
 		if s.siem != nil {
 			background = append(background, func(ctx context.Context) { _ = s.siem.Run(ctx) })
 		}
@@ -552,6 +552,48 @@ func (s *Server) sweepLoop(ctx context.Context) {
 					s.log.Info("audit retention removed records", "count", n, "retention", s.cfg.AuditRetention)
 				}
 			}
+		}
+	}
+}
+
+// reindexInterval is how often a jobs replica restores the provider-wide
+// indexes; each pass after the first covers the requests created since the
+// pass before it, with this much again as margin.
+const reindexInterval = time.Hour
+
+// reindexLoop restores the provider-wide indexes (the tenant set, request
+// id → tenant, the provider-wide listing) from the tenants' own keys: at
+// start-up over everything, then every reindexInterval over the recent
+// requests. They live outside the tenants' hash slots and are written
+// beside the tenants' transactions, so a Redis failover can lose a write of
+// theirs that the tenant's own data kept (see keys). Several replicas may
+// run it at once: it only adds what is missing.
+func (s *Server) reindexLoop(ctx context.Context) {
+	var since time.Time // the first pass covers every request
+	for {
+		start := s.now()
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+		tenants, err := s.Tenants.Reindex(rctx)
+		requests := 0
+		if err == nil {
+			requests, err = s.Requests.Reindex(rctx, since)
+		}
+		cancel()
+		switch {
+		case err != nil && ctx.Err() == nil:
+			s.log.Warn("restoring the provider-wide indexes failed; retrying later", "err", err)
+		case tenants+requests > 0:
+			// Only a lost write leaves anything to restore: worth a look
+			// at what Redis went through.
+			s.log.Warn("restored provider-wide index entries a lost Redis write had dropped", "tenants", tenants, "request_entries", requests)
+		}
+		if err == nil {
+			since = start.Add(-reindexInterval)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(reindexInterval):
 		}
 	}
 }
