@@ -303,10 +303,12 @@ func (w *batchWriter) write(batch []*pending) {
 		err := w.exec(ctx, w.pipe, g.cfg.Redis, w.groups, false)
 		for i := range w.groups {
 			gr := &w.groups[i]
-			if isCluster && err == nil && gr.cmd != nil && redirected(gr.cmd.Err()) {
+			if isCluster && err == nil && gr.cmd != nil && (redirected(gr.cmd.Err()) || redis.HasErrorPrefix(gr.cmd.Err(), "NOSCRIPT")) {
 				// The cluster pipeline follows MOVED and ASK, but not
 				// TRYAGAIN (a script over two keys while the slot moves
-				// between them): this tenant's group tries on its own.
+				// between them), and a node it was sent to by ASK may
+				// not know the script yet: this tenant's group tries on
+				// its own, on the node it names.
 				answer(gr, w.execOnCluster(ctx, cluster, w.groups[i:i+1]))
 				continue
 			}
@@ -338,6 +340,9 @@ func (w *batchWriter) execOnCluster(ctx context.Context, cluster *redis.ClusterC
 	asking := false
 	for attempt := 0; ; attempt++ {
 		err = w.exec(ctx, node.Pipeline(), node, groups, asking)
+		if groups[0].cmd == nil {
+			return err // never sent again: the script could not be loaded
+		}
 		cerr := groups[0].cmd.Err()
 		if cerr == nil || attempt == maxRedirects {
 			return err
@@ -397,7 +402,11 @@ func masterAt(ctx context.Context, cluster *redis.ClusterClient, addr string) (*
 // answer tells each caller of gr how its record fared: the group's own
 // script error, else err (the round trip's).
 func answer(gr *group, err error) {
-	if gr.cmd != nil && gr.cmd.Err() != nil {
+	switch {
+	case gr.cmd == nil && err == nil:
+		// Never sent: not written, whatever else went well.
+		err = errors.New("not written: the batch script was never sent")
+	case gr.cmd != nil && gr.cmd.Err() != nil:
 		err = gr.cmd.Err()
 	}
 	for _, p := range gr.ps {
@@ -473,13 +482,18 @@ func (w *batchWriter) exec(ctx context.Context, pipe redis.Pipeliner, c redis.Sc
 }
 
 // loadScript loads the batch script where tenants' chains are: on a
-// cluster, on the master of each (all shards might include one that is
-// down); anywhere else, on c's server.
+// cluster, on every master that answers (a slot may move to any of them)
+// and surely on the master of each; anywhere else, on c's server.
 func loadScript(ctx context.Context, c redis.Scripter, tenants []string) error {
 	cluster, ok := c.(*redis.ClusterClient)
 	if !ok {
 		return appendBatchScript.Load(ctx, c).Err()
 	}
+	// Not ScriptLoad on the cluster client: it fails when any node,
+	// replicas included, is down.
+	_ = cluster.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+		return appendBatchScript.Load(ctx, m).Err()
+	})
 	for _, t := range tenants {
 		node, err := cluster.MasterForKey(ctx, keys.Audit(t))
 		if err == nil {
