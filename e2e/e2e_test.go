@@ -39,17 +39,17 @@ import (
 
 // world is one running Lockbox and tokens for its users.
 type world struct {
-	t        *testing.T
-	dir      string             // the keys' folder
-	key      ed25519.PrivateKey // signs the users' tokens
-	redis    map[string]string // the LOCKBOX_REDIS_* settings naming its Redis
-	srv      *server.Server
-	siem     string // the SIEM sink file
-	mail     string // where notification e-mails are written
-	addr     string
-	proxy    string
-	clock    *clock.Fake
-	tokens   map[string]string
+	t      *testing.T
+	dir    string             // the keys' folder
+	key    ed25519.PrivateKey // signs the users' tokens
+	redis  map[string]string  // the LOCKBOX_REDIS_* settings naming its Redis
+	srv    *server.Server
+	siem   string // the SIEM sink file
+	mail   string // where notification e-mails are written
+	addr   string
+	proxy  string
+	clock  *clock.Fake
+	tokens map[string]string
 }
 
 var users = map[string]identity.Claims{
