@@ -448,7 +448,7 @@ func TestBinaries(t *testing.T) {
 		}
 		return out
 	}
-	lockbox, ctl := build("cmd/lockbox"), build("cmd/lockboxctl")
+	lockbox, ctl := lockboxBinary(t), build("cmd/lockboxctl")
 	runBinaries(t, lockbox, ctl)
 }
 
