@@ -68,6 +68,9 @@ func TestKubecheck(t *testing.T) {
 		{name: "probe on the proxy port", after: sidecar, old: "path: /readyz\n            port: 8082", new: "path: /readyz\n            port: 8081", want: "readiness probe port 8081 is not the metrics port 8082"},
 		{name: "no limits", after: sidecar, old: "          limits:\n            cpu: 500m\n            memory: 256Mi\n", new: "", want: "no cpu limit"},
 		{name: "writable root", after: sidecar, old: "readOnlyRootFilesystem: true", new: "readOnlyRootFilesystem: false", want: "root file system is not read-only"},
+		{name: "no Redis", after: controlPlane, old: "        - name: LOCKBOX_REDIS_URL\n", new: "        - name: LOCKBOX_REDIS_NOTHING\n", want: "sets []: exactly one of LOCKBOX_REDIS_URL, LOCKBOX_REDIS_SENTINEL_ADDRS, LOCKBOX_REDIS_CLUSTER_ADDRS names its Redis"},
+		{name: "two Redis", after: sidecar, old: "value: proxy\n", new: "value: proxy\n        - name: LOCKBOX_REDIS_CLUSTER_ADDRS\n          value: redis-0.redis:6379\n", want: "sets [LOCKBOX_REDIS_URL LOCKBOX_REDIS_CLUSTER_ADDRS]: exactly one"},
+		{name: "Redis password outside a Secret", after: sidecar, old: "value: proxy\n", new: "value: proxy\n        - name: LOCKBOX_REDIS_PASSWORD_FILE\n          value: /etc/lockbox/policy/redis-password\n", want: "LOCKBOX_REDIS_PASSWORD_FILE /etc/lockbox/policy/redis-password is not on a mounted Secret"},
 		{name: "one replica", after: controlPlane, old: "replicas: 2", new: "replicas: 1", want: "fewer than 2 replicas"},
 		{name: "no disruption budget", after: "kind: PodDisruptionBudget", old: "    matchLabels:\n      app.kubernetes.io/component: control-plane", new: "    matchLabels:\n      app.kubernetes.io/component: other", want: "no PodDisruptionBudget selects its pods"},
 	}
