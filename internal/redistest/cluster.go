@@ -350,3 +350,28 @@ func Run(m *testing.M) int {
 	exitHooks = nil
 	return code
 }
+
+// Clone returns another client of rdb's Redis, as another replica of
+// Lockbox would have one, closed when t ends.
+func Clone(t testing.TB, rdb redis.UniversalClient) redis.UniversalClient {
+	t.Helper()
+	var c redis.UniversalClient
+	switch r := rdb.(type) {
+	case *redis.Client:
+		c = redis.NewClient(r.Options())
+	case *redis.ClusterClient:
+		c = redis.NewClusterClient(r.Options())
+	default:
+		t.Fatalf("redistest: can't clone a %T", rdb)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// Flush empties rdb's database; on a cluster, every master.
+func Flush(ctx context.Context, rdb redis.UniversalClient) error {
+	if c, ok := rdb.(*redis.ClusterClient); ok {
+		return c.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error { return m.FlushDB(ctx).Err() })
+	}
+	return rdb.FlushDB(ctx).Err()
+}
