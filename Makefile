@@ -69,7 +69,7 @@ deploy-check: ## Render every kustomization and the Helm chart, check them with 
 		echo "(cd tools && go tool kustomize build ../$$dir) > $$f"; \
 		(cd tools && go tool kustomize build "../$$dir") > "$$f"; \
 	done; \
-	for values in default deploy/helm/examples/control-plane.yaml deploy/helm/examples/exchange.yaml; do \
+	for values in default deploy/helm/examples/control-plane.yaml deploy/helm/examples/exchange.yaml deploy/helm/examples/sentinel.yaml; do \
 		set --; name=lockbox; \
 		if [ "$$values" != default ]; then set -- -f "../$$values"; name="$$(basename "$$values" .yaml)"; fi; \
 		echo "(cd tools && go tool helm lint --strict --kube-version $(KUBE_VERSION) ../deploy/helm/lockbox $$*)"; \

@@ -9,12 +9,11 @@ import (
 	"github.com/lockbox-oss/lockbox/audit"
 	"github.com/lockbox-oss/lockbox/internal/clock"
 	"github.com/lockbox-oss/lockbox/internal/keys"
-	"github.com/lockbox-oss/lockbox/internal/redistest"
 )
 
 func TestRetentionKeepsTheChainVerifiable(t *testing.T) {
 	ctx := context.Background()
-	rdb := redistest.Client(t)
+	rdb := testRedis(t)
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	c := clock.NewFake(t0)
 	log := audit.NewLog(rdb, c.Now)
@@ -61,7 +60,7 @@ func TestRetentionKeepsTheChainVerifiable(t *testing.T) {
 
 func TestTrimAll(t *testing.T) {
 	ctx := context.Background()
-	rdb := redistest.Client(t)
+	rdb := testRedis(t)
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	c := clock.NewFake(t0)
 	log := audit.NewLog(rdb, c.Now)

@@ -28,7 +28,6 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v11"
-	"github.com/redis/go-redis/v9"
 )
 
 // Prefix starts the name of every variable this package reads.
@@ -73,9 +72,28 @@ type Config struct {
 	Serve string `env:"SERVE" envDefault:"proxy,api,jobs" desc:"what \"lockbox serve\" runs, comma-separated: proxy (the enforcement proxy), api (the /v1 API and the admin center), jobs (request expiry, audit retention, notification delivery, SIEM forwarding); metrics and health always run; a sidecar runs proxy alone"`
 
 	// RedisURL is the Redis holding requests, grants and audit records
-	// (redis://, rediss:// or unix://). Required by "lockbox serve"; when
-	// empty, "lockbox dev" runs an embedded store.
-	RedisURL string `env:"REDIS_URL" desc:"Redis holding requests, grants and audit records (redis://, rediss:// or unix://); required by \"lockbox serve\", embedded store in \"lockbox dev\" when empty"`
+	// (redis://, rediss:// or unix://). "lockbox serve" needs exactly one
+	// of it, RedisSentinelAddrs and RedisClusterAddrs; with none,
+	// "lockbox dev" runs an embedded store.
+	RedisURL string `env:"REDIS_URL" desc:"one Redis holding requests, grants and audit records (redis://, rediss:// or unix://); \"lockbox serve\" needs exactly one of this, LOCKBOX_REDIS_SENTINEL_ADDRS and LOCKBOX_REDIS_CLUSTER_ADDRS; embedded store in \"lockbox dev\" when none is set"`
+	// RedisSentinelAddrs and RedisSentinelMaster name a Sentinel
+	// deployment; Lockbox follows its master through failovers.
+	RedisSentinelAddrs  string `env:"REDIS_SENTINEL_ADDRS" desc:"comma-separated host:port of Redis Sentinels; with LOCKBOX_REDIS_SENTINEL_MASTER, Lockbox uses the master they name and follows it through failovers"`
+	RedisSentinelMaster string `env:"REDIS_SENTINEL_MASTER" desc:"name of the master the sentinels monitor; required with LOCKBOX_REDIS_SENTINEL_ADDRS"`
+	// RedisClusterAddrs are seed nodes of a Redis Cluster.
+	RedisClusterAddrs string `env:"REDIS_CLUSTER_ADDRS" desc:"comma-separated host:port of Redis Cluster nodes to start from (the others are discovered); each tenant's keys share one hash slot"`
+	// RedisUsername and RedisPasswordFile authenticate to Redis (not to
+	// the sentinels).
+	RedisUsername     string `env:"REDIS_USERNAME" desc:"Redis ACL user of every data connection (with LOCKBOX_REDIS_URL, instead of one in the URL)"`
+	RedisPasswordFile string `env:"REDIS_PASSWORD_FILE" desc:"file holding the Redis password of every data connection (with LOCKBOX_REDIS_URL, instead of one in the URL)"`
+	// RedisSentinelPasswordFile authenticates to the sentinels.
+	RedisSentinelPasswordFile string `env:"REDIS_SENTINEL_PASSWORD_FILE" desc:"file holding the sentinels' own password (their requirepass), when they have one"`
+	// RedisTLS and the files below secure every connection to Redis and
+	// the sentinels.
+	RedisTLS         bool   `env:"REDIS_TLS" envDefault:"false" desc:"connect to the sentinels or cluster nodes over TLS, verified against the system's roots or LOCKBOX_REDIS_TLS_CA_FILE (implied by the TLS file variables; LOCKBOX_REDIS_URL says it with rediss://)"`
+	RedisTLSCAFile   string `env:"REDIS_TLS_CA_FILE" desc:"PEM file of the CA certificates that verify Redis's (and the sentinels') server certificates, instead of the system's roots"`
+	RedisTLSCertFile string `env:"REDIS_TLS_CERT_FILE" desc:"PEM client certificate presented to Redis (TLS client authentication); needs LOCKBOX_REDIS_TLS_KEY_FILE"`
+	RedisTLSKeyFile  string `env:"REDIS_TLS_KEY_FILE" desc:"PEM private key of LOCKBOX_REDIS_TLS_CERT_FILE"`
 	// RedisTimeout is the deadline of each control-plane Redis call.
 	RedisTimeout time.Duration `env:"REDIS_TIMEOUT" envDefault:"2s" desc:"deadline of each control-plane Redis call"`
 
@@ -363,8 +381,8 @@ func (c Config) Validate(mode Mode) error {
 	}
 	switch mode {
 	case ModeServe:
-		if c.RedisURL == "" {
-			errs = append(errs, varErr("RedisURL", "required by %q", "lockbox serve"))
+		if !c.RedisConfigured() {
+			errs = append(errs, varErr("RedisURL", "required by %q (or LOCKBOX_REDIS_SENTINEL_ADDRS, or LOCKBOX_REDIS_CLUSTER_ADDRS)", "lockbox serve"))
 		}
 		if c.JWKSFile == "" && c.JWTHMACSecretFile == "" {
 			errs = append(errs, fmt.Errorf("%s or %s: one is required by %q",
@@ -396,6 +414,7 @@ func (c Config) Validate(mode Mode) error {
 			errs = append(errs, &VarError{Var: varName(f.field), Err: err})
 		}
 	}
+	errs = append(errs, c.validateRedisFiles()...)
 	if c.PolicyDir != "" {
 		if fi, err := os.Stat(c.PolicyDir); err != nil {
 			errs = append(errs, &VarError{Var: varName("PolicyDir"), Err: err})
@@ -427,17 +446,7 @@ func (c Config) check() error {
 			}
 		}
 	}
-	if c.RedisURL != "" {
-		if _, err := redis.ParseURL(c.RedisURL); err != nil {
-			// url.Error quotes the whole URL, password included; keep only
-			// the reason.
-			var ue *url.Error
-			if errors.As(err, &ue) {
-				err = ue.Err
-			}
-			errs = append(errs, varErr("RedisURL", "not a redis://, rediss:// or unix:// URL: %w", err))
-		}
-	}
+	errs = append(errs, c.checkRedis()...)
 	durations := []struct {
 		field string
 		d     time.Duration

@@ -110,14 +110,14 @@ func dev(ctx context.Context, env map[string]string, stdout, stderr io.Writer) e
 		log.Info("demo tenant services started", "upstreams", cfg.Upstreams)
 	}
 
-	if cfg.RedisURL == "" {
+	if !cfg.RedisConfigured() {
 		store, err := devstore.Start(ctx)
 		if err != nil {
 			return err
 		}
 		defer store.Close()
 		cfg.RedisURL = store.URL()
-		log.Info("using the embedded dev store (data is lost on exit); set LOCKBOX_REDIS_URL to use a Redis")
+		log.Info("using the embedded dev store (data is lost on exit); set LOCKBOX_REDIS_URL, LOCKBOX_REDIS_SENTINEL_ADDRS or LOCKBOX_REDIS_CLUSTER_ADDRS to use a Redis")
 	}
 	var signins []console.DevIdentity
 	if cfg.OIDCIssuer == "" {

@@ -320,39 +320,62 @@ func loadPolicy(cfg config.Config, opts Options, reg prometheus.Registerer) (*po
 	return e, err
 }
 
-// connect opens a UniversalClient whose calls honour their context's
-// deadline, and checks Redis answers.
+// connect opens a UniversalClient on the configured Redis — one server,
+// the master a Sentinel deployment names (followed through failovers), or
+// a Redis Cluster — whose calls honour their context's deadline, and checks
+// Redis answers.
 func connect(ctx context.Context, cfg config.Config) (redis.UniversalClient, error) {
-	opts, err := redis.ParseURL(cfg.RedisURL)
+	opts, err := cfg.RedisOptions()
 	if err != nil {
-		return nil, fmt.Errorf("LOCKBOX_REDIS_URL: %w", err)
+		return nil, err
 	}
 	// Without ContextTimeoutEnabled go-redis ignores ctx deadlines and uses
 	// only its socket timeouts.
-	rdb := redis.NewUniversalClient(&redis.UniversalOptions{
-		Addrs:                 []string{opts.Addr},
-		DB:                    opts.DB,
-		Username:              opts.Username,
-		Password:              opts.Password,
-		TLSConfig:             opts.TLSConfig,
-		Protocol:              opts.Protocol,
-		DialTimeout:           cfg.RedisTimeout,
-		ReadTimeout:           cfg.RedisTimeout,
-		WriteTimeout:          cfg.RedisTimeout,
-		ContextTimeoutEnabled: true,
-	})
+	var rdb redis.UniversalClient
+	var where string
+	switch {
+	case opts.Single != nil:
+		o := opts.Single
+		o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.ContextTimeoutEnabled = cfg.RedisTimeout, cfg.RedisTimeout, cfg.RedisTimeout, true
+		rdb, where = redis.NewClient(o), "the Redis at "+o.Addr
+	case opts.Failover != nil:
+		o := opts.Failover
+		o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.ContextTimeoutEnabled = cfg.RedisTimeout, cfg.RedisTimeout, cfg.RedisTimeout, true
+		rdb, where = redis.NewFailoverClient(o), fmt.Sprintf("the master %q of the sentinels at %s", o.MasterName, strings.Join(o.SentinelAddrs, ","))
+	case opts.Cluster != nil:
+		o := opts.Cluster
+		o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.ContextTimeoutEnabled = cfg.RedisTimeout, cfg.RedisTimeout, cfg.RedisTimeout, true
+		// While a slot moves, a tenant's keys answer with ASK (and a
+		// script over two of them, briefly, TRYAGAIN): allow a few more
+		// hops than go-redis's 3 before a call fails.
+		o.MaxRedirects = 8
+		rdb, where = redis.NewClusterClient(o), "the Redis Cluster at "+strings.Join(o.Addrs, ",")
+	}
 	pctx, cancel := context.WithTimeout(ctx, cfg.RedisTimeout)
 	defer cancel()
 	if err := rdb.Ping(pctx).Err(); err != nil {
 		rdb.Close()
-		return nil, fmt.Errorf("LOCKBOX_REDIS_URL: redis at %s does not answer: %w", opts.Addr, err)
+		return nil, fmt.Errorf("%s: %s does not answer: %w", cfg.RedisVar(), where, err)
 	}
 	if cfg.AuditAOF && cfg.Runs(config.ComponentProxy) {
 		// Found out now, not on the first call: WAITAOF needs Redis 7.2
-		// and appendonly yes. A wait of 1 ms for the local fsync costs nothing.
-		if err := rdb.Do(pctx, "WAITAOF", 1, 0, 1).Err(); err != nil {
+		// and appendonly yes. A wait of 1 ms for the local fsync costs
+		// nothing. On a cluster every master holds some tenant's audit
+		// stream: each must be able to confirm.
+		probe := func(ctx context.Context, c *redis.Client) error {
+			if err := c.Do(ctx, "WAITAOF", 1, 0, 1).Err(); err != nil {
+				return fmt.Errorf("%s: %w", c.Options().Addr, err)
+			}
+			return nil
+		}
+		if cluster, ok := rdb.(*redis.ClusterClient); ok {
+			err = cluster.ForEachMaster(pctx, probe)
+		} else {
+			err = rdb.Do(pctx, "WAITAOF", 1, 0, 1).Err()
+		}
+		if err != nil {
 			rdb.Close()
-			return nil, fmt.Errorf("LOCKBOX_AUDIT_AOF: the Redis at %s can't confirm fsyncs (WAITAOF needs Redis 7.2 or later with appendonly yes): %w", opts.Addr, err)
+			return nil, fmt.Errorf("LOCKBOX_AUDIT_AOF: %s can't confirm fsyncs (WAITAOF needs Redis 7.2 or later with appendonly yes): %w", where, err)
 		}
 	}
 	return rdb, nil
@@ -431,7 +454,7 @@ func (s *Server) Run(ctx context.Context) error {
 		background = append(background, s.events.Run)
 	}
 	if s.cfg.Runs(config.ComponentJobs) {
-		background = append(background, s.sweepLoop, func(ctx context.Context) { _ = s.Notifier.Run(ctx) })
+		background = append(background, s.sweepLoop, s.reindexLoop, func(ctx context.Context) { _ = s.Notifier.Run(ctx) })
 		if s.siem != nil {
 			background = append(background, func(ctx context.Context) { _ = s.siem.Run(ctx) })
 		}
@@ -529,6 +552,48 @@ func (s *Server) sweepLoop(ctx context.Context) {
 					s.log.Info("audit retention removed records", "count", n, "retention", s.cfg.AuditRetention)
 				}
 			}
+		}
+	}
+}
+
+// reindexInterval is how often a jobs replica restores the provider-wide
+// indexes; each pass after the first covers the requests created since the
+// pass before it, with this much again as margin.
+const reindexInterval = time.Hour
+
+// reindexLoop restores the provider-wide indexes (the tenant set, request
+// id → tenant, the provider-wide listing) from the tenants' own keys: at
+// start-up over everything, then every reindexInterval over the recent
+// requests. They live outside the tenants' hash slots and are written
+// beside the tenants' transactions, so a Redis failover can lose a write of
+// theirs that the tenant's own data kept (see keys). Several replicas may
+// run it at once: it only adds what is missing.
+func (s *Server) reindexLoop(ctx context.Context) {
+	var since time.Time // the first pass covers every request
+	for {
+		start := s.now()
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+		tenants, err := s.Tenants.Reindex(rctx)
+		requests := 0
+		if err == nil {
+			requests, err = s.Requests.Reindex(rctx, since)
+		}
+		cancel()
+		switch {
+		case err != nil && ctx.Err() == nil:
+			s.log.Warn("restoring the provider-wide indexes failed; retrying later", "err", err)
+		case tenants+requests > 0:
+			// Only a lost write leaves anything to restore: worth a look
+			// at what Redis went through.
+			s.log.Warn("restored provider-wide index entries a lost Redis write had dropped", "tenants", tenants, "request_entries", requests)
+		}
+		if err == nil {
+			since = start.Add(-reindexInterval)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(reindexInterval):
 		}
 	}
 }

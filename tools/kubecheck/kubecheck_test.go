@@ -80,6 +80,9 @@ func TestKubecheck(t *testing.T) {
 		{name: "HTTPS probe of a plain metrics port", after: sidecar, old: "path: /livez\n            port: 8082\n          periodSeconds: 1\n        volumeMounts", new: "path: /livez\n            port: 8082\n            scheme: HTTPS\n          periodSeconds: 1\n        volumeMounts",
 			want: "startup probe scheme HTTPS, but the metrics port serves HTTP"},
 		{name: "unknown Certificate field", after: "kind: Certificate", old: "  renewBefore: 720h", new: "  renewBfore: 720h", want: `unknown field "spec.renewBfore"`},
+		{name: "no Redis", after: controlPlane, old: "        - name: LOCKBOX_REDIS_URL\n", new: "        - name: LOCKBOX_REDIS_NOTHING\n", want: "sets []: exactly one of LOCKBOX_REDIS_URL, LOCKBOX_REDIS_SENTINEL_ADDRS, LOCKBOX_REDIS_CLUSTER_ADDRS names its Redis"},
+		{name: "two Redis", after: sidecar, old: "value: proxy\n", new: "value: proxy\n        - name: LOCKBOX_REDIS_CLUSTER_ADDRS\n          value: redis-0.redis:6379\n", want: "sets [LOCKBOX_REDIS_URL LOCKBOX_REDIS_CLUSTER_ADDRS]: exactly one"},
+		{name: "Redis password outside a Secret", after: sidecar, old: "value: proxy\n", new: "value: proxy\n        - name: LOCKBOX_REDIS_PASSWORD_FILE\n          value: /etc/lockbox/policy/redis-password\n", want: "LOCKBOX_REDIS_PASSWORD_FILE /etc/lockbox/policy/redis-password is not on a mounted Secret"},
 		{name: "one replica", after: controlPlane, old: "replicas: 2", new: "replicas: 1", want: "fewer than 2 replicas"},
 		{name: "no disruption budget", after: "kind: PodDisruptionBudget", old: "    matchLabels:\n      app.kubernetes.io/component: control-plane", new: "    matchLabels:\n      app.kubernetes.io/component: other", want: "no PodDisruptionBudget selects its pods"},
 	}

@@ -31,6 +31,10 @@ var secretFileVars = []string{
 	"LOCKBOX_JWT_JWKS_FILE", "LOCKBOX_JWT_HMAC_SECRET_FILE", "LOCKBOX_PROXY_SIGNING_KEY_FILE",
 	"LOCKBOX_SMTP_PASSWORD_FILE", "LOCKBOX_WEBHOOK_SECRET_FILE", "LOCKBOX_OIDC_CLIENT_SECRET_FILE",
 	"LOCKBOX_TLS_CERT_FILE", "LOCKBOX_TLS_KEY_FILE", "LOCKBOX_UPSTREAM_CLIENT_CERT_FILE", "LOCKBOX_UPSTREAM_CLIENT_KEY_FILE",
+	"LOCKBOX_REDIS_PASSWORD_FILE", "LOCKBOX_REDIS_SENTINEL_PASSWORD_FILE",
+	// The CA and the client certificate are no secret, but they come
+	// with the key, in the Secret cert-manager writes.
+	"LOCKBOX_REDIS_TLS_CA_FILE", "LOCKBOX_REDIS_TLS_CERT_FILE", "LOCKBOX_REDIS_TLS_KEY_FILE",
 }
 
 // renewedFileVars name certificates Lockbox re-reads when they change
@@ -58,6 +62,10 @@ func metricsTLS(env map[string]string) bool {
 	}
 	return false
 }
+
+// redisVars name the Redis of a deployment: "lockbox serve" needs exactly
+// one of them.
+var redisVars = []string{"LOCKBOX_REDIS_URL", "LOCKBOX_REDIS_SENTINEL_ADDRS", "LOCKBOX_REDIS_CLUSTER_ADDRS"}
 
 // controlPlaneSecretVars name secrets only the API or the jobs read. A
 // sidecar runs neither, so in a tenant's pod they would be exposure for
@@ -252,7 +260,16 @@ func (b *bundle) checkLockboxContainer(w workload, c corev1.Container) []error {
 	}
 	// The control plane needs the policy too: the API checks requested
 	// activities against the catalog beside it.
-	required := []string{"LOCKBOX_REDIS_URL", "LOCKBOX_POLICY_DIR"}
+	required := []string{"LOCKBOX_POLICY_DIR"}
+	var redis []string
+	for _, v := range redisVars {
+		if env[v] != "" {
+			redis = append(redis, v)
+		}
+	}
+	if len(redis) != 1 {
+		fail("sets %v: exactly one of %s names its Redis", redis, strings.Join(redisVars, ", "))
+	}
 	if runs[serveProxy] {
 		required = append(required, "LOCKBOX_UPSTREAMS", "LOCKBOX_PROXY_SIGNING_KEY_FILE")
 	}

@@ -105,11 +105,7 @@ and the SMTP secret never enters a tenant's pod.
         fieldRef:
           fieldPath: metadata.name
     {{- end }}
-    - name: LOCKBOX_REDIS_URL
-      valueFrom:
-        secretKeyRef:
-          name: {{ $.Values.secrets.redis.name }}
-          key: {{ $.Values.secrets.redis.key }}
+    {{- include "lockbox.redisEnv" $ | nindent 4 }}
     {{- if $.Values.tls.enabled }}
     # Re-read when the kubelet updates the Secret: renewals need no restart.
     - name: LOCKBOX_TLS_CERT_FILE
@@ -172,6 +168,16 @@ and the SMTP secret never enters a tenant's pod.
       mountPath: /etc/lockbox/smtp
       readOnly: true
     {{- end }}
+    {{- if $.Values.redis.auth.secret }}
+    - name: lockbox-redis-auth
+      mountPath: /etc/lockbox/redis-auth
+      readOnly: true
+    {{- end }}
+    {{- if $.Values.redis.tls.secret }}
+    - name: lockbox-redis-tls
+      mountPath: /etc/lockbox/redis-tls
+      readOnly: true
+    {{- end }}
     {{- if $.Values.tls.enabled }}
     - name: lockbox-tls
       mountPath: /etc/lockbox/tls
@@ -182,6 +188,69 @@ and the SMTP secret never enters a tenant's pod.
       readOnly: true
     {{- end }}
     {{- end }}
+{{- end -}}
+
+{{/*
+lockbox.redisEnv: the LOCKBOX_REDIS_ settings of redis (values.yaml), for
+every Lockbox of the release.
+*/}}
+{{- define "lockbox.redisEnv" -}}
+{{- $r := .Values.redis -}}
+{{- if eq $r.topology "url" }}
+- name: LOCKBOX_REDIS_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.secrets.redis.name }}
+      key: {{ .Values.secrets.redis.key }}
+{{- else if eq $r.topology "sentinel" }}
+{{- if or (not $r.sentinel.addrs) (not $r.sentinel.master) }}
+{{- fail "redis.sentinel.addrs and redis.sentinel.master are required with redis.topology sentinel" }}
+{{- end }}
+- name: LOCKBOX_REDIS_SENTINEL_ADDRS
+  value: {{ join "," $r.sentinel.addrs | quote }}
+- name: LOCKBOX_REDIS_SENTINEL_MASTER
+  value: {{ $r.sentinel.master | quote }}
+{{- else if eq $r.topology "cluster" }}
+{{- if not $r.cluster.addrs }}
+{{- fail "redis.cluster.addrs is required with redis.topology cluster" }}
+{{- end }}
+- name: LOCKBOX_REDIS_CLUSTER_ADDRS
+  value: {{ join "," $r.cluster.addrs | quote }}
+{{- else }}
+{{- fail (printf "redis.topology %q is not one of url, sentinel, cluster" $r.topology) }}
+{{- end }}
+{{- with $r.username }}
+- name: LOCKBOX_REDIS_USERNAME
+  value: {{ . | quote }}
+{{- end }}
+{{- if $r.auth.secret }}
+- name: LOCKBOX_REDIS_PASSWORD_FILE
+  value: /etc/lockbox/redis-auth/password
+{{- end }}
+{{- if $r.auth.sentinelPassword }}
+{{- if or (ne $r.topology "sentinel") (not $r.auth.secret) }}
+{{- fail "redis.auth.sentinelPassword needs redis.topology sentinel and redis.auth.secret" }}
+{{- end }}
+- name: LOCKBOX_REDIS_SENTINEL_PASSWORD_FILE
+  value: /etc/lockbox/redis-auth/sentinel-password
+{{- end }}
+{{- if $r.tls.enabled }}
+{{- if eq $r.topology "url" }}
+{{- fail "redis.tls.enabled: with redis.topology url, say TLS with a rediss:// URL" }}
+{{- end }}
+- name: LOCKBOX_REDIS_TLS
+  value: "true"
+{{- end }}
+{{- if $r.tls.secret }}
+- name: LOCKBOX_REDIS_TLS_CA_FILE
+  value: /etc/lockbox/redis-tls/ca.crt
+{{- if $r.tls.clientCertificate }}
+- name: LOCKBOX_REDIS_TLS_CERT_FILE
+  value: /etc/lockbox/redis-tls/tls.crt
+- name: LOCKBOX_REDIS_TLS_KEY_FILE
+  value: /etc/lockbox/redis-tls/tls.key
+{{- end }}
+{{- end }}
 {{- end -}}
 
 {{/*
@@ -243,6 +312,38 @@ lockbox.volumes are the volumes lockbox.container mounts. Call with
     items:
       - key: {{ $.Values.tls.clientCA.key }}
         path: {{ $.Values.tls.clientCA.key }}
+{{- end }}
+{{- end }}
+{{- with $.Values.redis.auth }}
+{{- if .secret }}
+- name: lockbox-redis-auth
+  secret:
+    secretName: {{ .secret }}
+    defaultMode: 0444
+    items:
+      - key: password
+        path: password
+      {{- if .sentinelPassword }}
+      - key: sentinel-password
+        path: sentinel-password
+      {{- end }}
+{{- end }}
+{{- end }}
+{{- with $.Values.redis.tls }}
+{{- if .secret }}
+- name: lockbox-redis-tls
+  secret:
+    secretName: {{ .secret }}
+    defaultMode: 0444
+    items:
+      - key: ca.crt
+        path: ca.crt
+      {{- if .clientCertificate }}
+      - key: tls.crt
+        path: tls.crt
+      - key: tls.key
+        path: tls.key
+      {{- end }}
 {{- end }}
 {{- end }}
 {{- end -}}
