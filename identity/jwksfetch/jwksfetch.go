@@ -89,7 +89,7 @@ func New(cfg Config) (*Fetcher, error) {
 		cfg.Timeout = DefaultTimeout
 	}
 	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{Timeout: cfg.Timeout, CheckRedirect: httpsOnly}
+		cfg.HTTPClient = &http.Client{Timeout: cfg.Timeout, CheckRedirect: CheckRedirect}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -113,9 +113,10 @@ func New(cfg Config) (*Fetcher, error) {
 	return f, nil
 }
 
-// httpsOnly follows a few redirects, never from https to anything else: the
-// keys that decide who signs in must not travel in the clear.
-func httpsOnly(req *http.Request, via []*http.Request) error {
+// CheckRedirect is the default client's redirect policy: a few redirects,
+// never from https to anything else, since the keys that decide who signs in
+// must not travel in the clear.
+func CheckRedirect(req *http.Request, via []*http.Request) error {
 	if len(via) >= 3 {
 		return errors.New("more than 3 redirects")
 	}
