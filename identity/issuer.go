@@ -81,7 +81,7 @@ func (c *IssuerConfig) check() error {
 	case c.Audience == "":
 		return errors.New("Audience is required")
 	}
-	if err := c.Scope.check(); err != nil {
+	if err := c.Scope.Check(); err != nil {
 		return err
 	}
 	n := 0

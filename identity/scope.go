@@ -69,10 +69,10 @@ func (s Scope) String() string {
 	return "unset"
 }
 
-// check reports whether s is a scope at all: the zero Scope is a
+// Check reports whether s is a scope at all: the zero Scope is a
 // configuration mistake, not a default, so that forgetting to set one can
 // never yield the shared scope.
-func (s Scope) check() error {
+func (s Scope) Check() error {
 	switch s.kind {
 	case scopeProvider, scopeShared:
 		return nil
