@@ -92,8 +92,8 @@ type Config struct {
 	// JWKSURL, JWKSFile and JWTHMACSecretFile are where the keys that
 	// verify tokens come from. "lockbox serve" needs exactly one of them,
 	// or IssuersFile.
-	JWKSURL string `env:"JWT_JWKS_URL" desc:"the identity provider's JWKS endpoint (https, or http on localhost) whose keys verify tokens: fetched with a deadline, again every LOCKBOX_JWT_JWKS_REFRESH and when a token names an unknown key; \"lockbox serve\" needs exactly one of this, LOCKBOX_JWT_JWKS_FILE, LOCKBOX_JWT_HMAC_SECRET_FILE and LOCKBOX_ISSUERS_FILE"`
-	JWKSFile string `env:"JWT_JWKS_FILE" desc:"JWKS file of public keys that verify tokens, read again when it changes; \"lockbox serve\" needs exactly one of this, LOCKBOX_JWT_JWKS_URL, LOCKBOX_JWT_HMAC_SECRET_FILE and LOCKBOX_ISSUERS_FILE"`
+	JWKSURL           string `env:"JWT_JWKS_URL" desc:"the identity provider's JWKS endpoint (https, or http on localhost) whose keys verify tokens: fetched with a deadline, again every LOCKBOX_JWT_JWKS_REFRESH and when a token names an unknown key; \"lockbox serve\" needs exactly one of this, LOCKBOX_JWT_JWKS_FILE, LOCKBOX_JWT_HMAC_SECRET_FILE and LOCKBOX_ISSUERS_FILE"`
+	JWKSFile          string `env:"JWT_JWKS_FILE" desc:"JWKS file of public keys that verify tokens, read again when it changes; \"lockbox serve\" needs exactly one of this, LOCKBOX_JWT_JWKS_URL, LOCKBOX_JWT_HMAC_SECRET_FILE and LOCKBOX_ISSUERS_FILE"`
 	JWTHMACSecretFile string `env:"JWT_HMAC_SECRET_FILE" desc:"file holding the HMAC secret (at least 32 bytes) that verifies tokens, read again when it changes; \"lockbox serve\" needs exactly one of this, LOCKBOX_JWT_JWKS_URL, LOCKBOX_JWT_JWKS_FILE and LOCKBOX_ISSUERS_FILE"`
 	// JWKSRefresh and JWKSMaxAge govern keys fetched from JWKS URLs.
 	JWKSRefresh time.Duration `env:"JWT_JWKS_REFRESH" envDefault:"5m" desc:"how often JWKS URLs are fetched in the background; a token naming an unknown key fetches at once, at most every 30s per issuer"`
