@@ -71,16 +71,20 @@ func TestSigninPerIssuer(t *testing.T) {
 	ie := newIssuersEnv(t)
 
 	page := ie.browser().get("/console/signin")
-	mustContain(t, "sign-in page", page, `action="/console/signin/oidc"`, `name="tenant"`, `data-testid="signin-org"`,
+	mustContain(t, "sign-in page", page, `action="/console/signin"`, `name="tenant"`, `data-testid="signin-org"`,
 		`href="/console/signin/oidc"`, "Sign in as provider staff")
-	if p := ie.browser().get("/console/signin?tenant=Contoso"); !strings.Contains(p.body, `value="contoso"`) {
-		t.Errorf("the sign-in page does not fill in the organization the URL names: %s", p)
+	// The organization form comes back to the sign-in page, which links to
+	// the organization's identity provider.
+	if p := ie.browser().get("/console/signin?tenant=Contoso"); !strings.Contains(p.body, `href="/console/signin/oidc?tenant=contoso"`) {
+		t.Errorf("the sign-in page does not lead to the organization the URL names: %s", p)
 	}
-	if p := ie.browser().get("/console/signin?tenant=%22%3E%3Cscript%3E"); strings.Contains(p.body, "<script>") || strings.Contains(p.body, `value="&#34;`) {
-		t.Errorf("the sign-in page echoes an organization nobody configured: %s", p)
+	for _, org := range []string{"northwind", `"><script>`} {
+		p := ie.browser().get("/console/signin?tenant=" + url.QueryEscape(org))
+		mustContain(t, "sign-in page for "+org, p, "No organization of that name signs in here", `data-testid="signin-org"`)
+		mustNotContain(t, "sign-in page for "+org, p, "<script>", "signin-org-continue")
 	}
 
-	t.Run("contoso's user, as the form sends them", func(t *testing.T) {
+	t.Run("contoso's user, as the sign-in page sends them", func(t *testing.T) {
 		b := ie.browser()
 		p := ie.signIn(t, b, ie.contoso, "/console/signin/oidc?tenant=contoso", ada)
 		want := identity.Principal{Subject: "ada@contoso", TenantID: "contoso", Roles: []identity.Role{identity.RoleGlobalAdmin}}

@@ -199,8 +199,8 @@ func (c *Console) client(tenant string) *oidcClient {
 	return c.orgs[tenant]
 }
 
-// signinPage offers the ways to sign in this server has. ?tenant= fills in
-// the organization.
+// signinPage offers the ways to sign in this server has. ?tenant= names the
+// organization whose identity provider the user signs in with.
 func (c *Console) signinPage(w http.ResponseWriter, r *http.Request) {
 	if _, err := c.session(r, false); err == nil {
 		http.Redirect(w, r, "/console/requests", http.StatusSeeOther)
@@ -210,8 +210,16 @@ func (c *Console) signinPage(w http.ResponseWriter, r *http.Request) {
 	if c.staff != nil {
 		v.Staff, v.StaffOnly = true, len(c.orgs) == 0
 	}
-	if t := orgName(r); c.orgs[t] != nil {
+	// The organization form comes back here: the sign-in page is a form's
+	// target, and its Content-Security-Policy (form-action 'self') would
+	// stop a form from landing at an identity provider. The next step is a
+	// link.
+	switch t := orgName(r); {
+	case t == "":
+	case c.orgs[t] != nil:
 		v.Tenant = t
+	case v.Problem == "":
+		v.Problem = signinProblems["unknown_org"]
 	}
 	c.render(w, r, http.StatusOK, "signin", nil, v)
 }
@@ -249,7 +257,7 @@ type signinView struct {
 	// tenant has its own).
 	Staff, StaffOnly bool
 	// Orgs: tenants sign in through their own issuers; Tenant is the one
-	// the URL named.
+	// the URL named, when it has one.
 	Orgs    bool
 	Tenant  string
 	Dev     []DevIdentity
