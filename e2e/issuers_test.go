@@ -58,7 +58,9 @@ func startIDPs(t *testing.T, now func() time.Time, console bool) *idps {
 	return p
 }
 
-func user(sub string, claims map[string]any) oidctest.User { return oidctest.User{Subject: sub, Claims: claims} }
+func user(sub string, claims map[string]any) oidctest.User {
+	return oidctest.User{Subject: sub, Claims: claims}
+}
 
 // TestIssuerScopes: with an issuers file, each identity provider signs in
 // the users of its scope and no one else, through the API and the proxy
@@ -74,8 +76,8 @@ func TestIssuerScopes(t *testing.T) {
 	staffOperator := user("alice@provider.example", map[string]any{"roles": []string{"operator"}})
 	roles := func(r ...string) map[string]any { return map[string]any{"roles": r} }
 	w.tokens = map[string]string{
-		"operator": p.provider.AccessToken(staffOperator),
-		"manager":  p.provider.AccessToken(user("mary@provider.example", roles("support-manager"))),
+		"operator":  p.provider.AccessToken(staffOperator),
+		"manager":   p.provider.AccessToken(user("mary@provider.example", roles("support-manager"))),
 		"fab-admin": p.fabrikam.AccessToken(user("fay@fabrikam.example", roles("global-admin"))),
 		"con-admin": p.contoso.AccessToken(user("gina@contoso.example", roles("global-admin"))),
 		// contoso's identity provider, claiming more than its scope.
