@@ -99,7 +99,7 @@ func (c *IssuerConfig) check() error {
 		return errors.New("JWKSURL, JWKSFile and HMACSecretFile are exclusive")
 	}
 	if c.JWKSURL != "" {
-		if err := CheckJWKSURL(c.JWKSURL); err != nil {
+		if err := checkJWKSURL(c.JWKSURL); err != nil {
 			return err
 		}
 	}
@@ -107,10 +107,10 @@ func (c *IssuerConfig) check() error {
 	return nil
 }
 
-// CheckJWKSURL reports whether u may be a JWKS URL: https, or http on a
+// checkJWKSURL reports whether u may be a JWKS URL: https, or http on a
 // loopback address (a local identity provider or a test). Keys fetched in
 // the clear from elsewhere could be anyone's.
-func CheckJWKSURL(u string) error {
+func checkJWKSURL(u string) error {
 	pu, err := url.Parse(u)
 	if err != nil || pu.Host == "" || pu.User != nil || pu.Fragment != "" {
 		return fmt.Errorf("JWKS URL %q is not an absolute URL with a host", u)
