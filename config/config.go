@@ -37,6 +37,22 @@ const Prefix = "LOCKBOX_"
 // a token is still accepted, so a large one quietly extends every session.
 const MaxJWTLeeway = 5 * time.Minute
 
+// maxJWKSMaxAge bounds LOCKBOX_JWT_JWKS_MAX_AGE: how long a key the identity
+// provider may have retired keeps working while Lockbox can't hear of it.
+const maxJWKSMaxAge = 30 * 24 * time.Hour
+
+// keySources counts the token key settings that are set: exactly one may
+// be.
+func (c Config) keySources() int {
+	n := 0
+	for _, v := range []string{c.JWKSURL, c.JWKSFile, c.JWTHMACSecretFile, c.IssuersFile} {
+		if v != "" {
+			n++
+		}
+	}
+	return n
+}
+
 // Config is Lockbox's configuration. The comment on each field is the
 // variable's documentation (README copies it); the desc tag carries the same
 // text for Vars.
@@ -105,12 +121,17 @@ type Config struct {
 	JWTIssuer string `env:"JWT_ISSUER" envDefault:"lockbox" desc:"required \"iss\" of every token"`
 	// JWTAudience is the required "aud" of every token.
 	JWTAudience string `env:"JWT_AUDIENCE" envDefault:"lockbox" desc:"required \"aud\" of every token"`
-	// JWKSFile is a JWKS file of public keys that verify tokens. "lockbox
-	// serve" needs exactly one of it and JWTHMACSecretFile.
-	JWKSFile string `env:"JWT_JWKS_FILE" desc:"JWKS file of public keys that verify tokens; \"lockbox serve\" needs exactly one of this and LOCKBOX_JWT_HMAC_SECRET_FILE"`
-	// JWTHMACSecretFile is a file holding the HMAC secret that verifies
-	// tokens. "lockbox serve" needs exactly one of it and JWKSFile.
-	JWTHMACSecretFile string `env:"JWT_HMAC_SECRET_FILE" desc:"file holding the HMAC secret (at least 32 bytes) that verifies tokens; \"lockbox serve\" needs exactly one of this and LOCKBOX_JWT_JWKS_FILE"`
+	// JWKSURL, JWKSFile and JWTHMACSecretFile are where the keys that
+	// verify tokens come from. "lockbox serve" needs exactly one of them,
+	// or IssuersFile.
+	JWKSURL           string `env:"JWT_JWKS_URL" desc:"the identity provider's JWKS endpoint (https, or http on localhost) whose keys verify tokens: fetched with a deadline, again every LOCKBOX_JWT_JWKS_REFRESH and when a token names an unknown key; \"lockbox serve\" needs exactly one of this, LOCKBOX_JWT_JWKS_FILE, LOCKBOX_JWT_HMAC_SECRET_FILE and LOCKBOX_ISSUERS_FILE"`
+	JWKSFile          string `env:"JWT_JWKS_FILE" desc:"JWKS file of public keys that verify tokens, read again when it changes; \"lockbox serve\" needs exactly one of this, LOCKBOX_JWT_JWKS_URL, LOCKBOX_JWT_HMAC_SECRET_FILE and LOCKBOX_ISSUERS_FILE"`
+	JWTHMACSecretFile string `env:"JWT_HMAC_SECRET_FILE" desc:"file holding the HMAC secret (at least 32 bytes) that verifies tokens, read again when it changes; \"lockbox serve\" needs exactly one of this, LOCKBOX_JWT_JWKS_URL, LOCKBOX_JWT_JWKS_FILE and LOCKBOX_ISSUERS_FILE"`
+	// JWKSRefresh and JWKSMaxAge govern keys fetched from JWKS URLs.
+	JWKSRefresh time.Duration `env:"JWT_JWKS_REFRESH" envDefault:"5m" desc:"how often JWKS URLs are fetched in the background; a token naming an unknown key fetches at once, at most every 30s per issuer"`
+	JWKSMaxAge  time.Duration `env:"JWT_JWKS_MAX_AGE" envDefault:"24h" desc:"how long keys fetched from a JWKS URL keep verifying while the URL can't be fetched again (at most 720h, more than LOCKBOX_JWT_JWKS_REFRESH); then that issuer's tokens are refused until it answers"`
+	// IssuersFile lists several trusted issuers, each with a scope.
+	IssuersFile string `env:"ISSUERS_FILE" desc:"YAML file of the trusted token issuers, each with its keys, audience, claim names, scope (provider, or one tenant) and admin center sign-in (see Identity providers); replaces LOCKBOX_JWT_ISSUER, LOCKBOX_JWT_AUDIENCE, the LOCKBOX_JWT_ key settings and LOCKBOX_OIDC_"`
 	// JWTLeeway is the clock skew allowed when checking "exp" and "nbf"
 	// (at most 5m).
 	JWTLeeway time.Duration `env:"JWT_LEEWAY" envDefault:"30s" desc:"clock skew allowed when checking \"exp\" and \"nbf\" (at most 5m)"`
@@ -170,7 +191,7 @@ type Config struct {
 
 	// ConsoleURL is the admin center's external base URL; it makes the
 	// OpenID Connect redirect URI and, when https, Secure cookies.
-	ConsoleURL string `env:"CONSOLE_URL" desc:"external base URL of the admin center (e.g. https://lockbox.example.com), as browsers reach it: the OIDC redirect URI is this plus /console/oidc/callback, and https makes session cookies Secure; required with LOCKBOX_OIDC_ISSUER"`
+	ConsoleURL string `env:"CONSOLE_URL" desc:"external base URL of the admin center (e.g. https://lockbox.example.com), as browsers reach it: the OIDC redirect URI is this plus /console/oidc/callback, and https makes session cookies Secure; required with LOCKBOX_OIDC_ISSUER or a console section in LOCKBOX_ISSUERS_FILE"`
 	// OIDCIssuer and the settings below configure the admin center's
 	// OpenID Connect sign-in.
 	OIDCIssuer           string `env:"OIDC_ISSUER" desc:"OpenID Connect issuer the admin center signs users in with (authorization code flow with PKCE); unset: no sign-in in \"lockbox serve\", dev identities in \"lockbox dev\""`
@@ -384,9 +405,9 @@ func (c Config) Validate(mode Mode) error {
 		if !c.RedisConfigured() {
 			errs = append(errs, varErr("RedisURL", "required by %q (or LOCKBOX_REDIS_SENTINEL_ADDRS, or LOCKBOX_REDIS_CLUSTER_ADDRS)", "lockbox serve"))
 		}
-		if c.JWKSFile == "" && c.JWTHMACSecretFile == "" {
-			errs = append(errs, fmt.Errorf("%s or %s: one is required by %q",
-				varName("JWKSFile"), varName("JWTHMACSecretFile"), "lockbox serve"))
+		if c.keySources() == 0 {
+			errs = append(errs, fmt.Errorf("%s, %s, %s or %s: one is required by %q",
+				varName("JWKSURL"), varName("JWKSFile"), varName("JWTHMACSecretFile"), varName("IssuersFile"), "lockbox serve"))
 		}
 		if c.Runs(ComponentProxy) && c.Upstreams == "" {
 			errs = append(errs, varErr("Upstreams", "required by %q with the proxy in LOCKBOX_SERVE", "lockbox serve"))
@@ -398,9 +419,18 @@ func (c Config) Validate(mode Mode) error {
 	default:
 		return fmt.Errorf("config: unknown mode %v", mode)
 	}
-	if c.JWKSFile != "" && c.JWTHMACSecretFile != "" {
-		errs = append(errs, fmt.Errorf("%s and %s: set only one",
-			varName("JWKSFile"), varName("JWTHMACSecretFile")))
+	if c.keySources() > 1 {
+		errs = append(errs, fmt.Errorf("%s, %s, %s and %s: set only one",
+			varName("JWKSURL"), varName("JWKSFile"), varName("JWTHMACSecretFile"), varName("IssuersFile")))
+	}
+	if c.IssuersFile != "" {
+		issuers, err := LoadIssuers(c.IssuersFile)
+		if err != nil {
+			errs = append(errs, &VarError{Var: varName("IssuersFile"), Err: err})
+		}
+		if c.ConsoleURL == "" && slices.ContainsFunc(issuers, func(is Issuer) bool { return is.Console != nil }) {
+			errs = append(errs, varErr("ConsoleURL", "required with a console section in LOCKBOX_ISSUERS_FILE (it makes the redirect URI)"))
+		}
 	}
 	files := []struct{ field, path string }{
 		{"JWKSFile", c.JWKSFile}, {"JWTHMACSecretFile", c.JWTHMACSecretFile},
@@ -456,6 +486,7 @@ func (c Config) check() error {
 		{"GrantTimeout", c.GrantTimeout}, {"AuditTimeout", c.AuditTimeout},
 		{"PolicyReloadInterval", c.PolicyReloadInterval}, {"SIEMClaimAfter", c.SIEMClaimAfter},
 		{"ConsoleIdleTimeout", c.ConsoleIdleTimeout}, {"ConsoleSessionMax", c.ConsoleSessionMax},
+		{"JWKSRefresh", c.JWKSRefresh}, {"JWKSMaxAge", c.JWKSMaxAge},
 	}
 	for _, d := range durations {
 		if d.d <= 0 {
@@ -470,6 +501,21 @@ func (c Config) check() error {
 	}
 	if c.JWTLeeway > MaxJWTLeeway {
 		errs = append(errs, varErr("JWTLeeway", "%s is more than the %s allowed", c.JWTLeeway, MaxJWTLeeway))
+	}
+	if c.JWKSMaxAge > maxJWKSMaxAge || (c.JWKSRefresh > 0 && c.JWKSMaxAge <= c.JWKSRefresh) {
+		// Keys must outlive the interval they are refreshed in, or every
+		// issuer's tokens would be refused between two fetches.
+		errs = append(errs, varErr("JWKSMaxAge", "must be more than LOCKBOX_JWT_JWKS_REFRESH (%s) and at most %s, got %s", c.JWKSRefresh, maxJWKSMaxAge, c.JWKSMaxAge))
+	}
+	if c.JWKSURL != "" {
+		if err := checkJWKSURL(c.JWKSURL); err != nil {
+			errs = append(errs, &VarError{Var: varName("JWKSURL"), Err: err})
+		}
+	}
+	if c.IssuersFile != "" && c.OIDCIssuer != "" {
+		// The LOCKBOX_OIDC_ sign-in reads the tenant from a claim: next to
+		// tenants' own issuers it would be a way around them.
+		errs = append(errs, varErr("OIDCIssuer", "not with LOCKBOX_ISSUERS_FILE: give the issuers there a console section"))
 	}
 	if c.SIEMFormat != "json" && c.SIEMFormat != "ocsf" {
 		errs = append(errs, varErr("SIEMFormat", "%q is not one of json, ocsf", c.SIEMFormat))

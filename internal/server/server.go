@@ -32,6 +32,7 @@ import (
 	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/grantsig"
 	"github.com/lockbox-oss/lockbox/identity"
+	"github.com/lockbox-oss/lockbox/identity/jwksfetch"
 	"github.com/lockbox-oss/lockbox/internal/events"
 	"github.com/lockbox-oss/lockbox/internal/health"
 	"github.com/lockbox-oss/lockbox/notify"
@@ -62,6 +63,9 @@ type Options struct {
 	DevIdentities []console.DevIdentity
 	// OIDCHTTPClient talks to the OIDC issuer; a default client when nil.
 	OIDCHTTPClient *http.Client
+	// JWKSHTTPClient fetches JWKS URLs; a client with a 10 s timeout when
+	// nil.
+	JWKSHTTPClient *http.Client
 	// DropInvalidation, when set, makes the proxy's cache invalidation
 	// lose the events it returns true for, as a broken connection would:
 	// tests show the caches' age limit bounds staleness on its own.
@@ -82,6 +86,7 @@ type Server struct {
 	Tenants  *tenants.Store
 	Audit    *audit.Log
 	Verifier *identity.Verifier
+	jwks     *jwksfetch.Fetcher // fetches JWKS URLs; nil without any
 	Policy   *policy.Engine
 	Proxy    *proxy.Handler
 	Registry *prometheus.Registry
@@ -101,7 +106,7 @@ type Server struct {
 
 // New builds every component from cfg. It fails when Redis is unreachable
 // (within LOCKBOX_REDIS_TIMEOUT), a key file or the catalog is bad.
-func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) {
+func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -111,7 +116,6 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 	s := &Server{cfg: cfg, log: opts.Logger, now: opts.Now, Registry: prometheus.NewRegistry()}
 	s.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	var err error
 	if s.Policy, err = loadPolicy(cfg, opts, s.Registry); err != nil {
 		return nil, err
 	}
@@ -128,12 +132,14 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 			return nil, fmt.Errorf("LOCKBOX_PROXY_SIGNING_KEY_FILE: %w", err)
 		}
 	}
-	if s.Verifier, err = identity.NewVerifier(identity.Config{
-		Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, Leeway: cfg.JWTLeeway,
-		JWKSFile: cfg.JWKSFile, HMACSecretFile: cfg.JWTHMACSecretFile, Now: opts.Now,
-	}); err != nil {
+	if s.Verifier, s.jwks, err = newVerifier(cfg, opts); err != nil {
 		return nil, fmt.Errorf("identity: %w", err)
 	}
+	defer func() {
+		if err != nil && s.jwks != nil {
+			s.jwks.Close()
+		}
+	}()
 	if s.Redis, err = connect(ctx, cfg); err != nil {
 		return nil, err
 	}
@@ -285,22 +291,14 @@ func newConsole(cfg config.Config, opts Options, s *Server) (*console.Console, e
 		IdleTimeout: cfg.ConsoleIdleTimeout, MaxAge: cfg.ConsoleSessionMax, RefreshInterval: opts.ConsoleRefresh,
 		Timeout: requestTimeout, Now: opts.Now, Logger: opts.Logger.With("component", "console"),
 	}
-	if cfg.OIDCIssuer != "" {
-		secret, err := os.ReadFile(cfg.OIDCClientSecretFile)
-		if err != nil {
-			return nil, fmt.Errorf("LOCKBOX_OIDC_CLIENT_SECRET_FILE: %w", err)
-		}
-		cc.OIDC = &console.OIDCConfig{
-			Issuer: cfg.OIDCIssuer, ClientID: cfg.OIDCClientID, ClientSecret: strings.TrimSpace(string(secret)),
-			Scopes: strings.Fields(cfg.OIDCScopes), SubjectClaim: cfg.OIDCSubjectClaim,
-			RolesClaim: cfg.OIDCRolesClaim, TenantClaim: cfg.OIDCTenantClaim, HTTPClient: opts.OIDCHTTPClient,
-		}
-	} else if len(opts.DevIdentities) == 0 {
-		opts.Logger.Warn("no LOCKBOX_OIDC_ISSUER: nobody can sign in to the admin center")
+	var err error
+	if cc.OIDC, err = consoleSignins(cfg, opts); err != nil {
+		return nil, err
 	}
+	logNoSignin(opts.Logger, cc.OIDC, len(opts.DevIdentities))
 	c, err := console.New(cc)
 	if err != nil {
-		return nil, fmt.Errorf("admin center (LOCKBOX_CONSOLE_*, LOCKBOX_OIDC_*): %w", err)
+		return nil, fmt.Errorf("admin center (LOCKBOX_CONSOLE_*, LOCKBOX_OIDC_*, LOCKBOX_ISSUERS_FILE): %w", err)
 	}
 	return c, nil
 }
@@ -449,6 +447,7 @@ func (s *Server) Run(ctx context.Context) error {
 	bgCtx, stopBackground := context.WithCancel(ctx)
 	background := []func(context.Context){
 		func(ctx context.Context) { s.Policy.Watch(ctx, s.cfg.PolicyReloadInterval) },
+		func(ctx context.Context) { s.Verifier.Watch(ctx, keyFileCheck) },
 	}
 	if s.Proxy != nil {
 		background = append(background, s.events.Run)
@@ -485,6 +484,9 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	if s.siemClose != nil {
 		err = errors.Join(err, s.siemClose.Close())
+	}
+	if s.jwks != nil {
+		err = errors.Join(err, s.jwks.Close())
 	}
 	err = errors.Join(err, s.Redis.Close())
 	return err
