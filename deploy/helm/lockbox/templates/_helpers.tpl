@@ -94,6 +94,11 @@ and the SMTP secret never enters a tenant's pod.
       valueFrom:
         fieldRef:
           fieldPath: metadata.name
+    {{- with $.Values.controlPlane.grantPublicKeys }}
+    # Published at GET /v1/keys: the public halves only.
+    - name: LOCKBOX_PROXY_PUBLISHED_KEY_FILES
+      value: "{{ range $i, $_ := . }}{{ if $i }},{{ end }}/etc/lockbox/grant-keys/key-{{ $i }}.pem{{ end }}"
+    {{- end }}
     {{- end }}
     - name: LOCKBOX_REDIS_URL
       valueFrom:
@@ -145,6 +150,11 @@ and the SMTP secret never enters a tenant's pod.
     - name: lockbox-smtp
       mountPath: /etc/lockbox/smtp
       readOnly: true
+    {{- if $.Values.controlPlane.grantPublicKeys }}
+    - name: lockbox-grant-keys
+      mountPath: /etc/lockbox/grant-keys
+      readOnly: true
+    {{- end }}
     {{- end }}
 {{- end -}}
 
@@ -186,6 +196,11 @@ lockbox.volumes are the volumes lockbox.container mounts. Call with
     secretName: {{ $.Values.secrets.smtp.name }}
     defaultMode: 0444
     optional: true
+{{- if $.Values.controlPlane.grantPublicKeys }}
+- name: lockbox-grant-keys
+  configMap:
+    name: {{ include "lockbox.fullname" $ }}-grant-keys
+{{- end }}
 {{- end }}
 {{- end -}}
 
