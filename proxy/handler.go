@@ -102,7 +102,9 @@ type PolicyFunc func() PolicySnapshot
 // Snapshot calls f.
 func (f PolicyFunc) Snapshot() PolicySnapshot { return f() }
 
-// Auditor writes one audit record durably, or fails.
+// Auditor writes one audit record durably, or fails. It must keep the
+// record's Id (the proxy picks it, and the call's grant assertion names
+// it): a record written under another Id refuses the call.
 type Auditor interface {
 	Append(ctx context.Context, r audit.Record) (audit.Record, error)
 }
