@@ -77,8 +77,9 @@ func ForwardedHeaders() []string { return slices.Clone(forwardedHeaders) }
 // is nil: bounded dial, TLS handshake and response-header waits, a pool of
 // kept-alive connections sized for a busy upstream, and no proxy from the
 // environment (a stray HTTPS_PROXY would send signed grant assertions
-// through a machine nobody chose). HTTP/2 is attempted only over TLS and only when
-// http2 is true; plain-http upstreams always get HTTP/1.1, never h2c.
+// through a machine nobody chose). HTTP/2 is attempted only over TLS and
+// only when http2 is true; plain-http upstreams always get HTTP/1.1, never
+// h2c.
 func NewTransport(http2 bool) *http.Transport {
 	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
 	return &http.Transport{
