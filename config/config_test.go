@@ -52,6 +52,8 @@ func TestLoadDefaults(t *testing.T) {
 		ConsoleIdleTimeout:   30 * time.Minute,
 		ConsoleSessionMax:    8 * time.Hour,
 		NotifyExpiryWarning:  15 * time.Minute,
+		ProxyAssertionTTL:    30 * time.Second,
+		ProxyAssertionIssuer: "lockbox",
 	}
 	if got != want {
 		t.Errorf("defaults:\n got %+v\nwant %+v", got, want)
@@ -488,6 +490,16 @@ func TestValidateServe(t *testing.T) {
 			[]string{`LOCKBOX_PROXY_SIGNING_KEY_FILE: required by "lockbox serve"`}},
 		{"missing signing key", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_JWT_JWKS_FILE": jwks, "LOCKBOX_PROXY_SIGNING_KEY_FILE": missing},
 			[]string{"LOCKBOX_PROXY_SIGNING_KEY_FILE: ", "no such file"}},
+		{"published keys", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_JWT_JWKS_FILE": jwks,
+			"LOCKBOX_PROXY_PUBLISHED_KEY_FILES": jwks + ", " + secret}, nil},
+		{"missing published key", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_JWT_JWKS_FILE": jwks,
+			"LOCKBOX_PROXY_PUBLISHED_KEY_FILES": jwks + "," + missing}, []string{"LOCKBOX_PROXY_PUBLISHED_KEY_FILES: ", "no such file"}},
+		{"assertion TTL too long", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_JWT_JWKS_FILE": jwks, "LOCKBOX_PROXY_ASSERTION_TTL": "61s"},
+			[]string{"LOCKBOX_PROXY_ASSERTION_TTL: must be from 1s to 1m0s, got 1m1s"}},
+		{"assertion TTL too short", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_JWT_JWKS_FILE": jwks, "LOCKBOX_PROXY_ASSERTION_TTL": "500ms"},
+			[]string{"LOCKBOX_PROXY_ASSERTION_TTL: must be from 1s"}},
+		{"no assertion issuer", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_JWT_JWKS_FILE": jwks, "LOCKBOX_PROXY_ASSERTION_ISSUER": " "},
+			[]string{"LOCKBOX_PROXY_ASSERTION_ISSUER: must not be empty"}},
 		{"oidc", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_JWT_JWKS_FILE": jwks, "LOCKBOX_OIDC_ISSUER": "https://idp.example.com",
 			"LOCKBOX_OIDC_CLIENT_ID": "lockbox", "LOCKBOX_OIDC_CLIENT_SECRET_FILE": secret, "LOCKBOX_CONSOLE_URL": "https://lockbox.example.com"}, nil},
 		{"oidc secret missing", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_JWT_JWKS_FILE": jwks, "LOCKBOX_OIDC_ISSUER": "https://idp.example.com",

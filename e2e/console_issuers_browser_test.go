@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"crypto/ed25519"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -12,7 +11,6 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/lockbox-oss/lockbox/config"
-	"github.com/lockbox-oss/lockbox/demo"
 	"github.com/lockbox-oss/lockbox/grantsig"
 	"github.com/lockbox-oss/lockbox/internal/oidctest"
 	"github.com/lockbox-oss/lockbox/internal/redistest"
@@ -30,7 +28,7 @@ func startIssuersConsole(t *testing.T) (*consoleWorld, *idps) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cluster, err := demo.Start(context.Background(), grantKey.Public().(ed25519.PublicKey), time.Now, nil)
+	cluster, err := startDemo(t, context.Background(), grantKey, time.Now)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -97,8 +97,18 @@ func dev(ctx context.Context, env map[string]string, stdout, stderr io.Writer) e
 		return fmt.Errorf("LOCKBOX_DEV_DIR: grant signing key: %w", err)
 	}
 	cfg.ProxySigningKeyFile = filepath.Join(cfg.DevDir, "grant-signing-key.pem")
+	if cfg.ProxyJWKSFile == "" {
+		// Beside the key: what an upstream of a dev proxy verifies with.
+		cfg.ProxyJWKSFile = filepath.Join(cfg.DevDir, "grant-jwks.json")
+	}
 	if cfg.Upstreams == "" {
-		cluster, err := demo.Start(ctx, grantKey.Public().(ed25519.PublicKey), time.Now, log.With("component", "demo"))
+		grantKeys, err := grantsig.NewKeySet(grantKey.Public())
+		if err != nil {
+			return err
+		}
+		cluster, err := demo.Start(ctx, demo.ServiceConfig{
+			GrantKeys: grantKeys, Issuer: cfg.ProxyAssertionIssuer, Now: time.Now, Logger: log.With("component", "demo"),
+		})
 		if err != nil {
 			return err
 		}

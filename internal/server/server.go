@@ -8,7 +8,8 @@ package server
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
+	"crypto"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"net/http/pprof"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -123,14 +125,17 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 		return nil, err
 	}
 	var upstreams map[string]*url.URL
-	var signingKey ed25519.PrivateKey
 	if cfg.Runs(config.ComponentProxy) {
 		if upstreams, err = cfg.UpstreamURLs(); err != nil {
 			return nil, err
 		}
-		if signingKey, err = grantsig.LoadPrivateKey(cfg.ProxySigningKeyFile); err != nil {
-			return nil, fmt.Errorf("LOCKBOX_PROXY_SIGNING_KEY_FILE: %w", err)
-		}
+	}
+	keys, err := loadGrantKeys(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Runs(config.ComponentAPI) && keys.count == 0 {
+		opts.Logger.Warn("GET /v1/keys publishes no assertion keys: upstreams fetching it can verify no X-Lockbox-Grant; set LOCKBOX_PROXY_PUBLISHED_KEY_FILES to the proxy's public key")
 	}
 	if s.Verifier, s.jwks, err = newVerifier(cfg, opts); err != nil {
 		return nil, fmt.Errorf("identity: %w", err)
@@ -182,13 +187,13 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 		}
 	}
 	if cfg.Runs(config.ComponentAPI) {
-		if err := s.newAPI(cfg, opts); err != nil {
+		if err := s.newAPI(cfg, opts, keys.jwks); err != nil {
 			s.Redis.Close()
 			return nil, err
 		}
 	}
 	if cfg.Runs(config.ComponentProxy) {
-		if err := s.newProxy(cfg, opts, upstreams, signingKey); err != nil {
+		if err := s.newProxy(cfg, opts, upstreams, keys.signing); err != nil {
 			s.Redis.Close()
 			return nil, err
 		}
@@ -211,9 +216,9 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 
 // newAPI builds the /v1 API and the admin center, which share the API
 // address.
-func (s *Server) newAPI(cfg config.Config, opts Options) error {
+func (s *Server) newAPI(cfg config.Config, opts Options, grantKeys []byte) error {
 	apiHandler, err := api.New(api.Config{
-		Auth: s.Verifier, Requests: s.Requests, Tenants: s.Tenants, Audit: s.Audit,
+		Auth: s.Verifier, Requests: s.Requests, Tenants: s.Tenants, Audit: s.Audit, GrantKeys: grantKeys,
 		Logger: opts.Logger.With("component", "api"),
 		// Each call gets a deadline, so Redis calls (with
 		// ContextTimeoutEnabled) give up instead of hanging a client.
@@ -243,7 +248,7 @@ func (s *Server) newAPI(cfg config.Config, opts Options) error {
 }
 
 // newProxy builds the enforcement proxy and its server.
-func (s *Server) newProxy(cfg config.Config, opts Options, upstreams map[string]*url.URL, signingKey ed25519.PrivateKey) error {
+func (s *Server) newProxy(cfg config.Config, opts Options, upstreams map[string]*url.URL, signingKey crypto.Signer) error {
 	// Grants and settings are served from memory for at most
 	// LOCKBOX_CACHE_MAX_AGE; every change's event clears them at once.
 	grantCache := grants.NewGrantCache(s.Requests, cfg.CacheMaxAge, opts.Now)
@@ -265,6 +270,7 @@ func (s *Server) newProxy(cfg config.Config, opts Options, upstreams map[string]
 		// policy version, however the watcher reloads meanwhile.
 		Policy:  proxy.PolicyFunc(func() proxy.PolicySnapshot { return s.Policy.Snapshot() }),
 		Auditor: auditor, SigningKey: signingKey,
+		AssertionIssuer: cfg.ProxyAssertionIssuer, AssertionTTL: cfg.ProxyAssertionTTL,
 		Now: opts.Now, Logger: opts.Logger.With("component", "proxy"), Registerer: s.Registry,
 		GrantTimeout: cfg.GrantTimeout, AuditTimeout: cfg.AuditTimeout,
 		UpstreamTLS: s.tls.upstream,
@@ -280,6 +286,74 @@ func (s *Server) newProxy(cfg config.Config, opts Options, upstreams map[string]
 		Protocols: proxyProtocols(),
 	}
 	return nil
+}
+
+// grantKeys are the keys of the X-Lockbox-Grant assertions.
+type grantKeys struct {
+	signing crypto.Signer // the proxy's; nil without LOCKBOX_PROXY_SIGNING_KEY_FILE
+	jwks    []byte        // every published key, as a JWKS
+	count   int           // keys in jwks
+}
+
+// loadGrantKeys loads the signing key and the published keys, and writes
+// their JWKS to LOCKBOX_PROXY_JWKS_FILE when set. The JWKS holds the
+// signing key's public half (when this replica has it) and every key of
+// LOCKBOX_PROXY_PUBLISHED_KEY_FILES, each once.
+func loadGrantKeys(cfg config.Config) (grantKeys, error) {
+	var k grantKeys
+	var pubs []crypto.PublicKey
+	if cfg.ProxySigningKeyFile != "" {
+		key, err := grantsig.LoadPrivateKey(cfg.ProxySigningKeyFile)
+		if err != nil {
+			return k, fmt.Errorf("LOCKBOX_PROXY_SIGNING_KEY_FILE: %w", err)
+		}
+		k.signing = key
+		pubs = append(pubs, key.Public())
+	}
+	for _, f := range cfg.PublishedKeyFiles() {
+		pub, err := grantsig.LoadPublicKey(f)
+		if err != nil {
+			return k, fmt.Errorf("LOCKBOX_PROXY_PUBLISHED_KEY_FILES: %w", err)
+		}
+		pubs = append(pubs, pub)
+	}
+	set, err := grantsig.NewJWKS(pubs...)
+	if err != nil {
+		return k, fmt.Errorf("LOCKBOX_PROXY_PUBLISHED_KEY_FILES: %w", err)
+	}
+	k.count = len(set.Keys)
+	if k.jwks, err = json.MarshalIndent(set, "", "  "); err != nil {
+		return k, err
+	}
+	k.jwks = append(k.jwks, '\n')
+	if cfg.ProxyJWKSFile != "" {
+		if err := writeFileAtomic(cfg.ProxyJWKSFile, k.jwks, 0o644); err != nil {
+			return k, fmt.Errorf("LOCKBOX_PROXY_JWKS_FILE: %w", err)
+		}
+	}
+	return k, nil
+}
+
+// writeFileAtomic replaces path with b at once, so an upstream reading the
+// file never sees half of it.
+func writeFileAtomic(path string, b []byte, perm os.FileMode) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name()) // a no-op once renamed
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(perm); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
 }
 
 // newConsole builds the admin center, with OIDC sign-in when configured.

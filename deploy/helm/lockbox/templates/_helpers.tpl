@@ -104,6 +104,11 @@ and the SMTP secret never enters a tenant's pod.
       valueFrom:
         fieldRef:
           fieldPath: metadata.name
+    {{- with $.Values.controlPlane.grantPublicKeys }}
+    # Published at GET /v1/keys: the public halves only.
+    - name: LOCKBOX_PROXY_PUBLISHED_KEY_FILES
+      value: "{{ range $i, $_ := . }}{{ if $i }},{{ end }}/etc/lockbox/grant-keys/key-{{ $i }}.pem{{ end }}"
+    {{- end }}
     {{- end }}
     {{- include "lockbox.redisEnv" $ | nindent 4 }}
     {{- if $.Values.tls.enabled }}
@@ -177,6 +182,11 @@ and the SMTP secret never enters a tenant's pod.
     {{- if $.Values.identity.issuers }}
     - name: lockbox-console-clients
       mountPath: /etc/lockbox/console-clients
+      readOnly: true
+    {{- end }}
+    {{- if $.Values.controlPlane.grantPublicKeys }}
+    - name: lockbox-grant-keys
+      mountPath: /etc/lockbox/grant-keys
       readOnly: true
     {{- end }}
     {{- end }}
@@ -311,6 +321,11 @@ lockbox.volumes are the volumes lockbox.container mounts. Call with
     secretName: {{ $.Values.secrets.consoleClients.name }}
     defaultMode: 0444
     optional: true
+{{- end }}
+{{- if $.Values.controlPlane.grantPublicKeys }}
+- name: lockbox-grant-keys
+  configMap:
+    name: {{ include "lockbox.fullname" $ }}-grant-keys
 {{- end }}
 {{- end }}
 {{- if $.Values.tls.enabled }}
