@@ -195,3 +195,14 @@ func ConsoleSession(hash string) string { return prefix + "console:session:" + h
 
 // ConsoleLogin holds one OpenID Connect sign-in in progress, by its state.
 func ConsoleLogin(state string) string { return prefix + "console:login:" + state }
+
+// Due is the provider-wide schedule of one background job: a sorted set of
+// tenants by the time (Unix milliseconds) the job must next visit them. It
+// lives outside every tenant's hash slot, so it is written after the
+// tenant's own transaction, never inside it (see internal/due).
+func Due(job string) string { return prefix + "due:" + job }
+
+// DueRescan is the lease of the replica that re-reads every tenant to
+// repair the schedules (internal/due.Rescan); it expires after one
+// rescan interval, so it also says when the last rescan began.
+func DueRescan() string { return prefix + "due:rescan" }
