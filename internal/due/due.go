@@ -173,8 +173,9 @@ return 1
 // Claim takes up to limit tenants due now and leases them for lease.
 func (x *Index) Claim(ctx context.Context, limit int, lease time.Duration) ([]Claim, error) {
 	now := x.now()
-	// Half a millisecond past a whole one: no mark can equal a lease.
-	score := strconv.FormatInt(now.Add(lease).UnixMilli(), 10) + ".5"
+	// Half a millisecond before the lease's end: due when it ends, and no
+	// mark (whole milliseconds) can equal a lease.
+	score := strconv.FormatInt(now.Add(lease).UnixMilli()-1, 10) + ".5"
 	ts, err := claimScript.Run(ctx, x.rdb, []string{x.key}, now.UnixMilli(), limit, score).StringSlice()
 	if err != nil {
 		return nil, fmt.Errorf("due: claim: %w", err)
@@ -236,52 +237,75 @@ type Drainer struct {
 
 // Drain visits the tenants due now, a batch at a time, until none is due
 // or ctx ends, and returns how many it visited. It visits a tenant at most
-// once per call, so a tenant that stays due (a failed visit, work that
-// came in meanwhile) waits for the next Drain. A failed visit is retried
+// once per call: a tenant due again at once (a failed visit retried
+// without delay, work that came in meanwhile) keeps its claim until the
+// call ends, and waits for the next Drain. A failed visit is retried
 // after RetryAfter; the others go on, and the failures are returned
-// joined. When ctx ends, the tenants claimed but not visited are released
+// joined. When ctx ends, the tenants claimed but not finished are released
 // at once for other replicas.
 func (d *Drainer) Drain(ctx context.Context, visit Visit) (int, error) {
 	batch := d.Batch
 	if batch <= 0 {
 		batch = 100
 	}
+	type held struct {
+		c    Claim
+		next time.Time
+	}
 	seen := map[string]bool{}
+	var hold []held
 	var errs []error
+	stop := func(rest []Claim) (int, error) {
+		for _, h := range hold {
+			rest = append(rest, h.c)
+		}
+		d.release(ctx, rest)
+		return len(seen), errors.Join(errs...)
+	}
 	for ctx.Err() == nil {
 		claims, err := d.Index.Claim(ctx, batch, d.Lease)
 		if err != nil {
-			return len(seen), errors.Join(append(errs, err)...)
+			errs = append(errs, err)
+			break
 		}
-		again := false
 		for i, c := range claims {
 			if ctx.Err() != nil {
-				d.release(ctx, claims[i:])
-				return len(seen), errors.Join(errs...)
+				return stop(claims[i:])
 			}
 			if seen[c.Tenant] {
-				// Due again within this call: leave it for the next.
-				d.release(ctx, claims[i:i+1])
-				again = true
+				// Marked again during this call: keep the claim, so it
+				// is not claimed again, and let the next call visit it.
+				hold = append(hold, held{c, d.Index.now()})
 				continue
 			}
 			seen[c.Tenant] = true
 			next, err := visit(ctx, c.Tenant)
 			if err != nil {
 				if ctx.Err() != nil {
-					d.release(ctx, claims[i:])
-					return len(seen), errors.Join(errs...)
+					return stop(claims[i:])
 				}
 				errs = append(errs, fmt.Errorf("tenant %s: %w", c.Tenant, err))
 				next = d.Index.now().Add(d.RetryAfter)
 			}
-			if err := d.Index.Done(ctx, c, next); err != nil {
-				// The lease stays and falls due when it ends.
-				errs = append(errs, err)
+			if next.IsZero() || next.After(d.Index.now()) {
+				if err := d.Index.Done(ctx, c, next); err != nil {
+					// The lease stays and falls due when it ends.
+					errs = append(errs, err)
+				}
+				continue
 			}
+			hold = append(hold, held{c, next})
 		}
-		if len(claims) < batch || again {
+		if len(claims) < batch {
 			break
+		}
+	}
+	if ctx.Err() != nil {
+		return stop(nil)
+	}
+	for _, h := range hold {
+		if err := d.Index.Done(ctx, h.c, h.next); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return len(seen), errors.Join(errs...)
