@@ -227,7 +227,8 @@ type Drainer struct {
 	// Lease is how long a claimed tenant is this replica's before another
 	// may visit it; longer than a visit usually takes.
 	Lease time.Duration
-	// Batch is how many tenants one claim takes; 100 when zero.
+	// Batch is how many tenants one claim takes; 20 when zero. A replica
+	// that dies holds the tenants of its last claim for a lease.
 	Batch int
 	// RetryAfter is how long after a failed visit the tenant is due again;
 	// zero makes it due at once, for the next Drain.
@@ -246,7 +247,7 @@ type Drainer struct {
 func (d *Drainer) Drain(ctx context.Context, visit Visit) (int, error) {
 	batch := d.Batch
 	if batch <= 0 {
-		batch = 100
+		batch = 20
 	}
 	type held struct {
 		c    Claim
