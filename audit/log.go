@@ -201,8 +201,8 @@ func (l *Log) List(ctx context.Context, tenant string, limit int64) ([]Record, e
 // GUID as OrganizationId, when the tenant has one.
 func (l *Log) decode(ctx context.Context, tenant string, m redis.XMessage) (Record, error) {
 	s, _ := m.Values[field].(string)
-	var r Record
-	if err := json.Unmarshal([]byte(s), &r); err != nil {
+	r, err := unmarshalRecord(s)
+	if err != nil {
 		return Record{}, fmt.Errorf("audit: stream entry %s of %s is corrupt: %w", m.ID, tenant, err)
 	}
 	if r.legacy {
