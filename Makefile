@@ -23,7 +23,7 @@ FUZZTIME ?= 10s
 # default is 1.29.
 KUBE_VERSION ?= 1.29.0
 
-.PHONY: help run build test deploy-check bench lint fmt
+.PHONY: help run build test deploy-check bench loadbench lint fmt
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -69,7 +69,7 @@ deploy-check: ## Render every kustomization and the Helm chart, check them with 
 		echo "(cd tools && go tool kustomize build ../$$dir) > $$f"; \
 		(cd tools && go tool kustomize build "../$$dir") > "$$f"; \
 	done; \
-	for values in default deploy/helm/examples/control-plane.yaml deploy/helm/examples/exchange.yaml; do \
+	for values in default deploy/helm/examples/control-plane.yaml deploy/helm/examples/exchange.yaml deploy/helm/examples/sentinel.yaml; do \
 		set --; name=lockbox; \
 		if [ "$$values" != default ]; then set -- -f "../$$values"; name="$$(basename "$$values" .yaml)"; fi; \
 		echo "(cd tools && go tool helm lint --strict --kube-version $(KUBE_VERSION) ../deploy/helm/lockbox $$*)"; \
@@ -91,6 +91,12 @@ bench: ## Benchmarks only (no tests), with allocations
 	@$(SCRUB_ENV); \
 	echo "go test -run '^$$' -bench . -benchmem ./..."; \
 	go test -run '^$$' -bench . -benchmem ./...
+
+loadbench: ## End-to-end load: a bare Go reverse proxy and lockbox serve, same upstream, ratio reported
+	./scripts/ensure-deps.sh
+	@$(SCRUB_ENV); \
+	echo "go run ./internal/loadbench -c 16,64 -d 10s"; \
+	go run ./internal/loadbench -c 16,64 -d 10s
 
 lint: ## Fail if any file needs gofmt, then go vet
 	@unformatted="$$(gofmt -l .)"; \

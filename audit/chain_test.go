@@ -34,21 +34,21 @@ func TestChainCatchesTampering(t *testing.T) {
 	stream := keys.Audit("contoso")
 	tests := []struct {
 		name    string
-		tamper  func(t *testing.T, rdb *redis.Client, ids []string)
+		tamper  func(t *testing.T, rdb redis.UniversalClient, ids []string)
 		brokeAt int // index of the first entry reported; -1: the head
 		problem string
 	}{
-		{"intact", func(*testing.T, *redis.Client, []string) {}, 0, ""},
-		{"middle record deleted", func(t *testing.T, rdb *redis.Client, ids []string) {
+		{"intact", func(*testing.T, redis.UniversalClient, []string) {}, 0, ""},
+		{"middle record deleted", func(t *testing.T, rdb redis.UniversalClient, ids []string) {
 			rdb.XDel(ctx, stream, ids[2])
 		}, 3, "link to the previous record"},
-		{"first record deleted", func(t *testing.T, rdb *redis.Client, ids []string) {
+		{"first record deleted", func(t *testing.T, rdb redis.UniversalClient, ids []string) {
 			rdb.XDel(ctx, stream, ids[0])
 		}, 1, "link to the previous record"},
-		{"newest record deleted", func(t *testing.T, rdb *redis.Client, ids []string) {
+		{"newest record deleted", func(t *testing.T, rdb redis.UniversalClient, ids []string) {
 			rdb.XDel(ctx, stream, ids[4])
 		}, -1, "head does not match"},
-		{"record edited", func(t *testing.T, rdb *redis.Client, ids []string) {
+		{"record edited", func(t *testing.T, rdb redis.UniversalClient, ids []string) {
 			// Streams can't be edited in place: rebuild the stream with
 			// the same ids and one record changed, as an attacker would.
 			msgs := rdb.XRange(ctx, stream, "-", "+").Val()
@@ -66,7 +66,7 @@ func TestChainCatchesTampering(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			rdb := redistest.Client(t)
+			rdb := testRedis(t)
 			log := audit.NewLog(rdb, clock.NewFake(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)).Now)
 			onboard(t, rdb, "contoso")
 			appendN(t, log, 5)
@@ -98,15 +98,12 @@ func TestChainCatchesTampering(t *testing.T) {
 // TestChainConcurrentWriters: replicas appending at once never fork the
 // chain.
 func TestChainConcurrentWriters(t *testing.T) {
-	rdb := redistest.Client(t)
-	opts := rdb.Options()
+	rdb := testRedis(t)
 	c := clock.NewFake(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC))
 	onboard(t, rdb, "contoso")
 	var wg sync.WaitGroup
 	for range 8 {
-		client := redis.NewClient(opts)
-		t.Cleanup(func() { client.Close() })
-		log := audit.NewLog(client, c.Now)
+		log := audit.NewLog(redistest.Clone(t, rdb), c.Now)
 		wg.Go(func() {
 			for i := range 50 {
 				if _, err := log.Append(context.Background(), audit.Record{Operation: fmt.Sprint("Op-", i), LockboxTenant: "contoso", RecordType: audit.RecordTypeExchangeAdmin, UserId: "x"}); err != nil {
@@ -124,7 +121,7 @@ func TestChainConcurrentWriters(t *testing.T) {
 }
 
 func TestVerifyScope(t *testing.T) {
-	log := audit.NewLog(redistest.Client(t), nil)
+	log := audit.NewLog(testRedis(t), nil)
 	other := identity.Principal{Subject: "fay", TenantID: "fabrikam", Roles: []identity.Role{identity.RoleAuditReader}}
 	if _, err := log.Verify(context.Background(), other, "contoso"); err == nil {
 		t.Fatal("another tenant's auditor verified contoso's log")

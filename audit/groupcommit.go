@@ -291,25 +291,29 @@ func (w *batchWriter) write(batch []*pending) {
 		w.groups[i].args = append(w.groups[i].args, p.data)
 		w.groups[i].ps = append(w.groups[i].ps, p)
 	}
-	if cluster, ok := g.cfg.Redis.(*redis.ClusterClient); ok && g.waits() {
+	cluster, isCluster := g.cfg.Redis.(*redis.ClusterClient)
+	switch {
+	case isCluster && g.waits():
 		// WAIT names no key: it must follow the writes on the connection
 		// of the node that holds them, one node (tenant) at a time.
 		for i := range w.groups {
+			answer(&w.groups[i], w.execOnCluster(ctx, cluster, w.groups[i:i+1]))
+		}
+	case len(w.groups) > 0:
+		err := w.exec(ctx, w.pipe, g.cfg.Redis, w.groups, false)
+		for i := range w.groups {
 			gr := &w.groups[i]
-			node, err := cluster.MasterForKey(ctx, keys.Audit(gr.tenant))
-			if err == nil {
-				err = w.exec(ctx, node.Pipeline(), node, w.groups[i:i+1])
+			if isCluster && err == nil && gr.cmd != nil && (redirected(gr.cmd.Err()) || redis.HasErrorPrefix(gr.cmd.Err(), "NOSCRIPT")) {
+				// The cluster pipeline follows MOVED and ASK, but not
+				// TRYAGAIN (a script over two keys while the slot moves
+				// between them), and a node it was sent to by ASK may
+				// not know the script yet: this tenant's group tries on
+				// its own, on the node it names.
+				answer(gr, w.execOnCluster(ctx, cluster, w.groups[i:i+1]))
+				continue
 			}
 			answer(gr, err)
 		}
-		return
-	}
-	if len(w.groups) == 0 {
-		return
-	}
-	err := w.exec(ctx, w.pipe, g.cfg.Redis, w.groups)
-	for i := range w.groups {
-		answer(&w.groups[i], err)
 	}
 	// Let the answered records' buffers go back to their pool.
 	for i := range w.groups {
@@ -318,10 +322,91 @@ func (w *batchWriter) write(batch []*pending) {
 	}
 }
 
+// maxRedirects bounds how often one tenant's batch follows a moving slot
+// (MOVED, ASK, TRYAGAIN) before its callers are told it failed.
+const maxRedirects = 8
+
+// execOnCluster writes one tenant's group on the master that holds its
+// chain, with the wait on the same connection. A slot being moved answers
+// MOVED (the slot has a new owner: go there), ASK (this key already moved:
+// ask the importing node, after ASKING) or TRYAGAIN (the chain's stream and
+// head are on either side of the move for an instant: retry shortly). In
+// each case the script did not run, so writing again writes nothing twice.
+func (w *batchWriter) execOnCluster(ctx context.Context, cluster *redis.ClusterClient, groups []group) error {
+	node, err := cluster.MasterForKey(ctx, keys.Audit(groups[0].tenant))
+	if err != nil {
+		return err
+	}
+	asking := false
+	for attempt := 0; ; attempt++ {
+		err = w.exec(ctx, node.Pipeline(), node, groups, asking)
+		if groups[0].cmd == nil {
+			return err // never sent again: the script could not be loaded
+		}
+		cerr := groups[0].cmd.Err()
+		if cerr == nil || attempt == maxRedirects {
+			return err
+		}
+		moved, isMoved := redis.IsMovedError(cerr)
+		ask, isAsk := redis.IsAskError(cerr)
+		switch {
+		case !redirected(cerr):
+			return err
+		case isMoved || isAsk:
+			addr := moved
+			if isAsk {
+				addr = ask
+			} else {
+				cluster.ReloadState(ctx)
+			}
+			if node, err = masterAt(ctx, cluster, addr); err != nil {
+				return err
+			}
+			asking = isAsk
+		case redis.IsTryAgainError(cerr):
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Duration(attempt+1) * 5 * time.Millisecond):
+			}
+		}
+	}
+}
+
+// redirected reports whether err says a slot is moving: the command did
+// not run, and runs elsewhere or later.
+func redirected(err error) bool {
+	_, moved := redis.IsMovedError(err)
+	_, ask := redis.IsAskError(err)
+	return moved || ask || redis.IsTryAgainError(err)
+}
+
+// masterAt returns the cluster's client of the master at addr.
+func masterAt(ctx context.Context, cluster *redis.ClusterClient, addr string) (*redis.Client, error) {
+	var mu sync.Mutex
+	var found *redis.Client
+	err := cluster.ForEachMaster(ctx, func(_ context.Context, c *redis.Client) error {
+		if c.Options().Addr == addr {
+			mu.Lock()
+			found = c
+			mu.Unlock()
+		}
+		return nil
+	})
+	if err == nil && found == nil {
+		err = fmt.Errorf("no master at %s", addr)
+	}
+	return found, err
+}
+
 // answer tells each caller of gr how its record fared: the group's own
 // script error, else err (the round trip's).
 func answer(gr *group, err error) {
-	if gr.cmd != nil && gr.cmd.Err() != nil {
+	switch {
+	case gr.cmd == nil && err == nil:
+		// Never sent: not written, whatever else went well.
+		err = errors.New("not written: the batch script was never sent")
+	case gr.cmd != nil && gr.cmd.Err() != nil:
 		err = gr.cmd.Err()
 	}
 	for _, p := range gr.ps {
@@ -347,40 +432,103 @@ func (w *batchWriter) evalSha(tenant string) []any {
 // in one round trip on pipe (whose client is c). Each group's command
 // carries that tenant's error; the returned error is the wait's failure
 // (or a broken connection's), which fails every record of the round trip.
-func (w *batchWriter) exec(ctx context.Context, pipe redis.Pipeliner, c redis.Scripter, groups []group) error {
-	g := w.g
+func (w *batchWriter) exec(ctx context.Context, pipe redis.Pipeliner, c redis.Scripter, groups []group, asking bool) error {
 	for i := range groups {
-		// The command's arguments: the tenant's EVALSHA prefix, then the
-		// records. (Do rather than Script.EvalSha: its prefix is boxed
-		// once per tenant instead of once per batch. go-redis finds the key
-		// of an EVALSHA on Cluster all the same.)
-		gr := &groups[i]
-		prefix := w.evalSha(gr.tenant)
-		args := make([]any, 0, len(prefix)+len(gr.args))
-		gr.cmd = pipe.Do(ctx, append(append(args, prefix...), gr.args...)...)
+		groups[i].cmd = nil
 	}
+	// Two rounds at most: the second sends again only the groups whose
+	// node did not know the script yet.
+	for round := 0; ; round++ {
+		for i := range groups {
+			gr := &groups[i]
+			if gr.cmd != nil {
+				continue // ran in the first round
+			}
+			if asking {
+				// The key is being imported by this node: it serves it
+				// only to a connection that says so, for the next
+				// command.
+				pipe.Do(ctx, "asking")
+			}
+			// The command's arguments: the tenant's EVALSHA prefix, then
+			// the records. (Do rather than Script.EvalSha: its prefix is
+			// boxed once per tenant instead of once per batch. go-redis
+			// finds the key of an EVALSHA on Cluster all the same.)
+			prefix := w.evalSha(gr.tenant)
+			args := make([]any, 0, len(prefix)+len(gr.args))
+			gr.cmd = pipe.Do(ctx, append(append(args, prefix...), gr.args...)...)
+		}
+		wait := w.queueWait(ctx, pipe)
+		_, _ = pipe.Exec(ctx)
+		var missing []string
+		for i := range groups {
+			gr := &groups[i]
+			if err := gr.cmd.Err(); round == 0 && err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+				// First use on this node (or after SCRIPT FLUSH or a
+				// restart): load it and send the group again. The script
+				// has not run, so nothing was written. Only these groups
+				// go again: on a cluster the others ran on other nodes.
+				missing = append(missing, gr.tenant)
+				gr.cmd = nil
+			}
+		}
+		if err := w.checkWait(wait); err != nil || len(missing) == 0 {
+			return err
+		}
+		if err := loadScript(ctx, c, missing); err != nil {
+			return err
+		}
+	}
+}
+
+// loadScript loads the batch script where tenants' chains are: on a
+// cluster, on every master that answers (a slot may move to any of them)
+// and surely on the master of each; anywhere else, on c's server.
+func loadScript(ctx context.Context, c redis.Scripter, tenants []string) error {
+	cluster, ok := c.(*redis.ClusterClient)
+	if !ok {
+		return appendBatchScript.Load(ctx, c).Err()
+	}
+	// Not ScriptLoad on the cluster client: it fails when any node,
+	// replicas included, is down.
+	_ = cluster.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+		return appendBatchScript.Load(ctx, m).Err()
+	})
+	for _, t := range tenants {
+		node, err := cluster.MasterForKey(ctx, keys.Audit(t))
+		if err == nil {
+			err = appendBatchScript.Load(ctx, node).Err()
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// queueWait adds the wait Durability asks for to pipe, after the writes.
+func (w *batchWriter) queueWait(ctx context.Context, pipe redis.Pipeliner) *redis.Cmd {
+	g := w.g
 	d := g.cfg.Durability
 	// The wait's own timeout leaves room for the round trip within the
 	// batch's deadline.
 	ms := max(1, (g.cfg.Timeout * 3 / 4).Milliseconds())
-	var wait, waitAOF *redis.Cmd
 	switch {
 	case d.AOF:
-		waitAOF = pipe.Do(ctx, "WAITAOF", 1, d.Replicas, ms)
+		return pipe.Do(ctx, "WAITAOF", 1, d.Replicas, ms)
 	case d.Replicas > 0:
-		wait = pipe.Do(ctx, "WAIT", d.Replicas, ms)
+		return pipe.Do(ctx, "WAIT", d.Replicas, ms)
 	}
-	_, _ = pipe.Exec(ctx)
-	if err := groups[0].cmd.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-		// First use on this server (or after SCRIPT FLUSH): load it and
-		// try once more. The script has not run, so nothing was written.
-		if lerr := appendBatchScript.Load(ctx, c).Err(); lerr != nil {
-			return lerr
-		}
-		return w.exec(ctx, pipe, c, groups)
+	return nil
+}
+
+// checkWait says whether the wait queued by queueWait was satisfied.
+func (w *batchWriter) checkWait(wait *redis.Cmd) error {
+	if wait == nil {
+		return nil
 	}
-	switch {
-	case wait != nil:
+	d := w.g.cfg.Durability
+	if !d.AOF {
 		n, err := wait.Int64()
 		if err != nil {
 			return err
@@ -388,19 +536,19 @@ func (w *batchWriter) exec(ctx context.Context, pipe redis.Pipeliner, c redis.Sc
 		if n < int64(d.Replicas) {
 			return fmt.Errorf("written, but acknowledged by %d of the %d replicas required in time", n, d.Replicas)
 		}
-	case waitAOF != nil:
-		v, err := waitAOF.Slice()
-		if err != nil {
-			return err
-		}
-		var local, replicas int64
-		if len(v) == 2 {
-			local, _ = v[0].(int64)
-			replicas, _ = v[1].(int64)
-		}
-		if local < 1 || replicas < int64(d.Replicas) {
-			return fmt.Errorf("written, but fsynced by %d local and %d of the %d replica append-only files required in time", local, replicas, d.Replicas)
-		}
+		return nil
+	}
+	v, err := wait.Slice()
+	if err != nil {
+		return err
+	}
+	var local, replicas int64
+	if len(v) == 2 {
+		local, _ = v[0].(int64)
+		replicas, _ = v[1].(int64)
+	}
+	if local < 1 || replicas < int64(d.Replicas) {
+		return fmt.Errorf("written, but fsynced by %d local and %d of the %d replica append-only files required in time", local, replicas, d.Replicas)
 	}
 	return nil
 }

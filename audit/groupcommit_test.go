@@ -30,7 +30,7 @@ func operatorRecord(tenant string, i int) audit.Record {
 // (batches of more than one), and every tenant's chain still verifies and
 // holds exactly the records acknowledged.
 func TestGroupCommitChainsStayWhole(t *testing.T) {
-	rdb := redistest.Client(t)
+	rdb := testRedis(t)
 	onboard(t, rdb, "contoso", "fabrikam", "northwind")
 	log := audit.NewLog(rdb, nil)
 	reg := prometheus.NewPedanticRegistry()
@@ -90,7 +90,7 @@ func TestGroupCommitChainsStayWhole(t *testing.T) {
 // callers only; a caller whose deadline passes is told so; a flushed
 // script cache is reloaded; a stopped writer refuses.
 func TestGroupCommitFailures(t *testing.T) {
-	rdb := redistest.Client(t)
+	rdb := testRedis(t)
 	onboard(t, rdb, "contoso", "broken")
 	log := audit.NewLog(rdb, nil)
 	g, err := audit.NewGroupCommit(audit.GroupCommitConfig{Log: log})

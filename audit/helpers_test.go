@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/lockbox-oss/lockbox/internal/keys"
+	"github.com/lockbox-oss/lockbox/internal/redistest"
 )
 
 // orgID is the organization GUID onboard gives tenant.
@@ -32,3 +33,7 @@ func onboard(tb testing.TB, rdb redis.UniversalClient, tenants ...string) {
 		}
 	}
 }
+
+// testRedis returns the Redis of a test: a database of the package's
+// redis-server, or the shared cluster within TestOnRedisCluster.
+var testRedis = func(t testing.TB) redis.UniversalClient { return redistest.Client(t) }

@@ -15,7 +15,6 @@ import (
 	"github.com/lockbox-oss/lockbox/internal/clock"
 	"github.com/lockbox-oss/lockbox/internal/fault"
 	"github.com/lockbox-oss/lockbox/internal/keys"
-	"github.com/lockbox-oss/lockbox/internal/redistest"
 )
 
 // registryReads counts the commands that read a tenant registry entry.
@@ -40,7 +39,7 @@ func (h *registryReads) ProcessPipelineHook(next redis.ProcessPipelineHook) redi
 // without a registry entry gets no record at all.
 func TestOrganizationIdFromTheRegistry(t *testing.T) {
 	ctx := context.Background()
-	rdb := redistest.Client(t)
+	rdb := testRedis(t)
 	reads := &registryReads{}
 	rdb.AddHook(reads)
 	log := audit.NewLog(rdb, clock.NewFake(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)).Now)
@@ -90,7 +89,7 @@ func TestOrganizationIdFromTheRegistry(t *testing.T) {
 // still verify and read back with the tenant's GUID and short name.
 func TestLegacyRecordsInTheStream(t *testing.T) {
 	ctx := context.Background()
-	rdb := redistest.Client(t)
+	rdb := testRedis(t)
 	log := audit.NewLog(rdb, clock.NewFake(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)).Now)
 	onboard(t, rdb, "contoso")
 	// Appended as the old writer did: the same script, the old JSON.

@@ -56,7 +56,7 @@ func fill(tb testing.TB, rdb redis.UniversalClient, c *clock.Fake, n int) *audit
 }
 
 func TestQuerySemantics(t *testing.T) {
-	rdb := redistest.Client(t)
+	rdb := testRedis(t)
 	c := clock.NewFake(t0)
 	log := fill(t, rdb, c, 1200)
 	ctx := context.Background()
@@ -179,7 +179,7 @@ func TestExport100k(t *testing.T) {
 	if testing.Short() {
 		t.Skip("large export")
 	}
-	rdb := redistest.Client(t)
+	rdb := testRedis(t)
 	c := clock.NewFake(t0)
 	const n = 100_000
 	log := fill(t, rdb, c, n)
@@ -234,7 +234,7 @@ func TestExport100k(t *testing.T) {
 // allocates the same per record however long it runs.
 func TestExportAllocationsDoNotGrow(t *testing.T) {
 	perRecord := func(n int) (allocs, bytes float64) {
-		rdb := redistest.Client(t)
+		rdb := testRedis(t)
 		log := fill(t, rdb, clock.NewFake(t0), n)
 		run := func() {
 			if err := log.Export(context.Background(), providerAuditor, audit.Query{Tenant: "contoso"}, func(audit.Record) error { return nil }); err != nil {
@@ -277,7 +277,7 @@ func BenchmarkExport(b *testing.B) {
 }
 
 func TestSearchAcrossTenants(t *testing.T) {
-	rdb := redistest.Client(t)
+	rdb := testRedis(t)
 	c := clock.NewFake(t0)
 	log := audit.NewLog(rdb, c.Now)
 	ctx := context.Background()

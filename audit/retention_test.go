@@ -17,7 +17,7 @@ import (
 
 func TestRetentionKeepsTheChainVerifiable(t *testing.T) {
 	ctx := context.Background()
-	rdb := redistest.Client(t)
+	rdb := testRedis(t)
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	c := clock.NewFake(t0)
 	log := audit.NewLog(rdb, c.Now)
@@ -64,7 +64,7 @@ func TestRetentionKeepsTheChainVerifiable(t *testing.T) {
 
 func TestTrimAll(t *testing.T) {
 	ctx := context.Background()
-	rdb := redistest.Client(t)
+	rdb := testRedis(t)
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	c := clock.NewFake(t0)
 	log := audit.NewLog(rdb, c.Now)
@@ -88,7 +88,7 @@ func TestTrimAll(t *testing.T) {
 // visited when its oldest record passes retention, not before.
 func TestRetentionAcrossReplicasWithOneKilled(t *testing.T) {
 	ctx := context.Background()
-	rdb := redistest.Client(t)
+	rdb := testRedis(t)
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	c := clock.NewFake(t0)
 	log := audit.NewLog(rdb, c.Now)

@@ -10,11 +10,10 @@ import (
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/clock"
 	"github.com/lockbox-oss/lockbox/internal/fault"
-	"github.com/lockbox-oss/lockbox/internal/redistest"
 )
 
 func TestSearchScopesAndViews(t *testing.T) {
-	rdb := redistest.Client(t)
+	rdb := testRedis(t)
 	c := clock.NewFake(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC))
 	log := audit.NewLog(rdb, c.Now)
 	onboard(t, rdb, "contoso")

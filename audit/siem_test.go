@@ -127,7 +127,7 @@ func pending(t *testing.T, rdb redis.UniversalClient, tenant string) int64 {
 
 func TestSIEMForwardsEveryRecordOnceInOrder(t *testing.T) {
 	ctx := context.Background()
-	rdb := redistest.Client(t)
+	rdb := testRedis(t)
 	log := audit.NewLog(rdb, nil)
 	// Written before the forwarder ever ran: still forwarded.
 	siemAppend(t, rdb, log, 5, "contoso", "fabrikam")
@@ -173,7 +173,7 @@ func TestSIEMForwardsEveryRecordOnceInOrder(t *testing.T) {
 func TestSIEMReplicasWriteEachRecordOnce(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	rdb := redistest.Client(t)
+	rdb := testRedis(t)
 	log := audit.NewLog(rdb, nil)
 	tenants := []string{"contoso", "fabrikam"}
 	siemAppend(t, rdb, log, 1, tenants...)
@@ -231,7 +231,7 @@ func TestSIEMReplicasWriteEachRecordOnce(t *testing.T) {
 
 func TestSIEMFailingSinkLosesNothing(t *testing.T) {
 	ctx := context.Background()
-	rdb := redistest.Client(t)
+	rdb := testRedis(t)
 	log := audit.NewLog(rdb, nil)
 	siemAppend(t, rdb, log, 6, "contoso")
 	reg := prometheus.NewRegistry()
@@ -284,7 +284,7 @@ func TestSIEMFailingSinkLosesNothing(t *testing.T) {
 
 func TestSIEMTakesOverADeadReplicasRecords(t *testing.T) {
 	ctx := context.Background()
-	rdb := redistest.Client(t)
+	rdb := testRedis(t)
 	log := audit.NewLog(rdb, nil)
 	siemAppend(t, rdb, log, 5, "contoso")
 	// Replica r1 reads every record, fails to write them, and dies.
@@ -316,7 +316,7 @@ func TestSIEMTakesOverADeadReplicasRecords(t *testing.T) {
 
 func TestSIEMPendingRecordsTrimmedByRetention(t *testing.T) {
 	ctx := context.Background()
-	rdb := redistest.Client(t)
+	rdb := testRedis(t)
 	log := audit.NewLog(rdb, nil)
 	siemAppend(t, rdb, log, 3, "contoso")
 	sink := &memSink{failing: true}
@@ -338,7 +338,7 @@ func TestSIEMPendingRecordsTrimmedByRetention(t *testing.T) {
 
 func TestSIEMOCSF(t *testing.T) {
 	ctx := context.Background()
-	rdb := redistest.Client(t)
+	rdb := testRedis(t)
 	log := audit.NewLog(rdb, nil)
 	if err := rdb.SAdd(ctx, keys.Tenants(), "contoso").Err(); err != nil {
 		t.Fatal(err)
@@ -424,7 +424,7 @@ func TestSIEMOCSF(t *testing.T) {
 
 func TestSIEMFileSinkAppendsAcrossReopen(t *testing.T) {
 	ctx := context.Background()
-	rdb := redistest.Client(t)
+	rdb := testRedis(t)
 	log := audit.NewLog(rdb, nil)
 	path := filepath.Join(t.TempDir(), "siem.jsonl")
 	run := func(n int) {
@@ -476,14 +476,14 @@ func TestSIEMConfig(t *testing.T) {
 	if _, err := audit.ParseFormat("cef"); err == nil {
 		t.Error("format cef accepted")
 	}
-	rdb := redistest.Client(t)
+	rdb := testRedis(t)
 	if _, err := audit.NewForwarder(audit.ForwarderConfig{Redis: rdb, Sink: &memSink{}}); err == nil {
 		t.Error("forwarder without a consumer name accepted")
 	}
 }
 
 func TestSIEMRunUntilCanceled(t *testing.T) {
-	rdb := redistest.Client(t)
+	rdb := testRedis(t)
 	log := audit.NewLog(rdb, nil)
 	sink := &memSink{}
 	fw := newForwarder(t, audit.ForwarderConfig{Redis: rdb, Sink: sink, Consumer: "r1", Block: 5 * time.Millisecond})
@@ -517,7 +517,7 @@ func TestSIEMReplicaKilledMidPass(t *testing.T) {
 	for _, landed := range []bool{false, true} {
 		t.Run(fmt.Sprintf("dead replica's lines reached the SIEM=%v", landed), func(t *testing.T) {
 			ctx := context.Background()
-			rdb := redistest.Client(t)
+			rdb := testRedis(t)
 			log := audit.NewLog(rdb, nil)
 			var tenants []string
 			for i := range 12 {

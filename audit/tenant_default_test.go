@@ -10,7 +10,6 @@ import (
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/clock"
 	"github.com/lockbox-oss/lockbox/internal/fault"
-	"github.com/lockbox-oss/lockbox/internal/redistest"
 )
 
 // A tenant user's token names its tenant, the only one it may read: a
@@ -18,7 +17,7 @@ import (
 // still read every tenant that way; other provider callers must name one.
 func TestEmptyTenantIsTheTokensTenant(t *testing.T) {
 	c := clock.NewFake(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC))
-	rdb := redistest.Client(t)
+	rdb := testRedis(t)
 	log := audit.NewLog(rdb, c.Now)
 	ctx := context.Background()
 	// Onboarded tenants, which a search of every tenant reads.

@@ -178,7 +178,11 @@ func (e *env) client() (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return client.New(apiURL(e.g.addr), tok, client.WithUserAgent("lockboxctl/"+version()))
+	hc, err := e.httpClient()
+	if err != nil {
+		return nil, err
+	}
+	return client.New(apiURL(e.g.addr), tok, client.WithUserAgent("lockboxctl/"+version()), client.WithHTTPClient(hc))
 }
 
 func (e *env) token() (string, error) {

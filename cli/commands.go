@@ -803,6 +803,9 @@ const globalUsage = `Global flags (before or after the command):
                            $LOCKBOX_ADDR, else ` + DefaultAddr + `)
   --token-file FILE        file holding your bearer token (default $LOCKBOX_TOKEN)
   -h, --help               show help
+
+An https API with a private CA: $LOCKBOX_CA_FILE (PEM CA certificates). One that requires
+client certificates: $LOCKBOX_CLIENT_CERT_FILE and $LOCKBOX_CLIENT_KEY_FILE (PEM).
 `
 
 func capitalize(s string) string {

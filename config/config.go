@@ -28,7 +28,6 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v11"
-	"github.com/redis/go-redis/v9"
 )
 
 // Prefix starts the name of every variable this package reads.
@@ -52,6 +51,20 @@ type Config struct {
 	// never the proxy's.
 	MetricsAddr string `env:"METRICS_ADDR" envDefault:"127.0.0.1:8082" desc:"host:port serving /metrics, /livez and /readyz; never the proxy's"`
 
+	// TLSCertFile and TLSKeyFile are the certificate the listeners serve
+	// TLS with (see tls.go); unset, they speak plain HTTP.
+	TLSCertFile string `env:"TLS_CERT_FILE" desc:"PEM certificate chain (leaf first) the listeners named in LOCKBOX_TLS_LISTENERS serve TLS with: TLS 1.2 or later, HTTP/2 where the client offers it; re-read when it changes, so a renewed certificate (e.g. from cert-manager) is served without a restart, and a broken new pair is logged and ignored; needs LOCKBOX_TLS_KEY_FILE; unset: plain HTTP"`
+	TLSKeyFile  string `env:"TLS_KEY_FILE" desc:"PEM private key of LOCKBOX_TLS_CERT_FILE"`
+	// TLSListeners names the listeners that serve TLS.
+	TLSListeners string `env:"TLS_LISTENERS" envDefault:"proxy,api,metrics" desc:"the listeners that serve TLS when LOCKBOX_TLS_CERT_FILE is set, comma-separated: proxy, api, metrics (e.g. proxy,api to keep health and metrics on plain HTTP)"`
+	// TLSClientCAFile makes the API require client certificates.
+	TLSClientCAFile string `env:"TLS_CLIENT_CA_FILE" desc:"PEM CA certificates; when set, the API and admin center (LOCKBOX_API_ADDR) accept only connections with a client certificate issued by one of them. The certificate admits the connection, never a user: every call still needs its bearer token or session, which alone say who calls. Needs api in LOCKBOX_TLS_LISTENERS; read at start-up"`
+	// UpstreamCAFile and the client pair configure the proxy's TLS to
+	// https upstreams.
+	UpstreamCAFile         string `env:"UPSTREAM_CA_FILE" desc:"PEM CA certificates that verify every https upstream of LOCKBOX_UPSTREAMS, instead of the system's roots; read at start-up"`
+	UpstreamClientCertFile string `env:"UPSTREAM_CLIENT_CERT_FILE" desc:"PEM certificate chain the proxy presents to https upstreams that ask for a client certificate (mutual TLS), the same for every upstream; re-read when it changes; needs LOCKBOX_UPSTREAM_CLIENT_KEY_FILE"`
+	UpstreamClientKeyFile  string `env:"UPSTREAM_CLIENT_KEY_FILE" desc:"PEM private key of LOCKBOX_UPSTREAM_CLIENT_CERT_FILE"`
+
 	// Serve lists what "lockbox serve" runs in this process: proxy, api
 	// (the /v1 API and the admin center) and jobs (request expiry, audit
 	// retention, notification delivery, SIEM forwarding). Metrics and health
@@ -59,9 +72,28 @@ type Config struct {
 	Serve string `env:"SERVE" envDefault:"proxy,api,jobs" desc:"what \"lockbox serve\" runs, comma-separated: proxy (the enforcement proxy), api (the /v1 API and the admin center), jobs (request expiry, audit retention, notification delivery, SIEM forwarding); metrics and health always run; a sidecar runs proxy alone"`
 
 	// RedisURL is the Redis holding requests, grants and audit records
-	// (redis://, rediss:// or unix://). Required by "lockbox serve"; when
-	// empty, "lockbox dev" runs an embedded store.
-	RedisURL string `env:"REDIS_URL" desc:"Redis holding requests, grants and audit records (redis://, rediss:// or unix://); required by \"lockbox serve\", embedded store in \"lockbox dev\" when empty"`
+	// (redis://, rediss:// or unix://). "lockbox serve" needs exactly one
+	// of it, RedisSentinelAddrs and RedisClusterAddrs; with none,
+	// "lockbox dev" runs an embedded store.
+	RedisURL string `env:"REDIS_URL" desc:"one Redis holding requests, grants and audit records (redis://, rediss:// or unix://); \"lockbox serve\" needs exactly one of this, LOCKBOX_REDIS_SENTINEL_ADDRS and LOCKBOX_REDIS_CLUSTER_ADDRS; embedded store in \"lockbox dev\" when none is set"`
+	// RedisSentinelAddrs and RedisSentinelMaster name a Sentinel
+	// deployment; Lockbox follows its master through failovers.
+	RedisSentinelAddrs  string `env:"REDIS_SENTINEL_ADDRS" desc:"comma-separated host:port of Redis Sentinels; with LOCKBOX_REDIS_SENTINEL_MASTER, Lockbox uses the master they name and follows it through failovers"`
+	RedisSentinelMaster string `env:"REDIS_SENTINEL_MASTER" desc:"name of the master the sentinels monitor; required with LOCKBOX_REDIS_SENTINEL_ADDRS"`
+	// RedisClusterAddrs are seed nodes of a Redis Cluster.
+	RedisClusterAddrs string `env:"REDIS_CLUSTER_ADDRS" desc:"comma-separated host:port of Redis Cluster nodes to start from (the others are discovered); each tenant's keys share one hash slot"`
+	// RedisUsername and RedisPasswordFile authenticate to Redis (not to
+	// the sentinels).
+	RedisUsername     string `env:"REDIS_USERNAME" desc:"Redis ACL user of every data connection (with LOCKBOX_REDIS_URL, instead of one in the URL)"`
+	RedisPasswordFile string `env:"REDIS_PASSWORD_FILE" desc:"file holding the Redis password of every data connection (with LOCKBOX_REDIS_URL, instead of one in the URL)"`
+	// RedisSentinelPasswordFile authenticates to the sentinels.
+	RedisSentinelPasswordFile string `env:"REDIS_SENTINEL_PASSWORD_FILE" desc:"file holding the sentinels' own password (their requirepass), when they have one"`
+	// RedisTLS and the files below secure every connection to Redis and
+	// the sentinels.
+	RedisTLS         bool   `env:"REDIS_TLS" envDefault:"false" desc:"connect to the sentinels or cluster nodes over TLS, verified against the system's roots or LOCKBOX_REDIS_TLS_CA_FILE (implied by the TLS file variables; LOCKBOX_REDIS_URL says it with rediss://)"`
+	RedisTLSCAFile   string `env:"REDIS_TLS_CA_FILE" desc:"PEM file of the CA certificates that verify Redis's (and the sentinels') server certificates, instead of the system's roots"`
+	RedisTLSCertFile string `env:"REDIS_TLS_CERT_FILE" desc:"PEM client certificate presented to Redis (TLS client authentication); needs LOCKBOX_REDIS_TLS_KEY_FILE"`
+	RedisTLSKeyFile  string `env:"REDIS_TLS_KEY_FILE" desc:"PEM private key of LOCKBOX_REDIS_TLS_CERT_FILE"`
 	// RedisTimeout is the deadline of each control-plane Redis call.
 	RedisTimeout time.Duration `env:"REDIS_TIMEOUT" envDefault:"2s" desc:"deadline of each control-plane Redis call"`
 
@@ -354,8 +386,8 @@ func (c Config) Validate(mode Mode) error {
 	}
 	switch mode {
 	case ModeServe:
-		if c.RedisURL == "" {
-			errs = append(errs, varErr("RedisURL", "required by %q", "lockbox serve"))
+		if !c.RedisConfigured() {
+			errs = append(errs, varErr("RedisURL", "required by %q (or LOCKBOX_REDIS_SENTINEL_ADDRS, or LOCKBOX_REDIS_CLUSTER_ADDRS)", "lockbox serve"))
 		}
 		if c.JWKSFile == "" && c.JWTHMACSecretFile == "" {
 			errs = append(errs, fmt.Errorf("%s or %s: one is required by %q",
@@ -387,6 +419,7 @@ func (c Config) Validate(mode Mode) error {
 			errs = append(errs, &VarError{Var: varName(f.field), Err: err})
 		}
 	}
+	errs = append(errs, c.validateRedisFiles()...)
 	if c.PolicyDir != "" {
 		if fi, err := os.Stat(c.PolicyDir); err != nil {
 			errs = append(errs, &VarError{Var: varName("PolicyDir"), Err: err})
@@ -394,6 +427,7 @@ func (c Config) Validate(mode Mode) error {
 			errs = append(errs, varErr("PolicyDir", "%s is not a directory", c.PolicyDir))
 		}
 	}
+	errs = append(errs, c.tlsFileErrors()...)
 	return errors.Join(errs...)
 }
 
@@ -417,17 +451,7 @@ func (c Config) check() error {
 			}
 		}
 	}
-	if c.RedisURL != "" {
-		if _, err := redis.ParseURL(c.RedisURL); err != nil {
-			// url.Error quotes the whole URL, password included; keep only
-			// the reason.
-			var ue *url.Error
-			if errors.As(err, &ue) {
-				err = ue.Err
-			}
-			errs = append(errs, varErr("RedisURL", "not a redis://, rediss:// or unix:// URL: %w", err))
-		}
-	}
+	errs = append(errs, c.checkRedis()...)
 	durations := []struct {
 		field string
 		d     time.Duration
@@ -522,6 +546,7 @@ func (c Config) check() error {
 	if _, err := parseComponents(c.Serve); err != nil {
 		errs = append(errs, &VarError{Var: varName("Serve"), Err: err})
 	}
+	errs = append(errs, c.tlsErrors()...)
 	if c.AuditRetention < 0 {
 		errs = append(errs, varErr("AuditRetention", "must not be negative, got %s", c.AuditRetention))
 	}

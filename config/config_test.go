@@ -23,6 +23,7 @@ func TestLoadDefaults(t *testing.T) {
 		APIAddr:              "127.0.0.1:8080",
 		ProxyAddr:            "127.0.0.1:8081",
 		MetricsAddr:          "127.0.0.1:8082",
+		TLSListeners:         "proxy,api,metrics",
 		RedisTimeout:         2 * time.Second,
 		JWTIssuer:            "lockbox",
 		JWTAudience:          "lockbox",

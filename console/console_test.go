@@ -26,9 +26,9 @@ import (
 const sessionCookie = "lockbox_session"
 
 func TestSessionCookie(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	t.Run("http", func(t *testing.T) {
-		t.Parallel()
+		parallel(t)
 		e := newEnv(t)
 		b := e.browser()
 		r := b.post("/console/signin/dev", url.Values{"subject": {mia.Subject}})
@@ -52,7 +52,7 @@ func TestSessionCookie(t *testing.T) {
 		mustContain(t, "requests page", page, `data-testid="user">mia<`)
 	})
 	t.Run("https public URL", func(t *testing.T) {
-		t.Parallel()
+		parallel(t)
 		e := newEnv(t, func(c *console.Config) { c.PublicURL = "https://lockbox.example.com" })
 		r := e.browser().post("/console/signin/dev", url.Values{"subject": {mia.Subject}})
 		if r.status != http.StatusSeeOther {
@@ -77,7 +77,7 @@ func TestSessionCookie(t *testing.T) {
 		}
 	})
 	t.Run("TLS request", func(t *testing.T) {
-		t.Parallel()
+		parallel(t)
 		e := newStores(t, newClock())
 		cfg := e.consoleConfig()
 		cfg.DevIdentities = []console.DevIdentity{{Principal: mia}}
@@ -91,7 +91,7 @@ func TestSessionCookie(t *testing.T) {
 }
 
 func TestDevSigninUnknownSubject(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	e := newEnv(t)
 	for _, subject := range []string{"mallory", "", "admin@contoso ", "MIA"} {
 		r := e.browser().post("/console/signin/dev", url.Values{"subject": {subject}})
@@ -119,7 +119,7 @@ func TestDevSigninUnknownSubject(t *testing.T) {
 // The cookie value is a bearer secret: Redis keeps only its hash, so a
 // copy of the database signs nobody in.
 func TestSessionStoredByHash(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	e := newEnv(t)
 	b := e.signIn(contosoAdmin)
 	token := b.cookie(sessionCookie)
@@ -156,9 +156,9 @@ func TestSessionStoredByHash(t *testing.T) {
 }
 
 func TestIdleTimeout(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	t.Run("inactive", func(t *testing.T) {
-		t.Parallel()
+		parallel(t)
 		e := newEnv(t)
 		b := e.signIn(mia)
 		e.clk.Advance(idle - time.Second)
@@ -178,7 +178,7 @@ func TestIdleTimeout(t *testing.T) {
 		}
 	})
 	t.Run("exactly idle", func(t *testing.T) {
-		t.Parallel()
+		parallel(t)
 		e := newEnv(t)
 		b := e.signIn(mia)
 		e.clk.Advance(idle)
@@ -187,7 +187,7 @@ func TestIdleTimeout(t *testing.T) {
 		}
 	})
 	t.Run("activity keeps it", func(t *testing.T) {
-		t.Parallel()
+		parallel(t)
 		e := newEnv(t)
 		b := e.signIn(mia)
 		// Six idle windows' worth of time, never idle for one.
@@ -199,7 +199,7 @@ func TestIdleTimeout(t *testing.T) {
 		}
 	})
 	t.Run("polling does not count", func(t *testing.T) {
-		t.Parallel()
+		parallel(t)
 		e := newEnv(t)
 		e.managerApproved("contoso")
 		b := e.signIn(contosoApprover)
@@ -223,7 +223,7 @@ func TestIdleTimeout(t *testing.T) {
 		}
 	})
 	t.Run("fragment without a session", func(t *testing.T) {
-		t.Parallel()
+		parallel(t)
 		e := newEnv(t)
 		r := e.browser().get("/console/requests/pending")
 		if r.status != http.StatusUnauthorized {
@@ -239,7 +239,7 @@ func TestIdleTimeout(t *testing.T) {
 }
 
 func TestAbsoluteTimeout(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	e := newEnv(t)
 	b := e.signIn(mia)
 	var elapsed time.Duration
@@ -264,7 +264,7 @@ func TestAbsoluteTimeout(t *testing.T) {
 }
 
 func TestSignout(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	e := newEnv(t)
 	b := e.signIn(contosoAdmin)
 	token := b.cookie(sessionCookie)
@@ -305,7 +305,7 @@ func TestSignout(t *testing.T) {
 // Signing in always makes a new session and ends the one the browser had,
 // so a session id planted before sign-in is worthless.
 func TestSigninReplacesSession(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	e := newEnv(t)
 	b := e.signIn(alice)
 	old := b.cookie(sessionCookie)
@@ -333,7 +333,7 @@ func TestSigninReplacesSession(t *testing.T) {
 }
 
 func TestCSRF(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	e := newEnv(t)
 	req := e.managerApproved("contoso")
 	admin := e.signIn(contosoAdmin)
@@ -433,7 +433,7 @@ func mergeForm(a, b url.Values) url.Values {
 // Pages show only what the domain lets the principal read: another
 // tenant's request is not found, anywhere.
 func TestTenantIsolation(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	e := newEnv(t)
 	contoso := e.managerApproved("contoso")
 	fabrikam := e.managerApproved("fabrikam")
@@ -483,7 +483,7 @@ func TestTenantIsolation(t *testing.T) {
 }
 
 func TestApprovers(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	e := newEnv(t)
 
 	t.Run("assigned approver reads only", func(t *testing.T) {
@@ -567,7 +567,7 @@ func TestApprovers(t *testing.T) {
 }
 
 func TestSettingsSwitch(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	e := newEnv(t)
 	b := e.signIn(contosoAdmin)
 	r := b.get("/console/settings")
@@ -621,7 +621,7 @@ func TestSettingsSwitch(t *testing.T) {
 // The two-person rule is the domain's: the console shows its refusal and
 // the request stays as it was.
 func TestSelfApproval(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	e := newEnv(t)
 	b := e.signIn(sam)
 	r := b.post("/console/requests", b.form(url.Values{
@@ -662,7 +662,7 @@ func TestSelfApproval(t *testing.T) {
 }
 
 func TestNewRequestForm(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	e := newEnv(t)
 	b := e.signIn(alice)
 	r := b.get("/console/requests")
@@ -745,7 +745,7 @@ func TestNewRequestForm(t *testing.T) {
 }
 
 func TestTenantApproval(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	e := newEnv(t)
 	req := e.managerApproved("contoso")
 	b := e.signIn(contosoApprover)
@@ -806,7 +806,7 @@ func TestTenantApproval(t *testing.T) {
 }
 
 func TestAuditPage(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	e := newEnv(t)
 	req := e.managerApproved("contoso")
 	if _, err := e.reqs.Act(context.Background(), req.ID, grants.ActionApprove, grants.Actor{Principal: contosoApprover, ClientIP: "198.51.100.7"}, "fine, go ahead"); err != nil {
@@ -926,7 +926,7 @@ func link(t *testing.T, r resp, id string) string {
 
 // The audit log pages by a cursor the "Older records" link carries.
 func TestAuditPaging(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	e := newEnv(t)
 	ctx := context.Background()
 	// The page shows each record's client IP, which tells them apart.
@@ -952,7 +952,7 @@ func TestAuditPaging(t *testing.T) {
 }
 
 func TestSecurityHeaders(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	e := newEnv(t)
 	req := e.managerApproved("contoso")
 	anon := e.browser()
@@ -1033,7 +1033,7 @@ func TestSecurityHeaders(t *testing.T) {
 }
 
 func TestStatic(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	e := newEnv(t)
 	b := e.browser()
 	for file, ctype := range map[string]string{"console.css": "text/css", "console.js": "text/javascript", "favicon.svg": "image/svg+xml"} {
@@ -1056,7 +1056,7 @@ func TestStatic(t *testing.T) {
 // The console answers the live list with rows only for the pending
 // requests the viewer may see, and what waits for them first.
 func TestPendingFragment(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	e := newEnv(t)
 	waiting := e.managerApproved("contoso")
 	e.clk.Advance(time.Hour)
@@ -1079,7 +1079,7 @@ func TestPendingFragment(t *testing.T) {
 }
 
 func TestRequestsFilter(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	e := newEnv(t)
 	req := e.managerApproved("contoso")
 	if _, err := e.reqs.Act(context.Background(), req.ID, grants.ActionDeny, grants.Actor{Principal: contosoAdmin}, "no"); err != nil {
@@ -1108,7 +1108,7 @@ func TestRequestsFilter(t *testing.T) {
 // With Redis gone, pages answer 503 at once: nobody is signed out by an
 // outage, and nothing is shown that was not read.
 func TestRedisDown(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	srv := redistest.StartServer(t)
 	opts, err := redis.ParseURL(srv.URL)
 	if err != nil {

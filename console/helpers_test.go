@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -69,7 +70,7 @@ func newClock() *clock.Fake { return clock.NewFake(start) }
 type env struct {
 	t    *testing.T
 	clk  *clock.Fake
-	rdb  *redis.Client
+	rdb  redis.UniversalClient
 	reqs *grants.Store
 	ten  *tenants.Store
 	log  *audit.Log
@@ -124,14 +125,30 @@ func newEnv(t *testing.T, opts ...func(*console.Config)) *env {
 	return e
 }
 
+// testRedis returns the Redis of a test: a database of the package's
+// redis-server, or the shared cluster within TestOnRedisCluster.
+var testRedis = func(t testing.TB) redis.UniversalClient { return redistest.Client(t) }
+
+// onCluster is set while TestOnRedisCluster runs: its tests share the
+// cluster's one database, so they run one at a time.
+var onCluster bool
+
+// parallel marks t as a test that runs in parallel with others, except on
+// the cluster.
+func parallel(t *testing.T) {
+	if !onCluster {
+		t.Parallel()
+	}
+}
+
 // newStores builds the domain over a fresh Redis database.
 func newStores(t *testing.T, clk *clock.Fake) *env {
 	t.Helper()
-	return newStoresOn(t, clk, redistest.Client(t))
+	return newStoresOn(t, clk, testRedis(t))
 }
 
 // newStoresOn builds the domain over rdb.
-func newStoresOn(t *testing.T, clk *clock.Fake, rdb *redis.Client) *env {
+func newStoresOn(t *testing.T, clk *clock.Fake, rdb redis.UniversalClient) *env {
 	t.Helper()
 	log := audit.NewLog(rdb, clk.Now)
 	ten := tenants.NewStore(rdb, log, clk.Now)
@@ -241,11 +258,33 @@ func (e *env) records(tenant string) []audit.Record {
 // sessionKeys lists the console's session keys in Redis.
 func (e *env) sessionKeys() []string {
 	e.t.Helper()
-	ks, err := e.rdb.Keys(context.Background(), keys.ConsoleSession("*")).Result()
+	return e.keys(keys.ConsoleSession("*"))
+}
+
+// keys lists the keys matching pattern; on a cluster, of every master.
+func (e *env) keys(pattern string) []string {
+	e.t.Helper()
+	ctx := context.Background()
+	var mu sync.Mutex
+	var out []string
+	list := func(ctx context.Context, c redis.Cmdable) error {
+		ks, err := c.Keys(ctx, pattern).Result()
+		mu.Lock()
+		out = append(out, ks...)
+		mu.Unlock()
+		return err
+	}
+	var err error
+	if c, ok := e.rdb.(*redis.ClusterClient); ok {
+		err = c.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error { return list(ctx, m) })
+	} else {
+		err = list(ctx, e.rdb)
+	}
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return ks
+	slices.Sort(out)
+	return out
 }
 
 // dump returns every key of the test's database with its value as text,
@@ -253,12 +292,8 @@ func (e *env) sessionKeys() []string {
 func (e *env) dump() map[string]string {
 	e.t.Helper()
 	ctx := context.Background()
-	ks, err := e.rdb.Keys(ctx, "*").Result()
-	if err != nil {
-		e.t.Fatal(err)
-	}
 	out := map[string]string{}
-	for _, k := range ks {
+	for _, k := range e.keys("*") {
 		typ, err := e.rdb.Type(ctx, k).Result()
 		if err != nil {
 			e.t.Fatal(err)

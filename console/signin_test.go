@@ -129,7 +129,7 @@ func wantProblem(t *testing.T, e *env, r resp, code string, why ...string) {
 }
 
 func TestOIDCSignin(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	e, m := newOIDCEnv(t)
 	b := e.browser()
 
@@ -253,7 +253,7 @@ func TestOIDCSignin(t *testing.T) {
 }
 
 func TestOIDCSigninProblems(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	e, m := newOIDCEnv(t)
 
 	t.Run("state cookie missing", func(t *testing.T) {
@@ -382,7 +382,7 @@ func TestOIDCSigninProblems(t *testing.T) {
 // the server: New does not contact it, sign-in answers 503 until it is back,
 // then works without a restart.
 func TestOIDCProviderDown(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -411,7 +411,7 @@ func TestOIDCProviderDown(t *testing.T) {
 	if setCookie(t, r, "lockbox_login") != nil {
 		t.Error("a sign-in was started with the provider down")
 	}
-	if ks, _ := e.rdb.Keys(context.Background(), keys.ConsoleLogin("*")).Result(); len(ks) != 0 {
+	if ks := e.keys(keys.ConsoleLogin("*")); len(ks) != 0 {
 		t.Errorf("sign-ins stored: %v", ks)
 	}
 
@@ -435,7 +435,7 @@ func TestOIDCProviderDown(t *testing.T) {
 
 // Without OIDC configured the OIDC routes do not exist.
 func TestOIDCNotConfigured(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	e := newEnv(t)
 	b := e.browser()
 	for _, p := range []string{"/console/signin/oidc", "/console/oidc/callback?code=x&state=y"} {
@@ -450,7 +450,7 @@ func TestOIDCNotConfigured(t *testing.T) {
 
 // OIDC sign-in needs the public URL: it makes the redirect URI.
 func TestOIDCConfigChecked(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	e := newStores(t, newClock())
 	for _, tc := range []struct {
 		name string

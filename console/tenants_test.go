@@ -14,7 +14,7 @@ import (
 // edits tenants in the admin center; other staff only read the list, and a
 // tenant's users see only their own tenant.
 func TestTenantRegistry(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	e := newEnv(t)
 	b := e.signIn(lara)
 	r := b.get("/console/tenants")

@@ -10,6 +10,7 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -38,17 +39,17 @@ import (
 
 // world is one running Lockbox and tokens for its users.
 type world struct {
-	t        *testing.T
-	dir      string             // the keys' folder
-	key      ed25519.PrivateKey // signs the users' tokens
-	redisURL string
-	srv      *server.Server
-	siem     string // the SIEM sink file
-	mail     string // where notification e-mails are written
-	addr     string
-	proxy    string
-	clock    *clock.Fake
-	tokens   map[string]string
+	t      *testing.T
+	dir    string             // the keys' folder
+	key    ed25519.PrivateKey // signs the users' tokens
+	redis  map[string]string  // the LOCKBOX_REDIS_* settings naming its Redis
+	srv    *server.Server
+	siem   string // the SIEM sink file
+	mail   string // where notification e-mails are written
+	addr   string
+	proxy  string
+	clock  *clock.Fake
+	tokens map[string]string
 }
 
 var users = map[string]identity.Claims{
@@ -84,7 +85,14 @@ func startWith(t *testing.T, adjust func(*server.Options), extra ...string) *wor
 	if _, err := grantsig.EnsureKeyFiles(filepath.Join(dir, "grant.pem"), filepath.Join(dir, "grant.pub.pem")); err != nil {
 		t.Fatal(err)
 	}
-	return startIn(t, dir, key, redistest.URL(t), clock.NewFake(time.Now().UTC().Truncate(time.Second)), adjust, extra...)
+	return startIn(t, dir, key, testRedis(t), clock.NewFake(time.Now().UTC().Truncate(time.Second)), adjust, extra...)
+}
+
+// testRedis returns the settings naming the Redis of a world: a fresh
+// database of the package's redis-server, or the shared cluster (flushed)
+// within TestOnRedisCluster.
+var testRedis = func(t *testing.T) map[string]string {
+	return map[string]string{"LOCKBOX_REDIS_URL": redistest.URL(t)}
 }
 
 // replica starts another Lockbox sharing w's Redis, keys and clock, as a
@@ -92,14 +100,15 @@ func startWith(t *testing.T, adjust func(*server.Options), extra ...string) *wor
 // for startWith.
 func (w *world) replica(t *testing.T, adjust func(*server.Options), extra ...string) *world {
 	t.Helper()
-	r := startIn(t, w.dir, w.key, w.redisURL, w.clock, adjust, extra...)
+	r := startIn(t, w.dir, w.key, w.redis, w.clock, adjust, extra...)
 	r.tokens = w.tokens
 	return r
 }
 
 // startIn starts a Lockbox whose keys are in dir (identity key and JWKS,
-// grant.pem), on the Redis at redisURL, with clock c.
-func startIn(t *testing.T, dir string, key ed25519.PrivateKey, redisURL string, c *clock.Fake, adjust func(*server.Options), extra ...string) *world {
+// grant.pem), on the Redis the LOCKBOX_REDIS_* settings rdb name, with
+// clock c.
+func startIn(t *testing.T, dir string, key ed25519.PrivateKey, rdb map[string]string, c *clock.Fake, adjust func(*server.Options), extra ...string) *world {
 	t.Helper()
 	jwks := filepath.Join(dir, identity.DevJWKSFile)
 	grantKey, err := grantsig.LoadPrivateKey(filepath.Join(dir, "grant.pem"))
@@ -114,7 +123,6 @@ func startIn(t *testing.T, dir string, key ed25519.PrivateKey, redisURL string, 
 	env := map[string]string{
 		"LOCKBOX_UPSTREAMS":              "exchange=" + cluster.Upstreams()["exchange"],
 		"LOCKBOX_PROXY_SIGNING_KEY_FILE": filepath.Join(dir, "grant.pem"),
-		"LOCKBOX_REDIS_URL":              redisURL,
 		"LOCKBOX_JWT_JWKS_FILE":          jwks,
 		"LOCKBOX_API_ADDR":               "127.0.0.1:0",
 		"LOCKBOX_PROXY_ADDR":             "127.0.0.1:0",
@@ -124,6 +132,7 @@ func startIn(t *testing.T, dir string, key ed25519.PrivateKey, redisURL string, 
 		"LOCKBOX_SWEEP_INTERVAL": "10ms",
 		"LOCKBOX_SIEM_SINK":      "file:" + filepath.Join(dir, "siem.jsonl"),
 	}
+	maps.Copy(env, rdb)
 	for i := 0; i+1 < len(extra); i += 2 {
 		env[extra[i]] = extra[i+1]
 	}
@@ -155,7 +164,7 @@ func startIn(t *testing.T, dir string, key ed25519.PrivateKey, redisURL string, 
 			t.Errorf("server: %v", err)
 		}
 	})
-	w := &world{t: t, dir: dir, key: key, redisURL: redisURL, srv: srv, mail: filepath.Join(dir, "mail"), siem: filepath.Join(dir, "siem.jsonl"), addr: "http://" + srv.APIAddr(), proxy: "http://" + srv.ProxyAddr(), clock: c, tokens: map[string]string{}}
+	w := &world{t: t, dir: dir, key: key, redis: rdb, srv: srv, mail: filepath.Join(dir, "mail"), siem: filepath.Join(dir, "siem.jsonl"), addr: "http://" + srv.APIAddr(), proxy: "http://" + srv.ProxyAddr(), clock: c, tokens: map[string]string{}}
 	for name, claims := range users {
 		claims.TTL = 48 * time.Hour
 		tok, err := identity.Mint(key, cfg.JWTIssuer, cfg.JWTAudience, claims, c.Now())
@@ -439,7 +448,7 @@ func TestBinaries(t *testing.T) {
 		}
 		return out
 	}
-	lockbox, ctl := build("cmd/lockbox"), build("cmd/lockboxctl")
+	lockbox, ctl := lockboxBinary(t), build("cmd/lockboxctl")
 	runBinaries(t, lockbox, ctl)
 }
 

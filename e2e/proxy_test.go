@@ -207,11 +207,7 @@ func TestProxyThroughBinaries(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds binaries")
 	}
-	lockbox := filepath.Join(t.TempDir(), "lockbox")
-	if b, err := exec(t, "go", "build", "-o", lockbox, "../cmd/lockbox").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, b)
-	}
-	d := deploy(t, lockbox)
+	d := deploy(t, lockboxBinary(t))
 	exchange := d.upstreams.Service(demo.Exchange)
 	const mailboxes = "/exchange/tenants/contoso/mailboxes"
 	noGrant := `lockbox_proxy_denials_total{reason="no_grant",service="exchange"}`

@@ -12,13 +12,12 @@ import (
 	"github.com/lockbox-oss/lockbox/audit"
 	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/internal/clock"
-	"github.com/lockbox-oss/lockbox/internal/redistest"
 	"github.com/lockbox-oss/lockbox/internal/tenanttest"
 	"github.com/lockbox-oss/lockbox/tenants"
 )
 
 func TestMetrics(t *testing.T) {
-	rdb := redistest.Client(t)
+	rdb := testRedis(t)
 	c := clock.NewFake(t0)
 	log := audit.NewLog(rdb, c.Now)
 	ts := tenants.NewStore(rdb, log, c.Now)

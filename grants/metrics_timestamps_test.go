@@ -12,7 +12,6 @@ import (
 	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/clock"
-	"github.com/lockbox-oss/lockbox/internal/redistest"
 	"github.com/lockbox-oss/lockbox/internal/tenanttest"
 	"github.com/lockbox-oss/lockbox/tenants"
 )
@@ -25,7 +24,7 @@ func TestDeadlineAndGrantAgeGauges(t *testing.T) {
 		nextDeadline = "lockbox_requests_pending_next_deadline_timestamp_seconds"
 		oldestStart  = "lockbox_grants_active_oldest_start_timestamp_seconds"
 	)
-	rdb := redistest.Client(t)
+	rdb := testRedis(t)
 	c := clock.NewFake(t0)
 	log := audit.NewLog(rdb, c.Now)
 	ts := tenants.NewStore(rdb, log, c.Now)

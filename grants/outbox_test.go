@@ -11,7 +11,6 @@ import (
 	"github.com/lockbox-oss/lockbox/audit"
 	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/internal/clock"
-	"github.com/lockbox-oss/lockbox/internal/redistest"
 	"github.com/lockbox-oss/lockbox/internal/tenanttest"
 	"github.com/lockbox-oss/lockbox/tenants"
 )
@@ -28,7 +27,7 @@ func (o *recordingOutbox) EnqueueTx(ctx context.Context, p redis.Pipeliner, prev
 }
 
 func TestOutboxJoinsTheTransition(t *testing.T) {
-	rdb := redistest.Client(t)
+	rdb := testRedis(t)
 	c := clock.NewFake(t0)
 	log := audit.NewLog(rdb, c.Now)
 	ob := &recordingOutbox{}

@@ -98,6 +98,23 @@ func (c *Config) CheckAndSetDefaults() error {
 // request, its grant, its indexes and its audit record in one MULTI, so a
 // request can't be approved and expired at once and no change goes
 // unaudited.
+//
+// On Redis Cluster that MULTI stays in one hash slot: everything it
+// writes (the request, its grant, the tenant's request, deadline, pending
+// and active indexes, the open-request marker, the audit chain, the
+// notification outbox) carries the tenant's hash tag, and so does what it
+// watches (the request, the tenant's settings and approvers). Two
+// provider-wide indexes can't join it: request id → tenant (which tenant's
+// slot a request is in) and the provider-wide listing. Create writes them,
+// and the tenant set, idempotently before the request's own transaction, so
+// a committed request is normally always indexed; an entry whose request
+// never committed is skipped by readers. A write to them can still be lost
+// where the request's is not — they are on other nodes, and Redis
+// replicates asynchronously, so a failover can drop a node's last writes —
+// so Reindex rebuilds them from each tenant's own index, and the server runs
+// it as a job. An index only finds a request: every decision reads the
+// request itself, from its tenant's slot, and load refuses a request found
+// under a tenant it does not belong to.
 type Store struct {
 	cfg     Config
 	metrics *metrics
@@ -720,6 +737,11 @@ func (s *Store) load(ctx context.Context, g getter, tenant, id string) (Request,
 	var r Request
 	if err := json.Unmarshal(b, &r); err != nil {
 		return Request{}, fmt.Errorf("grants: request %s is corrupt: %w", id, err)
+	}
+	if r.Tenant != tenant || r.ID != id {
+		// Not this tenant's request, whatever led here (an index entry is
+		// only a hint): it is not found, never acted on as the tenant's.
+		return Request{}, newErr(ErrNotFound, "not_found", "request %s not found", id)
 	}
 	return r, nil
 }

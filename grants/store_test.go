@@ -42,22 +42,25 @@ var (
 )
 
 type env struct {
-	rdb     *redis.Client
+	rdb     redis.UniversalClient
 	clock   *clock.Fake
 	store   *grants.Store
 	tenants *tenants.Store
 	log     *audit.Log
 }
 
+// testRedis returns the Redis of a test: a database of the package's
+// redis-server, or the shared cluster within TestOnRedisCluster.
+var testRedis = func(t testing.TB) redis.UniversalClient { return redistest.Client(t) }
+
 func newEnv(t testing.TB) *env {
 	t.Helper()
-	rdb := redistest.Client(t)
-	return newEnvOn(t, rdb, clock.NewFake(t0))
+	return newEnvOn(t, testRedis(t), clock.NewFake(t0))
 }
 
 // newEnvOn builds a store on rdb; several of them over one Redis act like
 // several Lockbox replicas.
-func newEnvOn(t testing.TB, rdb *redis.Client, c *clock.Fake) *env {
+func newEnvOn(t testing.TB, rdb redis.UniversalClient, c *clock.Fake) *env {
 	t.Helper()
 	log := audit.NewLog(rdb, c.Now)
 	ts := tenants.NewStore(rdb, log, c.Now)
@@ -371,17 +374,17 @@ func TestList(t *testing.T) {
 // one request from separate replicas: exactly one transition wins, and the
 // audit log has exactly one record for it.
 func TestConcurrentDecisions(t *testing.T) {
-	rdb := redistest.Client(t)
-	opts := rdb.Options()
+	rdb := testRedis(t)
 	for round := range 20 {
 		c := clock.NewFake(t0)
 		replicas := make([]*env, 4)
 		for i := range replicas {
-			replicas[i] = newEnvOn(t, redis.NewClient(opts), c)
-			t.Cleanup(func() { replicas[i].rdb.Close() })
+			replicas[i] = newEnvOn(t, redistest.Clone(t, rdb), c)
 		}
 		ctx := context.Background()
-		rdb.FlushDB(ctx)
+		if err := redistest.Flush(ctx, rdb); err != nil {
+			t.Fatal(err)
+		}
 		tenanttest.Onboard(t, replicas[0].tenants, "contoso")
 		r := replicas[0].create(t, time.Hour)
 		replicas[0].act(t, r.ID, grants.ActionApprove, manager)

@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/lockbox-oss/lockbox/audit"
 	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/identity"
@@ -129,11 +127,9 @@ func TestLockboxOnEndsManagerOnlyGrants(t *testing.T) {
 // replicas. Whichever commits first, no grant that only the manager
 // approved is live once the switch is on.
 func TestLockboxOnRacesManagerApproval(t *testing.T) {
-	rdb := redistest.Client(t)
-	opts := rdb.Options()
+	rdb := testRedis(t)
 	c := clock.NewFake(t0)
-	a, b := newEnvOn(t, redis.NewClient(opts), c), newEnvOn(t, redis.NewClient(opts), c)
-	t.Cleanup(func() { a.rdb.Close(); b.rdb.Close() })
+	a, b := newEnvOn(t, redistest.Clone(t, rdb), c), newEnvOn(t, redistest.Clone(t, rdb), c)
 	ctx := context.Background()
 	outcomes := map[grants.State]int{}
 	for round := range 30 {

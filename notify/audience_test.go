@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/lockbox-oss/lockbox/grants"
+	"github.com/lockbox-oss/lockbox/internal/redistest"
 	"github.com/lockbox-oss/lockbox/internal/tenanttest"
 	"github.com/lockbox-oss/lockbox/notify"
 	"github.com/lockbox-oss/lockbox/tenants"
@@ -311,8 +312,7 @@ func TestExpiryWarning(t *testing.T) {
 		mb := &mailbox{}
 		var ws []*notify.Worker
 		for i := range 2 {
-			rdb := redis.NewClient(e.rdb.Options())
-			t.Cleanup(func() { rdb.Close() })
+			rdb := redistest.Clone(t, e.rdb)
 			ws = append(ws, mailWorker(t, e, mb, notify.Config{Redis: rdb, Consumer: fmt.Sprintf("replica-%d", i),
 				ExpiryWarning: 15 * time.Minute, Webhooks: []notify.WebhookConfig{{URL: hook.URL, Secret: secret}}}))
 		}

@@ -58,15 +58,19 @@ func operator(n int) grants.Actor {
 }
 
 type env struct {
-	rdb     *redis.Client
+	rdb     redis.UniversalClient
 	clock   *clock.Fake
 	store   *grants.Store
 	tenants *tenants.Store
 }
 
+// testRedis returns the Redis of a test: a database of the package's
+// redis-server, or the shared cluster within TestOnRedisCluster.
+var testRedis = func(t testing.TB) redis.UniversalClient { return redistest.Client(t) }
+
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	rdb := redistest.Client(t)
+	rdb := testRedis(t)
 	c := clock.NewFake(t0)
 	log := audit.NewLog(rdb, c.Now)
 	ts := tenants.NewStore(rdb, log, c.Now)
@@ -463,8 +467,7 @@ func TestTwoReplicasSendEachMessageOnce(t *testing.T) {
 	var wg sync.WaitGroup
 	workers := make([]*notify.Worker, 2)
 	for i := range workers {
-		rdb := redis.NewClient(e.rdb.Options())
-		t.Cleanup(func() { rdb.Close() })
+		rdb := redistest.Clone(t, e.rdb)
 		workers[i] = newWorker(t, notify.Config{
 			Redis: rdb, Now: e.clock.Now, Consumer: fmt.Sprintf("replica-%d", i), PollInterval: 5 * time.Millisecond,
 			Batch: 3, SMTP: &notify.SMTPConfig{Addr: srv.addr, From: "lockbox@provider.example"},

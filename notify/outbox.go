@@ -34,6 +34,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/lockbox-oss/lockbox/grants"
+	"github.com/lockbox-oss/lockbox/internal/keys"
 )
 
 // Kind names what happened: it is the "event" of webhook deliveries and
@@ -122,28 +123,25 @@ func KindOf(ev grants.Event) (Kind, bool) {
 	return "", false
 }
 
-// Key layout: everything of a tenant's outbox shares the tenant's hash tag,
-// so it is written in the same MULTI as the transition.
-func tagged(tenant, rest string) string { return "lockbox:{" + tenant + "}:" + rest }
+// Key layout (internal/keys): everything of a tenant's outbox shares the
+// tenant's hash tag, so it is written in the same MULTI as the transition.
 
 // OutboxKey is the tenant's outbox stream.
-func OutboxKey(tenant string) string { return tagged(tenant, "outbox") }
+func OutboxKey(tenant string) string { return keys.Outbox(tenant) }
 
 // DeadKey is the tenant's dead-letter stream: events given up on after the
 // maximum number of attempts, with the last error.
-func DeadKey(tenant string) string { return tagged(tenant, "outbox:dead") }
+func DeadKey(tenant string) string { return keys.OutboxDead(tenant) }
 
 // retryKey is a hash of entry id -> retry state (attempts, next attempt).
-func retryKey(tenant string) string { return tagged(tenant, "outbox:retry") }
+func retryKey(tenant string) string { return keys.OutboxRetry(tenant) }
 
 // sentKey marks one recipient of one entry as being sent or sent.
-func sentKey(tenant, id, recipient string) string {
-	return tagged(tenant, "outbox:sent:"+id+":"+recipient)
-}
+func sentKey(tenant, id, recipient string) string { return keys.OutboxSent(tenant, id, recipient) }
 
 // WarnedKey marks the request whose expiry warning was queued, so that it
 // is queued once however many replicas look for due warnings.
-func WarnedKey(tenant, id string) string { return tagged(tenant, "outbox:warned:"+id) }
+func WarnedKey(tenant, id string) string { return keys.OutboxWarned(tenant, id) }
 
 // Group is the consumer group every replica's worker joins.
 const Group = "lockbox-notify"

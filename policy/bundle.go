@@ -47,6 +47,8 @@ type bundle struct {
 	catalog  *Catalog
 	revision string // hex sha256 of the files it was built from
 	loaded   time.Time
+	// reads is the input fields the policy may read: the memo's key.
+	reads inputFields
 }
 
 // policyFile is one file of a policy directory that the bundle is built
@@ -229,5 +231,5 @@ func buildBundle(ctx context.Context, files []policyFile, dir string, now time.T
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidPolicy, err)
 	}
-	return &bundle{query: pq, catalog: catalog, revision: revisionOf(files), loaded: now}, nil
+	return &bundle{query: pq, catalog: catalog, revision: revisionOf(files), loaded: now, reads: readsOf(compiler.Modules)}, nil
 }

@@ -349,10 +349,10 @@ func (s *Snapshot) Activities(service string) ([]string, bool) {
 // builtin errors are fatal, a panic inside OPA becomes an error, and the
 // time it took is observed in lockbox_policy_evaluation_duration_seconds.
 //
-// A decision this Snapshot already made for an identical input (input.now
-// included) is served from memory instead of evaluating again: the policy is
-// a function of its input, so it is the same decision. Errors are never
-// remembered. The proxy passes input.now truncated to the second, so the
+// A decision this Snapshot already made for an input identical in every
+// field the policy may read (input.now included; see readsOf) is served from
+// memory instead of evaluating again: the policy is a function of what it
+// reads, so it is the same decision. Errors are never remembered. The proxy passes input.now truncated to the second, so the
 // calls of one second with identical inputs are decided once. The Reasons
 // of a decision may be shared with other callers: read them, never modify.
 func (s *Snapshot) Decide(ctx context.Context, in Input) (Decision, error) {
@@ -366,7 +366,7 @@ func (s *Snapshot) Decide(ctx context.Context, in Input) (Decision, error) {
 		return s.evaluate(ctx, &in)
 	}
 	bp := keyPool.Get().(*[]byte)
-	key := appendKey((*bp)[:0], &in)
+	key := appendKey((*bp)[:0], &in, s.b.reads)
 	defer func() { *bp = key; keyPool.Put(bp) }()
 	if d, ok := s.memo.lookup(in.Now, key); ok {
 		s.e.metrics.memoHits.Inc()

@@ -13,9 +13,9 @@ import (
 const memoMaxEntries = 1 << 16
 
 // memo remembers the decisions of one policy version for identical inputs.
-// A policy is a function of its input (and of the evaluation time, which is
-// input.now): the same input gets the same decision, so a decision made once
-// can be served again without evaluating. The memo belongs to a Snapshot,
+// A policy is a function of the input fields it reads (and of the evaluation
+// time, which is input.now): inputs alike in those get the same decision, so
+// a decision made once can be served again without evaluating. The memo belongs to a Snapshot,
 // so a reloaded policy starts with an empty one: nothing is ever carried
 // from one version to another.
 //
@@ -74,35 +74,56 @@ func (mm *memo) store(now string, key []byte, d Decision) {
 // keyPool recycles the buffers memo keys are built in.
 var keyPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
-// appendKey appends an encoding of every field of in except Now (the memo
-// generation holds that) to b. Each string is length-prefixed and each
-// list counted, so two different inputs never encode alike.
+// appendKey appends an encoding of the fields of in that reads names
+// (input.now aside: the memo generation holds that) to b. Each string is
+// length-prefixed and each list counted, so two inputs that differ in a
+// field read never encode alike. Whether there is a grant is always part of
+// the key: a policy may test it without reading any of its fields.
 //
 // Every field of Input must be here: a field left out would let two inputs
 // that differ in it share one decision. TestMemoKeyCoversEveryField fails
-// when a field is added to Input and not to this function.
-func appendKey(b []byte, in *Input) []byte {
-	b = appendStr(b, in.Operator.ID)
-	b = appendStrs(b, in.Operator.Roles)
-	c := &in.Call
-	for _, s := range [...]string{c.Method, c.Path, c.Service, c.Activity, c.Access, c.Tenant, c.ClientIP} {
-		b = appendStr(b, s)
+// when a field is added to Input and not to this function (or to
+// fieldPaths).
+func appendKey(b []byte, in *Input, reads inputFields) []byte {
+	str := func(f inputFields, s string) {
+		if reads.has(f) {
+			b = appendStr(b, s)
+		}
 	}
+	str(fOperatorID, in.Operator.ID)
+	if reads.has(fOperatorRoles) {
+		b = appendStrs(b, in.Operator.Roles)
+	}
+	c := &in.Call
+	str(fCallMethod, c.Method)
+	str(fCallPath, c.Path)
+	str(fCallService, c.Service)
+	str(fCallActivity, c.Activity)
+	str(fCallAccess, c.Access)
+	str(fCallTenant, c.Tenant)
+	str(fCallClientIP, c.ClientIP)
 	if g := in.Grant; g == nil {
 		b = append(b, 0)
 	} else {
 		b = append(b, 1)
-		for _, s := range [...]string{g.RequestID, g.Tenant, g.Operator, g.Service} {
-			b = appendStr(b, s)
+		str(fGrantRequestID, g.RequestID)
+		str(fGrantTenant, g.Tenant)
+		str(fGrantOperator, g.Operator)
+		str(fGrantService, g.Service)
+		if reads.has(fGrantActivities) {
+			b = appendStrs(b, g.Activities)
 		}
-		b = appendStrs(b, g.Activities)
-		b = appendStr(b, g.Approver)
-		b = appendBool(b, g.TenantApproved)
-		b = appendStr(b, g.ApprovedAt)
-		b = appendStr(b, g.ExpiresAt)
+		str(fGrantApprover, g.Approver)
+		if reads.has(fGrantTenantApproved) {
+			b = appendBool(b, g.TenantApproved)
+		}
+		str(fGrantApprovedAt, g.ApprovedAt)
+		str(fGrantExpiresAt, g.ExpiresAt)
 	}
-	b = appendStr(b, in.Tenant.ID)
-	b = appendBool(b, in.Tenant.LockboxEnabled)
+	str(fTenantID, in.Tenant.ID)
+	if reads.has(fTenantLockboxEnabled) {
+		b = appendBool(b, in.Tenant.LockboxEnabled)
+	}
 	return b
 }
 

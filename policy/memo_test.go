@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/open-policy-agent/opa/v1/ast"
+
 	lockboxrego "github.com/lockbox-oss/lockbox/rego"
 )
 
@@ -35,7 +37,7 @@ func fullInput() Input {
 // test fails on it.
 func TestMemoKeyCoversEveryField(t *testing.T) {
 	base := fullInput()
-	want := string(appendKey(nil, &base))
+	want := string(appendKey(nil, &base, allInputFields))
 	var visit func(path string, v reflect.Value)
 	visit = func(path string, v reflect.Value) {
 		switch v.Kind() {
@@ -48,7 +50,7 @@ func TestMemoKeyCoversEveryField(t *testing.T) {
 			if path == ".Grant" {
 				saved := v.Elem().Interface()
 				v.Set(reflect.Zero(v.Type()))
-				if string(appendKey(nil, &base)) == want {
+				if string(appendKey(nil, &base, allInputFields)) == want {
 					t.Errorf("%s: nil and set encode alike", path)
 				}
 				p := reflect.New(v.Type().Elem())
@@ -74,7 +76,7 @@ func TestMemoKeyCoversEveryField(t *testing.T) {
 		default:
 			t.Fatalf("%s: a %s field; teach appendKey (and this test) about it", path, v.Kind())
 		}
-		if string(appendKey(nil, &base)) == want {
+		if string(appendKey(nil, &base, allInputFields)) == want {
 			t.Errorf("%s: changing it leaves the memo key as it was; add it to appendKey", path)
 		}
 	}
@@ -82,8 +84,110 @@ func TestMemoKeyCoversEveryField(t *testing.T) {
 	// Moving bytes between neighbouring fields must change the key too.
 	a, b := fullInput(), fullInput()
 	a.Call.Method, a.Call.Path = "GE", "T/tenants/contoso/mailboxes"
-	if string(appendKey(nil, &a)) == string(appendKey(nil, &b)) {
+	if string(appendKey(nil, &a, allInputFields)) == string(appendKey(nil, &b, allInputFields)) {
 		t.Error("bytes moved between fields encode alike")
+	}
+}
+
+// TestMemoKeyFollowsReads: with the fields a policy reads, the key changes
+// with each of them and with nothing else; whether there is a grant is
+// always in it.
+func TestMemoKeyFollowsReads(t *testing.T) {
+	set := map[string]func(*Input){
+		"operator.id":            func(in *Input) { in.Operator.ID += "x" },
+		"operator.roles":         func(in *Input) { in.Operator.Roles = append(in.Operator.Roles, "x") },
+		"call.method":            func(in *Input) { in.Call.Method += "x" },
+		"call.path":              func(in *Input) { in.Call.Path += "x" },
+		"call.service":           func(in *Input) { in.Call.Service += "x" },
+		"call.activity":          func(in *Input) { in.Call.Activity += "x" },
+		"call.access":            func(in *Input) { in.Call.Access += "x" },
+		"call.tenant":            func(in *Input) { in.Call.Tenant += "x" },
+		"call.client_ip":         func(in *Input) { in.Call.ClientIP += "x" },
+		"grant.request_id":       func(in *Input) { in.Grant.RequestID += "x" },
+		"grant.tenant":           func(in *Input) { in.Grant.Tenant += "x" },
+		"grant.operator":         func(in *Input) { in.Grant.Operator += "x" },
+		"grant.service":          func(in *Input) { in.Grant.Service += "x" },
+		"grant.activities":       func(in *Input) { in.Grant.Activities = append(in.Grant.Activities, "x") },
+		"grant.approver":         func(in *Input) { in.Grant.Approver += "x" },
+		"grant.tenant_approved":  func(in *Input) { in.Grant.TenantApproved = !in.Grant.TenantApproved },
+		"grant.approved_at":      func(in *Input) { in.Grant.ApprovedAt += "x" },
+		"grant.expires_at":       func(in *Input) { in.Grant.ExpiresAt += "x" },
+		"tenant.id":              func(in *Input) { in.Tenant.ID += "x" },
+		"tenant.lockbox_enabled": func(in *Input) { in.Tenant.LockboxEnabled = !in.Tenant.LockboxEnabled },
+	}
+	if len(set) != len(fieldPaths) {
+		t.Fatalf("%d setters for %d fields", len(set), len(fieldPaths))
+	}
+	for path, f := range fieldPaths {
+		base := fullInput()
+		want := string(appendKey(nil, &base, f))
+		for other, change := range set {
+			in := fullInput()
+			change(&in)
+			if changed := string(appendKey(nil, &in, f)) != want; changed != (other == path) {
+				t.Errorf("reading only %s: changing %s changes the key: %t", path, other, changed)
+			}
+		}
+		noGrant := fullInput()
+		noGrant.Grant = nil
+		if string(appendKey(nil, &noGrant, f)) == want {
+			t.Errorf("reading only %s: no grant and a grant encode alike", path)
+		}
+	}
+}
+
+// TestReadsOf: the fields a policy may read, found in its compiled modules,
+// are every field under each reference's constant path; a reference to the
+// whole input, or one whose path is not constant below input, reads all.
+func TestReadsOf(t *testing.T) {
+	for _, tc := range []struct {
+		name, body string
+		want       inputFields
+	}{
+		{"leaves", `allow if input.call.method == "GET"
+allow if input.grant.tenant_approved`, fCallMethod | fGrantTenantApproved},
+		{"below a leaf", `allow if input.grant.activities[_] == "x"`, fGrantActivities},
+		{"a whole object", `allow if is_object(input.grant)`, fGrantRequestID | fGrantTenant | fGrantOperator | fGrantService |
+			fGrantActivities | fGrantApprover | fGrantTenantApproved | fGrantApprovedAt | fGrantExpiresAt},
+		{"a variable key", `allow if { some k; input.tenant[k] == true }`, fTenantID | fTenantLockboxEnabled},
+		{"the whole input", `allow if { walk(input, [p, v]); v == "x" }`, allInputFields},
+		{"a function's argument", `f(x) := x
+allow if f(input.call.client_ip) == "10.0.0.1"`, fCallClientIP},
+		{"only now", `allow if input.now != ""`, 0},
+		{"an import", `import input.call as c
+allow if c.path == "/"`, fCallPath},
+		{"an import used whole", `import input.call as c
+allow if count(c) > 7`, fCallMethod | fCallPath | fCallService | fCallActivity | fCallAccess | fCallTenant | fCallClientIP},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := ast.ParseModuleWithOpts("p.rego", "package p\n"+tc.body, ast.ParserOptions{RegoVersion: ast.RegoV1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := ast.NewCompiler().WithDefaultRegoVersion(ast.RegoV1)
+			if c.Compile(map[string]*ast.Module{"p.rego": m}); c.Failed() {
+				t.Fatal(c.Errors)
+			}
+			if got := readsOf(c.Modules); got != tc.want {
+				t.Errorf("reads %020b, want %020b", got, tc.want)
+			}
+		})
+	}
+	// The default policy: what makes the memo pay in production.
+	e, err := NewEngine(EngineConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reads := e.Snapshot().b.reads
+	for _, f := range []inputFields{fCallPath, fCallClientIP} {
+		if reads.has(f) {
+			t.Errorf("the default policy reads %020b; the memo would key on every path", f)
+		}
+	}
+	for _, f := range []inputFields{fOperatorID, fCallActivity, fCallTenant, fGrantExpiresAt, fTenantLockboxEnabled} {
+		if !reads.has(f) {
+			t.Errorf("the default policy is found not to read %020b", f)
+		}
 	}
 }
 
@@ -152,7 +256,7 @@ func TestMemoMatchesEvaluation(t *testing.T) {
 				if got.Allow != want.Allow || !slices.Equal(got.Reasons, want.Reasons) {
 					t.Fatalf("input %d %+v: fast path %+v, full evaluation %+v", i, in, got, want)
 				}
-				if _, ok := s.memo.lookup(in.Now, appendKey(nil, &in)); ok {
+				if _, ok := s.memo.lookup(in.Now, appendKey(nil, &in, s.b.reads)); ok {
 					remembered++
 				}
 			}

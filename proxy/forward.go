@@ -78,12 +78,23 @@ func ForwardedHeaders() []string { return slices.Clone(forwardedHeaders) }
 // environment (a stray HTTPS_PROXY would send signed grant headers through
 // a machine nobody chose). HTTP/2 is attempted only over TLS and only when
 // http2 is true; plain-http upstreams always get HTTP/1.1, never h2c.
-func NewTransport(http2 bool) *http.Transport {
+//
+// tlsConfig configures connections to https upstreams: which roots verify
+// them and the client certificate presented (Config.UpstreamTLS). Nil
+// means the system's roots and no client certificate; either way TLS 1.2
+// is the oldest version spoken.
+func NewTransport(http2 bool, tlsConfig *tls.Config) *http.Transport {
+	if tlsConfig == nil {
+		tlsConfig = &tls.Config{}
+	} else {
+		tlsConfig = tlsConfig.Clone()
+	}
+	tlsConfig.MinVersion = max(tlsConfig.MinVersion, tls.VersionTLS12)
 	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
 	return &http.Transport{
 		Proxy:                  nil,
 		DialContext:            dialer.DialContext,
-		TLSClientConfig:        &tls.Config{MinVersion: tls.VersionTLS12},
+		TLSClientConfig:        tlsConfig,
 		TLSHandshakeTimeout:    5 * time.Second,
 		ResponseHeaderTimeout:  30 * time.Second,
 		ExpectContinueTimeout:  time.Second,

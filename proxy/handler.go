@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -173,6 +174,12 @@ type Config struct {
 	// response-header timeout, is shared with the rest of the process, and
 	// follows HTTP_PROXY from the environment.
 	Transport http.RoundTripper
+	// UpstreamTLS configures the built transport's connections to https
+	// upstreams: RootCAs that verify them (the system's roots when nil)
+	// and a client certificate for upstreams that ask for one (mutual
+	// TLS). Nil means system roots, no client certificate. Ignored when
+	// Transport is set.
+	UpstreamTLS *tls.Config
 }
 
 // CheckAndSetDefaults rejects a configuration missing a dependency or with
@@ -224,7 +231,7 @@ func (c *Config) CheckAndSetDefaults() error {
 		for _, u := range c.Upstreams {
 			https = https || u.Scheme == "https"
 		}
-		c.Transport = NewTransport(https)
+		c.Transport = NewTransport(https, c.UpstreamTLS)
 	}
 	return nil
 }

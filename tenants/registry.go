@@ -264,8 +264,9 @@ func (s *Store) Onboard(ctx context.Context, p identity.Principal, clientIP stri
 	s.changed(t.ID)
 	s.scheduled(ctx, t.ID)
 	// The provider-wide index lives in another slot: written after the
-	// tenant's own transaction, and idempotent, so a failure here is
-	// repaired by the next write (Reindex).
+	// tenant's own transaction, and idempotent, so a failure here (or a
+	// failover that loses this write) is repaired by Reindex, which the
+	// server runs as a job.
 	if err := s.remember(ctx, t.ID); err != nil {
 		return Tenant{}, Settings{}, err
 	}

@@ -15,6 +15,13 @@
 // Approver rights come from the assignment kept here, not from a role claim
 // in a token, so only the tenant's global admins can create approvers.
 //
+// Every key of a tenant carries its Redis Cluster hash tag (internal/keys),
+// so each change — onboarding, a registry or settings change with the
+// grants it ends, an approver assignment — commits with its audit record
+// in one transaction on every topology. Only the provider-wide tenant set
+// is elsewhere: written after the tenant's transaction, idempotently, and
+// rebuilt from the registry entries by Reindex.
+//
 // It knows nothing of HTTP and must not import grants: the lifecycle's part
 // in a settings change reaches it through the Guard interface.
 package tenants
@@ -26,6 +33,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -407,4 +415,61 @@ func (s *Store) remember(ctx context.Context, tenant string) error {
 		return fault.Unavailable("tenants: remember tenant", err)
 	}
 	return nil
+}
+
+// Reindex adds to the provider-wide tenant set every tenant that has a
+// registry entry, and returns how many it added. The set is in a hash slot
+// of its own, written after each onboarding's transaction (remember); a
+// failover that drops that one write (Redis replicates asynchronously, and
+// on Cluster the set and the tenant are on different nodes) would hide
+// the tenant from the jobs that walk the set — request expiry,
+// notifications, retention, SIEM forwarding — and from provider-wide
+// listings. The registry entries are the truth: this finds every one of
+// them (SCAN, on every master of a cluster) and adds what is missing. It
+// only adds, so any number of replicas may run it at once.
+func (s *Store) Reindex(ctx context.Context) (int, error) {
+	var mu sync.Mutex
+	var found []string
+	scan := func(ctx context.Context, c redis.Cmdable) error {
+		var cursor uint64
+		for {
+			ks, next, err := c.Scan(ctx, cursor, keys.TenantEntryPattern, 1000).Result()
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			for _, k := range ks {
+				if t, ok := keys.TenantOfEntry(k); ok {
+					found = append(found, t)
+				}
+			}
+			mu.Unlock()
+			if cursor = next; cursor == 0 {
+				return nil
+			}
+		}
+	}
+	var err error
+	if cluster, ok := s.rdb.(*redis.ClusterClient); ok {
+		// A replica holds nothing its master doesn't: masters suffice.
+		err = cluster.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return scan(ctx, c) })
+	} else {
+		err = scan(ctx, s.rdb)
+	}
+	if err != nil {
+		return 0, fault.Unavailable("tenants: reindex", err)
+	}
+	added := 0
+	for chunk := range slices.Chunk(found, 500) {
+		members := make([]any, len(chunk))
+		for i, t := range chunk {
+			members[i] = t
+		}
+		n, err := s.rdb.SAdd(ctx, keys.Tenants(), members...).Result()
+		if err != nil {
+			return added, fault.Unavailable("tenants: reindex", err)
+		}
+		added += int(n)
+	}
+	return added, nil
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/lockbox-oss/lockbox/audit"
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/clock"
@@ -30,8 +32,15 @@ var (
 	operator   = p("alice", "", identity.RoleOperator)
 )
 
+// testRedis returns the Redis of a test: a database of the package's
+// redis-server, or the shared cluster within TestOnRedisCluster.
+var testRedis = func(t testing.TB) redis.UniversalClient { return redistest.Client(t) }
+
 func newStore(t *testing.T) (*tenants.Store, *audit.Log) {
-	rdb := redistest.Client(t)
+	return newStoreOn(t, testRedis(t))
+}
+
+func newStoreOn(t *testing.T, rdb redis.UniversalClient) (*tenants.Store, *audit.Log) {
 	c := clock.NewFake(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC))
 	log := audit.NewLog(rdb, c.Now)
 	s := tenants.NewStore(rdb, log, c.Now)
@@ -181,7 +190,7 @@ func TestApprovers(t *testing.T) {
 var lara = p("lara@provider.example", "", identity.RoleLockboxAdmin)
 
 func TestOnboard(t *testing.T) {
-	rdb := redistest.Client(t)
+	rdb := testRedis(t)
 	c := clock.NewFake(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC))
 	log := audit.NewLog(rdb, c.Now)
 	s := tenants.NewStore(rdb, log, c.Now)
@@ -285,7 +294,7 @@ func TestUpdateTenant(t *testing.T) {
 // TestAdoptLegacy: tenants Lockbox knew before onboarding existed are
 // registered once, keeping their switch.
 func TestAdoptLegacy(t *testing.T) {
-	rdb := redistest.Client(t)
+	rdb := testRedis(t)
 	ctx := context.Background()
 	log := audit.NewLog(rdb, nil)
 	s := tenants.NewStore(rdb, log, nil)

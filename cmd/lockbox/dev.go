@@ -110,14 +110,14 @@ func dev(ctx context.Context, env map[string]string, stdout, stderr io.Writer) e
 		log.Info("demo tenant services started", "upstreams", cfg.Upstreams)
 	}
 
-	if cfg.RedisURL == "" {
+	if !cfg.RedisConfigured() {
 		store, err := devstore.Start(ctx)
 		if err != nil {
 			return err
 		}
 		defer store.Close()
 		cfg.RedisURL = store.URL()
-		log.Info("using the embedded dev store (data is lost on exit); set LOCKBOX_REDIS_URL to use a Redis")
+		log.Info("using the embedded dev store (data is lost on exit); set LOCKBOX_REDIS_URL, LOCKBOX_REDIS_SENTINEL_ADDRS or LOCKBOX_REDIS_CLUSTER_ADDRS to use a Redis")
 	}
 	var signins []console.DevIdentity
 	if cfg.OIDCIssuer == "" {
@@ -136,11 +136,12 @@ func dev(ctx context.Context, env map[string]string, stdout, stderr io.Writer) e
 	if err := seedDemo(ctx, srv); err != nil {
 		return err
 	}
-	addr := "http://" + srv.APIAddr()
+	// Loopback HTTP unless LOCKBOX_TLS_CERT_FILE is set.
+	addr := srv.APIURL()
 	if err := writeTokens(cfg, key, addr, time.Now()); err != nil {
 		return err
 	}
-	printWelcome(stdout, cfg.DevDir, addr, "http://"+srv.ProxyAddr(), srv.MetricsAddr(), cfg.NotifyManagerAddresses)
+	printWelcome(stdout, cfg.DevDir, addr, srv.ProxyURL(), srv.MetricsURL(), cfg.NotifyManagerAddresses)
 	return srv.Run(ctx)
 }
 
@@ -226,7 +227,7 @@ Lockbox dev is running.
   console  %s/console/   (sign in as any dev identity)
   API      %s/v1   (OpenAPI: %s/v1/openapi.yaml)
   proxy    %s/{exchange,sharepoint,onedrive}/...   (demo tenant services behind it)
-  metrics  http://%s/metrics   health: /livez /readyz
+  metrics  %s/metrics   health: /livez /readyz
   tokens   %s/*.jwt  (operator, operator2, manager, admin, approver, auditor, lockbox-admin)
   tenants  contoso (Customer Lockbox on, approver adam@contoso.example), fabrikam
   mail     %s/mail/*.eml   (new requests to %s; requests awaiting contoso

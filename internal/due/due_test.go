@@ -14,7 +14,6 @@ import (
 	"github.com/lockbox-oss/lockbox/internal/clock"
 	"github.com/lockbox-oss/lockbox/internal/due"
 	"github.com/lockbox-oss/lockbox/internal/keys"
-	"github.com/lockbox-oss/lockbox/internal/redistest"
 )
 
 var t0 = time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
@@ -35,7 +34,7 @@ func ms(t time.Time) float64 { return float64(t.UnixMilli()) }
 
 func TestMarksOnlyMoveEarlier(t *testing.T) {
 	ctx := context.Background()
-	rdb := redistest.Client(t)
+	rdb := testRedis(t)
 	set := func(m due.Mark) {
 		t.Helper()
 		if err := due.Set(ctx, rdb, "contoso", m); err != nil {
@@ -62,7 +61,7 @@ func TestMarksOnlyMoveEarlier(t *testing.T) {
 // every due tenant once, and none that is not due yet.
 func TestClaimsAreExclusive(t *testing.T) {
 	ctx := context.Background()
-	rdb := redistest.Client(t)
+	rdb := testRedis(t)
 	c := clock.NewFake(t0)
 	const tenants = 500
 	for i := range tenants {
@@ -107,7 +106,7 @@ func TestClaimsAreExclusive(t *testing.T) {
 
 func TestDoneReschedulesUnlessMarkedMeanwhile(t *testing.T) {
 	ctx := context.Background()
-	rdb := redistest.Client(t)
+	rdb := testRedis(t)
 	c := clock.NewFake(t0)
 	x := due.New(rdb, due.Sweep, c.Now)
 	for _, tn := range []string{"a", "b", "c"} {
@@ -149,7 +148,7 @@ func TestDoneReschedulesUnlessMarkedMeanwhile(t *testing.T) {
 // tenants only for the lease.
 func TestDeadReplicasClaimFallsDue(t *testing.T) {
 	ctx := context.Background()
-	rdb := redistest.Client(t)
+	rdb := testRedis(t)
 	c := clock.NewFake(t0)
 	x := due.New(rdb, due.SIEM, c.Now)
 	x.Mark(ctx, "contoso", t0)
@@ -168,7 +167,7 @@ func TestDeadReplicasClaimFallsDue(t *testing.T) {
 
 func TestDrain(t *testing.T) {
 	ctx := context.Background()
-	rdb := redistest.Client(t)
+	rdb := testRedis(t)
 	c := clock.NewFake(t0)
 	x := due.New(rdb, due.Notify, c.Now)
 	var tenants []string
@@ -208,7 +207,7 @@ func TestDrain(t *testing.T) {
 // TestDrainReleasesClaimsWhenStopped: a replica stopped mid-drain hands the
 // tenants it claimed but did not finish back at once.
 func TestDrainReleasesClaimsWhenStopped(t *testing.T) {
-	rdb := redistest.Client(t)
+	rdb := testRedis(t)
 	c := clock.NewFake(t0)
 	x := due.New(rdb, due.Notify, c.Now)
 	for i := range 10 {
@@ -238,7 +237,7 @@ func TestDrainReleasesClaimsWhenStopped(t *testing.T) {
 
 func TestRescanRepairsLostMarks(t *testing.T) {
 	ctx := context.Background()
-	rdb := redistest.Client(t)
+	rdb := testRedis(t)
 	c := clock.NewFake(t0)
 	var ids []string
 	for i := range 1200 {
@@ -279,7 +278,7 @@ func TestRescanRepairsLostMarks(t *testing.T) {
 
 func TestBatchMarksEachTenantOncePerFlush(t *testing.T) {
 	ctx := context.Background()
-	rdb := redistest.Client(t)
+	rdb := testRedis(t)
 	c := clock.NewFake(t0)
 	b := due.NewBatch(rdb, c.Now, nil, due.AuditWritten)
 	var wg sync.WaitGroup

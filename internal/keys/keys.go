@@ -1,15 +1,49 @@
 // Package keys owns Lockbox's Redis key layout and the validation of every
 // identifier that becomes part of a key.
 //
-// All keys start with "lockbox:". Keys that change together carry the tenant
-// as a Redis Cluster hash tag ("lockbox:{contoso}:..."), so a transaction
-// over one tenant's request, grant and audit stream stays in one slot and the
-// same code runs on a single Redis, Sentinel or Redis Cluster.
+// All keys start with "lockbox:". The same code runs on a single Redis, on
+// the master of a Sentinel deployment, and on Redis Cluster, where a
+// transaction or a script may only touch keys of one hash slot. So:
+//
+//   - Every key of a tenant carries the tenant as the Cluster hash tag
+//     ("lockbox:{contoso}:..."): its registry entry, settings and
+//     approvers, its requests, their grants and indexes, its audit chain
+//     (stream, head, anchor) and its notification outbox. All of them are
+//     in one slot, so each change to a tenant — a request's transition with
+//     its grant, its audit record and its notifications; a settings change
+//     with the grants it ends; an approver assignment with its record — is
+//     one MULTI/EXEC (or one script) and is atomic on every topology.
+//   - A few keys are provider-wide and carry no tag: RequestIndex (request
+//     id → tenant), AllRequests (the provider-wide listing), Tenants (the
+//     set of tenants the background jobs walk), Due and DueRescan (the
+//     background jobs' schedules of tenants with work), ConsoleSession and
+//     ConsoleLogin. Each lives in a slot of its own, so none is ever
+//     written in a tenant's transaction. The indexes are written
+//     idempotently beside it (see grants.Store.Create, tenants.Store.Onboard,
+//     internal/due), and rebuilt from the tenants' own keys by repair jobs
+//     (tenants.Store.Reindex, grants.Store.Reindex, due.Rescan): they are
+//     eventually consistent, and only ever used to find a tenant's keys,
+//     never to decide anything. A schedule's scripts touch its one key.
+//     Console sessions are single keys, written alone.
+//   - The change events (internal/events) are a pub/sub channel, no key:
+//     PUBLISH inside a tenant's MULTI is allowed on Cluster and reaches
+//     subscribers on every node.
+//
+// Why an eventually consistent index can't grant access: what allows an
+// operator's call — the grant, the request it belongs to, the approvals in
+// the request's history, the tenant's switch and approvers, and the audit
+// record written before the call is forwarded — is all in the tenant's own
+// slot, read and written atomically there. An index entry that is missing
+// hides a request from a listing or a job until the repair job restores
+// it; an entry that is stale or wrong leads a reader to a tenant's key
+// that does not hold that request, which reads as "not found". Neither
+// can make a request approved, a grant exist, or a call pass.
 package keys
 
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // ErrInvalid is returned for identifiers that can't be used in a key.
@@ -151,11 +185,13 @@ func Approvers(tenant string) string { return tagged(tenant, "approvers") }
 func Audit(tenant string) string { return tagged(tenant, "audit") }
 
 // RequestIndex maps a request id to its tenant. It is written once, before
-// the request itself, and never changes.
+// the request itself, and never changes. It is provider-wide (no hash tag):
+// never part of a tenant's transaction.
 func RequestIndex(id string) string { return prefix + "reqidx:" + id }
 
 // AllRequests is a sorted set of "tenant/id" by creation time, for
-// provider-wide listings.
+// provider-wide listings. It is provider-wide (no hash tag): never part of
+// a tenant's transaction.
 func AllRequests() string { return prefix + "requests" }
 
 // Tenants is the set of onboarded tenants (and, from before onboarding
@@ -188,6 +224,44 @@ func AuditHead(tenant string) string { return tagged(tenant, "audit:head") }
 // AuditAnchor holds "<stream id> <hash>" of the last record retention
 // removed: the point the remaining chain starts from.
 func AuditAnchor(tenant string) string { return tagged(tenant, "audit:anchor") }
+
+// TenantEntryPattern matches the registry entries of every tenant (SCAN
+// MATCH), from which the tenant set is rebuilt; TenantOfEntry reads the
+// tenant back from one.
+const TenantEntryPattern = prefix + "{*}:tenant"
+
+// TenantOfEntry returns the tenant whose registry entry key is, and false
+// for any other key.
+func TenantOfEntry(key string) (string, bool) {
+	rest, ok := strings.CutPrefix(key, prefix+"{")
+	if !ok {
+		return "", false
+	}
+	t, ok := strings.CutSuffix(rest, "}:tenant")
+	if !ok || !IsTenant(t) {
+		return "", false
+	}
+	return t, true
+}
+
+// Outbox is the tenant's notification outbox stream.
+func Outbox(tenant string) string { return tagged(tenant, "outbox") }
+
+// OutboxDead is the tenant's dead-letter stream: notifications given up
+// on after the maximum number of attempts, with the last error.
+func OutboxDead(tenant string) string { return tagged(tenant, "outbox:dead") }
+
+// OutboxRetry is a hash of outbox entry id -> retry state.
+func OutboxRetry(tenant string) string { return tagged(tenant, "outbox:retry") }
+
+// OutboxSent marks one recipient of one outbox entry as being sent or
+// sent.
+func OutboxSent(tenant, id, recipient string) string {
+	return tagged(tenant, "outbox:sent:"+id+":"+recipient)
+}
+
+// OutboxWarned marks the request whose expiry warning was queued.
+func OutboxWarned(tenant, id string) string { return tagged(tenant, "outbox:warned:"+id) }
 
 // ConsoleSession holds one console session, by the SHA-256 of its cookie
 // value (hex), so a copy of the database reveals no usable cookie.

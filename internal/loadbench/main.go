@@ -10,6 +10,7 @@
 //	make loadbench
 //	go run ./internal/loadbench -replicas 1          # LOCKBOX_AUDIT_REPLICAS=1, with a replica
 //	go run ./internal/loadbench -redis-arg=--appendonly -redis-arg=yes -redis-arg=--appendfsync -redis-arg=always
+//	go run ./internal/loadbench -soak 10m -rate 500   # fixed-rate soak: memory and goroutines over time
 //
 // The load generator runs in the same process as the servers, so absolute
 // numbers are lower than a separate generator would show; the ratio, from
@@ -59,8 +60,17 @@ func main() {
 		redisArgs = append(redisArgs, s)
 		return nil
 	})
+	soakFor := flag.Duration("soak", 0, "instead of the closed-loop runs: drive Lockbox alone at -rate calls per second for this long, and report its memory and goroutines every -sample")
+	rate := flag.Int("rate", 500, "calls per second of -soak (open loop)")
+	every := flag.Duration("sample", 30*time.Second, "how often -soak samples")
 	flag.Parse()
-	if err := run(*conns, *dur, *warm, os.Stdout); err != nil {
+	var err error
+	if *soakFor > 0 {
+		err = soak(*soakFor, *rate, *every, os.Stdout)
+	} else {
+		err = run(*conns, *dur, *warm, os.Stdout)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "loadbench:", err)
 		os.Exit(1)
 	}
@@ -287,7 +297,6 @@ func load(url, auth string, conns int, warm, dur time.Duration) result {
 		wg        sync.WaitGroup
 	)
 	stopAt.Store(time.Now().Add(warm + dur).UnixNano())
-	start := time.Now()
 	for range conns {
 		wg.Go(func() {
 			mine := make([]time.Duration, 0, 1<<14)
@@ -324,7 +333,6 @@ func load(url, auth string, conns int, warm, dur time.Duration) result {
 	measured := time.Now()
 	wg.Wait()
 	elapsed := time.Since(measured)
-	_ = start
 	slices.Sort(lat)
 	r := result{rps: float64(len(lat)) / elapsed.Seconds(), errors: errs.Load()}
 	if len(lat) > 0 {

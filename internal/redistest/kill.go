@@ -21,19 +21,32 @@ var ErrKilled = errors.New("redistest: this replica was killed")
 // SIGKILL sends nothing more, while everything it sent before stands.
 // KillAfter picks the moment: the client dies right after Redis answered
 // the first command for which when returns true.
-func Killable(t testing.TB, like *redis.Client) *Kill {
+// like may be a client of one server or of a cluster.
+func Killable(t testing.TB, like redis.UniversalClient) *Kill {
 	t.Helper()
-	opts := *like.Options()
-	c := redis.NewClient(&opts)
-	t.Cleanup(func() { c.Close() })
-	k := &Kill{Client: c}
-	c.AddHook(k)
+	k := &Kill{}
+	switch r := like.(type) {
+	case *redis.Client:
+		opts := *r.Options()
+		k.UniversalClient = redis.NewClient(&opts)
+	case *redis.ClusterClient:
+		// A cluster client's own hooks miss what runs on one node's
+		// client, such as a WATCH transaction: hook every node as well.
+		opts := *r.Options()
+		c := redis.NewClusterClient(&opts)
+		c.OnNewNode(func(n *redis.Client) { n.AddHook(k) })
+		k.UniversalClient = c
+	default:
+		t.Fatalf("redistest: can't make a killable %T", like)
+	}
+	t.Cleanup(func() { k.UniversalClient.Close() })
+	k.AddHook(k)
 	return k
 }
 
 // Kill is a killable client; see Killable.
 type Kill struct {
-	*redis.Client
+	redis.UniversalClient
 	dead atomic.Bool
 	when atomic.Pointer[func(redis.Cmder) bool]
 }
@@ -63,7 +76,7 @@ func Command(name string, arg ...string) func(redis.Cmder) bool {
 func (k *Kill) check(cmds ...redis.Cmder) {
 	if w := k.when.Load(); w != nil {
 		for _, c := range cmds {
-			if (*w)(c) {
+			if (*w)(c) && !redirected(c.Err()) {
 				k.dead.Store(true)
 				return
 			}
@@ -89,7 +102,9 @@ func (k *Kill) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 			return ErrKilled
 		}
 		err := next(ctx, cmd)
-		k.check(cmd)
+		if !redirected(err) {
+			k.check(cmd)
+		}
 		return err
 	}
 }
@@ -108,4 +123,21 @@ func (k *Kill) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Process
 		k.check(cmds...)
 		return err
 	}
+}
+
+// redirected reports whether Redis refused a command without running it,
+// asking for it again in another form or on another node (NOSCRIPT before
+// a script's EVAL, MOVED, ASK, TRYAGAIN on Cluster): the kill waits for the
+// command that runs.
+func redirected(err error) bool {
+	var rerr redis.Error
+	if err == nil || !errors.As(err, &rerr) {
+		return false
+	}
+	for _, p := range []string{"NOSCRIPT", "MOVED ", "ASK ", "TRYAGAIN", "CLUSTERDOWN"} {
+		if strings.HasPrefix(err.Error(), p) {
+			return true
+		}
+	}
+	return false
 }

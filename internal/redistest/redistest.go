@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -88,14 +89,42 @@ func Client(t testing.TB) *redis.Client {
 type Server struct {
 	URL  string
 	Addr string // host:port
+	Port int
+	dir  string
+	args []string
 	cmd  *exec.Cmd
 }
 
-// Stop kills the server. A stopped server refuses connections at once.
+// Stop kills the server (SIGKILL, as kill -9 does): it writes nothing more
+// and refuses connections at once.
 func (s *Server) Stop() {
 	if s.cmd.Process != nil {
 		_ = s.cmd.Process.Kill()
 	}
+}
+
+// Restart starts the server again on the same port and in the same
+// directory, with the options it was first started with and then args
+// (later options win: "--replicaof", host, port makes it a replica).
+func (s *Server) Restart(args ...string) error {
+	s.Stop()
+	_, cmd, err := spawnOn(s.Port, s.dir, append(slices.Clone(s.args), args...)...)
+	if err != nil {
+		return err
+	}
+	s.cmd = cmd
+	return nil
+}
+
+// remove stops the server and deletes its directory.
+func (s *Server) remove() {
+	s.Stop()
+	// A killed server writes nothing more; wait until it is gone so that
+	// its port is free for the next test.
+	for i := 0; i < 100 && ping(s.Addr); i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	_ = os.RemoveAll(s.dir)
 }
 
 // StartServer starts a dedicated redis-server for t, stopped when t ends.
@@ -106,41 +135,48 @@ func StartServer(t testing.TB, args ...string) *Server {
 	if err != nil {
 		t.Fatalf("redistest: %v (install redis-server)", err)
 	}
-	t.Cleanup(s.Stop)
+	t.Cleanup(s.remove)
 	return s
 }
 
 // Start starts a dedicated redis-server outside a test (benchmark
 // programs); the caller stops it.
 func Start(args ...string) (*Server, error) {
-	url, cmd, err := spawn(args...)
+	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
+	dir, err := os.MkdirTemp("", "lockbox-redistest-")
+	if err != nil {
+		return nil, err
+	}
+	url, cmd, err := spawnOn(port, dir, args...)
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, err
+	}
 	opts, _ := redis.ParseURL(url)
-	return &Server{URL: url, Addr: opts.Addr, cmd: cmd}, nil
+	return &Server{URL: url, Addr: opts.Addr, Port: port, dir: dir, args: args, cmd: cmd}, nil
 }
 
 func start() (string, error) {
 	if u := os.Getenv(EnvURL); u != "" {
 		return u, nil
 	}
-	url, _, err := spawn()
-	return url, err
+	s, err := Start()
+	if err != nil {
+		return "", err
+	}
+	atExit(s.remove)
+	return s.URL, nil
 }
 
-func spawn(args ...string) (string, *exec.Cmd, error) {
+// spawnOn starts a redis-server on port with dir as its working directory
+// and waits until it answers.
+func spawnOn(port int, dir string, args ...string) (string, *exec.Cmd, error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		return "", nil, fmt.Errorf("redis-server not found on PATH")
-	}
-	port, err := freePort()
-	if err != nil {
-		return "", nil, err
-	}
-	dir, err := os.MkdirTemp("", "lockbox-redistest-")
-	if err != nil {
-		return "", nil, err
 	}
 	cmd := exec.Command(bin,
 		"--port", fmt.Sprint(port),
@@ -150,17 +186,25 @@ func spawn(args ...string) (string, *exec.Cmd, error) {
 		"--databases", fmt.Sprint(databases),
 		"--dir", dir,
 		"--logfile", filepath.Join(dir, "redis.log"),
+		// A replica syncs at once, not after the default 5 s wait for
+		// more replicas to share the transfer.
+		"--repl-diskless-sync-delay", "0",
 	)
 	cmd.Args = append(cmd.Args, args...)
+	return startProcess(cmd, fmt.Sprintf("127.0.0.1:%d", port), filepath.Join(dir, "redis.log"))
+}
+
+// startProcess starts cmd, a redis-server (or sentinel) that will listen
+// on addr, and waits until it answers PING.
+func startProcess(cmd *exec.Cmd, addr, logfile string) (string, *exec.Cmd, error) {
 	// The server must die with the test binary, even when the binary is
 	// killed by a timeout: Go runs no exit hooks, so the kernel sends it
 	// SIGKILL when we go.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		return "", nil, fmt.Errorf("start redis-server: %w", err)
+		return "", nil, fmt.Errorf("start %s: %w", filepath.Base(cmd.Path), err)
 	}
 	go func() { _ = cmd.Wait() }() // reap it if it dies early
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		if ping(addr) {
@@ -169,8 +213,8 @@ func spawn(args ...string) (string, *exec.Cmd, error) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	_ = cmd.Process.Kill()
-	log, _ := os.ReadFile(filepath.Join(dir, "redis.log"))
-	return "", nil, fmt.Errorf("redis-server on %s did not become ready: %s", addr, strings.TrimSpace(string(log)))
+	log, _ := os.ReadFile(logfile)
+	return "", nil, fmt.Errorf("%s on %s did not become ready: %s", filepath.Base(cmd.Path), addr, strings.TrimSpace(string(log)))
 }
 
 func ping(addr string) bool {

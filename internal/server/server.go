@@ -9,7 +9,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -102,6 +101,7 @@ type Server struct {
 
 	apiLn, proxyLn, metricsLn net.Listener
 	apiSrv, proxySrv, metSrv  *http.Server
+	tls                       tlsState
 }
 
 // New builds every component from cfg. It fails when Redis is unreachable
@@ -118,6 +118,9 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 
 	var err error
 	if s.Policy, err = loadPolicy(cfg, opts, s.Registry); err != nil {
+		return nil, err
+	}
+	if s.tls, err = loadTLS(cfg, opts); err != nil {
 		return nil, err
 	}
 	var upstreams map[string]*url.URL
@@ -199,7 +202,9 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 	s.metSrv = &http.Server{
 		Handler:           metricsHandler,
 		ReadHeaderTimeout: 5 * time.Second,
+		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
 	}
+	s.useTLS()
 	return s, nil
 }
 
@@ -262,6 +267,7 @@ func (s *Server) newProxy(cfg config.Config, opts Options, upstreams map[string]
 		Auditor: markingAuditor{auditor, s.auditMarks}, SigningKey: signingKey,
 		Now: opts.Now, Logger: opts.Logger.With("component", "proxy"), Registerer: s.Registry,
 		GrantTimeout: cfg.GrantTimeout, AuditTimeout: cfg.AuditTimeout,
+		UpstreamTLS: s.tls.upstream,
 	}); err != nil {
 		return err
 	}
@@ -270,8 +276,8 @@ func (s *Server) newProxy(cfg config.Config, opts Options, upstreams map[string]
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
-		// HTTP/1.1 only: no h2c upgrade path, no protocol tricks.
-		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
+		// HTTP/2 over TLS only, never h2c: see proxyProtocols.
+		Protocols: proxyProtocols(),
 	}
 	return nil
 }
@@ -320,39 +326,62 @@ func loadPolicy(cfg config.Config, opts Options, reg prometheus.Registerer) (*po
 	return e, err
 }
 
-// connect opens a UniversalClient whose calls honour their context's
-// deadline, and checks Redis answers.
+// connect opens a UniversalClient on the configured Redis — one server,
+// the master a Sentinel deployment names (followed through failovers), or
+// a Redis Cluster — whose calls honour their context's deadline, and checks
+// Redis answers.
 func connect(ctx context.Context, cfg config.Config) (redis.UniversalClient, error) {
-	opts, err := redis.ParseURL(cfg.RedisURL)
+	opts, err := cfg.RedisOptions()
 	if err != nil {
-		return nil, fmt.Errorf("LOCKBOX_REDIS_URL: %w", err)
+		return nil, err
 	}
 	// Without ContextTimeoutEnabled go-redis ignores ctx deadlines and uses
 	// only its socket timeouts.
-	rdb := redis.NewUniversalClient(&redis.UniversalOptions{
-		Addrs:                 []string{opts.Addr},
-		DB:                    opts.DB,
-		Username:              opts.Username,
-		Password:              opts.Password,
-		TLSConfig:             opts.TLSConfig,
-		Protocol:              opts.Protocol,
-		DialTimeout:           cfg.RedisTimeout,
-		ReadTimeout:           cfg.RedisTimeout,
-		WriteTimeout:          cfg.RedisTimeout,
-		ContextTimeoutEnabled: true,
-	})
+	var rdb redis.UniversalClient
+	var where string
+	switch {
+	case opts.Single != nil:
+		o := opts.Single
+		o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.ContextTimeoutEnabled = cfg.RedisTimeout, cfg.RedisTimeout, cfg.RedisTimeout, true
+		rdb, where = redis.NewClient(o), "the Redis at "+o.Addr
+	case opts.Failover != nil:
+		o := opts.Failover
+		o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.ContextTimeoutEnabled = cfg.RedisTimeout, cfg.RedisTimeout, cfg.RedisTimeout, true
+		rdb, where = redis.NewFailoverClient(o), fmt.Sprintf("the master %q of the sentinels at %s", o.MasterName, strings.Join(o.SentinelAddrs, ","))
+	case opts.Cluster != nil:
+		o := opts.Cluster
+		o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.ContextTimeoutEnabled = cfg.RedisTimeout, cfg.RedisTimeout, cfg.RedisTimeout, true
+		// While a slot moves, a tenant's keys answer with ASK (and a
+		// script over two of them, briefly, TRYAGAIN): allow a few more
+		// hops than go-redis's 3 before a call fails.
+		o.MaxRedirects = 8
+		rdb, where = redis.NewClusterClient(o), "the Redis Cluster at "+strings.Join(o.Addrs, ",")
+	}
 	pctx, cancel := context.WithTimeout(ctx, cfg.RedisTimeout)
 	defer cancel()
 	if err := rdb.Ping(pctx).Err(); err != nil {
 		rdb.Close()
-		return nil, fmt.Errorf("LOCKBOX_REDIS_URL: redis at %s does not answer: %w", opts.Addr, err)
+		return nil, fmt.Errorf("%s: %s does not answer: %w", cfg.RedisVar(), where, err)
 	}
 	if cfg.AuditAOF && cfg.Runs(config.ComponentProxy) {
 		// Found out now, not on the first call: WAITAOF needs Redis 7.2
-		// and appendonly yes. A wait of 1 ms for the local fsync costs nothing.
-		if err := rdb.Do(pctx, "WAITAOF", 1, 0, 1).Err(); err != nil {
+		// and appendonly yes. A wait of 1 ms for the local fsync costs
+		// nothing. On a cluster every master holds some tenant's audit
+		// stream: each must be able to confirm.
+		probe := func(ctx context.Context, c *redis.Client) error {
+			if err := c.Do(ctx, "WAITAOF", 1, 0, 1).Err(); err != nil {
+				return fmt.Errorf("%s: %w", c.Options().Addr, err)
+			}
+			return nil
+		}
+		if cluster, ok := rdb.(*redis.ClusterClient); ok {
+			err = cluster.ForEachMaster(pctx, probe)
+		} else {
+			err = rdb.Do(pctx, "WAITAOF", 1, 0, 1).Err()
+		}
+		if err != nil {
 			rdb.Close()
-			return nil, fmt.Errorf("LOCKBOX_AUDIT_AOF: the Redis at %s can't confirm fsyncs (WAITAOF needs Redis 7.2 or later with appendonly yes): %w", opts.Addr, err)
+			return nil, fmt.Errorf("LOCKBOX_AUDIT_AOF: %s can't confirm fsyncs (WAITAOF needs Redis 7.2 or later with appendonly yes): %w", where, err)
 		}
 	}
 	return rdb, nil
@@ -382,6 +411,7 @@ func (s *Server) Listen() error {
 		}
 		*w.ln = ln
 	}
+	s.warnPlainHTTP()
 	return nil
 }
 
@@ -430,7 +460,7 @@ func (s *Server) Run(ctx context.Context) error {
 		background = append(background, s.events.Run)
 	}
 	if s.cfg.Runs(config.ComponentJobs) {
-		background = append(background, s.sweepLoop, func(ctx context.Context) { _ = s.Notifier.Run(ctx) }, s.rescan().Run)
+		background = append(background, s.sweepLoop, s.reindexLoop, func(ctx context.Context) { _ = s.Notifier.Run(ctx) }, s.rescan().Run)
 		if s.siem != nil {
 			background = append(background, func(ctx context.Context) { _ = s.siem.Run(ctx) })
 		}
@@ -506,13 +536,6 @@ func (s *Server) openSIEM(cfg config.Config, opts Options) error {
 		return err
 	}
 	s.siemClose = closer
-	return nil
-}
-
-func serve(srv *http.Server, ln net.Listener) error {
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
 	return nil
 }
 
@@ -592,6 +615,48 @@ func (s *Server) rescan() *due.Rescan {
 	owner, _ := os.Hostname()
 	return &due.Rescan{Redis: s.Redis, Now: s.now, Probes: probes, Interval: s.cfg.JobsRescanInterval,
 		Owner: owner, Logger: s.log.With("component", "due")}
+}
+
+// reindexInterval is how often a jobs replica restores the provider-wide
+// indexes; each pass after the first covers the requests created since the
+// pass before it, with this much again as margin.
+const reindexInterval = time.Hour
+
+// reindexLoop restores the provider-wide indexes (the tenant set, request
+// id → tenant, the provider-wide listing) from the tenants' own keys: at
+// start-up over everything, then every reindexInterval over the recent
+// requests. They live outside the tenants' hash slots and are written
+// beside the tenants' transactions, so a Redis failover can lose a write of
+// theirs that the tenant's own data kept (see keys). Several replicas may
+// run it at once: it only adds what is missing.
+func (s *Server) reindexLoop(ctx context.Context) {
+	var since time.Time // the first pass covers every request
+	for {
+		start := s.now()
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+		tenants, err := s.Tenants.Reindex(rctx)
+		requests := 0
+		if err == nil {
+			requests, err = s.Requests.Reindex(rctx, since)
+		}
+		cancel()
+		switch {
+		case err != nil && ctx.Err() == nil:
+			s.log.Warn("restoring the provider-wide indexes failed; retrying later", "err", err)
+		case tenants+requests > 0:
+			// Only a lost write leaves anything to restore: worth a look
+			// at what Redis went through.
+			s.log.Warn("restored provider-wide index entries a lost Redis write had dropped", "tenants", tenants, "request_entries", requests)
+		}
+		if err == nil {
+			since = start.Add(-reindexInterval)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(reindexInterval):
+		}
+	}
 }
 
 // newNotifier builds the worker that delivers the notification outbox by

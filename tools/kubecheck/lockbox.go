@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"net"
@@ -29,7 +30,42 @@ const lockboxContainer = "lockbox"
 var secretFileVars = []string{
 	"LOCKBOX_JWT_JWKS_FILE", "LOCKBOX_JWT_HMAC_SECRET_FILE", "LOCKBOX_PROXY_SIGNING_KEY_FILE",
 	"LOCKBOX_SMTP_PASSWORD_FILE", "LOCKBOX_WEBHOOK_SECRET_FILE", "LOCKBOX_OIDC_CLIENT_SECRET_FILE",
+	"LOCKBOX_TLS_CERT_FILE", "LOCKBOX_TLS_KEY_FILE", "LOCKBOX_UPSTREAM_CLIENT_CERT_FILE", "LOCKBOX_UPSTREAM_CLIENT_KEY_FILE",
+	"LOCKBOX_REDIS_PASSWORD_FILE", "LOCKBOX_REDIS_SENTINEL_PASSWORD_FILE",
+	// The CA and the client certificate are no secret, but they come
+	// with the key, in the Secret cert-manager writes.
+	"LOCKBOX_REDIS_TLS_CA_FILE", "LOCKBOX_REDIS_TLS_CERT_FILE", "LOCKBOX_REDIS_TLS_KEY_FILE",
 }
+
+// renewedFileVars name certificates Lockbox re-reads when they change
+// (cert-manager renewing them): the kubelet never updates a subPath mount,
+// so on one the renewal would never be served.
+var renewedFileVars = []string{
+	"LOCKBOX_TLS_CERT_FILE", "LOCKBOX_TLS_KEY_FILE", "LOCKBOX_UPSTREAM_CLIENT_CERT_FILE", "LOCKBOX_UPSTREAM_CLIENT_KEY_FILE",
+}
+
+// metricsTLS reports whether the metrics port serves TLS, as config
+// decides it: a certificate is set and LOCKBOX_TLS_LISTENERS (all three
+// listeners when unset) names metrics.
+func metricsTLS(env map[string]string) bool {
+	if env["LOCKBOX_TLS_CERT_FILE"] == "" {
+		return false
+	}
+	list, ok := env["LOCKBOX_TLS_LISTENERS"]
+	if !ok {
+		list = "proxy,api,metrics"
+	}
+	for l := range strings.SplitSeq(list, ",") {
+		if strings.TrimSpace(l) == "metrics" {
+			return true
+		}
+	}
+	return false
+}
+
+// redisVars name the Redis of a deployment: "lockbox serve" needs exactly
+// one of them.
+var redisVars = []string{"LOCKBOX_REDIS_URL", "LOCKBOX_REDIS_SENTINEL_ADDRS", "LOCKBOX_REDIS_CLUSTER_ADDRS"}
 
 // controlPlaneSecretVars name secrets only the API or the jobs read. A
 // sidecar runs neither, so in a tenant's pod they would be exposure for
@@ -224,7 +260,16 @@ func (b *bundle) checkLockboxContainer(w workload, c corev1.Container) []error {
 	}
 	// The control plane needs the policy too: the API checks requested
 	// activities against the catalog beside it.
-	required := []string{"LOCKBOX_REDIS_URL", "LOCKBOX_POLICY_DIR"}
+	required := []string{"LOCKBOX_POLICY_DIR"}
+	var redis []string
+	for _, v := range redisVars {
+		if env[v] != "" {
+			redis = append(redis, v)
+		}
+	}
+	if len(redis) != 1 {
+		fail("sets %v: exactly one of %s names its Redis", redis, strings.Join(redisVars, ", "))
+	}
 	if runs[serveProxy] {
 		required = append(required, "LOCKBOX_UPSTREAMS", "LOCKBOX_PROXY_SIGNING_KEY_FILE")
 	}
@@ -248,14 +293,26 @@ func (b *bundle) checkLockboxContainer(w workload, c corev1.Container) []error {
 	case !hasPort(c, metricsPort):
 		fail("LOCKBOX_METRICS_ADDR port %d is not a declared container port", metricsPort)
 	}
+	wantScheme := corev1.URISchemeHTTP
+	if metricsTLS(env) {
+		wantScheme = corev1.URISchemeHTTPS
+	}
 	for _, p := range []struct {
 		kind  string
 		probe *corev1.Probe
 		path  string
-	}{{"liveness", c.LivenessProbe, "/livez"}, {"readiness", c.ReadinessProbe, "/readyz"}} {
+	}{{"liveness", c.LivenessProbe, "/livez"}, {"readiness", c.ReadinessProbe, "/readyz"}, {"startup", c.StartupProbe, "/livez"}} {
+		if p.kind == "startup" && p.probe == nil {
+			continue // optional
+		}
 		if p.probe == nil || p.probe.HTTPGet == nil {
 			fail("no HTTP %s probe", p.kind)
 			continue
+		}
+		// A probe speaking the wrong protocol fails: the pod would never
+		// be ready, or be restarted forever.
+		if scheme := cmp.Or(p.probe.HTTPGet.Scheme, corev1.URISchemeHTTP); scheme != wantScheme {
+			fail("%s probe scheme %s, but the metrics port serves %s (LOCKBOX_TLS_CERT_FILE, LOCKBOX_TLS_LISTENERS)", p.kind, scheme, wantScheme)
 		}
 		if p.probe.HTTPGet.Path != p.path {
 			fail("%s probe path %q, want %q", p.kind, p.probe.HTTPGet.Path, p.path)
@@ -300,6 +357,8 @@ func (b *bundle) checkLockboxContainer(w workload, c corev1.Container) []error {
 			fail("%s %s is not on a mounted Secret", name, file)
 		case !projects(v, m, file):
 			fail("%s %s is not among the items volume %s projects", name, file, v.Name)
+		case slices.Contains(renewedFileVars, name) && (m.SubPath != "" || m.SubPathExpr != ""):
+			fail("%s %s is a subPath mount, which never sees the Secret's updates: a renewed certificate would never be served", name, file)
 		}
 	}
 	return errs
@@ -576,6 +635,9 @@ func onlyConfigMaps(v corev1.Volume) bool {
 // a volume that lists items holds those alone.
 func projects(v corev1.Volume, m corev1.VolumeMount, file string) bool {
 	rel := strings.TrimPrefix(path.Clean(file), path.Clean(m.MountPath)+"/")
+	if path.Clean(file) == path.Clean(m.MountPath) {
+		rel = "" // the mount is the file itself (subPath)
+	}
 	if m.SubPath != "" {
 		rel = path.Join(m.SubPath, rel)
 	}

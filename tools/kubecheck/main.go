@@ -2,7 +2,8 @@
 // "make deploy-check". Each argument is one rendered bundle (the output of
 // kustomize build or helm template), and every document in it must:
 //
-//   - decode strictly into a Kubernetes or Prometheus Operator API type: an
+//   - decode strictly into a Kubernetes, Prometheus Operator or cert-manager
+//     API type: an
 //     unknown or duplicate field, or a kind this program does not know, is an
 //     error, never a skip, because the API server would drop such a field
 //     silently or refuse the object at apply time;
@@ -29,6 +30,7 @@ import (
 	"os"
 	"strings"
 
+	certmanagerv1 "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -92,7 +94,7 @@ func checkFile(name string) (int, []error) {
 
 var codec = func() runtime.Decoder {
 	scheme := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, monitoringv1.AddToScheme} {
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, monitoringv1.AddToScheme, certmanagerv1.AddToScheme} {
 		if err := add(scheme); err != nil {
 			panic(err)
 		}

@@ -34,6 +34,16 @@ app.kubernetes.io/name: {{ required "sidecar.workload.name is required" .Values.
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
+{{/* lockbox.metricsTLS is "true" when the metrics port serves TLS. */}}
+{{- define "lockbox.metricsTLS" -}}
+{{- if and .Values.tls.enabled (has "metrics" (splitList "," (.Values.tls.listeners | replace " " ""))) -}}true{{- end -}}
+{{- end -}}
+
+{{/* lockbox.probeScheme is the scheme of probes on the metrics port. */}}
+{{- define "lockbox.probeScheme" -}}
+{{- if include "lockbox.metricsTLS" . }}HTTPS{{ else }}HTTP{{ end -}}
+{{- end -}}
+
 {{- define "lockbox.image" -}}
 {{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
 {{- end -}}
@@ -95,15 +105,25 @@ and the SMTP secret never enters a tenant's pod.
         fieldRef:
           fieldPath: metadata.name
     {{- end }}
-    - name: LOCKBOX_REDIS_URL
-      valueFrom:
-        secretKeyRef:
-          name: {{ $.Values.secrets.redis.name }}
-          key: {{ $.Values.secrets.redis.key }}
+    {{- include "lockbox.redisEnv" $ | nindent 4 }}
+    {{- if $.Values.tls.enabled }}
+    # Re-read when the kubelet updates the Secret: renewals need no restart.
+    - name: LOCKBOX_TLS_CERT_FILE
+      value: /etc/lockbox/tls/tls.crt
+    - name: LOCKBOX_TLS_KEY_FILE
+      value: /etc/lockbox/tls/tls.key
+    - name: LOCKBOX_TLS_LISTENERS
+      value: {{ $.Values.tls.listeners | quote }}
+    {{- if and (not .sidecar) $.Values.tls.clientCA.secretName }}
+    - name: LOCKBOX_TLS_CLIENT_CA_FILE
+      value: /etc/lockbox/client-ca/{{ $.Values.tls.clientCA.key }}
+    {{- end }}
+    {{- end }}
   livenessProbe:
     httpGet:
       path: /livez
       port: {{ $p.metrics }}
+      scheme: {{ include "lockbox.probeScheme" $ }}
     periodSeconds: 10
     failureThreshold: 3
   # 503 while Redis does not answer or no policy is loaded.
@@ -111,6 +131,7 @@ and the SMTP secret never enters a tenant's pod.
     httpGet:
       path: /readyz
       port: {{ $p.metrics }}
+      scheme: {{ include "lockbox.probeScheme" $ }}
     periodSeconds: 5
     failureThreshold: 2
   {{- if .sidecar }}
@@ -119,6 +140,7 @@ and the SMTP secret never enters a tenant's pod.
     httpGet:
       path: /livez
       port: {{ $p.metrics }}
+      scheme: {{ include "lockbox.probeScheme" $ }}
     periodSeconds: 1
     failureThreshold: 30
   {{- end }}
@@ -146,6 +168,89 @@ and the SMTP secret never enters a tenant's pod.
       mountPath: /etc/lockbox/smtp
       readOnly: true
     {{- end }}
+    {{- if $.Values.redis.auth.secret }}
+    - name: lockbox-redis-auth
+      mountPath: /etc/lockbox/redis-auth
+      readOnly: true
+    {{- end }}
+    {{- if $.Values.redis.tls.secret }}
+    - name: lockbox-redis-tls
+      mountPath: /etc/lockbox/redis-tls
+      readOnly: true
+    {{- end }}
+    {{- if $.Values.tls.enabled }}
+    - name: lockbox-tls
+      mountPath: /etc/lockbox/tls
+      readOnly: true
+    {{- if and (not .sidecar) $.Values.tls.clientCA.secretName }}
+    - name: lockbox-client-ca
+      mountPath: /etc/lockbox/client-ca
+      readOnly: true
+    {{- end }}
+    {{- end }}
+{{- end -}}
+
+{{/*
+lockbox.redisEnv: the LOCKBOX_REDIS_ settings of redis (values.yaml), for
+every Lockbox of the release.
+*/}}
+{{- define "lockbox.redisEnv" -}}
+{{- $r := .Values.redis -}}
+{{- if eq $r.topology "url" }}
+- name: LOCKBOX_REDIS_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.secrets.redis.name }}
+      key: {{ .Values.secrets.redis.key }}
+{{- else if eq $r.topology "sentinel" }}
+{{- if or (not $r.sentinel.addrs) (not $r.sentinel.master) }}
+{{- fail "redis.sentinel.addrs and redis.sentinel.master are required with redis.topology sentinel" }}
+{{- end }}
+- name: LOCKBOX_REDIS_SENTINEL_ADDRS
+  value: {{ join "," $r.sentinel.addrs | quote }}
+- name: LOCKBOX_REDIS_SENTINEL_MASTER
+  value: {{ $r.sentinel.master | quote }}
+{{- else if eq $r.topology "cluster" }}
+{{- if not $r.cluster.addrs }}
+{{- fail "redis.cluster.addrs is required with redis.topology cluster" }}
+{{- end }}
+- name: LOCKBOX_REDIS_CLUSTER_ADDRS
+  value: {{ join "," $r.cluster.addrs | quote }}
+{{- else }}
+{{- fail (printf "redis.topology %q is not one of url, sentinel, cluster" $r.topology) }}
+{{- end }}
+{{- with $r.username }}
+- name: LOCKBOX_REDIS_USERNAME
+  value: {{ . | quote }}
+{{- end }}
+{{- if $r.auth.secret }}
+- name: LOCKBOX_REDIS_PASSWORD_FILE
+  value: /etc/lockbox/redis-auth/password
+{{- end }}
+{{- if $r.auth.sentinelPassword }}
+{{- if or (ne $r.topology "sentinel") (not $r.auth.secret) }}
+{{- fail "redis.auth.sentinelPassword needs redis.topology sentinel and redis.auth.secret" }}
+{{- end }}
+- name: LOCKBOX_REDIS_SENTINEL_PASSWORD_FILE
+  value: /etc/lockbox/redis-auth/sentinel-password
+{{- end }}
+{{- if $r.tls.enabled }}
+{{- if eq $r.topology "url" }}
+{{- fail "redis.tls.enabled: with redis.topology url, say TLS with a rediss:// URL" }}
+{{- end }}
+- name: LOCKBOX_REDIS_TLS
+  value: "true"
+{{- end }}
+{{- if $r.tls.secret }}
+- name: LOCKBOX_REDIS_TLS_CA_FILE
+  value: /etc/lockbox/redis-tls/ca.crt
+{{- if $r.tls.clientCertificate }}
+- name: LOCKBOX_REDIS_TLS_CERT_FILE
+  value: /etc/lockbox/redis-tls/tls.crt
+- name: LOCKBOX_REDIS_TLS_KEY_FILE
+  value: /etc/lockbox/redis-tls/tls.key
+{{- end }}
+{{- end }}
 {{- end -}}
 
 {{/*
@@ -186,6 +291,60 @@ lockbox.volumes are the volumes lockbox.container mounts. Call with
     secretName: {{ $.Values.secrets.smtp.name }}
     defaultMode: 0444
     optional: true
+{{- end }}
+{{- if $.Values.tls.enabled }}
+# Never with subPath: such mounts miss the kubelet's updates, and a renewed
+# certificate would never be served.
+- name: lockbox-tls
+  secret:
+    secretName: {{ $.Values.tls.secretName }}
+    defaultMode: 0444
+    items:
+      - key: tls.crt
+        path: tls.crt
+      - key: tls.key
+        path: tls.key
+{{- if and (not .sidecar) $.Values.tls.clientCA.secretName }}
+- name: lockbox-client-ca
+  secret:
+    secretName: {{ $.Values.tls.clientCA.secretName }}
+    defaultMode: 0444
+    items:
+      - key: {{ $.Values.tls.clientCA.key }}
+        path: {{ $.Values.tls.clientCA.key }}
+{{- end }}
+{{- end }}
+{{- with $.Values.redis.auth }}
+{{- if .secret }}
+- name: lockbox-redis-auth
+  secret:
+    secretName: {{ .secret }}
+    defaultMode: 0444
+    items:
+      - key: password
+        path: password
+      {{- if .sentinelPassword }}
+      - key: sentinel-password
+        path: sentinel-password
+      {{- end }}
+{{- end }}
+{{- end }}
+{{- with $.Values.redis.tls }}
+{{- if .secret }}
+- name: lockbox-redis-tls
+  secret:
+    secretName: {{ .secret }}
+    defaultMode: 0444
+    items:
+      - key: ca.crt
+        path: ca.crt
+      {{- if .clientCertificate }}
+      - key: tls.crt
+        path: tls.crt
+      - key: tls.key
+        path: tls.key
+      {{- end }}
+{{- end }}
 {{- end }}
 {{- end -}}
 

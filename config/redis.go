@@ -1,0 +1,317 @@
+package config
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// RedisTopology is how Lockbox reaches Redis.
+type RedisTopology string
+
+// The topologies: one of LOCKBOX_REDIS_URL, LOCKBOX_REDIS_SENTINEL_ADDRS
+// (with LOCKBOX_REDIS_SENTINEL_MASTER) and LOCKBOX_REDIS_CLUSTER_ADDRS.
+const (
+	RedisNone     RedisTopology = ""
+	RedisSingle   RedisTopology = "single"
+	RedisSentinel RedisTopology = "sentinel"
+	RedisCluster  RedisTopology = "cluster"
+)
+
+// RedisTopology says which Redis is configured (the first set, when
+// Validate would refuse several).
+func (c Config) RedisTopology() RedisTopology {
+	switch {
+	case c.RedisURL != "":
+		return RedisSingle
+	case c.RedisSentinelAddrs != "":
+		return RedisSentinel
+	case c.RedisClusterAddrs != "":
+		return RedisCluster
+	}
+	return RedisNone
+}
+
+// RedisConfigured reports whether any Redis is configured; "lockbox dev"
+// runs an embedded store when none is.
+func (c Config) RedisConfigured() bool { return c.RedisTopology() != RedisNone }
+
+// RedisVar is the variable that names the configured Redis, for messages
+// about it ("LOCKBOX_REDIS_CLUSTER_ADDRS: the cluster does not answer").
+func (c Config) RedisVar() string {
+	switch c.RedisTopology() {
+	case RedisSentinel:
+		return varName("RedisSentinelAddrs")
+	case RedisCluster:
+		return varName("RedisClusterAddrs")
+	}
+	return varName("RedisURL")
+}
+
+// RedisOptions are the go-redis options of the configured Redis: exactly one
+// field is set, by topology. Timeouts are left to the caller.
+type RedisOptions struct {
+	Single   *redis.Options
+	Failover *redis.FailoverOptions
+	Cluster  *redis.ClusterOptions
+}
+
+// RedisOptions reads the password and TLS files and returns the options of
+// the configured Redis. Every error names its variable; the contents of the
+// files never appear in one.
+func (c Config) RedisOptions() (RedisOptions, error) {
+	user, pass, err := c.redisCredentials()
+	if err != nil {
+		return RedisOptions{}, err
+	}
+	tlsConfig, err := c.redisTLS()
+	if err != nil {
+		return RedisOptions{}, err
+	}
+	switch c.RedisTopology() {
+	case RedisSingle:
+		o, err := redis.ParseURL(c.RedisURL)
+		if err != nil {
+			return RedisOptions{}, varErr("RedisURL", "not a redis://, rediss:// or unix:// URL: %w", redactErr(err))
+		}
+		if user != "" {
+			o.Username = user
+		}
+		if pass != "" {
+			o.Password = pass
+		}
+		if o.TLSConfig != nil && tlsConfig != nil {
+			// rediss:// set the server name from the URL; keep it.
+			o.TLSConfig.RootCAs, o.TLSConfig.Certificates = tlsConfig.RootCAs, tlsConfig.Certificates
+		}
+		return RedisOptions{Single: o}, nil
+	case RedisSentinel:
+		o := &redis.FailoverOptions{
+			MasterName: c.RedisSentinelMaster, SentinelAddrs: splitAddrs(c.RedisSentinelAddrs),
+			Username: user, Password: pass, TLSConfig: tlsConfig,
+		}
+		if c.RedisSentinelPasswordFile != "" {
+			if o.SentinelPassword, err = secretFile("RedisSentinelPasswordFile", c.RedisSentinelPasswordFile); err != nil {
+				return RedisOptions{}, err
+			}
+		}
+		return RedisOptions{Failover: o}, nil
+	case RedisCluster:
+		return RedisOptions{Cluster: &redis.ClusterOptions{
+			Addrs: splitAddrs(c.RedisClusterAddrs), Username: user, Password: pass, TLSConfig: tlsConfig,
+		}}, nil
+	}
+	return RedisOptions{}, varErr("RedisURL", "no Redis is configured (or LOCKBOX_REDIS_SENTINEL_ADDRS, or LOCKBOX_REDIS_CLUSTER_ADDRS)")
+}
+
+// redisCredentials returns the user and the password of data connections
+// set by LOCKBOX_REDIS_USERNAME and LOCKBOX_REDIS_PASSWORD_FILE.
+func (c Config) redisCredentials() (string, string, error) {
+	if c.RedisPasswordFile == "" {
+		return c.RedisUsername, "", nil
+	}
+	pass, err := secretFile("RedisPasswordFile", c.RedisPasswordFile)
+	return c.RedisUsername, pass, err
+}
+
+// redisTLS returns the TLS configuration the TLS variables ask for, or nil
+// when they ask for none. LOCKBOX_REDIS_URL asks for TLS with rediss://;
+// the file variables then only add roots and a client certificate.
+func (c Config) redisTLS() (*tls.Config, error) {
+	if !c.RedisTLS && c.RedisTLSCAFile == "" && c.RedisTLSCertFile == "" {
+		return nil, nil
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if c.RedisTLSCAFile != "" {
+		pem, err := os.ReadFile(c.RedisTLSCAFile)
+		if err != nil {
+			return nil, &VarError{Var: varName("RedisTLSCAFile"), Err: err}
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, varErr("RedisTLSCAFile", "%s holds no PEM certificate", c.RedisTLSCAFile)
+		}
+	}
+	if c.RedisTLSCertFile != "" {
+		cert, err := tls.LoadX509KeyPair(c.RedisTLSCertFile, c.RedisTLSKeyFile)
+		if err != nil {
+			return nil, varErr("RedisTLSCertFile", "with LOCKBOX_REDIS_TLS_KEY_FILE: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}
+
+// checkRedis checks the Redis variables without the file system: at most
+// one topology, well-formed addresses, and settings that belong together.
+func (c Config) checkRedis() []error {
+	var errs []error
+	var set []string
+	for _, f := range []struct{ field, v string }{
+		{"RedisURL", c.RedisURL}, {"RedisSentinelAddrs", c.RedisSentinelAddrs}, {"RedisClusterAddrs", c.RedisClusterAddrs},
+	} {
+		if f.v != "" {
+			set = append(set, varName(f.field))
+		}
+	}
+	if len(set) > 1 {
+		errs = append(errs, fmt.Errorf("%s: set only one: each names the whole Redis deployment", strings.Join(set, ", ")))
+	}
+	tlsFiles := c.RedisTLSCAFile != "" || c.RedisTLSCertFile != ""
+	if c.RedisURL != "" {
+		u, err := redis.ParseURL(c.RedisURL)
+		if err != nil {
+			errs = append(errs, varErr("RedisURL", "not a redis://, rediss:// or unix:// URL: %w", redactErr(err)))
+		} else {
+			if u.Username != "" && c.RedisUsername != "" {
+				errs = append(errs, varErr("RedisUsername", "LOCKBOX_REDIS_URL names a user already; set it in one place"))
+			}
+			if u.Password != "" && c.RedisPasswordFile != "" {
+				errs = append(errs, varErr("RedisPasswordFile", "LOCKBOX_REDIS_URL carries a password already; set it in one place"))
+			}
+			if u.TLSConfig == nil && (c.RedisTLS || tlsFiles) {
+				field := "RedisTLS"
+				if c.RedisTLSCAFile != "" {
+					field = "RedisTLSCAFile"
+				} else if c.RedisTLSCertFile != "" {
+					field = "RedisTLSCertFile"
+				}
+				errs = append(errs, varErr(field, "LOCKBOX_REDIS_URL does not use TLS: make it rediss://"))
+			}
+		}
+	}
+	if c.RedisSentinelAddrs != "" {
+		if err := checkAddrList(c.RedisSentinelAddrs); err != nil {
+			errs = append(errs, &VarError{Var: varName("RedisSentinelAddrs"), Err: err})
+		}
+		if strings.TrimSpace(c.RedisSentinelMaster) == "" {
+			errs = append(errs, varErr("RedisSentinelMaster", "required with LOCKBOX_REDIS_SENTINEL_ADDRS"))
+		}
+	} else {
+		if c.RedisSentinelMaster != "" {
+			errs = append(errs, varErr("RedisSentinelMaster", "needs LOCKBOX_REDIS_SENTINEL_ADDRS"))
+		}
+		if c.RedisSentinelPasswordFile != "" {
+			errs = append(errs, varErr("RedisSentinelPasswordFile", "needs LOCKBOX_REDIS_SENTINEL_ADDRS"))
+		}
+	}
+	if c.RedisClusterAddrs != "" {
+		if err := checkAddrList(c.RedisClusterAddrs); err != nil {
+			errs = append(errs, &VarError{Var: varName("RedisClusterAddrs"), Err: err})
+		}
+	}
+	if c.RedisTLSCertFile != "" && c.RedisTLSKeyFile == "" {
+		errs = append(errs, varErr("RedisTLSKeyFile", "required with LOCKBOX_REDIS_TLS_CERT_FILE"))
+	}
+	if c.RedisTLSKeyFile != "" && c.RedisTLSCertFile == "" {
+		errs = append(errs, varErr("RedisTLSCertFile", "required with LOCKBOX_REDIS_TLS_KEY_FILE"))
+	}
+	if !c.RedisConfigured() {
+		// In "lockbox dev" the embedded store takes none of these;
+		// "lockbox serve" reports the missing Redis itself.
+		for _, f := range []struct {
+			field string
+			set   bool
+		}{
+			{"RedisUsername", c.RedisUsername != ""}, {"RedisPasswordFile", c.RedisPasswordFile != ""}, {"RedisTLS", c.RedisTLS},
+			{"RedisTLSCAFile", c.RedisTLSCAFile != ""}, {"RedisTLSCertFile", c.RedisTLSCertFile != ""},
+		} {
+			if f.set {
+				errs = append(errs, varErr(f.field, "set, but no Redis is: set LOCKBOX_REDIS_URL, LOCKBOX_REDIS_SENTINEL_ADDRS or LOCKBOX_REDIS_CLUSTER_ADDRS"))
+			}
+		}
+	}
+	return errs
+}
+
+// validateRedisFiles checks that the password and TLS files can be read
+// and hold what they should.
+func (c Config) validateRedisFiles() []error {
+	var errs []error
+	for _, f := range []struct{ field, path string }{
+		{"RedisPasswordFile", c.RedisPasswordFile}, {"RedisSentinelPasswordFile", c.RedisSentinelPasswordFile},
+		{"RedisTLSCAFile", c.RedisTLSCAFile}, {"RedisTLSCertFile", c.RedisTLSCertFile}, {"RedisTLSKeyFile", c.RedisTLSKeyFile},
+	} {
+		if f.path == "" {
+			continue
+		}
+		if err := readableFile(f.path); err != nil {
+			errs = append(errs, &VarError{Var: varName(f.field), Err: err})
+		}
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	if _, _, err := c.redisCredentials(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.RedisSentinelPasswordFile != "" {
+		if _, err := secretFile("RedisSentinelPasswordFile", c.RedisSentinelPasswordFile); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if (c.RedisTLSCertFile == "") == (c.RedisTLSKeyFile == "") {
+		if _, err := c.redisTLS(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
+}
+
+// secretFile reads a one-line secret (a trailing newline is not part of
+// it) from the file of Config field field.
+func secretFile(field, path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", &VarError{Var: varName(field), Err: err}
+	}
+	s := strings.TrimRight(string(b), "\r\n")
+	if s == "" {
+		return "", varErr(field, "%s is empty", path)
+	}
+	return s, nil
+}
+
+// checkAddrList checks a comma-separated list of host:port.
+func checkAddrList(list string) error {
+	addrs := splitAddrs(list)
+	if len(addrs) == 0 {
+		return errors.New("no host:port given")
+	}
+	for _, a := range addrs {
+		if err := checkAddr(a); err != nil {
+			return err
+		}
+		if host, _, _ := strings.Cut(a, ":"); host == "" {
+			return fmt.Errorf("%q has no host", a)
+		}
+	}
+	return nil
+}
+
+// splitAddrs splits a comma-separated list, dropping blanks.
+func splitAddrs(list string) []string {
+	var out []string
+	for a := range strings.SplitSeq(list, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// redactErr drops the URL from a url.Error: it quotes the whole URL,
+// password included.
+func redactErr(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}

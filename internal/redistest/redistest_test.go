@@ -1,0 +1,71 @@
+package redistest
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+func TestMain(m *testing.M) { Main(m) }
+
+// TestCluster: the shared cluster serves keys on all three masters, a
+// multi-key transaction within one hash tag, and moves a slot.
+func TestCluster(t *testing.T) {
+	start := time.Now()
+	c := SharedCluster(t)
+	t.Logf("cluster up in %s", time.Since(start))
+	rdb := c.Client(t)
+	ctx := context.Background()
+	masters, err := c.Masters(ctx)
+	if err != nil || len(masters) != 3 {
+		t.Fatalf("masters %v %v", masters, err)
+	}
+	if err := rdb.Set(ctx, "{t}:a", "1", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	slot, err := Slot(ctx, rdb, "{t}:a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	from, err := c.MasterOf(ctx, slot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := masters[0]
+	if to == from {
+		to = masters[1]
+	}
+	if err := c.MigrateSlot(ctx, slot, to, nil); err != nil {
+		t.Fatal(err)
+	}
+	if now, _ := c.MasterOf(ctx, slot); now != to {
+		t.Fatalf("slot %d on %s, want %s", slot, now, to)
+	}
+	if v, err := rdb.Get(ctx, "{t}:a").Result(); err != nil || v != "1" {
+		t.Fatalf("after the move: %q %v", v, err)
+	}
+}
+
+// TestSentinel: the sentinels name the master, and fail over to the
+// replica when it is killed.
+func TestSentinel(t *testing.T) {
+	start := time.Now()
+	s := StartSentinel(t)
+	t.Logf("sentinel up in %s", time.Since(start))
+	ctx := context.Background()
+	if m, err := s.MasterAddr(ctx); err != nil || m != s.Master.Addr {
+		t.Fatalf("master %s %v, want %s", m, err, s.Master.Addr)
+	}
+	s.Master.Stop()
+	killed := time.Now()
+	for {
+		if m, _ := s.MasterAddr(ctx); m == s.Replica.Addr {
+			break
+		}
+		if time.Since(killed) > 30*time.Second {
+			t.Fatal("no failover")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("failover after %s", time.Since(killed))
+}

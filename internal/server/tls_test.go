@@ -1,0 +1,397 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+
+	"github.com/lockbox-oss/lockbox/config"
+	"github.com/lockbox-oss/lockbox/grants"
+	"github.com/lockbox-oss/lockbox/grantsig"
+	"github.com/lockbox-oss/lockbox/identity"
+	"github.com/lockbox-oss/lockbox/internal/clock"
+	"github.com/lockbox-oss/lockbox/internal/redistest"
+	"github.com/lockbox-oss/lockbox/internal/server"
+	"github.com/lockbox-oss/lockbox/internal/tenanttest"
+	"github.com/lockbox-oss/lockbox/internal/tlsfiles"
+	"github.com/lockbox-oss/lockbox/internal/tlstest"
+)
+
+var (
+	alice   = identity.Claims{Subject: "alice@provider.example", Roles: []identity.Role{identity.RoleOperator}, TTL: 48 * time.Hour}
+	manager = identity.Principal{Subject: "mary@provider.example", Roles: []identity.Role{identity.RoleSupportManager}}
+	admin   = identity.Principal{Subject: "admin@contoso.example", Roles: []identity.Role{identity.RoleGlobalAdmin}, TenantID: "contoso"}
+)
+
+// syncBuffer collects the server's log lines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// lockbox is one running "lockbox serve".
+type lockbox struct {
+	srv   *server.Server
+	clk   *clock.Fake
+	key   ed25519.PrivateKey // signs users' tokens
+	cfg   config.Config
+	logs  *syncBuffer
+	token string // alice's
+}
+
+// start runs "lockbox serve" with env on top of what every test needs: a
+// Redis, keys and loopback addresses.
+func start(t *testing.T, env map[string]string) *lockbox {
+	t.Helper()
+	dir := t.TempDir()
+	key, err := identity.GenerateDevKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, jwks, err := identity.WriteDevKeys(dir, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := grantsig.EnsureKeyFiles(filepath.Join(dir, "grant.pem"), filepath.Join(dir, "grant.pub.pem")); err != nil {
+		t.Fatal(err)
+	}
+	full := map[string]string{
+		"LOCKBOX_REDIS_URL":              redistest.URL(t),
+		"LOCKBOX_JWT_JWKS_FILE":          jwks,
+		"LOCKBOX_PROXY_SIGNING_KEY_FILE": filepath.Join(dir, "grant.pem"),
+		"LOCKBOX_API_ADDR":               "127.0.0.1:0",
+		"LOCKBOX_PROXY_ADDR":             "127.0.0.1:0",
+		"LOCKBOX_METRICS_ADDR":           "127.0.0.1:0",
+		"LOCKBOX_SIEM_SINK":              "off",
+	}
+	for k, v := range env {
+		full[k] = v
+	}
+	cfg, err := config.LoadFor(full, config.ModeServe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lb := &lockbox{clk: clock.NewFake(time.Now().UTC().Truncate(time.Second)), key: key, cfg: cfg, logs: &syncBuffer{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	lb.srv, err = server.New(ctx, cfg, server.Options{Now: lb.clk.Now, Logger: slog.New(slog.NewTextHandler(lb.logs, nil))})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	if err := lb.srv.Listen(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	tenanttest.Onboard(t, lb.srv.Tenants, "contoso")
+	done := make(chan error, 1)
+	go func() { done <- lb.srv.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("server: %v", err)
+		}
+	})
+	if lb.token, err = identity.Mint(key, cfg.JWTIssuer, cfg.JWTAudience, alice, lb.clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	return lb
+}
+
+// grant has alice's request for exchange on contoso approved.
+func (lb *lockbox) grant(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	r, err := lb.srv.Requests.Create(ctx, grants.Actor{Principal: identity.Principal{Subject: alice.Subject, Roles: alice.Roles}, ClientIP: "198.51.100.1"},
+		grants.CreateInput{Tenant: "contoso", Service: "exchange", ServiceRequest: "SR-1", Reason: "mailbox will not open", Duration: grants.Duration(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []identity.Principal{manager, admin} {
+		if r, err = lb.srv.Requests.Act(ctx, r.ID, grants.ActionApprove, grants.Actor{Principal: p, ClientIP: "198.51.100.2"}, "ok"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r.State != grants.StateApproved {
+		t.Fatalf("request is %s", r.State)
+	}
+}
+
+// upstream is an https tenant service that requires a client certificate
+// of clientCA and records the name on it.
+type upstream struct {
+	srv *httptest.Server
+	mu  sync.Mutex
+	cns []string
+}
+
+func newUpstream(t *testing.T, ca, clientCA *tlstest.CA) *upstream {
+	t.Helper()
+	u := &upstream{}
+	u.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u.mu.Lock()
+		u.cns = append(u.cns, r.TLS.PeerCertificates[0].Subject.CommonName)
+		u.mu.Unlock()
+		_, _ = io.WriteString(w, `{"value":[]}`)
+	}))
+	u.srv.TLS = &tls.Config{Certificates: []tls.Certificate{ca.Server(t, "exchange.internal").TLS},
+		ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: clientCA.Pool()}
+	u.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	u.srv.StartTLS()
+	t.Cleanup(u.srv.Close)
+	return u
+}
+
+func (u *upstream) clients() []string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return append([]string(nil), u.cns...)
+}
+
+func writeFile(t *testing.T, data []byte) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "file.pem")
+	if err := os.WriteFile(p, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestTLSEverywhere runs "lockbox serve" as a cluster would with
+// cert-manager: every listener on TLS with a certificate from mounted
+// Secret files, client certificates required by the API, and the proxy
+// verifying its https upstream against a private CA and presenting its own
+// client certificate there. Then the certificate is renewed in place.
+func TestTLSEverywhere(t *testing.T) {
+	serving := tlstest.NewCA(t, "lockbox serving CA")
+	clients := tlstest.NewCA(t, "API clients CA")
+	upstreamCA := tlstest.NewCA(t, "tenant services CA")
+	proxyClients := tlstest.NewCA(t, "proxy clients CA")
+
+	first := serving.Server(t, "lockbox")
+	listenerFiles := serving.WriteFiles(t, first)
+	proxyFiles := proxyClients.WriteFiles(t, proxyClients.Client(t, "lockbox-proxy"))
+	up := newUpstream(t, upstreamCA, proxyClients)
+
+	lb := start(t, map[string]string{
+		"LOCKBOX_TLS_CERT_FILE":             listenerFiles.CertFile,
+		"LOCKBOX_TLS_KEY_FILE":              listenerFiles.KeyFile,
+		"LOCKBOX_TLS_CLIENT_CA_FILE":        writeFile(t, clients.PEM),
+		"LOCKBOX_UPSTREAMS":                 "exchange=" + up.srv.URL,
+		"LOCKBOX_UPSTREAM_CA_FILE":          writeFile(t, upstreamCA.PEM),
+		"LOCKBOX_UPSTREAM_CLIENT_CERT_FILE": proxyFiles.CertFile,
+		"LOCKBOX_UPSTREAM_CLIENT_KEY_FILE":  proxyFiles.KeyFile,
+	})
+	for name, u := range map[string]string{"api": lb.srv.APIURL(), "proxy": lb.srv.ProxyURL(), "metrics": lb.srv.MetricsURL()} {
+		if !strings.HasPrefix(u, "https://") {
+			t.Errorf("%s URL %s, want https", name, u)
+		}
+	}
+	if strings.Contains(lb.logs.String(), "serving plain HTTP") {
+		t.Errorf("warned of plain HTTP:\n%s", lb.logs)
+	}
+	apiCert := clients.Client(t, "support-console").TLS
+	client := func(certs ...tls.Certificate) *http.Client {
+		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: serving.Pool(), Certificates: certs}, ForceAttemptHTTP2: true}
+		t.Cleanup(tr.CloseIdleConnections)
+		return &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	}
+	get := func(c *http.Client, url, token string) (*http.Response, error) {
+		req, err := http.NewRequest("GET", url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := c.Do(req)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		return resp, err
+	}
+
+	// Metrics and health over TLS, no client certificate asked.
+	resp, err := get(client(), lb.srv.MetricsURL()+"/readyz", "")
+	if err != nil || resp.StatusCode != http.StatusOK || resp.TLS == nil || resp.TLS.Version < tls.VersionTLS12 {
+		t.Fatalf("metrics over TLS: %v %v", resp, err)
+	}
+	if resp, err := http.Get("http://" + lb.srv.MetricsAddr() + "/readyz"); err == nil && resp.StatusCode == http.StatusOK {
+		t.Error("the metrics listener answered plain HTTP")
+	}
+
+	// The API: a client certificate of the client CA admits the
+	// connection; the bearer token still says who calls.
+	if resp, err := get(client(apiCert), lb.srv.APIURL()+"/v1/requests", lb.token); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("API with a client certificate and a token: %v %v", resp, err)
+	}
+	if resp, err := get(client(apiCert), lb.srv.APIURL()+"/v1/requests", ""); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("API with a client certificate and no token: %v %v, want 401", resp, err)
+	}
+	for name, certs := range map[string][]tls.Certificate{
+		"no client certificate":        nil,
+		"a certificate of another CA":  {tlstest.NewCA(t, "rogue").Client(t, "mallory").TLS},
+		"the serving CA's certificate": {serving.Client(t, "mallory").TLS},
+	} {
+		if resp, err := get(client(certs...), lb.srv.APIURL()+"/v1/requests", lb.token); err == nil {
+			t.Errorf("API with %s: %s, want the connection refused", name, resp.Status)
+		}
+	}
+
+	// The proxy: HTTP/2 over TLS, no client certificate asked; the
+	// upstream is verified against its CA and sees the proxy's client
+	// certificate.
+	lb.grant(t)
+	resp, err = get(client(), lb.srv.ProxyURL()+"/exchange/tenants/contoso/mailboxes", lb.token)
+	if err != nil || resp.StatusCode != http.StatusOK || resp.ProtoMajor != 2 {
+		t.Fatalf("proxy call: %v %v, want 200 over HTTP/2", resp, err)
+	}
+	if got := up.clients(); len(got) != 1 || got[0] != "lockbox-proxy" {
+		t.Fatalf("the upstream saw client certificates %q", got)
+	}
+
+	// cert-manager renews the certificate: new connections to every
+	// listener get the new one once the check interval has passed.
+	second := serving.Server(t, "lockbox")
+	listenerFiles.Update(t, second.CertPEM, second.KeyPEM, serving.PEM)
+	lb.clk.Advance(tlsfiles.DefaultCheckInterval)
+	for name, addr := range map[string]string{"api": lb.srv.APIAddr(), "proxy": lb.srv.ProxyAddr(), "metrics": lb.srv.MetricsAddr()} {
+		if got := servedSerial(t, addr, serving.Pool(), apiCert); got != second.Cert.SerialNumber.String() {
+			t.Errorf("%s serves serial %s after renewal, want %s", name, got, second.Cert.SerialNumber)
+		}
+	}
+	// A broken renewal is refused and logged; the last good certificate
+	// keeps serving.
+	listenerFiles.Update(t, first.CertPEM, second.KeyPEM, serving.PEM)
+	lb.clk.Advance(tlsfiles.DefaultCheckInterval)
+	if got := servedSerial(t, lb.srv.ProxyAddr(), serving.Pool(), apiCert); got != second.Cert.SerialNumber.String() {
+		t.Errorf("after a broken renewal the proxy serves serial %s, want %s", got, second.Cert.SerialNumber)
+	}
+	if !strings.Contains(lb.logs.String(), "TLS certificate files changed but can't be used") {
+		t.Errorf("no error logged for the broken renewal:\n%s", lb.logs)
+	}
+}
+
+// servedSerial is the serial number of the certificate a listener serves
+// to a new connection.
+func servedSerial(t *testing.T, addr string, roots *x509.CertPool, cert tls.Certificate) string {
+	t.Helper()
+	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{cert}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.ConnectionState().PeerCertificates[0].SerialNumber.String()
+}
+
+// TestTLSStartupErrors: a certificate Lockbox can't use stops start-up
+// with the variable's name.
+func TestTLSStartupErrors(t *testing.T) {
+	ca := tlstest.NewCA(t, "ca")
+	a, b := ca.Server(t, "a"), ca.Server(t, "b")
+	cases := map[string]struct {
+		env  map[string]string
+		want string
+	}{
+		"key of another certificate": {map[string]string{"LOCKBOX_TLS_CERT_FILE": writeFile(t, a.CertPEM), "LOCKBOX_TLS_KEY_FILE": writeFile(t, b.KeyPEM)},
+			"LOCKBOX_TLS_CERT_FILE, LOCKBOX_TLS_KEY_FILE: "},
+		"client CA file holding a key": {map[string]string{"LOCKBOX_TLS_CERT_FILE": writeFile(t, a.CertPEM), "LOCKBOX_TLS_KEY_FILE": writeFile(t, a.KeyPEM),
+			"LOCKBOX_TLS_CLIENT_CA_FILE": writeFile(t, a.KeyPEM)}, "LOCKBOX_TLS_CLIENT_CA_FILE: "},
+		"upstream CA not PEM": {map[string]string{"LOCKBOX_UPSTREAMS": "exchange=https://127.0.0.1:1", "LOCKBOX_UPSTREAM_CA_FILE": writeFile(t, []byte("not PEM"))},
+			"LOCKBOX_UPSTREAM_CA_FILE: "},
+		"upstream client key mismatched": {map[string]string{"LOCKBOX_UPSTREAMS": "exchange=https://127.0.0.1:1",
+			"LOCKBOX_UPSTREAM_CLIENT_CERT_FILE": writeFile(t, a.CertPEM), "LOCKBOX_UPSTREAM_CLIENT_KEY_FILE": writeFile(t, b.KeyPEM)},
+			"LOCKBOX_UPSTREAM_CLIENT_CERT_FILE, LOCKBOX_UPSTREAM_CLIENT_KEY_FILE: "},
+	}
+	dir := t.TempDir()
+	key, _ := identity.GenerateDevKey()
+	_, jwks, err := identity.WriteDevKeys(dir, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := grantsig.EnsureKeyFiles(filepath.Join(dir, "grant.pem"), filepath.Join(dir, "grant.pub.pem")); err != nil {
+		t.Fatal(err)
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			env := map[string]string{"LOCKBOX_REDIS_URL": "redis://127.0.0.1:1", "LOCKBOX_JWT_JWKS_FILE": jwks,
+				"LOCKBOX_PROXY_SIGNING_KEY_FILE": filepath.Join(dir, "grant.pem"), "LOCKBOX_UPSTREAMS": "exchange=http://127.0.0.1:1"}
+			for k, v := range tc.env {
+				env[k] = v
+			}
+			cfg, err := config.LoadFor(env, config.ModeServe)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The files are read before Redis is dialled.
+			_, err = server.New(context.Background(), cfg, server.Options{})
+			if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+				t.Fatalf("error %v, want one starting %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestPlainHTTP: without a certificate "lockbox serve" speaks plain HTTP,
+// warns for each listener other machines can reach, and its proxy never
+// speaks HTTP/2 in clear.
+func TestPlainHTTP(t *testing.T) {
+	lb := start(t, map[string]string{
+		"LOCKBOX_UPSTREAMS":  "exchange=http://127.0.0.1:1",
+		"LOCKBOX_PROXY_ADDR": "0.0.0.0:0",
+	})
+	logs := lb.logs.String()
+	if n := strings.Count(logs, "serving plain HTTP on a non-loopback address"); n != 1 || !strings.Contains(logs, "setting=LOCKBOX_PROXY_ADDR") {
+		t.Errorf("want one warning, about LOCKBOX_PROXY_ADDR:\n%s", logs)
+	}
+	if !strings.HasPrefix(lb.srv.APIURL(), "http://127.0.0.1:") {
+		t.Errorf("API URL %s", lb.srv.APIURL())
+	}
+	_, port, _ := net.SplitHostPort(lb.srv.ProxyAddr())
+	c, err := net.Dial("tcp", "127.0.0.1:"+port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c, http2.ClientPreface); err != nil {
+		t.Fatal(err)
+	}
+	_ = http2.NewFramer(c, c).WriteSettings()
+	reply, err := io.ReadAll(c)
+	if err != nil && !errors.Is(err, net.ErrClosed) {
+		t.Logf("read: %v", err)
+	}
+	if !bytes.HasPrefix(reply, []byte("HTTP/1.1 ")) {
+		t.Fatalf("reply to the HTTP/2 preface: %q, want an HTTP/1.1 refusal", reply)
+	}
+}

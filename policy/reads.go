@@ -1,0 +1,116 @@
+package policy
+
+import (
+	"strings"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+)
+
+// inputFields is a set of the input's leaf fields (input.now aside: the
+// memo keeps it apart). A policy's decision can depend only on the fields it
+// reads, so the memo keys a decision by those alone: with the default
+// policy, which reads neither input.call.path nor input.call.client_ip, a
+// decision made for one message of a mailbox serves the other messages of
+// that second too.
+type inputFields uint32
+
+const (
+	fOperatorID inputFields = 1 << iota
+	fOperatorRoles
+	fCallMethod
+	fCallPath
+	fCallService
+	fCallActivity
+	fCallAccess
+	fCallTenant
+	fCallClientIP
+	fGrantRequestID
+	fGrantTenant
+	fGrantOperator
+	fGrantService
+	fGrantActivities
+	fGrantApprover
+	fGrantTenantApproved
+	fGrantApprovedAt
+	fGrantExpiresAt
+	fTenantID
+	fTenantLockboxEnabled
+
+	allInputFields = fTenantLockboxEnabled<<1 - 1
+)
+
+// fieldPaths names each leaf by its path in the input document, as the
+// policy spells it (see inputValue).
+var fieldPaths = map[string]inputFields{
+	"operator.id":            fOperatorID,
+	"operator.roles":         fOperatorRoles,
+	"call.method":            fCallMethod,
+	"call.path":              fCallPath,
+	"call.service":           fCallService,
+	"call.activity":          fCallActivity,
+	"call.access":            fCallAccess,
+	"call.tenant":            fCallTenant,
+	"call.client_ip":         fCallClientIP,
+	"grant.request_id":       fGrantRequestID,
+	"grant.tenant":           fGrantTenant,
+	"grant.operator":         fGrantOperator,
+	"grant.service":          fGrantService,
+	"grant.activities":       fGrantActivities,
+	"grant.approver":         fGrantApprover,
+	"grant.tenant_approved":  fGrantTenantApproved,
+	"grant.approved_at":      fGrantApprovedAt,
+	"grant.expires_at":       fGrantExpiresAt,
+	"tenant.id":              fTenantID,
+	"tenant.lockbox_enabled": fTenantLockboxEnabled,
+}
+
+// readsOf returns the input fields the compiled modules may read. It is
+// conservative: every reference rooted at input counts, wherever it is (rule
+// bodies and heads, functions' arguments, comprehensions, with-targets,
+// imports), and a reference counts for every field below the longest
+// constant path it spells. So `input.grant.activities[_]` reads
+// grant.activities, `input.call[k]` every field of call, and `input` itself
+// (walk(input), object.get(input, ...), x := input) every field. Builtins
+// can't reach the input except through such a reference, so a field no
+// reference reaches can't change a decision.
+func readsOf(modules map[string]*ast.Module) inputFields {
+	var reads inputFields
+	for _, m := range modules {
+		ast.WalkRefs(m, func(r ast.Ref) bool {
+			if !r.HasPrefix(ast.InputRootRef) {
+				return false
+			}
+			reads |= fieldsUnder(r[1:])
+			return false
+		})
+	}
+	return reads
+}
+
+// fieldsUnder returns the leaves at or below the constant prefix of path.
+func fieldsUnder(path ast.Ref) inputFields {
+	var parts []string
+	for _, t := range path {
+		s, ok := t.Value.(ast.String)
+		if !ok {
+			break
+		}
+		parts = append(parts, string(s))
+	}
+	if len(parts) == 0 {
+		return allInputFields
+	}
+	prefix := strings.Join(parts, ".")
+	var fs inputFields
+	for p, f := range fieldPaths {
+		// At or below the prefix (input.grant: all of grant's fields),
+		// or the prefix below the leaf (input.grant.activities[0]).
+		if p == prefix || strings.HasPrefix(p, prefix+".") || strings.HasPrefix(prefix, p+".") {
+			fs |= f
+		}
+	}
+	return fs
+}
+
+// has reports whether fs includes f.
+func (fs inputFields) has(f inputFields) bool { return fs&f != 0 }
