@@ -47,7 +47,7 @@ var (
 )
 
 type bigFixture struct {
-	rdb  *redis.Client
+	rdb  redis.UniversalClient
 	log  *audit.Log
 	n    int
 	took time.Duration
@@ -94,7 +94,7 @@ func bigLog(b *testing.B) *bigFixture {
 	return &big
 }
 
-func usedMemory(rdb *redis.Client) int64 {
+func usedMemory(rdb redis.UniversalClient) int64 {
 	info := rdb.Info(context.Background(), "memory").Val()
 	for line := range strings.Lines(info) {
 		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "used_memory:"); ok {
@@ -110,26 +110,35 @@ func usedMemory(rdb *redis.Client) int64 {
 // hash ("p") and its own ("h"), as the append scripts make them — with
 // pipelined XADDs rather than a script call each, and ids from the
 // records' creation times, as Redis's clock gives them.
-func writeBig(rdb *redis.Client, n int) error {
+func writeBig(rdb redis.UniversalClient, n int) error {
+	step := bigSpan / time.Duration(n)
+	return writeLog(rdb, n, func(i int) time.Time { return bigStart.Add(time.Duration(i) * step) })
+}
+
+// writeLog writes n records to bigTenant's stream, record i created at
+// created(i), with stream ids in the order of i (their millisecond from
+// the creation time while that keeps them in order).
+func writeLog(rdb redis.UniversalClient, n int, created func(int) time.Time) error {
 	ctx := context.Background()
 	onboard(nopTB{}, rdb, bigTenant)
 	org := orgID(bigTenant)
 	rng := rand.New(rand.NewPCG(1, 2))
-	step := bigSpan / time.Duration(n)
 	prev := ""
+	var last streamPos
 	var buf []byte
 	log := audit.NewLog(rdb, nil)
 	const chunk = 2000
 	for start := 0; start < n; start += chunk {
 		p := rdb.Pipeline()
 		for i := start; i < min(n, start+chunk); i++ {
-			at := bigStart.Add(time.Duration(i) * step)
+			at := created(i)
 			r := bigRecord(rng, i, at, org)
 			r = log.Prepare(r)
 			buf = r.AppendJSON(buf[:0])
 			sum := sha1.Sum([]byte(prev + "\n" + string(buf)))
 			h := hex.EncodeToString(sum[:])
-			p.XAdd(ctx, &redis.XAddArgs{Stream: keys.Audit(bigTenant), ID: fmt.Sprintf("%d-%d", at.UnixMilli(), i%1000),
+			last = last.after(at.UnixMilli())
+			p.XAdd(ctx, &redis.XAddArgs{Stream: keys.Audit(bigTenant), ID: last.String(),
 				Values: []any{"r", string(buf), "p", prev, "h", h}})
 			prev = h
 		}
@@ -139,6 +148,19 @@ func writeBig(rdb *redis.Client, n int) error {
 	}
 	return rdb.Set(ctx, keys.AuditHead(bigTenant), prev, 0).Err()
 }
+
+// streamPos is a stream entry id, as Redis's clock would give it.
+type streamPos struct{ ms, seq int64 }
+
+// after returns the id of the entry appended after p at Unix millisecond ms.
+func (p streamPos) after(ms int64) streamPos {
+	if ms > p.ms {
+		return streamPos{ms, 0}
+	}
+	return streamPos{p.ms, p.seq + 1}
+}
+
+func (p streamPos) String() string { return fmt.Sprintf("%d-%d", p.ms, p.seq) }
 
 // bigRecord is record i: an engineer's call through the proxy, or, one
 // time in 200, a tenant approver's decision.
