@@ -54,6 +54,7 @@ func TestOnRedisCluster(t *testing.T) {
 		"OrganizationIdFromTheRegistry":        TestOrganizationIdFromTheRegistry,
 		"LegacyRecordsInTheStream":             TestLegacyRecordsInTheStream,
 		"QuerySemantics":                       TestQuerySemantics,
+		"DateRangeSeeksToItsEnd":               TestDateRangeSeeksToItsEnd,
 		"SearchAcrossTenants":                  TestSearchAcrossTenants,
 		"SearchScopesAndViews":                 TestSearchScopesAndViews,
 		"EmptyTenantIsTheTokensTenant":         TestEmptyTenantIsTheTokensTenant,
