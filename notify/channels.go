@@ -23,7 +23,8 @@ import (
 )
 
 // Mailer sends one e-mail. id is stable across retries of the same
-// message (outbox entry and recipient), usable as a Message-ID.
+// message (tenant, outbox entry and recipient) and unique across tenants,
+// usable as a Message-ID.
 type Mailer interface {
 	Name() string
 	Send(ctx context.Context, id string, m Message) error

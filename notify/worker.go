@@ -470,7 +470,7 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 			continue
 		}
 		sendCtx, cancel := context.WithTimeout(ctx, w.cfg.ClaimAfter/2)
-		err = tg.send(sendCtx, m.ID+"."+hashKey(tg.key))
+		err = tg.send(sendCtx, deliveryID(t, m.ID, tg.key))
 		cancel()
 		if err != nil {
 			rdb.Del(context.WithoutCancel(ctx), mk)
@@ -733,4 +733,13 @@ func isAddress(s string) bool {
 func hashKey(s string) string {
 	h := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(h[:8])
+}
+
+// deliveryID names one message (outbox entry and recipient) for the
+// receiving side, the same across retries: the Message-ID of an e-mail,
+// the X-Lockbox-Delivery of a webhook call. Entry ids are only unique
+// within one tenant's outbox (two tenants' entries written in the same
+// millisecond get the same one), so the tenant is part of the hash.
+func deliveryID(tenant, entry, target string) string {
+	return entry + "." + hashKey(tenant+"\x00"+target)
 }
