@@ -184,6 +184,8 @@ Parameter names and values are case-insensitive, as in PowerShell: -approvaldeci
 	// The tenant registry's commands come first among the tenant ones.
 	at := slices.IndexFunc(commands, func(c *command) bool { return c.name == "tenant settings get" })
 	commands = slices.Insert(commands, at, tenantCommands...)
+	at = slices.IndexFunc(commands, func(c *command) bool { return c.name == "help" })
+	commands = slices.Insert(commands, at, sessionCommands...)
 	for _, c := range commands {
 		commandByName[c.name] = c
 		words := strings.Fields(c.name)
