@@ -803,7 +803,8 @@ const globalUsage = `Global flags (before or after the command):
                            request activity
   --addr URL               Lockbox API address, a URL or host:port (http) (default
                            $LOCKBOX_ADDR, else ` + DefaultAddr + `)
-  --token-file FILE        file holding your bearer token (default $LOCKBOX_TOKEN)
+  --token-file FILE        file holding your bearer token (default $LOCKBOX_TOKEN, else the
+                           token lockboxctl login stored for this server)
   -h, --help               show help
 `
 

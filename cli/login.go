@@ -48,7 +48,7 @@ address shown, on any device); otherwise open the address shown in a browser on 
 	},
 	{
 		name:    "logout",
-		summary: "forget the token `lockboxctl login` stored for this Lockbox server",
+		summary: "sign out: remove the token login stored for this Lockbox server",
 		run:     runLogout,
 	},
 }

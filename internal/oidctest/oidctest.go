@@ -6,8 +6,10 @@
 // issuer, as a provider's and its tenants' identity providers would.
 //
 // Nobody types a password: the authorization endpoint signs in the user a
-// test queued (QueueUser), and a device code is approved by the test
-// (ApproveDevice). Tokens are signed with go-jose.
+// test queued (QueueUser), and a device code is approved, denied or slowed
+// down by the test (ApproveDevice, DenyDevice, SlowDownDevice). Besides the
+// confidential client (an admin center), a public one (a command line)
+// can be registered. Tokens are signed with go-jose.
 package oidctest
 
 import (
