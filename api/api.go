@@ -117,6 +117,10 @@ type Config struct {
 	// Redis client must honour context deadlines: ContextTimeoutEnabled.)
 	// Zero means DefaultTimeout.
 	Timeout time.Duration
+	// GrantKeys is the JWKS of the keys that verify the proxy's
+	// X-Lockbox-Grant assertions, served at GET /v1/keys for upstreams to
+	// fetch; an empty set when nil.
+	GrantKeys []byte
 }
 
 // CheckAndSetDefaults rejects missing dependencies and fills the defaults.
@@ -143,6 +147,9 @@ func (c *Config) CheckAndSetDefaults() error {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.GrantKeys == nil {
+		c.GrantKeys = []byte(`{"keys":[]}`)
 	}
 	return nil
 }
@@ -197,6 +204,7 @@ var routes = []route{
 	{method: http.MethodGet, path: "/v1/audit/export", handle: (*server).exportAudit},
 	{method: http.MethodGet, path: "/v1/audit/verify", handle: (*server).verifyAudit},
 	{method: http.MethodGet, path: "/v1/openapi.yaml", public: true, handle: (*server).openAPI},
+	{method: http.MethodGet, path: "/v1/keys", public: true, handle: (*server).grantKeys},
 }
 
 // Route names one route of the API.

@@ -172,6 +172,11 @@ func TestAuthentication(t *testing.T) {
 	t.Run("lower-case scheme", func(t *testing.T) {
 		decode[map[string]any](t, e.do(anonymous, "GET", "/v1/requests", nil, withHeader("Authorization", "bearer "+good)), http.StatusOK)
 	})
+	t.Run("grant keys need none", func(t *testing.T) {
+		if set := decode[struct{ Keys []any }](t, e.do(anonymous, "GET", "/v1/keys", nil), http.StatusOK); set.Keys == nil || len(set.Keys) != 0 {
+			t.Errorf("no keys configured: %+v, want an empty set", set)
+		}
+	})
 	t.Run("openapi needs none", func(t *testing.T) {
 		r := e.do(anonymous, "GET", "/v1/openapi.yaml", nil)
 		if r.status != http.StatusOK || r.header.Get("Content-Type") != "application/yaml" || !strings.HasPrefix(string(r.body), "openapi: 3.0.3") {
@@ -911,4 +916,20 @@ func TestTenantRegistry(t *testing.T) {
 	}
 	wantError(t, e.do(lara, "PATCH", "/v1/tenants/northwind", map[string]any{"id": "other"}), http.StatusBadRequest, "invalid_json", "")
 	wantError(t, e.do(contosoAdmin, "PATCH", "/v1/tenants/contoso", map[string]any{"display_name": "x"}), http.StatusForbidden, "forbidden", "")
+}
+
+// TestGrantKeys: GET /v1/keys serves the configured JWKS as it is, to
+// anyone, with the JSON content type JWKS clients accept.
+func TestGrantKeys(t *testing.T) {
+	jwks := `{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","kid":"kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k","alg":"EdDSA","use":"sig"}]}`
+	e := newEnv(t, func(c *api.Config) { c.GrantKeys = []byte(jwks) })
+	for _, u := range []user{anonymous, mia} {
+		r := e.do(u, "GET", "/v1/keys", nil)
+		if r.status != http.StatusOK || string(r.body) != jwks || r.header.Get("Content-Type") != "application/json" {
+			t.Errorf("as %q: %d %q %s", u.sub, r.status, r.header.Get("Content-Type"), r.body)
+		}
+	}
+	if r := e.do(anonymous, "POST", "/v1/keys", nil); r.status != http.StatusMethodNotAllowed {
+		t.Errorf("POST /v1/keys: %d", r.status)
+	}
 }

@@ -19,3 +19,12 @@ func (s *server) openAPI(w http.ResponseWriter, r *http.Request, _ identity.Prin
 	_, _ = w.Write(openAPIDocument)
 	return nil
 }
+
+// grantKeys serves the JWKS upstreams verify X-Lockbox-Grant assertions
+// with. It is public: public keys, and upstreams hold no Lockbox token.
+func (s *server) grantKeys(w http.ResponseWriter, r *http.Request, _ identity.Principal) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(s.cfg.GrantKeys)
+	return nil
+}

@@ -28,6 +28,8 @@ func TestLoadDefaults(t *testing.T) {
 		JWTIssuer:            "lockbox",
 		JWTAudience:          "lockbox",
 		JWTLeeway:            30 * time.Second,
+		JWKSRefresh:          5 * time.Minute,
+		JWKSMaxAge:           24 * time.Hour,
 		DevDir:               ".lockbox-dev",
 		LogLevel:             "info",
 		LogFormat:            "text",
@@ -51,6 +53,8 @@ func TestLoadDefaults(t *testing.T) {
 		ConsoleIdleTimeout:   30 * time.Minute,
 		ConsoleSessionMax:    8 * time.Hour,
 		NotifyExpiryWarning:  15 * time.Minute,
+		ProxyAssertionTTL:    30 * time.Second,
+		ProxyAssertionIssuer: "lockbox",
 	}
 	if got != want {
 		t.Errorf("defaults:\n got %+v\nwant %+v", got, want)
@@ -416,6 +420,9 @@ func TestValidateServe(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "missing")
 	dir := t.TempDir()
 	const redisURL = "redis://127.0.0.1:6379/0"
+	issuers := writeFile(t, "issuers.yaml", "issuers:\n- issuer: https://login.provider.example\n  audience: lockbox\n  scope: provider\n  jwks_url: https://login.provider.example/keys\n")
+	consoleIssuers := writeFile(t, "console.yaml", "issuers:\n- issuer: https://login.provider.example\n  audience: lockbox\n  scope: provider\n  jwks_file: "+jwks+
+		"\n  console:\n    client_id: lockbox\n    client_secret_file: "+secret+"\n")
 
 	tests := []struct {
 		name string
@@ -427,12 +434,31 @@ func TestValidateServe(t *testing.T) {
 		{"policy dir", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_JWT_JWKS_FILE": jwks, "LOCKBOX_POLICY_DIR": dir}, nil},
 		{"no redis", map[string]string{"LOCKBOX_JWT_JWKS_FILE": jwks},
 			[]string{`LOCKBOX_REDIS_URL: required by "lockbox serve"`}},
+		{"jwks url", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_JWT_JWKS_URL": "https://login.provider.example/keys"}, nil},
+		{"jwks url on localhost", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_JWT_JWKS_URL": "http://127.0.0.1:8900/keys"}, nil},
+		{"jwks url in the clear", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_JWT_JWKS_URL": "http://login.provider.example/keys"},
+			[]string{"LOCKBOX_JWT_JWKS_URL: ", "must be https"}},
+		{"issuers file", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_ISSUERS_FILE": issuers}, nil},
 		{"no key", map[string]string{"LOCKBOX_REDIS_URL": redisURL},
-			[]string{`LOCKBOX_JWT_JWKS_FILE or LOCKBOX_JWT_HMAC_SECRET_FILE: one is required by "lockbox serve"`}},
+			[]string{`LOCKBOX_JWT_JWKS_URL, LOCKBOX_JWT_JWKS_FILE, LOCKBOX_JWT_HMAC_SECRET_FILE or LOCKBOX_ISSUERS_FILE: one is required by "lockbox serve"`}},
 		{"both keys", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_JWT_JWKS_FILE": jwks, "LOCKBOX_JWT_HMAC_SECRET_FILE": secret},
-			[]string{"LOCKBOX_JWT_JWKS_FILE and LOCKBOX_JWT_HMAC_SECRET_FILE: set only one"}},
+			[]string{"LOCKBOX_JWT_JWKS_URL, LOCKBOX_JWT_JWKS_FILE, LOCKBOX_JWT_HMAC_SECRET_FILE and LOCKBOX_ISSUERS_FILE: set only one"}},
+		{"url and issuers file", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_JWT_JWKS_URL": "https://idp.example/keys", "LOCKBOX_ISSUERS_FILE": issuers},
+			[]string{"set only one"}},
+		{"issuers file and OIDC", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_ISSUERS_FILE": issuers, "LOCKBOX_OIDC_ISSUER": "https://idp.example.com",
+			"LOCKBOX_OIDC_CLIENT_ID": "lockbox", "LOCKBOX_OIDC_CLIENT_SECRET_FILE": secret, "LOCKBOX_CONSOLE_URL": "https://lockbox.example.com"},
+			[]string{"LOCKBOX_OIDC_ISSUER: not with LOCKBOX_ISSUERS_FILE"}},
+		{"bad issuers file", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_ISSUERS_FILE": writeFile(t, "bad.yaml", "issuers:\n- issuer: x\n  audiance: y\n")},
+			[]string{"LOCKBOX_ISSUERS_FILE: ", "field audiance not found"}},
+		{"issuers file with console needs the console URL", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_ISSUERS_FILE": consoleIssuers},
+			[]string{"LOCKBOX_CONSOLE_URL: required with a console section in LOCKBOX_ISSUERS_FILE"}},
+		{"issuers file with console", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_ISSUERS_FILE": consoleIssuers, "LOCKBOX_CONSOLE_URL": "https://lockbox.example.com"}, nil},
+		{"max age below refresh", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_JWT_JWKS_FILE": jwks, "LOCKBOX_JWT_JWKS_REFRESH": "10m", "LOCKBOX_JWT_JWKS_MAX_AGE": "10m"},
+			[]string{"LOCKBOX_JWT_JWKS_MAX_AGE: must be more than LOCKBOX_JWT_JWKS_REFRESH"}},
+		{"max age unbounded", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_JWT_JWKS_FILE": jwks, "LOCKBOX_JWT_JWKS_MAX_AGE": "8760h"},
+			[]string{"LOCKBOX_JWT_JWKS_MAX_AGE: ", "at most 720h"}},
 		{"nothing", map[string]string{},
-			[]string{"LOCKBOX_REDIS_URL: required", "LOCKBOX_JWT_JWKS_FILE or LOCKBOX_JWT_HMAC_SECRET_FILE"}},
+			[]string{"LOCKBOX_REDIS_URL: required", "LOCKBOX_JWT_JWKS_FILE, LOCKBOX_JWT_HMAC_SECRET_FILE or LOCKBOX_ISSUERS_FILE"}},
 		{"missing jwks", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_JWT_JWKS_FILE": missing},
 			[]string{"LOCKBOX_JWT_JWKS_FILE: ", "no such file"}},
 		{"jwks is a dir", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_JWT_JWKS_FILE": dir},
@@ -465,6 +491,16 @@ func TestValidateServe(t *testing.T) {
 			[]string{`LOCKBOX_PROXY_SIGNING_KEY_FILE: required by "lockbox serve"`}},
 		{"missing signing key", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_JWT_JWKS_FILE": jwks, "LOCKBOX_PROXY_SIGNING_KEY_FILE": missing},
 			[]string{"LOCKBOX_PROXY_SIGNING_KEY_FILE: ", "no such file"}},
+		{"published keys", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_JWT_JWKS_FILE": jwks,
+			"LOCKBOX_PROXY_PUBLISHED_KEY_FILES": jwks + ", " + secret}, nil},
+		{"missing published key", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_JWT_JWKS_FILE": jwks,
+			"LOCKBOX_PROXY_PUBLISHED_KEY_FILES": jwks + "," + missing}, []string{"LOCKBOX_PROXY_PUBLISHED_KEY_FILES: ", "no such file"}},
+		{"assertion TTL too long", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_JWT_JWKS_FILE": jwks, "LOCKBOX_PROXY_ASSERTION_TTL": "61s"},
+			[]string{"LOCKBOX_PROXY_ASSERTION_TTL: must be from 1s to 1m0s, got 1m1s"}},
+		{"assertion TTL too short", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_JWT_JWKS_FILE": jwks, "LOCKBOX_PROXY_ASSERTION_TTL": "500ms"},
+			[]string{"LOCKBOX_PROXY_ASSERTION_TTL: must be from 1s"}},
+		{"no assertion issuer", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_JWT_JWKS_FILE": jwks, "LOCKBOX_PROXY_ASSERTION_ISSUER": " "},
+			[]string{"LOCKBOX_PROXY_ASSERTION_ISSUER: must not be empty"}},
 		{"oidc", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_JWT_JWKS_FILE": jwks, "LOCKBOX_OIDC_ISSUER": "https://idp.example.com",
 			"LOCKBOX_OIDC_CLIENT_ID": "lockbox", "LOCKBOX_OIDC_CLIENT_SECRET_FILE": secret, "LOCKBOX_CONSOLE_URL": "https://lockbox.example.com"}, nil},
 		{"oidc secret missing", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_JWT_JWKS_FILE": jwks, "LOCKBOX_OIDC_ISSUER": "https://idp.example.com",

@@ -10,8 +10,11 @@
 // rule, tenant isolation — is the domain's, and every action is audited there.
 // This package decides only what to show.
 //
-// Sign-in is OpenID Connect (authorization code with PKCE) against the
-// configured issuer, or, in "lockbox dev", a choice of the dev identities.
+// Sign-in is OpenID Connect (authorization code with PKCE): tenant users
+// through their tenant's issuer (the sign-in page asks for the
+// organization, or /console/login?tenant=<id> names it), the provider's
+// staff through the provider's; or, in "lockbox dev", a choice of the dev
+// identities.
 // Sessions live in Redis behind an HttpOnly, SameSite=Strict cookie with idle
 // and absolute timeouts. Every state-changing request must come from the
 // console's own origin (http.CrossOriginProtection) and carry the session's
@@ -107,8 +110,9 @@ type Config struct {
 	Catalog func() Catalog
 	// Redis keeps the sessions. Required.
 	Redis redis.UniversalClient
-	// OIDC, when set, offers OpenID Connect sign-in.
-	OIDC *OIDCConfig
+	// OIDC are the issuers that sign users in with OpenID Connect: at most
+	// one for the provider's staff, at most one for each tenant.
+	OIDC []OIDCConfig
 	// DevIdentities, when set, offers a one-click sign-in as each. For
 	// "lockbox dev" only.
 	DevIdentities []DevIdentity
@@ -183,7 +187,8 @@ type Console struct {
 	sessions *sessions
 	pages    map[string]*template.Template
 	mux      *http.ServeMux
-	oidc     *oidcClient
+	staff    *oidcClient            // signs in the provider's staff
+	orgs     map[string]*oidcClient // sign in each tenant's users
 	secure   bool
 }
 
@@ -198,10 +203,8 @@ func New(cfg Config) (*Console, error) {
 	if c.pages, err = parsePages(); err != nil {
 		return nil, err
 	}
-	if cfg.OIDC != nil {
-		if c.oidc, err = newOIDCClient(*cfg.OIDC, cfg.PublicURL); err != nil {
-			return nil, err
-		}
+	if c.staff, c.orgs, err = newOIDCClients(cfg.OIDC, cfg.PublicURL); err != nil {
+		return nil, err
 	}
 	c.routes()
 	return c, nil
@@ -234,6 +237,7 @@ var routeTable = []route{
 	}},
 	publicRoute("GET /console/{$}", func(c *Console) http.HandlerFunc { return c.home }),
 	publicRoute("GET /console/signin", func(c *Console) http.HandlerFunc { return c.signinPage }),
+	publicRoute("GET /console/login", func(c *Console) http.HandlerFunc { return c.login }),
 	publicRoute("POST /console/signin/dev", func(c *Console) http.HandlerFunc { return c.devSignin }),
 	publicRoute("GET /console/signin/oidc", func(c *Console) http.HandlerFunc { return c.oidcStart }),
 	publicRoute("GET /console/oidc/callback", func(c *Console) http.HandlerFunc { return c.oidcCallback }),

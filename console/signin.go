@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/mail"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -21,26 +23,32 @@ import (
 	"github.com/lockbox-oss/lockbox/internal/keys"
 )
 
-// OIDCConfig configures OpenID Connect sign-in. Claims map to the same
-// roles as the API's bearer tokens: the roles claim carries role names
-// (operator, support-manager, global-admin, lockbox-approver,
-// audit-reader; others are ignored) and the tenant claim, when present,
-// makes the user a tenant user.
+// OIDCConfig configures OpenID Connect sign-in through one issuer. Claims
+// map to the same roles as the API's bearer tokens, and the issuer's scope
+// decides whose users it signs in, as it does for the API: a tenant's issuer
+// signs in users of that tenant only, with tenant roles only; the
+// provider's signs in staff with provider roles only.
 type OIDCConfig struct {
 	Issuer       string
 	ClientID     string
 	ClientSecret string
 	// Scopes requested besides "openid".
 	Scopes []string
-	// Claim names; defaults "sub", "roles", "tid" and "name".
-	SubjectClaim, RolesClaim, TenantClaim, NameClaim string
+	// Scope says whose users the issuer signs in: identity.ProviderScope,
+	// identity.TenantScope, or identity.SharedScope (one issuer for
+	// everyone, the tenant from TenantClaim). Required.
+	Scope identity.Scope
+	// Claim names; defaults "sub", "roles", "tid" (read in the shared scope
+	// only), "name" and "email".
+	SubjectClaim, RolesClaim, TenantClaim, NameClaim, EmailClaim string
 	// HTTPClient talks to the issuer; a client with a 10 s timeout when
 	// nil.
 	HTTPClient *http.Client
 }
 
-// callbackPath is the redirect URI's path, registered at the identity
-// provider as PublicURL + callbackPath.
+// callbackPath is the redirect URI's path, registered at every identity
+// provider as PublicURL + callbackPath. The sign-in in progress, not the
+// path, says which provider the browser comes back from.
 const callbackPath = "/console/oidc/callback"
 
 // loginTTL bounds a sign-in in progress: the time a user may spend at the
@@ -51,9 +59,10 @@ const loginTTL = 10 * time.Minute
 // so a callback URL planted on someone else (login CSRF) finds no match.
 const loginCookie = "lockbox_login"
 
-// oidcClient is the console's OpenID Connect relying party. The provider's
-// discovery document is fetched on first use and kept, so an identity
-// provider that is down when Lockbox starts stops sign-in, not the proxy.
+// oidcClient is the console's OpenID Connect relying party at one issuer.
+// The provider's discovery document is fetched on first use and kept, so an
+// identity provider that is down when Lockbox starts stops sign-in through
+// it, not the proxy nor the other issuers' sign-in.
 type oidcClient struct {
 	cfg         OIDCConfig
 	redirectURL string
@@ -71,6 +80,9 @@ func newOIDCClient(cfg OIDCConfig, publicURL string) (*oidcClient, error) {
 	case publicURL == "":
 		return nil, errors.New("console: the public URL is required for OIDC sign-in (it makes the redirect URI)")
 	}
+	if err := cfg.Scope.Check(); err != nil {
+		return nil, fmt.Errorf("console: OIDC issuer %s: %w", cfg.Issuer, err)
+	}
 	if cfg.SubjectClaim == "" {
 		cfg.SubjectClaim = "sub"
 	}
@@ -83,10 +95,43 @@ func newOIDCClient(cfg OIDCConfig, publicURL string) (*oidcClient, error) {
 	if cfg.NameClaim == "" {
 		cfg.NameClaim = "name"
 	}
+	if cfg.EmailClaim == "" {
+		cfg.EmailClaim = "email"
+	}
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 	}
 	return &oidcClient{cfg: cfg, redirectURL: strings.TrimSuffix(publicURL, "/") + callbackPath}, nil
+}
+
+// newOIDCClients sorts the configured issuers: at most one signs in the
+// provider's staff (provider or shared scope), at most one each tenant's
+// users.
+func newOIDCClients(cfgs []OIDCConfig, publicURL string) (staff *oidcClient, orgs map[string]*oidcClient, err error) {
+	orgs = map[string]*oidcClient{}
+	for _, oc := range cfgs {
+		cl, err := newOIDCClient(oc, publicURL)
+		if err != nil {
+			return nil, nil, err
+		}
+		switch t := oc.Scope.Tenant(); {
+		case t != "":
+			if orgs[t] != nil {
+				return nil, nil, fmt.Errorf("console: two OIDC issuers sign in tenant %s", t)
+			}
+			orgs[t] = cl
+		case staff != nil:
+			return nil, nil, fmt.Errorf("console: two OIDC issuers sign in the provider's staff (%s and %s)", staff.cfg.Issuer, oc.Issuer)
+		default:
+			staff = cl
+		}
+	}
+	if staff != nil && staff.cfg.Scope.IsShared() && len(orgs) > 0 {
+		// The shared issuer signs in anyone's users: next to tenants' own
+		// issuers it would be a way around them.
+		return nil, nil, errors.New("console: an issuer in the shared scope can't sign in next to tenants' issuers")
+	}
+	return staff, orgs, nil
 }
 
 // discover returns the provider, fetching its discovery document once.
@@ -105,42 +150,116 @@ func (o *oidcClient) discover(ctx context.Context) (*oidc.Provider, error) {
 }
 
 func (o *oidcClient) oauth2(p *oidc.Provider) *oauth2.Config {
+	ep := p.Endpoint()
+	ep.AuthStyle = authStyle(p)
 	return &oauth2.Config{
 		ClientID: o.cfg.ClientID, ClientSecret: o.cfg.ClientSecret,
-		Endpoint: p.Endpoint(), RedirectURL: o.redirectURL,
+		Endpoint: ep, RedirectURL: o.redirectURL,
 		Scopes: append([]string{oidc.ScopeOpenID}, o.cfg.Scopes...),
 	}
+}
+
+// authStyle is how the client authenticates at the token endpoint, as the
+// provider's discovery document says. Guessing (oauth2's default) sends a
+// code twice when the first attempt fails, and a code works once: the
+// provider's real answer (a PKCE mismatch, say) is lost behind "invalid
+// code".
+func authStyle(p *oidc.Provider) oauth2.AuthStyle {
+	var d struct {
+		Methods []string `json:"token_endpoint_auth_methods_supported"`
+	}
+	if err := p.Claims(&d); err != nil {
+		return oauth2.AuthStyleAutoDetect
+	}
+	switch {
+	case len(d.Methods) == 0 || slices.Contains(d.Methods, "client_secret_basic"):
+		// Basic is OpenID Connect's default method.
+		return oauth2.AuthStyleInHeader
+	case slices.Contains(d.Methods, "client_secret_post"):
+		return oauth2.AuthStyleInParams
+	}
+	return oauth2.AuthStyleAutoDetect
 }
 
 // pendingLogin is what the console remembers of a sign-in in progress.
 type pendingLogin struct {
 	Nonce    string `json:"nonce"`
 	Verifier string `json:"verifier"`
+	// Tenant is the organization whose issuer the sign-in went to; "" for
+	// the provider's.
+	Tenant string `json:"tenant,omitempty"`
 }
 
-// signinPage offers the ways to sign in this server has.
+// client returns the issuer that signs in tenant's users ("": the
+// provider's staff), or nil.
+func (c *Console) client(tenant string) *oidcClient {
+	if tenant == "" {
+		return c.staff
+	}
+	return c.orgs[tenant]
+}
+
+// signinPage offers the ways to sign in this server has. ?tenant= names the
+// organization whose identity provider the user signs in with.
 func (c *Console) signinPage(w http.ResponseWriter, r *http.Request) {
 	if _, err := c.session(r, false); err == nil {
 		http.Redirect(w, r, "/console/requests", http.StatusSeeOther)
 		return
 	}
-	c.render(w, r, http.StatusOK, "signin", nil, signinView{
-		OIDC: c.oidc != nil, Dev: c.cfg.DevIdentities, Problem: signinProblems[r.URL.Query().Get("problem")],
-	})
+	v := signinView{Dev: c.cfg.DevIdentities, Problem: signinProblems[r.URL.Query().Get("problem")], Orgs: len(c.orgs) > 0}
+	if c.staff != nil {
+		v.Staff, v.StaffOnly = true, len(c.orgs) == 0
+	}
+	// The organization form comes back here: the sign-in page is a form's
+	// target, and its Content-Security-Policy (form-action 'self') would
+	// stop a form from landing at an identity provider. The next step is a
+	// link.
+	switch t := orgName(r); {
+	case t == "":
+	case c.orgs[t] != nil:
+		v.Tenant = t
+	case v.Problem == "":
+		v.Problem = signinProblems["unknown_org"]
+	}
+	c.render(w, r, http.StatusOK, "signin", nil, v)
+}
+
+// orgName is the organization the request names, as users type it.
+func orgName(r *http.Request) string {
+	return strings.ToLower(strings.TrimSpace(r.URL.Query().Get("tenant")))
+}
+
+// login is the sign-in link an organization hands its users:
+// /console/login?tenant=contoso goes straight to contoso's identity
+// provider, /console/login to the sign-in page.
+func (c *Console) login(w http.ResponseWriter, r *http.Request) {
+	t := orgName(r)
+	if t == "" || !identity.ValidTenantID(t) {
+		http.Redirect(w, r, "/console/signin", http.StatusSeeOther)
+		return
+	}
+	http.Redirect(w, r, "/console/signin/oidc?tenant="+url.QueryEscape(t), http.StatusSeeOther)
 }
 
 // signinProblems are the messages the sign-in page shows after a failed
 // attempt, by a fixed code: the page never echoes text from the URL.
 var signinProblems = map[string]string{
-	"expired":  "Your sign-in took too long or was started in another browser. Please sign in again.",
-	"denied":   "The identity provider did not sign you in.",
-	"failed":   "Signing in failed. Please try again; if it keeps failing, ask your administrator to check Lockbox's log.",
-	"no_roles": "Your account has no Lockbox role. Ask your administrator for one of: operator, support-manager, global-admin, lockbox-approver, audit-reader.",
-	"invalid":  "Your account's identity can't be used by Lockbox (its user or tenant id has characters Lockbox does not accept).",
+	"expired":     "Your sign-in took too long or was started in another browser. Please sign in again.",
+	"denied":      "The identity provider did not sign you in.",
+	"failed":      "Signing in failed. Please try again; if it keeps failing, ask your administrator to check Lockbox's log.",
+	"no_roles":    "Your account has no Lockbox role. Ask your administrator for one of: operator, support-manager, global-admin, lockbox-approver, audit-reader.",
+	"invalid":     "Your account's identity can't be used by Lockbox (its user or tenant id has characters Lockbox does not accept).",
+	"unknown_org": "No organization of that name signs in here. Check its name, or ask your administrator for your organization's sign-in link.",
 }
 
 type signinView struct {
-	OIDC    bool
+	// Staff: an issuer signs in the provider's staff (StaffOnly: and no
+	// tenant has its own).
+	Staff, StaffOnly bool
+	// Orgs: tenants sign in through their own issuers; Tenant is the one
+	// the URL named, when it has one.
+	Orgs    bool
+	Tenant  string
 	Dev     []DevIdentity
 	Problem string
 }
@@ -180,21 +299,29 @@ func (c *Console) startSession(w http.ResponseWriter, r *http.Request, p identit
 	http.Redirect(w, r, "/console/requests", http.StatusSeeOther)
 }
 
-// oidcStart sends the browser to the identity provider.
+// oidcStart sends the browser to the identity provider: the one of the
+// organization ?tenant= names, or the provider's.
 func (c *Console) oidcStart(w http.ResponseWriter, r *http.Request) {
-	if c.oidc == nil {
+	if c.staff == nil && len(c.orgs) == 0 {
 		http.NotFound(w, r)
+		return
+	}
+	tenant := orgName(r)
+	oc := c.client(tenant)
+	if oc == nil {
+		// An organization without its own issuer, or a name that is none.
+		http.Redirect(w, r, "/console/signin?problem=unknown_org", http.StatusSeeOther)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), c.cfg.Timeout)
 	defer cancel()
-	p, err := c.oidc.discover(ctx)
+	p, err := oc.discover(ctx)
 	if err != nil {
-		c.log.ErrorContext(ctx, "console: sign-in unavailable", "error", err)
+		c.log.ErrorContext(ctx, "console: sign-in unavailable", "issuer", oc.cfg.Issuer, "error", err)
 		c.renderError(w, r, nil, http.StatusServiceUnavailable, "The identity provider can't be reached; sign-in is unavailable. Try again in a minute.")
 		return
 	}
-	state, login := rand.Text(), pendingLogin{Nonce: rand.Text(), Verifier: oauth2.GenerateVerifier()}
+	state, login := rand.Text(), pendingLogin{Nonce: rand.Text(), Verifier: oauth2.GenerateVerifier(), Tenant: tenant}
 	b, _ := json.Marshal(login)
 	if err := c.cfg.Redis.Set(ctx, keys.ConsoleLogin(state), b, loginTTL).Err(); err != nil {
 		c.fail(w, r, nil, fault.Unavailable("console: save sign-in", err))
@@ -204,14 +331,14 @@ func (c *Console) oidcStart(w http.ResponseWriter, r *http.Request) {
 	// cross-site navigation, on which a Strict cookie is not sent.
 	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: state, Path: callbackPath, MaxAge: int(loginTTL.Seconds()),
 		HttpOnly: true, Secure: c.secureRequest(r), SameSite: http.SameSiteLaxMode})
-	http.Redirect(w, r, c.oidc.oauth2(p).AuthCodeURL(state, oidc.Nonce(login.Nonce), oauth2.S256ChallengeOption(login.Verifier)), http.StatusFound)
+	http.Redirect(w, r, oc.oauth2(p).AuthCodeURL(state, oidc.Nonce(login.Nonce), oauth2.S256ChallengeOption(login.Verifier)), http.StatusFound)
 }
 
 // oidcCallback finishes a sign-in: it checks the state against the
 // browser's cookie, redeems the code with the PKCE verifier, verifies the ID
 // token (signature, issuer, audience, expiry, nonce) and maps its claims.
 func (c *Console) oidcCallback(w http.ResponseWriter, r *http.Request) {
-	if c.oidc == nil {
+	if c.staff == nil && len(c.orgs) == 0 {
 		http.NotFound(w, r)
 		return
 	}
@@ -249,12 +376,25 @@ func (c *Console) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		problem("failed", err)
 		return
 	}
-	p, err := c.oidc.discover(ctx)
+	// The sign-in says which identity provider the browser went to; the
+	// code is redeemed there and its ID token checked with its keys.
+	oc := c.client(login.Tenant)
+	if oc == nil {
+		problem("failed", fmt.Errorf("no issuer signs in %q any more", login.Tenant))
+		return
+	}
+	if iss := q.Get("iss"); iss != "" && iss != oc.cfg.Issuer {
+		// RFC 9207: the answer comes from another identity provider than
+		// the one this sign-in went to (a mix-up attack).
+		problem("failed", fmt.Errorf("the answer names issuer %q, the sign-in went to %s", iss, oc.cfg.Issuer))
+		return
+	}
+	p, err := oc.discover(ctx)
 	if err != nil {
 		problem("failed", err)
 		return
 	}
-	tok, err := c.oidc.oauth2(p).Exchange(oidc.ClientContext(ctx, c.oidc.cfg.HTTPClient), q.Get("code"), oauth2.VerifierOption(login.Verifier))
+	tok, err := oc.oauth2(p).Exchange(oidc.ClientContext(ctx, oc.cfg.HTTPClient), q.Get("code"), oauth2.VerifierOption(login.Verifier))
 	if err != nil {
 		problem("failed", fmt.Errorf("code exchange: %w", err))
 		return
@@ -264,7 +404,7 @@ func (c *Console) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		problem("failed", errors.New("token response has no id_token"))
 		return
 	}
-	idt, err := p.Verifier(&oidc.Config{ClientID: c.oidc.cfg.ClientID, Now: c.cfg.Now}).Verify(ctx, raw)
+	idt, err := p.Verifier(&oidc.Config{ClientID: oc.cfg.ClientID, Now: c.cfg.Now}).Verify(ctx, raw)
 	if err != nil {
 		problem("failed", fmt.Errorf("id token: %w", err))
 		return
@@ -278,22 +418,22 @@ func (c *Console) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		problem("failed", err)
 		return
 	}
-	principal, name, code := c.oidc.principal(claims)
+	principal, name, code := oc.principal(claims)
 	if code != "" {
-		problem(code, fmt.Errorf("claims of %q can't be used", idt.Subject))
+		problem(code, fmt.Errorf("claims of %q from %s can't be used", idt.Subject, oc.cfg.Issuer))
 		return
 	}
 	c.startSession(w, r, principal, name, "oidc", true)
 }
 
-// principal maps ID token claims to a Principal with the rules the API's
-// verifier applies to bearer tokens. It returns a sign-in problem code
-// when the claims can't make one.
+// principal maps ID token claims to a Principal with the issuer's scope,
+// as the API's verifier maps bearer tokens. It returns a sign-in problem
+// code when the claims can't make one.
 func (o *oidcClient) principal(claims map[string]any) (identity.Principal, string, string) {
 	sub, _ := claims[o.cfg.SubjectClaim].(string)
-	tid, _ := claims[o.cfg.TenantClaim].(string)
-	if !identity.ValidSubject(sub) || (tid != "" && !identity.ValidTenantID(tid)) {
-		return identity.Principal{}, "", "invalid"
+	var tid string
+	if o.cfg.Scope.IsShared() {
+		tid, _ = claims[o.cfg.TenantClaim].(string)
 	}
 	var names []string
 	switch v := claims[o.cfg.RolesClaim].(type) {
@@ -306,20 +446,23 @@ func (o *oidcClient) principal(claims map[string]any) (identity.Principal, strin
 			}
 		}
 	}
-	var roles []identity.Role
-	for _, n := range names {
-		if r := identity.Role(n); r.Known() && !slices.Contains(roles, r) {
-			roles = append(roles, r)
-		}
+	p, err := o.cfg.Scope.Principal(sub, names, tid)
+	if err != nil {
+		return identity.Principal{}, "", "invalid"
 	}
-	if len(roles) == 0 {
+	if len(p.Roles) == 0 {
 		return identity.Principal{}, "", "no_roles"
+	}
+	if email, _ := claims[o.cfg.EmailClaim].(string); email != "" {
+		if a, err := mail.ParseAddress(email); err == nil && a.Name == "" && a.Address == email && len(email) <= 254 {
+			p.Email = email
+		}
 	}
 	name, _ := claims[o.cfg.NameClaim].(string)
 	if name = strings.TrimSpace(name); name == "" || len(name) > 200 {
 		name = sub
 	}
-	return identity.Principal{Subject: sub, Roles: roles, TenantID: tid}, name, ""
+	return p, name, ""
 }
 
 // signout ends the session everywhere and forgets the cookie.

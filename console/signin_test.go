@@ -14,53 +14,51 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
-	"github.com/oauth2-proxy/mockoidc"
-
 	"github.com/lockbox-oss/lockbox/console"
+	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/clock"
 	"github.com/lockbox-oss/lockbox/internal/keys"
+	"github.com/lockbox-oss/lockbox/internal/oidctest"
 )
 
-// oidcUser is an account at the test identity provider, with the claims
+// oidcUser is an account at a test identity provider, with the claims
 // Lockbox maps: roles and the tenant id.
 type oidcUser struct {
 	sub, name, tid string
 	roles          any // a list, or a space-separated string
 }
 
-func (u oidcUser) ID() string { return u.sub }
-
-func (u oidcUser) Userinfo([]string) ([]byte, error) {
-	return json.Marshal(map[string]string{"sub": u.sub, "name": u.name})
-}
-
-func (u oidcUser) Claims(_ []string, base *mockoidc.IDTokenClaims) (jwt.Claims, error) {
-	return &oidcClaims{IDTokenClaims: base, Name: u.name, Roles: u.roles, Tid: u.tid}, nil
-}
-
-type oidcClaims struct {
-	*mockoidc.IDTokenClaims
-	Name  string `json:"name,omitempty"`
-	Roles any    `json:"roles,omitempty"`
-	Tid   string `json:"tid,omitempty"`
+func (u oidcUser) user() oidctest.User {
+	c := map[string]any{}
+	if u.name != "" {
+		c["name"] = u.name
+	}
+	if u.tid != "" {
+		c["tid"] = u.tid
+	}
+	if u.roles != nil {
+		c["roles"] = u.roles
+	}
+	return oidctest.User{Subject: u.sub, Claims: c}
 }
 
 var ada = oidcUser{sub: "ada@contoso", name: "Ada Admin", tid: "contoso", roles: []string{"global-admin", "Directory.Read"}}
 
-// newOIDCEnv is the console signing in with OpenID Connect at a mock
-// provider. The console's clock starts at the provider's time: ID tokens
-// are stamped by the provider's clock and checked against ours.
-func newOIDCEnv(t *testing.T) (*env, *mockoidc.MockOIDC) {
+// signinConfig is the console's sign-in at p, for users of scope.
+func signinConfig(p *oidctest.Provider, scope identity.Scope) console.OIDCConfig {
+	return console.OIDCConfig{Issuer: p.Issuer(), ClientID: p.ClientID(), ClientSecret: p.ClientSecret(), Scope: scope}
+}
+
+// newOIDCEnv is the console signing in with OpenID Connect at one provider
+// trusted for everyone (the LOCKBOX_OIDC_* configuration). The console's
+// clock starts at the provider's time: ID tokens are stamped by the
+// provider's clock and checked against ours.
+func newOIDCEnv(t *testing.T) (*env, *oidctest.Provider) {
 	t.Helper()
-	m, err := mockoidc.Run()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m.Shutdown() })
+	m := oidctest.Start(t, oidctest.Config{})
 	e := newStores(t, clock.NewFake(m.Now()))
 	cfg := e.consoleConfig()
-	cfg.OIDC = &console.OIDCConfig{Issuer: m.Issuer(), ClientID: m.ClientID, ClientSecret: m.ClientSecret}
+	cfg.OIDC = []console.OIDCConfig{signinConfig(m, identity.SharedScope())}
 	e.serve(cfg, false)
 	return e, m
 }
@@ -74,9 +72,15 @@ type login struct {
 
 // startLogin follows b from "Sign in with your organization" through the
 // provider's authorization endpoint, where u signs in.
-func startLogin(t *testing.T, e *env, m *mockoidc.MockOIDC, b *browser, u oidcUser) login {
+func startLogin(t *testing.T, e *env, m *oidctest.Provider, b *browser, u oidcUser) login {
 	t.Helper()
-	r := b.get("/console/signin/oidc")
+	return startLoginAt(t, m, b, "/console/signin/oidc", u)
+}
+
+// startLoginAt is startLogin from path.
+func startLoginAt(t *testing.T, m *oidctest.Provider, b *browser, path string, u oidcUser) login {
+	t.Helper()
+	r := b.get(path)
 	if r.status != http.StatusFound {
 		t.Fatalf("sign-in start: %s", r)
 	}
@@ -85,7 +89,7 @@ func startLogin(t *testing.T, e *env, m *mockoidc.MockOIDC, b *browser, u oidcUs
 		t.Fatal(err)
 	}
 	l := login{authorize: az, state: az.Query().Get("state")}
-	m.QueueUser(u)
+	m.QueueUser(u.user())
 	r = b.get(az.String())
 	if r.status != http.StatusFound {
 		t.Fatalf("provider's authorize: %s", r)
@@ -151,7 +155,7 @@ func TestOIDCSignin(t *testing.T) {
 	}
 	state := q.Get("state")
 	want := map[string]string{
-		"client_id": m.ClientID, "response_type": "code", "scope": "openid",
+		"client_id": m.ClientID(), "response_type": "code", "scope": "openid",
 		"redirect_uri": e.cfg.PublicURL + "/console/oidc/callback", "code_challenge_method": "S256",
 	}
 	for k, v := range want {
@@ -184,7 +188,7 @@ func TestOIDCSignin(t *testing.T) {
 		t.Errorf("sign-in in progress kept for %s", ttl)
 	}
 
-	m.QueueUser(ada)
+	m.QueueUser(ada.user())
 	r = b.get(az.String())
 	if r.status != http.StatusFound || !strings.HasPrefix(r.location(), e.cfg.PublicURL+"/console/oidc/callback?") {
 		t.Fatalf("provider's answer: %s", r)
@@ -337,7 +341,7 @@ func TestOIDCSigninProblems(t *testing.T) {
 		nonce, _ := pendingLogin(t, e, l.state)
 		forged, _ := json.Marshal(map[string]string{"nonce": nonce, "verifier": strings.Repeat("A", 43)})
 		e.rdb.Set(context.Background(), keys.ConsoleLogin(l.state), forged, time.Minute)
-		wantProblem(t, e, b.get(l.callback), "failed", "code exchange", "Code challenge did not match")
+		wantProblem(t, e, b.get(l.callback), "failed", "code exchange", "code_verifier does not match the code_challenge")
 	})
 	t.Run("nonce checked", func(t *testing.T) {
 		b := e.browser()
@@ -359,14 +363,14 @@ func TestOIDCSigninProblems(t *testing.T) {
 		}
 		b.post("/console/signout", b.form(nil))
 		l2 := startLogin(t, e, m, b, ada)
-		wantProblem(t, e, b.get("/console/oidc/callback?code="+url.QueryEscape(code)+"&state="+url.QueryEscape(l2.state)), "failed", "Invalid code")
+		wantProblem(t, e, b.get("/console/oidc/callback?code="+url.QueryEscape(code)+"&state="+url.QueryEscape(l2.state)), "failed", "unknown, used or expired code")
 	})
 	t.Run("expired ID token", func(t *testing.T) {
 		// The provider's tokens live 10 minutes by its clock; ours has
 		// moved on.
 		b := e.browser()
 		l := startLogin(t, e, m, b, ada)
-		e.clk.Advance(m.AccessTTL + 2*time.Minute)
+		e.clk.Advance(m.TTL() + 2*time.Minute)
 		defer e.clk.Set(m.Now())
 		wantProblem(t, e, b.get(l.callback), "failed", "token is expired")
 	})
@@ -390,13 +394,9 @@ func TestOIDCProviderDown(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close() // nothing listens there now
 
-	m, err := mockoidc.NewServer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := newStores(t, clock.NewFake(m.Now()))
+	e := newStores(t, clock.NewFake(time.Now()))
 	cfg := e.consoleConfig()
-	cfg.OIDC = &console.OIDCConfig{Issuer: "http://" + addr + mockoidc.IssuerBase, ClientID: m.ClientID, ClientSecret: m.ClientSecret}
+	cfg.OIDC = []console.OIDCConfig{{Issuer: "http://" + addr, ClientID: oidctest.DefaultClientID, ClientSecret: oidctest.DefaultClientSecret, Scope: identity.SharedScope()}}
 	e.serve(cfg, false) // fails the test if New needed the provider
 
 	b := e.browser()
@@ -420,10 +420,7 @@ func TestOIDCProviderDown(t *testing.T) {
 	if err != nil {
 		t.Skipf("the provider's port was taken meanwhile: %v", err)
 	}
-	if err := m.Start(ln, nil); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m.Shutdown() })
+	m := oidctest.Start(t, oidctest.Config{Listener: ln})
 	l := startLogin(t, e, m, b, ada)
 	if r := b.get(l.callback); r.status != http.StatusOK {
 		t.Fatalf("callback once the provider is up: %s", r)
@@ -457,12 +454,14 @@ func TestOIDCConfigChecked(t *testing.T) {
 		oidc console.OIDCConfig
 		pub  string
 	}{
-		{"no issuer", console.OIDCConfig{ClientID: "lockbox"}, "https://lockbox.example.com"},
-		{"no client id", console.OIDCConfig{Issuer: "https://idp.example.com"}, "https://lockbox.example.com"},
-		{"no public URL", console.OIDCConfig{Issuer: "https://idp.example.com", ClientID: "lockbox"}, ""},
+		{"no issuer", console.OIDCConfig{ClientID: "lockbox", Scope: identity.ProviderScope()}, "https://lockbox.example.com"},
+		{"no client id", console.OIDCConfig{Issuer: "https://idp.example.com", Scope: identity.ProviderScope()}, "https://lockbox.example.com"},
+		{"no public URL", console.OIDCConfig{Issuer: "https://idp.example.com", ClientID: "lockbox", Scope: identity.ProviderScope()}, ""},
+		{"no scope", console.OIDCConfig{Issuer: "https://idp.example.com", ClientID: "lockbox"}, "https://lockbox.example.com"},
+		{"bad tenant scope", console.OIDCConfig{Issuer: "https://idp.example.com", ClientID: "lockbox", Scope: identity.TenantScope("Contoso")}, "https://lockbox.example.com"},
 	} {
 		cfg := e.consoleConfig()
-		cfg.OIDC, cfg.PublicURL = &tc.oidc, tc.pub
+		cfg.OIDC, cfg.PublicURL = []console.OIDCConfig{tc.oidc}, tc.pub
 		if _, err := console.New(cfg); err == nil {
 			t.Errorf("%s: New accepted it", tc.name)
 		}

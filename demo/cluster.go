@@ -2,7 +2,6 @@ package demo
 
 import (
 	"context"
-	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -36,10 +35,11 @@ const (
 	shutdownTimeout   = 5 * time.Second
 )
 
-// Start starts every demo service on a free port of 127.0.0.1, verifying
-// grants with grantKey at now (time.Now if nil). It stops them when ctx ends
-// or Close is called, whichever comes first.
-func Start(ctx context.Context, grantKey ed25519.PublicKey, now func() time.Time, logger *slog.Logger) (*Cluster, error) {
+// Start starts every demo service on a free port of 127.0.0.1, each
+// configured by cfg (its Name aside). It stops them when ctx ends or Close
+// is called, whichever comes first.
+func Start(ctx context.Context, cfg ServiceConfig) (*Cluster, error) {
+	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -52,7 +52,9 @@ func Start(ctx context.Context, grantKey ed25519.PublicKey, now func() time.Time
 	var lc net.ListenConfig
 	var listeners []net.Listener
 	for _, name := range Names() {
-		svc, err := NewService(ServiceConfig{Name: name, GrantKey: grantKey, Now: now, Logger: logger})
+		sc := cfg
+		sc.Name, sc.Logger = name, logger
+		svc, err := NewService(sc)
 		if err != nil {
 			closeAll(listeners)
 			return nil, err

@@ -8,8 +8,9 @@
 // for itself on every call instead of trusting its network position:
 //
 //   - the identity header X-Lockbox-User is exactly "Microsoft Operator";
-//   - the signed X-Lockbox-Grant header verifies with the proxy's public key,
-//     is unexpired, and names this service and the tenant of the path;
+//   - the X-Lockbox-Grant assertion verifies with one of the proxy's public
+//     keys (its JWKS), is unexpired, was issued for this very call (its
+//     method and path) to this service, and names the tenant of the path;
 //   - no operator credential (Authorization) arrived: the proxy must never
 //     pass one on, so seeing one means something upstream is leaking.
 //
@@ -25,7 +26,6 @@ package demo
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -82,9 +82,13 @@ const (
 type ServiceConfig struct {
 	// Name is the service: "exchange", "sharepoint" or "onedrive".
 	Name string
-	// GrantKey is the proxy's public key, which verifies X-Lockbox-Grant.
-	// Required: a service without it could not refuse anything.
-	GrantKey ed25519.PublicKey
+	// GrantKeys are the proxy's public keys (its JWKS), which verify
+	// X-Lockbox-Grant. Required: a service without them could not refuse
+	// anything.
+	GrantKeys *grantsig.KeySet
+	// Issuer is the proxy's assertion issuer; grantsig.DefaultIssuer when
+	// empty.
+	Issuer string
 	// Now is the clock grants are checked against; time.Now if nil.
 	Now func() time.Time
 	// Logger receives one line per call; discarded if nil.
@@ -99,11 +103,11 @@ type Seen struct {
 	Query  string      `json:"query,omitempty"` // raw, without "?"
 	Header http.Header `json:"header"`
 	// GrantOK is true when the call passed every upstream check: the user
-	// header, no credential, and a grant that verified and names this
-	// service and the path's tenant.
+	// header, no credential, and a grant assertion that verified for this
+	// call and names this service and the path's tenant.
 	GrantOK bool `json:"grant_ok"`
-	// Claims are the grant's claims when its signature and times verified
-	// (even if it named another tenant or service); zero otherwise.
+	// Claims are the assertion's claims when its signature verified (even
+	// if it was for another call, tenant or service); zero otherwise.
 	Claims grantsig.Claims `json:"claims,omitzero"`
 	At     time.Time       `json:"at"`
 }
@@ -113,7 +117,8 @@ type Seen struct {
 // e.g. "GET /tenants/{tenant}/mailboxes"). It is safe for concurrent use.
 type Service struct {
 	name   string
-	key    ed25519.PublicKey
+	keys   *grantsig.KeySet
+	issuer string
 	now    func() time.Time
 	log    *slog.Logger
 	mux    *http.ServeMux
@@ -131,8 +136,11 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	if !slices.Contains(Names(), cfg.Name) {
 		return nil, fmt.Errorf("demo: unknown service %q (want one of %s)", cfg.Name, strings.Join(Names(), ", "))
 	}
-	if len(cfg.GrantKey) != ed25519.PublicKeySize {
-		return nil, fmt.Errorf("demo: %s: GrantKey must be an Ed25519 public key (%d bytes), got %d bytes", cfg.Name, ed25519.PublicKeySize, len(cfg.GrantKey))
+	if cfg.GrantKeys == nil {
+		return nil, fmt.Errorf("demo: %s: GrantKeys is required", cfg.Name)
+	}
+	if cfg.Issuer == "" {
+		cfg.Issuer = grantsig.DefaultIssuer
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -142,7 +150,8 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	}
 	s := &Service{
 		name:    cfg.Name,
-		key:     slices.Clone(cfg.GrantKey),
+		keys:    cfg.GrantKeys,
+		issuer:  cfg.Issuer,
 		now:     cfg.Now,
 		log:     cfg.Logger.With("component", "demo", "service", cfg.Name),
 		mux:     http.NewServeMux(),
@@ -258,13 +267,19 @@ func (s *Service) check(r *http.Request, now time.Time) (ok, verified grantsig.C
 	default:
 		return ok, verified, CodeGrantInvalid, "more than one " + grantsig.Header + " header"
 	}
-	c, err := grantsig.Verify(s.key, grants[0], now)
+	// The assertion must have been issued for this call: this service
+	// (the audience), this method and this path, exactly as received. One
+	// captured on its way to another call, or to another service, is
+	// refused.
+	c, err := grantsig.Verify(s.keys, grants[0], grantsig.Expect{
+		Issuer: s.issuer, Audience: s.name, Method: r.Method, Path: r.URL.EscapedPath(),
+	}, now)
+	verified = c // zero unless the signature verified
 	if err != nil {
 		return ok, verified, CodeGrantInvalid, err.Error()
 	}
-	verified = c
-	if c.Operator != Operator {
-		return ok, verified, CodeGrantInvalid, fmt.Sprintf("the grant names operator %q, not %q", c.Operator, Operator)
+	if c.Subject != Operator {
+		return ok, verified, CodeGrantInvalid, fmt.Sprintf("the grant names operator %q, not %q", c.Subject, Operator)
 	}
 	if c.Service != s.name {
 		return ok, verified, CodeGrantInvalid, fmt.Sprintf("the grant is for service %q, this is %q", c.Service, s.name)
@@ -345,10 +360,11 @@ func (s *Service) Reset() {
 // serveSeen is the demo-only inspection endpoint, for tests that run the
 // real binaries and can't reach in-process state.
 //
-// Credentials are redacted and X-Lockbox-Grant keeps its payload but loses
-// its signature: served back whole, a grant header could be replayed to the
-// service directly, past the proxy's per-call checks, until it expires.
-// GrantOK and Claims already say what the signed header asserted.
+// Credentials are redacted and X-Lockbox-Grant keeps its header and claims
+// but loses its signature: served back whole, an assertion could be
+// replayed to the service directly (for the same call), past the proxy's
+// checks, until it expires. GrantOK and Claims already say what it
+// asserted.
 func (s *Service) serveSeen(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
@@ -379,8 +395,11 @@ func redact(h http.Header) {
 	}
 	if vs, ok := h[grantsig.Header]; ok {
 		for i, v := range vs {
-			payload, _, _ := strings.Cut(v, ".")
-			vs[i] = payload + "." + Redacted
+			if j := strings.LastIndexByte(v, '.'); j >= 0 {
+				vs[i] = v[:j+1] + Redacted
+			} else {
+				vs[i] = Redacted
+			}
 		}
 	}
 }

@@ -3,6 +3,7 @@ package demo
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -62,34 +63,50 @@ func catalog(t *testing.T) *policy.Catalog {
 	return c
 }
 
+// keys are a proxy's signing key and the key set its upstreams hold.
 type keys struct {
-	pub  ed25519.PublicKey
-	priv ed25519.PrivateKey
+	signer *grantsig.Signer
+	set    *grantsig.KeySet
 }
 
 func newKeys(t *testing.T) keys {
 	t.Helper()
-	pub, priv, err := ed25519.GenerateKey(nil)
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return keys{pub, priv}
+	signer, err := grantsig.NewSigner(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := grantsig.NewKeySet(priv.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys{signer, set}
 }
 
-func validClaims(tenant, service string) grantsig.Claims {
+// validClaims are the claims of the proxy's assertion for a call.
+func validClaims(tenant, service, method, path string) grantsig.Claims {
 	return grantsig.Claims{
-		RequestID: "req-7f3a",
+		Issuer:    grantsig.DefaultIssuer,
+		Subject:   Operator,
+		Audience:  service,
 		Tenant:    tenant,
 		Service:   service,
-		Operator:  Operator,
-		IssuedAt:  testNow.Add(-10 * time.Minute),
-		ExpiresAt: testNow.Add(50 * time.Minute),
+		RequestID: "req-7f3a",
+		AuditID:   "0195a000-0000-7000-8000-0000000000a1",
+		Activity:  "Test-Activity",
+		Method:    method,
+		Path:      path,
+		IssuedAt:  testNow.Add(-10 * time.Second).Unix(),
+		ExpiresAt: testNow.Add(20 * time.Second).Unix(),
 	}
 }
 
-func sign(t *testing.T, priv ed25519.PrivateKey, c grantsig.Claims) string {
+func sign(t *testing.T, k keys, c grantsig.Claims) string {
 	t.Helper()
-	h, err := grantsig.Sign(priv, c)
+	h, err := k.signer.Sign(c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,20 +115,31 @@ func sign(t *testing.T, priv ed25519.PrivateKey, c grantsig.Claims) string {
 
 func newService(t *testing.T, k keys, name string) *Service {
 	t.Helper()
-	s, err := NewService(ServiceConfig{Name: name, GrantKey: k.pub, Now: fixedNow})
+	s, err := NewService(ServiceConfig{Name: name, GrantKeys: k.set, Now: fixedNow})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s
 }
 
-// proxyHeaders is what the proxy sends with a call of tenant to service.
-func proxyHeaders(t *testing.T, k keys, tenant, service string) http.Header {
-	h := http.Header{}
-	h.Set(UserHeader, Operator)
-	h.Set(grantsig.Header, sign(t, k.priv, validClaims(tenant, service)))
-	return h
+// headers gives a call's request headers.
+type headers func(method, target string) http.Header
+
+// proxyHeaders is what the proxy sends with each call of tenant to service:
+// the identity header and an assertion signed for that call.
+func proxyHeaders(t *testing.T, k keys, tenant, service string) headers {
+	return func(method, target string) http.Header {
+		t.Helper()
+		path, _, _ := strings.Cut(target, "?")
+		h := http.Header{}
+		h.Set(UserHeader, Operator)
+		h.Set(grantsig.Header, sign(t, k, validClaims(tenant, service, method, path)))
+		return h
+	}
 }
+
+// fixed sends h with every call.
+func fixed(h http.Header) headers { return func(string, string) http.Header { return h } }
 
 type response struct {
 	status int
@@ -120,13 +148,17 @@ type response struct {
 	raw    string
 }
 
-func call(t *testing.T, h http.Handler, method, target, body string, hdr http.Header) response {
+func call(t *testing.T, h http.Handler, method, target, body string, hdrs headers) response {
 	t.Helper()
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
 	}
 	r := httptest.NewRequest(method, target, rd)
+	var hdr http.Header
+	if hdrs != nil {
+		hdr = hdrs(method, target)
+	}
 	for k, vs := range hdr {
 		r.Header[k] = slices.Clone(vs)
 	}
@@ -222,56 +254,62 @@ func TestRefusals(t *testing.T) {
 	k := newKeys(t)
 	other := newKeys(t)
 	const target = "/tenants/contoso/mailboxes/megan-bowen/messages/msg-1001"
+	valid := func() grantsig.Claims { return validClaims("contoso", Exchange, http.MethodDelete, target) }
+	with := func(f func(c *grantsig.Claims)) string { c := valid(); f(&c); return sign(t, k, c) }
 	tests := []struct {
 		name     string
 		header   func(h http.Header)
 		code     string
-		verified bool // whether the grant's signature still verified
+		verified bool // whether the assertion's signature still verified
 	}{
 		{"missing grant header", func(h http.Header) { h.Del(grantsig.Header) }, CodeGrantInvalid, false},
 		{"empty grant header", func(h http.Header) { h.Set(grantsig.Header, "") }, CodeGrantInvalid, false},
 		{"malformed grant header", func(h http.Header) { h.Set(grantsig.Header, "not-a-grant") }, CodeGrantInvalid, false},
-		{"bad signature", func(h http.Header) {
-			h.Set(grantsig.Header, sign(t, other.priv, validClaims("contoso", Exchange)))
+		{"bad signature", func(h http.Header) { h.Set(grantsig.Header, sign(t, other, valid())) }, CodeGrantInvalid, false},
+		{"tampered claims", func(h http.Header) {
+			good := sign(t, k, valid())
+			forged := with(func(c *grantsig.Claims) { c.Tenant = "fabrikam" })
+			_, claims, _ := strings.Cut(forged, ".")
+			claims, _, _ = strings.Cut(claims, ".")
+			parts := strings.Split(good, ".")
+			h.Set(grantsig.Header, parts[0]+"."+claims+"."+parts[2])
 		}, CodeGrantInvalid, false},
-		{"tampered payload", func(h http.Header) {
-			good := sign(t, k.priv, validClaims("contoso", Exchange))
-			longer := validClaims("contoso", Exchange)
-			longer.ExpiresAt = longer.ExpiresAt.Add(24 * time.Hour)
-			forged := sign(t, other.priv, longer)
-			p, _, _ := strings.Cut(forged, ".")
-			_, sig, _ := strings.Cut(good, ".")
-			h.Set(grantsig.Header, p+"."+sig)
-		}, CodeGrantInvalid, false},
-		{"expired grant", func(h http.Header) {
-			c := validClaims("contoso", Exchange)
-			c.IssuedAt, c.ExpiresAt = testNow.Add(-2*time.Hour), testNow.Add(-time.Second)
-			h.Set(grantsig.Header, sign(t, k.priv, c))
-		}, CodeGrantInvalid, false},
-		{"grant expiring right now", func(h http.Header) {
-			c := validClaims("contoso", Exchange)
-			c.ExpiresAt = testNow
-			h.Set(grantsig.Header, sign(t, k.priv, c))
-		}, CodeGrantInvalid, false},
-		{"grant issued in the future", func(h http.Header) {
-			c := validClaims("contoso", Exchange)
-			c.IssuedAt = testNow.Add(10 * time.Minute)
-			h.Set(grantsig.Header, sign(t, k.priv, c))
-		}, CodeGrantInvalid, false},
-		{"tenant mismatch", func(h http.Header) {
-			h.Set(grantsig.Header, sign(t, k.priv, validClaims("fabrikam", Exchange)))
+		{"expired", func(h http.Header) {
+			h.Set(grantsig.Header, with(func(c *grantsig.Claims) {
+				c.IssuedAt, c.ExpiresAt = testNow.Add(-time.Minute).Unix(), testNow.Add(-grantsig.DefaultLeeway).Unix()
+			}))
 		}, CodeGrantInvalid, true},
-		{"service mismatch", func(h http.Header) {
-			h.Set(grantsig.Header, sign(t, k.priv, validClaims("contoso", SharePoint)))
+		{"issued in the future", func(h http.Header) {
+			h.Set(grantsig.Header, with(func(c *grantsig.Claims) {
+				c.IssuedAt, c.ExpiresAt = testNow.Add(10*time.Minute).Unix(), testNow.Add(10*time.Minute+30*time.Second).Unix()
+			}))
+		}, CodeGrantInvalid, true},
+		// Replays: a genuine assertion, issued for another call.
+		{"assertion for another path", func(h http.Header) {
+			h.Set(grantsig.Header, with(func(c *grantsig.Claims) { c.Path = "/tenants/contoso/mailboxes/megan-bowen/messages/msg-1002" }))
+		}, CodeGrantInvalid, true},
+		{"assertion for another method", func(h http.Header) {
+			h.Set(grantsig.Header, with(func(c *grantsig.Claims) { c.Method = http.MethodGet }))
+		}, CodeGrantInvalid, true},
+		{"assertion for an escaped spelling of the path", func(h http.Header) {
+			h.Set(grantsig.Header, with(func(c *grantsig.Claims) { c.Path = "/tenants/contoso/mailboxes/megan-bowen/messages/msg%2D1001" }))
+		}, CodeGrantInvalid, true},
+		{"assertion for another service", func(h http.Header) {
+			h.Set(grantsig.Header, with(func(c *grantsig.Claims) { c.Audience, c.Service = SharePoint, SharePoint }))
+		}, CodeGrantInvalid, true},
+		{"assertion of another issuer", func(h http.Header) {
+			h.Set(grantsig.Header, with(func(c *grantsig.Claims) { c.Issuer = "lockbox-staging" }))
+		}, CodeGrantInvalid, true},
+		{"tenant mismatch", func(h http.Header) {
+			h.Set(grantsig.Header, with(func(c *grantsig.Claims) { c.Tenant = "fabrikam" }))
+		}, CodeGrantInvalid, true},
+		{"service claim mismatch", func(h http.Header) {
+			h.Set(grantsig.Header, with(func(c *grantsig.Claims) { c.Service = SharePoint }))
 		}, CodeGrantInvalid, true},
 		{"grant for another operator", func(h http.Header) {
-			c := validClaims("contoso", Exchange)
-			c.Operator = "alice@provider.example"
-			h.Set(grantsig.Header, sign(t, k.priv, c))
+			h.Set(grantsig.Header, with(func(c *grantsig.Claims) { c.Subject = "alice@provider.example" }))
 		}, CodeGrantInvalid, true},
-		{"two grant headers", func(h http.Header) {
-			h.Add(grantsig.Header, sign(t, k.priv, validClaims("fabrikam", Exchange)))
-		}, CodeGrantInvalid, false},
+		{"two grant headers", func(h http.Header) { h.Add(grantsig.Header, sign(t, k, valid())) }, CodeGrantInvalid, false},
 		{"missing X-Lockbox-User", func(h http.Header) { h.Del(UserHeader) }, CodeGrantInvalid, false},
 		{"wrong X-Lockbox-User", func(h http.Header) { h.Set(UserHeader, "alice@provider.example") }, CodeGrantInvalid, false},
 		{"two X-Lockbox-User headers", func(h http.Header) { h.Add(UserHeader, "alice@provider.example") }, CodeGrantInvalid, false},
@@ -282,9 +320,9 @@ func TestRefusals(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newService(t, k, Exchange)
-			h := proxyHeaders(t, k, "contoso", Exchange)
+			h := proxyHeaders(t, k, "contoso", Exchange)(http.MethodDelete, target)
 			tc.header(h)
-			res := call(t, s, http.MethodDelete, target, "", h)
+			res := call(t, s, http.MethodDelete, target, "", fixed(h))
 			if res.status != http.StatusForbidden || errorCode(res) != tc.code {
 				t.Fatalf("status %d code %q, want 403 %q: %s", res.status, errorCode(res), tc.code, res.raw)
 			}
@@ -300,7 +338,7 @@ func TestRefusals(t *testing.T) {
 			if len(seen) != 2 || seen[0].GrantOK || !seen[1].GrantOK {
 				t.Fatalf("Seen = %+v", seen)
 			}
-			if got := !seen[0].Claims.ExpiresAt.IsZero(); got != tc.verified {
+			if got := seen[0].Claims.ExpiresAt != 0; got != tc.verified {
 				t.Errorf("recorded claims %+v, want verified=%v", seen[0].Claims, tc.verified)
 			}
 		})
@@ -328,6 +366,13 @@ func TestTenantEscapes(t *testing.T) {
 		{"/mailboxes", http.StatusForbidden},
 		{"/", http.StatusForbidden},
 		{"/tenants/%63ontoso/mailboxes", http.StatusOK},
+	}
+	// An assertion binds the path as received: one issued for the decoded
+	// path does not pass for an escaped spelling of it.
+	res := call(t, s, http.MethodGet, "/tenants/%63ontoso/mailboxes", "",
+		func(m, _ string) http.Header { return h(m, "/tenants/contoso/mailboxes") })
+	if res.status != http.StatusForbidden {
+		t.Errorf("an assertion for the decoded path passed for the escaped one: %d %s", res.status, res.raw)
 	}
 	for _, tc := range tests {
 		res := call(t, s, http.MethodGet, tc.target, "", h)
@@ -525,11 +570,12 @@ func TestWritesChangeState(t *testing.T) {
 func TestSeen(t *testing.T) {
 	k := newKeys(t)
 	s := newService(t, k, OneDrive)
-	h := proxyHeaders(t, k, "contoso", OneDrive)
+	h := proxyHeaders(t, k, "contoso", OneDrive)("GET", "/tenants/contoso/drives/megan-bowen/items")
 	h.Set("Traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
-	call(t, s, "GET", "/tenants/contoso/drives/megan-bowen/items?top=2", "", h)
-	h.Set("Authorization", "Bearer operator-token")
-	call(t, s, "GET", "/tenants/contoso/drives", "", h)
+	call(t, s, "GET", "/tenants/contoso/drives/megan-bowen/items?top=2", "", fixed(h))
+	h2 := proxyHeaders(t, k, "contoso", OneDrive)("GET", "/tenants/contoso/drives")
+	h2.Set("Authorization", "Bearer operator-token")
+	call(t, s, "GET", "/tenants/contoso/drives", "", fixed(h2))
 
 	seen := s.Seen()
 	if len(seen) != 2 {
@@ -537,7 +583,7 @@ func TestSeen(t *testing.T) {
 	}
 	first := seen[0]
 	if first.Method != "GET" || first.Path != "/tenants/contoso/drives/megan-bowen/items" || first.Query != "top=2" ||
-		!first.GrantOK || !first.At.Equal(testNow) || first.Claims != validClaims("contoso", OneDrive) {
+		!first.GrantOK || !first.At.Equal(testNow) || first.Claims != validClaims("contoso", OneDrive, "GET", "/tenants/contoso/drives/megan-bowen/items") {
 		t.Fatalf("first = %+v", first)
 	}
 	if first.Header.Get(UserHeader) != Operator || first.Header.Get(grantsig.Header) != h.Get(grantsig.Header) || first.Header.Get("Traceparent") == "" {
@@ -568,9 +614,9 @@ func TestSeen(t *testing.T) {
 	if len(got.Calls) != 2 || got.Calls[0].Path != first.Path || !got.Calls[0].GrantOK || got.Calls[0].Claims != first.Claims {
 		t.Fatalf("endpoint calls = %+v", got.Calls)
 	}
-	payload, _, _ := strings.Cut(h.Get(grantsig.Header), ".")
-	if g := got.Calls[0].Header.Get(grantsig.Header); g != payload+"."+Redacted {
-		t.Errorf("grant header served as %q, want its signature redacted", g)
+	a := h.Get(grantsig.Header)
+	if g := got.Calls[0].Header.Get(grantsig.Header); g != a[:strings.LastIndexByte(a, '.')+1]+Redacted {
+		t.Errorf("grant assertion served as %q, want its signature redacted", g)
 	}
 	if a := got.Calls[1].Header.Get("Authorization"); a != Redacted {
 		t.Errorf("Authorization served as %q", a)
@@ -625,10 +671,9 @@ func TestNewServiceErrors(t *testing.T) {
 		cfg  ServiceConfig
 		want string
 	}{
-		{"unknown service", ServiceConfig{Name: "teams", GrantKey: k.pub}, "unknown service"},
-		{"empty name", ServiceConfig{GrantKey: k.pub}, "unknown service"},
-		{"no key", ServiceConfig{Name: Exchange}, "GrantKey"},
-		{"short key", ServiceConfig{Name: Exchange, GrantKey: k.pub[:16]}, "GrantKey"},
+		{"unknown service", ServiceConfig{Name: "teams", GrantKeys: k.set}, "unknown service"},
+		{"empty name", ServiceConfig{GrantKeys: k.set}, "unknown service"},
+		{"no keys", ServiceConfig{Name: Exchange}, "GrantKeys"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -645,11 +690,19 @@ func TestConcurrent(t *testing.T) {
 	k := newKeys(t)
 	s := newService(t, k, Exchange)
 	h := proxyHeaders(t, k, "contoso", Exchange)
-	// serve, unlike call, is safe off the test goroutine: it never fails
-	// the test itself.
+	// Signed here: serve, unlike call, is safe off the test goroutine (it
+	// never fails the test itself).
+	signed := map[string]http.Header{}
+	targets := [][2]string{{"GET", "/tenants/contoso/mailboxes"}, {"POST", "/tenants/contoso/mailboxes/helpdesk/repair"}}
+	for j := range 6 {
+		targets = append(targets, [2]string{"DELETE", fmt.Sprintf("/tenants/contoso/mailboxes/megan-bowen/messages/msg-100%d", j+1)})
+	}
+	for _, mt := range targets {
+		signed[mt[0]+" "+mt[1]] = h(mt[0], mt[1])
+	}
 	serve := func(method, target string) int {
 		r := httptest.NewRequest(method, target, nil)
-		r.Header = h.Clone()
+		r.Header = signed[method+" "+target].Clone()
 		w := httptest.NewRecorder()
 		s.ServeHTTP(w, r)
 		return w.Code
@@ -684,7 +737,7 @@ func TestConcurrent(t *testing.T) {
 func TestStart(t *testing.T) {
 	k := newKeys(t)
 	ctx := t.Context()
-	c, err := Start(ctx, k.pub, fixedNow, nil)
+	c, err := Start(ctx, ServiceConfig{GrantKeys: k.set, Now: fixedNow})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -711,7 +764,7 @@ func TestStart(t *testing.T) {
 			t.Fatalf("%s at %s", name, base)
 		}
 		req, _ := http.NewRequestWithContext(ctx, "GET", base+paths[name], nil)
-		req.Header = proxyHeaders(t, k, "contoso", name)
+		req.Header = proxyHeaders(t, k, "contoso", name)("GET", paths[name])
 		resp, err := client.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -762,7 +815,7 @@ func TestStart(t *testing.T) {
 func TestStartStopsWithContext(t *testing.T) {
 	k := newKeys(t)
 	ctx, cancel := context.WithCancel(t.Context())
-	c, err := Start(ctx, k.pub, nil, nil)
+	c, err := Start(ctx, ServiceConfig{GrantKeys: k.set})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -776,7 +829,7 @@ func TestStartStopsWithContext(t *testing.T) {
 }
 
 func TestStartRefusesBadKey(t *testing.T) {
-	if c, err := Start(t.Context(), nil, nil, nil); err == nil {
+	if c, err := Start(t.Context(), ServiceConfig{}); err == nil {
 		c.Close()
 		t.Fatal("Start without a key succeeded")
 	}

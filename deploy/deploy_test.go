@@ -438,3 +438,48 @@ func TestSystemdUnit(t *testing.T) {
 		}
 	}
 }
+
+// TestIssuersExamples: the issuers the manifests ship are ones Lockbox
+// reads: every field known, every scope provider or a tenant. (The files
+// they name exist only in a cluster, so config.LoadIssuers's file checks
+// are not run here.)
+func TestIssuersExamples(t *testing.T) {
+	strict := func(name string, b []byte) config.Issuers {
+		t.Helper()
+		var doc config.Issuers
+		dec := yaml.NewDecoder(bytes.NewReader(b))
+		dec.KnownFields(true)
+		if err := dec.Decode(&doc); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if len(doc.Issuers) == 0 {
+			t.Fatalf("%s: no issuers", name)
+		}
+		for _, is := range doc.Issuers {
+			if !is.Scope.Provider && is.Scope.Tenant == "" || is.Issuer == "" || is.Audience == "" {
+				t.Errorf("%s: issuer %+v lacks a scope, an issuer or an audience", name, is)
+			}
+		}
+		return doc
+	}
+	kustomize := strict("kubernetes/components/issuers/issuers.yaml", readFile(t, "kubernetes/components/issuers/issuers.yaml"))
+	for _, values := range []string{"helm/examples/control-plane.yaml", "helm/examples/exchange.yaml"} {
+		var v struct {
+			Identity struct {
+				Issuers yaml.Node `yaml:"issuers"`
+			} `yaml:"identity"`
+		}
+		if err := yaml.Unmarshal(readFile(t, values), &v); err != nil {
+			t.Fatal(err)
+		}
+		b, err := yaml.Marshal(map[string]*yaml.Node{"issuers": &v.Identity.Issuers})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Every release of a deployment trusts the same issuers, as the
+		// kustomize examples do.
+		if got := strict(values, b); !reflect.DeepEqual(got, kustomize) {
+			t.Errorf("%s trusts other issuers than the kustomize examples:\n%+v\n%+v", values, got, kustomize)
+		}
+	}
+}

@@ -239,6 +239,21 @@ func runBinaries(t *testing.T, lockbox, ctl string) {
 				t.Fatalf("lockbox dev did not write %s: %v", f, err)
 			}
 		}
+		// The grant assertion keys: a JWKS file beside the key, the same
+		// as GET /v1/keys serves.
+		jwksFile, err := os.ReadFile(filepath.Join(dir, "grant-jwks.json"))
+		if err != nil || !bytes.Contains(jwksFile, []byte(`"alg": "EdDSA"`)) {
+			t.Fatalf("grant-jwks.json: %v %s", err, jwksFile)
+		}
+		if resp, err := http.Get(addr + "/v1/keys"); err != nil {
+			t.Fatal(err)
+		} else {
+			served, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if !bytes.Equal(served, jwksFile) {
+				t.Fatalf("GET /v1/keys serves %s, the file holds %s", served, jwksFile)
+			}
+		}
 		envFile, _ := os.ReadFile(filepath.Join(dir, "env"))
 		if !strings.Contains(string(envFile), "export LOCKBOX_ADDR="+addr) || !strings.Contains(string(envFile), "LOCKBOX_APPROVER_TOKEN=") {
 			t.Fatalf("env file:\n%s", envFile)

@@ -12,7 +12,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"fmt"
 	"html"
 	"log/slog"
@@ -39,7 +38,6 @@ import (
 	"github.com/lockbox-oss/lockbox/audit"
 	"github.com/lockbox-oss/lockbox/config"
 	"github.com/lockbox-oss/lockbox/console"
-	"github.com/lockbox-oss/lockbox/demo"
 	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/grantsig"
 	"github.com/lockbox-oss/lockbox/identity"
@@ -106,7 +104,7 @@ func startConsoleWorld(t *testing.T) *consoleWorld {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cluster, err := demo.Start(context.Background(), grantKey.Public().(ed25519.PublicKey), time.Now, nil)
+	cluster, err := startDemo(t, context.Background(), grantKey, time.Now)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/ed25519"
 	"encoding/json"
 	"io"
@@ -115,7 +116,7 @@ func startIn(t *testing.T, dir string, key ed25519.PrivateKey, rdb map[string]st
 	if err != nil {
 		t.Fatal(err)
 	}
-	cluster, err := demo.Start(context.Background(), grantKey.Public().(ed25519.PublicKey), c.Now, nil)
+	cluster, err := startDemo(t, context.Background(), grantKey, c.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +187,8 @@ func startIn(t *testing.T, dir string, key ed25519.PrivateKey, rdb map[string]st
 func (w *world) ctl(user string, args ...string) (int, string, string) {
 	w.t.Helper()
 	var out, errb bytes.Buffer
-	env := map[string]string{"LOCKBOX_ADDR": w.addr, "LOCKBOX_TOKEN": w.tokens[user]}
+	// LOCKBOX_CONFIG_DIR: never the real user's stored token.
+	env := map[string]string{"LOCKBOX_ADDR": w.addr, "LOCKBOX_TOKEN": w.tokens[user], "LOCKBOX_CONFIG_DIR": filepath.Join(w.dir, "lockboxctl")}
 	code := cli.Run(context.Background(), args, func(k string) string { return env[k] }, &out, &errb)
 	return code, out.String(), errb.String()
 }
@@ -599,4 +601,15 @@ func TestAuditRetention(t *testing.T) {
 	if !v.OK || v.Records != 2 {
 		t.Fatalf("after retention: %+v", v)
 	}
+}
+
+// startDemo starts the demo upstreams, verifying assertions with the public
+// half of grantKey, the proxy's signing key, at now.
+func startDemo(t *testing.T, ctx context.Context, grantKey crypto.Signer, now func() time.Time) (*demo.Cluster, error) {
+	t.Helper()
+	keys, err := grantsig.NewKeySet(grantKey.Public())
+	if err != nil {
+		return nil, err
+	}
+	return demo.Start(ctx, demo.ServiceConfig{GrantKeys: keys, Now: now})
 }

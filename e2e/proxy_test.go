@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -15,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/lockbox-oss/lockbox/api/client"
@@ -37,6 +40,7 @@ type deployment struct {
 	api, proxy, metrics string
 	redis               *redistest.Server
 	policyDir           string
+	jwksFile            string // LOCKBOX_PROXY_JWKS_FILE
 	upstreams           *demo.Cluster
 	tokens              map[string]string
 }
@@ -54,7 +58,7 @@ func deploy(t *testing.T, lockbox string) *deployment {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	cluster, err := demo.Start(ctx, grantKey.Public().(ed25519.PublicKey), time.Now, nil)
+	cluster, err := startDemo(t, ctx, grantKey, time.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,6 +74,7 @@ func deploy(t *testing.T, lockbox string) *deployment {
 	d := &deployment{
 		t: t, api: freeAddr(t), proxy: freeAddr(t), metrics: freeAddr(t),
 		redis: redistest.StartServer(t), policyDir: policyDir, upstreams: cluster, tokens: map[string]string{},
+		jwksFile: filepath.Join(dir, "grant-jwks.json"),
 	}
 	env := scrubbedEnv(
 		"LOCKBOX_REDIS_URL="+d.redis.URL,
@@ -77,6 +82,7 @@ func deploy(t *testing.T, lockbox string) *deployment {
 		"LOCKBOX_API_ADDR="+d.api, "LOCKBOX_PROXY_ADDR="+d.proxy, "LOCKBOX_METRICS_ADDR="+d.metrics,
 		"LOCKBOX_UPSTREAMS="+strings.Join(ups, ","),
 		"LOCKBOX_PROXY_SIGNING_KEY_FILE="+filepath.Join(dir, "grant.pem"),
+		"LOCKBOX_PROXY_JWKS_FILE="+d.jwksFile,
 		"LOCKBOX_POLICY_DIR="+policyDir,
 		"LOCKBOX_POLICY_RELOAD_INTERVAL=100ms",
 		"LOCKBOX_REDIS_TIMEOUT=500ms",
@@ -258,6 +264,10 @@ func TestProxyThroughBinaries(t *testing.T) {
 	if op.LockboxPolicyRevision != served.Revision() {
 		t.Fatalf("tenant's audit record names policy revision %q, want %s", op.LockboxPolicyRevision, served.Revision())
 	}
+	// The upstream's assertion verifies with a JWT library Lockbox does not
+	// use and the key the API publishes, names this call and its record,
+	// and is refused for another call.
+	checkAssertion(t, d, got.Header.Get(grantsig.Header), "/tenants/contoso/mailboxes", op.Id)
 
 	// A write activity the request did not name: 403.
 	if status, code, _ := d.call("POST", "/exchange/tenants/contoso/mailboxes/megan-bowen/repair"); status != 403 || code != "policy_denied" {
@@ -349,4 +359,67 @@ func mustParse(t *testing.T, url string) *redis.Options {
 		t.Fatal(err)
 	}
 	return o
+}
+
+// assertionClaims are the claims an upstream built with golang-jwt reads.
+type assertionClaims struct {
+	jwt.RegisteredClaims
+	Tenant, Method, Path string
+
+	wantPath string
+}
+
+func (c *assertionClaims) Validate() error {
+	if c.Method != http.MethodGet || c.Path != c.wantPath {
+		return fmt.Errorf("issued for %s %s", c.Method, c.Path)
+	}
+	return nil
+}
+
+// checkAssertion verifies a GET's assertion as an upstream would: the JWKS
+// from GET /v1/keys (which the JWKS file repeats), golang-jwt with the
+// algorithm pinned, issuer and audience, and the call's path.
+func checkAssertion(t *testing.T, d *deployment, assertion, path, auditID string) {
+	t.Helper()
+	resp, err := http.Get("http://" + d.api + "/v1/keys")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /v1/keys: %d %v", resp.StatusCode, err)
+	}
+	if file, err := os.ReadFile(d.jwksFile); err != nil || !bytes.Equal(file, doc) {
+		t.Errorf("LOCKBOX_PROXY_JWKS_FILE holds %s (%v), the API serves %s", file, err, doc)
+	}
+	var set struct {
+		Keys []struct{ Kty, Crv, X, Kid, Alg string }
+	}
+	if err := json.Unmarshal(doc, &set); err != nil || len(set.Keys) != 1 || set.Keys[0].Alg != "EdDSA" {
+		t.Fatalf("JWKS %s: %v", doc, err)
+	}
+	x, _ := base64.RawURLEncoding.DecodeString(set.Keys[0].X)
+	keyfunc := func(tok *jwt.Token) (any, error) {
+		if tok.Header["kid"] != set.Keys[0].Kid {
+			return nil, fmt.Errorf("unknown kid %v", tok.Header["kid"])
+		}
+		return ed25519.PublicKey(x), nil
+	}
+	verify := func(path string) (*assertionClaims, error) {
+		c := &assertionClaims{wantPath: path}
+		_, err := jwt.ParseWithClaims(assertion, c, keyfunc, jwt.WithValidMethods([]string{"EdDSA"}),
+			jwt.WithIssuer("lockbox"), jwt.WithAudience("exchange"), jwt.WithExpirationRequired())
+		return c, err
+	}
+	c, err := verify(path)
+	if err != nil {
+		t.Fatalf("golang-jwt refused the proxy's assertion: %v", err)
+	}
+	if c.ID != auditID || c.Tenant != "contoso" || c.Subject != "Microsoft Operator" {
+		t.Errorf("assertion claims %+v: want audit record %s", c, auditID)
+	}
+	if _, err := verify(path + "/megan-bowen/messages"); err == nil {
+		t.Error("the assertion verified for another path")
+	}
 }

@@ -1,7 +1,10 @@
 package grantsig
 
 import (
+	"crypto"
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
@@ -10,57 +13,105 @@ import (
 	"os"
 )
 
-// LoadPrivateKey reads an Ed25519 private key in PKCS#8 PEM ("PRIVATE
-// KEY"), as written by "openssl genpkey -algorithm ed25519".
-func LoadPrivateKey(path string) (ed25519.PrivateKey, error) {
+// LoadPrivateKey reads a signing key from a PEM file: an Ed25519 key in
+// PKCS#8 ("PRIVATE KEY", as "openssl genpkey -algorithm ed25519" writes
+// it), or a P-256 key in PKCS#8 or SEC 1 ("EC PRIVATE KEY", as "openssl
+// ecparam -name prime256v1 -genkey" writes it).
+func LoadPrivateKey(path string) (crypto.Signer, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	blk, _ := pem.Decode(b)
-	if blk == nil || blk.Type != "PRIVATE KEY" {
-		return nil, fmt.Errorf("grantsig: %s: not a PKCS#8 PEM private key", path)
-	}
-	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	k, err := ParsePrivateKey(b)
 	if err != nil {
-		return nil, fmt.Errorf("grantsig: %s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	ek, ok := k.(ed25519.PrivateKey)
-	if !ok {
-		return nil, fmt.Errorf("grantsig: %s: not an Ed25519 key", path)
-	}
-	return ek, nil
+	return k, nil
 }
 
-// LoadPublicKey reads an Ed25519 public key in PKIX PEM ("PUBLIC KEY"), as
-// written by "openssl pkey -pubout"; upstreams verify headers with it.
-func LoadPublicKey(path string) (ed25519.PublicKey, error) {
+// ParsePrivateKey parses a signing key in PEM; see LoadPrivateKey.
+func ParsePrivateKey(b []byte) (crypto.Signer, error) {
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		return nil, errors.New("grantsig: not a PEM private key")
+	}
+	var k any
+	var err error
+	switch blk.Type {
+	case "PRIVATE KEY":
+		k, err = x509.ParsePKCS8PrivateKey(blk.Bytes)
+	case "EC PRIVATE KEY":
+		k, err = x509.ParseECPrivateKey(blk.Bytes)
+	default:
+		return nil, fmt.Errorf("grantsig: a PEM %q is not a private key", blk.Type)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("grantsig: %w", err)
+	}
+	if err := checkKey(k); err != nil {
+		return nil, err
+	}
+	return k.(crypto.Signer), nil
+}
+
+// LoadPublicKey reads a public key from a PEM file: PKIX ("PUBLIC KEY", as
+// "openssl pkey -pubout" writes it), or the public half of a private key
+// file. Upstreams verify assertions with it.
+func LoadPublicKey(path string) (crypto.PublicKey, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	return ParsePublicKey(b)
+	p, err := ParsePublicKey(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return p, nil
 }
 
-// ParsePublicKey parses an Ed25519 public key in PKIX PEM.
-func ParsePublicKey(b []byte) (ed25519.PublicKey, error) {
+// ParsePublicKey parses an Ed25519 or P-256 public key in PEM; a private
+// key's PEM gives its public half.
+func ParsePublicKey(b []byte) (crypto.PublicKey, error) {
 	blk, _ := pem.Decode(b)
-	if blk == nil || blk.Type != "PUBLIC KEY" {
+	if blk == nil {
 		return nil, errors.New("grantsig: not a PEM public key")
+	}
+	if blk.Type != "PUBLIC KEY" {
+		k, err := ParsePrivateKey(b)
+		if err != nil {
+			return nil, err
+		}
+		return k.Public(), nil
 	}
 	k, err := x509.ParsePKIXPublicKey(blk.Bytes)
 	if err != nil {
 		return nil, fmt.Errorf("grantsig: %w", err)
 	}
-	ek, ok := k.(ed25519.PublicKey)
-	if !ok {
-		return nil, errors.New("grantsig: not an Ed25519 key")
+	if err := checkKey(k); err != nil {
+		return nil, err
 	}
-	return ek, nil
+	return k, nil
+}
+
+// checkKey accepts the key types assertions are signed with.
+func checkKey(k any) error {
+	switch k := k.(type) {
+	case ed25519.PrivateKey, ed25519.PublicKey:
+		return nil
+	case *ecdsa.PrivateKey:
+		if k.Curve == elliptic.P256() {
+			return nil
+		}
+	case *ecdsa.PublicKey:
+		if k.Curve == elliptic.P256() {
+			return nil
+		}
+	}
+	return fmt.Errorf("grantsig: a %T is not an Ed25519 or P-256 key", k)
 }
 
 // PublicKeyPEM encodes pub in PKIX PEM.
-func PublicKeyPEM(pub ed25519.PublicKey) ([]byte, error) {
+func PublicKeyPEM(pub crypto.PublicKey) ([]byte, error) {
 	der, err := x509.MarshalPKIXPublicKey(pub)
 	if err != nil {
 		return nil, err
@@ -68,27 +119,29 @@ func PublicKeyPEM(pub ed25519.PublicKey) ([]byte, error) {
 	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), nil
 }
 
-// EnsureKeyFiles loads the private key at privPath, creating a new one
-// (mode 0600) when there is none, and writes its public key to pubPath. It
-// is for "lockbox dev" and tests; production keys are made and rotated by
-// their owners.
-func EnsureKeyFiles(privPath, pubPath string) (ed25519.PrivateKey, error) {
+// EnsureKeyFiles loads the private key at privPath, creating a new Ed25519
+// key (mode 0600) when there is none, and writes its public key to pubPath.
+// It is for "lockbox dev" and tests; production keys are made and rotated
+// by their owners.
+func EnsureKeyFiles(privPath, pubPath string) (crypto.Signer, error) {
 	key, err := LoadPrivateKey(privPath)
 	if errors.Is(err, os.ErrNotExist) {
-		if _, key, err = ed25519.GenerateKey(rand.Reader); err != nil {
+		var ek ed25519.PrivateKey
+		if _, ek, err = ed25519.GenerateKey(rand.Reader); err != nil {
 			return nil, err
 		}
-		der, err := x509.MarshalPKCS8PrivateKey(key)
+		der, err := x509.MarshalPKCS8PrivateKey(ek)
 		if err != nil {
 			return nil, err
 		}
 		if err := os.WriteFile(privPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
 			return nil, err
 		}
+		key = ek
 	} else if err != nil {
 		return nil, err
 	}
-	pub, err := PublicKeyPEM(key.Public().(ed25519.PublicKey))
+	pub, err := PublicKeyPEM(key.Public())
 	if err != nil {
 		return nil, err
 	}

@@ -16,9 +16,13 @@ const DefaultCacheSize = 10_000
 // math (the largest cost of a proxied call) but never the time checks: exp,
 // nbf and iat are checked again, against the clock, on every use.
 //
-// An entry is valid only with the key set that verified it: a reload (key
-// rotation) makes every remembered token be verified again, so a token
-// signed with a retired key is refused once the key leaves the set.
+// An entry is valid only while its issuer still has the key set that
+// verified it: a rotation (a file reload or a JWKS fetch that finds other
+// keys) makes every remembered token of that issuer be verified again, so a
+// token signed with a retired key is refused once the key leaves the set.
+// A fetch that finds the same keys keeps the set, and the remembered tokens.
+// Keys from a JWKS URL that were not confirmed for too long end their
+// tokens too.
 //
 // Memory is bounded: two generations of at most size entries each. When
 // the current one fills, it becomes the previous one and the oldest is
@@ -35,7 +39,8 @@ type tokenCache struct {
 // verified is one token that passed every check.
 type verified struct {
 	p             Principal
-	keys          *keySet
+	iss           *issuer
+	keys          *keySet   // the issuer's keys that verified it
 	exp, nbf, iat time.Time // zero when the claim is absent (exp never is)
 }
 
@@ -76,12 +81,13 @@ func (c *tokenCache) put(k [32]byte, v *verified) {
 	c.cur[k] = v
 }
 
-// valid reports whether a remembered verification still holds at now, with
-// the key set ks serving now: the same time checks a fresh verification
-// makes (go-jose's ValidateWithLeeway), so a cached token expires exactly
-// when an uncached one would.
-func (v *verified) valid(ks *keySet, now time.Time, leeway time.Duration) bool {
-	if v.keys != ks {
+// valid reports whether a remembered verification still holds at now: its
+// issuer still has the keys that verified it, they are not stale, and the
+// same time checks a fresh verification makes (go-jose's
+// ValidateWithLeeway) pass, so a cached token expires exactly when an
+// uncached one would.
+func (v *verified) valid(now time.Time, leeway time.Duration) bool {
+	if ks := v.iss.keys.Load(); ks != v.keys || ks.stale(now, v.iss.maxAge) {
 		return false
 	}
 	if now.Add(-leeway).After(v.exp) {

@@ -44,4 +44,5 @@ var (
 	errBadSubject      = deny("invalid sub")
 	errBadTenant       = deny("invalid tid")
 	errNoKeys          = deny("no verification keys")
+	errStaleKeys       = deny("verification keys too old")
 )

@@ -2,15 +2,21 @@ package identity
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"sync/atomic"
+	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 )
@@ -52,6 +58,37 @@ type keySet struct {
 	// only is set when exactly one key is configured; a token without "kid"
 	// may be checked against it and against nothing else.
 	only *verifyKey
+	// fingerprint identifies the keys (kid, algorithm, key material). A
+	// refresh that finds the same keys keeps this set, so tokens verified
+	// with it stay remembered; any change makes a new set (a new generation)
+	// and every remembered token is verified again against it.
+	fingerprint [32]byte
+	// confirmed is when the source last confirmed these keys (Unix
+	// nanoseconds of the verifier's clock). An issuer with a maximum key age
+	// stops using keys it could not confirm for that long.
+	confirmed atomic.Int64
+}
+
+// stale reports whether ks was last confirmed more than maxAge before now;
+// never when maxAge is zero (keys from files, which are there or not).
+func (ks *keySet) stale(now time.Time, maxAge time.Duration) bool {
+	return maxAge > 0 && now.UnixNano()-ks.confirmed.Load() > int64(maxAge)
+}
+
+// kids lists the key ids, for logs.
+func (ks *keySet) kids() []string {
+	out := make([]string, 0, len(ks.byKID))
+	for kid := range ks.byKID {
+		out = append(out, kid)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// has reports whether ks holds a key with id kid.
+func (ks *keySet) has(kid string) bool {
+	_, ok := ks.byKID[kid]
+	return ok
 }
 
 func (ks *keySet) allows(alg string) bool {
@@ -101,14 +138,42 @@ func newKeySet(keys []verifyKey) (*keySet, error) {
 		only := keys[0]
 		ks.only = &only
 	}
+	fp, err := fingerprint(keys)
+	if err != nil {
+		return nil, err
+	}
+	ks.fingerprint = fp
 	return ks, nil
 }
 
-func loadKeySet(cfg *Config) (*keySet, error) {
-	if cfg.JWKSFile != "" {
-		return loadJWKS(cfg.JWKSFile)
+// fingerprint hashes what a key set verifies with: each key's kid,
+// algorithm and material, in kid order.
+func fingerprint(keys []verifyKey) ([32]byte, error) {
+	sorted := slices.Clone(keys)
+	slices.SortFunc(sorted, func(a, b verifyKey) int { return cmp.Compare(a.kid, b.kid) })
+	h := sha256.New()
+	for _, k := range sorted {
+		var material []byte
+		switch key := k.key.(type) {
+		case []byte:
+			sum := sha256.Sum256(key)
+			material = sum[:]
+		default:
+			der, err := x509.MarshalPKIXPublicKey(key)
+			if err != nil {
+				return [32]byte{}, fmt.Errorf("kid %q: %w", k.kid, err)
+			}
+			material = der
+		}
+		// Length-prefixed, so no two different sets hash the same input.
+		for _, part := range [][]byte{[]byte(k.kid), []byte(k.alg), material} {
+			fmt.Fprintf(h, "%d:", len(part))
+			h.Write(part)
+		}
 	}
-	return loadHMACSecret(cfg.HMACSecretFile)
+	var out [32]byte
+	h.Sum(out[:0])
+	return out, nil
 }
 
 func readKeyFile(path string) ([]byte, error) {
@@ -127,11 +192,8 @@ func readKeyFile(path string) ([]byte, error) {
 	return b, nil
 }
 
-func loadHMACSecret(path string) (*keySet, error) {
-	b, err := readKeyFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("hmac secret: %w", err)
-	}
+// parseHMACSecret reads an HS256 secret; path names it in errors.
+func parseHMACSecret(b []byte, path string) (*keySet, error) {
 	// Secrets are usually written with echo or an editor, which add a line
 	// ending that is not meant to be part of the key.
 	secret := bytes.TrimRight(b, "\r\n")
@@ -150,11 +212,10 @@ var jwksAlgs = map[jose.SignatureAlgorithm]bool{
 	jose.EdDSA: true,
 }
 
-func loadJWKS(path string) (*keySet, error) {
-	b, err := readKeyFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("jwks: %w", err)
-	}
+// parseJWKS reads a JWKS document; origin (a file or a URL) names it in
+// errors. Files and URLs go through this one function, so a key fetched
+// from an identity provider passes exactly the checks a key in a file does.
+func parseJWKS(b []byte, path string) (*keySet, error) {
 	var set jose.JSONWebKeySet
 	if err := json.Unmarshal(b, &set); err != nil {
 		return nil, fmt.Errorf("jwks %s: %w", path, err)

@@ -12,7 +12,7 @@ import (
 	"github.com/lockbox-oss/lockbox/internal/keys"
 )
 
-// Role is a coarse permission carried in the token's "roles" claim.
+// Role is a coarse permission carried in the token's roles claim.
 type Role string
 
 // The roles Lockbox understands. Unknown roles in a token are ignored.
@@ -53,10 +53,15 @@ type Principal struct {
 	Subject string
 	// Roles are the known roles the token carries.
 	Roles []Role
-	// TenantID is the token's "tid": set for tenant users, empty for the
-	// provider's own staff. A principal with a TenantID is never a provider
-	// identity, whatever roles it claims.
+	// TenantID is set for tenant users, empty for the provider's own
+	// staff. It comes from the scope of the issuer that signed the user in
+	// (the token's "tid" only for an issuer in the shared scope). A
+	// principal with a TenantID is never a provider identity, whatever roles
+	// it claims.
 	TenantID string
+	// Email is the user's e-mail address when the token has one; for
+	// display only, never for a decision.
+	Email string `json:",omitempty"`
 }
 
 // Has reports whether p carries role r.

@@ -1,15 +1,17 @@
 package identity
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net/mail"
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -31,21 +33,48 @@ const (
 	MaxTokenSize = 8 << 10
 )
 
-// Config says which tokens a Verifier accepts. Keys come from files rather
-// than from the network so that a compromised or spoofed endpoint cannot hand
-// Lockbox new keys; rotation is a file change followed by Reload.
+// Defaults of Config.
+const (
+	// DefaultMaxKeyAge bounds how long keys fetched from a JWKS URL keep
+	// verifying while the URL can't be fetched again: long enough to ride
+	// out an identity provider's outage, short enough that a key it retired
+	// (perhaps because it leaked) does not work forever because Lockbox
+	// can't hear of it.
+	DefaultMaxKeyAge = 24 * time.Hour
+	// DefaultMinRefreshInterval is the least time between two loads of an
+	// issuer's keys caused by tokens naming unknown keys, so that a flood of
+	// made-up key ids can't make Lockbox hammer the identity provider.
+	DefaultMinRefreshInterval = 30 * time.Second
+)
+
+// Config says which tokens a Verifier accepts: those of its issuers. Keys
+// come only from the configuration (files, or the issuer's JWKS URL), never
+// from a token.
 type Config struct {
-	// Issuer must equal the token's "iss" exactly.
-	Issuer string
-	// Audience must appear in the token's "aud", so tokens the same identity
-	// provider issues for other applications are refused here.
-	Audience string
-	// JWKSFile holds the provider's public keys (RS256, ES256, EdDSA).
-	JWKSFile string
-	// HMACSecretFile holds a shared HS256 secret of at least 32 bytes. It is
-	// meant for development and closed set-ups: anyone holding the secret can
-	// mint tokens, so it is exclusive with JWKSFile.
+	// Issuer, Audience and one of JWKSURL, JWKSFile or HMACSecretFile
+	// configure a single issuer in the shared scope (see SharedScope): the
+	// LOCKBOX_JWT_* variables. See IssuerConfig for each field.
+	Issuer         string
+	Audience       string
+	JWKSURL        string
+	JWKSFile       string
 	HMACSecretFile string
+
+	// Issuers are the trusted issuers, each with its own keys, audience,
+	// claims and scope. Set either these or the single issuer above.
+	Issuers []IssuerConfig
+
+	// Fetcher fetches JWKS URLs; required when an issuer has one.
+	Fetcher KeyFetcher
+	// MaxKeyAge is how long keys fetched from a JWKS URL keep verifying
+	// when the URL can't be fetched again; zero means DefaultMaxKeyAge.
+	// Keys from files are used as long as the file holds them.
+	MaxKeyAge time.Duration
+	// MinRefreshInterval is the least time between two loads of one
+	// issuer's keys asked for by tokens naming an unknown key; zero means
+	// DefaultMinRefreshInterval.
+	MinRefreshInterval time.Duration
+
 	// Leeway is the allowed clock skew for exp, nbf and iat. Zero means
 	// DefaultLeeway.
 	Leeway time.Duration
@@ -57,25 +86,46 @@ type Config struct {
 	// and iat checks). Zero means DefaultCacheSize; negative turns the
 	// cache off.
 	CacheSize int
+	// Logger receives key changes and failed loads; discarded when nil.
+	Logger *slog.Logger
 }
 
 // CheckAndSetDefaults rejects a configuration that could not verify anything
-// safely and fills in the defaults. The key files themselves are read (and
-// checked) by NewVerifier and Reload.
+// safely and fills in the defaults. The keys themselves are loaded (and
+// checked) by NewVerifier.
 func (c *Config) CheckAndSetDefaults() error {
-	if c.Issuer == "" {
-		return errors.New("identity: Issuer is required")
-	}
-	if c.Audience == "" {
-		return errors.New("identity: Audience is required")
-	}
+	single := c.Issuer != "" || c.Audience != "" || c.JWKSURL != "" || c.JWKSFile != "" || c.HMACSecretFile != ""
 	switch {
-	case c.JWKSFile == "" && c.HMACSecretFile == "":
-		return errors.New("identity: one of JWKSFile or HMACSecretFile is required")
-	case c.JWKSFile != "" && c.HMACSecretFile != "":
-		// Accepting both would put a shared secret next to public keys, and
-		// HS256 next to RS256 is the setting algorithm confusion needs.
-		return errors.New("identity: JWKSFile and HMACSecretFile are exclusive")
+	case single && len(c.Issuers) > 0:
+		return errors.New("identity: set Issuers or the single issuer (Issuer, Audience, keys), not both")
+	case len(c.Issuers) == 0:
+		one := IssuerConfig{Issuer: c.Issuer, Audience: c.Audience, Scope: SharedScope(),
+			JWKSURL: c.JWKSURL, JWKSFile: c.JWKSFile, HMACSecretFile: c.HMACSecretFile}
+		if err := one.check(); err != nil {
+			return fmt.Errorf("identity: %w", err)
+		}
+		c.Issuers = []IssuerConfig{one}
+		c.Issuer, c.Audience, c.JWKSURL, c.JWKSFile, c.HMACSecretFile = "", "", "", "", ""
+	default:
+		c.Issuers = slices.Clone(c.Issuers)
+		seen := map[string]bool{}
+		for i := range c.Issuers {
+			is := &c.Issuers[i]
+			if err := is.check(); err != nil {
+				return fmt.Errorf("identity: issuer %d (%q): %w", i+1, is.Issuer, err)
+			}
+			// One iss, one set of keys and one scope: a second entry could
+			// only be a second way in.
+			if seen[is.Issuer] {
+				return fmt.Errorf("identity: issuer %q is listed twice", is.Issuer)
+			}
+			seen[is.Issuer] = true
+		}
+	}
+	for _, is := range c.Issuers {
+		if is.JWKSURL != "" && c.Fetcher == nil {
+			return fmt.Errorf("identity: issuer %q has a JWKS URL and no Fetcher is configured", is.Issuer)
+		}
 	}
 	switch {
 	case c.Leeway < 0:
@@ -85,56 +135,133 @@ func (c *Config) CheckAndSetDefaults() error {
 	case c.Leeway > maxLeeway:
 		return fmt.Errorf("identity: Leeway %s is above the %s limit", c.Leeway, maxLeeway)
 	}
+	if c.MaxKeyAge < 0 || c.MinRefreshInterval < 0 {
+		return errors.New("identity: MaxKeyAge and MinRefreshInterval must not be negative")
+	}
+	if c.MaxKeyAge == 0 {
+		c.MaxKeyAge = DefaultMaxKeyAge
+	}
+	if c.MinRefreshInterval == 0 {
+		c.MinRefreshInterval = DefaultMinRefreshInterval
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
 	if c.CacheSize == 0 {
 		c.CacheSize = DefaultCacheSize
 	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
 	return nil
 }
 
 // Verifier turns bearer tokens into Principals. It is safe for concurrent use,
-// including concurrent use with Reload.
+// including concurrent use with Reload, Watch and background key refreshes.
 type Verifier struct {
-	cfg   Config
-	keys  atomic.Pointer[keySet]
-	cache *tokenCache // nil when Config.CacheSize < 0
+	cfg     Config
+	issuers map[string]*issuer // by "iss"
+	files   []*issuer          // issuers whose keys are in files
+	cache   *tokenCache        // nil when Config.CacheSize < 0
 	// reload serialises Reload so two concurrent reloads cannot publish an
 	// older file's keys after a newer one's.
 	reload sync.Mutex
 }
 
-// NewVerifier checks cfg and loads its keys. It fails rather than start
-// without keys, since a Verifier with no keys could only refuse everyone or,
-// worse, be "fixed" later by someone loosening a check.
+// NewVerifier checks cfg and loads its keys. A key file that can't be read
+// or holds no usable key fails it, rather than start without keys: a
+// Verifier with no keys could only refuse everyone or, worse, be "fixed"
+// later by someone loosening a check. A JWKS URL that can't be fetched does
+// not: the issuer's tokens are refused until it can be (it is tried again in
+// the background and when a token arrives), and the other issuers work
+// meanwhile.
 func NewVerifier(cfg Config) (*Verifier, error) {
 	if err := cfg.CheckAndSetDefaults(); err != nil {
 		return nil, err
 	}
-	v := &Verifier{cfg: cfg}
+	v := &Verifier{cfg: cfg, issuers: make(map[string]*issuer, len(cfg.Issuers))}
 	if cfg.CacheSize > 0 {
 		v.cache = newTokenCache(cfg.CacheSize)
+	}
+	var remote []*issuer
+	for _, ic := range cfg.Issuers {
+		is := &issuer{cfg: ic, now: cfg.Now, minInterval: cfg.MinRefreshInterval,
+			log: cfg.Logger.With("issuer", ic.Issuer, "scope", ic.Scope.String())}
+		switch {
+		case ic.JWKSURL != "":
+			is.maxAge = cfg.MaxKeyAge
+			is.src = &urlSource{url: ic.JWKSURL, fetcher: cfg.Fetcher}
+			remote = append(remote, is)
+		case ic.JWKSFile != "":
+			is.src = &fileSource{path: ic.JWKSFile, parse: parseJWKS, publish: is.publish, what: "jwks"}
+			v.files = append(v.files, is)
+		default:
+			is.src = &fileSource{path: ic.HMACSecretFile, parse: parseHMACSecret, publish: is.publish, what: "hmac secret"}
+			v.files = append(v.files, is)
+		}
+		v.issuers[ic.Issuer] = is
 	}
 	if err := v.Reload(); err != nil {
 		return nil, err
 	}
+	// Identity providers are fetched side by side: one that is down delays
+	// start-up by one fetch timeout, not one per issuer.
+	var wg sync.WaitGroup
+	for _, is := range remote {
+		wg.Go(func() {
+			accept := func(b []byte) error {
+				ks, err := parseJWKS(b, is.cfg.JWKSURL)
+				if err != nil {
+					return err
+				}
+				is.publish(ks)
+				return nil
+			}
+			if err := cfg.Fetcher.Register(context.Background(), is.cfg.JWKSURL, accept); err != nil {
+				is.log.Error("identity: the issuer's keys could not be fetched; its tokens are refused until they can be", "error", err)
+			}
+		})
+	}
+	wg.Wait()
 	return v, nil
 }
 
-// Reload re-reads the key file, for rotation. The new keys replace the old
-// ones in one step, and only if the whole file is valid: a half-written or
-// broken file keeps the previous keys, so a bad deploy degrades to "rotation
-// did not happen" instead of "nobody can log in" or "some check was skipped".
+// Reload reads every key file again, for rotation. The new keys replace the
+// old ones in one step, and only if the whole file is valid: a half-written
+// or broken file keeps the previous keys, so a bad deploy degrades to
+// "rotation did not happen" instead of "nobody can log in" or "some check was
+// skipped". Keys from URLs are refreshed by the Fetcher.
 func (v *Verifier) Reload() error {
 	v.reload.Lock()
 	defer v.reload.Unlock()
-	ks, err := loadKeySet(&v.cfg)
-	if err != nil {
-		return fmt.Errorf("identity: %w", err)
+	var errs []error
+	for _, is := range v.files {
+		if err := is.src.load(context.Background()); err != nil {
+			errs = append(errs, fmt.Errorf("identity: %w", err))
+		}
 	}
-	v.keys.Store(ks)
-	return nil
+	return errors.Join(errs...)
+}
+
+// Watch reloads the key files every interval until ctx ends, so a rotated
+// file takes effect without a restart. A file that fails to load is logged
+// and keeps the keys it had.
+func (v *Verifier) Watch(ctx context.Context, interval time.Duration) {
+	if len(v.files) == 0 {
+		return
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := v.Reload(); err != nil {
+				v.cfg.Logger.WarnContext(ctx, "identity: a key file could not be loaded; the keys loaded before stay in use", "error", err)
+			}
+		}
+	}
 }
 
 // forbiddenHeaders are header parameters that let a token choose how it is
@@ -158,8 +285,10 @@ var forbiddenHeaders = []struct {
 // Verify checks raw and returns who it identifies. Every failure wraps
 // ErrUnauthenticated with a fixed, token-free reason.
 //
-// ctx is accepted so that key retrieval can gain I/O later without changing
-// callers; verification itself is CPU-bound and does not block.
+// A token is verified with the keys of the issuer its "iss" names (read
+// before the signature is checked, only to choose the keys), and mapped to
+// a Principal by that issuer's scope. ctx bounds the load of keys a token
+// may cause (an unknown key id).
 func (v *Verifier) Verify(ctx context.Context, raw string) (Principal, error) {
 	if raw == "" {
 		return Principal{}, errNoToken
@@ -167,103 +296,151 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Principal, error) {
 	if len(raw) > MaxTokenSize {
 		return Principal{}, errTooLarge
 	}
-	ks := v.keys.Load()
-	if ks == nil {
-		return Principal{}, errNoKeys
-	}
+	now := v.cfg.Now()
 	var ck [32]byte
 	if v.cache != nil {
 		ck = tokenKey(raw)
-		if hit := v.cache.get(ck); hit != nil && hit.valid(ks, v.cfg.Now(), v.cfg.Leeway) {
+		if hit := v.cache.get(ck); hit != nil && hit.valid(now, v.cfg.Leeway) {
 			return hit.p, nil
 		}
 	}
-	p, times, err := v.verify(raw, ks)
+	entry, err := v.verify(ctx, raw, now)
 	if err != nil {
 		return Principal{}, err
 	}
 	if v.cache != nil {
-		v.cache.put(ck, &verified{p: p, keys: ks, exp: times.exp, nbf: times.nbf, iat: times.iat})
+		v.cache.put(ck, entry)
 	}
-	return p, nil
+	return entry.p, nil
 }
 
-// tokenTimes are a verified token's time claims, for the cache.
-type tokenTimes struct{ exp, nbf, iat time.Time }
-
-// verify is the whole check of raw against the key set ks: header,
-// algorithm, key, signature, claims.
-func (v *Verifier) verify(raw string, ks *keySet) (Principal, tokenTimes, error) {
+// verify is the whole check of raw: header, issuer, algorithm, key,
+// signature, claims, scope.
+func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (*verified, error) {
 	hdr, err := protectedHeader(raw)
 	if err != nil {
-		return Principal{}, tokenTimes{}, err
+		return nil, err
 	}
 	for _, f := range forbiddenHeaders {
 		if _, ok := hdr[f.name]; ok {
-			return Principal{}, tokenTimes{}, f.reason
+			return nil, f.reason
 		}
 	}
 	alg, err := headerString(hdr, "alg")
 	if err != nil || alg == "" {
-		return Principal{}, tokenTimes{}, errMalformed
+		return nil, errMalformed
 	}
-	// Only the algorithms of configured keys are allowed. This refuses
+	kid, err := headerString(hdr, "kid")
+	if err != nil {
+		return nil, errMalformed
+	}
+	_, hasKID := hdr["kid"]
+
+	// The issuer is read before the signature is checked, only to pick
+	// whose keys check it: a token naming an issuer it does not come from
+	// then fails the signature check with that issuer's keys.
+	payload, claims, err := unverifiedClaims(raw)
+	if err != nil {
+		return nil, err
+	}
+	iss, err := claimString(claims, "iss")
+	if err != nil {
+		return nil, errMalformedClaims
+	}
+	is := v.issuers[iss]
+	if is == nil {
+		return nil, errWrongIssuer
+	}
+
+	ks := is.keys.Load()
+	// No keys yet (the identity provider was down), keys not confirmed for
+	// too long, or a key id the issuer may have just rotated to: load the
+	// keys again, as often as the rate limit allows.
+	if ks == nil || ks.stale(now, is.maxAge) || (hasKID && !ks.has(kid) && refreshable(alg)) {
+		if is.refreshForUnknownKey(ctx) {
+			ks = is.keys.Load()
+		}
+	}
+	switch {
+	case ks == nil:
+		return nil, errNoKeys
+	case ks.stale(now, is.maxAge):
+		return nil, errStaleKeys
+	}
+	// Only the algorithms of the issuer's keys are allowed. This refuses
 	// "none", and it refuses HS256 when the keys are public: otherwise a
 	// token MACed with the public key as the secret could pass (algorithm
 	// confusion).
 	if !ks.allows(alg) {
-		return Principal{}, tokenTimes{}, errAlgorithm
+		return nil, errAlgorithm
 	}
-	kid, err := headerString(hdr, "kid")
-	if err != nil {
-		return Principal{}, tokenTimes{}, errMalformed
-	}
-	_, hasKID := hdr["kid"]
 	key, err := ks.lookup(kid, hasKID)
 	if err != nil {
-		return Principal{}, tokenTimes{}, err
+		return nil, err
 	}
 	// The key decides the algorithm, the token only has to agree. With keys
 	// of several types configured, an allowed alg could still be paired with
 	// the wrong key.
 	if string(key.alg) != alg {
-		return Principal{}, tokenTimes{}, errAlgorithm
+		return nil, errAlgorithm
 	}
 
 	jws, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{key.alg})
 	if err != nil || len(jws.Signatures) != 1 {
-		return Principal{}, tokenTimes{}, errMalformed
+		return nil, errMalformed
 	}
-	payload, err := jws.Verify(key.key)
+	verifiedPayload, err := jws.Verify(key.key)
 	if err != nil {
-		return Principal{}, tokenTimes{}, errBadSignature
+		return nil, errBadSignature
 	}
-	claims, err := decodeObject(payload)
+	// The claims were decoded from the same bytes before: reuse them when
+	// the library verified exactly those, decode what it verified if not.
+	if !bytes.Equal(verifiedPayload, payload) {
+		if claims, err = decodeObject(verifiedPayload); err != nil {
+			return nil, errMalformedClaims
+		}
+	}
+	p, times, err := is.principal(claims, now, v.cfg.Leeway)
 	if err != nil {
-		return Principal{}, tokenTimes{}, errMalformedClaims
+		return nil, err
 	}
-	return v.principal(claims)
+	return &verified{p: p, iss: is, keys: ks, exp: times.exp, nbf: times.nbf, iat: times.iat}, nil
 }
 
-// principal applies the claim checks. It runs only on a payload whose
-// signature was verified, so nothing here is attacker-chosen unless the
-// identity provider is compromised or lets its users shape some claims.
-func (v *Verifier) principal(claims map[string]json.RawMessage) (Principal, tokenTimes, error) {
+// refreshable reports whether alg is one a key could be loaded for. A token
+// naming "none" or an algorithm Lockbox never accepts can't make it load
+// keys.
+func refreshable(alg string) bool {
+	return jwksAlgs[jose.SignatureAlgorithm(alg)] || alg == string(jose.HS256)
+}
+
+// tokenTimes are a verified token's time claims, for the cache.
+type tokenTimes struct{ exp, nbf, iat time.Time }
+
+// principal applies the claim checks and the issuer's scope. It runs only on
+// a payload whose signature was verified, so nothing here is attacker-chosen
+// unless the identity provider is compromised or lets its users shape some
+// claims; the scope bounds what even that can do.
+func (is *issuer) principal(claims map[string]json.RawMessage, now time.Time, leeway time.Duration) (Principal, tokenTimes, error) {
 	var (
-		c     jwt.Claims
-		roles []string
+		c       jwt.Claims
+		subject string
+		roles   []string
+		email   string
 	)
+	m := is.cfg.Claims
 	for _, f := range []struct {
 		name string
 		dst  any
 	}{
 		{"iss", &c.Issuer},
-		{"sub", &c.Subject},
 		{"aud", &c.Audience},
 		{"exp", &c.Expiry},
 		{"nbf", &c.NotBefore},
 		{"iat", &c.IssuedAt},
-		{"roles", &roles},
+		{m.Subject, &subject},
+		{m.Roles, &roles},
+		{m.Email, &email},
 	} {
 		if raw, ok := claims[f.name]; ok {
 			// A claim of the wrong JSON type (a numeric sub, a string
@@ -281,10 +458,10 @@ func (v *Verifier) principal(claims map[string]json.RawMessage) (Principal, toke
 		return Principal{}, tokenTimes{}, errNoExpiry
 	}
 	err := c.ValidateWithLeeway(jwt.Expected{
-		Issuer:      v.cfg.Issuer,
-		AnyAudience: jwt.Audience{v.cfg.Audience},
-		Time:        v.cfg.Now(),
-	}, v.cfg.Leeway)
+		Issuer:      is.cfg.Issuer,
+		AnyAudience: jwt.Audience{is.cfg.Audience},
+		Time:        now,
+	}, leeway)
 	switch {
 	case err == nil:
 	case errors.Is(err, jwt.ErrInvalidIssuer):
@@ -301,32 +478,30 @@ func (v *Verifier) principal(claims map[string]json.RawMessage) (Principal, toke
 		return Principal{}, tokenTimes{}, errMalformedClaims
 	}
 
-	if c.Subject == "" {
+	if subject == "" {
 		return Principal{}, tokenTimes{}, errNoSubject
 	}
-	if !ValidSubject(c.Subject) {
-		return Principal{}, tokenTimes{}, errBadSubject
-	}
-	p := Principal{Subject: c.Subject}
-	if raw, ok := claims["tid"]; ok {
-		// A principal without a tenant is the provider's own staff, so a
-		// tid that is present but null, empty or not a string must refuse
-		// the token, never read as "no tenant".
-		var tid string
-		if string(raw) == "null" || json.Unmarshal(raw, &tid) != nil || !ValidTenantID(tid) {
+	var tid string
+	if raw, ok := claims[tenantClaim]; ok && is.cfg.Scope.IsShared() {
+		// In the shared scope a principal without a tenant is the
+		// provider's own staff, so a tid that is present but null, empty
+		// or not a string must refuse the token, never read as "no
+		// tenant". The other scopes never read it: their tenant is the
+		// configuration's.
+		if string(raw) == "null" || json.Unmarshal(raw, &tid) != nil || tid == "" {
 			return Principal{}, tokenTimes{}, errBadTenant
 		}
-		p.TenantID = tid
 	}
-	for _, r := range roles {
-		role := Role(r)
-		// Unknown roles are dropped rather than refused: providers put
-		// roles for other applications in the same token, and none of them
-		// grant anything here.
-		if role.Known() && !slices.Contains(p.Roles, role) {
-			p.Roles = append(p.Roles, role)
-		}
+	p, err := is.cfg.Scope.Principal(subject, roles, tid)
+	switch {
+	case errors.Is(err, ErrInvalidSubject):
+		return Principal{}, tokenTimes{}, errBadSubject
+	case errors.Is(err, ErrInvalidTenant):
+		return Principal{}, tokenTimes{}, errBadTenant
+	case err != nil:
+		return Principal{}, tokenTimes{}, errMalformedClaims
 	}
+	p.Email = plainAddress(email)
 	times := tokenTimes{exp: c.Expiry.Time()}
 	if c.NotBefore != nil {
 		times.nbf = c.NotBefore.Time()
@@ -335,6 +510,50 @@ func (v *Verifier) principal(claims map[string]json.RawMessage) (Principal, toke
 		times.iat = c.IssuedAt.Time()
 	}
 	return p, times, nil
+}
+
+// plainAddress returns s if it is a plain e-mail address ("a@b.example",
+// no display name), "" otherwise. The address is only shown, so one Lockbox
+// can't read is dropped rather than refusing the token.
+func plainAddress(s string) string {
+	if s == "" || len(s) > 254 {
+		return ""
+	}
+	a, err := mail.ParseAddress(s)
+	if err != nil || a.Name != "" || a.Address != s {
+		return ""
+	}
+	return s
+}
+
+// unverifiedClaims decodes the payload of a compact JWS, before its
+// signature is checked: the bytes, and the claims with their names exactly.
+func unverifiedClaims(raw string) ([]byte, map[string]json.RawMessage, error) {
+	_, rest, _ := strings.Cut(raw, ".")
+	enc, _, _ := strings.Cut(rest, ".")
+	b, err := base64.RawURLEncoding.DecodeString(enc)
+	if err != nil {
+		return nil, nil, errMalformed
+	}
+	claims, err := decodeObject(b)
+	if err != nil {
+		return nil, nil, errMalformedClaims
+	}
+	return b, claims, nil
+}
+
+// claimString reads an optional string claim; "" when absent, an error for
+// any other JSON type.
+func claimString(claims map[string]json.RawMessage, name string) (string, error) {
+	raw, ok := claims[name]
+	if !ok {
+		return "", nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", err
+	}
+	return s, nil
 }
 
 // protectedHeader decodes the JOSE header of a compact JWS. Lockbox reads the

@@ -634,7 +634,7 @@ func TestConfigCheckAndSetDefaults(t *testing.T) {
 		{name: "hmac", cfg: Config{Issuer: "i", Audience: "a", HMACSecretFile: "f"}},
 		{name: "no issuer", cfg: Config{Audience: "a", JWKSFile: "f"}, wantErr: "Issuer is required"},
 		{name: "no audience", cfg: Config{Issuer: "i", JWKSFile: "f"}, wantErr: "Audience is required"},
-		{name: "no key file", cfg: Config{Issuer: "i", Audience: "a"}, wantErr: "one of JWKSFile or HMACSecretFile"},
+		{name: "no key file", cfg: Config{Issuer: "i", Audience: "a"}, wantErr: "one of JWKSURL, JWKSFile or HMACSecretFile"},
 		{name: "both key files", cfg: Config{Issuer: "i", Audience: "a", JWKSFile: "f", HMACSecretFile: "g"}, wantErr: "exclusive"},
 		{name: "negative leeway", cfg: Config{Issuer: "i", Audience: "a", JWKSFile: "f", Leeway: -time.Second}, wantErr: "negative"},
 		{name: "huge leeway", cfg: Config{Issuer: "i", Audience: "a", JWKSFile: "f", Leeway: time.Hour}, wantErr: "limit"},

@@ -24,6 +24,7 @@ import (
 
 	"github.com/lockbox-oss/lockbox/audit"
 	"github.com/lockbox-oss/lockbox/grants"
+	"github.com/lockbox-oss/lockbox/grantsig"
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/clock"
 	"github.com/lockbox-oss/lockbox/internal/redistest"
@@ -109,20 +110,20 @@ func (r *recorder) requests() []received {
 // the real grant, tenant and audit stores, a real token verifier, the real
 // activity catalog, and real upstreams.
 type testEnv struct {
-	t        testing.TB
-	clk      *clock.Fake
-	rdb      *redis.Client
-	catalog  *policy.Catalog
-	audit    *audit.Log
-	tenants  *tenants.Store
-	grants   *grants.Store
-	idKey    ed25519.PrivateKey // signs operators' tokens
-	grantPub ed25519.PublicKey  // verifies X-Lockbox-Grant
-	up       map[string]*recorder
-	reg      *prometheus.Registry
-	logs     *syncBuffer
-	h        *Handler
-	srv      *httptest.Server
+	t         testing.TB
+	clk       *clock.Fake
+	rdb       *redis.Client
+	catalog   *policy.Catalog
+	audit     *audit.Log
+	tenants   *tenants.Store
+	grants    *grants.Store
+	idKey     ed25519.PrivateKey // signs operators' tokens
+	grantKeys *grantsig.KeySet   // verifies X-Lockbox-Grant
+	up        map[string]*recorder
+	reg       *prometheus.Registry
+	logs      *syncBuffer
+	h         *Handler
+	srv       *httptest.Server
 }
 
 // envOption changes the proxy's configuration before New; e is ready but
@@ -158,7 +159,9 @@ func newTestEnv(t testing.TB, opts ...envOption) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.grantPub = grantKey.Public().(ed25519.PublicKey)
+	if e.grantKeys, err = grantsig.NewKeySet(grantKey.Public()); err != nil {
+		t.Fatal(err)
+	}
 	upstreams := map[string]*url.URL{}
 	for _, s := range services {
 		e.up[s] = newRecorder(t)

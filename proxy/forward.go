@@ -27,7 +27,8 @@ const (
 	// Operator", never the engineer.
 	HeaderUser = "X-Lockbox-User"
 	// HeaderRequestID names the lockbox request a forwarded call runs
-	// under. The signed grantsig.Header says the same, verifiably.
+	// under. The grant assertion (grantsig.Header) says the same,
+	// verifiably.
 	HeaderRequestID = "X-Lockbox-Request-Id"
 	// HeaderDecisionID is set on every answer to the client, denied or
 	// forwarded: the id of the proxy's log line about the call.
@@ -75,9 +76,10 @@ func ForwardedHeaders() []string { return slices.Clone(forwardedHeaders) }
 // NewTransport returns the transport the proxy uses when Config.Transport
 // is nil: bounded dial, TLS handshake and response-header waits, a pool of
 // kept-alive connections sized for a busy upstream, and no proxy from the
-// environment (a stray HTTPS_PROXY would send signed grant headers through
-// a machine nobody chose). HTTP/2 is attempted only over TLS and only when
-// http2 is true; plain-http upstreams always get HTTP/1.1, never h2c.
+// environment (a stray HTTPS_PROXY would send signed grant assertions
+// through a machine nobody chose). HTTP/2 is attempted only over TLS and
+// only when http2 is true; plain-http upstreams always get HTTP/1.1, never
+// h2c.
 //
 // tlsConfig configures connections to https upstreams: which roots verify
 // them and the client certificate presented (Config.UpstreamTLS). Nil
@@ -152,8 +154,11 @@ func (bufferPool) Put(b []byte) { buffers.Put(&b) }
 
 // outboundHeader builds the header set the upstream receives, fresh: the
 // allow-listed client headers, then the proxy's own identity headers, with
-// the grant signed for this call.
+// the grant assertion signed for this call.
 func (h *Handler) outboundHeader(in http.Header, c *call) (http.Header, Reason, error) {
+	if reason, err := h.assert(c); reason != "" {
+		return nil, reason, err
+	}
 	hopByHop := connectionTokens(in)
 	// Sized for what a call usually carries (Accept, User-Agent and the
 	// proxy's three): the map grows for more.
@@ -172,7 +177,7 @@ func (h *Handler) outboundHeader(in http.Header, c *call) (http.Header, Reason, 
 	// between here and the wire modifies a request's header values.
 	out[HeaderUser] = operatorUser
 	out[HeaderRequestID] = c.view.requestID
-	out[grantsig.Header] = c.view.header
+	out[grantsig.Header] = c.assertion[:]
 	return out, "", nil
 }
 

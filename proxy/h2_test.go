@@ -222,7 +222,7 @@ func TestH2Allowed(t *testing.T) {
 	if want := e.up["exchange"].srv.Listener.Addr().String(); up.Host != want {
 		t.Errorf("upstream Host = %q, want %q", up.Host, want)
 	}
-	checkOutboundHeaders(t, e, up.Header, req, e.clk.Now())
+	checkOutboundHeaders(t, e, up.Header, req, e.clk.Now(), "POST", "/api/exchange/tenants/contoso/mailboxes/alice/repair", "New-MailboxRepairRequest")
 	if res.header.Get("set-cookie") != "" || res.header.Get("cache-control") != "no-store" || res.header.Get(strings.ToLower(HeaderDecisionID)) == "" {
 		t.Errorf("response headers %v: want Set-Cookie dropped, no-store, a decision id", res.header)
 	}

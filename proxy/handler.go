@@ -2,7 +2,7 @@ package proxy
 
 import (
 	"context"
-	"crypto/ed25519"
+	"crypto"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -14,10 +14,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lockbox-oss/lockbox/audit"
 	"github.com/lockbox-oss/lockbox/grants"
+	"github.com/lockbox-oss/lockbox/grantsig"
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/httperr"
 	"github.com/lockbox-oss/lockbox/internal/keys"
@@ -101,7 +103,9 @@ type PolicyFunc func() PolicySnapshot
 // Snapshot calls f.
 func (f PolicyFunc) Snapshot() PolicySnapshot { return f() }
 
-// Auditor writes one audit record durably, or fails.
+// Auditor writes one audit record durably, or fails. It must keep the
+// record's Id (the proxy picks it, and the call's grant assertion names
+// it): a record written under another Id refuses the call.
 type Auditor interface {
 	Append(ctx context.Context, r audit.Record) (audit.Record, error)
 }
@@ -129,6 +133,13 @@ const (
 	DefaultAuditTimeout = 2 * time.Second
 	// DefaultMaxBodyBytes limits a call's request body.
 	DefaultMaxBodyBytes = 10 << 20
+	// DefaultAssertionIssuer is the "iss" of the grant assertions.
+	DefaultAssertionIssuer = grantsig.DefaultIssuer
+	// DefaultAssertionTTL is how long a grant assertion lives: long enough
+	// for the trip to the upstream and a few seconds of clock difference,
+	// short enough that a copy is soon worthless (and it names one call's
+	// method and path anyway).
+	DefaultAssertionTTL = 30 * time.Second
 )
 
 // Config configures a Handler. Every dependency is required: a proxy that
@@ -151,8 +162,17 @@ type Config struct {
 	Policy Policy
 	// Auditor receives one record per permitted call, before forwarding.
 	Auditor Auditor
-	// SigningKey signs the X-Lockbox-Grant header upstreams verify.
-	SigningKey ed25519.PrivateKey
+	// SigningKey signs the X-Lockbox-Grant assertions upstreams verify:
+	// an ed25519.PrivateKey (EdDSA, the cheaper to sign with) or an
+	// *ecdsa.PrivateKey on P-256 (ES256), for upstreams whose JWT library
+	// lacks EdDSA.
+	SigningKey crypto.Signer
+	// AssertionIssuer is the assertions' "iss"; DefaultAssertionIssuer when
+	// empty.
+	AssertionIssuer string
+	// AssertionTTL is how long an assertion lives (never past its grant's
+	// end), from 1s to grantsig.MaxTTL; DefaultAssertionTTL when zero.
+	AssertionTTL time.Duration
 	// Now is the clock, read once per call; time.Now when nil.
 	Now func() time.Time
 	// Logger receives one line per denial; discards when nil.
@@ -199,12 +219,14 @@ func (c *Config) CheckAndSetDefaults() error {
 	case c.Auditor == nil:
 		// Never "audit nowhere": a permitted call must leave a record.
 		return errors.New("proxy: Auditor is required")
-	case len(c.SigningKey) != ed25519.PrivateKeySize:
-		return errors.New("proxy: SigningKey must be an Ed25519 private key")
+	case c.SigningKey == nil:
+		return errors.New("proxy: SigningKey is required")
 	case c.Registerer == nil:
 		return errors.New("proxy: Registerer is required")
 	case c.GrantTimeout < 0, c.AuditTimeout < 0, c.MaxBodyBytes < 0:
 		return errors.New("proxy: GrantTimeout, AuditTimeout and MaxBodyBytes must not be negative")
+	case c.AssertionTTL != 0 && (c.AssertionTTL < time.Second || c.AssertionTTL > grantsig.MaxTTL):
+		return fmt.Errorf("proxy: AssertionTTL must be from 1s to %s, got %s", grantsig.MaxTTL, c.AssertionTTL)
 	}
 	for name, u := range c.Upstreams {
 		if err := checkUpstream(name, u); err != nil {
@@ -225,6 +247,12 @@ func (c *Config) CheckAndSetDefaults() error {
 	}
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.AssertionIssuer == "" {
+		c.AssertionIssuer = DefaultAssertionIssuer
+	}
+	if c.AssertionTTL == 0 {
+		c.AssertionTTL = DefaultAssertionTTL
 	}
 	if c.Transport == nil {
 		https := false
@@ -282,6 +310,10 @@ func New(cfg Config) (*Handler, error) {
 	if err := cfg.CheckAndSetDefaults(); err != nil {
 		return nil, err
 	}
+	signer, err := grantsig.NewSigner(cfg.SigningKey)
+	if err != nil {
+		return nil, fmt.Errorf("proxy: SigningKey: %w", err)
+	}
 	services := slices.Sorted(maps.Keys(cfg.Upstreams))
 	m, err := newMetrics(cfg.Registerer, services)
 	if err != nil {
@@ -293,7 +325,7 @@ func New(cfg Config) (*Handler, error) {
 		services:  strings.Join(services, ", "),
 		metrics:   m,
 		log:       cfg.Logger,
-		views:     newGrantViews(cfg.SigningKey),
+		views:     newGrantViews(signer, cfg.AssertionIssuer),
 		ids:       newDecisionIDs(),
 	}
 	for _, s := range services {
@@ -318,8 +350,12 @@ type call struct {
 	grant    grants.Grant
 	view     *grantView // what derives from grant alone
 	settings tenants.Settings
-	header   http.Header // the outbound header set
-	record   audit.Record
+	// auditID is the Id of the call's audit record, chosen before the
+	// record is written so that the assertion can name it.
+	auditID   string
+	assertion [1]string   // X-Lockbox-Grant's value
+	header    http.Header // the outbound header set
+	record    audit.Record
 }
 
 // ServeHTTP judges one call and forwards it only if every check passed.
@@ -397,19 +433,19 @@ func (h *Handler) judge(r *http.Request, c *call) (Reason, error) {
 	}
 	// What derives from the grant alone is derived once per grant.
 	if c.view, err = h.views.view(&c.grant, c.now); err != nil {
-		// Only a grant whose times JSON can't encode (a year past 9999)
-		// gets here: a record the store should never have returned.
-		return ReasonStoreUnavailable, fmt.Errorf("sign grant header: %w", err)
+		// Encoding a grant's strings can't fail; nothing gets here.
+		return ReasonStoreUnavailable, fmt.Errorf("grant assertion template: %w", err)
 	}
 	in := buildInput(c.principal, c.Call, c.view.policy, c.settings, h.now.format(c.now))
 	if reason, err = h.decide(ctx, c.policy, in); reason != "" {
 		return reason, err
 	}
-	// The header set is built (and the grant signed) before the audit
-	// write, so that once the record is written only forwarding itself
-	// remains. (A write that times out may still land: then a record
-	// describes a call that was refused, which errs on the side of
-	// over-reporting.)
+	// The header set is built (and the call's assertion signed, naming
+	// the record about to be written) before the audit write, so that once
+	// the record is written only forwarding itself remains. (A write that
+	// times out may still land: then a record describes a call that was
+	// refused, which errs on the side of over-reporting.)
+	c.auditID = uuid.Must(uuid.NewV7()).String()
 	if c.header, reason, err = h.outboundHeader(r.Header, c); reason != "" {
 		return reason, err
 	}
@@ -644,6 +680,8 @@ func (h *Handler) audit(ctx context.Context, c *call) (audit.Record, Reason, err
 		approver, providerApprover = audit.ProviderUserID, c.grant.Approver
 	}
 	rec := audit.Record{
+		// The id the call's assertion names.
+		Id:           c.auditID,
 		CreationTime: audit.Time{Time: c.now},
 		Operation:    c.Activity.Name,
 		// The log fills in the tenant's GUID (OrganizationId), cached per
@@ -677,6 +715,10 @@ func (h *Handler) audit(ctx context.Context, c *call) (audit.Record, Reason, err
 	if err != nil {
 		h.metrics.auditErrors.Inc()
 		return audit.Record{}, ReasonAuditUnavailable, fmt.Errorf("audit: %w", err)
+	}
+	if rec.Id != c.auditID {
+		// The assertion would name a record that does not exist.
+		return audit.Record{}, ReasonAuditUnavailable, fmt.Errorf("audit: the record was written as %s, not as %s", rec.Id, c.auditID)
 	}
 	return rec, "", nil
 }

@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -549,7 +551,7 @@ func TestAllowed(t *testing.T) {
 			if want := e.up["exchange"].srv.Listener.Addr().String(); up.Host != want {
 				t.Errorf("upstream Host = %q, want %q", up.Host, want)
 			}
-			checkOutboundHeaders(t, e, up.Header, req, now)
+			checkOutboundHeaders(t, e, up.Header, req, now, tt.method, "/api/exchange"+path, tt.activity)
 			if tt.body != "" && up.Header.Get("Content-Type") != "application/json" {
 				t.Errorf("Content-Type = %q", up.Header.Get("Content-Type"))
 			}
@@ -641,8 +643,10 @@ func TestAllowed(t *testing.T) {
 
 // checkOutboundHeaders asserts the upstream saw exactly the proxy's header
 // set: allow-listed client headers, and the proxy's identity headers with a
-// grant header that verifies.
-func checkOutboundHeaders(t *testing.T, e *testEnv, h http.Header, req grants.Request, now time.Time) {
+// grant assertion that verifies for this call (method and the path the
+// upstream received) and names the call's audit record, the newest of the
+// tenant's.
+func checkOutboundHeaders(t *testing.T, e *testEnv, h http.Header, req grants.Request, now time.Time, method, path, activity string) {
 	t.Helper()
 	allowed := append(ForwardedHeaders(), HeaderUser, HeaderRequestID, grantsig.Header, "Te", "Content-Length")
 	for k := range h {
@@ -665,18 +669,27 @@ func checkOutboundHeaders(t *testing.T, e *testEnv, h http.Header, req grants.Re
 	if v := h.Values(HeaderRequestID); len(v) != 1 || v[0] != req.ID {
 		t.Errorf("%s = %q, want %s", HeaderRequestID, v, req.ID)
 	}
-	sig := h.Values(grantsig.Header)
-	if len(sig) != 1 {
-		t.Fatalf("%s = %q", grantsig.Header, sig)
+	assertion := h.Values(grantsig.Header)
+	if len(assertion) != 1 {
+		t.Fatalf("%s = %q", grantsig.Header, assertion)
 	}
-	claims, err := grantsig.Verify(e.grantPub, sig[0], now)
+	claims, err := grantsig.Verify(e.grantKeys, assertion[0],
+		grantsig.Expect{Issuer: DefaultAssertionIssuer, Audience: "exchange", Method: method, Path: path}, now)
 	if err != nil {
-		t.Fatalf("grant header does not verify: %v", err)
+		t.Fatalf("grant assertion does not verify: %v", err)
 	}
-	want := grantsig.Claims{RequestID: req.ID, Tenant: "contoso", Service: "exchange", Operator: "Microsoft Operator",
-		ExpiresAt: req.ExpiresAt.UTC(), IssuedAt: now.UTC()}
+	recs, err := e.audit.List(context.Background(), "contoso", 1)
+	if err != nil || len(recs) != 1 {
+		t.Fatalf("audit: %v %v", recs, err)
+	}
+	want := grantsig.Claims{
+		Issuer: DefaultAssertionIssuer, Subject: "Microsoft Operator", Audience: "exchange",
+		Tenant: "contoso", Service: "exchange", RequestID: req.ID, AuditID: recs[0].Id, Activity: activity,
+		Method: method, Path: path,
+		IssuedAt: now.Unix(), ExpiresAt: min(now.Add(DefaultAssertionTTL).Unix(), req.ExpiresAt.Unix()),
+	}
 	if claims != want {
-		t.Errorf("grant claims %+v, want %+v", claims, want)
+		t.Errorf("assertion claims\n got %+v\nwant %+v", claims, want)
 	}
 }
 
@@ -766,6 +779,15 @@ func TestStreamedBodyOverLimit(t *testing.T) {
 	}
 }
 
+func rsaKey(t *testing.T) *rsa.PrivateKey {
+	t.Helper()
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
 func TestNewRejects(t *testing.T) {
 	e := newTestEnv(t)
 	valid := func() Config {
@@ -795,6 +817,9 @@ func TestNewRejects(t *testing.T) {
 		{"no policy", func(c *Config) { c.Policy = nil }, "Policy"},
 		{"no auditor", func(c *Config) { c.Auditor = nil }, "Auditor"},
 		{"no signing key", func(c *Config) { c.SigningKey = nil }, "SigningKey"},
+		{"RSA signing key", func(c *Config) { c.SigningKey = rsaKey(t) }, "SigningKey"},
+		{"assertion TTL too long", func(c *Config) { c.AssertionTTL = grantsig.MaxTTL + time.Second }, "AssertionTTL"},
+		{"assertion TTL too short", func(c *Config) { c.AssertionTTL = 500 * time.Millisecond }, "AssertionTTL"},
 		{"no registerer", func(c *Config) { c.Registerer = nil }, "Registerer"},
 		{"negative timeout", func(c *Config) { c.GrantTimeout = -1 }, "negative"},
 		{"bad service name", func(c *Config) { c.Upstreams = map[string]*url.URL{"Exchange": mustURL("http://x")} }, "service name"},
@@ -826,41 +851,151 @@ func TestNewRejects(t *testing.T) {
 	})
 }
 
-// TestGrantHeaderSignedOncePerGrant: every call of one grant's window
-// carries the same signed header, issued when the proxy first signed it;
-// the next grant gets its own.
-func TestGrantHeaderSignedOncePerGrant(t *testing.T) {
+// TestGrantAssertionPerCall: every call carries an assertion of its own,
+// naming its own audit record, method and path, which does not verify for
+// another call; calls of the next grant name that grant.
+func TestGrantAssertionPerCall(t *testing.T) {
 	e := newTestEnv(t)
-	first := e.clk.Now()
 	req := e.grantFor(alice, "contoso", "exchange", time.Hour)
-	call := as(alice, "GET", mailboxes)
-	for range 3 {
-		if res := e.send(call(e)); res.status != http.StatusOK {
+	targets := []string{mailboxes, mailboxes + "/alice/messages", mailboxes + "/alice/messages"}
+	var sent []time.Time
+	for _, target := range targets {
+		sent = append(sent, e.clk.Now())
+		if res := e.send(as(alice, "GET", target)(e)); res.status != http.StatusOK {
 			t.Fatalf("call: %d %s", res.status, res.body)
 		}
-		e.clk.Advance(time.Minute)
+		e.clk.Advance(time.Second)
 	}
 	seen := e.up["exchange"].requests()
-	for _, r := range seen[1:] {
-		if r.Header.Get(grantsig.Header) != seen[0].Header.Get(grantsig.Header) {
-			t.Fatal("calls of one grant carry different headers")
+	recs, err := e.audit.List(context.Background(), "contoso", int64(len(targets)))
+	if err != nil || len(recs) != len(targets) {
+		t.Fatalf("audit: %d records, %v", len(recs), err)
+	}
+	slices.Reverse(recs) // oldest first, like seen
+	ids := map[string]bool{}
+	for i, r := range seen {
+		path := "/api" + targets[i]
+		a := r.Header.Get(grantsig.Header)
+		claims, err := grantsig.Verify(e.grantKeys, a, grantsig.Expect{Issuer: "lockbox", Audience: "exchange", Method: "GET", Path: path}, sent[i])
+		if err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		if claims.AuditID != recs[i].Id || claims.RequestID != req.ID || claims.IssuedAt != sent[i].Unix() {
+			t.Errorf("call %d: claims %+v, want audit record %s of request %s issued at %s", i, claims, recs[i].Id, req.ID, sent[i])
+		}
+		ids[claims.AuditID] = true
+		// The same assertion replayed for another call is refused.
+		for _, other := range []grantsig.Expect{
+			{Issuer: "lockbox", Audience: "exchange", Method: "DELETE", Path: path},
+			{Issuer: "lockbox", Audience: "exchange", Method: "GET", Path: "/api" + mailboxes + "/bob/messages"},
+			{Issuer: "lockbox", Audience: "sharepoint", Method: "GET", Path: path},
+		} {
+			if _, err := grantsig.Verify(e.grantKeys, a, other, sent[i]); !errors.Is(err, grantsig.ErrInvalid) {
+				t.Errorf("call %d replayed as %+v: err = %v", i, other, err)
+			}
 		}
 	}
-	claims, err := grantsig.Verify(e.grantPub, seen[0].Header.Get(grantsig.Header), e.clk.Now())
-	if err != nil || !claims.IssuedAt.Equal(first.UTC()) || claims.RequestID != req.ID {
-		t.Fatalf("claims %+v, %v; want issued at %s for %s", claims, err, first, req.ID)
+	if len(ids) != len(targets) {
+		t.Errorf("%d calls named %d audit records", len(targets), len(ids))
 	}
+	if seen[1].Header.Get(grantsig.Header) == seen[2].Header.Get(grantsig.Header) {
+		t.Error("two calls to one path carry the same assertion")
+	}
+
 	if _, err := e.grants.Act(context.Background(), req.ID, grants.ActionRevoke, grants.Actor{Principal: tenantAdmin("contoso")}, ""); err != nil {
 		t.Fatal(err)
 	}
 	next := e.grantFor(alice, "contoso", "exchange", time.Hour)
-	if res := e.send(call(e)); res.status != http.StatusOK {
+	if res := e.send(as(alice, "GET", mailboxes)(e)); res.status != http.StatusOK {
 		t.Fatalf("call under the next grant: %d %s", res.status, res.body)
 	}
 	seen = e.up["exchange"].requests()
-	claims, err = grantsig.Verify(e.grantPub, seen[len(seen)-1].Header.Get(grantsig.Header), e.clk.Now())
+	claims, err := grantsig.Verify(e.grantKeys, seen[len(seen)-1].Header.Get(grantsig.Header),
+		grantsig.Expect{Issuer: "lockbox", Audience: "exchange", Method: "GET", Path: "/api" + mailboxes}, e.clk.Now())
 	if err != nil || claims.RequestID != next.ID {
-		t.Fatalf("the next grant's header names %+v, %v", claims, err)
+		t.Fatalf("the next grant's assertion names %+v, %v", claims, err)
+	}
+}
+
+// TestAssertionLifetime: an assertion lives AssertionTTL, never past its
+// grant's end; in a grant's last fraction of a second, when no assertion
+// can end after it is issued and by the grant's end, the call is refused
+// before anything is audited or forwarded.
+func TestAssertionLifetime(t *testing.T) {
+	e := newTestEnv(t, func(_ *testEnv, c *Config) { c.AssertionIssuer = "lockbox-eu"; c.AssertionTTL = 5 * time.Second })
+	// Approved mid-second, the grant ends mid-second.
+	e.clk.Advance(300 * time.Millisecond)
+	req := e.grantFor(alice, "contoso", "exchange", time.Hour)
+	expect := grantsig.Expect{Issuer: "lockbox-eu", Audience: "exchange", Method: "GET", Path: "/api" + mailboxes}
+	call := func(at time.Time) (response, grantsig.Claims, error) {
+		e.clk.Set(at)
+		n := len(e.up["exchange"].requests())
+		res := e.send(as(alice, "GET", mailboxes)(e))
+		seen := e.up["exchange"].requests()
+		if len(seen) == n {
+			return res, grantsig.Claims{}, nil
+		}
+		c, err := grantsig.Verify(e.grantKeys, seen[n].Header.Get(grantsig.Header), expect, at)
+		return res, c, err
+	}
+
+	start := e.clk.Now()
+	_, c, err := call(start)
+	if err != nil || c.ExpiresAt != start.Unix()+5 || c.IssuedAt != start.Unix() || c.Issuer != "lockbox-eu" {
+		t.Errorf("a call early in the window: %+v, %v; want 5s from %d", c, err, start.Unix())
+	}
+	end := *req.ExpiresAt
+	_, c, err = call(end.Add(-2 * time.Second))
+	if err != nil || c.ExpiresAt != end.Unix() {
+		t.Errorf("a call 2s before the grant ends: %+v, %v; want exp %d", c, err, end.Unix())
+	}
+
+	// The grant's end is mid-second (it counts from the approval's
+	// nanosecond): a call in its last fraction of a second can't get an
+	// assertion that ends after it is issued and by the grant's end.
+	if end.Truncate(time.Second).Equal(end) {
+		t.Fatalf("the grant ends on a whole second (%s); the test needs a fraction", end)
+	}
+	records := len(mustList(t, e, 20))
+	res, _, _ := call(end.Truncate(time.Second).Add(time.Nanosecond))
+	if res.status != http.StatusForbidden || res.errorCode(t) != string(ReasonGrantExpired) {
+		t.Errorf("a call in the grant's last fraction of a second: %d %s", res.status, res.body)
+	}
+	if n := len(mustList(t, e, 20)); n != records {
+		t.Errorf("the refused call left %d audit records", n-records)
+	}
+}
+
+func mustList(t *testing.T, e *testEnv, n int64) []audit.Record {
+	t.Helper()
+	recs, err := e.audit.List(context.Background(), "contoso", n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recs
+}
+
+// renamingAuditor writes records under an id of its own choosing, which the
+// call's assertion does not name.
+type renamingAuditor struct{ *audit.Log }
+
+func (a renamingAuditor) Append(ctx context.Context, r audit.Record) (audit.Record, error) {
+	r.Id = ""
+	return a.Log.Append(ctx, r)
+}
+
+// TestAssertionNamesTheWrittenRecord: a call whose record was written under
+// another id than its assertion names is refused, not forwarded with an
+// assertion pointing at no record.
+func TestAssertionNamesTheWrittenRecord(t *testing.T) {
+	e := newTestEnv(t, func(e *testEnv, c *Config) { c.Auditor = renamingAuditor{e.audit} })
+	e.grantFor(alice, "contoso", "exchange", time.Hour)
+	res := e.send(as(alice, "GET", mailboxes)(e))
+	if res.status != http.StatusServiceUnavailable || res.errorCode(t) != string(ReasonAuditUnavailable) {
+		t.Fatalf("status %d %s", res.status, res.body)
+	}
+	if n := e.upstreamCalls(); n != 0 {
+		t.Fatalf("%d calls forwarded", n)
 	}
 }
 

@@ -1,7 +1,8 @@
 package proxy
 
 import (
-	"crypto/ed25519"
+	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -30,18 +31,17 @@ func keyOf(g *grants.Grant) grantKey {
 }
 
 // grantView is what the proxy derives from a grant for every call made
-// under it, derived once: the policy's view of the grant, the signed
-// X-Lockbox-Grant header and the audit record's approval time. It is shared
-// by concurrent calls and never modified.
+// under it, derived once: the policy's view of the grant, the template of
+// its calls' X-Lockbox-Grant assertions and the audit record's approval
+// time. It is shared by concurrent calls and never modified.
 //
-// The header says what the upstream needs to accept a call (request,
-// tenant, service, operator identity, end of the window) and none of it
-// changes within the window, so the Ed25519 signature, the largest fixed
-// cost of a permitted call after the token check, is paid once per grant;
-// its issued_at is when the proxy first signed it.
+// An assertion binds one call (its method, path and audit record), so each
+// call is signed; what all of a grant's assertions share (the JOSE header
+// and the grant's claims) is encoded here, once, and a call only encodes
+// its own claims and signs (grantView.assertion).
 type grantView struct {
 	policy       *policy.Grant
-	header       []string // X-Lockbox-Grant's value
+	assertion    *grantsig.Template
 	requestID    []string // X-Lockbox-Request-Id's value
 	approvalTime *audit.Time
 	approvedAt   time.Time
@@ -49,16 +49,17 @@ type grantView struct {
 
 // grantViews keeps each grant's view.
 type grantViews struct {
-	key ed25519.PrivateKey
-	mu  sync.Mutex
-	m   map[grantKey]*grantView
+	signer *grantsig.Signer
+	issuer string // the assertions' "iss"
+	mu     sync.Mutex
+	m      map[grantKey]*grantView
 }
 
-func newGrantViews(key ed25519.PrivateKey) *grantViews {
-	return &grantViews{key: key, m: make(map[grantKey]*grantView)}
+func newGrantViews(signer *grantsig.Signer, issuer string) *grantViews {
+	return &grantViews{signer: signer, issuer: issuer, m: make(map[grantKey]*grantView)}
 }
 
-// view returns g's view, signing its header at now the first time.
+// view returns g's view, deriving it the first time.
 func (s *grantViews) view(g *grants.Grant, now time.Time) (*grantView, error) {
 	k := keyOf(g)
 	s.mu.Lock()
@@ -67,19 +68,19 @@ func (s *grantViews) view(g *grants.Grant, now time.Time) (*grantView, error) {
 	if ok && v.sameGrant(g) {
 		return v, nil
 	}
-	sig, err := grantsig.Sign(s.key, grantsig.Claims{
-		RequestID: g.RequestID,
-		Tenant:    g.Tenant,
-		Service:   g.Service,
-		Operator:  audit.OperatorUserID,
-		ExpiresAt: g.ExpiresAt.UTC(),
-		IssuedAt:  now.UTC(),
+	tpl, err := s.signer.Template(grantsig.GrantClaims{
+		Issuer: s.issuer, Subject: audit.OperatorUserID,
+		// The upstream is the audience: an assertion for exchange is no
+		// use at sharepoint.
+		Audience: g.Service,
+		Tenant:   g.Tenant, Service: g.Service, RequestID: g.RequestID,
+		NotAfter: g.ExpiresAt,
 	})
 	if err != nil {
 		return nil, err
 	}
 	approved := audit.TimeOf(g.ApprovedAt)
-	v = &grantView{policy: policyGrant(g), header: []string{sig}, requestID: []string{g.RequestID}, approvalTime: &approved, approvedAt: g.ApprovedAt}
+	v = &grantView{policy: policyGrant(g), assertion: tpl, requestID: []string{g.RequestID}, approvalTime: &approved, approvedAt: g.ApprovedAt}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.m) >= maxGrantViews {
@@ -145,4 +146,39 @@ func (n *nowText) format(now time.Time) string {
 	t := formatTime(time.Unix(sec, 0))
 	n.last.Store(&secondText{sec: sec, text: t})
 	return t
+}
+
+// assertionBuffer is room for a usual assertion (about 650 bytes); a call
+// with a very long path spills to the heap.
+const assertionBuffer = 1024
+
+// assert signs the call's X-Lockbox-Grant assertion into c.assertion: the
+// grant's template, with the call's own claims. The assertion names the
+// audit record that will be written for the call (c.auditID) and the
+// method and path the upstream receives, and ends AssertionTTL from now or
+// at the grant's end, whichever is sooner.
+func (h *Handler) assert(c *call) (Reason, error) {
+	// The buffer stays on the stack: Append only hands it back, and the
+	// header value is a copy.
+	var buf [assertionBuffer]byte
+	b, err := c.view.assertion.Append(buf[:0], grantsig.CallClaims{
+		AuditID:  c.auditID,
+		Activity: c.Activity.Name,
+		Method:   c.Method,
+		// What the upstream receives (rewrite): no allocation when the
+		// upstream has no base path.
+		Path:      c.route.up.basePath + c.Path,
+		IssuedAt:  c.now,
+		ExpiresAt: c.now.Add(h.cfg.AssertionTTL),
+	})
+	switch {
+	case errors.Is(err, grantsig.ErrLifetime):
+		// The grant ends within the second: an assertion can't outlive
+		// it, and one that expires when issued is no use.
+		return ReasonGrantExpired, fmt.Errorf("the grant of request %s ends at %s", c.grant.RequestID, c.grant.ExpiresAt.UTC().Format(time.RFC3339Nano))
+	case err != nil:
+		return ReasonStoreUnavailable, fmt.Errorf("sign the grant assertion: %w", err)
+	}
+	c.assertion[0] = string(b)
+	return "", nil
 }

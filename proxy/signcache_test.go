@@ -5,10 +5,11 @@ import (
 	"time"
 
 	"github.com/lockbox-oss/lockbox/grants"
+	"github.com/lockbox-oss/lockbox/grantsig"
 	"github.com/lockbox-oss/lockbox/identity"
 )
 
-func TestGrantViewsSignOncePerGrant(t *testing.T) {
+func TestGrantViewsOncePerGrant(t *testing.T) {
 	approved := time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)
 	base := grants.Grant{
 		RequestID: "0195a000-0000-7000-8000-000000000001", Tenant: "contoso", Operator: alice.Subject, Service: "exchange",
@@ -19,7 +20,11 @@ func TestGrantViewsSignOncePerGrant(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	views := newGrantViews(key)
+	signer, err := grantsig.NewSigner(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	views := newGrantViews(signer, DefaultAssertionIssuer)
 	first, err := views.view(&base, approved.Add(time.Minute))
 	if err != nil {
 		t.Fatal(err)
@@ -30,7 +35,7 @@ func TestGrantViewsSignOncePerGrant(t *testing.T) {
 		t.Fatal(err)
 	}
 	if again != first {
-		t.Error("an equal grant got a new view: its header was signed twice")
+		t.Error("an equal grant got a new view: its assertion template was made twice")
 	}
 
 	// Under the same request and window, anything the policy sees that

@@ -147,7 +147,7 @@ func TestUpstreamTLS(t *testing.T) {
 			if s.proto != "HTTP/2.0" {
 				t.Errorf("upstream spoke %s, want HTTP/2.0", s.proto)
 			}
-			checkOutboundHeaders(t, e, s.header, req, e.clk.Now())
+			checkOutboundHeaders(t, e, s.header, req, e.clk.Now(), "GET", "/api/exchange/tenants/contoso/mailboxes", "Get-Mailbox")
 			if s.header.Get(grantsig.Header) == "" {
 				t.Error("no grant header")
 			}

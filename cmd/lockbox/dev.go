@@ -71,14 +71,16 @@ func dev(ctx context.Context, env map[string]string, stdout, stderr io.Writer) e
 		return err
 	}
 	log := cfg.Logger(stderr)
-	if cfg.JWKSFile != "" || cfg.JWTHMACSecretFile != "" {
-		log.Warn("lockbox dev verifies tokens with its own dev key; LOCKBOX_JWT_* key files are ignored")
+	if cfg.JWKSFile != "" || cfg.JWTHMACSecretFile != "" || cfg.JWKSURL != "" || cfg.IssuersFile != "" {
+		log.Warn("lockbox dev verifies tokens with its own dev key; LOCKBOX_JWT_* key settings and LOCKBOX_ISSUERS_FILE are ignored")
 	}
 	key, jwks, err := ensureDevKey(cfg.DevDir)
 	if err != nil {
 		return err
 	}
-	cfg.JWKSFile, cfg.JWTHMACSecretFile = jwks, ""
+	// One issuer for everyone, its tenant from the token: the dev tokens
+	// are provider staff and tenant users signed by the same key.
+	cfg.JWKSFile, cfg.JWTHMACSecretFile, cfg.JWKSURL, cfg.IssuersFile = jwks, "", "", ""
 	// One process is the whole system in dev.
 	cfg.Serve = "proxy,api,jobs"
 	if _, set := env["LOCKBOX_NOTIFY_MANAGER_ADDRESSES"]; !set {
@@ -95,8 +97,18 @@ func dev(ctx context.Context, env map[string]string, stdout, stderr io.Writer) e
 		return fmt.Errorf("LOCKBOX_DEV_DIR: grant signing key: %w", err)
 	}
 	cfg.ProxySigningKeyFile = filepath.Join(cfg.DevDir, "grant-signing-key.pem")
+	if cfg.ProxyJWKSFile == "" {
+		// Beside the key: what an upstream of a dev proxy verifies with.
+		cfg.ProxyJWKSFile = filepath.Join(cfg.DevDir, "grant-jwks.json")
+	}
 	if cfg.Upstreams == "" {
-		cluster, err := demo.Start(ctx, grantKey.Public().(ed25519.PublicKey), time.Now, log.With("component", "demo"))
+		grantKeys, err := grantsig.NewKeySet(grantKey.Public())
+		if err != nil {
+			return err
+		}
+		cluster, err := demo.Start(ctx, demo.ServiceConfig{
+			GrantKeys: grantKeys, Issuer: cfg.ProxyAssertionIssuer, Now: time.Now, Logger: log.With("component", "demo"),
+		})
 		if err != nil {
 			return err
 		}

@@ -8,7 +8,8 @@ package server
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
+	"crypto"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"net/http/pprof"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -32,6 +34,7 @@ import (
 	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/grantsig"
 	"github.com/lockbox-oss/lockbox/identity"
+	"github.com/lockbox-oss/lockbox/identity/jwksfetch"
 	"github.com/lockbox-oss/lockbox/internal/due"
 	"github.com/lockbox-oss/lockbox/internal/events"
 	"github.com/lockbox-oss/lockbox/internal/health"
@@ -64,6 +67,9 @@ type Options struct {
 	DevIdentities []console.DevIdentity
 	// OIDCHTTPClient talks to the OIDC issuer; a default client when nil.
 	OIDCHTTPClient *http.Client
+	// JWKSHTTPClient fetches JWKS URLs; a client with a 10 s timeout when
+	// nil.
+	JWKSHTTPClient *http.Client
 	// DropInvalidation, when set, makes the proxy's cache invalidation
 	// lose the events it returns true for, as a broken connection would:
 	// tests show the caches' age limit bounds staleness on its own.
@@ -84,6 +90,7 @@ type Server struct {
 	Tenants  *tenants.Store
 	Audit    *audit.Log
 	Verifier *identity.Verifier
+	jwks     *jwksfetch.Fetcher // fetches JWKS URLs; nil without any
 	Policy   *policy.Engine
 	Proxy    *proxy.Handler
 	Registry *prometheus.Registry
@@ -106,7 +113,7 @@ type Server struct {
 
 // New builds every component from cfg. It fails when Redis is unreachable
 // (within LOCKBOX_REDIS_TIMEOUT), a key file or the catalog is bad.
-func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) {
+func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -116,7 +123,6 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 	s := &Server{cfg: cfg, log: opts.Logger, now: opts.Now, Registry: prometheus.NewRegistry()}
 	s.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	var err error
 	if s.Policy, err = loadPolicy(cfg, opts, s.Registry); err != nil {
 		return nil, err
 	}
@@ -124,21 +130,26 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		return nil, err
 	}
 	var upstreams map[string]*url.URL
-	var signingKey ed25519.PrivateKey
 	if cfg.Runs(config.ComponentProxy) {
 		if upstreams, err = cfg.UpstreamURLs(); err != nil {
 			return nil, err
 		}
-		if signingKey, err = grantsig.LoadPrivateKey(cfg.ProxySigningKeyFile); err != nil {
-			return nil, fmt.Errorf("LOCKBOX_PROXY_SIGNING_KEY_FILE: %w", err)
-		}
 	}
-	if s.Verifier, err = identity.NewVerifier(identity.Config{
-		Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, Leeway: cfg.JWTLeeway,
-		JWKSFile: cfg.JWKSFile, HMACSecretFile: cfg.JWTHMACSecretFile, Now: opts.Now,
-	}); err != nil {
+	keys, err := loadGrantKeys(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Runs(config.ComponentAPI) && keys.count == 0 {
+		opts.Logger.Warn("GET /v1/keys publishes no assertion keys: upstreams fetching it can verify no X-Lockbox-Grant; set LOCKBOX_PROXY_PUBLISHED_KEY_FILES to the proxy's public key")
+	}
+	if s.Verifier, s.jwks, err = newVerifier(cfg, opts); err != nil {
 		return nil, fmt.Errorf("identity: %w", err)
 	}
+	defer func() {
+		if err != nil && s.jwks != nil {
+			s.jwks.Close()
+		}
+	}()
 	if s.Redis, err = connect(ctx, cfg); err != nil {
 		return nil, err
 	}
@@ -181,13 +192,13 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		}
 	}
 	if cfg.Runs(config.ComponentAPI) {
-		if err := s.newAPI(cfg, opts); err != nil {
+		if err := s.newAPI(cfg, opts, keys.jwks); err != nil {
 			s.Redis.Close()
 			return nil, err
 		}
 	}
 	if cfg.Runs(config.ComponentProxy) {
-		if err := s.newProxy(cfg, opts, upstreams, signingKey); err != nil {
+		if err := s.newProxy(cfg, opts, upstreams, keys.signing); err != nil {
 			s.Redis.Close()
 			return nil, err
 		}
@@ -210,9 +221,9 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 
 // newAPI builds the /v1 API and the admin center, which share the API
 // address.
-func (s *Server) newAPI(cfg config.Config, opts Options) error {
+func (s *Server) newAPI(cfg config.Config, opts Options, grantKeys []byte) error {
 	apiHandler, err := api.New(api.Config{
-		Auth: s.Verifier, Requests: s.Requests, Tenants: s.Tenants, Audit: s.Audit,
+		Auth: s.Verifier, Requests: s.Requests, Tenants: s.Tenants, Audit: s.Audit, GrantKeys: grantKeys,
 		Logger: opts.Logger.With("component", "api"),
 		// Each call gets a deadline, so Redis calls (with
 		// ContextTimeoutEnabled) give up instead of hanging a client.
@@ -242,7 +253,7 @@ func (s *Server) newAPI(cfg config.Config, opts Options) error {
 }
 
 // newProxy builds the enforcement proxy and its server.
-func (s *Server) newProxy(cfg config.Config, opts Options, upstreams map[string]*url.URL, signingKey ed25519.PrivateKey) error {
+func (s *Server) newProxy(cfg config.Config, opts Options, upstreams map[string]*url.URL, signingKey crypto.Signer) error {
 	// Grants and settings are served from memory for at most
 	// LOCKBOX_CACHE_MAX_AGE; every change's event clears them at once.
 	grantCache := grants.NewGrantCache(s.Requests, cfg.CacheMaxAge, opts.Now)
@@ -265,6 +276,7 @@ func (s *Server) newProxy(cfg config.Config, opts Options, upstreams map[string]
 		// policy version, however the watcher reloads meanwhile.
 		Policy:  proxy.PolicyFunc(func() proxy.PolicySnapshot { return s.Policy.Snapshot() }),
 		Auditor: markingAuditor{auditor, s.auditMarks}, SigningKey: signingKey,
+		AssertionIssuer: cfg.ProxyAssertionIssuer, AssertionTTL: cfg.ProxyAssertionTTL,
 		Now: opts.Now, Logger: opts.Logger.With("component", "proxy"), Registerer: s.Registry,
 		GrantTimeout: cfg.GrantTimeout, AuditTimeout: cfg.AuditTimeout,
 		UpstreamTLS: s.tls.upstream,
@@ -282,6 +294,74 @@ func (s *Server) newProxy(cfg config.Config, opts Options, upstreams map[string]
 	return nil
 }
 
+// grantKeys are the keys of the X-Lockbox-Grant assertions.
+type grantKeys struct {
+	signing crypto.Signer // the proxy's; nil without LOCKBOX_PROXY_SIGNING_KEY_FILE
+	jwks    []byte        // every published key, as a JWKS
+	count   int           // keys in jwks
+}
+
+// loadGrantKeys loads the signing key and the published keys, and writes
+// their JWKS to LOCKBOX_PROXY_JWKS_FILE when set. The JWKS holds the
+// signing key's public half (when this replica has it) and every key of
+// LOCKBOX_PROXY_PUBLISHED_KEY_FILES, each once.
+func loadGrantKeys(cfg config.Config) (grantKeys, error) {
+	var k grantKeys
+	var pubs []crypto.PublicKey
+	if cfg.ProxySigningKeyFile != "" {
+		key, err := grantsig.LoadPrivateKey(cfg.ProxySigningKeyFile)
+		if err != nil {
+			return k, fmt.Errorf("LOCKBOX_PROXY_SIGNING_KEY_FILE: %w", err)
+		}
+		k.signing = key
+		pubs = append(pubs, key.Public())
+	}
+	for _, f := range cfg.PublishedKeyFiles() {
+		pub, err := grantsig.LoadPublicKey(f)
+		if err != nil {
+			return k, fmt.Errorf("LOCKBOX_PROXY_PUBLISHED_KEY_FILES: %w", err)
+		}
+		pubs = append(pubs, pub)
+	}
+	set, err := grantsig.NewJWKS(pubs...)
+	if err != nil {
+		return k, fmt.Errorf("LOCKBOX_PROXY_PUBLISHED_KEY_FILES: %w", err)
+	}
+	k.count = len(set.Keys)
+	if k.jwks, err = json.MarshalIndent(set, "", "  "); err != nil {
+		return k, err
+	}
+	k.jwks = append(k.jwks, '\n')
+	if cfg.ProxyJWKSFile != "" {
+		if err := writeFileAtomic(cfg.ProxyJWKSFile, k.jwks, 0o644); err != nil {
+			return k, fmt.Errorf("LOCKBOX_PROXY_JWKS_FILE: %w", err)
+		}
+	}
+	return k, nil
+}
+
+// writeFileAtomic replaces path with b at once, so an upstream reading the
+// file never sees half of it.
+func writeFileAtomic(path string, b []byte, perm os.FileMode) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name()) // a no-op once renamed
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(perm); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
+
 // newConsole builds the admin center, with OIDC sign-in when configured.
 func newConsole(cfg config.Config, opts Options, s *Server) (*console.Console, error) {
 	cc := console.Config{
@@ -291,22 +371,14 @@ func newConsole(cfg config.Config, opts Options, s *Server) (*console.Console, e
 		IdleTimeout: cfg.ConsoleIdleTimeout, MaxAge: cfg.ConsoleSessionMax, RefreshInterval: opts.ConsoleRefresh,
 		Timeout: requestTimeout, Now: opts.Now, Logger: opts.Logger.With("component", "console"),
 	}
-	if cfg.OIDCIssuer != "" {
-		secret, err := os.ReadFile(cfg.OIDCClientSecretFile)
-		if err != nil {
-			return nil, fmt.Errorf("LOCKBOX_OIDC_CLIENT_SECRET_FILE: %w", err)
-		}
-		cc.OIDC = &console.OIDCConfig{
-			Issuer: cfg.OIDCIssuer, ClientID: cfg.OIDCClientID, ClientSecret: strings.TrimSpace(string(secret)),
-			Scopes: strings.Fields(cfg.OIDCScopes), SubjectClaim: cfg.OIDCSubjectClaim,
-			RolesClaim: cfg.OIDCRolesClaim, TenantClaim: cfg.OIDCTenantClaim, HTTPClient: opts.OIDCHTTPClient,
-		}
-	} else if len(opts.DevIdentities) == 0 {
-		opts.Logger.Warn("no LOCKBOX_OIDC_ISSUER: nobody can sign in to the admin center")
+	var err error
+	if cc.OIDC, err = consoleSignins(cfg, opts); err != nil {
+		return nil, err
 	}
+	logNoSignin(opts.Logger, cc.OIDC, len(opts.DevIdentities))
 	c, err := console.New(cc)
 	if err != nil {
-		return nil, fmt.Errorf("admin center (LOCKBOX_CONSOLE_*, LOCKBOX_OIDC_*): %w", err)
+		return nil, fmt.Errorf("admin center (LOCKBOX_CONSOLE_*, LOCKBOX_OIDC_*, LOCKBOX_ISSUERS_FILE): %w", err)
 	}
 	return c, nil
 }
@@ -455,6 +527,7 @@ func (s *Server) Run(ctx context.Context) error {
 	bgCtx, stopBackground := context.WithCancel(ctx)
 	background := []func(context.Context){
 		func(ctx context.Context) { s.Policy.Watch(ctx, s.cfg.PolicyReloadInterval) },
+		func(ctx context.Context) { s.Verifier.Watch(ctx, keyFileCheck) },
 	}
 	if s.Proxy != nil {
 		background = append(background, s.events.Run)
@@ -502,6 +575,9 @@ func (s *Server) Run(ctx context.Context) error {
 	<-marksDone
 	if s.siemClose != nil {
 		err = errors.Join(err, s.siemClose.Close())
+	}
+	if s.jwks != nil {
+		err = errors.Join(err, s.jwks.Close())
 	}
 	err = errors.Join(err, s.Redis.Close())
 	return err

@@ -278,8 +278,18 @@ func (b *bundle) checkLockboxContainer(w workload, c corev1.Container) []error {
 			fail("%s is not set", v)
 		}
 	}
-	if env["LOCKBOX_JWT_JWKS_FILE"] == "" && env["LOCKBOX_JWT_HMAC_SECRET_FILE"] == "" {
-		fail("neither LOCKBOX_JWT_JWKS_FILE nor LOCKBOX_JWT_HMAC_SECRET_FILE is set")
+	keySettings := []string{"LOCKBOX_JWT_JWKS_URL", "LOCKBOX_JWT_JWKS_FILE", "LOCKBOX_JWT_HMAC_SECRET_FILE", "LOCKBOX_ISSUERS_FILE"}
+	switch n := len(slices.DeleteFunc(slices.Clone(keySettings), func(v string) bool { return env[v] == "" })); {
+	case n == 0:
+		fail("none of %s is set: nothing verifies tokens", strings.Join(keySettings, ", "))
+	case n > 1:
+		fail("more than one of %s is set", strings.Join(keySettings, ", "))
+	}
+	// The issuers file is configuration, not a secret: a ConfigMap.
+	if file := env["LOCKBOX_ISSUERS_FILE"]; file != "" {
+		if _, v, ok := mountOf(w.spec, c, file); !ok || !onlyConfigMaps(v) {
+			fail("LOCKBOX_ISSUERS_FILE %s is not on a mounted ConfigMap", file)
+		}
 	}
 
 	// The defaults bind 127.0.0.1, where neither the kubelet's probes nor

@@ -104,6 +104,11 @@ and the SMTP secret never enters a tenant's pod.
       valueFrom:
         fieldRef:
           fieldPath: metadata.name
+    {{- with $.Values.controlPlane.grantPublicKeys }}
+    # Published at GET /v1/keys: the public halves only.
+    - name: LOCKBOX_PROXY_PUBLISHED_KEY_FILES
+      value: "{{ range $i, $_ := . }}{{ if $i }},{{ end }}/etc/lockbox/grant-keys/key-{{ $i }}.pem{{ end }}"
+    {{- end }}
     {{- end }}
     {{- include "lockbox.redisEnv" $ | nindent 4 }}
     {{- if $.Values.tls.enabled }}
@@ -160,13 +165,30 @@ and the SMTP secret never enters a tenant's pod.
     - name: lockbox-policy
       mountPath: /etc/lockbox/policy
       readOnly: true
+    {{- if include "lockbox.keyItems" . }}
     - name: lockbox-keys
       mountPath: /etc/lockbox/keys
       readOnly: true
+    {{- end }}
+    {{- if $.Values.identity.issuers }}
+    - name: lockbox-issuers
+      mountPath: /etc/lockbox/issuers
+      readOnly: true
+    {{- end }}
     {{- if not .sidecar }}
     - name: lockbox-smtp
       mountPath: /etc/lockbox/smtp
       readOnly: true
+    {{- if $.Values.identity.issuers }}
+    - name: lockbox-console-clients
+      mountPath: /etc/lockbox/console-clients
+      readOnly: true
+    {{- end }}
+    {{- if $.Values.controlPlane.grantPublicKeys }}
+    - name: lockbox-grant-keys
+      mountPath: /etc/lockbox/grant-keys
+      readOnly: true
+    {{- end }}
     {{- end }}
     {{- if $.Values.redis.auth.secret }}
     - name: lockbox-redis-auth
@@ -274,23 +296,37 @@ lockbox.volumes are the volumes lockbox.container mounts. Call with
               path: activities/data.json
 # Only the lockbox container mounts these, so they can be readable by its
 # user without touching the pod's fsGroup.
+{{- with include "lockbox.keyItems" . }}
 - name: lockbox-keys
   secret:
     secretName: {{ $.Values.secrets.keys.name }}
     defaultMode: 0444
     items:
-      - key: jwks.json
-        path: jwks.json
-      {{- if .sidecar }}
-      - key: grant-signing-key.pem
-        path: grant-signing-key.pem
-      {{- end }}
+      {{- . | nindent 6 }}
+{{- end }}
+{{- if $.Values.identity.issuers }}
+- name: lockbox-issuers
+  configMap:
+    name: {{ include "lockbox.fullname" $ }}-issuers
+{{- end }}
 {{- if not .sidecar }}
 - name: lockbox-smtp
   secret:
     secretName: {{ $.Values.secrets.smtp.name }}
     defaultMode: 0444
     optional: true
+{{- if $.Values.identity.issuers }}
+- name: lockbox-console-clients
+  secret:
+    secretName: {{ $.Values.secrets.consoleClients.name }}
+    defaultMode: 0444
+    optional: true
+{{- end }}
+{{- if $.Values.controlPlane.grantPublicKeys }}
+- name: lockbox-grant-keys
+  configMap:
+    name: {{ include "lockbox.fullname" $ }}-grant-keys
+{{- end }}
 {{- end }}
 {{- if $.Values.tls.enabled }}
 # Never with subPath: such mounts miss the kubelet's updates, and a renewed
@@ -348,7 +384,30 @@ lockbox.volumes are the volumes lockbox.container mounts. Call with
 {{- end }}
 {{- end -}}
 
-{{/* lockbox.egress: DNS and Redis, for every Lockbox pod. */}}
+{{/*
+lockbox.keyItems are the keys of secrets.keys a Lockbox container mounts:
+the token verification keys it reads (jwks.json, or with identity.issuers
+the files they name), and for a sidecar the grant signing key. Empty when
+it reads none. Call with (dict "root" $ "sidecar" true|false).
+*/}}
+{{- define "lockbox.keyItems" -}}
+{{- $ := .root -}}
+{{- $keys := list -}}
+{{- if $.Values.identity.issuers -}}
+{{- $keys = $.Values.identity.keyFiles -}}
+{{- else if not (or (hasKey $.Values.config "LOCKBOX_JWT_JWKS_URL") (hasKey $.Values.config "LOCKBOX_JWT_HMAC_SECRET_FILE")) -}}
+{{- $keys = list "jwks.json" -}}
+{{- end -}}
+{{- if .sidecar -}}
+{{- $keys = append $keys "grant-signing-key.pem" -}}
+{{- end -}}
+{{- range $keys }}
+- key: {{ . }}
+  path: {{ . }}
+{{- end -}}
+{{- end -}}
+
+{{/* lockbox.egress: DNS, Redis and the identity providers, for every Lockbox pod. */}}
 {{- define "lockbox.egress" -}}
 {{- $np := .Values.networkPolicy -}}
 - to:
@@ -375,4 +434,16 @@ lockbox.volumes are the volumes lockbox.container mounts. Call with
     - port: {{ . }}
       protocol: TCP
     {{- end }}
+{{- with .Values.identity.providerCIDRs }}
+# The identity providers: their JWKS URLs (and, for the control plane,
+# OpenID Connect sign-in).
+- to:
+    {{- range . }}
+    - ipBlock:
+        cidr: {{ . }}
+    {{- end }}
+  ports:
+    - port: 443
+      protocol: TCP
+{{- end }}
 {{- end -}}

@@ -1,0 +1,109 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestLoadIssuers(t *testing.T) {
+	dir := t.TempDir()
+	for name, content := range map[string]string{"contoso-jwks.json": `{"keys":[]}`, "secret": "s3cret", "fab-jwks.json": `{"keys":[]}`} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := filepath.Join(dir, "issuers.yaml")
+	doc := `
+issuers:
+  - name: provider
+    issuer: https://login.provider.example
+    audience: lockbox
+    scope: provider
+    jwks_url: https://login.provider.example/keys
+    console:
+      client_id: lockbox-console
+      client_secret_file: secret
+      scopes: [profile, email]
+  - issuer: https://login.contoso.example/v2
+    audience: api://lockbox
+    scope: {tenant: contoso}
+    jwks_file: contoso-jwks.json
+    claims: {subject: preferred_username, roles: groups, email: upn, name: display_name}
+  - issuer: https://idp.fabrikam.example
+    audience: lockbox
+    scope:
+      tenant: fabrikam
+    jwks_file: ` + filepath.Join(dir, "fab-jwks.json") + `
+    console: {client_id: lockbox, client_secret_file: secret}
+`
+	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := LoadIssuers(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := filepath.Join(dir, "secret")
+	want := []Issuer{
+		{Name: "provider", Issuer: "https://login.provider.example", Audience: "lockbox", Scope: IssuerScope{Provider: true},
+			JWKSURL: "https://login.provider.example/keys",
+			Console: &IssuerConsole{ClientID: "lockbox-console", ClientSecretFile: secret, Scopes: []string{"profile", "email"}}},
+		{Name: "https://login.contoso.example/v2", Issuer: "https://login.contoso.example/v2", Audience: "api://lockbox", Scope: IssuerScope{Tenant: "contoso"},
+			JWKSFile: filepath.Join(dir, "contoso-jwks.json"),
+			Claims:   IssuerClaims{Subject: "preferred_username", Roles: "groups", Email: "upn", Name: "display_name"}},
+		{Name: "https://idp.fabrikam.example", Issuer: "https://idp.fabrikam.example", Audience: "lockbox", Scope: IssuerScope{Tenant: "fabrikam"},
+			JWKSFile: filepath.Join(dir, "fab-jwks.json"), Console: &IssuerConsole{ClientID: "lockbox", ClientSecretFile: secret}},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("LoadIssuers:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+func TestLoadIssuersRefuses(t *testing.T) {
+	dir := t.TempDir()
+	jwks := filepath.Join(dir, "jwks.json")
+	if err := os.WriteFile(jwks, []byte(`{"keys":[]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	entry := func(extra string) string {
+		return "  - issuer: https://idp.example\n    audience: lockbox\n    jwks_file: " + jwks + "\n" + extra
+	}
+	tests := []struct{ name, doc, want string }{
+		{"empty", "", "EOF"},
+		{"no issuers", "issuers: []\n", "lists no issuers"},
+		{"misspelt field", "issuers:\n" + entry("    scope: provider\n    audiance: x\n"), "field audiance not found"},
+		{"no scope", "issuers:\n" + entry(""), "scope is required"},
+		{"shared scope", "issuers:\n" + entry("    scope: shared\n"), "scope must be provider or {tenant: <id>}"},
+		{"scope list", "issuers:\n" + entry("    scope: [provider]\n"), "scope must be"},
+		{"tenant scope with more", "issuers:\n" + entry("    scope: {tenant: contoso, provider: true}\n"), "scope must be"},
+		{"bad tenant", "issuers:\n" + entry("    scope: {tenant: Contoso}\n"), `"Contoso" is not a tenant id`},
+		{"no key source", "issuers:\n  - issuer: https://idp.example\n    audience: lockbox\n    scope: provider\n", "exactly one of jwks_url"},
+		{"two key sources", "issuers:\n" + entry("    scope: provider\n    jwks_url: https://idp.example/keys\n"), "exactly one of jwks_url"},
+		{"missing key file", "issuers:\n  - issuer: https://idp.example\n    audience: lockbox\n    scope: provider\n    jwks_file: nope.json\n", "no such file"},
+		{"jwks url in the clear", "issuers:\n  - issuer: https://idp.example\n    audience: lockbox\n    scope: provider\n    jwks_url: http://idp.example/keys\n", "must be https"},
+		{"no audience", "issuers:\n  - issuer: https://idp.example\n    scope: provider\n    jwks_file: " + jwks + "\n", "audience is required"},
+		{"listed twice", "issuers:\n" + entry("    scope: provider\n") + entry("    scope: {tenant: contoso}\n"), "listed twice"},
+		{"console without secret", "issuers:\n" + entry("    scope: provider\n    console: {client_id: x}\n"), "client_id and client_secret_file are required"},
+		{"two staff consoles", "issuers:\n" + entry("    scope: provider\n    console: {client_id: x, client_secret_file: "+jwks+"}\n") +
+			strings.Replace(entry("    scope: provider\n    console: {client_id: x, client_secret_file: "+jwks+"}\n"), "idp.example", "idp2.example", 1),
+			"a second console sign-in for the provider's staff"},
+		{"two consoles for contoso", "issuers:\n" + entry("    scope: {tenant: contoso}\n    console: {client_id: x, client_secret_file: "+jwks+"}\n") +
+			strings.Replace(entry("    scope: {tenant: contoso}\n    console: {client_id: x, client_secret_file: "+jwks+"}\n"), "idp.example", "idp2.example", 1),
+			"a second console sign-in for tenant contoso"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "issuers.yaml")
+			if err := os.WriteFile(path, []byte(tt.doc), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := LoadIssuers(path)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("LoadIssuers = %v, want an error containing %q", err, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,214 @@
+package console_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/lockbox-oss/lockbox/console"
+	"github.com/lockbox-oss/lockbox/identity"
+	"github.com/lockbox-oss/lockbox/internal/clock"
+	"github.com/lockbox-oss/lockbox/internal/keys"
+	"github.com/lockbox-oss/lockbox/internal/oidctest"
+)
+
+// issuersEnv is the console with the provider's identity provider for its
+// staff and contoso's and fabrikam's for their users.
+type issuersEnv struct {
+	*env
+	provider, contoso, fabrikam *oidctest.Provider
+}
+
+func newIssuersEnv(t *testing.T) *issuersEnv {
+	t.Helper()
+	ie := &issuersEnv{
+		provider: oidctest.Start(t, oidctest.Config{}),
+		contoso:  oidctest.Start(t, oidctest.Config{ClientID: "lockbox-at-contoso"}),
+		fabrikam: oidctest.Start(t, oidctest.Config{}),
+	}
+	ie.env = newStores(t, clock.NewFake(ie.provider.Now()))
+	cfg := ie.consoleConfig()
+	cfg.OIDC = []console.OIDCConfig{
+		signinConfig(ie.provider, identity.ProviderScope()),
+		signinConfig(ie.contoso, identity.TenantScope("contoso")),
+		signinConfig(ie.fabrikam, identity.TenantScope("fabrikam")),
+	}
+	ie.serve(cfg, false)
+	return ie
+}
+
+// signIn signs b in through path at m as u and returns the principal its
+// session holds.
+func (ie *issuersEnv) signIn(t *testing.T, b *browser, m *oidctest.Provider, path string, u oidcUser) identity.Principal {
+	t.Helper()
+	l := startLoginAt(t, m, b, path, u)
+	if got := l.authorize.Scheme + "://" + l.authorize.Host + l.authorize.Path; got != m.AuthorizationEndpoint() {
+		t.Fatalf("%s sent the browser to %s, want %s", path, got, m.AuthorizationEndpoint())
+	}
+	r := b.get(l.callback)
+	if r.status != http.StatusOK {
+		t.Fatalf("callback: %s", r)
+	}
+	c := setCookie(t, r, sessionCookie)
+	if c == nil {
+		t.Fatalf("no session cookie: %s", r)
+	}
+	var stored struct{ Principal identity.Principal }
+	if err := json.Unmarshal([]byte(ie.dump()[keys.ConsoleSession(sha256Hex(c.Value))]), &stored); err != nil {
+		t.Fatal(err)
+	}
+	return stored.Principal
+}
+
+// TestSigninPerIssuer: tenant users sign in through their tenant's identity
+// provider, which makes them users of that tenant whatever their tokens
+// claim; provider staff through the provider's, which makes them staff.
+func TestSigninPerIssuer(t *testing.T) {
+	t.Parallel()
+	ie := newIssuersEnv(t)
+
+	page := ie.browser().get("/console/signin")
+	mustContain(t, "sign-in page", page, `action="/console/signin"`, `name="tenant"`, `data-testid="signin-org"`,
+		`href="/console/signin/oidc"`, "Sign in as provider staff")
+	// The organization form comes back to the sign-in page, which links to
+	// the organization's identity provider.
+	if p := ie.browser().get("/console/signin?tenant=Contoso"); !strings.Contains(p.body, `href="/console/signin/oidc?tenant=contoso"`) {
+		t.Errorf("the sign-in page does not lead to the organization the URL names: %s", p)
+	}
+	for _, org := range []string{"northwind", `"><script>`} {
+		p := ie.browser().get("/console/signin?tenant=" + url.QueryEscape(org))
+		mustContain(t, "sign-in page for "+org, p, "No organization of that name signs in here", `data-testid="signin-org"`)
+		mustNotContain(t, "sign-in page for "+org, p, "<script>", "signin-org-continue")
+	}
+
+	t.Run("contoso's user, as the sign-in page sends them", func(t *testing.T) {
+		b := ie.browser()
+		p := ie.signIn(t, b, ie.contoso, "/console/signin/oidc?tenant=contoso", ada)
+		want := identity.Principal{Subject: "ada@contoso", TenantID: "contoso", Roles: []identity.Role{identity.RoleGlobalAdmin}}
+		if p.Subject != want.Subject || p.TenantID != want.TenantID || !slices.Equal(p.Roles, want.Roles) {
+			t.Fatalf("session principal %+v, want %+v", p, want)
+		}
+		mustContain(t, "requests page", b.get("/console/requests"), "Global administrator · contoso")
+		b.post("/console/signout", b.form(nil))
+	})
+	t.Run("contoso's user claiming fabrikam and provider roles", func(t *testing.T) {
+		b := ie.browser()
+		p := ie.signIn(t, b, ie.contoso, "/console/signin/oidc?tenant=contoso",
+			oidcUser{sub: "mallory@contoso", tid: "fabrikam", roles: []string{"global-admin", "operator", "support-manager", "lockbox-admin"}})
+		if p.TenantID != "contoso" || !slices.Equal(p.Roles, []identity.Role{identity.RoleGlobalAdmin}) {
+			t.Fatalf("session principal %+v: want contoso's global admin and nothing more", p)
+		}
+		r := b.get("/console/settings")
+		mustContain(t, "settings", r, "contoso")
+		mustNotContain(t, "settings", r, "fabrikam")
+		// No engineer's tools: those are provider roles.
+		mustNotContain(t, "requests page", b.get("/console/requests"), `href="/console/requests/new"`, `href="/console/tenants"`)
+		mustNotContain(t, "tenants", b.get("/console/tenants"), "fabrikam")
+		b.post("/console/signout", b.form(nil))
+	})
+	t.Run("contoso's user with provider roles only", func(t *testing.T) {
+		b := ie.browser()
+		l := startLoginAt(t, ie.contoso, b, "/console/signin/oidc?tenant=contoso", oidcUser{sub: "eve@contoso", roles: []string{"operator", "support-manager"}})
+		wantProblem(t, ie.env, b.get(l.callback), "no_roles")
+	})
+	t.Run("fabrikam's user through the sign-in link", func(t *testing.T) {
+		b := ie.browser()
+		r := b.get("/console/login?tenant=fabrikam")
+		if r.status != http.StatusSeeOther || r.location() != "/console/signin/oidc?tenant=fabrikam" {
+			t.Fatalf("sign-in link: %s", r)
+		}
+		p := ie.signIn(t, b, ie.fabrikam, r.location(), oidcUser{sub: "fay@fabrikam", tid: "contoso", roles: []string{"global-admin"}})
+		if p.TenantID != "fabrikam" {
+			t.Fatalf("session principal %+v, want a user of fabrikam", p)
+		}
+		b.post("/console/signout", b.form(nil))
+	})
+	t.Run("provider staff", func(t *testing.T) {
+		b := ie.browser()
+		p := ie.signIn(t, b, ie.provider, "/console/signin/oidc",
+			oidcUser{sub: "alice", tid: "contoso", roles: []string{"operator", "global-admin", "lockbox-approver"}})
+		if p.TenantID != "" || !slices.Equal(p.Roles, []identity.Role{identity.RoleOperator}) {
+			t.Fatalf("session principal %+v, want provider staff with the operator role", p)
+		}
+		mustContain(t, "requests page", b.get("/console/requests"), `href="/console/requests/new"`)
+		b.post("/console/signout", b.form(nil))
+	})
+	t.Run("organizations without an issuer", func(t *testing.T) {
+		for _, org := range []string{"northwind", "Contoso Ltd", "../contoso", strings.Repeat("a", 64)} {
+			r := ie.browser().get("/console/signin/oidc?tenant=" + url.QueryEscape(org))
+			if r.status != http.StatusSeeOther || r.location() != "/console/signin?problem=unknown_org" {
+				t.Errorf("%q: %s", org, r)
+			}
+		}
+		mustContain(t, "sign-in page", ie.browser().get("/console/signin?problem=unknown_org"), "No organization of that name signs in here")
+		if r := ie.browser().get("/console/login?tenant=..%2Fcontoso"); r.location() != "/console/signin" {
+			t.Errorf("sign-in link with a bad name: %s", r)
+		}
+	})
+	t.Run("answer from another provider than the sign-in went to", func(t *testing.T) {
+		// RFC 9207 mix-up: the sign-in went to fabrikam's provider, the
+		// answer says it comes from contoso's.
+		b := ie.browser()
+		l := startLoginAt(t, ie.fabrikam, b, "/console/signin/oidc?tenant=fabrikam", ada)
+		u, _ := url.Parse(l.callback)
+		q := u.Query()
+		q.Set("iss", ie.contoso.Issuer())
+		u.RawQuery = q.Encode()
+		wantProblem(t, ie.env, b.get(u.String()), "failed", "the answer names issuer")
+	})
+	t.Run("code of another provider", func(t *testing.T) {
+		// A code contoso's provider issued, brought back to a sign-in that
+		// went to fabrikam's: it is redeemed at fabrikam's, which knows it
+		// not.
+		b := ie.browser()
+		fab := startLoginAt(t, ie.fabrikam, b, "/console/signin/oidc?tenant=fabrikam", ada)
+		con := startLoginAt(t, ie.contoso, ie.browser(), "/console/signin/oidc?tenant=contoso", ada)
+		cu, _ := url.Parse(con.callback)
+		wantProblem(t, ie.env, b.get("/console/oidc/callback?code="+url.QueryEscape(cu.Query().Get("code"))+"&state="+url.QueryEscape(fab.state)),
+			"failed", "unknown, used or expired code")
+	})
+}
+
+// TestSigninIssuersChecked: one issuer signs in each kind of user.
+func TestSigninIssuersChecked(t *testing.T) {
+	t.Parallel()
+	e := newStores(t, newClock())
+	oc := func(iss string, s identity.Scope) console.OIDCConfig {
+		return console.OIDCConfig{Issuer: iss, ClientID: "lockbox", Scope: s}
+	}
+	for _, tc := range []struct {
+		name string
+		oidc []console.OIDCConfig
+		want string
+	}{
+		{"two for contoso", []console.OIDCConfig{oc("https://a.example", identity.TenantScope("contoso")), oc("https://b.example", identity.TenantScope("contoso"))}, "two OIDC issuers sign in tenant contoso"},
+		{"two for staff", []console.OIDCConfig{oc("https://a.example", identity.ProviderScope()), oc("https://b.example", identity.ProviderScope())}, "provider's staff"},
+		{"shared next to a tenant's", []console.OIDCConfig{oc("https://a.example", identity.SharedScope()), oc("https://b.example", identity.TenantScope("contoso"))}, "shared scope"},
+	} {
+		cfg := e.consoleConfig()
+		cfg.OIDC, cfg.PublicURL = tc.oidc, "https://lockbox.example.com"
+		if _, err := console.New(cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: New = %v, want an error containing %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+// Tenants' issuers alone: no staff button, and /console/signin/oidc
+// without an organization is not a way in.
+func TestSigninTenantIssuersOnly(t *testing.T) {
+	t.Parallel()
+	m := oidctest.Start(t, oidctest.Config{})
+	e := newStores(t, clock.NewFake(m.Now()))
+	cfg := e.consoleConfig()
+	cfg.OIDC = []console.OIDCConfig{signinConfig(m, identity.TenantScope("contoso"))}
+	e.serve(cfg, false)
+	page := e.browser().get("/console/signin")
+	mustContain(t, "sign-in page", page, `data-testid="signin-org"`)
+	mustNotContain(t, "sign-in page", page, `data-testid="signin-oidc"`)
+	if r := e.browser().get("/console/signin/oidc"); r.status != http.StatusSeeOther || r.location() != "/console/signin?problem=unknown_org" {
+		t.Errorf("staff sign-in without a staff issuer: %s", r)
+	}
+}

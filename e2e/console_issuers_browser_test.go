@@ -1,0 +1,156 @@
+package e2e
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/lockbox-oss/lockbox/config"
+	"github.com/lockbox-oss/lockbox/grantsig"
+	"github.com/lockbox-oss/lockbox/internal/oidctest"
+	"github.com/lockbox-oss/lockbox/internal/redistest"
+	"github.com/lockbox-oss/lockbox/internal/server"
+	"github.com/lockbox-oss/lockbox/internal/tenanttest"
+)
+
+// startIssuersConsole runs Lockbox with an issuers file whose three
+// identity providers sign users in to the admin center, on the real clock.
+func startIssuersConsole(t *testing.T) (*consoleWorld, *idps) {
+	t.Helper()
+	p := startIDPs(t, time.Now, true)
+	dir := t.TempDir()
+	grantKey, err := grantsig.EnsureKeyFiles(filepath.Join(dir, "grant.pem"), filepath.Join(dir, "grant.pub.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cluster, err := startDemo(t, context.Background(), grantKey, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	// The redirect URI names the console's address, so it is chosen first.
+	api := freeAddr(t)
+	cfg, err := config.LoadFor(map[string]string{
+		"LOCKBOX_UPSTREAMS":              "exchange=" + cluster.Upstreams()["exchange"],
+		"LOCKBOX_PROXY_SIGNING_KEY_FILE": filepath.Join(dir, "grant.pem"),
+		"LOCKBOX_REDIS_URL":              redistest.URL(t),
+		"LOCKBOX_ISSUERS_FILE":           p.file,
+		"LOCKBOX_CONSOLE_URL":            "http://" + api,
+		"LOCKBOX_API_ADDR":               api,
+		"LOCKBOX_PROXY_ADDR":             "127.0.0.1:0",
+		"LOCKBOX_METRICS_ADDR":           "127.0.0.1:0",
+		"LOCKBOX_SIEM_SINK":              "off",
+	}, config.ModeServe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &lockedBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	srv, err := server.New(ctx, cfg, server.Options{
+		Logger:     slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		DevMailDir: filepath.Join(dir, "mail"),
+	})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	if err := srv.Listen(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	tenanttest.Onboard(t, srv.Tenants, "contoso", "fabrikam")
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("server: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("lockbox logs (warnings and errors):\n%s", logs.String())
+		}
+	})
+	return &consoleWorld{srv: srv, base: "http://" + srv.APIAddr(), logs: logs}, p
+}
+
+// signInThrough runs the navigation that starts a sign-in (a click, or
+// opening a link), through the identity provider (which signs in the user
+// queued there) back to the admin center, whose "Signed in" page moves on
+// to the requests.
+func (tb *tab) signInThrough(what, who string, start chromedp.Action[chromedp.Void]) {
+	tb.t.Helper()
+	// Several navigations in a row (the identity provider's redirects,
+	// then the "Signed in" page's refresh): where they end is awaited.
+	// The mark is gone once a new document has loaded: a sign-in started on
+	// /console/signin must not count as ended there before it left.
+	tb.step("mark the page the sign-in starts from", chromedp.Evaluate[chromedp.Void](`window.__signinStarted = true`))
+	tb.step(what, start)
+	tb.waitFor("the admin center after the identity provider",
+		`window.__signinStarted !== true && (location.pathname === "/console/requests" || location.pathname === "/console/signin")`)
+	tb.checkAccessible()
+	tb.signedIn(who)
+}
+
+// TestConsoleSigninPerIssuer: in a real browser, a tenant's user names the
+// organization on the sign-in page (or follows its sign-in link) and signs in
+// at the tenant's own identity provider; provider staff sign in at the
+// provider's. What each becomes is the issuer's scope, whatever the
+// identity provider claims.
+func TestConsoleSigninPerIssuer(t *testing.T) {
+	path := chromium(t)
+	w, p := startIssuersConsole(t)
+	b := startBrowser(t, path, w.base)
+
+	// contoso's administrator types the organization. Her identity
+	// provider claims fabrikam and an operator role: neither counts.
+	gina := b.newTab("gina")
+	gina.open("/console/signin")
+	gina.want("h1", "Sign in")
+	gina.want(`label[for="tenant"]`, "organization")
+	gina.shot("signin-organizations")
+	p.contoso.QueueUser(oidctest.User{Subject: "gina@contoso.example", Claims: map[string]any{
+		"name": "Gina Global", "tid": "fabrikam", "roles": []string{"global-admin", "operator"}}})
+	gina.step("type the organization", chromedp.SendKeys(chromedp.CSS("#tenant"), "contoso"))
+	gina.follow(`[data-testid="signin-org"]`)
+	gina.want(`[data-testid="signin-org-continue"]`, "contoso")
+	gina.shot("signin-contoso")
+	gina.signInThrough("continue to contoso's sign-in", "Gina Global", chromedp.Click(chromedp.CSS(`[data-testid="signin-org-continue"]`)))
+	gina.want(".who", "Global administrator", "contoso")
+	if body := evalIn[string](gina, `document.body.innerText`); strings.Contains(body, "fabrikam") || strings.Contains(body, "New request") {
+		t.Fatalf("contoso's administrator sees fabrikam or the engineers' tools:\n%s", body)
+	}
+	gina.open("/console/settings")
+	gina.want("main", "contoso")
+	gina.shot("signed-in-contoso")
+
+	// fabrikam's administrator follows her organization's sign-in link.
+	fay := b.newTab("fay")
+	p.fabrikam.QueueUser(oidctest.User{Subject: "fay@fabrikam.example", Claims: map[string]any{"name": "Fay", "roles": []string{"global-admin"}}})
+	fay.signInThrough("open fabrikam's sign-in link", "Fay", chromedp.Navigate(w.base+"/console/login?tenant=fabrikam"))
+	fay.want(".who", "fabrikam")
+
+	// The provider's support manager signs in as staff. The tid her
+	// identity provider adds names no tenant.
+	mary := b.newTab("mary")
+	mary.open("/console/signin")
+	p.provider.QueueUser(oidctest.User{Subject: "mary@provider.example", Claims: map[string]any{
+		"name": "Mary Manager", "tid": "contoso", "roles": []string{"support-manager", "global-admin"}}})
+	mary.signInThrough("sign in as staff", "Mary Manager", chromedp.Click(chromedp.CSS(`[data-testid="signin-oidc"]`)))
+	mary.want(".who", "Support manager", "provider")
+	mary.shot("signed-in-provider")
+
+	// An organization without an identity provider of its own.
+	nobody := b.newTab("nobody")
+	nobody.open("/console/signin")
+	nobody.step("type an organization", chromedp.SendKeys(chromedp.CSS("#tenant"), "northwind"))
+	nobody.follow(`[data-testid="signin-org"]`)
+	nobody.want(`[role="alert"]`, "No organization of that name signs in here")
+	if nobody.exists(`[data-testid="signin-org-continue"]`) {
+		t.Fatal("the sign-in page offers to continue to an organization nobody configured")
+	}
+}

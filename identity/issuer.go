@@ -1,0 +1,269 @@
+package identity
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// IssuerConfig is one trusted issuer: where its keys come from, which
+// tokens of it are for Lockbox, how its claims name things, and whose users
+// it signs in.
+type IssuerConfig struct {
+	// Issuer must equal the token's "iss" exactly. It also picks the
+	// issuer: a token is verified with the keys of the issuer it names,
+	// and with no other.
+	Issuer string
+	// Audience must appear in the token's "aud", so tokens the same identity
+	// provider issues for other applications are refused here.
+	Audience string
+	// Scope says whose users the issuer signs in. Required.
+	Scope Scope
+
+	// Exactly one key source.
+	//
+	// JWKSURL is the identity provider's JWKS endpoint (https, or http on a
+	// loopback address): fetched through Config.Fetcher, refreshed in the
+	// background and when a token names an unknown key.
+	JWKSURL string
+	// JWKSFile holds the public keys (RS256, ES256, EdDSA); it is read again
+	// when it changes (Verifier.Watch) and when a token names an unknown
+	// key.
+	JWKSFile string
+	// HMACSecretFile holds a shared HS256 secret of at least 32 bytes. It is
+	// meant for development and closed set-ups: anyone holding the secret can
+	// mint tokens.
+	HMACSecretFile string
+
+	// Claims names the claims that carry the subject, the roles and the
+	// e-mail address.
+	Claims ClaimMapping
+}
+
+// ClaimMapping names the claims a token's identity is read from. Empty
+// names mean the defaults.
+type ClaimMapping struct {
+	// Subject is the user id; default "sub".
+	Subject string
+	// Roles is an array of role names; default "roles".
+	Roles string
+	// Email is the user's e-mail address, shown but never used to decide
+	// anything; default "email".
+	Email string
+}
+
+func (m *ClaimMapping) setDefaults() {
+	if m.Subject == "" {
+		m.Subject = "sub"
+	}
+	if m.Roles == "" {
+		m.Roles = "roles"
+	}
+	if m.Email == "" {
+		m.Email = "email"
+	}
+}
+
+// tenantClaim is where the shared scope reads a user's tenant. The other
+// scopes never read it.
+const tenantClaim = "tid"
+
+func (c *IssuerConfig) check() error {
+	switch {
+	case c.Issuer == "":
+		return errors.New("Issuer is required")
+	case c.Audience == "":
+		return errors.New("Audience is required")
+	}
+	if err := c.Scope.Check(); err != nil {
+		return err
+	}
+	n := 0
+	for _, s := range []string{c.JWKSURL, c.JWKSFile, c.HMACSecretFile} {
+		if s != "" {
+			n++
+		}
+	}
+	switch {
+	case n == 0:
+		return errors.New("one of JWKSURL, JWKSFile or HMACSecretFile is required")
+	case n > 1:
+		// Accepting two would put a shared secret next to public keys, and
+		// HS256 next to RS256 is the setting algorithm confusion needs.
+		return errors.New("JWKSURL, JWKSFile and HMACSecretFile are exclusive")
+	}
+	if c.JWKSURL != "" {
+		if err := checkJWKSURL(c.JWKSURL); err != nil {
+			return err
+		}
+	}
+	c.Claims.setDefaults()
+	return nil
+}
+
+// checkJWKSURL reports whether u may be a JWKS URL: https, or http on a
+// loopback address (a local identity provider or a test). Keys fetched in
+// the clear from elsewhere could be anyone's.
+func checkJWKSURL(u string) error {
+	pu, err := url.Parse(u)
+	if err != nil || pu.Host == "" || pu.User != nil || pu.Fragment != "" {
+		return fmt.Errorf("JWKS URL %q is not an absolute URL with a host", u)
+	}
+	switch pu.Scheme {
+	case "https":
+		return nil
+	case "http":
+		if h := pu.Hostname(); h == "localhost" || h == "127.0.0.1" || h == "::1" {
+			return nil
+		}
+	}
+	return fmt.Errorf("JWKS URL %q must be https (http only on localhost)", u)
+}
+
+// keySource loads an issuer's keys from where they are kept and publishes
+// them to the issuer. An error keeps the keys published before.
+type keySource interface {
+	load(ctx context.Context) error
+	String() string
+}
+
+// issuer is one trusted issuer at run time.
+type issuer struct {
+	cfg    IssuerConfig
+	keys   atomic.Pointer[keySet]
+	src    keySource
+	now    func() time.Time
+	maxAge time.Duration // of fetched keys; zero for files
+	log    *slog.Logger
+
+	// publishing serialises publish, so a slow old document can't replace
+	// a newer one's keys in between the comparison and the store.
+	publishing sync.Mutex
+
+	// Refreshes asked for by unknown key ids.
+	refresh     sync.Mutex
+	minInterval time.Duration
+	lastForced  time.Time
+	inflight    chan struct{}
+}
+
+// publish makes ks the issuer's keys. The same keys as before keep the
+// current set (and generation), only marked confirmed now, so tokens
+// verified with them stay remembered.
+func (is *issuer) publish(ks *keySet) {
+	is.publishing.Lock()
+	defer is.publishing.Unlock()
+	now := is.now().UnixNano()
+	if cur := is.keys.Load(); cur != nil && cur.fingerprint == ks.fingerprint {
+		cur.confirmed.Store(now)
+		return
+	}
+	ks.confirmed.Store(now)
+	old := is.keys.Swap(ks)
+	if old != nil {
+		is.log.Info("identity: the issuer's keys changed", "issuer", is.cfg.Issuer, "source", is.src.String(), "kids", ks.kids())
+	}
+}
+
+// refreshForUnknownKey loads the keys again because a token named a key the
+// issuer does not have: the identity provider may have rotated. Anyone can
+// send such a token, so loads are rate limited (at most one per
+// minInterval); a caller arriving while one runs waits for it. It reports
+// whether keys were loaded.
+func (is *issuer) refreshForUnknownKey(ctx context.Context) bool {
+	is.refresh.Lock()
+	if ch := is.inflight; ch != nil {
+		is.refresh.Unlock()
+		select {
+		case <-ch:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	now := is.now()
+	if !is.lastForced.IsZero() && now.Sub(is.lastForced) < is.minInterval {
+		is.refresh.Unlock()
+		return false
+	}
+	is.lastForced = now
+	ch := make(chan struct{})
+	is.inflight = ch
+	is.refresh.Unlock()
+
+	// The load is shared by everyone waiting: one caller giving up must
+	// not cancel it for the others.
+	err := is.src.load(context.WithoutCancel(ctx))
+	is.refresh.Lock()
+	is.inflight = nil
+	close(ch)
+	is.refresh.Unlock()
+	if err != nil {
+		is.log.WarnContext(ctx, "identity: a token names an unknown key and the keys could not be loaded again", "issuer", is.cfg.Issuer, "source", is.src.String(), "error", err)
+		return false
+	}
+	return true
+}
+
+// fileSource reads a JWKS or HMAC secret file.
+type fileSource struct {
+	path    string
+	parse   func(b []byte, path string) (*keySet, error)
+	publish func(*keySet)
+	what    string // "jwks" or "hmac secret", for errors
+
+	mu   sync.Mutex
+	last [32]byte // hash of the bytes published last
+}
+
+func (f *fileSource) String() string { return f.path }
+
+func (f *fileSource) load(context.Context) error {
+	b, err := readKeyFile(f.path)
+	if err != nil {
+		return fmt.Errorf("%s: %w", f.what, err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	sum := sha256.Sum256(b)
+	if sum == f.last {
+		return nil
+	}
+	ks, err := f.parse(b, f.path)
+	if err != nil {
+		return err
+	}
+	f.publish(ks)
+	f.last = sum
+	return nil
+}
+
+// urlSource fetches a JWKS URL through the Fetcher, which calls accept with
+// every document, fetched on demand or in the background.
+type urlSource struct {
+	url     string
+	fetcher KeyFetcher
+}
+
+func (u *urlSource) String() string { return u.url }
+
+func (u *urlSource) load(ctx context.Context) error { return u.fetcher.Refresh(ctx, u.url) }
+
+// KeyFetcher fetches JWKS documents from URLs and keeps them fresh.
+// identity/jwksfetch implements it over HTTP.
+type KeyFetcher interface {
+	// Register starts keeping url fresh and fetches it once now; every
+	// document fetched from it goes to accept, which returns an error for
+	// one it refuses. It returns the first fetch's error: url stays
+	// registered either way.
+	Register(ctx context.Context, url string, accept func([]byte) error) error
+	// Refresh fetches url now, returning once its document was handed to
+	// accept (or could not be fetched).
+	Refresh(ctx context.Context, url string) error
+}

@@ -1,0 +1,207 @@
+// Package jwksfetch fetches identity providers' JSON Web Key Sets from their
+// URLs and keeps them fresh: each fetch has a deadline, every URL is fetched
+// again in the background, and on demand (when a token names a key Lockbox
+// does not know yet). It is the HTTP side of identity's key sources: identity
+// never imports net/http, and decides itself which documents to trust.
+//
+// The scheduling is httprc's, the refresh engine under jwx's JWK cache
+// (jwk.Cache). jwk.Cache itself is not used because it parses keys with
+// jwx, and Lockbox wants one JWK parser in its trust path (go-jose's, through
+// identity, for files and URLs alike) and to learn of every fetched document
+// at once, so that a key that left the set stops working at the next fetch
+// even for tokens it verified before. httprc's Transformer gives both.
+package jwksfetch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/lestrrat-go/httprc/v3"
+	"github.com/lestrrat-go/httprc/v3/errsink"
+)
+
+// Defaults of Config.
+const (
+	DefaultRefresh = 5 * time.Minute
+	DefaultRetry   = 30 * time.Second
+	DefaultTimeout = 10 * time.Second
+)
+
+// MaxDocumentSize bounds what one fetch reads. Real JWKS documents are a few
+// kilobytes; a larger answer is a misconfigured URL or a hostile server.
+const MaxDocumentSize = 1 << 20
+
+// Config configures a Fetcher.
+type Config struct {
+	// Refresh is how often every URL is fetched in the background; zero
+	// means DefaultRefresh.
+	Refresh time.Duration
+	// Retry is how soon a background fetch that could not reach the server
+	// is tried again; zero means DefaultRetry (or Refresh, if shorter).
+	Retry time.Duration
+	// Timeout bounds one fetch, connection to last byte; zero means
+	// DefaultTimeout. Ignored when HTTPClient is set.
+	Timeout time.Duration
+	// HTTPClient fetches the documents; nil means a client with Timeout
+	// that follows redirects only within https.
+	HTTPClient *http.Client
+	// Logger receives background fetch failures; discarded when nil.
+	Logger *slog.Logger
+}
+
+// Fetcher keeps a set of JWKS URLs fresh. It is safe for concurrent use.
+type Fetcher struct {
+	cfg  Config
+	log  *slog.Logger
+	ctrl httprc.Controller
+
+	mu   sync.Mutex
+	urls map[string]*resource
+}
+
+// resource is one URL and who is told of its documents. Several issuers
+// may share one URL (a cloud identity provider signs every tenant's tokens
+// with the same keys); it is fetched once for all of them.
+type resource struct {
+	mu   sync.Mutex
+	subs []func([]byte) error
+	last []byte // the last document every subscriber accepted
+}
+
+// New starts a Fetcher's workers. Close stops them.
+func New(cfg Config) (*Fetcher, error) {
+	if cfg.Refresh < 0 || cfg.Retry < 0 || cfg.Timeout < 0 {
+		return nil, errors.New("jwksfetch: durations must not be negative")
+	}
+	if cfg.Refresh == 0 {
+		cfg.Refresh = DefaultRefresh
+	}
+	if cfg.Retry == 0 {
+		cfg.Retry = min(DefaultRetry, cfg.Refresh)
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: cfg.Timeout, CheckRedirect: CheckRedirect}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	f := &Fetcher{cfg: cfg, log: cfg.Logger, urls: map[string]*resource{}}
+	client := httprc.NewClient(
+		httprc.WithHTTPClient(cfg.HTTPClient),
+		// Few URLs, each fetched every few minutes: two workers keep one
+		// slow identity provider from delaying the others.
+		httprc.WithWorkers(2),
+		httprc.WithErrorSink(errsink.NewFunc(func(ctx context.Context, err error) {
+			f.log.WarnContext(ctx, "identity: background JWKS fetch failed; the keys fetched before stay in use", "error", err)
+		})),
+	)
+	// The workers live until Close, not as long as some caller's request.
+	ctrl, err := client.Start(context.Background())
+	if err != nil {
+		return nil, fmt.Errorf("jwksfetch: %w", err)
+	}
+	f.ctrl = ctrl
+	return f, nil
+}
+
+// CheckRedirect is the default client's redirect policy: a few redirects,
+// never from https to anything else, since the keys that decide who signs in
+// must not travel in the clear.
+func CheckRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= 3 {
+		return errors.New("more than 3 redirects")
+	}
+	if via[0].URL.Scheme == "https" && req.URL.Scheme != "https" {
+		return fmt.Errorf("redirect from https to %s refused", req.URL.Scheme)
+	}
+	return nil
+}
+
+// Register starts keeping url fresh and fetches it once now. Every document
+// fetched from it, now and later, goes to accept, which returns an error for
+// one it refuses. Register returns the first fetch's error, if any: url
+// stays registered either way and is tried again in the background, so an
+// identity provider that is down at start-up is picked up when it is back.
+func (f *Fetcher) Register(ctx context.Context, url string, accept func([]byte) error) error {
+	f.mu.Lock()
+	res, known := f.urls[url]
+	if !known {
+		res = &resource{}
+		f.urls[url] = res
+	}
+	res.mu.Lock()
+	res.subs = append(res.subs, accept)
+	last := res.last
+	res.mu.Unlock()
+	f.mu.Unlock()
+	if known {
+		if last != nil {
+			return accept(last)
+		}
+		return f.Refresh(ctx, url)
+	}
+
+	r, err := httprc.NewResource[struct{}](url, httprc.TransformFunc[struct{}](func(_ context.Context, resp *http.Response) (struct{}, error) {
+		return struct{}{}, res.deliver(resp)
+	}), httprc.WithConstantInterval(f.cfg.Refresh), httprc.WithMinInterval(f.cfg.Retry), httprc.WithMaxInterval(f.cfg.Refresh))
+	if err != nil {
+		return fmt.Errorf("jwksfetch: %w", err)
+	}
+	// Not fetched by the background loop right away: the Refresh below
+	// does the first fetch and reports its error.
+	r.SetNext(time.Now().Add(f.cfg.Refresh))
+	if err := f.ctrl.Add(ctx, r, httprc.WithWaitReady(false)); err != nil {
+		return fmt.Errorf("jwksfetch: %w", err)
+	}
+	return f.Refresh(ctx, url)
+}
+
+// deliver reads a fetched document and hands it to every subscriber.
+func (res *resource) deliver(resp *http.Response) error {
+	b, err := io.ReadAll(io.LimitReader(resp.Body, MaxDocumentSize+1))
+	if err != nil {
+		return fmt.Errorf("read: %w", err)
+	}
+	if len(b) > MaxDocumentSize {
+		return fmt.Errorf("document larger than %d bytes", MaxDocumentSize)
+	}
+	res.mu.Lock()
+	defer res.mu.Unlock()
+	var errs []error
+	for _, accept := range res.subs {
+		if err := accept(b); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	res.last = b
+	return nil
+}
+
+// Refresh fetches url now and returns once its document was delivered (or
+// refused). It returns early, with ctx's error, if ctx ends first; the fetch
+// itself is bounded by Config.Timeout.
+func (f *Fetcher) Refresh(ctx context.Context, url string) error {
+	if err := f.ctrl.Refresh(ctx, url); err != nil {
+		return fmt.Errorf("jwksfetch: %s: %w", url, err)
+	}
+	return nil
+}
+
+// Close stops the background fetches.
+func (f *Fetcher) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), f.cfg.Timeout+time.Second)
+	defer cancel()
+	return f.ctrl.ShutdownContext(ctx)
+}

@@ -1,0 +1,269 @@
+package oidctest_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	jose "github.com/go-jose/go-jose/v4"
+	"golang.org/x/oauth2"
+
+	"github.com/lockbox-oss/lockbox/internal/oidctest"
+)
+
+// noRedirects is a client that stops at the provider's redirect, as a test
+// browser would look at it.
+var noRedirects = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+func oauthConfig(t *testing.T, p *oidctest.Provider, ctx context.Context) (*oidc.Provider, *oauth2.Config) {
+	t.Helper()
+	op, err := oidc.NewProvider(ctx, p.Issuer())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return op, &oauth2.Config{ClientID: p.ClientID(), ClientSecret: p.ClientSecret(), Endpoint: op.Endpoint(),
+		RedirectURL: "http://127.0.0.1:1/callback", Scopes: []string{oidc.ScopeOpenID, "email"}}
+}
+
+// authorize follows the authorization endpoint and returns its redirect's
+// query.
+func authorize(t *testing.T, authURL string) url.Values {
+	t.Helper()
+	resp, err := noRedirects.Get(authURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound {
+		t.Fatalf("authorize: %s", resp.Status)
+	}
+	u, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Query()
+}
+
+func TestCodeFlow(t *testing.T) {
+	p := oidctest.Start(t, oidctest.Config{})
+	ctx := context.Background()
+	op, oc := oauthConfig(t, p, ctx)
+	gina := oidctest.User{Subject: "gina", Claims: map[string]any{"email": "gina@contoso.example", "roles": []string{"global-admin"}}}
+
+	verifier := oauth2.GenerateVerifier()
+	p.QueueUser(gina)
+	q := authorize(t, oc.AuthCodeURL("st", oidc.Nonce("n0nce"), oauth2.S256ChallengeOption(verifier)))
+	if q.Get("state") != "st" || q.Get("iss") != p.Issuer() || q.Get("code") == "" {
+		t.Fatalf("redirect back: %v", q)
+	}
+	tok, err := oc.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	idt, err := op.Verifier(&oidc.Config{ClientID: p.ClientID()}).Verify(ctx, tok.Extra("id_token").(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claims struct {
+		Email string   `json:"email"`
+		Roles []string `json:"roles"`
+	}
+	if err := idt.Claims(&claims); err != nil || idt.Subject != "gina" || idt.Nonce != "n0nce" || claims.Email != "gina@contoso.example" || claims.Roles[0] != "global-admin" {
+		t.Fatalf("ID token %+v %+v %v", idt, claims, err)
+	}
+	// The access token is for the API's audience.
+	at, err := jose.ParseSigned(tok.AccessToken, []jose.SignatureAlgorithm{jose.ES256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ac map[string]any
+	if err := json.Unmarshal(at.UnsafePayloadWithoutVerification(), &ac); err != nil || ac["aud"] != p.Audience() || ac["sub"] != "gina" || ac["iss"] != p.Issuer() {
+		t.Fatalf("access token claims %v %v", ac, err)
+	}
+
+	// The code is used once.
+	if _, err := oc.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(verifier)); err == nil || !strings.Contains(err.Error(), "invalid_grant") {
+		t.Fatalf("second exchange: %v", err)
+	}
+	// The refresh token gets new tokens, once.
+	next, err := oc.TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
+	if err != nil || next.AccessToken == "" || next.RefreshToken == tok.RefreshToken {
+		t.Fatalf("refresh: %+v %v", next, err)
+	}
+	if _, err := oc.TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); err == nil {
+		t.Fatal("a used refresh token worked again")
+	}
+
+	t.Run("wrong verifier", func(t *testing.T) {
+		p.QueueUser(gina)
+		q := authorize(t, oc.AuthCodeURL("st", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
+		_, err := oc.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(oauth2.GenerateVerifier()))
+		if err == nil || !strings.Contains(err.Error(), "code_verifier does not match") {
+			t.Fatalf("exchange: %v", err)
+		}
+	})
+	t.Run("no PKCE", func(t *testing.T) {
+		if q := authorize(t, oc.AuthCodeURL("st")); q.Get("error") != "invalid_request" || q.Get("code") != "" {
+			t.Fatalf("redirect back: %v", q)
+		}
+	})
+	t.Run("nobody queued", func(t *testing.T) {
+		if q := authorize(t, oc.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier))); q.Get("error") != "login_required" {
+			t.Fatalf("redirect back: %v", q)
+		}
+	})
+	t.Run("wrong client secret", func(t *testing.T) {
+		p.QueueUser(gina)
+		q := authorize(t, oc.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier)))
+		bad := *oc
+		bad.ClientSecret = "nope"
+		if _, err := bad.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(verifier)); err == nil || !strings.Contains(err.Error(), "invalid_client") {
+			t.Fatalf("exchange: %v", err)
+		}
+	})
+}
+
+func TestDeviceFlow(t *testing.T) {
+	p := oidctest.Start(t, oidctest.Config{})
+	ctx := context.Background()
+	_, oc := oauthConfig(t, p, ctx)
+	oc.ClientSecret = "" // a CLI is a public client
+	da, err := oc.DeviceAuth(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if da.UserCode == "" || !strings.HasPrefix(da.VerificationURI, p.Issuer()) {
+		t.Fatalf("device authorization %+v", da)
+	}
+	// Pending until the user approves.
+	pctx, cancel := context.WithTimeout(ctx, 1500*time.Millisecond)
+	_, err = oc.DeviceAccessToken(pctx, da)
+	cancel()
+	if err == nil {
+		t.Fatal("a token before approval")
+	}
+	if err := p.ApproveDevice(da.UserCode, oidctest.User{Subject: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := oc.DeviceAccessToken(ctx, da)
+	if err != nil || tok.AccessToken == "" || tok.RefreshToken == "" {
+		t.Fatalf("device token %+v %v", tok, err)
+	}
+	if _, err := oc.DeviceAccessToken(ctx, da); err == nil {
+		t.Fatal("the device code worked twice")
+	}
+}
+
+func TestKeyRotation(t *testing.T) {
+	p := oidctest.Start(t, oidctest.Config{})
+	kids := func() []string {
+		resp, err := http.Get(p.JWKSURL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var set jose.JSONWebKeySet
+		if err := json.NewDecoder(resp.Body).Decode(&set); err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, k := range set.Keys {
+			out = append(out, k.KeyID)
+		}
+		return out
+	}
+	first := p.KeyID()
+	second, err := p.RotateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := kids(); len(got) != 2 || got[0] != first || got[1] != second {
+		t.Fatalf("after rotation: %v", got)
+	}
+	tok := p.AccessToken(oidctest.User{Subject: "alice"})
+	jws, err := jose.ParseSigned(tok, []jose.SignatureAlgorithm{jose.ES256})
+	if err != nil || jws.Signatures[0].Header.KeyID != second {
+		t.Fatalf("signed with %v, want %s (%v)", jws.Signatures[0].Header.KeyID, second, err)
+	}
+	p.RetireKeys()
+	if got := kids(); len(got) != 1 || got[0] != second {
+		t.Fatalf("after retiring: %v", got)
+	}
+}
+
+// TestPublicClient: the public client needs no secret, and what it was
+// issued (codes, refresh tokens) is its own: the confidential client can't
+// redeem it, nor it what was issued to the confidential client.
+func TestPublicClient(t *testing.T) {
+	p := oidctest.Start(t, oidctest.Config{PublicClientID: "cli"})
+	ctx := context.Background()
+	_, conf := oauthConfig(t, p, ctx)
+	pub := *conf
+	pub.ClientID, pub.ClientSecret = "cli", ""
+	pub.Endpoint.AuthStyle = oauth2.AuthStyleInParams
+	verifier := oauth2.GenerateVerifier()
+	u := oidctest.User{Subject: "alice"}
+
+	p.QueueUser(u)
+	q := authorize(t, pub.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier)))
+	if _, err := conf.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(verifier)); err == nil || !strings.Contains(err.Error(), "invalid_grant") {
+		t.Fatalf("the confidential client redeemed the public client's code: %v", err)
+	}
+	p.QueueUser(u)
+	q = authorize(t, pub.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier)))
+	tok, err := pub.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil || tok.RefreshToken == "" {
+		t.Fatalf("the public client's exchange: %+v %v", tok, err)
+	}
+	if _, err := conf.TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); err == nil {
+		t.Fatal("the confidential client used the public client's refresh token")
+	}
+	// (That attempt spent it: refresh tokens are used once.)
+	p.QueueUser(u)
+	q = authorize(t, pub.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier)))
+	if tok, err = pub.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(verifier)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pub.TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); err != nil {
+		t.Fatalf("the public client's refresh: %v", err)
+	}
+
+	// And the other way round.
+	p.QueueUser(u)
+	q = authorize(t, conf.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier)))
+	if _, err := pub.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(verifier)); err == nil {
+		t.Fatal("the public client redeemed the confidential client's code")
+	}
+	// A secret doesn't make the public client confidential.
+	bad := pub
+	bad.ClientSecret = p.ClientSecret()
+	p.QueueUser(u)
+	q = authorize(t, pub.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier)))
+	if _, err := bad.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(verifier)); err == nil || !strings.Contains(err.Error(), "invalid_client") {
+		t.Fatalf("the public client with a secret: %v", err)
+	}
+}
+
+func TestNoDeviceFlow(t *testing.T) {
+	p := oidctest.Start(t, oidctest.Config{NoDeviceFlow: true})
+	op, err := oidc.NewProvider(context.Background(), p.Issuer())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if op.Endpoint().DeviceAuthURL != "" {
+		t.Fatalf("discovery names a device endpoint: %s", op.Endpoint().DeviceAuthURL)
+	}
+	resp, err := http.Post(p.DeviceAuthorizationEndpoint(), "application/x-www-form-urlencoded", strings.NewReader("client_id=lockbox"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound && resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Fatalf("device endpoint: %s", resp.Status)
+	}
+}

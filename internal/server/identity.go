@@ -1,0 +1,135 @@
+package server
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/lockbox-oss/lockbox/config"
+	"github.com/lockbox-oss/lockbox/console"
+	"github.com/lockbox-oss/lockbox/identity"
+	"github.com/lockbox-oss/lockbox/identity/jwksfetch"
+)
+
+// keyFileCheck is how often key files are looked at for changes. A token
+// naming an unknown key reads them at once anyway; this catches a key
+// removed from a file.
+const keyFileCheck = 10 * time.Second
+
+// newVerifier builds the token verifier from LOCKBOX_ISSUERS_FILE, or from
+// the single issuer of the LOCKBOX_JWT_* settings (the shared scope). The
+// fetcher, when some issuer has a JWKS URL, must be closed with the server.
+func newVerifier(cfg config.Config, opts Options) (*identity.Verifier, *jwksfetch.Fetcher, error) {
+	issuers := []config.Issuer{cfg.ShorthandIssuer()}
+	if cfg.IssuersFile != "" {
+		var err error
+		if issuers, err = config.LoadIssuers(cfg.IssuersFile); err != nil {
+			return nil, nil, fmt.Errorf("LOCKBOX_ISSUERS_FILE: %w", err)
+		}
+	}
+	log := opts.Logger.With("component", "identity")
+	ic := identity.Config{Leeway: cfg.JWTLeeway, MaxKeyAge: cfg.JWKSMaxAge, Now: opts.Now, Logger: log}
+	var fetcher *jwksfetch.Fetcher
+	for _, is := range issuers {
+		if is.JWKSURL != "" && fetcher == nil {
+			var err error
+			if fetcher, err = jwksfetch.New(jwksfetch.Config{Refresh: cfg.JWKSRefresh, HTTPClient: opts.JWKSHTTPClient, Logger: log}); err != nil {
+				return nil, nil, err
+			}
+			ic.Fetcher = fetcher
+		}
+		var scope identity.Scope
+		switch {
+		case is.Scope.Provider:
+			scope = identity.ProviderScope()
+		case is.Scope.Tenant != "":
+			scope = identity.TenantScope(is.Scope.Tenant)
+		default:
+			scope = identity.SharedScope()
+		}
+		ic.Issuers = append(ic.Issuers, identity.IssuerConfig{
+			Issuer: is.Issuer, Audience: is.Audience, Scope: scope,
+			JWKSURL: is.JWKSURL, JWKSFile: is.JWKSFile, HMACSecretFile: is.HMACSecretFile,
+			Claims: identity.ClaimMapping{Subject: is.Claims.Subject, Roles: is.Claims.Roles, Email: is.Claims.Email},
+		})
+	}
+	v, err := identity.NewVerifier(ic)
+	if err != nil {
+		if fetcher != nil {
+			fetcher.Close()
+		}
+		if cfg.IssuersFile != "" {
+			return nil, nil, fmt.Errorf("LOCKBOX_ISSUERS_FILE: %w", err)
+		}
+		return nil, nil, fmt.Errorf("LOCKBOX_JWT_*: %w", err)
+	}
+	for _, is := range issuers {
+		log.Info("trusting token issuer", "issuer", is.Issuer, "name", is.Name, "scope", is.Scope.String(), "audience", is.Audience)
+	}
+	return v, fetcher, nil
+}
+
+// consoleSignins are the admin center's OpenID Connect sign-ins: the
+// issuers file's console sections, or LOCKBOX_OIDC_* (one issuer for
+// everyone, the tenant from a claim).
+func consoleSignins(cfg config.Config, opts Options) ([]console.OIDCConfig, error) {
+	var out []console.OIDCConfig
+	if cfg.IssuersFile == "" {
+		if cfg.OIDCIssuer == "" {
+			return nil, nil
+		}
+		secret, err := readSecret(cfg.OIDCClientSecretFile)
+		if err != nil {
+			return nil, fmt.Errorf("LOCKBOX_OIDC_CLIENT_SECRET_FILE: %w", err)
+		}
+		return []console.OIDCConfig{{
+			Issuer: cfg.OIDCIssuer, ClientID: cfg.OIDCClientID, ClientSecret: secret, Scope: identity.SharedScope(),
+			Scopes: strings.Fields(cfg.OIDCScopes), SubjectClaim: cfg.OIDCSubjectClaim,
+			RolesClaim: cfg.OIDCRolesClaim, TenantClaim: cfg.OIDCTenantClaim, HTTPClient: opts.OIDCHTTPClient,
+		}}, nil
+	}
+	issuers, err := config.LoadIssuers(cfg.IssuersFile)
+	if err != nil {
+		return nil, fmt.Errorf("LOCKBOX_ISSUERS_FILE: %w", err)
+	}
+	for _, is := range issuers {
+		if is.Console == nil {
+			continue
+		}
+		secret, err := readSecret(is.Console.ClientSecretFile)
+		if err != nil {
+			return nil, fmt.Errorf("LOCKBOX_ISSUERS_FILE: issuer %s: console client_secret_file: %w", is.Name, err)
+		}
+		scope := identity.ProviderScope()
+		if is.Scope.Tenant != "" {
+			scope = identity.TenantScope(is.Scope.Tenant)
+		}
+		scopes := is.Console.Scopes
+		if scopes == nil {
+			scopes = []string{"profile", "email"}
+		}
+		out = append(out, console.OIDCConfig{
+			Issuer: is.Issuer, ClientID: is.Console.ClientID, ClientSecret: secret, Scope: scope, Scopes: scopes,
+			SubjectClaim: is.Claims.Subject, RolesClaim: is.Claims.Roles, EmailClaim: is.Claims.Email, NameClaim: is.Claims.Name,
+			HTTPClient: opts.OIDCHTTPClient,
+		})
+	}
+	return out, nil
+}
+
+func readSecret(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// logNoSignin warns when nobody can sign in to the admin center.
+func logNoSignin(log *slog.Logger, signins []console.OIDCConfig, devIdentities int) {
+	if len(signins) == 0 && devIdentities == 0 {
+		log.Warn("no OpenID Connect sign-in (LOCKBOX_ISSUERS_FILE console sections or LOCKBOX_OIDC_ISSUER): nobody can sign in to the admin center")
+	}
+}
