@@ -1,7 +1,6 @@
 package audit
 
 import (
-	"encoding/json"
 	"time"
 )
 
@@ -12,11 +11,9 @@ func CSVHeader() []string {
 	return []string{"CreationTime", "UserIds", "Operations", "AuditData"}
 }
 
-// CSVRow is r as one row under CSVHeader.
+// CSVRow is r as one row under CSVHeader. AuditData is json.Marshal's
+// encoding of r, written by AppendJSON without reflection: an export of a
+// large log encodes every record.
 func (r Record) CSVRow() ([]string, error) {
-	data, err := json.Marshal(r)
-	if err != nil {
-		return nil, err
-	}
-	return []string{r.CreationTime.UTC().Format(time.RFC3339Nano), r.UserId, r.Operation, string(data)}, nil
+	return []string{r.CreationTime.UTC().Format(time.RFC3339Nano), r.UserId, r.Operation, string(r.AppendJSON(nil))}, nil
 }

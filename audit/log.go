@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/lockbox-oss/lockbox/internal/due"
 	"github.com/lockbox-oss/lockbox/internal/fault"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 )
@@ -154,7 +155,19 @@ func (l *Log) Append(ctx context.Context, r Record) (Record, error) {
 	if err != nil {
 		return Record{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
+	l.Written(ctx, r.LockboxTenant)
 	return r, nil
+}
+
+// Written tells the SIEM forwarder and retention (their schedules in
+// internal/due) that tenant's stream got records. Callers of AppendTx call
+// it after their transaction committed; Append does it itself. It is best
+// effort: a lost mark delays forwarding until the next rescan, and the
+// record itself is in the stream.
+func (l *Log) Written(ctx context.Context, tenant string) {
+	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	_ = due.Set(mctx, l.rdb, tenant, due.AuditWritten(l.now())...)
 }
 
 // queue adds the append of the completed record r to tx.
@@ -188,8 +201,8 @@ func (l *Log) List(ctx context.Context, tenant string, limit int64) ([]Record, e
 // GUID as OrganizationId, when the tenant has one.
 func (l *Log) decode(ctx context.Context, tenant string, m redis.XMessage) (Record, error) {
 	s, _ := m.Values[field].(string)
-	var r Record
-	if err := json.Unmarshal([]byte(s), &r); err != nil {
+	r, err := unmarshalRecord(s)
+	if err != nil {
 		return Record{}, fmt.Errorf("audit: stream entry %s of %s is corrupt: %w", m.ID, tenant, err)
 	}
 	if r.legacy {
