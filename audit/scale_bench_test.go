@@ -27,7 +27,7 @@ import (
 	"github.com/lockbox-oss/lockbox/internal/redistest"
 )
 
-// The large log of the "Audit at scale" benchmarks (docs/operations.md):
+// The large log of the "Audit at scale" benchmarks (docs/performance.md):
 // one tenant, a year of records, 1 000 000 of them by default
 // (LOCKBOX_BENCH_AUDIT_RECORDS changes it). It is written once per test
 // binary, on a redis-server of its own, when the first benchmark that needs

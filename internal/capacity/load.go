@@ -50,7 +50,7 @@ type Row struct {
 	// Commands is Redis commands per item; CPU Redis's CPU time per item
 	// (used_cpu_user + used_cpu_sys).
 	Commands, CPU float64
-	Note      string
+	Note          string
 }
 
 // Model is what one run measured.
