@@ -361,3 +361,50 @@ func TestSearchAcrossTenants(t *testing.T) {
 		t.Fatalf("single-tenant cursor across tenants: %v", err)
 	}
 }
+
+// RequestRecords reads one request's records, whole, and refuses a read
+// that would name no request (which would match the whole log).
+func TestRequestRecords(t *testing.T) {
+	rdb := testRedis(t)
+	c := clock.NewFake(t0)
+	log := fill(t, rdb, c, 30)
+	ctx := context.Background()
+	var got []audit.Record
+	err := log.RequestRecords(ctx, "contoso", "req-1", time.Time{}, func(r audit.Record) error {
+		got = append(got, r)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 10 {
+		t.Fatalf("%d records, want 10", len(got))
+	}
+	for i, r := range got {
+		if r.LockboxRequestId != "req-1" || r.ProviderUserId == "" {
+			t.Errorf("record %d = %+v", i, r)
+		}
+		if i > 0 && !r.CreationTime.Before(got[i-1].CreationTime.Time) {
+			t.Errorf("record %d is not older than the one before", i)
+		}
+	}
+	// From bounds the scan: records 25 and 28 are req-1's after t0+25s.
+	n := 0
+	err = log.RequestRecords(ctx, "contoso", "req-1", t0.Add(25*time.Second), func(audit.Record) error { n++; return nil })
+	if err != nil || n != 2 {
+		t.Errorf("from t0+25s: %d records, %v", n, err)
+	}
+	stop := errors.New("stop")
+	if err := log.RequestRecords(ctx, "contoso", "req-1", time.Time{}, func(audit.Record) error { return stop }); !errors.Is(err, stop) {
+		t.Errorf("the callback's error = %v", err)
+	}
+	for _, c := range []struct{ tenant, id string }{{"contoso", ""}, {"", "req-1"}, {"Bad Tenant", "req-1"}} {
+		err := log.RequestRecords(ctx, c.tenant, c.id, time.Time{}, func(audit.Record) error {
+			t.Fatalf("%q/%q: a record was read", c.tenant, c.id)
+			return nil
+		})
+		if !errors.Is(err, fault.ErrInvalid) {
+			t.Errorf("%q/%q: err = %v", c.tenant, c.id, err)
+		}
+	}
+}

@@ -297,6 +297,16 @@ type ModifiedProperty struct {
 // Operator reports whether r is an operator action through the proxy.
 func (r Record) Operator() bool { return r.RecordType == RecordTypeDataCenterSecurityCmdlet }
 
+// ViewFor returns the record as p may see it: whole for the provider's
+// staff, the tenant view (TenantView) for anyone else. It says nothing of
+// whether p may read r at all.
+func (r Record) ViewFor(p identity.Principal) Record {
+	if p.IsProvider() {
+		return r
+	}
+	return r.TenantView()
+}
+
 // TenantView returns the record as tenant users may see it: no provider
 // identity in any field, and the provider's network only where Microsoft
 // shows it (the engineer's machine behind an operator action).

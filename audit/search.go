@@ -116,10 +116,7 @@ func (l *Log) Search(ctx context.Context, p identity.Principal, q Query) (Page, 
 				page.Next = encodeCursor(last, q.Tenant == "")
 				return page, nil
 			}
-			if !provider {
-				e.rec = e.rec.TenantView()
-			}
-			page.Records = append(page.Records, e.rec)
+			page.Records = append(page.Records, e.rec.ViewFor(p))
 			last = e.pos
 		}
 		if len(page.Records) == q.Limit {
@@ -158,8 +155,42 @@ func (l *Log) Export(ctx context.Context, p identity.Principal, q Query, w func(
 		if !matches(q, e.rec, provider) {
 			continue
 		}
-		if !provider {
-			e.rec = e.rec.TenantView()
+		if err := w(e.rec.ViewFor(p)); err != nil {
+			return err
+		}
+	}
+}
+
+// RequestRecords calls w with every record of tenant's log tied to request
+// id, newest first, provider-only fields included, scanning back no
+// further than from (zero: the start of the log). An error of w stops the
+// read and is returned.
+//
+// It authorizes no one. It serves the request lifecycle (grants), whose
+// rule is that whoever may see a request may see what was done under it:
+// grants checks that the caller may see the request, then shows each
+// record through Record.ViewFor. Any other read of the log goes through
+// Search or Export, which apply the audit log's own rules.
+func (l *Log) RequestRecords(ctx context.Context, tenant, id string, from time.Time, w func(Record) error) error {
+	if err := keys.ValidTenant(tenant); err != nil {
+		return fault.New(fault.ErrInvalid, "invalid_tenant", "%v", err)
+	}
+	if id == "" {
+		// An empty id would match every record of the tenant.
+		return fault.New(fault.ErrInvalid, "invalid_query", "the request id is required")
+	}
+	q := Query{Tenant: tenant, RequestID: id, From: from}
+	it, err := l.open(ctx, q)
+	if err != nil {
+		return err
+	}
+	for {
+		e, ok, err := it.next(ctx)
+		if err != nil || !ok {
+			return err
+		}
+		if !matches(q, e.rec, true) {
+			continue
 		}
 		if err := w(e.rec); err != nil {
 			return err

@@ -17,6 +17,7 @@ import (
 
 	"github.com/lockbox-oss/lockbox/internal/due"
 	"github.com/lockbox-oss/lockbox/internal/keys"
+	"github.com/lockbox-oss/lockbox/internal/streamgroup"
 )
 
 // The SIEM stream: every audit record is also written as one line to a
@@ -30,7 +31,8 @@ import (
 // the entry stays in the group's pending list. Entries a replica fails to
 // write stay pending for it and are retried on its next pass; entries of a
 // replica that died are taken over by another one (XAUTOCLAIM) once they
-// have been idle for ClaimAfter.
+// have been idle for ClaimAfter. That reading loop is internal/streamgroup's,
+// shared with the notification worker.
 //
 // Nothing is lost, and a record is written once in normal operation. It
 // may be written twice when a replica dies (or stalls past ClaimAfter)
@@ -212,9 +214,7 @@ type Forwarder struct {
 	cfg     ForwarderConfig
 	log     *slog.Logger
 	records *prometheus.CounterVec
-
-	mu     sync.Mutex
-	groups map[string]bool // streams whose group this forwarder has ensured
+	group   *streamgroup.Reader
 }
 
 // NewForwarder checks cfg and returns a Forwarder.
@@ -252,7 +252,13 @@ func NewForwarder(cfg ForwarderConfig) (*Forwarder, error) {
 			Name: "lockbox_siem_records_total",
 			Help: "Audit records handled by the SIEM forwarder, by result: written (and acknowledged), failed (sink write failed; retried later), skipped (trimmed by retention or unreadable before it could be forwarded).",
 		}, []string{"result"}),
-		groups: map[string]bool{},
+	}
+	fw.group, err = streamgroup.New(streamgroup.Config{
+		Redis: cfg.Redis, Group: SIEMGroup, Consumer: cfg.Consumer, ClaimAfter: cfg.ClaimAfter,
+		Batch: cfg.BatchSize, MaxBatches: maxBatchesPerTenant, Logger: cfg.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("siem: %w", err)
 	}
 	for _, r := range []string{"written", "failed", "skipped"} {
 		fw.records.WithLabelValues(r)
@@ -337,7 +343,7 @@ func (fw *Forwarder) Probe(ctx context.Context, p redis.Pipeliner, tenant string
 		groups, err := c.Result()
 		if err != nil {
 			// No stream, no records; anything else, look.
-			return now, !strings.Contains(err.Error(), "no such key")
+			return now, !redis.HasErrorPrefix(err, "no such key")
 		}
 		for _, g := range groups {
 			if g.Name == SIEMGroup {
@@ -352,128 +358,13 @@ func (fw *Forwarder) Probe(ctx context.Context, p redis.Pipeliner, tenant string
 // with more to do (it does at most maxBatchesPerTenant batches of each
 // kind, so a busy tenant does not starve the others).
 func (fw *Forwarder) forwardTenant(ctx context.Context, stream string) (int, bool, error) {
-	if err := fw.ensureGroup(ctx, stream); err != nil {
-		return 0, false, err
-	}
 	total := 0
-	// 1. This replica's own pending records (a failed write, or a restart
-	// under the same name), oldest first.
-	start, more := "0", true
-	for range maxBatchesPerTenant {
-		res, err := fw.cfg.Redis.XReadGroup(ctx, &redis.XReadGroupArgs{
-			Group: SIEMGroup, Consumer: fw.cfg.Consumer, Streams: []string{stream, start},
-			Count: fw.cfg.BatchSize, Block: -1,
-		}).Result()
-		msgs, err := fw.streamMessages(stream, res, err)
-		if err != nil {
-			return total, false, err
-		}
-		if len(msgs) == 0 {
-			more = false
-			break
-		}
+	more, err := fw.group.Visit(ctx, stream, func(ctx context.Context, msgs []redis.XMessage) error {
 		n, err := fw.deliver(ctx, stream, msgs)
 		total += n
-		if err != nil {
-			return total, false, err
-		}
-		start = msgs[len(msgs)-1].ID
-	}
-	if more {
-		return total, true, nil
-	}
-	// 2. Records idle at another (presumably dead) replica.
-	cursor, more := "0-0", true
-	for range maxBatchesPerTenant {
-		msgs, next, err := fw.cfg.Redis.XAutoClaim(ctx, &redis.XAutoClaimArgs{
-			Stream: stream, Group: SIEMGroup, Consumer: fw.cfg.Consumer,
-			MinIdle: fw.cfg.ClaimAfter, Start: cursor, Count: fw.cfg.BatchSize,
-		}).Result()
-		if err != nil {
-			fw.forgetGroup(stream, err)
-			return total, false, err
-		}
-		if len(msgs) > 0 {
-			fw.log.Info("siem: took over records of another replica", "stream", stream, "count", len(msgs))
-			n, err := fw.deliver(ctx, stream, msgs)
-			total += n
-			if err != nil {
-				return total, false, err
-			}
-		}
-		if next == "0-0" || next == "" {
-			more = false
-			break
-		}
-		cursor = next
-	}
-	if more {
-		return total, true, nil
-	}
-	// 3. New records.
-	for range maxBatchesPerTenant {
-		res, err := fw.cfg.Redis.XReadGroup(ctx, &redis.XReadGroupArgs{
-			Group: SIEMGroup, Consumer: fw.cfg.Consumer, Streams: []string{stream, ">"},
-			Count: fw.cfg.BatchSize, Block: -1,
-		}).Result()
-		msgs, err := fw.streamMessages(stream, res, err)
-		if err != nil {
-			return total, false, err
-		}
-		n, err := fw.deliver(ctx, stream, msgs)
-		total += n
-		if err != nil {
-			return total, false, err
-		}
-		if int64(len(msgs)) < fw.cfg.BatchSize {
-			return total, false, nil
-		}
-	}
-	return total, true, nil
-}
-
-func (fw *Forwarder) streamMessages(stream string, res []redis.XStream, err error) ([]redis.XMessage, error) {
-	if errors.Is(err, redis.Nil) {
-		return nil, nil
-	}
-	if err != nil {
-		fw.forgetGroup(stream, err)
-		return nil, err
-	}
-	for _, s := range res {
-		if s.Stream == stream {
-			return s.Messages, nil
-		}
-	}
-	return nil, nil
-}
-
-// ensureGroup creates the consumer group on stream once per forwarder.
-func (fw *Forwarder) ensureGroup(ctx context.Context, stream string) error {
-	fw.mu.Lock()
-	ok := fw.groups[stream]
-	fw.mu.Unlock()
-	if ok {
-		return nil
-	}
-	err := fw.cfg.Redis.XGroupCreateMkStream(ctx, stream, SIEMGroup, "0").Err()
-	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
-		return fmt.Errorf("create consumer group: %w", err)
-	}
-	fw.mu.Lock()
-	fw.groups[stream] = true
-	fw.mu.Unlock()
-	return nil
-}
-
-// forgetGroup makes the next pass re-create a group that vanished (the
-// stream was deleted by hand).
-func (fw *Forwarder) forgetGroup(stream string, err error) {
-	if err != nil && strings.HasPrefix(err.Error(), "NOGROUP") {
-		fw.mu.Lock()
-		delete(fw.groups, stream)
-		fw.mu.Unlock()
-	}
+		return err
+	})
+	return total, more, err
 }
 
 // deliver writes msgs to the sink in order, flushes, and acknowledges
@@ -516,7 +407,7 @@ func (fw *Forwarder) deliver(ctx context.Context, stream string, msgs []redis.XM
 		}
 	}
 	if len(ack) > 0 {
-		if err := fw.cfg.Redis.XAck(ctx, stream, SIEMGroup, ack...).Err(); err != nil {
+		if err := fw.group.Ack(ctx, stream, ack...); err != nil {
 			// Written but not acknowledged: they will be written again.
 			return written, errors.Join(werr, fmt.Errorf("ack: %w", err))
 		}

@@ -56,7 +56,7 @@ func TestLoadDefaults(t *testing.T) {
 		ProxyAssertionTTL:    30 * time.Second,
 		ProxyAssertionIssuer: "lockbox",
 	}
-	if got != want {
+	if !reflect.DeepEqual(got, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", got, want)
 	}
 	if err := got.Validate(ModeDev); err != nil {
@@ -294,7 +294,7 @@ func TestLoadForReportsEverything(t *testing.T) {
 		t.Fatal(err)
 	}
 	want, _ := Load(good)
-	if c != want {
+	if !reflect.DeepEqual(c, want) {
 		t.Errorf("LoadFor = %+v, want %+v", c, want)
 	}
 }
@@ -326,14 +326,14 @@ func TestOIDCNeedsItsSettings(t *testing.T) {
 	full := map[string]string{
 		"LOCKBOX_OIDC_ISSUER":             "https://login.example.com/tenant/v2.0",
 		"LOCKBOX_OIDC_CLIENT_ID":          "lockbox-console",
-		"LOCKBOX_OIDC_CLIENT_SECRET_FILE": "/run/secrets/oidc",
+		"LOCKBOX_OIDC_CLIENT_SECRET_FILE": writeFile(t, "oidc", "s3cret\n"),
 		"LOCKBOX_CONSOLE_URL":             "https://lockbox.example.com",
 	}
 	c, err := Load(full)
 	if err != nil {
 		t.Fatalf("complete OIDC settings: %v", err)
 	}
-	if c.OIDCIssuer != full["LOCKBOX_OIDC_ISSUER"] || c.OIDCClientID != "lockbox-console" || c.OIDCClientSecretFile != "/run/secrets/oidc" || c.ConsoleURL != "https://lockbox.example.com" {
+	if c.OIDCIssuer != full["LOCKBOX_OIDC_ISSUER"] || c.OIDCClientID != "lockbox-console" || c.OIDCClientSecret.Value() != "s3cret" || c.ConsoleURL != "https://lockbox.example.com" {
 		t.Errorf("loaded %+v", c)
 	}
 	const required = ": required with LOCKBOX_OIDC_ISSUER"
@@ -484,7 +484,7 @@ func TestValidateServe(t *testing.T) {
 		{"upstream not http", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_JWT_JWKS_FILE": jwks, "LOCKBOX_UPSTREAMS": "exchange=ftp://h"},
 			[]string{"LOCKBOX_UPSTREAMS: exchange: "}},
 		{"upstream without service", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_JWT_JWKS_FILE": jwks, "LOCKBOX_UPSTREAMS": "http://h:1"},
-			[]string{"LOCKBOX_UPSTREAMS: ", "not service=URL"}},
+			[]string{`LOCKBOX_UPSTREAMS: "http://h:1" should be in "key=value" format`}},
 		{"upstream twice", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_JWT_JWKS_FILE": jwks, "LOCKBOX_UPSTREAMS": "exchange=http://a,exchange=http://b"},
 			[]string{"LOCKBOX_UPSTREAMS: service exchange is listed twice"}},
 		{"no signing key", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_JWT_JWKS_FILE": jwks, "LOCKBOX_PROXY_SIGNING_KEY_FILE": ""},

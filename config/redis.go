@@ -62,14 +62,11 @@ type RedisOptions struct {
 	Cluster  *redis.ClusterOptions
 }
 
-// RedisOptions reads the password and TLS files and returns the options of
-// the configured Redis. Every error names its variable; the contents of the
+// RedisOptions reads the TLS files and returns the options of the
+// configured Redis. Every error names its variable; the contents of the
 // files never appear in one.
 func (c Config) RedisOptions() (RedisOptions, error) {
-	user, pass, err := c.redisCredentials()
-	if err != nil {
-		return RedisOptions{}, err
-	}
+	user, pass := c.RedisUsername, c.RedisPassword.Value()
 	tlsConfig, err := c.redisTLS()
 	if err != nil {
 		return RedisOptions{}, err
@@ -96,11 +93,7 @@ func (c Config) RedisOptions() (RedisOptions, error) {
 			MasterName: c.RedisSentinelMaster, SentinelAddrs: splitAddrs(c.RedisSentinelAddrs),
 			Username: user, Password: pass, TLSConfig: tlsConfig,
 		}
-		if c.RedisSentinelPasswordFile != "" {
-			if o.SentinelPassword, err = secretFile("RedisSentinelPasswordFile", c.RedisSentinelPasswordFile); err != nil {
-				return RedisOptions{}, err
-			}
-		}
+		o.SentinelPassword = c.RedisSentinelPassword.Value()
 		return RedisOptions{Failover: o}, nil
 	case RedisCluster:
 		return RedisOptions{Cluster: &redis.ClusterOptions{
@@ -108,16 +101,6 @@ func (c Config) RedisOptions() (RedisOptions, error) {
 		}}, nil
 	}
 	return RedisOptions{}, varErr("RedisURL", "no Redis is configured (or LOCKBOX_REDIS_SENTINEL_ADDRS, or LOCKBOX_REDIS_CLUSTER_ADDRS)")
-}
-
-// redisCredentials returns the user and the password of data connections
-// set by LOCKBOX_REDIS_USERNAME and LOCKBOX_REDIS_PASSWORD_FILE.
-func (c Config) redisCredentials() (string, string, error) {
-	if c.RedisPasswordFile == "" {
-		return c.RedisUsername, "", nil
-	}
-	pass, err := secretFile("RedisPasswordFile", c.RedisPasswordFile)
-	return c.RedisUsername, pass, err
 }
 
 // redisTLS returns the TLS configuration the TLS variables ask for, or nil
@@ -172,8 +155,8 @@ func (c Config) checkRedis() []error {
 			if u.Username != "" && c.RedisUsername != "" {
 				errs = append(errs, varErr("RedisUsername", "LOCKBOX_REDIS_URL names a user already; set it in one place"))
 			}
-			if u.Password != "" && c.RedisPasswordFile != "" {
-				errs = append(errs, varErr("RedisPasswordFile", "LOCKBOX_REDIS_URL carries a password already; set it in one place"))
+			if u.Password != "" && c.RedisPassword != "" {
+				errs = append(errs, varErr("RedisPassword", "LOCKBOX_REDIS_URL carries a password already; set it in one place"))
 			}
 			if u.TLSConfig == nil && (c.RedisTLS || tlsFiles) {
 				field := "RedisTLS"
@@ -197,8 +180,8 @@ func (c Config) checkRedis() []error {
 		if c.RedisSentinelMaster != "" {
 			errs = append(errs, varErr("RedisSentinelMaster", "needs LOCKBOX_REDIS_SENTINEL_ADDRS"))
 		}
-		if c.RedisSentinelPasswordFile != "" {
-			errs = append(errs, varErr("RedisSentinelPasswordFile", "needs LOCKBOX_REDIS_SENTINEL_ADDRS"))
+		if c.RedisSentinelPassword != "" {
+			errs = append(errs, varErr("RedisSentinelPassword", "needs LOCKBOX_REDIS_SENTINEL_ADDRS"))
 		}
 	}
 	if c.RedisClusterAddrs != "" {
@@ -219,7 +202,7 @@ func (c Config) checkRedis() []error {
 			field string
 			set   bool
 		}{
-			{"RedisUsername", c.RedisUsername != ""}, {"RedisPasswordFile", c.RedisPasswordFile != ""}, {"RedisTLS", c.RedisTLS},
+			{"RedisUsername", c.RedisUsername != ""}, {"RedisPassword", c.RedisPassword != ""}, {"RedisTLS", c.RedisTLS},
 			{"RedisTLSCAFile", c.RedisTLSCAFile != ""}, {"RedisTLSCertFile", c.RedisTLSCertFile != ""},
 		} {
 			if f.set {
@@ -230,12 +213,11 @@ func (c Config) checkRedis() []error {
 	return errs
 }
 
-// validateRedisFiles checks that the password and TLS files can be read
-// and hold what they should.
+// validateRedisFiles checks that the TLS files can be read and hold what
+// they should. (The password files were read by Load.)
 func (c Config) validateRedisFiles() []error {
 	var errs []error
 	for _, f := range []struct{ field, path string }{
-		{"RedisPasswordFile", c.RedisPasswordFile}, {"RedisSentinelPasswordFile", c.RedisSentinelPasswordFile},
 		{"RedisTLSCAFile", c.RedisTLSCAFile}, {"RedisTLSCertFile", c.RedisTLSCertFile}, {"RedisTLSKeyFile", c.RedisTLSKeyFile},
 	} {
 		if f.path == "" {
@@ -248,34 +230,12 @@ func (c Config) validateRedisFiles() []error {
 	if len(errs) > 0 {
 		return errs
 	}
-	if _, _, err := c.redisCredentials(); err != nil {
-		errs = append(errs, err)
-	}
-	if c.RedisSentinelPasswordFile != "" {
-		if _, err := secretFile("RedisSentinelPasswordFile", c.RedisSentinelPasswordFile); err != nil {
-			errs = append(errs, err)
-		}
-	}
 	if (c.RedisTLSCertFile == "") == (c.RedisTLSKeyFile == "") {
 		if _, err := c.redisTLS(); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errs
-}
-
-// secretFile reads a one-line secret (a trailing newline is not part of
-// it) from the file of Config field field.
-func secretFile(field, path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", &VarError{Var: varName(field), Err: err}
-	}
-	s := strings.TrimRight(string(b), "\r\n")
-	if s == "" {
-		return "", varErr(field, "%s is empty", path)
-	}
-	return s, nil
 }
 
 // checkAddrList checks a comma-separated list of host:port.

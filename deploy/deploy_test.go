@@ -428,7 +428,7 @@ func TestSystemdUnit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.RedisURL == "" || cfg.Upstreams == "" || cfg.PolicyDir == "" {
+	if cfg.RedisURL == "" || len(cfg.Upstreams) == 0 || cfg.PolicyDir == "" {
 		t.Errorf("the env file misses a setting serve needs: %+v", cfg)
 	}
 	// One host in front of its tenant service runs the whole of Lockbox.

@@ -3,10 +3,26 @@ package grants
 import (
 	"context"
 	"slices"
+	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/lockbox-oss/lockbox/audit"
 	"github.com/lockbox-oss/lockbox/identity"
 )
+
+// AuditLog is what the lifecycle needs of the audit log: writing the
+// records of a transition in the transition's own transaction, and reading
+// back the records tied to one request. *audit.Log implements it.
+type AuditLog interface {
+	// AppendTx queues r on tx, so the record commits if and only if the
+	// transition does. r must belong to a tenant in tx's hash slot.
+	AppendTx(ctx context.Context, tx redis.Pipeliner, r audit.Record) error
+	// RequestRecords calls w with every record of tenant's log tied to
+	// request id, newest first, provider-only fields included, back to
+	// from. It checks no caller: Activity does.
+	RequestRecords(ctx context.Context, tenant, id string, from time.Time, w func(audit.Record) error) error
+}
 
 // Activity returns request id as p may see it and every audit record tied
 // to it, oldest first: the decisions on it and each operator action done
@@ -14,31 +30,27 @@ import (
 //
 // Seeing the request is what grants its activity: an assigned approver may
 // not search the tenant's whole log but does see what was done under a
-// request they decided. The log is read as the provider's auditor would,
-// then tenant users get the tenant view of each record.
+// request they decided. So the only check is Get's, and each record is
+// shown as p may see it (the tenant view for tenant users).
 func (s *Store) Activity(ctx context.Context, p identity.Principal, id string) (Request, []audit.Record, error) {
 	req, err := s.Get(ctx, p, id)
 	if err != nil {
 		return Request{}, nil, err
 	}
-	reader := identity.Principal{Subject: p.Subject, Roles: []identity.Role{identity.RoleAuditReader}}
 	// Nothing is tied to a request before it was filed: the scan ends
 	// there rather than at the start of the tenant's log.
-	q := audit.Query{Tenant: req.Tenant, RequestID: req.ID}
+	var from time.Time
 	if !req.CreatedAt.IsZero() {
-		q.From = req.CreatedAt.Add(-audit.ClockSkew)
+		from = req.CreatedAt.Add(-audit.ClockSkew)
 	}
 	recs := []audit.Record{}
-	err = s.cfg.Audit.Export(ctx, reader, q, func(rec audit.Record) error {
-		if !p.IsProvider() {
-			rec = rec.TenantView()
-		}
-		recs = append(recs, rec)
+	err = s.cfg.Audit.RequestRecords(ctx, req.Tenant, req.ID, from, func(rec audit.Record) error {
+		recs = append(recs, rec.ViewFor(p))
 		return nil
 	})
 	if err != nil {
 		return Request{}, nil, err
 	}
-	slices.Reverse(recs) // Export is newest first
+	slices.Reverse(recs) // newest first in the log
 	return req, recs, nil
 }

@@ -33,7 +33,7 @@ type TenantDirectory interface {
 // Config configures a Store.
 type Config struct {
 	Redis   redis.UniversalClient
-	Audit   *audit.Log
+	Audit   AuditLog
 	Tenants TenantDirectory
 	Catalog Catalog
 	// Now is the clock; every transition and expiry check reads it.

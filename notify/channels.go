@@ -23,7 +23,8 @@ import (
 )
 
 // Mailer sends one e-mail. id is stable across retries of the same
-// message (outbox entry and recipient), usable as a Message-ID.
+// message (tenant, outbox entry and recipient) and unique across tenants,
+// usable as a Message-ID.
 type Mailer interface {
 	Name() string
 	Send(ctx context.Context, id string, m Message) error
@@ -48,10 +49,9 @@ type SMTPConfig struct {
 	Addr string
 	// From is the sender address.
 	From string
-	// Username and PasswordFile enable SMTP AUTH; the password is read from
-	// the file at start-up (trailing newline removed).
-	Username     string
-	PasswordFile string
+	// Username and Password enable SMTP AUTH.
+	Username string
+	Password string
 	// StartTLS is the STARTTLS policy; opportunistic by default.
 	StartTLS StartTLSPolicy
 	// Timeout bounds one connection and delivery; 30s by default.
@@ -59,12 +59,11 @@ type SMTPConfig struct {
 	// ServerName overrides the TLS server name (tests).
 	ServerName string
 
-	password string
-	host     string
-	port     int
+	host string
+	port int
 }
 
-// CheckAndSetDefaults validates the settings and reads the password file.
+// CheckAndSetDefaults validates the settings and fills defaults.
 func (c *SMTPConfig) CheckAndSetDefaults() error {
 	host, port, err := net.SplitHostPort(c.Addr)
 	if err != nil || host == "" {
@@ -87,15 +86,8 @@ func (c *SMTPConfig) CheckAndSetDefaults() error {
 	if c.Timeout <= 0 {
 		c.Timeout = 30 * time.Second
 	}
-	if (c.Username == "") != (c.PasswordFile == "") {
-		return errors.New("notify: SMTP username and password file go together")
-	}
-	if c.PasswordFile != "" {
-		b, err := os.ReadFile(c.PasswordFile)
-		if err != nil {
-			return fmt.Errorf("notify: SMTP password file: %w", err)
-		}
-		c.password = strings.TrimRight(string(b), "\r\n")
+	if (c.Username == "") != (c.Password == "") {
+		return errors.New("notify: SMTP username and password go together")
 	}
 	return nil
 }
@@ -120,7 +112,7 @@ func (s *SMTP) Send(ctx context.Context, id string, m Message) error {
 		opts = append(opts, mail.WithTLSConfig(&tls.Config{ServerName: s.cfg.ServerName, MinVersion: tls.VersionTLS12}))
 	}
 	if s.cfg.Username != "" {
-		opts = append(opts, mail.WithSMTPAuth(mail.SMTPAuthPlain), mail.WithUsername(s.cfg.Username), mail.WithPassword(s.cfg.password))
+		opts = append(opts, mail.WithSMTPAuth(mail.SMTPAuthPlain), mail.WithUsername(s.cfg.Username), mail.WithPassword(s.cfg.Password))
 	}
 	c, err := mail.NewClient(s.cfg.host, opts...)
 	if err != nil {

@@ -3,8 +3,6 @@ package notify_test
 import (
 	"context"
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -39,7 +37,7 @@ func (a *authSession) Mail(from string, o *smtp.MailOptions) error {
 	return a.session.Mail(from, o)
 }
 
-func TestSMTPAuthFromPasswordFile(t *testing.T) {
+func TestSMTPAuth(t *testing.T) {
 	e := newEnv(t)
 	r := e.create(t, operator(0))
 	e.act(t, r.ID, grants.ActionApprove, manager)
@@ -48,12 +46,8 @@ func TestSMTPAuthFromPasswordFile(t *testing.T) {
 	srv.session = func() smtp.Session { return &authSession{session: session{s: srv}} }
 	srv.insecureAuth = true
 	srv.start()
-	pw := filepath.Join(t.TempDir(), "smtp-password")
-	if err := os.WriteFile(pw, []byte("pa55\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	w := newWorker(t, notify.Config{Redis: e.rdb, Now: e.clock.Now, Consumer: "a",
-		SMTP: &notify.SMTPConfig{Addr: srv.addr, From: "lockbox@provider.example", Username: "lockbox", PasswordFile: pw}})
+		SMTP: &notify.SMTPConfig{Addr: srv.addr, From: "lockbox@provider.example", Username: "lockbox", Password: "pa55"}})
 	drain(t, w)
 	if n := len(srv.messages()); n != 5 { // 4 pending (global admin, 2 approvers, security@) + 1 requester
 		t.Fatalf("delivered %d, want 5", n)
@@ -81,7 +75,7 @@ func TestSMTPConfigChecks(t *testing.T) {
 		{Addr: "mail.example:25"},
 		{Addr: "mail.example:25", From: "a@b.example", StartTLS: "sometimes"},
 		{Addr: "mail.example:25", From: "a@b.example", Username: "u"},
-		{Addr: "mail.example:25", From: "a@b.example", Username: "u", PasswordFile: "/nonexistent"},
+		{Addr: "mail.example:25", From: "a@b.example", Password: "p"},
 	} {
 		if err := c.CheckAndSetDefaults(); err == nil {
 			t.Errorf("%+v accepted", c)

@@ -22,6 +22,7 @@ import (
 	"github.com/lockbox-oss/lockbox/internal/due"
 	"github.com/lockbox-oss/lockbox/internal/fault"
 	"github.com/lockbox-oss/lockbox/internal/keys"
+	"github.com/lockbox-oss/lockbox/internal/streamgroup"
 	"github.com/lockbox-oss/lockbox/tenants"
 )
 
@@ -179,7 +180,7 @@ type Worker struct {
 	mailer Mailer
 	hooks  []*webhook
 	sent   *prometheus.CounterVec
-	groups map[string]bool
+	group  *streamgroup.Reader
 }
 
 // NewWorker returns a Worker and registers its metrics.
@@ -187,7 +188,14 @@ func NewWorker(cfg Config) (*Worker, error) {
 	if err := cfg.CheckAndSetDefaults(); err != nil {
 		return nil, err
 	}
-	w := &Worker{cfg: cfg, groups: map[string]bool{}}
+	group, err := streamgroup.New(streamgroup.Config{
+		Redis: cfg.Redis, Group: Group, Consumer: cfg.Consumer, ClaimAfter: cfg.ClaimAfter,
+		Batch: int64(cfg.Batch), Logger: cfg.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("notify: %w", err)
+	}
+	w := &Worker{cfg: cfg, group: group}
 	switch {
 	case cfg.mailer != nil:
 		w.mailer = cfg.mailer
@@ -386,67 +394,16 @@ func (w *Worker) tickTenant(ctx context.Context, t string) (int, error) {
 	if n, err := rdb.XLen(ctx, stream).Result(); err != nil || n == 0 {
 		return 0, err
 	}
-	if !w.groups[t] {
-		err := rdb.XGroupCreateMkStream(ctx, stream, Group, "0").Err()
-		if err != nil && !strings.Contains(err.Error(), "BUSYGROUP") {
-			return 0, err
-		}
-		w.groups[t] = true
-	}
-	// Entries another replica took and never acknowledged: it died.
-	if _, _, err := rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
-		Stream: stream, Group: Group, Consumer: w.cfg.Consumer,
-		MinIdle: w.cfg.ClaimAfter, Start: "0-0", Count: int64(w.cfg.Batch),
-	}).Result(); err != nil && !errors.Is(err, redis.Nil) {
-		return 0, w.groupErr(t, err)
-	}
+	// Our own pending entries (retries; entries backing off stay pending
+	// without hiding the ones behind them), entries another replica took
+	// and never acknowledged (it died), then new entries.
 	done := 0
-	// Our own pending entries (retries), page by page so entries backing
-	// off can't starve the ones behind them; then new entries.
-	for from := "0"; from != ""; {
-		msgs, err := w.read(ctx, t, from)
-		if err != nil {
-			return done, err
-		}
-		from = ""
-		if len(msgs) > 0 {
-			from = msgs[len(msgs)-1].ID
-		}
+	_, err := w.group.Visit(ctx, stream, func(ctx context.Context, msgs []redis.XMessage) error {
 		n, err := w.processAll(ctx, t, msgs)
-		if done += n; err != nil {
-			return done, err
-		}
-	}
-	for {
-		msgs, err := w.read(ctx, t, ">")
-		if err != nil {
-			return done, err
-		}
-		n, err := w.processAll(ctx, t, msgs)
-		if done += n; err != nil || len(msgs) < w.cfg.Batch {
-			return done, err
-		}
-	}
-}
-
-// read reads up to Batch entries of the tenant's outbox for this consumer:
-// its pending ones after id from, or new ones when from is ">".
-func (w *Worker) read(ctx context.Context, t, from string) ([]redis.XMessage, error) {
-	res, err := w.cfg.Redis.XReadGroup(ctx, &redis.XReadGroupArgs{
-		Group: Group, Consumer: w.cfg.Consumer, Streams: []string{OutboxKey(t), from},
-		Count: int64(w.cfg.Batch), Block: -1,
-	}).Result()
-	if errors.Is(err, redis.Nil) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, w.groupErr(t, err)
-	}
-	var out []redis.XMessage
-	for _, s := range res {
-		out = append(out, s.Messages...)
-	}
-	return out, nil
+		done += n
+		return err
+	})
+	return done, err
 }
 
 func (w *Worker) processAll(ctx context.Context, t string, msgs []redis.XMessage) (int, error) {
@@ -461,13 +418,6 @@ func (w *Worker) processAll(ctx context.Context, t string, msgs []redis.XMessage
 		}
 	}
 	return done, nil
-}
-
-func (w *Worker) groupErr(t string, err error) error {
-	if strings.Contains(err.Error(), "NOGROUP") {
-		delete(w.groups, t)
-	}
-	return err
 }
 
 // target is one recipient of an event on one channel.
@@ -520,7 +470,7 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 			continue
 		}
 		sendCtx, cancel := context.WithTimeout(ctx, w.cfg.ClaimAfter/2)
-		err = tg.send(sendCtx, m.ID+"."+hashKey(tg.key))
+		err = tg.send(sendCtx, deliveryID(t, m.ID, tg.key))
 		cancel()
 		if err != nil {
 			rdb.Del(context.WithoutCancel(ctx), mk)
@@ -783,4 +733,13 @@ func isAddress(s string) bool {
 func hashKey(s string) string {
 	h := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(h[:8])
+}
+
+// deliveryID names one message (outbox entry and recipient) for the
+// receiving side, the same across retries: the Message-ID of an e-mail,
+// the X-Lockbox-Delivery of a webhook call. Entry ids are only unique
+// within one tenant's outbox (two tenants' entries written in the same
+// millisecond get the same one), so the tenant is part of the hash.
+func deliveryID(tenant, entry, target string) string {
+	return entry + "." + hashKey(tenant+"\x00"+target)
 }

@@ -10,7 +10,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -101,7 +100,7 @@ func dev(ctx context.Context, env map[string]string, stdout, stderr io.Writer) e
 		// Beside the key: what an upstream of a dev proxy verifies with.
 		cfg.ProxyJWKSFile = filepath.Join(cfg.DevDir, "grant-jwks.json")
 	}
-	if cfg.Upstreams == "" {
+	if len(cfg.Upstreams) == 0 {
 		grantKeys, err := grantsig.NewKeySet(grantKey.Public())
 		if err != nil {
 			return err
@@ -113,12 +112,10 @@ func dev(ctx context.Context, env map[string]string, stdout, stderr io.Writer) e
 			return err
 		}
 		defer cluster.Close()
-		var pairs []string
+		cfg.Upstreams = map[config.Service]string{}
 		for svc, u := range cluster.Upstreams() {
-			pairs = append(pairs, svc+"="+u)
+			cfg.Upstreams[config.Service(svc)] = u
 		}
-		slices.Sort(pairs)
-		cfg.Upstreams = strings.Join(pairs, ",")
 		log.Info("demo tenant services started", "upstreams", cfg.Upstreams)
 	}
 

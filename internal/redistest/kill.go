@@ -130,14 +130,8 @@ func (k *Kill) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Process
 // a script's EVAL, MOVED, ASK, TRYAGAIN on Cluster): the kill waits for the
 // command that runs.
 func redirected(err error) bool {
-	var rerr redis.Error
-	if err == nil || !errors.As(err, &rerr) {
-		return false
-	}
-	for _, p := range []string{"NOSCRIPT", "MOVED ", "ASK ", "TRYAGAIN", "CLUSTERDOWN"} {
-		if strings.HasPrefix(err.Error(), p) {
-			return true
-		}
-	}
-	return false
+	_, moved := redis.IsMovedError(err)
+	_, ask := redis.IsAskError(err)
+	return moved || ask || redis.IsTryAgainError(err) || redis.IsClusterDownError(err) ||
+		redis.HasErrorPrefix(err, "NOSCRIPT")
 }

@@ -80,12 +80,8 @@ func consoleSignins(cfg config.Config, opts Options) ([]console.OIDCConfig, erro
 		if cfg.OIDCIssuer == "" {
 			return nil, nil
 		}
-		secret, err := readSecret(cfg.OIDCClientSecretFile)
-		if err != nil {
-			return nil, fmt.Errorf("LOCKBOX_OIDC_CLIENT_SECRET_FILE: %w", err)
-		}
 		return []console.OIDCConfig{{
-			Issuer: cfg.OIDCIssuer, ClientID: cfg.OIDCClientID, ClientSecret: secret, Scope: identity.SharedScope(),
+			Issuer: cfg.OIDCIssuer, ClientID: cfg.OIDCClientID, ClientSecret: cfg.OIDCClientSecret.Value(), Scope: identity.SharedScope(),
 			Scopes: strings.Fields(cfg.OIDCScopes), SubjectClaim: cfg.OIDCSubjectClaim,
 			RolesClaim: cfg.OIDCRolesClaim, TenantClaim: cfg.OIDCTenantClaim, HTTPClient: opts.OIDCHTTPClient,
 		}}, nil

@@ -6,7 +6,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"encoding/json"
@@ -748,18 +747,17 @@ func newNotifier(cfg config.Config, opts Options, s *Server) (*notify.Worker, er
 		Tenants: s.Tenants, ManagerAddresses: managers, ExpiryWarning: cfg.NotifyExpiryWarning}
 	if cfg.SMTPAddr != "" {
 		nc.SMTP = &notify.SMTPConfig{Addr: cfg.SMTPAddr, From: cfg.SMTPFrom, Username: cfg.SMTPUsername,
-			PasswordFile: cfg.SMTPPasswordFile, StartTLS: notify.StartTLSPolicy(cfg.SMTPStartTLS)}
+			Password: cfg.SMTPPassword.Value(), StartTLS: notify.StartTLSPolicy(cfg.SMTPStartTLS)}
 	} else if opts.DevMailDir == "" {
 		opts.Logger.Warn("no LOCKBOX_SMTP_ADDR: notification e-mails are only logged")
 	}
 	if cfg.WebhookURLs != "" {
-		secret, err := os.ReadFile(cfg.WebhookSecretFile)
-		if err != nil || len(bytes.TrimSpace(secret)) == 0 {
-			return nil, fmt.Errorf("LOCKBOX_WEBHOOK_SECRET_FILE: required with LOCKBOX_WEBHOOK_URLS (%v)", err)
+		if cfg.WebhookSecret == "" {
+			return nil, errors.New("LOCKBOX_WEBHOOK_SECRET_FILE: required with LOCKBOX_WEBHOOK_URLS")
 		}
 		for u := range strings.SplitSeq(cfg.WebhookURLs, ",") {
 			if u = strings.TrimSpace(u); u != "" {
-				nc.Webhooks = append(nc.Webhooks, notify.WebhookConfig{URL: u, Secret: bytes.TrimSpace(secret)})
+				nc.Webhooks = append(nc.Webhooks, notify.WebhookConfig{URL: u, Secret: []byte(cfg.WebhookSecret.Value())})
 			}
 		}
 	}

@@ -1,0 +1,39 @@
+package config
+
+import (
+	"log/slog"
+	"strings"
+)
+
+// Secret is a secret read once, at start-up, from the file its variable
+// names (caarlos0/env's "file" option): a password or a shared key. A
+// trailing line ending is not part of it. It prints as "[redacted]", so
+// logging a Config (LogValue) or formatting one in an error never shows it.
+//
+// Files Lockbox watches and reads again (TLS certificates and keys, JWKS
+// files, the HMAC token key) stay paths: their variables name a file, not
+// a value.
+type Secret string
+
+// UnmarshalText takes the file's contents, as env hands them over.
+func (s *Secret) UnmarshalText(b []byte) error {
+	*s = Secret(strings.TrimRight(string(b), "\r\n"))
+	return nil
+}
+
+// Value returns the secret itself, for the component that uses it.
+func (s Secret) Value() string { return string(s) }
+
+// String hides the secret, leaving only whether there is one.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return "[redacted]"
+}
+
+// GoString hides the secret from %#v too.
+func (s Secret) GoString() string { return `config.Secret("` + s.String() + `")` }
+
+// LogValue hides the secret from slog.
+func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }

@@ -1,0 +1,115 @@
+package grants_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/grants"
+	"github.com/lockbox-oss/lockbox/identity"
+)
+
+// The audit log is the lifecycle's audit dependency.
+var _ grants.AuditLog = (*audit.Log)(nil)
+
+// operatorActions appends an operator action under r for each op.
+func (e *env) operatorActions(t *testing.T, r grants.Request, ops ...string) {
+	t.Helper()
+	for _, op := range ops {
+		e.clock.Advance(time.Second)
+		_, err := e.log.Append(context.Background(), audit.Record{
+			Operation: op, LockboxTenant: r.Tenant, Workload: r.Service,
+			RecordType: audit.RecordTypeDataCenterSecurityCmdlet,
+			UserId:     audit.OperatorUserID, UserType: audit.UserTypeDcAdmin, ProviderUserId: r.Requester,
+			ClientIP: "10.0.0.9", LockboxRequestId: r.ID,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestActivity: a request's activity is exactly the records tied to it,
+// for whoever may see the request and for no one else, each record shown
+// as the caller may see it.
+func TestActivity(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	if err := e.tenants.AddApprover(ctx, globalAdmin.Principal, "203.0.113.1", "contoso", approver.Principal.Subject); err != nil {
+		t.Fatal(err)
+	}
+	r := e.create(t, 2*time.Hour)
+	e.act(t, r.ID, grants.ActionApprove, manager)
+	e.act(t, r.ID, grants.ActionApprove, approver)
+	e.operatorActions(t, r, "Get-Mailbox", "New-MailboxRepairRequest")
+	// Records of another request of the same tenant, and of another
+	// tenant, interleaved with r's.
+	bob := who("bob", "", identity.RoleOperator)
+	other := e.file(t, bob, "sharepoint")
+	e.operatorActions(t, other, "Get-SPOSite")
+	e.operatorActions(t, r, "Get-Mailbox")
+
+	want := []string{audit.OpNewRequest, audit.OpManagerDecision, audit.OpTenantDecision,
+		"Get-Mailbox", "New-MailboxRepairRequest", "Get-Mailbox"}
+	for _, c := range []struct {
+		name     string
+		who      grants.Actor
+		provider bool
+	}{
+		{"requester", operator, true},
+		{"provider's auditor", provAuditor, true},
+		{"tenant's admin", globalAdmin, false},
+		// The assigned approver may not search the tenant's log, yet sees
+		// what was done under a request they decided.
+		{"assigned approver", approver, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got, recs, err := e.store.Activity(ctx, c.who.Principal, r.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.ID != r.ID {
+				t.Fatalf("request %s, want %s", got.ID, r.ID)
+			}
+			var ops []string
+			for i, rec := range recs {
+				ops = append(ops, rec.Operation)
+				if rec.LockboxRequestId != r.ID {
+					t.Errorf("record %d belongs to %q", i, rec.LockboxRequestId)
+				}
+				if i > 0 && rec.CreationTime.Before(recs[i-1].CreationTime.Time) {
+					t.Errorf("record %d is older than the one before", i)
+				}
+				if rec.Operator() && (rec.ProviderUserId == "alice") != c.provider {
+					t.Errorf("record %d: ProviderUserId %q shown to %s", i, rec.ProviderUserId, c.name)
+				}
+			}
+			if strings.Join(ops, " ") != strings.Join(want, " ") {
+				t.Errorf("operations = %v, want %v", ops, want)
+			}
+		})
+	}
+	if _, err := e.log.Search(ctx, approver.Principal, audit.Query{Tenant: "contoso"}); err == nil {
+		t.Error("the approver may search the whole log; the case above proves nothing")
+	}
+
+	for _, c := range []struct {
+		name string
+		who  grants.Actor
+	}{
+		{"another tenant's admin", otherAdmin},
+		{"another operator", bob},
+		{"a tenant user who is no approver", who("carl", "contoso", identity.RoleApprover)},
+		{"no roles", who("nobody", "contoso")},
+	} {
+		t.Run("denied/"+c.name, func(t *testing.T) {
+			_, recs, err := e.store.Activity(ctx, c.who.Principal, r.ID)
+			if !errors.Is(err, grants.ErrNotFound) || len(recs) != 0 {
+				t.Fatalf("err = %v, %d records", err, len(recs))
+			}
+		})
+	}
+}

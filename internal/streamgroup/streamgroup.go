@@ -1,0 +1,260 @@
+// Package streamgroup reads Redis streams as one consumer of a consumer
+// group: the reading loop the SIEM forwarder (audit) and the notification
+// worker (notify) share. One visit of a stream reads, in order, the
+// consumer's own pending entries, the entries another consumer left pending
+// for too long (it died), and new entries, and hands each batch to the
+// caller, who acknowledges what it finished.
+//
+// Delivery is at least once: an entry stays pending until the caller
+// acknowledges it, and a consumer that dies with pending entries has them
+// taken over by another once Redis has seen them idle for ClaimAfter. The
+// group is created with the stream (MKSTREAM) from its first entry, once per
+// Reader; a group that vanished (the stream was deleted) is created again
+// and the read retried, so a deleted stream costs no visit.
+//
+// Redis errors are told apart by their prefix through go-redis
+// (redis.HasErrorPrefix), never by searching an error's text.
+//
+// The package knows nothing of what the entries hold; it imports no other
+// Lockbox package.
+package streamgroup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Config configures a Reader.
+type Config struct {
+	Redis redis.UniversalClient
+	// Group is the consumer group's name, the same for every replica.
+	Group string
+	// Consumer is this replica's name in the group: unique among live
+	// replicas, and best stable across restarts (a restarted replica then
+	// reads its own pending entries at once instead of after ClaimAfter).
+	Consumer string
+	// ClaimAfter is how long an entry must have been pending at another
+	// consumer, as Redis measures it, before this one takes it over. It
+	// must be well above the time the caller takes to finish a batch, or
+	// a slow replica's entries are handled twice.
+	ClaimAfter time.Duration
+	// Batch is the most entries one read returns; 100 by default.
+	Batch int64
+	// MaxBatches bounds the batches of each kind (own pending, taken over,
+	// new) one Visit reads, so one busy stream does not starve the others;
+	// Visit then reports that more is left. 0 means no bound.
+	MaxBatches int
+	// Logger; discards when nil.
+	Logger *slog.Logger
+}
+
+// CheckAndSetDefaults fills defaults and rejects missing settings.
+func (c *Config) CheckAndSetDefaults() error {
+	switch {
+	case c.Redis == nil:
+		return errors.New("streamgroup: Redis is required")
+	case c.Group == "":
+		return errors.New("streamgroup: the group name is required")
+	case c.Consumer == "":
+		return errors.New("streamgroup: the consumer name is required")
+	case c.ClaimAfter <= 0:
+		return errors.New("streamgroup: ClaimAfter must be positive")
+	case c.MaxBatches < 0:
+		return errors.New("streamgroup: MaxBatches must not be negative")
+	}
+	if c.Batch <= 0 {
+		c.Batch = 100
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// Reader reads streams as Config.Consumer of Config.Group. It is safe for
+// concurrent use, on different streams or the same one.
+type Reader struct {
+	cfg Config
+
+	mu      sync.Mutex
+	ensured map[string]bool // streams whose group this Reader has created or found
+}
+
+// New checks cfg and returns a Reader.
+func New(cfg Config) (*Reader, error) {
+	if err := cfg.CheckAndSetDefaults(); err != nil {
+		return nil, err
+	}
+	return &Reader{cfg: cfg, ensured: map[string]bool{}}, nil
+}
+
+// Handler works on a batch of entries of one stream, in stream order. It
+// acknowledges the entries it finished (Reader.Ack, or XACK in a
+// transaction of its own); the others stay this consumer's pending entries
+// and come back at the next visit. An error ends the visit and is returned
+// by it. A pending entry deleted from the stream (trimmed) may come back
+// with no fields.
+type Handler func(ctx context.Context, msgs []redis.XMessage) error
+
+// Visit reads stream and hands every batch to h: first this consumer's own
+// pending entries (a batch h left unfinished, or entries read before a
+// restart under the same name), oldest first; then entries pending at
+// other consumers for ClaimAfter, which it takes over; then new entries.
+// It reports whether it stopped at MaxBatches with more to read.
+func (r *Reader) Visit(ctx context.Context, stream string, h Handler) (more bool, err error) {
+	if err := r.Ensure(ctx, stream); err != nil {
+		return false, err
+	}
+	// 1. Own pending entries, paging by id: entries h leaves pending (a
+	// retry not due yet) must not hide the ones after them.
+	from := "0"
+	more, err = r.batches(func() (bool, error) {
+		msgs, err := r.read(ctx, stream, from)
+		if err != nil || len(msgs) == 0 {
+			return false, err
+		}
+		from = msgs[len(msgs)-1].ID
+		return int64(len(msgs)) == r.cfg.Batch, h(ctx, msgs)
+	})
+	if err != nil || more {
+		return more, err
+	}
+	// 2. Entries idle at another consumer, which presumably died.
+	cursor := "0-0"
+	more, err = r.batches(func() (bool, error) {
+		msgs, next, err := r.claim(ctx, stream, cursor)
+		if err != nil {
+			return false, err
+		}
+		if len(msgs) > 0 {
+			r.cfg.Logger.InfoContext(ctx, "took over entries of another consumer",
+				"stream", stream, "group", r.cfg.Group, "count", len(msgs))
+			if err := h(ctx, msgs); err != nil {
+				return false, err
+			}
+		}
+		// XAUTOCLAIM's cursor is 0-0 once it has looked at every pending
+		// entry.
+		cursor = next
+		return next != "0-0" && next != "", nil
+	})
+	if err != nil || more {
+		return more, err
+	}
+	// 3. New entries, until a read returns less than a full batch.
+	return r.batches(func() (bool, error) {
+		msgs, err := r.read(ctx, stream, ">")
+		if err != nil || len(msgs) == 0 {
+			return false, err
+		}
+		return int64(len(msgs)) == r.cfg.Batch, h(ctx, msgs)
+	})
+}
+
+// batches calls step until it reports nothing left or fails, at most
+// MaxBatches times when that is set; it reports whether it stopped at the
+// bound with more left.
+func (r *Reader) batches(step func() (bool, error)) (bool, error) {
+	for n := 0; r.cfg.MaxBatches == 0 || n < r.cfg.MaxBatches; n++ {
+		again, err := step()
+		if err != nil || !again {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// Ensure creates the group on stream, and the stream if need be, reading
+// from the stream's first entry. It asks Redis once per Reader and stream;
+// a group another replica created (BUSYGROUP) is the one wanted.
+func (r *Reader) Ensure(ctx context.Context, stream string) error {
+	r.mu.Lock()
+	ok := r.ensured[stream]
+	r.mu.Unlock()
+	if ok {
+		return nil
+	}
+	err := r.cfg.Redis.XGroupCreateMkStream(ctx, stream, r.cfg.Group, "0").Err()
+	if err != nil && !redis.HasErrorPrefix(err, "BUSYGROUP") {
+		return fmt.Errorf("streamgroup: create group %s on %s: %w", r.cfg.Group, stream, err)
+	}
+	r.mu.Lock()
+	r.ensured[stream] = true
+	r.mu.Unlock()
+	return nil
+}
+
+// Ack acknowledges ids on stream: they leave this consumer's pending
+// entries.
+func (r *Reader) Ack(ctx context.Context, stream string, ids ...string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	return r.cfg.Redis.XAck(ctx, stream, r.cfg.Group, ids...).Err()
+}
+
+// read reads up to Batch entries for this consumer: its pending entries
+// after id from, or new entries when from is ">". Reads never block.
+func (r *Reader) read(ctx context.Context, stream, from string) ([]redis.XMessage, error) {
+	var msgs []redis.XMessage
+	err := r.regroup(ctx, stream, func() error {
+		res, err := r.cfg.Redis.XReadGroup(ctx, &redis.XReadGroupArgs{
+			Group: r.cfg.Group, Consumer: r.cfg.Consumer, Streams: []string{stream, from},
+			Count: r.cfg.Batch, Block: -1,
+		}).Result()
+		if errors.Is(err, redis.Nil) {
+			return nil
+		}
+		for _, s := range res {
+			if s.Stream == stream {
+				msgs = s.Messages
+			}
+		}
+		return err
+	})
+	return msgs, err
+}
+
+// claim takes over up to Batch entries idle at other consumers for
+// ClaimAfter, scanning the pending entries from cursor; it returns them
+// and the cursor of the rest.
+func (r *Reader) claim(ctx context.Context, stream, cursor string) ([]redis.XMessage, string, error) {
+	var msgs []redis.XMessage
+	var next string
+	err := r.regroup(ctx, stream, func() error {
+		var err error
+		msgs, next, err = r.cfg.Redis.XAutoClaim(ctx, &redis.XAutoClaimArgs{
+			Stream: stream, Group: r.cfg.Group, Consumer: r.cfg.Consumer,
+			MinIdle: r.cfg.ClaimAfter, Start: cursor, Count: r.cfg.Batch,
+		}).Result()
+		if errors.Is(err, redis.Nil) {
+			return nil
+		}
+		return err
+	})
+	return msgs, next, err
+}
+
+// regroup runs op and, if the group is gone (NOGROUP: the stream was
+// deleted, with its group, since this Reader created it), creates it again
+// and runs op once more. The new group reads the new stream from its start.
+func (r *Reader) regroup(ctx context.Context, stream string, op func() error) error {
+	err := op()
+	if !redis.HasErrorPrefix(err, "NOGROUP") {
+		return err
+	}
+	r.cfg.Logger.WarnContext(ctx, "consumer group vanished; creating it again", "stream", stream, "group", r.cfg.Group)
+	r.mu.Lock()
+	delete(r.ensured, stream)
+	r.mu.Unlock()
+	if err := r.Ensure(ctx, stream); err != nil {
+		return err
+	}
+	return op()
+}

@@ -1,0 +1,343 @@
+package streamgroup_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/lockbox-oss/lockbox/internal/redistest"
+	"github.com/lockbox-oss/lockbox/internal/streamgroup"
+)
+
+func TestMain(m *testing.M) { redistest.Main(m) }
+
+// testRedis returns the Redis of a test: a database of the package's
+// redis-server, or the shared cluster within TestOnRedisCluster.
+var testRedis = func(t testing.TB) redis.UniversalClient { return redistest.Client(t) }
+
+// TestOnRedisCluster runs the tests again on a Redis Cluster.
+func TestOnRedisCluster(t *testing.T) {
+	prev := testRedis
+	testRedis = func(t testing.TB) redis.UniversalClient { return redistest.SharedCluster(t).Client(t) }
+	t.Cleanup(func() { testRedis = prev })
+	for name, test := range map[string]func(*testing.T){
+		"GroupCreatedOnce":           TestGroupCreatedOnce,
+		"OwnPendingReadAfterRestart": TestOwnPendingReadAfterRestart,
+		"PendingPagesPastUnfinished": TestPendingPagesPastUnfinished,
+		"TakesOverADeadConsumer":     TestTakesOverADeadConsumer,
+		"DeletedStreamRecovers":      TestDeletedStreamRecovers,
+		"MaxBatches":                 TestMaxBatches,
+	} {
+		t.Run(name, test)
+	}
+}
+
+const group = "g"
+
+// stream is the test's stream key, with a hash tag like Lockbox's keys.
+func stream(t *testing.T) string { return "{t}:" + strings.ReplaceAll(t.Name(), "/", ":") }
+
+func add(t *testing.T, rdb redis.UniversalClient, key string, n int) []string {
+	t.Helper()
+	ids := make([]string, n)
+	for i := range n {
+		id, err := rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: key, Values: []any{"n", i}}).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[i] = id
+	}
+	return ids
+}
+
+func reader(t *testing.T, rdb redis.UniversalClient, consumer string, edit ...func(*streamgroup.Config)) *streamgroup.Reader {
+	t.Helper()
+	cfg := streamgroup.Config{Redis: rdb, Group: group, Consumer: consumer, ClaimAfter: time.Minute}
+	for _, e := range edit {
+		e(&cfg)
+	}
+	r, err := streamgroup.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// handler records the batches it gets and acknowledges the entries ack
+// says it finished (all of them when ack is nil).
+type handler struct {
+	mu      sync.Mutex
+	batches [][]string
+	r       *streamgroup.Reader
+	key     string
+	ack     func(id string) bool
+	fail    error
+}
+
+func (h *handler) handle(ctx context.Context, msgs []redis.XMessage) error {
+	h.mu.Lock()
+	var ids, done []string
+	for _, m := range msgs {
+		ids = append(ids, m.ID)
+		if h.ack == nil || h.ack(m.ID) {
+			done = append(done, m.ID)
+		}
+	}
+	h.batches = append(h.batches, ids)
+	fail := h.fail
+	h.mu.Unlock()
+	if fail != nil {
+		return fail
+	}
+	return h.r.Ack(ctx, h.key, done...)
+}
+
+func (h *handler) ids() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Concat(h.batches...)
+}
+
+// pendingAt returns the ids pending at consumer.
+func pendingAt(t *testing.T, rdb redis.UniversalClient, key, consumer string) []string {
+	t.Helper()
+	ps, err := rdb.XPendingExt(context.Background(), &redis.XPendingExtArgs{
+		Stream: key, Group: group, Start: "-", End: "+", Count: 1000, Consumer: consumer,
+	}).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, p := range ps {
+		ids = append(ids, p.ID)
+	}
+	return ids
+}
+
+// countXGroup counts the XGROUP commands sent through rdb.
+type countXGroup struct{ n atomic.Int64 }
+
+func (c *countXGroup) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (c *countXGroup) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if cmd.Name() == "xgroup" {
+			c.n.Add(1)
+		}
+		return next(ctx, cmd)
+	}
+}
+func (c *countXGroup) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// Each Reader asks Redis for the group once, however often it visits; a
+// second replica finds the group there (BUSYGROUP) and reads through it,
+// so the two share the entries instead of each getting all of them.
+func TestGroupCreatedOnce(t *testing.T) {
+	ctx := context.Background()
+	rdb := testRedis(t)
+	var calls countXGroup
+	rdb.AddHook(&calls)
+	key := stream(t)
+	a, b := reader(t, rdb, "a"), reader(t, rdb, "b")
+	ha, hb := &handler{r: a, key: key}, &handler{r: b, key: key}
+	ids := add(t, rdb, key, 5)
+	for range 3 {
+		if _, err := a.Visit(ctx, key, ha.handle); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := calls.n.Load(); n != 1 {
+		t.Fatalf("%d XGROUP calls for three visits, want 1", n)
+	}
+	if _, err := b.Visit(ctx, key, hb.handle); err != nil {
+		t.Fatalf("the second replica's visit: %v", err)
+	}
+	if n := calls.n.Load(); n != 2 {
+		t.Fatalf("%d XGROUP calls for two replicas, want 2", n)
+	}
+	if got := ha.ids(); !slices.Equal(got, ids) {
+		t.Errorf("a read %v, want %v", got, ids)
+	}
+	if got := hb.ids(); len(got) != 0 {
+		t.Errorf("b read %v again", got)
+	}
+	more := add(t, rdb, key, 2)
+	if _, err := b.Visit(ctx, key, hb.handle); err != nil || !slices.Equal(hb.ids(), more) {
+		t.Errorf("b read %v (%v), want %v", hb.ids(), err, more)
+	}
+	groups, err := rdb.XInfoGroups(ctx, key).Result()
+	if err != nil || len(groups) != 1 || groups[0].Name != group {
+		t.Errorf("groups %+v, %v", groups, err)
+	}
+}
+
+// A consumer's entries left pending when it stopped (a failed batch, or
+// a crash) are the first it reads when it starts again under its name.
+func TestOwnPendingReadAfterRestart(t *testing.T) {
+	ctx := context.Background()
+	rdb := testRedis(t)
+	key := stream(t)
+	old := add(t, rdb, key, 3)
+	before := reader(t, rdb, "r1")
+	down := errors.New("sink down")
+	if _, err := before.Visit(ctx, key, (&handler{r: before, key: key, fail: down}).handle); !errors.Is(err, down) {
+		t.Fatalf("visit with a failing handler: %v", err)
+	}
+	if got := pendingAt(t, rdb, key, "r1"); !slices.Equal(got, old) {
+		t.Fatalf("pending at r1: %v, want %v", got, old)
+	}
+	// Another replica leaves them alone: r1 is not idle for ClaimAfter.
+	other := reader(t, rdb, "r2")
+	ho := &handler{r: other, key: key}
+	if _, err := other.Visit(ctx, key, ho.handle); err != nil || len(ho.ids()) != 0 {
+		t.Fatalf("r2 read %v, %v", ho.ids(), err)
+	}
+	newer := add(t, rdb, key, 2)
+	after := reader(t, rdb, "r1") // the restart
+	h := &handler{r: after, key: key}
+	if _, err := after.Visit(ctx, key, h.handle); err != nil {
+		t.Fatal(err)
+	}
+	if len(h.batches) < 2 || !slices.Equal(h.batches[0], old) || !slices.Equal(h.ids(), slices.Concat(old, newer)) {
+		t.Fatalf("batches %v, want %v first, then %v", h.batches, old, newer)
+	}
+	if got := pendingAt(t, rdb, key, "r1"); len(got) != 0 {
+		t.Errorf("still pending: %v", got)
+	}
+}
+
+// Entries the handler leaves pending (a retry not due yet) don't hide
+// the pending entries after them.
+func TestPendingPagesPastUnfinished(t *testing.T) {
+	ctx := context.Background()
+	rdb := testRedis(t)
+	key := stream(t)
+	ids := add(t, rdb, key, 5)
+	r := reader(t, rdb, "r1", func(c *streamgroup.Config) { c.Batch = 2 })
+	none := func(string) bool { return false }
+	if _, err := r.Visit(ctx, key, (&handler{r: r, key: key, ack: none}).handle); err != nil {
+		t.Fatal(err)
+	}
+	// The first two are still backing off; the others are due.
+	h := &handler{r: r, key: key, ack: func(id string) bool { return id != ids[0] && id != ids[1] }}
+	if _, err := r.Visit(ctx, key, h.handle); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(h.ids(), ids) {
+		t.Fatalf("read %v, want %v", h.batches, ids)
+	}
+	if got := pendingAt(t, rdb, key, "r1"); !slices.Equal(got, ids[:2]) {
+		t.Errorf("pending %v, want %v", got, ids[:2])
+	}
+}
+
+// A dead consumer's entries are taken over once Redis has seen them idle
+// for ClaimAfter, not before.
+func TestTakesOverADeadConsumer(t *testing.T) {
+	ctx := context.Background()
+	rdb := testRedis(t)
+	key := stream(t)
+	ids := add(t, rdb, key, 3)
+	dead := reader(t, rdb, "dead")
+	if _, err := dead.Visit(ctx, key, (&handler{r: dead, key: key, ack: func(string) bool { return false }}).handle); err != nil {
+		t.Fatal(err)
+	}
+	live := reader(t, rdb, "live")
+	h := &handler{r: live, key: key}
+	if _, err := live.Visit(ctx, key, h.handle); err != nil || len(h.ids()) != 0 {
+		t.Fatalf("took over %v (%v) before ClaimAfter", h.ids(), err)
+	}
+	// Make Redis see the entries idle for two minutes, past ClaimAfter,
+	// without waiting for it: XCLAIM to the same consumer with IDLE.
+	args := []any{"XCLAIM", key, group, "dead", 0}
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	if err := rdb.Do(ctx, append(args, "IDLE", 2*time.Minute.Milliseconds(), "JUSTID")...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := live.Visit(ctx, key, h.handle); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(h.ids(), ids) {
+		t.Fatalf("took over %v, want %v", h.ids(), ids)
+	}
+	for _, c := range []string{"dead", "live"} {
+		if got := pendingAt(t, rdb, key, c); len(got) != 0 {
+			t.Errorf("pending at %s: %v", c, got)
+		}
+	}
+}
+
+// A stream deleted with its group (by hand, or by a FLUSHDB) and written
+// again is read from its new start within the same visit.
+func TestDeletedStreamRecovers(t *testing.T) {
+	ctx := context.Background()
+	rdb := testRedis(t)
+	key := stream(t)
+	r := reader(t, rdb, "r1")
+	h := &handler{r: r, key: key}
+	add(t, rdb, key, 2)
+	if _, err := r.Visit(ctx, key, h.handle); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.Del(ctx, key).Err(); err != nil {
+		t.Fatal(err)
+	}
+	again := add(t, rdb, key, 3)
+	h2 := &handler{r: r, key: key}
+	if _, err := r.Visit(ctx, key, h2.handle); err != nil {
+		t.Fatalf("visit after the stream was deleted: %v", err)
+	}
+	if !slices.Equal(h2.ids(), again) {
+		t.Fatalf("read %v, want %v", h2.ids(), again)
+	}
+}
+
+// MaxBatches bounds one visit's work; the next visit goes on.
+func TestMaxBatches(t *testing.T) {
+	ctx := context.Background()
+	rdb := testRedis(t)
+	key := stream(t)
+	ids := add(t, rdb, key, 7)
+	r := reader(t, rdb, "r1", func(c *streamgroup.Config) { c.Batch, c.MaxBatches = 2, 2 })
+	h := &handler{r: r, key: key}
+	more, err := r.Visit(ctx, key, h.handle)
+	if err != nil || !more || !slices.Equal(h.ids(), ids[:4]) {
+		t.Fatalf("first visit: more %v, %v, read %v", more, err, h.ids())
+	}
+	more, err = r.Visit(ctx, key, h.handle)
+	if err != nil || more || !slices.Equal(h.ids(), ids) {
+		t.Fatalf("second visit: more %v, %v, read %v", more, err, h.ids())
+	}
+}
+
+func TestConfig(t *testing.T) {
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	defer rdb.Close()
+	ok := streamgroup.Config{Redis: rdb, Group: "g", Consumer: "c", ClaimAfter: time.Second}
+	for i, edit := range []func(*streamgroup.Config){
+		func(c *streamgroup.Config) { c.Redis = nil },
+		func(c *streamgroup.Config) { c.Group = "" },
+		func(c *streamgroup.Config) { c.Consumer = "" },
+		func(c *streamgroup.Config) { c.ClaimAfter = 0 },
+		func(c *streamgroup.Config) { c.MaxBatches = -1 },
+	} {
+		c := ok
+		edit(&c)
+		if _, err := streamgroup.New(c); err == nil {
+			t.Errorf("config %d accepted", i)
+		}
+	}
+	if _, err := streamgroup.New(ok); err != nil {
+		t.Error(err)
+	}
+}
