@@ -102,9 +102,12 @@ func TestCachesActWithinOneSecond(t *testing.T) {
 				t.Fatalf("replica %d a nanosecond before the end: %d %s", i, status, code)
 			}
 		}
+		// The expiry sweep may run at that instant too and end the request
+		// (no_grant from a replica that hears of it or rereads Redis);
+		// either way the call is refused at the window's end exactly.
 		w.clock.Set(*r.ExpiresAt)
 		for i, p := range all {
-			if status, code := p.get("operator", path); status != 403 || code != "grant_expired" {
+			if status, code := p.get("operator", path); status != 403 || code != "grant_expired" && code != "no_grant" {
 				t.Fatalf("replica %d at the end of the window: %d %s", i, status, code)
 			}
 		}
