@@ -10,21 +10,12 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/lockbox-oss/lockbox/api/wire"
 	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/httperr"
 )
-
-// recordPage is the body of GET /v1/audit.
-type recordPage struct {
-	Records    []audit.Record `json:"records"`
-	NextCursor string         `json:"next_cursor,omitempty"`
-}
-
-// recordList is the body of GET /v1/requests/{id}/activity.
-type recordList struct {
-	Records []audit.Record `json:"records"`
-}
 
 // auditFilters are the query parameters GET /v1/audit and
 // GET /v1/audit/export share.
@@ -86,9 +77,9 @@ func (s *server) searchAudit(w http.ResponseWriter, r *http.Request, p identity.
 		return err
 	}
 	if page.Records == nil {
-		page.Records = []audit.Record{}
+		page.Records = []record.Record{}
 	}
-	return writeJSON(w, http.StatusOK, recordPage{Records: page.Records, NextCursor: page.Next})
+	return writeJSON(w, http.StatusOK, wire.RecordPage{Records: page.Records, NextCursor: page.Next})
 }
 
 // exportAudit streams every record of the filtered range as CSV (the
@@ -160,10 +151,10 @@ func (s *server) exportAudit(w http.ResponseWriter, r *http.Request, p identity.
 		w.WriteHeader(http.StatusOK)
 		if format == "csv" {
 			cw = csv.NewWriter(bw)
-			_ = cw.Write(audit.CSVHeader())
+			_ = cw.Write(record.CSVHeader())
 		}
 	}
-	err = s.cfg.Audit.Export(ctx, p, aq, func(rec audit.Record) error {
+	err = s.cfg.Audit.Export(ctx, p, aq, func(rec record.Record) error {
 		if !started {
 			start()
 		}
@@ -219,7 +210,7 @@ func (s *server) requestActivity(w http.ResponseWriter, r *http.Request, p ident
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, recordList{Records: recs})
+	return writeJSON(w, http.StatusOK, wire.RecordList{Records: recs})
 }
 
 // verifyAudit re-computes the tenant's audit hash chain and reports the
@@ -233,5 +224,5 @@ func (s *server) verifyAudit(w http.ResponseWriter, r *http.Request, p identity.
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, v)
+	return writeJSON(w, http.StatusOK, wireVerification(v))
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/internal/fault"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 )
@@ -61,7 +62,7 @@ func (l *Log) Trim(ctx context.Context, tenant string, cutoff time.Time) (int, e
 		}
 		last := -1
 		for i, m := range msgs {
-			var rec struct{ CreationTime Time }
+			var rec struct{ CreationTime record.Time }
 			s, _ := m.Values[field].(string)
 			if json.Unmarshal([]byte(s), &rec) != nil || !rec.CreationTime.Before(cutoff) {
 				break

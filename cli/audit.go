@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/lockbox-oss/lockbox/api/client"
-	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/audit/record"
 )
 
 // auditFlags are the filters "audit search" and "audit export" share.
@@ -195,7 +195,7 @@ func runRequestActivity(e *env, name string, args []string) error {
 
 // recordWriter prints pages of audit records as they come.
 type recordWriter interface {
-	write([]audit.Record) error
+	write([]record.Record) error
 	// close ends the output; next is the cursor of the page after the last.
 	close(next string) error
 }
@@ -203,14 +203,14 @@ type recordWriter interface {
 // tableRecords prints one table per page, sharing the header of the first.
 type tableRecords struct {
 	w    io.Writer
-	recs []audit.Record
+	recs []record.Record
 }
 
-func (t *tableRecords) write(recs []audit.Record) error {
+func (t *tableRecords) write(recs []record.Record) error {
 	t.recs = append(t.recs, recs...)
 	// A table's columns depend on every row: print in chunks so --all
 	// holds at most one page.
-	if len(t.recs) >= audit.MaxLimit {
+	if len(t.recs) >= tableChunk {
 		return t.flush()
 	}
 	return nil
@@ -235,17 +235,17 @@ func (t *tableRecords) close(string) error {
 // jsonRecords prints {"records":[...],"next_cursor":"..."}.
 type jsonRecords struct {
 	w    io.Writer
-	recs []audit.Record
+	recs []record.Record
 }
 
-func (j *jsonRecords) write(recs []audit.Record) error {
+func (j *jsonRecords) write(recs []record.Record) error {
 	j.recs = append(j.recs, recs...)
 	return nil
 }
 
 func (j *jsonRecords) close(next string) error {
 	if j.recs == nil {
-		j.recs = []audit.Record{}
+		j.recs = []record.Record{}
 	}
 	return writeJSON(j.w, client.AuditPage{Records: j.recs, NextCursor: next})
 }
@@ -261,7 +261,7 @@ func newCSVRecords(w io.Writer) *csvRecords {
 	return &csvRecords{cw: cw}
 }
 
-func (c *csvRecords) write(recs []audit.Record) error {
+func (c *csvRecords) write(recs []record.Record) error {
 	for _, r := range recs {
 		b, err := json.Marshal(r)
 		if err != nil {
@@ -344,3 +344,7 @@ func runAuditVerify(e *env, name string, args []string) error {
 	}
 	return nil
 }
+
+// tableChunk is how many records a table of "audit search --all" holds
+// before it is printed: the API's largest page.
+const tableChunk = 1000

@@ -18,9 +18,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lockbox-oss/lockbox/api/wire"
 	"github.com/lockbox-oss/lockbox/audit"
-	"github.com/lockbox-oss/lockbox/grants"
-	"github.com/lockbox-oss/lockbox/tenants"
+	"github.com/lockbox-oss/lockbox/audit/record"
 )
 
 const (
@@ -31,31 +31,31 @@ const (
 
 var t0 = time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)
 
-func sampleRequest() grants.Request {
+func sampleRequest() wire.Request {
 	decide := t0.Add(12 * time.Hour)
 	approved := t0.Add(time.Hour)
 	expires := approved.Add(2 * time.Hour)
-	return grants.Request{
+	return wire.Request{
 		ID: reqID, Tenant: "contoso", Service: "exchange", ServiceRequest: "SR-1001",
-		Reason: "mailbox corrupt", Duration: grants.Duration(2 * time.Hour), Activities: []string{"Get-Mailbox"},
-		Requester: "op@provider.example", State: grants.StateApproved, CreatedAt: t0, DecideBy: &decide,
+		Reason: "mailbox corrupt", Duration: wire.Duration(2 * time.Hour), Activities: []string{"Get-Mailbox"},
+		Requester: "op@provider.example", State: wire.StateApproved, CreatedAt: t0, DecideBy: &decide,
 		ManagerApprover: "mgr@provider.example", Approver: "alice@contoso.com",
 		ApprovedAt: &approved, ExpiresAt: &expires,
-		History: []grants.Event{
-			{Action: grants.ActionCreate, Actor: "op@provider.example", ActorKind: grants.KindProvider, To: grants.StatePendingManager, At: t0, ClientIP: "10.0.0.1"},
-			{Action: grants.ActionApprove, Actor: "alice@contoso.com", ActorKind: grants.KindTenant, From: grants.StatePendingCustomer, To: grants.StateApproved, At: approved, ClientIP: "192.0.2.7", Comment: "go ahead"},
+		History: []wire.Event{
+			{Action: wire.ActionCreate, Actor: "op@provider.example", ActorKind: wire.KindProvider, To: wire.StatePendingManager, At: t0, ClientIP: "10.0.0.1"},
+			{Action: wire.ActionApprove, Actor: "alice@contoso.com", ActorKind: wire.KindTenant, From: wire.StatePendingCustomer, To: wire.StateApproved, At: approved, ClientIP: "192.0.2.7", Comment: "go ahead"},
 		},
 	}
 }
 
-func sampleRecords() []audit.Record {
-	return []audit.Record{{
-		Id: "a1", CreationTime: audit.TimeOf(t0), Operation: audit.OpTenantDecision,
-		OrganizationId: "5e2b7c1a-3f4d-4e8b-9a6c-1d2e3f4a5b6c", RecordType: audit.RecordTypeExchangeAdmin,
-		ResultStatus: audit.ResultSucceeded, UserKey: "alice@contoso.com", UserType: audit.UserTypeAdmin, Version: 1,
+func sampleRecords() []record.Record {
+	return []record.Record{{
+		Id: "a1", CreationTime: record.TimeOf(t0), Operation: record.OpTenantDecision,
+		OrganizationId: "5e2b7c1a-3f4d-4e8b-9a6c-1d2e3f4a5b6c", RecordType: record.RecordTypeExchangeAdmin,
+		ResultStatus: record.ResultSucceeded, UserKey: "alice@contoso.com", UserType: record.UserTypeAdmin, Version: 1,
 		Workload: "exchange", UserId: "alice@contoso.com", ClientIP: "192.0.2.7", ObjectId: reqID,
-		ApprovalDecision: audit.ApprovalApprove, LockboxTenant: "contoso", LockboxRequestId: reqID,
-		Parameters: []audit.Parameter{{Name: "Identity", Value: reqID}, {Name: "ApprovalDecision", Value: audit.ApprovalApprove}},
+		ApprovalDecision: record.ApprovalApprove, LockboxTenant: "contoso", LockboxRequestId: reqID,
+		Parameters: []record.Parameter{{Name: "Identity", Value: reqID}, {Name: "ApprovalDecision", Value: record.ApprovalApprove}},
 	}}
 }
 
@@ -111,16 +111,16 @@ func defaultReply(method, path string, q url.Values, body []byte) reply {
 	switch {
 	case method == "POST" && path == "/v1/requests":
 		r := sampleRequest()
-		r.State, r.History = grants.StatePendingManager, r.History[:1]
+		r.State, r.History = wire.StatePendingManager, r.History[:1]
 		return reply{http.StatusCreated, mustJSON(r)}
 	case method == "GET" && path == "/v1/requests":
-		return ok(map[string]any{"requests": []grants.Request{sampleRequest()}})
+		return ok(map[string]any{"requests": []wire.Request{sampleRequest()}})
 	case method == "GET" && strings.HasPrefix(path, "/v1/requests/") && strings.HasSuffix(path, "/activity"):
 		return ok(map[string]any{"records": sampleRecords()})
 	case strings.HasPrefix(path, "/v1/requests/"):
 		return ok(sampleRequest())
 	case method == "GET" && strings.HasSuffix(path, "/settings"):
-		return ok(tenants.Settings{LockboxEnabled: true, NotificationAddresses: []string{"sec@contoso.com"}})
+		return ok(wire.Settings{LockboxEnabled: true, NotificationAddresses: []string{"sec@contoso.com"}})
 	case method == "PUT" && strings.HasSuffix(path, "/settings"):
 		return reply{http.StatusOK, string(body)}
 	case method == "GET" && strings.HasSuffix(path, "/approvers"):
@@ -229,8 +229,8 @@ func TestCommands(t *testing.T) {
 			wantCalls: []call{{Method: "POST", Path: "/v1/requests",
 				Body: `{"tenant":"contoso","service":"exchange","service_request":"SR-1","reason":"r","duration":"1h30m"}`}},
 			check: func(t *testing.T, out string) {
-				var r grants.Request
-				if err := json.Unmarshal([]byte(out), &r); err != nil || r.ID != reqID || r.State != grants.StatePendingManager {
+				var r wire.Request
+				if err := json.Unmarshal([]byte(out), &r); err != nil || r.ID != reqID || r.State != wire.StatePendingManager {
 					t.Errorf("output %q decoded to %+v, %v", out, r, err)
 				}
 				if !strings.Contains(out, "\n  \"id\"") {
@@ -330,7 +330,7 @@ func TestCommands(t *testing.T) {
 			args:      []string{"request", "list", "-o", "json"},
 			wantCalls: []call{{Method: "GET", Path: "/v1/requests"}},
 			check: func(t *testing.T, out string) {
-				var v struct{ Requests []grants.Request }
+				var v struct{ Requests []wire.Request }
 				if err := json.Unmarshal([]byte(out), &v); err != nil || len(v.Requests) != 1 || v.Requests[0].ID != reqID {
 					t.Errorf("output %q decoded to %+v, %v", out, v, err)
 				}
@@ -556,7 +556,7 @@ func TestCommands(t *testing.T) {
 			args:      []string{"audit", "search", "--tenant", "contoso", "-o", "json"},
 			wantCalls: []call{{Method: "GET", Path: "/v1/audit", Query: "tenant=contoso"}},
 			check: func(t *testing.T, out string) {
-				var v struct{ Records []audit.Record }
+				var v struct{ Records []record.Record }
 				if err := json.Unmarshal([]byte(out), &v); err != nil || !reflect.DeepEqual(v.Records, sampleRecords()) {
 					t.Errorf("output %q decoded to %+v, %v", out, v, err)
 				}
@@ -578,7 +578,7 @@ func TestCommands(t *testing.T) {
 			},
 			check: func(t *testing.T, out string) {
 				var v struct {
-					Records    []audit.Record
+					Records    []record.Record
 					NextCursor string `json:"next_cursor"`
 				}
 				if err := json.Unmarshal([]byte(out), &v); err != nil || len(v.Records) != 2 || v.Records[1].Id != "a2" || v.NextCursor != "" {
@@ -602,7 +602,7 @@ func TestCommands(t *testing.T) {
 				if err != nil || len(rows) != 2 || strings.Join(rows[0], ",") != "CreationTime,UserIds,Operations,AuditData" {
 					t.Fatalf("csv %q: %v", out, err)
 				}
-				if rows[1][0] != "2026-03-04T10:00:00Z" || rows[1][1] != "alice@contoso.com" || rows[1][2] != audit.OpTenantDecision || !sameJSON(rows[1][3], mustJSON(sampleRecords()[0])) {
+				if rows[1][0] != "2026-03-04T10:00:00Z" || rows[1][1] != "alice@contoso.com" || rows[1][2] != record.OpTenantDecision || !sameJSON(rows[1][3], mustJSON(sampleRecords()[0])) {
 					t.Errorf("row = %q", rows[1])
 				}
 			},

@@ -8,8 +8,7 @@ import (
 	"time"
 
 	"github.com/lockbox-oss/lockbox/api/client"
-	"github.com/lockbox-oss/lockbox/grants"
-	"github.com/lockbox-oss/lockbox/tenants"
+	"github.com/lockbox-oss/lockbox/api/wire"
 )
 
 // command is one lockboxctl command.
@@ -196,8 +195,8 @@ Parameter names and values are case-insensitive, as in PowerShell: -approvaldeci
 func isGroup(name string) bool { return groups[name] }
 
 func statesList() string {
-	s := make([]string, len(grants.States))
-	for i, st := range grants.States {
+	s := make([]string, len(wire.States))
+	for i, st := range wire.States {
 		s[i] = string(st)
 	}
 	return strings.Join(s, ", ")
@@ -207,22 +206,22 @@ func statesList() string {
 // Get-AccessToCustomerDataRequest, each with the Lockbox states it means.
 var approvalStatuses = []struct {
 	name   string
-	states []grants.State
+	states []wire.State
 }{
-	{"Pending", []grants.State{grants.StatePendingManager, grants.StatePendingCustomer}},
-	{"Approved", []grants.State{grants.StateApproved}},
-	{"Denied", []grants.State{grants.StateDenied}},
-	{"Canceled", []grants.State{grants.StateCanceled}},
-	{"Expired", []grants.State{grants.StateExpired}},
-	{"Revoked", []grants.State{grants.StateRevoked}},
-	{"Completed", []grants.State{grants.StateCompleted}},
+	{"Pending", []wire.State{wire.StatePendingManager, wire.StatePendingCustomer}},
+	{"Approved", []wire.State{wire.StateApproved}},
+	{"Denied", []wire.State{wire.StateDenied}},
+	{"Canceled", []wire.State{wire.StateCanceled}},
+	{"Expired", []wire.State{wire.StateExpired}},
+	{"Revoked", []wire.State{wire.StateRevoked}},
+	{"Completed", []wire.State{wire.StateCompleted}},
 }
 
 // parseStatus reads a status filter: a PowerShell ApprovalStatus
 // ("Pending" is both pending states) or a Lockbox state, without regard to
 // case, "_" or "-" (PendingCustomer, pending-customer), or the British
 // "Cancelled". It returns the states to list.
-func parseStatus(s string) ([]grants.State, bool) {
+func parseStatus(s string) ([]wire.State, bool) {
 	norm := func(s string) string {
 		return strings.ToLower(strings.NewReplacer("_", "", "-", "", " ", "").Replace(s))
 	}
@@ -238,9 +237,9 @@ func parseStatus(s string) ([]grants.State, bool) {
 			return st.states, true
 		}
 	}
-	for _, st := range grants.States {
+	for _, st := range wire.States {
 		if v == norm(string(st)) {
-			return []grants.State{st}, true
+			return []wire.State{st}, true
 		}
 	}
 	return nil, false
@@ -281,7 +280,7 @@ func (e *env) act(action, id, comment string) error {
 	if err != nil {
 		return err
 	}
-	var r grants.Request
+	var r wire.Request
 	switch action {
 	case "approve":
 		r, err = c.Approve(e.ctx, id, comment)
@@ -301,17 +300,17 @@ func (e *env) act(action, id, comment string) error {
 }
 
 // printRequest prints r; detailed adds its fields and history to the table.
-func (e *env) printRequest(r grants.Request, detailed bool) error {
+func (e *env) printRequest(r wire.Request, detailed bool) error {
 	switch e.g.output {
 	case "json":
 		return writeJSON(e.stdout, r)
 	case "id":
-		return printIDs(e.stdout, []grants.Request{r})
+		return printIDs(e.stdout, []wire.Request{r})
 	}
 	if detailed {
 		return printRequest(e.stdout, r)
 	}
-	return printRequests(e.stdout, []grants.Request{r})
+	return printRequests(e.stdout, []wire.Request{r})
 }
 
 func runRequestCreate(e *env, name string, args []string) error {
@@ -350,9 +349,9 @@ func runRequestCreate(e *env, name string, args []string) error {
 	if err != nil {
 		return err
 	}
-	r, err := c.CreateRequest(e.ctx, grants.CreateInput{
+	r, err := c.CreateRequest(e.ctx, wire.CreateRequest{
 		Tenant: *tenant, Service: *service, ServiceRequest: *sr, Reason: *reason,
-		Duration: grants.Duration(d), Activities: acts,
+		Duration: wire.Duration(d), Activities: acts,
 	})
 	if err != nil {
 		return err
@@ -384,9 +383,9 @@ func (l *listFlags) register(fs *flag.FlagSet, powershell bool) {
 // options returns the list options and the states to list (none: any).
 // stateFlag and afterFlag name the flags in messages, as the command's
 // help spells them.
-func (l *listFlags) options(cmd, stateFlag, afterFlag string) (client.ListOptions, []grants.State, error) {
+func (l *listFlags) options(cmd, stateFlag, afterFlag string) (client.ListOptions, []wire.State, error) {
 	opts := client.ListOptions{Tenant: l.tenant, Limit: l.limit}
-	var states []grants.State
+	var states []wire.State
 	if l.state != "" {
 		var ok bool
 		if states, ok = parseStatus(l.state); !ok {
@@ -434,7 +433,7 @@ func runRequestList(e *env, name string, args []string) error {
 
 // list prints the requests matching opts in any of states (in any state
 // when there are none).
-func (e *env) list(opts client.ListOptions, states []grants.State) error {
+func (e *env) list(opts client.ListOptions, states []wire.State) error {
 	c, err := e.client()
 	if err != nil {
 		return err
@@ -456,14 +455,14 @@ func (e *env) list(opts client.ListOptions, states []grants.State) error {
 // state, so several (PowerShell's "Pending" is two) take a call each; each
 // answer is newest first and at most opts.Limit long, so the newest
 // opts.Limit of their merge are the right ones.
-func listStates(e *env, c *client.Client, opts client.ListOptions, states []grants.State) ([]grants.Request, error) {
+func listStates(e *env, c *client.Client, opts client.ListOptions, states []wire.State) ([]wire.Request, error) {
 	if len(states) <= 1 {
 		if len(states) == 1 {
 			opts.State = states[0]
 		}
 		return c.ListRequests(e.ctx, opts)
 	}
-	var all []grants.Request
+	var all []wire.Request
 	for _, st := range states {
 		opts.State = st
 		reqs, err := c.ListRequests(e.ctx, opts)
@@ -472,7 +471,7 @@ func listStates(e *env, c *client.Client, opts client.ListOptions, states []gran
 		}
 		all = append(all, reqs...)
 	}
-	slices.SortStableFunc(all, func(a, b grants.Request) int {
+	slices.SortStableFunc(all, func(a, b wire.Request) int {
 		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
 			return c
 		}
@@ -528,7 +527,7 @@ func runSettingsGet(e *env, name string, args []string) error {
 	return e.printSettings(pos[0], s)
 }
 
-func (e *env) printSettings(tenant string, s tenants.Settings) error {
+func (e *env) printSettings(tenant string, s wire.Settings) error {
 	if s.NotificationAddresses == nil {
 		s.NotificationAddresses = []string{}
 	}

@@ -9,9 +9,8 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/lockbox-oss/lockbox/audit"
-	"github.com/lockbox-oss/lockbox/grants"
-	"github.com/lockbox-oss/lockbox/tenants"
+	"github.com/lockbox-oss/lockbox/api/wire"
+	"github.com/lockbox-oss/lockbox/audit/record"
 )
 
 // timeLayout shows times in UTC, sortable and unambiguous across the
@@ -89,7 +88,7 @@ func row(w io.Writer, cells ...string) {
 // request stops mattering: for a pending request the time by which its
 // current stage must be decided (or it expires), for an approved one the
 // end of its access window.
-func printRequests(w io.Writer, reqs []grants.Request) error {
+func printRequests(w io.Writer, reqs []wire.Request) error {
 	tw := newTable(w)
 	row(tw, "ID", "TENANT", "SERVICE", "STATE", "REQUESTER", "CREATED", "EXPIRES/DECIDE BY")
 	for _, r := range reqs {
@@ -104,7 +103,7 @@ func printRequests(w io.Writer, reqs []grants.Request) error {
 }
 
 // printIDs prints the requests' ids, one a line (-o id).
-func printIDs(w io.Writer, reqs []grants.Request) error {
+func printIDs(w io.Writer, reqs []wire.Request) error {
 	for _, r := range reqs {
 		if _, err := fmt.Fprintln(w, clean(r.ID)); err != nil {
 			return err
@@ -114,8 +113,8 @@ func printIDs(w io.Writer, reqs []grants.Request) error {
 }
 
 // printRequest prints one request: its row, every field and its history.
-func printRequest(w io.Writer, r grants.Request) error {
-	if err := printRequests(w, []grants.Request{r}); err != nil {
+func printRequest(w io.Writer, r wire.Request) error {
+	if err := printRequests(w, []wire.Request{r}); err != nil {
 		return err
 	}
 	acts := "(the service's pre-approved activities)"
@@ -166,7 +165,7 @@ func onOff(b bool) string {
 	return "off"
 }
 
-func printSettings(w io.Writer, tenant string, s tenants.Settings) error {
+func printSettings(w io.Writer, tenant string, s wire.Settings) error {
 	addrs := "-"
 	if len(s.NotificationAddresses) > 0 {
 		addrs = clean(strings.Join(s.NotificationAddresses, ", "))
@@ -190,7 +189,7 @@ func printApprovers(w io.Writer, users []string) error {
 // printAudit prints audit records with the unified audit log's column
 // names. The tenant is its short name (LockboxTenant): the GUID in
 // OrganizationId is in -o json and csv.
-func printAudit(w io.Writer, recs []audit.Record) error {
+func printAudit(w io.Writer, recs []record.Record) error {
 	tw := newTable(w)
 	row(tw, "CreationTime", "LockboxTenant", "Operation", "UserId", "ApprovalDecision", "ObjectId", "ClientIP")
 	for _, r := range recs {

@@ -6,7 +6,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/lockbox-oss/lockbox/tenants"
+	"github.com/lockbox-oss/lockbox/api/wire"
 )
 
 // The tenant registry: the provider's Lockbox administrators onboard tenants
@@ -66,7 +66,7 @@ func runTenantOnboard(e *env, name string, args []string) error {
 	if err := wantArgs(name, pos, "ID"); err != nil {
 		return err
 	}
-	in := tenants.Onboarding{ID: pos[0], OrganizationID: *orgID, DisplayName: *display,
+	in := wire.Onboarding{ID: pos[0], OrganizationID: *orgID, DisplayName: *display,
 		Domains: slices.Clone([]string(domains)), GlobalAdmins: slices.Clone([]string(admins))}
 	if in.GlobalAdmins == nil {
 		in.GlobalAdmins = []string{}
@@ -161,7 +161,7 @@ func runTenantUpdate(e *env, name string, args []string) error {
 	if err := wantArgs(name, pos, "ID"); err != nil {
 		return err
 	}
-	var u tenants.TenantUpdate
+	var u wire.TenantUpdate
 	if given(fs, "name") {
 		u.DisplayName = display
 	}
@@ -173,7 +173,7 @@ func runTenantUpdate(e *env, name string, args []string) error {
 		a := append([]string{}, admins...)
 		u.GlobalAdmins = &a
 	}
-	if u == (tenants.TenantUpdate{}) {
+	if u == (wire.TenantUpdate{}) {
 		return &usageError{cmd: name, msg: "nothing to change: give --name, --domain or --global-admin"}
 	}
 	c, err := e.client()
@@ -190,7 +190,7 @@ func runTenantUpdate(e *env, name string, args []string) error {
 	return printTenant(e.stdout, t)
 }
 
-func printTenant(w io.Writer, t tenants.Tenant) error {
+func printTenant(w io.Writer, t wire.Tenant) error {
 	admins := "-"
 	if len(t.GlobalAdmins) > 0 {
 		admins = clean(strings.Join(t.GlobalAdmins, ", "))

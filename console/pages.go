@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/httperr"
@@ -179,7 +180,7 @@ func dateRange(fromS, toS string) (from, to time.Time, problem string) {
 
 type requestView struct {
 	requestRow
-	Activity []audit.Record
+	Activity []record.Record
 	Actions  []actionView
 	// SelfFiled tells a manager why they can't approve their own request.
 	SelfFiled bool
@@ -477,7 +478,7 @@ func (c *Console) removeApprover(w http.ResponseWriter, r *http.Request, sess Se
 
 type auditView struct {
 	Filter  auditFilter
-	Records []audit.Record
+	Records []record.Record
 	// Next and Export are query strings built by url.Values.Encode. They
 	// are template.URL because html/template would otherwise escape their
 	// '=' and '&' in an href, and the links would lose every filter (and
@@ -580,9 +581,9 @@ func (c *Console) exportAudit(w http.ResponseWriter, r *http.Request, sess Sessi
 		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 		w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="audit-%s.csv"`, name))
 		w.WriteHeader(http.StatusOK)
-		_ = cw.Write(audit.CSVHeader())
+		_ = cw.Write(record.CSVHeader())
 	}
-	err := c.cfg.Audit.Export(ctx, sess.Principal, aq, func(rec audit.Record) error {
+	err := c.cfg.Audit.Export(ctx, sess.Principal, aq, func(rec record.Record) error {
 		if !started {
 			start()
 		}

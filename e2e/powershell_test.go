@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/grants"
 )
 
@@ -109,7 +110,7 @@ func TestPowerShellVerbs(t *testing.T) {
 		if r.LockboxTenant != "contoso" {
 			t.Errorf("record of %s", r.LockboxTenant)
 		}
-		decision = decision || r.Operation == "Set-AccessToCustomerDataRequest" && r.ApprovalDecision == audit.ApprovalApprove && r.Comment == "go ahead"
+		decision = decision || r.Operation == "Set-AccessToCustomerDataRequest" && r.ApprovalDecision == record.ApprovalApprove && r.Comment == "go ahead"
 		cancel = cancel || r.Operation == "Stop-AccessToCustomerDataRequest" && r.ObjectId == atManager.ID
 	}
 	if !decision || !cancel {
@@ -129,9 +130,9 @@ func TestPowerShellVerbs(t *testing.T) {
 }
 
 // auditNoTenant searches the audit log as user without --tenant.
-func (w *world) auditNoTenant(user string) []audit.Record {
+func (w *world) auditNoTenant(user string) []record.Record {
 	w.t.Helper()
-	var out struct{ Records []audit.Record }
+	var out struct{ Records []record.Record }
 	w.ok(user, &out, "audit", "search")
 	return out.Records
 }

@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/identity"
 )
 
@@ -16,7 +17,7 @@ import (
 // not search the tenant's whole log but does see what was done under a
 // request they decided. The log is read as the provider's auditor would,
 // then tenant users get the tenant view of each record.
-func (s *Store) Activity(ctx context.Context, p identity.Principal, id string) (Request, []audit.Record, error) {
+func (s *Store) Activity(ctx context.Context, p identity.Principal, id string) (Request, []record.Record, error) {
 	req, err := s.Get(ctx, p, id)
 	if err != nil {
 		return Request{}, nil, err
@@ -28,8 +29,8 @@ func (s *Store) Activity(ctx context.Context, p identity.Principal, id string) (
 	if !req.CreatedAt.IsZero() {
 		q.From = req.CreatedAt.Add(-audit.ClockSkew)
 	}
-	recs := []audit.Record{}
-	err = s.cfg.Audit.Export(ctx, reader, q, func(rec audit.Record) error {
+	recs := []record.Record{}
+	err = s.cfg.Audit.Export(ctx, reader, q, func(rec record.Record) error {
 		if !p.IsProvider() {
 			rec = rec.TenantView()
 		}
