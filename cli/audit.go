@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"encoding/csv"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -251,34 +249,15 @@ func (j *jsonRecords) close(next string) error {
 }
 
 // csvRecords prints the columns of the Microsoft 365 audit log export.
-type csvRecords struct {
-	cw *csv.Writer
-}
+type csvRecords struct{ x *record.ExportWriter }
 
 func newCSVRecords(w io.Writer) *csvRecords {
-	cw := csv.NewWriter(w)
-	_ = cw.Write([]string{"CreationTime", "UserIds", "Operations", "AuditData"})
-	return &csvRecords{cw: cw}
+	return &csvRecords{x: record.NewExportWriter(w, record.ExportCSV)}
 }
 
-func (c *csvRecords) write(recs []record.Record) error {
-	for _, r := range recs {
-		b, err := json.Marshal(r)
-		if err != nil {
-			return err
-		}
-		if err := c.cw.Write([]string{r.CreationTime.UTC().Format(time.RFC3339Nano), r.UserId, r.Operation, string(b)}); err != nil {
-			return err
-		}
-	}
-	c.cw.Flush()
-	return c.cw.Error()
-}
+func (c *csvRecords) write(recs []record.Record) error { return c.x.WriteAll(recs) }
 
-func (c *csvRecords) close(string) error {
-	c.cw.Flush()
-	return c.cw.Error()
-}
+func (c *csvRecords) close(string) error { return c.x.Finish(nil) }
 
 // extraOutputs lists the commands that print each output format besides
 // table and json: csv is audit records, id the ids of the requests a

@@ -1,9 +1,9 @@
 package console
 
 import (
-	"bufio"
+	"cmp"
 	"context"
-	"encoding/csv"
+	"errors"
 	"fmt"
 	"html/template"
 	"net/http"
@@ -558,52 +558,22 @@ func (c *Console) exportAudit(w http.ResponseWriter, r *http.Request, sess Sessi
 		return httperr.New(http.StatusBadRequest, "invalid_range", "%s", problem)
 	}
 	aq.Cursor, aq.Limit = "", 0
+	name := cmp.Or(f.Tenant, "all-tenants")
 	// The page deadline is for single calls; an export may take longer,
 	// until the browser goes away.
-	ctx := context.WithoutCancel(r.Context())
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := record.ExportContext(r.Context())
 	defer cancel()
-	stop := context.AfterFunc(r.Context(), func() {
-		if r.Context().Err() == context.Canceled {
-			cancel()
-		}
-	})
-	defer stop()
-	bw := bufio.NewWriterSize(w, 32<<10)
-	cw := csv.NewWriter(bw)
-	started := false
-	start := func() {
-		started = true
-		name := f.Tenant
-		if name == "" {
-			name = "all-tenants"
-		}
-		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	x := record.NewExportWriter(w, record.ExportCSV)
+	x.Begin = func() {
+		w.Header().Set("Content-Type", record.ExportCSV.ContentType())
 		w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="audit-%s.csv"`, name))
 		w.WriteHeader(http.StatusOK)
-		_ = cw.Write(record.CSVHeader())
 	}
-	err := c.cfg.Audit.Export(ctx, sess.Principal, aq, func(rec record.Record) error {
-		if !started {
-			start()
-		}
-		row, err := rec.CSVRow()
-		if err != nil {
-			return err
-		}
-		return cw.Write(row)
-	})
-	if !started {
-		if err != nil {
-			return err
-		}
-		start()
-	}
-	cw.Flush()
-	_ = bw.Flush()
-	if err != nil {
-		c.log.ErrorContext(r.Context(), "console: audit export ended early", "tenant", f.Tenant, "error", err)
+	x.Flush = http.NewResponseController(w).Flush
+	err := x.Finish(c.cfg.Audit.Export(ctx, sess.Principal, aq, x.Write))
+	if errors.Is(err, record.ErrExportCut) {
+		c.log.ErrorContext(r.Context(), "console: audit export ended early", "tenant", f.Tenant, "records", x.Records(), "error", err)
 		panic(http.ErrAbortHandler) // the browser must see a broken download, not a short one
 	}
-	return nil
+	return err
 }
