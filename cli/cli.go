@@ -62,10 +62,14 @@ const (
 // exit code: 0 on success, 1 when the call failed, 2 for a usage error.
 // getenv reads the environment (os.Getenv in production).
 func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	return runWith(ctx, args, getenv, stdout, stderr, sessionDeps{})
+}
+
+func runWith(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, session sessionDeps) int {
 	if getenv == nil {
 		getenv = func(string) string { return "" }
 	}
-	e := &env{ctx: ctx, getenv: getenv, stdout: stdout, stderr: stderr}
+	e := &env{ctx: ctx, getenv: getenv, stdout: stdout, stderr: stderr, session: session}
 	e.g.output = "table"
 	e.g.addr = getenv(EnvAddr)
 	if e.g.addr == "" {
@@ -82,6 +86,8 @@ type env struct {
 	g              globals
 	// cmd is the command being run.
 	cmd string
+	// session serves login, logout and the stored token.
+	session sessionDeps
 }
 
 // globals are the flags every command accepts, before or after its name.
@@ -169,7 +175,7 @@ func (e *env) report(err error) int {
 }
 
 // client returns an API client for the global flags, with the token from
-// --token-file or LOCKBOX_TOKEN.
+// --token-file, LOCKBOX_TOKEN or lockboxctl login, in that order.
 func (e *env) client() (*client.Client, error) {
 	if err := e.checkOutput(); err != nil {
 		return nil, err
@@ -197,11 +203,10 @@ func (e *env) token() (string, error) {
 		}
 		return tok, nil
 	}
-	tok := strings.TrimRight(e.getenv(EnvToken), " \t\r\n")
-	if tok == "" {
-		return "", fmt.Errorf("no token: set %s or pass --token-file FILE (with `lockbox dev`, use one of the tokens it prints)", EnvToken)
+	if tok := strings.TrimRight(e.getenv(EnvToken), " \t\r\n"); tok != "" {
+		return tok, nil
 	}
-	return tok, nil
+	return e.storedToken()
 }
 
 // dispatch walks the command words, accepting global flags at every level.

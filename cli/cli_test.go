@@ -172,7 +172,8 @@ func run(t *testing.T, args []string, env map[string]string, replies map[string]
 		t.Fatal(err)
 	}
 	expand := strings.NewReplacer("$ADDR", srv.URL, "$HOSTPORT", strings.TrimPrefix(srv.URL, "http://"), "$TOKENFILE", tokenFile).Replace
-	full := map[string]string{EnvAddr: srv.URL, EnvToken: envToken}
+	// Never the real user's stored token.
+	full := map[string]string{EnvAddr: srv.URL, EnvToken: envToken, EnvConfigDir: t.TempDir()}
 	for k, v := range env {
 		full[k] = expand(v)
 	}

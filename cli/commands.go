@@ -183,6 +183,8 @@ Parameter names and values are case-insensitive, as in PowerShell: -approvaldeci
 	// The tenant registry's commands come first among the tenant ones.
 	at := slices.IndexFunc(commands, func(c *command) bool { return c.name == "tenant settings get" })
 	commands = slices.Insert(commands, at, tenantCommands...)
+	at = slices.IndexFunc(commands, func(c *command) bool { return c.name == "help" })
+	commands = slices.Insert(commands, at, sessionCommands...)
 	for _, c := range commands {
 		commandByName[c.name] = c
 		words := strings.Fields(c.name)
@@ -800,7 +802,8 @@ const globalUsage = `Global flags (before or after the command):
                            request activity
   --addr URL               Lockbox API address, a URL or host:port (http) (default
                            $LOCKBOX_ADDR, else ` + DefaultAddr + `)
-  --token-file FILE        file holding your bearer token (default $LOCKBOX_TOKEN)
+  --token-file FILE        file holding your bearer token (default $LOCKBOX_TOKEN, else the
+                           token lockboxctl login stored for this server)
   -h, --help               show help
 
 An https API with a private CA: $LOCKBOX_CA_FILE (PEM CA certificates). One that requires

@@ -86,8 +86,12 @@ func (tb *tab) signInThrough(what, who string, start chromedp.Action[chromedp.Vo
 	tb.t.Helper()
 	// Several navigations in a row (the identity provider's redirects,
 	// then the "Signed in" page's refresh): where they end is awaited.
+	// The mark is gone once a new document has loaded: a sign-in started on
+	// /console/signin must not count as ended there before it left.
+	tb.step("mark the page the sign-in starts from", chromedp.Evaluate[chromedp.Void](`window.__signinStarted = true`))
 	tb.step(what, start)
-	tb.waitFor("the admin center after the identity provider", `location.pathname === "/console/requests" || location.pathname === "/console/signin"`)
+	tb.waitFor("the admin center after the identity provider",
+		`window.__signinStarted !== true && (location.pathname === "/console/requests" || location.pathname === "/console/signin")`)
 	tb.checkAccessible()
 	tb.signedIn(who)
 }

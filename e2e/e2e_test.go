@@ -188,7 +188,8 @@ func startIn(t *testing.T, dir string, key ed25519.PrivateKey, rdb map[string]st
 func (w *world) ctl(user string, args ...string) (int, string, string) {
 	w.t.Helper()
 	var out, errb bytes.Buffer
-	env := map[string]string{"LOCKBOX_ADDR": w.addr, "LOCKBOX_TOKEN": w.tokens[user]}
+	// LOCKBOX_CONFIG_DIR: never the real user's stored token.
+	env := map[string]string{"LOCKBOX_ADDR": w.addr, "LOCKBOX_TOKEN": w.tokens[user], "LOCKBOX_CONFIG_DIR": filepath.Join(w.dir, "lockboxctl")}
 	code := cli.Run(context.Background(), args, func(k string) string { return env[k] }, &out, &errb)
 	return code, out.String(), errb.String()
 }

@@ -6,8 +6,10 @@
 // issuer, as a provider's and its tenants' identity providers would.
 //
 // Nobody types a password: the authorization endpoint signs in the user a
-// test queued (QueueUser), and a device code is approved by the test
-// (ApproveDevice). Tokens are signed with go-jose.
+// test queued (QueueUser), and a device code is approved, denied or slowed
+// down by the test (ApproveDevice, DenyDevice, SlowDownDevice). Besides the
+// confidential client (an admin center), a public one (a command line)
+// can be registered. Tokens are signed with go-jose.
 package oidctest
 
 import (
@@ -47,8 +49,16 @@ const (
 
 // Config configures a Provider. The zero value works.
 type Config struct {
-	// ClientID and ClientSecret are the one registered client's.
+	// ClientID and ClientSecret are the registered confidential client's.
 	ClientID, ClientSecret string
+	// PublicClientID, when set, registers a second client, public as a
+	// native app such as a command line is (RFC 8252): it has no secret, so
+	// its id alone names it for every grant, and PKCE guards its codes.
+	// Codes and refresh tokens are bound to the client they were issued to.
+	PublicClientID string
+	// NoDeviceFlow leaves the device authorization endpoint out of the
+	// discovery document, and serves none, as providers without RFC 8628 do.
+	NoDeviceFlow bool
 	// Audience is the "aud" of access tokens (ID tokens' is the client id).
 	Audience string
 	// TTL is every token's lifetime.
@@ -89,6 +99,7 @@ type signingKey struct {
 
 // grant is what a code or refresh token stands for.
 type grant struct {
+	clientID    string
 	user        User
 	redirectURI string
 	challenge   string
@@ -98,12 +109,15 @@ type grant struct {
 }
 
 type deviceGrant struct {
+	clientID string
 	userCode string
 	scope    string
 	expires  time.Time
 	user     *User // set once approved
 	denied   bool
 	used     bool
+	slowDown bool        // the next poll is answered slow_down
+	polls    []time.Time // when the client polled, on the provider's clock
 }
 
 // Start runs a provider until the test ends.
@@ -144,7 +158,9 @@ func New(cfg Config) (*Provider, error) {
 	mux.HandleFunc("GET /jwks", p.jwks)
 	mux.HandleFunc("GET /authorize", p.authorize)
 	mux.HandleFunc("POST /token", p.token)
-	mux.HandleFunc("POST /device_authorization", p.deviceAuthorization)
+	if !cfg.NoDeviceFlow {
+		mux.HandleFunc("POST /device_authorization", p.deviceAuthorization)
+	}
 	p.srv = httptest.NewUnstartedServer(mux)
 	if cfg.Listener != nil {
 		p.srv.Listener.Close()
@@ -174,6 +190,9 @@ func (p *Provider) DeviceAuthorizationEndpoint() string { return p.srv.URL + "/d
 
 // ClientID is the registered client's id.
 func (p *Provider) ClientID() string { return p.cfg.ClientID }
+
+// PublicClientID is the public client's id, "" when there is none.
+func (p *Provider) PublicClientID() string { return p.cfg.PublicClientID }
 
 // ClientSecret is the registered client's secret.
 func (p *Provider) ClientSecret() string { return p.cfg.ClientSecret }
@@ -275,7 +294,7 @@ func (p *Provider) accessClaims(u User, scope string) map[string]any {
 }
 
 func (p *Provider) discovery(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{
+	doc := map[string]any{
 		"issuer":                                         p.Issuer(),
 		"authorization_endpoint":                         p.AuthorizationEndpoint(),
 		"token_endpoint":                                 p.TokenEndpoint(),
@@ -289,7 +308,12 @@ func (p *Provider) discovery(w http.ResponseWriter, _ *http.Request) {
 		"token_endpoint_auth_methods_supported":          []string{"client_secret_basic", "client_secret_post", "none"},
 		"scopes_supported":                               []string{"openid", "profile", "email", "offline_access"},
 		"authorization_response_iss_parameter_supported": true,
-	})
+	}
+	if p.cfg.NoDeviceFlow {
+		delete(doc, "device_authorization_endpoint")
+		doc["grant_types_supported"] = []string{"authorization_code", "refresh_token"}
+	}
+	writeJSON(w, http.StatusOK, doc)
 }
 
 func (p *Provider) jwks(w http.ResponseWriter, _ *http.Request) {
@@ -308,7 +332,8 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	redirect := q.Get("redirect_uri")
 	ru, err := url.Parse(redirect)
-	if q.Get("client_id") != p.cfg.ClientID || err != nil || !ru.IsAbs() {
+	clientID := q.Get("client_id")
+	if !p.registered(clientID) || err != nil || !ru.IsAbs() {
 		// Never redirect to an unverified URI: show the error instead.
 		oauthError(w, http.StatusBadRequest, "invalid_request", "unknown client or bad redirect_uri")
 		return
@@ -345,7 +370,7 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 	u := p.queue[0]
 	p.queue = p.queue[1:]
 	code := rand.Text()
-	p.codes[code] = &grant{user: u, redirectURI: redirect, challenge: q.Get("code_challenge"),
+	p.codes[code] = &grant{clientID: clientID, user: u, redirectURI: redirect, challenge: q.Get("code_challenge"),
 		nonce: q.Get("nonce"), scope: q.Get("scope"), expires: p.cfg.Now().Add(time.Minute)}
 	p.mu.Unlock()
 	back(url.Values{"code": {code}})
@@ -359,45 +384,56 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 	}
 	grantType := r.PostForm.Get("grant_type")
 	// A device client is public (a CLI keeps no secret); the code and
-	// refresh grants are the confidential client's.
-	if !p.clientAuthenticated(r, grantType == DeviceGrantType) {
+	// refresh grants are the confidential client's, or the public one's.
+	clientID, ok := p.clientAuthenticated(r, grantType == DeviceGrantType)
+	if !ok {
 		oauthError(w, http.StatusUnauthorized, "invalid_client", "client authentication failed")
 		return
 	}
 	switch grantType {
 	case "authorization_code":
-		p.redeemCode(w, r)
+		p.redeemCode(w, r, clientID)
 	case "refresh_token":
-		p.redeemRefresh(w, r)
+		p.redeemRefresh(w, r, clientID)
 	case DeviceGrantType:
-		p.redeemDevice(w, r)
+		p.redeemDevice(w, r, clientID)
 	default:
 		oauthError(w, http.StatusBadRequest, "unsupported_grant_type", grantType)
 	}
 }
 
-func (p *Provider) clientAuthenticated(r *http.Request, public bool) bool {
+// registered reports whether id names one of the provider's clients.
+func (p *Provider) registered(id string) bool {
+	return id != "" && (id == p.cfg.ClientID || id == p.cfg.PublicClientID)
+}
+
+// clientAuthenticated returns the client a token request comes from and
+// whether it proved it is that client. public lets the confidential
+// client go without its secret (the device grant's rule).
+func (p *Provider) clientAuthenticated(r *http.Request, public bool) (string, bool) {
 	id, secret, basic := r.BasicAuth()
 	if !basic {
 		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
 	}
-	if id != p.cfg.ClientID {
-		return false
+	switch {
+	case !p.registered(id):
+		return "", false
+	case id == p.cfg.PublicClientID:
+		return id, secret == ""
+	case public && secret == "":
+		return id, true
 	}
-	if public && secret == "" {
-		return true
-	}
-	return subtle.ConstantTimeCompare([]byte(secret), []byte(p.cfg.ClientSecret)) == 1
+	return id, subtle.ConstantTimeCompare([]byte(secret), []byte(p.cfg.ClientSecret)) == 1
 }
 
-func (p *Provider) redeemCode(w http.ResponseWriter, r *http.Request) {
+func (p *Provider) redeemCode(w http.ResponseWriter, r *http.Request, clientID string) {
 	code := r.PostForm.Get("code")
 	p.mu.Lock()
 	g := p.codes[code]
 	delete(p.codes, code) // used once, even when the exchange fails
 	p.mu.Unlock()
 	switch {
-	case g == nil || p.cfg.Now().After(g.expires):
+	case g == nil || p.cfg.Now().After(g.expires) || g.clientID != clientID:
 		oauthError(w, http.StatusBadRequest, "invalid_grant", "unknown, used or expired code")
 		return
 	case r.PostForm.Get("redirect_uri") != g.redirectURI:
@@ -412,13 +448,13 @@ func (p *Provider) redeemCode(w http.ResponseWriter, r *http.Request) {
 	p.issue(w, g, true)
 }
 
-func (p *Provider) redeemRefresh(w http.ResponseWriter, r *http.Request) {
+func (p *Provider) redeemRefresh(w http.ResponseWriter, r *http.Request, clientID string) {
 	rt := r.PostForm.Get("refresh_token")
 	p.mu.Lock()
 	g := p.refresh[rt]
 	delete(p.refresh, rt)
 	p.mu.Unlock()
-	if g == nil {
+	if g == nil || g.clientID != clientID {
 		oauthError(w, http.StatusBadRequest, "invalid_grant", "unknown or used refresh token")
 		return
 	}
@@ -446,7 +482,7 @@ func (p *Provider) issue(w http.ResponseWriter, g *grant, withNonce bool) {
 	}
 	rt := rand.Text()
 	p.mu.Lock()
-	p.refresh[rt] = &grant{user: g.user, scope: g.scope}
+	p.refresh[rt] = &grant{clientID: g.clientID, user: g.user, scope: g.scope}
 	p.mu.Unlock()
 	resp["refresh_token"] = rt
 	writeJSON(w, http.StatusOK, resp)
@@ -454,14 +490,19 @@ func (p *Provider) issue(w http.ResponseWriter, g *grant, withNonce bool) {
 
 // deviceAuthorization starts a device flow (RFC 8628 section 3.1).
 func (p *Provider) deviceAuthorization(w http.ResponseWriter, r *http.Request) {
-	if err := r.ParseForm(); err != nil || !p.clientAuthenticated(r, true) {
+	if err := r.ParseForm(); err != nil {
+		oauthError(w, http.StatusBadRequest, "invalid_request", "bad form")
+		return
+	}
+	clientID, ok := p.clientAuthenticated(r, true)
+	if !ok {
 		oauthError(w, http.StatusUnauthorized, "invalid_client", "client authentication failed")
 		return
 	}
 	device, user := rand.Text(), strings.ToUpper(rand.Text()[:8])
 	user = user[:4] + "-" + user[4:]
 	p.mu.Lock()
-	p.devices[device] = &deviceGrant{userCode: user, scope: r.PostForm.Get("scope"), expires: p.cfg.Now().Add(p.cfg.TTL)}
+	p.devices[device] = &deviceGrant{clientID: clientID, userCode: user, scope: r.PostForm.Get("scope"), expires: p.cfg.Now().Add(p.cfg.TTL)}
 	p.byUser[user] = device
 	p.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]any{
@@ -477,6 +518,24 @@ func (p *Provider) deviceAuthorization(w http.ResponseWriter, r *http.Request) {
 // as u would at the verification URI.
 func (p *Provider) ApproveDevice(userCode string, u User) error {
 	return p.decideDevice(userCode, func(d *deviceGrant) { d.user = &u })
+}
+
+// SlowDownDevice makes the provider answer the next poll of the device flow
+// whose user code is userCode with slow_down, as a provider that finds the
+// client polling too often does; the client must then poll 5 s less often.
+func (p *Provider) SlowDownDevice(userCode string) error {
+	return p.decideDevice(userCode, func(d *deviceGrant) { d.slowDown = true })
+}
+
+// DevicePolls returns when the client polled for the device flow whose
+// user code is userCode, on the provider's clock.
+func (p *Provider) DevicePolls(userCode string) []time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if d := p.devices[p.byUser[userCode]]; d != nil {
+		return slices.Clone(d.polls)
+	}
+	return nil
 }
 
 // DenyDevice refuses the device flow whose user code is userCode.
@@ -496,7 +555,7 @@ func (p *Provider) decideDevice(userCode string, decide func(*deviceGrant)) erro
 }
 
 // redeemDevice is the token request of a device flow (RFC 8628 section 3.4).
-func (p *Provider) redeemDevice(w http.ResponseWriter, r *http.Request) {
+func (p *Provider) redeemDevice(w http.ResponseWriter, r *http.Request, clientID string) {
 	p.mu.Lock()
 	d := p.devices[r.PostForm.Get("device_code")]
 	var (
@@ -504,9 +563,15 @@ func (p *Provider) redeemDevice(w http.ResponseWriter, r *http.Request) {
 		scope  string
 		status string
 	)
+	if d != nil && d.clientID == clientID {
+		d.polls = append(d.polls, p.cfg.Now())
+	}
 	switch {
-	case d == nil || d.used:
+	case d == nil || d.used || d.clientID != clientID:
 		status = "invalid_grant"
+	case d.slowDown:
+		d.slowDown = false
+		status = "slow_down"
 	case p.cfg.Now().After(d.expires):
 		status = "expired_token"
 	case d.denied:
@@ -522,7 +587,7 @@ func (p *Provider) redeemDevice(w http.ResponseWriter, r *http.Request) {
 		oauthError(w, http.StatusBadRequest, status, "")
 		return
 	}
-	p.issue(w, &grant{user: u, scope: scope}, false)
+	p.issue(w, &grant{clientID: clientID, user: u, scope: scope}, false)
 }
 
 func oauthError(w http.ResponseWriter, status int, code, desc string) {

@@ -195,3 +195,75 @@ func TestKeyRotation(t *testing.T) {
 		t.Fatalf("after retiring: %v", got)
 	}
 }
+
+// TestPublicClient: the public client needs no secret, and what it was
+// issued (codes, refresh tokens) is its own: the confidential client can't
+// redeem it, nor it what was issued to the confidential client.
+func TestPublicClient(t *testing.T) {
+	p := oidctest.Start(t, oidctest.Config{PublicClientID: "cli"})
+	ctx := context.Background()
+	_, conf := oauthConfig(t, p, ctx)
+	pub := *conf
+	pub.ClientID, pub.ClientSecret = "cli", ""
+	pub.Endpoint.AuthStyle = oauth2.AuthStyleInParams
+	verifier := oauth2.GenerateVerifier()
+	u := oidctest.User{Subject: "alice"}
+
+	p.QueueUser(u)
+	q := authorize(t, pub.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier)))
+	if _, err := conf.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(verifier)); err == nil || !strings.Contains(err.Error(), "invalid_grant") {
+		t.Fatalf("the confidential client redeemed the public client's code: %v", err)
+	}
+	p.QueueUser(u)
+	q = authorize(t, pub.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier)))
+	tok, err := pub.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil || tok.RefreshToken == "" {
+		t.Fatalf("the public client's exchange: %+v %v", tok, err)
+	}
+	if _, err := conf.TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); err == nil {
+		t.Fatal("the confidential client used the public client's refresh token")
+	}
+	// (That attempt spent it: refresh tokens are used once.)
+	p.QueueUser(u)
+	q = authorize(t, pub.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier)))
+	if tok, err = pub.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(verifier)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pub.TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); err != nil {
+		t.Fatalf("the public client's refresh: %v", err)
+	}
+
+	// And the other way round.
+	p.QueueUser(u)
+	q = authorize(t, conf.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier)))
+	if _, err := pub.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(verifier)); err == nil {
+		t.Fatal("the public client redeemed the confidential client's code")
+	}
+	// A secret doesn't make the public client confidential.
+	bad := pub
+	bad.ClientSecret = p.ClientSecret()
+	p.QueueUser(u)
+	q = authorize(t, pub.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier)))
+	if _, err := bad.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(verifier)); err == nil || !strings.Contains(err.Error(), "invalid_client") {
+		t.Fatalf("the public client with a secret: %v", err)
+	}
+}
+
+func TestNoDeviceFlow(t *testing.T) {
+	p := oidctest.Start(t, oidctest.Config{NoDeviceFlow: true})
+	op, err := oidc.NewProvider(context.Background(), p.Issuer())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if op.Endpoint().DeviceAuthURL != "" {
+		t.Fatalf("discovery names a device endpoint: %s", op.Endpoint().DeviceAuthURL)
+	}
+	resp, err := http.Post(p.DeviceAuthorizationEndpoint(), "application/x-www-form-urlencoded", strings.NewReader("client_id=lockbox"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound && resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Fatalf("device endpoint: %s", resp.Status)
+	}
+}

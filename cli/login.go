@@ -1,0 +1,220 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/lockbox-oss/lockbox/cli/login"
+)
+
+// EnvConfigDir names lockboxctl's own directory, where `lockboxctl login`
+// keeps tokens; the lockbox directory in the user's config directory when
+// unset.
+const EnvConfigDir = "LOCKBOX_CONFIG_DIR"
+
+// sessionDeps are what signing in needs from outside; the zero value is
+// the real clock, timers and a default HTTP client. Tests set them.
+type sessionDeps struct {
+	now   func() time.Time
+	sleep func(context.Context, time.Duration) error
+	http  *http.Client
+}
+
+func (d sessionDeps) clock() time.Time {
+	if d.now != nil {
+		return d.now()
+	}
+	return time.Now()
+}
+
+// sessionCommands are login and logout; the command table takes them.
+var sessionCommands = []*command{
+	{
+		name:     "login",
+		synopsis: "--issuer URL --client-id ID [--scope S]...",
+		summary:  "sign in at your identity provider and keep the token for this Lockbox server",
+		flags: `--issuer URL             the identity provider's issuer: your organization's, or the
+                         provider's for its staff
+--client-id ID           lockboxctl's client id there (a public client: no secret)
+--scope S                a scope to ask for besides openid and offline_access, e.g. the
+                         Lockbox API's; repeat or separate with commas
+The device flow is used where the identity provider offers it (enter the code shown at the
+address shown, on any device); otherwise open the address shown in a browser on this machine.`,
+		run: runLogin,
+	},
+	{
+		name:    "logout",
+		summary: "sign out: remove the token login stored for this Lockbox server",
+		run:     runLogout,
+	},
+}
+
+// server is the Lockbox API this run talks to, as tokens are stored.
+func (e *env) server() (string, error) { return login.ServerKey(apiURL(e.g.addr)) }
+
+func (e *env) tokenStore() (login.Store, error) {
+	if d := strings.TrimSpace(e.getenv(EnvConfigDir)); d != "" {
+		return login.Store{Dir: d}, nil
+	}
+	d, err := login.DefaultDir()
+	if err != nil {
+		return login.Store{}, err
+	}
+	return login.Store{Dir: d}, nil
+}
+
+func runLogin(e *env, name string, args []string) error {
+	fs := e.flagSet(name)
+	var (
+		issuer, clientID string
+		scopes           listValue
+	)
+	fs.StringVar(&issuer, "issuer", "", "")
+	fs.StringVar(&clientID, "client-id", "", "")
+	fs.Var(&scopes, "scope", "")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return flagError(name, err)
+	}
+	if err := wantArgs(name, pos); err != nil {
+		return err
+	}
+	switch {
+	case strings.TrimSpace(issuer) == "":
+		return &usageError{cmd: name, msg: "missing --issuer"}
+	case strings.TrimSpace(clientID) == "":
+		return &usageError{cmd: name, msg: "missing --client-id"}
+	}
+	server, err := e.server()
+	if err != nil {
+		return err
+	}
+	store, err := e.tokenStore()
+	if err != nil {
+		return err
+	}
+	iss, err := login.Discover(e.ctx, e.session.http, issuer)
+	if err != nil {
+		return err
+	}
+	flow := &login.Flow{
+		Issuer: iss, ClientID: strings.TrimSpace(clientID), Scopes: append(append([]string(nil), login.DefaultScopes...), scopes...),
+		HTTP: e.session.http, Now: e.session.now, Sleep: e.session.sleep,
+		Tell: func(p login.Prompt) {
+			// Prompts go to stderr, so stdout stays the command's result.
+			if p.UserCode != "" {
+				fmt.Fprintf(e.stderr, "To sign in, open %s and enter the code %s\n", clean(p.VerificationURI), clean(p.UserCode))
+				if p.VerificationURIComplete != "" {
+					fmt.Fprintf(e.stderr, "(or open %s)\n", clean(p.VerificationURIComplete))
+				}
+				fmt.Fprintln(e.stderr, "Waiting for the sign-in to be approved...")
+				return
+			}
+			fmt.Fprintf(e.stderr, "To sign in, open this address in a browser on this machine:\n\n  %s\n\nWaiting for the sign-in...\n", clean(p.URL))
+		},
+	}
+	tok, err := flow.Run(e.ctx)
+	switch {
+	case errors.Is(err, login.ErrDenied):
+		return fmt.Errorf("%w at %s", err, iss.URL)
+	case errors.Is(err, login.ErrExpired):
+		return fmt.Errorf("%w: run lockboxctl login again", err)
+	case err != nil:
+		return err
+	}
+	tok.Server = server
+	if err := store.Save(tok); err != nil {
+		return err
+	}
+	until := ""
+	if !tok.Expiry.IsZero() {
+		until = fmt.Sprintf("; it expires at %s", tok.Expiry.Local().Format(time.RFC3339))
+		if tok.RefreshToken != "" {
+			until += " and is refreshed as needed"
+		}
+	}
+	_, err = fmt.Fprintf(e.stdout, "Signed in to %s through %s. The token is stored in %s%s.\n",
+		clean(server), clean(iss.URL), clean(store.Path(server)), until)
+	return err
+}
+
+func runLogout(e *env, name string, args []string) error {
+	fs := e.flagSet(name)
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return flagError(name, err)
+	}
+	if err := wantArgs(name, pos); err != nil {
+		return err
+	}
+	server, err := e.server()
+	if err != nil {
+		return err
+	}
+	store, err := e.tokenStore()
+	if err != nil {
+		return err
+	}
+	removed, err := store.Remove(server)
+	if err != nil {
+		return err
+	}
+	if !removed {
+		_, err = fmt.Fprintf(e.stdout, "Not signed in to %s.\n", clean(server))
+		return err
+	}
+	_, err = fmt.Fprintf(e.stdout, "Signed out of %s: removed %s.\n", clean(server), clean(store.Path(server)))
+	return err
+}
+
+// errNotSignedIn: neither a token flag nor variable, nor a stored token.
+var errNotSignedIn = fmt.Errorf("no token: set %s or pass --token-file FILE, or run lockboxctl login (with `lockbox dev`, use one of the tokens it prints)", EnvToken)
+
+// storedToken is the access token `lockboxctl login` stored for this
+// server, refreshed first when it has expired or is about to.
+func (e *env) storedToken() (string, error) {
+	server, err := e.server()
+	if err != nil {
+		return "", err
+	}
+	store, err := e.tokenStore()
+	if err != nil {
+		return "", err
+	}
+	tok, err := store.Load(server)
+	switch {
+	case errors.Is(err, login.ErrNotSignedIn):
+		return "", errNotSignedIn
+	case err != nil:
+		return "", err
+	}
+	now := e.session.clock()
+	if !tok.NeedsRefresh(now) {
+		return tok.AccessToken, nil
+	}
+	if tok.RefreshToken == "" {
+		if tok.Expired(now) {
+			return "", fmt.Errorf("the token from lockboxctl login expired at %s: run lockboxctl login", tok.Expiry.Local().Format(time.RFC3339))
+		}
+		return tok.AccessToken, nil
+	}
+	fresh, err := login.Refresh(e.ctx, e.session.http, now, tok)
+	if err != nil {
+		if !tok.Expired(now) {
+			// Still good for a moment: this call goes through.
+			fmt.Fprintf(e.stderr, "lockboxctl: warning: %s; run lockboxctl login\n", clean(err.Error()))
+			return tok.AccessToken, nil
+		}
+		return "", fmt.Errorf("%w; run lockboxctl login", err)
+	}
+	if err := store.Save(fresh); err != nil {
+		// The new token works for this call, but the provider may have
+		// rotated the refresh token we could not keep.
+		fmt.Fprintf(e.stderr, "lockboxctl: warning: %s; the next command may need lockboxctl login\n", clean(err.Error()))
+	}
+	return fresh.AccessToken, nil
+}

@@ -1,0 +1,122 @@
+package login
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/lockbox-oss/lockbox/internal/oidctest"
+)
+
+// discoveryServer serves doc, with {url} replaced by the server's URL.
+func discoveryServer(t *testing.T, doc map[string]string) string {
+	t.Helper()
+	var srv *httptest.Server
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		out := map[string]string{}
+		for k, v := range doc {
+			out[k] = strings.ReplaceAll(v, "{url}", srv.URL)
+		}
+		_ = json.NewEncoder(w).Encode(out)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+func TestDiscoverRefuses(t *testing.T) {
+	ctx := context.Background()
+	good := map[string]string{"issuer": "{url}", "token_endpoint": "{url}/token", "authorization_endpoint": "{url}/authorize"}
+	if _, err := Discover(ctx, nil, discoveryServer(t, good)+"/"); err != nil {
+		t.Fatalf("a good document (issuer typed with a trailing slash): %v", err)
+	}
+	for _, c := range []struct {
+		name, want string
+		doc        map[string]string
+		issuer     string
+	}{
+		{name: "plain http to a remote issuer", issuer: "http://idp.example.com", want: "must be https"},
+		{name: "not a URL", issuer: "idp.example.com", want: "not an absolute URL"},
+		{name: "another issuer's document", doc: map[string]string{"issuer": "https://evil.example", "token_endpoint": "{url}/token",
+			"authorization_endpoint": "{url}/authorize"}, want: `the document is the issuer "https://evil.example"'s`},
+		{name: "a plain http token endpoint", doc: map[string]string{"issuer": "{url}", "token_endpoint": "http://idp.example.com/token",
+			"authorization_endpoint": "{url}/authorize"}, want: "token_endpoint"},
+		{name: "a plain http device endpoint", doc: map[string]string{"issuer": "{url}", "token_endpoint": "{url}/token",
+			"device_authorization_endpoint": "http://idp.example.com/device"}, want: "device_authorization_endpoint"},
+		{name: "no token endpoint", doc: map[string]string{"issuer": "{url}", "authorization_endpoint": "{url}/authorize"}, want: "token_endpoint"},
+		{name: "nowhere to sign in", doc: map[string]string{"issuer": "{url}", "token_endpoint": "{url}/token"}, want: "neither"},
+	} {
+		issuer := c.issuer
+		if c.doc != nil {
+			issuer = discoveryServer(t, c.doc)
+		}
+		if _, err := Discover(ctx, nil, issuer); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want an error mentioning %q", c.name, err, c.want)
+		}
+	}
+}
+
+// TestBrowserRefusesAnotherIssuer: a code that comes back from an issuer
+// other than the one the flow began at is not redeemed (RFC 9207).
+func TestBrowserRefusesAnotherIssuer(t *testing.T) {
+	p := oidctest.Start(t, oidctest.Config{PublicClientID: "cli", NoDeviceFlow: true})
+	p.QueueUser(oidctest.User{Subject: "alice"})
+	iss, err := Discover(context.Background(), nil, p.Issuer())
+	if err != nil {
+		t.Fatal(err)
+	}
+	iss.URL = "https://expected.example"
+	errc := make(chan error, 1)
+	f := &Flow{Issuer: iss, ClientID: "cli", Tell: func(pr Prompt) {
+		go func() {
+			resp, err := http.Get(pr.URL)
+			if err != nil {
+				errc <- err
+				return
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusBadRequest {
+				errc <- errors.New("the browser was told " + resp.Status)
+			}
+			errc <- nil
+		}()
+	}}
+	if _, err := f.Browser(context.Background()); err == nil || !strings.Contains(err.Error(), "came back from issuer") {
+		t.Fatalf("Browser: %v", err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestStoreKeepsEachServersToken(t *testing.T) {
+	s := Store{Dir: t.TempDir()}
+	if k, _ := ServerKey("HTTPS://Lockbox.Example.com:8443/"); k != "https://lockbox.example.com:8443" {
+		t.Fatalf("ServerKey: %q", k)
+	}
+	// Two servers whose names map to one file name.
+	a, b := "https://x:1", "https://x_1"
+	if s.Path(a) != s.Path(b) {
+		t.Fatalf("%s and %s: %s, %s", a, b, s.Path(a), s.Path(b))
+	}
+	if err := s.Save(Token{Server: a, AccessToken: "a-token"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Load(a); err != nil || got.AccessToken != "a-token" {
+		t.Fatalf("Load(a): %+v %v", got, err)
+	}
+	if got, err := s.Load(b); !errors.Is(err, ErrNotSignedIn) {
+		t.Fatalf("b got a's token: %+v %v", got, err)
+	}
+	removed, err := s.Remove(a)
+	if err != nil || !removed {
+		t.Fatalf("Remove: %v %v", removed, err)
+	}
+	if _, err := os.Stat(s.Path(a)); !os.IsNotExist(err) {
+		t.Fatal("still there")
+	}
+}
