@@ -292,7 +292,7 @@ func TestCommands(t *testing.T) {
 			args:      []string{"tenant", "settings", "get", "contoso", "-o", "id"},
 			wantCode:  2,
 			wantCalls: []call{},
-			wantErr:   []string{"-o id is only for request create, request list", "Get-AccessToCustomerDataRequest and Set-AccessToCustomerDataRequest"},
+			wantErr:   []string{`-o id is not available for "tenant settings get": use table, json, yaml`},
 		},
 		{
 			name: "request list pending means both pending states",
@@ -496,7 +496,7 @@ func TestCommands(t *testing.T) {
 			name:      "tenant settings set stops when the read fails",
 			args:      []string{"tenant", "settings", "set", "contoso", "--lockbox", "off"},
 			replies:   map[string]reply{"GET /v1/tenants/contoso/settings": {403, `{"error":{"code":"forbidden","message":"only global administrators of contoso can change its lockbox settings"}}`}},
-			wantCode:  1,
+			wantCode:  3, // the API refused
 			wantCalls: []call{{Method: "GET", Path: "/v1/tenants/contoso/settings"}},
 			wantErr:   []string{"lockboxctl: only global administrators of contoso can change its lockbox settings (forbidden, HTTP 403)"},
 		},
@@ -620,7 +620,7 @@ func TestCommands(t *testing.T) {
 			args:      []string{"request", "list", "-o", "csv"},
 			wantCode:  2,
 			wantCalls: []call{},
-			wantErr:   []string{"-o csv is only for"},
+			wantErr:   []string{`-o csv is not available for "request list"`},
 		},
 		{
 			name:      "audit export writes JSON lines",
@@ -880,7 +880,7 @@ func TestCommands(t *testing.T) {
 			args: []string{"request", "approve", reqID},
 			replies: map[string]reply{"POST /v1/requests/" + reqID + "/approve": {403,
 				`{"error":{"code":"self_approval","message":"you can't approve your own request"}}`}},
-			wantCode:  1,
+			wantCode:  3, // the API refused
 			wantCalls: []call{{Method: "POST", Path: "/v1/requests/" + reqID + "/approve", Body: `{"comment":""}`}},
 			wantErr:   []string{"lockboxctl: you can't approve your own request (self_approval, HTTP 403)\n"},
 			check: func(t *testing.T, out string) {
@@ -909,21 +909,21 @@ func TestCommands(t *testing.T) {
 			args:      []string{"request", "approve-all"},
 			wantCode:  2,
 			wantCalls: []call{},
-			wantErr:   []string{`unknown command "request approve-all"`, "lockboxctl request COMMAND"},
+			wantErr:   []string{`unknown command "request approve-all"`, "lockboxctl request [command]"},
 		},
 		{
 			name:      "unknown flag",
 			args:      []string{"request", "list", "--colour"},
 			wantCode:  2,
 			wantCalls: []call{},
-			wantErr:   []string{"flag provided but not defined: -colour", "lockboxctl request list"},
+			wantErr:   []string{"unknown flag: --colour", "lockboxctl request list"},
 		},
 		{
 			name:      "bad output format",
-			args:      []string{"-o", "yaml", "request", "list"},
+			args:      []string{"-o", "xml", "request", "list"},
 			wantCode:  2,
 			wantCalls: []call{},
-			wantErr:   []string{`invalid value "yaml" for flag -o`, "see 'lockboxctl --help'"},
+			wantErr:   []string{`invalid argument "xml" for "-o, --output" flag`, "see 'lockboxctl request list --help'"},
 			notErr:    []string{"Usage:"},
 		},
 		{
@@ -966,13 +966,13 @@ func TestCommands(t *testing.T) {
 			name:      "-h",
 			args:      []string{"-h"},
 			wantCalls: []call{},
-			wantOut:   []string{"Usage:", "request create", "Get-AccessToCustomerDataRequest", "Set-AccessToCustomerDataRequest", "audit search"},
+			wantOut:   []string{"Usage:", "get ", "describe ", "approve ", "request ", "Get-AccessToCustomerDataRequest", "Set-AccessToCustomerDataRequest", "audit ", "Exit status:"},
 		},
 		{
 			name:      "help for a command",
 			args:      []string{"help", "request", "approve"},
 			wantCalls: []call{},
-			wantOut:   []string{"lockboxctl request approve ID [--comment C]", "--comment C"},
+			wantOut:   []string{"lockboxctl request approve ID [flags]", "--comment string"},
 		},
 		{
 			name:      "-h after a command",
@@ -1105,7 +1105,7 @@ func TestParseArgs(t *testing.T) {
 
 func newTestFlagSet() *flag.FlagSet {
 	e := &env{}
-	return e.flagSet("test")
+	return e.psFlagSet("test")
 }
 
 func TestAuditExportToFile(t *testing.T) {
@@ -1123,7 +1123,7 @@ func TestAuditExportToFile(t *testing.T) {
 	failed := filepath.Join(dir, "failed.csv")
 	res = run(t, []string{"audit", "export", "--tenant", "contoso", "--out", failed}, nil,
 		map[string]reply{"GET /v1/audit/export": {http.StatusForbidden, `{"error":{"code":"forbidden","message":"no"}}`}})
-	if res.code != 1 {
+	if res.code != 3 {
 		t.Fatalf("exit %d", res.code)
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
@@ -1144,7 +1144,7 @@ func TestAPIErrorShowsTraceID(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	env := map[string]string{EnvAddr: srv.URL, EnvToken: envToken}
 	code := Run(context.Background(), []string{"request", "approve", reqID}, func(k string) string { return env[k] }, &stdout, &stderr)
-	if code != 1 {
+	if code != 3 {
 		t.Fatalf("exit %d", code)
 	}
 	if want := "lockboxctl: you can't approve your own request (self_approval, HTTP 403, trace id 6XOG3QOH)\n"; stderr.String() != want {
@@ -1158,18 +1158,25 @@ func TestSuggest(t *testing.T) {
 		{"", "reqest", "request"},
 		{"", "approvers", "approver"},
 		{"", "audits", "audit"},
+		{"", "aprove", "approve"},
 		{"", "set-accesstocustomerdatarequests", "Set-AccessToCustomerDataRequest"},
 		{"request", "lst", "request list"},
 		{"request", "aprove", "request approve"},
 		{"request", "shows", "request show"},
 		{"tenant", "setting", "tenant settings"},
 		{"tenant settings", "gte", "tenant settings get"},
+		{"get", "tenant", "get tenants"},
 		{"", "frobnicate", ""},
 		{"request", "approve-all", ""},
 		{"", "x", ""},
 	}
+	root := (&env{ctx: context.Background(), getenv: func(string) string { return "" }}).rootCommand()
 	for _, tt := range tests {
-		if got := suggest(tt.group, tt.word); got != tt.want {
+		group, _, err := root.Find(strings.Fields(tt.group))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := suggest(group, tt.word); got != tt.want {
 			t.Errorf("suggest(%q, %q) = %q, want %q", tt.group, tt.word, got, tt.want)
 		}
 	}

@@ -9,6 +9,8 @@ import (
 	"time"
 	"unicode"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/lockbox-oss/lockbox/api/wire"
 	"github.com/lockbox-oss/lockbox/audit/record"
 )
@@ -23,6 +25,55 @@ func writeJSON(w io.Writer, v any) error {
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
 	return enc.Encode(v)
+}
+
+// writeYAML prints v as YAML with the field names and order of its JSON,
+// the API's: v goes through encoding/json, and the JSON is read as a YAML
+// document (JSON is YAML) and written back in block style.
+func writeYAML(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return err
+	}
+	blockStyle(&doc)
+	enc := yaml.NewEncoder(w)
+	enc.SetIndent(2)
+	if err := enc.Encode(&doc); err != nil {
+		return err
+	}
+	return enc.Close()
+}
+
+// blockStyle clears the flow and quoting styles the JSON brought; the
+// encoder still quotes any string that would read back as another type.
+func blockStyle(n *yaml.Node) {
+	n.Style = 0
+	for _, c := range n.Content {
+		blockStyle(c)
+	}
+}
+
+// emit prints the answer v of a command in the -o format: v itself as JSON
+// or YAML, ids one a line for -o id, else the table.
+func (e *env) emit(v any, ids []string, table func(io.Writer) error) error {
+	switch e.g.output {
+	case "json":
+		return writeJSON(e.stdout, v)
+	case "yaml":
+		return writeYAML(e.stdout, v)
+	case "id":
+		for _, id := range ids {
+			if _, err := fmt.Fprintln(e.stdout, clean(id)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return table(e.stdout)
 }
 
 // clean makes text from the server safe to print on a terminal. A request's
@@ -102,14 +153,13 @@ func printRequests(w io.Writer, reqs []wire.Request) error {
 	return tw.Flush()
 }
 
-// printIDs prints the requests' ids, one a line (-o id).
-func printIDs(w io.Writer, reqs []wire.Request) error {
-	for _, r := range reqs {
-		if _, err := fmt.Fprintln(w, clean(r.ID)); err != nil {
-			return err
-		}
+// requestIDs are the ids of reqs, for -o id.
+func requestIDs(reqs ...wire.Request) []string {
+	ids := make([]string, len(reqs))
+	for i, r := range reqs {
+		ids[i] = r.ID
 	}
-	return nil
+	return ids
 }
 
 // printRequest prints one request: its row, every field and its history.
