@@ -96,7 +96,7 @@ func TestPowerShellVerbs(t *testing.T) {
 	w.ok("operator", &mine, "request", "create", "--tenant", "contoso", "--service", "onedrive",
 		"--service-request", "SR-1004", "--reason", "files", "--duration", "1h")
 	code, _, errs := w.ctl("manager", "Set-AccessToCustomerDataRequest", "-RequestId", mine.ID, "-ApprovalDecision", "Cancel")
-	if code != 1 || !strings.Contains(errs, "trace id ") || strings.Contains(errs, "request id") {
+	if code != 3 || !strings.Contains(errs, "trace id ") || strings.Contains(errs, "request id") { // 3: refused by the API
 		t.Errorf("cancel by another: exit %d, %q", code, errs)
 	}
 	if s := w.state("operator", mine.ID); s != grants.StatePendingManager {

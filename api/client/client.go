@@ -6,7 +6,7 @@
 // with audit/record's Record), so a program using it links none of
 // Lockbox's domain: no Redis, no policy engine, no token verifier. It must
 // import nothing of Lockbox but api/wire and audit/record;
-// TestClientDependencies holds it to that.
+// cmd/lockboxctl's TestDependencies holds lockboxctl to that.
 //
 // Every non-2xx answer becomes an *APIError carrying the server's stable
 // error code, so callers branch with errors.As, never on message text.
