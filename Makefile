@@ -23,7 +23,7 @@ FUZZTIME ?= 10s
 # default is 1.29.
 KUBE_VERSION ?= 1.29.0
 
-.PHONY: help run build test deploy-check bench loadbench lint fmt
+.PHONY: help run build test deploy-check bench loadbench capacity capacity-idle lint fmt
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -97,6 +97,18 @@ loadbench: ## End-to-end load: a bare Go reverse proxy and lockbox serve, same u
 	@$(SCRUB_ENV); \
 	echo "go run ./internal/loadbench -c 16,64 -d 10s"; \
 	go run ./internal/loadbench -c 16,64 -d 10s
+
+capacity: ## Capacity model: Redis memory, commands and CPU per tenant, request, grant, audit record, session (docs/operations.md)
+	./scripts/ensure-deps.sh
+	@$(SCRUB_ENV); \
+	echo "go run ./internal/capacity -tenants 100 -requests 1000 -calls 20000 -sessions 1000"; \
+	go run ./internal/capacity -tenants 100 -requests 1000 -calls 20000 -sessions 1000
+
+capacity-idle: ## Idle Redis commands/s of one replica with 10 and 10 000 tenants (docs/operations.md)
+	./scripts/ensure-deps.sh
+	@$(SCRUB_ENV); \
+	echo "go run ./internal/capacity -mode idle -tenants 10,10000"; \
+	go run ./internal/capacity -mode idle -tenants 10,10000
 
 lint: ## Fail if any file needs gofmt, then go vet
 	@unformatted="$$(gofmt -l .)"; \

@@ -19,6 +19,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/lockbox-oss/lockbox/audit/record"
+	"github.com/lockbox-oss/lockbox/internal/due"
 	"github.com/lockbox-oss/lockbox/internal/fault"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 )
@@ -162,7 +163,19 @@ func (l *Log) Append(ctx context.Context, r record.Record) (record.Record, error
 	if err != nil {
 		return record.Record{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
+	l.Written(ctx, r.LockboxTenant)
 	return r, nil
+}
+
+// Written tells the SIEM forwarder and retention (their schedules in
+// internal/due) that tenant's stream got records. Callers of AppendTx call
+// it after their transaction committed; Append does it itself. It is best
+// effort: a lost mark delays forwarding until the next rescan, and the
+// record itself is in the stream.
+func (l *Log) Written(ctx context.Context, tenant string) {
+	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	_ = due.Set(mctx, l.rdb, tenant, due.AuditWritten(l.now())...)
 }
 
 // queue adds the append of the completed record r to tx.
@@ -196,8 +209,8 @@ func (l *Log) List(ctx context.Context, tenant string, limit int64) ([]record.Re
 // GUID as OrganizationId, when the tenant has one.
 func (l *Log) decode(ctx context.Context, tenant string, m redis.XMessage) (record.Record, error) {
 	s, _ := m.Values[field].(string)
-	var r record.Record
-	if err := json.Unmarshal([]byte(s), &r); err != nil {
+	r, err := record.Unmarshal(s)
+	if err != nil {
 		return record.Record{}, fmt.Errorf("audit: stream entry %s of %s is corrupt: %w", m.ID, tenant, err)
 	}
 	if r.Legacy() {

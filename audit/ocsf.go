@@ -206,8 +206,8 @@ func ocsfActivity(method string) int {
 // that does not decode is still forwarded, as an "Other" event carrying
 // the stored bytes in raw_data.
 func ocsfLine(raw string) ([]byte, error) {
-	var r record.Record
-	if err := json.Unmarshal([]byte(raw), &r); err != nil {
+	r, err := record.Unmarshal(raw)
+	if err != nil {
 		e := OCSF(record.Record{})
 		e.Time = 0
 		e.StatusID, e.Status, e.StatusDetail = 0, "Unknown", "undecodable audit record"

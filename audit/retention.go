@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/lockbox-oss/lockbox/audit/record"
+	"github.com/lockbox-oss/lockbox/internal/due"
 	"github.com/lockbox-oss/lockbox/internal/fault"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 )
@@ -89,25 +90,78 @@ func (l *Log) Trim(ctx context.Context, tenant string, cutoff time.Time) (int, e
 	}
 }
 
-// TrimAll applies retention to every tenant's log.
+// retentionLease is how long one replica's claim on a tenant's trim lasts.
+const retentionLease = time.Minute
+
+// TrimAll applies retention to the tenants whose oldest record has passed
+// it, as the retention schedule (internal/due) lists them: each tenant is
+// scheduled for when its oldest record will be retention old, so an idle
+// deployment's retention costs one command however many tenants it serves.
+// It returns how many records it removed.
+//
+// Several replicas may run it at once: each claims its tenants, and
+// trimming is idempotent anyway (a cut only moves forward, in one script
+// with the chain's anchor), so a tenant trimmed twice loses its old
+// records once. A replica that stops mid-trim leaves a consistent stream
+// and anchor, and its claim, which another replica takes when it ends.
 func (l *Log) TrimAll(ctx context.Context, retention time.Duration) (int, error) {
-	tenants, err := l.rdb.SMembers(ctx, keys.Tenants()).Result()
-	if err != nil {
-		return 0, fault.Unavailable("audit: trim", err)
-	}
-	cutoff := l.now().Add(-retention)
 	total := 0
-	for _, t := range tenants {
+	d := due.Drainer{Index: due.New(l.rdb, due.Retention, l.now), Lease: retentionLease, RetryAfter: time.Minute}
+	_, err := d.Drain(ctx, func(ctx context.Context, t string) (time.Time, error) {
 		if keys.ValidTenant(t) != nil {
-			continue
+			return time.Time{}, nil
 		}
-		n, err := l.Trim(ctx, t, cutoff)
+		n, err := l.Trim(ctx, t, l.now().Add(-retention))
 		total += n
 		if err != nil {
-			return total, err
+			return time.Time{}, err
 		}
+		return l.retentionDue(ctx, t, retention)
+	})
+	if err != nil {
+		return total, fault.Unavailable("audit: trim", err)
 	}
 	return total, nil
+}
+
+// retentionDue returns when tenant's oldest record passes retention; zero
+// for an empty stream (the next record written marks the tenant again).
+func (l *Log) retentionDue(ctx context.Context, tenant string, retention time.Duration) (time.Time, error) {
+	msgs, err := l.rdb.XRangeN(ctx, keys.Audit(tenant), "-", "+", 1).Result()
+	if err != nil {
+		return time.Time{}, err
+	}
+	return oldestDue(msgs, retention, l.now()), nil
+}
+
+func oldestDue(msgs []redis.XMessage, retention time.Duration, now time.Time) time.Time {
+	if len(msgs) == 0 {
+		return time.Time{}
+	}
+	var rec struct{ CreationTime record.Time }
+	s, _ := msgs[0].Values[field].(string)
+	if json.Unmarshal([]byte(s), &rec) != nil || rec.CreationTime.IsZero() {
+		// Trim stops at a record it can't date; look again in a while
+		// rather than at once.
+		return now.Add(retention)
+	}
+	return rec.CreationTime.Add(retention)
+}
+
+// RetentionProbe reads when a tenant's oldest record passes retention, for
+// due.Rescan.
+func RetentionProbe(retention time.Duration) due.Probe {
+	return func(ctx context.Context, p redis.Pipeliner, tenant string, now time.Time) func() (time.Time, bool) {
+		c := p.XRangeN(ctx, keys.Audit(tenant), "-", "+", 1)
+		return func() (time.Time, bool) {
+			msgs, err := c.Result()
+			if err != nil {
+				return now, true // can't tell: look
+			}
+			at := oldestDue(msgs, retention, now)
+			return at, !at.IsZero()
+		}
+	}
 }
 
 // nextID is the smallest stream id after id: the exclusive MINID bound.

@@ -2,13 +2,18 @@ package audit_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/internal/clock"
 	"github.com/lockbox-oss/lockbox/internal/keys"
+	"github.com/lockbox-oss/lockbox/internal/redistest"
 )
 
 func TestRetentionKeepsTheChainVerifiable(t *testing.T) {
@@ -74,5 +79,81 @@ func TestTrimAll(t *testing.T) {
 	}
 	if v, _ := log.Verify(ctx, auditor, "contoso"); !v.OK || v.Records != 1 {
 		t.Fatalf("after TrimAll: %+v", v)
+	}
+}
+
+// TestRetentionAcrossReplicasWithOneKilled: three replicas apply retention
+// to many tenants at once after a fourth was killed between reading a
+// tenant's oldest records and trimming them; every tenant loses exactly its
+// records past retention, and every chain still verifies. Each tenant is
+// visited when its oldest record passes retention, not before.
+func TestRetentionAcrossReplicasWithOneKilled(t *testing.T) {
+	ctx := context.Background()
+	rdb := testRedis(t)
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	c := clock.NewFake(t0)
+	log := audit.NewLog(rdb, c.Now)
+	var tenants []string
+	for i := range 10 {
+		tenants = append(tenants, fmt.Sprintf("tenant-%d", i))
+	}
+	onboard(t, rdb, tenants...)
+	// Each tenant: 3 records a day for 4 days.
+	for range 4 {
+		for range 3 {
+			for _, tn := range tenants {
+				if _, err := log.Append(ctx, record.Record{Operation: "Get-Mailbox", LockboxTenant: tn,
+					RecordType: record.RecordTypeDataCenterSecurityCmdlet, Workload: "exchange", UserId: record.OperatorUserID}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		c.Advance(24 * time.Hour)
+	}
+	// Now t0+96h: the records of t0 and t0+24h are past retention.
+	const retention = 60 * time.Hour
+	replicaLog := func(rdb redis.UniversalClient) *audit.Log { return audit.NewLog(rdb, c.Now) }
+	dying := redistest.Killable(t, rdb)
+	dying.KillAfter(redistest.Command("xrange"))
+	if _, err := replicaLog(dying).TrimAll(ctx, retention); err == nil {
+		t.Fatal("the killed replica's pass succeeded")
+	}
+	var mu sync.Mutex
+	removed := 0
+	pass := func() {
+		var wg sync.WaitGroup
+		for range 3 {
+			l := replicaLog(redistest.Killable(t, rdb))
+			wg.Go(func() {
+				n, err := l.TrimAll(ctx, retention)
+				if err != nil {
+					t.Error(err)
+				}
+				mu.Lock()
+				removed += n
+				mu.Unlock()
+			})
+		}
+		wg.Wait()
+	}
+	pass()
+	c.Advance(time.Minute) // the dead replica's claims end
+	pass()
+	if removed != 6*len(tenants) {
+		t.Fatalf("removed %d records, want %d", removed, 6*len(tenants))
+	}
+	for _, tn := range tenants {
+		v, err := log.Verify(ctx, auditor, tn)
+		if err != nil || !v.OK || v.Records != 6 {
+			t.Fatalf("%s after retention: %+v %v", tn, v, err)
+		}
+	}
+	// Nothing is due until the oldest remaining day passes retention.
+	pass()
+	if removed != 6*len(tenants) {
+		t.Fatalf("an early pass removed records: %d", removed)
+	}
+	if s, err := rdb.ZScore(ctx, keys.Due("retention"), tenants[0]).Result(); err != nil || int64(s) != t0.Add(48*time.Hour+retention).UnixMilli() {
+		t.Fatalf("next retention visit at %v (%v), want when the oldest kept record is %s old", time.UnixMilli(int64(s)).UTC(), err, retention)
 	}
 }

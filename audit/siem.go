@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/lockbox-oss/lockbox/internal/due"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 )
 
@@ -197,6 +197,9 @@ type ForwarderConfig struct {
 	// BatchSize is how many records are read, written, flushed and
 	// acknowledged together (default 100).
 	BatchSize int64
+	// Now is the clock of the SIEM schedule (internal/due): the one the
+	// audit writers mark tenants with. time.Now when nil.
+	Now func() time.Time
 }
 
 // maxBatchesPerTenant bounds one pass's work on one tenant, so a busy
@@ -239,6 +242,9 @@ func NewForwarder(cfg ForwarderConfig) (*Forwarder, error) {
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = 100
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	fw := &Forwarder{
 		cfg: cfg,
 		log: cfg.Logger,
@@ -259,9 +265,8 @@ func NewForwarder(cfg ForwarderConfig) (*Forwarder, error) {
 	return fw, nil
 }
 
-// Run forwards records until ctx ends, passing over every tenant (the
-// tenant set is re-read on each pass, so new tenants are picked up). It
-// returns nil when ctx ends.
+// Run forwards records until ctx ends, a pass at a time, and returns nil
+// when ctx ends.
 func (fw *Forwarder) Run(ctx context.Context) error {
 	for {
 		n, err := fw.Poll(ctx)
@@ -284,42 +289,76 @@ func (fw *Forwarder) Run(ctx context.Context) error {
 	}
 }
 
-// Poll does one pass over every tenant: it retries this replica's own
-// pending records, takes over records idle at other replicas for
-// ClaimAfter, then forwards new records. It returns how many records it
-// wrote. A failing tenant does not stop the pass; the errors are joined.
+// Poll does one pass over the tenants the SIEM schedule (internal/due)
+// lists as due — those whose streams got records since their last visit,
+// or whose records wait at a replica that may have died — and, for each:
+// retries this replica's own pending records, takes over records idle at
+// other replicas for ClaimAfter, then forwards new records. An idle
+// deployment's pass costs one command however many tenants it serves. It
+// returns how many records it wrote. A failing tenant does not stop the
+// pass; the errors are joined, and the tenant is due again at the next
+// pass.
 func (fw *Forwarder) Poll(ctx context.Context) (int, error) {
-	tenants, err := fw.cfg.Redis.SMembers(ctx, keys.Tenants()).Result()
-	if err != nil {
-		return 0, fmt.Errorf("siem: tenants: %w", err)
-	}
-	slices.Sort(tenants)
 	total := 0
-	var errs []error
-	for _, t := range tenants {
+	d := due.Drainer{Index: due.New(fw.cfg.Redis, due.SIEM, fw.cfg.Now), Lease: fw.cfg.ClaimAfter, Logger: fw.log}
+	_, err := d.Drain(ctx, func(ctx context.Context, t string) (time.Time, error) {
 		if keys.ValidTenant(t) != nil {
-			continue
+			return time.Time{}, nil
 		}
-		n, err := fw.forwardTenant(ctx, keys.Audit(t))
+		stream := keys.Audit(t)
+		n, more, err := fw.forwardTenant(ctx, stream)
 		total += n
 		if err != nil {
-			errs = append(errs, fmt.Errorf("siem: tenant %s: %w", t, err))
+			return time.Time{}, fmt.Errorf("siem: %w", err)
 		}
-		if ctx.Err() != nil {
-			break
+		if more {
+			return fw.cfg.Now(), nil
 		}
-	}
-	return total, errors.Join(errs...)
+		// Records still pending are another replica's (this one
+		// acknowledged all it read): in flight, or left by a replica that
+		// died, to take over once idle for ClaimAfter.
+		p, err := fw.cfg.Redis.XPending(ctx, stream, SIEMGroup).Result()
+		if err != nil {
+			return time.Time{}, fmt.Errorf("siem: %w", err)
+		}
+		if p.Count > 0 {
+			return fw.cfg.Now().Add(fw.cfg.ClaimAfter / 2), nil
+		}
+		return time.Time{}, nil
+	})
+	return total, err
 }
 
-func (fw *Forwarder) forwardTenant(ctx context.Context, stream string) (int, error) {
+// Probe reads whether a tenant's stream has records the SIEM group has
+// not forwarded, for due.Rescan.
+func (fw *Forwarder) Probe(ctx context.Context, p redis.Pipeliner, tenant string, now time.Time) func() (time.Time, bool) {
+	c := p.XInfoGroups(ctx, keys.Audit(tenant))
+	return func() (time.Time, bool) {
+		groups, err := c.Result()
+		if err != nil {
+			// No stream, no records; anything else, look.
+			return now, !strings.Contains(err.Error(), "no such key")
+		}
+		for _, g := range groups {
+			if g.Name == SIEMGroup {
+				return now, g.Pending > 0 || g.Lag != 0
+			}
+		}
+		return now, true // records, and no group yet
+	}
+}
+
+// forwardTenant forwards stream's records and reports whether it stopped
+// with more to do (it does at most maxBatchesPerTenant batches of each
+// kind, so a busy tenant does not starve the others).
+func (fw *Forwarder) forwardTenant(ctx context.Context, stream string) (int, bool, error) {
 	if err := fw.ensureGroup(ctx, stream); err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	total := 0
 	// 1. This replica's own pending records (a failed write, or a restart
 	// under the same name), oldest first.
-	start := "0"
+	start, more := "0", true
 	for range maxBatchesPerTenant {
 		res, err := fw.cfg.Redis.XReadGroup(ctx, &redis.XReadGroupArgs{
 			Group: SIEMGroup, Consumer: fw.cfg.Consumer, Streams: []string{stream, start},
@@ -327,20 +366,24 @@ func (fw *Forwarder) forwardTenant(ctx context.Context, stream string) (int, err
 		}).Result()
 		msgs, err := fw.streamMessages(stream, res, err)
 		if err != nil {
-			return total, err
+			return total, false, err
 		}
 		if len(msgs) == 0 {
+			more = false
 			break
 		}
 		n, err := fw.deliver(ctx, stream, msgs)
 		total += n
 		if err != nil {
-			return total, err
+			return total, false, err
 		}
 		start = msgs[len(msgs)-1].ID
 	}
+	if more {
+		return total, true, nil
+	}
 	// 2. Records idle at another (presumably dead) replica.
-	cursor := "0-0"
+	cursor, more := "0-0", true
 	for range maxBatchesPerTenant {
 		msgs, next, err := fw.cfg.Redis.XAutoClaim(ctx, &redis.XAutoClaimArgs{
 			Stream: stream, Group: SIEMGroup, Consumer: fw.cfg.Consumer,
@@ -348,20 +391,24 @@ func (fw *Forwarder) forwardTenant(ctx context.Context, stream string) (int, err
 		}).Result()
 		if err != nil {
 			fw.forgetGroup(stream, err)
-			return total, err
+			return total, false, err
 		}
 		if len(msgs) > 0 {
 			fw.log.Info("siem: took over records of another replica", "stream", stream, "count", len(msgs))
 			n, err := fw.deliver(ctx, stream, msgs)
 			total += n
 			if err != nil {
-				return total, err
+				return total, false, err
 			}
 		}
 		if next == "0-0" || next == "" {
+			more = false
 			break
 		}
 		cursor = next
+	}
+	if more {
+		return total, true, nil
 	}
 	// 3. New records.
 	for range maxBatchesPerTenant {
@@ -371,21 +418,18 @@ func (fw *Forwarder) forwardTenant(ctx context.Context, stream string) (int, err
 		}).Result()
 		msgs, err := fw.streamMessages(stream, res, err)
 		if err != nil {
-			return total, err
-		}
-		if len(msgs) == 0 {
-			break
+			return total, false, err
 		}
 		n, err := fw.deliver(ctx, stream, msgs)
 		total += n
 		if err != nil {
-			return total, err
+			return total, false, err
 		}
 		if int64(len(msgs)) < fw.cfg.BatchSize {
-			break
+			return total, false, nil
 		}
 	}
-	return total, nil
+	return total, true, nil
 }
 
 func (fw *Forwarder) streamMessages(stream string, res []redis.XStream, err error) ([]redis.XMessage, error) {

@@ -19,6 +19,7 @@ import (
 	"github.com/lockbox-oss/lockbox/audit"
 	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/internal/keys"
+	"github.com/lockbox-oss/lockbox/internal/redistest"
 )
 
 // memSink collects lines; it fails every write while failing is set, and
@@ -502,5 +503,102 @@ func TestSIEMRunUntilCanceled(t *testing.T) {
 	}
 	if n := len(sink.got()); n != 3 {
 		t.Fatalf("Run wrote %d records", n)
+	}
+}
+
+// TestSIEMReplicaKilledMidPass: three forwarders share many tenants'
+// streams after a fourth was killed in the middle of its pass, right after
+// Redis handed it a batch. If its lines never reached the SIEM (a file
+// sink's unflushed buffer dies with the process), the others write every
+// record exactly once. If they did reach it, and only the acknowledgement
+// was lost, those records are written again — the window where
+// exactly-once needs the SIEM's help — with the same record Id to
+// deduplicate on, and no other record twice.
+func TestSIEMReplicaKilledMidPass(t *testing.T) {
+	for _, landed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("dead replica's lines reached the SIEM=%v", landed), func(t *testing.T) {
+			ctx := context.Background()
+			rdb := testRedis(t)
+			log := audit.NewLog(rdb, nil)
+			var tenants []string
+			for i := range 12 {
+				tenants = append(tenants, fmt.Sprintf("tenant-%02d", i))
+			}
+			siemAppend(t, rdb, log, 30, tenants...)
+			const claimAfter = 200 * time.Millisecond
+			const batch = 8
+			dying := redistest.Killable(t, rdb)
+			dying.KillAfter(redistest.Command("xreadgroup", ">"))
+			deadSink := &memSink{}
+			if _, err := newForwarder(t, audit.ForwarderConfig{Redis: dying, Sink: deadSink, Consumer: "dying", ClaimAfter: claimAfter, BatchSize: batch}).Poll(ctx); err == nil {
+				t.Fatal("the killed replica's pass succeeded")
+			}
+			if got := len(deadSink.got()); got != batch {
+				t.Fatalf("the killed replica wrote %d lines, want its one batch of %d", got, batch)
+			}
+			sinks := []*memSink{{}, {}, {}}
+			var fws []*audit.Forwarder
+			for i, s := range sinks {
+				fws = append(fws, newForwarder(t, audit.ForwarderConfig{Redis: redistest.Killable(t, rdb), Sink: s,
+					Consumer: fmt.Sprintf("live-%d", i), ClaimAfter: claimAfter, BatchSize: batch}))
+			}
+			want := streamRecords(t, rdb, tenants...)
+			total := 0
+			for _, recs := range want {
+				total += len(recs)
+			}
+			lines := func() []string {
+				var all []string
+				if landed {
+					all = deadSink.got()
+				}
+				for _, s := range sinks {
+					all = append(all, s.got()...)
+				}
+				return all
+			}
+			wantLines := total
+			if landed {
+				wantLines += batch
+			}
+			deadline := time.Now().Add(20 * time.Second)
+			for len(lines()) < wantLines && time.Now().Before(deadline) {
+				var wg sync.WaitGroup
+				for _, fw := range fws {
+					wg.Go(func() {
+						if _, err := fw.Poll(ctx); err != nil {
+							t.Error(err)
+						}
+					})
+				}
+				wg.Wait()
+				// Redis hands the dead replica's batch over once it has
+				// been idle for ClaimAfter.
+				time.Sleep(claimAfter / 4)
+			}
+			seen := map[string]int{}
+			for _, l := range lines() {
+				seen[l]++
+			}
+			dups := 0
+			for _, recs := range want {
+				for _, r := range recs {
+					switch n := seen[r]; {
+					case n == 0:
+						t.Fatalf("record never written: %s", r)
+					case n > 1:
+						dups += n - 1
+					}
+				}
+			}
+			if wantDups := len(lines()) - total; dups != wantDups || landed && dups != batch || !landed && dups != 0 {
+				t.Fatalf("%d duplicate lines (landed %v), %d lines for %d records", dups, landed, len(lines()), total)
+			}
+			for _, tn := range tenants {
+				if p := pending(t, rdb, tn); p != 0 {
+					t.Fatalf("%d records of %s still pending", p, tn)
+				}
+			}
+		})
 	}
 }

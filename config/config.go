@@ -233,6 +233,11 @@ type Config struct {
 	// settled. Access ends at a grant's expiry regardless; the sweep records
 	// the state change.
 	SweepInterval time.Duration `env:"SWEEP_INTERVAL" envDefault:"5s" desc:"how often expired requests and ended grants are settled (access ends at a grant's expiry regardless)"`
+	// JobsRescanInterval is how often one replica re-reads every tenant to
+	// repair the background jobs' schedules. It bounds how long a lost
+	// schedule update delays a job, and is the only background cost that
+	// grows with the number of tenants.
+	JobsRescanInterval time.Duration `env:"JOBS_RESCAN_INTERVAL" envDefault:"1h" desc:"how often one replica re-reads every tenant (about 4 Redis commands each) to repair the background jobs' schedules; a schedule update lost to a crash delays a job by at most this"`
 
 	// ShutdownTimeout is how long in-flight calls may run after a stop
 	// signal.
@@ -499,7 +504,7 @@ func (c Config) check() error {
 		d     time.Duration
 	}{
 		{"RedisTimeout", c.RedisTimeout}, {"JWTLeeway", c.JWTLeeway},
-		{"SweepInterval", c.SweepInterval}, {"ShutdownTimeout", c.ShutdownTimeout},
+		{"SweepInterval", c.SweepInterval}, {"JobsRescanInterval", c.JobsRescanInterval}, {"ShutdownTimeout", c.ShutdownTimeout},
 		{"GrantTimeout", c.GrantTimeout}, {"AuditTimeout", c.AuditTimeout},
 		{"PolicyReloadInterval", c.PolicyReloadInterval}, {"SIEMClaimAfter", c.SIEMClaimAfter},
 		{"ConsoleIdleTimeout", c.ConsoleIdleTimeout}, {"ConsoleSessionMax", c.ConsoleSessionMax},

@@ -34,6 +34,7 @@ func TestLoadDefaults(t *testing.T) {
 		LogLevel:             "info",
 		LogFormat:            "text",
 		SweepInterval:        5 * time.Second,
+		JobsRescanInterval:   time.Hour,
 		ShutdownTimeout:      10 * time.Second,
 		GrantTimeout:         300 * time.Millisecond,
 		CacheMaxAge:          time.Second,

@@ -54,6 +54,7 @@ func TestOnRedisCluster(t *testing.T) {
 		"Metrics":                             TestMetrics,
 		"DeadlineAndGrantAgeGauges":           TestDeadlineAndGrantAgeGauges,
 		"ReindexRestoresLostIndexEntries":     TestReindexRestoresLostIndexEntries,
+		"SweepOnceAcrossReplicas":             TestSweepOnceAcrossReplicas,
 	} {
 		t.Run(name, test)
 	}

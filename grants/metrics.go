@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/lockbox-oss/lockbox/internal/due"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 )
 
@@ -77,7 +78,9 @@ var (
 )
 
 // gauges reads the pending and active requests from Redis at scrape time,
-// so every replica reports the same, true numbers. A scrape that can't reach
+// so every replica reports the same, true numbers (of the tenants the sweep
+// schedule lists: a tenant whose schedule entry was lost is counted again
+// after the next rescan). A scrape that can't reach
 // Redis reports nothing rather than a stale value.
 type gauges struct{ rdb redis.UniversalClient }
 
@@ -91,7 +94,10 @@ func (g *gauges) Describe(ch chan<- *prometheus.Desc) {
 func (g *gauges) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	tenants, err := g.rdb.SMembers(ctx, keys.Tenants()).Result()
+	// Only tenants with a request deadline (a pending request or an active
+	// grant) are in the sweep's schedule: the scrape's cost follows them,
+	// not the number of tenants.
+	tenants, err := due.New(g.rdb, due.Sweep, nil).Tenants(ctx)
 	if err != nil {
 		return
 	}

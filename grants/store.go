@@ -179,6 +179,7 @@ func (s *Store) Create(ctx context.Context, actor Actor, in CreateInput) (Reques
 		return Request{}, s.storeErr("create", err)
 	}
 	s.cfg.Changed(r.Tenant)
+	s.scheduled(ctx, r)
 	s.metrics.observe(Request{}, r)
 	s.cfg.Logger.InfoContext(ctx, "request created", "request_id", r.ID, "tenant", r.Tenant, "service", r.Service, "requester", r.Requester)
 	return r, nil
@@ -448,46 +449,6 @@ func (s *Store) LockboxOnTx(ctx context.Context, tx *redis.Tx, tenant string, by
 	}, nil
 }
 
-// Sweep settles every request whose decision window or grant has ended by
-// now: pending ones expire, approved ones complete. It returns how many it
-// changed. Several replicas may sweep at once: each transition is atomic
-// and settling twice is a no-op.
-func (s *Store) Sweep(ctx context.Context) (int, error) {
-	tenants, err := s.cfg.Redis.SMembers(ctx, keys.Tenants()).Result()
-	if err != nil {
-		return 0, fault.Unavailable("grants: sweep", err)
-	}
-	now := s.cfg.Now()
-	n := 0
-	for _, t := range tenants {
-		if keys.ValidTenant(t) != nil {
-			continue
-		}
-		ids, err := s.cfg.Redis.ZRangeByScore(ctx, keys.TenantDeadlines(t), &redis.ZRangeBy{Min: "-inf", Max: fmt.Sprint(now.UnixMilli())}).Result()
-		if err != nil {
-			return n, fault.Unavailable("grants: sweep", err)
-		}
-		for _, id := range ids {
-			before, err := s.load(ctx, s.cfg.Redis, t, id)
-			if err != nil {
-				if errors.Is(err, ErrNotFound) {
-					s.cfg.Redis.ZRem(ctx, keys.TenantDeadlines(t), id)
-					continue
-				}
-				return n, err
-			}
-			after, err := s.settle(ctx, t, id)
-			if err != nil {
-				return n, err
-			}
-			if after.State != before.State {
-				n++
-			}
-		}
-	}
-	return n, nil
-}
-
 // settle persists the time-driven transitions of one request.
 func (s *Store) settle(ctx context.Context, tenant, id string) (Request, error) {
 	return s.update(ctx, tenant, id, "", nil)
@@ -540,6 +501,7 @@ func (s *Store) update(ctx context.Context, tenant, id string, act Action, fn fu
 		}
 		if len(out.History) > len(cur.History) {
 			s.cfg.Changed(tenant)
+			s.scheduled(ctx, out)
 			s.metrics.observe(cur, out)
 			last := out.History[len(out.History)-1]
 			s.cfg.Logger.InfoContext(ctx, "request transition", "request_id", id, "tenant", tenant,

@@ -27,6 +27,7 @@ func TestOnRedisCluster(t *testing.T) {
 		"EngineerHearsOfEveryDecision":       TestEngineerHearsOfEveryDecision,
 		"ExpiryWarning":                      TestExpiryWarning,
 		"OutboxDepthGauge":                   TestOutboxDepthGauge,
+		"ReplicaKilledMidDelivery":           TestReplicaKilledMidDelivery,
 	} {
 		t.Run(name, test)
 	}

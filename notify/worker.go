@@ -19,6 +19,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/lockbox-oss/lockbox/grants"
+	"github.com/lockbox-oss/lockbox/internal/due"
 	"github.com/lockbox-oss/lockbox/internal/fault"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 	"github.com/lockbox-oss/lockbox/tenants"
@@ -232,9 +233,12 @@ func (w *Worker) depth() float64 {
 	return float64(n)
 }
 
-// Depth counts the events waiting in every tenant's outbox.
+// Depth counts the events waiting in the outboxes of the tenants the
+// notification schedule (internal/due) lists: every tenant with a waiting
+// event, unless its schedule entry was lost (the next rescan restores it).
+// Its cost follows the tenants with work, not all tenants.
 func (w *Worker) Depth(ctx context.Context) (int64, error) {
-	tenants, err := w.cfg.Redis.SMembers(ctx, keys.Tenants()).Result()
+	tenants, err := w.index().Tenants(ctx)
 	if err != nil {
 		return 0, err
 	}
@@ -267,30 +271,108 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 }
 
-// Tick runs one round over every tenant's outbox: it queues the expiry
-// warnings that are due, takes over entries left by dead replicas, retries
-// its own due entries and reads new ones.
-// It returns how many entries it finished (delivered or dead-lettered).
-// One Worker runs one round at a time; run a Worker per replica for more.
+// Tick runs one round over the tenants the notification schedule
+// (internal/due) lists as due — those with new outbox entries, entries
+// whose retry is due, entries left at a replica that may have died, or an
+// expiry warning to queue — and, for each: queues the expiry warnings that
+// are due, takes over entries left by dead replicas, retries its own due
+// entries and reads new ones. An idle deployment's round costs one
+// command however many tenants it serves. It returns how many entries it
+// finished (delivered or dead-lettered).
+//
+// Several replicas may run rounds at once: each claims its tenants, and the
+// consumer group and the per-recipient leases (see Worker) keep a message
+// from being sent twice even when two replicas visit one tenant.
 func (w *Worker) Tick(ctx context.Context) (int, error) {
-	tenants, err := w.cfg.Redis.SMembers(ctx, keys.Tenants()).Result()
-	if err != nil {
-		return 0, err
-	}
-	slices.Sort(tenants)
 	done := 0
-	var firstErr error
-	for _, t := range tenants {
+	d := due.Drainer{Index: w.index(), Lease: w.cfg.ClaimAfter, RetryAfter: w.cfg.PollInterval, Logger: w.cfg.Logger}
+	_, err := d.Drain(ctx, func(ctx context.Context, t string) (time.Time, error) {
 		if keys.ValidTenant(t) != nil {
-			continue
+			return time.Time{}, nil
 		}
 		n, err := w.tickTenant(ctx, t)
 		done += n
-		if err != nil && firstErr == nil {
-			firstErr = fmt.Errorf("tenant %s: %w", t, err)
+		if err != nil {
+			return time.Time{}, err
+		}
+		return w.nextDue(ctx, t)
+	})
+	return done, err
+}
+
+func (w *Worker) index() *due.Index { return due.New(w.cfg.Redis, due.Notify, w.cfg.Now) }
+
+// nextDue returns when tenant next has work: the earliest retry of an
+// entry backing off; soon, for entries at another replica (in flight, or
+// to take over once idle for ClaimAfter); and the next expiry warning.
+// Zero when there is none.
+func (w *Worker) nextDue(ctx context.Context, t string) (time.Time, error) {
+	now := w.cfg.Now()
+	var length *redis.IntCmd
+	var retries *redis.StringSliceCmd
+	var warn *redis.ZSliceCmd
+	if _, err := w.cfg.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
+		length = p.XLen(ctx, OutboxKey(t))
+		retries = p.HVals(ctx, retryKey(t))
+		if w.cfg.ExpiryWarning > 0 {
+			warn = p.ZRangeByScoreWithScores(ctx, keys.TenantActive(t), &redis.ZRangeBy{
+				Min: "(" + strconv.FormatInt(now.Add(w.cfg.ExpiryWarning).UnixMilli(), 10), Max: "+inf", Count: 1})
+		}
+		return nil
+	}); err != nil {
+		return time.Time{}, err
+	}
+	var next time.Time
+	earlier := func(at time.Time) {
+		if next.IsZero() || at.Before(next) {
+			next = at
 		}
 	}
-	return done, firstErr
+	if n := length.Val(); n > 0 {
+		rs := retries.Val()
+		if n > int64(len(rs)) {
+			earlier(now.Add(w.cfg.ClaimAfter / 2))
+		}
+		for _, st := range rs {
+			_, ms, _ := strings.Cut(st, ":")
+			at, err := strconv.ParseInt(ms, 10, 64)
+			if err != nil {
+				at = now.UnixMilli()
+			}
+			earlier(time.UnixMilli(at))
+		}
+	}
+	if warn != nil {
+		if z := warn.Val(); len(z) > 0 {
+			// Warnings of windows already inside their lead time were
+			// queued (or found not due) by this visit.
+			earlier(time.UnixMilli(int64(z[0].Score)).Add(-w.cfg.ExpiryWarning))
+		}
+	}
+	return next, nil
+}
+
+// Probe reads whether a tenant has notification work, for due.Rescan:
+// entries in its outbox (due at once; the visit sorts out which), or a
+// grant whose expiry warning is still to come.
+func (w *Worker) Probe(ctx context.Context, p redis.Pipeliner, t string, now time.Time) func() (time.Time, bool) {
+	length := p.XLen(ctx, OutboxKey(t))
+	var warn *redis.ZSliceCmd
+	if w.cfg.ExpiryWarning > 0 {
+		warn = p.ZRangeByScoreWithScores(ctx, keys.TenantActive(t), &redis.ZRangeBy{
+			Min: "(" + strconv.FormatInt(now.Add(w.cfg.ExpiryWarning).UnixMilli(), 10), Max: "+inf", Count: 1})
+	}
+	return func() (time.Time, bool) {
+		if n, err := length.Result(); err != nil || n > 0 {
+			return now, true
+		}
+		if warn != nil {
+			if z := warn.Val(); len(z) > 0 {
+				return time.UnixMilli(int64(z[0].Score)).Add(-w.cfg.ExpiryWarning), true
+			}
+		}
+		return time.Time{}, false
+	}
 }
 
 func (w *Worker) tickTenant(ctx context.Context, t string) (int, error) {
@@ -299,6 +381,11 @@ func (w *Worker) tickTenant(ctx context.Context, t string) (int, error) {
 		w.cfg.Logger.WarnContext(ctx, "expiry warnings not queued", "tenant", t, "err", err)
 	}
 	rdb, stream := w.cfg.Redis, OutboxKey(t)
+	// Delivered and dead-lettered entries are deleted: an empty outbox has
+	// nothing new, nothing to retry and nothing to take over.
+	if n, err := rdb.XLen(ctx, stream).Result(); err != nil || n == 0 {
+		return 0, err
+	}
 	if !w.groups[t] {
 		err := rdb.XGroupCreateMkStream(ctx, stream, Group, "0").Err()
 		if err != nil && !strings.Contains(err.Error(), "BUSYGROUP") {

@@ -262,6 +262,7 @@ func (s *Store) Onboard(ctx context.Context, p identity.Principal, clientIP stri
 		return Tenant{}, Settings{}, storeErr("tenants: onboard", err)
 	}
 	s.changed(t.ID)
+	s.scheduled(ctx, t.ID)
 	// The provider-wide index lives in another slot: written after the
 	// tenant's own transaction, and idempotent, so a failure here (or a
 	// failover that loses this write) is repaired by Reindex, which the
@@ -320,6 +321,7 @@ func (s *Store) UpdateTenant(ctx context.Context, p identity.Principal, clientIP
 	if err != nil {
 		return Tenant{}, storeErr("tenants: update", err)
 	}
+	s.scheduled(ctx, tenant)
 	return out, nil
 }
 
@@ -464,6 +466,7 @@ func (s *Store) AdoptLegacy(ctx context.Context) (int, error) {
 			return n, storeErr("tenants: adopt", err)
 		}
 		if adopted {
+			s.scheduled(ctx, id)
 			n++
 		}
 	}

@@ -41,6 +41,7 @@ import (
 	"github.com/lockbox-oss/lockbox/audit"
 	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/identity"
+	"github.com/lockbox-oss/lockbox/internal/due"
 	"github.com/lockbox-oss/lockbox/internal/events"
 	"github.com/lockbox-oss/lockbox/internal/fault"
 	"github.com/lockbox-oss/lockbox/internal/keys"
@@ -299,6 +300,7 @@ func (s *Store) PutSettings(ctx context.Context, p identity.Principal, clientIP,
 		return Settings{}, storeErr("tenants: put settings", err)
 	}
 	s.changed(tenant)
+	s.scheduled(ctx, tenant)
 	return st, nil
 }
 
@@ -390,7 +392,20 @@ func (s *Store) changeApprover(ctx context.Context, p identity.Principal, client
 	if err != nil {
 		return storeErr("tenants: change approver", err)
 	}
+	s.scheduled(ctx, tenant)
 	return nil
+}
+
+// scheduled tells the background jobs' schedules (internal/due) that a
+// change of tenant committed: its audit record is to be forwarded, and
+// notifications it queued (revocations when the switch turned on) are to
+// be delivered. It runs after the tenant's transaction, because the
+// schedules live in other Cluster slots; a failure only delays the jobs
+// until the next rescan, so it is not reported to the caller.
+func (s *Store) scheduled(ctx context.Context, tenant string) {
+	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	_ = due.Set(mctx, s.rdb, tenant, due.Committed(s.now())...)
 }
 
 // remember adds tenant to the provider-wide tenant index. It runs outside

@@ -15,14 +15,16 @@
 //     one MULTI/EXEC (or one script) and is atomic on every topology.
 //   - A few keys are provider-wide and carry no tag: RequestIndex (request
 //     id → tenant), AllRequests (the provider-wide listing), Tenants (the
-//     set of tenants the background jobs walk), ConsoleSession and
+//     set of tenants the background jobs walk), Due and DueRescan (the
+//     background jobs' schedules of tenants with work), ConsoleSession and
 //     ConsoleLogin. Each lives in a slot of its own, so none is ever
 //     written in a tenant's transaction. The indexes are written
-//     idempotently beside it (see grants.Store.Create, tenants.Store.Onboard),
-//     and rebuilt from the tenants' own keys by a repair job
-//     (tenants.Store.Reindex, grants.Store.Reindex): they are eventually
-//     consistent, and only ever used to find a tenant's keys, never to
-//     decide anything. Console sessions are single keys, written alone.
+//     idempotently beside it (see grants.Store.Create, tenants.Store.Onboard,
+//     internal/due), and rebuilt from the tenants' own keys by repair jobs
+//     (tenants.Store.Reindex, grants.Store.Reindex, due.Rescan): they are
+//     eventually consistent, and only ever used to find a tenant's keys,
+//     never to decide anything. A schedule's scripts touch its one key.
+//     Console sessions are single keys, written alone.
 //   - The change events (internal/events) are a pub/sub channel, no key:
 //     PUBLISH inside a tenant's MULTI is allowed on Cluster and reaches
 //     subscribers on every node.
@@ -267,3 +269,14 @@ func ConsoleSession(hash string) string { return prefix + "console:session:" + h
 
 // ConsoleLogin holds one OpenID Connect sign-in in progress, by its state.
 func ConsoleLogin(state string) string { return prefix + "console:login:" + state }
+
+// Due is the provider-wide schedule of one background job: a sorted set of
+// tenants by the time (Unix milliseconds) the job must next visit them. It
+// lives outside every tenant's hash slot, so it is written after the
+// tenant's own transaction, never inside it (see internal/due).
+func Due(job string) string { return prefix + "due:" + job }
+
+// DueRescan is the lease of the replica that re-reads every tenant to
+// repair the schedules (internal/due.Rescan); it expires after one
+// rescan interval, so it also says when the last rescan began.
+func DueRescan() string { return prefix + "due:rescan" }

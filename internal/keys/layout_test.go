@@ -43,6 +43,7 @@ func TestTenantKeysShareTheTenantsSlot(t *testing.T) {
 	global := map[string]string{
 		"RequestIndex": RequestIndex(id), "AllRequests": AllRequests(), "Tenants": Tenants(),
 		"ConsoleSession": ConsoleSession("ab12"), "ConsoleLogin": ConsoleLogin("st4te"),
+		"Due": Due("sweep"), "DueRescan": DueRescan(),
 	}
 	for name, k := range global {
 		if !strings.HasPrefix(k, "lockbox:") || strings.ContainsAny(k, "{}") {

@@ -29,14 +29,17 @@ import (
 
 	"github.com/lockbox-oss/lockbox/api"
 	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/config"
 	"github.com/lockbox-oss/lockbox/console"
 	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/grantsig"
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/identity/jwksfetch"
+	"github.com/lockbox-oss/lockbox/internal/due"
 	"github.com/lockbox-oss/lockbox/internal/events"
 	"github.com/lockbox-oss/lockbox/internal/health"
+	"github.com/lockbox-oss/lockbox/internal/keys"
 	"github.com/lockbox-oss/lockbox/notify"
 	"github.com/lockbox-oss/lockbox/policy"
 	"github.com/lockbox-oss/lockbox/proxy"
@@ -100,6 +103,9 @@ type Server struct {
 	auditWriter *audit.GroupCommit
 	siem        *audit.Forwarder
 	siemClose   io.Closer
+	// auditMarks tells the SIEM forwarder and retention which tenants got
+	// operator-action records, in the background; nil without the proxy.
+	auditMarks *due.Batch
 
 	apiLn, proxyLn, metricsLn net.Listener
 	apiSrv, proxySrv, metSrv  *http.Server
@@ -264,12 +270,13 @@ func (s *Server) newProxy(cfg config.Config, opts Options, upstreams map[string]
 		return err
 	}
 	s.auditWriter = auditor
+	s.auditMarks = due.NewBatch(s.Redis, opts.Now, opts.Logger.With("component", "due"), due.AuditWritten)
 	if s.Proxy, err = proxy.New(proxy.Config{
 		Upstreams: upstreams, Auth: s.Verifier, Grants: grantCache, Tenants: settingsCache,
 		// One snapshot per call: the call is classified and decided by one
 		// policy version, however the watcher reloads meanwhile.
 		Policy:  proxy.PolicyFunc(func() proxy.PolicySnapshot { return s.Policy.Snapshot() }),
-		Auditor: auditor, SigningKey: signingKey,
+		Auditor: markingAuditor{auditor, s.auditMarks}, SigningKey: signingKey,
 		AssertionIssuer: cfg.ProxyAssertionIssuer, AssertionTTL: cfg.ProxyAssertionTTL,
 		Now: opts.Now, Logger: opts.Logger.With("component", "proxy"), Registerer: s.Registry,
 		GrantTimeout: cfg.GrantTimeout, AuditTimeout: cfg.AuditTimeout,
@@ -527,10 +534,19 @@ func (s *Server) Run(ctx context.Context) error {
 		background = append(background, s.events.Run)
 	}
 	if s.cfg.Runs(config.ComponentJobs) {
-		background = append(background, s.sweepLoop, s.reindexLoop, func(ctx context.Context) { _ = s.Notifier.Run(ctx) })
+		background = append(background, s.sweepLoop, s.reindexLoop, func(ctx context.Context) { _ = s.Notifier.Run(ctx) }, s.rescan().Run)
 		if s.siem != nil {
 			background = append(background, func(ctx context.Context) { _ = s.siem.Run(ctx) })
 		}
+	}
+	// The marks of the records the proxy wrote go out after the proxy's
+	// server stopped (below), so they run on a context of their own.
+	marksCtx, stopMarks := context.WithCancel(context.WithoutCancel(ctx))
+	marksDone := make(chan struct{})
+	if s.auditMarks != nil {
+		go func() { defer close(marksDone); s.auditMarks.Run(marksCtx, auditMarkInterval) }()
+	} else {
+		close(marksDone)
 	}
 	bgDone := make(chan struct{}, len(background))
 	for _, f := range background {
@@ -556,6 +572,8 @@ func (s *Server) Run(ctx context.Context) error {
 		// After the proxy's server: no call is waiting for a record now.
 		s.auditWriter.Close()
 	}
+	stopMarks()
+	<-marksDone
 	if s.siemClose != nil {
 		err = errors.Join(err, s.siemClose.Close())
 	}
@@ -587,7 +605,7 @@ func (s *Server) openSIEM(cfg config.Config, opts Options) error {
 	if s.siem, err = audit.NewForwarder(audit.ForwarderConfig{
 		Redis: s.Redis, Sink: sink, Format: format, Consumer: consumer,
 		Logger: opts.Logger.With("component", "siem"), Registerer: s.Registry,
-		ClaimAfter: cfg.SIEMClaimAfter,
+		ClaimAfter: cfg.SIEMClaimAfter, Now: opts.Now,
 	}); err != nil {
 		if closer != nil {
 			closer.Close()
@@ -598,8 +616,10 @@ func (s *Server) openSIEM(cfg config.Config, opts Options) error {
 	return nil
 }
 
-// sweepLoop settles due requests every SweepInterval. Several replicas may
-// sweep at once; transitions are atomic and idempotent.
+// sweepLoop settles due requests every SweepInterval, and applies audit
+// retention. Several replicas may sweep at once: each claims the tenants
+// it visits (internal/due), and transitions and trims are atomic and
+// idempotent.
 func (s *Server) sweepLoop(ctx context.Context) {
 	t := time.NewTicker(s.cfg.SweepInterval)
 	defer t.Stop()
@@ -630,6 +650,48 @@ func (s *Server) sweepLoop(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// auditMarkInterval is how often the proxy's record marks are written:
+// the most a SIEM line waits for it, at one round trip per interval
+// however many calls the proxy serves.
+const auditMarkInterval = 100 * time.Millisecond
+
+// markingAuditor is the proxy's audit writer, which also tells the SIEM
+// forwarder and retention (in the background, batched) which tenants got
+// records.
+type markingAuditor struct {
+	*audit.GroupCommit
+	marks *due.Batch
+}
+
+func (m markingAuditor) Append(ctx context.Context, r record.Record) (record.Record, error) {
+	out, err := m.GroupCommit.Append(ctx, r)
+	// Marked on an error too: the record may have been written all the
+	// same, and a needless visit costs little.
+	if keys.IsTenant(r.LockboxTenant) {
+		m.marks.Add(r.LockboxTenant)
+	}
+	return out, err
+}
+
+func (m markingAuditor) AppendBounded(ctx context.Context, r record.Record) (record.Record, error) {
+	return m.Append(ctx, r)
+}
+
+// rescan repairs the background jobs' schedules every
+// LOCKBOX_JOBS_RESCAN_INTERVAL, on one replica at a time.
+func (s *Server) rescan() *due.Rescan {
+	probes := map[due.Job]due.Probe{due.Sweep: grants.SweepProbe, due.Notify: s.Notifier.Probe}
+	if s.siem != nil {
+		probes[due.SIEM] = s.siem.Probe
+	}
+	if s.cfg.AuditRetention > 0 {
+		probes[due.Retention] = audit.RetentionProbe(s.cfg.AuditRetention)
+	}
+	owner, _ := os.Hostname()
+	return &due.Rescan{Redis: s.Redis, Now: s.now, Probes: probes, Interval: s.cfg.JobsRescanInterval,
+		Owner: owner, Logger: s.log.With("component", "due")}
 }
 
 // reindexInterval is how often a jobs replica restores the provider-wide

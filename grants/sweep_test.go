@@ -1,0 +1,146 @@
+package grants_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/audit/record"
+	"github.com/lockbox-oss/lockbox/grants"
+	"github.com/lockbox-oss/lockbox/identity"
+	"github.com/lockbox-oss/lockbox/internal/clock"
+	"github.com/lockbox-oss/lockbox/internal/keys"
+	"github.com/lockbox-oss/lockbox/internal/redistest"
+	"github.com/lockbox-oss/lockbox/internal/tenanttest"
+	"github.com/lockbox-oss/lockbox/tenants"
+)
+
+// replica is one Lockbox replica's lifecycle store over its own client.
+func replica(t *testing.T, rdb redis.UniversalClient, c *clock.Fake) *grants.Store {
+	t.Helper()
+	log := audit.NewLog(rdb, c.Now)
+	ts := tenants.NewStore(rdb, log, c.Now)
+	s, err := grants.NewStore(grants.Config{Redis: rdb, Audit: log, Tenants: ts, Catalog: cat, Now: c.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.SetGuard(s)
+	return s
+}
+
+// TestSweepOnceAcrossReplicas: three replicas sweep many tenants at once
+// while a fourth is killed in the middle of its sweep; every request that
+// ran out of time is expired, audited and counted exactly once, the dead
+// replica's tenants included once its claim ends.
+func TestSweepOnceAcrossReplicas(t *testing.T) {
+	// The audit record's append is the last write of a transition's
+	// MULTI: the whole transaction has been answered by then.
+	isAudit := func(c redis.Cmder) bool {
+		n := strings.ToLower(c.Name())
+		return (n == "eval" || n == "evalsha") && len(c.Args()) > 3 && strings.HasSuffix(fmt.Sprint(c.Args()[3]), ":audit")
+	}
+	for _, kill := range []struct {
+		name string
+		when func(redis.Cmder) bool
+	}{
+		// The claim is the first script on the schedule's key; EVAL when
+		// the server did not have it cached yet.
+		{"after claiming", func(c redis.Cmder) bool {
+			return redistest.Command("evalsha", keys.Due("sweep"))(c) || redistest.Command("eval", keys.Due("sweep"))(c)
+		}},
+		{"after one transition of a tenant committed", isAudit},
+	} {
+		t.Run(kill.name, func(t *testing.T) {
+			ctx := context.Background()
+			rdb := testRedis(t)
+			c := clock.NewFake(t0)
+			setup := replica(t, rdb, c)
+			var ids []string
+			tenantOf := map[string]string{}
+			for i := range 12 {
+				tn := fmt.Sprintf("tenant-%02d", i)
+				tenanttest.Onboard(t, tenants.NewStore(rdb, audit.NewLog(rdb, c.Now), c.Now), tn)
+				for _, op := range []string{"alice", "bob", "carol"} {
+					r, err := setup.Create(ctx, who(op, "", identity.RoleOperator), grants.CreateInput{
+						Tenant: tn, Service: "exchange", ServiceRequest: "SR-1", Reason: "repair", Duration: grants.Duration(time.Hour)})
+					if err != nil {
+						t.Fatal(err)
+					}
+					ids = append(ids, r.ID)
+					tenantOf[r.ID] = tn
+				}
+			}
+			c.Advance(12 * time.Hour)
+
+			dying := redistest.Killable(t, rdb)
+			dying.KillAfter(kill.when)
+			dead, err := replica(t, dying, c).Sweep(ctx)
+			if err == nil || !dying.Killed() {
+				t.Fatalf("the killed replica's sweep: %d, %v (killed %v)", dead, err, dying.Killed())
+			}
+			var mu sync.Mutex
+			settled := 0
+			sweepAll := func() {
+				var wg sync.WaitGroup
+				for range 3 {
+					s := replica(t, redistest.Killable(t, rdb), c)
+					wg.Go(func() {
+						n, err := s.Sweep(ctx)
+						if err != nil {
+							t.Error(err)
+						}
+						mu.Lock()
+						settled += n
+						mu.Unlock()
+					})
+				}
+				wg.Wait()
+			}
+			sweepAll()
+			// The dead replica claimed every tenant (they fit in one
+			// claim); they are its until its lease ends.
+			if settled != 0 {
+				t.Fatalf("the live replicas settled %d requests of tenants a dead replica still held", settled)
+			}
+			c.Advance(time.Minute)
+			sweepAll()
+
+			expiries := map[string]int{}
+			for i := range 12 {
+				recs, err := audit.NewLog(rdb, c.Now).List(ctx, fmt.Sprintf("tenant-%02d", i), 1000)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, r := range recs {
+					if r.Operation == record.OpExpireRequest {
+						expiries[r.LockboxRequestId]++
+					}
+				}
+			}
+			committedByDead := 0
+			if kill.name != "after claiming" {
+				committedByDead = 1
+			}
+			if settled+committedByDead != len(ids) {
+				t.Errorf("the live replicas settled %d requests and the dead one %d, want %d in all", settled, committedByDead, len(ids))
+			}
+			for _, id := range ids {
+				// Read as stored: Get would settle it on the way.
+				var r grants.Request
+				if err := json.Unmarshal([]byte(rdb.Get(ctx, keys.Request(tenantOf[id], id)).Val()), &r); err != nil {
+					t.Fatal(err)
+				}
+				if r.State != grants.StateExpired || expiries[id] != 1 {
+					t.Errorf("request %s: %s, %d expiry records", id, r.State, expiries[id])
+				}
+			}
+		})
+	}
+}

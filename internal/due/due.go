@@ -1,0 +1,341 @@
+// Package due keeps the provider-wide schedules of Lockbox's background
+// jobs — request expiry, notification delivery, SIEM forwarding and audit
+// retention — so that each job visits only the tenants that have work, and
+// an idle deployment costs Redis the same whether it serves ten tenants or
+// ten thousand.
+//
+// Each job has an Index: a sorted set of tenants (keys.Due) scored by the
+// Unix millisecond at which the job must next visit the tenant. Writers
+// mark a tenant after its own transaction commits (Set); a job's replicas
+// claim the due tenants (Claim), visit each, and reschedule it with when it
+// is next due (Done), which the visit computes from the tenant's own keys.
+//
+// # Consistency
+//
+// The index is in no tenant's hash slot, so it is never written in a
+// tenant's transaction (a Redis Cluster transaction touches one slot). The
+// tenant's own keys are the truth; the index only says where to look:
+//
+//   - A mark is written after the transaction it follows, and only ever
+//     moves a tenant's time earlier (ZADD LT), so marks are idempotent and
+//     their order does not matter.
+//   - A claim moves the claimed tenants' times to a lease in the future, in
+//     one script, so one replica visits a tenant at a time. Lease times end
+//     in half a millisecond, which no mark (whole milliseconds) can equal.
+//   - Done replaces the lease by the visit's answer only if the score is
+//     still that lease: a mark that arrived during the visit (work committed
+//     after the visit read the tenant) wins, and the tenant is visited again.
+//   - A replica that dies while visiting leaves its lease, which falls due
+//     when it ends: another replica visits the tenant then.
+//   - A mark lost between a commit and its index write (the process died,
+//     or a failover of the index's node lost it) is repaired by Rescan,
+//     which re-reads every tenant's keys at a slow, configured rate.
+//
+// So a lost or late index update can delay a job's visit, never do a job's
+// work twice nor skip it for good, and never grant access: each job still
+// decides from the tenant's own keys (the proxy checks a grant's
+// expires_at itself, a request past its deadline can't be approved whether
+// or not the sweep has expired it, and the SIEM consumer group and the
+// notification outbox keep every entry until it is handled).
+//
+// The claim is an optimization, not what makes a job's effect happen once:
+// that is each job's own mechanism (a WATCH transaction per request, a
+// consumer group, an idempotent trim). Two replicas visiting one tenant at
+// once — a lease that ran out during a slow visit, a mark during a visit —
+// stay correct, only wasteful.
+package due
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/lockbox-oss/lockbox/internal/keys"
+)
+
+// Job names a background job's schedule.
+type Job string
+
+// The jobs.
+const (
+	// Sweep settles requests whose decision window or grant ended; a
+	// tenant is due at its earliest request deadline.
+	Sweep Job = "sweep"
+	// Notify delivers the notification outbox and queues expiry warnings.
+	Notify Job = "notify"
+	// SIEM forwards audit records to the SIEM sink.
+	SIEM Job = "siem"
+	// Retention trims audit records past the retention period; a tenant
+	// is due when its oldest record passes it.
+	Retention Job = "retention"
+)
+
+// Jobs lists every job.
+var Jobs = []Job{Sweep, Notify, SIEM, Retention}
+
+// Index is one job's schedule.
+type Index struct {
+	rdb redis.UniversalClient
+	key string
+	now func() time.Time
+}
+
+// New returns job's Index on rdb; now is the clock of claims (time.Now
+// when nil), the same clock writers mark with.
+func New(rdb redis.UniversalClient, job Job, now func() time.Time) *Index {
+	if now == nil {
+		now = time.Now
+	}
+	return &Index{rdb: rdb, key: keys.Due(string(job)), now: now}
+}
+
+// Mark is one schedule entry a writer asks for.
+type Mark struct {
+	Job Job
+	// At is when the job should visit the tenant.
+	At time.Time
+	// IfAbsent only adds the tenant when the job has no time for it yet
+	// (ZADD NX): for jobs that keep their own schedule once they know the
+	// tenant, such as retention.
+	IfAbsent bool
+}
+
+// Set writes marks for tenant in one round trip. Call it after the
+// tenant's transaction committed, never inside it. It is idempotent: a
+// tenant's time only moves earlier.
+func Set(ctx context.Context, rdb redis.Cmdable, tenant string, marks ...Mark) error {
+	if len(marks) == 0 {
+		return nil
+	}
+	_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, m := range marks {
+			queueMark(ctx, p, tenant, m)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("due: mark %s: %w", tenant, err)
+	}
+	return nil
+}
+
+func queueMark(ctx context.Context, p redis.Pipeliner, tenant string, m Mark) {
+	z := redis.Z{Score: float64(m.At.UnixMilli()), Member: tenant}
+	if m.IfAbsent {
+		p.ZAddNX(ctx, keys.Due(string(m.Job)), z)
+	} else {
+		p.ZAddLT(ctx, keys.Due(string(m.Job)), z)
+	}
+}
+
+// Mark asks for tenant to be visited at or before at.
+func (x *Index) Mark(ctx context.Context, tenant string, at time.Time) error {
+	if err := x.rdb.ZAddLT(ctx, x.key, redis.Z{Score: float64(at.UnixMilli()), Member: tenant}).Err(); err != nil {
+		return fmt.Errorf("due: mark %s: %w", tenant, err)
+	}
+	return nil
+}
+
+// Claim is a tenant claimed for one visit.
+type Claim struct {
+	Tenant string
+	lease  string // the lease's score, as written
+}
+
+// claimScript takes up to ARGV[2] tenants due by ARGV[1] and moves them to
+// the lease score ARGV[3], atomically, so concurrent claimers get disjoint
+// tenants.
+var claimScript = redis.NewScript(`
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+for _, t in ipairs(due) do redis.call('ZADD', KEYS[1], ARGV[3], t) end
+return due
+`)
+
+// doneScript reschedules tenant ARGV[1] at ARGV[3] (removes it when empty)
+// only if its score is still the lease ARGV[2]: otherwise a writer marked
+// it during the visit and the mark stands.
+var doneScript = redis.NewScript(`
+local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not s or tonumber(s) ~= tonumber(ARGV[2]) then return 0 end
+if ARGV[3] == '' then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+else
+  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+end
+return 1
+`)
+
+// Claim takes up to limit tenants due now and leases them for lease.
+func (x *Index) Claim(ctx context.Context, limit int, lease time.Duration) ([]Claim, error) {
+	now := x.now()
+	// Half a millisecond before the lease's end: due when it ends, and no
+	// mark (whole milliseconds) can equal a lease.
+	score := strconv.FormatInt(now.Add(lease).UnixMilli()-1, 10) + ".5"
+	ts, err := claimScript.Run(ctx, x.rdb, []string{x.key}, now.UnixMilli(), limit, score).StringSlice()
+	if err != nil {
+		return nil, fmt.Errorf("due: claim: %w", err)
+	}
+	out := make([]Claim, len(ts))
+	for i, t := range ts {
+		out[i] = Claim{Tenant: t, lease: score}
+	}
+	return out, nil
+}
+
+// Done ends c's visit: the tenant is next due at next, or not until it is
+// marked again when next is zero. A mark made during the visit stands.
+func (x *Index) Done(ctx context.Context, c Claim, next time.Time) error {
+	at := ""
+	if !next.IsZero() {
+		at = strconv.FormatInt(next.UnixMilli(), 10)
+	}
+	if err := doneScript.Run(ctx, x.rdb, []string{x.key}, c.Tenant, c.lease, at).Err(); err != nil {
+		return fmt.Errorf("due: reschedule %s: %w", c.Tenant, err)
+	}
+	return nil
+}
+
+// Tenants returns every tenant the job has scheduled (due or not), for
+// gauges that need the tenants with work of a kind: their cost follows
+// the tenants with work, not all tenants.
+func (x *Index) Tenants(ctx context.Context) ([]string, error) {
+	ts, err := x.rdb.ZRange(ctx, x.key, 0, -1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("due: list: %w", err)
+	}
+	out := ts[:0]
+	for _, t := range ts {
+		if keys.IsTenant(t) {
+			out = append(out, t)
+		}
+	}
+	return out, nil
+}
+
+// Visit does a job's due work for tenant and returns when the tenant is
+// next due (zero: not until a writer marks it).
+type Visit func(ctx context.Context, tenant string) (next time.Time, err error)
+
+// Drainer claims and visits due tenants.
+type Drainer struct {
+	Index *Index
+	// Lease is how long a claimed tenant is this replica's before another
+	// may visit it; longer than a visit usually takes.
+	Lease time.Duration
+	// Batch is how many tenants one claim takes; 20 when zero. A replica
+	// that dies holds the tenants of its last claim for a lease.
+	Batch int
+	// RetryAfter is how long after a failed visit the tenant is due again;
+	// zero makes it due at once, for the next Drain.
+	RetryAfter time.Duration
+	Logger     *slog.Logger
+}
+
+// Drain visits the tenants due now, a batch at a time, until none is due
+// or ctx ends, and returns how many it visited. It visits a tenant at most
+// once per call: a tenant due again at once (a failed visit retried
+// without delay, work that came in meanwhile) keeps its claim until the
+// call ends, and waits for the next Drain. A failed visit is retried
+// after RetryAfter; the others go on, and the failures are returned
+// joined. When ctx ends, the tenants claimed but not finished are released
+// at once for other replicas.
+func (d *Drainer) Drain(ctx context.Context, visit Visit) (int, error) {
+	batch := d.Batch
+	if batch <= 0 {
+		batch = 20
+	}
+	type held struct {
+		c    Claim
+		next time.Time
+	}
+	seen := map[string]bool{}
+	var hold []held
+	var errs []error
+	stop := func(rest []Claim) (int, error) {
+		for _, h := range hold {
+			rest = append(rest, h.c)
+		}
+		d.release(ctx, rest)
+		return len(seen), errors.Join(errs...)
+	}
+	for ctx.Err() == nil {
+		claims, err := d.Index.Claim(ctx, batch, d.Lease)
+		if err != nil {
+			errs = append(errs, err)
+			break
+		}
+		for i, c := range claims {
+			if ctx.Err() != nil {
+				return stop(claims[i:])
+			}
+			if seen[c.Tenant] {
+				// Marked again during this call: keep the claim, so it
+				// is not claimed again, and let the next call visit it.
+				hold = append(hold, held{c, d.Index.now()})
+				continue
+			}
+			seen[c.Tenant] = true
+			next, err := visit(ctx, c.Tenant)
+			if err != nil {
+				if ctx.Err() != nil {
+					return stop(claims[i:])
+				}
+				errs = append(errs, fmt.Errorf("tenant %s: %w", c.Tenant, err))
+				next = d.Index.now().Add(d.RetryAfter)
+			}
+			if next.IsZero() || next.After(d.Index.now()) {
+				if err := d.Index.Done(ctx, c, next); err != nil {
+					// The lease stays and falls due when it ends.
+					errs = append(errs, err)
+				}
+				continue
+			}
+			hold = append(hold, held{c, next})
+		}
+		if len(claims) < batch {
+			break
+		}
+	}
+	if ctx.Err() != nil {
+		return stop(nil)
+	}
+	for _, h := range hold {
+		if err := d.Index.Done(ctx, h.c, h.next); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return len(seen), errors.Join(errs...)
+}
+
+// release hands back claimed tenants, due at once, when this replica
+// stops before visiting them.
+func (d *Drainer) release(ctx context.Context, claims []Claim) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	defer cancel()
+	now := d.Index.now()
+	for _, c := range claims {
+		if err := d.Index.Done(rctx, c, now); err != nil && d.Logger != nil {
+			d.Logger.Warn("claimed tenant not released; it is due again when its lease ends", "tenant", c.Tenant, "err", err)
+		}
+	}
+}
+
+// Committed lists the marks of a control-plane transaction of a tenant
+// that committed at now: it may have queued notifications and written
+// audit records.
+func Committed(now time.Time) []Mark {
+	return append([]Mark{{Job: Notify, At: now}}, AuditWritten(now)...)
+}
+
+// AuditWritten lists the marks of audit records written to a tenant's
+// stream at now: the SIEM forwarder at once; retention, which keeps its
+// own schedule from the oldest record on, only if it does not know the
+// tenant yet.
+func AuditWritten(now time.Time) []Mark {
+	return []Mark{{Job: SIEM, At: now}, {Job: Retention, At: now, IfAbsent: true}}
+}
