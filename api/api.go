@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/tenants"
@@ -54,7 +55,7 @@ type RequestWriter interface {
 
 // RequestActivity reads a request with the audit records tied to it.
 type RequestActivity interface {
-	Activity(ctx context.Context, p identity.Principal, id string) (grants.Request, []audit.Record, error)
+	Activity(ctx context.Context, p identity.Principal, id string) (grants.Request, []record.Record, error)
 }
 
 // Requests is the request lifecycle the API serves. *grants.Store
@@ -84,7 +85,7 @@ type Tenants interface {
 // may see it. *audit.Log implements it.
 type AuditSearcher interface {
 	Search(ctx context.Context, p identity.Principal, q audit.Query) (audit.Page, error)
-	Export(ctx context.Context, p identity.Principal, q audit.Query, w func(audit.Record) error) error
+	Export(ctx context.Context, p identity.Principal, q audit.Query, w func(record.Record) error) error
 	Verify(ctx context.Context, p identity.Principal, tenant string) (audit.Verification, error)
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/lockbox-oss/lockbox/api"
 	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/tenants"
@@ -68,7 +69,7 @@ func TestLifecycle(t *testing.T) {
 	}
 	// Tenant users see the engineer as "Microsoft Operator", the manager
 	// as "Microsoft Support".
-	if req.Requester != audit.OperatorUserID || req.ManagerApprover != audit.ProviderUserID {
+	if req.Requester != record.OperatorUserID || req.ManagerApprover != record.ProviderUserID {
 		t.Errorf("tenant view: requester %q, manager %q", req.Requester, req.ManagerApprover)
 	}
 	if !strings.Contains(string(r.body), `"approved_at"`) || !strings.Contains(string(r.body), `"expires_at"`) {
@@ -219,19 +220,19 @@ func TestSpoofedHeadersIgnored(t *testing.T) {
 
 	// The decision's audit record carries the socket peer too.
 	decode[grants.Request](t, e.do(mia, "POST", "/v1/requests/"+req.ID+"/approve", nil, spoof...), http.StatusOK)
-	recs := decode[struct{ Records []audit.Record }](t, e.do(auditor, "GET", "/v1/audit?tenant=contoso", nil), http.StatusOK).Records
+	recs := decode[struct{ Records []record.Record }](t, e.do(auditor, "GET", "/v1/audit?tenant=contoso", nil), http.StatusOK).Records
 	if len(recs) == 0 {
 		t.Fatal("no audit records")
 	}
 	for _, rec := range recs {
-		if rec.Operation == audit.OpOnboardTenant {
+		if rec.Operation == record.OpOnboardTenant {
 			continue // the test's set-up, not a call of this test
 		}
 		if rec.ClientIP != "127.0.0.1" {
 			t.Errorf("%s: ClientIP = %q, want 127.0.0.1", rec.Operation, rec.ClientIP)
 		}
 	}
-	if recs[0].Operation != audit.OpManagerDecision || recs[0].ProviderUserId != "mia" {
+	if recs[0].Operation != record.OpManagerDecision || recs[0].ProviderUserId != "mia" {
 		t.Errorf("newest record = %+v, want mia's decision", recs[0])
 	}
 }
@@ -465,7 +466,7 @@ func TestListRequests(t *testing.T) {
 	})
 	t.Run("tenant view hides the provider's staff", func(t *testing.T) {
 		for _, req := range decode[struct{ Requests []grants.Request }](t, e.do(contosoAdmin, "GET", "/v1/requests", nil), 200).Requests {
-			if req.Requester != audit.OperatorUserID {
+			if req.Requester != record.OperatorUserID {
 				t.Errorf("requester = %q", req.Requester)
 			}
 		}
@@ -630,9 +631,9 @@ func TestAudit(t *testing.T) {
 	e.clk.Advance(time.Minute)
 	decode[grants.Request](t, e.do(contosoApprover, "POST", "/v1/requests/"+req.ID+"/approve", map[string]string{"comment": "go ahead"}), 200)
 
-	records := func(r result) []audit.Record {
+	records := func(r result) []record.Record {
 		t.Helper()
-		return decode[struct{ Records []audit.Record }](t, r, 200).Records
+		return decode[struct{ Records []record.Record }](t, r, 200).Records
 	}
 
 	t.Run("tenant view", func(t *testing.T) {
@@ -648,18 +649,18 @@ func TestAudit(t *testing.T) {
 				t.Errorf("record %d is newer than record %d", i, i-1)
 			}
 		}
-		want := []string{audit.OpTenantDecision, audit.OpManagerDecision, audit.OpNewRequest, audit.OpAddApprover, audit.OpOnboardTenant}
+		want := []string{record.OpTenantDecision, record.OpManagerDecision, record.OpNewRequest, record.OpAddApprover, record.OpOnboardTenant}
 		if !slices.Equal(ops, want) {
 			t.Fatalf("operations = %v, want %v", ops, want)
 		}
 		d := recs[0]
-		if d.ApprovalDecision != audit.ApprovalApprove || d.UserId != contosoApprover.sub || d.ObjectId != req.ID ||
+		if d.ApprovalDecision != record.ApprovalApprove || d.UserId != contosoApprover.sub || d.ObjectId != req.ID ||
 			d.LockboxRequestId != req.ID || d.Comment != "go ahead" || d.ClientIP != "127.0.0.1" ||
-			!audit.IsGUID(d.OrganizationId) || d.LockboxTenant != "contoso" || d.Workload != "exchange" || d.ResultStatus != audit.ResultSucceeded ||
+			!record.IsGUID(d.OrganizationId) || d.LockboxTenant != "contoso" || d.Workload != "exchange" || d.ResultStatus != record.ResultSucceeded ||
 			!d.CreationTime.Equal(e.clk.Now().Truncate(time.Second)) {
 			t.Errorf("tenant decision record = %+v", d)
 		}
-		if m := recs[1]; m.UserId != audit.ProviderUserID || m.ApprovalDecision != audit.ApprovalApprove || m.ClientIP != "" {
+		if m := recs[1]; m.UserId != record.ProviderUserID || m.ApprovalDecision != record.ApprovalApprove || m.ClientIP != "" {
 			t.Errorf("manager decision record = %+v", m)
 		}
 	})
@@ -670,7 +671,7 @@ func TestAudit(t *testing.T) {
 		}
 	})
 	t.Run("limit", func(t *testing.T) {
-		if recs := records(e.do(contosoAdmin, "GET", "/v1/audit?tenant=contoso&limit=1", nil)); len(recs) != 1 || recs[0].Operation != audit.OpTenantDecision {
+		if recs := records(e.do(contosoAdmin, "GET", "/v1/audit?tenant=contoso&limit=1", nil)); len(recs) != 1 || recs[0].Operation != record.OpTenantDecision {
 			t.Errorf("limit=1: %+v", recs)
 		}
 	})

@@ -1,38 +1,23 @@
 package api
 
 import (
-	"bufio"
-	"context"
-	"encoding/csv"
-	"encoding/json"
+	"cmp"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"time"
 
+	"github.com/lockbox-oss/lockbox/api/wire"
 	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/httperr"
 )
 
-// recordPage is the body of GET /v1/audit.
-type recordPage struct {
-	Records    []audit.Record `json:"records"`
-	NextCursor string         `json:"next_cursor,omitempty"`
-}
-
-// recordList is the body of GET /v1/requests/{id}/activity.
-type recordList struct {
-	Records []audit.Record `json:"records"`
-}
-
 // auditFilters are the query parameters GET /v1/audit and
 // GET /v1/audit/export share.
 var auditFilters = []string{"tenant", "from", "to", "user", "operation", "request_id"}
-
-// exportFlushEvery is how many records an export writes between flushes,
-// so a client sees progress and the server holds little.
-const exportFlushEvery = 256
 
 // auditQuery reads the shared filters of q.
 func auditQuery(q url.Values) (audit.Query, error) {
@@ -86,9 +71,9 @@ func (s *server) searchAudit(w http.ResponseWriter, r *http.Request, p identity.
 		return err
 	}
 	if page.Records == nil {
-		page.Records = []audit.Record{}
+		page.Records = []record.Record{}
 	}
-	return writeJSON(w, http.StatusOK, recordPage{Records: page.Records, NextCursor: page.Next})
+	return writeJSON(w, http.StatusOK, wire.RecordPage{Records: page.Records, NextCursor: page.Next})
 }
 
 // exportAudit streams every record of the filtered range as CSV (the
@@ -111,102 +96,31 @@ func (s *server) exportAudit(w http.ResponseWriter, r *http.Request, p identity.
 	if err != nil {
 		return err
 	}
-	format := q.Get("format")
-	if format == "" {
-		format = "csv"
+	format := record.ExportCSV
+	if v := q.Get("format"); v != "" {
+		if format, err = record.ParseExportFormat(v); err != nil {
+			return httperr.New(http.StatusBadRequest, "invalid_format", "format must be csv or jsonl")
+		}
 	}
-	var contentType string
-	switch format {
-	case "csv":
-		contentType = "text/csv; charset=utf-8"
-	case "jsonl":
-		contentType = "application/jsonl"
-	default:
-		return httperr.New(http.StatusBadRequest, "invalid_format", "format must be csv or jsonl")
-	}
+	// Without a tenant, a tenant user exports its own.
+	name := cmp.Or(aq.Tenant, p.TenantID, "all-tenants")
 
-	// The route's deadline bounds single calls; an export may take longer.
-	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+	ctx, cancel := record.ExportContext(r.Context())
 	defer cancel()
-	stop := context.AfterFunc(r.Context(), func() {
-		// The route deadline passing is not a reason to stop; the client
-		// going away is, and writes will fail then.
-		if r.Context().Err() == context.Canceled {
-			cancel()
-		}
-	})
-	defer stop()
-
-	bw := bufio.NewWriterSize(w, 32<<10)
-	var cw *csv.Writer
-	enc := json.NewEncoder(bw)
-	enc.SetEscapeHTML(false)
-	flusher := http.NewResponseController(w)
-	started := false
-	n := 0
-	start := func() {
-		started = true
-		h := w.Header()
-		h.Set("Content-Type", contentType)
-		name := aq.Tenant
-		if name == "" {
-			// Without a tenant, a tenant user exports its own.
-			name = p.TenantID
-		}
-		if name == "" {
-			name = "all-tenants"
-		}
-		h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="audit-%s.%s"`, name, format))
+	x := record.NewExportWriter(w, format)
+	x.Begin = func() {
+		w.Header().Set("Content-Type", format.ContentType())
+		w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="audit-%s.%s"`, name, format))
 		w.WriteHeader(http.StatusOK)
-		if format == "csv" {
-			cw = csv.NewWriter(bw)
-			_ = cw.Write(audit.CSVHeader())
-		}
 	}
-	err = s.cfg.Audit.Export(ctx, p, aq, func(rec audit.Record) error {
-		if !started {
-			start()
-		}
-		if format == "csv" {
-			var err error
-			row, err := rec.CSVRow()
-			if err != nil {
-				return err
-			}
-			if err := cw.Write(row); err != nil {
-				return err
-			}
-		} else if err := enc.Encode(rec); err != nil {
-			return err
-		}
-		if n++; n%exportFlushEvery == 0 {
-			if cw != nil {
-				cw.Flush()
-			}
-			if err := bw.Flush(); err != nil {
-				return err
-			}
-			_ = flusher.Flush()
-		}
-		return nil
-	})
-	if !started {
-		if err != nil {
-			return err
-		}
-		start() // an empty range: just the header row
-	}
-	if cw != nil {
-		cw.Flush()
-	}
-	_ = bw.Flush()
-	if err != nil {
+	x.Flush = http.NewResponseController(w).Flush
+	err = x.Finish(s.cfg.Audit.Export(ctx, p, aq, x.Write))
+	if errors.Is(err, record.ErrExportCut) {
 		s.log.ErrorContext(r.Context(), "audit export ended early",
-			"trace_id", w.Header().Get(headerTraceID), "tenant", aq.Tenant, "records", n, "error", err)
-		// Abort the response so the client can tell it is incomplete.
-		panic(http.ErrAbortHandler)
+			"trace_id", w.Header().Get(headerTraceID), "tenant", aq.Tenant, "records", x.Records(), "error", err)
+		panic(http.ErrAbortHandler) // the client must see a cut stream, not a short one
 	}
-	return nil
+	return err
 }
 
 // requestActivity lists every audit record tied to one lockbox request,
@@ -219,7 +133,7 @@ func (s *server) requestActivity(w http.ResponseWriter, r *http.Request, p ident
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, recordList{Records: recs})
+	return writeJSON(w, http.StatusOK, wire.RecordList{Records: recs})
 }
 
 // verifyAudit re-computes the tenant's audit hash chain and reports the
@@ -233,5 +147,5 @@ func (s *server) verifyAudit(w http.ResponseWriter, r *http.Request, p identity.
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, v)
+	return writeJSON(w, http.StatusOK, wireVerification(v))
 }

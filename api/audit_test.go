@@ -16,14 +16,15 @@ import (
 
 	"github.com/lockbox-oss/lockbox/api"
 	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/identity"
 )
 
 // page is the body of GET /v1/audit.
 type page struct {
-	Records    []audit.Record `json:"records"`
-	NextCursor string         `json:"next_cursor"`
+	Records    []record.Record `json:"records"`
+	NextCursor string          `json:"next_cursor"`
 }
 
 // operatorActions appends n operator actions under req, one a second.
@@ -32,10 +33,10 @@ func (e *env) operatorActions(req grants.Request, n int, ops ...string) {
 	log := audit.NewLog(e.rdb, e.clk.Now)
 	for i := range n {
 		e.clk.Advance(time.Second)
-		_, err := log.Append(context.Background(), audit.Record{
+		_, err := log.Append(context.Background(), record.Record{
 			Operation: ops[i%len(ops)], LockboxTenant: req.Tenant, Workload: req.Service,
-			RecordType: audit.RecordTypeDataCenterSecurityCmdlet,
-			UserId:     audit.OperatorUserID, UserType: audit.UserTypeDcAdmin, ProviderUserId: req.Requester,
+			RecordType: record.RecordTypeDataCenterSecurityCmdlet,
+			UserId:     record.OperatorUserID, UserType: record.UserTypeDcAdmin, ProviderUserId: req.Requester,
 			ClientIP: "10.0.0.9", LockboxRequestId: req.ID, ObjectId: fmt.Sprintf("item-%d", i),
 		})
 		if err != nil {
@@ -107,7 +108,7 @@ func TestAuditSearchFiltersAndPaging(t *testing.T) {
 		if all.NextCursor != "" {
 			t.Fatalf("one page should hold everything: %q", all.NextCursor)
 		}
-		var got []audit.Record
+		var got []record.Record
 		cursor, pages := "", 0
 		for {
 			q := "tenant=contoso&limit=7"
@@ -145,18 +146,18 @@ func TestAuditSearchFiltersAndPaging(t *testing.T) {
 			who   user
 			query string
 			n     int
-			check func(audit.Record) bool
+			check func(record.Record) bool
 		}{
-			{"operation", contosoAdmin, "operation=get-mailbox", 13, func(r audit.Record) bool { return r.Operation == "Get-Mailbox" }},
+			{"operation", contosoAdmin, "operation=get-mailbox", 13, func(r record.Record) bool { return r.Operation == "Get-Mailbox" }},
 			// The 25 actions and the engineers' 2 requests; the manager's
 			// decision is "Microsoft Support".
-			{"user", contosoAdmin, "user=" + url.QueryEscape("Microsoft Operator"), 27, func(r audit.Record) bool { return r.UserId == audit.OperatorUserID }},
-			{"request id", contosoAdmin, "request_id=" + other.ID, 1, func(r audit.Record) bool { return r.LockboxRequestId == other.ID }},
-			{"time range, inclusive", contosoAdmin, "from=" + from + "&to=" + to, 6, func(r audit.Record) bool {
+			{"user", contosoAdmin, "user=" + url.QueryEscape("Microsoft Operator"), 27, func(r record.Record) bool { return r.UserId == record.OperatorUserID }},
+			{"request id", contosoAdmin, "request_id=" + other.ID, 1, func(r record.Record) bool { return r.LockboxRequestId == other.ID }},
+			{"time range, inclusive", contosoAdmin, "from=" + from + "&to=" + to, 6, func(r record.Record) bool {
 				return !r.CreationTime.Before(mid.Add(5*time.Second)) && !r.CreationTime.After(mid.Add(10*time.Second))
 			}},
-			{"combined", contosoAdmin, "from=" + from + "&operation=Get-MailboxMessage&request_id=" + req.ID, 10, func(r audit.Record) bool { return r.Operation == "Get-MailboxMessage" }},
-			{"provider auditor finds the operator", auditor, "user=alice", 26, func(r audit.Record) bool { return r.ProviderUserId == "alice" }},
+			{"combined", contosoAdmin, "from=" + from + "&operation=Get-MailboxMessage&request_id=" + req.ID, 10, func(r record.Record) bool { return r.Operation == "Get-MailboxMessage" }},
+			{"provider auditor finds the operator", auditor, "user=alice", 26, func(r record.Record) bool { return r.ProviderUserId == "alice" }},
 			{"tenant users can't search by the provider-only field", contosoAdmin, "user=alice", 0, nil},
 		}
 		for _, tc := range tests {
@@ -242,11 +243,11 @@ func TestAuditExport(t *testing.T) {
 		if len(rows) != 601 || strings.Join(rows[0], ",") != "CreationTime,UserIds,Operations,AuditData" {
 			t.Fatalf("%d rows, header %v", len(rows), rows[0])
 		}
-		var rec audit.Record
+		var rec record.Record
 		if err := json.Unmarshal([]byte(rows[1][3]), &rec); err != nil {
 			t.Fatal(err)
 		}
-		if rows[1][1] != audit.OperatorUserID || rows[1][2] != "Get-Mailbox" || rec.ObjectId != "item-599" ||
+		if rows[1][1] != record.OperatorUserID || rows[1][2] != "Get-Mailbox" || rec.ObjectId != "item-599" ||
 			rows[1][0] != rec.CreationTime.Format(time.RFC3339Nano) || rec.ProviderUserId != "" || rec.ClientIP != "10.0.0.9" {
 			t.Errorf("first row = %v", rows[1])
 		}
@@ -260,7 +261,7 @@ func TestAuditExport(t *testing.T) {
 		if len(lines) != 603 { // 600 actions, the request, the approver, onboarding
 			t.Fatalf("%d lines", len(lines))
 		}
-		var rec audit.Record
+		var rec record.Record
 		if err := json.Unmarshal([]byte(lines[0]), &rec); err != nil || rec.ProviderUserId != "alice" {
 			t.Errorf("first line = %s (%v)", lines[0], err)
 		}
@@ -282,9 +283,9 @@ func TestRequestActivity(t *testing.T) {
 	e.operatorActions(req, 3, "Get-Mailbox")
 	e.file(bob, "contoso", "exchange") // another request's records stay out
 
-	activity := func(u user) []audit.Record {
+	activity := func(u user) []record.Record {
 		t.Helper()
-		return decode[struct{ Records []audit.Record }](t, e.do(u, "GET", "/v1/requests/"+req.ID+"/activity", nil), http.StatusOK).Records
+		return decode[struct{ Records []record.Record }](t, e.do(u, "GET", "/v1/requests/"+req.ID+"/activity", nil), http.StatusOK).Records
 	}
 	var ops []string
 	recs := activity(contosoApprover)
@@ -297,7 +298,7 @@ func TestRequestActivity(t *testing.T) {
 			t.Errorf("not oldest first at %d", i)
 		}
 	}
-	want := []string{audit.OpNewRequest, audit.OpManagerDecision, audit.OpTenantDecision, "Get-Mailbox", "Get-Mailbox", "Get-Mailbox"}
+	want := []string{record.OpNewRequest, record.OpManagerDecision, record.OpTenantDecision, "Get-Mailbox", "Get-Mailbox", "Get-Mailbox"}
 	if strings.Join(ops, " ") != strings.Join(want, " ") {
 		t.Fatalf("operations = %v, want %v", ops, want)
 	}
@@ -312,9 +313,9 @@ type failingAudit struct {
 	after int
 }
 
-func (f failingAudit) Export(ctx context.Context, p identity.Principal, q audit.Query, w func(audit.Record) error) error {
+func (f failingAudit) Export(ctx context.Context, p identity.Principal, q audit.Query, w func(record.Record) error) error {
 	n := 0
-	err := f.AuditSearcher.Export(ctx, p, q, func(r audit.Record) error {
+	err := f.AuditSearcher.Export(ctx, p, q, func(r record.Record) error {
 		if n++; n > f.after {
 			return errors.New("redis went away")
 		}
@@ -386,7 +387,7 @@ func TestAuditSearchAcrossTenants(t *testing.T) {
 	if tenantsSeen["contoso"] != 11 || tenantsSeen["fabrikam"] != 6 || all.NextCursor != "" {
 		t.Fatalf("records per tenant = %v, next %q", tenantsSeen, all.NextCursor)
 	}
-	var paged []audit.Record
+	var paged []record.Record
 	q := "/v1/audit?limit=4"
 	for {
 		p := decode[page](t, e.do(auditor, "GET", q, nil), 200)

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lockbox-oss/lockbox/api/wire"
 	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/httperr"
@@ -14,28 +15,17 @@ import (
 // would silently cap a larger one, the API says so instead.
 const maxListLimit = 1000
 
-// requestList is the body of GET /v1/requests.
-type requestList struct {
-	Requests []grants.Request `json:"requests"`
-}
-
-// decision is the optional body of the approve, deny, cancel and revoke
-// actions.
-type decision struct {
-	Comment string `json:"comment"`
-}
-
 func (s *server) createRequest(w http.ResponseWriter, r *http.Request, p identity.Principal) error {
-	var in grants.CreateInput
+	var in wire.CreateRequest
 	if err := s.decode(w, r, &in, false); err != nil {
 		return err
 	}
-	req, err := s.cfg.Requests.Create(r.Context(), actor(r, p), in)
+	req, err := s.cfg.Requests.Create(r.Context(), actor(r, p), createInput(in))
 	if err != nil {
 		return err
 	}
 	w.Header().Set("Location", "/v1/requests/"+req.ID)
-	return writeJSON(w, http.StatusCreated, req)
+	return writeJSON(w, http.StatusCreated, wireRequest(req))
 }
 
 func (s *server) listRequests(w http.ResponseWriter, r *http.Request, p identity.Principal) error {
@@ -66,10 +56,7 @@ func (s *server) listRequests(w http.ResponseWriter, r *http.Request, p identity
 	if err != nil {
 		return err
 	}
-	if reqs == nil {
-		reqs = []grants.Request{}
-	}
-	return writeJSON(w, http.StatusOK, requestList{Requests: reqs})
+	return writeJSON(w, http.StatusOK, wire.RequestList{Requests: wireRequests(reqs)})
 }
 
 func (s *server) getRequest(w http.ResponseWriter, r *http.Request, p identity.Principal) error {
@@ -77,14 +64,14 @@ func (s *server) getRequest(w http.ResponseWriter, r *http.Request, p identity.P
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, req)
+	return writeJSON(w, http.StatusOK, wireRequest(req))
 }
 
 // act returns the handler of one user action on a request. Who may take it
 // in which state is the lifecycle's decision, not the route's.
 func act(a grants.Action) handlerFunc {
 	return func(s *server, w http.ResponseWriter, r *http.Request, p identity.Principal) error {
-		var body decision
+		var body wire.Decision
 		if err := s.decode(w, r, &body, true); err != nil {
 			return err
 		}
@@ -92,6 +79,6 @@ func act(a grants.Action) handlerFunc {
 		if err != nil {
 			return err
 		}
-		return writeJSON(w, http.StatusOK, req)
+		return writeJSON(w, http.StatusOK, wireRequest(req))
 	}
 }

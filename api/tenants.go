@@ -3,43 +3,24 @@ package api
 import (
 	"net/http"
 
+	"github.com/lockbox-oss/lockbox/api/wire"
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/httperr"
 	"github.com/lockbox-oss/lockbox/internal/peer"
 	"github.com/lockbox-oss/lockbox/tenants"
 )
 
-// settingsInput is the body of PUT /v1/tenants/{tenant}/settings. The
-// switch is a pointer so that a body that forgets it is refused instead of
-// turning Customer Lockbox off.
-type settingsInput struct {
-	LockboxEnabled        *bool    `json:"lockbox_enabled"`
-	NotificationAddresses []string `json:"notification_addresses"`
-}
-
-// onboarded is the body of POST /v1/tenants' answer: the registry entry and
-// the settings the tenant starts with.
-type onboarded struct {
-	tenants.Tenant
-	Settings tenants.Settings `json:"settings"`
-}
-
-// tenantList is the body of GET /v1/tenants.
-type tenantList struct {
-	Tenants []tenants.Tenant `json:"tenants"`
-}
-
 func (s *server) onboardTenant(w http.ResponseWriter, r *http.Request, p identity.Principal) error {
-	var in tenants.Onboarding
+	var in wire.Onboarding
 	if err := s.decode(w, r, &in, false); err != nil {
 		return err
 	}
-	t, st, err := s.cfg.Tenants.Onboard(r.Context(), p, peer.IP(r), in)
+	t, st, err := s.cfg.Tenants.Onboard(r.Context(), p, peer.IP(r), onboarding(in))
 	if err != nil {
 		return err
 	}
 	w.Header().Set("Location", "/v1/tenants/"+t.ID)
-	return writeJSON(w, http.StatusCreated, onboarded{Tenant: t, Settings: st})
+	return writeJSON(w, http.StatusCreated, wire.OnboardedTenant{Tenant: wireTenant(t), Settings: wireSettings(st)})
 }
 
 func (s *server) listTenants(w http.ResponseWriter, r *http.Request, p identity.Principal) error {
@@ -47,7 +28,11 @@ func (s *server) listTenants(w http.ResponseWriter, r *http.Request, p identity.
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, tenantList{Tenants: list})
+	out := wire.TenantList{Tenants: make([]wire.Tenant, len(list))}
+	for i, t := range list {
+		out.Tenants[i] = wireTenant(t)
+	}
+	return writeJSON(w, http.StatusOK, out)
 }
 
 func (s *server) getTenant(w http.ResponseWriter, r *http.Request, p identity.Principal) error {
@@ -55,24 +40,19 @@ func (s *server) getTenant(w http.ResponseWriter, r *http.Request, p identity.Pr
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, t)
+	return writeJSON(w, http.StatusOK, wireTenant(t))
 }
 
 func (s *server) updateTenant(w http.ResponseWriter, r *http.Request, p identity.Principal) error {
-	var u tenants.TenantUpdate
+	var u wire.TenantUpdate
 	if err := s.decode(w, r, &u, false); err != nil {
 		return err
 	}
-	t, err := s.cfg.Tenants.UpdateTenant(r.Context(), p, peer.IP(r), r.PathValue("tenant"), u)
+	t, err := s.cfg.Tenants.UpdateTenant(r.Context(), p, peer.IP(r), r.PathValue("tenant"), tenantUpdate(u))
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, t)
-}
-
-// approverList is the body of GET /v1/tenants/{tenant}/approvers.
-type approverList struct {
-	Approvers []string `json:"approvers"`
+	return writeJSON(w, http.StatusOK, wireTenant(t))
 }
 
 func (s *server) getSettings(w http.ResponseWriter, r *http.Request, p identity.Principal) error {
@@ -80,11 +60,11 @@ func (s *server) getSettings(w http.ResponseWriter, r *http.Request, p identity.
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, st)
+	return writeJSON(w, http.StatusOK, wireSettings(st))
 }
 
 func (s *server) putSettings(w http.ResponseWriter, r *http.Request, p identity.Principal) error {
-	var in settingsInput
+	var in wire.SettingsInput
 	if err := s.decode(w, r, &in, false); err != nil {
 		return err
 	}
@@ -99,7 +79,7 @@ func (s *server) putSettings(w http.ResponseWriter, r *http.Request, p identity.
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, st)
+	return writeJSON(w, http.StatusOK, wireSettings(st))
 }
 
 func (s *server) listApprovers(w http.ResponseWriter, r *http.Request, p identity.Principal) error {
@@ -110,7 +90,7 @@ func (s *server) listApprovers(w http.ResponseWriter, r *http.Request, p identit
 	if users == nil {
 		users = []string{}
 	}
-	return writeJSON(w, http.StatusOK, approverList{Approvers: users})
+	return writeJSON(w, http.StatusOK, wire.ApproverList{Approvers: users})
 }
 
 func (s *server) addApprover(w http.ResponseWriter, r *http.Request, p identity.Principal) error {

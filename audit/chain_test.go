@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/clock"
 	"github.com/lockbox-oss/lockbox/internal/keys"
@@ -22,8 +23,8 @@ var auditor = identity.Principal{Subject: "sue", Roles: []identity.Role{identity
 func appendN(t *testing.T, log *audit.Log, n int) {
 	t.Helper()
 	for i := range n {
-		if _, err := log.Append(context.Background(), audit.Record{Operation: fmt.Sprintf("Op-%d", i), LockboxTenant: "contoso",
-			RecordType: audit.RecordTypeDataCenterSecurityCmdlet, Workload: "exchange", UserId: audit.OperatorUserID}); err != nil {
+		if _, err := log.Append(context.Background(), record.Record{Operation: fmt.Sprintf("Op-%d", i), LockboxTenant: "contoso",
+			RecordType: record.RecordTypeDataCenterSecurityCmdlet, Workload: "exchange", UserId: record.OperatorUserID}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -106,7 +107,7 @@ func TestChainConcurrentWriters(t *testing.T) {
 		log := audit.NewLog(redistest.Clone(t, rdb), c.Now)
 		wg.Go(func() {
 			for i := range 50 {
-				if _, err := log.Append(context.Background(), audit.Record{Operation: fmt.Sprint("Op-", i), LockboxTenant: "contoso", RecordType: audit.RecordTypeExchangeAdmin, UserId: "x"}); err != nil {
+				if _, err := log.Append(context.Background(), record.Record{Operation: fmt.Sprint("Op-", i), LockboxTenant: "contoso", RecordType: record.RecordTypeExchangeAdmin, UserId: "x"}); err != nil {
 					t.Error(err)
 					return
 				}

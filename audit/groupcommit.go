@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 )
 
@@ -148,14 +149,14 @@ func (g *GroupCommit) Close() {
 // Timeout. On an error, or when ctx ends, the record may still have been
 // written: a record of a call that was then refused over-reports, which is
 // the safe side.
-func (g *GroupCommit) Append(ctx context.Context, r Record) (Record, error) {
+func (g *GroupCommit) Append(ctx context.Context, r record.Record) (record.Record, error) {
 	r, err := g.cfg.Log.complete(ctx, r)
 	if err != nil {
-		return Record{}, err
+		return record.Record{}, err
 	}
 	select {
 	case <-g.stop:
-		return Record{}, fmt.Errorf("%w: the audit writer is stopped", ErrUnavailable)
+		return record.Record{}, fmt.Errorf("%w: the audit writer is stopped", ErrUnavailable)
 	default:
 	}
 	p := pendingPool.Get().(*pending)
@@ -166,30 +167,30 @@ func (g *GroupCommit) Append(ctx context.Context, r Record) (Record, error) {
 	case g.q <- p:
 	case <-g.stop:
 		pendingPool.Put(p)
-		return Record{}, fmt.Errorf("%w: the audit writer is stopped", ErrUnavailable)
+		return record.Record{}, fmt.Errorf("%w: the audit writer is stopped", ErrUnavailable)
 	default:
 		// A full queue: a burst larger than it, or Redis far behind. Wait
 		// for room, but not past the record's own deadline (the timer is
 		// paid only here, off the usual path).
 		if err := g.enqueueSlow(ctx, p); err != nil {
 			pendingPool.Put(p)
-			return Record{}, err
+			return record.Record{}, err
 		}
 	}
 	select {
 	case err := <-p.done:
 		pendingPool.Put(p)
 		if err != nil {
-			return Record{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+			return record.Record{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
 		return r, nil
 	case <-ctx.Done():
 		// The writer still owns p and will answer into its buffered
 		// channel; p is not reused.
-		return Record{}, fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
+		return record.Record{}, fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
 	case <-g.stop:
 		// Queued as the writers stopped: it may never be written.
-		return Record{}, fmt.Errorf("%w: the audit writer is stopped", ErrUnavailable)
+		return record.Record{}, fmt.Errorf("%w: the audit writer is stopped", ErrUnavailable)
 	}
 }
 
@@ -557,6 +558,6 @@ func (g *GroupCommit) waits() bool { return g.cfg.Durability.Replicas > 0 || g.c
 
 // AppendBounded is Append: it returns within its own bound (see Append)
 // whatever ctx's deadline, so a caller need not set one.
-func (g *GroupCommit) AppendBounded(ctx context.Context, r Record) (Record, error) {
+func (g *GroupCommit) AppendBounded(ctx context.Context, r record.Record) (record.Record, error) {
 	return g.Append(ctx, r)
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 	"github.com/lockbox-oss/lockbox/internal/redistest"
 )
@@ -37,8 +38,8 @@ func TestClusterBatchReloadsTheScriptOnlyWhereMissing(t *testing.T) {
 	defer g.Close()
 	w := &batchWriter{g: g, pipe: rdb.Pipeline(), keys: map[string][]any{}}
 	record := func(tenant string) *pending {
-		r, err := log.complete(ctx, Record{Operation: "Get-Mailbox", LockboxTenant: tenant, Workload: "exchange",
-			RecordType: RecordTypeDataCenterSecurityCmdlet, UserType: UserTypeDcAdmin, UserId: OperatorUserID})
+		r, err := log.complete(ctx, record.Record{Operation: "Get-Mailbox", LockboxTenant: tenant, Workload: "exchange",
+			RecordType: record.RecordTypeDataCenterSecurityCmdlet, UserType: record.UserTypeDcAdmin, UserId: record.OperatorUserID})
 		if err != nil {
 			t.Fatal(err)
 		}

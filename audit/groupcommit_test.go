@@ -14,15 +14,16 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 	"github.com/lockbox-oss/lockbox/internal/redistest"
 )
 
-func operatorRecord(tenant string, i int) audit.Record {
-	return audit.Record{Operation: "Get-Mailbox", LockboxTenant: tenant, Workload: "exchange",
-		RecordType: audit.RecordTypeDataCenterSecurityCmdlet, UserType: audit.UserTypeDcAdmin,
-		UserId: audit.OperatorUserID, ProviderUserId: "alice", ObjectId: fmt.Sprint(i)}
+func operatorRecord(tenant string, i int) record.Record {
+	return record.Record{Operation: "Get-Mailbox", LockboxTenant: tenant, Workload: "exchange",
+		RecordType: record.RecordTypeDataCenterSecurityCmdlet, UserType: record.UserTypeDcAdmin,
+		UserId: record.OperatorUserID, ProviderUserId: "alice", ObjectId: fmt.Sprint(i)}
 }
 
 // TestGroupCommitChainsStayWhole: many callers at once, across tenants,

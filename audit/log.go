@@ -1,3 +1,10 @@
+// Package audit stores Lockbox's audit records (their shape and encodings
+// are package audit/record) durably: one Redis stream per tenant, appended
+// inside the same transaction as the change it records, so a change and its
+// record are committed together or not at all. It searches, exports and
+// verifies them, and forwards them to a SIEM.
+//
+// It knows nothing of HTTP; callers decide who may read which view.
 package audit
 
 import (
@@ -11,6 +18,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/internal/due"
 	"github.com/lockbox-oss/lockbox/internal/fault"
 	"github.com/lockbox-oss/lockbox/internal/keys"
@@ -45,26 +53,26 @@ func NewLog(rdb redis.UniversalClient, now func() time.Time) *Log {
 
 // Prepare fills what the writer leaves to the log: Id, CreationTime (UTC,
 // whole seconds), ResultStatus, UserKey (= UserId) and Version.
-func (l *Log) Prepare(r Record) Record {
+func (l *Log) Prepare(r record.Record) record.Record {
 	if r.Id == "" {
 		r.Id = uuid.Must(uuid.NewV7()).String()
 	}
 	if r.CreationTime.IsZero() {
-		r.CreationTime = Time{l.now()}
+		r.CreationTime = record.Time{Time: l.now()}
 	}
-	r.CreationTime = TimeOf(r.CreationTime.Time)
+	r.CreationTime = record.TimeOf(r.CreationTime.Time)
 	if r.LockboxApprovalTime != nil {
-		t := TimeOf(r.LockboxApprovalTime.Time)
+		t := record.TimeOf(r.LockboxApprovalTime.Time)
 		r.LockboxApprovalTime = &t
 	}
 	if r.ResultStatus == "" {
-		r.ResultStatus = ResultSucceeded
+		r.ResultStatus = record.ResultSucceeded
 	}
 	if r.UserKey == "" {
 		r.UserKey = r.UserId
 	}
 	if r.Version == 0 {
-		r.Version = SchemaVersion
+		r.Version = record.SchemaVersion
 	}
 	return r
 }
@@ -94,7 +102,7 @@ func (l *Log) OrganizationID(ctx context.Context, tenant string) (string, error)
 	var entry struct {
 		OrganizationID string `json:"organization_id"`
 	}
-	if err := json.Unmarshal(b, &entry); err != nil || !IsGUID(entry.OrganizationID) {
+	if err := json.Unmarshal(b, &entry); err != nil || !record.IsGUID(entry.OrganizationID) {
 		return "", fmt.Errorf("audit: registry entry of %s has no valid organization_id (%q): %v", tenant, entry.OrganizationID, err)
 	}
 	l.orgIDs.Store(tenant, entry.OrganizationID)
@@ -105,7 +113,7 @@ func (l *Log) OrganizationID(ctx context.Context, tenant string) (string, error)
 // the registry when the writer left it empty. Only the writer of a tenant's
 // registry entry (onboarding, in the transaction that creates it) knows
 // the GUID before it is readable, and sets it.
-func (l *Log) complete(ctx context.Context, r Record) (Record, error) {
+func (l *Log) complete(ctx context.Context, r record.Record) (record.Record, error) {
 	if err := keys.ValidTenant(r.LockboxTenant); err != nil {
 		return r, fmt.Errorf("audit: LockboxTenant: %w", err)
 	}
@@ -125,7 +133,7 @@ func (l *Log) complete(ctx context.Context, r Record) (Record, error) {
 			return r, err
 		}
 		r.OrganizationId = id
-	} else if !IsGUID(r.OrganizationId) {
+	} else if !record.IsGUID(r.OrganizationId) {
 		return r, fmt.Errorf("audit: OrganizationId %q is not the tenant's GUID", r.OrganizationId)
 	}
 	return l.Prepare(r), nil
@@ -135,7 +143,7 @@ func (l *Log) complete(ctx context.Context, r Record) (Record, error) {
 // caller's transaction, so the record commits with the change it
 // describes. It fails, queueing nothing, for a tenant without a registry
 // entry: a record without its OrganizationId is never written.
-func (l *Log) AppendTx(ctx context.Context, tx redis.Pipeliner, r Record) error {
+func (l *Log) AppendTx(ctx context.Context, tx redis.Pipeliner, r record.Record) error {
 	r, err := l.complete(ctx, r)
 	if err != nil {
 		return err
@@ -144,16 +152,16 @@ func (l *Log) AppendTx(ctx context.Context, tx redis.Pipeliner, r Record) error 
 }
 
 // Append writes r durably on its own and returns it as written.
-func (l *Log) Append(ctx context.Context, r Record) (Record, error) {
+func (l *Log) Append(ctx context.Context, r record.Record) (record.Record, error) {
 	// Completed before the transaction, so the (cached) registry read is
 	// not inside it and the returned record is the one written.
 	r, err := l.complete(ctx, r)
 	if err != nil {
-		return Record{}, err
+		return record.Record{}, err
 	}
 	_, err = l.rdb.TxPipelined(ctx, func(tx redis.Pipeliner) error { return queue(ctx, tx, r) })
 	if err != nil {
-		return Record{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return record.Record{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	l.Written(ctx, r.LockboxTenant)
 	return r, nil
@@ -171,13 +179,13 @@ func (l *Log) Written(ctx context.Context, tenant string) {
 }
 
 // queue adds the append of the completed record r to tx.
-func queue(ctx context.Context, tx redis.Pipeliner, r Record) error {
+func queue(ctx context.Context, tx redis.Pipeliner, r record.Record) error {
 	appendScript.Eval(ctx, tx, []string{keys.Audit(r.LockboxTenant), keys.AuditHead(r.LockboxTenant)}, r.AppendJSON(nil))
 	return nil
 }
 
 // List returns up to limit of the tenant's records, newest first.
-func (l *Log) List(ctx context.Context, tenant string, limit int64) ([]Record, error) {
+func (l *Log) List(ctx context.Context, tenant string, limit int64) ([]record.Record, error) {
 	if err := keys.ValidTenant(tenant); err != nil {
 		return nil, fault.New(fault.ErrInvalid, "invalid_tenant", "%v", err)
 	}
@@ -185,7 +193,7 @@ func (l *Log) List(ctx context.Context, tenant string, limit int64) ([]Record, e
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	out := make([]Record, 0, len(msgs))
+	out := make([]record.Record, 0, len(msgs))
 	for _, m := range msgs {
 		r, err := l.decode(ctx, tenant, m)
 		if err != nil {
@@ -199,17 +207,17 @@ func (l *Log) List(ctx context.Context, tenant string, limit int64) ([]Record, e
 // decode reads the record of a stream entry of tenant's log. A record
 // written before Lockbox followed the common schema gets its tenant's
 // GUID as OrganizationId, when the tenant has one.
-func (l *Log) decode(ctx context.Context, tenant string, m redis.XMessage) (Record, error) {
+func (l *Log) decode(ctx context.Context, tenant string, m redis.XMessage) (record.Record, error) {
 	s, _ := m.Values[field].(string)
-	r, err := unmarshalRecord(s)
+	r, err := record.Unmarshal(s)
 	if err != nil {
-		return Record{}, fmt.Errorf("audit: stream entry %s of %s is corrupt: %w", m.ID, tenant, err)
+		return record.Record{}, fmt.Errorf("audit: stream entry %s of %s is corrupt: %w", m.ID, tenant, err)
 	}
-	if r.legacy {
+	if r.Legacy() {
 		if r.LockboxTenant == "" {
 			r.LockboxTenant = tenant
 		}
-		if !IsGUID(r.OrganizationId) {
+		if !record.IsGUID(r.OrganizationId) {
 			// Reading goes on without it: the record is still the
 			// tenant's, and hiding it would hide history.
 			if id, err := l.OrganizationID(ctx, tenant); err == nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/clock"
 	"github.com/lockbox-oss/lockbox/internal/fault"
@@ -44,14 +45,14 @@ func TestOrganizationIdFromTheRegistry(t *testing.T) {
 	rdb.AddHook(reads)
 	log := audit.NewLog(rdb, clock.NewFake(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)).Now)
 	onboard(t, rdb, "contoso")
-	rec := audit.Record{Operation: "Get-Mailbox", LockboxTenant: "contoso", RecordType: audit.RecordTypeDataCenterSecurityCmdlet,
-		UserType: audit.UserTypeDcAdmin, UserId: audit.OperatorUserID, Workload: "exchange"}
+	rec := record.Record{Operation: "Get-Mailbox", LockboxTenant: "contoso", RecordType: record.RecordTypeDataCenterSecurityCmdlet,
+		UserType: record.UserTypeDcAdmin, UserId: record.OperatorUserID, Workload: "exchange"}
 	for range 5 {
 		got, err := log.Append(ctx, rec)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.OrganizationId != orgID("contoso") || got.LockboxTenant != "contoso" || got.UserKey != audit.OperatorUserID || got.Version != 1 {
+		if got.OrganizationId != orgID("contoso") || got.LockboxTenant != "contoso" || got.UserKey != record.OperatorUserID || got.Version != 1 {
 			t.Fatalf("appended %+v", got)
 		}
 	}
@@ -70,12 +71,12 @@ func TestOrganizationIdFromTheRegistry(t *testing.T) {
 	}
 	// The writer may not name another GUID than a GUID, nor leave out
 	// what the schema requires.
-	for name, mut := range map[string]func(*audit.Record){
-		"short name as OrganizationId": func(r *audit.Record) { r.OrganizationId = "contoso" },
-		"no RecordType":                func(r *audit.Record) { r.RecordType = 0 },
-		"unknown UserType":             func(r *audit.Record) { r.UserType = 42 },
-		"no UserId":                    func(r *audit.Record) { r.UserId = "" },
-		"no tenant":                    func(r *audit.Record) { r.LockboxTenant = "" },
+	for name, mut := range map[string]func(*record.Record){
+		"short name as OrganizationId": func(r *record.Record) { r.OrganizationId = "contoso" },
+		"no RecordType":                func(r *record.Record) { r.RecordType = 0 },
+		"unknown UserType":             func(r *record.Record) { r.UserType = 42 },
+		"no UserId":                    func(r *record.Record) { r.UserId = "" },
+		"no tenant":                    func(r *record.Record) { r.LockboxTenant = "" },
 	} {
 		bad := rec
 		mut(&bad)
@@ -105,8 +106,8 @@ redis.call('SET', KEYS[2], h)
 return 1`).Run(ctx, rdb, []string{keys.Audit("contoso"), keys.AuditHead("contoso")}, legacy).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := log.Append(ctx, audit.Record{Operation: audit.OpAddApprover, LockboxTenant: "contoso", RecordType: audit.RecordTypeExchangeAdmin,
-		UserType: audit.UserTypeAdmin, UserId: "gina@contoso.example", Workload: audit.WorkloadLockbox, ObjectId: "adam@contoso.example"}); err != nil {
+	if _, err := log.Append(ctx, record.Record{Operation: record.OpAddApprover, LockboxTenant: "contoso", RecordType: record.RecordTypeExchangeAdmin,
+		UserType: record.UserTypeAdmin, UserId: "gina@contoso.example", Workload: record.WorkloadLockbox, ObjectId: "adam@contoso.example"}); err != nil {
 		t.Fatal(err)
 	}
 	if v, err := log.Verify(ctx, auditor, "contoso"); err != nil || !v.OK || v.Records != 2 {
@@ -118,8 +119,8 @@ return 1`).Run(ctx, rdb, []string{keys.Audit("contoso"), keys.AuditHead("contoso
 			t.Fatalf("%s: %d records, %v", who.Subject, len(pg.Records), err)
 		}
 		old := pg.Records[1]
-		if old.OrganizationId != orgID("contoso") || old.LockboxTenant != "contoso" || old.RecordType != audit.RecordTypeDataCenterSecurityCmdlet ||
-			old.UserType != audit.UserTypeDcAdmin || old.LockboxMethod != "GET" || old.ObjectId != "exchange/tenants/contoso/mailboxes" {
+		if old.OrganizationId != orgID("contoso") || old.LockboxTenant != "contoso" || old.RecordType != record.RecordTypeDataCenterSecurityCmdlet ||
+			old.UserType != record.UserTypeDcAdmin || old.LockboxMethod != "GET" || old.ObjectId != "exchange/tenants/contoso/mailboxes" {
 			t.Errorf("%s: legacy record read as %+v", who.Subject, old)
 		}
 		if who.TenantID != "" && (old.LockboxApprover != "" || old.ProviderUserId != "" || old.ClientIP != "192.0.2.10") {

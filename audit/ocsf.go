@@ -3,6 +3,8 @@ package audit
 import (
 	"encoding/json"
 	"strconv"
+
+	"github.com/lockbox-oss/lockbox/audit/record"
 )
 
 // OCSF (Open Cybersecurity Schema Framework) rendering of audit records for
@@ -114,7 +116,7 @@ type OCSFAPIRequest struct {
 }
 
 // OCSF renders r as an OCSF API Activity event.
-func OCSF(r Record) OCSFEvent {
+func OCSF(r record.Record) OCSFEvent {
 	activity := OCSFActivityOther
 	if r.Operator() {
 		activity = ocsfActivity(r.LockboxMethod)
@@ -141,7 +143,7 @@ func OCSF(r Record) OCSFEvent {
 		API:         OCSFAPI{Operation: r.Operation},
 	}
 	switch r.ResultStatus {
-	case ResultSucceeded, "":
+	case record.ResultSucceeded, "":
 		e.StatusID, e.Status = 1, "Success"
 	case "Failed":
 		e.StatusID, e.Status = 2, "Failure"
@@ -178,7 +180,7 @@ func OCSF(r Record) OCSFEvent {
 		u["UserType"] = strconv.Itoa(int(r.UserType))
 	}
 	if r.LockboxApprovalTime != nil {
-		u["LockboxApprovalTime"] = r.LockboxApprovalTime.UTC().Format(TimeLayout)
+		u["LockboxApprovalTime"] = r.LockboxApprovalTime.UTC().Format(record.TimeLayout)
 	}
 	if len(u) > 0 {
 		e.Unmapped = u
@@ -204,9 +206,9 @@ func ocsfActivity(method string) int {
 // that does not decode is still forwarded, as an "Other" event carrying
 // the stored bytes in raw_data.
 func ocsfLine(raw string) ([]byte, error) {
-	r, err := unmarshalRecord(raw)
+	r, err := record.Unmarshal(raw)
 	if err != nil {
-		e := OCSF(Record{})
+		e := OCSF(record.Record{})
 		e.Time = 0
 		e.StatusID, e.Status, e.StatusDetail = 0, "Unknown", "undecodable audit record"
 		e.RawData = raw

@@ -3,6 +3,8 @@ package audit
 import (
 	"encoding/json"
 	"testing"
+
+	"github.com/lockbox-oss/lockbox/audit/record"
 )
 
 func TestOCSFActivities(t *testing.T) {
@@ -10,16 +12,16 @@ func TestOCSFActivities(t *testing.T) {
 		"GET": OCSFActivityRead, "HEAD": OCSFActivityRead, "POST": OCSFActivityCreate,
 		"PUT": OCSFActivityUpdate, "PATCH": OCSFActivityUpdate, "DELETE": OCSFActivityDelete, "OPTIONS": OCSFActivityOther,
 	} {
-		e := OCSF(Record{RecordType: RecordTypeDataCenterSecurityCmdlet, UserType: UserTypeDcAdmin, LockboxMethod: method, Operation: "Op"})
+		e := OCSF(record.Record{RecordType: record.RecordTypeDataCenterSecurityCmdlet, UserType: record.UserTypeDcAdmin, LockboxMethod: method, Operation: "Op"})
 		if e.ActivityID != want || e.TypeUID != 600300+want || e.ActivityName != ocsfActivityNames[want] {
 			t.Errorf("%s: %d %d %q", method, e.ActivityID, e.TypeUID, e.ActivityName)
 		}
 	}
 	// A control-plane record with a method is still "Other".
-	if e := OCSF(Record{RecordType: RecordTypeExchangeAdmin, LockboxMethod: "DELETE", Operation: OpRevokeAccess}); e.ActivityID != OCSFActivityOther || e.API.Operation != OpRevokeAccess {
+	if e := OCSF(record.Record{RecordType: record.RecordTypeExchangeAdmin, LockboxMethod: "DELETE", Operation: record.OpRevokeAccess}); e.ActivityID != OCSFActivityOther || e.API.Operation != record.OpRevokeAccess {
 		t.Errorf("control plane: %+v", e)
 	}
-	if e := OCSF(Record{ResultStatus: "Failed"}); e.StatusID != 2 || e.Status != "Failure" {
+	if e := OCSF(record.Record{ResultStatus: "Failed"}); e.StatusID != 2 || e.Status != "Failure" {
 		t.Errorf("failed: %+v", e)
 	}
 }
@@ -35,5 +37,22 @@ func TestOCSFUndecodableRecordIsKept(t *testing.T) {
 	}
 	if e.RawData != `{"Id": 42` || e.ClassUID != 6003 || e.StatusID != 0 {
 		t.Fatalf("%s", b)
+	}
+}
+
+// The policy revision of an operator action is no provider secret: the
+// tenant's view and the SIEM's OCSF event keep it.
+func TestPolicyRevisionIsShown(t *testing.T) {
+	const rev = "3f2a9c0e5b7d41e6a8c9f0b1d2e3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1"
+	r := record.Record{
+		Operation: "Get-Mailbox", UserId: record.OperatorUserID, UserType: record.UserTypeDcAdmin, RecordType: record.RecordTypeDataCenterSecurityCmdlet,
+		ClientIP: "192.0.2.10", ProviderUserId: "alice@provider.example", LockboxPolicyRevision: rev,
+	}
+	v := r.TenantView()
+	if v.LockboxPolicyRevision != rev || v.ProviderUserId != "" {
+		t.Errorf("TenantView = %+v: want the revision kept, the engineer removed", v)
+	}
+	if got := OCSF(r).Unmapped["LockboxPolicyRevision"]; got != rev {
+		t.Errorf("OCSF unmapped LockboxPolicyRevision = %q", got)
 	}
 }

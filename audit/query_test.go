@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/clock"
 	"github.com/lockbox-oss/lockbox/internal/fault"
@@ -37,10 +38,10 @@ func fill(tb testing.TB, rdb redis.UniversalClient, c *clock.Fake, n int) *audit
 			for i := start; i < min(n, start+5000); i++ {
 				c.Advance(time.Second)
 				who := []string{"alice", "bob"}[i%2]
-				if err := log.AppendTx(ctx, p, audit.Record{
+				if err := log.AppendTx(ctx, p, record.Record{
 					Operation: fmt.Sprintf("Op-%d", i%2), LockboxTenant: "contoso", Workload: "exchange",
-					RecordType: audit.RecordTypeExchangeAdmin, UserType: audit.UserTypeDcAdmin,
-					UserId: audit.OperatorUserID, ProviderUserId: who, ClientIP: "10.0.0.1",
+					RecordType: record.RecordTypeExchangeAdmin, UserType: record.UserTypeDcAdmin,
+					UserId: record.OperatorUserID, ProviderUserId: who, ClientIP: "10.0.0.1",
 					LockboxRequestId: fmt.Sprintf("req-%d", i%3), ObjectId: fmt.Sprint(i),
 				}); err != nil {
 					return err
@@ -62,9 +63,9 @@ func TestQuerySemantics(t *testing.T) {
 	ctx := context.Background()
 	at := func(i int) time.Time { return t0.Add(time.Duration(i+1) * time.Second) }
 
-	all := func(p identity.Principal, q audit.Query) []audit.Record {
+	all := func(p identity.Principal, q audit.Query) []record.Record {
 		t.Helper()
-		var out []audit.Record
+		var out []record.Record
 		for {
 			pg, err := log.Search(ctx, p, q)
 			if err != nil {
@@ -141,7 +142,7 @@ func TestQuerySemantics(t *testing.T) {
 	})
 	t.Run("export scoping", func(t *testing.T) {
 		other := identity.Principal{Subject: "fay", TenantID: "fabrikam", Roles: []identity.Role{identity.RoleAuditReader}}
-		err := log.Export(ctx, other, audit.Query{Tenant: "contoso"}, func(audit.Record) error { return nil })
+		err := log.Export(ctx, other, audit.Query{Tenant: "contoso"}, func(record.Record) error { return nil })
 		if !errors.Is(err, fault.ErrForbidden) {
 			t.Fatal(err)
 		}
@@ -149,7 +150,7 @@ func TestQuerySemantics(t *testing.T) {
 	t.Run("export stops at the writer's error", func(t *testing.T) {
 		stop := errors.New("stop")
 		n := 0
-		err := log.Export(ctx, providerAuditor, audit.Query{Tenant: "contoso"}, func(audit.Record) error {
+		err := log.Export(ctx, providerAuditor, audit.Query{Tenant: "contoso"}, func(record.Record) error {
 			if n++; n == 700 {
 				return stop
 			}
@@ -189,7 +190,7 @@ func TestExport100k(t *testing.T) {
 	var peak uint64
 	count := 0
 	last := time.Time{}
-	err := log.Export(context.Background(), tenantAuditor, audit.Query{Tenant: "contoso"}, func(r audit.Record) error {
+	err := log.Export(context.Background(), tenantAuditor, audit.Query{Tenant: "contoso"}, func(r record.Record) error {
 		if !last.IsZero() && r.CreationTime.After(last) {
 			return fmt.Errorf("record %d is out of order", count)
 		}
@@ -237,7 +238,7 @@ func TestExportAllocationsDoNotGrow(t *testing.T) {
 		rdb := testRedis(t)
 		log := fill(t, rdb, clock.NewFake(t0), n)
 		run := func() {
-			if err := log.Export(context.Background(), providerAuditor, audit.Query{Tenant: "contoso"}, func(audit.Record) error { return nil }); err != nil {
+			if err := log.Export(context.Background(), providerAuditor, audit.Query{Tenant: "contoso"}, func(record.Record) error { return nil }); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -267,7 +268,7 @@ func BenchmarkExport(b *testing.B) {
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	for b.Loop() {
-		if err := log.Export(context.Background(), providerAuditor, audit.Query{Tenant: "contoso"}, func(audit.Record) error { return nil }); err != nil {
+		if err := log.Export(context.Background(), providerAuditor, audit.Query{Tenant: "contoso"}, func(record.Record) error { return nil }); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -289,9 +290,9 @@ func TestSearchAcrossTenants(t *testing.T) {
 		p.SAdd(ctx, keys.Tenants(), "contoso", "fabrikam", "northwind", "not a tenant!")
 		for i := range 1500 {
 			c.Advance(time.Second)
-			if err := log.AppendTx(ctx, p, audit.Record{Operation: "Get-Mailbox", LockboxTenant: names[i%3],
-				RecordType: audit.RecordTypeDataCenterSecurityCmdlet, UserType: audit.UserTypeDcAdmin,
-				UserId: audit.OperatorUserID, ObjectId: fmt.Sprint(i)}); err != nil {
+			if err := log.AppendTx(ctx, p, record.Record{Operation: "Get-Mailbox", LockboxTenant: names[i%3],
+				RecordType: record.RecordTypeDataCenterSecurityCmdlet, UserType: record.UserTypeDcAdmin,
+				UserId: record.OperatorUserID, ObjectId: fmt.Sprint(i)}); err != nil {
 				return err
 			}
 		}
@@ -300,8 +301,8 @@ func TestSearchAcrossTenants(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var full []audit.Record
-	if err := log.Export(ctx, providerAuditor, audit.Query{}, func(r audit.Record) error { full = append(full, r); return nil }); err != nil {
+	var full []record.Record
+	if err := log.Export(ctx, providerAuditor, audit.Query{}, func(r record.Record) error { full = append(full, r); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if len(full) != 1500 {
@@ -316,7 +317,7 @@ func TestSearchAcrossTenants(t *testing.T) {
 	}
 	for _, limit := range []int{1, 7, 500} {
 		q := audit.Query{Limit: limit}
-		var got []audit.Record
+		var got []record.Record
 		for {
 			pg, err := log.Search(ctx, providerAuditor, q)
 			if err != nil {
@@ -369,8 +370,8 @@ func TestRequestRecords(t *testing.T) {
 	c := clock.NewFake(t0)
 	log := fill(t, rdb, c, 30)
 	ctx := context.Background()
-	var got []audit.Record
-	err := log.RequestRecords(ctx, "contoso", "req-1", time.Time{}, func(r audit.Record) error {
+	var got []record.Record
+	err := log.RequestRecords(ctx, "contoso", "req-1", time.Time{}, func(r record.Record) error {
 		got = append(got, r)
 		return nil
 	})
@@ -390,16 +391,16 @@ func TestRequestRecords(t *testing.T) {
 	}
 	// From bounds the scan: records 25 and 28 are req-1's after t0+25s.
 	n := 0
-	err = log.RequestRecords(ctx, "contoso", "req-1", t0.Add(25*time.Second), func(audit.Record) error { n++; return nil })
+	err = log.RequestRecords(ctx, "contoso", "req-1", t0.Add(25*time.Second), func(record.Record) error { n++; return nil })
 	if err != nil || n != 2 {
 		t.Errorf("from t0+25s: %d records, %v", n, err)
 	}
 	stop := errors.New("stop")
-	if err := log.RequestRecords(ctx, "contoso", "req-1", time.Time{}, func(audit.Record) error { return stop }); !errors.Is(err, stop) {
+	if err := log.RequestRecords(ctx, "contoso", "req-1", time.Time{}, func(record.Record) error { return stop }); !errors.Is(err, stop) {
 		t.Errorf("the callback's error = %v", err)
 	}
 	for _, c := range []struct{ tenant, id string }{{"contoso", ""}, {"", "req-1"}, {"Bad Tenant", "req-1"}} {
-		err := log.RequestRecords(ctx, c.tenant, c.id, time.Time{}, func(audit.Record) error {
+		err := log.RequestRecords(ctx, c.tenant, c.id, time.Time{}, func(record.Record) error {
 			t.Fatalf("%q/%q: a record was read", c.tenant, c.id)
 			return nil
 		})

@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/internal/due"
 	"github.com/lockbox-oss/lockbox/internal/fault"
 	"github.com/lockbox-oss/lockbox/internal/keys"
@@ -62,7 +63,7 @@ func (l *Log) Trim(ctx context.Context, tenant string, cutoff time.Time) (int, e
 		}
 		last := -1
 		for i, m := range msgs {
-			var rec struct{ CreationTime Time }
+			var rec struct{ CreationTime record.Time }
 			s, _ := m.Values[field].(string)
 			if json.Unmarshal([]byte(s), &rec) != nil || !rec.CreationTime.Before(cutoff) {
 				break
@@ -137,7 +138,7 @@ func oldestDue(msgs []redis.XMessage, retention time.Duration, now time.Time) ti
 	if len(msgs) == 0 {
 		return time.Time{}
 	}
-	var rec struct{ CreationTime Time }
+	var rec struct{ CreationTime record.Time }
 	s, _ := msgs[0].Values[field].(string)
 	if json.Unmarshal([]byte(s), &rec) != nil || rec.CreationTime.IsZero() {
 		// Trim stops at a record it can't date; look again in a while

@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/internal/clock"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 	"github.com/lockbox-oss/lockbox/internal/redistest"
@@ -101,8 +102,8 @@ func TestRetentionAcrossReplicasWithOneKilled(t *testing.T) {
 	for range 4 {
 		for range 3 {
 			for _, tn := range tenants {
-				if _, err := log.Append(ctx, audit.Record{Operation: "Get-Mailbox", LockboxTenant: tn,
-					RecordType: audit.RecordTypeDataCenterSecurityCmdlet, Workload: "exchange", UserId: audit.OperatorUserID}); err != nil {
+				if _, err := log.Append(ctx, record.Record{Operation: "Get-Mailbox", LockboxTenant: tn,
+					RecordType: record.RecordTypeDataCenterSecurityCmdlet, Workload: "exchange", UserId: record.OperatorUserID}); err != nil {
 					t.Fatal(err)
 				}
 			}

@@ -22,6 +22,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 	"github.com/lockbox-oss/lockbox/internal/redistest"
@@ -164,22 +165,22 @@ func (p streamPos) String() string { return fmt.Sprintf("%d-%d", p.ms, p.seq) }
 
 // bigRecord is record i: an engineer's call through the proxy, or, one
 // time in 200, a tenant approver's decision.
-func bigRecord(rng *rand.Rand, i int, at time.Time, org string) audit.Record {
+func bigRecord(rng *rand.Rand, i int, at time.Time, org string) record.Record {
 	req := fmt.Sprintf("0196%04x-7c2e-7000-8000-%012x", i/500%0xffff, i/500)
 	if i%200 == 199 {
-		return audit.Record{CreationTime: audit.Time{Time: at}, Operation: audit.OpTenantDecision, LockboxTenant: bigTenant,
-			OrganizationId: org, RecordType: audit.RecordTypeExchangeAdmin, Workload: "exchange", UserId: bigApprover,
-			UserType: audit.UserTypeRegular, ClientIP: "203.0.113.7", ObjectId: req, LockboxRequestId: req,
-			ApprovalDecision: audit.ApprovalApprove, Parameters: []audit.Parameter{{Name: "Identity", Value: req}, {Name: "ApprovalDecision", Value: "Approve"}}}
+		return record.Record{CreationTime: record.Time{Time: at}, Operation: record.OpTenantDecision, LockboxTenant: bigTenant,
+			OrganizationId: org, RecordType: record.RecordTypeExchangeAdmin, Workload: "exchange", UserId: bigApprover,
+			UserType: record.UserTypeRegular, ClientIP: "203.0.113.7", ObjectId: req, LockboxRequestId: req,
+			ApprovalDecision: record.ApprovalApprove, Parameters: []record.Parameter{{Name: "Identity", Value: req}, {Name: "ApprovalDecision", Value: "Approve"}}}
 	}
 	// Skewed: the first operations and engineers are the busiest.
 	op := bigOps[min(len(bigOps)-1, int(rng.ExpFloat64()*2))]
 	eng := fmt.Sprintf("eng%02d@provider.example", min(bigEngineers-1, int(rng.ExpFloat64()*10)))
 	path := fmt.Sprintf("/tenants/%s/mailboxes/user%04d@bigco.example", bigTenant, rng.IntN(5000))
-	approved := audit.Time{Time: at.Add(-time.Hour)}
-	return audit.Record{CreationTime: audit.Time{Time: at}, Operation: op, LockboxTenant: bigTenant, OrganizationId: org,
-		RecordType: audit.RecordTypeDataCenterSecurityCmdlet, Workload: "exchange", UserId: audit.OperatorUserID,
-		UserType: audit.UserTypeDcAdmin, ClientIP: "10.1.2.3", ObjectId: "exchange" + path, LockboxRequestId: req,
+	approved := record.Time{Time: at.Add(-time.Hour)}
+	return record.Record{CreationTime: record.Time{Time: at}, Operation: op, LockboxTenant: bigTenant, OrganizationId: org,
+		RecordType: record.RecordTypeDataCenterSecurityCmdlet, Workload: "exchange", UserId: record.OperatorUserID,
+		UserType: record.UserTypeDcAdmin, ClientIP: "10.1.2.3", ObjectId: "exchange" + path, LockboxRequestId: req,
 		LockboxApprover: bigApprover, LockboxApprovalTime: &approved, LockboxMethod: "GET", LockboxPath: path,
 		LockboxPolicyRevision: "sha256:4f1c2a", ProviderUserId: eng}
 }
@@ -253,7 +254,7 @@ func BenchmarkAuditAtScale(b *testing.B) {
 		{"search/user=engineer", providerAuditor, audit.Query{User: "eng03@provider.example"}},
 		{"search/user=approver(0.5%)", tenantUser, audit.Query{User: bigApprover}},
 		{"search/operation=Get-Mailbox", tenantUser, audit.Query{Operation: "Get-Mailbox"}},
-		{"search/operation=Set-AccessToCustomerDataRequest(0.5%)", tenantUser, audit.Query{Operation: audit.OpTenantDecision}},
+		{"search/operation=Set-AccessToCustomerDataRequest(0.5%)", tenantUser, audit.Query{Operation: record.OpTenantDecision}},
 		{"search/date+user=engineer-one-week-6-months-ago", providerAuditor, audit.Query{From: day, To: day.Add(7 * 24 * time.Hour), User: "eng07@provider.example"}},
 		// No record matches: each call reads its scan budget and returns
 		// an empty page with a cursor.
@@ -327,7 +328,7 @@ func BenchmarkAuditAtScale(b *testing.B) {
 					w := bufio.NewWriterSize(io.Discard, 32<<10)
 					cw := csv.NewWriter(w)
 					var buf []byte
-					err := f.log.Export(ctx, tenantUser, audit.Query{Tenant: bigTenant}, func(r audit.Record) error {
+					err := f.log.Export(ctx, tenantUser, audit.Query{Tenant: bigTenant}, func(r record.Record) error {
 						n++
 						if format == "jsonl" {
 							buf = append(r.AppendJSON(buf[:0]), '\n')

@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/fault"
 	"github.com/lockbox-oss/lockbox/internal/keys"
@@ -70,7 +71,7 @@ type Query struct {
 
 // Page is one page of search results, newest first.
 type Page struct {
-	Records []Record
+	Records []record.Record
 	// Next is the cursor of the following page; empty when the search is
 	// done. A page may hold fewer than Limit records (even none) while
 	// Next is set, when the scan budget of one call ran out.
@@ -97,7 +98,7 @@ func (l *Log) Search(ctx context.Context, p identity.Principal, q Query) (Page, 
 		return Page{}, err
 	}
 	provider := p.IsProvider()
-	page := Page{Records: []Record{}}
+	page := Page{Records: []record.Record{}}
 	var last position
 	scanned, ahead := 0, 0
 	for {
@@ -116,7 +117,7 @@ func (l *Log) Search(ctx context.Context, p identity.Principal, q Query) (Page, 
 				page.Next = encodeCursor(last, q.Tenant == "")
 				return page, nil
 			}
-			page.Records = append(page.Records, e.rec.ViewFor(p))
+			page.Records = append(page.Records, ViewFor(e.rec, p))
 			last = e.pos
 		}
 		if len(page.Records) == q.Limit {
@@ -138,7 +139,7 @@ func (l *Log) Search(ctx context.Context, p identity.Principal, q Query) (Page, 
 // however many records there are. q.Limit is ignored; q.Cursor, when set,
 // starts the export where that page ended. An error of w stops the export
 // and is returned.
-func (l *Log) Export(ctx context.Context, p identity.Principal, q Query, w func(Record) error) error {
+func (l *Log) Export(ctx context.Context, p identity.Principal, q Query, w func(record.Record) error) error {
 	if err := check(p, &q); err != nil {
 		return err
 	}
@@ -155,7 +156,7 @@ func (l *Log) Export(ctx context.Context, p identity.Principal, q Query, w func(
 		if !matches(q, e.rec, provider) {
 			continue
 		}
-		if err := w(e.rec.ViewFor(p)); err != nil {
+		if err := w(ViewFor(e.rec, p)); err != nil {
 			return err
 		}
 	}
@@ -169,9 +170,9 @@ func (l *Log) Export(ctx context.Context, p identity.Principal, q Query, w func(
 // It authorizes no one. It serves the request lifecycle (grants), whose
 // rule is that whoever may see a request may see what was done under it:
 // grants checks that the caller may see the request, then shows each
-// record through Record.ViewFor. Any other read of the log goes through
+// record through ViewFor. Any other read of the log goes through
 // Search or Export, which apply the audit log's own rules.
-func (l *Log) RequestRecords(ctx context.Context, tenant, id string, from time.Time, w func(Record) error) error {
+func (l *Log) RequestRecords(ctx context.Context, tenant, id string, from time.Time, w func(record.Record) error) error {
 	if err := keys.ValidTenant(tenant); err != nil {
 		return fault.New(fault.ErrInvalid, "invalid_tenant", "%v", err)
 	}
@@ -281,7 +282,7 @@ func (a position) less(b position) bool {
 // entry is one decoded stream entry.
 type entry struct {
 	pos position
-	rec Record
+	rec record.Record
 }
 
 // iterator yields entries newest first.
@@ -537,7 +538,7 @@ func (m *merger) next(ctx context.Context) (entry, bool, error) {
 }
 
 // matches reports whether r passes q's filters.
-func matches(q Query, r Record, provider bool) bool {
+func matches(q Query, r record.Record, provider bool) bool {
 	switch {
 	case !q.From.IsZero() && r.CreationTime.Before(q.From):
 		return false

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/clock"
 	"github.com/lockbox-oss/lockbox/internal/fault"
@@ -20,8 +21,8 @@ func TestSearchScopesAndViews(t *testing.T) {
 	ctx := context.Background()
 	for _, op := range []string{"New-AccessToCustomerDataRequest", "Stop-AccessToCustomerDataRequest"} {
 		c.Advance(time.Second)
-		if _, err := log.Append(ctx, audit.Record{Operation: op, LockboxTenant: "contoso", RecordType: audit.RecordTypeExchangeAdmin,
-			Workload: "exchange", UserId: audit.OperatorUserID, UserType: audit.UserTypeDcAdmin, ProviderUserId: "alice", ClientIP: "10.1.2.3"}); err != nil {
+		if _, err := log.Append(ctx, record.Record{Operation: op, LockboxTenant: "contoso", RecordType: record.RecordTypeExchangeAdmin,
+			Workload: "exchange", UserId: record.OperatorUserID, UserType: record.UserTypeDcAdmin, ProviderUserId: "alice", ClientIP: "10.1.2.3"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -60,7 +61,7 @@ func TestSearchScopesAndViews(t *testing.T) {
 			if got := recs[0].ClientIP != ""; got != tc.provider {
 				t.Fatalf("provider's ClientIP visible = %v, want %v", got, tc.provider)
 			}
-			if recs[0].Id == "" || recs[0].ResultStatus != audit.ResultSucceeded || recs[0].CreationTime.Location() != time.UTC {
+			if recs[0].Id == "" || recs[0].ResultStatus != record.ResultSucceeded || recs[0].CreationTime.Location() != time.UTC {
 				t.Fatalf("record not prepared: %+v", recs[0])
 			}
 		})

@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/audit/record"
 )
 
 // entriesRead counts the stream entries Redis hands a client (XRANGE,
@@ -55,8 +56,8 @@ func TestDateRangeSeeksToItsEnd(t *testing.T) {
 		count := &entriesRead{}
 		rdb.AddHook(count)
 		log := audit.NewLog(rdb, nil)
-		var all []audit.Record
-		if err := log.Export(ctx, providerAuditor, audit.Query{Tenant: bigTenant}, func(r audit.Record) error {
+		var all []record.Record
+		if err := log.Export(ctx, providerAuditor, audit.Query{Tenant: bigTenant}, func(r record.Record) error {
 			all = append(all, r)
 			return nil
 		}); err != nil || len(all) != n {
@@ -69,14 +70,14 @@ func TestDateRangeSeeksToItsEnd(t *testing.T) {
 			{t0.Add(-48 * time.Hour), t0.Add(-24 * time.Hour)},
 			{t0.Add(90 * time.Hour), t0.Add(200 * time.Hour)},
 		} {
-			var want []audit.Record
+			var want []record.Record
 			for _, r := range all {
 				if !r.CreationTime.Before(rng.from) && !r.CreationTime.After(rng.to) {
 					want = append(want, r)
 				}
 			}
 			count.n.Store(0)
-			var got []audit.Record
+			var got []record.Record
 			q := audit.Query{Tenant: bigTenant, From: rng.from, To: rng.to}
 			pages := 0
 			for {
@@ -90,7 +91,7 @@ func TestDateRangeSeeksToItsEnd(t *testing.T) {
 					break
 				}
 			}
-			same := func(a, b audit.Record) bool { return a.Id == b.Id }
+			same := func(a, b record.Record) bool { return a.Id == b.Id }
 			if !slices.EqualFunc(got, want, same) {
 				t.Fatalf("jitter %v, %v..%v: search found %d records, a scan of everything %d", jitter, rng.from, rng.to, len(got), len(want))
 			}
@@ -101,7 +102,7 @@ func TestDateRangeSeeksToItsEnd(t *testing.T) {
 			}
 			count.n.Store(0)
 			got = got[:0]
-			if err := log.Export(ctx, providerAuditor, audit.Query{Tenant: bigTenant, From: rng.from, To: rng.to}, func(r audit.Record) error {
+			if err := log.Export(ctx, providerAuditor, audit.Query{Tenant: bigTenant, From: rng.from, To: rng.to}, func(r record.Record) error {
 				got = append(got, r)
 				return nil
 			}); err != nil || !slices.EqualFunc(got, want, same) {

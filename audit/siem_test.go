@@ -17,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 	"github.com/lockbox-oss/lockbox/internal/redistest"
 )
@@ -65,10 +66,10 @@ func siemAppend(t *testing.T, rdb redis.UniversalClient, log *audit.Log, n int, 
 	}
 	for i := range n {
 		for _, tn := range tenants {
-			if _, err := log.Append(ctx, audit.Record{
+			if _, err := log.Append(ctx, record.Record{
 				Operation: fmt.Sprintf("Get-Mailbox-%d", i), LockboxTenant: tn, Workload: "exchange",
-				RecordType: audit.RecordTypeDataCenterSecurityCmdlet,
-				UserId:     audit.OperatorUserID, UserType: audit.UserTypeDcAdmin, LockboxMethod: "GET",
+				RecordType: record.RecordTypeDataCenterSecurityCmdlet,
+				UserId:     record.OperatorUserID, UserType: record.UserTypeDcAdmin, LockboxMethod: "GET",
 				ProviderUserId: "alice", ClientIP: "10.0.0.1",
 			}); err != nil {
 				t.Fatal(err)
@@ -98,7 +99,7 @@ func byTenant(t *testing.T, lines []string) map[string][]string {
 	t.Helper()
 	out := map[string][]string{}
 	for _, l := range lines {
-		var r audit.Record
+		var r record.Record
 		if err := json.Unmarshal([]byte(l), &r); err != nil {
 			t.Fatalf("line %q: %v", l, err)
 		}
@@ -345,18 +346,18 @@ func TestSIEMOCSF(t *testing.T) {
 	}
 	onboard(t, rdb, "contoso")
 	const reqID = "0190a4b4-1c2d-7e3f-8a9b-0c1d2e3f4a5b"
-	op := audit.Record{LockboxTenant: "contoso", Workload: "exchange", UserId: audit.OperatorUserID,
-		RecordType: audit.RecordTypeDataCenterSecurityCmdlet,
-		UserType:   audit.UserTypeDcAdmin, ClientIP: "10.0.0.7", ProviderUserId: "alice", LockboxRequestId: reqID}
+	op := record.Record{LockboxTenant: "contoso", Workload: "exchange", UserId: record.OperatorUserID,
+		RecordType: record.RecordTypeDataCenterSecurityCmdlet,
+		UserType:   record.UserTypeDcAdmin, ClientIP: "10.0.0.7", ProviderUserId: "alice", LockboxRequestId: reqID}
 	get, del := op, op
 	get.Operation, get.LockboxMethod, get.LockboxPath = "Get-Mailbox", "GET", "/exchange/mailboxes/bob"
 	del.Operation, del.LockboxMethod, del.LockboxPath = "Remove-MailboxItem", "DELETE", "/exchange/mailboxes/bob/items/1"
-	decision := audit.Record{Operation: audit.OpTenantDecision, LockboxTenant: "contoso", Workload: "exchange",
-		RecordType: audit.RecordTypeExchangeAdmin, UserType: audit.UserTypeAdmin,
+	decision := record.Record{Operation: record.OpTenantDecision, LockboxTenant: "contoso", Workload: "exchange",
+		RecordType: record.RecordTypeExchangeAdmin, UserType: record.UserTypeAdmin,
 		UserId: "carol@contoso.example", ClientIP: "192.0.2.4", ObjectId: reqID, LockboxRequestId: reqID,
-		ApprovalDecision: audit.ApprovalApprove, Comment: "ok for 2h"}
-	var recs []audit.Record
-	for _, r := range []audit.Record{get, del, decision} {
+		ApprovalDecision: record.ApprovalApprove, Comment: "ok for 2h"}
+	var recs []record.Record
+	for _, r := range []record.Record{get, del, decision} {
 		r, err := log.Append(ctx, r)
 		if err != nil {
 			t.Fatal(err)
@@ -373,8 +374,8 @@ func TestSIEMOCSF(t *testing.T) {
 		user     string
 		uid      string
 	}{
-		{audit.OCSFActivityRead, audit.OperatorUserID, "alice"},
-		{audit.OCSFActivityDelete, audit.OperatorUserID, "alice"},
+		{audit.OCSFActivityRead, record.OperatorUserID, "alice"},
+		{audit.OCSFActivityDelete, record.OperatorUserID, "alice"},
 		{audit.OCSFActivityOther, "carol@contoso.example", ""},
 	}
 	lines := sink.got()

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/clock"
 	"github.com/lockbox-oss/lockbox/internal/fault"
@@ -24,9 +25,9 @@ func TestEmptyTenantIsTheTokensTenant(t *testing.T) {
 	onboard(t, rdb, "contoso", "fabrikam")
 	for _, tenant := range []string{"contoso", "fabrikam", "contoso"} {
 		c.Advance(time.Second)
-		if _, err := log.Append(ctx, audit.Record{Operation: "Get-Mailbox", LockboxTenant: tenant, Workload: "exchange",
-			RecordType: audit.RecordTypeDataCenterSecurityCmdlet, UserType: audit.UserTypeDcAdmin,
-			UserId: audit.OperatorUserID, ProviderUserId: "alice"}); err != nil {
+		if _, err := log.Append(ctx, record.Record{Operation: "Get-Mailbox", LockboxTenant: tenant, Workload: "exchange",
+			RecordType: record.RecordTypeDataCenterSecurityCmdlet, UserType: record.UserTypeDcAdmin,
+			UserId: record.OperatorUserID, ProviderUserId: "alice"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -54,7 +55,7 @@ func TestEmptyTenantIsTheTokensTenant(t *testing.T) {
 	})
 	t.Run("tenant admin exports its own tenant", func(t *testing.T) {
 		n := 0
-		err := log.Export(ctx, admin, audit.Query{}, func(r audit.Record) error {
+		err := log.Export(ctx, admin, audit.Query{}, func(r record.Record) error {
 			if r.LockboxTenant != "contoso" {
 				t.Errorf("exported %+v", r)
 			}

@@ -1,45 +1,50 @@
 package cli
 
 import (
-	"encoding/csv"
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
-	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/lockbox-oss/lockbox/api/client"
-	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/api/wire"
+	"github.com/lockbox-oss/lockbox/audit/record"
 )
+
+func (e *env) auditCommand() *cobra.Command {
+	audit := &cobra.Command{
+		Use:     "audit",
+		Short:   "search, export or verify a tenant's audit log",
+		GroupID: groupAudit,
+		Args:    cobra.ArbitraryArgs,
+		RunE:    e.group,
+	}
+	audit.AddCommand(e.auditSearch(), e.auditExport(), e.auditVerify())
+	return audit
+}
 
 // auditFlags are the filters "audit search" and "audit export" share.
 type auditFlags struct {
 	tenant, from, to, user, operation, requestID string
 }
 
-const auditFilterHelp = `--tenant T               tenant whose audit log to read; without it, a tenant's users
-                         read their own tenant's, the provider's audit readers every tenant's
---from TIME              only records created at or after TIME (RFC 3339, or a date)
---to TIME                only records created at or before TIME (RFC 3339, or a date: its start)
---user U                 only records of UserId U, e.g. "Microsoft Operator"
---operation OP           only records of this operation, e.g. Get-Mailbox
---request-id ID          only records tied to this lockbox request`
-
-func (a *auditFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&a.tenant, "tenant", "", "")
-	fs.StringVar(&a.from, "from", "", "")
-	fs.StringVar(&a.to, "to", "", "")
-	fs.StringVar(&a.user, "user", "", "")
-	fs.StringVar(&a.operation, "operation", "", "")
-	fs.StringVar(&a.requestID, "request-id", "", "")
+func (e *env) registerAuditFlags(cmd *cobra.Command, a *auditFlags) {
+	f := cmd.Flags()
+	f.StringVar(&a.tenant, "tenant", "", "tenant whose audit log to read; without it, a tenant's users read their own tenant's, the provider's audit readers every tenant's")
+	f.StringVar(&a.from, "from", "", "only records created at or after TIME (RFC 3339, or a date)")
+	f.StringVar(&a.to, "to", "", "only records created at or before TIME (RFC 3339, or a date: its start)")
+	f.StringVar(&a.user, "user", "", `only records of this UserId, e.g. "Microsoft Operator"`)
+	f.StringVar(&a.operation, "operation", "", "only records of this operation, e.g. Get-Mailbox")
+	f.StringVar(&a.requestID, "request-id", "", "only records tied to this lockbox request")
+	_ = cmd.RegisterFlagCompletionFunc("tenant", e.completeTenants)
+	_ = cmd.RegisterFlagCompletionFunc("request-id", e.completeRequests(nil))
 }
 
-func (a *auditFlags) query(cmd string) (client.AuditQuery, error) {
+func (e *env) auditQuery(a auditFlags) (client.AuditQuery, error) {
 	q := client.AuditQuery{Tenant: a.tenant, User: a.user, Operation: a.operation, RequestID: a.requestID}
 	for _, f := range []struct {
 		name, v string
@@ -50,167 +55,208 @@ func (a *auditFlags) query(cmd string) (client.AuditQuery, error) {
 		}
 		t, err := parseTime(f.v)
 		if err != nil {
-			return q, &usageError{cmd: cmd, msg: fmt.Sprintf("%s %q must be an RFC 3339 time such as 2026-01-02T15:04:05Z, or a date such as 2026-01-02", f.name, f.v)}
+			return q, e.usage("%s %q must be an RFC 3339 time such as 2026-01-02T15:04:05Z, or a date such as 2026-01-02", f.name, f.v)
 		}
 		*f.dst = t
 	}
 	if !q.From.IsZero() && !q.To.IsZero() && q.To.Before(q.From) {
-		return q, &usageError{cmd: cmd, msg: "--to must not be before --from"}
+		return q, e.usage("--to must not be before --from")
 	}
 	return q, nil
 }
 
-func runAuditSearch(e *env, name string, args []string) error {
-	fs := e.flagSet(name)
-	var af auditFlags
-	af.register(fs)
-	limit := fs.Int("limit", 0, "")
-	cursor := fs.String("cursor", "", "")
-	all := fs.Bool("all", false, "")
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return flagError(name, err)
+func (e *env) auditSearch() *cobra.Command {
+	var (
+		af     auditFlags
+		limit  int
+		cursor string
+		all    bool
+	)
+	cmd := &cobra.Command{
+		Use:         "search",
+		Short:       "search a tenant's audit log, newest first",
+		Args:        args(),
+		Annotations: withOutputs("csv"),
+		RunE: func(*cobra.Command, []string) error {
+			q, err := e.auditQuery(af)
+			if err != nil {
+				return err
+			}
+			if limit < 0 {
+				return e.usage("--limit must not be negative")
+			}
+			q.Limit, q.Cursor = limit, cursor
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			out := e.recordWriter()
+			next := ""
+			for {
+				p, err := c.SearchAudit(e.ctx, q)
+				if err != nil {
+					return err
+				}
+				if err := out.write(p.Records); err != nil {
+					return err
+				}
+				next = p.NextCursor
+				if !all || next == "" {
+					break
+				}
+				q.Cursor = next
+			}
+			if err := out.close(next); err != nil {
+				return err
+			}
+			if next != "" && !e.g.output.structured() {
+				fmt.Fprintf(e.stderr, "More records: add --cursor %s (or use --all).\n", next)
+			}
+			return nil
+		},
 	}
-	if err := wantArgs(name, pos); err != nil {
-		return err
-	}
-	q, err := af.query(name)
-	if err != nil {
-		return err
-	}
-	if *limit < 0 {
-		return &usageError{cmd: name, msg: "--limit must not be negative"}
-	}
-	q.Limit, q.Cursor = *limit, *cursor
-	c, err := e.client()
-	if err != nil {
-		return err
-	}
-	var out recordWriter
-	switch e.g.output {
-	case "json":
-		out = &jsonRecords{w: e.stdout}
-	case "csv":
-		out = newCSVRecords(e.stdout)
-	default:
-		out = &tableRecords{w: e.stdout}
-	}
-	next := ""
-	for {
-		p, err := c.SearchAudit(e.ctx, q)
-		if err != nil {
-			return err
-		}
-		if err := out.write(p.Records); err != nil {
-			return err
-		}
-		next = p.NextCursor
-		if !*all || next == "" {
-			break
-		}
-		q.Cursor = next
-	}
-	if err := out.close(next); err != nil {
-		return err
-	}
-	if next != "" && e.g.output != "json" {
-		fmt.Fprintf(e.stderr, "More records: add --cursor %s (or use --all).\n", next)
-	}
-	return nil
+	e.registerAuditFlags(cmd, &af)
+	f := cmd.Flags()
+	f.IntVar(&limit, "limit", 0, "at most N records a page (the server's default when 0)")
+	f.StringVar(&cursor, "cursor", "", "continue where the previous page ended")
+	f.BoolVar(&all, "all", false, "follow the pages to the end of the search")
+	return cmd
 }
 
-func runAuditExport(e *env, name string, args []string) error {
-	fs := e.flagSet(name)
-	var af auditFlags
-	af.register(fs)
-	format := fs.String("format", "jsonl", "")
-	outFile := fs.String("out", "", "")
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return flagError(name, err)
+func (e *env) auditExport() *cobra.Command {
+	var (
+		af              auditFlags
+		format, outFile string
+	)
+	cmd := &cobra.Command{
+		Use:   "export [--format csv|jsonl] [--out FILE]",
+		Short: "write every matching audit record, as JSON Lines or as the CSV of the Microsoft 365 audit export",
+		Args:  args(),
+		RunE: func(*cobra.Command, []string) error {
+			q, err := e.auditQuery(af)
+			if err != nil {
+				return err
+			}
+			if _, err := record.ParseExportFormat(format); err != nil {
+				return e.usage("--%s", err)
+			}
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			if outFile == "" {
+				return c.ExportAudit(e.ctx, q, format, e.stdout)
+			}
+			// Write beside the file and rename once complete, so a cut-off
+			// export never looks like a whole one.
+			f, err := os.CreateTemp(filepath.Dir(outFile), "."+filepath.Base(outFile)+".*.partial")
+			if err != nil {
+				return err
+			}
+			defer os.Remove(f.Name())
+			if err := c.ExportAudit(e.ctx, q, format, f); err != nil {
+				f.Close()
+				return err
+			}
+			if err := f.Close(); err != nil {
+				return err
+			}
+			return os.Rename(f.Name(), outFile)
+		},
 	}
-	if err := wantArgs(name, pos); err != nil {
-		return err
-	}
-	q, err := af.query(name)
-	if err != nil {
-		return err
-	}
-	if *format != "csv" && *format != "jsonl" {
-		return &usageError{cmd: name, msg: fmt.Sprintf("--format %q must be csv or jsonl", *format)}
-	}
-	c, err := e.client()
-	if err != nil {
-		return err
-	}
-	if *outFile == "" {
-		return c.ExportAudit(e.ctx, q, *format, e.stdout)
-	}
-	// Write beside the file and rename once complete, so a cut-off export
-	// never looks like a whole one.
-	f, err := os.CreateTemp(filepath.Dir(*outFile), "."+filepath.Base(*outFile)+".*.partial")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if err := c.ExportAudit(e.ctx, q, *format, f); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), *outFile)
+	e.registerAuditFlags(cmd, &af)
+	cmd.Flags().StringVar(&format, "format", "jsonl", "jsonl (one record a line) or csv")
+	cmd.Flags().StringVar(&outFile, "out", "", "write to FILE (only once the export is complete) instead of stdout")
+	_ = cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"jsonl", "csv"}, cobra.ShellCompDirectiveNoFileComp))
+	return cmd
 }
 
-func runRequestActivity(e *env, name string, args []string) error {
-	fs := e.flagSet(name)
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return flagError(name, err)
+// errChainBroken makes "audit verify" exit non-zero when the chain is
+// broken, after printing the report.
+var errChainBroken = errors.New("the audit chain does not verify")
+
+func (e *env) auditVerify() *cobra.Command {
+	var tenant string
+	cmd := &cobra.Command{
+		Use:   "verify [--tenant T]",
+		Short: "re-compute a tenant's audit hash chain and report the first broken or missing record (exit 1 when broken)",
+		Args:  args(),
+		RunE: func(*cobra.Command, []string) error {
+			// Without --tenant the server verifies a tenant user's own
+			// tenant, and tells provider callers to name one.
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			v, err := c.VerifyAudit(e.ctx, tenant)
+			if err != nil {
+				return err
+			}
+			err = e.emit(v, nil, func(w io.Writer) error {
+				if v.OK {
+					_, err := fmt.Fprintf(w, "audit chain of %s: intact, %d records\n", clean(v.Tenant), v.Records)
+					return err
+				}
+				_, err := fmt.Fprintf(w, "audit chain of %s: BROKEN after %d good records\n  at:      %s (record %s)\n  problem: %s\n",
+					clean(v.Tenant), v.Records, cell(v.BrokenAt), cell(v.RecordId), clean(v.Problem))
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			if !v.OK {
+				return errChainBroken
+			}
+			return nil
+		},
 	}
-	if err := wantArgs(name, pos, "ID"); err != nil {
-		return err
+	cmd.Flags().StringVar(&tenant, "tenant", "", "the tenant whose log to verify; a tenant's users may leave it out for their own, the provider's staff must name it")
+	_ = cmd.RegisterFlagCompletionFunc("tenant", e.completeTenants)
+	return cmd
+}
+
+// printRecords prints a list of audit records: v (their JSON body) for
+// json and yaml, the export's CSV for csv, else a table.
+func (e *env) printRecords(v any, recs []record.Record) error {
+	if e.g.output == "csv" {
+		x := record.NewExportWriter(e.stdout, record.ExportCSV)
+		return x.Finish(x.WriteAll(recs))
 	}
-	c, err := e.client()
-	if err != nil {
-		return err
-	}
-	recs, err := c.Activity(e.ctx, pos[0])
-	if err != nil {
-		return err
-	}
-	switch e.g.output {
-	case "json":
-		return writeJSON(e.stdout, map[string]any{"records": recs})
-	case "csv":
-		w := newCSVRecords(e.stdout)
-		if err := w.write(recs); err != nil {
-			return err
-		}
-		return w.close("")
-	}
-	return printAudit(e.stdout, recs)
+	return e.emit(v, nil, func(w io.Writer) error { return printAudit(w, recs) })
 }
 
 // recordWriter prints pages of audit records as they come.
 type recordWriter interface {
-	write([]audit.Record) error
+	write([]record.Record) error
 	// close ends the output; next is the cursor of the page after the last.
 	close(next string) error
 }
 
-// tableRecords prints one table per page, sharing the header of the first.
-type tableRecords struct {
-	w    io.Writer
-	recs []audit.Record
+func (e *env) recordWriter() recordWriter {
+	switch e.g.output {
+	case "json", "yaml":
+		return &pageRecords{e: e}
+	case "csv":
+		return &csvRecords{x: record.NewExportWriter(e.stdout, record.ExportCSV)}
+	}
+	return &tableRecords{w: e.stdout}
 }
 
-func (t *tableRecords) write(recs []audit.Record) error {
+// tableChunk is how many records a table of "audit search --all" holds
+// before it is printed: the API's largest page.
+const tableChunk = 1000
+
+// tableRecords prints one table per chunk of records.
+type tableRecords struct {
+	w    io.Writer
+	recs []record.Record
+}
+
+func (t *tableRecords) write(recs []record.Record) error {
 	t.recs = append(t.recs, recs...)
 	// A table's columns depend on every row: print in chunks so --all
 	// holds at most one page.
-	if len(t.recs) >= audit.MaxLimit {
+	if len(t.recs) >= tableChunk {
 		return t.flush()
 	}
 	return nil
@@ -232,115 +278,27 @@ func (t *tableRecords) close(string) error {
 	return t.flush()
 }
 
-// jsonRecords prints {"records":[...],"next_cursor":"..."}.
-type jsonRecords struct {
-	w    io.Writer
-	recs []audit.Record
+// pageRecords prints {"records":[...],"next_cursor":"..."}, the API's page.
+type pageRecords struct {
+	e    *env
+	recs []record.Record
 }
 
-func (j *jsonRecords) write(recs []audit.Record) error {
+func (j *pageRecords) write(recs []record.Record) error {
 	j.recs = append(j.recs, recs...)
 	return nil
 }
 
-func (j *jsonRecords) close(next string) error {
+func (j *pageRecords) close(next string) error {
 	if j.recs == nil {
-		j.recs = []audit.Record{}
+		j.recs = []record.Record{}
 	}
-	return writeJSON(j.w, client.AuditPage{Records: j.recs, NextCursor: next})
+	return j.e.emit(wire.RecordPage{Records: j.recs, NextCursor: next}, nil, nil)
 }
 
 // csvRecords prints the columns of the Microsoft 365 audit log export.
-type csvRecords struct {
-	cw *csv.Writer
-}
+type csvRecords struct{ x *record.ExportWriter }
 
-func newCSVRecords(w io.Writer) *csvRecords {
-	cw := csv.NewWriter(w)
-	_ = cw.Write([]string{"CreationTime", "UserIds", "Operations", "AuditData"})
-	return &csvRecords{cw: cw}
-}
+func (c *csvRecords) write(recs []record.Record) error { return c.x.WriteAll(recs) }
 
-func (c *csvRecords) write(recs []audit.Record) error {
-	for _, r := range recs {
-		b, err := json.Marshal(r)
-		if err != nil {
-			return err
-		}
-		if err := c.cw.Write([]string{r.CreationTime.UTC().Format(time.RFC3339Nano), r.UserId, r.Operation, string(b)}); err != nil {
-			return err
-		}
-	}
-	c.cw.Flush()
-	return c.cw.Error()
-}
-
-func (c *csvRecords) close(string) error {
-	c.cw.Flush()
-	return c.cw.Error()
-}
-
-// extraOutputs lists the commands that print each output format besides
-// table and json: csv is audit records, id the ids of the requests a
-// command returns.
-var extraOutputs = map[outputValue][]string{
-	"csv": {"audit search", "request activity"},
-	"id": {"request create", "request list", "request show", "request approve", "request deny",
-		"request cancel", "request revoke", "get-accesstocustomerdatarequest", "set-accesstocustomerdatarequest"},
-}
-
-// checkOutput refuses an output format the command can't print.
-func (e *env) checkOutput() error {
-	cmds, extra := extraOutputs[e.g.output]
-	if !extra || slices.Contains(cmds, e.cmd) {
-		return nil
-	}
-	names := make([]string, len(cmds))
-	for i, c := range cmds {
-		names[i] = displayName(c)
-	}
-	last := len(names) - 1
-	list := strings.Join(names[:last], ", ") + " and " + names[last]
-	return &usageError{cmd: e.cmd, msg: fmt.Sprintf("-o %s is only for %s", e.g.output, list)}
-}
-
-// errChainBroken makes "audit verify" exit non-zero when the chain is
-// broken, after printing the report.
-var errChainBroken = errors.New("the audit chain does not verify")
-
-func runAuditVerify(e *env, name string, args []string) error {
-	fs := e.flagSet(name)
-	tenant := fs.String("tenant", "", "")
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return flagError(name, err)
-	}
-	if err := wantArgs(name, pos); err != nil {
-		return err
-	}
-	// Without --tenant the server verifies a tenant user's own tenant, and
-	// tells provider callers to name one.
-	c, err := e.client()
-	if err != nil {
-		return err
-	}
-	v, err := c.VerifyAudit(e.ctx, *tenant)
-	if err != nil {
-		return err
-	}
-	if e.g.output.json() {
-		err = writeJSON(e.stdout, v)
-	} else if v.OK {
-		_, err = fmt.Fprintf(e.stdout, "audit chain of %s: intact, %d records\n", v.Tenant, v.Records)
-	} else {
-		_, err = fmt.Fprintf(e.stdout, "audit chain of %s: BROKEN after %d good records\n  at:      %s (record %s)\n  problem: %s\n",
-			clean(v.Tenant), v.Records, cell(v.BrokenAt), cell(v.RecordId), clean(v.Problem))
-	}
-	if err != nil {
-		return err
-	}
-	if !v.OK {
-		return errChainBroken
-	}
-	return nil
-}
+func (c *csvRecords) close(string) error { return c.x.Finish(nil) }

@@ -3,15 +3,21 @@
 // approvers approve or deny them, tenant administrators set the lockbox
 // switch and the approvers, auditors search the audit log.
 //
+// It is built on spf13/cobra, as kubectl is: verbs on resources (get,
+// describe, create, approve, deny, revoke), shell completion that asks the
+// API for request ids and tenants, and "did you mean" for a mistyped
+// command. The command lines of earlier releases ("request list", the
+// PowerShell verbs) are kept: scripts use them.
+//
 // Run is the whole program, so tests run it in-process. It only turns flags
-// into api/client calls and answers into tables or JSON: every rule lives in
-// the server. It must not import api, proxy or any store.
+// into api/client calls and answers into tables, JSON or YAML: every rule
+// lives in the server. It must not import api, proxy or any store; it links
+// the API's wire types only (cmd/lockboxctl's TestDependencies).
 package cli
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -20,6 +26,8 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
+
+	"github.com/spf13/cobra"
 
 	"github.com/lockbox-oss/lockbox/api/client"
 )
@@ -51,16 +59,20 @@ const (
 	EnvToken = "LOCKBOX_TOKEN"
 )
 
-// Exit codes.
+// Exit codes, the same for every command (README, "Exit status").
 const (
 	exitOK    = 0
-	exitError = 1 // the call failed: API error, network, missing token
-	exitUsage = 2 // the command line was wrong
+	exitError = 1 // the call failed: server error, network, no token, a broken audit chain
+	exitUsage = 2 // the command line was wrong; nothing was sent
+	// exitRefused: the API refused the call — the caller may not (HTTP 401,
+	// 403) or what it names does not exist (404) — so a script can tell
+	// "no" from "broken".
+	exitRefused = 3
 )
 
 // Run runs lockboxctl with args (without the program name) and returns the
-// exit code: 0 on success, 1 when the call failed, 2 for a usage error.
-// getenv reads the environment (os.Getenv in production).
+// exit code (see the exit constants). getenv reads the environment
+// (os.Getenv in production).
 func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	return runWith(ctx, args, getenv, stdout, stderr, sessionDeps{})
 }
@@ -75,7 +87,12 @@ func runWith(ctx context.Context, args []string, getenv func(string) string, std
 	if e.g.addr == "" {
 		e.g.addr = DefaultAddr
 	}
-	return e.report(e.dispatch(args))
+	root := e.rootCommand()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetIn(strings.NewReader(""))
+	return e.report(root.ExecuteContext(ctx))
 }
 
 // env is one run of lockboxctl.
@@ -85,7 +102,7 @@ type env struct {
 	stdout, stderr io.Writer
 	g              globals
 	// cmd is the command being run.
-	cmd string
+	cmd *cobra.Command
 	// session serves login, logout and the stored token.
 	session sessionDeps
 }
@@ -97,50 +114,37 @@ type globals struct {
 	tokenFile string
 }
 
-// register adds the global flags to fs. Each flag set starts from the
-// values parsed so far, so "-o json request list" and "request list -o
-// json" mean the same.
-func (g *globals) register(fs *flag.FlagSet) {
-	fs.Var(&g.output, "o", "output format: table, json, id or csv")
-	fs.Var(&g.output, "output", "output format: table, json, id or csv")
-	fs.StringVar(&g.addr, "addr", g.addr, "API address")
-	fs.StringVar(&g.tokenFile, "token-file", g.tokenFile, "file holding the bearer token")
-}
-
-// usageError is a wrong command line (exit code 2). cmd names the command
-// it is about ("" for the top level). Only an unknown or missing command or
-// flag prints cmd's whole usage; any other mistake, such as a bad flag
-// value, gets its one-line message and a one-line pointer to the help, so
-// the message isn't lost above a screen of usage.
+// usageError is a wrong command line (exit code 2). Only an unknown or
+// missing command or flag prints the usage of cmd; any other mistake, such
+// as a bad flag value, gets its one-line message and a one-line pointer to
+// the help, so the message isn't lost above a screen of usage.
 type usageError struct {
-	cmd   string
+	cmd   *cobra.Command
 	msg   string
 	usage bool
 }
 
 func (e *usageError) Error() string { return e.msg }
 
-// helpRequested asks for cmd's usage on stdout, with exit code 0.
-type helpRequested struct{ cmd string }
-
-func (h *helpRequested) Error() string { return "help requested" }
+// usage returns a usage error of the command being run.
+func (e *env) usage(format string, args ...any) error {
+	return &usageError{cmd: e.cmd, msg: fmt.Sprintf(format, args...)}
+}
 
 // report prints err and returns the exit code for it.
 func (e *env) report(err error) int {
-	if err == nil {
-		return exitOK
-	}
-	var help *helpRequested
-	if errors.As(err, &help) {
-		fmt.Fprint(e.stdout, usageOf(help.cmd))
+	if err == nil || errors.Is(err, errHelpShown) {
 		return exitOK
 	}
 	var ue *usageError
 	if errors.As(err, &ue) {
-		if ue.usage {
-			fmt.Fprintf(e.stderr, "lockboxctl: %s\n\n%s", clean(ue.msg), usageOf(ue.cmd))
-		} else {
-			fmt.Fprintf(e.stderr, "lockboxctl: %s\n%s\n", clean(ue.msg), helpHint(ue.cmd))
+		switch {
+		case ue.cmd == nil:
+			fmt.Fprintf(e.stderr, "lockboxctl: %s\n", clean(ue.msg))
+		case ue.usage:
+			fmt.Fprintf(e.stderr, "lockboxctl: %s\n\n%s", clean(ue.msg), ue.cmd.UsageString())
+		default:
+			fmt.Fprintf(e.stderr, "lockboxctl: %s\nsee '%s --help'\n", clean(ue.msg), ue.cmd.CommandPath())
 		}
 		return exitUsage
 	}
@@ -160,6 +164,10 @@ func (e *env) report(err error) int {
 			notes = append(notes, "trace id "+apiErr.TraceID)
 		}
 		fmt.Fprintf(e.stderr, "lockboxctl: %s (%s)\n", clean(msg), clean(strings.Join(notes, ", ")))
+		switch apiErr.Status {
+		case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound:
+			return exitRefused
+		}
 		return exitError
 	}
 	var urlErr *url.Error
@@ -177,9 +185,6 @@ func (e *env) report(err error) int {
 // client returns an API client for the global flags, with the token from
 // --token-file, LOCKBOX_TOKEN or lockboxctl login, in that order.
 func (e *env) client() (*client.Client, error) {
-	if err := e.checkOutput(); err != nil {
-		return nil, err
-	}
 	tok, err := e.token()
 	if err != nil {
 		return nil, err
@@ -207,80 +212,6 @@ func (e *env) token() (string, error) {
 		return tok, nil
 	}
 	return e.storedToken()
-}
-
-// dispatch walks the command words, accepting global flags at every level.
-func (e *env) dispatch(args []string) error {
-	var path []string
-	for {
-		group := strings.Join(path, " ")
-		fs := e.flagSet(group)
-		if err := fs.Parse(args); err != nil {
-			return flagError(group, err)
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			if group == "" {
-				return &usageError{msg: "missing command", usage: true}
-			}
-			return &usageError{cmd: group, msg: "missing subcommand", usage: true}
-		}
-		word := strings.ToLower(rest[0])
-		args = rest[1:]
-		name := strings.TrimSpace(group + " " + word)
-		if c, ok := commandByName[name]; ok {
-			e.cmd = name
-			return c.run(e, name, args)
-		}
-		if isGroup(name) {
-			path = append(path, word)
-			continue
-		}
-		return unknownCommand(group, rest[0])
-	}
-}
-
-// unknownCommand is the error for word, which names no command or group
-// under group. With a likely meant command it says which, and the help
-// pointer is enough; without one it prints the group's usage.
-func unknownCommand(group, word string) error {
-	msg := fmt.Sprintf("unknown command %q", strings.TrimSpace(group+" "+word))
-	if s := suggest(group, word); s != "" {
-		return &usageError{cmd: group, msg: fmt.Sprintf("%s; did you mean %q?", msg, s)}
-	}
-	return &usageError{cmd: group, msg: msg, usage: true}
-}
-
-// helpHint points at the help of cmd, for errors that don't print it.
-func helpHint(cmd string) string {
-	name := cmd
-	if c, ok := commandByName[cmd]; ok {
-		name = c.title()
-	}
-	return fmt.Sprintf("see 'lockboxctl %s'", strings.TrimSpace(name+" --help"))
-}
-
-// flagSet returns a flag set for cmd holding the global flags.
-func (e *env) flagSet(cmd string) *flag.FlagSet {
-	fs := flag.NewFlagSet("lockboxctl "+cmd, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.Usage = func() {}
-	e.g.register(fs)
-	return fs
-}
-
-// flagError turns an error of flag.Parse into a usage or help error. Only
-// an unknown flag (or one the flag package can't read as a flag) prints
-// the usage: the command's flags are what the user needs then. A bad or
-// missing value is a one-line message. The flag package has no error types
-// to tell them apart, only these messages, unchanged since Go 1.0.
-func flagError(cmd string, err error) error {
-	if errors.Is(err, flag.ErrHelp) {
-		return &helpRequested{cmd: cmd}
-	}
-	msg := err.Error()
-	unknown := strings.HasPrefix(msg, "flag provided but not defined") || strings.HasPrefix(msg, "bad flag syntax")
-	return &usageError{cmd: cmd, msg: msg, usage: unknown}
 }
 
 func version() string {

@@ -18,9 +18,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lockbox-oss/lockbox/api/wire"
 	"github.com/lockbox-oss/lockbox/audit"
-	"github.com/lockbox-oss/lockbox/grants"
-	"github.com/lockbox-oss/lockbox/tenants"
+	"github.com/lockbox-oss/lockbox/audit/record"
 )
 
 const (
@@ -31,31 +31,31 @@ const (
 
 var t0 = time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)
 
-func sampleRequest() grants.Request {
+func sampleRequest() wire.Request {
 	decide := t0.Add(12 * time.Hour)
 	approved := t0.Add(time.Hour)
 	expires := approved.Add(2 * time.Hour)
-	return grants.Request{
+	return wire.Request{
 		ID: reqID, Tenant: "contoso", Service: "exchange", ServiceRequest: "SR-1001",
-		Reason: "mailbox corrupt", Duration: grants.Duration(2 * time.Hour), Activities: []string{"Get-Mailbox"},
-		Requester: "op@provider.example", State: grants.StateApproved, CreatedAt: t0, DecideBy: &decide,
+		Reason: "mailbox corrupt", Duration: wire.Duration(2 * time.Hour), Activities: []string{"Get-Mailbox"},
+		Requester: "op@provider.example", State: wire.StateApproved, CreatedAt: t0, DecideBy: &decide,
 		ManagerApprover: "mgr@provider.example", Approver: "alice@contoso.com",
 		ApprovedAt: &approved, ExpiresAt: &expires,
-		History: []grants.Event{
-			{Action: grants.ActionCreate, Actor: "op@provider.example", ActorKind: grants.KindProvider, To: grants.StatePendingManager, At: t0, ClientIP: "10.0.0.1"},
-			{Action: grants.ActionApprove, Actor: "alice@contoso.com", ActorKind: grants.KindTenant, From: grants.StatePendingCustomer, To: grants.StateApproved, At: approved, ClientIP: "192.0.2.7", Comment: "go ahead"},
+		History: []wire.Event{
+			{Action: wire.ActionCreate, Actor: "op@provider.example", ActorKind: wire.KindProvider, To: wire.StatePendingManager, At: t0, ClientIP: "10.0.0.1"},
+			{Action: wire.ActionApprove, Actor: "alice@contoso.com", ActorKind: wire.KindTenant, From: wire.StatePendingCustomer, To: wire.StateApproved, At: approved, ClientIP: "192.0.2.7", Comment: "go ahead"},
 		},
 	}
 }
 
-func sampleRecords() []audit.Record {
-	return []audit.Record{{
-		Id: "a1", CreationTime: audit.TimeOf(t0), Operation: audit.OpTenantDecision,
-		OrganizationId: "5e2b7c1a-3f4d-4e8b-9a6c-1d2e3f4a5b6c", RecordType: audit.RecordTypeExchangeAdmin,
-		ResultStatus: audit.ResultSucceeded, UserKey: "alice@contoso.com", UserType: audit.UserTypeAdmin, Version: 1,
+func sampleRecords() []record.Record {
+	return []record.Record{{
+		Id: "a1", CreationTime: record.TimeOf(t0), Operation: record.OpTenantDecision,
+		OrganizationId: "5e2b7c1a-3f4d-4e8b-9a6c-1d2e3f4a5b6c", RecordType: record.RecordTypeExchangeAdmin,
+		ResultStatus: record.ResultSucceeded, UserKey: "alice@contoso.com", UserType: record.UserTypeAdmin, Version: 1,
 		Workload: "exchange", UserId: "alice@contoso.com", ClientIP: "192.0.2.7", ObjectId: reqID,
-		ApprovalDecision: audit.ApprovalApprove, LockboxTenant: "contoso", LockboxRequestId: reqID,
-		Parameters: []audit.Parameter{{Name: "Identity", Value: reqID}, {Name: "ApprovalDecision", Value: audit.ApprovalApprove}},
+		ApprovalDecision: record.ApprovalApprove, LockboxTenant: "contoso", LockboxRequestId: reqID,
+		Parameters: []record.Parameter{{Name: "Identity", Value: reqID}, {Name: "ApprovalDecision", Value: record.ApprovalApprove}},
 	}}
 }
 
@@ -111,16 +111,16 @@ func defaultReply(method, path string, q url.Values, body []byte) reply {
 	switch {
 	case method == "POST" && path == "/v1/requests":
 		r := sampleRequest()
-		r.State, r.History = grants.StatePendingManager, r.History[:1]
+		r.State, r.History = wire.StatePendingManager, r.History[:1]
 		return reply{http.StatusCreated, mustJSON(r)}
 	case method == "GET" && path == "/v1/requests":
-		return ok(map[string]any{"requests": []grants.Request{sampleRequest()}})
+		return ok(map[string]any{"requests": []wire.Request{sampleRequest()}})
 	case method == "GET" && strings.HasPrefix(path, "/v1/requests/") && strings.HasSuffix(path, "/activity"):
 		return ok(map[string]any{"records": sampleRecords()})
 	case strings.HasPrefix(path, "/v1/requests/"):
 		return ok(sampleRequest())
 	case method == "GET" && strings.HasSuffix(path, "/settings"):
-		return ok(tenants.Settings{LockboxEnabled: true, NotificationAddresses: []string{"sec@contoso.com"}})
+		return ok(wire.Settings{LockboxEnabled: true, NotificationAddresses: []string{"sec@contoso.com"}})
 	case method == "PUT" && strings.HasSuffix(path, "/settings"):
 		return reply{http.StatusOK, string(body)}
 	case method == "GET" && strings.HasSuffix(path, "/approvers"):
@@ -230,8 +230,8 @@ func TestCommands(t *testing.T) {
 			wantCalls: []call{{Method: "POST", Path: "/v1/requests",
 				Body: `{"tenant":"contoso","service":"exchange","service_request":"SR-1","reason":"r","duration":"1h30m"}`}},
 			check: func(t *testing.T, out string) {
-				var r grants.Request
-				if err := json.Unmarshal([]byte(out), &r); err != nil || r.ID != reqID || r.State != grants.StatePendingManager {
+				var r wire.Request
+				if err := json.Unmarshal([]byte(out), &r); err != nil || r.ID != reqID || r.State != wire.StatePendingManager {
 					t.Errorf("output %q decoded to %+v, %v", out, r, err)
 				}
 				if !strings.Contains(out, "\n  \"id\"") {
@@ -292,7 +292,7 @@ func TestCommands(t *testing.T) {
 			args:      []string{"tenant", "settings", "get", "contoso", "-o", "id"},
 			wantCode:  2,
 			wantCalls: []call{},
-			wantErr:   []string{"-o id is only for request create, request list", "Get-AccessToCustomerDataRequest and Set-AccessToCustomerDataRequest"},
+			wantErr:   []string{`-o id is not available for "tenant settings get": use table, json, yaml`},
 		},
 		{
 			name: "request list pending means both pending states",
@@ -331,7 +331,7 @@ func TestCommands(t *testing.T) {
 			args:      []string{"request", "list", "-o", "json"},
 			wantCalls: []call{{Method: "GET", Path: "/v1/requests"}},
 			check: func(t *testing.T, out string) {
-				var v struct{ Requests []grants.Request }
+				var v struct{ Requests []wire.Request }
 				if err := json.Unmarshal([]byte(out), &v); err != nil || len(v.Requests) != 1 || v.Requests[0].ID != reqID {
 					t.Errorf("output %q decoded to %+v, %v", out, v, err)
 				}
@@ -496,7 +496,7 @@ func TestCommands(t *testing.T) {
 			name:      "tenant settings set stops when the read fails",
 			args:      []string{"tenant", "settings", "set", "contoso", "--lockbox", "off"},
 			replies:   map[string]reply{"GET /v1/tenants/contoso/settings": {403, `{"error":{"code":"forbidden","message":"only global administrators of contoso can change its lockbox settings"}}`}},
-			wantCode:  1,
+			wantCode:  3, // the API refused
 			wantCalls: []call{{Method: "GET", Path: "/v1/tenants/contoso/settings"}},
 			wantErr:   []string{"lockboxctl: only global administrators of contoso can change its lockbox settings (forbidden, HTTP 403)"},
 		},
@@ -557,7 +557,7 @@ func TestCommands(t *testing.T) {
 			args:      []string{"audit", "search", "--tenant", "contoso", "-o", "json"},
 			wantCalls: []call{{Method: "GET", Path: "/v1/audit", Query: "tenant=contoso"}},
 			check: func(t *testing.T, out string) {
-				var v struct{ Records []audit.Record }
+				var v struct{ Records []record.Record }
 				if err := json.Unmarshal([]byte(out), &v); err != nil || !reflect.DeepEqual(v.Records, sampleRecords()) {
 					t.Errorf("output %q decoded to %+v, %v", out, v, err)
 				}
@@ -579,7 +579,7 @@ func TestCommands(t *testing.T) {
 			},
 			check: func(t *testing.T, out string) {
 				var v struct {
-					Records    []audit.Record
+					Records    []record.Record
 					NextCursor string `json:"next_cursor"`
 				}
 				if err := json.Unmarshal([]byte(out), &v); err != nil || len(v.Records) != 2 || v.Records[1].Id != "a2" || v.NextCursor != "" {
@@ -603,7 +603,7 @@ func TestCommands(t *testing.T) {
 				if err != nil || len(rows) != 2 || strings.Join(rows[0], ",") != "CreationTime,UserIds,Operations,AuditData" {
 					t.Fatalf("csv %q: %v", out, err)
 				}
-				if rows[1][0] != "2026-03-04T10:00:00Z" || rows[1][1] != "alice@contoso.com" || rows[1][2] != audit.OpTenantDecision || !sameJSON(rows[1][3], mustJSON(sampleRecords()[0])) {
+				if rows[1][0] != "2026-03-04T10:00:00Z" || rows[1][1] != "alice@contoso.com" || rows[1][2] != record.OpTenantDecision || !sameJSON(rows[1][3], mustJSON(sampleRecords()[0])) {
 					t.Errorf("row = %q", rows[1])
 				}
 			},
@@ -620,7 +620,7 @@ func TestCommands(t *testing.T) {
 			args:      []string{"request", "list", "-o", "csv"},
 			wantCode:  2,
 			wantCalls: []call{},
-			wantErr:   []string{"-o csv is only for"},
+			wantErr:   []string{`-o csv is not available for "request list"`},
 		},
 		{
 			name:      "audit export writes JSON lines",
@@ -880,7 +880,7 @@ func TestCommands(t *testing.T) {
 			args: []string{"request", "approve", reqID},
 			replies: map[string]reply{"POST /v1/requests/" + reqID + "/approve": {403,
 				`{"error":{"code":"self_approval","message":"you can't approve your own request"}}`}},
-			wantCode:  1,
+			wantCode:  3, // the API refused
 			wantCalls: []call{{Method: "POST", Path: "/v1/requests/" + reqID + "/approve", Body: `{"comment":""}`}},
 			wantErr:   []string{"lockboxctl: you can't approve your own request (self_approval, HTTP 403)\n"},
 			check: func(t *testing.T, out string) {
@@ -909,21 +909,21 @@ func TestCommands(t *testing.T) {
 			args:      []string{"request", "approve-all"},
 			wantCode:  2,
 			wantCalls: []call{},
-			wantErr:   []string{`unknown command "request approve-all"`, "lockboxctl request COMMAND"},
+			wantErr:   []string{`unknown command "request approve-all"`, "lockboxctl request [command]"},
 		},
 		{
 			name:      "unknown flag",
 			args:      []string{"request", "list", "--colour"},
 			wantCode:  2,
 			wantCalls: []call{},
-			wantErr:   []string{"flag provided but not defined: -colour", "lockboxctl request list"},
+			wantErr:   []string{"unknown flag: --colour", "lockboxctl request list"},
 		},
 		{
 			name:      "bad output format",
-			args:      []string{"-o", "yaml", "request", "list"},
+			args:      []string{"-o", "xml", "request", "list"},
 			wantCode:  2,
 			wantCalls: []call{},
-			wantErr:   []string{`invalid value "yaml" for flag -o`, "see 'lockboxctl --help'"},
+			wantErr:   []string{`invalid argument "xml" for "-o, --output" flag`, "see 'lockboxctl request list --help'"},
 			notErr:    []string{"Usage:"},
 		},
 		{
@@ -966,13 +966,13 @@ func TestCommands(t *testing.T) {
 			name:      "-h",
 			args:      []string{"-h"},
 			wantCalls: []call{},
-			wantOut:   []string{"Usage:", "request create", "Get-AccessToCustomerDataRequest", "Set-AccessToCustomerDataRequest", "audit search"},
+			wantOut:   []string{"Usage:", "get ", "describe ", "approve ", "request ", "Get-AccessToCustomerDataRequest", "Set-AccessToCustomerDataRequest", "audit ", "Exit status:"},
 		},
 		{
 			name:      "help for a command",
 			args:      []string{"help", "request", "approve"},
 			wantCalls: []call{},
-			wantOut:   []string{"lockboxctl request approve ID [--comment C]", "--comment C"},
+			wantOut:   []string{"lockboxctl request approve ID [flags]", "--comment string"},
 		},
 		{
 			name:      "-h after a command",
@@ -1105,7 +1105,7 @@ func TestParseArgs(t *testing.T) {
 
 func newTestFlagSet() *flag.FlagSet {
 	e := &env{}
-	return e.flagSet("test")
+	return e.psFlagSet("test")
 }
 
 func TestAuditExportToFile(t *testing.T) {
@@ -1123,7 +1123,7 @@ func TestAuditExportToFile(t *testing.T) {
 	failed := filepath.Join(dir, "failed.csv")
 	res = run(t, []string{"audit", "export", "--tenant", "contoso", "--out", failed}, nil,
 		map[string]reply{"GET /v1/audit/export": {http.StatusForbidden, `{"error":{"code":"forbidden","message":"no"}}`}})
-	if res.code != 1 {
+	if res.code != 3 {
 		t.Fatalf("exit %d", res.code)
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
@@ -1144,7 +1144,7 @@ func TestAPIErrorShowsTraceID(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	env := map[string]string{EnvAddr: srv.URL, EnvToken: envToken}
 	code := Run(context.Background(), []string{"request", "approve", reqID}, func(k string) string { return env[k] }, &stdout, &stderr)
-	if code != 1 {
+	if code != 3 {
 		t.Fatalf("exit %d", code)
 	}
 	if want := "lockboxctl: you can't approve your own request (self_approval, HTTP 403, trace id 6XOG3QOH)\n"; stderr.String() != want {
@@ -1158,18 +1158,25 @@ func TestSuggest(t *testing.T) {
 		{"", "reqest", "request"},
 		{"", "approvers", "approver"},
 		{"", "audits", "audit"},
+		{"", "aprove", "approve"},
 		{"", "set-accesstocustomerdatarequests", "Set-AccessToCustomerDataRequest"},
 		{"request", "lst", "request list"},
 		{"request", "aprove", "request approve"},
 		{"request", "shows", "request show"},
 		{"tenant", "setting", "tenant settings"},
 		{"tenant settings", "gte", "tenant settings get"},
+		{"get", "tenant", "get tenants"},
 		{"", "frobnicate", ""},
 		{"request", "approve-all", ""},
 		{"", "x", ""},
 	}
+	root := (&env{ctx: context.Background(), getenv: func(string) string { return "" }}).rootCommand()
 	for _, tt := range tests {
-		if got := suggest(tt.group, tt.word); got != tt.want {
+		group, _, err := root.Find(strings.Fields(tt.group))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := suggest(group, tt.word); got != tt.want {
 			t.Errorf("suggest(%q, %q) = %q, want %q", tt.group, tt.word, got, tt.want)
 		}
 	}

@@ -6,26 +6,66 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 )
 
-// outputValue is the -o/--output flag: "table", "json", "id" (only the
-// ids of the requests a command returns, one a line, for scripts:
-// ID=$(lockboxctl request create ... -o id)) or "csv". Only some commands
-// print id or csv; env.checkOutput refuses them for the others.
+// outputValue is the -o/--output flag: "table", "json", "yaml", "id" (only
+// the ids of the requests a command returns, one a line, for scripts:
+// ID=$(lockboxctl create request ... -o id)) or "csv" (audit records).
+// Only some commands print id or csv; env.checkOutput refuses them for the
+// others.
 type outputValue string
+
+// outputs lists the output formats, in the order help names them.
+var outputs = []string{"table", "json", "yaml", "id", "csv"}
 
 func (o *outputValue) String() string { return string(*o) }
 
+// Type names the flag's value in help.
+func (o *outputValue) Type() string { return "format" }
+
 func (o *outputValue) Set(s string) error {
-	switch v := strings.ToLower(s); v {
-	case "table", "json", "id", "csv":
+	if v := strings.ToLower(s); slices.Contains(outputs, v) {
 		*o = outputValue(v)
 		return nil
 	}
-	return errors.New(`must be "table", "json", "id" or "csv"`)
+	return errors.New(`must be "table", "json", "yaml", "id" or "csv"`)
 }
 
-func (o outputValue) json() bool { return o == "json" }
+// structured reports whether o prints the API's answer as data (JSON or
+// YAML) rather than for people.
+func (o outputValue) structured() bool { return o == "json" || o == "yaml" }
+
+// listValue is a repeatable flag that also splits on commas, so
+// "--activity A --activity B" and "--activity A,B" mean the same.
+type listValue []string
+
+func (l *listValue) String() string { return strings.Join(*l, ",") }
+
+// Type names the flag's value in help.
+func (l *listValue) Type() string { return "strings" }
+
+func (l *listValue) Set(s string) error {
+	for v := range strings.SplitSeq(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			*l = append(*l, v)
+		}
+	}
+	return nil
+}
+
+// parseTime reads an RFC 3339 time or a date (its start, UTC).
+func parseTime(s string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	return time.Parse(time.DateOnly, s)
+}
+
+// The PowerShell verbs (Get- and Set-AccessToCustomerDataRequest) take
+// their parameters as PowerShell does, -ApprovalStatus with one dash and in
+// any case, which no POSIX flag parser reads. They parse their own command
+// line with the standard library's flag package and the helpers below.
 
 // foldFlagNames rewrites the flag names in args that match a flag of fs
 // only without regard to case into that flag's name, so the PowerShell
@@ -76,25 +116,9 @@ func foldFlagNames(fs *flag.FlagSet, args []string) []string {
 	return out
 }
 
-// listValue is a repeatable flag that also splits on commas, so
-// "--activity A --activity B" and "--activity A,B" mean the same.
-type listValue []string
-
-func (l *listValue) String() string { return strings.Join(*l, ",") }
-
-func (l *listValue) Set(s string) error {
-	for v := range strings.SplitSeq(s, ",") {
-		if v = strings.TrimSpace(v); v != "" {
-			*l = append(*l, v)
-		}
-	}
-	return nil
-}
-
-// parseArgs parses fs from args, allowing flags after positional arguments
-// ("request approve ID --comment ok"), which the flag package alone stops
-// at. Everything after a "--" is positional. It returns the positional
-// arguments.
+// parseArgs parses fs from args, allowing flags after positional arguments,
+// which the flag package alone stops at. Everything after a "--" is
+// positional. It returns the positional arguments.
 func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
@@ -148,26 +172,43 @@ func takesValue(fs *flag.FlagSet, arg string) bool {
 func given(fs *flag.FlagSet, names ...string) bool {
 	found := false
 	fs.Visit(func(f *flag.Flag) {
-		for _, n := range names {
-			if f.Name == n {
-				found = true
-			}
+		if slices.Contains(names, f.Name) {
+			found = true
 		}
 	})
 	return found
 }
 
-// wantArgs checks the number of positional arguments.
-func wantArgs(cmd string, pos []string, names ...string) error {
+// psFlagSet returns a flag set for a PowerShell verb, holding lockboxctl's
+// global flags besides the verb's own.
+func (e *env) psFlagSet(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet("lockboxctl "+name, flag.ContinueOnError)
+	fs.SetOutput(discard{})
+	fs.Usage = func() {}
+	fs.Var(&e.g.output, "o", "")
+	fs.Var(&e.g.output, "output", "")
+	fs.StringVar(&e.g.addr, "addr", e.g.addr, "")
+	fs.StringVar(&e.g.addr, "server", e.g.addr, "")
+	fs.StringVar(&e.g.tokenFile, "token-file", e.g.tokenFile, "")
+	return fs
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// posArgs returns a cobra argument check for the positional arguments
+// names, as usage errors: "missing ID", "unexpected argument".
+func wantArgs(pos []string, names ...string) error {
 	switch {
 	case len(pos) < len(names):
-		return &usageError{cmd: cmd, msg: fmt.Sprintf("missing %s", strings.Join(names[len(pos):], " and "))}
+		return fmt.Errorf("missing %s", strings.Join(names[len(pos):], " and "))
 	case len(pos) > len(names):
-		return &usageError{cmd: cmd, msg: fmt.Sprintf("unexpected argument %q", pos[len(names)])}
+		return fmt.Errorf("unexpected argument %q", pos[len(names)])
 	}
 	for i, p := range pos {
 		if strings.TrimSpace(p) == "" {
-			return &usageError{cmd: cmd, msg: fmt.Sprintf("%s must not be empty", names[i])}
+			return fmt.Errorf("%s must not be empty", names[i])
 		}
 	}
 	return nil

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/lockbox-oss/lockbox/cli/login"
 )
 
@@ -31,26 +33,37 @@ func (d sessionDeps) clock() time.Time {
 	return time.Now()
 }
 
-// sessionCommands are login and logout; the command table takes them.
-var sessionCommands = []*command{
-	{
-		name:     "login",
-		synopsis: "--issuer URL --client-id ID [--scope S]...",
-		summary:  "sign in at your identity provider and keep the token for this Lockbox server",
-		flags: `--issuer URL             the identity provider's issuer: your organization's, or the
-                         provider's for its staff
---client-id ID           lockboxctl's client id there (a public client: no secret)
---scope S                a scope to ask for besides openid and offline_access, e.g. the
-                         Lockbox API's; repeat or separate with commas
+// sessionCommands are login and logout.
+func (e *env) sessionCommands() []*cobra.Command {
+	var (
+		issuer, clientID string
+		scopes           listValue
+	)
+	loginCmd := &cobra.Command{
+		Use:   "login --issuer URL --client-id ID [--scope S]...",
+		Short: "sign in at your identity provider and keep the token for this Lockbox server",
+		Long: `Sign in at your identity provider and keep the token for this Lockbox server.
+
 The device flow is used where the identity provider offers it (enter the code shown at the
 address shown, on any device); otherwise open the address shown in a browser on this machine.`,
-		run: runLogin,
-	},
-	{
-		name:    "logout",
-		summary: "sign out: remove the token login stored for this Lockbox server",
-		run:     runLogout,
-	},
+		GroupID: groupSession,
+		Args:    args(),
+		RunE: func(*cobra.Command, []string) error {
+			return e.login(issuer, clientID, scopes)
+		},
+	}
+	f := loginCmd.Flags()
+	f.StringVar(&issuer, "issuer", "", "the identity provider's issuer: your organization's, or the provider's for its staff")
+	f.StringVar(&clientID, "client-id", "", "lockboxctl's client id there (a public client: no secret)")
+	f.Var(&scopes, "scope", "a scope to ask for besides openid and offline_access, e.g. the Lockbox API's; repeat or separate with commas")
+	logout := &cobra.Command{
+		Use:     "logout",
+		Short:   "sign out: remove the token login stored for this Lockbox server",
+		GroupID: groupSession,
+		Args:    args(),
+		RunE:    func(*cobra.Command, []string) error { return e.logout() },
+	}
+	return []*cobra.Command{loginCmd, logout}
 }
 
 // server is the Lockbox API this run talks to, as tokens are stored.
@@ -67,27 +80,12 @@ func (e *env) tokenStore() (login.Store, error) {
 	return login.Store{Dir: d}, nil
 }
 
-func runLogin(e *env, name string, args []string) error {
-	fs := e.flagSet(name)
-	var (
-		issuer, clientID string
-		scopes           listValue
-	)
-	fs.StringVar(&issuer, "issuer", "", "")
-	fs.StringVar(&clientID, "client-id", "", "")
-	fs.Var(&scopes, "scope", "")
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return flagError(name, err)
-	}
-	if err := wantArgs(name, pos); err != nil {
-		return err
-	}
+func (e *env) login(issuer, clientID string, scopes []string) error {
 	switch {
 	case strings.TrimSpace(issuer) == "":
-		return &usageError{cmd: name, msg: "missing --issuer"}
+		return e.usage("missing --issuer")
 	case strings.TrimSpace(clientID) == "":
-		return &usageError{cmd: name, msg: "missing --client-id"}
+		return e.usage("missing --client-id")
 	}
 	server, err := e.server()
 	if err != nil {
@@ -142,15 +140,7 @@ func runLogin(e *env, name string, args []string) error {
 	return err
 }
 
-func runLogout(e *env, name string, args []string) error {
-	fs := e.flagSet(name)
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return flagError(name, err)
-	}
-	if err := wantArgs(name, pos); err != nil {
-		return err
-	}
+func (e *env) logout() error {
 	server, err := e.server()
 	if err != nil {
 		return err

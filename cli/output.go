@@ -9,9 +9,10 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/lockbox-oss/lockbox/audit"
-	"github.com/lockbox-oss/lockbox/grants"
-	"github.com/lockbox-oss/lockbox/tenants"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/lockbox-oss/lockbox/api/wire"
+	"github.com/lockbox-oss/lockbox/audit/record"
 )
 
 // timeLayout shows times in UTC, sortable and unambiguous across the
@@ -24,6 +25,55 @@ func writeJSON(w io.Writer, v any) error {
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
 	return enc.Encode(v)
+}
+
+// writeYAML prints v as YAML with the field names and order of its JSON,
+// the API's: v goes through encoding/json, and the JSON is read as a YAML
+// document (JSON is YAML) and written back in block style.
+func writeYAML(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return err
+	}
+	blockStyle(&doc)
+	enc := yaml.NewEncoder(w)
+	enc.SetIndent(2)
+	if err := enc.Encode(&doc); err != nil {
+		return err
+	}
+	return enc.Close()
+}
+
+// blockStyle clears the flow and quoting styles the JSON brought; the
+// encoder still quotes any string that would read back as another type.
+func blockStyle(n *yaml.Node) {
+	n.Style = 0
+	for _, c := range n.Content {
+		blockStyle(c)
+	}
+}
+
+// emit prints the answer v of a command in the -o format: v itself as JSON
+// or YAML, ids one a line for -o id, else the table.
+func (e *env) emit(v any, ids []string, table func(io.Writer) error) error {
+	switch e.g.output {
+	case "json":
+		return writeJSON(e.stdout, v)
+	case "yaml":
+		return writeYAML(e.stdout, v)
+	case "id":
+		for _, id := range ids {
+			if _, err := fmt.Fprintln(e.stdout, clean(id)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return table(e.stdout)
 }
 
 // clean makes text from the server safe to print on a terminal. A request's
@@ -89,7 +139,7 @@ func row(w io.Writer, cells ...string) {
 // request stops mattering: for a pending request the time by which its
 // current stage must be decided (or it expires), for an approved one the
 // end of its access window.
-func printRequests(w io.Writer, reqs []grants.Request) error {
+func printRequests(w io.Writer, reqs []wire.Request) error {
 	tw := newTable(w)
 	row(tw, "ID", "TENANT", "SERVICE", "STATE", "REQUESTER", "CREATED", "EXPIRES/DECIDE BY")
 	for _, r := range reqs {
@@ -103,19 +153,18 @@ func printRequests(w io.Writer, reqs []grants.Request) error {
 	return tw.Flush()
 }
 
-// printIDs prints the requests' ids, one a line (-o id).
-func printIDs(w io.Writer, reqs []grants.Request) error {
-	for _, r := range reqs {
-		if _, err := fmt.Fprintln(w, clean(r.ID)); err != nil {
-			return err
-		}
+// requestIDs are the ids of reqs, for -o id.
+func requestIDs(reqs ...wire.Request) []string {
+	ids := make([]string, len(reqs))
+	for i, r := range reqs {
+		ids[i] = r.ID
 	}
-	return nil
+	return ids
 }
 
 // printRequest prints one request: its row, every field and its history.
-func printRequest(w io.Writer, r grants.Request) error {
-	if err := printRequests(w, []grants.Request{r}); err != nil {
+func printRequest(w io.Writer, r wire.Request) error {
+	if err := printRequests(w, []wire.Request{r}); err != nil {
 		return err
 	}
 	acts := "(the service's pre-approved activities)"
@@ -166,7 +215,7 @@ func onOff(b bool) string {
 	return "off"
 }
 
-func printSettings(w io.Writer, tenant string, s tenants.Settings) error {
+func printSettings(w io.Writer, tenant string, s wire.Settings) error {
 	addrs := "-"
 	if len(s.NotificationAddresses) > 0 {
 		addrs = clean(strings.Join(s.NotificationAddresses, ", "))
@@ -190,7 +239,7 @@ func printApprovers(w io.Writer, users []string) error {
 // printAudit prints audit records with the unified audit log's column
 // names. The tenant is its short name (LockboxTenant): the GUID in
 // OrganizationId is in -o json and csv.
-func printAudit(w io.Writer, recs []audit.Record) error {
+func printAudit(w io.Writer, recs []record.Record) error {
 	tw := newTable(w)
 	row(tw, "CreationTime", "LockboxTenant", "Operation", "UserId", "ApprovalDecision", "ObjectId", "ClientIP")
 	for _, r := range recs {

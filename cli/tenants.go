@@ -6,191 +6,258 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/lockbox-oss/lockbox/tenants"
+	"github.com/spf13/cobra"
+
+	"github.com/lockbox-oss/lockbox/api/wire"
 )
 
 // The tenant registry: the provider's Lockbox administrators onboard tenants
 // and keep their entries; everyone else may list and show what they may see.
+// A tenant's settings and approvers are its administrators'.
 
-var tenantCommands = []*command{
-	{
-		name:     "tenant onboard",
-		synopsis: "ID --name NAME --domain D [--domain D]... [--global-admin ADDR]... [--lockbox on|off] [--organization-id GUID]",
-		summary:  "onboard a tenant, so requests can name it (the provider's Lockbox administrators)",
-		flags: `--name NAME              the organization's display name
---domain D               a user domain of the tenant; repeat or separate with commas.
-                         Its users, and so its approvers, are user@ these domains
---global-admin ADDR      e-mail address of a global administrator, notified of every
-                         request awaiting the tenant; repeat or separate with commas
---lockbox on|off         the tenant's Customer Lockbox switch from the start (on when left out)
---organization-id GUID   the tenant's GUID, as Microsoft 365 names it; generated when left out`,
-		run: runTenantOnboard,
-	},
-	{
-		name:     "tenant list",
-		synopsis: "[-o table|json]",
-		summary:  "list the onboarded tenants you may see",
-		run:      runTenantList,
-	},
-	{
-		name:     "tenant show",
-		synopsis: "ID [-o table|json]",
-		summary:  "show a tenant's registry entry",
-		run:      runTenantShow,
-	},
-	{
-		name:     "tenant update",
-		synopsis: "ID [--name NAME] [--domain D]... [--global-admin ADDR]...",
-		summary:  "change a tenant's registry entry (the provider's Lockbox administrators)",
-		flags: `--name NAME              a new display name
---domain D               replace the user domains; repeat or separate with commas.
-                         Approvers outside the new domains lose their rights
---global-admin ADDR      replace the global administrators' addresses; --global-admin ""
-                         removes them all`,
-		run: runTenantUpdate,
-	},
+func (e *env) tenantCommand() *cobra.Command {
+	tenant := &cobra.Command{
+		Use:     "tenant",
+		Short:   "onboard, list, show and update tenants; get or set a tenant's settings",
+		GroupID: groupTenants,
+		Args:    cobra.ArbitraryArgs,
+		RunE:    e.group,
+	}
+	settings := &cobra.Command{
+		Use:   "settings",
+		Short: "get or set a tenant's Customer Lockbox settings",
+		Args:  cobra.ArbitraryArgs,
+		RunE:  e.group,
+	}
+	settings.AddCommand(e.settingsGetCommand("get TENANT", nil), e.settingsSetCommand())
+	tenant.AddCommand(e.onboardCommand("onboard ID", nil), e.tenantListCommand("list", nil, false),
+		e.tenantShowCommand("show ID"), e.tenantUpdateCommand(), settings)
+	return tenant
 }
 
-func runTenantOnboard(e *env, name string, args []string) error {
-	fs := e.flagSet(name)
-	display := fs.String("name", "", "")
-	orgID := fs.String("organization-id", "", "")
-	lockbox := fs.String("lockbox", "", "")
-	var domains, admins listValue
-	fs.Var(&domains, "domain", "")
-	fs.Var(&admins, "global-admin", "")
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return flagError(name, err)
+func (e *env) approverCommand() *cobra.Command {
+	approver := &cobra.Command{
+		Use:     "approver",
+		Short:   "list, add or remove a tenant's Customer Lockbox access approvers",
+		GroupID: groupTenants,
+		Args:    cobra.ArbitraryArgs,
+		RunE:    e.group,
 	}
-	if err := wantArgs(name, pos, "ID"); err != nil {
-		return err
+	approver.AddCommand(e.approverListCommand("list TENANT", nil), e.approverChange(true), e.approverChange(false))
+	return approver
+}
+
+func (e *env) onboardCommand(use string, aliases []string) *cobra.Command {
+	var (
+		display, orgID, lockbox string
+		domains, admins         listValue
+	)
+	cmd := &cobra.Command{
+		Use:               use + " --name NAME --domain D [--domain D]... [--global-admin ADDR]... [--lockbox on|off] [--organization-id GUID]",
+		Aliases:           aliases,
+		Short:             "onboard a tenant, so requests can name it (the provider's Lockbox administrators)",
+		Args:              args("ID"),
+		ValidArgsFunction: cobra.NoFileCompletions,
+		RunE: func(cmd *cobra.Command, pos []string) error {
+			in := wire.Onboarding{ID: pos[0], OrganizationID: orgID, DisplayName: display,
+				Domains: slices.Clone([]string(domains)), GlobalAdmins: slices.Clone([]string(admins))}
+			if in.GlobalAdmins == nil {
+				in.GlobalAdmins = []string{}
+			}
+			if cmd.Flags().Changed("lockbox") {
+				on, err := parseOnOff(lockbox)
+				if err != nil {
+					return e.usage("%s", err)
+				}
+				in.LockboxEnabled = &on
+			}
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			t, err := c.Onboard(e.ctx, in)
+			if err != nil {
+				return err
+			}
+			return e.emit(t, nil, func(w io.Writer) error {
+				if err := printTenant(w, t.Tenant); err != nil {
+					return err
+				}
+				tw := newTable(w)
+				row(tw, "Customer Lockbox:", onOff(t.Settings.LockboxEnabled))
+				return tw.Flush()
+			})
+		},
 	}
-	in := tenants.Onboarding{ID: pos[0], OrganizationID: *orgID, DisplayName: *display,
-		Domains: slices.Clone([]string(domains)), GlobalAdmins: slices.Clone([]string(admins))}
-	if in.GlobalAdmins == nil {
-		in.GlobalAdmins = []string{}
+	f := cmd.Flags()
+	f.StringVar(&display, "name", "", "the organization's display name")
+	f.Var(&domains, "domain", "a user domain of the tenant; repeat or separate with commas. Its users, and so its approvers, are user@ these domains")
+	f.Var(&admins, "global-admin", "e-mail address of a global administrator, notified of every request awaiting the tenant; repeat or separate with commas")
+	f.StringVar(&lockbox, "lockbox", "", "the tenant's Customer Lockbox switch from the start, on or off (on when left out)")
+	f.StringVar(&orgID, "organization-id", "", "the tenant's GUID, as Microsoft 365 names it; generated when left out")
+	_ = cmd.RegisterFlagCompletionFunc("lockbox", cobra.FixedCompletions([]string{"on", "off"}, cobra.ShellCompDirectiveNoFileComp))
+	return cmd
+}
+
+// tenantListCommand lists tenants; withID also shows one when named ("get
+// tenants [ID]").
+func (e *env) tenantListCommand(use string, aliases []string, withID bool) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     use,
+		Aliases: aliases,
+		Short:   "list the onboarded tenants you may see",
+		Args:    args(),
+		RunE: func(_ *cobra.Command, pos []string) error {
+			if len(pos) == 1 {
+				return e.showTenant(pos[0])
+			}
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			list, err := c.Tenants(e.ctx)
+			if err != nil {
+				return err
+			}
+			if list == nil {
+				list = []wire.Tenant{}
+			}
+			return e.emit(wire.TenantList{Tenants: list}, nil, func(w io.Writer) error {
+				tw := newTable(w)
+				row(tw, "ID", "NAME", "DOMAINS", "ORGANIZATION ID")
+				for _, t := range list {
+					row(tw, cell(t.ID), cell(t.DisplayName), cell(strings.Join(t.Domains, ",")), cell(t.OrganizationID))
+				}
+				return tw.Flush()
+			})
+		},
 	}
-	if given(fs, "lockbox") {
-		on, err := parseOnOff(*lockbox)
-		if err != nil {
-			return &usageError{cmd: name, msg: err.Error()}
+	if withID {
+		cmd.Short = "list the onboarded tenants you may see, or show one"
+		cmd.Args = func(cmd *cobra.Command, pos []string) error {
+			if len(pos) > 1 {
+				return &usageError{cmd: cmd, msg: fmt.Sprintf("unexpected argument %q", pos[1])}
+			}
+			return nil
 		}
-		in.LockboxEnabled = &on
+		cmd.ValidArgsFunction = e.firstArgTenant
 	}
+	return cmd
+}
+
+func (e *env) tenantShowCommand(use string) *cobra.Command {
+	return &cobra.Command{
+		Use:               use,
+		Short:             "show a tenant's registry entry",
+		Args:              args("ID"),
+		ValidArgsFunction: e.firstArgTenant,
+		RunE:              func(_ *cobra.Command, pos []string) error { return e.showTenant(pos[0]) },
+	}
+}
+
+func (e *env) showTenant(id string) error {
 	c, err := e.client()
 	if err != nil {
 		return err
 	}
-	t, err := c.Onboard(e.ctx, in)
+	t, err := c.Tenant(e.ctx, id)
 	if err != nil {
 		return err
 	}
-	if e.g.output.json() {
-		return writeJSON(e.stdout, t)
-	}
-	if err := printTenant(e.stdout, t.Tenant); err != nil {
-		return err
-	}
-	tw := newTable(e.stdout)
-	row(tw, "Customer Lockbox:", onOff(t.Settings.LockboxEnabled))
-	return tw.Flush()
+	return e.emit(t, nil, func(w io.Writer) error { return printTenant(w, t) })
 }
 
-func runTenantList(e *env, name string, args []string) error {
-	fs := e.flagSet(name)
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return flagError(name, err)
+// describeTenant is "describe tenant ID": the registry entry with the
+// tenant's settings and approvers, as far as the caller may read them.
+func (e *env) describeTenant() *cobra.Command {
+	return &cobra.Command{
+		Use:               "tenant ID",
+		Aliases:           []string{"tenants"},
+		Short:             "show a tenant's registry entry, settings and approvers",
+		Args:              args("ID"),
+		ValidArgsFunction: e.firstArgTenant,
+		RunE: func(_ *cobra.Command, pos []string) error {
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			t, err := c.Tenant(e.ctx, pos[0])
+			if err != nil {
+				return err
+			}
+			s, err := c.Settings(e.ctx, pos[0])
+			if err != nil {
+				return err
+			}
+			approvers, err := c.Approvers(e.ctx, pos[0])
+			if err != nil {
+				return err
+			}
+			v := struct {
+				wire.Tenant
+				Settings  wire.Settings `json:"settings"`
+				Approvers []string      `json:"approvers"`
+			}{t, s, approvers}
+			return e.emit(v, nil, func(w io.Writer) error {
+				if err := printTenant(w, t); err != nil {
+					return err
+				}
+				tw := newTable(w)
+				row(tw, "Customer Lockbox:", onOff(s.LockboxEnabled))
+				row(tw, "Notification addresses:", cell(strings.Join(s.NotificationAddresses, ", ")))
+				row(tw, "Approvers:", cell(strings.Join(approvers, ", ")))
+				return tw.Flush()
+			})
+		},
 	}
-	if err := wantArgs(name, pos); err != nil {
-		return err
-	}
-	c, err := e.client()
-	if err != nil {
-		return err
-	}
-	list, err := c.Tenants(e.ctx)
-	if err != nil {
-		return err
-	}
-	if e.g.output.json() {
-		return writeJSON(e.stdout, map[string]any{"tenants": list})
-	}
-	tw := newTable(e.stdout)
-	row(tw, "ID", "NAME", "DOMAINS", "ORGANIZATION ID")
-	for _, t := range list {
-		row(tw, cell(t.ID), cell(t.DisplayName), cell(strings.Join(t.Domains, ",")), cell(t.OrganizationID))
-	}
-	return tw.Flush()
 }
 
-func runTenantShow(e *env, name string, args []string) error {
-	fs := e.flagSet(name)
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return flagError(name, err)
+func (e *env) tenantUpdateCommand() *cobra.Command {
+	var (
+		display         string
+		domains, admins listValue
+	)
+	cmd := &cobra.Command{
+		Use:               "update ID [--name NAME] [--domain D]... [--global-admin ADDR]...",
+		Short:             "change a tenant's registry entry (the provider's Lockbox administrators)",
+		Args:              args("ID"),
+		ValidArgsFunction: e.firstArgTenant,
+		RunE: func(cmd *cobra.Command, pos []string) error {
+			var u wire.TenantUpdate
+			f := cmd.Flags()
+			if f.Changed("name") {
+				u.DisplayName = &display
+			}
+			if f.Changed("domain") {
+				d := slices.Clone([]string(domains))
+				u.Domains = &d
+			}
+			if f.Changed("global-admin") {
+				a := append([]string{}, admins...)
+				u.GlobalAdmins = &a
+			}
+			if u == (wire.TenantUpdate{}) {
+				return e.usage("nothing to change: give --name, --domain or --global-admin")
+			}
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			t, err := c.UpdateTenant(e.ctx, pos[0], u)
+			if err != nil {
+				return err
+			}
+			return e.emit(t, nil, func(w io.Writer) error { return printTenant(w, t) })
+		},
 	}
-	if err := wantArgs(name, pos, "ID"); err != nil {
-		return err
-	}
-	c, err := e.client()
-	if err != nil {
-		return err
-	}
-	t, err := c.Tenant(e.ctx, pos[0])
-	if err != nil {
-		return err
-	}
-	if e.g.output.json() {
-		return writeJSON(e.stdout, t)
-	}
-	return printTenant(e.stdout, t)
+	f := cmd.Flags()
+	f.StringVar(&display, "name", "", "a new display name")
+	f.Var(&domains, "domain", "replace the user domains; repeat or separate with commas. Approvers outside the new domains lose their rights")
+	f.Var(&admins, "global-admin", `replace the global administrators' addresses; --global-admin "" removes them all`)
+	return cmd
 }
 
-func runTenantUpdate(e *env, name string, args []string) error {
-	fs := e.flagSet(name)
-	display := fs.String("name", "", "")
-	var domains, admins listValue
-	fs.Var(&domains, "domain", "")
-	fs.Var(&admins, "global-admin", "")
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return flagError(name, err)
-	}
-	if err := wantArgs(name, pos, "ID"); err != nil {
-		return err
-	}
-	var u tenants.TenantUpdate
-	if given(fs, "name") {
-		u.DisplayName = display
-	}
-	if given(fs, "domain") {
-		d := slices.Clone([]string(domains))
-		u.Domains = &d
-	}
-	if given(fs, "global-admin") {
-		a := append([]string{}, admins...)
-		u.GlobalAdmins = &a
-	}
-	if u == (tenants.TenantUpdate{}) {
-		return &usageError{cmd: name, msg: "nothing to change: give --name, --domain or --global-admin"}
-	}
-	c, err := e.client()
-	if err != nil {
-		return err
-	}
-	t, err := c.UpdateTenant(e.ctx, pos[0], u)
-	if err != nil {
-		return err
-	}
-	if e.g.output.json() {
-		return writeJSON(e.stdout, t)
-	}
-	return printTenant(e.stdout, t)
-}
-
-func printTenant(w io.Writer, t tenants.Tenant) error {
+func printTenant(w io.Writer, t wire.Tenant) error {
 	admins := "-"
 	if len(t.GlobalAdmins) > 0 {
 		admins = clean(strings.Join(t.GlobalAdmins, ", "))
@@ -205,7 +272,7 @@ func printTenant(w io.Writer, t tenants.Tenant) error {
 	return tw.Flush()
 }
 
-// parseOnOff reads a switch value as "tenant settings set --lockbox" does.
+// parseOnOff reads a switch value as --lockbox takes it.
 func parseOnOff(v string) (bool, error) {
 	switch strings.ToLower(v) {
 	case "on", "true", "enabled":
@@ -214,4 +281,145 @@ func parseOnOff(v string) (bool, error) {
 		return false, nil
 	}
 	return false, fmt.Errorf("--lockbox %q must be on or off", v)
+}
+
+func (e *env) settingsGetCommand(use string, aliases []string) *cobra.Command {
+	return &cobra.Command{
+		Use:               use,
+		Aliases:           aliases,
+		Short:             "show a tenant's Customer Lockbox settings",
+		Args:              args("TENANT"),
+		ValidArgsFunction: e.firstArgTenant,
+		RunE: func(_ *cobra.Command, pos []string) error {
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			s, err := c.Settings(e.ctx, pos[0])
+			if err != nil {
+				return err
+			}
+			return e.printSettings(pos[0], s)
+		},
+	}
+}
+
+func (e *env) printSettings(tenant string, s wire.Settings) error {
+	if s.NotificationAddresses == nil {
+		s.NotificationAddresses = []string{}
+	}
+	return e.emit(s, nil, func(w io.Writer) error { return printSettings(w, tenant, s) })
+}
+
+func (e *env) settingsSetCommand() *cobra.Command {
+	var (
+		lockbox string
+		notify  listValue
+	)
+	cmd := &cobra.Command{
+		Use:               "set TENANT [--lockbox on|off] [--notify ADDR,...]",
+		Short:             "change a tenant's Customer Lockbox settings (its global administrators and approvers)",
+		Args:              args("TENANT"),
+		ValidArgsFunction: e.firstArgTenant,
+		RunE: func(cmd *cobra.Command, pos []string) error {
+			setLockbox, setNotify := cmd.Flags().Changed("lockbox"), cmd.Flags().Changed("notify")
+			if !setLockbox && !setNotify {
+				return e.usage("nothing to change: give --lockbox or --notify")
+			}
+			var enabled bool
+			if setLockbox {
+				var err error
+				if enabled, err = parseOnOff(lockbox); err != nil {
+					return e.usage("%s", err)
+				}
+			}
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			// The API replaces the settings as a whole, so read them first
+			// and change only what was asked. Two administrators changing
+			// different settings at the same moment can still overwrite
+			// each other: the API offers no version to compare against.
+			s, err := c.Settings(e.ctx, pos[0])
+			if err != nil {
+				return err
+			}
+			if setLockbox {
+				s.LockboxEnabled = enabled
+			}
+			if setNotify {
+				s.NotificationAddresses = slices.Clone([]string(notify))
+			}
+			s, err = c.PutSettings(e.ctx, pos[0], s)
+			if err != nil {
+				return err
+			}
+			return e.printSettings(pos[0], s)
+		},
+	}
+	cmd.Flags().StringVar(&lockbox, "lockbox", "", "turn Customer Lockbox on or off; off makes the support manager's approval final")
+	cmd.Flags().Var(&notify, "notify", `replace the notification addresses; --notify "" removes them all`)
+	_ = cmd.RegisterFlagCompletionFunc("lockbox", cobra.FixedCompletions([]string{"on", "off"}, cobra.ShellCompDirectiveNoFileComp))
+	return cmd
+}
+
+func (e *env) approverListCommand(use string, aliases []string) *cobra.Command {
+	return &cobra.Command{
+		Use:               use,
+		Aliases:           aliases,
+		Short:             "list a tenant's Customer Lockbox access approvers",
+		Args:              args("TENANT"),
+		ValidArgsFunction: e.firstArgTenant,
+		RunE: func(_ *cobra.Command, pos []string) error {
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			users, err := c.Approvers(e.ctx, pos[0])
+			if err != nil {
+				return err
+			}
+			return e.emit(wire.ApproverList{Approvers: users}, nil, func(w io.Writer) error { return printApprovers(w, users) })
+		},
+	}
+}
+
+func (e *env) approverChange(add bool) *cobra.Command {
+	use, short := "add TENANT USER", "give USER the Customer Lockbox access approver role (global administrators)"
+	if !add {
+		use, short = "remove TENANT USER", "take the Customer Lockbox access approver role from USER (global administrators)"
+	}
+	return &cobra.Command{
+		Use:               use,
+		Short:             short,
+		Args:              args("TENANT", "USER"),
+		ValidArgsFunction: e.firstArgTenant,
+		RunE: func(_ *cobra.Command, pos []string) error {
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			tenant, user := pos[0], pos[1]
+			if add {
+				err = c.AddApprover(e.ctx, tenant, user)
+			} else {
+				err = c.RemoveApprover(e.ctx, tenant, user)
+			}
+			if err != nil {
+				return err
+			}
+			// The API answers 204 with no body: JSON and YAML output stay
+			// empty, and the exit code says it worked.
+			if e.g.output.structured() {
+				return nil
+			}
+			if add {
+				_, err = fmt.Fprintf(e.stdout, "%s is an approver of tenant %s.\n", clean(user), clean(tenant))
+			} else {
+				_, err = fmt.Fprintf(e.stdout, "%s is not an approver of tenant %s.\n", clean(user), clean(tenant))
+			}
+			return err
+		},
+	}
 }

@@ -37,6 +37,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/tenants"
@@ -52,7 +53,7 @@ type Requests interface {
 	Pending(ctx context.Context, p identity.Principal, limit int) ([]grants.Request, error)
 	Create(ctx context.Context, actor grants.Actor, in grants.CreateInput) (grants.Request, error)
 	Act(ctx context.Context, id string, act grants.Action, actor grants.Actor, comment string) (grants.Request, error)
-	Activity(ctx context.Context, p identity.Principal, id string) (grants.Request, []audit.Record, error)
+	Activity(ctx context.Context, p identity.Principal, id string) (grants.Request, []record.Record, error)
 }
 
 // Tenants holds the tenant registry and tenants' settings and approvers.
@@ -72,7 +73,7 @@ type Tenants interface {
 // Audit searches the audit log. *audit.Log implements it.
 type Audit interface {
 	Search(ctx context.Context, p identity.Principal, q audit.Query) (audit.Page, error)
-	Export(ctx context.Context, p identity.Principal, q audit.Query, w func(audit.Record) error) error
+	Export(ctx context.Context, p identity.Principal, q audit.Query, w func(record.Record) error) error
 	Verify(ctx context.Context, p identity.Principal, tenant string) (audit.Verification, error)
 }
 

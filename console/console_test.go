@@ -16,7 +16,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/console"
 	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/internal/keys"
@@ -536,7 +536,7 @@ func TestApprovers(t *testing.T) {
 		if len(recs) != before+1 {
 			t.Fatalf("%d new audit records, want 1", len(recs)-before)
 		}
-		if rec := recs[0]; rec.Operation != audit.OpAddApprover || rec.UserId != contosoAdmin.Subject || rec.ObjectId != "eve@contoso.example" || rec.ClientIP != "127.0.0.1" {
+		if rec := recs[0]; rec.Operation != record.OpAddApprover || rec.UserId != contosoAdmin.Subject || rec.ObjectId != "eve@contoso.example" || rec.ClientIP != "127.0.0.1" {
 			t.Errorf("audit record %+v", rec)
 		}
 		page := b.get(r.location())
@@ -556,7 +556,7 @@ func TestApprovers(t *testing.T) {
 		if ok, _ := e.ten.IsApprover(context.Background(), "contoso", "eve@contoso.example"); ok {
 			t.Fatal("eve was not removed")
 		}
-		if rec := e.records("contoso")[0]; rec.Operation != audit.OpRemoveApprover || rec.ObjectId != "eve@contoso.example" || rec.UserId != contosoAdmin.Subject {
+		if rec := e.records("contoso")[0]; rec.Operation != record.OpRemoveApprover || rec.ObjectId != "eve@contoso.example" || rec.UserId != contosoAdmin.Subject {
 			t.Errorf("audit record %+v", rec)
 		}
 		// Fabrikam's admin changes only fabrikam.
@@ -586,7 +586,7 @@ func TestSettingsSwitch(t *testing.T) {
 		t.Errorf("settings after turning off: %+v", st)
 	}
 	recs := e.records("contoso")
-	if len(recs) != before+1 || recs[0].Operation != audit.OpSetSettings || recs[0].UserId != contosoAdmin.Subject ||
+	if len(recs) != before+1 || recs[0].Operation != record.OpSetSettings || recs[0].UserId != contosoAdmin.Subject ||
 		fmt.Sprint(recs[0].ModifiedProperties) != "[{LockboxEnabled true false} {NotificationAddresses  sec@contoso.example,ops@contoso.example}]" {
 		t.Errorf("audit after turning off: %+v", recs[:min(len(recs), 2)])
 	}
@@ -776,9 +776,9 @@ func TestTenantApproval(t *testing.T) {
 	if last.Actor != contosoApprover.Subject || last.Comment != comment || last.ClientIP != "127.0.0.1" || last.Action != grants.ActionApprove {
 		t.Errorf("history event %+v", last)
 	}
-	var rec *audit.Record
+	var rec *record.Record
 	for _, r := range e.records("contoso") {
-		if r.Operation == audit.OpTenantDecision && r.LockboxRequestId == req.ID {
+		if r.Operation == record.OpTenantDecision && r.LockboxRequestId == req.ID {
 			rec = &r
 			break
 		}
@@ -786,7 +786,7 @@ func TestTenantApproval(t *testing.T) {
 	if rec == nil {
 		t.Fatal("no Set-AccessToCustomerDataRequest record")
 	}
-	if rec.ApprovalDecision != audit.ApprovalApprove || rec.UserId != contosoApprover.Subject || rec.Comment != comment || rec.ClientIP != "127.0.0.1" || !rec.CreationTime.Equal(at) {
+	if rec.ApprovalDecision != record.ApprovalApprove || rec.UserId != contosoApprover.Subject || rec.Comment != comment || rec.ClientIP != "127.0.0.1" || !rec.CreationTime.Equal(at) {
 		t.Errorf("audit record %+v", rec)
 	}
 
@@ -818,13 +818,13 @@ func TestAuditPage(t *testing.T) {
 	if r.status != http.StatusOK {
 		t.Fatalf("audit page: %s", r)
 	}
-	mustContain(t, "audit page", r, audit.OpTenantDecision, audit.OpManagerDecision, "fine, go ahead", `data-testid="verification"`, "Hash chain intact", `href="/console/audit/export.csv?tenant=contoso"`)
+	mustContain(t, "audit page", r, record.OpTenantDecision, record.OpManagerDecision, "fine, go ahead", `data-testid="verification"`, "Hash chain intact", `href="/console/audit/export.csv?tenant=contoso"`)
 	// Tenants see the provider's staff as "Microsoft Operator", never who.
 	mustNotContain(t, "audit page", r, ">alice<", ">mia<", "192.0.2.10")
 
-	r = admin.get("/console/audit?operation=" + audit.OpTenantDecision)
-	mustContain(t, "filtered audit page", r, audit.OpTenantDecision)
-	mustNotContain(t, "filtered audit page", r, audit.OpNewRequest)
+	r = admin.get("/console/audit?operation=" + record.OpTenantDecision)
+	mustContain(t, "filtered audit page", r, record.OpTenantDecision)
+	mustNotContain(t, "filtered audit page", r, record.OpNewRequest)
 	r = admin.get("/console/audit?from=2025-03-31&to=2025-03-01")
 	if r.status != http.StatusBadRequest {
 		t.Errorf("reversed range: %s", r)
@@ -848,14 +848,14 @@ func TestAuditPage(t *testing.T) {
 		}
 		var found bool
 		for _, row := range rows[1:] {
-			if row[2] != audit.OpTenantDecision {
+			if row[2] != record.OpTenantDecision {
 				continue
 			}
-			var rec audit.Record
+			var rec record.Record
 			if err := json.Unmarshal([]byte(row[3]), &rec); err != nil {
 				t.Fatal(err)
 			}
-			found = rec.LockboxRequestId == req.ID && rec.ApprovalDecision == audit.ApprovalApprove &&
+			found = rec.LockboxRequestId == req.ID && rec.ApprovalDecision == record.ApprovalApprove &&
 				row[1] == contosoApprover.Subject && rec.Comment == "fine, go ahead"
 		}
 		if !found {
@@ -876,15 +876,15 @@ func TestAuditPage(t *testing.T) {
 			if r.status != http.StatusForbidden {
 				t.Errorf("GET %s: %s", p, r)
 			}
-			mustNotContain(t, p, r, audit.OpTenantDecision, "fine, go ahead")
+			mustNotContain(t, p, r, record.OpTenantDecision, "fine, go ahead")
 		}
 	})
 
 	t.Run("provider auditor", func(t *testing.T) {
 		b := e.signIn(auditor)
 		r := b.get("/console/audit?tenant=contoso&user=mia")
-		mustContain(t, "auditor's page", r, audit.OpManagerDecision, ">mia<", `data-testid="verification"`)
-		mustNotContain(t, "auditor's page", r, audit.OpNewRequest)
+		mustContain(t, "auditor's page", r, record.OpManagerDecision, ">mia<", `data-testid="verification"`)
+		mustNotContain(t, "auditor's page", r, record.OpNewRequest)
 		// The export link carries the page's filters: this tenant, this
 		// user, nothing else.
 		export := link(t, r, "export")
@@ -896,7 +896,7 @@ func TestAuditPage(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(rows) != 2 || rows[1][2] != audit.OpManagerDecision || !strings.Contains(rows[1][3], `"ProviderUserId":"mia"`) {
+		if len(rows) != 2 || rows[1][2] != record.OpManagerDecision || !strings.Contains(rows[1][3], `"ProviderUserId":"mia"`) {
 			t.Errorf("export of contoso's records by mia: %v", rows)
 		}
 		r = b.get("/console/audit/export.csv")
@@ -938,7 +938,7 @@ func TestAuditPaging(t *testing.T) {
 		}
 	}
 	b := e.signIn(contosoAdmin)
-	first := b.get("/console/audit?operation=" + audit.OpAddApprover)
+	first := b.get("/console/audit?operation=" + record.OpAddApprover)
 	mustContain(t, "first page", first, ip(59), ip(10))
 	mustNotContain(t, "first page", first, ip(9))
 	older := link(t, first, "Older records")
@@ -947,7 +947,7 @@ func TestAuditPaging(t *testing.T) {
 		t.Fatalf("GET %s: %s", older, second)
 	}
 	// The second page keeps the filter and goes on from the cursor.
-	mustContain(t, "second page", second, ip(9), ip(0), `value="`+audit.OpAddApprover+`"`)
+	mustContain(t, "second page", second, ip(9), ip(0), `value="`+record.OpAddApprover+`"`)
 	mustNotContain(t, "second page", second, ip(10), ip(59), "Older records")
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/console"
 	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/identity"
@@ -246,7 +247,7 @@ func (e *env) request(id string) grants.Request {
 }
 
 // records returns tenant's audit records, newest first.
-func (e *env) records(tenant string) []audit.Record {
+func (e *env) records(tenant string) []record.Record {
 	e.t.Helper()
 	recs, err := e.log.List(context.Background(), tenant, 1000)
 	if err != nil {

@@ -1,9 +1,9 @@
 package console
 
 import (
-	"bufio"
+	"cmp"
 	"context"
-	"encoding/csv"
+	"errors"
 	"fmt"
 	"html/template"
 	"net/http"
@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/httperr"
@@ -179,7 +180,7 @@ func dateRange(fromS, toS string) (from, to time.Time, problem string) {
 
 type requestView struct {
 	requestRow
-	Activity []audit.Record
+	Activity []record.Record
 	Actions  []actionView
 	// SelfFiled tells a manager why they can't approve their own request.
 	SelfFiled bool
@@ -477,7 +478,7 @@ func (c *Console) removeApprover(w http.ResponseWriter, r *http.Request, sess Se
 
 type auditView struct {
 	Filter  auditFilter
-	Records []audit.Record
+	Records []record.Record
 	// Next and Export are query strings built by url.Values.Encode. They
 	// are template.URL because html/template would otherwise escape their
 	// '=' and '&' in an href, and the links would lose every filter (and
@@ -557,52 +558,22 @@ func (c *Console) exportAudit(w http.ResponseWriter, r *http.Request, sess Sessi
 		return httperr.New(http.StatusBadRequest, "invalid_range", "%s", problem)
 	}
 	aq.Cursor, aq.Limit = "", 0
+	name := cmp.Or(f.Tenant, "all-tenants")
 	// The page deadline is for single calls; an export may take longer,
 	// until the browser goes away.
-	ctx := context.WithoutCancel(r.Context())
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := record.ExportContext(r.Context())
 	defer cancel()
-	stop := context.AfterFunc(r.Context(), func() {
-		if r.Context().Err() == context.Canceled {
-			cancel()
-		}
-	})
-	defer stop()
-	bw := bufio.NewWriterSize(w, 32<<10)
-	cw := csv.NewWriter(bw)
-	started := false
-	start := func() {
-		started = true
-		name := f.Tenant
-		if name == "" {
-			name = "all-tenants"
-		}
-		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	x := record.NewExportWriter(w, record.ExportCSV)
+	x.Begin = func() {
+		w.Header().Set("Content-Type", record.ExportCSV.ContentType())
 		w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="audit-%s.csv"`, name))
 		w.WriteHeader(http.StatusOK)
-		_ = cw.Write(audit.CSVHeader())
 	}
-	err := c.cfg.Audit.Export(ctx, sess.Principal, aq, func(rec audit.Record) error {
-		if !started {
-			start()
-		}
-		row, err := rec.CSVRow()
-		if err != nil {
-			return err
-		}
-		return cw.Write(row)
-	})
-	if !started {
-		if err != nil {
-			return err
-		}
-		start()
-	}
-	cw.Flush()
-	_ = bw.Flush()
-	if err != nil {
-		c.log.ErrorContext(r.Context(), "console: audit export ended early", "tenant", f.Tenant, "error", err)
+	x.Flush = http.NewResponseController(w).Flush
+	err := x.Finish(c.cfg.Audit.Export(ctx, sess.Principal, aq, x.Write))
+	if errors.Is(err, record.ErrExportCut) {
+		c.log.ErrorContext(r.Context(), "console: audit export ended early", "tenant", f.Tenant, "records", x.Records(), "error", err)
 		panic(http.ErrAbortHandler) // the browser must see a broken download, not a short one
 	}
-	return nil
+	return err
 }

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/audit/record"
 )
 
 // TestTenantRegistry: the provider's Lockbox administrator onboards and
@@ -49,7 +49,7 @@ func TestTenantRegistry(t *testing.T) {
 	if got, _ := e.ten.Get(context.Background(), "northwind"); got.DisplayName != "Northwind" || len(got.Domains) != 1 || len(got.GlobalAdmins) != 0 {
 		t.Fatalf("after update: %+v", got)
 	}
-	if recs := e.records("northwind"); len(recs) != 2 || recs[0].Operation != audit.OpUpdateTenant || recs[1].Operation != audit.OpOnboardTenant {
+	if recs := e.records("northwind"); len(recs) != 2 || recs[0].Operation != record.OpUpdateTenant || recs[1].Operation != record.OpOnboardTenant {
 		t.Fatalf("audit of the registry: %+v", recs)
 	}
 

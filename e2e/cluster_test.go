@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 	"github.com/lockbox-oss/lockbox/internal/redistest"
 )
@@ -185,7 +186,7 @@ func TestProxyWhileATenantsSlotMoves(t *testing.T) {
 	}
 	recorded := 0
 	for _, m := range msgs {
-		var rec audit.Record
+		var rec record.Record
 		if s, _ := m.Values["r"].(string); json.Unmarshal([]byte(s), &rec) == nil && rec.Operation == "Get-Mailbox" {
 			recorded++
 		}

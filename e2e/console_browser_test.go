@@ -36,6 +36,7 @@ import (
 	"github.com/chromedp/chromedp/kb"
 
 	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/config"
 	"github.com/lockbox-oss/lockbox/console"
 	"github.com/lockbox-oss/lockbox/grants"
@@ -517,7 +518,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatalf("approvers listed after adding %s: %v", adam, got)
 	}
 	admin.shot("approvers")
-	added, err := w.srv.Audit.Search(ctx, principal(users["admin"]), audit.Query{Tenant: "contoso", Operation: audit.OpAddApprover})
+	added, err := w.srv.Audit.Search(ctx, principal(users["admin"]), audit.Query{Tenant: "contoso", Operation: record.OpAddApprover})
 	if err != nil || len(added.Records) != 1 || added.Records[0].ObjectId != adam || added.Records[0].UserId != gina || added.Records[0].ClientIP != "127.0.0.1" {
 		t.Fatalf("approver assignment in the audit log: %+v %v", added.Records, err)
 	}
@@ -595,9 +596,9 @@ func TestConsoleInBrowser(t *testing.T) {
 	var decision, assignment map[string]string
 	for _, r := range rows {
 		switch r["Operation"] {
-		case audit.OpTenantDecision:
+		case record.OpTenantDecision:
 			decision = r
-		case audit.OpAddApprover:
+		case record.OpAddApprover:
 			assignment = r
 		}
 	}
@@ -618,7 +619,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	  const r = await fetch(document.querySelector('[data-testid="export"]').href);
 	  return {status: r.status, type: r.headers.get("Content-Type"), body: await r.text()};
 	})()`, chromedp.EvalAwaitPromise)
-	if csv.Status != 200 || !strings.HasPrefix(csv.ContentType, "text/csv") || !strings.Contains(csv.Body, audit.OpTenantDecision) ||
+	if csv.Status != 200 || !strings.HasPrefix(csv.ContentType, "text/csv") || !strings.Contains(csv.Body, record.OpTenantDecision) ||
 		!strings.Contains(csv.Body, comment) {
 		t.Fatalf("CSV export: %d %q\n%s", csv.Status, csv.ContentType, csv.Body)
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/cli"
 	"github.com/lockbox-oss/lockbox/config"
 	"github.com/lockbox-oss/lockbox/demo"
@@ -240,9 +241,9 @@ func (w *world) assignApprover() {
 	w.ok("admin", nil, "approver", "add", "contoso", users["approver"].Subject)
 }
 
-func (w *world) auditOps(user string) []audit.Record {
+func (w *world) auditOps(user string) []record.Record {
 	w.t.Helper()
-	var out struct{ Records []audit.Record }
+	var out struct{ Records []record.Record }
 	w.ok(user, &out, "audit", "search", "--tenant", "contoso")
 	return out.Records
 }
@@ -267,7 +268,7 @@ func TestLifecycleWithLockboxctl(t *testing.T) {
 		dec := recs[0]
 		if dec.Operation != "Set-AccessToCustomerDataRequest" || dec.ApprovalDecision != "Approve" ||
 			dec.UserId != users["approver"].Subject || dec.ObjectId != r.ID || dec.Comment != "go ahead" ||
-			dec.LockboxTenant != "contoso" || !audit.IsGUID(dec.OrganizationId) || dec.ClientIP != "127.0.0.1" || dec.ProviderUserId != "" {
+			dec.LockboxTenant != "contoso" || !record.IsGUID(dec.OrganizationId) || dec.ClientIP != "127.0.0.1" || dec.ProviderUserId != "" {
 			t.Fatalf("decision record = %+v", dec)
 		}
 		if recs[1].UserId != "Microsoft Support" || recs[1].ProviderUserId != "" {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/grants"
 )
 
@@ -95,7 +96,7 @@ func TestPowerShellVerbs(t *testing.T) {
 	w.ok("operator", &mine, "request", "create", "--tenant", "contoso", "--service", "onedrive",
 		"--service-request", "SR-1004", "--reason", "files", "--duration", "1h")
 	code, _, errs := w.ctl("manager", "Set-AccessToCustomerDataRequest", "-RequestId", mine.ID, "-ApprovalDecision", "Cancel")
-	if code != 1 || !strings.Contains(errs, "trace id ") || strings.Contains(errs, "request id") {
+	if code != 3 || !strings.Contains(errs, "trace id ") || strings.Contains(errs, "request id") { // 3: refused by the API
 		t.Errorf("cancel by another: exit %d, %q", code, errs)
 	}
 	if s := w.state("operator", mine.ID); s != grants.StatePendingManager {
@@ -109,7 +110,7 @@ func TestPowerShellVerbs(t *testing.T) {
 		if r.LockboxTenant != "contoso" {
 			t.Errorf("record of %s", r.LockboxTenant)
 		}
-		decision = decision || r.Operation == "Set-AccessToCustomerDataRequest" && r.ApprovalDecision == audit.ApprovalApprove && r.Comment == "go ahead"
+		decision = decision || r.Operation == "Set-AccessToCustomerDataRequest" && r.ApprovalDecision == record.ApprovalApprove && r.Comment == "go ahead"
 		cancel = cancel || r.Operation == "Stop-AccessToCustomerDataRequest" && r.ObjectId == atManager.ID
 	}
 	if !decision || !cancel {
@@ -129,9 +130,9 @@ func TestPowerShellVerbs(t *testing.T) {
 }
 
 // auditNoTenant searches the audit log as user without --tenant.
-func (w *world) auditNoTenant(user string) []audit.Record {
+func (w *world) auditNoTenant(user string) []record.Record {
 	w.t.Helper()
-	var out struct{ Records []audit.Record }
+	var out struct{ Records []record.Record }
 	w.ok(user, &out, "audit", "search")
 	return out.Records
 }

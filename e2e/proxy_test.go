@@ -21,7 +21,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/lockbox-oss/lockbox/api/client"
-	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/api/wire"
+	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/cli"
 	"github.com/lockbox-oss/lockbox/demo"
 	"github.com/lockbox-oss/lockbox/grants"
@@ -30,7 +31,6 @@ import (
 	"github.com/lockbox-oss/lockbox/internal/redistest"
 	"github.com/lockbox-oss/lockbox/policy"
 	lockboxrego "github.com/lockbox-oss/lockbox/rego"
-	"github.com/lockbox-oss/lockbox/tenants"
 )
 
 // deployment is a running "lockbox serve" binary with demo upstreams, its
@@ -117,7 +117,7 @@ func deploy(t *testing.T, lockbox string) *deployment {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := la.Onboard(context.Background(), tenants.Onboarding{ID: "contoso", DisplayName: "Contoso Ltd",
+	if _, err := la.Onboard(context.Background(), wire.Onboarding{ID: "contoso", DisplayName: "Contoso Ltd",
 		Domains: []string{"contoso.example"}, GlobalAdmins: []string{"gina@contoso.example"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -245,13 +245,13 @@ func TestProxyThroughBinaries(t *testing.T) {
 		got.Header.Get("X-Forwarded-For") == "203.0.113.66" || len(got.Header.Values("X-Lockbox-User")) != 1 {
 		t.Fatalf("upstream saw %+v", got)
 	}
-	var recs struct{ Records []audit.Record }
+	var recs struct{ Records []record.Record }
 	d.ctl("admin", &recs, "audit", "search", "--tenant", "contoso")
 	op := recs.Records[0]
 	// The tenant sees where the call came from (the engineer's machine),
 	// never who made it.
-	if op.Operation != "Get-Mailbox" || op.UserId != "Microsoft Operator" || op.UserType != audit.UserTypeDcAdmin ||
-		op.RecordType != audit.RecordTypeDataCenterSecurityCmdlet || op.ObjectId != "exchange/tenants/contoso/mailboxes" ||
+	if op.Operation != "Get-Mailbox" || op.UserId != "Microsoft Operator" || op.UserType != record.UserTypeDcAdmin ||
+		op.RecordType != record.RecordTypeDataCenterSecurityCmdlet || op.ObjectId != "exchange/tenants/contoso/mailboxes" ||
 		op.LockboxRequestId != r.ID || op.Workload != "exchange" || op.ProviderUserId != "" || op.ClientIP != "127.0.0.1" {
 		t.Fatalf("tenant's audit record = %+v", op)
 	}

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 )
@@ -146,7 +146,7 @@ func checkCommonSchema(rec map[string]any, orgID string, tenantUsers map[string]
 		problems = append(problems, fmt.Sprintf("UserKey %v is not UserId %v", rec["UserKey"], rec["UserId"]))
 	}
 	op, _ := rec["Operation"].(string)
-	operator := !slices.Contains(audit.Operations, op)
+	operator := !slices.Contains(record.Operations, op)
 	wantType := 1.0
 	if operator {
 		wantType = 10
@@ -155,7 +155,7 @@ func checkCommonSchema(rec map[string]any, orgID string, tenantUsers map[string]
 		problems = append(problems, fmt.Sprintf("RecordType %v, want %v", rec["RecordType"], wantType))
 	}
 	if operator {
-		if rec["UserId"] != audit.OperatorUserID || rec["ClientIP"] == "" || !strings.HasPrefix(fmt.Sprint(rec["ObjectId"]), "exchange/tenants/") {
+		if rec["UserId"] != record.OperatorUserID || rec["ClientIP"] == "" || !strings.HasPrefix(fmt.Sprint(rec["ObjectId"]), "exchange/tenants/") {
 			problems = append(problems, "an operator action must be Microsoft Operator's, with the call's address and resource")
 		}
 	} else if err := nameValues(rec["Parameters"], "Name", "Value"); err != nil {
@@ -166,7 +166,7 @@ func checkCommonSchema(rec map[string]any, orgID string, tenantUsers map[string]
 			problems = append(problems, "ModifiedProperties: "+err.Error())
 		}
 	}
-	wantUser := map[string]int{audit.OperatorUserID: 3, audit.ProviderUserID: 3, audit.SystemUserID: 4}
+	wantUser := map[string]int{record.OperatorUserID: 3, record.ProviderUserID: 3, record.SystemUserID: 4}
 	for u, ut := range tenantUsers {
 		wantUser[u] = ut
 	}
@@ -249,7 +249,7 @@ func TestAuditRecordsFollowTheCommonSchema(t *testing.T) {
 			}
 			seen[fmt.Sprint(rec["Operation"])] = true
 		}
-		for _, op := range append(slices.Clone(audit.Operations), "Get-Mailbox") {
+		for _, op := range append(slices.Clone(record.Operations), "Get-Mailbox") {
 			if !seen[op] {
 				t.Errorf("%s: no %s record", view, op)
 			}

@@ -18,14 +18,15 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/lockbox-oss/lockbox/api/client"
+	"github.com/lockbox-oss/lockbox/api/wire"
 	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/cli"
 	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/grantsig"
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 	"github.com/lockbox-oss/lockbox/internal/redistest"
-	"github.com/lockbox-oss/lockbox/tenants"
 )
 
 // The deadlines the failover test configures, and the longest a call may
@@ -163,7 +164,7 @@ func TestSentinelFailover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := la.Onboard(context.Background(), tenants.Onboarding{ID: "contoso", DisplayName: "Contoso Ltd",
+	if _, err := la.Onboard(context.Background(), wire.Onboarding{ID: "contoso", DisplayName: "Contoso Ltd",
 		Domains: []string{"contoso.example"}, GlobalAdmins: []string{"gina@contoso.example"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -309,7 +310,7 @@ func TestSentinelFailover(t *testing.T) {
 	}
 	recorded := map[string]bool{}
 	for _, m := range msgs {
-		var rec audit.Record
+		var rec record.Record
 		if sv, _ := m.Values["r"].(string); json.Unmarshal([]byte(sv), &rec) == nil {
 			if mm := regexp.MustCompile(`/mailboxes/([A-Za-z0-9-]+)/messages$`).FindStringSubmatch(rec.ObjectId); mm != nil {
 				recorded[mm[1]] = true

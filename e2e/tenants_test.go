@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lockbox-oss/lockbox/api/client"
-	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/api/wire"
+	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/tenants"
 )
@@ -24,7 +24,7 @@ func TestOnboardingWithLockboxctl(t *testing.T) {
 	// Only the Lockbox administrator onboards.
 	w.fails("manager", "lockbox-admin", "tenant", "onboard", "northwind", "--name", "Northwind", "--domain", "northwind.example")
 
-	var got client.OnboardedTenant
+	var got wire.OnboardedTenant
 	w.ok("lockbox-admin", &got, "tenant", "onboard", "northwind", "--name", "Northwind Traders",
 		"--domain", "northwind.example,northwind.test", "--global-admin", "nancy@northwind.example", "--lockbox", "off")
 	if got.ID != "northwind" || got.Settings.LockboxEnabled || len(got.Domains) != 2 || len(got.OrganizationID) != 36 {
@@ -101,7 +101,7 @@ func TestLockboxOnEndsManagerOnlyAccess(t *testing.T) {
 		t.Fatalf("after lockbox on: %s, last event %+v", after.State, last)
 	}
 	recs := w.auditOps("admin")
-	if recs[0].Operation != audit.OpRevokeAccess || recs[0].UserId != users["admin"].Subject || recs[1].Operation != audit.OpSetSettings {
+	if recs[0].Operation != record.OpRevokeAccess || recs[0].UserId != users["admin"].Subject || recs[1].Operation != record.OpSetSettings {
 		t.Fatalf("newest records: %+v / %+v", recs[0], recs[1])
 	}
 	w.ok("manager", &pending, "request", "approve", pending.ID)

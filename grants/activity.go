@@ -8,6 +8,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/identity"
 )
 
@@ -17,11 +18,11 @@ import (
 type AuditLog interface {
 	// AppendTx queues r on tx, so the record commits if and only if the
 	// transition does. r must belong to a tenant in tx's hash slot.
-	AppendTx(ctx context.Context, tx redis.Pipeliner, r audit.Record) error
+	AppendTx(ctx context.Context, tx redis.Pipeliner, r record.Record) error
 	// RequestRecords calls w with every record of tenant's log tied to
 	// request id, newest first, provider-only fields included, back to
 	// from. It checks no caller: Activity does.
-	RequestRecords(ctx context.Context, tenant, id string, from time.Time, w func(audit.Record) error) error
+	RequestRecords(ctx context.Context, tenant, id string, from time.Time, w func(record.Record) error) error
 }
 
 // Activity returns request id as p may see it and every audit record tied
@@ -32,7 +33,7 @@ type AuditLog interface {
 // not search the tenant's whole log but does see what was done under a
 // request they decided. So the only check is Get's, and each record is
 // shown as p may see it (the tenant view for tenant users).
-func (s *Store) Activity(ctx context.Context, p identity.Principal, id string) (Request, []audit.Record, error) {
+func (s *Store) Activity(ctx context.Context, p identity.Principal, id string) (Request, []record.Record, error) {
 	req, err := s.Get(ctx, p, id)
 	if err != nil {
 		return Request{}, nil, err
@@ -43,9 +44,9 @@ func (s *Store) Activity(ctx context.Context, p identity.Principal, id string) (
 	if !req.CreatedAt.IsZero() {
 		from = req.CreatedAt.Add(-audit.ClockSkew)
 	}
-	recs := []audit.Record{}
-	err = s.cfg.Audit.RequestRecords(ctx, req.Tenant, req.ID, from, func(rec audit.Record) error {
-		recs = append(recs, rec.ViewFor(p))
+	recs := []record.Record{}
+	err = s.cfg.Audit.RequestRecords(ctx, req.Tenant, req.ID, from, func(rec record.Record) error {
+		recs = append(recs, audit.ViewFor(rec, p))
 		return nil
 	})
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/identity"
 )
@@ -20,10 +21,10 @@ func (e *env) operatorActions(t *testing.T, r grants.Request, ops ...string) {
 	t.Helper()
 	for _, op := range ops {
 		e.clock.Advance(time.Second)
-		_, err := e.log.Append(context.Background(), audit.Record{
+		_, err := e.log.Append(context.Background(), record.Record{
 			Operation: op, LockboxTenant: r.Tenant, Workload: r.Service,
-			RecordType: audit.RecordTypeDataCenterSecurityCmdlet,
-			UserId:     audit.OperatorUserID, UserType: audit.UserTypeDcAdmin, ProviderUserId: r.Requester,
+			RecordType: record.RecordTypeDataCenterSecurityCmdlet,
+			UserId:     record.OperatorUserID, UserType: record.UserTypeDcAdmin, ProviderUserId: r.Requester,
 			ClientIP: "10.0.0.9", LockboxRequestId: r.ID,
 		})
 		if err != nil {
@@ -52,7 +53,7 @@ func TestActivity(t *testing.T) {
 	e.operatorActions(t, other, "Get-SPOSite")
 	e.operatorActions(t, r, "Get-Mailbox")
 
-	want := []string{audit.OpNewRequest, audit.OpManagerDecision, audit.OpTenantDecision,
+	want := []string{record.OpNewRequest, record.OpManagerDecision, record.OpTenantDecision,
 		"Get-Mailbox", "New-MailboxRepairRequest", "Get-Mailbox"}
 	for _, c := range []struct {
 		name     string

@@ -13,7 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/events"
 	"github.com/lockbox-oss/lockbox/internal/fault"
@@ -577,11 +577,11 @@ func (s *Store) queue(ctx context.Context, p redis.Pipeliner, prev, next Request
 // recordFor builds the audit record of one history event: an Exchange
 // admin cmdlet record, as the Customer Lockbox cmdlets are in Microsoft
 // 365, with the cmdlet's parameters.
-func recordFor(r Request, ev Event) audit.Record {
-	rec := audit.Record{
-		CreationTime:     audit.Time{Time: ev.At},
+func recordFor(r Request, ev Event) record.Record {
+	rec := record.Record{
+		CreationTime:     record.Time{Time: ev.At},
 		LockboxTenant:    r.Tenant,
-		RecordType:       audit.RecordTypeExchangeAdmin,
+		RecordType:       record.RecordTypeExchangeAdmin,
 		Workload:         r.Service,
 		ClientIP:         ev.ClientIP,
 		ObjectId:         r.ID,
@@ -591,48 +591,48 @@ func recordFor(r Request, ev Event) audit.Record {
 	}
 	switch ev.ActorKind {
 	case KindSystem:
-		rec.UserId, rec.UserType, rec.ClientIP = audit.SystemUserID, audit.UserTypeSystem, ""
+		rec.UserId, rec.UserType, rec.ClientIP = record.SystemUserID, record.UserTypeSystem, ""
 	case KindProvider:
 		// Tenants see the provider's staff by a label; the person is kept
 		// for the provider's own investigations.
-		rec.UserId, rec.UserType, rec.ProviderUserId = ProviderLabel(ev.Action), audit.UserTypeDcAdmin, ev.Actor
+		rec.UserId, rec.UserType, rec.ProviderUserId = ProviderLabel(ev.Action), record.UserTypeDcAdmin, ev.Actor
 	default:
-		rec.UserType = audit.UserTypeRegular
+		rec.UserType = record.UserTypeRegular
 		if ev.ActorGlobalAdmin {
-			rec.UserType = audit.UserTypeAdmin
+			rec.UserType = record.UserTypeAdmin
 		}
 	}
-	params := []audit.Parameter{{Name: "Identity", Value: r.ID}}
+	params := []record.Parameter{{Name: "Identity", Value: r.ID}}
 	switch ev.Action {
 	case ActionCreate:
-		rec.Operation, rec.Comment = audit.OpNewRequest, r.Reason
+		rec.Operation, rec.Comment = record.OpNewRequest, r.Reason
 		params = append(params,
-			audit.Parameter{Name: "Tenant", Value: r.Tenant},
-			audit.Parameter{Name: "Service", Value: r.Service},
-			audit.Parameter{Name: "ServiceRequest", Value: r.ServiceRequest},
-			audit.Parameter{Name: "Reason", Value: r.Reason},
-			audit.Parameter{Name: "Duration", Value: r.Duration.Std().String()})
+			record.Parameter{Name: "Tenant", Value: r.Tenant},
+			record.Parameter{Name: "Service", Value: r.Service},
+			record.Parameter{Name: "ServiceRequest", Value: r.ServiceRequest},
+			record.Parameter{Name: "Reason", Value: r.Reason},
+			record.Parameter{Name: "Duration", Value: r.Duration.Std().String()})
 		if len(r.Activities) > 0 {
-			params = append(params, audit.Parameter{Name: "Activities", Value: strings.Join(r.Activities, ",")})
+			params = append(params, record.Parameter{Name: "Activities", Value: strings.Join(r.Activities, ",")})
 		}
 	case ActionApprove, ActionDeny:
-		rec.ApprovalDecision = map[Action]string{ActionApprove: audit.ApprovalApprove, ActionDeny: audit.ApprovalDeny}[ev.Action]
-		rec.Operation = audit.OpTenantDecision
+		rec.ApprovalDecision = map[Action]string{ActionApprove: record.ApprovalApprove, ActionDeny: record.ApprovalDeny}[ev.Action]
+		rec.Operation = record.OpTenantDecision
 		if ev.From == StatePendingManager {
-			rec.Operation = audit.OpManagerDecision
+			rec.Operation = record.OpManagerDecision
 		}
-		params = append(params, audit.Parameter{Name: "ApprovalDecision", Value: rec.ApprovalDecision})
+		params = append(params, record.Parameter{Name: "ApprovalDecision", Value: rec.ApprovalDecision})
 	case ActionCancel:
-		rec.Operation = audit.OpCancelRequest
+		rec.Operation = record.OpCancelRequest
 	case ActionRevoke:
-		rec.Operation = audit.OpRevokeAccess
+		rec.Operation = record.OpRevokeAccess
 	case ActionExpire:
-		rec.Operation = audit.OpExpireRequest
+		rec.Operation = record.OpExpireRequest
 	case ActionComplete:
-		rec.Operation = audit.OpCompleteAccess
+		rec.Operation = record.OpCompleteAccess
 	}
 	if ev.Comment != "" {
-		params = append(params, audit.Parameter{Name: "Comment", Value: ev.Comment})
+		params = append(params, record.Parameter{Name: "Comment", Value: ev.Comment})
 	}
 	rec.Parameters = params
 	return rec
@@ -676,9 +676,9 @@ func (s *Store) view(p identity.Principal, r Request) Request {
 // and revocations are "Microsoft Support".
 func ProviderLabel(act Action) string {
 	if act == ActionCreate || act == ActionCancel {
-		return audit.OperatorUserID
+		return record.OperatorUserID
 	}
-	return audit.ProviderUserID
+	return record.ProviderUserID
 }
 
 // TenantView returns r as tenant users see it: no provider identity in any
@@ -686,14 +686,14 @@ func ProviderLabel(act Action) string {
 // "Microsoft Support", and where the provider's staff acted from is not
 // shown.
 func TenantView(r Request) Request {
-	r.Requester = audit.OperatorUserID
+	r.Requester = record.OperatorUserID
 	if r.ManagerApprover != "" {
-		r.ManagerApprover = audit.ProviderUserID
+		r.ManagerApprover = record.ProviderUserID
 	}
 	// Unless the history says an approver of the tenant gave the final
 	// approval, the approver was the manager (lockbox off): fail closed.
 	if r.Approver != "" && approvedBy(r) != KindTenant {
-		r.Approver = audit.ProviderUserID
+		r.Approver = record.ProviderUserID
 	}
 	h := make([]Event, len(r.History))
 	for i, ev := range r.History {

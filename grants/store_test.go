@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/clock"
@@ -111,7 +112,7 @@ func (e *env) operations(t *testing.T) []string {
 	}
 	var ops []string
 	for i := len(recs) - 1; i >= 0; i-- { // oldest first
-		if recs[i].Operation != audit.OpOnboardTenant {
+		if recs[i].Operation != record.OpOnboardTenant {
 			ops = append(ops, recs[i].Operation)
 		}
 	}
@@ -154,24 +155,24 @@ func TestLifecycleAuditAndGrant(t *testing.T) {
 		t.Fatalf("grant survived revocation: %v", err)
 	}
 
-	want := []string{audit.OpAddApprover, audit.OpNewRequest, audit.OpManagerDecision, audit.OpTenantDecision, audit.OpRevokeAccess}
+	want := []string{record.OpAddApprover, record.OpNewRequest, record.OpManagerDecision, record.OpTenantDecision, record.OpRevokeAccess}
 	if got := e.operations(t); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("audit operations = %v, want %v", got, want)
 	}
 	recs, _ := e.log.List(ctx, "contoso", 10)
 	dec := recs[1] // newest first: revoke, tenant decision, ...
-	if dec.Operation != audit.OpTenantDecision || dec.ApprovalDecision != "Approve" || dec.UserId != "adam@contoso.example" ||
+	if dec.Operation != record.OpTenantDecision || dec.ApprovalDecision != "Approve" || dec.UserId != "adam@contoso.example" ||
 		dec.ObjectId != r.ID || dec.ClientIP != "198.51.100.4" || dec.Comment != "comment approve" ||
 		dec.OrganizationId != e.orgID(t, "contoso") || dec.LockboxTenant != "contoso" || !dec.CreationTime.Equal(approvedAt.Truncate(time.Second)) ||
-		dec.ProviderUserId != "" || dec.RecordType != audit.RecordTypeExchangeAdmin || dec.UserType != audit.UserTypeRegular ||
+		dec.ProviderUserId != "" || dec.RecordType != record.RecordTypeExchangeAdmin || dec.UserType != record.UserTypeRegular ||
 		dec.UserKey != "adam@contoso.example" || fmt.Sprint(dec.Parameters) != fmt.Sprintf("[{Identity %s} {ApprovalDecision Approve} {Comment comment approve}]", r.ID) {
 		t.Fatalf("decision record = %+v", dec)
 	}
 	mgr := recs[2]
-	if mgr.UserId != audit.ProviderUserID || mgr.UserType != audit.UserTypeDcAdmin || mgr.ProviderUserId != "mary" || mgr.ApprovalDecision != "Approve" {
+	if mgr.UserId != record.ProviderUserID || mgr.UserType != record.UserTypeDcAdmin || mgr.ProviderUserId != "mary" || mgr.ApprovalDecision != "Approve" {
 		t.Fatalf("manager record = %+v", mgr)
 	}
-	if rev := recs[0]; rev.UserId != "gina" || rev.UserType != audit.UserTypeAdmin {
+	if rev := recs[0]; rev.UserId != "gina" || rev.UserType != record.UserTypeAdmin {
 		t.Fatalf("global admin's revocation = %+v", rev)
 	}
 }
@@ -204,7 +205,7 @@ func TestExpiryAt12Hours(t *testing.T) {
 		t.Fatalf("approve after expiry: %v", err)
 	}
 	ops := e.operations(t)
-	if ops[len(ops)-1] != audit.OpExpireRequest {
+	if ops[len(ops)-1] != record.OpExpireRequest {
 		t.Fatalf("operations = %v", ops)
 	}
 }
@@ -223,7 +224,7 @@ func TestExpiryWithoutSweeper(t *testing.T) {
 	if !errors.Is(err, grants.ErrConflict) {
 		t.Fatalf("err = %v", err)
 	}
-	if ops := e.operations(t); fmt.Sprint(ops) != fmt.Sprint([]string{audit.OpNewRequest, audit.OpExpireRequest}) {
+	if ops := e.operations(t); fmt.Sprint(ops) != fmt.Sprint([]string{record.OpNewRequest, record.OpExpireRequest}) {
 		t.Fatalf("operations = %v", ops)
 	}
 }
@@ -298,7 +299,7 @@ func TestVisibility(t *testing.T) {
 		t.Fatalf("another operator: %v", err)
 	}
 	v, err := e.store.Get(ctx, globalAdmin.Principal, r.ID)
-	if err != nil || v.Requester != audit.OperatorUserID {
+	if err != nil || v.Requester != record.OperatorUserID {
 		t.Fatalf("tenant view: %+v %v", v, err)
 	}
 	p, err := e.store.Get(ctx, provAuditor.Principal, r.ID)

@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/clock"
@@ -118,7 +119,7 @@ func TestSweepOnceAcrossReplicas(t *testing.T) {
 					t.Fatal(err)
 				}
 				for _, r := range recs {
-					if r.Operation == audit.OpExpireRequest {
+					if r.Operation == record.OpExpireRequest {
 						expiries[r.LockboxRequestId]++
 					}
 				}

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/clock"
@@ -108,11 +108,11 @@ func TestLockboxOnEndsManagerOnlyGrants(t *testing.T) {
 		t.Fatal(err)
 	}
 	rev, set := recs[1], recs[2] // newest first: manager decision, revoke, settings
-	if set.Operation != audit.OpSetSettings || set.UserId != "gina" ||
-		fmt.Sprint(set.ModifiedProperties) != fmt.Sprint([]audit.ModifiedProperty{{Name: "LockboxEnabled", OldValue: "false", NewValue: "true"}}) {
+	if set.Operation != record.OpSetSettings || set.UserId != "gina" ||
+		fmt.Sprint(set.ModifiedProperties) != fmt.Sprint([]record.ModifiedProperty{{Name: "LockboxEnabled", OldValue: "false", NewValue: "true"}}) {
 		t.Fatalf("settings record = %+v", set)
 	}
-	if rev.Operation != audit.OpRevokeAccess || rev.UserId != "gina" || rev.ObjectId != managerOnly.ID || rev.Comment != grants.LockboxOnComment {
+	if rev.Operation != record.OpRevokeAccess || rev.UserId != "gina" || rev.ObjectId != managerOnly.ID || rev.Comment != grants.LockboxOnComment {
 		t.Fatalf("revocation record = %+v", rev)
 	}
 	// Turning it on again changes nothing and records nothing.

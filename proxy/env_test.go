@@ -23,6 +23,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/grantsig"
 	"github.com/lockbox-oss/lockbox/identity"
@@ -478,8 +479,8 @@ func (f deciderFunc) Decide(ctx context.Context, in policy.Input) (policy.Decisi
 }
 
 // auditorFunc adapts a function to Auditor.
-type auditorFunc func(context.Context, audit.Record) (audit.Record, error)
+type auditorFunc func(context.Context, record.Record) (record.Record, error)
 
-func (f auditorFunc) Append(ctx context.Context, r audit.Record) (audit.Record, error) {
+func (f auditorFunc) Append(ctx context.Context, r record.Record) (record.Record, error) {
 	return f(ctx, r)
 }

@@ -16,7 +16,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/grantsig"
 	"github.com/lockbox-oss/lockbox/internal/httperr"
 )
@@ -67,7 +67,7 @@ var forwardedHeaders = []string{
 }
 
 // operatorUser is X-Lockbox-User's value, shared by every call.
-var operatorUser = []string{audit.OperatorUserID}
+var operatorUser = []string{record.OperatorUserID}
 
 // ForwardedHeaders returns the allow-list of client headers an upstream
 // receives. The slice is the caller's.

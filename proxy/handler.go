@@ -17,7 +17,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/grantsig"
 	"github.com/lockbox-oss/lockbox/identity"
@@ -107,7 +107,7 @@ func (f PolicyFunc) Snapshot() PolicySnapshot { return f() }
 // record's Id (the proxy picks it, and the call's grant assertion names
 // it): a record written under another Id refuses the call.
 type Auditor interface {
-	Append(ctx context.Context, r audit.Record) (audit.Record, error)
+	Append(ctx context.Context, r record.Record) (record.Record, error)
 }
 
 // BoundedAuditor is an Auditor that bounds every append by its own deadline
@@ -118,7 +118,7 @@ type BoundedAuditor interface {
 	Auditor
 	// AppendBounded is Append, returning within the auditor's own bound
 	// whatever ctx's deadline.
-	AppendBounded(ctx context.Context, r audit.Record) (audit.Record, error)
+	AppendBounded(ctx context.Context, r record.Record) (record.Record, error)
 }
 
 // Defaults of Config.
@@ -355,7 +355,7 @@ type call struct {
 	auditID   string
 	assertion [1]string   // X-Lockbox-Grant's value
 	header    http.Header // the outbound header set
-	record    audit.Record
+	record    record.Record
 }
 
 // ServeHTTP judges one call and forwards it only if every check passed.
@@ -669,7 +669,7 @@ func (h *Handler) decide(ctx context.Context, p PolicySnapshot, in policy.Input)
 // reaches the upstream. The write is detached from the client's context:
 // a client that hangs up must not be able to cancel the record of a call
 // it made, and has its own deadline so a slow Redis can't hang the call.
-func (h *Handler) audit(ctx context.Context, c *call) (audit.Record, Reason, error) {
+func (h *Handler) audit(ctx context.Context, c *call) (record.Record, Reason, error) {
 	ctx = context.WithoutCancel(ctx)
 	// The record is the tenant's to read: the approval it names is a
 	// tenant approver's, or "Microsoft Support" when the provider's manager
@@ -677,24 +677,24 @@ func (h *Handler) audit(ctx context.Context, c *call) (audit.Record, Reason, err
 	// the provider-only field).
 	approver, providerApprover := c.grant.Approver, ""
 	if !c.grant.TenantApproved() {
-		approver, providerApprover = audit.ProviderUserID, c.grant.Approver
+		approver, providerApprover = record.ProviderUserID, c.grant.Approver
 	}
-	rec := audit.Record{
+	rec := record.Record{
 		// The id the call's assertion names.
 		Id:           c.auditID,
-		CreationTime: audit.Time{Time: c.now},
+		CreationTime: record.Time{Time: c.now},
 		Operation:    c.Activity.Name,
 		// The log fills in the tenant's GUID (OrganizationId), cached per
 		// tenant: no Redis round trip per call.
 		LockboxTenant: c.Tenant,
-		RecordType:    audit.RecordTypeDataCenterSecurityCmdlet,
+		RecordType:    record.RecordTypeDataCenterSecurityCmdlet,
 		Workload:      c.Service,
-		UserId:        audit.OperatorUserID,
-		UserType:      audit.UserTypeDcAdmin,
+		UserId:        record.OperatorUserID,
+		UserType:      record.UserTypeDcAdmin,
 		// The engineer's machine, as Microsoft shows it to the tenant.
 		ClientIP:              c.ClientIP,
 		ObjectId:              c.Service + c.Path,
-		ResultStatus:          audit.ResultSucceeded,
+		ResultStatus:          record.ResultSucceeded,
 		LockboxRequestId:      c.grant.RequestID,
 		LockboxApprover:       approver,
 		LockboxApprovalTime:   c.view.approvalTime,
@@ -714,11 +714,11 @@ func (h *Handler) audit(ctx context.Context, c *call) (audit.Record, Reason, err
 	}
 	if err != nil {
 		h.metrics.auditErrors.Inc()
-		return audit.Record{}, ReasonAuditUnavailable, fmt.Errorf("audit: %w", err)
+		return record.Record{}, ReasonAuditUnavailable, fmt.Errorf("audit: %w", err)
 	}
 	if rec.Id != c.auditID {
 		// The assertion would name a record that does not exist.
-		return audit.Record{}, ReasonAuditUnavailable, fmt.Errorf("audit: the record was written as %s, not as %s", rec.Id, c.auditID)
+		return record.Record{}, ReasonAuditUnavailable, fmt.Errorf("audit: the record was written as %s, not as %s", rec.Id, c.auditID)
 	}
 	return rec, "", nil
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/grantsig"
 	"github.com/lockbox-oss/lockbox/identity"
@@ -343,8 +344,8 @@ func TestDenials(t *testing.T) {
 		// 7. Audit.
 		{name: "audit sink failing", setup: readsOnContoso,
 			config: func(_ *testEnv, c *Config) {
-				c.Auditor = auditorFunc(func(context.Context, audit.Record) (audit.Record, error) {
-					return audit.Record{}, errors.New("disk full")
+				c.Auditor = auditorFunc(func(context.Context, record.Record) (record.Record, error) {
+					return record.Record{}, errors.New("disk full")
 				})
 			},
 			req: as(alice, "GET", mailboxes), status: 503, reason: ReasonAuditUnavailable, label: "exchange"},
@@ -585,7 +586,7 @@ func TestAllowed(t *testing.T) {
 			if err != nil || len(recs) != 1 {
 				t.Fatalf("audit: %v %v", recs, err)
 			}
-			approvedAt := audit.TimeOf(*req.ApprovedAt)
+			approvedAt := record.TimeOf(*req.ApprovedAt)
 			tn, err := e.tenants.Get(context.Background(), "contoso")
 			if err != nil {
 				t.Fatal(err)
@@ -595,17 +596,17 @@ func TestAllowed(t *testing.T) {
 			// provider-only field.
 			approver, providerApprover := tenantAdmin("contoso").Subject, ""
 			if tt.lockboxOff {
-				approver, providerApprover = audit.ProviderUserID, manager.Subject
+				approver, providerApprover = record.ProviderUserID, manager.Subject
 			}
-			want := audit.Record{
-				CreationTime:          audit.TimeOf(now),
+			want := record.Record{
+				CreationTime:          record.TimeOf(now),
 				Id:                    recs[0].Id,
 				Operation:             tt.activity,
 				OrganizationId:        tn.OrganizationID,
-				RecordType:            audit.RecordTypeDataCenterSecurityCmdlet,
+				RecordType:            record.RecordTypeDataCenterSecurityCmdlet,
 				ResultStatus:          "Succeeded",
 				UserKey:               "Microsoft Operator",
-				UserType:              audit.UserTypeDcAdmin,
+				UserType:              record.UserTypeDcAdmin,
 				Version:               1,
 				Workload:              "exchange",
 				ClientIP:              "127.0.0.1",
@@ -623,7 +624,7 @@ func TestAllowed(t *testing.T) {
 			}
 			gotJSON, _ := json.Marshal(recs[0])
 			wantJSON, _ := json.Marshal(want)
-			if string(gotJSON) != string(wantJSON) || !audit.IsGUID(recs[0].Id) {
+			if string(gotJSON) != string(wantJSON) || !record.IsGUID(recs[0].Id) {
 				t.Errorf("audit record\n got %s\nwant %s", gotJSON, wantJSON)
 			}
 
@@ -966,7 +967,7 @@ func TestAssertionLifetime(t *testing.T) {
 	}
 }
 
-func mustList(t *testing.T, e *testEnv, n int64) []audit.Record {
+func mustList(t *testing.T, e *testEnv, n int64) []record.Record {
 	t.Helper()
 	recs, err := e.audit.List(context.Background(), "contoso", n)
 	if err != nil {
@@ -979,7 +980,7 @@ func mustList(t *testing.T, e *testEnv, n int64) []audit.Record {
 // call's assertion does not name.
 type renamingAuditor struct{ *audit.Log }
 
-func (a renamingAuditor) Append(ctx context.Context, r audit.Record) (audit.Record, error) {
+func (a renamingAuditor) Append(ctx context.Context, r record.Record) (record.Record, error) {
 	r.Id = ""
 	return a.Log.Append(ctx, r)
 }

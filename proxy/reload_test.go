@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/policy"
 	"github.com/lockbox-oss/lockbox/rego"
 )
@@ -126,13 +126,13 @@ func TestReloadDuringCall(t *testing.T) {
 
 // operatorRecords returns contoso's audit records of operator actions
 // through the proxy, leaving out those of the request's lifecycle.
-func operatorRecords(t *testing.T, e *testEnv) []audit.Record {
+func operatorRecords(t *testing.T, e *testEnv) []record.Record {
 	t.Helper()
 	recs, err := e.audit.List(context.Background(), "contoso", 100)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []audit.Record
+	var out []record.Record
 	for _, r := range recs {
 		if r.Operator() {
 			out = append(out, r)

@@ -8,7 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/grantsig"
 	"github.com/lockbox-oss/lockbox/policy"
@@ -43,7 +43,7 @@ type grantView struct {
 	policy       *policy.Grant
 	assertion    *grantsig.Template
 	requestID    []string // X-Lockbox-Request-Id's value
-	approvalTime *audit.Time
+	approvalTime *record.Time
 	approvedAt   time.Time
 }
 
@@ -69,7 +69,7 @@ func (s *grantViews) view(g *grants.Grant, now time.Time) (*grantView, error) {
 		return v, nil
 	}
 	tpl, err := s.signer.Template(grantsig.GrantClaims{
-		Issuer: s.issuer, Subject: audit.OperatorUserID,
+		Issuer: s.issuer, Subject: record.OperatorUserID,
 		// The upstream is the audience: an assertion for exchange is no
 		// use at sharepoint.
 		Audience: g.Service,
@@ -79,7 +79,7 @@ func (s *grantViews) view(g *grants.Grant, now time.Time) (*grantView, error) {
 	if err != nil {
 		return nil, err
 	}
-	approved := audit.TimeOf(g.ApprovedAt)
+	approved := record.TimeOf(g.ApprovedAt)
 	v = &grantView{policy: policyGrant(g), assertion: tpl, requestID: []string{g.RequestID}, approvalTime: &approved, approvedAt: g.ApprovedAt}
 	s.mu.Lock()
 	defer s.mu.Unlock()

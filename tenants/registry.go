@@ -14,7 +14,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/events"
 	"github.com/lockbox-oss/lockbox/internal/fault"
@@ -251,9 +251,9 @@ func (s *Store) Onboard(ctx context.Context, p identity.Principal, clientIP stri
 			events.PublishTx(ctx, pipe, t.ID)
 			// The registry entry is written in this same transaction, so
 			// the log can't read the GUID yet: the record names it.
-			return s.log.AppendTx(ctx, pipe, providerRecord(p, clientIP, changeRecord(audit.OpOnboardTenant, t.ID, t.ID,
+			return s.log.AppendTx(ctx, pipe, providerRecord(p, clientIP, changeRecord(record.OpOnboardTenant, t.ID, t.ID,
 				append(tenantProperties(Tenant{}, t),
-					audit.ModifiedProperty{Name: "LockboxEnabled", OldValue: "", NewValue: fmt.Sprint(st.LockboxEnabled)}),
+					record.ModifiedProperty{Name: "LockboxEnabled", OldValue: "", NewValue: fmt.Sprint(st.LockboxEnabled)}),
 				t.OrganizationID)))
 		})
 		return err
@@ -314,7 +314,7 @@ func (s *Store) UpdateTenant(ctx context.Context, p identity.Principal, clientIP
 		_, err = tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
 			pipe.Set(ctx, key, b, 0)
 			return s.log.AppendTx(ctx, pipe, providerRecord(p, clientIP,
-				changeRecord(audit.OpUpdateTenant, tenant, tenant, changed, old.OrganizationID)))
+				changeRecord(record.OpUpdateTenant, tenant, tenant, changed, old.OrganizationID)))
 		})
 		return err
 	}, key)
@@ -327,11 +327,11 @@ func (s *Store) UpdateTenant(ctx context.Context, p identity.Principal, clientIP
 
 // tenantProperties lists the registry fields that differ between old and
 // next, for the audit record.
-func tenantProperties(old, next Tenant) []audit.ModifiedProperty {
-	var out []audit.ModifiedProperty
+func tenantProperties(old, next Tenant) []record.ModifiedProperty {
+	var out []record.ModifiedProperty
 	add := func(name, o, n string) {
 		if o != n {
-			out = append(out, audit.ModifiedProperty{Name: name, OldValue: o, NewValue: n})
+			out = append(out, record.ModifiedProperty{Name: name, OldValue: o, NewValue: n})
 		}
 	}
 	add("DisplayName", old.DisplayName, next.DisplayName)
@@ -343,8 +343,8 @@ func tenantProperties(old, next Tenant) []audit.ModifiedProperty {
 
 // providerRecord stamps r as the work of provider staff member p: tenants
 // see "Microsoft Support", the provider's own views the person.
-func providerRecord(p identity.Principal, clientIP string, r audit.Record) audit.Record {
-	r.UserId, r.UserType, r.ProviderUserId, r.ClientIP = audit.ProviderUserID, audit.UserTypeDcAdmin, p.Subject, clientIP
+func providerRecord(p identity.Principal, clientIP string, r record.Record) record.Record {
+	r.UserId, r.UserType, r.ProviderUserId, r.ClientIP = record.ProviderUserID, record.UserTypeDcAdmin, p.Subject, clientIP
 	return r
 }
 
@@ -353,14 +353,14 @@ func providerRecord(p identity.Principal, clientIP string, r audit.Record) audit
 // cmdlet's parameters (Identity, then each changed property's new value)
 // and the changes. orgID is the tenant's GUID when the caller knows it;
 // empty, the log reads it from the registry. The caller stamps who acted.
-func changeRecord(op, tenant, object string, changed []audit.ModifiedProperty, orgID string) audit.Record {
-	params := []audit.Parameter{{Name: "Identity", Value: tenant}}
+func changeRecord(op, tenant, object string, changed []record.ModifiedProperty, orgID string) record.Record {
+	params := []record.Parameter{{Name: "Identity", Value: tenant}}
 	for _, c := range changed {
-		params = append(params, audit.Parameter{Name: c.Name, Value: c.NewValue})
+		params = append(params, record.Parameter{Name: c.Name, Value: c.NewValue})
 	}
-	return audit.Record{
-		Operation: op, LockboxTenant: tenant, OrganizationId: orgID, RecordType: audit.RecordTypeExchangeAdmin,
-		Workload: audit.WorkloadLockbox, ObjectId: object, Parameters: params, ModifiedProperties: changed,
+	return record.Record{
+		Operation: op, LockboxTenant: tenant, OrganizationId: orgID, RecordType: record.RecordTypeExchangeAdmin,
+		Workload: record.WorkloadLockbox, ObjectId: object, Parameters: params, ModifiedProperties: changed,
 	}
 }
 
@@ -454,8 +454,8 @@ func (s *Store) AdoptLegacy(ctx context.Context) (int, error) {
 			}
 			_, err := tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
 				pipe.Set(ctx, key, b, 0)
-				rec := changeRecord(audit.OpOnboardTenant, id, id, tenantProperties(Tenant{}, t), t.OrganizationID)
-				rec.UserId, rec.UserType = audit.SystemUserID, audit.UserTypeSystem
+				rec := changeRecord(record.OpOnboardTenant, id, id, tenantProperties(Tenant{}, t), t.OrganizationID)
+				rec.UserId, rec.UserType = record.SystemUserID, record.UserTypeSystem
 				rec.Comment = "registered on upgrade: this tenant had Lockbox data before tenants were onboarded"
 				return s.log.AppendTx(ctx, pipe, rec)
 			})

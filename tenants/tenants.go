@@ -39,6 +39,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/due"
 	"github.com/lockbox-oss/lockbox/internal/events"
@@ -276,7 +277,7 @@ func (s *Store) PutSettings(ctx context.Context, p identity.Principal, clientIP,
 			pipe.Set(ctx, key, b, 0)
 			// Every replica's cache of the settings hears of it at once.
 			events.PublishTx(ctx, pipe, tenant)
-			rec := changeRecord(audit.OpSetSettings, tenant, tenant, changed, "")
+			rec := changeRecord(record.OpSetSettings, tenant, tenant, changed, "")
 			rec.UserId, rec.UserType, rec.ClientIP = p.Subject, audit.UserTypeOf(p, tenant), clientIP
 			if err := s.log.AppendTx(ctx, pipe, rec); err != nil {
 				return err
@@ -305,14 +306,14 @@ func (s *Store) PutSettings(ctx context.Context, p identity.Principal, clientIP,
 
 // settingsProperties lists the settings that differ between old and next,
 // for the audit record.
-func settingsProperties(old, next Settings) []audit.ModifiedProperty {
-	var out []audit.ModifiedProperty
+func settingsProperties(old, next Settings) []record.ModifiedProperty {
+	var out []record.ModifiedProperty
 	if old.LockboxEnabled != next.LockboxEnabled {
-		out = append(out, audit.ModifiedProperty{Name: "LockboxEnabled",
+		out = append(out, record.ModifiedProperty{Name: "LockboxEnabled",
 			OldValue: fmt.Sprint(old.LockboxEnabled), NewValue: fmt.Sprint(next.LockboxEnabled)})
 	}
 	if o, n := strings.Join(old.NotificationAddresses, ","), strings.Join(next.NotificationAddresses, ","); o != n {
-		out = append(out, audit.ModifiedProperty{Name: "NotificationAddresses", OldValue: o, NewValue: n})
+		out = append(out, record.ModifiedProperty{Name: "NotificationAddresses", OldValue: o, NewValue: n})
 	}
 	return out
 }
@@ -362,9 +363,9 @@ func (s *Store) changeApprover(ctx context.Context, p identity.Principal, client
 			"%s is not a user of tenant %s: an approver must be user@ one of the tenant's domains (%s)", user, tenant, domains)
 	}
 	key := keys.Approvers(tenant)
-	op := audit.OpAddApprover
+	op := record.OpAddApprover
 	if !add {
-		op = audit.OpRemoveApprover
+		op = record.OpRemoveApprover
 	}
 	// WATCH makes "change and audit only if it changes anything" atomic.
 	err = s.rdb.Watch(ctx, func(tx *redis.Tx) error {
@@ -382,7 +383,7 @@ func (s *Store) changeApprover(ctx context.Context, p identity.Principal, client
 				pipe.SRem(ctx, key, user)
 			}
 			rec := changeRecord(op, tenant, user, nil, t.OrganizationID)
-			rec.Parameters = append(rec.Parameters, audit.Parameter{Name: "User", Value: user})
+			rec.Parameters = append(rec.Parameters, record.Parameter{Name: "User", Value: user})
 			rec.UserId, rec.UserType, rec.ClientIP = p.Subject, audit.UserTypeOf(p, tenant), clientIP
 			return s.log.AppendTx(ctx, pipe, rec)
 		})

@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/clock"
 	"github.com/lockbox-oss/lockbox/internal/fault"
@@ -94,9 +95,9 @@ func TestSettings(t *testing.T) {
 		t.Fatal("lockbox turned on without a guard to end manager-only grants")
 	}
 	recs, _ := log.List(ctx, "contoso", 10)
-	var sets []audit.Record
+	var sets []record.Record
 	for _, r := range recs {
-		if r.Operation == audit.OpSetSettings {
+		if r.Operation == record.OpSetSettings {
 			sets = append(sets, r)
 		}
 	}
@@ -255,7 +256,7 @@ func TestOnboard(t *testing.T) {
 	// The record of onboarding shows tenants "Microsoft Support", the
 	// provider the person.
 	recs, _ := log.List(ctx, "contoso", 10)
-	if len(recs) != 1 || recs[0].Operation != audit.OpOnboardTenant || recs[0].UserId != audit.ProviderUserID ||
+	if len(recs) != 1 || recs[0].Operation != record.OpOnboardTenant || recs[0].UserId != record.ProviderUserID ||
 		recs[0].ProviderUserId != lara.Subject || recs[0].ClientIP != "192.0.2.7" {
 		t.Fatalf("onboarding record = %+v", recs)
 	}
@@ -285,7 +286,7 @@ func TestUpdateTenant(t *testing.T) {
 		t.Fatalf("update of an unknown tenant: %v", err)
 	}
 	recs, _ := log.List(ctx, "contoso", 1)
-	if recs[0].Operation != audit.OpUpdateTenant ||
+	if recs[0].Operation != record.OpUpdateTenant ||
 		fmt.Sprint(recs[0].ModifiedProperties) != "[{DisplayName contoso Ltd Contoso Pharmaceuticals} {Domains contoso.example contoso.com}]" {
 		t.Fatalf("update record = %+v", recs[0])
 	}

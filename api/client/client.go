@@ -2,9 +2,11 @@
 // (/v1/requests, /v1/tenants/{tenant}/settings, /v1/tenants/{tenant}/approvers,
 // /v1/audit). lockboxctl and the end-to-end tests use it.
 //
-// It speaks only HTTP and JSON and reuses the wire types of the domain
-// packages (grants.Request, tenants.Settings, audit.Record) for decoding; it
-// never calls their behaviour and must not import api, proxy or cmd.
+// It speaks only HTTP and JSON, in the API's own types (package api/wire,
+// with audit/record's Record), so a program using it links none of
+// Lockbox's domain: no Redis, no policy engine, no token verifier. It must
+// import nothing of Lockbox but api/wire and audit/record;
+// cmd/lockboxctl's TestDependencies holds lockboxctl to that.
 //
 // Every non-2xx answer becomes an *APIError carrying the server's stable
 // error code, so callers branch with errors.As, never on message text.
@@ -23,9 +25,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/lockbox-oss/lockbox/audit"
-	"github.com/lockbox-oss/lockbox/grants"
-	"github.com/lockbox-oss/lockbox/tenants"
+	"github.com/lockbox-oss/lockbox/api/wire"
+	"github.com/lockbox-oss/lockbox/audit/record"
 )
 
 // Limits on what the client reads from a server.
@@ -167,7 +168,7 @@ func (e *APIError) Error() string {
 // ListOptions filter ListRequests. Zero fields don't filter.
 type ListOptions struct {
 	Tenant       string
-	State        grants.State
+	State        wire.State
 	CreatedAfter time.Time
 	// Limit caps the number of requests; 0 leaves it to the server.
 	Limit int
@@ -194,15 +195,8 @@ type AuditQuery struct {
 	Limit int
 }
 
-// AuditOptions is the former name of AuditQuery.
-type AuditOptions = AuditQuery
-
 // AuditPage is one page of audit search results, newest first.
-type AuditPage struct {
-	Records []audit.Record `json:"records"`
-	// NextCursor continues the search; empty when it is done.
-	NextCursor string `json:"next_cursor,omitempty"`
-}
+type AuditPage = wire.RecordPage
 
 // values encodes the query's filters.
 func (q AuditQuery) values(search bool) url.Values {
@@ -232,15 +226,15 @@ func (q AuditQuery) values(search bool) url.Values {
 }
 
 // CreateRequest files a lockbox request.
-func (c *Client) CreateRequest(ctx context.Context, in grants.CreateInput) (grants.Request, error) {
-	var r grants.Request
+func (c *Client) CreateRequest(ctx context.Context, in wire.CreateRequest) (wire.Request, error) {
+	var r wire.Request
 	err := c.do(ctx, http.MethodPost, "/v1/requests", nil, in, &r)
 	return r, err
 }
 
 // ListRequests returns the requests the caller may see that match opts,
 // newest first.
-func (c *Client) ListRequests(ctx context.Context, opts ListOptions) ([]grants.Request, error) {
+func (c *Client) ListRequests(ctx context.Context, opts ListOptions) ([]wire.Request, error) {
 	q := url.Values{}
 	if opts.Tenant != "" {
 		q.Set("tenant", opts.Tenant)
@@ -254,131 +248,118 @@ func (c *Client) ListRequests(ctx context.Context, opts ListOptions) ([]grants.R
 	if opts.Limit > 0 {
 		q.Set("limit", strconv.Itoa(opts.Limit))
 	}
-	var out struct {
-		Requests []grants.Request `json:"requests"`
-	}
+	var out wire.RequestList
 	if err := c.do(ctx, http.MethodGet, "/v1/requests", q, nil, &out); err != nil {
 		return nil, err
 	}
 	if out.Requests == nil {
-		out.Requests = []grants.Request{}
+		out.Requests = []wire.Request{}
 	}
 	return out.Requests, nil
 }
 
 // GetRequest returns one request with its history.
-func (c *Client) GetRequest(ctx context.Context, id string) (grants.Request, error) {
+func (c *Client) GetRequest(ctx context.Context, id string) (wire.Request, error) {
 	p, err := join("/v1/requests", id)
 	if err != nil {
-		return grants.Request{}, err
+		return wire.Request{}, err
 	}
-	var r grants.Request
+	var r wire.Request
 	err = c.do(ctx, http.MethodGet, p, nil, nil, &r)
 	return r, err
 }
 
 // Approve approves request id. The server knows whether the caller decides
 // as the provider's support manager or as a tenant approver.
-func (c *Client) Approve(ctx context.Context, id, comment string) (grants.Request, error) {
+func (c *Client) Approve(ctx context.Context, id, comment string) (wire.Request, error) {
 	return c.act(ctx, id, "approve", comment)
 }
 
 // Deny denies request id, as its manager or a tenant approver.
-func (c *Client) Deny(ctx context.Context, id, comment string) (grants.Request, error) {
+func (c *Client) Deny(ctx context.Context, id, comment string) (wire.Request, error) {
 	return c.act(ctx, id, "deny", comment)
 }
 
 // Cancel withdraws a pending request; only its requester may.
-func (c *Client) Cancel(ctx context.Context, id, comment string) (grants.Request, error) {
+func (c *Client) Cancel(ctx context.Context, id, comment string) (wire.Request, error) {
 	return c.act(ctx, id, "cancel", comment)
 }
 
 // Revoke ends an approved request's access before its window ends.
-func (c *Client) Revoke(ctx context.Context, id, comment string) (grants.Request, error) {
+func (c *Client) Revoke(ctx context.Context, id, comment string) (wire.Request, error) {
 	return c.act(ctx, id, "revoke", comment)
 }
 
-func (c *Client) act(ctx context.Context, id, action, comment string) (grants.Request, error) {
+func (c *Client) act(ctx context.Context, id, action, comment string) (wire.Request, error) {
 	p, err := join("/v1/requests", id)
 	if err != nil {
-		return grants.Request{}, err
+		return wire.Request{}, err
 	}
-	body := struct {
-		Comment string `json:"comment"`
-	}{comment}
-	var r grants.Request
+	body := wire.Decision{Comment: comment}
+	var r wire.Request
 	err = c.do(ctx, http.MethodPost, p+"/"+action, nil, body, &r)
 	return r, err
 }
 
 // Settings returns tenant's Customer Lockbox settings.
-func (c *Client) Settings(ctx context.Context, tenant string) (tenants.Settings, error) {
+func (c *Client) Settings(ctx context.Context, tenant string) (wire.Settings, error) {
 	p, err := join("/v1/tenants", tenant)
 	if err != nil {
-		return tenants.Settings{}, err
+		return wire.Settings{}, err
 	}
-	var s tenants.Settings
+	var s wire.Settings
 	err = c.do(ctx, http.MethodGet, p+"/settings", nil, nil, &s)
 	return s, err
 }
 
-// OnboardedTenant is a new tenant's registry entry and the settings it
-// starts with.
-type OnboardedTenant struct {
-	tenants.Tenant
-	Settings tenants.Settings `json:"settings"`
-}
-
 // Onboard onboards a tenant (the provider's Lockbox administrators only).
-func (c *Client) Onboard(ctx context.Context, in tenants.Onboarding) (OnboardedTenant, error) {
-	var out OnboardedTenant
+func (c *Client) Onboard(ctx context.Context, in wire.Onboarding) (wire.OnboardedTenant, error) {
+	var out wire.OnboardedTenant
 	err := c.do(ctx, http.MethodPost, "/v1/tenants", nil, in, &out)
 	return out, err
 }
 
 // Tenants lists the onboarded tenants the caller may see.
-func (c *Client) Tenants(ctx context.Context) ([]tenants.Tenant, error) {
-	var out struct {
-		Tenants []tenants.Tenant `json:"tenants"`
-	}
+func (c *Client) Tenants(ctx context.Context) ([]wire.Tenant, error) {
+	var out wire.TenantList
 	err := c.do(ctx, http.MethodGet, "/v1/tenants", nil, nil, &out)
 	return out.Tenants, err
 }
 
 // Tenant returns tenant's registry entry.
-func (c *Client) Tenant(ctx context.Context, tenant string) (tenants.Tenant, error) {
+func (c *Client) Tenant(ctx context.Context, tenant string) (wire.Tenant, error) {
 	p, err := join("/v1/tenants", tenant)
 	if err != nil {
-		return tenants.Tenant{}, err
+		return wire.Tenant{}, err
 	}
-	var t tenants.Tenant
+	var t wire.Tenant
 	err = c.do(ctx, http.MethodGet, p, nil, nil, &t)
 	return t, err
 }
 
 // UpdateTenant changes tenant's registry entry; nil fields of u stay.
-func (c *Client) UpdateTenant(ctx context.Context, tenant string, u tenants.TenantUpdate) (tenants.Tenant, error) {
+func (c *Client) UpdateTenant(ctx context.Context, tenant string, u wire.TenantUpdate) (wire.Tenant, error) {
 	p, err := join("/v1/tenants", tenant)
 	if err != nil {
-		return tenants.Tenant{}, err
+		return wire.Tenant{}, err
 	}
-	var t tenants.Tenant
+	var t wire.Tenant
 	err = c.do(ctx, http.MethodPatch, p, nil, u, &t)
 	return t, err
 }
 
 // PutSettings replaces tenant's settings with s (a full replacement, not a
 // merge) and returns them as stored.
-func (c *Client) PutSettings(ctx context.Context, tenant string, s tenants.Settings) (tenants.Settings, error) {
+func (c *Client) PutSettings(ctx context.Context, tenant string, s wire.Settings) (wire.Settings, error) {
 	p, err := join("/v1/tenants", tenant)
 	if err != nil {
-		return tenants.Settings{}, err
+		return wire.Settings{}, err
 	}
 	if s.NotificationAddresses == nil {
 		// A full replacement: say "no addresses", never null.
 		s.NotificationAddresses = []string{}
 	}
-	var out tenants.Settings
+	var out wire.Settings
 	err = c.do(ctx, http.MethodPut, p+"/settings", nil, s, &out)
 	return out, err
 }
@@ -389,9 +370,7 @@ func (c *Client) Approvers(ctx context.Context, tenant string) ([]string, error)
 	if err != nil {
 		return nil, err
 	}
-	var out struct {
-		Approvers []string `json:"approvers"`
-	}
+	var out wire.ApproverList
 	if err := c.do(ctx, http.MethodGet, p+"/approvers", nil, nil, &out); err != nil {
 		return nil, err
 	}
@@ -426,7 +405,7 @@ func (c *Client) approver(ctx context.Context, method, tenant, user string) erro
 
 // Audit returns the first page of tenant audit records, newest first.
 // SearchAudit also returns the cursor of the next page.
-func (c *Client) Audit(ctx context.Context, q AuditQuery) ([]audit.Record, error) {
+func (c *Client) Audit(ctx context.Context, q AuditQuery) ([]record.Record, error) {
 	p, err := c.SearchAudit(ctx, q)
 	return p.Records, err
 }
@@ -440,7 +419,7 @@ func (c *Client) SearchAudit(ctx context.Context, q AuditQuery) (AuditPage, erro
 		return AuditPage{}, err
 	}
 	if out.Records == nil {
-		out.Records = []audit.Record{}
+		out.Records = []record.Record{}
 	}
 	return out, nil
 }
@@ -481,31 +460,29 @@ func (c *Client) ExportAudit(ctx context.Context, q AuditQuery, format string, w
 
 // Activity returns every audit record tied to request id, oldest first:
 // the decisions on it and each operator action done under it.
-func (c *Client) Activity(ctx context.Context, id string) ([]audit.Record, error) {
+func (c *Client) Activity(ctx context.Context, id string) ([]record.Record, error) {
 	p, err := join("/v1/requests", id)
 	if err != nil {
 		return nil, err
 	}
-	var out struct {
-		Records []audit.Record `json:"records"`
-	}
+	var out wire.RecordList
 	if err := c.do(ctx, http.MethodGet, p+"/activity", nil, nil, &out); err != nil {
 		return nil, err
 	}
 	if out.Records == nil {
-		out.Records = []audit.Record{}
+		out.Records = []record.Record{}
 	}
 	return out.Records, nil
 }
 
 // VerifyAudit asks the server to re-compute tenant's audit hash chain. An
 // empty tenant means a tenant user's own; provider callers must name one.
-func (c *Client) VerifyAudit(ctx context.Context, tenant string) (audit.Verification, error) {
+func (c *Client) VerifyAudit(ctx context.Context, tenant string) (wire.AuditVerification, error) {
 	q := url.Values{}
 	if tenant != "" {
 		q.Set("tenant", tenant)
 	}
-	var out audit.Verification
+	var out wire.AuditVerification
 	err := c.do(ctx, http.MethodGet, "/v1/audit/verify", q, nil, &out)
 	return out, err
 }

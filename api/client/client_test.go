@@ -14,9 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lockbox-oss/lockbox/audit"
-	"github.com/lockbox-oss/lockbox/grants"
-	"github.com/lockbox-oss/lockbox/tenants"
+	"github.com/lockbox-oss/lockbox/api/wire"
+	"github.com/lockbox-oss/lockbox/audit/record"
 )
 
 const token = "header.payload.signature"
@@ -84,12 +83,12 @@ const requestJSON = `{"id":"0190a1b2-0000-7000-8000-000000000001","tenant":"cont
 "service_request":"SR-1","reason":"mailbox corrupt","duration":"2h","activities":["Get-Mailbox"],
 "requester":"op@provider","state":"pending_manager","created_at":"2026-01-02T03:04:05Z","history":[]}`
 
-func wantRequest() grants.Request {
-	return grants.Request{
+func wantRequest() wire.Request {
+	return wire.Request{
 		ID: "0190a1b2-0000-7000-8000-000000000001", Tenant: "contoso", Service: "exchange",
-		ServiceRequest: "SR-1", Reason: "mailbox corrupt", Duration: grants.Duration(2 * time.Hour),
-		Activities: []string{"Get-Mailbox"}, Requester: "op@provider", State: grants.StatePendingManager,
-		CreatedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), History: []grants.Event{},
+		ServiceRequest: "SR-1", Reason: "mailbox corrupt", Duration: wire.Duration(2 * time.Hour),
+		Activities: []string{"Get-Mailbox"}, Requester: "op@provider", State: wire.StatePendingManager,
+		CreatedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), History: []wire.Event{},
 	}
 }
 
@@ -109,9 +108,9 @@ func TestCalls(t *testing.T) {
 			respBody: requestJSON,
 			status:   http.StatusCreated,
 			invoke: func(c *Client) (any, error) {
-				return c.CreateRequest(ctx, grants.CreateInput{
+				return c.CreateRequest(ctx, wire.CreateRequest{
 					Tenant: "contoso", Service: "exchange", ServiceRequest: "SR-1", Reason: "mailbox corrupt",
-					Duration: grants.Duration(2 * time.Hour), Activities: []string{"Get-Mailbox"},
+					Duration: wire.Duration(2 * time.Hour), Activities: []string{"Get-Mailbox"},
 				})
 			},
 			want: call{Method: "POST", Path: "/v1/requests",
@@ -122,17 +121,17 @@ func TestCalls(t *testing.T) {
 			name:     "list with every filter",
 			respBody: `{"requests":[` + requestJSON + `]}`,
 			invoke: func(c *Client) (any, error) {
-				return c.ListRequests(ctx, ListOptions{Tenant: "contoso", State: grants.StatePendingCustomer, CreatedAfter: after, Limit: 5})
+				return c.ListRequests(ctx, ListOptions{Tenant: "contoso", State: wire.StatePendingCustomer, CreatedAfter: after, Limit: 5})
 			},
 			want:    call{Method: "GET", Path: "/v1/requests", Query: "created_after=2026-01-02T02%3A04%3A05Z&limit=5&state=pending_customer&tenant=contoso"},
-			wantOut: []grants.Request{wantRequest()},
+			wantOut: []wire.Request{wantRequest()},
 		},
 		{
 			name:     "list without filters, empty",
 			respBody: `{"requests":null}`,
 			invoke:   func(c *Client) (any, error) { return c.ListRequests(ctx, ListOptions{}) },
 			want:     call{Method: "GET", Path: "/v1/requests"},
-			wantOut:  []grants.Request{},
+			wantOut:  []wire.Request{},
 		},
 		{
 			name:     "get escapes the id",
@@ -174,16 +173,16 @@ func TestCalls(t *testing.T) {
 			respBody: `{"lockbox_enabled":true,"notification_addresses":["sec@contoso.com"]}`,
 			invoke:   func(c *Client) (any, error) { return c.Settings(ctx, "contoso") },
 			want:     call{Method: "GET", Path: "/v1/tenants/contoso/settings"},
-			wantOut:  tenants.Settings{LockboxEnabled: true, NotificationAddresses: []string{"sec@contoso.com"}},
+			wantOut:  wire.Settings{LockboxEnabled: true, NotificationAddresses: []string{"sec@contoso.com"}},
 		},
 		{
 			name:     "put settings sends an empty list, never null",
 			respBody: `{"lockbox_enabled":false,"notification_addresses":[]}`,
 			invoke: func(c *Client) (any, error) {
-				return c.PutSettings(ctx, "contoso", tenants.Settings{LockboxEnabled: false})
+				return c.PutSettings(ctx, "contoso", wire.Settings{LockboxEnabled: false})
 			},
 			want:    call{Method: "PUT", Path: "/v1/tenants/contoso/settings", Body: `{"lockbox_enabled":false,"notification_addresses":[]}`},
-			wantOut: tenants.Settings{LockboxEnabled: false, NotificationAddresses: []string{}},
+			wantOut: wire.Settings{LockboxEnabled: false, NotificationAddresses: []string{}},
 		},
 		{
 			name:     "approvers",
@@ -209,12 +208,12 @@ func TestCalls(t *testing.T) {
 		{
 			name:     "audit",
 			respBody: `{"records":[{"CreationTime":"2026-01-02T03:04:05","Id":"a1","Operation":"Set-AccessToCustomerDataRequest","OrganizationId":"5e2b7c1a-3f4d-4e8b-9a6c-1d2e3f4a5b6c","RecordType":1,"ResultStatus":"Succeeded","UserKey":"alice@contoso.com","UserType":2,"Version":1,"Workload":"exchange","ClientIP":"","ObjectId":"r1","UserId":"alice@contoso.com","ApprovalDecision":"Approve","LockboxTenant":"contoso"}]}`,
-			invoke:   func(c *Client) (any, error) { return c.Audit(ctx, AuditOptions{Tenant: "contoso", Limit: 10}) },
+			invoke:   func(c *Client) (any, error) { return c.Audit(ctx, AuditQuery{Tenant: "contoso", Limit: 10}) },
 			want:     call{Method: "GET", Path: "/v1/audit", Query: "limit=10&tenant=contoso"},
-			wantOut: []audit.Record{{
-				Id: "a1", CreationTime: audit.TimeOf(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)), Operation: audit.OpTenantDecision,
-				OrganizationId: "5e2b7c1a-3f4d-4e8b-9a6c-1d2e3f4a5b6c", RecordType: audit.RecordTypeExchangeAdmin, ResultStatus: "Succeeded",
-				UserKey: "alice@contoso.com", UserType: audit.UserTypeAdmin, Version: 1, Workload: "exchange", ObjectId: "r1",
+			wantOut: []record.Record{{
+				Id: "a1", CreationTime: record.TimeOf(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)), Operation: record.OpTenantDecision,
+				OrganizationId: "5e2b7c1a-3f4d-4e8b-9a6c-1d2e3f4a5b6c", RecordType: record.RecordTypeExchangeAdmin, ResultStatus: "Succeeded",
+				UserKey: "alice@contoso.com", UserType: record.UserTypeAdmin, Version: 1, Workload: "exchange", ObjectId: "r1",
 				UserId: "alice@contoso.com", ApprovalDecision: "Approve", LockboxTenant: "contoso",
 			}},
 		},
@@ -228,18 +227,18 @@ func TestCalls(t *testing.T) {
 				})
 			},
 			want:    call{Method: "GET", Path: "/v1/audit", Query: "cursor=MS0x&from=2026-01-02T03%3A04%3A05Z&limit=5&operation=Get-Mailbox&request_id=r1&tenant=contoso&to=2026-01-02T23%3A00%3A00Z&user=Microsoft+Operator"},
-			wantOut: AuditPage{Records: []audit.Record{}, NextCursor: "MS0w"},
+			wantOut: AuditPage{Records: []record.Record{}, NextCursor: "MS0w"},
 		},
 		{
 			name:     "activity",
 			respBody: `{"records":[{"CreationTime":"2026-01-02T03:04:05","Id":"a1","Operation":"Get-Mailbox","OrganizationId":"5e2b7c1a-3f4d-4e8b-9a6c-1d2e3f4a5b6c","RecordType":10,"ResultStatus":"Succeeded","UserKey":"Microsoft Operator","UserType":3,"Version":1,"Workload":"exchange","ClientIP":"192.0.2.10","ObjectId":"exchange/tenants/contoso/mailboxes","UserId":"Microsoft Operator","LockboxTenant":"contoso","LockboxRequestId":"r1","LockboxMethod":"GET","LockboxPath":"/tenants/contoso/mailboxes"}]}`,
 			invoke:   func(c *Client) (any, error) { return c.Activity(ctx, "r1") },
 			want:     call{Method: "GET", Path: "/v1/requests/r1/activity"},
-			wantOut: []audit.Record{{
-				Id: "a1", CreationTime: audit.TimeOf(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)), Operation: "Get-Mailbox",
-				OrganizationId: "5e2b7c1a-3f4d-4e8b-9a6c-1d2e3f4a5b6c", RecordType: audit.RecordTypeDataCenterSecurityCmdlet, ResultStatus: "Succeeded",
-				UserKey: audit.OperatorUserID, UserType: audit.UserTypeDcAdmin, Version: 1, Workload: "exchange", ClientIP: "192.0.2.10",
-				ObjectId: "exchange/tenants/contoso/mailboxes", UserId: audit.OperatorUserID, LockboxTenant: "contoso",
+			wantOut: []record.Record{{
+				Id: "a1", CreationTime: record.TimeOf(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)), Operation: "Get-Mailbox",
+				OrganizationId: "5e2b7c1a-3f4d-4e8b-9a6c-1d2e3f4a5b6c", RecordType: record.RecordTypeDataCenterSecurityCmdlet, ResultStatus: "Succeeded",
+				UserKey: record.OperatorUserID, UserType: record.UserTypeDcAdmin, Version: 1, Workload: "exchange", ClientIP: "192.0.2.10",
+				ObjectId: "exchange/tenants/contoso/mailboxes", UserId: record.OperatorUserID, LockboxTenant: "contoso",
 				LockboxRequestId: "r1", LockboxMethod: "GET", LockboxPath: "/tenants/contoso/mailboxes",
 			}},
 		},
@@ -248,14 +247,14 @@ func TestCalls(t *testing.T) {
 			respBody: `{"tenant":"contoso","ok":true,"records":3}`,
 			invoke:   func(c *Client) (any, error) { return c.VerifyAudit(ctx, "contoso") },
 			want:     call{Method: "GET", Path: "/v1/audit/verify", Query: "tenant=contoso"},
-			wantOut:  audit.Verification{Tenant: "contoso", OK: true, Records: 3},
+			wantOut:  wire.AuditVerification{Tenant: "contoso", OK: true, Records: 3},
 		},
 		{
 			name:     "verify without a tenant leaves it to the server",
 			respBody: `{"tenant":"contoso","ok":true,"records":3}`,
 			invoke:   func(c *Client) (any, error) { return c.VerifyAudit(ctx, "") },
 			want:     call{Method: "GET", Path: "/v1/audit/verify"},
-			wantOut:  audit.Verification{Tenant: "contoso", OK: true, Records: 3},
+			wantOut:  wire.AuditVerification{Tenant: "contoso", OK: true, Records: 3},
 		},
 		{
 			name:     "export streams the body",

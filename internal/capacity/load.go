@@ -22,15 +22,14 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/lockbox-oss/lockbox/api/client"
+	"github.com/lockbox-oss/lockbox/api/wire"
 	"github.com/lockbox-oss/lockbox/config"
 	"github.com/lockbox-oss/lockbox/console"
-	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/grantsig"
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 	"github.com/lockbox-oss/lockbox/internal/redistest"
 	"github.com/lockbox-oss/lockbox/internal/server"
-	"github.com/lockbox-oss/lockbox/tenants"
 )
 
 // Sizes is how much load the model generates.
@@ -192,7 +191,7 @@ func measure(ctx context.Context, sz Sizes) (Model, error) {
 	// onboarding's audit record.
 	if err := parallel(sz.Tenants, func(i int) error {
 		id := tenant(i)
-		_, err := lbadmin.Onboard(ctx, tenants.Onboarding{ID: id, DisplayName: "Tenant " + id, Domains: []string{id + ".example"},
+		_, err := lbadmin.Onboard(ctx, wire.Onboarding{ID: id, DisplayName: "Tenant " + id, Domains: []string{id + ".example"},
 			GlobalAdmins: []string{"admin@" + id + ".example"}})
 		return err
 	}); err != nil {
@@ -214,8 +213,8 @@ func measure(ctx context.Context, sz Sizes) (Model, error) {
 	ids := make([]string, sz.Requests)
 	before := after
 	if err := parallel(sz.Requests, func(i int) error {
-		r, err := ops[i].CreateRequest(ctx, grants.CreateInput{Tenant: tenant(i), Service: "exchange", ServiceRequest: "SR-" + strconv.Itoa(i),
-			Reason: "Mailbox repair after a failed migration", Duration: grants.Duration(4 * time.Hour)})
+		r, err := ops[i].CreateRequest(ctx, wire.CreateRequest{Tenant: tenant(i), Service: "exchange", ServiceRequest: "SR-" + strconv.Itoa(i),
+			Reason: "Mailbox repair after a failed migration", Duration: wire.Duration(4 * time.Hour)})
 		ids[i] = r.ID
 		return err
 	}); err != nil {

@@ -42,13 +42,12 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/lockbox-oss/lockbox/api/client"
+	"github.com/lockbox-oss/lockbox/api/wire"
 	"github.com/lockbox-oss/lockbox/config"
-	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/grantsig"
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/redistest"
 	"github.com/lockbox-oss/lockbox/internal/server"
-	"github.com/lockbox-oss/lockbox/tenants"
 )
 
 func main() {
@@ -253,11 +252,11 @@ func startLockbox(ctx context.Context, upstream string) (string, string, func(),
 		return c
 	}
 	err = func() error {
-		if _, err := api("lbadmin").Onboard(ctx, tenants.Onboarding{ID: "contoso", DisplayName: "Contoso", Domains: []string{"contoso.example"}}); err != nil {
+		if _, err := api("lbadmin").Onboard(ctx, wire.Onboarding{ID: "contoso", DisplayName: "Contoso", Domains: []string{"contoso.example"}}); err != nil {
 			return fmt.Errorf("onboard: %w", err)
 		}
-		r, err := api("operator").CreateRequest(ctx, grants.CreateInput{Tenant: "contoso", Service: "exchange",
-			ServiceRequest: "SR-1", Reason: "load benchmark", Duration: grants.Duration(4 * time.Hour)})
+		r, err := api("operator").CreateRequest(ctx, wire.CreateRequest{Tenant: "contoso", Service: "exchange",
+			ServiceRequest: "SR-1", Reason: "load benchmark", Duration: wire.Duration(4 * time.Hour)})
 		if err != nil {
 			return fmt.Errorf("file the request: %w", err)
 		}

@@ -28,6 +28,7 @@ import (
 
 	"github.com/lockbox-oss/lockbox/api"
 	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/config"
 	"github.com/lockbox-oss/lockbox/console"
 	"github.com/lockbox-oss/lockbox/grants"
@@ -663,7 +664,7 @@ type markingAuditor struct {
 	marks *due.Batch
 }
 
-func (m markingAuditor) Append(ctx context.Context, r audit.Record) (audit.Record, error) {
+func (m markingAuditor) Append(ctx context.Context, r record.Record) (record.Record, error) {
 	out, err := m.GroupCommit.Append(ctx, r)
 	// Marked on an error too: the record may have been written all the
 	// same, and a needless visit costs little.
@@ -673,7 +674,7 @@ func (m markingAuditor) Append(ctx context.Context, r audit.Record) (audit.Recor
 	return out, err
 }
 
-func (m markingAuditor) AppendBounded(ctx context.Context, r audit.Record) (audit.Record, error) {
+func (m markingAuditor) AppendBounded(ctx context.Context, r record.Record) (record.Record, error) {
 	return m.Append(ctx, r)
 }
 

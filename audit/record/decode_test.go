@@ -1,4 +1,4 @@
-package audit
+package record
 
 import (
 	"encoding/json"
@@ -31,7 +31,7 @@ func TestDecodeRecordAgreesWithEncodingJSON(t *testing.T) {
 	fast := 0
 	for _, r := range decodeSeeds() {
 		b := r.AppendJSON(nil)
-		got, err := unmarshalRecord(string(b))
+		got, err := Unmarshal(string(b))
 		var want Record
 		if werr := json.Unmarshal(b, &want); err != nil || werr != nil || !reflect.DeepEqual(got, want) {
 			t.Fatalf("%s:\n got  %+v (%v)\n want %+v (%v)", b, got, err, want, werr)
@@ -52,7 +52,7 @@ func TestDecodeRecordAgreesWithEncodingJSON(t *testing.T) {
 	} {
 		var want Record
 		werr := json.Unmarshal([]byte(s), &want)
-		got, err := unmarshalRecord(s)
+		got, err := Unmarshal(s)
 		if (err == nil) != (werr == nil) || err == nil && !reflect.DeepEqual(got, want) {
 			t.Errorf("%s: got %+v (%v), want %+v (%v)", s, got, err, want, werr)
 		}
@@ -79,7 +79,7 @@ func FuzzDecodeRecord(f *testing.F) {
 		r.Parameters = []Parameter{{a, b}}
 		r.CreationTime = Time{time.Unix(n%(1<<35), 0).UTC()}
 		enc := r.AppendJSON(nil)
-		got, err := unmarshalRecord(string(enc))
+		got, err := Unmarshal(string(enc))
 		var want Record
 		if werr := json.Unmarshal(enc, &want); (err == nil) != (werr == nil) || err == nil && !reflect.DeepEqual(got, want) {
 			t.Fatalf("%s: fast %+v (%v), encoding/json %+v (%v)", enc, got, err, want, werr)

@@ -1,4 +1,4 @@
-package audit
+package record
 
 import (
 	"encoding/json"
@@ -10,23 +10,6 @@ import (
 	"testing"
 	"time"
 )
-
-// The policy revision of an operator action is no provider secret: the
-// tenant's view and the SIEM's OCSF event keep it.
-func TestPolicyRevisionIsShown(t *testing.T) {
-	const rev = "3f2a9c0e5b7d41e6a8c9f0b1d2e3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1"
-	r := Record{
-		Operation: "Get-Mailbox", UserId: OperatorUserID, UserType: UserTypeDcAdmin, RecordType: RecordTypeDataCenterSecurityCmdlet,
-		ClientIP: "192.0.2.10", ProviderUserId: "alice@provider.example", LockboxPolicyRevision: rev,
-	}
-	v := r.TenantView()
-	if v.LockboxPolicyRevision != rev || v.ProviderUserId != "" {
-		t.Errorf("TenantView = %+v: want the revision kept, the engineer removed", v)
-	}
-	if got := OCSF(r).Unmapped["LockboxPolicyRevision"]; got != rev {
-		t.Errorf("OCSF unmapped LockboxPolicyRevision = %q", got)
-	}
-}
 
 // TestTenantViewOfProviderRecords: the tenant sees the address an operator
 // action came from (Microsoft shows the engineer's machine) but never a
@@ -218,7 +201,7 @@ func TestOperationsListsEveryOp(t *testing.T) {
 		t.Fatal(err)
 	}
 	var ops []string
-	for _, f := range pkgs["audit"].Files {
+	for _, f := range pkgs["record"].Files {
 		for _, d := range f.Decls {
 			g, ok := d.(*ast.GenDecl)
 			if !ok || g.Tok != token.CONST {

@@ -1,4 +1,4 @@
-package audit
+package record
 
 import (
 	"encoding/json"
@@ -278,9 +278,10 @@ func (d *decoder) modified() ([]ModifiedProperty, bool) {
 	}
 }
 
-// unmarshalRecord decodes a stored record: the fast path, else
-// encoding/json.
-func unmarshalRecord(s string) (Record, error) {
+// Unmarshal decodes a stored record (the JSON AppendJSON or json.Marshal
+// wrote): without reflection when it is in AppendJSON's form, else with
+// encoding/json, which also upgrades a legacy record.
+func Unmarshal(s string) (Record, error) {
 	if r, ok := decodeRecord(s); ok {
 		return r, nil
 	}

@@ -1,11 +1,14 @@
-// Package audit owns Lockbox's audit records — in the Office 365 Management
-// Activity API common schema, the shape of the Microsoft 365 unified audit
-// log — and their durable storage: one Redis stream per tenant, appended
-// inside the same transaction as the change it records, so a change and its
-// record are committed together or not at all.
+// Package record owns the shape of Lockbox's audit records — the Office 365
+// Management Activity API common schema, the shape of the Microsoft 365
+// unified audit log — and their encodings: JSON (AppendJSON, byte for byte
+// what encoding/json writes), the CSV columns of the unified audit log's
+// export, and the export writer that streams either.
 //
-// It knows nothing of HTTP; callers decide who may read which view.
-package audit
+// It is apart from package audit, which stores records in Redis, so that
+// the API client and lockboxctl can read and write records without linking
+// Redis. It must import nothing of Lockbox but internal/keys, and nothing
+// outside the standard library: no Redis, no identity, no HTTP.
+package record
 
 import (
 	"encoding/json"
@@ -13,7 +16,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 )
 
@@ -136,19 +138,6 @@ func (t *UserType) UnmarshalJSON(b []byte) error {
 		}
 	}
 	return fmt.Errorf("UserType %q is not one of the schema's user types", s)
-}
-
-// UserTypeOf is the user type of p acting on tenant: the provider's staff
-// are datacenter operators (DcAdmin), the tenant's global administrators
-// Admin, its other users (assigned approvers) Regular.
-func UserTypeOf(p identity.Principal, tenant string) UserType {
-	switch {
-	case p.IsProvider():
-		return UserTypeDcAdmin
-	case p.IsGlobalAdminOf(tenant):
-		return UserTypeAdmin
-	}
-	return UserTypeRegular
 }
 
 // TimeLayout is how records write times: UTC, whole seconds, no zone, as
@@ -294,18 +283,12 @@ type ModifiedProperty struct {
 	NewValue string `json:"NewValue"`
 }
 
+// Legacy reports whether r was written before Lockbox followed the common
+// schema and upgraded when read (see UnmarshalJSON).
+func (r Record) Legacy() bool { return r.legacy }
+
 // Operator reports whether r is an operator action through the proxy.
 func (r Record) Operator() bool { return r.RecordType == RecordTypeDataCenterSecurityCmdlet }
-
-// ViewFor returns the record as p may see it: whole for the provider's
-// staff, the tenant view (TenantView) for anyone else. It says nothing of
-// whether p may read r at all.
-func (r Record) ViewFor(p identity.Principal) Record {
-	if p.IsProvider() {
-		return r
-	}
-	return r.TenantView()
-}
 
 // TenantView returns the record as tenant users may see it: no provider
 // identity in any field, and the provider's network only where Microsoft

@@ -1,0 +1,251 @@
+// Package wire holds the bodies of Lockbox's control-plane API (/v1): what
+// package api decodes and encodes and what api/client sends and reads. Each
+// type is named as its schema in api/openapi.yaml, and a test of package api
+// holds the two to the same fields.
+//
+// The types are the API's, not the domain's: package api converts between
+// them and grants, tenants and audit, so a change to a domain type can't
+// change the API by accident, and a client of the API links no Redis, no
+// policy engine and no token verifier. The audit record is the exception:
+// its shape, the Microsoft 365 unified audit log's, is the API's contract,
+// so it comes from audit/record, which is as free of dependencies as this
+// package.
+//
+// It must import nothing of Lockbox but audit/record, and nothing outside
+// the standard library.
+package wire
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/lockbox-oss/lockbox/audit/record"
+)
+
+// State is where a request is in its lifecycle (schema State).
+type State string
+
+// The request states.
+const (
+	StatePendingManager  State = "pending_manager"
+	StatePendingCustomer State = "pending_customer"
+	StateApproved        State = "approved"
+	StateCompleted       State = "completed"
+	StateRevoked         State = "revoked"
+	StateDenied          State = "denied"
+	StateExpired         State = "expired"
+	StateCanceled        State = "canceled"
+)
+
+// States lists every state, in lifecycle order.
+var States = []State{
+	StatePendingManager, StatePendingCustomer, StateApproved, StateCompleted,
+	StateRevoked, StateDenied, StateExpired, StateCanceled,
+}
+
+// Valid reports whether s is a known state.
+func (s State) Valid() bool { return slices.Contains(States, s) }
+
+// Pending reports whether a decision is still awaited.
+func (s State) Pending() bool { return s == StatePendingManager || s == StatePendingCustomer }
+
+// Action is what moved a request between states (schema Action).
+type Action string
+
+// The actions; expire and complete are taken by Lockbox itself.
+const (
+	ActionCreate   Action = "create"
+	ActionApprove  Action = "approve"
+	ActionDeny     Action = "deny"
+	ActionCancel   Action = "cancel"
+	ActionRevoke   Action = "revoke"
+	ActionExpire   Action = "expire"
+	ActionComplete Action = "complete"
+)
+
+// ActorKind says on whose side an actor stands (schema ActorKind).
+type ActorKind string
+
+// The actor kinds.
+const (
+	KindProvider ActorKind = "provider"
+	KindTenant   ActorKind = "tenant"
+	KindSystem   ActorKind = "system"
+)
+
+// Duration is a time.Duration written as a Go duration string ("4h",
+// "90m") in JSON (schema Duration).
+type Duration time.Duration
+
+// String returns the duration in its short form: "5h", "1h30m", "45m"
+// rather than time.Duration's "5h0m0s". time.ParseDuration reads it back.
+func (d Duration) String() string {
+	s := time.Duration(d).String()
+	if t, ok := strings.CutSuffix(s, "m0s"); ok {
+		s = t + "m"
+	}
+	if t, ok := strings.CutSuffix(s, "h0m"); ok {
+		s = t + "h"
+	}
+	return s
+}
+
+// MarshalJSON writes the duration in the short form of String.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
+
+// UnmarshalJSON reads a Go duration string.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration must be a string such as \"2h\" or \"90m\"")
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("duration %q: %w", s, err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// CreateRequest is the body of POST /v1/requests: what an engineer files.
+type CreateRequest struct {
+	Tenant         string   `json:"tenant"`
+	Service        string   `json:"service"`
+	ServiceRequest string   `json:"service_request"`
+	Reason         string   `json:"reason"`
+	Duration       Duration `json:"duration"`
+	// Activities empty means the service's pre-approved read activities.
+	Activities []string `json:"activities,omitempty"`
+}
+
+// Request is a lockbox request with its history (schema Request).
+type Request struct {
+	ID              string     `json:"id"`
+	Tenant          string     `json:"tenant"`
+	Service         string     `json:"service"`
+	ServiceRequest  string     `json:"service_request"`
+	Reason          string     `json:"reason"`
+	Duration        Duration   `json:"duration"`
+	Activities      []string   `json:"activities"`
+	Requester       string     `json:"requester"`
+	State           State      `json:"state"`
+	CreatedAt       time.Time  `json:"created_at"`
+	DecideBy        *time.Time `json:"decide_by,omitempty"`
+	ManagerApprover string     `json:"manager_approver,omitempty"`
+	Approver        string     `json:"approver,omitempty"`
+	ApprovedAt      *time.Time `json:"approved_at,omitempty"`
+	ExpiresAt       *time.Time `json:"expires_at,omitempty"`
+	History         []Event    `json:"history"`
+}
+
+// Event is one entry of a request's history (schema Event).
+type Event struct {
+	Action           Action    `json:"action"`
+	Actor            string    `json:"actor"`
+	ActorKind        ActorKind `json:"actor_kind"`
+	From             State     `json:"from,omitempty"`
+	To               State     `json:"to"`
+	ActorGlobalAdmin bool      `json:"actor_global_admin,omitempty"`
+	At               time.Time `json:"at"`
+	ClientIP         string    `json:"client_ip,omitempty"`
+	Comment          string    `json:"comment,omitempty"`
+}
+
+// RequestList is the body of GET /v1/requests.
+type RequestList struct {
+	Requests []Request `json:"requests"`
+}
+
+// Decision is the optional body of the approve, deny, cancel and revoke
+// actions.
+type Decision struct {
+	Comment string `json:"comment"`
+}
+
+// Tenant is a tenant's registry entry (schema Tenant).
+type Tenant struct {
+	ID             string    `json:"id"`
+	OrganizationID string    `json:"organization_id"`
+	DisplayName    string    `json:"display_name"`
+	Domains        []string  `json:"domains"`
+	GlobalAdmins   []string  `json:"global_admins"`
+	OnboardedAt    time.Time `json:"onboarded_at"`
+}
+
+// Onboarding is the body of POST /v1/tenants.
+type Onboarding struct {
+	ID             string   `json:"id"`
+	OrganizationID string   `json:"organization_id,omitempty"`
+	DisplayName    string   `json:"display_name"`
+	Domains        []string `json:"domains"`
+	GlobalAdmins   []string `json:"global_admins"`
+	// LockboxEnabled nil means on.
+	LockboxEnabled *bool `json:"lockbox_enabled,omitempty"`
+}
+
+// OnboardedTenant is the answer of POST /v1/tenants: the registry entry and
+// the settings the tenant starts with.
+type OnboardedTenant struct {
+	Tenant
+	Settings Settings `json:"settings"`
+}
+
+// TenantUpdate is the body of PATCH /v1/tenants/{tenant}; nil fields stay
+// as they are.
+type TenantUpdate struct {
+	DisplayName  *string   `json:"display_name,omitempty"`
+	Domains      *[]string `json:"domains,omitempty"`
+	GlobalAdmins *[]string `json:"global_admins,omitempty"`
+}
+
+// TenantList is the body of GET /v1/tenants.
+type TenantList struct {
+	Tenants []Tenant `json:"tenants"`
+}
+
+// Settings are a tenant's Customer Lockbox settings (schema Settings).
+type Settings struct {
+	LockboxEnabled        bool     `json:"lockbox_enabled"`
+	NotificationAddresses []string `json:"notification_addresses"`
+}
+
+// SettingsInput is the body of PUT /v1/tenants/{tenant}/settings. The
+// switch is a pointer so that a body that forgets it is refused instead of
+// turning Customer Lockbox off.
+type SettingsInput struct {
+	LockboxEnabled        *bool    `json:"lockbox_enabled"`
+	NotificationAddresses []string `json:"notification_addresses"`
+}
+
+// ApproverList is the body of GET /v1/tenants/{tenant}/approvers.
+type ApproverList struct {
+	Approvers []string `json:"approvers"`
+}
+
+// RecordPage is the body of GET /v1/audit: one page of records, newest
+// first.
+type RecordPage struct {
+	Records []record.Record `json:"records"`
+	// NextCursor continues the search; empty when it is done.
+	NextCursor string `json:"next_cursor,omitempty"`
+}
+
+// RecordList is the body of GET /v1/requests/{id}/activity, oldest first.
+type RecordList struct {
+	Records []record.Record `json:"records"`
+}
+
+// AuditVerification is the body of GET /v1/audit/verify.
+type AuditVerification struct {
+	Tenant  string `json:"tenant"`
+	Records int    `json:"records"`
+	OK      bool   `json:"ok"`
+	// BrokenAt is the stream id of the first entry that does not verify.
+	BrokenAt string `json:"broken_at,omitempty"`
+	// RecordId is the audit record id at BrokenAt, when readable.
+	RecordId string `json:"record_id,omitempty"`
+	Problem  string `json:"problem,omitempty"`
+}

@@ -1,0 +1,205 @@
+package record
+
+import (
+	"bufio"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// ExportFormat is the form of an audit export.
+type ExportFormat string
+
+// The export formats.
+const (
+	// ExportCSV is the CSV of the Microsoft 365 audit log export
+	// (CSVHeader, CSVRow).
+	ExportCSV ExportFormat = "csv"
+	// ExportJSONL is JSON Lines: one record a line.
+	ExportJSONL ExportFormat = "jsonl"
+)
+
+// ParseExportFormat reads "csv" or "jsonl".
+func ParseExportFormat(s string) (ExportFormat, error) {
+	switch f := ExportFormat(s); f {
+	case ExportCSV, ExportJSONL:
+		return f, nil
+	}
+	return "", fmt.Errorf("format %q must be csv or jsonl", s)
+}
+
+// ContentType is the media type of an export in f.
+func (f ExportFormat) ContentType() string {
+	if f == ExportCSV {
+		return "text/csv; charset=utf-8"
+	}
+	return "application/jsonl"
+}
+
+// DefaultFlushEvery is how many records an ExportWriter writes between
+// flushes, so a reader sees progress and the writer holds little.
+const DefaultFlushEvery = 256
+
+// ExportWriter streams records to an io.Writer as CSV or JSON Lines: the
+// one writer of the API's and the console's exports and of lockboxctl's
+// CSV output.
+//
+// Nothing is written before the first record, or before Finish for an
+// empty export: Begin runs then, once, so an HTTP handler sends its status
+// line only when there is something to send, and a failure before that
+// (a refused query, Redis down) is still an ordinary error response. The
+// CSV header is written once, right after Begin.
+type ExportWriter struct {
+	// Begin, when set, runs once before the first byte is written.
+	Begin func()
+	// FlushEvery is how many records are written between flushes;
+	// DefaultFlushEvery when 0.
+	FlushEvery int
+	// Flush, when set, runs after each flush of the writer's buffer, e.g.
+	// an http.ResponseController's Flush, so the bytes leave the process.
+	Flush func() error
+
+	format  ExportFormat
+	bw      *bufio.Writer
+	cw      *csv.Writer
+	enc     *json.Encoder
+	started bool
+	n       int
+	row     []string
+}
+
+// NewExportWriter returns a writer of records to w in format f.
+func NewExportWriter(w io.Writer, f ExportFormat) *ExportWriter {
+	return &ExportWriter{format: f, bw: bufio.NewWriterSize(w, 32<<10)}
+}
+
+// Started reports whether anything was written (or Begin ran).
+func (x *ExportWriter) Started() bool { return x.started }
+
+// Records is how many records were written.
+func (x *ExportWriter) Records() int { return x.n }
+
+func (x *ExportWriter) start() error {
+	x.started = true
+	if x.Begin != nil {
+		x.Begin()
+	}
+	switch x.format {
+	case ExportCSV:
+		x.cw = csv.NewWriter(x.bw)
+		return x.cw.Write(CSVHeader())
+	case ExportJSONL:
+		x.enc = json.NewEncoder(x.bw)
+		x.enc.SetEscapeHTML(false)
+		return nil
+	}
+	return fmt.Errorf("record: export format %q must be csv or jsonl", x.format)
+}
+
+// Write writes one record; its signature fits audit.Log.Export's callback.
+func (x *ExportWriter) Write(r Record) error {
+	if !x.started {
+		if err := x.start(); err != nil {
+			return err
+		}
+	}
+	if x.cw != nil {
+		row, err := r.csvRow(x.row[:0])
+		if err != nil {
+			return err
+		}
+		x.row = row
+		if err := x.cw.Write(row); err != nil {
+			return err
+		}
+	} else if err := x.enc.Encode(r); err != nil {
+		return err
+	}
+	every := x.FlushEvery
+	if every <= 0 {
+		every = DefaultFlushEvery
+	}
+	if x.n++; x.n%every == 0 {
+		return x.flush()
+	}
+	return nil
+}
+
+// WriteAll writes records in order.
+func (x *ExportWriter) WriteAll(recs []Record) error {
+	for _, r := range recs {
+		if err := x.Write(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (x *ExportWriter) flush() error {
+	if x.cw != nil {
+		x.cw.Flush()
+		if err := x.cw.Error(); err != nil {
+			return err
+		}
+	}
+	if err := x.bw.Flush(); err != nil {
+		return err
+	}
+	if x.Flush != nil {
+		return x.Flush()
+	}
+	return nil
+}
+
+// ErrExportCut wraps the error that ended an export after its first byte
+// was written: the output is incomplete, and only cutting the stream (an
+// HTTP handler panics with http.ErrAbortHandler, so an HTTP/1.1 response
+// lacks its last chunk and an HTTP/2 stream is reset) tells its reader so.
+var ErrExportCut = errors.New("audit export cut short")
+
+// Finish ends the export that produced exportErr (nil when it completed).
+// A complete export gets what is still buffered flushed, and an empty one
+// its Begin and header. An export that failed before anything was written
+// returns exportErr as it is, for an ordinary error response. One that
+// failed after returns an error matching both ErrExportCut and exportErr,
+// with what was written before the failure flushed.
+func (x *ExportWriter) Finish(exportErr error) error {
+	if exportErr != nil && !x.started {
+		return exportErr
+	}
+	if !x.started {
+		if err := x.start(); err != nil {
+			return err
+		}
+	}
+	flushErr := x.flush()
+	if exportErr != nil {
+		return fmt.Errorf("%w after %d records: %w", ErrExportCut, x.n, exportErr)
+	}
+	if flushErr != nil {
+		return fmt.Errorf("%w after %d records: %w", ErrExportCut, x.n, flushErr)
+	}
+	return nil
+}
+
+// ExportContext returns the context of a long export served under parent,
+// a call's context: it keeps parent's values but not its deadline, which
+// bounds single calls and would cut a large export off, and it is still
+// canceled when parent is (the client went away). Call cancel when done.
+func ExportContext(parent context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
+	stop := context.AfterFunc(parent, func() {
+		// The deadline passing is not a reason to stop; the client going
+		// away is.
+		if errors.Is(parent.Err(), context.Canceled) {
+			cancel()
+		}
+	})
+	return ctx, func() {
+		stop()
+		cancel()
+	}
+}

@@ -1,0 +1,579 @@
+package cli
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/lockbox-oss/lockbox/api/client"
+	"github.com/lockbox-oss/lockbox/api/wire"
+)
+
+// actions are what a user does to a request, each a top-level verb
+// ("lockboxctl approve ID") and a command of the earlier "request" group.
+// keep says which requests completion offers for it.
+var actions = []struct {
+	name, summary string
+	keep          func(wire.Request) bool
+}{
+	{"approve", "approve a request, as support manager or as tenant approver", pendingRequest},
+	{"deny", "deny a request, as support manager or as tenant approver", pendingRequest},
+	{"cancel", "withdraw your own pending request", pendingRequest},
+	{"revoke", "end an approved request's access before its window ends", func(r wire.Request) bool { return r.State == wire.StateApproved }},
+}
+
+func pendingRequest(r wire.Request) bool { return r.State.Pending() }
+
+// services completes --service.
+var services = []string{"exchange", "sharepoint", "onedrive"}
+
+func (e *env) getCommand() *cobra.Command {
+	get := &cobra.Command{
+		Use:     "get",
+		Short:   "list requests, tenants, approvers or settings, or show one",
+		GroupID: groupRequests,
+		Args:    cobra.ArbitraryArgs,
+		RunE:    e.group,
+	}
+	get.AddCommand(e.getRequests(), e.activityCommand("activity ID"))
+	get.AddCommand(e.tenantListCommand("tenants [ID]", []string{"tenant"}, true))
+	get.AddCommand(e.approverListCommand("approvers TENANT", []string{"approver"}))
+	get.AddCommand(e.settingsGetCommand("settings TENANT", []string{"setting"}))
+	return get
+}
+
+func (e *env) describeCommand() *cobra.Command {
+	describe := &cobra.Command{
+		Use:     "describe",
+		Short:   "show a request with its history, or a tenant with its settings",
+		GroupID: groupRequests,
+		Args:    cobra.ArbitraryArgs,
+		RunE:    e.group,
+	}
+	describe.AddCommand(e.showRequest("request ID", []string{"requests", "req"}))
+	describe.AddCommand(e.describeTenant())
+	return describe
+}
+
+func (e *env) createCommand() *cobra.Command {
+	create := &cobra.Command{
+		Use:     "create",
+		Short:   "file a request, or onboard a tenant",
+		GroupID: groupRequests,
+		Args:    cobra.ArbitraryArgs,
+		RunE:    e.group,
+	}
+	create.AddCommand(e.createRequest("request", []string{"req"}), e.onboardCommand("tenant ID", nil))
+	return create
+}
+
+// requestCommand is the "request" group of earlier releases.
+func (e *env) requestCommand() *cobra.Command {
+	req := &cobra.Command{
+		Use:     "request",
+		Short:   "create, list, show, approve, deny, cancel or revoke requests (the earlier form of get, describe, approve...)",
+		GroupID: groupCompat,
+		Args:    cobra.ArbitraryArgs,
+		RunE:    e.group,
+	}
+	req.AddCommand(e.createRequest("create", nil), e.listRequests("list"), e.showRequest("show ID", nil), e.activityCommand("activity ID"))
+	for _, a := range actions {
+		req.AddCommand(e.actionCommand(a, ""))
+	}
+	return req
+}
+
+func (e *env) actionCommand(a struct {
+	name, summary string
+	keep          func(wire.Request) bool
+}, group string) *cobra.Command {
+	var comment string
+	cmd := &cobra.Command{
+		Use:               a.name + " ID",
+		Short:             a.summary,
+		GroupID:           group,
+		Args:              args("ID"),
+		Annotations:       withOutputs("id"),
+		ValidArgsFunction: e.completeRequests(a.keep),
+		RunE:              func(_ *cobra.Command, pos []string) error { return e.act(a.name, pos[0], comment) },
+	}
+	cmd.Flags().StringVar(&comment, "comment", "", "recorded in the request's history and the audit log")
+	return cmd
+}
+
+// act takes action on request id and prints the result.
+func (e *env) act(action, id, comment string) error {
+	c, err := e.client()
+	if err != nil {
+		return err
+	}
+	var r wire.Request
+	switch action {
+	case "approve":
+		r, err = c.Approve(e.ctx, id, comment)
+	case "deny":
+		r, err = c.Deny(e.ctx, id, comment)
+	case "cancel":
+		r, err = c.Cancel(e.ctx, id, comment)
+	case "revoke":
+		r, err = c.Revoke(e.ctx, id, comment)
+	default:
+		return fmt.Errorf("unknown action %q", action)
+	}
+	if err != nil {
+		return err
+	}
+	return e.printRequest(r, false)
+}
+
+// printRequest prints r; detailed adds its fields and history to the table.
+func (e *env) printRequest(r wire.Request, detailed bool) error {
+	return e.emit(r, requestIDs(r), func(w io.Writer) error {
+		if detailed {
+			return printRequest(w, r)
+		}
+		return printRequests(w, []wire.Request{r})
+	})
+}
+
+func (e *env) createRequest(use string, aliases []string) *cobra.Command {
+	var (
+		tenant, service, sr, reason, dur string
+		acts                             listValue
+	)
+	cmd := &cobra.Command{
+		Use:         use + " --tenant T --service S --service-request SR --reason R --duration D [--activity A]...",
+		Aliases:     aliases,
+		Short:       "file a lockbox request for access to a tenant's data (support engineers)",
+		Args:        args(),
+		Annotations: withOutputs("id"),
+		RunE: func(*cobra.Command, []string) error {
+			var missing []string
+			for _, f := range []struct{ flag, v string }{
+				{"--tenant", tenant}, {"--service", service}, {"--service-request", sr},
+				{"--reason", reason}, {"--duration", dur},
+			} {
+				if strings.TrimSpace(f.v) == "" {
+					missing = append(missing, f.flag)
+				}
+			}
+			if len(missing) > 0 {
+				return e.usage("missing %s", strings.Join(missing, ", "))
+			}
+			d, err := time.ParseDuration(strings.TrimSpace(dur))
+			if err != nil || d <= 0 {
+				return e.usage("--duration %q must be a positive duration with a unit, such as 2h, 90m or 1h30m", dur)
+			}
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			r, err := c.CreateRequest(e.ctx, wire.CreateRequest{
+				Tenant: tenant, Service: service, ServiceRequest: sr, Reason: reason,
+				Duration: wire.Duration(d), Activities: acts,
+			})
+			if err != nil {
+				return err
+			}
+			return e.printRequest(r, false)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&tenant, "tenant", "", "tenant whose data you need")
+	f.StringVar(&service, "service", "", "exchange, sharepoint or onedrive")
+	f.StringVar(&sr, "service-request", "", "the support case number")
+	f.StringVar(&reason, "reason", "", "why you need access")
+	f.StringVar(&dur, "duration", "", "how long, e.g. 2h or 90m (at most 4h)")
+	f.Var(&acts, "activity", "an activity you need, e.g. Get-Mailbox; repeat or separate with commas; none means the service's pre-approved read activities")
+	_ = cmd.RegisterFlagCompletionFunc("tenant", e.completeTenants)
+	_ = cmd.RegisterFlagCompletionFunc("service", cobra.FixedCompletions(services, cobra.ShellCompDirectiveNoFileComp))
+	return cmd
+}
+
+// listFlags are the filters of the request lists.
+type listFlags struct {
+	tenant, state, createdAfter string
+	limit                       int
+}
+
+func (e *env) registerListFlags(cmd *cobra.Command, l *listFlags) {
+	f := cmd.Flags()
+	f.StringVar(&l.tenant, "tenant", "", "only this tenant's requests")
+	f.StringVar(&l.state, "state", "", "only requests in this state: "+statesList()+"; pending means both pending states (PowerShell's statuses work too)")
+	f.StringVar(&l.createdAfter, "created-after", "", "only requests created after TIME (RFC 3339, e.g. 2026-01-02T15:04:05Z, or a date)")
+	f.IntVar(&l.limit, "limit", 0, "at most N requests (the server's default when 0)")
+	_ = cmd.RegisterFlagCompletionFunc("tenant", e.completeTenants)
+	states := []string{"pending"}
+	for _, st := range wire.States {
+		states = append(states, string(st))
+	}
+	_ = cmd.RegisterFlagCompletionFunc("state", cobra.FixedCompletions(states, cobra.ShellCompDirectiveNoFileComp))
+}
+
+func (e *env) listRequests(use string) *cobra.Command {
+	var lf listFlags
+	cmd := &cobra.Command{
+		Use:         use,
+		Short:       "list the requests you may see, newest first",
+		Args:        args(),
+		Annotations: withOutputs("id"),
+		RunE: func(*cobra.Command, []string) error {
+			opts, states, err := e.listOptions(lf, "--state", "--created-after")
+			if err != nil {
+				return err
+			}
+			return e.list(opts, states)
+		},
+	}
+	e.registerListFlags(cmd, &lf)
+	return cmd
+}
+
+// getRequests is "get requests [ID]": a list, or one request as a row.
+func (e *env) getRequests() *cobra.Command {
+	var lf listFlags
+	cmd := &cobra.Command{
+		Use:     "requests [ID]",
+		Aliases: []string{"request", "req"},
+		Short:   "list the requests you may see, newest first, or show one",
+		Args: func(cmd *cobra.Command, pos []string) error {
+			switch {
+			case len(pos) > 1:
+				return &usageError{cmd: cmd, msg: fmt.Sprintf("unexpected argument %q", pos[1])}
+			case len(pos) == 1 && strings.TrimSpace(pos[0]) == "":
+				return &usageError{cmd: cmd, msg: "ID must not be empty"}
+			}
+			return nil
+		},
+		Annotations:       withOutputs("id"),
+		ValidArgsFunction: e.completeRequests(nil),
+		RunE: func(cmd *cobra.Command, pos []string) error {
+			if len(pos) == 1 {
+				if anyChanged(cmd.Flags(), "tenant", "state", "created-after", "limit") {
+					return e.usage("an ID shows one request: it can't be combined with --tenant, --state, --created-after or --limit")
+				}
+				return e.show(pos[0], false)
+			}
+			opts, states, err := e.listOptions(lf, "--state", "--created-after")
+			if err != nil {
+				return err
+			}
+			return e.list(opts, states)
+		},
+	}
+	e.registerListFlags(cmd, &lf)
+	return cmd
+}
+
+func anyChanged(fs *pflag.FlagSet, names ...string) bool {
+	return slices.ContainsFunc(names, fs.Changed)
+}
+
+func statesList() string {
+	s := make([]string, len(wire.States))
+	for i, st := range wire.States {
+		s[i] = string(st)
+	}
+	return strings.Join(s, ", ")
+}
+
+// approvalStatuses are the ApprovalStatus values of PowerShell's
+// Get-AccessToCustomerDataRequest, each with the Lockbox states it means.
+var approvalStatuses = []struct {
+	name   string
+	states []wire.State
+}{
+	{"Pending", []wire.State{wire.StatePendingManager, wire.StatePendingCustomer}},
+	{"Approved", []wire.State{wire.StateApproved}},
+	{"Denied", []wire.State{wire.StateDenied}},
+	{"Canceled", []wire.State{wire.StateCanceled}},
+	{"Expired", []wire.State{wire.StateExpired}},
+	{"Revoked", []wire.State{wire.StateRevoked}},
+	{"Completed", []wire.State{wire.StateCompleted}},
+}
+
+// parseStatus reads a status filter: a PowerShell ApprovalStatus
+// ("Pending" is both pending states) or a Lockbox state, without regard to
+// case, "_" or "-" (PendingCustomer, pending-customer), or the British
+// "Cancelled". It returns the states to list.
+func parseStatus(s string) ([]wire.State, bool) {
+	norm := func(s string) string {
+		return strings.ToLower(strings.NewReplacer("_", "", "-", "", " ", "").Replace(s))
+	}
+	v := norm(s)
+	switch v {
+	case "cancelled":
+		v = "canceled"
+	case "complete":
+		v = "completed"
+	}
+	for _, st := range approvalStatuses {
+		if v == norm(st.name) {
+			return st.states, true
+		}
+	}
+	for _, st := range wire.States {
+		if v == norm(string(st)) {
+			return []wire.State{st}, true
+		}
+	}
+	return nil, false
+}
+
+func statusList() string {
+	s := make([]string, len(approvalStatuses))
+	for i, st := range approvalStatuses {
+		s[i] = st.name
+	}
+	return strings.Join(s, ", ")
+}
+
+// listOptions returns the list options and the states to list (none: any).
+// stateFlag and afterFlag name the flags in messages, as the command's
+// help spells them.
+func (e *env) listOptions(l listFlags, stateFlag, afterFlag string) (client.ListOptions, []wire.State, error) {
+	opts := client.ListOptions{Tenant: l.tenant, Limit: l.limit}
+	var states []wire.State
+	if l.state != "" {
+		var ok bool
+		if states, ok = parseStatus(l.state); !ok {
+			return opts, nil, e.usage("%s %q must be one of %s, or a state: %s", stateFlag, l.state, statusList(), statesList())
+		}
+	}
+	if l.limit < 0 {
+		return opts, nil, e.usage("--limit must not be negative")
+	}
+	if l.createdAfter != "" {
+		t, err := parseTime(l.createdAfter)
+		if err != nil {
+			return opts, nil, e.usage("%s %q must be an RFC 3339 time such as 2026-01-02T15:04:05Z, or a date such as 2026-01-02", afterFlag, l.createdAfter)
+		}
+		opts.CreatedAfter = t
+	}
+	return opts, states, nil
+}
+
+// list prints the requests matching opts in any of states (in any state
+// when there are none).
+func (e *env) list(opts client.ListOptions, states []wire.State) error {
+	c, err := e.client()
+	if err != nil {
+		return err
+	}
+	reqs, err := e.listStates(c, opts, states)
+	if err != nil {
+		return err
+	}
+	return e.emit(wire.RequestList{Requests: reqs}, requestIDs(reqs...), func(w io.Writer) error { return printRequests(w, reqs) })
+}
+
+// listStates lists the requests in any of states. The API filters on one
+// state, so several (PowerShell's "Pending" is two) take a call each; each
+// answer is newest first and at most opts.Limit long, so the newest
+// opts.Limit of their merge are the right ones.
+func (e *env) listStates(c *client.Client, opts client.ListOptions, states []wire.State) ([]wire.Request, error) {
+	if len(states) <= 1 {
+		if len(states) == 1 {
+			opts.State = states[0]
+		}
+		return c.ListRequests(e.ctx, opts)
+	}
+	all := []wire.Request{}
+	for _, st := range states {
+		opts.State = st
+		reqs, err := c.ListRequests(e.ctx, opts)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, reqs...)
+	}
+	slices.SortStableFunc(all, func(a, b wire.Request) int {
+		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(b.ID, a.ID)
+	})
+	if opts.Limit > 0 && len(all) > opts.Limit {
+		all = all[:opts.Limit]
+	}
+	return all, nil
+}
+
+func (e *env) showRequest(use string, aliases []string) *cobra.Command {
+	return &cobra.Command{
+		Use:               use,
+		Aliases:           aliases,
+		Short:             "show a request with its history",
+		Args:              args("ID"),
+		Annotations:       withOutputs("id"),
+		ValidArgsFunction: e.completeRequests(nil),
+		RunE:              func(_ *cobra.Command, pos []string) error { return e.show(pos[0], true) },
+	}
+}
+
+func (e *env) show(id string, detailed bool) error {
+	c, err := e.client()
+	if err != nil {
+		return err
+	}
+	r, err := c.GetRequest(e.ctx, id)
+	if err != nil {
+		return err
+	}
+	return e.printRequest(r, detailed)
+}
+
+func (e *env) activityCommand(use string) *cobra.Command {
+	return &cobra.Command{
+		Use:               use,
+		Short:             "list every audit record of a request, oldest first: its decisions and each operator action",
+		Args:              args("ID"),
+		Annotations:       withOutputs("csv"),
+		ValidArgsFunction: e.completeRequests(nil),
+		RunE: func(_ *cobra.Command, pos []string) error {
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			recs, err := c.Activity(e.ctx, pos[0])
+			if err != nil {
+				return err
+			}
+			return e.printRecords(wire.RecordList{Records: recs}, recs)
+		},
+	}
+}
+
+// The PowerShell verbs of Microsoft 365's Customer Lockbox.
+
+func (e *env) powershellCommands() []*cobra.Command {
+	return []*cobra.Command{
+		{
+			Use:     "Get-AccessToCustomerDataRequest [-ApprovalStatus S] [-CreatedAfter TIME] [-RequestId ID] [--tenant T] [--limit N]",
+			Short:   "list requests as PowerShell's cmdlet does, or show one with -RequestId",
+			GroupID: groupCompat,
+			Long: `List requests as PowerShell's Get-AccessToCustomerDataRequest does, or show one.
+
+  -ApprovalStatus S        only requests in this status: Pending (both pending states),
+                           Approved, Denied, Canceled, Expired, Revoked, Completed, or a
+                           Lockbox state such as pending_customer (also --approval-status, --state)
+  -CreatedAfter TIME       only requests created after TIME: a date (2026-01-02) or an RFC 3339
+                           time (2026-01-02T15:04:05Z) (also --created-after)
+  -RequestId ID            show this request and its history (also --request-id)
+  --tenant T               only this tenant's requests
+  --limit N                at most N requests (the server's default when 0)
+
+Parameter names and values are case-insensitive, as in PowerShell: -approvalstatus pending.`,
+			DisableFlagParsing: true,
+			Annotations:        withOutputs("id"),
+			RunE:               e.runGetAlias,
+		},
+		{
+			Use:     "Set-AccessToCustomerDataRequest -RequestId ID -ApprovalDecision Approve|Deny|Cancel [-Comment C]",
+			Short:   "approve or deny a request (managers, tenant approvers), or cancel your own (its requester)",
+			GroupID: groupCompat,
+			Long: `Approve or deny a request (managers, tenant approvers), or cancel your own (its requester),
+as PowerShell's Set-AccessToCustomerDataRequest does.
+
+  -RequestId ID            the request (also --request-id)
+  -ApprovalDecision D      Approve, Deny or Cancel (also --approval-decision)
+  -Comment C               recorded with the decision (also --comment)
+
+Parameter names and values are case-insensitive, as in PowerShell: -approvaldecision deny.`,
+			DisableFlagParsing: true,
+			Annotations:        withOutputs("id"),
+			RunE:               e.runSetAlias,
+		},
+	}
+}
+
+// psParse parses a PowerShell verb's command line with fs; -h shows its
+// help (errHelpShown).
+func (e *env) psParse(cmd *cobra.Command, fs *flag.FlagSet, argv []string) error {
+	pos, err := parseArgs(fs, foldFlagNames(fs, argv))
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		_ = cmd.Help()
+		return errHelpShown
+	case err != nil:
+		unknown := strings.HasPrefix(err.Error(), "flag provided but not defined") || strings.HasPrefix(err.Error(), "bad flag syntax")
+		return &usageError{cmd: cmd, msg: err.Error(), usage: unknown}
+	}
+	if err := wantArgs(pos); err != nil {
+		return &usageError{cmd: cmd, msg: err.Error()}
+	}
+	return e.checkOutput(cmd)
+}
+
+// errHelpShown ends a run whose help was asked for and printed.
+var errHelpShown = errors.New("help shown")
+
+// runGetAlias is Get-AccessToCustomerDataRequest: a list, or one request
+// when a request id is given.
+func (e *env) runGetAlias(cmd *cobra.Command, argv []string) error {
+	fs := e.psFlagSet(cmd.Name())
+	var lf listFlags
+	fs.StringVar(&lf.tenant, "tenant", "", "")
+	fs.StringVar(&lf.state, "state", "", "")
+	fs.StringVar(&lf.state, "approval-status", "", "")
+	fs.StringVar(&lf.state, "ApprovalStatus", "", "")
+	fs.StringVar(&lf.createdAfter, "created-after", "", "")
+	fs.StringVar(&lf.createdAfter, "CreatedAfter", "", "")
+	fs.IntVar(&lf.limit, "limit", 0, "")
+	var id string
+	fs.StringVar(&id, "request-id", "", "")
+	fs.StringVar(&id, "RequestId", "", "")
+	if err := e.psParse(cmd, fs, argv); err != nil {
+		return err
+	}
+	if given(fs, "request-id", "RequestId") {
+		if strings.TrimSpace(id) == "" {
+			return e.usage("-RequestId must not be empty")
+		}
+		if lf != (listFlags{}) {
+			return e.usage("-RequestId shows one request: it can't be combined with -ApprovalStatus, -CreatedAfter, --tenant or --limit")
+		}
+		return e.show(id, true)
+	}
+	opts, states, err := e.listOptions(lf, "-ApprovalStatus", "-CreatedAfter")
+	if err != nil {
+		return err
+	}
+	return e.list(opts, states)
+}
+
+// runSetAlias is Set-AccessToCustomerDataRequest: the decision named as in
+// the audit record's ApprovalDecision, Approve or Deny, or Cancel, the
+// requester's withdrawal.
+func (e *env) runSetAlias(cmd *cobra.Command, argv []string) error {
+	fs := e.psFlagSet(cmd.Name())
+	var id, decision, comment string
+	fs.StringVar(&id, "request-id", "", "")
+	fs.StringVar(&id, "RequestId", "", "")
+	fs.StringVar(&decision, "approval-decision", "", "")
+	fs.StringVar(&decision, "ApprovalDecision", "", "")
+	fs.StringVar(&comment, "comment", "", "")
+	if err := e.psParse(cmd, fs, argv); err != nil {
+		return err
+	}
+	if strings.TrimSpace(id) == "" {
+		return e.usage("missing -RequestId")
+	}
+	var action string
+	switch strings.ToLower(strings.TrimSpace(decision)) {
+	case "approve", "deny", "cancel":
+		action = strings.ToLower(strings.TrimSpace(decision))
+	case "":
+		return e.usage("missing -ApprovalDecision (Approve, Deny or Cancel)")
+	default:
+		return e.usage("-ApprovalDecision %q must be Approve, Deny or Cancel", decision)
+	}
+	return e.act(action, id, comment)
+}
