@@ -150,6 +150,11 @@ func (g *GroupCommit) Close() {
 // written: a record of a call that was then refused over-reports, which is
 // the safe side.
 func (g *GroupCommit) Append(ctx context.Context, r record.Record) (record.Record, error) {
+	// A caller already gone is refused before anything is queued; waiting
+	// below, a cancellation racing the answer could go either way.
+	if err := ctx.Err(); err != nil {
+		return record.Record{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
 	r, err := g.cfg.Log.complete(ctx, r)
 	if err != nil {
 		return record.Record{}, err
