@@ -194,6 +194,12 @@ func (e *env) storedToken() (string, error) {
 	}
 	fresh, err := login.Refresh(e.ctx, e.session.http, now, tok)
 	if err != nil {
+		// Another lockboxctl may have refreshed first: with rotating
+		// refresh tokens, ours is then spent, and the one it saved is the
+		// token to use.
+		if again, lerr := store.Load(server); lerr == nil && again.RefreshToken != tok.RefreshToken && !again.NeedsRefresh(now) {
+			return again.AccessToken, nil
+		}
 		if !tok.Expired(now) {
 			// Still good for a moment: this call goes through.
 			fmt.Fprintf(e.stderr, "lockboxctl: warning: %s; run lockboxctl login\n", clean(err.Error()))

@@ -608,3 +608,52 @@ func TestDefaultTokenDirectory(t *testing.T) {
 		t.Fatalf("no token at %s: %v", want, err)
 	}
 }
+
+// raceRefresh lets another lockboxctl refresh the stored token (rotating
+// its refresh token) just before this one's refresh reaches the provider.
+type raceRefresh struct {
+	once  sync.Once
+	other func()
+}
+
+func (r *raceRefresh) RoundTrip(req *http.Request) (*http.Response, error) {
+	r.once.Do(r.other)
+	return http.DefaultTransport.RoundTrip(req)
+}
+
+// TestStoredTokenRefreshedConcurrently: two lockboxctl commands find the
+// token expired at once; the one whose refresh token was spent by the other
+// uses the token the other saved instead of asking for a new login.
+func TestStoredTokenRefreshedConcurrently(t *testing.T) {
+	s := newSession(t, oidctest.Config{})
+	first := s.mustLogin()
+	s.clock.Advance(s.idp.TTL())
+	store := login.Store{Dir: s.dir}
+	var saved login.Token
+	race := &raceRefresh{other: func() {
+		fresh, err := login.Refresh(context.Background(), http.DefaultClient, s.clock.Now(), first)
+		if err != nil {
+			t.Errorf("the other command's refresh: %v", err)
+			return
+		}
+		if err := store.Save(fresh); err != nil {
+			t.Error(err)
+		}
+		saved = fresh
+	}}
+	var stdout, stderr bytes.Buffer
+	env := map[string]string{EnvAddr: s.addr, EnvConfigDir: s.dir}
+	code := runWith(context.Background(), []string{"request", "list"}, func(k string) string { return env[k] }, &stdout, &stderr,
+		sessionDeps{now: s.clock.Now, http: &http.Client{Transport: race}})
+	if code != 0 || saved.AccessToken == "" {
+		t.Fatalf("exit %d, the other saved %q\n%s", code, saved.AccessToken, stderr.String())
+	}
+	s.api.mu.Lock()
+	defer s.api.mu.Unlock()
+	if len(s.api.auth) != 1 || s.api.auth[0] != "Bearer "+saved.AccessToken {
+		t.Errorf("sent %q, want the other command's token", s.api.auth)
+	}
+	if got, err := store.Load(s.stored().Server); err != nil || got.RefreshToken != saved.RefreshToken {
+		t.Errorf("stored %+v (%v), want the other command's token kept", got, err)
+	}
+}
