@@ -27,12 +27,11 @@ const warnedMargin = time.Hour
 // completed) has left the tenant's active set and gets no warning, and
 // nor does a window no longer than the lead time, whose approval e-mail
 // said when it ends. It returns how many warnings it queued.
-func (w *Worker) queueWarnings(ctx context.Context, t string) (int, error) {
+func (w *Worker) queueWarnings(ctx context.Context, t string, now time.Time) (int, error) {
 	lead := w.cfg.ExpiryWarning
 	if lead <= 0 {
 		return 0, nil
 	}
-	now := w.cfg.Now()
 	ids, err := w.cfg.Redis.ZRangeByScore(ctx, keys.TenantActive(t), &redis.ZRangeBy{
 		Min: "(" + strconv.FormatInt(now.UnixMilli(), 10),
 		Max: strconv.FormatInt(now.Add(lead).UnixMilli(), 10),

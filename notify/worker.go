@@ -298,12 +298,16 @@ func (w *Worker) Tick(ctx context.Context) (int, error) {
 		if keys.ValidTenant(t) != nil {
 			return time.Time{}, nil
 		}
-		n, err := w.tickTenant(ctx, t)
+		// One instant for the visit: nextDue leaves out the warnings
+		// queueWarnings judged, and a later clock would skip a window
+		// that came inside its lead time between the two.
+		now := w.cfg.Now()
+		n, err := w.tickTenant(ctx, t, now)
 		done += n
 		if err != nil {
 			return time.Time{}, err
 		}
-		return w.nextDue(ctx, t)
+		return w.nextDue(ctx, t, now)
 	})
 	return done, err
 }
@@ -314,8 +318,7 @@ func (w *Worker) index() *due.Index { return due.New(w.cfg.Redis, due.Notify, w.
 // entry backing off; soon, for entries at another replica (in flight, or
 // to take over once idle for ClaimAfter); and the next expiry warning.
 // Zero when there is none.
-func (w *Worker) nextDue(ctx context.Context, t string) (time.Time, error) {
-	now := w.cfg.Now()
+func (w *Worker) nextDue(ctx context.Context, t string, now time.Time) (time.Time, error) {
 	var length *redis.IntCmd
 	var retries *redis.StringSliceCmd
 	var warn *redis.ZSliceCmd
@@ -367,8 +370,12 @@ func (w *Worker) Probe(ctx context.Context, p redis.Pipeliner, t string, now tim
 	length := p.XLen(ctx, OutboxKey(t))
 	var warn *redis.ZSliceCmd
 	if w.cfg.ExpiryWarning > 0 {
+		// Every window not yet ended: one already inside its lead time
+		// may not have been warned yet (a lost mark is what the rescan
+		// repairs), and the warning's marker keeps a needless visit from
+		// warning twice.
 		warn = p.ZRangeByScoreWithScores(ctx, keys.TenantActive(t), &redis.ZRangeBy{
-			Min: "(" + strconv.FormatInt(now.Add(w.cfg.ExpiryWarning).UnixMilli(), 10), Max: "+inf", Count: 1})
+			Min: "(" + strconv.FormatInt(now.UnixMilli(), 10), Max: "+inf", Count: 1})
 	}
 	return func() (time.Time, bool) {
 		if n, err := length.Result(); err != nil || n > 0 {
@@ -376,16 +383,16 @@ func (w *Worker) Probe(ctx context.Context, p redis.Pipeliner, t string, now tim
 		}
 		if warn != nil {
 			if z := warn.Val(); len(z) > 0 {
-				return time.UnixMilli(int64(z[0].Score)).Add(-w.cfg.ExpiryWarning), true
+				return later(time.UnixMilli(int64(z[0].Score)).Add(-w.cfg.ExpiryWarning), now), true
 			}
 		}
 		return time.Time{}, false
 	}
 }
 
-func (w *Worker) tickTenant(ctx context.Context, t string) (int, error) {
+func (w *Worker) tickTenant(ctx context.Context, t string, now time.Time) (int, error) {
 	// Due warnings first, so they go out in this same round.
-	if _, err := w.queueWarnings(ctx, t); err != nil {
+	if _, err := w.queueWarnings(ctx, t, now); err != nil {
 		w.cfg.Logger.WarnContext(ctx, "expiry warnings not queued", "tenant", t, "err", err)
 	}
 	rdb, stream := w.cfg.Redis, OutboxKey(t)
@@ -742,4 +749,12 @@ func hashKey(s string) string {
 // millisecond get the same one), so the tenant is part of the hash.
 func deliveryID(tenant, entry, target string) string {
 	return entry + "." + hashKey(tenant+"\x00"+target)
+}
+
+// later returns the later of a and b.
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -258,6 +259,13 @@ func measure(ctx context.Context, sz Sizes) (Model, error) {
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
 	defer hc.CloseIdleConnections()
 	before = after
+	// The calls add nothing but audit records, so their memory is read
+	// from the audit streams themselves: used_memory also moves with client
+	// buffers and lazy frees, by more than a few records at a small size.
+	audit0, err := auditBytes(ctx, rdb, sz.Tenants, tenant)
+	if err != nil {
+		return m, err
+	}
 	cpu0 := processCPU()
 	if err := parallel(sz.Calls, func(i int) error {
 		g := i % sz.Requests
@@ -281,6 +289,11 @@ func measure(ctx context.Context, sz Sizes) (Model, error) {
 		return m, err
 	}
 	calls := after.row(before, "operator call (audit record)", sz.Calls, "one audit record in the tenant's stream")
+	audit1, err := auditBytes(ctx, rdb, sz.Tenants, tenant)
+	if err != nil {
+		return m, err
+	}
+	calls.Bytes = float64(audit1-audit0) / float64(sz.Calls)
 	m.Rows = append(m.Rows, calls)
 	m.AuditPer1000 = calls.Bytes * 1000
 
@@ -359,3 +372,17 @@ func (m Model) print(out io.Writer) {
 }
 
 func netListen() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
+
+// auditBytes is the memory of the first n tenants' audit streams, exactly
+// (MEMORY USAGE with every element sampled).
+func auditBytes(ctx context.Context, rdb *redis.Client, n int, tenant func(int) string) (int64, error) {
+	var total int64
+	for i := range n {
+		b, err := rdb.MemoryUsage(ctx, keys.Audit(tenant(i)), 0).Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return 0, fmt.Errorf("MEMORY USAGE of %s's audit log: %w", tenant(i), err)
+		}
+		total += b
+	}
+	return total, nil
+}
