@@ -16,15 +16,8 @@ import (
 )
 
 func (e *env) auditCommand() *cobra.Command {
-	audit := &cobra.Command{
-		Use:     "audit",
-		Short:   "search, export or verify a tenant's audit log",
-		GroupID: groupAudit,
-		Args:    cobra.ArbitraryArgs,
-		RunE:    e.group,
-	}
-	audit.AddCommand(e.auditSearch(), e.auditExport(), e.auditVerify())
-	return audit
+	return e.groupOf("audit", "search, export or verify a tenant's audit log", groupAudit,
+		e.auditSearch(), e.auditExport(), e.auditVerify())
 }
 
 // auditFlags are the filters "audit search" and "audit export" share.

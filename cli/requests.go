@@ -35,55 +35,27 @@ func pendingRequest(r wire.Request) bool { return r.State.Pending() }
 var services = []string{"exchange", "sharepoint", "onedrive"}
 
 func (e *env) getCommand() *cobra.Command {
-	get := &cobra.Command{
-		Use:     "get",
-		Short:   "list requests, tenants, approvers or settings, or show one",
-		GroupID: groupRequests,
-		Args:    cobra.ArbitraryArgs,
-		RunE:    e.group,
-	}
-	get.AddCommand(e.getRequests(), e.activityCommand("activity ID"))
-	get.AddCommand(e.tenantListCommand("tenants [ID]", []string{"tenant"}, true))
-	get.AddCommand(e.approverListCommand("approvers TENANT", []string{"approver"}))
-	get.AddCommand(e.settingsGetCommand("settings TENANT", []string{"setting"}))
-	return get
+	return e.groupOf("get", "list requests, tenants, approvers or settings, or show one", groupRequests,
+		e.getRequests(), e.activityCommand("activity ID"),
+		e.tenantListCommand("tenants [ID]", []string{"tenant"}, true),
+		e.approverListCommand("approvers TENANT", []string{"approver"}),
+		e.settingsGetCommand("settings TENANT", []string{"setting"}))
 }
 
 func (e *env) describeCommand() *cobra.Command {
-	describe := &cobra.Command{
-		Use:     "describe",
-		Short:   "show a request with its history, or a tenant with its settings",
-		GroupID: groupRequests,
-		Args:    cobra.ArbitraryArgs,
-		RunE:    e.group,
-	}
-	describe.AddCommand(e.showRequest("request ID", []string{"requests", "req"}))
-	describe.AddCommand(e.describeTenant())
-	return describe
+	return e.groupOf("describe", "show a request with its history, or a tenant with its settings", groupRequests,
+		e.showRequest("request ID", []string{"requests", "req"}), e.describeTenant())
 }
 
 func (e *env) createCommand() *cobra.Command {
-	create := &cobra.Command{
-		Use:     "create",
-		Short:   "file a request, or onboard a tenant",
-		GroupID: groupRequests,
-		Args:    cobra.ArbitraryArgs,
-		RunE:    e.group,
-	}
-	create.AddCommand(e.createRequest("request", []string{"req"}), e.onboardCommand("tenant ID", nil))
-	return create
+	return e.groupOf("create", "file a request, or onboard a tenant", groupRequests,
+		e.createRequest("request", []string{"req"}), e.onboardCommand("tenant ID", nil))
 }
 
 // requestCommand is the "request" group of earlier releases.
 func (e *env) requestCommand() *cobra.Command {
-	req := &cobra.Command{
-		Use:     "request",
-		Short:   "create, list, show, approve, deny, cancel or revoke requests (the earlier form of get, describe, approve...)",
-		GroupID: groupCompat,
-		Args:    cobra.ArbitraryArgs,
-		RunE:    e.group,
-	}
-	req.AddCommand(e.createRequest("create", nil), e.listRequests("list"), e.showRequest("show ID", nil), e.activityCommand("activity ID"))
+	req := e.groupOf("request", "create, list, show, approve, deny, cancel or revoke requests (the earlier form of get, describe, approve...)", groupCompat,
+		e.createRequest("create", nil), e.listRequests("list"), e.showRequest("show ID", nil), e.activityCommand("activity ID"))
 	for _, a := range actions {
 		req.AddCommand(e.actionCommand(a, ""))
 	}

@@ -115,6 +115,14 @@ func (e *env) group(cmd *cobra.Command, args []string) error {
 	return &usageError{cmd: cmd, msg: msg, usage: true}
 }
 
+// groupOf is a command that only groups subs: run alone or with an unknown
+// word it says so (group), suggesting the nearest subcommand.
+func (e *env) groupOf(use, short, groupID string, subs ...*cobra.Command) *cobra.Command {
+	cmd := &cobra.Command{Use: use, Short: short, GroupID: groupID, Args: cobra.ArbitraryArgs, RunE: e.group}
+	cmd.AddCommand(subs...)
+	return cmd
+}
+
 // commandWords is cmd's path without the program's name.
 func commandWords(cmd *cobra.Command) string {
 	_, words, _ := strings.Cut(cmd.CommandPath(), " ")

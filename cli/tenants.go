@@ -16,35 +16,16 @@ import (
 // A tenant's settings and approvers are its administrators'.
 
 func (e *env) tenantCommand() *cobra.Command {
-	tenant := &cobra.Command{
-		Use:     "tenant",
-		Short:   "onboard, list, show and update tenants; get or set a tenant's settings",
-		GroupID: groupTenants,
-		Args:    cobra.ArbitraryArgs,
-		RunE:    e.group,
-	}
-	settings := &cobra.Command{
-		Use:   "settings",
-		Short: "get or set a tenant's Customer Lockbox settings",
-		Args:  cobra.ArbitraryArgs,
-		RunE:  e.group,
-	}
-	settings.AddCommand(e.settingsGetCommand("get TENANT", nil), e.settingsSetCommand())
-	tenant.AddCommand(e.onboardCommand("onboard ID", nil), e.tenantListCommand("list", nil, false),
+	settings := e.groupOf("settings", "get or set a tenant's Customer Lockbox settings", "",
+		e.settingsGetCommand("get TENANT", nil), e.settingsSetCommand())
+	return e.groupOf("tenant", "onboard, list, show and update tenants; get or set a tenant's settings", groupTenants,
+		e.onboardCommand("onboard ID", nil), e.tenantListCommand("list", nil, false),
 		e.tenantShowCommand("show ID"), e.tenantUpdateCommand(), settings)
-	return tenant
 }
 
 func (e *env) approverCommand() *cobra.Command {
-	approver := &cobra.Command{
-		Use:     "approver",
-		Short:   "list, add or remove a tenant's Customer Lockbox access approvers",
-		GroupID: groupTenants,
-		Args:    cobra.ArbitraryArgs,
-		RunE:    e.group,
-	}
-	approver.AddCommand(e.approverListCommand("list TENANT", nil), e.approverChange(true), e.approverChange(false))
-	return approver
+	return e.groupOf("approver", "list, add or remove a tenant's Customer Lockbox access approvers", groupTenants,
+		e.approverListCommand("list TENANT", nil), e.approverChange(true), e.approverChange(false))
 }
 
 func (e *env) onboardCommand(use string, aliases []string) *cobra.Command {
