@@ -24,6 +24,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/lockbox-oss/lockbox/config"
+	"github.com/lockbox-oss/lockbox/internal/gcdefaults"
 	"github.com/lockbox-oss/lockbox/internal/server"
 	"github.com/lockbox-oss/lockbox/policy"
 )
@@ -36,6 +37,9 @@ func main() {
 	// randomness a few KiB at a time rather than once per record. (It must
 	// be set before any UUID is made; nothing runs concurrently yet.)
 	uuid.EnableRandPool()
+	// The collector's defaults for a proxy (unless GOGC/GOMEMLIMIT say
+	// otherwise): see internal/gcdefaults.
+	gcdefaults.Apply(gcdefaults.Plan(os.Getenv, "/sys/fs/cgroup", "/proc/self/cgroup"))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	os.Exit(run(ctx, os.Args[1:], environ(), os.Stdout, os.Stderr))

@@ -37,6 +37,7 @@ import (
 	"github.com/lockbox-oss/lockbox/identity/jwksfetch"
 	"github.com/lockbox-oss/lockbox/internal/due"
 	"github.com/lockbox-oss/lockbox/internal/events"
+	"github.com/lockbox-oss/lockbox/internal/gcdefaults"
 	"github.com/lockbox-oss/lockbox/internal/health"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 	"github.com/lockbox-oss/lockbox/notify"
@@ -551,7 +552,9 @@ func (s *Server) Run(ctx context.Context) error {
 	for _, f := range background {
 		go func() { defer func() { bgDone <- struct{}{} }(); f(bgCtx) }()
 	}
-	s.log.Info("lockbox listening", "serve", s.cfg.Serve, "api", s.APIAddr(), "proxy", s.ProxyAddr(), "metrics", s.MetricsAddr(), "policy_revision", s.Policy.Revision())
+	gcPercent, memLimit := gcdefaults.Current()
+	s.log.Info("lockbox listening", "serve", s.cfg.Serve, "api", s.APIAddr(), "proxy", s.ProxyAddr(), "metrics", s.MetricsAddr(),
+		"policy_revision", s.Policy.Revision(), "gogc", gcPercent, "memory_limit_bytes", memLimit)
 
 	var err error
 	select {
