@@ -1,0 +1,541 @@
+package h1transport
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func newTransport() *Transport {
+	return &Transport{
+		DialTimeout:            time.Second,
+		ResponseHeaderTimeout:  10 * time.Second,
+		IdleConnTimeout:        time.Minute,
+		MaxIdleConnsPerHost:    16,
+		MaxResponseHeaderBytes: 64 << 10,
+	}
+}
+
+// countingServer is an httptest server that counts the connections it
+// accepted.
+func countingServer(t *testing.T, h http.HandlerFunc) (*httptest.Server, *atomic.Int64) {
+	t.Helper()
+	var conns atomic.Int64
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv, &conns
+}
+
+func get(t *testing.T, tr http.RoundTripper, url string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatalf("GET %s: body: %v", url, err)
+	}
+	res.Body.Close()
+	return res.StatusCode, string(b)
+}
+
+func TestKeepAlive(t *testing.T) {
+	srv, conns := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%s %s", r.Method, r.URL.Path)
+	})
+	tr := newTransport()
+	for i := range 20 {
+		if code, body := get(t, tr, fmt.Sprintf("%s/n/%d", srv.URL, i)); code != 200 || body != fmt.Sprintf("GET /n/%d", i) {
+			t.Fatalf("call %d: %d %q", i, code, body)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("20 sequential calls opened %d connections, want 1", n)
+	}
+}
+
+func TestConcurrentCalls(t *testing.T) {
+	srv, conns := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(strings.Repeat(r.URL.Path, 300))) // several reads' worth
+	})
+	tr := newTransport()
+	var wg sync.WaitGroup
+	errs := make(chan error, 32*25)
+	for g := range 32 {
+		wg.Go(func() {
+			for i := range 25 {
+				p := fmt.Sprintf("/g%d/c%d", g, i)
+				res, err := tr.RoundTrip(httptest.NewRequest(http.MethodGet, srv.URL+p, nil).WithContext(context.Background()))
+				if err != nil {
+					errs <- err
+					return
+				}
+				b, err := io.ReadAll(res.Body)
+				res.Body.Close()
+				if err != nil || string(b) != strings.Repeat(p, 300) {
+					errs <- fmt.Errorf("%s: got %d bytes, err %v", p, len(b), err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if n := conns.Load(); n > 32 {
+		t.Errorf("32 callers opened %d connections", n)
+	}
+}
+
+func TestRequestBody(t *testing.T) {
+	srv, _ := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "%d %v %s", r.ContentLength, r.TransferEncoding, b)
+	})
+	tr := newTransport()
+	for _, tc := range []struct {
+		name string
+		body io.Reader
+		want string
+	}{
+		{"content-length", strings.NewReader("hello"), "5 [] hello"},
+		{"chunked", io.MultiReader(strings.NewReader("hel"), strings.NewReader("lo")), "-1 [chunked] hello"},
+	} {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/", tc.body)
+		res, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if string(b) != tc.want {
+			t.Errorf("%s: upstream saw %q, want %q", tc.name, b, tc.want)
+		}
+	}
+}
+
+// TestRequestBodyErrorKept: a body that fails while it is written (the
+// proxy's MaxBytesReader past its limit) fails the call with that error,
+// which the caller can still find.
+func TestRequestBodyErrorKept(t *testing.T) {
+	srv, _ := countingServer(t, func(w http.ResponseWriter, r *http.Request) { io.Copy(io.Discard, r.Body) })
+	rec := httptest.NewRecorder()
+	body := http.MaxBytesReader(rec, io.NopCloser(strings.NewReader(strings.Repeat("x", 100))), 10)
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/", body)
+	req.ContentLength = -1
+	_, err := newTransport().RoundTrip(req)
+	if _, ok := errors.AsType[*http.MaxBytesError](err); !ok {
+		t.Fatalf("err = %v, want a *http.MaxBytesError in it", err)
+	}
+}
+
+// rawServer accepts connections and hands each to serve, with the
+// connection's index.
+func rawServer(t *testing.T, serve func(i int, c net.Conn)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for i := 0; ; i++ {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				serve(i, c)
+			}()
+		}
+	}()
+	return "http://" + ln.Addr().String()
+}
+
+// readRequest reads one request off br, body included.
+func readRequest(br *bufio.Reader) (*http.Request, error) {
+	req, err := http.ReadRequest(br)
+	if err != nil {
+		return nil, err
+	}
+	_, err = io.Copy(io.Discard, req.Body)
+	return req, err
+}
+
+const okResponse = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+// TestReusedConnectionClosedMidCall: the upstream reads the second request
+// on each kept-alive connection and closes it without answering. A request
+// without a body is sent again on a new connection; one with a body is
+// not (it was consumed), and fails.
+func TestReusedConnectionClosedMidCall(t *testing.T) {
+	var requests, conns atomic.Int64
+	url := rawServer(t, func(_ int, c net.Conn) {
+		conns.Add(1)
+		br := bufio.NewReader(c)
+		for n := 0; ; n++ {
+			if _, err := readRequest(br); err != nil {
+				return
+			}
+			requests.Add(1)
+			if n == 1 {
+				return // the second request on a connection: dropped
+			}
+			io.WriteString(c, okResponse)
+		}
+	})
+	tr := newTransport()
+	get(t, tr, url+"/1")
+	if code, body := get(t, tr, url+"/2"); code != 200 || body != "ok" {
+		t.Fatalf("retried GET: %d %q", code, body)
+	}
+	if r, c := requests.Load(), conns.Load(); r != 3 || c != 2 {
+		t.Fatalf("upstream saw %d requests on %d connections, want 3 on 2 (the dropped one and its retry)", r, c)
+	}
+	// The retry's connection is pooled; a POST on it is dropped.
+	req, _ := http.NewRequest(http.MethodPost, url+"/3", strings.NewReader("body"))
+	if res, err := tr.RoundTrip(req); err == nil {
+		res.Body.Close()
+		t.Fatal("a POST whose connection closed before answering succeeded; it must fail, not be sent again")
+	}
+	if r, c := requests.Load(), conns.Load(); r != 4 || c != 2 {
+		t.Errorf("upstream saw %d requests on %d connections, want 4 on 2 (the POST not sent again)", r, c)
+	}
+}
+
+// TestClosedIdleConnectionNotUsed: a pooled connection the upstream has
+// closed is found closed when taken, and the call goes on a new one.
+func TestClosedIdleConnectionNotUsed(t *testing.T) {
+	closed := make(chan struct{})
+	var conns atomic.Int64
+	url := rawServer(t, func(i int, c net.Conn) {
+		conns.Add(1)
+		br := bufio.NewReader(c)
+		if _, err := readRequest(br); err != nil {
+			return
+		}
+		io.WriteString(c, okResponse)
+		if i == 0 {
+			// Close after answering, as an upstream's idle timeout would.
+			c.(*net.TCPConn).CloseWrite()
+			io.Copy(io.Discard, c)
+			close(closed)
+		}
+	})
+	tr := newTransport()
+	get(t, tr, url+"/1")
+	waitFIN(t, tr, url)
+	get(t, tr, url+"/2")
+	<-closed
+	if n := conns.Load(); n != 2 {
+		t.Errorf("connections: %d, want 2", n)
+	}
+}
+
+// waitFIN waits until the single pooled connection to url has seen the
+// upstream's FIN, as the next call would find it.
+func waitFIN(t *testing.T, tr *Transport, url string) {
+	t.Helper()
+	p := tr.pool(strings.TrimPrefix(url, "http://"))
+	p.mu.Lock()
+	c := p.idle[0]
+	p.mu.Unlock()
+	deadline := time.Now().Add(5 * time.Second)
+	for peekQuiet(c.nc) {
+		if time.Now().After(deadline) {
+			t.Fatal("the upstream's close never arrived")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestUnsolicitedResponseNotServed: bytes an upstream sends on an idle
+// connection (a response nobody asked for) are never taken as the answer to
+// the next call.
+func TestUnsolicitedResponseNotServed(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		late bool // sent after the first response was read and the connection pooled
+	}{{"with the response", false}, {"later", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			pooled, sent := make(chan struct{}), make(chan struct{})
+			url := rawServer(t, func(i int, c net.Conn) {
+				br := bufio.NewReader(c)
+				for {
+					if _, err := readRequest(br); err != nil {
+						return
+					}
+					if i > 0 {
+						io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nreal")
+						continue
+					}
+					evil := "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nevil"
+					if !tc.late {
+						io.WriteString(c, okResponse+evil)
+						continue
+					}
+					io.WriteString(c, okResponse)
+					<-pooled
+					io.WriteString(c, evil)
+					close(sent)
+				}
+			})
+			tr := newTransport()
+			get(t, tr, url+"/1")
+			if tc.late {
+				close(pooled)
+				<-sent
+				p := tr.pool(strings.TrimPrefix(url, "http://"))
+				p.mu.Lock()
+				c := p.idle[0]
+				p.mu.Unlock()
+				for peekQuiet(c.nc) { // until the bytes are in our socket
+					time.Sleep(time.Millisecond)
+				}
+			}
+			if _, body := get(t, tr, url+"/2"); body != "real" {
+				t.Fatalf("second call got %q, want the answer to it (\"real\")", body)
+			}
+		})
+	}
+}
+
+func TestConnectionCloseNotReused(t *testing.T) {
+	srv, conns := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "close")
+		w.Write([]byte("bye"))
+	})
+	tr := newTransport()
+	get(t, tr, srv.URL)
+	get(t, tr, srv.URL)
+	if n := conns.Load(); n != 2 {
+		t.Errorf("connections: %d, want 2 (Connection: close)", n)
+	}
+}
+
+func TestBodyNotReadToEndNotReused(t *testing.T) {
+	srv, conns := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(strings.Repeat("x", 64<<10)))
+	})
+	tr := newTransport()
+	req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+	res, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.ReadFull(res.Body, make([]byte, 10))
+	res.Body.Close()
+	get(t, tr, srv.URL)
+	if n := conns.Load(); n != 2 {
+		t.Errorf("connections: %d, want 2 (a body left unread closes its connection)", n)
+	}
+}
+
+func TestResponseHeaderTooLarge(t *testing.T) {
+	url := rawServer(t, func(_ int, c net.Conn) {
+		readRequest(bufio.NewReader(c))
+		io.WriteString(c, "HTTP/1.1 200 OK\r\n")
+		for range 10_000 {
+			if _, err := io.WriteString(c, "X-Filler: "+strings.Repeat("y", 100)+"\r\n"); err != nil {
+				return
+			}
+		}
+	})
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	_, err := newTransport().RoundTrip(req)
+	if !errors.Is(err, errResponseHeaderTooLarge) {
+		t.Fatalf("err = %v, want %v", err, errResponseHeaderTooLarge)
+	}
+}
+
+func TestResponseHeaderTimeout(t *testing.T) {
+	url := rawServer(t, func(_ int, c net.Conn) {
+		readRequest(bufio.NewReader(c))
+		io.Copy(io.Discard, c) // never answers
+	})
+	tr := newTransport()
+	tr.ResponseHeaderTimeout = 50 * time.Millisecond
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	_, err := tr.RoundTrip(req)
+	if !isTimeout(err) {
+		t.Fatalf("err = %v, want a timeout", err)
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// TestCancel: cancelling a call's context while its body streams ends the
+// read with the context's error and closes the connection.
+func TestCancel(t *testing.T) {
+	upstreamSawClose := make(chan struct{})
+	url := rawServer(t, func(_ int, c net.Conn) {
+		readRequest(bufio.NewReader(c))
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npart")
+		io.Copy(io.Discard, c) // returns when the proxy closes
+		close(upstreamSawClose)
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	res, err := newTransport().RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4)
+	io.ReadFull(res.Body, buf)
+	cancel()
+	_, err = res.Body.Read(buf)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("read after cancel: %v, want context.Canceled", err)
+	}
+	res.Body.Close()
+	<-upstreamSawClose
+}
+
+func TestCancelledBeforeStart(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://127.0.0.1:1/", nil)
+	if _, err := newTransport().RoundTrip(req); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+}
+
+func TestInformationalResponses(t *testing.T) {
+	url := rawServer(t, func(_ int, c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			req, err := readRequest(br)
+			if err != nil {
+				return
+			}
+			switch req.URL.Path {
+			case "/hints":
+				io.WriteString(c, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n"+okResponse)
+			case "/upgrade":
+				io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+			}
+		}
+	})
+	tr := newTransport()
+	if code, body := get(t, tr, url+"/hints"); code != 200 || body != "ok" {
+		t.Errorf("after 103: %d %q, want 200 \"ok\"", code, body)
+	}
+	req, _ := http.NewRequest(http.MethodGet, url+"/upgrade", nil)
+	if res, err := tr.RoundTrip(req); err == nil {
+		res.Body.Close()
+		t.Error("a 101 was returned; nothing asks to switch protocols, so it must fail")
+	}
+}
+
+func TestHeadAndNoContent(t *testing.T) {
+	srv, conns := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/204" {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		w.Header().Set("Content-Length", "10")
+	})
+	tr := newTransport()
+	for range 3 {
+		req, _ := http.NewRequest(http.MethodHead, srv.URL+"/", nil)
+		res, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b, _ := io.ReadAll(res.Body); len(b) != 0 || res.ContentLength != 10 {
+			t.Fatalf("HEAD: body %q, ContentLength %d", b, res.ContentLength)
+		}
+		res.Body.Close()
+		if code, _ := get(t, tr, srv.URL+"/204"); code != 204 {
+			t.Fatalf("status %d, want 204", code)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("connections: %d, want 1 (bodiless answers keep the connection)", n)
+	}
+}
+
+func TestIdlePoolBounded(t *testing.T) {
+	const callers = 6
+	arrived := make(chan struct{}, callers)
+	release := make(chan struct{})
+	srv, conns := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		<-release
+		w.Write([]byte("ok"))
+	})
+	tr := newTransport()
+	tr.MaxIdleConnsPerHost = 2
+	var wg sync.WaitGroup
+	for range callers {
+		wg.Go(func() { get(t, tr, srv.URL) })
+	}
+	for range callers {
+		<-arrived
+	}
+	close(release)
+	wg.Wait()
+	p := tr.pool(strings.TrimPrefix(srv.URL, "http://"))
+	p.mu.Lock()
+	idle := len(p.idle)
+	p.mu.Unlock()
+	if conns.Load() != callers || idle != 2 {
+		t.Errorf("%d connections, %d kept idle; want %d and 2", conns.Load(), idle, callers)
+	}
+}
+
+func TestIdleTimeout(t *testing.T) {
+	srv, conns := countingServer(t, func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) })
+	tr := newTransport()
+	get(t, tr, srv.URL)
+	p := tr.pool(strings.TrimPrefix(srv.URL, "http://"))
+	p.mu.Lock()
+	p.idle[0].idleSince = time.Now().Add(-2 * tr.IdleConnTimeout)
+	p.mu.Unlock()
+	get(t, tr, srv.URL)
+	if n := conns.Load(); n != 2 {
+		t.Errorf("connections: %d, want 2 (the first was idle past IdleConnTimeout)", n)
+	}
+	// The sweep closes what has been idle too long, and nothing younger.
+	if next := p.closeIdle(time.Now().Add(-time.Hour)); next.IsZero() {
+		t.Error("closeIdle closed a connection idle for less than the cutoff")
+	}
+	if next := p.closeIdle(time.Now().Add(time.Hour)); !next.IsZero() {
+		t.Error("closeIdle left a connection idle past the cutoff")
+	}
+}
+
+func TestOnlyHTTP(t *testing.T) {
+	for _, u := range []string{"https://example.com/", "/relative"} {
+		req, _ := http.NewRequest(http.MethodGet, u, nil)
+		if _, err := newTransport().RoundTrip(req); err == nil {
+			t.Errorf("%s: accepted", u)
+		}
+	}
+}
