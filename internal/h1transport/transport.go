@@ -7,6 +7,8 @@
 // than the request itself. Here the caller writes the request, reads the
 // response header and then the body on its own goroutine, and the
 // connection returns to the pool when the body has been read to its end.
+// (The request is written whole before the response is read: an upstream
+// that answers early and stops reading a large body fails the call.)
 // Framing stays the standard library's: requests are written by
 // http.Request.Write and responses parsed by http.ReadResponse. On the
 // peer harness's upstream a ReverseProxy spends about a quarter less CPU
@@ -44,17 +46,23 @@ type Transport struct {
 	// ResponseHeaderTimeout bounds the wait for the response header once
 	// the request is written; zero means no bound.
 	ResponseHeaderTimeout time.Duration
-	// IdleConnTimeout closes a pooled connection idle this long.
+	// IdleConnTimeout closes a pooled connection idle this long; zero
+	// means never.
 	IdleConnTimeout time.Duration
-	// MaxIdleConnsPerHost bounds each upstream's idle pool.
+	// MaxIdleConnsPerHost bounds each upstream's idle pool; zero keeps no
+	// connection for later.
 	MaxIdleConnsPerHost int
 	// MaxResponseHeaderBytes limits the response header, status line and
-	// any 1xx responses before it included.
+	// any 1xx responses before it included; DefaultMaxResponseHeaderBytes
+	// when zero.
 	MaxResponseHeaderBytes int64
 
 	mu    sync.Mutex
 	hosts map[string]*pool
 }
+
+// DefaultMaxResponseHeaderBytes is net/http's own default limit.
+const DefaultMaxResponseHeaderBytes = 1 << 20
 
 // errResponseHeaderTooLarge is returned for a response header past
 // MaxResponseHeaderBytes.
@@ -170,7 +178,7 @@ func (p *pool) get(ctx context.Context) (c *conn, reused bool, err error) {
 		p.idle[n-1] = nil
 		p.idle = p.idle[:n-1]
 		p.mu.Unlock()
-		if time.Since(c.idleSince) < p.t.IdleConnTimeout && c.quiet() {
+		if (p.t.IdleConnTimeout <= 0 || time.Since(c.idleSince) < p.t.IdleConnTimeout) && c.quiet() {
 			return c, true, nil
 		}
 		// Closed by the upstream, or it sent something unasked: either
@@ -199,9 +207,11 @@ func (p *pool) put(c *conn) {
 		return
 	}
 	p.idle = append(p.idle, c)
-	if p.sweep == nil {
+	switch {
+	case p.t.IdleConnTimeout <= 0:
+	case p.sweep == nil:
 		p.sweep = time.AfterFunc(p.t.IdleConnTimeout, p.sweepIdle)
-	} else if len(p.idle) == 1 {
+	case len(p.idle) == 1:
 		p.sweep.Reset(p.t.IdleConnTimeout)
 	}
 	p.mu.Unlock()
@@ -311,7 +321,11 @@ func (c *conn) roundTrip(req *http.Request) (*http.Response, error) {
 	if d := c.pool.t.ResponseHeaderTimeout; d > 0 {
 		c.nc.SetReadDeadline(time.Now().Add(d))
 	}
-	c.r.limited, c.r.budget = true, c.pool.t.MaxResponseHeaderBytes-int64(c.br.Buffered())
+	limit := c.pool.t.MaxResponseHeaderBytes
+	if limit <= 0 {
+		limit = DefaultMaxResponseHeaderBytes
+	}
+	c.r.limited, c.r.budget = true, limit-int64(c.br.Buffered())
 	res, err := c.readResponse(req)
 	if err != nil && c.r.budget <= 0 {
 		err = errResponseHeaderTooLarge

@@ -539,3 +539,21 @@ func TestOnlyHTTP(t *testing.T) {
 		}
 	}
 }
+
+// TestZeroLimits: zero means the documented default, not "refuse
+// everything": no idle timeout, and net/http's header limit.
+func TestZeroLimits(t *testing.T) {
+	srv, conns := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Big", strings.Repeat("b", 100<<10)) // past 64 KiB, within 1 MiB
+		w.Write([]byte("ok"))
+	})
+	tr := &Transport{MaxIdleConnsPerHost: 1}
+	for range 2 {
+		if code, body := get(t, tr, srv.URL); code != 200 || body != "ok" {
+			t.Fatalf("%d %q", code, body)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("connections: %d, want 1", n)
+	}
+}
