@@ -97,9 +97,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, fmt.Errorf("h1transport: %w", ctxErr)
 		}
 		// A kept-alive connection the upstream closed just as it was
-		// taken: nothing was answered, so a request with no body to
-		// replay is sent again, once, on a new connection.
-		if reused && c.nothingRead() && retryable(err) && (req.Body == nil || req.Body == http.NoBody) {
+		// taken: nothing was answered, so a safe request with no body to
+		// replay is sent again, once, on a new connection. Only a safe
+		// one (net/http's rule too): the upstream may have read the
+		// request and acted on it before closing, and a DELETE sent twice
+		// would be an action that nobody asked for twice.
+		if reused && c.nothingRead() && retryable(err) && replayable(req) {
 			continue
 		}
 		return nil, err
@@ -145,6 +148,16 @@ func closeBody(req *http.Request) {
 	if req.Body != nil {
 		req.Body.Close()
 	}
+}
+
+// replayable reports whether req may be sent a second time: a safe method
+// and no body.
+func replayable(req *http.Request) bool {
+	switch req.Method {
+	case "", http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return req.Body == nil || req.Body == http.NoBody
+	}
+	return false
 }
 
 // retryable reports whether err is how a write to, or read from, a

@@ -188,9 +188,10 @@ func readRequest(br *bufio.Reader) (*http.Request, error) {
 const okResponse = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
 // TestReusedConnectionClosedMidCall: the upstream reads the second request
-// on each kept-alive connection and closes it without answering. A request
-// without a body is sent again on a new connection; one with a body is
-// not (it was consumed), and fails.
+// on each kept-alive connection and closes it without answering. A GET is
+// sent again on a new connection; a POST with a body (consumed) and a
+// DELETE without one (the upstream may have acted on it) are not, and
+// fail.
 func TestReusedConnectionClosedMidCall(t *testing.T) {
 	var requests, conns atomic.Int64
 	url := rawServer(t, func(_ int, c net.Conn) {
@@ -223,6 +224,17 @@ func TestReusedConnectionClosedMidCall(t *testing.T) {
 	}
 	if r, c := requests.Load(), conns.Load(); r != 4 || c != 2 {
 		t.Errorf("upstream saw %d requests on %d connections, want 4 on 2 (the POST not sent again)", r, c)
+	}
+	// A new connection answers the first call; the DELETE, second on it,
+	// is dropped and must not be sent again.
+	get(t, tr, url+"/4")
+	req, _ = http.NewRequest(http.MethodDelete, url+"/5", nil)
+	if res, err := tr.RoundTrip(req); err == nil {
+		res.Body.Close()
+		t.Fatal("a DELETE whose connection closed before answering succeeded; it must fail, not be sent again")
+	}
+	if r, c := requests.Load(), conns.Load(); r != 6 || c != 3 {
+		t.Errorf("upstream saw %d requests on %d connections, want 6 on 3 (the DELETE not sent again)", r, c)
 	}
 }
 
