@@ -46,6 +46,7 @@ import (
 	"github.com/lockbox-oss/lockbox/config"
 	"github.com/lockbox-oss/lockbox/grantsig"
 	"github.com/lockbox-oss/lockbox/identity"
+	"github.com/lockbox-oss/lockbox/internal/gcdefaults"
 	"github.com/lockbox-oss/lockbox/internal/redistest"
 	"github.com/lockbox-oss/lockbox/internal/server"
 )
@@ -63,6 +64,10 @@ func main() {
 	rate := flag.Int("rate", 500, "calls per second of -soak (open loop)")
 	every := flag.Duration("sample", 30*time.Second, "how often -soak samples")
 	flag.Parse()
+	// The collector settings `lockbox serve` starts with (GOGC=400 unless
+	// GOGC is set): the same for every server in this process, so the
+	// ratio stays fair and the soak's memory is what a replica's is.
+	gcdefaults.Apply(gcdefaults.Plan(os.Getenv, "/sys/fs/cgroup", "/proc/self/cgroup"))
 	var err error
 	if *soakFor > 0 {
 		err = soak(*soakFor, *rate, *every, os.Stdout)
