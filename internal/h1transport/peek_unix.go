@@ -13,7 +13,8 @@ import (
 func peekQuiet(nc net.Conn) bool {
 	sc, ok := nc.(syscall.Conn)
 	if !ok {
-		return true
+		// Nothing to peek with: not known quiet, so not reused.
+		return false
 	}
 	rc, err := sc.SyscallConn()
 	if err != nil {

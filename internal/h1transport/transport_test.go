@@ -569,3 +569,14 @@ func TestZeroLimits(t *testing.T) {
 		t.Errorf("connections: %d, want 1", n)
 	}
 }
+
+// TestUnpeekableConnectionNotQuiet: a connection that can't be looked at
+// without reading is not known to be quiet, so it is never reused.
+func TestUnpeekableConnectionNotQuiet(t *testing.T) {
+	a, b := net.Pipe() // no file descriptor behind it
+	defer a.Close()
+	defer b.Close()
+	if peekQuiet(a) {
+		t.Fatal("a connection with nothing to peek with counted as quiet")
+	}
+}
