@@ -4,8 +4,8 @@
 // The proxy keeps a small live heap (a few MiB) and allocates a few KiB per
 // call, so at Go's default GOGC=100 it collects many times a second and
 // every collection pays its fixed cost again. GOGC=400 collects a fifth as
-// often: on the peer harness it cut the proxy's CPU per call by 15–20 %
-// for about 14 MiB more resident memory (docs/performance.md). A larger
+// often: it cut the proxy's CPU per call by 3 to 16 % depending on the
+// machine, for about 14 MiB more resident memory (docs/performance.md). A larger
 // heap goal needs a ceiling, so where the process runs in a cgroup with a
 // memory limit (a Kubernetes container, a systemd unit with MemoryMax) the
 // soft memory limit is set to 90 % of it: near the limit the collector runs
