@@ -80,11 +80,14 @@ func ForwardedHeaders() []string { return slices.Clone(forwardedHeaders) }
 // environment (a stray HTTPS_PROXY would send signed grant assertions
 // through a machine nobody chose).
 //
-// Plain-http upstreams are spoken to by h1transport, which does a call's
-// work on the caller's goroutine (a quarter less CPU per call than
-// net/http's Transport); they always get HTTP/1.1, never h2c. https
-// upstreams get net/http's Transport, with HTTP/2 attempted only when
-// http2 is true. tlsConfig configures those connections: which roots
+// Calls without a body to plain-http upstreams, the usual read, are spoken
+// by h1transport, which does a call's work on the caller's goroutine (a
+// quarter less CPU per call than net/http's Transport). Everything else
+// goes by net/http's Transport: https, with HTTP/2 attempted only when
+// http2 is true, and any call with a body, which it writes while it
+// listens, so an upstream that answers an upload before reading all of it
+// (a 413 from its own limit) is heard instead of failing the call.
+// Plain-http upstreams always get HTTP/1.1, never h2c. tlsConfig configures those connections: which roots
 // verify them and the client certificate presented (Config.UpstreamTLS).
 // Nil means the system's roots and no client certificate; either way TLS
 // 1.2 is the oldest version spoken.
@@ -104,8 +107,8 @@ func NewTransport(http2 bool, tlsConfig *tls.Config) http.RoundTripper {
 		maxResponseHeader     = 1 << 20
 	)
 	dialer := &net.Dialer{Timeout: dialTimeout, KeepAlive: keepAlive}
-	return schemeTransport{
-		http: &h1transport.Transport{
+	return splitTransport{
+		plain: &h1transport.Transport{
 			DialTimeout:            dialTimeout,
 			KeepAlive:              keepAlive,
 			ResponseHeaderTimeout:  responseHeaderTimeout,
@@ -113,7 +116,7 @@ func NewTransport(http2 bool, tlsConfig *tls.Config) http.RoundTripper {
 			MaxIdleConnsPerHost:    maxIdleConnsPerHost,
 			MaxResponseHeaderBytes: maxResponseHeader,
 		},
-		https: &http.Transport{
+		std: &http.Transport{
 			Proxy:                  nil,
 			DialContext:            dialer.DialContext,
 			TLSClientConfig:        tlsConfig,
@@ -130,16 +133,17 @@ func NewTransport(http2 bool, tlsConfig *tls.Config) http.RoundTripper {
 	}
 }
 
-// schemeTransport sends each call by its URL's scheme.
-type schemeTransport struct {
-	http, https http.RoundTripper
+// splitTransport sends plain-http calls without a body by plain, and
+// every other call by std.
+type splitTransport struct {
+	plain, std http.RoundTripper
 }
 
-func (t schemeTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	if r.URL.Scheme == "http" {
-		return t.http.RoundTrip(r)
+func (t splitTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.URL.Scheme == "http" && (r.Body == nil || r.Body == http.NoBody) {
+		return t.plain.RoundTrip(r)
 	}
-	return t.https.RoundTrip(r)
+	return t.std.RoundTrip(r)
 }
 
 // upstream is one service's destination, with its reverse proxy built

@@ -1,14 +1,17 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/textproto"
 	"net/url"
 	"slices"
@@ -777,6 +780,52 @@ func TestStreamedBodyOverLimit(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(e.h.metrics.requests.WithLabelValues("exchange", decisionError)); got != 1 {
 		t.Errorf("requests{exchange,error} = %v", got)
+	}
+}
+
+// TestUpstreamAnswersBeforeTheBody: an upstream may refuse an upload
+// from its header alone and stop reading (here 413, as a service with a
+// smaller limit than the proxy's does). Its answer reaches the client,
+// rather than a 502 for the body it never read.
+func TestUpstreamAnswersBeforeTheBody(t *testing.T) {
+	var reached atomic.Int32
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reached.Add(1)
+		w.Header().Set("Connection", "close")
+		http.Error(w, "too large for this service", http.StatusRequestEntityTooLarge)
+	}))
+	t.Cleanup(up.Close)
+	e := newTestEnv(t, func(_ *testEnv, c *Config) {
+		u, err := url.Parse(up.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Upstreams["exchange"] = u
+	})
+	e.grantFor(alice, "contoso", "exchange", time.Hour, "New-MailboxRepairRequest")
+	const size = 8 << 20 // under the proxy's limit, far over what a socket buffers
+	q := as(alice, "POST", mailboxes+"/alice/repair", [2]string{"Content-Length", fmt.Sprint(size)})(e)
+	c := e.dial()
+	// The body is written while the answer is read: a client too may be
+	// answered before it has sent everything.
+	go func() {
+		_, _ = c.c.Write(q.bytes())
+		_, _ = c.c.Write(bytes.Repeat([]byte("x"), size))
+	}()
+	res, err := http.ReadResponse(c.br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(body), "too large for this service") {
+		t.Fatalf("%d %s: want the upstream's own 413", res.StatusCode, body)
+	}
+	if reached.Load() != 1 {
+		t.Errorf("upstream reached %d times, want 1", reached.Load())
+	}
+	if got := testutil.ToFloat64(e.h.metrics.requests.WithLabelValues("exchange", decisionAllowed)); got != 1 {
+		t.Errorf("requests{exchange,allowed} = %v", got)
 	}
 }
 
