@@ -20,9 +20,12 @@ import (
 // record breaks its hash, deleting one breaks the next entry's link, and
 // deleting the newest ones breaks the head.
 //
-// The link is computed inside Redis by a script, so appends from any number
-// of replicas are serialized by Redis itself and the chain can't fork, and
-// it runs inside the caller's MULTI with the change it records. Redis's
+// Every append is a script that reads the head and writes after it, so
+// appends from any number of replicas are serialized by Redis itself and
+// the chain can't fork. This one computes the link inside Redis, and runs
+// inside the caller's MULTI with the change it records; the proxy's batches
+// bring links computed from the head they expect, which their script uses
+// only while that is the head (appendBatchScript). Redis's
 // scripting offers SHA-1 only; the chain is tamper evidence against edits
 // that don't also recompute every later hash, not a signature.
 var appendScript = redis.NewScript(`

@@ -2,8 +2,11 @@ package audit
 
 import (
 	"context"
+	"crypto/sha1"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"sync"
 	"time"
 
@@ -14,24 +17,30 @@ import (
 	"github.com/lockbox-oss/lockbox/internal/keys"
 )
 
-// appendBatchScript appends ARGV's records, in order, to one tenant's
-// chain: the same links appendScript makes one at a time. The head is set
-// once, after the last entry: the script can only fail on its first XADD
-// (a stream key of the wrong type, or the memory limit, which Redis checks
-// only before a script's first write), so it never stops with entries
-// added and the head behind them. It returns only a count: each caller
-// needs to know its batch was written, no more (an entry ID and a SET per
-// record cost Redis about a fifth of the script's time).
+// appendBatchScript appends records, in order, to one tenant's chain: the
+// same links appendScript makes one at a time. ARGV[1] is the head the
+// writer last saw, then come each record's JSON and its link as the writer
+// computed it from that head. The script checks the head, atomically as
+// any script runs: when it is still that one, the links are written as
+// they are; when another writer (a replica, a Log.Append) moved it since,
+// the script computes them itself from the head it finds, as it always
+// did. A chain so never forks, and Redis hashes only after a race. The
+// head is set once, after the last entry: the script can only fail on its
+// first XADD (a stream key of the wrong type, or the memory limit, which
+// Redis checks only before a script's first write), so it never stops with
+// entries added and the head behind them. It returns the new head, for the
+// writer's next batch.
 var appendBatchScript = redis.NewScript(`
-local prev = redis.call('GET', KEYS[2])
-if not prev then prev = '' end
-for i = 1, #ARGV do
-  local h = redis.sha1hex(prev .. '\n' .. ARGV[i])
+local prev = redis.call('GET', KEYS[2]) or ''
+local linked = prev == ARGV[1]
+for i = 2, #ARGV, 2 do
+  local h = ARGV[i + 1]
+  if not linked then h = redis.sha1hex(prev .. '\n' .. ARGV[i]) end
   redis.call('XADD', KEYS[1], '*', 'r', ARGV[i], 'p', prev, 'h', h)
   prev = h
 end
 redis.call('SET', KEYS[2], prev)
-return #ARGV
+return prev
 `)
 
 // Durability says when a batch of operator-action records counts as
@@ -218,7 +227,7 @@ func (g *GroupCommit) enqueueSlow(ctx context.Context, p *pending) error {
 // writer takes whatever is queued, up to MaxBatch, writes it, and answers.
 func (g *GroupCommit) writer() {
 	defer g.wg.Done()
-	w := &batchWriter{g: g, pipe: g.cfg.Redis.Pipeline(), keys: map[string][]any{}}
+	w := newBatchWriter(g, g.cfg.Redis.Pipeline())
 	batch := make([]*pending, 0, g.cfg.MaxBatch)
 	for {
 		var first *pending
@@ -257,6 +266,19 @@ type batchWriter struct {
 	// hash, the key count and the tenant's stream and head keys, boxed
 	// once.
 	keys map[string][]any
+	// heads holds each tenant's chain head as the last batch left it: the
+	// links of the next batch are computed from it here, not in Redis,
+	// where the script's CPU is everyone's (see appendBatchScript).
+	// Each is a string, boxed once.
+	heads map[string]any
+	sha   hash.Hash
+	sum   [sha1.Size]byte
+	// links holds one batch's links, hex-encoded, 40 bytes each.
+	links []byte
+}
+
+func newBatchWriter(g *GroupCommit, pipe redis.Pipeliner) *batchWriter {
+	return &batchWriter{g: g, pipe: pipe, keys: map[string][]any{}, heads: map[string]any{}, sha: sha1.New()}
 }
 
 // group is one tenant's records of a batch.
@@ -294,9 +316,9 @@ func (w *batchWriter) write(batch []*pending) {
 				w.groups = append(w.groups, group{tenant: p.tenant})
 			}
 		}
-		w.groups[i].args = append(w.groups[i].args, p.data)
 		w.groups[i].ps = append(w.groups[i].ps, p)
 	}
+	w.link()
 	cluster, isCluster := g.cfg.Redis.(*redis.ClusterClient)
 	switch {
 	case isCluster && g.waits():
@@ -321,10 +343,64 @@ func (w *batchWriter) write(batch []*pending) {
 			answer(gr, err)
 		}
 	}
+	for i := range w.groups {
+		// The head each script left, for the next batch's links. A group
+		// that failed leaves the head unknown until a script says it.
+		gr := &w.groups[i]
+		if gr.cmd == nil || gr.cmd.Err() != nil {
+			delete(w.heads, gr.tenant)
+		} else if head := gr.cmd.Val(); head != nil {
+			if len(w.heads) > 10_000 {
+				clear(w.heads)
+			}
+			w.heads[gr.tenant] = head
+		}
+	}
 	// Let the answered records' buffers go back to their pool.
 	for i := range w.groups {
 		clear(w.groups[i].args)
 		clear(w.groups[i].ps)
+	}
+}
+
+// noHead is the head of an empty chain, or of one this writer has not
+// seen: the script then links the batch itself unless the chain is empty.
+var noHead any = ""
+
+// link sets each group's script arguments: the head its tenant's chain had
+// after the last batch, then each record and its link, the SHA-1 of the
+// link before it, "\n" and the record (chainHash).
+func (w *batchWriter) link() {
+	n := 0
+	for i := range w.groups {
+		n += len(w.groups[i].ps)
+	}
+	// Room for every link and each group's head, so that the batch
+	// appends without growing the buffer.
+	if need := (n + len(w.groups)) * sha1.Size * 2; cap(w.links) < need {
+		w.links = make([]byte, 0, 2*need)
+	}
+	links := w.links[:0]
+	for i := range w.groups {
+		gr := &w.groups[i]
+		boxed, ok := w.heads[gr.tenant]
+		if !ok {
+			boxed = noHead
+		}
+		head, _ := boxed.(string)
+		gr.args = append(gr.args[:0], boxed)
+		links = append(links, head...)
+		prev := links[len(links)-len(head) : len(links) : len(links)]
+		for _, p := range gr.ps {
+			w.sha.Reset()
+			w.sha.Write(prev)
+			w.sha.Write([]byte{'\n'})
+			w.sha.Write(p.data)
+			start := len(links)
+			links = hex.AppendEncode(links, w.sha.Sum(w.sum[:0]))
+			prev = links[start:len(links):len(links)]
+			gr.args = append(gr.args, p.data, prev)
+		}
 	}
 }
 

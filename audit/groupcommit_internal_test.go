@@ -36,7 +36,7 @@ func TestClusterBatchReloadsTheScriptOnlyWhereMissing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer g.Close()
-	w := &batchWriter{g: g, pipe: rdb.Pipeline(), keys: map[string][]any{}}
+	w := newBatchWriter(g, rdb.Pipeline())
 	record := func(tenant string) *pending {
 		r, err := log.complete(ctx, record.Record{Operation: "Get-Mailbox", LockboxTenant: tenant, Workload: "exchange",
 			RecordType: record.RecordTypeDataCenterSecurityCmdlet, UserType: record.UserTypeDcAdmin, UserId: record.OperatorUserID})
@@ -66,6 +66,71 @@ func TestClusterBatchReloadsTheScriptOnlyWhereMissing(t *testing.T) {
 			if n, _ := rdb.XLen(ctx, keys.Audit(tenant)).Result(); n != int64(round+1) {
 				t.Fatalf("round %d: %s's chain has %d records, want %d", round, tenant, n, round+1)
 			}
+		}
+	}
+}
+
+// TestBatchLinksFollowTheHead: a batch's links are computed by the writer
+// from the head the last batch left, and the script takes them only while
+// that is still the head. After another writer moved it (here a
+// Log.Append), the script links the batch itself; the writer learns the
+// new head from it and links the next batch again. The chain verifies
+// throughout.
+func TestBatchLinksFollowTheHead(t *testing.T) {
+	rdb := redistest.Client(t)
+	ctx := context.Background()
+	b, _ := json.Marshal(map[string]string{"id": "contoso", "organization_id": uuid.NewString()})
+	rdb.Set(ctx, keys.Tenant("contoso"), b, 0)
+	log := NewLog(rdb, nil)
+	g, err := NewGroupCommit(GroupCommitConfig{Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	w := newBatchWriter(g, rdb.Pipeline())
+	op := record.Record{Operation: "Get-Mailbox", LockboxTenant: "contoso", Workload: "exchange",
+		RecordType: record.RecordTypeDataCenterSecurityCmdlet, UserType: record.UserTypeDcAdmin, UserId: record.OperatorUserID}
+	batch := func(n int) {
+		t.Helper()
+		var ps []*pending
+		for range n {
+			r, err := log.complete(ctx, op)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ps = append(ps, &pending{tenant: "contoso", data: r.AppendJSON(nil), deadline: time.Now().Add(time.Minute).UnixNano(), done: make(chan error, 1)})
+		}
+		w.write(ps)
+		for _, p := range ps {
+			if err := <-p.done; err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	head := func() string { return rdb.Get(ctx, keys.AuditHead("contoso")).Val() }
+	// The head the writer expects: none is the empty chain's.
+	writerHead := func() string { h, _ := w.heads["contoso"].(string); return h }
+	wantRecords := 0
+	for step, moveHead := range []bool{false, false, true, false, true, true, false} {
+		if moveHead {
+			if _, err := log.Append(ctx, op); err != nil {
+				t.Fatal(err)
+			}
+			wantRecords++
+		}
+		// Whether the script will take the writer's links: only when the
+		// head it saw last is still the head.
+		if linked := writerHead() == head(); linked == moveHead {
+			t.Fatalf("step %d: writer's head %q, chain's %q: linked %v with the head moved %v", step, writerHead(), head(), linked, moveHead)
+		}
+		batch(step%3 + 1)
+		wantRecords += step%3 + 1
+		if got := head(); writerHead() != got || got == "" {
+			t.Fatalf("step %d: writer's head %q, chain's %q", step, writerHead(), got)
+		}
+		v, err := log.verify(ctx, "contoso")
+		if err != nil || !v.OK || v.Records != wantRecords {
+			t.Fatalf("step %d: %+v %v, want %d records verified", step, v, err, wantRecords)
 		}
 	}
 }
