@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/internal/keys"
@@ -21,29 +22,11 @@ import (
 func TestClusterBatchReloadsTheScriptOnlyWhereMissing(t *testing.T) {
 	rdb := redistest.SharedCluster(t).Client(t)
 	ctx := context.Background()
-	for _, tenant := range []string{"contoso", "fabrikam"} {
-		b, _ := json.Marshal(map[string]string{"id": tenant, "organization_id": uuid.NewString()})
-		rdb.Set(ctx, keys.Tenant(tenant), b, 0)
-	}
+	f := newBatchFixture(t, rdb, rdb.Pipeline(), "contoso", "fabrikam")
 	a, _ := rdb.MasterForKey(ctx, keys.Audit("contoso"))
 	b, _ := rdb.MasterForKey(ctx, keys.Audit("fabrikam"))
 	if a.Options().Addr == b.Options().Addr {
 		t.Fatal("contoso and fabrikam share a master")
-	}
-	log := NewLog(rdb, nil)
-	g, err := NewGroupCommit(GroupCommitConfig{Log: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
-	w := newBatchWriter(g, rdb.Pipeline())
-	record := func(tenant string) *pending {
-		r, err := log.complete(ctx, record.Record{Operation: "Get-Mailbox", LockboxTenant: tenant, Workload: "exchange",
-			RecordType: record.RecordTypeDataCenterSecurityCmdlet, UserType: record.UserTypeDcAdmin, UserId: record.OperatorUserID})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return &pending{tenant: tenant, data: r.AppendJSON(nil), deadline: time.Now().Add(time.Minute).UnixNano(), done: make(chan error, 1)}
 	}
 	for round, first := range []string{"contoso", "fabrikam", "contoso"} {
 		second := map[string]string{"contoso": "fabrikam", "fabrikam": "contoso"}[first]
@@ -55,8 +38,8 @@ func TestClusterBatchReloadsTheScriptOnlyWhereMissing(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		batch := []*pending{record(first), record(second)}
-		w.write(batch)
+		batch := []*pending{f.pending(t, first), f.pending(t, second)}
+		f.w.write(batch)
 		for _, p := range batch {
 			if err := <-p.done; err != nil {
 				t.Fatalf("round %d: %s's record: %v", round, p.tenant, err)
@@ -79,26 +62,13 @@ func TestClusterBatchReloadsTheScriptOnlyWhereMissing(t *testing.T) {
 func TestBatchLinksFollowTheHead(t *testing.T) {
 	rdb := redistest.Client(t)
 	ctx := context.Background()
-	b, _ := json.Marshal(map[string]string{"id": "contoso", "organization_id": uuid.NewString()})
-	rdb.Set(ctx, keys.Tenant("contoso"), b, 0)
-	log := NewLog(rdb, nil)
-	g, err := NewGroupCommit(GroupCommitConfig{Log: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
-	w := newBatchWriter(g, rdb.Pipeline())
-	op := record.Record{Operation: "Get-Mailbox", LockboxTenant: "contoso", Workload: "exchange",
-		RecordType: record.RecordTypeDataCenterSecurityCmdlet, UserType: record.UserTypeDcAdmin, UserId: record.OperatorUserID}
+	f := newBatchFixture(t, rdb, rdb.Pipeline(), "contoso")
+	w, log := f.w, f.log
 	batch := func(n int) {
 		t.Helper()
 		var ps []*pending
 		for range n {
-			r, err := log.complete(ctx, op)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ps = append(ps, &pending{tenant: "contoso", data: r.AppendJSON(nil), deadline: time.Now().Add(time.Minute).UnixNano(), done: make(chan error, 1)})
+			ps = append(ps, f.pending(t, "contoso"))
 		}
 		w.write(ps)
 		for _, p := range ps {
@@ -113,7 +83,7 @@ func TestBatchLinksFollowTheHead(t *testing.T) {
 	wantRecords := 0
 	for step, moveHead := range []bool{false, false, true, false, true, true, false} {
 		if moveHead {
-			if _, err := log.Append(ctx, op); err != nil {
+			if _, err := log.Append(ctx, operatorAction("contoso")); err != nil {
 				t.Fatal(err)
 			}
 			wantRecords++
@@ -133,4 +103,45 @@ func TestBatchLinksFollowTheHead(t *testing.T) {
 			t.Fatalf("step %d: %+v %v, want %d records verified", step, v, err, wantRecords)
 		}
 	}
+}
+
+// batchFixture is a batch writer used directly, not through GroupCommit's
+// goroutines, on a Redis where its tenants are onboarded.
+type batchFixture struct {
+	log *Log
+	w   *batchWriter
+}
+
+func newBatchFixture(t *testing.T, rdb redis.UniversalClient, pipe redis.Pipeliner, tenants ...string) *batchFixture {
+	t.Helper()
+	for _, tenant := range tenants {
+		b, _ := json.Marshal(map[string]string{"id": tenant, "organization_id": uuid.NewString()})
+		if err := rdb.Set(context.Background(), keys.Tenant(tenant), b, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	log := NewLog(rdb, nil)
+	g, err := NewGroupCommit(GroupCommitConfig{Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(g.Close)
+	return &batchFixture{log: log, w: newBatchWriter(g, pipe)}
+}
+
+// operatorAction is a record of one proxied call on tenant's data.
+func operatorAction(tenant string) record.Record {
+	return record.Record{Operation: "Get-Mailbox", LockboxTenant: tenant, Workload: "exchange",
+		RecordType: record.RecordTypeDataCenterSecurityCmdlet, UserType: record.UserTypeDcAdmin, UserId: record.OperatorUserID}
+}
+
+// pending returns an operator action of tenant, completed and queued as
+// GroupCommit.Append queues it.
+func (f *batchFixture) pending(t *testing.T, tenant string) *pending {
+	t.Helper()
+	r, err := f.log.complete(context.Background(), operatorAction(tenant))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &pending{tenant: tenant, data: r.AppendJSON(nil), deadline: time.Now().Add(time.Minute).UnixNano(), done: make(chan error, 1)}
 }
