@@ -376,6 +376,9 @@ func (w *batchWriter) write(batch []*pending) {
 // seen: the script then links the batch itself unless the chain is empty.
 var noHead any = ""
 
+// newline separates a link from the record in the hashed input.
+var newline = []byte{'\n'}
+
 // link sets each group's script arguments: the head its tenant's chain had
 // after the last batch, then each record and its link, the SHA-1 of the
 // link before it, "\n" and the record (chainHash).
@@ -403,7 +406,7 @@ func (w *batchWriter) link() {
 		for _, p := range gr.ps {
 			w.sha.Reset()
 			w.sha.Write(prev)
-			w.sha.Write([]byte{'\n'})
+			w.sha.Write(newline)
 			w.sha.Write(p.data)
 			start := len(links)
 			links = hex.AppendEncode(links, w.sha.Sum(w.sum[:0]))

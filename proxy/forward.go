@@ -87,10 +87,11 @@ func ForwardedHeaders() []string { return slices.Clone(forwardedHeaders) }
 // http2 is true, and any call with a body, which it writes while it
 // listens, so an upstream that answers an upload before reading all of it
 // (a 413 from its own limit) is heard instead of failing the call.
-// Plain-http upstreams always get HTTP/1.1, never h2c. tlsConfig configures those connections: which roots
-// verify them and the client certificate presented (Config.UpstreamTLS).
-// Nil means the system's roots and no client certificate; either way TLS
-// 1.2 is the oldest version spoken.
+// Plain-http upstreams always get HTTP/1.1, never h2c. tlsConfig configures
+// the https connections: which roots verify them and the client
+// certificate presented (Config.UpstreamTLS). Nil means the system's roots
+// and no client certificate; either way TLS 1.2 is the oldest version
+// spoken.
 func NewTransport(http2 bool, tlsConfig *tls.Config) http.RoundTripper {
 	if tlsConfig == nil {
 		tlsConfig = &tls.Config{}
