@@ -44,6 +44,7 @@ func TestOnRedisCluster(t *testing.T) {
 		"ExpiryAt12Hours":                     TestExpiryAt12Hours,
 		"GrantCompletesAfterItsWindow":        TestGrantCompletesAfterItsWindow,
 		"OneOpenRequestPerOperatorAndService": TestOneOpenRequestPerOperatorAndService,
+		"NextRequestBeforeTheSweep":           TestNextRequestBeforeTheSweep,
 		"Visibility":                          TestVisibility,
 		"List":                                TestList,
 		"Pending":                             TestPending,

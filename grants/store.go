@@ -143,7 +143,7 @@ func (s *Store) Create(ctx context.Context, actor Actor, in CreateInput) (Reques
 	open := keys.Open(r.Tenant, r.Requester, r.Service)
 	// Refuse early, before any index is written; the transaction below
 	// checks again under WATCH.
-	if err := s.checkNoOpen(ctx, rdb, open, r); err != nil {
+	if _, err := s.checkNoOpen(ctx, rdb, open, r); err != nil {
 		return Request{}, s.storeErr("create", err)
 	}
 	// Global indexes live outside the tenant's hash slot, so they can't join
@@ -158,12 +158,21 @@ func (s *Store) Create(ctx context.Context, actor Actor, in CreateInput) (Reques
 	}); err != nil {
 		return Request{}, fault.Unavailable("grants: create", err)
 	}
+	var ended *change
 	for range s.cfg.MaxRetries {
 		err = rdb.Watch(ctx, func(tx *redis.Tx) error {
-			if err := s.checkNoOpen(ctx, tx, open, r); err != nil {
+			var err error
+			if ended, err = s.checkNoOpen(ctx, tx, open, r); err != nil {
 				return err
 			}
-			_, err := tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				if ended != nil {
+					// Recorded first: its end deletes the open marker and
+					// its grant, which then become the new request's.
+					if err := s.queue(ctx, p, ended.prev, ended.next); err != nil {
+						return err
+					}
+				}
 				p.Set(ctx, open, r.ID, 0)
 				p.ZAdd(ctx, keys.TenantRequests(r.Tenant), redis.Z{Score: score(r.CreatedAt), Member: r.ID})
 				return s.queue(ctx, p, Request{}, r)
@@ -178,6 +187,11 @@ func (s *Store) Create(ctx context.Context, actor Actor, in CreateInput) (Reques
 		return Request{}, s.storeErr("create", err)
 	}
 	s.cfg.Changed(r.Tenant)
+	if ended != nil {
+		s.metrics.observe(ended.prev, ended.next)
+		s.cfg.Logger.InfoContext(ctx, "request ended before its next one", "request_id", ended.next.ID,
+			"tenant", r.Tenant, "to", ended.next.State)
+	}
 	s.scheduled(ctx, r)
 	s.metrics.observe(Request{}, r)
 	s.cfg.Logger.InfoContext(ctx, "request created", "request_id", r.ID, "tenant", r.Tenant, "service", r.Service, "requester", r.Requester)
@@ -185,27 +199,42 @@ func (s *Store) Create(ctx context.Context, actor Actor, in CreateInput) (Reques
 }
 
 // checkNoOpen refuses a second open request of the same operator for the
-// same tenant and service: one grant key has one owner.
-func (s *Store) checkNoOpen(ctx context.Context, tx getter, open string, r Request) error {
+// same tenant and service: one grant key has one owner, and one open marker
+// names it. A previous request that has ended in time (its window over, or
+// undecided past its deadline) but that no sweep has recorded yet is
+// returned as the change that records its end: Create commits it with the
+// new request, since settling it later would delete the marker and the
+// grant key, by then the new request's. Within a transaction (tx a
+// *redis.Tx) the previous request is watched before it is read.
+func (s *Store) checkNoOpen(ctx context.Context, tx getter, open string, r Request) (*change, error) {
 	id, err := tx.Get(ctx, open).Result()
 	if errors.Is(err, redis.Nil) {
-		return nil
+		return nil, nil
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
-	prev, err := s.load(ctx, tx, r.Tenant, id)
+	if w, ok := tx.(*redis.Tx); ok {
+		if err := w.Watch(ctx, keys.Request(r.Tenant, id)).Err(); err != nil {
+			return nil, err
+		}
+	}
+	stored, err := s.load(ctx, tx, r.Tenant, id)
 	if errors.Is(err, ErrNotFound) {
-		return nil
+		return nil, nil
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if prev, _ = Settle(prev, s.cfg.Now()); prev.State.Final() {
-		return nil
+	prev, settled := Settle(stored, s.cfg.Now())
+	switch {
+	case !prev.State.Final():
+		return nil, newErr(ErrConflict, "open_request_exists",
+			"you already have request %s (%s) for %s on tenant %s; cancel it or wait for it to end", prev.ID, prev.State, r.Service, r.Tenant)
+	case settled:
+		return &change{stored, prev}, nil
 	}
-	return newErr(ErrConflict, "open_request_exists",
-		"you already have request %s (%s) for %s on tenant %s; cancel it or wait for it to end", prev.ID, prev.State, r.Service, r.Tenant)
+	return nil, nil
 }
 
 // Act applies act to request id on behalf of actor.
@@ -416,7 +445,6 @@ func (s *Store) LockboxOnTx(ctx context.Context, tx *redis.Tx, tenant string, by
 	}
 	actor := Actor{Principal: by, ClientIP: clientIP}
 	now := s.cfg.Now()
-	type change struct{ prev, next Request }
 	var changes []change
 	for _, id := range ids {
 		prev, err := s.load(ctx, tx, tenant, id)
@@ -721,6 +749,9 @@ func (s *Store) tenantOf(ctx context.Context, id string) (string, error) {
 	}
 	return t, nil
 }
+
+// change is one request's move from prev to next, to be queued.
+type change struct{ prev, next Request }
 
 type getter interface {
 	Get(ctx context.Context, key string) *redis.StringCmd

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -451,5 +452,59 @@ func TestConcurrentDecisions(t *testing.T) {
 		if len(final.History) != 3 {
 			t.Fatalf("round %d: history has %d events", round, len(final.History))
 		}
+	}
+}
+
+// TestNextRequestBeforeTheSweep files the engineer's next request after the
+// previous one ended in time but before any sweep recorded it. The new
+// request must own the grant and the one-open-request guard from then on:
+// settling the previous request later must not take them away.
+func TestNextRequestBeforeTheSweep(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		end   func(e *env, t *testing.T, prev grants.Request) // makes prev end in time, unrecorded
+		state grants.State
+	}{
+		{"window ended", func(e *env, t *testing.T, prev grants.Request) {
+			e.act(t, prev.ID, grants.ActionApprove, manager)
+			e.clock.Advance(time.Hour)
+		}, grants.StateCompleted},
+		{"pending expired", func(e *env, t *testing.T, prev grants.Request) {
+			e.clock.Advance(12 * time.Hour)
+		}, grants.StateExpired},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			ctx := context.Background()
+			if _, err := e.tenants.PutSettings(ctx, globalAdmin.Principal, "", "contoso", tenants.Settings{LockboxEnabled: false}); err != nil {
+				t.Fatal(err)
+			}
+			prev := e.create(t, time.Hour)
+			tc.end(e, t, prev)
+			next := e.create(t, time.Hour)
+			e.act(t, next.ID, grants.ActionApprove, manager)
+
+			// The previous request's end was recorded with the new request,
+			// so nothing is left for the sweep to take.
+			if got, _ := e.store.Get(ctx, manager.Principal, prev.ID); got.State != tc.state {
+				t.Fatalf("previous request: %s, want %s", got.State, tc.state)
+			}
+			if _, err := e.store.Sweep(ctx); err != nil {
+				t.Fatal(err)
+			}
+			g, err := e.store.Grant(ctx, "contoso", "alice", "exchange")
+			if err != nil || g.RequestID != next.ID {
+				t.Fatalf("grant after the sweep = %+v, %v; want the new request's", g, err)
+			}
+			_, err = e.store.Create(ctx, operator, grants.CreateInput{Tenant: "contoso", Service: "exchange", ServiceRequest: "SR-9", Reason: "third", Duration: grants.Duration(time.Hour)})
+			if !errors.Is(err, grants.ErrConflict) {
+				t.Fatalf("a third request while the second is approved: %v", err)
+			}
+			ops := e.operations(t)
+			want := map[grants.State]string{grants.StateCompleted: record.OpCompleteAccess, grants.StateExpired: record.OpExpireRequest}[tc.state]
+			if n := strings.Count(fmt.Sprint(ops), want); n != 1 {
+				t.Fatalf("operations = %v; want one %s", ops, want)
+			}
+		})
 	}
 }
