@@ -170,6 +170,27 @@ func TestAuthentication(t *testing.T) {
 	t.Run("valid token", func(t *testing.T) {
 		decode[map[string]any](t, e.do(mia, "GET", "/v1/requests", nil), http.StatusOK)
 	})
+	// The challenge belongs to the 401 alone: a verified token's answers,
+	// whatever their status, must not tell the client the token is invalid.
+	t.Run("no challenge once verified", func(t *testing.T) {
+		for _, c := range []struct {
+			who          user
+			method, path string
+			status       int
+		}{
+			{mia, "GET", "/v1/requests", http.StatusOK},
+			{contosoAdmin, "PUT", "/v1/tenants/contoso/approvers/zoe@contoso.example", http.StatusNoContent},
+			{contosoApprover, "PUT", "/v1/tenants/contoso/approvers/mallory@contoso.example", http.StatusForbidden},
+		} {
+			r := e.do(c.who, c.method, c.path, nil)
+			if r.status != c.status {
+				t.Fatalf("%s %s as %s: %d %s, want %d", c.method, c.path, c.who.sub, r.status, r.body, c.status)
+			}
+			if got, ok := r.header["Www-Authenticate"]; ok {
+				t.Errorf("%s %s as %s (%d): WWW-Authenticate = %q, want none", c.method, c.path, c.who.sub, r.status, got)
+			}
+		}
+	})
 	t.Run("lower-case scheme", func(t *testing.T) {
 		decode[map[string]any](t, e.do(anonymous, "GET", "/v1/requests", nil, withHeader("Authorization", "bearer "+good)), http.StatusOK)
 	})

@@ -135,24 +135,28 @@ func (s *server) authenticate(w http.ResponseWriter, r *http.Request) (identity.
 		return identity.Principal{}, httperr.New(http.StatusUnauthorized, "unauthenticated",
 			"missing bearer token in the Authorization header")
 	}
-	w.Header().Set("WWW-Authenticate", `Bearer realm="lockbox", error="invalid_token"`)
+	// The challenge goes only on the 401 that refuses the token (RFC 6750
+	// §3): set before verifying, it stayed on every 200 and 403 too, and
+	// told clients a token they may keep using was invalid.
+	invalid := func(format string, args ...any) (identity.Principal, error) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="lockbox", error="invalid_token"`)
+		return identity.Principal{}, httperr.New(http.StatusUnauthorized, "unauthenticated", format, args...)
+	}
 	scheme, tok, ok := strings.Cut(vals[0], " ")
 	// Two Authorization headers could be read differently by a proxy in
 	// front of us and by us; refuse rather than pick one.
 	if len(vals) > 1 || !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
-		return identity.Principal{}, httperr.New(http.StatusUnauthorized, "unauthenticated",
-			"the Authorization header must be exactly one bearer token")
+		return invalid("the Authorization header must be exactly one bearer token")
 	}
 	p, err := s.cfg.Auth.Verify(r.Context(), tok)
 	if errors.Is(err, identity.ErrUnauthenticated) {
 		// The verifier's reasons are a fixed, token-free set ("token
 		// expired", "wrong audience"), written to be shown.
-		return identity.Principal{}, httperr.New(http.StatusUnauthorized, "unauthenticated", "%s", err.Error())
+		return invalid("%s", err.Error())
 	}
 	if err != nil {
 		// Not a verdict on the token but a broken verifier: fail closed,
 		// as a server error, and let the log say why.
-		w.Header().Del("WWW-Authenticate")
 		return identity.Principal{}, fmt.Errorf("api: verify token: %w", err)
 	}
 	return p, nil
