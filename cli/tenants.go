@@ -61,12 +61,7 @@ func (e *env) onboardCommand(use string, aliases []string) *cobra.Command {
 				return err
 			}
 			return e.emit(t, nil, func(w io.Writer) error {
-				if err := printTenant(w, t.Tenant); err != nil {
-					return err
-				}
-				tw := newTable(w)
-				row(tw, "Customer Lockbox:", onOff(t.Settings.LockboxEnabled))
-				return tw.Flush()
+				return printTenant(w, t.Tenant, [2]string{"Customer Lockbox:", onOff(t.Settings.LockboxEnabled)})
 			})
 		},
 	}
@@ -180,14 +175,10 @@ func (e *env) describeTenant() *cobra.Command {
 				Approvers []string      `json:"approvers"`
 			}{t, s, approvers}
 			return e.emit(v, nil, func(w io.Writer) error {
-				if err := printTenant(w, t); err != nil {
-					return err
-				}
-				tw := newTable(w)
-				row(tw, "Customer Lockbox:", onOff(s.LockboxEnabled))
-				row(tw, "Notification addresses:", cell(strings.Join(s.NotificationAddresses, ", ")))
-				row(tw, "Approvers:", cell(strings.Join(approvers, ", ")))
-				return tw.Flush()
+				return printTenant(w, t,
+					[2]string{"Customer Lockbox:", onOff(s.LockboxEnabled)},
+					[2]string{"Notification addresses:", cell(strings.Join(s.NotificationAddresses, ", "))},
+					[2]string{"Approvers:", cell(strings.Join(approvers, ", "))})
 			})
 		},
 	}
@@ -238,7 +229,10 @@ func (e *env) tenantUpdateCommand() *cobra.Command {
 	return cmd
 }
 
-func printTenant(w io.Writer, t wire.Tenant) error {
+// printTenant prints t's registry entry, then the label and value rows of
+// more. They go into the same table so that their values line up with the
+// entry's: a table of their own was aligned on its own labels.
+func printTenant(w io.Writer, t wire.Tenant, more ...[2]string) error {
 	admins := "-"
 	if len(t.GlobalAdmins) > 0 {
 		admins = clean(strings.Join(t.GlobalAdmins, ", "))
@@ -250,6 +244,9 @@ func printTenant(w io.Writer, t wire.Tenant) error {
 	row(tw, "Domains:", cell(strings.Join(t.Domains, ", ")))
 	row(tw, "Global administrators:", admins)
 	row(tw, "Onboarded:", fmtTime(t.OnboardedAt))
+	for _, r := range more {
+		row(tw, r[0], r[1])
+	}
 	return tw.Flush()
 }
 
