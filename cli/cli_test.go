@@ -501,6 +501,29 @@ func TestCommands(t *testing.T) {
 			wantErr:   []string{"lockboxctl: only global administrators of contoso can change its lockbox settings (forbidden, HTTP 403)"},
 		},
 		{
+			// Only a 403 makes a part "not visible" (tenants.txtar); a
+			// server failure must not pass for one.
+			name: "describe tenant fails when the settings can't be read",
+			args: []string{"describe", "tenant", "contoso"},
+			replies: map[string]reply{
+				"GET /v1/tenants/contoso":          {200, `{"id":"contoso","display_name":"Contoso","domains":["contoso.com"]}`},
+				"GET /v1/tenants/contoso/settings": {500, `{"error":{"code":"internal","message":"internal error"}}`},
+			},
+			wantCode:  1,
+			wantCalls: []call{{Method: "GET", Path: "/v1/tenants/contoso"}, {Method: "GET", Path: "/v1/tenants/contoso/settings"}},
+			wantErr:   []string{"lockboxctl: internal error (internal, HTTP 500)"},
+		},
+		{
+			name: "describe tenant fails when the approvers can't be read",
+			args: []string{"describe", "tenant", "contoso"},
+			replies: map[string]reply{
+				"GET /v1/tenants/contoso":           {200, `{"id":"contoso","display_name":"Contoso","domains":["contoso.com"]}`},
+				"GET /v1/tenants/contoso/approvers": {404, `{"error":{"code":"not_found","message":"no tenant contoso"}}`},
+			},
+			wantCode: 3,
+			wantErr:  []string{"lockboxctl: no tenant contoso (not_found, HTTP 404)"},
+		},
+		{
 			name:      "approver list",
 			args:      []string{"approver", "list", "contoso"},
 			wantCalls: []call{{Method: "GET", Path: "/v1/tenants/contoso/approvers"}},

@@ -1,13 +1,16 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/lockbox-oss/lockbox/api/client"
 	"github.com/lockbox-oss/lockbox/api/wire"
 )
 
@@ -145,6 +148,11 @@ func (e *env) showTenant(id string) error {
 
 // describeTenant is "describe tenant ID": the registry entry with the
 // tenant's settings and approvers, as far as the caller may read them.
+// More provider staff may read the entry than the settings and approvers
+// (the tenant's administrators and approvers, and support managers): a 403
+// for either marks that part not visible, in the table and as null in JSON
+// and YAML, rather than failing the whole command. Any other error still
+// fails it.
 func (e *env) describeTenant() *cobra.Command {
 	return &cobra.Command{
 		Use:               "tenant ID",
@@ -161,27 +169,54 @@ func (e *env) describeTenant() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			v := struct {
+				wire.Tenant
+				Settings  *wire.Settings `json:"settings"`
+				Approvers []string       `json:"approvers"`
+			}{Tenant: t}
 			s, err := c.Settings(e.ctx, pos[0])
-			if err != nil {
+			switch {
+			case err == nil:
+				if s.NotificationAddresses == nil {
+					s.NotificationAddresses = []string{}
+				}
+				v.Settings = &s
+			case !isForbidden(err):
 				return err
 			}
 			approvers, err := c.Approvers(e.ctx, pos[0])
-			if err != nil {
+			switch {
+			case err == nil:
+				v.Approvers = approvers
+			case !isForbidden(err):
 				return err
 			}
-			v := struct {
-				wire.Tenant
-				Settings  wire.Settings `json:"settings"`
-				Approvers []string      `json:"approvers"`
-			}{t, s, approvers}
 			return e.emit(v, nil, func(w io.Writer) error {
-				return printTenant(w, t,
-					[2]string{"Customer Lockbox:", onOff(s.LockboxEnabled)},
-					[2]string{"Notification addresses:", cell(strings.Join(s.NotificationAddresses, ", "))},
-					[2]string{"Approvers:", cell(strings.Join(approvers, ", "))})
+				rows := [][2]string{
+					{"Customer Lockbox:", notVisible},
+					{"Notification addresses:", notVisible},
+					{"Approvers:", notVisible},
+				}
+				if v.Settings != nil {
+					rows[0][1] = onOff(s.LockboxEnabled)
+					rows[1][1] = cell(strings.Join(s.NotificationAddresses, ", "))
+				}
+				if v.Approvers != nil {
+					rows[2][1] = cell(strings.Join(approvers, ", "))
+				}
+				return printTenant(w, t, rows...)
 			})
 		},
 	}
+}
+
+// notVisible stands for a value the API would not show the caller.
+const notVisible = "(not visible to you)"
+
+// isForbidden reports whether err is the API's 403: the caller may not.
+func isForbidden(err error) bool {
+	var apiErr *client.APIError
+	return errors.As(err, &apiErr) && apiErr.Status == http.StatusForbidden
 }
 
 func (e *env) tenantUpdateCommand() *cobra.Command {
