@@ -170,10 +170,17 @@ func (e *env) report(err error) int {
 		}
 		return exitError
 	}
-	var urlErr *url.Error
+	var (
+		urlErr *url.Error
+		idpErr *idpError
+	)
 	switch {
 	case errors.Is(err, context.Canceled):
 		fmt.Fprintln(e.stderr, "lockboxctl: interrupted")
+	case errors.As(err, &idpErr):
+		// It names the identity provider itself; the *url.Error it may
+		// hold is not the API's.
+		fmt.Fprintf(e.stderr, "lockboxctl: %s\n", clean(err.Error()))
 	case errors.As(err, &urlErr):
 		fmt.Fprintf(e.stderr, "lockboxctl: cannot reach the Lockbox API at %s: %s\n", clean(apiURL(e.g.addr)), clean(urlErr.Err.Error()))
 	default:

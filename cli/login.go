@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -97,7 +98,7 @@ func (e *env) login(issuer, clientID string, scopes []string) error {
 	}
 	iss, err := login.Discover(e.ctx, e.session.http, issuer)
 	if err != nil {
-		return err
+		return &idpError{issuer: strings.TrimSpace(issuer), err: err}
 	}
 	flow := &login.Flow{
 		Issuer: iss, ClientID: strings.TrimSpace(clientID), Scopes: append(append([]string(nil), login.DefaultScopes...), scopes...),
@@ -122,7 +123,7 @@ func (e *env) login(issuer, clientID string, scopes []string) error {
 	case errors.Is(err, login.ErrExpired):
 		return fmt.Errorf("%w: run lockboxctl login again", err)
 	case err != nil:
-		return err
+		return &idpError{issuer: iss.URL, err: err}
 	}
 	tok.Server = server
 	if err := store.Save(tok); err != nil {
@@ -161,6 +162,24 @@ func (e *env) logout() error {
 	return err
 }
 
+// idpError is a failure in talking to the identity provider at issuer
+// (discovery, the sign-in flows, a refresh). report would otherwise take
+// the *url.Error inside it for a failure to reach the Lockbox API, and
+// name the API's address for an identity provider that is down.
+type idpError struct {
+	issuer string
+	err    error
+}
+
+func (e *idpError) Error() string {
+	if u, ok := errors.AsType[*url.Error](e.err); ok {
+		return fmt.Sprintf("cannot reach the identity provider at %s: %s", e.issuer, u.Err)
+	}
+	return e.err.Error()
+}
+
+func (e *idpError) Unwrap() error { return e.err }
+
 // errNotSignedIn: neither a token flag nor variable, nor a stored token.
 var errNotSignedIn = fmt.Errorf("no token: set %s or pass --token-file FILE, or run lockboxctl login (with `lockbox dev`, use one of the tokens it prints)", EnvToken)
 
@@ -194,6 +213,7 @@ func (e *env) storedToken() (string, error) {
 	}
 	fresh, err := login.Refresh(e.ctx, e.session.http, now, tok)
 	if err != nil {
+		err = &idpError{issuer: tok.Issuer, err: err}
 		// Another lockboxctl may have refreshed first: with rotating
 		// refresh tokens, ours is then spent, and the one it saved is the
 		// token to use.

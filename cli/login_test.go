@@ -657,3 +657,63 @@ func TestStoredTokenRefreshedConcurrently(t *testing.T) {
 		t.Errorf("stored %+v (%v), want the other command's token kept", got, err)
 	}
 }
+
+// An identity provider that can't be reached is named as such: the
+// *url.Error from talking to it was reported as "cannot reach the Lockbox
+// API at" the API's address, sending users to debug the wrong server.
+func TestIdentityProviderUnreachable(t *testing.T) {
+	// A closed listener's address: nothing answers there.
+	dead := httptest.NewServer(http.NotFoundHandler())
+	dead.Close()
+
+	check := func(t *testing.T, r result, issuer string) {
+		t.Helper()
+		want := "cannot reach the identity provider at " + issuer + ": "
+		if r.code != 1 || !strings.Contains(r.stderr, want) || !strings.Contains(r.stderr, "connect: connection refused") {
+			t.Errorf("exit %d, stderr:\n%s\nwant exit 1 and %q", r.code, r.stderr, want)
+		}
+		if strings.Contains(r.stderr, "Lockbox API") {
+			t.Errorf("blames the Lockbox API:\n%s", r.stderr)
+		}
+	}
+
+	t.Run("discovery", func(t *testing.T) {
+		s := newSession(t, oidctest.Config{})
+		check(t, s.ctl(nil, "login", "--issuer", dead.URL+"/", "--client-id", "x"), dead.URL+"/")
+	})
+
+	t.Run("device authorization", func(t *testing.T) {
+		// Discovery works; the device endpoint it names is down.
+		var issuer string
+		idp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(login.Issuer{URL: issuer, TokenURL: dead.URL + "/token", DeviceAuthURL: dead.URL + "/device"})
+		}))
+		defer idp.Close()
+		issuer = idp.URL
+		s := newSession(t, oidctest.Config{})
+		check(t, s.ctl(nil, "login", "--issuer", issuer, "--client-id", "x"), issuer)
+	})
+
+	t.Run("refresh", func(t *testing.T) {
+		s := newSession(t, oidctest.Config{})
+		s.mustLogin()
+		issuer := s.idp.Issuer()
+		s.idp.Close()
+
+		// About to expire: a warning, and the call goes through.
+		s.clock.Advance(s.idp.TTL() - login.RefreshMargin/2)
+		r, _ := s.list(nil)
+		if r.code != 0 || !strings.Contains(r.stderr, "warning: cannot reach the identity provider at "+issuer+": ") {
+			t.Errorf("a token about to expire: exit %d, stderr:\n%s", r.code, r.stderr)
+		}
+
+		// Expired: the command fails, naming the provider.
+		s.clock.Advance(login.RefreshMargin)
+		r, _ = s.list(nil)
+		check(t, r, issuer)
+		if len(r.calls) != 0 {
+			t.Errorf("the API was called with an expired token: %v", r.calls)
+		}
+	})
+}
