@@ -709,7 +709,10 @@ func TestAudit(t *testing.T) {
 		status int
 		code   string
 	}{
-		{"tenant required of managers", mia, "", 400, "invalid_query"},
+		// A manager may read no audit log: told so before being asked
+		// for a tenant.
+		{"manager without a tenant is no auditor", mia, "", 403, "forbidden"},
+		{"tenant required of the provider's auditors for verify", auditor, "/verify", 400, "invalid_query"},
 		{"bad tenant", auditor, "?tenant=Contoso", 400, "invalid_tenant"},
 		{"bad limit", contosoAdmin, "?tenant=contoso&limit=-1", 400, "invalid_limit"},
 		{"unknown parameter", contosoAdmin, "?tenant=contoso&actor=mia", 400, "invalid_query"},

@@ -70,3 +70,50 @@ func TestSearchScopesAndViews(t *testing.T) {
 		t.Fatalf("bad tenant: %v", err)
 	}
 }
+
+// Someone who may read no audit log is told so whatever the query: asking
+// them for a tenant first (400) only sent them to name one and be refused
+// then. Those who may read some log still get the query's errors.
+func TestNoAuditRightIsForbiddenFirst(t *testing.T) {
+	rdb := testRedis(t)
+	log := audit.NewLog(rdb, clock.NewFake(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)).Now)
+	onboard(t, rdb, "contoso")
+	ctx := context.Background()
+	p := func(sub, tid string, roles ...identity.Role) identity.Principal {
+		return identity.Principal{Subject: sub, TenantID: tid, Roles: roles}
+	}
+	search := func(who identity.Principal, q audit.Query) error {
+		_, err := log.Search(ctx, who, q)
+		return err
+	}
+	export := func(who identity.Principal, q audit.Query) error {
+		return log.Export(ctx, who, q, func(record.Record) error { return nil })
+	}
+	verify := func(who identity.Principal, q audit.Query) error {
+		_, err := log.Verify(ctx, who, q.Tenant)
+		return err
+	}
+	reads := map[string]func(identity.Principal, audit.Query) error{"search": search, "export": export, "verify": verify}
+	for _, who := range []identity.Principal{
+		p("alice", "", identity.RoleOperator),
+		p("mary", "", identity.RoleSupportManager),
+		p("lara", "", identity.RoleLockboxAdmin),
+		p("adam", "contoso", identity.RoleApprover),
+	} {
+		for name, read := range reads {
+			for _, q := range []audit.Query{{}, {Tenant: "Contoso}"}} {
+				err := read(who, q)
+				if !errors.Is(err, fault.ErrForbidden) || err.Error() != "you may not read the audit log" {
+					t.Errorf("%s %s (tenant %q): %v, want forbidden", name, who.Subject, q.Tenant, err)
+				}
+			}
+		}
+	}
+	auditor := p("sue", "", identity.RoleAuditReader)
+	if err := verify(auditor, audit.Query{}); !errors.Is(err, fault.ErrInvalid) {
+		t.Errorf("verify as a provider auditor without a tenant: %v, want invalid", err)
+	}
+	if err := search(auditor, audit.Query{Tenant: "Contoso}"}); !errors.Is(err, fault.ErrInvalid) {
+		t.Errorf("search as a provider auditor, bad tenant: %v, want invalid", err)
+	}
+}

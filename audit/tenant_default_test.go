@@ -80,9 +80,11 @@ func TestEmptyTenantIsTheTokensTenant(t *testing.T) {
 			t.Fatalf("page = %+v, %v", page, err)
 		}
 	})
-	t.Run("other provider callers must name a tenant", func(t *testing.T) {
-		if _, err := log.Search(ctx, manager, audit.Query{}); !errors.Is(err, fault.ErrInvalid) {
-			t.Fatalf("err = %v, want invalid", err)
+	// Only the provider's auditors may read the log; anyone else is refused
+	// outright rather than first asked for a tenant.
+	t.Run("other provider callers are refused before naming a tenant", func(t *testing.T) {
+		if _, err := log.Search(ctx, manager, audit.Query{}); !errors.Is(err, fault.ErrForbidden) {
+			t.Fatalf("err = %v, want forbidden", err)
 		}
 	})
 	t.Run("verify defaults to the token's tenant", func(t *testing.T) {

@@ -19,6 +19,7 @@ import (
 	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/console"
 	"github.com/lockbox-oss/lockbox/grants"
+	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 	"github.com/lockbox-oss/lockbox/internal/redistest"
 )
@@ -877,6 +878,22 @@ func TestAuditPage(t *testing.T) {
 				t.Errorf("GET %s: %s", p, r)
 			}
 			mustNotContain(t, p, r, record.OpTenantDecision, "fine, go ahead")
+		}
+	})
+
+	// Provider staff without the audit role are refused outright, tenant
+	// or not: asked to name a tenant (400), they named one only to be
+	// refused then.
+	t.Run("provider staff without the audit role", func(t *testing.T) {
+		for _, who := range []identity.Principal{alice, mia, lara} {
+			b := e.signIn(who)
+			for _, p := range []string{"/console/audit", "/console/audit/export.csv", "/console/audit?tenant=contoso"} {
+				r := b.get(p)
+				if r.status != http.StatusForbidden {
+					t.Errorf("GET %s as %s: %s", p, who.Subject, r)
+				}
+				mustNotContain(t, p, r, "tenant is required", record.OpTenantDecision)
+			}
 		}
 	})
 

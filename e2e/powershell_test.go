@@ -121,7 +121,10 @@ func TestPowerShellVerbs(t *testing.T) {
 	if !v.OK || v.Tenant != "contoso" {
 		t.Errorf("verify without --tenant: %+v", v)
 	}
-	w.fails("manager", "the tenant is required", "audit", "verify")
+	// A chain is one tenant's: the provider's auditor must name it. A
+	// manager may read no audit log at all, and is told that first.
+	w.fails("auditor", "the tenant is required", "audit", "verify")
+	w.fails("manager", "you may not read the audit log", "audit", "verify")
 
 	// --addr as host:port.
 	if code, _, errs := w.ctl("manager", "--addr", strings.TrimPrefix(w.addr, "http://"), "request", "list"); code != 0 {
