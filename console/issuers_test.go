@@ -147,6 +147,10 @@ func TestSigninPerIssuer(t *testing.T) {
 		if r := ie.browser().get("/console/login?tenant=..%2Fcontoso"); r.location() != "/console/signin" {
 			t.Errorf("sign-in link with a bad name: %s", r)
 		}
+		// A link naming an organization without an issuer says so at once.
+		if r := ie.browser().get("/console/login?tenant=northwind"); r.status != http.StatusSeeOther || r.location() != "/console/signin?problem=unknown_org" {
+			t.Errorf("sign-in link of an organization without an issuer: %s", r)
+		}
 	})
 	t.Run("answer from another provider than the sign-in went to", func(t *testing.T) {
 		// RFC 9207 mix-up: the sign-in went to fabrikam's provider, the

@@ -231,14 +231,22 @@ func orgName(r *http.Request) string {
 
 // login is the sign-in link an organization hands its users:
 // /console/login?tenant=contoso goes straight to contoso's identity
-// provider, /console/login to the sign-in page.
+// provider, /console/login to the sign-in page. A link no identity provider
+// here can serve lands on the sign-in page with the reason: sent on to
+// /console/signin/oidc, it met a bare 404 where no OIDC is configured at
+// all (lockbox dev, a server without console issuers).
 func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	t := orgName(r)
-	if t == "" || !identity.ValidTenantID(t) {
+	switch {
+	case t == "" || !identity.ValidTenantID(t):
 		http.Redirect(w, r, "/console/signin", http.StatusSeeOther)
-		return
+	case c.orgs[t] != nil:
+		http.Redirect(w, r, "/console/signin/oidc?tenant="+url.QueryEscape(t), http.StatusSeeOther)
+	case c.staff == nil && len(c.orgs) == 0:
+		http.Redirect(w, r, "/console/signin?problem=no_oidc", http.StatusSeeOther)
+	default:
+		http.Redirect(w, r, "/console/signin?problem=unknown_org", http.StatusSeeOther)
 	}
-	http.Redirect(w, r, "/console/signin/oidc?tenant="+url.QueryEscape(t), http.StatusSeeOther)
 }
 
 // signinProblems are the messages the sign-in page shows after a failed
@@ -250,6 +258,7 @@ var signinProblems = map[string]string{
 	"no_roles":    "Your account has no Lockbox role. Ask your administrator for one of: operator, support-manager, global-admin, lockbox-approver, audit-reader.",
 	"invalid":     "Your account's identity can't be used by Lockbox (its user or tenant id has characters Lockbox does not accept).",
 	"unknown_org": "No organization of that name signs in here. Check its name, or ask your administrator for your organization's sign-in link.",
+	"no_oidc":     "Organization sign-in links don't work on this server: it has no identity provider set up for the admin center.",
 }
 
 type signinView struct {

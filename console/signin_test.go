@@ -445,6 +445,37 @@ func TestOIDCNotConfigured(t *testing.T) {
 	}
 }
 
+// An organization's sign-in link (README, "Signing in") where no identity
+// provider is set up lands on the sign-in page with the reason. It was sent
+// on to /console/signin/oidc, a bare text/plain 404 there.
+func TestSigninLinkWithoutOIDC(t *testing.T) {
+	parallel(t)
+	for _, tc := range []struct {
+		name string
+		dev  bool
+		want string // on the sign-in page besides the problem
+	}{
+		{"lockbox dev", true, `data-testid="dev-alice"`},
+		{"serve without console issuers", false, "Sign-in is not configured on this server"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, func(cfg *console.Config) {
+				if !tc.dev {
+					cfg.DevIdentities = nil
+				}
+			})
+			b := e.browser()
+			r := b.get("/console/login?tenant=contoso")
+			wantProblem(t, e, r, "no_oidc")
+			page := b.get(r.location())
+			if page.status != http.StatusOK || !strings.HasPrefix(page.header.Get("Content-Type"), "text/html") {
+				t.Fatalf("sign-in page: %s", page)
+			}
+			mustContain(t, "sign-in page", page, "Organization sign-in links don&#39;t work on this server", tc.want)
+		})
+	}
+}
+
 // OIDC sign-in needs the public URL: it makes the redirect URI.
 func TestOIDCConfigChecked(t *testing.T) {
 	parallel(t)
