@@ -106,7 +106,8 @@ func dev(ctx context.Context, env map[string]string, stdout, stderr io.Writer) e
 			return err
 		}
 		cluster, err := demo.Start(ctx, demo.ServiceConfig{
-			GrantKeys: grantKeys, Issuer: cfg.ProxyAssertionIssuer, Now: time.Now, Logger: log.With("component", "demo"),
+			// demo labels its own lines component=demo.
+			GrantKeys: grantKeys, Issuer: cfg.ProxyAssertionIssuer, Now: time.Now, Logger: log,
 		})
 		if err != nil {
 			return err
@@ -253,9 +254,34 @@ Try the whole workflow in another shell:
   curl -s -H "Authorization: Bearer $LOCKBOX_OPERATOR_TOKEN" %s/exchange/tenants/contoso/mailboxes   # 200
   LOCKBOX_TOKEN=$LOCKBOX_ADMIN_TOKEN    lockboxctl audit search
 
-Mint other tokens: go run ./cmd/lockbox dev token --sub bob@fabrikam.example --roles global-admin --tid fabrikam
+Mint other tokens: %s
 Stop with Ctrl-C.
-`, addr, addr, addr, proxy, metrics, dir, dir, managers, dir, proxy, proxy)
+`, addr, addr, addr, proxy, metrics, dir, dir, managers, dir, proxy, proxy, mintCommand(dir))
+}
+
+// defaultDevDir is LOCKBOX_DEV_DIR's default (config.Config.DevDir's
+// envDefault; TestDefaultDevDir keeps the two the same).
+const defaultDevDir = ".lockbox-dev"
+
+// mintCommand is the command the banner offers for minting other tokens.
+// "dev token" signs with the key in LOCKBOX_DEV_DIR, so a server started
+// with another directory refuses a token minted without it: the command
+// names the directory unless it is the default.
+func mintCommand(dir string) string {
+	const cmd = "go run ./cmd/lockbox dev token --sub bob@fabrikam.example --roles global-admin --tid fabrikam"
+	if filepath.Clean(dir) == defaultDevDir {
+		return cmd
+	}
+	return "LOCKBOX_DEV_DIR=" + shellQuote(dir) + " " + cmd
+}
+
+// shellQuote quotes s for a POSIX shell when it holds anything but
+// characters that are safe bare in a path.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./-+:@%=,") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // devToken mints a token from the dev signing key in LOCKBOX_DEV_DIR.

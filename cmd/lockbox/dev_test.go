@@ -1,0 +1,117 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lockbox-oss/lockbox/config"
+)
+
+// The banner's "Mint other tokens" command signs with the key in
+// LOCKBOX_DEV_DIR: without the directory the server was started with, it
+// signed with ./.lockbox-dev's key and the server refused the token.
+func TestBannerMintCommandNamesTheDevDir(t *testing.T) {
+	const mint = "go run ./cmd/lockbox dev token --sub bob@fabrikam.example --roles global-admin --tid fabrikam"
+	for _, tc := range []struct{ dir, want string }{
+		{".lockbox-dev", mint},
+		{"./.lockbox-dev", mint},
+		{"/tmp/dev", "LOCKBOX_DEV_DIR=/tmp/dev " + mint},
+		{"other", "LOCKBOX_DEV_DIR=other " + mint},
+		{"/tmp/my dev", "LOCKBOX_DEV_DIR='/tmp/my dev' " + mint},
+		{"/tmp/it's", `LOCKBOX_DEV_DIR='/tmp/it'\''s' ` + mint},
+	} {
+		var out bytes.Buffer
+		printWelcome(&out, tc.dir, "http://127.0.0.1:8080", "http://127.0.0.1:8081", "http://127.0.0.1:8082", "")
+		line := "Mint other tokens: " + tc.want + "\n"
+		if !strings.Contains(out.String(), line) {
+			t.Errorf("LOCKBOX_DEV_DIR=%q: banner lacks %q:\n%s", tc.dir, line, out.String())
+		}
+	}
+}
+
+// mintCommand leaves the directory out when it is the default: the two
+// defaults must not drift apart.
+func TestDefaultDevDir(t *testing.T) {
+	cfg, err := config.Load(map[string]string{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.DevDir != defaultDevDir {
+		t.Errorf("config's default LOCKBOX_DEV_DIR is %q, defaultDevDir %q", cfg.DevDir, defaultDevDir)
+	}
+}
+
+// syncBuffer is a bytes.Buffer that dev's goroutines and the test may use
+// at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// A whole "lockbox dev", in-process: its banner names the dev directory it
+// was given, and the demo services' log lines say component=demo once
+// (both dev and the demo package added it).
+func TestDevBannerAndLogs(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "dev")
+	env := map[string]string{
+		"LOCKBOX_DEV_DIR":      dir,
+		"LOCKBOX_API_ADDR":     "127.0.0.1:0",
+		"LOCKBOX_PROXY_ADDR":   "127.0.0.1:0",
+		"LOCKBOX_METRICS_ADDR": "127.0.0.1:0",
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var stdout, stderr syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- dev(ctx, env, &stdout, &stderr) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("dev: %v", err)
+		}
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(stdout.String(), "Stop with Ctrl-C.") {
+		select {
+		case err := <-done:
+			done <- err
+			t.Fatalf("dev ended: %v\n%s", err, stderr.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no banner after 30s; logs:\n%s", stderr.String())
+		}
+	}
+	if want := "Mint other tokens: LOCKBOX_DEV_DIR=" + dir + " go run ./cmd/lockbox dev token "; !strings.Contains(stdout.String(), want) {
+		t.Errorf("banner lacks %q:\n%s", want, stdout.String())
+	}
+	var listening int
+	for line := range strings.Lines(stderr.String()) {
+		if !strings.Contains(line, `msg="demo service listening"`) {
+			continue
+		}
+		listening++
+		if n := strings.Count(line, "component=demo"); n != 1 {
+			t.Errorf("component=demo %d times in %s", n, line)
+		}
+	}
+	if listening == 0 {
+		t.Errorf("no demo service logged it was listening:\n%s", stderr.String())
+	}
+}
