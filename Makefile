@@ -43,7 +43,7 @@ KUBE_VERSION ?= 1.29.0
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-run: ## Start "lockbox dev": embedded store, demo tenant, printed tokens
+run: ## Start "lockbox dev": embedded store, demo tenant, token files in .lockbox-dev/
 	go run ./cmd/lockbox dev
 
 build: ## Build static binaries of ./cmd/... into bin/

@@ -864,7 +864,9 @@ func TestCommands(t *testing.T) {
 			env:       map[string]string{EnvToken: ""},
 			wantCode:  1,
 			wantCalls: []call{},
-			wantErr:   []string{"no token: set LOCKBOX_TOKEN or pass --token-file"},
+			// lockbox dev writes its tokens to files; it prints none.
+			wantErr: []string{"no token: set LOCKBOX_TOKEN or pass --token-file", "a token file it writes", ".lockbox-dev/env"},
+			notErr:  []string{"tokens it prints"},
 		},
 		{
 			name:      "unreadable token file",

@@ -181,7 +181,7 @@ func (e *idpError) Error() string {
 func (e *idpError) Unwrap() error { return e.err }
 
 // errNotSignedIn: neither a token flag nor variable, nor a stored token.
-var errNotSignedIn = fmt.Errorf("no token: set %s or pass --token-file FILE, or run lockboxctl login (with `lockbox dev`, use one of the tokens it prints)", EnvToken)
+var errNotSignedIn = fmt.Errorf("no token: set %s or pass --token-file FILE, or run lockboxctl login (with `lockbox dev`, use a token file it writes, e.g. --token-file .lockbox-dev/operator.jwt, or source .lockbox-dev/env)", EnvToken)
 
 // storedToken is the access token `lockboxctl login` stored for this
 // server, refreshed first when it has expired or is about to.

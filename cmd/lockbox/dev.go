@@ -32,7 +32,8 @@ const demoTenant = "contoso"
 // LOCKBOX_NOTIFY_MANAGER_ADDRESSES says otherwise.
 const devManager = "mary@provider.example"
 
-// devTokenTTL is how long the printed dev tokens last: a working day.
+// devTokenTTL is how long the dev tokens written to LOCKBOX_DEV_DIR last: a
+// working day.
 const devTokenTTL = 12 * time.Hour
 
 // devIdentity is one of the ready-made identities of "lockbox dev".
