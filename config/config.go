@@ -475,8 +475,13 @@ func (c Config) Validate(mode Mode) error {
 		if err != nil {
 			errs = append(errs, &VarError{Var: varName("IssuersFile"), Err: err})
 		}
-		if c.ConsoleURL == "" && slices.ContainsFunc(issuers, func(is Issuer) bool { return is.Console != nil }) {
-			errs = append(errs, varErr("ConsoleURL", "required with a console section in LOCKBOX_ISSUERS_FILE (it makes the redirect URI)"))
+		// Only the admin center (the API component; "lockbox dev" runs
+		// everything) reads the console sections. A sidecar running the
+		// proxy alone is handed the deployment's one issuers file, console
+		// sections and all, but neither LOCKBOX_CONSOLE_URL nor the
+		// client secrets: it must start without them.
+		if mode == ModeDev || c.Runs(ComponentAPI) {
+			errs = append(errs, c.consoleErrors(issuers)...)
 		}
 	}
 	files := []struct{ field, path string }{
@@ -504,6 +509,26 @@ func (c Config) Validate(mode Mode) error {
 	}
 	errs = append(errs, c.tlsFileErrors()...)
 	return errors.Join(errs...)
+}
+
+// consoleErrors checks what the admin center needs of the issuers'
+// console sections: LOCKBOX_CONSOLE_URL, which makes the redirect URI, and
+// each client_secret_file, read when the admin center is built.
+func (c Config) consoleErrors(issuers []Issuer) []error {
+	var errs []error
+	if c.ConsoleURL == "" && slices.ContainsFunc(issuers, func(is Issuer) bool { return is.Console != nil }) {
+		errs = append(errs, varErr("ConsoleURL", "required with a console section in LOCKBOX_ISSUERS_FILE (it makes the redirect URI) when LOCKBOX_SERVE runs the api"))
+	}
+	for i, is := range issuers {
+		if is.Console == nil {
+			continue
+		}
+		if err := readableFile(is.Console.ClientSecretFile); err != nil {
+			errs = append(errs, &VarError{Var: varName("IssuersFile"),
+				Err: fmt.Errorf("%s: issuer %d (%s): console: client_secret_file: %w", c.IssuersFile, i+1, is.Name, err)})
+		}
+	}
+	return errs
 }
 
 // check runs the checks that need neither a mode nor the file system
