@@ -16,6 +16,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
@@ -114,11 +115,10 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 type usageError struct{ error }
 
 func serve(ctx context.Context, env map[string]string, stderr io.Writer) error {
-	cfg, err := config.LoadFor(env, config.ModeServe)
+	cfg, log, err := loadConfig(env, config.ModeServe, stderr)
 	if err != nil {
 		return err
 	}
-	log := cfg.Logger(stderr)
 	srv, err := server.New(ctx, cfg, server.Options{Logger: log})
 	if err != nil {
 		return err
@@ -127,6 +127,21 @@ func serve(ctx context.Context, env map[string]string, stderr io.Writer) error {
 		return err
 	}
 	return srv.Run(ctx)
+}
+
+// loadConfig loads the configuration for mode and its logger, and warns of
+// every LOCKBOX_ variable nothing in Lockbox reads: a misspelt one
+// (LOCKBOX_AUDIT_REPLICA) would otherwise be ignored without a word. A
+// warning, not an error, since the shell may hold others' variables; and
+// given also when the configuration is refused (through a text logger at
+// info), as the misspelling may be why.
+func loadConfig(env map[string]string, mode config.Mode, stderr io.Writer) (config.Config, *slog.Logger, error) {
+	cfg, err := config.LoadFor(env, mode)
+	log := cfg.Logger(stderr)
+	for _, u := range config.UnknownVars(env) {
+		log.Warn(u.String(), "variable", u.Name, "did_you_mean", u.Suggestion)
+	}
+	return cfg, log, err
 }
 
 // policyTest runs the Rego tests of a policy directory, as security teams

@@ -68,3 +68,32 @@ func TestServeReportsEveryBadSetting(t *testing.T) {
 		}
 	}
 }
+
+// A LOCKBOX_ variable nothing reads is most likely misspelt: serve warns,
+// naming the variable it is nearest to, and goes on (here to report the
+// settings that are missing). lockboxctl's variables, which the same shell
+// may hold, get no warning.
+func TestServeWarnsOfUnknownVariables(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"serve"}, map[string]string{
+		// Spelt out in pieces, or config's TestOtherVarsComplete would
+		// take it for a variable the project reads.
+		"LOCKBOX_" + "AUDIT_REPLICA": "1",
+		"LOCKBOX_TOKEN":              "t",
+	}, &out, &errb)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1\n%s", code, errb.String())
+	}
+	got := errb.String()
+	for _, want := range []string{
+		`level=WARN msg="LOCKBOX_AUDIT_REPLICA is not a Lockbox variable and is ignored; did you mean LOCKBOX_AUDIT_REPLICAS?"`,
+		"lockbox: LOCKBOX_REDIS_URL: required",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "LOCKBOX_TOKEN") {
+		t.Errorf("lockboxctl's LOCKBOX_TOKEN was warned of:\n%s", got)
+	}
+}
