@@ -155,7 +155,8 @@ func TestRulesCopiesMatch(t *testing.T) {
 }
 
 // TestAlerts: every alert says what broke, how bad it is and where the
-// runbook is, has its runbook section and a unit test.
+// runbook is, has its runbook section, a unit test and a place in README's
+// list of alerts.
 func TestAlerts(t *testing.T) {
 	groups, err := deploy.ReadRuleGroups("prometheus/lockbox.rules.yml")
 	if err != nil {
@@ -167,6 +168,7 @@ func TestAlerts(t *testing.T) {
 		sections[m[1]] = true
 	}
 	tests := string(readFile(t, "prometheus/lockbox.rules.test.yml"))
+	readme := string(readFile(t, "../README.md"))
 	alerts := map[string]bool{}
 	for _, g := range groups {
 		for _, r := range g.Rules {
@@ -191,6 +193,9 @@ func TestAlerts(t *testing.T) {
 			}
 			if !strings.Contains(tests, "alertname: "+r.Alert+"\n") {
 				t.Errorf("%s: not tested in prometheus/lockbox.rules.test.yml", r.Alert)
+			}
+			if !strings.Contains(readme, "`"+r.Alert+"`") {
+				t.Errorf("%s: not in README.md's list of alerts (Prometheus and Grafana)", r.Alert)
 			}
 		}
 	}
