@@ -59,7 +59,11 @@ func environ() map[string]string {
 const usage = `usage: lockbox <command>
 
 commands:
-  serve              run Lockbox (needs LOCKBOX_REDIS_URL and a JWT key setting)
+  serve              run Lockbox; needs a Redis (LOCKBOX_REDIS_URL, LOCKBOX_REDIS_SENTINEL_ADDRS
+                     with LOCKBOX_REDIS_SENTINEL_MASTER, or LOCKBOX_REDIS_CLUSTER_ADDRS), one token
+                     key source (LOCKBOX_JWT_JWKS_URL, LOCKBOX_JWT_JWKS_FILE,
+                     LOCKBOX_JWT_HMAC_SECRET_FILE or LOCKBOX_ISSUERS_FILE) and, with the proxy in
+                     LOCKBOX_SERVE (the default), LOCKBOX_UPSTREAMS and LOCKBOX_PROXY_SIGNING_KEY_FILE
   dev                run Lockbox for development: embedded store, dev keys, demo tenant, tokens
   dev token          mint a dev token: --sub S --roles R[,R] [--tid T] [--ttl D]
   policy test DIR    run the Rego tests (*_test.rego) of a policy directory [-v]

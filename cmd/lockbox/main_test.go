@@ -3,8 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/lockbox-oss/lockbox/config"
 )
 
 // The usage line reads "lockbox policy test DIR [-v]": -v may follow the
@@ -95,5 +98,27 @@ func TestServeWarnsOfUnknownVariables(t *testing.T) {
 	}
 	if strings.Contains(got, "LOCKBOX_TOKEN") {
 		t.Errorf("lockboxctl's LOCKBOX_TOKEN was warned of:\n%s", got)
+	}
+}
+
+// The usage names only variables Lockbox reads, and every one "lockbox
+// serve" may require.
+func TestUsageNamesRealVariables(t *testing.T) {
+	known := map[string]bool{}
+	for _, v := range config.Vars() {
+		known[v.Name] = true
+	}
+	named := map[string]bool{}
+	for _, v := range regexp.MustCompile(`LOCKBOX_[A-Z0-9_]+`).FindAllString(usage, -1) {
+		named[v] = true
+		if !known[v] {
+			t.Errorf("usage names %s, which is no variable (config.Vars)", v)
+		}
+	}
+	for _, v := range []string{"LOCKBOX_REDIS_URL", "LOCKBOX_REDIS_SENTINEL_ADDRS", "LOCKBOX_REDIS_CLUSTER_ADDRS",
+		"LOCKBOX_ISSUERS_FILE", "LOCKBOX_UPSTREAMS", "LOCKBOX_PROXY_SIGNING_KEY_FILE"} {
+		if !named[v] {
+			t.Errorf("usage does not name %s, which lockbox serve may require", v)
+		}
 	}
 }
