@@ -138,7 +138,7 @@ type Config struct {
 	JWKSRefresh time.Duration `env:"JWT_JWKS_REFRESH" envDefault:"5m" desc:"how often JWKS URLs are fetched in the background; a token naming an unknown key fetches at once, at most every 30s per issuer"`
 	JWKSMaxAge  time.Duration `env:"JWT_JWKS_MAX_AGE" envDefault:"24h" desc:"how long keys fetched from a JWKS URL keep verifying while the URL can't be fetched again (at most 720h, more than LOCKBOX_JWT_JWKS_REFRESH); then that issuer's tokens are refused until it answers"`
 	// IssuersFile lists several trusted issuers, each with a scope.
-	IssuersFile string `env:"ISSUERS_FILE" desc:"YAML file of the trusted token issuers, each with its keys, audience, claim names, scope (provider, or one tenant) and admin center sign-in (see Identity providers); replaces LOCKBOX_JWT_ISSUER, LOCKBOX_JWT_AUDIENCE, the LOCKBOX_JWT_ key settings and LOCKBOX_OIDC_"`
+	IssuersFile string `env:"ISSUERS_FILE" desc:"YAML file of the trusted token issuers, each with its keys, audience, claim names, scope (provider, or one tenant) and admin center sign-in (see Identity providers); replaces LOCKBOX_JWT_ISSUER, LOCKBOX_JWT_AUDIENCE, the LOCKBOX_JWT_ key settings and LOCKBOX_OIDC_, which are refused beside it"`
 	// JWTLeeway is the clock skew allowed when checking "exp" and "nbf"
 	// (at most 5m).
 	JWTLeeway time.Duration `env:"JWT_LEEWAY" envDefault:"30s" desc:"clock skew allowed when checking \"exp\" and \"nbf\" (at most 5m)"`
@@ -207,7 +207,7 @@ type Config struct {
 
 	// ConsoleURL is the admin center's external base URL; it makes the
 	// OpenID Connect redirect URI and, when https, Secure cookies.
-	ConsoleURL string `env:"CONSOLE_URL" desc:"external base URL of the admin center (e.g. https://lockbox.example.com), as browsers reach it: the OIDC redirect URI is this plus /console/oidc/callback, and https makes session cookies Secure; required with LOCKBOX_OIDC_ISSUER or a console section in LOCKBOX_ISSUERS_FILE"`
+	ConsoleURL string `env:"CONSOLE_URL" desc:"external base URL of the admin center (e.g. https://lockbox.example.com), as browsers reach it: the OIDC redirect URI is this plus /console/oidc/callback, and https makes session cookies Secure; required with LOCKBOX_OIDC_ISSUER, or with a console section in LOCKBOX_ISSUERS_FILE where LOCKBOX_SERVE runs the api"`
 	// OIDCIssuer and the settings below configure the admin center's
 	// OpenID Connect sign-in.
 	OIDCIssuer       string `env:"OIDC_ISSUER" desc:"OpenID Connect issuer the admin center signs users in with (authorization code flow with PKCE); unset: no sign-in in \"lockbox serve\", dev identities in \"lockbox dev\""`
@@ -371,6 +371,7 @@ func parse(environ map[string]string) (Config, map[string]bool, []error) {
 			errs = append(errs, e)
 		}
 	}
+	errs = append(errs, shorthandErrors(environ)...)
 	// env sets nothing for an empty file, as for an unset variable.
 	v := reflect.ValueOf(c)
 	for _, f := range reflect.VisibleFields(v.Type()) {
@@ -381,6 +382,39 @@ func parse(environ map[string]string) (Config, map[string]bool, []error) {
 		}
 	}
 	return c, failed, errs
+}
+
+// shorthandFields are the single-issuer shorthand's settings that
+// LOCKBOX_ISSUERS_FILE replaces (each issuer there has its own issuer,
+// audience and console section) and would otherwise silently ignore. The
+// key settings are refused with it by Validate (set only one), and
+// LOCKBOX_OIDC_ISSUER by check.
+var shorthandFields = []struct{ field, instead string }{
+	{"JWTIssuer", "give each issuer there its issuer"},
+	{"JWTAudience", "give each issuer there its audience"},
+	{"OIDCClientID", "give the issuers there a console section"},
+	{"OIDCClientSecret", "give the issuers there a console section"},
+	{"OIDCScopes", "give the issuers there a console section"},
+	{"OIDCSubjectClaim", "give the issuers there claims"},
+	{"OIDCRolesClaim", "give the issuers there claims"},
+	{"OIDCTenantClaim", "each issuer there has its scope"},
+}
+
+// shorthandErrors refuses the shorthand's settings set beside
+// LOCKBOX_ISSUERS_FILE. It looks at environ, not at the Config: most of
+// them have defaults, so only the environment tells whether someone set
+// them (and believes they take effect). An empty value sets nothing.
+func shorthandErrors(environ map[string]string) []error {
+	if environ[varName("IssuersFile")] == "" {
+		return nil
+	}
+	var errs []error
+	for _, f := range shorthandFields {
+		if environ[varName(f.field)] != "" {
+			errs = append(errs, varErr(f.field, "not with LOCKBOX_ISSUERS_FILE, which replaces it: %s", f.instead))
+		}
+	}
+	return errs
 }
 
 // parseVarError turns one of env's errors into a *VarError naming the
@@ -475,8 +509,13 @@ func (c Config) Validate(mode Mode) error {
 		if err != nil {
 			errs = append(errs, &VarError{Var: varName("IssuersFile"), Err: err})
 		}
-		if c.ConsoleURL == "" && slices.ContainsFunc(issuers, func(is Issuer) bool { return is.Console != nil }) {
-			errs = append(errs, varErr("ConsoleURL", "required with a console section in LOCKBOX_ISSUERS_FILE (it makes the redirect URI)"))
+		// Only the admin center (the API component; "lockbox dev" runs
+		// everything) reads the console sections. A sidecar running the
+		// proxy alone is handed the deployment's one issuers file, console
+		// sections and all, but neither LOCKBOX_CONSOLE_URL nor the
+		// client secrets: it must start without them.
+		if mode == ModeDev || c.Runs(ComponentAPI) {
+			errs = append(errs, c.consoleErrors(issuers)...)
 		}
 	}
 	files := []struct{ field, path string }{
@@ -504,6 +543,26 @@ func (c Config) Validate(mode Mode) error {
 	}
 	errs = append(errs, c.tlsFileErrors()...)
 	return errors.Join(errs...)
+}
+
+// consoleErrors checks what the admin center needs of the issuers'
+// console sections: LOCKBOX_CONSOLE_URL, which makes the redirect URI, and
+// each client_secret_file, read when the admin center is built.
+func (c Config) consoleErrors(issuers []Issuer) []error {
+	var errs []error
+	if c.ConsoleURL == "" && slices.ContainsFunc(issuers, func(is Issuer) bool { return is.Console != nil }) {
+		errs = append(errs, varErr("ConsoleURL", "required with a console section in LOCKBOX_ISSUERS_FILE (it makes the redirect URI) when LOCKBOX_SERVE runs the api"))
+	}
+	for i, is := range issuers {
+		if is.Console == nil {
+			continue
+		}
+		if err := readableFile(is.Console.ClientSecretFile); err != nil {
+			errs = append(errs, &VarError{Var: varName("IssuersFile"),
+				Err: fmt.Errorf("%s: issuer %d (%s): console: client_secret_file: %w", c.IssuersFile, i+1, is.Name, err)})
+		}
+	}
+	return errs
 }
 
 // check runs the checks that need neither a mode nor the file system

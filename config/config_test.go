@@ -423,6 +423,10 @@ func TestValidateServe(t *testing.T) {
 	issuers := writeFile(t, "issuers.yaml", "issuers:\n- issuer: https://login.provider.example\n  audience: lockbox\n  scope: provider\n  jwks_url: https://login.provider.example/keys\n")
 	consoleIssuers := writeFile(t, "console.yaml", "issuers:\n- issuer: https://login.provider.example\n  audience: lockbox\n  scope: provider\n  jwks_file: "+jwks+
 		"\n  console:\n    client_id: lockbox\n    client_secret_file: "+secret+"\n")
+	// A sidecar's view of the shared issuers file: the console's client
+	// secret is not mounted in its pod.
+	sidecarIssuers := writeFile(t, "sidecar.yaml", "issuers:\n- issuer: https://login.provider.example\n  audience: lockbox\n  scope: provider\n  jwks_file: "+jwks+
+		"\n  console:\n    client_id: lockbox\n    client_secret_file: "+missing+"\n")
 
 	tests := []struct {
 		name string
@@ -448,11 +452,29 @@ func TestValidateServe(t *testing.T) {
 		{"issuers file and OIDC", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_ISSUERS_FILE": issuers, "LOCKBOX_OIDC_ISSUER": "https://idp.example.com",
 			"LOCKBOX_OIDC_CLIENT_ID": "lockbox", "LOCKBOX_OIDC_CLIENT_SECRET_FILE": secret, "LOCKBOX_CONSOLE_URL": "https://lockbox.example.com"},
 			[]string{"LOCKBOX_OIDC_ISSUER: not with LOCKBOX_ISSUERS_FILE"}},
+		{"issuers file and JWT issuer", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_ISSUERS_FILE": issuers, "LOCKBOX_JWT_ISSUER": "https://login.provider.example"},
+			[]string{"LOCKBOX_JWT_ISSUER: not with LOCKBOX_ISSUERS_FILE"}},
+		{"issuers file and JWT audience", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_ISSUERS_FILE": issuers, "LOCKBOX_JWT_AUDIENCE": "lockbox"},
+			[]string{"LOCKBOX_JWT_AUDIENCE: not with LOCKBOX_ISSUERS_FILE"}},
+		{"issuers file and OIDC claims", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_ISSUERS_FILE": issuers, "LOCKBOX_OIDC_SCOPES": "profile",
+			"LOCKBOX_OIDC_SUBJECT_CLAIM": "upn", "LOCKBOX_OIDC_ROLES_CLAIM": "groups", "LOCKBOX_OIDC_TENANT_CLAIM": "org", "LOCKBOX_OIDC_CLIENT_ID": "x"},
+			[]string{"LOCKBOX_OIDC_SCOPES: not with LOCKBOX_ISSUERS_FILE", "LOCKBOX_OIDC_SUBJECT_CLAIM: not with", "LOCKBOX_OIDC_ROLES_CLAIM: not with",
+				"LOCKBOX_OIDC_TENANT_CLAIM: not with", "LOCKBOX_OIDC_CLIENT_ID: not with"}},
+		{"issuers file and OIDC secret", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_ISSUERS_FILE": issuers, "LOCKBOX_OIDC_CLIENT_SECRET_FILE": secret},
+			[]string{"LOCKBOX_OIDC_CLIENT_SECRET_FILE: not with LOCKBOX_ISSUERS_FILE"}},
+		{"JWT issuer without issuers file", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_JWT_JWKS_FILE": jwks, "LOCKBOX_JWT_ISSUER": "https://login.provider.example",
+			"LOCKBOX_JWT_AUDIENCE": "lockbox"}, nil},
 		{"bad issuers file", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_ISSUERS_FILE": writeFile(t, "bad.yaml", "issuers:\n- issuer: x\n  audiance: y\n")},
 			[]string{"LOCKBOX_ISSUERS_FILE: ", "field audiance not found"}},
 		{"issuers file with console needs the console URL", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_ISSUERS_FILE": consoleIssuers},
 			[]string{"LOCKBOX_CONSOLE_URL: required with a console section in LOCKBOX_ISSUERS_FILE"}},
 		{"issuers file with console", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_ISSUERS_FILE": consoleIssuers, "LOCKBOX_CONSOLE_URL": "https://lockbox.example.com"}, nil},
+		{"console client secret missing", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_ISSUERS_FILE": sidecarIssuers, "LOCKBOX_CONSOLE_URL": "https://lockbox.example.com"},
+			[]string{"LOCKBOX_ISSUERS_FILE: ", "issuer 1 (https://login.provider.example): console: client_secret_file: ", "no such file"}},
+		{"sidecar ignores console sections", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_ISSUERS_FILE": sidecarIssuers, "LOCKBOX_SERVE": "proxy"}, nil},
+		{"proxy and jobs ignore console sections", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_ISSUERS_FILE": sidecarIssuers, "LOCKBOX_SERVE": "proxy,jobs"}, nil},
+		{"control plane needs the console URL", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_ISSUERS_FILE": consoleIssuers, "LOCKBOX_SERVE": "api"},
+			[]string{"LOCKBOX_CONSOLE_URL: required with a console section in LOCKBOX_ISSUERS_FILE"}},
 		{"max age below refresh", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_JWT_JWKS_FILE": jwks, "LOCKBOX_JWT_JWKS_REFRESH": "10m", "LOCKBOX_JWT_JWKS_MAX_AGE": "10m"},
 			[]string{"LOCKBOX_JWT_JWKS_MAX_AGE: must be more than LOCKBOX_JWT_JWKS_REFRESH"}},
 		{"max age unbounded", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_JWT_JWKS_FILE": jwks, "LOCKBOX_JWT_JWKS_MAX_AGE": "8760h"},

@@ -155,7 +155,8 @@ func TestRulesCopiesMatch(t *testing.T) {
 }
 
 // TestAlerts: every alert says what broke, how bad it is and where the
-// runbook is, has its runbook section and a unit test.
+// runbook is, has its runbook section, a unit test and a place in README's
+// list of alerts.
 func TestAlerts(t *testing.T) {
 	groups, err := deploy.ReadRuleGroups("prometheus/lockbox.rules.yml")
 	if err != nil {
@@ -167,6 +168,7 @@ func TestAlerts(t *testing.T) {
 		sections[m[1]] = true
 	}
 	tests := string(readFile(t, "prometheus/lockbox.rules.test.yml"))
+	readme := string(readFile(t, "../README.md"))
 	alerts := map[string]bool{}
 	for _, g := range groups {
 		for _, r := range g.Rules {
@@ -191,6 +193,9 @@ func TestAlerts(t *testing.T) {
 			}
 			if !strings.Contains(tests, "alertname: "+r.Alert+"\n") {
 				t.Errorf("%s: not tested in prometheus/lockbox.rules.test.yml", r.Alert)
+			}
+			if !strings.Contains(readme, "`"+r.Alert+"`") {
+				t.Errorf("%s: not in README.md's list of alerts (Prometheus and Grafana)", r.Alert)
 			}
 		}
 	}
@@ -297,7 +302,12 @@ func TestKustomizations(t *testing.T) {
 // only fields Prometheus knows and keeps the port the manifests name.
 func TestKubernetesScrapeConfig(t *testing.T) {
 	var jobs []struct {
-		JobName             string `yaml:"job_name"`
+		JobName   string `yaml:"job_name"`
+		Scheme    string `yaml:"scheme"`
+		TLSConfig struct {
+			CAFile     string `yaml:"ca_file"`
+			ServerName string `yaml:"server_name"`
+		} `yaml:"tls_config"`
 		KubernetesSDConfigs []struct {
 			Role string `yaml:"role"`
 		} `yaml:"kubernetes_sd_configs"`
@@ -313,20 +323,42 @@ func TestKubernetesScrapeConfig(t *testing.T) {
 	if err := dec.Decode(&jobs); err != nil {
 		t.Fatal(err)
 	}
-	if len(jobs) != 1 || jobs[0].KubernetesSDConfigs[0].Role != "pod" {
-		t.Fatalf("want one job discovering pods: %+v", jobs)
+	// One job for plain-HTTP metrics, one for TLS; the annotation the
+	// Helm chart sets on pods whose metrics port serves TLS sends each pod
+	// to exactly one of them.
+	const annotation = "__meta_kubernetes_pod_annotation_lockbox_metrics_scheme"
+	if len(jobs) != 2 || jobs[0].Scheme != "" || jobs[1].Scheme != "https" || jobs[1].TLSConfig.CAFile == "" {
+		t.Fatalf("want a plain-HTTP job and an https job with a CA file: %+v", jobs)
 	}
 	kept := ""
-	for _, r := range jobs[0].RelabelConfigs {
-		if _, err := regexp.Compile("^(?:" + r.Regex + ")$"); err != nil {
-			t.Error(err)
+	for i, job := range jobs {
+		if len(job.KubernetesSDConfigs) != 1 || job.KubernetesSDConfigs[0].Role != "pod" {
+			t.Errorf("%s: want pods discovered: %+v", job.JobName, job.KubernetesSDConfigs)
 		}
-		if r.Action == "keep" && slices.Equal(r.SourceLabels, []string{"__meta_kubernetes_pod_container_port_name"}) {
-			kept = r.Regex
+		port, scheme := "", ""
+		for _, r := range job.RelabelConfigs {
+			if _, err := regexp.Compile("^(?:" + r.Regex + ")$"); err != nil {
+				t.Error(err)
+			}
+			if r.Action == "keep" && slices.Equal(r.SourceLabels, []string{"__meta_kubernetes_pod_container_port_name"}) {
+				port = r.Regex
+			}
+			if slices.Equal(r.SourceLabels, []string{annotation}) && r.Regex == "https" {
+				scheme = r.Action
+			}
 		}
+		if want := []string{"drop", "keep"}[i]; scheme != want {
+			t.Errorf("%s: want %s on %s=https, got %q", job.JobName, want, annotation, scheme)
+		}
+		if port == "" || kept != "" && port != kept {
+			t.Fatalf("%s: keep rule on the container port name %q (other job: %q)", job.JobName, port, kept)
+		}
+		kept = port
 	}
-	if kept == "" {
-		t.Fatal("no keep rule on the container port name")
+	for _, f := range []string{"helm/lockbox/templates/deployment.yaml", "helm/lockbox/templates/sidecar.yaml"} {
+		if !strings.Contains(string(readFile(t, f)), "lockbox/metrics-scheme: https") {
+			t.Errorf("%s does not annotate pods whose metrics serve TLS", f)
+		}
 	}
 	for _, f := range []string{
 		"kubernetes/base/deployment.yaml", "kubernetes/components/sidecar/deployment.yaml",

@@ -254,6 +254,12 @@ func TestDockerfile(t *testing.T) {
 	for _, in := range build.ins {
 		if in.cmd == "ARG" {
 			k, v, _ := strings.Cut(in.args, "=")
+			if k == "VERSION" {
+				// As docker build --build-arg VERSION=... sets it. The
+				// default, "dev", is also what both binaries say when
+				// nothing set their version, so it would prove nothing.
+				v = "v1.2.3-dockerfile-test"
+			}
 			buildArgs[k] = v
 		}
 		if in.cmd == "RUN" && strings.Contains(in.args, "go build") {
@@ -342,6 +348,10 @@ func TestDockerfile(t *testing.T) {
 	b, err := exec.Command(filepath.Join(bin, "lockbox"), "version").Output()
 	if want := "lockbox " + buildArgs["VERSION"]; err != nil || strings.TrimSpace(string(b)) != want {
 		t.Errorf("lockbox version = %q, %v; want %q (-X main.version)", b, err, want)
+	}
+	b, err = exec.Command(filepath.Join(bin, "lockboxctl"), "version").Output()
+	if want := "lockboxctl " + buildArgs["VERSION"] + " ("; err != nil || !strings.HasPrefix(string(b), want) {
+		t.Errorf("lockboxctl version = %q, %v; want it to start %q (-X github.com/lockbox-oss/lockbox/cli.Version)", b, err, want)
 	}
 }
 

@@ -3,6 +3,8 @@ package e2e
 import (
 	"bufio"
 	"net/http"
+	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -57,6 +59,55 @@ func TestDeployMetricsExist(t *testing.T) {
 	if len(seen) < 12 {
 		t.Errorf("only %d metrics referenced in deploy/: %v", len(seen), seen)
 	}
+
+	// And README's table of metrics has a row for every one exported.
+	documented := readmeMetrics(t)
+	var undocumented []string
+	for name := range exported {
+		family := name
+		for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+			if f, ok := strings.CutSuffix(name, suffix); ok && !documented[name] {
+				family = f
+			}
+		}
+		if strings.HasPrefix(family, "lockbox_") && !documented[family] {
+			undocumented = append(undocumented, family)
+		}
+	}
+	slices.Sort(undocumented)
+	if undocumented = slices.Compact(undocumented); len(undocumented) > 0 {
+		t.Errorf("README.md's metrics table has no row for %s", strings.Join(undocumented, ", "))
+	}
+	for name := range documented {
+		if !exported[name] && !exported[name+"_count"] {
+			t.Errorf("README.md's metrics table lists %s, which the scrape does not have", name)
+		}
+	}
+}
+
+// readmeMetrics returns the metrics README.md's table names: the
+// lockbox_ names in the first cell of its rows.
+func readmeMetrics(t *testing.T) map[string]bool {
+	t.Helper()
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	name := regexp.MustCompile("`(lockbox_[a-z0-9_]+)`")
+	for line := range strings.Lines(string(b)) {
+		if !strings.HasPrefix(line, "| `lockbox_") {
+			continue
+		}
+		first, _, _ := strings.Cut(line[1:], "|")
+		for _, m := range name.FindAllStringSubmatch(first, -1) {
+			names[m[1]] = true
+		}
+	}
+	if len(names) < 12 {
+		t.Fatalf("README.md's metrics table names only %v", names)
+	}
+	return names
 }
 
 // scrape returns the names of the samples of a Prometheus text exposition:

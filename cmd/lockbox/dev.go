@@ -66,11 +66,10 @@ var demoTenants = []tenants.Onboarding{
 // an embedded store unless LOCKBOX_REDIS_URL is set, a dev signing key, the
 // demo tenant, and token files for every role.
 func dev(ctx context.Context, env map[string]string, stdout, stderr io.Writer) error {
-	cfg, err := config.LoadFor(env, config.ModeDev)
+	cfg, log, err := loadConfig(env, config.ModeDev, stderr)
 	if err != nil {
 		return err
 	}
-	log := cfg.Logger(stderr)
 	if cfg.JWKSFile != "" || cfg.JWTHMACSecretFile != "" || cfg.JWKSURL != "" || cfg.IssuersFile != "" {
 		log.Warn("lockbox dev verifies tokens with its own dev key; LOCKBOX_JWT_* key settings and LOCKBOX_ISSUERS_FILE are ignored")
 	}

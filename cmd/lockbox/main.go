@@ -16,6 +16,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
@@ -58,7 +59,11 @@ func environ() map[string]string {
 const usage = `usage: lockbox <command>
 
 commands:
-  serve              run Lockbox (needs LOCKBOX_REDIS_URL and a JWT key setting)
+  serve              run Lockbox; needs a Redis (LOCKBOX_REDIS_URL, LOCKBOX_REDIS_SENTINEL_ADDRS
+                     with LOCKBOX_REDIS_SENTINEL_MASTER, or LOCKBOX_REDIS_CLUSTER_ADDRS), one token
+                     key source (LOCKBOX_JWT_JWKS_URL, LOCKBOX_JWT_JWKS_FILE,
+                     LOCKBOX_JWT_HMAC_SECRET_FILE or LOCKBOX_ISSUERS_FILE) and, with the proxy in
+                     LOCKBOX_SERVE (the default), LOCKBOX_UPSTREAMS and LOCKBOX_PROXY_SIGNING_KEY_FILE
   dev                run Lockbox for development: embedded store, dev keys, demo tenant, tokens
   dev token          mint a dev token: --sub S --roles R[,R] [--tid T] [--ttl D]
   policy test DIR    run the Rego tests (*_test.rego) of a policy directory [-v]
@@ -114,11 +119,10 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 type usageError struct{ error }
 
 func serve(ctx context.Context, env map[string]string, stderr io.Writer) error {
-	cfg, err := config.LoadFor(env, config.ModeServe)
+	cfg, log, err := loadConfig(env, config.ModeServe, stderr)
 	if err != nil {
 		return err
 	}
-	log := cfg.Logger(stderr)
 	srv, err := server.New(ctx, cfg, server.Options{Logger: log})
 	if err != nil {
 		return err
@@ -127,6 +131,21 @@ func serve(ctx context.Context, env map[string]string, stderr io.Writer) error {
 		return err
 	}
 	return srv.Run(ctx)
+}
+
+// loadConfig loads the configuration for mode and its logger, and warns of
+// every LOCKBOX_ variable nothing in Lockbox reads: a misspelt one
+// (LOCKBOX_AUDIT_REPLICA) would otherwise be ignored without a word. A
+// warning, not an error, since the shell may hold others' variables; and
+// given also when the configuration is refused (through a text logger at
+// info), as the misspelling may be why.
+func loadConfig(env map[string]string, mode config.Mode, stderr io.Writer) (config.Config, *slog.Logger, error) {
+	cfg, err := config.LoadFor(env, mode)
+	log := cfg.Logger(stderr)
+	for _, u := range config.UnknownVars(env) {
+		log.Warn(u.String(), "variable", u.Name, "did_you_mean", u.Suggestion)
+	}
+	return cfg, log, err
 }
 
 // policyTest runs the Rego tests of a policy directory, as security teams

@@ -3,8 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/lockbox-oss/lockbox/config"
 )
 
 // The usage line reads "lockbox policy test DIR [-v]": -v may follow the
@@ -65,6 +68,57 @@ func TestServeReportsEveryBadSetting(t *testing.T) {
 	for _, name := range []string{"LOCKBOX_API_ADDR", "LOCKBOX_REDIS_TIMEOUT", "LOCKBOX_REDIS_URL"} {
 		if !seen[name] {
 			t.Errorf("%s not reported:\n%s", name, errb.String())
+		}
+	}
+}
+
+// A LOCKBOX_ variable nothing reads is most likely misspelt: serve warns,
+// naming the variable it is nearest to, and goes on (here to report the
+// settings that are missing). lockboxctl's variables, which the same shell
+// may hold, get no warning.
+func TestServeWarnsOfUnknownVariables(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"serve"}, map[string]string{
+		// Spelt out in pieces, or config's TestOtherVarsComplete would
+		// take it for a variable the project reads.
+		"LOCKBOX_" + "AUDIT_REPLICA": "1",
+		"LOCKBOX_TOKEN":              "t",
+	}, &out, &errb)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1\n%s", code, errb.String())
+	}
+	got := errb.String()
+	for _, want := range []string{
+		`level=WARN msg="LOCKBOX_AUDIT_REPLICA is not a Lockbox variable and is ignored; did you mean LOCKBOX_AUDIT_REPLICAS?"`,
+		"lockbox: LOCKBOX_REDIS_URL: required",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "LOCKBOX_TOKEN") {
+		t.Errorf("lockboxctl's LOCKBOX_TOKEN was warned of:\n%s", got)
+	}
+}
+
+// The usage names only variables Lockbox reads, and every one "lockbox
+// serve" may require.
+func TestUsageNamesRealVariables(t *testing.T) {
+	known := map[string]bool{}
+	for _, v := range config.Vars() {
+		known[v.Name] = true
+	}
+	named := map[string]bool{}
+	for _, v := range regexp.MustCompile(`LOCKBOX_[A-Z0-9_]+`).FindAllString(usage, -1) {
+		named[v] = true
+		if !known[v] {
+			t.Errorf("usage names %s, which is no variable (config.Vars)", v)
+		}
+	}
+	for _, v := range []string{"LOCKBOX_REDIS_URL", "LOCKBOX_REDIS_SENTINEL_ADDRS", "LOCKBOX_REDIS_CLUSTER_ADDRS",
+		"LOCKBOX_ISSUERS_FILE", "LOCKBOX_UPSTREAMS", "LOCKBOX_PROXY_SIGNING_KEY_FILE"} {
+		if !named[v] {
+			t.Errorf("usage does not name %s, which lockbox serve may require", v)
 		}
 	}
 }

@@ -1,0 +1,415 @@
+package deploy_test
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"io"
+	"math/big"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/lockbox-oss/lockbox/config"
+)
+
+// TestRenderedConfigStarts: every lockbox container the manifests render
+// (each kustomization make deploy-check builds, the Helm chart with its
+// default values and with each example) has a configuration "lockbox
+// serve" starts with. The container's environment is resolved as the
+// kubelet would (ConfigMaps by envFrom, then env), the files of its
+// mounted ConfigMaps are written under a temporary root, as are stand-ins
+// for the files of its Secrets that the configuration names, and
+// config.LoadFor checks the result as the binary does at start-up.
+//
+// This catches what kubecheck can't: a setting the configuration requires
+// (LOCKBOX_CONSOLE_URL beside an issuers file with console sections) left
+// out, or a file named but not mounted in that pod.
+func TestRenderedConfigStarts(t *testing.T) {
+	renders := renderAll(t)
+	if len(renders) == 0 {
+		t.Fatal("nothing rendered")
+	}
+	containers := 0
+	for name, docs := range renders {
+		objs := decodeObjects(t, name, docs)
+		for _, o := range objs {
+			pod := o.Spec.Template.Spec
+			for _, c := range slices.Concat(pod.InitContainers, pod.Containers) {
+				if c.Name != "lockbox" {
+					continue
+				}
+				containers++
+				t.Run(name+"/"+o.Kind+"/"+o.Metadata.Name, func(t *testing.T) {
+					env := podEnv(t, c, objs, pod.Volumes)
+					if _, err := config.LoadFor(env, config.ModeServe); err != nil {
+						t.Errorf("lockbox serve would not start:\n%v", err)
+					}
+				})
+			}
+		}
+	}
+	if containers < len(renders) {
+		t.Errorf("%d lockbox containers in %d renders: some render has none", containers, len(renders))
+	}
+}
+
+// renderAll renders the manifests as make deploy-check does, with the
+// tools module's kustomize and helm: every kustomization of kind
+// Kustomization, and the chart with its default values and each example's.
+func renderAll(t *testing.T) map[string][]byte {
+	t.Helper()
+	out := map[string][]byte{}
+	var dirs []string
+	err := filepath.WalkDir("kubernetes", func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.Name() != "kustomization.yaml" {
+			return err
+		}
+		if regexp.MustCompile(`(?m)^kind: Kustomization$`).Match(readFile(t, p)) {
+			dirs = append(dirs, filepath.Dir(p))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range dirs {
+		out["kustomize "+dir] = goTool(t, "kustomize", "build", "../deploy/"+dir)
+	}
+	// The Kubernetes version deploy-check renders for.
+	m := regexp.MustCompile(`(?m)^KUBE_VERSION \?= (\S+)$`).FindSubmatch(readFile(t, "../Makefile"))
+	if m == nil {
+		t.Fatal("no KUBE_VERSION ?= in the Makefile")
+	}
+	out["helm default"] = goTool(t, "helm", "template", "lockbox", "../deploy/helm/lockbox", "--namespace", "lockbox", "--kube-version", string(m[1]))
+	examples, _ := filepath.Glob("helm/examples/*.yaml")
+	if len(examples) == 0 {
+		t.Fatal("no helm/examples/*.yaml")
+	}
+	for _, values := range examples {
+		name := strings.TrimSuffix(filepath.Base(values), ".yaml")
+		out["helm "+values] = goTool(t, "helm", "template", name, "../deploy/helm/lockbox", "--namespace", name,
+			"--kube-version", string(m[1]), "-f", "../deploy/"+values)
+	}
+	return out
+}
+
+// goTool runs one of the tools module's tools (go tool NAME) in ../tools.
+func goTool(t *testing.T, args ...string) []byte {
+	t.Helper()
+	cmd := exec.Command("go", append([]string{"tool"}, args...)...)
+	cmd.Dir = "../tools"
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("(cd tools && go tool %s): %v\n%s", strings.Join(args, " "), err, stderr.Bytes())
+	}
+	return out
+}
+
+// object holds what the test reads of a rendered object.
+type object struct {
+	Kind     string `yaml:"kind"`
+	Metadata struct {
+		Name string `yaml:"name"`
+	} `yaml:"metadata"`
+	Data map[string]string `yaml:"data"`
+	Spec struct {
+		Template struct {
+			Spec podSpec `yaml:"spec"`
+		} `yaml:"template"`
+	} `yaml:"spec"`
+}
+
+type podSpec struct {
+	InitContainers []container `yaml:"initContainers"`
+	Containers     []container `yaml:"containers"`
+	Volumes        []volume    `yaml:"volumes"`
+}
+
+type container struct {
+	Name    string `yaml:"name"`
+	EnvFrom []struct {
+		Prefix       string                 `yaml:"prefix"`
+		ConfigMapRef *struct{ Name string } `yaml:"configMapRef"`
+		SecretRef    *struct{ Name string } `yaml:"secretRef"`
+	} `yaml:"envFrom"`
+	Env []struct {
+		Name      string `yaml:"name"`
+		Value     string `yaml:"value"`
+		ValueFrom *struct {
+			FieldRef *struct {
+				FieldPath string `yaml:"fieldPath"`
+			} `yaml:"fieldRef"`
+			SecretKeyRef    *keyRef `yaml:"secretKeyRef"`
+			ConfigMapKeyRef *keyRef `yaml:"configMapKeyRef"`
+		} `yaml:"valueFrom"`
+	} `yaml:"env"`
+	VolumeMounts []struct {
+		Name      string `yaml:"name"`
+		MountPath string `yaml:"mountPath"`
+		SubPath   string `yaml:"subPath"`
+	} `yaml:"volumeMounts"`
+}
+
+type keyRef struct {
+	Name string `yaml:"name"`
+	Key  string `yaml:"key"`
+}
+
+type keyPath struct {
+	Key  string `yaml:"key"`
+	Path string `yaml:"path"`
+}
+
+type volume struct {
+	Name      string     `yaml:"name"`
+	ConfigMap *cmSource  `yaml:"configMap"`
+	Secret    *secSource `yaml:"secret"`
+	Projected *struct {
+		Sources []struct {
+			ConfigMap *cmSource  `yaml:"configMap"`
+			Secret    *secSource `yaml:"secret"`
+		} `yaml:"sources"`
+	} `yaml:"projected"`
+	EmptyDir any `yaml:"emptyDir"`
+}
+
+type cmSource struct {
+	Name  string    `yaml:"name"`
+	Items []keyPath `yaml:"items"`
+}
+
+type secSource struct {
+	SecretName string    `yaml:"secretName"` // in a volume
+	Name       string    `yaml:"name"`       // in a projection
+	Items      []keyPath `yaml:"items"`
+}
+
+func decodeObjects(t *testing.T, name string, docs []byte) []object {
+	t.Helper()
+	var out []object
+	dec := yaml.NewDecoder(bytes.NewReader(docs))
+	for {
+		var o object
+		if err := dec.Decode(&o); errors.Is(err, io.EOF) {
+			return out
+		} else if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		out = append(out, o)
+	}
+}
+
+// secretValues stand in for the values of Secrets variables are set from
+// (secretKeyRef), which no manifest holds. A new one fails the test until
+// it is listed here.
+var secretValues = map[string]string{
+	"LOCKBOX_REDIS_URL": "redis://redis.lockbox.svc:6379/0",
+}
+
+// podEnv resolves c's environment and writes the files it names under a
+// temporary root, rewriting every path under a mount to point there.
+func podEnv(t *testing.T, c container, objs []object, volumes []volume) map[string]string {
+	t.Helper()
+	configMaps := map[string]map[string]string{}
+	for _, o := range objs {
+		if o.Kind == "ConfigMap" {
+			configMaps[o.Metadata.Name] = o.Data
+		}
+	}
+	configMap := func(name string) map[string]string {
+		t.Helper()
+		data, ok := configMaps[name]
+		if !ok {
+			t.Fatalf("ConfigMap %s is not in the render", name)
+		}
+		return data
+	}
+
+	env := map[string]string{}
+	for _, ef := range c.EnvFrom {
+		if ef.ConfigMapRef == nil {
+			t.Fatalf("envFrom %+v: only configMapRef is modelled", ef)
+		}
+		for k, v := range configMap(ef.ConfigMapRef.Name) {
+			env[ef.Prefix+k] = v
+		}
+	}
+	for _, e := range c.Env {
+		switch vf := e.ValueFrom; {
+		case vf == nil:
+			env[e.Name] = e.Value
+		case vf.FieldRef != nil:
+			env[e.Name] = "lockbox-0" // metadata.name, the only field used
+		case vf.ConfigMapKeyRef != nil:
+			env[e.Name] = configMap(vf.ConfigMapKeyRef.Name)[vf.ConfigMapKeyRef.Key]
+		case vf.SecretKeyRef != nil:
+			v, ok := secretValues[e.Name]
+			if !ok {
+				t.Fatalf("%s comes from Secret %s: add a stand-in value to secretValues", e.Name, vf.SecretKeyRef.Name)
+			}
+			env[e.Name] = v
+		}
+	}
+
+	// Each mount's files: ConfigMap files with their contents; a Secret's
+	// items, or (with no items) whichever of its files is named.
+	type mount struct {
+		path  string
+		files map[string]string // relative path → content, from ConfigMaps
+		items []string          // a Secret's listed files
+		open  bool              // a Secret whose files are not listed
+	}
+	var mounts []mount
+	for _, vm := range c.VolumeMounts {
+		if vm.SubPath != "" {
+			t.Fatalf("mount %s uses subPath, which this test does not model", vm.Name)
+		}
+		i := slices.IndexFunc(volumes, func(v volume) bool { return v.Name == vm.Name })
+		if i < 0 {
+			t.Fatalf("mount %s: no such volume", vm.Name)
+		}
+		m := mount{path: vm.MountPath, files: map[string]string{}}
+		addCM := func(s *cmSource) {
+			data := configMap(s.Name)
+			if len(s.Items) == 0 {
+				for k, v := range data {
+					m.files[k] = v
+				}
+			}
+			for _, it := range s.Items {
+				m.files[it.Path] = data[it.Key]
+			}
+		}
+		addSecret := func(s *secSource) {
+			if len(s.Items) == 0 {
+				m.open = true
+			}
+			for _, it := range s.Items {
+				m.items = append(m.items, it.Path)
+			}
+		}
+		switch v := volumes[i]; {
+		case v.ConfigMap != nil:
+			addCM(v.ConfigMap)
+		case v.Secret != nil:
+			addSecret(v.Secret)
+		case v.Projected != nil:
+			for _, s := range v.Projected.Sources {
+				if s.ConfigMap != nil {
+					addCM(s.ConfigMap)
+				}
+				if s.Secret != nil {
+					addSecret(s.Secret)
+				}
+			}
+		case v.EmptyDir != nil:
+		default:
+			t.Fatalf("volume %s: only configMap, secret, projected and emptyDir are modelled", v.Name)
+		}
+		mounts = append(mounts, m)
+	}
+	under := func(p string) int {
+		best := -1
+		for i, m := range mounts {
+			if (p == m.path || strings.HasPrefix(p, m.path+"/")) && (best < 0 || len(m.path) > len(mounts[best].path)) {
+				best = i
+			}
+		}
+		return best
+	}
+
+	root := t.TempDir()
+	absPath := regexp.MustCompile(`(/[A-Za-z0-9._-]+)+`)
+	rewrite := func(s string) string {
+		return absPath.ReplaceAllStringFunc(s, func(p string) string {
+			if under(p) < 0 {
+				return p
+			}
+			return filepath.Join(root, p)
+		})
+	}
+	write := func(p, content string) {
+		t.Helper()
+		p = filepath.Join(root, p)
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The paths the configuration names: in the variables, and in the
+	// mounted ConfigMap files (the issuers file names key and secret files).
+	var named []string
+	for _, v := range env {
+		named = append(named, absPath.FindAllString(v, -1)...)
+	}
+	for _, m := range mounts {
+		for rel, content := range m.files {
+			write(filepath.Join(m.path, rel), rewrite(content))
+			named = append(named, absPath.FindAllString(content, -1)...)
+		}
+		for _, rel := range m.items {
+			write(filepath.Join(m.path, rel), standIn(t, rel))
+		}
+	}
+	for _, p := range named {
+		if i := under(p); i >= 0 && mounts[i].open {
+			write(p, standIn(t, p))
+		}
+	}
+	for k, v := range env {
+		env[k] = rewrite(v)
+	}
+	return env
+}
+
+var testPair struct{ cert, key string }
+
+// standIn is the content of a Secret's file: a PEM certificate or key
+// where the name says so (the Redis TLS settings are parsed at start-up),
+// otherwise a few bytes.
+func standIn(t *testing.T, name string) string {
+	t.Helper()
+	if testPair.cert == "" {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "lockbox"},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
+			KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kder, err := x509.MarshalPKCS8PrivateKey(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		testPair.cert = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+		testPair.key = string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}))
+	}
+	switch ext := filepath.Ext(name); ext {
+	case ".crt":
+		return testPair.cert
+	case ".key":
+		return testPair.key
+	}
+	return "stand-in for a secret\n"
+}
