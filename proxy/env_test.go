@@ -99,11 +99,19 @@ func newRecorder(t testing.TB) *recorder {
 		w.Header().Set(HeaderDecisionID, "forged-by-upstream")
 		w.Header().Set("X-Upstream", "yes")
 		w.Header().Set("Cache-Control", "public, max-age=3600")
+		for _, k := range upstreamCacheHeaders {
+			w.Header().Set(k, "public, max-age=3600")
+		}
 		fmt.Fprintf(w, `{"ok":true,"path":%q}`+"\n", r.URL.Path)
 	}))
 	t.Cleanup(rec.srv.Close)
 	return rec
 }
+
+// upstreamCacheHeaders are the cache directives besides Cache-Control the
+// recorder answers with, every one of which the proxy must drop.
+var upstreamCacheHeaders = []string{"Cdn-Cache-Control", "Cloudflare-Cdn-Cache-Control", "Surrogate-Control",
+	"Pragma", "Age", "Expires", "X-Accel-Expires"}
 
 func (r *recorder) requests() []received {
 	r.mu.Lock()

@@ -627,6 +627,11 @@ func TestAllowed(t *testing.T) {
 			if res.header.Get("Set-Cookie") != "" || res.header.Get("X-Upstream") != "yes" || res.header.Get("Cache-Control") != "no-store" {
 				t.Errorf("response headers %v: want Set-Cookie dropped, X-Upstream kept, no-store", res.header)
 			}
+			for _, k := range upstreamCacheHeaders {
+				if v, ok := res.header[k]; ok {
+					t.Errorf("response header %s: %q passed; want every cache directive but Cache-Control dropped", k, v)
+				}
+			}
 			if ids := res.header.Values(HeaderDecisionID); len(ids) != 1 || ids[0] == "forged-by-upstream" {
 				t.Errorf("decision id %q: want exactly the proxy's", ids)
 			}
