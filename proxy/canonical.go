@@ -12,8 +12,12 @@
 package proxy
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"strings"
@@ -168,8 +172,8 @@ func notCanonical(reason string) error {
 	return fmt.Errorf("%w: %s", ErrNotCanonical, reason)
 }
 
-// The headers and query parameters clients and frameworks use to make one
-// method act as another. A proxy judging "GET" must not forward something an
+// The headers and parameters clients and frameworks use to make one method
+// act as another. A proxy judging "POST" must not forward something an
 // upstream may execute as "DELETE".
 var (
 	overrideHeaders = []string{"X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override"}
@@ -178,8 +182,10 @@ var (
 
 // mayNameOverride reports whether a raw query string could name a
 // method-override parameter, so that only such a query is parsed: every
-// override parameter's name has "method" in it, so a query without it in any
-// case, and without a percent-escape that could spell it, names none.
+// override parameter's name has "method" in it, and overrideParam only
+// drops or replaces bytes around those letters (never a letter), so a
+// query without "method" in any case, and without a percent-escape that
+// could spell it, names none.
 func mayNameOverride(rawQuery string) bool {
 	if strings.IndexByte(rawQuery, '%') >= 0 {
 		return true
@@ -192,11 +198,84 @@ func mayNameOverride(rawQuery string) bool {
 	return false
 }
 
+// overrideParam returns the override parameter a decoded parameter name
+// (a query key, a form field) may be read as by some framework, and true,
+// or "", false. Comparing names exactly is not enough: frameworks tidy
+// names before anyone reads them, so the proxy compares what they would
+// read. Ignoring ASCII case:
+//
+//   - a NUL ends the name (PHP registers variables as C strings);
+//   - leading whitespace is dropped (PHP skips leading spaces), and so are
+//     leading "[" and "]" (Rack 2 strips them from nested names);
+//   - " ", ".", "[", "]" and "-" count as "_" (PHP turns " ", "." and an
+//     unclosed "[" into "_"), and trailing ones are dropped (Rack 2 drops
+//     a trailing "]"; no client has a reason to send "_method." or
+//     "_method_", and a parser not listed here might tidy them away);
+//   - a name with "[" is also read as the part before it, the array or
+//     hash it fills ("_method[]" in PHP, Rack, qs; Spring binds it too).
+//
+// The same rules apply to query keys and to form fields, so that a name
+// refused in one place is refused in the other.
+func overrideParam(name string) (string, bool) {
+	if i := strings.IndexByte(name, 0); i >= 0 {
+		name = name[:i]
+	}
+	name = strings.TrimLeft(name, " \t\n\v\f\r[]")
+	base := name
+	if i := strings.IndexByte(name, '['); i >= 0 {
+		base = name[:i]
+	}
+	for _, p := range overrideParams {
+		if sameParam(name, p) || sameParam(base, p) {
+			return p, true
+		}
+	}
+	return "", false
+}
+
+// sameParam reports whether name is want once folded as overrideParam
+// describes: ASCII case ignored, separators equal to "_", trailing
+// separators dropped.
+func sameParam(name, want string) bool {
+	for len(name) > 0 && paramSep(name[len(name)-1]) {
+		name = name[:len(name)-1]
+	}
+	if len(name) != len(want) {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if foldParam(name[i]) != foldParam(want[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func paramSep(c byte) bool {
+	switch c {
+	case '_', '-', '.', '[', ']', ' ', '\t', '\n', '\v', '\f', '\r':
+		return true
+	}
+	return false
+}
+
+func foldParam(c byte) byte {
+	switch {
+	case paramSep(c):
+		return '_'
+	case 'A' <= c && c <= 'Z':
+		return c + ('a' - 'A')
+	}
+	return c
+}
+
 // RefuseMethodOverride returns an error wrapping ErrMethodOverride if h
 // carries a method-override header or query carries a method-override
-// parameter, whatever their value (even empty). Names are compared without
-// regard to case, so a header map built by hand with non-canonical keys
-// can't slip one through.
+// parameter, whatever their value (even empty). Header names are compared
+// without regard to case, so a header map built by hand with non-canonical
+// keys can't slip one through; parameter names as overrideParam
+// describes, so that "+_method", "%20_method", ".method", "_method%00x",
+// "_METHOD" and "_method[]" are refused like "_method".
 func RefuseMethodOverride(h http.Header, query url.Values) error {
 	for k := range h {
 		for _, name := range overrideHeaders {
@@ -206,11 +285,106 @@ func RefuseMethodOverride(h http.Header, query url.Values) error {
 		}
 	}
 	for k := range query {
-		for _, name := range overrideParams {
-			if strings.EqualFold(k, name) {
-				return fmt.Errorf("%w: query parameter %s", ErrMethodOverride, name)
-			}
+		if name, ok := overrideParam(k); ok {
+			return fmt.Errorf("%w: query parameter %s", ErrMethodOverride, name)
 		}
 	}
 	return nil
+}
+
+// The media types of form bodies: the ones Laravel and Symfony, Rails
+// (Rack::MethodOverride) and Spring's HiddenHttpMethodFilter read a
+// "_method" field from.
+const (
+	formURLEncoded = "application/x-www-form-urlencoded"
+	formMultipart  = "multipart/form-data"
+)
+
+// FormType returns the media type ("application/x-www-form-urlencoded" or
+// "multipart/form-data") and, for multipart, the boundary of a body whose
+// Content-Type values are contentType, when frameworks would parse that
+// body as a form; "" when they would not (no Content-Type, or another
+// type). It returns an error when the proxy can't tell, or can't parse
+// what a framework would: more than one Content-Type (the upstream may
+// read another one than the proxy), a value that mime.ParseMediaType
+// refuses but whose type, read the lax way PHP and Rack do (up to the
+// first ";" or ","), is a form, or a multipart type without a boundary.
+func FormType(contentType []string) (mediaType, boundary string, err error) {
+	switch len(contentType) {
+	case 0:
+		return "", "", nil
+	case 1:
+	default:
+		return "", "", errors.New("more than one Content-Type header")
+	}
+	v := contentType[0]
+	mt, params, err := mime.ParseMediaType(v)
+	if err != nil {
+		lax, _, _ := strings.Cut(v, ";")
+		lax, _, _ = strings.Cut(lax, ",")
+		lax = strings.ToLower(strings.TrimSpace(lax))
+		if isFormType(mt) || isFormType(lax) {
+			return "", "", fmt.Errorf("malformed form Content-Type: %w", err)
+		}
+		// Not a form to anyone: the body is not looked at.
+		return "", "", nil
+	}
+	switch mt {
+	case formURLEncoded:
+		return mt, "", nil
+	case formMultipart:
+		if params["boundary"] == "" {
+			return "", "", errors.New("multipart/form-data without a boundary")
+		}
+		return mt, params["boundary"], nil
+	}
+	return "", "", nil
+}
+
+func isFormType(mt string) bool { return mt == formURLEncoded || mt == formMultipart }
+
+// RefuseFormMethodOverride returns an error wrapping ErrMethodOverride if
+// the form body, of a media type and boundary FormType returned, has a
+// field whose name overrideParam reads as an override parameter, whatever
+// its value. A body that does not parse is refused too, with another
+// error: what the proxy can't read, a framework may read differently.
+// For multipart, every part's Content-Disposition "name" counts, whatever
+// the disposition type (PHP reads the name of any part).
+func RefuseFormMethodOverride(mediaType, boundary string, body []byte) error {
+	switch mediaType {
+	case formURLEncoded:
+		fields, err := url.ParseQuery(string(body))
+		if err != nil {
+			return fmt.Errorf("malformed form body: %w", err)
+		}
+		for k := range fields {
+			if name, ok := overrideParam(k); ok {
+				return fmt.Errorf("%w: form field %s", ErrMethodOverride, name)
+			}
+		}
+		return nil
+	case formMultipart:
+		mr := multipart.NewReader(bytes.NewReader(body), boundary)
+		for {
+			part, err := mr.NextRawPart()
+			// Only a bare io.EOF is the final boundary: a body cut short
+			// is an error wrapping io.EOF.
+			if err == io.EOF {
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("malformed multipart form body: %w", err)
+			}
+			for _, cd := range part.Header.Values("Content-Disposition") {
+				_, params, err := mime.ParseMediaType(cd)
+				if err != nil {
+					return fmt.Errorf("malformed multipart form body: Content-Disposition: %w", err)
+				}
+				if name, ok := overrideParam(params["name"]); ok {
+					return fmt.Errorf("%w: form field %s", ErrMethodOverride, name)
+				}
+			}
+		}
+	}
+	return fmt.Errorf("not a form media type: %q", mediaType)
 }

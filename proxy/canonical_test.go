@@ -171,6 +171,21 @@ func TestRefuseMethodOverride(t *testing.T) {
 		{name: "encoded _method", query: "_%6Dethod=DELETE", want: "query parameter _method"},
 		{name: "x-http-method-override param", query: "X-HTTP-Method-Override=PUT", want: "query parameter x-http-method-override"},
 		{name: "empty _method", query: "a=1&_method", want: "query parameter _method"},
+		// What frameworks tidy into an override name.
+		{name: "leading + (a space)", query: "+_method=DELETE", want: "query parameter _method"},
+		{name: "leading %20", query: "%20_method=DELETE", want: "query parameter _method"},
+		{name: "leading tab", query: "%09_method=DELETE", want: "query parameter _method"},
+		{name: "NUL ends the name", query: "_method%00x=DELETE", want: "query parameter _method"},
+		{name: "dot for underscore", query: ".method=DELETE", want: "query parameter _method"},
+		{name: "space for underscore", query: "+method=DELETE&x=1", want: ""},
+		{name: "trailing dot", query: "_method.=DELETE", want: "query parameter _method"},
+		{name: "unclosed bracket", query: "_method[=DELETE", want: "query parameter _method"},
+		{name: "array", query: "_method[]=DELETE", want: "query parameter _method"},
+		{name: "hash", query: "_method[x]=DELETE", want: "query parameter _method"},
+		{name: "leading brackets", query: "[_method]=DELETE", want: "query parameter _method"},
+		{name: "dotted header-style name", query: "X.HTTP.Method.Override=PUT", want: "query parameter x-http-method-override"},
+		{name: "underscored header-style name", query: "x_http_method=PUT", want: "query parameter x-http-method"},
+		{name: "names around an override", query: "my_method=1&_method_x=2&_methodology=3&method=4", want: ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -276,18 +291,155 @@ func FuzzCanonicalize(f *testing.F) {
 }
 
 // FuzzMayNameOverride: a query the prefilter lets through unparsed never
-// names a method-override parameter once parsed.
+// names a method-override parameter once parsed, and a query a PHP
+// framework would read "_method" from is always refused.
 func FuzzMayNameOverride(f *testing.F) {
-	for _, q := range []string{"top=10", "_method=DELETE", "X-HTTP-Method-Override=PUT", "%5Fmethod=x", "a=1&_MeThOd=2", "m%65thod=1"} {
+	for _, q := range []string{"top=10", "_method=DELETE", "X-HTTP-Method-Override=PUT", "%5Fmethod=x", "a=1&_MeThOd=2", "m%65thod=1",
+		"+_method=DELETE", "%20_method=DELETE", ".method=x", "_method%00x=1", "_method[]=x", "_method[x]=1", "+%20.method=1", "[method=1"} {
 		f.Add(q)
 	}
 	f.Fuzz(func(t *testing.T, q string) {
-		if mayNameOverride(q) {
-			return
-		}
 		u := url.URL{RawQuery: q}
-		if err := RefuseMethodOverride(nil, u.Query()); err != nil {
-			t.Fatalf("query %q skipped by the prefilter names an override: %v", q, err)
+		refused := RefuseMethodOverride(nil, u.Query()) != nil
+		if !mayNameOverride(q) && refused {
+			t.Fatalf("query %q skipped by the prefilter names an override", q)
+		}
+		for k := range u.Query() {
+			if strings.EqualFold(phpVarName(k), "_method") && !refused {
+				t.Fatalf("query %q: PHP reads key %q as _method, but it is not refused", q, k)
+			}
 		}
 	})
+}
+
+// phpVarName is the name PHP registers a decoded parameter name under (the
+// name of the array it fills, for "a[...]"), after php_register_variable_ex
+// in main/php_variables.c: a NUL ends it, leading spaces are skipped, " "
+// and "." become "_" up to the first "[", an unclosed "[" becomes "_", and
+// a name that starts with "[" is dropped.
+// It is the fuzz target's model, written apart from overrideParam.
+func phpVarName(k string) string {
+	if i := strings.IndexByte(k, 0); i >= 0 {
+		k = k[:i]
+	}
+	k = strings.TrimLeft(k, " ")
+	if strings.HasPrefix(k, "[") {
+		// An empty name: PHP registers nothing.
+		return ""
+	}
+	var b strings.Builder
+	for i := 0; i < len(k); i++ {
+		switch c := k[i]; c {
+		case ' ', '.':
+			b.WriteByte('_')
+		case '[':
+			if strings.IndexByte(k[i:], ']') >= 0 {
+				return b.String()
+			}
+			// An unclosed "[" is "_", and what follows it stays as it is.
+			b.WriteByte('_')
+			b.WriteString(k[i+1:])
+			return b.String()
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+func TestFormType(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		ct       []string
+		media    string
+		boundary string
+		err      string // substring; empty means no error
+	}{
+		{name: "none"},
+		{name: "JSON", ct: []string{"application/json"}},
+		{name: "text", ct: []string{"text/plain; charset=utf-8"}},
+		{name: "unparseable, not a form", ct: []string{"application/json;;"}},
+		{name: "multipart, not a form", ct: []string{"multipart/mixed; boundary=x"}},
+		{name: "urlencoded", ct: []string{"application/x-www-form-urlencoded"}, media: formURLEncoded},
+		{name: "urlencoded, upper case, charset", ct: []string{"Application/X-WWW-Form-URLEncoded; charset=UTF-8"}, media: formURLEncoded},
+		{name: "multipart", ct: []string{`multipart/form-data; boundary="b 1"`}, media: formMultipart, boundary: "b 1"},
+		{name: "multipart without a boundary", ct: []string{"multipart/form-data"}, err: "without a boundary"},
+		{name: "urlencoded with a bad parameter", ct: []string{"application/x-www-form-urlencoded; charset"}, err: "malformed form Content-Type"},
+		{name: "urlencoded followed by a comma", ct: []string{"application/x-www-form-urlencoded, text/plain"}, err: "malformed form Content-Type"},
+		{name: "two values", ct: []string{"application/json", "application/x-www-form-urlencoded"}, err: "more than one"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			media, boundary, err := FormType(tt.ct)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) || media != "" {
+					t.Fatalf("FormType(%q) = %q, %v; want an error containing %q", tt.ct, media, err, tt.err)
+				}
+				return
+			}
+			if err != nil || media != tt.media || boundary != tt.boundary {
+				t.Fatalf("FormType(%q) = %q, %q, %v; want %q, %q", tt.ct, media, boundary, err, tt.media, tt.boundary)
+			}
+		})
+	}
+}
+
+// multipartBody is a multipart/form-data body with boundary "b" and one
+// part per Content-Disposition value.
+func multipartBody(dispositions ...string) string {
+	var b strings.Builder
+	for _, d := range dispositions {
+		b.WriteString("--b\r\nContent-Disposition: " + d + "\r\n\r\nvalue\r\n")
+	}
+	b.WriteString("--b--\r\n")
+	return b.String()
+}
+
+func TestRefuseFormMethodOverride(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		media string
+		body  string
+		want  string // substring of the error; empty means allowed
+		// override: the error wraps ErrMethodOverride (else: malformed).
+		override bool
+	}{
+		{name: "urlencoded fields", media: formURLEncoded, body: "kind=index&method=full&note=a+b%21"},
+		{name: "urlencoded empty", media: formURLEncoded},
+		{name: "urlencoded _method", media: formURLEncoded, body: "kind=index&_method=DELETE", want: "form field _method", override: true},
+		{name: "urlencoded +_method", media: formURLEncoded, body: "+_method=DELETE", want: "form field _method", override: true},
+		{name: "urlencoded _METHOD[]", media: formURLEncoded, body: "_METHOD[]=DELETE", want: "form field _method", override: true},
+		{name: "urlencoded header-style name", media: formURLEncoded, body: "X-HTTP-Method-Override=DELETE", want: "form field x-http-method-override", override: true},
+		{name: "urlencoded bad escape", media: formURLEncoded, body: "a=%zz&_method=DELETE", want: "malformed form body"},
+		{name: "urlencoded semicolon", media: formURLEncoded, body: "a=1;_method=DELETE", want: "malformed form body"},
+		{name: "multipart fields", media: formMultipart, body: multipartBody(`form-data; name="kind"`, `form-data; name="file"; filename="_method"`)},
+		{name: "multipart without parts", media: formMultipart, body: "--b--\r\n"},
+		{name: "multipart _method", media: formMultipart, body: multipartBody(`form-data; name="kind"`, `form-data; name="_method"`), want: "form field _method", override: true},
+		{name: "multipart unquoted name", media: formMultipart, body: multipartBody(`form-data; name=_Method`), want: "form field _method", override: true},
+		{name: "multipart RFC 2231 name", media: formMultipart, body: multipartBody(`form-data; name*=UTF-8''_method`), want: "form field _method", override: true},
+		{name: "multipart other disposition type", media: formMultipart, body: multipartBody(`attachment; name="_method"`), want: "form field _method", override: true},
+		{name: "multipart leading space", media: formMultipart, body: multipartBody(`form-data; name=" _method"`), want: "form field _method", override: true},
+		{name: "multipart bad disposition", media: formMultipart, body: multipartBody(`form-data; name="_method"; name="x"`), want: "Content-Disposition"},
+		{name: "multipart cut short", media: formMultipart, body: "--b\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nvalue", want: "malformed multipart"},
+		{name: "multipart without a boundary line", media: formMultipart, body: "name=_method", want: "malformed multipart"},
+		{name: "not a form", media: "application/json", body: `{"_method":"DELETE"}`, want: "not a form"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			err := RefuseFormMethodOverride(tt.media, "b", []byte(tt.body))
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) || errors.Is(err, ErrMethodOverride) != tt.override {
+				t.Fatalf("got %v, want an error containing %q (override %v)", err, tt.want, tt.override)
+			}
+		})
+	}
 }

@@ -70,6 +70,9 @@ type received struct {
 	Header     http.Header
 	Body       []byte
 	BodyErr    error
+	// ContentLength and TransferEncoding are the request's framing.
+	ContentLength    int64
+	TransferEncoding []string
 }
 
 // recorder is a real upstream that records what it receives and answers
@@ -88,6 +91,7 @@ func newRecorder(t testing.TB) *recorder {
 		rec.got = append(rec.got, received{
 			Method: r.Method, RequestURI: r.RequestURI, Path: r.URL.Path, RawPath: r.URL.RawPath,
 			Host: r.Host, Header: r.Header.Clone(), Body: body, BodyErr: err,
+			ContentLength: r.ContentLength, TransferEncoding: r.TransferEncoding,
 		})
 		rec.mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
@@ -95,11 +99,19 @@ func newRecorder(t testing.TB) *recorder {
 		w.Header().Set(HeaderDecisionID, "forged-by-upstream")
 		w.Header().Set("X-Upstream", "yes")
 		w.Header().Set("Cache-Control", "public, max-age=3600")
+		for _, k := range upstreamCacheHeaders {
+			w.Header().Set(k, "public, max-age=3600")
+		}
 		fmt.Fprintf(w, `{"ok":true,"path":%q}`+"\n", r.URL.Path)
 	}))
 	t.Cleanup(rec.srv.Close)
 	return rec
 }
+
+// upstreamCacheHeaders are the cache directives besides Cache-Control the
+// recorder answers with, every one of which the proxy must drop.
+var upstreamCacheHeaders = []string{"Cdn-Cache-Control", "Cloudflare-Cdn-Cache-Control", "Surrogate-Control",
+	"Pragma", "Age", "Expires", "X-Accel-Expires"}
 
 func (r *recorder) requests() []received {
 	r.mu.Lock()
@@ -260,6 +272,8 @@ type rawRequest struct {
 	target string
 	header [][2]string // in order, duplicates allowed
 	body   string
+	// chunked sends body in one chunk, with no Content-Length.
+	chunked bool
 }
 
 func (q rawRequest) bytes() []byte {
@@ -268,7 +282,15 @@ func (q rawRequest) bytes() []byte {
 	for _, h := range q.header {
 		fmt.Fprintf(&b, "%s: %s\r\n", h[0], h[1])
 	}
-	if q.body != "" {
+	switch {
+	case q.chunked:
+		b.WriteString("Transfer-Encoding: chunked\r\n\r\n")
+		if q.body != "" {
+			fmt.Fprintf(&b, "%x\r\n%s\r\n", len(q.body), q.body)
+		}
+		b.WriteString("0\r\n\r\n")
+		return b.Bytes()
+	case q.body != "":
 		fmt.Fprintf(&b, "Content-Length: %d\r\n", len(q.body))
 	}
 	b.WriteString("\r\n")

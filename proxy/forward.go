@@ -209,7 +209,8 @@ func (h *Handler) outboundHeader(in http.Header, c *call) (http.Header, Reason, 
 	}
 	if teTrailers(in) {
 		// Kept from the client's hop-by-hop TE: the upstream may send
-		// trailers, which ReverseProxy relays.
+		// trailers, which ReverseProxy relays, the allowed ones only
+		// (allowedTrailers).
 		out.Set("Te", "trailers")
 	}
 	// The grant's values are shared by its calls (grantViews): nothing
@@ -257,6 +258,8 @@ type outcomeKey struct{}
 type outcome struct {
 	context.Context
 	err error
+	// w is the call's ResponseWriter, kept here to share the allocation.
+	w answerWriter
 }
 
 func (o *outcome) Value(key any) any {
@@ -277,6 +280,7 @@ func (o *outcome) Value(key any) any {
 // didn't produce.
 func (h *Handler) forward(w http.ResponseWriter, r *http.Request, c *call) string {
 	out := &outcome{Context: r.Context()}
+	out.w = answerWriter{ResponseWriter: w, id: c.id}
 	in := r.WithContext(out)
 	// The client's URL is this handler's to change (nothing reads it after
 	// the checks): it becomes the canonical target, in place.
@@ -289,7 +293,8 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, c *call) strin
 		// the client gets 413.
 		in.Body = http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes)
 	}
-	c.route.up.proxy.ServeHTTP(w, in)
+	c.route.up.proxy.ServeHTTP(&out.w, in)
+	out.w.dropTrailers()
 
 	switch {
 	case out.err != nil && errors.Is(out.err, context.Canceled) && r.Context().Err() != nil:
@@ -349,6 +354,109 @@ func (u *upstream) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.Trailer = nil
 }
 
+// answerWriter is the ResponseWriter ReverseProxy answers a forwarded call
+// through. It keeps two things the proxy promises about every answer,
+// which ReverseProxy alone would break:
+//
+//   - No 1xx response reaches the client. ReverseProxy relays each 1xx the
+//     transport reports (ClientTrace.Got1xxResponse) with the upstream's
+//     headers, unfiltered: a "103 Early Hints" could carry Set-Cookie or
+//     a second X-Lockbox-Decision-Id. They are dropped rather than
+//     filtered, as h1transport drops them for calls without a body: a
+//     hint is only an optimization, and an operator's client loses
+//     nothing without it. That includes 100 Continue: net/http's server
+//     answers the client's Expect itself and the proxy sends none
+//     upstream, so an upstream's 100 means nothing to the client.
+//   - The final answer carries exactly one X-Lockbox-Decision-Id, the
+//     proxy's. ReverseProxy clears the header map after writing a 1xx,
+//     which removes the id forward set, so it is set again here.
+//
+// It unwraps to the server's ResponseWriter, so http.ResponseController
+// (ReverseProxy's flushes, deadlines) still reaches it.
+type answerWriter struct {
+	http.ResponseWriter
+	id          string
+	wroteHeader bool
+}
+
+func (w *answerWriter) WriteHeader(code int) {
+	if code >= 100 && code <= 199 {
+		return
+	}
+	if !w.wroteHeader {
+		w.wroteHeader = true
+		h := w.ResponseWriter.Header()
+		if ids := h[HeaderDecisionID]; len(ids) != 1 || ids[0] != w.id {
+			h[HeaderDecisionID] = []string{w.id}
+		}
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *answerWriter) Write(b []byte) (int, error) {
+	if !w.wroteHeader {
+		// The server would write the implicit 200 itself, without the
+		// decision id check above.
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Flush is http.Flusher's, found first by ResponseController.
+func (w *answerWriter) Flush() {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap is for http.ResponseController.
+func (w *answerWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// dropTrailers removes, once ReverseProxy is done, the trailers it added to
+// the header map under http.TrailerPrefix: those the upstream sent without
+// announcing them, or that modifyResponse took from the announcement. The
+// server sends such keys after the handler returns, so this is the last
+// moment to remove them. (Announced trailers are only allowed ones: see
+// modifyResponse.)
+func (w *answerWriter) dropTrailers() {
+	h := w.ResponseWriter.Header()
+	for k := range h {
+		if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok && !allowedTrailer(name) {
+			delete(h, k)
+		}
+	}
+}
+
+// allowedTrailers are the only trailers a client receives: the digests of
+// RFC 9530, which describe the body and are made to follow it. Trailers are
+// an allow-list, not a block-list like the response headers, because
+// nothing in a REST answer needs them, and every other name is one more
+// way for an upstream to say something to the client after the proxy has
+// looked (Set-Cookie, a second X-Lockbox-Decision-Id, a cache directive,
+// a hop-by-hop field).
+var allowedTrailers = []string{"Content-Digest", "Repr-Digest"}
+
+func allowedTrailer(name string) bool {
+	for _, a := range allowedTrailers {
+		if strings.EqualFold(name, a) {
+			return true
+		}
+	}
+	return false
+}
+
+// cacheHeaders are the response headers, besides Cache-Control, that give
+// a cache a lifetime for the answer: Expires, Pragma (HTTP/1.0 caches),
+// Age (which makes a cache count the answer older), Surrogate-Control
+// (Edge Architecture, Varnish, Fastly) and X-Accel-Expires (nginx's cache
+// honours it over Cache-Control). Targeted fields such as
+// CDN-Cache-Control (RFC 9213), which CDNs prefer to Cache-Control, are
+// matched by their suffix.
+var cacheHeaders = []string{"Expires", "Pragma", "Age", "Surrogate-Control", "X-Accel-Expires"}
+
 // modifyResponse edits the upstream's answer before it reaches the client.
 // Hop-by-hop headers are already gone (ReverseProxy removes them).
 func modifyResponse(res *http.Response) error {
@@ -364,9 +472,36 @@ func modifyResponse(res *http.Response) error {
 	// Access ends when the grant does: a cached copy of tenant data, in
 	// the operator's browser or anywhere between, would outlive the
 	// window and any revocation, since serving it never asks the proxy.
+	// And a cache in front of the proxy obeys the first of these it
+	// understands, not necessarily Cache-Control.
+	for _, k := range cacheHeaders {
+		delete(res.Header, k)
+	}
+	for k := range res.Header {
+		if isTargetedCacheControl(k) {
+			delete(res.Header, k)
+		}
+	}
 	res.Header["Cache-Control"] = []string{"no-store"}
-	delete(res.Header, "Expires")
+	// ReverseProxy announces the keys of res.Trailer in the Trailer
+	// header; only allowed ones may be announced, since the server sends
+	// an announced name's value from the header map, where the proxy's
+	// own headers are. Trailers that arrive anyway are dropped by
+	// answerWriter.dropTrailers.
+	for k := range res.Trailer {
+		if !allowedTrailer(k) {
+			delete(res.Trailer, k)
+		}
+	}
 	return nil
+}
+
+// isTargetedCacheControl reports whether a header is an RFC 9213 targeted
+// cache-control field: "<target>-Cache-Control", such as CDN-Cache-Control
+// or Cloudflare-CDN-Cache-Control.
+func isTargetedCacheControl(k string) bool {
+	const suffix = "-Cache-Control"
+	return len(k) > len(suffix) && strings.EqualFold(k[len(k)-len(suffix):], suffix)
 }
 
 // upstreamError answers a call whose forwarding failed: 413 when the body

@@ -1,11 +1,13 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"net/http"
@@ -338,7 +340,7 @@ func New(cfg Config) (*Handler, error) {
 // for the log line.
 type call struct {
 	id    string    // decision id: names this call in the log and to the client
-	now   time.Time // the call's one reading of the clock
+	now   time.Time // the time it is judged at: its arrival, or when its form body was complete
 	label string    // service metric label: a configured service or "unknown"
 
 	// policy is the one version of the policy that classifies and decides
@@ -408,6 +410,9 @@ func (h *Handler) judge(r *http.Request, c *call) (Reason, error) {
 	}
 	c.label = c.route.up.service
 	if c.Call, reason, err = h.classify(r, c.policy, c.route); reason != "" {
+		return reason, err
+	}
+	if reason, err = h.screenForm(r, c); reason != "" {
 		return reason, err
 	}
 	// One deadline bounds the grant and settings reads together, set up
@@ -486,6 +491,69 @@ func screen(r *http.Request, maxBody int64) (Reason, error) {
 			fmt.Errorf("the request body is larger than %d bytes", maxBody))
 	}
 	return "", nil
+}
+
+// screenForm refuses a form body with a method-override field (after step
+// 4). Laravel and Symfony, Rails (Rack::MethodOverride) and Spring's
+// HiddenHttpMethodFilter read "_method" from a POSTed form as well as from
+// the query, so a form body is read whole, bounded by MaxBodyBytes,
+// checked, and forwarded as exactly the bytes read. Other bodies are not
+// looked at and still stream.
+//
+// It runs after authentication and classification, so that only a
+// provider operator calling a catalog activity can make the proxy buffer
+// a body, and before the grant is looked up: the call is then judged at a
+// reading of the clock taken once the body is complete, so a grant that
+// ended during a slow upload refuses it, and the assertion's lifetime
+// starts when the call is about to leave, not when its header arrived.
+func (h *Handler) screenForm(r *http.Request, c *call) (Reason, error) {
+	mediaType, boundary, err := FormType(r.Header.Values("Content-Type"))
+	if err != nil {
+		return ReasonBadRequest, err
+	}
+	if mediaType == "" || r.Body == nil || r.Body == http.NoBody {
+		return "", nil
+	}
+	if encoded(r.Header) {
+		// A server in front of the application may inflate it (Apache's
+		// mod_deflate input filter does), and the proxy reads no codings:
+		// a field it can't read can't be judged.
+		return ReasonBadRequest, errors.New("a form body with a Content-Encoding can't be checked for method overrides, so it is refused")
+	}
+	// One byte past the limit tells a body at the limit from a longer one.
+	body, err := io.ReadAll(io.LimitReader(r.Body, h.cfg.MaxBodyBytes+1))
+	switch {
+	case err != nil:
+		return ReasonBadRequest, fmt.Errorf("the form body could not be read: %w", err)
+	case int64(len(body)) > h.cfg.MaxBodyBytes:
+		return ReasonBadRequest, withStatus(http.StatusRequestEntityTooLarge,
+			fmt.Errorf("the request body is larger than %d bytes", h.cfg.MaxBodyBytes))
+	}
+	if err := RefuseFormMethodOverride(mediaType, boundary, body); err != nil {
+		return ReasonBadRequest, err
+	}
+	// A chunked body now has a length: the upstream gets Content-Length.
+	r.ContentLength = int64(len(body))
+	r.TransferEncoding = nil
+	r.Body = http.NoBody
+	if len(body) > 0 {
+		r.Body = io.NopCloser(bytes.NewReader(body))
+	}
+	c.now = h.cfg.Now()
+	return "", nil
+}
+
+// encoded reports whether h gives the body a content coding other than
+// identity.
+func encoded(h http.Header) bool {
+	for _, v := range h.Values("Content-Encoding") {
+		for tok := range strings.SplitSeq(v, ",") {
+			if tok = strings.TrimSpace(tok); tok != "" && !strings.EqualFold(tok, "identity") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // hasHeader reports whether h has name, compared without regard to case,

@@ -58,6 +58,22 @@ var (
 	}
 )
 
+// repairOnContoso approves alice's request for New-MailboxRepairRequest,
+// the POST of exchange's catalog.
+func repairOnContoso(e *testEnv) {
+	e.grantFor(alice, "contoso", "exchange", 2*time.Hour, "New-MailboxRepairRequest")
+}
+
+// formPOST returns alice's POST of body with Content-Type contentType to
+// New-MailboxRepairRequest, with Content-Length or chunked.
+func formPOST(contentType, body string, chunked bool) func(*testEnv) rawRequest {
+	return func(e *testEnv) rawRequest {
+		q := as(alice, "POST", mailboxes+"/alice/repair", [2]string{"Content-Type", contentType})(e)
+		q.body, q.chunked = body, chunked
+		return q
+	}
+}
+
 // deadClient returns a go-redis client that fails every command at once.
 func deadClient(e *testEnv) *redis.Client {
 	c := redis.NewClient(&redis.Options{Addr: e.rdb.Options().Addr, DB: e.rdb.Options().DB})
@@ -171,6 +187,50 @@ func TestDenials(t *testing.T) {
 			req: as(alice, "GET", mailboxes+"?_method=DELETE"), status: 400, reason: ReasonBadRequest, label: "exchange"},
 		{name: "encoded method override parameter", setup: readsOnContoso,
 			req: as(alice, "GET", mailboxes+"?%5Fmethod=DELETE"), status: 400, reason: ReasonBadRequest, label: "exchange"},
+		{name: "method override parameter after a +", setup: readsOnContoso,
+			req: as(alice, "GET", mailboxes+"?+_method=DELETE"), status: 400, reason: ReasonBadRequest, label: "exchange"},
+		{name: "method override parameter after %20", setup: readsOnContoso,
+			req: as(alice, "GET", mailboxes+"?%20_method=DELETE"), status: 400, reason: ReasonBadRequest, label: "exchange"},
+		{name: "method override parameter cut by NUL", setup: readsOnContoso,
+			req: as(alice, "GET", mailboxes+"?_method%00x=DELETE"), status: 400, reason: ReasonBadRequest, label: "exchange"},
+		{name: "method override parameter as an array", setup: readsOnContoso,
+			req: as(alice, "GET", mailboxes+"?_METHOD[]=DELETE"), status: 400, reason: ReasonBadRequest, label: "exchange"},
+		{name: "method override in a urlencoded form", setup: repairOnContoso,
+			req:    formPOST(formURLEncoded, "kind=index&_method=DELETE", false),
+			status: 400, reason: ReasonBadRequest, label: "exchange", message: "form field _method"},
+		{name: "method override in a chunked urlencoded form", setup: repairOnContoso,
+			req:    formPOST(formURLEncoded+"; charset=utf-8", "kind=index&+_method=DELETE", true),
+			status: 400, reason: ReasonBadRequest, label: "exchange", message: "form field _method"},
+		{name: "method override in a multipart form", setup: repairOnContoso,
+			req:    formPOST(formMultipart+"; boundary=b", multipartBody(`form-data; name="kind"`, `form-data; name="_method"`), false),
+			status: 400, reason: ReasonBadRequest, label: "exchange", message: "form field _method"},
+		{name: "malformed urlencoded form", setup: repairOnContoso,
+			req:    formPOST(formURLEncoded, "kind=%zz", false),
+			status: 400, reason: ReasonBadRequest, label: "exchange", message: "malformed form body"},
+		{name: "multipart form cut short", setup: repairOnContoso,
+			req:    formPOST(formMultipart+"; boundary=b", "--b\r\nContent-Disposition: form-data; name=\"kind\"\r\n\r\nindex", false),
+			status: 400, reason: ReasonBadRequest, label: "exchange", message: "malformed multipart"},
+		{name: "multipart form without a boundary", setup: repairOnContoso,
+			req:    formPOST(formMultipart, multipartBody(`form-data; name="_method"`), false),
+			status: 400, reason: ReasonBadRequest, label: "exchange", message: "without a boundary"},
+		{name: "two Content-Types, one a form", setup: repairOnContoso,
+			req: func(e *testEnv) rawRequest {
+				q := formPOST("application/json", "_method=DELETE", false)(e)
+				q.header = append(q.header, [2]string{"Content-Type", formURLEncoded})
+				return q
+			},
+			status: 400, reason: ReasonBadRequest, label: "exchange", message: "more than one Content-Type"},
+		{name: "compressed form", setup: repairOnContoso,
+			req: func(e *testEnv) rawRequest {
+				q := formPOST(formURLEncoded, "\x1f\x8b\x08\x00not-inflated", false)(e)
+				q.header = append(q.header, [2]string{"Content-Encoding", "gzip"})
+				return q
+			},
+			status: 400, reason: ReasonBadRequest, label: "exchange", message: "Content-Encoding"},
+		{name: "chunked form over the limit", setup: repairOnContoso,
+			config: func(_ *testEnv, c *Config) { c.MaxBodyBytes = 1024 },
+			req:    formPOST(formURLEncoded, "kind="+strings.Repeat("x", 2048), true),
+			status: 413, reason: ReasonBadRequest, label: "exchange"},
 		{name: "CONNECT", setup: readsOnContoso,
 			req: as(alice, "CONNECT", "exchange.internal:443"), status: 400, reason: ReasonBadRequest, label: unknownService},
 		{name: "Upgrade: websocket", setup: readsOnContoso,
@@ -566,6 +626,11 @@ func TestAllowed(t *testing.T) {
 			}
 			if res.header.Get("Set-Cookie") != "" || res.header.Get("X-Upstream") != "yes" || res.header.Get("Cache-Control") != "no-store" {
 				t.Errorf("response headers %v: want Set-Cookie dropped, X-Upstream kept, no-store", res.header)
+			}
+			for _, k := range upstreamCacheHeaders {
+				if v, ok := res.header[k]; ok {
+					t.Errorf("response header %s: %q passed; want every cache directive but Cache-Control dropped", k, v)
+				}
 			}
 			if ids := res.header.Values(HeaderDecisionID); len(ids) != 1 || ids[0] == "forged-by-upstream" {
 				t.Errorf("decision id %q: want exactly the proxy's", ids)

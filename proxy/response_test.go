@@ -1,0 +1,235 @@
+package proxy
+
+import (
+	"bufio"
+	"io"
+	"maps"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// upstreamAt has the environment's exchange upstream be h.
+func upstreamAt(h http.Handler) envOption {
+	return func(e *testEnv, c *Config) {
+		srv := httptest.NewServer(h)
+		e.t.Cleanup(srv.Close)
+		u, err := url.Parse(srv.URL)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		c.Upstreams["exchange"] = u
+	}
+}
+
+// TestInformationalResponsesDropped: 1xx responses of the upstream never
+// reach the client, and the final answer carries the proxy's decision id,
+// once. The calls have a body, so they go by net/http's Transport, whose
+// 1xx ReverseProxy relays.
+func TestInformationalResponsesDropped(t *testing.T) {
+	hint := func(w http.ResponseWriter) {
+		w.Header().Set("Link", "</style.css>; rel=preload")
+		w.Header().Set("Set-Cookie", "hint=1; Path=/")
+		w.Header().Set(HeaderDecisionID, "forged-in-103")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Set("X-Processing", "1")
+		w.WriteHeader(http.StatusProcessing)
+		for _, k := range []string{"Link", "Set-Cookie", HeaderDecisionID, "X-Processing"} {
+			w.Header().Del(k)
+		}
+	}
+	tests := []struct {
+		name    string
+		handler http.HandlerFunc
+		status  int
+	}{
+		{name: "before a final answer", status: http.StatusOK, handler: func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, r.Body)
+			hint(w)
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, `{"ok":true}`)
+		}},
+		{name: "before the upstream hangs up", status: http.StatusBadGateway, handler: func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, r.Body)
+			hint(w)
+			conn, _, err := http.NewResponseController(w).Hijack()
+			if err == nil {
+				conn.Close()
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newTestEnv(t, upstreamAt(tt.handler))
+			repairOnContoso(e)
+			q := as(alice, "POST", mailboxes+"/alice/repair", [2]string{"Content-Type", "application/json"})(e)
+			q.body = `{"kind":"index"}`
+			// http.ReadResponse returns the first response on the wire,
+			// a 1xx included.
+			res := e.send(q)
+			if res.status != tt.status {
+				t.Fatalf("client got status %d (body %s), want %d", res.status, res.body, tt.status)
+			}
+			for _, k := range []string{"Link", "Set-Cookie", "X-Processing"} {
+				if v, ok := res.header[k]; ok {
+					t.Errorf("header %s: %q from a 1xx reached the client", k, v)
+				}
+			}
+			lines := e.logLines("proxy call forwarded")
+			if tt.status != http.StatusOK {
+				lines = e.logLines("proxy call failed upstream")
+			}
+			if ids := res.header.Values(HeaderDecisionID); len(ids) != 1 || len(lines) != 1 || ids[0] != lines[0]["decision_id"] {
+				t.Errorf("decision ids %q, log lines %v: want exactly the proxy's", ids, lines)
+			}
+		})
+	}
+}
+
+// TestTrailersFiltered: only allowed trailers reach the client, announced
+// or not, by either transport (GET by h1transport, POST by net/http's).
+func TestTrailersFiltered(t *testing.T) {
+	upstream := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Trailer", "Set-Cookie, X-Lockbox-Decision-Id, Content-Digest, Cache-Control, Connection")
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"ok":true}`)
+		w.(http.Flusher).Flush() // chunked, so that trailers can follow
+		w.Header().Set("Set-Cookie", "t=1")
+		w.Header().Set(HeaderDecisionID, "forged-in-trailer")
+		w.Header().Set("Content-Digest", "sha-256=:dGVzdA==:")
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		w.Header().Set("Connection", "keep-alive")
+		// Sent without being announced.
+		w.Header().Set(http.TrailerPrefix+"Set-Cookie2", "u=1")
+		w.Header().Set(http.TrailerPrefix+"X-Unannounced", "1")
+	})
+	tests := []struct {
+		name string
+		req  func(*testEnv) rawRequest
+	}{
+		{name: "GET", req: as(alice, "GET", mailboxes, [2]string{"TE", "trailers"})},
+		{name: "POST", req: func(e *testEnv) rawRequest {
+			q := as(alice, "POST", mailboxes+"/alice/repair", [2]string{"TE", "trailers"}, [2]string{"Content-Type", "application/json"})(e)
+			q.body = `{"kind":"index"}`
+			return q
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newTestEnv(t, upstreamAt(upstream))
+			e.grantFor(alice, "contoso", "exchange", time.Hour, "Get-Mailbox", "New-MailboxRepairRequest")
+			c := e.dial()
+			if _, err := c.c.Write(tt.req(e).bytes()); err != nil {
+				t.Fatal(err)
+			}
+			res, err := http.ReadResponse(c.br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, err := io.ReadAll(res.Body)
+			res.Body.Close()
+			if err != nil || res.StatusCode != http.StatusOK || string(body) != `{"ok":true}` {
+				t.Fatalf("%d %q %v", res.StatusCode, body, err)
+			}
+			if got := slices.Sorted(maps.Keys(res.Trailer)); !slices.Equal(got, []string{"Content-Digest"}) {
+				t.Errorf("trailers %v reached the client; want only Content-Digest", res.Trailer)
+			}
+			if v := res.Trailer.Get("Content-Digest"); v != "sha-256=:dGVzdA==:" {
+				t.Errorf("Content-Digest trailer %q", v)
+			}
+			if ids := res.Header.Values(HeaderDecisionID); len(ids) != 1 || ids[0] == "forged-in-trailer" {
+				t.Errorf("decision ids %q", ids)
+			}
+		})
+	}
+}
+
+// TestStreamingResponseFlushed: the answer's writer still flushes, so a
+// streamed answer reaches the client as the upstream writes it.
+func TestStreamingResponseFlushed(t *testing.T) {
+	release := make(chan struct{})
+	e := newTestEnv(t, upstreamAt(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "first\n")
+		w.(http.Flusher).Flush()
+		<-release
+		_, _ = io.WriteString(w, "second\n")
+	})))
+	t.Cleanup(func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	})
+	readsOnContoso(e)
+	c := e.dial()
+	if _, err := c.c.Write(as(alice, "GET", mailboxes)(e).bytes()); err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.ReadResponse(c.br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	br := bufio.NewReader(res.Body)
+	// Before release, only a flush can have brought the first line.
+	if line, err := br.ReadString('\n'); err != nil || line != "first\n" {
+		t.Fatalf("first line %q, %v", line, err)
+	}
+	close(release)
+	if rest, err := io.ReadAll(br); err != nil || string(rest) != "second\n" {
+		t.Fatalf("rest %q, %v", rest, err)
+	}
+	if got := testutil.ToFloat64(e.h.metrics.requests.WithLabelValues("exchange", decisionAllowed)); got != 1 {
+		t.Errorf("requests{exchange,allowed} = %v", got)
+	}
+}
+
+// TestModifyResponse: the upstream's answer loses what could plant state
+// in the client or keep tenant data in a cache, and announces only allowed
+// trailers.
+func TestModifyResponse(t *testing.T) {
+	res := &http.Response{
+		Header: http.Header{
+			"Content-Type":                 {"application/json"},
+			"Etag":                         {`"v1"`},
+			"Vary":                         {"Accept"},
+			"Set-Cookie":                   {"a=1"},
+			"Set-Cookie2":                  {"b=1"},
+			HeaderDecisionID:               {"forged"},
+			"Cache-Control":                {"public, max-age=3600"},
+			"Cdn-Cache-Control":            {"max-age=86400"},
+			"Cloudflare-Cdn-Cache-Control": {"max-age=86400"},
+			"Surrogate-Control":            {"max-age=86400"},
+			"Pragma":                       {"cache"},
+			"Age":                          {"10"},
+			"Expires":                      {"Thu, 01 Jan 2099 00:00:00 GMT"},
+			"X-Accel-Expires":              {"86400"},
+		},
+		Trailer: http.Header{
+			"Set-Cookie": nil, "Set-Cookie2": nil, HeaderDecisionID: nil, "Cache-Control": nil, "Expires": nil,
+			"Content-Digest": nil, "Repr-Digest": nil, "Server-Timing": nil, "Connection": nil,
+		},
+	}
+	if err := modifyResponse(res); err != nil {
+		t.Fatal(err)
+	}
+	want := http.Header{
+		"Content-Type":  {"application/json"},
+		"Etag":          {`"v1"`},
+		"Vary":          {"Accept"},
+		"Cache-Control": {"no-store"},
+	}
+	if got := slices.Sorted(maps.Keys(res.Header)); !slices.Equal(got, slices.Sorted(maps.Keys(want))) || res.Header.Get("Cache-Control") != "no-store" {
+		t.Errorf("headers %v, want %v", res.Header, want)
+	}
+	if got := slices.Sorted(maps.Keys(res.Trailer)); !slices.Equal(got, []string{"Content-Digest", "Repr-Digest"}) {
+		t.Errorf("announced trailers %v, want Content-Digest and Repr-Digest", got)
+	}
+}
