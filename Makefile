@@ -31,7 +31,8 @@ FUZZ_TARGETS = \
 	FuzzVerify:./identity:100000x \
 	FuzzAppendJSON:./audit/record:150000x \
 	FuzzDecodeRecord:./audit/record:150000x \
-	FuzzShapes:./internal/keys:100000x
+	FuzzShapes:./internal/keys:100000x \
+	FuzzDefang:./notify:40000x
 
 # The Kubernetes version deploy-check renders the Helm chart for: the
 # oldest with native sidecars (restartPolicy: Always init containers) on by

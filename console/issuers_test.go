@@ -87,7 +87,7 @@ func TestSigninPerIssuer(t *testing.T) {
 	t.Run("contoso's user, as the sign-in page sends them", func(t *testing.T) {
 		b := ie.browser()
 		p := ie.signIn(t, b, ie.contoso, "/console/signin/oidc?tenant=contoso", ada)
-		want := identity.Principal{Subject: "ada@contoso", TenantID: "contoso", Roles: []identity.Role{identity.RoleGlobalAdmin}}
+		want := identity.Principal{Subject: "ada@contoso.example", TenantID: "contoso", Roles: []identity.Role{identity.RoleGlobalAdmin}}
 		if p.Subject != want.Subject || p.TenantID != want.TenantID || !slices.Equal(p.Roles, want.Roles) {
 			t.Fatalf("session principal %+v, want %+v", p, want)
 		}

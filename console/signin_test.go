@@ -42,7 +42,7 @@ func (u oidcUser) user() oidctest.User {
 	return oidctest.User{Subject: u.sub, Claims: c}
 }
 
-var ada = oidcUser{sub: "ada@contoso", name: "Ada Admin", tid: "contoso", roles: []string{"global-admin", "Directory.Read"}}
+var ada = oidcUser{sub: "ada@contoso.example", name: "Ada Admin", tid: "contoso", roles: []string{"global-admin", "Directory.Read"}}
 
 // signinConfig is the console's sign-in at p, for users of scope.
 func signinConfig(p *oidctest.Provider, scope identity.Scope) console.OIDCConfig {
@@ -228,7 +228,7 @@ func TestOIDCSignin(t *testing.T) {
 	if err := json.Unmarshal([]byte(e.dump()[keys.ConsoleSession(sha256Hex(c.Value))]), &stored); err != nil {
 		t.Fatal(err)
 	}
-	if stored.Principal.Subject != "ada@contoso" || !slices.Equal(stored.Principal.Roles, []string{"global-admin"}) || stored.Principal.TenantID != "contoso" || stored.Via != "oidc" {
+	if stored.Principal.Subject != "ada@contoso.example" || !slices.Equal(stored.Principal.Roles, []string{"global-admin"}) || stored.Principal.TenantID != "contoso" || stored.Via != "oidc" {
 		t.Errorf("session %+v", stored)
 	}
 
@@ -236,7 +236,7 @@ func TestOIDCSignin(t *testing.T) {
 	if r := b.post("/console/settings", b.form(nil)); r.status != http.StatusSeeOther {
 		t.Fatalf("settings: %s", r)
 	}
-	if rec := e.records("contoso")[0]; rec.UserId != "ada@contoso" || fmt.Sprint(rec.ModifiedProperties) != "[{LockboxEnabled true false}]" {
+	if rec := e.records("contoso")[0]; rec.UserId != "ada@contoso.example" || fmt.Sprint(rec.ModifiedProperties) != "[{LockboxEnabled true false}]" {
 		t.Errorf("audit record %+v", rec)
 	}
 

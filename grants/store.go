@@ -28,6 +28,9 @@ type TenantDirectory interface {
 	Onboarded(ctx context.Context, tenant string) error
 	LockboxEnabled(ctx context.Context, tenant string) (bool, error)
 	IsApprover(ctx context.Context, tenant, user string) (bool, error)
+	// IsUser reports whether user is a user of tenant: user@ one of its
+	// registered domains, the rule IsApprover also applies.
+	IsUser(ctx context.Context, tenant, user string) (bool, error)
 }
 
 // Config configures a Store.
@@ -264,6 +267,9 @@ func (s *Store) Act(ctx context.Context, id string, act Action, actor Actor, com
 				return r, err
 			}
 			if p := actor.Principal; p.InTenant(r.Tenant) {
+				if env.TenantUser, err = s.cfg.Tenants.IsUser(ctx, r.Tenant, p.Subject); err != nil {
+					return r, err
+				}
 				if env.AssignedApprover, err = s.cfg.Tenants.IsApprover(ctx, r.Tenant, p.Subject); err != nil {
 					return r, err
 				}

@@ -37,9 +37,9 @@ func who(sub, tid string, roles ...identity.Role) grants.Actor {
 var (
 	operator    = who("alice", "", identity.RoleOperator)
 	manager     = who("mary", "", identity.RoleSupportManager)
-	globalAdmin = who("gina", "contoso", identity.RoleGlobalAdmin)
+	globalAdmin = who("gina@contoso.example", "contoso", identity.RoleGlobalAdmin)
 	approver    = who("adam@contoso.example", "contoso", identity.RoleApprover)
-	otherAdmin  = who("fabian", "fabrikam", identity.RoleGlobalAdmin)
+	otherAdmin  = who("fabian@fabrikam.example", "fabrikam", identity.RoleGlobalAdmin)
 	provAuditor = who("sue", "", identity.RoleAuditReader)
 )
 
@@ -173,7 +173,7 @@ func TestLifecycleAuditAndGrant(t *testing.T) {
 	if mgr.UserId != record.ProviderUserID || mgr.UserType != record.UserTypeDcAdmin || mgr.ProviderUserId != "mary" || mgr.ApprovalDecision != "Approve" {
 		t.Fatalf("manager record = %+v", mgr)
 	}
-	if rev := recs[0]; rev.UserId != "gina" || rev.UserType != record.UserTypeAdmin {
+	if rev := recs[0]; rev.UserId != "gina@contoso.example" || rev.UserType != record.UserTypeAdmin {
 		t.Fatalf("global admin's revocation = %+v", rev)
 	}
 }
@@ -401,7 +401,7 @@ func TestConcurrentDecisions(t *testing.T) {
 				return err
 			},
 			func() error {
-				_, err := replicas[1].store.Act(ctx, r.ID, grants.ActionDeny, who("gus", "contoso", identity.RoleGlobalAdmin), "")
+				_, err := replicas[1].store.Act(ctx, r.ID, grants.ActionDeny, who("gus@contoso.example", "contoso", identity.RoleGlobalAdmin), "")
 				return err
 			},
 			func() error {
@@ -507,4 +507,50 @@ func TestNextRequestBeforeTheSweep(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestTenantDecisionNeedsTenantUser is the reviewer's repro through the
+// store: the shared issuer's token for mgr2@provider.example with contoso's
+// tid and the roles support-manager and global-admin approved contoso's
+// pending request and became its approver. A global admin must be a user
+// of the tenant by its registered domains, as an assigned approver must,
+// and a provider role takes every tenant right away.
+func TestTenantDecisionNeedsTenantUser(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	if err := e.tenants.AddApprover(ctx, globalAdmin.Principal, "203.0.113.1", "contoso", approver.Principal.Subject); err != nil {
+		t.Fatal(err)
+	}
+	r := e.create(t, time.Hour)
+	e.act(t, r.ID, grants.ActionApprove, manager)
+	refused := []grants.Actor{
+		who("mgr2@provider.example", "contoso", identity.RoleSupportManager, identity.RoleGlobalAdmin),
+		who("gus@provider.example", "contoso", identity.RoleGlobalAdmin),
+		who("gina@contoso.example", "contoso", identity.RoleGlobalAdmin, identity.RoleOperator),
+		who("adam@contoso.example", "contoso", identity.RoleApprover, identity.RoleSupportManager),
+	}
+	for _, a := range refused {
+		for _, act := range []grants.Action{grants.ActionApprove, grants.ActionDeny} {
+			if _, err := e.store.Act(ctx, r.ID, act, a, ""); !errors.Is(err, grants.ErrForbidden) {
+				t.Fatalf("%s %v: %s: %v, want forbidden", a.Principal.Subject, a.Principal.Roles, act, err)
+			}
+		}
+	}
+	got, err := e.store.Get(ctx, globalAdmin.Principal, r.ID)
+	if err != nil || got.State != grants.StatePendingCustomer || got.Approver != "" {
+		t.Fatalf("after the refused decisions: %+v, %v", got, err)
+	}
+	got = e.act(t, r.ID, grants.ActionApprove, globalAdmin)
+	if got.State != grants.StateApproved || got.Approver != "gina@contoso.example" {
+		t.Fatalf("request = %+v", got)
+	}
+	for _, a := range refused {
+		if _, err := e.store.Act(ctx, r.ID, grants.ActionRevoke, a, ""); !errors.Is(err, grants.ErrForbidden) {
+			t.Fatalf("%s %v revoked: %v, want forbidden", a.Principal.Subject, a.Principal.Roles, err)
+		}
+	}
+	if _, err := e.store.Grant(ctx, "contoso", "alice", "exchange"); err != nil {
+		t.Fatalf("grant after the refused revocations: %v", err)
+	}
+	e.act(t, r.ID, grants.ActionRevoke, approver)
 }

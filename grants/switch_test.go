@@ -91,7 +91,7 @@ func TestLockboxOnEndsManagerOnlyGrants(t *testing.T) {
 		t.Fatalf("manager-only request = %+v, %v", r, err)
 	}
 	last := r.History[len(r.History)-1]
-	if last.Actor != "gina" || last.Action != grants.ActionRevoke || last.Comment != grants.LockboxOnComment || last.ActorKind != grants.KindTenant {
+	if last.Actor != "gina@contoso.example" || last.Action != grants.ActionRevoke || last.Comment != grants.LockboxOnComment || last.ActorKind != grants.KindTenant {
 		t.Fatalf("revocation event = %+v", last)
 	}
 	if g, err := e.store.Grant(ctx, "contoso", "bob", "sharepoint"); err != nil || !g.TenantApproved() {
@@ -108,11 +108,11 @@ func TestLockboxOnEndsManagerOnlyGrants(t *testing.T) {
 		t.Fatal(err)
 	}
 	rev, set := recs[1], recs[2] // newest first: manager decision, revoke, settings
-	if set.Operation != record.OpSetSettings || set.UserId != "gina" ||
+	if set.Operation != record.OpSetSettings || set.UserId != "gina@contoso.example" ||
 		fmt.Sprint(set.ModifiedProperties) != fmt.Sprint([]record.ModifiedProperty{{Name: "LockboxEnabled", OldValue: "false", NewValue: "true"}}) {
 		t.Fatalf("settings record = %+v", set)
 	}
-	if rev.Operation != record.OpRevokeAccess || rev.UserId != "gina" || rev.ObjectId != managerOnly.ID || rev.Comment != grants.LockboxOnComment {
+	if rev.Operation != record.OpRevokeAccess || rev.UserId != "gina@contoso.example" || rev.ObjectId != managerOnly.ID || rev.Comment != grants.LockboxOnComment {
 		t.Fatalf("revocation record = %+v", rev)
 	}
 	// Turning it on again changes nothing and records nothing.

@@ -36,6 +36,11 @@ type Env struct {
 	// AssignedApprover reports whether the actor is one of the users the
 	// tenant's global admins assigned as lockbox approvers.
 	AssignedApprover bool
+	// TenantUser reports whether the actor's subject is a user of the
+	// request's tenant: user@ one of the domains the tenant registered,
+	// the rule an approver's assignment is held to. A global admin's role
+	// comes from the token alone, so this is what ties it to the tenant.
+	TenantUser bool
 }
 
 // CreateInput is what an engineer files.
@@ -241,11 +246,17 @@ func checkManager(r Request, p identity.Principal, act Action) error {
 	return nil
 }
 
+// checkTenantApprover is the rule for deciding as the tenant: a user of
+// the tenant (env.TenantUser) who is its global admin or an approver it
+// assigned, and who carries no provider role. A token from the shared
+// issuer can carry both a tenant's tid and provider roles, or name a
+// provider identity with the tenant's global-admin role: neither decides
+// for the tenant.
 func checkTenantApprover(r Request, p identity.Principal, env Env, act Action) error {
-	if p.IsProvider() {
+	if p.IsProvider() || p.HasProviderOnlyRole() {
 		return newErr(ErrForbidden, "forbidden", "request %s awaits the approvers of tenant %s; provider identities cannot %s it", r.ID, r.Tenant, act)
 	}
-	if !p.InTenant(r.Tenant) {
+	if !p.InTenant(r.Tenant) || !env.TenantUser {
 		return newErr(ErrForbidden, "forbidden", "you are not an approver of tenant %s", r.Tenant)
 	}
 	if !p.Has(identity.RoleGlobalAdmin) && !env.AssignedApprover {

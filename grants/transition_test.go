@@ -33,6 +33,10 @@ var (
 	approver      = who("adam", "contoso", identity.RoleApprover)
 	otherAdmin    = who("fabian", "fabrikam", identity.RoleGlobalAdmin)
 	tenantManager = who("troy", "contoso", identity.RoleSupportManager)
+	// mgrAsAdmin and foreignAdmin carry contoso's tid and global-admin, as
+	// the shared issuer can sign them, but are no users of contoso.
+	mgrAsAdmin   = who("mgr2@provider.example", "contoso", identity.RoleSupportManager, identity.RoleGlobalAdmin)
+	foreignAdmin = who("gus@provider.example", "contoso", identity.RoleGlobalAdmin)
 )
 
 func input() CreateInput {
@@ -101,6 +105,7 @@ type step struct {
 	act      Action
 	lockbox  *bool // tenant switch; on when nil
 	assigned bool  // actor is an assigned approver
+	foreign  bool  // actor is not a user of the tenant (none of its domains)
 	want     State // state after the step
 	err      error // category of the expected error
 	code     string
@@ -156,6 +161,34 @@ func TestScenarios(t *testing.T) {
 		{"other tenant's admin cannot approve", nil, []step{
 			{actor: manager, act: ActionApprove, want: StatePendingCustomer},
 			{actor: otherAdmin, act: ActionApprove, want: StatePendingCustomer, err: ErrForbidden},
+		}},
+		// The reviewer's token: the shared issuer's provider manager with
+		// contoso's tid and global-admin. Neither its domain nor its
+		// provider role lets it decide for the tenant.
+		{"provider identity with the tenant's tid and global-admin cannot decide", nil, []step{
+			{actor: manager, act: ActionApprove, want: StatePendingCustomer},
+			{actor: mgrAsAdmin, foreign: true, act: ActionApprove, want: StatePendingCustomer, err: ErrForbidden},
+			{actor: mgrAsAdmin, foreign: true, act: ActionDeny, want: StatePendingCustomer, err: ErrForbidden},
+			{actor: mgrAsAdmin, act: ActionApprove, want: StatePendingCustomer, err: ErrForbidden},
+			{actor: globalAdmin, act: ActionApprove, want: StateApproved},
+			{actor: mgrAsAdmin, foreign: true, act: ActionRevoke, want: StateApproved, err: ErrForbidden},
+		}},
+		{"global admin outside the tenant's domains cannot decide", nil, []step{
+			{actor: manager, act: ActionApprove, want: StatePendingCustomer},
+			{actor: foreignAdmin, foreign: true, act: ActionApprove, want: StatePendingCustomer, err: ErrForbidden},
+			{actor: foreignAdmin, foreign: true, act: ActionDeny, want: StatePendingCustomer, err: ErrForbidden},
+			{actor: globalAdmin, act: ActionApprove, want: StateApproved},
+			{actor: foreignAdmin, foreign: true, act: ActionRevoke, want: StateApproved, err: ErrForbidden},
+			{actor: globalAdmin, act: ActionRevoke, want: StateRevoked},
+		}},
+		{"a provider role takes tenant rights, whichever", nil, []step{
+			{actor: manager, act: ActionApprove, want: StatePendingCustomer},
+			{actor: who("gina", "contoso", identity.RoleGlobalAdmin, identity.RoleOperator), act: ActionApprove, want: StatePendingCustomer, err: ErrForbidden},
+			{actor: who("gina", "contoso", identity.RoleGlobalAdmin, identity.RoleLockboxAdmin), act: ActionApprove, want: StatePendingCustomer, err: ErrForbidden},
+			{actor: who("adam", "contoso", identity.RoleApprover, identity.RoleSupportManager), assigned: true, act: ActionDeny, want: StatePendingCustomer, err: ErrForbidden},
+			// audit-reader is a tenant role as well as a provider one.
+			{actor: who("gina", "contoso", identity.RoleGlobalAdmin, identity.RoleAuditReader), act: ActionApprove, want: StateApproved},
+			{actor: who("adam", "contoso", identity.RoleApprover, identity.RoleOperator), assigned: true, act: ActionRevoke, want: StateApproved, err: ErrForbidden},
 		}},
 		{"lockbox off: manager approval is final", nil, []step{
 			{actor: manager, act: ActionApprove, lockbox: off, want: StateApproved},
@@ -220,7 +253,8 @@ func TestScenarios(t *testing.T) {
 				t.Fatal(err)
 			}
 			for i, st := range sc.steps {
-				env := Env{Now: t0.Add(st.at), LockboxEnabled: st.lockbox == nil || *st.lockbox, AssignedApprover: st.assigned}
+				env := Env{Now: t0.Add(st.at), LockboxEnabled: st.lockbox == nil || *st.lockbox, AssignedApprover: st.assigned,
+					TenantUser: !st.foreign}
 				next, err := Apply(r, st.act, st.actor, "c", env)
 				if st.err == nil && err != nil {
 					t.Fatalf("step %d (%s by %s): %v", i, st.act, st.actor.Principal.Subject, err)
@@ -260,7 +294,7 @@ func TestGrantWindow(t *testing.T) {
 		r, _ := New(in, operator, "id-1", t0, catalog)
 		r, _ = Apply(r, ActionApprove, manager, "", Env{Now: t0.Add(time.Hour), LockboxEnabled: true})
 		approvedAt := t0.Add(3 * time.Hour)
-		r, err := Apply(r, ActionApprove, globalAdmin, "ok", Env{Now: approvedAt, LockboxEnabled: true})
+		r, err := Apply(r, ActionApprove, globalAdmin, "ok", Env{Now: approvedAt, LockboxEnabled: true, TenantUser: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -291,7 +325,7 @@ func TestGrantWindow(t *testing.T) {
 func TestTenantViewHidesProviderStaff(t *testing.T) {
 	r, _ := New(input(), operator, "id-1", t0, catalog)
 	r, _ = Apply(r, ActionApprove, manager, "", Env{Now: t0, LockboxEnabled: true})
-	r, _ = Apply(r, ActionApprove, approver, "fine", Env{Now: t0, LockboxEnabled: true, AssignedApprover: true})
+	r, _ = Apply(r, ActionApprove, approver, "fine", Env{Now: t0, LockboxEnabled: true, AssignedApprover: true, TenantUser: true})
 	v := TenantView(r)
 	if v.Requester != "Microsoft Operator" || v.ManagerApprover != "Microsoft Support" || v.Approver != "adam" {
 		t.Fatalf("view = %+v", v)

@@ -73,5 +73,15 @@ func (p Principal) IsProvider() bool { return p.TenantID == "" }
 // InTenant reports whether p is a user of tenant t.
 func (p Principal) InTenant(t string) bool { return p.TenantID != "" && p.TenantID == t }
 
+// HasProviderOnlyRole reports whether p carries a role that only the
+// provider's staff hold: operator, support-manager or lockbox-admin.
+// (audit-reader is a tenant role too, so it is not one of them.) Only the
+// shared scope can give such a role to a principal with a tenant; whoever
+// carries one never acts as a tenant's approver or administrator, whatever
+// tenant roles the token claims beside it.
+func (p Principal) HasProviderOnlyRole() bool {
+	return slices.ContainsFunc(p.Roles, func(r Role) bool { return r.ProviderRole() && !r.TenantRole() })
+}
+
 // IsGlobalAdminOf reports whether p is a global administrator of tenant t.
 func (p Principal) IsGlobalAdminOf(t string) bool { return p.InTenant(t) && p.Has(RoleGlobalAdmin) }

@@ -6,8 +6,11 @@ import (
 	"strings"
 	"text/template"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/lockbox-oss/lockbox/grants"
+	"github.com/lockbox-oss/lockbox/internal/keys"
 )
 
 // Message is one rendered e-mail.
@@ -247,21 +250,59 @@ func Summary(ev Event) string {
 
 // sanitized makes every value safe to show: one line, no control
 // characters, and nothing a mail client would turn into a link.
+//
+// Requester and Actor are the subjects of verified tokens (whose alphabet,
+// identity.ValidSubject, has no ":" or "/") or a fixed label. A subject
+// that is a plain address stays readable: recipients must recognize who
+// filed or decided, and it names a signed-in identity (for the tenant's
+// deciders, one of the tenant's domains), not a link someone typed. Any
+// other value is defanged in full: above all the reason, the comment and
+// the service request number, which are free text.
 func (v view) sanitized() view {
 	for _, p := range []*string{&v.ID, &v.Tenant, &v.Service, &v.ServiceRequest, &v.Reason, &v.Duration,
 		&v.DecideBy, &v.Activities, &v.Requester, &v.Left,
 		&v.State, &v.Outcome, &v.Decision, &v.Actor, &v.At, &v.Comment, &v.ExpiresAt} {
-		*p = Defang(HeaderValue(*p))
+		*p = HeaderValue(*p)
+		if (p != &v.Requester && p != &v.Actor) || !identityAddress(*p) {
+			*p = Defang(*p)
+		}
 	}
 	return v
 }
 
+// identityAddress reports whether s is a subject that is one plain
+// address, local@domain.
+func identityAddress(s string) bool {
+	at := strings.IndexByte(s, '@')
+	return keys.IsUser(s) && at > 0 && at == strings.LastIndexByte(s, '@') && at < len(s)-1
+}
+
 var (
 	controlRE = regexp.MustCompile(`[\x00-\x1f\x7f\x{2028}\x{2029}]+`)
-	schemeRE  = regexp.MustCompile(`(?i)\b([a-z][a-z0-9+.-]*):/+`)
-	httpRE    = regexp.MustCompile(`(?i)h(tt)p`)
-	wwwRE     = regexp.MustCompile(`(?i)\b(www)\.`)
+	schemeRE  = regexp.MustCompile(`(?i)([a-z][a-z0-9+.-]*):/+`)
+	// uriRE is a scheme-only URI ("mailto:x", "javascript:alert(1)"): an
+	// RFC 3986 scheme that does not continue an ASCII word, its colon, and
+	// the next character. The prefix is captured because RE2 has no
+	// look-behind.
+	uriRE  = regexp.MustCompile(`(?i)(^|[^a-z0-9])([a-z][a-z0-9+.-]*):(\S)`)
+	httpRE = regexp.MustCompile(`(?i)h(tt)p`)
+	wwwRE  = regexp.MustCompile(`(?i)(www)\.`)
+	// hostRE is a run of host-name characters: labels of letters, digits
+	// and marks in any script joined by hyphens and dots, where a dot is
+	// also each character IDNA maps to one (U+3002, U+FF0E, U+FF61), which
+	// browsers, and so the mail clients that link for them, accept.
+	hostRE = regexp.MustCompile(`[\p{L}\p{N}\p{M}\-.\x{3002}\x{FF0E}\x{FF61}]+`)
 )
+
+// linkSchemes are schemes mail clients link, or hand to an application,
+// whatever follows the colon; another scheme counts only before a letter
+// (see Defang). Digits and "+" are where phone numbers start.
+var linkSchemes = map[string]bool{
+	"mailto": true, "tel": true, "sms": true, "smsto": true, "mms": true, "callto": true, "fax": true,
+	"sip": true, "sips": true, "facetime": true, "facetime-audio": true, "skype": true, "im": true, "xmpp": true,
+	"data": true, "javascript": true, "vbscript": true, "file": true, "news": true, "nntp": true,
+	"geo": true, "magnet": true, "webcal": true, "bitcoin": true,
+}
 
 // HeaderValue returns s on one line: CR, LF and other control characters
 // become spaces, so a value can't add a header.
@@ -270,11 +311,105 @@ func HeaderValue(s string) string {
 }
 
 // Defang neutralizes anything in user-supplied text that a mail client
-// could render as a link ("https://x" becomes "hxxps[:]//x", "www.x"
-// becomes "www[.]x"), so a request's reason can't smuggle a link into an
-// approver's mailbox.
+// could render as a link, so a request's reason can't smuggle a link into
+// an approver's mailbox: "https://x" becomes "hxxps[:]//x", a scheme-only
+// URI such as "mailto:x" or "tel:+1555" "mailto[:]x", and the dots of a
+// host name become "[.]", as defanging conventionally writes them, so
+// "evil.com/login", "www.evil.com" and the address "x@evil.com" read
+// "evil[.]com/login", "www[.]evil[.]com" and "x@evil[.]com".
+//
+// Ordinary text keeps its shape: a colon before a space ("note: ..."), a
+// digit ("10:30", "SR:1234") or punctuation is no URI unless the scheme is
+// one of linkSchemes, and a name is a host only when it ends in a label
+// that can be a top-level domain (two or more letters, or an IDNA
+// "xn--" label), so "v1.2.3" and "e.g." stay as they are. Any other
+// "word.letters" ("notes.txt") is defanged: file names and domain names
+// can't be told apart ("readme.md" is a host in Moldova), and "[.]" keeps
+// them readable.
 func Defang(s string) string {
 	s = schemeRE.ReplaceAllString(s, "$1[:]//")
 	s = httpRE.ReplaceAllString(s, "hxxp")
-	return wwwRE.ReplaceAllString(s, "$1[.]")
+	s = wwwRE.ReplaceAllString(s, "$1[.]")
+	// Hosts before URIs: "[.]" ends a host, so a name after it
+	// ("x.y:z" becoming "x[.]y:z") is then a scheme like any other.
+	s = hostRE.ReplaceAllStringFunc(s, defangHost)
+	// A match takes the characters around a scheme, so in "a:b:c" the
+	// "b" after one colon is the scheme of the next: repeat until nothing
+	// changes. Each round defangs a colon, so it ends.
+	for prev := ""; prev != s; {
+		prev, s = s, uriRE.ReplaceAllStringFunc(s, defangURI)
+	}
+	return s
+}
+
+// defangURI returns m, a match of uriRE, with its colon written "[:]" if
+// it starts a URI: the scheme is one of linkSchemes, or ends in one after
+// a "+", "." or "-" (a link detector may start the URI there: "+tel:1"),
+// or a letter follows the colon.
+func defangURI(m string) string {
+	sub := uriRE.FindStringSubmatch(m)
+	scheme := strings.ToLower(sub[2])
+	next, _ := utf8.DecodeRuneInString(sub[3])
+	known := linkSchemes[scheme]
+	for i := 1; i < len(scheme) && !known; i++ {
+		if strings.IndexByte("+.-", scheme[i-1]) >= 0 {
+			known = linkSchemes[scheme[i:]]
+		}
+	}
+	if !known && !unicode.IsLetter(next) {
+		return m
+	}
+	return sub[1] + sub[2] + "[:]" + sub[3]
+}
+
+func isDot(r rune) bool { return r == '.' || r == '\u3002' || r == '\uff0e' || r == '\uff61' }
+
+// defangHost returns tok, a run of hostRE, with each dot written "[.]" if
+// it may be a host name: two labels or more, any label after the first
+// one that can be a top-level domain (link detectors may stop a name at
+// any of them: "evil.com.x"), or an IPv4 address. Dots after the last
+// label (the full stop of a sentence) stay.
+func defangHost(tok string) string {
+	name := strings.TrimRightFunc(tok, isDot)
+	var n, digits int
+	top := false
+	for l := range strings.FieldsFuncSeq(name, isDot) {
+		if n > 0 && topLabel(l) {
+			top = true
+		}
+		if len(l) <= 3 && strings.Trim(l, "0123456789") == "" {
+			digits++
+		}
+		n++
+	}
+	if n < 2 || !top && !(n == 4 && digits == 4) {
+		return tok
+	}
+	var b strings.Builder
+	for _, r := range name {
+		if isDot(r) {
+			b.WriteString("[.]")
+		} else {
+			b.WriteRune(r)
+		}
+	}
+	return b.String() + tok[len(name):]
+}
+
+// topLabel reports whether l can be a top-level domain as link detectors
+// see one: two letters or more in any script (a trailing hyphen ignored, as
+// they stop the link before it), or an IDNA A-label.
+func topLabel(l string) bool {
+	l = strings.TrimRight(l, "-")
+	if len(l) > 4 && strings.EqualFold(l[:4], "xn--") {
+		return true
+	}
+	n := 0
+	for _, r := range l {
+		if !unicode.IsLetter(r) && !unicode.Is(unicode.M, r) {
+			return false
+		}
+		n++
+	}
+	return n >= 2
 }

@@ -143,6 +143,29 @@ func (t Tenant) HasUser(user string) bool {
 	return slices.Contains(t.Domains, strings.ToLower(user[at+1:]))
 }
 
+// ActsAsGlobalAdmin reports whether p acts for the tenant as one of its
+// global administrators. The role comes from the token alone, so the
+// token must also be a user of the tenant by the rule an assigned approver
+// is held to (HasUser: user@ one of its registered domains), and carry no
+// role only the provider's staff hold: a provider identity that a shared
+// issuer signed with the tenant's tid and global-admin is neither.
+func (t Tenant) ActsAsGlobalAdmin(p identity.Principal) bool {
+	return p.IsGlobalAdminOf(t.ID) && !p.HasProviderOnlyRole() && t.HasUser(p.Subject)
+}
+
+// IsUser reports whether user is one of tenant's users (Tenant.HasUser),
+// without an access check: false for a tenant that is not onboarded.
+func (s *Store) IsUser(ctx context.Context, tenant, user string) (bool, error) {
+	t, err := s.Get(ctx, tenant)
+	if errors.Is(err, fault.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return t.HasUser(user), nil
+}
+
 // notOnboarded is the error for a tenant without a registry entry.
 func notOnboarded(tenant string) error {
 	return fault.New(fault.ErrNotFound, "tenant_not_found", "tenant %s is not onboarded to Lockbox", tenant)

@@ -199,15 +199,19 @@ func (s *Store) CanRead(ctx context.Context, p identity.Principal, tenant string
 }
 
 // canConfigure is the rule for changing a tenant's Customer Lockbox
-// settings: its global admins and assigned approvers.
+// settings: its global admins and assigned approvers, each a user of the
+// tenant (Tenant.ActsAsGlobalAdmin, IsApprover) without a provider role.
 func (s *Store) canConfigure(ctx context.Context, p identity.Principal, tenant string) error {
 	if err := keys.ValidTenant(tenant); err != nil {
 		return fault.New(fault.ErrInvalid, "invalid_tenant", "%v", err)
 	}
-	if p.IsGlobalAdminOf(tenant) {
-		return s.Onboarded(ctx, tenant)
-	}
-	if p.InTenant(tenant) {
+	if p.InTenant(tenant) && !p.HasProviderOnlyRole() {
+		if p.IsGlobalAdminOf(tenant) {
+			t, err := s.Get(ctx, tenant)
+			if err != nil || t.ActsAsGlobalAdmin(p) {
+				return err
+			}
+		}
 		ok, err := s.IsApprover(ctx, tenant, p.Subject)
 		if err != nil || ok {
 			return err
@@ -217,16 +221,24 @@ func (s *Store) canConfigure(ctx context.Context, p identity.Principal, tenant s
 }
 
 // canAssign is the rule for assigning approvers: the tenant's global
-// administrators only. It returns the registry entry the assignment is
-// checked against.
+// administrators only (Tenant.ActsAsGlobalAdmin). It returns the registry
+// entry the assignment is checked against.
 func (s *Store) canAssign(ctx context.Context, p identity.Principal, tenant string) (Tenant, error) {
 	if err := keys.ValidTenant(tenant); err != nil {
 		return Tenant{}, fault.New(fault.ErrInvalid, "invalid_tenant", "%v", err)
 	}
+	forbidden := fault.New(fault.ErrForbidden, "forbidden", "only global administrators of %s can assign and remove its approvers", tenant)
 	if !p.IsGlobalAdminOf(tenant) {
-		return Tenant{}, fault.New(fault.ErrForbidden, "forbidden", "only global administrators of %s can assign and remove its approvers", tenant)
+		return Tenant{}, forbidden
 	}
-	return s.Get(ctx, tenant)
+	t, err := s.Get(ctx, tenant)
+	if err != nil {
+		return Tenant{}, err
+	}
+	if !t.ActsAsGlobalAdmin(p) {
+		return Tenant{}, forbidden
+	}
+	return t, nil
 }
 
 // Settings returns tenant's settings to p.

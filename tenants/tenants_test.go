@@ -28,7 +28,7 @@ var (
 	admin      = p("gina@contoso.example", "contoso", identity.RoleGlobalAdmin)
 	approver   = p("adam@contoso.example", "contoso", identity.RoleApprover)
 	outsider   = p("olga@contoso.example", "contoso")
-	otherAdmin = p("fabian", "fabrikam", identity.RoleGlobalAdmin)
+	otherAdmin = p("fabian@fabrikam.example", "fabrikam", identity.RoleGlobalAdmin)
 	manager    = p("mary", "", identity.RoleSupportManager)
 	operator   = p("alice", "", identity.RoleOperator)
 )
@@ -314,5 +314,56 @@ func TestAdoptLegacy(t *testing.T) {
 	}
 	if on, _ := s.LockboxEnabled(ctx, "oldco"); on {
 		t.Fatal("adoption changed the switch")
+	}
+}
+
+// TestGlobalAdminMustBeTenantUser: a global admin's role comes from the
+// token alone. A token that is no user of the tenant by its registered
+// domains (the rule assigned approvers are held to), or that carries a
+// provider role, neither configures Customer Lockbox nor assigns
+// approvers; the reviewer's token is both, as the shared issuer signs it.
+func TestGlobalAdminMustBeTenantUser(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := context.Background()
+	if err := s.AddApprover(ctx, admin, "", "contoso", approver.Subject); err != nil {
+		t.Fatal(err)
+	}
+	for _, who := range []identity.Principal{
+		p("mgr2@provider.example", "contoso", identity.RoleSupportManager, identity.RoleGlobalAdmin),
+		p("gus@provider.example", "contoso", identity.RoleGlobalAdmin),
+		p("gina", "contoso", identity.RoleGlobalAdmin),
+		p("gina@contoso.example", "contoso", identity.RoleGlobalAdmin, identity.RoleOperator),
+		p("gina@contoso.example", "contoso", identity.RoleGlobalAdmin, identity.RoleLockboxAdmin),
+		p("adam@contoso.example", "contoso", identity.RoleApprover, identity.RoleSupportManager),
+	} {
+		if _, err := s.PutSettings(ctx, who, "", "contoso", tenants.Settings{}); !errors.Is(err, fault.ErrForbidden) {
+			t.Errorf("%s %v changed settings: %v", who.Subject, who.Roles, err)
+		}
+		if err := s.AddApprover(ctx, who, "", "contoso", "eve@contoso.example"); !errors.Is(err, fault.ErrForbidden) {
+			t.Errorf("%s %v assigned an approver: %v", who.Subject, who.Roles, err)
+		}
+		if err := s.RemoveApprover(ctx, who, "", "contoso", approver.Subject); !errors.Is(err, fault.ErrForbidden) {
+			t.Errorf("%s %v removed an approver: %v", who.Subject, who.Roles, err)
+		}
+	}
+	if ok, err := s.IsApprover(ctx, "contoso", approver.Subject); err != nil || !ok {
+		t.Fatalf("approver removed: %v, %v", ok, err)
+	}
+	// A tenant's global admin who is also one of its auditors keeps the
+	// right: audit-reader is a tenant role too.
+	auditingAdmin := p("gina@contoso.example", "contoso", identity.RoleGlobalAdmin, identity.RoleAuditReader)
+	if _, err := s.PutSettings(ctx, auditingAdmin, "", "contoso", tenants.Settings{LockboxEnabled: true, NotificationAddresses: []string{"sec@contoso.example"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddApprover(ctx, auditingAdmin, "", "contoso", "eve@contoso.example"); err != nil {
+		t.Fatal(err)
+	}
+	for user, want := range map[string]bool{"gina@contoso.example": true, "GINA@CONTOSO.EXAMPLE": true, "mgr2@provider.example": false, "gina": false} {
+		if ok, err := s.IsUser(ctx, "contoso", user); err != nil || ok != want {
+			t.Errorf("IsUser(contoso, %s) = %v, %v; want %v", user, ok, err, want)
+		}
+	}
+	if ok, err := s.IsUser(ctx, "ghost", "gus@ghost.example"); err != nil || ok {
+		t.Errorf("IsUser of a tenant never onboarded = %v, %v", ok, err)
 	}
 }

@@ -1,0 +1,157 @@
+package notify_test
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lockbox-oss/lockbox/grants"
+	"github.com/lockbox-oss/lockbox/notify"
+)
+
+// linkable matches what mail clients make links of, more broadly than
+// Defang's own patterns: a URL with "//", a scheme-only URI, a "www."
+// name, a host name (a top-level label after any dot IDNA accepts), an
+// address and an IPv4 address.
+var linkable = []*regexp.Regexp{
+	regexp.MustCompile(`(?i)[a-z][a-z0-9+.-]*:/`),
+	regexp.MustCompile(`(?i)\b(?:mailto|tel|sms|data|javascript|vbscript|file|callto|sip|sips|facetime|skype|xmpp|news|magnet|webcal|ms-[a-z-]+):\S`),
+	regexp.MustCompile(`(?i)https?|www\.`),
+	regexp.MustCompile(`[\p{L}\p{N}\p{M}-][.\x{3002}\x{FF0E}\x{FF61}](?:\p{L}[\p{L}\p{M}]+|(?i:xn--)[\p{L}\p{N}\p{M}-]*[\p{L}\p{N}\p{M}])(?:[^\p{L}\p{N}\p{M}-]|$)`),
+	regexp.MustCompile(`(?:^|[^\p{L}\p{N}\p{M}.-])\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?:[^\p{L}\p{N}\p{M}.-]|$)`),
+}
+
+func linkIn(s string) string {
+	for _, re := range linkable {
+		if m := re.FindString(s); m != "" {
+			return m
+		}
+	}
+	return ""
+}
+
+func TestDefang(t *testing.T) {
+	tests := []struct{ in, want string }{
+		// The reviewer's reason.
+		{"visit evil.com/login or mailto:x@evil.com or HTTPS://EVIL.COM",
+			"visit evil[.]com/login or mailto[:]x@evil[.]com or hxxpS[:]//EVIL[.]COM"},
+		{"https://evil.com", "hxxps[:]//evil[.]com"},
+		{"ftp://z.example/a", "ftp[:]//z[.]example/a"},
+		{"http:/y", "hxxp[:]//y"},
+		// Scheme-only URIs, in any case.
+		{"MAILTO:x@evil.com", "MAILTO[:]x@evil[.]com"},
+		{"call tel:+15551234 or sms:5551234", "call tel[:]+15551234 or sms[:]5551234"},
+		{"javascript:alert(1)", "javascript[:]alert(1)"},
+		{"data:text/html;base64,PHNjcmlwdD4=", "data[:]text/html;base64,PHNjcmlwdD4="},
+		{"data:,hi", "data[:],hi"},
+		{"file:C:/x", "file[:]C[:]//x"},
+		{"(sip:123@pbx)", "(sip[:]123@pbx)"},
+		{"open ms-settings:privacy or zoommtg:join", "open ms-settings[:]privacy or zoommtg[:]join"},
+		// Bare host names and addresses, any script, any case.
+		{"www.evil.com", "www[.]evil[.]com"},
+		{"WWW.x", "WWW[.]x"},
+		{"login.evil.co.uk/x?y=1", "login[.]evil[.]co[.]uk/x?y=1"},
+		{"write to x@evil.com.", "write to x@evil[.]com."},
+		{"EVIL.COM", "EVIL[.]COM"},
+		{"bücher.de", "bücher[.]de"},
+		{"пример.рф", "пример[.]рф"},
+		{"xn--e1afmkfd.xn--p1ai", "xn--e1afmkfd[.]xn--p1ai"},
+		{"evil。com and evil．com and evil｡com", "evil[.]com and evil[.]com and evil[.]com"},
+		{"ｅｖｉｌ.ｃｏｍ", "ｅｖｉｌ[.]ｃｏｍ"},
+		{"see 203.0.113.9/login", "see 203[.]0[.]113[.]9/login"},
+		{"the log is at notes.txt", "the log is at notes[.]txt"},
+		{"evil.com.x and a.bc.d", "evil[.]com[.]x and a[.]bc[.]d"},
+		// Ordinary text stays as it is.
+		{"mailbox repair", "mailbox repair"},
+		{"note: the inbox rule loops", "note: the inbox rule loops"},
+		{"since 10:30, see SR:1234 (ratio 3:2)", "since 10:30, see SR:1234 (ratio 3:2)"},
+		{"ended: its access window is over", "ended: its access window is over"},
+		{"e.g. the inbox, i.e. all of it, etc.", "e.g. the inbox, i.e. all of it, etc."},
+		{"upgrade to v1.2.3 or 10.0.19041.1, 3.5 hours", "upgrade to v1.2.3 or 10.0.19041.1, 3.5 hours"},
+		{"2026-11-23 21:00 UTC", "2026-11-23 21:00 UTC"},
+		{"Get-Mailbox, Get-InboxRule", "Get-Mailbox, Get-InboxRule"},
+		{"SR-7", "SR-7"},
+		{"0193a5b0-0000-7000-8000-000000000001", "0193a5b0-0000-7000-8000-000000000001"},
+		{"mailto:", "mailto:"},
+	}
+	for _, tc := range tests {
+		got := notify.Defang(tc.in)
+		if got != tc.want {
+			t.Errorf("Defang(%q)\n got %q\nwant %q", tc.in, got, tc.want)
+		}
+		if tc.in != tc.want {
+			if l := linkIn(got); l != "" {
+				t.Errorf("Defang(%q) = %q: %q is still a link", tc.in, got, l)
+			}
+		}
+		if again := notify.Defang(got); again != got {
+			t.Errorf("Defang is not idempotent on %q: %q", got, again)
+		}
+	}
+}
+
+// TestRenderDefangsEveryTypedField: the reason, the comment and the
+// service request number are typed by people; none reaches an e-mail or a
+// webhook summary as a link, while the identities that decided stay
+// readable addresses.
+func TestRenderDefangsEveryTypedField(t *testing.T) {
+	const bad = "visit evil.com/login or mailto:x@evil.com or HTTPS://EVIL.COM"
+	at := t0.Add(time.Hour)
+	exp := at.Add(time.Hour)
+	ev := notify.Event{Kind: notify.KindApproved, Request: grants.Request{
+		ID: "0193a5b0-0000-7000-8000-000000000001", Tenant: "contoso", Service: "exchange",
+		ServiceRequest: "x@evil.com", Reason: bad, Duration: grants.Duration(time.Hour),
+		Requester: "alice@provider.example", State: grants.StateApproved, ExpiresAt: &exp,
+	}, Event: grants.Event{Action: grants.ActionApprove, Actor: "adam@contoso.example", ActorKind: grants.KindTenant,
+		To: grants.StateApproved, At: at, Comment: "ok, see www.evil.com or tel:+15551234"}}
+	for _, tmpl := range []notify.Template{notify.TemplatePendingCustomer, notify.TemplateRequesterUpdate,
+		notify.TemplateAlreadyDecided, notify.TemplateNewRequest, notify.TemplateExpiryWarning} {
+		m, err := notify.Render(ev, tmpl, "gina@contoso.example")
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := m.Subject + "\n" + m.Body
+		for _, s := range []string{"adam@contoso.example", "alice@provider.example"} {
+			text = strings.ReplaceAll(text, s, "IDENTITY")
+		}
+		if l := linkIn(text); l != "" {
+			t.Errorf("%s has the link %q:\n%s", tmpl, l, text)
+		}
+		if !strings.Contains(m.Body, "visit evil[.]com/login or mailto[:]x@evil[.]com or hxxpS[:]//EVIL[.]COM") {
+			t.Errorf("%s lacks the defanged reason:\n%s", tmpl, m.Body)
+		}
+	}
+	m, err := notify.Render(ev, notify.TemplateRequesterUpdate, "alice@provider.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"By:                      adam@contoso.example\n", "Comment:                 ok, see www[.]evil[.]com or tel[:]+15551234\n",
+		"Service request number:  x@evil[.]com\n"} {
+		if !strings.Contains(m.Body, s) {
+			t.Errorf("requester update lacks %q:\n%s", s, m.Body)
+		}
+	}
+	if s := notify.Summary(ev); linkIn(strings.ReplaceAll(s, "adam@contoso.example", "IDENTITY")) != "" {
+		t.Errorf("webhook summary has a link: %q", s)
+	}
+}
+
+// FuzzDefang: whatever the text, nothing linkable is left, and Defang is
+// idempotent, so text defanged twice (a comment quoted in a later e-mail)
+// reads the same.
+func FuzzDefang(f *testing.F) {
+	for _, s := range []string{"visit evil.com/login or mailto:x@evil.com or HTTPS://EVIL.COM", "note: 10:30",
+		"пример.рф", "evil。com", "www.x", "e.g. v1.2.3", "tel:+1", "a.bc.d", "1.2.3.4", "xn--p1ai.xn--p1ai"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got := notify.Defang(s)
+		if l := linkIn(got); l != "" {
+			t.Fatalf("Defang(%q) = %q: %q is still a link", s, got, l)
+		}
+		if again := notify.Defang(got); again != got {
+			t.Fatalf("not idempotent: Defang(%q) = %q, again %q", s, got, again)
+		}
+	})
+}
