@@ -13,6 +13,7 @@ package proxy
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -21,13 +22,16 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"unicode/utf8"
 )
 
 // ErrNotCanonical is wrapped by every error Canonicalize returns; the
 // message adds the specific reason.
 var ErrNotCanonical = errors.New("request target is not canonical")
 
-// ErrMethodOverride is wrapped by the error RefuseMethodOverride returns.
+// ErrMethodOverride is wrapped by the error RefuseMethodOverride,
+// RefuseFormMethodOverride or RefuseJSONMethodOverride returns when it
+// finds an override.
 var ErrMethodOverride = errors.New("method override refused")
 
 // Path is a canonical request target: the path the policy judges and the
@@ -387,4 +391,112 @@ func RefuseFormMethodOverride(mediaType, boundary string, body []byte) error {
 		}
 	}
 	return fmt.Errorf("not a form media type: %q", mediaType)
+}
+
+// JSONType reports whether a framework would read a body with these
+// Content-Type values as JSON: when one contains "/json" or "+json",
+// ignoring ASCII case, anywhere in the value. That is Laravel's test
+// (Request::isJson is Str::contains($contentType, ['/json', '+json'])),
+// and Laravel then builds its request input, where it looks for
+// "_method", from the JSON body. So "text/json", "application/jsonp" and
+// a form type with "/json" in a parameter count too; Laravel's test heeds
+// case, this one does not, which can only refuse more. The strict reading
+// (mime.ParseMediaType gives "application/json" or a "+json" suffix) is not
+// computed apart: ParseMediaType only trims and lowercases the ASCII type,
+// so every value it reads as JSON has "/json" or "+json" in it already
+// (TestJSONType checks this).
+func JSONType(contentType []string) bool {
+	for _, v := range contentType {
+		if containsFoldASCII(v, "/json") || containsFoldASCII(v, "+json") {
+			return true
+		}
+	}
+	return false
+}
+
+// containsFoldASCII reports whether s contains sub, a lower-case ASCII
+// string, ignoring ASCII case only (a byte-wise test like PHP's, so no
+// Unicode folding: "ſ" is not "s").
+func containsFoldASCII(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		j := 0
+		for j < len(sub) && lowerASCII(s[i+j]) == sub[j] {
+			j++
+		}
+		if j == len(sub) {
+			return true
+		}
+	}
+	return false
+}
+
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + ('a' - 'A')
+	}
+	return c
+}
+
+// jsonSpace is JSON's insignificant whitespace (RFC 8259, section 2).
+const jsonSpace = " \t\n\r"
+
+// RefuseJSONMethodOverride returns an error wrapping ErrMethodOverride if
+// the JSON body's top-level value is an object with a key that
+// overrideParam reads as an override parameter, whatever its value. Keys
+// are compared decoded, so "\u005fmethod" is "_method". Every key is
+// looked at, so a duplicate can't hide one whichever occurrence a parser
+// keeps (PHP's json_decode keeps the last). Nested values are skipped,
+// not looked into: Laravel's input bag is the top-level object, and it
+// looks "_method" up at that level only. A top-level array, string,
+// number or literal names no parameter (PHP's (array) cast of one gives
+// only integer keys), and neither does an empty body or one of
+// whitespace only (no value at all; Laravel reads it as empty input).
+//
+// A body that is not valid JSON (RFC 8259: UTF-8, one value, nothing
+// after it) is refused with another error. Laravel reads such a body as
+// empty input, so forwarding it would not let Laravel override the
+// method; it is refused anyway, because the proxy fails closed: other
+// parsers are laxer than encoding/json (comments, single quotes, trailing
+// commas, a second value, invalid UTF-8 kept or dropped byte for byte),
+// and a key the proxy can't read is one an upstream's parser may read as
+// "_method". No client of a JSON activity has a reason to send one.
+func RefuseJSONMethodOverride(body []byte) error {
+	text := bytes.Trim(body, jsonSpace)
+	if len(text) == 0 {
+		return nil
+	}
+	// json.Valid does not check UTF-8: encoding/json would decode a bad
+	// byte in a key as U+FFFD, and another parser may keep or drop it.
+	if !utf8.Valid(text) || !json.Valid(text) {
+		return errors.New("malformed JSON body: not a valid JSON text in UTF-8")
+	}
+	if text[0] != '{' {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(text))
+	malformed := func(err error) error { return fmt.Errorf("malformed JSON body: %w", err) }
+	if _, err := dec.Token(); err != nil { // the object's "{"
+		return malformed(err)
+	}
+	// One buffer, reused for every value skipped: RawMessage decodes by
+	// appending to its own bytes from zero length.
+	var skip json.RawMessage
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return malformed(err)
+		}
+		key, ok := tok.(string)
+		if !ok {
+			// json.Valid passed, so a key is a string; checked anyway.
+			return malformed(fmt.Errorf("object key %v is not a string", tok))
+		}
+		if name, ok := overrideParam(key); ok {
+			return fmt.Errorf("%w: JSON body key %s", ErrMethodOverride, name)
+		}
+		if err := dec.Decode(&skip); err != nil {
+			return malformed(err)
+		}
+	}
+	return nil
 }

@@ -2,7 +2,10 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
+	"encoding/json"
 	"errors"
+	"mime"
 	"net/http"
 	"net/url"
 	"slices"
@@ -442,4 +445,143 @@ func TestRefuseFormMethodOverride(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestJSONType(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		ct   []string
+		want bool
+	}{
+		{name: "none"},
+		{name: "JSON", ct: []string{"application/json"}, want: true},
+		{name: "JSON with a charset", ct: []string{"application/json; charset=utf-8"}, want: true},
+		{name: "upper case", ct: []string{"Application/JSON"}, want: true},
+		{name: "+json suffix", ct: []string{"application/vnd.api+json"}, want: true},
+		{name: "+json suffix with parameters", ct: []string{"application/merge-patch+JSON;charset=utf-8"}, want: true},
+		{name: "text/json", ct: []string{"text/json"}, want: true},
+		{name: "jsonp: Laravel's substring test", ct: []string{"application/jsonp"}, want: true},
+		{name: "unparseable", ct: []string{"application/json;;"}, want: true},
+		{name: "in a parameter of a form type", ct: []string{`application/x-www-form-urlencoded; x="/json"`}, want: true},
+		{name: "second value", ct: []string{"text/plain", "application/json"}, want: true},
+		{name: "text", ct: []string{"text/plain; charset=utf-8"}},
+		{name: "form", ct: []string{"application/x-www-form-urlencoded"}},
+		{name: "x-json: no /json or +json", ct: []string{"application/x-json"}},
+		{name: "json without a slash or plus", ct: []string{"json"}},
+		{name: "long s is not s", ct: []string{"application/j\u017fon"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := JSONType(tt.ct); got != tt.want {
+				t.Fatalf("JSONType(%q) = %v, want %v", tt.ct, got, tt.want)
+			}
+			// The strict reading is within the lax one.
+			for _, v := range tt.ct {
+				if mt, _, err := mime.ParseMediaType(v); err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json")) && !tt.want {
+					t.Errorf("mime.ParseMediaType(%q) = %q, a JSON type JSONType misses", v, mt)
+				}
+			}
+		})
+	}
+}
+
+// FuzzJSONType: every Content-Type mime.ParseMediaType reads as JSON
+// ("application/json" or a "+json" suffix) is JSON to JSONType, so
+// JSONType need not parse it.
+func FuzzJSONType(f *testing.F) {
+	for _, v := range []string{"application/json", "application/vnd.api+json; charset=utf-8", "Application/JSON ;a=b", "text/plain"} {
+		f.Add(v)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		mt, _, err := mime.ParseMediaType(v)
+		if err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json")) && !JSONType([]string{v}) {
+			t.Fatalf("mime.ParseMediaType(%q) = %q, a JSON type JSONType misses", v, mt)
+		}
+	})
+}
+
+func TestRefuseJSONMethodOverride(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		body string
+		want string // substring of the error; empty means allowed
+		// override: the error wraps ErrMethodOverride (else: malformed).
+		override bool
+	}{
+		{name: "object", body: `{"kind":"index","method":"full","nested":{"a":[1,{"b":null}]},"n":-1.5e3,"t":true}`},
+		{name: "empty object", body: `{}`},
+		{name: "empty body", body: ""},
+		{name: "whitespace only", body: " \r\n\t"},
+		{name: "nested _method", body: `{"a":{"_method":"DELETE"}}`},
+		{name: "_method in an array of objects", body: `[{"_method":"DELETE"}]`},
+		{name: "_method as a value", body: `{"kind":"_method"}`},
+		{name: "string", body: `"_method"`},
+		{name: "number", body: ` 1 `},
+		{name: "null", body: `null`},
+		{name: "names around an override", body: `{"my_method":1,"_method_x":2,"_methodology":3,"method":4}`},
+		{name: "_method", body: `{"_method":"DELETE"}`, want: "JSON body key _method", override: true},
+		{name: "_method after other keys", body: `{"kind":"index","nested":{"x":[1,2]},"_method":"DELETE"}`, want: "JSON body key _method", override: true},
+		{name: "_method with any value", body: `{"_method":{"v":"DELETE"}}`, want: "JSON body key _method", override: true},
+		{name: "escaped", body: `{"\u005fmethod":"DELETE"}`, want: "JSON body key _method", override: true},
+		{name: "escaped, upper case", body: `{"\u005F\u004DETHOD":"DELETE"}`, want: "JSON body key _method", override: true},
+		{name: "leading space, upper case", body: `{" _METHOD":"DELETE"}`, want: "JSON body key _method", override: true},
+		{name: "NUL ends the name", body: `{"_method\u0000x":"DELETE"}`, want: "JSON body key _method", override: true},
+		{name: "array name", body: `{"_method[]":"DELETE"}`, want: "JSON body key _method", override: true},
+		{name: "header-style name", body: `{"X-HTTP-Method-Override":"DELETE"}`, want: "JSON body key x-http-method-override", override: true},
+		{name: "duplicate key, override first", body: `{"_method":"DELETE","_method":"POST"}`, want: "JSON body key _method", override: true},
+		{name: "duplicate key, override last", body: `{"kind":"a","kind":"b","_method":"DELETE"}`, want: "JSON body key _method", override: true},
+		{name: "surrounding whitespace", body: "\r\n {\"_method\":\"DELETE\"} \n", want: "JSON body key _method", override: true},
+		// Not JSON: refused, override or not.
+		{name: "invalid", body: `{"kind":`, want: "malformed JSON body"},
+		{name: "trailing comma", body: `{"kind":"index",}`, want: "malformed JSON body"},
+		{name: "single quotes", body: `{'_method':'DELETE'}`, want: "malformed JSON body"},
+		{name: "comment", body: `{/* x */"kind":"index"}`, want: "malformed JSON body"},
+		{name: "second value", body: `{"kind":"index"}{"_method":"DELETE"}`, want: "malformed JSON body"},
+		{name: "trailing garbage", body: `{"kind":"index"} x`, want: "malformed JSON body"},
+		{name: "byte order mark", body: "\ufeff{\"kind\":\"index\"}", want: "malformed JSON body"},
+		{name: "invalid UTF-8 in a key", body: "{\"_meth\xffod\":\"DELETE\"}", want: "malformed JSON body"},
+		{name: "not JSON at all", body: "_method=DELETE", want: "malformed JSON body"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			err := RefuseJSONMethodOverride([]byte(tt.body))
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) || errors.Is(err, ErrMethodOverride) != tt.override {
+				t.Fatalf("got %v, want an error containing %q (override %v)", err, tt.want, tt.override)
+			}
+		})
+	}
+}
+
+// FuzzRefuseJSONMethodOverride: a body encoding/json reads as an object
+// with a top-level key overrideParam names is always refused, and a body
+// it can't read at all is too.
+func FuzzRefuseJSONMethodOverride(f *testing.F) {
+	for _, b := range []string{`{"_method":"DELETE"}`, `{"a":{"_method":1}}`, `{"\u005fmethod":1}`, `[1,2]`, `{"a":1,"a":2}`, ``, `{`} {
+		f.Add([]byte(b))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		err := RefuseJSONMethodOverride(body)
+		var top map[string]json.RawMessage
+		if uerr := json.Unmarshal(body, &top); uerr != nil {
+			if !json.Valid(body) && len(bytes.Trim(body, jsonSpace)) > 0 && err == nil {
+				t.Fatalf("body %q is not JSON but was not refused", body)
+			}
+			return
+		}
+		for k := range top {
+			if _, ok := overrideParam(k); ok && !errors.Is(err, ErrMethodOverride) {
+				t.Fatalf("body %q has top-level key %q but got %v", body, k, err)
+			}
+		}
+	})
 }

@@ -8,30 +8,44 @@ import (
 	"time"
 )
 
-// TestFormForwarded: a form body without an override field reaches the
-// upstream byte for byte, with a Content-Length even when the client sent
-// it chunked; other bodies still stream as they came.
-func TestFormForwarded(t *testing.T) {
+// TestBodyForwarded: a form body, or a POSTed JSON body, without an
+// override field reaches the upstream byte for byte, with a Content-Length
+// even when the client sent it chunked; other bodies (a JSON body of
+// another method included) still stream as they came.
+func TestBodyForwarded(t *testing.T) {
+	const site = "/sharepoint/tenants/contoso/sites/s1"
 	tests := []struct {
 		name        string
+		method      string // POST to New-MailboxRepairRequest unless set
 		contentType string
 		body        string
 		chunked     bool
-		// streamed: the body is not a form, so it keeps its framing.
+		// streamed: the body is not read, so it keeps its framing.
 		streamed bool
 	}{
 		{name: "urlencoded", contentType: formURLEncoded, body: "kind=index&method=full&note=a+b%21"},
 		{name: "urlencoded, chunked", contentType: formURLEncoded + "; charset=utf-8", body: "kind=index&note=%E2%9C%93", chunked: true},
 		{name: "multipart, chunked", contentType: formMultipart + `; boundary="b"`,
 			body: multipartBody(`form-data; name="kind"`, `form-data; name="log"; filename="_method.txt"`), chunked: true},
-		{name: "JSON, chunked", contentType: "application/json", body: `{"_method":"DELETE"}`, chunked: true, streamed: true},
+		{name: "JSON", contentType: "application/json", body: `{"kind":"index","method":"full"}`},
+		{name: "JSON, chunked", contentType: "application/json; charset=utf-8", body: `{"kind":"index","note":"\u005fmethod"}`, chunked: true},
+		{name: "JSON, _method nested", contentType: "application/json", body: `{"kind":"index","options":{"_method":"DELETE"}}`},
+		{name: "JSON, top-level array", contentType: "application/json", body: `[{"_method":"DELETE"}]`, chunked: true},
+		{name: "JSON:API, chunked", contentType: "application/vnd.api+json", body: `{"data":{"type":"repair","attributes":{"kind":"index"}}}`, chunked: true},
+		{name: "JSON PATCH with _method, chunked", method: "PATCH", contentType: "application/json", body: `{"_method":"DELETE"}`, chunked: true, streamed: true},
+		{name: "text with _method, chunked", contentType: "text/plain", body: `{"_method":"DELETE"}`, chunked: true, streamed: true},
 		{name: "no Content-Type, chunked", body: "_method=DELETE", chunked: true, streamed: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newTestEnv(t)
 			repairOnContoso(e)
-			q := as(alice, "POST", mailboxes+"/alice/repair")(e)
+			e.grantFor(alice, "contoso", "sharepoint", 2*time.Hour, "Set-SPOSite")
+			method, target, service := "POST", mailboxes+"/alice/repair", "exchange"
+			if tt.method == "PATCH" {
+				method, target, service = "PATCH", site, "sharepoint"
+			}
+			q := as(alice, method, target)(e)
 			if tt.contentType != "" {
 				q.header = append(q.header, [2]string{"Content-Type", tt.contentType})
 			}
@@ -39,13 +53,13 @@ func TestFormForwarded(t *testing.T) {
 			if res := e.send(q); res.status != http.StatusOK {
 				t.Fatalf("status %d, body %s", res.status, res.body)
 			}
-			got := e.up["exchange"].requests()
+			got := e.up[service].requests()
 			if len(got) != 1 {
 				t.Fatalf("upstream received %d requests", len(got))
 			}
 			up := got[0]
-			if string(up.Body) != tt.body || up.BodyErr != nil {
-				t.Errorf("upstream body %q (%v), want %q", up.Body, up.BodyErr, tt.body)
+			if up.Method != method || string(up.Body) != tt.body || up.BodyErr != nil {
+				t.Errorf("upstream got %s with body %q (%v), want %s %q", up.Method, up.Body, up.BodyErr, method, tt.body)
 			}
 			if up.Header.Get("Content-Type") != tt.contentType {
 				t.Errorf("upstream Content-Type %q, want %q", up.Header.Get("Content-Type"), tt.contentType)

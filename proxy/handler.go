@@ -340,7 +340,7 @@ func New(cfg Config) (*Handler, error) {
 // for the log line.
 type call struct {
 	id    string    // decision id: names this call in the log and to the client
-	now   time.Time // the time it is judged at: its arrival, or when its form body was complete
+	now   time.Time // the time it is judged at: its arrival, or when its body was complete if screenBody read it
 	label string    // service metric label: a configured service or "unknown"
 
 	// policy is the one version of the policy that classifies and decides
@@ -412,7 +412,7 @@ func (h *Handler) judge(r *http.Request, c *call) (Reason, error) {
 	if c.Call, reason, err = h.classify(r, c.policy, c.route); reason != "" {
 		return reason, err
 	}
-	if reason, err = h.screenForm(r, c); reason != "" {
+	if reason, err = h.screenBody(r, c); reason != "" {
 		return reason, err
 	}
 	// One deadline bounds the grant and settings reads together, set up
@@ -493,12 +493,21 @@ func screen(r *http.Request, maxBody int64) (Reason, error) {
 	return "", nil
 }
 
-// screenForm refuses a form body with a method-override field (after step
-// 4). Laravel and Symfony, Rails (Rack::MethodOverride) and Spring's
-// HiddenHttpMethodFilter read "_method" from a POSTed form as well as from
-// the query, so a form body is read whole, bounded by MaxBodyBytes,
-// checked, and forwarded as exactly the bytes read. Other bodies are not
-// looked at and still stream.
+// screenBody refuses a body with a method-override field (after step 4):
+// a form body, or the JSON body of a POST. Laravel and Symfony, Rails
+// (Rack::MethodOverride) and Spring's HiddenHttpMethodFilter read
+// "_method" from a POSTed form as well as from the query, and Laravel
+// also from a POSTed JSON object, since it builds its request input from
+// the JSON body (Request::createFromBase). Such a body is read whole,
+// bounded by MaxBodyBytes, checked, and forwarded as exactly the bytes
+// read. Other bodies are not looked at and still stream.
+//
+// JSON bodies are read only on POST: Symfony's Request::getMethod, which
+// Laravel inherits, honours "_method" only when the real method is POST
+// (so do Rack::MethodOverride and express's method-override by default),
+// and reading every PUT or PATCH body whole would cost the API writes
+// that never change method. Form bodies are read whatever the method, as
+// before.
 //
 // It runs after authentication and classification, so that only a
 // provider operator calling a catalog activity can make the proxy buffer
@@ -506,31 +515,43 @@ func screen(r *http.Request, maxBody int64) (Reason, error) {
 // reading of the clock taken once the body is complete, so a grant that
 // ended during a slow upload refuses it, and the assertion's lifetime
 // starts when the call is about to leave, not when its header arrived.
-func (h *Handler) screenForm(r *http.Request, c *call) (Reason, error) {
-	mediaType, boundary, err := FormType(r.Header.Values("Content-Type"))
+func (h *Handler) screenBody(r *http.Request, c *call) (Reason, error) {
+	contentType := r.Header.Values("Content-Type")
+	mediaType, boundary, err := FormType(contentType)
 	if err != nil {
 		return ReasonBadRequest, err
 	}
-	if mediaType == "" || r.Body == nil || r.Body == http.NoBody {
+	// Symfony upper-cases the method before comparing it with "POST".
+	// A form type with "/json" in a parameter is both: Laravel reads the
+	// body as JSON, PHP itself as a form, so it must pass both checks.
+	isJSON := strings.EqualFold(r.Method, http.MethodPost) && JSONType(contentType)
+	if (mediaType == "" && !isJSON) || r.Body == nil || r.Body == http.NoBody {
 		return "", nil
 	}
 	if encoded(r.Header) {
 		// A server in front of the application may inflate it (Apache's
 		// mod_deflate input filter does), and the proxy reads no codings:
 		// a field it can't read can't be judged.
-		return ReasonBadRequest, errors.New("a form body with a Content-Encoding can't be checked for method overrides, so it is refused")
+		return ReasonBadRequest, errors.New("a form or JSON body with a Content-Encoding can't be checked for method overrides, so it is refused")
 	}
 	// One byte past the limit tells a body at the limit from a longer one.
 	body, err := io.ReadAll(io.LimitReader(r.Body, h.cfg.MaxBodyBytes+1))
 	switch {
 	case err != nil:
-		return ReasonBadRequest, fmt.Errorf("the form body could not be read: %w", err)
+		return ReasonBadRequest, fmt.Errorf("the request body could not be read: %w", err)
 	case int64(len(body)) > h.cfg.MaxBodyBytes:
 		return ReasonBadRequest, withStatus(http.StatusRequestEntityTooLarge,
 			fmt.Errorf("the request body is larger than %d bytes", h.cfg.MaxBodyBytes))
 	}
-	if err := RefuseFormMethodOverride(mediaType, boundary, body); err != nil {
-		return ReasonBadRequest, err
+	if mediaType != "" {
+		if err := RefuseFormMethodOverride(mediaType, boundary, body); err != nil {
+			return ReasonBadRequest, err
+		}
+	}
+	if isJSON {
+		if err := RefuseJSONMethodOverride(body); err != nil {
+			return ReasonBadRequest, err
+		}
 	}
 	// A chunked body now has a length: the upstream gets Content-Length.
 	r.ContentLength = int64(len(body))

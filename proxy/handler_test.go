@@ -65,7 +65,8 @@ func repairOnContoso(e *testEnv) {
 }
 
 // formPOST returns alice's POST of body with Content-Type contentType to
-// New-MailboxRepairRequest, with Content-Length or chunked.
+// New-MailboxRepairRequest, with Content-Length or chunked: a form, or a
+// body of any other type.
 func formPOST(contentType, body string, chunked bool) func(*testEnv) rawRequest {
 	return func(e *testEnv) rawRequest {
 		q := as(alice, "POST", mailboxes+"/alice/repair", [2]string{"Content-Type", contentType})(e)
@@ -230,6 +231,38 @@ func TestDenials(t *testing.T) {
 		{name: "chunked form over the limit", setup: repairOnContoso,
 			config: func(_ *testEnv, c *Config) { c.MaxBodyBytes = 1024 },
 			req:    formPOST(formURLEncoded, "kind="+strings.Repeat("x", 2048), true),
+			status: 413, reason: ReasonBadRequest, label: "exchange"},
+		{name: "method override in a JSON POST", setup: repairOnContoso,
+			req:    formPOST("application/json", `{"kind":"index","_method":"DELETE"}`, false),
+			status: 400, reason: ReasonBadRequest, label: "exchange", message: "JSON body key _method"},
+		{name: "escaped method override in a chunked JSON POST", setup: repairOnContoso,
+			req:    formPOST("application/json; charset=utf-8", `{"\u005fmethod":"DELETE"}`, true),
+			status: 400, reason: ReasonBadRequest, label: "exchange", message: "JSON body key _method"},
+		{name: "spaced, upper-case method override in a JSON POST", setup: repairOnContoso,
+			req:    formPOST("application/json", `{" _METHOD":"DELETE"}`, false),
+			status: 400, reason: ReasonBadRequest, label: "exchange", message: "JSON body key _method"},
+		{name: "method override in a +json POST", setup: repairOnContoso,
+			req:    formPOST("application/vnd.api+json", `{"data":{},"_method":"DELETE"}`, false),
+			status: 400, reason: ReasonBadRequest, label: "exchange", message: "JSON body key _method"},
+		{name: "method override in a POST Laravel reads as JSON", setup: repairOnContoso,
+			req:    formPOST("text/plain; x=/JSON", `{"_method":"DELETE"}`, false),
+			status: 400, reason: ReasonBadRequest, label: "exchange", message: "JSON body key _method"},
+		{name: "method override in a JSON POST with a form type", setup: repairOnContoso,
+			req:    formPOST(formURLEncoded+`; x="/json"`, `{"_method":"DELETE"}`, false),
+			status: 400, reason: ReasonBadRequest, label: "exchange", message: "JSON body key _method"},
+		{name: "invalid JSON POST", setup: repairOnContoso,
+			req:    formPOST("application/json", `{"kind":"index",}`, true),
+			status: 400, reason: ReasonBadRequest, label: "exchange", message: "malformed JSON body"},
+		{name: "compressed JSON POST", setup: repairOnContoso,
+			req: func(e *testEnv) rawRequest {
+				q := formPOST("application/json", "\x1f\x8b\x08\x00not-inflated", false)(e)
+				q.header = append(q.header, [2]string{"Content-Encoding", "gzip"})
+				return q
+			},
+			status: 400, reason: ReasonBadRequest, label: "exchange", message: "Content-Encoding"},
+		{name: "chunked JSON POST over the limit", setup: repairOnContoso,
+			config: func(_ *testEnv, c *Config) { c.MaxBodyBytes = 1024 },
+			req:    formPOST("application/json", `{"kind":"`+strings.Repeat("x", 2048)+`"}`, true),
 			status: 413, reason: ReasonBadRequest, label: "exchange"},
 		{name: "CONNECT", setup: readsOnContoso,
 			req: as(alice, "CONNECT", "exchange.internal:443"), status: 400, reason: ReasonBadRequest, label: unknownService},

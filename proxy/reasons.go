@@ -18,9 +18,10 @@ const (
 	// ReasonBadRequest (400): the request is not one the proxy judges at
 	// all. A target not already canonical (dot segments, encoded "/" or
 	// "\", "//", ";", absolute- or authority-form), a method override
-	// header or parameter (in the query or a form body), a form body that
-	// can't be parsed or is encoded, CONNECT, a protocol upgrade (Upgrade,
-	// h2c), or a body over the size limit (then 413).
+	// header or parameter (in the query, a form body or a POSTed JSON
+	// object), a form or POSTed JSON body that can't be parsed or is
+	// encoded, CONNECT, a protocol upgrade (Upgrade, h2c), or a body over
+	// the size limit (then 413).
 	ReasonBadRequest Reason = "bad_request"
 	// ReasonUnauthenticated (401): no single, verifiable bearer token. A
 	// verified identity that is not one of the provider's operators (a
