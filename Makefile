@@ -26,6 +26,8 @@ FUZZTIME ?=
 FUZZ_TARGETS = \
 	FuzzCanonicalize:./proxy:40000x \
 	FuzzMayNameOverride:./proxy:80000x \
+	FuzzJSONType:./proxy:40000x \
+	FuzzRefuseJSONMethodOverride:./proxy:80000x \
 	FuzzInputBuilder:./proxy:30000x \
 	FuzzInputBuilder:./policy:15000x \
 	FuzzVerify:./identity:100000x \
