@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 
@@ -72,33 +73,80 @@ func (l *Log) Verify(ctx context.Context, p identity.Principal, tenant string) (
 	return l.verify(ctx, q.Tenant)
 }
 
+// verifyAttempts bounds how often verify starts again because retention
+// trimmed the chain while it read (see verify).
+const verifyAttempts = 3
+
+// verifyBatch is how many stream entries verify reads per command.
+const verifyBatch = 1000
+
+// verify re-computes tenant's chain as it stood at one instant, while
+// writers may append to it and retention may trim it. Streams can only be
+// read in batches, so the head, the anchor and the first batch are read
+// in one MULTI (one tenant's keys, one hash slot): that snapshot is
+// consistent, and later batches are read up to the entry whose hash is the
+// snapshot's head. Entries after it were appended after the snapshot and
+// are left to the next verification; had the newest records been deleted,
+// the snapshot's head is never reached, and that is reported.
+//
+// Retention only removes the oldest entries, which a later batch may then
+// miss if a trim overtakes the reader; a problem found while the anchor
+// moved is therefore checked again from a new snapshot, a bounded number of
+// times, rather than reported.
 func (l *Log) verify(ctx context.Context, tenant string) (Verification, error) {
-	v := Verification{Tenant: tenant}
-	stream := keys.Audit(tenant)
-	// After retention trimmed the oldest records, the chain starts from the
-	// hash of the last one removed.
-	prev, err := l.anchor(ctx, tenant)
-	if err != nil {
-		return v, fault.Unavailable("audit: verify", err)
-	}
-	start := "-"
-	const batch = 1000
-	for {
-		msgs, err := l.rdb.XRangeN(ctx, stream, start, "+", batch).Result()
-		if err != nil {
+	for attempt := 1; ; attempt++ {
+		v, anchor, err := l.verifyOnce(ctx, tenant)
+		if err != nil || v.OK || attempt == verifyAttempts {
+			return v, err
+		}
+		now, err := l.rdb.Get(ctx, keys.AuditAnchor(tenant)).Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
 			return v, fault.Unavailable("audit: verify", err)
 		}
+		if now == anchor {
+			return v, nil // not retention's doing
+		}
+	}
+}
+
+// verifyOnce is one verification from one snapshot; it also returns the
+// anchor key's value in that snapshot.
+func (l *Log) verifyOnce(ctx context.Context, tenant string) (Verification, string, error) {
+	v := Verification{Tenant: tenant}
+	stream := keys.Audit(tenant)
+	var headC, anchorC *redis.StringCmd
+	var firstC *redis.XMessageSliceCmd
+	_, err := l.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		headC = p.Get(ctx, keys.AuditHead(tenant))
+		anchorC = p.Get(ctx, keys.AuditAnchor(tenant))
+		firstC = p.XRangeN(ctx, stream, "-", "+", verifyBatch)
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return v, "", fault.Unavailable("audit: verify", err)
+	}
+	head, anchor := headC.Val(), anchorC.Val()
+	msgs, err := firstC.Result()
+	if err != nil {
+		return v, anchor, fault.Unavailable("audit: verify", err)
+	}
+	// After retention trimmed the oldest records, the chain starts from the
+	// hash of the last one removed.
+	_, prev, _ := strings.Cut(anchor, " ")
+	// inSnapshot: msgs were read with the head, so all of them precede it.
+	inSnapshot := true
+	for {
 		for _, m := range msgs {
 			r, _ := m.Values[field].(string)
 			p, _ := m.Values["p"].(string)
 			h, _ := m.Values["h"].(string)
-			broken := func(problem string) (Verification, error) {
+			broken := func(problem string) (Verification, string, error) {
 				v.BrokenAt, v.Problem = m.ID, problem
 				var rec struct{ Id string }
 				if jsonUnmarshal(r, &rec) == nil {
 					v.RecordId = rec.Id
 				}
-				return v, nil
+				return v, anchor, nil
 			}
 			switch {
 			case h == "":
@@ -110,20 +158,29 @@ func (l *Log) verify(ctx context.Context, tenant string) (Verification, error) {
 			}
 			prev = h
 			v.Records++
+			if !inSnapshot && h == head {
+				v.OK = true // what follows was appended after the snapshot
+				return v, anchor, nil
+			}
 		}
-		if len(msgs) < batch {
+		if inSnapshot && (len(msgs) < verifyBatch || prev == head) {
+			// The whole stream was in the snapshot, or its last entry
+			// is the head: nothing after it is the snapshot's.
 			break
 		}
-		start = "(" + msgs[len(msgs)-1].ID
-	}
-	head, err := l.rdb.Get(ctx, keys.AuditHead(tenant)).Result()
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return v, fault.Unavailable("audit: verify", err)
+		if len(msgs) < verifyBatch && !inSnapshot {
+			break // the end, without reaching the snapshot's head
+		}
+		inSnapshot = false
+		start := "(" + msgs[len(msgs)-1].ID
+		if msgs, err = l.rdb.XRangeN(ctx, stream, start, "+", verifyBatch).Result(); err != nil {
+			return v, anchor, fault.Unavailable("audit: verify", err)
+		}
 	}
 	if head != prev {
 		v.Problem = fmt.Sprintf("the newest %s missing: the chain's head does not match the last record", "records are")
-		return v, nil
+		return v, anchor, nil
 	}
 	v.OK = true
-	return v, nil
+	return v, anchor, nil
 }

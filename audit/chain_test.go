@@ -131,3 +131,84 @@ func TestVerifyScope(t *testing.T) {
 		t.Fatalf("empty log: %+v %v", v, err)
 	}
 }
+
+// TestVerifyDuringAppends: a verification while another replica appends
+// judges the chain as it stood when it began, and never reports the records
+// appended meanwhile as a broken head. The stream is longer than one read
+// batch, so appends land between the reads.
+func TestVerifyDuringAppends(t *testing.T) {
+	rdb := testRedis(t)
+	onboard(t, rdb, "contoso")
+	c := clock.NewFake(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC))
+	log := audit.NewLog(rdb, c.Now)
+	appendN(t, log, 1500)
+	w := audit.NewLog(redistest.Clone(t, rdb), c.Now)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			if _, err := w.Append(context.Background(), record.Record{Operation: fmt.Sprint("Op-", i), LockboxTenant: "contoso", RecordType: record.RecordTypeExchangeAdmin, UserId: "x"}); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	})
+	bad := 0
+	for range 40 {
+		v, err := log.Verify(context.Background(), auditor, "contoso")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !v.OK {
+			if bad++; bad == 1 {
+				t.Errorf("an intact chain reported broken while another replica appended: %+v", v)
+			}
+		}
+	}
+	close(done)
+	wg.Wait()
+	if bad > 1 {
+		t.Errorf("%d of 40 verifications failed", bad)
+	}
+	if v, err := log.Verify(context.Background(), auditor, "contoso"); err != nil || !v.OK {
+		t.Fatalf("after the writer stopped: %+v %v", v, err)
+	}
+}
+
+// TestVerifyTruncatedLongChain: stopping at the snapshot's head must not
+// hide deleted newest records when the stream spans several read batches.
+func TestVerifyTruncatedLongChain(t *testing.T) {
+	ctx := context.Background()
+	stream := keys.Audit("contoso")
+	for name, tamper := range map[string]func(rdb redis.UniversalClient, ids []string){
+		"newest deleted": func(rdb redis.UniversalClient, ids []string) { rdb.XDel(ctx, stream, ids[len(ids)-1]) },
+		"newest 600 deleted": func(rdb redis.UniversalClient, ids []string) {
+			rdb.XDel(ctx, stream, ids[len(ids)-600:]...)
+		},
+		"head removed": func(rdb redis.UniversalClient, ids []string) { rdb.Del(ctx, keys.AuditHead("contoso")) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			rdb := testRedis(t)
+			onboard(t, rdb, "contoso")
+			log := audit.NewLog(rdb, clock.NewFake(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)).Now)
+			appendN(t, log, 2100)
+			var ids []string
+			for _, m := range rdb.XRange(ctx, stream, "-", "+").Val() {
+				ids = append(ids, m.ID)
+			}
+			tamper(rdb, ids)
+			v, err := log.Verify(ctx, auditor, "contoso")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v.OK || !strings.Contains(v.Problem, "head does not match") {
+				t.Fatalf("verification = %+v, want the newest records reported missing", v)
+			}
+		})
+	}
+}

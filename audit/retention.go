@@ -34,20 +34,6 @@ redis.call('SET', KEYS[2], ARGV[2] .. ' ' .. ARGV[3])
 return n
 `)
 
-// anchor returns the hash the tenant's chain starts from: "" for a chain
-// never trimmed, else the hash of the last record retention removed.
-func (l *Log) anchor(ctx context.Context, tenant string) (string, error) {
-	a, err := l.rdb.Get(ctx, keys.AuditAnchor(tenant)).Result()
-	if err == redis.Nil {
-		return "", nil
-	}
-	if err != nil {
-		return "", err
-	}
-	_, h, _ := strings.Cut(a, " ")
-	return h, nil
-}
-
 // Trim removes tenant's records created before cutoff, oldest first, and
 // keeps the chain verifiable from what remains. It returns how many it
 // removed.

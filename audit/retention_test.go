@@ -157,3 +157,53 @@ func TestRetentionAcrossReplicasWithOneKilled(t *testing.T) {
 		t.Fatalf("next retention visit at %v (%v), want when the oldest kept record is %s old", time.UnixMilli(int64(s)).UTC(), err, retention)
 	}
 }
+
+// TestVerifyDuringTrim: retention trimming while a verification reads
+// moves the chain's anchor; the verification must not take the new first
+// record's link for a deleted record.
+func TestVerifyDuringTrim(t *testing.T) {
+	ctx := context.Background()
+	rdb := testRedis(t)
+	onboard(t, rdb, "contoso")
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	c := clock.NewFake(t0)
+	log := audit.NewLog(rdb, c.Now)
+	for range 2500 {
+		appendN(t, log, 1)
+		c.Advance(time.Second)
+	}
+	tr := audit.NewLog(redistest.Clone(t, rdb), c.Now)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for cut := t0; ; {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			cut = cut.Add(time.Second)
+			if _, err := tr.Trim(ctx, "contoso", cut); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	})
+	bad := 0
+	for range 40 {
+		v, err := log.Verify(ctx, auditor, "contoso")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !v.OK {
+			if bad++; bad == 1 {
+				t.Errorf("an intact chain reported broken while retention trimmed: %+v", v)
+			}
+		}
+	}
+	close(done)
+	wg.Wait()
+	if bad > 1 {
+		t.Errorf("%d of 40 verifications failed", bad)
+	}
+}
