@@ -66,6 +66,7 @@ func TestOnRedisCluster(t *testing.T) {
 		"SIEMForwardsEveryRecordOnce":          TestSIEMForwardsEveryRecordOnceInOrder,
 		"SIEMReplicasWriteEachRecordOnce":      TestSIEMReplicasWriteEachRecordOnce,
 		"SIEMFailingSinkLosesNothing":          TestSIEMFailingSinkLosesNothing,
+		"SIEMForwarderAcrossAFullDisk":         TestSIEMForwarderAcrossAFullDisk,
 		"SIEMTakesOverADeadReplica":            TestSIEMTakesOverADeadReplicasRecords,
 		"SIEMPendingRecordsTrimmed":            TestSIEMPendingRecordsTrimmedByRetention,
 		"SIEMReplicaKilledMidPass":             TestSIEMReplicaKilledMidPass,

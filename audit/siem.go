@@ -2,6 +2,7 @@ package audit
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -87,39 +88,183 @@ func (s *WriterSink) Write(line []byte) error {
 
 // FileSink appends lines to a file (created with mode 0600), buffered, and
 // fsyncs it on Flush.
+//
+// A failed write must not leave the file or the sink broken: a
+// bufio.Writer keeps its first error for ever, and a batch cut short (disk
+// full, quota, EFBIG) leaves a torn line that the batch, written again, is
+// appended to, corrupting a record that Redis then counts as forwarded. So
+// the sink remembers where the file's complete, fsynced lines end, and on
+// any error cuts the file back to there and starts a fresh buffer: the
+// next attempt writes whole lines after whole lines.
 type FileSink struct {
 	mu sync.Mutex
-	f  *os.File
+	f  sinkFile
 	bw *bufio.Writer
+	// good is the file's size after the last successful flush and fsync.
+	good int64
+	// accepted: Write accepted lines since the last successful Flush,
+	// pending bytes of them.
+	accepted bool
+	pending  int64
+	// lost is why lines Write accepted were discarded since; the next
+	// Flush reports it, so the forwarder acknowledges none of them.
+	lost error
+	// torn is set while cutting the file back failed: the file may end
+	// in a partial line, and nothing is written until a cut succeeds.
+	torn error
 }
 
-// NewFileSink opens path for appending, creating it (0600) if needed.
-func NewFileSink(path string) (*FileSink, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+// sinkFile is what FileSink needs of its file; tests substitute one that
+// fails on demand.
+type sinkFile interface {
+	io.Writer
+	Sync() error
+	Truncate(size int64) error
+	Stat() (os.FileInfo, error)
+	Close() error
+}
+
+// NewFileSink opens path for appending, creating it (0600) if needed. A
+// file that ends in a partial line (a write cut short before a crash or
+// restart) is cut back to its last complete line, logged to logger (which
+// may be nil): the record it held was never acknowledged, so it is
+// forwarded again.
+func NewFileSink(path string, logger *slog.Logger) (*FileSink, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("siem sink: %w", err)
 	}
-	return &FileSink{f: f, bw: bufio.NewWriterSize(f, 64<<10)}, nil
+	size, cut, err := completeLines(f)
+	if err == nil && cut < size {
+		if err = f.Truncate(cut); err == nil {
+			if logger == nil {
+				logger = slog.New(slog.DiscardHandler)
+			}
+			logger.Warn("siem sink: removed a partial line at the end of the file", "path", path, "bytes", size-cut)
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("siem sink: %w", err)
+	}
+	return newFileSink(f, cut), nil
+}
+
+func newFileSink(f sinkFile, size int64) *FileSink {
+	return &FileSink{f: f, bw: bufio.NewWriterSize(f, 64<<10), good: size}
+}
+
+// completeLines returns f's size and where its last complete line ends.
+func completeLines(f *os.File) (size, end int64, err error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, 0, err
+	}
+	size = fi.Size()
+	buf := make([]byte, 4096)
+	for end = size; end > 0; {
+		n := int64(len(buf))
+		if n > end {
+			n = end
+		}
+		if _, err := f.ReadAt(buf[:n], end-n); err != nil {
+			return size, 0, err
+		}
+		if i := bytes.LastIndexByte(buf[:n], '\n'); i >= 0 {
+			return size, end - n + int64(i) + 1, nil
+		}
+		end -= n
+	}
+	return size, 0, nil
+}
+
+// rollback discards what was written since the last successful Flush,
+// after the write error cause.
+func (s *FileSink) rollback(cause error) {
+	s.accepted, s.pending = false, 0
+	s.bw.Reset(s.f)
+	s.torn = cause
+	_ = s.repair() // else retried before the next write
+}
+
+// repair cuts the file back to its complete, fsynced lines.
+func (s *FileSink) repair() error {
+	if s.torn == nil {
+		return nil
+	}
+	fi, err := s.f.Stat()
+	if err == nil && fi.Size() < s.good {
+		// Cut by someone else (copytruncate) since the last Flush: all
+		// it holds is from the failed writes. Truncating to good would
+		// pad it with zeros.
+		s.good = 0
+	}
+	if err == nil {
+		err = s.f.Truncate(s.good)
+	}
+	if err != nil {
+		return fmt.Errorf("after %w: cutting the file back to its last complete line: %w", s.torn, err)
+	}
+	s.torn = nil
+	return nil
 }
 
 // Write buffers line and a newline.
 func (s *FileSink) Write(line []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, err := s.bw.Write(line); err != nil {
+	if err := s.repair(); err != nil {
 		return err
 	}
-	return s.bw.WriteByte('\n')
+	_, err := s.bw.Write(line)
+	if err == nil {
+		err = s.bw.WriteByte('\n')
+	}
+	if err != nil {
+		if s.accepted {
+			s.lost = err // lines Write accepted are discarded
+		}
+		s.rollback(err)
+		return err
+	}
+	s.accepted = true
+	s.pending += int64(len(line)) + 1
+	return nil
 }
 
-// Flush writes the buffered lines and fsyncs the file.
+// Flush writes the buffered lines and fsyncs the file. It fails if lines
+// accepted since the last Flush were discarded after a write error.
 func (s *FileSink) Flush() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.bw.Flush(); err != nil {
+	if s.lost != nil {
+		err := fmt.Errorf("lines were discarded after a write error: %w", s.lost)
+		s.lost = nil
+		s.rollback(err) // and so is anything accepted after it
 		return err
 	}
-	return s.f.Sync()
+	if err := s.repair(); err != nil {
+		return err
+	}
+	if err := s.bw.Flush(); err != nil {
+		s.rollback(err)
+		return err
+	}
+	if err := s.f.Sync(); err != nil {
+		// What fsync failed to write may or may not be on disk: cut it
+		// off, and the batch is written again.
+		s.rollback(err)
+		return err
+	}
+	// Where the lines end: the file's size, which also follows a
+	// copytruncate; else what this sink wrote.
+	if fi, err := s.f.Stat(); err == nil {
+		s.good = fi.Size()
+	} else {
+		s.good += s.pending
+	}
+	s.accepted, s.pending = false, 0
+	return nil
 }
 
 // Close flushes and closes the file.
@@ -130,7 +275,7 @@ func (s *FileSink) Close() error {
 // OpenSink builds the sink named by spec: "stdout" (or ""), "file:/path",
 // or "off" (nil sink, nil closer: no forwarding). The closer, when not
 // nil, flushes and closes the sink at shutdown.
-func OpenSink(spec string, stdout io.Writer) (Sink, io.Closer, error) {
+func OpenSink(spec string, stdout io.Writer, logger *slog.Logger) (Sink, io.Closer, error) {
 	switch {
 	case spec == "" || spec == "stdout":
 		return NewWriterSink(stdout), nil, nil
@@ -141,7 +286,7 @@ func OpenSink(spec string, stdout io.Writer) (Sink, io.Closer, error) {
 		if path == "" {
 			return nil, nil, fmt.Errorf("siem sink %q: the file path is empty", spec)
 		}
-		s, err := NewFileSink(path)
+		s, err := NewFileSink(path, logger)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -431,7 +431,7 @@ func TestSIEMFileSinkAppendsAcrossReopen(t *testing.T) {
 	run := func(n int) {
 		t.Helper()
 		siemAppend(t, rdb, log, n, "contoso")
-		sink, closer, err := audit.OpenSink("file:"+path, nil)
+		sink, closer, err := audit.OpenSink("file:"+path, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -463,14 +463,14 @@ func TestSIEMFileSinkAppendsAcrossReopen(t *testing.T) {
 }
 
 func TestSIEMConfig(t *testing.T) {
-	if s, c, err := audit.OpenSink("off", nil); s != nil || c != nil || err != nil {
+	if s, c, err := audit.OpenSink("off", nil, nil); s != nil || c != nil || err != nil {
 		t.Fatalf("off: %v %v %v", s, c, err)
 	}
-	if s, _, err := audit.OpenSink("stdout", nil); s == nil || err != nil {
+	if s, _, err := audit.OpenSink("stdout", nil, nil); s == nil || err != nil {
 		t.Fatalf("stdout: %v %v", s, err)
 	}
 	for _, bad := range []string{"file:", "syslog", "File:/x"} {
-		if _, _, err := audit.OpenSink(bad, nil); err == nil {
+		if _, _, err := audit.OpenSink(bad, nil, nil); err == nil {
 			t.Errorf("sink %q accepted", bad)
 		}
 	}
@@ -598,6 +598,124 @@ func TestSIEMReplicaKilledMidPass(t *testing.T) {
 				if p := pending(t, rdb, tn); p != 0 {
 					t.Fatalf("%d records of %s still pending", p, tn)
 				}
+			}
+		})
+	}
+}
+
+// TestSIEMFileSinkRecoversFromAFullDisk: a write cut short (disk full)
+// leaves no torn line and does not break the sink: once there is room, the
+// batch written again lands as whole lines after the last complete one.
+func TestSIEMFileSinkRecoversFromAFullDisk(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "siem.jsonl")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	disk := &audit.FullDisk{File: f, Room: -1}
+	s := audit.NewFileSinkOn(disk, 0)
+	defer s.Close()
+	if err := s.Write([]byte(`{"Id":"one"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	disk.Room = 5 // a torn line
+	if err := s.Write([]byte(`{"Id":"two"}`)); err != nil {
+		t.Fatal(err) // buffered
+	}
+	if err := s.Flush(); err == nil {
+		t.Fatal("flush on a full disk succeeded")
+	}
+	if b, _ := os.ReadFile(path); string(b) != `{"Id":"one"}`+"\n" {
+		t.Fatalf("after the failed flush the file holds %q, want only the complete line", b)
+	}
+	disk.Room = -1 // room again
+	for _, l := range []string{`{"Id":"two"}`, `{"Id":"three"}`} {
+		if err := s.Write([]byte(l)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Flush(); err != nil {
+		t.Fatalf("the sink still fails once the disk has room: %v", err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != `{"Id":"one"}`+"\n"+`{"Id":"two"}`+"\n"+`{"Id":"three"}`+"\n" {
+		t.Fatalf("file %q", b)
+	}
+}
+
+// TestSIEMForwarderAcrossAFullDisk: the forwarder acknowledges no record
+// of a batch the disk could not take, and every record ends up in the file
+// once, as a line of valid JSON.
+func TestSIEMForwarderAcrossAFullDisk(t *testing.T) {
+	ctx := context.Background()
+	rdb := testRedis(t)
+	log := audit.NewLog(rdb, nil)
+	siemAppend(t, rdb, log, 6, "contoso")
+	path := filepath.Join(t.TempDir(), "siem.jsonl")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	disk := &audit.FullDisk{File: f, Room: -1}
+	s := audit.NewFileSinkOn(disk, 0)
+	defer s.Close()
+	fw := newForwarder(t, audit.ForwarderConfig{Redis: rdb, Sink: s, Consumer: "r1", BatchSize: 3})
+	recs := streamRecords(t, rdb, "contoso")["contoso"]
+	disk.Room = int64(len(recs[0])+len(recs[1])+len(recs[2])) + 3 + 10 // the first batch and part of a line
+	if n, err := fw.Poll(ctx); err == nil || n != 3 {
+		t.Fatalf("poll on a filling disk: %d, %v; want the first batch written and an error", n, err)
+	}
+	disk.Room = -1
+	if n, err := fw.Poll(ctx); err != nil || n != 3 {
+		t.Fatalf("poll with room again: %d, %v", n, err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	for _, l := range lines {
+		if !json.Valid([]byte(l)) {
+			t.Errorf("torn line %q", l)
+		}
+	}
+	if strings.Join(lines, "\n") != strings.Join(recs, "\n") {
+		t.Fatalf("file:\n%s\nwant every record once:\n%s", b, strings.Join(recs, "\n"))
+	}
+	if p := pending(t, rdb, "contoso"); p != 0 {
+		t.Fatalf("%d records still pending", p)
+	}
+}
+
+// TestSIEMFileSinkCutsATornTail: a file left ending in a partial line (a
+// crash mid-write) is cut back to its last complete line when opened, so
+// the record written again does not extend the torn one.
+func TestSIEMFileSinkCutsATornTail(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "siem.jsonl")
+	for name, tc := range map[string]struct{ before, after string }{
+		"torn":      {`{"Id":"one"}` + "\n" + `{"Id":"tw`, `{"Id":"one"}` + "\n"},
+		"only torn": {`{"Id":"tw`, ""},
+		"whole":     {`{"Id":"one"}` + "\n", `{"Id":"one"}` + "\n"},
+		"empty":     {"", ""},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if err := os.WriteFile(path, []byte(tc.before), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			s, err := audit.NewFileSink(path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Write([]byte(`{"Id":"two"}`)); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if b, _ := os.ReadFile(path); string(b) != tc.after+`{"Id":"two"}`+"\n" {
+				t.Fatalf("file %q, want %q", b, tc.after+`{"Id":"two"}`+"\n")
 			}
 		})
 	}

@@ -593,7 +593,7 @@ func (s *Server) openSIEM(cfg config.Config, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("LOCKBOX_SIEM_FORMAT: %w", err)
 	}
-	sink, closer, err := audit.OpenSink(cfg.SIEMSink, opts.SIEMOut)
+	sink, closer, err := audit.OpenSink(cfg.SIEMSink, opts.SIEMOut, s.log)
 	if err != nil {
 		return fmt.Errorf("LOCKBOX_SIEM_SINK: %w", err)
 	}

@@ -1,0 +1,31 @@
+package audit
+
+import (
+	"os"
+	"syscall"
+)
+
+// FullDisk is a SIEM sink file whose disk fills up on demand: Room bytes
+// more fit (any number when negative); a write past them writes what fits
+// and fails, as write(2) does on a full disk.
+type FullDisk struct {
+	*os.File
+	Room int64
+}
+
+func (d *FullDisk) Write(b []byte) (int, error) {
+	if d.Room < 0 || int64(len(b)) <= d.Room {
+		if d.Room >= 0 {
+			d.Room -= int64(len(b))
+		}
+		return d.File.Write(b)
+	}
+	n, _ := d.File.Write(b[:d.Room])
+	d.Room -= int64(n)
+	return n, &os.PathError{Op: "write", Path: d.Name(), Err: errNoSpace}
+}
+
+// NewFileSinkOn is NewFileSink on an open file of size bytes.
+func NewFileSinkOn(f *FullDisk, size int64) *FileSink { return newFileSink(f, size) }
+
+var errNoSpace = syscall.ENOSPC
