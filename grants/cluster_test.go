@@ -43,6 +43,8 @@ func TestOnRedisCluster(t *testing.T) {
 		"LifecycleAuditAndGrant":              TestLifecycleAuditAndGrant,
 		"ExpiryAt12Hours":                     TestExpiryAt12Hours,
 		"GrantCompletesAfterItsWindow":        TestGrantCompletesAfterItsWindow,
+		"LateSweepRecordsWhenItRuns":          TestLateSweepRecordsWhenItRuns,
+		"LateSweepKeepsSearchWhole":           TestLateSweepKeepsSearchWhole,
 		"OneOpenRequestPerOperatorAndService": TestOneOpenRequestPerOperatorAndService,
 		"NextRequestBeforeTheSweep":           TestNextRequestBeforeTheSweep,
 		"Visibility":                          TestVisibility,

@@ -592,8 +592,9 @@ func (s *Store) queue(ctx context.Context, p redis.Pipeliner, prev, next Request
 		// second), so deleting it is safe.
 		p.Del(ctx, keys.Open(next.Tenant, next.Requester, next.Service))
 	}
+	committed := s.cfg.Now()
 	for _, ev := range next.History[len(prev.History):] {
-		if err := s.cfg.Audit.AppendTx(ctx, p, recordFor(next, ev)); err != nil {
+		if err := s.cfg.Audit.AppendTx(ctx, p, recordFor(next, ev, committed)); err != nil {
 			return err
 		}
 	}
@@ -610,10 +611,22 @@ func (s *Store) queue(ctx context.Context, p redis.Pipeliner, prev, next Request
 
 // recordFor builds the audit record of one history event: an Exchange
 // admin cmdlet record, as the Customer Lockbox cmdlets are in Microsoft
-// 365, with the cmdlet's parameters.
-func recordFor(r Request, ev Event) record.Record {
+// 365, with the cmdlet's parameters. committed is when the transaction
+// writing it runs.
+//
+// An expiry or completion is stamped in the request's history with the
+// deadline it happened at, which a late sweep records long after. Its audit
+// record is created when it is written instead, with the deadline as a
+// parameter: audit search, export and a request's activity read each
+// stream in append order, trusting creation times to follow it within
+// ClockSkew, and would skip a record stamped hours before its neighbours.
+func recordFor(r Request, ev Event, committed time.Time) record.Record {
+	created := ev.At
+	if ev.ActorKind == KindSystem && committed.After(created) {
+		created = committed
+	}
 	rec := record.Record{
-		CreationTime:     record.Time{Time: ev.At},
+		CreationTime:     record.Time{Time: created},
 		LockboxTenant:    r.Tenant,
 		RecordType:       record.RecordTypeExchangeAdmin,
 		Workload:         r.Service,
@@ -662,8 +675,10 @@ func recordFor(r Request, ev Event) record.Record {
 		rec.Operation = record.OpRevokeAccess
 	case ActionExpire:
 		rec.Operation = record.OpExpireRequest
+		params = append(params, record.Parameter{Name: "ExpiredAt", Value: ev.At.UTC().Format(record.TimeLayout)})
 	case ActionComplete:
 		rec.Operation = record.OpCompleteAccess
+		params = append(params, record.Parameter{Name: "EndedAt", Value: ev.At.UTC().Format(record.TimeLayout)})
 	}
 	if ev.Comment != "" {
 		params = append(params, record.Parameter{Name: "Comment", Value: ev.Comment})

@@ -554,3 +554,115 @@ func TestTenantDecisionNeedsTenantUser(t *testing.T) {
 	}
 	e.act(t, r.ID, grants.ActionRevoke, approver)
 }
+
+// TestLateSweepRecordsWhenItRuns: a sweep that runs long after a deadline
+// writes the expiry or completion record with the time it commits (audit
+// search relies on records being created in append order) and the deadline
+// as a parameter; the request's history keeps the deadline.
+func TestLateSweepRecordsWhenItRuns(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name     string
+		op       string
+		param    string
+		deadline time.Time
+		setup    func(e *env, t *testing.T, id string)
+	}{
+		{"expire", record.OpExpireRequest, "ExpiredAt", t0.Add(12 * time.Hour), func(*env, *testing.T, string) {}},
+		{"complete", record.OpCompleteAccess, "EndedAt", t0.Add(2 * time.Hour), func(e *env, t *testing.T, id string) {
+			if _, err := e.tenants.PutSettings(ctx, globalAdmin.Principal, "", "contoso", tenants.Settings{LockboxEnabled: false}); err != nil {
+				t.Fatal(err)
+			}
+			e.act(t, id, grants.ActionApprove, manager)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			r := e.create(t, 2*time.Hour)
+			tc.setup(e, t, r.ID)
+			late := tc.deadline.Add(3 * time.Hour)
+			e.clock.Set(late)
+			if n, err := e.store.Sweep(ctx); err != nil || n != 1 {
+				t.Fatalf("sweep: %d %v", n, err)
+			}
+			got, err := e.store.Get(ctx, manager.Principal, r.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if last := got.History[len(got.History)-1]; !last.At.Equal(tc.deadline) {
+				t.Errorf("history: the request ended at %v, want its deadline %v", last.At, tc.deadline)
+			}
+			recs, err := e.log.List(ctx, "contoso", 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if recs[0].Operation != tc.op {
+				t.Fatalf("newest record %s, want %s", recs[0].Operation, tc.op)
+			}
+			if !recs[0].CreationTime.Equal(late) {
+				t.Errorf("CreationTime %v, want the sweep's time %v", recs[0].CreationTime.Time, late)
+			}
+			var deadline string
+			for _, p := range recs[0].Parameters {
+				if p.Name == tc.param {
+					deadline = p.Value
+				}
+			}
+			if deadline != tc.deadline.Format(record.TimeLayout) {
+				t.Errorf("parameter %s = %q, want %q (%+v)", tc.param, deadline, tc.deadline.Format(record.TimeLayout), recs[0].Parameters)
+			}
+		})
+	}
+}
+
+// TestLateSweepKeepsSearchWhole: a completion recorded by a sweep that ran
+// half an hour late, among operator actions written meanwhile, is neither
+// lost to a search from a later time nor hides the records around it.
+func TestLateSweepKeepsSearchWhole(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	if _, err := e.tenants.PutSettings(ctx, globalAdmin.Principal, "", "contoso", tenants.Settings{LockboxEnabled: false}); err != nil {
+		t.Fatal(err)
+	}
+	r := e.create(t, 2*time.Hour)
+	e.act(t, r.ID, grants.ActionApprove, manager)
+	end := t0.Add(2 * time.Hour)
+	action := func(at time.Time) {
+		e.clock.Set(at)
+		if _, err := e.log.Append(ctx, record.Record{Operation: "Get-Mailbox", LockboxTenant: "contoso", RecordType: record.RecordTypeDataCenterSecurityCmdlet,
+			Workload: "exchange", UserId: record.OperatorUserID, UserType: record.UserTypeDcAdmin}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Other engineers' calls through the proxy, a minute apart, while the
+	// control plane's sweep is not running.
+	for i := 0; i <= 30; i++ {
+		action(end.Add(time.Duration(i) * time.Minute))
+	}
+	if n, err := e.store.Sweep(ctx); err != nil || n != 1 {
+		t.Fatalf("sweep: %d %v", n, err)
+	}
+	swept := e.clock.Now()
+	action(end.Add(31 * time.Minute))
+
+	search := func(q audit.Query) []record.Record {
+		t.Helper()
+		q.Tenant, q.Limit = "contoso", 1000
+		page, err := e.log.Search(ctx, provAuditor.Principal, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return page.Records
+	}
+	// 15..30 minutes, the completion and 31 minutes.
+	if got := search(audit.Query{From: end.Add(15 * time.Minute)}); len(got) != 18 {
+		t.Errorf("search from 15 minutes after the grant ended: %d records, want 18", len(got))
+	}
+	found := false
+	for _, rec := range search(audit.Query{From: swept.Add(-time.Second), To: swept.Add(time.Second)}) {
+		found = found || rec.Operation == record.OpCompleteAccess
+	}
+	if !found {
+		t.Errorf("the completion is not found around the time it was recorded, %v", swept)
+	}
+}
