@@ -29,7 +29,7 @@ func (e *env) registerAuditFlags(cmd *cobra.Command, a *auditFlags) {
 	f := cmd.Flags()
 	f.StringVar(&a.tenant, "tenant", "", "tenant whose audit log to read; without it, a tenant's users read their own tenant's, the provider's audit readers every tenant's")
 	f.StringVar(&a.from, "from", "", "only records created at or after TIME (RFC 3339, or a date)")
-	f.StringVar(&a.to, "to", "", "only records created at or before TIME (RFC 3339, or a date: its start)")
+	f.StringVar(&a.to, "to", "", "only records created at or before TIME (RFC 3339, or a date: up to its end, the whole day included)")
 	f.StringVar(&a.user, "user", "", `only records of this UserId, e.g. "Microsoft Operator"`)
 	f.StringVar(&a.operation, "operation", "", "only records of this operation, e.g. Get-Mailbox")
 	f.StringVar(&a.requestID, "request-id", "", "only records tied to this lockbox request")
@@ -42,11 +42,12 @@ func (e *env) auditQuery(a auditFlags) (client.AuditQuery, error) {
 	for _, f := range []struct {
 		name, v string
 		dst     *time.Time
-	}{{"--from", a.from, &q.From}, {"--to", a.to, &q.To}} {
+		parse   func(string) (time.Time, error)
+	}{{"--from", a.from, &q.From, parseTime}, {"--to", a.to, &q.To, parseUpperTime}} {
 		if f.v == "" {
 			continue
 		}
-		t, err := parseTime(f.v)
+		t, err := f.parse(f.v)
 		if err != nil {
 			return q, e.usage("%s %q must be an RFC 3339 time such as 2026-01-02T15:04:05Z, or a date such as 2026-01-02", f.name, f.v)
 		}

@@ -594,6 +594,14 @@ func TestCommands(t *testing.T) {
 			wantOut:   []string{"Set-AccessToCustomerDataRequest"},
 		},
 		{
+			// As in the console: a date as the upper bound includes that
+			// whole day, not just its first instant.
+			name:      "audit search --to a date includes the whole day",
+			args:      []string{"audit", "search", "--tenant", "contoso", "--from", "2026-11-01", "--to", "2026-11-30"},
+			wantCalls: []call{{Method: "GET", Path: "/v1/audit", Query: "from=2026-11-01T00%3A00%3A00Z&tenant=contoso&to=2026-11-30T23%3A59%3A59.999999999Z"}},
+			wantOut:   []string{"Set-AccessToCustomerDataRequest"},
+		},
+		{
 			name: "audit search --all follows the cursor",
 			args: []string{"audit", "search", "--tenant", "paged", "--limit", "1", "--all", "-o", "json"},
 			wantCalls: []call{

@@ -62,6 +62,20 @@ func parseTime(s string) (time.Time, error) {
 	return time.Parse(time.DateOnly, s)
 }
 
+// parseUpperTime reads an inclusive upper bound: an RFC 3339 time, or a
+// date meaning the whole of that day (UTC), as the console's date filters
+// do, so "--to 2026-11-30" includes the 30th.
+func parseUpperTime(s string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	d, err := time.Parse(time.DateOnly, s)
+	if err != nil {
+		return d, err
+	}
+	return d.Add(24*time.Hour - time.Nanosecond), nil
+}
+
 // The PowerShell verbs (Get- and Set-AccessToCustomerDataRequest) take
 // their parameters as PowerShell does, -ApprovalStatus with one dash and in
 // any case, which no POSIX flag parser reads. They parse their own command
