@@ -9,8 +9,9 @@ import (
 )
 
 // GrantCache serves Store.Grant from memory, for the proxy: a grant (or
-// the answer that there is none) read less than maxAge ago is served
-// without a Redis round trip. Every transition of a tenant's requests
+// the answer that there is none) whose read began less than maxAge ago is
+// served without a Redis round trip (its age counts from before the read,
+// both reads of a legacy grant included, so a late reply adds nothing). Every transition of a tenant's requests
 // publishes an event in its own transaction (internal/events); wired to a
 // Listener, the cache drops the tenant's entries when it arrives, so a
 // revocation or an approval is seen at once, and within maxAge (at most a

@@ -8,8 +8,8 @@ import (
 )
 
 // SettingsCache serves Store.Lookup from memory, for the proxy: settings
-// read less than maxAge ago (at most a second) are served without a Redis
-// round trip, and a tenant's are dropped when its change event arrives
+// whose read began less than maxAge ago (at most a second) are served
+// without a Redis round trip, and a tenant's are dropped when its change event arrives
 // (internal/events), so turning the switch on is seen at once.
 type SettingsCache struct {
 	store *Store

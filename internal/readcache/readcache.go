@@ -4,6 +4,11 @@
 // second), and everything cached for a tenant is dropped the moment an
 // invalidation event for that tenant arrives (see internal/events).
 //
+// An entry's age counts from when the read that fetched it began (the Get
+// that missed), not from when its result was stored: a change can commit
+// the instant after Redis answered, and a slow reply (network, a GC pause)
+// must not add its delay to what a replica that missed the event serves.
+//
 // Invalidation wins every race with a read in flight: each tenant has a
 // version, bumped by Invalidate, and a read that started before the bump is
 // returned to its caller but not kept. Reset does the same for every tenant.
@@ -43,8 +48,8 @@ type tenantEntries[K comparable, V any] struct {
 
 type entry[V any] struct {
 	v       V
-	err     error // a result that is an answer (e.g. "not found"), cached like a value
-	fetched time.Time
+	err     error     // a result that is an answer (e.g. "not found"), cached like a value
+	fetched time.Time // when the read began (Stamp.at), not when it was stored
 }
 
 // New returns a Cache whose entries are served for at most maxAge (capped
@@ -60,23 +65,29 @@ func New[K comparable, V any](maxAge time.Duration, now func() time.Time) *Cache
 		tenants: map[string]*tenantEntries[K, V]{}, versions: map[string]uint64{}}
 }
 
-// Stamp is the state of tenant's entries when a read began; Put keeps the
-// read's result only if nothing invalidated them since.
+// Stamp is the state of tenant's entries when a read began, and the time
+// it began; Put keeps the read's result only if nothing invalidated them
+// since, and dates it from that time.
 type Stamp struct {
 	epoch, version uint64
+	// at is the clock before the read was sent: what Redis answered may
+	// be that old, so the entry's MaxAge counts from here.
+	at time.Time
 }
 
 // Get returns the cached result for k of tenant, if one younger than
-// MaxAge exists, and else a Stamp to Put the fresh read with.
+// MaxAge exists, and else a Stamp to Put the fresh read with. Call it
+// before the read: the Stamp carries the time the read began.
 func (c *Cache[K, V]) Get(tenant string, k K) (V, error, bool, Stamp) {
+	now := c.now()
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	st := Stamp{epoch: c.epoch, version: c.versions[tenant]}
+	st := Stamp{epoch: c.epoch, version: c.versions[tenant], at: now}
 	if t := c.tenants[tenant]; t != nil {
 		if e, ok := t.m[k]; ok {
 			// Both bounds: never older than maxAge, and never from the
 			// future of a clock that was set back.
-			if age := c.now().Sub(e.fetched); age >= 0 && age < c.maxAge {
+			if age := now.Sub(e.fetched); age >= 0 && age < c.maxAge {
 				return e.v, e.err, true, st
 			}
 		}
@@ -86,7 +97,8 @@ func (c *Cache[K, V]) Get(tenant string, k K) (V, error, bool, Stamp) {
 }
 
 // Put keeps the result of a read that began at st, unless the tenant's
-// entries were invalidated since.
+// entries were invalidated since. The entry is as old as the read: it is
+// served until MaxAge after st was taken, however late the reply came.
 func (c *Cache[K, V]) Put(tenant string, k K, v V, err error, st Stamp) {
 	if c.maxAge <= 0 {
 		return
@@ -107,7 +119,7 @@ func (c *Cache[K, V]) Put(tenant string, k K, v V, err error, st Stamp) {
 	if _, ok := t.m[k]; !ok {
 		c.entries++
 	}
-	t.m[k] = entry[V]{v: v, err: err, fetched: c.now()}
+	t.m[k] = entry[V]{v: v, err: err, fetched: st.at}
 }
 
 // Invalidate forgets everything cached for tenant, and every read of it in

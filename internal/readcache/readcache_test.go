@@ -100,3 +100,31 @@ func TestOffCachesNothing(t *testing.T) {
 		t.Fatal("a cache with no age kept an entry")
 	}
 }
+
+// TestAgeCountsFromTheRead: an entry's age counts from the Get that missed,
+// before the read was sent, not from the Put once the reply came. A change
+// can commit right after Redis answered; a replica that missed its event
+// must stop serving the old answer MaxAge after the read began, however
+// late the reply arrived. Errors that are answers are dated the same way.
+func TestAgeCountsFromTheRead(t *testing.T) {
+	c := clock.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	cache := New[string, int](time.Second, c.Now)
+	notFound := errors.New("not found")
+	_, _, _, st := cache.Get("contoso", "grant")
+	_, _, _, stMissing := cache.Get("contoso", "none")
+	c.Advance(300 * time.Millisecond) // the replies are late
+	cache.Put("contoso", "grant", 1, nil, st)
+	cache.Put("contoso", "none", 0, notFound, stMissing)
+	c.Advance(699 * time.Millisecond)
+	for _, k := range []string{"grant", "none"} {
+		if _, _, ok, _ := cache.Get("contoso", k); !ok {
+			t.Fatalf("%s: gone before a second after its read began", k)
+		}
+	}
+	c.Advance(time.Millisecond)
+	for _, k := range []string{"grant", "none"} {
+		if _, _, ok, _ := cache.Get("contoso", k); ok {
+			t.Fatalf("%s: served a second after its read began (its age counted from the Put)", k)
+		}
+	}
+}

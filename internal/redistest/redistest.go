@@ -103,6 +103,24 @@ func (s *Server) Stop() {
 	}
 }
 
+// Freeze stops the server's process (SIGSTOP) until the returned thaw is
+// called (SIGCONT), or t ends: it answers nothing and closes nothing, as a
+// hung master does, while its kernel still accepts connections and
+// acknowledges what is sent to it, so neither the client nor TCP notices.
+func (s *Server) Freeze(t testing.TB) (thaw func()) {
+	t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatalf("redistest: freeze %s: %v", s.Addr, err)
+	}
+	var once sync.Once
+	thaw = func() { once.Do(func() { _ = s.cmd.Process.Signal(syscall.SIGCONT) }) }
+	// Registered after the server's own cleanup, so it runs first: the
+	// server is thawed before it is removed (SIGKILL would end a stopped
+	// process too, but a thawed one is what remove expects).
+	t.Cleanup(thaw)
+	return thaw
+}
+
 // Restart starts the server again on the same port and in the same
 // directory, with the options it was first started with and then args
 // (later options win: "--replicaof", host, port makes it a replica).

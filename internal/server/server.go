@@ -260,6 +260,22 @@ func (s *Server) newProxy(cfg config.Config, opts Options, upstreams map[string]
 	grantCache := grants.NewGrantCache(s.Requests, cfg.CacheMaxAge, opts.Now)
 	settingsCache := tenants.NewSettingsCache(s.Tenants, cfg.CacheMaxAge, opts.Now)
 	s.events.Add(grantCache, settingsCache)
+	// Whether this replica hears other replicas' changes. Not a readiness
+	// check: while it is 0 the caches still expire within the age limit,
+	// the Listener keeps subscribing again on its own, and /readyz already
+	// fails when Redis itself does not answer; a pub/sub hiccup must not
+	// take every proxy replica out of service at once.
+	if err := s.Registry.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "lockbox_proxy_cache_events_subscribed",
+		Help: "1 while the proxy's caches hear other replicas' changes (a live pub/sub subscription), 0 while they rely on their age limit alone.",
+	}, func() float64 {
+		if s.events.Subscribed() {
+			return 1
+		}
+		return 0
+	})); err != nil {
+		return err
+	}
 	// Operator-action records of concurrent calls share round trips
 	// (group commit); each call waits for its own.
 	auditor, err := audit.NewGroupCommit(audit.GroupCommitConfig{
