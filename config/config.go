@@ -207,10 +207,10 @@ type Config struct {
 
 	// ConsoleURL is the admin center's external base URL; it makes the
 	// OpenID Connect redirect URI and, when https, Secure cookies.
-	ConsoleURL string `env:"CONSOLE_URL" desc:"external base URL of the admin center (e.g. https://lockbox.example.com), as browsers reach it: the OIDC redirect URI is this plus /console/oidc/callback, and https makes session cookies Secure; required with LOCKBOX_OIDC_ISSUER, or with a console section in LOCKBOX_ISSUERS_FILE where LOCKBOX_SERVE runs the api"`
+	ConsoleURL string `env:"CONSOLE_URL" desc:"external base URL of the admin center (e.g. https://lockbox.example.com), as browsers reach it: each OIDC issuer's redirect URI is this plus /console/oidc/callback/provider (the provider's issuer, or LOCKBOX_OIDC_ISSUER) or /console/oidc/callback/tenant/ and the tenant id (a tenant's issuer), and https makes session cookies Secure; required with LOCKBOX_OIDC_ISSUER, or with a console section in LOCKBOX_ISSUERS_FILE where LOCKBOX_SERVE runs the api"`
 	// OIDCIssuer and the settings below configure the admin center's
 	// OpenID Connect sign-in.
-	OIDCIssuer       string `env:"OIDC_ISSUER" desc:"OpenID Connect issuer the admin center signs users in with (authorization code flow with PKCE); unset: no sign-in in \"lockbox serve\", dev identities in \"lockbox dev\""`
+	OIDCIssuer       string `env:"OIDC_ISSUER" desc:"OpenID Connect issuer the admin center signs users in with (authorization code flow with PKCE): https, or http on localhost; unset: no sign-in in \"lockbox serve\", dev identities in \"lockbox dev\""`
 	OIDCClientID     string `env:"OIDC_CLIENT_ID" desc:"the admin center's client id at the issuer; required with LOCKBOX_OIDC_ISSUER"`
 	OIDCClientSecret Secret `env:"OIDC_CLIENT_SECRET_FILE,file" desc:"file holding the client secret; required with LOCKBOX_OIDC_ISSUER; read at start-up"`
 	OIDCScopes       string `env:"OIDC_SCOPES" envDefault:"profile email" desc:"scopes requested besides openid, space-separated"`
@@ -689,8 +689,11 @@ func (c Config) check() error {
 		}
 	}
 	if c.OIDCIssuer != "" {
-		if u, err := url.Parse(c.OIDCIssuer); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			errs = append(errs, varErr("OIDCIssuer", "%q is not an http(s) URL", c.OIDCIssuer))
+		// Discovery, and through it the keys that verify ID tokens, are
+		// fetched from here: https, or http on a loopback address, as
+		// JWKS URLs.
+		if err := checkFetchURL("the issuer", c.OIDCIssuer); err != nil {
+			errs = append(errs, varErr("OIDCIssuer", "%v", err))
 		}
 		for _, f := range []struct{ field, v string }{
 			{"OIDCClientID", c.OIDCClientID}, {"OIDCClientSecret", string(c.OIDCClientSecret)}, {"ConsoleURL", c.ConsoleURL},

@@ -368,6 +368,19 @@ func TestOIDCNeedsItsSettings(t *testing.T) {
 			}
 		}
 	})
+	t.Run("issuer in the clear", func(t *testing.T) {
+		// Discovery, the ID tokens' keys and the code exchange would
+		// travel in the clear; a local identity provider may use http.
+		env := maps.Clone(full)
+		env["LOCKBOX_OIDC_ISSUER"] = "http://idp.corp.example"
+		if _, err := Load(env); err == nil || !strings.HasPrefix(err.Error(), "LOCKBOX_OIDC_ISSUER: ") || !strings.Contains(err.Error(), "must be https") {
+			t.Errorf("http issuer: got %v", err)
+		}
+		env["LOCKBOX_OIDC_ISSUER"] = "http://127.0.0.1:5556/dex"
+		if _, err := Load(env); err != nil {
+			t.Errorf("http issuer on loopback: %v", err)
+		}
+	})
 	t.Run("no issuer needs nothing", func(t *testing.T) {
 		// The dev identities, or no sign-in at all: the client settings
 		// alone are not an error.

@@ -222,8 +222,11 @@ func (is *Issuer) check() error {
 		}
 	}
 	if c := is.Console; c != nil {
-		if u, err := url.Parse(is.Issuer); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			return fmt.Errorf("console: the issuer %q is not an http(s) URL to discover OpenID Connect at", is.Issuer)
+		// The admin center fetches the issuer's discovery document, and
+		// through it the keys that verify ID tokens, from this URL: the
+		// JWKS URLs' rule applies.
+		if err := checkFetchURL("console: the issuer", is.Issuer); err != nil {
+			return err
 		}
 		if c.ClientID == "" || c.ClientSecretFile == "" {
 			return errors.New("console: client_id and client_secret_file are required")
@@ -239,10 +242,15 @@ func (is *Issuer) check() error {
 // checkJWKSURL: https, or http on a loopback address (a local identity
 // provider or a test). Keys fetched in the clear from elsewhere could be
 // anyone's.
-func checkJWKSURL(u string) error {
+func checkJWKSURL(u string) error { return checkFetchURL("JWKS URL", u) }
+
+// checkFetchURL is checkJWKSURL's rule for any URL Lockbox fetches something
+// from that decides who signs in; what names u in the error. It is
+// identity.CheckFetchURL's, which this package does not import.
+func checkFetchURL(what, u string) error {
 	pu, err := url.Parse(u)
 	if err != nil || pu.Host == "" || pu.User != nil || pu.Fragment != "" {
-		return fmt.Errorf("JWKS URL %q is not an absolute URL with a host", u)
+		return fmt.Errorf("%s %q is not an absolute URL with a host", what, u)
 	}
 	switch h := pu.Hostname(); {
 	case pu.Scheme == "https":
@@ -250,7 +258,7 @@ func checkJWKSURL(u string) error {
 	case pu.Scheme == "http" && (h == "localhost" || h == "127.0.0.1" || h == "::1"):
 		return nil
 	}
-	return fmt.Errorf("JWKS URL %q must be https (http only on localhost)", u)
+	return fmt.Errorf("%s %q must be https (http only on localhost)", what, u)
 }
 
 // ShorthandIssuer is the single issuer of the LOCKBOX_JWT_* settings, in the

@@ -84,6 +84,8 @@ func TestLoadIssuersRefuses(t *testing.T) {
 		{"two key sources", "issuers:\n" + entry("    scope: provider\n    jwks_url: https://idp.example/keys\n"), "exactly one of jwks_url"},
 		{"missing key file", "issuers:\n  - issuer: https://idp.example\n    audience: lockbox\n    scope: provider\n    jwks_file: nope.json\n", "no such file"},
 		{"jwks url in the clear", "issuers:\n  - issuer: https://idp.example\n    audience: lockbox\n    scope: provider\n    jwks_url: http://idp.example/keys\n", "must be https"},
+		{"console issuer in the clear", "issuers:\n" + strings.Replace(entry("    scope: {tenant: contoso}\n    console: {client_id: x, client_secret_file: "+jwks+"}\n"),
+			"https://idp.example", "http://idp.example", 1), `console: the issuer "http://idp.example" must be https`},
 		{"no audience", "issuers:\n  - issuer: https://idp.example\n    scope: provider\n    jwks_file: " + jwks + "\n", "audience is required"},
 		{"listed twice", "issuers:\n" + entry("    scope: provider\n") + entry("    scope: {tenant: contoso}\n"), "listed twice"},
 		{"console without secret", "issuers:\n" + entry("    scope: provider\n    console: {client_id: x}\n"), "client_id and client_secret_file are required"},

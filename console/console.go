@@ -241,7 +241,8 @@ var routeTable = []route{
 	publicRoute("GET /console/login", func(c *Console) http.HandlerFunc { return c.login }),
 	publicRoute("POST /console/signin/dev", func(c *Console) http.HandlerFunc { return c.devSignin }),
 	publicRoute("GET /console/signin/oidc", func(c *Console) http.HandlerFunc { return c.oidcStart }),
-	publicRoute("GET /console/oidc/callback", func(c *Console) http.HandlerFunc { return c.oidcCallback }),
+	publicRoute("GET /console/oidc/callback/{key...}", func(c *Console) http.HandlerFunc { return c.oidcCallback }),
+	publicRoute("GET /console/oidc/callback", func(c *Console) http.HandlerFunc { return c.oldCallback }),
 	publicRoute("POST /console/signout", func(c *Console) http.HandlerFunc { return c.signout }),
 
 	pageRoute("GET /console/requests", func(c *Console) pageFunc { return c.requestsPage }, true),

@@ -171,7 +171,8 @@ func TestSigninPerIssuer(t *testing.T) {
 		fab := startLoginAt(t, ie.fabrikam, b, "/console/signin/oidc?tenant=fabrikam", ada)
 		con := startLoginAt(t, ie.contoso, ie.browser(), "/console/signin/oidc?tenant=contoso", ada)
 		cu, _ := url.Parse(con.callback)
-		wantProblem(t, ie.env, b.get("/console/oidc/callback?code="+url.QueryEscape(cu.Query().Get("code"))+"&state="+url.QueryEscape(fab.state)),
+		wantProblem(t, ie.env, b.get("/console/oidc/callback/tenant/fabrikam?"+
+			url.Values{"code": {cu.Query().Get("code")}, "state": {fab.state}, "iss": {ie.fabrikam.Issuer()}}.Encode()),
 			"failed", "unknown, used or expired code")
 	})
 }
@@ -214,5 +215,100 @@ func TestSigninTenantIssuersOnly(t *testing.T) {
 	mustNotContain(t, "sign-in page", page, `data-testid="signin-oidc"`)
 	if r := e.browser().get("/console/signin/oidc"); r.status != http.StatusSeeOther || r.location() != "/console/signin?problem=unknown_org" {
 		t.Errorf("staff sign-in without a staff issuer: %s", r)
+	}
+}
+
+// TestSessionEndsWithItsIssuer: a session lasts only while the issuer that
+// made it still signs its user in here. Taking a (compromised) tenant's
+// issuer out of the configuration, or giving the tenant another, ends its
+// users' sessions at once, not up to LOCKBOX_CONSOLE_SESSION_MAX later;
+// the other issuers' sessions go on.
+func TestSessionEndsWithItsIssuer(t *testing.T) {
+	t.Parallel()
+	ie := newIssuersEnv(t)
+	signInContoso := func() *browser {
+		con := ie.browser()
+		ie.signIn(t, con, ie.contoso, "/console/signin/oidc?tenant=contoso", ada)
+		return con
+	}
+	staff := ie.browser()
+	ie.signIn(t, staff, ie.provider, "/console/signin/oidc", oidcUser{sub: "sam", roles: []string{"support-manager"}})
+	fab := ie.browser()
+	ie.signIn(t, fab, ie.fabrikam, "/console/signin/oidc?tenant=fabrikam", oidcUser{sub: "fay@fabrikam", roles: []string{"global-admin"}})
+
+	// The same deployment after a restart with another configuration:
+	// the sessions are in the same Redis.
+	restarted := func(oidc ...console.OIDCConfig) *env {
+		after := *ie.env
+		cfg := ie.consoleConfig()
+		cfg.OIDC = oidc
+		after.serve(cfg, false)
+		return &after
+	}
+	other := oidctest.Start(t, oidctest.Config{})
+	for _, tc := range []struct {
+		name string
+		oidc []console.OIDCConfig
+		// contosoOn: whether contoso's user is still signed in.
+		contosoOn bool
+	}{
+		{"unchanged", []console.OIDCConfig{signinConfig(ie.provider, identity.ProviderScope()), signinConfig(ie.contoso, identity.TenantScope("contoso")),
+			signinConfig(ie.fabrikam, identity.TenantScope("fabrikam"))}, true},
+		{"contoso's issuer removed", []console.OIDCConfig{signinConfig(ie.provider, identity.ProviderScope()),
+			signinConfig(ie.fabrikam, identity.TenantScope("fabrikam"))}, false},
+		{"contoso signs in through another issuer", []console.OIDCConfig{signinConfig(ie.provider, identity.ProviderScope()),
+			signinConfig(other, identity.TenantScope("contoso")), signinConfig(ie.fabrikam, identity.TenantScope("fabrikam"))}, false},
+		// Contoso's issuer, now the provider's: it never signed in staff.
+		{"contoso's issuer signs in staff", []console.OIDCConfig{signinConfig(ie.contoso, identity.ProviderScope()),
+			signinConfig(ie.fabrikam, identity.TenantScope("fabrikam"))}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			con := signInContoso()
+			after := restarted(tc.oidc...)
+			r := after.withCookie(sessionCookie, con.cookie(sessionCookie)).get("/console/settings")
+			if on := r.status == http.StatusOK; on != tc.contosoOn {
+				t.Errorf("contoso's user: %s", r)
+			}
+			if !tc.contosoOn && !signedOut(r) {
+				t.Errorf("contoso's user is not sent to sign in: %s", r)
+			}
+			if r := after.withCookie(sessionCookie, fab.cookie(sessionCookie)).get("/console/settings"); r.status != http.StatusOK {
+				t.Errorf("fabrikam's user: %s", r)
+			}
+		})
+	}
+	// Ended means gone from Redis: bringing the issuer back does not
+	// revive the session.
+	con := signInContoso()
+	restarted(signinConfig(ie.provider, identity.ProviderScope())).withCookie(sessionCookie, con.cookie(sessionCookie)).get("/console/settings")
+	after := restarted(signinConfig(ie.provider, identity.ProviderScope()), signinConfig(ie.contoso, identity.TenantScope("contoso")))
+	if r := after.withCookie(sessionCookie, con.cookie(sessionCookie)).get("/console/settings"); !signedOut(r) {
+		t.Errorf("contoso's user after the issuer came back: %s", r)
+	}
+	if r := after.withCookie(sessionCookie, staff.cookie(sessionCookie)).get("/console/requests"); r.status != http.StatusOK {
+		t.Errorf("the provider's staff: %s", r)
+	}
+	after = restarted(signinConfig(ie.contoso, identity.TenantScope("contoso")))
+	if r := after.withCookie(sessionCookie, staff.cookie(sessionCookie)).get("/console/requests"); !signedOut(r) {
+		t.Errorf("the provider's staff without the provider's issuer: %s", r)
+	}
+}
+
+// TestDevSessionNeedsDevSignin: a dev sign-in's session works where the dev
+// sign-in is offered ("lockbox dev"), and nowhere else.
+func TestDevSessionNeedsDevSignin(t *testing.T) {
+	parallel(t)
+	e := newEnv(t)
+	tok := e.signIn(contosoAdmin).cookie(sessionCookie)
+	if r := e.withCookie(sessionCookie, tok).get("/console/settings"); r.status != http.StatusOK {
+		t.Fatalf("with the dev sign-in: %s", r)
+	}
+	m := oidctest.Start(t, oidctest.Config{})
+	after := *e
+	cfg := e.consoleConfig()
+	cfg.OIDC = []console.OIDCConfig{signinConfig(m, identity.SharedScope())}
+	after.serve(cfg, false)
+	if r := after.withCookie(sessionCookie, tok).get("/console/settings"); !signedOut(r) {
+		t.Errorf("without the dev sign-in: %s", r)
 	}
 }

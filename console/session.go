@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -27,6 +28,11 @@ type Session struct {
 	Name string `json:"name"`
 	// Via is how the user signed in: "oidc" or "dev".
 	Via string `json:"via"`
+	// Issuer is who signed the user in: the OIDC issuer's URL, or devIssuer.
+	// A session lasts only while its issuer signs in its user here, so
+	// taking a (compromised) issuer out of the configuration ends its
+	// sessions too, not only its sign-ins.
+	Issuer string `json:"issuer"`
 	// CSRF is the form token every state-changing form carries.
 	CSRF      string    `json:"csrf"`
 	CreatedAt time.Time `json:"created_at"`
@@ -34,6 +40,10 @@ type Session struct {
 
 	token string // the cookie value; never stored
 }
+
+// devIssuer is the Issuer of a session "lockbox dev"'s dev sign-in made. It
+// is no URL, so no OIDC issuer can be mistaken for it.
+const devIssuer = "lockbox-dev-signin"
 
 // errNoSession is a missing, unknown, idle or too old session: the user
 // signs in again.
@@ -57,9 +67,9 @@ func tokenHash(token string) string {
 // create stores a new session for p and returns it with its cookie value.
 // A sign-in always makes a new session, so an id planted before sign-in
 // (session fixation) is worthless.
-func (s *sessions) create(ctx context.Context, p identity.Principal, name, via string) (Session, error) {
+func (s *sessions) create(ctx context.Context, p identity.Principal, name, via, issuer string) (Session, error) {
 	now := s.now()
-	sess := Session{Principal: p, Name: name, Via: via, CSRF: rand.Text(), CreatedAt: now, LastSeen: now, token: rand.Text()}
+	sess := Session{Principal: p, Name: name, Via: via, Issuer: issuer, CSRF: rand.Text(), CreatedAt: now, LastSeen: now, token: rand.Text()}
 	if err := s.save(ctx, sess); err != nil {
 		return Session{}, err
 	}
@@ -167,13 +177,44 @@ func (c *Console) clearSessionCookie(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// session returns r's session.
+// session returns r's session. A session whose issuer no longer signs in
+// its user here is ended.
 func (c *Console) session(r *http.Request, touch bool) (Session, error) {
 	ck, err := r.Cookie(c.cookieName(r))
 	if err != nil {
 		return Session{}, errNoSession
 	}
-	return c.sessions.lookup(r.Context(), ck.Value, touch)
+	sess, err := c.sessions.lookup(r.Context(), ck.Value, touch)
+	if err != nil {
+		return Session{}, err
+	}
+	if !c.signsIn(sess) {
+		c.log.InfoContext(r.Context(), "console: session ended, its issuer no longer signs its user in", "user", sess.Principal.Subject,
+			"tenant", sess.Principal.TenantID, "issuer", sess.Issuer)
+		if err := c.sessions.delete(r.Context(), sess.token); err != nil {
+			return Session{}, err
+		}
+		return Session{}, errNoSession
+	}
+	return sess, nil
+}
+
+// signsIn reports whether the issuer that made sess would still sign in its
+// user: the same issuer URL, configured for the user's tenant (or, shared,
+// for everyone's), or the dev sign-in where it is offered. A session from
+// before sessions named their issuer names none, and ends.
+func (c *Console) signsIn(sess Session) bool {
+	p := sess.Principal
+	switch {
+	case sess.Issuer == devIssuer:
+		return sess.Via == "dev" && slices.ContainsFunc(c.cfg.DevIdentities, func(d DevIdentity) bool { return d.Principal.Subject == p.Subject })
+	case sess.Issuer == "":
+		return false
+	case c.staff != nil && c.staff.cfg.Issuer == sess.Issuer && (p.TenantID == "" || c.staff.cfg.Scope.IsShared()):
+		return true
+	}
+	oc := c.orgs[p.TenantID]
+	return p.TenantID != "" && oc != nil && oc.cfg.Issuer == sess.Issuer
 }
 
 // pageFunc is a page handler: it gets the verified session and returns any

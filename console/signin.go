@@ -46,10 +46,27 @@ type OIDCConfig struct {
 	HTTPClient *http.Client
 }
 
-// callbackPath is the redirect URI's path, registered at every identity
-// provider as PublicURL + callbackPath. The sign-in in progress, not the
-// path, says which provider the browser comes back from.
+// callbackPath is where every redirect URI's path starts. Each issuer has
+// its own, PublicURL + callbackPath + "/" + its key (see callbackKey),
+// registered at that issuer only: with one redirect URI for all of them, a
+// code the provider's identity provider issued could come back to a sign-in
+// that went to a tenant's, and be redeemed at that tenant's token endpoint
+// (the mix-up attack, RFC 9700 section 4.4). The bare path answers sign-ins
+// started before the change with a refusal.
 const callbackPath = "/console/oidc/callback"
+
+// callbackKey is the part of an issuer's redirect URI that names it: the
+// slot it fills in the configuration, which stays the same while the
+// issuer's URL or client changes. "provider" is the issuer that signs in the
+// provider's staff (provider or shared scope), "tenant/<id>" a tenant's.
+// Tenant ids are URL-safe; the "tenant/" keeps a tenant named "provider"
+// apart.
+func callbackKey(s identity.Scope) string {
+	if t := s.Tenant(); t != "" {
+		return "tenant/" + t
+	}
+	return "provider"
+}
 
 // loginTTL bounds a sign-in in progress: the time a user may spend at the
 // identity provider's login page.
@@ -64,7 +81,9 @@ const loginCookie = "lockbox_login"
 // identity provider that is down when Lockbox starts stops sign-in through
 // it, not the proxy nor the other issuers' sign-in.
 type oidcClient struct {
-	cfg         OIDCConfig
+	cfg OIDCConfig
+	// key is the issuer's callbackKey; redirectURL ends with it.
+	key         string
 	redirectURL string
 
 	mu       sync.Mutex
@@ -101,7 +120,8 @@ func newOIDCClient(cfg OIDCConfig, publicURL string) (*oidcClient, error) {
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 	}
-	return &oidcClient{cfg: cfg, redirectURL: strings.TrimSuffix(publicURL, "/") + callbackPath}, nil
+	key := callbackKey(cfg.Scope)
+	return &oidcClient{cfg: cfg, key: key, redirectURL: strings.TrimSuffix(publicURL, "/") + callbackPath + "/" + key}, nil
 }
 
 // newOIDCClients sorts the configured issuers: at most one signs in the
@@ -145,8 +165,34 @@ func (o *oidcClient) discover(ctx context.Context) (*oidc.Provider, error) {
 	if err != nil {
 		return nil, fmt.Errorf("console: OIDC discovery at %s: %w", o.cfg.Issuer, err)
 	}
+	// The configuration's issuer URL is checked at start-up; the endpoints
+	// the document names are the identity provider's to say. The code and
+	// client secret go to the token endpoint, and the keys that verify ID
+	// tokens come from jwks_uri: neither may travel in the clear, as the
+	// API's JWKS URLs may not.
+	var d struct {
+		JWKSURI string `json:"jwks_uri"`
+	}
+	if err := p.Claims(&d); err != nil {
+		return nil, fmt.Errorf("console: OIDC discovery at %s: %w", o.cfg.Issuer, err)
+	}
+	for _, e := range []struct{ what, u string }{{"token_endpoint", p.Endpoint().TokenURL}, {"jwks_uri", d.JWKSURI}} {
+		if err := identity.CheckFetchURL(e.what, e.u); err != nil {
+			return nil, fmt.Errorf("console: OIDC discovery at %s: %w", o.cfg.Issuer, err)
+		}
+	}
 	o.provider = p
 	return p, nil
+}
+
+// requiresIss reports whether p's discovery document promises the "iss"
+// parameter in every authorization response (RFC 9207): from such a
+// provider, a response without it did not come from it.
+func requiresIss(p *oidc.Provider) bool {
+	var d struct {
+		Supported bool `json:"authorization_response_iss_parameter_supported"`
+	}
+	return p.Claims(&d) == nil && d.Supported
 }
 
 func (o *oidcClient) oauth2(p *oidc.Provider) *oauth2.Config {
@@ -259,6 +305,8 @@ var signinProblems = map[string]string{
 	"invalid":     "Your account's identity can't be used by Lockbox (its user or tenant id has characters Lockbox does not accept).",
 	"unknown_org": "No organization of that name signs in here. Check its name, or ask your administrator for your organization's sign-in link.",
 	"no_oidc":     "Organization sign-in links don't work on this server: it has no identity provider set up for the admin center.",
+	"redirect_uri": "Your identity provider sent you back to an address the admin center no longer signs in at. Please sign in again; " +
+		"if it keeps happening, ask your administrator to register the admin center's redirect URI for your identity provider.",
 }
 
 type signinView struct {
@@ -282,7 +330,7 @@ func (c *Console) devSignin(w http.ResponseWriter, r *http.Request) {
 		c.renderError(w, r, nil, http.StatusForbidden, "There is no such dev identity. Dev sign-in exists only in \"lockbox dev\".")
 		return
 	}
-	c.startSession(w, r, c.cfg.DevIdentities[i].Principal, subject, "dev", false)
+	c.startSession(w, r, c.cfg.DevIdentities[i].Principal, subject, "dev", devIssuer, false)
 }
 
 // startSession signs the browser in as p. afterRedirect is true when the
@@ -290,11 +338,11 @@ func (c *Console) devSignin(w http.ResponseWriter, r *http.Request) {
 // the browser would not send a SameSite=Strict cookie on a redirect that
 // continues that chain, so the page moves on with a same-site navigation
 // of its own instead.
-func (c *Console) startSession(w http.ResponseWriter, r *http.Request, p identity.Principal, name, via string, afterRedirect bool) {
+func (c *Console) startSession(w http.ResponseWriter, r *http.Request, p identity.Principal, name, via, issuer string, afterRedirect bool) {
 	if ck, err := r.Cookie(c.cookieName(r)); err == nil {
 		_ = c.sessions.delete(r.Context(), ck.Value)
 	}
-	sess, err := c.sessions.create(r.Context(), p, name, via)
+	sess, err := c.sessions.create(r.Context(), p, name, via, issuer)
 	if err != nil {
 		c.fail(w, r, nil, err)
 		return
@@ -392,15 +440,29 @@ func (c *Console) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		problem("failed", fmt.Errorf("no issuer signs in %q any more", login.Tenant))
 		return
 	}
-	if iss := q.Get("iss"); iss != "" && iss != oc.cfg.Issuer {
-		// RFC 9207: the answer comes from another identity provider than
-		// the one this sign-in went to (a mix-up attack).
-		problem("failed", fmt.Errorf("the answer names issuer %q, the sign-in went to %s", iss, oc.cfg.Issuer))
+	if key := r.PathValue("key"); key != oc.key {
+		// The answer came back to another issuer's redirect URI, which
+		// only that issuer sends browsers to: its code is not the one
+		// this sign-in's issuer would redeem (a mix-up attack, RFC 9700
+		// section 4.4). The state is used up, so it can't be tried again.
+		problem("failed", fmt.Errorf("the answer came back to the redirect URI of %q, the sign-in went to %s", key, oc.cfg.Issuer))
 		return
 	}
 	p, err := oc.discover(ctx)
 	if err != nil {
 		problem("failed", err)
+		return
+	}
+	switch iss := q.Get("iss"); {
+	case iss != "" && iss != oc.cfg.Issuer:
+		// RFC 9207: the answer comes from another identity provider than
+		// the one this sign-in went to (a mix-up attack).
+		problem("failed", fmt.Errorf("the answer names issuer %q, the sign-in went to %s", iss, oc.cfg.Issuer))
+		return
+	case iss == "" && requiresIss(p):
+		// The issuer always names itself, so an answer that doesn't is
+		// not its own.
+		problem("failed", fmt.Errorf("the answer names no issuer, and %s always does", oc.cfg.Issuer))
 		return
 	}
 	tok, err := oc.oauth2(p).Exchange(oidc.ClientContext(ctx, oc.cfg.HTTPClient), q.Get("code"), oauth2.VerifierOption(login.Verifier))
@@ -432,7 +494,22 @@ func (c *Console) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		problem(code, fmt.Errorf("claims of %q from %s can't be used", idt.Subject, oc.cfg.Issuer))
 		return
 	}
-	c.startSession(w, r, principal, name, "oidc", true)
+	c.startSession(w, r, principal, name, "oidc", oc.cfg.Issuer, true)
+}
+
+// oldCallback answers at the redirect URI all issuers shared before each had
+// its own. Nothing arriving there is redeemed: it can't say which issuer's
+// code it carries. Only a sign-in started before the change, or an identity
+// provider still registered with the old redirect URI, ends here.
+func (c *Console) oldCallback(w http.ResponseWriter, r *http.Request) {
+	if c.staff == nil && len(c.orgs) == 0 {
+		http.NotFound(w, r)
+		return
+	}
+	c.log.WarnContext(r.Context(), "console: an OIDC sign-in came back to "+callbackPath+", which no issuer uses any more; "+
+		"register each issuer's own redirect URI ("+callbackPath+"/provider or "+callbackPath+"/tenant/<id>)")
+	http.SetCookie(w, &http.Cookie{Name: loginCookie, Path: callbackPath, MaxAge: -1, HttpOnly: true, Secure: c.secureRequest(r), SameSite: http.SameSiteLaxMode})
+	http.Redirect(w, r, "/console/signin?problem=redirect_uri", http.StatusSeeOther)
 }
 
 // principal maps ID token claims to a Principal with the issuer's scope,
@@ -442,7 +519,14 @@ func (o *oidcClient) principal(claims map[string]any) (identity.Principal, strin
 	sub, _ := claims[o.cfg.SubjectClaim].(string)
 	var tid string
 	if o.cfg.Scope.IsShared() {
-		tid, _ = claims[o.cfg.TenantClaim].(string)
+		// The API's rule: a tenant claim that is there but null, empty or
+		// not a string is no tenant, which would make the user the
+		// provider's staff.
+		v, ok := claims[o.cfg.TenantClaim]
+		var err error
+		if tid, err = identity.ClaimedTenant(v, ok); err != nil {
+			return identity.Principal{}, "", "invalid"
+		}
 	}
 	var names []string
 	switch v := claims[o.cfg.RolesClaim].(type) {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
@@ -156,7 +157,7 @@ func TestOIDCSignin(t *testing.T) {
 	state := q.Get("state")
 	want := map[string]string{
 		"client_id": m.ClientID(), "response_type": "code", "scope": "openid",
-		"redirect_uri": e.cfg.PublicURL + "/console/oidc/callback", "code_challenge_method": "S256",
+		"redirect_uri": e.cfg.PublicURL + "/console/oidc/callback/provider", "code_challenge_method": "S256",
 	}
 	for k, v := range want {
 		if q.Get(k) != v {
@@ -190,7 +191,7 @@ func TestOIDCSignin(t *testing.T) {
 
 	m.QueueUser(ada.user())
 	r = b.get(az.String())
-	if r.status != http.StatusFound || !strings.HasPrefix(r.location(), e.cfg.PublicURL+"/console/oidc/callback?") {
+	if r.status != http.StatusFound || !strings.HasPrefix(r.location(), e.cfg.PublicURL+"/console/oidc/callback/provider?") {
 		t.Fatalf("provider's answer: %s", r)
 	}
 	callback := r.location()
@@ -298,7 +299,7 @@ func TestOIDCSigninProblems(t *testing.T) {
 		b := e.browser()
 		r := b.get("/console/signin/oidc")
 		az, _ := url.Parse(r.location())
-		wantProblem(t, e, b.get("/console/oidc/callback?error=access_denied&error_description=%3Cb%3Enope&state="+az.Query().Get("state")), "denied")
+		wantProblem(t, e, b.get("/console/oidc/callback/provider?error=access_denied&error_description=%3Cb%3Enope&state="+az.Query().Get("state")), "denied")
 		if p := b.get("/console/signin?problem=denied"); strings.Contains(p.body, "nope") {
 			t.Error("the sign-in page echoes the provider's text")
 		}
@@ -363,7 +364,8 @@ func TestOIDCSigninProblems(t *testing.T) {
 		}
 		b.post("/console/signout", b.form(nil))
 		l2 := startLogin(t, e, m, b, ada)
-		wantProblem(t, e, b.get("/console/oidc/callback?code="+url.QueryEscape(code)+"&state="+url.QueryEscape(l2.state)), "failed", "unknown, used or expired code")
+		wantProblem(t, e, b.get("/console/oidc/callback/provider?"+url.Values{"code": {code}, "state": {l2.state}, "iss": {m.Issuer()}}.Encode()),
+			"failed", "unknown, used or expired code")
 	})
 	t.Run("expired ID token", func(t *testing.T) {
 		// The provider's tokens live 10 minutes by its clock; ours has
@@ -373,6 +375,46 @@ func TestOIDCSigninProblems(t *testing.T) {
 		e.clk.Advance(m.TTL() + 2*time.Minute)
 		defer e.clk.Set(m.Now())
 		wantProblem(t, e, b.get(l.callback), "failed", "token is expired")
+	})
+	t.Run("tenant claim present but no tenant", func(t *testing.T) {
+		// In the shared scope no tenant makes provider staff: a tid that
+		// is there but null, empty or not a string must not, as the API's
+		// verifier refuses such a token.
+		for name, tid := range map[string]any{"null": nil, "empty": "", "number": 42, "list": []string{"contoso"}} {
+			t.Run(name, func(t *testing.T) {
+				b := e.browser()
+				az, _ := url.Parse(b.get("/console/signin/oidc").location())
+				m.QueueUser(oidctest.User{Subject: "eve@contoso.example", Claims: map[string]any{"tid": tid, "roles": []string{"audit-reader", "support-manager"}}})
+				r := b.get(az.String())
+				wantProblem(t, e, b.get(r.location()), "invalid")
+			})
+		}
+	})
+	t.Run("no iss from a provider that always sends it", func(t *testing.T) {
+		// Its discovery document promises iss (RFC 9207), so an answer
+		// without it is not its own.
+		b := e.browser()
+		l := startLogin(t, e, m, b, ada)
+		u, _ := url.Parse(l.callback)
+		q := u.Query()
+		q.Del("iss")
+		u.RawQuery = q.Encode()
+		wantProblem(t, e, b.get(u.String()), "failed", "the answer names no issuer")
+	})
+	t.Run("the redirect URI all issuers once shared", func(t *testing.T) {
+		// It can't say whose code it carries: refused, and nothing is
+		// redeemed, so the sign-in in progress is still there.
+		b := e.browser()
+		l := startLogin(t, e, m, b, ada)
+		u, _ := url.Parse(l.callback)
+		r := b.get("/console/oidc/callback?" + u.RawQuery)
+		wantProblem(t, e, r, "redirect_uri", "no issuer uses any more")
+		if n := e.rdb.Exists(context.Background(), keys.ConsoleLogin(l.state)).Val(); n != 1 {
+			t.Error("the sign-in in progress was used")
+		}
+		if p := b.get(r.location()); !strings.Contains(p.body, "redirect URI") {
+			t.Errorf("the sign-in page does not explain: %s", p)
+		}
 	})
 	t.Run("messages by code only", func(t *testing.T) {
 		r := e.browser().get("/console/signin?problem=%3Cscript%3Ealert(1)%3C/script%3E")
@@ -503,5 +545,36 @@ func TestOIDCConfigChecked(t *testing.T) {
 		if _, err := console.New(cfg); err == nil {
 			t.Errorf("public URL %q accepted", pub)
 		}
+	}
+}
+
+// TestOIDCDiscoveryInTheClear: a discovery document that names a token
+// endpoint or a JWKS URI in plain http off the machine stops sign-in
+// through that issuer: the code and client secret, or the keys that verify
+// ID tokens, would travel in the clear.
+func TestOIDCDiscoveryInTheClear(t *testing.T) {
+	parallel(t)
+	for _, field := range []string{"token_endpoint", "jwks_uri"} {
+		t.Run(field, func(t *testing.T) {
+			var srv *httptest.Server
+			srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				doc := map[string]any{"issuer": srv.URL, "authorization_endpoint": srv.URL + "/authorize",
+					"token_endpoint": srv.URL + "/token", "jwks_uri": srv.URL + "/jwks", "response_types_supported": []string{"code"}}
+				doc[field] = "http://idp.example/" + field
+				_ = json.NewEncoder(w).Encode(doc)
+			}))
+			t.Cleanup(srv.Close)
+			e := newStores(t, newClock())
+			cfg := e.consoleConfig()
+			cfg.OIDC = []console.OIDCConfig{{Issuer: srv.URL, ClientID: "c", ClientSecret: "s", Scope: identity.SharedScope()}}
+			e.serve(cfg, false)
+			r := e.browser().get("/console/signin/oidc")
+			if r.status != http.StatusServiceUnavailable {
+				t.Errorf("sign-in start: %s", r)
+			}
+			if l := e.logs.String(); !strings.Contains(l, "http://idp.example/"+field) || !strings.Contains(l, "must be https") {
+				t.Errorf("the log does not say the %s must be https:\n%s", field, l)
+			}
+		})
 	}
 }

@@ -110,10 +110,16 @@ func (c *IssuerConfig) check() error {
 // checkJWKSURL reports whether u may be a JWKS URL: https, or http on a
 // loopback address (a local identity provider or a test). Keys fetched in
 // the clear from elsewhere could be anyone's.
-func checkJWKSURL(u string) error {
+func checkJWKSURL(u string) error { return CheckFetchURL("JWKS URL", u) }
+
+// CheckFetchURL reports whether u may be fetched for something that decides
+// who signs in (keys, codes, tokens): https, or http on a loopback address.
+// what names u in the error. The admin center applies it to the endpoints an
+// identity provider's discovery document names.
+func CheckFetchURL(what, u string) error {
 	pu, err := url.Parse(u)
 	if err != nil || pu.Host == "" || pu.User != nil || pu.Fragment != "" {
-		return fmt.Errorf("JWKS URL %q is not an absolute URL with a host", u)
+		return fmt.Errorf("%s %q is not an absolute URL with a host", what, u)
 	}
 	switch pu.Scheme {
 	case "https":
@@ -123,7 +129,7 @@ func checkJWKSURL(u string) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("JWKS URL %q must be https (http only on localhost)", u)
+	return fmt.Errorf("%s %q must be https (http only on localhost)", what, u)
 }
 
 // keySource loads an issuer's keys from where they are kept and publishes

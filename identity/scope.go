@@ -124,6 +124,22 @@ var (
 	ErrInvalidTenant  = errors.New("invalid tenant id")
 )
 
+// ClaimedTenant reads the tenant claim of a shared-scope token (v, the
+// claim's decoded JSON value; present, whether the token has the claim at
+// all). In the shared scope a principal without a tenant is the provider's
+// own staff, so a claim that is present but null, empty or not a string is
+// ErrInvalidTenant, never "no tenant". The API's verifier and the admin
+// center's sign-in both read the claim through it, so the two can't drift.
+func ClaimedTenant(v any, present bool) (string, error) {
+	if !present {
+		return "", nil
+	}
+	if s, ok := v.(string); ok && s != "" {
+		return s, nil
+	}
+	return "", ErrInvalidTenant
+}
+
 // Principal makes the principal a user of this scope is: subject and roles
 // as the identity provider said, the tenant as the scope says. For the
 // shared scope claimedTenant (the token's "tid", "" for none) is the tenant;

@@ -483,12 +483,13 @@ func (is *issuer) principal(claims map[string]json.RawMessage, now time.Time, le
 	}
 	var tid string
 	if raw, ok := claims[tenantClaim]; ok && is.cfg.Scope.IsShared() {
-		// In the shared scope a principal without a tenant is the
-		// provider's own staff, so a tid that is present but null, empty
-		// or not a string must refuse the token, never read as "no
-		// tenant". The other scopes never read it: their tenant is the
+		// The other scopes never read it: their tenant is the
 		// configuration's.
-		if string(raw) == "null" || json.Unmarshal(raw, &tid) != nil || tid == "" {
+		var v any
+		if json.Unmarshal(raw, &v) != nil {
+			return Principal{}, tokenTimes{}, errBadTenant
+		}
+		if tid, err = ClaimedTenant(v, true); err != nil {
 			return Principal{}, tokenTimes{}, errBadTenant
 		}
 	}

@@ -217,11 +217,49 @@ func fromOAuth2(t *oauth2.Token, issuer, clientID, tokenURL string, now time.Tim
 	return tok, nil
 }
 
+// client is hc (defaultClient when nil), made to refuse redirects from
+// https to anything else: what goes to the identity provider (a refresh
+// token, a device code, a client's credentials) is resent on a redirect, and
+// must not be in the clear. It is the JWKS fetcher's rule
+// (identity/jwksfetch.CheckRedirect), written out here so that the command
+// line does not link the server's identity packages.
 func client(hc *http.Client) *http.Client {
-	if hc != nil {
-		return hc
+	if hc == nil {
+		return defaultClient
 	}
-	return defaultClient
+	c := *hc
+	next := hc.CheckRedirect
+	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if err := refuseDowngrade(req, via); err != nil {
+			return err
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		return defaultRedirects(req, via)
+	}
+	return &c
 }
 
-var defaultClient = &http.Client{Timeout: 30 * time.Second}
+var defaultClient = &http.Client{Timeout: 30 * time.Second, CheckRedirect: func(req *http.Request, via []*http.Request) error {
+	if err := refuseDowngrade(req, via); err != nil {
+		return err
+	}
+	return defaultRedirects(req, via)
+}}
+
+// refuseDowngrade refuses a redirect that leaves https.
+func refuseDowngrade(req *http.Request, via []*http.Request) error {
+	if via[0].URL.Scheme == "https" && req.URL.Scheme != "https" {
+		return fmt.Errorf("redirect from https to %s refused", req.URL.Scheme)
+	}
+	return nil
+}
+
+// defaultRedirects is net/http's policy when CheckRedirect is nil.
+func defaultRedirects(_ *http.Request, via []*http.Request) error {
+	if len(via) >= 10 {
+		return errors.New("stopped after 10 redirects")
+	}
+	return nil
+}

@@ -8,7 +8,9 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/lockbox-oss/lockbox/internal/oidctest"
 )
@@ -118,5 +120,29 @@ func TestStoreKeepsEachServersToken(t *testing.T) {
 	}
 	if _, err := os.Stat(s.Path(a)); !os.IsNotExist(err) {
 		t.Fatal("still there")
+	}
+}
+
+// TestRefreshRefusesRedirectToHTTP: a token endpoint on https that
+// redirects to http does not get the refresh token resent in the clear.
+func TestRefreshRefusesRedirectToHTTP(t *testing.T) {
+	var clear atomic.Int32
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		clear.Add(1)
+		http.Error(w, "no", http.StatusBadRequest)
+	}))
+	t.Cleanup(plain.Close)
+	idp := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// 307 keeps the method and the body: the refresh token.
+		http.Redirect(w, r, plain.URL+"/token", http.StatusTemporaryRedirect)
+	}))
+	t.Cleanup(idp.Close)
+	tok := Token{Issuer: idp.URL, ClientID: "lockboxctl", TokenURL: idp.URL + "/token", RefreshToken: "rt-secret"}
+	_, err := Refresh(context.Background(), idp.Client(), time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), tok)
+	if err == nil || !strings.Contains(err.Error(), "redirect from https to http refused") {
+		t.Errorf("Refresh: %v", err)
+	}
+	if n := clear.Load(); n != 0 {
+		t.Errorf("the http endpoint got %d requests", n)
 	}
 }

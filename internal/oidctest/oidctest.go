@@ -59,6 +59,10 @@ type Config struct {
 	// NoDeviceFlow leaves the device authorization endpoint out of the
 	// discovery document, and serves none, as providers without RFC 8628 do.
 	NoDeviceFlow bool
+	// NoIssParameter leaves "iss" out of authorization responses, and
+	// authorization_response_iss_parameter_supported out of the discovery
+	// document, as providers without RFC 9207 do.
+	NoIssParameter bool
 	// Audience is the "aud" of access tokens (ID tokens' is the client id).
 	Audience string
 	// TTL is every token's lifetime.
@@ -90,6 +94,8 @@ type Provider struct {
 	refresh map[string]*grant // refresh tokens, rotated on use
 	devices map[string]*deviceGrant
 	byUser  map[string]string // user code → device code
+	// redirectURIs, once set, are the only ones authorize sends codes to.
+	redirectURIs []string
 }
 
 type signingKey struct {
@@ -172,6 +178,16 @@ func New(cfg Config) (*Provider, error) {
 
 // Close stops the provider.
 func (p *Provider) Close() { p.srv.Close() }
+
+// RegisterRedirectURIs makes uris the only redirect URIs the provider sends
+// a browser back to, as a real provider does with those registered for a
+// client; any other is refused with an error page. Until it is called, any
+// absolute URI goes, so tests need not know the client's address up front.
+func (p *Provider) RegisterRedirectURIs(uris ...string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.redirectURIs = slices.Clone(uris)
+}
 
 // Issuer is the provider's issuer URL, its tokens' "iss".
 func (p *Provider) Issuer() string { return p.srv.URL }
@@ -309,6 +325,9 @@ func (p *Provider) discovery(w http.ResponseWriter, _ *http.Request) {
 		"scopes_supported":                               []string{"openid", "profile", "email", "offline_access"},
 		"authorization_response_iss_parameter_supported": true,
 	}
+	if p.cfg.NoIssParameter {
+		delete(doc, "authorization_response_iss_parameter_supported")
+	}
 	if p.cfg.NoDeviceFlow {
 		delete(doc, "device_authorization_endpoint")
 		doc["grant_types_supported"] = []string{"authorization_code", "refresh_token"}
@@ -333,13 +352,18 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 	redirect := q.Get("redirect_uri")
 	ru, err := url.Parse(redirect)
 	clientID := q.Get("client_id")
-	if !p.registered(clientID) || err != nil || !ru.IsAbs() {
+	p.mu.Lock()
+	unregistered := p.redirectURIs != nil && !slices.Contains(p.redirectURIs, redirect)
+	p.mu.Unlock()
+	if !p.registered(clientID) || err != nil || !ru.IsAbs() || unregistered {
 		// Never redirect to an unverified URI: show the error instead.
 		oauthError(w, http.StatusBadRequest, "invalid_request", "unknown client or bad redirect_uri")
 		return
 	}
 	back := func(params url.Values) {
-		params.Set("iss", p.Issuer())
+		if !p.cfg.NoIssParameter {
+			params.Set("iss", p.Issuer())
+		}
 		if s := q.Get("state"); s != "" {
 			params.Set("state", s)
 		}

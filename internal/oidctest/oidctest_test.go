@@ -267,3 +267,45 @@ func TestNoDeviceFlow(t *testing.T) {
 		t.Fatalf("device endpoint: %s", resp.Status)
 	}
 }
+
+// TestRegisteredRedirectURIs: once a client's redirect URIs are registered,
+// the provider sends codes to those only, as the console's mix-up test
+// needs a real provider to.
+func TestRegisteredRedirectURIs(t *testing.T) {
+	p := oidctest.Start(t, oidctest.Config{})
+	_, oc := oauthConfig(t, p, context.Background())
+	gina := oidctest.User{Subject: "gina"}
+	p.RegisterRedirectURIs(oc.RedirectURL)
+	p.QueueUser(gina)
+	if q := authorize(t, oc.AuthCodeURL("st", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()))); q.Get("code") == "" {
+		t.Fatalf("registered redirect URI: %v", q)
+	}
+	other := *oc
+	other.RedirectURL = "http://127.0.0.1:1/callback/elsewhere"
+	resp, err := noRedirects.Get(other.AuthCodeURL("st", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Location") != "" {
+		t.Fatalf("unregistered redirect URI: %s, Location %q", resp.Status, resp.Header.Get("Location"))
+	}
+}
+
+// TestNoIssParameter: a provider without RFC 9207 neither sends "iss" back
+// nor says it would.
+func TestNoIssParameter(t *testing.T) {
+	p := oidctest.Start(t, oidctest.Config{NoIssParameter: true})
+	op, oc := oauthConfig(t, p, context.Background())
+	var d map[string]any
+	if err := op.Claims(&d); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := d["authorization_response_iss_parameter_supported"]; ok {
+		t.Error("the discovery document promises iss")
+	}
+	p.QueueUser(oidctest.User{Subject: "gina"})
+	if q := authorize(t, oc.AuthCodeURL("st", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()))); q.Get("code") == "" || q.Has("iss") {
+		t.Fatalf("redirect back: %v", q)
+	}
+}
