@@ -94,10 +94,14 @@ func (c *SMTPConfig) CheckAndSetDefaults() error {
 
 // SMTP sends e-mail through an SMTP server with go-mail, one connection
 // per message.
-type SMTP struct{ cfg SMTPConfig }
+type SMTP struct {
+	cfg SMTPConfig
+	// logger hears of errors after a message was accepted (Send).
+	logger *slog.Logger
+}
 
 // NewSMTP returns an SMTP mailer; cfg must have passed CheckAndSetDefaults.
-func NewSMTP(cfg SMTPConfig) *SMTP { return &SMTP{cfg: cfg} }
+func NewSMTP(cfg SMTPConfig) *SMTP { return &SMTP{cfg: cfg, logger: slog.New(slog.DiscardHandler)} }
 
 // Name is the metrics channel label.
 func (s *SMTP) Name() string { return "smtp" }
@@ -130,6 +134,14 @@ func (s *SMTP) Send(ctx context.Context, id string, m Message) error {
 	msg.SetDate()
 	msg.SetBodyString(mail.TypeTextPlain, m.Body)
 	if err := c.DialAndSendWithContext(ctx, msg); err != nil {
+		if msg.IsDelivered() {
+			// The server accepted the message (250 after DATA) and only
+			// what follows failed: the RSET, QUIT or close. The message is
+			// on its way; reporting a failure would make the worker send
+			// it again on every retry, a duplicate each time.
+			s.logger.WarnContext(ctx, "SMTP error after the message was accepted", "message_id", id, "err", err)
+			return nil
+		}
 		return fmt.Errorf("smtp send: %w", err)
 	}
 	return nil

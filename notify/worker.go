@@ -200,7 +200,9 @@ func NewWorker(cfg Config) (*Worker, error) {
 	case cfg.mailer != nil:
 		w.mailer = cfg.mailer
 	case cfg.SMTP != nil:
-		w.mailer = NewSMTP(*cfg.SMTP)
+		sm := NewSMTP(*cfg.SMTP)
+		sm.logger = cfg.Logger
+		w.mailer = sm
 	default:
 		from := "lockbox@localhost"
 		w.mailer = &DevSink{Dir: cfg.DevDir, From: from, Logger: cfg.Logger}
