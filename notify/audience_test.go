@@ -154,7 +154,7 @@ func TestPendingCustomerRecipients(t *testing.T) {
 func TestManagersHearOfNewRequests(t *testing.T) {
 	e := newEnv(t)
 	secret := []byte("k")
-	hook := startHook(t, secret, 0)
+	hook := startHook(t, e.clock.Now, secret, 0)
 	mb := &mailbox{}
 	w := mailWorker(t, e, mb, notify.Config{
 		ManagerAddresses: []string{"mary@provider.example", "support-leads@provider.example"},
@@ -308,7 +308,7 @@ func TestExpiryWarning(t *testing.T) {
 	t.Run("once, on time, across two replicas", func(t *testing.T) {
 		e := newEnv(t)
 		secret := []byte("k")
-		hook := startHook(t, secret, 0)
+		hook := startHook(t, e.clock.Now, secret, 0)
 		mb := &mailbox{}
 		var ws []*notify.Worker
 		for i := range 2 {
@@ -439,7 +439,7 @@ func TestExpiryWarning(t *testing.T) {
 func TestTenantViewsNameNoProviderStaff(t *testing.T) {
 	e := newEnv(t)
 	secret := []byte("k")
-	hook := startHook(t, secret, 0)
+	hook := startHook(t, e.clock.Now, secret, 0)
 	mb := &mailbox{}
 	w := mailWorker(t, e, mb, notify.Config{ManagerAddresses: []string{"support-leads@provider.example"},
 		Webhooks: []notify.WebhookConfig{{URL: hook.URL, Secret: secret}}})
@@ -559,7 +559,7 @@ func TestLegacyEntriesDeliveredOnce(t *testing.T) {
 		e.rdb.XAdd(ctx, &redis.XAddArgs{Stream: notify.OutboxKey("contoso"), Values: []any{"event", b}})
 	}
 	secret := []byte("k")
-	hook := startHook(t, secret, 0)
+	hook := startHook(t, e.clock.Now, secret, 0)
 	mb := &mailbox{}
 	drain(t, mailWorker(t, e, mb, notify.Config{Webhooks: []notify.WebhookConfig{{URL: hook.URL, Secret: secret}}}))
 	want := []string{"adam@contoso.example", "admin@contoso.example", "alice0@provider.example", "eve@contoso.example", "security@contoso.example"}

@@ -233,13 +233,16 @@ type hookServer struct {
 	status int
 }
 
-func startHook(t *testing.T, secret []byte, status int) *hookServer {
+// startHook starts a webhook receiver that verifies each delivery as of
+// now (the test's clock, which signed it) and refuses a bad one.
+func startHook(t *testing.T, now func() time.Time, secret []byte, status int) *hookServer {
 	h := &hookServer{status: status}
 	h.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		h.mu.Lock()
 		defer h.mu.Unlock()
-		if !notify.Verify(secret, b, r.Header.Get(notify.SignatureHeader)) || r.Header.Get(notify.DeliveryHeader) == "" {
+		if notify.Verify(secret, b, r.Header.Get(notify.DeliveryHeader), r.Header.Get(notify.TimestampHeader),
+			r.Header.Get(notify.SignatureHeader), now(), 0) != nil || r.Header.Get(notify.DeliveryHeader) == "" {
 			h.bad++
 			w.WriteHeader(http.StatusUnauthorized)
 			return
@@ -310,7 +313,7 @@ func TestDeliversEveryMessageWithoutLinks(t *testing.T) {
 	r := e.lifecycle(t, 0)
 	srv := startSMTP(t)
 	secret := []byte("s3cret")
-	hook := startHook(t, secret, 0)
+	hook := startHook(t, e.clock.Now, secret, 0)
 	w := newWorker(t, notify.Config{
 		Redis: e.rdb, Now: e.clock.Now, Consumer: "a",
 		SMTP:     &notify.SMTPConfig{Addr: srv.addr, From: "lockbox@provider.example", StartTLS: notify.StartTLSOpportunistic},
@@ -503,7 +506,7 @@ func TestDeadLetterAfterMaxAttempts(t *testing.T) {
 	r := e.create(t, operator(0))
 	e.act(t, r.ID, grants.ActionApprove, manager) // created + pending_customer entries
 	secret := []byte("k")
-	hook := startHook(t, secret, http.StatusInternalServerError)
+	hook := startHook(t, e.clock.Now, secret, http.StatusInternalServerError)
 	dir := t.TempDir()
 	reg := prometheus.NewRegistry()
 	w := newWorker(t, notify.Config{

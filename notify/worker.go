@@ -208,7 +208,7 @@ func NewWorker(cfg Config) (*Worker, error) {
 		w.mailer = &DevSink{Dir: cfg.DevDir, From: from, Logger: cfg.Logger}
 	}
 	for _, h := range cfg.Webhooks {
-		w.hooks = append(w.hooks, newWebhook(h))
+		w.hooks = append(w.hooks, newWebhook(h, cfg.Now))
 	}
 	w.sent = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "lockbox_notifications_sent_total",
