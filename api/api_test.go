@@ -958,3 +958,33 @@ func TestGrantKeys(t *testing.T) {
 		t.Errorf("POST /v1/keys: %d", r.status)
 	}
 }
+
+// An engineer whose subject is no address has their token's e-mail kept on
+// the request for their notifications: the provider sees it, a tenant's
+// users never do (single request or list).
+func TestRequesterEmailIsProviderOnly(t *testing.T) {
+	e := newEnv(t)
+	e.assignApprover()
+	opaque := user{sub: "00u1a2b3c4d5", roles: []identity.Role{identity.RoleOperator}, email: "opaque.alice@provider.example"}
+	req := decode[grants.Request](t, e.do(opaque, "POST", "/v1/requests", grants.CreateInput{
+		Tenant: "contoso", Service: "exchange", ServiceRequest: "SR-1", Reason: "repair", Duration: grants.Duration(time.Hour),
+	}), http.StatusCreated)
+	if req.RequesterEmail != opaque.email {
+		t.Errorf("requester_email = %q in the engineer's view, want %q", req.RequesterEmail, opaque.email)
+	}
+	if got := decode[grants.Request](t, e.do(mia, "GET", "/v1/requests/"+req.ID, nil), http.StatusOK); got.RequesterEmail != opaque.email {
+		t.Errorf("requester_email = %q in the manager's view, want %q", got.RequesterEmail, opaque.email)
+	}
+	decode[grants.Request](t, e.do(mia, "POST", "/v1/requests/"+req.ID+"/approve", nil), http.StatusOK)
+	for _, path := range []string{"/v1/requests/" + req.ID, "/v1/requests", "/v1/requests?tenant=contoso"} {
+		for _, u := range []user{contosoAdmin, contosoApprover} {
+			r := e.do(u, "GET", path, nil)
+			if r.status != http.StatusOK {
+				t.Fatalf("%s as %s: %d %s", path, u.sub, r.status, r.body)
+			}
+			if strings.Contains(string(r.body), "provider.example") || strings.Contains(string(r.body), "requester_email") {
+				t.Errorf("%s as %s shows the requester's e-mail: %s", path, u.sub, r.body)
+			}
+		}
+	}
+}

@@ -14,7 +14,7 @@ import (
 func wireRequest(r grants.Request) wire.Request {
 	out := wire.Request{
 		ID: r.ID, Tenant: r.Tenant, Service: r.Service, ServiceRequest: r.ServiceRequest, Reason: r.Reason,
-		Duration: wire.Duration(r.Duration), Activities: r.Activities, Requester: r.Requester,
+		Duration: wire.Duration(r.Duration), Activities: r.Activities, Requester: r.Requester, RequesterEmail: r.RequesterEmail,
 		State: wire.State(r.State), CreatedAt: r.CreatedAt, DecideBy: r.DecideBy,
 		ManagerApprover: r.ManagerApprover, Approver: r.Approver, ApprovedAt: r.ApprovedAt, ExpiresAt: r.ExpiresAt,
 	}

@@ -53,6 +53,7 @@ type user struct {
 	sub    string
 	roles  []identity.Role
 	tenant string
+	email  string // the token's email claim, when set
 }
 
 var (
@@ -132,7 +133,7 @@ func newEnv(t *testing.T, opts ...func(*api.Config)) *env {
 // token mints a token for u, valid from the env's current time.
 func (e *env) token(u user) string {
 	e.t.Helper()
-	tok, err := identity.Mint(e.key, issuer, audience, identity.Claims{Subject: u.sub, Roles: u.roles, TenantID: u.tenant}, e.clk.Now())
+	tok, err := identity.Mint(e.key, issuer, audience, identity.Claims{Subject: u.sub, Roles: u.roles, TenantID: u.tenant, Email: u.email}, e.clk.Now())
 	if err != nil {
 		e.t.Fatal(err)
 	}

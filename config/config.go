@@ -193,7 +193,7 @@ type Config struct {
 	SMTPPassword Secret `env:"SMTP_PASSWORD_FILE,file" desc:"file holding the SMTP AUTH password; read at start-up"`
 	SMTPStartTLS string `env:"SMTP_STARTTLS" envDefault:"opportunistic" desc:"STARTTLS policy: opportunistic, mandatory or none"`
 	// WebhookURLs receive signed JSON notifications.
-	WebhookURLs   string `env:"WEBHOOK_URLS" desc:"comma-separated URLs receiving JSON notifications signed with X-Lockbox-Signature: sha256=<HMAC>"`
+	WebhookURLs   string `env:"WEBHOOK_URLS" desc:"comma-separated URLs receiving JSON notifications signed with X-Lockbox-Signature: v1=<HMAC of timestamp.delivery.body>"`
 	WebhookSecret Secret `env:"WEBHOOK_SECRET_FILE,file" desc:"file holding the HMAC-SHA256 key of X-Lockbox-Signature; required with LOCKBOX_WEBHOOK_URLS; read at start-up"`
 	// NotifyManagerAddresses are the support managers' e-mail addresses,
 	// told of every new request that awaits them.

@@ -80,10 +80,15 @@ type Request struct {
 	Duration       Duration `json:"duration"`
 	// Activities the engineer asked for; empty means the service's
 	// pre-approved read activities (policy decides).
-	Activities []string  `json:"activities"`
-	Requester  string    `json:"requester"`
-	State      State     `json:"state"`
-	CreatedAt  time.Time `json:"created_at"`
+	Activities []string `json:"activities"`
+	Requester  string   `json:"requester"`
+	// RequesterEmail is the e-mail address the requester's token carried
+	// when they filed the request (identity.Principal.Email), where their
+	// notifications go: a subject need not be an address. Provider-only:
+	// TenantView removes it.
+	RequesterEmail string    `json:"requester_email,omitempty"`
+	State          State     `json:"state"`
+	CreatedAt      time.Time `json:"created_at"`
 	// DecideBy is when the current pending stage expires.
 	DecideBy *time.Time `json:"decide_by,omitempty"`
 	// ManagerApprover is the support manager who approved.

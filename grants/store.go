@@ -731,11 +731,12 @@ func ProviderLabel(act Action) string {
 }
 
 // TenantView returns r as tenant users see it: no provider identity in any
-// field. The engineer is "Microsoft Operator", the support manager
+// field. The engineer is "Microsoft Operator" (and their e-mail address is
+// left out), the support manager
 // "Microsoft Support", and where the provider's staff acted from is not
 // shown.
 func TenantView(r Request) Request {
-	r.Requester = record.OperatorUserID
+	r.Requester, r.RequesterEmail = record.OperatorUserID, ""
 	if r.ManagerApprover != "" {
 		r.ManagerApprover = record.ProviderUserID
 	}

@@ -122,6 +122,7 @@ func New(in CreateInput, actor Actor, id string, now time.Time, cat Catalog) (Re
 		Duration:       in.Duration,
 		Activities:     acts,
 		Requester:      p.Subject,
+		RequesterEmail: p.Email,
 		State:          StatePendingManager,
 		CreatedAt:      now,
 		DecideBy:       &deadline,

@@ -1,7 +1,9 @@
 package grants
 
 import (
+	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -338,6 +340,26 @@ func TestTenantViewHidesProviderStaff(t *testing.T) {
 	}
 	if r.Requester != "alice" || r.History[1].Actor != "mary" {
 		t.Fatal("TenantView modified its argument")
+	}
+}
+
+// The requester's e-mail address, kept for their notifications, is a
+// provider identity too: the tenant's view leaves it out.
+func TestTenantViewHidesRequesterEmail(t *testing.T) {
+	op := operator
+	op.Principal.Email = "alice@provider.example"
+	r, err := New(input(), op, "id-1", t0, catalog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.RequesterEmail != "alice@provider.example" {
+		t.Fatalf("requester e-mail = %q, want the token's address", r.RequesterEmail)
+	}
+	if v := TenantView(r); v.RequesterEmail != "" {
+		t.Errorf("tenant view shows the requester's e-mail %q", v.RequesterEmail)
+	}
+	if b, _ := json.Marshal(TenantView(r)); strings.Contains(string(b), "provider.example") {
+		t.Errorf("tenant view JSON names the requester: %s", b)
 	}
 }
 

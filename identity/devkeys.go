@@ -150,6 +150,9 @@ type Claims struct {
 	Subject  string
 	Roles    []Role
 	TenantID string // empty for provider staff
+	// Email, when set, is written as the "email" claim (tests of users
+	// whose subject is not an address).
+	Email string
 	// TTL is the token's lifetime; zero means DefaultDevTokenTTL.
 	TTL time.Duration
 }
@@ -160,6 +163,7 @@ type mintedClaims struct {
 	jwt.Claims
 	Roles    []Role `json:"roles"`
 	TenantID string `json:"tid,omitempty"`
+	Email    string `json:"email,omitempty"`
 }
 
 // Mint signs a development token. It checks c with the same rules Verify
@@ -211,6 +215,7 @@ func Mint(key ed25519.PrivateKey, issuer, audience string, c Claims, now time.Ti
 		},
 		Roles:    roles,
 		TenantID: c.TenantID,
+		Email:    c.Email,
 	}
 
 	pub := key.Public().(ed25519.PublicKey)

@@ -94,10 +94,14 @@ func (c *SMTPConfig) CheckAndSetDefaults() error {
 
 // SMTP sends e-mail through an SMTP server with go-mail, one connection
 // per message.
-type SMTP struct{ cfg SMTPConfig }
+type SMTP struct {
+	cfg SMTPConfig
+	// logger hears of errors after a message was accepted (Send).
+	logger *slog.Logger
+}
 
 // NewSMTP returns an SMTP mailer; cfg must have passed CheckAndSetDefaults.
-func NewSMTP(cfg SMTPConfig) *SMTP { return &SMTP{cfg: cfg} }
+func NewSMTP(cfg SMTPConfig) *SMTP { return &SMTP{cfg: cfg, logger: slog.New(slog.DiscardHandler)} }
 
 // Name is the metrics channel label.
 func (s *SMTP) Name() string { return "smtp" }
@@ -130,6 +134,14 @@ func (s *SMTP) Send(ctx context.Context, id string, m Message) error {
 	msg.SetDate()
 	msg.SetBodyString(mail.TypeTextPlain, m.Body)
 	if err := c.DialAndSendWithContext(ctx, msg); err != nil {
+		if msg.IsDelivered() {
+			// The server accepted the message (250 after DATA) and only
+			// what follows failed: the RSET, QUIT or close. The message is
+			// on its way; reporting a failure would make the worker send
+			// it again on every retry, a duplicate each time.
+			s.logger.WarnContext(ctx, "SMTP error after the message was accepted", "message_id", id, "err", err)
+			return nil
+		}
 		return fmt.Errorf("smtp send: %w", err)
 	}
 	return nil
@@ -172,56 +184,123 @@ func (d *DevSink) Send(ctx context.Context, id string, m Message) error {
 // WebhookConfig is one webhook endpoint.
 type WebhookConfig struct {
 	URL string
-	// Secret keys the HMAC-SHA256 signature of each body.
+	// Secret keys the HMAC-SHA256 signature of each delivery (Sign).
 	Secret []byte
 	// Timeout bounds one delivery; 10s by default.
 	Timeout time.Duration
 }
 
-// SignatureHeader carries "sha256=<hex HMAC-SHA256 of the body>".
+// SignatureHeader carries the signature of a delivery, "v1=<hex>" (Sign).
+// Receivers check it with Verify.
 const SignatureHeader = "X-Lockbox-Signature"
 
+// TimestampHeader carries when a delivery was signed, in Unix seconds. The
+// signature covers it, so a captured delivery can't be replayed once it
+// is older than the receiver's tolerance (Verify).
+const TimestampHeader = "X-Lockbox-Timestamp"
+
 // DeliveryHeader carries an id that stays the same across retries of one
-// delivery, so receivers can drop duplicates.
+// delivery, so receivers can drop duplicates. The signature covers it, so
+// a captured delivery can't pass for a new one under a fresh id.
 const DeliveryHeader = "X-Lockbox-Delivery"
 
-// Sign returns the signature header value of body.
-func Sign(secret, body []byte) string {
+// SignatureVersion prefixes the signature: "v1" is HMAC-SHA256 of
+// "timestamp.deliveryID.body". A receiver that sees another version knows
+// the scheme changed, rather than that the secret is wrong.
+const SignatureVersion = "v1"
+
+// DefaultTolerance is how far a delivery's timestamp may be from the
+// receiver's clock when Verify is given no tolerance: retries are signed
+// anew, so only clock skew and transit count.
+const DefaultTolerance = 5 * time.Minute
+
+// Errors of Verify.
+var (
+	// ErrBadSignature: the signature is missing, of another version, or
+	// does not match the secret, timestamp, delivery id and body.
+	ErrBadSignature = errors.New("notify: webhook signature does not match")
+	// ErrStaleDelivery: the timestamp is missing, malformed or outside the
+	// tolerance: possibly a replay.
+	ErrStaleDelivery = errors.New("notify: webhook timestamp outside the tolerance")
+)
+
+// Sign returns the signature header value of a delivery: "v1=" and the
+// hex HMAC-SHA256, keyed with secret, of the timestamp (Unix seconds), a
+// dot, the delivery id, a dot and the body, as Stripe and Slack sign theirs.
+func Sign(secret []byte, timestamp int64, deliveryID string, body []byte) string {
 	h := hmac.New(sha256.New, secret)
+	h.Write([]byte(strconv.FormatInt(timestamp, 10) + "." + deliveryID + "."))
 	h.Write(body)
-	return "sha256=" + hex.EncodeToString(h.Sum(nil))
+	return SignatureVersion + "=" + hex.EncodeToString(h.Sum(nil))
 }
 
-// Verify checks a signature header value in constant time.
-func Verify(secret, body []byte, sig string) bool {
-	return hmac.Equal([]byte(Sign(secret, body)), []byte(sig))
+// Verify checks a delivery as a receiver gets it: the body, and the
+// values of DeliveryHeader, TimestampHeader and SignatureHeader. The
+// signature must match in constant time, and the timestamp be within
+// tolerance of now either way (DefaultTolerance when tolerance is 0 or
+// less). The signature header may list several signatures separated by
+// commas (one per secret, while a secret is rotated); one match suffices.
+//
+// A delivery replayed within the tolerance verifies again: receivers drop
+// it by its delivery id, which the signature covers.
+func Verify(secret, body []byte, deliveryID, timestamp, signature string, now time.Time, tolerance time.Duration) error {
+	if tolerance <= 0 {
+		tolerance = DefaultTolerance
+	}
+	ts, err := strconv.ParseInt(timestamp, 10, 64)
+	if err != nil {
+		return ErrStaleDelivery
+	}
+	// In whole seconds, on the receiver's side of the subtraction: a
+	// timestamp far out of range can't overflow.
+	if tol := int64(tolerance / time.Second); ts < now.Unix()-tol || ts > now.Unix()+tol {
+		return ErrStaleDelivery
+	}
+	want := []byte(Sign(secret, ts, deliveryID, body))
+	ok := false
+	for sig := range strings.SplitSeq(signature, ",") {
+		// Every candidate is compared, so the time taken says nothing of
+		// which one matched.
+		if hmac.Equal(want, []byte(strings.TrimSpace(sig))) {
+			ok = true
+		}
+	}
+	if !ok {
+		return ErrBadSignature
+	}
+	return nil
 }
 
 type webhook struct {
 	cfg    WebhookConfig
 	client *http.Client
+	now    func() time.Time
 }
 
-func newWebhook(cfg WebhookConfig) *webhook {
+func newWebhook(cfg WebhookConfig, now func() time.Time) *webhook {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 10 * time.Second
 	}
-	return &webhook{cfg: cfg, client: &http.Client{
+	return &webhook{cfg: cfg, now: now, client: &http.Client{
 		Timeout: cfg.Timeout,
 		// A redirect would send the signed body somewhere not configured.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}}
 }
 
+// post sends one delivery, signed as of now: a retry carries a fresh
+// timestamp and so passes the receiver's tolerance however late it is.
 func (w *webhook) post(ctx context.Context, id string, body []byte) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.cfg.URL, bytes.NewReader(body))
 	if err != nil {
 		return permanent(err)
 	}
+	ts := w.now().Unix()
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "lockbox-notify")
-	req.Header.Set(SignatureHeader, Sign(w.cfg.Secret, body))
+	req.Header.Set(TimestampHeader, strconv.FormatInt(ts, 10))
 	req.Header.Set(DeliveryHeader, id)
+	req.Header.Set(SignatureHeader, Sign(w.cfg.Secret, ts, id, body))
 	resp, err := w.client.Do(req)
 	if err != nil {
 		return fmt.Errorf("webhook: %w", err)

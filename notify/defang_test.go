@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/notify"
@@ -13,13 +14,15 @@ import (
 // linkable matches what mail clients make links of, more broadly than
 // Defang's own patterns: a URL with "//", a scheme-only URI, a "www."
 // name, a host name (a top-level label after any dot IDNA accepts), an
-// address and an IPv4 address.
+// address, an IPv4 address and a UNC path.
 var linkable = []*regexp.Regexp{
 	regexp.MustCompile(`(?i)[a-z][a-z0-9+.-]*:/`),
 	regexp.MustCompile(`(?i)\b(?:mailto|tel|sms|data|javascript|vbscript|file|callto|sip|sips|facetime|skype|xmpp|news|magnet|webcal|ms-[a-z-]+):\S`),
 	regexp.MustCompile(`(?i)https?|www\.`),
 	regexp.MustCompile(`[\p{L}\p{N}\p{M}-][.\x{3002}\x{FF0E}\x{FF61}](?:\p{L}[\p{L}\p{M}]+|(?i:xn--)[\p{L}\p{N}\p{M}-]*[\p{L}\p{N}\p{M}])(?:[^\p{L}\p{N}\p{M}-]|$)`),
 	regexp.MustCompile(`(?:^|[^\p{L}\p{N}\p{M}.-])\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?:[^\p{L}\p{N}\p{M}.-]|$)`),
+	// A UNC path: two backslashes and anything a host name may start with.
+	regexp.MustCompile(`\\\\[^\\\[\]\s]`),
 }
 
 func linkIn(s string) string {
@@ -74,6 +77,11 @@ func TestDefang(t *testing.T) {
 		{"SR-7", "SR-7"},
 		{"0193a5b0-0000-7000-8000-000000000001", "0193a5b0-0000-7000-8000-000000000001"},
 		{"mailto:", "mailto:"},
+		// UNC paths, which Outlook links (and Windows opens with NTLM).
+		{`see \\fileserver\share\logs`, `see [\\]fileserver\share\logs`},
+		{`\\fs.corp.example\c$`, `[\\]fs[.]corp[.]example\c$`},
+		{`\\\\x and \\?\UNC\y`, `\\[\\]x and [\\]?\UNC\y`},
+		{`C:\Temp\x and a \\ b`, `C:\Temp\x and a \\ b`},
 	}
 	for _, tc := range tests {
 		got := notify.Defang(tc.in)
@@ -137,12 +145,41 @@ func TestRenderDefangsEveryTypedField(t *testing.T) {
 	}
 }
 
+// TestHeaderValue: control characters of any kind, C0 and C1, the line
+// separators and the bidirectional controls, become one space.
+func TestHeaderValue(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"a\r\nBcc: x", "a Bcc: x"},
+		{"line one\u0085Request id: 1\u0085", "line one Request id: 1"},
+		{"a\u0080\u009fb", "a b"},
+		{"\u202egnp.exe", "gnp.exe"},
+		{"a\u200e\u200fb\u202a\u202b\u202c\u202dc\u2066\u2067\u2068\u2069d\u061ce", "a b c d e"},
+		{"a\u2028b\u2029c", "a b c"},
+		// Printable characters near the ranges stay.
+		{"é\u00a0ü \u2030 \u2065", "é\u00a0ü \u2030 \u2065"},
+	} {
+		if got := notify.HeaderValue(tc.in); got != tc.want {
+			t.Errorf("HeaderValue(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// unsafeRune reports whether r must not reach a message: a control
+// character (C0, C1), a line or paragraph separator, or a bidirectional
+// control.
+func unsafeRune(r rune) bool {
+	return unicode.IsControl(r) || r == '\u2028' || r == '\u2029' || r == '\u061c' ||
+		r == '\u200e' || r == '\u200f' || (r >= '\u202a' && r <= '\u202e') || (r >= '\u2066' && r <= '\u2069')
+}
+
 // FuzzDefang: whatever the text, nothing linkable is left, and Defang is
 // idempotent, so text defanged twice (a comment quoted in a later e-mail)
-// reads the same.
+// reads the same. Text as messages show it (Defang of HeaderValue) has no
+// control character either.
 func FuzzDefang(f *testing.F) {
 	for _, s := range []string{"visit evil.com/login or mailto:x@evil.com or HTTPS://EVIL.COM", "note: 10:30",
-		"пример.рф", "evil。com", "www.x", "e.g. v1.2.3", "tel:+1", "a.bc.d", "1.2.3.4", "xn--p1ai.xn--p1ai"} {
+		"пример.рф", "evil。com", "www.x", "e.g. v1.2.3", "tel:+1", "a.bc.d", "1.2.3.4", "xn--p1ai.xn--p1ai",
+		`\\fileserver\share`, `\\\x`, "a\u0085b\u202ec"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -152,6 +189,13 @@ func FuzzDefang(f *testing.F) {
 		}
 		if again := notify.Defang(got); again != got {
 			t.Fatalf("not idempotent: Defang(%q) = %q, again %q", s, got, again)
+		}
+		shown := notify.Defang(notify.HeaderValue(s))
+		if l := linkIn(shown); l != "" {
+			t.Fatalf("Defang(HeaderValue(%q)) = %q: %q is still a link", s, shown, l)
+		}
+		if i := strings.IndexFunc(shown, unsafeRune); i >= 0 {
+			t.Fatalf("Defang(HeaderValue(%q)) = %q has the control character %U", s, shown, []rune(shown[i:])[0])
 		}
 	})
 }

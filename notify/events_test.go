@@ -67,7 +67,7 @@ func TestEventsFor(t *testing.T) {
 
 func TestOutboxDepthGauge(t *testing.T) {
 	e := newEnv(t)
-	e.lifecycle(t, 0)
+	e.lifecycle(t, 0, nil)
 	reg := prometheus.NewRegistry()
 	w := newWorker(t, notify.Config{Redis: e.rdb, Now: e.clock.Now, Consumer: "a", Registerer: reg})
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(`

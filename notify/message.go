@@ -278,8 +278,21 @@ func identityAddress(s string) bool {
 }
 
 var (
-	controlRE = regexp.MustCompile(`[\x00-\x1f\x7f\x{2028}\x{2029}]+`)
-	schemeRE  = regexp.MustCompile(`(?i)([a-z][a-z0-9+.-]*):/+`)
+	// controlRE is what HeaderValue replaces: C0 and C1 control
+	// characters (a mail client may break a line at NEL, U+0085), the
+	// Unicode line and paragraph separators, and the bidirectional
+	// controls (marks, embeddings, overrides, isolates), which make text
+	// read in another order than it is ("\u202egnp.exe" shows as
+	// "exe.png").
+	controlRE = regexp.MustCompile(`[\x00-\x1f\x7f-\x{9f}\x{61c}\x{200e}\x{200f}\x{2028}-\x{202e}\x{2066}-\x{2069}]+`)
+	// uncRE is the start of a UNC path, "\\host": Outlook links one, and
+	// opening it makes Windows sign in to the host with NTLM, leaking the
+	// reader's credentials hash. Any character after the two backslashes
+	// counts, except another backslash (the run's last two are the ones),
+	// a bracket (no host name has one, and the defanged form "[\\]" is
+	// followed by one, so that Defang stays idempotent) and white space.
+	uncRE    = regexp.MustCompile(`\\\\([^\\\[\]\s])`)
+	schemeRE = regexp.MustCompile(`(?i)([a-z][a-z0-9+.-]*):/+`)
 	// uriRE is a scheme-only URI ("mailto:x", "javascript:alert(1)"): an
 	// RFC 3986 scheme that does not continue an ASCII word, its colon, and
 	// the next character. The prefix is captured because RE2 has no
@@ -305,7 +318,8 @@ var linkSchemes = map[string]bool{
 }
 
 // HeaderValue returns s on one line: CR, LF and other control characters
-// become spaces, so a value can't add a header.
+// become spaces, so a value can't add a header, and bidirectional controls
+// too, so a value reads in the order it is written.
 func HeaderValue(s string) string {
 	return strings.TrimSpace(controlRE.ReplaceAllString(s, " "))
 }
@@ -326,7 +340,11 @@ func HeaderValue(s string) string {
 // "word.letters" ("notes.txt") is defanged: file names and domain names
 // can't be told apart ("readme.md" is a host in Moldova), and "[.]" keeps
 // them readable.
+//
+// A UNC path's leading backslashes are written "[\\]": "\\fileserver\share"
+// reads "[\\]fileserver\share", which no client opens (see uncRE).
 func Defang(s string) string {
+	s = uncRE.ReplaceAllString(s, `[\\]$1`)
 	s = schemeRE.ReplaceAllString(s, "$1[:]//")
 	s = httpRE.ReplaceAllString(s, "hxxp")
 	s = wwwRE.ReplaceAllString(s, "$1[.]")

@@ -233,13 +233,16 @@ type hookServer struct {
 	status int
 }
 
-func startHook(t *testing.T, secret []byte, status int) *hookServer {
+// startHook starts a webhook receiver that verifies each delivery as of
+// now (the test's clock, which signed it) and refuses a bad one.
+func startHook(t *testing.T, now func() time.Time, secret []byte, status int) *hookServer {
 	h := &hookServer{status: status}
 	h.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		h.mu.Lock()
 		defer h.mu.Unlock()
-		if !notify.Verify(secret, b, r.Header.Get(notify.SignatureHeader)) || r.Header.Get(notify.DeliveryHeader) == "" {
+		if notify.Verify(secret, b, r.Header.Get(notify.DeliveryHeader), r.Header.Get(notify.TimestampHeader),
+			r.Header.Get(notify.SignatureHeader), now(), 0) != nil || r.Header.Get(notify.DeliveryHeader) == "" {
 			h.bad++
 			w.WriteHeader(http.StatusUnauthorized)
 			return
@@ -294,10 +297,17 @@ func drain(t *testing.T, w *notify.Worker) {
 // approved, revoked) and, without manager addresses, 9 e-mails: the
 // requester 3, the tenant's global admin (admin@contoso.example), adam, eve
 // and security@ the pending request, the admin and eve adam's decision.
-func (e *env) lifecycle(t *testing.T, n int) grants.Request {
+// asked, when set, runs while the request awaits the tenant (a worker
+// delivering then): the tenant's "awaits your decision" e-mails go out only
+// while it does, so delivered after the whole lifecycle the 4 of them are
+// stale and 5 e-mails go out (lateMails).
+func (e *env) lifecycle(t *testing.T, n int, asked func()) grants.Request {
 	r := e.create(t, operator(n))
 	e.clock.Advance(time.Minute)
 	e.act(t, r.ID, grants.ActionApprove, manager)
+	if asked != nil {
+		asked()
+	}
 	e.clock.Advance(time.Minute)
 	e.act(t, r.ID, grants.ActionApprove, adam)
 	e.clock.Advance(time.Minute)
@@ -307,15 +317,15 @@ func (e *env) lifecycle(t *testing.T, n int) grants.Request {
 
 func TestDeliversEveryMessageWithoutLinks(t *testing.T) {
 	e := newEnv(t)
-	r := e.lifecycle(t, 0)
 	srv := startSMTP(t)
 	secret := []byte("s3cret")
-	hook := startHook(t, secret, 0)
+	hook := startHook(t, e.clock.Now, secret, 0)
 	w := newWorker(t, notify.Config{
 		Redis: e.rdb, Now: e.clock.Now, Consumer: "a",
 		SMTP:     &notify.SMTPConfig{Addr: srv.addr, From: "lockbox@provider.example", StartTLS: notify.StartTLSOpportunistic},
 		Webhooks: []notify.WebhookConfig{{URL: hook.URL, Secret: secret}},
 	})
+	r := e.lifecycle(t, 0, func() { drain(t, w) })
 	drain(t, w)
 
 	byTo := map[string][]received{}
@@ -385,9 +395,14 @@ func TestDeliversEveryMessageWithoutLinks(t *testing.T) {
 	}
 }
 
+// lateMails is how many e-mails a lifecycle delivered only after it ended
+// sends: the requester 3, the admin and eve adam's decision; not the
+// tenant's stale "awaits your decision".
+const lateMails = 5
+
 func TestSMTPDownThenBackDeliversEverything(t *testing.T) {
 	e := newEnv(t)
-	e.lifecycle(t, 0)
+	e.lifecycle(t, 0, nil)
 	srv := startSMTP(t)
 	srv.stop()
 	reg := prometheus.NewRegistry()
@@ -407,14 +422,14 @@ func TestSMTPDownThenBackDeliversEverything(t *testing.T) {
 		dead, _ := e.rdb.XRange(ctx, notify.DeadKey("contoso"), "-", "+").Result()
 		t.Fatalf("depth with SMTP down = %d, want 3; dead %v", n, dead)
 	}
-	if got := testutil.ToFloat64(mustCounter(t, reg, "smtp", "error")); got < 9*3 {
+	if got := testutil.ToFloat64(mustCounter(t, reg, "smtp", "error")); got < lateMails*3 {
 		t.Errorf("smtp errors = %v", got)
 	}
 	srv.start()
 	drain(t, w)
 	msgs := srv.messages()
-	if len(msgs) != 9 {
-		t.Fatalf("delivered %d messages after restart, want 9", len(msgs))
+	if len(msgs) != lateMails {
+		t.Fatalf("delivered %d messages after restart, want %d", len(msgs), lateMails)
 	}
 	seen := map[string]bool{}
 	for _, m := range msgs {
@@ -424,7 +439,7 @@ func TestSMTPDownThenBackDeliversEverything(t *testing.T) {
 		}
 		seen[k] = true
 	}
-	if got := testutil.ToFloat64(mustCounter(t, reg, "smtp", "ok")); got != 9 {
+	if got := testutil.ToFloat64(mustCounter(t, reg, "smtp", "ok")); got != lateMails {
 		t.Errorf("smtp ok = %v", got)
 	}
 }
@@ -459,7 +474,7 @@ func TestTwoReplicasSendEachMessageOnce(t *testing.T) {
 	e := newEnv(t)
 	const requests = 8
 	for i := range requests {
-		e.lifecycle(t, i)
+		e.lifecycle(t, i, nil)
 	}
 	srv := startSMTP(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -475,15 +490,15 @@ func TestTwoReplicasSendEachMessageOnce(t *testing.T) {
 		wg.Go(func() { _ = workers[i].Run(ctx) })
 	}
 	deadline := time.Now().Add(20 * time.Second)
-	for len(srv.messages()) < 9*requests && time.Now().Before(deadline) {
+	for len(srv.messages()) < lateMails*requests && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	time.Sleep(100 * time.Millisecond) // room for a duplicate to show up
 	cancel()
 	wg.Wait()
 	msgs := srv.messages()
-	if len(msgs) != 9*requests {
-		t.Fatalf("delivered %d, want %d", len(msgs), 9*requests)
+	if len(msgs) != lateMails*requests {
+		t.Fatalf("delivered %d, want %d", len(msgs), lateMails*requests)
 	}
 	seen := map[string]bool{}
 	for _, m := range msgs {
@@ -503,7 +518,7 @@ func TestDeadLetterAfterMaxAttempts(t *testing.T) {
 	r := e.create(t, operator(0))
 	e.act(t, r.ID, grants.ActionApprove, manager) // created + pending_customer entries
 	secret := []byte("k")
-	hook := startHook(t, secret, http.StatusInternalServerError)
+	hook := startHook(t, e.clock.Now, secret, http.StatusInternalServerError)
 	dir := t.TempDir()
 	reg := prometheus.NewRegistry()
 	w := newWorker(t, notify.Config{

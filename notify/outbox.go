@@ -50,7 +50,8 @@ const (
 	KindCreated Kind = "request.created"
 	// KindPendingCustomer: the manager approved and the request awaits the
 	// tenant. E-mailed to the tenant's global administrators, assigned
-	// approvers and notification addresses, and to the requester.
+	// approvers and notification addresses (only while, at delivery, the
+	// request still awaits the tenant), and to the requester.
 	KindPendingCustomer Kind = "request.pending_customer"
 	// KindApproved: the final approval (the tenant's, or the manager's
 	// while the tenant's lockbox is off); the grant starts. E-mailed to the
@@ -70,7 +71,8 @@ const (
 	// KindCompleted: the access window ended. E-mailed to the requester.
 	KindCompleted Kind = "request.completed"
 	// KindExpiring: the access window ends soon (Config.ExpiryWarning).
-	// E-mailed to the requester.
+	// E-mailed to the requester, only while, at delivery, the grant still
+	// runs to that end.
 	KindExpiring Kind = "request.expiring"
 )
 

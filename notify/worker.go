@@ -180,7 +180,9 @@ type Worker struct {
 	mailer Mailer
 	hooks  []*webhook
 	sent   *prometheus.CounterVec
-	group  *streamgroup.Reader
+	// dropped counts recipients without an e-mail address, by template.
+	dropped *prometheus.CounterVec
+	group   *streamgroup.Reader
 }
 
 // NewWorker returns a Worker and registers its metrics.
@@ -200,13 +202,15 @@ func NewWorker(cfg Config) (*Worker, error) {
 	case cfg.mailer != nil:
 		w.mailer = cfg.mailer
 	case cfg.SMTP != nil:
-		w.mailer = NewSMTP(*cfg.SMTP)
+		sm := NewSMTP(*cfg.SMTP)
+		sm.logger = cfg.Logger
+		w.mailer = sm
 	default:
 		from := "lockbox@localhost"
 		w.mailer = &DevSink{Dir: cfg.DevDir, From: from, Logger: cfg.Logger}
 	}
 	for _, h := range cfg.Webhooks {
-		w.hooks = append(w.hooks, newWebhook(h))
+		w.hooks = append(w.hooks, newWebhook(h, cfg.Now))
 	}
 	w.sent = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "lockbox_notifications_sent_total",
@@ -217,12 +221,19 @@ func NewWorker(cfg Config) (*Worker, error) {
 			w.sent.WithLabelValues(ch, res)
 		}
 	}
+	w.dropped = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "lockbox_notification_recipients_dropped_total",
+		Help: "Recipients not e-mailed because Lockbox knows no e-mail address of theirs (an engineer whose token had neither an address subject nor an email claim), by template.",
+	}, []string{"template"})
+	for _, t := range []Template{TemplateNewRequest, TemplatePendingCustomer, TemplateRequesterUpdate, TemplateAlreadyDecided, TemplateExpiryWarning} {
+		w.dropped.WithLabelValues(string(t))
+	}
 	if cfg.Registerer != nil {
 		depth := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "lockbox_notifications_outbox_depth",
 			Help: "Notification events waiting in the outbox, read from Redis at scrape time (-1 when Redis can't be read).",
 		}, w.depth)
-		for _, c := range []prometheus.Collector{w.sent, depth} {
+		for _, c := range []prometheus.Collector{w.sent, w.dropped, depth} {
 			if err := cfg.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("notify: register metrics: %w", err)
 			}
@@ -456,9 +467,17 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 	if next > w.cfg.Now().UnixMilli() {
 		return false, nil // backing off
 	}
-	targets, err := w.targets(ctx, ev)
+	targets, dropped, err := w.targets(ctx, t, ev)
 	if err != nil {
 		return false, err
+	}
+	if attempts == 0 {
+		// Told once per entry, not on every retry of its other recipients.
+		for _, d := range dropped {
+			w.dropped.WithLabelValues(string(d.template)).Inc()
+			w.cfg.Logger.WarnContext(ctx, "notification recipient has no e-mail address", "tenant", t, "entry", m.ID,
+				"kind", ev.Kind, "request_id", ev.Request.ID, "template", d.template, "recipient", d.who)
+		}
 	}
 	var failed []string
 	var lastErr error
@@ -544,14 +563,31 @@ func (w *Worker) deadLetter(ctx context.Context, t, id, raw string, attempts int
 	return nil
 }
 
+// dropping is a recipient targets found no e-mail address for.
+type dropping struct {
+	template Template
+	who      string
+}
+
 // targets resolves who gets ev, as of now: the tenant's registry entry,
 // approvers and settings are read when the entry is delivered, not when it
 // was queued. Each address is e-mailed once per entry (the first template
-// it is listed for), and each webhook gets the entry once.
-func (w *Worker) targets(ctx context.Context, ev Event) ([]target, error) {
+// it is listed for), and each webhook gets the entry once. It also lists
+// the recipients it had no address for.
+//
+// A request's state is read again for the e-mails that ask for something
+// the request may no longer need (see stale): the approvers' "awaits your
+// decision" and the engineer's expiry warning. Webhooks get every event
+// however late, as the record of what happened and when (its "at").
+func (w *Worker) targets(ctx context.Context, tenant string, ev Event) ([]target, []dropping, error) {
 	var out []target
+	var dropped []dropping
 	addMail := func(addr string, t Template) {
-		if !isAddress(addr) || slices.ContainsFunc(out, func(tg target) bool { return strings.EqualFold(tg.key, "mail:"+addr) }) {
+		if !isAddress(addr) {
+			dropped = append(dropped, dropping{t, addr})
+			return
+		}
+		if slices.ContainsFunc(out, func(tg target) bool { return strings.EqualFold(tg.key, "mail:"+addr) }) {
 			return
 		}
 		out = append(out, target{key: "mail:" + addr, channel: w.mailer.Name(), send: func(ctx context.Context, id string) error {
@@ -562,6 +598,7 @@ func (w *Worker) targets(ctx context.Context, ev Event) ([]target, error) {
 			return w.mailer.Send(ctx, id, msg)
 		}})
 	}
+	addRequester := func(t Template) { addMail(requesterAddress(ev.Request), t) }
 	addTenant := func(t Template, except string) error {
 		addrs, err := w.tenantRecipients(ctx, ev.Request.Tenant, t == TemplatePendingCustomer)
 		if err != nil {
@@ -577,6 +614,9 @@ func (w *Worker) targets(ctx context.Context, ev Event) ([]target, error) {
 	// A tenant approver's decision is news to the tenant's other approvers.
 	tenantDecided := ev.Event.ActorKind == grants.KindTenant && ev.Event.From == grants.StatePendingCustomer &&
 		(ev.Event.Action == grants.ActionApprove || ev.Event.Action == grants.ActionDeny)
+	// Whether the tenant is still asked to decide, and the engineer's
+	// window still about to end, read once and only for those events.
+	ask := func() (bool, error) { return w.current(ctx, tenant, ev, grants.StatePendingCustomer) }
 	hook := ev.Kind
 	switch ev.Kind {
 	case KindCreated:
@@ -584,44 +624,58 @@ func (w *Worker) targets(ctx context.Context, ev Event) ([]target, error) {
 			addMail(a, TemplateNewRequest)
 		}
 	case KindPendingCustomer:
-		addMail(ev.Request.Requester, TemplateRequesterUpdate)
-		if err := addTenant(TemplatePendingCustomer, ""); err != nil {
-			return nil, err
+		// The engineer is told what happened (the manager approved) even
+		// when it is old news: every later change sends its own e-mail.
+		addRequester(TemplateRequesterUpdate)
+		if ok, err := ask(); err != nil {
+			return nil, nil, err
+		} else if ok {
+			if err := addTenant(TemplatePendingCustomer, ""); err != nil {
+				return nil, nil, err
+			}
 		}
 	case KindApproved, KindDenied:
-		addMail(ev.Request.Requester, TemplateRequesterUpdate)
+		addRequester(TemplateRequesterUpdate)
 		if tenantDecided {
 			if err := addTenant(TemplateAlreadyDecided, ev.Event.Actor); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		}
 	case KindRevoked, KindExpired, KindCompleted:
-		addMail(ev.Request.Requester, TemplateRequesterUpdate)
+		addRequester(TemplateRequesterUpdate)
 	case KindCanceled:
 	case KindExpiring:
-		addMail(ev.Request.Requester, TemplateExpiryWarning)
+		if ok, err := w.current(ctx, tenant, ev, grants.StateApproved); err != nil {
+			return nil, nil, err
+		} else if ok {
+			addRequester(TemplateExpiryWarning)
+		}
 
 	// Entries queued by an older version, one per audience: each is
 	// delivered to its audience, and webhooks get the event once, from
 	// the entry that carried them then.
 	case legacyPendingCustomer:
-		if err := addTenant(TemplatePendingCustomer, ""); err != nil {
-			return nil, err
+		if ok, err := ask(); err != nil {
+			return nil, nil, err
+		} else if ok {
+			if err := addTenant(TemplatePendingCustomer, ""); err != nil {
+				return nil, nil, err
+			}
 		}
 		hook = KindPendingCustomer
 	case legacyRequesterUpdate:
-		addMail(ev.Request.Requester, TemplateRequesterUpdate)
+		addRequester(TemplateRequesterUpdate)
 		hook = ""
 		if k, ok := KindOf(ev.Event); ok && k != KindPendingCustomer {
 			hook = k
 		}
 	case legacyAlreadyDecided:
 		if err := addTenant(TemplateAlreadyDecided, ev.Event.Actor); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		hook = ""
 	default:
-		return nil, permanent(fmt.Errorf("unknown event kind %q", ev.Kind))
+		return nil, nil, permanent(fmt.Errorf("unknown event kind %q", ev.Kind))
 	}
 	if hook != "" {
 		hev := ev
@@ -636,7 +690,51 @@ func (w *Worker) targets(ctx context.Context, ev Event) ([]target, error) {
 			}})
 		}
 	}
-	return out, nil
+	return out, dropped, nil
+}
+
+// current reports whether the request of ev is, as of now, still where the
+// event left it: in state want, with the same decision deadline (a
+// pending stage) or the same end of its access window (a grant). A
+// request that has moved on (decided, canceled, expired, revoked,
+// completed, or settled by time alone though no sweep wrote it yet) or is
+// gone makes an e-mail asking for a decision, or warning of an end, stale:
+// delivery may be late (a mail server down for hours), and an approver
+// asked to decide a canceled request, or an engineer warned of the end of
+// access already revoked, is misled.
+func (w *Worker) current(ctx context.Context, tenant string, ev Event, want grants.State) (bool, error) {
+	b, err := w.cfg.Redis.Get(ctx, keys.Request(tenant, ev.Request.ID)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	var r grants.Request
+	if err := json.Unmarshal(b, &r); err != nil {
+		return false, fmt.Errorf("request %s is corrupt: %w", ev.Request.ID, err)
+	}
+	r, _ = grants.Settle(r, w.cfg.Now())
+	same := func(a, b *time.Time) bool { return a != nil && b != nil && a.Equal(*b) }
+	switch want {
+	case grants.StatePendingCustomer:
+		return r.State == want && same(r.DecideBy, ev.Request.DecideBy), nil
+	case grants.StateApproved:
+		return r.State == want && same(r.ExpiresAt, ev.Request.ExpiresAt), nil
+	}
+	return r.State == want, nil
+}
+
+// requesterAddress is where the engineer's e-mails go: the address their
+// token carried when they filed the request (requests filed before it was
+// recorded have none), else their subject. A subject that is no address
+// (an opaque "sub" and no email claim) is returned all the same, for
+// targets to drop and name in its warning.
+func requesterAddress(r grants.Request) string {
+	if isAddress(r.RequesterEmail) {
+		return r.RequesterEmail
+	}
+	return r.Requester
 }
 
 // tenantRecipients lists, deduplicated, the tenant's global administrators'

@@ -131,6 +131,7 @@ type Request struct {
 	Duration        Duration   `json:"duration"`
 	Activities      []string   `json:"activities"`
 	Requester       string     `json:"requester"`
+	RequesterEmail  string     `json:"requester_email,omitempty"`
 	State           State      `json:"state"`
 	CreatedAt       time.Time  `json:"created_at"`
 	DecideBy        *time.Time `json:"decide_by,omitempty"`
