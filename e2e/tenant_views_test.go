@@ -487,7 +487,7 @@ func walkConsole(t *testing.T, w *world, lc *leakCheck, user string, ids []strin
 				form[k] = v
 			}
 		}
-		for _, p := range expand(t, path, map[string][]string{"id": ids, "action": actions, "tenant": {"contoso", "fabrikam"}}) {
+		for _, p := range expand(t, path, map[string][]string{"id": ids, "action": actions, "tenant": {"contoso", "fabrikam"}, "key": {"provider", "tenant/contoso"}}) {
 			qs := queries[path]
 			if len(qs) == 0 {
 				qs = []string{""}
