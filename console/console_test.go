@@ -819,7 +819,12 @@ func TestAuditPage(t *testing.T) {
 	if r.status != http.StatusOK {
 		t.Fatalf("audit page: %s", r)
 	}
-	mustContain(t, "audit page", r, record.OpTenantDecision, record.OpManagerDecision, "fine, go ahead", `data-testid="verification"`, "Hash chain intact", `href="/console/audit/export.csv?tenant=contoso"`)
+	// Verifying reads the whole log: only on request.
+	mustContain(t, "audit page", r, record.OpTenantDecision, record.OpManagerDecision, "fine, go ahead", `href="/console/audit?tenant=contoso&amp;verify=1"`, `href="/console/audit/export.csv?tenant=contoso"`)
+	mustNotContain(t, "audit page", r, `data-testid="verification"`)
+	r = admin.get("/console/audit?tenant=contoso&verify=1")
+	mustContain(t, "verified audit page", r, record.OpTenantDecision, `data-testid="verification"`, "Hash chain intact")
+	mustNotContain(t, "verified audit page", r, `data-testid="verify"`)
 	// Tenants see the provider's staff as "Microsoft Operator", never who.
 	mustNotContain(t, "audit page", r, ">alice<", ">mia<", "192.0.2.10")
 
@@ -899,7 +904,7 @@ func TestAuditPage(t *testing.T) {
 
 	t.Run("provider auditor", func(t *testing.T) {
 		b := e.signIn(auditor)
-		r := b.get("/console/audit?tenant=contoso&user=mia")
+		r := b.get("/console/audit?tenant=contoso&user=mia&verify=1")
 		mustContain(t, "auditor's page", r, record.OpManagerDecision, ">mia<", `data-testid="verification"`)
 		mustNotContain(t, "auditor's page", r, record.OpNewRequest)
 		// The export link carries the page's filters: this tenant, this

@@ -483,9 +483,12 @@ type auditView struct {
 	// are template.URL because html/template would otherwise escape their
 	// '=' and '&' in an href, and the links would lose every filter (and
 	// the cursor).
-	Next         template.URL // query string of the next page
-	Export       template.URL // query string of the CSV export
-	AllTenants   bool         // the provider's auditors may leave the tenant empty
+	Next       template.URL // query string of the next page
+	Export     template.URL // query string of the CSV export
+	AllTenants bool         // the provider's auditors may leave the tenant empty
+	// VerifyLink is the query string that verifies the page's tenant's
+	// chain, set when a tenant is chosen and the chain was not verified.
+	VerifyLink   template.URL
 	Verification *audit.Verification
 	Problem      string
 	Searched     bool
@@ -514,7 +517,10 @@ func auditQuery(r *http.Request, sess Session) (auditFilter, audit.Query, string
 	return f, audit.Query{Tenant: f.Tenant, From: from, To: to, User: f.User, Operation: f.Operation, Cursor: q.Get("cursor"), Limit: 50}, problem
 }
 
-// auditPage searches the audit log and shows whether its chain verifies.
+// auditPage searches the audit log and, when asked (verify=1), shows
+// whether the tenant's chain verifies. Verification reads and hashes the
+// tenant's whole log, a second or more for a million records, so it is a
+// button, not part of every visit to the page.
 func (c *Console) auditPage(w http.ResponseWriter, r *http.Request, sess Session) error {
 	f, aq, problem := auditQuery(r, sess)
 	v := auditView{Filter: f, AllTenants: sess.Principal.IsProvider(), Export: template.URL(f.values().Encode())}
@@ -539,12 +545,18 @@ func (c *Console) auditPage(w http.ResponseWriter, r *http.Request, sess Session
 		next.Set("cursor", page.Next)
 		v.Next = template.URL(next.Encode())
 	}
-	if f.Tenant != "" {
+	switch {
+	case f.Tenant == "":
+	case r.URL.Query().Get("verify") == "1":
 		ver, err := c.cfg.Audit.Verify(r.Context(), sess.Principal, f.Tenant)
 		if err != nil {
 			return err
 		}
 		v.Verification = &ver
+	default:
+		link := f.values()
+		link.Set("verify", "1")
+		v.VerifyLink = template.URL(link.Encode())
 	}
 	c.render(w, r, http.StatusOK, "audit", &sess, v)
 	return nil

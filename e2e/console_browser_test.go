@@ -587,6 +587,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	// export carries it.
 	phase("the audit log")
 	admin.follow(`nav a[href="/console/audit"]`)
+	admin.follow(`[data-testid="verify"]`)
 	admin.want(`[data-testid="verification"]`, "Hash chain intact", "contoso")
 	// Each cell by its column's label; a cell's own text, without the
 	// smaller line under it (the workload under the operation).
@@ -679,7 +680,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatalf("fabrikam's admin GET contoso's request: status %d", status)
 	}
 	fab.shot("request-fabrikam-not-found")
-	fab.open("/console/audit")
+	fab.open("/console/audit?verify=1")
 	fab.want(`[data-testid="verification"]`, "fabrikam")
 	isolated("audit page", false)
 	fab.shot("audit-fabrikam")
