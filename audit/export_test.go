@@ -25,7 +25,7 @@ func (d *FullDisk) Write(b []byte) (int, error) {
 	return n, &os.PathError{Op: "write", Path: d.Name(), Err: errNoSpace}
 }
 
-// NewFileSinkOn is NewFileSink on an open file of size bytes.
-func NewFileSinkOn(f *FullDisk, size int64) *FileSink { return newFileSink(f, size) }
+// NewFileSinkOn is NewFileSink on an open file.
+func NewFileSinkOn(f *FullDisk) *FileSink { return newFileSink(f) }
 
 var errNoSpace = syscall.ENOSPC

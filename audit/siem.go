@@ -100,18 +100,32 @@ type FileSink struct {
 	mu sync.Mutex
 	f  sinkFile
 	bw *bufio.Writer
-	// good is the file's size after the last successful flush and fsync.
-	good int64
-	// accepted: Write accepted lines since the last successful Flush,
-	// pending bytes of them.
+	// regular is false for a pipe or device, which can't be cut back.
+	regular bool
+	// written counts the bytes of the current batch (since the last
+	// successful Flush) that reached the file. They are the file's last
+	// bytes, since it is opened for appending: a failed batch is cut off
+	// by cutting that many bytes from the end, wherever the file stood
+	// when the batch began, even if logrotate's copytruncate emptied it
+	// meanwhile.
+	written int64
+	// accepted: Write accepted lines since the last successful Flush.
 	accepted bool
-	pending  int64
 	// lost is why lines Write accepted were discarded since; the next
 	// Flush reports it, so the forwarder acknowledges none of them.
 	lost error
 	// torn is set while cutting the file back failed: the file may end
 	// in a partial line, and nothing is written until a cut succeeds.
 	torn error
+}
+
+// counter counts the bytes of a batch that reach the file.
+type counter struct{ s *FileSink }
+
+func (c counter) Write(b []byte) (int, error) {
+	n, err := c.s.f.Write(b)
+	c.s.written += int64(n)
+	return n, err
 }
 
 // sinkFile is what FileSink needs of its file; tests substitute one that
@@ -128,8 +142,19 @@ type sinkFile interface {
 // file that ends in a partial line (a write cut short before a crash or
 // restart) is cut back to its last complete line, logged to logger (which
 // may be nil): the record it held was never acknowledged, so it is
-// forwarded again.
+// forwarded again. A named pipe or a device is only written: it can't be
+// read back, cut or fsynced.
 func NewFileSink(path string, logger *slog.Logger) (*FileSink, error) {
+	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
+		// A pipe or a device: nothing to read back or cut.
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			return nil, fmt.Errorf("siem sink: %w", err)
+		}
+		s := newFileSink(f)
+		s.regular = false
+		return s, nil
+	}
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("siem sink: %w", err)
@@ -147,11 +172,13 @@ func NewFileSink(path string, logger *slog.Logger) (*FileSink, error) {
 		f.Close()
 		return nil, fmt.Errorf("siem sink: %w", err)
 	}
-	return newFileSink(f, cut), nil
+	return newFileSink(f), nil
 }
 
-func newFileSink(f sinkFile, size int64) *FileSink {
-	return &FileSink{f: f, bw: bufio.NewWriterSize(f, 64<<10), good: size}
+func newFileSink(f sinkFile) *FileSink {
+	s := &FileSink{f: f, regular: true}
+	s.bw = bufio.NewWriterSize(counter{s}, 64<<10)
+	return s
 }
 
 // completeLines returns f's size and where its last complete line ends.
@@ -181,31 +208,34 @@ func completeLines(f *os.File) (size, end int64, err error) {
 // rollback discards what was written since the last successful Flush,
 // after the write error cause.
 func (s *FileSink) rollback(cause error) {
-	s.accepted, s.pending = false, 0
-	s.bw.Reset(s.f)
+	s.accepted = false
+	s.bw.Reset(counter{s})
 	s.torn = cause
 	_ = s.repair() // else retried before the next write
 }
 
-// repair cuts the file back to its complete, fsynced lines.
+// repair cuts the current batch's bytes off the end of the file, leaving
+// its complete, fsynced lines.
 func (s *FileSink) repair() error {
 	if s.torn == nil {
 		return nil
 	}
-	fi, err := s.f.Stat()
-	if err == nil && fi.Size() < s.good {
-		// Cut by someone else (copytruncate) since the last Flush: all
-		// it holds is from the failed writes. Truncating to good would
-		// pad it with zeros.
-		s.good = 0
+	if !s.regular {
+		// A reader of a pipe sees the partial line; nothing can take it
+		// back. The batch is written again whole.
+		s.torn, s.written = nil, 0
+		return nil
 	}
+	fi, err := s.f.Stat()
 	if err == nil {
-		err = s.f.Truncate(s.good)
+		// Less than written is left when the file was emptied during
+		// the batch: all of it is then the batch's.
+		err = s.f.Truncate(max(0, fi.Size()-s.written))
 	}
 	if err != nil {
 		return fmt.Errorf("after %w: cutting the file back to its last complete line: %w", s.torn, err)
 	}
-	s.torn = nil
+	s.torn, s.written = nil, 0
 	return nil
 }
 
@@ -228,7 +258,6 @@ func (s *FileSink) Write(line []byte) error {
 		return err
 	}
 	s.accepted = true
-	s.pending += int64(len(line)) + 1
 	return nil
 }
 
@@ -250,20 +279,15 @@ func (s *FileSink) Flush() error {
 		s.rollback(err)
 		return err
 	}
-	if err := s.f.Sync(); err != nil {
+	if !s.regular {
+		// Nothing to fsync: a pipe's reader has the lines.
+	} else if err := s.f.Sync(); err != nil {
 		// What fsync failed to write may or may not be on disk: cut it
 		// off, and the batch is written again.
 		s.rollback(err)
 		return err
 	}
-	// Where the lines end: the file's size, which also follows a
-	// copytruncate; else what this sink wrote.
-	if fi, err := s.f.Stat(); err == nil {
-		s.good = fi.Size()
-	} else {
-		s.good += s.pending
-	}
-	s.accepted, s.pending = false, 0
+	s.accepted, s.written = false, 0
 	return nil
 }
 

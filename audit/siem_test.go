@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -613,7 +614,7 @@ func TestSIEMFileSinkRecoversFromAFullDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	disk := &audit.FullDisk{File: f, Room: -1}
-	s := audit.NewFileSinkOn(disk, 0)
+	s := audit.NewFileSinkOn(disk)
 	defer s.Close()
 	if err := s.Write([]byte(`{"Id":"one"}`)); err != nil {
 		t.Fatal(err)
@@ -659,7 +660,7 @@ func TestSIEMForwarderAcrossAFullDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	disk := &audit.FullDisk{File: f, Room: -1}
-	s := audit.NewFileSinkOn(disk, 0)
+	s := audit.NewFileSinkOn(disk)
 	defer s.Close()
 	fw := newForwarder(t, audit.ForwarderConfig{Redis: rdb, Sink: s, Consumer: "r1", BatchSize: 3})
 	recs := streamRecords(t, rdb, "contoso")["contoso"]
@@ -718,5 +719,96 @@ func TestSIEMFileSinkCutsATornTail(t *testing.T) {
 				t.Fatalf("file %q, want %q", b, tc.after+`{"Id":"two"}`+"\n")
 			}
 		})
+	}
+}
+
+// TestSIEMFileSinkAfterCopytruncate: logrotate's copytruncate empties the
+// file before or during a batch that then fails part-way. Whatever the
+// file held when the batch began, the batch's bytes are cut off, and the
+// batch written again lands as whole lines.
+func TestSIEMFileSinkAfterCopytruncate(t *testing.T) {
+	big := `{"Id":"two","pad":"` + strings.Repeat("x", 40) + `"}`
+	for _, tc := range []struct {
+		name   string
+		before bool // emptied before the batch's first line, else after it
+	}{{"before the batch", true}, {"during the batch", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "siem.jsonl")
+			f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
+			if err != nil {
+				t.Fatal(err)
+			}
+			disk := &audit.FullDisk{File: f, Room: -1}
+			s := audit.NewFileSinkOn(disk)
+			defer s.Close()
+			if err := s.Write([]byte(`{"Id":"one"}`)); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			if tc.before {
+				if err := os.Truncate(path, 0); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := s.Write([]byte(big)); err != nil {
+				t.Fatal(err)
+			}
+			if !tc.before {
+				if err := os.Truncate(path, 0); err != nil {
+					t.Fatal(err)
+				}
+			}
+			disk.Room = 30 // more than the file held before, less than the line
+			if err := s.Flush(); err == nil {
+				t.Fatal("flush on a full disk succeeded")
+			}
+			if b, _ := os.ReadFile(path); len(b) != 0 {
+				t.Fatalf("after the failed flush the file holds %q, want it empty", b)
+			}
+			disk.Room = -1
+			if err := s.Write([]byte(big)); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			if b, _ := os.ReadFile(path); string(b) != big+"\n" {
+				t.Fatalf("file %q, want the one line", b)
+			}
+		})
+	}
+}
+
+// TestSIEMFileSinkOnAPipe: a named pipe is written without reading it
+// back, cutting or fsyncing it.
+func TestSIEMFileSinkOnAPipe(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "siem.fifo")
+	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 1)
+	go func() {
+		b, _ := os.ReadFile(path) // until the sink closes its end
+		got <- string(b)
+	}()
+	s, err := audit.NewFileSink(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range []string{`{"Id":"one"}`, `{"Id":"two"}`} {
+		if err := s.Write([]byte(l)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Flush(); err != nil {
+		t.Fatalf("flush to a pipe: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if b := <-got; b != `{"Id":"one"}`+"\n"+`{"Id":"two"}`+"\n" {
+		t.Fatalf("the pipe's reader got %q", b)
 	}
 }
