@@ -185,7 +185,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 			s.Redis.Close()
 			return nil, fmt.Errorf("register tenants from before onboarding: %w", err)
 		} else if n > 0 {
-			opts.Logger.Warn("registered tenants that predate onboarding; give each its domains (lockboxctl tenant update) so approvers can be assigned", "count", n)
+			opts.Logger.Warn("registered tenants that predate onboarding; give each its domains (lockboxctl tenant update): until then no user of theirs, global administrators included, can approve, deny or configure Customer Lockbox", "count", n)
 		}
 		if s.Notifier, err = newNotifier(cfg, opts, s); err != nil {
 			s.Redis.Close()
