@@ -296,6 +296,50 @@ func RefuseMethodOverride(h http.Header, query url.Values) error {
 	return nil
 }
 
+// RefuseQueryMethodOverride returns an error wrapping ErrMethodOverride if
+// the raw query names a method-override parameter, as overrideParam reads
+// names. It reads the query itself rather than with url.ParseQuery, which
+// gives up on a query of more than 10,000 parameters (URL.Query then
+// returns no parameter at all, hiding any "_method" after them) and skips
+// a pair with ";". Here every piece counts, however many: the query is
+// split on "&" and on ";" (Rack splits on both), empty pieces are
+// skipped, and the name is the piece up to its first "=", unescaped. A
+// name that does not unescape is refused with another error: what the
+// proxy can't read, an upstream may read as "_method". A query without
+// "method" in any case, and without a percent-escape, names no override
+// and is not split at all (mayNameOverride).
+func RefuseQueryMethodOverride(rawQuery string) error {
+	if !mayNameOverride(rawQuery) {
+		return nil
+	}
+	return refuseQueryOverride(rawQuery)
+}
+
+// refuseQueryOverride is RefuseQueryMethodOverride without the prefilter.
+// It allocates only to unescape a name with "%" or "+" in it.
+func refuseQueryOverride(rawQuery string) error {
+	for rest := rawQuery; rest != ""; {
+		piece := rest
+		if i := strings.IndexAny(rest, "&;"); i >= 0 {
+			piece, rest = rest[:i], rest[i+1:]
+		} else {
+			rest = ""
+		}
+		if piece == "" {
+			continue
+		}
+		key, _, _ := strings.Cut(piece, "=")
+		key, err := url.QueryUnescape(key)
+		if err != nil {
+			return fmt.Errorf("malformed query parameter name: %w", err)
+		}
+		if name, ok := overrideParam(key); ok {
+			return fmt.Errorf("%w: query parameter %s", ErrMethodOverride, name)
+		}
+	}
+	return nil
+}
+
 // The media types of form bodies: the ones Laravel and Symfony, Rails
 // (Rack::MethodOverride) and Spring's HiddenHttpMethodFilter read a
 // "_method" field from.

@@ -199,6 +199,12 @@ func TestRefuseMethodOverride(t *testing.T) {
 				t.Fatal(err)
 			}
 			err = RefuseMethodOverride(tt.h, q)
+			if tt.h == nil {
+				// The raw query read the proxy's way says the same.
+				if qerr := RefuseQueryMethodOverride(tt.query); (qerr == nil) != (err == nil) {
+					t.Fatalf("RefuseQueryMethodOverride(%q) = %v, RefuseMethodOverride = %v", tt.query, qerr, err)
+				}
+			}
 			if tt.want == "" {
 				if err != nil {
 					t.Fatalf("refused: %v", err)
@@ -207,6 +213,47 @@ func TestRefuseMethodOverride(t *testing.T) {
 			}
 			if !errors.Is(err, ErrMethodOverride) || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("got %v, want an ErrMethodOverride containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestRefuseQueryMethodOverride: the raw query is read without
+// url.ParseQuery's limits, and split the way the laxest framework splits.
+func TestRefuseQueryMethodOverride(t *testing.T) {
+	t.Parallel()
+	many := strings.Repeat("a=1&", 10001)
+	tests := []struct {
+		name  string
+		query string
+		want  string // substring of the error; empty means allowed
+	}{
+		{name: "none", query: "top=10&method=x"},
+		{name: "empty"},
+		{name: "only separators", query: "&&;;&"},
+		{name: "after 10,000 empty pieces", query: strings.Repeat("&", 10000) + "_method=DELETE", want: "query parameter _method"},
+		{name: "after 10,001 parameters", query: many + "_method=DELETE", want: "query parameter _method"},
+		{name: "10,001 parameters without one", query: many + "method=DELETE"},
+		{name: "after a ;", query: "a=1;_method=DELETE", want: "query parameter _method"},
+		{name: "a ; in a pair", query: "_method;x=DELETE", want: "query parameter _method"},
+		{name: "no =", query: "x&_METHOD", want: "query parameter _method"},
+		{name: "= in the value", query: "_method=a=b", want: "query parameter _method"},
+		{name: "encoded", query: "%5Fmethod=DELETE", want: "query parameter _method"},
+		{name: "bad escape in a name", query: "_method%zz=DELETE", want: "malformed query parameter name"},
+		{name: "bad escape in a value", query: "_x=%zz&method=1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			err := RefuseQueryMethodOverride(tt.query)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %v, want an error containing %q", err, tt.want)
 			}
 		})
 	}
@@ -304,9 +351,17 @@ func FuzzMayNameOverride(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, q string) {
 		u := url.URL{RawQuery: q}
-		refused := RefuseMethodOverride(nil, u.Query()) != nil
+		// The scan without the prefilter: what the prefilter skips must
+		// name no override once split, unescaped and folded.
+		refused := refuseQueryOverride(q) != nil
 		if !mayNameOverride(q) && refused {
 			t.Fatalf("query %q skipped by the prefilter names an override", q)
+		}
+		if (RefuseQueryMethodOverride(q) != nil) != refused {
+			t.Fatalf("query %q: the prefilter changed the answer", q)
+		}
+		if RefuseMethodOverride(nil, u.Query()) != nil && !refused {
+			t.Fatalf("query %q: url.ParseQuery finds an override the scan misses", q)
 		}
 		for k := range u.Query() {
 			if strings.EqualFold(phpVarName(k), "_method") && !refused {

@@ -479,11 +479,12 @@ func screen(r *http.Request, maxBody int64) (Reason, error) {
 		// ask a proxy to pick a destination; this one has fixed upstreams.
 		return ReasonBadRequest, errors.New(`the request target must be a path ("/service/..."), not an absolute URL or an authority`)
 	}
-	var query url.Values
-	if mayNameOverride(r.URL.RawQuery) {
-		query = r.URL.Query()
+	if err := RefuseMethodOverride(r.Header, nil); err != nil {
+		return ReasonBadRequest, err
 	}
-	if err := RefuseMethodOverride(r.Header, query); err != nil {
+	// Not r.URL.Query(): it returns no parameter at all for a query of
+	// more than 10,000 of them.
+	if err := RefuseQueryMethodOverride(r.URL.RawQuery); err != nil {
 		return ReasonBadRequest, err
 	}
 	if r.ContentLength > maxBody {

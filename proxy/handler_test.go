@@ -188,6 +188,8 @@ func TestDenials(t *testing.T) {
 			req: as(alice, "GET", mailboxes+"?_method=DELETE"), status: 400, reason: ReasonBadRequest, label: "exchange"},
 		{name: "encoded method override parameter", setup: readsOnContoso,
 			req: as(alice, "GET", mailboxes+"?%5Fmethod=DELETE"), status: 400, reason: ReasonBadRequest, label: "exchange"},
+		{name: "method override parameter after 10,000 empty parameters", setup: readsOnContoso,
+			req: as(alice, "GET", mailboxes+"?"+strings.Repeat("&", 10000)+"_method=DELETE"), status: 400, reason: ReasonBadRequest, label: "exchange"},
 		{name: "method override parameter after a +", setup: readsOnContoso,
 			req: as(alice, "GET", mailboxes+"?+_method=DELETE"), status: 400, reason: ReasonBadRequest, label: "exchange"},
 		{name: "method override parameter after %20", setup: readsOnContoso,
