@@ -342,54 +342,109 @@ func refuseQueryOverride(rawQuery string) error {
 
 // The media types of form bodies: the ones Laravel and Symfony, Rails
 // (Rack::MethodOverride) and Spring's HiddenHttpMethodFilter read a
-// "_method" field from.
+// "_method" field from. Rack parses any multipart type (multipart/mixed,
+// multipart/related...) as a form too, so FormType reads every
+// "multipart/" type as multipart.
 const (
 	formURLEncoded = "application/x-www-form-urlencoded"
 	formMultipart  = "multipart/form-data"
 )
 
-// FormType returns the media type ("application/x-www-form-urlencoded" or
-// "multipart/form-data") and, for multipart, the boundary of a body whose
-// Content-Type values are contentType, when frameworks would parse that
-// body as a form; "" when they would not (no Content-Type, or another
-// type). It returns an error when the proxy can't tell, or can't parse
-// what a framework would: more than one Content-Type (the upstream may
-// read another one than the proxy), a value that mime.ParseMediaType
-// refuses but whose type, read the lax way PHP and Rack do (up to the
-// first ";" or ","), is a form, or a multipart type without a boundary.
-func FormType(contentType []string) (mediaType, boundary string, err error) {
+// FormType returns the media type and, for multipart, the boundary of a
+// body sent with method and Content-Type values contentType, when a
+// framework would parse that body as a form: an
+// "application/x-www-form-urlencoded" body, any "multipart/" type, and
+// a POST without a media type (no Content-Type, or one without a type),
+// which Rack reads as a urlencoded form and is reported as one. It
+// returns "" when no framework would (another type, or another method
+// without a Content-Type).
+//
+// It returns an error when the proxy can't tell, or can't parse what a
+// framework would: more than one Content-Type (the upstream may read
+// another one than the proxy); a form Content-Type that
+// mime.ParseMediaType refuses, the type being read as well the lax way
+// PHP does (up to the first ";", "," or whitespace), so that
+// "application/x-www-form-urlencoded x" or "multipart/form-data
+// boundary=b" is refused rather than guessed at; a multipart type without
+// a boundary; and a multipart Content-Type with "boundary" (in any case)
+// more than once anywhere in it, since Go, PHP (the first "boundary") and
+// Rack (the last) would split the body at different boundaries.
+func FormType(method string, contentType []string) (mediaType, boundary string, err error) {
+	post := strings.EqualFold(method, http.MethodPost)
 	switch len(contentType) {
 	case 0:
+		if post {
+			return formURLEncoded, "", nil
+		}
 		return "", "", nil
 	case 1:
 	default:
 		return "", "", errors.New("more than one Content-Type header")
 	}
 	v := contentType[0]
+	lax := laxMediaType(v)
+	if lax == "" {
+		if post {
+			return formURLEncoded, "", nil
+		}
+		return "", "", nil
+	}
 	mt, params, err := mime.ParseMediaType(v)
-	if err != nil {
-		lax, _, _ := strings.Cut(v, ";")
-		lax, _, _ = strings.Cut(lax, ",")
-		lax = strings.ToLower(strings.TrimSpace(lax))
+	if err != nil || mt != lax {
 		if isFormType(mt) || isFormType(lax) {
-			return "", "", fmt.Errorf("malformed form Content-Type: %w", err)
+			if err == nil {
+				err = fmt.Errorf("media type %q read as %q", mt, lax)
+			}
+			return "", "", fmt.Errorf("malformed form Content-Type: a form body whose Content-Type can't be read exactly is refused: %w", err)
 		}
 		// Not a form to anyone: the body is not looked at.
 		return "", "", nil
 	}
-	switch mt {
-	case formURLEncoded:
+	switch {
+	case mt == formURLEncoded:
 		return mt, "", nil
-	case formMultipart:
+	case isMultipart(mt):
+		if countFoldASCII(v, "boundary") > 1 {
+			return "", "", fmt.Errorf("%s with \"boundary\" more than once in its Content-Type", mt)
+		}
 		if params["boundary"] == "" {
-			return "", "", errors.New("multipart/form-data without a boundary")
+			return "", "", fmt.Errorf("%s without a boundary", mt)
 		}
 		return mt, params["boundary"], nil
 	}
 	return "", "", nil
 }
 
-func isFormType(mt string) bool { return mt == formURLEncoded || mt == formMultipart }
+// laxMediaType is the media type of a Content-Type value as PHP reads it:
+// leading whitespace dropped, up to the first ";", "," or whitespace,
+// lower-cased (ASCII only).
+func laxMediaType(v string) string {
+	v = strings.TrimLeft(v, " \t\n\v\f\r")
+	if i := strings.IndexAny(v, "; ,\t\n\v\f\r"); i >= 0 {
+		v = v[:i]
+	}
+	b := []byte(v)
+	for i, c := range b {
+		b[i] = lowerASCII(c)
+	}
+	return string(b)
+}
+
+func isFormType(mt string) bool { return mt == formURLEncoded || isMultipart(mt) }
+
+func isMultipart(mt string) bool { return strings.HasPrefix(mt, "multipart/") }
+
+// countFoldASCII counts the occurrences, overlapping or not, of sub, a
+// lower-case ASCII string, in s, ignoring ASCII case.
+func countFoldASCII(s, sub string) int {
+	n := 0
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if containsFoldASCII(s[i:i+len(sub)], sub) {
+			n++
+		}
+	}
+	return n
+}
 
 // RefuseFormMethodOverride returns an error wrapping ErrMethodOverride if
 // the form body, of a media type and boundary FormType returned, has a
@@ -397,10 +452,13 @@ func isFormType(mt string) bool { return mt == formURLEncoded || mt == formMulti
 // its value. A body that does not parse is refused too, with another
 // error: what the proxy can't read, a framework may read differently.
 // For multipart, every part's Content-Disposition "name" counts, whatever
-// the disposition type (PHP reads the name of any part).
+// the disposition type (PHP reads the name of any part), and a part whose
+// Content-Disposition has an RFC 2231 parameter ("name*", "filename*",
+// "name*0"...) is refused: Go lets "name*" replace "name", PHP and Rack
+// ignore it, so the two would read different names.
 func RefuseFormMethodOverride(mediaType, boundary string, body []byte) error {
-	switch mediaType {
-	case formURLEncoded:
+	switch {
+	case mediaType == formURLEncoded:
 		fields, err := url.ParseQuery(string(body))
 		if err != nil {
 			return fmt.Errorf("malformed form body: %w", err)
@@ -411,7 +469,7 @@ func RefuseFormMethodOverride(mediaType, boundary string, body []byte) error {
 			}
 		}
 		return nil
-	case formMultipart:
+	case isMultipart(mediaType):
 		mr := multipart.NewReader(bytes.NewReader(body), boundary)
 		for {
 			part, err := mr.NextRawPart()
@@ -431,10 +489,32 @@ func RefuseFormMethodOverride(mediaType, boundary string, body []byte) error {
 				if name, ok := overrideParam(params["name"]); ok {
 					return fmt.Errorf("%w: form field %s", ErrMethodOverride, name)
 				}
+				if hasExtendedParam(cd) {
+					return errors.New("malformed multipart form body: Content-Disposition: RFC 2231 parameters (name*) are refused")
+				}
 			}
 		}
 	}
 	return fmt.Errorf("not a form media type: %q", mediaType)
+}
+
+// hasExtendedParam reports whether a header value that
+// mime.ParseMediaType accepted has a "*" outside a quoted string: one in
+// a parameter name marks an RFC 2231 parameter ("name*", "name*0*").
+// A "*" in an unquoted value counts too, which only refuses more.
+func hasExtendedParam(v string) bool {
+	quoted := false
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case quoted && c == '\\':
+			i++
+		case c == '"':
+			quoted = !quoted
+		case !quoted && c == '*':
+			return true
+		}
+	}
+	return false
 }
 
 // JSONType reports whether a framework would read a body with these

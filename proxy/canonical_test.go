@@ -410,36 +410,59 @@ func TestFormType(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name     string
+		method   string // POST unless set
 		ct       []string
 		media    string
 		boundary string
 		err      string // substring; empty means no error
 	}{
-		{name: "none"},
+		{name: "none, POST", media: formURLEncoded},
+		{name: "none, post", method: "post", media: formURLEncoded},
+		{name: "none, PUT", method: "PUT"},
+		{name: "empty, POST", ct: []string{""}, media: formURLEncoded},
+		{name: "blank, POST", ct: []string{" \t"}, media: formURLEncoded},
+		{name: "no type, POST", ct: []string{"; charset=utf-8"}, media: formURLEncoded},
+		{name: "empty, PATCH", method: "PATCH", ct: []string{""}},
 		{name: "JSON", ct: []string{"application/json"}},
 		{name: "text", ct: []string{"text/plain; charset=utf-8"}},
 		{name: "unparseable, not a form", ct: []string{"application/json;;"}},
-		{name: "multipart, not a form", ct: []string{"multipart/mixed; boundary=x"}},
+		{name: "unparseable, not a form, space", ct: []string{"text/plain x"}},
 		{name: "urlencoded", ct: []string{"application/x-www-form-urlencoded"}, media: formURLEncoded},
+		{name: "urlencoded, PUT", method: "PUT", ct: []string{"application/x-www-form-urlencoded"}, media: formURLEncoded},
 		{name: "urlencoded, upper case, charset", ct: []string{"Application/X-WWW-Form-URLEncoded; charset=UTF-8"}, media: formURLEncoded},
+		{name: "urlencoded, space before ;", ct: []string{"application/x-www-form-urlencoded ; charset=utf-8"}, media: formURLEncoded},
 		{name: "multipart", ct: []string{`multipart/form-data; boundary="b 1"`}, media: formMultipart, boundary: "b 1"},
+		{name: "multipart/mixed", ct: []string{"multipart/mixed; boundary=x"}, media: "multipart/mixed", boundary: "x"},
+		{name: "multipart/related", ct: []string{`Multipart/Related; boundary=x; type="text/html"`}, media: "multipart/related", boundary: "x"},
 		{name: "multipart without a boundary", ct: []string{"multipart/form-data"}, err: "without a boundary"},
+		{name: "multipart/mixed without a boundary", ct: []string{"multipart/mixed"}, err: "without a boundary"},
 		{name: "urlencoded with a bad parameter", ct: []string{"application/x-www-form-urlencoded; charset"}, err: "malformed form Content-Type"},
 		{name: "urlencoded followed by a comma", ct: []string{"application/x-www-form-urlencoded, text/plain"}, err: "malformed form Content-Type"},
+		{name: "urlencoded followed by a space", ct: []string{"application/x-www-form-urlencoded x"}, err: "malformed form Content-Type"},
+		{name: "urlencoded followed by a tab", ct: []string{"application/x-www-form-urlencoded\tx"}, err: "malformed form Content-Type"},
+		{name: "multipart, boundary without ;", ct: []string{"multipart/form-data boundary=abc"}, err: "malformed form Content-Type"},
+		{name: "multipart/mixed, unparseable", ct: []string{"multipart/mixed; boundary"}, err: "malformed form Content-Type"},
+		{name: "multipart, boundary twice", ct: []string{"multipart/form-data; boundary=a; x-boundary=b"}, err: "more than once"},
+		{name: "multipart, BOUNDARY in a value", ct: []string{`multipart/form-data; boundary=a; x="BOUNDARY=b"`}, err: "more than once"},
+		{name: "multipart, boundary in the boundary", ct: []string{"multipart/form-data; boundary=boundary"}, err: "more than once"},
 		{name: "two values", ct: []string{"application/json", "application/x-www-form-urlencoded"}, err: "more than one"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			media, boundary, err := FormType(tt.ct)
+			method := tt.method
+			if method == "" {
+				method = "POST"
+			}
+			media, boundary, err := FormType(method, tt.ct)
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) || media != "" {
-					t.Fatalf("FormType(%q) = %q, %v; want an error containing %q", tt.ct, media, err, tt.err)
+					t.Fatalf("FormType(%q, %q) = %q, %v; want an error containing %q", method, tt.ct, media, err, tt.err)
 				}
 				return
 			}
 			if err != nil || media != tt.media || boundary != tt.boundary {
-				t.Fatalf("FormType(%q) = %q, %q, %v; want %q, %q", tt.ct, media, boundary, err, tt.media, tt.boundary)
+				t.Fatalf("FormType(%q, %q) = %q, %q, %v; want %q, %q", method, tt.ct, media, boundary, err, tt.media, tt.boundary)
 			}
 		})
 	}
@@ -479,6 +502,13 @@ func TestRefuseFormMethodOverride(t *testing.T) {
 		{name: "multipart _method", media: formMultipart, body: multipartBody(`form-data; name="kind"`, `form-data; name="_method"`), want: "form field _method", override: true},
 		{name: "multipart unquoted name", media: formMultipart, body: multipartBody(`form-data; name=_Method`), want: "form field _method", override: true},
 		{name: "multipart RFC 2231 name", media: formMultipart, body: multipartBody(`form-data; name*=UTF-8''_method`), want: "form field _method", override: true},
+		{name: "multipart, name* after name", media: formMultipart, body: multipartBody(`form-data; name="_method"; name*=UTF-8''x`), want: "RFC 2231"},
+		{name: "multipart, filename*", media: formMultipart, body: multipartBody(`form-data; name="file"; filename*=UTF-8''a.txt`), want: "RFC 2231"},
+		{name: "multipart, name continuations", media: formMultipart, body: multipartBody(`form-data; name*0="ki"; name*1="nd"`), want: "RFC 2231"},
+		{name: "multipart, upper-case NAME*", media: formMultipart, body: multipartBody(`form-data; NAME*=UTF-8''x`), want: "RFC 2231"},
+		{name: "multipart, * in a quoted filename", media: formMultipart, body: multipartBody(`form-data; name="file"; filename="a*\"*.txt"`)},
+		{name: "multipart/mixed _method", media: "multipart/mixed", body: multipartBody(`form-data; name="_method"`), want: "form field _method", override: true},
+		{name: "multipart/mixed fields", media: "multipart/mixed", body: multipartBody(`form-data; name="kind"`)},
 		{name: "multipart other disposition type", media: formMultipart, body: multipartBody(`attachment; name="_method"`), want: "form field _method", override: true},
 		{name: "multipart leading space", media: formMultipart, body: multipartBody(`form-data; name=" _method"`), want: "form field _method", override: true},
 		{name: "multipart bad disposition", media: formMultipart, body: multipartBody(`form-data; name="_method"; name="x"`), want: "Content-Disposition"},

@@ -34,7 +34,9 @@ func TestBodyForwarded(t *testing.T) {
 		{name: "JSON:API, chunked", contentType: "application/vnd.api+json", body: `{"data":{"type":"repair","attributes":{"kind":"index"}}}`, chunked: true},
 		{name: "JSON PATCH with _method, chunked", method: "PATCH", contentType: "application/json", body: `{"_method":"DELETE"}`, chunked: true, streamed: true},
 		{name: "text with _method, chunked", contentType: "text/plain", body: `{"_method":"DELETE"}`, chunked: true, streamed: true},
-		{name: "no Content-Type, chunked", body: "_method=DELETE", chunked: true, streamed: true},
+		{name: "no Content-Type, chunked", body: "kind=index&note=x", chunked: true},
+		{name: "multipart/mixed, chunked", contentType: `multipart/mixed; boundary="b"`, body: multipartBody(`form-data; name="kind"`), chunked: true},
+		{name: "PATCH without Content-Type, chunked", method: "PATCH", body: "_method=DELETE", chunked: true, streamed: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -501,7 +501,9 @@ func screen(r *http.Request, maxBody int64) (Reason, error) {
 // also from a POSTed JSON object, since it builds its request input from
 // the JSON body (Request::createFromBase). Such a body is read whole,
 // bounded by MaxBodyBytes, checked, and forwarded as exactly the bytes
-// read. Other bodies are not looked at and still stream.
+// read. A form body is also any multipart type, and the body of a POST
+// without a media type, which Rack reads as a urlencoded form (FormType).
+// Other bodies are not looked at and still stream.
 //
 // JSON bodies are read only on POST: Symfony's Request::getMethod, which
 // Laravel inherits, honours "_method" only when the real method is POST
@@ -518,7 +520,7 @@ func screen(r *http.Request, maxBody int64) (Reason, error) {
 // starts when the call is about to leave, not when its header arrived.
 func (h *Handler) screenBody(r *http.Request, c *call) (Reason, error) {
 	contentType := r.Header.Values("Content-Type")
-	mediaType, boundary, err := FormType(contentType)
+	mediaType, boundary, err := FormType(r.Method, contentType)
 	if err != nil {
 		return ReasonBadRequest, err
 	}

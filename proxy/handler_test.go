@@ -216,6 +216,31 @@ func TestDenials(t *testing.T) {
 		{name: "multipart form without a boundary", setup: repairOnContoso,
 			req:    formPOST(formMultipart, multipartBody(`form-data; name="_method"`), false),
 			status: 400, reason: ReasonBadRequest, label: "exchange", message: "without a boundary"},
+		{name: "method override in a POST without a Content-Type", setup: repairOnContoso,
+			req: func(e *testEnv) rawRequest {
+				q := as(alice, "POST", mailboxes+"/alice/repair")(e)
+				q.body, q.chunked = "_method=DELETE", true
+				return q
+			},
+			status: 400, reason: ReasonBadRequest, label: "exchange", message: "form field _method"},
+		{name: "method override in a POST with an empty Content-Type", setup: repairOnContoso,
+			req:    formPOST("", "_method=DELETE", false),
+			status: 400, reason: ReasonBadRequest, label: "exchange", message: "form field _method"},
+		{name: "urlencoded form type followed by a space", setup: repairOnContoso,
+			req:    formPOST(formURLEncoded+" x", "_method=DELETE", false),
+			status: 400, reason: ReasonBadRequest, label: "exchange", message: "can't be read exactly"},
+		{name: "multipart form type with a boundary but no ;", setup: repairOnContoso,
+			req:    formPOST(formMultipart+" boundary=b", multipartBody(`form-data; name="_method"`), false),
+			status: 400, reason: ReasonBadRequest, label: "exchange", message: "can't be read exactly"},
+		{name: "method override in a multipart/mixed body", setup: repairOnContoso,
+			req:    formPOST("multipart/mixed; boundary=b", multipartBody(`form-data; name="_method"`), false),
+			status: 400, reason: ReasonBadRequest, label: "exchange", message: "form field _method"},
+		{name: "multipart name* beside name", setup: repairOnContoso,
+			req:    formPOST(formMultipart+"; boundary=b", multipartBody(`form-data; name="_method"; name*=UTF-8''x`), false),
+			status: 400, reason: ReasonBadRequest, label: "exchange", message: "RFC 2231"},
+		{name: "multipart boundary twice", setup: repairOnContoso,
+			req:    formPOST(formMultipart+"; boundary=b; x=\"boundary=c\"", multipartBody(`form-data; name="kind"`), false),
+			status: 400, reason: ReasonBadRequest, label: "exchange", message: "more than once"},
 		{name: "two Content-Types, one a form", setup: repairOnContoso,
 			req: func(e *testEnv) rawRequest {
 				q := formPOST("application/json", "_method=DELETE", false)(e)
@@ -857,7 +882,9 @@ func TestUpstreamUnavailable(t *testing.T) {
 func TestStreamedBodyOverLimit(t *testing.T) {
 	e := newTestEnv(t, func(_ *testEnv, c *Config) { c.MaxBodyBytes = 1024 })
 	e.grantFor(alice, "contoso", "exchange", time.Hour, "New-MailboxRepairRequest")
-	q := as(alice, "POST", mailboxes+"/alice/repair", [2]string{"Transfer-Encoding", "chunked"})(e)
+	// Not a form: a POST without a Content-Type would be read whole.
+	q := as(alice, "POST", mailboxes+"/alice/repair", [2]string{"Transfer-Encoding", "chunked"},
+		[2]string{"Content-Type", "application/octet-stream"})(e)
 	raw := string(q.bytes())
 	chunk := strings.Repeat("x", 4096)
 	raw += fmt.Sprintf("%x\r\n%s\r\n0\r\n\r\n", len(chunk), chunk)
