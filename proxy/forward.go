@@ -412,6 +412,16 @@ func (w *answerWriter) Flush() {
 	}
 }
 
+// FlushError is what ResponseController.Flush calls first, before Flush:
+// without it a flush that failed (a client gone) would be reported as
+// done.
+func (w *answerWriter) FlushError() error {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	return http.NewResponseController(w.ResponseWriter).Flush()
+}
+
 // Unwrap is for http.ResponseController.
 func (w *answerWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"errors"
 	"io"
 	"maps"
 	"net/http"
@@ -232,4 +233,31 @@ func TestModifyResponse(t *testing.T) {
 	if got := slices.Sorted(maps.Keys(res.Trailer)); !slices.Equal(got, []string{"Content-Digest", "Repr-Digest"}) {
 		t.Errorf("announced trailers %v, want Content-Digest and Repr-Digest", got)
 	}
+}
+
+// failingFlusher is a ResponseWriter whose flushes fail, as a server's do
+// once the client is gone.
+type failingFlusher struct {
+	*httptest.ResponseRecorder
+}
+
+func (failingFlusher) FlushError() error { return errors.New("client gone") }
+
+// TestAnswerWriterFlushError: ResponseController.Flush reports a failed
+// flush through the answer's writer, and still writes the header first.
+func TestAnswerWriterFlushError(t *testing.T) {
+	rec := httptest.NewRecorder()
+	w := &answerWriter{ResponseWriter: failingFlusher{rec}, id: "d1"}
+	if err := http.NewResponseController(w).Flush(); err == nil || err.Error() != "client gone" {
+		t.Fatalf("Flush = %v, want the writer's error", err)
+	}
+	if !w.wroteHeader || rec.Header().Get(HeaderDecisionID) != "d1" || rec.Code != http.StatusOK {
+		t.Errorf("header written %v, decision id %q, code %d", w.wroteHeader, rec.Header().Get(HeaderDecisionID), rec.Code)
+	}
+	// A writer that flushes fine: no error, and Flush itself still works.
+	ok := &answerWriter{ResponseWriter: httptest.NewRecorder(), id: "d2"}
+	if err := http.NewResponseController(ok).Flush(); err != nil {
+		t.Fatalf("Flush = %v", err)
+	}
+	ok.Flush()
 }
