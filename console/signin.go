@@ -187,12 +187,22 @@ func (o *oidcClient) discover(ctx context.Context) (*oidc.Provider, error) {
 
 // requiresIss reports whether p's discovery document promises the "iss"
 // parameter in every authorization response (RFC 9207): from such a
-// provider, a response without it did not come from it.
+// provider, a response without it did not come from it. A value that is
+// present but not a JSON boolean (the string "true", a number, null) counts
+// as a promise: a malformed document fails closed, and so does one whose
+// claims can't be read at all.
 func requiresIss(p *oidc.Provider) bool {
 	var d struct {
-		Supported bool `json:"authorization_response_iss_parameter_supported"`
+		Supported json.RawMessage `json:"authorization_response_iss_parameter_supported"`
 	}
-	return p.Claims(&d) == nil && d.Supported
+	if err := p.Claims(&d); err != nil {
+		return true
+	}
+	switch string(d.Supported) {
+	case "", "false":
+		return false
+	}
+	return true
 }
 
 func (o *oidcClient) oauth2(p *oidc.Provider) *oauth2.Config {

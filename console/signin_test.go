@@ -401,6 +401,24 @@ func TestOIDCSigninProblems(t *testing.T) {
 		u.RawQuery = q.Encode()
 		wantProblem(t, e, b.get(u.String()), "failed", "the answer names no issuer")
 	})
+	t.Run("no iss from a provider whose promise of it is malformed", func(t *testing.T) {
+		// authorization_response_iss_parameter_supported is present but
+		// not a boolean: read as a promise, so the check fails closed.
+		for _, v := range []any{"true", "false", 1, map[string]any{}} {
+			m := oidctest.Start(t, oidctest.Config{IssParameterSupported: v})
+			e := newStores(t, clock.NewFake(m.Now()))
+			cfg := e.consoleConfig()
+			cfg.OIDC = []console.OIDCConfig{signinConfig(m, identity.SharedScope())}
+			e.serve(cfg, false)
+			b := e.browser()
+			l := startLogin(t, e, m, b, ada)
+			u, _ := url.Parse(l.callback)
+			q := u.Query()
+			q.Del("iss")
+			u.RawQuery = q.Encode()
+			wantProblem(t, e, b.get(u.String()), "failed", "the answer names no issuer")
+		}
+	})
 	t.Run("the redirect URI all issuers once shared", func(t *testing.T) {
 		// It can't say whose code it carries: refused, and nothing is
 		// redeemed, so the sign-in in progress is still there.

@@ -63,6 +63,10 @@ type Config struct {
 	// authorization_response_iss_parameter_supported out of the discovery
 	// document, as providers without RFC 9207 do.
 	NoIssParameter bool
+	// IssParameterSupported, when not nil, is the discovery document's
+	// authorization_response_iss_parameter_supported instead of true
+	// (a malformed one such as the string "true", say).
+	IssParameterSupported any
 	// Audience is the "aud" of access tokens (ID tokens' is the client id).
 	Audience string
 	// TTL is every token's lifetime.
@@ -324,6 +328,9 @@ func (p *Provider) discovery(w http.ResponseWriter, _ *http.Request) {
 		"token_endpoint_auth_methods_supported":          []string{"client_secret_basic", "client_secret_post", "none"},
 		"scopes_supported":                               []string{"openid", "profile", "email", "offline_access"},
 		"authorization_response_iss_parameter_supported": true,
+	}
+	if p.cfg.IssParameterSupported != nil {
+		doc["authorization_response_iss_parameter_supported"] = p.cfg.IssParameterSupported
 	}
 	if p.cfg.NoIssParameter {
 		delete(doc, "authorization_response_iss_parameter_supported")
