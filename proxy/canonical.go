@@ -274,23 +274,16 @@ func foldParam(c byte) byte {
 }
 
 // RefuseMethodOverride returns an error wrapping ErrMethodOverride if h
-// carries a method-override header or query carries a method-override
-// parameter, whatever their value (even empty). Header names are compared
-// without regard to case, so a header map built by hand with non-canonical
-// keys can't slip one through; parameter names as overrideParam
-// describes, so that "+_method", "%20_method", ".method", "_method%00x",
-// "_METHOD" and "_method[]" are refused like "_method".
-func RefuseMethodOverride(h http.Header, query url.Values) error {
+// carries a method-override header, whatever its value (even empty).
+// Names are compared without regard to case, so a header map built by
+// hand with non-canonical keys can't slip one through. The query's
+// parameters are RefuseQueryMethodOverride's.
+func RefuseMethodOverride(h http.Header) error {
 	for k := range h {
 		for _, name := range overrideHeaders {
 			if strings.EqualFold(k, name) {
 				return fmt.Errorf("%w: header %s", ErrMethodOverride, name)
 			}
-		}
-	}
-	for k := range query {
-		if name, ok := overrideParam(k); ok {
-			return fmt.Errorf("%w: query parameter %s", ErrMethodOverride, name)
 		}
 	}
 	return nil

@@ -479,7 +479,7 @@ func screen(r *http.Request, maxBody int64) (Reason, error) {
 		// ask a proxy to pick a destination; this one has fixed upstreams.
 		return ReasonBadRequest, errors.New(`the request target must be a path ("/service/..."), not an absolute URL or an authority`)
 	}
-	if err := RefuseMethodOverride(r.Header, nil); err != nil {
+	if err := RefuseMethodOverride(r.Header); err != nil {
 		return ReasonBadRequest, err
 	}
 	// Not r.URL.Query(): it returns no parameter at all for a query of
@@ -519,6 +519,10 @@ func screen(r *http.Request, maxBody int64) (Reason, error) {
 // ended during a slow upload refuses it, and the assertion's lifetime
 // starts when the call is about to leave, not when its header arrived.
 func (h *Handler) screenBody(r *http.Request, c *call) (Reason, error) {
+	if r.Body == nil || r.Body == http.NoBody {
+		// Nothing to read: the usual GET pays nothing here.
+		return "", nil
+	}
 	contentType := r.Header.Values("Content-Type")
 	mediaType, boundary, err := FormType(r.Method, contentType)
 	if err != nil {
@@ -528,7 +532,7 @@ func (h *Handler) screenBody(r *http.Request, c *call) (Reason, error) {
 	// A form type with "/json" in a parameter is both: Laravel reads the
 	// body as JSON, PHP itself as a form, so it must pass both checks.
 	isJSON := strings.EqualFold(r.Method, http.MethodPost) && JSONType(contentType)
-	if (mediaType == "" && !isJSON) || r.Body == nil || r.Body == http.NoBody {
+	if mediaType == "" && !isJSON {
 		return "", nil
 	}
 	if encoded(r.Header) {
