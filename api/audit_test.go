@@ -19,6 +19,7 @@ import (
 	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/identity"
+	"github.com/lockbox-oss/lockbox/tenants"
 )
 
 // page is the body of GET /v1/audit.
@@ -412,4 +413,61 @@ func TestAuditSearchAcrossTenants(t *testing.T) {
 	if r.status != 200 || bytes.Count(r.body, []byte("\n")) != 8 || r.header.Get("Content-Disposition") != `attachment; filename="audit-all-tenants.jsonl"` {
 		t.Fatalf("export: %d %v %s", r.status, r.header, r.body)
 	}
+}
+
+// TestSharedIssuerForeignTenantTokenReadsNothing is the reviewer's repro
+// over HTTP: with one issuer for everyone (the tenant from the token's
+// tid), a token for mgr2@provider.example with contoso's tid and
+// global-admin or audit-reader read contoso's requests, their activity,
+// its audit log and its configuration. Reading as a tenant takes a user of
+// the tenant (user@ one of its domains) without a provider-only role; the
+// others get what anyone without the right gets: 404 for requests (an
+// empty list), 403 for the audit log and the settings.
+func TestSharedIssuerForeignTenantTokenReadsNothing(t *testing.T) {
+	e := newEnv(t)
+	e.assignApprover()
+	req := e.file(alice, "contoso", "exchange")
+	decode[grants.Request](t, e.do(mia, "POST", "/v1/requests/"+req.ID+"/approve", nil), http.StatusOK)
+	e.operatorActions(req, 2, "Get-Mailbox")
+
+	type list struct{ Requests []grants.Request }
+	auditPaths := []string{"/v1/audit?tenant=contoso", "/v1/audit", "/v1/audit/export?tenant=contoso", "/v1/audit/verify?tenant=contoso"}
+	for _, u := range []user{
+		{sub: "mgr2@provider.example", roles: []identity.Role{identity.RoleGlobalAdmin}, tenant: "contoso"},
+		{sub: "mgr2@provider.example", roles: []identity.Role{identity.RoleSupportManager, identity.RoleGlobalAdmin}, tenant: "contoso"},
+		{sub: "mgr2@provider.example", roles: []identity.Role{identity.RoleAuditReader}, tenant: "contoso"},
+		{sub: contosoAdmin.sub, roles: []identity.Role{identity.RoleGlobalAdmin, identity.RoleOperator}, tenant: "contoso"},
+	} {
+		t.Run(u.sub+" "+fmt.Sprint(u.roles), func(t *testing.T) {
+			wantError(t, e.do(u, "GET", "/v1/requests/"+req.ID, nil), http.StatusNotFound, "not_found", "")
+			wantError(t, e.do(u, "GET", "/v1/requests/"+req.ID+"/activity", nil), http.StatusNotFound, "not_found", "")
+			if got := decode[list](t, e.do(u, "GET", "/v1/requests", nil), http.StatusOK); len(got.Requests) != 0 {
+				t.Errorf("listed %d of contoso's requests", len(got.Requests))
+			}
+			wantError(t, e.do(u, "POST", "/v1/requests/"+req.ID+"/approve", nil), http.StatusNotFound, "not_found", "")
+			for _, path := range auditPaths {
+				wantError(t, e.do(u, "GET", path, nil), http.StatusForbidden, "forbidden", "")
+			}
+			for _, path := range []string{"/v1/tenants/contoso/settings", "/v1/tenants/contoso/approvers"} {
+				wantError(t, e.do(u, "GET", path, nil), http.StatusForbidden, "forbidden", "")
+			}
+		})
+	}
+	// The tenant's own global admin and audit reader, users of its domain,
+	// read as before.
+	contosoAuditor := user{sub: "audra@contoso.example", roles: []identity.Role{identity.RoleAuditReader}, tenant: "contoso"}
+	for _, u := range []user{contosoAdmin, contosoAuditor} {
+		if got := decode[grants.Request](t, e.do(u, "GET", "/v1/requests/"+req.ID, nil), http.StatusOK); got.Requester != record.OperatorUserID {
+			t.Errorf("%s: requester %q, want the tenant view", u.sub, got.Requester)
+		}
+		if got := decode[list](t, e.do(u, "GET", "/v1/requests", nil), http.StatusOK); len(got.Requests) != 1 {
+			t.Errorf("%s: listed %d requests, want 1", u.sub, len(got.Requests))
+		}
+		for _, path := range auditPaths {
+			if r := e.do(u, "GET", path, nil); r.status != http.StatusOK {
+				t.Errorf("%s: GET %s = %d %s", u.sub, path, r.status, r.body)
+			}
+		}
+	}
+	decode[tenants.Settings](t, e.do(contosoAdmin, "GET", "/v1/tenants/contoso/settings", nil), http.StatusOK)
 }

@@ -64,7 +64,7 @@ type Verification struct {
 func (l *Log) Verify(ctx context.Context, p identity.Principal, tenant string) (Verification, error) {
 	// The same rule as searching the tenant's log, and the same default.
 	q := Query{Tenant: tenant}
-	if err := check(p, &q); err != nil {
+	if err := l.check(ctx, p, &q); err != nil {
 		return Verification{}, err
 	}
 	if q.Tenant == "" {

@@ -3,11 +3,14 @@ package audit_test
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/lockbox-oss/lockbox/audit"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 	"github.com/lockbox-oss/lockbox/internal/redistest"
 )
@@ -37,3 +40,23 @@ func onboard(tb testing.TB, rdb redis.UniversalClient, tenants ...string) {
 // testRedis returns the Redis of a test: a database of the package's
 // redis-server, or the shared cluster within TestOnRedisCluster.
 var testRedis = func(t testing.TB) redis.UniversalClient { return redistest.Client(t) }
+
+// exampleUsers answers the read rule's question as the registry does for
+// the tenants onboard writes: tenant t's users are user@t.example. With
+// err set, every answer is that error, as a registry that can't be read.
+type exampleUsers struct{ err error }
+
+func (u exampleUsers) IsUser(_ context.Context, tenant, user string) (bool, error) {
+	if u.err != nil {
+		return false, u.err
+	}
+	return strings.HasSuffix(strings.ToLower(user), "@"+tenant+".example"), nil
+}
+
+// newLog is audit.NewLog with the read rule's tenant directory, for tests
+// that read as tenant users.
+func newLog(rdb redis.UniversalClient, now func() time.Time) *audit.Log {
+	l := audit.NewLog(rdb, now)
+	l.SetTenantUsers(exampleUsers{})
+	return l
+}

@@ -41,6 +41,10 @@ type Log struct {
 	// per tenant and process. Misses are not cached: a tenant onboarded
 	// later is found on its first record.
 	orgIDs sync.Map
+
+	// users says who a tenant's users are, for the read rule (check);
+	// set by SetTenantUsers before serving.
+	users TenantUsers
 }
 
 // NewLog returns a Log over rdb. now stamps records; nil means time.Now.
@@ -50,6 +54,24 @@ func NewLog(rdb redis.UniversalClient, now func() time.Time) *Log {
 	}
 	return &Log{rdb: rdb, now: now}
 }
+
+// TenantUsers tells the audit log's read rule who a tenant's users are.
+// Tenants are another package's business (which imports this one), so
+// the log declares only the question it asks. *tenants.Store implements
+// it.
+type TenantUsers interface {
+	// IsUser reports whether user is a user of tenant: user@ one of the
+	// domains the tenant registered; false for a tenant that is not
+	// onboarded. An error is returned, never taken as an answer.
+	IsUser(ctx context.Context, tenant, user string) (bool, error)
+}
+
+// SetTenantUsers sets who answers the read rule's question about a
+// tenant's users. Until one is set, every read as a tenant user fails
+// with an error (the provider's audit readers need none). It is a setter
+// rather than a NewLog argument because the tenant registry writes its
+// records through this Log; set it before serving.
+func (l *Log) SetTenantUsers(u TenantUsers) { l.users = u }
 
 // Prepare fills what the writer leaves to the log: Id, CreationTime (UTC,
 // whole seconds), ResultStatus, UserKey (= UserId) and Version.

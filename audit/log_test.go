@@ -91,7 +91,7 @@ func TestOrganizationIdFromTheRegistry(t *testing.T) {
 func TestLegacyRecordsInTheStream(t *testing.T) {
 	ctx := context.Background()
 	rdb := testRedis(t)
-	log := audit.NewLog(rdb, clock.NewFake(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)).Now)
+	log := newLog(rdb, clock.NewFake(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)).Now)
 	onboard(t, rdb, "contoso")
 	// Appended as the old writer did: the same script, the old JSON.
 	legacy := `{"Id":"0190a4b4-1c2d-7e3f-8a9b-0c1d2e3f4a5b","CreationTime":"2026-11-23T08:59:59.5Z","Operation":"Get-Mailbox",` +

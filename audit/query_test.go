@@ -21,7 +21,7 @@ import (
 
 var (
 	providerAuditor = identity.Principal{Subject: "sue", Roles: []identity.Role{identity.RoleAuditReader}}
-	tenantAuditor   = identity.Principal{Subject: "tom", TenantID: "contoso", Roles: []identity.Role{identity.RoleAuditReader}}
+	tenantAuditor   = identity.Principal{Subject: "tom@contoso.example", TenantID: "contoso", Roles: []identity.Role{identity.RoleAuditReader}}
 	t0              = time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
 )
 
@@ -30,7 +30,7 @@ var (
 // request "req-<i%3>", of operation "Op-<i%2>", by "alice" or "bob".
 func fill(tb testing.TB, rdb redis.UniversalClient, c *clock.Fake, n int) *audit.Log {
 	tb.Helper()
-	log := audit.NewLog(rdb, c.Now)
+	log := newLog(rdb, c.Now)
 	onboard(tb, rdb, "contoso")
 	ctx := context.Background()
 	for start := 0; start < n; start += 5000 {
@@ -280,7 +280,7 @@ func BenchmarkExport(b *testing.B) {
 func TestSearchAcrossTenants(t *testing.T) {
 	rdb := testRedis(t)
 	c := clock.NewFake(t0)
-	log := audit.NewLog(rdb, c.Now)
+	log := newLog(rdb, c.Now)
 	ctx := context.Background()
 	names := []string{"contoso", "fabrikam", "northwind"}
 	onboard(t, rdb, names...)

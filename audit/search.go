@@ -5,6 +5,7 @@ import (
 	"container/heap"
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -80,11 +81,11 @@ type Page struct {
 
 // Search returns one page of the records that match q and that p may read,
 // newest first (in the order they were committed). Tenant users (the
-// tenant's global admins and audit readers) get the tenant view; the
-// provider's audit readers may read any tenant, or all of them at once,
-// provider-only fields included.
+// tenant's global admins and audit readers, each a user of the tenant:
+// see check) get the tenant view; the provider's audit readers may read
+// any tenant, or all of them at once, provider-only fields included.
 func (l *Log) Search(ctx context.Context, p identity.Principal, q Query) (Page, error) {
-	if err := check(p, &q); err != nil {
+	if err := l.check(ctx, p, &q); err != nil {
 		return Page{}, err
 	}
 	switch {
@@ -140,7 +141,7 @@ func (l *Log) Search(ctx context.Context, p identity.Principal, q Query) (Page, 
 // starts the export where that page ended. An error of w stops the export
 // and is returned.
 func (l *Log) Export(ctx context.Context, p identity.Principal, q Query, w func(record.Record) error) error {
-	if err := check(p, &q); err != nil {
+	if err := l.check(ctx, p, &q); err != nil {
 		return err
 	}
 	it, err := l.open(ctx, q)
@@ -199,11 +200,13 @@ func (l *Log) RequestRecords(ctx context.Context, tenant, id string, from time.T
 	}
 }
 
-// check validates q and decides whether p may read what it names. For a
-// tenant user an empty q.Tenant means the user's own tenant, the only one
-// it may read (the token names it); check sets it, so that the cursors of
-// such a search are those of a one-tenant search.
-func check(p identity.Principal, q *Query) error {
+// check validates q and decides whether p may read what it names: the
+// provider's audit readers any tenant's log, or all of them; a tenant's
+// log its users who are its global admins or audit readers (readsAsTenant).
+// For a tenant user an empty q.Tenant means the user's own tenant, the
+// only one it may read (the token names it); check sets it, so that the
+// cursors of such a search are those of a one-tenant search.
+func (l *Log) check(ctx context.Context, p identity.Principal, q *Query) error {
 	providerAuditor := p.IsProvider() && p.Has(identity.RoleAuditReader)
 	tenantReader := !p.IsProvider() && (p.Has(identity.RoleGlobalAdmin) || p.Has(identity.RoleAuditReader))
 	if !providerAuditor && !tenantReader {
@@ -225,13 +228,36 @@ func check(p identity.Principal, q *Query) error {
 	if !q.From.IsZero() && !q.To.IsZero() && q.To.Before(q.From) {
 		return fault.New(fault.ErrInvalid, "invalid_range", "to must not be before from")
 	}
-	switch {
-	case providerAuditor:
-	case p.InTenant(q.Tenant) && (p.Has(identity.RoleGlobalAdmin) || p.Has(identity.RoleAuditReader)):
-	default:
+	if providerAuditor {
+		return nil
+	}
+	ok, err := l.readsAsTenant(ctx, p, q.Tenant)
+	if err != nil {
+		return err
+	}
+	if !ok {
 		return fault.New(fault.ErrForbidden, "forbidden", "you may not read the audit log of tenant %s", q.Tenant)
 	}
 	return nil
+}
+
+// readsAsTenant reports whether p reads tenant's log as one of the
+// tenant's users: a global admin or audit reader of the tenant whose token
+// carries no provider-only role and whose subject is a user of the tenant
+// (user@ one of its registered domains, TenantUsers). The roles come from
+// the token alone, and a shared issuer can sign a provider identity with
+// the tenant's tid and global-admin or audit-reader: the domain rule, the
+// one deciding and configuring hold a global admin to, is what ties the
+// token to the tenant.
+func (l *Log) readsAsTenant(ctx context.Context, p identity.Principal, tenant string) (bool, error) {
+	if !p.InTenant(tenant) || p.HasProviderOnlyRole() || !(p.Has(identity.RoleGlobalAdmin) || p.Has(identity.RoleAuditReader)) {
+		return false, nil
+	}
+	if l.users == nil {
+		// Fail closed: without the registry, nobody reads as a tenant.
+		return false, errors.New("audit: no tenant directory (Log.SetTenantUsers): a tenant user's read can't be authorized")
+	}
+	return l.users.IsUser(ctx, tenant, p.Subject)
 }
 
 // streamID is a stream entry id.

@@ -16,7 +16,7 @@ import (
 func TestSearchScopesAndViews(t *testing.T) {
 	rdb := testRedis(t)
 	c := clock.NewFake(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC))
-	log := audit.NewLog(rdb, c.Now)
+	log := newLog(rdb, c.Now)
 	onboard(t, rdb, "contoso")
 	ctx := context.Background()
 	for _, op := range []string{"New-AccessToCustomerDataRequest", "Stop-AccessToCustomerDataRequest"} {
@@ -36,11 +36,11 @@ func TestSearchScopesAndViews(t *testing.T) {
 		provider bool
 	}{
 		{"provider auditor", p("sue", "", identity.RoleAuditReader), nil, true},
-		{"tenant auditor", p("tom", "contoso", identity.RoleAuditReader), nil, false},
-		{"tenant global admin", p("gina", "contoso", identity.RoleGlobalAdmin), nil, false},
-		{"other tenant's auditor", p("fay", "fabrikam", identity.RoleAuditReader), fault.ErrForbidden, false},
+		{"tenant auditor", p("tom@contoso.example", "contoso", identity.RoleAuditReader), nil, false},
+		{"tenant global admin", p("gina@contoso.example", "contoso", identity.RoleGlobalAdmin), nil, false},
+		{"other tenant's auditor", p("fay@fabrikam.example", "fabrikam", identity.RoleAuditReader), fault.ErrForbidden, false},
 		{"operator", p("alice", "", identity.RoleOperator), fault.ErrForbidden, false},
-		{"approver without audit role", p("adam", "contoso", identity.RoleApprover), fault.ErrForbidden, false},
+		{"approver without audit role", p("adam@contoso.example", "contoso", identity.RoleApprover), fault.ErrForbidden, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -115,5 +115,91 @@ func TestNoAuditRightIsForbiddenFirst(t *testing.T) {
 	}
 	if err := search(auditor, audit.Query{Tenant: "Contoso}"}); !errors.Is(err, fault.ErrInvalid) {
 		t.Errorf("search as a provider auditor, bad tenant: %v, want invalid", err)
+	}
+}
+
+// TestTenantReadNeedsTenantUser is the reviewer's repro for the audit log:
+// the shared issuer's token for mgr2@provider.example with contoso's tid
+// and global-admin or audit-reader searched, exported and verified
+// contoso's log. A tenant's global admins and audit readers read it only
+// as users of the tenant (user@ one of its registered domains) whose tokens
+// carry no provider-only role; the registry's answer is never guessed.
+func TestTenantReadNeedsTenantUser(t *testing.T) {
+	rdb := testRedis(t)
+	c := clock.NewFake(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC))
+	onboard(t, rdb, "contoso")
+	log := newLog(rdb, c.Now)
+	ctx := context.Background()
+	if _, err := log.Append(ctx, record.Record{Operation: "Get-Mailbox", LockboxTenant: "contoso", RecordType: record.RecordTypeDataCenterSecurityCmdlet,
+		Workload: "exchange", UserId: record.OperatorUserID, UserType: record.UserTypeDcAdmin, ProviderUserId: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	p := func(sub, tid string, roles ...identity.Role) identity.Principal {
+		return identity.Principal{Subject: sub, TenantID: tid, Roles: roles}
+	}
+	reads := func(l *audit.Log) map[string]func(identity.Principal, string) error {
+		return map[string]func(identity.Principal, string) error{
+			"search": func(who identity.Principal, tenant string) error {
+				_, err := l.Search(ctx, who, audit.Query{Tenant: tenant})
+				return err
+			},
+			"export": func(who identity.Principal, tenant string) error {
+				return l.Export(ctx, who, audit.Query{Tenant: tenant}, func(record.Record) error { return nil })
+			},
+			"verify": func(who identity.Principal, tenant string) error {
+				_, err := l.Verify(ctx, who, tenant)
+				return err
+			},
+		}
+	}
+	for _, who := range []identity.Principal{
+		p("mgr2@provider.example", "contoso", identity.RoleGlobalAdmin),
+		p("mgr2@provider.example", "contoso", identity.RoleAuditReader),
+		p("mgr2@provider.example", "contoso", identity.RoleSupportManager, identity.RoleGlobalAdmin),
+		p("gina", "contoso", identity.RoleGlobalAdmin),
+		p("gina@contoso.example", "contoso", identity.RoleGlobalAdmin, identity.RoleOperator),
+		p("tom@contoso.example", "contoso", identity.RoleAuditReader, identity.RoleLockboxAdmin),
+	} {
+		for name, read := range reads(log) {
+			for _, tenant := range []string{"contoso", ""} { // named, and the token's own
+				if err := read(who, tenant); !errors.Is(err, fault.ErrForbidden) {
+					t.Errorf("%s %v: %s (tenant %q): %v, want forbidden", who.Subject, who.Roles, name, tenant, err)
+				}
+			}
+		}
+	}
+	for _, who := range []identity.Principal{
+		p("gina@contoso.example", "contoso", identity.RoleGlobalAdmin),
+		p("tom@contoso.example", "contoso", identity.RoleAuditReader),
+		p("Tom@CONTOSO.example", "contoso", identity.RoleAuditReader, identity.RoleGlobalAdmin),
+	} {
+		for name, read := range reads(log) {
+			for _, tenant := range []string{"contoso", ""} {
+				if err := read(who, tenant); err != nil {
+					t.Errorf("%s %v: %s (tenant %q): %v", who.Subject, who.Roles, name, tenant, err)
+				}
+			}
+		}
+	}
+
+	// Fail closed: a registry that can't answer, or none at all, is an
+	// error for a tenant user; the provider's audit readers don't ask it.
+	down := errors.New("registry down")
+	broken := audit.NewLog(rdb, c.Now)
+	broken.SetTenantUsers(exampleUsers{err: down})
+	unset := audit.NewLog(rdb, c.Now)
+	gina := p("gina@contoso.example", "contoso", identity.RoleGlobalAdmin)
+	for name, read := range reads(broken) {
+		if err := read(gina, "contoso"); !errors.Is(err, down) {
+			t.Errorf("%s with the registry down: %v, want its error", name, err)
+		}
+		if err := read(p("sue", "", identity.RoleAuditReader), "contoso"); err != nil {
+			t.Errorf("%s as the provider's auditor with the registry down: %v", name, err)
+		}
+	}
+	for name, read := range reads(unset) {
+		if err := read(gina, "contoso"); err == nil || errors.Is(err, fault.ErrForbidden) {
+			t.Errorf("%s without a tenant directory: %v, want an error", name, err)
+		}
 	}
 }

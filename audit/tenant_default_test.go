@@ -19,7 +19,7 @@ import (
 func TestEmptyTenantIsTheTokensTenant(t *testing.T) {
 	c := clock.NewFake(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC))
 	rdb := testRedis(t)
-	log := audit.NewLog(rdb, c.Now)
+	log := newLog(rdb, c.Now)
 	ctx := context.Background()
 	// Onboarded tenants, which a search of every tenant reads.
 	onboard(t, rdb, "contoso", "fabrikam")
@@ -31,8 +31,8 @@ func TestEmptyTenantIsTheTokensTenant(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	admin := identity.Principal{Subject: "gina", TenantID: "contoso", Roles: []identity.Role{identity.RoleGlobalAdmin}}
-	approver := identity.Principal{Subject: "adam", TenantID: "contoso", Roles: []identity.Role{identity.RoleApprover}}
+	admin := identity.Principal{Subject: "gina@contoso.example", TenantID: "contoso", Roles: []identity.Role{identity.RoleGlobalAdmin}}
+	approver := identity.Principal{Subject: "adam@contoso.example", TenantID: "contoso", Roles: []identity.Role{identity.RoleApprover}}
 	auditor := identity.Principal{Subject: "sue", Roles: []identity.Role{identity.RoleAuditReader}}
 	manager := identity.Principal{Subject: "mary", Roles: []identity.Role{identity.RoleSupportManager}}
 

@@ -483,6 +483,62 @@ func TestTenantIsolation(t *testing.T) {
 	}
 }
 
+// TestForeignTokenWithTenantsTid: a session whose principal carries
+// contoso's tid and global-admin (or audit-reader) but names no user of
+// contoso's domains, as a shared issuer can sign mgr2@provider.example, or
+// a user of them with a provider role beside, reads nothing of contoso's:
+// its requests are not found, its audit log and settings are forbidden.
+func TestForeignTokenWithTenantsTid(t *testing.T) {
+	parallel(t)
+	foreign := []identity.Principal{
+		{Subject: "mgr2@provider.example", Roles: []identity.Role{identity.RoleGlobalAdmin}, TenantID: "contoso"},
+		{Subject: "aud2@provider.example", Roles: []identity.Role{identity.RoleAuditReader}, TenantID: "contoso"},
+		{Subject: "gina@contoso.example", Roles: []identity.Role{identity.RoleGlobalAdmin, identity.RoleOperator}, TenantID: "contoso"},
+	}
+	e := newEnv(t, func(cfg *console.Config) {
+		for _, p := range foreign {
+			cfg.DevIdentities = append(cfg.DevIdentities, console.DevIdentity{Principal: p, Description: "foreign"})
+		}
+	})
+	req := e.managerApproved("contoso")
+	for _, p := range foreign {
+		b := e.signIn(p)
+		for _, path := range []string{"/console/requests/" + req.ID, "/console/requests/" + req.ID + "/approve"} {
+			r := b.get(path)
+			if r.status != http.StatusNotFound {
+				t.Errorf("%s: GET %s: %s", p.Subject, path, r)
+			}
+			mustNotContain(t, path, r, "SR-contoso")
+		}
+		for _, path := range []string{"/console/requests", "/console/requests/pending"} {
+			r := b.get(path)
+			if r.status != http.StatusOK {
+				t.Errorf("%s: GET %s: %s", p.Subject, path, r)
+			}
+			mustNotContain(t, path, r, req.ID, "SR-contoso")
+		}
+		for _, path := range []string{"/console/audit", "/console/audit?tenant=contoso", "/console/audit/export.csv", "/console/audit?verify=1", "/console/settings", "/console/approvers"} {
+			r := b.get(path)
+			if r.status != http.StatusForbidden {
+				t.Errorf("%s: GET %s: %s", p.Subject, path, r)
+			}
+			mustNotContain(t, path, r, "SR-contoso", "Microsoft Operator")
+		}
+		// The menu can tell a provider role from the session; the domain
+		// only the registry knows.
+		if p.HasProviderOnlyRole() {
+			mustNotContain(t, "menu", b.get("/console/requests"), `href="/console/audit"`)
+		}
+	}
+	// The tenant's own global admin reads all of it.
+	b := e.signIn(contosoAdmin)
+	for _, path := range []string{"/console/requests/" + req.ID, "/console/audit", "/console/settings", "/console/approvers"} {
+		if r := b.get(path); r.status != http.StatusOK {
+			t.Errorf("%s: GET %s: %s", contosoAdmin.Subject, path, r)
+		}
+	}
+}
+
 func TestApprovers(t *testing.T) {
 	parallel(t)
 	e := newEnv(t)

@@ -120,7 +120,7 @@ func TestSigninPerIssuer(t *testing.T) {
 		if r.status != http.StatusSeeOther || r.location() != "/console/signin/oidc?tenant=fabrikam" {
 			t.Fatalf("sign-in link: %s", r)
 		}
-		p := ie.signIn(t, b, ie.fabrikam, r.location(), oidcUser{sub: "fay@fabrikam", tid: "contoso", roles: []string{"global-admin"}})
+		p := ie.signIn(t, b, ie.fabrikam, r.location(), oidcUser{sub: "fay@fabrikam.example", tid: "contoso", roles: []string{"global-admin"}})
 		if p.TenantID != "fabrikam" {
 			t.Fatalf("session principal %+v, want a user of fabrikam", p)
 		}
@@ -234,7 +234,7 @@ func TestSessionEndsWithItsIssuer(t *testing.T) {
 	staff := ie.browser()
 	ie.signIn(t, staff, ie.provider, "/console/signin/oidc", oidcUser{sub: "sam", roles: []string{"support-manager"}})
 	fab := ie.browser()
-	ie.signIn(t, fab, ie.fabrikam, "/console/signin/oidc?tenant=fabrikam", oidcUser{sub: "fay@fabrikam", roles: []string{"global-admin"}})
+	ie.signIn(t, fab, ie.fabrikam, "/console/signin/oidc?tenant=fabrikam", oidcUser{sub: "fay@fabrikam.example", roles: []string{"global-admin"}})
 
 	// The same deployment after a restart with another configuration:
 	// the sessions are in the same Redis.

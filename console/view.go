@@ -78,12 +78,13 @@ func nav(p identity.Principal) []navItem {
 }
 
 // canSearchAudit mirrors who the audit log lets search, to decide whether
-// to show the menu entry.
+// to show the menu entry. Whether a tenant user's subject is a user of the
+// tenant (one of its domains) only the registry knows: the log checks it.
 func canSearchAudit(p identity.Principal) bool {
 	if p.IsProvider() {
 		return p.Has(identity.RoleAuditReader)
 	}
-	return p.Has(identity.RoleGlobalAdmin) || p.Has(identity.RoleAuditReader)
+	return !p.HasProviderOnlyRole() && (p.Has(identity.RoleGlobalAdmin) || p.Has(identity.RoleAuditReader))
 }
 
 // render draws page name with data in the layout. It renders into a buffer

@@ -37,7 +37,7 @@ func (s *Store) Pending(ctx context.Context, p identity.Principal, limit int) ([
 		}
 		slices.Sort(tenants)
 	}
-	now := s.cfg.Now()
+	now, v := s.cfg.Now(), s.viewer(p)
 	out := []Request{}
 	for _, t := range tenants {
 		if keys.ValidTenant(t) != nil {
@@ -69,7 +69,12 @@ func (s *Store) Pending(ctx context.Context, p identity.Principal, limit int) ([
 				return nil, fault.Unavailable("grants: pending", fmt.Errorf("read %s: %v", c.Args()[1], err))
 			}
 			// Past its deadline but not yet swept: no longer pending.
-			if r, _ = Settle(r, now); !r.State.Pending() || s.canSee(ctx, p, r) != nil {
+			if r, _ = Settle(r, now); !r.State.Pending() {
+				continue
+			}
+			if ok, err := v.sees(ctx, r); err != nil {
+				return nil, err
+			} else if !ok {
 				continue
 			}
 			out = append(out, s.view(p, r))

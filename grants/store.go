@@ -21,7 +21,8 @@ import (
 )
 
 // TenantDirectory answers the questions about a tenant that a transition
-// depends on.
+// and the read rule (canSee) depend on. Its errors are returned, never
+// taken as an answer.
 type TenantDirectory interface {
 	// Onboarded returns nil for an onboarded tenant and an error wrapping
 	// ErrNotFound, naming the tenant, for any other.
@@ -29,7 +30,8 @@ type TenantDirectory interface {
 	LockboxEnabled(ctx context.Context, tenant string) (bool, error)
 	IsApprover(ctx context.Context, tenant, user string) (bool, error)
 	// IsUser reports whether user is a user of tenant: user@ one of its
-	// registered domains, the rule IsApprover also applies.
+	// registered domains, the rule IsApprover also applies. A global
+	// admin or audit reader decides and reads as the tenant only then.
 	IsUser(ctx context.Context, tenant, user string) (bool, error)
 }
 
@@ -344,7 +346,7 @@ func (s *Store) List(ctx context.Context, p identity.Principal, f Filter) ([]Req
 	if !f.CreatedAfter.IsZero() {
 		min = fmt.Sprintf("(%d", f.CreatedAfter.UnixMilli())
 	}
-	now := s.cfg.Now()
+	now, v := s.cfg.Now(), s.viewer(p)
 	out := []Request{}
 	const page = 200
 	for offset := int64(0); len(out) < f.Limit; offset += page {
@@ -377,7 +379,12 @@ func (s *Store) List(ctx context.Context, p identity.Principal, f Filter) ([]Req
 			// The sweeper persists time-driven transitions; a listing
 			// shows them at once.
 			r, _ = Settle(r, now)
-			if s.canSee(ctx, p, r) != nil || (f.State != "" && r.State != f.State) {
+			if f.State != "" && r.State != f.State {
+				continue
+			}
+			if ok, err := v.sees(ctx, r); err != nil {
+				return nil, err
+			} else if !ok {
 				continue
 			}
 			if out = append(out, s.view(p, r)); len(out) == f.Limit {
@@ -688,27 +695,76 @@ func recordFor(r Request, ev Event, committed time.Time) record.Record {
 }
 
 // canSee is the read rule: provider managers and auditors see every
-// request, operators their own; tenant users (global admins, assigned
-// approvers, auditors) their tenant's.
+// request, operators their own; a tenant's requests are seen by its global
+// admins and audit readers and by the approvers it assigned, each only as a
+// user of the tenant (viewer.asTenant). Anyone else is told the request is
+// not found, so the id's existence is not confirmed; an error of the
+// tenant directory is returned as it is, never taken as a yes or a no.
 func (s *Store) canSee(ctx context.Context, p identity.Principal, r Request) error {
+	ok, err := s.viewer(p).sees(ctx, r)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return newErr(ErrNotFound, "not_found", "request %s not found", r.ID)
+	}
+	return nil
+}
+
+// viewer applies the read rule for one principal across one call. A
+// listing checks many requests, all of one tenant for a tenant user, so
+// the tenant directory is asked about the principal once per call, not
+// once per request.
+type viewer struct {
+	s *Store
+	p identity.Principal
+	// asked is set once tenantReader holds the directory's answer.
+	asked, tenantReader bool
+}
+
+func (s *Store) viewer(p identity.Principal) *viewer { return &viewer{s: s, p: p} }
+
+// sees reports whether the principal may see r.
+func (v *viewer) sees(ctx context.Context, r Request) (bool, error) {
+	p := v.p
 	switch {
 	case p.IsProvider() && (p.Has(identity.RoleSupportManager) || p.Has(identity.RoleAuditReader)):
-		return nil
+		return true, nil
 	case p.IsProvider() && p.Has(identity.RoleOperator) && p.Subject == r.Requester:
-		return nil
-	case p.InTenant(r.Tenant) && (p.Has(identity.RoleGlobalAdmin) || p.Has(identity.RoleAuditReader)):
-		return nil
-	case p.InTenant(r.Tenant):
-		ok, err := s.cfg.Tenants.IsApprover(ctx, r.Tenant, p.Subject)
-		if err != nil {
-			return err
+		return true, nil
+	case p.InTenant(r.Tenant) && !p.HasProviderOnlyRole():
+		// InTenant: r.Tenant is p's one tenant, so the answer holds for
+		// every request this viewer is asked about.
+		if !v.asked {
+			ok, err := v.asTenant(ctx, r.Tenant)
+			if err != nil {
+				return false, err
+			}
+			v.asked, v.tenantReader = true, ok
 		}
-		if ok {
-			return nil
+		return v.tenantReader, nil
+	}
+	return false, nil
+}
+
+// asTenant reports whether the principal reads tenant's requests as one of
+// its users: a global admin or audit reader whose subject is a user of the
+// tenant (user@ one of its registered domains), or an approver the tenant
+// assigned (an assignment counts only for such a user too). The roles come
+// from the token alone, and a shared issuer can sign a provider identity
+// with a tenant's tid and global-admin: the domain rule, the one deciding
+// holds global admins to (Env.TenantUser), is what ties them to the tenant.
+// The caller has checked that the principal is in tenant and carries no
+// provider-only role.
+func (v *viewer) asTenant(ctx context.Context, tenant string) (bool, error) {
+	p, dir := v.p, v.s.cfg.Tenants
+	if p.Has(identity.RoleGlobalAdmin) || p.Has(identity.RoleAuditReader) {
+		ok, err := dir.IsUser(ctx, tenant, p.Subject)
+		if err != nil || ok {
+			return ok, err
 		}
 	}
-	// Not found, not forbidden: don't confirm that the id exists.
-	return newErr(ErrNotFound, "not_found", "request %s not found", r.ID)
+	return dir.IsApprover(ctx, tenant, p.Subject)
 }
 
 // view hides provider identities from tenant users.

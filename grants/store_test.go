@@ -514,7 +514,9 @@ func TestNextRequestBeforeTheSweep(t *testing.T) {
 // tid and the roles support-manager and global-admin approved contoso's
 // pending request and became its approver. A global admin must be a user
 // of the tenant by its registered domains, as an assigned approver must,
-// and a provider role takes every tenant right away.
+// and a provider role takes every tenant right away. None of these tokens
+// may see the request either (TestTenantReadNeedsTenantUser), so each is
+// told it is not found, as anyone who may not see a request is.
 func TestTenantDecisionNeedsTenantUser(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
@@ -531,8 +533,8 @@ func TestTenantDecisionNeedsTenantUser(t *testing.T) {
 	}
 	for _, a := range refused {
 		for _, act := range []grants.Action{grants.ActionApprove, grants.ActionDeny} {
-			if _, err := e.store.Act(ctx, r.ID, act, a, ""); !errors.Is(err, grants.ErrForbidden) {
-				t.Fatalf("%s %v: %s: %v, want forbidden", a.Principal.Subject, a.Principal.Roles, act, err)
+			if _, err := e.store.Act(ctx, r.ID, act, a, ""); !errors.Is(err, grants.ErrNotFound) {
+				t.Fatalf("%s %v: %s: %v, want not found", a.Principal.Subject, a.Principal.Roles, act, err)
 			}
 		}
 	}
@@ -545,8 +547,8 @@ func TestTenantDecisionNeedsTenantUser(t *testing.T) {
 		t.Fatalf("request = %+v", got)
 	}
 	for _, a := range refused {
-		if _, err := e.store.Act(ctx, r.ID, grants.ActionRevoke, a, ""); !errors.Is(err, grants.ErrForbidden) {
-			t.Fatalf("%s %v revoked: %v, want forbidden", a.Principal.Subject, a.Principal.Roles, err)
+		if _, err := e.store.Act(ctx, r.ID, grants.ActionRevoke, a, ""); !errors.Is(err, grants.ErrNotFound) {
+			t.Fatalf("%s %v revoked: %v, want not found", a.Principal.Subject, a.Principal.Roles, err)
 		}
 	}
 	if _, err := e.store.Grant(ctx, "contoso", "alice", "exchange"); err != nil {
@@ -665,4 +667,139 @@ func TestLateSweepKeepsSearchWhole(t *testing.T) {
 	if !found {
 		t.Errorf("the completion is not found around the time it was recorded, %v", swept)
 	}
+}
+
+// TestTenantReadNeedsTenantUser is the reviewer's repro for reading: the
+// shared issuer's token for mgr2@provider.example with contoso's tid and
+// global-admin (or audit-reader) listed and read contoso's requests, their
+// history and activity. Reading as the tenant takes what deciding takes: a
+// user of the tenant by its registered domains, without a provider role.
+// Whoever fails it is told the request is not found and lists nothing.
+func TestTenantReadNeedsTenantUser(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	if err := e.tenants.AddApprover(ctx, globalAdmin.Principal, "203.0.113.1", "contoso", approver.Principal.Subject); err != nil {
+		t.Fatal(err)
+	}
+	decided := e.create(t, time.Hour)
+	e.act(t, decided.ID, grants.ActionApprove, manager)
+	e.act(t, decided.ID, grants.ActionApprove, globalAdmin)
+	e.clock.Advance(time.Minute)
+	pending, err := e.store.Create(ctx, operator, grants.CreateInput{
+		Tenant: "contoso", Service: "sharepoint", ServiceRequest: "SR-8", Reason: "sites", Duration: grants.Duration(time.Hour),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.act(t, pending.ID, grants.ActionApprove, manager)
+
+	refused := []grants.Actor{
+		who("mgr2@provider.example", "contoso", identity.RoleGlobalAdmin),
+		who("mgr2@provider.example", "contoso", identity.RoleSupportManager, identity.RoleGlobalAdmin),
+		who("mgr2@provider.example", "contoso", identity.RoleAuditReader),
+		who("gina@contoso.example", "contoso", identity.RoleGlobalAdmin, identity.RoleOperator),
+		who("tom@contoso.example", "contoso", identity.RoleAuditReader, identity.RoleLockboxAdmin),
+		who("adam@contoso.example", "contoso", identity.RoleApprover, identity.RoleSupportManager),
+		who("gina", "contoso", identity.RoleGlobalAdmin),
+	}
+	for _, a := range refused {
+		p := a.Principal
+		for _, id := range []string{decided.ID, pending.ID} {
+			if r, err := e.store.Get(ctx, p, id); !errors.Is(err, grants.ErrNotFound) {
+				t.Errorf("%s %v got %s: %+v, %v; want not found", p.Subject, p.Roles, id, r, err)
+			}
+			if _, recs, err := e.store.Activity(ctx, p, id); !errors.Is(err, grants.ErrNotFound) {
+				t.Errorf("%s %v read the activity of %s: %d records, %v; want not found", p.Subject, p.Roles, id, len(recs), err)
+			}
+		}
+		if list, err := e.store.List(ctx, p, grants.Filter{}); err != nil || len(list) != 0 {
+			t.Errorf("%s %v listed %d requests, %v; want none", p.Subject, p.Roles, len(list), err)
+		}
+		if list, err := e.store.Pending(ctx, p, 0); err != nil || len(list) != 0 {
+			t.Errorf("%s %v listed %d pending requests, %v; want none", p.Subject, p.Roles, len(list), err)
+		}
+	}
+
+	readers := []grants.Actor{
+		globalAdmin,
+		who("tom@contoso.example", "contoso", identity.RoleAuditReader),
+		who("GINA@Contoso.Example", "contoso", identity.RoleGlobalAdmin, identity.RoleAuditReader),
+		approver,
+	}
+	for _, a := range readers {
+		p := a.Principal
+		r, err := e.store.Get(ctx, p, decided.ID)
+		if err != nil || r.Requester != record.OperatorUserID {
+			t.Errorf("%s %v: %+v, %v; want the tenant view", p.Subject, p.Roles, r, err)
+		}
+		if _, recs, err := e.store.Activity(ctx, p, decided.ID); err != nil || len(recs) == 0 {
+			t.Errorf("%s %v: activity %d records, %v", p.Subject, p.Roles, len(recs), err)
+		}
+		if list, err := e.store.List(ctx, p, grants.Filter{}); err != nil || len(list) != 2 {
+			t.Errorf("%s %v listed %d requests, %v; want 2", p.Subject, p.Roles, len(list), err)
+		}
+		if list, err := e.store.Pending(ctx, p, 0); err != nil || len(list) != 1 || list[0].ID != pending.ID {
+			t.Errorf("%s %v: pending %+v, %v", p.Subject, p.Roles, list, err)
+		}
+	}
+	// Provider staff keep their rules.
+	for _, a := range []grants.Actor{manager, provAuditor} {
+		if list, err := e.store.List(ctx, a.Principal, grants.Filter{}); err != nil || len(list) != 2 {
+			t.Errorf("%s listed %d requests, %v; want 2", a.Principal.Subject, len(list), err)
+		}
+	}
+
+	// The directory is asked once per call, however many requests a
+	// listing reads; and a registry that can't answer fails the read.
+	dir := &countingDirectory{TenantDirectory: e.tenants}
+	s, err := grants.NewStore(grants.Config{Redis: e.rdb, Audit: e.log, Tenants: dir, Catalog: cat, Now: e.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if list, err := s.List(ctx, globalAdmin.Principal, grants.Filter{}); err != nil || len(list) != 2 || dir.isUser != 1 {
+		t.Errorf("listing: %d requests, %v, %d IsUser calls; want 2, one call", len(list), err, dir.isUser)
+	}
+	dir.err = errors.New("registry down")
+	if r, err := s.Get(ctx, globalAdmin.Principal, decided.ID); !errors.Is(err, dir.err) {
+		t.Errorf("get with the registry down: %+v, %v; want its error", r, err)
+	}
+	if list, err := s.List(ctx, globalAdmin.Principal, grants.Filter{}); !errors.Is(err, dir.err) {
+		t.Errorf("list with the registry down: %d requests, %v; want its error", len(list), err)
+	}
+	if list, err := s.Pending(ctx, approver.Principal, 0); !errors.Is(err, dir.err) {
+		t.Errorf("pending with the registry down: %d requests, %v; want its error", len(list), err)
+	}
+	if list, err := s.List(ctx, manager.Principal, grants.Filter{}); err != nil || len(list) != 2 {
+		t.Errorf("the provider's manager, registry down: %d requests, %v", len(list), err)
+	}
+}
+
+// countingDirectory counts the user questions it passes on and, with err
+// set, answers each with err, as a registry that can't be read.
+type countingDirectory struct {
+	grants.TenantDirectory
+	mu     sync.Mutex
+	isUser int
+	err    error
+}
+
+func (d *countingDirectory) IsUser(ctx context.Context, tenant, user string) (bool, error) {
+	d.mu.Lock()
+	d.isUser++
+	err := d.err
+	d.mu.Unlock()
+	if err != nil {
+		return false, err
+	}
+	return d.TenantDirectory.IsUser(ctx, tenant, user)
+}
+
+func (d *countingDirectory) IsApprover(ctx context.Context, tenant, user string) (bool, error) {
+	d.mu.Lock()
+	err := d.err
+	d.mu.Unlock()
+	if err != nil {
+		return false, err
+	}
+	return d.TenantDirectory.IsApprover(ctx, tenant, user)
 }

@@ -10,7 +10,14 @@
 //     settings, as Microsoft 365 lets "the tenant administrator and
 //     Customer Lockbox access approver" configure Customer Lockbox;
 //   - only its global administrators assign or remove approvers, who must
-//     be users of the tenant (user@ one of its domains).
+//     be users of the tenant (user@ one of its domains);
+//   - its global administrators and approvers, and the provider's support
+//     managers, read its settings and approvers.
+//
+// A tenant's global administrators and approvers act for it, reading as
+// well as changing, only as users of the tenant (user@ one of its domains)
+// whose tokens carry no provider-only role: a global-admin role in a token
+// with the tenant's tid does not make a provider identity one of them.
 //
 // Approver rights come from the assignment kept here, not from a role claim
 // in a token, so only the tenant's global admins can create approvers.
@@ -181,43 +188,56 @@ func (s *Store) IsApprover(ctx context.Context, tenant, user string) (bool, erro
 }
 
 // CanRead reports whether p may read tenant's settings and approvers: its
-// global admins and assigned approvers, and the provider's support managers.
+// global admins and assigned approvers, each a user of the tenant without a
+// provider role (actsForTenant, the rule for changing them too), and the
+// provider's support managers. A token with the tenant's tid and
+// global-admin that names no user of the tenant (a provider identity, as a
+// shared issuer can sign it) reads nothing of the tenant's configuration.
 func (s *Store) CanRead(ctx context.Context, p identity.Principal, tenant string) error {
 	if err := keys.ValidTenant(tenant); err != nil {
 		return fault.New(fault.ErrInvalid, "invalid_tenant", "%v", err)
 	}
-	if p.IsGlobalAdminOf(tenant) || (p.IsProvider() && p.Has(identity.RoleSupportManager)) {
+	if p.IsProvider() && p.Has(identity.RoleSupportManager) {
 		return s.Onboarded(ctx, tenant)
 	}
-	if p.InTenant(tenant) {
-		ok, err := s.IsApprover(ctx, tenant, p.Subject)
-		if err != nil || ok {
-			return err
-		}
+	if ok, err := s.actsForTenant(ctx, p, tenant); err != nil || ok {
+		return err
 	}
 	return fault.New(fault.ErrForbidden, "forbidden", "you may not read the settings of tenant %s", tenant)
 }
 
 // canConfigure is the rule for changing a tenant's Customer Lockbox
-// settings: its global admins and assigned approvers, each a user of the
-// tenant (Tenant.ActsAsGlobalAdmin, IsApprover) without a provider role.
+// settings: its global admins and assigned approvers (actsForTenant).
 func (s *Store) canConfigure(ctx context.Context, p identity.Principal, tenant string) error {
 	if err := keys.ValidTenant(tenant); err != nil {
 		return fault.New(fault.ErrInvalid, "invalid_tenant", "%v", err)
 	}
-	if p.InTenant(tenant) && !p.HasProviderOnlyRole() {
-		if p.IsGlobalAdminOf(tenant) {
-			t, err := s.Get(ctx, tenant)
-			if err != nil || t.ActsAsGlobalAdmin(p) {
-				return err
-			}
-		}
-		ok, err := s.IsApprover(ctx, tenant, p.Subject)
-		if err != nil || ok {
-			return err
-		}
+	if ok, err := s.actsForTenant(ctx, p, tenant); err != nil || ok {
+		return err
 	}
 	return fault.New(fault.ErrForbidden, "forbidden", "only global administrators and approvers of %s can change its Customer Lockbox settings", tenant)
+}
+
+// actsForTenant reports whether p acts for tenant as one of its global
+// admins or assigned approvers: each a user of the tenant (user@ one of its
+// registered domains: Tenant.ActsAsGlobalAdmin, IsApprover) without a
+// provider role. For a global admin of a tenant that is not onboarded it
+// returns the registry's not-found error; any error of the registry is
+// returned, never taken as an answer.
+func (s *Store) actsForTenant(ctx context.Context, p identity.Principal, tenant string) (bool, error) {
+	if !p.InTenant(tenant) || p.HasProviderOnlyRole() {
+		return false, nil
+	}
+	if p.IsGlobalAdminOf(tenant) {
+		t, err := s.Get(ctx, tenant)
+		if err != nil {
+			return false, err
+		}
+		if t.ActsAsGlobalAdmin(p) {
+			return true, nil
+		}
+	}
+	return s.IsApprover(ctx, tenant, p.Subject)
 }
 
 // canAssign is the rule for assigning approvers: the tenant's global

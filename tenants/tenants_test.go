@@ -367,3 +367,61 @@ func TestGlobalAdminMustBeTenantUser(t *testing.T) {
 		t.Errorf("IsUser of a tenant never onboarded = %v, %v", ok, err)
 	}
 }
+
+// TestReadNeedsTenantUser: reading a tenant's settings and approvers takes
+// what changing them takes. The shared issuer's token for
+// mgr2@provider.example with contoso's tid and global-admin read contoso's
+// settings and approvers; a token that is no user of the tenant by its
+// registered domains, or that carries a provider-only role, now reads
+// neither (forbidden, as anyone without the right is told).
+func TestReadNeedsTenantUser(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := context.Background()
+	if err := s.AddApprover(ctx, admin, "", "contoso", approver.Subject); err != nil {
+		t.Fatal(err)
+	}
+	read := map[string]func(identity.Principal) error{
+		"settings": func(who identity.Principal) error { _, err := s.Settings(ctx, who, "contoso"); return err },
+		"approvers": func(who identity.Principal) error {
+			_, err := s.Approvers(ctx, who, "contoso")
+			return err
+		},
+		"CanRead": func(who identity.Principal) error { return s.CanRead(ctx, who, "contoso") },
+	}
+	for _, who := range []identity.Principal{
+		p("mgr2@provider.example", "contoso", identity.RoleGlobalAdmin),
+		p("mgr2@provider.example", "contoso", identity.RoleSupportManager, identity.RoleGlobalAdmin),
+		p("mgr2@provider.example", "contoso", identity.RoleAuditReader),
+		p("gina", "contoso", identity.RoleGlobalAdmin),
+		p("gina@contoso.example", "contoso", identity.RoleGlobalAdmin, identity.RoleOperator),
+		p("adam@contoso.example", "contoso", identity.RoleApprover, identity.RoleSupportManager),
+		// Audit readers never read the configuration; unchanged.
+		p("tom@contoso.example", "contoso", identity.RoleAuditReader),
+	} {
+		for name, r := range read {
+			if err := r(who); !errors.Is(err, fault.ErrForbidden) {
+				t.Errorf("%s %v: %s: %v, want forbidden", who.Subject, who.Roles, name, err)
+			}
+		}
+	}
+	for _, who := range []identity.Principal{
+		admin, approver, manager,
+		p("GINA@CONTOSO.EXAMPLE", "contoso", identity.RoleGlobalAdmin, identity.RoleAuditReader),
+	} {
+		for name, r := range read {
+			if err := r(who); err != nil {
+				t.Errorf("%s %v: %s: %v", who.Subject, who.Roles, name, err)
+			}
+		}
+	}
+
+	// A registry that can't be read refuses with its error, whoever asks.
+	down := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialTimeout: 100 * time.Millisecond})
+	t.Cleanup(func() { down.Close() })
+	broken := tenants.NewStore(down, audit.NewLog(down, nil), nil)
+	for _, who := range []identity.Principal{admin, p("mgr2@provider.example", "contoso", identity.RoleGlobalAdmin), approver} {
+		if err := broken.CanRead(ctx, who, "contoso"); !errors.Is(err, fault.ErrUnavailable) {
+			t.Errorf("%s with the registry down: %v, want unavailable", who.Subject, err)
+		}
+	}
+}

@@ -47,6 +47,13 @@ import (
 	"github.com/lockbox-oss/lockbox/tenants"
 )
 
+// The registry answers the audit log's and the lifecycle's questions
+// about a tenant's users.
+var (
+	_ audit.TenantUsers      = (*tenants.Store)(nil)
+	_ grants.TenantDirectory = (*tenants.Store)(nil)
+)
+
 // requestTimeout bounds one API call, all its Redis round trips included.
 // Each Redis call is bounded on its own by LOCKBOX_REDIS_TIMEOUT.
 const requestTimeout = 10 * time.Second
@@ -156,6 +163,9 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 	}
 	s.Audit = audit.NewLog(s.Redis, opts.Now)
 	s.Tenants = tenants.NewStore(s.Redis, s.Audit, opts.Now)
+	// A tenant's global admins and audit readers read its log only as
+	// users of the tenant, by its registered domains.
+	s.Audit.SetTenantUsers(s.Tenants)
 	jobs := cfg.Runs(config.ComponentJobs)
 	if jobs {
 		if err := s.openSIEM(cfg, opts); err != nil {
