@@ -215,9 +215,10 @@ func canAdminister(p identity.Principal) error {
 	return nil
 }
 
-// canView is the rule for reading registry entries: the provider's staff
-// (operators choose a tenant when they file a request), and a tenant's own
-// users for their tenant.
+// canView is the first rule for reading registry entries, before the entry
+// is read: the provider's staff (operators choose a tenant when they file a
+// request), and tokens of the tenant; Tenant then holds the latter to the
+// tenant's users.
 func canView(p identity.Principal, tenant string) error {
 	if p.IsProvider() && len(p.Roles) > 0 {
 		return nil
@@ -395,7 +396,18 @@ func (s *Store) Tenant(ctx context.Context, p identity.Principal, tenant string)
 	if err := canView(p, tenant); err != nil {
 		return Tenant{}, err
 	}
-	return s.Get(ctx, tenant)
+	t, err := s.Get(ctx, tenant)
+	if err != nil || p.IsProvider() {
+		return t, err
+	}
+	// The entry names the tenant's domains and its global administrators'
+	// addresses: a tenant's own users see it, by the rule every tenant
+	// read follows (HasUser, no provider role), not any token that names
+	// the tenant in its tid.
+	if p.HasProviderOnlyRole() || !t.HasUser(p.Subject) {
+		return Tenant{}, notOnboarded(tenant)
+	}
+	return t, nil
 }
 
 // List returns the onboarded tenants p may see, sorted by id: every one

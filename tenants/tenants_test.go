@@ -252,6 +252,28 @@ func TestOnboard(t *testing.T) {
 	if _, err := s.Tenant(ctx, admin, "fabrikam"); !errors.Is(err, fault.ErrNotFound) {
 		t.Fatalf("contoso's admin read fabrikam: %v", err)
 	}
+	// The entry names the tenant's domains and its administrators'
+	// addresses: a token that names contoso in its tid but is no user of
+	// it (the shared issuer's provider identity), or carries a provider
+	// role, is told contoso is not onboarded, as a stranger is.
+	for _, who := range []identity.Principal{
+		p("mgr2@provider.example", "contoso", identity.RoleGlobalAdmin),
+		p("mgr2@provider.example", "contoso", identity.RoleAuditReader),
+		p("gina", "contoso", identity.RoleGlobalAdmin),
+		p("gina@contoso.example", "contoso", identity.RoleGlobalAdmin, identity.RoleOperator),
+	} {
+		if got, err := s.Tenant(ctx, who, "contoso"); !errors.Is(err, fault.ErrNotFound) || got.ID != "" {
+			t.Errorf("%s %v read contoso's entry: %+v, %v", who.Subject, who.Roles, got, err)
+		}
+		if got, err := s.List(ctx, who); err != nil || len(got) != 0 {
+			t.Errorf("%s %v listed %+v, %v; want none", who.Subject, who.Roles, got, err)
+		}
+	}
+	for _, who := range []identity.Principal{admin, approver, p("tom@contoso.example", "contoso", identity.RoleAuditReader)} {
+		if got, err := s.Tenant(ctx, who, "contoso"); err != nil || got.ID != "contoso" {
+			t.Errorf("%s read contoso's entry: %+v, %v", who.Subject, got, err)
+		}
+	}
 
 	// The record of onboarding shows tenants "Microsoft Support", the
 	// provider the person.
