@@ -60,6 +60,12 @@ func (c Config) keySources() int {
 // package).
 const MaxAssertionTTL = 60 * time.Second
 
+// ProxyMaxBodyBytes is the proxy's limit on one call's request body
+// (proxy.DefaultMaxBodyBytes; this package imports no other Lockbox
+// package), which LOCKBOX_PROXY_BODY_BUFFER_BYTES must hold at least once.
+// "lockbox serve" hands the proxy this value, so the two can't differ.
+const ProxyMaxBodyBytes = 10 << 20
+
 // Config is Lockbox's configuration. The comment on each field is the
 // variable's documentation (README copies it); the desc tag carries the same
 // text for Vars.
@@ -160,6 +166,9 @@ type Config struct {
 	ProxyAssertionTTL time.Duration `env:"PROXY_ASSERTION_TTL" envDefault:"30s" desc:"how long an X-Lockbox-Grant assertion is valid, from 1s to 60s (never past its grant's end): the trip to the upstream and the clocks' difference"`
 	// ProxyAssertionIssuer is the assertions' "iss".
 	ProxyAssertionIssuer string `env:"PROXY_ASSERTION_ISSUER" envDefault:"lockbox" desc:"\"iss\" of the X-Lockbox-Grant assertions, which upstreams check"`
+	// ProxyBodyBufferBytes bounds the request bodies the proxy holds in
+	// memory at once, across calls.
+	ProxyBodyBufferBytes int64 `env:"PROXY_BODY_BUFFER_BYTES" envDefault:"67108864" desc:"bytes of request bodies the proxy holds in memory at once, all calls together: the form bodies and POSTed JSON bodies it reads whole (each at most 10485760 bytes) to refuse method overrides in them; a call whose body does not fit in what is left gets 503 overloaded with Retry-After, before its grant is looked up. Calls without a body and bodies that stream take none of it. At least 10485760"`
 	// GrantTimeout is the deadline of the proxy's grant and tenant lookups.
 	GrantTimeout time.Duration `env:"GRANT_TIMEOUT" envDefault:"300ms" desc:"deadline of the proxy's grant and tenant-settings lookups in Redis; past it the call gets 503"`
 	// CacheMaxAge is how long the proxy serves a grant or tenant settings
@@ -608,6 +617,10 @@ func (c Config) check() error {
 	}
 	if c.CacheMaxAge < 0 || c.CacheMaxAge > time.Second {
 		errs = append(errs, varErr("CacheMaxAge", "must be from 0 to 1s, got %s", c.CacheMaxAge))
+	}
+	if c.ProxyBodyBufferBytes < ProxyMaxBodyBytes {
+		// A body at the limit could never be read.
+		errs = append(errs, varErr("ProxyBodyBufferBytes", "must be at least %d bytes, the limit on one call's body; got %d", ProxyMaxBodyBytes, c.ProxyBodyBufferBytes))
 	}
 	if c.ProxyAssertionTTL < time.Second || c.ProxyAssertionTTL > MaxAssertionTTL {
 		errs = append(errs, varErr("ProxyAssertionTTL", "must be from 1s to %s, got %s", MaxAssertionTTL, c.ProxyAssertionTTL))

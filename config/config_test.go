@@ -55,6 +55,7 @@ func TestLoadDefaults(t *testing.T) {
 		NotifyExpiryWarning:  15 * time.Minute,
 		ProxyAssertionTTL:    30 * time.Second,
 		ProxyAssertionIssuer: "lockbox",
+		ProxyBodyBufferBytes: 64 << 20,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", got, want)
@@ -123,6 +124,17 @@ func TestLoadValues(t *testing.T) {
 	}
 }
 
+// LOCKBOX_PROXY_BODY_BUFFER_BYTES may be as small as one body at the limit.
+func TestProxyBodyBufferAtTheBodyLimit(t *testing.T) {
+	c, err := Load(map[string]string{"LOCKBOX_PROXY_BODY_BUFFER_BYTES": "10485760"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ProxyBodyBufferBytes != ProxyMaxBodyBytes {
+		t.Errorf("ProxyBodyBufferBytes = %d", c.ProxyBodyBufferBytes)
+	}
+}
+
 // Each bad value is refused by Load with an error that names the variable.
 func TestLoadInvalidNamesVariable(t *testing.T) {
 	tests := []struct {
@@ -168,6 +180,10 @@ func TestLoadInvalidNamesVariable(t *testing.T) {
 		{"manager address not an address", "LOCKBOX_NOTIFY_MANAGER_ADDRESSES", "support-managers", "plain e-mail address"},
 		{"negative expiry warning", "LOCKBOX_NOTIFY_EXPIRY_WARNING", "-1m", "under 4h"},
 		{"expiry warning past every window", "LOCKBOX_NOTIFY_EXPIRY_WARNING", "4h", "under 4h"},
+		{"body buffer under the body limit", "LOCKBOX_PROXY_BODY_BUFFER_BYTES", "10485759", "must be at least 10485760 bytes, the limit on one call's body; got 10485759"},
+		{"no body buffer", "LOCKBOX_PROXY_BODY_BUFFER_BYTES", "0", "at least 10485760"},
+		{"negative body buffer", "LOCKBOX_PROXY_BODY_BUFFER_BYTES", "-1", "at least 10485760"},
+		{"body buffer with a unit", "LOCKBOX_PROXY_BODY_BUFFER_BYTES", "64MiB", "64MiB"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -40,6 +40,7 @@ func ExampleAllReasons() {
 	// unauthenticated 401 true
 	// unknown_service 404 true
 	// unknown_activity 403 true
+	// overloaded 503 true
 	// no_grant 403 true
 	// grant_expired 403 true
 	// tenant_mismatch 403 true

@@ -135,6 +135,10 @@ const (
 	DefaultAuditTimeout = 2 * time.Second
 	// DefaultMaxBodyBytes limits a call's request body.
 	DefaultMaxBodyBytes = 10 << 20
+	// DefaultBodyBufferBytes bounds the bodies all calls together hold in
+	// memory to check them (see Config.BodyBufferBytes): six bodies at
+	// DefaultMaxBodyBytes, or many small ones.
+	DefaultBodyBufferBytes = 64 << 20
 	// DefaultAssertionIssuer is the "iss" of the grant assertions.
 	DefaultAssertionIssuer = grantsig.DefaultIssuer
 	// DefaultAssertionTTL is how long a grant assertion lives: long enough
@@ -191,6 +195,14 @@ type Config struct {
 	// MaxBodyBytes limits a call's request body; DefaultMaxBodyBytes when
 	// zero. A larger body gets 413.
 	MaxBodyBytes int64
+	// BodyBufferBytes bounds the bytes of request bodies that all calls
+	// together hold in memory: the form bodies and POSTed JSON bodies the
+	// proxy reads whole to check them for method overrides. A call whose
+	// body does not fit in what is left is refused at once (503
+	// ReasonOverloaded, with Retry-After). Zero means DefaultBodyBufferBytes, or MaxBodyBytes if
+	// that is more; a value under MaxBodyBytes is refused, since a body at
+	// the limit could never be read.
+	BodyBufferBytes int64
 	// Transport carries calls to upstreams. When nil, the proxy builds its
 	// own (see NewTransport): never http.DefaultTransport, which has no
 	// response-header timeout, is shared with the rest of the process, and
@@ -225,8 +237,8 @@ func (c *Config) CheckAndSetDefaults() error {
 		return errors.New("proxy: SigningKey is required")
 	case c.Registerer == nil:
 		return errors.New("proxy: Registerer is required")
-	case c.GrantTimeout < 0, c.AuditTimeout < 0, c.MaxBodyBytes < 0:
-		return errors.New("proxy: GrantTimeout, AuditTimeout and MaxBodyBytes must not be negative")
+	case c.GrantTimeout < 0, c.AuditTimeout < 0, c.MaxBodyBytes < 0, c.BodyBufferBytes < 0:
+		return errors.New("proxy: GrantTimeout, AuditTimeout, MaxBodyBytes and BodyBufferBytes must not be negative")
 	case c.AssertionTTL != 0 && (c.AssertionTTL < time.Second || c.AssertionTTL > grantsig.MaxTTL):
 		return fmt.Errorf("proxy: AssertionTTL must be from 1s to %s, got %s", grantsig.MaxTTL, c.AssertionTTL)
 	}
@@ -249,6 +261,12 @@ func (c *Config) CheckAndSetDefaults() error {
 	}
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	switch {
+	case c.BodyBufferBytes == 0:
+		c.BodyBufferBytes = max(DefaultBodyBufferBytes, c.MaxBodyBytes)
+	case c.BodyBufferBytes < c.MaxBodyBytes:
+		return fmt.Errorf("proxy: BodyBufferBytes (%d) must be at least MaxBodyBytes (%d): a body at the limit could never be read", c.BodyBufferBytes, c.MaxBodyBytes)
 	}
 	if c.AssertionIssuer == "" {
 		c.AssertionIssuer = DefaultAssertionIssuer
@@ -304,6 +322,8 @@ type Handler struct {
 	now       nowText
 	ids       *decisionIDs
 	log       *slog.Logger
+	// bodies is what screenBody may hold of request bodies, across calls.
+	bodies bodyBudget
 }
 
 // New checks cfg and returns a Handler, with one reverse proxy per
@@ -317,18 +337,17 @@ func New(cfg Config) (*Handler, error) {
 		return nil, fmt.Errorf("proxy: SigningKey: %w", err)
 	}
 	services := slices.Sorted(maps.Keys(cfg.Upstreams))
-	m, err := newMetrics(cfg.Registerer, services)
-	if err != nil {
-		return nil, err
-	}
 	h := &Handler{
 		cfg:       cfg,
 		upstreams: make(map[string]*upstream, len(services)),
 		services:  strings.Join(services, ", "),
-		metrics:   m,
 		log:       cfg.Logger,
 		views:     newGrantViews(signer, cfg.AssertionIssuer),
 		ids:       newDecisionIDs(),
+	}
+	h.bodies.limit = cfg.BodyBufferBytes
+	if h.metrics, err = newMetrics(cfg.Registerer, services, &h.bodies); err != nil {
+		return nil, err
 	}
 	for _, s := range services {
 		h.upstreams[s] = h.newUpstream(s, cfg.Upstreams[s])
@@ -358,6 +377,9 @@ type call struct {
 	assertion [1]string   // X-Lockbox-Grant's value
 	header    http.Header // the outbound header set
 	record    record.Record
+	// bodyHeld is how much of the body budget screenBody reserved for the
+	// call's body; ServeHTTP returns it when the call is over.
+	bodyHeld int64
 }
 
 // ServeHTTP judges one call and forwards it only if every check passed.
@@ -373,8 +395,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	decision, reason := decisionAllowed, Reason("")
 	// Deferred, because ReverseProxy ends the handler with a panic
 	// (http.ErrAbortHandler) when copying a response body fails midway;
-	// such a call was still permitted and forwarded.
-	defer func() { h.metrics.observe(c.label, decision, reason, time.Since(start)) }()
+	// such a call was still permitted and forwarded. For the same reason
+	// the body budget is returned here, on every way out: refused,
+	// forwarded, or aborted. By then the call's buffered body is not
+	// needed: ReverseProxy has returned, with the upstream's answer copied
+	// or given up on.
+	defer func() {
+		h.bodies.release(c.bodyHeld)
+		h.metrics.observe(c.label, decision, reason, time.Since(start))
+	}()
 	var err error
 	if reason, err = h.judge(r, c); reason != "" {
 		decision = decisionDenied
@@ -500,9 +529,11 @@ func screen(r *http.Request, maxBody int64) (Reason, error) {
 // "_method" from a POSTed form as well as from the query, and Laravel
 // also from a POSTed JSON object, since it builds its request input from
 // the JSON body (Request::createFromBase). Such a body is read whole,
-// bounded by MaxBodyBytes, checked, and forwarded as exactly the bytes
-// read. A form body is also any multipart type, and the body of a POST
-// without a media type, which Rack reads as a urlencoded form (FormType).
+// bounded by MaxBodyBytes and by the body budget all calls share
+// (BodyBufferBytes: see readBody), checked, and forwarded as exactly the
+// bytes read. A form body is also any multipart type, and the body of a
+// POST without a media type, which Rack reads as a urlencoded form
+// (FormType).
 // Other bodies are not looked at and still stream.
 //
 // JSON bodies are read only on POST: Symfony's Request::getMethod, which
@@ -541,22 +572,12 @@ func (h *Handler) screenBody(r *http.Request, c *call) (Reason, error) {
 		// a field it can't read can't be judged.
 		return ReasonBadRequest, errors.New("a form or JSON body with a Content-Encoding can't be checked for method overrides, so it is refused")
 	}
-	// One byte past the limit tells a body at the limit from a longer one.
-	// A body of known length gets a buffer of its size (and room for that
-	// byte, and for ReadFrom's check for more) instead of ReadAll's
-	// doublings.
-	var buf bytes.Buffer
-	if r.ContentLength > 0 && r.ContentLength <= h.cfg.MaxBodyBytes {
-		buf.Grow(int(r.ContentLength) + bytes.MinRead)
-	}
-	_, err = buf.ReadFrom(io.LimitReader(r.Body, h.cfg.MaxBodyBytes+1))
-	body := buf.Bytes()
-	switch {
-	case err != nil:
-		return ReasonBadRequest, fmt.Errorf("the request body could not be read: %w", err)
-	case int64(len(body)) > h.cfg.MaxBodyBytes:
-		return ReasonBadRequest, withStatus(http.StatusRequestEntityTooLarge,
-			fmt.Errorf("the request body is larger than %d bytes", h.cfg.MaxBodyBytes))
+	// Bounded by MaxBodyBytes for this call and by the body budget for all
+	// calls together: past the budget the call is refused (503), here,
+	// before its grant is looked up or anything is audited.
+	body, reason, err := h.readBody(r.Body, r.ContentLength, &c.bodyHeld)
+	if reason != "" {
+		return reason, err
 	}
 	if mediaType != "" {
 		if err := RefuseFormMethodOverride(mediaType, boundary, body); err != nil {
@@ -830,8 +851,13 @@ func (h *Handler) audit(ctx context.Context, c *call) (record.Record, Reason, er
 // deny answers a refused call and logs it, once.
 func (h *Handler) deny(w http.ResponseWriter, r *http.Request, c *call, reason Reason, err error) {
 	status := statusOf(reason, err)
-	if status == http.StatusUnauthorized {
+	switch {
+	case status == http.StatusUnauthorized:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="lockbox"`)
+	case reason == ReasonOverloaded:
+		// The one refusal that says nothing of the call itself: the same
+		// call may pass once other calls' bodies are released.
+		w.Header().Set("Retry-After", retryAfterOverloaded)
 	}
 	httperr.Write(w, status, string(reason), messageOf(reason, err))
 	level := slog.LevelInfo

@@ -999,6 +999,9 @@ func TestNewRejects(t *testing.T) {
 		{"assertion TTL too short", func(c *Config) { c.AssertionTTL = 500 * time.Millisecond }, "AssertionTTL"},
 		{"no registerer", func(c *Config) { c.Registerer = nil }, "Registerer"},
 		{"negative timeout", func(c *Config) { c.GrantTimeout = -1 }, "negative"},
+		{"negative body budget", func(c *Config) { c.BodyBufferBytes = -1 }, "negative"},
+		{"body budget under the body limit", func(c *Config) { c.MaxBodyBytes = 2048; c.BodyBufferBytes = 2047 }, "BodyBufferBytes (2047) must be at least MaxBodyBytes (2048)"},
+		{"body budget under the default body limit", func(c *Config) { c.BodyBufferBytes = DefaultMaxBodyBytes - 1 }, "BodyBufferBytes"},
 		{"bad service name", func(c *Config) { c.Upstreams = map[string]*url.URL{"Exchange": mustURL("http://x")} }, "service name"},
 		{"nil URL", func(c *Config) { c.Upstreams = map[string]*url.URL{"exchange": nil} }, "no URL"},
 		{"ftp", func(c *Config) { c.Upstreams = map[string]*url.URL{"exchange": mustURL("ftp://x")} }, "scheme"},
@@ -1024,6 +1027,25 @@ func TestNewRejects(t *testing.T) {
 		c.Registerer = prometheus.NewRegistry()
 		if _, err := New(c); err != nil {
 			t.Fatal(err)
+		}
+	})
+	t.Run("body budget defaults", func(t *testing.T) {
+		for _, tt := range []struct{ max, budget, want int64 }{
+			{0, 0, DefaultBodyBufferBytes},
+			{1024, 0, DefaultBodyBufferBytes},
+			{DefaultBodyBufferBytes * 2, 0, DefaultBodyBufferBytes * 2}, // never under the body limit
+			{1024, 1024, 1024},                                          // one body at the limit: allowed
+		} {
+			c := valid()
+			c.Registerer = prometheus.NewRegistry()
+			c.MaxBodyBytes, c.BodyBufferBytes = tt.max, tt.budget
+			h, err := New(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h.cfg.BodyBufferBytes != tt.want || h.bodies.limit != tt.want {
+				t.Errorf("MaxBodyBytes %d, BodyBufferBytes %d: budget %d (%d), want %d", tt.max, tt.budget, h.cfg.BodyBufferBytes, h.bodies.limit, tt.want)
+			}
 		}
 	})
 }

@@ -28,6 +28,9 @@ type metrics struct {
 	denials     *prometheus.CounterVec
 	duration    *prometheus.HistogramVec
 	auditErrors prometheus.Counter
+	// bodyBytes reads the body budget in use at scrape time: nothing on
+	// the call path updates it.
+	bodyBytes prometheus.GaugeFunc
 	// labels maps each configured service to itself; anything else is
 	// "unknown".
 	labels map[string]string
@@ -37,7 +40,7 @@ type metrics struct {
 // millisecond against a local Redis) up to slow upstream answers.
 var durationBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
 
-func newMetrics(reg prometheus.Registerer, services []string) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, services []string, bodies *bodyBudget) (*metrics, error) {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lockbox_proxy_requests_total",
@@ -56,6 +59,10 @@ func newMetrics(reg prometheus.Registerer, services []string) (*metrics, error) 
 			Name: "lockbox_audit_write_errors_total",
 			Help: "Audit records of permitted proxy calls that could not be written; each refused its call.",
 		}),
+		bodyBytes: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "lockbox_proxy_body_buffer_bytes",
+			Help: "Bytes of request bodies the proxy holds in memory to check them for method overrides (form bodies, POSTed JSON), out of LOCKBOX_PROXY_BODY_BUFFER_BYTES.",
+		}, func() float64 { return float64(bodies.inUse()) }),
 		labels: make(map[string]string, len(services)),
 	}
 	for _, s := range services {
@@ -74,7 +81,7 @@ func newMetrics(reg prometheus.Registerer, services []string) (*metrics, error) 
 			}
 		}
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.denials, m.duration, m.auditErrors} {
+	for _, c := range []prometheus.Collector{m.requests, m.denials, m.duration, m.auditErrors, m.bodyBytes} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("proxy: register metrics: %w", err)
 		}

@@ -34,6 +34,15 @@ const (
 	// ReasonUnknownActivity (403): the method and path are no activity of
 	// the service's catalog. Routes are an allow-list.
 	ReasonUnknownActivity Reason = "unknown_activity"
+	// ReasonOverloaded (503, with Retry-After): the call's body is one the
+	// proxy reads whole to check it for method overrides (a form, or the
+	// JSON body of a POST), and the bodies other calls hold for that check
+	// leave too little of the proxy's budget for it (Config.BodyBufferBytes,
+	// LOCKBOX_PROXY_BODY_BUFFER_BYTES). The call is refused at once, before
+	// its grant is looked up, rather than made to wait. Nothing else is
+	// refused for it: calls without a body and bodies that stream never take
+	// from the budget.
+	ReasonOverloaded Reason = "overloaded"
 	// ReasonNoGrant (403): no grant for (tenant, operator, service).
 	ReasonNoGrant Reason = "no_grant"
 	// ReasonGrantExpired (403): the grant's absolute expiry has passed,
@@ -70,6 +79,7 @@ var allReasons = []Reason{
 	ReasonUnauthenticated,
 	ReasonUnknownService,
 	ReasonUnknownActivity,
+	ReasonOverloaded,
 	ReasonNoGrant,
 	ReasonGrantExpired,
 	ReasonTenantMismatch,
@@ -92,6 +102,7 @@ func AllReasons() []Reason {
 // Two answers differ from it: ReasonUnauthenticated is 403 for a verified
 // identity that isn't a provider operator, and ReasonBadRequest is 413 for
 // a body over the limit. It returns 0 for a value outside the set.
+// ReasonOverloaded's answer also carries Retry-After.
 func (r Reason) Status() int {
 	switch r {
 	case ReasonBadRequest:
@@ -103,7 +114,7 @@ func (r Reason) Status() int {
 	case ReasonUnknownActivity, ReasonNoGrant, ReasonGrantExpired, ReasonTenantMismatch,
 		ReasonPolicyDenied, ReasonPolicyError:
 		return http.StatusForbidden
-	case ReasonStoreUnavailable, ReasonAuditUnavailable:
+	case ReasonOverloaded, ReasonStoreUnavailable, ReasonAuditUnavailable:
 		return http.StatusServiceUnavailable
 	case ReasonUpstreamUnavailable:
 		return http.StatusBadGateway
@@ -120,6 +131,7 @@ func (r Reason) Denial() bool { return r.Status() != 0 && r != ReasonUpstreamUna
 // names, keys, Rego errors) stay in the log. Other reasons show the cause,
 // which describes the caller's own request.
 var publicMessage = map[Reason]string{
+	ReasonOverloaded:          "the proxy holds as many request bodies as it may right now, so the call is denied; retry later",
 	ReasonPolicyError:         "the policy could not decide on this call, so it is denied",
 	ReasonStoreUnavailable:    "grants can't be read right now, so the call is denied; retry later",
 	ReasonAuditUnavailable:    "the call can't be audited right now, so it is denied; retry later",

@@ -12,6 +12,7 @@ func TestReasons(t *testing.T) {
 		ReasonUnauthenticated:     http.StatusUnauthorized,
 		ReasonUnknownService:      http.StatusNotFound,
 		ReasonUnknownActivity:     http.StatusForbidden,
+		ReasonOverloaded:          http.StatusServiceUnavailable,
 		ReasonNoGrant:             http.StatusForbidden,
 		ReasonGrantExpired:        http.StatusForbidden,
 		ReasonTenantMismatch:      http.StatusForbidden,

@@ -306,6 +306,9 @@ func (s *Server) newProxy(cfg config.Config, opts Options, upstreams map[string]
 		AssertionIssuer: cfg.ProxyAssertionIssuer, AssertionTTL: cfg.ProxyAssertionTTL,
 		Now: opts.Now, Logger: opts.Logger.With("component", "proxy"), Registerer: s.Registry,
 		GrantTimeout: cfg.GrantTimeout, AuditTimeout: cfg.AuditTimeout,
+		// The body limit config checked LOCKBOX_PROXY_BODY_BUFFER_BYTES
+		// against, so the two agree.
+		MaxBodyBytes: config.ProxyMaxBodyBytes, BodyBufferBytes: cfg.ProxyBodyBufferBytes,
 		UpstreamTLS: s.tls.upstream,
 	}); err != nil {
 		return err
