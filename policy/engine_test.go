@@ -998,3 +998,77 @@ func TestMetricsRegisterOnce(t *testing.T) {
 		t.Error("a second engine registered the same metrics without error")
 	}
 }
+
+// TestReloadDataOnly: a reload that changes only the catalog (data, no
+// Rego) takes effect from the next decision, even for an input whose
+// decision the previous version remembered; decisions in flight during
+// reloads get one version's answer or the other's, never an error.
+func TestReloadDataOnly(t *testing.T) {
+	dir := defaultDir(t)
+	e, _ := newEngine(t, policy.EngineConfig{Dir: dir})
+	in := allowedInput() // a Get-Mailbox read
+	for range 2 {        // the second is served from memory
+		if d, err := e.Decide(t.Context(), in); err != nil || !d.Allow {
+			t.Fatalf("before the reload: %+v, %v; want allow", d, err)
+		}
+	}
+	if got := testutil.ToFloat64(policy.DecisionsCollector(e, "remembered")); got != 1 {
+		t.Fatalf("%v decisions remembered, want 1", got)
+	}
+	catalog := filepath.Join(dir, policy.CatalogPath)
+	good, err := os.ReadFile(catalog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Get-Mailbox becomes a write: the input's "read" no longer matches it.
+	write := regexp.MustCompile(`("Get-Mailbox",[^\n]*"access": )"read"`).ReplaceAll(good, []byte(`$1"write"`))
+	if bytes.Equal(write, good) {
+		t.Fatal("the default catalog has no Get-Mailbox read to change")
+	}
+
+	// Decisions keep being asked while the catalog flips between the two.
+	stop := make(chan struct{})
+	done := make(chan error, 2)
+	for range 2 {
+		go func() {
+			for {
+				select {
+				case <-stop:
+					done <- nil
+					return
+				default:
+				}
+				if _, err := e.Decide(t.Context(), in); err != nil {
+					done <- err
+					return
+				}
+			}
+		}()
+	}
+	for i := range 6 {
+		next := good
+		if i%2 == 0 {
+			next = write
+		}
+		writeFile(t, catalog, next)
+		if err := e.Reload(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeFile(t, catalog, write)
+	if err := e.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	close(stop)
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatalf("a decision during the reloads: %v", err)
+		}
+	}
+	for range 2 {
+		d, err := e.Decide(t.Context(), in)
+		if err != nil || d.Allow || !slices.Equal(d.Reasons, []string{"unknown_activity"}) {
+			t.Fatalf("after the data-only reload: %+v, %v; want unknown_activity", d, err)
+		}
+	}
+}
