@@ -49,6 +49,10 @@ type bundle struct {
 	loaded   time.Time
 	// reads is the input fields the policy may read: the memo's key.
 	reads inputFields
+	// volatile names the builtins the policy calls whose results can
+	// differ between evaluations of one input. Unless it is empty, the
+	// memo is not used: each decision is evaluated.
+	volatile []string
 }
 
 // policyFile is one file of a policy directory that the bundle is built
@@ -231,5 +235,6 @@ func buildBundle(ctx context.Context, files []policyFile, dir string, now time.T
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidPolicy, err)
 	}
-	return &bundle{query: pq, catalog: catalog, revision: revisionOf(files), loaded: now, reads: readsOf(compiler.Modules)}, nil
+	return &bundle{query: pq, catalog: catalog, revision: revisionOf(files), loaded: now,
+		reads: readsOf(compiler.Modules), volatile: volatileBuiltins(compiler.Modules)}, nil
 }

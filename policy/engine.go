@@ -166,6 +166,12 @@ func (e *Engine) publish(b *bundle) {
 	// atomic load and no allocation.
 	e.current.Store(&Snapshot{e: e, b: b})
 	e.metrics.loadedAt.Set(float64(b.loaded.UnixNano()) / 1e9)
+	if len(b.volatile) > 0 {
+		// Correct, but every call pays a full evaluation (and the
+		// builtins' own latency): the security team should know.
+		e.log.Info("policy decisions are not remembered: the policy calls builtins whose results can differ between identical calls",
+			"revision", b.revision, "builtins", b.volatile)
+	}
 }
 
 // Reload loads the policy directory again and, if it loads, serves it from
@@ -352,17 +358,22 @@ func (s *Snapshot) Activities(service string) ([]string, bool) {
 // A decision this Snapshot already made for an input identical in every
 // field the policy may read (input.now included; see readsOf) is served from
 // memory instead of evaluating again: the policy is a function of what it
-// reads, so it is the same decision. Errors are never remembered. The proxy passes input.now truncated to the second, so the
-// calls of one second with identical inputs are decided once. The Reasons
-// of a decision may be shared with other callers: read them, never modify.
+// reads, so it is the same decision. Errors are never remembered, and
+// neither is anything decided by a policy that calls a builtin whose result
+// can differ between evaluations (http.send, rand.intn and the like; see
+// volatileBuiltins): such a policy is not a function of its input. The
+// proxy passes input.now truncated to the second, so the calls of one
+// second with identical inputs are decided once. The Reasons of a decision
+// may be shared with other callers: read them, never modify.
 func (s *Snapshot) Decide(ctx context.Context, in Input) (Decision, error) {
 	if s == nil {
 		return Decision{}, ErrNotReady
 	}
-	if in.Now == "" || ctx.Err() != nil {
+	if in.Now == "" || ctx.Err() != nil || len(s.b.volatile) > 0 {
 		// The engine's clock decides the time: no two calls share it. A
 		// call whose context ended gets the evaluation's error, remembered
-		// decision or not.
+		// decision or not. A policy calling a nondeterministic builtin may
+		// answer two identical inputs differently.
 		return s.evaluate(ctx, &in)
 	}
 	bp := keyPool.Get().(*[]byte)

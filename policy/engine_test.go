@@ -5,13 +5,18 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -1070,5 +1075,64 @@ func TestReloadDataOnly(t *testing.T) {
 		if err != nil || d.Allow || !slices.Equal(d.Reasons, []string{"unknown_activity"}) {
 			t.Fatalf("after the data-only reload: %+v, %v; want unknown_activity", d, err)
 		}
+	}
+}
+
+// TestNondeterministicBuiltinsNotRemembered: a policy that calls a builtin
+// whose result can differ between two evaluations of one input (an HTTP
+// call to a risk service, a random draw) is not a function of its input,
+// so its decisions are never served from memory: each call is evaluated.
+// time.now_ns() is not one of them, since the engine evaluates at
+// input.now, which a remembered decision is keyed by.
+func TestNondeterministicBuiltinsNotRemembered(t *testing.T) {
+	var calls atomic.Int64
+	// A risk service that allows the first call only.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintf(w, `{"allow": %t}`, calls.Add(1) == 1)
+	}))
+	defer srv.Close()
+	for _, tc := range []struct {
+		name, rego string
+		remember   bool
+	}{
+		{name: "http.send", rego: `decision := {"allow": http.send({"method": "GET", "url": "` + srv.URL + `", "force_json_decode": true}).body.allow, "reasons": []}`},
+		{name: "rand.intn", rego: `decision := {"allow": true, "reasons": [sprintf("%d", [rand.intn("sample", 1000000000)])]}`},
+		{name: "uuid.rfc4122", rego: `decision := {"allow": true, "reasons": [uuid.rfc4122("call")]}`},
+		{name: "in a function of another rule", rego: `decision := {"allow": true, "reasons": [draw(1)]}
+
+draw(n) := sprintf("%d", [rand.intn("sample", 1000000000 * n)])`},
+		{name: "time.now_ns", rego: `decision := {"allow": true, "reasons": [sprintf("%d", [time.now_ns()])]}`, remember: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			calls.Store(0)
+			var logs bytes.Buffer
+			dir := policyDir(t, "package lockbox.authz\n\n"+tc.rego+"\n")
+			e, _ := newEngine(t, policy.EngineConfig{Dir: dir, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+			first, err := e.Decide(t.Context(), allowedInput())
+			if err != nil {
+				t.Fatal(err)
+			}
+			second, err := e.Decide(t.Context(), allowedInput())
+			if err != nil {
+				t.Fatal(err)
+			}
+			evaluated := testutil.ToFloat64(policy.DecisionsCollector(e, "evaluated"))
+			remembered := testutil.ToFloat64(policy.DecisionsCollector(e, "remembered"))
+			if tc.remember {
+				if remembered != 1 || !slices.Equal(first.Reasons, second.Reasons) {
+					t.Errorf("%v evaluated, %v remembered, decisions %+v and %+v; want the second remembered", evaluated, remembered, first, second)
+				}
+				return
+			}
+			if evaluated != 2 || remembered != 0 {
+				t.Errorf("%v evaluated, %v remembered; want both calls evaluated", evaluated, remembered)
+			}
+			if first.Allow == second.Allow && slices.Equal(first.Reasons, second.Reasons) {
+				t.Errorf("two calls got %+v: the second was not evaluated", first)
+			}
+			if !strings.Contains(logs.String(), "not remembered") {
+				t.Errorf("the load log does not say decisions are not remembered:\n%s", logs.String())
+			}
+		})
 	}
 }

@@ -200,6 +200,48 @@ allow if count(c) > 7`, fCallMethod | fCallPath | fCallService | fCallActivity |
 	}
 }
 
+// TestVolatileBuiltins: the builtins found to make a policy's decisions
+// unfit to remember, wherever the call is; none in the default policy.
+func TestVolatileBuiltins(t *testing.T) {
+	for _, tc := range []struct {
+		name, body string
+		want       []string
+	}{
+		{"none", `allow if input.call.method == "GET"`, nil},
+		{"the clock", `allow if time.now_ns() > 0`, nil},
+		{"a lookup", `allow if count(net.lookup_ip_addr("example.com")) > 0`, []string{"net.lookup_ip_addr"}},
+		{"nested in a comprehension and a head", `ids := [uuid.rfc4122(x) | some x in ["a", "b"]]
+
+r := opa.runtime()
+
+allow if rand.intn("x", 10) > count(ids)`, []string{"opa.runtime", "rand.intn", "uuid.rfc4122"}},
+		{"in a function", `f(u) := http.send({"method": "GET", "url": u})
+
+allow if f("https://risk.example").status_code == 200`, []string{"http.send"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := ast.ParseModuleWithOpts("p.rego", "package p\n"+tc.body, ast.ParserOptions{RegoVersion: ast.RegoV1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := ast.NewCompiler().WithDefaultRegoVersion(ast.RegoV1)
+			if c.Compile(map[string]*ast.Module{"p.rego": m}); c.Failed() {
+				t.Fatal(c.Errors)
+			}
+			if got := volatileBuiltins(c.Modules); !slices.Equal(got, tc.want) {
+				t.Errorf("volatileBuiltins = %q, want %q", got, tc.want)
+			}
+		})
+	}
+	e, err := NewEngine(EngineConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := e.Snapshot().b.volatile; len(v) > 0 {
+		t.Errorf("the default policy calls %q: its decisions would never be remembered", v)
+	}
+}
+
 // snapshotOf loads a policy directory of the default catalog and the
 // modules srcs (lockbox/p0.rego, lockbox/p1.rego, ...) and returns its
 // snapshot.

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -114,3 +115,44 @@ func fieldsUnder(path ast.Ref) inputFields {
 
 // has reports whether fs includes f.
 func (fs inputFields) has(f inputFields) bool { return fs&f != 0 }
+
+// volatileBuiltins returns, sorted, the builtins the compiled modules call
+// whose results can differ between two evaluations of one input: those OPA
+// marks nondeterministic, such as http.send, net.lookup_ip_addr, rand.intn
+// and uuid.rfc4122. A policy calling one is not a function of its input,
+// so the memo must not serve its decisions: a risk service consulted by
+// http.send would otherwise be asked once a second, whatever it answers
+// meanwhile. time.now_ns is the exception: the engine evaluates at
+// input.now, which the memo keys a decision by.
+//
+// It is conservative: a call counts wherever it is, even in a rule the
+// decision never reaches or under a with that replaces the builtin.
+func volatileBuiltins(modules map[string]*ast.Module) []string {
+	var names []string
+	check := func(op ast.Ref) {
+		name := op.String()
+		if b, ok := ast.BuiltinMap[name]; ok && b.Nondeterministic && name != ast.NowNanos.Name && !slices.Contains(names, name) {
+			names = append(names, name)
+		}
+	}
+	vis := ast.NewGenericVisitor(func(x any) bool {
+		switch x := x.(type) {
+		case *ast.Expr:
+			if x.IsCall() {
+				check(x.Operator())
+			}
+		case ast.Call: // a call nested in a term
+			if len(x) > 0 {
+				if op, ok := x[0].Value.(ast.Ref); ok {
+					check(op)
+				}
+			}
+		}
+		return false
+	})
+	for _, m := range modules {
+		vis.Walk(m)
+	}
+	slices.Sort(names)
+	return names
+}
