@@ -12,6 +12,14 @@ import (
 // whatever the traffic.
 const memoMaxEntries = 1 << 16
 
+// memoMaxBytes bounds the bytes of keys and reasons one generation keeps.
+// The count alone does not bound memory: a key holds every field the policy
+// reads, and a policy that reads input.call.path makes the caller choose
+// its length (a request line may carry a megabyte). The default policy's
+// keys are about 200 bytes, so memoMaxEntries of them fit well within it;
+// past it, as past memoMaxEntries, decisions are evaluated, not remembered.
+const memoMaxBytes = 32 << 20
+
 // memo remembers the decisions of one policy version for identical inputs.
 // A policy is a function of the input fields it reads (and of the evaluation
 // time, which is input.now): inputs alike in those get the same decision, so
@@ -30,9 +38,10 @@ type memo struct {
 
 // generation is the decisions made for one input.now.
 type generation struct {
-	now string
-	mu  sync.RWMutex
-	m   map[string]Decision
+	now   string
+	mu    sync.RWMutex
+	m     map[string]Decision
+	bytes int // of m's keys and reasons, at most memoMaxBytes
 }
 
 // lookup returns the remembered decision for key at now.
@@ -53,9 +62,14 @@ func (mm *memo) store(now string, key []byte, d Decision) {
 		g := mm.gen.Load()
 		switch {
 		case g != nil && g.now == now:
+			size := len(key)
+			for _, r := range d.Reasons {
+				size += len(r)
+			}
 			g.mu.Lock()
-			if len(g.m) < memoMaxEntries {
+			if _, ok := g.m[string(key)]; !ok && len(g.m) < memoMaxEntries && g.bytes+size <= memoMaxBytes {
 				g.m[string(key)] = d
+				g.bytes += size
 			}
 			g.mu.Unlock()
 			return

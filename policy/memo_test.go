@@ -639,3 +639,41 @@ func TestMemoBounded(t *testing.T) {
 		t.Fatal("a decision for a past second was remembered")
 	}
 }
+
+// TestMemoBytesBounded: a generation holds at most memoMaxBytes of keys and
+// reasons, however long each key is. A key holds the fields the policy
+// reads, so with a policy that reads input.call.path an operator choosing
+// paths of a megabyte (a request line may be that long) would otherwise
+// pin a megabyte per entry, up to memoMaxEntries of them: 64 GiB.
+func TestMemoBytesBounded(t *testing.T) {
+	const now = "2026-03-01T11:00:00Z"
+	var mm memo
+	key := make([]byte, 1<<20)
+	for i := range 64 {
+		key[0], key[1] = byte(i), byte(i>>8)
+		mm.store(now, key, Decision{Allow: true, Reasons: []string{}})
+	}
+	held := 0
+	for k, d := range mm.gen.Load().m {
+		held += len(k)
+		for _, r := range d.Reasons {
+			held += len(r)
+		}
+	}
+	if held > 32<<20 {
+		t.Fatalf("the generation holds %d MiB of keys", held>>20)
+	}
+	// Reasons count too: a policy may put a path in one.
+	mm = memo{}
+	for i := range 64 {
+		mm.store(now, []byte{byte(i)}, Decision{Reasons: []string{string(key)}})
+	}
+	if n := len(mm.gen.Load().m); n*len(key) > 32<<20 {
+		t.Fatalf("the generation holds %d reasons of a MiB", n)
+	}
+	// A later second starts with the whole budget.
+	mm.store("2026-03-01T11:00:01Z", []byte("k"), Decision{Allow: true})
+	if _, ok := mm.lookup("2026-03-01T11:00:01Z", []byte("k")); !ok {
+		t.Fatal("a later second remembers nothing")
+	}
+}
