@@ -441,8 +441,21 @@ func (h *Handler) judge(r *http.Request, c *call) (Reason, error) {
 	if c.Call, reason, err = h.classify(r, c.policy, c.route); reason != "" {
 		return reason, err
 	}
-	if reason, err = h.screenBody(r, c); reason != "" {
+	read := false
+	if read, reason, err = h.screenBody(r, c); reason != "" {
 		return reason, err
+	}
+	if read {
+		// The body may have taken as long as the client liked to arrive
+		// (nothing bounds a body's time, only its size). Like the clock,
+		// the policy is read again now that it is complete: a version the
+		// security team replaced meanwhile must not judge the call. It
+		// classifies the call again too, so that one version still
+		// classifies and decides it.
+		c.policy = h.cfg.Policy.Snapshot()
+		if c.Call, reason, err = h.classify(r, c.policy, c.route); reason != "" {
+			return reason, err
+		}
 	}
 	// One deadline bounds the grant and settings reads together, set up
 	// only if a cache does not already hold the answers.
@@ -549,44 +562,46 @@ func screen(r *http.Request, maxBody int64) (Reason, error) {
 // reading of the clock taken once the body is complete, so a grant that
 // ended during a slow upload refuses it, and the assertion's lifetime
 // starts when the call is about to leave, not when its header arrived.
-func (h *Handler) screenBody(r *http.Request, c *call) (Reason, error) {
+// read reports that it read the body; judge then also takes the policy
+// version serving at that reading.
+func (h *Handler) screenBody(r *http.Request, c *call) (read bool, _ Reason, _ error) {
 	if r.Body == nil || r.Body == http.NoBody {
 		// Nothing to read: the usual GET pays nothing here.
-		return "", nil
+		return false, "", nil
 	}
 	contentType := r.Header.Values("Content-Type")
 	mediaType, boundary, err := FormType(r.Method, contentType)
 	if err != nil {
-		return ReasonBadRequest, err
+		return false, ReasonBadRequest, err
 	}
 	// Symfony upper-cases the method before comparing it with "POST".
 	// A form type with "/json" in a parameter is both: Laravel reads the
 	// body as JSON, PHP itself as a form, so it must pass both checks.
 	isJSON := strings.EqualFold(r.Method, http.MethodPost) && JSONType(contentType)
 	if mediaType == "" && !isJSON {
-		return "", nil
+		return false, "", nil
 	}
 	if encoded(r.Header) {
 		// A server in front of the application may inflate it (Apache's
 		// mod_deflate input filter does), and the proxy reads no codings:
 		// a field it can't read can't be judged.
-		return ReasonBadRequest, errors.New("a form or JSON body with a Content-Encoding can't be checked for method overrides, so it is refused")
+		return false, ReasonBadRequest, errors.New("a form or JSON body with a Content-Encoding can't be checked for method overrides, so it is refused")
 	}
 	// Bounded by MaxBodyBytes for this call and by the body budget for all
 	// calls together: past the budget the call is refused (503), here,
 	// before its grant is looked up or anything is audited.
 	body, reason, err := h.readBody(r.Body, r.ContentLength, &c.bodyHeld)
 	if reason != "" {
-		return reason, err
+		return false, reason, err
 	}
 	if mediaType != "" {
 		if err := RefuseFormMethodOverride(mediaType, boundary, body); err != nil {
-			return ReasonBadRequest, err
+			return false, ReasonBadRequest, err
 		}
 	}
 	if isJSON {
 		if err := RefuseJSONMethodOverride(body); err != nil {
-			return ReasonBadRequest, err
+			return false, ReasonBadRequest, err
 		}
 	}
 	// A chunked body now has a length: the upstream gets Content-Length.
@@ -597,7 +612,7 @@ func (h *Handler) screenBody(r *http.Request, c *call) (Reason, error) {
 		r.Body = io.NopCloser(bytes.NewReader(body))
 	}
 	c.now = h.cfg.Now()
-	return "", nil
+	return true, "", nil
 }
 
 // encoded reports whether h gives the body a content coding other than

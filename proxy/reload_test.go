@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -151,5 +152,75 @@ func writeTestFile(t *testing.T, name string, b []byte) {
 	}
 	if err := os.Rename(tmp, name); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestReloadDuringBody: a call whose body the proxy reads is judged when
+// the body is complete, by the policy version serving then, not by the one
+// serving when its header arrived. A body may take as long as the client
+// likes to arrive; a policy the security team replaced meanwhile (say, to
+// freeze every call) must not judge it. The version that decides it also
+// classifies it, and its audit record and log line name that version.
+func TestReloadDuringBody(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, rego.FS); err != nil {
+		t.Fatal(err)
+	}
+	engine, err := policy.NewEngine(policy.EngineConfig{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	revA := engine.Revision()
+	// Version B on disk: its catalog names the repair Start-MailboxRepair,
+	// and its policy denies every call.
+	catalog := filepath.Join(dir, policy.CatalogPath)
+	b, err := os.ReadFile(catalog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	renamed := bytes.Replace(b, []byte(`"New-MailboxRepairRequest"`), []byte(`"Start-MailboxRepair"`), 1)
+	if bytes.Equal(renamed, b) {
+		t.Fatal("the default catalog has no New-MailboxRepairRequest to rename")
+	}
+	writeTestFile(t, catalog, renamed)
+	writeTestFile(t, filepath.Join(dir, "lockbox", "authz", "authz.rego"),
+		[]byte("package lockbox.authz\n\ndecision := {\"allow\": false, \"reasons\": [\"frozen\"]}\n"))
+	var (
+		readings atomic.Int32
+		reloaded = make(chan error, 1)
+	)
+	e := newTestEnv(t, func(e *testEnv, c *Config) {
+		c.Policy = PolicyFunc(func() PolicySnapshot { return engine.Snapshot() })
+		c.Now = func() time.Time {
+			if readings.Add(1) == 2 {
+				// The second reading: the body is complete, and the
+				// watcher reloaded the policy while it arrived.
+				reloaded <- engine.Reload()
+			}
+			return e.clk.Now()
+		}
+	})
+	repairOnContoso(e)
+	res := e.send(formPOST(formURLEncoded, "kind=index", false)(e))
+	select {
+	case err := <-reloaded:
+		if err != nil {
+			t.Fatalf("the staged reload failed: %v", err)
+		}
+	default:
+		t.Fatal("the clock was not read when the body was complete")
+	}
+	revB := engine.Revision()
+	if revB == revA {
+		t.Fatal("the reload did not change the revision")
+	}
+	if res.status != http.StatusForbidden || res.errorCode(t) != string(ReasonPolicyDenied) || !strings.Contains(string(res.body), "frozen") {
+		t.Fatalf("%d %s: want 403 policy_denied (frozen), judged by the version serving when the body was complete", res.status, res.body)
+	}
+	if n := e.upstreamCalls(); n != 0 {
+		t.Errorf("upstream received %d requests", n)
+	}
+	if lines := e.logLines("proxy call denied"); len(lines) != 1 || lines[0]["policy_revision"] != revB || lines[0]["activity"] != "Start-MailboxRepair" {
+		t.Errorf("denial log lines %v; want one naming Start-MailboxRepair and revision %s", lines, revB)
 	}
 }
