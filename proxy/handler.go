@@ -793,6 +793,12 @@ func (h *Handler) lookupSettings(store func() context.Context, tenant string) (t
 func (h *Handler) decide(ctx context.Context, p PolicySnapshot, in policy.Input) (Reason, error) {
 	d, err := p.Decide(ctx, in)
 	switch {
+	case err != nil && errors.Is(err, context.DeadlineExceeded):
+		// The evaluation ran out of its deadline: a slow policy, or a
+		// service it calls (http.send) that hangs. Like Redis past its
+		// deadline, that is a fast 503, which says retry later, not a 403
+		// telling the engineer the call is forbidden.
+		return ReasonPolicyError, withStatus(http.StatusServiceUnavailable, fmt.Errorf("policy: %w", err))
 	case err != nil:
 		return ReasonPolicyError, fmt.Errorf("policy: %w", err)
 	case !d.Allow:

@@ -57,7 +57,8 @@ const (
 	// message carries its reasons.
 	ReasonPolicyDenied Reason = "policy_denied"
 	// ReasonPolicyError (403): the policy could not decide (an evaluation
-	// error, an undefined or malformed decision). Fail closed.
+	// error, an undefined or malformed decision). Fail closed. 503 when the
+	// evaluation ran out of its deadline.
 	ReasonPolicyError Reason = "policy_error"
 	// ReasonStoreUnavailable (503): the grant or tenant settings could not
 	// be read within the deadline, or what was read is unusable.
@@ -99,9 +100,10 @@ func AllReasons() []Reason {
 }
 
 // Status returns the HTTP status a call refused for r is answered with.
-// Two answers differ from it: ReasonUnauthenticated is 403 for a verified
-// identity that isn't a provider operator, and ReasonBadRequest is 413 for
-// a body over the limit. It returns 0 for a value outside the set.
+// Three answers differ from it: ReasonUnauthenticated is 403 for a verified
+// identity that isn't a provider operator, ReasonBadRequest is 413 for a
+// body over the limit, and ReasonPolicyError is 503 for an evaluation past
+// its deadline. It returns 0 for a value outside the set.
 // ReasonOverloaded's answer also carries Retry-After.
 func (r Reason) Status() int {
 	switch r {
@@ -139,7 +141,7 @@ var publicMessage = map[Reason]string{
 }
 
 // statusError gives a denial a status other than its reason's. It is the
-// exception, kept for the two cases Reason.Status documents.
+// exception, kept for the three cases Reason.Status documents.
 type statusError struct {
 	status int
 	err    error

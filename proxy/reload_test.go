@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -222,5 +223,56 @@ func TestReloadDuringBody(t *testing.T) {
 	}
 	if lines := e.logLines("proxy call denied"); len(lines) != 1 || lines[0]["policy_revision"] != revB || lines[0]["activity"] != "Start-MailboxRepair" {
 		t.Errorf("denial log lines %v; want one naming Start-MailboxRepair and revision %s", lines, revB)
+	}
+}
+
+// TestPolicyTimeout: a policy that does not decide within its deadline (a
+// risk service it asks with http.send hangs) denies the call with a fast
+// 503 policy_error, like any dependency that hangs, not a 403 that tells
+// the engineer the call is forbidden; nothing reaches the upstream. A
+// policy that fails otherwise still answers 403.
+func TestPolicyTimeout(t *testing.T) {
+	hang := make(chan struct{})
+	risk := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		select {
+		case <-hang:
+		case <-r.Context().Done():
+		}
+	}))
+	defer risk.Close()
+	defer close(hang)
+	for _, tt := range []struct {
+		name, rego string
+		status     int
+	}{
+		{"a hanging http.send", `decision := {"allow": http.send({"method": "GET", "url": "` + risk.URL + `"}).status_code == 200, "reasons": []}`, http.StatusServiceUnavailable},
+		{"an evaluation error", `decision := {"allow": to_number(input.call.method) > 0, "reasons": []}`, http.StatusForbidden},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.CopyFS(dir, rego.FS); err != nil {
+				t.Fatal(err)
+			}
+			writeTestFile(t, filepath.Join(dir, "lockbox", "authz", "authz.rego"), []byte("package lockbox.authz\n\n"+tt.rego+"\n"))
+			engine, err := policy.NewEngine(policy.EngineConfig{Dir: dir, EvalTimeout: 50 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := newTestEnv(t, func(_ *testEnv, c *Config) {
+				c.Policy = PolicyFunc(func() PolicySnapshot { return engine.Snapshot() })
+			})
+			readsOnContoso(e)
+			start := time.Now()
+			res := e.send(as(alice, "GET", mailboxes)(e))
+			if res.status != tt.status || res.errorCode(t) != string(ReasonPolicyError) {
+				t.Fatalf("%d %s: want %d %s", res.status, res.body, tt.status, ReasonPolicyError)
+			}
+			if d := time.Since(start); d > time.Second {
+				t.Errorf("answered after %s", d)
+			}
+			if n := e.upstreamCalls(); n != 0 {
+				t.Errorf("upstream received %d requests", n)
+			}
+		})
 	}
 }
