@@ -241,5 +241,5 @@ func New(cfg Config) (http.Handler, error) {
 		mux.Handle(rt.pattern(), s.adapt(rt))
 		known[rt.pattern()] = true
 	}
-	return &router{mux: mux, known: known}, nil
+	return &router{mux: mux, known: known, methods: allowMethods(routes)}, nil
 }

@@ -747,6 +747,10 @@ func TestRouting(t *testing.T) {
 		{"wrong method on settings", contosoAdmin, "PATCH", "/v1/tenants/contoso/settings", 405, "GET, PUT"},
 		{"wrong method on an action", mia, "GET", "/v1/requests/01957a3c-0000-7000-8000-000000000000/approve", 405, "POST"},
 		{"wrong method on approvers", contosoAdmin, "POST", "/v1/tenants/contoso/approvers/zoe", 405, "PUT, DELETE"},
+		// A tenant's entry is read with GET and changed with PATCH: Allow
+		// must name both, or a client following it never finds PATCH.
+		{"wrong method on a tenant", mia, "POST", "/v1/tenants/contoso", 405, "GET, PATCH"},
+		{"wrong method on the tenant list", mia, "PATCH", "/v1/tenants", 405, "GET, POST"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

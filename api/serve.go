@@ -34,6 +34,9 @@ const headerTraceID = "X-Request-Id"
 type router struct {
 	mux   *http.ServeMux
 	known map[string]bool // patterns of the route table
+	// methods are the methods of the route table, in the order Allow
+	// lists them (allowMethods).
+	methods []string
 }
 
 func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -68,13 +71,42 @@ func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // allowed returns the methods the route table serves for r's path.
 func (rt *router) allowed(r *http.Request) []string {
 	var out []string
-	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete} {
+	for _, m := range rt.methods {
 		probe := r.Clone(r.Context())
 		probe.Method = m
 		if _, pattern := rt.mux.Handler(probe); rt.known[pattern] {
 			out = append(out, m)
 		}
 	}
+	return out
+}
+
+// allowOrder is the order in which Allow lists methods; a method not in it
+// comes after these.
+var allowOrder = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+
+// allowMethods returns the distinct methods of rts in allowOrder. They come
+// from the route table rather than a list of their own: a fixed list that
+// lacked PATCH left it out of the Allow of /v1/tenants/{tenant}.
+func allowMethods(rts []route) []string {
+	var out []string
+	for _, rt := range rts {
+		if !slices.Contains(out, rt.method) {
+			out = append(out, rt.method)
+		}
+	}
+	rank := func(m string) int {
+		if i := slices.Index(allowOrder, m); i >= 0 {
+			return i
+		}
+		return len(allowOrder)
+	}
+	slices.SortStableFunc(out, func(a, b string) int {
+		if c := rank(a) - rank(b); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	})
 	return out
 }
 
