@@ -175,6 +175,10 @@ type route struct {
 	path string
 	// public routes are served without a bearer token.
 	public bool
+	// params are the query parameters the route takes. The adapter
+	// refuses any other, and repeated ones, before the handler runs, so
+	// a handler reads r.URL.Query() knowing each key is one of these.
+	params []string
 	handle handlerFunc
 }
 
@@ -185,7 +189,7 @@ func (rt route) pattern() string { return rt.method + " " + rt.path }
 // documents exactly these.
 var routes = []route{
 	{method: http.MethodPost, path: "/v1/requests", handle: (*server).createRequest},
-	{method: http.MethodGet, path: "/v1/requests", handle: (*server).listRequests},
+	{method: http.MethodGet, path: "/v1/requests", params: []string{"tenant", "state", "created_after", "limit"}, handle: (*server).listRequests},
 	{method: http.MethodGet, path: "/v1/requests/{id}", handle: (*server).getRequest},
 	{method: http.MethodPost, path: "/v1/requests/{id}/approve", handle: act(grants.ActionApprove)},
 	{method: http.MethodPost, path: "/v1/requests/{id}/deny", handle: act(grants.ActionDeny)},
@@ -201,9 +205,9 @@ var routes = []route{
 	{method: http.MethodGet, path: "/v1/tenants/{tenant}/approvers", handle: (*server).listApprovers},
 	{method: http.MethodPut, path: "/v1/tenants/{tenant}/approvers/{user}", handle: (*server).addApprover},
 	{method: http.MethodDelete, path: "/v1/tenants/{tenant}/approvers/{user}", handle: (*server).removeApprover},
-	{method: http.MethodGet, path: "/v1/audit", handle: (*server).searchAudit},
-	{method: http.MethodGet, path: "/v1/audit/export", handle: (*server).exportAudit},
-	{method: http.MethodGet, path: "/v1/audit/verify", handle: (*server).verifyAudit},
+	{method: http.MethodGet, path: "/v1/audit", params: append(auditFilters, "cursor", "limit"), handle: (*server).searchAudit},
+	{method: http.MethodGet, path: "/v1/audit/export", params: append(auditFilters, "format"), handle: (*server).exportAudit},
+	{method: http.MethodGet, path: "/v1/audit/verify", params: []string{"tenant"}, handle: (*server).verifyAudit},
 	{method: http.MethodGet, path: "/v1/openapi.yaml", public: true, handle: (*server).openAPI},
 	{method: http.MethodGet, path: "/v1/keys", public: true, handle: (*server).grantKeys},
 }

@@ -992,3 +992,42 @@ func TestRequesterEmailIsProviderOnly(t *testing.T) {
 		}
 	}
 }
+
+// Every route refuses query parameters it does not take, as the listings
+// always did. Ignored, a parameter misleads: a limit that limits nothing,
+// a comment on a decision that is never recorded.
+func TestUnknownQueryParameters(t *testing.T) {
+	e := newEnv(t)
+	req := e.file(alice, "contoso", "exchange")
+	lara := user{sub: "lara@provider.example", roles: []identity.Role{identity.RoleLockboxAdmin}}
+	for _, tc := range []struct {
+		who          user
+		method, path string
+		body         any
+	}{
+		{mia, "POST", "/v1/requests/" + req.ID + "/approve?comment=checked", nil},
+		{mia, "GET", "/v1/requests/" + req.ID + "?history=false", nil},
+		{alice, "POST", "/v1/requests?tenant=fabrikam", grants.CreateInput{Tenant: "contoso", Service: "sharepoint",
+			ServiceRequest: "SR-1", Reason: "r", Duration: grants.Duration(time.Hour)}},
+		{mia, "GET", "/v1/tenants?limit=1", nil},
+		{mia, "GET", "/v1/tenants/contoso?expand=settings", nil},
+		{lara, "PATCH", "/v1/tenants/contoso?dry_run=true", map[string]any{"display_name": "Contoso"}},
+		{contosoAdmin, "GET", "/v1/tenants/contoso/settings?x=1", nil},
+		{contosoAdmin, "PUT", "/v1/tenants/contoso/settings?lockbox_enabled=false", map[string]any{"lockbox_enabled": true}},
+		{contosoAdmin, "GET", "/v1/tenants/contoso/approvers?limit=1", nil},
+		{contosoAdmin, "PUT", "/v1/tenants/contoso/approvers/zoe@contoso.example?notify=false", nil},
+		{contosoAdmin, "DELETE", "/v1/tenants/contoso/approvers/zoe@contoso.example?x=1", nil},
+		{contosoAdmin, "GET", "/v1/audit/verify?tenant=contoso&full=1", nil},
+	} {
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			wantError(t, e.do(tc.who, tc.method, tc.path, tc.body), http.StatusBadRequest, "invalid_query", "unknown query parameter")
+		})
+	}
+	// Nothing was done: the request still awaits its manager.
+	if got := decode[grants.Request](t, e.do(mia, "GET", "/v1/requests/"+req.ID, nil), http.StatusOK); got.State != grants.StatePendingManager {
+		t.Errorf("state = %s after refused calls, want pending_manager", got.State)
+	}
+	// The token is checked first: an anonymous caller learns nothing about
+	// the parameters.
+	wantError(t, e.do(anonymous, "GET", "/v1/tenants?limit=1", nil), http.StatusUnauthorized, "unauthenticated", "")
+}

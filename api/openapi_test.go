@@ -190,3 +190,29 @@ func asSlice(v any) []any {
 	s, _ := v.([]any)
 	return s
 }
+
+// TestOpenAPIQueryParameters holds each route's params, the query
+// parameters the adapter lets through, to those openapi.yaml documents for
+// the operation.
+func TestOpenAPIQueryParameters(t *testing.T) {
+	doc := loadOpenAPI(t)
+	paths, _ := doc["paths"].(map[string]any)
+	for _, rt := range routes {
+		item, _ := paths[openAPIPath(rt.path)].(map[string]any)
+		op, _ := item[strings.ToLower(rt.method)].(map[string]any)
+		var documented []string
+		for _, list := range []any{item["parameters"], op["parameters"]} {
+			for _, prm := range asSlice(list) {
+				if prm := resolve(t, doc, prm); prm["in"] == "query" {
+					documented = append(documented, prm["name"].(string))
+				}
+			}
+		}
+		if rt.public {
+			continue // public documents take no parameters and refuse none
+		}
+		if got, want := slices.Sorted(slices.Values(rt.params)), slices.Sorted(slices.Values(documented)); !slices.Equal(got, want) {
+			t.Errorf("%s: the route takes query parameters %v, openapi.yaml documents %v", rt.pattern(), got, want)
+		}
+	}
+}

@@ -29,10 +29,7 @@ func (s *server) createRequest(w http.ResponseWriter, r *http.Request, p identit
 }
 
 func (s *server) listRequests(w http.ResponseWriter, r *http.Request, p identity.Principal) error {
-	q, err := query(r, "tenant", "state", "created_after", "limit")
-	if err != nil {
-		return err
-	}
+	q := r.URL.Query() // checked by the adapter against the route's params
 	f := grants.Filter{Tenant: q.Get("tenant")}
 	if v := q.Get("state"); v != "" {
 		if f.State = grants.State(v); !f.State.Valid() {
@@ -43,6 +40,7 @@ func (s *server) listRequests(w http.ResponseWriter, r *http.Request, p identity
 			return httperr.New(http.StatusBadRequest, "invalid_state", "state %q must be one of %s", v, strings.Join(names, ", "))
 		}
 	}
+	var err error
 	if v := q.Get("created_after"); v != "" {
 		if f.CreatedAfter, err = time.Parse(time.RFC3339, v); err != nil {
 			return httperr.New(http.StatusBadRequest, "invalid_created_after",

@@ -134,6 +134,12 @@ func (s *server) adapt(rt route) http.Handler {
 		var err error
 		if !rt.public {
 			p, err = s.authenticate(w, r)
+			// Only after the token: an anonymous caller learns nothing
+			// of which parameters a route takes. (Public routes serve
+			// documents; a cache-busting parameter changes nothing.)
+			if err == nil {
+				_, err = query(r, rt.params...)
+			}
 		}
 		if err == nil {
 			err = rt.handle(s, w, r, p)
@@ -283,7 +289,9 @@ func jsonError(err error) error {
 
 // query returns r's query parameters, refusing malformed ones, repeated ones
 // and any not in allowed: a misspelt filter must not silently widen a
-// listing.
+// listing, nor a parameter a route does not take (a comment on a decision,
+// a limit on the tenant list) be silently dropped. The adapter calls it for
+// every authenticated route with the route's params.
 func query(r *http.Request, allowed ...string) (url.Values, error) {
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
