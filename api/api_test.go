@@ -509,6 +509,12 @@ func TestListRequests(t *testing.T) {
 		{"malformed query", "mia", "?tenant=%zz", 400, "invalid_query"},
 		{"bad tenant", "mia", "?tenant=Contoso", 400, "invalid_tenant"},
 		{"other tenant", "contosoAdmin", "?tenant=fabrikam", 403, "forbidden"},
+		// An empty filter is a script's unset variable ("?tenant=$T"),
+		// not a wish to list every tenant's requests.
+		{"empty tenant", "mia", "?tenant=", 400, "invalid_tenant"},
+		{"empty state", "mia", "?state=&tenant=contoso", 400, "invalid_state"},
+		{"empty created_after", "mia", "?created_after=", 400, "invalid_created_after"},
+		{"empty limit", "mia", "?limit=", 400, "invalid_limit"},
 	}
 	users := map[string]user{"mia": mia, "contosoAdmin": contosoAdmin}
 	for _, tc := range errs {

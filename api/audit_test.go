@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -209,6 +210,12 @@ func TestAuditSearchFiltersAndPaging(t *testing.T) {
 		{"search by a manager without a tenant", mia, "/v1/audit", "forbidden", 403},
 		{"verify by a manager without a tenant", mia, "/v1/audit/verify", "forbidden", 403},
 		{"empty tenant", auditor, "/v1/audit?tenant=", "invalid_tenant", 400},
+		{"empty user", contosoAdmin, "/v1/audit?tenant=contoso&user=", "invalid_user", 400},
+		{"empty operation", contosoAdmin, "/v1/audit?tenant=contoso&operation=", "invalid_operation", 400},
+		{"empty request id", contosoAdmin, "/v1/audit/export?tenant=contoso&request_id=", "invalid_request_id", 400},
+		{"empty export tenant", auditor, "/v1/audit/export?tenant=", "invalid_tenant", 400},
+		{"empty verify tenant", auditor, "/v1/audit/verify?tenant=", "invalid_tenant", 400},
+		{"empty format", contosoAdmin, "/v1/audit/export?tenant=contoso&format=", "invalid_format", 400},
 		{"single-tenant cursor for all tenants", auditor, "/v1/audit?cursor=MS0x", "invalid_cursor", 400},
 		{"export other tenant", fabrikamAdmin, "/v1/audit/export?tenant=contoso", "forbidden", 403},
 		{"activity of a request another tenant's", fabrikamAdmin, "/v1/requests/" + req.ID + "/activity", "", 0},
@@ -226,6 +233,14 @@ func TestAuditSearchFiltersAndPaging(t *testing.T) {
 			wantError(t, r, tc.status, tc.code, "")
 		})
 	}
+	// An empty cursor is the first page, so a loop may start with one.
+	t.Run("empty cursor", func(t *testing.T) {
+		first := decode[map[string]any](t, e.do(contosoAdmin, "GET", "/v1/audit?tenant=contoso&limit=2", nil), http.StatusOK)
+		again := decode[map[string]any](t, e.do(contosoAdmin, "GET", "/v1/audit?tenant=contoso&limit=2&cursor=", nil), http.StatusOK)
+		if !reflect.DeepEqual(first, again) {
+			t.Errorf("with an empty cursor: %v, want the first page %v", again, first)
+		}
+	})
 }
 
 func TestAuditExport(t *testing.T) {

@@ -305,6 +305,13 @@ func query(r *http.Request, allowed ...string) (url.Values, error) {
 		if len(v) > 1 {
 			return nil, httperr.New(http.StatusBadRequest, "invalid_query", "query parameter %q is given more than once", k)
 		}
+		// An empty value is what "?tenant=$T" sends when T is unset: read
+		// as no filter, it listed every tenant's requests. Only an empty
+		// cursor has a meaning, the first page.
+		if v[0] == "" && k != "cursor" {
+			return nil, httperr.New(http.StatusBadRequest, "invalid_"+k,
+				"query parameter %q is empty; leave it out rather than send it without a value", k)
+		}
 	}
 	return q, nil
 }
