@@ -409,6 +409,18 @@ func TestRequestBodies(t *testing.T) {
 			wantStatus: 400, wantCode: "invalid_activity"},
 		{name: "unknown service", body: `{"tenant":"contoso","service":"teams","service_request":"SR-1","reason":"r","duration":"1h"}`,
 			wantStatus: 400, wantCode: "invalid_service"},
+		// A key twice, or one that matches a field only without regard to
+		// case, is read differently by different JSON parsers: a gateway
+		// that checks "tenant" sees contoso, Go took the last match,
+		// fabrikam. Neither is a body a client means to send.
+		{name: "duplicate key", body: `{"tenant":"contoso","service":"exchange","service_request":"SR-1","reason":"r","duration":"1h","tenant":"fabrikam"}`,
+			wantStatus: 400, wantCode: "invalid_json", wantMsg: `"tenant" is given more than once`},
+		{name: "key differing in case", body: `{"tenant":"contoso","service":"exchange","service_request":"SR-1","reason":"r","duration":"1h","Tenant":"fabrikam"}`,
+			wantStatus: 400, wantCode: "invalid_json", wantMsg: `unknown field "Tenant"`},
+		{name: "key in upper case", body: `{"TENANT":"contoso","service":"exchange","service_request":"SR-1","reason":"r","duration":"1h"}`,
+			wantStatus: 400, wantCode: "invalid_json", wantMsg: `unknown field "TENANT"`},
+		{name: "duplicate key, escaped", body: `{"tenant":"contoso","service":"exchange","service_request":"SR-1","reason":"r","duration":"1h","t\u0065nant":"fabrikam"}`,
+			wantStatus: 400, wantCode: "invalid_json", wantMsg: `"tenant" is given more than once`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

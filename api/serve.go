@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -239,7 +240,98 @@ func (s *server) decode(w http.ResponseWriter, r *http.Request, dst any, optiona
 	if _, err := dec.Token(); err != io.EOF {
 		return httperr.New(http.StatusBadRequest, "invalid_json", "the request body must hold exactly one JSON value")
 	}
-	return nil
+	return checkKeys(b, dst)
+}
+
+// checkKeys refuses what encoding/json accepts but other JSON parsers read
+// differently, for the same reason as a second value: an object key given
+// twice (Go keeps the last value, many parsers the first), and, in the top
+// object, a key that names a field of dst only without regard to case (Go
+// reads "Tenant" as tenant; a gateway that checks "tenant" sees another
+// field or none). b is valid JSON: dst was just decoded from it.
+func checkKeys(b []byte, dst any) error {
+	fields := fieldNames(reflect.TypeOf(dst))
+	bad := func(format string, args ...any) error {
+		return httperr.New(http.StatusBadRequest, "invalid_json", "invalid JSON body: "+format, args...)
+	}
+	// object is one object being read: its keys so far, and whether its
+	// next token is a key.
+	type object struct {
+		keys    map[string]bool
+		wantKey bool
+	}
+	var stack []*object // the enclosing objects and arrays (nil for an array)
+	valueDone := func() {
+		if n := len(stack); n > 0 && stack[n-1] != nil {
+			stack[n-1].wantKey = true
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return jsonError(err)
+		}
+		if n := len(stack); n > 0 && stack[n-1] != nil && stack[n-1].wantKey {
+			if d, ok := tok.(json.Delim); ok && d == '}' {
+				stack = stack[:n-1]
+				valueDone()
+				continue
+			}
+			key, _ := tok.(string)
+			o := stack[n-1]
+			if o.keys[key] {
+				return bad("%q is given more than once", key)
+			}
+			if n == 1 && fields != nil && !slices.Contains(fields, key) {
+				return bad("unknown field %q", key)
+			}
+			o.keys[key], o.wantKey = true, false
+			continue
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, &object{keys: map[string]bool{}, wantKey: true})
+		case json.Delim('['):
+			stack = append(stack, nil)
+		case json.Delim(']'):
+			stack = stack[:len(stack)-1]
+			valueDone()
+		default:
+			valueDone()
+		}
+	}
+}
+
+// fieldNames returns the JSON names of the fields of the struct t points
+// to (embedded structs' included), or nil when t is no pointer to a struct.
+func fieldNames(t reflect.Type) []string {
+	if t == nil || t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct {
+		return nil
+	}
+	var out []string
+	var walk func(t reflect.Type)
+	walk = func(t reflect.Type) {
+		for f := range t.Fields() {
+			tag := f.Tag.Get("json")
+			name, _, _ := strings.Cut(tag, ",")
+			switch {
+			case tag == "-":
+			case name == "" && f.Anonymous && f.Type.Kind() == reflect.Struct:
+				walk(f.Type)
+			case !f.IsExported():
+			case name == "":
+				out = append(out, f.Name)
+			default:
+				out = append(out, name)
+			}
+		}
+	}
+	walk(t.Elem())
+	return out
 }
 
 // checkJSON requires a body to be declared as JSON. Refusing other types
