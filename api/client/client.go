@@ -426,15 +426,32 @@ func (c *Client) SearchAudit(ctx context.Context, q AuditQuery) (AuditPage, erro
 
 // ExportAudit streams every audit record matching q to w, as "csv" (the
 // columns of the Microsoft 365 audit log export) or "jsonl". q.Cursor and
-// q.Limit are not used. The export is bounded by ctx only, not by the
-// client's per-call timeout, and its size is not capped. An export the
-// server had to cut short returns an error (after w got what came).
+// q.Limit are not used. The export as a whole is bounded by ctx only, not
+// by the client's per-call timeout, and its size is not capped; but that
+// timeout (DefaultTimeout, or the one of WithHTTPClient's client) bounds
+// the wait for the response and each wait for more of it, so a server that
+// stops sending fails the export (an error matching
+// context.DeadlineExceeded) instead of hanging it. An export the server had
+// to cut short returns an error (after w got what came).
 func (c *Client) ExportAudit(ctx context.Context, q AuditQuery, format string, w io.Writer) error {
 	switch format {
 	case "csv", "jsonl":
 	default:
 		return fmt.Errorf("client: export format %q must be csv or jsonl", format)
 	}
+	// Without a deadline of its own, an export from a server that accepted
+	// the connection and then sent nothing waited for ever.
+	silence := c.hc.Timeout
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stalled := stallError{silence}
+	var timer *time.Timer
+	if silence > 0 {
+		timer = time.AfterFunc(silence, func() { cancel(stalled) })
+		defer timer.Stop()
+	}
+	isStall := func() bool { return errors.Is(context.Cause(ctx), stalled) }
+
 	v := q.values(false)
 	v.Set("format", format)
 	req, err := c.newRequest(ctx, http.MethodGet, "/v1/audit/export", v, nil)
@@ -446,17 +463,58 @@ func (c *Client) ExportAudit(ctx context.Context, q AuditQuery, format string, w
 	hc.Timeout = 0
 	resp, err := hc.Do(req)
 	if err != nil {
+		if ue, ok := errors.AsType[*url.Error](err); ok && isStall() {
+			// As a call that timed out says it: the *url.Error, with the
+			// reason rather than "context canceled".
+			ue.Err = stalled
+		}
 		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		return decodeError(resp)
 	}
-	if _, err := io.Copy(w, resp.Body); err != nil {
+	var body io.Reader = resp.Body
+	if timer != nil {
+		timer.Stop()
+		body = &silenceReader{r: resp.Body, timer: timer, silence: silence}
+	}
+	if _, err := io.Copy(w, body); err != nil {
+		if isStall() {
+			err = stalled
+		}
 		return fmt.Errorf("client: audit export: %w", err)
 	}
 	return nil
 }
+
+// silenceReader runs timer for silence during each Read only: it measures
+// how long the server leaves the reader waiting, not how long a slow
+// writer (a paused pager) leaves the server's bytes unread.
+type silenceReader struct {
+	r       io.Reader
+	timer   *time.Timer
+	silence time.Duration
+}
+
+func (s *silenceReader) Read(p []byte) (int, error) {
+	s.timer.Reset(s.silence)
+	defer s.timer.Stop()
+	return s.r.Read(p)
+}
+
+// stallError is how ExportAudit reports a server that stopped sending.
+type stallError struct{ silence time.Duration }
+
+func (e stallError) Error() string {
+	return fmt.Sprintf("the server sent nothing for %s", e.silence)
+}
+
+// Timeout marks it a timeout, as net/http's own are (os.IsTimeout).
+func (stallError) Timeout() bool { return true }
+
+// Unwrap makes it match context.DeadlineExceeded, as a call that timed out.
+func (stallError) Unwrap() error { return context.DeadlineExceeded }
 
 // Activity returns every audit record tied to request id, oldest first:
 // the decisions on it and each operator action done under it.

@@ -517,3 +517,72 @@ func TestRequestBodyIsJSON(t *testing.T) {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// An export has no overall deadline, but a server that stops sending must
+// not hang the caller: the client's timeout bounds the wait for the
+// response headers and each wait for more of the body.
+func TestExportStalls(t *testing.T) {
+	const timeout = 200 * time.Millisecond
+	// run serves h, with release closed before the server is closed, and
+	// exports from it.
+	run := func(t *testing.T, h func(w http.ResponseWriter, r *http.Request, release <-chan struct{})) (string, error) {
+		t.Helper()
+		release := make(chan struct{})
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h(w, r, release) }))
+		t.Cleanup(srv.Close)
+		t.Cleanup(func() { close(release) }) // runs first
+		c, err := New(srv.URL, token, WithHTTPClient(&http.Client{Timeout: timeout}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b strings.Builder
+		done := make(chan error, 1)
+		go func() { done <- c.ExportAudit(context.Background(), AuditQuery{Tenant: "contoso"}, "jsonl", &b) }()
+		select {
+		case err := <-done:
+			return b.String(), err
+		case <-time.After(10 * time.Second):
+			t.Fatal("ExportAudit still waits for a server that stopped answering")
+			return "", nil
+		}
+	}
+	t.Run("no headers", func(t *testing.T) {
+		_, err := run(t, func(w http.ResponseWriter, r *http.Request, release <-chan struct{}) { <-release })
+		if err == nil || !strings.Contains(err.Error(), "sent nothing for 200ms") {
+			t.Fatalf("err = %v, want the server named as silent", err)
+		}
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("err = %v, want it to match context.DeadlineExceeded", err)
+		}
+		var ue *url.Error
+		if !errors.As(err, &ue) {
+			t.Errorf("err = %T, want a *url.Error like every call that got no answer", err)
+		}
+	})
+	t.Run("body stops", func(t *testing.T) {
+		got, err := run(t, func(w http.ResponseWriter, r *http.Request, release <-chan struct{}) {
+			_, _ = io.WriteString(w, "{\"Id\":\"1\"}\n")
+			_ = http.NewResponseController(w).Flush()
+			<-release
+		})
+		if err == nil || !strings.Contains(err.Error(), "sent nothing for 200ms") {
+			t.Fatalf("err = %v, want the server named as silent", err)
+		}
+		if got != "{\"Id\":\"1\"}\n" {
+			t.Errorf("written before the stall: %q", got)
+		}
+	})
+	t.Run("slow but steady", func(t *testing.T) {
+		// Longer than the timeout in all, never silent for as long.
+		got, err := run(t, func(w http.ResponseWriter, r *http.Request, _ <-chan struct{}) {
+			for i := range 6 {
+				_, _ = io.WriteString(w, "{\"Id\":\""+string(rune('a'+i))+"\"}\n")
+				_ = http.NewResponseController(w).Flush()
+				time.Sleep(timeout / 4)
+			}
+		})
+		if err != nil || strings.Count(got, "\n") != 6 {
+			t.Fatalf("ExportAudit = %v after %q, want the whole export", err, got)
+		}
+	})
+}
