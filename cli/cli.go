@@ -66,7 +66,8 @@ const (
 	exitUsage = 2 // the command line was wrong; nothing was sent
 	// exitRefused: the API refused the call — the caller may not (HTTP 401,
 	// 403) or what it names does not exist (404) — so a script can tell
-	// "no" from "broken".
+	// "no" from "broken". Such an answer without the API's error document
+	// is some other server's: exitError.
 	exitRefused = 3
 )
 
@@ -166,7 +167,16 @@ func (e *env) report(err error) int {
 		fmt.Fprintf(e.stderr, "lockboxctl: %s (%s)\n", clean(msg), clean(strings.Join(notes, ", ")))
 		switch apiErr.Status {
 		case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound:
-			return exitRefused
+			// Only the API's own refusal carries its error document. A
+			// 404 without one comes from another server (--addr naming
+			// the metrics port, a path prefix left out) and says nothing
+			// of what the command named: exit 3 would tell a script that
+			// the request does not exist.
+			if apiErr.Code != "" {
+				return exitRefused
+			}
+			fmt.Fprintf(e.stderr, "lockboxctl: the answer is not from the Lockbox API: is %s its address (--addr, $%s)?\n",
+				clean(apiURL(e.g.addr)), EnvAddr)
 		}
 		return exitError
 	}

@@ -931,6 +931,26 @@ func TestCommands(t *testing.T) {
 			wantErr:   []string{"lockboxctl: HTTP 502 Bad Gateway: <html>bad gateway</html> (HTTP 502)"},
 		},
 		{
+			// A 404 without the API's error document comes from another
+			// server (--addr naming the metrics port, a path prefix left
+			// out): it says nothing of the request, so no exit 3, which a
+			// script takes for "no such request".
+			name:      "a 404 that is not the API's",
+			args:      []string{"describe", "request", reqID},
+			replies:   map[string]reply{"GET /v1/requests/" + reqID: {404, "404 page not found\n"}},
+			wantCode:  1,
+			wantCalls: []call{{Method: "GET", Path: "/v1/requests/" + reqID}},
+			wantErr:   []string{"lockboxctl: HTTP 404 Not Found: 404 page not found (HTTP 404)\n", "not from the Lockbox API", "--addr"},
+		},
+		{
+			name:      "a 403 that is not the API's",
+			args:      []string{"request", "list"},
+			replies:   map[string]reply{"GET /v1/requests": {403, "<html>blocked by policy</html>"}},
+			wantCode:  1,
+			wantCalls: []call{{Method: "GET", Path: "/v1/requests"}},
+			wantErr:   []string{"HTTP 403", "not from the Lockbox API"},
+		},
+		{
 			name:      "unknown command",
 			args:      []string{"frobnicate"},
 			wantCode:  2,
