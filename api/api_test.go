@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -1048,4 +1049,35 @@ func TestUnknownQueryParameters(t *testing.T) {
 	// The token is checked first: an anonymous caller learns nothing about
 	// the parameters.
 	wantError(t, e.do(anonymous, "GET", "/v1/tenants?limit=1", nil), http.StatusUnauthorized, "unauthenticated", "")
+}
+
+// created_after is exact to the nanosecond, as created_at is: a client
+// polling with the created_at of the newest request it saw gets every
+// request created after it, also one in the same millisecond.
+func TestListCreatedAfterWithinAMillisecond(t *testing.T) {
+	e := newEnv(t)
+	e.clk.Advance(100 * time.Microsecond)
+	first := e.file(alice, "contoso", "exchange")
+	e.clk.Advance(300 * time.Microsecond)
+	second := e.file(bob, "contoso", "exchange")
+	e.clk.Advance(time.Millisecond)
+	third := e.file(alice, "contoso", "sharepoint")
+	ids := func(q string) []string {
+		t.Helper()
+		list := decode[struct{ Requests []grants.Request }](t, e.do(mia, "GET", "/v1/requests?created_after="+url.QueryEscape(q), nil), http.StatusOK)
+		var out []string
+		for _, r := range list.Requests {
+			out = append(out, r.ID)
+		}
+		return out
+	}
+	if got, want := ids(first.CreatedAt.Format(time.RFC3339Nano)), []string{third.ID, second.ID}; !slices.Equal(got, want) {
+		t.Errorf("created after the first: %v, want %v", got, want)
+	}
+	if got, want := ids(second.CreatedAt.Format(time.RFC3339Nano)), []string{third.ID}; !slices.Equal(got, want) {
+		t.Errorf("created after the second: %v, want %v", got, want)
+	}
+	if got, want := ids(first.CreatedAt.Add(-time.Nanosecond).Format(time.RFC3339Nano)), []string{third.ID, second.ID, first.ID}; !slices.Equal(got, want) {
+		t.Errorf("created after just before the first: %v, want %v", got, want)
+	}
 }

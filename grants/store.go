@@ -342,9 +342,14 @@ func (s *Store) List(ctx context.Context, p identity.Principal, f Filter) ([]Req
 	if f.Tenant != "" {
 		index, member = keys.TenantRequests(f.Tenant), func(m string) (string, string, bool) { return f.Tenant, m, true }
 	}
+	// The index scores are milliseconds; created_at and CreatedAfter are
+	// exact. An exclusive bound on the millisecond lost the requests
+	// created later within it (a client polling with the newest created_at
+	// it saw missed them for good), so the bound includes it and the exact
+	// comparison is made on each request below.
 	min := "-inf"
 	if !f.CreatedAfter.IsZero() {
-		min = fmt.Sprintf("(%d", f.CreatedAfter.UnixMilli())
+		min = fmt.Sprintf("%d", f.CreatedAfter.UnixMilli())
 	}
 	now, v := s.cfg.Now(), s.viewer(p)
 	out := []Request{}
@@ -379,6 +384,9 @@ func (s *Store) List(ctx context.Context, p identity.Principal, f Filter) ([]Req
 			// The sweeper persists time-driven transitions; a listing
 			// shows them at once.
 			r, _ = Settle(r, now)
+			if !f.CreatedAfter.IsZero() && !r.CreatedAt.After(f.CreatedAfter) {
+				continue
+			}
 			if f.State != "" && r.State != f.State {
 				continue
 			}
