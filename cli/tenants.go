@@ -236,7 +236,10 @@ func (e *env) tenantUpdateCommand() *cobra.Command {
 				u.DisplayName = &display
 			}
 			if f.Changed("domain") {
-				d := slices.Clone([]string(domains))
+				// Never nil: --domain "" leaves domains empty, and nil
+				// would go out as null, which the API reads as "no change"
+				// where the user asked for none (which it refuses).
+				d := append([]string{}, domains...)
 				u.Domains = &d
 			}
 			if f.Changed("global-admin") {
