@@ -674,6 +674,50 @@ func TestCommands(t *testing.T) {
 			},
 		},
 		{
+			// "--tenant $T" with T unset: left out, the server reads every
+			// tenant's log for a provider audit reader.
+			name:      "audit export refuses an empty --tenant",
+			args:      []string{"audit", "export", "--tenant", ""},
+			wantCode:  2,
+			wantCalls: []call{},
+			wantErr:   []string{"--tenant is empty"},
+		},
+		{
+			name:      "audit search refuses an empty filter",
+			args:      []string{"audit", "search", "--tenant", "contoso", "--user="},
+			wantCode:  2,
+			wantCalls: []call{},
+			wantErr:   []string{"--user is empty"},
+		},
+		{
+			name:      "audit verify refuses an empty --tenant",
+			args:      []string{"audit", "verify", "--tenant="},
+			wantCode:  2,
+			wantCalls: []call{},
+			wantErr:   []string{"--tenant is empty"},
+		},
+		{
+			name:      "request list refuses an empty --tenant",
+			args:      []string{"get", "requests", "--tenant", ""},
+			wantCode:  2,
+			wantCalls: []call{},
+			wantErr:   []string{"--tenant is empty"},
+		},
+		{
+			name:      "request list refuses an empty --state",
+			args:      []string{"request", "list", "--state="},
+			wantCode:  2,
+			wantCalls: []call{},
+			wantErr:   []string{"--state is empty"},
+		},
+		{
+			name:      "Get-AccessToCustomerDataRequest refuses an empty --tenant",
+			args:      []string{"Get-AccessToCustomerDataRequest", "--tenant", ""},
+			wantCode:  2,
+			wantCalls: []call{},
+			wantErr:   []string{"--tenant is empty"},
+		},
+		{
 			name:      "audit export refuses other formats",
 			args:      []string{"audit", "export", "--tenant", "contoso", "--format", "xml"},
 			wantCode:  2,

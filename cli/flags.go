@@ -193,6 +193,33 @@ func given(fs *flag.FlagSet, names ...string) bool {
 	return found
 }
 
+// filterFlags narrow what a command reads, the PowerShell verbs' names
+// among them. Given an empty value, as "--tenant $T" gives them when T is
+// unset, they were sent as no filter at all: a provider audit reader's
+// export then read every tenant's log. An empty one is a usage error.
+var filterFlags = []string{
+	"tenant", "state", "created-after", "from", "to", "user", "operation", "request-id",
+	"approval-status", "ApprovalStatus", "CreatedAfter",
+}
+
+// emptyFilter returns the usage error for the first filter flag given
+// with an empty value, or nil. visit walks the flags given on the command
+// line, calling fn with each one's name and value.
+func (e *env) emptyFilter(visit func(fn func(name, value string))) error {
+	var err error
+	visit(func(name, value string) {
+		if err != nil || value != "" || !slices.Contains(filterFlags, name) {
+			return
+		}
+		dashes := "--"
+		if strings.ToLower(name) != name {
+			dashes = "-" // PowerShell's spelling, -ApprovalStatus
+		}
+		err = e.usage("%s%s is empty; leave it out rather than give it no value", dashes, name)
+	})
+	return err
+}
+
 // psFlagSet returns a flag set for a PowerShell verb, holding lockboxctl's
 // global flags besides the verb's own.
 func (e *env) psFlagSet(name string) *flag.FlagSet {

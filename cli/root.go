@@ -49,7 +49,12 @@ func (e *env) rootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			e.cmd = cmd
-			return e.checkOutput(cmd)
+			if err := e.checkOutput(cmd); err != nil {
+				return err
+			}
+			return e.emptyFilter(func(fn func(name, value string)) {
+				cmd.Flags().Visit(func(f *pflag.Flag) { fn(f.Name, f.Value.String()) })
+			})
 		},
 	}
 	root.SuggestionsMinimumDistance = 2
