@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -35,6 +36,12 @@ func writeYAML(w io.Writer, v any) error {
 	if err != nil {
 		return err
 	}
+	// encoding/json writes a NEL (U+0085) as is, and YAML reads one in a
+	// quoted string as a line break, folded to a space: a reason holding
+	// one came out of -o yaml with a space instead. Escaped, it stays
+	// itself (the encoder then double-quotes it, as \N). Its UTF-8 bytes
+	// occur only inside strings of the JSON.
+	b = bytes.ReplaceAll(b, []byte("\u0085"), []byte(`\u0085`))
 	var doc yaml.Node
 	if err := yaml.Unmarshal(b, &doc); err != nil {
 		return err
