@@ -522,6 +522,8 @@ func TestListRequests(t *testing.T) {
 		{"malformed query", "mia", "?tenant=%zz", 400, "invalid_query"},
 		{"bad tenant", "mia", "?tenant=Contoso", 400, "invalid_tenant"},
 		{"other tenant", "contosoAdmin", "?tenant=fabrikam", 403, "forbidden"},
+		// "+01:00" unescaped in a query string reads as " 01:00".
+		{"unescaped plus", "mia", "?created_after=2025-03-01T10:00:00+01:00", 400, "invalid_created_after"},
 		// An empty filter is a script's unset variable ("?tenant=$T"),
 		// not a wish to list every tenant's requests.
 		{"empty tenant", "mia", "?tenant=", 400, "invalid_tenant"},
@@ -532,7 +534,11 @@ func TestListRequests(t *testing.T) {
 	users := map[string]user{"mia": mia, "contosoAdmin": contosoAdmin}
 	for _, tc := range errs {
 		t.Run(tc.name, func(t *testing.T) {
-			wantError(t, e.do(users[tc.who], "GET", "/v1/requests"+tc.query, nil), tc.status, tc.code, "")
+			msg := ""
+			if tc.name == "unescaped plus" {
+				msg = "send a '+' in a query string as %2B"
+			}
+			wantError(t, e.do(users[tc.who], "GET", "/v1/requests"+tc.query, nil), tc.status, tc.code, msg)
 		})
 	}
 }

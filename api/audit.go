@@ -38,10 +38,9 @@ func auditQuery(q url.Values) (audit.Query, error) {
 		if v == "" {
 			continue
 		}
-		t, err := time.Parse(time.RFC3339, v)
+		t, err := queryTime(b.name, v)
 		if err != nil {
-			return aq, httperr.New(http.StatusBadRequest, "invalid_"+b.name,
-				"%s must be an RFC 3339 time such as 2026-03-01T09:00:00Z", b.name)
+			return aq, err
 		}
 		*b.dst = t
 	}

@@ -197,6 +197,7 @@ func TestAuditSearchFiltersAndPaging(t *testing.T) {
 	}{
 		{"bad from", contosoAdmin, "/v1/audit?tenant=contoso&from=yesterday", "invalid_from", 400},
 		{"bad to", contosoAdmin, "/v1/audit?tenant=contoso&to=2026-01-02", "invalid_to", 400},
+		{"unescaped plus", contosoAdmin, "/v1/audit?tenant=contoso&from=2026-01-02T10:00:00+01:00", "invalid_from", 400},
 		{"reversed range", contosoAdmin, "/v1/audit?tenant=contoso&from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z", "invalid_range", 400},
 		{"forged cursor", contosoAdmin, "/v1/audit?tenant=contoso&cursor=MTIz", "invalid_cursor", 400},
 		{"non-canonical cursor", contosoAdmin, "/v1/audit?tenant=contoso&cursor=MDEtMQ", "invalid_cursor", 400},
@@ -230,7 +231,11 @@ func TestAuditSearchFiltersAndPaging(t *testing.T) {
 				}
 				return
 			}
-			wantError(t, r, tc.status, tc.code, "")
+			msg := ""
+			if tc.name == "unescaped plus" {
+				msg = "send a '+' in a query string as %2B"
+			}
+			wantError(t, r, tc.status, tc.code, msg)
 		})
 	}
 	// An empty cursor is the first page, so a loop may start with one.

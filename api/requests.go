@@ -3,7 +3,6 @@ package api
 import (
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/lockbox-oss/lockbox/api/wire"
 	"github.com/lockbox-oss/lockbox/grants"
@@ -42,9 +41,8 @@ func (s *server) listRequests(w http.ResponseWriter, r *http.Request, p identity
 	}
 	var err error
 	if v := q.Get("created_after"); v != "" {
-		if f.CreatedAfter, err = time.Parse(time.RFC3339, v); err != nil {
-			return httperr.New(http.StatusBadRequest, "invalid_created_after",
-				"created_after must be an RFC 3339 time such as 2025-03-01T09:00:00Z")
+		if f.CreatedAfter, err = queryTime("created_after", v); err != nil {
+			return err
 		}
 	}
 	if f.Limit, err = limit(q, maxListLimit); err != nil {

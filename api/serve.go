@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/identity"
@@ -406,6 +407,22 @@ func query(r *http.Request, allowed ...string) (url.Values, error) {
 		}
 	}
 	return q, nil
+}
+
+// queryTime reads the RFC 3339 time v of query parameter name; a bad one
+// is 400 invalid_<name>.
+func queryTime(name, v string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339, v)
+	if err == nil {
+		return t, nil
+	}
+	msg := fmt.Sprintf("%s must be an RFC 3339 time such as 2026-03-01T09:00:00Z", name)
+	if strings.Contains(v, " ") {
+		// A "+01:00" offset typed into a URL arrives as " 01:00": the
+		// time is right, its encoding is not.
+		msg += "; send a '+' in a query string as %2B"
+	}
+	return time.Time{}, httperr.New(http.StatusBadRequest, "invalid_"+name, "%s", msg)
 }
 
 // limit reads the limit parameter: absent means 0 (the domain's default),
