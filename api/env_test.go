@@ -97,7 +97,7 @@ func newEnv(t *testing.T, opts ...func(*api.Config)) *env {
 		t.Fatal(err)
 	}
 	ten.SetGuard(reqs)
-	log.SetTenantUsers(ten)
+	log.SetTenantDirectory(ten)
 	tenanttest.Onboard(t, ten, "contoso", "fabrikam")
 	key, err := identity.GenerateDevKey()
 	if err != nil {

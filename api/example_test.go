@@ -42,7 +42,7 @@ func ExampleNew() {
 	defer rdb.Close()
 	log := audit.NewLog(rdb, nil)
 	ten := tenants.NewStore(rdb, log, nil)
-	log.SetTenantUsers(ten)
+	log.SetTenantDirectory(ten)
 	reqs, err := grants.NewStore(grants.Config{Redis: rdb, Audit: log, Tenants: ten, Catalog: testCatalog})
 	if err != nil {
 		panic(err)

@@ -96,6 +96,9 @@ const verifyBatch = 1000
 func (l *Log) verify(ctx context.Context, tenant string) (Verification, error) {
 	for attempt := 1; ; attempt++ {
 		v, anchor, err := l.verifyOnce(ctx, tenant)
+		if err == nil && v.OK && v.Records == 0 && anchor == "" {
+			return l.verifyEmpty(ctx, v)
+		}
 		if err != nil || v.OK || attempt == verifyAttempts {
 			return v, err
 		}
@@ -107,6 +110,25 @@ func (l *Log) verify(ctx context.Context, tenant string) (Verification, error) {
 			return v, nil // not retention's doing
 		}
 	}
+}
+
+// verifyEmpty judges a chain with no record, no head and no anchor: no
+// record was ever written, or all of them were deleted with the keys that
+// would tell. Onboarding writes the tenant's first record (so does the
+// adoption of a tenant from before onboarding), so the chain of an
+// onboarded tenant is never empty, and an empty one is reported as
+// broken, not as an intact chain of nothing; a tenant that is not
+// onboarded has no log to verify.
+func (l *Log) verifyEmpty(ctx context.Context, v Verification) (Verification, error) {
+	if l.dir == nil {
+		return v, errors.New("audit: no tenant directory (Log.SetTenantDirectory): an empty chain can't be judged")
+	}
+	if err := l.dir.Onboarded(ctx, v.Tenant); err != nil {
+		return Verification{}, err
+	}
+	v.OK = false
+	v.Problem = "the log is empty, but the tenant is onboarded: every record, its onboarding record first, is missing"
+	return v, nil
 }
 
 // verifyOnce is one verification from one snapshot; it also returns the

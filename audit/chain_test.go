@@ -2,6 +2,7 @@ package audit_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/clock"
+	"github.com/lockbox-oss/lockbox/internal/fault"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 	"github.com/lockbox-oss/lockbox/internal/redistest"
 )
@@ -122,13 +124,43 @@ func TestChainConcurrentWriters(t *testing.T) {
 }
 
 func TestVerifyScope(t *testing.T) {
-	log := audit.NewLog(testRedis(t), nil)
+	rdb := testRedis(t)
+	log := newLog(rdb, nil)
 	other := identity.Principal{Subject: "fay", TenantID: "fabrikam", Roles: []identity.Role{identity.RoleAuditReader}}
 	if _, err := log.Verify(context.Background(), other, "contoso"); err == nil {
 		t.Fatal("another tenant's auditor verified contoso's log")
 	}
-	if v, err := log.Verify(context.Background(), auditor, "contoso"); err != nil || !v.OK || v.Records != 0 {
-		t.Fatalf("empty log: %+v %v", v, err)
+	// A tenant that was never onboarded has no log to verify.
+	if v, err := log.Verify(context.Background(), auditor, "contoso"); !errors.Is(err, fault.ErrNotFound) {
+		t.Fatalf("log of a tenant not onboarded: %+v %v, want not found", v, err)
+	}
+}
+
+// TestVerifyEmptyChain: onboarding writes a tenant's first record, so an
+// onboarded tenant whose chain has no record, no head and no anchor lost
+// all of them (deleted with the keys that would tell); that is not an
+// intact chain of nothing.
+func TestVerifyEmptyChain(t *testing.T) {
+	rdb := testRedis(t)
+	ctx := context.Background()
+	onboard(t, rdb, "contoso")
+	log := newLog(rdb, nil)
+	if _, err := log.Append(ctx, operatorRecord("contoso", 1)); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := log.Verify(ctx, auditor, "contoso"); err != nil || !v.OK || v.Records != 1 {
+		t.Fatalf("one record: %+v %v", v, err)
+	}
+	if err := rdb.Del(ctx, keys.Audit("contoso"), keys.AuditHead("contoso"), keys.AuditAnchor("contoso")).Err(); err != nil {
+		t.Fatal(err)
+	}
+	v, err := log.Verify(ctx, auditor, "contoso")
+	if err != nil || v.OK || v.Records != 0 || !strings.Contains(v.Problem, "empty") {
+		t.Fatalf("every record deleted: %+v %v, want broken", v, err)
+	}
+	// Without a directory to ask, an empty chain is an error, not a verdict.
+	if v, err := audit.NewLog(rdb, nil).Verify(ctx, auditor, "contoso"); err == nil {
+		t.Fatalf("no directory: %+v, want an error", v)
 	}
 }
 

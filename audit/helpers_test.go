@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/internal/fault"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 	"github.com/lockbox-oss/lockbox/internal/redistest"
 )
@@ -41,10 +42,14 @@ func onboard(tb testing.TB, rdb redis.UniversalClient, tenants ...string) {
 // redis-server, or the shared cluster within TestOnRedisCluster.
 var testRedis = func(t testing.TB) redis.UniversalClient { return redistest.Client(t) }
 
-// exampleUsers answers the read rule's question as the registry does for
-// the tenants onboard writes: tenant t's users are user@t.example. With
-// err set, every answer is that error, as a registry that can't be read.
-type exampleUsers struct{ err error }
+// exampleUsers answers the log's questions about tenants as the registry
+// does for the tenants onboard writes: tenant t's users are user@t.example,
+// and t is onboarded when rdb has its registry entry. With err set, every
+// answer is that error, as a registry that can't be read.
+type exampleUsers struct {
+	rdb redis.UniversalClient
+	err error
+}
 
 func (u exampleUsers) IsUser(_ context.Context, tenant, user string) (bool, error) {
 	if u.err != nil {
@@ -53,10 +58,24 @@ func (u exampleUsers) IsUser(_ context.Context, tenant, user string) (bool, erro
 	return strings.HasSuffix(strings.ToLower(user), "@"+tenant+".example"), nil
 }
 
+func (u exampleUsers) Onboarded(ctx context.Context, tenant string) error {
+	if u.err != nil {
+		return u.err
+	}
+	n, err := u.rdb.Exists(ctx, keys.Tenant(tenant)).Result()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return fault.New(fault.ErrNotFound, "tenant_not_found", "tenant %s is not onboarded", tenant)
+	}
+	return nil
+}
+
 // newLog is audit.NewLog with the read rule's tenant directory, for tests
 // that read as tenant users.
 func newLog(rdb redis.UniversalClient, now func() time.Time) *audit.Log {
 	l := audit.NewLog(rdb, now)
-	l.SetTenantUsers(exampleUsers{})
+	l.SetTenantDirectory(exampleUsers{rdb: rdb})
 	return l
 }

@@ -42,9 +42,10 @@ type Log struct {
 	// later is found on its first record.
 	orgIDs sync.Map
 
-	// users says who a tenant's users are, for the read rule (check);
-	// set by SetTenantUsers before serving.
-	users TenantUsers
+	// dir says who a tenant's users are, for the read rule (check), and
+	// whether a tenant is onboarded, for verify; set by
+	// SetTenantDirectory before serving.
+	dir TenantDirectory
 }
 
 // NewLog returns a Log over rdb. now stamps records; nil means time.Now.
@@ -55,23 +56,28 @@ func NewLog(rdb redis.UniversalClient, now func() time.Time) *Log {
 	return &Log{rdb: rdb, now: now}
 }
 
-// TenantUsers tells the audit log's read rule who a tenant's users are.
-// Tenants are another package's business (which imports this one), so
-// the log declares only the question it asks. *tenants.Store implements
-// it.
-type TenantUsers interface {
+// TenantDirectory answers the audit log's questions about tenants: who a
+// tenant's users are (the read rule) and whether it is onboarded (an
+// onboarded tenant's chain is never empty). Tenants are another package's
+// business (which imports this one), so the log declares only the
+// questions it asks. *tenants.Store implements it.
+type TenantDirectory interface {
 	// IsUser reports whether user is a user of tenant: user@ one of the
 	// domains the tenant registered; false for a tenant that is not
 	// onboarded. An error is returned, never taken as an answer.
 	IsUser(ctx context.Context, tenant, user string) (bool, error)
+	// Onboarded returns nil for an onboarded tenant, an error wrapping
+	// fault.ErrNotFound for one that is not, or the error that kept it
+	// from knowing.
+	Onboarded(ctx context.Context, tenant string) error
 }
 
-// SetTenantUsers sets who answers the read rule's question about a
-// tenant's users. Until one is set, every read as a tenant user fails
-// with an error (the provider's audit readers need none). It is a setter
-// rather than a NewLog argument because the tenant registry writes its
-// records through this Log; set it before serving.
-func (l *Log) SetTenantUsers(u TenantUsers) { l.users = u }
+// SetTenantDirectory sets who answers the log's questions about tenants.
+// Until one is set, every read as a tenant user, and every verification,
+// fails with an error (the provider's audit readers need none to search).
+// It is a setter rather than a NewLog argument because the tenant registry
+// writes its records through this Log; set it before serving.
+func (l *Log) SetTenantDirectory(d TenantDirectory) { l.dir = d }
 
 // Prepare fills what the writer leaves to the log: Id, CreationTime (UTC,
 // whole seconds), ResultStatus, UserKey (= UserId) and Version.

@@ -244,7 +244,7 @@ func (l *Log) check(ctx context.Context, p identity.Principal, q *Query) error {
 // readsAsTenant reports whether p reads tenant's log as one of the
 // tenant's users: a global admin or audit reader of the tenant whose token
 // carries no provider-only role and whose subject is a user of the tenant
-// (user@ one of its registered domains, TenantUsers). The roles come from
+// (user@ one of its registered domains, TenantDirectory). The roles come from
 // the token alone, and a shared issuer can sign a provider identity with
 // the tenant's tid and global-admin or audit-reader: the domain rule, the
 // one deciding and configuring hold a global admin to, is what ties the
@@ -253,11 +253,11 @@ func (l *Log) readsAsTenant(ctx context.Context, p identity.Principal, tenant st
 	if !p.InTenant(tenant) || p.HasProviderOnlyRole() || !(p.Has(identity.RoleGlobalAdmin) || p.Has(identity.RoleAuditReader)) {
 		return false, nil
 	}
-	if l.users == nil {
+	if l.dir == nil {
 		// Fail closed: without the registry, nobody reads as a tenant.
-		return false, errors.New("audit: no tenant directory (Log.SetTenantUsers): a tenant user's read can't be authorized")
+		return false, errors.New("audit: no tenant directory (Log.SetTenantDirectory): a tenant user's read can't be authorized")
 	}
-	return l.users.IsUser(ctx, tenant, p.Subject)
+	return l.dir.IsUser(ctx, tenant, p.Subject)
 }
 
 // streamID is a stream entry id.

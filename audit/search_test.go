@@ -186,7 +186,7 @@ func TestTenantReadNeedsTenantUser(t *testing.T) {
 	// error for a tenant user; the provider's audit readers don't ask it.
 	down := errors.New("registry down")
 	broken := audit.NewLog(rdb, c.Now)
-	broken.SetTenantUsers(exampleUsers{err: down})
+	broken.SetTenantDirectory(exampleUsers{err: down})
 	unset := audit.NewLog(rdb, c.Now)
 	gina := p("gina@contoso.example", "contoso", identity.RoleGlobalAdmin)
 	for name, read := range reads(broken) {

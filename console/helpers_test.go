@@ -158,7 +158,7 @@ func newStoresOn(t *testing.T, clk *clock.Fake, rdb redis.UniversalClient) *env 
 		t.Fatal(err)
 	}
 	ten.SetGuard(reqs)
-	log.SetTenantUsers(ten)
+	log.SetTenantDirectory(ten)
 	tenanttest.Onboard(t, ten, "contoso", "fabrikam")
 	e := &env{t: t, clk: clk, rdb: rdb, reqs: reqs, ten: ten, log: log, logs: &syncBuffer{}}
 	ctx := context.Background()

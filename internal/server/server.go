@@ -50,7 +50,7 @@ import (
 // The registry answers the audit log's and the lifecycle's questions
 // about a tenant's users.
 var (
-	_ audit.TenantUsers      = (*tenants.Store)(nil)
+	_ audit.TenantDirectory  = (*tenants.Store)(nil)
 	_ grants.TenantDirectory = (*tenants.Store)(nil)
 )
 
@@ -165,7 +165,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 	s.Tenants = tenants.NewStore(s.Redis, s.Audit, opts.Now)
 	// A tenant's global admins and audit readers read its log only as
 	// users of the tenant, by its registered domains.
-	s.Audit.SetTenantUsers(s.Tenants)
+	s.Audit.SetTenantDirectory(s.Tenants)
 	jobs := cfg.Runs(config.ComponentJobs)
 	if jobs {
 		if err := s.openSIEM(cfg, opts); err != nil {
