@@ -280,7 +280,7 @@ func (o *outcome) Value(key any) any {
 // didn't produce.
 func (h *Handler) forward(w http.ResponseWriter, r *http.Request, c *call) string {
 	out := &outcome{Context: r.Context()}
-	out.w = answerWriter{ResponseWriter: w, id: c.id}
+	out.w = answerWriter{ResponseWriter: w, id: c.id, deadline: &c.deadline}
 	in := r.WithContext(out)
 	// The client's URL is this handler's to change (nothing reads it after
 	// the checks): it becomes the canonical target, in place.
@@ -293,6 +293,10 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, c *call) strin
 		// the client gets 413.
 		in.Body = http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes)
 	}
+	// The wait for the upstream's answer counts against the client's
+	// deadline; it gets at least three quarters of it, however long the
+	// checks took.
+	c.deadline.progress()
 	c.route.up.proxy.ServeHTTP(&out.w, in)
 	out.w.dropTrailers()
 
@@ -373,9 +377,13 @@ func (u *upstream) rewrite(pr *httputil.ProxyRequest) {
 //
 // It unwraps to the server's ResponseWriter, so http.ResponseController
 // (ReverseProxy's flushes, deadlines) still reaches it.
+//
+// It also moves the call's deadline on as the answer is written, so that a
+// long download the client keeps reading is never cut (clientDeadline).
 type answerWriter struct {
 	http.ResponseWriter
 	id          string
+	deadline    *clientDeadline
 	wroteHeader bool
 }
 
@@ -389,6 +397,7 @@ func (w *answerWriter) WriteHeader(code int) {
 		if ids := h[HeaderDecisionID]; len(ids) != 1 || ids[0] != w.id {
 			h[HeaderDecisionID] = []string{w.id}
 		}
+		w.deadline.answer(h)
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
@@ -399,6 +408,7 @@ func (w *answerWriter) Write(b []byte) (int, error) {
 		// decision id check above.
 		w.WriteHeader(http.StatusOK)
 	}
+	w.deadline.progress()
 	return w.ResponseWriter.Write(b)
 }
 
@@ -407,6 +417,7 @@ func (w *answerWriter) Flush() {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
+	w.deadline.progress()
 	if f, ok := w.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
 	}
@@ -419,6 +430,7 @@ func (w *answerWriter) FlushError() error {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
+	w.deadline.progress()
 	return http.NewResponseController(w.ResponseWriter).Flush()
 }
 

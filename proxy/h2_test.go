@@ -32,8 +32,9 @@ import (
 // extended CONNECT, smuggled bodies).
 
 // tlsProxy serves e's handler over TLS as "lockbox serve" does
-// (tlsfiles.ServerConfig; HTTP/1.1 and HTTP/2, no h2c) and returns its
-// address and the roots that verify it.
+// (tlsfiles.ServerConfig; HTTP/1.1 and HTTP/2, no h2c; read and write
+// timeouts of the handler's ClientTimeout) and returns its address and the
+// roots that verify it.
 func (e *testEnv) tlsProxy() (string, *x509.CertPool) {
 	e.t.Helper()
 	ca := tlstest.NewCA(e.t, "proxy CA")
@@ -45,7 +46,8 @@ func (e *testEnv) tlsProxy() (string, *x509.CertPool) {
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
 	protocols.SetHTTP2(true)
-	srv := &http.Server{Handler: e.h, TLSConfig: tlsfiles.ServerConfig(pair, nil), Protocols: protocols, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: e.h, TLSConfig: tlsfiles.ServerConfig(pair, nil), Protocols: protocols, ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout: e.h.ClientTimeout(), WriteTimeout: e.h.ClientTimeout()}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		e.t.Fatal(err)

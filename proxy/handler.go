@@ -141,6 +141,14 @@ const (
 	DefaultBodyBufferBytes = 64 << 20
 	// DefaultAssertionIssuer is the "iss" of the grant assertions.
 	DefaultAssertionIssuer = grantsig.DefaultIssuer
+	// DefaultClientTimeout is how long a call waits on its client without
+	// progress (see Config.ClientTimeout). It is a minute, like nginx's
+	// client_body_timeout and send_timeout, and longer than the proxy's own
+	// wait for an upstream to answer (its dial, TLS handshake and
+	// response-header timeouts, 40 s together) plus the default grant and
+	// audit deadlines, so that a slow upstream is reported as such, not
+	// cut off as a slow client.
+	DefaultClientTimeout = time.Minute
 	// DefaultAssertionTTL is how long a grant assertion lives: long enough
 	// for the trip to the upstream and a few seconds of clock difference,
 	// short enough that a copy is soon worthless (and it names one call's
@@ -203,6 +211,25 @@ type Config struct {
 	// that is more; a value under MaxBodyBytes is refused, since a body at
 	// the limit could never be read.
 	BodyBufferBytes int64
+	// ClientTimeout bounds how long a call waits on its client without
+	// progress: for the next bytes of its body, and for room to write its
+	// answer (a client that stops reading, or never opens an HTTP/2
+	// flow-control window, would otherwise hold the call, its goroutine
+	// and its upstream connection for as long as it likes). The waits for
+	// the checks and for the upstream count too: before the answer
+	// starts, and between two pieces of it.
+	// Every byte read or written moves the deadline on, at most every
+	// quarter of ClientTimeout, so a download or upload that keeps moving
+	// is never cut, however long it takes; one that stalls for
+	// ClientTimeout (at least three quarters of it) is. DefaultClientTimeout
+	// when zero.
+	//
+	// The handler sets an HTTP/1.1 connection's deadlines itself. An
+	// HTTP/2 stream's start with it only if the server's ReadTimeout and
+	// WriteTimeout are ClientTimeout (Handler.ClientTimeout says it), as
+	// "lockbox serve" sets them; they also bound what net/http answers
+	// without the handler (a malformed HTTP/2 request's 400, "OPTIONS *").
+	ClientTimeout time.Duration
 	// Transport carries calls to upstreams. When nil, the proxy builds its
 	// own (see NewTransport): never http.DefaultTransport, which has no
 	// response-header timeout, is shared with the rest of the process, and
@@ -237,8 +264,8 @@ func (c *Config) CheckAndSetDefaults() error {
 		return errors.New("proxy: SigningKey is required")
 	case c.Registerer == nil:
 		return errors.New("proxy: Registerer is required")
-	case c.GrantTimeout < 0, c.AuditTimeout < 0, c.MaxBodyBytes < 0, c.BodyBufferBytes < 0:
-		return errors.New("proxy: GrantTimeout, AuditTimeout, MaxBodyBytes and BodyBufferBytes must not be negative")
+	case c.GrantTimeout < 0, c.AuditTimeout < 0, c.MaxBodyBytes < 0, c.BodyBufferBytes < 0, c.ClientTimeout < 0:
+		return errors.New("proxy: GrantTimeout, AuditTimeout, MaxBodyBytes, BodyBufferBytes and ClientTimeout must not be negative")
 	case c.AssertionTTL != 0 && (c.AssertionTTL < time.Second || c.AssertionTTL > grantsig.MaxTTL):
 		return fmt.Errorf("proxy: AssertionTTL must be from 1s to %s, got %s", grantsig.MaxTTL, c.AssertionTTL)
 	}
@@ -267,6 +294,9 @@ func (c *Config) CheckAndSetDefaults() error {
 		c.BodyBufferBytes = max(DefaultBodyBufferBytes, c.MaxBodyBytes)
 	case c.BodyBufferBytes < c.MaxBodyBytes:
 		return fmt.Errorf("proxy: BodyBufferBytes (%d) must be at least MaxBodyBytes (%d): a body at the limit could never be read", c.BodyBufferBytes, c.MaxBodyBytes)
+	}
+	if c.ClientTimeout == 0 {
+		c.ClientTimeout = DefaultClientTimeout
 	}
 	if c.AssertionIssuer == "" {
 		c.AssertionIssuer = DefaultAssertionIssuer
@@ -380,6 +410,8 @@ type call struct {
 	// bodyHeld is how much of the body budget screenBody reserved for the
 	// call's body; ServeHTTP returns it when the call is over.
 	bodyHeld int64
+	// deadline bounds the waits on the client.
+	deadline clientDeadline
 }
 
 // ServeHTTP judges one call and forwards it only if every check passed.
@@ -392,6 +424,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		label: h.metrics.label(claimedService(r.RequestURI)),
 	}
 	w.Header().Set(HeaderDecisionID, c.id)
+	// Before anything waits on the client: the body is read while the
+	// call is judged, and any answer, a denial's too, may wait for room.
+	c.deadline.start(w, r, h.cfg.ClientTimeout, start)
+	if hasBody(r) {
+		r.Body = &progressBody{ReadCloser: r.Body, d: &c.deadline}
+	}
 	decision, reason := decisionAllowed, Reason("")
 	// Deferred, because ReverseProxy ends the handler with a panic
 	// (http.ErrAbortHandler) when copying a response body fails midway;
@@ -401,6 +439,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// needed: ReverseProxy has returned, with the upstream's answer copied
 	// or given up on.
 	defer func() {
+		c.deadline.finish()
 		h.bodies.release(c.bodyHeld)
 		h.metrics.observe(c.label, decision, reason, time.Since(start))
 	}()
@@ -880,6 +919,7 @@ func (h *Handler) deny(w http.ResponseWriter, r *http.Request, c *call, reason R
 		// call may pass once other calls' bodies are released.
 		w.Header().Set("Retry-After", retryAfterOverloaded)
 	}
+	c.deadline.answer(w.Header())
 	httperr.Write(w, status, string(reason), messageOf(reason, err))
 	level := slog.LevelInfo
 	if status >= http.StatusInternalServerError {

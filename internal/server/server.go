@@ -86,6 +86,11 @@ type Options struct {
 	// console's default when zero. Browser tests shorten it so a list
 	// visibly refreshes within the test's patience.
 	ConsoleRefresh time.Duration
+	// ProxyClientTimeout is how long a proxy call waits on its client
+	// without progress (proxy.Config.ClientTimeout);
+	// proxy.DefaultClientTimeout when zero. Tests shorten it to see a
+	// stalled client cut off.
+	ProxyClientTimeout time.Duration
 }
 
 // Server is a built Lockbox, ready to listen.
@@ -309,15 +314,22 @@ func (s *Server) newProxy(cfg config.Config, opts Options, upstreams map[string]
 		// The body limit config checked LOCKBOX_PROXY_BODY_BUFFER_BYTES
 		// against, so the two agree.
 		MaxBodyBytes: config.ProxyMaxBodyBytes, BodyBufferBytes: cfg.ProxyBodyBufferBytes,
-		UpstreamTLS: s.tls.upstream,
+		ClientTimeout: opts.ProxyClientTimeout,
+		UpstreamTLS:   s.tls.upstream,
 	}); err != nil {
 		return err
 	}
 	s.proxySrv = &http.Server{
 		Handler:           s.Proxy,
 		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
+		// Where each call's deadlines on its client start: the handler
+		// moves them on while the client keeps up (a long download, a
+		// slow upload), and an HTTP/2 stream gets them only from here, as
+		// does what net/http answers itself (proxy.Config.ClientTimeout).
+		ReadTimeout:  s.Proxy.ClientTimeout(),
+		WriteTimeout: s.Proxy.ClientTimeout(),
+		IdleTimeout:  2 * time.Minute,
+		ErrorLog:     slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
 		// HTTP/2 over TLS only, never h2c: see proxyProtocols.
 		Protocols: proxyProtocols(),
 	}

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 
 	"github.com/lockbox-oss/lockbox/config"
 	"github.com/lockbox-oss/lockbox/grants"
@@ -69,8 +70,8 @@ type lockbox struct {
 }
 
 // start runs "lockbox serve" with env on top of what every test needs: a
-// Redis, keys and loopback addresses.
-func start(t *testing.T, env map[string]string) *lockbox {
+// Redis, keys and loopback addresses; opts change its Options.
+func start(t *testing.T, env map[string]string, opts ...func(*server.Options)) *lockbox {
 	t.Helper()
 	dir := t.TempDir()
 	key, err := identity.GenerateDevKey()
@@ -102,7 +103,11 @@ func start(t *testing.T, env map[string]string) *lockbox {
 	}
 	lb := &lockbox{clk: clock.NewFake(time.Now().UTC().Truncate(time.Second)), key: key, cfg: cfg, logs: &syncBuffer{}}
 	ctx, cancel := context.WithCancel(context.Background())
-	lb.srv, err = server.New(ctx, cfg, server.Options{Now: lb.clk.Now, Logger: slog.New(slog.NewTextHandler(lb.logs, nil))})
+	o := server.Options{Now: lb.clk.Now, Logger: slog.New(slog.NewTextHandler(lb.logs, nil))}
+	for _, f := range opts {
+		f(&o)
+	}
+	lb.srv, err = server.New(ctx, cfg, o)
 	if err != nil {
 		cancel()
 		t.Fatal(err)
@@ -394,4 +399,98 @@ func TestPlainHTTP(t *testing.T) {
 	if !bytes.HasPrefix(reply, []byte("HTTP/1.1 ")) {
 		t.Fatalf("reply to the HTTP/2 preface: %q, want an HTTP/1.1 refusal", reply)
 	}
+}
+
+// TestProxyStalledClients: the proxy listener of "lockbox serve" gives up on
+// a client that stalls, over either protocol, where net/http alone would
+// wait for as long as the client likes; a call that keeps moving is not
+// cut however long it takes.
+func TestProxyStalledClients(t *testing.T) {
+	const timeout = time.Second
+	serving := tlstest.NewCA(t, "lockbox serving CA")
+	files := serving.WriteFiles(t, serving.Server(t, "lockbox"))
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for i := range 8 {
+			if i > 0 {
+				time.Sleep(timeout / 4)
+			}
+			_, _ = io.WriteString(w, "chunk\n")
+			w.(http.Flusher).Flush()
+		}
+	}))
+	t.Cleanup(upstream.Close)
+	lb := start(t, map[string]string{
+		"LOCKBOX_TLS_CERT_FILE": files.CertFile, "LOCKBOX_TLS_KEY_FILE": files.KeyFile,
+		"LOCKBOX_UPSTREAMS": "exchange=" + upstream.URL,
+	}, func(o *server.Options) { o.ProxyClientTimeout = timeout })
+	lb.grant(t)
+	addr := lb.srv.ProxyAddr()
+	dial := func(t *testing.T, proto string) *tls.Conn {
+		t.Helper()
+		c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: serving.Pool(), NextProtos: []string{proto}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		_ = c.SetDeadline(time.Now().Add(5 * timeout))
+		return c
+	}
+
+	t.Run("HTTP/1.1 body never sent", func(t *testing.T) {
+		c := dial(t, "http/1.1")
+		if _, err := io.WriteString(c, "POST /exchange/tenants/contoso/mailboxes HTTP/1.1\r\nHost: lockbox\r\nContent-Length: 100\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		if reply, err := io.ReadAll(c); err != nil || !bytes.HasPrefix(reply, []byte("HTTP/1.1 401 ")) {
+			t.Fatalf("%q, %v; want 401 and the connection closed", reply, err)
+		}
+	})
+	t.Run("HTTP/2 window never opened", func(t *testing.T) {
+		c := dial(t, "h2")
+		if _, err := io.WriteString(c, http2.ClientPreface); err != nil {
+			t.Fatal(err)
+		}
+		fr := http2.NewFramer(c, c)
+		if err := fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0}); err != nil {
+			t.Fatal(err)
+		}
+		var block bytes.Buffer
+		enc := hpack.NewEncoder(&block)
+		for _, f := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", "lockbox"}, {":path", "/exchange/tenants/contoso/mailboxes"}} {
+			_ = enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+		}
+		if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block.Bytes(), EndHeaders: true, EndStream: true}); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				t.Fatalf("no reset of the stalled stream: %v", err)
+			}
+			if rst, ok := f.(*http2.RSTStreamFrame); ok && rst.StreamID == 1 {
+				return
+			}
+			if s, ok := f.(*http2.SettingsFrame); ok && !s.IsAck() {
+				_ = fr.WriteSettingsAck()
+			}
+		}
+	})
+	t.Run("a download longer than the timeout", func(t *testing.T) {
+		for _, h2 := range []bool{false, true} {
+			tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: serving.Pool()}, ForceAttemptHTTP2: h2}
+			t.Cleanup(tr.CloseIdleConnections)
+			req, _ := http.NewRequest("GET", lb.srv.ProxyURL()+"/exchange/tenants/contoso/mailboxes", nil)
+			req.Header.Set("Authorization", "Bearer "+lb.token)
+			started := time.Now()
+			res, err := (&http.Client{Transport: tr, Timeout: 10 * timeout}).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, err := io.ReadAll(res.Body)
+			res.Body.Close()
+			if err != nil || res.StatusCode != http.StatusOK || strings.Count(string(body), "chunk") != 8 || time.Since(started) < timeout {
+				t.Errorf("%s after %s: %s %q %v; want 200 and all 8 chunks", res.Proto, time.Since(started), res.Status, body, err)
+			}
+		}
+	})
 }

@@ -1,0 +1,173 @@
+package proxy
+
+import (
+	"io"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// ClientTimeout is how long a call waits on its client without progress
+// (Config.ClientTimeout, defaults applied). The server the handler runs in
+// sets its ReadTimeout and WriteTimeout to it, so that each HTTP/2 stream
+// starts with these deadlines too.
+func (h *Handler) ClientTimeout() time.Duration { return h.cfg.ClientTimeout }
+
+// clientDeadline keeps a call's read and write deadlines on its client (an
+// HTTP/1.1 connection's, an HTTP/2 stream's) ahead of it while the client
+// makes progress, and lets them pass when it does not.
+//
+// Without deadlines, net/http waits on a client forever once the request
+// header is in (ReadHeaderTimeout covers only that): an HTTP/1.1 client
+// that declares a body and never sends it holds even a denial, which the
+// server answers only after reading what is left of the body; an HTTP/2
+// client that never opens its flow-control window holds every stream's
+// handler on its last write, up to the stream limit on each connection.
+// Neither needs a token. The server's ReadTimeout and WriteTimeout alone
+// would cut good calls: they count from the request's start whatever
+// happens after, so an upload or a download that takes longer is cut
+// however well it moves. Here they only start the deadlines, and each
+// call moves its own on as long as its client keeps up.
+//
+// The body is read on the transport's goroutine while the answer is
+// written on the handler's, and the transport may still read after the
+// handler returned, when the ResponseWriter must no longer be touched
+// (an HTTP/2 one would panic): hence the lock, and done.
+type clientDeadline struct {
+	w       http.ResponseWriter // the server's, for http.ResponseController
+	timeout time.Duration
+	h1      bool
+
+	mu sync.Mutex
+	// reading is set while the body has more to read: the read deadline
+	// is moved on only then.
+	reading bool
+	// set is when the deadlines were last moved on.
+	set time.Time
+	// done is set when the handler returns.
+	done bool
+}
+
+// start sets the call's deadlines as the request arrives, now. Over HTTP/1.1
+// they are the connection's, whose write deadline may still be an earlier
+// call's, or none when the server has no WriteTimeout: it is set. The read
+// deadline is set only for a body. Once a request has no more body to
+// read, the server reads the connection in the background (to notice the
+// client going away) and takes a failed read, a deadline's too, for the
+// client gone: it cancels the call. It clears the read deadline as it
+// starts that read, before the handler runs for a request without a body.
+// An HTTP/2 stream already has the server's ReadTimeout and WriteTimeout
+// from its start; setting them again would cost a round trip to the
+// connection's goroutine on every call.
+func (d *clientDeadline) start(w http.ResponseWriter, r *http.Request, timeout time.Duration, now time.Time) {
+	d.w, d.timeout, d.h1 = w, timeout, r.ProtoMajor == 1
+	d.reading = hasBody(r)
+	d.set = now
+	if !d.h1 {
+		return
+	}
+	rc := http.NewResponseController(w)
+	// Errors are ignored: a ResponseWriter that has no deadlines (a test
+	// recorder) has none to move.
+	if d.reading {
+		_ = rc.SetReadDeadline(d.set.Add(timeout))
+	}
+	_ = rc.SetWriteDeadline(d.set.Add(timeout))
+}
+
+// progress moves the deadlines on after the client sent or took bytes, or
+// before the call is forwarded (the wait for the upstream then gets at
+// least three quarters of ClientTimeout), at most every quarter of the
+// timeout.
+func (d *clientDeadline) progress() {
+	if d == nil {
+		return // an answerWriter of a test
+	}
+	now := time.Now()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.done || now.Sub(d.set) < d.timeout/4 {
+		return
+	}
+	d.set = now
+	rc := http.NewResponseController(d.w)
+	if d.reading {
+		_ = rc.SetReadDeadline(now.Add(d.timeout))
+	}
+	_ = rc.SetWriteDeadline(now.Add(d.timeout))
+}
+
+// answer is called as the answer's header is written, with its header
+// map. Over HTTP/1.1 the server reads what is left of an unread body (up
+// to 256 KiB) before it writes an answer, so that the connection can serve
+// another request; the proxy does not wait on a client for that: an answer
+// given before the body's end closes the connection instead. And the write
+// deadline is moved on (at most every quarter of the timeout, as always),
+// so that an answer to a body that stalled past its read deadline can
+// still be written.
+func (d *clientDeadline) answer(h http.Header) {
+	if d == nil {
+		return // an answerWriter of a test
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.done {
+		return
+	}
+	if d.h1 && d.reading {
+		h.Set("Connection", "close")
+	}
+	if now := time.Now(); now.Sub(d.set) >= d.timeout/4 {
+		d.set = now
+		_ = http.NewResponseController(d.w).SetWriteDeadline(now.Add(d.timeout))
+	}
+}
+
+// bodyDone is called when the body has been read to its end. An HTTP/1.1
+// connection's read deadline is cleared: the server's background read
+// starts now (see start), and a progress on the handler's goroutine may
+// have set the deadline again after the server cleared it. (An HTTP/2
+// stream's read deadline only bounds its body, which is complete.)
+func (d *clientDeadline) bodyDone() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.done || !d.reading {
+		return
+	}
+	d.reading = false
+	if d.h1 {
+		_ = http.NewResponseController(d.w).SetReadDeadline(time.Time{})
+	}
+}
+
+// finish is called as the handler returns: from then on the deadlines are
+// the server's.
+func (d *clientDeadline) finish() {
+	d.mu.Lock()
+	d.done = true
+	d.mu.Unlock()
+}
+
+// hasBody reports whether r has a body still to be read. An HTTP/2
+// request's Body is never nil, even when its stream ended with its header.
+func hasBody(r *http.Request) bool {
+	return r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody
+}
+
+// progressBody is a request body that moves its call's deadlines on as it
+// is read.
+type progressBody struct {
+	io.ReadCloser
+	d *clientDeadline
+}
+
+func (b *progressBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if n > 0 {
+		b.d.progress()
+	}
+	if err == io.EOF {
+		b.d.bodyDone()
+	}
+	return n, err
+}

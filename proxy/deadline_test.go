@@ -1,0 +1,276 @@
+package proxy
+
+import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// testClientTimeout is the proxy's ClientTimeout in these tests.
+const testClientTimeout = time.Second
+
+func withClientTimeout(d time.Duration) envOption {
+	return func(e *testEnv, c *Config) { c.ClientTimeout = d }
+}
+
+// TestStalledClientsAreCut: a client that stops sending its body or stops
+// taking its answer holds a call for ClientTimeout, not for as long as it
+// likes. Neither needs a token: these are denials.
+func TestStalledClientsAreCut(t *testing.T) {
+	e := newTestEnv(t, withClientTimeout(testClientTimeout))
+	e.grantFor(alice, "contoso", "exchange", 2*time.Hour, "New-MailboxRepairRequest")
+	addr, roots := e.tlsProxy()
+	// Generous: the cut is due after testClientTimeout.
+	const patience = 5 * time.Second
+
+	// Over HTTP/1.1 the server answers only once it has read what is left
+	// of the body (up to 256 KiB), so a body that never comes held even
+	// a denial's answer.
+	for name, header := range map[string]string{
+		"HTTP/1.1 body never sent, no token": "Content-Type: text/plain\r\n",
+		"HTTP/1.1 checked body never sent":   "Content-Type: application/json\r\nAuthorization: " + e.bearer(alice) + "\r\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: roots, ServerName: "127.0.0.1", NextProtos: []string{"http/1.1"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if _, err := io.WriteString(c, "POST "+mailboxes+"/alice/repair HTTP/1.1\r\nHost: proxy.test\r\n"+header+"Content-Length: 100\r\n\r\n{"); err != nil {
+				t.Fatal(err)
+			}
+			_ = c.SetReadDeadline(time.Now().Add(patience))
+			started := time.Now()
+			reply, err := io.ReadAll(c)
+			if err != nil || !bytes.HasPrefix(reply, []byte("HTTP/1.1 4")) {
+				t.Fatalf("after %s: %q, %v; want a refusal and the connection closed", time.Since(started).Round(time.Millisecond), reply, err)
+			}
+		})
+	}
+
+	// net/http answers "OPTIONS *" itself, after reading up to 4 KiB of
+	// its body: the server's ReadTimeout bounds that.
+	t.Run("HTTP/1.1 OPTIONS * body never sent", func(t *testing.T) {
+		c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: roots, ServerName: "127.0.0.1", NextProtos: []string{"http/1.1"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := io.WriteString(c, "OPTIONS * HTTP/1.1\r\nHost: proxy.test\r\nContent-Length: 100\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(patience))
+		// The answer may be lost with the connection (its write deadline
+		// passed while the body was awaited): only the end counts.
+		if _, err := io.ReadAll(c); errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("the server still waits for the body: %v", err)
+		}
+	})
+
+	// Over HTTP/2 a client that never opens its flow-control window holds
+	// each stream's handler on its answer, whether the proxy's handler or
+	// net/http's own 400 wrote it.
+	t.Run("HTTP/2 window never opened", func(t *testing.T) {
+		c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: roots, ServerName: "127.0.0.1", NextProtos: []string{"h2"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(patience))
+		if _, err := io.WriteString(c, http2.ClientPreface); err != nil {
+			t.Fatal(err)
+		}
+		fr := http2.NewFramer(c, c)
+		fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+		if err := fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0}); err != nil {
+			t.Fatal(err)
+		}
+		streams := map[uint32][][2]string{
+			1: {{":method", "GET"}, {":scheme", "https"}, {":authority", "proxy.test"}, {":path", mailboxes}},
+			3: {{":method", "GET"}, {":scheme", "https"}, {":authority", "proxy.test"}, {":path", mailboxes}, {"authorization", "Bearer x"}},
+			// net/http answers this one itself, with a 400.
+			5: {{":method", "GET"}, {":scheme", "https"}, {":authority", "proxy.test"}, {":path", mailboxes}, {"connection", "close"}},
+		}
+		for _, id := range slices.Sorted(maps.Keys(streams)) { // stream ids only grow
+			fields := streams[id]
+			if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: encodeH2(t, fields), EndHeaders: true, EndStream: true}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		reset := map[uint32]bool{}
+		for len(reset) < len(streams) {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				t.Fatalf("streams reset: %v; then %v", reset, err)
+			}
+			switch f := f.(type) {
+			case *http2.SettingsFrame:
+				if !f.IsAck() {
+					_ = fr.WriteSettingsAck()
+				}
+			case *http2.DataFrame:
+				if len(f.Data()) > 0 {
+					t.Fatalf("stream %d sent data into a window of 0", f.StreamID)
+				}
+			case *http2.RSTStreamFrame:
+				reset[f.StreamID] = true
+			case *http2.GoAwayFrame:
+				t.Fatalf("GOAWAY %v", f.ErrCode)
+			}
+		}
+	})
+	if n := e.upstreamCalls(); n != 0 {
+		t.Errorf("upstreams received %d requests", n)
+	}
+}
+
+// encodeH2 is a header block of fields, in order.
+func encodeH2(t testing.TB, fields [][2]string) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	enc := hpack.NewEncoder(&b)
+	for _, f := range fields {
+		if err := enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return b.Bytes()
+}
+
+// slowUpstream answers a GET with chunks every interval, and a POST with
+// the length of the body it read.
+func slowUpstream(chunks int, interval time.Duration) envOption {
+	return func(e *testEnv, c *Config) {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPost {
+				b, err := io.ReadAll(r.Body)
+				if err != nil {
+					http.Error(w, err.Error(), http.StatusBadRequest)
+					return
+				}
+				fmt.Fprint(w, len(b))
+				return
+			}
+			for i := range chunks {
+				if i > 0 {
+					time.Sleep(interval)
+				}
+				fmt.Fprintf(w, "chunk %d\n", i)
+				w.(http.Flusher).Flush()
+			}
+		}))
+		e.t.Cleanup(srv.Close)
+		u, err := url.Parse(srv.URL + "/api/exchange")
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		c.Upstreams["exchange"] = u
+	}
+}
+
+// slowBody sends chunks of body every interval.
+type slowBody struct {
+	chunks   []string
+	interval time.Duration
+	sent     int
+}
+
+func (b *slowBody) Read(p []byte) (int, error) {
+	if b.sent == len(b.chunks) {
+		return 0, io.EOF
+	}
+	if b.sent > 0 {
+		time.Sleep(b.interval)
+	}
+	n := copy(p, b.chunks[b.sent])
+	b.sent++
+	return n, nil
+}
+
+// TestMovingCallsAreNotCut: a download or an upload that keeps moving
+// takes as long as it takes, over either protocol, however much longer
+// than ClientTimeout.
+func TestMovingCallsAreNotCut(t *testing.T) {
+	const chunks, interval = 10, testClientTimeout / 5
+	e := newTestEnv(t, withClientTimeout(testClientTimeout), slowUpstream(chunks, interval))
+	e.grantFor(alice, "contoso", "exchange", 2*time.Hour, "Get-Mailbox", "New-MailboxRepairRequest")
+	addr, roots := e.tlsProxy()
+	var want strings.Builder
+	for i := range chunks {
+		fmt.Fprintf(&want, "chunk %d\n", i)
+	}
+	bodyChunks := []string{`{"kind":`}
+	for range chunks - 2 {
+		bodyChunks = append(bodyChunks, " ")
+	}
+	bodyChunks = append(bodyChunks, `"index"}`)
+	body := strings.Join(bodyChunks, "")
+
+	for _, h2 := range []bool{false, true} {
+		client := clientFor(t, roots, h2)
+		for _, tc := range []struct {
+			name, method, path, contentType string
+			body                            io.Reader
+			want                            string
+		}{
+			{name: "download", method: "GET", path: mailboxes, want: want.String()},
+			// Streamed to the upstream as it comes.
+			{name: "streamed upload", method: "POST", path: mailboxes + "/alice/repair", contentType: "text/plain",
+				body: &slowBody{chunks: bodyChunks, interval: interval}, want: strconv.Itoa(len(body))},
+			// Read whole and checked for a method override first.
+			{name: "checked upload", method: "POST", path: mailboxes + "/alice/repair", contentType: "application/json",
+				body: &slowBody{chunks: bodyChunks, interval: interval}, want: strconv.Itoa(len(body))},
+		} {
+			t.Run(fmt.Sprintf("%s HTTP/2 %v", tc.name, h2), func(t *testing.T) {
+				req, err := http.NewRequest(tc.method, "https://"+addr+tc.path, tc.body)
+				if err != nil {
+					t.Fatal(err)
+				}
+				req.Header.Set("Authorization", e.bearer(alice))
+				if tc.contentType != "" {
+					req.Header.Set("Content-Type", tc.contentType)
+				}
+				started := time.Now()
+				res, err := client.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer res.Body.Close()
+				got, err := io.ReadAll(res.Body)
+				took := time.Since(started)
+				if err != nil || res.StatusCode != http.StatusOK || string(got) != tc.want {
+					t.Fatalf("after %s: %s %q %v, want 200 %q", took.Round(time.Millisecond), res.Status, got, err, tc.want)
+				}
+				if (res.ProtoMajor == 2) != h2 {
+					t.Errorf("spoke %s", res.Proto)
+				}
+				if took < testClientTimeout {
+					t.Errorf("took %s, not longer than the client timeout: the test proves nothing", took)
+				}
+			})
+		}
+	}
+}
+
+// clientFor is a client of the TLS proxy speaking HTTP/2 or HTTP/1.1.
+func clientFor(t *testing.T, roots *x509.CertPool, h2 bool) *http.Client {
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, ForceAttemptHTTP2: h2}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
+}
