@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -8,10 +9,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -420,5 +425,269 @@ func TestH2SmuggledBody(t *testing.T) {
 				t.Errorf("upstream received %d requests", n)
 			}
 		})
+	}
+}
+
+// trailerUpstream records what each call brought, trailers included, and
+// says when a call has arrived.
+type trailerUpstream struct {
+	srv     *httptest.Server
+	arrived chan struct{}
+	mu      sync.Mutex
+	got     []trailerSeen
+}
+
+type trailerSeen struct {
+	header, trailer http.Header
+	body            []byte
+	err             error
+}
+
+func newTrailerUpstream(t *testing.T) *trailerUpstream {
+	u := &trailerUpstream{arrived: make(chan struct{}, 8)}
+	u.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u.arrived <- struct{}{}
+		body, err := io.ReadAll(r.Body)
+		u.mu.Lock()
+		u.got = append(u.got, trailerSeen{header: r.Header.Clone(), trailer: r.Trailer.Clone(), body: body, err: err})
+		u.mu.Unlock()
+		_, _ = io.WriteString(w, `{}`)
+	}))
+	t.Cleanup(u.srv.Close)
+	return u
+}
+
+func (u *trailerUpstream) seen() []trailerSeen {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return slices.Clone(u.got)
+}
+
+// exchangeAt puts exchange at u.
+func exchangeAt(u *httptest.Server) envOption {
+	return func(e *testEnv, c *Config) {
+		pu, err := url.Parse(u.URL + "/api/exchange")
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		c.Upstreams["exchange"] = pu
+	}
+}
+
+// TestRequestTrailersDropped: trailers a client sends after its body, over
+// HTTP/2 (a HEADERS frame after DATA) or HTTP/1.1 (after the last chunk),
+// reach the upstream neither as trailers nor as headers: the outbound
+// header set is the proxy's alone.
+func TestRequestTrailersDropped(t *testing.T) {
+	up := newTrailerUpstream(t)
+	e := newTestEnv(t, exchangeAt(up.srv))
+	e.grantFor(alice, "contoso", "exchange", 2*time.Hour, "New-MailboxRepairRequest")
+	addr, roots := e.tlsProxy()
+	trailers := [][2]string{{"x-lockbox-user", "root"}, {"x-forwarded-for", "203.0.113.99"}, {"x-http-method-override", "DELETE"}}
+
+	c := dialH2(t, addr, roots)
+	head := encodeH2(t, [][2]string{{":method", "POST"}, {":scheme", "https"}, {":authority", "proxy.test"}, {":path", mailboxes + "/alice/repair"},
+		{"authorization", e.bearer(alice)}, {"content-type", "text/plain"}, {"trailer", "x-lockbox-user, x-forwarded-for, x-http-method-override"}})
+	if err := c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: head, EndHeaders: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.fr.WriteData(1, false, []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: encodeH2(t, trailers), EndHeaders: true, EndStream: true}); err != nil {
+		t.Fatal(err)
+	}
+	c.nextID = 3
+	if res := c.read(1); res.reset || res.status != http.StatusOK {
+		t.Fatalf("HTTP/2: %d %s (reset %v %v)", res.status, res.body, res.reset, res.errCode)
+	}
+
+	q := as(alice, "POST", mailboxes+"/alice/repair", [2]string{"Content-Type", "text/plain"},
+		[2]string{"Trailer", "X-Lockbox-User, X-Forwarded-For, X-Http-Method-Override"})(e)
+	raw := string(q.bytes())
+	raw = strings.TrimSuffix(raw, "\r\n") + "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n"
+	for _, tr := range trailers {
+		raw += tr[0] + ": " + tr[1] + "\r\n"
+	}
+	raw += "\r\n"
+	h1, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: roots, ServerName: "127.0.0.1", NextProtos: []string{"http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h1.Close()
+	_ = h1.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(h1, raw); err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.ReadResponse(bufio.NewReader(h1), nil)
+	if err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("HTTP/1.1: %v %v", res, err)
+	}
+	res.Body.Close()
+
+	got := up.seen()
+	if len(got) != 2 {
+		t.Fatalf("upstream received %d calls, want 2", len(got))
+	}
+	for i, s := range got {
+		if s.err != nil || string(s.body) != "hello" || len(s.trailer) != 0 {
+			t.Errorf("call %d: body %q %v, trailers %v", i, s.body, s.err, s.trailer)
+		}
+		for _, tr := range trailers {
+			if v := s.header.Values(tr[0]); slices.Contains(v, tr[1]) {
+				t.Errorf("call %d: the client's trailer reached the upstream as header %s: %q", i, tr[0], v)
+			}
+		}
+		if v := s.header.Values(HeaderUser); len(v) != 1 || v[0] != "Microsoft Operator" {
+			t.Errorf("call %d: %s = %q", i, HeaderUser, v)
+		}
+	}
+}
+
+// read reads the answer on stream id, like do.
+func (c *h2conn) read(id uint32) h2res { return c.readStreams(id)[id] }
+
+// readStreams reads the answers on streams ids, whose frames may come
+// interleaved, until each has ended or was reset.
+func (c *h2conn) readStreams(ids ...uint32) map[uint32]h2res {
+	c.t.Helper()
+	out := map[uint32]h2res{}
+	open := map[uint32]bool{}
+	for _, id := range ids {
+		out[id] = h2res{response: response{header: http.Header{}}}
+		open[id] = true
+	}
+	end := func(id uint32, res h2res) {
+		out[id] = res
+		delete(open, id)
+	}
+	for len(open) > 0 {
+		f, err := c.fr.ReadFrame()
+		if err != nil {
+			c.t.Fatalf("streams %v: %v", ids, err)
+		}
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				_ = c.fr.WriteSettingsAck()
+			}
+		case *http2.GoAwayFrame:
+			for id := range open {
+				res := out[id]
+				res.reset, res.errCode = true, f.ErrCode
+				end(id, res)
+			}
+		case *http2.RSTStreamFrame:
+			if res, ok := out[f.StreamID]; ok && open[f.StreamID] {
+				res.reset, res.errCode = true, f.ErrCode
+				end(f.StreamID, res)
+			}
+		case *http2.MetaHeadersFrame:
+			res, ok := out[f.StreamID]
+			if !ok || !open[f.StreamID] {
+				continue
+			}
+			if s := f.PseudoValue("status"); s != "" {
+				res.status, _ = strconv.Atoi(s)
+			}
+			for _, hf := range f.RegularFields() {
+				res.header.Add(hf.Name, hf.Value)
+			}
+			out[f.StreamID] = res
+			if f.StreamEnded() {
+				end(f.StreamID, res)
+			}
+		case *http2.DataFrame:
+			res, ok := out[f.StreamID]
+			if !ok || !open[f.StreamID] {
+				continue
+			}
+			res.body = append(res.body, f.Data()...)
+			out[f.StreamID] = res
+			if f.StreamEnded() {
+				end(f.StreamID, res)
+			}
+		}
+	}
+	return out
+}
+
+// TestH2StreamsJudgedAlone: streams open at once on one connection, with
+// different tokens, are each judged by their own: alice's call, still
+// sending its body, is forwarded under her grant; bob's, without a grant,
+// and one without a token are refused meanwhile.
+func TestH2StreamsJudgedAlone(t *testing.T) {
+	e := newTestEnv(t)
+	req := e.grantFor(alice, "contoso", "exchange", 2*time.Hour, "New-MailboxRepairRequest")
+	addr, roots := e.tlsProxy()
+	c := dialH2(t, addr, roots)
+	open := func(id uint32, end bool, fields ...[2]string) {
+		t.Helper()
+		if err := c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: encodeH2(t, fields), EndHeaders: true, EndStream: end}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pseudo := func(method, path string) [][2]string {
+		return [][2]string{{":method", method}, {":scheme", "https"}, {":authority", "proxy.test"}, {":path", path}}
+	}
+	open(1, false, append(pseudo("POST", mailboxes+"/alice/repair"), [2]string{"authorization", e.bearer(alice)}, [2]string{"content-type", "text/plain"})...)
+	open(3, true, append(pseudo("POST", mailboxes+"/alice/repair"), [2]string{"authorization", e.bearer(bob)})...)
+	open(5, true, pseudo("POST", mailboxes+"/alice/repair")...)
+	refused := c.readStreams(3, 5)
+	if res := refused[3]; res.status != http.StatusForbidden || res.errorCode(t) != string(ReasonNoGrant) {
+		t.Errorf("bob: %d %s", res.status, res.body)
+	}
+	if res := refused[5]; res.status != http.StatusUnauthorized || res.errorCode(t) != string(ReasonUnauthenticated) {
+		t.Errorf("no token: %d %s", res.status, res.body)
+	}
+	if err := c.fr.WriteData(1, true, []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	if res := c.read(1); res.status != http.StatusOK {
+		t.Fatalf("alice: %d %s", res.status, res.body)
+	}
+	got := e.up["exchange"].requests()
+	if len(got) != 1 || string(got[0].Body) != "hello" || got[0].Header.Get(HeaderRequestID) != req.ID {
+		t.Fatalf("upstream received %+v, want alice's call alone", got)
+	}
+}
+
+// TestH2ResetMidUpload: a client that resets its stream after the call was
+// audited and forwarded, in the middle of its body, aborts the upstream's
+// call too (its body read fails: it never sees a complete request), and
+// the call is logged as canceled by the client. Its audit record stands.
+func TestH2ResetMidUpload(t *testing.T) {
+	up := newTrailerUpstream(t)
+	e := newTestEnv(t, exchangeAt(up.srv))
+	req := e.grantFor(alice, "contoso", "exchange", 2*time.Hour, "New-MailboxRepairRequest")
+	addr, roots := e.tlsProxy()
+	c := dialH2(t, addr, roots)
+	head := encodeH2(t, [][2]string{{":method", "POST"}, {":scheme", "https"}, {":authority", "proxy.test"}, {":path", mailboxes + "/alice/repair"},
+		{"authorization", e.bearer(alice)}, {"content-type", "text/plain"}, {"content-length", "100"}})
+	if err := c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: head, EndHeaders: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.fr.WriteData(1, false, []byte("0123456789")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-up.arrived:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the call never reached the upstream")
+	}
+	if err := c.fr.WriteRSTStream(1, http2.ErrCodeCancel); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); len(up.seen()) == 0 || len(e.logLines("proxy call canceled by the client")) == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("upstream saw %d calls; log:\n%s", len(up.seen()), e.logs)
+		}
+	}
+	if s := up.seen()[0]; s.err == nil || len(s.body) >= 100 {
+		t.Errorf("the upstream read %d bytes and %v, want the body cut short", len(s.body), s.err)
+	}
+	recs, err := e.audit.List(context.Background(), "contoso", 1)
+	if err != nil || len(recs) != 1 || recs[0].Operation != "New-MailboxRepairRequest" || recs[0].LockboxRequestId != req.ID {
+		t.Fatalf("newest audit record %+v %v: want the call's", recs, err)
 	}
 }
