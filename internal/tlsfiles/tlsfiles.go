@@ -202,6 +202,20 @@ func (p *KeyPair) readFiles() (certPEM, keyPEM []byte, err error) {
 }
 
 func (p *KeyPair) parse(certPEM, keyPEM []byte, sum [sha256.Size]byte) (*pair, error) {
+	// tls.X509KeyPair stops at the first PEM block it can't decode and
+	// ignores the rest: a chain file read half written, its leaf whole
+	// and the next certificate cut off, would be served without the rest
+	// of its chain, to clients that need it. Text after the last whole
+	// block is refused, as in a CA file; the next check reads the file
+	// again.
+	for _, f := range []struct {
+		name string
+		b    []byte
+	}{{p.cfg.CertFile, certPEM}, {p.cfg.KeyFile, keyPEM}} {
+		if trailingText(f.b) {
+			return nil, fmt.Errorf("%s: holds text that is not a whole PEM block (a file still being written?)", f.name)
+		}
+	}
 	cert, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		// crypto/tls's messages never quote the key.
@@ -227,6 +241,18 @@ func fingerprint(certPEM, keyPEM []byte) [sha256.Size]byte {
 	return sum
 }
 
+// trailingText reports whether b has text after its last whole PEM block
+// (a block cut off by a write in progress, as well as garbage).
+func trailingText(b []byte) bool {
+	rest := b
+	for {
+		var block *pem.Block
+		if block, rest = pem.Decode(rest); block == nil {
+			return len(bytes.TrimSpace(rest)) > 0
+		}
+	}
+}
+
 // LoadCertPool reads a PEM file of CA certificates. Anything in it that is
 // not a certificate is an error (a key file named by mistake), and so is a
 // file without any.
@@ -241,7 +267,7 @@ func LoadCertPool(file string) (*x509.CertPool, error) {
 		var block *pem.Block
 		block, rest = pem.Decode(rest)
 		if block == nil {
-			if len(bytes.TrimSpace(rest)) > 0 {
+			if trailingText(rest) {
 				return nil, fmt.Errorf("%s: text after the last PEM block is not PEM", file)
 			}
 			break

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -114,6 +115,9 @@ func TestBrokenRotationKeepsThePreviousPair(t *testing.T) {
 		{"garbage", []byte("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n"), b.KeyPEM},
 		{"certificate without key", b.CertPEM, b.CertPEM},
 		{"key without certificate", b.KeyPEM, b.KeyPEM},
+		// Written up to the middle of the chain's second certificate: the
+		// leaf is whole and matches the key, the chain is not.
+		{"chain cut short", append(slices.Clone(b.CertPEM), ca.PEM[:len(ca.PEM)/2]...), b.KeyPEM},
 	}
 	for _, tc := range broken {
 		t.Run(tc.name, func(t *testing.T) {
@@ -296,6 +300,8 @@ func TestLoadKeyPairErrors(t *testing.T) {
 		"mismatched key":  {write("a2.crt", a.CertPEM), write("b.key", b.KeyPEM)},
 		"empty":           {write("empty.crt", nil), write("a.key", a.KeyPEM)},
 		"CA file as cert": {write("ca.crt", ca.PEM), write("a2.key", a.KeyPEM)},
+		"chain cut short": {write("a3.crt", append(slices.Clone(a.CertPEM), ca.PEM[:len(ca.PEM)/2]...)), write("a3.key", a.KeyPEM)},
+		"key cut short":   {write("a4.crt", a.CertPEM), write("a4.key", a.KeyPEM[:len(a.KeyPEM)/2])},
 	}
 	for name, files := range cases {
 		_, err := tlsfiles.LoadKeyPair(tlsfiles.PairConfig{CertFile: files[0], KeyFile: files[1], Setting: "LOCKBOX_TLS_CERT_FILE"})
