@@ -21,21 +21,22 @@ func TestOnRedisCluster(t *testing.T) {
 	onCluster = true
 	t.Cleanup(func() { testRedis, onCluster = prev, false })
 	for name, test := range map[string]func(*testing.T){
-		"SessionCookie":         TestSessionCookie,
-		"SessionStoredByHash":   TestSessionStoredByHash,
-		"IdleTimeout":           TestIdleTimeout,
-		"AbsoluteTimeout":       TestAbsoluteTimeout,
-		"Signout":               TestSignout,
-		"SigninReplacesSession": TestSigninReplacesSession,
-		"CSRF":                  TestCSRF,
-		"TenantIsolation":       TestTenantIsolation,
-		"Approvers":             TestApprovers,
-		"SettingsSwitch":        TestSettingsSwitch,
-		"TenantApproval":        TestTenantApproval,
-		"AuditPage":             TestAuditPage,
-		"OIDCSignin":            TestOIDCSignin,
-		"OIDCSigninProblems":    TestOIDCSigninProblems,
-		"TenantRegistry":        TestTenantRegistry,
+		"SessionCookie":          TestSessionCookie,
+		"SessionStoredByHash":    TestSessionStoredByHash,
+		"IdleTimeout":            TestIdleTimeout,
+		"AbsoluteTimeout":        TestAbsoluteTimeout,
+		"Signout":                TestSignout,
+		"SignoutDuringAPageLoad": TestSignoutDuringAPageLoad,
+		"SigninReplacesSession":  TestSigninReplacesSession,
+		"CSRF":                   TestCSRF,
+		"TenantIsolation":        TestTenantIsolation,
+		"Approvers":              TestApprovers,
+		"SettingsSwitch":         TestSettingsSwitch,
+		"TenantApproval":         TestTenantApproval,
+		"AuditPage":              TestAuditPage,
+		"OIDCSignin":             TestOIDCSignin,
+		"OIDCSigninProblems":     TestOIDCSigninProblems,
+		"TenantRegistry":         TestTenantRegistry,
 	} {
 		t.Run(name, test)
 	}

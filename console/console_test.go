@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -300,6 +301,82 @@ func TestSignout(t *testing.T) {
 	}
 	if r := b.get("/console/requests"); !signedOut(r) {
 		t.Errorf("the signed-out browser still has a session: %s", r)
+	}
+}
+
+// beforeCommand runs then, once armed, just before the first command when
+// matches is sent to Redis: what another request does between a handler's
+// read and its write.
+type beforeCommand struct {
+	when  func(redis.Cmder) bool
+	then  func()
+	armed atomic.Bool
+}
+
+func (h *beforeCommand) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *beforeCommand) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if h.when(cmd) && h.armed.CompareAndSwap(true, false) {
+			h.then()
+		}
+		return next(ctx, cmd)
+	}
+}
+func (h *beforeCommand) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// TestSignoutDuringAPageLoad: a page load that read the session just before
+// the user signed out must not write it back when it records the activity.
+// Here a stolen cookie's page load reads the session, the owner signs out,
+// then the page load's idle-timeout bookkeeping writes the session again:
+// the sign-out must still have ended it, for that client and every other.
+func TestSignoutDuringAPageLoad(t *testing.T) {
+	parallel(t)
+	e := newEnv(t)
+	b := e.signIn(contosoAdmin)
+	token, csrf := b.cookie(sessionCookie), b.csrf()
+	stolen := e.withCookie(sessionCookie, token)
+	// Past the few seconds within which a page load does not write the
+	// session back.
+	e.clk.Advance(time.Minute)
+
+	var signout struct {
+		status int
+		err    error
+	}
+	between := &beforeCommand{when: redistest.Command("set", keys.ConsoleSession(sha256Hex(token)))}
+	between.then = func() {
+		// On this goroutine (the server's), not the test's: no t.Fatal.
+		req, err := http.NewRequest(http.MethodPost, e.srv.URL+"/console/signout", strings.NewReader(url.Values{"csrf_token": {csrf}}.Encode()))
+		if err != nil {
+			signout.err = err
+			return
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		res, err := b.c.Do(req)
+		if err != nil {
+			signout.err = err
+			return
+		}
+		res.Body.Close()
+		signout.status = res.StatusCode
+	}
+	between.armed.Store(true)
+	e.rdb.AddHook(between)
+
+	r := stolen.get("/console/requests")
+	if between.armed.Load() {
+		t.Fatalf("the page load wrote no session back (%s): the test did not race the sign-out", r)
+	}
+	if signout.err != nil || signout.status != http.StatusSeeOther {
+		t.Fatalf("sign-out: %d %v", signout.status, signout.err)
+	}
+	if ks := e.sessionKeys(); len(ks) != 0 {
+		t.Errorf("the session is back in Redis after the sign-out: %v", ks)
+	}
+	if r := stolen.get("/console/requests"); !signedOut(r) {
+		t.Errorf("the stolen cookie works after the owner signed out: %s", r)
 	}
 }
 

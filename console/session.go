@@ -70,13 +70,18 @@ func tokenHash(token string) string {
 func (s *sessions) create(ctx context.Context, p identity.Principal, name, via, issuer string) (Session, error) {
 	now := s.now()
 	sess := Session{Principal: p, Name: name, Via: via, Issuer: issuer, CSRF: rand.Text(), CreatedAt: now, LastSeen: now, token: rand.Text()}
-	if err := s.save(ctx, sess); err != nil {
+	if err := s.save(ctx, sess, false); err != nil {
 		return Session{}, err
 	}
 	return sess, nil
 }
 
-func (s *sessions) save(ctx context.Context, sess Session) error {
+// save writes sess. A rewrite (existing) writes it only while it is still
+// in Redis: a page load reads the session, then records the activity, and a
+// sign-out (or an ended session's deletion) between the two must not be
+// undone by the write, which would bring back a session its user ended —
+// for a stolen cookie too. A session gone by then is errNoSession.
+func (s *sessions) save(ctx context.Context, sess Session, existing bool) error {
 	b, err := json.Marshal(sess)
 	if err != nil {
 		return fmt.Errorf("console: encode session: %w", err)
@@ -87,8 +92,19 @@ func (s *sessions) save(ctx context.Context, sess Session) error {
 	}
 	// A little past the deadline: the clock check below decides, Redis
 	// only forgets.
-	if err := s.rdb.Set(ctx, keys.ConsoleSession(tokenHash(sess.token)), b, ttl+time.Minute).Err(); err != nil {
+	key, ttl := keys.ConsoleSession(tokenHash(sess.token)), ttl+time.Minute
+	if !existing {
+		if err := s.rdb.Set(ctx, key, b, ttl).Err(); err != nil {
+			return fault.Unavailable("console: save session", err)
+		}
+		return nil
+	}
+	ok, err := s.rdb.SetXX(ctx, key, b, ttl).Result()
+	if err != nil {
 		return fault.Unavailable("console: save session", err)
+	}
+	if !ok {
+		return errNoSession
 	}
 	return nil
 }
@@ -121,7 +137,7 @@ func (s *sessions) lookup(ctx context.Context, token string, touch bool) (Sessio
 	// Touch at most every few seconds: a burst of page loads is one write.
 	if touch && now.Sub(sess.LastSeen) >= 5*time.Second {
 		sess.LastSeen = now
-		if err := s.save(ctx, sess); err != nil {
+		if err := s.save(ctx, sess, true); err != nil {
 			return Session{}, err
 		}
 	}
