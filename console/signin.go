@@ -74,7 +74,41 @@ const loginTTL = 10 * time.Minute
 
 // loginCookie binds a sign-in in progress to the browser that started it,
 // so a callback URL planted on someone else (login CSRF) finds no match.
-const loginCookie = "lockbox_login"
+// Under HTTPS it is hostLoginCookie (see loginCookieName).
+const (
+	loginCookie     = "lockbox_login"
+	hostLoginCookie = "__Host-lockbox_login"
+)
+
+// loginCookieName is the name and path of r's login cookie. Under HTTPS the
+// __Host- prefix, as the session cookie has: browsers take such a cookie
+// only from this host, Secure and for the whole path. Without it, another
+// host of the site (evil.example.com next to lockbox.example.com) could set
+// a lockbox_login cookie for the whole domain holding the state of a
+// sign-in it started itself, then send the browser to that sign-in's
+// callback URL, which would sign the browser in as the attacker (login
+// CSRF by cookie tossing). The prefix needs Path=/; plain HTTP (lockbox dev,
+// localhost) keeps the callback path.
+func (c *Console) loginCookieName(r *http.Request) (name, path string) {
+	if c.secureRequest(r) {
+		return hostLoginCookie, "/"
+	}
+	return loginCookie, callbackPath
+}
+
+// setLoginCookie hands the browser the state of its sign-in in progress, or
+// with state "" forgets it. Lax, not Strict: the identity provider's
+// redirect back is a cross-site navigation, on which a Strict cookie is not
+// sent.
+func (c *Console) setLoginCookie(w http.ResponseWriter, r *http.Request, state string) {
+	name, path := c.loginCookieName(r)
+	maxAge := int(loginTTL.Seconds())
+	if state == "" {
+		maxAge = -1
+	}
+	http.SetCookie(w, &http.Cookie{Name: name, Value: state, Path: path, MaxAge: maxAge,
+		HttpOnly: true, Secure: c.secureRequest(r), SameSite: http.SameSiteLaxMode})
+}
 
 // oidcClient is the console's OpenID Connect relying party at one issuer.
 // The provider's discovery document is fetched on first use and kept, so an
@@ -394,10 +428,7 @@ func (c *Console) oidcStart(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, nil, fault.Unavailable("console: save sign-in", err))
 		return
 	}
-	// Lax, not Strict: the identity provider's redirect back is a
-	// cross-site navigation, on which a Strict cookie is not sent.
-	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: state, Path: callbackPath, MaxAge: int(loginTTL.Seconds()),
-		HttpOnly: true, Secure: c.secureRequest(r), SameSite: http.SameSiteLaxMode})
+	c.setLoginCookie(w, r, state)
 	http.Redirect(w, r, oc.oauth2(p).AuthCodeURL(state, oidc.Nonce(login.Nonce), oauth2.S256ChallengeOption(login.Verifier)), http.StatusFound)
 }
 
@@ -415,7 +446,7 @@ func (c *Console) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			c.log.WarnContext(ctx, "console: OIDC sign-in failed", "problem", code, "error", err)
 		}
-		http.SetCookie(w, &http.Cookie{Name: loginCookie, Path: callbackPath, MaxAge: -1, HttpOnly: true, Secure: c.secureRequest(r), SameSite: http.SameSiteLaxMode})
+		c.setLoginCookie(w, r, "")
 		http.Redirect(w, r, "/console/signin?problem="+code, http.StatusSeeOther)
 	}
 	q := r.URL.Query()
@@ -424,7 +455,8 @@ func (c *Console) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	state := q.Get("state")
-	ck, err := r.Cookie(loginCookie)
+	cookie, _ := c.loginCookieName(r)
+	ck, err := r.Cookie(cookie)
 	if state == "" || err != nil || ck.Value != state {
 		problem("expired", errors.New("state does not match the browser's sign-in"))
 		return
@@ -504,6 +536,9 @@ func (c *Console) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		problem(code, fmt.Errorf("claims of %q from %s can't be used", idt.Subject, oc.cfg.Issuer))
 		return
 	}
+	// The state is used up: the browser needn't send it with every
+	// request (the cookie's path is / under HTTPS) until it expires.
+	c.setLoginCookie(w, r, "")
 	c.startSession(w, r, principal, name, "oidc", oc.cfg.Issuer, true)
 }
 
@@ -518,7 +553,7 @@ func (c *Console) oldCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	c.log.WarnContext(r.Context(), "console: an OIDC sign-in came back to "+callbackPath+", which no issuer uses any more; "+
 		"register each issuer's own redirect URI ("+callbackPath+"/provider or "+callbackPath+"/tenant/<id>)")
-	http.SetCookie(w, &http.Cookie{Name: loginCookie, Path: callbackPath, MaxAge: -1, HttpOnly: true, Secure: c.secureRequest(r), SameSite: http.SameSiteLaxMode})
+	c.setLoginCookie(w, r, "")
 	http.Redirect(w, r, "/console/signin?problem=redirect_uri", http.StatusSeeOther)
 }
 

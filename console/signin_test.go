@@ -442,6 +442,78 @@ func TestOIDCSigninProblems(t *testing.T) {
 	})
 }
 
+// TestLoginCookiePlanted: under HTTPS the cookie that binds a sign-in in
+// progress to its browser is one a sibling subdomain can't plant. Someone
+// who controls another host of the site (evil.example.com next to
+// lockbox.example.com) can set a cookie of a plain name for the whole
+// domain; planting the state of a sign-in they started themselves, then
+// sending the browser to their callback URL, would sign it in as them
+// (login CSRF by cookie tossing). The __Host- prefix, as the session cookie
+// has, keeps such cookies out.
+func TestLoginCookiePlanted(t *testing.T) {
+	parallel(t)
+	m := oidctest.Start(t, oidctest.Config{})
+	e := newStores(t, clock.NewFake(m.Now()))
+	cfg := e.consoleConfig()
+	cfg.OIDC = []console.OIDCConfig{signinConfig(m, identity.SharedScope())}
+	cfg.PublicURL = "https://lockbox.example.com"
+	e.serve(cfg, false)
+	const hostSession, hostLogin = "__Host-lockbox_session", "__Host-lockbox_login"
+
+	mallory := oidcUser{sub: "mallory@contoso.example", name: "Mallory", tid: "contoso", roles: []string{"global-admin"}}
+	attacker := e.browser()
+	r := attacker.get("/console/signin/oidc")
+	if r.status != http.StatusFound {
+		t.Fatalf("sign-in start: %s", r)
+	}
+	if c := setCookie(t, r, "lockbox_login"); c != nil {
+		t.Errorf("a login cookie of a plain name under https: %+v", c)
+	}
+	lc := setCookie(t, r, hostLogin)
+	if lc == nil || !lc.Secure || !lc.HttpOnly || lc.Path != "/" || lc.Domain != "" || lc.SameSite != http.SameSiteLaxMode || lc.MaxAge <= 0 {
+		t.Errorf("login cookie %+v: want %s, Secure, HttpOnly, Path=/, host-only, SameSite=Lax", lc, hostLogin)
+	}
+	az, _ := url.Parse(r.location())
+	state := az.Query().Get("state")
+	m.QueueUser(mallory.user())
+	r = attacker.get(az.String())
+	cb, err := url.Parse(r.location())
+	if r.status != http.StatusFound || err != nil || cb.Host != "lockbox.example.com" {
+		t.Fatalf("provider's answer: %s", r)
+	}
+
+	// The victim's browser carries the attacker's state in the cookie a
+	// sibling subdomain planted, and follows the attacker's link.
+	victim := e.browser()
+	r = victim.get(cb.RequestURI(), header("Cookie", "lockbox_login="+state))
+	wantProblem(t, e, r, "expired")
+	if c := setCookie(t, r, hostSession); c != nil && c.Value != "" {
+		t.Errorf("the planted sign-in signed the victim in: %+v", c)
+	}
+
+	// The browser that started a sign-in finishes it with the cookie the
+	// console gave it.
+	b := e.browser()
+	r = b.get("/console/signin/oidc")
+	lc = setCookie(t, r, hostLogin)
+	if lc == nil {
+		t.Fatalf("no %s cookie: %s", hostLogin, r)
+	}
+	az, _ = url.Parse(r.location())
+	m.QueueUser(ada.user())
+	cb, _ = url.Parse(b.get(az.String()).location())
+	r = b.get(cb.RequestURI(), header("Cookie", hostLogin+"="+lc.Value))
+	if r.status != http.StatusOK {
+		t.Fatalf("callback with the console's own login cookie: %s", r)
+	}
+	if c := setCookie(t, r, hostSession); c == nil || !c.Secure {
+		t.Errorf("no Secure %s after sign-in: %v", hostSession, r.header.Values("Set-Cookie"))
+	}
+	if c := setCookie(t, r, hostLogin); c == nil || c.MaxAge >= 0 || c.Path != "/" {
+		t.Errorf("the used login cookie was not cleared: %v", r.header.Values("Set-Cookie"))
+	}
+}
+
 // An identity provider that is down when Lockbox starts stops sign-in, not
 // the server: New does not contact it, sign-in answers 503 until it is back,
 // then works without a restart.
