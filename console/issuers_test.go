@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -310,5 +311,114 @@ func TestDevSessionNeedsDevSignin(t *testing.T) {
 	after.serve(cfg, false)
 	if r := after.withCookie(sessionCookie, tok).get("/console/settings"); !signedOut(r) {
 		t.Errorf("without the dev sign-in: %s", r)
+	}
+}
+
+// TestSigninStartedFromAnotherSite: another site can't start a sign-in.
+// An identity provider in the wrong hands (a tenant's, here fabrikam's)
+// signs in whoever it likes without asking anyone, so a page that sent the
+// browser straight into a sign-in through it would come back signed in as
+// the attacker's choice, the browser's own session ended (login CSRF). A
+// sign-in that another site started lands on the sign-in page, where the
+// user chooses to continue; from the console's own pages, a bookmark or a
+// typed address it goes straight on.
+// userRE finds who the page header says is signed in, and as what.
+var userRE = regexp.MustCompile(`data-testid="user">([^<]*)<[^>]*>\s*<span class="who-role">([^<]*)<`)
+
+func TestSigninStartedFromAnotherSite(t *testing.T) {
+	t.Parallel()
+	ie := newIssuersEnv(t)
+	mallory := oidcUser{sub: "mallory@fabrikam.example", name: "Ada Admin", roles: []string{"global-admin"}}
+
+	victim := ie.browser()
+	ie.signIn(t, victim, ie.contoso, "/console/signin/oidc?tenant=contoso", ada)
+	session := victim.cookie(sessionCookie)
+	for _, site := range []string{"cross-site", "same-site"} {
+		for _, link := range []struct{ path, start, page string }{
+			{"/console/login?tenant=fabrikam", "/console/signin/oidc?tenant=fabrikam", "/console/signin?tenant=fabrikam"},
+			{"/console/signin/oidc?tenant=fabrikam", "/console/signin/oidc?tenant=fabrikam", "/console/signin?tenant=fabrikam"},
+			{"/console/signin/oidc", "/console/signin/oidc", "/console/signin"},
+		} {
+			t.Run(site+" "+link.path, func(t *testing.T) {
+				from := header("Sec-Fetch-Site", site)
+				logins := len(ie.keys(keys.ConsoleLogin("*")))
+				r := victim.get(link.path, from)
+				if link.path != link.start {
+					if r.status != http.StatusSeeOther || r.location() != link.start {
+						t.Fatalf("sign-in link: %s", r)
+					}
+					// The browser follows the redirect; the navigation is
+					// still the other site's.
+					r = victim.get(r.location(), from)
+				}
+				if r.status == http.StatusFound {
+					// The identity provider answers at once, and its
+					// redirect back is a navigation from another site too.
+					ie.fabrikam.QueueUser(mallory.user())
+					ie.provider.QueueUser(mallory.user())
+					back := victim.get(r.location(), from)
+					cb := victim.get(back.location(), from)
+					var who []string
+					if m := userRE.FindStringSubmatch(victim.get("/console/requests").body); m != nil {
+						who = m[1:]
+					}
+					t.Fatalf("a sign-in another site started went on to the identity provider; its callback answered %d, "+
+						"and the browser is signed in as %q (session cookie changed: %v)", cb.status, who, victim.cookie(sessionCookie) != session)
+				}
+				if r.status != http.StatusSeeOther || r.location() != link.page {
+					t.Fatalf("want the sign-in page %s, got %s", link.page, r)
+				}
+				if c := setCookie(t, r, "lockbox_login"); c != nil {
+					t.Errorf("a login cookie was set: %+v", c)
+				}
+				if n := len(ie.keys(keys.ConsoleLogin("*"))); n != logins {
+					t.Errorf("a sign-in was stored: %d, was %d", n, logins)
+				}
+				// The browser's session is untouched: the sign-in page
+				// (which a browser, sending no SameSite=Strict cookie on
+				// another site's navigation, shows with the organization's
+				// continue link) sends its user to their requests, still
+				// as themselves.
+				if r := victim.get(link.page); r.status != http.StatusSeeOther || r.location() != "/console/requests" {
+					t.Errorf("the sign-in page for a signed-in user: %s", r)
+				}
+				if victim.cookie(sessionCookie) != session {
+					t.Error("the browser's session cookie changed")
+				}
+				mustContain(t, "requests page", victim.get("/console/requests"), `data-testid="user">Ada Admin<`, "Global administrator · contoso")
+			})
+		}
+	}
+
+	// Signed out, the user continues from the sign-in page, a navigation of
+	// the console's own, and goes on to the identity provider.
+	b := ie.browser()
+	r := b.get("/console/login?tenant=fabrikam", header("Sec-Fetch-Site", "cross-site"))
+	r = b.get(r.location(), header("Sec-Fetch-Site", "cross-site"))
+	if r.status != http.StatusSeeOther || r.location() != "/console/signin?tenant=fabrikam" {
+		t.Fatalf("sign-in link from another site: %s", r)
+	}
+	page := b.get(r.location(), header("Sec-Fetch-Site", "cross-site"))
+	next := link(t, page, "signin-org-continue")
+	if next != "/console/signin/oidc?tenant=fabrikam" {
+		t.Fatalf("the sign-in page continues to %q", next)
+	}
+	fay := oidcUser{sub: "fay@fabrikam.example", name: "Fay", roles: []string{"global-admin"}}
+	if p := ie.signIn(t, b, ie.fabrikam, next, fay); p.Subject != fay.sub {
+		t.Errorf("signed in as %+v", p)
+	}
+	// So do a bookmark or a typed address (none), a link on the console's
+	// pages (same-origin), and clients that send no Sec-Fetch-Site (as
+	// http.CrossOriginProtection, they are let through: every browser since
+	// 2023 sends it).
+	for _, site := range []string{"none", "same-origin", ""} {
+		var opts []reqOpt
+		if site != "" {
+			opts = append(opts, header("Sec-Fetch-Site", site))
+		}
+		if r := ie.browser().get("/console/signin/oidc?tenant=fabrikam", opts...); r.status != http.StatusFound ||
+			!strings.HasPrefix(r.location(), ie.fabrikam.AuthorizationEndpoint()) {
+			t.Errorf("Sec-Fetch-Site %q: %s", site, r)
+		}
 	}
 }

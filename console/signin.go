@@ -320,8 +320,9 @@ func orgName(r *http.Request) string {
 }
 
 // login is the sign-in link an organization hands its users:
-// /console/login?tenant=contoso goes straight to contoso's identity
-// provider, /console/login to the sign-in page. A link no identity provider
+// /console/login?tenant=contoso goes on to contoso's identity provider
+// (followed from another site, by way of the sign-in page's "Continue to
+// contoso's sign-in": see oidcStart), /console/login to the sign-in page. A link no identity provider
 // here can serve lands on the sign-in page with the reason: sent on to
 // /console/signin/oidc, it met a bare 404 where no OIDC is configured at
 // all (lockbox dev, a server without console issuers).
@@ -401,7 +402,8 @@ func (c *Console) startSession(w http.ResponseWriter, r *http.Request, p identit
 }
 
 // oidcStart sends the browser to the identity provider: the one of the
-// organization ?tenant= names, or the provider's.
+// organization ?tenant= names, or the provider's. A sign-in another site
+// started goes to the sign-in page instead.
 func (c *Console) oidcStart(w http.ResponseWriter, r *http.Request) {
 	if c.staff == nil && len(c.orgs) == 0 {
 		http.NotFound(w, r)
@@ -412,6 +414,21 @@ func (c *Console) oidcStart(w http.ResponseWriter, r *http.Request) {
 	if oc == nil {
 		// An organization without its own issuer, or a name that is none.
 		http.Redirect(w, r, "/console/signin?problem=unknown_org", http.StatusSeeOther)
+		return
+	}
+	if startedElsewhere(r) {
+		// Another site sent the browser here (a link, a script, the
+		// /console/login link followed from an e-mail). An identity
+		// provider in the wrong hands (a tenant's) signs in whoever it
+		// likes without asking anyone, so going on would bring the
+		// browser back signed in as the attacker's choice, its own session
+		// ended (login CSRF). The sign-in page names the organization and
+		// the user chooses to continue, a navigation of the console's own.
+		to := "/console/signin"
+		if tenant != "" {
+			to += "?tenant=" + url.QueryEscape(tenant)
+		}
+		http.Redirect(w, r, to, http.StatusSeeOther)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), c.cfg.Timeout)
@@ -430,6 +447,21 @@ func (c *Console) oidcStart(w http.ResponseWriter, r *http.Request) {
 	}
 	c.setLoginCookie(w, r, state)
 	http.Redirect(w, r, oc.oauth2(p).AuthCodeURL(state, oidc.Nonce(login.Nonce), oauth2.S256ChallengeOption(login.Verifier)), http.StatusFound)
+}
+
+// startedElsewhere reports whether the browser says another site started
+// the navigation r is (Sec-Fetch-Site cross-site or same-site, which a
+// redirect chain keeps from its start). A bookmark or a typed address
+// (none) and the console's own links (same-origin) did not; neither did a
+// request without the header, as http.CrossOriginProtection lets it
+// through: every browser since 2023 sends it, and a client that doesn't is
+// no browser another site can steer.
+func startedElsewhere(r *http.Request) bool {
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "cross-site", "same-site":
+		return true
+	}
+	return false
 }
 
 // oidcCallback finishes a sign-in: it checks the state against the

@@ -2,7 +2,10 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -153,4 +156,37 @@ func TestConsoleSigninPerIssuer(t *testing.T) {
 	if nobody.exists(`[data-testid="signin-org-continue"]`) {
 		t.Fatal("the sign-in page offers to continue to an organization nobody configured")
 	}
+
+	// A page of another site sends the browser to fabrikam's sign-in
+	// link. Were fabrikam's identity provider in the wrong hands, it would
+	// answer at once with a user of its choice, and the browser would come
+	// back signed in as them, its own session ended (login CSRF). The
+	// browser lands on the sign-in page instead (without its session
+	// cookie, which is SameSite=Strict: another site started the
+	// navigation), which names the organization and goes on only when its
+	// user chooses to. Gina's session is untouched.
+	evil := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		rw.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(rw, `<!doctype html><html lang="en"><title>Your documents</title>
+<script>location.replace(%q)</script></html>`, w.base+"/console/login?tenant=fabrikam")
+	}))
+	t.Cleanup(evil.Close)
+	_, evilPort, _ := strings.Cut(evil.URL, "127.0.0.1:")
+	evilURL := "http://localhost:" + evilPort // another site than 127.0.0.1
+	p.fabrikam.QueueUser(oidctest.User{Subject: "mallory@fabrikam.example", Claims: map[string]any{"name": "Mallory", "roles": []string{"global-admin"}}})
+	gina.step("open a page of another site that starts a sign-in", chromedp.Navigate(evilURL))
+	gina.waitFor("the sign-in page", fmt.Sprintf(`location.href === %q`, w.base+"/console/signin?tenant=fabrikam"))
+	gina.want(`[data-testid="signin-org-continue"]`, "fabrikam")
+	gina.open("/console/requests")
+	gina.signedIn("Gina Global")
+	gina.want(".who", "contoso")
+
+	stranger := b.newTab("stranger")
+	stranger.step("open a page of another site that starts a sign-in", chromedp.Navigate(evilURL))
+	stranger.waitFor("the sign-in page", fmt.Sprintf(`location.href === %q`, w.base+"/console/signin?tenant=fabrikam"))
+	stranger.want(`[data-testid="signin-org-continue"]`, "fabrikam")
+	stranger.checkAccessible()
+	stranger.shot("signin-from-another-site")
+	// Continuing is the user's choice, from the console's own page.
+	stranger.signInThrough("continue to fabrikam's sign-in", "Mallory", chromedp.Click(chromedp.CSS(`[data-testid="signin-org-continue"]`)))
 }
