@@ -1308,3 +1308,46 @@ func TestRedisDown(t *testing.T) {
 		t.Errorf("the outage was not logged: %s", e.logs)
 	}
 }
+
+// TestSignoutWithRedisDown: a sign-out that can't end the session says so.
+// Told "signed out" while Redis could not be read, the user would leave a
+// session that works again for anyone holding its cookie as soon as Redis
+// answers. The browser keeps its cookie, so signing out again ends it.
+func TestSignoutWithRedisDown(t *testing.T) {
+	parallel(t)
+	srv := redistest.StartServer(t)
+	opts, err := redis.ParseURL(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A frozen Redis answers nothing: give up on it fast.
+	opts.MaxRetries, opts.ReadTimeout, opts.WriteTimeout = -1, 200*time.Millisecond, 200*time.Millisecond
+	rdb := redis.NewClient(opts)
+	t.Cleanup(func() { rdb.Close() })
+	e := newStoresOn(t, newClock(), rdb)
+	cfg := e.consoleConfig()
+	cfg.DevIdentities = []console.DevIdentity{{Principal: contosoAdmin}}
+	e.serve(cfg, false)
+	b := e.signIn(contosoAdmin)
+	token, csrf := b.cookie(sessionCookie), b.csrf()
+
+	thaw := srv.Freeze(t)
+	r := b.post("/console/signout", url.Values{"csrf_token": {csrf}})
+	thaw()
+	if r.status != http.StatusServiceUnavailable {
+		t.Errorf("sign-out with Redis down: %s", r)
+	}
+	if c := setCookie(t, r, sessionCookie); c != nil {
+		t.Errorf("the failed sign-out cleared the cookie: %v", c)
+	}
+	// Redis is back: the session was not ended, and the browser can end it.
+	if r := e.withCookie(sessionCookie, token).get("/console/requests"); r.status != http.StatusOK {
+		t.Fatalf("the session after the failed sign-out: %s", r)
+	}
+	if r := b.post("/console/signout", url.Values{"csrf_token": {csrf}}); !signedOut(r) {
+		t.Fatalf("sign-out with Redis back: %s", r)
+	}
+	if r := e.withCookie(sessionCookie, token).get("/console/requests"); !signedOut(r) {
+		t.Errorf("the session after signing out again: %s", r)
+	}
+}

@@ -635,9 +635,21 @@ func (o *oidcClient) principal(claims map[string]any) (identity.Principal, strin
 	return p, name, ""
 }
 
-// signout ends the session everywhere and forgets the cookie.
+// signout ends the session everywhere and forgets the cookie. A session
+// that can't be read (Redis down) is not taken for none: the user would be
+// told they signed out of a session that works again, for anyone holding
+// its cookie, as soon as Redis answers. They get the error instead, and the
+// browser keeps its cookie to sign out with again.
 func (c *Console) signout(w http.ResponseWriter, r *http.Request) {
-	if sess, err := c.session(r, false); err == nil {
+	ctx, cancel := context.WithTimeout(r.Context(), c.cfg.Timeout)
+	defer cancel()
+	r = r.WithContext(ctx)
+	sess, err := c.session(r, false)
+	if err != nil && !errors.Is(err, errNoSession) {
+		c.fail(w, r, nil, err)
+		return
+	}
+	if err == nil {
 		r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 		if !sess.validCSRF(r) {
 			c.renderError(w, r, &sess, http.StatusForbidden, "This form has expired. Go back, reload and try again.")
