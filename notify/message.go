@@ -293,11 +293,12 @@ var (
 	// followed by one, so that Defang stays idempotent) and white space.
 	uncRE    = regexp.MustCompile(`\\\\([^\\\[\]\s])`)
 	schemeRE = regexp.MustCompile(`(?i)([a-z][a-z0-9+.-]*):/+`)
-	// uriRE is a scheme-only URI ("mailto:x", "javascript:alert(1)"): an
-	// RFC 3986 scheme that does not continue an ASCII word, its colon, and
-	// the next character. The prefix is captured because RE2 has no
-	// look-behind.
-	uriRE  = regexp.MustCompile(`(?i)(^|[^a-z0-9])([a-z][a-z0-9+.-]*):(\S)`)
+	// uriRE is the start of a scheme-only URI ("mailto:x",
+	// "javascript:alert(1)"): an RFC 3986 scheme that does not continue an
+	// ASCII word, and its colon. The prefix is captured because RE2 has no
+	// look-behind; the character after the colon is looked at, not
+	// matched, so that it can be the prefix of the next scheme ("A:!tel:1").
+	uriRE  = regexp.MustCompile(`(?i)(^|[^a-z0-9])([a-z][a-z0-9+.-]*):`)
 	httpRE = regexp.MustCompile(`(?i)h(tt)p`)
 	wwwRE  = regexp.MustCompile(`(?i)(www)\.`)
 	// hostRE is a run of host-name characters: labels of letters, digits
@@ -355,29 +356,47 @@ func Defang(s string) string {
 	// "b" after one colon is the scheme of the next: repeat until nothing
 	// changes. Each round defangs a colon, so it ends.
 	for prev := ""; prev != s; {
-		prev, s = s, uriRE.ReplaceAllStringFunc(s, defangURI)
+		prev, s = s, defangURIs(s)
 	}
 	return s
 }
 
-// defangURI returns m, a match of uriRE, with its colon written "[:]" if
-// it starts a URI: the scheme is one of linkSchemes, or ends in one after
-// a "+", "." or "-" (a link detector may start the URI there: "+tel:1"),
-// or a letter follows the colon.
-func defangURI(m string) string {
-	sub := uriRE.FindStringSubmatch(m)
-	scheme := strings.ToLower(sub[2])
-	next, _ := utf8.DecodeRuneInString(sub[3])
+// defangURIs writes "[:]" for the colon of each match of uriRE that starts
+// a URI (startsURI), given the character after it, which must be there
+// and not be white space.
+func defangURIs(s string) string {
+	var b strings.Builder
+	last := 0
+	for _, m := range uriRE.FindAllStringSubmatchIndex(s, -1) {
+		colon := m[1] - 1
+		next, size := utf8.DecodeRuneInString(s[m[1]:])
+		if size == 0 || strings.ContainsRune("\t\n\f\r ", next) || !startsURI(s[m[4]:m[5]], next) {
+			continue
+		}
+		b.WriteString(s[last:colon])
+		b.WriteString("[:]")
+		last = m[1]
+	}
+	if last == 0 {
+		return s
+	}
+	b.WriteString(s[last:])
+	return b.String()
+}
+
+// startsURI reports whether scheme, its colon and next start a URI: the
+// scheme is one of linkSchemes, or ends in one after a "+", "." or "-" (a
+// link detector may start the URI there: "+tel:1"), or a letter follows
+// the colon.
+func startsURI(scheme string, next rune) bool {
+	scheme = strings.ToLower(scheme)
 	known := linkSchemes[scheme]
 	for i := 1; i < len(scheme) && !known; i++ {
 		if strings.IndexByte("+.-", scheme[i-1]) >= 0 {
 			known = linkSchemes[scheme[i:]]
 		}
 	}
-	if !known && !unicode.IsLetter(next) {
-		return m
-	}
-	return sub[1] + sub[2] + "[:]" + sub[3]
+	return known || unicode.IsLetter(next)
 }
 
 func isDot(r rune) bool { return r == '.' || r == '\u3002' || r == '\uff0e' || r == '\uff61' }
