@@ -13,6 +13,7 @@ import (
 	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/httperr"
+	"github.com/lockbox-oss/lockbox/internal/writedeadline"
 )
 
 // auditFilters are the query parameters GET /v1/audit and
@@ -79,8 +80,9 @@ func (s *server) searchAudit(w http.ResponseWriter, r *http.Request, p identity.
 // stream just ends early — for HTTP/1.1 chunked responses without the
 // terminating chunk, so clients see a truncated body rather than a complete
 // one — and the failure is logged. The export is not bound by the call's
-// deadline (Config.Timeout), so a large export is not cut off; a client
-// that goes away ends it.
+// deadline (Config.Timeout), nor as a whole by the listener's WriteTimeout,
+// so a large export is not cut off; a client that goes away ends it, and so
+// does one that takes no bytes for the WriteTimeout (writedeadline).
 func (s *server) exportAudit(w http.ResponseWriter, r *http.Request, p identity.Principal) error {
 	q := r.URL.Query() // checked by the adapter against the route's params
 	aq, err := auditQuery(q)
@@ -98,13 +100,18 @@ func (s *server) exportAudit(w http.ResponseWriter, r *http.Request, p identity.
 
 	ctx, cancel := record.ExportContext(r.Context())
 	defer cancel()
-	x := record.NewExportWriter(w, format)
+	// The listener's WriteTimeout would cut a long export; the export
+	// moves it on as it goes, so only a client that stops taking bytes for
+	// that long is cut.
+	out := writedeadline.New(w, r)
+	defer out.Close()
+	x := record.NewExportWriter(out, format)
 	x.Begin = func() {
 		w.Header().Set("Content-Type", format.ContentType())
 		w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="audit-%s.%s"`, name, format))
 		w.WriteHeader(http.StatusOK)
 	}
-	x.Flush = http.NewResponseController(w).Flush
+	x.Flush = out.Flush
 	err = x.Finish(s.cfg.Audit.Export(ctx, p, aq, x.Write))
 	if errors.Is(err, record.ErrExportCut) {
 		s.log.ErrorContext(r.Context(), "audit export ended early",

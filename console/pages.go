@@ -18,6 +18,7 @@ import (
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/httperr"
 	"github.com/lockbox-oss/lockbox/internal/peer"
+	"github.com/lockbox-oss/lockbox/internal/writedeadline"
 	"github.com/lockbox-oss/lockbox/tenants"
 )
 
@@ -575,13 +576,17 @@ func (c *Console) exportAudit(w http.ResponseWriter, r *http.Request, sess Sessi
 	// until the browser goes away.
 	ctx, cancel := record.ExportContext(r.Context())
 	defer cancel()
-	x := record.NewExportWriter(w, record.ExportCSV)
+	// Nor is it cut by the listener's WriteTimeout while the browser
+	// takes its bytes: the export moves that deadline on as it goes.
+	out := writedeadline.New(w, r)
+	defer out.Close()
+	x := record.NewExportWriter(out, record.ExportCSV)
 	x.Begin = func() {
 		w.Header().Set("Content-Type", record.ExportCSV.ContentType())
 		w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="audit-%s.csv"`, name))
 		w.WriteHeader(http.StatusOK)
 	}
-	x.Flush = http.NewResponseController(w).Flush
+	x.Flush = out.Flush
 	err := x.Finish(c.cfg.Audit.Export(ctx, sess.Principal, aq, x.Write))
 	if errors.Is(err, record.ErrExportCut) {
 		c.log.ErrorContext(r.Context(), "console: audit export ended early", "tenant", f.Tenant, "records", x.Records(), "error", err)

@@ -6,12 +6,14 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"crypto"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -58,6 +60,53 @@ var (
 // Each Redis call is bounded on its own by LOCKBOX_REDIS_TIMEOUT.
 const requestTimeout = 10 * time.Second
 
+// DefaultAPIWriteTimeout is the API listener's WriteTimeout (the /v1 API
+// and the admin center): how long an answer may take from the end of its
+// request's header, and how long an audit export, which moves the deadline
+// on as it goes, may wait on its client. A minute is above the listener's
+// 30 s ReadTimeout for the request's body plus requestTimeout for the
+// call's work, with room to write a large answer to a slow client.
+const DefaultAPIWriteTimeout = time.Minute
+
+// listenerTimeouts are an http.Server's timeouts.
+type listenerTimeouts struct {
+	readHeader, read, write, idle time.Duration
+}
+
+// metricsTimeouts are the metrics listener's. Its callers are Prometheus,
+// probes and an operator's pprof, and its answers are small and quick:
+// /livez at once, /readyz within health.CheckTimeout, and a scrape (the
+// registry gathered, with a few reads of Redis at scrape time under
+// LOCKBOX_REDIS_TIMEOUT each, and written out) in well under a second.
+var metricsTimeouts = listenerTimeouts{
+	readHeader: 5 * time.Second,
+	// The whole request: a GET, with no body to wait for.
+	read: 10 * time.Second,
+	// Three times Prometheus' default scrape_timeout, which gives up on
+	// a scrape after 10 s anyway: room for a large registry and a slow
+	// Redis, and a client that stops reading (or never opens its HTTP/2
+	// flow-control window) is let go. net/http/pprof's profile and trace
+	// (LOCKBOX_PPROF) move their own deadline on by the seconds they are
+	// asked to run.
+	write: 30 * time.Second,
+	// Longer than the usual scrape intervals (Prometheus' default is a
+	// minute), so a scraper's kept-alive connection serves one scrape
+	// after another; and an idle connection is closed at last.
+	idle: 2 * time.Minute,
+}
+
+// metricsServer is the server of the metrics address, with timeouts t.
+func metricsServer(h http.Handler, errorLog *log.Logger, t listenerTimeouts) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: t.readHeader,
+		ReadTimeout:       t.read,
+		WriteTimeout:      t.write,
+		IdleTimeout:       t.idle,
+		ErrorLog:          errorLog,
+	}
+}
+
 // Options are what tests may change about a server.
 type Options struct {
 	// Now is the clock of every component; time.Now when nil.
@@ -91,6 +140,10 @@ type Options struct {
 	// proxy.DefaultClientTimeout when zero. Tests shorten it to see a
 	// stalled client cut off.
 	ProxyClientTimeout time.Duration
+	// APIWriteTimeout is the API listener's WriteTimeout;
+	// DefaultAPIWriteTimeout when zero. Tests shorten it to see a
+	// stalled client cut off.
+	APIWriteTimeout time.Duration
 }
 
 // Server is a built Lockbox, ready to listen.
@@ -226,11 +279,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 	if cfg.Pprof {
 		metricsHandler = withPprof(metricsHandler)
 	}
-	s.metSrv = &http.Server{
-		Handler:           metricsHandler,
-		ReadHeaderTimeout: 5 * time.Second,
-		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
-	}
+	s.metSrv = metricsServer(metricsHandler, slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn), metricsTimeouts)
 	s.useTLS()
 	return s, nil
 }
@@ -262,8 +311,16 @@ func (s *Server) newAPI(cfg config.Config, opts Options, grantKeys []byte) error
 		Handler:           apiMux,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
+		// Bounds every answer, net/http's own included. Without it an
+		// HTTP/1.1 client that stops reading holds its handler on a
+		// large write, and an HTTP/2 client that never opens its
+		// flow-control window holds every stream's handler on its last
+		// write, for good. The audit exports (API and admin center) move
+		// it on while they make progress (internal/writedeadline), so
+		// only one whose client takes no bytes for this long is cut.
+		WriteTimeout: cmp.Or(opts.APIWriteTimeout, DefaultAPIWriteTimeout),
+		IdleTimeout:  2 * time.Minute,
+		ErrorLog:     slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
 	}
 	return nil
 }

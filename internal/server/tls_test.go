@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/ed25519"
@@ -492,5 +493,166 @@ func TestProxyStalledClients(t *testing.T) {
 				t.Errorf("%s after %s: %s %q %v; want 200 and all 8 chunks", res.Proto, time.Since(started), res.Status, body, err)
 			}
 		}
+	})
+}
+
+// h2StalledStream opens an HTTP/2 connection to addr that never opens its
+// flow-control window (SETTINGS_INITIAL_WINDOW_SIZE 0), asks for path on
+// stream 1 with header, and fails unless the server resets the stream
+// within patience: the stream's handler, blocked on its last write, is
+// released. It returns how long that took.
+func h2StalledStream(t *testing.T, addr string, pool *x509.CertPool, path string, patience time.Duration, header ...[2]string) time.Duration {
+	t.Helper()
+	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, NextProtos: []string{"h2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if got := c.ConnectionState().NegotiatedProtocol; got != "h2" {
+		t.Fatalf("negotiated %q, want h2", got)
+	}
+	_ = c.SetDeadline(time.Now().Add(patience))
+	started := time.Now()
+	if _, err := io.WriteString(c, http2.ClientPreface); err != nil {
+		t.Fatal(err)
+	}
+	fr := http2.NewFramer(c, c)
+	if err := fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0}); err != nil {
+		t.Fatal(err)
+	}
+	var block bytes.Buffer
+	enc := hpack.NewEncoder(&block)
+	fields := append([][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", "lockbox"}, {":path", path}}, header...)
+	for _, f := range fields {
+		_ = enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block.Bytes(), EndHeaders: true, EndStream: true}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("GET %s: no reset of the stalled stream after %s: %v", path, time.Since(started), err)
+		}
+		switch f := f.(type) {
+		case *http2.RSTStreamFrame:
+			if f.StreamID == 1 {
+				return time.Since(started)
+			}
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				_ = fr.WriteSettingsAck()
+			}
+		case *http2.DataFrame:
+			if f.StreamID == 1 && f.StreamEnded() && len(f.Data()) == 0 {
+				t.Fatalf("GET %s: the answer has no body: nothing to stall on", path)
+			}
+		}
+	}
+}
+
+// TestAPIStalledClients: the API listener of "lockbox serve" (the /v1 API
+// and the admin center) gives up on an HTTP/2 client that never opens its
+// flow-control window once its WriteTimeout passed, where it used to hold
+// each stream's handler on its last write for as long as the client
+// liked. (The audit exports, which move that deadline on while they make
+// progress, are tested in package api.)
+func TestAPIStalledClients(t *testing.T) {
+	const timeout = 500 * time.Millisecond
+	serving := tlstest.NewCA(t, "lockbox serving CA")
+	files := serving.WriteFiles(t, serving.Server(t, "lockbox"))
+	lb := start(t, map[string]string{
+		"LOCKBOX_TLS_CERT_FILE": files.CertFile, "LOCKBOX_TLS_KEY_FILE": files.KeyFile,
+		"LOCKBOX_UPSTREAMS": "exchange=http://127.0.0.1:1",
+	}, func(o *server.Options) { o.APIWriteTimeout = timeout })
+	if got := lb.srv.APIHTTPServer().WriteTimeout; got != timeout {
+		t.Errorf("API WriteTimeout %s, want %s", got, timeout)
+	}
+	for _, c := range []struct {
+		path   string
+		header [][2]string
+	}{
+		{"/v1/requests", nil}, // 401: no token
+		{"/v1/requests", [][2]string{{"authorization", "Bearer " + lb.token}}},
+		{"/console/signin", nil},
+	} {
+		took := h2StalledStream(t, lb.srv.APIAddr(), serving.Pool(), c.path, 20*timeout, c.header...)
+		t.Logf("GET %s (%d header fields): stream reset after %s", c.path, len(c.header), took)
+	}
+}
+
+// TestAPIWriteTimeoutDefault: without Options.APIWriteTimeout the API
+// listener's WriteTimeout is DefaultAPIWriteTimeout.
+func TestAPIWriteTimeoutDefault(t *testing.T) {
+	lb := start(t, map[string]string{"LOCKBOX_UPSTREAMS": "exchange=http://127.0.0.1:1"})
+	if got := lb.srv.APIHTTPServer().WriteTimeout; got != server.DefaultAPIWriteTimeout {
+		t.Errorf("API WriteTimeout %s, want %s", got, server.DefaultAPIWriteTimeout)
+	}
+}
+
+// TestMetricsListenerTimeouts: the metrics address's server has a read,
+// a write and an idle timeout, where it used to have a header timeout
+// only. With them shortened: an HTTP/2 scrape whose client never opens its
+// flow-control window is reset, and a kept-alive connection left idle is
+// closed; with its own, "lockbox serve" builds it.
+func TestMetricsListenerTimeouts(t *testing.T) {
+	lb := start(t, map[string]string{"LOCKBOX_UPSTREAMS": "exchange=http://127.0.0.1:1"})
+	met := lb.srv.MetricsHTTPServer()
+	got := [4]time.Duration{met.ReadHeaderTimeout, met.ReadTimeout, met.WriteTimeout, met.IdleTimeout}
+	if got != server.DefaultMetricsTimeouts {
+		t.Errorf("metrics timeouts (read header, read, write, idle) %v, want %v", got, server.DefaultMetricsTimeouts)
+	}
+	for i, d := range got {
+		if d <= 0 {
+			t.Errorf("metrics timeout %d is %s: unbounded", i, d)
+		}
+	}
+
+	const timeout = 300 * time.Millisecond
+	serving := tlstest.NewCA(t, "lockbox serving CA")
+	srv := server.MetricsServer(met.Handler, timeout)
+	srv.ErrorLog = log.New(io.Discard, "", 0)
+	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{serving.Server(t, "lockbox").TLS}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- server.Serve(srv, ln) }()
+	t.Cleanup(func() {
+		if err := srv.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+
+	t.Run("HTTP/2 window never opened", func(t *testing.T) {
+		h2StalledStream(t, ln.Addr().String(), serving.Pool(), "/metrics", 20*timeout)
+	})
+	t.Run("idle keep-alive connection", func(t *testing.T) {
+		c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{RootCAs: serving.Pool(), NextProtos: []string{"http/1.1"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(20 * timeout))
+		if _, err := io.WriteString(c, "GET /livez HTTP/1.1\r\nHost: lockbox\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		br := bufio.NewReader(c)
+		res, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.Copy(io.Discard, res.Body); err != nil || res.StatusCode != http.StatusOK || res.Close {
+			t.Fatalf("%s, close %t, %v: want 200 on a kept-alive connection", res.Status, res.Close, err)
+		}
+		idle := time.Now()
+		if n, err := br.Read(make([]byte, 1)); err != io.EOF {
+			t.Fatalf("after %s idle: read %d, %v; want the connection closed", time.Since(idle), n, err)
+		}
+		t.Logf("closed after %s idle", time.Since(idle))
 	})
 }
