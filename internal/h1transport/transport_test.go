@@ -80,6 +80,11 @@ func TestConcurrentCalls(t *testing.T) {
 		w.Write([]byte(strings.Repeat(r.URL.Path, 300))) // several reads' worth
 	})
 	tr := newTransport()
+	// Room in the pool for every caller's connection: with less, one
+	// returned while the pool is full is closed and a later call dials
+	// again, and 32 callers may open more than 32 connections in all
+	// (42 on a loaded machine), as they should.
+	tr.MaxIdleConnsPerHost = 32
 	var wg sync.WaitGroup
 	errs := make(chan error, 32*25)
 	for g := range 32 {
