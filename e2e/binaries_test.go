@@ -258,6 +258,20 @@ func runBinaries(t *testing.T, lockbox, ctl string) {
 		if !strings.Contains(string(envFile), "export LOCKBOX_ADDR="+addr) || !strings.Contains(string(envFile), "LOCKBOX_APPROVER_TOKEN=") {
 			t.Fatalf("env file:\n%s", envFile)
 		}
+		// Asking for help beside a running dev prints help and leaves its
+		// files alone: it used to start a second dev server, which pointed
+		// the env file and tokens at itself.
+		helpCtx, helpDone := context.WithTimeout(ctx, 20*time.Second)
+		defer helpDone()
+		helpCmd := osexec.CommandContext(helpCtx, lockbox, "dev", "--help")
+		helpCmd.Env = scrubbedEnv("LOCKBOX_DEV_DIR="+dir, "LOCKBOX_API_ADDR=127.0.0.1:0",
+			"LOCKBOX_METRICS_ADDR=127.0.0.1:0", "LOCKBOX_PROXY_ADDR=127.0.0.1:0")
+		if out, err := helpCmd.Output(); err != nil || !strings.HasPrefix(string(out), "usage: lockbox dev\n") {
+			t.Fatalf("lockbox dev --help: %v %s", err, out)
+		}
+		if after, _ := os.ReadFile(filepath.Join(dir, "env")); !bytes.Equal(after, envFile) {
+			t.Fatalf("lockbox dev --help rewrote the env file:\n%s", after)
+		}
 		// The proxy is up in front of the demo services, and refuses an
 		// operator without a grant.
 		proxyRE := regexp.MustCompile(`proxy\s+(http://127\.0\.0\.1:\d+)/`)

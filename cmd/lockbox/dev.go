@@ -291,13 +291,28 @@ func devToken(args []string, env map[string]string, stdout, stderr io.Writer) er
 		return err
 	}
 	fset := flag.NewFlagSet("lockbox dev token", flag.ContinueOnError)
-	fset.SetOutput(stderr)
-	sub := fset.String("sub", "", "subject (user id), required")
-	roles := fset.String("roles", "", "comma-separated roles: operator, support-manager, global-admin, lockbox-approver, audit-reader")
+	sub := fset.String("sub", "", "subject (user id), required; a tenant user's is user@ one of the tenant's domains (contoso.example, fabrikam.example)")
+	roles := fset.String("roles", "", "comma-separated roles: operator, support-manager, global-admin, lockbox-approver, audit-reader, lockbox-admin")
 	tid := fset.String("tid", "", "tenant of a tenant user; empty for the provider's staff")
 	ttl := fset.Duration("ttl", time.Hour, "lifetime of the token")
-	if err := fset.Parse(args); err != nil {
+	fset.Usage = func() {
+		fmt.Fprintln(fset.Output(), "usage: lockbox dev token --sub S --roles R[,R] [--tid T] [--ttl D]")
+		fset.PrintDefaults()
+	}
+	// Help goes to stdout and exits 0; a mistake prints the usage to
+	// stderr and exits 2.
+	fset.SetOutput(io.Discard)
+	if err := fset.Parse(args); errors.Is(err, flag.ErrHelp) || len(args) == 1 && args[0] == "help" {
+		fset.SetOutput(stdout)
+		fset.Usage()
+		return errHelpShown
+	} else if err != nil {
+		fset.SetOutput(stderr)
+		fset.Usage()
 		return usageError{err}
+	}
+	if fset.NArg() > 0 {
+		return usageError{fmt.Errorf("dev token: unexpected argument %q", fset.Arg(0))}
 	}
 	if *sub == "" {
 		return usageError{errors.New("dev token: --sub is required")}

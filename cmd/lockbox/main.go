@@ -80,16 +80,24 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 	var err error
 	switch args[0] {
 	case "serve":
-		err = serve(ctx, env, stderr)
+		if err = noArguments(args, serveHelp, stdout); err == nil {
+			err = serve(ctx, env, stderr)
+		}
 	case "dev":
 		if len(args) > 1 && args[1] == "token" {
 			err = devToken(args[2:], env, stdout, stderr)
 			break
 		}
-		err = dev(ctx, env, stdout, stderr)
+		if err = noArguments(args, devHelp, stdout); err == nil {
+			err = dev(ctx, env, stdout, stderr)
+		}
 	case "policy":
+		if len(args) == 2 && isHelp(args[1]) {
+			fmt.Fprintln(stdout, policyTestUsage)
+			return 0
+		}
 		if len(args) < 2 || args[1] != "test" {
-			err = usageError{errors.New("usage: lockbox policy test DIR [-v]")}
+			err = usageError{errors.New(policyTestUsage)}
 			break
 		}
 		err = policyTest(ctx, args[2:], stdout)
@@ -101,7 +109,7 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 		fmt.Fprintf(stderr, "lockbox: unknown command %q\n\n%s", args[0], usage)
 		return 2
 	}
-	if err == nil {
+	if err == nil || errors.Is(err, errHelpShown) {
 		return 0
 	}
 	// One problem a line (configuration errors come joined), each
@@ -117,6 +125,57 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 }
 
 type usageError struct{ error }
+
+// errHelpShown is returned once a command printed the help it was asked
+// for: nothing else runs, and the exit status is 0.
+var errHelpShown = errors.New("help shown")
+
+func isHelp(arg string) bool {
+	switch arg {
+	case "-h", "-help", "--help", "help":
+		return true
+	}
+	return false
+}
+
+const serveHelp = `usage: lockbox serve
+
+Runs Lockbox: what LOCKBOX_SERVE names (the proxy, the /v1 API with the admin center, the
+background jobs) and always the metrics and health address. It takes no arguments: every
+setting is a LOCKBOX_* environment variable (see README, Configuration). It needs a Redis
+(LOCKBOX_REDIS_URL, LOCKBOX_REDIS_SENTINEL_ADDRS with LOCKBOX_REDIS_SENTINEL_MASTER, or
+LOCKBOX_REDIS_CLUSTER_ADDRS), one token key source (LOCKBOX_JWT_JWKS_URL, LOCKBOX_JWT_JWKS_FILE,
+LOCKBOX_JWT_HMAC_SECRET_FILE or LOCKBOX_ISSUERS_FILE) and, with the proxy in LOCKBOX_SERVE,
+LOCKBOX_UPSTREAMS and LOCKBOX_PROXY_SIGNING_KEY_FILE.
+`
+
+const devHelp = `usage: lockbox dev
+       lockbox dev token --sub S --roles R[,R] [--tid T] [--ttl D]
+
+Runs Lockbox for development with nothing to set up: an embedded store (unless
+LOCKBOX_REDIS_URL, LOCKBOX_REDIS_SENTINEL_ADDRS or LOCKBOX_REDIS_CLUSTER_ADDRS names a Redis),
+the demo tenant services behind the proxy, the demo tenants contoso and fabrikam, a dev signing
+key, and a token file per dev identity in LOCKBOX_DEV_DIR (.lockbox-dev), with an env file to
+source. It takes no arguments: the addresses are
+LOCKBOX_API_ADDR, LOCKBOX_PROXY_ADDR and LOCKBOX_METRICS_ADDR. "lockbox dev token" mints
+another token with the dev signing key ("lockbox dev token --help").
+`
+
+// noArguments refuses arguments to a command that takes none (serve, dev),
+// which starts a server: "lockbox dev --help" printed nothing of help, and
+// started another dev server that rewrote the token and env files of the
+// one already running. A help flag prints help instead.
+func noArguments(args []string, help string, stdout io.Writer) error {
+	if len(args) < 2 {
+		return nil
+	}
+	if len(args) == 2 && isHelp(args[1]) {
+		fmt.Fprint(stdout, help)
+		return errHelpShown
+	}
+	return usageError{fmt.Errorf("lockbox %s takes no arguments, got %q: its settings are LOCKBOX_* environment variables (lockbox %s --help)",
+		args[0], strings.Join(args[1:], " "), args[0])}
+}
 
 func serve(ctx context.Context, env map[string]string, stderr io.Writer) error {
 	cfg, log, err := loadConfig(env, config.ModeServe, stderr)
@@ -148,6 +207,8 @@ func loadConfig(env map[string]string, mode config.Mode, stderr io.Writer) (conf
 	return cfg, log, err
 }
 
+const policyTestUsage = "usage: lockbox policy test DIR [-v]"
+
 // policyTest runs the Rego tests of a policy directory, as security teams
 // do before shipping a change.
 func policyTest(ctx context.Context, args []string, stdout io.Writer) error {
@@ -160,7 +221,8 @@ func policyTest(ctx context.Context, args []string, stdout io.Writer) error {
 	var dirs []string
 	for rest := args; ; {
 		if err := fset.Parse(rest); errors.Is(err, flag.ErrHelp) {
-			return usageError{errors.New("usage: lockbox policy test DIR [-v]")}
+			fmt.Fprintln(stdout, policyTestUsage)
+			return errHelpShown
 		} else if err != nil {
 			return usageError{err}
 		}
@@ -175,7 +237,7 @@ func policyTest(ctx context.Context, args []string, stdout io.Writer) error {
 		dirs, rest = append(dirs, rest[0]), rest[1:]
 	}
 	if len(dirs) != 1 {
-		return usageError{errors.New("usage: lockbox policy test DIR [-v]")}
+		return usageError{errors.New(policyTestUsage)}
 	}
 	_, failed, err := policy.RunTests(ctx, dirs[0], stdout, *verbose)
 	if err != nil {

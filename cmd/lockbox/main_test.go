@@ -3,9 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lockbox-oss/lockbox/config"
 )
@@ -109,7 +114,7 @@ func TestUsageNamesRealVariables(t *testing.T) {
 		known[v.Name] = true
 	}
 	named := map[string]bool{}
-	for _, v := range regexp.MustCompile(`LOCKBOX_[A-Z0-9_]+`).FindAllString(usage, -1) {
+	for _, v := range regexp.MustCompile(`LOCKBOX_[A-Z0-9_]+`).FindAllString(usage+serveHelp+devHelp, -1) {
 		named[v] = true
 		if !known[v] {
 			t.Errorf("usage names %s, which is no variable (config.Vars)", v)
@@ -120,5 +125,60 @@ func TestUsageNamesRealVariables(t *testing.T) {
 		if !named[v] {
 			t.Errorf("usage does not name %s, which lockbox serve may require", v)
 		}
+	}
+}
+
+// "lockbox dev --help" started a second dev server, which rewrote the token
+// and env files of the one already running to point at itself. Help flags
+// print help and exit 0; serve and dev refuse arguments (exit 2); and
+// neither starts anything or writes to LOCKBOX_DEV_DIR.
+func TestHelpStartsNothing(t *testing.T) {
+	tests := []struct {
+		args     []string
+		wantCode int
+		want     string // on stdout for 0, on stderr otherwise
+	}{
+		{[]string{"dev", "--help"}, 0, "usage: lockbox dev\n"},
+		{[]string{"dev", "-h"}, 0, "usage: lockbox dev\n"},
+		{[]string{"dev", "help"}, 0, "usage: lockbox dev\n"},
+		{[]string{"dev", "--api-addr", ":9000"}, 2, `lockbox dev takes no arguments, got "--api-addr :9000"`},
+		{[]string{"serve", "--help"}, 0, "usage: lockbox serve\n"},
+		{[]string{"serve", "now"}, 2, `lockbox serve takes no arguments`},
+		{[]string{"dev", "token", "--help"}, 0, "usage: lockbox dev token --sub S"},
+		{[]string{"dev", "token", "-h"}, 0, "lockbox-admin"},
+		{[]string{"dev", "token", "--sub", "a@b.example", "extra"}, 2, `unexpected argument "extra"`},
+		{[]string{"dev", "token", "--bogus"}, 2, "usage: lockbox dev token"},
+		{[]string{"policy", "--help"}, 0, "usage: lockbox policy test DIR [-v]\n"},
+		{[]string{"policy", "test", "--help"}, 0, "usage: lockbox policy test DIR [-v]\n"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "dev")
+			env := map[string]string{
+				"LOCKBOX_DEV_DIR": dir, "LOCKBOX_API_ADDR": "127.0.0.1:0",
+				"LOCKBOX_PROXY_ADDR": "127.0.0.1:0", "LOCKBOX_METRICS_ADDR": "127.0.0.1:0",
+			}
+			// Were the server started, it would stop here rather than hang.
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			var out, errb bytes.Buffer
+			code := run(ctx, tt.args, env, &out, &errb)
+			if code != tt.wantCode {
+				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tt.wantCode, out.String(), errb.String())
+			}
+			got := errb.String()
+			if code == 0 {
+				got = out.String()
+				if errb.Len() > 0 {
+					t.Errorf("help wrote to stderr: %s", errb.String())
+				}
+			}
+			if !strings.Contains(got, tt.want) {
+				t.Errorf("output lacks %q:\n%s", tt.want, got)
+			}
+			if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("LOCKBOX_DEV_DIR was created (%v): something started", err)
+			}
+		})
 	}
 }
