@@ -194,6 +194,13 @@ func (s *Store) IsApprover(ctx context.Context, tenant, user string) (bool, erro
 // global-admin that names no user of the tenant (a provider identity, as a
 // shared issuer can sign it) reads nothing of the tenant's configuration.
 func (s *Store) CanRead(ctx context.Context, p identity.Principal, tenant string) error {
+	return s.canRead(ctx, p, tenant, "settings")
+}
+
+// canRead is CanRead, its refusal naming what was to be read ("settings",
+// "approvers"): a refused approver list said "you may not read the
+// settings".
+func (s *Store) canRead(ctx context.Context, p identity.Principal, tenant, what string) error {
 	if err := keys.ValidTenant(tenant); err != nil {
 		return fault.New(fault.ErrInvalid, "invalid_tenant", "%v", err)
 	}
@@ -203,7 +210,7 @@ func (s *Store) CanRead(ctx context.Context, p identity.Principal, tenant string
 	if ok, err := s.actsForTenant(ctx, p, tenant); err != nil || ok {
 		return err
 	}
-	return fault.New(fault.ErrForbidden, "forbidden", "you may not read the settings of tenant %s", tenant)
+	return fault.New(fault.ErrForbidden, "forbidden", "you may not read the %s of tenant %s", what, tenant)
 }
 
 // canConfigure is the rule for changing a tenant's Customer Lockbox
@@ -352,7 +359,7 @@ func settingsProperties(old, next Settings) []record.ModifiedProperty {
 
 // Approvers lists tenant's assigned approvers, sorted, for p.
 func (s *Store) Approvers(ctx context.Context, p identity.Principal, tenant string) ([]string, error) {
-	if err := s.CanRead(ctx, p, tenant); err != nil {
+	if err := s.canRead(ctx, p, tenant, "approvers"); err != nil {
 		return nil, err
 	}
 	users, err := s.rdb.SMembers(ctx, keys.Approvers(tenant)).Result()

@@ -425,6 +425,16 @@ func TestReadNeedsTenantUser(t *testing.T) {
 				t.Errorf("%s %v: %s: %v, want forbidden", who.Subject, who.Roles, name, err)
 			}
 		}
+		// The refusal names what was refused: the approver list's said
+		// "settings".
+		for name, want := range map[string]string{
+			"settings":  "you may not read the settings of tenant contoso",
+			"approvers": "you may not read the approvers of tenant contoso",
+		} {
+			if err := read[name](who); err == nil || err.Error() != want {
+				t.Errorf("%s %v: %s: %v, want %q", who.Subject, who.Roles, name, err, want)
+			}
+		}
 	}
 	for _, who := range []identity.Principal{
 		admin, approver, manager,
