@@ -165,6 +165,14 @@ func (e *env) report(err error) int {
 			notes = append(notes, "trace id "+apiErr.TraceID)
 		}
 		fmt.Fprintf(e.stderr, "lockboxctl: %s (%s)\n", clean(msg), clean(strings.Join(notes, ", ")))
+		if apiErr.FromProxy {
+			// The proxy's port given for the API's (8081 for 8080 in
+			// lockbox dev): its refusal, in the API's error document,
+			// says nothing of what the command named, so no exit 3.
+			fmt.Fprintf(e.stderr, "lockboxctl: the answer is from Lockbox's enforcement proxy, not its API: %s is the proxy's address; give the API's (LOCKBOX_API_ADDR) as --addr or $%s\n",
+				clean(apiURL(e.g.addr)), EnvAddr)
+			return exitError
+		}
 		switch apiErr.Status {
 		case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound:
 			// Only the API's own refusal carries its error document. A

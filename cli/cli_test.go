@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -18,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lockbox-oss/lockbox/api/client"
 	"github.com/lockbox-oss/lockbox/api/wire"
 	"github.com/lockbox-oss/lockbox/audit"
 	"github.com/lockbox-oss/lockbox/audit/record"
@@ -1296,6 +1298,42 @@ func TestFoldFlagNames(t *testing.T) {
 	for _, tt := range tests {
 		if got := foldFlagNames(fs, tt.in); !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("foldFlagNames(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+// --addr naming Lockbox's enforcement proxy instead of its API (8081 for
+// 8080 under lockbox dev): the proxy's refusals have the API's error
+// document, so "describe request ID" exited 3, which tells a script the
+// request does not exist or may not be read. An answer carrying the proxy's
+// decision id is the proxy's: exit 1, saying so.
+func TestProxyAnswerIsNotTheAPIs(t *testing.T) {
+	for _, tc := range []struct {
+		status int
+		body   string
+	}{
+		{http.StatusNotFound, `{"error":{"code":"unknown_service","message":"the first path segment names no service this proxy serves (exchange, onedrive, sharepoint)"}}`},
+		{http.StatusForbidden, `{"error":{"code":"unauthenticated","message":"tenant users can't call through the proxy; only the provider's operators can"}}`},
+		{http.StatusUnauthorized, `{"error":{"code":"unauthenticated","message":"exactly one Authorization: Bearer header is required"}}`},
+	} {
+		proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set(client.ProxyDecisionHeader, "5KQBBU7DR4KNU9")
+			w.WriteHeader(tc.status)
+			_, _ = io.WriteString(w, tc.body)
+		}))
+		env := map[string]string{EnvAddr: proxy.URL, EnvToken: envToken, EnvConfigDir: t.TempDir()}
+		var stdout, stderr bytes.Buffer
+		code := Run(context.Background(), []string{"describe", "request", "01a23f06-5f48-74d5-9e38-ff65ba5cb1e1"},
+			func(k string) string { return env[k] }, &stdout, &stderr)
+		proxy.Close()
+		if code != 1 {
+			t.Errorf("HTTP %d from the proxy: exit %d, want 1\n%s", tc.status, code, stderr.String())
+		}
+		for _, want := range []string{fmt.Sprintf("HTTP %d)", tc.status), "from Lockbox's enforcement proxy, not its API", proxy.URL, "LOCKBOX_API_ADDR"} {
+			if !strings.Contains(stderr.String(), want) {
+				t.Errorf("HTTP %d from the proxy: stderr lacks %q:\n%s", tc.status, want, stderr.String())
+			}
 		}
 	}
 }

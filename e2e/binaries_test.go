@@ -320,6 +320,15 @@ func runBinaries(t *testing.T, lockbox, ctl string) {
 		if err != nil || !strings.Contains(string(out), "adam@contoso.example") {
 			t.Fatalf("approver list with the dev approver token: %v %s", err, out)
 		}
+		// The proxy's address given for the API's (8081 for 8080): the
+		// proxy's refusal is no answer about the request, so exit 1 (not
+		// 3, "no such request") and a line naming the mix-up.
+		proxyCmd := osexec.Command(ctl, "--token-file", filepath.Join(dir, "admin.jwt"), "--addr", m[1], "describe", "request", "01a23f06-5f48-74d5-9e38-ff65ba5cb1e1")
+		proxyCmd.Env = scrubbedEnv()
+		out, err = proxyCmd.CombinedOutput()
+		if ee, ok := err.(*osexec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), "from Lockbox's enforcement proxy, not its API") {
+			t.Fatalf("lockboxctl --addr <the proxy's>: %v\n%s", err, out)
+		}
 		// A request filed and approved by the manager is mailed, as .eml
 		// files, to the dev manager and then to contoso's global admin.
 		ctlAs := func(token string, args ...string) string {

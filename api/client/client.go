@@ -142,7 +142,16 @@ type APIError struct {
 	// TraceID identifies the call in the server's logs (its X-Request-Id
 	// header), when it sent one. It is not a lockbox request's id.
 	TraceID string
+	// FromProxy reports that Lockbox's enforcement proxy answered (the
+	// answer carries ProxyDecisionHeader), not its API: the address names
+	// the proxy's port. Its error document has the API's shape, but its
+	// refusal says nothing of what the call named.
+	FromProxy bool
 }
+
+// ProxyDecisionHeader is the header every answer of Lockbox's enforcement
+// proxy carries (proxy.HeaderDecisionID) and no answer of the API does.
+const ProxyDecisionHeader = "X-Lockbox-Decision-Id"
 
 // Error returns the message, followed by the code and the trace id when
 // there are, e.g. "you can't approve your own request (self_approval,
@@ -626,7 +635,8 @@ func (c *Client) newRequest(ctx context.Context, method, path string, q url.Valu
 func decodeError(resp *http.Response) *APIError {
 	// The server sends the trace id as X-Request-Id only; the error body
 	// is {"error":{"code","message"}} and carries none.
-	e := &APIError{Status: resp.StatusCode, TraceID: resp.Header.Get("X-Request-Id")}
+	e := &APIError{Status: resp.StatusCode, TraceID: resp.Header.Get("X-Request-Id"),
+		FromProxy: resp.Header.Get(ProxyDecisionHeader) != ""}
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBytes))
 	var body struct {
 		Error *struct {
