@@ -191,6 +191,8 @@ type Console struct {
 	staff    *oidcClient            // signs in the provider's staff
 	orgs     map[string]*oidcClient // sign in each tenant's users
 	secure   bool
+	// loginSealer seals the sign-ins in progress the browsers keep.
+	loginSealer loginSealer
 }
 
 // New returns the console. Mount it at Prefix on the API address.

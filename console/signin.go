@@ -15,12 +15,10 @@ import (
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
-	"github.com/redis/go-redis/v9"
 	"golang.org/x/oauth2"
 
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/fault"
-	"github.com/lockbox-oss/lockbox/internal/keys"
 )
 
 // OIDCConfig configures OpenID Connect sign-in through one issuer. Claims
@@ -96,17 +94,17 @@ func (c *Console) loginCookieName(r *http.Request) (name, path string) {
 	return loginCookie, callbackPath
 }
 
-// setLoginCookie hands the browser the state of its sign-in in progress, or
-// with state "" forgets it. Lax, not Strict: the identity provider's
-// redirect back is a cross-site navigation, on which a Strict cookie is not
-// sent.
-func (c *Console) setLoginCookie(w http.ResponseWriter, r *http.Request, state string) {
+// setLoginCookie hands the browser its sign-in in progress, sealed (see
+// sealLogin), or with sealed "" forgets it. Lax, not Strict: the identity
+// provider's redirect back is a cross-site navigation, on which a Strict
+// cookie is not sent.
+func (c *Console) setLoginCookie(w http.ResponseWriter, r *http.Request, sealed string) {
 	name, path := c.loginCookieName(r)
 	maxAge := int(loginTTL.Seconds())
-	if state == "" {
+	if sealed == "" {
 		maxAge = -1
 	}
-	http.SetCookie(w, &http.Cookie{Name: name, Value: state, Path: path, MaxAge: maxAge,
+	http.SetCookie(w, &http.Cookie{Name: name, Value: sealed, Path: path, MaxAge: maxAge,
 		HttpOnly: true, Secure: c.secureRequest(r), SameSite: http.SameSiteLaxMode})
 }
 
@@ -271,15 +269,6 @@ func authStyle(p *oidc.Provider) oauth2.AuthStyle {
 	return oauth2.AuthStyleAutoDetect
 }
 
-// pendingLogin is what the console remembers of a sign-in in progress.
-type pendingLogin struct {
-	Nonce    string `json:"nonce"`
-	Verifier string `json:"verifier"`
-	// Tenant is the organization whose issuer the sign-in went to; "" for
-	// the provider's.
-	Tenant string `json:"tenant,omitempty"`
-}
-
 // client returns the issuer that signs in tenant's users ("": the
 // provider's staff), or nil.
 func (c *Console) client(tenant string) *oidcClient {
@@ -439,14 +428,18 @@ func (c *Console) oidcStart(w http.ResponseWriter, r *http.Request) {
 		c.renderError(w, r, nil, http.StatusServiceUnavailable, "The identity provider can't be reached; sign-in is unavailable. Try again in a minute.")
 		return
 	}
-	state, login := rand.Text(), pendingLogin{Nonce: rand.Text(), Verifier: oauth2.GenerateVerifier(), Tenant: tenant}
-	b, _ := json.Marshal(login)
-	if err := c.cfg.Redis.Set(ctx, keys.ConsoleLogin(state), b, loginTTL).Err(); err != nil {
-		c.fail(w, r, nil, fault.Unavailable("console: save sign-in", err))
+	// The sign-in in progress goes to the browser, sealed: nothing is
+	// written per sign-in (see logincookie.go). The key is read from Redis
+	// once per process.
+	aead, err := c.loginKey(ctx)
+	if err != nil {
+		c.fail(w, r, nil, fault.Unavailable("console: start sign-in", err))
 		return
 	}
-	c.setLoginCookie(w, r, state)
-	http.Redirect(w, r, oc.oauth2(p).AuthCodeURL(state, oidc.Nonce(login.Nonce), oauth2.S256ChallengeOption(login.Verifier)), http.StatusFound)
+	login := pendingLogin{State: rand.Text(), Nonce: rand.Text(), Verifier: oauth2.GenerateVerifier(), Tenant: tenant,
+		Expires: c.cfg.Now().Add(loginTTL).Unix()}
+	c.setLoginCookie(w, r, sealLogin(aead, login))
+	http.Redirect(w, r, oc.oauth2(p).AuthCodeURL(login.State, oidc.Nonce(login.Nonce), oauth2.S256ChallengeOption(login.Verifier)), http.StatusFound)
 }
 
 // startedElsewhere reports whether the browser says another site started
@@ -464,9 +457,10 @@ func startedElsewhere(r *http.Request) bool {
 	return false
 }
 
-// oidcCallback finishes a sign-in: it checks the state against the
-// browser's cookie, redeems the code with the PKCE verifier, verifies the ID
-// token (signature, issuer, audience, expiry, nonce) and maps its claims.
+// oidcCallback finishes a sign-in: it opens the browser's sealed sign-in
+// and checks its state and expiry, redeems the code with the PKCE
+// verifier, verifies the ID token (signature, issuer, audience, expiry,
+// nonce) and maps its claims.
 func (c *Console) oidcCallback(w http.ResponseWriter, r *http.Request) {
 	if c.staff == nil && len(c.orgs) == 0 {
 		http.NotFound(w, r)
@@ -489,22 +483,23 @@ func (c *Console) oidcCallback(w http.ResponseWriter, r *http.Request) {
 	state := q.Get("state")
 	cookie, _ := c.loginCookieName(r)
 	ck, err := r.Cookie(cookie)
-	if state == "" || err != nil || ck.Value != state {
+	if state == "" || err != nil {
 		problem("expired", errors.New("state does not match the browser's sign-in"))
 		return
 	}
-	b, err := c.cfg.Redis.GetDel(ctx, keys.ConsoleLogin(state)).Bytes()
-	if errors.Is(err, redis.Nil) {
-		problem("expired", errors.New("unknown or used state"))
-		return
-	}
+	aead, err := c.loginKey(ctx)
 	if err != nil {
 		c.fail(w, r, nil, fault.Unavailable("console: read sign-in", err))
 		return
 	}
-	var login pendingLogin
-	if err := json.Unmarshal(b, &login); err != nil {
-		problem("failed", err)
+	// The browser's sealed sign-in must open, be the one of this state and
+	// not have expired. It can't be used up on the server, which keeps
+	// nothing of it: a replayed callback finds its code redeemed (codes
+	// are single-use, and bound to the PKCE verifier), and every answer
+	// below clears the cookie.
+	login, err := openLogin(aead, ck.Value, state, c.cfg.Now())
+	if err != nil {
+		problem("expired", err)
 		return
 	}
 	// The sign-in says which identity provider the browser went to; the
@@ -518,7 +513,8 @@ func (c *Console) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		// The answer came back to another issuer's redirect URI, which
 		// only that issuer sends browsers to: its code is not the one
 		// this sign-in's issuer would redeem (a mix-up attack, RFC 9700
-		// section 4.4). The state is used up, so it can't be tried again.
+		// section 4.4). The browser's sign-in is cleared, so it can't
+		// be tried again.
 		problem("failed", fmt.Errorf("the answer came back to the redirect URI of %q, the sign-in went to %s", key, oc.cfg.Issuer))
 		return
 	}
@@ -568,8 +564,9 @@ func (c *Console) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		problem(code, fmt.Errorf("claims of %q from %s can't be used", idt.Subject, oc.cfg.Issuer))
 		return
 	}
-	// The state is used up: the browser needn't send it with every
-	// request (the cookie's path is / under HTTPS) until it expires.
+	// The sign-in is done: the browser forgets it, so it needn't send it
+	// with every request (the cookie's path is / under HTTPS) until it
+	// expires.
 	c.setLoginCookie(w, r, "")
 	c.startSession(w, r, principal, name, "oidc", oc.cfg.Issuer, true)
 }

@@ -2,6 +2,8 @@ package console_test
 
 import (
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -68,6 +70,7 @@ func newOIDCEnv(t *testing.T) (*env, *oidctest.Provider) {
 type login struct {
 	authorize *url.URL // where the console sent the browser
 	state     string
+	cookie    string // the sealed sign-in in the browser's login cookie
 	callback  string // where the provider sent it back
 }
 
@@ -90,6 +93,14 @@ func startLoginAt(t *testing.T, m *oidctest.Provider, b *browser, path string, u
 		t.Fatal(err)
 	}
 	l := login{authorize: az, state: az.Query().Get("state")}
+	for _, name := range []string{"lockbox_login", "__Host-lockbox_login"} {
+		if c := setCookie(t, r, name); c != nil {
+			l.cookie = c.Value
+		}
+	}
+	if l.cookie == "" {
+		t.Fatalf("sign-in start set no login cookie: %s", r)
+	}
 	m.QueueUser(u.user())
 	r = b.get(az.String())
 	if r.status != http.StatusFound {
@@ -99,18 +110,72 @@ func startLoginAt(t *testing.T, m *oidctest.Provider, b *browser, path string, u
 	return l
 }
 
-// pendingLogin reads what the console remembers of a sign-in in progress.
-func pendingLogin(t *testing.T, e *env, state string) (nonce, verifier string) {
+// sealedLogin is a sign-in in progress as the login cookie holds it.
+type sealedLogin struct {
+	State    string `json:"state"`
+	Nonce    string `json:"nonce"`
+	Verifier string `json:"verifier"`
+	Tenant   string `json:"tenant,omitempty"`
+	Expires  int64  `json:"exp"`
+}
+
+// loginAAD is what the console binds every sealed sign-in to.
+const loginAAD = "lockbox console login v1"
+
+// loginSealer is the AEAD of the sign-in key the console keeps in Redis.
+func loginSealer(t *testing.T, e *env) cipher.AEAD {
 	t.Helper()
-	b, err := e.rdb.Get(context.Background(), keys.ConsoleLogin(state)).Bytes()
+	v, err := e.rdb.Get(context.Background(), keys.ConsoleLoginKey()).Result()
 	if err != nil {
-		t.Fatalf("sign-in %s in Redis: %v", state, err)
+		t.Fatalf("the sign-in key in Redis: %v", err)
 	}
-	var p struct{ Nonce, Verifier string }
-	if err := json.Unmarshal(b, &p); err != nil {
+	raw, err := base64.StdEncoding.DecodeString(v)
+	if err != nil || len(raw) != 32 {
+		t.Fatalf("the sign-in key %q is not 32 bytes in base64", v)
+	}
+	return sealer(t, raw)
+}
+
+func sealer(t *testing.T, key []byte) cipher.AEAD {
+	t.Helper()
+	block, err := aes.NewCipher(key)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return p.Nonce, p.Verifier
+	aead, err := cipher.NewGCMWithRandomNonce(block)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return aead
+}
+
+// openLogin opens a login cookie as the console does: base64url of a
+// random nonce and the AES-256-GCM sealed JSON.
+func openLogin(t *testing.T, e *env, cookie string) sealedLogin {
+	t.Helper()
+	sealed, err := base64.RawURLEncoding.DecodeString(cookie)
+	if err != nil {
+		t.Fatalf("login cookie %q: %v", cookie, err)
+	}
+	b, err := loginSealer(t, e).Open(nil, nil, sealed, []byte(loginAAD))
+	if err != nil {
+		t.Fatalf("login cookie %q does not open: %v", cookie, err)
+	}
+	var l sealedLogin
+	if err := json.Unmarshal(b, &l); err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// sealLogin is the login cookie for l, sealed with aead.
+func sealLogin(t *testing.T, aead cipher.AEAD, l sealedLogin) string {
+	t.Helper()
+	b, err := json.Marshal(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return base64.RawURLEncoding.EncodeToString(aead.Seal(nil, nil, b, []byte(loginAAD)))
 }
 
 // wantProblem checks r is the redirect to the sign-in page with code, and
@@ -172,12 +237,20 @@ func TestOIDCSignin(t *testing.T) {
 	}
 	// The browser's side of the sign-in: its state, for the callback only.
 	lc := setCookie(t, r, "lockbox_login")
-	if lc == nil || lc.Value != state || lc.Path != "/console/oidc/callback" || !lc.HttpOnly || lc.SameSite != http.SameSiteLaxMode || lc.MaxAge <= 0 || lc.MaxAge > 600 {
+	if lc == nil || lc.Path != "/console/oidc/callback" || !lc.HttpOnly || lc.SameSite != http.SameSiteLaxMode || lc.MaxAge <= 0 || lc.MaxAge > 600 {
 		t.Errorf("login cookie %+v", lc)
 	}
-	// The console's side: the nonce the ID token must carry and the PKCE
-	// verifier whose S256 hash is the challenge.
-	nonce, verifier := pendingLogin(t, e, state)
+	// Sealed in it, for the console only: the state, the nonce the ID
+	// token must carry, the PKCE verifier whose S256 hash is the
+	// challenge, and when the sign-in ends.
+	if strings.Contains(lc.Value, state) {
+		t.Errorf("the login cookie %q shows the state", lc.Value)
+	}
+	pl := openLogin(t, e, lc.Value)
+	nonce, verifier := pl.Nonce, pl.Verifier
+	if pl.State != state || pl.Tenant != "" {
+		t.Errorf("sealed sign-in %+v, want state %q", pl, state)
+	}
 	sum := sha256.Sum256([]byte(verifier))
 	if q.Get("code_challenge") != base64.RawURLEncoding.EncodeToString(sum[:]) {
 		t.Errorf("code_challenge %q is not S256 of the stored verifier", q.Get("code_challenge"))
@@ -185,8 +258,13 @@ func TestOIDCSignin(t *testing.T) {
 	if q.Get("nonce") != nonce {
 		t.Errorf("nonce %q, stored %q", q.Get("nonce"), nonce)
 	}
-	if ttl := e.rdb.TTL(context.Background(), keys.ConsoleLogin(state)).Val(); ttl <= 0 || ttl > 10*time.Minute {
-		t.Errorf("sign-in in progress kept for %s", ttl)
+	if exp := time.Unix(pl.Expires, 0); !exp.After(e.clk.Now()) || exp.After(e.clk.Now().Add(10*time.Minute)) {
+		t.Errorf("sign-in in progress ends at %s, now is %s", exp, e.clk.Now())
+	}
+	for _, k := range e.keys("*") {
+		if strings.HasPrefix(k, "lockbox:console:") && k != keys.ConsoleLoginKey() {
+			t.Errorf("the sign-in in progress wrote %s", k)
+		}
 	}
 
 	m.QueueUser(ada.user())
@@ -205,8 +283,8 @@ func TestOIDCSignin(t *testing.T) {
 	if c == nil || !c.HttpOnly || c.SameSite != http.SameSiteStrictMode {
 		t.Fatalf("session cookie %+v", c)
 	}
-	if n, _ := e.rdb.Exists(context.Background(), keys.ConsoleLogin(state)).Result(); n != 0 {
-		t.Error("the used sign-in state is still in Redis")
+	if c := setCookie(t, r, "lockbox_login"); c == nil || c.MaxAge >= 0 {
+		t.Errorf("the used login cookie was not cleared: %v", r.header.Values("Set-Cookie"))
 	}
 
 	r = b.get("/console/requests")
@@ -242,7 +320,7 @@ func TestOIDCSignin(t *testing.T) {
 	}
 
 	t.Run("replayed callback", func(t *testing.T) {
-		// Even with the state cookie, a used state is gone.
+		// A cookie holding the bare state is no sign-in.
 		thief := e.browser()
 		u, _ := url.Parse(e.srv.URL + "/console/oidc/callback")
 		thief.c.Jar.SetCookies(u, []*http.Cookie{{Name: "lockbox_login", Value: state, Path: "/console/oidc/callback"}})
@@ -250,6 +328,16 @@ func TestOIDCSignin(t *testing.T) {
 		r := thief.get(callback)
 		if r.status != http.StatusSeeOther || r.location() != "/console/signin?problem=expired" {
 			t.Errorf("replay: %s", r)
+		}
+		if setCookie(t, r, sessionCookie) != nil || !slices.Equal(e.sessionKeys(), before) {
+			t.Error("the replay made a session")
+		}
+		// A copy of the sealed sign-in still opens until it expires, but
+		// the code it came back with is redeemed: the identity provider
+		// takes a code once.
+		r = e.browser().get(callback, header("Cookie", "lockbox_login="+lc.Value))
+		if r.status != http.StatusSeeOther || r.location() != "/console/signin?problem=failed" {
+			t.Errorf("replay with the sealed sign-in: %s", r)
 		}
 		if setCookie(t, r, sessionCookie) != nil || !slices.Equal(e.sessionKeys(), before) {
 			t.Error("the replay made a session")
@@ -289,11 +377,14 @@ func TestOIDCSigninProblems(t *testing.T) {
 		u.RawQuery = q.Encode()
 		wantProblem(t, e, b.get(u.String()), "expired")
 	})
-	t.Run("state expired in Redis", func(t *testing.T) {
+	t.Run("sign-in expired", func(t *testing.T) {
+		// The browser kept its cookie past its Max-Age: the sealed
+		// expiry still ends the sign-in.
 		b := e.browser()
 		l := startLogin(t, e, m, b, ada)
-		e.rdb.Del(context.Background(), keys.ConsoleLogin(l.state))
-		wantProblem(t, e, b.get(l.callback), "expired")
+		e.clk.Advance(10*time.Minute + time.Second)
+		defer e.clk.Set(m.Now())
+		wantProblem(t, e, b.get(l.callback, header("Cookie", "lockbox_login="+l.cookie)), "expired", "the sign-in expired")
 	})
 	t.Run("provider refused", func(t *testing.T) {
 		b := e.browser()
@@ -339,18 +430,18 @@ func TestOIDCSigninProblems(t *testing.T) {
 	t.Run("PKCE verifier checked by the provider", func(t *testing.T) {
 		b := e.browser()
 		l := startLogin(t, e, m, b, ada)
-		nonce, _ := pendingLogin(t, e, l.state)
-		forged, _ := json.Marshal(map[string]string{"nonce": nonce, "verifier": strings.Repeat("A", 43)})
-		e.rdb.Set(context.Background(), keys.ConsoleLogin(l.state), forged, time.Minute)
-		wantProblem(t, e, b.get(l.callback), "failed", "code exchange", "code_verifier does not match the code_challenge")
+		pl := openLogin(t, e, l.cookie)
+		pl.Verifier = strings.Repeat("A", 43)
+		forged := sealLogin(t, loginSealer(t, e), pl)
+		wantProblem(t, e, e.browser().get(l.callback, header("Cookie", "lockbox_login="+forged)), "failed", "code exchange", "code_verifier does not match the code_challenge")
 	})
 	t.Run("nonce checked", func(t *testing.T) {
 		b := e.browser()
 		l := startLogin(t, e, m, b, ada)
-		_, verifier := pendingLogin(t, e, l.state)
-		forged, _ := json.Marshal(map[string]string{"nonce": "not-the-nonce", "verifier": verifier})
-		e.rdb.Set(context.Background(), keys.ConsoleLogin(l.state), forged, time.Minute)
-		wantProblem(t, e, b.get(l.callback), "failed", "id token nonce does not match")
+		pl := openLogin(t, e, l.cookie)
+		pl.Nonce = "not-the-nonce"
+		forged := sealLogin(t, loginSealer(t, e), pl)
+		wantProblem(t, e, e.browser().get(l.callback, header("Cookie", "lockbox_login="+forged)), "failed", "id token nonce does not match")
 	})
 	t.Run("code redeemed once", func(t *testing.T) {
 		b := e.browser()
@@ -368,12 +459,16 @@ func TestOIDCSigninProblems(t *testing.T) {
 			"failed", "unknown, used or expired code")
 	})
 	t.Run("expired ID token", func(t *testing.T) {
-		// The provider's tokens live 10 minutes by its clock; ours has
-		// moved on.
+		// The provider's tokens live a minute by its clock; ours has
+		// moved on, though not past the sign-in's own end.
+		m := oidctest.Start(t, oidctest.Config{TTL: time.Minute})
+		e := newStores(t, clock.NewFake(m.Now()))
+		cfg := e.consoleConfig()
+		cfg.OIDC = []console.OIDCConfig{signinConfig(m, identity.SharedScope())}
+		e.serve(cfg, false)
 		b := e.browser()
 		l := startLogin(t, e, m, b, ada)
 		e.clk.Advance(m.TTL() + 2*time.Minute)
-		defer e.clk.Set(m.Now())
 		wantProblem(t, e, b.get(l.callback), "failed", "token is expired")
 	})
 	t.Run("tenant claim present but no tenant", func(t *testing.T) {
@@ -421,18 +516,21 @@ func TestOIDCSigninProblems(t *testing.T) {
 	})
 	t.Run("the redirect URI all issuers once shared", func(t *testing.T) {
 		// It can't say whose code it carries: refused, and nothing is
-		// redeemed, so the sign-in in progress is still there.
+		// redeemed, so the code still signs in at the issuer's own
+		// redirect URI.
 		b := e.browser()
 		l := startLogin(t, e, m, b, ada)
 		u, _ := url.Parse(l.callback)
 		r := b.get("/console/oidc/callback?" + u.RawQuery)
 		wantProblem(t, e, r, "redirect_uri", "no issuer uses any more")
-		if n := e.rdb.Exists(context.Background(), keys.ConsoleLogin(l.state)).Val(); n != 1 {
-			t.Error("the sign-in in progress was used")
-		}
 		if p := b.get(r.location()); !strings.Contains(p.body, "redirect URI") {
 			t.Errorf("the sign-in page does not explain: %s", p)
 		}
+		other := e.browser()
+		if r := other.get(l.callback, header("Cookie", "lockbox_login="+l.cookie)); r.status != http.StatusOK {
+			t.Fatalf("the code was used: %s", r)
+		}
+		other.post("/console/signout", other.form(nil))
 	})
 	t.Run("messages by code only", func(t *testing.T) {
 		r := e.browser().get("/console/signin?problem=%3Cscript%3Ealert(1)%3C/script%3E")
@@ -543,7 +641,7 @@ func TestOIDCProviderDown(t *testing.T) {
 	if setCookie(t, r, "lockbox_login") != nil {
 		t.Error("a sign-in was started with the provider down")
 	}
-	if ks := e.keys(keys.ConsoleLogin("*")); len(ks) != 0 {
+	if ks := e.keys("lockbox:console:*"); len(ks) != 0 {
 		t.Errorf("sign-ins stored: %v", ks)
 	}
 

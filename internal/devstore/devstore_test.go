@@ -203,3 +203,22 @@ func TestStartCanceled(t *testing.T) {
 		t.Error("Start with a canceled context succeeded")
 	}
 }
+
+// TestSetNX: the admin center creates its sign-in key once with SETNX and
+// reads it back with GET; the first writer's value stays.
+func TestSetNX(t *testing.T) {
+	_, c := start(t)
+	ctx := t.Context()
+	for i, v := range []string{"first", "second"} {
+		ok, err := c.SetNX(ctx, "lockbox:console:login-key", v, 0).Result()
+		if err != nil || ok != (i == 0) {
+			t.Fatalf("SETNX %s = %t, %v", v, ok, err)
+		}
+	}
+	if v, err := c.Get(ctx, "lockbox:console:login-key").Result(); err != nil || v != "first" {
+		t.Errorf("GET = %q, %v; want the first value", v, err)
+	}
+	if ttl, err := c.TTL(ctx, "lockbox:console:login-key").Result(); err != nil || ttl != -1 {
+		t.Errorf("TTL = %v, %v; want none", ttl, err)
+	}
+}

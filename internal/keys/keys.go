@@ -17,14 +17,15 @@
 //     id → tenant), AllRequests (the provider-wide listing), Tenants (the
 //     set of tenants the background jobs walk), Due and DueRescan (the
 //     background jobs' schedules of tenants with work), ConsoleSession and
-//     ConsoleLogin. Each lives in a slot of its own, so none is ever
+//     ConsoleLoginKey. Each lives in a slot of its own, so none is ever
 //     written in a tenant's transaction. The indexes are written
 //     idempotently beside it (see grants.Store.Create, tenants.Store.Onboard,
 //     internal/due), and rebuilt from the tenants' own keys by repair jobs
 //     (tenants.Store.Reindex, grants.Store.Reindex, due.Rescan): they are
 //     eventually consistent, and only ever used to find a tenant's keys,
 //     never to decide anything. A schedule's scripts touch its one key.
-//     Console sessions are single keys, written alone.
+//     Console sessions are single keys, written alone; the console's
+//     sign-in key is one key, created once.
 //   - The change events (internal/events) are a pub/sub channel, no key:
 //     PUBLISH inside a tenant's MULTI is allowed on Cluster and reaches
 //     subscribers on every node.
@@ -267,8 +268,13 @@ func OutboxWarned(tenant, id string) string { return tagged(tenant, "outbox:warn
 // value (hex), so a copy of the database reveals no usable cookie.
 func ConsoleSession(hash string) string { return prefix + "console:session:" + hash }
 
-// ConsoleLogin holds one OpenID Connect sign-in in progress, by its state.
-func ConsoleLogin(state string) string { return prefix + "console:login:" + state }
+// ConsoleLoginKey holds the key (32 random bytes, base64) that seals the
+// OpenID Connect sign-ins in progress the console hands browsers in their
+// sign-in cookie. The first replica that needs it creates it (SET NX) and
+// every replica reads it back, so a sign-in started at one finishes at
+// another; no key is written per sign-in. It never expires: deleting it
+// only ends the sign-ins in progress, and the next one creates a new key.
+func ConsoleLoginKey() string { return prefix + "console:login-key" }
 
 // Due is the provider-wide schedule of one background job: a sorted set of
 // tenants by the time (Unix milliseconds) the job must next visit them. It

@@ -42,7 +42,7 @@ func TestTenantKeysShareTheTenantsSlot(t *testing.T) {
 	}
 	global := map[string]string{
 		"RequestIndex": RequestIndex(id), "AllRequests": AllRequests(), "Tenants": Tenants(),
-		"ConsoleSession": ConsoleSession("ab12"), "ConsoleLogin": ConsoleLogin("st4te"),
+		"ConsoleSession": ConsoleSession("ab12"), "ConsoleLoginKey": ConsoleLoginKey(),
 		"Due": Due("sweep"), "DueRescan": DueRescan(),
 	}
 	for name, k := range global {

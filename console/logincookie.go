@@ -1,0 +1,135 @@
+package console
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/lockbox-oss/lockbox/internal/keys"
+)
+
+// A sign-in in progress is kept by the browser that started it, not by the
+// server: the login cookie holds it sealed (AES-256-GCM) under a key only
+// the console's replicas know, so the browser can neither read its PKCE
+// verifier and nonce nor make one up. Starting a sign-in needs no
+// credential; if it wrote a key in Redis, anyone could fill the Redis that
+// also holds the grants and the audit log by asking for sign-ins, stopping
+// the audit writes every permitted call needs. Now a start writes nothing,
+// and a flood of them costs the server no memory.
+//
+// The cookie's value is base64url(nonce || AES-256-GCM(key, pendingLogin,
+// loginAAD)), the nonce random and 12 bytes (cipher.NewGCMWithRandomNonce).
+// It is bound to the sign-in's state, which the callback's state parameter
+// must equal, and carries an absolute expiry the callback checks: a cookie
+// kept past loginTTL is refused whatever its Max-Age said.
+//
+// A sealed sign-in can't be taken back before it expires, so the callback
+// does not rely on it being used once: the identity provider's code is
+// single-use and bound to the PKCE verifier, so a callback replayed with a
+// copy of the cookie finds the code redeemed; and the cookie is cleared
+// after every callback, successful or not.
+
+// pendingLogin is a sign-in in progress, as its cookie holds it.
+type pendingLogin struct {
+	// State is the sign-in's OAuth state, which the callback's state
+	// parameter must equal.
+	State    string `json:"state"`
+	Nonce    string `json:"nonce"`
+	Verifier string `json:"verifier"`
+	// Tenant is the organization whose issuer the sign-in went to; "" for
+	// the provider's.
+	Tenant string `json:"tenant,omitempty"`
+	// Expires is when the sign-in ends, in Unix seconds: loginTTL after it
+	// started.
+	Expires int64 `json:"exp"`
+}
+
+// loginAAD is the additional data every sealed sign-in is bound to, so the
+// key seals nothing that could be taken for one.
+var loginAAD = []byte("lockbox console login v1")
+
+// errLoginCookie is a login cookie that does not open: tampered with,
+// truncated, or sealed under another key.
+var errLoginCookie = errors.New("the login cookie does not open")
+
+// loginSealer holds the key that seals sign-ins in progress, read from
+// Redis once per process.
+type loginSealer struct {
+	mu   sync.Mutex
+	aead cipher.AEAD
+}
+
+// loginKey returns the sealing key shared by every replica: created once in
+// Redis (SET NX, by whichever replica needs it first) and read back, so all
+// of them seal and open with the same one. It is kept after the first read;
+// an error is not, so a Redis that was down is asked again next time.
+func (c *Console) loginKey(ctx context.Context) (cipher.AEAD, error) {
+	s := &c.loginSealer
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.aead != nil {
+		return s.aead, nil
+	}
+	fresh := make([]byte, 32)
+	rand.Read(fresh)
+	k := keys.ConsoleLoginKey()
+	if err := c.cfg.Redis.SetNX(ctx, k, base64.StdEncoding.EncodeToString(fresh), 0).Err(); err != nil {
+		return nil, fmt.Errorf("console: create the sign-in key: %w", err)
+	}
+	v, err := c.cfg.Redis.Get(ctx, k).Result()
+	if err != nil {
+		return nil, fmt.Errorf("console: read the sign-in key: %w", err)
+	}
+	raw, err := base64.StdEncoding.DecodeString(v)
+	if err != nil || len(raw) != 32 {
+		return nil, fmt.Errorf("console: the sign-in key %s is not 32 bytes in base64", k)
+	}
+	block, err := aes.NewCipher(raw)
+	if err != nil {
+		return nil, err
+	}
+	aead, err := cipher.NewGCMWithRandomNonce(block)
+	if err != nil {
+		return nil, err
+	}
+	s.aead = aead
+	return aead, nil
+}
+
+// sealLogin is the login cookie's value for l.
+func sealLogin(aead cipher.AEAD, l pendingLogin) string {
+	b, _ := json.Marshal(l)
+	return base64.RawURLEncoding.EncodeToString(aead.Seal(nil, nil, b, loginAAD))
+}
+
+// openLogin opens a login cookie and checks that it is the sign-in of
+// state, and that it has not expired at now.
+func openLogin(aead cipher.AEAD, value, state string, now time.Time) (pendingLogin, error) {
+	var l pendingLogin
+	sealed, err := base64.RawURLEncoding.DecodeString(value)
+	if err != nil {
+		return l, errLoginCookie
+	}
+	b, err := aead.Open(nil, nil, sealed, loginAAD)
+	if err != nil {
+		return l, errLoginCookie
+	}
+	if err := json.Unmarshal(b, &l); err != nil {
+		return l, errLoginCookie
+	}
+	if state == "" || subtle.ConstantTimeCompare([]byte(l.State), []byte(state)) != 1 {
+		return l, errors.New("state does not match the browser's sign-in")
+	}
+	if !now.Before(time.Unix(l.Expires, 0)) {
+		return l, fmt.Errorf("the sign-in expired at %s", time.Unix(l.Expires, 0).UTC().Format(time.RFC3339))
+	}
+	return l, nil
+}
