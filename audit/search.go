@@ -250,7 +250,7 @@ func (l *Log) check(ctx context.Context, p identity.Principal, q *Query) error {
 // one deciding and configuring hold a global admin to, is what ties the
 // token to the tenant.
 func (l *Log) readsAsTenant(ctx context.Context, p identity.Principal, tenant string) (bool, error) {
-	if !p.InTenant(tenant) || p.HasProviderOnlyRole() || !(p.Has(identity.RoleGlobalAdmin) || p.Has(identity.RoleAuditReader)) {
+	if !p.ActsInTenant(tenant) || !(p.Has(identity.RoleGlobalAdmin) || p.Has(identity.RoleAuditReader)) {
 		return false, nil
 	}
 	if l.dir == nil {

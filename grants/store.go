@@ -740,7 +740,7 @@ func (v *viewer) sees(ctx context.Context, r Request) (bool, error) {
 		return true, nil
 	case p.IsProvider() && p.Has(identity.RoleOperator) && p.Subject == r.Requester:
 		return true, nil
-	case p.InTenant(r.Tenant) && !p.HasProviderOnlyRole():
+	case p.ActsInTenant(r.Tenant):
 		// InTenant: r.Tenant is p's one tenant, so the answer holds for
 		// every request this viewer is asked about.
 		if !v.asked {

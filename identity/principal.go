@@ -83,5 +83,11 @@ func (p Principal) HasProviderOnlyRole() bool {
 	return slices.ContainsFunc(p.Roles, func(r Role) bool { return r.ProviderRole() && !r.TenantRole() })
 }
 
+// ActsInTenant reports whether p may act or read as a user of tenant t,
+// before the tenant's own rule on who its users are (its registered
+// domains), which only its registry knows: p is in t and carries no
+// provider-only role.
+func (p Principal) ActsInTenant(t string) bool { return p.InTenant(t) && !p.HasProviderOnlyRole() }
+
 // IsGlobalAdminOf reports whether p is a global administrator of tenant t.
 func (p Principal) IsGlobalAdminOf(t string) bool { return p.InTenant(t) && p.Has(RoleGlobalAdmin) }

@@ -150,7 +150,7 @@ func (t Tenant) HasUser(user string) bool {
 // role only the provider's staff hold: a provider identity that a shared
 // issuer signed with the tenant's tid and global-admin is neither.
 func (t Tenant) ActsAsGlobalAdmin(p identity.Principal) bool {
-	return p.IsGlobalAdminOf(t.ID) && !p.HasProviderOnlyRole() && t.HasUser(p.Subject)
+	return p.ActsInTenant(t.ID) && p.Has(identity.RoleGlobalAdmin) && t.HasUser(p.Subject)
 }
 
 // IsUser reports whether user is one of tenant's users (Tenant.HasUser),
@@ -404,7 +404,7 @@ func (s *Store) Tenant(ctx context.Context, p identity.Principal, tenant string)
 	// addresses: a tenant's own users see it, by the rule every tenant
 	// read follows (HasUser, no provider role), not any token that names
 	// the tenant in its tid.
-	if p.HasProviderOnlyRole() || !t.HasUser(p.Subject) {
+	if !p.ActsInTenant(tenant) || !t.HasUser(p.Subject) {
 		return Tenant{}, notOnboarded(tenant)
 	}
 	return t, nil

@@ -232,7 +232,7 @@ func (s *Store) canConfigure(ctx context.Context, p identity.Principal, tenant s
 // returns the registry's not-found error; any error of the registry is
 // returned, never taken as an answer.
 func (s *Store) actsForTenant(ctx context.Context, p identity.Principal, tenant string) (bool, error) {
-	if !p.InTenant(tenant) || p.HasProviderOnlyRole() {
+	if !p.ActsInTenant(tenant) {
 		return false, nil
 	}
 	if p.IsGlobalAdminOf(tenant) {
