@@ -302,6 +302,19 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "+
 		"form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
 	h.Set("X-Frame-Options", "DENY")
+	// A page another site opens (window.open, a link with an opener) gets
+	// no handle on the console's window, and no other origin may embed
+	// the console's responses (pages, exports, assets) as its own
+	// resources: Spectre-class reads need one or the other.
+	h.Set("Cross-Origin-Opener-Policy", "same-origin")
+	h.Set("Cross-Origin-Resource-Policy", "same-origin")
+	if c.secureRequest(r) {
+		// Once a browser has reached the console over HTTPS it never
+		// tries plain HTTP again, where a network attacker could strip
+		// TLS before the sign-in. Not includeSubDomains: the console's
+		// host does not speak for its siblings.
+		h.Set("Strict-Transport-Security", "max-age=31536000")
+	}
 	if err := crossOrigin.Check(r); err != nil {
 		c.log.WarnContext(r.Context(), "console: cross-origin request refused", "method", r.Method, "path", r.URL.Path,
 			"origin", r.Header.Get("Origin"), "sec_fetch_site", r.Header.Get("Sec-Fetch-Site"))

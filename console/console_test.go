@@ -1170,6 +1170,15 @@ func TestSecurityHeaders(t *testing.T) {
 			if h.Get("Referrer-Policy") == "" {
 				t.Error("no Referrer-Policy")
 			}
+			if h.Get("Cross-Origin-Opener-Policy") != "same-origin" || h.Get("Cross-Origin-Resource-Policy") != "same-origin" {
+				t.Errorf("Cross-Origin-Opener-Policy %q, Cross-Origin-Resource-Policy %q",
+					h.Get("Cross-Origin-Opener-Policy"), h.Get("Cross-Origin-Resource-Policy"))
+			}
+			// Over plain http a Strict-Transport-Security header is
+			// ignored by browsers, and it would say nothing true.
+			if v := h.Get("Strict-Transport-Security"); v != "" {
+				t.Errorf("Strict-Transport-Security %q over http", v)
+			}
 			if tc.name != "static" && h.Get("Cache-Control") != "no-store" {
 				t.Errorf("Cache-Control %q", h.Get("Cache-Control"))
 			}
@@ -1185,6 +1194,38 @@ func TestSecurityHeaders(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestStrictTransportSecurity: a console served over HTTPS, by its public
+// URL or by the request's own TLS, tells browsers to keep to HTTPS, on
+// every answer including refusals.
+func TestStrictTransportSecurity(t *testing.T) {
+	parallel(t)
+	const want = "max-age=31536000"
+	check := func(t *testing.T, b *browser) {
+		t.Helper()
+		for _, path := range []string{"/console/signin", "/console/requests", "/console/nothing", "/console/static/console.css"} {
+			r := b.get(path)
+			if got := r.header.Get("Strict-Transport-Security"); got != want {
+				t.Errorf("GET %s (%d): Strict-Transport-Security %q, want %q", path, r.status, got, want)
+			}
+		}
+		r := b.post("/console/settings", url.Values{})
+		if got := r.header.Get("Strict-Transport-Security"); got != want {
+			t.Errorf("refused POST (%d): Strict-Transport-Security %q, want %q", r.status, got, want)
+		}
+	}
+	t.Run("https public URL", func(t *testing.T) {
+		parallel(t)
+		e := newEnv(t, func(c *console.Config) { c.PublicURL = "https://lockbox.example.com" })
+		check(t, e.browser())
+	})
+	t.Run("TLS request", func(t *testing.T) {
+		parallel(t)
+		e := newStores(t, newClock())
+		e.serve(e.consoleConfig(), true)
+		check(t, e.browser())
+	})
 }
 
 func TestStatic(t *testing.T) {
