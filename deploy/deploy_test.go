@@ -17,6 +17,7 @@ import (
 	"github.com/lockbox-oss/lockbox/cli"
 	"github.com/lockbox-oss/lockbox/config"
 	"github.com/lockbox-oss/lockbox/deploy"
+	"github.com/lockbox-oss/lockbox/proxy"
 )
 
 func TestExprMetrics(t *testing.T) {
@@ -205,6 +206,75 @@ func TestAlerts(t *testing.T) {
 	for s := range sections {
 		if !alerts[s] {
 			t.Errorf("RUNBOOK.md section %q: no such alert", s)
+		}
+	}
+}
+
+// TestDenialReasonsHaveAnAlert: every reason the proxy denies for is
+// watched by an alert and explained in the runbook. LockboxDenialsSpiking
+// covers the reasons it does not exclude, and its runbook section names
+// each of them; a reason it excludes has an alert of its own (one whose
+// expression selects reason="<it>"), whose runbook section names it. A new
+// reason is then either in the spike alert's list for the on-call to read,
+// or has the alert it needs.
+func TestDenialReasonsHaveAnAlert(t *testing.T) {
+	groups, err := deploy.ReadRuleGroups("prometheus/lockbox.rules.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	runbook := string(readFile(t, "RUNBOOK.md"))
+	section := func(alert string) string {
+		_, s, ok := strings.Cut(runbook, "\n## "+alert+"\n")
+		if !ok {
+			t.Fatalf("RUNBOOK.md has no section %s", alert)
+		}
+		s, _, _ = strings.Cut(s, "\n## ")
+		return s
+	}
+	var spike string
+	own := map[string]string{} // reason -> the alert selecting it alone
+	selects := regexp.MustCompile(`lockbox_proxy_denials_total\{reason="([a-z_]+)"\}`)
+	for _, g := range groups {
+		for _, r := range g.Rules {
+			if r.Alert == "LockboxDenialsSpiking" {
+				spike = r.Expr
+			}
+			for _, m := range selects.FindAllStringSubmatch(r.Expr, -1) {
+				own[m[1]] = r.Alert
+			}
+		}
+	}
+	m := regexp.MustCompile(`reason!~"([a-z_|]+)"`).FindAllStringSubmatch(spike, -1)
+	if len(m) == 0 {
+		t.Fatalf("LockboxDenialsSpiking excludes no reason: %s", spike)
+	}
+	excluded := strings.Split(m[0][1], "|")
+	for _, x := range m[1:] {
+		if x[1] != m[0][1] {
+			t.Errorf("LockboxDenialsSpiking excludes %q in one place, %q in another", m[0][1], x[1])
+		}
+	}
+	denials := map[string]bool{}
+	for _, r := range proxy.AllReasons() {
+		if r.Denial() {
+			denials[string(r)] = true
+		}
+	}
+	for _, r := range excluded {
+		if !denials[r] {
+			t.Errorf("LockboxDenialsSpiking excludes %q, which is no denial reason", r)
+		}
+	}
+	for r := range denials {
+		alert := "LockboxDenialsSpiking"
+		if slices.Contains(excluded, r) {
+			if alert = own[r]; alert == "" {
+				t.Errorf("%s: LockboxDenialsSpiking leaves it out, and no alert of its own selects reason=%q", r, r)
+				continue
+			}
+		}
+		if !strings.Contains(section(alert), "`"+r+"`") {
+			t.Errorf("%s: the RUNBOOK.md section %s, the alert that covers it, does not name it", r, alert)
 		}
 	}
 }
