@@ -87,6 +87,8 @@ func TestAuditWithoutTenantIsTheTokensTenant(t *testing.T) {
 	if v := decode[audit.Verification](t, e.do(auditor, "GET", "/v1/audit/verify?tenant=contoso", nil), 200); !v.OK || v.Tenant != "contoso" {
 		t.Errorf("auditor's verification = %+v", v)
 	}
+	// A tenant that was never onboarded has no chain to verify (openapi.yaml's 404).
+	wantError(t, e.do(auditor, "GET", "/v1/audit/verify?tenant=northwind", nil), 404, "tenant_not_found", "")
 	wantError(t, e.do(contosoApprover, "GET", "/v1/audit/verify", nil), 403, "forbidden", "")
 }
 

@@ -2,6 +2,8 @@ package api
 
 import (
 	"maps"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -211,8 +213,72 @@ func TestOpenAPIQueryParameters(t *testing.T) {
 		if rt.public {
 			continue // public documents take no parameters and refuse none
 		}
+		// The adapter refuses unknown parameters on every such route.
+		if responses, _ := op["responses"].(map[string]any); responses["400"] == nil {
+			t.Errorf("%s: openapi.yaml documents no 400, which an unknown query parameter gets", rt.pattern())
+		}
 		if got, want := slices.Sorted(slices.Values(rt.params)), slices.Sorted(slices.Values(documented)); !slices.Equal(got, want) {
 			t.Errorf("%s: the route takes query parameters %v, openapi.yaml documents %v", rt.pattern(), got, want)
+		}
+	}
+}
+
+// TestOpenAPIErrorCodes: every error code the API can answer with is named
+// in openapi.yaml, where clients look up what to branch on: the codes of
+// the API's own refusals and of the domain errors its handlers pass on
+// (read from the source of this package and of grants, tenants and
+// audit), the codes internal/httperr gives errors without one, and
+// invalid_<name> for each query parameter a route takes (sent empty, or
+// malformed).
+func TestOpenAPIErrorCodes(t *testing.T) {
+	doc := string(openAPIDocument)
+	// Codes of those packages that no route can produce.
+	unreachable := map[string]bool{
+		"invalid_action":    true, // grants: an action no route names
+		"invalid_grant_key": true, // grants: the proxy's grant lookup
+		"no_grant":          true, // grants: the proxy's grant lookup
+	}
+	calls := []*regexp.Regexp{
+		regexp.MustCompile(`(?:fault\.New|newErr|httperr\.New)\(\s*[^,()]+,\s*"([a-z_]+)"`),
+		regexp.MustCompile(`httperr\.Write\(\s*[^,()]+,\s*[^,()]+,\s*"([a-z_]+)"`),
+	}
+	codes := map[string]string{} // code -> where it was found
+	for _, dir := range []string{".", "../grants", "../tenants", "../audit"} {
+		files, err := filepath.Glob(filepath.Join(dir, "*.go"))
+		if err != nil || len(files) == 0 {
+			t.Fatalf("%s: no Go files (%v)", dir, err)
+		}
+		for _, f := range files {
+			if strings.HasSuffix(f, "_test.go") {
+				continue
+			}
+			src, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, re := range calls {
+				for _, m := range re.FindAllStringSubmatch(string(src), -1) {
+					if !strings.HasSuffix(m[1], "_") { // "invalid_"+name: below
+						codes[m[1]] = f
+					}
+				}
+			}
+		}
+	}
+	for _, c := range []string{"internal", "unavailable", "invalid_transition", "not_found", "forbidden"} {
+		codes[c] = "internal/httperr.FromError"
+	}
+	for _, rt := range routes {
+		for _, p := range rt.params {
+			codes["invalid_"+p] = rt.pattern()
+		}
+	}
+	if len(codes) < 20 {
+		t.Fatalf("found only %d codes: %v", len(codes), slices.Sorted(maps.Keys(codes)))
+	}
+	for _, c := range slices.Sorted(maps.Keys(codes)) {
+		if !unreachable[c] && !strings.Contains(doc, "`"+c+"`") {
+			t.Errorf("openapi.yaml does not name the error code %s (%s)", c, codes[c])
 		}
 	}
 }
