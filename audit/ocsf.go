@@ -21,6 +21,7 @@ import (
 // under "unmapped" with their audit log names.
 const (
 	OCSFVersion        = "1.1.0"
+	ocsfProduct        = "Lockbox"
 	ocsfClassAPI       = 6003
 	ocsfCategoryApp    = 6
 	OCSFActivityCreate = 1
@@ -93,9 +94,12 @@ type OCSFUser struct {
 	UID  string `json:"uid,omitempty"`
 }
 
-// OCSFEndpoint is a network endpoint.
+// OCSFEndpoint is a network endpoint. OCSF wants at least one of its
+// identifying attributes: the client's IP, or, for what Lockbox did itself
+// (an expiry, the end of a window), the service name "Lockbox".
 type OCSFEndpoint struct {
-	IP string `json:"ip,omitempty"`
+	IP      string `json:"ip,omitempty"`
+	SvcName string `json:"svc_name,omitempty"`
 }
 
 // OCSFAPI describes the API call.
@@ -135,12 +139,18 @@ func OCSF(r record.Record) OCSFEvent {
 		Severity:     "Informational",
 		Metadata: OCSFMetadata{
 			Version: OCSFVersion,
-			Product: OCSFProduct{Name: "Lockbox", VendorName: "Lockbox"},
+			Product: OCSFProduct{Name: ocsfProduct, VendorName: ocsfProduct},
 			UID:     r.Id,
 		},
 		Actor:       OCSFActor{User: OCSFUser{Name: r.UserId, UID: r.ProviderUserId}},
 		SrcEndpoint: OCSFEndpoint{IP: r.ClientIP},
 		API:         OCSFAPI{Operation: r.Operation},
+	}
+	if r.ClientIP == "" {
+		// Lockbox's own actions come from no client; an empty
+		// src_endpoint, which the schema requires to name something,
+		// would make a validating SIEM refuse the event.
+		e.SrcEndpoint.SvcName = ocsfProduct
 	}
 	switch r.ResultStatus {
 	case record.ResultSucceeded, "":
@@ -211,6 +221,9 @@ func ocsfLine(raw string) ([]byte, error) {
 		e := OCSF(record.Record{})
 		e.Time = 0
 		e.StatusID, e.Status, e.StatusDetail = 0, "Unknown", "undecodable audit record"
+		// Who and what are in raw_data, unread; the schema still wants a
+		// user and an operation named.
+		e.Actor.User.Name, e.API.Operation = "Unknown", "Unknown"
 		e.RawData = raw
 		return json.Marshal(e)
 	}

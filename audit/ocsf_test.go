@@ -2,7 +2,9 @@ package audit
 
 import (
 	"encoding/json"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/lockbox-oss/lockbox/audit/record"
 )
@@ -54,5 +56,66 @@ func TestPolicyRevisionIsShown(t *testing.T) {
 	}
 	if got := OCSF(r).Unmapped["LockboxPolicyRevision"]; got != rev {
 		t.Errorf("OCSF unmapped LockboxPolicyRevision = %q", got)
+	}
+}
+
+// TestOCSFRequiredAttributes: every event has what OCSF requires of an API
+// Activity event, so a SIEM that validates events (a data lake checking
+// them against the schema) takes each one: the base attributes, actor with
+// a user that has a name or uid (the user object's "at least one of
+// account, name, uid"), api.operation, and src_endpoint with one of its
+// identifying attributes (the network endpoint's "at least one of ip,
+// uid, name, hostname, svc_name, ..."). Lockbox's own actions (an expiry,
+// the end of a window) have no client IP, and a record that does not
+// decode has neither a user nor an operation.
+func TestOCSFRequiredAttributes(t *testing.T) {
+	now := record.Time{Time: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)}
+	cases := map[string]string{}
+	for name, r := range map[string]record.Record{
+		"operator action": {Id: "1", CreationTime: now, Operation: "Get-Mailbox", UserId: record.OperatorUserID, UserType: record.UserTypeDcAdmin,
+			RecordType: record.RecordTypeDataCenterSecurityCmdlet, ClientIP: "192.0.2.10", LockboxMethod: "GET", ProviderUserId: "alice@provider.example"},
+		"tenant decision": {Id: "2", CreationTime: now, Operation: record.OpTenantDecision, UserId: "carol@contoso.example",
+			RecordType: record.RecordTypeExchangeAdmin, ClientIP: "198.51.100.7", ApprovalDecision: "Approve"},
+		"expiry by Lockbox": {Id: "3", CreationTime: now, Operation: record.OpExpireRequest, UserId: record.SystemUserID,
+			UserType: record.UserTypeSystem, RecordType: record.RecordTypeExchangeAdmin},
+	} {
+		cases[name] = string(r.AppendJSON(nil))
+	}
+	cases["undecodable"] = `{"Id": 42`
+	for name, raw := range cases {
+		b, err := ocsfLine(raw)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		var e map[string]any
+		if err := json.Unmarshal(b, &e); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		get := func(path ...string) any {
+			var v any = e
+			for _, k := range path {
+				m, _ := v.(map[string]any)
+				v = m[k]
+			}
+			return v
+		}
+		for _, k := range []string{"activity_id", "category_uid", "class_uid", "type_uid", "time", "severity_id"} {
+			if _, ok := get(k).(float64); !ok {
+				t.Errorf("%s: %s = %v, want a number: %s", name, k, get(k), b)
+			}
+		}
+		for _, path := range [][]string{{"metadata", "version"}, {"metadata", "product", "vendor_name"}, {"api", "operation"}} {
+			if s, _ := get(path...).(string); s == "" {
+				t.Errorf("%s: %v is empty: %s", name, path, b)
+			}
+		}
+		if get("actor", "user", "name") == nil && get("actor", "user", "uid") == nil {
+			t.Errorf("%s: actor.user has neither name nor uid: %s", name, b)
+		}
+		src, _ := get("src_endpoint").(map[string]any)
+		if !slices.ContainsFunc([]string{"ip", "uid", "name", "hostname", "svc_name", "instance_uid", "interface_uid", "interface_name"},
+			func(k string) bool { s, _ := src[k].(string); return s != "" }) {
+			t.Errorf("%s: src_endpoint identifies nothing: %s", name, b)
+		}
 	}
 }
