@@ -142,6 +142,14 @@ func (s *SMTP) Send(ctx context.Context, id string, m Message) error {
 			s.logger.WarnContext(ctx, "SMTP error after the message was accepted", "message_id", id, "err", err)
 			return nil
 		}
+		if se, ok := errors.AsType[*mail.SendError](err); ok && se.Reason == mail.ErrSMTPRcptTo && se.ErrorCode()/100 == 5 {
+			// The server refused the recipient for good (550 no such
+			// mailbox, 553 a name it does not take): asking again changes
+			// nothing, so the message is a dead letter at once. Other 5xx
+			// answers (to MAIL FROM, AUTH) concern every message and are
+			// the operator's to fix: those are retried.
+			return permanent(fmt.Errorf("smtp send: recipient refused: %w", err))
+		}
 		return fmt.Errorf("smtp send: %w", err)
 	}
 	return nil

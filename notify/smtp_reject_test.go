@@ -1,0 +1,125 @@
+package notify_test
+
+import (
+	"bufio"
+	"context"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lockbox-oss/lockbox/notify"
+)
+
+// refusingSMTP answers MAIL FROM with mail and RCPT TO with rcpt, and
+// everything else as a server that takes the message.
+type refusingSMTP struct {
+	addr       string
+	mail, rcpt string
+}
+
+func startRefusingSMTP(t *testing.T, mail, rcpt string) *refusingSMTP {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	s := &refusingSMTP{addr: l.Addr().String(), mail: mail, rcpt: rcpt}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go s.serve(c)
+		}
+	}()
+	return s
+}
+
+func (s *refusingSMTP) serve(c net.Conn) {
+	defer c.Close()
+	r := bufio.NewReader(c)
+	reply := func(l string) { _, _ = c.Write([]byte(l + "\r\n")) }
+	reply("220 localhost ESMTP")
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return
+		}
+		cmd := strings.ToUpper(strings.TrimSpace(line))
+		switch {
+		case strings.HasPrefix(cmd, "MAIL"):
+			reply(s.mail)
+		case strings.HasPrefix(cmd, "RCPT"):
+			reply(s.rcpt)
+		case strings.HasPrefix(cmd, "DATA"):
+			reply("354 go ahead")
+			for {
+				l, err := r.ReadString('\n')
+				if err != nil {
+					return
+				}
+				if l == ".\r\n" {
+					break
+				}
+			}
+			reply("250 2.0.0 queued")
+		case strings.HasPrefix(cmd, "QUIT"):
+			reply("221 bye")
+			return
+		default: // EHLO, RSET, NOOP
+			reply("250 ok")
+		}
+	}
+}
+
+// A recipient the mail server refuses for good (5xx to RCPT TO: no such
+// mailbox) is a permanent failure: the message goes to the dead-letter
+// stream at once, as the runbook says, instead of being offered to the
+// server sixteen times over three hours. A temporary refusal (4xx), and a
+// permanent one of the sender (MAIL FROM), which concerns every message
+// and is the operator's to fix, are retried.
+func TestSMTPRecipientRefused(t *testing.T) {
+	cases := []struct {
+		name       string
+		mail, rcpt string
+		dead       bool
+	}{
+		{"no such mailbox", "250 ok", "550 5.1.1 no such user", true},
+		{"mailbox name not allowed", "250 ok", "553 5.1.3 bad recipient address syntax", true},
+		{"mailbox busy", "250 ok", "450 4.2.1 mailbox busy, try later", false},
+		{"sender refused", "550 5.7.1 sender not allowed to relay", "250 ok", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.create(t, operator(0)) // request.created: one e-mail to the manager
+			srv := startRefusingSMTP(t, tc.mail, tc.rcpt)
+			w := newWorker(t, notify.Config{Redis: e.rdb, Now: e.clock.Now, Consumer: "a", MaxAttempts: 16,
+				ManagerAddresses: []string{"mary@provider.example"},
+				SMTP:             &notify.SMTPConfig{Addr: srv.addr, From: "lockbox@provider.example", StartTLS: notify.StartTLSNone, Timeout: 2 * time.Second}})
+			ctx := context.Background()
+			if _, err := w.Tick(ctx); err != nil {
+				t.Fatal(err)
+			}
+			dead, err := e.rdb.XRange(ctx, notify.DeadKey("contoso"), "-", "+").Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			depth, err := w.Depth(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.dead {
+				if len(dead) != 1 || dead[0].Values["attempts"] != "1" || depth != 0 {
+					t.Errorf("after one attempt: dead letters %v, outbox depth %d; want the message dead-lettered after 1 attempt", dead, depth)
+				}
+				return
+			}
+			if len(dead) != 0 || depth != 1 {
+				t.Errorf("after one attempt: dead letters %v, outbox depth %d; want the message kept for a retry", dead, depth)
+			}
+		})
+	}
+}
