@@ -3,6 +3,8 @@ package proxy
 import (
 	"errors"
 	"net/http"
+	"os"
+	"strings"
 	"testing"
 )
 
@@ -72,5 +74,25 @@ func TestMessages(t *testing.T) {
 				t.Errorf("message %q, want %q", got, tt.msg)
 			}
 		})
+	}
+}
+
+// TestREADMENamesEveryReason: README's section on the enforcement proxy,
+// where callers and operators look up the codes of its answers (and the
+// reason label of lockbox_proxy_denials_total), names every reason.
+func TestREADMENamesEveryReason(t *testing.T) {
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(b), "\n## The enforcement proxy\n")
+	if !ok {
+		t.Fatal("README.md has no section \"## The enforcement proxy\"")
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	for _, r := range AllReasons() {
+		if !strings.Contains(section, "`"+string(r)+"`") {
+			t.Errorf("README.md's enforcement proxy section does not name the reason %s", r)
+		}
 	}
 }
