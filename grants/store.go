@@ -313,18 +313,55 @@ type Filter struct {
 	CreatedAfter time.Time
 	// Limit caps the result; 0 means 100, at most 1000.
 	Limit int
+	// Cursor continues a listing after the page that returned it
+	// (Page.Next). It is opaque, and only valid for the caller it was
+	// returned to and with the same Tenant, State and CreatedAfter; Limit
+	// may change from page to page.
+	Cursor string
 }
 
-// List returns the requests p may see that match f, newest first.
-// Tenant users see only their tenant's; operators only their own.
+// Page is one page of a listing, newest first.
+type Page struct {
+	Requests []Request
+	// Next continues the listing after this page; empty when no request
+	// after it matched when the page was read.
+	Next string
+}
+
+// List returns the requests p may see that match f, newest first: the
+// page of ListPage, without looking past it for a next one.
 func (s *Store) List(ctx context.Context, p identity.Principal, f Filter) ([]Request, error) {
+	pg, err := s.listPage(ctx, p, f, false)
+	return pg.Requests, err
+}
+
+// ListPage returns a page of the requests p may see that match f, newest
+// first, with the cursor of the next page when there is one. Tenant users
+// see only their tenant's; operators only their own.
+//
+// Pages follow the order of the request index (creation millisecond, then
+// id), and a cursor names the last request of its page in that order, not
+// a count: requests created between two pages don't make the next one
+// repeat or skip any. What the caller may see is checked on each request,
+// page after page, as for the first.
+//
+// A full page reads on to the next request that matches, so Next is set
+// only when there is one: at most the rest of the index, what a page that
+// isn't full reads anyway.
+func (s *Store) ListPage(ctx context.Context, p identity.Principal, f Filter) (Page, error) {
+	return s.listPage(ctx, p, f, true)
+}
+
+// listPage is ListPage; without next it stops at a full page and leaves
+// Page.Next empty.
+func (s *Store) listPage(ctx context.Context, p identity.Principal, f Filter, next bool) (Page, error) {
 	if f.Tenant != "" {
 		if err := keys.ValidTenant(f.Tenant); err != nil {
-			return nil, newErr(ErrInvalid, "invalid_tenant", "%v", err)
+			return Page{}, newErr(ErrInvalid, "invalid_tenant", "%v", err)
 		}
 	}
 	if f.State != "" && !f.State.Valid() {
-		return nil, newErr(ErrInvalid, "invalid_state", "unknown state %q", f.State)
+		return Page{}, newErr(ErrInvalid, "invalid_state", "unknown state %q", f.State)
 	}
 	switch {
 	case f.Limit <= 0:
@@ -334,10 +371,11 @@ func (s *Store) List(ctx context.Context, p identity.Principal, f Filter) ([]Req
 	}
 	if !p.IsProvider() {
 		if f.Tenant != "" && f.Tenant != p.TenantID {
-			return nil, newErr(ErrForbidden, "forbidden", "you may only list requests of tenant %s", p.TenantID)
+			return Page{}, newErr(ErrForbidden, "forbidden", "you may only list requests of tenant %s", p.TenantID)
 		}
 		f.Tenant = p.TenantID
 	}
+	scope := scopeOf(p, f)
 	index, member := keys.AllRequests(), func(m string) (string, string, bool) { return strings.Cut(m, "/") }
 	if f.Tenant != "" {
 		index, member = keys.TenantRequests(f.Tenant), func(m string) (string, string, bool) { return f.Tenant, m, true }
@@ -351,35 +389,43 @@ func (s *Store) List(ctx context.Context, p identity.Principal, f Filter) ([]Req
 	if !f.CreatedAfter.IsZero() {
 		min = fmt.Sprintf("%d", f.CreatedAfter.UnixMilli())
 	}
-	now, v := s.cfg.Now(), s.viewer(p)
-	out := []Request{}
-	const page = 200
-	for offset := int64(0); len(out) < f.Limit; offset += page {
-		ids, err := s.cfg.Redis.ZRevRangeByScore(ctx, index, &redis.ZRangeBy{Min: min, Max: "+inf", Offset: offset, Count: page}).Result()
+	scan := &indexScan{rdb: s.cfg.Redis, index: index, min: min}
+	if f.Cursor != "" {
+		pos, err := scope.decode(f.Cursor)
 		if err != nil {
-			return nil, fault.Unavailable("grants: list", err)
+			return Page{}, err
 		}
-		if len(ids) == 0 {
-			break
+		scan.after = &pos
+	}
+	now, v := s.cfg.Now(), s.viewer(p)
+	page := Page{Requests: []Request{}}
+	var last position
+	for {
+		zs, err := scan.next(ctx)
+		if err != nil {
+			return Page{}, err
 		}
-		cmds := make([]*redis.StringCmd, len(ids))
+		if len(zs) == 0 {
+			return page, nil
+		}
+		cmds := make([]*redis.StringCmd, len(zs))
 		if _, err := s.cfg.Redis.Pipelined(ctx, func(pl redis.Pipeliner) error {
-			for i, m := range ids {
-				t, id, _ := member(m)
+			for i, z := range zs {
+				t, id, _ := member(z.Member.(string))
 				cmds[i] = pl.Get(ctx, keys.Request(t, id))
 			}
 			return nil
 		}); err != nil && !errors.Is(err, redis.Nil) {
-			return nil, fault.Unavailable("grants: list", err)
+			return Page{}, fault.Unavailable("grants: list", err)
 		}
-		for _, c := range cmds {
+		for i, c := range cmds {
 			b, err := c.Bytes()
 			if errors.Is(err, redis.Nil) {
 				continue // index written, request never committed
 			}
 			var r Request
 			if err != nil || json.Unmarshal(b, &r) != nil {
-				return nil, fault.Unavailable("grants: list", fmt.Errorf("read %s: %v", c.Args()[1], err))
+				return Page{}, fault.Unavailable("grants: list", fmt.Errorf("read %s: %v", c.Args()[1], err))
 			}
 			// The sweeper persists time-driven transitions; a listing
 			// shows them at once.
@@ -391,16 +437,23 @@ func (s *Store) List(ctx context.Context, p identity.Principal, f Filter) ([]Req
 				continue
 			}
 			if ok, err := v.sees(ctx, r); err != nil {
-				return nil, err
+				return Page{}, err
 			} else if !ok {
 				continue
 			}
-			if out = append(out, s.view(p, r)); len(out) == f.Limit {
-				break
+			if len(page.Requests) == f.Limit {
+				// One more match: there is a next page, and it starts
+				// after this page's last request.
+				page.Next = scope.encode(last)
+				return page, nil
+			}
+			page.Requests = append(page.Requests, s.view(p, r))
+			last = position{score: int64(zs[i].Score), member: zs[i].Member.(string)}
+			if !next && len(page.Requests) == f.Limit {
+				return page, nil
 			}
 		}
 	}
-	return out, nil
 }
 
 // Grant returns the live grant for (tenant, operator, service) with one

@@ -1,0 +1,179 @@
+package grants
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/lockbox-oss/lockbox/identity"
+	"github.com/lockbox-oss/lockbox/internal/fault"
+	"github.com/lockbox-oss/lockbox/internal/keys"
+)
+
+// position is a place in a request index, newest first: the order
+// ZREVRANGEBYSCORE reads, by score (the creation millisecond) and, within
+// one millisecond, by member, both descending. Members are never removed
+// from the request indexes, and a new member takes its place in this order
+// without moving any other, so a listing that continues after a position
+// neither repeats nor skips a request that was there before, however many
+// were created since (an offset would have shifted by each of them).
+type position struct {
+	score  int64
+	member string
+}
+
+// before reports whether z comes after p in the index's order.
+func (p position) before(z redis.Z) bool {
+	s := int64(z.Score)
+	return s < p.score || s == p.score && z.Member.(string) < p.member
+}
+
+// indexScan reads a request index newest first in batches, each
+// continuing after the last member it returned.
+type indexScan struct {
+	rdb   redis.UniversalClient
+	index string
+	// min is the lowest score to read ("-inf", or CreatedAfter's
+	// millisecond).
+	min string
+	// after is where the scan stands; nil before the first member.
+	after *position
+}
+
+// scanBatch is how many index members one round trip reads.
+const scanBatch = 200
+
+// next returns the following members, none at the end of the index.
+func (sc *indexScan) next(ctx context.Context) ([]redis.Z, error) {
+	max := "+inf"
+	if sc.after != nil {
+		// Inclusive: other members of the position's millisecond may still
+		// come after it; those at or before it are dropped below.
+		max = strconv.FormatInt(sc.after.score, 10)
+	}
+	for offset := int64(0); ; offset += scanBatch {
+		zs, err := sc.rdb.ZRevRangeByScoreWithScores(ctx, sc.index,
+			&redis.ZRangeBy{Min: sc.min, Max: max, Offset: offset, Count: scanBatch}).Result()
+		if err != nil {
+			return nil, fault.Unavailable("grants: list", err)
+		}
+		i := 0
+		if sc.after != nil {
+			for i < len(zs) && !sc.after.before(zs[i]) {
+				i++
+			}
+		}
+		// The offset only walks the members of the position's own
+		// millisecond that come before it (more than a batch of them only
+		// when that many requests were created within one millisecond);
+		// members created meanwhile join those or come later, so it never
+		// passes over one still to read.
+		if i == len(zs) && len(zs) == scanBatch {
+			continue
+		}
+		zs = zs[i:]
+		if len(zs) > 0 {
+			last := zs[len(zs)-1]
+			sc.after = &position{score: int64(last.Score), member: last.Member.(string)}
+		}
+		return zs, nil
+	}
+}
+
+// cursorVersion is the first field of every cursor; a change of format
+// takes a new one, and the cursors of the old one are refused.
+const cursorVersion = "r1"
+
+// maxCursorLen bounds the cursor a caller may send; every cursor Lockbox
+// returns is shorter.
+const maxCursorLen = 256
+
+// cursorScope is what a cursor is bound to: the listing's effective filter
+// (after a tenant user's tenant was filled in) and the caller. A cursor
+// carries a checksum of its scope and position, so one used with other
+// filters, by another caller, or changed on the way is refused rather
+// than quietly continuing some other listing. The checksum is no secret
+// and no signature: a cursor is only a place in the index, and every
+// request after it is filtered and checked against what the caller may
+// see exactly as in a listing without one, so a forged cursor shows
+// nothing the caller couldn't list anyway.
+type cursorScope struct {
+	tenant       string
+	state        State
+	createdAfter time.Time
+	subject      string
+	callerTenant string
+}
+
+func scopeOf(p identity.Principal, f Filter) cursorScope {
+	return cursorScope{tenant: f.Tenant, state: f.State, createdAfter: f.CreatedAfter,
+		subject: p.Subject, callerTenant: p.TenantID}
+}
+
+// check returns the checksum of a position within the scope.
+func (sc cursorScope) check(pos position) string {
+	h := sha256.New()
+	after := ""
+	if !sc.createdAfter.IsZero() {
+		after = sc.createdAfter.UTC().Format(time.RFC3339Nano)
+	}
+	// Each field length-prefixed, so no two scopes hash the same input.
+	for _, s := range []string{cursorVersion, sc.tenant, string(sc.state), after, sc.subject, sc.callerTenant,
+		strconv.FormatInt(pos.score, 10), pos.member} {
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(s)))
+		h.Write(n[:])
+		h.Write([]byte(s))
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8])
+}
+
+// encode returns the cursor of the listing continuing after pos.
+func (sc cursorScope) encode(pos position) string {
+	s := strings.Join([]string{cursorVersion, strconv.FormatInt(pos.score, 10), pos.member, sc.check(pos)}, ":")
+	return base64.RawURLEncoding.EncodeToString([]byte(s))
+}
+
+// decode returns the position of cursor c, refusing any cursor that encode
+// did not return for this scope.
+func (sc cursorScope) decode(c string) (position, error) {
+	bad := newErr(ErrInvalid, "invalid_cursor",
+		"the cursor is not one this server returned for this listing: pass next_cursor unchanged, with the same tenant, state and created_after")
+	if len(c) > maxCursorLen {
+		return position{}, bad
+	}
+	b, err := base64.RawURLEncoding.Strict().DecodeString(c)
+	if err != nil {
+		return position{}, bad
+	}
+	parts := strings.Split(string(b), ":")
+	if len(parts) != 4 || parts[0] != cursorVersion {
+		return position{}, bad
+	}
+	score, err := strconv.ParseInt(parts[1], 10, 64)
+	if err != nil {
+		return position{}, bad
+	}
+	pos := position{score: score, member: parts[2]}
+	// The member's shape is that of the index the scope reads: an id in
+	// a tenant's, tenant/id in the provider-wide one.
+	id := pos.member
+	if sc.tenant == "" {
+		var tenant string
+		var ok bool
+		if tenant, id, ok = strings.Cut(pos.member, "/"); !ok || !keys.IsTenant(tenant) {
+			return position{}, bad
+		}
+	}
+	if !keys.IsUUID(id) || sc.encode(pos) != c {
+		return position{}, bad
+	}
+	return pos, nil
+}
