@@ -44,7 +44,9 @@ type Authenticator interface {
 // RequestReader reads lockbox requests as the principal may see them.
 type RequestReader interface {
 	Get(ctx context.Context, p identity.Principal, id string) (grants.Request, error)
-	List(ctx context.Context, p identity.Principal, f grants.Filter) ([]grants.Request, error)
+	// ListPage returns a page of the requests p may see, with the cursor
+	// of the next page when there is one.
+	ListPage(ctx context.Context, p identity.Principal, f grants.Filter) (grants.Page, error)
 }
 
 // RequestWriter files lockbox requests and acts on them.
@@ -189,7 +191,7 @@ func (rt route) pattern() string { return rt.method + " " + rt.path }
 // documents exactly these.
 var routes = []route{
 	{method: http.MethodPost, path: "/v1/requests", handle: (*server).createRequest},
-	{method: http.MethodGet, path: "/v1/requests", params: []string{"tenant", "state", "created_after", "limit"}, handle: (*server).listRequests},
+	{method: http.MethodGet, path: "/v1/requests", params: []string{"tenant", "state", "created_after", "cursor", "limit"}, handle: (*server).listRequests},
 	{method: http.MethodGet, path: "/v1/requests/{id}", handle: (*server).getRequest},
 	{method: http.MethodPost, path: "/v1/requests/{id}/approve", handle: act(grants.ActionApprove)},
 	{method: http.MethodPost, path: "/v1/requests/{id}/deny", handle: act(grants.ActionDeny)},

@@ -48,11 +48,14 @@ func (s *server) listRequests(w http.ResponseWriter, r *http.Request, p identity
 	if f.Limit, err = limit(q, maxListLimit); err != nil {
 		return err
 	}
-	reqs, err := s.cfg.Requests.List(r.Context(), p, f)
+	// An empty cursor (allowed by the adapter) is the first page; any
+	// other the store checks against the filter and the caller.
+	f.Cursor = q.Get("cursor")
+	page, err := s.cfg.Requests.ListPage(r.Context(), p, f)
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, wire.RequestList{Requests: wireRequests(reqs)})
+	return writeJSON(w, http.StatusOK, wire.RequestList{Requests: wireRequests(page.Requests), NextCursor: page.Next})
 }
 
 func (s *server) getRequest(w http.ResponseWriter, r *http.Request, p identity.Principal) error {

@@ -145,7 +145,7 @@ func (sc cursorScope) encode(pos position) string {
 // did not return for this scope.
 func (sc cursorScope) decode(c string) (position, error) {
 	bad := newErr(ErrInvalid, "invalid_cursor",
-		"the cursor is not one this server returned for this listing: pass next_cursor unchanged, with the same tenant, state and created_after")
+		"the cursor is not one this server returned to you for this listing: pass next_cursor unchanged, with the same tenant, state and created_after")
 	if len(c) > maxCursorLen {
 		return position{}, bad
 	}

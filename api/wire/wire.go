@@ -155,9 +155,13 @@ type Event struct {
 	Comment          string    `json:"comment,omitempty"`
 }
 
-// RequestList is the body of GET /v1/requests.
+// RequestList is the body of GET /v1/requests: one page of requests,
+// newest first.
 type RequestList struct {
 	Requests []Request `json:"requests"`
+	// NextCursor continues the listing (as the cursor parameter, with the
+	// same filters); empty when no request after this page matched.
+	NextCursor string `json:"next_cursor,omitempty"`
 }
 
 // Decision is the optional body of the approve, deny, cancel and revoke
