@@ -179,9 +179,18 @@ type ListOptions struct {
 	Tenant       string
 	State        wire.State
 	CreatedAfter time.Time
-	// Limit caps the number of requests; 0 leaves it to the server.
+	// Limit caps the number of requests of one page; 0 leaves it to the
+	// server.
 	Limit int
+	// Cursor is the NextCursor of the previous page, which the server
+	// accepts only with the same Tenant, State and CreatedAfter (Limit may
+	// change); empty for the first page.
+	Cursor string
 }
+
+// RequestPage is one page of requests, newest first, with the cursor of
+// the next page when a request after it matched.
+type RequestPage = wire.RequestList
 
 // AuditQuery selects audit records. Zero fields don't filter.
 type AuditQuery struct {
@@ -242,8 +251,22 @@ func (c *Client) CreateRequest(ctx context.Context, in wire.CreateRequest) (wire
 }
 
 // ListRequests returns the requests the caller may see that match opts,
-// newest first.
+// newest first: one page, the first or the one opts.Cursor names.
+// ListRequestsPage also returns the cursor of the page after it.
 func (c *Client) ListRequests(ctx context.Context, opts ListOptions) ([]wire.Request, error) {
+	p, err := c.ListRequestsPage(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	return p.Requests, nil
+}
+
+// ListRequestsPage returns a page of the requests the caller may see that
+// match opts, newest first. Pass its NextCursor as opts.Cursor, with the
+// same filters, for the next page, until NextCursor is empty. Requests
+// filed meanwhile come on no later page, and none of the others is
+// repeated or skipped.
+func (c *Client) ListRequestsPage(ctx context.Context, opts ListOptions) (RequestPage, error) {
 	q := url.Values{}
 	if opts.Tenant != "" {
 		q.Set("tenant", opts.Tenant)
@@ -257,14 +280,17 @@ func (c *Client) ListRequests(ctx context.Context, opts ListOptions) ([]wire.Req
 	if opts.Limit > 0 {
 		q.Set("limit", strconv.Itoa(opts.Limit))
 	}
-	var out wire.RequestList
+	if opts.Cursor != "" {
+		q.Set("cursor", opts.Cursor)
+	}
+	var out RequestPage
 	if err := c.do(ctx, http.MethodGet, "/v1/requests", q, nil, &out); err != nil {
-		return nil, err
+		return RequestPage{}, err
 	}
 	if out.Requests == nil {
 		out.Requests = []wire.Request{}
 	}
-	return out.Requests, nil
+	return out, nil
 }
 
 // GetRequest returns one request with its history.

@@ -127,6 +127,22 @@ func TestCalls(t *testing.T) {
 			wantOut: []wire.Request{wantRequest()},
 		},
 		{
+			name:     "list page with a cursor",
+			respBody: `{"requests":[` + requestJSON + `],"next_cursor":"cGFnZTM"}`,
+			invoke: func(c *Client) (any, error) {
+				return c.ListRequestsPage(ctx, ListOptions{Tenant: "contoso", Limit: 1, Cursor: "cGFnZTI"})
+			},
+			want:    call{Method: "GET", Path: "/v1/requests", Query: "cursor=cGFnZTI&limit=1&tenant=contoso"},
+			wantOut: RequestPage{Requests: []wire.Request{wantRequest()}, NextCursor: "cGFnZTM"},
+		},
+		{
+			name:     "last list page, empty",
+			respBody: `{"requests":null}`,
+			invoke:   func(c *Client) (any, error) { return c.ListRequestsPage(ctx, ListOptions{Cursor: "cGFnZTI"}) },
+			want:     call{Method: "GET", Path: "/v1/requests", Query: "cursor=cGFnZTI"},
+			wantOut:  RequestPage{Requests: []wire.Request{}},
+		},
+		{
 			name:     "list without filters, empty",
 			respBody: `{"requests":null}`,
 			invoke:   func(c *Client) (any, error) { return c.ListRequests(ctx, ListOptions{}) },

@@ -33,6 +33,42 @@ func ExampleClient_ListRequests() {
 	// Output: r1 contoso exchange pending_customer 2h
 }
 
+func ExampleClient_ListRequestsPage() {
+	// A server with two pages: the first names the second.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("cursor") == "" {
+			_, _ = io.WriteString(w, `{"requests":[{"id":"r2","state":"approved"}],"next_cursor":"bmV4dA"}`)
+			return
+		}
+		_, _ = io.WriteString(w, `{"requests":[{"id":"r1","state":"denied"}]}`)
+	}))
+	defer srv.Close()
+
+	c, err := client.New(srv.URL, "manager-token")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	opts := client.ListOptions{Tenant: "contoso", Limit: 1}
+	for {
+		page, err := c.ListRequestsPage(context.Background(), opts)
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		for _, r := range page.Requests {
+			fmt.Println(r.ID, r.State)
+		}
+		if page.NextCursor == "" {
+			break
+		}
+		opts.Cursor = page.NextCursor // same filters, next page
+	}
+	// Output:
+	// r2 approved
+	// r1 denied
+}
+
 func ExampleAPIError() {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
