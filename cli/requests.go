@@ -169,10 +169,12 @@ func (e *env) createRequest(use string, aliases []string) *cobra.Command {
 	return cmd
 }
 
-// listFlags are the filters of the request lists.
+// listFlags are the filters of the request lists, and how far to read.
 type listFlags struct {
 	tenant, state, createdAfter string
 	limit                       int
+	cursor                      string
+	all                         bool
 }
 
 func (e *env) registerListFlags(cmd *cobra.Command, l *listFlags) {
@@ -180,7 +182,9 @@ func (e *env) registerListFlags(cmd *cobra.Command, l *listFlags) {
 	f.StringVar(&l.tenant, "tenant", "", "only this tenant's requests")
 	f.StringVar(&l.state, "state", "", "only requests in this state: "+statesList()+"; pending means both pending states (PowerShell's statuses work too)")
 	f.StringVar(&l.createdAfter, "created-after", "", "only requests created after TIME (RFC 3339, e.g. 2026-01-02T15:04:05Z, or a date)")
-	f.IntVar(&l.limit, "limit", 0, "at most N requests (the server's default when 0)")
+	f.IntVar(&l.limit, "limit", 0, "at most N requests a page (the server's default when 0)")
+	f.StringVar(&l.cursor, "cursor", "", "continue where the previous page ended (with the same filters)")
+	f.BoolVar(&l.all, "all", false, "follow the pages to the end of the listing")
 	_ = cmd.RegisterFlagCompletionFunc("tenant", e.completeTenants)
 	states := []string{"pending"}
 	for _, st := range wire.States {
@@ -201,7 +205,7 @@ func (e *env) listRequests(use string) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return e.list(opts, states)
+			return e.list(opts, states, lf.all)
 		},
 	}
 	e.registerListFlags(cmd, &lf)
@@ -228,8 +232,8 @@ func (e *env) getRequests() *cobra.Command {
 		ValidArgsFunction: e.completeRequests(nil),
 		RunE: func(cmd *cobra.Command, pos []string) error {
 			if len(pos) == 1 {
-				if anyChanged(cmd.Flags(), "tenant", "state", "created-after", "limit") {
-					return e.usage("an ID shows one request: it can't be combined with --tenant, --state, --created-after or --limit")
+				if anyChanged(cmd.Flags(), "tenant", "state", "created-after", "limit", "cursor", "all") {
+					return e.usage("an ID shows one request: it can't be combined with --tenant, --state, --created-after, --limit, --cursor or --all")
 				}
 				return e.show(pos[0], false)
 			}
@@ -237,7 +241,7 @@ func (e *env) getRequests() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return e.list(opts, states)
+			return e.list(opts, states, lf.all)
 		},
 	}
 	e.registerListFlags(cmd, &lf)
@@ -311,13 +315,18 @@ func statusList() string {
 // stateFlag and afterFlag name the flags in messages, as the command's
 // help spells them.
 func (e *env) listOptions(l listFlags, stateFlag, afterFlag string) (client.ListOptions, []wire.State, error) {
-	opts := client.ListOptions{Tenant: l.tenant, Limit: l.limit}
+	opts := client.ListOptions{Tenant: l.tenant, Limit: l.limit, Cursor: l.cursor}
 	var states []wire.State
 	if l.state != "" {
 		var ok bool
 		if states, ok = parseStatus(l.state); !ok {
 			return opts, nil, e.usage("%s %q must be one of %s, or a state: %s", stateFlag, l.state, statusList(), statesList())
 		}
+	}
+	if l.cursor != "" && len(states) > 1 {
+		// A cursor continues the listing of one state; this status is
+		// several listings, merged.
+		return opts, nil, e.usage("--cursor continues a listing of one state, and %s %s lists %d: use --all, or one state", stateFlag, l.state, len(states))
 	}
 	if l.limit < 0 {
 		return opts, nil, e.usage("--limit must not be negative")
@@ -333,49 +342,81 @@ func (e *env) listOptions(l listFlags, stateFlag, afterFlag string) (client.List
 }
 
 // list prints the requests matching opts in any of states (in any state
-// when there are none).
-func (e *env) list(opts client.ListOptions, states []wire.State) error {
+// when there are none): a page, or with all every page, printed as they
+// come. A page that was cut gets a hint on stderr (unless the JSON or YAML
+// carries its next_cursor).
+func (e *env) list(opts client.ListOptions, states []wire.State, all bool) error {
 	c, err := e.client()
 	if err != nil {
 		return err
 	}
-	reqs, err := e.listStates(c, opts, states)
+	out := e.requestWriter()
+	next, cut, err := e.listStates(c, opts, states, all, out)
 	if err != nil {
 		return err
 	}
-	return e.emit(wire.RequestList{Requests: reqs}, requestIDs(reqs...), func(w io.Writer) error { return printRequests(w, reqs) })
+	if err := out.close(next); err != nil {
+		return err
+	}
+	switch {
+	case !cut:
+	case next != "" && !e.g.output.structured():
+		fmt.Fprintf(e.stderr, "More requests: add --cursor %s (or use --all).\n", next)
+	case next == "":
+		fmt.Fprintln(e.stderr, "More requests: use --all.")
+	}
+	return nil
 }
 
-// listStates lists the requests in any of states. The API filters on one
-// state, so several (PowerShell's "Pending" is two) take a call each; each
-// answer is newest first and at most opts.Limit long, so the newest
-// opts.Limit of their merge are the right ones.
-func (e *env) listStates(c *client.Client, opts client.ListOptions, states []wire.State) ([]wire.Request, error) {
+// listStates writes the requests in any of states to out and returns the
+// cursor of the next page (for one state) and whether the listing was cut.
+// With all it reads every page. The API filters on one state, so several
+// (PowerShell's "Pending" is two) are a listing each, merged newest first:
+// a page each, of which the newest opts.Limit are the right ones, or with
+// all every page of each, merged as they come.
+func (e *env) listStates(c *client.Client, opts client.ListOptions, states []wire.State, all bool, out requestWriter) (string, bool, error) {
 	if len(states) <= 1 {
 		if len(states) == 1 {
 			opts.State = states[0]
 		}
-		return c.ListRequests(e.ctx, opts)
+		for {
+			p, err := c.ListRequestsPage(e.ctx, opts)
+			if err != nil {
+				return "", false, err
+			}
+			if err := out.write(p.Requests); err != nil {
+				return "", false, err
+			}
+			if !all || p.NextCursor == "" {
+				return p.NextCursor, p.NextCursor != "", nil
+			}
+			opts.Cursor = p.NextCursor
+		}
 	}
-	all := []wire.Request{}
+	if all {
+		ps := make([]*pager, len(states))
+		for i, st := range states {
+			o := opts
+			o.State = st
+			ps[i] = &pager{c: c, opts: o}
+		}
+		return "", false, mergeAll(e, ps, out)
+	}
+	merged, cut := []wire.Request{}, false
 	for _, st := range states {
 		opts.State = st
-		reqs, err := c.ListRequests(e.ctx, opts)
+		p, err := c.ListRequestsPage(e.ctx, opts)
 		if err != nil {
-			return nil, err
+			return "", false, err
 		}
-		all = append(all, reqs...)
+		merged = append(merged, p.Requests...)
+		cut = cut || p.NextCursor != ""
 	}
-	slices.SortStableFunc(all, func(a, b wire.Request) int {
-		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
-			return c
-		}
-		return strings.Compare(b.ID, a.ID)
-	})
-	if opts.Limit > 0 && len(all) > opts.Limit {
-		all = all[:opts.Limit]
+	slices.SortStableFunc(merged, newestFirst)
+	if opts.Limit > 0 && len(merged) > opts.Limit {
+		merged, cut = merged[:opts.Limit], true
 	}
-	return all, nil
+	return "", cut, out.write(merged)
 }
 
 func (e *env) showRequest(use string, aliases []string) *cobra.Command {
@@ -499,6 +540,8 @@ func (e *env) runGetAlias(cmd *cobra.Command, argv []string) error {
 	fs.StringVar(&lf.createdAfter, "created-after", "", "")
 	fs.StringVar(&lf.createdAfter, "CreatedAfter", "", "")
 	fs.IntVar(&lf.limit, "limit", 0, "")
+	fs.StringVar(&lf.cursor, "cursor", "", "")
+	fs.BoolVar(&lf.all, "all", false, "")
 	var id string
 	fs.StringVar(&id, "request-id", "", "")
 	fs.StringVar(&id, "RequestId", "", "")
@@ -515,7 +558,7 @@ func (e *env) runGetAlias(cmd *cobra.Command, argv []string) error {
 			return e.usage("-RequestId must not be empty")
 		}
 		if lf != (listFlags{}) {
-			return e.usage("-RequestId shows one request: it can't be combined with -ApprovalStatus, -CreatedAfter, --tenant or --limit")
+			return e.usage("-RequestId shows one request: it can't be combined with -ApprovalStatus, -CreatedAfter, --tenant, --limit, --cursor or --all")
 		}
 		return e.show(id, true)
 	}
@@ -523,7 +566,7 @@ func (e *env) runGetAlias(cmd *cobra.Command, argv []string) error {
 	if err != nil {
 		return err
 	}
-	return e.list(opts, states)
+	return e.list(opts, states, lf.all)
 }
 
 // runSetAlias is Set-AccessToCustomerDataRequest: the decision named as in

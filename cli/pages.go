@@ -1,0 +1,215 @@
+package cli
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/lockbox-oss/lockbox/api/client"
+	"github.com/lockbox-oss/lockbox/api/wire"
+)
+
+// newestFirst orders requests as the server lists them: by creation
+// millisecond, then by tenant and id, newest first. (The provider-wide
+// listing breaks a tie by tenant/id, a tenant's by id: the same order for
+// one tenant's requests.)
+func newestFirst(a, b wire.Request) int {
+	return cmp.Or(cmp.Compare(b.CreatedAt.UnixMilli(), a.CreatedAt.UnixMilli()),
+		strings.Compare(b.Tenant, a.Tenant), strings.Compare(b.ID, a.ID))
+}
+
+// pager reads one listing page by page, a request at a time.
+type pager struct {
+	c    *client.Client
+	opts client.ListOptions
+	buf  []wire.Request
+	done bool
+}
+
+// peek returns the listing's next request, reading a page when it has none
+// left; false at the end.
+func (p *pager) peek(e *env) (wire.Request, bool, error) {
+	for len(p.buf) == 0 && !p.done {
+		pg, err := p.c.ListRequestsPage(e.ctx, p.opts)
+		if err != nil {
+			return wire.Request{}, false, err
+		}
+		p.buf, p.opts.Cursor, p.done = pg.Requests, pg.NextCursor, pg.NextCursor == ""
+	}
+	if len(p.buf) == 0 {
+		return wire.Request{}, false, nil
+	}
+	return p.buf[0], true, nil
+}
+
+// mergeAll writes every request of the listings, newest first, as their
+// pages come: each listing is newest first, so the newest of their next
+// requests is the next one.
+func mergeAll(e *env, ps []*pager, out requestWriter) error {
+	batch := make([]wire.Request, 0, tableChunk)
+	for {
+		var best *pager
+		var bestReq wire.Request
+		for _, p := range ps {
+			r, ok, err := p.peek(e)
+			if err != nil {
+				return err
+			}
+			if ok && (best == nil || newestFirst(r, bestReq) < 0) {
+				best, bestReq = p, r
+			}
+		}
+		if best == nil {
+			return out.write(batch)
+		}
+		best.buf = best.buf[1:]
+		if batch = append(batch, bestReq); len(batch) == cap(batch) {
+			if err := out.write(batch); err != nil {
+				return err
+			}
+			batch = batch[:0]
+		}
+	}
+}
+
+// requestWriter prints pages of requests as they come.
+type requestWriter interface {
+	write([]wire.Request) error
+	// close ends the output; next is the cursor of the page after the
+	// last, empty when there is none or it can't be given.
+	close(next string) error
+}
+
+func (e *env) requestWriter() requestWriter {
+	switch e.g.output {
+	case "json":
+		return &jsonRequests{w: e.stdout}
+	case "yaml":
+		return &yamlRequests{e: e}
+	case "id":
+		return &idRequests{w: e.stdout}
+	}
+	return &tableRequests{w: e.stdout}
+}
+
+// tableRequests prints one table per chunk of requests (a table's columns
+// depend on every row), so --all holds at most a chunk.
+type tableRequests struct {
+	w       io.Writer
+	reqs    []wire.Request
+	printed bool
+}
+
+func (t *tableRequests) write(reqs []wire.Request) error {
+	t.reqs = append(t.reqs, reqs...)
+	if len(t.reqs) >= tableChunk {
+		return t.flush()
+	}
+	return nil
+}
+
+func (t *tableRequests) flush() error {
+	t.printed = true
+	err := printRequests(t.w, t.reqs)
+	t.reqs = t.reqs[:0]
+	return err
+}
+
+func (t *tableRequests) close(string) error {
+	if len(t.reqs) == 0 && t.printed {
+		return nil
+	}
+	return t.flush()
+}
+
+// jsonRequests prints the API's page, {"requests":[...],"next_cursor":...},
+// exactly as writeJSON would, but a request at a time, so --all holds
+// none of them.
+type jsonRequests struct {
+	w io.Writer
+	n int
+}
+
+// indented encodes v as writeJSON does, each line after the first
+// indented by prefix, without the final newline.
+func indented(v any, prefix string) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetIndent(prefix, "  ")
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
+func (j *jsonRequests) write(reqs []wire.Request) error {
+	var b bytes.Buffer
+	for _, r := range reqs {
+		if j.n == 0 {
+			b.WriteString("{\n  \"requests\": [\n    ")
+		} else {
+			b.WriteString(",\n    ")
+		}
+		v, err := indented(r, "    ")
+		if err != nil {
+			return err
+		}
+		b.Write(v)
+		j.n++
+	}
+	_, err := j.w.Write(b.Bytes())
+	return err
+}
+
+func (j *jsonRequests) close(next string) error {
+	if j.n == 0 {
+		return writeJSON(j.w, wire.RequestList{Requests: []wire.Request{}, NextCursor: next})
+	}
+	tail := "\n  ]"
+	if next != "" {
+		v, err := indented(next, "  ")
+		if err != nil {
+			return err
+		}
+		tail += ",\n  \"next_cursor\": " + string(v)
+	}
+	_, err := io.WriteString(j.w, tail+"\n}\n")
+	return err
+}
+
+// yamlRequests prints the API's page as one YAML document, at the end:
+// YAML is for reading, and a document written in pieces can't be.
+type yamlRequests struct {
+	e    *env
+	reqs []wire.Request
+}
+
+func (y *yamlRequests) write(reqs []wire.Request) error {
+	y.reqs = append(y.reqs, reqs...)
+	return nil
+}
+
+func (y *yamlRequests) close(next string) error {
+	if y.reqs == nil {
+		y.reqs = []wire.Request{}
+	}
+	return writeYAML(y.e.stdout, wire.RequestList{Requests: y.reqs, NextCursor: next})
+}
+
+// idRequests prints ids, one a line, as they come.
+type idRequests struct{ w io.Writer }
+
+func (o *idRequests) write(reqs []wire.Request) error {
+	for _, r := range reqs {
+		if _, err := fmt.Fprintln(o.w, clean(r.ID)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (o *idRequests) close(string) error { return nil }
