@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -311,14 +312,32 @@ func (w *webhook) post(ctx context.Context, id string, body []byte) error {
 	req.Header.Set(SignatureHeader, Sign(w.cfg.Secret, ts, id, body))
 	resp, err := w.client.Do(req)
 	if err != nil {
-		return fmt.Errorf("webhook: %w", err)
+		// net/http's error quotes the whole URL, and a receiver's URL may
+		// carry its credential in the path or query (as Slack's and
+		// Teams' incoming webhooks do). The error reaches the log and the
+		// dead-letter stream, so it names the receiver by origin only.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fmt.Errorf("webhook %s: %w", w.origin(), err)
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("webhook: status %d", resp.StatusCode)
+		return fmt.Errorf("webhook %s: status %d", w.origin(), resp.StatusCode)
 	}
 	return nil
+}
+
+// origin names the receiver in errors and logs: scheme and host, without
+// the user info, path and query that may hold a credential.
+func (w *webhook) origin() string {
+	u, err := url.Parse(w.cfg.URL)
+	if err != nil || u.Host == "" {
+		return "(unparsable URL)"
+	}
+	return u.Scheme + "://" + u.Host
 }
 
 // permanentError marks a failure retrying can't fix; it goes straight to

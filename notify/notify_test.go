@@ -1,10 +1,12 @@
 package notify_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"mime"
 	"mime/quotedprintable"
 	"net"
@@ -555,5 +557,49 @@ func TestDeadLetterAfterMaxAttempts(t *testing.T) {
 	files, _ := filepathGlob(dir)
 	if len(files) != 5 {
 		t.Errorf("dev files = %v", files)
+	}
+}
+
+// TestWebhookErrorsKeepTheURLsCredential: a receiver's URL may carry its
+// credential in the path or query (Slack's and Teams' incoming webhooks
+// do); a failed delivery names the receiver by origin in the log and the
+// dead-letter stream, never with that credential.
+func TestWebhookErrorsKeepTheURLsCredential(t *testing.T) {
+	const token = "T0KEN-in-the-path"
+	secret := []byte("k")
+	refusing := startHook(t, time.Now, secret, http.StatusInternalServerError)
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close() // nothing listens there any more: a connection error
+	for _, tc := range []struct{ name, base string }{{"error status", refusing.URL}, {"connection refused", closed.URL}} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.create(t, operator(0))
+			var logs bytes.Buffer
+			w := newWorker(t, notify.Config{
+				Redis: e.rdb, Now: e.clock.Now, Consumer: "a", MaxAttempts: 1, DevDir: t.TempDir(),
+				Logger:   slog.New(slog.NewTextHandler(&logs, nil)),
+				Webhooks: []notify.WebhookConfig{{URL: tc.base + "/services/" + token + "?code=" + token, Secret: secret}},
+			})
+			ctx := context.Background()
+			if _, err := w.Tick(ctx); err != nil {
+				t.Fatal(err)
+			}
+			dead, err := e.rdb.XRange(ctx, notify.DeadKey("contoso"), "-", "+").Result()
+			if err != nil || len(dead) == 0 {
+				t.Fatalf("dead = %v, %v", dead, err)
+			}
+			for _, d := range dead {
+				msg := d.Values["error"].(string)
+				if strings.Contains(msg, token) || !strings.Contains(msg, tc.base) {
+					t.Errorf("dead-letter error %q: want the origin %s without the URL's path and query", msg, tc.base)
+				}
+			}
+			if strings.Contains(logs.String(), token) {
+				t.Errorf("the log holds the URL's credential:\n%s", logs.String())
+			}
+			if !strings.Contains(logs.String(), tc.base) {
+				t.Errorf("the log does not name the receiver's origin %s:\n%s", tc.base, logs.String())
+			}
+		})
 	}
 }
