@@ -293,12 +293,63 @@ func TestDecisions(t *testing.T) {
 		{name: "approve after the decision window", steps: []step{
 			{advance: grants.DecisionWindow + time.Minute, who: mia, path: "/approve", wantStatus: 409, wantCode: "invalid_transition", wantMsg: "cannot approve a request that is expired"},
 		}},
+		// The tenant decides after the manager: before, it is told the
+		// request awaits the manager, as a second manager is told it no
+		// longer does.
 		{name: "tenant admin deciding before the manager", steps: []step{
-			{who: contosoAdmin, path: "/approve", wantStatus: 403, wantCode: "forbidden"},
+			{who: contosoAdmin, path: "/approve", wantStatus: 409, wantCode: "invalid_transition", wantMsg: "cannot approve a request that is pending_manager"},
+			{who: contosoApprover, path: "/deny", wantStatus: 409, wantCode: "invalid_transition", wantMsg: "cannot deny a request that is pending_manager"},
 		}},
-		{name: "provider manager deciding for the tenant", steps: []step{
+		// Whoever may decide a request at all, but not in the state it is
+		// in now, is told that state (409). Forbidden is for whoever may
+		// never decide it.
+		{name: "second manager after the first approved", steps: []step{
 			{who: mia, path: "/approve", wantStatus: 200, wantState: grants.StatePendingCustomer},
-			{who: nina, path: "/approve", wantStatus: 403, wantCode: "forbidden", wantMsg: "provider identities cannot"},
+			{who: nina, path: "/approve", wantStatus: 409, wantCode: "invalid_transition", wantMsg: "cannot approve a request that is pending_customer"},
+			{who: nina, path: "/deny", wantStatus: 409, wantCode: "invalid_transition", wantMsg: "cannot deny a request that is pending_customer"},
+			{who: contosoApprover, path: "/approve", wantStatus: 200, wantState: grants.StateApproved},
+			{who: nina, path: "/approve", wantStatus: 409, wantCode: "invalid_transition", wantMsg: "cannot approve a request that is approved"},
+			{who: nina, path: "/deny", wantStatus: 409, wantCode: "invalid_transition", wantMsg: "cannot deny a request that is approved"},
+		}},
+		{name: "second manager after the first denied", steps: []step{
+			{who: mia, path: "/deny", wantStatus: 200, wantState: grants.StateDenied},
+			{who: nina, path: "/approve", wantStatus: 409, wantCode: "invalid_transition", wantMsg: "cannot approve a request that is denied"},
+			{who: nina, path: "/deny", wantStatus: 409, wantCode: "invalid_transition", wantMsg: "cannot deny a request that is denied"},
+		}},
+		{name: "second approver after the first approved", steps: []step{
+			{who: mia, path: "/approve", wantStatus: 200, wantState: grants.StatePendingCustomer},
+			{who: contosoApprover, path: "/approve", wantStatus: 200, wantState: grants.StateApproved},
+			{who: contosoAdmin, path: "/approve", wantStatus: 409, wantCode: "invalid_transition", wantMsg: "cannot approve a request that is approved"},
+			{who: contosoAdmin, path: "/deny", wantStatus: 409, wantCode: "invalid_transition", wantMsg: "cannot deny a request that is approved"},
+		}},
+		{name: "second approver after the first denied", steps: []step{
+			{who: mia, path: "/approve", wantStatus: 200, wantState: grants.StatePendingCustomer},
+			{who: contosoAdmin, path: "/deny", wantStatus: 200, wantState: grants.StateDenied},
+			{who: contosoApprover, path: "/approve", wantStatus: 409, wantCode: "invalid_transition", wantMsg: "cannot approve a request that is denied"},
+			{who: contosoApprover, path: "/deny", wantStatus: 409, wantCode: "invalid_transition", wantMsg: "cannot deny a request that is denied"},
+		}},
+		{name: "approver after the tenant's window", steps: []step{
+			{who: mia, path: "/approve", wantStatus: 200, wantState: grants.StatePendingCustomer},
+			{advance: grants.DecisionWindow, who: contosoApprover, path: "/approve", wantStatus: 409, wantCode: "invalid_transition", wantMsg: "cannot approve a request that is expired"},
+			{who: contosoAdmin, path: "/deny", wantStatus: 409, wantCode: "invalid_transition", wantMsg: "cannot deny a request that is expired"},
+			{who: nina, path: "/approve", wantStatus: 409, wantCode: "invalid_transition", wantMsg: "cannot approve a request that is expired"},
+		}},
+		// Those who see a request but may never decide it are refused
+		// whatever its state, so a 409 always means "not now".
+		{name: "who may never decide is refused in every state", steps: []step{
+			{who: alice, path: "/approve", wantStatus: 403, wantCode: "forbidden", wantMsg: "only a support manager"},
+			{who: contosoAuditor, path: "/approve", wantStatus: 403, wantCode: "forbidden"},
+			{who: mia, path: "/approve", wantStatus: 200, wantState: grants.StatePendingCustomer},
+			{who: alice, path: "/approve", wantStatus: 403, wantCode: "forbidden", wantMsg: "only a support manager"},
+			{who: contosoAuditor, path: "/deny", wantStatus: 403, wantCode: "forbidden"},
+			{who: contosoAdmin, path: "/approve", wantStatus: 200, wantState: grants.StateApproved},
+			{who: alice, path: "/approve", wantStatus: 403, wantCode: "forbidden", wantMsg: "only a support manager"},
+			{who: contosoAuditor, path: "/approve", wantStatus: 403, wantCode: "forbidden"},
+		}},
+		{name: "who may never decide is refused after expiry", filer: sam, steps: []step{
+			{advance: grants.DecisionWindow, who: sam, path: "/approve", wantStatus: 403, wantCode: "self_approval"},
+			{who: contosoAuditor, path: "/deny", wantStatus: 403, wantCode: "forbidden"},
+			{who: mia, path: "/approve", wantStatus: 409, wantCode: "invalid_transition", wantMsg: "cannot approve a request that is expired"},
 		}},
 		{name: "approver of another tenant", steps: []step{
 			{who: mia, path: "/approve", wantStatus: 200, wantState: grants.StatePendingCustomer},

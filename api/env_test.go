@@ -70,7 +70,9 @@ var (
 	// them; the role claim alone grants nothing.
 	contosoApprover = user{sub: "approver@contoso.example", roles: []identity.Role{identity.RoleApprover}, tenant: "contoso"}
 	contosoUser     = user{sub: "user@contoso.example", tenant: "contoso"}
-	fabrikamAdmin   = user{sub: "admin@fabrikam.example", roles: []identity.Role{identity.RoleGlobalAdmin}, tenant: "fabrikam"}
+	// contosoAuditor reads contoso's requests and decides none.
+	contosoAuditor = user{sub: "auditor@contoso.example", roles: []identity.Role{identity.RoleAuditReader}, tenant: "contoso"}
+	fabrikamAdmin  = user{sub: "admin@fabrikam.example", roles: []identity.Role{identity.RoleGlobalAdmin}, tenant: "fabrikam"}
 
 	anonymous = user{}
 )

@@ -557,8 +557,10 @@ func (s *Store) settle(ctx context.Context, tenant, id string) (Request, error) 
 
 // update is the optimistic-locking loop every transition goes through.
 // With fn nil it only settles. When settling changes the request, the
-// settled request is committed and fn is not called: the action then fails
-// with a TransitionError naming the new state.
+// settled request is committed and the action fails: fn is still called,
+// on the request as it was, so that its error says whether the actor may
+// take the action at all (ErrForbidden) or may but is too late (a
+// TransitionError naming the new state).
 func (s *Store) update(ctx context.Context, tenant, id string, act Action, fn func(Request, Env) (Request, error)) (Request, error) {
 	key := keys.Request(tenant, id)
 	var out, cur Request
@@ -573,17 +575,24 @@ func (s *Store) update(ctx context.Context, tenant, id string, act Action, fn fu
 			now := s.cfg.Now()
 			next, settled := Settle(cur, now)
 			switch {
-			case settled && fn != nil:
-				actErr = &TransitionError{Action: act, State: next.State}
-			case !settled && fn == nil:
-				out = cur
-				return nil
-			case !settled:
-				next, err = fn(cur, Env{Now: now})
-				if err != nil {
+			case fn != nil:
+				applied, err := fn(cur, Env{Now: now})
+				switch {
+				case err == nil && !settled:
+					next = applied
+				case !settled:
 					out = cur
 					return err
+				case err == nil:
+					// Apply settles first and refuses every action on a
+					// request it settled; this is a safety net.
+					actErr = &TransitionError{Action: act, State: next.State}
+				default:
+					actErr = err
 				}
+			case !settled:
+				out = cur
+				return nil
 			}
 			out = next
 			if len(next.History) == len(cur.History) {
@@ -609,7 +618,7 @@ func (s *Store) update(ctx context.Context, tenant, id string, act Action, fn fu
 				"action", last.Action, "actor", last.Actor, "from", last.From, "to", last.To)
 		}
 		if actErr != nil {
-			return out, actErr
+			return out, s.storeErr("update", actErr)
 		}
 		return out, nil
 	}

@@ -557,6 +557,87 @@ func TestTenantDecisionNeedsTenantUser(t *testing.T) {
 	e.act(t, r.ID, grants.ActionRevoke, approver)
 }
 
+// TestDecisionAfterAnotherDecided: a second manager or approver whose
+// colleague decided first is told the state the request is in now (409, a
+// TransitionError), never that they may not decide (403); whoever may never
+// decide the request is refused whatever its state, expired included, and
+// the expiry is recorded once all the same.
+func TestDecisionAfterAnotherDecided(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	if err := e.tenants.AddApprover(ctx, globalAdmin.Principal, "203.0.113.1", "contoso", approver.Principal.Subject); err != nil {
+		t.Fatal(err)
+	}
+	mike := who("mike", "", identity.RoleSupportManager)
+	tenantAuditor := who("aud@contoso.example", "contoso", identity.RoleAuditReader)
+	wantState := func(id string, act grants.Action, by grants.Actor, want grants.State) {
+		t.Helper()
+		_, err := e.store.Act(ctx, id, act, by, "")
+		if te, ok := errors.AsType[*grants.TransitionError](err); !ok || te.State != want || te.Action != act {
+			t.Fatalf("%s by %s: %v, want a TransitionError naming %s", act, by.Principal.Subject, err, want)
+		}
+	}
+	wantForbidden := func(id string, act grants.Action, by grants.Actor) {
+		t.Helper()
+		if _, err := e.store.Act(ctx, id, act, by, ""); !errors.Is(err, grants.ErrForbidden) {
+			t.Fatalf("%s by %s: %v, want forbidden", act, by.Principal.Subject, err)
+		}
+	}
+
+	r := e.create(t, time.Hour)
+	wantState(r.ID, grants.ActionApprove, globalAdmin, grants.StatePendingManager)
+	e.act(t, r.ID, grants.ActionApprove, manager)
+	for _, act := range []grants.Action{grants.ActionApprove, grants.ActionDeny} {
+		wantState(r.ID, act, mike, grants.StatePendingCustomer)
+		wantForbidden(r.ID, act, operator)
+		wantForbidden(r.ID, act, tenantAuditor)
+	}
+	e.act(t, r.ID, grants.ActionApprove, approver)
+	for _, act := range []grants.Action{grants.ActionApprove, grants.ActionDeny} {
+		wantState(r.ID, act, mike, grants.StateApproved)
+		wantState(r.ID, act, globalAdmin, grants.StateApproved)
+		wantForbidden(r.ID, act, operator)
+		wantForbidden(r.ID, act, tenantAuditor)
+	}
+	e.act(t, r.ID, grants.ActionRevoke, globalAdmin)
+
+	// Denied by the first manager, then by the first approver.
+	r = e.create(t, time.Hour)
+	e.act(t, r.ID, grants.ActionDeny, manager)
+	wantState(r.ID, grants.ActionApprove, mike, grants.StateDenied)
+	r = e.create(t, time.Hour)
+	e.act(t, r.ID, grants.ActionApprove, manager)
+	e.act(t, r.ID, grants.ActionDeny, approver)
+	wantState(r.ID, grants.ActionApprove, globalAdmin, grants.StateDenied)
+	wantState(r.ID, grants.ActionDeny, globalAdmin, grants.StateDenied)
+
+	// Overdue: the first to act settles the request, whether it may decide
+	// or not, and the expiry is recorded once.
+	r = e.create(t, time.Hour)
+	e.act(t, r.ID, grants.ActionApprove, manager)
+	e.clock.Advance(grants.DecisionWindow)
+	wantForbidden(r.ID, grants.ActionApprove, tenantAuditor)
+	wantState(r.ID, grants.ActionApprove, approver, grants.StateExpired)
+	wantState(r.ID, grants.ActionDeny, mike, grants.StateExpired)
+	wantForbidden(r.ID, grants.ActionDeny, operator)
+	got, err := e.store.Get(ctx, manager.Principal, r.ID)
+	if err != nil || got.State != grants.StateExpired || len(got.History) != 3 {
+		t.Fatalf("overdue request: %+v, %v", got, err)
+	}
+	ops := e.operations(t)
+	if n := strings.Count(strings.Join(ops, " "), record.OpExpireRequest); n != 1 || ops[len(ops)-1] != record.OpExpireRequest {
+		t.Fatalf("operations = %v, want one expiry, last", ops)
+	}
+
+	// A refusal that settles the request still commits the expiry.
+	r = e.create(t, time.Hour)
+	e.clock.Advance(grants.DecisionWindow)
+	wantForbidden(r.ID, grants.ActionApprove, tenantAuditor)
+	if ops := e.operations(t); ops[len(ops)-1] != record.OpExpireRequest {
+		t.Fatalf("operations = %v, want the expiry last", ops)
+	}
+}
+
 // TestLateSweepRecordsWhenItRuns: a sweep that runs long after a deadline
 // writes the expiry or completion record with the time it commits (audit
 // search relies on records being created in append order) and the deadline

@@ -151,28 +151,46 @@ func Settle(r Request, now time.Time) (Request, bool) {
 // Apply returns r after actor takes act, or an error saying why not. It is
 // pure: the store supplies env and persists the result atomically.
 //
+// Who may take act at all is judged before the state: someone who may
+// never take it on r (an operator approving, a second engineer canceling,
+// the requester deciding as manager) is refused with ErrForbidden, whatever
+// state r is in. Someone who may take it, but not in r's state now, gets a
+// TransitionError naming that state: a second manager after the first one
+// decided, an approver after another approver did or after the tenant's
+// window closed, a tenant approver before the manager decided. The state is
+// no secret from them, and it tells them why; a 403 would tell them they
+// lack a right they have.
+//
 // Retrying an action that already took effect (same actor, same action, the
 // request still in the state it produced) returns r unchanged and no error,
 // so clients can retry safely.
 func Apply(r Request, act Action, actor Actor, comment string, env Env) (Request, error) {
-	if r, changed := Settle(r, env.Now); changed {
+	p := actor.Principal
+	// Time settles r first, so that a request is never decided after it
+	// expired; the settled request is returned even when the action is
+	// refused, for the store to persist.
+	r, settled := Settle(r, env.Now)
+	stage, err := authorize(r, act, p, env)
+	if err != nil {
+		return r, err
+	}
+	if settled {
 		return r, &TransitionError{Action: act, State: r.State}
 	}
 	if len(comment) > maxComment {
 		return r, newErr(ErrInvalid, "invalid_comment", "comment must be at most %d bytes", maxComment)
 	}
-	p := actor.Principal
 	if retried(r, act, actor) {
 		return r, nil
 	}
 	now := env.Now.UTC()
 	switch act {
 	case ActionApprove, ActionDeny:
-		switch r.State {
-		case StatePendingManager:
-			if err := checkManager(r, p, act); err != nil {
-				return r, err
-			}
+		switch {
+		case r.State != stage:
+			// Not the actor's turn: the request moved on, or has not
+			// reached them yet.
+		case r.State == StatePendingManager:
 			if act == ActionDeny {
 				return move(r, act, actor, comment, StateDenied, now), nil
 			}
@@ -184,10 +202,7 @@ func Apply(r Request, act Action, actor Actor, comment string, env Env) (Request
 			deadline := now.Add(DecisionWindow)
 			r.DecideBy = &deadline
 			return r, nil
-		case StatePendingCustomer:
-			if err := checkTenantApprover(r, p, env, act); err != nil {
-				return r, err
-			}
+		case r.State == StatePendingCustomer:
 			if act == ActionDeny {
 				return move(r, act, actor, comment, StateDenied, now), nil
 			}
@@ -195,24 +210,42 @@ func Apply(r Request, act Action, actor Actor, comment string, env Env) (Request
 		}
 	case ActionCancel:
 		if r.State.Pending() {
-			if p.Subject != r.Requester || !p.IsProvider() {
-				return r, newErr(ErrForbidden, "forbidden", "only the engineer who filed the request can cancel it")
-			}
 			return move(r, act, actor, comment, StateCanceled, now), nil
 		}
 	case ActionRevoke:
 		if r.State == StateApproved {
-			manager := p.IsProvider() && p.Has(identity.RoleSupportManager)
-			if !manager && checkTenantApprover(r, p, env, act) != nil {
-				return r, newErr(ErrForbidden, "forbidden", "only an approver of tenant %s or a support manager can revoke access", r.Tenant)
-			}
-			r = move(r, act, actor, comment, StateRevoked, now)
-			return r, nil
+			return move(r, act, actor, comment, StateRevoked, now), nil
 		}
-	default:
-		return r, newErr(ErrInvalid, "invalid_action", "unknown action %q", act)
 	}
 	return r, &TransitionError{Action: act, State: r.State}
+}
+
+// authorize is the rule on who may ever take act on r, whatever r's state:
+// an error wrapping ErrForbidden says why p may not. For a decision
+// (approve, deny) it returns the pending state in which p decides:
+// StatePendingManager for a support manager other than the requester,
+// StatePendingCustomer for an approver of the tenant. A principal is one
+// or the other, never both: a manager has no tenant, an approver has one.
+func authorize(r Request, act Action, p identity.Principal, env Env) (State, error) {
+	switch act {
+	case ActionApprove, ActionDeny:
+		if p.IsProvider() {
+			return StatePendingManager, checkManager(r, p, act)
+		}
+		return StatePendingCustomer, checkTenantApprover(r, p, env, act)
+	case ActionCancel:
+		if p.Subject != r.Requester || !p.IsProvider() {
+			return "", newErr(ErrForbidden, "forbidden", "only the engineer who filed the request can cancel it")
+		}
+		return "", nil
+	case ActionRevoke:
+		manager := p.IsProvider() && p.Has(identity.RoleSupportManager)
+		if !manager && checkTenantApprover(r, p, env, act) != nil {
+			return "", newErr(ErrForbidden, "forbidden", "only an approver of tenant %s or a support manager can revoke access", r.Tenant)
+		}
+		return "", nil
+	}
+	return "", newErr(ErrInvalid, "invalid_action", "unknown action %q", act)
 }
 
 // LockboxOnComment is the comment on the revocations that turning Customer
@@ -235,9 +268,11 @@ func EndUntenantApproved(r Request, actor Actor, now time.Time) (Request, bool) 
 	return move(r, ActionRevoke, actor, LockboxOnComment, StateRevoked, now.UTC()), true
 }
 
+// checkManager is the rule for deciding as the provider: a support
+// manager who is not the requester (two-person rule).
 func checkManager(r Request, p identity.Principal, act Action) error {
 	if !p.IsProvider() || !p.Has(identity.RoleSupportManager) {
-		return newErr(ErrForbidden, "forbidden", "request %s awaits a support manager's decision; only a support manager can %s it", r.ID, act)
+		return newErr(ErrForbidden, "forbidden", "only a support manager can %s request %s for the provider, and only the approvers of tenant %s for the tenant", act, r.ID, r.Tenant)
 	}
 	if p.Subject == r.Requester {
 		// The message names nobody: only the requester can get it, and an
@@ -255,7 +290,7 @@ func checkManager(r Request, p identity.Principal, act Action) error {
 // for the tenant.
 func checkTenantApprover(r Request, p identity.Principal, env Env, act Action) error {
 	if p.IsProvider() || p.HasProviderOnlyRole() {
-		return newErr(ErrForbidden, "forbidden", "request %s awaits the approvers of tenant %s; provider identities cannot %s it", r.ID, r.Tenant, act)
+		return newErr(ErrForbidden, "forbidden", "provider identities cannot %s request %s as an approver of tenant %s", act, r.ID, r.Tenant)
 	}
 	if !p.InTenant(r.Tenant) || !env.TenantUser {
 		return newErr(ErrForbidden, "forbidden", "you are not an approver of tenant %s", r.Tenant)

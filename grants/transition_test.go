@@ -30,6 +30,7 @@ func who(sub, tid string, roles ...identity.Role) Actor {
 var (
 	operator      = who("alice", "", identity.RoleOperator)
 	manager       = who("mary", "", identity.RoleSupportManager)
+	mike          = who("mike", "", identity.RoleSupportManager)
 	managerOp     = who("sam", "", identity.RoleOperator, identity.RoleSupportManager)
 	globalAdmin   = who("gina", "contoso", identity.RoleGlobalAdmin)
 	approver      = who("adam", "contoso", identity.RoleApprover)
@@ -150,11 +151,77 @@ func TestScenarios(t *testing.T) {
 		}},
 		{"tenant user cannot act as manager", nil, []step{
 			{actor: tenantManager, act: ActionApprove, want: StatePendingManager, err: ErrForbidden},
-			{actor: globalAdmin, act: ActionApprove, want: StatePendingManager, err: ErrForbidden},
+			{actor: tenantManager, act: ActionDeny, want: StatePendingManager, err: ErrForbidden},
 		}},
-		{"manager cannot give the tenant's approval", nil, []step{
+		// Whoever may decide the request, but not in its state now, is
+		// told the state (a TransitionError), not that they lack a right.
+		{"tenant approver before the manager is told it awaits the manager", nil, []step{
+			{actor: globalAdmin, act: ActionApprove, want: StatePendingManager, err: ErrConflict},
+			{actor: approver, assigned: true, act: ActionDeny, want: StatePendingManager, err: ErrConflict},
 			{actor: manager, act: ActionApprove, want: StatePendingCustomer},
-			{actor: who("mike", "", identity.RoleSupportManager), act: ActionApprove, want: StatePendingCustomer, err: ErrForbidden},
+		}},
+		{"second manager after the first approved", nil, []step{
+			{actor: manager, act: ActionApprove, want: StatePendingCustomer},
+			{actor: mike, act: ActionApprove, want: StatePendingCustomer, err: ErrConflict},
+			{actor: mike, act: ActionDeny, want: StatePendingCustomer, err: ErrConflict},
+			{actor: globalAdmin, act: ActionApprove, want: StateApproved},
+			{actor: mike, act: ActionApprove, want: StateApproved, err: ErrConflict},
+			{actor: mike, act: ActionDeny, want: StateApproved, err: ErrConflict},
+		}},
+		{"second manager after the first denied", nil, []step{
+			{actor: manager, act: ActionDeny, want: StateDenied},
+			{actor: mike, act: ActionApprove, want: StateDenied, err: ErrConflict},
+			{actor: mike, act: ActionDeny, want: StateDenied, err: ErrConflict},
+		}},
+		{"second manager after lockbox-off approval", nil, []step{
+			{actor: manager, act: ActionApprove, lockbox: off, want: StateApproved},
+			{actor: mike, act: ActionApprove, lockbox: off, want: StateApproved, err: ErrConflict},
+		}},
+		{"second approver after the first approved", nil, []step{
+			{actor: manager, act: ActionApprove, want: StatePendingCustomer},
+			{actor: approver, assigned: true, act: ActionApprove, want: StateApproved},
+			{actor: globalAdmin, act: ActionApprove, want: StateApproved, err: ErrConflict},
+			{actor: globalAdmin, act: ActionDeny, want: StateApproved, err: ErrConflict},
+		}},
+		{"second approver after the first denied", nil, []step{
+			{actor: manager, act: ActionApprove, want: StatePendingCustomer},
+			{actor: globalAdmin, act: ActionDeny, want: StateDenied},
+			{actor: approver, assigned: true, act: ActionApprove, want: StateDenied, err: ErrConflict},
+			{actor: approver, assigned: true, act: ActionDeny, want: StateDenied, err: ErrConflict},
+		}},
+		{"manager and approver after the tenant's window", nil, []step{
+			{actor: manager, act: ActionApprove, want: StatePendingCustomer},
+			{at: 12 * time.Hour, actor: approver, assigned: true, act: ActionApprove, want: StateExpired, err: ErrConflict},
+			{at: 12 * time.Hour, actor: mike, act: ActionDeny, want: StateExpired, err: ErrConflict},
+		}},
+		// Whoever may never decide it is refused in every state, expired
+		// included, with the reason.
+		{"who may never decide is refused in every state", &managerOp, []step{
+			{actor: operator, act: ActionApprove, want: StatePendingManager, err: ErrForbidden},
+			{actor: manager, act: ActionApprove, want: StatePendingCustomer},
+			{actor: managerOp, act: ActionApprove, want: StatePendingCustomer, err: ErrForbidden, code: "self_approval"},
+			{actor: tenantManager, act: ActionDeny, want: StatePendingCustomer, err: ErrForbidden},
+			{actor: approver, assigned: false, act: ActionDeny, want: StatePendingCustomer, err: ErrForbidden},
+			{actor: globalAdmin, act: ActionApprove, want: StateApproved},
+			{actor: managerOp, act: ActionDeny, want: StateApproved, err: ErrForbidden, code: "self_approval"},
+			{actor: operator, act: ActionApprove, want: StateApproved, err: ErrForbidden},
+			{actor: foreignAdmin, foreign: true, act: ActionApprove, want: StateApproved, err: ErrForbidden},
+			{actor: approver, assigned: false, act: ActionApprove, want: StateApproved, err: ErrForbidden},
+		}},
+		{"who may never decide is refused after expiry", &managerOp, []step{
+			{at: 12 * time.Hour, actor: managerOp, act: ActionApprove, want: StateExpired, err: ErrForbidden, code: "self_approval"},
+			{at: 12 * time.Hour, actor: globalAdmin, act: ActionApprove, want: StateExpired, err: ErrConflict},
+			{at: 12 * time.Hour, actor: operator, act: ActionDeny, want: StateExpired, err: ErrForbidden},
+		}},
+		{"who may never cancel or revoke is refused in every state", nil, []step{
+			{actor: who("bob", "", identity.RoleOperator), act: ActionCancel, want: StatePendingManager, err: ErrForbidden},
+			{actor: operator, act: ActionRevoke, want: StatePendingManager, err: ErrForbidden},
+			{actor: manager, act: ActionApprove, lockbox: off, want: StateApproved},
+			{actor: who("bob", "", identity.RoleOperator), act: ActionCancel, want: StateApproved, err: ErrForbidden},
+			{actor: operator, act: ActionCancel, want: StateApproved, err: ErrConflict},
+			{actor: mike, act: ActionRevoke, want: StateRevoked},
+			{actor: operator, act: ActionRevoke, want: StateRevoked, err: ErrForbidden},
+			{actor: globalAdmin, act: ActionRevoke, want: StateRevoked, err: ErrConflict},
 		}},
 		{"unassigned tenant user cannot approve", nil, []step{
 			{actor: manager, act: ActionApprove, want: StatePendingCustomer},
@@ -281,7 +348,7 @@ func TestScenarios(t *testing.T) {
 func TestTransitionErrorNamesState(t *testing.T) {
 	r, _ := New(input(), operator, "id-1", t0, catalog)
 	r, _ = Apply(r, ActionDeny, manager, "", Env{Now: t0})
-	_, err := Apply(r, ActionApprove, globalAdmin, "", Env{Now: t0, LockboxEnabled: true})
+	_, err := Apply(r, ActionApprove, globalAdmin, "", Env{Now: t0, LockboxEnabled: true, TenantUser: true})
 	if err == nil || err.Error() != "cannot approve a request that is denied" {
 		t.Fatalf("err = %v", err)
 	}
