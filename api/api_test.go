@@ -719,6 +719,39 @@ func TestApprovers(t *testing.T) {
 	}
 }
 
+// TestApproverIDsIgnoreCase: user principal names are case-insensitive.
+// An approver assigned as Approver@Contoso.Example is the user whose token
+// names approver@contoso.example, and assigning both spellings assigns one
+// person; removing any spelling removes them.
+func TestApproverIDsIgnoreCase(t *testing.T) {
+	e := newEnv(t)
+	const base = "/v1/tenants/contoso/approvers"
+	for _, u := range []string{"Approver@Contoso.Example", "approver@contoso.example", "APPROVER@contoso.example"} {
+		if r := e.do(contosoAdmin, "PUT", base+"/"+u, nil); r.status != http.StatusNoContent {
+			t.Fatalf("add %s: %d %s", u, r.status, r.body)
+		}
+	}
+	list := decode[struct{ Approvers []string }](t, e.do(contosoAdmin, "GET", base, nil), http.StatusOK).Approvers
+	if !slices.Equal(list, []string{"approver@contoso.example"}) {
+		t.Fatalf("approvers = %v, want one, in lower case", list)
+	}
+	shouting := contosoApprover
+	shouting.sub = "APPROVER@Contoso.Example"
+	req := e.file(alice, "contoso", "exchange")
+	decode[grants.Request](t, e.do(mia, "POST", "/v1/requests/"+req.ID+"/approve", nil), http.StatusOK)
+	got := decode[grants.Request](t, e.do(shouting, "POST", "/v1/requests/"+req.ID+"/approve", nil), http.StatusOK)
+	if got.State != grants.StateApproved {
+		t.Fatalf("state %s", got.State)
+	}
+	if r := e.do(contosoAdmin, "DELETE", base+"/aPPROVER@contoso.example", nil); r.status != http.StatusNoContent {
+		t.Fatalf("remove: %d %s", r.status, r.body)
+	}
+	if list := decode[struct{ Approvers []string }](t, e.do(contosoAdmin, "GET", base, nil), http.StatusOK).Approvers; len(list) != 0 {
+		t.Fatalf("after remove = %v", list)
+	}
+	wantError(t, e.do(contosoApprover, "POST", "/v1/requests/"+req.ID+"/revoke", nil), http.StatusNotFound, "not_found", "")
+}
+
 func TestAudit(t *testing.T) {
 	e := newEnv(t)
 	e.assignApprover()

@@ -638,6 +638,47 @@ func TestDecisionAfterAnotherDecided(t *testing.T) {
 	}
 }
 
+// TestApproverIDsIgnoreCase: an approver assigned as adam@contoso.example
+// whose token names Adam@Contoso.Example is the same person: they see and
+// decide the tenant's requests. So is one whose assignment was stored in
+// mixed case before ids were folded.
+func TestApproverIDsIgnoreCase(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	if err := e.tenants.AddApprover(ctx, globalAdmin.Principal, "203.0.113.1", "contoso", "adam@contoso.example"); err != nil {
+		t.Fatal(err)
+	}
+	// As stored before assignments were folded to lower case.
+	if err := e.rdb.SAdd(ctx, keys.Approvers("contoso"), "Bea@Contoso.Example").Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []grants.Actor{
+		who("Adam@Contoso.Example", "contoso", identity.RoleApprover),
+		who("bea@contoso.example", "contoso", identity.RoleApprover),
+		who("BEA@CONTOSO.EXAMPLE", "contoso", identity.RoleApprover),
+	} {
+		r := e.create(t, time.Hour)
+		e.act(t, r.ID, grants.ActionApprove, manager)
+		if _, err := e.store.Get(ctx, a.Principal, r.ID); err != nil {
+			t.Fatalf("%s reads: %v", a.Principal.Subject, err)
+		}
+		got := e.act(t, r.ID, grants.ActionApprove, a)
+		if got.State != grants.StateApproved || got.Approver != a.Principal.Subject {
+			t.Fatalf("approved by %s: %+v", a.Principal.Subject, got)
+		}
+		e.act(t, r.ID, grants.ActionRevoke, a)
+	}
+	// Removed in another case, the assignment is gone.
+	if err := e.tenants.RemoveApprover(ctx, globalAdmin.Principal, "203.0.113.1", "contoso", "BEA@contoso.example"); err != nil {
+		t.Fatal(err)
+	}
+	r := e.create(t, time.Hour)
+	e.act(t, r.ID, grants.ActionApprove, manager)
+	if _, err := e.store.Act(ctx, r.ID, grants.ActionApprove, who("bea@contoso.example", "contoso", identity.RoleApprover), ""); !errors.Is(err, grants.ErrNotFound) {
+		t.Fatalf("removed approver: %v, want not found", err)
+	}
+}
+
 // TestLateSweepRecordsWhenItRuns: a sweep that runs long after a deadline
 // writes the expiry or completion record with the time it commits (audit
 // search relies on records being created in append order) and the deadline

@@ -134,13 +134,43 @@ func normalizeAddresses(field string, in []string) ([]string, error) {
 }
 
 // HasUser reports whether user is one of the tenant's users: an identity
-// user@domain in one of its domains.
+// user@domain in one of its domains, the domain compared without ASCII
+// case (Tenant.Domains are stored in lower case). user must be a user id
+// (keys.IsUser, which is ASCII), so no Unicode case mapping can make
+// another name one of the tenant's: strings.ToLower turns the Kelvin sign
+// U+212A into "k".
 func (t Tenant) HasUser(user string) bool {
+	if !keys.IsUser(user) {
+		return false
+	}
 	at := strings.LastIndexByte(user, '@')
 	if at <= 0 {
 		return false
 	}
-	return slices.Contains(t.Domains, strings.ToLower(user[at+1:]))
+	return slices.Contains(t.Domains, foldUser(user[at+1:]))
+}
+
+// foldUser is the form in which Lockbox keeps and compares the ids of a
+// tenant's users: ASCII letters in lower case, every other byte as it is.
+// A tenant's users are user@domain names, and Microsoft 365 user principal
+// names are case-insensitive: Alice@Contoso.com and alice@contoso.com are
+// one person, whichever spelling an identity provider puts in a token or
+// a global admin typed when assigning them. Only ASCII is folded: user
+// ids are ASCII (keys.IsUser), and Unicode folding (strings.EqualFold,
+// strings.ToLower) would make names that are not ids (a Kelvin sign for
+// k) equal to ones that are.
+func foldUser(u string) string {
+	i := strings.IndexFunc(u, func(r rune) bool { return 'A' <= r && r <= 'Z' })
+	if i < 0 {
+		return u
+	}
+	b := []byte(u)
+	for ; i < len(b); i++ {
+		if c := b[i]; 'A' <= c && c <= 'Z' {
+			b[i] = c + ('a' - 'A')
+		}
+	}
+	return string(b)
 }
 
 // ActsAsGlobalAdmin reports whether p acts for the tenant as one of its

@@ -10,7 +10,8 @@
 //     settings, as Microsoft 365 lets "the tenant administrator and
 //     Customer Lockbox access approver" configure Customer Lockbox;
 //   - only its global administrators assign or remove approvers, who must
-//     be users of the tenant (user@ one of its domains);
+//     be users of the tenant (user@ one of its domains); a user's id is
+//     compared without ASCII case (foldUser), as user principal names are;
 //   - its global administrators and approvers, and the provider's support
 //     managers, read its settings and approvers.
 //
@@ -162,18 +163,28 @@ func (s *Store) LockboxEnabled(ctx context.Context, tenant string) (bool, error)
 // without an access check. An assignment counts only while the user is a
 // user of the tenant (one of its domains): removing a domain from the
 // registry takes approver rights from its users.
+//
+// The id is compared without ASCII case (foldUser), with every entry of
+// the set: assignments are stored folded, but entries stored before that
+// may be in any case and must still count. The set holds the people the
+// tenant's global admins assigned, so it is read whole, in the round trip
+// that reads the registry entry.
 func (s *Store) IsApprover(ctx context.Context, tenant, user string) (bool, error) {
-	var member *redis.BoolCmd
+	if !keys.IsUser(user) {
+		// Not an id Lockbox accepts from a token or assigns: nobody's.
+		return false, nil
+	}
+	var members *redis.StringSliceCmd
 	var entry *redis.StringCmd
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		member = p.SIsMember(ctx, keys.Approvers(tenant), user)
+		members = p.SMembers(ctx, keys.Approvers(tenant))
 		entry = p.Get(ctx, keys.Tenant(tenant))
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return false, fault.Unavailable("tenants: approvers", err)
 	}
-	if !member.Val() {
+	if len(stored(members.Val(), user)) == 0 {
 		return false, nil
 	}
 	b, err := entry.Bytes()
@@ -185,6 +196,20 @@ func (s *Store) IsApprover(ctx context.Context, tenant, user string) (bool, erro
 		return false, fault.Unavailable("tenants: approvers", fmt.Errorf("registry entry of %s: %v", tenant, err))
 	}
 	return t.HasUser(user), nil
+}
+
+// stored returns the entries of an approver set that are user, in
+// whatever case each was stored (foldUser): one, or more for a person
+// assigned in two spellings before ids were folded.
+func stored(members []string, user string) []string {
+	var out []string
+	id := foldUser(user)
+	for _, m := range members {
+		if foldUser(m) == id {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // CanRead reports whether p may read tenant's settings and approvers: its
@@ -366,19 +391,28 @@ func (s *Store) Approvers(ctx context.Context, p identity.Principal, tenant stri
 	if err != nil {
 		return nil, fault.Unavailable("tenants: approvers", err)
 	}
+	// Each person once, as assignments are now stored, whatever the case
+	// of entries stored before ids were folded.
+	for i, u := range users {
+		users[i] = foldUser(u)
+	}
 	slices.Sort(users)
-	return users, nil
+	return slices.Compact(users), nil
 }
 
 // AddApprover assigns user as an approver of tenant. The user must be a
-// user of the tenant (user@ one of its domains). Adding an existing
-// approver is a no-op that succeeds (and is not audited twice).
+// user of the tenant (user@ one of its domains). The id is kept in lower
+// case (foldUser): the tenant's users are one person whatever the case.
+// Adding an existing approver, in any case, is a no-op that succeeds (and
+// is not audited twice).
 func (s *Store) AddApprover(ctx context.Context, p identity.Principal, clientIP, tenant, user string) error {
 	return s.changeApprover(ctx, p, clientIP, tenant, user, true)
 }
 
-// RemoveApprover removes user from tenant's approvers. Removing a user who
-// is not an approver is a no-op that succeeds.
+// RemoveApprover removes user from tenant's approvers, in whatever case
+// they were assigned (every spelling of an assignment stored before ids
+// were folded). Removing a user who is not an approver is a no-op that
+// succeeds.
 func (s *Store) RemoveApprover(ctx context.Context, p identity.Principal, clientIP, tenant, user string) error {
 	return s.changeApprover(ctx, p, clientIP, tenant, user, false)
 }
@@ -391,6 +425,7 @@ func (s *Store) changeApprover(ctx context.Context, p identity.Principal, client
 	if err := keys.ValidUser(user); err != nil {
 		return fault.New(fault.ErrInvalid, "invalid_user", "%v", err)
 	}
+	user = foldUser(user)
 	if add && !t.HasUser(user) {
 		// The provider's staff, and users of other organizations, never
 		// approve access to this tenant's data.
@@ -408,18 +443,23 @@ func (s *Store) changeApprover(ctx context.Context, p identity.Principal, client
 	}
 	// WATCH makes "change and audit only if it changes anything" atomic.
 	err = s.rdb.Watch(ctx, func(tx *redis.Tx) error {
-		is, err := tx.SIsMember(ctx, key, user).Result()
+		members, err := tx.SMembers(ctx, key).Result()
 		if err != nil {
 			return err
 		}
-		if is == add {
+		was := stored(members, user)
+		if (len(was) > 0) == add {
 			return nil
 		}
 		_, err = tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
 			if add {
 				pipe.SAdd(ctx, key, user)
 			} else {
-				pipe.SRem(ctx, key, user)
+				rm := make([]any, len(was))
+				for i, m := range was {
+					rm[i] = m
+				}
+				pipe.SRem(ctx, key, rm...)
 			}
 			rec := changeRecord(op, tenant, user, nil, t.OrganizationID)
 			rec.Parameters = append(rec.Parameters, record.Parameter{Name: "User", Value: user})

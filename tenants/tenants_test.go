@@ -15,6 +15,7 @@ import (
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/clock"
 	"github.com/lockbox-oss/lockbox/internal/fault"
+	"github.com/lockbox-oss/lockbox/internal/keys"
 	"github.com/lockbox-oss/lockbox/internal/redistest"
 	"github.com/lockbox-oss/lockbox/internal/tenanttest"
 	"github.com/lockbox-oss/lockbox/tenants"
@@ -161,11 +162,12 @@ func TestApprovers(t *testing.T) {
 	if err := s.AddApprover(ctx, admin, "", "contoso", "Olga@Contoso.Example"); err != nil {
 		t.Fatalf("domain match must not depend on case: %v", err)
 	}
+	// One person whatever the case: adding her again is a no-op.
 	if err := s.AddApprover(ctx, admin, "", "contoso", olga); err != nil {
 		t.Fatal(err)
 	}
 	list, err := s.Approvers(ctx, approver, "contoso")
-	if err != nil || fmt.Sprint(list) != "[Olga@Contoso.Example adam@contoso.example olga@contoso.example]" {
+	if err != nil || fmt.Sprint(list) != "[adam@contoso.example olga@contoso.example]" {
 		t.Fatalf("approvers = %v, %v", list, err)
 	}
 	if ok, _ := s.IsApprover(ctx, "fabrikam", adam); ok {
@@ -177,14 +179,138 @@ func TestApprovers(t *testing.T) {
 	if ok, _ := s.IsApprover(ctx, "contoso", olga); ok {
 		t.Fatal("removed approver still approves")
 	}
-	recs, _ := log.List(ctx, "contoso", 4)
+	recs, _ := log.List(ctx, "contoso", 3)
 	var ops []string
 	for _, r := range recs {
 		ops = append(ops, r.Operation+":"+r.ObjectId)
 	}
-	want := "[Remove-CustomerLockboxApprover:olga@contoso.example Add-CustomerLockboxApprover:olga@contoso.example Add-CustomerLockboxApprover:Olga@Contoso.Example Add-CustomerLockboxApprover:adam@contoso.example]"
+	want := "[Remove-CustomerLockboxApprover:olga@contoso.example Add-CustomerLockboxApprover:olga@contoso.example Add-CustomerLockboxApprover:adam@contoso.example]"
 	if fmt.Sprint(ops) != want {
 		t.Fatalf("audit = %v", ops)
+	}
+}
+
+// TestApproverIDsIgnoreCase: a tenant's users are user@domain names, and
+// Microsoft 365 user principal names are case-insensitive, so an approver
+// is one person whatever the case of their id in the assignment or in a
+// token: stored folded to lower case, matched and removed in any case,
+// entries stored before ids were folded included. The folding is ASCII
+// only: a Kelvin sign (U+212A, which Unicode folds to k) is not a k.
+func TestApproverIDsIgnoreCase(t *testing.T) {
+	rdb := testRedis(t)
+	s, log := newStoreOn(t, rdb)
+	ctx := context.Background()
+	approvers := func() string {
+		t.Helper()
+		list, err := s.Approvers(ctx, admin, "contoso")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprint(list)
+	}
+	isApprover := func(user string, want bool) {
+		t.Helper()
+		if ok, err := s.IsApprover(ctx, "contoso", user); err != nil || ok != want {
+			t.Fatalf("IsApprover(%s) = %v, %v; want %v", user, ok, err, want)
+		}
+	}
+
+	if err := s.AddApprover(ctx, admin, "", "contoso", "Alice@Contoso.Example"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddApprover(ctx, admin, "", "contoso", "alice@contoso.example"); err != nil {
+		t.Fatal(err)
+	}
+	if got := approvers(); got != "[alice@contoso.example]" {
+		t.Fatalf("approvers = %s, want alice once, in lower case", got)
+	}
+	for _, u := range []string{"alice@contoso.example", "Alice@Contoso.Example", "ALICE@CONTOSO.EXAMPLE"} {
+		isApprover(u, true)
+	}
+	isApprover("alice@contoso.example.evil", false)
+	isApprover("alic@contoso.example", false)
+	// Not a user id at all (Lockbox never accepts one from a token):
+	// no case folding makes it one, and it matches nobody.
+	isApprover("\u212aim@contoso.example", false)
+	if err := s.AddApprover(ctx, admin, "", "contoso", "kim@contoso.example"); err != nil {
+		t.Fatal(err)
+	}
+	isApprover("\u212aim@contoso.example", false)
+	isApprover("KIM@contoso.example", true)
+	if err := s.AddApprover(ctx, admin, "", "contoso", "\u212aim@contoso.example"); !errors.Is(err, fault.ErrInvalid) {
+		t.Fatalf("AddApprover with a Kelvin sign: %v, want invalid", err)
+	}
+
+	// Entries stored as they were typed, before ids were folded: one in
+	// mixed case, and one person stored twice.
+	if err := rdb.SAdd(ctx, keys.Approvers("contoso"), "Bob@Contoso.Example", "Carol@Contoso.Example", "carol@contoso.example").Err(); err != nil {
+		t.Fatal(err)
+	}
+	isApprover("bob@contoso.example", true)
+	isApprover("BOB@CONTOSO.EXAMPLE", true)
+	isApprover("Carol@contoso.example", true)
+	if got := approvers(); got != "[alice@contoso.example bob@contoso.example carol@contoso.example kim@contoso.example]" {
+		t.Fatalf("approvers = %s", got)
+	}
+	if err := s.AddApprover(ctx, admin, "", "contoso", "bob@contoso.example"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := rdb.SCard(ctx, keys.Approvers("contoso")).Result(); err != nil || n != 5 {
+		t.Fatalf("adding a stored approver in another case changed the set: %d entries, %v", n, err)
+	}
+	// Removal by any case removes every spelling.
+	for _, u := range []string{"BOB@contoso.example", "CAROL@CONTOSO.EXAMPLE", "alice@contoso.example"} {
+		if err := s.RemoveApprover(ctx, admin, "", "contoso", u); err != nil {
+			t.Fatal(err)
+		}
+		isApprover(u, false)
+	}
+	if members, err := rdb.SMembers(ctx, keys.Approvers("contoso")).Result(); err != nil || fmt.Sprint(members) != "[kim@contoso.example]" {
+		t.Fatalf("left in Redis: %v, %v", members, err)
+	}
+	// Removing one who is no approver, in whatever case, changes nothing.
+	if err := s.RemoveApprover(ctx, admin, "", "contoso", "Bob@Contoso.Example"); err != nil {
+		t.Fatal(err)
+	}
+
+	recs, err := log.List(ctx, "contoso", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ops []string
+	for _, r := range recs {
+		if r.Operation != record.OpOnboardTenant {
+			ops = append(ops, r.Operation+":"+r.ObjectId)
+		}
+	}
+	want := "[Remove-CustomerLockboxApprover:alice@contoso.example Remove-CustomerLockboxApprover:carol@contoso.example " +
+		"Remove-CustomerLockboxApprover:bob@contoso.example Add-CustomerLockboxApprover:kim@contoso.example Add-CustomerLockboxApprover:alice@contoso.example]"
+	if fmt.Sprint(ops) != want {
+		t.Fatalf("audit = %v\nwant    %s", ops, want)
+	}
+}
+
+// TestHasUserFoldsASCIIOnly: the domain of a tenant user compares without
+// ASCII case, and nothing else: a domain spelt with a Kelvin sign (which
+// Unicode lower-cases to k) is not the tenant's.
+func TestHasUserFoldsASCIIOnly(t *testing.T) {
+	tn := tenants.Tenant{ID: "kontoso", Domains: []string{"kontoso.example"}}
+	for user, want := range map[string]bool{
+		"ann@kontoso.example":         true,
+		"Ann@KONTOSO.Example":         true,
+		"ann@\u212aontoso.example":    false,
+		"\u212aim@kontoso.example":    false,
+		"ann@kontoso.example.":        false,
+		" ann@kontoso.example":        false,
+		"ann@sub.kontoso.example":     false,
+		"ann@kontoso.example\x00":     false,
+		"ann@":                        false,
+		"@kontoso.example":            false,
+		"ann@kontoso.example@evil.io": false,
+	} {
+		if got := tn.HasUser(user); got != want {
+			t.Errorf("HasUser(%q) = %v, want %v", user, got, want)
+		}
 	}
 }
 
