@@ -15,6 +15,10 @@ var (
 	ErrNotFound    = errors.New("not found")
 	ErrConflict    = errors.New("conflict")
 	ErrUnavailable = errors.New("store unavailable")
+	// ErrPrecondition: the caller's change was based on a version of the
+	// data that is no longer current (optimistic concurrency); nothing was
+	// written, and the caller is to read again before changing it.
+	ErrPrecondition = errors.New("precondition failed")
 )
 
 // Error is a categorized error with a stable code and a message that is safe

@@ -85,7 +85,8 @@ func WriteError(w http.ResponseWriter, err error) int {
 //
 //   - *Error: as given.
 //   - *fault.Error: its Code and Message, the status by its Kind (Invalid 400,
-//     Forbidden 403, NotFound 404, Conflict 409, Unavailable 503).
+//     Forbidden 403, NotFound 404, Conflict 409, Precondition 412,
+//     Unavailable 503).
 //   - any other error matching fault.ErrConflict (such as a state-machine
 //     TransitionError, whose text names the state): 409 invalid_transition
 //     with err.Error().
@@ -135,6 +136,8 @@ func FromError(err error) (status int, code, message string) {
 		return http.StatusForbidden, "forbidden", "forbidden"
 	case errors.Is(err, fault.ErrNotFound):
 		return http.StatusNotFound, "not_found", "not found"
+	case errors.Is(err, fault.ErrPrecondition):
+		return http.StatusPreconditionFailed, "precondition_failed", "precondition failed"
 	}
 	return http.StatusInternalServerError, "internal", MsgInternal
 }
@@ -154,6 +157,8 @@ func statusOf(kind error) int {
 		return http.StatusNotFound
 	case errors.Is(kind, fault.ErrConflict):
 		return http.StatusConflict
+	case errors.Is(kind, fault.ErrPrecondition):
+		return http.StatusPreconditionFailed
 	}
 	return 0
 }
