@@ -286,10 +286,6 @@ func (s *Store) Onboard(ctx context.Context, p identity.Principal, clientIP stri
 	if err != nil {
 		return Tenant{}, Settings{}, err
 	}
-	sb, err := json.Marshal(st)
-	if err != nil {
-		return Tenant{}, Settings{}, err
-	}
 	key := keys.Tenant(t.ID)
 	err = s.rdb.Watch(ctx, func(tx *redis.Tx) error {
 		n, err := tx.Exists(ctx, key).Result()
@@ -298,6 +294,18 @@ func (s *Store) Onboard(ctx context.Context, p identity.Principal, clientIP stri
 		}
 		if n > 0 {
 			return fault.New(fault.ErrConflict, "tenant_exists", "tenant %s is already onboarded", t.ID)
+		}
+		// Settings stored before the tenant was onboarded (from before
+		// onboarding existed) are replaced, under a new revision: a
+		// change based on them must not match what onboarding wrote.
+		rev, err := storedRevision(ctx, tx, t.ID)
+		if err != nil {
+			return err
+		}
+		st.Revision = rev + 1
+		sb, err := encodeSettings(st, st.Revision)
+		if err != nil {
+			return err
 		}
 		_, err = tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
 			pipe.Set(ctx, key, tb, 0)
@@ -311,7 +319,7 @@ func (s *Store) Onboard(ctx context.Context, p identity.Principal, clientIP stri
 				t.OrganizationID)))
 		})
 		return err
-	}, key)
+	}, key, keys.Settings(t.ID))
 	if err != nil {
 		return Tenant{}, Settings{}, storeErr("tenants: onboard", err)
 	}

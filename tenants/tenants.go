@@ -63,6 +63,30 @@ type Settings struct {
 	// NotificationAddresses receive request e-mails besides the approvers
 	// and global administrators.
 	NotificationAddresses []string `json:"notification_addresses"`
+	// Revision numbers the stored settings: each write sets it to one more
+	// than the revision it replaces, in the same transaction, so settings
+	// read with the same revision are the same settings. Settings nobody
+	// configured, and settings stored before revisions existed, are
+	// revision 0. It is the version a read-modify-write passes back to
+	// PutSettingsIf, not a setting: stored beside them (storedSettings),
+	// it is left out of their JSON, which is the API's Settings body.
+	Revision int64 `json:"-"`
+}
+
+// AnyRevision, as PutSettingsIf's ifRevision, writes the settings whatever
+// their revision: what PutSettings does.
+const AnyRevision int64 = -1
+
+// storedSettings is the value of the settings key: the settings and their
+// revision, in one JSON document so that one SET writes both.
+type storedSettings struct {
+	Settings
+	Revision int64 `json:"revision,omitempty"`
+}
+
+// encodeSettings returns the value of the settings key for st at revision.
+func encodeSettings(st Settings, revision int64) ([]byte, error) {
+	return json.Marshal(storedSettings{Settings: st, Revision: revision})
 }
 
 // Defaults are the settings of a tenant nobody configured: on.
@@ -143,14 +167,34 @@ func (s *Store) lookup(ctx context.Context, g getter, tenant string) (Settings, 
 	if err != nil {
 		return Settings{}, fault.Unavailable("tenants: settings", err)
 	}
-	st := Defaults()
-	if err := json.Unmarshal(b, &st); err != nil {
+	v := storedSettings{Settings: Defaults()}
+	if err := json.Unmarshal(b, &v); err != nil {
 		return Settings{}, fmt.Errorf("tenants: settings of %s are corrupt: %w", tenant, err)
 	}
+	st := v.Settings
+	st.Revision = v.Revision
 	if st.NotificationAddresses == nil {
 		st.NotificationAddresses = []string{}
 	}
 	return st, nil
+}
+
+// storedRevision returns the revision of tenant's stored settings: 0 when
+// there are none, and when they do not decode, for onboarding, which
+// replaces them whatever they are.
+func storedRevision(ctx context.Context, g getter, tenant string) (int64, error) {
+	b, err := g.Get(ctx, keys.Settings(tenant)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fault.Unavailable("tenants: settings", err)
+	}
+	var v storedSettings
+	if json.Unmarshal(b, &v) != nil {
+		return 0, nil
+	}
+	return v.Revision, nil
 }
 
 // LockboxEnabled reports the tenant's switch, without an access check.
@@ -302,31 +346,58 @@ func (s *Store) Settings(ctx context.Context, p identity.Principal, tenant strin
 }
 
 // PutSettings replaces tenant's settings, for its global admins and
-// assigned approvers. The record of the change lists the old and new value
-// of every setting that changed; a change that changes nothing writes
-// nothing. Turning Customer Lockbox on ends, in the same transaction, every
-// grant of the tenant that no tenant approver approved (see Guard): from
-// then on no content is reached without a tenant's approval.
+// assigned approvers, whatever they are now: PutSettingsIf with
+// AnyRevision.
 func (s *Store) PutSettings(ctx context.Context, p identity.Principal, clientIP, tenant string, st Settings) (Settings, error) {
+	return s.PutSettingsIf(ctx, p, clientIP, tenant, st, AnyRevision)
+}
+
+// PutSettingsIf replaces tenant's settings, for its global admins and
+// assigned approvers, if their revision is still ifRevision (the Revision
+// of the settings the change was based on), and returns them as stored,
+// with their revision. Settings are replaced whole, so a caller that read
+// them, changed one field and wrote them back would otherwise undo a
+// change another made in between; with a revision that is no longer
+// current nothing is written and the error is fault.ErrPrecondition
+// "settings_changed". The check and the write are one transaction.
+// st.Revision is ignored; AnyRevision writes whatever the revision.
+//
+// The record of the change lists the old and new value of every setting
+// that changed; a change that changes nothing writes nothing (and keeps
+// the revision). Turning Customer Lockbox on ends, in the same
+// transaction, every grant of the tenant that no tenant approver approved
+// (see Guard): from then on no content is reached without a tenant's
+// approval.
+func (s *Store) PutSettingsIf(ctx context.Context, p identity.Principal, clientIP, tenant string, st Settings, ifRevision int64) (Settings, error) {
 	if err := s.canConfigure(ctx, p, tenant); err != nil {
 		return Settings{}, err
 	}
 	if err := st.Validate(); err != nil {
 		return Settings{}, err
 	}
-	b, err := json.Marshal(st)
-	if err != nil {
-		return Settings{}, err
-	}
 	key := keys.Settings(tenant)
+	var out Settings
 	change := func(tx *redis.Tx) error {
 		old, err := s.lookup(ctx, tx, tenant)
 		if err != nil {
 			return err
 		}
+		// Read under WATCH: a write by anyone else between this read and
+		// EXEC fails the transaction, and the retry reads the new
+		// revision, so the comparison and the write are atomic.
+		if ifRevision != AnyRevision && old.Revision != ifRevision {
+			return settingsChanged(tenant)
+		}
+		out = old
 		changed := settingsProperties(old, st)
 		if len(changed) == 0 {
 			return nil
+		}
+		next := st
+		next.Revision = old.Revision + 1
+		b, err := encodeSettings(next, next.Revision)
+		if err != nil {
+			return err
 		}
 		var revoke func(redis.Pipeliner) error
 		if st.LockboxEnabled && !old.LockboxEnabled {
@@ -351,10 +422,14 @@ func (s *Store) PutSettings(ctx context.Context, p identity.Principal, clientIP,
 			}
 			return nil
 		})
+		if err == nil {
+			out = next
+		}
 		return err
 	}
 	// A transition of one of the tenant's requests committing meanwhile
 	// (the guard watches them) fails the optimistic lock: read again.
+	var err error
 	for range maxRetries {
 		if err = s.rdb.Watch(ctx, change, key); !errors.Is(err, redis.TxFailedErr) {
 			break
@@ -365,7 +440,14 @@ func (s *Store) PutSettings(ctx context.Context, p identity.Principal, clientIP,
 	}
 	s.changed(tenant)
 	s.scheduled(ctx, tenant)
-	return st, nil
+	return out, nil
+}
+
+// settingsChanged is PutSettingsIf's refusal of a change based on settings
+// that are no longer current.
+func settingsChanged(tenant string) error {
+	return fault.New(fault.ErrPrecondition, "settings_changed",
+		"the Customer Lockbox settings of tenant %s changed since they were read; nothing was saved: read them again and reapply the change", tenant)
 }
 
 // settingsProperties lists the settings that differ between old and next,
