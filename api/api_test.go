@@ -660,6 +660,72 @@ func TestSettings(t *testing.T) {
 	})
 }
 
+// TestSettingsETag: GET answers the settings' revision as a strong ETag,
+// and a PUT with If-Match writes only over that revision, so of two
+// administrators who read the same settings, the second to write is told
+// to read again instead of undoing the first one's change. No If-Match,
+// or "*", writes as before.
+func TestSettingsETag(t *testing.T) {
+	e := newEnv(t)
+	e.assignApprover()
+	const path = "/v1/tenants/contoso/settings"
+	etag := func(r result) string {
+		t.Helper()
+		if r.status != http.StatusOK {
+			t.Fatalf("status = %d; body: %s", r.status, r.body)
+		}
+		return r.header.Get("ETag")
+	}
+
+	read := etag(e.do(contosoAdmin, "GET", path, nil))
+	if read != `"1"` {
+		t.Fatalf("ETag of the onboarded settings = %q, want \"1\"", read)
+	}
+	if got := etag(e.do(contosoApprover, "GET", path, nil)); got != read {
+		t.Fatalf("another reader's ETag = %q, want %q", got, read)
+	}
+	// The approver, who read the same revision, adds an address...
+	r := e.do(contosoApprover, "PUT", path, map[string]any{"lockbox_enabled": true, "notification_addresses": []string{"sec@contoso.example"}},
+		withHeader("If-Match", read))
+	if got := etag(r); got != `"2"` {
+		t.Fatalf("ETag of the change = %q, want \"2\"", got)
+	}
+	// ...and the admin's change, based on what they read before it, would
+	// take the address away again: refused.
+	wantError(t, e.do(contosoAdmin, "PUT", path, map[string]any{"lockbox_enabled": false}, withHeader("If-Match", read)),
+		http.StatusPreconditionFailed, "settings_changed", "read them again")
+	r = e.do(contosoAdmin, "GET", path, nil)
+	if got := decode[tenants.Settings](t, r, 200); !got.LockboxEnabled || !slices.Equal(got.NotificationAddresses, []string{"sec@contoso.example"}) || r.header.Get("ETag") != `"2"` {
+		t.Fatalf("after the refused change: %+v, ETag %q", got, r.header.Get("ETag"))
+	}
+	// Read again, change again: it applies.
+	r = e.do(contosoAdmin, "PUT", path, map[string]any{"lockbox_enabled": false, "notification_addresses": []string{"sec@contoso.example"}},
+		withHeader("If-Match", `"2"`))
+	if got := decode[tenants.Settings](t, r, 200); got.LockboxEnabled || r.header.Get("ETag") != `"3"` {
+		t.Fatalf("change at the current revision: %+v, ETag %q", got, r.header.Get("ETag"))
+	}
+	// Scripts that send no If-Match, or "*", write whatever the revision.
+	if got := etag(e.do(contosoAdmin, "PUT", path, map[string]any{"lockbox_enabled": false}, withHeader("If-Match", "*"))); got != `"4"` {
+		t.Fatalf("If-Match * = ETag %q, want \"4\"", got)
+	}
+	if got := etag(e.do(contosoAdmin, "PUT", path, map[string]any{"lockbox_enabled": false, "notification_addresses": []string{"soc@contoso.example"}})); got != `"5"` {
+		t.Fatalf("no If-Match = ETag %q, want \"5\"", got)
+	}
+	// Who may not change the settings learns nothing from a stale tag.
+	wantError(t, e.do(fabrikamAdmin, "PUT", path, map[string]any{"lockbox_enabled": true}, withHeader("If-Match", `"1"`)),
+		http.StatusForbidden, "forbidden", "")
+
+	for _, bad := range []string{``, `5`, `W/"5"`, `"5", "6"`, `"05"`, `"-1"`, `"x"`, `""`} {
+		t.Run("If-Match "+bad, func(t *testing.T) {
+			wantError(t, e.do(contosoAdmin, "PUT", path, map[string]any{"lockbox_enabled": true}, withHeader("If-Match", bad)),
+				http.StatusBadRequest, "invalid_if_match", `such as "7"`)
+		})
+	}
+	if got := etag(e.do(contosoAdmin, "GET", path, nil)); got != `"5"` {
+		t.Errorf("a refused If-Match wrote: ETag %q", got)
+	}
+}
+
 func TestApprovers(t *testing.T) {
 	e := newEnv(t)
 	const base = "/v1/tenants/contoso/approvers"

@@ -2,6 +2,8 @@ package api
 
 import (
 	"net/http"
+	"strconv"
+	"strings"
 
 	"github.com/lockbox-oss/lockbox/api/wire"
 	"github.com/lockbox-oss/lockbox/identity"
@@ -60,10 +62,15 @@ func (s *server) getSettings(w http.ResponseWriter, r *http.Request, p identity.
 	if err != nil {
 		return err
 	}
+	w.Header().Set("ETag", settingsETag(st.Revision))
 	return writeJSON(w, http.StatusOK, wireSettings(st))
 }
 
 func (s *server) putSettings(w http.ResponseWriter, r *http.Request, p identity.Principal) error {
+	ifRevision, err := settingsIfMatch(r.Header)
+	if err != nil {
+		return err
+	}
 	var in wire.SettingsInput
 	if err := s.decode(w, r, &in, false); err != nil {
 		return err
@@ -75,11 +82,49 @@ func (s *server) putSettings(w http.ResponseWriter, r *http.Request, p identity.
 	if st.NotificationAddresses == nil {
 		st.NotificationAddresses = []string{}
 	}
-	st, err := s.cfg.Tenants.PutSettings(r.Context(), p, peer.IP(r), r.PathValue("tenant"), st)
+	st, err = s.cfg.Tenants.PutSettingsIf(r.Context(), p, peer.IP(r), r.PathValue("tenant"), st, ifRevision)
 	if err != nil {
 		return err
 	}
+	w.Header().Set("ETag", settingsETag(st.Revision))
 	return writeJSON(w, http.StatusOK, wireSettings(st))
+}
+
+// settingsETag is the entity tag of settings at revision: strong, as the
+// revision names one exact version of them.
+func settingsETag(revision int64) string {
+	return `"` + strconv.FormatInt(revision, 10) + `"`
+}
+
+// settingsIfMatch reads the If-Match header of a settings change: the
+// revision of the ETag it names, or tenants.AnyRevision for none or "*"
+// (the settings always exist: a tenant nobody configured has defaults),
+// which replace the settings whatever they are, as before ETags existed.
+//
+// Anything else is refused with 400 rather than compared: our ETags are
+// only ever one strong tag, so a list, a weak tag (W/"7", as a compressing
+// proxy may rewrite them) or another value is a client's mistake that no
+// re-read would correct, where a 412 would send it round in circles. An
+// empty header too: it is "-H If-Match:$ETAG" with ETAG unset, which must
+// not become a write without a check.
+func settingsIfMatch(h http.Header) (int64, error) {
+	vals := h.Values("If-Match")
+	if len(vals) == 0 {
+		return tenants.AnyRevision, nil
+	}
+	v := strings.TrimSpace(strings.Join(vals, ","))
+	if v == "*" {
+		return tenants.AnyRevision, nil
+	}
+	if len(v) > 2 && v[0] == '"' && v[len(v)-1] == '"' {
+		tag := v[1 : len(v)-1]
+		// Strong comparison is byte for byte: "07" is not "7".
+		if n, err := strconv.ParseInt(tag, 10, 64); err == nil && n >= 0 && strconv.FormatInt(n, 10) == tag {
+			return n, nil
+		}
+	}
+	return 0, httperr.New(http.StatusBadRequest, "invalid_if_match",
+		`If-Match must be "*" or the one ETag a GET of the settings answered, quotes included, such as "7"`)
 }
 
 func (s *server) listApprovers(w http.ResponseWriter, r *http.Request, p identity.Principal) error {
