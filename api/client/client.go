@@ -384,19 +384,61 @@ func (c *Client) UpdateTenant(ctx context.Context, tenant string, u wire.TenantU
 }
 
 // PutSettings replaces tenant's settings with s (a full replacement, not a
-// merge) and returns them as stored.
+// merge), whatever they are now, and returns them as stored. To change
+// some of them, read them with SettingsETag and write them back with
+// PutSettingsIfMatch, so a change saved in between is not undone.
 func (c *Client) PutSettings(ctx context.Context, tenant string, s wire.Settings) (wire.Settings, error) {
+	out, _, err := c.putSettings(ctx, tenant, s, "")
+	return out, err
+}
+
+// CodeSettingsChanged is the APIError.Code of PutSettingsIfMatch's 412:
+// the settings changed since they were read, and nothing was written.
+const CodeSettingsChanged = "settings_changed"
+
+// SettingsETag returns tenant's settings with the ETag of their revision,
+// to pass to PutSettingsIfMatch. The ETag is empty from a server that
+// predates revisions.
+func (c *Client) SettingsETag(ctx context.Context, tenant string) (wire.Settings, string, error) {
 	p, err := join("/v1/tenants", tenant)
 	if err != nil {
-		return wire.Settings{}, err
+		return wire.Settings{}, "", err
+	}
+	var s wire.Settings
+	h, err := c.doHeaders(ctx, http.MethodGet, p+"/settings", nil, nil, nil, &s)
+	return s, h.Get("ETag"), err
+}
+
+// PutSettingsIfMatch replaces tenant's settings with s (a full
+// replacement) only if their ETag is still etag, as SettingsETag returned
+// it, and returns them as stored with their new ETag. If anyone saved a
+// change since, nothing is written and the error is an *APIError with
+// Status 412 and Code CodeSettingsChanged: read them again. An empty etag
+// is refused before anything is sent.
+func (c *Client) PutSettingsIfMatch(ctx context.Context, tenant string, s wire.Settings, etag string) (wire.Settings, string, error) {
+	if etag == "" {
+		return wire.Settings{}, "", errors.New("client: PutSettingsIfMatch needs the ETag the settings were read with")
+	}
+	return c.putSettings(ctx, tenant, s, etag)
+}
+
+// putSettings sends PUT settings, with If-Match: etag unless it is empty.
+func (c *Client) putSettings(ctx context.Context, tenant string, s wire.Settings, etag string) (wire.Settings, string, error) {
+	p, err := join("/v1/tenants", tenant)
+	if err != nil {
+		return wire.Settings{}, "", err
 	}
 	if s.NotificationAddresses == nil {
 		// A full replacement: say "no addresses", never null.
 		s.NotificationAddresses = []string{}
 	}
+	var hdr http.Header
+	if etag != "" {
+		hdr = http.Header{"If-Match": {etag}}
+	}
 	var out wire.Settings
-	err = c.do(ctx, http.MethodPut, p+"/settings", nil, s, &out)
-	return out, err
+	h, err := c.doHeaders(ctx, http.MethodPut, p+"/settings", nil, hdr, s, &out)
+	return out, h.Get("ETag"), err
 }
 
 // Approvers lists tenant's assigned Customer Lockbox approvers.
@@ -594,14 +636,26 @@ func join(p, segment string) (string, error) {
 // do sends one call. path is already escaped. in, when not nil, is sent as
 // JSON; out, when not nil, receives the decoded JSON answer.
 func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, out any) error {
+	_, err := c.doHeaders(ctx, method, path, q, nil, in, out)
+	return err
+}
+
+// doHeaders is do that also sends the headers hdr and returns the
+// answer's headers (never nil: empty when there was no answer).
+func (c *Client) doHeaders(ctx context.Context, method, path string, q url.Values, hdr http.Header, in, out any) (http.Header, error) {
+	respHeader := http.Header{}
 	req, err := c.newRequest(ctx, method, path, q, in)
 	if err != nil {
-		return err
+		return respHeader, err
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return err
+		return respHeader, err
 	}
+	respHeader = resp.Header
 	defer func() {
 		// Drain a little so the connection can be reused, then close.
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
@@ -609,19 +663,19 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, 
 	}()
 
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return decodeError(resp)
+		return respHeader, decodeError(resp)
 	}
 	if out == nil || resp.StatusCode == http.StatusNoContent {
-		return nil
+		return respHeader, nil
 	}
 	lr := &limitedReader{r: resp.Body, n: c.maxResponse}
 	if err := json.NewDecoder(lr).Decode(out); err != nil {
 		if lr.exceeded {
-			return fmt.Errorf("client: %s %s: response larger than %d bytes", method, path, c.maxResponse)
+			return respHeader, fmt.Errorf("client: %s %s: response larger than %d bytes", method, path, c.maxResponse)
 		}
-		return fmt.Errorf("client: %s %s: decoding response: %w", method, path, err)
+		return respHeader, fmt.Errorf("client: %s %s: decoding response: %w", method, path, err)
 	}
-	return nil
+	return respHeader, nil
 }
 
 // newRequest builds one call. path is already escaped. in, when not nil,

@@ -22,7 +22,7 @@ const token = "header.payload.signature"
 
 // call is what the fake server saw.
 type call struct {
-	Method, Path, Query, Body, Auth, ContentType, UserAgent string
+	Method, Path, Query, Body, Auth, ContentType, UserAgent, IfMatch string
 }
 
 // fake is an API server that records calls and answers with a canned
@@ -41,7 +41,7 @@ func (f *fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.calls = append(f.calls, call{
 		Method: r.Method, Path: r.URL.EscapedPath(), Query: r.URL.RawQuery, Body: string(b),
 		Auth: r.Header.Get("Authorization"), ContentType: r.Header.Get("Content-Type"),
-		UserAgent: r.Header.Get("User-Agent"),
+		UserAgent: r.Header.Get("User-Agent"), IfMatch: strings.Join(r.Header.Values("If-Match"), ", "),
 	})
 	status, body := f.status, f.body
 	f.mu.Unlock()
@@ -310,6 +310,50 @@ func TestCalls(t *testing.T) {
 				t.Errorf("result\n got %#v\nwant %#v", out, tt.wantOut)
 			}
 		})
+	}
+}
+
+// TestSettingsIfMatch: SettingsETag returns the ETag of the answer, and
+// PutSettingsIfMatch sends it back as If-Match, returning the new one or
+// the server's 412 as an *APIError with CodeSettingsChanged. PutSettings
+// sends none.
+func TestSettingsIfMatch(t *testing.T) {
+	ctx := context.Background()
+	f := &fake{body: `{"lockbox_enabled":true,"notification_addresses":[]}`, header: http.Header{"Etag": {`"7"`}}}
+	c := newClient(t, f)
+	s, etag, err := c.SettingsETag(ctx, "contoso")
+	if err != nil || etag != `"7"` || !s.LockboxEnabled {
+		t.Fatalf("SettingsETag = %+v, %q, %v", s, etag, err)
+	}
+	if got := f.last(t); got.Method != "GET" || got.Path != "/v1/tenants/contoso/settings" || got.IfMatch != "" {
+		t.Fatalf("GET = %+v", got)
+	}
+
+	f = &fake{body: `{"lockbox_enabled":false,"notification_addresses":[]}`, header: http.Header{"Etag": {`"8"`}}}
+	c = newClient(t, f)
+	s.LockboxEnabled = false
+	out, etag, err := c.PutSettingsIfMatch(ctx, "contoso", s, `"7"`)
+	if err != nil || etag != `"8"` || out.LockboxEnabled {
+		t.Fatalf("PutSettingsIfMatch = %+v, %q, %v", out, etag, err)
+	}
+	if got := f.last(t); got.Method != "PUT" || got.IfMatch != `"7"` || got.Body != `{"lockbox_enabled":false,"notification_addresses":[]}` {
+		t.Fatalf("PUT = %+v", got)
+	}
+
+	f = &fake{status: http.StatusPreconditionFailed, body: `{"error":{"code":"settings_changed","message":"read them again"}}`}
+	c = newClient(t, f)
+	_, _, err = c.PutSettingsIfMatch(ctx, "contoso", s, `"7"`)
+	if apiErr, ok := errors.AsType[*APIError](err); !ok || apiErr.Status != http.StatusPreconditionFailed || apiErr.Code != CodeSettingsChanged {
+		t.Fatalf("412 = %v, want an *APIError with %s", err, CodeSettingsChanged)
+	}
+
+	f = &fake{body: `{"lockbox_enabled":false,"notification_addresses":[]}`}
+	c = newClient(t, f)
+	if _, err := c.PutSettings(ctx, "contoso", s); err != nil || f.last(t).IfMatch != "" {
+		t.Fatalf("PutSettings sent If-Match %q (%v)", f.last(t).IfMatch, err)
+	}
+	if _, _, err := c.PutSettingsIfMatch(ctx, "contoso", s, ""); err == nil || len(f.calls) != 1 {
+		t.Fatalf("an empty ETag was sent as an unconditional change: %v", err)
 	}
 }
 
