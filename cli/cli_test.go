@@ -64,12 +64,19 @@ func sampleRecords() []record.Record {
 // call is what the fake API saw.
 type call struct {
 	Method, Path, Query, Body string
+	// IfMatch is the If-Match header, checked on the calls that expect
+	// one and on every call that sends one.
+	IfMatch string
 }
 
 type reply struct {
 	status int
 	body   string
 }
+
+// settingsETag is the ETag of the fake API's own settings; a reply set for
+// GET settings sends none, as a server from before revisions.
+const settingsETag = `"3"`
 
 // fakeAPI records calls and answers like the Lockbox API would, unless a
 // reply for "METHOD /path" was set.
@@ -92,7 +99,7 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	b, _ := io.ReadAll(r.Body)
 	path := r.URL.EscapedPath()
 	f.mu.Lock()
-	f.calls = append(f.calls, call{Method: r.Method, Path: path, Query: r.URL.RawQuery, Body: string(b)})
+	f.calls = append(f.calls, call{Method: r.Method, Path: path, Query: r.URL.RawQuery, Body: string(b), IfMatch: r.Header.Get("If-Match")})
 	f.auth = append(f.auth, r.Header.Get("Authorization"))
 	rep, ok := f.replies[r.Method+" "+path]
 	f.mu.Unlock()
@@ -103,6 +110,9 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/csv")
 	} else {
 		w.Header().Set("Content-Type", "application/json")
+	}
+	if !ok && r.Method == "GET" && strings.HasSuffix(path, "/settings") {
+		w.Header().Set("ETag", settingsETag)
 	}
 	w.WriteHeader(rep.status)
 	_, _ = io.WriteString(w, rep.body)
@@ -461,7 +471,7 @@ func TestCommands(t *testing.T) {
 			args: []string{"tenant", "settings", "set", "contoso", "--lockbox", "OFF"},
 			wantCalls: []call{
 				{Method: "GET", Path: "/v1/tenants/contoso/settings"},
-				{Method: "PUT", Path: "/v1/tenants/contoso/settings", Body: `{"lockbox_enabled":false,"notification_addresses":["sec@contoso.com"]}`},
+				{Method: "PUT", Path: "/v1/tenants/contoso/settings", Body: `{"lockbox_enabled":false,"notification_addresses":["sec@contoso.com"]}`, IfMatch: settingsETag},
 			},
 			wantOut: []string{"Customer Lockbox:", "off"},
 		},
@@ -470,7 +480,7 @@ func TestCommands(t *testing.T) {
 			args: []string{"tenant", "settings", "set", "--notify", "a@contoso.com,b@contoso.com", "contoso"},
 			wantCalls: []call{
 				{Method: "GET", Path: "/v1/tenants/contoso/settings"},
-				{Method: "PUT", Path: "/v1/tenants/contoso/settings", Body: `{"lockbox_enabled":true,"notification_addresses":["a@contoso.com","b@contoso.com"]}`},
+				{Method: "PUT", Path: "/v1/tenants/contoso/settings", Body: `{"lockbox_enabled":true,"notification_addresses":["a@contoso.com","b@contoso.com"]}`, IfMatch: settingsETag},
 			},
 			wantOut: []string{"a@contoso.com, b@contoso.com"},
 		},
@@ -479,8 +489,39 @@ func TestCommands(t *testing.T) {
 			args: []string{"tenant", "settings", "set", "contoso", "--notify", "", "--lockbox", "on"},
 			wantCalls: []call{
 				{Method: "GET", Path: "/v1/tenants/contoso/settings"},
-				{Method: "PUT", Path: "/v1/tenants/contoso/settings", Body: `{"lockbox_enabled":true,"notification_addresses":[]}`},
+				{Method: "PUT", Path: "/v1/tenants/contoso/settings", Body: `{"lockbox_enabled":true,"notification_addresses":[]}`, IfMatch: settingsETag},
 			},
+		},
+		{
+			// Another administrator saved a change between the command's
+			// read and its write: refused, said in one line, exit 3.
+			name: "tenant settings set refused when the settings changed meanwhile",
+			args: []string{"tenant", "settings", "set", "contoso", "--lockbox", "off"},
+			replies: map[string]reply{"PUT /v1/tenants/contoso/settings": {412,
+				`{"error":{"code":"settings_changed","message":"the Customer Lockbox settings of tenant contoso changed since they were read"}}`}},
+			wantCode: 3,
+			wantCalls: []call{
+				{Method: "GET", Path: "/v1/tenants/contoso/settings"},
+				{Method: "PUT", Path: "/v1/tenants/contoso/settings", Body: `{"lockbox_enabled":false,"notification_addresses":["sec@contoso.com"]}`, IfMatch: settingsETag},
+			},
+			wantErr: []string{"lockboxctl: the settings of tenant contoso changed while this command ran; nothing was saved: run it again to apply your change to the new settings (settings_changed, HTTP 412)\n"},
+			check: func(t *testing.T, out string) {
+				if out != "" {
+					t.Errorf("stdout = %q, want nothing: no settings were saved", out)
+				}
+			},
+		},
+		{
+			// A server from before revisions sends no ETag: the change is
+			// sent as before, without If-Match.
+			name:    "tenant settings set against a server without ETags",
+			args:    []string{"tenant", "settings", "set", "contoso", "--lockbox", "off"},
+			replies: map[string]reply{"GET /v1/tenants/contoso/settings": {200, `{"lockbox_enabled":true,"notification_addresses":[]}`}},
+			wantCalls: []call{
+				{Method: "GET", Path: "/v1/tenants/contoso/settings"},
+				{Method: "PUT", Path: "/v1/tenants/contoso/settings", Body: `{"lockbox_enabled":false,"notification_addresses":[]}`},
+			},
+			wantOut: []string{"Customer Lockbox:", "off"},
 		},
 		{
 			name:      "tenant settings set with nothing to change",
@@ -1114,7 +1155,7 @@ func TestCommands(t *testing.T) {
 				}
 				for i, got := range res.calls {
 					want := tt.wantCalls[i]
-					if got.Method != want.Method || got.Path != want.Path || got.Query != want.Query || !sameJSON(got.Body, want.Body) {
+					if got.Method != want.Method || got.Path != want.Path || got.Query != want.Query || !sameJSON(got.Body, want.Body) || got.IfMatch != want.IfMatch {
 						t.Errorf("call %d\n got %+v\nwant %+v", i, got, want)
 					}
 				}

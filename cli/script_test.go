@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"maps"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -86,6 +87,9 @@ func TestScripts(t *testing.T) {
 
 type statusKey struct{}
 
+// keysOnce holds the signing keys every test's Lockbox shares, in a
+// directory of the test binary's own (removed by TestMain): a test's
+// TempDir would be gone for the tests after it.
 var keysOnce struct {
 	sync.Once
 	dir string
@@ -93,13 +97,25 @@ var keysOnce struct {
 	err error
 }
 
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if keysOnce.dir != "" {
+		_ = os.RemoveAll(keysOnce.dir)
+	}
+	os.Exit(code)
+}
+
 // startLockbox starts a Lockbox for one script and returns its API
 // address and a token for each of scriptUsers; defer registers its
 // shutdown.
 func startLockbox(t *testing.T, deferFn func(func())) (string, map[string]string) {
 	keysOnce.Do(func() {
-		keysOnce.dir = t.TempDir()
-		key, err := identity.GenerateDevKey()
+		dir, err := os.MkdirTemp("", "lockboxctl-test-keys-")
+		keysOnce.dir = dir
+		var key []byte
+		if err == nil {
+			key, err = identity.GenerateDevKey()
+		}
 		if err == nil {
 			_, _, err = identity.WriteDevKeys(keysOnce.dir, key)
 		}

@@ -354,10 +354,11 @@ func (e *env) settingsSetCommand() *cobra.Command {
 				return err
 			}
 			// The API replaces the settings as a whole, so read them first
-			// and change only what was asked. Two administrators changing
-			// different settings at the same moment can still overwrite
-			// each other: the API offers no version to compare against.
-			s, err := c.Settings(e.ctx, pos[0])
+			// and change only what was asked, sending back the ETag read:
+			// a change another administrator saved in between is then
+			// refused (412) rather than undone by the settings read before
+			// it.
+			s, etag, err := c.SettingsETag(e.ctx, pos[0])
 			if err != nil {
 				return err
 			}
@@ -367,7 +368,21 @@ func (e *env) settingsSetCommand() *cobra.Command {
 			if setNotify {
 				s.NotificationAddresses = slices.Clone([]string(notify))
 			}
-			s, err = c.PutSettings(e.ctx, pos[0], s)
+			if etag == "" {
+				// A server from before settings had revisions: it has
+				// nothing to compare against.
+				s, err = c.PutSettings(e.ctx, pos[0], s)
+			} else {
+				s, _, err = c.PutSettingsIfMatch(e.ctx, pos[0], s, etag)
+			}
+			if apiErr, ok := errors.AsType[*client.APIError](err); ok && apiErr.Status == http.StatusPreconditionFailed && apiErr.Code == client.CodeSettingsChanged {
+				// One line, said in the command's terms: the server's
+				// message asks to "read them again", which running the
+				// command again does.
+				changed := *apiErr
+				changed.Message = fmt.Sprintf("the settings of tenant %s changed while this command ran; nothing was saved: run it again to apply your change to the new settings", pos[0])
+				return &changed
+			}
 			if err != nil {
 				return err
 			}
