@@ -64,7 +64,7 @@ type Tenants interface {
 	Tenant(ctx context.Context, p identity.Principal, tenant string) (tenants.Tenant, error)
 	List(ctx context.Context, p identity.Principal) ([]tenants.Tenant, error)
 	Settings(ctx context.Context, p identity.Principal, tenant string) (tenants.Settings, error)
-	PutSettings(ctx context.Context, p identity.Principal, clientIP, tenant string, st tenants.Settings) (tenants.Settings, error)
+	PutSettingsIf(ctx context.Context, p identity.Principal, clientIP, tenant string, st tenants.Settings, ifRevision int64) (tenants.Settings, error)
 	Approvers(ctx context.Context, p identity.Principal, tenant string) ([]string, error)
 	AddApprover(ctx context.Context, p identity.Principal, clientIP, tenant, user string) error
 	RemoveApprover(ctx context.Context, p identity.Principal, clientIP, tenant, user string) error

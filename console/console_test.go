@@ -23,6 +23,7 @@ import (
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 	"github.com/lockbox-oss/lockbox/internal/redistest"
+	"github.com/lockbox-oss/lockbox/tenants"
 )
 
 const sessionCookie = "lockbox_session"
@@ -750,6 +751,76 @@ func TestSettingsSwitch(t *testing.T) {
 		t.Errorf("bad address: %s", r)
 	}
 	mustContain(t, "refused settings", r, "not an address", `role="alert"`)
+}
+
+var revisionRE = regexp.MustCompile(`name="revision" value="([^"]*)"`)
+
+// formRevision returns the revision the settings form on r carries.
+func formRevision(t *testing.T, r resp) string {
+	t.Helper()
+	m := revisionRE.FindStringSubmatch(r.body)
+	if m == nil {
+		t.Fatalf("the settings form carries no revision: %s", r)
+	}
+	return m[1]
+}
+
+// TestSettingsChangedSinceTheFormOpened: the settings form carries the
+// revision it shows, and saving it after another administrator saved a
+// change saves nothing: the page shows the settings as they are now, with
+// a request to review them and save again, and saving that page applies.
+func TestSettingsChangedSinceTheFormOpened(t *testing.T) {
+	parallel(t)
+	e := newEnv(t)
+	ctx := context.Background()
+	b := e.signIn(contosoAdmin)
+	opened := formRevision(t, b.get("/console/settings"))
+
+	// The approver adds an address while the admin's page is open.
+	if _, err := e.ten.PutSettings(ctx, contosoApprover, "", "contoso", tenants.Settings{LockboxEnabled: true, NotificationAddresses: []string{"soc@contoso.example"}}); err != nil {
+		t.Fatal(err)
+	}
+	before := len(e.records("contoso"))
+	// The admin turns Customer Lockbox off on the page as opened, with no
+	// addresses: saving it would take the approver's away.
+	r := b.post("/console/settings", b.form(url.Values{"revision": {opened}, "notification_addresses": {""}}))
+	if r.status != http.StatusPreconditionFailed {
+		t.Fatalf("stale save: %s", r)
+	}
+	mustContain(t, "stale save", r, `role="alert"`, "The settings changed since you opened this page", "Review them below and save again",
+		"soc@contoso.example", `id="lockbox_enabled" name="lockbox_enabled" checked`, `name="csrf_token"`)
+	st, err := e.ten.Lookup(ctx, "contoso")
+	if err != nil || !st.LockboxEnabled || !slices.Equal(st.NotificationAddresses, []string{"soc@contoso.example"}) {
+		t.Fatalf("after the stale save: %+v, %v; want the approver's change alone", st, err)
+	}
+	if n := len(e.records("contoso")); n != before {
+		t.Fatalf("the stale save was audited: %d records, want %d", n, before)
+	}
+
+	// The page now carries the current revision: saving it applies.
+	current := formRevision(t, r)
+	if current == opened {
+		t.Fatalf("the refreshed form still carries revision %s", opened)
+	}
+	r = b.post("/console/settings", b.form(url.Values{"revision": {current}, "notification_addresses": {"soc@contoso.example"}}))
+	if r.status != http.StatusSeeOther {
+		t.Fatalf("save after review: %s", r)
+	}
+	if st, _ := e.ten.Lookup(ctx, "contoso"); st.LockboxEnabled || !slices.Equal(st.NotificationAddresses, []string{"soc@contoso.example"}) {
+		t.Fatalf("after the reviewed save: %+v", st)
+	}
+
+	// A mistake keeps what was typed under the revision it was based on.
+	r = b.post("/console/settings", b.form(url.Values{"revision": {opened}, "notification_addresses": {"not an address"}}))
+	if r.status != http.StatusBadRequest || formRevision(t, r) != opened {
+		t.Errorf("bad address keeps revision %s: %s", opened, r)
+	}
+	if r := b.post("/console/settings", b.form(url.Values{"revision": {"seven"}})); r.status != http.StatusBadRequest {
+		t.Errorf("a revision that is not a number: %s", r)
+	}
+	if st, _ := e.ten.Lookup(ctx, "contoso"); st.LockboxEnabled || !slices.Equal(st.NotificationAddresses, []string{"soc@contoso.example"}) {
+		t.Fatalf("a refused form changed the settings: %+v", st)
+	}
 }
 
 // The two-person rule is the domain's: the console shows its refusal and

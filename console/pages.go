@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/identity"
+	"github.com/lockbox-oss/lockbox/internal/fault"
 	"github.com/lockbox-oss/lockbox/internal/httperr"
 	"github.com/lockbox-oss/lockbox/internal/peer"
 	"github.com/lockbox-oss/lockbox/internal/writedeadline"
@@ -378,8 +380,11 @@ func tenantOf(r *http.Request, sess Session) string {
 }
 
 type settingsView struct {
-	Tenant    string
-	Settings  tenants.Settings
+	Tenant   string
+	Settings tenants.Settings
+	// Revision is the form's revision field: the revision of the
+	// settings it shows, or empty for none (saving then checks none).
+	Revision  string
 	CanChange bool
 	Addresses string
 	Problem   string
@@ -395,15 +400,35 @@ func (c *Console) settingsPage(w http.ResponseWriter, r *http.Request, sess Sess
 	if err != nil {
 		return err
 	}
-	c.render(w, r, http.StatusOK, "settings", &sess, settingsView{Tenant: t, Settings: st,
+	c.render(w, r, http.StatusOK, "settings", &sess, settingsView{Tenant: t, Settings: st, Revision: strconv.FormatInt(st.Revision, 10),
 		// Reading them means a global admin, an assigned approver or a
 		// provider manager; the tenant's own may change them.
 		CanChange: sess.Principal.InTenant(t), Addresses: strings.Join(st.NotificationAddresses, "\n")})
 	return nil
 }
 
+// settingsChangedProblem is what the settings page says when its form was
+// opened on settings that someone has changed since.
+const settingsChangedProblem = "The settings changed since you opened this page, and your change was not saved. Review them below and save again."
+
+// saveSettings saves the settings form. The form carries the revision of
+// the settings it was rendered with (field revision), and the change is
+// saved only over that revision: the form sends every setting, so saving
+// a page opened before another administrator's change would undo it. A
+// stale form shows the settings as they are now, with the new revision,
+// and saves nothing. A form without the field (a page from before
+// revisions) saves whatever the revision, as it always did.
 func (c *Console) saveSettings(w http.ResponseWriter, r *http.Request, sess Session) error {
 	t := sess.Principal.TenantID
+	ifRevision := tenants.AnyRevision
+	revision := r.PostFormValue("revision")
+	if revision != "" {
+		n, err := strconv.ParseInt(revision, 10, 64)
+		if err != nil || n < 0 {
+			return httperr.New(http.StatusBadRequest, "invalid_revision", "The form's revision is not one this page writes: reload the page and save again.")
+		}
+		ifRevision = n
+	}
 	st := tenants.Settings{LockboxEnabled: r.PostFormValue("lockbox_enabled") == "on", NotificationAddresses: []string{}}
 	addrs := r.PostFormValue("notification_addresses")
 	for _, a := range strings.FieldsFunc(addrs, func(r rune) bool { return r == '\n' || r == ',' }) {
@@ -411,13 +436,24 @@ func (c *Console) saveSettings(w http.ResponseWriter, r *http.Request, sess Sess
 			st.NotificationAddresses = append(st.NotificationAddresses, a)
 		}
 	}
-	if _, err := c.cfg.Tenants.PutSettings(r.Context(), sess.Principal, peer.IP(r), t, st); err != nil {
+	if _, err := c.cfg.Tenants.PutSettingsIf(r.Context(), sess.Principal, peer.IP(r), t, st, ifRevision); err != nil {
 		status, _, msg := httperr.FromError(err)
-		if status != http.StatusBadRequest {
-			return err
+		switch {
+		case errors.Is(err, fault.ErrPrecondition):
+			cur, err := c.cfg.Tenants.Settings(r.Context(), sess.Principal, t)
+			if err != nil {
+				return err
+			}
+			c.render(w, r, status, "settings", &sess, settingsView{Tenant: t, Settings: cur, Revision: strconv.FormatInt(cur.Revision, 10),
+				CanChange: true, Addresses: strings.Join(cur.NotificationAddresses, "\n"), Problem: settingsChangedProblem})
+			return nil
+		case status == http.StatusBadRequest:
+			// What was typed comes back, under the revision it was
+			// based on, so fixing it and saving still checks that one.
+			c.render(w, r, status, "settings", &sess, settingsView{Tenant: t, Settings: st, Revision: revision, CanChange: true, Addresses: addrs, Problem: msg})
+			return nil
 		}
-		c.render(w, r, status, "settings", &sess, settingsView{Tenant: t, Settings: st, CanChange: true, Addresses: addrs, Problem: msg})
-		return nil
+		return err
 	}
 	seeOther(w, r, "/console/settings?done=settings")
 	return nil
