@@ -176,7 +176,8 @@ func Grant(tenant, operator, service string) string {
 // not onboarded: no request can be filed for it.
 func Tenant(tenant string) string { return tagged(tenant, "tenant") }
 
-// Settings holds the tenant's settings as JSON.
+// Settings holds the tenant's settings as JSON, with their revision (a
+// counter each write increments in the same SET).
 func Settings(tenant string) string { return tagged(tenant, "settings") }
 
 // Approvers is the set of users assigned as the tenant's lockbox approvers.
