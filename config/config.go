@@ -168,7 +168,7 @@ type Config struct {
 	ProxyAssertionIssuer string `env:"PROXY_ASSERTION_ISSUER" envDefault:"lockbox" desc:"\"iss\" of the X-Lockbox-Grant assertions, which upstreams check"`
 	// ProxyBodyBufferBytes bounds the request bodies the proxy holds in
 	// memory at once, across calls.
-	ProxyBodyBufferBytes int64 `env:"PROXY_BODY_BUFFER_BYTES" envDefault:"67108864" desc:"bytes of request bodies the proxy holds in memory at once, all calls together: the form bodies and POSTed JSON bodies it reads whole (each at most 10485760 bytes) to refuse method overrides in them; a call whose body does not fit in what is left gets 503 overloaded with Retry-After, before its grant is looked up. Calls without a body and bodies that stream take none of it. At least 10485760"`
+	ProxyBodyBufferBytes int64 `env:"PROXY_BODY_BUFFER_BYTES" envDefault:"67108864" desc:"bytes of request bodies the proxy holds in memory at once, all calls together: the form bodies and POSTed JSON bodies it reads whole (each at most 10485760 bytes) to refuse method overrides in them; a call whose body does not fit in what is left gets 503 overloaded with Retry-After, before its grant is looked up, and so does one whose operator's calls would hold more than a quarter of it (or 10485760 bytes if that is more), while other operators' calls still take from the rest. Calls without a body and bodies that stream take none of it. At least 10485760"`
 	// GrantTimeout is the deadline of the proxy's grant and tenant lookups.
 	GrantTimeout time.Duration `env:"GRANT_TIMEOUT" envDefault:"300ms" desc:"deadline of the proxy's grant and tenant-settings lookups in Redis; past it the call gets 503"`
 	// CacheMaxAge is how long the proxy serves a grant or tenant settings

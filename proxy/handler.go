@@ -137,7 +137,8 @@ const (
 	DefaultMaxBodyBytes = 10 << 20
 	// DefaultBodyBufferBytes bounds the bodies all calls together hold in
 	// memory to check them (see Config.BodyBufferBytes): six bodies at
-	// DefaultMaxBodyBytes, or many small ones.
+	// DefaultMaxBodyBytes, or many small ones; 16 MiB of it for the calls of
+	// any one operator.
 	DefaultBodyBufferBytes = 64 << 20
 	// DefaultAssertionIssuer is the "iss" of the grant assertions.
 	DefaultAssertionIssuer = grantsig.DefaultIssuer
@@ -207,9 +208,13 @@ type Config struct {
 	// together hold in memory: the form bodies and POSTed JSON bodies the
 	// proxy reads whole to check them for method overrides. A call whose
 	// body does not fit in what is left is refused at once (503
-	// ReasonOverloaded, with Retry-After). Zero means DefaultBodyBufferBytes, or MaxBodyBytes if
-	// that is more; a value under MaxBodyBytes is refused, since a body at
-	// the limit could never be read.
+	// ReasonOverloaded, with Retry-After). The calls of one operator
+	// together may hold a quarter of it, or MaxBodyBytes if that is more;
+	// past their share an operator's call is refused the same way, while
+	// other operators' calls still take from the rest. Zero means
+	// DefaultBodyBufferBytes, or MaxBodyBytes if that is more; a value
+	// under MaxBodyBytes is refused, since a body at the limit could never
+	// be read.
 	BodyBufferBytes int64
 	// ClientTimeout bounds how long a call waits on its client without
 	// progress: for the next bytes of its body, and for room to write its
@@ -375,7 +380,7 @@ func New(cfg Config) (*Handler, error) {
 		views:     newGrantViews(signer, cfg.AssertionIssuer),
 		ids:       newDecisionIDs(),
 	}
-	h.bodies.limit = cfg.BodyBufferBytes
+	h.bodies.setLimit(cfg.BodyBufferBytes, cfg.MaxBodyBytes)
 	if h.metrics, err = newMetrics(cfg.Registerer, services, &h.bodies); err != nil {
 		return nil, err
 	}
@@ -408,7 +413,8 @@ type call struct {
 	header    http.Header // the outbound header set
 	record    record.Record
 	// bodyHeld is how much of the body budget screenBody reserved for the
-	// call's body; ServeHTTP returns it when the call is over.
+	// call's body, in its operator's (principal.Subject's) name; ServeHTTP
+	// returns it when the call is over.
 	bodyHeld int64
 	// deadline bounds the waits on the client.
 	deadline clientDeadline
@@ -440,7 +446,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// or given up on.
 	defer func() {
 		c.deadline.finish()
-		h.bodies.release(c.bodyHeld)
+		h.bodies.release(c.principal.Subject, c.bodyHeld)
 		h.metrics.observe(c.label, decision, reason, time.Since(start))
 	}()
 	var err error
@@ -626,10 +632,11 @@ func (h *Handler) screenBody(r *http.Request, c *call) (read bool, _ Reason, _ e
 		// a field it can't read can't be judged.
 		return false, ReasonBadRequest, errors.New("a form or JSON body with a Content-Encoding can't be checked for method overrides, so it is refused")
 	}
-	// Bounded by MaxBodyBytes for this call and by the body budget for all
-	// calls together: past the budget the call is refused (503), here,
-	// before its grant is looked up or anything is audited.
-	body, reason, err := h.readBody(r.Body, r.ContentLength, &c.bodyHeld)
+	// Bounded by MaxBodyBytes for this call, by the body budget for all
+	// calls together and by the operator's share of it for all of theirs:
+	// past either the call is refused (503), here, before its grant is
+	// looked up or anything is audited.
+	body, reason, err := h.readBody(c.principal.Subject, r.Body, r.ContentLength, &c.bodyHeld)
 	if reason != "" {
 		return false, reason, err
 	}

@@ -38,7 +38,8 @@ const (
 	// proxy reads whole to check it for method overrides (a form, or the
 	// JSON body of a POST), and the bodies other calls hold for that check
 	// leave too little of the proxy's budget for it (Config.BodyBufferBytes,
-	// LOCKBOX_PROXY_BODY_BUFFER_BYTES). The call is refused at once, before
+	// LOCKBOX_PROXY_BODY_BUFFER_BYTES), or the operator's own calls already
+	// hold their share of it (a quarter). The call is refused at once, before
 	// its grant is looked up, rather than made to wait. Nothing else is
 	// refused for it: calls without a body and bodies that stream never take
 	// from the budget.
