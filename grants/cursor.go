@@ -40,9 +40,9 @@ func (p position) before(z redis.Z) bool {
 type indexScan struct {
 	rdb   redis.UniversalClient
 	index string
-	// min is the lowest score to read ("-inf", or CreatedAfter's
-	// millisecond).
-	min string
+	// min and max are the lowest and highest scores to read ("-inf", or
+	// CreatedAfter's millisecond; "+inf", or CreatedBefore's).
+	min, max string
 	// after is where the scan stands; nil before the first member.
 	after *position
 }
@@ -52,7 +52,7 @@ const scanBatch = 200
 
 // next returns the following members, none at the end of the index.
 func (sc *indexScan) next(ctx context.Context) ([]redis.Z, error) {
-	max := "+inf"
+	max := sc.max
 	if sc.after != nil {
 		// Inclusive: other members of the position's millisecond may still
 		// come after it; those at or before it are dropped below.
@@ -105,28 +105,48 @@ const maxCursorLen = 256
 // see exactly as in a listing without one, so a forged cursor shows
 // nothing the caller couldn't list anyway.
 type cursorScope struct {
-	tenant       string
-	state        State
-	createdAfter time.Time
-	subject      string
-	callerTenant string
+	tenant         string
+	state          State
+	createdAfter   time.Time
+	createdBefore  time.Time
+	excludePending bool
+	subject        string
+	callerTenant   string
 }
 
 func scopeOf(p identity.Principal, f Filter) cursorScope {
 	return cursorScope{tenant: f.Tenant, state: f.State, createdAfter: f.CreatedAfter,
+		createdBefore: f.CreatedBefore, excludePending: f.ExcludePending,
 		subject: p.Subject, callerTenant: p.TenantID}
+}
+
+// stamp formats a bound of the scope; the zero time is no bound.
+func stamp(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339Nano)
 }
 
 // check returns the checksum of a position within the scope.
 func (sc cursorScope) check(pos position) string {
 	h := sha256.New()
-	after := ""
-	if !sc.createdAfter.IsZero() {
-		after = sc.createdAfter.UTC().Format(time.RFC3339Nano)
+	fields := []string{cursorVersion, sc.tenant, string(sc.state), stamp(sc.createdAfter), sc.subject, sc.callerTenant,
+		strconv.FormatInt(pos.score, 10), pos.member}
+	// The bounds only the admin center sets are hashed only when set:
+	// every other listing keeps the checksum it had before they existed,
+	// so its cursors survive an upgrade, and replicas of both versions
+	// accept each other's while one rolls out. Two more fields make an
+	// input no scope without them hashes.
+	if !sc.createdBefore.IsZero() || sc.excludePending {
+		excl := ""
+		if sc.excludePending {
+			excl = "exclude-pending"
+		}
+		fields = append(fields, stamp(sc.createdBefore), excl)
 	}
 	// Each field length-prefixed, so no two scopes hash the same input.
-	for _, s := range []string{cursorVersion, sc.tenant, string(sc.state), after, sc.subject, sc.callerTenant,
-		strconv.FormatInt(pos.score, 10), pos.member} {
+	for _, s := range fields {
 		var n [8]byte
 		binary.BigEndian.PutUint64(n[:], uint64(len(s)))
 		h.Write(n[:])

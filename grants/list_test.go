@@ -231,6 +231,8 @@ func TestListCursorBinding(t *testing.T) {
 		{"no tenant filter", manager, grants.Filter{Cursor: next}},
 		{"state filter added", manager, grants.Filter{Tenant: "contoso", State: grants.StatePendingManager, Cursor: next}},
 		{"created_after added", manager, grants.Filter{Tenant: "contoso", CreatedAfter: t0, Cursor: next}},
+		{"created_before added", manager, grants.Filter{Tenant: "contoso", CreatedBefore: t0.Add(time.Hour), Cursor: next}},
+		{"pending left out", manager, grants.Filter{Tenant: "contoso", ExcludePending: true, Cursor: next}},
 		{"another caller", mgr2, grants.Filter{Tenant: "contoso", Cursor: next}},
 		{"changed", manager, grants.Filter{Tenant: "contoso", Cursor: string(flip)}},
 		{"not base64", manager, grants.Filter{Tenant: "contoso", Cursor: "not a cursor!"}},
@@ -246,5 +248,76 @@ func TestListCursorBinding(t *testing.T) {
 	// The same filter with another page size continues.
 	if _, err := e.store.ListPage(ctx, manager.Principal, grants.Filter{Tenant: "contoso", Limit: 5, Cursor: next}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestListCreatedBeforeAndExcludePending: the admin center's history
+// bounds are matched before a page is cut, so a page is full, and has a
+// next one, whenever older matching requests exist, however many newer or
+// pending ones there are; a cursor of a bounded listing continues only
+// that listing.
+func TestListCreatedBeforeAndExcludePending(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	var old []string // newest first, as listed
+	for i := range 3 {
+		r := e.createAs(t, fmt.Sprintf("old-%d", i), "contoso")
+		e.act(t, r.ID, grants.ActionDeny, manager)
+		old = append([]string{r.ID}, old...)
+		e.clock.Advance(time.Second)
+	}
+	bound := e.clock.Now()
+	// At the bound exactly, and after it: left out.
+	at := e.createAs(t, "at-bound", "contoso")
+	e.act(t, at.ID, grants.ActionDeny, manager)
+	e.clock.Advance(time.Hour)
+	for i := range 5 {
+		e.createAs(t, fmt.Sprintf("new-%d", i), "contoso")
+	}
+	// Older than the bound but pending: left out of the history only.
+	behind := newEnvOn(t, e.rdb, clock.NewFake(bound.Add(-500*time.Millisecond)))
+	pending := behind.createAs(t, "behind", "contoso")
+
+	list := func(f grants.Filter) (ids []string) {
+		t.Helper()
+		for pages := 0; ; pages++ {
+			pg, err := e.store.ListPage(ctx, manager.Principal, f)
+			if err != nil {
+				t.Fatalf("page %d: %v", pages, err)
+			}
+			if len(pg.Requests) == 0 {
+				t.Fatalf("page %d is empty", pages)
+			}
+			for _, r := range pg.Requests {
+				ids = append(ids, r.ID)
+			}
+			if f.Cursor = pg.Next; f.Cursor == "" {
+				return ids
+			}
+		}
+	}
+	if got, want := list(grants.Filter{CreatedBefore: bound, Limit: 1}), append([]string{pending.ID}, old...); !slices.Equal(got, want) {
+		t.Errorf("created before: %v, want %v", got, want)
+	}
+	if got := list(grants.Filter{Tenant: "contoso", CreatedBefore: bound, ExcludePending: true, Limit: 2}); !slices.Equal(got, old) {
+		t.Errorf("history before: %v, want %v", got, old)
+	}
+	if got := list(grants.Filter{ExcludePending: true, Limit: 3}); !slices.Equal(got, append([]string{at.ID}, old...)) {
+		t.Errorf("history: %v", got)
+	}
+	// The bounds are part of what a cursor continues.
+	pg, err := e.store.ListPage(ctx, manager.Principal, grants.Filter{CreatedBefore: bound, ExcludePending: true, Limit: 1})
+	if err != nil || pg.Next == "" {
+		t.Fatalf("first page: %+v, %v", pg, err)
+	}
+	for _, f := range []grants.Filter{
+		{CreatedBefore: bound.Add(time.Millisecond), ExcludePending: true},
+		{CreatedBefore: bound},
+		{ExcludePending: true},
+	} {
+		f.Cursor = pg.Next
+		if _, err := e.store.ListPage(ctx, manager.Principal, f); !errors.Is(err, grants.ErrInvalid) {
+			t.Errorf("cursor with %+v: %v, want invalid", f, err)
+		}
 	}
 }

@@ -311,12 +311,21 @@ type Filter struct {
 	Tenant       string
 	State        State
 	CreatedAfter time.Time
+	// CreatedBefore, when set, keeps the requests created before it. The
+	// listing starts reading the index there, so a bound far in the past
+	// doesn't read every newer request first.
+	CreatedBefore time.Time
+	// ExcludePending leaves out the requests still pending: the history
+	// the admin center shows beside its pending list. Like State, it is
+	// matched before a page is cut, so a page is full whenever more
+	// requests match.
+	ExcludePending bool
 	// Limit caps the result; 0 means 100, at most 1000.
 	Limit int
 	// Cursor continues a listing after the page that returned it
 	// (Page.Next). It is opaque, and only valid for the caller it was
-	// returned to and with the same Tenant, State and CreatedAfter; Limit
-	// may change from page to page.
+	// returned to and with the same filter (every field above but Limit);
+	// Limit may change from page to page.
 	Cursor string
 }
 
@@ -385,11 +394,16 @@ func (s *Store) listPage(ctx context.Context, p identity.Principal, f Filter, ne
 	// created later within it (a client polling with the newest created_at
 	// it saw missed them for good), so the bound includes it and the exact
 	// comparison is made on each request below.
-	min := "-inf"
+	min, max := "-inf", "+inf"
 	if !f.CreatedAfter.IsZero() {
 		min = fmt.Sprintf("%d", f.CreatedAfter.UnixMilli())
 	}
-	scan := &indexScan{rdb: s.cfg.Redis, index: index, min: min}
+	if !f.CreatedBefore.IsZero() {
+		// Inclusive for the same reason: requests earlier within that
+		// millisecond are before the bound.
+		max = fmt.Sprintf("%d", f.CreatedBefore.UnixMilli())
+	}
+	scan := &indexScan{rdb: s.cfg.Redis, index: index, min: min, max: max}
 	if f.Cursor != "" {
 		pos, err := scope.decode(f.Cursor)
 		if err != nil {
@@ -433,7 +447,10 @@ func (s *Store) listPage(ctx context.Context, p identity.Principal, f Filter, ne
 			if !f.CreatedAfter.IsZero() && !r.CreatedAt.After(f.CreatedAfter) {
 				continue
 			}
-			if f.State != "" && r.State != f.State {
+			if !f.CreatedBefore.IsZero() && !r.CreatedAt.Before(f.CreatedBefore) {
+				continue
+			}
+			if f.State != "" && r.State != f.State || f.ExcludePending && r.State.Pending() {
 				continue
 			}
 			if ok, err := v.sees(ctx, r); err != nil {
