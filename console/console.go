@@ -50,7 +50,7 @@ const Prefix = "/console/"
 type Requests interface {
 	Get(ctx context.Context, p identity.Principal, id string) (grants.Request, error)
 	List(ctx context.Context, p identity.Principal, f grants.Filter) ([]grants.Request, error)
-	Pending(ctx context.Context, p identity.Principal, limit int) ([]grants.Request, error)
+	Pending(ctx context.Context, p identity.Principal) ([]grants.Request, error)
 	Create(ctx context.Context, actor grants.Actor, in grants.CreateInput) (grants.Request, error)
 	Act(ctx context.Context, id string, act grants.Action, actor grants.Actor, comment string) (grants.Request, error)
 	Activity(ctx context.Context, p identity.Principal, id string) (grants.Request, []record.Record, error)

@@ -124,10 +124,11 @@ func (c *Console) requestsPage(w http.ResponseWriter, r *http.Request, sess Sess
 // pending returns the pending requests sess may see: first those that wait
 // for the viewer's kind of decision, then by deadline.
 func (c *Console) pending(ctx context.Context, sess Session) ([]requestRow, error) {
-	reqs, err := c.cfg.Requests.Pending(ctx, sess.Principal, listLimit)
+	reqs, err := c.cfg.Requests.Pending(ctx, sess.Principal)
 	if err != nil {
 		return nil, err
 	}
+	reqs = reqs[:min(len(reqs), listLimit)]
 	p := sess.Principal
 	out := make([]requestRow, 0, len(reqs))
 	for _, req := range reqs {

@@ -14,21 +14,21 @@ import (
 	"github.com/lockbox-oss/lockbox/internal/keys"
 )
 
-// Pending returns the pending requests p may see, soonest decision
-// deadline first, at most limit (0 means 100, at most 1000).
+// Pending returns every pending request p may see, soonest decision
+// deadline first.
+//
+// There is no limit: a request waiting for a decision that a cap left out
+// would expire unseen by the approver who looked. Reading them all is
+// what a capped list read anyway (the order is by deadline across
+// tenants, known only once every one is read); a caller that shows them
+// pages them.
 //
 // It reads the per-tenant pending index that every transition maintains, so
 // its cost follows the number of pending requests, not the whole history
 // List would page through with a state filter: the admin center polls it
 // every few seconds for each open tab. Tenant users read their tenant's
 // index only; the provider's staff read every tenant's.
-func (s *Store) Pending(ctx context.Context, p identity.Principal, limit int) ([]Request, error) {
-	switch {
-	case limit <= 0:
-		limit = 100
-	case limit > 1000:
-		limit = 1000
-	}
+func (s *Store) Pending(ctx context.Context, p identity.Principal) ([]Request, error) {
 	tenants := []string{p.TenantID}
 	if p.IsProvider() {
 		var err error
@@ -86,8 +86,5 @@ func (s *Store) Pending(ctx context.Context, p identity.Principal, limit int) ([
 		}
 		return a.DecideBy.Compare(*b.DecideBy)
 	})
-	if len(out) > limit {
-		out = out[:limit]
-	}
 	return out, nil
 }

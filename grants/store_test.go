@@ -837,7 +837,7 @@ func TestTenantReadNeedsTenantUser(t *testing.T) {
 		if list, err := e.store.List(ctx, p, grants.Filter{}); err != nil || len(list) != 0 {
 			t.Errorf("%s %v listed %d requests, %v; want none", p.Subject, p.Roles, len(list), err)
 		}
-		if list, err := e.store.Pending(ctx, p, 0); err != nil || len(list) != 0 {
+		if list, err := e.store.Pending(ctx, p); err != nil || len(list) != 0 {
 			t.Errorf("%s %v listed %d pending requests, %v; want none", p.Subject, p.Roles, len(list), err)
 		}
 	}
@@ -860,7 +860,7 @@ func TestTenantReadNeedsTenantUser(t *testing.T) {
 		if list, err := e.store.List(ctx, p, grants.Filter{}); err != nil || len(list) != 2 {
 			t.Errorf("%s %v listed %d requests, %v; want 2", p.Subject, p.Roles, len(list), err)
 		}
-		if list, err := e.store.Pending(ctx, p, 0); err != nil || len(list) != 1 || list[0].ID != pending.ID {
+		if list, err := e.store.Pending(ctx, p); err != nil || len(list) != 1 || list[0].ID != pending.ID {
 			t.Errorf("%s %v: pending %+v, %v", p.Subject, p.Roles, list, err)
 		}
 	}
@@ -888,7 +888,7 @@ func TestTenantReadNeedsTenantUser(t *testing.T) {
 	if list, err := s.List(ctx, globalAdmin.Principal, grants.Filter{}); !errors.Is(err, dir.err) {
 		t.Errorf("list with the registry down: %d requests, %v; want its error", len(list), err)
 	}
-	if list, err := s.Pending(ctx, approver.Principal, 0); !errors.Is(err, dir.err) {
+	if list, err := s.Pending(ctx, approver.Principal); !errors.Is(err, dir.err) {
 		t.Errorf("pending with the registry down: %d requests, %v; want its error", len(list), err)
 	}
 	if list, err := s.List(ctx, manager.Principal, grants.Filter{}); err != nil || len(list) != 2 {
