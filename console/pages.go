@@ -3,9 +3,14 @@ package console
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"html/template"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -19,6 +24,7 @@ import (
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/fault"
 	"github.com/lockbox-oss/lockbox/internal/httperr"
+	"github.com/lockbox-oss/lockbox/internal/keys"
 	"github.com/lockbox-oss/lockbox/internal/peer"
 	"github.com/lockbox-oss/lockbox/internal/writedeadline"
 	"github.com/lockbox-oss/lockbox/tenants"
@@ -63,15 +69,23 @@ func (c *Console) row(r grants.Request) requestRow {
 	return row
 }
 
-// listLimit is how many requests a list page reads.
+// listLimit is how many requests a page of the history or of the pending
+// list shows.
 const listLimit = 200
 
 type requestsView struct {
-	Pending []requestRow
+	Pending pendingView
 	History []requestRow
 	Filter  historyFilter
 	States  []grants.State
-	Problem string
+	// Query is the page's query string (filters and cursors), which the
+	// live pending list polls with so that it stays on the page shown and
+	// its links keep the history where it is.
+	Query string
+	// Older links to the history's next page; First to its first when a
+	// cursor was refused.
+	Older, First template.URL
+	Problem      string
 }
 
 type historyFilter struct {
@@ -79,20 +93,76 @@ type historyFilter struct {
 	From, To string // YYYY-MM-DD, UTC
 }
 
+// Query parameters of the requests page besides the history filters: the
+// cursor of the history's page, and that of the pending list's.
+const (
+	historyCursorParam = "cursor"
+	pendingCursorParam = "pending_cursor"
+)
+
+// requestsQuery is the part of q the requests page reads: the history's
+// filters and both lists' cursors. Links carry it on, each changing its
+// own list's cursor, so that paging one list leaves the other where it is.
+func requestsQuery(q url.Values) url.Values {
+	out := url.Values{}
+	for _, k := range []string{"state", "from", "to", historyCursorParam, pendingCursorParam} {
+		if v := q.Get(k); v != "" {
+			out.Set(k, v)
+		}
+	}
+	return out
+}
+
+// requestsLink is the requests page with query q. It is a template.URL
+// for the reason auditView's query strings are.
+func requestsLink(q url.Values) template.URL {
+	if len(q) == 0 {
+		return "/console/requests"
+	}
+	return template.URL("/console/requests?" + q.Encode())
+}
+
+// with returns a copy of q with k set to v, or removed when v is empty.
+func with(q url.Values, k, v string) url.Values {
+	out := maps.Clone(q)
+	if out == nil {
+		out = url.Values{}
+	}
+	if v == "" {
+		out.Del(k)
+	} else {
+		out.Set(k, v)
+	}
+	return out
+}
+
 // historyStates are the states the history filter offers.
 var historyStates = []grants.State{grants.StateApproved, grants.StateCompleted, grants.StateRevoked, grants.StateDenied, grants.StateExpired, grants.StateCanceled}
 
-// requestsPage lists what is pending (soonest deadline first) and the
-// history, filtered by state and creation date.
+// badHistoryCursor is what the page says of a history cursor the store
+// refused. The store's own message speaks to API clients.
+const badHistoryCursor = "This link to older requests is not valid: it was changed, or it belongs to other filters or to another user. Start again from the newest requests."
+
+// requestsPage lists what is pending (what waits for the viewer first,
+// then by deadline) and the history, filtered by state and creation date,
+// each a page at a time.
 func (c *Console) requestsPage(w http.ResponseWriter, r *http.Request, sess Session) error {
-	q := r.URL.Query()
-	v := requestsView{States: historyStates, Filter: historyFilter{State: q.Get("state"), From: q.Get("from"), To: q.Get("to")}}
-	pending, err := c.pending(r.Context(), sess)
+	q := requestsQuery(r.URL.Query())
+	v := requestsView{States: historyStates, Filter: historyFilter{State: q.Get("state"), From: q.Get("from"), To: q.Get("to")},
+		Query: q.Encode()}
+	pending, err := c.pending(r.Context(), sess, q)
 	if err != nil {
 		return err
 	}
 	v.Pending = pending
-	f := grants.Filter{Limit: listLimit}
+	status := http.StatusOK
+	if pending.Problem != "" {
+		status = http.StatusBadRequest
+	}
+	// The history is the requests no longer pending, matched by the
+	// store before it cuts a page: filtering a page afterwards left it
+	// short, or empty while older requests matched.
+	f := grants.Filter{Limit: listLimit, ExcludePending: true, Cursor: q.Get(historyCursorParam)}
 	if v.Filter.State != "" {
 		if f.State = grants.State(v.Filter.State); !slices.Contains(historyStates, f.State) {
 			return httperr.New(http.StatusBadRequest, "invalid_state", "Choose a state from the list.")
@@ -107,58 +177,216 @@ func (c *Console) requestsPage(w http.ResponseWriter, r *http.Request, sess Sess
 	if !from.IsZero() {
 		f.CreatedAfter = from.Add(-time.Millisecond)
 	}
-	reqs, err := c.cfg.Requests.List(r.Context(), sess.Principal, f)
-	if err != nil {
-		return err
+	if !to.IsZero() {
+		// to is the last instant of its day; the bound is exclusive.
+		f.CreatedBefore = to.Add(time.Nanosecond)
 	}
-	for _, req := range reqs {
-		if req.State.Pending() || (!to.IsZero() && req.CreatedAt.After(to)) {
-			continue
+	page, err := c.cfg.Requests.ListPage(r.Context(), sess.Principal, f)
+	if err != nil {
+		if _, code, _ := httperr.FromError(err); code != "invalid_cursor" {
+			return err
 		}
+		v.Problem, v.First = badHistoryCursor, requestsLink(with(q, historyCursorParam, ""))
+		c.render(w, r, http.StatusBadRequest, "requests", &sess, v)
+		return nil
+	}
+	for _, req := range page.Requests {
 		v.History = append(v.History, c.row(req))
 	}
-	c.render(w, r, http.StatusOK, "requests", &sess, v)
+	if page.Next != "" {
+		v.Older = requestsLink(with(q, historyCursorParam, page.Next))
+	}
+	c.render(w, r, status, "requests", &sess, v)
 	return nil
 }
 
-// pending returns the pending requests sess may see: first those that wait
-// for the viewer's kind of decision, then by deadline.
-func (c *Console) pending(ctx context.Context, sess Session) ([]requestRow, error) {
+// pendingView is a page of the pending list.
+type pendingView struct {
+	Rows []requestRow
+	// Total is how many requests are pending that the viewer may see,
+	// Yours how many of them wait for the viewer's decision; From is the
+	// place of the page's first row among them (1 for the first page).
+	Total, Yours, From int
+	// Next links to the next page, First to the first: set when there
+	// is one, and on any page but the first.
+	Next, First template.URL
+	Problem     string
+}
+
+// To is the place of the page's last row.
+func (p pendingView) To() int { return p.From + len(p.Rows) - 1 }
+
+// Paged tells whether the list doesn't fit on one page, or this isn't its
+// first.
+func (p pendingView) Paged() bool { return p.Next != "" || p.First != "" }
+
+// badPendingCursor is what the page says of a pending list's cursor that
+// is not one the page gave the viewer.
+const badPendingCursor = "This link to more pending requests is not valid: it was changed, or it belongs to another user. Start again from the first pending requests."
+
+// pending returns the page of the pending requests sess may see that q's
+// cursor names: first those that wait for the viewer's kind of decision,
+// then by deadline. A cursor it can't read leaves the view with only a
+// Problem, for a 400.
+//
+// An approver must never miss a pending request, so the list is never cut
+// silently: a page says how many there are and links to the next. The
+// store returns every pending request (it reads them all to order them by
+// deadline anyway), so the page knows the total and orders them all,
+// those waiting for the viewer first across every page, not only within
+// one.
+func (c *Console) pending(ctx context.Context, sess Session, q url.Values) (pendingView, error) {
+	var after *pendingKey
+	if s := q.Get(pendingCursorParam); s != "" {
+		k, ok := parsePendingCursor(s, sess.Principal)
+		if !ok {
+			return pendingView{Problem: badPendingCursor, First: requestsLink(with(q, pendingCursorParam, ""))}, nil
+		}
+		after = &k
+	}
 	reqs, err := c.cfg.Requests.Pending(ctx, sess.Principal)
 	if err != nil {
-		return nil, err
+		return pendingView{}, err
 	}
-	reqs = reqs[:min(len(reqs), listLimit)]
 	p := sess.Principal
-	out := make([]requestRow, 0, len(reqs))
+	all := make([]requestRow, 0, len(reqs))
+	v := pendingView{Total: len(reqs), From: 1}
 	for _, req := range reqs {
 		row := c.row(req)
 		row.Yours = req.Requester != p.Subject &&
 			((req.State == grants.StatePendingCustomer && !p.IsProvider()) ||
 				(req.State == grants.StatePendingManager && p.IsProvider() && p.Has(identity.RoleSupportManager)))
-		out = append(out, row)
+		if row.Yours {
+			v.Yours++
+		}
+		all = append(all, row)
 	}
-	// Stable: Pending already ordered them by deadline.
-	slices.SortStableFunc(out, func(a, b requestRow) int {
-		switch {
-		case a.Yours == b.Yours:
-			return 0
-		case a.Yours:
+	slices.SortFunc(all, func(a, b requestRow) int { return keyOf(a).compare(keyOf(b)) })
+	// A page starts after the cursor's request, not at a count: requests
+	// decided since the previous page leave it without making this one
+	// skip any.
+	start := 0
+	if after != nil {
+		start, _ = slices.BinarySearchFunc(all, *after, func(row requestRow, k pendingKey) int {
+			if keyOf(row).compare(k) <= 0 {
+				return -1
+			}
+			return 1
+		})
+		v.First = requestsLink(with(q, pendingCursorParam, ""))
+	}
+	end := min(start+listLimit, len(all))
+	v.Rows, v.From = all[start:end], start+1
+	if end < len(all) {
+		v.Next = requestsLink(with(q, pendingCursorParam, keyOf(all[end-1]).cursor(p)))
+	}
+	return v, nil
+}
+
+// pendingKey is a pending request's place in the pending list's order.
+// The pending list's cursor is the key of a page's last row, with a
+// checksum binding it to the viewer (the order puts the viewer's own
+// decisions first, so a place is the viewer's). The checksum is no
+// secret: a key holds nothing the page didn't show, and what follows it
+// is only ever what the store let the viewer see, so a forged cursor
+// shows nothing more; it makes a cursor changed on the way, or another
+// user's, a clear refusal rather than some other page.
+type pendingKey struct {
+	yours    bool
+	decideBy int64 // Unix nanoseconds
+	tenant   string
+	id       string
+}
+
+func keyOf(row requestRow) pendingKey {
+	k := pendingKey{yours: row.Yours, tenant: row.Tenant, id: row.ID}
+	if row.DecideBy != nil {
+		k.decideBy = row.DecideBy.UnixNano()
+	}
+	return k
+}
+
+// compare orders the pending list: the viewer's decisions first, then by
+// deadline, then by tenant and id so that every request has one place.
+func (k pendingKey) compare(o pendingKey) int {
+	if k.yours != o.yours {
+		if k.yours {
 			return -1
 		}
 		return 1
-	})
-	return out, nil
+	}
+	return cmp.Or(cmp.Compare(k.decideBy, o.decideBy), cmp.Compare(k.tenant, o.tenant), cmp.Compare(k.id, o.id))
+}
+
+// pendingKeyVersion is the first field of every pending cursor.
+const pendingKeyVersion = "p1"
+
+// fields are the key's fields as its cursor writes them.
+func (k pendingKey) fields() []string {
+	yours := "0"
+	if k.yours {
+		yours = "1"
+	}
+	return []string{pendingKeyVersion, yours, strconv.FormatInt(k.decideBy, 10), k.tenant, k.id}
+}
+
+// check is the checksum of k for viewer p.
+func (k pendingKey) check(p identity.Principal) string {
+	h := sha256.New()
+	// Each field length-prefixed, so no two inputs hash the same.
+	for _, s := range append([]string{p.Subject, p.TenantID}, k.fields()...) {
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(s)))
+		h.Write(n[:])
+		h.Write([]byte(s))
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8])
+}
+
+// cursor is the pending list's cursor continuing after k, for viewer p.
+func (k pendingKey) cursor(p identity.Principal) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strings.Join(append(k.fields(), k.check(p)), ":")))
+}
+
+// parsePendingCursor returns the key of a pending cursor, refusing any
+// that cursor did not return for viewer p.
+func parsePendingCursor(s string, p identity.Principal) (pendingKey, bool) {
+	if len(s) > 256 {
+		return pendingKey{}, false
+	}
+	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
+	if err != nil {
+		return pendingKey{}, false
+	}
+	parts := strings.Split(string(b), ":")
+	if len(parts) != 6 || parts[0] != pendingKeyVersion || (parts[1] != "0" && parts[1] != "1") ||
+		!keys.IsTenant(parts[3]) || !keys.IsUUID(parts[4]) {
+		return pendingKey{}, false
+	}
+	at, err := strconv.ParseInt(parts[2], 10, 64)
+	if err != nil {
+		return pendingKey{}, false
+	}
+	k := pendingKey{yours: parts[1] == "1", decideBy: at, tenant: parts[3], id: parts[4]}
+	if k.cursor(p) != s {
+		return pendingKey{}, false
+	}
+	return k, true
 }
 
 // pendingFragment is the pending list alone, which the page's script
-// polls. It does not count as activity for the idle timeout.
+// polls with the page's query, so it refreshes the page of the list shown.
+// It does not count as activity for the idle timeout.
 func (c *Console) pendingFragment(w http.ResponseWriter, r *http.Request, sess Session) error {
-	pending, err := c.pending(r.Context(), sess)
+	pending, err := c.pending(r.Context(), sess, requestsQuery(r.URL.Query()))
 	if err != nil {
 		return err
 	}
-	c.renderTemplate(w, r, http.StatusOK, "requests", "pending", &sess, requestsView{Pending: pending})
+	status := http.StatusOK
+	if pending.Problem != "" {
+		status = http.StatusBadRequest
+	}
+	c.renderTemplate(w, r, status, "requests", "pending", &sess, requestsView{Pending: pending})
 	return nil
 }
 

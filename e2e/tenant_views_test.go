@@ -450,8 +450,11 @@ func walkConsole(t *testing.T, w *world, lc *leakCheck, user string, ids []strin
 	csrf := string(m[1])
 	actions := []string{"approve", "deny", "revoke", "cancel"}
 	queries := map[string][]string{
-		"/console/requests": {"", "state=revoked", "state=denied"},
-		"/console/audit":    {"", "user=Microsoft+Support", "user=Microsoft+Operator", "operation=Get-Mailbox"},
+		// A cursor the page refuses (400) is walked too: its page
+		// shows the pending list or the history beside the problem.
+		"/console/requests":         {"", "state=revoked", "state=denied", "state=denied&cursor=x", "pending_cursor=x"},
+		"/console/requests/pending": {"", "pending_cursor=x"},
+		"/console/audit":            {"", "user=Microsoft+Support", "user=Microsoft+Operator", "operation=Get-Mailbox"},
 	}
 	forms := map[string]url.Values{
 		"POST /console/requests/{id}/{action}": {"comment": {"walk"}},
