@@ -175,7 +175,8 @@ func (c *Console) requestsPage(w http.ResponseWriter, r *http.Request, sess Sess
 		return nil
 	}
 	if !from.IsZero() {
-		f.CreatedAfter = from.Add(-time.Millisecond)
+		// from is the first instant of its day; the bound is exclusive.
+		f.CreatedAfter = from.Add(-time.Nanosecond)
 	}
 	if !to.IsZero() {
 		// to is the last instant of its day; the bound is exclusive.

@@ -292,3 +292,26 @@ func TestPendingPaging(t *testing.T) {
 		t.Errorf("another user's pending cursor: %s", r)
 	}
 }
+
+// The history's "from" date starts at its midnight: a request filed in
+// the last millisecond of the day before is not listed.
+func TestRequestsFromStartsAtMidnight(t *testing.T) {
+	parallel(t)
+	e := newEnv(t)
+	midnight := start.Truncate(24 * time.Hour).Add(24 * time.Hour)
+	e.clk.Advance(midnight.Add(-500*time.Microsecond).Sub(e.clk.Now()) - time.Second) // fileMany advances a second first
+	before := e.fileMany(1, "late", "contoso")
+	e.clk.Advance(500*time.Microsecond - time.Second)
+	on := e.fileMany(1, "early", "contoso")
+	e.cancel(append(before, on...))
+	if !before[0].CreatedAt.Before(midnight) || on[0].CreatedAt.Before(midnight) {
+		t.Fatalf("filed at %v and %v, want either side of %v", before[0].CreatedAt, on[0].CreatedAt, midnight)
+	}
+	r := e.signIn(mia).get("/console/requests?from=" + midnight.Format(time.DateOnly))
+	if r.status != http.StatusOK {
+		t.Fatalf("history: %s", r)
+	}
+	if got := rows(t, r, "history"); !slices.Equal(got, ids(on)) {
+		t.Errorf("history from %s lists %v, want only %v (%v was filed the day before)", midnight.Format(time.DateOnly), got, ids(on), ids(before))
+	}
+}
