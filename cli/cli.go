@@ -65,10 +65,12 @@ const (
 	exitError = 1 // the call failed: server error, network, no token, a broken audit chain
 	exitUsage = 2 // the command line was wrong; nothing was sent
 	// exitRefused: the API refused the call — the caller may not (HTTP 401,
-	// 403), what it names does not exist (404), or it changed since the
-	// command read it (412, nothing written) — so a script can tell "no"
-	// from "broken". Such an answer without the API's error document is
-	// some other server's: exitError.
+	// 403), what it names does not exist (404), is not in a state that
+	// allows it (409: decided by someone else first, an open request
+	// already there), or it changed since the command read it (412,
+	// nothing written) — so a script can tell "no" from "broken". Such an
+	// answer without the API's error document is some other server's:
+	// exitError.
 	exitRefused = 3
 )
 
@@ -175,7 +177,7 @@ func (e *env) report(err error) int {
 			return exitError
 		}
 		switch apiErr.Status {
-		case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound, http.StatusPreconditionFailed:
+		case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound, http.StatusConflict, http.StatusPreconditionFailed:
 			// Only the API's own refusal carries its error document. A
 			// 404 without one comes from another server (--addr naming
 			// the metrics port, a path prefix left out) and says nothing

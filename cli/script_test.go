@@ -26,6 +26,7 @@ import (
 var scriptUsers = map[string]identity.Claims{
 	"operator":      {Subject: "alice@provider.example", Roles: []identity.Role{identity.RoleOperator}},
 	"manager":       {Subject: "mary@provider.example", Roles: []identity.Role{identity.RoleSupportManager}},
+	"manager2":      {Subject: "max@provider.example", Roles: []identity.Role{identity.RoleSupportManager}},
 	"admin":         {Subject: "admin@contoso.example", Roles: []identity.Role{identity.RoleGlobalAdmin}, TenantID: "contoso"},
 	"approver":      {Subject: "adam@contoso.example", Roles: []identity.Role{identity.RoleApprover}, TenantID: "contoso"},
 	"lockbox-admin": {Subject: "lara@provider.example", Roles: []identity.Role{identity.RoleLockboxAdmin}},
