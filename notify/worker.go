@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/mail"
 	"os"
 	"slices"
@@ -26,7 +28,10 @@ import (
 	"github.com/lockbox-oss/lockbox/tenants"
 )
 
-// Directory is what the worker reads about tenants, as of delivery.
+// Directory is what the worker reads about tenants, as of delivery. A
+// failure to read the store wraps fault.ErrUnavailable: the worker retries
+// it without counting an attempt, while any other error counts towards
+// dead-lettering the entry.
 type Directory interface {
 	// Get returns the tenant's registry entry (its global administrators'
 	// contacts), or an error wrapping fault.ErrNotFound.
@@ -469,7 +474,29 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 	}
 	targets, dropped, err := w.targets(ctx, t, ev)
 	if err != nil {
-		return false, err
+		if transient(err) {
+			// The store is down or slow: no fault of the entry's, and the
+			// entries behind it would fail alike, so the visit ends and
+			// the entry is retried without counting an attempt.
+			return false, err
+		}
+		// Nobody can be told until what names the recipients is repaired
+		// (a corrupt request or registry entry, a kind this version does
+		// not know): a failed attempt like a refused delivery, so the
+		// entry backs off without holding up the tenant's later entries
+		// and is dead-lettered after MaxAttempts rather than retried
+		// forever. Its webhooks wait with it: they go out with the
+		// e-mails, once the entry resolves.
+		channels := []string{w.mailer.Name()}
+		if len(w.hooks) > 0 {
+			channels = append(channels, "webhook")
+		}
+		for _, ch := range channels {
+			w.sent.WithLabelValues(ch, "error").Inc()
+		}
+		w.cfg.Logger.WarnContext(ctx, "notification recipients not resolved", "tenant", t, "entry", m.ID,
+			"kind", ev.Kind, "request_id", ev.Request.ID, "attempt", attempts+1, "err", err)
+		return w.failed(ctx, t, m.ID, raw, attempts+1, errors.As(err, new(permanentError)), err, nil, channels)
 	}
 	if attempts == 0 {
 		// Told once per entry, not on every retry of its other recipients.
@@ -526,18 +553,41 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 		})
 		return err == nil, err
 	}
-	attempts++
-	if perm || attempts >= w.cfg.MaxAttempts {
-		var channels []string
-		for _, tg := range targets {
-			if slices.Contains(failed, tg.key) {
-				channels = append(channels, tg.channel)
-			}
+	var channels []string
+	for _, tg := range targets {
+		if slices.Contains(failed, tg.key) {
+			channels = append(channels, tg.channel)
 		}
-		return true, w.deadLetter(ctx, t, m.ID, raw, attempts, lastErr, failed, channels...)
+	}
+	return w.failed(ctx, t, m.ID, raw, attempts+1, perm, lastErr, failed, channels)
+}
+
+// failed records a failed attempt (number attempts) at entry id: it
+// dead-letters the entry when the failure is permanent or the attempts are
+// used up, and otherwise schedules the retry after the backoff. The entry
+// stays pending while it backs off, without hiding the ones after it
+// (streamgroup.Reader.Visit pages past it). It reports whether the entry
+// is finished.
+func (w *Worker) failed(ctx context.Context, t, id, raw string, attempts int, perm bool, cause error, recipients, channels []string) (bool, error) {
+	if perm || attempts >= w.cfg.MaxAttempts {
+		return true, w.deadLetter(ctx, t, id, raw, attempts, cause, recipients, channels...)
 	}
 	at := w.cfg.Now().Add(w.cfg.Backoff(attempts)).UnixMilli()
-	return false, rdb.HSet(ctx, retryKey(t), m.ID, fmt.Sprintf("%d:%d", attempts, at)).Err()
+	return false, w.cfg.Redis.HSet(ctx, retryKey(t), id, fmt.Sprintf("%d:%d", attempts, at)).Err()
+}
+
+// transient reports whether err is the store failing (Redis down, slow or
+// failing over; the round's context ending) rather than anything about the
+// entry. Store reads wrap fault.ErrUnavailable; a Directory that passes a
+// client's or the network's error on unwrapped counts as failing too.
+func transient(err error) bool {
+	if errors.Is(err, fault.ErrUnavailable) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var re redis.Error
+	var ne net.Error
+	return (errors.As(err, &re) && !errors.Is(err, redis.Nil)) || errors.As(err, &ne) ||
+		errors.Is(err, redis.ErrClosed) || errors.Is(err, io.EOF)
 }
 
 // deadLetter moves an entry to the dead-letter stream in one MULTI.
@@ -708,7 +758,7 @@ func (w *Worker) current(ctx context.Context, tenant string, ev Event, want gran
 		return false, nil
 	}
 	if err != nil {
-		return false, err
+		return false, fault.Unavailable("notify: request", err)
 	}
 	var r grants.Request
 	if err := json.Unmarshal(b, &r); err != nil {
@@ -762,7 +812,7 @@ func (w *Worker) tenantRecipients(ctx context.Context, t string, all bool) ([]st
 	}
 	approvers, err := w.cfg.Redis.SMembers(ctx, keys.Approvers(t)).Result()
 	if err != nil {
-		return nil, err
+		return nil, fault.Unavailable("notify: approvers", err)
 	}
 	slices.Sort(approvers)
 	for _, a := range approvers {
