@@ -1,8 +1,10 @@
 package audit
 
 import (
+	"io"
 	"os"
 	"syscall"
+	"time"
 )
 
 // FullDisk is a SIEM sink file whose disk fills up on demand: Room bytes
@@ -29,3 +31,11 @@ func (d *FullDisk) Write(b []byte) (int, error) {
 func NewFileSinkOn(f *FullDisk) *FileSink { return newFileSink(f) }
 
 var errNoSpace = syscall.ENOSPC
+
+// NewWriterSinkTimeout is NewWriterSink whose writes give up after d.
+func NewWriterSinkTimeout(w io.Writer, d time.Duration) *WriterSink { return newWriterSink(w, d) }
+
+// OpenSinkTimeout is OpenSink whose stream writes give up after d.
+func OpenSinkTimeout(spec string, d time.Duration) (Sink, io.Closer, error) {
+	return openSink(spec, nil, nil, d)
+}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -62,19 +63,26 @@ type Flusher interface {
 }
 
 // WriterSink writes newline-terminated lines to an io.Writer, one Write
-// call per line, so lines from concurrent callers never interleave.
+// call per line, so lines from concurrent callers never interleave. A
+// write that takes longer than SinkWriteTimeout (the reader of stdout
+// stopped reading) fails with ErrSinkStalled; the line is then written
+// once, whole, when the forwarder retries it (see streamWriter).
 type WriterSink struct {
 	mu  sync.Mutex
-	w   io.Writer
+	w   *streamWriter
 	buf []byte
 }
 
 // NewWriterSink returns a sink writing to w (os.Stdout when nil).
 func NewWriterSink(w io.Writer) *WriterSink {
+	return newWriterSink(w, SinkWriteTimeout)
+}
+
+func newWriterSink(w io.Writer, timeout time.Duration) *WriterSink {
 	if w == nil {
 		w = os.Stdout
 	}
-	return &WriterSink{w: w}
+	return &WriterSink{w: newStreamWriter(w, timeout)}
 }
 
 // Write writes line and a newline.
@@ -82,12 +90,13 @@ func (s *WriterSink) Write(line []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.buf = append(append(s.buf[:0], line...), '\n')
-	_, err := s.w.Write(s.buf)
-	return err
+	return s.w.write(s.buf)
 }
 
 // FileSink appends lines to a file (created with mode 0600), buffered, and
-// fsyncs it on Flush.
+// fsyncs it on Flush. A named pipe or a device is written a line at a time
+// instead, each write bounded by a timeout (see streamWriter), and a named
+// pipe is opened without waiting for a reader (see openStream).
 //
 // A failed write must not leave the file or the sink broken: a
 // bufio.Writer keeps its first error for ever, and a batch cut short (disk
@@ -117,6 +126,15 @@ type FileSink struct {
 	// torn is set while cutting the file back failed: the file may end
 	// in a partial line, and nothing is written until a cut succeeds.
 	torn error
+
+	// For a named pipe or a device (regular false): path, opened by
+	// openStream; stream writes to f once it is open; fifo tells a named
+	// pipe, which may have no reader yet.
+	path    string
+	fifo    bool
+	timeout time.Duration
+	stream  *streamWriter
+	line    []byte
 }
 
 // counter counts the bytes of a batch that reach the file.
@@ -143,16 +161,25 @@ type sinkFile interface {
 // restart) is cut back to its last complete line, logged to logger (which
 // may be nil): the record it held was never acknowledged, so it is
 // forwarded again. A named pipe or a device is only written: it can't be
-// read back, cut or fsynced.
+// read back, cut or fsynced. A named pipe nobody reads yet does not hold
+// up start-up: the sink is returned, logged as waiting, and its writes
+// fail with ErrSinkStalled until a reader opens the pipe.
 func NewFileSink(path string, logger *slog.Logger) (*FileSink, error) {
+	return newFileSinkAt(path, logger, SinkWriteTimeout)
+}
+
+func newFileSinkAt(path string, logger *slog.Logger, timeout time.Duration) (*FileSink, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
 		// A pipe or a device: nothing to read back or cut.
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
-		if err != nil {
-			return nil, fmt.Errorf("siem sink: %w", err)
+		s := &FileSink{path: path, fifo: fi.Mode()&os.ModeNamedPipe != 0, timeout: timeout}
+		if err := s.openStream(); errors.Is(err, ErrSinkStalled) {
+			logger.Warn("siem sink: the named pipe has no reader yet; audit records wait in Redis and are forwarded once one opens it", "path", path)
+		} else if err != nil {
+			return nil, err
 		}
-		s := newFileSink(f)
-		s.regular = false
 		return s, nil
 	}
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
@@ -162,9 +189,6 @@ func NewFileSink(path string, logger *slog.Logger) (*FileSink, error) {
 	size, cut, err := completeLines(f)
 	if err == nil && cut < size {
 		if err = f.Truncate(cut); err == nil {
-			if logger == nil {
-				logger = slog.New(slog.DiscardHandler)
-			}
 			logger.Warn("siem sink: removed a partial line at the end of the file", "path", path, "bytes", size-cut)
 		}
 	}
@@ -173,6 +197,27 @@ func NewFileSink(path string, logger *slog.Logger) (*FileSink, error) {
 		return nil, fmt.Errorf("siem sink: %w", err)
 	}
 	return newFileSink(f), nil
+}
+
+// openStream opens a named pipe or a device for writing. A named pipe is
+// opened non-blocking, since open(2) of a FIFO for writing otherwise waits
+// for a reader; without one it fails (ENXIO), reported as ErrSinkStalled
+// and tried again at the next write. Opened non-blocking, the pipe is
+// polled by the Go runtime and takes write deadlines.
+func (s *FileSink) openStream() error {
+	flags := os.O_WRONLY | os.O_APPEND
+	if s.fifo {
+		flags |= syscall.O_NONBLOCK
+	}
+	f, err := os.OpenFile(s.path, flags, 0)
+	if s.fifo && errors.Is(err, syscall.ENXIO) {
+		return fmt.Errorf("siem sink: the named pipe %s has no reader: %w", s.path, ErrSinkStalled)
+	}
+	if err != nil {
+		return fmt.Errorf("siem sink: %w", err)
+	}
+	s.f, s.stream = f, newStreamWriter(f, s.timeout)
+	return nil
 }
 
 func newFileSink(f sinkFile) *FileSink {
@@ -239,10 +284,20 @@ func (s *FileSink) repair() error {
 	return nil
 }
 
-// Write buffers line and a newline.
+// Write buffers line and a newline; to a named pipe or a device, it writes
+// them.
 func (s *FileSink) Write(line []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !s.regular {
+		if s.stream == nil {
+			if err := s.openStream(); err != nil {
+				return err
+			}
+		}
+		s.line = append(append(s.line[:0], line...), '\n')
+		return s.stream.write(s.line)
+	}
 	if err := s.repair(); err != nil {
 		return err
 	}
@@ -266,6 +321,9 @@ func (s *FileSink) Write(line []byte) error {
 func (s *FileSink) Flush() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !s.regular {
+		return nil // Write wrote each line, and a pipe's reader has it
+	}
 	if s.lost != nil {
 		err := fmt.Errorf("lines were discarded after a write error: %w", s.lost)
 		s.lost = nil
@@ -293,16 +351,26 @@ func (s *FileSink) Flush() error {
 
 // Close flushes and closes the file.
 func (s *FileSink) Close() error {
-	return errors.Join(s.Flush(), s.f.Close())
+	err := s.Flush()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.f == nil {
+		return err // a named pipe never opened
+	}
+	return errors.Join(err, s.f.Close())
 }
 
 // OpenSink builds the sink named by spec: "stdout" (or ""), "file:/path",
 // or "off" (nil sink, nil closer: no forwarding). The closer, when not
 // nil, flushes and closes the sink at shutdown.
 func OpenSink(spec string, stdout io.Writer, logger *slog.Logger) (Sink, io.Closer, error) {
+	return openSink(spec, stdout, logger, SinkWriteTimeout)
+}
+
+func openSink(spec string, stdout io.Writer, logger *slog.Logger, timeout time.Duration) (Sink, io.Closer, error) {
 	switch {
 	case spec == "" || spec == "stdout":
-		return NewWriterSink(stdout), nil, nil
+		return newWriterSink(stdout, timeout), nil, nil
 	case spec == "off":
 		return nil, nil, nil
 	case strings.HasPrefix(spec, "file:"):
@@ -310,7 +378,7 @@ func OpenSink(spec string, stdout io.Writer, logger *slog.Logger) (Sink, io.Clos
 		if path == "" {
 			return nil, nil, fmt.Errorf("siem sink %q: the file path is empty", spec)
 		}
-		s, err := NewFileSink(path, logger)
+		s, err := newFileSinkAt(path, logger, timeout)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -443,14 +511,18 @@ func NewForwarder(cfg ForwarderConfig) (*Forwarder, error) {
 // Run forwards records until ctx ends, a pass at a time, and returns nil
 // when ctx ends.
 func (fw *Forwarder) Run(ctx context.Context) error {
+	failing := false
 	for {
 		n, err := fw.Poll(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
 		if err != nil {
-			fw.log.Warn("siem forwarding failed; retrying", "err", err, "forwarded", n)
+			fw.log.Warn("siem forwarding failed; retrying", "err", err, "forwarded", n, "stalled", errors.Is(err, ErrSinkStalled))
+		} else if failing {
+			fw.log.Info("siem forwarding resumed", "forwarded", n)
 		}
+		failing = err != nil
 		if n > 0 && err == nil {
 			continue
 		}
@@ -472,18 +544,27 @@ func (fw *Forwarder) Run(ctx context.Context) error {
 // deployment's pass costs one command however many tenants it serves. It
 // returns how many records it wrote. A failing tenant does not stop the
 // pass; the errors are joined, and the tenant is due again at the next
-// pass.
+// pass. A stalled sink (ErrSinkStalled) does: every tenant would wait out
+// the write timeout in turn, and all are due again at the next pass.
 func (fw *Forwarder) Poll(ctx context.Context) (int, error) {
 	total := 0
+	stalled := false
 	d := due.Drainer{Index: due.New(fw.cfg.Redis, due.SIEM, fw.cfg.Now), Lease: fw.cfg.ClaimAfter, Logger: fw.log}
 	_, err := d.Drain(ctx, func(ctx context.Context, t string) (time.Time, error) {
 		if keys.ValidTenant(t) != nil {
 			return time.Time{}, nil
 		}
+		if stalled {
+			// The sink takes no lines for anyone: the other tenants wait
+			// for the next pass rather than each waiting out the write
+			// timeout.
+			return fw.cfg.Now(), nil
+		}
 		stream := keys.Audit(t)
 		n, more, err := fw.forwardTenant(ctx, stream)
 		total += n
 		if err != nil {
+			stalled = errors.Is(err, ErrSinkStalled)
 			return time.Time{}, fmt.Errorf("siem: %w", err)
 		}
 		if more {

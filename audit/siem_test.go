@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -788,15 +789,24 @@ func TestSIEMFileSinkOnAPipe(t *testing.T) {
 	if err := syscall.Mkfifo(path, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	got := make(chan string, 1)
-	go func() {
-		b, _ := os.ReadFile(path) // until the sink closes its end
-		got <- string(b)
-	}()
+	// The reader is there before the first write (opened without waiting
+	// for a writer); TestSIEMNamedPipeWithoutReader has it come later.
+	r, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
 	s, err := audit.NewFileSink(path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Read once the sink holds the write end: before any writer opened
+	// it, a pipe reads as empty.
+	got := make(chan string, 1)
+	go func() {
+		b, _ := io.ReadAll(r) // until the sink closes its end
+		got <- string(b)
+	}()
 	for _, l := range []string{`{"Id":"one"}`, `{"Id":"two"}`} {
 		if err := s.Write([]byte(l)); err != nil {
 			t.Fatal(err)
