@@ -866,6 +866,28 @@ func TestSelfApproval(t *testing.T) {
 	}
 }
 
+// The two-person rule holds whatever the case of the id: SAM is sam to an
+// identity provider whose user names are case-insensitive, so the page
+// offers SAM no approval of sam's request, and the domain refuses one.
+func TestSelfApprovalWhateverTheCase(t *testing.T) {
+	parallel(t)
+	samUpper := identity.Principal{Subject: "SAM", Roles: sam.Roles}
+	e := newEnv(t, func(c *console.Config) {
+		c.DevIdentities = append(c.DevIdentities, console.DevIdentity{Principal: samUpper, Description: "support-manager"})
+	})
+	req := e.fileAs(sam, "contoso")
+	b := e.signIn(samUpper)
+	page := b.get("/console/requests/" + req.ID)
+	mustContain(t, "SAM's view", page, "You filed this request")
+	mustNotContain(t, "SAM's view", page, `data-testid="action-approve"`)
+	if r := b.post("/console/requests/"+req.ID+"/approve", b.form(nil)); r.status != http.StatusForbidden {
+		t.Errorf("SAM approves sam's request: %s", r)
+	}
+	if got := e.request(req.ID); got.State != grants.StatePendingManager {
+		t.Errorf("after SAM's approval: %s", got.State)
+	}
+}
+
 func TestNewRequestForm(t *testing.T) {
 	parallel(t)
 	e := newEnv(t)

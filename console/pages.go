@@ -254,7 +254,7 @@ func (c *Console) pending(ctx context.Context, sess Session, q url.Values) (pend
 	v := pendingView{Total: len(reqs), From: 1}
 	for _, req := range reqs {
 		row := c.row(req)
-		row.Yours = req.Requester != p.Subject &&
+		row.Yours = !identity.SameSubject(req.Requester, p.Subject) &&
 			((req.State == grants.StatePendingCustomer && !p.IsProvider()) ||
 				(req.State == grants.StatePendingManager && p.IsProvider() && p.Has(identity.RoleSupportManager)))
 		if row.Yours {
@@ -433,7 +433,7 @@ func actions(sess Session, req grants.Request) (out []actionView, selfFiled bool
 	case req.State == grants.StatePendingCustomer && !p.IsProvider():
 		out = append(out, decide...)
 	case req.State == grants.StatePendingManager && p.IsProvider() && p.Has(identity.RoleSupportManager):
-		if req.Requester == p.Subject {
+		if identity.SameSubject(req.Requester, p.Subject) { // the two-person rule's test
 			selfFiled = true
 		} else {
 			out = append(out, decide...)

@@ -274,7 +274,9 @@ func checkManager(r Request, p identity.Principal, act Action) error {
 	if !p.IsProvider() || !p.Has(identity.RoleSupportManager) {
 		return newErr(ErrForbidden, "forbidden", "only a support manager can %s request %s for the provider, and only the approvers of tenant %s for the tenant", act, r.ID, r.Tenant)
 	}
-	if p.Subject == r.Requester {
+	if identity.SameSubject(p.Subject, r.Requester) {
+		// One person whatever the case of the id (Sam@ and sam@): a
+		// token that spells the requester otherwise is still them.
 		// The message names nobody: only the requester can get it, and an
 		// error text must never be where a provider identity travels.
 		return newErr(ErrForbidden, "self_approval", "two-person rule: you filed request %s and cannot %s it as manager", r.ID, act)

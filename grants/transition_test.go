@@ -28,14 +28,18 @@ func who(sub, tid string, roles ...identity.Role) Actor {
 }
 
 var (
-	operator      = who("alice", "", identity.RoleOperator)
-	manager       = who("mary", "", identity.RoleSupportManager)
-	mike          = who("mike", "", identity.RoleSupportManager)
-	managerOp     = who("sam", "", identity.RoleOperator, identity.RoleSupportManager)
-	globalAdmin   = who("gina", "contoso", identity.RoleGlobalAdmin)
-	approver      = who("adam", "contoso", identity.RoleApprover)
-	otherAdmin    = who("fabian", "fabrikam", identity.RoleGlobalAdmin)
-	tenantManager = who("troy", "contoso", identity.RoleSupportManager)
+	operator  = who("alice", "", identity.RoleOperator)
+	manager   = who("mary", "", identity.RoleSupportManager)
+	mike      = who("mike", "", identity.RoleSupportManager)
+	managerOp = who("sam", "", identity.RoleOperator, identity.RoleSupportManager)
+	// managerOpMail filed as sam@; managerOpMailUpper is the same person,
+	// spelled as another token of theirs may spell them.
+	managerOpMail      = who("sam@provider.example", "", identity.RoleOperator, identity.RoleSupportManager)
+	managerOpMailUpper = who("Sam@Provider.example", "", identity.RoleOperator, identity.RoleSupportManager)
+	globalAdmin        = who("gina", "contoso", identity.RoleGlobalAdmin)
+	approver           = who("adam", "contoso", identity.RoleApprover)
+	otherAdmin         = who("fabian", "fabrikam", identity.RoleGlobalAdmin)
+	tenantManager      = who("troy", "contoso", identity.RoleSupportManager)
 	// mgrAsAdmin and foreignAdmin carry contoso's tid and global-admin, as
 	// the shared issuer can sign them, but are no users of contoso.
 	mgrAsAdmin   = who("mgr2@provider.example", "contoso", identity.RoleSupportManager, identity.RoleGlobalAdmin)
@@ -144,6 +148,14 @@ func TestScenarios(t *testing.T) {
 		{"self approval refused", &managerOp, []step{
 			{actor: managerOp, act: ActionApprove, want: StatePendingManager, err: ErrForbidden, code: "self_approval"},
 			{actor: managerOp, act: ActionDeny, want: StatePendingManager, err: ErrForbidden, code: "self_approval"},
+			{actor: manager, act: ActionApprove, want: StatePendingCustomer},
+		}},
+		// Sam@provider.example and sam@provider.example are one person to
+		// an identity provider that keeps user principal names: the
+		// two-person rule must not depend on how a token spells the name.
+		{"self approval refused whatever the case", &managerOpMail, []step{
+			{actor: managerOpMailUpper, act: ActionApprove, want: StatePendingManager, err: ErrForbidden, code: "self_approval"},
+			{actor: managerOpMailUpper, act: ActionDeny, want: StatePendingManager, err: ErrForbidden, code: "self_approval"},
 			{actor: manager, act: ActionApprove, want: StatePendingCustomer},
 		}},
 		{"operator cannot approve", nil, []step{

@@ -8,6 +8,7 @@ package identity
 
 import (
 	"slices"
+	"strings"
 
 	"github.com/lockbox-oss/lockbox/internal/keys"
 )
@@ -41,6 +42,36 @@ func (r Role) Known() bool {
 // in Redis keys and audit records, so the alphabet leaves out separators,
 // spaces and control characters that could forge a key or a log line.
 func ValidSubject(s string) bool { return keys.IsUser(s) }
+
+// FoldSubject is s with its ASCII letters in lower case and every other
+// byte as it is: the form in which two spellings of one user id compare
+// equal. User principal names, which most identity providers put in the
+// subject of people, are case-insensitive (Alice@Contoso.com and
+// alice@contoso.com are one person). Only ASCII is folded: subjects are
+// ASCII (ValidSubject), and Unicode folding (strings.EqualFold,
+// strings.ToLower) would make a name that is no subject (a Kelvin sign for
+// k) equal to one that is.
+func FoldSubject(s string) string {
+	i := strings.IndexFunc(s, func(r rune) bool { return 'A' <= r && r <= 'Z' })
+	if i < 0 {
+		return s
+	}
+	b := []byte(s)
+	for ; i < len(b); i++ {
+		if c := b[i]; 'A' <= c && c <= 'Z' {
+			b[i] = c + ('a' - 'A')
+		}
+	}
+	return string(b)
+}
+
+// SameSubject reports whether a and b may name one person: equal without
+// ASCII case (FoldSubject). It is for refusals, such as the two-person
+// rule, where taking two ids for one person fails closed; what an id may
+// see or do is still keyed by the id exactly as its token spells it.
+func SameSubject(a, b string) bool {
+	return len(a) == len(b) && FoldSubject(a) == FoldSubject(b)
+}
 
 // ValidTenantID reports whether t may be a Principal's TenantID. The shape is
 // a DNS label, for the same reason as ValidSubject and so that a tenant id is

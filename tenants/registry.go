@@ -159,19 +159,7 @@ func (t Tenant) HasUser(user string) bool {
 // ids are ASCII (keys.IsUser), and Unicode folding (strings.EqualFold,
 // strings.ToLower) would make names that are not ids (a Kelvin sign for
 // k) equal to ones that are.
-func foldUser(u string) string {
-	i := strings.IndexFunc(u, func(r rune) bool { return 'A' <= r && r <= 'Z' })
-	if i < 0 {
-		return u
-	}
-	b := []byte(u)
-	for ; i < len(b); i++ {
-		if c := b[i]; 'A' <= c && c <= 'Z' {
-			b[i] = c + ('a' - 'A')
-		}
-	}
-	return string(b)
-}
+func foldUser(u string) string { return identity.FoldSubject(u) }
 
 // ActsAsGlobalAdmin reports whether p acts for the tenant as one of its
 // global administrators. The role comes from the token alone, so the
