@@ -33,6 +33,9 @@ func TestOnRedisCluster(t *testing.T) {
 		"SettingsRevision":                       TestSettingsRevision,
 		"SettingsRevisionOfUnrevisionedSettings": TestSettingsRevisionOfUnrevisionedSettings,
 		"SettingsChangedBetweenReadAndWrite":     TestSettingsChangedBetweenReadAndWrite,
+		"TenantRevision":                         TestTenantRevision,
+		"TenantRevisionOfUnrevisionedEntries":    TestTenantRevisionOfUnrevisionedEntries,
+		"TenantChangedBetweenReadAndWrite":       TestTenantChangedBetweenReadAndWrite,
 	} {
 		t.Run(name, test)
 	}

@@ -41,6 +41,37 @@ type Tenant struct {
 	// awaits the tenant.
 	GlobalAdmins []string  `json:"global_admins"`
 	OnboardedAt  time.Time `json:"onboarded_at"`
+	// Revision numbers the stored entry: each write sets it to one more
+	// than the revision it replaces, in the same SET, so entries read with
+	// the same revision are the same entry. Onboarding and adoption write
+	// revision 1; entries stored before revisions existed are revision 0.
+	// It is the version a read-modify-write passes back to UpdateTenantIf,
+	// not part of the entry: stored beside it (storedTenant), it is left
+	// out of the entry's JSON.
+	Revision int64 `json:"-"`
+}
+
+// storedTenant is the value of a registry entry's key: the entry and its
+// revision, in one JSON document so that one SET writes both.
+type storedTenant struct {
+	Tenant
+	Revision int64 `json:"revision,omitempty"`
+}
+
+// encodeTenant returns the value of the registry key for t at revision.
+func encodeTenant(t Tenant, revision int64) ([]byte, error) {
+	return json.Marshal(storedTenant{Tenant: t, Revision: revision})
+}
+
+// decodeTenant reads a registry entry's value, with its revision.
+func decodeTenant(b []byte) (Tenant, error) {
+	var v storedTenant
+	if err := json.Unmarshal(b, &v); err != nil {
+		return Tenant{}, err
+	}
+	t := v.Tenant
+	t.Revision = v.Revision
+	return t, nil
 }
 
 // Onboarding is what the provider states when it onboards a tenant.
@@ -206,8 +237,8 @@ func (s *Store) get(ctx context.Context, g getter, tenant string) (Tenant, error
 	if err != nil {
 		return Tenant{}, fault.Unavailable("tenants: registry", err)
 	}
-	var t Tenant
-	if err := json.Unmarshal(b, &t); err != nil {
+	t, err := decodeTenant(b)
+	if err != nil {
 		return Tenant{}, fmt.Errorf("tenants: registry entry of %s is corrupt: %w", tenant, err)
 	}
 	return t, nil
@@ -270,7 +301,9 @@ func (s *Store) Onboard(ctx context.Context, p identity.Principal, clientIP stri
 	if in.LockboxEnabled != nil {
 		st.LockboxEnabled = *in.LockboxEnabled
 	}
-	tb, err := json.Marshal(t)
+	// The entry did not exist (the transaction checks): its first revision.
+	t.Revision = 1
+	tb, err := encodeTenant(t, t.Revision)
 	if err != nil {
 		return Tenant{}, Settings{}, err
 	}
@@ -324,8 +357,26 @@ func (s *Store) Onboard(ctx context.Context, p identity.Principal, clientIP stri
 }
 
 // UpdateTenant changes tenant's registry entry, for the provider's Lockbox
-// administrators. Its id and organization id never change.
+// administrators, whatever it is now: UpdateTenantIf with AnyRevision.
 func (s *Store) UpdateTenant(ctx context.Context, p identity.Principal, clientIP, tenant string, u TenantUpdate) (Tenant, error) {
+	return s.UpdateTenantIf(ctx, p, clientIP, tenant, u, AnyRevision)
+}
+
+// UpdateTenantIf changes tenant's registry entry, for the provider's
+// Lockbox administrators, if its revision is still ifRevision (the
+// Revision of the entry the change was based on), and returns it as
+// stored, with its revision. Its id and organization id never change.
+//
+// The fields u sets replace the entry's whole (a list of domains or of
+// global administrators is replaced, not merged), so a caller that read
+// the entry, added a domain and wrote the list back would otherwise undo
+// a change another administrator made in between; with a revision that is
+// no longer current nothing is written and the error is
+// fault.ErrPrecondition "tenant_changed". The check and the write are one
+// transaction; a change that is invalid is refused as such (400) first,
+// as PutSettingsIf does. AnyRevision writes whatever the revision. A
+// change that changes nothing writes nothing and keeps the revision.
+func (s *Store) UpdateTenantIf(ctx context.Context, p identity.Principal, clientIP, tenant string, u TenantUpdate, ifRevision int64) (Tenant, error) {
 	if err := canAdminister(p); err != nil {
 		return Tenant{}, err
 	}
@@ -334,7 +385,7 @@ func (s *Store) UpdateTenant(ctx context.Context, p identity.Principal, clientIP
 	}
 	key := keys.Tenant(tenant)
 	var out Tenant
-	err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+	change := func(tx *redis.Tx) error {
 		old, err := s.get(ctx, tx, tenant)
 		if err != nil {
 			return err
@@ -352,12 +403,19 @@ func (s *Store) UpdateTenant(ctx context.Context, p identity.Principal, clientIP
 		if err := next.normalize(); err != nil {
 			return err
 		}
-		out = next
+		// Read under WATCH: a write by anyone else between this read and
+		// EXEC fails the transaction, and the retry reads the new
+		// revision, so the comparison and the write are atomic.
+		if ifRevision != AnyRevision && old.Revision != ifRevision {
+			return tenantChanged(tenant)
+		}
+		out = next // at old's revision, until the write commits
 		changed := tenantProperties(old, next)
 		if len(changed) == 0 {
 			return nil
 		}
-		b, err := json.Marshal(next)
+		next.Revision = old.Revision + 1
+		b, err := encodeTenant(next, next.Revision)
 		if err != nil {
 			return err
 		}
@@ -366,13 +424,31 @@ func (s *Store) UpdateTenant(ctx context.Context, p identity.Principal, clientIP
 			return s.log.AppendTx(ctx, pipe, providerRecord(p, clientIP,
 				changeRecord(record.OpUpdateTenant, tenant, tenant, changed, old.OrganizationID)))
 		})
+		if err == nil {
+			out = next
+		}
 		return err
-	}, key)
+	}
+	// Another write of the entry committing meanwhile fails the
+	// optimistic lock: the retry reads it again, and its new revision.
+	var err error
+	for range maxRetries {
+		if err = s.rdb.Watch(ctx, change, key); !errors.Is(err, redis.TxFailedErr) {
+			break
+		}
+	}
 	if err != nil {
 		return Tenant{}, storeErr("tenants: update", err)
 	}
 	s.scheduled(ctx, tenant)
 	return out, nil
+}
+
+// tenantChanged is UpdateTenantIf's refusal of a change based on a
+// registry entry that is no longer current.
+func tenantChanged(tenant string) error {
+	return fault.New(fault.ErrPrecondition, "tenant_changed",
+		"the registry entry of tenant %s changed since it was read; nothing was saved: read it again and reapply the change", tenant)
 }
 
 // tenantProperties lists the registry fields that differ between old and
@@ -475,8 +551,11 @@ func (s *Store) List(ctx context.Context, p identity.Principal) ([]Tenant, error
 			if errors.Is(err, redis.Nil) {
 				continue // seen before onboarding existed, not yet adopted
 			}
-			var t Tenant
-			if err != nil || json.Unmarshal(b, &t) != nil {
+			if err != nil {
+				return nil, fault.Unavailable("tenants: list", fmt.Errorf("read %s: %v", c.Args()[1], err))
+			}
+			t, err := decodeTenant(b)
+			if err != nil {
 				return nil, fault.Unavailable("tenants: list", fmt.Errorf("read %s: %v", c.Args()[1], err))
 			}
 			out = append(out, t)
@@ -502,8 +581,10 @@ func (s *Store) AdoptLegacy(ctx context.Context) (int, error) {
 			continue
 		}
 		t := Tenant{ID: id, OrganizationID: uuid.NewString(), DisplayName: id, Domains: []string{},
-			GlobalAdmins: []string{}, OnboardedAt: s.now().UTC().Truncate(time.Second)}
-		b, err := json.Marshal(t)
+			GlobalAdmins: []string{}, OnboardedAt: s.now().UTC().Truncate(time.Second), Revision: 1}
+		// Written only where there is no entry (checked under WATCH): its
+		// first revision, as onboarding's.
+		b, err := encodeTenant(t, t.Revision)
 		if err != nil {
 			return n, err
 		}

@@ -73,8 +73,9 @@ type Settings struct {
 	Revision int64 `json:"-"`
 }
 
-// AnyRevision, as PutSettingsIf's ifRevision, writes the settings whatever
-// their revision: what PutSettings does.
+// AnyRevision, as PutSettingsIf's or UpdateTenantIf's ifRevision, writes
+// the settings or the registry entry whatever their revision: what
+// PutSettings and UpdateTenant do.
 const AnyRevision int64 = -1
 
 // storedSettings is the value of the settings key: the settings and their
@@ -94,7 +95,8 @@ func Defaults() Settings { return Settings{LockboxEnabled: true, NotificationAdd
 
 const maxAddresses = 50
 
-// maxRetries bounds the optimistic-locking loop of one settings change.
+// maxRetries bounds the optimistic-locking loop of one settings or
+// registry change.
 const maxRetries = 10
 
 // Validate checks the settings and normalizes the addresses.

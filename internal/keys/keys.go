@@ -172,7 +172,8 @@ func Grant(tenant, operator, service string) string {
 }
 
 // Tenant holds the tenant's registry entry (display name, organization id,
-// domains, global administrators' contacts) as JSON. A tenant without one is
+// domains, global administrators' contacts) as JSON, with its revision (a
+// counter each write increments in the same SET). A tenant without one is
 // not onboarded: no request can be filed for it.
 func Tenant(tenant string) string { return tagged(tenant, "tenant") }
 
