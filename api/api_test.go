@@ -1122,6 +1122,82 @@ func TestTenantRegistry(t *testing.T) {
 	wantError(t, e.do(contosoAdmin, "PATCH", "/v1/tenants/contoso", map[string]any{"display_name": "x"}), http.StatusForbidden, "forbidden", "")
 }
 
+// TestTenantETag: GET of a registry entry answers its revision as a strong
+// ETag, and a PATCH with If-Match writes only over that revision: of two
+// Lockbox administrators who read the same entry, one adds a domain and
+// the other, sending the lists as read plus a global administrator, is
+// told to read again instead of dropping the domain. No If-Match, or "*",
+// writes as before.
+func TestTenantETag(t *testing.T) {
+	e := newEnv(t)
+	lara := user{sub: "lara@provider.example", roles: []identity.Role{identity.RoleLockboxAdmin}}
+	const path = "/v1/tenants/contoso"
+	etag := func(r result) string {
+		t.Helper()
+		if r.status != http.StatusOK {
+			t.Fatalf("status = %d; body: %s", r.status, r.body)
+		}
+		return r.header.Get("ETag")
+	}
+
+	r := e.do(lara, "GET", path, nil)
+	read := decode[tenants.Tenant](t, r, http.StatusOK)
+	if got := r.header.Get("ETag"); got != `"1"` {
+		t.Fatalf("ETag of the onboarded entry = %q, want \"1\"", got)
+	}
+	if got := etag(e.do(contosoAdmin, "GET", path, nil)); got != `"1"` {
+		t.Fatalf("the tenant's own admin reads ETag %q, want \"1\"", got)
+	}
+	// One administrator adds a domain...
+	r = e.do(lara, "PATCH", path, map[string]any{"domains": append(slices.Clone(read.Domains), "contoso.com")}, withHeader("If-Match", `"1"`))
+	if got := etag(r); got != `"2"` {
+		t.Fatalf("ETag of the change = %q, want \"2\"", got)
+	}
+	// ...and the other's change, the lists as read with a global admin
+	// added, would drop it: refused.
+	wantError(t, e.do(lara, "PATCH", path, map[string]any{"domains": read.Domains,
+		"global_admins": append(slices.Clone(read.GlobalAdmins), "gina@contoso.example")}, withHeader("If-Match", `"1"`)),
+		http.StatusPreconditionFailed, "tenant_changed", "read it again")
+	r = e.do(lara, "GET", path, nil)
+	if got := decode[tenants.Tenant](t, r, http.StatusOK); !slices.Equal(got.Domains, []string{"contoso.com", "contoso.example"}) ||
+		!slices.Equal(got.GlobalAdmins, read.GlobalAdmins) || r.header.Get("ETag") != `"2"` {
+		t.Fatalf("after the refused change: %+v, ETag %q", got, r.header.Get("ETag"))
+	}
+	// Read again, change again: it applies.
+	r = e.do(lara, "PATCH", path, map[string]any{"global_admins": append(slices.Clone(read.GlobalAdmins), "gina@contoso.example")},
+		withHeader("If-Match", `"2"`))
+	if got := decode[tenants.Tenant](t, r, http.StatusOK); len(got.Domains) != 2 || len(got.GlobalAdmins) != len(read.GlobalAdmins)+1 || r.header.Get("ETag") != `"3"` {
+		t.Fatalf("change at the current revision: %+v, ETag %q", got, r.header.Get("ETag"))
+	}
+	// A change that changes nothing keeps the ETag.
+	if got := etag(e.do(lara, "PATCH", path, map[string]any{"display_name": read.DisplayName}, withHeader("If-Match", `"3"`))); got != `"3"` {
+		t.Fatalf("no-op change = ETag %q, want \"3\"", got)
+	}
+	// Scripts that send no If-Match, or "*", write whatever the revision.
+	if got := etag(e.do(lara, "PATCH", path, map[string]any{"display_name": "Contoso"}, withHeader("If-Match", "*"))); got != `"4"` {
+		t.Fatalf("If-Match * = ETag %q, want \"4\"", got)
+	}
+	if got := etag(e.do(lara, "PATCH", path, map[string]any{"display_name": "Contoso Ltd"})); got != `"5"` {
+		t.Fatalf("no If-Match = ETag %q, want \"5\"", got)
+	}
+	// Who may not change the entry learns nothing from a stale tag, and
+	// an unknown tenant is not found, whatever the tag.
+	wantError(t, e.do(contosoAdmin, "PATCH", path, map[string]any{"display_name": "x"}, withHeader("If-Match", `"1"`)),
+		http.StatusForbidden, "forbidden", "")
+	wantError(t, e.do(lara, "PATCH", "/v1/tenants/nosuchtenant", map[string]any{"display_name": "x"}, withHeader("If-Match", `"1"`)),
+		http.StatusNotFound, "tenant_not_found", "")
+
+	for _, bad := range []string{``, `5`, `W/"5"`, `"5", "6"`, `"05"`, `"-1"`, `"x"`, `""`} {
+		t.Run("If-Match "+bad, func(t *testing.T) {
+			wantError(t, e.do(lara, "PATCH", path, map[string]any{"display_name": "x"}, withHeader("If-Match", bad)),
+				http.StatusBadRequest, "invalid_if_match", `ETag a GET of the tenant answered, quotes included, such as "7"`)
+		})
+	}
+	if got := etag(e.do(lara, "GET", path, nil)); got != `"5"` {
+		t.Errorf("a refused If-Match wrote: ETag %q", got)
+	}
+}
+
 // TestGrantKeys: GET /v1/keys serves the configured JWKS as it is, to
 // anyone, with the JSON content type JWKS clients accept.
 func TestGrantKeys(t *testing.T) {

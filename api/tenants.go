@@ -42,18 +42,27 @@ func (s *server) getTenant(w http.ResponseWriter, r *http.Request, p identity.Pr
 	if err != nil {
 		return err
 	}
+	w.Header().Set("ETag", revisionETag(t.Revision))
 	return writeJSON(w, http.StatusOK, wireTenant(t))
 }
 
+// updateTenant changes a registry entry. The fields it names replace the
+// entry's (the domain and global-admin lists whole), so If-Match, when
+// sent, makes the change apply only over the revision the caller read.
 func (s *server) updateTenant(w http.ResponseWriter, r *http.Request, p identity.Principal) error {
+	ifRevision, err := ifMatch(r.Header, "the tenant")
+	if err != nil {
+		return err
+	}
 	var u wire.TenantUpdate
 	if err := s.decode(w, r, &u, false); err != nil {
 		return err
 	}
-	t, err := s.cfg.Tenants.UpdateTenant(r.Context(), p, peer.IP(r), r.PathValue("tenant"), tenantUpdate(u))
+	t, err := s.cfg.Tenants.UpdateTenantIf(r.Context(), p, peer.IP(r), r.PathValue("tenant"), tenantUpdate(u), ifRevision)
 	if err != nil {
 		return err
 	}
+	w.Header().Set("ETag", revisionETag(t.Revision))
 	return writeJSON(w, http.StatusOK, wireTenant(t))
 }
 
@@ -62,12 +71,12 @@ func (s *server) getSettings(w http.ResponseWriter, r *http.Request, p identity.
 	if err != nil {
 		return err
 	}
-	w.Header().Set("ETag", settingsETag(st.Revision))
+	w.Header().Set("ETag", revisionETag(st.Revision))
 	return writeJSON(w, http.StatusOK, wireSettings(st))
 }
 
 func (s *server) putSettings(w http.ResponseWriter, r *http.Request, p identity.Principal) error {
-	ifRevision, err := settingsIfMatch(r.Header)
+	ifRevision, err := ifMatch(r.Header, "the settings")
 	if err != nil {
 		return err
 	}
@@ -86,20 +95,22 @@ func (s *server) putSettings(w http.ResponseWriter, r *http.Request, p identity.
 	if err != nil {
 		return err
 	}
-	w.Header().Set("ETag", settingsETag(st.Revision))
+	w.Header().Set("ETag", revisionETag(st.Revision))
 	return writeJSON(w, http.StatusOK, wireSettings(st))
 }
 
-// settingsETag is the entity tag of settings at revision: strong, as the
-// revision names one exact version of them.
-func settingsETag(revision int64) string {
+// revisionETag is the entity tag of settings or a registry entry at
+// revision: strong, as the revision names one exact version of them.
+func revisionETag(revision int64) string {
 	return `"` + strconv.FormatInt(revision, 10) + `"`
 }
 
-// settingsIfMatch reads the If-Match header of a settings change: the
-// revision of the ETag it names, or tenants.AnyRevision for none or "*"
-// (the settings always exist: a tenant nobody configured has defaults),
-// which replace the settings whatever they are, as before ETags existed.
+// ifMatch reads the If-Match header of a change to the settings or a
+// registry entry (what names it, for the message): the revision of the
+// ETag it names, or tenants.AnyRevision for none or "*", which change
+// them whatever they are, as before ETags existed. ("*" needs no check of
+// its own: the settings always exist, a tenant nobody configured has
+// defaults, and a change to an entry that does not exist is 404.)
 //
 // Anything else is refused with 400 rather than compared: our ETags are
 // only ever one strong tag, so a list, a weak tag (W/"7", as a compressing
@@ -107,7 +118,7 @@ func settingsETag(revision int64) string {
 // re-read would correct, where a 412 would send it round in circles. An
 // empty header too: it is "-H If-Match:$ETAG" with ETAG unset, which must
 // not become a write without a check.
-func settingsIfMatch(h http.Header) (int64, error) {
+func ifMatch(h http.Header, of string) (int64, error) {
 	vals := h.Values("If-Match")
 	if len(vals) == 0 {
 		return tenants.AnyRevision, nil
@@ -124,7 +135,7 @@ func settingsIfMatch(h http.Header) (int64, error) {
 		}
 	}
 	return 0, httperr.New(http.StatusBadRequest, "invalid_if_match",
-		`If-Match must be "*" or the one ETag a GET of the settings answered, quotes included, such as "7"`)
+		`If-Match must be "*" or the one ETag a GET of %s answered, quotes included, such as "7"`, of)
 }
 
 func (s *server) listApprovers(w http.ResponseWriter, r *http.Request, p identity.Principal) error {
