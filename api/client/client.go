@@ -372,15 +372,58 @@ func (c *Client) Tenant(ctx context.Context, tenant string) (wire.Tenant, error)
 	return t, err
 }
 
-// UpdateTenant changes tenant's registry entry; nil fields of u stay.
+// UpdateTenant changes tenant's registry entry, whatever it is now; nil
+// fields of u stay, and the lists it sets are replaced whole. To change a
+// list as read (add a domain), read the entry with TenantETag and write
+// it with UpdateTenantIfMatch, so a change saved in between is not undone.
 func (c *Client) UpdateTenant(ctx context.Context, tenant string, u wire.TenantUpdate) (wire.Tenant, error) {
+	t, _, err := c.updateTenant(ctx, tenant, u, "")
+	return t, err
+}
+
+// CodeTenantChanged is the APIError.Code of UpdateTenantIfMatch's 412:
+// the registry entry changed since it was read, and nothing was written.
+const CodeTenantChanged = "tenant_changed"
+
+// TenantETag returns tenant's registry entry with the ETag of its
+// revision, to pass to UpdateTenantIfMatch. The ETag is empty from a
+// server that predates revisions of the registry.
+func (c *Client) TenantETag(ctx context.Context, tenant string) (wire.Tenant, string, error) {
 	p, err := join("/v1/tenants", tenant)
 	if err != nil {
-		return wire.Tenant{}, err
+		return wire.Tenant{}, "", err
 	}
 	var t wire.Tenant
-	err = c.do(ctx, http.MethodPatch, p, nil, u, &t)
-	return t, err
+	h, err := c.doHeaders(ctx, http.MethodGet, p, nil, nil, nil, &t)
+	return t, h.Get("ETag"), err
+}
+
+// UpdateTenantIfMatch changes tenant's registry entry as UpdateTenant
+// does, only if its ETag is still etag, as TenantETag returned it, and
+// returns it as stored with its new ETag. If anyone saved a change since,
+// nothing is written and the error is an *APIError with Status 412 and
+// Code CodeTenantChanged: read it again. An empty etag is refused before
+// anything is sent.
+func (c *Client) UpdateTenantIfMatch(ctx context.Context, tenant string, u wire.TenantUpdate, etag string) (wire.Tenant, string, error) {
+	if etag == "" {
+		return wire.Tenant{}, "", errors.New("client: UpdateTenantIfMatch needs the ETag the tenant was read with")
+	}
+	return c.updateTenant(ctx, tenant, u, etag)
+}
+
+// updateTenant sends PATCH tenant, with If-Match: etag unless it is empty.
+func (c *Client) updateTenant(ctx context.Context, tenant string, u wire.TenantUpdate, etag string) (wire.Tenant, string, error) {
+	p, err := join("/v1/tenants", tenant)
+	if err != nil {
+		return wire.Tenant{}, "", err
+	}
+	var hdr http.Header
+	if etag != "" {
+		hdr = http.Header{"If-Match": {etag}}
+	}
+	var t wire.Tenant
+	h, err := c.doHeaders(ctx, http.MethodPatch, p, nil, hdr, u, &t)
+	return t, h.Get("ETag"), err
 }
 
 // PutSettings replaces tenant's settings with s (a full replacement, not a

@@ -357,6 +357,50 @@ func TestSettingsIfMatch(t *testing.T) {
 	}
 }
 
+// TestTenantIfMatch: TenantETag returns the ETag of the answer, and
+// UpdateTenantIfMatch sends it back as If-Match, returning the new one or
+// the server's 412 as an *APIError with CodeTenantChanged. UpdateTenant
+// sends none.
+func TestTenantIfMatch(t *testing.T) {
+	ctx := context.Background()
+	f := &fake{body: `{"id":"contoso","domains":["contoso.example"],"global_admins":[]}`, header: http.Header{"Etag": {`"3"`}}}
+	c := newClient(t, f)
+	e, etag, err := c.TenantETag(ctx, "contoso")
+	if err != nil || etag != `"3"` || e.ID != "contoso" {
+		t.Fatalf("TenantETag = %+v, %q, %v", e, etag, err)
+	}
+	if got := f.last(t); got.Method != "GET" || got.Path != "/v1/tenants/contoso" || got.IfMatch != "" {
+		t.Fatalf("GET = %+v", got)
+	}
+
+	f = &fake{body: `{"id":"contoso","domains":["contoso.com","contoso.example"],"global_admins":[]}`, header: http.Header{"Etag": {`"4"`}}}
+	c = newClient(t, f)
+	domains := []string{"contoso.example", "contoso.com"}
+	out, etag, err := c.UpdateTenantIfMatch(ctx, "contoso", wire.TenantUpdate{Domains: &domains}, `"3"`)
+	if err != nil || etag != `"4"` || len(out.Domains) != 2 {
+		t.Fatalf("UpdateTenantIfMatch = %+v, %q, %v", out, etag, err)
+	}
+	if got := f.last(t); got.Method != "PATCH" || got.IfMatch != `"3"` || got.Body != `{"domains":["contoso.example","contoso.com"]}` {
+		t.Fatalf("PATCH = %+v", got)
+	}
+
+	f = &fake{status: http.StatusPreconditionFailed, body: `{"error":{"code":"tenant_changed","message":"read it again"}}`}
+	c = newClient(t, f)
+	_, _, err = c.UpdateTenantIfMatch(ctx, "contoso", wire.TenantUpdate{Domains: &domains}, `"3"`)
+	if apiErr, ok := errors.AsType[*APIError](err); !ok || apiErr.Status != http.StatusPreconditionFailed || apiErr.Code != CodeTenantChanged {
+		t.Fatalf("412 = %v, want an *APIError with %s", err, CodeTenantChanged)
+	}
+
+	f = &fake{body: `{"id":"contoso"}`}
+	c = newClient(t, f)
+	if _, err := c.UpdateTenant(ctx, "contoso", wire.TenantUpdate{Domains: &domains}); err != nil || f.last(t).IfMatch != "" {
+		t.Fatalf("UpdateTenant sent If-Match %q (%v)", f.last(t).IfMatch, err)
+	}
+	if _, _, err := c.UpdateTenantIfMatch(ctx, "contoso", wire.TenantUpdate{Domains: &domains}, ""); err == nil || len(f.calls) != 1 {
+		t.Fatalf("an empty ETag was sent as an unconditional change: %v", err)
+	}
+}
+
 func TestErrors(t *testing.T) {
 	tests := []struct {
 		name   string
