@@ -78,6 +78,18 @@ type reply struct {
 // GET settings sends none, as a server from before revisions.
 const settingsETag = `"3"`
 
+// tenantETag is the ETag of the fake API's registry entry of contoso; a
+// reply set for GET /v1/tenants/contoso sends none, as a server from
+// before revisions.
+const tenantETag = `"5"`
+
+// sampleTenant is the fake API's registry entry of contoso.
+func sampleTenant() wire.Tenant {
+	return wire.Tenant{ID: "contoso", OrganizationID: "6f9619ff-8b86-d011-b42d-00c04fc964ff", DisplayName: "Contoso Ltd",
+		Domains: []string{"contoso.example"}, GlobalAdmins: []string{"it@contoso.example"},
+		OnboardedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+}
+
 // fakeAPI records calls and answers like the Lockbox API would, unless a
 // reply for "METHOD /path" was set.
 type fakeAPI struct {
@@ -114,6 +126,9 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok && r.Method == "GET" && strings.HasSuffix(path, "/settings") {
 		w.Header().Set("ETag", settingsETag)
 	}
+	if !ok && r.Method == "GET" && path == "/v1/tenants/contoso" {
+		w.Header().Set("ETag", tenantETag)
+	}
 	w.WriteHeader(rep.status)
 	_, _ = io.WriteString(w, rep.body)
 }
@@ -133,6 +148,24 @@ func defaultReply(method, path string, q url.Values, body []byte) reply {
 		return ok(map[string]any{"records": sampleRecords()})
 	case strings.HasPrefix(path, "/v1/requests/"):
 		return ok(sampleRequest())
+	case method == "GET" && path == "/v1/tenants/contoso":
+		return ok(sampleTenant())
+	case method == "PATCH" && path == "/v1/tenants/contoso":
+		t := sampleTenant()
+		var u wire.TenantUpdate
+		if json.Unmarshal(body, &u) != nil {
+			return reply{http.StatusBadRequest, `{"error":{"code":"invalid_json","message":"bad body"}}`}
+		}
+		if u.DisplayName != nil {
+			t.DisplayName = *u.DisplayName
+		}
+		if u.Domains != nil {
+			t.Domains = *u.Domains
+		}
+		if u.GlobalAdmins != nil {
+			t.GlobalAdmins = *u.GlobalAdmins
+		}
+		return ok(t)
 	case method == "GET" && strings.HasSuffix(path, "/settings"):
 		return ok(wire.Settings{LockboxEnabled: true, NotificationAddresses: []string{"sec@contoso.com"}})
 	case method == "PUT" && strings.HasSuffix(path, "/settings"):
@@ -522,6 +555,94 @@ func TestCommands(t *testing.T) {
 				{Method: "PUT", Path: "/v1/tenants/contoso/settings", Body: `{"lockbox_enabled":false,"notification_addresses":[]}`},
 			},
 			wantOut: []string{"Customer Lockbox:", "off"},
+		},
+		{
+			// --domain replaces the list with what it names: nothing is
+			// read, so nothing is compared.
+			name:      "tenant update --domain replaces the domains unconditionally",
+			args:      []string{"tenant", "update", "contoso", "--domain", "contoso.example,contoso.com"},
+			wantCalls: []call{{Method: "PATCH", Path: "/v1/tenants/contoso", Body: `{"domains":["contoso.example","contoso.com"]}`}},
+			wantOut:   []string{"Domains:", "contoso.example, contoso.com"},
+		},
+		{
+			// --add-/--remove- change the lists as read, and send the
+			// ETag read.
+			name: "tenant update --add-domain sends the ETag it read",
+			args: []string{"tenant", "update", "contoso", "--add-domain", "Contoso.COM", "--add-global-admin", "gina@contoso.example,it@contoso.example", "--name", "Contoso"},
+			wantCalls: []call{
+				{Method: "GET", Path: "/v1/tenants/contoso"},
+				{Method: "PATCH", Path: "/v1/tenants/contoso", IfMatch: tenantETag,
+					Body: `{"display_name":"Contoso","domains":["contoso.example","contoso.com"],"global_admins":["it@contoso.example","gina@contoso.example"]}`},
+			},
+			wantOut: []string{"contoso.example, contoso.com", "it@contoso.example, gina@contoso.example"},
+		},
+		{
+			name: "tenant update --remove-domain",
+			args: []string{"tenant", "update", "contoso", "--remove-domain", "CONTOSO.example.", "--add-domain", "contoso.com", "--remove-global-admin", "it@contoso.example"},
+			wantCalls: []call{
+				{Method: "GET", Path: "/v1/tenants/contoso"},
+				{Method: "PATCH", Path: "/v1/tenants/contoso", IfMatch: tenantETag, Body: `{"domains":["contoso.com"],"global_admins":[]}`},
+			},
+		},
+		{
+			// Another administrator saved a change between the command's
+			// read and its write: refused, said in one line, exit 3.
+			name: "tenant update refused when the entry changed meanwhile",
+			args: []string{"tenant", "update", "contoso", "--add-domain", "contoso.com"},
+			replies: map[string]reply{"PATCH /v1/tenants/contoso": {412,
+				`{"error":{"code":"tenant_changed","message":"the registry entry of tenant contoso changed since it was read"}}`}},
+			wantCode: 3,
+			wantCalls: []call{
+				{Method: "GET", Path: "/v1/tenants/contoso"},
+				{Method: "PATCH", Path: "/v1/tenants/contoso", IfMatch: tenantETag, Body: `{"domains":["contoso.example","contoso.com"]}`},
+			},
+			wantErr: []string{"lockboxctl: the registry entry of tenant contoso changed while this command ran; nothing was saved: run it again to apply your change to the new entry (tenant_changed, HTTP 412)\n"},
+			check: func(t *testing.T, out string) {
+				if out != "" {
+					t.Errorf("stdout = %q, want nothing: nothing was saved", out)
+				}
+			},
+		},
+		{
+			// A server from before revisions sends no ETag: the change is
+			// sent as before, without If-Match.
+			name:    "tenant update --add-domain against a server without ETags",
+			args:    []string{"tenant", "update", "contoso", "--add-domain", "contoso.com"},
+			replies: map[string]reply{"GET /v1/tenants/contoso": {200, mustJSON(sampleTenant())}},
+			wantCalls: []call{
+				{Method: "GET", Path: "/v1/tenants/contoso"},
+				{Method: "PATCH", Path: "/v1/tenants/contoso", Body: `{"domains":["contoso.example","contoso.com"]}`},
+			},
+		},
+		{
+			// Removing what is not there is most likely a typo: nothing
+			// is saved.
+			name:      "tenant update --remove-domain of a domain the tenant lacks",
+			args:      []string{"tenant", "update", "contoso", "--remove-domain", "contoso.con"},
+			wantCode:  1,
+			wantCalls: []call{{Method: "GET", Path: "/v1/tenants/contoso"}},
+			wantErr:   []string{"contoso.con is not a domain of tenant contoso; nothing was saved"},
+		},
+		{
+			name:      "tenant update --domain with --add-domain",
+			args:      []string{"tenant", "update", "contoso", "--domain", "contoso.example", "--add-domain", "contoso.com"},
+			wantCode:  2,
+			wantCalls: []call{},
+			wantErr:   []string{"--domain replaces the domains: give it, or --add-domain and --remove-domain, not both"},
+		},
+		{
+			name:      "tenant update --global-admin with --remove-global-admin",
+			args:      []string{"tenant", "update", "contoso", "--global-admin", "", "--remove-global-admin", "it@contoso.example"},
+			wantCode:  2,
+			wantCalls: []call{},
+			wantErr:   []string{"not both"},
+		},
+		{
+			name:      "tenant update --add-domain with no value",
+			args:      []string{"tenant", "update", "contoso", "--add-domain", ""},
+			wantCode:  2,
+			wantCalls: []call{},
+			wantErr:   []string{"--add-domain needs a value"},
 		},
 		{
 			name:      "tenant settings set with nothing to change",

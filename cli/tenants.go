@@ -221,17 +221,40 @@ func isForbidden(err error) bool {
 
 func (e *env) tenantUpdateCommand() *cobra.Command {
 	var (
-		display         string
-		domains, admins listValue
+		display                 string
+		domains, admins         listValue
+		addDomains, dropDomains listValue
+		addAdmins, dropAdmins   listValue
 	)
 	cmd := &cobra.Command{
-		Use:               "update ID [--name NAME] [--domain D]... [--global-admin ADDR]...",
-		Short:             "change a tenant's registry entry (the provider's Lockbox administrators)",
+		Use:   "update ID [--name NAME] [--domain D | --add-domain D | --remove-domain D]... [--global-admin ADDR | --add-global-admin ADDR | --remove-global-admin ADDR]...",
+		Short: "change a tenant's registry entry (the provider's Lockbox administrators)",
+		Long: "Change a tenant's registry entry (the provider's Lockbox administrators).\n\n" +
+			"--domain and --global-admin replace the list whole with what they name. --add-* and\n" +
+			"--remove-* change the list as it is: the command reads the entry and saves it only if\n" +
+			"nobody changed it meanwhile; if someone did, nothing is saved and it exits 3: run it\n" +
+			"again to apply your change to the new entry.",
 		Args:              args("ID"),
 		ValidArgsFunction: e.firstArgTenant,
 		RunE: func(cmd *cobra.Command, pos []string) error {
 			var u wire.TenantUpdate
 			f := cmd.Flags()
+			for _, edit := range []struct {
+				flag string
+				v    listValue
+			}{{"add-domain", addDomains}, {"remove-domain", dropDomains}, {"add-global-admin", addAdmins}, {"remove-global-admin", dropAdmins}} {
+				if f.Changed(edit.flag) && len(edit.v) == 0 {
+					return e.usage("--%s needs a value", edit.flag)
+				}
+			}
+			editDomains := f.Changed("add-domain") || f.Changed("remove-domain")
+			editAdmins := f.Changed("add-global-admin") || f.Changed("remove-global-admin")
+			if f.Changed("domain") && editDomains {
+				return e.usage("--domain replaces the domains: give it, or --add-domain and --remove-domain, not both")
+			}
+			if f.Changed("global-admin") && editAdmins {
+				return e.usage("--global-admin replaces the global administrators: give it, or --add-global-admin and --remove-global-admin, not both")
+			}
 			if f.Changed("name") {
 				u.DisplayName = &display
 			}
@@ -246,14 +269,60 @@ func (e *env) tenantUpdateCommand() *cobra.Command {
 				a := append([]string{}, admins...)
 				u.GlobalAdmins = &a
 			}
-			if u == (wire.TenantUpdate{}) {
-				return e.usage("nothing to change: give --name, --domain or --global-admin")
+			if u == (wire.TenantUpdate{}) && !editDomains && !editAdmins {
+				return e.usage("nothing to change: give --name, --domain, --global-admin, or --add-/--remove- one of them")
 			}
 			c, err := e.client()
 			if err != nil {
 				return err
 			}
-			t, err := c.UpdateTenant(e.ctx, pos[0], u)
+			if !editDomains && !editAdmins {
+				// What the flags name replaces the entry's fields: nothing
+				// was read, so there is nothing to compare against.
+				t, err := c.UpdateTenant(e.ctx, pos[0], u)
+				if err != nil {
+					return err
+				}
+				return e.emit(t, nil, func(w io.Writer) error { return printTenant(w, t) })
+			}
+			// The API replaces a list whole, so read it, change what was
+			// asked and send the ETag read back: a change another
+			// administrator saved in between (a global administrator
+			// added while this adds a domain) is then refused (412)
+			// rather than undone by the lists read before it.
+			t, etag, err := c.TenantETag(e.ctx, pos[0])
+			if err != nil {
+				return err
+			}
+			if editDomains {
+				d, err := editList("domain", pos[0], t.Domains, normalizeDomains(addDomains), normalizeDomains(dropDomains), strings.EqualFold)
+				if err != nil {
+					return err
+				}
+				u.Domains = &d
+			}
+			if editAdmins {
+				a, err := editList("global administrator", pos[0], t.GlobalAdmins, addAdmins, dropAdmins, func(a, b string) bool { return a == b })
+				if err != nil {
+					return err
+				}
+				u.GlobalAdmins = &a
+			}
+			if etag == "" {
+				// A server from before registry entries had revisions: it
+				// has nothing to compare against.
+				t, err = c.UpdateTenant(e.ctx, pos[0], u)
+			} else {
+				t, _, err = c.UpdateTenantIfMatch(e.ctx, pos[0], u, etag)
+			}
+			if apiErr, ok := errors.AsType[*client.APIError](err); ok && apiErr.Status == http.StatusPreconditionFailed && apiErr.Code == client.CodeTenantChanged {
+				// One line, in the command's terms: the server's message
+				// asks to "read it again", which running the command
+				// again does.
+				changed := *apiErr
+				changed.Message = fmt.Sprintf("the registry entry of tenant %s changed while this command ran; nothing was saved: run it again to apply your change to the new entry", pos[0])
+				return &changed
+			}
 			if err != nil {
 				return err
 			}
@@ -263,8 +332,47 @@ func (e *env) tenantUpdateCommand() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&display, "name", "", "a new display name")
 	f.Var(&domains, "domain", "replace the user domains; repeat or separate with commas. Approvers outside the new domains lose their rights")
+	f.Var(&addDomains, "add-domain", "add user domains to the entry's")
+	f.Var(&dropDomains, "remove-domain", "remove user domains from the entry's; their approvers lose their rights")
 	f.Var(&admins, "global-admin", `replace the global administrators' addresses; --global-admin "" removes them all`)
+	f.Var(&addAdmins, "add-global-admin", "add global administrators' addresses to the entry's")
+	f.Var(&dropAdmins, "remove-global-admin", "remove global administrators' addresses from the entry's")
 	return cmd
+}
+
+// normalizeDomains puts domains as the registry keeps them: lower case,
+// without a final dot, so that --remove-domain Contoso.COM. finds
+// contoso.com.
+func normalizeDomains(in []string) []string {
+	out := make([]string, len(in))
+	for i, d := range in {
+		out[i] = strings.TrimSuffix(strings.ToLower(d), ".")
+	}
+	return out
+}
+
+// editList returns list with add appended (those not in it yet) and drop
+// removed, comparing with same. A value of drop that is not in the list
+// is refused before anything is saved: it is most likely a typo, and
+// saving the rest would hide it.
+func editList(what, tenant string, list, add, drop []string, same func(a, b string) bool) ([]string, error) {
+	out := make([]string, 0, len(list)+len(add))
+	for _, v := range list {
+		if !slices.ContainsFunc(drop, func(d string) bool { return same(d, v) }) {
+			out = append(out, v)
+		}
+	}
+	for _, d := range drop {
+		if !slices.ContainsFunc(list, func(v string) bool { return same(d, v) }) {
+			return nil, fmt.Errorf("%s is not a %s of tenant %s; nothing was saved", d, what, tenant)
+		}
+	}
+	for _, a := range add {
+		if !slices.ContainsFunc(out, func(v string) bool { return same(a, v) }) {
+			out = append(out, a)
+		}
+	}
+	return out, nil
 }
 
 // printTenant prints t's registry entry, then the label and value rows of
