@@ -60,7 +60,7 @@ type Requests interface {
 // *tenants.Store implements it.
 type Tenants interface {
 	Onboard(ctx context.Context, p identity.Principal, clientIP string, in tenants.Onboarding) (tenants.Tenant, tenants.Settings, error)
-	UpdateTenant(ctx context.Context, p identity.Principal, clientIP, tenant string, u tenants.TenantUpdate) (tenants.Tenant, error)
+	UpdateTenantIf(ctx context.Context, p identity.Principal, clientIP, tenant string, u tenants.TenantUpdate, ifRevision int64) (tenants.Tenant, error)
 	Tenant(ctx context.Context, p identity.Principal, tenant string) (tenants.Tenant, error)
 	List(ctx context.Context, p identity.Principal) ([]tenants.Tenant, error)
 	Settings(ctx context.Context, p identity.Principal, tenant string) (tenants.Settings, error)

@@ -1,11 +1,14 @@
 package console
 
 import (
+	"errors"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/lockbox-oss/lockbox/identity"
+	"github.com/lockbox-oss/lockbox/internal/fault"
 	"github.com/lockbox-oss/lockbox/internal/httperr"
 	"github.com/lockbox-oss/lockbox/internal/peer"
 	"github.com/lockbox-oss/lockbox/tenants"
@@ -19,6 +22,9 @@ import (
 type tenantForm struct {
 	ID, Name, OrganizationID, Domains, GlobalAdmins string
 	LockboxOff                                      bool
+	// Revision is the edit form's revision field: the revision of the
+	// entry it was opened on, or empty for none (saving then checks none).
+	Revision string
 }
 
 type tenantsView struct {
@@ -98,25 +104,54 @@ func (c *Console) tenantPage(w http.ResponseWriter, r *http.Request, sess Sessio
 
 func formOf(t tenants.Tenant) tenantForm {
 	return tenantForm{ID: t.ID, Name: t.DisplayName, OrganizationID: t.OrganizationID,
-		Domains: strings.Join(t.Domains, "\n"), GlobalAdmins: strings.Join(t.GlobalAdmins, "\n")}
+		Domains: strings.Join(t.Domains, "\n"), GlobalAdmins: strings.Join(t.GlobalAdmins, "\n"),
+		Revision: strconv.FormatInt(t.Revision, 10)}
 }
 
+// tenantChangedProblem is what the tenant page says when its form was
+// opened on a registry entry that someone has changed since.
+const tenantChangedProblem = "The registry entry changed since you opened this page, and your change was not saved. Review it below and save again."
+
+// updateTenant saves the registry entry's form. The form sends every
+// field, the domain and global-admin lists whole, so saving a page opened
+// before another administrator's change (a domain added) would undo it
+// (the domain dropped while this page adds a global administrator). The
+// form carries the revision of the entry it was rendered with (field
+// revision), and the change is saved only over that revision: a stale
+// form shows the entry as it is now, with the new revision, and saves
+// nothing. A form without the field (a page from before revisions) saves
+// whatever the revision, as it always did.
 func (c *Console) updateTenant(w http.ResponseWriter, r *http.Request, sess Session) error {
 	id := r.PathValue("tenant")
+	ifRevision := tenants.AnyRevision
+	revision := r.PostFormValue("revision")
+	if revision != "" {
+		n, err := strconv.ParseInt(revision, 10, 64)
+		if err != nil || n < 0 {
+			return httperr.New(http.StatusBadRequest, "invalid_revision", "The form's revision is not one this page writes: reload the page and save again.")
+		}
+		ifRevision = n
+	}
 	name, domains, admins := r.PostFormValue("display_name"), lines(r.PostFormValue("domains")), lines(r.PostFormValue("global_admins"))
-	_, err := c.cfg.Tenants.UpdateTenant(r.Context(), sess.Principal, peer.IP(r), id,
-		tenants.TenantUpdate{DisplayName: &name, Domains: &domains, GlobalAdmins: &admins})
+	_, err := c.cfg.Tenants.UpdateTenantIf(r.Context(), sess.Principal, peer.IP(r), id,
+		tenants.TenantUpdate{DisplayName: &name, Domains: &domains, GlobalAdmins: &admins}, ifRevision)
 	if err != nil {
 		status, _, msg := httperr.FromError(err)
-		if status != http.StatusBadRequest {
+		if !errors.Is(err, fault.ErrPrecondition) && status != http.StatusBadRequest {
 			return err
 		}
 		t, terr := c.cfg.Tenants.Tenant(r.Context(), sess.Principal, id)
 		if terr != nil {
 			return terr
 		}
+		if errors.Is(err, fault.ErrPrecondition) {
+			c.render(w, r, status, "tenant", &sess, tenantView{Tenant: t, CanAdmin: true, Form: formOf(t), Problem: tenantChangedProblem})
+			return nil
+		}
+		// What was typed comes back, under the revision it was based on,
+		// so fixing it and saving still checks that one.
 		f := tenantForm{ID: id, Name: name, OrganizationID: t.OrganizationID,
-			Domains: r.PostFormValue("domains"), GlobalAdmins: r.PostFormValue("global_admins")}
+			Domains: r.PostFormValue("domains"), GlobalAdmins: r.PostFormValue("global_admins"), Revision: revision}
 		c.render(w, r, status, "tenant", &sess, tenantView{Tenant: t, CanAdmin: true, Form: f, Problem: msg})
 		return nil
 	}

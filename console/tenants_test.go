@@ -4,10 +4,13 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/lockbox-oss/lockbox/audit/record"
+	"github.com/lockbox-oss/lockbox/tenants"
 )
 
 // TestTenantRegistry: the provider's Lockbox administrator onboards and
@@ -73,4 +76,87 @@ func TestTenantRegistry(t *testing.T) {
 	}
 	// The approvers page names the domains approvers come from.
 	mustContain(t, "approvers page", a.get("/console/approvers"), "a user of contoso.example")
+}
+
+// tenantFormRevision returns the revision the tenant edit form on r
+// carries.
+func tenantFormRevision(t *testing.T, r resp) string {
+	t.Helper()
+	m := regexp.MustCompile(`name="revision" value="([^"]*)"`).FindStringSubmatch(r.body)
+	if m == nil {
+		t.Fatalf("the tenant form carries no revision: %s", r)
+	}
+	return m[1]
+}
+
+// TestTenantChangedSinceTheFormOpened: the tenant edit form carries the
+// revision of the entry it shows, and saving it after another Lockbox
+// administrator saved a change saves nothing: one added a domain while
+// the other's page, opened before, adds a global administrator and would
+// send the domains back without it. The page shows the entry as it is
+// now, with a request to review it and save again, and saving that page
+// applies.
+func TestTenantChangedSinceTheFormOpened(t *testing.T) {
+	parallel(t)
+	e := newEnv(t)
+	ctx := context.Background()
+	b := e.signIn(lara)
+	page := b.get("/console/tenants/contoso")
+	opened := tenantFormRevision(t, page)
+	before, err := e.ten.Get(ctx, "contoso")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Another administrator adds a domain while the page is open.
+	domains := append(slices.Clone(before.Domains), "contoso.com")
+	if _, err := e.ten.UpdateTenant(ctx, lara, "", "contoso", tenants.TenantUpdate{Domains: &domains}); err != nil {
+		t.Fatal(err)
+	}
+	records := len(e.records("contoso"))
+	// This one adds a global administrator on the page as opened: the
+	// form sends the domains it showed, without the new one.
+	stale := url.Values{"revision": {opened}, "display_name": {before.DisplayName},
+		"domains": {strings.Join(before.Domains, "\n")}, "global_admins": {strings.Join(append(slices.Clone(before.GlobalAdmins), "gina@contoso.example"), "\n")}}
+	r := b.post("/console/tenants/contoso", b.form(stale))
+	if r.status != http.StatusPreconditionFailed {
+		t.Fatalf("stale save: %s", r)
+	}
+	mustContain(t, "stale save", r, `role="alert"`, "The registry entry changed since you opened this page", "Review it below and save again",
+		"contoso.com", `name="csrf_token"`)
+	mustNotContain(t, "stale save", r, "gina@contoso.example")
+	got, err := e.ten.Get(ctx, "contoso")
+	if err != nil || !slices.Equal(got.Domains, []string{"contoso.com", "contoso.example"}) || !slices.Equal(got.GlobalAdmins, before.GlobalAdmins) {
+		t.Fatalf("after the stale save: %+v, %v; want the other administrator's change alone", got, err)
+	}
+	if n := len(e.records("contoso")); n != records {
+		t.Fatalf("the stale save was audited: %d records, want %d", n, records)
+	}
+
+	// The page now carries the current revision: saving it applies.
+	current := tenantFormRevision(t, r)
+	if current == opened {
+		t.Fatalf("the refreshed form still carries revision %s", opened)
+	}
+	fresh := url.Values{"revision": {current}, "display_name": {before.DisplayName},
+		"domains": {strings.Join(got.Domains, "\n")}, "global_admins": {strings.Join(append(slices.Clone(before.GlobalAdmins), "gina@contoso.example"), "\n")}}
+	if r := b.post("/console/tenants/contoso", b.form(fresh)); r.status != http.StatusSeeOther {
+		t.Fatalf("save after review: %s", r)
+	}
+	if got, _ := e.ten.Get(ctx, "contoso"); len(got.Domains) != 2 || !slices.Contains(got.GlobalAdmins, "gina@contoso.example") {
+		t.Fatalf("after the reviewed save: %+v", got)
+	}
+
+	// A mistake keeps what was typed under the revision it was based on.
+	bad := url.Values{"revision": {opened}, "display_name": {"Contoso"}, "domains": {"not a domain"}}
+	if r := b.post("/console/tenants/contoso", b.form(bad)); r.status != http.StatusBadRequest || tenantFormRevision(t, r) != opened ||
+		!strings.Contains(r.body, "not a domain") {
+		t.Errorf("bad domain keeps revision %s: %s", opened, r)
+	}
+	if r := b.post("/console/tenants/contoso", b.form(url.Values{"revision": {"seven"}, "display_name": {"Contoso"}, "domains": {"contoso.example"}})); r.status != http.StatusBadRequest {
+		t.Errorf("a revision that is not a number: %s", r)
+	}
+	if got, _ := e.ten.Get(ctx, "contoso"); got.DisplayName != before.DisplayName || len(got.Domains) != 2 {
+		t.Fatalf("a refused form changed the entry: %+v", got)
+	}
 }
