@@ -7,12 +7,14 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/lockbox-oss/lockbox/grants"
+	"github.com/lockbox-oss/lockbox/internal/keys"
 	"github.com/lockbox-oss/lockbox/internal/redistest"
 	"github.com/lockbox-oss/lockbox/internal/tenanttest"
 	"github.com/lockbox-oss/lockbox/notify"
@@ -620,5 +622,65 @@ func TestMessagesListActivitiesAndShortDurations(t *testing.T) {
 		if s := notify.Summary(ev); !strings.Contains(s, grants.Duration(c.d).String()) {
 			t.Errorf("summary %q", s)
 		}
+	}
+}
+
+// setReads counts the reads of one Redis set (SMEMBERS of key), alone or
+// in a pipeline.
+type setReads struct {
+	key string
+	n   atomic.Int64
+}
+
+func (h *setReads) count(cmds ...redis.Cmder) {
+	for _, c := range cmds {
+		if redistest.Command("smembers", h.key)(c) {
+			h.n.Add(1)
+		}
+	}
+}
+
+func (h *setReads) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *setReads) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, c redis.Cmder) error { h.count(c); return next(ctx, c) }
+}
+func (h *setReads) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error { h.count(cmds...); return next(ctx, cmds) }
+}
+
+// TestApproverSetReadOncePerEvent: the worker reads a tenant's approver
+// set once for the recipients of an event, however many approvers it
+// holds. Reading it again for each approver it lists to ask whether they
+// still count made an event's cost the square of their number: a global
+// admin assigning a few thousand approvers (any user@ the tenant's
+// domains) turned each of the tenant's notifications into gigabytes read
+// from the Redis every tenant's calls share.
+func TestApproverSetReadOncePerEvent(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	const assigned = 40
+	for i := range assigned {
+		if err := e.tenants.AddApprover(ctx, globalAdmin.Principal, "203.0.113.1", "contoso", fmt.Sprintf("user%02d@contoso.example", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := e.create(t, operator(0))
+	e.act(t, r.ID, grants.ActionApprove, manager)
+
+	rdb := redistest.Clone(t, e.rdb)
+	reads := &setReads{key: keys.Approvers("contoso")}
+	rdb.AddHook(reads)
+	mb := &mailbox{}
+	drain(t, mailWorker(t, e, mb, notify.Config{Redis: rdb}))
+
+	// adam, eve and the forty, each mailed that the request awaits them.
+	for _, a := range []string{"adam@contoso.example", "user00@contoso.example", fmt.Sprintf("user%02d@contoso.example", assigned-1)} {
+		if len(mb.to(a)) != 1 {
+			t.Fatalf("%s got %d messages; recipients %v", a, len(mb.to(a)), mb.recipients())
+		}
+	}
+	// Two events (created, pending_customer), at most one read each.
+	if n := reads.n.Load(); n > 2 {
+		t.Fatalf("the approver set of %d was read %d times for two events", assigned+2, n)
 	}
 }

@@ -38,9 +38,9 @@ type Directory interface {
 	Get(ctx context.Context, tenant string) (tenants.Tenant, error)
 	// Lookup returns the tenant's settings (its notification addresses).
 	Lookup(ctx context.Context, tenant string) (tenants.Settings, error)
-	// IsApprover reports whether an assigned approver still counts: a user
-	// of one of the tenant's domains.
-	IsApprover(ctx context.Context, tenant, user string) (bool, error)
+	// AssignedApprovers returns the tenant's assigned approvers that still
+	// count (users of one of its domains), each once, reading the set once.
+	AssignedApprovers(ctx context.Context, tenant string) ([]string, error)
 }
 
 var _ Directory = (*tenants.Store)(nil)
@@ -789,7 +789,7 @@ func requesterAddress(r grants.Request) string {
 
 // tenantRecipients lists, deduplicated, the tenant's global administrators'
 // contacts (its registry entry) and its assigned approvers that still count
-// (tenants.Store.IsApprover: users of the tenant's domains), plus, with
+// (tenants.Store.AssignedApprovers: users of the tenant's domains), plus, with
 // all, its notification addresses. Microsoft 365 notifies "the Global
 // Administrators and the Customer Lockbox access approver roles".
 func (w *Worker) tenantRecipients(ctx context.Context, t string, all bool) ([]string, error) {
@@ -810,19 +810,13 @@ func (w *Worker) tenantRecipients(ctx context.Context, t string, all bool) ([]st
 	for _, a := range entry.GlobalAdmins {
 		add(a)
 	}
-	approvers, err := w.cfg.Redis.SMembers(ctx, keys.Approvers(t)).Result()
+	// One read of the set, however many approvers it holds.
+	approvers, err := w.cfg.Tenants.AssignedApprovers(ctx, t)
 	if err != nil {
 		return nil, fault.Unavailable("notify: approvers", err)
 	}
-	slices.Sort(approvers)
 	for _, a := range approvers {
-		ok, err := w.cfg.Tenants.IsApprover(ctx, t, a)
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			add(a)
-		}
+		add(a)
 	}
 	if all {
 		st, err := w.cfg.Tenants.Lookup(ctx, t)

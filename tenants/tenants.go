@@ -220,6 +220,47 @@ func (s *Store) IsApprover(ctx context.Context, tenant, user string) (bool, erro
 		// Not an id Lockbox accepts from a token or assigns: nobody's.
 		return false, nil
 	}
+	members, entry, err := s.approverSet(ctx, tenant)
+	if err != nil {
+		return false, err
+	}
+	if len(stored(members, user)) == 0 {
+		return false, nil
+	}
+	t, ok, err := entryOf(tenant, entry)
+	if err != nil || !ok {
+		return false, err
+	}
+	return t.HasUser(user), nil
+}
+
+// AssignedApprovers returns tenant's assigned approvers that count (IsApprover:
+// users of one of its domains), folded (foldUser), each once, sorted,
+// without an access check. It reads the set once: a caller with a use for
+// every approver asks it, not IsApprover for each, which would read the
+// whole set again for every one of them, the square of their number.
+func (s *Store) AssignedApprovers(ctx context.Context, tenant string) ([]string, error) {
+	members, entry, err := s.approverSet(ctx, tenant)
+	if err != nil || len(members) == 0 {
+		return nil, err
+	}
+	t, ok, err := entryOf(tenant, entry)
+	if err != nil || !ok {
+		return nil, err
+	}
+	var out []string
+	for _, m := range members {
+		if u := foldUser(m); t.HasUser(u) {
+			out = append(out, u)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// approverSet reads tenant's approver set and its registry entry (nil when
+// there is none) in one round trip.
+func (s *Store) approverSet(ctx context.Context, tenant string) ([]string, []byte, error) {
 	var members *redis.StringSliceCmd
 	var entry *redis.StringCmd
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -228,20 +269,29 @@ func (s *Store) IsApprover(ctx context.Context, tenant, user string) (bool, erro
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return false, fault.Unavailable("tenants: approvers", err)
-	}
-	if len(stored(members.Val(), user)) == 0 {
-		return false, nil
+		return nil, nil, fault.Unavailable("tenants: approvers", err)
 	}
 	b, err := entry.Bytes()
 	if errors.Is(err, redis.Nil) {
-		return false, nil
+		return members.Val(), nil, nil
+	}
+	if err != nil {
+		return nil, nil, fault.Unavailable("tenants: approvers", fmt.Errorf("registry entry of %s: %v", tenant, err))
+	}
+	return members.Val(), b, nil
+}
+
+// entryOf decodes the registry entry approverSet read; false when there
+// is none (a tenant not onboarded, whose assignments count for nobody).
+func entryOf(tenant string, entry []byte) (Tenant, bool, error) {
+	if entry == nil {
+		return Tenant{}, false, nil
 	}
 	var t Tenant
-	if err != nil || json.Unmarshal(b, &t) != nil {
-		return false, fault.Unavailable("tenants: approvers", fmt.Errorf("registry entry of %s: %v", tenant, err))
+	if err := json.Unmarshal(entry, &t); err != nil {
+		return Tenant{}, false, fault.Unavailable("tenants: approvers", fmt.Errorf("registry entry of %s: %v", tenant, err))
 	}
-	return t.HasUser(user), nil
+	return t, true, nil
 }
 
 // stored returns the entries of an approver set that are user, in

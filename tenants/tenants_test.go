@@ -583,3 +583,39 @@ func TestReadNeedsTenantUser(t *testing.T) {
 		}
 	}
 }
+
+// TestAssignedApprovers: the approvers that count, as IsApprover judges
+// each one, in one read: folded and listed once whatever the case they
+// were stored in, and none outside the tenant's domains or of a tenant
+// that is not onboarded.
+func TestAssignedApprovers(t *testing.T) {
+	rdb := testRedis(t)
+	s, _ := newStoreOn(t, rdb)
+	ctx := context.Background()
+	for _, u := range []string{"adam@contoso.example", "olga@contoso.example"} {
+		if err := s.AddApprover(ctx, admin, "", "contoso", u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// As stored before ids were folded, and outside the tenant's domains.
+	if err := rdb.SAdd(ctx, keys.Approvers("contoso"), "Olga@Contoso.Example", "Bea@Contoso.Example", "eve@fabrikam.example").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.SAdd(ctx, keys.Approvers("ghost"), "gus@ghost.example").Err(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.AssignedApprovers(ctx, "contoso")
+	if err != nil || fmt.Sprint(got) != "[adam@contoso.example bea@contoso.example olga@contoso.example]" {
+		t.Fatalf("AssignedApprovers = %v, %v", got, err)
+	}
+	for _, u := range got {
+		if ok, err := s.IsApprover(ctx, "contoso", u); err != nil || !ok {
+			t.Fatalf("IsApprover(%s) = %v, %v", u, ok, err)
+		}
+	}
+	for _, tenant := range []string{"fabrikam", "ghost"} {
+		if got, err := s.AssignedApprovers(ctx, tenant); err != nil || len(got) != 0 {
+			t.Fatalf("AssignedApprovers(%s) = %v, %v", tenant, got, err)
+		}
+	}
+}
