@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -143,17 +144,51 @@ func (s *SMTP) Send(ctx context.Context, id string, m Message) error {
 			s.logger.WarnContext(ctx, "SMTP error after the message was accepted", "message_id", id, "err", err)
 			return nil
 		}
-		if se, ok := errors.AsType[*mail.SendError](err); ok && se.Reason == mail.ErrSMTPRcptTo && se.ErrorCode()/100 == 5 {
-			// The server refused the recipient for good (550 no such
-			// mailbox, 553 a name it does not take): asking again changes
-			// nothing, so the message is a dead letter at once. Other 5xx
-			// answers (to MAIL FROM, AUTH) concern every message and are
-			// the operator's to fix: those are retried.
+		if se, ok := errors.AsType[*mail.SendError](err); ok && se.Reason == mail.ErrSMTPRcptTo && recipientGone(se) {
+			// The server refused the recipient for good (550 5.1.1 no
+			// such mailbox, 553 a name it does not take): asking again
+			// changes nothing, so the message is a dead letter at once.
+			// Other refusals, permanent ones at RCPT TO included, concern
+			// every message (relaying denied, authentication required)
+			// and are the operator's to fix: those are retried.
 			return permanent(fmt.Errorf("smtp send: recipient refused: %w", err))
 		}
 		return fmt.Errorf("smtp send: %w", err)
 	}
 	return nil
+}
+
+// rcptReply finds the server's reply to RCPT TO in a SendError's text
+// (`sending SMTP RCPT TO command: 550 "5.1.1 no such user", affected
+// recipient(s): ...`, the text quoted as net/textproto quotes it): its
+// code and, when it has one, its enhanced status code's subject and
+// detail (5.1.1: 1 and 1). The reply comes first, before the recipient,
+// and ": " followed by a code can't be part of an address.
+var rcptReply = regexp.MustCompile(`: (5\d\d) "?(?:5\.(\d{1,3})\.(\d{1,3})\b)?`)
+
+// recipientGone reports whether a refusal at RCPT TO says the recipient's
+// mailbox can never take the message: an enhanced status code of the
+// address (5.1.x: no such mailbox, bad domain, bad syntax) or a disabled
+// mailbox (5.2.1), or, from a server that gives no enhanced code, 550,
+// 551 or 553, RFC 5321's mailbox refusals. A 5xx reply with any other
+// enhanced code concerns the relay or the sender rather than this
+// recipient (5.7.1 relaying denied, 5.7.0 authentication required,
+// 5.5.x protocol): every message would get it, and a dead letter is not
+// retried, so it must not be one. 552 at RCPT TO is temporary (RFC 5321
+// 4.5.3.1.10), and 554 says nothing about the mailbox.
+func recipientGone(se *mail.SendError) bool {
+	m := rcptReply.FindStringSubmatch(se.Error())
+	if m == nil {
+		return false
+	}
+	switch subject, detail := m[2], m[3]; {
+	case subject == "":
+		return m[1] == "550" || m[1] == "551" || m[1] == "553"
+	case subject == "1":
+		return true
+	default:
+		return subject == "2" && detail == "1"
+	}
 }
 
 // DevSink is the mailer of `lockbox dev` and of servers without SMTP: it

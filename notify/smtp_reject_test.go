@@ -79,7 +79,9 @@ func (s *refusingSMTP) serve(c net.Conn) {
 // stream at once, as the runbook says, instead of being offered to the
 // server sixteen times over three hours. A temporary refusal (4xx), and a
 // permanent one of the sender (MAIL FROM), which concerns every message
-// and is the operator's to fix, are retried.
+// and is the operator's to fix, are retried; so is a permanent refusal at
+// RCPT TO that is about the relay's policy (5.7.x: relaying denied,
+// authentication required) rather than the recipient's address (5.1.x).
 func TestSMTPRecipientRefused(t *testing.T) {
 	cases := []struct {
 		name       string
@@ -90,6 +92,17 @@ func TestSMTPRecipientRefused(t *testing.T) {
 		{"mailbox name not allowed", "250 ok", "553 5.1.3 bad recipient address syntax", true},
 		{"mailbox busy", "250 ok", "450 4.2.1 mailbox busy, try later", false},
 		{"sender refused", "550 5.7.1 sender not allowed to relay", "250 ok", false},
+		{"no such mailbox, no enhanced code", "250 ok", "550 no such user here", true},
+		{"mailbox disabled", "250 ok", "550 5.2.1 mailbox disabled", true},
+		// A relay refuses at RCPT TO what concerns every message, not the
+		// recipient: Lockbox not allowed to relay (Postfix, Sendmail),
+		// authentication it must give first. Dead-lettering would drop
+		// every notification, approvers' "awaits your decision" included,
+		// until the operator fixes the relay: they are retried.
+		{"relay access denied", "250 ok", "554 5.7.1 <mary@provider.example>: Relay access denied", false},
+		{"relaying denied", "250 ok", "550 5.7.1 <mary@provider.example>... Relaying denied", false},
+		{"authentication required", "250 ok", "530 5.7.0 Authentication required", false},
+		{"transaction failed", "250 ok", "554 transaction failed", false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
