@@ -676,7 +676,9 @@ func (c Config) check() error {
 			continue
 		}
 		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
-			errs = append(errs, varErr("WebhookURLs", "%q is not an http(s) URL", u))
+			// Not quoted: a receiver's URL may hold its credential (Slack's
+			// and Teams' do), and this message goes to logs.
+			errs = append(errs, varErr("WebhookURLs", "%s is not an http(s) URL with a host", redactWebhookURL(u)))
 		}
 	}
 	if _, err := c.ManagerAddresses(); err != nil {
@@ -800,7 +802,8 @@ func (c Config) Logger(w io.Writer) *slog.Logger {
 }
 
 // LogValue lets c be logged at start-up: every variable by its full name,
-// with the password in LOCKBOX_REDIS_URL redacted.
+// with the password in LOCKBOX_REDIS_URL and all but the origins of
+// LOCKBOX_WEBHOOK_URLS redacted.
 func (c Config) LogValue() slog.Value {
 	v := reflect.ValueOf(c)
 	t := v.Type()
@@ -808,12 +811,36 @@ func (c Config) LogValue() slog.Value {
 	for i := range t.NumField() {
 		name := fieldVar[t.Field(i).Name]
 		val := fmt.Sprint(v.Field(i).Interface())
-		if t.Field(i).Name == "RedisURL" {
+		switch t.Field(i).Name {
+		case "RedisURL":
 			val = redactURL(val)
+		case "WebhookURLs":
+			var us []string
+			for u := range strings.SplitSeq(val, ",") {
+				if u = strings.TrimSpace(u); u != "" {
+					us = append(us, redactWebhookURL(u))
+				}
+			}
+			val = strings.Join(us, ",")
 		}
 		attrs = append(attrs, slog.String(name, val))
 	}
 	return slog.GroupValue(attrs...)
+}
+
+// redactWebhookURL names a webhook receiver by scheme and host only:
+// Slack's and Teams' incoming-webhook URLs carry their credential in the
+// path, others in the query or user info.
+func redactWebhookURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" {
+		return "(a URL, not shown)"
+	}
+	out := u.Scheme + "://" + u.Host
+	if u.User != nil || u.Path != "" || u.RawQuery != "" || u.Fragment != "" {
+		out += "/…"
+	}
+	return out
 }
 
 func redactURL(s string) string {

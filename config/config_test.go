@@ -674,6 +674,26 @@ func TestLogValueRedactsRedisPassword(t *testing.T) {
 	}
 }
 
+// A webhook receiver's URL may carry its credential in the path, query or
+// user info: neither the logged configuration nor a refusal shows it.
+func TestWebhookURLsNeverShowTheirCredential(t *testing.T) {
+	const token = "T0KEN"
+	urls := "https://hooks.example.com/services/" + token + ",https://u:" + token + "@x.example?k=" + token
+	var buf bytes.Buffer
+	c, err := Load(map[string]string{"LOCKBOX_WEBHOOK_URLS": urls, "LOCKBOX_WEBHOOK_SECRET_FILE": writeFile(t, "secret", "k")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slog.New(slog.NewTextHandler(&buf, nil)).Info("config", "config", c)
+	if out := buf.String(); strings.Contains(out, token) || !strings.Contains(out, "https://hooks.example.com/…,https://x.example/…") {
+		t.Errorf("logged configuration: %s", out)
+	}
+	_, err = Load(map[string]string{"LOCKBOX_WEBHOOK_URLS": "hooks.example.com/services/" + token, "LOCKBOX_WEBHOOK_SECRET_FILE": writeFile(t, "secret", "k")})
+	if err == nil || strings.Contains(err.Error(), token) || !strings.Contains(err.Error(), "LOCKBOX_WEBHOOK_URLS") {
+		t.Errorf("refusal of a URL without a scheme: %v", err)
+	}
+}
+
 func TestVars(t *testing.T) {
 	docs := Vars()
 	if n := reflect.TypeFor[Config]().NumField(); len(docs) != n {
