@@ -67,7 +67,8 @@ const (
 	// exitRefused: the API refused the call — the caller may not (HTTP 401,
 	// 403), what it names does not exist (404), is not in a state that
 	// allows it (409: decided by someone else first, an open request
-	// already there), or it changed since the command read it (412,
+	// already there; not 409 "conflict", which asks for a retry), or it
+	// changed since the command read it (412,
 	// nothing written) — so a script can tell "no" from "broken". Such an
 	// answer without the API's error document is some other server's:
 	// exitError.
@@ -183,8 +184,13 @@ func (e *env) report(err error) int {
 			// the metrics port, a path prefix left out) and says nothing
 			// of what the command named: exit 3 would tell a script that
 			// the request does not exist.
-			if apiErr.Code != "" {
+			// A 409 "conflict" is a change that met another in Redis
+			// ("retry"): nothing was refused, so not exit 3.
+			if apiErr.Code != "" && !(apiErr.Status == http.StatusConflict && apiErr.Code == "conflict") {
 				return exitRefused
+			}
+			if apiErr.Code != "" {
+				return exitError
 			}
 			fmt.Fprintf(e.stderr, "lockboxctl: the answer is not from the Lockbox API: is %s its address (--addr, $%s)?\n",
 				clean(apiURL(e.g.addr)), EnvAddr)

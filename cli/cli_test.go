@@ -690,6 +690,23 @@ func TestCommands(t *testing.T) {
 			wantErr:  []string{"lockboxctl: no tenant contoso (not_found, HTTP 404)"},
 		},
 		{
+			// 409 with the API's document is a refusal (exit 3), unless it
+			// is the "changed concurrently; retry" one: that call failed
+			// and may pass when run again.
+			name:     "approve refused: decided first by someone else",
+			args:     []string{"request", "approve", reqID},
+			replies:  map[string]reply{"POST /v1/requests/" + reqID + "/approve": {409, `{"error":{"code":"invalid_transition","message":"cannot approve a request that is pending_customer"}}`}},
+			wantCode: 3,
+			wantErr:  []string{"(invalid_transition, HTTP 409"},
+		},
+		{
+			name:     "approve met a concurrent change",
+			args:     []string{"request", "approve", reqID},
+			replies:  map[string]reply{"POST /v1/requests/" + reqID + "/approve": {409, `{"error":{"code":"conflict","message":"request is changing concurrently; retry"}}`}},
+			wantCode: 1,
+			wantErr:  []string{"(conflict, HTTP 409"},
+		},
+		{
 			name:      "approver list",
 			args:      []string{"approver", "list", "contoso"},
 			wantCalls: []call{{Method: "GET", Path: "/v1/tenants/contoso/approvers"}},
