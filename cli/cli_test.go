@@ -1072,13 +1072,22 @@ func TestCommands(t *testing.T) {
 			args:      []string{"help", "Get-AccessToCustomerDataRequest"},
 			wantCalls: []call{},
 			wantOut: []string{"lockboxctl Get-AccessToCustomerDataRequest [-ApprovalStatus S] [-CreatedAfter TIME] [-RequestId ID]",
-				"-ApprovalStatus S", "Pending (both pending states)", "-CreatedAfter TIME", "-RequestId ID", "case-insensitive"},
+				"-ApprovalStatus S", "Pending (both pending states)", "-CreatedAfter TIME", "-RequestId ID", "case-insensitive",
+				// A cut page's hint names --cursor and --all: the help
+				// names them too.
+				"--cursor C", "-All"},
 		},
 		{
 			name:      "Set-AccessToCustomerDataRequest -h shows the PowerShell parameters",
 			args:      []string{"Set-AccessToCustomerDataRequest", "-h"},
 			wantCalls: []call{},
 			wantOut:   []string{"lockboxctl Set-AccessToCustomerDataRequest -RequestId ID -ApprovalDecision Approve|Deny|Cancel [-Comment C]", "-Comment C"},
+		},
+		{
+			name:      "help names every exit status",
+			args:      []string{"--help"},
+			wantCalls: []call{},
+			wantOut:   []string{"3 when the\nAPI refused the call (not allowed, not found, not in a state that allows it, or\nchanged since it was read)"},
 		},
 		{
 			name:      "token from --token-file wins over the environment, whitespace trimmed",

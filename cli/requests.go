@@ -469,7 +469,7 @@ func (e *env) activityCommand(use string) *cobra.Command {
 func (e *env) powershellCommands() []*cobra.Command {
 	return []*cobra.Command{
 		{
-			Use:     "Get-AccessToCustomerDataRequest [-ApprovalStatus S] [-CreatedAfter TIME] [-RequestId ID] [--tenant T] [--limit N]",
+			Use:     "Get-AccessToCustomerDataRequest [-ApprovalStatus S] [-CreatedAfter TIME] [-RequestId ID] [--tenant T] [--limit N] [--cursor C | -All]",
 			Short:   "list requests as PowerShell's cmdlet does, or show one with -RequestId",
 			GroupID: groupCompat,
 			Long: `List requests as PowerShell's Get-AccessToCustomerDataRequest does, or show one.
@@ -481,7 +481,10 @@ func (e *env) powershellCommands() []*cobra.Command {
                            time (2026-01-02T15:04:05Z) (also --created-after)
   -RequestId ID            show this request and its history (also --request-id)
   --tenant T               only this tenant's requests
-  --limit N                at most N requests (the server's default when 0)
+  --limit N                at most N requests a page (the server's default when 0)
+  --cursor C               continue where the previous page ended (with the same filters);
+                           not with -ApprovalStatus Pending, which lists two states
+  -All                     follow the pages to the end of the listing (also --all)
 
 Parameter names and values are case-insensitive, as in PowerShell: -approvalstatus pending.`,
 			DisableFlagParsing: true,

@@ -42,7 +42,8 @@ func (e *env) rootCommand() *cobra.Command {
 		Long: "lockboxctl is the command line of Lockbox: requests for access to a tenant's data,\n" +
 			"their approval by a support manager and the tenant's approvers, and the audit log.\n\n" +
 			"Exit status: 0 on success, 1 when the call failed, 2 for a usage error, 3 when the\n" +
-			"API refused the call (not allowed, not found, or changed since it was read).",
+			"API refused the call (not allowed, not found, not in a state that allows it, or\n" +
+			"changed since it was read).",
 		Args:          cobra.ArbitraryArgs,
 		RunE:          e.group,
 		SilenceErrors: true,
