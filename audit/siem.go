@@ -508,21 +508,40 @@ func NewForwarder(cfg ForwarderConfig) (*Forwarder, error) {
 	return fw, nil
 }
 
+// failureLogEvery is how often Run repeats its warning while forwarding
+// keeps failing.
+const failureLogEvery = time.Minute
+
 // Run forwards records until ctx ends, a pass at a time, and returns nil
 // when ctx ends.
+//
+// A failure is logged when it starts, then at most once per
+// failureLogEvery while it lasts (a pipe without a reader fails every
+// pass, a pass a second), and its end once, with how long it lasted: the
+// metric counts every failed record.
 func (fw *Forwarder) Run(ctx context.Context) error {
-	failing := false
+	var since, warned time.Time // since: when the failing began; zero while forwarding works
+	failed := 0                 // failed passes not logged since warned
 	for {
 		n, err := fw.Poll(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
-		if err != nil {
-			fw.log.Warn("siem forwarding failed; retrying", "err", err, "forwarded", n, "stalled", errors.Is(err, ErrSinkStalled))
-		} else if failing {
-			fw.log.Info("siem forwarding resumed", "forwarded", n)
+		now := time.Now()
+		switch {
+		case err != nil:
+			if since.IsZero() {
+				since = now
+			}
+			if failed++; warned.IsZero() || now.Sub(warned) >= failureLogEvery {
+				fw.log.Warn("siem forwarding failed; retrying", "err", err, "forwarded", n, "stalled", errors.Is(err, ErrSinkStalled),
+					"failing_for", now.Sub(since).Round(time.Second), "failed_passes", failed)
+				warned, failed = now, 0
+			}
+		case !since.IsZero():
+			fw.log.Info("siem forwarding resumed", "forwarded", n, "failed_for", now.Sub(since).Round(time.Second))
+			since, warned, failed = time.Time{}, time.Time{}, 0
 		}
-		failing = err != nil
 		if n > 0 && err == nil {
 			continue
 		}

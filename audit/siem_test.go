@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,11 +32,13 @@ type memSink struct {
 	lines    []string
 	failing  bool
 	okWrites int
+	attempts int
 }
 
 func (s *memSink) Write(line []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.attempts++
 	if s.failing || (s.okWrites > 0 && len(s.lines) >= s.okWrites) {
 		return errors.New("sink down")
 	}
@@ -508,6 +511,43 @@ func TestSIEMRunUntilCanceled(t *testing.T) {
 	}
 }
 
+// A sink that fails pass after pass (a pipe without a reader fails a pass
+// a second) is logged when it starts failing and when it recovers, not on
+// every pass.
+func TestSIEMRunLogsAFailureOnceNotEveryPass(t *testing.T) {
+	rdb := testRedis(t)
+	siemAppend(t, rdb, audit.NewLog(rdb, nil), 1, "contoso")
+	sink := &memSink{failing: true}
+	var logs syncBuffer
+	fw := newForwarder(t, audit.ForwarderConfig{Redis: rdb, Sink: sink, Consumer: "r1", Block: time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- fw.Run(ctx) }()
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("waited 10s for %s", what)
+			}
+		}
+	}
+	waitFor("20 failed writes", func() bool { sink.mu.Lock(); defer sink.mu.Unlock(); return sink.attempts >= 20 })
+	sink.set(false, 0)
+	waitFor("the record written", func() bool { return len(sink.got()) == 1 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	out := logs.String()
+	if n := strings.Count(out, "siem forwarding failed"); n != 1 {
+		t.Errorf("20 failed passes logged %d warnings, want 1:\n%s", n, out)
+	}
+	if n := strings.Count(out, "siem forwarding resumed"); n != 1 || !strings.Contains(out, "failed_for=") {
+		t.Errorf("the recovery logged %d times, want once with how long it failed:\n%s", n, out)
+	}
+}
+
 // TestSIEMReplicaKilledMidPass: three forwarders share many tenants'
 // streams after a fourth was killed in the middle of its pass, right after
 // Redis handed it a batch. If its lines never reached the SIEM (a file
@@ -821,4 +861,22 @@ func TestSIEMFileSinkOnAPipe(t *testing.T) {
 	if b := <-got; b != `{"Id":"one"}`+"\n"+`{"Id":"two"}`+"\n" {
 		t.Fatalf("the pipe's reader got %q", b)
 	}
+}
+
+// syncBuffer is a bytes.Buffer a logger may write from another goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
