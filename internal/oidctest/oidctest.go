@@ -1,8 +1,9 @@
 // Package oidctest is an OpenID Connect provider for tests, in process: the
 // discovery document, a JWKS with key rotation, the authorization endpoint
 // (authorization code flow, PKCE S256 required), the token endpoint
-// (authorization code, refresh token and device code grants) and the device
-// authorization endpoint (RFC 8628). Several can run at once, one per
+// (authorization code, refresh token and device code grants), the device
+// authorization endpoint (RFC 8628) and, when asked for, the end-session
+// endpoint (OpenID Connect RP-Initiated Logout 1.0). Several can run at once, one per
 // issuer, as a provider's and its tenants' identity providers would.
 //
 // Nobody types a password: the authorization endpoint signs in the user a
@@ -67,6 +68,14 @@ type Config struct {
 	// authorization_response_iss_parameter_supported instead of true
 	// (a malformed one such as the string "true", say).
 	IssParameterSupported any
+	// EndSession serves an end_session_endpoint (OpenID Connect
+	// RP-Initiated Logout 1.0) and names it in the discovery document.
+	// Without it the document names none, as many providers' don't.
+	EndSession bool
+	// EndSessionEndpoint, when set, is the end_session_endpoint the
+	// discovery document names instead of the provider's own (one it does
+	// not serve, such as a plain-http URL of another host).
+	EndSessionEndpoint string
 	// Audience is the "aud" of access tokens (ID tokens' is the client id).
 	Audience string
 	// TTL is every token's lifetime.
@@ -100,6 +109,20 @@ type Provider struct {
 	byUser  map[string]string // user code → device code
 	// redirectURIs, once set, are the only ones authorize sends codes to.
 	redirectURIs []string
+	// logoutURIs, once set, are the only post-logout redirect URIs the
+	// end-session endpoint sends browsers back to.
+	logoutURIs []string
+	logouts    []Logout
+}
+
+// Logout is one request the end-session endpoint accepted.
+type Logout struct {
+	// IDTokenHint is the id_token_hint as sent ("" without one), Subject
+	// the subject of that ID token.
+	IDTokenHint, Subject string
+	ClientID             string
+	// PostLogoutRedirectURI and State are the parameters as sent.
+	PostLogoutRedirectURI, State string
 }
 
 type signingKey struct {
@@ -171,6 +194,9 @@ func New(cfg Config) (*Provider, error) {
 	if !cfg.NoDeviceFlow {
 		mux.HandleFunc("POST /device_authorization", p.deviceAuthorization)
 	}
+	if cfg.EndSession {
+		mux.HandleFunc("GET /logout", p.endSession)
+	}
 	p.srv = httptest.NewUnstartedServer(mux)
 	if cfg.Listener != nil {
 		p.srv.Listener.Close()
@@ -191,6 +217,36 @@ func (p *Provider) RegisterRedirectURIs(uris ...string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.redirectURIs = slices.Clone(uris)
+}
+
+// RegisterPostLogoutRedirectURIs makes uris the only post_logout_redirect_uri
+// values the end-session endpoint accepts, as a real provider does with those
+// registered for a client; any other is refused with an error page. Until it
+// is called, any absolute URI goes.
+func (p *Provider) RegisterPostLogoutRedirectURIs(uris ...string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.logoutURIs = slices.Clone(uris)
+}
+
+// Logouts returns the requests the end-session endpoint accepted, in order.
+func (p *Provider) Logouts() []Logout {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.logouts)
+}
+
+// EndSessionEndpoint is where a client sends a browser to sign its user out
+// of the provider: the discovery document's end_session_endpoint, "" when it
+// names none.
+func (p *Provider) EndSessionEndpoint() string {
+	switch {
+	case p.cfg.EndSessionEndpoint != "":
+		return p.cfg.EndSessionEndpoint
+	case p.cfg.EndSession:
+		return p.srv.URL + "/logout"
+	}
+	return ""
 }
 
 // Issuer is the provider's issuer URL, its tokens' "iss".
@@ -335,6 +391,9 @@ func (p *Provider) discovery(w http.ResponseWriter, _ *http.Request) {
 	if p.cfg.NoIssParameter {
 		delete(doc, "authorization_response_iss_parameter_supported")
 	}
+	if e := p.EndSessionEndpoint(); e != "" {
+		doc["end_session_endpoint"] = e
+	}
 	if p.cfg.NoDeviceFlow {
 		delete(doc, "device_authorization_endpoint")
 		doc["grant_types_supported"] = []string{"authorization_code", "refresh_token"}
@@ -405,6 +464,88 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 		nonce: q.Get("nonce"), scope: q.Get("scope"), expires: p.cfg.Now().Add(time.Minute)}
 	p.mu.Unlock()
 	back(url.Values{"code": {code}})
+}
+
+// endSession is the end-session endpoint (RP-Initiated Logout 1.0 section
+// 2): it checks the request as a careful provider does, records it, and
+// sends the browser back to the post-logout redirect URI. An ID token hint
+// must be one of the provider's, issued to a registered client, which
+// client_id (when sent too) must name; its expiry does not matter, as the
+// specification says. A redirect URI needs a client to be registered for.
+func (p *Provider) endSession(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	l := Logout{IDTokenHint: q.Get("id_token_hint"), ClientID: q.Get("client_id"),
+		PostLogoutRedirectURI: q.Get("post_logout_redirect_uri"), State: q.Get("state")}
+	client := l.ClientID
+	if l.IDTokenHint != "" {
+		sub, aud, err := p.idTokenHint(l.IDTokenHint)
+		if err != nil || (client != "" && client != aud) {
+			oauthError(w, http.StatusBadRequest, "invalid_request", fmt.Sprintf("bad id_token_hint (aud %q, client_id %q): %v", aud, client, err))
+			return
+		}
+		l.Subject, client = sub, aud
+	}
+	if client != "" && !p.registered(client) {
+		oauthError(w, http.StatusBadRequest, "invalid_request", "unknown client")
+		return
+	}
+	var back *url.URL
+	if l.PostLogoutRedirectURI != "" {
+		ru, err := url.Parse(l.PostLogoutRedirectURI)
+		p.mu.Lock()
+		unregistered := p.logoutURIs != nil && !slices.Contains(p.logoutURIs, l.PostLogoutRedirectURI)
+		p.mu.Unlock()
+		if client == "" || err != nil || !ru.IsAbs() || unregistered {
+			// Never redirect to an unverified URI: show the error instead.
+			oauthError(w, http.StatusBadRequest, "invalid_request", "bad post_logout_redirect_uri")
+			return
+		}
+		back = ru
+	}
+	p.mu.Lock()
+	p.logouts = append(p.logouts, l)
+	p.mu.Unlock()
+	if back == nil {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("You are signed out.\n"))
+		return
+	}
+	if l.State != "" {
+		rq := back.Query()
+		rq.Set("state", l.State)
+		back.RawQuery = rq.Encode()
+	}
+	http.Redirect(w, r, back.String(), http.StatusFound)
+}
+
+// idTokenHint checks that hint is an ID token the provider signed, with any
+// key it still publishes, and returns its subject and audience.
+func (p *Provider) idTokenHint(hint string) (sub, aud string, err error) {
+	tok, err := jwt.ParseSigned(hint, []jose.SignatureAlgorithm{jose.ES256})
+	if err != nil {
+		return "", "", err
+	}
+	if len(tok.Headers) != 1 {
+		return "", "", errors.New("not one signature")
+	}
+	p.mu.Lock()
+	i := slices.IndexFunc(p.keys, func(k signingKey) bool { return k.kid == tok.Headers[0].KeyID })
+	var k signingKey
+	if i >= 0 {
+		k = p.keys[i]
+	}
+	p.mu.Unlock()
+	if i < 0 {
+		return "", "", errors.New("signed with no key of the provider's")
+	}
+	var c jwt.Claims
+	if err := tok.Claims(k.priv.Public(), &c); err != nil {
+		return "", "", err
+	}
+	if c.Issuer != p.Issuer() || len(c.Audience) != 1 {
+		return "", "", fmt.Errorf("issuer %q, audience %v", c.Issuer, c.Audience)
+	}
+	return c.Subject, c.Audience[0], nil
 }
 
 // token is the token endpoint.

@@ -309,3 +309,72 @@ func TestNoIssParameter(t *testing.T) {
 		t.Fatalf("redirect back: %v", q)
 	}
 }
+
+// TestEndSession: with EndSession, the discovery document names an
+// end-session endpoint that takes an ID token of the provider's as its
+// hint, checks client_id against it and sends the browser back to a
+// registered post-logout redirect URI with the state; without it, the
+// document names none.
+func TestEndSession(t *testing.T) {
+	p := oidctest.Start(t, oidctest.Config{EndSession: true})
+	ctx := context.Background()
+	op, oc := oauthConfig(t, p, ctx)
+	var d struct {
+		EndSession string `json:"end_session_endpoint"`
+	}
+	if err := op.Claims(&d); err != nil || d.EndSession != p.EndSessionEndpoint() || d.EndSession != p.Issuer()+"/logout" {
+		t.Fatalf("end_session_endpoint %q, want %q (%v)", d.EndSession, p.EndSessionEndpoint(), err)
+	}
+	verifier := oauth2.GenerateVerifier()
+	p.QueueUser(oidctest.User{Subject: "gina"})
+	q := authorize(t, oc.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier)))
+	tok, err := oc.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	idToken := tok.Extra("id_token").(string)
+	const back = "http://127.0.0.1:1/signed-out"
+	p.RegisterPostLogoutRedirectURIs(back)
+	endSession := func(v url.Values) *http.Response {
+		t.Helper()
+		resp, err := noRedirects.Get(p.EndSessionEndpoint() + "?" + v.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+
+	for name, v := range map[string]url.Values{
+		"hint of another issuer":      {"id_token_hint": {p.AccessToken(oidctest.User{Subject: "gina"}) + "x"}},
+		"client_id not the hint's":    {"id_token_hint": {idToken}, "client_id": {"other"}},
+		"unregistered redirect URI":   {"id_token_hint": {idToken}, "post_logout_redirect_uri": {"http://127.0.0.1:1/elsewhere"}},
+		"redirect URI without client": {"post_logout_redirect_uri": {back}},
+	} {
+		if resp := endSession(v); resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("%s: %s", name, resp.Status)
+		}
+	}
+	if l := p.Logouts(); len(l) != 0 {
+		t.Fatalf("refused requests recorded: %+v", l)
+	}
+
+	resp := endSession(url.Values{"id_token_hint": {idToken}, "client_id": {p.ClientID()}, "post_logout_redirect_uri": {back}, "state": {"s1"}})
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != back+"?state=s1" {
+		t.Fatalf("end session: %s %s", resp.Status, resp.Header.Get("Location"))
+	}
+	want := oidctest.Logout{IDTokenHint: idToken, Subject: "gina", ClientID: p.ClientID(), PostLogoutRedirectURI: back, State: "s1"}
+	if l := p.Logouts(); len(l) != 1 || l[0] != want {
+		t.Fatalf("logouts %+v", l)
+	}
+
+	plain := oidctest.Start(t, oidctest.Config{})
+	if plain.EndSessionEndpoint() != "" {
+		t.Errorf("a provider without EndSession names %q", plain.EndSessionEndpoint())
+	}
+	pop, _ := oauthConfig(t, plain, ctx)
+	d.EndSession = ""
+	if err := pop.Claims(&d); err != nil || d.EndSession != "" {
+		t.Errorf("its discovery document names %q (%v)", d.EndSession, err)
+	}
+}
