@@ -216,7 +216,7 @@ type Config struct {
 
 	// ConsoleURL is the admin center's external base URL; it makes the
 	// OpenID Connect redirect URI and, when https, Secure cookies.
-	ConsoleURL string `env:"CONSOLE_URL" desc:"external base URL of the admin center (e.g. https://lockbox.example.com), as browsers reach it: each OIDC issuer's redirect URI is this plus /console/oidc/callback/provider (the provider's issuer, or LOCKBOX_OIDC_ISSUER) or /console/oidc/callback/tenant/ and the tenant id (a tenant's issuer), and https makes session cookies Secure; required with LOCKBOX_OIDC_ISSUER, or with a console section in LOCKBOX_ISSUERS_FILE where LOCKBOX_SERVE runs the api"`
+	ConsoleURL string `env:"CONSOLE_URL" desc:"external base URL of the admin center (e.g. https://lockbox.example.com), as browsers reach it: each OIDC issuer's redirect URI is this plus /console/oidc/callback/provider (the provider's issuer, or LOCKBOX_OIDC_ISSUER) or /console/oidc/callback/tenant/ and the tenant id (a tenant's issuer), the post-logout redirect URI of an issuer whose discovery document names an end_session_endpoint is this plus /console/signin?signed_out=1, and https makes session cookies Secure; required with LOCKBOX_OIDC_ISSUER, or with a console section in LOCKBOX_ISSUERS_FILE where LOCKBOX_SERVE runs the api"`
 	// OIDCIssuer and the settings below configure the admin center's
 	// OpenID Connect sign-in.
 	OIDCIssuer       string `env:"OIDC_ISSUER" desc:"OpenID Connect issuer the admin center signs users in with (authorization code flow with PKCE): https, or http on localhost; unset: no sign-in in \"lockbox serve\", dev identities in \"lockbox dev\""`

@@ -16,9 +16,11 @@
 // staff through the provider's; or, in "lockbox dev", a choice of the dev
 // identities.
 // Sessions live in Redis behind an HttpOnly, SameSite=Strict cookie with idle
-// and absolute timeouts. Every state-changing request must come from the
-// console's own origin (http.CrossOriginProtection) and carry the session's
-// form token.
+// and absolute timeouts. Signing out ends the session, and the user's
+// session at the identity provider too where its issuer names an
+// end_session_endpoint (OpenID Connect RP-Initiated Logout). Every
+// state-changing request must come from the console's own origin
+// (http.CrossOriginProtection) and carry the session's form token.
 package console
 
 import (
@@ -206,7 +208,7 @@ func New(cfg Config) (*Console, error) {
 	if c.pages, err = parsePages(); err != nil {
 		return nil, err
 	}
-	if c.staff, c.orgs, err = newOIDCClients(cfg.OIDC, cfg.PublicURL); err != nil {
+	if c.staff, c.orgs, err = newOIDCClients(cfg.OIDC, cfg.PublicURL, c.log); err != nil {
 		return nil, err
 	}
 	c.routes()
@@ -297,10 +299,7 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "same-origin")
-	// No inline script or style anywhere, no third-party origin, no
-	// framing (an Approve button in someone else's frame is clickjacking).
-	h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "+
-		"form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
+	h.Set("Content-Security-Policy", contentSecurityPolicy(""))
 	h.Set("X-Frame-Options", "DENY")
 	// A page another site opens (window.open, a link with an opener) gets
 	// no handle on the console's window, and no other origin may embed
@@ -322,6 +321,39 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.mux.ServeHTTP(w, r)
+}
+
+// contentSecurityPolicy is the pages' Content-Security-Policy: no inline
+// script or style anywhere, no third-party origin, no framing (an Approve
+// button in someone else's frame is clickjacking). Forms post to the
+// console only; formAction, when not "", is one more origin they may end
+// up at (see Console.renderTemplate).
+func contentSecurityPolicy(formAction string) string {
+	fa := "'self'"
+	if formAction != "" {
+		fa += " " + formAction
+	}
+	return "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+		"form-action " + fa + "; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+}
+
+// formActionSource is the CSP source expression of u's origin
+// ("https://idp.example.com:8443"), and false when its host has anything
+// besides letters, digits, dots, hyphens (and an IPv6 literal's colons and
+// brackets) that could end the source list or the directive.
+func formActionSource(u string) (string, bool) {
+	pu, err := url.Parse(u)
+	if err != nil || (pu.Scheme != "https" && pu.Scheme != "http") || pu.Host == "" {
+		return "", false
+	}
+	for _, r := range pu.Host {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', strings.ContainsRune(".-:[]", r):
+		default:
+			return "", false
+		}
+	}
+	return pu.Scheme + "://" + pu.Host, true
 }
 
 // crossOrigin refuses non-safe methods unless the browser says the request

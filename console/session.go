@@ -33,12 +33,28 @@ type Session struct {
 	// taking a (compromised) issuer out of the configuration ends its
 	// sessions too, not only its sign-ins.
 	Issuer string `json:"issuer"`
+	// Logout is how signing out ends the user's session at the identity
+	// provider too (OpenID Connect RP-Initiated Logout 1.0), for a sign-in
+	// through an issuer that names an end_session_endpoint; nil for dev
+	// sign-ins, other issuers, and sessions from before Lockbox kept it.
+	Logout *idpLogout `json:"logout,omitempty"`
 	// CSRF is the form token every state-changing form carries.
 	CSRF      string    `json:"csrf"`
 	CreatedAt time.Time `json:"created_at"`
 	LastSeen  time.Time `json:"last_seen"`
 
 	token string // the cookie value; never stored
+}
+
+// idpLogout is what sign-out sends to an issuer's end_session_endpoint.
+// IDToken, the ID token of the sign-in (its id_token_hint), is a credential
+// of the user's at that identity provider: it stays here, in Redis, and
+// leaves only in the sign-out's redirect to Endpoint; no cookie and no page
+// holds it. "" when it was too large to keep (see maxIDTokenHint).
+type idpLogout struct {
+	Endpoint string `json:"endpoint"`
+	ClientID string `json:"client_id"`
+	IDToken  string `json:"id_token,omitempty"`
 }
 
 // devIssuer is the Issuer of a session "lockbox dev"'s dev sign-in made. It
@@ -67,9 +83,9 @@ func tokenHash(token string) string {
 // create stores a new session for p and returns it with its cookie value.
 // A sign-in always makes a new session, so an id planted before sign-in
 // (session fixation) is worthless.
-func (s *sessions) create(ctx context.Context, p identity.Principal, name, via, issuer string) (Session, error) {
+func (s *sessions) create(ctx context.Context, p identity.Principal, name, via, issuer string, logout *idpLogout) (Session, error) {
 	now := s.now()
-	sess := Session{Principal: p, Name: name, Via: via, Issuer: issuer, CSRF: rand.Text(), CreatedAt: now, LastSeen: now, token: rand.Text()}
+	sess := Session{Principal: p, Name: name, Via: via, Issuer: issuer, Logout: logout, CSRF: rand.Text(), CreatedAt: now, LastSeen: now, token: rand.Text()}
 	if err := s.save(ctx, sess, false); err != nil {
 		return Session{}, err
 	}

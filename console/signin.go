@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/mail"
 	"net/url"
@@ -117,12 +118,17 @@ type oidcClient struct {
 	// key is the issuer's callbackKey; redirectURL ends with it.
 	key         string
 	redirectURL string
+	log         *slog.Logger
 
 	mu       sync.Mutex
 	provider *oidc.Provider
+	// endSession is the discovery document's end_session_endpoint, "" when
+	// it names none or one sign-out does not send browsers to (see
+	// discover).
+	endSession string
 }
 
-func newOIDCClient(cfg OIDCConfig, publicURL string) (*oidcClient, error) {
+func newOIDCClient(cfg OIDCConfig, publicURL string, log *slog.Logger) (*oidcClient, error) {
 	switch {
 	case cfg.Issuer == "":
 		return nil, errors.New("console: OIDC issuer is required")
@@ -153,16 +159,16 @@ func newOIDCClient(cfg OIDCConfig, publicURL string) (*oidcClient, error) {
 		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 	}
 	key := callbackKey(cfg.Scope)
-	return &oidcClient{cfg: cfg, key: key, redirectURL: strings.TrimSuffix(publicURL, "/") + callbackPath + "/" + key}, nil
+	return &oidcClient{cfg: cfg, key: key, redirectURL: strings.TrimSuffix(publicURL, "/") + callbackPath + "/" + key, log: log}, nil
 }
 
 // newOIDCClients sorts the configured issuers: at most one signs in the
 // provider's staff (provider or shared scope), at most one each tenant's
 // users.
-func newOIDCClients(cfgs []OIDCConfig, publicURL string) (staff *oidcClient, orgs map[string]*oidcClient, err error) {
+func newOIDCClients(cfgs []OIDCConfig, publicURL string, log *slog.Logger) (staff *oidcClient, orgs map[string]*oidcClient, err error) {
 	orgs = map[string]*oidcClient{}
 	for _, oc := range cfgs {
-		cl, err := newOIDCClient(oc, publicURL)
+		cl, err := newOIDCClient(oc, publicURL, log)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -203,7 +209,8 @@ func (o *oidcClient) discover(ctx context.Context) (*oidc.Provider, error) {
 	// tokens come from jwks_uri: neither may travel in the clear, as the
 	// API's JWKS URLs may not.
 	var d struct {
-		JWKSURI string `json:"jwks_uri"`
+		JWKSURI    string `json:"jwks_uri"`
+		EndSession string `json:"end_session_endpoint"`
 	}
 	if err := p.Claims(&d); err != nil {
 		return nil, fmt.Errorf("console: OIDC discovery at %s: %w", o.cfg.Issuer, err)
@@ -213,8 +220,42 @@ func (o *oidcClient) discover(ctx context.Context) (*oidc.Provider, error) {
 			return nil, fmt.Errorf("console: OIDC discovery at %s: %w", o.cfg.Issuer, err)
 		}
 	}
+	// Sign-out sends the browser to end_session_endpoint with the ID token
+	// of the sign-in in the URL, so it is held to the same rule. One that
+	// breaks it is ignored, not refused: it is optional, and sign-in through
+	// the issuer worked without it; sign-out then ends the Lockbox session
+	// only, as it does with an issuer that names none.
+	if d.EndSession != "" {
+		if err := checkEndSession(d.EndSession); err != nil {
+			o.log.WarnContext(ctx, "console: OIDC issuer's end_session_endpoint ignored; signing out of Lockbox will not sign users out of it",
+				"issuer", o.cfg.Issuer, "error", err)
+		} else {
+			o.endSession = d.EndSession
+		}
+	}
 	o.provider = p
 	return p, nil
+}
+
+// checkEndSession checks an end_session_endpoint: a URL the ID token may
+// travel to (https, http only on localhost), whose origin can also go into
+// the pages' Content-Security-Policy (see formActionSource).
+func checkEndSession(u string) error {
+	if err := identity.CheckFetchURL("end_session_endpoint", u); err != nil {
+		return err
+	}
+	if _, ok := formActionSource(u); !ok {
+		return fmt.Errorf("end_session_endpoint %q has a host Lockbox can't name in a Content-Security-Policy", u)
+	}
+	return nil
+}
+
+// endSessionURL is the issuer's end_session_endpoint, as discover accepted
+// it; "" when there is none.
+func (o *oidcClient) endSessionURL() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.endSession
 }
 
 // requiresIss reports whether p's discovery document promises the "iss"
@@ -285,7 +326,8 @@ func (c *Console) signinPage(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/console/requests", http.StatusSeeOther)
 		return
 	}
-	v := signinView{Dev: c.cfg.DevIdentities, Problem: signinProblems[r.URL.Query().Get("problem")], Orgs: len(c.orgs) > 0}
+	v := signinView{Dev: c.cfg.DevIdentities, Problem: signinProblems[r.URL.Query().Get("problem")], Orgs: len(c.orgs) > 0,
+		SignedOut: r.URL.Query().Get("signed_out") == "1"}
 	if c.staff != nil {
 		v.Staff, v.StaffOnly = true, len(c.orgs) == 0
 	}
@@ -344,6 +386,9 @@ var signinProblems = map[string]string{
 }
 
 type signinView struct {
+	// SignedOut: the identity provider sent the browser back after
+	// signing its user out (see signedOutPath).
+	SignedOut bool
 	// Staff: an issuer signs in the provider's staff (StaffOnly: and no
 	// tenant has its own).
 	Staff, StaffOnly bool
@@ -364,19 +409,20 @@ func (c *Console) devSignin(w http.ResponseWriter, r *http.Request) {
 		c.renderError(w, r, nil, http.StatusForbidden, "There is no such dev identity. Dev sign-in exists only in \"lockbox dev\".")
 		return
 	}
-	c.startSession(w, r, c.cfg.DevIdentities[i].Principal, subject, "dev", devIssuer, false)
+	c.startSession(w, r, c.cfg.DevIdentities[i].Principal, subject, "dev", devIssuer, nil, false)
 }
 
-// startSession signs the browser in as p. afterRedirect is true when the
-// request arrived by a redirect from another site (the identity provider):
-// the browser would not send a SameSite=Strict cookie on a redirect that
-// continues that chain, so the page moves on with a same-site navigation
-// of its own instead.
-func (c *Console) startSession(w http.ResponseWriter, r *http.Request, p identity.Principal, name, via, issuer string, afterRedirect bool) {
+// startSession signs the browser in as p; logout, when not nil, is how
+// signing out ends the user's session at the identity provider too.
+// afterRedirect is true when the request arrived by a redirect from another
+// site (the identity provider): the browser would not send a
+// SameSite=Strict cookie on a redirect that continues that chain, so the
+// page moves on with a same-site navigation of its own instead.
+func (c *Console) startSession(w http.ResponseWriter, r *http.Request, p identity.Principal, name, via, issuer string, logout *idpLogout, afterRedirect bool) {
 	if ck, err := r.Cookie(c.cookieName(r)); err == nil {
 		_ = c.sessions.delete(r.Context(), ck.Value)
 	}
-	sess, err := c.sessions.create(r.Context(), p, name, via, issuer)
+	sess, err := c.sessions.create(r.Context(), p, name, via, issuer, logout)
 	if err != nil {
 		c.fail(w, r, nil, err)
 		return
@@ -568,7 +614,32 @@ func (c *Console) oidcCallback(w http.ResponseWriter, r *http.Request) {
 	// with every request (the cookie's path is / under HTTPS) until it
 	// expires.
 	c.setLoginCookie(w, r, "")
-	c.startSession(w, r, principal, name, "oidc", oc.cfg.Issuer, true)
+	c.startSession(w, r, principal, name, "oidc", oc.cfg.Issuer, oc.logout(ctx, raw), true)
+}
+
+// maxIDTokenHint bounds the ID token a session keeps for sign-out. Most are
+// one or two kilobytes; one that lists a user's groups can be tens, which
+// would make every page's read of the session that much larger, and a URL
+// longer than the request line many servers in front of identity providers
+// take (8 KB). A larger one is not kept: sign-out goes to the endpoint
+// without a hint, where identity providers ask their user to confirm.
+const maxIDTokenHint = 6 << 10
+
+// logout is what a session signed in with idToken needs to end the user's
+// session at the issuer when it ends (OpenID Connect RP-Initiated Logout
+// 1.0): nil when the issuer names no end_session_endpoint.
+func (o *oidcClient) logout(ctx context.Context, idToken string) *idpLogout {
+	ep := o.endSessionURL()
+	if ep == "" {
+		return nil
+	}
+	l := &idpLogout{Endpoint: ep, ClientID: o.cfg.ClientID, IDToken: idToken}
+	if len(idToken) > maxIDTokenHint {
+		o.log.InfoContext(ctx, "console: the ID token is too large to keep for sign-out; the identity provider will ask its user to confirm signing out",
+			"issuer", o.cfg.Issuer, "bytes", len(idToken), "max", maxIDTokenHint)
+		l.IDToken = ""
+	}
+	return l
 }
 
 // oldCallback answers at the redirect URI all issuers shared before each had
@@ -637,6 +708,14 @@ func (o *oidcClient) principal(claims map[string]any) (identity.Principal, strin
 // told they signed out of a session that works again, for anyone holding
 // its cookie, as soon as Redis answers. They get the error instead, and the
 // browser keeps its cookie to sign out with again.
+//
+// A session whose issuer names an end_session_endpoint then sends the
+// browser there (OpenID Connect RP-Initiated Logout 1.0), so the identity
+// provider's own session ends too: otherwise the next person at a shared
+// workstation to click "Sign in" would be signed in as this user, without a
+// password, by the identity provider's single sign-on. Only this POST, with
+// the session's form token, gets there: the redirect carries the ID token
+// of the sign-in, and another site can't have a browser sign out.
 func (c *Console) signout(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), c.cfg.Timeout)
 	defer cancel()
@@ -658,5 +737,41 @@ func (c *Console) signout(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	c.clearSessionCookie(w, r)
+	if err == nil && sess.Logout != nil {
+		to, err := c.endSessionRedirect(sess.Logout)
+		if err == nil {
+			c.log.InfoContext(ctx, "console sign-out, on to the identity provider's", "user", sess.Principal.Subject,
+				"tenant", sess.Principal.TenantID, "issuer", sess.Issuer)
+			http.Redirect(w, r, to, http.StatusSeeOther)
+			return
+		}
+		c.log.WarnContext(ctx, "console: sign-out can't go on to the identity provider's", "issuer", sess.Issuer, "error", err)
+	}
 	http.Redirect(w, r, "/console/signin", http.StatusSeeOther)
+}
+
+// signedOutPath is where identity providers send browsers back after
+// signing their users out: the post_logout_redirect_uri, which operators
+// register at each identity provider with an end_session_endpoint. It is
+// fixed, so there is one URI to register per client and nothing in it to
+// steer.
+const signedOutPath = "/console/signin?signed_out=1"
+
+// endSessionRedirect is the URL of l's end-session request: its endpoint
+// with id_token_hint (when the session kept one), client_id and
+// post_logout_redirect_uri added to any query the endpoint has. No state:
+// the way back lands on a page that does nothing but say so.
+func (c *Console) endSessionRedirect(l *idpLogout) (string, error) {
+	u, err := url.Parse(l.Endpoint)
+	if err != nil {
+		return "", fmt.Errorf("end_session_endpoint %q: %w", l.Endpoint, err)
+	}
+	q := u.Query()
+	if l.IDToken != "" {
+		q.Set("id_token_hint", l.IDToken)
+	}
+	q.Set("client_id", l.ClientID)
+	q.Set("post_logout_redirect_uri", strings.TrimSuffix(c.cfg.PublicURL, "/")+signedOutPath)
+	u.RawQuery = q.Encode()
+	return u.String(), nil
 }

@@ -111,6 +111,16 @@ func (c *Console) renderTemplate(w http.ResponseWriter, r *http.Request, status 
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
+	if sess != nil && sess.Logout != nil {
+		// The page's sign-out form posts to the console, which answers
+		// with a redirect to the identity provider's end-session
+		// endpoint. Browsers hold the whole redirect chain of a form's
+		// submission to the form's page's form-action, so the page
+		// names that one origin besides its own.
+		if src, ok := formActionSource(sess.Logout.Endpoint); ok {
+			w.Header().Set("Content-Security-Policy", contentSecurityPolicy(src))
+		}
+	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
