@@ -22,10 +22,11 @@ import (
 )
 
 // startIssuersConsole runs Lockbox with an issuers file whose three
-// identity providers sign users in to the admin center, on the real clock.
-func startIssuersConsole(t *testing.T) (*consoleWorld, *idps) {
+// identity providers (each changed by tweaks, as startIDPs does) sign users
+// in to the admin center, on the real clock.
+func startIssuersConsole(t *testing.T, tweaks ...func(name string, c *oidctest.Config)) (*consoleWorld, *idps) {
 	t.Helper()
-	p := startIDPs(t, time.Now, true)
+	p := startIDPs(t, time.Now, true, tweaks...)
 	dir := t.TempDir()
 	grantKey, err := grantsig.EnsureKeyFiles(filepath.Join(dir, "grant.pem"), filepath.Join(dir, "grant.pub.pem"))
 	if err != nil {
@@ -189,4 +190,52 @@ func TestConsoleSigninPerIssuer(t *testing.T) {
 	stranger.shot("signin-from-another-site")
 	// Continuing is the user's choice, from the console's own page.
 	stranger.signInThrough("continue to fabrikam's sign-in", "Mallory", chromedp.Click(chromedp.CSS(`[data-testid="signin-org-continue"]`)))
+}
+
+// TestConsoleSignoutAtIdentityProvider: in a real browser, signing out of a
+// session whose identity provider names an end_session_endpoint goes on to
+// it with the ID token of the sign-in, and the identity provider sends the
+// browser back to the sign-in page, which says so; the page's
+// Content-Security-Policy lets the sign-out form's redirect go there.
+// Through an identity provider without one, signing out is what it was.
+func TestConsoleSignoutAtIdentityProvider(t *testing.T) {
+	path := chromium(t)
+	w, p := startIssuersConsole(t, func(name string, c *oidctest.Config) { c.EndSession = name == "provider" })
+	b := startBrowser(t, path, w.base)
+	signedOut := w.base + "/console/signin?signed_out=1"
+	p.provider.RegisterPostLogoutRedirectURIs(signedOut)
+
+	mary := b.newTab("mary")
+	mary.open("/console/signin")
+	p.provider.QueueUser(oidctest.User{Subject: "mary@provider.example", Claims: map[string]any{"name": "Mary Manager", "roles": []string{"support-manager"}}})
+	mary.signInThrough("sign in as staff", "Mary Manager", chromedp.Click(chromedp.CSS(`[data-testid="signin-oidc"]`)))
+	// A page without a live list, whose poll could notice the ended
+	// session and move on to sign-in itself while the sign-out's
+	// redirects are under way.
+	mary.open("/console/tenants")
+	mary.step("click Sign out", chromedp.Click(chromedp.CSS(`form[action="/console/signout"] button`)))
+	mary.waitFor("the signed-out page", fmt.Sprintf(`location.href === %q`, signedOut))
+	mary.want(`[data-testid="signed-out"]`, "signed out")
+	mary.checkAccessible()
+	mary.shot("signed-out-at-identity-provider")
+	if l := p.provider.Logouts(); len(l) != 1 || l[0].Subject != "mary@provider.example" || l[0].ClientID != p.provider.ClientID() {
+		t.Fatalf("the identity provider signed out %+v", l)
+	}
+	mary.open("/console/requests")
+	if loc := mary.location(); loc != w.base+"/console/signin" {
+		t.Fatalf("a page after signing out: at %s", loc)
+	}
+
+	fay := b.newTab("fay")
+	p.fabrikam.QueueUser(oidctest.User{Subject: "fay@fabrikam.example", Claims: map[string]any{"name": "Fay", "roles": []string{"global-admin"}}})
+	fay.signInThrough("open fabrikam's sign-in link", "Fay", chromedp.Navigate(w.base+"/console/login?tenant=fabrikam"))
+	fay.open("/console/settings")
+	fay.step("click Sign out", chromedp.Click(chromedp.CSS(`form[action="/console/signout"] button`)))
+	fay.waitFor("the sign-in page", fmt.Sprintf(`location.href === %q`, w.base+"/console/signin"))
+	if fay.exists(`[data-testid="signed-out"]`) {
+		t.Error("the sign-in page says fabrikam's identity provider signed fay out")
+	}
+	if l := p.provider.Logouts(); len(l) != 1 {
+		t.Errorf("the provider's identity provider was asked to sign out %+v", l)
+	}
 }

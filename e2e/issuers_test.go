@@ -23,14 +23,22 @@ type idps struct {
 }
 
 // startIDPs starts the three providers, on the clock now returns, and
-// writes the issuers file trusting them.
-func startIDPs(t *testing.T, now func() time.Time, console bool) *idps {
+// writes the issuers file trusting them. Each tweak may change the
+// configuration of the provider it is given the name of ("provider",
+// "contoso", "fabrikam").
+func startIDPs(t *testing.T, now func() time.Time, console bool, tweaks ...func(name string, c *oidctest.Config)) *idps {
 	t.Helper()
-	cfg := func(aud string) oidctest.Config { return oidctest.Config{Audience: aud, TTL: time.Hour, Now: now} }
+	cfg := func(name, aud string) oidctest.Config {
+		c := oidctest.Config{Audience: aud, TTL: time.Hour, Now: now}
+		for _, tw := range tweaks {
+			tw(name, &c)
+		}
+		return c
+	}
 	p := &idps{
-		provider: oidctest.Start(t, cfg("lockbox")),
-		contoso:  oidctest.Start(t, cfg("api://lockbox")),
-		fabrikam: oidctest.Start(t, cfg("lockbox")),
+		provider: oidctest.Start(t, cfg("provider", "lockbox")),
+		contoso:  oidctest.Start(t, cfg("contoso", "api://lockbox")),
+		fabrikam: oidctest.Start(t, cfg("fabrikam", "lockbox")),
 	}
 	dir := t.TempDir()
 	var b strings.Builder
