@@ -117,6 +117,18 @@ func TestRequestListPages(t *testing.T) {
 			},
 		},
 		{
+			// README: both together resume a long read from the cursor.
+			name:      "--cursor with --all reads every page from the cursor on",
+			args:      []string{"-o", "id", "get", "requests", "--tenant", "paged", "--cursor", "page1", "--all"},
+			wantCalls: []call{list("cursor=page1&tenant=paged"), list("cursor=page2&tenant=paged")},
+			wantIDs:   ids(2, 1),
+			check: func(t *testing.T, out string) {
+				if out != strings.Join(ids(2, 1), "\n")+"\n" {
+					t.Errorf("output %q", out)
+				}
+			},
+		},
+		{
 			name:      "--all as ids",
 			args:      []string{"-o", "id", "get", "requests", "--tenant", "paged", "--all"},
 			wantCalls: []call{list("tenant=paged"), list("cursor=page1&tenant=paged"), list("cursor=page2&tenant=paged")},

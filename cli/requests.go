@@ -469,7 +469,7 @@ func (e *env) activityCommand(use string) *cobra.Command {
 func (e *env) powershellCommands() []*cobra.Command {
 	return []*cobra.Command{
 		{
-			Use:     "Get-AccessToCustomerDataRequest [-ApprovalStatus S] [-CreatedAfter TIME] [-RequestId ID] [--tenant T] [--limit N] [--cursor C | -All]",
+			Use:     "Get-AccessToCustomerDataRequest [-ApprovalStatus S] [-CreatedAfter TIME] [-RequestId ID] [--tenant T] [--limit N] [--cursor C] [-All]",
 			Short:   "list requests as PowerShell's cmdlet does, or show one with -RequestId",
 			GroupID: groupCompat,
 			Long: `List requests as PowerShell's Get-AccessToCustomerDataRequest does, or show one.
@@ -484,7 +484,8 @@ func (e *env) powershellCommands() []*cobra.Command {
   --limit N                at most N requests a page (the server's default when 0)
   --cursor C               continue where the previous page ended (with the same filters);
                            not with -ApprovalStatus Pending, which lists two states
-  -All                     follow the pages to the end of the listing (also --all)
+  -All                     follow the pages to the end of the listing (also --all); with
+                           --cursor, from the cursor on
 
 Parameter names and values are case-insensitive, as in PowerShell: -approvalstatus pending.`,
 			DisableFlagParsing: true,
