@@ -237,10 +237,23 @@ func (o *oidcClient) discover(ctx context.Context) (*oidc.Provider, error) {
 	return p, nil
 }
 
-// checkEndSession checks an end_session_endpoint: a URL the ID token may
-// travel to (https, http only on localhost), whose origin can also go into
-// the pages' Content-Security-Policy (see formActionSource).
+// maxEndSession bounds the end_session_endpoint Lockbox keeps. A tenant's
+// identity provider writes its own discovery document, and each session it
+// signs in keeps a copy of the endpoint in the Redis every tenant and the
+// provider share, which every page reads: unbounded, one hostile
+// identity provider could fill it with a few sign-ins of its own users.
+// Real ones are well under this, and a sign-out URL much longer would not
+// pass the request line of common servers anyway (see maxIDTokenHint).
+const maxEndSession = 2 << 10
+
+// checkEndSession checks an end_session_endpoint: a URL of bounded length
+// (maxEndSession) the ID token may travel to (https, http only on
+// localhost), whose origin can also go into the pages'
+// Content-Security-Policy (see formActionSource).
 func checkEndSession(u string) error {
+	if len(u) > maxEndSession {
+		return fmt.Errorf("end_session_endpoint is %d bytes long, more than the %d Lockbox keeps", len(u), maxEndSession)
+	}
 	if err := identity.CheckFetchURL("end_session_endpoint", u); err != nil {
 		return err
 	}
