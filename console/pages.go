@@ -650,14 +650,9 @@ const settingsChangedProblem = "The settings changed since you opened this page,
 // revisions) saves whatever the revision, as it always did.
 func (c *Console) saveSettings(w http.ResponseWriter, r *http.Request, sess Session) error {
 	t := sess.Principal.TenantID
-	ifRevision := tenants.AnyRevision
-	revision := r.PostFormValue("revision")
-	if revision != "" {
-		n, err := strconv.ParseInt(revision, 10, 64)
-		if err != nil || n < 0 {
-			return httperr.New(http.StatusBadRequest, "invalid_revision", "The form's revision is not one this page writes: reload the page and save again.")
-		}
-		ifRevision = n
+	ifRevision, err := formRevision(r)
+	if err != nil {
+		return err
 	}
 	st := tenants.Settings{LockboxEnabled: r.PostFormValue("lockbox_enabled") == "on", NotificationAddresses: []string{}}
 	addrs := r.PostFormValue("notification_addresses")
@@ -680,7 +675,7 @@ func (c *Console) saveSettings(w http.ResponseWriter, r *http.Request, sess Sess
 		case status == http.StatusBadRequest:
 			// What was typed comes back, under the revision it was
 			// based on, so fixing it and saving still checks that one.
-			c.render(w, r, status, "settings", &sess, settingsView{Tenant: t, Settings: st, Revision: revision, CanChange: true, Addresses: addrs, Problem: msg})
+			c.render(w, r, status, "settings", &sess, settingsView{Tenant: t, Settings: st, Revision: r.PostFormValue("revision"), CanChange: true, Addresses: addrs, Problem: msg})
 			return nil
 		}
 		return err

@@ -123,17 +123,12 @@ const tenantChangedProblem = "The registry entry changed since you opened this p
 // whatever the revision, as it always did.
 func (c *Console) updateTenant(w http.ResponseWriter, r *http.Request, sess Session) error {
 	id := r.PathValue("tenant")
-	ifRevision := tenants.AnyRevision
-	revision := r.PostFormValue("revision")
-	if revision != "" {
-		n, err := strconv.ParseInt(revision, 10, 64)
-		if err != nil || n < 0 {
-			return httperr.New(http.StatusBadRequest, "invalid_revision", "The form's revision is not one this page writes: reload the page and save again.")
-		}
-		ifRevision = n
+	ifRevision, err := formRevision(r)
+	if err != nil {
+		return err
 	}
 	name, domains, admins := r.PostFormValue("display_name"), lines(r.PostFormValue("domains")), lines(r.PostFormValue("global_admins"))
-	_, err := c.cfg.Tenants.UpdateTenantIf(r.Context(), sess.Principal, peer.IP(r), id,
+	_, err = c.cfg.Tenants.UpdateTenantIf(r.Context(), sess.Principal, peer.IP(r), id,
 		tenants.TenantUpdate{DisplayName: &name, Domains: &domains, GlobalAdmins: &admins}, ifRevision)
 	if err != nil {
 		status, _, msg := httperr.FromError(err)
@@ -151,10 +146,26 @@ func (c *Console) updateTenant(w http.ResponseWriter, r *http.Request, sess Sess
 		// What was typed comes back, under the revision it was based on,
 		// so fixing it and saving still checks that one.
 		f := tenantForm{ID: id, Name: name, OrganizationID: t.OrganizationID,
-			Domains: r.PostFormValue("domains"), GlobalAdmins: r.PostFormValue("global_admins"), Revision: revision}
+			Domains: r.PostFormValue("domains"), GlobalAdmins: r.PostFormValue("global_admins"), Revision: r.PostFormValue("revision")}
 		c.render(w, r, status, "tenant", &sess, tenantView{Tenant: t, CanAdmin: true, Form: f, Problem: msg})
 		return nil
 	}
 	seeOther(w, r, "/console/tenants/"+url.PathEscape(id)+"?done=tenant_updated")
 	return nil
+}
+
+// formRevision is the revision a settings or registry form was rendered
+// with (field revision), which its save must match; tenants.AnyRevision
+// when the form has none (a page from before revisions), which saves as
+// it always did.
+func formRevision(r *http.Request) (int64, error) {
+	revision := r.PostFormValue("revision")
+	if revision == "" {
+		return tenants.AnyRevision, nil
+	}
+	n, err := strconv.ParseInt(revision, 10, 64)
+	if err != nil || n < 0 {
+		return 0, httperr.New(http.StatusBadRequest, "invalid_revision", "The form's revision is not one this page writes: reload the page and save again.")
+	}
+	return n, nil
 }
