@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -61,18 +60,6 @@ func fillPipe(t *testing.T, w *os.File) int {
 		t.Fatal(err)
 	}
 	return n
-}
-
-// lockedBuffer is a bytes.Buffer a reader goroutine fills.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
 }
 
 func siemFailed(t *testing.T, reg *prometheus.Registry) float64 {
@@ -147,7 +134,7 @@ func TestSIEMStalledStdout(t *testing.T) {
 			}
 
 			// The pipeline reads again.
-			var out lockedBuffer
+			var out syncBuffer
 			read := make(chan error, 1)
 			go func() { _, err := io.Copy(&out, r); read <- err }()
 			for i := 0; ; i++ {
@@ -166,7 +153,7 @@ func TestSIEMStalledStdout(t *testing.T) {
 			if err := <-read; err != nil {
 				t.Fatal(err)
 			}
-			got := out.b.String()[filler:]
+			got := out.String()[filler:]
 			lines := strings.Split(strings.TrimSuffix(got, "\n"), "\n")
 			want := streamRecords(t, rdb, tenants...)
 			gotBy := byTenant(t, lines)

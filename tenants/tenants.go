@@ -287,8 +287,8 @@ func entryOf(tenant string, entry []byte) (Tenant, bool, error) {
 	if entry == nil {
 		return Tenant{}, false, nil
 	}
-	var t Tenant
-	if err := json.Unmarshal(entry, &t); err != nil {
+	t, err := decodeTenant(entry)
+	if err != nil {
 		return Tenant{}, false, fault.Unavailable("tenants: approvers", fmt.Errorf("registry entry of %s: %v", tenant, err))
 	}
 	return t, true, nil
