@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -155,10 +156,16 @@ func hasBody(r *http.Request) bool {
 }
 
 // progressBody is a request body that moves its call's deadlines on as it
-// is read.
+// is read, and remembers whether a read failed. Over HTTP/2 a client's
+// RST_STREAM fails that read before it cancels the request's context, so
+// the transport's error can reach forward while the context still looks
+// alive; failed is what says that the client, not the upstream, broke the
+// call off. The transport reads the body on a goroutine of its own, hence
+// the atomic.
 type progressBody struct {
 	io.ReadCloser
-	d *clientDeadline
+	d      *clientDeadline
+	failed atomic.Bool
 }
 
 func (b *progressBody) Read(p []byte) (int, error) {
@@ -166,8 +173,17 @@ func (b *progressBody) Read(p []byte) (int, error) {
 	if n > 0 {
 		b.d.progress()
 	}
-	if err == io.EOF {
+	switch {
+	case err == io.EOF:
 		b.d.bodyDone()
+	case err != nil:
+		b.failed.Store(true)
 	}
 	return n, err
+}
+
+// clientBodyFailed reports whether reading r's body from the client failed.
+func clientBodyFailed(r *http.Request) bool {
+	b, ok := r.Body.(*progressBody)
+	return ok && b.failed.Load()
 }

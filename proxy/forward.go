@@ -301,9 +301,10 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, c *call) strin
 	out.w.dropTrailers()
 
 	switch {
-	case out.err != nil && errors.Is(out.err, context.Canceled) && r.Context().Err() != nil:
-		// The client hung up: the call was permitted and forwarded, and
-		// nothing failed on our side or the upstream's.
+	case out.err != nil && (clientBodyFailed(r) || errors.Is(out.err, context.Canceled) && r.Context().Err() != nil):
+		// The client hung up, or broke its upload off: the call was
+		// permitted and forwarded, and nothing failed on our side or the
+		// upstream's.
 		h.log.LogAttrs(r.Context(), slog.LevelInfo, "proxy call canceled by the client", h.forwardAttrs(c, nil)...)
 		return decisionAllowed
 	case out.err != nil:

@@ -691,3 +691,37 @@ func TestH2ResetMidUpload(t *testing.T) {
 		t.Fatalf("newest audit record %+v %v: want the call's", recs, err)
 	}
 }
+
+// TestH1AbortMidUpload: over HTTP/1.1, a client that hangs up in the
+// middle of its body after the call was forwarded is logged as canceled by
+// the client, not as an upstream failure: the proxy's own request context
+// is not canceled until the handler returns, so only the failed read of the
+// client's body tells the two apart.
+func TestH1AbortMidUpload(t *testing.T) {
+	up := newTrailerUpstream(t)
+	e := newTestEnv(t, exchangeAt(up.srv))
+	e.grantFor(alice, "contoso", "exchange", 2*time.Hour, "New-MailboxRepairRequest")
+	c := e.dial()
+	head := "POST " + mailboxes + "/alice/repair HTTP/1.1\r\nHost: proxy.test\r\nAuthorization: " + e.bearer(alice) +
+		"\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\n0123456789"
+	if _, err := io.WriteString(c.c, head); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-up.arrived:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the call never reached the upstream")
+	}
+	c.c.Close()
+	for deadline := time.Now().Add(5 * time.Second); len(up.seen()) == 0 || len(e.logLines("proxy call canceled by the client")) == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("upstream saw %d calls; log:\n%s", len(up.seen()), e.logs)
+		}
+	}
+	if n := len(e.logLines("proxy call failed upstream")); n != 0 {
+		t.Errorf("the client's hang-up was also logged as %d upstream failures:\n%s", n, e.logs)
+	}
+	if s := up.seen()[0]; s.err == nil || len(s.body) >= 100 {
+		t.Errorf("the upstream read %d bytes and %v, want the body cut short", len(s.body), s.err)
+	}
+}
