@@ -279,7 +279,9 @@ func Sign(secret []byte, timestamp int64, deliveryID string, body []byte) string
 }
 
 // Verify checks a delivery as a receiver gets it: the body, and the
-// values of DeliveryHeader, TimestampHeader and SignatureHeader. The
+// values of DeliveryHeader, TimestampHeader and SignatureHeader. A
+// delivery id of any other shape than Lockbox gives ("<entry>.<hash>",
+// exactly one dot) does not verify. The
 // signature must match in constant time, and the timestamp be within
 // tolerance of now either way (DefaultTolerance when tolerance is 0 or
 // less). The signature header may list several signatures separated by
@@ -300,6 +302,9 @@ func Verify(secret, body []byte, deliveryID, timestamp, signature string, now ti
 	if tol := int64(tolerance / time.Second); ts < now.Unix()-tol || ts > now.Unix()+tol {
 		return ErrStaleDelivery
 	}
+	if !wellFormedDeliveryID(deliveryID) {
+		return ErrBadSignature
+	}
 	want := []byte(Sign(secret, ts, deliveryID, body))
 	ok := false
 	for sig := range strings.SplitSeq(signature, ",") {
@@ -313,6 +318,21 @@ func Verify(secret, body []byte, deliveryID, timestamp, signature string, now ti
 		return ErrBadSignature
 	}
 	return nil
+}
+
+// wellFormedDeliveryID reports whether id has the one shape deliveryID
+// gives: "<outbox entry id>.<16 hex digits>", an entry id being a stream
+// id, "<digits>-<digits>". The signed text joins the id and the body with a
+// dot, so the same bytes would sign an id cut short at its dot, with the
+// rest moved into the body, or an id that took in the body up to a dot of
+// its own; an id with exactly one dot has only one place to end.
+func wellFormedDeliveryID(id string) bool {
+	entry, hash, ok := strings.Cut(id, ".")
+	if !ok || len(hash) != 16 || strings.Trim(hash, "0123456789abcdef") != "" {
+		return false
+	}
+	ms, seq, ok := strings.Cut(entry, "-")
+	return ok && ms != "" && seq != "" && strings.Trim(ms, "0123456789") == "" && strings.Trim(seq, "0123456789") == ""
 }
 
 type webhook struct {

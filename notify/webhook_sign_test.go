@@ -1,6 +1,7 @@
 package notify_test
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net/http"
@@ -57,6 +58,11 @@ func TestWebhookSignatureCoversDeliveryAndTimestamp(t *testing.T) {
 	if err := notify.Verify(secret, d.body, id, ts, sig, sentAt, 0); err != nil {
 		t.Fatalf("the delivery as sent fails: %v", err)
 	}
+	idEntry, idHash, ok := strings.Cut(id, ".")
+	dot := bytes.IndexByte(d.body, '.')
+	if !ok || strings.Contains(idHash, ".") || dot < 0 {
+		t.Fatalf("delivery id %q, body %q: want <entry>.<hash> and a dot in the body", id, d.body)
+	}
 	if err := notify.Verify(secret, d.body, id, ts, sig, sentAt.Add(4*time.Minute), 0); err != nil {
 		t.Errorf("4 minutes later, within the default tolerance: %v", err)
 	}
@@ -81,6 +87,11 @@ func TestWebhookSignatureCoversDeliveryAndTimestamp(t *testing.T) {
 		{name: "unversioned signature", body: d.body, id: id, ts: ts, sig: strings.TrimPrefix(sig, "v1="), at: sentAt, want: notify.ErrBadSignature},
 		{name: "other secret", body: d.body, id: id, ts: ts, sig: sig, at: sentAt, secretOverride: []byte("j"), want: notify.ErrBadSignature},
 		{name: "one of several signatures", body: d.body, id: id, ts: ts, sig: "v1=00, " + sig, at: sentAt},
+		// The signed text is "timestamp.id.body": the same bytes would
+		// sign an id cut short with the rest moved into the body, or an
+		// id that took in the body's start.
+		{name: "boundary moved into the body", body: []byte(idHash + "." + string(d.body)), id: idEntry, ts: ts, sig: sig, at: sentAt, want: notify.ErrBadSignature},
+		{name: "boundary moved into the id", body: d.body[dot+1:], id: id + "." + string(d.body[:dot]), ts: ts, sig: sig, at: sentAt, want: notify.ErrBadSignature},
 	} {
 		key := secret
 		if tc.secretOverride != nil {
