@@ -535,6 +535,10 @@ func TestSIEMRunLogsAFailureOnceNotEveryPass(t *testing.T) {
 	waitFor("20 failed writes", func() bool { sink.mu.Lock(); defer sink.mu.Unlock(); return sink.attempts >= 20 })
 	sink.set(false, 0)
 	waitFor("the record written", func() bool { return len(sink.got()) == 1 })
+	// The record reaches the sink inside the pass, before Run sees the
+	// pass succeed and logs the recovery: cancelling now could end Run
+	// first.
+	waitFor("the recovery logged", func() bool { return strings.Contains(logs.String(), "siem forwarding resumed") })
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
