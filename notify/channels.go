@@ -379,10 +379,92 @@ func (w *webhook) post(ctx context.Context, id string, body []byte) error {
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("webhook %s: status %d", w.origin(), resp.StatusCode)
+	if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
+		return nil
 	}
-	return nil
+	err = &statusError{origin: w.origin(), code: resp.StatusCode}
+	if refusedForGood(resp.StatusCode) {
+		return permanent(err)
+	}
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+		return &delayedError{error: err, wait: retryAfter(resp.Header.Get("Retry-After"), w.now())}
+	}
+	return err
+}
+
+// statusError is a receiver's answer other than 2xx. It names the
+// receiver by origin, like every webhook error.
+type statusError struct {
+	origin string
+	code   int
+}
+
+func (e *statusError) Error() string {
+	return strings.TrimSpace(fmt.Sprintf("webhook %s: status %d %s", e.origin, e.code, http.StatusText(e.code)))
+}
+
+// refusedForGood reports whether a receiver's answer says that no retry of
+// the same signed body can succeed: the receiver can't parse or won't take
+// it (400, 411, 413, 414, 415, 422), or the URL is not a receiver (405)
+// or is gone for good (410). Those deliveries are dead letters at once.
+// 404 is retried: a receiver in the middle of a redeploy may answer it for
+// a while, and a dead letter is not sent again. So are 401 and 403: a
+// receiver's operator may fix the credential it checks, which is none of
+// the body's doing. So is every other answer, throttling (429), timeouts
+// (408, 425), server errors and statuses Lockbox does not know.
+func refusedForGood(code int) bool {
+	switch code {
+	case http.StatusBadRequest, http.StatusMethodNotAllowed, http.StatusGone,
+		http.StatusLengthRequired, http.StatusRequestEntityTooLarge, http.StatusRequestURITooLong,
+		http.StatusUnsupportedMediaType, http.StatusUnprocessableEntity:
+		return true
+	}
+	return false
+}
+
+// delayedError is a failure whose receiver asked to be left alone for
+// wait (Retry-After): the worker retries no earlier than that.
+type delayedError struct {
+	error
+	wait time.Duration
+}
+
+func (e *delayedError) Unwrap() error { return e.error }
+
+func (e *delayedError) Error() string {
+	if e.wait <= 0 {
+		return e.error.Error()
+	}
+	return fmt.Sprintf("%v, retry after %s", e.error, e.wait)
+}
+
+// retryAfter reads a Retry-After header (RFC 9110 10.2.3) as of now: a
+// number of seconds or an HTTP-date, in any of the three formats a
+// recipient must accept, capped at maxBackoff; a value in the
+// past or that does not parse is 0, which leaves the retry to the backoff.
+//
+// The cap is DefaultBackoff's longest wait: a receiver asking for more is
+// tried again after that all the same, so a mistaken or hostile header
+// holds a delivery back no longer than Lockbox's own backoff would.
+func retryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if strings.Trim(v, "0123456789") == "" {
+		// Digits only, however many: a number too long for an int64 is
+		// more than the cap too.
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n > int64(maxBackoff/time.Second) {
+			return maxBackoff
+		}
+		return time.Duration(n) * time.Second
+	}
+	at, err := http.ParseTime(v)
+	if err != nil {
+		return 0
+	}
+	return min(max(at.Sub(now), 0), maxBackoff)
 }
 
 // origin names the receiver in errors and logs: scheme and host, without

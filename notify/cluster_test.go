@@ -28,6 +28,7 @@ func TestOnRedisCluster(t *testing.T) {
 		"ExpiryWarning":                      TestExpiryWarning,
 		"OutboxDepthGauge":                   TestOutboxDepthGauge,
 		"ReplicaKilledMidDelivery":           TestReplicaKilledMidDelivery,
+		"WebhookGoneDoesNotBuryOthers":       TestWebhookGoneDoesNotBuryOthers,
 	} {
 		t.Run(name, test)
 	}

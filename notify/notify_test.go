@@ -568,9 +568,10 @@ func TestWebhookErrorsKeepTheURLsCredential(t *testing.T) {
 	const token = "T0KEN-in-the-path"
 	secret := []byte("k")
 	refusing := startHook(t, time.Now, secret, http.StatusInternalServerError)
+	gone := startStatusHook(t, answer{status: http.StatusGone}) // dead-lettered at once
 	closed := httptest.NewServer(http.NotFoundHandler())
 	closed.Close() // nothing listens there any more: a connection error
-	for _, tc := range []struct{ name, base string }{{"error status", refusing.URL}, {"connection refused", closed.URL}} {
+	for _, tc := range []struct{ name, base string }{{"error status", refusing.URL}, {"gone", gone.URL}, {"connection refused", closed.URL}} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
 			e.create(t, operator(0))

@@ -131,14 +131,16 @@ func KindOf(ev grants.Event) (Kind, bool) {
 // OutboxKey is the tenant's outbox stream.
 func OutboxKey(tenant string) string { return keys.Outbox(tenant) }
 
-// DeadKey is the tenant's dead-letter stream: events given up on after the
-// maximum number of attempts, with the last error.
+// DeadKey is the tenant's dead-letter stream: events given up on, for the
+// recipients listed, after the maximum number of attempts or a permanent
+// failure, with the last error.
 func DeadKey(tenant string) string { return keys.OutboxDead(tenant) }
 
 // retryKey is a hash of entry id -> retry state (attempts, next attempt).
 func retryKey(tenant string) string { return keys.OutboxRetry(tenant) }
 
-// sentKey marks one recipient of one entry as being sent or sent.
+// sentKey marks one recipient of one entry as being sent, sent, or dead
+// (dead-lettered while the entry's other recipients are retried).
 func sentKey(tenant, id, recipient string) string { return keys.OutboxSent(tenant, id, recipient) }
 
 // WarnedKey marks the request whose expiry warning was queued, so that it

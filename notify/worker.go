@@ -155,13 +155,17 @@ func (c *Config) CheckAndSetDefaults() error {
 	return nil
 }
 
+// maxBackoff is DefaultBackoff's longest wait, and the longest a
+// receiver's Retry-After delays a retry.
+const maxBackoff = 15 * time.Minute
+
 // DefaultBackoff doubles from 5s up to 15m.
 func DefaultBackoff(attempt int) time.Duration {
 	d := 5 * time.Second
-	for i := 1; i < attempt && d < 15*time.Minute; i++ {
+	for i := 1; i < attempt && d < maxBackoff; i++ {
 		d *= 2
 	}
-	return min(d, 15*time.Minute)
+	return min(d, maxBackoff)
 }
 
 // sentTTL is how long a delivered recipient is remembered: longer than any
@@ -174,12 +178,13 @@ const sentTTL = 7 * 24 * time.Hour
 // Delivery is at least once, with duplicates confined to a crash window:
 // before sending to a recipient the worker takes a lease on (entry,
 // recipient) with SET NX, and after the channel accepted the message it
-// marks the pair sent; the entry is acknowledged once every recipient is
-// marked. So another replica never sends a pair that is being sent or was
-// sent, and a retried entry skips the recipients already done. Only a
-// replica dying between the channel's acceptance and the "sent" mark (one
-// Redis write) makes the pair be sent again when the lease ends. We chose
-// this over at-most-once because the contract is "nothing lost".
+// marks the pair sent (or, refused for good, dead: see deadLetter); the
+// entry is acknowledged once every recipient is marked. So another replica
+// never sends a pair that is being sent or was sent, and a retried entry
+// skips the recipients already done. Only a replica dying between the
+// channel's acceptance and the "sent" mark (one Redis write) makes the
+// pair be sent again when the lease ends. We chose this over at-most-once
+// because the contract is "nothing lost".
 type Worker struct {
 	cfg    Config
 	mailer Mailer
@@ -459,7 +464,7 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 	}
 	var ev Event
 	if err := json.Unmarshal([]byte(raw), &ev); err != nil {
-		return true, w.deadLetter(ctx, t, m.ID, raw, 1, fmt.Errorf("corrupt event: %w", err), nil)
+		return true, w.deadLetter(ctx, t, m.ID, raw, 1, fmt.Errorf("corrupt event: %w", err), nil, true)
 	}
 	attempts, next := 0, int64(0)
 	if st, err := rdb.HGet(ctx, retryKey(t), m.ID).Result(); err == nil {
@@ -496,7 +501,7 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 		}
 		w.cfg.Logger.WarnContext(ctx, "notification recipients not resolved", "tenant", t, "entry", m.ID,
 			"kind", ev.Kind, "request_id", ev.Request.ID, "attempt", attempts+1, "err", err)
-		return w.failed(ctx, t, m.ID, raw, attempts+1, errors.As(err, new(permanentError)), err, nil, channels)
+		return w.failed(ctx, t, m.ID, raw, attempts+1, errors.As(err, new(permanentError)), err, 0, nil, channels)
 	}
 	if attempts == 0 {
 		// Told once per entry, not on every retry of its other recipients.
@@ -506,9 +511,10 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 				"kind", ev.Kind, "request_id", ev.Request.ID, "template", d.template, "recipient", d.who)
 		}
 	}
-	var failed []string
-	var lastErr error
-	busy, perm := false, false
+	// The recipients that failed: those a retry may reach, and those no
+	// retry can (permanentError).
+	var retry, dead failures
+	busy := false
 	for _, tg := range targets {
 		mk := sentKey(t, m.ID, hashKey(tg.key))
 		got, err := rdb.SetNX(ctx, mk, "sending:"+w.cfg.Consumer, w.cfg.ClaimAfter).Result()
@@ -516,7 +522,7 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 			return false, err
 		}
 		if !got {
-			if v, err := rdb.Get(ctx, mk).Result(); err == nil && v == "sent" {
+			if v, err := rdb.Get(ctx, mk).Result(); err == nil && (v == "sent" || v == "dead") {
 				continue
 			}
 			busy = true // another replica is sending it right now
@@ -526,12 +532,17 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 		err = tg.send(sendCtx, deliveryID(t, m.ID, tg.key))
 		cancel()
 		if err != nil {
-			rdb.Del(context.WithoutCancel(ctx), mk)
 			w.sent.WithLabelValues(tg.channel, "error").Inc()
 			w.cfg.Logger.WarnContext(ctx, "notification not delivered", "tenant", t, "entry", m.ID,
 				"kind", ev.Kind, "request_id", ev.Request.ID, "channel", tg.channel, "attempt", attempts+1, "err", err)
-			failed, lastErr = append(failed, tg.key), err
-			perm = perm || errors.As(err, new(permanentError))
+			if errors.As(err, new(permanentError)) {
+				// The lease stays until the dead letter below marks the
+				// recipient dead, so no replica sends it meanwhile.
+				dead.add(tg, err)
+				continue
+			}
+			rdb.Del(context.WithoutCancel(ctx), mk)
+			retry.add(tg, err)
 			continue
 		}
 		if err := rdb.Set(context.WithoutCancel(ctx), mk, "sent", sentTTL).Err(); err != nil {
@@ -541,10 +552,25 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 		w.cfg.Logger.InfoContext(ctx, "notification delivered", "tenant", t, "entry", m.ID,
 			"kind", ev.Kind, "request_id", ev.Request.ID, "channel", tg.channel)
 	}
+	if len(dead.keys) > 0 {
+		// Recipients no retry can reach are dead letters now, under their
+		// own error. The entry's other failed recipients are not: a
+		// receiver that is gone for good (a deleted Slack webhook fails
+		// every event) must not take down with it the e-mails that an
+		// SMTP outage failed in the same attempt. Their retries go on
+		// without the dead ones.
+		finish := len(retry.keys) == 0 && !busy
+		if err := w.deadLetter(ctx, t, m.ID, raw, attempts+1, errors.Join(dead.errs...), dead.keys, finish, dead.channels...); err != nil {
+			return false, err
+		}
+		if finish {
+			return true, nil
+		}
+	}
 	switch {
-	case len(failed) == 0 && busy:
+	case len(retry.keys) == 0 && busy:
 		return false, nil
-	case len(failed) == 0:
+	case len(retry.keys) == 0:
 		_, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			p.XAck(ctx, OutboxKey(t), Group, m.ID)
 			p.XDel(ctx, OutboxKey(t), m.ID)
@@ -553,26 +579,42 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 		})
 		return err == nil, err
 	}
-	var channels []string
-	for _, tg := range targets {
-		if slices.Contains(failed, tg.key) {
-			channels = append(channels, tg.channel)
-		}
+	return w.failed(ctx, t, m.ID, raw, attempts+1, false, retry.errs[len(retry.errs)-1], retry.wait, retry.keys, retry.channels)
+}
+
+// failures are the recipients of one entry that failed in one attempt, in
+// the order they were tried.
+type failures struct {
+	keys, channels []string
+	errs           []error
+	// wait is the longest any of their receivers asked to be left alone
+	// (a webhook's Retry-After).
+	wait time.Duration
+}
+
+func (f *failures) add(tg target, err error) {
+	f.keys, f.channels, f.errs = append(f.keys, tg.key), append(f.channels, tg.channel), append(f.errs, err)
+	if d, ok := errors.AsType[*delayedError](err); ok {
+		f.wait = max(f.wait, d.wait)
 	}
-	return w.failed(ctx, t, m.ID, raw, attempts+1, perm, lastErr, failed, channels)
 }
 
 // failed records a failed attempt (number attempts) at entry id: it
 // dead-letters the entry when the failure is permanent or the attempts are
-// used up, and otherwise schedules the retry after the backoff. The entry
-// stays pending while it backs off, without hiding the ones after it
+// used up, and otherwise schedules the retry after the backoff, or after
+// wait if a receiver asked for longer (Retry-After). The entry stays
+// pending while it backs off, without hiding the ones after it
 // (streamgroup.Reader.Visit pages past it). It reports whether the entry
 // is finished.
-func (w *Worker) failed(ctx context.Context, t, id, raw string, attempts int, perm bool, cause error, recipients, channels []string) (bool, error) {
+//
+// Retries are scheduled per entry, not per recipient: a receiver's
+// Retry-After delays the entry's other failed recipients too, by at most
+// maxBackoff.
+func (w *Worker) failed(ctx context.Context, t, id, raw string, attempts int, perm bool, cause error, wait time.Duration, recipients, channels []string) (bool, error) {
 	if perm || attempts >= w.cfg.MaxAttempts {
-		return true, w.deadLetter(ctx, t, id, raw, attempts, cause, recipients, channels...)
+		return true, w.deadLetter(ctx, t, id, raw, attempts, cause, recipients, true, channels...)
 	}
-	at := w.cfg.Now().Add(w.cfg.Backoff(attempts)).UnixMilli()
+	at := w.cfg.Now().Add(max(w.cfg.Backoff(attempts), wait)).UnixMilli()
 	return false, w.cfg.Redis.HSet(ctx, retryKey(t), id, fmt.Sprintf("%d:%d", attempts, at)).Err()
 }
 
@@ -590,13 +632,22 @@ func transient(err error) bool {
 		errors.Is(err, redis.ErrClosed) || errors.Is(err, io.EOF)
 }
 
-// deadLetter moves an entry to the dead-letter stream in one MULTI.
-func (w *Worker) deadLetter(ctx context.Context, t, id, raw string, attempts int, cause error, failed []string, channels ...string) error {
+// deadLetter writes an entry to the dead-letter stream for the failed
+// recipients, in one MULTI. With finish, the entry leaves the outbox;
+// without, it stays for its other recipients, and the failed ones are
+// marked dead so that its retries pass them by.
+func (w *Worker) deadLetter(ctx context.Context, t, id, raw string, attempts int, cause error, failed []string, finish bool, channels ...string) error {
 	_, err := w.cfg.Redis.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.XAdd(ctx, &redis.XAddArgs{Stream: DeadKey(t), Values: []any{
 			"event", raw, "entry", id, "attempts", attempts, "error", fmt.Sprint(cause),
 			"recipients", strings.Join(failed, ","), "at", w.cfg.Now().UTC().Format(time.RFC3339),
 		}})
+		if !finish {
+			for _, k := range failed {
+				p.Set(ctx, sentKey(t, id, hashKey(k)), "dead", sentTTL)
+			}
+			return nil
+		}
 		p.XAck(ctx, OutboxKey(t), Group, id)
 		p.XDel(ctx, OutboxKey(t), id)
 		p.HDel(ctx, retryKey(t), id)

@@ -257,8 +257,8 @@ func OutboxDead(tenant string) string { return tagged(tenant, "outbox:dead") }
 // OutboxRetry is a hash of outbox entry id -> retry state.
 func OutboxRetry(tenant string) string { return tagged(tenant, "outbox:retry") }
 
-// OutboxSent marks one recipient of one outbox entry as being sent or
-// sent.
+// OutboxSent marks one recipient of one outbox entry as being sent, sent
+// or dead.
 func OutboxSent(tenant, id, recipient string) string {
 	return tagged(tenant, "outbox:sent:"+id+":"+recipient)
 }
