@@ -567,11 +567,13 @@ func TestDeadLetterAfterMaxAttempts(t *testing.T) {
 func TestWebhookErrorsKeepTheURLsCredential(t *testing.T) {
 	const token = "T0KEN-in-the-path"
 	secret := []byte("k")
-	refusing := startHook(t, time.Now, secret, http.StatusInternalServerError)
+	refusing := startStatusHook(t, answer{status: http.StatusInternalServerError})
 	gone := startStatusHook(t, answer{status: http.StatusGone}) // dead-lettered at once
 	closed := httptest.NewServer(http.NotFoundHandler())
 	closed.Close() // nothing listens there any more: a connection error
-	for _, tc := range []struct{ name, base string }{{"error status", refusing.URL}, {"gone", gone.URL}, {"connection refused", closed.URL}} {
+	for _, tc := range []struct{ name, base, says string }{
+		{"error status", refusing.URL, "status 500"}, {"gone", gone.URL, "status 410"}, {"connection refused", closed.URL, "connection refused"},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
 			e.create(t, operator(0))
@@ -591,8 +593,8 @@ func TestWebhookErrorsKeepTheURLsCredential(t *testing.T) {
 			}
 			for _, d := range dead {
 				msg := d.Values["error"].(string)
-				if strings.Contains(msg, token) || !strings.Contains(msg, tc.base) {
-					t.Errorf("dead-letter error %q: want the origin %s without the URL's path and query", msg, tc.base)
+				if strings.Contains(msg, token) || !strings.Contains(msg, tc.base) || !strings.Contains(msg, tc.says) {
+					t.Errorf("dead-letter error %q: want the origin %s without the URL's path and query, and %q", msg, tc.base, tc.says)
 				}
 			}
 			if strings.Contains(logs.String(), token) {
