@@ -1,6 +1,7 @@
 package login
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
@@ -70,13 +71,21 @@ func (f *Flow) Browser(ctx context.Context) (Token, error) {
 			finish(result{code: q.Get("code")})
 		}
 	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	rt := f.redirectTimeouts.orDefaults()
+	srv := redirectServer(mux, rt)
 	go func() { _ = srv.Serve(ln) }()
 	defer func() {
-		// Shutdown, not Close: the browser still gets its page.
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		// Shutdown first: the browser still gets its page. It closes
+		// idle connections (a browser's kept-alive one) at once, but
+		// waits on any other, and counts a connection that has sent
+		// nothing yet (a browser's spare one) as busy for its first
+		// five seconds; after the grace, Close drops whatever is left
+		// instead of leaving it to its timeouts.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rt.shutdown)
 		defer cancel()
-		_ = srv.Shutdown(sctx)
+		if srv.Shutdown(sctx) != nil {
+			_ = srv.Close()
+		}
 	}()
 
 	if f.Tell != nil {
@@ -96,4 +105,54 @@ func (f *Flow) Browser(ctx context.Context) (Token, error) {
 		return Token{}, fmt.Errorf("redeeming the sign-in's code at %s: %w", f.Issuer.URL, err)
 	}
 	return f.token(tok)
+}
+
+// redirectTimeouts bound the loopback redirect server's connections, and
+// how long the flow, once it has its answer, lets them finish. Zero
+// fields take defaultRedirectTimeouts'; tests shorten them.
+type redirectTimeouts struct {
+	readHeader, read, write, idle time.Duration
+	// shutdown is the grace for answers still being written when the
+	// flow ends; connections still open after it are closed.
+	shutdown time.Duration
+}
+
+// defaultRedirectTimeouts suit the one redirect the server is there for:
+// a browser on this machine sends a GET without a body and reads a
+// one-line page at once, and might ask for a favicon on the same
+// connection straight after. Anything slower is not that browser, and
+// is dropped instead of holding a goroutine and a connection for as long
+// as it likes (net/http waits forever where a timeout is zero).
+var defaultRedirectTimeouts = redirectTimeouts{
+	readHeader: 10 * time.Second,
+	read:       10 * time.Second,
+	write:      10 * time.Second,
+	idle:       10 * time.Second,
+	shutdown:   2 * time.Second,
+}
+
+func (t redirectTimeouts) orDefaults() redirectTimeouts {
+	d := defaultRedirectTimeouts
+	return redirectTimeouts{
+		readHeader: cmp.Or(t.readHeader, d.readHeader),
+		read:       cmp.Or(t.read, d.read),
+		write:      cmp.Or(t.write, d.write),
+		idle:       cmp.Or(t.idle, d.idle),
+		shutdown:   cmp.Or(t.shutdown, d.shutdown),
+	}
+}
+
+// redirectServer is the loopback redirect server of handler h, with the
+// timeouts t.
+func redirectServer(h http.Handler, t redirectTimeouts) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: t.readHeader,
+		// Also what a request that declares a body it never sends gets:
+		// net/http reads (to discard) a body the handler left unread
+		// before it answers.
+		ReadTimeout:  t.read,
+		WriteTimeout: t.write,
+		IdleTimeout:  t.idle,
+	}
 }

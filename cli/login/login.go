@@ -146,6 +146,9 @@ type Flow struct {
 	Now func() time.Time
 	// Sleep waits between device polls; a timer when nil.
 	Sleep func(context.Context, time.Duration) error
+	// redirectTimeouts are Browser's loopback server's; its defaults
+	// where zero. Tests shorten them.
+	redirectTimeouts redirectTimeouts
 }
 
 // Run signs the user in: through the device flow when the issuer offers

@@ -1,0 +1,93 @@
+// Package stalltest plays the HTTP/1.1 clients that stall a server: one
+// that connects and sends nothing, one that sends part of a request
+// header, one that declares a body and never sends it, one that keeps an
+// idle connection alive. Tests use it to show that a server closes such
+// connections within its timeouts, where net/http alone waits for as long
+// as the client likes wherever a timeout is zero.
+//
+// Nothing here measures time: Patience only turns a server that never
+// closes into a failure, so tests shorten the server's timeouts well
+// below it.
+package stalltest
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"testing"
+	"time"
+)
+
+// Patience is how long WaitClosed and KeptAlive wait on the server.
+const Patience = 10 * time.Second
+
+// PartialHeader is a GET of target whose header never ends.
+func PartialHeader(target string) string {
+	return "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+}
+
+// BodyNeverSent is a POST of target whose header declares a body of 100
+// bytes; none follows.
+func BodyNeverSent(target string) string {
+	return "POST " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n"
+}
+
+// Request is a whole GET of target.
+func Request(target string) string {
+	return "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+}
+
+// Send opens a connection to addr and writes raw on it; the connection is
+// closed when the test ends.
+func Send(t testing.TB, addr, raw string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if _, err := io.WriteString(c, raw); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// KeptAlive sends Request(target) on a new connection to addr, reads the
+// whole answer and nothing after it, and fails unless the answer leaves
+// the connection open: the connection is then idle, kept alive.
+func KeptAlive(t testing.TB, addr, target string) net.Conn {
+	t.Helper()
+	c := Send(t, addr, Request(target))
+	_ = c.SetReadDeadline(time.Now().Add(Patience))
+	resp, err := http.ReadResponse(bufio.NewReaderSize(oneByte{c}, 16), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.Close {
+		t.Fatalf("answer %s (close %t, %v): want the connection kept alive", resp.Status, resp.Close, err)
+	}
+	_ = c.SetReadDeadline(time.Time{})
+	return c
+}
+
+// oneByte reads one byte at a time, so that a bufio.Reader over it takes
+// nothing past what http.ReadResponse needs.
+type oneByte struct{ r io.Reader }
+
+func (o oneByte) Read(p []byte) (int, error) { return o.r.Read(p[:min(len(p), 1)]) }
+
+// WaitClosed reads c until the server closes it (EOF, or a reset), and
+// fails t, naming what, if it is still open after Patience.
+func WaitClosed(t testing.TB, c net.Conn, what string) {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(Patience))
+	got, err := io.ReadAll(c)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("%s: the connection is still open after %s (read %q)", what, Patience, got)
+	}
+}
