@@ -24,21 +24,37 @@ type Cluster struct {
 	done      sync.WaitGroup // the Serve goroutines and the ctx watcher
 }
 
-// Server timeouts. The proxy is the only intended client; the limits are
-// there so a demo left running can't be held open by a stray connection.
 const (
-	readHeaderTimeout = 5 * time.Second
-	readTimeout       = 30 * time.Second
-	writeTimeout      = 30 * time.Second
-	idleTimeout       = 2 * time.Minute
-	maxHeaderBytes    = 64 << 10
-	shutdownTimeout   = 5 * time.Second
+	maxHeaderBytes  = 64 << 10
+	shutdownTimeout = 5 * time.Second
 )
+
+// serverTimeouts are a demo service's http.Server timeouts.
+type serverTimeouts struct {
+	readHeader, read, write, idle time.Duration
+}
+
+// defaultTimeouts are the demo services'. The proxy is the only intended
+// client; the limits are there so a demo left running can't be held open
+// by a stray connection. No answer is streamed: each is one JSON document
+// marshalled in memory and written at once, so the write timeout needs no
+// room for a long download.
+var defaultTimeouts = serverTimeouts{
+	readHeader: 5 * time.Second,
+	read:       30 * time.Second,
+	write:      30 * time.Second,
+	idle:       2 * time.Minute,
+}
 
 // Start starts every demo service on a free port of 127.0.0.1, each
 // configured by cfg (its Name aside). It stops them when ctx ends or Close
 // is called, whichever comes first.
 func Start(ctx context.Context, cfg ServiceConfig) (*Cluster, error) {
+	return start(ctx, cfg, defaultTimeouts)
+}
+
+// start is Start with the servers' timeouts t; tests shorten them.
+func start(ctx context.Context, cfg ServiceConfig, t serverTimeouts) (*Cluster, error) {
 	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -69,10 +85,10 @@ func Start(ctx context.Context, cfg ServiceConfig) (*Cluster, error) {
 		c.upstreams[name] = "http://" + ln.Addr().String()
 		c.servers = append(c.servers, &http.Server{
 			Handler:           svc,
-			ReadHeaderTimeout: readHeaderTimeout,
-			ReadTimeout:       readTimeout,
-			WriteTimeout:      writeTimeout,
-			IdleTimeout:       idleTimeout,
+			ReadHeaderTimeout: t.readHeader,
+			ReadTimeout:       t.read,
+			WriteTimeout:      t.write,
+			IdleTimeout:       t.idle,
 			MaxHeaderBytes:    maxHeaderBytes,
 			ErrorLog:          slog.NewLogLogger(logger.With("component", "demo", "service", name).Handler(), slog.LevelWarn),
 		})

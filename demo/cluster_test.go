@@ -1,0 +1,80 @@
+package demo
+
+import (
+	"net"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/lockbox-oss/lockbox/internal/stalltest"
+)
+
+// TestStalledConnectionsAreClosed: every demo service's server drops a
+// client that stalls in any phase of a connection, where net/http alone
+// would wait for as long as the client liked. Each case shortens only the
+// timeout of the phase it stalls in.
+func TestStalledConnectionsAreClosed(t *testing.T) {
+	const short, long = 200 * time.Millisecond, time.Hour
+	const target = "/tenants/contoso/mailboxes"
+	k := newKeys(t)
+	for _, c := range []struct {
+		name string
+		st   serverTimeouts
+		open func(t *testing.T, addr string) net.Conn
+	}{
+		{"nothing sent", serverTimeouts{readHeader: short, read: long, write: long, idle: long},
+			func(t *testing.T, addr string) net.Conn { return stalltest.Send(t, addr, "") }},
+		{"partial header", serverTimeouts{readHeader: short, read: long, write: long, idle: long},
+			func(t *testing.T, addr string) net.Conn {
+				return stalltest.Send(t, addr, stalltest.PartialHeader(target))
+			}},
+		{"declared body never sent", serverTimeouts{readHeader: long, read: short, write: long, idle: long},
+			func(t *testing.T, addr string) net.Conn {
+				return stalltest.Send(t, addr, stalltest.BodyNeverSent(target))
+			}},
+		{"idle kept-alive connection", serverTimeouts{readHeader: long, read: long, write: long, idle: short},
+			func(t *testing.T, addr string) net.Conn { return stalltest.KeptAlive(t, addr, target) }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cl, err := start(t.Context(), ServiceConfig{GrantKeys: k.set, Now: fixedNow}, c.st)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(cl.Close)
+			conns := map[string]net.Conn{}
+			for name, base := range cl.Upstreams() {
+				u, err := url.Parse(base)
+				if err != nil {
+					t.Fatal(err)
+				}
+				conns[name] = c.open(t, u.Host)
+			}
+			for name, conn := range conns {
+				stalltest.WaitClosed(t, conn, name+": "+c.name)
+			}
+		})
+	}
+}
+
+// TestDefaultTimeouts: the servers Start builds bound every phase of a
+// connection.
+func TestDefaultTimeouts(t *testing.T) {
+	cl, err := Start(t.Context(), ServiceConfig{GrantKeys: newKeys(t).set})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if len(cl.servers) != len(Names()) {
+		t.Fatalf("%d servers", len(cl.servers))
+	}
+	for _, srv := range cl.servers {
+		for name, d := range map[string]time.Duration{
+			"ReadHeaderTimeout": srv.ReadHeaderTimeout, "ReadTimeout": srv.ReadTimeout,
+			"WriteTimeout": srv.WriteTimeout, "IdleTimeout": srv.IdleTimeout,
+		} {
+			if d <= 0 {
+				t.Errorf("%s = %s: unbounded", name, d)
+			}
+		}
+	}
+}
