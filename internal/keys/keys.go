@@ -251,7 +251,8 @@ func TenantOfEntry(key string) (string, bool) {
 func Outbox(tenant string) string { return tagged(tenant, "outbox") }
 
 // OutboxDead is the tenant's dead-letter stream: notifications given up
-// on after the maximum number of attempts, with the last error.
+// on, for the recipients each entry lists, after a permanent failure or
+// the maximum number of attempts, with the last error.
 func OutboxDead(tenant string) string { return tagged(tenant, "outbox:dead") }
 
 // OutboxRetry is a hash of outbox entry id -> retry state.
