@@ -25,8 +25,11 @@ import (
 	"github.com/lockbox-oss/lockbox/identity"
 )
 
-// writeTimeout is the WriteTimeout of the servers of these tests.
-const writeTimeout = 300 * time.Millisecond
+// writeTimeout is the WriteTimeout of the servers of these tests. A slow
+// reader's pace is a quarter of it, so a scheduling pause of more than
+// three quarters fails a steady export: at 300 ms a loaded two-core
+// machine running the suite under -race did that now and then.
+const writeTimeout = time.Second
 
 // generatedAudit exports n generated records of about 500 bytes each,
 // whatever the query, and tells cut the error of the first write that
