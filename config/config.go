@@ -229,6 +229,9 @@ type Config struct {
 	// ConsoleIdleTimeout and ConsoleSessionMax end admin center sessions.
 	ConsoleIdleTimeout time.Duration `env:"CONSOLE_IDLE_TIMEOUT" envDefault:"30m" desc:"an admin center session nobody used for this long ends (the live lists' polling doesn't count as use)"`
 	ConsoleSessionMax  time.Duration `env:"CONSOLE_SESSION_MAX" envDefault:"8h" desc:"every admin center session ends this long after sign-in"`
+	// ConsoleReverify is how often an OIDC session's roles are read again
+	// from the identity provider.
+	ConsoleReverify time.Duration `env:"CONSOLE_REVERIFY" envDefault:"15m" desc:"how often an admin center session signed in with OIDC is verified again with its refresh token, so roles removed (or a user disabled) at the identity provider leave the admin center; a session without a refresh token ends then, and one the identity provider can't verify for 4 times this long ends too"`
 
 	// DevDir is where "lockbox dev" keeps its signing keys and tokens.
 	DevDir string `env:"DEV_DIR" envDefault:".lockbox-dev" desc:"where \"lockbox dev\" keeps its signing key, JWKS and tokens"`
@@ -604,7 +607,7 @@ func (c Config) check() error {
 		{"SweepInterval", c.SweepInterval}, {"JobsRescanInterval", c.JobsRescanInterval}, {"ShutdownTimeout", c.ShutdownTimeout},
 		{"GrantTimeout", c.GrantTimeout}, {"AuditTimeout", c.AuditTimeout},
 		{"PolicyReloadInterval", c.PolicyReloadInterval}, {"SIEMClaimAfter", c.SIEMClaimAfter},
-		{"ConsoleIdleTimeout", c.ConsoleIdleTimeout}, {"ConsoleSessionMax", c.ConsoleSessionMax},
+		{"ConsoleIdleTimeout", c.ConsoleIdleTimeout}, {"ConsoleSessionMax", c.ConsoleSessionMax}, {"ConsoleReverify", c.ConsoleReverify},
 		{"JWKSRefresh", c.JWKSRefresh}, {"JWKSMaxAge", c.JWKSMaxAge},
 	}
 	for _, d := range durations {

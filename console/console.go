@@ -16,7 +16,10 @@
 // staff through the provider's; or, in "lockbox dev", a choice of the dev
 // identities.
 // Sessions live in Redis behind an HttpOnly, SameSite=Strict cookie with idle
-// and absolute timeouts. Signing out ends the session, and the user's
+// and absolute timeouts; an OpenID Connect session's identity is verified
+// again every few minutes with its refresh token (see reverify.go), so
+// roles taken away at the identity provider leave the console too.
+// Signing out ends the session, and the user's
 // session at the identity provider too where its issuer names an
 // end_session_endpoint (OpenID Connect RP-Initiated Logout). Every
 // state-changing request must come from the console's own origin
@@ -100,6 +103,10 @@ const (
 	DefaultMaxAge      = 8 * time.Hour
 )
 
+// DefaultReverify is how often an OpenID Connect session's identity is
+// verified again when Config.Reverify is zero.
+const DefaultReverify = 15 * time.Minute
+
 // DefaultTimeout bounds one page's work when Config.Timeout is zero.
 const DefaultTimeout = 10 * time.Second
 
@@ -126,6 +133,12 @@ type Config struct {
 	// IdleTimeout ends a session nobody used for that long; MaxAge ends any
 	// session that old.
 	IdleTimeout, MaxAge time.Duration
+	// Reverify is how often an OpenID Connect session's identity is
+	// verified again with its refresh token, so roles removed at the
+	// identity provider (or a disabled user) leave the console within
+	// about that long; DefaultReverify when zero. A session without a
+	// refresh token ends then.
+	Reverify time.Duration
 	// RefreshInterval is how often live lists poll; 5s when zero.
 	RefreshInterval time.Duration
 	// Timeout bounds one page's store calls.
@@ -149,6 +162,8 @@ func (c *Config) CheckAndSetDefaults() error {
 		return errors.New("console: Redis is required")
 	case c.IdleTimeout < 0 || c.MaxAge < 0:
 		return errors.New("console: session timeouts must not be negative")
+	case c.Reverify < 0:
+		return errors.New("console: the re-verification interval must not be negative")
 	}
 	if c.PublicURL != "" {
 		u, err := url.Parse(c.PublicURL)
@@ -161,6 +176,9 @@ func (c *Config) CheckAndSetDefaults() error {
 	}
 	if c.MaxAge == 0 {
 		c.MaxAge = DefaultMaxAge
+	}
+	if c.Reverify == 0 {
+		c.Reverify = DefaultReverify
 	}
 	if c.RefreshInterval == 0 {
 		c.RefreshInterval = 5 * time.Second

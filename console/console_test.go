@@ -346,7 +346,11 @@ func TestSignoutDuringAPageLoad(t *testing.T) {
 		status int
 		err    error
 	}
-	between := &beforeCommand{when: redistest.Command("set", keys.ConsoleSession(sha256Hex(token)))}
+	// The write back is a script that writes only over the session it read.
+	key := keys.ConsoleSession(sha256Hex(token))
+	between := &beforeCommand{when: func(c redis.Cmder) bool {
+		return redistest.Command("evalsha", key)(c) || redistest.Command("eval", key)(c)
+	}}
 	between.then = func() {
 		// On this goroutine (the server's), not the test's: no t.Fatal.
 		req, err := http.NewRequest(http.MethodPost, e.srv.URL+"/console/signout", strings.NewReader(url.Values{"csrf_token": {csrf}}.Encode()))

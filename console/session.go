@@ -38,12 +38,35 @@ type Session struct {
 	// through an issuer that names an end_session_endpoint; nil for dev
 	// sign-ins, other issuers, and sessions from before Lockbox kept it.
 	Logout *idpLogout `json:"logout,omitempty"`
+	// RefreshToken is the refresh token of an OIDC sign-in, with which the
+	// session's identity is verified again (see reverify.go). Like
+	// Logout's ID token it is a credential of the user's at the identity
+	// provider: it stays here, in Redis, and leaves only to the issuer's
+	// token endpoint; no cookie and no page holds it. "" when the issuer
+	// gave none, or one too large to keep (see maxRefreshToken).
+	RefreshToken string `json:"refresh_token,omitempty"`
+	// VerifiedAt is when Principal was last read from an ID token the
+	// issuer signed: the sign-in, then each re-verification. Sessions from
+	// before Lockbox re-verified have none (see verifiedAt).
+	VerifiedAt time.Time `json:"verified_at,omitzero"`
 	// CSRF is the form token every state-changing form carries.
 	CSRF      string    `json:"csrf"`
 	CreatedAt time.Time `json:"created_at"`
 	LastSeen  time.Time `json:"last_seen"`
 
 	token string // the cookie value; never stored
+	// raw is the session as read from Redis, which a rewrite must find
+	// there still (see sessions.update); nil for a new session.
+	raw []byte
+}
+
+// verifiedAt is when the session's identity was last verified: a session
+// stored before Lockbox recorded it was verified at its sign-in.
+func (sess Session) verifiedAt() time.Time {
+	if sess.VerifiedAt.IsZero() {
+		return sess.CreatedAt
+	}
+	return sess.VerifiedAt
 }
 
 // idpLogout is what sign-out sends to an issuer's end_session_endpoint.
@@ -82,53 +105,119 @@ func tokenHash(token string) string {
 
 // create stores a new session for p and returns it with its cookie value.
 // A sign-in always makes a new session, so an id planted before sign-in
-// (session fixation) is worthless.
-func (s *sessions) create(ctx context.Context, p identity.Principal, name, via, issuer string, logout *idpLogout) (Session, error) {
+// (session fixation) is worthless. refreshToken is the sign-in's, "" when
+// there is none.
+func (s *sessions) create(ctx context.Context, p identity.Principal, name, via, issuer string, logout *idpLogout, refreshToken string) (Session, error) {
 	now := s.now()
-	sess := Session{Principal: p, Name: name, Via: via, Issuer: issuer, Logout: logout, CSRF: rand.Text(), CreatedAt: now, LastSeen: now, token: rand.Text()}
-	if err := s.save(ctx, sess, false); err != nil {
+	sess := Session{Principal: p, Name: name, Via: via, Issuer: issuer, Logout: logout, RefreshToken: refreshToken, VerifiedAt: now,
+		CSRF: rand.Text(), CreatedAt: now, LastSeen: now, token: rand.Text()}
+	b, ttl, err := s.encode(sess)
+	if err != nil {
 		return Session{}, err
 	}
+	if err := s.rdb.Set(ctx, keys.ConsoleSession(tokenHash(sess.token)), b, ttl).Err(); err != nil {
+		return Session{}, fault.Unavailable("console: save session", err)
+	}
+	sess.raw = b
 	return sess, nil
 }
 
-// save writes sess. A rewrite (existing) writes it only while it is still
-// in Redis: a page load reads the session, then records the activity, and a
-// sign-out (or an ended session's deletion) between the two must not be
-// undone by the write, which would bring back a session its user ended —
-// for a stolen cookie too. A session gone by then is errNoSession.
-func (s *sessions) save(ctx context.Context, sess Session, existing bool) error {
+// encode is sess as stored, and the TTL of its key: a little past the
+// session's deadline, as the clock check in read decides and Redis only
+// forgets. A session past its absolute deadline is errNoSession.
+func (s *sessions) encode(sess Session) ([]byte, time.Duration, error) {
 	b, err := json.Marshal(sess)
 	if err != nil {
-		return fmt.Errorf("console: encode session: %w", err)
+		return nil, 0, fmt.Errorf("console: encode session: %w", err)
 	}
 	ttl := min(s.idle, sess.CreatedAt.Add(s.max).Sub(s.now()))
 	if ttl <= 0 {
-		return errNoSession
+		return nil, 0, errNoSession
 	}
-	// A little past the deadline: the clock check below decides, Redis
-	// only forgets.
-	key, ttl := keys.ConsoleSession(tokenHash(sess.token)), ttl+time.Minute
-	if !existing {
-		if err := s.rdb.Set(ctx, key, b, ttl).Err(); err != nil {
-			return fault.Unavailable("console: save session", err)
+	return b, ttl + time.Minute, nil
+}
+
+// rewriteScript writes a session (ARGV[2], with a TTL of ARGV[3] ms) over
+// the version its writer read (ARGV[1]) only: 1 when it did, 0 when the
+// session is gone, 2 when another write came in between.
+var rewriteScript = redis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+if not cur then return 0 end
+if cur ~= ARGV[1] then return 2 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1
+`)
+
+// maxRewrites bounds the attempts of update. Only the requests of one
+// browser write its session: one touch of a burst of page loads (the
+// others find it touched), and one re-verification at a time.
+const maxRewrites = 10
+
+// update applies change to sess and writes it, over the version of it read
+// from Redis only. A page load reads the session and writes it back later
+// (its activity, a re-verification), and nothing between the two may be
+// undone: a sign-out, or an ended session's deletion, which the write
+// would bring back — for a stolen cookie too — (the session is gone:
+// errNoSession); or another request's write, such as the refresh token a
+// re-verification rotated to, which a page load's stale copy would
+// overwrite with one the identity provider no longer takes (the session is
+// read again, and change applied to what it holds now). change returns
+// false when the session needs no write as it is, and update returns it.
+func (s *sessions) update(ctx context.Context, sess Session, change func(*Session) bool) (Session, error) {
+	key := keys.ConsoleSession(tokenHash(sess.token))
+	for range maxRewrites {
+		next := sess
+		if !change(&next) {
+			return sess, nil
 		}
-		return nil
+		b, ttl, err := s.encode(next)
+		if err != nil {
+			return Session{}, err
+		}
+		res, err := rewriteScript.Run(ctx, s.rdb, []string{key}, sess.raw, b, ttl.Milliseconds()).Int()
+		if err != nil {
+			return Session{}, fault.Unavailable("console: save session", err)
+		}
+		switch res {
+		case 0:
+			return Session{}, errNoSession
+		case 1:
+			next.raw = b
+			return next, nil
+		}
+		if sess, err = s.read(ctx, sess.token); err != nil {
+			return Session{}, err
+		}
 	}
-	ok, err := s.rdb.SetXX(ctx, key, b, ttl).Result()
-	if err != nil {
-		return fault.Unavailable("console: save session", err)
-	}
-	if !ok {
-		return errNoSession
-	}
-	return nil
+	return Session{}, fault.Unavailable("console: save session", errors.New("the session changed under every attempt to write it"))
 }
 
 // lookup returns the session of token. touch records activity, pushing the
 // idle deadline; the live lists' polling does not touch, so a forgotten tab
 // still times out.
 func (s *sessions) lookup(ctx context.Context, token string, touch bool) (Session, error) {
+	sess, err := s.read(ctx, token)
+	if err != nil {
+		return Session{}, err
+	}
+	if !touch {
+		return sess, nil
+	}
+	// Touch at most every few seconds: a burst of page loads is one write
+	// (and the others, finding it written, none).
+	now := s.now()
+	return s.update(ctx, sess, func(sess *Session) bool {
+		if now.Sub(sess.LastSeen) < 5*time.Second {
+			return false
+		}
+		sess.LastSeen = now
+		return true
+	})
+}
+
+// read returns the session of token, and ends it when it is idle or too
+// old.
+func (s *sessions) read(ctx context.Context, token string) (Session, error) {
 	if token == "" || len(token) > 64 {
 		return Session{}, errNoSession
 	}
@@ -144,20 +233,52 @@ func (s *sessions) lookup(ctx context.Context, token string, touch bool) (Sessio
 	if err := json.Unmarshal(b, &sess); err != nil {
 		return Session{}, errNoSession
 	}
-	sess.token = token
+	sess.token, sess.raw = token, b
 	now := s.now()
 	if !now.Before(sess.LastSeen.Add(s.idle)) || !now.Before(sess.CreatedAt.Add(s.max)) {
 		_ = s.rdb.Del(ctx, key).Err()
 		return Session{}, errNoSession
 	}
-	// Touch at most every few seconds: a burst of page loads is one write.
-	if touch && now.Sub(sess.LastSeen) >= 5*time.Second {
-		sess.LastSeen = now
-		if err := s.save(ctx, sess, true); err != nil {
-			return Session{}, err
-		}
-	}
 	return sess, nil
+}
+
+// unlockScript releases a lock only its holder (ARGV[1]) still holds: one
+// that outlived its TTL may be another request's by now.
+var unlockScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`)
+
+// lockReverify takes the re-verification lock of the session of token for
+// at most ttl, waiting while another request holds it until ctx ends, and
+// returns its release. ttl must outlast the holder's work (its ctx), so
+// the lock never expires under a redemption still in flight.
+func (s *sessions) lockReverify(ctx context.Context, token string, ttl time.Duration) (func(), error) {
+	key, id := keys.ConsoleReverify(tokenHash(token)), rand.Text()
+	wait := 5 * time.Millisecond
+	for {
+		ok, err := s.rdb.SetNX(ctx, key, id, ttl).Result()
+		if err != nil {
+			return nil, fault.Unavailable("console: lock session", err)
+		}
+		if ok {
+			return func() {
+				// Released even when the request's context is done: the
+				// other requests of the session wait for it.
+				ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+				defer cancel()
+				_ = unlockScript.Run(ctx, s.rdb, []string{key}, id).Err()
+			}, nil
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fault.Unavailable("console: wait for the session's re-verification", ctx.Err())
+		case <-t.C:
+		}
+		wait = min(2*wait, 100*time.Millisecond)
+	}
 }
 
 // delete ends the session of token.
@@ -236,17 +357,27 @@ func (c *Console) session(r *http.Request, touch bool) (Session, error) {
 // for everyone's), or the dev sign-in where it is offered. A session from
 // before sessions named their issuer names none, and ends.
 func (c *Console) signsIn(sess Session) bool {
-	p := sess.Principal
-	switch {
-	case sess.Issuer == devIssuer:
-		return sess.Via == "dev" && slices.ContainsFunc(c.cfg.DevIdentities, func(d DevIdentity) bool { return d.Principal.Subject == p.Subject })
-	case sess.Issuer == "":
+	switch sess.Issuer {
+	case devIssuer:
+		return sess.Via == "dev" && slices.ContainsFunc(c.cfg.DevIdentities, func(d DevIdentity) bool { return d.Principal.Subject == sess.Principal.Subject })
+	case "":
 		return false
-	case c.staff != nil && c.staff.cfg.Issuer == sess.Issuer && (p.TenantID == "" || c.staff.cfg.Scope.IsShared()):
-		return true
 	}
-	oc := c.orgs[p.TenantID]
-	return p.TenantID != "" && oc != nil && oc.cfg.Issuer == sess.Issuer
+	return c.issuerOf(sess) != nil
+}
+
+// issuerOf is the issuer that signs in the user of an OIDC session here:
+// the session's own, configured for the user's tenant (or, shared, for
+// everyone's); nil when there is none.
+func (c *Console) issuerOf(sess Session) *oidcClient {
+	p := sess.Principal
+	if c.staff != nil && c.staff.cfg.Issuer == sess.Issuer && (p.TenantID == "" || c.staff.cfg.Scope.IsShared()) {
+		return c.staff
+	}
+	if oc := c.orgs[p.TenantID]; p.TenantID != "" && oc != nil && oc.cfg.Issuer == sess.Issuer {
+		return oc
+	}
+	return nil
 }
 
 // pageFunc is a page handler: it gets the verified session and returns any
@@ -256,13 +387,18 @@ type pageFunc func(w http.ResponseWriter, r *http.Request, sess Session) error
 // withSession runs h for a signed-in user under the page deadline, checks
 // the form token of every POST, and renders h's error. Without a session a
 // page redirects to sign-in (a fragment answers 401, so the script can
-// tell).
+// tell). A session whose identity is due to be verified again is verified
+// first (see reverified): one that can't be ends the same way, before
+// anything the request asks is done.
 func (c *Console) withSession(h pageFunc, touch bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), c.cfg.Timeout)
 		defer cancel()
 		r = r.WithContext(ctx)
 		sess, err := c.session(r, touch)
+		if err == nil {
+			sess, err = c.reverified(ctx, sess)
+		}
 		if errors.Is(err, errNoSession) {
 			c.clearSessionCookie(w, r)
 			if !touch {

@@ -294,11 +294,27 @@ func requiresIss(p *oidc.Provider) bool {
 func (o *oidcClient) oauth2(p *oidc.Provider) *oauth2.Config {
 	ep := p.Endpoint()
 	ep.AuthStyle = authStyle(p)
+	scopes := append([]string{oidc.ScopeOpenID}, o.cfg.Scopes...)
+	if offersOfflineAccess(p) && !slices.Contains(scopes, oidc.ScopeOfflineAccess) {
+		// A refresh token is how a session's identity is verified again
+		// (see reverify.go). Asked for only where the issuer lists the
+		// scope: an unknown scope can fail the whole sign-in.
+		scopes = append(scopes, oidc.ScopeOfflineAccess)
+	}
 	return &oauth2.Config{
 		ClientID: o.cfg.ClientID, ClientSecret: o.cfg.ClientSecret,
 		Endpoint: ep, RedirectURL: o.redirectURL,
-		Scopes: append([]string{oidc.ScopeOpenID}, o.cfg.Scopes...),
+		Scopes: scopes,
 	}
+}
+
+// offersOfflineAccess reports whether p's discovery document lists the
+// offline_access scope in scopes_supported.
+func offersOfflineAccess(p *oidc.Provider) bool {
+	var d struct {
+		Scopes []string `json:"scopes_supported"`
+	}
+	return p.Claims(&d) == nil && slices.Contains(d.Scopes, oidc.ScopeOfflineAccess)
 }
 
 // authStyle is how the client authenticates at the token endpoint, as the
@@ -422,20 +438,21 @@ func (c *Console) devSignin(w http.ResponseWriter, r *http.Request) {
 		c.renderError(w, r, nil, http.StatusForbidden, "There is no such dev identity. Dev sign-in exists only in \"lockbox dev\".")
 		return
 	}
-	c.startSession(w, r, c.cfg.DevIdentities[i].Principal, subject, "dev", devIssuer, nil, false)
+	c.startSession(w, r, c.cfg.DevIdentities[i].Principal, subject, "dev", devIssuer, nil, "", false)
 }
 
 // startSession signs the browser in as p; logout, when not nil, is how
-// signing out ends the user's session at the identity provider too.
+// signing out ends the user's session at the identity provider too, and
+// refreshToken, when not "", how the session's identity is verified again.
 // afterRedirect is true when the request arrived by a redirect from another
 // site (the identity provider): the browser would not send a
 // SameSite=Strict cookie on a redirect that continues that chain, so the
 // page moves on with a same-site navigation of its own instead.
-func (c *Console) startSession(w http.ResponseWriter, r *http.Request, p identity.Principal, name, via, issuer string, logout *idpLogout, afterRedirect bool) {
+func (c *Console) startSession(w http.ResponseWriter, r *http.Request, p identity.Principal, name, via, issuer string, logout *idpLogout, refreshToken string, afterRedirect bool) {
 	if ck, err := r.Cookie(c.cookieName(r)); err == nil {
 		_ = c.sessions.delete(r.Context(), ck.Value)
 	}
-	sess, err := c.sessions.create(r.Context(), p, name, via, issuer, logout)
+	sess, err := c.sessions.create(r.Context(), p, name, via, issuer, logout, refreshToken)
 	if err != nil {
 		c.fail(w, r, nil, err)
 		return
@@ -599,35 +616,80 @@ func (c *Console) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		problem("failed", fmt.Errorf("code exchange: %w", err))
 		return
 	}
-	raw, _ := tok.Extra("id_token").(string)
-	if raw == "" {
-		problem("failed", errors.New("token response has no id_token"))
-		return
-	}
-	idt, err := p.Verifier(&oidc.Config{ClientID: oc.cfg.ClientID, Now: c.cfg.Now}).Verify(ctx, raw)
+	idt, raw, err := oc.verifyIDToken(ctx, p, tok, c.cfg.Now)
 	if err != nil {
-		problem("failed", fmt.Errorf("id token: %w", err))
+		problem("failed", err)
 		return
 	}
 	if idt.Nonce != login.Nonce {
 		problem("failed", errors.New("id token nonce does not match"))
 		return
 	}
-	var claims map[string]any
-	if err := idt.Claims(&claims); err != nil {
-		problem("failed", err)
-		return
-	}
-	principal, name, code := oc.principal(claims)
+	id, code, err := oc.identify(idt)
 	if code != "" {
-		problem(code, fmt.Errorf("claims of %q from %s can't be used", idt.Subject, oc.cfg.Issuer))
+		problem(code, err)
 		return
 	}
 	// The sign-in is done: the browser forgets it, so it needn't send it
 	// with every request (the cookie's path is / under HTTPS) until it
 	// expires.
 	c.setLoginCookie(w, r, "")
-	c.startSession(w, r, principal, name, "oidc", oc.cfg.Issuer, oc.logout(ctx, raw), true)
+	c.startSession(w, r, id.principal, id.name, "oidc", oc.cfg.Issuer, oc.logout(ctx, raw), oc.keptRefreshToken(ctx, tok.RefreshToken), true)
+}
+
+// verifyIDToken returns the ID token of a token endpoint's answer, checked
+// (signature, issuer, audience, expiry against now), and as sent. Sign-in
+// and every re-verification of a session check it here, so both hold it
+// to the same rules.
+func (o *oidcClient) verifyIDToken(ctx context.Context, p *oidc.Provider, tok *oauth2.Token, now func() time.Time) (*oidc.IDToken, string, error) {
+	raw, _ := tok.Extra("id_token").(string)
+	if raw == "" {
+		return nil, "", errors.New("token response has no id_token")
+	}
+	idt, err := p.Verifier(&oidc.Config{ClientID: o.cfg.ClientID, Now: now}).Verify(ctx, raw)
+	if err != nil {
+		return nil, "", fmt.Errorf("id token: %w", err)
+	}
+	return idt, raw, nil
+}
+
+// identified is who a verified ID token says its user is here.
+type identified struct {
+	principal identity.Principal
+	name      string
+}
+
+// identify maps a verified ID token's claims with the issuer's scope (see
+// principal), for a sign-in and for a re-verification alike. When they
+// can't make a principal it returns the sign-in problem code and why.
+func (o *oidcClient) identify(idt *oidc.IDToken) (identified, string, error) {
+	var claims map[string]any
+	if err := idt.Claims(&claims); err != nil {
+		return identified{}, "failed", err
+	}
+	p, name, code := o.principal(claims)
+	if code != "" {
+		return identified{}, code, fmt.Errorf("claims of %q from %s can't be used", idt.Subject, o.cfg.Issuer)
+	}
+	return identified{principal: p, name: name}, "", nil
+}
+
+// maxRefreshToken bounds the refresh token a session keeps, for the reason
+// maxEndSession bounds its endpoint: every session of every issuer shares
+// the Redis each page reads it from. Real ones are a few hundred bytes to
+// two kilobytes.
+const maxRefreshToken = 8 << 10
+
+// keptRefreshToken is the part of a refresh token a session keeps: all of
+// it, or nothing when it is larger than maxRefreshToken (the session then
+// ends when it is due to be verified again, as one without any does).
+func (o *oidcClient) keptRefreshToken(ctx context.Context, rt string) string {
+	if len(rt) > maxRefreshToken {
+		o.log.WarnContext(ctx, "console: the refresh token is too large to keep; the session will end when it is due to be verified again",
+			"issuer", o.cfg.Issuer, "bytes", len(rt), "max", maxRefreshToken)
+		return ""
+	}
+	return rt
 }
 
 // maxIDTokenHint bounds the ID token a session keeps for sign-out. Most are

@@ -221,7 +221,7 @@ func TestOIDCSignin(t *testing.T) {
 	}
 	state := q.Get("state")
 	want := map[string]string{
-		"client_id": m.ClientID(), "response_type": "code", "scope": "openid",
+		"client_id": m.ClientID(), "response_type": "code", "scope": "openid offline_access",
 		"redirect_uri": e.cfg.PublicURL + "/console/oidc/callback/provider", "code_challenge_method": "S256",
 	}
 	for k, v := range want {

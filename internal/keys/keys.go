@@ -16,16 +16,16 @@
 //   - A few keys are provider-wide and carry no tag: RequestIndex (request
 //     id → tenant), AllRequests (the provider-wide listing), Tenants (the
 //     set of tenants the background jobs walk), Due and DueRescan (the
-//     background jobs' schedules of tenants with work), ConsoleSession and
-//     ConsoleLoginKey. Each lives in a slot of its own, so none is ever
-//     written in a tenant's transaction. The indexes are written
+//     background jobs' schedules of tenants with work), ConsoleSession,
+//     ConsoleReverify and ConsoleLoginKey. Each lives in a slot of its own,
+//     so none is ever written in a tenant's transaction. The indexes are written
 //     idempotently beside it (see grants.Store.Create, tenants.Store.Onboard,
 //     internal/due), and rebuilt from the tenants' own keys by repair jobs
 //     (tenants.Store.Reindex, grants.Store.Reindex, due.Rescan): they are
 //     eventually consistent, and only ever used to find a tenant's keys,
 //     never to decide anything. A schedule's scripts touch its one key.
-//     Console sessions are single keys, written alone; the console's
-//     sign-in key is one key, created once.
+//     Console sessions (and their re-verification locks) are single keys,
+//     written alone; the console's sign-in key is one key, created once.
 //   - The change events (internal/events) are a pub/sub channel, no key:
 //     PUBLISH inside a tenant's MULTI is allowed on Cluster and reaches
 //     subscribers on every node.
@@ -270,6 +270,12 @@ func OutboxWarned(tenant, id string) string { return tagged(tenant, "outbox:warn
 // ConsoleSession holds one console session, by the SHA-256 of its cookie
 // value (hex), so a copy of the database reveals no usable cookie.
 func ConsoleSession(hash string) string { return prefix + "console:session:" + hash }
+
+// ConsoleReverify is the short lock one request of a console session holds
+// while it redeems the session's refresh token (see console's reverify),
+// by the same hash as ConsoleSession: the identity provider rotates refresh
+// tokens, so two requests redeeming the same one would end the session.
+func ConsoleReverify(hash string) string { return prefix + "console:reverify:" + hash }
 
 // ConsoleLoginKey holds the key (32 random bytes, base64) that seals the
 // OpenID Connect sign-ins in progress the console hands browsers in their

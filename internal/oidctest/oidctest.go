@@ -8,7 +8,9 @@
 //
 // Nobody types a password: the authorization endpoint signs in the user a
 // test queued (QueueUser), and a device code is approved, denied or slowed
-// down by the test (ApproveDevice, DenyDevice, SlowDownDevice). Besides the
+// down by the test (ApproveDevice, DenyDevice, SlowDownDevice). Between
+// token issues the test may change an account or revoke its refresh tokens
+// (UpdateUser, RevokeRefreshTokens), as administrators do. Besides the
 // confidential client (an admin center), a public one (a command line)
 // can be registered. Tokens are signed with go-jose.
 package oidctest
@@ -76,6 +78,10 @@ type Config struct {
 	// discovery document names instead of the provider's own (one it does
 	// not serve, such as a plain-http URL of another host).
 	EndSessionEndpoint string
+	// NoOfflineAccess leaves offline_access out of the discovery document's
+	// scopes_supported and issues no refresh tokens, as providers that keep
+	// long-lived access to themselves do.
+	NoOfflineAccess bool
 	// Audience is the "aud" of access tokens (ID tokens' is the client id).
 	Audience string
 	// TTL is every token's lifetime.
@@ -107,6 +113,9 @@ type Provider struct {
 	refresh map[string]*grant // refresh tokens, rotated on use
 	devices map[string]*deviceGrant
 	byUser  map[string]string // user code → device code
+	// updated are the accounts changed since tokens were issued for them,
+	// by the subject they had (see UpdateUser).
+	updated map[string]User
 	// redirectURIs, once set, are the only ones authorize sends codes to.
 	redirectURIs []string
 	// logoutURIs, once set, are the only post-logout redirect URIs the
@@ -182,7 +191,7 @@ func New(cfg Config) (*Provider, error) {
 		cfg.Now = time.Now
 	}
 	p := &Provider{cfg: cfg, codes: map[string]*grant{}, refresh: map[string]*grant{},
-		devices: map[string]*deviceGrant{}, byUser: map[string]string{}}
+		devices: map[string]*deviceGrant{}, byUser: map[string]string{}, updated: map[string]User{}}
 	if _, err := p.RotateKey(); err != nil {
 		return nil, err
 	}
@@ -290,6 +299,33 @@ func (p *Provider) QueueUser(u User) {
 	p.queue = append(p.queue, u)
 }
 
+// UpdateUser changes the account of subject: every token issued for it from
+// now on, by a code or a refresh token issued before, names u instead, as
+// when an administrator removes a role at the provider. A u of another
+// subject makes a provider that answers a refresh with someone else's
+// tokens.
+func (p *Provider) UpdateUser(subject string, u User) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.updated[subject] = u
+}
+
+// RevokeRefreshTokens makes every refresh token issued for subject unusable
+// (the token endpoint answers invalid_grant), as disabling the account or
+// ending its sessions at the provider does. It returns how many it revoked.
+func (p *Provider) RevokeRefreshTokens(subject string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for rt, g := range p.refresh {
+		if g.user.Subject == subject {
+			delete(p.refresh, rt)
+			n++
+		}
+	}
+	return n
+}
+
 // RotateKey adds a new signing key and signs with it from now on. The old
 // keys stay published until RetireKeys, as a provider rotating with an
 // overlap does. It returns the new key's id.
@@ -393,6 +429,9 @@ func (p *Provider) discovery(w http.ResponseWriter, _ *http.Request) {
 	}
 	if e := p.EndSessionEndpoint(); e != "" {
 		doc["end_session_endpoint"] = e
+	}
+	if p.cfg.NoOfflineAccess {
+		doc["scopes_supported"] = []string{"openid", "profile", "email"}
 	}
 	if p.cfg.NoDeviceFlow {
 		delete(doc, "device_authorization_endpoint")
@@ -634,8 +673,15 @@ func (p *Provider) redeemRefresh(w http.ResponseWriter, r *http.Request, clientI
 }
 
 // issue answers a token request for g: an access token, an ID token when
-// the grant was for openid, and a new refresh token.
+// the grant was for openid, and a new refresh token (unless
+// NoOfflineAccess). The tokens name the grant's user as UpdateUser last
+// changed it.
 func (p *Provider) issue(w http.ResponseWriter, g *grant, withNonce bool) {
+	p.mu.Lock()
+	if u, ok := p.updated[g.user.Subject]; ok {
+		g = &grant{clientID: g.clientID, user: u, nonce: g.nonce, scope: g.scope}
+	}
+	p.mu.Unlock()
 	access, err := p.sign(p.accessClaims(g.user, g.scope))
 	if err != nil {
 		oauthError(w, http.StatusInternalServerError, "server_error", err.Error())
@@ -652,11 +698,13 @@ func (p *Provider) issue(w http.ResponseWriter, g *grant, withNonce bool) {
 			return
 		}
 	}
-	rt := rand.Text()
-	p.mu.Lock()
-	p.refresh[rt] = &grant{clientID: g.clientID, user: g.user, scope: g.scope}
-	p.mu.Unlock()
-	resp["refresh_token"] = rt
+	if !p.cfg.NoOfflineAccess {
+		rt := rand.Text()
+		p.mu.Lock()
+		p.refresh[rt] = &grant{clientID: g.clientID, user: g.user, scope: g.scope}
+		p.mu.Unlock()
+		resp["refresh_token"] = rt
+	}
 	writeJSON(w, http.StatusOK, resp)
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -376,5 +377,92 @@ func TestEndSession(t *testing.T) {
 	d.EndSession = ""
 	if err := pop.Claims(&d); err != nil || d.EndSession != "" {
 		t.Errorf("its discovery document names %q (%v)", d.EndSession, err)
+	}
+}
+
+// TestUpdateUserAndRevoke: a refresh token issued before an account changed
+// gets tokens of the account as it is now; a revoked one gets none.
+func TestUpdateUserAndRevoke(t *testing.T) {
+	p := oidctest.Start(t, oidctest.Config{})
+	ctx := context.Background()
+	op, oc := oauthConfig(t, p, ctx)
+	verify := op.Verifier(&oidc.Config{ClientID: p.ClientID()})
+	signIn := func(u oidctest.User) *oauth2.Token {
+		t.Helper()
+		verifier := oauth2.GenerateVerifier()
+		p.QueueUser(u)
+		q := authorize(t, oc.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier)))
+		tok, err := oc.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(verifier))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	refresh := func(rt string) (sub string, roles []string, next string, err error) {
+		t.Helper()
+		tok, err := oc.TokenSource(ctx, &oauth2.Token{RefreshToken: rt}).Token()
+		if err != nil {
+			return "", nil, "", err
+		}
+		idt, err := verify.Verify(ctx, tok.Extra("id_token").(string))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c struct{ Roles []string }
+		if err := idt.Claims(&c); err != nil {
+			t.Fatal(err)
+		}
+		return idt.Subject, c.Roles, tok.RefreshToken, nil
+	}
+	mgr := oidctest.User{Subject: "mia", Claims: map[string]any{"roles": []string{"operator", "support-manager"}}}
+	tok := signIn(mgr)
+	other := signIn(oidctest.User{Subject: "otto", Claims: map[string]any{"roles": []string{"operator"}}})
+
+	p.UpdateUser("mia", oidctest.User{Subject: "mia", Claims: map[string]any{"roles": []string{"operator"}}})
+	sub, roles, rt, err := refresh(tok.RefreshToken)
+	if err != nil || sub != "mia" || strings.Join(roles, " ") != "operator" {
+		t.Fatalf("refresh after the update: %s %v %v", sub, roles, err)
+	}
+	// The rotated token keeps the update.
+	if sub, roles, rt, err = refresh(rt); err != nil || sub != "mia" || strings.Join(roles, " ") != "operator" {
+		t.Fatalf("second refresh: %s %v %v", sub, roles, err)
+	}
+
+	// Another subject: the provider answers with someone else's tokens.
+	p.UpdateUser("mia", oidctest.User{Subject: "eve"})
+	if sub, _, rt, err = refresh(rt); err != nil || sub != "eve" {
+		t.Fatalf("refresh after the swap: %s %v", sub, err)
+	}
+
+	if n := p.RevokeRefreshTokens("eve"); n != 1 {
+		t.Errorf("revoked %d of eve's refresh tokens, want 1", n)
+	}
+	if _, _, _, err := refresh(rt); err == nil || !strings.Contains(err.Error(), "invalid_grant") {
+		t.Errorf("a revoked refresh token: %v", err)
+	}
+	// Others' tokens are untouched.
+	if sub, _, _, err := refresh(other.RefreshToken); err != nil || sub != "otto" {
+		t.Errorf("otto's refresh: %s %v", sub, err)
+	}
+}
+
+// TestNoOfflineAccess: such a provider does not offer offline_access and
+// issues no refresh token.
+func TestNoOfflineAccess(t *testing.T) {
+	p := oidctest.Start(t, oidctest.Config{NoOfflineAccess: true})
+	ctx := context.Background()
+	op, oc := oauthConfig(t, p, ctx)
+	var d struct {
+		Scopes []string `json:"scopes_supported"`
+	}
+	if err := op.Claims(&d); err != nil || slices.Contains(d.Scopes, "offline_access") || !slices.Contains(d.Scopes, "openid") {
+		t.Errorf("scopes_supported %v %v", d.Scopes, err)
+	}
+	verifier := oauth2.GenerateVerifier()
+	p.QueueUser(oidctest.User{Subject: "gina"})
+	q := authorize(t, oc.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier)))
+	tok, err := oc.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil || tok.Extra("id_token") == nil || tok.RefreshToken != "" {
+		t.Fatalf("exchange: refresh token %q, %v", tok.RefreshToken, err)
 	}
 }

@@ -467,7 +467,7 @@ func newConsole(cfg config.Config, opts Options, s *Server) (*console.Console, e
 		Requests: s.Requests, Tenants: s.Tenants, Audit: s.Audit, Redis: s.Redis,
 		Catalog:       func() console.Catalog { return s.Policy.Catalog() },
 		DevIdentities: opts.DevIdentities, PublicURL: cfg.ConsoleURL,
-		IdleTimeout: cfg.ConsoleIdleTimeout, MaxAge: cfg.ConsoleSessionMax, RefreshInterval: opts.ConsoleRefresh,
+		IdleTimeout: cfg.ConsoleIdleTimeout, MaxAge: cfg.ConsoleSessionMax, Reverify: cfg.ConsoleReverify, RefreshInterval: opts.ConsoleRefresh,
 		Timeout: requestTimeout, Now: opts.Now, Logger: opts.Logger.With("component", "console"),
 	}
 	var err error

@@ -1,0 +1,199 @@
+package console
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+)
+
+// A session's roles are those of the ID token it was signed in with, and
+// an identity provider may take them away at any time: a support manager
+// loses the role, a user is disabled. The API verifies a bearer token on
+// every call; the console verifies its sessions again every
+// Config.Reverify instead, by redeeming the refresh token of the sign-in
+// at the issuer's token endpoint and taking the principal from the ID
+// token of the answer, checked as a sign-in checks it. An answer that
+// refuses, or names someone else, ends the session at once; an identity
+// provider that can't answer is given reverifyGrace intervals, then the
+// session ends too (fail closed). Dev sign-ins have no identity provider
+// to ask.
+
+// reverifyGrace is how many intervals since its last verification a
+// session outlives an identity provider that can't be reached or answers
+// with a server error, so a short outage or a restart does not sign
+// everyone out.
+const reverifyGrace = 4
+
+// reverified returns sess, verified again first when it is due: with its
+// principal, name and refresh token as the identity provider says now.
+// A session that can't be verified is deleted, and errNoSession returned.
+func (c *Console) reverified(ctx context.Context, sess Session) (Session, error) {
+	if sess.Via != "oidc" || c.cfg.Now().Sub(sess.verifiedAt()) < c.cfg.Reverify {
+		return sess, nil
+	}
+	if sess.RefreshToken == "" {
+		return Session{}, c.endUnverified(ctx, sess, "the session has no refresh token to verify it with: its user signs in again")
+	}
+	oc := c.issuerOf(sess)
+	if oc == nil {
+		// session() ended it already; this is for a caller that did not.
+		return Session{}, c.endUnverified(ctx, sess, "its issuer no longer signs its user in")
+	}
+	// The page's deadline bounds the work, the browser going away does
+	// not: once the identity provider has rotated the refresh token, the
+	// new one must reach Redis, or the session's next request would redeem
+	// the spent one and be refused.
+	d, ok := ctx.Deadline()
+	if !ok {
+		d = time.Now().Add(c.cfg.Timeout)
+	}
+	wctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), d)
+	defer cancel()
+	// Identity providers rotate refresh tokens: each redemption returns a
+	// new one and spends the old, and many take a spent one redeemed again
+	// for a stolen copy and revoke them all. So one request of a session
+	// redeems at a time, under a lock in Redis (every replica sees it), and
+	// the others wait for its answer rather than act on roles that may be
+	// gone. The lock lives no longer than the holder's deadline (wctx's,
+	// which began before it), so a holder that dies frees it soon.
+	unlock, err := c.sessions.lockReverify(wctx, sess.token, c.cfg.Timeout)
+	if err != nil {
+		return Session{}, err
+	}
+	defer unlock()
+	// Read again under the lock: the request that held it before may have
+	// verified the session (with a refresh token this copy does not have),
+	// or ended it.
+	if sess, err = c.sessions.read(wctx, sess.token); err != nil {
+		return Session{}, err
+	}
+	now := c.cfg.Now()
+	if now.Sub(sess.verifiedAt()) < c.cfg.Reverify {
+		return sess, nil
+	}
+	id, rt, err := oc.refresh(wctx, sess.RefreshToken, c.cfg.Now)
+	var down *idpDown
+	switch {
+	case errors.As(err, &down) && now.Sub(sess.verifiedAt()) < reverifyGrace*c.cfg.Reverify:
+		c.log.WarnContext(ctx, "console: the identity provider can't verify a session now; it keeps its roles until verified or "+
+			"it was last verified too long ago", "user", sess.Principal.Subject, "tenant", sess.Principal.TenantID, "issuer", sess.Issuer,
+			"verified_at", sess.verifiedAt(), "error", err)
+		return sess, nil
+	case down != nil:
+		return Session{}, c.endUnverified(ctx, sess, fmt.Sprintf("not verified for %s: %v", now.Sub(sess.verifiedAt()), err))
+	case err != nil:
+		return Session{}, c.endUnverified(ctx, sess, err.Error())
+	}
+	old := sess.Principal
+	if id.principal.Subject != old.Subject || id.principal.TenantID != old.TenantID {
+		return Session{}, c.endUnverified(ctx, sess, fmt.Sprintf("the identity provider's new ID token names another user (%q of tenant %q)",
+			id.principal.Subject, id.principal.TenantID))
+	}
+	idToken := id.rawIDToken
+	sess, err = c.sessions.update(wctx, sess, func(s *Session) bool {
+		s.Principal, s.Name, s.RefreshToken, s.VerifiedAt = id.principal, id.name, oc.keptRefreshToken(ctx, rt), now
+		if s.Logout != nil {
+			// Sign-out sends the newest ID token as its hint.
+			if l := oc.logout(ctx, idToken); l != nil {
+				s.Logout = l
+			}
+		}
+		return true
+	})
+	if err != nil {
+		return Session{}, err
+	}
+	if !slices.Equal(old.Roles, id.principal.Roles) {
+		c.log.InfoContext(ctx, "console: the session's roles changed at the identity provider", "user", old.Subject,
+			"tenant", old.TenantID, "issuer", sess.Issuer, "old_roles", old.Roles, "new_roles", id.principal.Roles)
+	}
+	return sess, nil
+}
+
+// endUnverified ends sess, whose identity could not be verified again, and
+// returns errNoSession: its user signs in again.
+func (c *Console) endUnverified(ctx context.Context, sess Session, reason string) error {
+	c.log.WarnContext(ctx, "console: session ended, its identity could not be verified again", "user", sess.Principal.Subject,
+		"tenant", sess.Principal.TenantID, "issuer", sess.Issuer, "reason", reason)
+	// Deleted even when the browser went away: the session must not
+	// outlive the verdict.
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.Timeout)
+	defer cancel()
+	if err := c.sessions.delete(dctx, sess.token); err != nil {
+		return err
+	}
+	return errNoSession
+}
+
+// idpDown is a failure to get an answer from the identity provider: it
+// can't be reached, or answers with a server error (5xx, or 429 too many
+// requests). Unlike a refusal, it says nothing of the user.
+type idpDown struct{ err error }
+
+func (e *idpDown) Error() string { return "the identity provider did not answer: " + e.err.Error() }
+func (e *idpDown) Unwrap() error { return e.err }
+
+// refreshedIdentity is what a redeemed refresh token says of its user.
+type refreshedIdentity struct {
+	identified
+	rawIDToken string
+}
+
+// refresh redeems refreshToken at the issuer's token endpoint and checks
+// the answer's ID token as a sign-in does (verifyIDToken, identify). It
+// returns who the ID token names and the refresh token to use next: the
+// one the identity provider rotated to, or refreshToken again from one
+// that does not rotate (oauth2 keeps it when the answer names none). An
+// *idpDown error is an answer not had; any other, an answer that ends the
+// session.
+func (o *oidcClient) refresh(ctx context.Context, refreshToken string, now func() time.Time) (refreshedIdentity, string, error) {
+	p, err := o.discover(ctx)
+	if err != nil {
+		return refreshedIdentity{}, "", &idpDown{err}
+	}
+	tok, err := o.oauth2(p).TokenSource(oidc.ClientContext(ctx, o.cfg.HTTPClient), &oauth2.Token{RefreshToken: refreshToken}).Token()
+	if err != nil {
+		return refreshedIdentity{}, "", tokenEndpointError(err)
+	}
+	idt, raw, err := o.verifyIDToken(ctx, p, tok, now)
+	if err != nil {
+		return refreshedIdentity{}, "", err
+	}
+	id, code, err := o.identify(idt)
+	if code != "" {
+		return refreshedIdentity{}, "", fmt.Errorf("%s: %w", code, err)
+	}
+	return refreshedIdentity{identified: id, rawIDToken: raw}, tok.RefreshToken, nil
+}
+
+// tokenEndpointError describes a failed refresh without the response body,
+// which is the identity provider's to fill: only its status and OAuth
+// error code. A refusal (invalid_grant for a revoked token or a disabled
+// user, or any other 4xx) is an error; no answer, a 5xx or a 429 is an
+// *idpDown.
+func tokenEndpointError(err error) error {
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) {
+		status := 0
+		if re.Response != nil {
+			status = re.Response.StatusCode
+		}
+		e := fmt.Errorf("the token endpoint answered %d %s", status, re.ErrorCode)
+		if status >= http.StatusInternalServerError || status == http.StatusTooManyRequests {
+			return &idpDown{e}
+		}
+		return e
+	}
+	if _, ok := errors.AsType[*url.Error](err); ok {
+		// The request never got an answer: refused, reset, timed out.
+		return &idpDown{err}
+	}
+	return fmt.Errorf("the token endpoint's answer: %w", err)
+}
