@@ -58,6 +58,10 @@ func TestOnRedisCluster(t *testing.T) {
 		"DeadlineAndGrantAgeGauges":           TestDeadlineAndGrantAgeGauges,
 		"ReindexRestoresLostIndexEntries":     TestReindexRestoresLostIndexEntries,
 		"SweepOnceAcrossReplicas":             TestSweepOnceAcrossReplicas,
+		"OperatorListingReadsOnlyOwnRequests": TestOperatorListingReadsOnlyOwnRequests,
+		"OperatorListingMatchesProviderWide":  TestOperatorListingMatchesProviderWideScan,
+		"OperatorListingBeforeTheBackFill":    TestOperatorListingBeforeTheBackFill,
+		"OperatorCursorAcrossIndexes":         TestOperatorCursorAcrossIndexes,
 	} {
 		t.Run(name, test)
 	}
@@ -79,11 +83,13 @@ func TestReindexRestoresLostIndexEntries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The lost writes: a's id → tenant entry, b's listing entry and
-	// fabrikam in the tenant set.
+	// The lost writes: a's id → tenant entry, b's entries in the
+	// provider-wide listing and in bob's, and fabrikam in the tenant set.
 	e.rdb.Del(ctx, keys.RequestIndex(a.ID))
 	e.rdb.ZRem(ctx, keys.AllRequests(), "fabrikam/"+b.ID)
+	e.rdb.ZRem(ctx, keys.OperatorRequests("bob"), "fabrikam/"+b.ID)
 	e.rdb.SRem(ctx, keys.Tenants(), "fabrikam")
+	bob := who("bob", "", identity.RoleOperator).Principal
 
 	if _, err := e.store.Get(ctx, manager.Principal, a.ID); !errors.Is(err, grants.ErrNotFound) {
 		t.Fatalf("without its index entry: %v", err)
@@ -93,6 +99,9 @@ func TestReindexRestoresLostIndexEntries(t *testing.T) {
 	}
 	if rs, _ := e.store.List(ctx, manager.Principal, grants.Filter{}); len(rs) != 1 || rs[0].ID != a.ID {
 		t.Fatalf("listing without b's entry: %v", rs)
+	}
+	if rs, _ := e.store.List(ctx, bob, grants.Filter{}); len(rs) != 0 {
+		t.Fatalf("bob's listing without b's entry: %v", rs)
 	}
 
 	// Recent requests only: both were created before since.
@@ -107,8 +116,8 @@ func TestReindexRestoresLostIndexEntries(t *testing.T) {
 	if n, err := e.tenants.Reindex(ctx); err != nil || n != 1 {
 		t.Fatalf("tenants.Reindex added %d tenants (%v), want fabrikam", n, err)
 	}
-	if n, err := e.store.Reindex(ctx, time.Time{}); err != nil || n != 1 {
-		t.Fatalf("Reindex restored %d entries (%v), want b's listing entry", n, err)
+	if n, err := e.store.Reindex(ctx, time.Time{}); err != nil || n != 2 {
+		t.Fatalf("Reindex restored %d entries (%v), want b's two listing entries", n, err)
 	}
 	if n, err := e.store.Reindex(ctx, time.Time{}); err != nil || n != 0 {
 		t.Fatalf("a second Reindex restored %d entries (%v), want none", n, err)
@@ -118,6 +127,9 @@ func TestReindexRestoresLostIndexEntries(t *testing.T) {
 	}
 	if rs, _ := e.store.List(ctx, manager.Principal, grants.Filter{}); len(rs) != 2 {
 		t.Fatalf("listing after Reindex: %d requests, want 2", len(rs))
+	}
+	if rs, _ := e.store.List(ctx, bob, grants.Filter{}); len(rs) != 1 || rs[0].ID != b.ID {
+		t.Fatalf("bob's listing after Reindex: %v", rs)
 	}
 	e.act(t, a.ID, grants.ActionApprove, manager)
 }

@@ -2,6 +2,8 @@ package grants
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -12,18 +14,31 @@ import (
 )
 
 // Reindex restores the provider-wide request indexes (request id → tenant,
-// and the provider-wide listing) from each tenant's own index of its
-// requests, for the requests created at or after since (all when zero),
-// and returns how many index entries it had to restore: 0 unless a write
-// of Create's was lost (a failover of the node holding an index dropped its
-// last writes, or a node was restored from an older copy).
+// the provider-wide listing and each operator's own listing) from each
+// tenant's own index of its requests, for the requests created at or after
+// since (all when zero), and returns how many index entries it had to
+// restore: 0 unless a write of Create's was lost (a failover of the node
+// holding an index dropped its last writes, or a node was restored from an
+// older copy).
+//
+// The operators' listings are newer than the requests filed before them.
+// Until a pass over every request (since zero) has back-filled them and
+// written keys.OperatorRequestsBuilt, the entries it adds to them are that
+// back-fill, not losses: they are logged, not counted, and an operator's
+// listing reads the provider-wide index meanwhile.
 //
 // It only adds what is missing and never changes an entry, so any number
 // of replicas may run it at once, and a Create running meanwhile is
-// unaffected. Its cost is one read per tenant plus one write per request
-// in the window; the server runs it over every request at start-up and
-// over the last few hours' since then.
+// unaffected. Its cost is one read per tenant, plus one read of each
+// request in the window (its requester, for the operator's listing) and
+// three writes; the server runs it over every request at start-up and over
+// the last few hours' since then.
 func (s *Store) Reindex(ctx context.Context, since time.Time) (int, error) {
+	began := s.cfg.Now()
+	built, err := s.cfg.Redis.Exists(ctx, keys.OperatorRequestsBuilt()).Result()
+	if err != nil {
+		return 0, fault.Unavailable("grants: reindex", err)
+	}
 	tenants, err := s.cfg.Redis.SMembers(ctx, keys.Tenants()).Result()
 	if err != nil {
 		return 0, fault.Unavailable("grants: reindex", err)
@@ -32,7 +47,7 @@ func (s *Store) Reindex(ctx context.Context, since time.Time) (int, error) {
 	if !since.IsZero() {
 		min = fmt.Sprint(since.UnixMilli())
 	}
-	restored := 0
+	var n restored
 	const page = 500
 	for _, t := range tenants {
 		if keys.ValidTenant(t) != nil {
@@ -42,29 +57,53 @@ func (s *Store) Reindex(ctx context.Context, since time.Time) (int, error) {
 			zs, err := s.cfg.Redis.ZRangeByScoreWithScores(ctx, keys.TenantRequests(t),
 				&redis.ZRangeBy{Min: min, Max: "+inf", Offset: offset, Count: page}).Result()
 			if err != nil {
-				return restored, fault.Unavailable("grants: reindex", err)
+				return n.count(built == 1), fault.Unavailable("grants: reindex", err)
 			}
-			n, err := s.restore(ctx, t, zs)
-			restored += n
-			if err != nil {
-				return restored, fault.Unavailable("grants: reindex", err)
+			if err := s.restore(ctx, t, zs, &n); err != nil {
+				return n.count(built == 1), fault.Unavailable("grants: reindex", err)
 			}
 			if len(zs) < page {
 				break
 			}
 		}
 	}
-	return restored, nil
+	if built == 0 {
+		if n.operator > 0 {
+			s.cfg.Logger.InfoContext(ctx, "back-filled the operators' request listings", "entries", n.operator)
+		}
+		if since.IsZero() {
+			// Every request filed before this pass began is in its
+			// operator's index now; those filed since, Create put there.
+			if err := s.cfg.Redis.SetNX(ctx, keys.OperatorRequestsBuilt(), began.UTC().Format(time.RFC3339Nano), 0).Err(); err != nil {
+				return n.count(false), fault.Unavailable("grants: reindex", err)
+			}
+			s.cfg.Logger.InfoContext(ctx, "operators' request listings built: operators list their requests from their own index")
+		}
+	}
+	return n.count(built == 1), nil
+}
+
+// restored counts the entries a Reindex pass added.
+type restored struct{ provider, operator int }
+
+// count returns the entries restored: the operators' entries only once
+// their listings were built, before which adding them is the back-fill.
+func (n restored) count(built bool) int {
+	if built {
+		return n.provider + n.operator
+	}
+	return n.provider
 }
 
 // restore adds the provider-wide index entries of tenant's requests zs
-// (id by creation time) that are missing, and returns how many.
-func (s *Store) restore(ctx context.Context, tenant string, zs []redis.Z) (int, error) {
+// (id by creation time) that are missing, and counts them in n.
+func (s *Store) restore(ctx context.Context, tenant string, zs []redis.Z, n *restored) error {
 	if len(zs) == 0 {
-		return 0, nil
+		return nil
 	}
 	idx := make([]*redis.BoolCmd, len(zs))
 	all := make([]*redis.IntCmd, len(zs))
+	reqs := make([]*redis.StringCmd, len(zs))
 	// A plain pipeline: on Cluster go-redis sends each command to its own
 	// slot's node; no transaction spans them.
 	if _, err := s.cfg.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -72,22 +111,57 @@ func (s *Store) restore(ctx context.Context, tenant string, zs []redis.Z) (int, 
 			id, _ := z.Member.(string)
 			if !keys.IsUUID(id) {
 				// Nothing Create wrote: leave it alone.
-				idx[i], all[i] = redis.NewBoolResult(false, nil), redis.NewIntResult(0, nil)
 				continue
 			}
 			idx[i] = p.SetNX(ctx, keys.RequestIndex(id), tenant, 0)
 			all[i] = p.ZAddNX(ctx, keys.AllRequests(), redis.Z{Score: z.Score, Member: tenant + "/" + id})
+			reqs[i] = p.Get(ctx, keys.Request(tenant, id))
+		}
+		return nil
+	}); err != nil && !errors.Is(err, redis.Nil) {
+		return err
+	}
+	ops := make([]*redis.IntCmd, len(zs))
+	if _, err := s.cfg.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, z := range zs {
+			if idx[i] == nil {
+				continue
+			}
+			if err := errors.Join(idx[i].Err(), all[i].Err()); err != nil {
+				return err
+			}
+			if idx[i].Val() {
+				n.provider++
+			}
+			n.provider += int(all[i].Val())
+			b, err := reqs[i].Bytes()
+			if errors.Is(err, redis.Nil) {
+				continue // indexed, never committed
+			}
+			if err != nil {
+				return err
+			}
+			// Only the fields that place it; the listing checks the rest.
+			var r struct {
+				ID        string `json:"id"`
+				Tenant    string `json:"tenant"`
+				Requester string `json:"requester"`
+			}
+			if json.Unmarshal(b, &r) != nil || r.ID != z.Member.(string) || r.Tenant != tenant || !keys.IsUser(r.Requester) {
+				// Not a request of this tenant's that an operator listing
+				// can show (a corrupt one is reported where it is read).
+				continue
+			}
+			ops[i] = p.ZAddNX(ctx, keys.OperatorRequests(r.Requester), redis.Z{Score: z.Score, Member: tenant + "/" + r.ID})
 		}
 		return nil
 	}); err != nil {
-		return 0, err
+		return err
 	}
-	n := 0
-	for i := range zs {
-		if idx[i].Val() {
-			n++
+	for _, c := range ops {
+		if c != nil {
+			n.operator += int(c.Val())
 		}
-		n += int(all[i].Val())
 	}
-	return n, nil
+	return nil
 }

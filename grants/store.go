@@ -108,12 +108,13 @@ func (c *Config) CheckAndSetDefaults() error {
 // writes (the request, its grant, the tenant's request, deadline, pending
 // and active indexes, the open-request marker, the audit chain, the
 // notification outbox) carries the tenant's hash tag, and so does what it
-// watches (the request, the tenant's settings and approvers). Two
+// watches (the request, the tenant's settings and approvers). The
 // provider-wide indexes can't join it: request id → tenant (which tenant's
-// slot a request is in) and the provider-wide listing. Create writes them,
-// and the tenant set, idempotently before the request's own transaction, so
-// a committed request is normally always indexed; an entry whose request
-// never committed is skipped by readers. A write to them can still be lost
+// slot a request is in) and the provider-wide listings (every request, and
+// each operator's own). Create writes them, and the tenant set,
+// idempotently before the request's own transaction, so a committed
+// request is normally always indexed; an entry whose request never
+// committed is skipped by readers. A write to them can still be lost
 // where the request's is not — they are on other nodes, and Redis
 // replicates asynchronously, so a failover can drop a node's last writes —
 // so Reindex rebuilds them from each tenant's own index, and the server runs
@@ -159,6 +160,9 @@ func (s *Store) Create(ctx context.Context, actor Actor, in CreateInput) (Reques
 		p.SAdd(ctx, keys.Tenants(), r.Tenant)
 		p.Set(ctx, keys.RequestIndex(r.ID), r.Tenant, 0)
 		p.ZAdd(ctx, keys.AllRequests(), redis.Z{Score: score(r.CreatedAt), Member: r.Tenant + "/" + r.ID})
+		if keys.IsUser(r.Requester) {
+			p.ZAdd(ctx, keys.OperatorRequests(r.Requester), redis.Z{Score: score(r.CreatedAt), Member: r.Tenant + "/" + r.ID})
+		}
 		return nil
 	}); err != nil {
 		return Request{}, fault.Unavailable("grants: create", err)
@@ -357,6 +361,11 @@ func (s *Store) List(ctx context.Context, p identity.Principal, f Filter) ([]Req
 // A full page reads on to the next request that matches, so Next is set
 // only when there is one: at most the rest of the index, what a page that
 // isn't full reads anyway.
+//
+// The index read is the tenant's with a tenant filter; for an operator who
+// sees only their own requests, without one, their own
+// (keys.OperatorRequests) once Reindex has back-filled it, so a page
+// reads their requests, not every operator's; else the provider-wide one.
 func (s *Store) ListPage(ctx context.Context, p identity.Principal, f Filter) (Page, error) {
 	return s.listPage(ctx, p, f, true)
 }
@@ -384,10 +393,25 @@ func (s *Store) listPage(ctx context.Context, p identity.Principal, f Filter, ne
 		}
 		f.Tenant = p.TenantID
 	}
-	scope := scopeOf(p, f)
+	scope, v := scopeOf(p, f), s.viewer(p)
 	index, member := keys.AllRequests(), func(m string) (string, string, bool) { return strings.Cut(m, "/") }
-	if f.Tenant != "" {
+	switch {
+	case f.Tenant != "":
 		index, member = keys.TenantRequests(f.Tenant), func(m string) (string, string, bool) { return f.Tenant, m, true }
+	case v.ownOnly() && keys.IsUser(p.Subject):
+		// The operator's own index has the members and scores of the
+		// provider-wide one, so the order, the positions and the cursors
+		// are the same on both: a cursor from either continues on the
+		// other. Until the repair job has back-filled it with the requests
+		// filed before it existed, it would miss those, so the listing
+		// reads the provider-wide index as before.
+		built, err := s.cfg.Redis.Exists(ctx, keys.OperatorRequestsBuilt()).Result()
+		if err != nil {
+			return Page{}, fault.Unavailable("grants: list", err)
+		}
+		if built == 1 {
+			index = keys.OperatorRequests(p.Subject)
+		}
 	}
 	// The index scores are milliseconds; created_at and CreatedAfter are
 	// exact. An exclusive bound on the millisecond lost the requests
@@ -411,7 +435,7 @@ func (s *Store) listPage(ctx context.Context, p identity.Principal, f Filter, ne
 		}
 		scan.after = &pos
 	}
-	now, v := s.cfg.Now(), s.viewer(p)
+	now := s.cfg.Now()
 	page := Page{Requests: []Request{}}
 	var last position
 	for {
@@ -453,6 +477,8 @@ func (s *Store) listPage(ctx context.Context, p identity.Principal, f Filter, ne
 			if f.State != "" && r.State != f.State || f.ExcludePending && r.State.Pending() {
 				continue
 			}
+			// Checked on whichever index was read: an operator's own
+			// index only finds requests, as the provider-wide one does.
 			if ok, err := v.sees(ctx, r); err != nil {
 				return Page{}, err
 			} else if !ok {
@@ -832,6 +858,18 @@ func (v *viewer) sees(ctx context.Context, r Request) (bool, error) {
 		return v.tenantReader, nil
 	}
 	return false, nil
+}
+
+// ownOnly reports whether the principal sees exactly the requests it filed
+// itself: an operator of the provider's that carries no role seeing more
+// (support manager, audit reader). For such a principal sees is true of r
+// if and only if r.Requester is its Subject, byte for byte, and those are
+// the requests of keys.OperatorRequests(Subject). A provider principal has
+// no tenant, so the tenant rule never applies to it.
+func (v *viewer) ownOnly() bool {
+	p := v.p
+	return p.IsProvider() && p.Has(identity.RoleOperator) &&
+		!p.Has(identity.RoleSupportManager) && !p.Has(identity.RoleAuditReader)
 }
 
 // asTenant reports whether the principal reads tenant's requests as one of

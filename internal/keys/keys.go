@@ -14,11 +14,13 @@
 //     with the grants it ends; an approver assignment with its record — is
 //     one MULTI/EXEC (or one script) and is atomic on every topology.
 //   - A few keys are provider-wide and carry no tag: RequestIndex (request
-//     id → tenant), AllRequests (the provider-wide listing), Tenants (the
-//     set of tenants the background jobs walk), Due and DueRescan (the
-//     background jobs' schedules of tenants with work), ConsoleSession,
-//     ConsoleReverify and ConsoleLoginKey. Each lives in a slot of its own,
-//     so none is ever written in a tenant's transaction. The indexes are written
+//     id → tenant), AllRequests (the provider-wide listing),
+//     OperatorRequests (one operator's listing) and OperatorRequestsBuilt
+//     (the mark that those were back-filled), Tenants (the set of tenants
+//     the background jobs walk), Due and DueRescan (the background jobs'
+//     schedules of tenants with work), ConsoleSession, ConsoleReverify and
+//     ConsoleLoginKey. Each lives in a slot of its own, so none is ever
+//     written in a tenant's transaction. The indexes are written
 //     idempotently beside it (see grants.Store.Create, tenants.Store.Onboard,
 //     internal/due), and rebuilt from the tenants' own keys by repair jobs
 //     (tenants.Store.Reindex, grants.Store.Reindex, due.Rescan): they are
@@ -196,6 +198,22 @@ func RequestIndex(id string) string { return prefix + "reqidx:" + id }
 // provider-wide listings. It is provider-wide (no hash tag): never part of
 // a tenant's transaction.
 func AllRequests() string { return prefix + "requests" }
+
+// OperatorRequests is a sorted set of "tenant/id" by creation time, with
+// the members and scores of AllRequests, of the requests filed by one
+// operator: the subject exactly as the request records it (Requester), not
+// case-folded, since an operator sees the requests whose requester is
+// their subject spelt the same way. It serves an operator's listing of
+// their own requests. It is provider-wide (no hash tag, a slot per
+// operator): never part of a tenant's transaction.
+func OperatorRequests(subject string) string { return prefix + "operator:" + subject + ":requests" }
+
+// OperatorRequestsBuilt, when it exists, says that every request filed
+// before it was written is in its operator's OperatorRequests: the repair
+// job writes it once a pass over every request has back-filled them (the
+// requests filed before the index existed are in none). Until then an
+// operator's listing reads AllRequests. Its value is when that pass began.
+func OperatorRequestsBuilt() string { return prefix + "operator-requests:built" }
 
 // Tenants is the set of onboarded tenants (and, from before onboarding
 // existed, of tenants Lockbox had seen). It lives outside every tenant's hash

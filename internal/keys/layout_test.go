@@ -42,6 +42,7 @@ func TestTenantKeysShareTheTenantsSlot(t *testing.T) {
 	}
 	global := map[string]string{
 		"RequestIndex": RequestIndex(id), "AllRequests": AllRequests(), "Tenants": Tenants(),
+		"OperatorRequests": OperatorRequests(op), "OperatorRequestsBuilt": OperatorRequestsBuilt(),
 		"ConsoleSession": ConsoleSession("ab12"), "ConsoleReverify": ConsoleReverify("ab12"), "ConsoleLoginKey": ConsoleLoginKey(),
 		"Due": Due("sweep"), "DueRescan": DueRescan(),
 	}

@@ -800,9 +800,11 @@ func (s *Server) rescan() *due.Rescan {
 const reindexInterval = time.Hour
 
 // reindexLoop restores the provider-wide indexes (the tenant set, request
-// id → tenant, the provider-wide listing) from the tenants' own keys: at
-// start-up over everything, then every reindexInterval over the recent
-// requests. They live outside the tenants' hash slots and are written
+// id → tenant, the provider-wide listing, the operators' listings) from the
+// tenants' own keys: at start-up over everything, then every
+// reindexInterval over the recent requests. The first pass over everything
+// also back-fills the operators' listings with the requests filed before
+// they existed; operators list from the provider-wide index until it has. They live outside the tenants' hash slots and are written
 // beside the tenants' transactions, so a Redis failover can lose a write of
 // theirs that the tenant's own data kept (see keys). Several replicas may
 // run it at once: it only adds what is missing.
