@@ -29,10 +29,18 @@ import (
 //
 // It only adds what is missing and never changes an entry, so any number
 // of replicas may run it at once, and a Create running meanwhile is
-// unaffected. Its cost is one read per tenant, plus one read of each
-// request in the window (its requester, for the operator's listing) and
-// three writes; the server runs it over every request at start-up and over
-// the last few hours' since then.
+// unaffected. Its cost is one read per tenant and two writes per request
+// in the window, and a read of the request itself (its requester, for the
+// operator's listing) and one more write where that is needed: for every
+// request in the window of a pass over the last few hours, and of the
+// back-fill; in a pass over every request once the listings are built, only
+// for the requests whose provider-wide entries it restored. The server runs
+// it over every request at start-up, where reading each request would cost
+// a restart of the jobs replica gigabytes at a million requests, and over
+// the last few hours' since then. An operator entry lost on its own and
+// older than those hours (a node restored from an older copy) comes back
+// when OperatorRequestsBuilt is deleted: the next start-up's pass then
+// back-fills every listing again.
 func (s *Store) Reindex(ctx context.Context, since time.Time) (int, error) {
 	began := s.cfg.Now()
 	built, err := s.cfg.Redis.Exists(ctx, keys.OperatorRequestsBuilt()).Result()
@@ -59,7 +67,7 @@ func (s *Store) Reindex(ctx context.Context, since time.Time) (int, error) {
 			if err != nil {
 				return n.count(built == 1), fault.Unavailable("grants: reindex", err)
 			}
-			if err := s.restore(ctx, t, zs, &n); err != nil {
+			if err := s.restore(ctx, t, zs, built == 0 || !since.IsZero(), &n); err != nil {
 				return n.count(built == 1), fault.Unavailable("grants: reindex", err)
 			}
 			if len(zs) < page {
@@ -96,8 +104,10 @@ func (n restored) count(built bool) int {
 }
 
 // restore adds the provider-wide index entries of tenant's requests zs
-// (id by creation time) that are missing, and counts them in n.
-func (s *Store) restore(ctx context.Context, tenant string, zs []redis.Z, n *restored) error {
+// (id by creation time) that are missing, and counts them in n. It reads
+// the requests, for their operators' listings, all of them with readAll and
+// otherwise those whose provider-wide entries it restored.
+func (s *Store) restore(ctx context.Context, tenant string, zs []redis.Z, readAll bool, n *restored) error {
 	if len(zs) == 0 {
 		return nil
 	}
@@ -115,25 +125,48 @@ func (s *Store) restore(ctx context.Context, tenant string, zs []redis.Z, n *res
 			}
 			idx[i] = p.SetNX(ctx, keys.RequestIndex(id), tenant, 0)
 			all[i] = p.ZAddNX(ctx, keys.AllRequests(), redis.Z{Score: z.Score, Member: tenant + "/" + id})
-			reqs[i] = p.Get(ctx, keys.Request(tenant, id))
+			if readAll {
+				reqs[i] = p.Get(ctx, keys.Request(tenant, id))
+			}
 		}
 		return nil
 	}); err != nil && !errors.Is(err, redis.Nil) {
 		return err
 	}
+	lost := false
+	for i := range zs {
+		if idx[i] == nil {
+			continue
+		}
+		if err := errors.Join(idx[i].Err(), all[i].Err()); err != nil {
+			return err
+		}
+		if idx[i].Val() {
+			n.provider++
+		}
+		n.provider += int(all[i].Val())
+		lost = lost || idx[i].Val() || all[i].Val() > 0
+	}
+	if !readAll && lost {
+		// Create writes a request's operator entry beside its
+		// provider-wide ones: where those were lost, it may be too.
+		if _, err := s.cfg.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, z := range zs {
+				if idx[i] != nil && (idx[i].Val() || all[i].Val() > 0) {
+					reqs[i] = p.Get(ctx, keys.Request(tenant, z.Member.(string)))
+				}
+			}
+			return nil
+		}); err != nil && !errors.Is(err, redis.Nil) {
+			return err
+		}
+	}
 	ops := make([]*redis.IntCmd, len(zs))
 	if _, err := s.cfg.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, z := range zs {
-			if idx[i] == nil {
+			if reqs[i] == nil {
 				continue
 			}
-			if err := errors.Join(idx[i].Err(), all[i].Err()); err != nil {
-				return err
-			}
-			if idx[i].Val() {
-				n.provider++
-			}
-			n.provider += int(all[i].Val())
 			b, err := reqs[i].Bytes()
 			if errors.Is(err, redis.Nil) {
 				continue // indexed, never committed
