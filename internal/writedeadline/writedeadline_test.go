@@ -11,7 +11,11 @@ import (
 	"github.com/lockbox-oss/lockbox/internal/writedeadline"
 )
 
-const timeout = 300 * time.Millisecond
+// timeout is the WriteTimeout of the test servers. A Writer moves its
+// deadline on every quarter of it, so a scheduling pause of more than three
+// quarters cuts an answer: at 300 ms a loaded two-core machine running the
+// suite under -race paused that long now and then.
+const timeout = time.Second
 
 // serve runs h over TLS, HTTP/2 offered, with WriteTimeout timeout.
 func serve(t *testing.T, h http.HandlerFunc) *httptest.Server {
