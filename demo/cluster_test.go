@@ -17,26 +17,11 @@ func TestStalledConnectionsAreClosed(t *testing.T) {
 	const short, long = 200 * time.Millisecond, time.Hour
 	const target = "/tenants/contoso/mailboxes"
 	k := newKeys(t)
-	for _, c := range []struct {
-		name string
-		st   serverTimeouts
-		open func(t *testing.T, addr string) net.Conn
-	}{
-		{"nothing sent", serverTimeouts{readHeader: short, read: long, write: long, idle: long},
-			func(t *testing.T, addr string) net.Conn { return stalltest.Send(t, addr, "") }},
-		{"partial header", serverTimeouts{readHeader: short, read: long, write: long, idle: long},
-			func(t *testing.T, addr string) net.Conn {
-				return stalltest.Send(t, addr, stalltest.PartialHeader(target))
-			}},
-		{"declared body never sent", serverTimeouts{readHeader: long, read: short, write: long, idle: long},
-			func(t *testing.T, addr string) net.Conn {
-				return stalltest.Send(t, addr, stalltest.BodyNeverSent(target))
-			}},
-		{"idle kept-alive connection", serverTimeouts{readHeader: long, read: long, write: long, idle: short},
-			func(t *testing.T, addr string) net.Conn { return stalltest.KeptAlive(t, addr, target) }},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			cl, err := start(t.Context(), ServiceConfig{GrantKeys: k.set, Now: fixedNow}, c.st)
+	for _, c := range stalltest.Stalls {
+		st := serverTimeouts{write: long}
+		st.readHeader, st.read, st.idle = c.Phase.Timeouts(short, long)
+		t.Run(c.Name, func(t *testing.T) {
+			cl, err := start(t.Context(), ServiceConfig{GrantKeys: k.set, Now: fixedNow}, st)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -47,10 +32,10 @@ func TestStalledConnectionsAreClosed(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				conns[name] = c.open(t, u.Host)
+				conns[name] = c.Open(t, u.Host, target)
 			}
 			for name, conn := range conns {
-				stalltest.WaitClosed(t, conn, name+": "+c.name)
+				stalltest.WaitClosed(t, conn, name+": "+c.Name)
 			}
 		})
 	}

@@ -118,27 +118,12 @@ func browserClient(t *testing.T) *http.Client {
 // liked. Each case shortens only the timeout of the phase it stalls in.
 func TestRedirectServerClosesStalledConnections(t *testing.T) {
 	const short, long = 200 * time.Millisecond, time.Hour
-	for _, c := range []struct {
-		name string
-		rt   redirectTimeouts
-		open func(t *testing.T, addr string) net.Conn
-	}{
-		{"nothing sent", redirectTimeouts{readHeader: short, read: long, write: long, idle: long},
-			func(t *testing.T, addr string) net.Conn { return stalltest.Send(t, addr, "") }},
-		{"partial header", redirectTimeouts{readHeader: short, read: long, write: long, idle: long},
-			func(t *testing.T, addr string) net.Conn {
-				return stalltest.Send(t, addr, stalltest.PartialHeader(target))
-			}},
-		{"declared body never sent", redirectTimeouts{readHeader: long, read: short, write: long, idle: long},
-			func(t *testing.T, addr string) net.Conn {
-				return stalltest.Send(t, addr, stalltest.BodyNeverSent(target))
-			}},
-		{"idle kept-alive connection", redirectTimeouts{readHeader: long, read: long, write: long, idle: short},
-			func(t *testing.T, addr string) net.Conn { return stalltest.KeptAlive(t, addr, target) }},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			b := startBrowser(t, c.rt)
-			stalltest.WaitClosed(t, c.open(t, b.redirect), c.name)
+	for _, c := range stalltest.Stalls {
+		rt := redirectTimeouts{write: long}
+		rt.readHeader, rt.read, rt.idle = c.Phase.Timeouts(short, long)
+		t.Run(c.Name, func(t *testing.T) {
+			b := startBrowser(t, rt)
+			stalltest.WaitClosed(t, c.Open(t, b.redirect, target), c.Name)
 			select {
 			case <-b.done:
 				t.Fatalf("the stalled connection ended the flow: %v", b.err)
@@ -158,11 +143,10 @@ func TestRedirectServerClosesStalledConnections(t *testing.T) {
 func TestBrowserEndsDespiteStalledConnections(t *testing.T) {
 	const long = time.Hour
 	b := startBrowser(t, redirectTimeouts{readHeader: long, read: long, write: long, idle: long})
-	stalled := map[string]net.Conn{
-		"nothing sent (a browser's spare connection)": stalltest.Send(t, b.redirect, ""),
-		"partial header":             stalltest.Send(t, b.redirect, stalltest.PartialHeader(target)),
-		"declared body never sent":   stalltest.Send(t, b.redirect, stalltest.BodyNeverSent(target)),
-		"idle kept-alive connection": stalltest.KeptAlive(t, b.redirect, target),
+	// "nothing sent" is also what a browser's spare connection does.
+	stalled := map[string]net.Conn{}
+	for _, c := range stalltest.Stalls {
+		stalled[c.Name] = c.Open(t, b.redirect, target)
 	}
 	b.signIn(t, browserClient(t))
 	b.result(t)

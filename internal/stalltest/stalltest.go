@@ -91,3 +91,49 @@ func WaitClosed(t testing.TB, c net.Conn, what string) {
 		t.Errorf("%s: the connection is still open after %s (read %q)", what, Patience, got)
 	}
 }
+
+// Phase is the part of a connection a stall holds up: which of a server's
+// timeouts must end it.
+type Phase int
+
+const (
+	// Header: the request header is not complete (ReadHeaderTimeout).
+	Header Phase = iota
+	// Body: the header declared a body that does not come (ReadTimeout).
+	Body
+	// Idle: a kept-alive connection waits for a next request (IdleTimeout).
+	Idle
+)
+
+// Timeouts returns a server's read-header, read and idle timeouts for a
+// test of a stall in phase p: short for the phase's own, long for the
+// others, so that only the timeout under test can close the connection.
+func (p Phase) Timeouts(short, long time.Duration) (readHeader, read, idle time.Duration) {
+	readHeader, read, idle = long, long, long
+	switch p {
+	case Header:
+		readHeader = short
+	case Body:
+		read = short
+	case Idle:
+		idle = short
+	}
+	return readHeader, read, idle
+}
+
+// Stall is one way a client stalls a server.
+type Stall struct {
+	Name  string
+	Phase Phase
+	// Open makes the stall on a new connection to addr, naming target
+	// where it sends a request line.
+	Open func(t testing.TB, addr, target string) net.Conn
+}
+
+// Stalls are the stalls this package plays, one of each kind.
+var Stalls = []Stall{
+	{"nothing sent", Header, func(t testing.TB, addr, _ string) net.Conn { return Send(t, addr, "") }},
+	{"partial header", Header, func(t testing.TB, addr, target string) net.Conn { return Send(t, addr, PartialHeader(target)) }},
+	{"declared body never sent", Body, func(t testing.TB, addr, target string) net.Conn { return Send(t, addr, BodyNeverSent(target)) }},
+	{"idle kept-alive connection", Idle, KeptAlive},
+}
