@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/lockbox-oss/lockbox/internal/httptimeouts"
 )
 
 // Cluster is the three demo services, each on its own loopback port.
@@ -29,21 +31,16 @@ const (
 	shutdownTimeout = 5 * time.Second
 )
 
-// serverTimeouts are a demo service's http.Server timeouts.
-type serverTimeouts struct {
-	readHeader, read, write, idle time.Duration
-}
-
 // defaultTimeouts are the demo services'. The proxy is the only intended
 // client; the limits are there so a demo left running can't be held open
 // by a stray connection. No answer is streamed: each is one JSON document
 // marshalled in memory and written at once, so the write timeout needs no
 // room for a long download.
-var defaultTimeouts = serverTimeouts{
-	readHeader: 5 * time.Second,
-	read:       30 * time.Second,
-	write:      30 * time.Second,
-	idle:       2 * time.Minute,
+var defaultTimeouts = httptimeouts.Timeouts{
+	ReadHeader: 5 * time.Second,
+	Read:       30 * time.Second,
+	Write:      30 * time.Second,
+	Idle:       2 * time.Minute,
 }
 
 // Start starts every demo service on a free port of 127.0.0.1, each
@@ -54,7 +51,7 @@ func Start(ctx context.Context, cfg ServiceConfig) (*Cluster, error) {
 }
 
 // start is Start with the servers' timeouts t; tests shorten them.
-func start(ctx context.Context, cfg ServiceConfig, t serverTimeouts) (*Cluster, error) {
+func start(ctx context.Context, cfg ServiceConfig, t httptimeouts.Timeouts) (*Cluster, error) {
 	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -83,15 +80,10 @@ func start(ctx context.Context, cfg ServiceConfig, t serverTimeouts) (*Cluster, 
 		listeners = append(listeners, ln)
 		c.services[name] = svc
 		c.upstreams[name] = "http://" + ln.Addr().String()
-		c.servers = append(c.servers, &http.Server{
-			Handler:           svc,
-			ReadHeaderTimeout: t.readHeader,
-			ReadTimeout:       t.read,
-			WriteTimeout:      t.write,
-			IdleTimeout:       t.idle,
-			MaxHeaderBytes:    maxHeaderBytes,
-			ErrorLog:          slog.NewLogLogger(logger.With("component", "demo", "service", name).Handler(), slog.LevelWarn),
-		})
+		srv := t.Server(svc)
+		srv.MaxHeaderBytes = maxHeaderBytes
+		srv.ErrorLog = slog.NewLogLogger(logger.With("component", "demo", "service", name).Handler(), slog.LevelWarn)
+		c.servers = append(c.servers, srv)
 	}
 	for i, srv := range c.servers {
 		c.done.Add(1)

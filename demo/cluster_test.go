@@ -18,8 +18,7 @@ func TestStalledConnectionsAreClosed(t *testing.T) {
 	const target = "/tenants/contoso/mailboxes"
 	k := newKeys(t)
 	for _, c := range stalltest.Stalls {
-		st := serverTimeouts{write: long}
-		st.readHeader, st.read, st.idle = c.Phase.Timeouts(short, long)
+		st := c.Phase.Timeouts(short, long)
 		t.Run(c.Name, func(t *testing.T) {
 			cl, err := start(t.Context(), ServiceConfig{GrantKeys: k.set, Now: fixedNow}, st)
 			if err != nil {

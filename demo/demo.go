@@ -20,7 +20,8 @@
 // inspection endpoint GET /_lockbox/seen) so tests can check exactly which
 // headers crossed the proxy.
 //
-// It imports only grantsig from Lockbox, like a real upstream would.
+// Of Lockbox it imports only grantsig, as a real upstream would, and
+// internal/httptimeouts, which only names net/http's server timeouts.
 package demo
 
 import (

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"github.com/lockbox-oss/lockbox/internal/httptimeouts"
 )
 
 // Browser signs the user in through the authorization code flow with PKCE
@@ -72,7 +74,7 @@ func (f *Flow) Browser(ctx context.Context) (Token, error) {
 		}
 	})
 	rt := f.redirectTimeouts.orDefaults()
-	srv := redirectServer(mux, rt)
+	srv := rt.Server(mux)
 	go func() { _ = srv.Serve(ln) }()
 	defer func() {
 		// Shutdown first: the browser still gets its page. It closes
@@ -111,7 +113,7 @@ func (f *Flow) Browser(ctx context.Context) (Token, error) {
 // how long the flow, once it has its answer, lets them finish. Zero
 // fields take defaultRedirectTimeouts'; tests shorten them.
 type redirectTimeouts struct {
-	readHeader, read, write, idle time.Duration
+	httptimeouts.Timeouts
 	// shutdown is the grace for answers still being written when the
 	// flow ends; connections still open after it are closed.
 	shutdown time.Duration
@@ -124,35 +126,11 @@ type redirectTimeouts struct {
 // is dropped instead of holding a goroutine and a connection for as long
 // as it likes (net/http waits forever where a timeout is zero).
 var defaultRedirectTimeouts = redirectTimeouts{
-	readHeader: 10 * time.Second,
-	read:       10 * time.Second,
-	write:      10 * time.Second,
-	idle:       10 * time.Second,
-	shutdown:   2 * time.Second,
+	Timeouts: httptimeouts.Timeouts{ReadHeader: 10 * time.Second, Read: 10 * time.Second, Write: 10 * time.Second, Idle: 10 * time.Second},
+	shutdown: 2 * time.Second,
 }
 
 func (t redirectTimeouts) orDefaults() redirectTimeouts {
 	d := defaultRedirectTimeouts
-	return redirectTimeouts{
-		readHeader: cmp.Or(t.readHeader, d.readHeader),
-		read:       cmp.Or(t.read, d.read),
-		write:      cmp.Or(t.write, d.write),
-		idle:       cmp.Or(t.idle, d.idle),
-		shutdown:   cmp.Or(t.shutdown, d.shutdown),
-	}
-}
-
-// redirectServer is the loopback redirect server of handler h, with the
-// timeouts t.
-func redirectServer(h http.Handler, t redirectTimeouts) *http.Server {
-	return &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: t.readHeader,
-		// Also what a request that declares a body it never sends gets:
-		// net/http reads (to discard) a body the handler left unread
-		// before it answers.
-		ReadTimeout:  t.read,
-		WriteTimeout: t.write,
-		IdleTimeout:  t.idle,
-	}
+	return redirectTimeouts{Timeouts: t.Timeouts.Or(d.Timeouts), shutdown: cmp.Or(t.shutdown, d.shutdown)}
 }

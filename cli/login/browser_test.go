@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lockbox-oss/lockbox/internal/httptimeouts"
 	"github.com/lockbox-oss/lockbox/internal/oidctest"
 	"github.com/lockbox-oss/lockbox/internal/stalltest"
 )
@@ -119,8 +120,7 @@ func browserClient(t *testing.T) *http.Client {
 func TestRedirectServerClosesStalledConnections(t *testing.T) {
 	const short, long = 200 * time.Millisecond, time.Hour
 	for _, c := range stalltest.Stalls {
-		rt := redirectTimeouts{write: long}
-		rt.readHeader, rt.read, rt.idle = c.Phase.Timeouts(short, long)
+		rt := redirectTimeouts{Timeouts: c.Phase.Timeouts(short, long)}
 		t.Run(c.Name, func(t *testing.T) {
 			b := startBrowser(t, rt)
 			stalltest.WaitClosed(t, c.Open(t, b.redirect, target), c.Name)
@@ -142,7 +142,7 @@ func TestRedirectServerClosesStalledConnections(t *testing.T) {
 // anything during the test.
 func TestBrowserEndsDespiteStalledConnections(t *testing.T) {
 	const long = time.Hour
-	b := startBrowser(t, redirectTimeouts{readHeader: long, read: long, write: long, idle: long})
+	b := startBrowser(t, redirectTimeouts{Timeouts: httptimeouts.Timeouts{ReadHeader: long, Read: long, Write: long, Idle: long}})
 	// "nothing sent" is also what a browser's spare connection does.
 	stalled := map[string]net.Conn{}
 	for _, c := range stalltest.Stalls {
@@ -161,7 +161,7 @@ func TestBrowserEndsDespiteStalledConnections(t *testing.T) {
 // and timeouts here are longer than stalltest.Patience.
 func TestBrowserEndsWithBrowserKeepingAlive(t *testing.T) {
 	const long = time.Hour
-	b := startBrowser(t, redirectTimeouts{readHeader: long, read: long, write: long, idle: long, shutdown: long})
+	b := startBrowser(t, redirectTimeouts{Timeouts: httptimeouts.Timeouts{ReadHeader: long, Read: long, Write: long, Idle: long}, shutdown: long})
 	b.signIn(t, browserClient(t))
 	b.result(t)
 }
@@ -171,7 +171,7 @@ func TestBrowserEndsWithBrowserKeepingAlive(t *testing.T) {
 // shutdown.
 func TestRedirectServerDefaultTimeouts(t *testing.T) {
 	rt := redirectTimeouts{}.orDefaults()
-	srv := redirectServer(http.NotFoundHandler(), rt)
+	srv := rt.Server(http.NotFoundHandler())
 	for name, d := range map[string]time.Duration{
 		"ReadHeaderTimeout": srv.ReadHeaderTimeout, "ReadTimeout": srv.ReadTimeout,
 		"WriteTimeout": srv.WriteTimeout, "IdleTimeout": srv.IdleTimeout, "shutdown grace": rt.shutdown,

@@ -3,12 +3,14 @@ package server
 import (
 	"net/http"
 	"time"
+
+	"github.com/lockbox-oss/lockbox/internal/httptimeouts"
 )
 
 // MetricsServer is the metrics address's server with every timeout d, for
 // the tests of package server_test.
 func MetricsServer(h http.Handler, d time.Duration) *http.Server {
-	return metricsServer(h, nil, listenerTimeouts{readHeader: d, read: d, write: d, idle: d})
+	return metricsServer(h, nil, httptimeouts.Timeouts{ReadHeader: d, Read: d, Write: d, Idle: d})
 }
 
 // MetricsHTTPServer is the server s built for the metrics address.
@@ -22,4 +24,4 @@ var Serve = serve
 
 // DefaultMetricsTimeouts are the metrics address's timeouts: read header,
 // read, write, idle.
-var DefaultMetricsTimeouts = [4]time.Duration{metricsTimeouts.readHeader, metricsTimeouts.read, metricsTimeouts.write, metricsTimeouts.idle}
+var DefaultMetricsTimeouts = [4]time.Duration{metricsTimeouts.ReadHeader, metricsTimeouts.Read, metricsTimeouts.Write, metricsTimeouts.Idle}

@@ -41,6 +41,7 @@ import (
 	"github.com/lockbox-oss/lockbox/internal/events"
 	"github.com/lockbox-oss/lockbox/internal/gcdefaults"
 	"github.com/lockbox-oss/lockbox/internal/health"
+	"github.com/lockbox-oss/lockbox/internal/httptimeouts"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 	"github.com/lockbox-oss/lockbox/notify"
 	"github.com/lockbox-oss/lockbox/policy"
@@ -68,43 +69,33 @@ const requestTimeout = 10 * time.Second
 // call's work, with room to write a large answer to a slow client.
 const DefaultAPIWriteTimeout = time.Minute
 
-// listenerTimeouts are an http.Server's timeouts.
-type listenerTimeouts struct {
-	readHeader, read, write, idle time.Duration
-}
-
 // metricsTimeouts are the metrics listener's. Its callers are Prometheus,
 // probes and an operator's pprof, and its answers are small and quick:
 // /livez at once, /readyz within health.CheckTimeout, and a scrape (the
 // registry gathered, with a few reads of Redis at scrape time under
 // LOCKBOX_REDIS_TIMEOUT each, and written out) in well under a second.
-var metricsTimeouts = listenerTimeouts{
-	readHeader: 5 * time.Second,
+var metricsTimeouts = httptimeouts.Timeouts{
+	ReadHeader: 5 * time.Second,
 	// The whole request: a GET, with no body to wait for.
-	read: 10 * time.Second,
+	Read: 10 * time.Second,
 	// Three times Prometheus' default scrape_timeout, which gives up on
 	// a scrape after 10 s anyway: room for a large registry and a slow
 	// Redis, and a client that stops reading (or never opens its HTTP/2
 	// flow-control window) is let go. net/http/pprof's profile and trace
 	// (LOCKBOX_PPROF) move their own deadline on by the seconds they are
 	// asked to run.
-	write: 30 * time.Second,
+	Write: 30 * time.Second,
 	// Longer than the usual scrape intervals (Prometheus' default is a
 	// minute), so a scraper's kept-alive connection serves one scrape
 	// after another; and an idle connection is closed at last.
-	idle: 2 * time.Minute,
+	Idle: 2 * time.Minute,
 }
 
 // metricsServer is the server of the metrics address, with timeouts t.
-func metricsServer(h http.Handler, errorLog *log.Logger, t listenerTimeouts) *http.Server {
-	return &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: t.readHeader,
-		ReadTimeout:       t.read,
-		WriteTimeout:      t.write,
-		IdleTimeout:       t.idle,
-		ErrorLog:          errorLog,
-	}
+func metricsServer(h http.Handler, errorLog *log.Logger, t httptimeouts.Timeouts) *http.Server {
+	srv := t.Server(h)
+	srv.ErrorLog = errorLog
+	return srv
 }
 
 // Options are what tests may change about a server.

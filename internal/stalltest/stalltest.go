@@ -19,6 +19,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/lockbox-oss/lockbox/internal/httptimeouts"
 )
 
 // Patience is how long WaitClosed and KeptAlive wait on the server.
@@ -105,20 +107,20 @@ const (
 	Idle
 )
 
-// Timeouts returns a server's read-header, read and idle timeouts for a
-// test of a stall in phase p: short for the phase's own, long for the
-// others, so that only the timeout under test can close the connection.
-func (p Phase) Timeouts(short, long time.Duration) (readHeader, read, idle time.Duration) {
-	readHeader, read, idle = long, long, long
+// Timeouts returns a server's timeouts for a test of a stall in phase p:
+// short for the phase's own, long for the others, so that only the timeout
+// under test can close the connection.
+func (p Phase) Timeouts(short, long time.Duration) httptimeouts.Timeouts {
+	t := httptimeouts.Timeouts{ReadHeader: long, Read: long, Write: long, Idle: long}
 	switch p {
 	case Header:
-		readHeader = short
+		t.ReadHeader = short
 	case Body:
-		read = short
+		t.Read = short
 	case Idle:
-		idle = short
+		t.Idle = short
 	}
-	return readHeader, read, idle
+	return t
 }
 
 // Stall is one way a client stalls a server.
