@@ -31,11 +31,28 @@ import (
 // everyone out.
 const reverifyGrace = 4
 
+// reverifyRetry is how long a session waits to ask an identity provider
+// that failed to answer again (or the interval, if shorter): a console tab
+// polls every few seconds, and each of its polls would otherwise ask, and
+// log the failure, while the identity provider is down.
+const reverifyRetry = time.Minute
+
+// due reports whether sess is to be verified again at now: its interval
+// has passed, and the identity provider's last failure is not too recent,
+// unless the grace is over.
+func (c *Console) due(sess Session, now time.Time) bool {
+	age := now.Sub(sess.verifiedAt())
+	if sess.Via != "oidc" || age < c.cfg.Reverify {
+		return false
+	}
+	return !now.Before(sess.ReverifyRetryAt) || age >= reverifyGrace*c.cfg.Reverify
+}
+
 // reverified returns sess, verified again first when it is due: with its
 // principal, name and refresh token as the identity provider says now.
 // A session that can't be verified is deleted, and errNoSession returned.
 func (c *Console) reverified(ctx context.Context, sess Session) (Session, error) {
-	if sess.Via != "oidc" || c.cfg.Now().Sub(sess.verifiedAt()) < c.cfg.Reverify {
+	if !c.due(sess, c.cfg.Now()) {
 		return sess, nil
 	}
 	if sess.RefreshToken == "" {
@@ -75,7 +92,7 @@ func (c *Console) reverified(ctx context.Context, sess Session) (Session, error)
 		return Session{}, err
 	}
 	now := c.cfg.Now()
-	if now.Sub(sess.verifiedAt()) < c.cfg.Reverify {
+	if !c.due(sess, now) {
 		return sess, nil
 	}
 	id, rt, err := oc.refresh(wctx, sess.RefreshToken, c.cfg.Now)
@@ -85,7 +102,11 @@ func (c *Console) reverified(ctx context.Context, sess Session) (Session, error)
 		c.log.WarnContext(ctx, "console: the identity provider can't verify a session now; it keeps its roles until verified or "+
 			"it was last verified too long ago", "user", sess.Principal.Subject, "tenant", sess.Principal.TenantID, "issuer", sess.Issuer,
 			"verified_at", sess.verifiedAt(), "error", err)
-		return sess, nil
+		retryAt := now.Add(min(reverifyRetry, c.cfg.Reverify))
+		return c.sessions.update(wctx, sess, func(s *Session) bool {
+			s.ReverifyRetryAt = retryAt
+			return true
+		})
 	case down != nil:
 		return Session{}, c.endUnverified(ctx, sess, fmt.Sprintf("not verified for %s: %v", now.Sub(sess.verifiedAt()), err))
 	case err != nil:
@@ -99,6 +120,7 @@ func (c *Console) reverified(ctx context.Context, sess Session) (Session, error)
 	idToken := id.rawIDToken
 	sess, err = c.sessions.update(wctx, sess, func(s *Session) bool {
 		s.Principal, s.Name, s.RefreshToken, s.VerifiedAt = id.principal, id.name, oc.keptRefreshToken(ctx, rt), now
+		s.ReverifyRetryAt = time.Time{}
 		if s.Logout != nil {
 			// Sign-out sends the newest ID token as its hint.
 			if l := oc.logout(ctx, idToken); l != nil {

@@ -294,6 +294,42 @@ func TestReverifyIdentityProviderDown(t *testing.T) {
 			}
 		})
 	}
+	// A console tab polls its live list every few seconds: while the
+	// identity provider fails, the session asks it again once a minute,
+	// not on every poll, and says so in the log as often.
+	t.Run("retries spaced", func(t *testing.T) {
+		parallel(t)
+		e, m, line := newReverifyEnv(t, oidctest.Config{})
+		b := oidcSignIn(t, e, m, mona)
+		line.status.Store(http.StatusServiceUnavailable)
+		e.clk.Advance(reverify)
+		for range 6 { // a minute of polls
+			if r := b.get("/console/requests"); r.status != http.StatusOK {
+				t.Fatalf("with the identity provider down: %s", r)
+			}
+			e.clk.Advance(10 * time.Second)
+		}
+		if got := len(line.redemptions()); got != 1 {
+			t.Errorf("a minute of polls asked the identity provider %d times, want once", got)
+		}
+		if n := strings.Count(e.logs.String(), "can't verify a session now"); n != 1 {
+			t.Errorf("a minute of polls logged %d warnings, want one", n)
+		}
+		if r := b.get("/console/requests"); r.status != http.StatusOK {
+			t.Fatalf("a minute later: %s", r)
+		}
+		if got := len(line.redemptions()); got != 2 {
+			t.Errorf("a minute later the identity provider was asked %d times in all, want twice", got)
+		}
+		line.status.Store(0)
+		e.clk.Advance(time.Minute)
+		if r := b.get("/console/requests"); r.status != http.StatusOK {
+			t.Fatalf("with the identity provider back: %s", r)
+		}
+		if got := b.raw().VerifiedAt; !got.Equal(e.clk.Now()) {
+			t.Errorf("verified at %s, want now (%s)", got, e.clk.Now())
+		}
+	})
 	t.Run("back in time", func(t *testing.T) {
 		parallel(t)
 		e, m, line := newReverifyEnv(t, oidctest.Config{})

@@ -49,6 +49,10 @@ type Session struct {
 	// issuer signed: the sign-in, then each re-verification. Sessions from
 	// before Lockbox re-verified have none (see verifiedAt).
 	VerifiedAt time.Time `json:"verified_at,omitzero"`
+	// ReverifyRetryAt is when a session the identity provider could not
+	// verify (down, or answering 5xx) asks it again: not before, however
+	// often its pages poll. Zero when the last try succeeded.
+	ReverifyRetryAt time.Time `json:"reverify_retry_at,omitzero"`
 	// CSRF is the form token every state-changing form carries.
 	CSRF      string    `json:"csrf"`
 	CreatedAt time.Time `json:"created_at"`
