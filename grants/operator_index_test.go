@@ -90,6 +90,23 @@ func (e *env) fileOwn(t *testing.T, op grants.Actor, n int) []grants.Request {
 	return out
 }
 
+// fileAmongOthers files n requests of other operators, alternating
+// tenants, and after every every-th of them (the first included) one of
+// op's, cancelled; it returns op's, oldest first. Some of op's share a
+// millisecond with another's, so pages may end within one.
+func (e *env) fileAmongOthers(t *testing.T, op grants.Actor, n, every int) []grants.Request {
+	t.Helper()
+	var own []grants.Request
+	for i := range n {
+		e.createAs(t, fmt.Sprintf("other-%03d", i), []string{"contoso", "fabrikam"}[i%2])
+		if i%every == 0 {
+			own = append(own, e.fileOwn(t, op, 1)...)
+			e.act(t, own[len(own)-1].ID, grants.ActionCancel, op)
+		}
+	}
+	return own
+}
+
 // TestOperatorListingReadsOnlyOwnRequests: an operator's listing of their
 // own requests reads those requests, not every other operator's on the
 // way: with 250 requests of others (more than one index batch) around 4
@@ -99,14 +116,7 @@ func TestOperatorListingReadsOnlyOwnRequests(t *testing.T) {
 	ctx := context.Background()
 	reads := e.countReads()
 	bob := who("bob", "", identity.RoleOperator)
-	var own []grants.Request
-	for i := range 250 {
-		e.createAs(t, fmt.Sprintf("other-%03d", i), []string{"contoso", "fabrikam"}[i%2])
-		if i%64 == 0 {
-			own = append(own, e.fileOwn(t, bob, 1)...)
-			e.act(t, own[len(own)-1].ID, grants.ActionCancel, bob)
-		}
-	}
+	own := e.fileAmongOthers(t, bob, 250, 64)
 	if _, err := e.store.Reindex(ctx, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +169,8 @@ func TestListingForNoneReadsNothing(t *testing.T) {
 		if len(pg.Requests) != 0 || pg.Next != "" || n != 0 {
 			t.Errorf("filter %+v: %d requests, next %q, %d read; want none of each", f, len(pg.Requests), pg.Next, n)
 		}
-	}	// Its cursor is checked all the same.
+	}
+	// Its cursor is checked all the same.
 	if _, err := e.store.ListPage(ctx, admin, grants.Filter{Cursor: "not-a-cursor"}); !errors.Is(err, grants.ErrInvalid) {
 		t.Errorf("a bad cursor: %v, want ErrInvalid", err)
 	}
@@ -481,16 +492,7 @@ func TestOperatorCursorAcrossIndexes(t *testing.T) {
 	ctx := context.Background()
 	reads := e.countReads()
 	bob := who("bob", "", identity.RoleOperator)
-	var own []grants.Request
-	for i := range 40 {
-		e.createAs(t, fmt.Sprintf("other-%02d", i), []string{"contoso", "fabrikam"}[i%2])
-		if i%5 == 0 {
-			// Some share a millisecond with another's, so pages end
-			// within one.
-			own = append(own, e.fileOwn(t, bob, 1)...)
-			e.act(t, own[len(own)-1].ID, grants.ActionCancel, bob)
-		}
-	}
+	own := e.fileAmongOthers(t, bob, 40, 5)
 	f := grants.Filter{Limit: 3}
 	e.unbuilt(t)
 	wide := e.pages(t, bob.Principal, f)
