@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/lockbox-oss/lockbox/internal/keys"
 )
 
@@ -60,48 +62,101 @@ var loginAAD = []byte("lockbox console login v1")
 // truncated, or sealed under another key.
 var errLoginCookie = errors.New("the login cookie does not open")
 
-// loginSealer holds the key that seals sign-ins in progress, read from
-// Redis once per process.
+// loginKeyPeriod is how long one key seals sign-ins in progress. Each
+// period has a key of its own (keys.ConsoleLoginKey): a sign-in is sealed
+// under its period's and opens under it or, started just before the period
+// began, the one before (a sign-in lasts loginTTL, far less than a period).
+// So a key that leaked, from a Redis backup say, opens nothing two periods
+// later, and no one has to rotate it.
+const loginKeyPeriod = 24 * time.Hour
+
+// loginPeriod is the key period t falls in.
+func loginPeriod(t time.Time) int64 { return t.Unix() / int64(loginKeyPeriod/time.Second) }
+
+// loginSealer holds the keys that seal sign-ins in progress, by period,
+// each read from Redis once per process: the current period's and the one
+// before, at most.
 type loginSealer struct {
 	mu   sync.Mutex
-	aead cipher.AEAD
+	keys map[int64]cipher.AEAD
 }
 
-// loginKey returns the sealing key shared by every replica: created once in
-// Redis (SET NX, by whichever replica needs it first) and read back, so all
-// of them seal and open with the same one. It is kept after the first read;
-// an error is not, so a Redis that was down is asked again next time.
-func (c *Console) loginKey(ctx context.Context) (cipher.AEAD, error) {
+// sealingKey returns the key that seals a sign-in started at now: its
+// period's, created in Redis by whichever replica needs it first.
+func (c *Console) sealingKey(ctx context.Context, now time.Time) (cipher.AEAD, error) {
+	aead, _, err := c.loginKey(ctx, loginPeriod(now), true)
+	return aead, err
+}
+
+// openingKeys returns the keys a sign-in cookie may be sealed under at
+// now: the period's and the one before's, those that exist.
+func (c *Console) openingKeys(ctx context.Context, now time.Time) ([]cipher.AEAD, error) {
+	var out []cipher.AEAD
+	for _, p := range []int64{loginPeriod(now), loginPeriod(now) - 1} {
+		aead, ok, err := c.loginKey(ctx, p, false)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, aead)
+		}
+	}
+	return out, nil
+}
+
+// loginKey returns the key of period shared by every replica: with create,
+// created in Redis (SET NX, by whichever replica needs it first) and read
+// back, so all of them seal and open with the same one. ok is false for a
+// period without a key (nobody signed in during it, or it expired). A key
+// is kept after the first read, with the one before it; an error or a
+// missing key is not, so Redis is asked again next time.
+func (c *Console) loginKey(ctx context.Context, period int64, create bool) (aead cipher.AEAD, ok bool, err error) {
 	s := &c.loginSealer
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.aead != nil {
-		return s.aead, nil
+	if aead := s.keys[period]; aead != nil {
+		return aead, true, nil
 	}
-	fresh := make([]byte, 32)
-	rand.Read(fresh)
-	k := keys.ConsoleLoginKey()
-	if err := c.cfg.Redis.SetNX(ctx, k, base64.StdEncoding.EncodeToString(fresh), 0).Err(); err != nil {
-		return nil, fmt.Errorf("console: create the sign-in key: %w", err)
+	k := keys.ConsoleLoginKey(period)
+	if create {
+		fresh := make([]byte, 32)
+		rand.Read(fresh)
+		// Two periods and a sign-in's life from its creation, which is in
+		// its period: past the end of the period after it, the last in
+		// which it opens a sign-in.
+		if err := c.cfg.Redis.SetNX(ctx, k, base64.StdEncoding.EncodeToString(fresh), 2*loginKeyPeriod+loginTTL).Err(); err != nil {
+			return nil, false, fmt.Errorf("console: create the sign-in key: %w", err)
+		}
 	}
 	v, err := c.cfg.Redis.Get(ctx, k).Result()
+	if errors.Is(err, redis.Nil) && !create {
+		return nil, false, nil
+	}
 	if err != nil {
-		return nil, fmt.Errorf("console: read the sign-in key: %w", err)
+		return nil, false, fmt.Errorf("console: read the sign-in key: %w", err)
 	}
 	raw, err := base64.StdEncoding.DecodeString(v)
 	if err != nil || len(raw) != 32 {
-		return nil, fmt.Errorf("console: the sign-in key %s is not 32 bytes in base64", k)
+		return nil, false, fmt.Errorf("console: the sign-in key %s is not 32 bytes in base64", k)
 	}
 	block, err := aes.NewCipher(raw)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	aead, err := cipher.NewGCMWithRandomNonce(block)
+	aead, err = cipher.NewGCMWithRandomNonce(block)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	s.aead = aead
-	return aead, nil
+	if s.keys == nil {
+		s.keys = map[int64]cipher.AEAD{}
+	}
+	s.keys[period] = aead
+	for p := range s.keys {
+		if p < period-1 {
+			delete(s.keys, p)
+		}
+	}
+	return aead, true, nil
 }
 
 // sealLogin is the login cookie's value for l.
@@ -110,15 +165,21 @@ func sealLogin(aead cipher.AEAD, l pendingLogin) string {
 	return base64.RawURLEncoding.EncodeToString(aead.Seal(nil, nil, b, loginAAD))
 }
 
-// openLogin opens a login cookie and checks that it is the sign-in of
-// state, and that it has not expired at now.
-func openLogin(aead cipher.AEAD, value, state string, now time.Time) (pendingLogin, error) {
+// openLogin opens a login cookie under one of aeads and checks that it is
+// the sign-in of state, and that it has not expired at now.
+func openLogin(aeads []cipher.AEAD, value, state string, now time.Time) (pendingLogin, error) {
 	var l pendingLogin
 	sealed, err := base64.RawURLEncoding.DecodeString(value)
 	if err != nil {
 		return l, errLoginCookie
 	}
-	b, err := aead.Open(nil, nil, sealed, loginAAD)
+	var b []byte
+	err = errLoginCookie
+	for _, aead := range aeads {
+		if b, err = aead.Open(nil, nil, sealed, loginAAD); err == nil {
+			break
+		}
+	}
 	if err != nil {
 		return l, errLoginCookie
 	}

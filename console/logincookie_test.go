@@ -13,7 +13,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/lockbox-oss/lockbox/console"
-	"github.com/lockbox-oss/lockbox/internal/keys"
+	"github.com/lockbox-oss/lockbox/identity"
+	"github.com/lockbox-oss/lockbox/internal/clock"
+	"github.com/lockbox-oss/lockbox/internal/oidctest"
 )
 
 // TestSigninStartWritesNothing: starting a sign-in needs no credential, so
@@ -44,7 +46,7 @@ func TestSigninStartWritesNothing(t *testing.T) {
 			added = append(added, k)
 		}
 	}
-	if len(added) > 1 || (len(added) == 1 && added[0] != keys.ConsoleLoginKey()) {
+	if len(added) > 1 || (len(added) == 1 && added[0] != loginKeyName(ie.clk.Now())) {
 		t.Errorf("%d sign-in starts wrote %d keys, among them %q", n, len(added), added[:min(len(added), 3)])
 	}
 }
@@ -155,5 +157,44 @@ func TestSigninKeyUnavailable(t *testing.T) {
 	r := e.browser().get(srv.URL + "/console/signin/oidc")
 	if r.status != http.StatusServiceUnavailable || setCookie(t, r, "lockbox_login") != nil {
 		t.Errorf("sign-in start without Redis: %s", r)
+	}
+}
+
+// TestLoginKeyRotates: each key period seals sign-ins with a key of its
+// own. A sign-in started just before a period ends finishes in the next;
+// a cookie sealed with a key two periods old (one that leaked, say) no
+// longer opens, while a sign-in sealed with the current key does. The key
+// in Redis lives two periods and a sign-in's life, then goes.
+func TestLoginKeyRotates(t *testing.T) {
+	parallel(t)
+	now := time.Now().UTC()
+	end := now.Truncate(loginKeyPeriod).Add(loginKeyPeriod)
+	clk := clock.NewFake(end.Add(-20 * time.Second))
+	m := oidctest.Start(t, oidctest.Config{Now: clk.Now})
+	e := newStores(t, clk)
+	cfg := e.consoleConfig()
+	cfg.OIDC = []console.OIDCConfig{signinConfig(m, identity.SharedScope())}
+	e.serve(cfg, false)
+
+	b := e.browser()
+	l := startLogin(t, e, m, b, ada)
+	first := loginSealer(t, e)
+	if ttl := e.rdb.TTL(t.Context(), loginKeyName(clk.Now())).Val(); ttl < 2*loginKeyPeriod || ttl > 2*loginKeyPeriod+10*time.Minute {
+		t.Errorf("the sign-in key's TTL is %s, want two periods and a sign-in's life", ttl)
+	}
+	clk.Advance(40 * time.Second) // into the next period, within the code's minute
+	if r := b.get(l.callback); r.status != http.StatusOK || setCookie(t, r, sessionCookie) == nil {
+		t.Fatalf("a sign-in started in the period before: %s", r)
+	}
+	b.post("/console/signout", b.form(nil))
+
+	clk.Advance(loginKeyPeriod) // two periods after the first key's
+	fresh := startLogin(t, e, m, e.browser(), ada)
+	pl := openLogin(t, e, fresh.cookie)
+	pl.Expires = clk.Now().Add(time.Hour).Unix()
+	stale := sealLogin(t, first, pl)
+	wantProblem(t, e, e.browser().get(fresh.callback, header("Cookie", "lockbox_login="+stale)), "expired")
+	if r := e.browser().get(fresh.callback, header("Cookie", "lockbox_login="+fresh.cookie)); r.status != http.StatusOK {
+		t.Fatalf("a sign-in sealed with the current key: %s", r)
 	}
 }

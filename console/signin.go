@@ -506,8 +506,8 @@ func (c *Console) oidcStart(w http.ResponseWriter, r *http.Request) {
 	}
 	// The sign-in in progress goes to the browser, sealed: nothing is
 	// written per sign-in (see logincookie.go). The key is read from Redis
-	// once per process.
-	aead, err := c.loginKey(ctx)
+	// once per process and key period.
+	aead, err := c.sealingKey(ctx, c.cfg.Now())
 	if err != nil {
 		c.fail(w, r, nil, fault.Unavailable("console: start sign-in", err))
 		return
@@ -563,7 +563,8 @@ func (c *Console) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		problem("expired", errors.New("state does not match the browser's sign-in"))
 		return
 	}
-	aead, err := c.loginKey(ctx)
+	now := c.cfg.Now()
+	aeads, err := c.openingKeys(ctx, now)
 	if err != nil {
 		c.fail(w, r, nil, fault.Unavailable("console: read sign-in", err))
 		return
@@ -573,7 +574,7 @@ func (c *Console) oidcCallback(w http.ResponseWriter, r *http.Request) {
 	// nothing of it: a replayed callback finds its code redeemed (codes
 	// are single-use, and bound to the PKCE verifier), and every answer
 	// below clears the cookie.
-	login, err := openLogin(aead, ck.Value, state, c.cfg.Now())
+	login, err := openLogin(aeads, ck.Value, state, now)
 	if err != nil {
 		problem("expired", err)
 		return

@@ -122,10 +122,19 @@ type sealedLogin struct {
 // loginAAD is what the console binds every sealed sign-in to.
 const loginAAD = "lockbox console login v1"
 
-// loginSealer is the AEAD of the sign-in key the console keeps in Redis.
+// loginKeyPeriod is how long the console seals sign-ins with one key.
+const loginKeyPeriod = 24 * time.Hour
+
+// loginKeyName is the Redis key of the sign-in key of the period t falls in.
+func loginKeyName(t time.Time) string {
+	return keys.ConsoleLoginKey(t.Unix() / int64(loginKeyPeriod/time.Second))
+}
+
+// loginSealer is the AEAD of the sign-in key the console keeps in Redis
+// for the current period of e's clock.
 func loginSealer(t *testing.T, e *env) cipher.AEAD {
 	t.Helper()
-	v, err := e.rdb.Get(context.Background(), keys.ConsoleLoginKey()).Result()
+	v, err := e.rdb.Get(context.Background(), loginKeyName(e.clk.Now())).Result()
 	if err != nil {
 		t.Fatalf("the sign-in key in Redis: %v", err)
 	}
@@ -262,7 +271,7 @@ func TestOIDCSignin(t *testing.T) {
 		t.Errorf("sign-in in progress ends at %s, now is %s", exp, e.clk.Now())
 	}
 	for _, k := range e.keys("*") {
-		if strings.HasPrefix(k, "lockbox:console:") && k != keys.ConsoleLoginKey() {
+		if strings.HasPrefix(k, "lockbox:console:") && k != loginKeyName(e.clk.Now()) {
 			t.Errorf("the sign-in in progress wrote %s", k)
 		}
 	}

@@ -297,11 +297,15 @@ func ConsoleReverify(hash string) string { return prefix + "console:reverify:" +
 
 // ConsoleLoginKey holds the key (32 random bytes, base64) that seals the
 // OpenID Connect sign-ins in progress the console hands browsers in their
-// sign-in cookie. The first replica that needs it creates it (SET NX) and
+// sign-in cookie during period (a count of the console's key periods since
+// the Unix epoch). The first replica that needs it creates it (SET NX) and
 // every replica reads it back, so a sign-in started at one finishes at
-// another; no key is written per sign-in. It never expires: deleting it
-// only ends the sign-ins in progress, and the next one creates a new key.
-func ConsoleLoginKey() string { return prefix + "console:login-key" }
+// another; no key is written per sign-in. Each period has a key of its
+// own, so one that leaked opens nothing two periods later; its TTL, two
+// periods and more, is only cleanup.
+func ConsoleLoginKey(period int64) string {
+	return fmt.Sprintf("%sconsole:login-key:%d", prefix, period)
+}
 
 // Due is the provider-wide schedule of one background job: a sorted set of
 // tenants by the time (Unix milliseconds) the job must next visit them. It

@@ -43,7 +43,7 @@ func TestTenantKeysShareTheTenantsSlot(t *testing.T) {
 	global := map[string]string{
 		"RequestIndex": RequestIndex(id), "AllRequests": AllRequests(), "Tenants": Tenants(),
 		"OperatorRequests": OperatorRequests(op), "OperatorRequestsBuilt": OperatorRequestsBuilt(),
-		"ConsoleSession": ConsoleSession("ab12"), "ConsoleReverify": ConsoleReverify("ab12"), "ConsoleLoginKey": ConsoleLoginKey(),
+		"ConsoleSession": ConsoleSession("ab12"), "ConsoleReverify": ConsoleReverify("ab12"), "ConsoleLoginKey": ConsoleLoginKey(682),
 		"Due": Due("sweep"), "DueRescan": DueRescan(),
 	}
 	for name, k := range global {
