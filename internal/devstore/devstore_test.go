@@ -204,21 +204,23 @@ func TestStartCanceled(t *testing.T) {
 	}
 }
 
-// TestSetNX: the admin center creates its sign-in key once with SETNX and
-// reads it back with GET; the first writer's value stays.
+// TestSetNX: the admin center creates each day's sign-in key once with
+// SET NX and a TTL, and reads it back with GET; the first writer's value
+// stays, with its TTL.
 func TestSetNX(t *testing.T) {
 	_, c := start(t)
 	ctx := t.Context()
+	const key, ttl = "lockbox:console:login-key:20000", 48*time.Hour + 10*time.Minute
 	for i, v := range []string{"first", "second"} {
-		ok, err := c.SetNX(ctx, "lockbox:console:login-key", v, 0).Result()
+		ok, err := c.SetNX(ctx, key, v, ttl).Result()
 		if err != nil || ok != (i == 0) {
-			t.Fatalf("SETNX %s = %t, %v", v, ok, err)
+			t.Fatalf("SET NX %s = %t, %v", v, ok, err)
 		}
 	}
-	if v, err := c.Get(ctx, "lockbox:console:login-key").Result(); err != nil || v != "first" {
+	if v, err := c.Get(ctx, key).Result(); err != nil || v != "first" {
 		t.Errorf("GET = %q, %v; want the first value", v, err)
 	}
-	if ttl, err := c.TTL(ctx, "lockbox:console:login-key").Result(); err != nil || ttl != -1 {
-		t.Errorf("TTL = %v, %v; want none", ttl, err)
+	if got, err := c.TTL(ctx, key).Result(); err != nil || got <= 48*time.Hour || got > ttl {
+		t.Errorf("TTL = %v, %v; want the first writer's %s", got, err, ttl)
 	}
 }
