@@ -407,13 +407,19 @@ func TestPlainHTTP(t *testing.T) {
 // wait for as long as the client likes; a call that keeps moving is not
 // cut however long it takes.
 func TestProxyStalledClients(t *testing.T) {
-	const timeout = time.Second
+	// The download's gaps are an eighth of the timeout, and a deadline
+	// moved at most every quarter of it gives a gap three quarters: a
+	// machine must stall the upstream six times as long as it asked
+	// before the download is cut (at a quarter and one second, a loaded
+	// machine sometimes did).
+	const timeout = 2 * time.Second
+	const chunks = 12
 	serving := tlstest.NewCA(t, "lockbox serving CA")
 	files := serving.WriteFiles(t, serving.Server(t, "lockbox"))
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		for i := range 8 {
+		for i := range chunks {
 			if i > 0 {
-				time.Sleep(timeout / 4)
+				time.Sleep(timeout / 8)
 			}
 			_, _ = io.WriteString(w, "chunk\n")
 			w.(http.Flusher).Flush()
@@ -489,8 +495,8 @@ func TestProxyStalledClients(t *testing.T) {
 			}
 			body, err := io.ReadAll(res.Body)
 			res.Body.Close()
-			if err != nil || res.StatusCode != http.StatusOK || strings.Count(string(body), "chunk") != 8 || time.Since(started) < timeout {
-				t.Errorf("%s after %s: %s %q %v; want 200 and all 8 chunks", res.Proto, time.Since(started), res.Status, body, err)
+			if err != nil || res.StatusCode != http.StatusOK || strings.Count(string(body), "chunk") != chunks || time.Since(started) < timeout {
+				t.Errorf("%s after %s: %s %q %v; want 200 and all %d chunks", res.Proto, time.Since(started), res.Status, body, err, chunks)
 			}
 		}
 	})
