@@ -62,6 +62,7 @@ func TestOnRedisCluster(t *testing.T) {
 		"OperatorListingMatchesProviderWide":  TestOperatorListingMatchesProviderWideScan,
 		"OperatorListingBeforeTheBackFill":    TestOperatorListingBeforeTheBackFill,
 		"OperatorCursorAcrossIndexes":         TestOperatorCursorAcrossIndexes,
+		"ListPagingProperty":                  TestListPagingProperty,
 	} {
 		t.Run(name, test)
 	}
