@@ -237,13 +237,13 @@ const badPendingCursor = "This link to more pending requests is not valid: it wa
 // those waiting for the viewer first across every page, not only within
 // one.
 func (c *Console) pending(ctx context.Context, sess Session, q url.Values) (pendingView, error) {
-	var after *pendingKey
+	var after pendingCursor
 	if s := q.Get(pendingCursorParam); s != "" {
 		k, ok := parsePendingCursor(s, sess.Principal)
 		if !ok {
 			return pendingView{Problem: badPendingCursor, First: requestsLink(with(q, pendingCursorParam, ""))}, nil
 		}
-		after = &k
+		after = k
 	}
 	reqs, err := c.cfg.Requests.Pending(ctx, sess.Principal)
 	if err != nil {
@@ -263,35 +263,35 @@ func (c *Console) pending(ctx context.Context, sess Session, q url.Values) (pend
 		all = append(all, row)
 	}
 	slices.SortFunc(all, func(a, b requestRow) int { return keyOf(a).compare(keyOf(b)) })
-	// A page starts after the cursor's request, not at a count: requests
+	// A page starts after the cursor's requests, not at a count: requests
 	// decided since the previous page leave it without making this one
-	// skip any.
-	start := 0
-	if after != nil {
-		start, _ = slices.BinarySearchFunc(all, *after, func(row requestRow, k pendingKey) int {
-			if keyOf(row).compare(k) <= 0 {
-				return -1
-			}
-			return 1
-		})
+	// skip any. It starts after one request in each part of the list, the
+	// viewer's and the others', each read on from where it was left: a
+	// request that came to wait for the viewer since (the manager passed
+	// it on to the tenant) moves to the viewer's part, which an earlier
+	// page may have finished, and is shown first, not skipped with it.
+	rest := slices.Concat(after.yours.rowsAfter(all[:v.Yours]), after.others.rowsAfter(all[v.Yours:]))
+	if q.Get(pendingCursorParam) != "" {
 		v.First = requestsLink(with(q, pendingCursorParam, ""))
 	}
-	end := min(start+listLimit, len(all))
-	v.Rows, v.From = all[start:end], start+1
-	if end < len(all) {
-		v.Next = requestsLink(with(q, pendingCursorParam, keyOf(all[end-1]).cursor(p)))
+	end := min(listLimit, len(rest))
+	v.Rows, v.From = rest[:end], len(all)-len(rest)+1
+	if end < len(rest) {
+		next := after
+		for _, row := range v.Rows {
+			k := keyOf(row)
+			if k.yours {
+				next.yours = &k
+			} else {
+				next.others = &k
+			}
+		}
+		v.Next = requestsLink(with(q, pendingCursorParam, next.cursor(p)))
 	}
 	return v, nil
 }
 
 // pendingKey is a pending request's place in the pending list's order.
-// The pending list's cursor is the key of a page's last row, with a
-// checksum binding it to the viewer (the order puts the viewer's own
-// decisions first, so a place is the viewer's). The checksum is no
-// secret: a key holds nothing the page didn't show, and what follows it
-// is only ever what the store let the viewer see, so a forged cursor
-// shows nothing more; it makes a cursor changed on the way, or another
-// user's, a clear refusal rather than some other page.
 type pendingKey struct {
 	yours    bool
 	decideBy int64 // Unix nanoseconds
@@ -319,23 +319,58 @@ func (k pendingKey) compare(o pendingKey) int {
 	return cmp.Or(cmp.Compare(k.decideBy, o.decideBy), cmp.Compare(k.tenant, o.tenant), cmp.Compare(k.id, o.id))
 }
 
-// pendingKeyVersion is the first field of every pending cursor.
-const pendingKeyVersion = "p1"
-
-// fields are the key's fields as its cursor writes them.
-func (k pendingKey) fields() []string {
-	yours := "0"
-	if k.yours {
-		yours = "1"
+// rowsAfter returns the rows of part (one part of the sorted list, all
+// of whose keys have k's yours) that come after k; all of them for a nil
+// k.
+func (k *pendingKey) rowsAfter(part []requestRow) []requestRow {
+	if k == nil {
+		return part
 	}
-	return []string{pendingKeyVersion, yours, strconv.FormatInt(k.decideBy, 10), k.tenant, k.id}
+	i, _ := slices.BinarySearchFunc(part, *k, func(row requestRow, k pendingKey) int {
+		if keyOf(row).compare(k) <= 0 {
+			return -1
+		}
+		return 1
+	})
+	return part[i:]
 }
 
-// check is the checksum of k for viewer p.
-func (k pendingKey) check(p identity.Principal) string {
+// pendingCursor is where a viewer stands in the pending list: the last
+// request shown of each of its parts, the requests waiting for the
+// viewer's decision and the others (nil before the first). Its checksum
+// binds it to the viewer (the parts are the viewer's). The checksum is no
+// secret: a cursor holds nothing the pages didn't show, and what follows
+// it is only ever what the store let the viewer see, so a forged cursor
+// shows nothing more; it makes a cursor changed on the way, or another
+// user's, a clear refusal rather than some other page.
+type pendingCursor struct {
+	yours, others *pendingKey
+}
+
+// pendingCursorVersion is the first field of every pending cursor. The
+// cursors of "p1", one place in the whole list, are refused: a page that
+// polls with one shows the way back to the first page.
+const pendingCursorVersion = "p2"
+
+// fields are the cursor's fields as it writes them: the deadline, tenant
+// and id of each part's place, empty for none.
+func (c pendingCursor) fields() []string {
+	out := []string{pendingCursorVersion}
+	for _, k := range []*pendingKey{c.yours, c.others} {
+		if k == nil {
+			out = append(out, "", "", "")
+			continue
+		}
+		out = append(out, strconv.FormatInt(k.decideBy, 10), k.tenant, k.id)
+	}
+	return out
+}
+
+// check is the checksum of c for viewer p.
+func (c pendingCursor) check(p identity.Principal) string {
 	h := sha256.New()
 	// Each field length-prefixed, so no two inputs hash the same.
-	for _, s := range append([]string{p.Subject, p.TenantID}, k.fields()...) {
+	for _, s := range append([]string{p.Subject, p.TenantID}, c.fields()...) {
 		var n [8]byte
 		binary.BigEndian.PutUint64(n[:], uint64(len(s)))
 		h.Write(n[:])
@@ -344,35 +379,41 @@ func (k pendingKey) check(p identity.Principal) string {
 	return hex.EncodeToString(h.Sum(nil)[:8])
 }
 
-// cursor is the pending list's cursor continuing after k, for viewer p.
-func (k pendingKey) cursor(p identity.Principal) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(strings.Join(append(k.fields(), k.check(p)), ":")))
+// cursor is the pending list's cursor continuing after c, for viewer p.
+func (c pendingCursor) cursor(p identity.Principal) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strings.Join(append(c.fields(), c.check(p)), ":")))
 }
 
-// parsePendingCursor returns the key of a pending cursor, refusing any
+// parsePendingCursor returns the places of a pending cursor, refusing any
 // that cursor did not return for viewer p.
-func parsePendingCursor(s string, p identity.Principal) (pendingKey, bool) {
-	if len(s) > 256 {
-		return pendingKey{}, false
+func parsePendingCursor(s string, p identity.Principal) (pendingCursor, bool) {
+	if len(s) > 512 {
+		return pendingCursor{}, false
 	}
 	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
 	if err != nil {
-		return pendingKey{}, false
+		return pendingCursor{}, false
 	}
 	parts := strings.Split(string(b), ":")
-	if len(parts) != 6 || parts[0] != pendingKeyVersion || (parts[1] != "0" && parts[1] != "1") ||
-		!keys.IsTenant(parts[3]) || !keys.IsUUID(parts[4]) {
-		return pendingKey{}, false
+	if len(parts) != 8 || parts[0] != pendingCursorVersion {
+		return pendingCursor{}, false
 	}
-	at, err := strconv.ParseInt(parts[2], 10, 64)
-	if err != nil {
-		return pendingKey{}, false
+	var c pendingCursor
+	for i, dst := range []**pendingKey{&c.yours, &c.others} {
+		f := parts[1+3*i : 4+3*i]
+		if f[0] == "" && f[1] == "" && f[2] == "" {
+			continue
+		}
+		at, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil || !keys.IsTenant(f[1]) || !keys.IsUUID(f[2]) {
+			return pendingCursor{}, false
+		}
+		*dst = &pendingKey{yours: i == 0, decideBy: at, tenant: f[1], id: f[2]}
 	}
-	k := pendingKey{yours: parts[1] == "1", decideBy: at, tenant: parts[3], id: parts[4]}
-	if k.cursor(p) != s {
-		return pendingKey{}, false
+	if c.cursor(p) != s {
+		return pendingCursor{}, false
 	}
-	return k, true
+	return c, true
 }
 
 // pendingFragment is the pending list alone, which the page's script

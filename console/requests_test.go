@@ -293,6 +293,40 @@ func TestPendingPaging(t *testing.T) {
 	}
 }
 
+// TestPendingPagingShowsRequestsReachingTheViewer: a request that comes
+// to wait for the viewer's decision while they page the pending list
+// moves to the part of the list that comes first, behind the page they
+// are on. The next page shows it first, rather than on none of their
+// pages.
+func TestPendingPagingShowsRequestsReachingTheViewer(t *testing.T) {
+	parallel(t)
+	e := newEnv(t)
+	// Waiting for the manager: none is the approver's to decide yet.
+	all := e.fileMany(pageSize+30, "op", "contoso")
+	b := e.signIn(contosoApprover)
+	first := b.get("/console/requests")
+	if got := rows(t, first, "pending"); first.status != http.StatusOK || !slices.Equal(got, ids(all[:pageSize])) {
+		t.Fatalf("first page: %d rows, %s", len(got), first)
+	}
+	more := link(t, first, "More pending requests")
+
+	// Not shown yet, it reaches the tenant: the approver's to decide now.
+	x := all[pageSize+15]
+	if _, err := e.reqs.Act(context.Background(), x.ID, grants.ActionApprove, grants.Actor{Principal: mia}, ""); err != nil {
+		t.Fatal(err)
+	}
+	second := b.get(more)
+	if second.status != http.StatusOK {
+		t.Fatalf("GET %s: %s", more, second)
+	}
+	want := slices.Concat([]string{x.ID}, ids(all[pageSize:pageSize+15]), ids(all[pageSize+16:]))
+	if got := rows(t, second, "pending"); !slices.Equal(got, want) {
+		t.Fatalf("second page lists %d requests, want %d, %s first:\n%v\nwant\n%v", len(got), len(want), x.ID, got, want)
+	}
+	mustContain(t, "second page", second, fmt.Sprintf("Pending requests %d–%d of %d; 1 of them wait for your decision.", pageSize+1, len(all), len(all)))
+	mustNotContain(t, "second page", second, "More pending requests")
+}
+
 // The history's "from" date starts at its midnight: a request filed in
 // the last millisecond of the day before is not listed.
 func TestRequestsFromStartsAtMidnight(t *testing.T) {
