@@ -8,9 +8,12 @@
 //
 // Nobody types a password: the authorization endpoint signs in the user a
 // test queued (QueueUser), and a device code is approved, denied or slowed
-// down by the test (ApproveDevice, DenyDevice, SlowDownDevice). Between
-// token issues the test may change an account or revoke its refresh tokens
-// (UpdateUser, RevokeRefreshTokens), as administrators do. Besides the
+// down by the test (ApproveDevice, DenyDevice, SlowDownDevice). A user signed
+// in keeps a session at the provider, with which an authorization request
+// with prompt=none is answered without the queue (until EndUserSession).
+// Between token issues the test may change an account or revoke its refresh
+// tokens (UpdateUser, RevokeRefreshTokens), as administrators do, or make
+// the provider fail (FailJWKS, FailPromptNone). Besides the
 // confidential client (an admin center), a public one (a command line)
 // can be registered. Tokens are signed with go-jose.
 package oidctest
@@ -122,6 +125,15 @@ type Provider struct {
 	// end-session endpoint sends browsers back to.
 	logoutURIs []string
 	logouts    []Logout
+	// signedIn are the users with a session at the provider, by subject:
+	// those an authorization signed in, until EndUserSession or a
+	// sign-out.
+	signedIn map[string]User
+	// jwksStatus, when not 0, is the JWKS endpoint's answer (FailJWKS).
+	jwksStatus int
+	// promptNoneError, when set, answers every prompt=none request
+	// (FailPromptNone).
+	promptNoneError string
 }
 
 // Logout is one request the end-session endpoint accepted.
@@ -191,7 +203,7 @@ func New(cfg Config) (*Provider, error) {
 		cfg.Now = time.Now
 	}
 	p := &Provider{cfg: cfg, codes: map[string]*grant{}, refresh: map[string]*grant{},
-		devices: map[string]*deviceGrant{}, byUser: map[string]string{}, updated: map[string]User{}}
+		devices: map[string]*deviceGrant{}, byUser: map[string]string{}, updated: map[string]User{}, signedIn: map[string]User{}}
 	if _, err := p.RotateKey(); err != nil {
 		return nil, err
 	}
@@ -297,6 +309,36 @@ func (p *Provider) QueueUser(u User) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.queue = append(p.queue, u)
+}
+
+// EndUserSession ends the session at the provider of the user subject, as
+// the user signing out of the provider or an administrator ending it does:
+// an authorization request with prompt=none for that user is answered
+// login_required from now on.
+func (p *Provider) EndUserSession(subject string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.signedIn, subject)
+}
+
+// FailPromptNone makes the provider answer every authorization request with
+// prompt=none with the error code (interaction_required,
+// consent_required, temporarily_unavailable, ...), as a provider that wants
+// its user's interaction, or is in trouble, does; "" restores the answers of
+// the users' sessions.
+func (p *Provider) FailPromptNone(code string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.promptNoneError = code
+}
+
+// FailJWKS makes the JWKS endpoint answer status with no keys, as a key
+// server that is down (5xx) or throttling (429) does; 0 restores it. A
+// client that meets a key it has not cached can't verify tokens meanwhile.
+func (p *Provider) FailJWKS(status int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.jwksStatus = status
 }
 
 // UpdateUser changes the account of subject: every token issued for it from
@@ -442,6 +484,11 @@ func (p *Provider) discovery(w http.ResponseWriter, _ *http.Request) {
 
 func (p *Provider) jwks(w http.ResponseWriter, _ *http.Request) {
 	p.mu.Lock()
+	if s := p.jwksStatus; s != 0 {
+		p.mu.Unlock()
+		oauthError(w, s, "temporarily_unavailable", "the keys can't be read now")
+		return
+	}
 	set := jose.JSONWebKeySet{}
 	for _, k := range p.keys {
 		set.Keys = append(set.Keys, jose.JSONWebKey{Key: k.priv.Public(), KeyID: k.kid, Algorithm: string(jose.ES256), Use: "sig"})
@@ -451,7 +498,10 @@ func (p *Provider) jwks(w http.ResponseWriter, _ *http.Request) {
 }
 
 // authorize answers like a provider whose user signed in and consented: a
-// redirect back with a code, or with an error the client must handle.
+// redirect back with a code, or with an error the client must handle. The
+// user is the one queued, who then has a session at the provider; with
+// prompt=none, the one the hint names if that user has a session (see
+// silentUser).
 func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	redirect := q.Get("redirect_uri")
@@ -490,19 +540,58 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 		back(url.Values{"error": {"invalid_scope"}, "error_description": {"openid is required"}})
 		return
 	}
+	silent := slices.Contains(strings.Fields(q.Get("prompt")), "none")
+	var hinted string
+	if silent {
+		hinted = p.hintedSubject(q, clientID)
+	}
 	p.mu.Lock()
-	if len(p.queue) == 0 {
+	var u User
+	switch {
+	case silent:
+		if e := p.promptNoneError; e != "" {
+			p.mu.Unlock()
+			back(url.Values{"error": {e}})
+			return
+		}
+		var ok bool
+		if u, ok = p.signedIn[hinted]; !ok || hinted == "" {
+			p.mu.Unlock()
+			back(url.Values{"error": {"login_required"}})
+			return
+		}
+	case len(p.queue) == 0:
 		p.mu.Unlock()
 		back(url.Values{"error": {"login_required"}})
 		return
+	default:
+		u = p.queue[0]
+		p.queue = p.queue[1:]
+		p.signedIn[u.Subject] = u
 	}
-	u := p.queue[0]
-	p.queue = p.queue[1:]
 	code := rand.Text()
 	p.codes[code] = &grant{clientID: clientID, user: u, redirectURI: redirect, challenge: q.Get("code_challenge"),
 		nonce: q.Get("nonce"), scope: q.Get("scope"), expires: p.cfg.Now().Add(time.Minute)}
 	p.mu.Unlock()
 	back(url.Values{"code": {code}})
+}
+
+// hintedSubject is the user an authorization request with prompt=none asks
+// for: the subject of its id_token_hint (one of the provider's ID tokens
+// for clientID, expired or not), else its login_hint; "" for none. A real
+// provider knows its user by a cookie; this one, which many tests'
+// browsers share, by the hint, and signs that user in while the user has a
+// session here.
+func (p *Provider) hintedSubject(q url.Values, clientID string) string {
+	hint := q.Get("id_token_hint")
+	if hint == "" {
+		return q.Get("login_hint")
+	}
+	sub, aud, err := p.idTokenHint(hint)
+	if err != nil || aud != clientID {
+		return ""
+	}
+	return sub
 }
 
 // endSession is the end-session endpoint (RP-Initiated Logout 1.0 section
@@ -543,6 +632,9 @@ func (p *Provider) endSession(w http.ResponseWriter, r *http.Request) {
 	}
 	p.mu.Lock()
 	p.logouts = append(p.logouts, l)
+	if l.Subject != "" {
+		delete(p.signedIn, l.Subject)
+	}
 	p.mu.Unlock()
 	if back == nil {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

@@ -466,3 +466,103 @@ func TestNoOfflineAccess(t *testing.T) {
 		t.Fatalf("exchange: refresh token %q, %v", tok.RefreshToken, err)
 	}
 }
+
+// TestPromptNone: an authorization request with prompt=none signs in,
+// without a queued user, the user the hint names while that user's session
+// at the provider lives (from an earlier sign-in, until EndUserSession), and
+// answers login_required otherwise; FailPromptNone makes it answer another
+// error, as a provider wanting its user's interaction does.
+func TestPromptNone(t *testing.T) {
+	p := oidctest.Start(t, oidctest.Config{})
+	ctx := context.Background()
+	op, oc := oauthConfig(t, p, ctx)
+	gina := oidctest.User{Subject: "gina", Claims: map[string]any{"roles": []string{"global-admin"}}}
+	verifier := oauth2.GenerateVerifier()
+	silent := func(hint oauth2.AuthCodeOption) url.Values {
+		t.Helper()
+		return authorize(t, oc.AuthCodeURL("st", oidc.Nonce("n2"), oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("prompt", "none"), hint))
+	}
+	byName := oauth2.SetAuthURLParam("login_hint", "gina")
+
+	// Nobody signed in at the provider yet.
+	if q := silent(byName); q.Get("error") != "login_required" || q.Get("code") != "" || q.Get("state") != "st" {
+		t.Fatalf("prompt=none before any sign-in: %v", q)
+	}
+	p.QueueUser(gina)
+	q := authorize(t, oc.AuthCodeURL("st", oidc.Nonce("n1"), oauth2.S256ChallengeOption(verifier)))
+	tok, err := oc.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	idToken := tok.Extra("id_token").(string)
+
+	// The queue is not consulted: gina's session answers, twice.
+	p.QueueUser(oidctest.User{Subject: "queued"})
+	for _, hint := range []oauth2.AuthCodeOption{byName, oauth2.SetAuthURLParam("id_token_hint", idToken)} {
+		q := silent(hint)
+		if q.Get("code") == "" || q.Get("error") != "" {
+			t.Fatalf("prompt=none with gina signed in: %v", q)
+		}
+		tok, err := oc.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(verifier))
+		if err != nil {
+			t.Fatal(err)
+		}
+		idt, err := op.Verifier(&oidc.Config{ClientID: p.ClientID()}).Verify(ctx, tok.Extra("id_token").(string))
+		if err != nil || idt.Subject != "gina" || idt.Nonce != "n2" {
+			t.Fatalf("ID token of the silent sign-in: %+v %v", idt, err)
+		}
+	}
+	if q := silent(oauth2.SetAuthURLParam("login_hint", "someone")); q.Get("error") != "login_required" {
+		t.Fatalf("prompt=none for a user not signed in: %v", q)
+	}
+	if q := silent(oauth2.SetAuthURLParam("id_token_hint", "not-a-token")); q.Get("error") != "login_required" {
+		t.Fatalf("prompt=none with a bad hint: %v", q)
+	}
+	if q := silent(oauth2.SetAuthURLParam("prompt", "none")); q.Get("error") != "login_required" {
+		t.Fatalf("prompt=none without a hint: %v", q)
+	}
+
+	p.FailPromptNone("interaction_required")
+	if q := silent(byName); q.Get("error") != "interaction_required" || q.Get("code") != "" {
+		t.Fatalf("prompt=none told to fail: %v", q)
+	}
+	p.FailPromptNone("")
+	if q := silent(byName); q.Get("code") == "" {
+		t.Fatalf("prompt=none no longer told to fail: %v", q)
+	}
+
+	p.EndUserSession("gina")
+	if q := silent(byName); q.Get("error") != "login_required" || q.Get("code") != "" {
+		t.Fatalf("prompt=none after gina's session ended: %v", q)
+	}
+	// The queued user is still there for an interactive sign-in.
+	if q := authorize(t, oc.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier))); q.Get("code") == "" {
+		t.Fatalf("interactive sign-in: %v", q)
+	}
+}
+
+// TestFailJWKS: while FailJWKS is set, the JWKS endpoint answers that
+// status, and a client that meets a new key can't verify its tokens.
+func TestFailJWKS(t *testing.T) {
+	p := oidctest.Start(t, oidctest.Config{})
+	get := func() int {
+		t.Helper()
+		resp, err := http.Get(p.JWKSURL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if s := get(); s != http.StatusOK {
+		t.Fatalf("JWKS: %d", s)
+	}
+	p.FailJWKS(http.StatusServiceUnavailable)
+	if s := get(); s != http.StatusServiceUnavailable {
+		t.Fatalf("JWKS told to fail: %d", s)
+	}
+	p.FailJWKS(0)
+	if s := get(); s != http.StatusOK {
+		t.Fatalf("JWKS no longer told to fail: %d", s)
+	}
+}
