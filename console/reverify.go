@@ -105,6 +105,12 @@ func (c *Console) reverified(ctx context.Context, sess Session) (Session, error)
 		retryAt := now.Add(min(reverifyRetry, c.cfg.Reverify))
 		return c.sessions.update(wctx, sess, func(s *Session) bool {
 			s.ReverifyRetryAt = retryAt
+			if rt != "" {
+				// The token endpoint answered (the keys to check its ID
+				// token could not be had): the token it rotated to is the
+				// one to redeem next.
+				s.RefreshToken = oc.keptRefreshToken(ctx, rt)
+			}
 			return true
 		})
 	case down != nil:
@@ -174,7 +180,9 @@ type refreshedIdentity struct {
 // one the identity provider rotated to, or refreshToken again from one
 // that does not rotate (oauth2 keeps it when the answer names none). An
 // *idpDown error is an answer not had; any other, an answer that ends the
-// session.
+// session. An answer whose ID token can't be checked because the issuer's
+// keys can't be fetched is an *idpDown too, returned with the refresh token
+// of the answer: the identity provider spent the one redeemed.
 func (o *oidcClient) refresh(ctx context.Context, refreshToken string, now func() time.Time) (refreshedIdentity, string, error) {
 	p, err := o.discover(ctx)
 	if err != nil {
@@ -186,7 +194,7 @@ func (o *oidcClient) refresh(ctx context.Context, refreshToken string, now func(
 	}
 	idt, raw, err := o.verifyIDToken(ctx, p, tok, now)
 	if err != nil {
-		return refreshedIdentity{}, "", err
+		return refreshedIdentity{}, tok.RefreshToken, err
 	}
 	id, code, err := o.identify(idt)
 	if code != "" {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -496,4 +497,72 @@ func TestReverifyRotatesRefreshToken(t *testing.T) {
 	if slices.Contains(want, s.RefreshToken) || !s.VerifiedAt.Equal(e.clk.Now()) {
 		t.Errorf("after the burst: refresh token %q, verified at %s", s.RefreshToken, s.VerifiedAt)
 	}
+}
+
+// TestReverifyKeysUnavailable: a token endpoint that answers while the
+// issuer's keys can't be fetched (the JWKS endpoint down or answering
+// 5xx, when the new ID token is signed with a key the console has not
+// cached) is an identity provider that can't verify the session now, not
+// a refusal: the session keeps its roles until four intervals passed since
+// it was last verified, and is verified again once the keys can be read.
+// The refresh token the token endpoint rotated to is kept meanwhile: the
+// one redeemed is spent.
+func TestReverifyKeysUnavailable(t *testing.T) {
+	parallel(t)
+	for _, status := range []int{http.StatusServiceUnavailable, http.StatusInternalServerError, http.StatusTooManyRequests} {
+		t.Run(strconv.Itoa(status), func(t *testing.T) {
+			parallel(t)
+			e, m, line := newReverifyEnv(t, oidctest.Config{})
+			req := e.file("contoso")
+			b := oidcSignIn(t, e, m, mona)
+			signedIn := e.clk.Now()
+			if _, err := m.RotateKey(); err != nil {
+				t.Fatal(err)
+			}
+			m.FailJWKS(status)
+
+			// Page loads every 10 minutes keep the session from idling out.
+			tries := 0
+			for e.clk.Advance(reverify); e.clk.Now().Before(signedIn.Add(4 * reverify)); e.clk.Advance(10 * time.Minute) {
+				if !canApprove(t, b, req.ID) {
+					t.Fatalf("%s after sign-in, with the keys unavailable, the session lost its roles:\n%s", e.clk.Now().Sub(signedIn), e.logs.String())
+				}
+				tries++
+			}
+			// Each try redeems the refresh token the one before rotated to.
+			if got := line.redemptions(); len(got) != tries || len(slices.Compact(slices.Sorted(slices.Values(got)))) != tries {
+				t.Errorf("%d page loads redeemed %q", tries, got)
+			}
+			if logs := e.logs.String(); !strings.Contains(logs, "can't verify a session now") || strings.Contains(logs, "session ended") {
+				t.Errorf("the log does not tell the identity provider could not verify the session:\n%s", logs)
+			}
+			e.clk.Set(signedIn.Add(4*reverify - time.Second))
+			if !canApprove(t, b, req.ID) {
+				t.Fatal("just before four intervals, the session lost its roles")
+			}
+			e.clk.Set(signedIn.Add(4 * reverify))
+			wantEnded(t, e, b.get("/console/requests"))
+		})
+	}
+	t.Run("keys back", func(t *testing.T) {
+		parallel(t)
+		e, m, _ := newReverifyEnv(t, oidctest.Config{})
+		b := oidcSignIn(t, e, m, mona)
+		if _, err := m.RotateKey(); err != nil {
+			t.Fatal(err)
+		}
+		m.FailJWKS(http.StatusServiceUnavailable)
+		e.clk.Advance(reverify)
+		if r := b.get("/console/requests"); r.status != http.StatusOK {
+			t.Fatalf("with the keys unavailable: %s", r)
+		}
+		m.FailJWKS(0)
+		e.clk.Advance(time.Minute)
+		if r := b.get("/console/requests"); r.status != http.StatusOK {
+			t.Fatalf("with the keys back: %s", r)
+		}
+		if got := b.raw().VerifiedAt; !got.Equal(e.clk.Now()) {
+			t.Errorf("verified at %s, want now (%s)", got, e.clk.Now())
+		}
+	})
 }

@@ -126,6 +126,10 @@ type oidcClient struct {
 	// it names none or one sign-out does not send browsers to (see
 	// discover).
 	endSession string
+	// keys are the issuer's keys, from its jwks_uri (see idkeys.go), and
+	// algs the signing algorithms its ID tokens may use.
+	keys *oidc.RemoteKeySet
+	algs []string
 }
 
 func newOIDCClient(cfg OIDCConfig, publicURL string, log *slog.Logger) (*oidcClient, error) {
@@ -209,8 +213,9 @@ func (o *oidcClient) discover(ctx context.Context) (*oidc.Provider, error) {
 	// tokens come from jwks_uri: neither may travel in the clear, as the
 	// API's JWKS URLs may not.
 	var d struct {
-		JWKSURI    string `json:"jwks_uri"`
-		EndSession string `json:"end_session_endpoint"`
+		JWKSURI    string   `json:"jwks_uri"`
+		EndSession string   `json:"end_session_endpoint"`
+		Algs       []string `json:"id_token_signing_alg_values_supported"`
 	}
 	if err := p.Claims(&d); err != nil {
 		return nil, fmt.Errorf("console: OIDC discovery at %s: %w", o.cfg.Issuer, err)
@@ -233,6 +238,7 @@ func (o *oidcClient) discover(ctx context.Context) (*oidc.Provider, error) {
 			o.endSession = d.EndSession
 		}
 	}
+	o.keys, o.algs = newKeySet(o.cfg.HTTPClient, d.JWKSURI), signingAlgs(d.Algs)
 	o.provider = p
 	return p, nil
 }
@@ -641,14 +647,23 @@ func (c *Console) oidcCallback(w http.ResponseWriter, r *http.Request) {
 // verifyIDToken returns the ID token of a token endpoint's answer, checked
 // (signature, issuer, audience, expiry against now), and as sent. Sign-in
 // and every re-verification of a session check it here, so both hold it
-// to the same rules.
+// to the same rules. When the issuer's keys could not be fetched to check
+// it, the error is an *idpDown. p is the discovered provider, which
+// discover filled the key set for.
 func (o *oidcClient) verifyIDToken(ctx context.Context, p *oidc.Provider, tok *oauth2.Token, now func() time.Time) (*oidc.IDToken, string, error) {
 	raw, _ := tok.Extra("id_token").(string)
 	if raw == "" {
 		return nil, "", errors.New("token response has no id_token")
 	}
-	idt, err := p.Verifier(&oidc.Config{ClientID: o.cfg.ClientID, Now: now}).Verify(ctx, raw)
+	o.mu.Lock()
+	keys := &watchedKeys{keys: o.keys}
+	algs := o.algs
+	o.mu.Unlock()
+	idt, err := oidc.NewVerifier(o.cfg.Issuer, keys, &oidc.Config{ClientID: o.cfg.ClientID, Now: now, SupportedSigningAlgs: algs}).Verify(ctx, raw)
 	if err != nil {
+		if keys.unavailable != nil {
+			return nil, "", &idpDown{fmt.Errorf("id token: the issuer's keys can't be fetched: %w", keys.unavailable)}
+		}
 		return nil, "", fmt.Errorf("id token: %w", err)
 	}
 	return idt, raw, nil
