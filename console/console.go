@@ -344,12 +344,14 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // contentSecurityPolicy is the pages' Content-Security-Policy: no inline
 // script or style anywhere, no third-party origin, no framing (an Approve
 // button in someone else's frame is clickjacking). Forms post to the
-// console only; formAction, when not "", is one more origin they may end
-// up at (see Console.renderTemplate).
-func contentSecurityPolicy(formAction string) string {
+// console only; formAction are more origins they may end up at (see
+// Console.renderTemplate), "" none.
+func contentSecurityPolicy(formAction ...string) string {
 	fa := "'self'"
-	if formAction != "" {
-		fa += " " + formAction
+	for _, src := range formAction {
+		if src != "" {
+			fa += " " + src
+		}
 	}
 	return "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
 		"form-action " + fa + "; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"

@@ -52,6 +52,12 @@ type pendingLogin struct {
 	// Expires is when the sign-in ends, in Unix seconds: loginTTL after it
 	// started.
 	Expires int64 `json:"exp"`
+	// Reverify, set for a silent re-verification of a session (see
+	// silent.go), names that session in Redis (its tokenHash): the answer
+	// updates it, and signs nobody in. Return is the console page the
+	// browser goes back to then, a path and query of the console's own.
+	Reverify string `json:"reverify,omitempty"`
+	Return   string `json:"return,omitempty"`
 }
 
 // loginAAD is the additional data every sealed sign-in is bound to, so the

@@ -19,11 +19,13 @@ import (
 // every call; the console verifies its sessions again every
 // Config.Reverify instead, by redeeming the refresh token of the sign-in
 // at the issuer's token endpoint and taking the principal from the ID
-// token of the answer, checked as a sign-in checks it. An answer that
-// refuses, or names someone else, ends the session at once; an identity
-// provider that can't answer is given reverifyGrace intervals, then the
-// session ends too (fail closed). Dev sign-ins have no identity provider
-// to ask.
+// token of the answer, checked as a sign-in checks it. A session without a
+// refresh token is verified by the identity provider's sign-in instead,
+// which the browser goes through without its user seeing it (prompt=none;
+// see silent.go). An answer that refuses, or names someone else, ends the
+// session at once; an identity provider that can't answer is given
+// reverifyGrace intervals, then the session ends too (fail closed). Dev
+// sign-ins have no identity provider to ask.
 
 // reverifyGrace is how many intervals since its last verification a
 // session outlives an identity provider that can't be reached or answers
@@ -48,20 +50,35 @@ func (c *Console) due(sess Session, now time.Time) bool {
 	return !now.Before(sess.ReverifyRetryAt) || age >= reverifyGrace*c.cfg.Reverify
 }
 
+// errSilentReverify is a session due to be verified again that has no
+// refresh token: the browser is to go through the identity provider's
+// sign-in, if the request is one that can take it there (see
+// reverifySilently).
+var errSilentReverify = errors.New("console: the session is to be verified again by its identity provider's sign-in")
+
 // reverified returns sess, verified again first when it is due: with its
 // principal, name and refresh token as the identity provider says now.
 // A session that can't be verified is deleted, and errNoSession returned.
+// One without a refresh token is returned with errSilentReverify, unless
+// its identity provider can't be reached to start that.
 func (c *Console) reverified(ctx context.Context, sess Session) (Session, error) {
 	if !c.due(sess, c.cfg.Now()) {
 		return sess, nil
-	}
-	if sess.RefreshToken == "" {
-		return Session{}, c.endUnverified(ctx, sess, "the session has no refresh token to verify it with: its user signs in again")
 	}
 	oc := c.issuerOf(sess)
 	if oc == nil {
 		// session() ended it already; this is for a caller that did not.
 		return Session{}, c.endUnverified(ctx, sess, "its issuer no longer signs its user in")
+	}
+	if sess.RefreshToken == "" {
+		p, err := oc.discover(ctx)
+		if err != nil {
+			return c.notVerified(ctx, sess, c.cfg.Now(), &idpDown{err}, "")
+		}
+		if p.Endpoint().AuthURL == "" {
+			return Session{}, c.endUnverified(ctx, sess, "the session has no refresh token, and its issuer no authorization endpoint to verify it with: its user signs in again")
+		}
+		return sess, errSilentReverify
 	}
 	// The page's deadline bounds the work, the browser going away does
 	// not: once the identity provider has rotated the refresh token, the
@@ -80,7 +97,7 @@ func (c *Console) reverified(ctx context.Context, sess Session) (Session, error)
 	// the others wait for its answer rather than act on roles that may be
 	// gone. The lock lives no longer than the holder's deadline (wctx's,
 	// which began before it), so a holder that dies frees it soon.
-	unlock, err := c.sessions.lockReverify(wctx, sess.token, c.cfg.Timeout)
+	unlock, err := c.sessions.lockReverify(wctx, sess.id, c.cfg.Timeout)
 	if err != nil {
 		return Session{}, err
 	}
@@ -88,7 +105,7 @@ func (c *Console) reverified(ctx context.Context, sess Session) (Session, error)
 	// Read again under the lock: the request that held it before may have
 	// verified the session (with a refresh token this copy does not have),
 	// or ended it.
-	if sess, err = c.sessions.read(wctx, sess.token); err != nil {
+	if sess, err = c.sessions.readID(wctx, sess.id, sess.token); err != nil {
 		return Session{}, err
 	}
 	now := c.cfg.Now()
@@ -96,6 +113,19 @@ func (c *Console) reverified(ctx context.Context, sess Session) (Session, error)
 		return sess, nil
 	}
 	id, rt, err := oc.refresh(wctx, sess.RefreshToken, c.cfg.Now)
+	if err != nil {
+		return c.notVerified(wctx, sess, now, err, rt)
+	}
+	return c.verifiedAgain(wctx, sess, oc, id, rt, now)
+}
+
+// notVerified is what becomes of sess when the identity provider's answer
+// at now, err, does not verify it. An *idpDown is no answer: within
+// reverifyGrace intervals of its last verification the session keeps its
+// roles and asks again in a minute (keeping rt, the refresh token a token
+// endpoint rotated to, when there is one), past them it ends. Any other
+// error ends it. An ended session is errNoSession.
+func (c *Console) notVerified(ctx context.Context, sess Session, now time.Time, err error, rt string) (Session, error) {
 	var down *idpDown
 	switch {
 	case errors.As(err, &down) && now.Sub(sess.verifiedAt()) < reverifyGrace*c.cfg.Reverify:
@@ -103,9 +133,10 @@ func (c *Console) reverified(ctx context.Context, sess Session) (Session, error)
 			"it was last verified too long ago", "user", sess.Principal.Subject, "tenant", sess.Principal.TenantID, "issuer", sess.Issuer,
 			"verified_at", sess.verifiedAt(), "error", err)
 		retryAt := now.Add(min(reverifyRetry, c.cfg.Reverify))
-		return c.sessions.update(wctx, sess, func(s *Session) bool {
-			s.ReverifyRetryAt = retryAt
-			if rt != "" {
+		oc := c.issuerOf(sess)
+		return c.sessions.update(ctx, sess, func(s *Session) bool {
+			s.ReverifyRetryAt, s.SilentReverifyAt = retryAt, time.Time{}
+			if rt != "" && oc != nil {
 				// The token endpoint answered (the keys to check its ID
 				// token could not be had): the token it rotated to is the
 				// one to redeem next.
@@ -115,20 +146,28 @@ func (c *Console) reverified(ctx context.Context, sess Session) (Session, error)
 		})
 	case down != nil:
 		return Session{}, c.endUnverified(ctx, sess, fmt.Sprintf("not verified for %s: %v", now.Sub(sess.verifiedAt()), err))
-	case err != nil:
-		return Session{}, c.endUnverified(ctx, sess, err.Error())
 	}
+	return Session{}, c.endUnverified(ctx, sess, err.Error())
+}
+
+// verifiedAgain stores in sess what the identity provider said of its user
+// at now: id (checked as a sign-in checks it), and rt, the refresh token to
+// verify it with next ("" for none). Another user ends the session. Only
+// the session as it was read is changed (see sessions.update), and it is
+// due no more.
+func (c *Console) verifiedAgain(ctx context.Context, sess Session, oc *oidcClient, id refreshedIdentity, rt string, now time.Time) (Session, error) {
 	old := sess.Principal
 	if id.principal.Subject != old.Subject || id.principal.TenantID != old.TenantID {
 		return Session{}, c.endUnverified(ctx, sess, fmt.Sprintf("the identity provider's new ID token names another user (%q of tenant %q)",
 			id.principal.Subject, id.principal.TenantID))
 	}
 	idToken := id.rawIDToken
-	sess, err = c.sessions.update(wctx, sess, func(s *Session) bool {
+	sess, err := c.sessions.update(ctx, sess, func(s *Session) bool {
 		s.Principal, s.Name, s.RefreshToken, s.VerifiedAt = id.principal, id.name, oc.keptRefreshToken(ctx, rt), now
-		s.ReverifyRetryAt = time.Time{}
+		s.ReverifyRetryAt, s.SilentReverifyAt = time.Time{}, time.Time{}
 		if s.Logout != nil {
-			// Sign-out sends the newest ID token as its hint.
+			// Sign-out sends the newest ID token as its hint, and so does
+			// a silent re-verification.
 			if l := oc.logout(ctx, idToken); l != nil {
 				s.Logout = l
 			}
@@ -154,7 +193,7 @@ func (c *Console) endUnverified(ctx context.Context, sess Session, reason string
 	// outlive the verdict.
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.Timeout)
 	defer cancel()
-	if err := c.sessions.delete(dctx, sess.token); err != nil {
+	if err := c.sessions.deleteID(dctx, sess.id); err != nil {
 		return err
 	}
 	return errNoSession

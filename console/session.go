@@ -53,12 +53,20 @@ type Session struct {
 	// verify (down, or answering 5xx) asks it again: not before, however
 	// often its pages poll. Zero when the last try succeeded.
 	ReverifyRetryAt time.Time `json:"reverify_retry_at,omitzero"`
+	// SilentReverifyAt is when the browser was last sent to the identity
+	// provider to verify a session without a refresh token (see
+	// silent.go); zero once that answer came back.
+	SilentReverifyAt time.Time `json:"silent_reverify_at,omitzero"`
 	// CSRF is the form token every state-changing form carries.
 	CSRF      string    `json:"csrf"`
 	CreatedAt time.Time `json:"created_at"`
 	LastSeen  time.Time `json:"last_seen"`
 
 	token string // the cookie value; never stored
+	// id is the session's name in Redis, tokenHash(token). A
+	// re-verification's answer names its session by it (see silent.go),
+	// and finds it without the token.
+	id string
 	// raw is the session as read from Redis, which a rewrite must find
 	// there still (see sessions.update); nil for a new session.
 	raw []byte
@@ -115,11 +123,12 @@ func (s *sessions) create(ctx context.Context, p identity.Principal, name, via, 
 	now := s.now()
 	sess := Session{Principal: p, Name: name, Via: via, Issuer: issuer, Logout: logout, RefreshToken: refreshToken, VerifiedAt: now,
 		CSRF: rand.Text(), CreatedAt: now, LastSeen: now, token: rand.Text()}
+	sess.id = tokenHash(sess.token)
 	b, ttl, err := s.encode(sess)
 	if err != nil {
 		return Session{}, err
 	}
-	if err := s.rdb.Set(ctx, keys.ConsoleSession(tokenHash(sess.token)), b, ttl).Err(); err != nil {
+	if err := s.rdb.Set(ctx, keys.ConsoleSession(sess.id), b, ttl).Err(); err != nil {
 		return Session{}, fault.Unavailable("console: save session", err)
 	}
 	sess.raw = b
@@ -168,7 +177,7 @@ const maxRewrites = 10
 // read again, and change applied to what it holds now). change returns
 // false when the session needs no write as it is, and update returns it.
 func (s *sessions) update(ctx context.Context, sess Session, change func(*Session) bool) (Session, error) {
-	key := keys.ConsoleSession(tokenHash(sess.token))
+	key := keys.ConsoleSession(sess.id)
 	for range maxRewrites {
 		next := sess
 		if !change(&next) {
@@ -189,7 +198,7 @@ func (s *sessions) update(ctx context.Context, sess Session, change func(*Sessio
 			next.raw = b
 			return next, nil
 		}
-		if sess, err = s.read(ctx, sess.token); err != nil {
+		if sess, err = s.readID(ctx, sess.id, sess.token); err != nil {
 			return Session{}, err
 		}
 	}
@@ -225,7 +234,16 @@ func (s *sessions) read(ctx context.Context, token string) (Session, error) {
 	if token == "" || len(token) > 64 {
 		return Session{}, errNoSession
 	}
-	key := keys.ConsoleSession(tokenHash(token))
+	return s.readID(ctx, tokenHash(token), token)
+}
+
+// readID returns the session named id, whose cookie value is token ("" when
+// the request did not bring it), and ends it when it is idle or too old.
+func (s *sessions) readID(ctx context.Context, id, token string) (Session, error) {
+	if len(id) != sha256.Size*2 {
+		return Session{}, errNoSession
+	}
+	key := keys.ConsoleSession(id)
 	b, err := s.rdb.Get(ctx, key).Bytes()
 	if errors.Is(err, redis.Nil) {
 		return Session{}, errNoSession
@@ -237,7 +255,7 @@ func (s *sessions) read(ctx context.Context, token string) (Session, error) {
 	if err := json.Unmarshal(b, &sess); err != nil {
 		return Session{}, errNoSession
 	}
-	sess.token, sess.raw = token, b
+	sess.token, sess.id, sess.raw = token, id, b
 	now := s.now()
 	if !now.Before(sess.LastSeen.Add(s.idle)) || !now.Before(sess.CreatedAt.Add(s.max)) {
 		_ = s.rdb.Del(ctx, key).Err()
@@ -253,12 +271,12 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 `)
 
-// lockReverify takes the re-verification lock of the session of token for
+// lockReverify takes the re-verification lock of the session sessionID for
 // at most ttl, waiting while another request holds it until ctx ends, and
 // returns its release. ttl must outlast the holder's work (its ctx), so
 // the lock never expires under a redemption still in flight.
-func (s *sessions) lockReverify(ctx context.Context, token string, ttl time.Duration) (func(), error) {
-	key, id := keys.ConsoleReverify(tokenHash(token)), rand.Text()
+func (s *sessions) lockReverify(ctx context.Context, sessionID string, ttl time.Duration) (func(), error) {
+	key, id := keys.ConsoleReverify(sessionID), rand.Text()
 	wait := 5 * time.Millisecond
 	for {
 		ok, err := s.rdb.SetNX(ctx, key, id, ttl).Result()
@@ -290,7 +308,12 @@ func (s *sessions) delete(ctx context.Context, token string) error {
 	if token == "" {
 		return nil
 	}
-	if err := s.rdb.Del(ctx, keys.ConsoleSession(tokenHash(token))).Err(); err != nil {
+	return s.deleteID(ctx, tokenHash(token))
+}
+
+// deleteID ends the session named id.
+func (s *sessions) deleteID(ctx context.Context, id string) error {
+	if err := s.rdb.Del(ctx, keys.ConsoleSession(id)).Err(); err != nil {
 		return fault.Unavailable("console: delete session", err)
 	}
 	return nil
@@ -348,7 +371,7 @@ func (c *Console) session(r *http.Request, touch bool) (Session, error) {
 	if !c.signsIn(sess) {
 		c.log.InfoContext(r.Context(), "console: session ended, its issuer no longer signs its user in", "user", sess.Principal.Subject,
 			"tenant", sess.Principal.TenantID, "issuer", sess.Issuer)
-		if err := c.sessions.delete(r.Context(), sess.token); err != nil {
+		if err := c.sessions.deleteID(r.Context(), sess.id); err != nil {
 			return Session{}, err
 		}
 		return Session{}, errNoSession
@@ -393,7 +416,9 @@ type pageFunc func(w http.ResponseWriter, r *http.Request, sess Session) error
 // page redirects to sign-in (a fragment answers 401, so the script can
 // tell). A session whose identity is due to be verified again is verified
 // first (see reverified): one that can't be ends the same way, before
-// anything the request asks is done.
+// anything the request asks is done; one verified by the identity
+// provider's sign-in gets its answer from reverifySilently, which does
+// nothing the request asks either.
 func (c *Console) withSession(h pageFunc, touch bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), c.cfg.Timeout)
@@ -403,17 +428,12 @@ func (c *Console) withSession(h pageFunc, touch bool) http.Handler {
 		if err == nil {
 			sess, err = c.reverified(ctx, sess)
 		}
-		if errors.Is(err, errNoSession) {
-			c.clearSessionCookie(w, r)
-			if !touch {
-				w.WriteHeader(http.StatusUnauthorized)
-				return
-			}
-			http.Redirect(w, r, "/console/signin", http.StatusSeeOther)
+		if errors.Is(err, errSilentReverify) {
+			c.reverifySilently(w, r, sess, touch)
 			return
 		}
 		if err != nil {
-			c.fail(w, r, nil, err)
+			c.sessionFailed(w, r, touch, err)
 			return
 		}
 		if r.Method == http.MethodPost {

@@ -269,6 +269,17 @@ func checkEndSession(u string) error {
 	return nil
 }
 
+// authorizationEndpoint is the discovery document's authorization_endpoint,
+// "" before the document was read.
+func (o *oidcClient) authorizationEndpoint() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.provider == nil {
+		return ""
+	}
+	return o.provider.Endpoint().AuthURL
+}
+
 // endSessionURL is the issuer's end_session_endpoint, as discover accepted
 // it; "" when there is none.
 func (o *oidcClient) endSessionURL() string {
@@ -466,7 +477,7 @@ func (c *Console) startSession(w http.ResponseWriter, r *http.Request, p identit
 	c.setSessionCookie(w, r, sess.token)
 	c.log.InfoContext(r.Context(), "console sign-in", "user", p.Subject, "tenant", p.TenantID, "via", via)
 	if afterRedirect {
-		c.render(w, r, http.StatusOK, "continue", nil, nil)
+		c.render(w, r, http.StatusOK, "continue", nil, pageLink{To: defaultReturn})
 		return
 	}
 	http.Redirect(w, r, "/console/requests", http.StatusSeeOther)
@@ -510,18 +521,30 @@ func (c *Console) oidcStart(w http.ResponseWriter, r *http.Request) {
 		c.renderError(w, r, nil, http.StatusServiceUnavailable, "The identity provider can't be reached; sign-in is unavailable. Try again in a minute.")
 		return
 	}
-	// The sign-in in progress goes to the browser, sealed: nothing is
-	// written per sign-in (see logincookie.go). The key is read from Redis
-	// once per process and key period.
-	aead, err := c.sealingKey(ctx, c.cfg.Now())
+	to, err := c.beginLogin(ctx, w, r, oc, p, pendingLogin{Tenant: tenant})
 	if err != nil {
-		c.fail(w, r, nil, fault.Unavailable("console: start sign-in", err))
+		c.fail(w, r, nil, err)
 		return
 	}
-	login := pendingLogin{State: rand.Text(), Nonce: rand.Text(), Verifier: oauth2.GenerateVerifier(), Tenant: tenant,
-		Expires: c.cfg.Now().Add(loginTTL).Unix()}
+	http.Redirect(w, r, to, http.StatusFound)
+}
+
+// beginLogin starts login at oc, whose discovered provider is p: it gives
+// login a fresh state, nonce and PKCE verifier and its expiry, hands it to
+// the browser sealed, and returns the URL of its authorization request,
+// with opts. The sign-in in progress goes to the browser: nothing is
+// written per sign-in (see logincookie.go). The key is read from Redis
+// once per process and key period.
+func (c *Console) beginLogin(ctx context.Context, w http.ResponseWriter, r *http.Request, oc *oidcClient, p *oidc.Provider, login pendingLogin,
+	opts ...oauth2.AuthCodeOption) (string, error) {
+	aead, err := c.sealingKey(ctx, c.cfg.Now())
+	if err != nil {
+		return "", fault.Unavailable("console: start sign-in", err)
+	}
+	login.State, login.Nonce, login.Verifier = rand.Text(), rand.Text(), oauth2.GenerateVerifier()
+	login.Expires = c.cfg.Now().Add(loginTTL).Unix()
 	c.setLoginCookie(w, r, sealLogin(aead, login))
-	http.Redirect(w, r, oc.oauth2(p).AuthCodeURL(login.State, oidc.Nonce(login.Nonce), oauth2.S256ChallengeOption(login.Verifier)), http.StatusFound)
+	return oc.oauth2(p).AuthCodeURL(login.State, append([]oauth2.AuthCodeOption{oidc.Nonce(login.Nonce), oauth2.S256ChallengeOption(login.Verifier)}, opts...)...), nil
 }
 
 // startedElsewhere reports whether the browser says another site started
@@ -542,7 +565,8 @@ func startedElsewhere(r *http.Request) bool {
 // oidcCallback finishes a sign-in: it opens the browser's sealed sign-in
 // and checks its state and expiry, redeems the code with the PKCE
 // verifier, verifies the ID token (signature, issuer, audience, expiry,
-// nonce) and maps its claims.
+// nonce) and maps its claims (redeem). A silent re-verification of a
+// session comes back here too, and is finished by silentAnswer.
 func (c *Console) oidcCallback(w http.ResponseWriter, r *http.Request) {
 	if c.staff == nil && len(c.orgs) == 0 {
 		http.NotFound(w, r)
@@ -558,14 +582,14 @@ func (c *Console) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/console/signin?problem="+code, http.StatusSeeOther)
 	}
 	q := r.URL.Query()
-	if e := q.Get("error"); e != "" {
-		problem("denied", fmt.Errorf("identity provider error %q", e))
-		return
-	}
 	state := q.Get("state")
 	cookie, _ := c.loginCookieName(r)
 	ck, err := r.Cookie(cookie)
 	if state == "" || err != nil {
+		if e := q.Get("error"); e != "" {
+			problem("denied", fmt.Errorf("identity provider error %q", e))
+			return
+		}
 		problem("expired", errors.New("state does not match the browser's sign-in"))
 		return
 	}
@@ -582,6 +606,10 @@ func (c *Console) oidcCallback(w http.ResponseWriter, r *http.Request) {
 	// below clears the cookie.
 	login, err := openLogin(aeads, ck.Value, state, now)
 	if err != nil {
+		if e := q.Get("error"); e != "" {
+			problem("denied", fmt.Errorf("identity provider error %q", e))
+			return
+		}
 		problem("expired", err)
 		return
 	}
@@ -601,6 +629,10 @@ func (c *Console) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		problem("failed", fmt.Errorf("the answer came back to the redirect URI of %q, the sign-in went to %s", key, oc.cfg.Issuer))
 		return
 	}
+	if e := q.Get("error"); e != "" && login.Reverify == "" {
+		problem("denied", fmt.Errorf("identity provider error %q", e))
+		return
+	}
 	p, err := oc.discover(ctx)
 	if err != nil {
 		problem("failed", err)
@@ -618,30 +650,26 @@ func (c *Console) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		problem("failed", fmt.Errorf("the answer names no issuer, and %s always does", oc.cfg.Issuer))
 		return
 	}
-	tok, err := oc.oauth2(p).Exchange(oidc.ClientContext(ctx, oc.cfg.HTTPClient), q.Get("code"), oauth2.VerifierOption(login.Verifier))
-	if err != nil {
-		problem("failed", fmt.Errorf("code exchange: %w", err))
+	if login.Reverify != "" {
+		// The answer to a silent re-verification of a session, which is
+		// the session's, not a sign-in.
+		c.silentAnswer(w, r.WithContext(ctx), oc, p, login, problem)
 		return
 	}
-	idt, raw, err := oc.verifyIDToken(ctx, p, tok, c.cfg.Now)
+	id, rt, err := oc.redeem(ctx, p, q.Get("code"), login, c.cfg.Now)
+	if cp, ok := errors.AsType[*claimsProblem](err); ok {
+		problem(cp.code, err)
+		return
+	}
 	if err != nil {
 		problem("failed", err)
-		return
-	}
-	if idt.Nonce != login.Nonce {
-		problem("failed", errors.New("id token nonce does not match"))
-		return
-	}
-	id, code, err := oc.identify(idt)
-	if code != "" {
-		problem(code, err)
 		return
 	}
 	// The sign-in is done: the browser forgets it, so it needn't send it
 	// with every request (the cookie's path is / under HTTPS) until it
 	// expires.
 	c.setLoginCookie(w, r, "")
-	c.startSession(w, r, id.principal, id.name, "oidc", oc.cfg.Issuer, oc.logout(ctx, raw), oc.keptRefreshToken(ctx, tok.RefreshToken), true)
+	c.startSession(w, r, id.principal, id.name, "oidc", oc.cfg.Issuer, oc.logout(ctx, id.rawIDToken), oc.keptRefreshToken(ctx, rt), true)
 }
 
 // verifyIDToken returns the ID token of a token endpoint's answer, checked

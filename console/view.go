@@ -111,14 +111,30 @@ func (c *Console) renderTemplate(w http.ResponseWriter, r *http.Request, status 
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
-	if sess != nil && sess.Logout != nil {
+	if sess != nil {
 		// The page's sign-out form posts to the console, which answers
 		// with a redirect to the identity provider's end-session
-		// endpoint. Browsers hold the whole redirect chain of a form's
-		// submission to the form's page's form-action, so the page
-		// names that one origin besides its own.
-		if src, ok := formActionSource(sess.Logout.Endpoint); ok {
-			w.Header().Set("Content-Security-Policy", contentSecurityPolicy(src))
+		// endpoint; and a form of a session without a refresh token,
+		// posted once the session is due to be verified again, is
+		// answered with a redirect to its authorization endpoint (see
+		// silent.go). Browsers hold the whole redirect chain of a form's
+		// submission to the form's page's form-action, so the page names
+		// those origins besides its own.
+		var srcs []string
+		if sess.Logout != nil {
+			if src, ok := formActionSource(sess.Logout.Endpoint); ok {
+				srcs = append(srcs, src)
+			}
+		}
+		if sess.Via == "oidc" && sess.RefreshToken == "" {
+			if oc := c.issuerOf(*sess); oc != nil {
+				if src, ok := formActionSource(oc.authorizationEndpoint()); ok && !slices.Contains(srcs, src) {
+					srcs = append(srcs, src)
+				}
+			}
+		}
+		if len(srcs) > 0 {
+			w.Header().Set("Content-Security-Policy", contentSecurityPolicy(srcs...))
 		}
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -128,18 +144,19 @@ func (c *Console) renderTemplate(w http.ResponseWriter, r *http.Request, status 
 
 // titles are the pages' titles, for <title> and the heading.
 var titles = map[string]string{
-	"signin":    "Sign in",
-	"continue":  "Signed in",
-	"error":     "Something went wrong",
-	"requests":  "Lockbox requests",
-	"request":   "Lockbox request",
-	"confirm":   "Confirm",
-	"new":       "New lockbox request",
-	"settings":  "Customer Lockbox settings",
-	"approvers": "Customer Lockbox approvers",
-	"audit":     "Audit log",
-	"tenants":   "Tenants",
-	"tenant":    "Tenant",
+	"signin":      "Sign in",
+	"continue":    "Signed in",
+	"reverifying": "Confirming your sign-in",
+	"error":       "Something went wrong",
+	"requests":    "Lockbox requests",
+	"request":     "Lockbox request",
+	"confirm":     "Confirm",
+	"new":         "New lockbox request",
+	"settings":    "Customer Lockbox settings",
+	"approvers":   "Customer Lockbox approvers",
+	"audit":       "Audit log",
+	"tenants":     "Tenants",
+	"tenant":      "Tenant",
 }
 
 // flashes are the confirmations shown after an action, by a fixed code in

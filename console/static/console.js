@@ -11,7 +11,10 @@
 
   // Live lists: an element with data-refresh is re-fetched every
   // data-interval ms while the tab is visible and swapped in when it
-  // changed. A 401 means the session ended: go to sign-in.
+  // changed. A 401 means the session can't be used as it is: it ended, or
+  // its identity provider must confirm its user first. Reloading the page
+  // does what either needs (sign-in, or that confirmation, which comes
+  // back to this page).
   function live(el) {
     var url = el.getAttribute("data-refresh");
     var every = parseInt(el.getAttribute("data-interval"), 10) || 5000;
@@ -21,7 +24,7 @@
       busy = true;
       fetch(url, { credentials: "same-origin", headers: { "Accept": "text/html" } })
         .then(function (res) {
-          if (res.status === 401 && !leaving) { window.location.assign("/console/signin"); return null; }
+          if (res.status === 401 && !leaving) { leaving = true; window.location.reload(); return null; }
           return res.ok ? res.text() : null;
         })
         .then(function (html) {

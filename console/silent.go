@@ -1,0 +1,368 @@
+package console
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+)
+
+// A session whose sign-in brought no refresh token (identity providers that
+// issue none, or don't offer offline_access) is verified again by the
+// identity provider's sign-in itself: an authorization request with
+// prompt=none, which the identity provider answers at once, without a
+// page, from the session its user has there. It is the sign-in's machinery
+// (PKCE, state and nonce sealed in the login cookie, the same redirect URI
+// and callback, the same checks of the ID token), with two more things in
+// the sealed sign-in: the session it is the re-verification of, by its
+// name in Redis, so the answer updates that session only and never signs a
+// browser in; and the console page to go back to.
+//
+// Only a request that can follow a redirect to the identity provider can
+// do that: a page the browser navigates to, and a form it posts (which is
+// not acted on: its roles may be gone; the user posts it again after). A
+// page's poll can't, and must not be answered with roles that may be gone
+// either: it is answered 401, as for an ended session, and the page
+// reloads itself, a navigation that goes. One attempt at a time, at most
+// one a minute (silentRetry): within a minute of the last start, a poll is
+// told to wait and a page shows a notice that reloads it shortly, so a
+// browser that never comes back from the identity provider, or comes back
+// without its login cookie, can't loop through it.
+
+// silentRetry is how long after a silent re-verification started another
+// may start: the first had that long to come back.
+const silentRetry = time.Minute
+
+// silentInFlight reports whether a silent re-verification of sess started
+// at most silentRetry before now and has not come back.
+func silentInFlight(sess Session, now time.Time) bool {
+	return !sess.SilentReverifyAt.IsZero() && now.Before(sess.SilentReverifyAt.Add(silentRetry))
+}
+
+// requestKind sorts requests by what they can do when their session is to
+// be verified by the identity provider's sign-in.
+type requestKind int
+
+const (
+	// kindFetch is a poll of a page's script, or a request of a client
+	// that does not say it navigates: it can't go to the identity
+	// provider.
+	kindFetch requestKind = iota
+	// kindPage is a navigation to a page.
+	kindPage
+	// kindForm is a form posted.
+	kindForm
+)
+
+// kindOf is the kind of r, served by a page route (touch) or a poll's.
+// Browsers say a navigation by Sec-Fetch-Mode; a client without Fetch
+// Metadata navigates when it asks a page (never a poll's route) for HTML.
+func kindOf(r *http.Request, touch bool) requestKind {
+	switch {
+	case r.Method != http.MethodGet && r.Method != http.MethodHead:
+		return kindForm
+	case !touch:
+		return kindFetch
+	}
+	switch r.Header.Get("Sec-Fetch-Mode") {
+	case "navigate":
+		return kindPage
+	case "":
+		if strings.Contains(r.Header.Get("Accept"), "text/html") {
+			return kindPage
+		}
+	}
+	return kindFetch
+}
+
+// maxReturn bounds the page a re-verification returns to, which the login
+// cookie carries.
+const maxReturn = 1 << 10
+
+// defaultReturn is where a re-verification returns when the page it was
+// asked from can't be named.
+const defaultReturn = "/console/requests"
+
+// localPage is the console page u names, as a path and query of the
+// console's own ("/console/requests?state=approved"), or "" when u names
+// none: another origin's, a scheme-relative or too long one, or a page not
+// under /console/. Only such a page is ever a redirect's target.
+func localPage(u *url.URL) string {
+	p := u.EscapedPath()
+	if !strings.HasPrefix(p, "/console/") || strings.ContainsAny(p, "\\") {
+		return ""
+	}
+	if q, err := url.ParseQuery(u.RawQuery); err == nil && len(q) > 0 {
+		p += "?" + q.Encode()
+	}
+	if len(p) > maxReturn {
+		return ""
+	}
+	return p
+}
+
+// returnPage is the page a re-verification started by r returns to: the
+// page itself for a navigation; for a form, the page it was on (its
+// Referer, when it is one of the console's own, as Referrer-Policy
+// same-origin lets browsers send it).
+func (c *Console) returnPage(r *http.Request, kind requestKind) string {
+	if kind == kindPage {
+		if p := localPage(r.URL); p != "" {
+			return p
+		}
+		return defaultReturn
+	}
+	ref, err := url.Parse(r.Referer())
+	if err != nil || !ref.IsAbs() || !c.ownOrigin(r, ref) {
+		return defaultReturn
+	}
+	if p := localPage(ref); p != "" {
+		return p
+	}
+	return defaultReturn
+}
+
+// ownOrigin reports whether u is of the console's origin: the public URL's,
+// or the one r came to.
+func (c *Console) ownOrigin(r *http.Request, u *url.URL) bool {
+	if pu, err := url.Parse(c.cfg.PublicURL); err == nil && c.cfg.PublicURL != "" && strings.EqualFold(u.Scheme, pu.Scheme) && strings.EqualFold(u.Host, pu.Host) {
+		return true
+	}
+	scheme := "http"
+	if c.secureRequest(r) {
+		scheme = "https"
+	}
+	return strings.EqualFold(u.Scheme, scheme) && strings.EqualFold(u.Host, r.Host)
+}
+
+// reverifySilently answers r, a request of sess, which is due to be
+// verified again and has no refresh token (reverified said
+// errSilentReverify), without doing what r asks: see the comment at the
+// top of this file.
+func (c *Console) reverifySilently(w http.ResponseWriter, r *http.Request, sess Session, touch bool) {
+	ctx := r.Context()
+	now := c.cfg.Now()
+	kind := kindOf(r, touch)
+	if !silentInFlight(sess, now) {
+		if kind == kindFetch {
+			// The page's script reloads the page, which comes back here
+			// as a navigation.
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		started := false
+		var err error
+		sess, err = c.sessions.update(ctx, sess, func(s *Session) bool {
+			// Another request of the session may have started one
+			// since this one read it.
+			if started = !silentInFlight(*s, now); started {
+				s.SilentReverifyAt = now
+			}
+			return started
+		})
+		if err != nil {
+			c.sessionFailed(w, r, touch, err)
+			return
+		}
+		if started {
+			c.startSilent(w, r, sess, kind)
+			return
+		}
+	}
+	// One is under way, or got lost on its way back.
+	if now.Sub(sess.verifiedAt()) >= reverifyGrace*c.cfg.Reverify {
+		c.sessionFailed(w, r, touch, c.endUnverified(ctx, sess, fmt.Sprintf("not verified for %s: the identity provider's sign-in "+
+			"started at %s did not come back", now.Sub(sess.verifiedAt()), sess.SilentReverifyAt.UTC().Format(time.RFC3339))))
+		return
+	}
+	wait := sess.SilentReverifyAt.Add(silentRetry).Sub(now)
+	switch kind {
+	case kindFetch:
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+		w.WriteHeader(http.StatusServiceUnavailable)
+	case kindForm:
+		seeOther(w, r, c.returnPage(r, kind))
+	default:
+		c.render(w, r, http.StatusOK, "reverifying", nil, pageLink{To: c.returnPage(r, kind)})
+	}
+}
+
+// startSilent sends the browser to sess's identity provider with an
+// authorization request that must not show anything (prompt=none), for
+// the user of sess: the ID token it last had (id_token_hint) when the
+// session keeps one for sign-out, else its subject (login_hint). The
+// answer comes back to the sign-in's callback (see silentAnswer).
+func (c *Console) startSilent(w http.ResponseWriter, r *http.Request, sess Session, kind requestKind) {
+	ctx := r.Context()
+	oc := c.issuerOf(sess)
+	p, err := oc.discover(ctx) // reverified discovered it
+	if err != nil {
+		c.fail(w, r, nil, err)
+		return
+	}
+	hint := oauth2.SetAuthURLParam("login_hint", sess.Principal.Subject)
+	if sess.Logout != nil && sess.Logout.IDToken != "" {
+		hint = oauth2.SetAuthURLParam("id_token_hint", sess.Logout.IDToken)
+	}
+	to, err := c.beginLogin(ctx, w, r, oc, p, pendingLogin{Tenant: oc.cfg.Scope.Tenant(), Reverify: sess.id, Return: c.returnPage(r, kind)},
+		oauth2.SetAuthURLParam("prompt", "none"), hint)
+	if err != nil {
+		c.fail(w, r, nil, err)
+		return
+	}
+	c.log.InfoContext(ctx, "console: verifying a session without a refresh token by its identity provider's sign-in",
+		"user", sess.Principal.Subject, "tenant", sess.Principal.TenantID, "issuer", sess.Issuer)
+	http.Redirect(w, r, to, http.StatusSeeOther)
+}
+
+// silentErrors are the errors of an authorization request with prompt=none
+// that say the identity provider won't verify its user without showing a
+// page (OpenID Connect Core 1.0 section 3.1.2.6): the session ends, and its
+// user signs in again.
+var silentErrors = map[string]bool{
+	"login_required": true, "interaction_required": true, "consent_required": true, "account_selection_required": true,
+}
+
+// authorizationError is the error an authorization response's error code
+// means for a re-verification: temporarily_unavailable and server_error
+// are an identity provider that can't answer now (*idpDown); any other,
+// an answer that ends the session.
+func authorizationError(code string) error {
+	switch {
+	case code == "temporarily_unavailable" || code == "server_error":
+		return &idpDown{fmt.Errorf("the authorization endpoint answered %s", code)}
+	case silentErrors[code]:
+		return fmt.Errorf("the identity provider won't verify its user without a sign-in: %s", code)
+	}
+	return fmt.Errorf("the authorization endpoint answered %q", code)
+}
+
+// silentAnswer finishes a silent re-verification at the sign-in's callback,
+// once the callback found the browser's sealed sign-in (login) and checked
+// where the answer comes from: it verifies the answer as a sign-in does
+// (redeem), and updates the session the re-verification is of, which it
+// names (login.Reverify), in place. It never creates a session. The
+// browser's session cookie, when it brings one (SameSite=Strict keeps it
+// off the identity provider's redirect in browsers, but not every client
+// minds), must be that session's.
+func (c *Console) silentAnswer(w http.ResponseWriter, r *http.Request, oc *oidcClient, p *oidc.Provider, login pendingLogin, problem func(string, error)) {
+	ctx := r.Context()
+	if ck, err := r.Cookie(c.cookieName(r)); err == nil && tokenHash(ck.Value) != login.Reverify {
+		problem("failed", errors.New("a re-verification's answer came back to a browser with another session"))
+		return
+	}
+	sess, err := c.sessions.readID(ctx, login.Reverify, "")
+	if errors.Is(err, errNoSession) {
+		// Ended meanwhile (signed out, idle): there is nothing to verify.
+		c.setLoginCookie(w, r, "")
+		c.clearSessionCookie(w, r)
+		http.Redirect(w, r, "/console/signin", http.StatusSeeOther)
+		return
+	}
+	if err != nil {
+		c.fail(w, r, nil, err)
+		return
+	}
+	// The answer is done with, whatever it says.
+	c.setLoginCookie(w, r, "")
+	now := c.cfg.Now()
+	if sess.Via != "oidc" || c.issuerOf(sess) != oc {
+		err = errors.New("the session's issuer is not the one that answered")
+	} else if e := r.URL.Query().Get("error"); e != "" {
+		err = authorizationError(e)
+	} else {
+		var id refreshedIdentity
+		var rt string
+		if id, rt, err = oc.redeem(ctx, p, r.URL.Query().Get("code"), login, c.cfg.Now); err == nil {
+			sess, err = c.verifiedAgain(ctx, sess, oc, id, rt, now)
+			c.afterSilent(w, r, login, err)
+			return
+		}
+	}
+	_, err = c.notVerified(ctx, sess, now, err, "")
+	c.afterSilent(w, r, login, err)
+}
+
+// afterSilent answers the callback of a silent re-verification that ended
+// with err: back to the page it started from, or to sign-in when the
+// session ended. The page is reached by a navigation of the console's own
+// (the continue page), for the reason startSession gives.
+func (c *Console) afterSilent(w http.ResponseWriter, r *http.Request, login pendingLogin, err error) {
+	switch {
+	case errors.Is(err, errNoSession):
+		c.clearSessionCookie(w, r)
+		http.Redirect(w, r, "/console/signin", http.StatusSeeOther)
+	case err != nil:
+		c.fail(w, r, nil, err)
+	default:
+		to := login.Return
+		if u, perr := url.Parse(to); perr != nil || localPage(u) != to {
+			to = defaultReturn
+		}
+		c.render(w, r, http.StatusOK, "continue", nil, pageLink{To: to})
+	}
+}
+
+// sessionFailed answers a request whose session could not be read or
+// written (err), or ended (errNoSession).
+func (c *Console) sessionFailed(w http.ResponseWriter, r *http.Request, touch bool, err error) {
+	if errors.Is(err, errNoSession) {
+		c.clearSessionCookie(w, r)
+		if !touch {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		http.Redirect(w, r, "/console/signin", http.StatusSeeOther)
+		return
+	}
+	c.fail(w, r, nil, err)
+}
+
+// pageLink is the page a continue or reverifying page goes on to.
+type pageLink struct{ To string }
+
+// redeem redeems the code of an authorization answer to login, at the
+// issuer's token endpoint with the sign-in's PKCE verifier, and checks the
+// ID token as every sign-in is checked: verifyIDToken (signature, issuer,
+// audience, expiry), the sign-in's nonce, identify. It returns whom it
+// names, with the refresh token of the answer ("" for none). A token
+// endpoint or key server that does not answer is an *idpDown.
+func (o *oidcClient) redeem(ctx context.Context, p *oidc.Provider, code string, login pendingLogin, now func() time.Time) (refreshedIdentity, string, error) {
+	tok, err := o.oauth2(p).Exchange(oidc.ClientContext(ctx, o.cfg.HTTPClient), code, oauth2.VerifierOption(login.Verifier))
+	if err != nil {
+		if down, ok := errors.AsType[*idpDown](tokenEndpointError(err)); ok {
+			return refreshedIdentity{}, "", down
+		}
+		// A refusal's description helps whoever reads the log.
+		return refreshedIdentity{}, "", fmt.Errorf("code exchange: %w", err)
+	}
+	idt, raw, err := o.verifyIDToken(ctx, p, tok, now)
+	if err != nil {
+		return refreshedIdentity{}, "", err
+	}
+	if idt.Nonce != login.Nonce {
+		return refreshedIdentity{}, "", errors.New("id token nonce does not match")
+	}
+	id, problem, err := o.identify(idt)
+	if problem != "" {
+		return refreshedIdentity{}, "", &claimsProblem{code: problem, err: err}
+	}
+	return refreshedIdentity{identified: id, rawIDToken: raw}, tok.RefreshToken, nil
+}
+
+// claimsProblem is an ID token whose claims make no principal here, with
+// the sign-in page's problem code for it.
+type claimsProblem struct {
+	code string
+	err  error
+}
+
+func (e *claimsProblem) Error() string { return e.code + ": " + e.err.Error() }
+func (e *claimsProblem) Unwrap() error { return e.err }

@@ -1,0 +1,457 @@
+package console_test
+
+import (
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lockbox-oss/lockbox/grants"
+	"github.com/lockbox-oss/lockbox/identity"
+	"github.com/lockbox-oss/lockbox/internal/oidctest"
+)
+
+// navigation is what a browser sends with a page it navigates to; poll,
+// what the pages' script sends with its polls.
+var (
+	navigation = []reqOpt{header("Sec-Fetch-Mode", "navigate"), header("Accept", "text/html,application/xhtml+xml")}
+	poll       = []reqOpt{header("Sec-Fetch-Mode", "cors"), header("Accept", "text/html")}
+)
+
+// loginCookie is the login cookie's name over plain HTTP.
+const loginCookie = "lockbox_login"
+
+// wantSilent checks that r sends the browser to m's authorization endpoint
+// for a silent re-verification with the sign-in's protections, and returns
+// that request.
+func wantSilent(t *testing.T, m *oidctest.Provider, r resp) *url.URL {
+	t.Helper()
+	if r.status != http.StatusSeeOther || !strings.HasPrefix(r.location(), m.AuthorizationEndpoint()+"?") {
+		t.Fatalf("want a redirect to the identity provider, got %s", r)
+	}
+	az, err := url.Parse(r.location())
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := az.Query()
+	if q.Get("prompt") != "none" || q.Get("state") == "" || q.Get("nonce") == "" || q.Get("code_challenge") == "" ||
+		q.Get("code_challenge_method") != "S256" || q.Get("client_id") != m.ClientID() {
+		t.Fatalf("the authorization request: %v", q)
+	}
+	if c := setCookie(t, r, loginCookie); c == nil || c.Value == "" {
+		t.Fatalf("no login cookie for the re-verification: %s", r)
+	}
+	return az
+}
+
+// answer takes b to the identity provider with az and back to the console
+// with its answer: the callback's response.
+func answer(t *testing.T, b *browser, az *url.URL) resp {
+	t.Helper()
+	r := b.get(az.String())
+	if r.status != http.StatusFound {
+		t.Fatalf("the identity provider: %s", r)
+	}
+	return b.get(r.location())
+}
+
+// wantBack checks that r is the continue page that takes the browser to
+// page, and that the login cookie is cleared.
+func wantBack(t *testing.T, r resp, page string) {
+	t.Helper()
+	if r.status != http.StatusOK {
+		t.Fatalf("want the continue page, got %s", r)
+	}
+	mustContain(t, "continue page", r, `data-testid="continue"`, `href="`+page+`"`)
+	if c := setCookie(t, r, loginCookie); c == nil || c.MaxAge >= 0 {
+		t.Errorf("the login cookie was not cleared: %v", r.header.Values("Set-Cookie"))
+	}
+}
+
+// silently navigates b to page as a browser does: through the identity
+// provider and back when the console sends it there.
+func silently(t *testing.T, m *oidctest.Provider, b *browser, page string) resp {
+	t.Helper()
+	r := b.get(page, navigation...)
+	if r.status != http.StatusSeeOther || !strings.HasPrefix(r.location(), m.AuthorizationEndpoint()) {
+		return r
+	}
+	back := answer(t, b, wantSilent(t, m, r))
+	if back.status != http.StatusOK {
+		return back
+	}
+	wantBack(t, back, page)
+	return b.get(page, navigation...)
+}
+
+var operatorMona = oidcUser{sub: mona.sub, name: mona.name, roles: []string{"operator"}}
+
+// TestSilentReverify: a session without a refresh token, due to be
+// verified again, is verified on the next page the browser navigates to
+// by the identity provider's sign-in without a page (prompt=none), with
+// the sign-in's redirect URI and scopes and a hint naming its user; the
+// answer, checked as a sign-in's, updates the session in place and the
+// browser lands on that page, with the roles the identity provider gives
+// now: a manager's role removed, the approval is refused.
+func TestSilentReverify(t *testing.T) {
+	parallel(t)
+	for _, tc := range []struct {
+		name string
+		// endSession: the provider names an end-session endpoint, so the
+		// session keeps the ID token, which is the hint.
+		endSession bool
+	}{{"id_token_hint", true}, {"login_hint", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			parallel(t)
+			e, m, line := newReverifyEnv(t, oidctest.Config{NoOfflineAccess: true, EndSession: tc.endSession})
+			req := e.file("contoso")
+			b := oidcSignIn(t, e, m, mona)
+			if rt := b.raw().RefreshToken; rt != "" {
+				t.Fatalf("refresh token %q", rt)
+			}
+			if !canApprove(t, b, req.ID) {
+				t.Fatal("the manager is not offered the approval")
+			}
+			st, _ := b.stored()
+			m.UpdateUser(mona.sub, operatorMona.user())
+			e.clk.Advance(reverify)
+
+			page := "/console/requests/" + req.ID + "?from=list"
+			az := wantSilent(t, m, b.get(page, navigation...))
+			q := az.Query()
+			if tc.endSession {
+				if q.Get("id_token_hint") == "" || q.Get("id_token_hint") != st.Logout.IDToken || q.Has("login_hint") {
+					t.Errorf("want the session's ID token as the hint: %v", q)
+				}
+			} else if q.Get("login_hint") != mona.sub || q.Has("id_token_hint") {
+				t.Errorf("want the subject as the hint: %v", q)
+			}
+			if q.Get("redirect_uri") != e.cfg.PublicURL+"/console/oidc/callback/provider" || q.Get("scope") != "openid" {
+				t.Errorf("the sign-in's redirect URI and scopes, want: %v", q)
+			}
+			wantBack(t, answer(t, b, az), page)
+
+			after := b.raw()
+			if !slices.Equal(after.Principal.Roles, []identity.Role{identity.RoleOperator}) || after.Principal.Subject != mona.sub ||
+				!after.VerifiedAt.Equal(e.clk.Now()) || after.RefreshToken != "" {
+				t.Errorf("after re-verification: %+v", after)
+			}
+			if st2, _ := b.stored(); tc.endSession && (st2.Logout == nil || st2.Logout.IDToken == st.Logout.IDToken || st2.Logout.IDToken == "") {
+				t.Errorf("sign-out keeps the old ID token: %+v", st2.Logout)
+			}
+			// An operator sees her own requests only: alice's is not found.
+			if r := b.get(page, navigation...); r.status != http.StatusNotFound {
+				t.Errorf("the request's page after the role was removed: %s", r)
+			}
+			r := b.post("/console/requests/"+req.ID+"/approve", url.Values{"csrf_token": {b.csrf()}})
+			if r.status != http.StatusNotFound {
+				t.Errorf("approval after the role was removed: %s", r)
+			}
+			if got := e.request(req.ID); got.State != grants.StatePendingManager || got.ManagerApprover != "" {
+				t.Errorf("the request is %s, approved by %q", got.State, got.ManagerApprover)
+			}
+			if ks := e.sessionKeys(); len(ks) != 1 {
+				t.Errorf("sessions: %v", ks)
+			}
+			if got := line.redemptions(); len(got) != 0 {
+				t.Errorf("refresh tokens redeemed: %q", got)
+			}
+			if logs := e.logs.String(); !strings.Contains(logs, "roles changed") {
+				t.Errorf("the log does not tell the roles changed:\n%s", logs)
+			}
+		})
+	}
+}
+
+// TestSilentReverifyEnds: an identity provider that won't verify the user
+// without a page (login_required and its kin) or refuses, or an answer
+// that names another user or has no role left, ends the session: the
+// browser goes to sign-in, and nobody is signed in instead.
+func TestSilentReverifyEnds(t *testing.T) {
+	parallel(t)
+	fail := func(code string) func(m *oidctest.Provider, u oidcUser) {
+		return func(m *oidctest.Provider, _ oidcUser) { m.FailPromptNone(code) }
+	}
+	for _, tc := range []struct {
+		name   string
+		user   oidcUser
+		change func(m *oidctest.Provider, u oidcUser)
+		reason string
+	}{
+		{"login_required", mona, func(m *oidctest.Provider, u oidcUser) { m.EndUserSession(u.sub) }, "login_required"},
+		{"interaction_required", mona, fail("interaction_required"), "interaction_required"},
+		{"consent_required", mona, fail("consent_required"), "consent_required"},
+		{"account_selection_required", mona, fail("account_selection_required"), "account_selection_required"},
+		{"access_denied", mona, fail("access_denied"), "access_denied"},
+		{"another subject", mona, func(m *oidctest.Provider, u oidcUser) {
+			m.UpdateUser(u.sub, oidcUser{sub: "eve@provider.example", roles: u.roles}.user())
+		}, "another user"},
+		{"another tenant", ada, func(m *oidctest.Provider, u oidcUser) {
+			u.tid = "fabrikam"
+			m.UpdateUser(u.sub, u.user())
+		}, "another user"},
+		{"no role left", mona, func(m *oidctest.Provider, u oidcUser) {
+			m.UpdateUser(u.sub, oidcUser{sub: u.sub, roles: []string{"Directory.Read"}}.user())
+		}, "no_roles"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			parallel(t)
+			e, m, _ := newReverifyEnv(t, oidctest.Config{NoOfflineAccess: true})
+			b := oidcSignIn(t, e, m, tc.user)
+			tc.change(m, tc.user)
+			e.clk.Advance(reverify)
+			az := wantSilent(t, m, b.get("/console/requests", navigation...))
+			wantEnded(t, e, answer(t, b, az))
+			if r := b.get("/console/requests", navigation...); !signedOut(r) {
+				t.Errorf("a page after the session ended: %s", r)
+			}
+			logs := e.logs.String()
+			if !strings.Contains(logs, "session ended") || !strings.Contains(logs, tc.reason) {
+				t.Errorf("the log does not tell why the session ended (%s):\n%s", tc.reason, logs)
+			}
+		})
+	}
+}
+
+// TestSilentReverifyBoundToSession: a re-verification's answer updates the
+// session it was started for, and only that one: a browser with another
+// session that brings it is refused, and leaves both sessions as they
+// were; a browser with none gets none.
+func TestSilentReverifyBoundToSession(t *testing.T) {
+	parallel(t)
+	e, m, _ := newReverifyEnv(t, oidctest.Config{NoOfflineAccess: true})
+	b1 := oidcSignIn(t, e, m, mona)
+	b2 := oidcSignIn(t, e, m, ada)
+	signedIn := e.clk.Now()
+	m.UpdateUser(mona.sub, operatorMona.user())
+	e.clk.Advance(reverify)
+
+	r := b1.get("/console/requests", navigation...)
+	az := wantSilent(t, m, r)
+	login := setCookie(t, r, loginCookie)
+	r = b1.get(az.String())
+	if r.status != http.StatusFound {
+		t.Fatalf("the identity provider: %s", r)
+	}
+	callback := r.location()
+	cb, _ := url.Parse(callback)
+	carry := func(b *browser) {
+		b.c.Jar.SetCookies(cb, []*http.Cookie{{Name: login.Name, Value: login.Value, Path: login.Path}})
+	}
+
+	carry(b2)
+	if r := b2.get(callback); r.status != http.StatusSeeOther || r.location() != "/console/signin?problem=failed" {
+		t.Errorf("another session's browser with the answer: %s", r)
+	}
+	s1, s2 := b1.raw(), b2.raw()
+	if !s1.VerifiedAt.Equal(signedIn) || !slices.Equal(s1.Principal.Roles, []identity.Role{identity.RoleOperator, identity.RoleSupportManager}) {
+		t.Errorf("the session the answer is for changed: %+v", s1)
+	}
+	if !s2.VerifiedAt.Equal(signedIn) || s2.Principal.Subject != ada.sub {
+		t.Errorf("the other session changed: %+v", s2)
+	}
+	if logs := e.logs.String(); !strings.Contains(logs, "another session") {
+		t.Errorf("the log does not tell why the answer was refused:\n%s", logs)
+	}
+
+	// A browser without a session gets none; the answer is still the
+	// session's it was started for.
+	b3 := e.browser()
+	carry(b3)
+	r = b3.get(callback)
+	wantBack(t, r, "/console/requests")
+	if c := setCookie(t, r, sessionCookie); c != nil {
+		t.Errorf("the answer made a session cookie: %v", c)
+	}
+	if ks := e.sessionKeys(); len(ks) != 2 {
+		t.Errorf("sessions: %v", ks)
+	}
+	if s1 := b1.raw(); !s1.VerifiedAt.Equal(e.clk.Now()) || !slices.Equal(s1.Principal.Roles, []identity.Role{identity.RoleOperator}) {
+		t.Errorf("the session the answer is for: %+v", s1)
+	}
+}
+
+// TestSilentReverifyForm: a form posted by a session due to be verified
+// again, which has no refresh token, is not acted on: the browser goes to
+// the identity provider, and comes back to the page the form was on (one
+// of the console's own, else the requests). The pages of such a session
+// let a form's redirect go to the authorization endpoint.
+func TestSilentReverifyForm(t *testing.T) {
+	parallel(t)
+	for _, tc := range []struct {
+		name, referer, back string
+	}{
+		{"from the confirm page", "/console/requests/{id}/deny", "/console/requests/{id}/deny"},
+		{"from another site", "http://attacker.example/console/requests/{id}/deny", "/console/requests"},
+		{"no referer", "", "/console/requests"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			parallel(t)
+			e, m, _ := newReverifyEnv(t, oidctest.Config{NoOfflineAccess: true})
+			req := e.file("contoso")
+			b := oidcSignIn(t, e, m, mona)
+			page := b.get("/console/requests")
+			if csp := page.header.Get("Content-Security-Policy"); !strings.Contains(csp, "form-action 'self' "+m.Issuer()+";") {
+				t.Errorf("the page's forms can't be redirected to the authorization endpoint: %s", csp)
+			}
+			csrf := b.csrf()
+			e.clk.Advance(reverify)
+
+			var opts []reqOpt
+			if tc.referer != "" {
+				ref := strings.ReplaceAll(tc.referer, "{id}", req.ID)
+				if strings.HasPrefix(ref, "/") {
+					ref = e.srv.URL + ref
+				}
+				opts = append(opts, header("Referer", ref))
+			}
+			r := b.post("/console/requests/"+req.ID+"/deny", url.Values{"csrf_token": {csrf}, "comment": {"no"}}, opts...)
+			az := wantSilent(t, m, r)
+			if got := e.request(req.ID); got.State != grants.StatePendingManager || len(got.History) != 1 {
+				t.Errorf("the request is %s with %d events", got.State, len(got.History))
+			}
+			wantBack(t, answer(t, b, az), strings.ReplaceAll(tc.back, "{id}", req.ID))
+			if got := e.request(req.ID); got.State != grants.StatePendingManager {
+				t.Errorf("the request is %s", got.State)
+			}
+		})
+	}
+}
+
+// TestSilentReverifyPoll: a page's poll of a session due to be verified
+// again, without a refresh token, gets 401, which makes the page reload
+// (a navigation, which goes to the identity provider), and starts nothing
+// itself. While that is under way the polls wait, other pages of the
+// session show a notice and don't start another, a form is sent back to
+// its page; once verified, the polls go on. A page left open whose
+// identity provider can't answer tries once a minute, no more.
+func TestSilentReverifyPoll(t *testing.T) {
+	parallel(t)
+	t.Run("verified", func(t *testing.T) {
+		parallel(t)
+		e, m, _ := newReverifyEnv(t, oidctest.Config{NoOfflineAccess: true})
+		b := oidcSignIn(t, e, m, mona)
+		csrf := b.csrf()
+		e.clk.Advance(reverify)
+		r := b.get("/console/requests/pending", poll...)
+		if r.status != http.StatusUnauthorized || setCookie(t, r, loginCookie) != nil {
+			t.Fatalf("the poll of a session to verify: %s", r)
+		}
+		if ks := e.sessionKeys(); len(ks) != 1 {
+			t.Fatalf("the poll ended the session: %v", ks)
+		}
+		az := wantSilent(t, m, b.get("/console/requests", navigation...))
+
+		e.clk.Advance(5 * time.Second)
+		if r := b.get("/console/requests/pending", poll...); r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" {
+			t.Errorf("a poll while the identity provider answers: %s", r)
+		}
+		r = b.get("/console/audit", navigation...)
+		if r.status != http.StatusOK || setCookie(t, r, loginCookie) != nil {
+			t.Errorf("another page while the identity provider answers: %s", r)
+		}
+		mustContain(t, "notice", r, `data-testid="reverifying"`, `content="5; url=/console/audit"`)
+		r = b.post("/console/settings", url.Values{"csrf_token": {csrf}}, header("Referer", e.srv.URL+"/console/settings"))
+		if r.status != http.StatusSeeOther || r.location() != "/console/settings" {
+			t.Errorf("a form while the identity provider answers: %s", r)
+		}
+
+		wantBack(t, answer(t, b, az), "/console/requests")
+		if r := b.get("/console/requests/pending", poll...); r.status != http.StatusOK {
+			t.Errorf("a poll once verified: %s", r)
+		}
+	})
+	// The page's script: poll every 5 seconds, reload on a 401.
+	page := func(t *testing.T, e *env, m *oidctest.Provider, b *browser, d time.Duration, follow bool) (tries int) {
+		t.Helper()
+		for end := e.clk.Now().Add(d); e.clk.Now().Before(end); e.clk.Advance(5 * time.Second) {
+			r := b.get("/console/requests/pending", poll...)
+			switch r.status {
+			case http.StatusOK, http.StatusServiceUnavailable:
+				continue
+			case http.StatusUnauthorized:
+			default:
+				t.Fatalf("%s: a poll: %s", e.clk.Now(), r)
+			}
+			r = b.get("/console/requests", navigation...)
+			if r.status == http.StatusOK {
+				continue // the notice
+			}
+			az := wantSilent(t, m, r)
+			tries++
+			if follow {
+				wantBack(t, answer(t, b, az), "/console/requests")
+			}
+		}
+		return tries
+	}
+	t.Run("identity provider down", func(t *testing.T) {
+		parallel(t)
+		e, m, _ := newReverifyEnv(t, oidctest.Config{NoOfflineAccess: true})
+		b := oidcSignIn(t, e, m, mona)
+		m.FailPromptNone("temporarily_unavailable")
+		e.clk.Advance(reverify)
+		if tries := page(t, e, m, b, 5*time.Minute, true); tries != 5 {
+			t.Errorf("five minutes of a page left open tried %d times, want 5", tries)
+		}
+	})
+	t.Run("never back", func(t *testing.T) {
+		parallel(t)
+		e, m, _ := newReverifyEnv(t, oidctest.Config{NoOfflineAccess: true})
+		b := oidcSignIn(t, e, m, mona)
+		e.clk.Advance(reverify)
+		if tries := page(t, e, m, b, 5*time.Minute, false); tries != 5 {
+			t.Errorf("five minutes of a page left open tried %d times, want 5", tries)
+		}
+	})
+}
+
+// TestSilentReverifyIdentityProviderDown: an identity provider that
+// answers temporarily_unavailable or server_error, or whose token endpoint
+// or keys can't be had, does not end a session without a refresh token at
+// once: it keeps its roles until four intervals passed since it was last
+// verified, then ends.
+func TestSilentReverifyIdentityProviderDown(t *testing.T) {
+	parallel(t)
+	for _, tc := range []struct {
+		name    string
+		breakIt func(m *oidctest.Provider, line *idpLine)
+	}{
+		{"temporarily_unavailable", func(m *oidctest.Provider, _ *idpLine) { m.FailPromptNone("temporarily_unavailable") }},
+		{"server_error", func(m *oidctest.Provider, _ *idpLine) { m.FailPromptNone("server_error") }},
+		{"token endpoint 503", func(_ *oidctest.Provider, line *idpLine) { line.status.Store(http.StatusServiceUnavailable) }},
+		{"keys unavailable", func(m *oidctest.Provider, _ *idpLine) {
+			if _, err := m.RotateKey(); err != nil {
+				panic(err)
+			}
+			m.FailJWKS(http.StatusServiceUnavailable)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			parallel(t)
+			e, m, line := newReverifyEnv(t, oidctest.Config{NoOfflineAccess: true})
+			req := e.file("contoso")
+			b := oidcSignIn(t, e, m, mona)
+			signedIn := e.clk.Now()
+			tc.breakIt(m, line)
+			reqPage := "/console/requests/" + req.ID
+			for e.clk.Advance(reverify); e.clk.Now().Before(signedIn.Add(4 * reverify)); e.clk.Advance(10 * time.Minute) {
+				r := silently(t, m, b, reqPage)
+				if r.status != http.StatusOK || !strings.Contains(r.body, `data-testid="action-approve"`) {
+					t.Fatalf("%s after sign-in, the session lost its roles: %s", e.clk.Now().Sub(signedIn), r)
+				}
+			}
+			if got := b.raw().VerifiedAt; !got.Equal(signedIn) {
+				t.Errorf("verified at %s", got)
+			}
+			if logs := e.logs.String(); !strings.Contains(logs, "can't verify a session now") {
+				t.Errorf("the log does not tell the identity provider could not verify the session:\n%s", logs)
+			}
+			e.clk.Set(signedIn.Add(4 * reverify))
+			az := wantSilent(t, m, b.get(reqPage, navigation...))
+			wantEnded(t, e, answer(t, b, az))
+		})
+	}
+}
