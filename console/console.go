@@ -17,8 +17,10 @@
 // identities.
 // Sessions live in Redis behind an HttpOnly, SameSite=Strict cookie with idle
 // and absolute timeouts; an OpenID Connect session's identity is verified
-// again every few minutes with its refresh token (see reverify.go), so
-// roles taken away at the identity provider leave the console too.
+// again every few minutes with its refresh token (see reverify.go), or by
+// the identity provider's sign-in without a page when it has none (see
+// silent.go), so roles taken away at the identity provider leave the
+// console too.
 // Signing out ends the session, and the user's
 // session at the identity provider too where its issuer names an
 // end_session_endpoint (OpenID Connect RP-Initiated Logout). Every
@@ -137,7 +139,8 @@ type Config struct {
 	// verified again with its refresh token, so roles removed at the
 	// identity provider (or a disabled user) leave the console within
 	// about that long; DefaultReverify when zero. A session without a
-	// refresh token ends then.
+	// refresh token is verified by the identity provider's sign-in
+	// without a page then (see silent.go).
 	Reverify time.Duration
 	// RefreshInterval is how often live lists poll; 5s when zero.
 	RefreshInterval time.Duration
