@@ -511,9 +511,8 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 				"kind", ev.Kind, "request_id", ev.Request.ID, "template", d.template, "recipient", d.who)
 		}
 	}
-	// The recipients that failed: those a retry may reach, and those no
-	// retry can (permanentError).
-	var retry, dead failures
+	// The recipients that failed and that a retry may reach.
+	var retry failures
 	busy := false
 	for _, tg := range targets {
 		mk := sentKey(t, m.ID, hashKey(tg.key))
@@ -536,9 +535,18 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 			w.cfg.Logger.WarnContext(ctx, "notification not delivered", "tenant", t, "entry", m.ID,
 				"kind", ev.Kind, "request_id", ev.Request.ID, "channel", tg.channel, "attempt", attempts+1, "err", err)
 			if errors.As(err, new(permanentError)) {
-				// The lease stays until the dead letter below marks the
-				// recipient dead, so no replica sends it meanwhile.
-				dead.add(tg, err)
+				// No retry can reach it: a dead letter now, under its own
+				// error, marked dead while its lease still holds. The
+				// entry's later sends may outlast the lease, and a replica
+				// that took the entry over meanwhile would try the
+				// recipient again and dead-letter it a second time. The
+				// entry's other failed recipients are not dead letters: a
+				// receiver that is gone for good (a deleted Slack webhook
+				// fails every event) must not take down with it the
+				// e-mails that an SMTP outage failed in the same attempt.
+				if err := w.deadLetter(ctx, t, m.ID, raw, attempts+1, err, []string{tg.key}, false, tg.channel); err != nil {
+					return false, err
+				}
 				continue
 			}
 			rdb.Del(context.WithoutCancel(ctx), mk)
@@ -551,21 +559,6 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 		w.sent.WithLabelValues(tg.channel, "ok").Inc()
 		w.cfg.Logger.InfoContext(ctx, "notification delivered", "tenant", t, "entry", m.ID,
 			"kind", ev.Kind, "request_id", ev.Request.ID, "channel", tg.channel)
-	}
-	if len(dead.keys) > 0 {
-		// Recipients no retry can reach are dead letters now, under their
-		// own error. The entry's other failed recipients are not: a
-		// receiver that is gone for good (a deleted Slack webhook fails
-		// every event) must not take down with it the e-mails that an
-		// SMTP outage failed in the same attempt. Their retries go on
-		// without the dead ones.
-		finish := len(retry.keys) == 0 && !busy
-		if err := w.deadLetter(ctx, t, m.ID, raw, attempts+1, errors.Join(dead.errs...), dead.keys, finish, dead.channels...); err != nil {
-			return false, err
-		}
-		if finish {
-			return true, nil
-		}
 	}
 	switch {
 	case len(retry.keys) == 0 && busy:

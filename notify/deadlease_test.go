@@ -1,0 +1,180 @@
+package notify_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/lockbox-oss/lockbox/internal/redistest"
+	"github.com/lockbox-oss/lockbox/notify"
+)
+
+// stallHook holds a client's nth command matching match until release is
+// called, as a replica busy elsewhere between two of its commands would.
+type stallHook struct {
+	match   func(redis.Cmder) bool
+	n       int
+	mu      sync.Mutex
+	seen    int
+	stalled chan struct{}
+	free    chan struct{}
+	once    sync.Once
+}
+
+func newStallHook(t *testing.T, n int, match func(redis.Cmder) bool) *stallHook {
+	h := &stallHook{match: match, n: n, stalled: make(chan struct{}), free: make(chan struct{})}
+	t.Cleanup(h.release)
+	return h
+}
+
+func (h *stallHook) release() { h.once.Do(func() { close(h.free) }) }
+
+func (h *stallHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *stallHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if h.match(cmd) {
+			h.mu.Lock()
+			h.seen++
+			hit := h.seen == h.n
+			h.mu.Unlock()
+			if hit {
+				close(h.stalled)
+				<-h.free
+			}
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (h *stallHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// waitFor polls cond until it holds; the deadline only bounds a failure.
+func waitFor(t *testing.T, what string, cond func() (bool, error)) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ok, err := cond()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestPermanentFailureDeadLetteredOnceUnderSlowReplica: a replica whose
+// webhook receiver answers 410 goes on to the entry's later recipients,
+// whose sends may together take longer than the recipient's lease. Another
+// replica that takes the entry over meanwhile (it was idle for ClaimAfter)
+// must not call the gone receiver again nor dead-letter it a second time:
+// the recipient is dead-lettered, and marked dead, before the first
+// replica moves on.
+func TestPermanentFailureDeadLetteredOnceUnderSlowReplica(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.create(t, operator(0)) // request.created: the manager's e-mail and both webhooks
+	gone := startStatusHook(t, answer{status: http.StatusGone})
+	ok := startStatusHook(t, answer{status: http.StatusOK})
+	const claimAfter = 300 * time.Millisecond
+	mb := &mailbox{}
+	worker := func(name string, rdb redis.UniversalClient) *notify.Worker {
+		return newWorker(t, notify.WithMailer(notify.Config{
+			Redis: rdb, Now: e.clock.Now, Consumer: name, ClaimAfter: claimAfter, MaxAttempts: 16,
+			ManagerAddresses: []string{"mary@provider.example"},
+			Webhooks: []notify.WebhookConfig{
+				{URL: gone.URL, Secret: []byte("k")},
+				{URL: ok.URL, Secret: []byte("k")},
+			},
+		}, mb))
+	}
+	// Replica a stalls before its lease of the third recipient (the
+	// second webhook), after the manager's e-mail and the gone receiver.
+	slowRdb := redistest.Clone(t, e.rdb)
+	stall := newStallHook(t, 3, redistest.Command("set", "nx"))
+	slowRdb.AddHook(stall)
+	slow := worker("a", slowRdb)
+	done := make(chan error, 1)
+	go func() {
+		_, err := slow.Tick(ctx)
+		done <- err
+	}()
+	select {
+	case <-stall.stalled:
+	case err := <-done:
+		t.Fatalf("replica a finished its round without reaching the second webhook: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("replica a never reached the second webhook")
+	}
+	entries, err := e.rdb.XRange(ctx, notify.OutboxKey("contoso"), "-", "+").Result()
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("outbox = %v, %v; want the one entry", entries, err)
+	}
+	id := entries[0].ID
+	// Time passes at replica a: the gone receiver's lease runs out unless
+	// it was settled, and Redis sees the entry idle for ClaimAfter.
+	waitFor(t, "the gone receiver's lease to end", func() (bool, error) {
+		v, err := e.rdb.Get(ctx, notify.SentKey("contoso", id, "webhook:0")).Result()
+		if errors.Is(err, redis.Nil) {
+			return true, nil
+		}
+		return !strings.HasPrefix(v, "sending:"), err
+	})
+	waitFor(t, "the entry to be idle for ClaimAfter", func() (bool, error) {
+		p, err := e.rdb.XPendingExt(ctx, &redis.XPendingExtArgs{
+			Stream: notify.OutboxKey("contoso"), Group: notify.Group, Start: id, End: id, Count: 1,
+		}).Result()
+		return err == nil && len(p) == 1 && p[0].Idle >= claimAfter, err
+	})
+	// Replica a's claim of the tenant ends; replica b visits it and takes
+	// the entry over.
+	e.clock.Advance(claimAfter + time.Millisecond)
+	if _, err := worker("b", redistest.Clone(t, e.rdb)).Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	stall.release()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("replica a's round never ended")
+	}
+	if n := ok.count(); n != 1 {
+		t.Fatalf("the second webhook was called %d times, want once (by replica b, which took the entry over)", n)
+	}
+	if n := gone.count(); n != 1 {
+		t.Errorf("the gone receiver was called %d times, want once", n)
+	}
+	dead, err := e.rdb.XRange(ctx, notify.DeadKey("contoso"), "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dead) != 1 || dead[0].Values["recipients"] != "webhook:0" {
+		var got []any
+		for _, d := range dead {
+			got = append(got, d.Values["recipients"])
+		}
+		t.Errorf("dead letters for recipients %v, want one, for webhook:0", got)
+	}
+	if n := len(mb.to("mary@provider.example")); n != 1 {
+		t.Errorf("the manager got %d e-mails, want 1", n)
+	}
+	if n, err := slow.Depth(ctx); err != nil || n != 0 {
+		t.Errorf("depth = %d, %v; want the entry finished", n, err)
+	}
+}
