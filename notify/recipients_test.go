@@ -15,6 +15,7 @@ import (
 	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/notify"
+	"github.com/lockbox-oss/lockbox/tenants"
 )
 
 // flakyMailbox fails every Send while down, as a mail server that is out.
@@ -254,4 +255,49 @@ func slicesHasKind(ps []notify.WebhookPayload, k notify.Kind) bool {
 		}
 	}
 	return false
+}
+
+// TestRecipientListedUnderAnotherSpellingIsMailedOnce: recipients are read
+// again at each attempt, and an address may come from another list, in
+// another case, at the retry than at the attempt that mailed it (a
+// notification address "Security@" the tenant then also assigns as an
+// approver, stored "security@"). It is still one recipient, mailed once.
+func TestRecipientListedUnderAnotherSpellingIsMailedOnce(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	if _, err := e.tenants.PutSettings(ctx, globalAdmin.Principal, "203.0.113.1", "contoso", tenants.Settings{
+		LockboxEnabled: true, NotificationAddresses: []string{"Security@contoso.example"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r := e.create(t, operator(0))
+	e.act(t, r.ID, grants.ActionApprove, manager)
+	mb := &mailbox{}
+	// The first e-mail (the engineer's) fails, so the entry is retried.
+	w := newWorker(t, notify.WithMailer(notify.Config{Redis: e.rdb, Now: e.clock.Now, Consumer: "a"}, &downFirst{mailbox: mb, down: true}))
+	if _, err := w.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(mb.to("Security@contoso.example")); got != 1 {
+		t.Fatalf("the notification address got %d e-mails at the first attempt, want 1: %v", got, mb.recipients())
+	}
+	if err := e.tenants.AddApprover(ctx, globalAdmin.Principal, "203.0.113.1", "contoso", "security@contoso.example"); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(time.Second)
+	drain(t, w)
+	var got []string
+	for _, a := range mb.recipients() {
+		if strings.EqualFold(a, "security@contoso.example") {
+			for range mb.to(a) {
+				got = append(got, a)
+			}
+		}
+	}
+	if len(got) != 1 {
+		t.Errorf("security@contoso.example got %d e-mails, want 1: %v", len(got), got)
+	}
+	if got := len(mb.to("alice0@provider.example")); got != 1 {
+		t.Errorf("the engineer got %d e-mails, want 1 (the retry)", got)
+	}
 }

@@ -681,10 +681,16 @@ func (w *Worker) targets(ctx context.Context, tenant string, ev Event) ([]target
 			dropped = append(dropped, dropping{t, addr})
 			return
 		}
-		if slices.ContainsFunc(out, func(tg target) bool { return strings.EqualFold(tg.key, "mail:"+addr) }) {
+		// The key, which names the recipient's sent mark and Message-ID,
+		// ignores case as this deduplication does: a retry may list the
+		// address from another source, in another case (a notification
+		// address "Security@" later assigned as an approver, stored
+		// "security@"), and must know it for the recipient it mailed.
+		key := "mail:" + strings.ToLower(addr)
+		if slices.ContainsFunc(out, func(tg target) bool { return tg.key == key }) {
 			return
 		}
-		out = append(out, target{key: "mail:" + addr, channel: w.mailer.Name(), send: func(ctx context.Context, id string) error {
+		out = append(out, target{key: key, channel: w.mailer.Name(), send: func(ctx context.Context, id string) error {
 			msg, err := Render(ev, t, addr)
 			if err != nil {
 				return permanent(err)
