@@ -549,8 +549,20 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 				}
 				continue
 			}
-			rdb.Del(context.WithoutCancel(ctx), mk)
 			retry.add(tg, err)
+			// The attempt is on record before the recipient is free
+			// again: a replica that takes the entry over while this one
+			// is busy with its later recipients (their sends together may
+			// outlast ClaimAfter) finds the entry backing off, rather
+			// than sending to the recipient again before its backoff or
+			// Retry-After, and scheduling a retry of an entry this
+			// replica then finishes. failed writes the attempt's schedule
+			// again once every recipient was tried.
+			serr := w.schedule(ctx, t, m.ID, attempts+1, retry.wait)
+			rdb.Del(context.WithoutCancel(ctx), mk)
+			if serr != nil {
+				return false, serr
+			}
 			continue
 		}
 		if err := rdb.Set(context.WithoutCancel(ctx), mk, "sent", sentTTL).Err(); err != nil {
@@ -607,8 +619,14 @@ func (w *Worker) failed(ctx context.Context, t, id, raw string, attempts int, pe
 	if perm || attempts >= w.cfg.MaxAttempts {
 		return true, w.deadLetter(ctx, t, id, raw, attempts, cause, recipients, true, channels...)
 	}
+	return false, w.schedule(ctx, t, id, attempts, wait)
+}
+
+// schedule records failed attempt number attempts at entry id: its retry
+// is due after the backoff, or after wait if a receiver asked for longer.
+func (w *Worker) schedule(ctx context.Context, t, id string, attempts int, wait time.Duration) error {
 	at := w.cfg.Now().Add(max(w.cfg.Backoff(attempts), wait)).UnixMilli()
-	return false, w.cfg.Redis.HSet(ctx, retryKey(t), id, fmt.Sprintf("%d:%d", attempts, at)).Err()
+	return w.cfg.Redis.HSet(ctx, retryKey(t), id, fmt.Sprintf("%d:%d", attempts, at)).Err()
 }
 
 // transient reports whether err is the store failing (Redis down, slow or
