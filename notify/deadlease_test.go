@@ -127,7 +127,7 @@ func TestPermanentFailureDeadLetteredOnceUnderSlowReplica(t *testing.T) {
 	// Time passes at replica a: the gone receiver's lease runs out unless
 	// it was settled, and Redis sees the entry idle for ClaimAfter.
 	waitFor(t, "the gone receiver's lease to end", func() (bool, error) {
-		v, err := e.rdb.Get(ctx, notify.SentKey("contoso", id, "webhook:0")).Result()
+		v, err := e.rdb.Get(ctx, notify.SentKey("contoso", id, "webhook:"+gone.URL)).Result()
 		if errors.Is(err, redis.Nil) {
 			return true, nil
 		}

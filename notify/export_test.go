@@ -7,6 +7,7 @@ func WithMailer(c Config, m Mailer) Config {
 	return c
 }
 
-// SentKey is the key that marks recipient (a target key: "mail:<addr>",
-// "webhook:<n>") of outbox entry id as being sent, sent or dead.
+// SentKey is the key that marks recipient (a target key: "mail:<addr in
+// lower case>", "webhook:<URL>") of outbox entry id as being sent, sent or
+// dead.
 func SentKey(tenant, id, recipient string) string { return sentKey(tenant, id, hashKey(recipient)) }

@@ -261,3 +261,38 @@ func TestWebhookRetryAfter(t *testing.T) {
 		})
 	}
 }
+
+// TestWebhookRemovedFromConfigShiftsNoOtherReceiver: the runbook's fix for
+// a receiver that is gone is to remove its URL from the configuration. An
+// entry still being retried for another receiver then finds that receiver
+// in the gone one's place in the list; it is still the receiver it was,
+// and gets the event once the retry is due, once.
+func TestWebhookRemovedFromConfigShiftsNoOtherReceiver(t *testing.T) {
+	e := newEnv(t)
+	e.create(t, operator(0)) // request.created: one delivery to each webhook
+	gone := startStatusHook(t, answer{status: http.StatusGone})
+	down := startStatusHook(t, answer{status: http.StatusServiceUnavailable}, answer{status: http.StatusOK})
+	worker := func(hooks ...*statusHook) *notify.Worker {
+		var cfg []notify.WebhookConfig
+		for _, h := range hooks {
+			cfg = append(cfg, notify.WebhookConfig{URL: h.URL, Secret: []byte("k")})
+		}
+		return newWorker(t, notify.Config{Redis: e.rdb, Now: e.clock.Now, Consumer: "a", MaxAttempts: 16, DevDir: t.TempDir(), Webhooks: cfg})
+	}
+	ctx := context.Background()
+	if _, err := worker(gone, down).Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if g, d := gone.count(), down.count(); g != 1 || d != 1 {
+		t.Fatalf("first attempt: gone called %d times, down %d; want once each", g, d)
+	}
+	// The operator removes the gone receiver and restarts Lockbox.
+	e.clock.Advance(time.Minute)
+	drain(t, worker(down))
+	if n := down.count(); n != 2 {
+		t.Errorf("the receiver that was down was called %d times, want twice (the failed attempt and the retry)", n)
+	}
+	if n := gone.count(); n != 1 {
+		t.Errorf("the removed receiver was called %d times, want once", n)
+	}
+}

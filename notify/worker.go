@@ -450,7 +450,14 @@ func (w *Worker) processAll(ctx context.Context, t string, msgs []redis.XMessage
 
 // target is one recipient of an event on one channel.
 type target struct {
-	key     string // stable: "mail:<addr>" or "webhook:<n>"
+	// key is who the recipient is, the same at every attempt however
+	// the recipients are listed then: "mail:<addr in lower case>" or
+	// "webhook:<URL>". The sent mark and the delivery id hash it, and it
+	// is never shown, as a webhook's URL may hold its credential.
+	key string
+	// name is how logs and dead letters name the recipient:
+	// "mail:<addr>", or "webhook:<n>", the n-th configured webhook.
+	name    string
 	channel string
 	send    func(ctx context.Context, id string) error
 }
@@ -464,7 +471,7 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 	}
 	var ev Event
 	if err := json.Unmarshal([]byte(raw), &ev); err != nil {
-		return true, w.deadLetter(ctx, t, m.ID, raw, 1, fmt.Errorf("corrupt event: %w", err), nil, true)
+		return true, w.deadLetter(ctx, t, m.ID, raw, 1, fmt.Errorf("corrupt event: %w", err), nil, nil)
 	}
 	attempts, next := 0, int64(0)
 	if st, err := rdb.HGet(ctx, retryKey(t), m.ID).Result(); err == nil {
@@ -544,7 +551,7 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 				// receiver that is gone for good (a deleted Slack webhook
 				// fails every event) must not take down with it the
 				// e-mails that an SMTP outage failed in the same attempt.
-				if err := w.deadLetter(ctx, t, m.ID, raw, attempts+1, err, []string{tg.key}, false, tg.channel); err != nil {
+				if err := w.deadLetter(ctx, t, m.ID, raw, attempts+1, err, []string{tg.name}, []string{tg.key}, tg.channel); err != nil {
 					return false, err
 				}
 				continue
@@ -573,9 +580,9 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 			"kind", ev.Kind, "request_id", ev.Request.ID, "channel", tg.channel)
 	}
 	switch {
-	case len(retry.keys) == 0 && busy:
+	case len(retry.names) == 0 && busy:
 		return false, nil
-	case len(retry.keys) == 0:
+	case len(retry.names) == 0:
 		_, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			p.XAck(ctx, OutboxKey(t), Group, m.ID)
 			p.XDel(ctx, OutboxKey(t), m.ID)
@@ -584,21 +591,21 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 		})
 		return err == nil, err
 	}
-	return w.failed(ctx, t, m.ID, raw, attempts+1, false, retry.errs[len(retry.errs)-1], retry.wait, retry.keys, retry.channels)
+	return w.failed(ctx, t, m.ID, raw, attempts+1, false, retry.errs[len(retry.errs)-1], retry.wait, retry.names, retry.channels)
 }
 
 // failures are the recipients of one entry that failed in one attempt, in
 // the order they were tried.
 type failures struct {
-	keys, channels []string
-	errs           []error
+	names, channels []string
+	errs            []error
 	// wait is the longest any of their receivers asked to be left alone
 	// (a webhook's Retry-After).
 	wait time.Duration
 }
 
 func (f *failures) add(tg target, err error) {
-	f.keys, f.channels, f.errs = append(f.keys, tg.key), append(f.channels, tg.channel), append(f.errs, err)
+	f.names, f.channels, f.errs = append(f.names, tg.name), append(f.channels, tg.channel), append(f.errs, err)
 	if d, ok := errors.AsType[*delayedError](err); ok {
 		f.wait = max(f.wait, d.wait)
 	}
@@ -617,7 +624,7 @@ func (f *failures) add(tg target, err error) {
 // maxBackoff.
 func (w *Worker) failed(ctx context.Context, t, id, raw string, attempts int, perm bool, cause error, wait time.Duration, recipients, channels []string) (bool, error) {
 	if perm || attempts >= w.cfg.MaxAttempts {
-		return true, w.deadLetter(ctx, t, id, raw, attempts, cause, recipients, true, channels...)
+		return true, w.deadLetter(ctx, t, id, raw, attempts, cause, recipients, nil, channels...)
 	}
 	return false, w.schedule(ctx, t, id, attempts, wait)
 }
@@ -644,17 +651,18 @@ func transient(err error) bool {
 }
 
 // deadLetter writes an entry to the dead-letter stream for the failed
-// recipients, in one MULTI. With finish, the entry leaves the outbox;
-// without, it stays for its other recipients, and the failed ones are
-// marked dead so that its retries pass them by.
-func (w *Worker) deadLetter(ctx context.Context, t, id, raw string, attempts int, cause error, failed []string, finish bool, channels ...string) error {
+// recipients (target names), in one MULTI. Given dead, the keys of
+// recipients refused for good, the entry stays for its other recipients
+// and those are marked dead so that its retries pass them by; without,
+// the entry leaves the outbox.
+func (w *Worker) deadLetter(ctx context.Context, t, id, raw string, attempts int, cause error, failed, dead []string, channels ...string) error {
 	_, err := w.cfg.Redis.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.XAdd(ctx, &redis.XAddArgs{Stream: DeadKey(t), Values: []any{
 			"event", raw, "entry", id, "attempts", attempts, "error", fmt.Sprint(cause),
 			"recipients", strings.Join(failed, ","), "at", w.cfg.Now().UTC().Format(time.RFC3339),
 		}})
-		if !finish {
-			for _, k := range failed {
+		if len(dead) > 0 {
+			for _, k := range dead {
 				p.Set(ctx, sentKey(t, id, hashKey(k)), "dead", sentTTL)
 			}
 			return nil
@@ -699,8 +707,8 @@ func (w *Worker) targets(ctx context.Context, tenant string, ev Event) ([]target
 			dropped = append(dropped, dropping{t, addr})
 			return
 		}
-		// The key, which names the recipient's sent mark and Message-ID,
-		// ignores case as this deduplication does: a retry may list the
+		// The key (the recipient's sent mark and Message-ID) ignores
+		// case as this deduplication does: a retry may list the
 		// address from another source, in another case (a notification
 		// address "Security@" later assigned as an approver, stored
 		// "security@"), and must know it for the recipient it mailed.
@@ -708,7 +716,7 @@ func (w *Worker) targets(ctx context.Context, tenant string, ev Event) ([]target
 		if slices.ContainsFunc(out, func(tg target) bool { return tg.key == key }) {
 			return
 		}
-		out = append(out, target{key: key, channel: w.mailer.Name(), send: func(ctx context.Context, id string) error {
+		out = append(out, target{key: key, name: "mail:" + addr, channel: w.mailer.Name(), send: func(ctx context.Context, id string) error {
 			msg, err := Render(ev, t, addr)
 			if err != nil {
 				return permanent(err)
@@ -799,7 +807,11 @@ func (w *Worker) targets(ctx context.Context, tenant string, ev Event) ([]target
 		hev := ev
 		hev.Kind = hook
 		for i, h := range w.hooks {
-			out = append(out, target{key: "webhook:" + strconv.Itoa(i), channel: "webhook", send: func(ctx context.Context, id string) error {
+			// Keyed by its URL, not its place in the list: a receiver
+			// removed from the configuration (the runbook's fix for one
+			// that is gone) must not hand its mark, sent or dead, to the
+			// one that takes its place, whose retry would then be skipped.
+			out = append(out, target{key: "webhook:" + h.cfg.URL, name: "webhook:" + strconv.Itoa(i), channel: "webhook", send: func(ctx context.Context, id string) error {
 				body, err := WebhookBody(hev)
 				if err != nil {
 					return permanent(err)
