@@ -2,6 +2,7 @@ package audit_test
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -100,6 +101,35 @@ func TestPagingWithEqualIdsAndTimes(t *testing.T) {
 				if !slices.Equal(got, w) {
 					t.Fatalf("tenant %q, limit %d, %+v:\n got %v\nwant %v", tenant, limit, q, got, w)
 				}
+			}
+		}
+	}
+}
+
+// TestCursorAtTheFirstPossibleId: a cursor at id 0-0 (nothing comes after
+// it) ends a search of a date range with an empty page, as it ends one
+// without a range, instead of failing.
+func TestCursorAtTheFirstPossibleId(t *testing.T) {
+	ctx := context.Background()
+	rdb := testRedis(t)
+	onboard(t, rdb, "contoso", "fabrikam")
+	log := newLog(rdb, nil)
+	for _, tn := range []string{"contoso", "fabrikam"} {
+		if _, err := log.Append(ctx, record.Record{Operation: record.OpAddApprover, LockboxTenant: tn,
+			RecordType: record.RecordTypeExchangeAdmin, UserType: record.UserTypeAdmin, UserId: "gina@" + tn + ".example",
+			Workload: record.WorkloadLockbox, ObjectId: "adam@" + tn + ".example", CreationTime: record.Time{Time: t0}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, q := range []audit.Query{
+		{Tenant: "contoso", Cursor: base64.RawURLEncoding.EncodeToString([]byte("0-0"))},
+		{Cursor: base64.RawURLEncoding.EncodeToString([]byte("0-0/contoso"))},
+	} {
+		for _, to := range []time.Time{{}, t0.Add(time.Hour)} {
+			q.To = to
+			pg, err := log.Search(ctx, providerAuditor, q)
+			if err != nil || len(pg.Records) != 0 || pg.Next != "" {
+				t.Errorf("%+v: %d records, next %q, %v", q, len(pg.Records), pg.Next, err)
 			}
 		}
 	}

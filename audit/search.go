@@ -427,6 +427,11 @@ func (r *streamReader) seek(ctx context.Context) error {
 		}
 		return &msgs[0], nil
 	}
+	if r.max == "" {
+		// A cursor at the first possible id: nothing is below it, and
+		// "" is no id Redis takes.
+		return nil
+	}
 	newest, err := probe(r.max)
 	if err != nil || newest == nil {
 		return err
