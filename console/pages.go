@@ -514,9 +514,15 @@ type confirmView struct {
 	Action  actionView
 	Comment string
 	Problem string
+	// Offered shows the form: the action is one the request page offers.
+	Offered bool
 }
 
-// confirmPage asks for a comment and a confirmation before an action.
+// confirmPage asks for a comment and a confirmation before an action. An
+// action the request page does not offer the session (its roles or the
+// request's state changed since the page was opened: a form posted by a
+// session due to be verified again comes back here from the identity
+// provider with the roles it gives now) gets no form, only why.
 func (c *Console) confirmPage(w http.ResponseWriter, r *http.Request, sess Session) error {
 	name := r.PathValue("action")
 	if _, ok := confirmable[name]; !ok {
@@ -526,7 +532,12 @@ func (c *Console) confirmPage(w http.ResponseWriter, r *http.Request, sess Sessi
 	if err != nil {
 		return err
 	}
-	c.render(w, r, http.StatusOK, "confirm", &sess, confirmView{requestRow: c.row(req), Action: actionNamed(name)})
+	v := confirmView{requestRow: c.row(req), Action: actionNamed(name)}
+	offered, _ := actions(sess, req)
+	if v.Offered = slices.ContainsFunc(offered, func(a actionView) bool { return a.Name == name }); !v.Offered {
+		v.Problem = v.Action.Label + " is not open to you on this request now: its state or your roles don't allow it."
+	}
+	c.render(w, r, http.StatusOK, "confirm", &sess, v)
 	return nil
 }
 
@@ -560,7 +571,7 @@ func (c *Console) act(w http.ResponseWriter, r *http.Request, sess Session) erro
 		if gerr != nil {
 			return err
 		}
-		c.render(w, r, status, "confirm", &sess, confirmView{requestRow: c.row(req), Action: actionNamed(name), Comment: comment, Problem: msg})
+		c.render(w, r, status, "confirm", &sess, confirmView{requestRow: c.row(req), Action: actionNamed(name), Comment: comment, Problem: msg, Offered: true})
 		return nil
 	}
 	seeOther(w, r, "/console/requests/"+url.PathEscape(id)+"?done="+name)

@@ -320,6 +320,36 @@ func TestSilentReverifyForm(t *testing.T) {
 	}
 }
 
+// TestSilentReverifyFormRoleGone: a manager's Approve form posted once her
+// session is due, and after the identity provider took her role away (she
+// keeps one that reads requests), is not acted on; the browser comes back
+// from the identity provider to the form's page, which no longer offers
+// the approval she can't give, and says so.
+func TestSilentReverifyFormRoleGone(t *testing.T) {
+	parallel(t)
+	e, m, _ := newReverifyEnv(t, oidctest.Config{NoOfflineAccess: true})
+	req := e.file("contoso")
+	b := oidcSignIn(t, e, m, mona)
+	form := "/console/requests/" + req.ID + "/approve"
+	r := b.get(form, navigation...)
+	mustContain(t, "the Approve form", r, `action="`+form+`"`, `data-testid="confirm"`)
+	csrf := b.csrf()
+	m.UpdateUser(mona.sub, oidcUser{sub: mona.sub, name: mona.name, roles: []string{"audit-reader"}}.user())
+	e.clk.Advance(reverify)
+
+	r = b.post(form, url.Values{"csrf_token": {csrf}, "comment": {"ok"}}, header("Referer", e.srv.URL+form))
+	wantBack(t, answer(t, b, wantSilent(t, m, r)), form)
+	if got := e.request(req.ID); got.State != grants.StatePendingManager || got.ManagerApprover != "" {
+		t.Errorf("the request is %s, approved by %q", got.State, got.ManagerApprover)
+	}
+	r = b.get(form, navigation...)
+	if r.status != http.StatusOK {
+		t.Fatalf("the form's page after the role was removed: %s", r)
+	}
+	mustNotContain(t, "the form's page after the role was removed", r, `action="`+form+`"`, `data-testid="confirm"`)
+	mustContain(t, "the form's page after the role was removed", r, `data-testid="problem"`, "Approve is not open to you")
+}
+
 // TestSilentReverifyPoll: a page's poll of a session due to be verified
 // again, without a refresh token, gets 401, which makes the page reload
 // (a navigation, which goes to the identity provider), and starts nothing
