@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -26,38 +27,74 @@ import (
 // in to the admin center, on the real clock.
 func startIssuersConsole(t *testing.T, tweaks ...func(name string, c *oidctest.Config)) (*consoleWorld, *idps) {
 	t.Helper()
-	p := startIDPs(t, time.Now, true, tweaks...)
+	return startIssuersConsoleWith(t, issuersConsole{}, tweaks...)
+}
+
+// issuersConsole is what startIssuersConsoleWith changes of the Lockbox
+// startIssuersConsole runs; the zero value changes nothing.
+type issuersConsole struct {
+	// now is the clock of Lockbox, its demo services and the identity
+	// providers; time.Now when nil.
+	now func() time.Time
+	// env are more settings (LOCKBOX_CONSOLE_REVERIFY, say).
+	env map[string]string
+	// refresh is the live lists' polling period (server.Options.ConsoleRefresh).
+	refresh time.Duration
+	// host is the name the browser reaches the console by, and its public
+	// URL's; 127.0.0.1 when "". "localhost" makes the identity providers,
+	// which serve at 127.0.0.1, another site than the console, as they
+	// are in a deployment, so SameSite cookies don't cross their
+	// redirects.
+	host string
+}
+
+// startIssuersConsoleWith is startIssuersConsole, changed by o.
+func startIssuersConsoleWith(t *testing.T, o issuersConsole, tweaks ...func(name string, c *oidctest.Config)) (*consoleWorld, *idps) {
+	t.Helper()
+	if o.now == nil {
+		o.now = time.Now
+	}
+	p := startIDPs(t, o.now, true, tweaks...)
 	dir := t.TempDir()
 	grantKey, err := grantsig.EnsureKeyFiles(filepath.Join(dir, "grant.pem"), filepath.Join(dir, "grant.pub.pem"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cluster, err := startDemo(t, context.Background(), grantKey, time.Now)
+	cluster, err := startDemo(t, context.Background(), grantKey, o.now)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(cluster.Close)
 	// The redirect URI names the console's address, so it is chosen first.
 	api := freeAddr(t)
-	cfg, err := config.LoadFor(map[string]string{
+	public := "http://" + api
+	if o.host != "" {
+		_, port, _ := strings.Cut(api, "127.0.0.1:")
+		public = "http://" + o.host + ":" + port
+	}
+	env := map[string]string{
 		"LOCKBOX_UPSTREAMS":              "exchange=" + cluster.Upstreams()["exchange"],
 		"LOCKBOX_PROXY_SIGNING_KEY_FILE": filepath.Join(dir, "grant.pem"),
 		"LOCKBOX_REDIS_URL":              redistest.URL(t),
 		"LOCKBOX_ISSUERS_FILE":           p.file,
-		"LOCKBOX_CONSOLE_URL":            "http://" + api,
+		"LOCKBOX_CONSOLE_URL":            public,
 		"LOCKBOX_API_ADDR":               api,
 		"LOCKBOX_PROXY_ADDR":             "127.0.0.1:0",
 		"LOCKBOX_METRICS_ADDR":           "127.0.0.1:0",
 		"LOCKBOX_SIEM_SINK":              "off",
-	}, config.ModeServe)
+	}
+	maps.Copy(env, o.env)
+	cfg, err := config.LoadFor(env, config.ModeServe)
 	if err != nil {
 		t.Fatal(err)
 	}
 	logs := &lockedBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	srv, err := server.New(ctx, cfg, server.Options{
-		Logger:     slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn})),
-		DevMailDir: filepath.Join(dir, "mail"),
+		Now:            o.now,
+		Logger:         slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		DevMailDir:     filepath.Join(dir, "mail"),
+		ConsoleRefresh: o.refresh,
 	})
 	if err != nil {
 		cancel()
@@ -79,7 +116,7 @@ func startIssuersConsole(t *testing.T, tweaks ...func(name string, c *oidctest.C
 			t.Logf("lockbox logs (warnings and errors):\n%s", logs.String())
 		}
 	})
-	return &consoleWorld{srv: srv, base: "http://" + srv.APIAddr(), logs: logs}, p
+	return &consoleWorld{srv: srv, base: public, logs: logs}, p
 }
 
 // signInThrough runs the navigation that starts a sign-in (a click, or
