@@ -108,10 +108,10 @@ func (c *Config) CheckAndSetDefaults() error {
 // writes (the request, its grant, the tenant's request, deadline, pending
 // and active indexes, the open-request marker, the audit chain, the
 // notification outbox) carries the tenant's hash tag, and so does what it
-// watches (the request, the tenant's settings and approvers). The
-// provider-wide indexes can't join it: request id → tenant (which tenant's
-// slot a request is in) and the provider-wide listings (every request, and
-// each operator's own). Create writes them, and the tenant set,
+// watches (the request, the tenant's settings, approvers and registry
+// entry). The provider-wide indexes can't join it: request id → tenant
+// (which tenant's slot a request is in) and the provider-wide listings
+// (every request, and each operator's own). Create writes them, and the tenant set,
 // idempotently before the request's own transaction, so a committed
 // request is normally always indexed; an entry whose request never
 // committed is skipped by readers. A write to them can still be lost
@@ -614,6 +614,12 @@ func (s *Store) update(ctx context.Context, tenant, id string, act Action, fn fu
 	var actErr error
 	for range s.cfg.MaxRetries {
 		actErr = nil
+		// Everything a decision reads about the tenant is watched, so a
+		// change committing between those reads and EXEC fails it and the
+		// decision is judged again: the switch (settings), the assignments
+		// (approvers) and the registry entry, whose domains say who is a
+		// user of the tenant at all (removing a domain takes the rights of
+		// its global admins and approvers).
 		err := s.cfg.Redis.Watch(ctx, func(tx *redis.Tx) error {
 			var err error
 			if cur, err = s.load(ctx, tx, tenant, id); err != nil {
@@ -649,7 +655,7 @@ func (s *Store) update(ctx context.Context, tenant, id string, act Action, fn fu
 				return s.queue(ctx, p, cur, next)
 			})
 			return err
-		}, key, keys.Settings(tenant), keys.Approvers(tenant))
+		}, key, keys.Settings(tenant), keys.Approvers(tenant), keys.Tenant(tenant))
 		if errors.Is(err, redis.TxFailedErr) {
 			continue
 		}
