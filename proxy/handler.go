@@ -394,7 +394,7 @@ func New(cfg Config) (*Handler, error) {
 // for the log line.
 type call struct {
 	id    string    // decision id: names this call in the log and to the client
-	now   time.Time // the time it is judged at: its arrival, or when its body was complete if screenBody read it
+	now   time.Time // the time it is judged at: once authenticated, or when its body was complete if screenBody read it
 	label string    // service metric label: a configured service or "unknown"
 
 	// policy is the one version of the policy that classifies and decides
@@ -426,7 +426,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	c := &call{
 		id:    h.ids.next(),
-		now:   h.cfg.Now(),
 		label: h.metrics.label(claimedService(r.RequestURI)),
 	}
 	w.Header().Set(HeaderDecisionID, c.id)
@@ -467,8 +466,8 @@ func (h *Handler) judge(r *http.Request, c *call) (Reason, error) {
 		reason Reason
 		err    error
 	)
-	// Taken first, like the clock reading: every step after this judges the
-	// call by this one version, however the policy reloads meanwhile.
+	// Taken first: every step after this judges the call by this one
+	// version, however the policy reloads meanwhile.
 	c.policy = h.cfg.Policy.Snapshot()
 	if reason, err = screen(r, h.cfg.MaxBodyBytes); reason != "" {
 		return reason, err
@@ -476,6 +475,12 @@ func (h *Handler) judge(r *http.Request, c *call) (Reason, error) {
 	if c.principal, reason, err = h.authenticate(ctx, r); reason != "" {
 		return reason, err
 	}
+	// The call is judged at a reading of the clock taken once its operator
+	// is known: verifying a token can wait for the issuer's keys to load
+	// again (up to the fetch's timeout), and a grant that ended meanwhile
+	// must refuse the call. screenBody reads it again once a body it
+	// reads is complete.
+	c.now = h.cfg.Now()
 	if c.route, reason, err = h.resolve(r.RequestURI); reason != "" {
 		if reason == ReasonUnknownService {
 			c.label = unknownService

@@ -1261,3 +1261,43 @@ func TestHeaderNamesCanonical(t *testing.T) {
 		}
 	}
 }
+
+// slowAuth is an Authenticator whose verification takes until the clock
+// reads until (once set): as a verification that waits for the issuer's
+// keys to load again (a token naming a key the proxy does not know yet)
+// takes as long as that fetch does.
+type slowAuth struct {
+	Authenticator
+	clk   interface{ Set(time.Time) }
+	until atomic.Pointer[time.Time]
+}
+
+func (a *slowAuth) Verify(ctx context.Context, raw string) (identity.Principal, error) {
+	p, err := a.Authenticator.Verify(ctx, raw)
+	if t := a.until.Load(); t != nil {
+		a.clk.Set(*t)
+	}
+	return p, err
+}
+
+// TestGrantJudgedAfterAuthentication: a call whose authentication lasted
+// until the grant's end is refused. Its grant is judged at a reading of
+// the clock taken once the operator is known, not when the call arrived.
+func TestGrantJudgedAfterAuthentication(t *testing.T) {
+	auth := &slowAuth{}
+	e := newTestEnv(t, func(e *testEnv, c *Config) {
+		auth.Authenticator, auth.clk = c.Auth, e.clk
+		c.Auth = auth
+	})
+	req := e.grantFor(alice, "contoso", "exchange", time.Hour)
+	end := *req.ExpiresAt
+	e.clk.Set(end.Add(-time.Second))
+	auth.until.Store(&end)
+	res := e.send(as(alice, "GET", mailboxes)(e))
+	if res.status != http.StatusForbidden || res.errorCode(t) != string(ReasonGrantExpired) {
+		t.Fatalf("%d %s: want 403 %s", res.status, res.body, ReasonGrantExpired)
+	}
+	if n := e.upstreamCalls(); n != 0 {
+		t.Errorf("upstream received %d requests after the grant ended", n)
+	}
+}
