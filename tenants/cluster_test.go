@@ -36,6 +36,7 @@ func TestOnRedisCluster(t *testing.T) {
 		"TenantRevision":                         TestTenantRevision,
 		"TenantRevisionOfUnrevisionedEntries":    TestTenantRevisionOfUnrevisionedEntries,
 		"TenantChangedBetweenReadAndWrite":       TestTenantChangedBetweenReadAndWrite,
+		"AddressesOnceWhateverTheCase":           TestAddressesOnceWhateverTheCase,
 	} {
 		t.Run(name, test)
 	}

@@ -146,7 +146,11 @@ func (t *Tenant) normalize() error {
 func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
 
 // normalizeAddresses checks a list of plain e-mail addresses and drops
-// duplicates.
+// duplicates: addresses equal without ASCII case (foldUser) are one person,
+// as a tenant user's id is and as notifications address them, so the first
+// spelling is kept and the others dropped. Otherwise an entry that lists
+// Gina@Contoso.example would list gina@contoso.example again when she is
+// added in that spelling.
 func normalizeAddresses(field string, in []string) ([]string, error) {
 	if len(in) > maxAddresses {
 		return nil, invalid("%s: at most %d addresses", field, maxAddresses)
@@ -157,7 +161,8 @@ func normalizeAddresses(field string, in []string) ([]string, error) {
 		if err != nil || addr.Name != "" || addr.Address != strings.TrimSpace(a) {
 			return nil, invalid("%s: %q is not a plain e-mail address", field, a)
 		}
-		if !slices.Contains(out, addr.Address) {
+		id := foldUser(addr.Address)
+		if !slices.ContainsFunc(out, func(o string) bool { return foldUser(o) == id }) {
 			out = append(out, addr.Address)
 		}
 	}
