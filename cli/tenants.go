@@ -302,7 +302,7 @@ func (e *env) tenantUpdateCommand() *cobra.Command {
 				u.Domains = &d
 			}
 			if editAdmins {
-				a, err := editList("global administrator", pos[0], t.GlobalAdmins, addAdmins, dropAdmins, func(a, b string) bool { return a == b })
+				a, err := editList("global administrator", pos[0], t.GlobalAdmins, addAdmins, dropAdmins, sameAddress)
 				if err != nil {
 					return err
 				}
@@ -349,6 +349,30 @@ func normalizeDomains(in []string) []string {
 		out[i] = strings.TrimSuffix(strings.ToLower(d), ".")
 	}
 	return out
+}
+
+// sameAddress reports whether a and b are one global administrator's
+// address, as the registry tells them apart: equal without ASCII case
+// (Gina@Contoso.example is gina@contoso.example), every other byte as it
+// is, so that no Unicode case mapping (a Kelvin sign for k) makes two
+// addresses one.
+func sameAddress(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range len(a) {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }
 
 // editList returns list with add appended (those not in it yet) and drop
