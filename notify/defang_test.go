@@ -1,6 +1,7 @@
 package notify_test
 
 import (
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -175,7 +176,8 @@ func unsafeRune(r rune) bool {
 // FuzzDefang: whatever the text, nothing linkable is left, and Defang is
 // idempotent, so text defanged twice (a comment quoted in a later e-mail)
 // reads the same. Text as messages show it (Defang of HeaderValue) has no
-// control character either.
+// control character either, and Defang's work stays within its linear
+// bounds (checkDefangWork).
 func FuzzDefang(f *testing.F) {
 	for _, s := range []string{"visit evil.com/login or mailto:x@evil.com or HTTPS://EVIL.COM", "note: 10:30",
 		"пример.рф", "evil。com", "www.x", "e.g. v1.2.3", "tel:+1", "a.bc.d", "1.2.3.4", "xn--p1ai.xn--p1ai",
@@ -197,5 +199,43 @@ func FuzzDefang(f *testing.F) {
 		if i := strings.IndexFunc(shown, unsafeRune); i >= 0 {
 			t.Fatalf("Defang(HeaderValue(%q)) = %q has the control character %U", s, shown, []rune(shown[i:])[0])
 		}
+		if msg := checkDefangWork(s); msg != "" {
+			t.Fatalf("Defang(%q): %s", s, msg)
+		}
 	})
+}
+
+// Bounds on Defang's work, whatever the text (checkDefangWork): a fixed
+// number of passes, and a fixed number of bytes of scheme names looked up
+// for each byte of text, so that its time grows linearly with the text.
+const (
+	maxDefangPasses    = 3
+	maxLookedUpPerByte = 16
+)
+
+// checkDefangWork reports how Defang's work on s exceeds its bounds, or "".
+func checkDefangWork(s string) string {
+	passes, lookedUp := notify.DefangWork(s)
+	switch {
+	case passes > maxDefangPasses:
+		return fmt.Sprintf("%d passes, want at most %d", passes, maxDefangPasses)
+	case lookedUp > maxLookedUpPerByte*len(s):
+		return fmt.Sprintf("%d bytes of schemes looked up for %d bytes of text, want at most %d per byte",
+			lookedUp, len(s), maxLookedUpPerByte)
+	}
+	return ""
+}
+
+// TestDefangWorkIsLinear: on the shapes that make each step of Defang
+// work hardest (those BenchmarkDefang measures), at the sizes user text
+// reaches and beyond, Defang's work stays within its linear bounds. Its
+// speed is BenchmarkDefang's to show; this counts instead of timing.
+func TestDefangWorkIsLinear(t *testing.T) {
+	for _, sh := range defangShapes {
+		for _, n := range []int{250, 2000, 16000} {
+			if msg := checkDefangWork(defangInput(sh.unit, sh.last, n)); msg != "" {
+				t.Errorf("%s, %d bytes: %s", sh.name, n, msg)
+			}
+		}
+	}
 }

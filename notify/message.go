@@ -318,6 +318,15 @@ var linkSchemes = map[string]bool{
 	"geo": true, "magnet": true, "webcal": true, "bitcoin": true,
 }
 
+// maxLinkScheme is the length of the longest of linkSchemes.
+var maxLinkScheme = func() int {
+	n := 0
+	for s := range linkSchemes {
+		n = max(n, len(s))
+	}
+	return n
+}()
+
 // HeaderValue returns s on one line: CR, LF and other control characters
 // become spaces, so a value can't add a header, and bidirectional controls
 // too, so a value reads in the order it is written.
@@ -345,6 +354,18 @@ func HeaderValue(s string) string {
 // A UNC path's leading backslashes are written "[\\]": "\\fileserver\share"
 // reads "[\\]fileserver\share", which no client opens (see uncRE).
 func Defang(s string) string {
+	s, _ = defang(s)
+	return s
+}
+
+// defangWork is what one Defang did beyond its regular expressions, for
+// the tests that bound it: how many passes of defangURIs it made, and how
+// many bytes of scheme names it looked up in linkSchemes.
+type defangWork struct{ passes, lookedUp int }
+
+// defang is Defang, also returning its work.
+func defang(s string) (string, defangWork) {
+	var w defangWork
 	s = uncRE.ReplaceAllString(s, `[\\]$1`)
 	s = schemeRE.ReplaceAllString(s, "$1[:]//")
 	s = httpRE.ReplaceAllString(s, "hxxp")
@@ -354,23 +375,28 @@ func Defang(s string) string {
 	s = hostRE.ReplaceAllStringFunc(s, defangHost)
 	// A match takes the characters around a scheme, so in "a:b:c" the
 	// "b" after one colon is the scheme of the next: repeat until nothing
-	// changes. Each round defangs a colon, so it ends.
+	// changes. Each round defangs a colon, so it ends; and it ends after
+	// three passes at most, not one per colon: a pass misses a scheme only
+	// right after the colon of the match before, which, followed by the
+	// scheme's letter, is a URI that the pass defangs, so the next pass
+	// finds the scheme after its "]".
 	for prev := ""; prev != s; {
-		prev, s = s, defangURIs(s)
+		prev, s = s, defangURIs(s, &w)
+		w.passes++
 	}
-	return s
+	return s, w
 }
 
 // defangURIs writes "[:]" for the colon of each match of uriRE that starts
 // a URI (startsURI), given the character after it, which must be there
-// and not be white space.
-func defangURIs(s string) string {
+// and not be white space. It adds its lookups to w.
+func defangURIs(s string, w *defangWork) string {
 	var b strings.Builder
 	last := 0
 	for _, m := range uriRE.FindAllStringSubmatchIndex(s, -1) {
 		colon := m[1] - 1
 		next, size := utf8.DecodeRuneInString(s[m[1]:])
-		if size == 0 || strings.ContainsRune("\t\n\f\r ", next) || !startsURI(s[m[4]:m[5]], next) {
+		if size == 0 || strings.ContainsRune("\t\n\f\r ", next) || !startsURI(s[m[4]:m[5]], next, w) {
 			continue
 		}
 		b.WriteString(s[last:colon])
@@ -387,12 +413,23 @@ func defangURIs(s string) string {
 // startsURI reports whether scheme, its colon and next start a URI: the
 // scheme is one of linkSchemes, or ends in one after a "+", "." or "-" (a
 // link detector may start the URI there: "+tel:1"), or a letter follows
-// the colon.
-func startsURI(scheme string, next rune) bool {
+// the colon. It adds its lookups to w.
+//
+// Only the scheme's tail as long as the longest link scheme is looked
+// at: a longer name is none of them. Looking up every suffix after a
+// separator, as it did, took time quadratic in the scheme's length, which
+// the text sets ("a+a+a+...:", a million bytes looked up for a reason of
+// 2000).
+func startsURI(scheme string, next rune, w *defangWork) bool {
 	scheme = strings.ToLower(scheme)
-	known := linkSchemes[scheme]
-	for i := 1; i < len(scheme) && !known; i++ {
+	known := false
+	if len(scheme) <= maxLinkScheme {
+		w.lookedUp += len(scheme)
+		known = linkSchemes[scheme]
+	}
+	for i := max(1, len(scheme)-maxLinkScheme); i < len(scheme) && !known; i++ {
 		if strings.IndexByte("+.-", scheme[i-1]) >= 0 {
+			w.lookedUp += len(scheme) - i
 			known = linkSchemes[scheme[i:]]
 		}
 	}
