@@ -22,6 +22,12 @@ SCRUB_ENV = for v in $$(env | sed -n 's/^\(LOCKBOX_[A-Za-z0-9_]*\)=.*/\1/p'); do
 # form for every target (make test FUZZTIME=5m, or FUZZTIME=1000000x).
 FUZZTIME ?=
 
+# How many inputs the fuzzer spends shrinking an input it keeps for new
+# coverage (Go's default is 60 s each): on a large one it shrank for the
+# whole minute, with no other input run meanwhile, and a target's short
+# pass took minutes instead of seconds. A failing input is shrunk as far.
+FUZZMINIMIZE ?= 500x
+
 # Every fuzz target, its package and its default count of inputs.
 FUZZ_TARGETS = \
 	FuzzCanonicalize:./proxy:40000x \
@@ -67,8 +73,8 @@ test: ## go vet, all tests with -race against a real redis-server, the Rego test
 	for f in $(FUZZ_TARGETS); do \
 		IFS=:; set -- $$f; unset IFS; \
 		n="$(FUZZTIME)"; [ -n "$$n" ] || n=$$3; \
-		echo "go test -run '^$$' -fuzz '^$$1$$' -fuzztime $$n $$2"; \
-		go test -run '^$$' -fuzz "^$$1$$" -fuzztime "$$n" "$$2"; \
+		echo "go test -run '^$$' -fuzz '^$$1$$' -fuzztime $$n -fuzzminimizetime $(FUZZMINIMIZE) $$2"; \
+		go test -run '^$$' -fuzz "^$$1$$" -fuzztime "$$n" -fuzzminimizetime "$(FUZZMINIMIZE)" "$$2"; \
 	done
 	@$(MAKE) --no-print-directory deploy-check
 
