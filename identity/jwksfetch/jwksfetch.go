@@ -114,8 +114,9 @@ func New(cfg Config) (*Fetcher, error) {
 }
 
 // CheckRedirect is the default client's redirect policy: a few redirects,
-// never from https to anything else, since the keys that decide who signs in
-// must not travel in the clear.
+// never from https to anything else, and never to a URL a JWKS URL could
+// not be (https, or http on a loopback address), since the keys that decide
+// who signs in must not travel in the clear across a network.
 func CheckRedirect(req *http.Request, via []*http.Request) error {
 	if len(via) >= 3 {
 		return errors.New("more than 3 redirects")
@@ -123,8 +124,17 @@ func CheckRedirect(req *http.Request, via []*http.Request) error {
 	if via[0].URL.Scheme == "https" && req.URL.Scheme != "https" {
 		return fmt.Errorf("redirect from https to %s refused", req.URL.Scheme)
 	}
+	// A local identity provider is fetched in the clear; it must not send
+	// the fetch on, still in the clear, to another host.
+	if req.URL.Scheme != "https" && !(req.URL.Scheme == "http" && loopback(req.URL.Hostname())) {
+		return fmt.Errorf("redirect to %s on %s refused: https, or http on localhost only", req.URL.Scheme, req.URL.Hostname())
+	}
 	return nil
 }
+
+// loopback reports whether host is one identity.CheckFetchURL lets a JWKS
+// URL reach over plain http.
+func loopback(host string) bool { return host == "localhost" || host == "127.0.0.1" || host == "::1" }
 
 // Register starts keeping url fresh and fetches it once now. Every document
 // fetched from it, now and later, goes to accept, which returns an error for

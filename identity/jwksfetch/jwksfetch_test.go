@@ -190,3 +190,27 @@ func TestRedirectOutOfHTTPSRefused(t *testing.T) {
 		t.Fatalf("a redirect within https was refused: %v", err)
 	}
 }
+
+// A redirect may only lead where a JWKS URL may point: a fetch that starts
+// in the clear on a loopback address (a local identity provider) must not
+// be sent on, still in the clear, to another host, whose answer anyone on
+// the way could replace with their own keys.
+func TestRedirectOutOfLoopbackRefused(t *testing.T) {
+	for _, tc := range []struct {
+		from, to string
+		ok       bool
+	}{
+		{"http://127.0.0.1:8081/jwks", "http://idp.example/jwks", false},
+		{"http://localhost:8081/jwks", "http://10.0.0.7/jwks", false},
+		{"http://[::1]:8081/jwks", "ftp://idp.example/jwks", false},
+		{"http://127.0.0.1:8081/jwks", "http://localhost:8082/keys", true},
+		{"http://localhost:8081/jwks", "https://idp.example/jwks", true},
+	} {
+		req, _ := http.NewRequest(http.MethodGet, tc.to, nil)
+		via, _ := http.NewRequest(http.MethodGet, tc.from, nil)
+		err := jwksfetch.CheckRedirect(req, []*http.Request{via})
+		if (err == nil) != tc.ok {
+			t.Errorf("redirect from %s to %s: error %v, want allowed=%v", tc.from, tc.to, err, tc.ok)
+		}
+	}
+}
