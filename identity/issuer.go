@@ -226,19 +226,33 @@ type fileSource struct {
 
 	mu   sync.Mutex
 	last [32]byte // hash of the bytes published last
+	// Loads are numbered as they begin to read. Reload and the load a
+	// token's unknown key asks for may overlap, and one that began before
+	// the load that published last may have read the file before it was
+	// rotated: it publishes nothing, or the retired keys would come back
+	// until the next reload.
+	began, published uint64
 }
 
 func (f *fileSource) String() string { return f.path }
 
 func (f *fileSource) load(context.Context) error {
+	f.mu.Lock()
+	f.began++
+	n := f.began
+	f.mu.Unlock()
 	b, err := readKeyFile(f.path)
 	if err != nil {
 		return fmt.Errorf("%s: %w", f.what, err)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if n < f.published {
+		return nil
+	}
 	sum := sha256.Sum256(b)
 	if sum == f.last {
+		f.published = n
 		return nil
 	}
 	ks, err := f.parse(b, f.path)
@@ -246,7 +260,7 @@ func (f *fileSource) load(context.Context) error {
 		return err
 	}
 	f.publish(ks)
-	f.last = sum
+	f.last, f.published = sum, n
 	return nil
 }
 
