@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lestrrat-go/httprc/v3"
@@ -72,6 +73,26 @@ type resource struct {
 	mu   sync.Mutex
 	subs []func([]byte) error
 	last []byte // the last document every subscriber accepted
+	// newest is the number of the newest fetch whose document was handed
+	// to the subscribers (see numbered).
+	newest uint64
+}
+
+// numbered is the HTTP client with every fetch numbered as it begins. A
+// background fetch and a token's refresh of one URL may overlap (httprc
+// runs them on two workers); the one that began first may have read the
+// identity provider's keys before it rotated, and must not be delivered
+// after the other, or a retired key would verify again until the next
+// fetch.
+type numbered struct {
+	client *http.Client
+	seq    atomic.Uint64
+}
+
+type fetchNumber struct{}
+
+func (n *numbered) Do(req *http.Request) (*http.Response, error) {
+	return n.client.Do(req.WithContext(context.WithValue(req.Context(), fetchNumber{}, n.seq.Add(1))))
 }
 
 // New starts a Fetcher's workers. Close stops them.
@@ -96,7 +117,7 @@ func New(cfg Config) (*Fetcher, error) {
 	}
 	f := &Fetcher{cfg: cfg, log: cfg.Logger, urls: map[string]*resource{}}
 	client := httprc.NewClient(
-		httprc.WithHTTPClient(cfg.HTTPClient),
+		httprc.WithHTTPClient(&numbered{client: cfg.HTTPClient}),
 		// Few URLs, each fetched every few minutes: two workers keep one
 		// slow identity provider from delaying the others.
 		httprc.WithWorkers(2),
@@ -184,8 +205,16 @@ func (res *resource) deliver(resp *http.Response) error {
 	if len(b) > MaxDocumentSize {
 		return fmt.Errorf("document larger than %d bytes", MaxDocumentSize)
 	}
+	// The request is the last of its redirects; each keeps the context,
+	// and with it the fetch's number.
+	n, _ := resp.Request.Context().Value(fetchNumber{}).(uint64)
 	res.mu.Lock()
 	defer res.mu.Unlock()
+	if n < res.newest {
+		// A newer fetch was delivered already: this document is older.
+		return nil
+	}
+	res.newest = n
 	var errs []error
 	for _, accept := range res.subs {
 		if err := accept(b); err != nil {

@@ -214,3 +214,51 @@ func TestRedirectOutOfLoopbackRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestOverlappingFetchesDeliverInOrder: a fetch that began before another
+// of the same URL and answers after it (a slow background fetch beside a
+// token's refresh) does not deliver its older document last: a key the
+// newer one no longer lists would verify again until the next fetch.
+func TestOverlappingFetchesDeliverInOrder(t *testing.T) {
+	var n atomic.Int64
+	release, slowIn := make(chan struct{}), make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch n.Add(1) {
+		case 1:
+			w.Write([]byte(`{"keys":["first"]}`))
+		case 2:
+			// What the identity provider served before it rotated, sent
+			// only after the next fetch was answered.
+			close(slowIn)
+			<-release
+			w.Write([]byte(`{"keys":["old"]}`))
+		default:
+			w.Write([]byte(`{"keys":["new"]}`))
+		}
+	}))
+	t.Cleanup(srv.Close)
+	f := newFetcher(t, jwksfetch.Config{Refresh: time.Hour})
+	rec := &recorder{}
+	if err := f.Register(context.Background(), srv.URL, rec.accept); err != nil {
+		t.Fatal(err)
+	}
+	slow := make(chan error, 1)
+	go func() { slow <- f.Refresh(context.Background(), srv.URL) }()
+	select {
+	case <-slowIn:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first refresh never reached the server")
+	}
+	if err := f.Refresh(context.Background(), srv.URL); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	select {
+	case <-slow:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first refresh never finished")
+	}
+	if got := rec.last(); got != `{"keys":["new"]}` {
+		t.Fatalf("the last document delivered is %s, want the newest", got)
+	}
+}
