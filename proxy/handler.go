@@ -562,7 +562,7 @@ func screen(r *http.Request, maxBody int64) (Reason, error) {
 		return ReasonBadRequest, errors.New("CONNECT is refused: the proxy opens no tunnels")
 	case r.Method == "PRI":
 		return ReasonBadRequest, errors.New("HTTP/2 prior knowledge (h2c) is refused")
-	case hasHeader(r.Header, "Upgrade"), hasHeader(r.Header, "Http2-Settings"), connectionListsUpgrade(r.Header):
+	case hasHeader(r.Header, "Upgrade"), hasHeader(r.Header, "Http2-Settings"), connectionLists(r.Header, "Upgrade"):
 		// An upgraded connection is a tunnel whose later messages no check
 		// sees: websocket frames, or h2c streams.
 		return ReasonBadRequest, errors.New("protocol upgrades (Upgrade, h2c) are refused")
@@ -620,6 +620,14 @@ func (h *Handler) screenBody(r *http.Request, c *call) (read bool, _ Reason, _ e
 		return false, "", nil
 	}
 	contentType := r.Header.Values("Content-Type")
+	if connectionLists(r.Header, "Content-Type") {
+		// Hop-by-hop for the client, so the upstream gets none
+		// (outboundHeader), and a POST without one is a form to Rack:
+		// "Content-Type: text/plain" and "Connection: Content-Type" would
+		// otherwise carry "_method=DELETE" past this check. The body is
+		// judged as the upstream reads it.
+		contentType = nil
+	}
 	mediaType, boundary, err := FormType(r.Method, contentType)
 	if err != nil {
 		return false, ReasonBadRequest, err
@@ -690,10 +698,12 @@ func hasHeader(h http.Header, name string) bool {
 	return false
 }
 
-func connectionListsUpgrade(h http.Header) bool {
+// connectionLists reports whether the Connection header names name,
+// compared without regard to case.
+func connectionLists(h http.Header, name string) bool {
 	for _, v := range h.Values("Connection") {
 		for tok := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(tok), "upgrade") {
+			if strings.EqualFold(strings.TrimSpace(tok), name) {
 				return true
 			}
 		}

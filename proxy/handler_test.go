@@ -248,6 +248,23 @@ func TestDenials(t *testing.T) {
 				return q
 			},
 			status: 400, reason: ReasonBadRequest, label: "exchange", message: "more than one Content-Type"},
+		// A header the client names in Connection is not forwarded, so the
+		// upstream gets a POST without a Content-Type, which Rack reads as
+		// a urlencoded form: the screen must read it as that too.
+		{name: "method override in a POST whose Content-Type is hop-by-hop", setup: repairOnContoso,
+			req: func(e *testEnv) rawRequest {
+				q := formPOST("text/plain", "_method=DELETE", false)(e)
+				q.header = append(q.header, [2]string{"Connection", "Content-Type"})
+				return q
+			},
+			status: 400, reason: ReasonBadRequest, label: "exchange", message: "form field _method"},
+		{name: "method override in a JSON POST whose Content-Type is hop-by-hop", setup: repairOnContoso,
+			req: func(e *testEnv) rawRequest {
+				q := formPOST("application/json", `{"note":"&_method=DELETE&"}`, true)(e)
+				q.header = append(q.header, [2]string{"Connection", "keep-alive, content-type"})
+				return q
+			},
+			status: 400, reason: ReasonBadRequest, label: "exchange", message: "form field _method"},
 		{name: "compressed form", setup: repairOnContoso,
 			req: func(e *testEnv) rawRequest {
 				q := formPOST(formURLEncoded, "\x1f\x8b\x08\x00not-inflated", false)(e)
