@@ -111,9 +111,9 @@ func (s *Store) scheduled(ctx context.Context, r Request) {
 	marks := due.Committed(now)
 	switch {
 	case r.State.Pending() && r.DecideBy != nil:
-		marks = append(marks, due.Mark{Job: due.Sweep, At: *r.DecideBy})
+		marks = append(marks, due.Mark{Job: due.Sweep, At: *r.DecideBy, Now: now})
 	case r.State == StateApproved && r.ExpiresAt != nil:
-		marks = append(marks, due.Mark{Job: due.Sweep, At: *r.ExpiresAt})
+		marks = append(marks, due.Mark{Job: due.Sweep, At: *r.ExpiresAt, Now: now})
 	}
 	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()

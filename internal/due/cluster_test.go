@@ -38,6 +38,8 @@ func TestOnRedisCluster(t *testing.T) {
 	}
 	for name, test := range map[string]func(*testing.T){
 		"MarksOnlyMoveEarlier":                 TestMarksOnlyMoveEarlier,
+		"MarkAfterTheLeaseEndedStands":         TestMarkAfterTheLeaseEndedStands,
+		"DeadlineMarkDuringALiveLease":         TestDeadlineMarkDuringALiveLease,
 		"ClaimsAreExclusive":                   TestClaimsAreExclusive,
 		"DoneReschedulesUnlessMarkedMeanwhile": TestDoneReschedulesUnlessMarkedMeanwhile,
 		"DeadReplicasClaimFallsDue":            TestDeadReplicasClaimFallsDue,

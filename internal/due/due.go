@@ -17,8 +17,12 @@
 // tenant's own keys are the truth; the index only says where to look:
 //
 //   - A mark is written after the transaction it follows, and only ever
-//     moves a tenant's time earlier (ZADD LT), so marks are idempotent and
-//     their order does not matter.
+//     moves a tenant's time earlier (as ZADD LT), so marks are idempotent
+//     and their order does not matter. A lease that ended by the marker's
+//     clock is the exception: its visit overran it, and read the tenant
+//     before the marker's work, so the mark replaces it (at the marker's
+//     now at the latest) rather than leave it for the visit's Done to
+//     replace (see markScript).
 //   - A claim moves the claimed tenants' times to a lease in the future, in
 //     one script, so one replica visits a tenant at a time. Lease times end
 //     in half a millisecond, which no mark (whole milliseconds) can equal.
@@ -103,6 +107,10 @@ type Mark struct {
 	// (ZADD NX): for jobs that keep their own schedule once they know the
 	// tenant, such as retention.
 	IfAbsent bool
+	// Now is the marker's clock as it marks: a lease that ended by then
+	// gives way to the mark. Zero for a marker without one: the mark
+	// only moves a tenant's time earlier.
+	Now time.Time
 }
 
 // Set writes marks for tenant in one round trip. Call it after the
@@ -125,17 +133,51 @@ func Set(ctx context.Context, rdb redis.Cmdable, tenant string, marks ...Mark) e
 }
 
 func queueMark(ctx context.Context, p redis.Pipeliner, tenant string, m Mark) {
-	z := redis.Z{Score: float64(m.At.UnixMilli()), Member: tenant}
 	if m.IfAbsent {
-		p.ZAddNX(ctx, keys.Due(string(m.Job)), z)
-	} else {
-		p.ZAddLT(ctx, keys.Due(string(m.Job)), z)
+		p.ZAddNX(ctx, keys.Due(string(m.Job)), redis.Z{Score: float64(m.At.UnixMilli()), Member: tenant})
+		return
 	}
+	var now int64
+	if !m.Now.IsZero() {
+		now = m.Now.UnixMilli()
+	}
+	// EVAL, not EVALSHA: a pipeline can't load the script on NOSCRIPT.
+	// Redis keeps it compiled by its hash either way.
+	markScript.Eval(ctx, p, []string{keys.Due(string(m.Job))}, tenant, m.At.UnixMilli(), now)
 }
+
+// markScript marks tenant ARGV[1] due at ARGV[2] in schedule KEYS[1], by a
+// marker whose clock reads ARGV[3] (0: unknown). Marks only move a time
+// earlier, like ZADD LT, except over a lease (its score is never a whole
+// millisecond) that ended by the marker's clock: the visit holding it
+// overran it, and read the tenant before this mark's work, yet its Done
+// replaces a score that is still its lease. ZADD LT would leave such a
+// lease (it is earlier than the mark), and Done would then drop the mark:
+// the work would wait for another mark or the rescan. So the mark
+// replaces it, at the marker's now at the latest: the tenant is due at
+// once, and that visit reads its times again. A lease still running is
+// earlier than anything marked now or later and stays, so that its
+// visit's answer stands unless a mark comes before it.
+var markScript = redis.NewScript(`
+local at = tonumber(ARGV[2])
+local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if s then
+  s = tonumber(s)
+  local now = tonumber(ARGV[3])
+  if s % 1 ~= 0 and now > 0 and s < now then
+    if now < at then at = now end
+  elseif s <= at then
+    return 0
+  end
+end
+redis.call('ZADD', KEYS[1], at, ARGV[1])
+return 1
+`)
 
 // Mark asks for tenant to be visited at or before at.
 func (x *Index) Mark(ctx context.Context, tenant string, at time.Time) error {
-	if err := x.rdb.ZAddLT(ctx, x.key, redis.Z{Score: float64(at.UnixMilli()), Member: tenant}).Err(); err != nil {
+	err := markScript.Run(ctx, x.rdb, []string{x.key}, tenant, at.UnixMilli(), x.now().UnixMilli()).Err()
+	if err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("due: mark %s: %w", tenant, err)
 	}
 	return nil
@@ -329,7 +371,7 @@ func (d *Drainer) release(ctx context.Context, claims []Claim) {
 // that committed at now: it may have queued notifications and written
 // audit records.
 func Committed(now time.Time) []Mark {
-	return append([]Mark{{Job: Notify, At: now}}, AuditWritten(now)...)
+	return append([]Mark{{Job: Notify, At: now, Now: now}}, AuditWritten(now)...)
 }
 
 // AuditWritten lists the marks of audit records written to a tenant's
@@ -337,5 +379,5 @@ func Committed(now time.Time) []Mark {
 // own schedule from the oldest record on, only if it does not know the
 // tenant yet.
 func AuditWritten(now time.Time) []Mark {
-	return []Mark{{Job: SIEM, At: now}, {Job: Retention, At: now, IfAbsent: true}}
+	return []Mark{{Job: SIEM, At: now, Now: now}, {Job: Retention, At: now, IfAbsent: true}}
 }

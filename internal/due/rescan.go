@@ -152,7 +152,7 @@ func (r *Rescan) chunk(ctx context.Context, ids []string) (int, error) {
 	_, err = r.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, a := range answers {
 			if at, ok := a.read(); ok {
-				queueMark(ctx, p, a.tenant, Mark{Job: a.job, At: at})
+				queueMark(ctx, p, a.tenant, Mark{Job: a.job, At: at, Now: now})
 				n++
 			}
 		}
