@@ -661,6 +661,19 @@ func tenantOf(r *http.Request, sess Session) string {
 	return strings.TrimSpace(r.URL.Query().Get("tenant"))
 }
 
+// formTenant is the tenant whose settings or approvers sess's form
+// changes: the session's own. The provider's staff have none and change no
+// tenant's (they only read them, with ?tenant=), so they get 403 with
+// refusal, as the API refuses them. Handing the domain their empty tenant
+// answered 400 about an invalid identifier, and the settings page then
+// offered them the form again.
+func formTenant(sess Session, refusal string) (string, error) {
+	if t := sess.Principal.TenantID; t != "" {
+		return t, nil
+	}
+	return "", httperr.New(http.StatusForbidden, "forbidden", "%s", refusal)
+}
+
 type settingsView struct {
 	Tenant   string
 	Settings tenants.Settings
@@ -701,7 +714,10 @@ const settingsChangedProblem = "The settings changed since you opened this page,
 // and saves nothing. A form without the field (a page from before
 // revisions) saves whatever the revision, as it always did.
 func (c *Console) saveSettings(w http.ResponseWriter, r *http.Request, sess Session) error {
-	t := sess.Principal.TenantID
+	t, err := formTenant(sess, "Only a tenant's global administrators and approvers change its Customer Lockbox settings.")
+	if err != nil {
+		return err
+	}
 	ifRevision, err := formRevision(r)
 	if err != nil {
 		return err
@@ -769,9 +785,17 @@ func (c *Console) showApprovers(w http.ResponseWriter, r *http.Request, sess Ses
 	return nil
 }
 
+// approversRefusal is why the provider's staff can't post the approvers
+// forms.
+const approversRefusal = "Only a tenant's global administrators assign and remove its approvers."
+
 func (c *Console) addApprover(w http.ResponseWriter, r *http.Request, sess Session) error {
+	t, err := formTenant(sess, approversRefusal)
+	if err != nil {
+		return err
+	}
 	user := strings.TrimSpace(r.PostFormValue("user"))
-	if err := c.cfg.Tenants.AddApprover(r.Context(), sess.Principal, peer.IP(r), sess.Principal.TenantID, user); err != nil {
+	if err := c.cfg.Tenants.AddApprover(r.Context(), sess.Principal, peer.IP(r), t, user); err != nil {
 		status, _, msg := httperr.FromError(err)
 		if status != http.StatusBadRequest {
 			return err
@@ -783,7 +807,11 @@ func (c *Console) addApprover(w http.ResponseWriter, r *http.Request, sess Sessi
 }
 
 func (c *Console) removeApprover(w http.ResponseWriter, r *http.Request, sess Session) error {
-	if err := c.cfg.Tenants.RemoveApprover(r.Context(), sess.Principal, peer.IP(r), sess.Principal.TenantID, r.PostFormValue("user")); err != nil {
+	t, err := formTenant(sess, approversRefusal)
+	if err != nil {
+		return err
+	}
+	if err := c.cfg.Tenants.RemoveApprover(r.Context(), sess.Principal, peer.IP(r), t, r.PostFormValue("user")); err != nil {
 		return err
 	}
 	seeOther(w, r, "/console/approvers?done=approver_removed")
