@@ -91,39 +91,8 @@ func TestPermanentFailureDeadLetteredOnceUnderSlowReplica(t *testing.T) {
 	ok := startStatusHook(t, answer{status: http.StatusOK})
 	const claimAfter = 300 * time.Millisecond
 	mb := &mailbox{}
-	worker := func(name string, rdb redis.UniversalClient) *notify.Worker {
-		return newWorker(t, notify.WithMailer(notify.Config{
-			Redis: rdb, Now: e.clock.Now, Consumer: name, ClaimAfter: claimAfter, MaxAttempts: 16,
-			ManagerAddresses: []string{"mary@provider.example"},
-			Webhooks: []notify.WebhookConfig{
-				{URL: gone.URL, Secret: []byte("k")},
-				{URL: ok.URL, Secret: []byte("k")},
-			},
-		}, mb))
-	}
-	// Replica a stalls before its lease of the third recipient (the
-	// second webhook), after the manager's e-mail and the gone receiver.
-	slowRdb := redistest.Clone(t, e.rdb)
-	stall := newStallHook(t, 3, redistest.Command("set", "nx"))
-	slowRdb.AddHook(stall)
-	slow := worker("a", slowRdb)
-	done := make(chan error, 1)
-	go func() {
-		_, err := slow.Tick(ctx)
-		done <- err
-	}()
-	select {
-	case <-stall.stalled:
-	case err := <-done:
-		t.Fatalf("replica a finished its round without reaching the second webhook: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("replica a never reached the second webhook")
-	}
-	entries, err := e.rdb.XRange(ctx, notify.OutboxKey("contoso"), "-", "+").Result()
-	if err != nil || len(entries) != 1 {
-		t.Fatalf("outbox = %v, %v; want the one entry", entries, err)
-	}
-	id := entries[0].ID
+	tk := startTakeover(t, e, gone.URL, ok.URL, claimAfter, mb)
+	id := tk.id
 	// Time passes at replica a: the gone receiver's lease runs out unless
 	// it was settled, and Redis sees the entry idle for ClaimAfter.
 	waitFor(t, "the gone receiver's lease to end", func() (bool, error) {
@@ -133,27 +102,14 @@ func TestPermanentFailureDeadLetteredOnceUnderSlowReplica(t *testing.T) {
 		}
 		return !strings.HasPrefix(v, "sending:"), err
 	})
-	waitFor(t, "the entry to be idle for ClaimAfter", func() (bool, error) {
-		p, err := e.rdb.XPendingExt(ctx, &redis.XPendingExtArgs{
-			Stream: notify.OutboxKey("contoso"), Group: notify.Group, Start: id, End: id, Count: 1,
-		}).Result()
-		return err == nil && len(p) == 1 && p[0].Idle >= claimAfter, err
-	})
+	tk.waitIdle(t, e, claimAfter)
 	// Replica a's claim of the tenant ends; replica b visits it and takes
 	// the entry over.
 	e.clock.Advance(claimAfter + time.Millisecond)
-	if _, err := worker("b", redistest.Clone(t, e.rdb)).Tick(ctx); err != nil {
+	if _, err := tk.worker("b", redistest.Clone(t, e.rdb)).Tick(ctx); err != nil {
 		t.Fatal(err)
 	}
-	stall.release()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("replica a's round never ended")
-	}
+	tk.finish(t)
 	if n := ok.count(); n != 1 {
 		t.Fatalf("the second webhook was called %d times, want once (by replica b, which took the entry over)", n)
 	}
@@ -174,7 +130,84 @@ func TestPermanentFailureDeadLetteredOnceUnderSlowReplica(t *testing.T) {
 	if n := len(mb.to("mary@provider.example")); n != 1 {
 		t.Errorf("the manager got %d e-mails, want 1", n)
 	}
-	if n, err := slow.Depth(ctx); err != nil || n != 0 {
+	if n, err := tk.slow.Depth(ctx); err != nil || n != 0 {
 		t.Errorf("depth = %d, %v; want the entry finished", n, err)
+	}
+}
+
+// takeover is two replicas of the notification worker on request.created's
+// one entry (the manager's e-mail, then two webhooks): replica a (slow),
+// whose round is under way and stalled before its lease of the entry's
+// third recipient, the second webhook; worker makes the others.
+type takeover struct {
+	worker func(name string, rdb redis.UniversalClient) *notify.Worker
+	slow   *notify.Worker
+	stall  *stallHook
+	done   chan error // replica a's round, once it ends
+	id     string     // the entry
+}
+
+// startTakeover starts replica a on e's outbox, with webhooks first and
+// second, ClaimAfter claimAfter and e-mails to mb, and returns once it is
+// stalled.
+func startTakeover(t *testing.T, e *env, first, second string, claimAfter time.Duration, mb *mailbox) *takeover {
+	t.Helper()
+	tk := &takeover{done: make(chan error, 1)}
+	tk.worker = func(name string, rdb redis.UniversalClient) *notify.Worker {
+		return newWorker(t, notify.WithMailer(notify.Config{
+			Redis: rdb, Now: e.clock.Now, Consumer: name, ClaimAfter: claimAfter, MaxAttempts: 16,
+			ManagerAddresses: []string{"mary@provider.example"},
+			Webhooks: []notify.WebhookConfig{
+				{URL: first, Secret: []byte("k")},
+				{URL: second, Secret: []byte("k")},
+			},
+		}, mb))
+	}
+	slowRdb := redistest.Clone(t, e.rdb)
+	tk.stall = newStallHook(t, 3, redistest.Command("set", "nx"))
+	slowRdb.AddHook(tk.stall)
+	tk.slow = tk.worker("a", slowRdb)
+	go func() {
+		_, err := tk.slow.Tick(context.Background())
+		tk.done <- err
+	}()
+	select {
+	case <-tk.stall.stalled:
+	case err := <-tk.done:
+		t.Fatalf("replica a finished its round without reaching the second webhook: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("replica a never reached the second webhook")
+	}
+	entries, err := e.rdb.XRange(context.Background(), notify.OutboxKey("contoso"), "-", "+").Result()
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("outbox = %v, %v; want the one entry", entries, err)
+	}
+	tk.id = entries[0].ID
+	return tk
+}
+
+// waitIdle waits until Redis sees the entry idle at replica a for
+// claimAfter: another replica may take it over.
+func (tk *takeover) waitIdle(t *testing.T, e *env, claimAfter time.Duration) {
+	t.Helper()
+	waitFor(t, "the entry to be idle for ClaimAfter", func() (bool, error) {
+		p, err := e.rdb.XPendingExt(context.Background(), &redis.XPendingExtArgs{
+			Stream: notify.OutboxKey("contoso"), Group: notify.Group, Start: tk.id, End: tk.id, Count: 1,
+		}).Result()
+		return err == nil && len(p) == 1 && p[0].Idle >= claimAfter, err
+	})
+}
+
+// finish releases replica a and waits for its round to end.
+func (tk *takeover) finish(t *testing.T) {
+	t.Helper()
+	tk.stall.release()
+	select {
+	case err := <-tk.done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("replica a's round never ended")
 	}
 }
