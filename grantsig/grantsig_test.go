@@ -390,11 +390,34 @@ func TestJWKS(t *testing.T) {
 		"kid twice":        `{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","kid":"a"},{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","kid":"a"}]}`,
 		"not JSON":         `keys`,
 		"private key only": `{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}`,
+		// A key whose private part is published is no secret: anyone who
+		// read the set can sign, so an upstream must not trust it.
+		"Ed25519 private key": `{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","d":"nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A"}]}`,
+		"P-256 private key":   ecPrivateJWKS(t),
 	} {
 		if _, err := grantsig.ParseJWKS([]byte(doc)); err == nil {
 			t.Errorf("%s: parsed", name)
 		}
 	}
+}
+
+// ecPrivateJWKS is a JWKS holding a P-256 key with its private part, as
+// JWK tools write a key pair.
+func ecPrivateJWKS(t *testing.T) string {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := grantsig.PublicJWK(&k.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := k.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf(`{"keys":[{"kty":"EC","crv":"P-256","x":%q,"y":%q,"d":%q}]}`, pub.X, pub.Y, base64.RawURLEncoding.EncodeToString(d))
 }
 
 // TestRotation: an upstream holding the JWKS with the previous and the

@@ -146,11 +146,28 @@ func NewKeySet(pubs ...crypto.PublicKey) (*KeySet, error) {
 
 // ParseJWKS reads a JWKS, as the proxy publishes it, into a KeySet. Every
 // key must be an Ed25519 or P-256 signature key with a kid of its own
-// (without one, its thumbprint); a set with no key is refused.
+// (without one, its thumbprint); a set with no key is refused, and so is a
+// key with its private part ("d"): whoever read the set could sign with it,
+// so its assertions would prove nothing.
 func ParseJWKS(b []byte) (*KeySet, error) {
 	var set JWKS
 	if err := json.Unmarshal(b, &set); err != nil {
 		return nil, fmt.Errorf("grantsig: JWKS: %w", err)
+	}
+	// JWK has no "d", so it is looked for separately (JWK tools write a
+	// key pair as one JWK, and a set made from one would otherwise parse).
+	var private struct {
+		Keys []struct {
+			D *json.RawMessage `json:"d"`
+		} `json:"keys"`
+	}
+	if err := json.Unmarshal(b, &private); err != nil {
+		return nil, fmt.Errorf("grantsig: JWKS: %w", err)
+	}
+	for i, k := range private.Keys {
+		if k.D != nil {
+			return nil, fmt.Errorf("grantsig: JWKS: key %d holds a private key (\"d\"): publish only public keys, and replace a key published this way", i)
+		}
 	}
 	return set.KeySet()
 }
