@@ -17,6 +17,7 @@ import (
 	mathrand "math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -487,6 +488,28 @@ func TestKeyFiles(t *testing.T) {
 			t.Errorf("%s: %v", typ, err)
 		}
 	}
+	params := pem.EncodeToMemory(&pem.Block{Type: "EC PARAMETERS", Bytes: []byte{0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07}})
+
+	// One key a file: of a file with two, the second would be silently
+	// left out, published or used by no one.
+	pubPEM, _ := os.ReadFile(pub)
+	ecPub, _ := grantsig.PublicKeyPEM(&ec.PublicKey)
+	ecPriv := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8})
+	edPriv, _ := os.ReadFile(priv)
+	for name, b := range map[string][]byte{
+		"two public keys":            append(slices.Clone(pubPEM), ecPub...),
+		"a public and a private key": append(slices.Clone(pubPEM), ecPriv...),
+		"two private keys":           append(slices.Clone(edPriv), ecPriv...),
+		"parameters between keys":    append(append(slices.Clone(edPriv), params...), ecPriv...),
+	} {
+		if k, err := grantsig.ParsePublicKey(b); err == nil {
+			t.Errorf("%s: ParsePublicKey took one of them (%T)", name, k)
+		}
+		if k, err := grantsig.ParsePrivateKey(b); err == nil {
+			t.Errorf("%s: ParsePrivateKey took one of them (%T)", name, k)
+		}
+	}
+
 	// Keys assertions can't be signed with.
 	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	der, _ := x509.MarshalPKCS8PrivateKey(p384)

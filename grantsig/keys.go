@@ -31,12 +31,14 @@ func LoadPrivateKey(path string) (crypto.Signer, error) {
 
 // ParsePrivateKey parses a signing key in PEM; see LoadPrivateKey.
 func ParsePrivateKey(b []byte) (crypto.Signer, error) {
-	blk, _ := pem.Decode(b)
+	blk, err := keyBlock(b)
+	if err != nil {
+		return nil, err
+	}
 	if blk == nil {
 		return nil, errors.New("grantsig: not a PEM private key")
 	}
 	var k any
-	var err error
 	switch blk.Type {
 	case "PRIVATE KEY":
 		k, err = x509.ParsePKCS8PrivateKey(blk.Bytes)
@@ -72,7 +74,10 @@ func LoadPublicKey(path string) (crypto.PublicKey, error) {
 // ParsePublicKey parses an Ed25519 or P-256 public key in PEM; a private
 // key's PEM gives its public half.
 func ParsePublicKey(b []byte) (crypto.PublicKey, error) {
-	blk, _ := pem.Decode(b)
+	blk, err := keyBlock(b)
+	if err != nil {
+		return nil, err
+	}
 	if blk == nil {
 		return nil, errors.New("grantsig: not a PEM public key")
 	}
@@ -91,6 +96,22 @@ func ParsePublicKey(b []byte) (crypto.PublicKey, error) {
 		return nil, err
 	}
 	return k, nil
+}
+
+// keyBlock returns the one PEM block of b, nil if it has none. A file
+// with a second key is refused rather than read in part: its other key
+// would be published, or used, by no one, which is how a rotation goes
+// wrong unseen (a "next" key pasted after the current one is never
+// published, and upstreams refuse it on the switch).
+func keyBlock(b []byte) (*pem.Block, error) {
+	blk, rest := pem.Decode(b)
+	if blk == nil {
+		return nil, nil
+	}
+	if next, _ := pem.Decode(rest); next != nil {
+		return nil, fmt.Errorf("grantsig: a PEM %q follows the %q: give each key a file of its own", next.Type, blk.Type)
+	}
+	return blk, nil
 }
 
 // checkKey accepts the key types assertions are signed with.
