@@ -488,7 +488,16 @@ func TestKeyFiles(t *testing.T) {
 			t.Errorf("%s: %v", typ, err)
 		}
 	}
+	// "openssl ecparam -name prime256v1 -genkey" writes the curve's
+	// parameters before the key.
 	params := pem.EncodeToMemory(&pem.Block{Type: "EC PARAMETERS", Bytes: []byte{0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07}})
+	ecparam := append(params, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: sec1})...)
+	if k, err := grantsig.ParsePrivateKey(ecparam); err != nil || !ec.Equal(k) {
+		t.Errorf("openssl ecparam -genkey: %v", err)
+	}
+	if p, err := grantsig.ParsePublicKey(ecparam); err != nil || !ec.PublicKey.Equal(p) {
+		t.Errorf("public half of openssl ecparam -genkey: %v", err)
+	}
 
 	// One key a file: of a file with two, the second would be silently
 	// left out, published or used by no one.

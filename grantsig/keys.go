@@ -102,9 +102,14 @@ func ParsePublicKey(b []byte) (crypto.PublicKey, error) {
 // with a second key is refused rather than read in part: its other key
 // would be published, or used, by no one, which is how a rotation goes
 // wrong unseen (a "next" key pasted after the current one is never
-// published, and upstreams refuse it on the switch).
+// published, and upstreams refuse it on the switch). The "EC PARAMETERS"
+// block "openssl ecparam -genkey" writes before its key is skipped: a
+// SEC 1 key names its curve itself.
 func keyBlock(b []byte) (*pem.Block, error) {
 	blk, rest := pem.Decode(b)
+	if blk != nil && blk.Type == "EC PARAMETERS" {
+		blk, rest = pem.Decode(rest)
+	}
 	if blk == nil {
 		return nil, nil
 	}
