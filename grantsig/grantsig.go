@@ -2,7 +2,9 @@
 // proxy adds to every forwarded call, X-Lockbox-Grant, so that an upstream
 // service can check for itself that a call comes through Lockbox, under an
 // approved and unexpired lockbox request for its tenant, and that the
-// assertion was issued for this very call.
+// assertion was issued for this very call: its method and path (not its
+// query string or body; an upstream that remembers each "jti" until "exp"
+// refuses any second use).
 //
 // The assertion is a compact JWS (a JWT, RFC 7519) signed with EdDSA
 // (Ed25519, RFC 8037) or ES256 (ECDSA P-256), whichever key the proxy has;
