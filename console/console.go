@@ -223,7 +223,13 @@ func New(cfg Config) (*Console, error) {
 	if err := cfg.CheckAndSetDefaults(); err != nil {
 		return nil, err
 	}
-	c := &Console{cfg: cfg, log: cfg.Logger, secure: strings.HasPrefix(cfg.PublicURL, "https://")}
+	c := &Console{cfg: cfg, log: cfg.Logger}
+	// By the parsed scheme, which is case-insensitive ("HTTPS://" is as
+	// much https as the configuration accepts it to be): a prefix test
+	// on the text sent cookies without Secure or __Host- for such a URL.
+	if u, err := url.Parse(cfg.PublicURL); err == nil && u.Scheme == "https" {
+		c.secure = true
+	}
 	c.sessions = &sessions{rdb: cfg.Redis, now: cfg.Now, idle: cfg.IdleTimeout, max: cfg.MaxAge}
 	var err error
 	if c.pages, err = parsePages(); err != nil {

@@ -93,6 +93,31 @@ func TestSessionCookie(t *testing.T) {
 	})
 }
 
+// TestSessionCookieSchemeCase: URL schemes are case-insensitive, and the
+// configuration takes LOCKBOX_CONSOLE_URL=HTTPS://lockbox.example.com as the
+// https URL it is. The console's cookies and HSTS must follow it too: read
+// as plain http, the session and login cookies went out without Secure and
+// without the __Host- prefix (a sibling host could plant them), and no
+// Strict-Transport-Security was sent.
+func TestSessionCookieSchemeCase(t *testing.T) {
+	parallel(t)
+	e := newEnv(t, func(c *console.Config) { c.PublicURL = "HTTPS://lockbox.example.com" })
+	b := e.browser()
+	r := b.post("/console/signin/dev", url.Values{"subject": {mia.Subject}})
+	if r.status != http.StatusSeeOther {
+		t.Fatalf("sign-in: %s", r)
+	}
+	if c := setCookie(t, r, sessionCookie); c != nil {
+		t.Errorf("plain %s cookie set under an https public URL: %+v", sessionCookie, c)
+	}
+	if c := setCookie(t, r, "__Host-lockbox_session"); c == nil || !c.Secure || !c.HttpOnly || c.SameSite != http.SameSiteStrictMode || c.Path != "/" {
+		t.Errorf("want a Secure, HttpOnly, SameSite=Strict __Host-lockbox_session cookie, got %v", r.header.Values("Set-Cookie"))
+	}
+	if got := r.header.Get("Strict-Transport-Security"); got != "max-age=31536000" {
+		t.Errorf("Strict-Transport-Security %q under an https public URL", got)
+	}
+}
+
 func TestDevSigninUnknownSubject(t *testing.T) {
 	parallel(t)
 	e := newEnv(t)
