@@ -58,6 +58,11 @@ type pendingLogin struct {
 	// browser goes back to then, a path and query of the console's own.
 	Reverify string `json:"reverify,omitempty"`
 	Return   string `json:"return,omitempty"`
+	// Replaces names the session the browser had when it started the
+	// sign-in (its tokenHash), "" for none: the sign-in ends it. The
+	// callback can't find it by its cookie, which browsers keep off the
+	// identity provider's cross-site redirect (SameSite=Strict).
+	Replaces string `json:"replaces,omitempty"`
 }
 
 // loginAAD is the additional data every sealed sign-in is bound to, so the

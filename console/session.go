@@ -109,6 +109,10 @@ type sessions struct {
 	idle, max time.Duration
 }
 
+// maxSessionToken bounds the session cookie values looked up; the console
+// makes them 26 characters long (rand.Text).
+const maxSessionToken = 64
+
 // tokenHash is the Redis key part of a cookie value.
 func tokenHash(token string) string {
 	sum := sha256.Sum256([]byte(token))
@@ -231,7 +235,7 @@ func (s *sessions) lookup(ctx context.Context, token string, touch bool) (Sessio
 // read returns the session of token, and ends it when it is idle or too
 // old.
 func (s *sessions) read(ctx context.Context, token string) (Session, error) {
-	if token == "" || len(token) > 64 {
+	if token == "" || len(token) > maxSessionToken {
 		return Session{}, errNoSession
 	}
 	return s.readID(ctx, tokenHash(token), token)

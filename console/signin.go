@@ -521,7 +521,11 @@ func (c *Console) oidcStart(w http.ResponseWriter, r *http.Request) {
 		c.renderError(w, r, nil, http.StatusServiceUnavailable, "The identity provider can't be reached; sign-in is unavailable. Try again in a minute.")
 		return
 	}
-	to, err := c.beginLogin(ctx, w, r, oc, p, pendingLogin{Tenant: tenant})
+	login := pendingLogin{Tenant: tenant}
+	if ck, err := r.Cookie(c.cookieName(r)); err == nil && ck.Value != "" && len(ck.Value) <= maxSessionToken {
+		login.Replaces = tokenHash(ck.Value)
+	}
+	to, err := c.beginLogin(ctx, w, r, oc, p, login)
 	if err != nil {
 		c.fail(w, r, nil, err)
 		return
@@ -664,6 +668,15 @@ func (c *Console) oidcCallback(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		problem("failed", err)
 		return
+	}
+	// The session the browser had when it started the sign-in ends, as
+	// startSession ends the one whose cookie it brings: this request,
+	// the identity provider's cross-site redirect, brings none.
+	if login.Replaces != "" {
+		if err := c.sessions.deleteID(ctx, login.Replaces); err != nil {
+			c.fail(w, r, nil, err)
+			return
+		}
 	}
 	// The sign-in is done: the browser forgets it, so it needn't send it
 	// with every request (the cookie's path is / under HTTPS) until it

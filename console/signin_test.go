@@ -549,6 +549,47 @@ func TestOIDCSigninProblems(t *testing.T) {
 	})
 }
 
+// TestOIDCSigninReplacesSession: an OpenID Connect sign-in ends the
+// session the browser had when it started, as the dev sign-in does
+// (TestSigninReplacesSession). The identity provider's redirect back is
+// cross-site, and browsers do not send the SameSite=Strict session cookie
+// on it, so the callback can't find that session by its cookie: it was
+// left live in Redis with its cookie overwritten, and outlived the user's
+// sign-out of the new one.
+func TestOIDCSigninReplacesSession(t *testing.T) {
+	parallel(t)
+	e, m := newOIDCEnv(t)
+	b := e.browser()
+	l := startLogin(t, e, m, b, ada)
+	if r := b.get(l.callback); r.status != http.StatusOK {
+		t.Fatalf("first sign-in: %s", r)
+	}
+	old := b.cookie(sessionCookie)
+	if old == "" {
+		t.Fatal("no session after the first sign-in")
+	}
+
+	// The same browser signs in again, as another user: it starts from
+	// the console (its session cookie goes along), and comes back from
+	// the identity provider with its login cookie only (a client of its
+	// own, whose jar holds no session cookie to add).
+	l = startLogin(t, e, m, b, oidcUser{sub: "sam", roles: "operator support-manager"})
+	r := e.browser().get(l.callback, header("Cookie", "lockbox_login="+l.cookie))
+	if r.status != http.StatusOK {
+		t.Fatalf("second sign-in: %s", r)
+	}
+	c := setCookie(t, r, sessionCookie)
+	if c == nil || c.Value == "" || c.Value == old {
+		t.Fatalf("second sign-in set session cookie %v", c)
+	}
+	if ks := e.sessionKeys(); !slices.Equal(ks, []string{keys.ConsoleSession(sha256Hex(c.Value))}) {
+		t.Errorf("sessions in Redis: %v, want only the new one", ks)
+	}
+	if r := e.withCookie(sessionCookie, old).get("/console/requests"); !signedOut(r) {
+		t.Errorf("the session before the sign-in still works: %s", r)
+	}
+}
+
 // TestLoginCookiePlanted: under HTTPS the cookie that binds a sign-in in
 // progress to its browser is one a sibling subdomain can't plant. Someone
 // who controls another host of the site (evil.example.com next to
