@@ -230,14 +230,23 @@ var silentErrors = map[string]bool{
 	"login_required": true, "interaction_required": true, "consent_required": true, "account_selection_required": true,
 }
 
+// reportedDown is an authorization answer saying the identity provider
+// can't answer now (temporarily_unavailable, server_error). It comes back
+// through the browser, unsigned, so its user may have written it: it is
+// not the outage an *idpDown is (which the console sees for itself), and
+// keeps no roles (see waitForIdentityProvider).
+type reportedDown struct{ code string }
+
+func (e *reportedDown) Error() string { return "the authorization endpoint answered " + e.code }
+
 // authorizationError is the error an authorization response's error code
 // means for a re-verification: temporarily_unavailable and server_error
-// are an identity provider that can't answer now (*idpDown); any other,
-// an answer that ends the session.
+// are an identity provider that says it can't answer now (*reportedDown);
+// any other, an answer that ends the session.
 func authorizationError(code string) error {
 	switch {
 	case code == "temporarily_unavailable" || code == "server_error":
-		return &idpDown{fmt.Errorf("the authorization endpoint answered %s", code)}
+		return &reportedDown{code}
 	case silentErrors[code]:
 		return fmt.Errorf("the identity provider won't verify its user without a sign-in: %s", code)
 	}
@@ -286,8 +295,35 @@ func (c *Console) silentAnswer(w http.ResponseWriter, r *http.Request, oc *oidcC
 			return
 		}
 	}
-	_, err = c.notVerified(ctx, sess, now, err, "")
+	if down, ok := errors.AsType[*reportedDown](err); ok {
+		err = c.waitForIdentityProvider(ctx, sess, now, down)
+	} else {
+		_, err = c.notVerified(ctx, sess, now, err, "")
+	}
 	c.afterSilent(w, r, login, err)
+}
+
+// waitForIdentityProvider is what becomes of sess when its silent
+// re-verification's answer at now says the identity provider can't answer
+// (down). Had that kept the session's roles, as an outage the console sees
+// for itself does, a user whose roles were removed could keep them for the
+// whole grace by sending that answer to the callback themselves. So the
+// session waits: within reverifyGrace intervals of its last verification
+// it is kept, but serves no page until verified, and the next attempt may
+// start silentRetry after now (it counts as one that just started); past
+// them it ends.
+func (c *Console) waitForIdentityProvider(ctx context.Context, sess Session, now time.Time, down *reportedDown) error {
+	if now.Sub(sess.verifiedAt()) >= reverifyGrace*c.cfg.Reverify {
+		return c.endUnverified(ctx, sess, fmt.Sprintf("not verified for %s: %v", now.Sub(sess.verifiedAt()), down))
+	}
+	c.log.WarnContext(ctx, "console: the identity provider says it can't verify a session now; the session waits for it, "+
+		"without its roles, until verified or it was last verified too long ago", "user", sess.Principal.Subject,
+		"tenant", sess.Principal.TenantID, "issuer", sess.Issuer, "verified_at", sess.verifiedAt(), "error", down)
+	_, err := c.sessions.update(ctx, sess, func(s *Session) bool {
+		s.SilentReverifyAt, s.ReverifyRetryAt = now, time.Time{}
+		return true
+	})
+	return err
 }
 
 // afterSilent answers the callback of a silent re-verification that ended

@@ -438,9 +438,73 @@ func TestSilentReverifyPoll(t *testing.T) {
 	})
 }
 
-// TestSilentReverifyIdentityProviderDown: an identity provider that
-// answers temporarily_unavailable or server_error, or whose token endpoint
-// or keys can't be had, does not end a session without a refresh token at
+// TestSilentReverifyOutageTheBrowserReports: an authorization answer of
+// temporarily_unavailable or server_error comes back through the browser,
+// so its user may have written it (the state is in the authorization
+// request they were sent with): a manager whose role was removed would
+// keep it for four intervals by answering so. The session is not ended
+// for it, but neither are its roles used: its pages wait for the next
+// attempt, a minute later; an answer that verifies it gives the roles the
+// identity provider gives now, and past four intervals it ends.
+func TestSilentReverifyOutageTheBrowserReports(t *testing.T) {
+	parallel(t)
+	for _, code := range []string{"temporarily_unavailable", "server_error"} {
+		t.Run(code, func(t *testing.T) {
+			parallel(t)
+			e, m, _ := newReverifyEnv(t, oidctest.Config{NoOfflineAccess: true})
+			req := e.file("contoso")
+			b := oidcSignIn(t, e, m, mona)
+			signedIn := e.clk.Now()
+			csrf := b.csrf()
+			m.UpdateUser(mona.sub, operatorMona.user())
+			m.FailPromptNone(code)
+			reqPage := "/console/requests/" + req.ID
+			for e.clk.Advance(reverify); e.clk.Now().Before(signedIn.Add(4 * reverify)); e.clk.Advance(10 * time.Minute) {
+				r := silently(t, m, b, reqPage)
+				if r.status != http.StatusOK || strings.Contains(r.body, `data-testid="action-approve"`) ||
+					!strings.Contains(r.body, `data-testid="reverifying"`) {
+					t.Fatalf("%s after sign-in, with the identity provider answering %s: %s", e.clk.Now().Sub(signedIn), code, r)
+				}
+				if r := b.post("/console/requests/"+req.ID+"/approve", url.Values{"csrf_token": {csrf}}); r.status != http.StatusSeeOther ||
+					strings.HasPrefix(r.location(), m.AuthorizationEndpoint()) {
+					t.Fatalf("an approval posted while the session waits: %s", r)
+				}
+				if got := e.request(req.ID); got.State != grants.StatePendingManager || got.ManagerApprover != "" {
+					t.Fatalf("the request is %s, approved by %q", got.State, got.ManagerApprover)
+				}
+			}
+			if logs := e.logs.String(); !strings.Contains(logs, code) {
+				t.Errorf("the log does not tell what the identity provider answered:\n%s", logs)
+			}
+			m.FailPromptNone("")
+			e.clk.Advance(time.Minute)
+			// An operator sees her own requests only: alice's is not found.
+			if r := silently(t, m, b, reqPage); r.status != http.StatusNotFound {
+				t.Fatalf("verified again, the page: %s", r)
+			}
+			if got := b.raw().Principal.Roles; !slices.Equal(got, []identity.Role{identity.RoleOperator}) {
+				t.Errorf("roles after the identity provider answered again: %v", got)
+			}
+
+			// Answered so from then on, the session ends four intervals
+			// after it was last verified.
+			m.FailPromptNone(code)
+			verified := e.clk.Now()
+			for e.clk.Advance(reverify); e.clk.Now().Before(verified.Add(4 * reverify)); e.clk.Advance(10 * time.Minute) {
+				if r := silently(t, m, b, reqPage); r.status != http.StatusOK || !strings.Contains(r.body, `data-testid="reverifying"`) {
+					t.Fatalf("%s after verified, with the identity provider answering %s: %s", e.clk.Now().Sub(verified), code, r)
+				}
+			}
+			e.clk.Set(verified.Add(4 * reverify))
+			az := wantSilent(t, m, b.get(reqPage, navigation...))
+			wantEnded(t, e, answer(t, b, az))
+		})
+	}
+}
+
+// TestSilentReverifyIdentityProviderDown: an identity provider whose
+// token endpoint or keys can't be had, as the console finds when it
+// redeems the answer's code, does not end a session without a refresh token at
 // once: it keeps its roles until four intervals passed since it was last
 // verified, then ends.
 func TestSilentReverifyIdentityProviderDown(t *testing.T) {
@@ -449,8 +513,6 @@ func TestSilentReverifyIdentityProviderDown(t *testing.T) {
 		name    string
 		breakIt func(m *oidctest.Provider, line *idpLine)
 	}{
-		{"temporarily_unavailable", func(m *oidctest.Provider, _ *idpLine) { m.FailPromptNone("temporarily_unavailable") }},
-		{"server_error", func(m *oidctest.Provider, _ *idpLine) { m.FailPromptNone("server_error") }},
 		{"token endpoint 503", func(_ *oidctest.Provider, line *idpLine) { line.status.Store(http.StatusServiceUnavailable) }},
 		{"keys unavailable", func(m *oidctest.Provider, _ *idpLine) {
 			if _, err := m.RotateKey(); err != nil {
