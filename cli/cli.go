@@ -198,12 +198,16 @@ func (e *env) report(err error) int {
 		return exitError
 	}
 	var (
-		urlErr *url.Error
-		idpErr *idpError
+		urlErr   *url.Error
+		idpErr   *idpError
+		redirErr *redirectError
 	)
 	switch {
 	case errors.Is(err, context.Canceled):
 		fmt.Fprintln(e.stderr, "lockboxctl: interrupted")
+	case errors.As(err, &redirErr):
+		// The API's address answered: not "cannot reach".
+		fmt.Fprintf(e.stderr, "lockboxctl: %s\n", clean(redirErr.Error()))
 	case errors.As(err, &idpErr):
 		// It names the identity provider itself; the *url.Error it may
 		// hold is not the API's.

@@ -2,8 +2,12 @@ package cli
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"net/url"
+	"strings"
 
 	"github.com/lockbox-oss/lockbox/api/client"
 	"github.com/lockbox-oss/lockbox/internal/tlsfiles"
@@ -23,12 +27,13 @@ const (
 	EnvClientKeyFile  = "LOCKBOX_CLIENT_KEY_FILE"
 )
 
-// httpClient returns the HTTP client the TLS settings ask for; nil, for the
-// API client's default, when none is set.
+// httpClient returns the HTTP client of the API calls: the TLS settings'
+// (the default transport when none is set), following no redirect that
+// leaves the API's address (sameServer).
 func (e *env) httpClient() (*http.Client, error) {
 	caFile, certFile, keyFile := e.getenv(EnvCAFile), e.getenv(EnvClientCertFile), e.getenv(EnvClientKeyFile)
 	if caFile == "" && certFile == "" && keyFile == "" {
-		return nil, nil
+		return &http.Client{Timeout: client.DefaultTimeout, CheckRedirect: sameServer}, nil
 	}
 	cfg := &tls.Config{MinVersion: tlsfiles.MinVersion}
 	if caFile != "" {
@@ -50,5 +55,38 @@ func (e *env) httpClient() (*http.Client, error) {
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = cfg
-	return &http.Client{Transport: tr, Timeout: client.DefaultTimeout}, nil
+	return &http.Client{Transport: tr, Timeout: client.DefaultTimeout, CheckRedirect: sameServer}, nil
+}
+
+// sameServer refuses a redirect to another scheme, host or port than the
+// request's first: the call carries the bearer token, and net/http sends
+// Authorization on to any port and scheme of the same host name (and to
+// its subdomains), so a redirect to http://host:other-port, or from https
+// to plain http, handed the token to another server or to the network.
+func sameServer(req *http.Request, via []*http.Request) error {
+	if from := via[0].URL; origin(req.URL) != origin(from) {
+		return &redirectError{from: from.Redacted(), to: req.URL.Redacted()}
+	}
+	if len(via) >= 10 {
+		return errors.New("stopped after 10 redirects")
+	}
+	return nil
+}
+
+// origin is u's scheme, host and port, the port filled in when implied.
+func origin(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[strings.ToLower(u.Scheme)]
+	}
+	return strings.ToLower(u.Scheme) + "://" + net.JoinHostPort(strings.ToLower(u.Hostname()), port)
+}
+
+// redirectError is an answer of the API's address that redirects to
+// another server. report names it as such: the API was reached.
+type redirectError struct{ from, to string }
+
+func (e *redirectError) Error() string {
+	return fmt.Sprintf("%s redirects to %s, another server: not followed, so the token is not sent there "+
+		"(if the API moved, give its new address as --addr or $%s)", e.from, e.to, EnvAddr)
 }
