@@ -142,6 +142,8 @@ func defaultReply(method, path string, q url.Values, body []byte) reply {
 		return reply{http.StatusCreated, mustJSON(r)}
 	case method == "GET" && path == "/v1/requests" && q.Get("tenant") == "paged":
 		return ok(pagedRequests(q))
+	case method == "GET" && path == "/v1/requests" && q.Get("tenant") == "gap":
+		return ok(gapRequests(q))
 	case method == "GET" && path == "/v1/requests":
 		return ok(map[string]any{"requests": []wire.Request{sampleRequest()}})
 	case method == "GET" && strings.HasPrefix(path, "/v1/requests/") && strings.HasSuffix(path, "/activity"):

@@ -42,6 +42,37 @@ func pagedRequests(q url.Values) wire.RequestList {
 	return l
 }
 
+// gapRequests answers GET /v1/requests?tenant=gap two requests a page:
+// pending_manager 5, 4 | 2 and pending_customer 3, 1. The first pages of
+// the two pending states leave out 2, which is newer than 1.
+func gapRequests(q url.Values) wire.RequestList {
+	var pages [][]int
+	switch q.Get("state") {
+	case "pending_manager":
+		pages = [][]int{{5, 4}, {2}}
+	case "pending_customer":
+		pages = [][]int{{3, 1}}
+	default:
+		pages = [][]int{{5, 4}, {3, 2}, {1}}
+	}
+	i := 0
+	if c := q.Get("cursor"); c != "" {
+		if _, err := fmt.Sscanf(c, "page%d", &i); err != nil || i >= len(pages) {
+			return wire.RequestList{}
+		}
+	}
+	l := wire.RequestList{Requests: []wire.Request{}}
+	for _, n := range pages[i] {
+		r := sampleRequest()
+		r.ID, r.Tenant, r.CreatedAt = pagedID(n), "gap", t0.Add(time.Duration(n)*time.Hour)
+		l.Requests = append(l.Requests, r)
+	}
+	if i+1 < len(pages) {
+		l.NextCursor = fmt.Sprintf("page%d", i+1)
+	}
+	return l
+}
+
 func TestRequestListPages(t *testing.T) {
 	list := func(q string) call { return call{Method: "GET", Path: "/v1/requests", Query: q} }
 	ids := func(ns ...int) []string {
@@ -149,11 +180,29 @@ func TestRequestListPages(t *testing.T) {
 			wantIDs: ids(4, 3, 2, 1),
 		},
 		{
+			// A page of one each: 3 is not known to come after 4 (the
+			// pending_manager listing went on after it), so a page of one.
 			name:      "both pending states without --all: cut, no cursor to give",
 			args:      []string{"get", "requests", "--tenant", "paged", "--state", "pending"},
 			wantCalls: []call{list("state=pending_manager&tenant=paged"), list("state=pending_customer&tenant=paged")},
-			wantIDs:   ids(4, 3),
+			wantIDs:   ids(4),
 			wantErr:   "More requests: use --all.",
+		},
+		{
+			// The server's default page: two requests of each state. The
+			// pending_manager one was cut after 4, so what follows 4 in
+			// the merge is not known to be next (2 is): 3 and 1 were
+			// printed as if nothing came between them.
+			name:      "both pending states without --all or --limit: only what is known to come first",
+			args:      []string{"get", "requests", "--tenant", "gap", "--state", "pending"},
+			wantCalls: []call{list("state=pending_manager&tenant=gap"), list("state=pending_customer&tenant=gap")},
+			wantIDs:   ids(5, 4),
+			wantErr:   "More requests: use --all.",
+		},
+		{
+			name:    "both pending states with --all: every request",
+			args:    []string{"get", "requests", "--tenant", "gap", "--state", "pending", "--all"},
+			wantIDs: ids(5, 4, 3, 2, 1),
 		},
 		{
 			name:    "PowerShell's verb takes --all",

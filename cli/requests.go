@@ -372,8 +372,9 @@ func (e *env) list(opts client.ListOptions, states []wire.State, all bool) error
 // cursor of the next page (for one state) and whether the listing was cut.
 // With all it reads every page. The API filters on one state, so several
 // (PowerShell's "Pending" is two) are a listing each, merged newest first:
-// a page each, of which the newest opts.Limit are the right ones, or with
-// all every page of each, merged as they come.
+// a page each, of which those up to the last of any page that was cut, and
+// at most opts.Limit, are the right ones, or with all every page of each,
+// merged as they come.
 func (e *env) listStates(c *client.Client, opts client.ListOptions, states []wire.State, all bool, out requestWriter) (string, bool, error) {
 	if len(states) <= 1 {
 		if len(states) == 1 {
@@ -403,6 +404,12 @@ func (e *env) listStates(c *client.Client, opts client.ListOptions, states []wir
 		return "", false, mergeAll(e, ps, out)
 	}
 	merged, cut := []wire.Request{}, false
+	// bound is the newest last request of the listings that were cut:
+	// a request of theirs not read yet may come anywhere after it, so
+	// none after it is known to be the next one. Without a limit each
+	// page is the server's default, and the pages of the other states
+	// went on past it.
+	var bound *wire.Request
 	for _, st := range states {
 		opts.State = st
 		p, err := c.ListRequestsPage(e.ctx, opts)
@@ -410,9 +417,27 @@ func (e *env) listStates(c *client.Client, opts client.ListOptions, states []wir
 			return "", false, err
 		}
 		merged = append(merged, p.Requests...)
-		cut = cut || p.NextCursor != ""
+		if p.NextCursor == "" {
+			continue
+		}
+		cut = true
+		if len(p.Requests) == 0 {
+			// A cut page without a request says nothing of where the
+			// rest comes: none of the others is known to come first.
+			return "", true, out.write(nil)
+		}
+		if last := p.Requests[len(p.Requests)-1]; bound == nil || newestFirst(last, *bound) < 0 {
+			bound = &last
+		}
 	}
 	slices.SortStableFunc(merged, newestFirst)
+	if bound != nil {
+		n := 0
+		for n < len(merged) && newestFirst(merged[n], *bound) <= 0 {
+			n++
+		}
+		merged = merged[:n]
+	}
 	if opts.Limit > 0 && len(merged) > opts.Limit {
 		merged, cut = merged[:opts.Limit], true
 	}
