@@ -104,7 +104,7 @@ func (e *env) auditSearch() *cobra.Command {
 				return err
 			}
 			if next != "" && !e.g.output.structured() {
-				fmt.Fprintf(e.stderr, "More records: add --cursor %s (or use --all).\n", next)
+				fmt.Fprintf(e.stderr, "More records: add --cursor %s (or use --all).\n", clean(next))
 			}
 			return nil
 		},

@@ -1365,6 +1365,31 @@ func TestTerminalEscapesAreShownNotInterpreted(t *testing.T) {
 	}
 }
 
+// TestCursorHintIsShownNotInterpreted: the cursor a page names is the
+// server's text too, printed in the hint to continue; a server that put
+// escape sequences in it (an OSC 52 writes the clipboard a user pastes
+// from) drove the terminal.
+func TestCursorHintIsShownNotInterpreted(t *testing.T) {
+	const cursor = "c\x1b]52;c;cm0gLXJmIH4K\x07\x1b[2J"
+	for _, tc := range []struct {
+		args  []string
+		reply map[string]reply
+	}{
+		{[]string{"get", "requests"}, map[string]reply{
+			"GET /v1/requests": {200, mustJSON(wire.RequestList{Requests: []wire.Request{sampleRequest()}, NextCursor: cursor})}}},
+		{[]string{"audit", "search"}, map[string]reply{
+			"GET /v1/audit": {200, mustJSON(wire.RecordPage{Records: sampleRecords(), NextCursor: cursor})}}},
+	} {
+		res := run(t, tc.args, nil, tc.reply)
+		if res.code != 0 {
+			t.Fatalf("%v: exit %d: %s", tc.args, res.code, res.stderr)
+		}
+		if strings.ContainsAny(res.stderr, "\x1b\x07") || !strings.Contains(res.stderr, `--cursor c\u001b]52;c;cm0gLXJmIH4K\u0007\u001b[2J`) {
+			t.Errorf("%v: stderr %q", tc.args, res.stderr)
+		}
+	}
+}
+
 func TestParseArgs(t *testing.T) {
 	tests := []struct {
 		args    []string
