@@ -13,6 +13,10 @@ import (
 	"golang.org/x/oauth2"
 )
 
+// DefaultDeviceCodeLifetime is how long a device code is taken to be valid
+// when the provider's answer doesn't say (RFC 8628's example's 30 minutes).
+const DefaultDeviceCodeLifetime = 30 * time.Minute
+
 // Device signs the user in through the device authorization flow (RFC
 // 8628): it asks for a device code, tells the user where to enter the
 // user code, and polls the token endpoint at the interval the provider
@@ -31,9 +35,11 @@ func (f *Flow) Device(ctx context.Context) (Token, error) {
 	if da.DeviceCode == "" || da.UserCode == "" || da.VerificationURI == "" {
 		return Token{}, fmt.Errorf("device authorization at %s: the answer lacks a device code, user code or verification URI", f.Issuer.URL)
 	}
-	var deadline time.Time
+	// oauth2 set Expiry from expires_in on the wall clock. Without
+	// expires_in (RFC 8628 requires it) a provider that never answers
+	// expired_token had the polling go on until lockboxctl was killed.
+	deadline := f.now().Add(DefaultDeviceCodeLifetime)
 	if !da.Expiry.IsZero() {
-		// oauth2 set Expiry from expires_in on the wall clock.
 		deadline = f.now().Add(time.Until(da.Expiry))
 	}
 	if f.Tell != nil {
@@ -48,7 +54,7 @@ func (f *Flow) Device(ctx context.Context) (Token, error) {
 		if err := f.sleep(ctx, interval); err != nil {
 			return Token{}, err
 		}
-		if !deadline.IsZero() && !f.now().Before(deadline) {
+		if !f.now().Before(deadline) {
 			return Token{}, ErrExpired
 		}
 		tok, code, err := f.pollDevice(ctx, conf, da.DeviceCode)

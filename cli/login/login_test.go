@@ -146,3 +146,50 @@ func TestRefreshRefusesRedirectToHTTP(t *testing.T) {
 		t.Errorf("the http endpoint got %d requests", n)
 	}
 }
+
+// TestDeviceWithoutExpiresInEnds: a device authorization answer without
+// expires_in (required by RFC 8628, but left out by a provider that keeps
+// the code alive) no longer has lockboxctl poll until it is killed: the
+// code is taken to expire after DefaultDeviceCodeLifetime.
+func TestDeviceWithoutExpiresInEnds(t *testing.T) {
+	var polls atomic.Int32
+	var srv *httptest.Server
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/device":
+			_ = json.NewEncoder(w).Encode(map[string]any{"device_code": "dc", "user_code": "ABCD-EFGH",
+				"verification_uri": srv.URL + "/verify", "interval": 60})
+		case "/token":
+			polls.Add(1)
+			w.WriteHeader(http.StatusBadRequest)
+			_ = json.NewEncoder(w).Encode(map[string]string{"error": "authorization_pending"})
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	start := now
+	// Far more waits than the lifetime holds: reached, the flow would
+	// never have ended.
+	const most = 10_000
+	waits := 0
+	f := &Flow{Issuer: Issuer{URL: srv.URL, TokenURL: srv.URL + "/token", DeviceAuthURL: srv.URL + "/device"}, ClientID: "lockboxctl",
+		Now: func() time.Time { return now },
+		Sleep: func(_ context.Context, d time.Duration) error {
+			if waits++; waits > most {
+				return errors.New("still polling")
+			}
+			now = now.Add(d)
+			return nil
+		}}
+	_, err := f.Device(context.Background())
+	if !errors.Is(err, ErrExpired) {
+		t.Fatalf("Device: %v after %d polls, want ErrExpired", err, polls.Load())
+	}
+	if waited := now.Sub(start); waited < DefaultDeviceCodeLifetime || waited > DefaultDeviceCodeLifetime+time.Minute {
+		t.Errorf("gave up after %v, want %v", waited, DefaultDeviceCodeLifetime)
+	}
+}
