@@ -124,7 +124,10 @@ func (s *SMTP) Send(ctx context.Context, id string, m Message) error {
 	if err != nil {
 		return fmt.Errorf("smtp client: %w", err)
 	}
-	msg := mail.NewMsg()
+	// Without go-mail's default User-Agent and X-Mailer, which name the
+	// library, its version and its web site: every e-mail would carry a
+	// link, and tell each recipient what the provider's mail stack is.
+	msg := mail.NewMsg(mail.WithNoDefaultUserAgent())
 	if err := msg.From(s.cfg.From); err != nil {
 		return fmt.Errorf("smtp from: %w", err)
 	}
