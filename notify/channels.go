@@ -11,12 +11,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime/quotedprintable"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -215,11 +217,28 @@ func (d *DevSink) Send(ctx context.Context, id string, m Message) error {
 		return err
 	}
 	var b bytes.Buffer
-	// An .eml file is an RFC 5322 message: CRLF ends every line, the
-	// body's too.
+	// An .eml file is an RFC 5322 message (CRLF ends every line, the
+	// body's too; Date and From are required) with a MIME body, which
+	// says how it is encoded: as written (8bit, so that the file reads as
+	// plain text), unless a line is longer than the 998 octets a line of
+	// a message may have (a long reason): then quoted-printable, which
+	// wraps it, as the SMTP channel sends every body.
 	body := strings.ReplaceAll(strings.ReplaceAll(m.Body, "\r\n", "\n"), "\n", "\r\n")
-	fmt.Fprintf(&b, "Message-ID: <%s@lockbox>\r\nFrom: %s\r\nTo: %s\r\nSubject: %s\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n%s",
-		id, HeaderValue(d.From), m.To, m.Subject, body)
+	cte := "8bit"
+	if slices.ContainsFunc(strings.Split(body, "\r\n"), func(l string) bool { return len(l) > 998 }) {
+		var qp bytes.Buffer
+		w := quotedprintable.NewWriter(&qp)
+		if _, err := w.Write([]byte(body)); err != nil {
+			return err
+		}
+		if err := w.Close(); err != nil {
+			return err
+		}
+		body, cte = qp.String(), "quoted-printable"
+	}
+	fmt.Fprintf(&b, "Message-ID: <%s@lockbox>\r\nDate: %s\r\nFrom: %s\r\nTo: %s\r\nSubject: %s\r\n"+
+		"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: %s\r\n\r\n%s",
+		id, time.Now().Format(time.RFC1123Z), HeaderValue(d.From), m.To, m.Subject, cte, body)
 	name := strings.NewReplacer(":", "_", "/", "_", "@", "_at_").Replace(id) + ".eml"
 	tmp := filepath.Join(d.Dir, "."+name+".tmp")
 	if err := os.WriteFile(tmp, b.Bytes(), 0o640); err != nil {
