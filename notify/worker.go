@@ -717,6 +717,13 @@ func (w *Worker) targets(ctx context.Context, tenant string, ev Event) ([]target
 			return
 		}
 		out = append(out, target{key: key, name: "mail:" + addr, channel: w.mailer.Name(), send: func(ctx context.Context, id string) error {
+			ev := ev
+			if t == TemplateExpiryWarning {
+				// The time left counts from now, when the warning goes
+				// out: retried after a mail server was down for minutes,
+				// it would otherwise promise time that is gone.
+				ev.Event.At = w.cfg.Now().UTC()
+			}
 			msg, err := Render(ev, t, addr)
 			if err != nil {
 				return permanent(err)
