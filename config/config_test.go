@@ -214,13 +214,22 @@ func TestRedisURLErrorHidesPassword(t *testing.T) {
 		"redis://user:s3cret@host:6379/x",
 		"redis://user:s3cret@host:6379/%zz",
 		"rediz://user:s3cret@host:6379",
+		// A password that is not percent-encoded: /, ? and # end the
+		// URL's authority early, so the parser reads part of the password
+		// as a port, a path or a database number, and quotes it.
+		"redis://:s3cret/x@host:6379/0",
+		"redis://user:s3cret/x@host:6379/0",
+		"redis://user:s3cret?x@host:6379",
+		"redis://user:s3cret#x@host:6379",
+		"redis://:6379/s3cret@host:6379",
+		"rediss://user:pa%s3cret@host:6379",
 	} {
 		_, err := Load(map[string]string{"LOCKBOX_REDIS_URL": u})
 		if err == nil {
 			t.Errorf("%s: no error", u)
 			continue
 		}
-		if strings.Contains(err.Error(), "s3cret") {
+		if strings.Contains(err.Error(), "s3cret") || strings.Contains(err.Error(), "%s3") {
 			t.Errorf("error leaks the password: %v", err)
 		}
 		if !strings.Contains(err.Error(), "LOCKBOX_REDIS_URL") {

@@ -75,7 +75,7 @@ func (c Config) RedisOptions() (RedisOptions, error) {
 	case RedisSingle:
 		o, err := redis.ParseURL(c.RedisURL)
 		if err != nil {
-			return RedisOptions{}, varErr("RedisURL", "not a redis://, rediss:// or unix:// URL: %w", redactErr(err))
+			return RedisOptions{}, varErr("RedisURL", "not a redis://, rediss:// or unix:// URL: %w", redisURLError(c.RedisURL, err))
 		}
 		if user != "" {
 			o.Username = user
@@ -150,7 +150,7 @@ func (c Config) checkRedis() []error {
 	if c.RedisURL != "" {
 		u, err := redis.ParseURL(c.RedisURL)
 		if err != nil {
-			errs = append(errs, varErr("RedisURL", "not a redis://, rediss:// or unix:// URL: %w", redactErr(err)))
+			errs = append(errs, varErr("RedisURL", "not a redis://, rediss:// or unix:// URL: %w", redisURLError(c.RedisURL, err)))
 		} else {
 			if u.Username != "" && c.RedisUsername != "" {
 				errs = append(errs, varErr("RedisUsername", "LOCKBOX_REDIS_URL names a user already; set it in one place"))
@@ -264,6 +264,26 @@ func splitAddrs(list string) []string {
 		}
 	}
 	return out
+}
+
+// redisURLError is why LOCKBOX_REDIS_URL does not parse, in words that
+// quote none of its user info. The parsers' own errors can: a password
+// that is not percent-encoded ends the authority early at a /, ? or #, and
+// its first part is then quoted as the port ("invalid port \":s3cret\""),
+// the rest as the database number; a % in it is quoted as a bad escape.
+// So the URL is parsed again without everything between "://" and its
+// last "@": an error there is about the rest of the URL, and none means
+// the user info is what does not parse.
+func redisURLError(raw string, err error) error {
+	scheme, rest, ok := strings.Cut(raw, "://")
+	at := strings.LastIndex(rest, "@")
+	if !ok || at < 0 {
+		return redactErr(err)
+	}
+	if _, err := redis.ParseURL(scheme + "://" + rest[at+1:]); err != nil {
+		return redactErr(err)
+	}
+	return errors.New("its user name or password (before the last @) does not parse: percent-encode any /, ?, #, % or @ in them")
 }
 
 // redactErr drops the URL from a url.Error: it quotes the whole URL,
