@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -69,6 +71,12 @@ func dev(ctx context.Context, env map[string]string, stdout, stderr io.Writer) e
 	cfg, log, err := loadConfig(env, config.ModeDev, stderr)
 	if err != nil {
 		return err
+	}
+	if cfg.OIDCIssuer == "" && !loopbackAddr(cfg.APIAddr) {
+		// The admin center then signs in as any dev identity (a global
+		// administrator, a support manager) whoever asks, with no
+		// credential: on an address other machines reach, anyone.
+		return fmt.Errorf("LOCKBOX_API_ADDR: %s is not a loopback address: lockbox dev offers sign-in as any dev identity to whoever opens the admin center, so it listens on loopback only (127.0.0.1, [::1] or localhost), unless LOCKBOX_OIDC_ISSUER signs users in instead", cfg.APIAddr)
 	}
 	if cfg.JWKSFile != "" || cfg.JWTHMACSecretFile != "" || cfg.JWKSURL != "" || cfg.IssuersFile != "" {
 		log.Warn("lockbox dev verifies tokens with its own dev key; LOCKBOX_JWT_* key settings and LOCKBOX_ISSUERS_FILE are ignored")
@@ -153,6 +161,21 @@ func dev(ctx context.Context, env map[string]string, stdout, stderr io.Writer) e
 	}
 	printWelcome(stdout, cfg.DevDir, addr, srv.ProxyURL(), srv.MetricsURL(), cfg.NotifyManagerAddresses)
 	return srv.Run(ctx)
+}
+
+// loopbackAddr reports whether host:port addr listens on loopback only.
+// An empty host, or a name other than localhost (which may resolve
+// anywhere), does not.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 // ensureDevKey loads the dev signing key, creating it the first time, so

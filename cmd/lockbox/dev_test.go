@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -113,5 +116,70 @@ func TestDevBannerAndLogs(t *testing.T) {
 	}
 	if listening == 0 {
 		t.Errorf("no demo service logged it was listening:\n%s", stderr.String())
+	}
+}
+
+// "lockbox dev" offers a sign-in to the admin center as any of its dev
+// identities (a global administrator, a support manager, ...) to whoever
+// opens the page, with no credential. On an API address other machines
+// reach, that is anyone on the network: dev refuses such an address
+// before it starts anything, naming the variable.
+func TestDevRefusesSigninBeyondLoopback(t *testing.T) {
+	for _, addr := range []string{"0.0.0.0:0", ":0", "[::]:0"} {
+		t.Run(addr, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "dev")
+			env := map[string]string{
+				"LOCKBOX_DEV_DIR":      dir,
+				"LOCKBOX_API_ADDR":     addr,
+				"LOCKBOX_PROXY_ADDR":   "127.0.0.1:0",
+				"LOCKBOX_METRICS_ADDR": "127.0.0.1:0",
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var stdout, stderr syncBuffer
+			done := make(chan int, 1)
+			go func() { done <- run(ctx, []string{"dev"}, env, &stdout, &stderr) }()
+			// Only bounds a failure: a refusal comes before anything
+			// starts.
+			deadline := time.After(30 * time.Second)
+			for {
+				select {
+				case code := <-done:
+					if code != 1 {
+						t.Fatalf("exit %d, want 1\n%s", code, stderr.String())
+					}
+					if got := stderr.String(); !strings.Contains(got, "lockbox: LOCKBOX_API_ADDR: ") || !strings.Contains(got, "loopback") {
+						t.Errorf("stderr does not name LOCKBOX_API_ADDR and loopback:\n%s", got)
+					}
+					if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+						t.Errorf("LOCKBOX_DEV_DIR was created (%v): dev started something", err)
+					}
+					return
+				case <-time.After(20 * time.Millisecond):
+					if strings.Contains(stdout.String(), "Stop with Ctrl-C.") {
+						cancel()
+						<-done
+						t.Fatalf("lockbox dev started with its dev sign-in on %s:\n%s", addr, stdout.String())
+					}
+				case <-deadline:
+					cancel()
+					<-done
+					t.Fatalf("lockbox dev neither refused nor started within 30s:\n%s", stderr.String())
+				}
+			}
+		})
+	}
+}
+
+// The addresses dev's sign-in may listen on: loopback only.
+func TestLoopbackAddr(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"127.0.0.1:8080": true, "127.0.0.2:0": true, "[::1]:8080": true, "localhost:8080": true,
+		"0.0.0.0:8080": false, ":8080": false, "[::]:8080": false, "192.0.2.10:8080": false,
+		"lockbox.example.com:8080": false, "127.0.0.1": false,
+	} {
+		if got := loopbackAddr(addr); got != want {
+			t.Errorf("loopbackAddr(%q) = %v, want %v", addr, got, want)
+		}
 	}
 }
