@@ -656,8 +656,16 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
 	defer cancel()
+	// All at once: each server stops accepting as Shutdown begins and
+	// then waits for its calls. One after the other, the proxy took new
+	// calls for as long as the API's drained, and had only what was left
+	// of the timeout for them.
+	shutdownErrs := make(chan error, len(servers))
 	for _, srv := range servers {
-		err = errors.Join(err, srv.Shutdown(sctx))
+		go func() { shutdownErrs <- srv.Shutdown(sctx) }()
+	}
+	for range servers {
+		err = errors.Join(err, <-shutdownErrs)
 	}
 	if s.auditWriter != nil {
 		// After the proxy's server: no call is waiting for a record now.

@@ -68,6 +68,8 @@ type lockbox struct {
 	cfg   config.Config
 	logs  *syncBuffer
 	token string // alice's
+	// stop is the stop signal: it ends Run's context.
+	stop context.CancelFunc
 }
 
 // start runs "lockbox serve" with env on top of what every test needs: a
@@ -104,6 +106,7 @@ func start(t *testing.T, env map[string]string, opts ...func(*server.Options)) *
 	}
 	lb := &lockbox{clk: clock.NewFake(time.Now().UTC().Truncate(time.Second)), key: key, cfg: cfg, logs: &syncBuffer{}}
 	ctx, cancel := context.WithCancel(context.Background())
+	lb.stop = cancel
 	o := server.Options{Now: lb.clk.Now, Logger: slog.New(slog.NewTextHandler(lb.logs, nil))}
 	for _, f := range opts {
 		f(&o)

@@ -1,0 +1,79 @@
+package server_test
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestStopClosesEveryListenerAtOnce: at the stop signal every listener
+// stops taking new connections at once, while the calls already in
+// flight finish. The servers were shut down one after the other, so the
+// proxy went on accepting new calls for as long as the API drained (up
+// to LOCKBOX_SHUTDOWN_TIMEOUT), and then had only what was left of that
+// time for them.
+func TestStopClosesEveryListenerAtOnce(t *testing.T) {
+	lb := start(t, map[string]string{
+		"LOCKBOX_UPSTREAMS": "exchange=http://127.0.0.1:1",
+		// Longer than the test waits: the API's call below holds its
+		// server's drain for as long as the test likes.
+		"LOCKBOX_SHUTDOWN_TIMEOUT": "10m",
+	})
+
+	// An API call in flight: its handler is reading the body, which the
+	// client sends only later. The interim 100 Continue says the handler
+	// has started reading.
+	api, err := net.Dial("tcp", lb.srv.APIAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer api.Close()
+	_ = api.SetDeadline(time.Now().Add(time.Minute))
+	const body = `{"tenant": "contoso"}`
+	if _, err := fmt.Fprintf(api, "POST /v1/requests HTTP/1.1\r\nHost: lockbox\r\nAuthorization: Bearer %s\r\n"+
+		"Content-Type: application/json\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n", lb.token, len(body)); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(api)
+	if line, err := br.ReadString('\n'); err != nil || !strings.HasPrefix(line, "HTTP/1.1 100 ") {
+		t.Fatalf("API answered %q (%v), want 100 Continue", line, err)
+	}
+	if _, err := br.ReadString('\n'); err != nil { // the blank line after it
+		t.Fatal(err)
+	}
+
+	lb.stop()
+
+	// The proxy stops accepting while the API call is still running. The
+	// deadline only bounds a failure.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", lb.srv.ProxyAddr(), time.Second)
+		if err != nil {
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("the proxy still accepts connections 10s after the stop signal, while the API drains")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	// The API call was in flight all along, and finishes.
+	if _, err := io.WriteString(api, body); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("the API call in flight at the stop signal got no answer: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode < 400 || resp.StatusCode >= 500 {
+		t.Errorf("the API call in flight got %s, want its own 4xx (the body is incomplete as a request)", resp.Status)
+	}
+}
