@@ -569,7 +569,7 @@ func (c Config) consoleErrors(issuers []Issuer) []error {
 		if is.Console == nil {
 			continue
 		}
-		if err := readableFile(is.Console.ClientSecretFile); err != nil {
+		if _, err := ReadClientSecret(is.Console.ClientSecretFile); err != nil {
 			errs = append(errs, &VarError{Var: varName("IssuersFile"),
 				Err: fmt.Errorf("%s: issuer %d (%s): console: client_secret_file: %w", c.IssuersFile, i+1, is.Name, err)})
 		}

@@ -468,6 +468,11 @@ func TestValidateServe(t *testing.T) {
 	// secret is not mounted in its pod.
 	sidecarIssuers := writeFile(t, "sidecar.yaml", "issuers:\n- issuer: https://login.provider.example\n  audience: lockbox\n  scope: provider\n  jwks_file: "+jwks+
 		"\n  console:\n    client_id: lockbox\n    client_secret_file: "+missing+"\n")
+	newline := writeFile(t, "newline", "\r\n")
+	newlineIssuers := writeFile(t, "newline.yaml", "issuers:\n- issuer: https://login.provider.example\n  audience: lockbox\n  scope: provider\n  jwks_file: "+jwks+
+		"\n  console:\n    client_id: lockbox\n    client_secret_file: "+newline+"\n")
+	emptyIssuers := writeFile(t, "empty.yaml", "issuers:\n- issuer: https://login.provider.example\n  audience: lockbox\n  scope: provider\n  jwks_file: "+jwks+
+		"\n  console:\n    client_id: lockbox\n    client_secret_file: "+empty+"\n")
 
 	tests := []struct {
 		name string
@@ -572,6 +577,16 @@ func TestValidateServe(t *testing.T) {
 		{"oidc secret empty", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_JWT_JWKS_FILE": jwks, "LOCKBOX_OIDC_ISSUER": "https://idp.example.com",
 			"LOCKBOX_OIDC_CLIENT_ID": "lockbox", "LOCKBOX_OIDC_CLIENT_SECRET_FILE": empty, "LOCKBOX_CONSOLE_URL": "https://lockbox.example.com"},
 			[]string{"LOCKBOX_OIDC_CLIENT_SECRET_FILE: ", "is empty"}},
+		{"oidc secret only a line ending", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_JWT_JWKS_FILE": jwks, "LOCKBOX_OIDC_ISSUER": "https://idp.example.com",
+			"LOCKBOX_OIDC_CLIENT_ID": "lockbox", "LOCKBOX_OIDC_CLIENT_SECRET_FILE": newline, "LOCKBOX_CONSOLE_URL": "https://lockbox.example.com"},
+			[]string{"LOCKBOX_OIDC_CLIENT_SECRET_FILE: ", "is empty"}},
+		// The issuers file's client secrets are refused as the variables'
+		// are: a file holding only a line ending (echo > file) is no
+		// secret, and the admin center would start, to fail every sign-in.
+		{"console client secret only a line ending", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_ISSUERS_FILE": newlineIssuers, "LOCKBOX_CONSOLE_URL": "https://lockbox.example.com"},
+			[]string{"LOCKBOX_ISSUERS_FILE: ", "issuer 1 (https://login.provider.example): console: client_secret_file: ", "is empty"}},
+		{"console client secret empty", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_ISSUERS_FILE": emptyIssuers, "LOCKBOX_CONSOLE_URL": "https://lockbox.example.com"},
+			[]string{"LOCKBOX_ISSUERS_FILE: ", "issuer 1 (https://login.provider.example): console: client_secret_file: ", "is empty"}},
 	}
 	signing := writeFile(t, "signing.pem", "-----BEGIN PRIVATE KEY-----")
 	for _, tt := range tests {

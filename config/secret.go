@@ -1,7 +1,9 @@
 package config
 
 import (
+	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 )
 
@@ -37,3 +39,25 @@ func (s Secret) GoString() string { return `config.Secret("` + s.String() + `")`
 
 // LogValue hides the secret from slog.
 func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
+
+// ReadClientSecret reads the client secret of an issuer's console section
+// (client_secret_file in LOCKBOX_ISSUERS_FILE): the file's contents
+// without the white space around them. A file with nothing else, such as
+// one written with "echo > file", is refused as empty, as the variables'
+// secret files are: the admin center would otherwise start with no secret
+// and fail every sign-in. Config.Validate and the admin center's wiring
+// both read it here, so the check is of the value that is used.
+func ReadClientSecret(path string) (string, error) {
+	if err := readableFile(path); err != nil {
+		return "", err
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	secret := strings.TrimSpace(string(b))
+	if secret == "" {
+		return "", fmt.Errorf("%s is empty", path)
+	}
+	return secret, nil
+}

@@ -3,7 +3,6 @@ package server
 import (
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 	"time"
 
@@ -94,7 +93,7 @@ func consoleSignins(cfg config.Config, opts Options) ([]console.OIDCConfig, erro
 		if is.Console == nil {
 			continue
 		}
-		secret, err := readSecret(is.Console.ClientSecretFile)
+		secret, err := config.ReadClientSecret(is.Console.ClientSecretFile)
 		if err != nil {
 			return nil, fmt.Errorf("LOCKBOX_ISSUERS_FILE: issuer %s: console client_secret_file: %w", is.Name, err)
 		}
@@ -113,14 +112,6 @@ func consoleSignins(cfg config.Config, opts Options) ([]console.OIDCConfig, erro
 		})
 	}
 	return out, nil
-}
-
-func readSecret(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
-	}
-	return strings.TrimSpace(string(b)), nil
 }
 
 // logNoSignin warns when nobody can sign in to the admin center.
