@@ -238,6 +238,33 @@ func TestRedisURLErrorHidesPassword(t *testing.T) {
 	}
 }
 
+// A bad LOCKBOX_UPSTREAMS URL is refused, naming the variable and the
+// service, without echoing a credential it may carry (in its user info or
+// its query) into logs; and an empty query ("?"), which the proxy refuses
+// later without naming the variable, is refused here.
+func TestUpstreamURLErrorsHideCredentials(t *testing.T) {
+	for _, u := range []string{
+		"https://svc:s3cret@exchange.internal",
+		"https://s3cret@exchange.internal",
+		"https://exchange.internal/api?key=s3cret",
+		"https://exchange.internal/#s3cret",
+		"https://svc:s3cr/et@exchange.internal",
+		"https://exchange.internal/?",
+	} {
+		_, err := Load(map[string]string{"LOCKBOX_UPSTREAMS": "exchange=" + u})
+		if err == nil {
+			t.Errorf("%s: no error", u)
+			continue
+		}
+		if strings.Contains(err.Error(), "s3cr") {
+			t.Errorf("error leaks the credential: %v", err)
+		}
+		if !strings.Contains(err.Error(), "LOCKBOX_UPSTREAMS: exchange: ") {
+			t.Errorf("error does not name the variable and the service: %v", err)
+		}
+	}
+}
+
 // All problems are reported at once, each as a *VarError.
 func TestLoadReportsEveryProblem(t *testing.T) {
 	_, err := Load(map[string]string{

@@ -47,8 +47,10 @@ func (c Config) UpstreamURLs() (map[string]*url.URL, error) {
 		}
 		u, err := url.Parse(raw)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
-			u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
-			return nil, varErr("Upstreams", "%s: %q is not an http(s) base URL without credentials, query or fragment", svc, raw)
+			u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || u.Opaque != "" {
+			// Not quoted: the credentials or the query it must not have
+			// may hold a secret, and this message goes to logs.
+			return nil, varErr("Upstreams", "%s: %s is not an http(s) base URL without credentials, query or fragment", svc, redactWebhookURL(raw))
 		}
 		out[string(svc)] = u
 	}
