@@ -1,6 +1,8 @@
 package server
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -10,6 +12,7 @@ import (
 	"github.com/lockbox-oss/lockbox/console"
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/identity/jwksfetch"
+	"github.com/lockbox-oss/lockbox/internal/fault"
 )
 
 // keyFileCheck is how often key files are looked at for changes. A token
@@ -68,6 +71,36 @@ func newVerifier(cfg config.Config, opts Options) (*identity.Verifier, *jwksfetc
 		log.Info("trusting token issuer", "issuer", is.Issuer, "name", is.Name, "scope", is.Scope.String(), "audience", is.Audience)
 	}
 	return v, fetcher, nil
+}
+
+// warnNotOnboarded warns of each issuer of LOCKBOX_ISSUERS_FILE whose scope
+// names a tenant that is not onboarded: its users are refused everything
+// (tenant_not_found) until a Lockbox administrator onboards the tenant. Not
+// an error: the issuer may be listed before the onboarding, and every
+// replica refusing to start over it would be an outage; but a misspelt
+// tenant there would otherwise lock that tenant's users out without a
+// word. (The file was read and checked by newVerifier.)
+func (s *Server) warnNotOnboarded(ctx context.Context) {
+	issuers, err := config.LoadIssuers(s.cfg.IssuersFile)
+	if err != nil {
+		return
+	}
+	for _, is := range issuers {
+		t := is.Scope.Tenant
+		if t == "" {
+			continue
+		}
+		lctx, cancel := context.WithTimeout(ctx, s.cfg.RedisTimeout)
+		err := s.Tenants.Onboarded(lctx, t)
+		cancel()
+		switch {
+		case errors.Is(err, fault.ErrNotFound):
+			s.log.Warn("an issuer's scope names a tenant that is not onboarded: its users are refused until a Lockbox administrator onboards it (lockboxctl create tenant)",
+				"setting", "LOCKBOX_ISSUERS_FILE", "issuer", is.Name, "tenant", t)
+		case err != nil:
+			s.log.Warn("could not check that an issuer's tenant is onboarded", "setting", "LOCKBOX_ISSUERS_FILE", "issuer", is.Name, "tenant", t, "err", err)
+		}
+	}
 }
 
 // consoleSignins are the admin center's OpenID Connect sign-ins: the

@@ -251,6 +251,9 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 			return nil, err
 		}
 	}
+	if cfg.IssuersFile != "" {
+		s.warnNotOnboarded(ctx)
+	}
 	if cfg.Runs(config.ComponentAPI) {
 		if err := s.newAPI(cfg, opts, keys.jwks); err != nil {
 			s.Redis.Close()
