@@ -85,7 +85,7 @@ type Config struct {
 	TLSCertFile string `env:"TLS_CERT_FILE" desc:"PEM certificate chain (leaf first) the listeners named in LOCKBOX_TLS_LISTENERS serve TLS with: TLS 1.2 or later, HTTP/2 where the client offers it; re-read when it changes, so a renewed certificate (e.g. from cert-manager) is served without a restart, and a broken new pair is logged and ignored; needs LOCKBOX_TLS_KEY_FILE; unset: plain HTTP"`
 	TLSKeyFile  string `env:"TLS_KEY_FILE" desc:"PEM private key of LOCKBOX_TLS_CERT_FILE"`
 	// TLSListeners names the listeners that serve TLS.
-	TLSListeners string `env:"TLS_LISTENERS" envDefault:"proxy,api,metrics" desc:"the listeners that serve TLS when LOCKBOX_TLS_CERT_FILE is set, comma-separated: proxy, api, metrics (e.g. proxy,api to keep health and metrics on plain HTTP)"`
+	TLSListeners string `env:"TLS_LISTENERS" envDefault:"proxy,api,metrics" desc:"the listeners that serve TLS when LOCKBOX_TLS_CERT_FILE is set, comma-separated: proxy, api, metrics (e.g. proxy,api to keep health and metrics on plain HTTP); refused without LOCKBOX_TLS_CERT_FILE"`
 	// TLSClientCAFile makes the API require client certificates.
 	TLSClientCAFile string `env:"TLS_CLIENT_CA_FILE" desc:"PEM CA certificates; when set, the API and admin center (LOCKBOX_API_ADDR) accept only connections with a client certificate issued by one of them. The certificate admits the connection, never a user: every call still needs its bearer token or session, which alone say who calls. Needs api in LOCKBOX_TLS_LISTENERS; read at start-up"`
 	// UpstreamCAFile and the client pair configure the proxy's TLS to
@@ -384,6 +384,7 @@ func parse(environ map[string]string) (Config, map[string]bool, []error) {
 		}
 	}
 	errs = append(errs, shorthandErrors(environ)...)
+	errs = append(errs, tlsListenersErrors(environ)...)
 	// env sets nothing for an empty file, as for an unset variable.
 	v := reflect.ValueOf(c)
 	for _, f := range reflect.VisibleFields(v.Type()) {

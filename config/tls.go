@@ -83,6 +83,18 @@ func (c Config) tlsErrors() []error {
 	return errs
 }
 
+// tlsListenersErrors refuses LOCKBOX_TLS_LISTENERS set without
+// LOCKBOX_TLS_CERT_FILE: it would change nothing, every listener speaking
+// plain HTTP while the operator believes those it names serve TLS. It
+// looks at environ, as shorthandErrors does: the variable has a default,
+// so only the environment tells whether someone set it.
+func tlsListenersErrors(environ map[string]string) []error {
+	if environ[varName("TLSListeners")] != "" && environ[varName("TLSCertFile")] == "" {
+		return []error{varErr("TLSListeners", "set, but LOCKBOX_TLS_CERT_FILE is not: without a certificate every listener speaks plain HTTP")}
+	}
+	return nil
+}
+
 // pairErr reports one file of a certificate and key pair set without the
 // other.
 func pairErr(certField, keyField string, certMissing bool) error {

@@ -29,6 +29,11 @@ func TestTLSSettings(t *testing.T) {
 			want: []string{"LOCKBOX_TLS_CERT_FILE: required with LOCKBOX_TLS_KEY_FILE"}},
 		{name: "unknown listener", env: map[string]string{"LOCKBOX_TLS_CERT_FILE": cert, "LOCKBOX_TLS_KEY_FILE": key, "LOCKBOX_TLS_LISTENERS": "proxy,console"},
 			want: []string{`LOCKBOX_TLS_LISTENERS: "console" is not one of proxy, api, metrics`}},
+		// Set without a certificate it would change nothing: every
+		// listener would speak plain HTTP while the operator believes
+		// those it names serve TLS.
+		{name: "listeners without a certificate", env: map[string]string{"LOCKBOX_TLS_LISTENERS": "proxy,api"},
+			want: []string{"LOCKBOX_TLS_LISTENERS: set, but LOCKBOX_TLS_CERT_FILE is not"}},
 		{name: "no listener", env: map[string]string{"LOCKBOX_TLS_LISTENERS": ","},
 			want: []string{"LOCKBOX_TLS_LISTENERS: names no listener"}},
 		{name: "client CA without TLS", env: map[string]string{"LOCKBOX_TLS_CLIENT_CA_FILE": ca},
