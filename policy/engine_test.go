@@ -41,6 +41,12 @@ func newEngine(t testing.TB, cfg policy.EngineConfig) (*policy.Engine, *promethe
 	if cfg.Now == nil {
 		cfg.Now = fixedClock
 	}
+	if cfg.EvalTimeout == 0 {
+		// The production default (250ms) is a deadline a loaded machine
+		// running the race detector can miss; a test that is not about the
+		// timeout must not fail on it. Only the timeout tests set their own.
+		cfg.EvalTimeout = 10 * time.Second
+	}
 	e, err := policy.NewEngine(cfg)
 	if err != nil {
 		t.Fatalf("NewEngine: %v", err)
@@ -838,11 +844,12 @@ func TestSnapshotKeepsItsVersion(t *testing.T) {
 	}
 }
 
-// waitFor polls cond until it holds or 2 s pass: it waits on a watcher
-// polling every few milliseconds, not on a fixed delay.
+// waitFor polls cond until it holds or 10 s pass: it waits on a watcher
+// polling every few milliseconds, not on a fixed delay, and the deadline
+// only bounds a failure (a loaded machine may take seconds).
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
