@@ -181,7 +181,18 @@ func (e *Engine) publish(b *bundle) {
 func (e *Engine) Reload() error {
 	e.reloadMu.Lock()
 	defer e.reloadMu.Unlock()
-	b, err := e.load()
+	files, err := readPolicyFiles(e.fsys)
+	return e.reloadFiles(files, err)
+}
+
+// reloadFiles builds files, as readPolicyFiles returned them with err,
+// and publishes the result, or keeps the policy serving and reports the
+// error. The caller holds reloadMu.
+func (e *Engine) reloadFiles(files []policyFile, err error) error {
+	var next *bundle
+	if err == nil {
+		next, err = buildBundle(context.Background(), files, e.dir, e.now())
+	}
 	if err != nil {
 		e.metrics.reloads.WithLabelValues(reloadError).Inc()
 		e.log.Error("policy reload failed; the last good policy keeps serving",
@@ -189,9 +200,9 @@ func (e *Engine) Reload() error {
 		return fmt.Errorf("policy: %s: %w", e.source(), err)
 	}
 	old := e.Revision()
-	e.publish(b)
+	e.publish(next)
 	e.metrics.reloads.WithLabelValues(reloadSuccess).Inc()
-	e.log.Info("policy reloaded", "source", e.source(), "revision", b.revision, "previous_revision", old)
+	e.log.Info("policy reloaded", "source", e.source(), "revision", next.revision, "previous_revision", old)
 	return nil
 }
 
@@ -204,6 +215,15 @@ func (e *Engine) Reload() error {
 // Kubernetes ConfigMap volume swapping its "..data" link. A change that
 // does not load is reported once, not at every poll; the next change is
 // tried again.
+//
+// What a poll loads is exactly what it read and compared, never a second
+// reading: a directory that changed again in between (a deploy still
+// writing it) would otherwise be loaded half-written, and once it settled
+// on the content the poll had read, no later poll would see a change to
+// load. A change is loaded only when two readings in a row agree, so a
+// reading that straddled a change (the ConfigMap's swap landing between
+// two of its files) is never served: it mixes two versions, and the next
+// poll reads the settled one.
 func (e *Engine) Watch(ctx context.Context, interval time.Duration) {
 	if e.dir == "" {
 		<-ctx.Done()
@@ -221,19 +241,36 @@ func (e *Engine) Watch(ctx context.Context, interval time.Duration) {
 			return
 		case <-t.C:
 		}
-		state := ""
+		seen = e.reloadIfChanged(seen)
+	}
+}
+
+// reloadIfChanged reads the policy directory and, if its state (content
+// hash, or read error) is not seen and a second reading agrees with the
+// first, loads that reading. It returns the state now seen: unchanged when
+// the two readings differ, so that the next poll tries again.
+func (e *Engine) reloadIfChanged(seen string) string {
+	// Held from the reading to the publishing, so that a Reload between
+	// them can't be overtaken by this older reading.
+	e.reloadMu.Lock()
+	defer e.reloadMu.Unlock()
+	read := func() ([]policyFile, string, error) {
 		files, err := readPolicyFiles(e.fsys)
 		if err != nil {
-			state = "error: " + err.Error()
-		} else {
-			state = revisionOf(files)
+			return nil, "error: " + err.Error(), err
 		}
-		if state == seen {
-			continue
-		}
-		seen = state
-		_ = e.Reload() // logs and counts its own failure
+		return files, revisionOf(files), nil
 	}
+	_, state, _ := read()
+	if state == seen {
+		return seen
+	}
+	files, again, err := read()
+	if again != state {
+		return seen
+	}
+	_ = e.reloadFiles(files, err) // logs and counts its own failure
+	return state
 }
 
 // Snapshot returns the version of the policy serving now: its catalog and

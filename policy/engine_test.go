@@ -16,8 +16,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -944,6 +946,114 @@ func TestWatchConfigMapSwap(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the swapped version to load", func() bool { return e.Revision() != embedded.Revision() })
+}
+
+// scriptedFS serves a policy directory whose scripted files change content
+// from one read to the next: the i-th read of a file returns its
+// versions[i], and every read after the last returns the last. It stands
+// for a directory that a deploy is changing while the engine reads it.
+type scriptedFS struct {
+	fs.FS // the files not scripted
+
+	mu       sync.Mutex
+	versions map[string][][]byte
+	reads    map[string]int
+}
+
+func (f *scriptedFS) ReadFile(name string) ([]byte, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	vs, ok := f.versions[name]
+	if !ok {
+		return fs.ReadFile(f.FS, name)
+	}
+	v := vs[min(f.reads[name], len(vs)-1)]
+	f.reads[name]++
+	return slices.Clone(v), nil
+}
+
+func (f *scriptedFS) ReadDir(name string) ([]fs.DirEntry, error) { return fs.ReadDir(f.FS, name) }
+
+// watchScripted starts watching, every millisecond, a policy directory
+// whose files change as versions scripts (read 0 is NewEngine's), and
+// returns the engine and the revision of the directory in its final state.
+func watchScripted(t *testing.T, versions map[string][][]byte) (*policy.Engine, string) {
+	t.Helper()
+	final := fstest.MapFS{}
+	for name, vs := range versions {
+		final[name] = &fstest.MapFile{Data: vs[len(vs)-1]}
+	}
+	if _, ok := final[policy.CatalogPath]; !ok {
+		catalog, err := fs.ReadFile(lockboxrego.FS, policy.CatalogPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		final[policy.CatalogPath] = &fstest.MapFile{Data: catalog}
+	}
+	want, _ := newEngine(t, policy.EngineConfig{FS: final})
+	fsys := &scriptedFS{FS: lockboxrego.FS, versions: versions, reads: map[string]int{}}
+	e, _ := newEngine(t, policy.EngineConfig{FS: fsys, Dir: "policies"})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		e.Watch(ctx, time.Millisecond)
+		close(done)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	return e, want.Revision()
+}
+
+// TestWatchServesWhatItSaw: the watcher reloads a directory when the
+// content it reads differs from what it read before, so what it loads must
+// be that content. A deploy still writing the directory (here: a rule
+// appended to authz.rego, read first whole, then half-written, then whole
+// for good) must not leave the engine serving the half-written version
+// once the directory has settled: the watcher sees no further change, so
+// nothing would ever reload it.
+func TestWatchServesWhatItSaw(t *testing.T) {
+	const name = "lockbox/authz/authz.rego"
+	a, err := fs.ReadFile(lockboxrego.FS, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// b freezes contoso; c is b with the new rule not yet written, which
+	// still compiles and still allows contoso.
+	b := append(slices.Clone(a), "\ndenials contains \"frozen\" if input.call.tenant == \"contoso\"\n"...)
+	c := append(slices.Clone(a), '\n')
+	e, want := watchScripted(t, map[string][][]byte{name: {a, b, c, b}})
+
+	waitFor(t, "the settled version to load", func() bool { return e.Revision() == want })
+	d, err := e.Decide(t.Context(), allowedInput())
+	if err != nil || d.Allow || !slices.Equal(d.Reasons, []string{"frozen"}) {
+		t.Errorf("Decide = %+v, %v; want denied as frozen", d, err)
+	}
+}
+
+// TestWatchNeverServesAMixedReading: a ConfigMap swap that lands while the
+// watcher walks the directory gives it the catalog of one version and the
+// Rego of the next, a directory that never existed. The watcher must not
+// serve it, even for one interval: only the version the swap installed is
+// loaded, once.
+func TestWatchNeverServesAMixedReading(t *testing.T) {
+	const name = "lockbox/authz/authz.rego"
+	a, err := fs.ReadFile(lockboxrego.FS, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k1, err := fs.ReadFile(lockboxrego.FS, policy.CatalogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := append(slices.Clone(a), "\n# second version\n"...)
+	k2 := append(slices.Clone(k1), '\n')
+	// The walk reads activities/ before lockbox/: the first poll reads the
+	// old catalog, then the swap, then the new policy.
+	e, want := watchScripted(t, map[string][][]byte{policy.CatalogPath: {k1, k1, k2}, name: {a, b}})
+
+	waitFor(t, "the new version to load", func() bool { return e.Revision() == want })
+	if n := testutil.ToFloat64(policy.ReloadsCollector(e, "success")); n != 1 {
+		t.Errorf("%v reloads to reach the new version, want 1: a mixed reading was served", n)
+	}
 }
 
 func TestWatchWithoutDirWaitsForContext(t *testing.T) {
