@@ -1218,6 +1218,11 @@ func TestNondeterministicBuiltinsNotRemembered(t *testing.T) {
 		{name: "in a function of another rule", rego: `decision := {"allow": true, "reasons": [draw(1)]}
 
 draw(n) := sprintf("%d", [rand.intn("sample", 1000000000 * n)])`},
+		{name: "a function replaced by one under with", rego: `risk(_) := {"body": {"allow": true}}
+
+decision := {"allow": r.body.allow, "reasons": []} if {
+	r := risk({"method": "GET", "url": "` + srv.URL + `", "force_json_decode": true}) with risk as http.send
+}`},
 		{name: "time.now_ns", rego: `decision := {"allow": true, "reasons": [sprintf("%d", [time.now_ns()])]}`, remember: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

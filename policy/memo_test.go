@@ -215,6 +215,9 @@ func TestVolatileBuiltins(t *testing.T) {
 r := opa.runtime()
 
 allow if rand.intn("x", 10) > count(ids)`, []string{"opa.runtime", "rand.intn", "uuid.rfc4122"}},
+		{"replacing a function under with", `f(_) := {}
+
+allow if f({"method": "GET", "url": "https://risk.example"}) with f as http.send`, []string{"http.send"}},
 		{"in a function", `f(u) := http.send({"method": "GET", "url": u})
 
 allow if f("https://risk.example").status_code == 200`, []string{"http.send"}},

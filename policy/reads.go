@@ -126,7 +126,8 @@ func (fs inputFields) has(f inputFields) bool { return fs&f != 0 }
 // input.now, which the memo keys a decision by.
 //
 // It is conservative: a call counts wherever it is, even in a rule the
-// decision never reaches or under a with that replaces the builtin.
+// decision never reaches or under a with that replaces the builtin; so
+// does a builtin that a with puts in a function's place.
 func volatileBuiltins(modules map[string]*ast.Module) []string {
 	var names []string
 	check := func(op ast.Ref) {
@@ -146,6 +147,12 @@ func volatileBuiltins(modules map[string]*ast.Module) []string {
 				if op, ok := x[0].Value.(ast.Ref); ok {
 					check(op)
 				}
+			}
+		case *ast.With:
+			// `f(x) with f as http.send` calls http.send, though no call
+			// names it: the builtin is the value a function is replaced by.
+			if op, ok := x.Value.Value.(ast.Ref); ok {
+				check(op)
 			}
 		}
 		return false
