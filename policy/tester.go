@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -48,6 +49,9 @@ func RunTests(ctx context.Context, dir string, w io.Writer, verbose bool) (passe
 		ProcessAnnotation: true,
 	})
 	if err != nil {
+		return 0, 0, fmt.Errorf("policy: %s: %w", dir, err)
+	}
+	if err := checkTestModules(modules); err != nil {
 		return 0, 0, fmt.Errorf("policy: %s: %w", dir, err)
 	}
 	txn, err := store.NewTransaction(ctx, storage.WriteParams)
@@ -103,6 +107,64 @@ func RunTests(ctx context.Context, dir string, w io.Writer, verbose bool) (passe
 }
 
 var errNoTests = errors.New("no Rego tests found (rules named test_*)")
+
+// checkTestModules refuses a test file (*_test.rego) that defines a rule the
+// server's modules also define, or that they refer to. The server never
+// loads test files, so such a rule is part of the policy the tests judge and
+// not of the policy served: a denial a test file adds to the policy's rules
+// passes its tests and never denies a call. It is the same reason the server
+// refuses data files other than the catalog.
+//
+// A reference to an ancestor of a test rule (walk(data.lockbox)) is not
+// refused: it would refuse a test package beside the policy, the usual
+// layout.
+func checkTestModules(modules map[string]*ast.Module) error {
+	served := make(map[string]*ast.Module)
+	var tests []string
+	for name, m := range modules {
+		if strings.HasSuffix(name, "_test.rego") {
+			tests = append(tests, name)
+		} else {
+			served[name] = m
+		}
+	}
+	// Compiled, so that every reference is resolved to its data path
+	// (an imported package's rule, a rule of the same package). The
+	// server's modules compile: buildBundle compiled them already.
+	c := ast.NewCompiler().WithDefaultRegoVersion(ast.RegoV1)
+	if c.Compile(served); c.Failed() {
+		return fmt.Errorf("%w: %w", ErrInvalidPolicy, c.Errors)
+	}
+	var defined, used []ast.Ref
+	for _, m := range c.Modules {
+		for _, r := range m.Rules {
+			defined = append(defined, r.Path())
+		}
+		ast.WalkRefs(m, func(r ast.Ref) bool {
+			if r.HasPrefix(ast.DefaultRootRef) {
+				used = append(used, r.GroundPrefix())
+			}
+			return false
+		})
+	}
+	slices.Sort(tests)
+	for _, name := range tests {
+		for _, r := range modules[name].Rules {
+			p := r.Path()
+			for _, d := range defined {
+				if p.HasPrefix(d) || d.HasPrefix(p) {
+					return fmt.Errorf("%w: %s: a test file adds to %s, which the server serves without it (it loads no *_test.rego file); move the rule to a file the server loads, or to a test package", ErrInvalidPolicy, r.Location, p)
+				}
+			}
+			for _, u := range used {
+				if u.HasPrefix(p) {
+					return fmt.Errorf("%w: %s: a test file defines %s, which the policy refers to and the server never loads (it loads no *_test.rego file); move the rule to a file the server loads", ErrInvalidPolicy, r.Location, p)
+				}
+			}
+		}
+	}
+	return nil
+}
 
 // count counts r the way OPA's reporter does: a test with test cases counts
 // each case; an error counts as a failure; a skipped (todo_) test counts as

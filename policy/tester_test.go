@@ -91,12 +91,82 @@ func TestRunTestsRefuses(t *testing.T) {
 			t.Errorf("RunTests = %v, want ErrInvalidPolicy naming extra.rego:4", err)
 		}
 	})
+	t.Run("a test file adding to a rule the server serves", func(t *testing.T) {
+		// The server skips *_test.rego files, so a rule one of them adds to
+		// the policy (here a denial) is judged by the tests and never
+		// served: every test passes, saying fabrikam is frozen, and the
+		// server lets fabrikam's calls through.
+		dir := defaultDir(t)
+		writeFile(t, filepath.Join(dir, "lockbox", "authz", "frozen_test.rego"), []byte(`package lockbox.authz
+
+denials contains "frozen" if input.call.tenant == "fabrikam"
+
+test_fabrikam_frozen if {
+	"frozen" in decision.reasons with input as {"call": {"tenant": "fabrikam"}}
+}
+`))
+		e, _ := newEngine(t, policy.EngineConfig{Dir: dir})
+		in := allowedInput()
+		in.Call.Tenant, in.Call.Path, in.Grant.Tenant, in.Tenant.ID = "fabrikam", "/tenants/fabrikam/mailboxes", "fabrikam", "fabrikam"
+		if d, err := e.Decide(t.Context(), in); err != nil || !d.Allow {
+			t.Fatalf("the server's decision for fabrikam: %+v, %v; the case assumes it allows", d, err)
+		}
+		var out bytes.Buffer
+		_, _, err := policy.RunTests(t.Context(), dir, &out, false)
+		if !errors.Is(err, policy.ErrInvalidPolicy) || !strings.Contains(err.Error(), "frozen_test.rego:3") {
+			t.Errorf("RunTests = %v, want ErrInvalidPolicy naming frozen_test.rego:3\n%s", err, out.String())
+		}
+	})
+	t.Run("a test file defining a rule the policy refers to", func(t *testing.T) {
+		// The same, through a reference: the tests see contoso held, the
+		// server an undefined data.lockbox.holds.tenants.
+		dir := defaultDir(t)
+		writeFile(t, filepath.Join(dir, "lockbox", "authz", "hold.rego"), []byte(`package lockbox.hold
+
+import data.lockbox.holds
+
+frozen if input.call.tenant in holds.tenants
+`))
+		writeFile(t, filepath.Join(dir, "lockbox", "holds_test.rego"), []byte(`package lockbox.holds
+
+tenants := {"contoso"}
+
+test_contoso_held if {
+	data.lockbox.hold.frozen with input as {"call": {"tenant": "contoso"}}
+}
+`))
+		var out bytes.Buffer
+		_, _, err := policy.RunTests(t.Context(), dir, &out, false)
+		if !errors.Is(err, policy.ErrInvalidPolicy) || !strings.Contains(err.Error(), "holds_test.rego:3") {
+			t.Errorf("RunTests = %v, want ErrInvalidPolicy naming holds_test.rego:3\n%s", err, out.String())
+		}
+	})
 	t.Run("missing directory", func(t *testing.T) {
 		var out bytes.Buffer
 		if _, _, err := policy.RunTests(t.Context(), filepath.Join(t.TempDir(), "nope"), &out, false); err == nil {
 			t.Error("RunTests on a missing directory reported no error")
 		}
 	})
+}
+
+// TestRunTestsSamePackage: tests and their helpers may sit in the policy's
+// own package, OPA's usual layout, as long as they add nothing to a rule
+// the server serves.
+func TestRunTestsSamePackage(t *testing.T) {
+	dir := defaultDir(t)
+	writeFile(t, filepath.Join(dir, "lockbox", "authz", "more_test.rego"), []byte(`package lockbox.authz
+
+no_input := {}
+
+test_empty_input_denied if {
+	not decision.allow with input as no_input
+}
+`))
+	var out bytes.Buffer
+	passed, failed, err := policy.RunTests(t.Context(), dir, &out, true)
+	if err != nil || failed != 0 || !strings.Contains(out.String(), "test_empty_input_denied: PASS") {
+		t.Errorf("RunTests = %d passed, %d failed, %v\n%s", passed, failed, err, out.String())
+	}
 }
 
 func lastLine(s string) string {
