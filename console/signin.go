@@ -707,7 +707,31 @@ func (o *oidcClient) verifyIDToken(ctx context.Context, p *oidc.Provider, tok *o
 		}
 		return nil, "", fmt.Errorf("id token: %w", err)
 	}
+	if err := o.checkAuthorizedParty(idt); err != nil {
+		return nil, "", fmt.Errorf("id token: %w", err)
+	}
 	return idt, raw, nil
+}
+
+// checkAuthorizedParty holds idt to the client it was issued to, as
+// OpenID Connect Core 1.0 section 3.1.3.7 has clients do and go-oidc
+// does not: with several audiences it must name that party (azp), and a
+// party it names must be this client. Otherwise another client of the
+// issuer may have asked for it, ours being only one audience among more.
+func (o *oidcClient) checkAuthorizedParty(idt *oidc.IDToken) error {
+	var c struct {
+		AZP *string `json:"azp"`
+	}
+	if err := idt.Claims(&c); err != nil {
+		return err
+	}
+	switch {
+	case c.AZP != nil && *c.AZP != o.cfg.ClientID:
+		return fmt.Errorf("its authorized party (azp) is %q, not this client", *c.AZP)
+	case c.AZP == nil && len(idt.Audience) > 1:
+		return fmt.Errorf("it has %d audiences and names no authorized party (azp)", len(idt.Audience))
+	}
+	return nil
 }
 
 // identified is who a verified ID token says its user is here.

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -29,6 +30,8 @@ import (
 type oidcUser struct {
 	sub, name, tid string
 	roles          any // a list, or a space-separated string
+	// extra are more claims of its tokens (see oidctest.User).
+	extra map[string]any
 }
 
 func (u oidcUser) user() oidctest.User {
@@ -42,6 +45,7 @@ func (u oidcUser) user() oidctest.User {
 	if u.roles != nil {
 		c["roles"] = u.roles
 	}
+	maps.Copy(c, u.extra)
 	return oidctest.User{Subject: u.sub, Claims: c}
 }
 
@@ -466,6 +470,31 @@ func TestOIDCSigninProblems(t *testing.T) {
 		l2 := startLogin(t, e, m, b, ada)
 		wantProblem(t, e, b.get("/console/oidc/callback/provider?"+url.Values{"code": {code}, "state": {l2.state}, "iss": {m.Issuer()}}.Encode()),
 			"failed", "unknown, used or expired code")
+	})
+	t.Run("ID token for another client", func(t *testing.T) {
+		// OpenID Connect Core 3.1.3.7: an ID token with several audiences
+		// names the client it was issued to (azp), and one that names a
+		// client is that client's: another client of the issuer may have
+		// asked for it, and ours is only one of the audiences.
+		for _, extra := range []map[string]any{
+			{"aud": []string{"other-client"}},
+			{"aud": []string{"other-client"}, "azp": "other-client"},
+			{"azp": "other-client"},
+		} {
+			b := e.browser()
+			u := ada
+			u.extra = extra
+			l := startLogin(t, e, m, b, u)
+			wantProblem(t, e, b.get(l.callback), "failed", "authorized party")
+		}
+		b := e.browser()
+		u := ada
+		u.extra = map[string]any{"aud": []string{"other-client"}, "azp": m.ClientID()}
+		l := startLogin(t, e, m, b, u)
+		if r := b.get(l.callback); r.status != http.StatusOK {
+			t.Fatalf("an ID token for several audiences, issued to the console: %s", r)
+		}
+		b.post("/console/signout", b.form(nil))
 	})
 	t.Run("expired ID token", func(t *testing.T) {
 		// The provider's tokens live a minute by its clock; ours has

@@ -432,6 +432,11 @@ func (p *Provider) baseClaims(u User, aud string) map[string]any {
 	c["iss"] = p.Issuer()
 	c["sub"] = u.Subject
 	c["aud"] = aud
+	if more, ok := u.Claims["aud"].([]string); ok {
+		// The user's own "aud" names more audiences of its tokens, as a
+		// provider issuing a token for several clients does.
+		c["aud"] = append([]string{aud}, more...)
+	}
 	c["iat"] = now.Unix()
 	c["exp"] = now.Add(p.cfg.TTL).Unix()
 	return c
