@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -965,6 +966,48 @@ func TestUnavailable(t *testing.T) {
 	if !strings.Contains(logs, `"trace_id":"`+id+`"`) || !strings.Contains(logs, "client is closed") {
 		t.Errorf("log lacks the trace id %s or the cause:\n%s", id, logs)
 	}
+}
+
+// TestUnavailableSaysWhenToRetry: a 503 is an answer to try again, and it
+// says when (RFC 9110 10.2.3), whether the store failed or ran past the
+// call's deadline; an answer no retry would change says nothing of the sort.
+func TestUnavailableSaysWhenToRetry(t *testing.T) {
+	retryAfter := func(t *testing.T, r result) {
+		t.Helper()
+		wantError(t, r, http.StatusServiceUnavailable, "unavailable", "retry later")
+		v := r.header.Values("Retry-After")
+		if len(v) != 1 {
+			t.Fatalf("Retry-After = %q, want one value", v)
+		}
+		if n, err := strconv.Atoi(v[0]); err != nil || n < 1 {
+			t.Errorf("Retry-After = %q, want a whole number of seconds, at least 1", v[0])
+		}
+	}
+	t.Run("store down", func(t *testing.T) {
+		e := newEnv(t)
+		wantError(t, e.do(mia, "GET", "/v1/requests?state=bogus", nil), http.StatusBadRequest, "invalid_state", "")
+		if err := e.rdb.Close(); err != nil {
+			t.Fatal(err)
+		}
+		retryAfter(t, e.do(mia, "GET", "/v1/requests", nil))
+		retryAfter(t, e.do(contosoAdmin, "PUT", "/v1/tenants/contoso/settings", `{"lockbox_enabled":false}`))
+	})
+	t.Run("past the deadline", func(t *testing.T) {
+		e := newEnv(t, func(c *api.Config) { c.Auth, c.Timeout = slowAuth{}, time.Millisecond })
+		retryAfter(t, e.do(mia, "GET", "/v1/requests", nil))
+	})
+	t.Run("not on other errors", func(t *testing.T) {
+		e := newEnv(t)
+		for _, r := range []result{
+			e.do(mia, "GET", "/v1/requests?state=bogus", nil),
+			e.do(anonymous, "GET", "/v1/requests", nil),
+			e.do(mia, "GET", "/v1/requests/01957a3c-0000-7000-8000-000000000000", nil),
+		} {
+			if v := r.header.Values("Retry-After"); len(v) != 0 {
+				t.Errorf("%d answer has Retry-After %q", r.status, v)
+			}
+		}
+	})
 }
 
 // brokenAuth fails without saying the token is bad: a broken verifier.

@@ -152,10 +152,21 @@ func (s *server) adapt(rt route) http.Handler {
 	})
 }
 
+// retryAfterUnavailable is the Retry-After of a 503, in seconds. Every 503
+// of the API is a dependency (Redis above all) failing or too slow for the
+// call's deadline, with nothing changed: the same call may pass in a moment.
+const retryAfterUnavailable = "1"
+
 // fail writes err as JSON. Server-side failures are logged with their cause
 // and trace id; the client only gets the id and a generic message.
 func (s *server) fail(w http.ResponseWriter, r *http.Request, rt route, err error) {
-	status := httperr.WriteError(w, err)
+	status, code, msg := httperr.FromError(err)
+	if status == http.StatusServiceUnavailable {
+		// "Retry later" alone leaves clients that honour Retry-After
+		// (RFC 9110 10.2.3) nothing to go by.
+		w.Header().Set("Retry-After", retryAfterUnavailable)
+	}
+	httperr.Write(w, status, code, msg)
 	if status >= http.StatusInternalServerError {
 		s.log.ErrorContext(r.Context(), "api request failed",
 			"trace_id", w.Header().Get(headerTraceID),
