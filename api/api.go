@@ -92,8 +92,8 @@ type AuditSearcher interface {
 }
 
 // DefaultMaxBodyBytes bounds a request body when Config.MaxBodyBytes is
-// zero. The largest legitimate body, a request with a 2000-byte reason and
-// its activities, is a few kilobytes.
+// zero. The largest legitimate body, a request with a 2000-character reason
+// (at most 8 KB of UTF-8, 24 KB as JSON escapes) and its activities, fits.
 const DefaultMaxBodyBytes = 64 << 10
 
 // DefaultTimeout bounds one API call when Config.Timeout is zero.

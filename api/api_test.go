@@ -21,6 +21,8 @@ import (
 	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/tenants"
+
+	"go.yaml.in/yaml/v3"
 )
 
 func TestLifecycle(t *testing.T) {
@@ -500,6 +502,80 @@ func TestRequestBodies(t *testing.T) {
 	t.Run("small configured limit", func(t *testing.T) {
 		e := newEnv(t, func(c *api.Config) { c.MaxBodyBytes = 64 })
 		wantError(t, e.do(alice, "POST", "/v1/requests", valid), 413, "body_too_large", "64 bytes")
+	})
+}
+
+// TestTextLimitsCountCharacters: the free-text fields take as many
+// characters as openapi.yaml's maxLength says (JSON Schema counts
+// characters, not bytes), whatever the script: a reason written in
+// Japanese is as long as one written in English. One more is refused.
+func TestTextLimitsCountCharacters(t *testing.T) {
+	e := newEnv(t)
+	lara := user{sub: "lara@provider.example", roles: []identity.Role{identity.RoleLockboxAdmin}}
+	var doc struct {
+		Components struct {
+			Schemas map[string]struct {
+				Properties map[string]struct {
+					MaxLength int `yaml:"maxLength"`
+				}
+			}
+		}
+	}
+	if err := yaml.Unmarshal(e.do(anonymous, "GET", "/v1/openapi.yaml", nil).body, &doc); err != nil {
+		t.Fatal(err)
+	}
+	maxLength := func(schema, field string) int {
+		t.Helper()
+		n := doc.Components.Schemas[schema].Properties[field].MaxLength
+		if n == 0 {
+			t.Fatalf("openapi.yaml gives %s.%s no maxLength", schema, field)
+		}
+		return n
+	}
+	// Three bytes in UTF-8, one character.
+	text := func(n int) string { return strings.Repeat("日", n) }
+	create := func(u user, field string, n int) result {
+		in := map[string]any{"tenant": "contoso", "service": "exchange", "service_request": "SR-1", "reason": "repair", "duration": "1h"}
+		in[field] = text(n)
+		return e.do(u, "POST", "/v1/requests", in)
+	}
+
+	for _, field := range []string{"service_request", "reason"} {
+		t.Run(field, func(t *testing.T) {
+			n := maxLength("CreateRequest", field)
+			wantError(t, create(bob, field, n+1), http.StatusBadRequest, "invalid_"+field, fmt.Sprint(n))
+			req := decode[grants.Request](t, create(bob, field, n), http.StatusCreated)
+			if got := map[string]string{"service_request": req.ServiceRequest, "reason": req.Reason}[field]; got != text(n) {
+				t.Errorf("%s stored as %q", field, got)
+			}
+			decode[grants.Request](t, e.do(bob, "POST", "/v1/requests/"+req.ID+"/cancel", nil), http.StatusOK)
+		})
+	}
+	t.Run("comment", func(t *testing.T) {
+		n := maxLength("Decision", "comment")
+		req := e.file(alice, "contoso", "exchange")
+		path := "/v1/requests/" + req.ID + "/deny"
+		wantError(t, e.do(mia, "POST", path, map[string]string{"comment": text(n + 1)}), http.StatusBadRequest, "invalid_comment", fmt.Sprint(n))
+		got := decode[grants.Request](t, e.do(mia, "POST", path, map[string]string{"comment": text(n)}), http.StatusOK)
+		if last := got.History[len(got.History)-1]; last.Comment != text(n) {
+			t.Errorf("comment stored as %q", last.Comment)
+		}
+	})
+	t.Run("display_name", func(t *testing.T) {
+		n := maxLength("Onboarding", "display_name")
+		if m := maxLength("TenantUpdate", "display_name"); m != n {
+			t.Fatalf("maxLength of display_name: onboarding %d, update %d", n, m)
+		}
+		body := func(name string) map[string]any {
+			return map[string]any{"id": "northwind", "display_name": name, "domains": []string{"northwind.example"}}
+		}
+		wantError(t, e.do(lara, "POST", "/v1/tenants", body(text(n+1))), http.StatusBadRequest, "invalid_tenant", fmt.Sprint(n))
+		decode[tenants.Tenant](t, e.do(lara, "POST", "/v1/tenants", body(text(n))), http.StatusCreated)
+		wantError(t, e.do(lara, "PATCH", "/v1/tenants/contoso", map[string]any{"display_name": text(n + 1)}), http.StatusBadRequest, "invalid_tenant", fmt.Sprint(n))
+		got := decode[tenants.Tenant](t, e.do(lara, "PATCH", "/v1/tenants/contoso", map[string]any{"display_name": text(n)}), http.StatusOK)
+		if got.DisplayName != text(n) {
+			t.Errorf("display_name stored as %q", got.DisplayName)
+		}
 	})
 }
 

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
@@ -96,6 +97,8 @@ type TenantUpdate struct {
 }
 
 const (
+	// maxDisplayName counts characters, as openapi.yaml's maxLength
+	// does, not bytes: a name in Japanese may be as long as one in English.
 	maxDisplayName = 256
 	maxDomains     = 50
 )
@@ -117,7 +120,7 @@ func (t *Tenant) normalize() error {
 		return invalid("organization_id %q is not a GUID", t.OrganizationID)
 	}
 	t.DisplayName = strings.TrimSpace(t.DisplayName)
-	if t.DisplayName == "" || len(t.DisplayName) > maxDisplayName || strings.ContainsFunc(t.DisplayName, isControl) {
+	if t.DisplayName == "" || utf8.RuneCountInString(t.DisplayName) > maxDisplayName || strings.ContainsFunc(t.DisplayName, isControl) {
 		return invalid("display_name is required: 1-%d printable characters", maxDisplayName)
 	}
 	if len(t.Domains) == 0 || len(t.Domains) > maxDomains {
