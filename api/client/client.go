@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -60,7 +61,10 @@ type Client struct {
 type Option func(*Client)
 
 // WithHTTPClient makes the client send its calls through hc (for custom
-// TLS, proxies or timeouts). A nil hc keeps the default.
+// TLS, proxies or timeouts). A nil hc keeps the default. hc's redirect
+// policy is then the caller's: the default client follows no redirect
+// that leaves the API's scheme, host and port, so the token goes nowhere
+// else.
 func WithHTTPClient(hc *http.Client) Option {
 	return func(c *Client) {
 		if hc != nil {
@@ -116,7 +120,7 @@ func New(baseURL, token string, opts ...Option) (*Client, error) {
 	c := &Client{
 		base:      base,
 		token:     token,
-		hc:        &http.Client{Timeout: DefaultTimeout},
+		hc:        &http.Client{Timeout: DefaultTimeout, CheckRedirect: sameOrigin},
 		userAgent: DefaultUserAgent,
 
 		maxResponse: MaxResponseBytes,
@@ -125,6 +129,33 @@ func New(baseURL, token string, opts ...Option) (*Client, error) {
 		o(c)
 	}
 	return c, nil
+}
+
+// sameOrigin is the default client's redirect policy: it follows no
+// redirect to another scheme, host or port than the call's first. Every
+// call carries the bearer token, and net/http sends Authorization on to
+// any port and scheme of the same host name (and to its subdomains), so a
+// redirect to http://host:other-port, or from https to plain http, handed
+// the token to another server or to the network. (lockboxctl's client has
+// the same policy, with its own message.)
+func sameOrigin(req *http.Request, via []*http.Request) error {
+	if from := via[0].URL; origin(req.URL) != origin(from) {
+		return fmt.Errorf("client: not following a redirect from %s to %s, another server than the API's", from.Redacted(), req.URL.Redacted())
+	}
+	if len(via) >= 10 {
+		return errors.New("client: stopped after 10 redirects")
+	}
+	return nil
+}
+
+// origin is u's scheme, host and port, the port filled in when implied.
+func origin(u *url.URL) string {
+	scheme := strings.ToLower(u.Scheme)
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[scheme]
+	}
+	return scheme + "://" + net.JoinHostPort(strings.ToLower(u.Hostname()), port)
 }
 
 // BaseURL returns the API address the client calls.

@@ -693,3 +693,51 @@ func TestExportStalls(t *testing.T) {
 		}
 	})
 }
+
+// TestDefaultClientKeepsTheTokenOnItsServer: net/http sends Authorization
+// on through a redirect to any port and scheme of the same host name (and
+// to its subdomains), so the default client, followed such a redirect,
+// handed the bearer token to another server on that host, or in clear
+// text to the network after https. It follows no redirect that leaves the
+// API's scheme, host and port; one within them it still follows.
+func TestDefaultClientKeepsTheTokenOnItsServer(t *testing.T) {
+	other := &fake{body: `{"approvers":["x@contoso.example"]}`}
+	otherSrv := httptest.NewServer(other)
+	defer otherSrv.Close()
+	api := &fake{body: `{"approvers":[]}`}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/v1/tenants/away/approvers", func(w http.ResponseWriter, r *http.Request) {
+		// Another port of the same host, 127.0.0.1.
+		http.Redirect(w, r, otherSrv.URL+"/v1/tenants/contoso/approvers", http.StatusTemporaryRedirect)
+	})
+	mux.HandleFunc("/v1/tenants/moved/approvers", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/v1/tenants/contoso/approvers", http.StatusTemporaryRedirect)
+	})
+	mux.Handle("/v1/tenants/contoso/approvers", api)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	c, err := New(srv.URL, token)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if _, err := c.Approvers(context.Background(), "away"); err == nil {
+		t.Error("a redirect to another port of the host was followed")
+	} else if !strings.Contains(err.Error(), otherSrv.URL) {
+		t.Errorf("err = %v, want it to name where the redirect pointed", err)
+	}
+	other.mu.Lock()
+	for _, c := range other.calls {
+		if c.Auth != "" {
+			t.Errorf("the other server got the token: %+v", c)
+		}
+	}
+	other.mu.Unlock()
+
+	if _, err := c.Approvers(context.Background(), "moved"); err != nil {
+		t.Fatalf("a redirect within the API's address: %v", err)
+	}
+	if got := api.last(t); got.Auth != "Bearer "+token {
+		t.Errorf("after a redirect within the API's address, Authorization = %q", got.Auth)
+	}
+}
