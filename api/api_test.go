@@ -15,11 +15,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/lockbox-oss/lockbox/api"
 	"github.com/lockbox-oss/lockbox/audit"
 	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/identity"
+	"github.com/lockbox-oss/lockbox/internal/keys"
 	"github.com/lockbox-oss/lockbox/tenants"
 
 	"go.yaml.in/yaml/v3"
@@ -800,6 +803,59 @@ func TestSettingsETag(t *testing.T) {
 	}
 	if got := etag(e.do(contosoAdmin, "GET", path, nil)); got != `"5"` {
 		t.Errorf("a refused If-Match wrote: ETag %q", got)
+	}
+}
+
+// rewriteBeforeExec is a go-redis hook that, before every MULTI/EXEC of
+// the client, writes key again with the value it has: nothing changes, but
+// a transaction that WATCHes key fails, as when another replica saved a
+// change between its read and its write each time it tried.
+type rewriteBeforeExec struct {
+	rdb *redis.Client
+	key string
+}
+
+func (h rewriteBeforeExec) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (h rewriteBeforeExec) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (h rewriteBeforeExec) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if len(cmds) > 0 && cmds[0].Name() == "multi" {
+			if v, err := h.rdb.Get(ctx, h.key).Bytes(); err == nil {
+				h.rdb.Set(ctx, h.key, v, 0)
+			}
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// TestSettingsConflictIsDocumented: a change to the settings that keeps
+// meeting a concurrent one gives up with 409 conflict, a status
+// openapi.yaml must list for the operation, as it does for the other
+// changes that can meet one.
+func TestSettingsConflictIsDocumented(t *testing.T) {
+	e := newEnv(t)
+	const path = "/v1/tenants/contoso/settings"
+	decode[tenants.Settings](t, e.do(contosoAdmin, "GET", path, nil), http.StatusOK)
+	other := redis.NewClient(e.rdb.Options())
+	t.Cleanup(func() { _ = other.Close() })
+	e.rdb.AddHook(rewriteBeforeExec{rdb: other, key: keys.Settings("contoso")})
+
+	r := e.do(contosoAdmin, "PUT", path, `{"lockbox_enabled":false}`)
+	wantError(t, r, http.StatusConflict, "conflict", "retry")
+
+	var doc struct {
+		Paths map[string]map[string]any // path item: operations, parameters
+	}
+	if err := yaml.Unmarshal(e.do(anonymous, "GET", "/v1/openapi.yaml", nil).body, &doc); err != nil {
+		t.Fatal(err)
+	}
+	op, _ := doc.Paths["/v1/tenants/{tenant}/settings"]["put"].(map[string]any)
+	responses, _ := op["responses"].(map[string]any)
+	if len(responses) == 0 {
+		t.Fatal("openapi.yaml documents no responses of PUT /v1/tenants/{tenant}/settings")
+	}
+	if _, ok := responses[strconv.Itoa(r.status)]; !ok {
+		t.Errorf("openapi.yaml lists no %d for PUT /v1/tenants/{tenant}/settings", r.status)
 	}
 }
 
