@@ -4,10 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"net/url"
-	"strings"
 
 	"github.com/lockbox-oss/lockbox/api/client"
 	"github.com/lockbox-oss/lockbox/internal/tlsfiles"
@@ -64,22 +61,13 @@ func (e *env) httpClient() (*http.Client, error) {
 // its subdomains), so a redirect to http://host:other-port, or from https
 // to plain http, handed the token to another server or to the network.
 func sameServer(req *http.Request, via []*http.Request) error {
-	if from := via[0].URL; origin(req.URL) != origin(from) {
+	if from := via[0].URL; !client.SameOrigin(req.URL, from) {
 		return &redirectError{from: from.Redacted(), to: req.URL.Redacted()}
 	}
 	if len(via) >= 10 {
 		return errors.New("stopped after 10 redirects")
 	}
 	return nil
-}
-
-// origin is u's scheme, host and port, the port filled in when implied.
-func origin(u *url.URL) string {
-	port := u.Port()
-	if port == "" {
-		port = map[string]string{"http": "80", "https": "443"}[strings.ToLower(u.Scheme)]
-	}
-	return strings.ToLower(u.Scheme) + "://" + net.JoinHostPort(strings.ToLower(u.Hostname()), port)
 }
 
 // redirectError is an answer of the API's address that redirects to

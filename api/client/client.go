@@ -139,7 +139,7 @@ func New(baseURL, token string, opts ...Option) (*Client, error) {
 // the token to another server or to the network. (lockboxctl's client has
 // the same policy, with its own message.)
 func sameOrigin(req *http.Request, via []*http.Request) error {
-	if from := via[0].URL; origin(req.URL) != origin(from) {
+	if from := via[0].URL; !SameOrigin(req.URL, from) {
 		return fmt.Errorf("client: not following a redirect from %s to %s, another server than the API's", from.Redacted(), req.URL.Redacted())
 	}
 	if len(via) >= 10 {
@@ -147,6 +147,11 @@ func sameOrigin(req *http.Request, via []*http.Request) error {
 	}
 	return nil
 }
+
+// SameOrigin reports whether a and b have the same scheme, host and port
+// (the port filled in when implied): a redirect policy that keeps a
+// bearer token on the API's server follows only such redirects.
+func SameOrigin(a, b *url.URL) bool { return origin(a) == origin(b) }
 
 // origin is u's scheme, host and port, the port filled in when implied.
 func origin(u *url.URL) string {
