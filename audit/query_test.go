@@ -371,7 +371,7 @@ func TestRequestRecords(t *testing.T) {
 	log := fill(t, rdb, c, 30)
 	ctx := context.Background()
 	var got []record.Record
-	err := log.RequestRecords(ctx, "contoso", "req-1", time.Time{}, func(r record.Record) error {
+	err := log.RequestRecords(ctx, "contoso", "req-1", time.Time{}, time.Time{}, func(r record.Record) error {
 		got = append(got, r)
 		return nil
 	})
@@ -391,16 +391,28 @@ func TestRequestRecords(t *testing.T) {
 	}
 	// From bounds the scan: records 25 and 28 are req-1's after t0+25s.
 	n := 0
-	err = log.RequestRecords(ctx, "contoso", "req-1", t0.Add(25*time.Second), func(record.Record) error { n++; return nil })
+	err = log.RequestRecords(ctx, "contoso", "req-1", t0.Add(25*time.Second), time.Time{}, func(record.Record) error { n++; return nil })
 	if err != nil || n != 2 {
 		t.Errorf("from t0+25s: %d records, %v", n, err)
 	}
+	// To too: records 1, 4 and 7 are req-1's up to t0+10s (record i is
+	// stamped t0+i+1s), 10 and 13 from t0+10s to t0+14s.
+	n = 0
+	err = log.RequestRecords(ctx, "contoso", "req-1", time.Time{}, t0.Add(10*time.Second), func(record.Record) error { n++; return nil })
+	if err != nil || n != 3 {
+		t.Errorf("to t0+10s: %d records, %v", n, err)
+	}
+	n = 0
+	err = log.RequestRecords(ctx, "contoso", "req-1", t0.Add(10*time.Second), t0.Add(14*time.Second), func(record.Record) error { n++; return nil })
+	if err != nil || n != 2 {
+		t.Errorf("from t0+10s to t0+14s: %d records, %v", n, err)
+	}
 	stop := errors.New("stop")
-	if err := log.RequestRecords(ctx, "contoso", "req-1", time.Time{}, func(record.Record) error { return stop }); !errors.Is(err, stop) {
+	if err := log.RequestRecords(ctx, "contoso", "req-1", time.Time{}, time.Time{}, func(record.Record) error { return stop }); !errors.Is(err, stop) {
 		t.Errorf("the callback's error = %v", err)
 	}
 	for _, c := range []struct{ tenant, id string }{{"contoso", ""}, {"", "req-1"}, {"Bad Tenant", "req-1"}} {
-		err := log.RequestRecords(ctx, c.tenant, c.id, time.Time{}, func(record.Record) error {
+		err := log.RequestRecords(ctx, c.tenant, c.id, time.Time{}, time.Time{}, func(record.Record) error {
 			t.Fatalf("%q/%q: a record was read", c.tenant, c.id)
 			return nil
 		})

@@ -164,16 +164,17 @@ func (l *Log) Export(ctx context.Context, p identity.Principal, q Query, w func(
 }
 
 // RequestRecords calls w with every record of tenant's log tied to request
-// id, newest first, provider-only fields included, scanning back no
-// further than from (zero: the start of the log). An error of w stops the
-// read and is returned.
+// id created from from to to (either zero: no bound), newest first,
+// provider-only fields included; the scan starts near to and reads back
+// no further than near from. An error of w stops the read and is
+// returned.
 //
 // It authorizes no one. It serves the request lifecycle (grants), whose
 // rule is that whoever may see a request may see what was done under it:
 // grants checks that the caller may see the request, then shows each
 // record through ViewFor. Any other read of the log goes through
 // Search or Export, which apply the audit log's own rules.
-func (l *Log) RequestRecords(ctx context.Context, tenant, id string, from time.Time, w func(record.Record) error) error {
+func (l *Log) RequestRecords(ctx context.Context, tenant, id string, from, to time.Time, w func(record.Record) error) error {
 	if err := keys.ValidTenant(tenant); err != nil {
 		return fault.New(fault.ErrInvalid, "invalid_tenant", "%v", err)
 	}
@@ -181,7 +182,7 @@ func (l *Log) RequestRecords(ctx context.Context, tenant, id string, from time.T
 		// An empty id would match every record of the tenant.
 		return fault.New(fault.ErrInvalid, "invalid_query", "the request id is required")
 	}
-	q := Query{Tenant: tenant, RequestID: id, From: from}
+	q := Query{Tenant: tenant, RequestID: id, From: from, To: to}
 	it, err := l.open(ctx, q)
 	if err != nil {
 		return err

@@ -20,9 +20,9 @@ type AuditLog interface {
 	// transition does. r must belong to a tenant in tx's hash slot.
 	AppendTx(ctx context.Context, tx redis.Pipeliner, r record.Record) error
 	// RequestRecords calls w with every record of tenant's log tied to
-	// request id, newest first, provider-only fields included, back to
-	// from. It checks no caller: Activity does.
-	RequestRecords(ctx context.Context, tenant, id string, from time.Time, w func(record.Record) error) error
+	// request id created from from to to (zero: no bound), newest first,
+	// provider-only fields included. It checks no caller: Activity does.
+	RequestRecords(ctx context.Context, tenant, id string, from, to time.Time, w func(record.Record) error) error
 }
 
 // Activity returns request id as p may see it and every audit record tied
@@ -44,8 +44,15 @@ func (s *Store) Activity(ctx context.Context, p identity.Principal, id string) (
 	if !req.CreatedAt.IsZero() {
 		from = req.CreatedAt.Add(-audit.ClockSkew)
 	}
+	// Nor after it ended: the scan starts there rather than at the
+	// newest record of the log, which for an old request of a busy
+	// tenant is all that was written since.
+	var to time.Time
+	if end, ok := activityEnd(req); ok {
+		to = end.Add(audit.ClockSkew)
+	}
 	recs := []record.Record{}
-	err = s.cfg.Audit.RequestRecords(ctx, req.Tenant, req.ID, from, func(rec record.Record) error {
+	err = s.cfg.Audit.RequestRecords(ctx, req.Tenant, req.ID, from, to, func(rec record.Record) error {
 		recs = append(recs, audit.ViewFor(rec, p))
 		return nil
 	})
@@ -54,4 +61,33 @@ func (s *Store) Activity(ctx context.Context, p identity.Principal, id string) (
 	}
 	slices.Reverse(recs) // newest first in the log
 	return req, recs, nil
+}
+
+// activityEnd is when the last record tied to req may be created, if that
+// is known yet: a final request's last transition (its access revoked or
+// completed, or no access at all); an approved one's end of access, or
+// its last transition if later. A record stamped after it (a call a
+// replica let through on a grant it had cached, up to a second stale; a
+// replica's clock ahead) stays within audit.ClockSkew of it.
+func activityEnd(req Request) (time.Time, bool) {
+	var last time.Time
+	if n := len(req.History); n > 0 {
+		last = req.History[n-1].At
+	}
+	switch {
+	case last.IsZero():
+		return time.Time{}, false
+	case req.State.Final():
+		return last, true
+	case req.State == StateApproved && req.ExpiresAt != nil:
+		return later(*req.ExpiresAt, last), true
+	}
+	return time.Time{}, false
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }

@@ -3,9 +3,13 @@ package grants_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/lockbox-oss/lockbox/audit"
 	"github.com/lockbox-oss/lockbox/audit/record"
@@ -112,5 +116,69 @@ func TestActivity(t *testing.T) {
 				t.Fatalf("err = %v, %d records", err, len(recs))
 			}
 		})
+	}
+}
+
+// entriesRead counts the audit stream entries rdb's range reads return.
+type entriesRead struct{ n atomic.Int64 }
+
+func (h *entriesRead) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *entriesRead) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+func (h *entriesRead) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		if c, ok := cmd.(*redis.XMessageSliceCmd); ok {
+			h.n.Add(int64(len(c.Val())))
+		}
+		return err
+	}
+}
+
+// TestActivityEndsWithTheRequest: a request's activity ends when the
+// request does (its access revoked, here), so reading it reads the
+// tenant's log around the request's life, not everything written since:
+// an old request of a busy tenant would otherwise time out on every try.
+func TestActivityEndsWithTheRequest(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	r := e.create(t, 2*time.Hour)
+	e.act(t, r.ID, grants.ActionApprove, manager)
+	e.act(t, r.ID, grants.ActionApprove, globalAdmin)
+	e.operatorActions(t, r, "Get-Mailbox")
+	e.act(t, r.ID, grants.ActionRevoke, globalAdmin)
+	// A call a replica let through on the grant it had cached (up to a
+	// second stale), recorded just after the revocation: still the
+	// request's.
+	e.operatorActions(t, r, "Get-MailboxStatistics")
+
+	// An hour later, another request's busy day.
+	e.clock.Advance(time.Hour)
+	const later = 1500
+	other := e.file(t, who("bob", "", identity.RoleOperator), "sharepoint")
+	ops := make([]string, later)
+	for i := range ops {
+		ops[i] = "Get-SPOSite"
+	}
+	e.operatorActions(t, other, ops...)
+
+	h := &entriesRead{}
+	e.rdb.AddHook(h)
+	_, recs, err := e.store.Activity(ctx, globalAdmin.Principal, r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, rec := range recs {
+		got = append(got, rec.Operation)
+	}
+	want := []string{record.OpNewRequest, record.OpManagerDecision, record.OpTenantDecision, "Get-Mailbox", record.OpRevokeAccess, "Get-MailboxStatistics"}
+	if !slices.Equal(got, want) {
+		t.Errorf("activity %v, want %v", got, want)
+	}
+	if n := h.n.Load(); n >= later/2 {
+		t.Errorf("reading the activity read %d entries of the log, the records written since the request ended among them", n)
 	}
 }
