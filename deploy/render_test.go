@@ -10,10 +10,12 @@ import (
 	"encoding/pem"
 	"errors"
 	"io"
+	"maps"
 	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -412,4 +414,90 @@ func standIn(t *testing.T, name string) string {
 		return testPair.key
 	}
 	return "stand-in for a secret\n"
+}
+
+// TestHelmPolicyChangeRollsNoPod: a policy change through the chart
+// (policy.files, policy.activities) reaches the pods as the kubelet swaps
+// the ConfigMap's files, and Lockbox reloads it in place. It must not
+// change the pod templates: that would restart every control-plane pod and
+// every tenant service with a sidecar for a change that needs no restart.
+// A settings change, read from the environment at start-up, must.
+func TestHelmPolicyChangeRollsNoPod(t *testing.T) {
+	m := regexp.MustCompile(`(?m)^KUBE_VERSION \?= (\S+)$`).FindSubmatch(readFile(t, "../Makefile"))
+	if m == nil {
+		t.Fatal("no KUBE_VERSION ?= in the Makefile")
+	}
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	policy := write("policy.yaml", "policy:\n"+
+		"  files:\n    authz.rego: |\n      package lockbox.authz\n      default decision := {\"allow\": false, \"reasons\": [\"changed\"]}\n"+
+		"  activities: |\n    {\"services\": {}}\n")
+	settings := write("settings.yaml", "config:\n  LOCKBOX_LOG_LEVEL: debug\n")
+
+	type rendered struct {
+		pods     map[string]map[string]string // Deployment → its pod template's annotations
+		policies map[string]map[string]string // ConfigMap *-policy, *-activities → data
+	}
+	render := func(release string, values ...string) rendered {
+		t.Helper()
+		args := []string{"helm", "template", release, "../deploy/helm/lockbox", "--namespace", release, "--kube-version", string(m[1])}
+		for _, v := range values {
+			args = append(args, "-f", v)
+		}
+		r := rendered{pods: map[string]map[string]string{}, policies: map[string]map[string]string{}}
+		dec := yaml.NewDecoder(bytes.NewReader(goTool(t, args...)))
+		for {
+			var o struct {
+				Kind     string
+				Metadata struct{ Name string }
+				Data     map[string]string
+				Spec     struct {
+					Template struct {
+						Metadata struct{ Annotations map[string]string }
+					}
+				}
+			}
+			if err := dec.Decode(&o); errors.Is(err, io.EOF) {
+				break
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case o.Kind == "Deployment":
+				r.pods[o.Metadata.Name] = o.Spec.Template.Metadata.Annotations
+			case o.Kind == "ConfigMap" && (strings.HasSuffix(o.Metadata.Name, "-policy") || strings.HasSuffix(o.Metadata.Name, "-activities")):
+				r.policies[o.Metadata.Name] = o.Data
+			}
+		}
+		if len(r.pods) == 0 || len(r.policies) != 2 {
+			t.Fatalf("%s: %d Deployments, policy ConfigMaps %v", release, len(r.pods), slices.Collect(maps.Keys(r.policies)))
+		}
+		return r
+	}
+	for _, release := range []struct{ name, values string }{
+		{"lockbox", ""}, {"control-plane", "helm/examples/control-plane.yaml"}, {"exchange", "helm/examples/exchange.yaml"},
+	} {
+		var base []string
+		if release.values != "" {
+			base = []string{"../deploy/" + release.values}
+		}
+		before := render(release.name, base...)
+		changed := render(release.name, append(base, policy)...)
+		if reflect.DeepEqual(before.policies, changed.policies) {
+			t.Fatalf("%s: the policy values changed no policy ConfigMap", release.name)
+		}
+		if !reflect.DeepEqual(before.pods, changed.pods) {
+			t.Errorf("%s: a policy change alters the pod templates, so every pod restarts for it:\n%v\n%v", release.name, before.pods, changed.pods)
+		}
+		if reconfigured := render(release.name, append(base, settings)...); reflect.DeepEqual(before.pods, reconfigured.pods) {
+			t.Errorf("%s: a settings change leaves the pod templates alone, so no pod reads it", release.name)
+		}
+	}
 }
