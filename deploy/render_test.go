@@ -501,3 +501,83 @@ func TestHelmPolicyChangeRollsNoPod(t *testing.T) {
 		}
 	}
 }
+
+// TestWebhooksStart: webhooks are a setting of the control plane's own
+// (the Helm chart's controlPlane.config, with networkPolicy.webhookCIDRs
+// for their egress; kustomize's ConfigMap lockbox-control-plane). A control
+// plane given LOCKBOX_WEBHOOK_URLS must start, which takes the key that
+// signs the deliveries (LOCKBOX_WEBHOOK_SECRET_FILE) from a mounted Secret,
+// as the SMTP password is.
+func TestWebhooksStart(t *testing.T) {
+	m := regexp.MustCompile(`(?m)^KUBE_VERSION \?= (\S+)$`).FindSubmatch(readFile(t, "../Makefile"))
+	if m == nil {
+		t.Fatal("no KUBE_VERSION ?= in the Makefile")
+	}
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	const url = "https://hooks.provider.example/lockbox"
+	values := write("webhooks.yaml", "controlPlane:\n  config:\n    LOCKBOX_WEBHOOK_URLS: "+url+"\n")
+	// The kustomize example with the two settings base/control-plane.env
+	// shows for webhooks.
+	example, err := filepath.Abs("kubernetes/examples/control-plane")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var settings []string
+	for _, l := range strings.Split(string(readFile(t, "kubernetes/base/control-plane.env")), "\n") {
+		if v, ok := strings.CutPrefix(l, "# LOCKBOX_WEBHOOK_"); ok {
+			settings = append(settings, "      - LOCKBOX_WEBHOOK_"+v+"\n")
+		}
+	}
+	helm := []string{"helm", "template", "lockbox", "../deploy/helm/lockbox", "--namespace", "lockbox", "--kube-version", string(m[1])}
+	renders := map[string][]string{
+		"helm default":                          append(slices.Clone(helm), "-f", values),
+		"helm helm/examples/control-plane.yaml": append(slices.Clone(helm), "-f", "../deploy/helm/examples/control-plane.yaml", "-f", values),
+	}
+	if len(settings) != 2 {
+		t.Errorf("kubernetes/base/control-plane.env shows %d LOCKBOX_WEBHOOK_ settings, want the URLs and the secret file", len(settings))
+	} else {
+		// kustomize takes a relative path to a base only.
+		rel, err := filepath.Rel(filepath.Join(dir, "overlay"), example)
+		if err != nil {
+			t.Fatal(err)
+		}
+		overlay := filepath.Dir(write("overlay/kustomization.yaml", "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"+
+			"resources:\n  - "+filepath.ToSlash(rel)+"\n"+
+			"configMapGenerator:\n  - name: lockbox-control-plane\n    behavior: merge\n    literals:\n"+strings.Join(settings, "")))
+		renders["kustomize examples/control-plane"] = []string{"kustomize", "build", overlay}
+	}
+	for name, args := range renders {
+		objs := decodeObjects(t, name, goTool(t, args...))
+		found := false
+		for _, o := range objs {
+			pod := o.Spec.Template.Spec
+			for _, c := range pod.Containers {
+				if o.Kind != "Deployment" || c.Name != "lockbox" {
+					continue
+				}
+				found = true
+				env := podEnv(t, c, objs, pod.Volumes)
+				if env["LOCKBOX_WEBHOOK_URLS"] != url {
+					t.Fatalf("%s: LOCKBOX_WEBHOOK_URLS=%q did not reach the container", name, env["LOCKBOX_WEBHOOK_URLS"])
+				}
+				if _, err := config.LoadFor(env, config.ModeServe); err != nil {
+					t.Errorf("%s: with webhooks, lockbox serve would not start:\n%v", name, err)
+				}
+			}
+		}
+		if !found {
+			t.Fatalf("%s: no control plane rendered", name)
+		}
+	}
+}

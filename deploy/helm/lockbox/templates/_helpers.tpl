@@ -179,6 +179,11 @@ and the SMTP secret never enters a tenant's pod.
     - name: lockbox-smtp
       mountPath: /etc/lockbox/smtp
       readOnly: true
+    {{- if hasKey ($.Values.controlPlane.config | default dict) "LOCKBOX_WEBHOOK_URLS" }}
+    - name: lockbox-webhook
+      mountPath: /etc/lockbox/webhook
+      readOnly: true
+    {{- end }}
     {{- if $.Values.identity.issuers }}
     - name: lockbox-console-clients
       mountPath: /etc/lockbox/console-clients
@@ -315,6 +320,16 @@ lockbox.volumes are the volumes lockbox.container mounts. Call with
     secretName: {{ $.Values.secrets.smtp.name }}
     defaultMode: 0444
     optional: true
+{{- if hasKey ($.Values.controlPlane.config | default dict) "LOCKBOX_WEBHOOK_URLS" }}
+# The key that signs webhook deliveries (LOCKBOX_WEBHOOK_SECRET_FILE).
+- name: lockbox-webhook
+  secret:
+    secretName: {{ $.Values.secrets.webhook.name }}
+    defaultMode: 0444
+    items:
+      - key: secret
+        path: secret
+{{- end }}
 {{- if $.Values.identity.issuers }}
 - name: lockbox-console-clients
   secret:
