@@ -177,7 +177,8 @@ func (e *Engine) publish(b *bundle) {
 // Reload loads the policy directory again and, if it loads, serves it from
 // the next call on. If it does not, the policy already loaded keeps serving
 // and the error (wrapping ErrInvalidPolicy for a policy problem) is logged,
-// counted in lockbox_policy_reloads_total{result="error"} and returned.
+// counted in lockbox_policy_reloads_total{result="error"}, shown by
+// lockbox_policy_last_reload_successful until a reload loads, and returned.
 func (e *Engine) Reload() error {
 	e.reloadMu.Lock()
 	defer e.reloadMu.Unlock()
@@ -195,6 +196,7 @@ func (e *Engine) reloadFiles(files []policyFile, err error) error {
 	}
 	if err != nil {
 		e.metrics.reloads.WithLabelValues(reloadError).Inc()
+		e.metrics.lastReloadOK.Set(0)
 		e.log.Error("policy reload failed; the last good policy keeps serving",
 			"source", e.source(), "revision", e.Revision(), "error", err)
 		return fmt.Errorf("policy: %s: %w", e.source(), err)
@@ -202,6 +204,7 @@ func (e *Engine) reloadFiles(files []policyFile, err error) error {
 	old := e.Revision()
 	e.publish(next)
 	e.metrics.reloads.WithLabelValues(reloadSuccess).Inc()
+	e.metrics.lastReloadOK.Set(1)
 	e.log.Info("policy reloaded", "source", e.source(), "revision", next.revision, "previous_revision", old)
 	return nil
 }

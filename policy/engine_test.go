@@ -874,6 +874,10 @@ func TestWatch(t *testing.T) {
 	reloadErrors := func() float64 {
 		return testutil.ToFloat64(policy.ReloadsCollector(e, "error"))
 	}
+	lastReloadOK := func() float64 { return testutil.ToFloat64(policy.LastReloadCollector(e)) }
+	if got := lastReloadOK(); got != 1 {
+		t.Errorf("lockbox_policy_last_reload_successful = %v at start-up", got)
+	}
 	rev := e.Revision()
 	authz := filepath.Join(dir, "lockbox", "authz", "authz.rego")
 	good, err := os.ReadFile(authz)
@@ -887,12 +891,19 @@ func TestWatch(t *testing.T) {
 	if e.Revision() != rev {
 		t.Error("a broken edit changed the revision")
 	}
+	// ... and says so for as long as it is on disk, not only as it fails.
+	if got := lastReloadOK(); got != 0 {
+		t.Errorf("lockbox_policy_last_reload_successful = %v with the broken edit on disk", got)
+	}
 
 	// A good edit is picked up.
 	writeFile(t, authz, append(slices.Clone(good), "\n# reviewed\n"...))
 	waitFor(t, "the good edit to load", func() bool { return e.Revision() != rev })
 	if got := reloadErrors(); got != 1 {
 		t.Errorf("reload errors = %v, want the one broken edit only", got)
+	}
+	if got := lastReloadOK(); got != 1 {
+		t.Errorf("lockbox_policy_last_reload_successful = %v once the good edit loaded", got)
 	}
 	if d, err := e.Decide(t.Context(), allowedInput()); err != nil || !d.Allow {
 		t.Errorf("Decide = %+v, %v", d, err)

@@ -16,3 +16,6 @@ func LoadedAtCollector(e *Engine) prometheus.Collector { return e.metrics.loaded
 func DecisionsCollector(e *Engine, result string) prometheus.Collector {
 	return e.metrics.memo.WithLabelValues(result)
 }
+
+// LastReloadCollector is lockbox_policy_last_reload_successful of e.
+func LastReloadCollector(e *Engine) prometheus.Collector { return e.metrics.lastReloadOK }

@@ -14,6 +14,7 @@ type metrics struct {
 	memoHits     prometheus.Counter
 	memoMisses   prometheus.Counter
 	reloads      *prometheus.CounterVec
+	lastReloadOK prometheus.Gauge
 	loadedAt     prometheus.Gauge
 }
 
@@ -37,6 +38,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "lockbox_policy_decisions_total",
 			Help: "Policy decisions by how they were made: evaluated (result=\"evaluated\") or served from the decisions this policy version already made for an identical input (result=\"remembered\").",
 		}, []string{"result"}),
+		lastReloadOK: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "lockbox_policy_last_reload_successful",
+			Help: "1 if the policy directory's last reload loaded (or none was tried since start-up), 0 if it failed: the policy on disk is then not the one deciding.",
+		}),
 		loadedAt: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "lockbox_policy_loaded_timestamp_seconds",
 			Help: "Unix time at which the policy now serving was loaded.",
@@ -46,9 +51,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	// work before the first failure.
 	m.reloads.WithLabelValues(reloadSuccess)
 	m.reloads.WithLabelValues(reloadError)
+	// The policy serving at start-up loaded, or there is no engine.
+	m.lastReloadOK.Set(1)
 	m.memoHits, m.memoMisses = m.memo.WithLabelValues("remembered"), m.memo.WithLabelValues("evaluated")
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.evalDuration, m.memo, m.reloads, m.loadedAt} {
+		for _, c := range []prometheus.Collector{m.evalDuration, m.memo, m.reloads, m.lastReloadOK, m.loadedAt} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}
