@@ -73,6 +73,11 @@ type Tenants interface {
 	Settings(ctx context.Context, p identity.Principal, tenant string) (tenants.Settings, error)
 	PutSettingsIf(ctx context.Context, p identity.Principal, clientIP, tenant string, st tenants.Settings, ifRevision int64) (tenants.Settings, error)
 	Approvers(ctx context.Context, p identity.Principal, tenant string) ([]string, error)
+	// CanRead returns nil when p may read tenant's settings and approvers:
+	// the provider's support managers, and the tenant's global
+	// administrators and the approvers they assigned, each a user of the
+	// tenant. For a tenant's users that is also who decides its requests.
+	CanRead(ctx context.Context, p identity.Principal, tenant string) error
 	AddApprover(ctx context.Context, p identity.Principal, clientIP, tenant, user string) error
 	RemoveApprover(ctx context.Context, p identity.Principal, clientIP, tenant, user string) error
 }

@@ -49,7 +49,7 @@ type requestRow struct {
 	Urgent bool // under an hour left
 	// Yours marks a pending request that waits for the viewer's kind of
 	// decision: a manager's for support managers, the customer's for
-	// tenant users.
+	// the tenant's users who decide (decidesForTenant).
 	Yours bool
 }
 
@@ -249,13 +249,17 @@ func (c *Console) pending(ctx context.Context, sess Session, q url.Values) (pend
 	if err != nil {
 		return pendingView{}, err
 	}
+	decides, err := c.decidesForTenant(ctx, sess.Principal)
+	if err != nil {
+		return pendingView{}, err
+	}
 	p := sess.Principal
 	all := make([]requestRow, 0, len(reqs))
 	v := pendingView{Total: len(reqs), From: 1}
 	for _, req := range reqs {
 		row := c.row(req)
 		row.Yours = !identity.SameSubject(req.Requester, p.Subject) &&
-			((req.State == grants.StatePendingCustomer && !p.IsProvider()) ||
+			((req.State == grants.StatePendingCustomer && decides) ||
 				(req.State == grants.StatePendingManager && p.IsProvider() && p.Has(identity.RoleSupportManager)))
 		if row.Yours {
 			v.Yours++
@@ -465,13 +469,14 @@ type actionView struct {
 	Name, Label, Style string
 }
 
-// actions are the buttons the request page offers sess. They only spare
-// users a button that would fail; the lifecycle decides.
-func actions(sess Session, req grants.Request) (out []actionView, selfFiled bool) {
+// actions are the buttons the request page offers sess; decides says
+// whether sess's user decides for its tenant (decidesForTenant). They only
+// spare users a button that would fail; the lifecycle decides.
+func actions(sess Session, req grants.Request, decides bool) (out []actionView, selfFiled bool) {
 	p := sess.Principal
 	decide := []actionView{{"approve", "Approve", "primary"}, {"deny", "Deny", "danger"}}
 	switch {
-	case req.State == grants.StatePendingCustomer && !p.IsProvider():
+	case req.State == grants.StatePendingCustomer && !p.IsProvider() && decides:
 		out = append(out, decide...)
 	case req.State == grants.StatePendingManager && p.IsProvider() && p.Has(identity.RoleSupportManager):
 		if identity.SameSubject(req.Requester, p.Subject) { // the two-person rule's test
@@ -479,7 +484,7 @@ func actions(sess Session, req grants.Request) (out []actionView, selfFiled bool
 		} else {
 			out = append(out, decide...)
 		}
-	case req.State == grants.StateApproved && (!p.IsProvider() || p.Has(identity.RoleSupportManager)):
+	case req.State == grants.StateApproved && ((!p.IsProvider() && decides) || (p.IsProvider() && p.Has(identity.RoleSupportManager))):
 		out = append(out, actionView{"revoke", "Revoke access", "danger"})
 	}
 	if req.State.Pending() && p.IsProvider() && req.Requester == p.Subject {
@@ -495,8 +500,12 @@ func (c *Console) requestPage(w http.ResponseWriter, r *http.Request, sess Sessi
 	if err != nil {
 		return err
 	}
+	decides, err := c.decidesForTenant(r.Context(), sess.Principal)
+	if err != nil {
+		return err
+	}
 	v := requestView{requestRow: c.row(req), Activity: recs, Provider: sess.Principal.IsProvider()}
-	v.Actions, v.SelfFiled = actions(sess, req)
+	v.Actions, v.SelfFiled = actions(sess, req, decides)
 	c.render(w, r, http.StatusOK, "request", &sess, v)
 	return nil
 }
@@ -532,8 +541,12 @@ func (c *Console) confirmPage(w http.ResponseWriter, r *http.Request, sess Sessi
 	if err != nil {
 		return err
 	}
+	decides, err := c.decidesForTenant(r.Context(), sess.Principal)
+	if err != nil {
+		return err
+	}
 	v := confirmView{requestRow: c.row(req), Action: actionNamed(name)}
-	offered, _ := actions(sess, req)
+	offered, _ := actions(sess, req, decides)
 	if v.Offered = slices.ContainsFunc(offered, func(a actionView) bool { return a.Name == name }); !v.Offered {
 		v.Problem = v.Action.Label + " is not open to you on this request now: its state or your roles don't allow it."
 	}

@@ -37,8 +37,11 @@ type tenantsView struct {
 type tenantView struct {
 	Tenant   tenants.Tenant
 	CanAdmin bool
-	Form     tenantForm
-	Problem  string
+	// ReadsSettings says whether the viewer may open the tenant's
+	// settings and approvers pages, which the page links to only then.
+	ReadsSettings bool
+	Form          tenantForm
+	Problem       string
 }
 
 func canAdminTenants(p identity.Principal) bool {
@@ -98,7 +101,11 @@ func (c *Console) tenantPage(w http.ResponseWriter, r *http.Request, sess Sessio
 	if err != nil {
 		return err
 	}
-	c.render(w, r, http.StatusOK, "tenant", &sess, tenantView{Tenant: t, CanAdmin: canAdminTenants(sess.Principal), Form: formOf(t)})
+	reads, err := c.readsSettings(r.Context(), sess.Principal, t.ID)
+	if err != nil {
+		return err
+	}
+	c.render(w, r, http.StatusOK, "tenant", &sess, tenantView{Tenant: t, CanAdmin: canAdminTenants(sess.Principal), ReadsSettings: reads, Form: formOf(t)})
 	return nil
 }
 
@@ -139,15 +146,19 @@ func (c *Console) updateTenant(w http.ResponseWriter, r *http.Request, sess Sess
 		if terr != nil {
 			return terr
 		}
+		reads, terr := c.readsSettings(r.Context(), sess.Principal, t.ID)
+		if terr != nil {
+			return terr
+		}
 		if errors.Is(err, fault.ErrPrecondition) {
-			c.render(w, r, status, "tenant", &sess, tenantView{Tenant: t, CanAdmin: true, Form: formOf(t), Problem: tenantChangedProblem})
+			c.render(w, r, status, "tenant", &sess, tenantView{Tenant: t, CanAdmin: true, ReadsSettings: reads, Form: formOf(t), Problem: tenantChangedProblem})
 			return nil
 		}
 		// What was typed comes back, under the revision it was based on,
 		// so fixing it and saving still checks that one.
 		f := tenantForm{ID: id, Name: name, OrganizationID: t.OrganizationID,
 			Domains: r.PostFormValue("domains"), GlobalAdmins: r.PostFormValue("global_admins"), Revision: r.PostFormValue("revision")}
-		c.render(w, r, status, "tenant", &sess, tenantView{Tenant: t, CanAdmin: true, Form: f, Problem: msg})
+		c.render(w, r, status, "tenant", &sess, tenantView{Tenant: t, CanAdmin: true, ReadsSettings: reads, Form: f, Problem: msg})
 		return nil
 	}
 	seeOther(w, r, "/console/tenants/"+url.PathEscape(id)+"?done=tenant_updated")

@@ -15,6 +15,7 @@ import (
 
 	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/identity"
+	"github.com/lockbox-oss/lockbox/internal/fault"
 	"github.com/lockbox-oss/lockbox/internal/httperr"
 )
 
@@ -59,15 +60,20 @@ type navItem struct {
 	Name, Label, Href string
 }
 
-// nav is the menu p sees. It only hides what p could not use: every page
-// and action is still checked by the domain.
-func nav(p identity.Principal) []navItem {
+// nav is the menu p sees; decides says whether p decides for its tenant
+// (decidesForTenant). It only hides what p could not use: every page and
+// action is still checked by the domain.
+func nav(p identity.Principal, decides bool) []navItem {
 	items := []navItem{{"requests", "Requests", "/console/requests"}}
 	if p.IsProvider() && p.Has(identity.RoleOperator) {
 		items = append(items, navItem{"new", "New request", "/console/requests/new"})
 	}
 	if !p.IsProvider() {
-		items = append(items, navItem{"approvers", "Approvers", "/console/approvers"}, navItem{"settings", "Settings", "/console/settings"})
+		// The approvers and settings pages are for those who decide (a
+		// tenant's audit reader is refused both).
+		if decides {
+			items = append(items, navItem{"approvers", "Approvers", "/console/approvers"}, navItem{"settings", "Settings", "/console/settings"})
+		}
 	} else {
 		items = append(items, navItem{"tenants", "Tenants", "/console/tenants"})
 	}
@@ -75,6 +81,33 @@ func nav(p identity.Principal) []navItem {
 		items = append(items, navItem{"audit", "Audit log", "/console/audit"})
 	}
 	return items
+}
+
+// decidesForTenant reports whether p decides its tenant's requests and
+// reads and changes its Customer Lockbox settings: one of its global
+// administrators or of the approvers they assigned, each a user of the
+// tenant (a tenant's audit reader is neither). Only the registry knows who
+// its users and assigned approvers are; its rule on who reads the settings
+// is, for a tenant's users, the lifecycle's on who decides. The provider's
+// staff never decide for a tenant.
+func (c *Console) decidesForTenant(ctx context.Context, p identity.Principal) (bool, error) {
+	if p.IsProvider() {
+		return false, nil
+	}
+	return c.readsSettings(ctx, p, p.TenantID)
+}
+
+// readsSettings reports whether p may read tenant's settings and
+// approvers, so that a page links to them only for those it opens for.
+func (c *Console) readsSettings(ctx context.Context, p identity.Principal, tenant string) (bool, error) {
+	err := c.cfg.Tenants.CanRead(ctx, p, tenant)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, fault.ErrForbidden), errors.Is(err, fault.ErrNotFound), errors.Is(err, fault.ErrInvalid):
+		return false, nil
+	}
+	return false, err
 }
 
 // canSearchAudit mirrors who the audit log lets search, to decide whether
@@ -103,7 +136,14 @@ func (c *Console) renderTemplate(w http.ResponseWriter, r *http.Request, status 
 	f := frame{Title: titles[name], Session: sess, Active: name, Refresh: int(c.cfg.RefreshInterval.Milliseconds()), Page: data,
 		Flash: flashes[r.URL.Query().Get("done")]}
 	if sess != nil {
-		f.Nav, f.CSRF = nav(sess.Principal), sess.CSRF
+		f.CSRF = sess.CSRF
+		if tmpl == layout {
+			// The menu is a convenience: when the registry can't say
+			// whether the user decides, it shows what it showed before,
+			// and the pages refuse as ever.
+			decides, err := c.decidesForTenant(r.Context(), sess.Principal)
+			f.Nav = nav(sess.Principal, decides || err != nil)
+		}
 	}
 	var buf bytes.Buffer
 	if err := t.ExecuteTemplate(&buf, tmpl, f); err != nil {
