@@ -132,3 +132,40 @@ func problemOf(r resp) string {
 	}
 	return r.String()
 }
+
+// TestRevokedRequestSaysWhenAccessEnded revokes a grant an hour into its
+// two-hour window and reads the request's page: access ended at the
+// revocation, and the page must not tell its reader that it ends at the
+// end of the window it was cut short of.
+func TestRevokedRequestSaysWhenAccessEnded(t *testing.T) {
+	parallel(t)
+	e := newEnv(t)
+	ctx := context.Background()
+	req := e.managerApproved("contoso")
+	approvedAt := e.clk.Now()
+	if _, err := e.reqs.Act(ctx, req.ID, grants.ActionApprove, grants.Actor{Principal: contosoApprover, ClientIP: "192.0.2.12"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	windowEnd := approvedAt.Add(2 * time.Hour)
+	e.clk.Advance(time.Hour)
+	revokedAt := e.clk.Now()
+	if _, err := e.reqs.Act(ctx, req.ID, grants.ActionRevoke, grants.Actor{Principal: contosoAdmin, ClientIP: "192.0.2.13"}, "done early"); err != nil {
+		t.Fatal(err)
+	}
+	when := func(at time.Time) string { return at.UTC().Format("2006-01-02 15:04 UTC") }
+	endRE := regexp.MustCompile(`<dt>Access end[^<]*</dt><dd>([^<]*)`)
+	for _, p := range []identity.Principal{contosoAdmin, mia} {
+		r := e.signIn(p).get("/console/requests/" + req.ID)
+		if r.status != http.StatusOK {
+			t.Fatalf("request page as %s: %s", p.Subject, r)
+		}
+		mustContain(t, "revoked request's page", r, `data-testid="state">Revoked<`)
+		m := endRE.FindStringSubmatch(r.body)
+		if m == nil {
+			t.Fatalf("the page as %s does not say when access ended: %s", p.Subject, r)
+		}
+		if got := strings.TrimSpace(m[1]); got != when(revokedAt) {
+			t.Errorf("as %s, access ends %q; it ended at the revocation, %q (the window would have ended %q)", p.Subject, got, when(revokedAt), when(windowEnd))
+		}
+	}
+}

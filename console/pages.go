@@ -463,6 +463,23 @@ type requestView struct {
 	// SelfFiled tells a manager why they can't approve their own request.
 	SelfFiled bool
 	Provider  bool
+	// RevokedAt is when a revocation ended the access, before the end of
+	// its window (ExpiresAt), which the page then no longer gives as the
+	// end of access.
+	RevokedAt *time.Time
+}
+
+// revokedAt is when r's access was revoked, nil unless it was.
+func revokedAt(r grants.Request) *time.Time {
+	if r.State != grants.StateRevoked {
+		return nil
+	}
+	for i := len(r.History) - 1; i >= 0; i-- {
+		if ev := r.History[i]; ev.To == grants.StateRevoked {
+			return &ev.At
+		}
+	}
+	return nil
 }
 
 type actionView struct {
@@ -504,7 +521,7 @@ func (c *Console) requestPage(w http.ResponseWriter, r *http.Request, sess Sessi
 	if err != nil {
 		return err
 	}
-	v := requestView{requestRow: c.row(req), Activity: recs, Provider: sess.Principal.IsProvider()}
+	v := requestView{requestRow: c.row(req), Activity: recs, Provider: sess.Principal.IsProvider(), RevokedAt: revokedAt(req)}
 	v.Actions, v.SelfFiled = actions(sess, req, decides)
 	c.render(w, r, http.StatusOK, "request", &sess, v)
 	return nil
