@@ -4,6 +4,7 @@ import (
 	"context"
 	"html"
 	"net/http"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -168,4 +169,46 @@ func TestRevokedRequestSaysWhenAccessEnded(t *testing.T) {
 			t.Errorf("as %s, access ends %q; it ended at the revocation, %q (the window would have ended %q)", p.Subject, got, when(revokedAt), when(windowEnd))
 		}
 	}
+}
+
+// TestRefusedActionIsNotOfferedAgain posts actions the lifecycle refuses
+// (a denial of a request approved meanwhile, a tenant audit reader's
+// approval) and reads the answer: it says why, keeps the comment typed,
+// and does not offer the same form again, whose confirmation would be
+// refused the same way. A comment too long is the user's to fix: that
+// form comes back.
+func TestRefusedActionIsNotOfferedAgain(t *testing.T) {
+	parallel(t)
+	contosoReader := identity.Principal{Subject: "reader@contoso.example", Roles: []identity.Role{identity.RoleAuditReader}, TenantID: "contoso"}
+	e := newEnv(t, func(cfg *console.Config) {
+		cfg.DevIdentities = append(cfg.DevIdentities, console.DevIdentity{Principal: contosoReader, Description: "tenant audit reader"})
+	})
+	req := e.managerApproved("contoso")
+	path := "/console/requests/" + req.ID
+
+	reader := e.signIn(contosoReader)
+	r := reader.post(path+"/approve", reader.form(url.Values{"comment": {"looks fine to me"}}))
+	if r.status != http.StatusForbidden {
+		t.Fatalf("approve as the tenant's audit reader: %s", r)
+	}
+	mustContain(t, "refused approval", r, `data-testid="problem"`, "looks fine to me")
+	mustNotContain(t, "refused approval", r, `data-testid="confirm"`, `action="`+path+`/approve"`)
+
+	approver := e.signIn(contosoApprover)
+	long := strings.Repeat("x", 1001)
+	r = approver.post(path+"/approve", approver.form(url.Values{"comment": {long}}))
+	if r.status != http.StatusBadRequest {
+		t.Fatalf("approve with a comment too long: %s", r)
+	}
+	mustContain(t, "approval with a comment too long", r, `data-testid="problem"`, `data-testid="confirm"`, `action="`+path+`/approve"`)
+
+	if r := approver.post(path+"/approve", approver.form(nil)); r.status != http.StatusSeeOther {
+		t.Fatalf("approve: %s", r)
+	}
+	r = approver.post(path+"/deny", approver.form(url.Values{"comment": {"changed my mind"}}))
+	if r.status != http.StatusConflict {
+		t.Fatalf("deny an approved request: %s", r)
+	}
+	mustContain(t, "refused denial", r, `data-testid="problem"`, "changed my mind", `href="`+path+`"`)
+	mustNotContain(t, "refused denial", r, `data-testid="confirm"`, `action="`+path+`/deny"`)
 }

@@ -596,12 +596,22 @@ func (c *Console) act(w http.ResponseWriter, r *http.Request, sess Session) erro
 		if status >= http.StatusInternalServerError || status == http.StatusNotFound {
 			return err
 		}
-		// A refusal the user can act on: show it on the form they sent.
+		// A refusal the user can act on: show it on the form they sent,
+		// while the action is still one the request page offers (a
+		// comment to shorten). One the request moved past, or the user
+		// may not take, gets no form to send again, only why, and the
+		// comment typed.
 		req, gerr := c.cfg.Requests.Get(r.Context(), sess.Principal, id)
 		if gerr != nil {
 			return err
 		}
-		c.render(w, r, status, "confirm", &sess, confirmView{requestRow: c.row(req), Action: actionNamed(name), Comment: comment, Problem: msg, Offered: true})
+		decides, gerr := c.decidesForTenant(r.Context(), sess.Principal)
+		if gerr != nil {
+			return err
+		}
+		offered, _ := actions(sess, req, decides)
+		c.render(w, r, status, "confirm", &sess, confirmView{requestRow: c.row(req), Action: actionNamed(name), Comment: comment, Problem: msg,
+			Offered: slices.ContainsFunc(offered, func(a actionView) bool { return a.Name == name })})
 		return nil
 	}
 	seeOther(w, r, "/console/requests/"+url.PathEscape(id)+"?done="+name)
