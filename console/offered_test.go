@@ -212,3 +212,26 @@ func TestRefusedActionIsNotOfferedAgain(t *testing.T) {
 	mustContain(t, "refused denial", r, `data-testid="problem"`, "changed my mind", `href="`+path+`"`)
 	mustNotContain(t, "refused denial", r, `data-testid="confirm"`, `action="`+path+`/deny"`)
 }
+
+// TestManagerConfirmationSaysWhenAccessStarts reads the support manager's
+// confirmation of an approval: with the tenant's Customer Lockbox on, the
+// window starts at the customer's approval, not at the manager's, so the
+// page must not promise the engineer access "from now". The customer's
+// approver, whose approval starts it, is told "from now".
+func TestManagerConfirmationSaysWhenAccessStarts(t *testing.T) {
+	parallel(t)
+	e := newEnv(t)
+	req := e.file("contoso")
+	r := e.signIn(mia).get("/console/requests/" + req.ID + "/approve")
+	if r.status != http.StatusOK {
+		t.Fatalf("confirm page: %s", r)
+	}
+	mustContain(t, "manager's confirmation", r, `data-testid="confirm"`, "from the final approval")
+	mustNotContain(t, "manager's confirmation", r, "for 2h from now")
+
+	if _, err := e.reqs.Act(context.Background(), req.ID, grants.ActionApprove, grants.Actor{Principal: mia, ClientIP: "192.0.2.11"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	r = e.signIn(contosoApprover).get("/console/requests/" + req.ID + "/approve")
+	mustContain(t, "customer's confirmation", r, `data-testid="confirm"`, "for 2h from now")
+}
