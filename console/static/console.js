@@ -19,6 +19,11 @@
     var url = el.getAttribute("data-refresh");
     var every = parseInt(el.getAttribute("data-interval"), 10) || 5000;
     var busy = false;
+    // The last fragment swapped in, as the server wrote it: compared with
+    // innerHTML, which gives back &#39; as ' (and so on), a list showing
+    // such a character never compared equal, and was swapped in (its
+    // focus lost, read out again: it is aria-live) at every poll.
+    var shown = null;
     function tick() {
       if (busy || leaving || document.hidden) return;
       busy = true;
@@ -28,10 +33,12 @@
           return res.ok ? res.text() : null;
         })
         .then(function (html) {
-          if (html !== null && html !== undefined && html.trim() !== el.innerHTML.trim()) {
+          if (html === null || html === undefined) return;
+          if (shown === null ? html.trim() !== el.innerHTML.trim() : html !== shown) {
             el.innerHTML = html;
             el.setAttribute("data-updated", new Date().toISOString());
           }
+          shown = html;
         })
         .catch(function () { /* offline for a moment: try again next tick */ })
         .then(function () { busy = false; });
