@@ -144,3 +144,84 @@ func TestSweepOnceAcrossReplicas(t *testing.T) {
 		})
 	}
 }
+
+// afterCommand runs do once, right after the first command matching
+// match has been answered: another replica's work landing at that point
+// of this one's.
+type afterCommand struct {
+	match func(redis.Cmder) bool
+	once  sync.Once
+	do    func()
+}
+
+func (a *afterCommand) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (a *afterCommand) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		if err == nil && a.match(cmd) {
+			a.once.Do(a.do)
+		}
+		return err
+	}
+}
+func (a *afterCommand) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// TestRequestFiledDuringASweepVisitIsSwept: a request filed while the sweep
+// visits its tenant (after the visit read the tenant's next deadline,
+// before it rescheduled the tenant by it) expires when its own deadline
+// passes. Filing it marks the tenant for that deadline while the visit
+// holds the tenant's claim, and the visit's answer, read before the
+// request existed, knows of no deadline; that answer must not undo the
+// mark, or the request would stay pending past its 12 hours until the
+// hourly rescan found it.
+func TestRequestFiledDuringASweepVisitIsSwept(t *testing.T) {
+	ctx := context.Background()
+	rdb := testRedis(t)
+	c := clock.NewFake(t0)
+	tenanttest.Onboard(t, tenants.NewStore(rdb, audit.NewLog(rdb, c.Now), c.Now), "contoso")
+	filer := replica(t, rdb, c)
+	file := func(op string) grants.Request {
+		r, err := filer.Create(ctx, who(op, "", identity.RoleOperator), grants.CreateInput{
+			Tenant: "contoso", Service: "exchange", ServiceRequest: "SR-1", Reason: "repair", Duration: grants.Duration(time.Hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	first := file("alice")
+	c.Advance(12 * time.Hour)
+
+	// The sweeping replica reads contoso's next deadline last (ZRANGE
+	// ... 0 0 WITHSCORES); bob's request is filed right after.
+	sweeperRdb := redistest.Clone(t, rdb)
+	var second grants.Request
+	sweeperRdb.AddHook(&afterCommand{match: redistest.Command("zrange", keys.TenantDeadlines("contoso")), do: func() { second = file("bob") }})
+	sweeper := replica(t, sweeperRdb, c)
+	if n, err := sweeper.Sweep(ctx); err != nil || n != 1 {
+		t.Fatalf("first sweep: %d settled, %v; want alice's request expired", n, err)
+	}
+	if second.ID == "" {
+		t.Fatal("bob's request was not filed during the visit")
+	}
+	stored := func(id string) grants.State {
+		t.Helper()
+		// Read as stored: Get would settle it on the way.
+		var r grants.Request
+		if err := json.Unmarshal([]byte(rdb.Get(ctx, keys.Request("contoso", id)).Val()), &r); err != nil {
+			t.Fatal(err)
+		}
+		return r.State
+	}
+	if s := stored(first.ID); s != grants.StateExpired {
+		t.Fatalf("alice's request is %s", s)
+	}
+	c.Advance(12 * time.Hour)
+	if n, err := replica(t, rdb, c).Sweep(ctx); err != nil || n != 1 {
+		t.Fatalf("sweep past bob's deadline: %d settled, %v", n, err)
+	}
+	if s := stored(second.ID); s != grants.StateExpired {
+		t.Fatalf("bob's request, 12 hours past its deadline, is %s", s)
+	}
+}

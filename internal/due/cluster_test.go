@@ -40,6 +40,7 @@ func TestOnRedisCluster(t *testing.T) {
 		"MarksOnlyMoveEarlier":                 TestMarksOnlyMoveEarlier,
 		"MarkAfterTheLeaseEndedStands":         TestMarkAfterTheLeaseEndedStands,
 		"DeadlineMarkDuringALiveLease":         TestDeadlineMarkDuringALiveLease,
+		"LaterMarkDuringALiveLeaseStands":      TestLaterMarkDuringALiveLeaseStands,
 		"ClaimsAreExclusive":                   TestClaimsAreExclusive,
 		"DoneReschedulesUnlessMarkedMeanwhile": TestDoneReschedulesUnlessMarkedMeanwhile,
 		"DeadReplicasClaimFallsDue":            TestDeadReplicasClaimFallsDue,

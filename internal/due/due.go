@@ -29,6 +29,11 @@
 //   - Done replaces the lease by the visit's answer only if the score is
 //     still that lease: a mark that arrived during the visit (work committed
 //     after the visit read the tenant) wins, and the tenant is visited again.
+//     A mark for after the lease ends (a deadline hours on) leaves the
+//     lease in place, as it is earlier, but flags it (its score then ends in
+//     a quarter of a millisecond): the visit's answer may not know of the
+//     marked work, so Done makes the tenant due at once instead, and that
+//     visit reads the tenant's times again.
 //   - A replica that dies while visiting leaves its lease, which falls due
 //     when it ends: another replica visits the tenant then.
 //   - A mark lost between a commit and its index write (the process died,
@@ -149,24 +154,39 @@ func queueMark(ctx context.Context, p redis.Pipeliner, tenant string, m Mark) {
 // markScript marks tenant ARGV[1] due at ARGV[2] in schedule KEYS[1], by a
 // marker whose clock reads ARGV[3] (0: unknown). Marks only move a time
 // earlier, like ZADD LT, except over a lease (its score is never a whole
-// millisecond) that ended by the marker's clock: the visit holding it
-// overran it, and read the tenant before this mark's work, yet its Done
-// replaces a score that is still its lease. ZADD LT would leave such a
-// lease (it is earlier than the mark), and Done would then drop the mark:
-// the work would wait for another mark or the rescan. So the mark
-// replaces it, at the marker's now at the latest: the tenant is due at
-// once, and that visit reads its times again. A lease still running is
-// earlier than anything marked now or later and stays, so that its
-// visit's answer stands unless a mark comes before it.
+// millisecond):
+//
+//   - A lease that ended by the marker's clock: the visit holding it
+//     overran it, and read the tenant before this mark's work, yet its
+//     Done replaces a score that is still its lease. ZADD LT would leave
+//     such a lease (it is earlier than the mark), and Done would then drop
+//     the mark: the work would wait for another mark or the rescan. So the
+//     mark replaces it, at the marker's now at the latest: the tenant is
+//     due at once, and that visit reads its times again.
+//   - A lease still running, and a mark at or after its end: the lease
+//     stays, so that no other replica visits the tenant meanwhile and a
+//     replica that dies still hands the tenant on when its lease ends. But
+//     the visit may have read the tenant before this mark's work, so its
+//     answer can't replace the lease as if nothing had been marked: the
+//     lease is flagged (moved from .5 to .25 of its millisecond, which
+//     falls due at the same whole millisecond), and Done on a flagged
+//     lease makes the tenant due at once (see doneScript).
+//
+// A mark before a running lease ends replaces it, like any earlier time.
 var markScript = redis.NewScript(`
 local at = tonumber(ARGV[2])
 local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if s then
   s = tonumber(s)
   local now = tonumber(ARGV[3])
-  if s % 1 ~= 0 and now > 0 and s < now then
+  local frac = s % 1
+  if frac ~= 0 and now > 0 and s < now then
     if now < at then at = now end
   elseif s <= at then
+    if frac == 0.5 then
+      redis.call('ZADD', KEYS[1], s - 0.25, ARGV[1])
+      return 1
+    end
     return 0
   end
 end
@@ -200,10 +220,20 @@ return due
 
 // doneScript reschedules tenant ARGV[1] at ARGV[3] (removes it when empty)
 // only if its score is still the lease ARGV[2]: otherwise a writer marked
-// it during the visit and the mark stands.
+// it during the visit and the mark stands. A lease flagged by a mark for
+// after its end (markScript) makes the tenant due at ARGV[4], the
+// replica's now, unless the visit's answer is earlier: the mark's time is
+// not kept, and the answer may have been read before its work.
 var doneScript = redis.NewScript(`
 local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if not s or tonumber(s) ~= tonumber(ARGV[2]) then return 0 end
+if not s then return 0 end
+s = tonumber(s)
+local lease = tonumber(ARGV[2])
+if s == lease - 0.25 then
+  if ARGV[3] == '' or tonumber(ARGV[4]) < tonumber(ARGV[3]) then ARGV[3] = ARGV[4] end
+elseif s ~= lease then
+  return 0
+end
 if ARGV[3] == '' then
   redis.call('ZREM', KEYS[1], ARGV[1])
 else
@@ -230,13 +260,15 @@ func (x *Index) Claim(ctx context.Context, limit int, lease time.Duration) ([]Cl
 }
 
 // Done ends c's visit: the tenant is next due at next, or not until it is
-// marked again when next is zero. A mark made during the visit stands.
+// marked again when next is zero. A mark made during the visit stands; one
+// for after the lease's end makes the tenant due at once instead.
 func (x *Index) Done(ctx context.Context, c Claim, next time.Time) error {
 	at := ""
 	if !next.IsZero() {
 		at = strconv.FormatInt(next.UnixMilli(), 10)
 	}
-	if err := doneScript.Run(ctx, x.rdb, []string{x.key}, c.Tenant, c.lease, at).Err(); err != nil {
+	now := strconv.FormatInt(x.now().UnixMilli(), 10)
+	if err := doneScript.Run(ctx, x.rdb, []string{x.key}, c.Tenant, c.lease, at, now).Err(); err != nil {
 		return fmt.Errorf("due: reschedule %s: %w", c.Tenant, err)
 	}
 	return nil

@@ -72,8 +72,10 @@ func TestMarkAfterTheLeaseEndedStands(t *testing.T) {
 }
 
 // TestDeadlineMarkDuringALiveLease: a mark further on than a lease that has
-// not ended leaves the lease, so the visit's own answer (an earlier
-// deadline it read) stands.
+// not ended leaves the lease, so no other replica visits the tenant while
+// it runs; and the visit's own answer (an earlier deadline it read) is not
+// lost: the tenant is due at once, earlier than that answer, for a visit
+// that reads both deadlines (see TestLaterMarkDuringALiveLeaseStands).
 func TestDeadlineMarkDuringALiveLease(t *testing.T) {
 	ctx := context.Background()
 	rdb := testRedis(t)
@@ -90,10 +92,75 @@ func TestDeadlineMarkDuringALiveLease(t *testing.T) {
 	if err := due.Set(ctx, rdb, "contoso", due.Mark{Job: due.Sweep, At: t0.Add(12 * time.Hour), Now: c.Now()}); err != nil {
 		t.Fatal(err)
 	}
+	if other, err := x.Claim(ctx, 10, time.Minute); err != nil || len(other) != 0 {
+		t.Fatalf("claimed during the lease: %v %v", other, err)
+	}
 	if err := x.Done(ctx, cs[0], t0.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if s, _ := score(t, rdb, due.Sweep, "contoso"); s != ms(t0.Add(time.Hour)) {
-		t.Fatalf("due at %v, want the visit's answer %v", s, ms(t0.Add(time.Hour)))
+	if s, _ := score(t, rdb, due.Sweep, "contoso"); s != ms(c.Now()) {
+		t.Fatalf("due at %v, want at once (%v), before the visit's answer %v", s, ms(c.Now()), ms(t0.Add(time.Hour)))
+	}
+}
+
+// TestLaterMarkDuringALiveLeaseStands: a writer that commits work due
+// after the lease of a visit under way ends (a new request's decision
+// deadline, 12 hours on) and marks the tenant is not undone by that
+// visit's Done. The visit may have read the tenant before the writer's
+// work: its answer (nothing more to do, or a deadline of its own that
+// comes later) knows nothing of it. So the tenant is visited again, at
+// once, and that visit reads its deadlines again; were the mark dropped,
+// the work would wait for the next rescan, an hour by default.
+func TestLaterMarkDuringALiveLeaseStands(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		answer time.Duration // the visit's answer after t0; 0: nothing due
+	}{
+		{"the visit found nothing more to do", 0},
+		{"the visit's own deadline comes after the writer's", 13 * time.Hour},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			rdb := testRedis(t)
+			c := clock.NewFake(t0)
+			x := due.New(rdb, due.Sweep, c.Now)
+			if err := x.Mark(ctx, "contoso", t0); err != nil {
+				t.Fatal(err)
+			}
+			cs, err := x.Claim(ctx, 10, time.Minute)
+			if err != nil || len(cs) != 1 {
+				t.Fatalf("claim: %v %v", cs, err)
+			}
+			// The visit has read the tenant; a writer commits a request
+			// due in 12 hours and marks it, well within the lease.
+			c.Advance(time.Second)
+			deadline := c.Now().Add(12 * time.Hour)
+			if err := due.Set(ctx, rdb, "contoso", due.Mark{Job: due.Sweep, At: deadline, Now: c.Now()}); err != nil {
+				t.Fatal(err)
+			}
+			var answer time.Time
+			if tc.answer > 0 {
+				answer = t0.Add(tc.answer)
+			}
+			if err := x.Done(ctx, cs[0], answer); err != nil {
+				t.Fatal(err)
+			}
+			s, ok := score(t, rdb, due.Sweep, "contoso")
+			if !ok || s > ms(deadline) {
+				t.Fatalf("after the visit: scheduled %t at %v; the writer's deadline %v is lost", ok, s, ms(deadline))
+			}
+			// The next visit reads the tenant, writer's work included,
+			// and its answer stands.
+			cs, err = x.Claim(ctx, 10, time.Minute)
+			if err != nil || len(cs) != 1 {
+				t.Fatalf("the tenant is not claimable to read the writer's work: %v %v", cs, err)
+			}
+			if err := x.Done(ctx, cs[0], deadline); err != nil {
+				t.Fatal(err)
+			}
+			if s, ok := score(t, rdb, due.Sweep, "contoso"); !ok || s != ms(deadline) {
+				t.Fatalf("after the next visit: scheduled %t at %v, want %v", ok, s, ms(deadline))
+			}
+		})
 	}
 }
