@@ -59,6 +59,7 @@ func TestOnRedisCluster(t *testing.T) {
 		"ReindexRestoresLostIndexEntries":      TestReindexRestoresLostIndexEntries,
 		"SweepOnceAcrossReplicas":              TestSweepOnceAcrossReplicas,
 		"RequestFiledDuringASweepVisitIsSwept": TestRequestFiledDuringASweepVisitIsSwept,
+		"SweepProbeThatCantReadLooks":          TestSweepProbeThatCantReadLooks,
 		"OperatorListingReadsOnlyOwnRequests":  TestOperatorListingReadsOnlyOwnRequests,
 		"OperatorListingMatchesProviderWide":   TestOperatorListingMatchesProviderWideScan,
 		"OperatorListingBeforeTheBackFill":     TestOperatorListingBeforeTheBackFill,

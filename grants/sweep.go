@@ -86,12 +86,17 @@ func (s *Store) sweepTenant(ctx context.Context, t string) (int, time.Time, erro
 }
 
 // SweepProbe reads when a tenant's earliest request deadline is, for
-// due.Rescan.
-func SweepProbe(ctx context.Context, p redis.Pipeliner, tenant string, _ time.Time) func() (time.Time, bool) {
+// due.Rescan. A read that fails answers now: the visit reads the deadlines
+// again, while "nothing due" would leave a lost mark lost until the next
+// rescan.
+func SweepProbe(ctx context.Context, p redis.Pipeliner, tenant string, now time.Time) func() (time.Time, bool) {
 	c := p.ZRangeWithScores(ctx, keys.TenantDeadlines(tenant), 0, 0)
 	return func() (time.Time, bool) {
 		z, err := c.Result()
-		if err != nil || len(z) == 0 {
+		if err != nil {
+			return now, true
+		}
+		if len(z) == 0 {
 			return time.Time{}, false
 		}
 		return time.UnixMilli(int64(z[0].Score)), true

@@ -3,6 +3,7 @@ package grants_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/clock"
+	"github.com/lockbox-oss/lockbox/internal/due"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 	"github.com/lockbox-oss/lockbox/internal/redistest"
 	"github.com/lockbox-oss/lockbox/internal/tenanttest"
@@ -223,5 +225,66 @@ func TestRequestFiledDuringASweepVisitIsSwept(t *testing.T) {
 	}
 	if s := stored(second.ID); s != grants.StateExpired {
 		t.Fatalf("bob's request, 12 hours past its deadline, is %s", s)
+	}
+}
+
+// failRead fails, in the pipelines sent through it, the commands matching
+// match without sending them, as a node that timed out or restarted
+// mid-pipeline would.
+type failRead struct{ match func(redis.Cmder) bool }
+
+func (f failRead) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (f failRead) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (f failRead) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		var send []redis.Cmder
+		for _, c := range cmds {
+			if f.match(c) {
+				c.SetErr(errors.New("i/o timeout"))
+			} else {
+				send = append(send, c)
+			}
+		}
+		if len(send) == 0 {
+			return nil
+		}
+		return next(ctx, send)
+	}
+}
+
+// TestSweepProbeThatCantReadLooks: a rescan whose read of a tenant's
+// deadlines fails schedules the tenant's sweep at once, as due.Probe asks
+// of a probe that can't tell: a needless visit is cheap, while answering
+// "nothing to do" leaves a lost mark lost for another rescan interval,
+// and requests pending past their deadline meanwhile.
+func TestSweepProbeThatCantReadLooks(t *testing.T) {
+	ctx := context.Background()
+	rdb := testRedis(t)
+	c := clock.NewFake(t0)
+	tenanttest.Onboard(t, tenants.NewStore(rdb, audit.NewLog(rdb, c.Now), c.Now), "contoso")
+	if err := rdb.SAdd(ctx, keys.Tenants(), "contoso").Err(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := replica(t, rdb, c).Create(ctx, who("alice", "", identity.RoleOperator), grants.CreateInput{
+		Tenant: "contoso", Service: "exchange", ServiceRequest: "SR-1", Reason: "repair", Duration: grants.Duration(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The request's mark was lost (the process died before writing it).
+	if err := rdb.ZRem(ctx, keys.Due("sweep"), "contoso").Err(); err != nil {
+		t.Fatal(err)
+	}
+	scanner := redistest.Clone(t, rdb)
+	scanner.AddHook(failRead{redistest.Command("zrange", keys.TenantDeadlines("contoso"))})
+	rescan := &due.Rescan{Redis: scanner, Now: c.Now, Probes: map[due.Job]due.Probe{due.Sweep: grants.SweepProbe}}
+	if _, _, err := rescan.Once(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rdb.ZScore(ctx, keys.Due("sweep"), "contoso").Result(); err != nil {
+		t.Fatalf("contoso not scheduled for its sweep after a rescan that could not read its deadlines: %v", err)
+	}
+	c.Advance(12 * time.Hour)
+	if n, err := replica(t, rdb, c).Sweep(ctx); err != nil || n != 1 {
+		t.Fatalf("sweep at request %s's deadline settled %d, %v", r.ID, n, err)
 	}
 }
