@@ -29,6 +29,7 @@ func TestOnRedisCluster(t *testing.T) {
 		"OutboxDepthGauge":                   TestOutboxDepthGauge,
 		"ReplicaKilledMidDelivery":           TestReplicaKilledMidDelivery,
 		"WebhookGoneDoesNotBuryOthers":       TestWebhookGoneDoesNotBuryOthers,
+		"ProbeThatCantReadTheGrantsLooks":    TestProbeThatCantReadTheGrantsLooks,
 	} {
 		t.Run(name, test)
 	}

@@ -403,7 +403,11 @@ func (w *Worker) Probe(ctx context.Context, p redis.Pipeliner, t string, now tim
 			return now, true
 		}
 		if warn != nil {
-			if z := warn.Val(); len(z) > 0 {
+			z, err := warn.Result()
+			if err != nil {
+				return now, true // can't tell: look
+			}
+			if len(z) > 0 {
 				return later(time.UnixMilli(int64(z[0].Score)).Add(-w.cfg.ExpiryWarning), now), true
 			}
 		}
