@@ -69,6 +69,7 @@ func TestOnRedisCluster(t *testing.T) {
 		"SIEMForwarderAcrossAFullDisk":         TestSIEMForwarderAcrossAFullDisk,
 		"SIEMTakesOverADeadReplica":            TestSIEMTakesOverADeadReplicasRecords,
 		"SIEMPendingRecordsTrimmed":            TestSIEMPendingRecordsTrimmedByRetention,
+		"SIEMRecordsTrimmedAtADeadReplica":     TestSIEMRecordsTrimmedAtADeadReplicaAreSkipped,
 		"SIEMReplicaKilledMidPass":             TestSIEMReplicaKilledMidPass,
 		"RetentionAcrossReplicasWithOneKilled": TestRetentionAcrossReplicasWithOneKilled,
 	} {

@@ -884,3 +884,59 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestSIEMRecordsTrimmedAtADeadReplicaAreSkipped: records a replica read
+// and died with, and that retention trimmed before another took them over,
+// are counted as skipped like the trimmed records of a live replica: the
+// take-over is the last moment anything knows of them (XAUTOCLAIM drops
+// them from the pending list).
+func TestSIEMRecordsTrimmedAtADeadReplicaAreSkipped(t *testing.T) {
+	ctx := context.Background()
+	rdb := testRedis(t)
+	log := audit.NewLog(rdb, nil)
+	siemAppend(t, rdb, log, 3, "contoso")
+	dead := newForwarder(t, audit.ForwarderConfig{Redis: rdb, Sink: &memSink{failing: true}, Consumer: "r1"})
+	if _, err := dead.Poll(ctx); err == nil {
+		t.Fatal("dead replica's pass succeeded")
+	}
+	msgs, err := rdb.XRange(ctx, keys.Audit("contoso"), "-", "+").Result()
+	if err != nil || len(msgs) != 3 {
+		t.Fatalf("stream: %v, %v", msgs, err)
+	}
+	// Idle at r1 past the live replica's ClaimAfter, without waiting for
+	// it: XCLAIM to the same consumer with IDLE.
+	args := []any{"XCLAIM", keys.Audit("contoso"), audit.SIEMGroup, "r1", 0}
+	for _, m := range msgs {
+		args = append(args, m.ID)
+	}
+	if err := rdb.Do(ctx, append(args, "IDLE", 2*time.Minute.Milliseconds(), "JUSTID")...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := log.Trim(ctx, "contoso", time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	sink := &memSink{}
+	live := newForwarder(t, audit.ForwarderConfig{Redis: rdb, Sink: sink, Consumer: "r2", ClaimAfter: time.Minute, Registerer: reg})
+	if n, err := live.Poll(ctx); err != nil || n != 0 {
+		t.Fatalf("take-over pass wrote %d, %v", n, err)
+	}
+	if p := pending(t, rdb, "contoso"); p != 0 {
+		t.Fatalf("%d pending", p)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	skipped := -1.0
+	for _, mf := range mfs {
+		for _, mt := range mf.GetMetric() {
+			if mf.GetName() == "lockbox_siem_records_total" && mt.GetLabel()[0].GetValue() == "skipped" {
+				skipped = mt.GetCounter().GetValue()
+			}
+		}
+	}
+	if skipped != 3 {
+		t.Fatalf("skipped %v records, want the 3 trimmed", skipped)
+	}
+}

@@ -223,18 +223,25 @@ func (r *Reader) read(ctx context.Context, stream, from string) ([]redis.XMessag
 
 // claim takes over up to Batch entries idle at other consumers for
 // ClaimAfter, scanning the pending entries from cursor; it returns them
-// and the cursor of the rest.
+// and the cursor of the rest. Entries that were pending but are no longer
+// in the stream (trimmed) come back without fields, as a consumer's own
+// do: XAUTOCLAIM takes them off the pending list and only names them
+// (Redis 7), so they are the caller's last chance to know of them.
 func (r *Reader) claim(ctx context.Context, stream, cursor string) ([]redis.XMessage, string, error) {
 	var msgs []redis.XMessage
 	var next string
 	err := r.regroup(ctx, stream, func() error {
+		var deleted []string
 		var err error
-		msgs, next, err = r.cfg.Redis.XAutoClaim(ctx, &redis.XAutoClaimArgs{
+		msgs, next, deleted, err = r.cfg.Redis.XAutoClaimWithDeleted(ctx, &redis.XAutoClaimArgs{
 			Stream: stream, Group: r.cfg.Group, Consumer: r.cfg.Consumer,
 			MinIdle: r.cfg.ClaimAfter, Start: cursor, Count: r.cfg.Batch,
 		}).Result()
 		if errors.Is(err, redis.Nil) {
 			return nil
+		}
+		for _, id := range deleted {
+			msgs = append(msgs, redis.XMessage{ID: id})
 		}
 		return err
 	})

@@ -28,12 +28,13 @@ func TestOnRedisCluster(t *testing.T) {
 	testRedis = func(t testing.TB) redis.UniversalClient { return redistest.SharedCluster(t).Client(t) }
 	t.Cleanup(func() { testRedis = prev })
 	for name, test := range map[string]func(*testing.T){
-		"GroupCreatedOnce":           TestGroupCreatedOnce,
-		"OwnPendingReadAfterRestart": TestOwnPendingReadAfterRestart,
-		"PendingPagesPastUnfinished": TestPendingPagesPastUnfinished,
-		"TakesOverADeadConsumer":     TestTakesOverADeadConsumer,
-		"DeletedStreamRecovers":      TestDeletedStreamRecovers,
-		"MaxBatches":                 TestMaxBatches,
+		"GroupCreatedOnce":              TestGroupCreatedOnce,
+		"OwnPendingReadAfterRestart":    TestOwnPendingReadAfterRestart,
+		"PendingPagesPastUnfinished":    TestPendingPagesPastUnfinished,
+		"TakesOverADeadConsumer":        TestTakesOverADeadConsumer,
+		"TakeOverHandsOnDeletedEntries": TestTakeOverHandsOnDeletedEntries,
+		"DeletedStreamRecovers":         TestDeletedStreamRecovers,
+		"MaxBatches":                    TestMaxBatches,
 	} {
 		t.Run(name, test)
 	}
@@ -339,5 +340,59 @@ func TestConfig(t *testing.T) {
 	}
 	if _, err := streamgroup.New(ok); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestTakeOverHandsOnDeletedEntries: entries a dead consumer left pending
+// and that were then deleted from the stream (retention trimmed them) are
+// handed to the handler without fields when taken over, as its own are,
+// so that the caller knows of them (the SIEM forwarder counts them as
+// skipped). XAUTOCLAIM drops them from the pending list and names them
+// apart from the entries it claims.
+func TestTakeOverHandsOnDeletedEntries(t *testing.T) {
+	ctx := context.Background()
+	rdb := testRedis(t)
+	key := stream(t)
+	ids := add(t, rdb, key, 3)
+	dead := reader(t, rdb, "dead")
+	if _, err := dead.Visit(ctx, key, (&handler{r: dead, key: key, ack: func(string) bool { return false }}).handle); err != nil {
+		t.Fatal(err)
+	}
+	// Idle past ClaimAfter, as in TestTakesOverADeadConsumer (before the
+	// deletion: XCLAIM too drops deleted entries from the pending list).
+	args := []any{"XCLAIM", key, group, "dead", 0}
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	if err := rdb.Do(ctx, append(args, "IDLE", 2*time.Minute.Milliseconds(), "JUSTID")...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.XDel(ctx, key, ids[0], ids[2]).Err(); err != nil {
+		t.Fatal(err)
+	}
+	live := reader(t, rdb, "live")
+	var mu sync.Mutex
+	fields := map[string]bool{}
+	if _, err := live.Visit(ctx, key, func(ctx context.Context, msgs []redis.XMessage) error {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, m := range msgs {
+			fields[m.ID] = m.Values["n"] != nil
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{ids[0]: false, ids[1]: true, ids[2]: false}
+	if len(fields) != len(want) {
+		t.Fatalf("handed %v, want %v (id: has fields)", fields, want)
+	}
+	for id, f := range want {
+		if got, ok := fields[id]; !ok || got != f {
+			t.Fatalf("handed %v, want %v (id: has fields)", fields, want)
+		}
+	}
+	if got := pendingAt(t, rdb, key, "live"); !slices.Equal(got, ids[1:2]) {
+		t.Errorf("pending at live: %v, want %v", got, ids[1:2])
 	}
 }
