@@ -3,33 +3,13 @@ package audit_test
 import (
 	"context"
 	"slices"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/lockbox-oss/lockbox/audit"
 	"github.com/lockbox-oss/lockbox/audit/record"
+	"github.com/lockbox-oss/lockbox/internal/redistest"
 )
-
-// entriesRead counts the stream entries Redis hands a client (XRANGE,
-// XREVRANGE): what a search costs, whatever it returns.
-type entriesRead struct{ n atomic.Int64 }
-
-func (h *entriesRead) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h *entriesRead) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		err := next(ctx, cmd)
-		if c, ok := cmd.(*redis.XMessageSliceCmd); ok {
-			h.n.Add(int64(len(c.Val())))
-		}
-		return err
-	}
-}
-func (h *entriesRead) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
-}
 
 // TestDateRangeSeeksToItsEnd: a search or export of a date range long
 // before the newest record reads about the range, not every record newer
@@ -53,7 +33,7 @@ func TestDateRangeSeeksToItsEnd(t *testing.T) {
 		}); err != nil {
 			t.Fatal(err)
 		}
-		count := &entriesRead{}
+		count := &redistest.EntriesRead{}
 		rdb.AddHook(count)
 		log := audit.NewLog(rdb, nil)
 		var all []record.Record
@@ -76,7 +56,7 @@ func TestDateRangeSeeksToItsEnd(t *testing.T) {
 					want = append(want, r)
 				}
 			}
-			count.n.Store(0)
+			count.Reset()
 			var got []record.Record
 			q := audit.Query{Tenant: bigTenant, From: rng.from, To: rng.to}
 			pages := 0
@@ -97,10 +77,10 @@ func TestDateRangeSeeksToItsEnd(t *testing.T) {
 			}
 			// The range, a batch of margin for each page (each reads on
 			// from its cursor), and the bisection's probes.
-			if read := count.n.Load(); read > int64(len(want)+(pages+1)*500+60) {
+			if read := count.N(); read > int64(len(want)+(pages+1)*500+60) {
 				t.Errorf("jitter %v, %v..%v: the search read %d entries for %d records", jitter, rng.from, rng.to, read, len(want))
 			}
-			count.n.Store(0)
+			count.Reset()
 			got = got[:0]
 			if err := log.Export(ctx, providerAuditor, audit.Query{Tenant: bigTenant, From: rng.from, To: rng.to}, func(r record.Record) error {
 				got = append(got, r)
@@ -108,7 +88,7 @@ func TestDateRangeSeeksToItsEnd(t *testing.T) {
 			}); err != nil || !slices.EqualFunc(got, want, same) {
 				t.Fatalf("jitter %v: export found %d records, want %d (%v)", jitter, len(got), len(want), err)
 			}
-			if read := count.n.Load(); read > int64(len(want))+2*500+60 {
+			if read := count.N(); read > int64(len(want))+2*500+60 {
 				t.Errorf("jitter %v, %v..%v: the export read %d entries for %d records", jitter, rng.from, rng.to, read, len(want))
 			}
 		}

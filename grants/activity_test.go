@@ -5,16 +5,14 @@ import (
 	"errors"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/lockbox-oss/lockbox/audit"
 	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/identity"
+	"github.com/lockbox-oss/lockbox/internal/redistest"
 )
 
 // The audit log is the lifecycle's audit dependency.
@@ -119,24 +117,6 @@ func TestActivity(t *testing.T) {
 	}
 }
 
-// entriesRead counts the audit stream entries rdb's range reads return.
-type entriesRead struct{ n atomic.Int64 }
-
-func (h *entriesRead) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h *entriesRead) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
-}
-
-func (h *entriesRead) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		err := next(ctx, cmd)
-		if c, ok := cmd.(*redis.XMessageSliceCmd); ok {
-			h.n.Add(int64(len(c.Val())))
-		}
-		return err
-	}
-}
-
 // TestActivityEndsWithTheRequest: a request's activity ends when the
 // request does (its access revoked, here), so reading it reads the
 // tenant's log around the request's life, not everything written since:
@@ -164,7 +144,7 @@ func TestActivityEndsWithTheRequest(t *testing.T) {
 	}
 	e.operatorActions(t, other, ops...)
 
-	h := &entriesRead{}
+	h := &redistest.EntriesRead{}
 	e.rdb.AddHook(h)
 	_, recs, err := e.store.Activity(ctx, globalAdmin.Principal, r.ID)
 	if err != nil {
@@ -178,7 +158,7 @@ func TestActivityEndsWithTheRequest(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("activity %v, want %v", got, want)
 	}
-	if n := h.n.Load(); n >= later/2 {
+	if n := h.N(); n >= later/2 {
 		t.Errorf("reading the activity read %d entries of the log, the records written since the request ended among them", n)
 	}
 }

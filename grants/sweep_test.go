@@ -3,7 +3,6 @@ package grants_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -228,30 +227,6 @@ func TestRequestFiledDuringASweepVisitIsSwept(t *testing.T) {
 	}
 }
 
-// failRead fails, in the pipelines sent through it, the commands matching
-// match without sending them, as a node that timed out or restarted
-// mid-pipeline would.
-type failRead struct{ match func(redis.Cmder) bool }
-
-func (f failRead) DialHook(next redis.DialHook) redis.DialHook          { return next }
-func (f failRead) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
-func (f failRead) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		var send []redis.Cmder
-		for _, c := range cmds {
-			if f.match(c) {
-				c.SetErr(errors.New("i/o timeout"))
-			} else {
-				send = append(send, c)
-			}
-		}
-		if len(send) == 0 {
-			return nil
-		}
-		return next(ctx, send)
-	}
-}
-
 // TestSweepProbeThatCantReadLooks: a rescan whose read of a tenant's
 // deadlines fails schedules the tenant's sweep at once, as due.Probe asks
 // of a probe that can't tell: a needless visit is cheap, while answering
@@ -275,7 +250,7 @@ func TestSweepProbeThatCantReadLooks(t *testing.T) {
 		t.Fatal(err)
 	}
 	scanner := redistest.Clone(t, rdb)
-	scanner.AddHook(failRead{redistest.Command("zrange", keys.TenantDeadlines("contoso"))})
+	scanner.AddHook(redistest.FailInPipelines{Match: redistest.Command("zrange", keys.TenantDeadlines("contoso"))})
 	rescan := &due.Rescan{Redis: scanner, Now: c.Now, Probes: map[due.Job]due.Probe{due.Sweep: grants.SweepProbe}}
 	if _, _, err := rescan.Once(ctx); err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package notify_test
 
 import (
 	"context"
-	"errors"
 	"testing"
 	"time"
 
@@ -14,30 +13,6 @@ import (
 	"github.com/lockbox-oss/lockbox/internal/redistest"
 	"github.com/lockbox-oss/lockbox/notify"
 )
-
-// failRead fails, in the pipelines sent through it, the commands matching
-// match without sending them, as a node that timed out or restarted
-// mid-pipeline would.
-type failRead struct{ match func(redis.Cmder) bool }
-
-func (f failRead) DialHook(next redis.DialHook) redis.DialHook          { return next }
-func (f failRead) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
-func (f failRead) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		var send []redis.Cmder
-		for _, c := range cmds {
-			if f.match(c) {
-				c.SetErr(errors.New("i/o timeout"))
-			} else {
-				send = append(send, c)
-			}
-		}
-		if len(send) == 0 {
-			return nil
-		}
-		return next(ctx, send)
-	}
-}
 
 // TestProbeThatCantReadTheGrantsLooks: a rescan whose read of a tenant's
 // grants fails schedules the tenant's notification visit at once, as
@@ -71,7 +46,7 @@ func TestProbeThatCantReadTheGrantsLooks(t *testing.T) {
 		t.Fatalf("scheduled at %v (%v), want the warning's time", s, err)
 	}
 	scanner := redistest.Clone(t, rdb)
-	scanner.AddHook(failRead{redistest.Command("zrangebyscore", keys.TenantActive("contoso"))})
+	scanner.AddHook(redistest.FailInPipelines{Match: redistest.Command("zrangebyscore", keys.TenantActive("contoso"))})
 	if s, err := rescan(scanner); err != nil || s != float64(t0.UnixMilli()) {
 		t.Fatalf("after a rescan that could not read the grants: scheduled at %v (%v), want at once", s, err)
 	}

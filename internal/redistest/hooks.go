@@ -1,0 +1,58 @@
+package redistest
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// FailInPipelines is a hook that fails, in the pipelines sent through the
+// client it is added to, the commands Match matches (see Command) without
+// sending them, as a node that timed out or restarted mid-pipeline would.
+type FailInPipelines struct{ Match func(redis.Cmder) bool }
+
+func (f FailInPipelines) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (f FailInPipelines) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (f FailInPipelines) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		var send []redis.Cmder
+		for _, c := range cmds {
+			if f.Match(c) {
+				c.SetErr(errors.New("i/o timeout"))
+			} else {
+				send = append(send, c)
+			}
+		}
+		if len(send) == 0 {
+			return nil
+		}
+		return next(ctx, send)
+	}
+}
+
+// EntriesRead is a hook that counts the stream entries Redis hands the
+// client it is added to (XRANGE, XREVRANGE, outside pipelines): what a
+// read of a stream costs, whatever it returns.
+type EntriesRead struct{ n atomic.Int64 }
+
+// N is how many entries were read since the hook was added or Reset.
+func (h *EntriesRead) N() int64 { return h.n.Load() }
+
+// Reset starts the count again.
+func (h *EntriesRead) Reset() { h.n.Store(0) }
+
+func (h *EntriesRead) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *EntriesRead) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		if c, ok := cmd.(*redis.XMessageSliceCmd); ok {
+			h.n.Add(int64(len(c.Val())))
+		}
+		return err
+	}
+}
+func (h *EntriesRead) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
