@@ -88,6 +88,11 @@ func (e *env) login(issuer, clientID string, scopes []string) error {
 	case strings.TrimSpace(clientID) == "":
 		return e.usage("missing --client-id")
 	}
+	// An issuer refused on sight is a wrong command line (exit 2), like
+	// any other flag value lockboxctl refuses before sending anything.
+	if err := login.CheckIssuer(issuer); err != nil {
+		return e.usage("--issuer: %v", err)
+	}
 	server, err := e.server()
 	if err != nil {
 		return err

@@ -39,6 +39,8 @@ type session struct {
 	onSleep func(n int, stderr string)
 	sleeps  []time.Duration
 	stderr  *bytes.Buffer
+	// ctlHTTP, when set, is lockboxctl's client for the identity provider.
+	ctlHTTP *http.Client
 }
 
 func newSession(t *testing.T, cfg oidctest.Config) *session {
@@ -76,7 +78,7 @@ func (s *session) ctl(env map[string]string, args ...string) result {
 			s.onSleep(len(s.sleeps), stderr.String())
 		}
 		return ctx.Err()
-	}}
+	}, http: s.ctlHTTP}
 	code := runWith(context.Background(), args, func(k string) string { return full[k] }, &stdout, &stderr, deps)
 	s.api.mu.Lock()
 	defer s.api.mu.Unlock()
@@ -716,4 +718,35 @@ func TestIdentityProviderUnreachable(t *testing.T) {
 			t.Errorf("the API was called with an expired token: %v", r.calls)
 		}
 	})
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// An --issuer lockboxctl refuses on sight (plain http off loopback, not a
+// URL) is a wrong command line: exit 2, as README's exit statuses say of
+// every command, with nothing sent to the identity provider or the API.
+// It was exit 1, the status of a call that failed.
+func TestLoginRefusesABadIssuerAsUsage(t *testing.T) {
+	for _, issuer := range []string{"http://login.example.com", "login.example.com", "ftp://login.example.com"} {
+		t.Run(issuer, func(t *testing.T) {
+			s := newSession(t, oidctest.Config{})
+			sent := false
+			s.ctlHTTP = &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+				sent = true
+				return nil, http.ErrHandlerTimeout
+			})}
+			r := s.ctl(nil, "login", "--issuer", issuer, "--client-id", publicClient)
+			if r.code != exitUsage || !strings.Contains(r.stderr, "see 'lockboxctl login --help'") {
+				t.Errorf("exit %d, stderr:\n%s\nwant exit %d and the usage hint", r.code, r.stderr, exitUsage)
+			}
+			if !strings.Contains(r.stderr, "--issuer") {
+				t.Errorf("the message does not name --issuer:\n%s", r.stderr)
+			}
+			if sent || len(r.calls) != 0 {
+				t.Errorf("something was sent: to the identity provider %v, to the API %v", sent, r.calls)
+			}
+		})
+	}
 }

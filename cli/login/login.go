@@ -59,10 +59,10 @@ type Issuer struct {
 // http only on a loopback address, for development): device codes, codes
 // and refresh tokens go there.
 func Discover(ctx context.Context, hc *http.Client, issuer string) (Issuer, error) {
-	issuer = strings.TrimSuffix(strings.TrimSpace(issuer), "/")
-	if err := checkEndpoint("issuer", issuer); err != nil {
+	if err := CheckIssuer(issuer); err != nil {
 		return Issuer{}, err
 	}
+	issuer = strings.TrimSuffix(strings.TrimSpace(issuer), "/")
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, issuer+"/.well-known/openid-configuration", nil)
 	if err != nil {
 		return Issuer{}, fmt.Errorf("discovery: %w", err)
@@ -97,6 +97,12 @@ func Discover(ctx context.Context, hc *http.Client, issuer string) (Issuer, erro
 		return Issuer{}, fmt.Errorf("discovery of %s: neither an authorization nor a device authorization endpoint", issuer)
 	}
 	return doc, nil
+}
+
+// CheckIssuer refuses an issuer Discover would not ask: one that is not
+// an absolute URL, or not https (plain http only on a loopback address).
+func CheckIssuer(issuer string) error {
+	return checkEndpoint("issuer", strings.TrimSuffix(strings.TrimSpace(issuer), "/"))
 }
 
 // checkEndpoint refuses all but https URLs, and http on loopback.
