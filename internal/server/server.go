@@ -502,16 +502,26 @@ func connect(ctx context.Context, cfg config.Config) (redis.UniversalClient, err
 	}
 	// Without ContextTimeoutEnabled go-redis ignores ctx deadlines and uses
 	// only its socket timeouts.
+	//
+	// MaxRetries -1: go-redis would send a command again after its
+	// connection broke (EOF, a reset) or timed out while waiting for the
+	// answer, though Redis may have run it: an audit record, an outbox entry
+	// appended twice, and the proxied call forwarded as if nothing
+	// happened. A command is sent once; a failure is the caller's 503 or
+	// the job's next pass. (A dead pooled connection is found before use,
+	// so a restart of Redis costs no failed call.)
 	var rdb redis.UniversalClient
 	var where string
 	switch {
 	case opts.Single != nil:
 		o := opts.Single
 		o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.ContextTimeoutEnabled = cfg.RedisTimeout, cfg.RedisTimeout, cfg.RedisTimeout, true
+		o.MaxRetries = -1
 		rdb, where = redis.NewClient(o), "the Redis at "+o.Addr
 	case opts.Failover != nil:
 		o := opts.Failover
 		o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.ContextTimeoutEnabled = cfg.RedisTimeout, cfg.RedisTimeout, cfg.RedisTimeout, true
+		o.MaxRetries = -1
 		rdb, where = redis.NewFailoverClient(o), fmt.Sprintf("the master %q of the sentinels at %s", o.MasterName, strings.Join(o.SentinelAddrs, ","))
 	case opts.Cluster != nil:
 		o := opts.Cluster
