@@ -52,15 +52,60 @@ func (s *Store) Activity(ctx context.Context, p identity.Principal, id string) (
 		to = end.Add(audit.ClockSkew)
 	}
 	recs := []record.Record{}
-	err = s.cfg.Audit.RequestRecords(ctx, req.Tenant, req.ID, from, to, func(rec record.Record) error {
+	op, late := lateOperation(req)
+	collect := func(rec record.Record) error {
+		if late && rec.Operation == op {
+			late = false
+		}
 		recs = append(recs, audit.ViewFor(rec, p))
 		return nil
-	})
-	if err != nil {
+	}
+	if err := s.cfg.Audit.RequestRecords(ctx, req.Tenant, req.ID, from, to, collect); err != nil {
 		return Request{}, nil, err
+	}
+	if late && len(recs) > 0 && !to.IsZero() {
+		// The request's records are there, but not the one of its end:
+		// a sweep (or a read that settled it) recorded it after the
+		// deadline, and it is created when written (recordFor). It is
+		// looked for in windows after the end, each twice as long as the
+		// one before, so the read costs about what was written before the
+		// sweep ran, not what was written since.
+		lo, span, until := to.Truncate(time.Second).Add(time.Second), lateWindow, s.cfg.Now().Add(audit.ClockSkew)
+		for late && !lo.After(until) {
+			hi := lo.Add(span)
+			older := recs
+			recs = []record.Record{}
+			if err := s.cfg.Audit.RequestRecords(ctx, req.Tenant, req.ID, lo, hi, collect); err != nil {
+				return Request{}, nil, err
+			}
+			recs = append(recs, older...) // newest first
+			lo, span = hi.Add(time.Second), 2*span
+		}
 	}
 	slices.Reverse(recs) // newest first in the log
 	return req, recs, nil
+}
+
+// lateWindow is the first window after a request's end in which Activity
+// looks for the record of an end Lockbox recorded late.
+const lateWindow = 10 * time.Minute
+
+// lateOperation returns the operation of the record of req's end when
+// Lockbox itself ended it (an expiry, the end of the access window): that
+// record may have been written, and created, long after the deadline the
+// history keeps.
+func lateOperation(req Request) (string, bool) {
+	if !req.State.Final() || len(req.History) == 0 {
+		return "", false
+	}
+	switch last := req.History[len(req.History)-1]; {
+	case last.ActorKind != KindSystem:
+	case last.Action == ActionExpire:
+		return record.OpExpireRequest, true
+	case last.Action == ActionComplete:
+		return record.OpCompleteAccess, true
+	}
+	return "", false
 }
 
 // activityEnd is when the last record tied to req may be created, if that

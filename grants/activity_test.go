@@ -162,3 +162,75 @@ func TestActivityEndsWithTheRequest(t *testing.T) {
 		t.Errorf("reading the activity read %d entries of the log, the records written since the request ended among them", n)
 	}
 }
+
+// TestActivityKeepsALateSweepsRecord: an expiry or completion that a sweep
+// recorded late is created when the sweep wrote it, hours after the
+// deadline the request's history keeps; it is still the request's
+// activity, as search finds it.
+func TestActivityKeepsALateSweepsRecord(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name     string
+		op       string
+		deadline time.Time
+		setup    func(e *env, t *testing.T, id string)
+		// noSweep: no sweep records the end; the first read settles it.
+		noSweep bool
+	}{
+		{"expire", record.OpExpireRequest, t0.Add(grants.DecisionWindow), func(e *env, t *testing.T, id string) {
+			e.act(t, id, grants.ActionApprove, manager)
+		}, false},
+		{"complete", record.OpCompleteAccess, t0.Add(2 * time.Hour), func(e *env, t *testing.T, id string) {
+			e.act(t, id, grants.ActionApprove, manager)
+			e.act(t, id, grants.ActionApprove, globalAdmin)
+		}, false},
+		{"complete, settled by a read", record.OpCompleteAccess, t0.Add(2 * time.Hour), func(e *env, t *testing.T, id string) {
+			e.act(t, id, grants.ActionApprove, manager)
+			e.act(t, id, grants.ActionApprove, globalAdmin)
+		}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			r := e.create(t, 2*time.Hour)
+			tc.setup(e, t, r.ID)
+			e.clock.Set(tc.deadline.Add(3 * time.Hour))
+			if tc.noSweep {
+				if _, err := e.store.Get(ctx, operator.Principal, r.ID); err != nil {
+					t.Fatal(err)
+				}
+			} else if n, err := e.store.Sweep(ctx); err != nil || n != 1 {
+				t.Fatalf("sweep: %d %v", n, err)
+			}
+			page, err := e.log.Search(ctx, provAuditor.Principal, audit.Query{Tenant: "contoso", RequestID: r.ID, Operation: tc.op})
+			if err != nil || len(page.Records) != 1 {
+				t.Fatalf("search: %d records, %v", len(page.Records), err)
+			}
+			// A day later, another request's busy day: not read.
+			e.clock.Advance(24 * time.Hour)
+			const later = 1500
+			ops := make([]string, later)
+			for i := range ops {
+				ops[i] = "Get-SPOSite"
+			}
+			e.operatorActions(t, e.file(t, who("bob", "", identity.RoleOperator), "sharepoint"), ops...)
+			h := &redistest.EntriesRead{}
+			e.rdb.AddHook(h)
+			for _, who := range []grants.Actor{operator, globalAdmin} {
+				_, recs, err := e.store.Activity(ctx, who.Principal, r.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var ops []string
+				for _, rec := range recs {
+					ops = append(ops, rec.Operation)
+				}
+				if len(ops) == 0 || ops[len(ops)-1] != tc.op {
+					t.Errorf("%s: activity %v, want it to end with %s", who.Principal.Subject, ops, tc.op)
+				}
+			}
+			if n := h.N(); n >= later/2 {
+				t.Errorf("reading the activity read %d entries of the log, the records written since the sweep among them", n)
+			}
+		})
+	}
+}
