@@ -17,8 +17,9 @@ import (
 //   - control-plane records (requests, decisions, settings, approvers) are
 //     activity 99 "Other", the operation naming what happened.
 //
-// Fields without an OCSF home (tenant, workload, decision, comment, ...) go
-// under "unmapped" with their audit log names.
+// Fields without an OCSF home (tenant, workload, decision, comment, a
+// cmdlet's Parameters, a change's ModifiedProperties, ...) go under
+// "unmapped" with their audit log names.
 const (
 	OCSFVersion        = "1.1.0"
 	ocsfProduct        = "Lockbox"
@@ -58,11 +59,13 @@ type OCSFEvent struct {
 	StatusDetail string `json:"status_detail,omitempty"`
 	Message      string `json:"message,omitempty"`
 
-	Metadata    OCSFMetadata      `json:"metadata"`
-	Actor       OCSFActor         `json:"actor"`
-	SrcEndpoint OCSFEndpoint      `json:"src_endpoint"`
-	API         OCSFAPI           `json:"api"`
-	Unmapped    map[string]string `json:"unmapped,omitempty"`
+	Metadata    OCSFMetadata `json:"metadata"`
+	Actor       OCSFActor    `json:"actor"`
+	SrcEndpoint OCSFEndpoint `json:"src_endpoint"`
+	API         OCSFAPI      `json:"api"`
+	// Unmapped holds strings, and the record's Parameters and
+	// ModifiedProperties in their audit log shape.
+	Unmapped map[string]any `json:"unmapped,omitempty"`
 	// RawData carries the stored record when it could not be decoded, so
 	// nothing is dropped on the way to the SIEM.
 	RawData string `json:"raw_data,omitempty"`
@@ -166,7 +169,7 @@ func OCSF(r record.Record) OCSFEvent {
 	if r.LockboxRequestId != "" {
 		e.API.Request = &OCSFAPIRequest{UID: r.LockboxRequestId}
 	}
-	u := map[string]string{}
+	u := map[string]any{}
 	for k, v := range map[string]string{
 		"OrganizationId":        r.OrganizationId,
 		"LockboxTenant":         r.LockboxTenant,
@@ -191,6 +194,16 @@ func OCSF(r record.Record) OCSFEvent {
 	}
 	if r.LockboxApprovalTime != nil {
 		u["LockboxApprovalTime"] = r.LockboxApprovalTime.UTC().Format(record.TimeLayout)
+	}
+	// What a cmdlet was asked (a request's reason and duration, the
+	// deadline a late sweep's expiry was due at) and what a change changed
+	// (Customer Lockbox turned off): a SIEM reading OCSF must learn them
+	// as one reading the records does.
+	if len(r.Parameters) > 0 {
+		u["Parameters"] = r.Parameters
+	}
+	if len(r.ModifiedProperties) > 0 {
+		u["ModifiedProperties"] = r.ModifiedProperties
 	}
 	if len(u) > 0 {
 		e.Unmapped = u

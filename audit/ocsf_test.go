@@ -119,3 +119,41 @@ func TestOCSFRequiredAttributes(t *testing.T) {
 		}
 	}
 }
+
+// TestOCSFKeepsParametersAndChanges: a cmdlet record's Parameters and a
+// change's ModifiedProperties have no OCSF home either, so they go under
+// unmapped with their audit log names and shape: a SIEM reading OCSF
+// learns that Customer Lockbox was turned off, and when a late sweep's
+// expiry was due, as one reading the records does.
+func TestOCSFKeepsParametersAndChanges(t *testing.T) {
+	now := record.Time{Time: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)}
+	for name, r := range map[string]record.Record{
+		"settings change": {Id: "1", CreationTime: now, Operation: record.OpSetSettings, UserId: "gina@contoso.example", UserType: record.UserTypeAdmin,
+			RecordType: record.RecordTypeExchangeAdmin, ClientIP: "198.51.100.7", Workload: record.WorkloadLockbox, ObjectId: "contoso",
+			Parameters:         []record.Parameter{{Name: "Identity", Value: "contoso"}, {Name: "LockboxEnabled", Value: "false"}},
+			ModifiedProperties: []record.ModifiedProperty{{Name: "LockboxEnabled", OldValue: "true", NewValue: "false"}}},
+		"late expiry": {Id: "2", CreationTime: now, Operation: record.OpExpireRequest, UserId: record.SystemUserID, UserType: record.UserTypeSystem,
+			RecordType: record.RecordTypeExchangeAdmin, Workload: "exchange", ObjectId: "req", LockboxRequestId: "req",
+			Parameters: []record.Parameter{{Name: "Identity", Value: "req"}, {Name: "ExpiredAt", Value: "2026-03-01T06:00:00"}}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			b, err := ocsfLine(string(r.AppendJSON(nil)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var e struct {
+				Unmapped struct {
+					Parameters         []record.Parameter        `json:"Parameters"`
+					ModifiedProperties []record.ModifiedProperty `json:"ModifiedProperties"`
+				} `json:"unmapped"`
+			}
+			if err := json.Unmarshal(b, &e); err != nil {
+				t.Fatalf("%v: %s", err, b)
+			}
+			if !slices.Equal(e.Unmapped.Parameters, r.Parameters) || !slices.Equal(e.Unmapped.ModifiedProperties, r.ModifiedProperties) {
+				t.Errorf("unmapped parameters %+v, changes %+v; want %+v, %+v: %s",
+					e.Unmapped.Parameters, e.Unmapped.ModifiedProperties, r.Parameters, r.ModifiedProperties, b)
+			}
+		})
+	}
+}
