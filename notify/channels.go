@@ -249,15 +249,23 @@ func (d *DevSink) Send(ctx context.Context, id string, m Message) error {
 
 // WebhookConfig is one webhook endpoint.
 type WebhookConfig struct {
+	// URL is the receiver's URL; its v2 key is derived from it exactly as
+	// given here (WebhookKey).
 	URL string
-	// Secret keys the HMAC-SHA256 signature of each delivery (Sign).
+	// Secret is the shared secret: it keys v1 (Sign) and derives the
+	// receiver's v2 key (WebhookKey).
 	Secret []byte
+	// Signatures lists the schemes each delivery is signed with,
+	// SignatureVersion ("v1") and SignatureVersion2 ("v2"); both when
+	// empty. They go out v1 first whatever the order here.
+	Signatures []string
 	// Timeout bounds one delivery; 10s by default.
 	Timeout time.Duration
 }
 
-// SignatureHeader carries the signature of a delivery, "v1=<hex>" (Sign).
-// Receivers check it with Verify.
+// SignatureHeader carries the signatures of a delivery, comma-separated:
+// "v1=<hex>" (Sign) and "v2=<hex>" (SignKey), as WebhookConfig.Signatures
+// says. Receivers check it with VerifyKeys, or Verify for v1.
 const SignatureHeader = "X-Lockbox-Signature"
 
 // TimestampHeader carries when a delivery was signed, in Unix seconds. The
@@ -275,6 +283,18 @@ const DeliveryHeader = "X-Lockbox-Delivery"
 // the scheme changed, rather than that the secret is wrong.
 const SignatureVersion = "v1"
 
+// SignatureVersion2 names the scheme keyed with the receiver's own key
+// (WebhookKey), over the same text as v1. A receiver knows the key it
+// checks its deliveries with; under v1 that key is the shared secret,
+// which signs every other receiver's deliveries too, so any receiver can
+// forge one for another. Under v2 it signs only its own.
+const SignatureVersion2 = "v2"
+
+// webhookKeyLabel starts the text a receiver's key is derived from, so
+// the derivation can't coincide with a signature, whose text starts with
+// digits.
+const webhookKeyLabel = "lockbox webhook key v2\n"
+
 // DefaultTolerance is how far a delivery's timestamp may be from the
 // receiver's clock when Verify is given no tolerance: retries are signed
 // anew, so only clock skew and transit count.
@@ -290,28 +310,97 @@ var (
 	ErrStaleDelivery = errors.New("notify: webhook timestamp outside the tolerance")
 )
 
-// Sign returns the signature header value of a delivery: "v1=" and the
-// hex HMAC-SHA256, keyed with secret, of the timestamp (Unix seconds), a
-// dot, the delivery id, a dot and the body, as Stripe and Slack sign theirs.
+// Sign returns the v1 signature of a delivery: "v1=" and the hex
+// HMAC-SHA256, keyed with secret, of the timestamp (Unix seconds), a dot,
+// the delivery id, a dot and the body, as Stripe and Slack sign theirs.
 func Sign(secret []byte, timestamp int64, deliveryID string, body []byte) string {
-	h := hmac.New(sha256.New, secret)
-	h.Write([]byte(strconv.FormatInt(timestamp, 10) + "." + deliveryID + "."))
-	h.Write(body)
-	return SignatureVersion + "=" + hex.EncodeToString(h.Sum(nil))
+	return sign(SignatureVersion, secret, timestamp, deliveryID, body)
 }
 
-// Verify checks a delivery as a receiver gets it: the body, and the
+// SignKey returns the v2 signature of a delivery: "v2=" and the hex
+// HMAC-SHA256 of the same text as Sign's, keyed with the receiver's key
+// (WebhookKey).
+func SignKey(key []byte, timestamp int64, deliveryID string, body []byte) string {
+	return sign(SignatureVersion2, key, timestamp, deliveryID, body)
+}
+
+func sign(scheme string, key []byte, timestamp int64, deliveryID string, body []byte) string {
+	h := hmac.New(sha256.New, key)
+	h.Write([]byte(strconv.FormatInt(timestamp, 10) + "." + deliveryID + "."))
+	h.Write(body)
+	return scheme + "=" + hex.EncodeToString(h.Sum(nil))
+}
+
+// WebhookKey returns the 32-byte key of the receiver at url, which keys
+// its v2 signatures: HMAC-SHA256, keyed with the shared secret, of
+// "lockbox webhook key v2", a newline and the URL exactly as configured.
+// A receiver is given its key ("lockbox webhook-key"), never the secret,
+// and can't work out another receiver's key from its own.
+func WebhookKey(secret []byte, url string) []byte {
+	h := hmac.New(sha256.New, secret)
+	h.Write([]byte(webhookKeyLabel + url))
+	return h.Sum(nil)
+}
+
+// Keys are what a receiver verifies deliveries with, one per scheme; a
+// scheme without a key is not checked.
+type Keys struct {
+	// V1 is the shared secret (LOCKBOX_WEBHOOK_SECRET_FILE).
+	V1 []byte
+	// V2 is the receiver's own key (WebhookKey).
+	V2 []byte
+}
+
+// checkSignatures validates a list of signature schemes (empty: both)
+// and returns them in the order they are sent, v1 first.
+func checkSignatures(schemes []string) ([]string, error) {
+	if len(schemes) == 0 {
+		return []string{SignatureVersion, SignatureVersion2}, nil
+	}
+	var v1, v2 int
+	for _, s := range schemes {
+		switch s {
+		case SignatureVersion:
+			v1++
+		case SignatureVersion2:
+			v2++
+		default:
+			return nil, fmt.Errorf("signature scheme %q is not one of v1, v2", s)
+		}
+	}
+	if v1 > 1 || v2 > 1 {
+		return nil, fmt.Errorf("signature schemes %q name one twice", schemes)
+	}
+	var out []string
+	if v1 == 1 {
+		out = append(out, SignatureVersion)
+	}
+	if v2 == 1 {
+		out = append(out, SignatureVersion2)
+	}
+	return out, nil
+}
+
+// Verify checks a delivery's v1 signature, keyed with the shared secret:
+// VerifyKeys with Keys{V1: secret}.
+func Verify(secret, body []byte, deliveryID, timestamp, signature string, now time.Time, tolerance time.Duration) error {
+	return VerifyKeys(Keys{V1: secret}, body, deliveryID, timestamp, signature, now, tolerance)
+}
+
+// VerifyKeys checks a delivery as a receiver gets it: the body, and the
 // values of DeliveryHeader, TimestampHeader and SignatureHeader. A
 // delivery id of any other shape than Lockbox gives ("<entry>.<hash>",
-// exactly one dot) does not verify. The
-// signature must match in constant time, and the timestamp be within
+// exactly one dot) does not verify. The timestamp must be within
 // tolerance of now either way (DefaultTolerance when tolerance is 0 or
-// less). The signature header may list several signatures separated by
-// commas (one per secret, while a secret is rotated); one match suffices.
+// less). The signature header lists signatures separated by commas, each
+// "<scheme>=<hex>"; it verifies when the signature of a scheme keys has a
+// key for matches, compared in constant time. Schemes without a key, or
+// unknown to this version, are skipped, so a receiver that checks v2
+// alone is not fooled by a v1 (which any other receiver could make).
 //
 // A delivery replayed within the tolerance verifies again: receivers drop
 // it by its delivery id, which the signature covers.
-func Verify(secret, body []byte, deliveryID, timestamp, signature string, now time.Time, tolerance time.Duration) error {
+func VerifyKeys(keys Keys, body []byte, deliveryID, timestamp, signature string, now time.Time, tolerance time.Duration) error {
 	if tolerance <= 0 {
 		tolerance = DefaultTolerance
 	}
@@ -327,13 +416,24 @@ func Verify(secret, body []byte, deliveryID, timestamp, signature string, now ti
 	if !wellFormedDeliveryID(deliveryID) {
 		return ErrBadSignature
 	}
-	want := []byte(Sign(secret, ts, deliveryID, body))
+	// An empty key is no key: HMAC takes it, and anyone could sign with it.
+	var want [][]byte
+	if len(keys.V1) > 0 {
+		want = append(want, []byte(Sign(keys.V1, ts, deliveryID, body)))
+	}
+	if len(keys.V2) > 0 {
+		want = append(want, []byte(SignKey(keys.V2, ts, deliveryID, body)))
+	}
 	ok := false
 	for sig := range strings.SplitSeq(signature, ",") {
-		// Every candidate is compared, so the time taken says nothing of
-		// which one matched.
-		if hmac.Equal(want, []byte(strings.TrimSpace(sig))) {
-			ok = true
+		// Every candidate is compared with every expected signature, the
+		// scheme name included, so the time taken says nothing of which
+		// one matched, and a signature is only taken under its own
+		// scheme.
+		for _, w := range want {
+			if hmac.Equal(w, []byte(strings.TrimSpace(sig))) {
+				ok = true
+			}
 		}
 	}
 	if !ok {
@@ -358,16 +458,23 @@ func wellFormedDeliveryID(id string) bool {
 }
 
 type webhook struct {
-	cfg    WebhookConfig
-	client *http.Client
-	now    func() time.Time
+	cfg WebhookConfig
+	// key is the receiver's own (WebhookKey), keying v2.
+	key []byte
+	// schemes are the signatures sent, v1 first.
+	schemes []string
+	client  *http.Client
+	now     func() time.Time
 }
 
+// newWebhook returns the channel of one receiver; cfg's Signatures must
+// have passed checkSignatures (Config.CheckAndSetDefaults).
 func newWebhook(cfg WebhookConfig, now func() time.Time) *webhook {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 10 * time.Second
 	}
-	return &webhook{cfg: cfg, now: now, client: &http.Client{
+	schemes, _ := checkSignatures(cfg.Signatures)
+	return &webhook{cfg: cfg, key: WebhookKey(cfg.Secret, cfg.URL), schemes: schemes, now: now, client: &http.Client{
 		Timeout: cfg.Timeout,
 		// A redirect would send the signed body somewhere not configured.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
@@ -386,7 +493,7 @@ func (w *webhook) post(ctx context.Context, id string, body []byte) error {
 	req.Header.Set("User-Agent", "lockbox-notify")
 	req.Header.Set(TimestampHeader, strconv.FormatInt(ts, 10))
 	req.Header.Set(DeliveryHeader, id)
-	req.Header.Set(SignatureHeader, Sign(w.cfg.Secret, ts, id, body))
+	req.Header.Set(SignatureHeader, w.sign(ts, id, body))
 	resp, err := w.client.Do(req)
 	if err != nil {
 		// net/http's error quotes the whole URL, and a receiver's URL may
@@ -412,6 +519,20 @@ func (w *webhook) post(ctx context.Context, id string, body []byte) error {
 		return &delayedError{error: err, wait: retryAfter(resp.Header.Get("Retry-After"), w.now())}
 	}
 	return err
+}
+
+// sign returns the SignatureHeader value of a delivery: each scheme's
+// signature, comma-separated, v1 first.
+func (w *webhook) sign(ts int64, id string, body []byte) string {
+	sigs := make([]string, 0, len(w.schemes))
+	for _, s := range w.schemes {
+		if s == SignatureVersion {
+			sigs = append(sigs, Sign(w.cfg.Secret, ts, id, body))
+		} else {
+			sigs = append(sigs, SignKey(w.key, ts, id, body))
+		}
+	}
+	return strings.Join(sigs, ",")
 }
 
 // statusError is a receiver's answer other than 2xx. It names the

@@ -116,6 +116,9 @@ func (c *Config) CheckAndSetDefaults() error {
 		if len(w.Secret) == 0 {
 			return fmt.Errorf("notify: webhook %d: a signing secret is required", i)
 		}
+		if _, err := checkSignatures(w.Signatures); err != nil {
+			return fmt.Errorf("notify: webhook %d: %w", i, err)
+		}
 	}
 	if c.Now == nil {
 		c.Now = time.Now
