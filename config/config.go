@@ -202,8 +202,10 @@ type Config struct {
 	SMTPPassword Secret `env:"SMTP_PASSWORD_FILE,file" desc:"file holding the SMTP AUTH password; read at start-up"`
 	SMTPStartTLS string `env:"SMTP_STARTTLS" envDefault:"opportunistic" desc:"STARTTLS policy: opportunistic, mandatory or none"`
 	// WebhookURLs receive signed JSON notifications.
-	WebhookURLs   string `env:"WEBHOOK_URLS" desc:"comma-separated URLs receiving JSON notifications signed with X-Lockbox-Signature: v1=<HMAC of timestamp.delivery.body>"`
-	WebhookSecret Secret `env:"WEBHOOK_SECRET_FILE,file" desc:"file holding the HMAC-SHA256 key of X-Lockbox-Signature; required with LOCKBOX_WEBHOOK_URLS; read at start-up"`
+	WebhookURLs   string `env:"WEBHOOK_URLS" desc:"comma-separated URLs receiving JSON notifications signed with X-Lockbox-Signature (LOCKBOX_WEBHOOK_SIGNATURES); each URL as written here derives its receiver's v2 key"`
+	WebhookSecret Secret `env:"WEBHOOK_SECRET_FILE,file" desc:"file holding the shared HMAC-SHA256 secret of X-Lockbox-Signature: it keys v1 and derives each receiver's v2 key (lockbox webhook-key URL); required with LOCKBOX_WEBHOOK_URLS; read at start-up"`
+	// WebhookSignatures lists the signature schemes of each delivery.
+	WebhookSignatures string `env:"WEBHOOK_SIGNATURES" envDefault:"v1,v2" desc:"signatures of each webhook delivery: v1 (keyed with the shared secret, which every receiver checking v1 knows, so each can forge deliveries to the others), v2 (keyed with the receiver's own key), or both, comma-separated; set v2 once every receiver checks v2"`
 	// NotifyManagerAddresses are the support managers' e-mail addresses,
 	// told of every new request that awaits them.
 	NotifyManagerAddresses string `env:"NOTIFY_MANAGER_ADDRESSES" desc:"comma-separated e-mail addresses of the support managers, told of every new request that awaits them; \"lockbox dev\" uses mary@provider.example (its dev manager) when unset"`
@@ -675,6 +677,9 @@ func (c Config) check() error {
 	if c.WebhookURLs != "" && c.WebhookSecret == "" {
 		errs = append(errs, varErr("WebhookSecret", "required with LOCKBOX_WEBHOOK_URLS"))
 	}
+	if _, err := parseWebhookSignatures(c.WebhookSignatures); err != nil {
+		errs = append(errs, &VarError{Var: varName("WebhookSignatures"), Err: err})
+	}
 	for u := range strings.SplitSeq(c.WebhookURLs, ",") {
 		if u = strings.TrimSpace(u); u == "" {
 			continue
@@ -924,6 +929,45 @@ func (c Config) ManagerAddresses() ([]string, error) {
 		}
 		if !slices.Contains(out, a) {
 			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
+// WebhookSchemes returns the schemes of LOCKBOX_WEBHOOK_SIGNATURES in the
+// order they are sent, v1 first; both when it is empty (a Config not
+// from Load). Load has refused any other value.
+func (c Config) WebhookSchemes() []string {
+	s, _ := parseWebhookSignatures(c.WebhookSignatures)
+	return s
+}
+
+// parseWebhookSignatures reads a LOCKBOX_WEBHOOK_SIGNATURES list: v1, v2,
+// or both in either order. Nothing else, so that a typo can't leave a
+// receiver without the scheme it checks, or keep v1 going out when v2
+// alone was meant.
+func parseWebhookSignatures(list string) ([]string, error) {
+	if list == "" {
+		return []string{"v1", "v2"}, nil
+	}
+	seen := map[string]bool{}
+	for name := range strings.SplitSeq(list, ",") {
+		switch name = strings.TrimSpace(name); name {
+		case "v1", "v2":
+			if seen[name] {
+				return nil, fmt.Errorf("names %s twice", name)
+			}
+			seen[name] = true
+		case "":
+			return nil, fmt.Errorf("%q has an empty entry; use v1, v2 or v1,v2", list)
+		default:
+			return nil, fmt.Errorf("%q is not one of v1, v2", name)
+		}
+	}
+	var out []string
+	for _, s := range []string{"v1", "v2"} {
+		if seen[s] {
+			out = append(out, s)
 		}
 	}
 	return out, nil

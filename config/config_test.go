@@ -45,6 +45,7 @@ func TestLoadDefaults(t *testing.T) {
 		SIEMFormat:           "json",
 		SIEMClaimAfter:       time.Minute,
 		SMTPStartTLS:         "opportunistic",
+		WebhookSignatures:    "v1,v2",
 		Serve:                "proxy,api,jobs",
 		OIDCScopes:           "profile email",
 		OIDCSubjectClaim:     "sub",
@@ -187,6 +188,13 @@ func TestLoadInvalidNamesVariable(t *testing.T) {
 		{"no body buffer", "LOCKBOX_PROXY_BODY_BUFFER_BYTES", "0", "at least 10485760"},
 		{"negative body buffer", "LOCKBOX_PROXY_BODY_BUFFER_BYTES", "-1", "at least 10485760"},
 		{"body buffer with a unit", "LOCKBOX_PROXY_BODY_BUFFER_BYTES", "64MiB", "64MiB"},
+		{"unknown webhook signature", "LOCKBOX_WEBHOOK_SIGNATURES", "v3", `"v3" is not one of v1, v2`},
+		{"webhook signature in upper case", "LOCKBOX_WEBHOOK_SIGNATURES", "V2", `"V2" is not one of v1, v2`},
+		{"webhook signature of the old scheme", "LOCKBOX_WEBHOOK_SIGNATURES", "sha256", "not one of v1, v2"},
+		{"webhook signature twice", "LOCKBOX_WEBHOOK_SIGNATURES", "v2,v2", "v2 twice"},
+		{"webhook signatures with a gap", "LOCKBOX_WEBHOOK_SIGNATURES", "v1,,v2", "empty"},
+		{"webhook signatures separated by spaces", "LOCKBOX_WEBHOOK_SIGNATURES", "v1 v2", "not one of v1, v2"},
+		{"webhook signatures, none", "LOCKBOX_WEBHOOK_SIGNATURES", ",", "empty"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -775,5 +783,26 @@ func TestVars(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("Vars() lacks %+v", want)
+	}
+}
+
+// LOCKBOX_WEBHOOK_SIGNATURES takes v1, v2 or both in either order, and
+// hands them on in the order they are sent, v1 first.
+func TestWebhookSignatures(t *testing.T) {
+	for _, tc := range []struct{ value, want string }{
+		{"v1", "v1"}, {"v2", "v2"}, {"v1,v2", "v1,v2"}, {"v2,v1", "v1,v2"}, {" v2 , v1 ", "v1,v2"},
+	} {
+		c, err := Load(map[string]string{"LOCKBOX_WEBHOOK_SIGNATURES": tc.value})
+		if err != nil {
+			t.Errorf("%q: %v", tc.value, err)
+			continue
+		}
+		if got := strings.Join(c.WebhookSchemes(), ","); got != tc.want {
+			t.Errorf("%q: WebhookSchemes() = %q, want %q", tc.value, got, tc.want)
+		}
+	}
+	// The zero Config, as tests and tools build it, signs as the default.
+	if got := strings.Join(Config{}.WebhookSchemes(), ","); got != "v1,v2" {
+		t.Errorf("zero Config: WebhookSchemes() = %q, want v1,v2", got)
 	}
 }
