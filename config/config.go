@@ -934,6 +934,20 @@ func (c Config) ManagerAddresses() ([]string, error) {
 	return out, nil
 }
 
+// Webhooks returns the receivers' URLs of LOCKBOX_WEBHOOK_URLS as
+// configured: without the spaces around them. Each URL as returned here
+// derives its receiver's key, in the worker and in "lockbox webhook-key"
+// alike.
+func (c Config) Webhooks() []string {
+	var out []string
+	for u := range strings.SplitSeq(c.WebhookURLs, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
 // WebhookSchemes returns the schemes of LOCKBOX_WEBHOOK_SIGNATURES in the
 // order they are sent, v1 first; both when it is empty (a Config not
 // from Load). Load has refused any other value.

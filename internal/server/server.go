@@ -871,10 +871,9 @@ func newNotifier(cfg config.Config, opts Options, s *Server) (*notify.Worker, er
 		if cfg.WebhookSecret == "" {
 			return nil, errors.New("LOCKBOX_WEBHOOK_SECRET_FILE: required with LOCKBOX_WEBHOOK_URLS")
 		}
-		for u := range strings.SplitSeq(cfg.WebhookURLs, ",") {
-			if u = strings.TrimSpace(u); u != "" {
-				nc.Webhooks = append(nc.Webhooks, notify.WebhookConfig{URL: u, Secret: []byte(cfg.WebhookSecret.Value())})
-			}
+		for _, u := range cfg.Webhooks() {
+			nc.Webhooks = append(nc.Webhooks, notify.WebhookConfig{URL: u, Secret: []byte(cfg.WebhookSecret.Value()),
+				Signatures: cfg.WebhookSchemes()})
 		}
 	}
 	w, err := notify.NewWorker(nc)
