@@ -4,6 +4,7 @@
 //	lockbox dev         the same with an embedded store, dev keys and tokens
 //	lockbox dev token   mint a dev token from the dev signing key
 //	lockbox policy test DIR  run the Rego tests of a policy directory
+//	lockbox webhook-key URL  print a webhook receiver's signing key
 //	lockbox version
 //
 // Configuration comes from LOCKBOX_* environment variables; bad
@@ -67,6 +68,8 @@ commands:
   dev                run Lockbox for development: embedded store, dev keys, demo tenant, tokens
   dev token          mint a dev token: --sub S --roles R[,R] [--tid T] [--ttl D]
   policy test DIR    run the Rego tests (*_test.rego) of a policy directory [-v]
+  webhook-key URL    print the key of a receiver in LOCKBOX_WEBHOOK_URLS, which verifies its v2
+                     signatures [--any]
   version            print the version
 
 Configuration is read from LOCKBOX_* environment variables (see README).
@@ -101,6 +104,8 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 			break
 		}
 		err = policyTest(ctx, args[2:], stdout)
+	case "webhook-key":
+		err = webhookKey(args[1:], env, stdout)
 	case "version":
 		fmt.Fprintln(stdout, "lockbox", version)
 	case "help", "-h", "--help":
