@@ -205,7 +205,7 @@ type Config struct {
 	WebhookURLs   string `env:"WEBHOOK_URLS" desc:"comma-separated URLs receiving JSON notifications signed with X-Lockbox-Signature (LOCKBOX_WEBHOOK_SIGNATURES); each URL as written here derives its receiver's v2 key"`
 	WebhookSecret Secret `env:"WEBHOOK_SECRET_FILE,file" desc:"file holding the shared HMAC-SHA256 secret of X-Lockbox-Signature: it keys v1 and derives each receiver's v2 key (lockbox webhook-key URL); required with LOCKBOX_WEBHOOK_URLS; read at start-up"`
 	// WebhookSignatures lists the signature schemes of each delivery.
-	WebhookSignatures string `env:"WEBHOOK_SIGNATURES" envDefault:"v1,v2" desc:"signatures of each webhook delivery: v1 (keyed with the shared secret, which every receiver checking v1 knows, so each can forge deliveries to the others), v2 (keyed with the receiver's own key), or both, comma-separated; set v2 once every receiver checks v2"`
+	WebhookSignatures string `env:"WEBHOOK_SIGNATURES" envDefault:"v1" desc:"signatures of each webhook delivery: v1 (keyed with the shared secret, which every receiver checking v1 knows, so each can forge deliveries to the others; the header of earlier versions), v2 (keyed with the receiver's own key), or both, comma-separated; set v1,v2 while receivers move to v2, then v2"`
 	// NotifyManagerAddresses are the support managers' e-mail addresses,
 	// told of every new request that awaits them.
 	NotifyManagerAddresses string `env:"NOTIFY_MANAGER_ADDRESSES" desc:"comma-separated e-mail addresses of the support managers, told of every new request that awaits them; \"lockbox dev\" uses mary@provider.example (its dev manager) when unset"`
@@ -949,7 +949,7 @@ func (c Config) Webhooks() []string {
 }
 
 // WebhookSchemes returns the schemes of LOCKBOX_WEBHOOK_SIGNATURES in the
-// order they are sent, v1 first; both when it is empty (a Config not
+// order they are sent, v1 first; v1 alone when it is empty (a Config not
 // from Load). Load has refused any other value.
 func (c Config) WebhookSchemes() []string {
 	s, _ := parseWebhookSignatures(c.WebhookSignatures)
@@ -962,7 +962,7 @@ func (c Config) WebhookSchemes() []string {
 // alone was meant.
 func parseWebhookSignatures(list string) ([]string, error) {
 	if list == "" {
-		return []string{"v1", "v2"}, nil
+		return []string{"v1"}, nil
 	}
 	seen := map[string]bool{}
 	for name := range strings.SplitSeq(list, ",") {

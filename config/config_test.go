@@ -45,7 +45,7 @@ func TestLoadDefaults(t *testing.T) {
 		SIEMFormat:           "json",
 		SIEMClaimAfter:       time.Minute,
 		SMTPStartTLS:         "opportunistic",
-		WebhookSignatures:    "v1,v2",
+		WebhookSignatures:    "v1",
 		Serve:                "proxy,api,jobs",
 		OIDCScopes:           "profile email",
 		OIDCSubjectClaim:     "sub",
@@ -802,7 +802,7 @@ func TestWebhookSignatures(t *testing.T) {
 		}
 	}
 	// The zero Config, as tests and tools build it, signs as the default.
-	if got := strings.Join(Config{}.WebhookSchemes(), ","); got != "v1,v2" {
-		t.Errorf("zero Config: WebhookSchemes() = %q, want v1,v2", got)
+	if got := strings.Join(Config{}.WebhookSchemes(), ","); got != "v1" {
+		t.Errorf("zero Config: WebhookSchemes() = %q, want v1", got)
 	}
 }

@@ -256,7 +256,7 @@ type WebhookConfig struct {
 	// receiver's v2 key (WebhookKey).
 	Secret []byte
 	// Signatures lists the schemes each delivery is signed with,
-	// SignatureVersion ("v1") and SignatureVersion2 ("v2"); both when
+	// SignatureVersion ("v1") and SignatureVersion2 ("v2"); v1 alone when
 	// empty. They go out v1 first whatever the order here.
 	Signatures []string
 	// Timeout bounds one delivery; 10s by default.
@@ -351,11 +351,12 @@ type Keys struct {
 	V2 []byte
 }
 
-// checkSignatures validates a list of signature schemes (empty: both)
-// and returns them in the order they are sent, v1 first.
+// checkSignatures validates a list of signature schemes (empty: v1 alone,
+// the header of earlier versions, which a receiver comparing it whole
+// still takes) and returns them in the order they are sent, v1 first.
 func checkSignatures(schemes []string) ([]string, error) {
 	if len(schemes) == 0 {
-		return []string{SignatureVersion, SignatureVersion2}, nil
+		return []string{SignatureVersion}, nil
 	}
 	var v1, v2 int
 	for _, s := range schemes {

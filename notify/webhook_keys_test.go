@@ -93,11 +93,11 @@ func TestWebhookKeyDerivation(t *testing.T) {
 // Each receiver's v2 verifies with its own key and not with another's: a
 // receiver, which knows its key to check its deliveries, can neither pass
 // its delivery off to another receiver nor sign one that another receiver
-// takes, once that receiver checks v2 alone. By default v1 stays in the
-// header, and a verifier of v1 alone still takes it.
+// takes, once that receiver checks v2 alone. While both are sent, a
+// verifier of v1 alone still takes the header.
 func TestWebhookReceiverKeysStopForgeryBetweenReceivers(t *testing.T) {
 	secret := []byte("shared")
-	got, sentAt := deliverTo(t, secret, nil, "/a", "/b")
+	got, sentAt := deliverTo(t, secret, []string{"v1", "v2"}, "/a", "/b")
 	var urlA, urlB string
 	for u := range got {
 		if strings.HasSuffix(u, "/a") {
@@ -111,7 +111,7 @@ func TestWebhookReceiverKeysStopForgeryBetweenReceivers(t *testing.T) {
 	for u, d := range got {
 		parts := strings.Split(d.sig(), ",")
 		if len(parts) != 2 {
-			t.Fatalf("%s: %s = %q, want v1=<hex>,v2=<hex> by default", u, notify.SignatureHeader, d.sig())
+			t.Fatalf("%s: %s = %q, want v1=<hex>,v2=<hex>", u, notify.SignatureHeader, d.sig())
 		}
 		if want := "v1=" + hmacHex(secret, d.signed()); parts[0] != want {
 			t.Errorf("%s: first signature %q, want v1 keyed with the shared secret %q", u, parts[0], want)
@@ -121,7 +121,7 @@ func TestWebhookReceiverKeysStopForgeryBetweenReceivers(t *testing.T) {
 		}
 		// Every receiver so far checks v1 alone.
 		if err := notify.Verify(secret, d.body, d.id(), d.ts(), d.sig(), sentAt, 0); err != nil {
-			t.Errorf("%s: a v1 verifier refuses the default header: %v", u, err)
+			t.Errorf("%s: a v1 verifier refuses the header of both schemes: %v", u, err)
 		}
 	}
 	verify := func(key []byte, body []byte, id, ts, sig string) error {
@@ -158,6 +158,8 @@ func TestWebhookSignatureSchemes(t *testing.T) {
 		want     []string // the header's schemes, in order
 		v1, v2OK bool
 	}{
+		// None named: v1 alone, the header of earlier versions.
+		{nil, []string{"v1"}, true, false},
 		{[]string{"v2"}, []string{"v2"}, false, true},
 		{[]string{"v1"}, []string{"v1"}, true, false},
 		{[]string{"v2", "v1"}, []string{"v1", "v2"}, true, true},
