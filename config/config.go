@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"net"
 	"net/mail"
+	"net/netip"
 	"net/url"
 	"os"
 	"reflect"
@@ -79,6 +80,10 @@ type Config struct {
 	// MetricsAddr is the host:port serving /metrics, /livez and /readyz;
 	// never the proxy's.
 	MetricsAddr string `env:"METRICS_ADDR" envDefault:"127.0.0.1:8082" desc:"host:port serving /metrics, /livez and /readyz; never the proxy's"`
+	// TrustedProxies are the proxies in front of the proxy and the API
+	// whose X-Forwarded-For says who the client is (see
+	// TrustedProxyRanges).
+	TrustedProxies string `env:"TRUSTED_PROXIES" desc:"comma-separated CIDRs or single addresses of the proxies in front of LOCKBOX_PROXY_ADDR and LOCKBOX_API_ADDR (load balancers, ingress controllers, a service mesh's sidecar). From a socket peer in them, the client IP Lockbox records (audit ClientIP, request histories, the policy's call.client_ip, logs) is taken from X-Forwarded-For: read from the right, these proxies' own entries skipped, the first other address is the client. Forwarded and X-Real-IP are never read, so the proxies must set X-Forwarded-For. 0.0.0.0/0 and ::/0 are refused. Empty: the socket peer, and no header is read"`
 
 	// TLSCertFile and TLSKeyFile are the certificate the listeners serve
 	// TLS with (see tls.go); unset, they speak plain HTTP.
@@ -618,6 +623,9 @@ func (c Config) check() error {
 			errs = append(errs, varErr(d.field, "must be a positive duration, got %s", d.d))
 		}
 	}
+	if _, err := c.TrustedProxyRanges(); err != nil {
+		errs = append(errs, err)
+	}
 	if c.AuditReplicas < 0 {
 		errs = append(errs, varErr("AuditReplicas", "must not be negative, got %d", c.AuditReplicas))
 	}
@@ -996,4 +1004,39 @@ func (c Config) PublishedKeyFiles() []string {
 		}
 	}
 	return out
+}
+
+// TrustedProxyRanges parses LOCKBOX_TRUSTED_PROXIES: CIDRs or single
+// addresses, comma-separated, as ranges without host bits, IPv4-mapped
+// IPv6 ranges as the IPv4 ranges they map (client addresses are compared
+// unmapped). A range of every address is refused: trusting it would let
+// every client write its own IP into the audit log.
+func (c Config) TrustedProxyRanges() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for s := range strings.SplitSeq(c.TrustedProxies, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		var p netip.Prefix
+		if strings.Contains(s, "/") {
+			var err error
+			if p, err = netip.ParsePrefix(s); err != nil {
+				return nil, varErr("TrustedProxies", "%q is not a CIDR or an IP address: %w", s, err)
+			}
+		} else {
+			a, err := netip.ParseAddr(s)
+			if err != nil {
+				return nil, varErr("TrustedProxies", "%q is not a CIDR or an IP address", s)
+			}
+			p = netip.PrefixFrom(a.WithZone(""), a.BitLen())
+		}
+		if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
+			p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+		}
+		if p.Bits() == 0 {
+			return nil, varErr("TrustedProxies", "%s holds every address: it would let every client choose its IP", s)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"log/slog"
 	"maps"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -106,6 +108,31 @@ func TestManagerAddresses(t *testing.T) {
 	}
 }
 
+// TestTrustedProxies: LOCKBOX_TRUSTED_PROXIES takes ranges and single
+// addresses, comma-separated, and is empty (nothing trusted) by default.
+func TestTrustedProxies(t *testing.T) {
+	c, err := Load(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.TrustedProxyRanges(); err != nil || len(got) != 0 {
+		t.Errorf("default TrustedProxyRanges() = %v, %v; want none", got, err)
+	}
+	c, err = Load(map[string]string{"LOCKBOX_TRUSTED_PROXIES": " 10.0.0.0/8, 192.0.2.1,,2001:db8:ffff::/48 ,::ffff:172.16.0.0/108, 10.1.2.3/16"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.TrustedProxyRanges()
+	want := []netip.Prefix{
+		netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.1/32"), netip.MustParsePrefix("2001:db8:ffff::/48"),
+		// Addresses are compared unmapped; host bits are dropped.
+		netip.MustParsePrefix("172.16.0.0/12"), netip.MustParsePrefix("10.1.0.0/16"),
+	}
+	if err != nil || !slices.Equal(got, want) {
+		t.Errorf("TrustedProxyRanges() = %v, %v; want %v", got, err, want)
+	}
+}
+
 func TestLoadValues(t *testing.T) {
 	c, err := Load(map[string]string{
 		"LOCKBOX_API_ADDR":       ":9000",
@@ -195,6 +222,12 @@ func TestLoadInvalidNamesVariable(t *testing.T) {
 		{"webhook signatures with a gap", "LOCKBOX_WEBHOOK_SIGNATURES", "v1,,v2", "empty"},
 		{"webhook signatures separated by spaces", "LOCKBOX_WEBHOOK_SIGNATURES", "v1 v2", "not one of v1, v2"},
 		{"webhook signatures, none", "LOCKBOX_WEBHOOK_SIGNATURES", ",", "empty"},
+		{"trusted proxy not a range", "LOCKBOX_TRUSTED_PROXIES", "10.0.0.0/8,ingress.internal", `"ingress.internal" is not a CIDR or an IP address`},
+		{"trusted proxy bad prefix length", "LOCKBOX_TRUSTED_PROXIES", "10.0.0.0/33", `"10.0.0.0/33"`},
+		{"trusted proxy with a port", "LOCKBOX_TRUSTED_PROXIES", "10.0.0.1:443", "not a CIDR or an IP address"},
+		{"every IPv4 address trusted", "LOCKBOX_TRUSTED_PROXIES", "0.0.0.0/0", "would let every client choose its IP"},
+		{"every IPv6 address trusted", "LOCKBOX_TRUSTED_PROXIES", "10.0.0.0/8, ::/0", "would let every client choose its IP"},
+		{"every mapped IPv4 address trusted", "LOCKBOX_TRUSTED_PROXIES", "::ffff:0.0.0.0/96", "would let every client choose its IP"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -52,6 +52,8 @@ type world struct {
 	proxy  string
 	clock  *clock.Fake
 	tokens map[string]string
+	// upstreams are the demo services behind its proxy.
+	upstreams *demo.Cluster
 }
 
 var users = map[string]identity.Claims{
@@ -166,7 +168,7 @@ func startIn(t *testing.T, dir string, key ed25519.PrivateKey, rdb map[string]st
 			t.Errorf("server: %v", err)
 		}
 	})
-	w := &world{t: t, dir: dir, key: key, redis: rdb, srv: srv, mail: filepath.Join(dir, "mail"), siem: filepath.Join(dir, "siem.jsonl"), addr: "http://" + srv.APIAddr(), proxy: "http://" + srv.ProxyAddr(), clock: c, tokens: map[string]string{}}
+	w := &world{t: t, dir: dir, key: key, redis: rdb, srv: srv, mail: filepath.Join(dir, "mail"), siem: filepath.Join(dir, "siem.jsonl"), addr: "http://" + srv.APIAddr(), proxy: "http://" + srv.ProxyAddr(), clock: c, tokens: map[string]string{}, upstreams: cluster}
 	for name, claims := range users {
 		claims.TTL = 48 * time.Hour
 		tok, err := identity.Mint(key, cfg.JWTIssuer, cfg.JWTAudience, claims, c.Now())

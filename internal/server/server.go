@@ -43,6 +43,7 @@ import (
 	"github.com/lockbox-oss/lockbox/internal/health"
 	"github.com/lockbox-oss/lockbox/internal/httptimeouts"
 	"github.com/lockbox-oss/lockbox/internal/keys"
+	"github.com/lockbox-oss/lockbox/internal/peer"
 	"github.com/lockbox-oss/lockbox/notify"
 	"github.com/lockbox-oss/lockbox/policy"
 	"github.com/lockbox-oss/lockbox/proxy"
@@ -301,8 +302,12 @@ func (s *Server) newAPI(cfg config.Config, opts Options, grantKeys []byte) error
 	apiMux.Handle(console.Prefix, consoleHandler)
 	apiMux.Handle("GET /{$}", http.RedirectHandler(console.Prefix, http.StatusSeeOther))
 	apiMux.Handle("/", apiHandler)
+	handler, err := behindTrustedProxies(cfg, apiMux)
+	if err != nil {
+		return err
+	}
 	s.apiSrv = &http.Server{
-		Handler:           apiMux,
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		// Bounds every answer, net/http's own included. Without it an
@@ -370,8 +375,12 @@ func (s *Server) newProxy(cfg config.Config, opts Options, upstreams map[string]
 	}); err != nil {
 		return err
 	}
+	handler, err := behindTrustedProxies(cfg, s.Proxy)
+	if err != nil {
+		return err
+	}
 	s.proxySrv = &http.Server{
-		Handler:           s.Proxy,
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		// Where each call's deadlines on its client start: the handler
 		// moves them on while the client keeps up (a long download, a
@@ -385,6 +394,22 @@ func (s *Server) newProxy(cfg config.Config, opts Options, upstreams map[string]
 		Protocols: proxyProtocols(),
 	}
 	return nil
+}
+
+// behindTrustedProxies puts h, the handler of the proxy's or the API's
+// listener, behind the proxies of LOCKBOX_TRUSTED_PROXIES (peer.Trust), so
+// every client IP recorded is the client's behind them. With none set it
+// is h itself: the listener's path gains nothing, and no header is read.
+// The metrics listener gets none: it records no client.
+func behindTrustedProxies(cfg config.Config, h http.Handler) (http.Handler, error) {
+	nets, err := cfg.TrustedProxyRanges()
+	if err != nil {
+		return nil, err
+	}
+	if h, err = peer.Trust(h, nets); err != nil {
+		return nil, fmt.Errorf("LOCKBOX_TRUSTED_PROXIES: %w", err)
+	}
+	return h, nil
 }
 
 // grantKeys are the keys of the X-Lockbox-Grant assertions.
