@@ -12,7 +12,8 @@
 //
 // Identity comes only from the bearer token in the Authorization header,
 // verified by Config.Auth; the client IP handed to the domain is the socket
-// peer. No other request header is trusted for either.
+// peer, or the client behind a proxy LOCKBOX_TRUSTED_PROXIES trusts
+// (internal/peer). No other request header is trusted for either.
 //
 // It must not import the proxy, the console or cmd/: dependencies point from
 // cmd/ to here and from here to the domain packages, never back.

@@ -13,7 +13,8 @@ import (
 // Actor is who takes an action, as the lifecycle sees them.
 type Actor struct {
 	Principal identity.Principal
-	// ClientIP is the socket peer the action came from, for the history
+	// ClientIP is the address the action came from (internal/peer: the
+	// socket peer, or the client behind a trusted proxy), for the history
 	// and the audit record.
 	ClientIP string
 }

@@ -24,7 +24,8 @@ type Call struct {
 	Activity policy.Activity
 	// Tenant is the {tenant} wildcard of the activity's pattern.
 	Tenant string
-	// ClientIP is the socket peer, never a client-supplied header.
+	// ClientIP is the socket peer, or the client behind a trusted proxy
+	// (internal/peer); never a header the client alone wrote.
 	ClientIP string
 }
 

@@ -217,8 +217,9 @@ type Record struct {
 	// records and operator actions, CustomerLockbox for tenant settings,
 	// approvers and the registry.
 	Workload string `json:"Workload"`
-	// ClientIP is the socket peer the action came from (empty for Lockbox's
-	// own actions). Tenants see it for operator actions (the engineer's
+	// ClientIP is the address the action came from: the socket peer, or the
+	// client behind a trusted proxy (internal/peer); empty for Lockbox's
+	// own actions. Tenants see it for operator actions (the engineer's
 	// machine, as Microsoft shows it) but not for other provider staff.
 	ClientIP string `json:"ClientIP"`
 	// ObjectId is what the action touched: for an operator action the
