@@ -581,3 +581,74 @@ func TestWebhooksStart(t *testing.T) {
 		}
 	}
 }
+
+// TestHelmTrustedProxies: the chart's trustedProxies reach every Lockbox
+// of the release as LOCKBOX_TRUSTED_PROXIES (the control plane's API and
+// the sidecars' proxy both see callers through the load balancers and
+// ingress controllers listed), and Lockbox starts with them. Without them
+// the variable is not set at all: no header is read. The chart refuses
+// the variable in config, which would bypass the list.
+func TestHelmTrustedProxies(t *testing.T) {
+	m := regexp.MustCompile(`(?m)^KUBE_VERSION \?= (\S+)$`).FindSubmatch(readFile(t, "../Makefile"))
+	if m == nil {
+		t.Fatal("no KUBE_VERSION ?= in the Makefile")
+	}
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	trusted := write("trusted.yaml", "trustedProxies: [10.0.0.0/8, \"2001:db8::/32\", 192.0.2.10]\n")
+	inConfig := write("in-config.yaml", "config:\n  LOCKBOX_TRUSTED_PROXIES: 10.0.0.0/8\n")
+	helm := func(release string, values ...string) []string {
+		args := []string{"helm", "template", release, "../deploy/helm/lockbox", "--namespace", release, "--kube-version", string(m[1])}
+		for _, v := range values {
+			args = append(args, "-f", v)
+		}
+		return args
+	}
+	for _, tc := range []struct {
+		name   string
+		values []string
+		want   string
+	}{
+		{"control plane, default", nil, ""},
+		{"sidecar, default", []string{"../deploy/helm/examples/exchange.yaml"}, ""},
+		{"control plane", []string{trusted}, "10.0.0.0/8,2001:db8::/32,192.0.2.10"},
+		{"control plane example", []string{"../deploy/helm/examples/control-plane.yaml", trusted}, "10.0.0.0/8,2001:db8::/32,192.0.2.10"},
+		{"sidecar", []string{"../deploy/helm/examples/exchange.yaml", trusted}, "10.0.0.0/8,2001:db8::/32,192.0.2.10"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			objs := decodeObjects(t, tc.name, goTool(t, helm("lockbox", tc.values...)...))
+			found := 0
+			for _, o := range objs {
+				pod := o.Spec.Template.Spec
+				for _, c := range slices.Concat(pod.InitContainers, pod.Containers) {
+					if c.Name != "lockbox" {
+						continue
+					}
+					found++
+					env := podEnv(t, c, objs, pod.Volumes)
+					if got, set := env["LOCKBOX_TRUSTED_PROXIES"]; got != tc.want || set != (tc.want != "") {
+						t.Errorf("%s: LOCKBOX_TRUSTED_PROXIES = %q (set: %v), want %q", o.Metadata.Name, got, set, tc.want)
+					}
+					if _, err := config.LoadFor(env, config.ModeServe); err != nil {
+						t.Errorf("%s: lockbox serve would not start:\n%v", o.Metadata.Name, err)
+					}
+				}
+			}
+			if found == 0 {
+				t.Fatal("no lockbox container rendered")
+			}
+		})
+	}
+	cmd := exec.Command("go", append([]string{"tool"}, helm("lockbox", inConfig)...)...)
+	cmd.Dir = "../tools"
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "trustedProxies") {
+		t.Errorf("config.LOCKBOX_TRUSTED_PROXIES: helm template %v, want a failure naming trustedProxies:\n%s", err, out)
+	}
+}
