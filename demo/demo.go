@@ -12,7 +12,9 @@
 //     keys (its JWKS), is unexpired, was issued for this very call (its
 //     method and path) to this service, and names the tenant of the path;
 //   - no operator credential (Authorization) arrived: the proxy must never
-//     pass one on, so seeing one means something upstream is leaking.
+//     pass one on, so seeing one means something upstream is leaking;
+//   - the assertion was not used before: its "jti" is remembered until it
+//     expires.
 //
 // A call failing any of these gets 403 and touches no data.
 //
@@ -104,8 +106,8 @@ type Seen struct {
 	Query  string      `json:"query,omitempty"` // raw, without "?"
 	Header http.Header `json:"header"`
 	// GrantOK is true when the call passed every upstream check: the user
-	// header, no credential, and a grant assertion that verified for this
-	// call and names this service and the path's tenant.
+	// header, no credential, and a grant assertion, not used before, that
+	// verified for this call and names this service and the path's tenant.
 	GrantOK bool `json:"grant_ok"`
 	// Claims are the assertion's claims when its signature verified (even
 	// if it was for another call, tenant or service); zero otherwise.
@@ -130,6 +132,16 @@ type Service struct {
 	seq     int // last repair request number
 	seen    []Seen
 	next    int // index the next record goes to once seen is full
+	// spent holds the "jti" of each assertion a call passed the checks
+	// with, until it expires, and queue the same in the order they came.
+	spent map[string]struct{}
+	queue []spentAssertion
+}
+
+// spentAssertion is an assertion's "jti" and when Verify stops accepting it.
+type spentAssertion struct {
+	id    string
+	until time.Time
 }
 
 // NewService returns a service with its demo data seeded.
@@ -157,6 +169,7 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 		log:     cfg.Logger.With("component", "demo", "service", cfg.Name),
 		mux:     http.NewServeMux(),
 		tenants: seed(cfg.Name),
+		spent:   make(map[string]struct{}),
 	}
 	s.registerRoutes()
 	// Anything no route matches, including a known path with another
@@ -292,7 +305,39 @@ func (s *Service) check(r *http.Request, now time.Time) (ok, verified grantsig.C
 	if c.Tenant != tenant {
 		return ok, verified, CodeGrantInvalid, fmt.Sprintf("the grant is for tenant %q, the path names %q", c.Tenant, tenant)
 	}
+	// Last, so that only a call that passed everything else uses the
+	// assertion up.
+	if !s.spend(c, now) {
+		return ok, verified, CodeGrantInvalid, fmt.Sprintf("the assertion %q was already used: it is good for one call", c.AuditID)
+	}
 	return c, verified, "", ""
+}
+
+// spend records the use of an assertion that verified, and reports whether
+// it is the first. The method and path bind an assertion to one call, but
+// not its query string or body: without this, one captured on its way here
+// would pass again until it expires, for that call with any body (a second
+// repair request, another Set-SPOSite change), and the second call would
+// have no audit record of its own.
+//
+// An assertion is remembered only while Verify would still accept it. Each
+// one expires at most MaxTTL plus twice the leeway after it arrives, so the
+// oldest arrivals are dropped as they expire and the memory is bounded by
+// the calls of the last minute or so.
+func (s *Service) spend(c grantsig.Claims, now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for len(s.queue) > 0 && !now.Before(s.queue[0].until) {
+		delete(s.spent, s.queue[0].id)
+		s.queue[0] = spentAssertion{}
+		s.queue = s.queue[1:]
+	}
+	if _, used := s.spent[c.AuditID]; used {
+		return false
+	}
+	s.spent[c.AuditID] = struct{}{}
+	s.queue = append(s.queue, spentAssertion{id: c.AuditID, until: time.Unix(c.ExpiresAt, 0).Add(grantsig.DefaultLeeway)})
+	return true
 }
 
 // pathTenant returns the {tenant} segment of /tenants/{tenant}/..., decoded
@@ -362,10 +407,11 @@ func (s *Service) Reset() {
 // real binaries and can't reach in-process state.
 //
 // Credentials are redacted and X-Lockbox-Grant keeps its header and claims
-// but loses its signature: served back whole, an assertion could be
-// replayed to the service directly (for the same call), past the proxy's
-// checks, until it expires. GrantOK and Claims already say what it
-// asserted.
+// but loses its signature: served back whole, the assertion of a call
+// refused for another reason (a leaked Authorization header, say), and so
+// never used up, could be replayed to the service directly (for the same
+// call), past the proxy's checks, until it expires. GrantOK and Claims
+// already say what it asserted.
 func (s *Service) serveSeen(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:

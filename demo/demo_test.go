@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -86,6 +87,10 @@ func newKeys(t *testing.T) keys {
 	return keys{signer, set}
 }
 
+// auditIDs numbers the test assertions: as the proxy's, each has an audit
+// record of its own, and a service refuses a "jti" it has seen.
+var auditIDs atomic.Uint64
+
 // validClaims are the claims of the proxy's assertion for a call.
 func validClaims(tenant, service, method, path string) grantsig.Claims {
 	return grantsig.Claims{
@@ -95,7 +100,7 @@ func validClaims(tenant, service, method, path string) grantsig.Claims {
 		Tenant:    tenant,
 		Service:   service,
 		RequestID: "req-7f3a",
-		AuditID:   "0195a000-0000-7000-8000-0000000000a1",
+		AuditID:   fmt.Sprintf("0195a000-0000-7000-8000-%012x", auditIDs.Add(1)),
 		Activity:  "Test-Activity",
 		Method:    method,
 		Path:      path,
@@ -345,6 +350,62 @@ func TestRefusals(t *testing.T) {
 	}
 }
 
+// TestReplayedAssertion: an assertion serves one call. Sent again, for the
+// very call it was issued for but with another body (which it does not
+// cover), it is refused until it expires, and nothing changes; the service
+// forgets it once it could no longer verify anyway.
+func TestReplayedAssertion(t *testing.T) {
+	k := newKeys(t)
+	var mu sync.Mutex
+	now := testNow
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	s, err := NewService(ServiceConfig{Name: Exchange, GrantKeys: k.set, Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const target = "/tenants/contoso/mailboxes/alex-wilber/repair"
+	h := proxyHeaders(t, k, "contoso", Exchange)(http.MethodPost, target)
+	if res := call(t, s, http.MethodPost, target, `{"detect_only":true}`, fixed(h)); res.status != http.StatusAccepted {
+		t.Fatalf("first use: %d %s", res.status, res.raw)
+	}
+	res := call(t, s, http.MethodPost, target, `{"corruption_types":["MessageId"]}`, fixed(h))
+	if res.status != http.StatusForbidden || errorCode(res) != CodeGrantInvalid {
+		t.Fatalf("replay: status %d code %q, want 403 %q: %s", res.status, errorCode(res), CodeGrantInvalid, res.raw)
+	}
+	list := call(t, s, http.MethodGet, "/tenants/contoso/mailboxes", "", proxyHeaders(t, k, "contoso", Exchange))
+	if rr := find(list.body["mailboxes"], "alex-wilber")["repair_requests"].([]any); len(rr) != 1 {
+		t.Fatalf("repair requests after a replay: %s", list.raw)
+	}
+	seen := s.Seen()
+	if len(seen) != 3 || !seen[0].GrantOK || seen[1].GrantOK || seen[1].Claims.AuditID != seen[0].Claims.AuditID || !seen[2].GrantOK {
+		t.Fatalf("Seen = %+v", seen)
+	}
+	// Another assertion of the same grant is another call.
+	if res := call(t, s, http.MethodPost, target, "", proxyHeaders(t, k, "contoso", Exchange)); res.status != http.StatusAccepted {
+		t.Fatalf("a fresh assertion: %d %s", res.status, res.raw)
+	}
+
+	// Once every assertion seen so far has expired (leeway included), the
+	// service remembers none of them.
+	mu.Lock()
+	now = testNow.Add(grantsig.MaxTTL + 2*grantsig.DefaultLeeway)
+	mu.Unlock()
+	fresh := validClaims("contoso", Exchange, http.MethodGet, "/tenants/contoso/mailboxes")
+	fresh.IssuedAt, fresh.ExpiresAt = clock().Unix(), clock().Add(30*time.Second).Unix()
+	hf := http.Header{}
+	hf.Set(UserHeader, Operator)
+	hf.Set(grantsig.Header, sign(t, k, fresh))
+	if res := call(t, s, http.MethodGet, "/tenants/contoso/mailboxes", "", fixed(hf)); res.status != http.StatusOK {
+		t.Fatalf("after the clock moved: %d %s", res.status, res.raw)
+	}
+	s.mu.Lock()
+	remembered := len(s.spent)
+	s.mu.Unlock()
+	if remembered != 1 {
+		t.Fatalf("%d assertions remembered, want only the one still in force", remembered)
+	}
+}
+
 // The tenant is judged on the same segment the handler reads, even when a
 // path spells it with escapes, and a path the mux would clean is refused
 // rather than redirected.
@@ -582,8 +643,10 @@ func TestSeen(t *testing.T) {
 		t.Fatalf("Seen = %+v", seen)
 	}
 	first := seen[0]
+	wantClaims := validClaims("contoso", OneDrive, "GET", "/tenants/contoso/drives/megan-bowen/items")
+	wantClaims.AuditID = first.Claims.AuditID // each assertion has its own
 	if first.Method != "GET" || first.Path != "/tenants/contoso/drives/megan-bowen/items" || first.Query != "top=2" ||
-		!first.GrantOK || !first.At.Equal(testNow) || first.Claims != validClaims("contoso", OneDrive, "GET", "/tenants/contoso/drives/megan-bowen/items") {
+		!first.GrantOK || !first.At.Equal(testNow) || first.Claims.AuditID == "" || first.Claims != wantClaims {
 		t.Fatalf("first = %+v", first)
 	}
 	if first.Header.Get(UserHeader) != Operator || first.Header.Get(grantsig.Header) != h.Get(grantsig.Header) || first.Header.Get("Traceparent") == "" {
@@ -689,20 +752,18 @@ func TestNewServiceErrors(t *testing.T) {
 func TestConcurrent(t *testing.T) {
 	k := newKeys(t)
 	s := newService(t, k, Exchange)
-	h := proxyHeaders(t, k, "contoso", Exchange)
-	// Signed here: serve, unlike call, is safe off the test goroutine (it
-	// never fails the test itself).
-	signed := map[string]http.Header{}
-	targets := [][2]string{{"GET", "/tenants/contoso/mailboxes"}, {"POST", "/tenants/contoso/mailboxes/helpdesk/repair"}}
-	for j := range 6 {
-		targets = append(targets, [2]string{"DELETE", fmt.Sprintf("/tenants/contoso/mailboxes/megan-bowen/messages/msg-100%d", j+1)})
-	}
-	for _, mt := range targets {
-		signed[mt[0]+" "+mt[1]] = h(mt[0], mt[1])
-	}
+	// serve, unlike call, is safe off the test goroutine: it reports a
+	// failure to sign with t.Error, never t.Fatal. Each call has an
+	// assertion of its own, as each call through the proxy does.
 	serve := func(method, target string) int {
+		a, err := k.signer.Sign(validClaims("contoso", Exchange, method, target))
+		if err != nil {
+			t.Error(err)
+			return http.StatusInternalServerError
+		}
 		r := httptest.NewRequest(method, target, nil)
-		r.Header = signed[method+" "+target].Clone()
+		r.Header.Set(UserHeader, Operator)
+		r.Header.Set(grantsig.Header, a)
 		w := httptest.NewRecorder()
 		s.ServeHTTP(w, r)
 		return w.Code
