@@ -16,6 +16,7 @@
 //
 // What it keeps of net/http's Transport: keep-alive with a bounded idle
 // pool and an idle timeout, a response-header timeout and size limit,
+// the refusal of a method or header field that can't be written as it is,
 // cancellation by the request's context, and one retry on a fresh
 // connection when a reused one turns out closed before it answered a
 // request without a body. What it does not do: TLS, HTTP/2, proxies,
@@ -34,6 +35,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // Transport is an http.RoundTripper for "http" URLs. Its zero value is not
@@ -75,6 +78,10 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.URL == nil || req.URL.Scheme != "http" || req.URL.Host == "" {
 		closeBody(req)
 		return nil, fmt.Errorf("h1transport: only absolute http URLs, got %v", req.URL)
+	}
+	if err := validRequest(req); err != nil {
+		closeBody(req)
+		return nil, err
 	}
 	ctx := req.Context()
 	if err := ctx.Err(); err != nil {
@@ -148,6 +155,44 @@ func closeBody(req *http.Request) {
 	if req.Body != nil {
 		req.Body.Close()
 	}
+}
+
+// validRequest refuses what net/http's Transport refuses to send: a method
+// that is not a token, and a header or trailer field whose name is not a
+// token or whose value holds a control byte other than tab. Request.Write
+// checks none of them: it writes the method as it is, so a CR LF in it
+// would start a request nobody made on the connection, and it turns CR and
+// LF in a value into spaces and drops a bad name, so the upstream would get
+// another call than the one made. (Control bytes in the URL it refuses
+// itself.)
+func validRequest(req *http.Request) error {
+	if req.Method != "" && !httpguts.ValidHeaderFieldName(req.Method) {
+		return fmt.Errorf("h1transport: invalid method %q", req.Method)
+	}
+	if name, ok := validFields(req.Header); !ok {
+		return fmt.Errorf("h1transport: invalid header field %q", name)
+	}
+	if name, ok := validFields(req.Trailer); !ok {
+		return fmt.Errorf("h1transport: invalid trailer field %q", name)
+	}
+	return nil
+}
+
+// validFields reports whether every field of h has a valid name and
+// values, and names the first that does not. The value stays out of the
+// error: it may be a credential.
+func validFields(h http.Header) (string, bool) {
+	for k, vs := range h {
+		if !httpguts.ValidHeaderFieldName(k) {
+			return k, false
+		}
+		for _, v := range vs {
+			if !httpguts.ValidHeaderFieldValue(v) {
+				return k, false
+			}
+		}
+	}
+	return "", true
 }
 
 // replayable reports whether req may be sent a second time: a safe method

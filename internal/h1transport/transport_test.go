@@ -585,3 +585,62 @@ func TestUnpeekableConnectionNotQuiet(t *testing.T) {
 		t.Fatal("a connection with nothing to peek with counted as quiet")
 	}
 }
+
+// TestInvalidRequestRefused: a request net/http's Transport refuses to
+// write is refused here too. Request.Write alone writes the method as it
+// is, so a CR LF in it starts a second request on the connection; it turns
+// CR and LF in a header value into spaces and drops a header whose name is
+// not a token, so the upstream would get a call other than the one made.
+func TestInvalidRequestRefused(t *testing.T) {
+	url := rawServer(t, func(_ int, c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			if _, err := readRequest(br); err != nil {
+				return
+			}
+			io.WriteString(c, okResponse)
+		}
+	})
+	std := &http.Transport{}
+	t.Cleanup(std.CloseIdleConnections)
+	tr := newTransport()
+	for _, tc := range []struct {
+		name string
+		edit func(*http.Request)
+	}{
+		{"a second request in the method", func(r *http.Request) {
+			r.Method = "GET /a HTTP/1.1\r\nHost: upstream\r\n\r\nDELETE"
+		}},
+		{"a space in the method", func(r *http.Request) { r.Method = "GET /b" }},
+		{"CR LF in a header value", func(r *http.Request) { r.Header["Accept"] = []string{"a\r\nX-Injected: 1"} }},
+		{"LF in a header value", func(r *http.Request) { r.Header["Accept"] = []string{"a\nX-Injected: 1"} }},
+		{"NUL in a header value", func(r *http.Request) { r.Header["Accept"] = []string{"a\x00b"} }},
+		{"CR LF in a header name", func(r *http.Request) { r.Header["X-A\r\nX-Injected"] = []string{"1"} }},
+		{"a space in a header name", func(r *http.Request) { r.Header["X-A B"] = []string{"1"} }},
+		{"CR LF in a trailer value", func(r *http.Request) {
+			r.Method = http.MethodPost
+			r.Body = io.NopCloser(strings.NewReader("body"))
+			r.ContentLength = -1
+			r.Trailer = http.Header{"X-T": {"a\r\nX-Injected: 1"}}
+		}},
+		{"CR LF in the query", func(r *http.Request) { r.URL.RawQuery = "a=1\r\nX-Injected: 1" }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodGet, url+"/a", nil)
+			tc.edit(req)
+			// The standard this transport keeps: net/http's refuses it.
+			if res, err := std.RoundTrip(req.Clone(context.Background())); err == nil {
+				res.Body.Close()
+				t.Fatal("net/http's Transport sent it; the case tests nothing")
+			}
+			if res, err := tr.RoundTrip(req); err == nil {
+				res.Body.Close()
+				t.Fatal("sent and answered; it must be refused before anything is written")
+			}
+		})
+	}
+	// The transport still works for a valid call.
+	if code, body := get(t, tr, url+"/ok"); code != 200 || body != "ok" {
+		t.Fatalf("valid call: %d %q", code, body)
+	}
+}
