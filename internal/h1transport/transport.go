@@ -89,8 +89,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	p := t.pool(canonicalAddr(req))
+	fresh := false
 	for {
-		c, reused, err := p.get(ctx)
+		c, reused, err := p.get(ctx, fresh)
 		if err != nil {
 			closeBody(req)
 			return nil, err
@@ -108,8 +109,13 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		// replay is sent again, once, on a new connection. Only a safe
 		// one (net/http's rule too): the upstream may have read the
 		// request and acted on it before closing, and a DELETE sent twice
-		// would be an action that nobody asked for twice.
+		// would be an action that nobody asked for twice. And on a new
+		// connection, not another pooled one: the pool may hold more as
+		// stale as this one (an upstream's idle timeout closes them
+		// together), and each try is one more copy of the call, its grant
+		// assertion included, that the upstream may have acted on.
 		if reused && c.nothingRead() && retryable(err) && replayable(req) {
+			fresh = true
 			continue
 		}
 		return nil, err
@@ -223,9 +229,9 @@ type pool struct {
 }
 
 // get returns an idle connection that is still open and quiet, or a new
-// one; reused says which.
-func (p *pool) get(ctx context.Context) (c *conn, reused bool, err error) {
-	for {
+// one, always a new one when fresh; reused says which.
+func (p *pool) get(ctx context.Context, fresh bool) (c *conn, reused bool, err error) {
+	for !fresh {
 		p.mu.Lock()
 		n := len(p.idle)
 		if n == 0 {

@@ -644,3 +644,54 @@ func TestInvalidRequestRefused(t *testing.T) {
 		t.Fatalf("valid call: %d %q", code, body)
 	}
 }
+
+// TestRetryOnceOnNewConnection: a GET whose pooled connection closes
+// before answering is sent again once, on a new connection, however many
+// pooled connections are as stale: each try is one more copy of the call
+// (and of its grant assertion) that the upstream may have acted on.
+func TestRetryOnceOnNewConnection(t *testing.T) {
+	const pooled = 3
+	arrived := make(chan struct{}, pooled)
+	release := make(chan struct{})
+	var mu sync.Mutex
+	seen := map[string]int{} // path: copies the upstream read
+	url := rawServer(t, func(i int, c net.Conn) {
+		br := bufio.NewReader(c)
+		for n := 0; ; n++ {
+			req, err := readRequest(br)
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			seen[req.URL.Path]++
+			mu.Unlock()
+			if n > 0 {
+				return // a kept-alive connection's next request: dropped unanswered
+			}
+			if i < pooled {
+				arrived <- struct{}{}
+				<-release
+			}
+			io.WriteString(c, okResponse)
+		}
+	})
+	tr := newTransport()
+	// pooled calls at once, each on a connection of its own, all pooled.
+	var wg sync.WaitGroup
+	for range pooled {
+		wg.Go(func() { get(t, tr, url+"/fill") })
+	}
+	for range pooled {
+		<-arrived
+	}
+	close(release)
+	wg.Wait()
+	if code, body := get(t, tr, url+"/x"); code != 200 || body != "ok" {
+		t.Fatalf("GET /x: %d %q", code, body)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if n := seen["/x"]; n != 2 {
+		t.Errorf("the upstream read GET /x %d times, want 2 (the dropped call and one retry on a new connection)", n)
+	}
+}
