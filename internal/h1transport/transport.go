@@ -503,11 +503,20 @@ func (b *body) Close() error {
 		return nil
 	}
 	b.done = true
+	if !b.eof {
+		// Not read to its end, so the connection can serve no other
+		// call: it is closed now. net/http's body is left unclosed: its
+		// Close would first read the rest, which the upstream may send
+		// slowly, or without end.
+		b.stop()
+		b.c.close()
+		return nil
+	}
 	err := b.rc.Close()
 	// stop reports false once the context's cancellation has set the
 	// connection's deadline: then it is closed like any other that was
 	// not read to its end.
-	if b.stop() && b.eof && b.keep && b.c.br.Buffered() == 0 {
+	if b.stop() && b.keep && b.c.br.Buffered() == 0 {
 		b.c.pool.put(b.c)
 	} else {
 		b.c.close()

@@ -695,3 +695,48 @@ func TestRetryOnceOnNewConnection(t *testing.T) {
 		t.Errorf("the upstream read GET /x %d times, want 2 (the dropped call and one retry on a new connection)", n)
 	}
 }
+
+// TestCloseUnfinishedBody: closing a body not read to its end closes the
+// connection at once, as net/http's Transport does, without first reading
+// whatever the upstream still has to send: it may never end.
+func TestCloseUnfinishedBody(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		tr   http.RoundTripper
+	}{{"h1transport", newTransport()}, {"net-http", &http.Transport{}}} {
+		t.Run(tc.name, func(t *testing.T) {
+			upstreamSawClose := make(chan struct{})
+			url := rawServer(t, func(_ int, c net.Conn) {
+				readRequest(bufio.NewReader(c))
+				// The first chunk of a body that does not end.
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\npart\r\n")
+				io.Copy(io.Discard, c) // returns when the client closes
+				close(upstreamSawClose)
+			})
+			req, _ := http.NewRequest(http.MethodGet, url, nil)
+			res, err := tc.tr.RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			buf := make([]byte, 4)
+			if _, err := io.ReadFull(res.Body, buf); err != nil || string(buf) != "part" {
+				t.Fatalf("first chunk %q, %v", buf, err)
+			}
+			closed := make(chan struct{})
+			go func() {
+				res.Body.Close()
+				close(closed)
+			}()
+			for _, wait := range []struct {
+				ch   chan struct{}
+				what string
+			}{{closed, "Close returned"}, {upstreamSawClose, "the upstream saw the connection closed"}} {
+				select {
+				case <-wait.ch:
+				case <-time.After(10 * time.Second):
+					t.Fatalf("%s only after 10 s, if ever: Close waits for the rest of the body", wait.what)
+				}
+			}
+		})
+	}
+}
