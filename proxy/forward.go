@@ -483,6 +483,13 @@ var cacheHeaders = []string{"Expires", "Pragma", "Age", "Surrogate-Control", "X-
 // modifyResponse edits the upstream's answer before it reaches the client.
 // Hop-by-hop headers are already gone (ReverseProxy removes them).
 func modifyResponse(res *http.Response) error {
+	// http.ReadResponse takes any three digits for a status, and
+	// ReverseProxy relays it; net/http's server panics on one below 100,
+	// which drops the client's connection and leaves the call unlogged.
+	// Only a broken upstream sends one: its answer is a failure (502).
+	if res.StatusCode < 100 {
+		return fmt.Errorf("proxy: the upstream answered with status %03d", res.StatusCode)
+	}
 	// The client's cookies never reach an upstream (Cookie is not
 	// forwarded), so an upstream cookie can't serve a session; it could
 	// only plant state in the operator's browser for the proxy's origin,

@@ -151,6 +151,52 @@ func TestTrailersFiltered(t *testing.T) {
 	}
 }
 
+// TestUpstreamStatusBelow100: an answer whose status is below 100 (three
+// digits, so http.ReadResponse takes it) is the upstream failing, by
+// either transport (GET by h1transport, POST by net/http's): the client
+// gets 502 and the call is logged and counted as failed. Relayed, it made
+// net/http's server panic and drop the client's connection.
+func TestUpstreamStatusBelow100(t *testing.T) {
+	upstream := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		c, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer c.Close()
+		_, _ = io.WriteString(c, "HTTP/1.1 099 Odd\r\nContent-Length: 5\r\n\r\nhello")
+	})
+	tests := []struct {
+		name string
+		req  func(*testEnv) rawRequest
+	}{
+		{name: "GET", req: as(alice, "GET", mailboxes)},
+		{name: "POST", req: func(e *testEnv) rawRequest {
+			q := as(alice, "POST", mailboxes+"/alice/repair", [2]string{"Content-Type", "application/json"})(e)
+			q.body = `{"kind":"index"}`
+			return q
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newTestEnv(t, upstreamAt(upstream))
+			e.grantFor(alice, "contoso", "exchange", time.Hour, "Get-Mailbox", "New-MailboxRepairRequest")
+			res := e.send(tt.req(e))
+			if res.status != http.StatusBadGateway || string(res.body) == "hello" {
+				t.Fatalf("client got %d %q, want 502", res.status, res.body)
+			}
+			lines := e.logLines("proxy call failed upstream")
+			if ids := res.header.Values(HeaderDecisionID); len(ids) != 1 || len(lines) != 1 || ids[0] != lines[0]["decision_id"] {
+				t.Errorf("decision ids %q, failure log lines %v", ids, lines)
+			}
+			if got := testutil.ToFloat64(e.h.metrics.requests.WithLabelValues("exchange", decisionError)); got != 1 {
+				t.Errorf("requests{exchange,error} = %v, want 1", got)
+			}
+		})
+	}
+}
+
 // TestStreamingResponseFlushed: the answer's writer still flushes, so a
 // streamed answer reaches the client as the upstream writes it.
 func TestStreamingResponseFlushed(t *testing.T) {
@@ -197,6 +243,7 @@ func TestStreamingResponseFlushed(t *testing.T) {
 // trailers.
 func TestModifyResponse(t *testing.T) {
 	res := &http.Response{
+		StatusCode: http.StatusOK,
 		Header: http.Header{
 			"Content-Type":                 {"application/json"},
 			"Etag":                         {`"v1"`},
