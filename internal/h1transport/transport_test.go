@@ -740,3 +740,52 @@ func TestCloseUnfinishedBody(t *testing.T) {
 		})
 	}
 }
+
+// TestMisframedAnswerNotServedToNextCall: whatever an upstream sends past
+// the end of an answer, as framed by net/http's rules, never becomes the
+// answer to the next call on the connection (the next call may be another
+// engineer's, for another tenant): the connection is closed, or the call
+// that follows gets its own answer.
+func TestMisframedAnswerNotServedToNextCall(t *testing.T) {
+	const evil = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nevil"
+	for _, tc := range []struct {
+		name, method, answer string
+	}{
+		{"chunked overrides Content-Length", http.MethodGet, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 48\r\n\r\n0\r\n\r\n" + evil},
+		{"bytes past Content-Length", http.MethodGet, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok" + evil},
+		{"bytes past the last chunk", http.MethodGet, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n" + evil},
+		{"a body after HEAD", http.MethodHead, "HTTP/1.1 200 OK\r\nContent-Length: 48\r\n\r\n" + evil},
+		{"a body after 204", http.MethodGet, "HTTP/1.1 204 No Content\r\nContent-Length: 48\r\n\r\n" + evil},
+		{"a body after 304", http.MethodGet, "HTTP/1.1 304 Not Modified\r\nContent-Length: 48\r\n\r\n" + evil},
+		{"a body after 103", http.MethodGet, "HTTP/1.1 103 Early Hints\r\nContent-Length: 48\r\n\r\n" + evil + okResponse},
+		{"HTTP/1.0 without keep-alive", http.MethodGet, "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok" + evil},
+		{"Connection: close among others", http.MethodGet, "HTTP/1.1 200 OK\r\nConnection: Upgrade, CLOSE\r\nContent-Length: 2\r\n\r\nok" + evil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			url := rawServer(t, func(i int, c net.Conn) {
+				br := bufio.NewReader(c)
+				for n := 0; ; n++ {
+					if _, err := readRequest(br); err != nil {
+						return
+					}
+					if i == 0 && n == 0 {
+						io.WriteString(c, tc.answer) // one write: one segment on loopback
+						continue
+					}
+					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nreal")
+				}
+			})
+			tr := newTransport()
+			req, _ := http.NewRequest(tc.method, url+"/1", nil)
+			if res, err := tr.RoundTrip(req); err == nil {
+				io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+			}
+			for i := range 2 {
+				if code, body := get(t, tr, url+"/2"); code != 200 || body != "real" {
+					t.Fatalf("call %d after it: %d %q, want the answer to it (\"real\")", i+1, code, body)
+				}
+			}
+		})
+	}
+}
