@@ -1091,6 +1091,10 @@ func TestAuditPage(t *testing.T) {
 		t.Errorf("reversed range: %s", r)
 	}
 	mustContain(t, "reversed range", r, "The end date is before the start date.")
+	// The export of a range the page refuses would be refused too: no
+	// link to it.
+	mustNotContain(t, "reversed range", r, `data-testid="export"`)
+	mustContain(t, "audit page without filters", admin.get("/console/audit"), `data-testid="export"`)
 
 	t.Run("export", func(t *testing.T) {
 		r := admin.get("/console/audit/export.csv")

@@ -865,9 +865,12 @@ type auditView struct {
 	// are template.URL because html/template would otherwise escape their
 	// '=' and '&' in an href, and the links would lose every filter (and
 	// the cursor).
-	Next       template.URL // query string of the next page
-	Export     template.URL // query string of the CSV export
-	AllTenants bool         // the provider's auditors may leave the tenant empty
+	Next   template.URL // query string of the next page
+	Export template.URL // query string of the CSV export
+	// CanExport is set once the filters searched: the export of filters
+	// the page refused would be refused too, so it gets no link.
+	CanExport  bool
+	AllTenants bool // the provider's auditors may leave the tenant empty
 	// VerifyLink is the query string that verifies the page's tenant's
 	// chain, set when a tenant is chosen and the chain was not verified.
 	VerifyLink   template.URL
@@ -921,7 +924,7 @@ func (c *Console) auditPage(w http.ResponseWriter, r *http.Request, sess Session
 		c.render(w, r, status, "audit", &sess, v)
 		return nil
 	}
-	v.Records, v.Searched = page.Records, true
+	v.Records, v.Searched, v.CanExport = page.Records, true, true
 	if page.Next != "" {
 		next := f.values()
 		next.Set("cursor", page.Next)
