@@ -60,6 +60,10 @@ type Transport struct {
 	// when zero.
 	MaxResponseHeaderBytes int64
 
+	// dial, when set, connects instead of a net.Dialer: tests wrap the
+	// connection to reach the moments between the transport's steps.
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)
+
 	mu    sync.Mutex
 	hosts map[string]*pool
 }
@@ -250,7 +254,11 @@ func (p *pool) get(ctx context.Context, fresh bool) (c *conn, reused bool, err e
 		c.close()
 	}
 	d := net.Dialer{Timeout: p.t.DialTimeout, KeepAlive: p.t.KeepAlive}
-	nc, err := d.DialContext(ctx, "tcp", p.addr)
+	dial := d.DialContext
+	if p.t.dial != nil {
+		dial = p.t.dial
+	}
+	nc, err := dial(ctx, "tcp", p.addr)
 	if err != nil {
 		return nil, false, fmt.Errorf("h1transport: %w", err)
 	}
@@ -384,6 +392,12 @@ func (c *conn) roundTrip(req *http.Request) (*http.Response, error) {
 	}
 	if d := c.pool.t.ResponseHeaderTimeout; d > 0 {
 		c.nc.SetReadDeadline(time.Now().Add(d))
+		if ctx.Err() != nil {
+			// As after the header below: a cancellation's deadline set
+			// just before this one is set again, or the call would wait
+			// for an answer until ResponseHeaderTimeout.
+			c.nc.SetDeadline(time.Unix(1, 0))
+		}
 	}
 	limit := c.pool.t.MaxResponseHeaderBytes
 	if limit <= 0 {

@@ -789,3 +789,70 @@ func TestMisframedAnswerNotServedToNextCall(t *testing.T) {
 		})
 	}
 }
+
+// cancelOnWrite cancels its call once the request is written, and returns
+// from that write only once the cancellation has set the connection's
+// deadline: the transport sets the response-header deadline after that.
+type cancelOnWrite struct {
+	net.Conn
+	cancel   context.CancelFunc
+	deadline chan struct{}
+	once     sync.Once
+}
+
+func (c *cancelOnWrite) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.once.Do(func() {
+		c.cancel()
+		<-c.deadline
+	})
+	return n, err
+}
+
+func (c *cancelOnWrite) SetDeadline(t time.Time) error {
+	err := c.Conn.SetDeadline(t)
+	select {
+	case c.deadline <- struct{}{}:
+	default:
+	}
+	return err
+}
+
+// TestCancelWhileWriting: a call cancelled as its request is written ends
+// then, though the transport sets the response-header deadline after the
+// write, over the deadline the cancellation set: it is not held until an
+// upstream that never answers runs out ResponseHeaderTimeout.
+func TestCancelWhileWriting(t *testing.T) {
+	url := rawServer(t, func(_ int, c net.Conn) {
+		readRequest(bufio.NewReader(c))
+		io.Copy(io.Discard, c) // never answers
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	tr := newTransport()
+	tr.ResponseHeaderTimeout = 10 * time.Minute
+	tr.dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		nc, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &cancelOnWrite{Conn: nc, cancel: cancel, deadline: make(chan struct{}, 1)}, nil
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	done := make(chan error, 1)
+	go func() {
+		res, err := tr.RoundTrip(req)
+		if err == nil {
+			res.Body.Close()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("err = %v, want context.Canceled", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a call cancelled as its request was written still waits for the answer")
+	}
+}
