@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 	"unicode"
+	"unicode/utf16"
 
 	"go.yaml.in/yaml/v3"
 
@@ -20,12 +21,51 @@ import (
 // provider's and the tenant's time zones.
 const timeLayout = "2006-01-02 15:04:05Z"
 
-// writeJSON prints v as indented JSON.
+// writeJSON prints v as indented JSON, with the characters clean escapes
+// escaped (escapeUnsafe).
 func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
-	return enc.Encode(v)
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	_, err := w.Write(escapeUnsafe(b.Bytes(), false))
+	return err
+}
+
+// unsafeHigh reports the runes of unsafeRune that encoding/json writes as
+// they are: those from DEL on (C1 controls such as U+009B, which some
+// terminals read as the start of an escape sequence; bidirectional
+// overrides and other format characters). JSON escapes those below.
+func unsafeHigh(r rune) bool { return r >= 0x7f && unsafeRune(r) }
+
+// escapeUnsafe writes the unsafeHigh runes of b, JSON (or, with yaml,
+// YAML) in which they can only stand inside strings that take escapes, as
+// such escapes, so -o json and -o yaml show a server's text as the tables
+// do (clean), and it still reads back as itself. Past U+FFFF, JSON takes a
+// UTF-16 surrogate pair and YAML a \U escape.
+func escapeUnsafe(b []byte, yaml bool) []byte {
+	if bytes.IndexFunc(b, unsafeHigh) < 0 {
+		return b
+	}
+	var out bytes.Buffer
+	for _, r := range string(b) {
+		if !unsafeHigh(r) {
+			out.WriteRune(r)
+			continue
+		}
+		switch {
+		case yaml && r > 0xffff:
+			fmt.Fprintf(&out, `\U%08x`, r)
+		default:
+			for _, u := range utf16.Encode([]rune{r}) {
+				fmt.Fprintf(&out, `\u%04x`, u)
+			}
+		}
+	}
+	return out.Bytes()
 }
 
 // writeYAML prints v as YAML with the field names and order of its JSON,
@@ -38,27 +78,39 @@ func writeYAML(w io.Writer, v any) error {
 	}
 	// encoding/json writes a NEL (U+0085) as is, and YAML reads one in a
 	// quoted string as a line break, folded to a space: a reason holding
-	// one came out of -o yaml with a space instead. Escaped, it stays
-	// itself (the encoder then double-quotes it, as \N). Its UTF-8 bytes
-	// occur only inside strings of the JSON.
-	b = bytes.ReplaceAll(b, []byte("\u0085"), []byte(`\u0085`))
+	// one came out of -o yaml with a space instead; and other C1 controls
+	// it refuses outright. Escaped, they stay themselves.
+	b = escapeUnsafe(b, true)
 	var doc yaml.Node
 	if err := yaml.Unmarshal(b, &doc); err != nil {
 		return err
 	}
 	blockStyle(&doc)
-	enc := yaml.NewEncoder(w)
+	var out bytes.Buffer
+	enc := yaml.NewEncoder(&out)
 	enc.SetIndent(2)
 	if err := enc.Encode(&doc); err != nil {
 		return err
 	}
-	return enc.Close()
+	if err := enc.Close(); err != nil {
+		return err
+	}
+	// The encoder writes what YAML deems printable as is (a bidirectional
+	// override is); blockStyle double-quoted every string holding one, so
+	// it can be escaped there.
+	_, err = w.Write(escapeUnsafe(out.Bytes(), true))
+	return err
 }
 
 // blockStyle clears the flow and quoting styles the JSON brought; the
 // encoder still quotes any string that would read back as another type.
+// A string holding an unsafeHigh rune is double-quoted, the one style with
+// escapes, so writeYAML can escape it.
 func blockStyle(n *yaml.Node) {
 	n.Style = 0
+	if n.Kind == yaml.ScalarNode && strings.IndexFunc(n.Value, unsafeHigh) >= 0 {
+		n.Style = yaml.DoubleQuotedStyle
+	}
 	for _, c := range n.Content {
 		blockStyle(c)
 	}

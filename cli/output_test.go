@@ -36,3 +36,36 @@ func TestYAMLKeepsEveryString(t *testing.T) {
 		}
 	}
 }
+
+// -o json and -o yaml show a server's text as the tables do: a control or
+// format character in a reason (a C1 control such as U+009B, which some
+// terminals read as the start of an escape sequence; a bidirectional
+// override that reorders what an approver reads) is written escaped, not
+// as itself, and still reads back as itself.
+func TestStructuredOutputEscapesControls(t *testing.T) {
+	for _, v := range []string{"\u009b31mred", "\u202eevil", "zero\u200bwidth", "del\u007f", "tag\U000e0041", "\u0085", "plain é"} {
+		in := map[string]any{"reason": v}
+		for _, f := range []struct {
+			name   string
+			write  func(*bytes.Buffer, any) error
+			decode func([]byte, any) error
+		}{
+			{"json", func(b *bytes.Buffer, v any) error { return writeJSON(b, v) }, json.Unmarshal},
+			{"yaml", func(b *bytes.Buffer, v any) error { return writeYAML(b, v) }, yaml.Unmarshal},
+		} {
+			var b bytes.Buffer
+			if err := f.write(&b, in); err != nil {
+				t.Fatalf("%s %q: %v", f.name, v, err)
+			}
+			for _, r := range b.String() {
+				if r != '\n' && unsafeRune(r) {
+					t.Errorf("-o %s writes %U of %q as is:\n%s", f.name, r, v, b.String())
+				}
+			}
+			var back map[string]any
+			if err := f.decode(b.Bytes(), &back); err != nil || back["reason"] != v {
+				t.Errorf("-o %s: %q reads back as %q (%v) from:\n%s", f.name, v, back["reason"], err, b.String())
+			}
+		}
+	}
+}
