@@ -78,6 +78,12 @@ func start(t *testing.T, extra ...string) *world {
 // the mail directory are start's).
 func startWith(t *testing.T, adjust func(*server.Options), extra ...string) *world {
 	t.Helper()
+	return startOn(t, testRedis(t), adjust, extra...)
+}
+
+// startOn is startWith on the Redis rdb names (LOCKBOX_REDIS_URL and kin).
+func startOn(t *testing.T, rdb map[string]string, adjust func(*server.Options), extra ...string) *world {
+	t.Helper()
 	dir := t.TempDir()
 	key, err := identity.GenerateDevKey()
 	if err != nil {
@@ -89,7 +95,7 @@ func startWith(t *testing.T, adjust func(*server.Options), extra ...string) *wor
 	if _, err := grantsig.EnsureKeyFiles(filepath.Join(dir, "grant.pem"), filepath.Join(dir, "grant.pub.pem")); err != nil {
 		t.Fatal(err)
 	}
-	return startIn(t, dir, key, testRedis(t), clock.NewFake(time.Now().UTC().Truncate(time.Second)), adjust, extra...)
+	return startIn(t, dir, key, rdb, clock.NewFake(time.Now().UTC().Truncate(time.Second)), adjust, extra...)
 }
 
 // testRedis returns the settings naming the Redis of a world: a fresh

@@ -4,16 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/lockbox-oss/lockbox/audit/record"
-	"github.com/lockbox-oss/lockbox/grantsig"
-	"github.com/lockbox-oss/lockbox/identity"
-	"github.com/lockbox-oss/lockbox/internal/clock"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 	"github.com/lockbox-oss/lockbox/internal/redistest"
 )
@@ -24,19 +19,7 @@ func startBehindRelay(t *testing.T, extra ...string) (w *world, relay *redistest
 	t.Helper()
 	url = redistest.URL(t)
 	relay = redistest.StartRelay(t, url)
-	dir := t.TempDir()
-	key, err := identity.GenerateDevKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := identity.WriteDevKeys(dir, key); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := grantsig.EnsureKeyFiles(filepath.Join(dir, "grant.pem"), filepath.Join(dir, "grant.pub.pem")); err != nil {
-		t.Fatal(err)
-	}
-	w = startIn(t, dir, key, map[string]string{"LOCKBOX_REDIS_URL": relay.URL}, clock.NewFake(time.Now().UTC().Truncate(time.Second)), nil, extra...)
-	return w, relay, url
+	return startOn(t, map[string]string{"LOCKBOX_REDIS_URL": relay.URL}, nil, extra...), relay, url
 }
 
 // recordsOf reads tenant's audit stream straight from the Redis at url

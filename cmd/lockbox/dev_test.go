@@ -68,27 +68,20 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// A whole "lockbox dev", in-process: its banner names the dev directory it
-// was given, and the demo services' log lines say component=demo once
-// (both dev and the demo package added it).
-func TestDevBannerAndLogs(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "dev")
-	env := map[string]string{
-		"LOCKBOX_DEV_DIR":      dir,
-		"LOCKBOX_API_ADDR":     "127.0.0.1:0",
-		"LOCKBOX_PROXY_ADDR":   "127.0.0.1:0",
-		"LOCKBOX_METRICS_ADDR": "127.0.0.1:0",
-	}
+// runDev runs a whole "lockbox dev" with env, in-process, until the test
+// ends, and returns its output once its banner is out.
+func runDev(t *testing.T, env map[string]string) (stdout, stderr *syncBuffer) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	var stdout, stderr syncBuffer
+	stdout, stderr = &syncBuffer{}, &syncBuffer{}
 	done := make(chan error, 1)
-	go func() { done <- dev(ctx, env, &stdout, &stderr) }()
-	defer func() {
+	go func() { done <- dev(ctx, env, stdout, stderr) }()
+	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("dev: %v", err)
 		}
-	}()
+	})
 	deadline := time.Now().Add(30 * time.Second)
 	for !strings.Contains(stdout.String(), "Stop with Ctrl-C.") {
 		select {
@@ -101,6 +94,21 @@ func TestDevBannerAndLogs(t *testing.T) {
 			t.Fatalf("no banner after 30s; logs:\n%s", stderr.String())
 		}
 	}
+	return stdout, stderr
+}
+
+// A whole "lockbox dev", in-process: its banner names the dev directory it
+// was given, and the demo services' log lines say component=demo once
+// (both dev and the demo package added it).
+func TestDevBannerAndLogs(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "dev")
+	env := map[string]string{
+		"LOCKBOX_DEV_DIR":      dir,
+		"LOCKBOX_API_ADDR":     "127.0.0.1:0",
+		"LOCKBOX_PROXY_ADDR":   "127.0.0.1:0",
+		"LOCKBOX_METRICS_ADDR": "127.0.0.1:0",
+	}
+	stdout, stderr := runDev(t, env)
 	if want := "Mint other tokens: LOCKBOX_DEV_DIR=" + dir + " go run ./cmd/lockbox dev token "; !strings.Contains(stdout.String(), want) {
 		t.Errorf("banner lacks %q:\n%s", want, stdout.String())
 	}

@@ -129,30 +129,13 @@ func TestWebhookKeyVerifiesDevDeliveries(t *testing.T) {
 		"LOCKBOX_WEBHOOK_SECRET_FILE": secretFile,
 		"LOCKBOX_WEBHOOK_SIGNATURES":  "v2",
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var stdout, stderr syncBuffer
-	done := make(chan error, 1)
-	go func() { done <- dev(ctx, env, &stdout, &stderr) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("dev: %v", err)
-		}
-	}()
+	stdout, stderr := runDev(t, env)
 	api := regexp.MustCompile(`API +(http://\S+)/v1`)
-	deadline := time.Now().Add(30 * time.Second)
-	for !api.MatchString(stdout.String()) {
-		select {
-		case err := <-done:
-			done <- err
-			t.Fatalf("dev ended: %v\n%s", err, stderr.String())
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no banner after 30s; logs:\n%s", stderr.String())
-		}
+	m := api.FindStringSubmatch(stdout.String())
+	if m == nil {
+		t.Fatalf("the banner names no API address:\n%s", stdout.String())
 	}
-	base := api.FindStringSubmatch(stdout.String())[1]
+	base := m[1]
 	token, err := os.ReadFile(filepath.Join(env["LOCKBOX_DEV_DIR"], "operator.jwt"))
 	if err != nil {
 		t.Fatal(err)
