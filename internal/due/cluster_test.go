@@ -39,7 +39,6 @@ func TestOnRedisCluster(t *testing.T) {
 	for name, test := range map[string]func(*testing.T){
 		"MarksOnlyMoveEarlier":                 TestMarksOnlyMoveEarlier,
 		"MarkAfterTheLeaseEndedStands":         TestMarkAfterTheLeaseEndedStands,
-		"DeadlineMarkDuringALiveLease":         TestDeadlineMarkDuringALiveLease,
 		"LaterMarkDuringALiveLeaseStands":      TestLaterMarkDuringALiveLeaseStands,
 		"ClaimsAreExclusive":                   TestClaimsAreExclusive,
 		"DoneReschedulesUnlessMarkedMeanwhile": TestDoneReschedulesUnlessMarkedMeanwhile,

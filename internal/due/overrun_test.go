@@ -71,38 +71,6 @@ func TestMarkAfterTheLeaseEndedStands(t *testing.T) {
 	}
 }
 
-// TestDeadlineMarkDuringALiveLease: a mark further on than a lease that has
-// not ended leaves the lease, so no other replica visits the tenant while
-// it runs; and the visit's own answer (an earlier deadline it read) is not
-// lost: the tenant is due at once, earlier than that answer, for a visit
-// that reads both deadlines (see TestLaterMarkDuringALiveLeaseStands).
-func TestDeadlineMarkDuringALiveLease(t *testing.T) {
-	ctx := context.Background()
-	rdb := testRedis(t)
-	c := clock.NewFake(t0)
-	x := due.New(rdb, due.Sweep, c.Now)
-	if err := x.Mark(ctx, "contoso", t0); err != nil {
-		t.Fatal(err)
-	}
-	cs, err := x.Claim(ctx, 10, time.Minute)
-	if err != nil || len(cs) != 1 {
-		t.Fatalf("claim: %v %v", cs, err)
-	}
-	c.Advance(time.Second)
-	if err := due.Set(ctx, rdb, "contoso", due.Mark{Job: due.Sweep, At: t0.Add(12 * time.Hour), Now: c.Now()}); err != nil {
-		t.Fatal(err)
-	}
-	if other, err := x.Claim(ctx, 10, time.Minute); err != nil || len(other) != 0 {
-		t.Fatalf("claimed during the lease: %v %v", other, err)
-	}
-	if err := x.Done(ctx, cs[0], t0.Add(time.Hour)); err != nil {
-		t.Fatal(err)
-	}
-	if s, _ := score(t, rdb, due.Sweep, "contoso"); s != ms(c.Now()) {
-		t.Fatalf("due at %v, want at once (%v), before the visit's answer %v", s, ms(c.Now()), ms(t0.Add(time.Hour)))
-	}
-}
-
 // TestLaterMarkDuringALiveLeaseStands: a writer that commits work due
 // after the lease of a visit under way ends (a new request's decision
 // deadline, 12 hours on) and marks the tenant is not undone by that
@@ -110,7 +78,10 @@ func TestDeadlineMarkDuringALiveLease(t *testing.T) {
 // work: its answer (nothing more to do, or a deadline of its own that
 // comes later) knows nothing of it. So the tenant is visited again, at
 // once, and that visit reads its deadlines again; were the mark dropped,
-// the work would wait for the next rescan, an hour by default.
+// the work would wait for the next rescan, an hour by default. Meanwhile
+// the mark leaves the lease, so no other replica visits the tenant while
+// it runs; and a deadline of the visit's own that comes first is not lost
+// either: the tenant is due at once, earlier than any answer.
 func TestLaterMarkDuringALiveLeaseStands(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
@@ -118,6 +89,7 @@ func TestLaterMarkDuringALiveLeaseStands(t *testing.T) {
 	}{
 		{"the visit found nothing more to do", 0},
 		{"the visit's own deadline comes after the writer's", 13 * time.Hour},
+		{"the visit's own deadline comes before the writer's", time.Hour},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
@@ -138,6 +110,9 @@ func TestLaterMarkDuringALiveLeaseStands(t *testing.T) {
 			if err := due.Set(ctx, rdb, "contoso", due.Mark{Job: due.Sweep, At: deadline, Now: c.Now()}); err != nil {
 				t.Fatal(err)
 			}
+			if other, err := x.Claim(ctx, 10, time.Minute); err != nil || len(other) != 0 {
+				t.Fatalf("claimed during the lease: %v %v", other, err)
+			}
 			var answer time.Time
 			if tc.answer > 0 {
 				answer = t0.Add(tc.answer)
@@ -148,6 +123,9 @@ func TestLaterMarkDuringALiveLeaseStands(t *testing.T) {
 			s, ok := score(t, rdb, due.Sweep, "contoso")
 			if !ok || s > ms(deadline) {
 				t.Fatalf("after the visit: scheduled %t at %v; the writer's deadline %v is lost", ok, s, ms(deadline))
+			}
+			if s != ms(c.Now()) {
+				t.Fatalf("due at %v, want at once (%v), before the visit's answer %v", s, ms(c.Now()), answer)
 			}
 			// The next visit reads the tenant, writer's work included,
 			// and its answer stands.
