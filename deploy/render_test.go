@@ -91,11 +91,8 @@ func renderAll(t *testing.T) map[string][]byte {
 		out["kustomize "+dir] = goTool(t, "kustomize", "build", "../deploy/"+dir)
 	}
 	// The Kubernetes version deploy-check renders for.
-	m := regexp.MustCompile(`(?m)^KUBE_VERSION \?= (\S+)$`).FindSubmatch(readFile(t, "../Makefile"))
-	if m == nil {
-		t.Fatal("no KUBE_VERSION ?= in the Makefile")
-	}
-	out["helm default"] = goTool(t, "helm", "template", "lockbox", "../deploy/helm/lockbox", "--namespace", "lockbox", "--kube-version", string(m[1]))
+	kube := kubeVersion(t)
+	out["helm default"] = goTool(t, "helm", "template", "lockbox", "../deploy/helm/lockbox", "--namespace", "lockbox", "--kube-version", kube)
 	examples, _ := filepath.Glob("helm/examples/*.yaml")
 	if len(examples) == 0 {
 		t.Fatal("no helm/examples/*.yaml")
@@ -103,7 +100,7 @@ func renderAll(t *testing.T) map[string][]byte {
 	for _, values := range examples {
 		name := strings.TrimSuffix(filepath.Base(values), ".yaml")
 		out["helm "+values] = goTool(t, "helm", "template", name, "../deploy/helm/lockbox", "--namespace", name,
-			"--kube-version", string(m[1]), "-f", "../deploy/"+values)
+			"--kube-version", kube, "-f", "../deploy/"+values)
 	}
 	return out
 }
@@ -423,19 +420,9 @@ func standIn(t *testing.T, name string) string {
 // every tenant service with a sidecar for a change that needs no restart.
 // A settings change, read from the environment at start-up, must.
 func TestHelmPolicyChangeRollsNoPod(t *testing.T) {
-	m := regexp.MustCompile(`(?m)^KUBE_VERSION \?= (\S+)$`).FindSubmatch(readFile(t, "../Makefile"))
-	if m == nil {
-		t.Fatal("no KUBE_VERSION ?= in the Makefile")
-	}
+	kube := kubeVersion(t)
 	dir := t.TempDir()
-	write := func(name, content string) string {
-		t.Helper()
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := func(name, content string) string { return writeIn(t, dir, name, content) }
 	policy := write("policy.yaml", "policy:\n"+
 		"  files:\n    authz.rego: |\n      package lockbox.authz\n      default decision := {\"allow\": false, \"reasons\": [\"changed\"]}\n"+
 		"  activities: |\n    {\"services\": {}}\n")
@@ -447,7 +434,7 @@ func TestHelmPolicyChangeRollsNoPod(t *testing.T) {
 	}
 	render := func(release string, values ...string) rendered {
 		t.Helper()
-		args := []string{"helm", "template", release, "../deploy/helm/lockbox", "--namespace", release, "--kube-version", string(m[1])}
+		args := []string{"helm", "template", release, "../deploy/helm/lockbox", "--namespace", release, "--kube-version", kube}
 		for _, v := range values {
 			args = append(args, "-f", v)
 		}
@@ -509,22 +496,9 @@ func TestHelmPolicyChangeRollsNoPod(t *testing.T) {
 // signs the deliveries (LOCKBOX_WEBHOOK_SECRET_FILE) from a mounted Secret,
 // as the SMTP password is.
 func TestWebhooksStart(t *testing.T) {
-	m := regexp.MustCompile(`(?m)^KUBE_VERSION \?= (\S+)$`).FindSubmatch(readFile(t, "../Makefile"))
-	if m == nil {
-		t.Fatal("no KUBE_VERSION ?= in the Makefile")
-	}
+	kube := kubeVersion(t)
 	dir := t.TempDir()
-	write := func(name, content string) string {
-		t.Helper()
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := func(name, content string) string { return writeIn(t, dir, name, content) }
 	const url = "https://hooks.provider.example/lockbox"
 	values := write("webhooks.yaml", "controlPlane:\n  config:\n    LOCKBOX_WEBHOOK_URLS: "+url+"\n")
 	// The kustomize example with the two settings base/control-plane.env
@@ -539,7 +513,7 @@ func TestWebhooksStart(t *testing.T) {
 			settings = append(settings, "      - LOCKBOX_WEBHOOK_"+v+"\n")
 		}
 	}
-	helm := []string{"helm", "template", "lockbox", "../deploy/helm/lockbox", "--namespace", "lockbox", "--kube-version", string(m[1])}
+	helm := []string{"helm", "template", "lockbox", "../deploy/helm/lockbox", "--namespace", "lockbox", "--kube-version", kube}
 	renders := map[string][]string{
 		"helm default":                          append(slices.Clone(helm), "-f", values),
 		"helm helm/examples/control-plane.yaml": append(slices.Clone(helm), "-f", "../deploy/helm/examples/control-plane.yaml", "-f", values),
@@ -589,23 +563,13 @@ func TestWebhooksStart(t *testing.T) {
 // the variable is not set at all: no header is read. The chart refuses
 // the variable in config, which would bypass the list.
 func TestHelmTrustedProxies(t *testing.T) {
-	m := regexp.MustCompile(`(?m)^KUBE_VERSION \?= (\S+)$`).FindSubmatch(readFile(t, "../Makefile"))
-	if m == nil {
-		t.Fatal("no KUBE_VERSION ?= in the Makefile")
-	}
+	kube := kubeVersion(t)
 	dir := t.TempDir()
-	write := func(name, content string) string {
-		t.Helper()
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := func(name, content string) string { return writeIn(t, dir, name, content) }
 	trusted := write("trusted.yaml", "trustedProxies: [10.0.0.0/8, \"2001:db8::/32\", 192.0.2.10]\n")
 	inConfig := write("in-config.yaml", "config:\n  LOCKBOX_TRUSTED_PROXIES: 10.0.0.0/8\n")
 	helm := func(release string, values ...string) []string {
-		args := []string{"helm", "template", release, "../deploy/helm/lockbox", "--namespace", release, "--kube-version", string(m[1])}
+		args := []string{"helm", "template", release, "../deploy/helm/lockbox", "--namespace", release, "--kube-version", kube}
 		for _, v := range values {
 			args = append(args, "-f", v)
 		}
@@ -651,4 +615,27 @@ func TestHelmTrustedProxies(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "trustedProxies") {
 		t.Errorf("config.LOCKBOX_TRUSTED_PROXIES: helm template %v, want a failure naming trustedProxies:\n%s", err, out)
 	}
+}
+
+// kubeVersion is the Kubernetes version the Makefile renders for.
+func kubeVersion(t *testing.T) string {
+	t.Helper()
+	m := regexp.MustCompile(`(?m)^KUBE_VERSION \?= (\S+)$`).FindSubmatch(readFile(t, "../Makefile"))
+	if m == nil {
+		t.Fatal("no KUBE_VERSION ?= in the Makefile")
+	}
+	return string(m[1])
+}
+
+// writeIn writes content to name (a path under dir) and returns its path.
+func writeIn(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
