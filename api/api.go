@@ -79,7 +79,7 @@ type Tenants interface {
 	List(ctx context.Context, p identity.Principal) ([]tenants.Tenant, error)
 	Settings(ctx context.Context, p identity.Principal, tenant string) (tenants.Settings, error)
 	PutSettingsIf(ctx context.Context, p identity.Principal, clientIP, tenant string, st tenants.Settings, ifRevision int64) (tenants.Settings, error)
-	Approvers(ctx context.Context, p identity.Principal, tenant string) ([]string, error)
+	Approvers(ctx context.Context, p identity.Principal, tenant string) (tenants.ApproverList, error)
 	AddApprover(ctx context.Context, p identity.Principal, clientIP, tenant, user string) error
 	RemoveApprover(ctx context.Context, p identity.Principal, clientIP, tenant, user string) error
 }

@@ -918,6 +918,61 @@ func TestApprovers(t *testing.T) {
 	}
 }
 
+// TestApproversOfARemovedDomain: an assignment whose user is no longer
+// in one of the tenant's domains approves nothing (grants checks the
+// domain), so the list does not show it among the approvers: it lists it
+// apart, as not counting, with the domain that is missing, for the
+// tenant's global admins to remove or the provider to register again.
+func TestApproversOfARemovedDomain(t *testing.T) {
+	e := newEnv(t)
+	lara := user{sub: "lara@provider.example", roles: []identity.Role{identity.RoleLockboxAdmin}}
+	const base = "/v1/tenants/contoso/approvers"
+	type listing struct {
+		Approvers   []string
+		NotCounting []struct{ User, Reason string } `json:"not_counting"`
+	}
+	domains := func(d ...string) {
+		t.Helper()
+		decode[tenants.Tenant](t, e.do(lara, "PATCH", "/v1/tenants/contoso", map[string]any{"domains": d}), http.StatusOK)
+	}
+	domains("contoso.example", "contoso-old.example")
+	for _, u := range []string{"zoe@contoso.example", "olly@contoso-old.example"} {
+		if r := e.do(contosoAdmin, "PUT", base+"/"+u, nil); r.status != http.StatusNoContent {
+			t.Fatalf("add %s: %d %s", u, r.status, r.body)
+		}
+	}
+	domains("contoso.example")
+
+	req := e.file(alice, "contoso", "exchange")
+	decode[grants.Request](t, e.do(mia, "POST", "/v1/requests/"+req.ID+"/approve", nil), http.StatusOK)
+	olly := user{sub: "olly@contoso-old.example", roles: []identity.Role{identity.RoleApprover}, tenant: "contoso"}
+	if r := e.do(olly, "POST", "/v1/requests/"+req.ID+"/approve", nil); r.status == http.StatusOK {
+		t.Fatalf("an approver of a removed domain approved: %s", r.body)
+	}
+
+	for _, who := range []user{contosoAdmin, mia} {
+		got := decode[listing](t, e.do(who, "GET", base, nil), http.StatusOK)
+		if !slices.Equal(got.Approvers, []string{"zoe@contoso.example"}) {
+			t.Errorf("%s: approvers = %v, want only the one who counts", who.sub, got.Approvers)
+		}
+		if len(got.NotCounting) != 1 || got.NotCounting[0].User != "olly@contoso-old.example" ||
+			!strings.Contains(got.NotCounting[0].Reason, "contoso-old.example") {
+			t.Errorf("%s: not counting = %+v, want olly, naming the missing domain", who.sub, got.NotCounting)
+		}
+	}
+
+	// Registered again, the domain's assignment counts again, and is
+	// listed so.
+	domains("contoso.example", "contoso-old.example")
+	got := decode[listing](t, e.do(contosoAdmin, "GET", base, nil), http.StatusOK)
+	if !slices.Equal(got.Approvers, []string{"olly@contoso-old.example", "zoe@contoso.example"}) || len(got.NotCounting) != 0 {
+		t.Errorf("after the domain is back: %+v", got)
+	}
+	if r := e.do(contosoAdmin, "GET", base, nil); strings.Contains(string(r.body), "not_counting") {
+		t.Errorf("a list where every approver counts names not_counting: %s", r.body)
+	}
+}
+
 // TestApproverIDsIgnoreCase: user principal names are case-insensitive.
 // An approver assigned as Approver@Contoso.Example is the user whose token
 // names approver@contoso.example, and assigning both spellings assigns one

@@ -139,14 +139,18 @@ func ifMatch(h http.Header, of string) (int64, error) {
 }
 
 func (s *server) listApprovers(w http.ResponseWriter, r *http.Request, p identity.Principal) error {
-	users, err := s.cfg.Tenants.Approvers(r.Context(), p, r.PathValue("tenant"))
+	list, err := s.cfg.Tenants.Approvers(r.Context(), p, r.PathValue("tenant"))
 	if err != nil {
 		return err
 	}
-	if users == nil {
-		users = []string{}
+	out := wire.ApproverList{Approvers: list.Approvers}
+	if out.Approvers == nil {
+		out.Approvers = []string{}
 	}
-	return writeJSON(w, http.StatusOK, wire.ApproverList{Approvers: users})
+	for _, n := range list.NotCounting {
+		out.NotCounting = append(out.NotCounting, wire.NotCountingApprover{User: n.User, Reason: n.Reason})
+	}
+	return writeJSON(w, http.StatusOK, out)
 }
 
 func (s *server) addApprover(w http.ResponseWriter, r *http.Request, p identity.Principal) error {

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -248,6 +249,11 @@ func sameJSON(a, b string) bool {
 	}
 	return reflect.DeepEqual(va, vb)
 }
+
+// notCountingList is an approver list with an assignment that approves
+// nothing, as the API answers it.
+const notCountingList = `{"approvers":["alice@contoso.com"],"not_counting":[{"user":"olly@old.example",` +
+	`"reason":"its domain old.example is not one of the tenant's domains (contoso.com): it approves nothing unless the domain is registered again"}]}`
 
 func TestCommands(t *testing.T) {
 	tests := []struct {
@@ -720,6 +726,44 @@ func TestCommands(t *testing.T) {
 			wantCalls: []call{{Method: "GET", Path: "/v1/tenants/contoso/approvers"}},
 			check: func(t *testing.T, out string) {
 				if !sameJSON(out, `{"approvers":["alice@contoso.com","bob@contoso.com"]}`) {
+					t.Errorf("output = %s", out)
+				}
+			},
+		},
+		{
+			// An assignment whose domain the tenant no longer has approves
+			// nothing: it is listed as not counting, with why, never as one
+			// of the approvers.
+			name:    "approver list names the assignments that count for nothing apart",
+			args:    []string{"approver", "list", "contoso"},
+			replies: map[string]reply{"GET /v1/tenants/contoso/approvers": {200, notCountingList}},
+			check: func(t *testing.T, out string) {
+				if !regexp.MustCompile(`(?m)^alice@contoso\.com +yes$`).MatchString(out) ||
+					!regexp.MustCompile(`(?m)^olly@old\.example +no: its domain old\.example is not one of the tenant's domains`).MatchString(out) {
+					t.Errorf("output = %s", out)
+				}
+			},
+		},
+		{
+			name:    "approver list as json keeps the assignments that count for nothing",
+			args:    []string{"approver", "list", "contoso", "-o", "json"},
+			replies: map[string]reply{"GET /v1/tenants/contoso/approvers": {200, notCountingList}},
+			check: func(t *testing.T, out string) {
+				if !sameJSON(out, notCountingList) {
+					t.Errorf("output = %s", out)
+				}
+			},
+		},
+		{
+			name: "describe tenant names the approvers that count for nothing apart",
+			args: []string{"describe", "tenant", "contoso"},
+			replies: map[string]reply{
+				"GET /v1/tenants/contoso":           {200, `{"id":"contoso","display_name":"Contoso","domains":["contoso.com"]}`},
+				"GET /v1/tenants/contoso/approvers": {200, notCountingList},
+			},
+			check: func(t *testing.T, out string) {
+				if !regexp.MustCompile(`(?m)^Approvers: +alice@contoso\.com$`).MatchString(out) ||
+					!regexp.MustCompile(`(?m)^Not counting: +olly@old\.example \(its domain old\.example is not one`).MatchString(out) {
 					t.Errorf("output = %s", out)
 				}
 			},

@@ -286,11 +286,17 @@ func printSettings(w io.Writer, tenant string, s wire.Settings) error {
 	return tw.Flush()
 }
 
-func printApprovers(w io.Writer, users []string) error {
+// printApprovers prints a tenant's approver assignments: those that count,
+// then those that approve nothing, each with why, so the table never shows
+// as an approver someone whose approval Lockbox refuses.
+func printApprovers(w io.Writer, l wire.ApproverList) error {
 	tw := newTable(w)
-	row(tw, "APPROVER")
-	for _, u := range users {
-		row(tw, cell(u))
+	row(tw, "APPROVER", "COUNTS")
+	for _, u := range l.Approvers {
+		row(tw, cell(u), "yes")
+	}
+	for _, n := range l.NotCounting {
+		row(tw, cell(n.User), "no: "+clean(n.Reason))
 	}
 	return tw.Flush()
 }

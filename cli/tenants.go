@@ -171,8 +171,9 @@ func (e *env) describeTenant() *cobra.Command {
 			}
 			v := struct {
 				wire.Tenant
-				Settings  *wire.Settings `json:"settings"`
-				Approvers []string       `json:"approvers"`
+				Settings    *wire.Settings             `json:"settings"`
+				Approvers   []string                   `json:"approvers"`
+				NotCounting []wire.NotCountingApprover `json:"not_counting,omitempty"`
 			}{Tenant: t}
 			s, err := c.Settings(e.ctx, pos[0])
 			switch {
@@ -184,10 +185,10 @@ func (e *env) describeTenant() *cobra.Command {
 			case !isForbidden(err):
 				return err
 			}
-			approvers, err := c.Approvers(e.ctx, pos[0])
+			approvers, err := c.ApproverList(e.ctx, pos[0])
 			switch {
 			case err == nil:
-				v.Approvers = approvers
+				v.Approvers, v.NotCounting = approvers.Approvers, approvers.NotCounting
 			case !isForbidden(err):
 				return err
 			}
@@ -202,7 +203,16 @@ func (e *env) describeTenant() *cobra.Command {
 					rows[1][1] = cell(strings.Join(s.NotificationAddresses, ", "))
 				}
 				if v.Approvers != nil {
-					rows[2][1] = cell(strings.Join(approvers, ", "))
+					rows[2][1] = cell(strings.Join(v.Approvers, ", "))
+				}
+				if len(v.NotCounting) > 0 {
+					// Assignments that approve nothing are never shown as
+					// approvers: apart, each with why.
+					nc := make([]string, len(v.NotCounting))
+					for i, n := range v.NotCounting {
+						nc[i] = n.User + " (" + n.Reason + ")"
+					}
+					rows = append(rows, [2]string{"Not counting:", cell(strings.Join(nc, "; "))})
 				}
 				return printTenant(w, t, rows...)
 			})
@@ -539,11 +549,11 @@ func (e *env) approverListCommand(use string, aliases []string) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			users, err := c.Approvers(e.ctx, pos[0])
+			list, err := c.ApproverList(e.ctx, pos[0])
 			if err != nil {
 				return err
 			}
-			return e.emit(wire.ApproverList{Approvers: users}, nil, func(w io.Writer) error { return printApprovers(w, users) })
+			return e.emit(list, nil, func(w io.Writer) error { return printApprovers(w, list) })
 		},
 	}
 }

@@ -72,7 +72,7 @@ type Tenants interface {
 	List(ctx context.Context, p identity.Principal) ([]tenants.Tenant, error)
 	Settings(ctx context.Context, p identity.Principal, tenant string) (tenants.Settings, error)
 	PutSettingsIf(ctx context.Context, p identity.Principal, clientIP, tenant string, st tenants.Settings, ifRevision int64) (tenants.Settings, error)
-	Approvers(ctx context.Context, p identity.Principal, tenant string) ([]string, error)
+	Approvers(ctx context.Context, p identity.Principal, tenant string) (tenants.ApproverList, error)
 	// CanRead returns nil when p may read tenant's settings and approvers:
 	// the provider's support managers, and the tenant's global
 	// administrators and the approvers they assigned, each a user of the

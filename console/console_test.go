@@ -23,6 +23,7 @@ import (
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 	"github.com/lockbox-oss/lockbox/internal/redistest"
+	"github.com/lockbox-oss/lockbox/internal/tenanttest"
 	"github.com/lockbox-oss/lockbox/tenants"
 )
 
@@ -664,12 +665,12 @@ func TestApprovers(t *testing.T) {
 		if r := b.post("/console/approvers/remove", b.form(url.Values{"user": {"approver@contoso.example"}})); r.status != http.StatusForbidden {
 			t.Errorf("remove approver: %s", r)
 		}
-		users, err := e.ten.Approvers(context.Background(), contosoAdmin, "contoso")
+		list, err := e.ten.Approvers(context.Background(), contosoAdmin, "contoso")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !slices.Equal(users, []string{"approver@contoso.example"}) {
-			t.Errorf("approvers changed: %v", users)
+		if !slices.Equal(list.Approvers, []string{"approver@contoso.example"}) || len(list.NotCounting) != 0 {
+			t.Errorf("approvers changed: %+v", list)
 		}
 		// But, as in Microsoft 365, they configure Customer Lockbox.
 		if r := b.get("/console/settings"); r.status != http.StatusOK || !strings.Contains(r.body, `id="lockbox_enabled"`) {
@@ -728,6 +729,56 @@ func TestApprovers(t *testing.T) {
 			t.Error("added to fabrikam")
 		}
 	})
+}
+
+// TestApproversOfARemovedDomain: the page lists as approvers only the
+// assignments that count; one whose domain was removed from the registry
+// entry approves nothing, so it is listed apart, with why, and its global
+// admins may still remove it.
+func TestApproversOfARemovedDomain(t *testing.T) {
+	parallel(t)
+	e := newEnv(t)
+	ctx := context.Background()
+	setDomains := func(d ...string) {
+		t.Helper()
+		if _, err := e.ten.UpdateTenant(ctx, tenanttest.Admin, "", "contoso", tenants.TenantUpdate{Domains: &d}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setDomains("contoso.example", "contoso-old.example")
+	for _, u := range []string{"zoe@contoso.example", "olly@contoso-old.example"} {
+		if err := e.ten.AddApprover(ctx, contosoAdmin, "", "contoso", u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setDomains("contoso.example")
+
+	b := e.signIn(contosoAdmin)
+	r := b.get("/console/approvers")
+	if r.status != http.StatusOK {
+		t.Fatalf("approvers page: %s", r)
+	}
+	section := func(id string) string {
+		i := strings.Index(r.body, `id="`+id+`"`)
+		if i < 0 {
+			return ""
+		}
+		return r.body[i : i+strings.Index(r.body[i:], "</ul>")]
+	}
+	if got := section("approvers"); !strings.Contains(got, "zoe@contoso.example") || strings.Contains(got, "olly@") {
+		t.Errorf("approvers list = %q, want zoe and not olly", got)
+	}
+	if got := section("not-counting"); !strings.Contains(got, "olly@contoso-old.example") ||
+		!strings.Contains(got, "contoso-old.example is not one of the") || !strings.Contains(got, `action="/console/approvers/remove"`) {
+		t.Errorf("not-counting list = %q, want olly, why, and a way to remove it", got)
+	}
+
+	r = b.post("/console/approvers/remove", b.form(url.Values{"user": {"olly@contoso-old.example"}}))
+	if r.status != http.StatusSeeOther {
+		t.Fatalf("remove: %s", r)
+	}
+	r = b.get("/console/approvers")
+	mustNotContain(t, "approvers page after removing", r, "olly@", `id="not-counting"`)
 }
 
 func TestSettingsSwitch(t *testing.T) {

@@ -796,9 +796,12 @@ type approversView struct {
 	Tenant    string
 	Domains   []string
 	Approvers []string
-	CanChange bool
-	User      string
-	Problem   string
+	// NotCounting are assignments that approve nothing (their domain was
+	// removed), shown apart so the page never names them as approvers.
+	NotCounting []tenants.NotCounting
+	CanChange   bool
+	User        string
+	Problem     string
 }
 
 // approversPage lists the tenant's assigned approvers; its global admins
@@ -812,7 +815,7 @@ func (c *Console) showApprovers(w http.ResponseWriter, r *http.Request, sess Ses
 	if t == "" {
 		return httperr.New(http.StatusBadRequest, "tenant_required", "Name a tenant: /console/approvers?tenant=…")
 	}
-	users, err := c.cfg.Tenants.Approvers(r.Context(), sess.Principal, t)
+	list, err := c.cfg.Tenants.Approvers(r.Context(), sess.Principal, t)
 	if err != nil {
 		return err
 	}
@@ -820,7 +823,7 @@ func (c *Console) showApprovers(w http.ResponseWriter, r *http.Request, sess Ses
 	if err != nil {
 		return err
 	}
-	c.render(w, r, status, "approvers", &sess, approversView{Tenant: t, Domains: entry.Domains, Approvers: users,
+	c.render(w, r, status, "approvers", &sess, approversView{Tenant: t, Domains: entry.Domains, Approvers: list.Approvers, NotCounting: list.NotCounting,
 		CanChange: sess.Principal.IsGlobalAdminOf(t), User: user, Problem: problem})
 	return nil
 }

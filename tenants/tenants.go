@@ -516,22 +516,64 @@ func settingsProperties(old, next Settings) []record.ModifiedProperty {
 	return out
 }
 
-// Approvers lists tenant's assigned approvers, sorted, for p.
-func (s *Store) Approvers(ctx context.Context, p identity.Principal, tenant string) ([]string, error) {
+// ApproverList is a tenant's approver assignments as Approvers lists them.
+type ApproverList struct {
+	// Approvers are the assigned approvers that count (IsApprover), folded
+	// (foldUser), each once, sorted.
+	Approvers []string
+	// NotCounting are the assignments that approve nothing now, sorted by
+	// user, each with why: a user whose domain was removed from the
+	// registry entry. They stay stored, so the tenant's global admins see
+	// them to remove them: registering the domain again makes them count
+	// again.
+	NotCounting []NotCounting
+}
+
+// NotCounting is an approver assignment that counts for nothing, and why.
+type NotCounting struct {
+	User   string
+	Reason string
+}
+
+// Approvers lists tenant's approver assignments for p: those that count,
+// and apart from them, with the reason, those that do not. A list that
+// showed every assignment as an approver would name people whose approval
+// Lockbox refuses (IsApprover holds them to the tenant's domains).
+func (s *Store) Approvers(ctx context.Context, p identity.Principal, tenant string) (ApproverList, error) {
 	if err := s.canRead(ctx, p, tenant, "approvers"); err != nil {
-		return nil, err
+		return ApproverList{}, err
 	}
-	users, err := s.rdb.SMembers(ctx, keys.Approvers(tenant)).Result()
+	members, entry, err := s.approverSet(ctx, tenant)
 	if err != nil {
-		return nil, fault.Unavailable("tenants: approvers", err)
+		return ApproverList{}, err
+	}
+	t, ok, err := entryOf(tenant, entry)
+	if err != nil {
+		return ApproverList{}, err
+	}
+	if !ok {
+		return ApproverList{}, notOnboarded(tenant)
 	}
 	// Each person once, as assignments are now stored, whatever the case
 	// of entries stored before ids were folded.
-	for i, u := range users {
-		users[i] = foldUser(u)
+	for i, u := range members {
+		members[i] = foldUser(u)
 	}
-	slices.Sort(users)
-	return slices.Compact(users), nil
+	slices.Sort(members)
+	out := ApproverList{Approvers: []string{}}
+	for _, u := range slices.Compact(members) {
+		if t.HasUser(u) {
+			out.Approvers = append(out.Approvers, u)
+			continue
+		}
+		why := "not user@ one of the tenant's domains: it approves nothing"
+		if at := strings.LastIndexByte(u, '@'); keys.IsUser(u) && at > 0 {
+			why = fmt.Sprintf("its domain %s is not one of the tenant's domains (%s): it approves nothing unless the domain is registered again",
+				u[at+1:], strings.Join(t.Domains, ", "))
+		}
+		out.NotCounting = append(out.NotCounting, NotCounting{User: u, Reason: why})
+	}
+	return out, nil
 }
 
 // AddApprover assigns user as an approver of tenant. The user must be a

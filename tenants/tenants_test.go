@@ -167,8 +167,8 @@ func TestApprovers(t *testing.T) {
 		t.Fatal(err)
 	}
 	list, err := s.Approvers(ctx, approver, "contoso")
-	if err != nil || fmt.Sprint(list) != "[adam@contoso.example olga@contoso.example]" {
-		t.Fatalf("approvers = %v, %v", list, err)
+	if err != nil || fmt.Sprint(list.Approvers) != "[adam@contoso.example olga@contoso.example]" || len(list.NotCounting) != 0 {
+		t.Fatalf("approvers = %+v, %v", list, err)
 	}
 	if ok, _ := s.IsApprover(ctx, "fabrikam", adam); ok {
 		t.Fatal("approver of contoso counted for fabrikam")
@@ -203,10 +203,10 @@ func TestApproverIDsIgnoreCase(t *testing.T) {
 	approvers := func() string {
 		t.Helper()
 		list, err := s.Approvers(ctx, admin, "contoso")
-		if err != nil {
-			t.Fatal(err)
+		if err != nil || len(list.NotCounting) != 0 {
+			t.Fatalf("approvers = %+v, %v", list, err)
 		}
-		return fmt.Sprint(list)
+		return fmt.Sprint(list.Approvers)
 	}
 	isApprover := func(user string, want bool) {
 		t.Helper()
@@ -581,6 +581,71 @@ func TestReadNeedsTenantUser(t *testing.T) {
 		if err := broken.CanRead(ctx, who, "contoso"); !errors.Is(err, fault.ErrUnavailable) {
 			t.Errorf("%s with the registry down: %v, want unavailable", who.Subject, err)
 		}
+	}
+}
+
+// TestApproversSayWhichCount: the list of approvers names as approvers
+// only the assignments that count (IsApprover, AssignedApprovers), and
+// lists apart, with the missing domain, those whose domain the registry
+// no longer holds, and ids that are no user of any domain; registering
+// the domain again makes its assignments count, and be listed, again.
+func TestApproversSayWhichCount(t *testing.T) {
+	rdb := testRedis(t)
+	s, _ := newStoreOn(t, rdb)
+	ctx := context.Background()
+	lara := p("lara@provider.example", "", identity.RoleLockboxAdmin)
+	setDomains := func(d ...string) {
+		t.Helper()
+		if _, err := s.UpdateTenant(ctx, lara, "", "contoso", tenants.TenantUpdate{Domains: &d}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setDomains("contoso.example", "old.example")
+	for _, u := range []string{"adam@contoso.example", "olly@old.example"} {
+		if err := s.AddApprover(ctx, admin, "", "contoso", u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// As stored before ids were folded, and an entry that is no user@.
+	if err := rdb.SAdd(ctx, keys.Approvers("contoso"), "Oona@Old.Example", "legacy").Err(); err != nil {
+		t.Fatal(err)
+	}
+	setDomains("contoso.example")
+
+	list, err := s.Approvers(ctx, admin, "contoso")
+	if err != nil {
+		t.Fatal(err)
+	}
+	assigned, err := s.AssignedApprovers(ctx, "contoso")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(list.Approvers) != "[adam@contoso.example]" || fmt.Sprint(list.Approvers) != fmt.Sprint(assigned) {
+		t.Fatalf("approvers = %v, want those that count: %v", list.Approvers, assigned)
+	}
+	var users []string
+	for _, n := range list.NotCounting {
+		users = append(users, n.User)
+		if ok, err := s.IsApprover(ctx, "contoso", n.User); err != nil || ok {
+			t.Errorf("IsApprover(%s) = %v, %v: listed as not counting", n.User, ok, err)
+		}
+		want := "old.example"
+		if n.User == "legacy" {
+			want = "not user@"
+		}
+		if !strings.Contains(n.Reason, want) {
+			t.Errorf("reason for %s = %q, want it to say %q", n.User, n.Reason, want)
+		}
+	}
+	if fmt.Sprint(users) != "[legacy olly@old.example oona@old.example]" {
+		t.Fatalf("not counting = %+v", list.NotCounting)
+	}
+
+	setDomains("contoso.example", "old.example")
+	list, err = s.Approvers(ctx, admin, "contoso")
+	if err != nil || fmt.Sprint(list.Approvers) != "[adam@contoso.example olly@old.example oona@old.example]" ||
+		len(list.NotCounting) != 1 || list.NotCounting[0].User != "legacy" {
+		t.Fatalf("after the domain is back: %+v, %v", list, err)
 	}
 }
 

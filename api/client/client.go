@@ -520,20 +520,33 @@ func (c *Client) putSettings(ctx context.Context, tenant string, s wire.Settings
 	return out, h.Get("ETag"), err
 }
 
-// Approvers lists tenant's assigned Customer Lockbox approvers.
+// Approvers lists tenant's assigned Customer Lockbox approvers whose
+// approval counts: ApproverList without the assignments that approve
+// nothing.
 func (c *Client) Approvers(ctx context.Context, tenant string) ([]string, error) {
-	p, err := join("/v1/tenants", tenant)
+	l, err := c.ApproverList(ctx, tenant)
 	if err != nil {
 		return nil, err
 	}
+	return l.Approvers, nil
+}
+
+// ApproverList lists tenant's approver assignments: the approvers whose
+// approval counts, and apart, with why, those that approve nothing (users
+// no longer in one of the tenant's domains).
+func (c *Client) ApproverList(ctx context.Context, tenant string) (wire.ApproverList, error) {
+	p, err := join("/v1/tenants", tenant)
+	if err != nil {
+		return wire.ApproverList{}, err
+	}
 	var out wire.ApproverList
 	if err := c.do(ctx, http.MethodGet, p+"/approvers", nil, nil, &out); err != nil {
-		return nil, err
+		return wire.ApproverList{}, err
 	}
 	if out.Approvers == nil {
 		out.Approvers = []string{}
 	}
-	return out.Approvers, nil
+	return out, nil
 }
 
 // AddApprover assigns user the Customer Lockbox access approver role of

@@ -227,7 +227,19 @@ type SettingsInput struct {
 
 // ApproverList is the body of GET /v1/tenants/{tenant}/approvers.
 type ApproverList struct {
+	// Approvers are the assigned approvers whose approval counts.
 	Approvers []string `json:"approvers"`
+	// NotCounting are assignments that approve nothing now (a user whose
+	// domain was removed from the tenant's registry entry), with why; left
+	// out when there are none, so a list where every one counts reads as
+	// it always did.
+	NotCounting []NotCountingApprover `json:"not_counting,omitempty"`
+}
+
+// NotCountingApprover is an approver assignment that approves nothing.
+type NotCountingApprover struct {
+	User   string `json:"user"`
+	Reason string `json:"reason"`
 }
 
 // RecordPage is the body of GET /v1/audit: one page of records, newest
