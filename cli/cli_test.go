@@ -623,6 +623,26 @@ func TestCommands(t *testing.T) {
 			},
 		},
 		{
+			// Domains are lower-cased in ASCII only, as the registry keeps
+			// them: a Kelvin sign (U+212A) is sent as typed, for the server
+			// to refuse, never turned into the k of another domain.
+			name: "tenant update --add-domain folds ASCII only",
+			args: []string{"tenant", "update", "contoso", "--add-domain", "\u212aontoso.example"},
+			wantCalls: []call{
+				{Method: "GET", Path: "/v1/tenants/contoso"},
+				{Method: "PATCH", Path: "/v1/tenants/contoso", IfMatch: tenantETag, Body: `{"domains":["contoso.example","\u212aontoso.example"]}`},
+			},
+		},
+		{
+			name: "tenant update --remove-domain matches ASCII case only",
+			args: []string{"tenant", "update", "contoso", "--remove-domain", "\u212aontoso.example"},
+			replies: map[string]reply{"GET /v1/tenants/contoso": {200,
+				`{"id":"contoso","display_name":"Contoso","domains":["contoso.example","kontoso.example"]}`}},
+			wantCode:  1,
+			wantCalls: []call{{Method: "GET", Path: "/v1/tenants/contoso"}},
+			wantErr:   []string{"is not a domain of tenant contoso; nothing was saved"},
+		},
+		{
 			// Removing what is not there is most likely a typo: nothing
 			// is saved.
 			name:      "tenant update --remove-domain of a domain the tenant lacks",

@@ -305,7 +305,7 @@ func (e *env) tenantUpdateCommand() *cobra.Command {
 				return err
 			}
 			if editDomains {
-				d, err := editList("domain", pos[0], t.Domains, normalizeDomains(addDomains), normalizeDomains(dropDomains), strings.EqualFold)
+				d, err := editList("domain", pos[0], t.Domains, normalizeDomains(addDomains), normalizeDomains(dropDomains), sameAddress)
 				if err != nil {
 					return err
 				}
@@ -352,20 +352,27 @@ func (e *env) tenantUpdateCommand() *cobra.Command {
 
 // normalizeDomains puts domains as the registry keeps them: lower case,
 // without a final dot, so that --remove-domain Contoso.COM. finds
-// contoso.com.
+// contoso.com. Only ASCII letters are lowered, as the registry lowers
+// them: strings.ToLower would turn a Kelvin sign (U+212A), which the
+// server refuses, into the k of another domain.
 func normalizeDomains(in []string) []string {
 	out := make([]string, len(in))
 	for i, d := range in {
-		out[i] = strings.TrimSuffix(strings.ToLower(d), ".")
+		out[i] = strings.TrimSuffix(strings.Map(func(r rune) rune {
+			if 'A' <= r && r <= 'Z' {
+				return r + ('a' - 'A')
+			}
+			return r
+		}, d), ".")
 	}
 	return out
 }
 
 // sameAddress reports whether a and b are one global administrator's
-// address, as the registry tells them apart: equal without ASCII case
-// (Gina@Contoso.example is gina@contoso.example), every other byte as it
-// is, so that no Unicode case mapping (a Kelvin sign for k) makes two
-// addresses one.
+// address, or one domain, as the registry tells them apart: equal without
+// ASCII case (Gina@Contoso.example is gina@contoso.example), every other
+// byte as it is, so that no Unicode case mapping (a Kelvin sign for k)
+// makes two addresses, or two domains, one.
 func sameAddress(a, b string) bool {
 	if len(a) != len(b) {
 		return false

@@ -128,7 +128,13 @@ func (t *Tenant) normalize() error {
 	}
 	domains := make([]string, 0, len(t.Domains))
 	for _, d := range t.Domains {
-		d = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(d)), ".")
+		// Lower case in ASCII only, as user ids' domains are compared
+		// (HasUser): strings.ToLower would turn a Kelvin sign (U+212A)
+		// into the k of another domain.
+		d = strings.TrimSuffix(foldUser(strings.TrimSpace(d)), ".")
+		if strings.ContainsFunc(d, func(r rune) bool { return r >= utf8.RuneSelf }) {
+			return invalid("domain %+q is not an ASCII DNS name: give an internationalized domain in its xn-- form (its A-label), as user ids name it", d)
+		}
 		if len(d) > 253 || !domainRE.MatchString(d) {
 			return invalid("domain %q is not a DNS name", d)
 		}

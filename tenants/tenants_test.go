@@ -316,6 +316,31 @@ func TestHasUserFoldsASCIIOnly(t *testing.T) {
 
 var lara = p("lara@provider.example", "", identity.RoleLockboxAdmin)
 
+// TestDomainsFoldASCIIOnly: a registered domain is what a user id's domain
+// is compared with, and user ids are ASCII, folded in ASCII only
+// (HasUser). A domain is kept in lower case the same way: a Kelvin sign
+// (U+212A), which Unicode lower-cases to k, is refused rather than made
+// the k of another domain, and so is any other non-ASCII name, with the
+// message naming the form Lockbox takes (the xn-- A-label).
+func TestDomainsFoldASCIIOnly(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := context.Background()
+	for _, d := range []string{"\u212aontoso.example", "b\u00fccher.example", "CONTOSO.\u212aXAMPLE"} {
+		_, _, err := s.Onboard(ctx, lara, "", tenants.Onboarding{ID: "kontoso", DisplayName: "K", Domains: []string{d}})
+		if !errors.Is(err, fault.ErrInvalid) || !strings.Contains(err.Error(), "xn--") {
+			t.Errorf("onboard with domain %q: %v, want invalid, naming the xn-- form", d, err)
+		}
+		domains := []string{"contoso.example", d}
+		if got, err := s.UpdateTenant(ctx, lara, "", "contoso", tenants.TenantUpdate{Domains: &domains}); !errors.Is(err, fault.ErrInvalid) {
+			t.Errorf("update with domain %q: %+v, %v; want invalid", d, got.Domains, err)
+		}
+	}
+	got, _, err := s.Onboard(ctx, lara, "", tenants.Onboarding{ID: "buecher", DisplayName: "B", Domains: []string{"XN--Bcher-Kva.Example."}})
+	if err != nil || fmt.Sprint(got.Domains) != "[xn--bcher-kva.example]" {
+		t.Fatalf("onboard with an A-label: %+v, %v", got.Domains, err)
+	}
+}
+
 func TestOnboard(t *testing.T) {
 	rdb := testRedis(t)
 	c := clock.NewFake(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC))
