@@ -4,7 +4,7 @@
 // It is mounted on the metrics address only, never on the proxy's: the proxy
 // port carries nothing but judged operator calls. The package knows no
 // Lockbox domain package; cmd/ passes in the registry and the checks (Redis
-// reachable, a policy loaded).
+// takes writes, a policy loaded).
 package health
 
 import (
@@ -18,6 +18,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/lockbox-oss/lockbox/internal/keys"
 )
 
 // CheckTimeout bounds each readiness check. A dependency that hangs makes
@@ -129,12 +131,37 @@ func writeText(w http.ResponseWriter, status int, body string) {
 	_, _ = w.Write([]byte(body))
 }
 
-// RedisCheck is ready when c answers PING.
+// errReadOnly is /readyz's word for a Redis that answers READONLY.
+var errReadOnly = errors.New("read-only replica: writes are refused (READONLY)")
+
+// RedisCheck is ready when c's Redis takes writes. Every role of Lockbox
+// writes (the proxy its audit records, the API transitions, the jobs their
+// sweeps), so a Redis that answers but refuses writes is as good as none:
+// after a failover, a stale address points at the old master, now a
+// read-only replica, and every call would fail on its first write.
+//
+// It deletes keys.ReadyProbe, a key nothing writes, rather than asking
+// ROLE or INFO: a delete is refused wherever Lockbox's own writes are
+// (READONLY, NOREPLICAS, MISCONF), needs no @admin or @dangerous command
+// an ACL may deny Lockbox, and, deleting nothing, writes nothing.
+//
+// On Redis Cluster it only pings: the client sends each write to its
+// slot's master and follows MOVED, so no address can leave it on a
+// replica, and one probe key would make every replica's readiness hang on
+// the one master that holds it, where the rest of the cluster may still
+// serve most tenants.
 func RedisCheck(c redis.UniversalClient) Check {
 	return Check{
 		Name: "redis",
 		Func: func(ctx context.Context) error {
-			return c.Ping(ctx).Err()
+			if _, ok := c.(*redis.ClusterClient); ok {
+				return c.Ping(ctx).Err()
+			}
+			err := c.Del(ctx, keys.ReadyProbe()).Err()
+			if redis.IsReadOnlyError(err) {
+				return errReadOnly
+			}
+			return err
 		},
 	}
 }

@@ -119,6 +119,58 @@ func TestRedisCheck(t *testing.T) {
 	}
 }
 
+// TestRedisCheckWritable: /readyz says ready only where Lockbox can write.
+// Every role writes (audit records, transitions, sweeps), and a stale
+// address after a failover points at the old master, now a replica: it
+// answers PING, but refuses every write with READONLY.
+func TestRedisCheckWritable(t *testing.T) {
+	primary := redistest.StartServer(t)
+	host, port, _ := strings.Cut(primary.Addr, ":")
+	replica := redistest.StartServer(t, "--replicaof", host, port)
+	// A Redis that refuses writes while no replica confirms them.
+	lonely := redistest.StartServer(t, "--min-replicas-to-write", "1")
+
+	// An ACL user as a deployment may give Lockbox: its keys only, and no
+	// @admin or @dangerous command (ROLE, INFO, CONFIG).
+	ctx := context.Background()
+	admin := redis.NewClient(&redis.Options{Addr: primary.Addr})
+	defer admin.Close()
+	if err := admin.Do(ctx, "ACL", "SETUSER", "lockbox", "on", ">secret-pass", "~lockbox:*", "&*",
+		"+@all", "-@admin", "-@dangerous").Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name string
+		opts redis.Options
+		code int
+		body string
+	}{
+		{"primary", redis.Options{Addr: primary.Addr}, http.StatusOK, "ok\n"},
+		{"primary, restricted user", redis.Options{Addr: primary.Addr, Username: "lockbox", Password: "secret-pass"},
+			http.StatusOK, "ok\n"},
+		{"read-only replica", redis.Options{Addr: replica.Addr}, http.StatusServiceUnavailable,
+			"redis: read-only replica: writes are refused (READONLY)\n"},
+		{"too few replicas", redis.Options{Addr: lonely.Addr}, http.StatusServiceUnavailable,
+			"redis: NOREPLICAS Not enough good replicas to write.\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := tt.opts
+			o.ContextTimeoutEnabled, o.MaxRetries = true, -1
+			c := redis.NewClient(&o)
+			defer c.Close()
+			code, body := get(t, Handler(prometheus.NewRegistry(), RedisCheck(c)), "/readyz")
+			if code != tt.code || body != tt.body {
+				t.Errorf("/readyz = %d %q, want %d %q", code, body, tt.code, tt.body)
+			}
+			if strings.Contains(body, "secret-pass") {
+				t.Errorf("/readyz shows the password: %q", body)
+			}
+		})
+	}
+}
+
 func TestRedisCheckUnreachable(t *testing.T) {
 	// A port nothing listens on: bind one, then close it.
 	l, err := net.Listen("tcp", "127.0.0.1:0")

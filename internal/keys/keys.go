@@ -28,6 +28,7 @@
 //     never to decide anything. A schedule's scripts touch its one key.
 //     Console sessions (and their re-verification locks) are single keys,
 //     written alone; the console's sign-in key is one key, created once.
+//     ReadyProbe is a name only: /readyz deletes it, and nothing writes it.
 //   - The change events (internal/events) are a pub/sub channel, no key:
 //     PUBLISH inside a tenant's MULTI is allowed on Cluster and reaches
 //     subscribers on every node.
@@ -317,3 +318,10 @@ func Due(job string) string { return prefix + "due:" + job }
 // repair the schedules (internal/due.Rescan); it expires after one
 // rescan interval, so it also says when the last rescan began.
 func DueRescan() string { return prefix + "due:rescan" }
+
+// ReadyProbe is never written: /readyz deletes it to learn whether Redis
+// takes writes (internal/health). Deleting a key that does not exist
+// changes nothing and reaches neither replicas nor the AOF, yet Redis
+// refuses it as it would any write — READONLY on a replica, NOREPLICAS,
+// MISCONF — and an ACL user limited to Lockbox's keys may run it.
+func ReadyProbe() string { return prefix + "readyz" }

@@ -44,7 +44,7 @@ func TestTenantKeysShareTheTenantsSlot(t *testing.T) {
 		"RequestIndex": RequestIndex(id), "AllRequests": AllRequests(), "Tenants": Tenants(),
 		"OperatorRequests": OperatorRequests(op), "OperatorRequestsBuilt": OperatorRequestsBuilt(),
 		"ConsoleSession": ConsoleSession("ab12"), "ConsoleReverify": ConsoleReverify("ab12"), "ConsoleLoginKey": ConsoleLoginKey(682),
-		"Due": Due("sweep"), "DueRescan": DueRescan(),
+		"Due": Due("sweep"), "DueRescan": DueRescan(), "ReadyProbe": ReadyProbe(),
 	}
 	for name, k := range global {
 		if !strings.HasPrefix(k, "lockbox:") || strings.ContainsAny(k, "{}") {
