@@ -48,6 +48,13 @@ const (
 	DefaultWatchInterval = 2 * time.Second
 )
 
+// unsettledPolls is how many polls in a row the watcher lets a directory
+// change between its two readings before it reports that no version of it
+// can be loaded: ten seconds at the default LOCKBOX_POLICY_RELOAD_INTERVAL,
+// far longer than a deploy takes to write a few files or the kubelet to
+// swap a ConfigMap.
+const unsettledPolls = 10
+
 // EngineConfig configures NewEngine. The zero value serves the embedded
 // default policy.
 type EngineConfig struct {
@@ -115,6 +122,10 @@ type Engine struct {
 
 	current  atomic.Pointer[Snapshot]
 	reloadMu sync.Mutex // serializes reloads, so an older read never replaces a newer one
+
+	// Guarded by reloadMu.
+	lastReloadOK bool // whether the last reload loaded (true before any)
+	unsettled    int  // the watcher's polls in a row whose readings disagreed
 }
 
 // NewEngine loads and compiles the policy directory. A directory that does
@@ -136,6 +147,8 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 		log:     cfg.Logger,
 		timeout: cfg.EvalTimeout,
 		metrics: m,
+
+		lastReloadOK: true,
 	}
 	b, err := e.load()
 	if err != nil {
@@ -194,6 +207,8 @@ func (e *Engine) reloadFiles(files []policyFile, err error) error {
 	if err == nil {
 		next, err = buildBundle(context.Background(), files, e.dir, e.now())
 	}
+	e.unsettled = 0
+	e.lastReloadOK = err == nil
 	if err != nil {
 		e.metrics.reloads.WithLabelValues(reloadError).Inc()
 		e.metrics.lastReloadOK.Set(0)
@@ -226,7 +241,11 @@ func (e *Engine) reloadFiles(files []policyFile, err error) error {
 // load. A change is loaded only when two readings in a row agree, so a
 // reading that straddled a change (the ConfigMap's swap landing between
 // two of its files) is never served: it mixes two versions, and the next
-// poll reads the settled one.
+// poll reads the settled one. A directory whose readings never agree (a
+// writer that never stops, a file system that returns different bytes at
+// every read) is therefore never loaded: after unsettledPolls polls in a
+// row it is logged as a warning and counted as a failed reload, once, and
+// lockbox_policy_last_reload_successful is 0 until it settles.
 func (e *Engine) Watch(ctx context.Context, interval time.Duration) {
 	if e.dir == "" {
 		<-ctx.Done()
@@ -251,7 +270,8 @@ func (e *Engine) Watch(ctx context.Context, interval time.Duration) {
 // reloadIfChanged reads the policy directory and, if its state (content
 // hash, or read error) is not seen and a second reading agrees with the
 // first, loads that reading. It returns the state now seen: unchanged when
-// the two readings differ, so that the next poll tries again.
+// the two readings differ, so that the next poll tries again, and after
+// unsettledPolls such polls in a row, reports it.
 func (e *Engine) reloadIfChanged(seen string) string {
 	// Held from the reading to the publishing, so that a Reload between
 	// them can't be overtaken by this older reading.
@@ -266,14 +286,38 @@ func (e *Engine) reloadIfChanged(seen string) string {
 	}
 	_, state, _ := read()
 	if state == seen {
+		if e.unsettled >= unsettledPolls {
+			// Settled back on what was seen: the gauge says again what
+			// the last reload did.
+			e.metrics.lastReloadOK.Set(boolGauge(e.lastReloadOK))
+			e.log.Info("policy directory settled on the version last read", "source", e.source(), "revision", e.Revision())
+		}
+		e.unsettled = 0
 		return seen
 	}
 	files, again, err := read()
 	if again != state {
+		e.unsettled++
+		if e.unsettled == unsettledPolls {
+			// What is on disk is not what decides, as after a refused
+			// change: count it and show it the same way, once, so that
+			// LockboxPolicyReloadFailed fires for it too.
+			e.metrics.reloads.WithLabelValues(reloadError).Inc()
+			e.metrics.lastReloadOK.Set(0)
+			e.log.Warn("policy directory changes between every two readings, so no version of it can be loaded; the last good policy keeps serving",
+				"source", e.source(), "polls", e.unsettled, "revision", e.Revision())
+		}
 		return seen
 	}
 	_ = e.reloadFiles(files, err) // logs and counts its own failure
 	return state
+}
+
+func boolGauge(ok bool) float64 {
+	if ok {
+		return 1
+	}
+	return 0
 }
 
 // Snapshot returns the version of the policy serving now: its catalog and

@@ -1269,3 +1269,111 @@ decision := {"allow": r.body.allow, "reasons": []} if {
 		})
 	}
 }
+
+// churningFS serves a policy directory whose authz.rego has new content at
+// every read while churn is set (a writer that never stops, or a file
+// system that returns different bytes each time), and settled once it is
+// not.
+type churningFS struct {
+	fs.FS
+
+	mu      sync.Mutex
+	churn   bool
+	settled []byte
+	reads   int
+}
+
+const churnFile = "lockbox/authz/authz.rego"
+
+func (f *churningFS) ReadFile(name string) ([]byte, error) {
+	if name != churnFile {
+		return fs.ReadFile(f.FS, name)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.churn {
+		return slices.Clone(f.settled), nil
+	}
+	f.reads++
+	return fmt.Appendf(slices.Clone(f.settled), "\n# write %d\n", f.reads), nil
+}
+
+func (f *churningFS) ReadDir(name string) ([]fs.DirEntry, error) { return fs.ReadDir(f.FS, name) }
+
+func (f *churningFS) set(churn bool, settled []byte) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.churn, f.settled = churn, settled
+}
+
+// TestWatchDirectoryThatNeverSettles: the watcher loads only what two
+// readings in a row agree on, so a directory that changes at every reading
+// is never loaded. After UnsettledPolls such polls the engine says so once:
+// a warning naming the directory, a reload error, and
+// lockbox_policy_last_reload_successful 0 (the policy on disk is not the one
+// deciding, which is what LockboxPolicyReloadFailed alerts on). Once the
+// directory settles, the gauge follows what it settled on.
+func TestWatchDirectoryThatNeverSettles(t *testing.T) {
+	good, err := fs.ReadFile(lockboxrego.FS, churnFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := append(slices.Clone(good), "\n# reviewed\n"...)
+	tests := []struct {
+		name       string
+		settleOn   []byte
+		wantLoaded bool // whether settling loads a new revision
+	}{
+		{"settles on a new version", edited, true},
+		{"settles back on the version serving", good, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			fsys := &churningFS{FS: lockboxrego.FS, settled: good}
+			e, _ := newEngine(t, policy.EngineConfig{FS: fsys, Dir: "/etc/lockbox/policy",
+				Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+			rev := e.Revision()
+			reloads := func(result string) float64 { return testutil.ToFloat64(policy.ReloadsCollector(e, result)) }
+			lastOK := func() float64 { return testutil.ToFloat64(policy.LastReloadCollector(e)) }
+			warnings := func() int { return strings.Count(logs.String(), `"level":"WARN"`) }
+
+			fsys.set(true, good)
+			seen := rev
+			for i := 1; i < policy.UnsettledPolls; i++ {
+				seen = policy.WatchPoll(e, seen)
+			}
+			// A deploy still writing the directory is no one's problem yet.
+			if warnings() != 0 || lastOK() != 1 || reloads("error") != 0 {
+				t.Fatalf("after %d unsettled polls: %d warnings, last_reload_successful %v, %v reload errors; want none yet:\n%s",
+					policy.UnsettledPolls-1, warnings(), lastOK(), reloads("error"), logs.String())
+			}
+			for range 3 {
+				seen = policy.WatchPoll(e, seen)
+			}
+			if warnings() != 1 || !strings.Contains(logs.String(), `"source":"/etc/lockbox/policy"`) {
+				t.Errorf("want one warning naming the directory, logs:\n%s", logs.String())
+			}
+			if lastOK() != 0 || reloads("error") != 1 || reloads("success") != 0 {
+				t.Errorf("last_reload_successful %v, reloads error=%v success=%v; want 0, 1, 0",
+					lastOK(), reloads("error"), reloads("success"))
+			}
+			if e.Revision() != rev {
+				t.Error("a directory that never settled was loaded")
+			}
+
+			fsys.set(false, tt.settleOn)
+			seen = policy.WatchPoll(e, seen)
+			if lastOK() != 1 {
+				t.Errorf("last_reload_successful = %v once the directory settled", lastOK())
+			}
+			if loaded := e.Revision() != rev; loaded != tt.wantLoaded {
+				t.Errorf("new revision loaded = %v, want %v", loaded, tt.wantLoaded)
+			}
+			if reloads("error") != 1 {
+				t.Errorf("reload errors = %v, want the one unsettled spell", reloads("error"))
+			}
+			_ = seen
+		})
+	}
+}

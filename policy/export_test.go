@@ -19,3 +19,12 @@ func DecisionsCollector(e *Engine, result string) prometheus.Collector {
 
 // LastReloadCollector is lockbox_policy_last_reload_successful of e.
 func LastReloadCollector(e *Engine) prometheus.Collector { return e.metrics.lastReloadOK }
+
+// WatchPoll is one poll of Watch over e's directory, given the state the
+// poll before it returned; it returns the state for the next poll. Tests
+// drive the watcher with it, poll by poll, instead of by a ticker.
+func WatchPoll(e *Engine, seen string) string { return e.reloadIfChanged(seen) }
+
+// UnsettledPolls is how many polls in a row must read a directory that
+// changed between their two readings before the engine says so.
+const UnsettledPolls = unsettledPolls

@@ -40,7 +40,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"result"}),
 		lastReloadOK: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "lockbox_policy_last_reload_successful",
-			Help: "1 if the policy directory's last reload loaded (or none was tried since start-up), 0 if it failed: the policy on disk is then not the one deciding.",
+			Help: "1 if the policy directory's last reload loaded (or none was tried since start-up), 0 if it failed or the directory keeps changing between readings: the policy on disk is then not the one deciding.",
 		}),
 		loadedAt: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "lockbox_policy_loaded_timestamp_seconds",
