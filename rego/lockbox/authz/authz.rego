@@ -32,6 +32,7 @@ allow if {
 	service_matches
 	operator_matches
 	grant_unexpired
+	grant_window_bounded
 	approval_sufficient
 	activity_known
 	activity_permitted
@@ -62,6 +63,14 @@ denials contains "operator_mismatch" if {
 denials contains "grant_expired" if {
 	has_grant
 	not grant_unexpired
+}
+
+# The lifecycle grants at most 4 hours; the policy holds every grant to that
+# itself, so a grant that got a longer window anyhow (a bug, an edited record)
+# is not honoured past what a request may ask for.
+denials contains "grant_window_too_long" if {
+	has_grant
+	not grant_window_bounded
 }
 
 # With the tenant's Customer Lockbox on, only an approval by the tenant's own
@@ -113,6 +122,15 @@ operator_matches if {
 # The grant is valid while now < expires_at: the absolute expiry, not the
 # store's TTL, decides.
 grant_unexpired if now_ns < time.parse_rfc3339_ns(input.grant.expires_at)
+
+# The grant's window, from its approval to its absolute expiry, is at most
+# max_window_ns (Customer Lockbox's 4 hours).
+grant_window_bounded if {
+	window := time.parse_rfc3339_ns(input.grant.expires_at) - time.parse_rfc3339_ns(input.grant.approved_at)
+	window <= max_window_ns
+}
+
+max_window_ns := time.parse_duration_ns("4h")
 
 # now_ns is input.now, which the server always sets and passes as the
 # evaluation time too. Only when input.now is absent or empty (e.g. a hand

@@ -147,16 +147,49 @@ test_expiry_compared_as_instants_not_strings if {
 	authz.decision == allowed with input as object.union(base, {"now": "2026-03-01T15:30:00+02:00"})
 }
 
+# Without an expiry the window can't be measured either.
 test_expired_when_expires_at_malformed if {
-	authz.decision == denied(["grant_expired"]) with input as with_grant({"expires_at": "tomorrow"})
+	authz.decision == denied(["grant_expired", "grant_window_too_long"]) with input as with_grant({"expires_at": "tomorrow"})
 }
 
 test_expired_when_expires_at_absent if {
-	authz.decision == denied(["grant_expired"]) with input as json.remove(base, ["grant/expires_at"])
+	authz.decision == denied(["grant_expired", "grant_window_too_long"]) with input as json.remove(base, ["grant/expires_at"])
 }
 
 test_expired_when_now_malformed if {
 	authz.decision == denied(["grant_expired"]) with input as object.union(base, {"now": "2026-03-01 11:00"})
+}
+
+# grant_window_too_long: a grant's window, from its approval to its expiry,
+# is at most 4 hours, whatever the lifecycle stored.
+
+test_window_of_four_hours_allowed if {
+	base.grant.approved_at == "2026-03-01T10:00:00Z"
+	base.grant.expires_at == "2026-03-01T14:00:00Z"
+	authz.decision == allowed with input as base
+}
+
+test_window_one_nanosecond_over_four_hours_denied if {
+	inp := with_grant({"expires_at": "2026-03-01T14:00:00.000000001Z"})
+	authz.decision == denied(["grant_window_too_long"]) with input as inp
+}
+
+test_window_of_a_day_denied if {
+	inp := with_grant({"approved_at": "2026-03-01T10:00:00Z", "expires_at": "2026-03-02T10:00:00Z"})
+	authz.decision == denied(["grant_window_too_long"]) with input as inp
+}
+
+test_window_compared_as_instants_not_strings if {
+	# 12:00+02:00 is 10:00Z: a window of exactly 4 hours.
+	authz.decision == allowed with input as with_grant({"approved_at": "2026-03-01T12:00:00+02:00"})
+}
+
+test_window_too_long_when_approved_at_malformed if {
+	authz.decision == denied(["grant_window_too_long"]) with input as with_grant({"approved_at": "this morning"})
+}
+
+test_window_too_long_when_approved_at_absent if {
+	authz.decision == denied(["grant_window_too_long"]) with input as json.remove(base, ["grant/approved_at"])
 }
 
 # unknown_activity
@@ -264,13 +297,14 @@ test_allow_and_denial_together_denies if {
 test_every_reason_documented if {
 	documented := {
 		"no_grant", "tenant_mismatch", "service_mismatch", "operator_mismatch",
-		"grant_expired", "unknown_activity", "activity_not_requested",
+		"grant_expired", "grant_window_too_long", "unknown_activity", "activity_not_requested",
 		"write_not_requested", "not_allowed",
 	}
 	inputs := [
 		base,
 		{},
 		with_grant({"tenant": "x", "service": "y", "operator": "z", "expires_at": "bad", "activities": ["Nope-Nope"]}),
+		with_grant({"expires_at": "2026-03-02T10:00:00Z"}),
 		with_call(delete_mailbox_message),
 		with_call({"activity": "Get-Everything"}),
 	]
