@@ -220,9 +220,16 @@ func parseJWKS(b []byte, path string) (*keySet, error) {
 	if err := json.Unmarshal(b, &set); err != nil {
 		return nil, fmt.Errorf("jwks %s: %w", path, err)
 	}
+	// go-jose does not read "key_ops": the same keys again, as members, for
+	// what it leaves out. Both decodes read the one "keys" array, so the
+	// indexes agree.
+	var members struct{ Keys []map[string]json.RawMessage }
+	if err := json.Unmarshal(b, &members); err != nil || len(members.Keys) != len(set.Keys) {
+		return nil, fmt.Errorf("jwks %s: keys not readable", path)
+	}
 	var keys []verifyKey
 	for i, jwk := range set.Keys {
-		k, usable, err := jwksKey(jwk)
+		k, usable, err := jwksKey(jwk, members.Keys[i])
 		if err != nil {
 			return nil, fmt.Errorf("jwks %s: key %d (kid %q): %w", path, i, jwk.KeyID, err)
 		}
@@ -243,9 +250,22 @@ func parseJWKS(b []byte, path string) (*keySet, error) {
 // and rotating one should not break Lockbox. Keys that are plainly wrong for
 // this file (secrets, private keys, weak or mislabelled keys) are errors: the
 // file is misconfigured and loading it would mean trusting it.
-func jwksKey(jwk jose.JSONWebKey) (verifyKey, bool, error) {
+func jwksKey(jwk jose.JSONWebKey, members map[string]json.RawMessage) (verifyKey, bool, error) {
 	if jwk.Use != "" && jwk.Use != "sig" {
 		return verifyKey{}, false, nil
+	}
+	if raw, ok := members["key_ops"]; ok {
+		// RFC 7517 section 4.3: the operations the key is for. A public key
+		// for anything but "verify" (an encryption key, or one listed as
+		// "sign" only) is not one to check signatures with, whatever its
+		// type and alg say.
+		var ops []string
+		if string(raw) == "null" || json.Unmarshal(raw, &ops) != nil {
+			return verifyKey{}, false, errors.New("key_ops is not an array of strings")
+		}
+		if !slices.Contains(ops, "verify") {
+			return verifyKey{}, false, nil
+		}
 	}
 	if _, symmetric := jwk.Key.([]byte); symmetric {
 		return verifyKey{}, false, errors.New("symmetric key in a JWKS; use an HMAC secret file instead")

@@ -745,6 +745,66 @@ func TestJWKSSkipsKeysItCannotUse(t *testing.T) {
 	}
 }
 
+// TestJWKSSkipsKeysNotForVerifying: a key whose "key_ops" (RFC 7517
+// section 4.3) does not include "verify" is not a signature verification key,
+// however its type and "alg" read: it is skipped as a "use": "enc" key is.
+// go-jose does not read key_ops, so without this the key verified tokens.
+func TestJWKSSkipsKeysNotForVerifying(t *testing.T) {
+	keys, other := newTestKeys(t), newTestKeys(t)
+	jwk := func(key any, kid string, ops any) map[string]any {
+		b := must(json.Marshal(jose.JSONWebKey{Key: key, KeyID: kid}))
+		var m map[string]any
+		must0(t, json.Unmarshal(b, &m))
+		if ops != nil {
+			m["key_ops"] = ops
+		}
+		return m
+	}
+	write := func(t *testing.T, ks ...map[string]any) string {
+		path := filepath.Join(t.TempDir(), "jwks.json")
+		must0(t, os.WriteFile(path, must(json.Marshal(map[string]any{"keys": ks})), 0o644))
+		return path
+	}
+	path := write(t,
+		jwk(keys.ed.Public(), "encrypt", []string{"encrypt", "wrapKey"}),
+		jwk(&keys.ec.PublicKey, "sign-only", []string{"sign"}),
+		jwk(other.ed.Public(), "verify", []string{"verify"}),
+		jwk(&other.ec.PublicKey, "sign-verify", []string{"sign", "verify"}),
+	)
+	v, err := NewVerifier(Config{Issuer: testIssuer, Audience: testAudience, JWKSFile: path, Now: fixedNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name       string
+		token      tok
+		wantReason string
+	}{
+		{name: "key_ops encrypt", token: tok{alg: jose.EdDSA, key: keys.ed, kid: "encrypt"}, wantReason: "unknown signing key"},
+		{name: "key_ops sign only", token: tok{alg: jose.ES256, key: keys.ec, kid: "sign-only"}, wantReason: "unknown signing key"},
+		{name: "key_ops verify", token: tok{alg: jose.EdDSA, key: other.ed, kid: "verify"}},
+		{name: "key_ops sign and verify", token: tok{alg: jose.ES256, key: other.ec, kid: "sign-verify"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := v.Verify(context.Background(), tt.token.sign(t))
+			checkResult(t, p, err, Principal{Subject: "alice@example.test", Roles: []Role{RoleOperator}}, tt.wantReason)
+		})
+	}
+
+	// key_ops that is not an array of strings is a malformed document.
+	for name, ops := range map[string]any{"string": "verify", "number array": []int{1}, "null": nil} {
+		t.Run("key_ops "+name, func(t *testing.T) {
+			k := jwk(other.ed.Public(), "ed", nil)
+			k["key_ops"] = ops
+			_, err := NewVerifier(Config{Issuer: testIssuer, Audience: testAudience, JWKSFile: write(t, k), Now: fixedNow})
+			if err == nil || !strings.Contains(err.Error(), "key_ops") {
+				t.Fatalf("NewVerifier = %v, want an error naming key_ops", err)
+			}
+		})
+	}
+}
+
 func TestReload(t *testing.T) {
 	oldKeys, newKeys := newTestKeys(t), newTestKeys(t)
 	v, path := newJWKSVerifier(t, jose.JSONWebKey{Key: oldKeys.ed.Public(), KeyID: "old"})
