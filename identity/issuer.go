@@ -177,6 +177,49 @@ func (is *issuer) publish(ks *keySet) {
 	}
 }
 
+// withdrawUnlisted ends the keys that b, a JWKS document fetched from the
+// issuer's URL and refused, no longer lists as usable. The document is
+// refused (its new keys are not loaded), but it still says which keys the
+// provider stands by: one it retired, perhaps because it leaked, must stop
+// working now and not when MaxKeyAge runs out, even if the provider
+// published some key Lockbox refuses in the same document. An answer that
+// is not a key set (an error page) says nothing and changes nothing. Key
+// files are not narrowed: a broken file is a deploy in progress or a
+// mistake, and keeps the keys loaded before.
+func (is *issuer) withdrawUnlisted(b []byte) {
+	listed, ok := listedKeys(b)
+	if !ok {
+		return
+	}
+	is.publishing.Lock()
+	defer is.publishing.Unlock()
+	cur := is.keys.Load()
+	if cur == nil {
+		return
+	}
+	var kept []verifyKey
+	for _, k := range cur.byKID {
+		if fp, err := fingerprint([]verifyKey{k}); err == nil && listed[fp] {
+			kept = append(kept, k)
+		}
+	}
+	if len(kept) == len(cur.byKID) {
+		return
+	}
+	ks, err := newKeySet(kept) // a part of a valid set: fails only when empty
+	if err != nil {
+		// None left: the issuer's tokens are refused until a document is
+		// accepted.
+		is.keys.Store(nil)
+		is.log.Warn("identity: the issuer's JWKS was refused and lists none of the keys in use; its tokens are refused until one is accepted", "issuer", is.cfg.Issuer, "source", is.src.String())
+		return
+	}
+	// Not a confirmation: the keys left age as they did.
+	ks.confirmed.Store(cur.confirmed.Load())
+	is.keys.Store(ks)
+	is.log.Warn("identity: the issuer's JWKS was refused; the keys it no longer lists stop verifying", "issuer", is.cfg.Issuer, "source", is.src.String(), "kids", ks.kids())
+}
+
 // refreshForUnknownKey loads the keys again because a token named a key the
 // issuer does not have: the identity provider may have rotated. Anyone can
 // send such a token, so loads are rate limited (at most one per

@@ -244,6 +244,36 @@ func parseJWKS(b []byte, path string) (*keySet, error) {
 	return ks, nil
 }
 
+// listedKeys reads b, a JWKS document that parseJWKS refused, key by key:
+// the fingerprints (see fingerprint) of the keys in it that would be usable
+// on their own. ok is false when b is not a key set at all.
+func listedKeys(b []byte) (listed map[[32]byte]bool, ok bool) {
+	var doc struct {
+		Keys *[]json.RawMessage `json:"keys"`
+	}
+	if json.Unmarshal(b, &doc) != nil || doc.Keys == nil {
+		return nil, false
+	}
+	listed = map[[32]byte]bool{}
+	for _, raw := range *doc.Keys {
+		var (
+			jwk     jose.JSONWebKey
+			members map[string]json.RawMessage
+		)
+		if json.Unmarshal(raw, &jwk) != nil || json.Unmarshal(raw, &members) != nil {
+			continue
+		}
+		k, usable, err := jwksKey(jwk, members)
+		if err != nil || !usable {
+			continue
+		}
+		if fp, err := fingerprint([]verifyKey{k}); err == nil {
+			listed[fp] = true
+		}
+	}
+	return listed, true
+}
+
 // jwksKey turns one JWK into a verification key. Keys meant for something
 // else (encryption, or a signature algorithm Lockbox does not accept) are
 // skipped, because identity providers publish those next to the signing keys

@@ -2,6 +2,8 @@ package identity
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -25,6 +27,7 @@ type jwksServer struct {
 	*httptest.Server
 	mu      sync.Mutex
 	keys    []jose.JSONWebKey
+	raw     string // served instead of keys when set
 	down    bool
 	fetches atomic.Int64
 }
@@ -36,6 +39,9 @@ func newJWKSServer(t testing.TB, keys ...jose.JSONWebKey) *jwksServer {
 		s.fetches.Add(1)
 		s.mu.Lock()
 		down, body := s.down, must(json.Marshal(jose.JSONWebKeySet{Keys: s.keys}))
+		if s.raw != "" {
+			body = []byte(s.raw)
+		}
 		s.mu.Unlock()
 		if down {
 			// The connection drops without an answer, as an unreachable
@@ -52,7 +58,14 @@ func newJWKSServer(t testing.TB, keys ...jose.JSONWebKey) *jwksServer {
 func (s *jwksServer) serve(keys ...jose.JSONWebKey) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.keys = keys
+	s.keys, s.raw = keys, ""
+}
+
+// serveRaw makes the endpoint answer body, as it is.
+func (s *jwksServer) serveRaw(body string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.raw = body
 }
 
 func (s *jwksServer) setDown(down bool) {
@@ -168,6 +181,75 @@ func TestJWKSURLRetiredKeyLeavesCache(t *testing.T) {
 	}
 	_, err := v.Verify(context.Background(), oldTok)
 	checkResult(t, Principal{}, err, Principal{}, "unknown signing key")
+}
+
+// TestJWKSURLRefusedDocumentEndsUnlistedKeys: the provider retires a key
+// and, in the same document, publishes one Lockbox refuses (here a weak RSA
+// key). The document is refused and the new keys are not loaded, but it
+// still says which keys the provider stands by: a key it no longer lists,
+// or lists with other material, stops working at that fetch, as the retired
+// key of an accepted document does, instead of verifying for up to
+// MaxKeyAge. An answer that is no key set at all says nothing and keeps
+// the keys.
+func TestJWKSURLRefusedDocumentEndsUnlistedKeys(t *testing.T) {
+	keys, retired, other := newTestKeys(t), newTestKeys(t), newTestKeys(t)
+	weak := must(rsa.GenerateKey(rand.Reader, 1024))
+	retiredJWK := jose.JSONWebKey{Key: &retired.ec.PublicKey, KeyID: "retired", Algorithm: string(jose.ES256), Use: "sig"}
+	stayJWK := jose.JSONWebKey{Key: &keys.ec.PublicKey, KeyID: "stay", Algorithm: string(jose.ES256), Use: "sig"}
+	weakJWK := jose.JSONWebKey{Key: &weak.PublicKey, KeyID: "legacy", Use: "sig"}
+	retiredTok := tok{alg: jose.ES256, key: retired.ec, kid: "retired"}.sign(t)
+	stayTok := tok{alg: jose.ES256, key: keys.ec, kid: "stay"}.sign(t)
+	operator := Principal{Subject: "alice@example.test", Roles: []Role{RoleOperator}}
+
+	idp := newJWKSServer(t, retiredJWK, stayJWK)
+	clk := clock.NewFake(testNow)
+	for name, v := range urlVerifiers(t, idp.URL, clk, Config{}) {
+		t.Run(name, func(t *testing.T) {
+			idp.serve(retiredJWK, stayJWK)
+			v.refetch(t)
+			for _, raw := range []string{retiredTok, stayTok} {
+				p, err := v.Verify(context.Background(), raw)
+				checkResult(t, p, err, operator, "")
+			}
+			refused := func() {
+				t.Helper()
+				if err := v.issuers[testIssuer].src.load(context.Background()); err == nil {
+					t.Fatal("the document was accepted")
+				}
+			}
+
+			// Not a key set: nothing changes.
+			for _, body := range []string{"<html>maintenance</html>", `{"error":"busy"}`} {
+				idp.serveRaw(body)
+				refused()
+				for _, raw := range []string{retiredTok, stayTok} {
+					p, err := v.Verify(context.Background(), raw)
+					checkResult(t, p, err, operator, "")
+				}
+			}
+
+			// "retired" left the set; "stay" is still in it.
+			idp.serve(stayJWK, weakJWK)
+			refused()
+			p, err := v.Verify(context.Background(), retiredTok)
+			checkResult(t, p, err, operator, "unknown signing key")
+			p, err = v.Verify(context.Background(), stayTok)
+			checkResult(t, p, err, operator, "")
+
+			// "stay" is listed with other material: it is not the key
+			// that verified the token.
+			idp.serve(jose.JSONWebKey{Key: &other.ec.PublicKey, KeyID: "stay", Algorithm: string(jose.ES256), Use: "sig"}, weakJWK)
+			refused()
+			p, err = v.Verify(context.Background(), stayTok)
+			checkResult(t, p, err, operator, "no verification keys")
+
+			// An accepted document brings keys back.
+			idp.serve(retiredJWK, stayJWK)
+			v.refetch(t)
+			p, err = v.Verify(context.Background(), stayTok)
+			checkResult(t, p, err, operator, "")
+		})
+	}
 }
 
 // TestJWKSURLSameKeysKeepGeneration: a refresh that finds the same keys

@@ -212,6 +212,7 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 			accept := func(b []byte) error {
 				ks, err := parseJWKS(b, is.cfg.JWKSURL)
 				if err != nil {
+					is.withdrawUnlisted(b)
 					return err
 				}
 				is.publish(ks)
