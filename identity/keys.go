@@ -200,6 +200,13 @@ func parseHMACSecret(b []byte, path string) (*keySet, error) {
 	if len(secret) < minHMACSecret {
 		return nil, fmt.Errorf("hmac secret %s: %d bytes, need at least %d", path, len(secret), minHMACSecret)
 	}
+	// A JWKS, a JWK or a PEM key here is a key file named by the wrong
+	// setting. Used as a secret, it would let anyone who can read those
+	// public keys (the identity provider publishes them) MAC tokens that
+	// verify: algorithm confusion, set up by the configuration.
+	if t := bytes.TrimSpace(secret); (len(t) > 0 && t[0] == '{' && json.Valid(t)) || bytes.Contains(t, []byte("-----BEGIN ")) {
+		return nil, fmt.Errorf("hmac secret %s: holds public keys (a JWKS, JWK or PEM file), not a secret; use a JWKS file setting for keys", path)
+	}
 	return newKeySet([]verifyKey{{alg: jose.HS256, key: secret}})
 }
 

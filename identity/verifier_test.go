@@ -689,6 +689,12 @@ func TestNewVerifierRejectsBadKeyFiles(t *testing.T) {
 		{name: "only an encryption key", jwks: []jose.JSONWebKey{{Key: &keys.rsa.PublicKey, KeyID: "enc", Use: "enc"}}, wantErr: "no usable signing keys"},
 		{name: "only unsupported algorithms", jwks: []jose.JSONWebKey{{Key: &keys.rsa.PublicKey, KeyID: "ps", Algorithm: "PS256"}, {Key: p384.Public(), KeyID: "p384"}}, wantErr: "no usable signing keys"},
 		{name: "hmac secret too short", hmac: true, raw: strings.Repeat("k", 31) + "\n", wantErr: "need at least 32"},
+		// Public keys named as the HMAC secret (a swapped setting): anyone
+		// who can read them could MAC tokens with them, which is
+		// algorithm confusion set up by the configuration.
+		{name: "hmac secret file holding a JWKS", hmac: true, raw: string(must(json.Marshal(jose.JSONWebKeySet{Keys: keys.jwks()}))), wantErr: "public keys"},
+		{name: "hmac secret file holding a PEM public key", hmac: true, raw: string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: must(x509.MarshalPKIXPublicKey(&keys.rsa.PublicKey))})), wantErr: "public keys"},
+		{name: "hmac secret file holding a JWK", hmac: true, raw: "  " + string(must(json.Marshal(edJWK))) + "\n", wantErr: "public keys"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
