@@ -124,6 +124,23 @@ func TestIssuerScope(t *testing.T) {
 			want:  Principal{Subject: "gina@contoso.example", TenantID: "contoso", Roles: []Role{RoleGlobalAdmin, RoleApprover}},
 		},
 		{
+			// A format character shown to whoever reads the address
+			// (RIGHT-TO-LEFT OVERRIDE here) can make it look like another.
+			name:  "contoso e-mail with a bidi override",
+			token: signedBy(contosoIssuer, contosoIssuer, func(c map[string]any) { contosoUser(c); c["upn"] = "gina@\u202eelpmaxe.osotnoc" }),
+			want:  Principal{Subject: "gina@contoso.example", TenantID: "contoso", Roles: []Role{RoleGlobalAdmin, RoleApprover}},
+		},
+		{
+			name:  "contoso e-mail with a control character",
+			token: signedBy(contosoIssuer, contosoIssuer, func(c map[string]any) { contosoUser(c); c["upn"] = "gina\u0007@contoso.example" }),
+			want:  Principal{Subject: "gina@contoso.example", TenantID: "contoso", Roles: []Role{RoleGlobalAdmin, RoleApprover}},
+		},
+		{
+			name:  "contoso e-mail with a non-ASCII letter",
+			token: signedBy(contosoIssuer, contosoIssuer, func(c map[string]any) { contosoUser(c); c["upn"] = "g\u00efna@contoso.example" }),
+			want:  Principal{Subject: "gina@contoso.example", TenantID: "contoso", Roles: []Role{RoleGlobalAdmin, RoleApprover}, Email: "g\u00efna@contoso.example"},
+		},
+		{
 			name:       "contoso e-mail not a string",
 			token:      signedBy(contosoIssuer, contosoIssuer, func(c map[string]any) { contosoUser(c); c["upn"] = []string{"a@b.example"} }),
 			wantReason: "malformed claims",

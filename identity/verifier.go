@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
@@ -516,9 +517,15 @@ func (is *issuer) principal(claims map[string]json.RawMessage, now time.Time, le
 
 // plainAddress returns s if it is a plain e-mail address ("a@b.example",
 // no display name), "" otherwise. The address is only shown, so one Lockbox
-// can't read is dropped rather than refusing the token.
+// can't read is dropped rather than refusing the token. net/mail takes any
+// non-ASCII in an address (RFC 6532), format characters too: a
+// right-to-left override would show one address as another to whoever
+// reads it, so those are dropped, with control characters.
 func plainAddress(s string) string {
 	if s == "" || len(s) > 254 {
+		return ""
+	}
+	if strings.ContainsFunc(s, func(r rune) bool { return unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp) }) {
 		return ""
 	}
 	a, err := mail.ParseAddress(s)
