@@ -223,25 +223,17 @@ var jwksAlgs = map[jose.SignatureAlgorithm]bool{
 // errors. Files and URLs go through this one function, so a key fetched
 // from an identity provider passes exactly the checks a key in a file does.
 func parseJWKS(b []byte, path string) (*keySet, error) {
-	var set jose.JSONWebKeySet
-	if err := json.Unmarshal(b, &set); err != nil {
+	entries, _, err := readJWKS(b)
+	if err != nil {
 		return nil, fmt.Errorf("jwks %s: %w", path, err)
 	}
-	// go-jose does not read "key_ops": the same keys again, as members, for
-	// what it leaves out. Both decodes read the one "keys" array, so the
-	// indexes agree.
-	var members struct{ Keys []map[string]json.RawMessage }
-	if err := json.Unmarshal(b, &members); err != nil || len(members.Keys) != len(set.Keys) {
-		return nil, fmt.Errorf("jwks %s: keys not readable", path)
-	}
 	var keys []verifyKey
-	for i, jwk := range set.Keys {
-		k, usable, err := jwksKey(jwk, members.Keys[i])
-		if err != nil {
-			return nil, fmt.Errorf("jwks %s: key %d (kid %q): %w", path, i, jwk.KeyID, err)
+	for i, e := range entries {
+		if e.err != nil {
+			return nil, fmt.Errorf("jwks %s: key %d (kid %q): %w", path, i, e.kid, e.err)
 		}
-		if usable {
-			keys = append(keys, k)
+		if e.usable {
+			keys = append(keys, e.key)
 		}
 	}
 	ks, err := newKeySet(keys)
@@ -255,30 +247,112 @@ func parseJWKS(b []byte, path string) (*keySet, error) {
 // the fingerprints (see fingerprint) of the keys in it that would be usable
 // on their own. ok is false when b is not a key set at all.
 func listedKeys(b []byte) (listed map[[32]byte]bool, ok bool) {
-	var doc struct {
-		Keys *[]json.RawMessage `json:"keys"`
-	}
-	if json.Unmarshal(b, &doc) != nil || doc.Keys == nil {
+	entries, hasKeys, err := readJWKS(b)
+	if err != nil || !hasKeys {
 		return nil, false
 	}
 	listed = map[[32]byte]bool{}
-	for _, raw := range *doc.Keys {
-		var (
-			jwk     jose.JSONWebKey
-			members map[string]json.RawMessage
-		)
-		if json.Unmarshal(raw, &jwk) != nil || json.Unmarshal(raw, &members) != nil {
+	for _, e := range entries {
+		if e.err != nil || !e.usable {
 			continue
 		}
-		k, usable, err := jwksKey(jwk, members)
-		if err != nil || !usable {
-			continue
-		}
-		if fp, err := fingerprint([]verifyKey{k}); err == nil {
+		if fp, err := fingerprint([]verifyKey{e.key}); err == nil {
 			listed[fp] = true
 		}
 	}
 	return listed, true
+}
+
+// jwksEntry is one key of a JWKS document, as Lockbox reads it: a usable
+// key, one skipped (neither usable nor an error), or a plainly wrong one.
+type jwksEntry struct {
+	key    verifyKey
+	usable bool
+	err    error
+	kid    string // for errors
+}
+
+// readJWKS reads the keys of a JWKS document one by one; hasKeys is false
+// when it has no "keys" member. Reading them one by one, rather than as a
+// go-jose JSONWebKeySet, is what lets a key go-jose can't read be skipped
+// when it is not for Lockbox, and gives each key's members, such as
+// "key_ops", which go-jose does not read.
+func readJWKS(b []byte) (entries []jwksEntry, hasKeys bool, err error) {
+	var doc struct {
+		Keys *[]json.RawMessage `json:"keys"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		return nil, false, err
+	}
+	if doc.Keys == nil {
+		return nil, false, nil
+	}
+	for _, raw := range *doc.Keys {
+		entries = append(entries, readJWK(raw))
+	}
+	return entries, true, nil
+}
+
+func readJWK(raw json.RawMessage) jwksEntry {
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &members); err != nil || members == nil {
+		return jwksEntry{err: errors.New("not a JSON object")}
+	}
+	var e jwksEntry
+	e.kid, _ = memberString(members, "kid")
+	var jwk jose.JSONWebKey
+	if err := json.Unmarshal(raw, &jwk); err != nil {
+		// An identity provider may publish keys go-jose does not know
+		// (an X25519 encryption key, a post-quantum signing key) next to
+		// its signing keys; adding one must not break Lockbox. One that
+		// claims to be a key Lockbox verifies with is wrong, though.
+		if !verifiesWith(members) {
+			return e
+		}
+		e.err = err
+		return e
+	}
+	e.key, e.usable, e.err = jwksKey(jwk, members)
+	return e
+}
+
+// verifiesWith reports whether a key go-jose could not read says, by its
+// members, that it is one Lockbox would verify with: for signatures, with
+// an algorithm of jwksAlgs, and of a type those use.
+func verifiesWith(m map[string]json.RawMessage) bool {
+	if use, ok := memberString(m, "use"); ok && use != "sig" {
+		return false
+	}
+	if raw, ok := m["key_ops"]; ok {
+		var ops []string
+		if json.Unmarshal(raw, &ops) == nil && !slices.Contains(ops, "verify") {
+			return false
+		}
+	}
+	if alg, ok := memberString(m, "alg"); ok && !jwksAlgs[jose.SignatureAlgorithm(alg)] {
+		return false
+	}
+	kty, _ := memberString(m, "kty")
+	crv, _ := memberString(m, "crv")
+	switch kty {
+	case "RSA":
+		return true
+	case "EC":
+		return crv == "P-256"
+	case "OKP":
+		return crv == "Ed25519"
+	}
+	return false
+}
+
+// memberString reads a string member of a JSON object; ok is false when
+// it is absent or not a string.
+func memberString(m map[string]json.RawMessage, name string) (s string, ok bool) {
+	raw, present := m[name]
+	if !present || json.Unmarshal(raw, &s) != nil {
+		return "", false
+	}
+	return s, true
 }
 
 // jwksKey turns one JWK into a verification key. Keys meant for something

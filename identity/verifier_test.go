@@ -811,6 +811,48 @@ func TestJWKSSkipsKeysNotForVerifying(t *testing.T) {
 	}
 }
 
+// TestJWKSSkipsKeysItCannotRead: keys of a type go-jose can't read (an
+// X25519 encryption key, a post-quantum signing key) are skipped when they
+// are plainly not for Lockbox, instead of making the whole document
+// unreadable: then an identity provider that adds one would freeze the
+// issuer's keys, or leave it without any. A key that says it is for
+// Lockbox but can't be read is still an error.
+func TestJWKSSkipsKeysItCannotRead(t *testing.T) {
+	keys := newTestKeys(t)
+	ed := string(must(json.Marshal(jose.JSONWebKey{Key: keys.ed.Public(), KeyID: "ed", Use: "sig"})))
+	write := func(t *testing.T, others ...string) string {
+		path := filepath.Join(t.TempDir(), "jwks.json")
+		must0(t, os.WriteFile(path, []byte(`{"keys":[`+strings.Join(append([]string{ed}, others...), ",")+`]}`), 0o644))
+		return path
+	}
+	x25519 := `{"kty":"OKP","crv":"X25519","kid":"enc","use":"enc","x":"hSDwCYkwp1R0i33ctD73Wg2_Og0mOBr066SpjqqbTmo"}`
+	mldsa := `{"kty":"AKP","alg":"ML-DSA-44","kid":"pq","use":"sig","pub":"AAAA"}`
+	unknown := `{"kty":"XYZ","kid":"future"}`
+	v, err := NewVerifier(Config{Issuer: testIssuer, Audience: testAudience, JWKSFile: write(t, x25519, mldsa, unknown), Now: fixedNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	operator := Principal{Subject: "alice@example.test", Roles: []Role{RoleOperator}}
+	p, err := v.Verify(context.Background(), tok{alg: jose.EdDSA, key: keys.ed, kid: "ed"}.sign(t))
+	checkResult(t, p, err, operator, "")
+	p, err = v.Verify(context.Background(), tok{alg: jose.EdDSA, key: keys.ed, kid: "enc"}.sign(t))
+	checkResult(t, p, err, operator, "unknown signing key")
+
+	for name, key := range map[string]string{
+		// The x of an Ed25519 key is 32 bytes.
+		"Ed25519 key of the wrong size": `{"kty":"OKP","crv":"Ed25519","kid":"short","x":"AAAA"}`,
+		"P-256 key off its curve":       `{"kty":"EC","crv":"P-256","kid":"off","use":"sig","x":"AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE","y":"AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE"}`,
+		"RSA key without a modulus":     `{"kty":"RSA","kid":"rsa","alg":"RS256","e":"AQAB"}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := NewVerifier(Config{Issuer: testIssuer, Audience: testAudience, JWKSFile: write(t, key), Now: fixedNow})
+			if err == nil || !strings.Contains(err.Error(), "key 1 (kid") {
+				t.Fatalf("NewVerifier = %v, want an error naming the key it can't read", err)
+			}
+		})
+	}
+}
+
 func TestReload(t *testing.T) {
 	oldKeys, newKeys := newTestKeys(t), newTestKeys(t)
 	v, path := newJWKSVerifier(t, jose.JSONWebKey{Key: oldKeys.ed.Public(), KeyID: "old"})
