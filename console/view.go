@@ -193,7 +193,7 @@ var titles = map[string]string{
 	"confirm":     "Confirm",
 	"new":         "New lockbox request",
 	"settings":    "Customer Lockbox settings",
-	"approvers":   "Customer Lockbox approvers",
+	"approvers":   "Customer Lockbox access approvers",
 	"audit":       "Audit log",
 	"tenants":     "Tenants",
 	"tenant":      "Tenant",
@@ -288,9 +288,11 @@ var roleLabels = map[identity.Role]string{
 	identity.RoleOperator:       "Support engineer",
 	identity.RoleSupportManager: "Support manager",
 	identity.RoleGlobalAdmin:    "Global administrator",
-	identity.RoleApprover:       "Customer Lockbox approver",
-	identity.RoleAuditReader:    "Audit reader",
-	identity.RoleLockboxAdmin:   "Lockbox administrator",
+	// The contract's and Microsoft 365's name of the role, as the API,
+	// lockboxctl and README write it.
+	identity.RoleApprover:     "Customer Lockbox access approver",
+	identity.RoleAuditReader:  "Audit reader",
+	identity.RoleLockboxAdmin: "Lockbox administrator",
 }
 
 // humanDuration writes d as "3h 05m", "12m" or "45s".
