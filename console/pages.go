@@ -591,7 +591,8 @@ func (c *Console) act(w http.ResponseWriter, r *http.Request, sess Session) erro
 		return httperr.New(http.StatusNotFound, "not_found", "There is no such action.")
 	}
 	id, comment := r.PathValue("id"), strings.TrimSpace(r.PostFormValue("comment"))
-	if _, err := c.cfg.Requests.Act(r.Context(), id, a, actor(r, sess), comment); err != nil {
+	done, err := c.cfg.Requests.Act(r.Context(), id, a, actor(r, sess), comment)
+	if err != nil {
 		status, _, msg := httperr.FromError(err)
 		if status >= http.StatusInternalServerError || status == http.StatusNotFound {
 			return err
@@ -614,7 +615,14 @@ func (c *Console) act(w http.ResponseWriter, r *http.Request, sess Session) erro
 			Offered: slices.ContainsFunc(offered, func(a actionView) bool { return a.Name == name })})
 		return nil
 	}
-	seeOther(w, r, "/console/requests/"+url.PathEscape(id)+"?done="+name)
+	flash := name
+	if a == grants.ActionApprove && done.State == grants.StatePendingCustomer {
+		// The manager's approval, with the tenant's Customer Lockbox on:
+		// nothing is approved yet, and "The request was approved." would
+		// tell the manager the engineer has access.
+		flash = "approve_forwarded"
+	}
+	seeOther(w, r, "/console/requests/"+url.PathEscape(id)+"?done="+flash)
 	return nil
 }
 

@@ -202,16 +202,17 @@ var titles = map[string]string{
 // flashes are the confirmations shown after an action, by a fixed code in
 // the redirect's query: the page never echoes text from the URL.
 var flashes = map[string]string{
-	"approve":          "The request was approved.",
-	"deny":             "The request was denied.",
-	"revoke":           "Access was revoked.",
-	"cancel":           "The request was canceled.",
-	"created":          "The request was filed. A support manager reviews it next.",
-	"settings":         "Settings saved.",
-	"approver_added":   "Approver added.",
-	"approver_removed": "Approver removed.",
-	"tenant_onboarded": "The tenant was onboarded.",
-	"tenant_updated":   "The tenant's entry was saved.",
+	"approve":           "The request was approved.",
+	"approve_forwarded": "You approved the request for the provider. It now awaits the approvers of the tenant: access starts only with their approval.",
+	"deny":              "The request was denied.",
+	"revoke":            "Access was revoked.",
+	"cancel":            "The request was canceled.",
+	"created":           "The request was filed. A support manager reviews it next.",
+	"settings":          "Settings saved.",
+	"approver_added":    "Approver added.",
+	"approver_removed":  "Approver removed.",
+	"tenant_onboarded":  "The tenant was onboarded.",
+	"tenant_updated":    "The tenant's entry was saved.",
 }
 
 // fail renders a domain error with the status and message the API would

@@ -499,7 +499,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	mgr.step("write a comment", chromedp.SendKeys(chromedp.CSS("#comment"), "case checked by mary"))
 	mgr.shot("confirm-manager")
 	mgr.follow(`[data-testid="confirm"]`)
-	mgr.want(`[data-testid="flash"]`, "The request was approved.")
+	mgr.want(`[data-testid="flash"]`, "It now awaits the approvers of the tenant")
 	mgr.want(`[data-testid="state"]`, "Awaiting customer")
 	mgr.want(".details", "Manager approval")
 
