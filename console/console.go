@@ -243,6 +243,13 @@ func New(cfg Config) (*Console, error) {
 	if c.staff, c.orgs, err = newOIDCClients(cfg.OIDC, cfg.PublicURL, c.log); err != nil {
 		return nil, err
 	}
+	for _, oc := range c.orgs {
+		oc.assigned = c.assignedApprover
+	}
+	if c.staff != nil {
+		// In the shared scope the tenant claim makes a tenant's users.
+		c.staff.assigned = c.assignedApprover
+	}
 	c.routes()
 	return c, nil
 }

@@ -235,7 +235,7 @@ func (o *oidcClient) refresh(ctx context.Context, refreshToken string, now func(
 	if err != nil {
 		return refreshedIdentity{}, tok.RefreshToken, err
 	}
-	id, code, err := o.identify(idt)
+	id, code, err := o.identify(ctx, idt)
 	if code != "" {
 		return refreshedIdentity{}, "", fmt.Errorf("%s: %w", code, err)
 	}

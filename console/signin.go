@@ -130,6 +130,11 @@ type oidcClient struct {
 	// algs the signing algorithms its ID tokens may use.
 	keys *oidc.RemoteKeySet
 	algs []string
+
+	// assigned reports whether a user of a tenant whose ID token names no
+	// Lockbox role is an approver the tenant's global administrators
+	// assigned (Console.assignedApprover); nil: none is.
+	assigned func(ctx context.Context, p identity.Principal) (bool, error)
 }
 
 func newOIDCClient(cfg OIDCConfig, publicURL string, log *slog.Logger) (*oidcClient, error) {
@@ -423,7 +428,7 @@ var signinProblems = map[string]string{
 	"expired":     "Your sign-in took too long or was started in another browser. Please sign in again.",
 	"denied":      "The identity provider did not sign you in.",
 	"failed":      "Signing in failed. Please try again; if it keeps failing, ask your administrator to check Lockbox's log.",
-	"no_roles":    "Your account has no Lockbox role. Ask your administrator for one of: operator, support-manager, global-admin, lockbox-approver, audit-reader.",
+	"no_roles":    "Your account has no Lockbox role. Ask your administrator for one of: operator, support-manager, global-admin, lockbox-approver, audit-reader; or ask a global administrator of your organization to assign you as a Customer Lockbox access approver.",
 	"invalid":     "Your account's identity can't be used by Lockbox (its user or tenant id has characters Lockbox does not accept).",
 	"unknown_org": "No organization of that name signs in here. Check its name, or ask your administrator for your organization's sign-in link.",
 	"no_oidc":     "Organization sign-in links don't work on this server: it has no identity provider set up for the admin center.",
@@ -743,12 +748,33 @@ type identified struct {
 // identify maps a verified ID token's claims with the issuer's scope (see
 // principal), for a sign-in and for a re-verification alike. When they
 // can't make a principal it returns the sign-in problem code and why.
-func (o *oidcClient) identify(idt *oidc.IDToken) (identified, string, error) {
+//
+// A user with no Lockbox role is refused unless they are a user of a
+// tenant whom its global administrators assigned as an approver: that
+// assignment, kept in Lockbox, is the Customer Lockbox access approver
+// role of the product contract, and the lockbox-approver role in a token
+// grants nothing by itself, so an identity provider need not send it. An
+// approver who decides through the API without the claim decides here too.
+// The session names the role the assignment gives; a re-verification asks
+// again, so a removed assignment ends the session.
+func (o *oidcClient) identify(ctx context.Context, idt *oidc.IDToken) (identified, string, error) {
 	var claims map[string]any
 	if err := idt.Claims(&claims); err != nil {
 		return identified{}, "failed", err
 	}
 	p, name, code := o.principal(claims)
+	if code == "" && len(p.Roles) == 0 {
+		code = "no_roles"
+		if p.TenantID != "" && o.assigned != nil {
+			ok, err := o.assigned(ctx, p)
+			if err != nil {
+				return identified{}, "failed", fmt.Errorf("whether %q is an approver of %s: %w", p.Subject, p.TenantID, err)
+			}
+			if ok {
+				p.Roles, code = []identity.Role{identity.RoleApprover}, ""
+			}
+		}
+	}
 	if code != "" {
 		return identified{}, code, fmt.Errorf("claims of %q from %s can't be used", idt.Subject, o.cfg.Issuer)
 	}
@@ -815,7 +841,8 @@ func (c *Console) oldCallback(w http.ResponseWriter, r *http.Request) {
 
 // principal maps ID token claims to a Principal with the issuer's scope,
 // as the API's verifier maps bearer tokens. It returns a sign-in problem
-// code when the claims can't make one.
+// code when the claims can't make one. A principal without roles is
+// returned as it is: identify decides whether it signs in.
 func (o *oidcClient) principal(claims map[string]any) (identity.Principal, string, string) {
 	sub, _ := claims[o.cfg.SubjectClaim].(string)
 	var tid string
@@ -843,9 +870,6 @@ func (o *oidcClient) principal(claims map[string]any) (identity.Principal, strin
 	p, err := o.cfg.Scope.Principal(sub, names, tid)
 	if err != nil {
 		return identity.Principal{}, "", "invalid"
-	}
-	if len(p.Roles) == 0 {
-		return identity.Principal{}, "", "no_roles"
 	}
 	if email, _ := claims[o.cfg.EmailClaim].(string); email != "" {
 		if a, err := mail.ParseAddress(email); err == nil && a.Name == "" && a.Address == email && len(email) <= 254 {

@@ -386,7 +386,7 @@ func (o *oidcClient) redeem(ctx context.Context, p *oidc.Provider, code string, 
 	if idt.Nonce != login.Nonce {
 		return refreshedIdentity{}, "", errors.New("id token nonce does not match")
 	}
-	id, problem, err := o.identify(idt)
+	id, problem, err := o.identify(ctx, idt)
 	if problem != "" {
 		return refreshedIdentity{}, "", &claimsProblem{code: problem, err: err}
 	}

@@ -97,6 +97,17 @@ func (c *Console) decidesForTenant(ctx context.Context, p identity.Principal) (b
 	return c.readsSettings(ctx, p, p.TenantID)
 }
 
+// assignedApprover reports whether p, a user of a tenant whose token
+// carries no role, is an approver the tenant assigned: with no role, the
+// tenant's rule on who reads its settings (CanRead), which is who decides
+// its requests, holds only for them.
+func (c *Console) assignedApprover(ctx context.Context, p identity.Principal) (bool, error) {
+	if p.IsProvider() || len(p.Roles) != 0 {
+		return false, nil
+	}
+	return c.readsSettings(ctx, p, p.TenantID)
+}
+
 // readsSettings reports whether p may read tenant's settings and
 // approvers, so that a page links to them only for those it opens for.
 func (c *Console) readsSettings(ctx context.Context, p identity.Principal, tenant string) (bool, error) {
