@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -117,6 +118,9 @@ type globals struct {
 	output    outputValue
 	addr      string
 	tokenFile string
+	// insecureHTTP lets the token go over plain http to a server that is
+	// not loopback (--insecure-http).
+	insecureHTTP bool
 }
 
 // usageError is a wrong command line (exit code 2). Only an unknown or
@@ -223,6 +227,9 @@ func (e *env) report(err error) int {
 // client returns an API client for the global flags, with the token from
 // --token-file, LOCKBOX_TOKEN or lockboxctl login, in that order.
 func (e *env) client() (*client.Client, error) {
+	if err := e.checkPlainHTTP(); err != nil {
+		return nil, err
+	}
 	tok, err := e.token()
 	if err != nil {
 		return nil, err
@@ -232,6 +239,30 @@ func (e *env) client() (*client.Client, error) {
 		return nil, err
 	}
 	return client.New(apiURL(e.g.addr), tok, client.WithUserAgent("lockboxctl/"+version()), client.WithHTTPClient(hc))
+}
+
+// checkPlainHTTP refuses an http:// API address that is not loopback,
+// before anything is sent: every call carries the bearer token, which
+// anyone on the path could read and replay for as long as it lives.
+// Loopback http is lockbox dev's (and a port-forward's); --insecure-http
+// is for a network the user trusts.
+func (e *env) checkPlainHTTP() error {
+	u, err := url.Parse(apiURL(e.g.addr))
+	if err != nil || !strings.EqualFold(u.Scheme, "http") || e.g.insecureHTTP || isLoopback(u.Hostname()) {
+		return nil // client.New judges the rest
+	}
+	return &usageError{msg: fmt.Sprintf("%s is plain http to a server that is not loopback, so the token would cross the network readable by anyone on the way: "+
+		"use https, or pass --insecure-http to send it anyway", u.Redacted())}
+}
+
+// isLoopback reports whether host names this machine's loopback:
+// localhost, or an address in 127.0.0.0/8 or ::1.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func (e *env) token() (string, error) {

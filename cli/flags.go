@@ -231,6 +231,7 @@ func (e *env) psFlagSet(name string) *flag.FlagSet {
 	fs.StringVar(&e.g.addr, "addr", e.g.addr, "")
 	fs.StringVar(&e.g.addr, "server", e.g.addr, "")
 	fs.StringVar(&e.g.tokenFile, "token-file", e.g.tokenFile, "")
+	fs.BoolVar(&e.g.insecureHTTP, "insecure-http", e.g.insecureHTTP, "")
 	return fs
 }
 
