@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -102,19 +103,40 @@ func writeYAML(w io.Writer, v any) error {
 	return err
 }
 
-// blockStyle clears the flow and quoting styles the JSON brought; the
-// encoder still quotes any string that would read back as another type.
-// A string holding an unsafeHigh rune is double-quoted, the one style with
-// escapes, so writeYAML can escape it.
+// blockStyle clears the flow and quoting styles the JSON brought. A
+// string holding an unsafeHigh rune is double-quoted, the one style with
+// escapes, so writeYAML can escape it; so is one that a YAML reader could
+// take for another type (plainString).
 func blockStyle(n *yaml.Node) {
 	n.Style = 0
-	if n.Kind == yaml.ScalarNode && strings.IndexFunc(n.Value, unsafeHigh) >= 0 {
+	if n.Kind == yaml.ScalarNode && (strings.IndexFunc(n.Value, unsafeHigh) >= 0 || n.ShortTag() == "!!str" && !plainString(n.Value)) {
 		n.Style = yaml.DoubleQuotedStyle
 	}
 	for _, c := range n.Content {
 		blockStyle(c)
 	}
 }
+
+// yaml11Implicit matches the plain scalars YAML 1.1 reads as another type
+// than a string: its type repository's bool, int, float, null, timestamp,
+// merge and value (yaml.org/type), as PyYAML, SnakeYAML or yaml.v2 read
+// them.
+var yaml11Implicit = regexp.MustCompile(`^(?:` +
+	`y|Y|yes|Yes|YES|n|N|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF` + // bool
+	`|[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+|[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+` + // int
+	`|[-+]?(?:[0-9][0-9_]*)?\.[0-9.]*(?:[eE][-+][0-9]+)?|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*` + // float
+	`|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)` +
+	`|~|null|Null|NULL|` + // null
+	`|[0-9][0-9][0-9][0-9]-[0-9][0-9]?-[0-9][0-9]?(?:(?:[Tt]|[ \t]+)[0-9][0-9]?:[0-9][0-9]:[0-9][0-9](?:\.[0-9]*)?(?:[ \t]*Z|[-+][0-9][0-9]?(?::[0-9][0-9])?)?)?` + // timestamp
+	`|<<|=)$`) // merge, value
+
+// plainString reports whether s may be written unquoted and still read
+// back as a string by YAML 1.1 readers as by 1.2 ones. The encoder quotes
+// what YAML 1.2 would read as another type, not what 1.1 would: it wrote
+// an audit record's CreationTime (2026-03-04T10:00:00, a 1.1 timestamp),
+// "no", "on" or "y" (1.1 booleans) and "1:20" (a 1.1 base-60 integer)
+// plain, and a 1.1 reader changed their type.
+func plainString(s string) bool { return !yaml11Implicit.MatchString(s) }
 
 // emit prints the answer v of a command in the -o format: v itself as JSON
 // or YAML, ids one a line for -o id, else the table.
