@@ -86,6 +86,7 @@ func (e *env) auditSearch() *cobra.Command {
 			}
 			out := e.recordWriter()
 			next := ""
+			sent := cursors{q.Cursor: true}
 			for {
 				p, err := c.SearchAudit(e.ctx, q)
 				if err != nil {
@@ -97,6 +98,9 @@ func (e *env) auditSearch() *cobra.Command {
 				next = p.NextCursor
 				if !all || next == "" {
 					break
+				}
+				if err := sent.follow(next); err != nil {
+					return err
 				}
 				q.Cursor = next
 			}

@@ -21,12 +21,30 @@ func newestFirst(a, b wire.Request) int {
 		strings.Compare(b.Tenant, a.Tenant), strings.Compare(b.ID, a.ID))
 }
 
+// cursors are the cursors a listing read with --all has sent. A server
+// that answers one of them again (a bug, or a cache in front of it
+// answering the first page) would have --all print the same pages for
+// ever, so lockboxctl stops there.
+type cursors map[string]bool
+
+// follow records next, the cursor a page answered, before it is sent, and
+// refuses one sent before.
+func (c cursors) follow(next string) error {
+	if c[next] {
+		return fmt.Errorf("the server gave the cursor %s again: stopped reading pages, as following it would repeat them without end", next)
+	}
+	c[next] = true
+	return nil
+}
+
 // pager reads one listing page by page, a request at a time.
 type pager struct {
 	c    *client.Client
 	opts client.ListOptions
 	buf  []wire.Request
 	done bool
+	// sent are the cursors sent so far, the first page's among them.
+	sent cursors
 }
 
 // peek returns the listing's next request, reading a page when it has none
@@ -38,6 +56,11 @@ func (p *pager) peek(e *env) (wire.Request, bool, error) {
 			return wire.Request{}, false, err
 		}
 		p.buf, p.opts.Cursor, p.done = pg.Requests, pg.NextCursor, pg.NextCursor == ""
+		if !p.done {
+			if err := p.sent.follow(pg.NextCursor); err != nil {
+				return wire.Request{}, false, err
+			}
+		}
 	}
 	if len(p.buf) == 0 {
 		return wire.Request{}, false, nil

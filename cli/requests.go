@@ -380,6 +380,7 @@ func (e *env) listStates(c *client.Client, opts client.ListOptions, states []wir
 		if len(states) == 1 {
 			opts.State = states[0]
 		}
+		sent := cursors{opts.Cursor: true}
 		for {
 			p, err := c.ListRequestsPage(e.ctx, opts)
 			if err != nil {
@@ -391,6 +392,9 @@ func (e *env) listStates(c *client.Client, opts client.ListOptions, states []wir
 			if !all || p.NextCursor == "" {
 				return p.NextCursor, p.NextCursor != "", nil
 			}
+			if err := sent.follow(p.NextCursor); err != nil {
+				return "", false, err
+			}
 			opts.Cursor = p.NextCursor
 		}
 	}
@@ -399,7 +403,7 @@ func (e *env) listStates(c *client.Client, opts client.ListOptions, states []wir
 		for i, st := range states {
 			o := opts
 			o.State = st
-			ps[i] = &pager{c: c, opts: o}
+			ps[i] = &pager{c: c, opts: o, sent: cursors{o.Cursor: true}}
 		}
 		return "", false, mergeAll(e, ps, out)
 	}
