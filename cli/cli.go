@@ -271,6 +271,15 @@ func (e *env) token() (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("reading --token-file: %w", err)
 		}
+		// Others who can read the file can use the token; who can change
+		// it can make commands run as someone else. ssh refuses a key
+		// file like that; this only warns, since a Kubernetes secret is
+		// mounted 0644 unless its defaultMode says otherwise. (The token
+		// lockboxctl login stores is refused: lockboxctl wrote it 0600.)
+		if fi, err := os.Stat(e.g.tokenFile); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o077 != 0 && runtime.GOOS != "windows" {
+			fmt.Fprintf(e.stderr, "lockboxctl: warning: --token-file %s is mode %04o: other users may read or change it (chmod 600 %s)\n",
+				clean(e.g.tokenFile), fi.Mode().Perm(), clean(e.g.tokenFile))
+		}
 		tok := strings.TrimRight(string(b), " \t\r\n")
 		if tok == "" {
 			return "", fmt.Errorf("--token-file %s is empty", e.g.tokenFile)
