@@ -90,20 +90,25 @@ func WithUserAgent(ua string) Option {
 func New(baseURL, token string, opts ...Option) (*Client, error) {
 	u, err := url.Parse(strings.TrimSpace(baseURL))
 	if err != nil {
-		// Not %w: a *url.Error here would read like a failed call.
-		return nil, fmt.Errorf("client: API address %q must be an http:// or https:// URL: %v", baseURL, err)
+		// Not %w: a *url.Error here would read like a failed call. Its
+		// reason only: the error repeats the address, password and all.
+		reason := err
+		if ue, ok := errors.AsType[*url.Error](err); ok {
+			reason = ue.Err
+		}
+		return nil, fmt.Errorf("client: API address %q must be an http:// or https:// URL: %v", redacted(baseURL), reason)
 	}
 	switch {
 	case u.Scheme != "http" && u.Scheme != "https":
-		return nil, fmt.Errorf("client: API address %q must be an http:// or https:// URL", baseURL)
+		return nil, fmt.Errorf("client: API address %q must be an http:// or https:// URL", u.Redacted())
 	case u.Host == "":
-		return nil, fmt.Errorf("client: API address %q has no host", baseURL)
+		return nil, fmt.Errorf("client: API address %q has no host", u.Redacted())
 	case u.User != nil:
 		// Credentials in the URL would travel beside the bearer token and
-		// end up in logs and error messages.
-		return nil, fmt.Errorf("client: API address %q must not contain user information", baseURL)
+		// end up in logs and error messages; this one shows no password.
+		return nil, fmt.Errorf("client: API address %q must not contain user information", u.Redacted())
 	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
-		return nil, fmt.Errorf("client: API address %q must not have a query or fragment", baseURL)
+		return nil, fmt.Errorf("client: API address %q must not have a query or fragment", u.Redacted())
 	}
 	// A token with whitespace or control characters is a copy-paste
 	// mistake (or an attempt to inject a header); refuse it here with a
@@ -129,6 +134,29 @@ func New(baseURL, token string, opts ...Option) (*Client, error) {
 		o(c)
 	}
 	return c, nil
+}
+
+// redacted is raw, an address url.Parse refused, with the password of
+// any user information in it replaced by "xxxxx", as url.URL.Redacted
+// writes it.
+func redacted(raw string) string {
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		return raw
+	}
+	authority := rest
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		authority = rest[:i]
+	}
+	at := strings.LastIndex(authority, "@")
+	if at < 0 {
+		return raw
+	}
+	user, _, hasPassword := strings.Cut(authority[:at], ":")
+	if !hasPassword {
+		return raw
+	}
+	return scheme + "://" + user + ":xxxxx" + rest[at:]
 }
 
 // sameOrigin is the default client's redirect policy: it follows no

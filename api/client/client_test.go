@@ -559,6 +559,22 @@ func TestNew(t *testing.T) {
 	}
 }
 
+// TestNewKeepsThePassword: an address refused for the credentials in it
+// is named without its password, as in every other message of the
+// client, so the refusal does not print the secret to a terminal or a CI
+// log.
+func TestNewKeepsThePassword(t *testing.T) {
+	for _, base := range []string{"https://user:s3cret@lockbox.example", "https://user:s3cret@lockbox.example/p?x=1", "https://user:s3cret@[::1"} {
+		_, err := New(base, "t")
+		if err == nil {
+			t.Fatalf("New(%q) = nil error", base)
+		}
+		if strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("New(%q): %v", base, err)
+		}
+	}
+}
+
 func TestOptionsAndPrefix(t *testing.T) {
 	f := &fake{body: `{"approvers":[]}`}
 	srv := httptest.NewServer(http.StripPrefix("/lockbox", f))
