@@ -227,7 +227,7 @@ func (e *env) report(err error) int {
 // client returns an API client for the global flags, with the token from
 // --token-file, LOCKBOX_TOKEN or lockboxctl login, in that order.
 func (e *env) client() (*client.Client, error) {
-	if err := e.checkPlainHTTP(); err != nil {
+	if err := e.checkAddr(); err != nil {
 		return nil, err
 	}
 	tok, err := e.token()
@@ -241,15 +241,20 @@ func (e *env) client() (*client.Client, error) {
 	return client.New(apiURL(e.g.addr), tok, client.WithUserAgent("lockboxctl/"+version()), client.WithHTTPClient(hc))
 }
 
-// checkPlainHTTP refuses an http:// API address that is not loopback,
-// before anything is sent: every call carries the bearer token, which
-// anyone on the path could read and replay for as long as it lives.
-// Loopback http is lockbox dev's (and a port-forward's); --insecure-http
-// is for a network the user trusts.
-func (e *env) checkPlainHTTP() error {
-	u, err := url.Parse(apiURL(e.g.addr))
+// checkAddr refuses, as a wrong command line (exit 2), an API address
+// the client can't call, and an http:// one that is not loopback, before
+// anything is sent: every call carries the bearer token, which anyone on
+// the path could read and replay for as long as it lives. Loopback http
+// is lockbox dev's (and a port-forward's); --insecure-http is for a
+// network the user trusts.
+func (e *env) checkAddr() error {
+	addr := apiURL(e.g.addr)
+	if _, err := client.New(addr, ""); err != nil {
+		return &usageError{msg: fmt.Sprintf("%s (--addr, $%s)", strings.TrimPrefix(err.Error(), "client: "), EnvAddr)}
+	}
+	u, err := url.Parse(addr)
 	if err != nil || !strings.EqualFold(u.Scheme, "http") || e.g.insecureHTTP || isLoopback(u.Hostname()) {
-		return nil // client.New judges the rest
+		return nil
 	}
 	return &usageError{msg: fmt.Sprintf("%s is plain http to a server that is not loopback, so the token would cross the network readable by anyone on the way: "+
 		"use https, or pass --insecure-http to send it anyway", u.Redacted())}

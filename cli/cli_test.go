@@ -1206,7 +1206,7 @@ func TestCommands(t *testing.T) {
 		{
 			name:      "bad --addr",
 			args:      []string{"request", "list", "--addr", "ftp://127.0.0.1:8080"},
-			wantCode:  1,
+			wantCode:  2,
 			wantCalls: []call{},
 			wantErr:   []string{"http:// or https://"},
 		},
