@@ -101,6 +101,17 @@ func (e *env) rootCommand() *cobra.Command {
 	root.AddCommand(e.powershellCommands()...)
 	root.AddCommand(e.versionCommand())
 	root.SetHelpCommand(e.helpCommand(root))
+	// cobra's completion command prints its help and succeeds when the
+	// shell is missing or one it has no script for (completion tcsh):
+	// like every other group, it is a wrong command line. Its scripts go
+	// to the writer root has when it is made.
+	root.SetOut(e.stdout)
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		if c.Name() == "completion" {
+			c.Args, c.RunE = cobra.ArbitraryArgs, e.group
+		}
+	}
 	return root
 }
 

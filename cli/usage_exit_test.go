@@ -5,10 +5,11 @@ import (
 	"testing"
 )
 
-// TestWrongCommandLineExitsTwo: an address lockboxctl can't use is a
-// wrong command line, as the README says of exit 2: nothing is sent, and a script can tell them from a call
-// that failed (exit 1). An address with a password in it is not echoed
-// with the password.
+// TestWrongCommandLineExitsTwo: an address lockboxctl can't use and a
+// shell completion has no script for are wrong command lines, as the
+// README says of exit 2: nothing is sent, and a script can tell them from
+// a call that failed (exit 1). An address with a password in it is not
+// echoed with the password.
 func TestWrongCommandLineExitsTwo(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
@@ -21,6 +22,7 @@ func TestWrongCommandLineExitsTwo(t *testing.T) {
 		{"an address without a host", []string{"approve", "R1", "--addr", "https://"}, nil, "no host"},
 		{"LOCKBOX_ADDR of another scheme", []string{"get", "requests"}, map[string]string{EnvAddr: "ftp://lockbox.example"}, EnvAddr},
 		{"an address with a password", []string{"get", "requests", "--addr", "https://user:s3cret@lockbox.example"}, nil, "user information"},
+		{"a shell completion has no script for", []string{"completion", "tcsh"}, nil, `unknown command "completion tcsh"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := run(t, tc.args, tc.env, nil)
