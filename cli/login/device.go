@@ -35,6 +35,18 @@ func (f *Flow) Device(ctx context.Context) (Token, error) {
 	if da.DeviceCode == "" || da.UserCode == "" || da.VerificationURI == "" {
 		return Token{}, fmt.Errorf("device authorization at %s: the answer lacks a device code, user code or verification URI", f.Issuer.URL)
 	}
+	// The user signs in there, password and all: held to the rule of the
+	// endpoints discovery names.
+	for _, u := range []struct{ name, url string }{
+		{"verification_uri", da.VerificationURI}, {"verification_uri_complete", da.VerificationURIComplete},
+	} {
+		if u.url == "" {
+			continue
+		}
+		if err := checkEndpoint(u.name, u.url); err != nil {
+			return Token{}, fmt.Errorf("device authorization at %s: %w", f.Issuer.URL, err)
+		}
+	}
 	// oauth2 set Expiry from expires_in on the wall clock. Without
 	// expires_in (RFC 8628 requires it) a provider that never answers
 	// expired_token had the polling go on until lockboxctl was killed.

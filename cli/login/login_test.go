@@ -193,3 +193,51 @@ func TestDeviceWithoutExpiresInEnds(t *testing.T) {
 		t.Errorf("gave up after %v, want %v", waited, DefaultDeviceCodeLifetime)
 	}
 }
+
+// TestDeviceVerificationURIMustBeHTTPS: the user signs in, password and
+// all, at the device authorization answer's verification_uri: one that is
+// plain http off loopback, like the endpoints discovery refuses, is
+// refused before the user is told to go there or the token endpoint is
+// polled.
+func TestDeviceVerificationURIMustBeHTTPS(t *testing.T) {
+	for _, c := range []struct {
+		name             string
+		verify, complete string
+	}{
+		{"verification_uri", "http://idp.example.com/device", ""},
+		{"verification_uri_complete", "https://idp.example.com/device", "http://idp.example.com/device?user_code=ABCD-EFGH"},
+		{"verification_uri", "idp.example.com/device", ""}, // not a URL
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var polls atomic.Int32
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				switch r.URL.Path {
+				case "/device":
+					doc := map[string]any{"device_code": "dc", "user_code": "ABCD-EFGH", "verification_uri": c.verify, "expires_in": 600, "interval": 5}
+					if c.complete != "" {
+						doc["verification_uri_complete"] = c.complete
+					}
+					_ = json.NewEncoder(w).Encode(doc)
+				case "/token":
+					polls.Add(1)
+					_ = json.NewEncoder(w).Encode(map[string]any{"access_token": "at", "token_type": "Bearer", "expires_in": 3600})
+				default:
+					http.NotFound(w, r)
+				}
+			}))
+			t.Cleanup(srv.Close)
+			told := false
+			f := &Flow{Issuer: Issuer{URL: srv.URL, TokenURL: srv.URL + "/token", DeviceAuthURL: srv.URL + "/device"}, ClientID: "lockboxctl",
+				Tell:  func(Prompt) { told = true },
+				Sleep: func(context.Context, time.Duration) error { return nil }}
+			_, err := f.Device(context.Background())
+			if err == nil || !strings.Contains(err.Error(), c.name) {
+				t.Errorf("Device: %v, want an error naming %s", err, c.name)
+			}
+			if told || polls.Load() != 0 {
+				t.Errorf("told the user: %v; token endpoint polled %d times", told, polls.Load())
+			}
+		})
+	}
+}
