@@ -260,14 +260,16 @@ func (e *env) checkAddr() error {
 		"use https, or pass --insecure-http to send it anyway", u.Redacted())}
 }
 
-// isLoopback reports whether host names this machine's loopback:
-// localhost, or an address in 127.0.0.0/8 or ::1.
+// isLoopback reports whether a connection to host stays on this machine:
+// localhost, an address in 127.0.0.0/8 or ::1, or no address at all (""
+// and 0.0.0.0 of a listen address copied from LOCKBOX_API_ADDR, which
+// dial this machine).
 func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
+	if host == "" || strings.EqualFold(host, "localhost") {
 		return true
 	}
 	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return ip != nil && (ip.IsLoopback() || ip.IsUnspecified())
 }
 
 func (e *env) token() (string, error) {

@@ -67,7 +67,9 @@ func TestPlainHTTPKeepsTheToken(t *testing.T) {
 		srv := httptest.NewServer(&fakeAPI{})
 		defer srv.Close()
 		_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
-		for _, addr := range []string{srv.URL, "127.0.0.1:" + port, "http://localhost:" + port} {
+		// A listen address copied from LOCKBOX_API_ADDR (":8080",
+		// "0.0.0.0:8080") dials this machine too.
+		for _, addr := range []string{srv.URL, "127.0.0.1:" + port, "http://localhost:" + port, ":" + port, "0.0.0.0:" + port} {
 			if code, stderr := ctl(t, "get", "requests", "--addr", addr); code != 0 {
 				t.Errorf("--addr %s: exit %d, %s", addr, code, stderr)
 			}
