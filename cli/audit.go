@@ -108,7 +108,7 @@ func (e *env) auditSearch() *cobra.Command {
 				return err
 			}
 			if next != "" && !e.g.output.structured() {
-				fmt.Fprintf(e.stderr, "More records: add --cursor %s (or use --all).\n", clean(next))
+				fmt.Fprintf(e.stderr, "More records: add --cursor %s (or use --all).\n", clean(shellWord(next)))
 			}
 			return nil
 		},

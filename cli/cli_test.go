@@ -1448,7 +1448,7 @@ func TestCursorHintIsShownNotInterpreted(t *testing.T) {
 		if res.code != 0 {
 			t.Fatalf("%v: exit %d: %s", tc.args, res.code, res.stderr)
 		}
-		if strings.ContainsAny(res.stderr, "\x1b\x07") || !strings.Contains(res.stderr, `--cursor c\u001b]52;c;cm0gLXJmIH4K\u0007\u001b[2J`) {
+		if strings.ContainsAny(res.stderr, "\x1b\x07") || !strings.Contains(res.stderr, `--cursor 'c\u001b]52;c;cm0gLXJmIH4K\u0007\u001b[2J'`) {
 			t.Errorf("%v: stderr %q", tc.args, res.stderr)
 		}
 	}

@@ -186,6 +186,20 @@ func unsafeRune(r rune) bool {
 	return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == '\u2028' || r == '\u2029'
 }
 
+// shellWord is s as one word of a POSIX shell command line, for a hint
+// the user copies onto one: as it is when every character is one the
+// shell reads as itself, else single-quoted. A cursor is the server's
+// text, and "--cursor x;rm -rf ~" would have run the rm.
+func shellWord(s string) string {
+	plain := s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || strings.ContainsRune("-_.=+/:,@%", r))
+	}) < 0
+	if plain {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
 // cell is clean text for a table cell, "-" when empty.
 func cell(s string) string {
 	if s == "" {

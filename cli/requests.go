@@ -361,7 +361,7 @@ func (e *env) list(opts client.ListOptions, states []wire.State, all bool) error
 	switch {
 	case !cut:
 	case next != "" && !e.g.output.structured():
-		fmt.Fprintf(e.stderr, "More requests: add --cursor %s (or use --all).\n", clean(next))
+		fmt.Fprintf(e.stderr, "More requests: add --cursor %s (or use --all).\n", clean(shellWord(next)))
 	case next == "":
 		fmt.Fprintln(e.stderr, "More requests: use --all.")
 	}
