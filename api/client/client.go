@@ -849,10 +849,34 @@ func decodeError(resp *http.Response) *APIError {
 		return e
 	}
 	e.Message = fmt.Sprintf("HTTP %d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
-	if s := snippet(b); s != "" {
+	if s := problem(b); s != "" {
+		e.Message += ": " + s
+	} else if s := snippet(b); s != "" {
 		e.Message += ": " + s
 	}
 	return e
+}
+
+// problem returns the title and detail of an RFC 9457 problem details
+// document (application/problem+json, which gateways and proxies in
+// front of the API answer with), or "" when b is none. Its start, which
+// snippet would show, is a type URI that may fill the snippet before the
+// detail comes. It is not Lockbox's error, so it sets no Code.
+func problem(b []byte) string {
+	var p struct {
+		Title  string `json:"title"`
+		Detail string `json:"detail"`
+	}
+	if json.Unmarshal(b, &p) != nil {
+		return ""
+	}
+	var parts []string
+	for _, s := range []string{p.Title, p.Detail} {
+		if s = strings.TrimSpace(s); s != "" {
+			parts = append(parts, s)
+		}
+	}
+	return snippet([]byte(strings.Join(parts, ": ")))
 }
 
 // snippet returns the start of an undecodable body on one line.

@@ -454,6 +454,24 @@ func TestErrors(t *testing.T) {
 			text:   `HTTP 500 Internal Server Error: {"message":"oops"}`,
 		},
 		{
+			// RFC 9457 problem details, from a gateway in front: its title
+			// and detail, not the start of the document, which a long type
+			// URI filled before the detail came.
+			name:   "problem details",
+			status: http.StatusServiceUnavailable,
+			body: `{"type":"https://gateway.example/problems/` + strings.Repeat("upstream-", 20) + `unavailable","title":"Upstream unavailable",` +
+				`"status":503,"detail":"lockbox-api has no ready endpoints","instance":"/v1/requests/r1"}`,
+			want: APIError{Status: 503, Message: "HTTP 503 Service Unavailable: Upstream unavailable: lockbox-api has no ready endpoints"},
+			text: "HTTP 503 Service Unavailable: Upstream unavailable: lockbox-api has no ready endpoints",
+		},
+		{
+			name:   "problem details with a title alone",
+			status: http.StatusNotFound,
+			body:   `{"type":"about:blank","title":"Not Found","status":404}`,
+			want:   APIError{Status: 404, Message: "HTTP 404 Not Found: Not Found"},
+			text:   "HTTP 404 Not Found: Not Found",
+		},
+		{
 			name:   "long body is cut",
 			status: http.StatusServiceUnavailable,
 			body:   strings.Repeat("x", 1000),
