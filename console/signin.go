@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/mail"
 	"net/url"
 	"slices"
 	"strings"
@@ -871,11 +870,8 @@ func (o *oidcClient) principal(claims map[string]any) (identity.Principal, strin
 	if err != nil {
 		return identity.Principal{}, "", "invalid"
 	}
-	if email, _ := claims[o.cfg.EmailClaim].(string); email != "" {
-		if a, err := mail.ParseAddress(email); err == nil && a.Name == "" && a.Address == email && len(email) <= 254 {
-			p.Email = email
-		}
-	}
+	email, _ := claims[o.cfg.EmailClaim].(string)
+	p.Email = identity.PlainAddress(email)
 	name, _ := claims[o.cfg.NameClaim].(string)
 	if name = strings.TrimSpace(name); name == "" || len(name) > 200 {
 		name = sub

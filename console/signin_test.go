@@ -585,6 +585,37 @@ func TestOIDCSigninProblems(t *testing.T) {
 // on it, so the callback can't find that session by its cookie: it was
 // left live in Redis with its cookie overwritten, and outlived the user's
 // sign-out of the new one.
+// TestOIDCSigninEmail: the address a session keeps is shown to others (a
+// request's requester, in e-mails and pages), so it passes the same check
+// as a bearer token's: a plain address, without the format characters that
+// would show one address as another.
+func TestOIDCSigninEmail(t *testing.T) {
+	parallel(t)
+	for _, tt := range []struct{ name, email, want string }{
+		{"plain", "sam@provider.example", "sam@provider.example"},
+		{"non-ASCII letters", "sam@bücher.example", "sam@bücher.example"},
+		{"right-to-left override", "sam@\u202eelpmaxe.redivorp", ""},
+		{"zero-width joiner", "s\u200dam@provider.example", ""},
+		{"display name", "Sam <sam@provider.example>", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e, m := newOIDCEnv(t)
+			b := e.browser()
+			u := oidcUser{sub: "sam", roles: "operator", extra: map[string]any{"email": tt.email}}
+			if r := b.get(startLogin(t, e, m, b, u).callback); r.status != http.StatusOK {
+				t.Fatalf("sign-in: %s", r)
+			}
+			var stored struct{ Principal identity.Principal }
+			if err := json.Unmarshal([]byte(e.dump()[keys.ConsoleSession(sha256Hex(b.cookie(sessionCookie)))]), &stored); err != nil {
+				t.Fatal(err)
+			}
+			if stored.Principal.Email != tt.want {
+				t.Errorf("session's e-mail %q, want %q", stored.Principal.Email, tt.want)
+			}
+		})
+	}
+}
+
 func TestOIDCSigninReplacesSession(t *testing.T) {
 	parallel(t)
 	e, m := newOIDCEnv(t)

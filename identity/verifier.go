@@ -504,7 +504,7 @@ func (is *issuer) principal(claims map[string]json.RawMessage, now time.Time, le
 	case err != nil:
 		return Principal{}, tokenTimes{}, errMalformedClaims
 	}
-	p.Email = plainAddress(email)
+	p.Email = PlainAddress(email)
 	times := tokenTimes{exp: c.Expiry.Time()}
 	if c.NotBefore != nil {
 		times.nbf = c.NotBefore.Time()
@@ -515,13 +515,13 @@ func (is *issuer) principal(claims map[string]json.RawMessage, now time.Time, le
 	return p, times, nil
 }
 
-// plainAddress returns s if it is a plain e-mail address ("a@b.example",
+// PlainAddress returns s if it is a plain e-mail address ("a@b.example",
 // no display name), "" otherwise. The address is only shown, so one Lockbox
 // can't read is dropped rather than refusing the token. net/mail takes any
 // non-ASCII in an address (RFC 6532), format characters too: a
 // right-to-left override would show one address as another to whoever
 // reads it, so those are dropped, with control characters.
-func plainAddress(s string) string {
+func PlainAddress(s string) string {
 	if s == "" || len(s) > 254 {
 		return ""
 	}
