@@ -516,6 +516,9 @@ func (w *webhook) post(ctx context.Context, id string, body []byte) error {
 	if refusedForGood(resp.StatusCode) {
 		return permanent(err)
 	}
+	if misconfigured(resp.StatusCode) {
+		return misconfiguredError{err}
+	}
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
 		return &delayedError{error: err, wait: retryAfter(resp.Header.Get("Retry-After"), w.now())}
 	}
@@ -554,7 +557,8 @@ func (e *statusError) Error() string {
 // 404 is retried: a receiver in the middle of a redeploy may answer it for
 // a while, and a dead letter is not sent again. So are 401 and 403: a
 // receiver's operator may fix the credential it checks, which is none of
-// the body's doing. So is every other answer, throttling (429), timeouts
+// the body's doing (both, and redirects, are reported at once: see
+// misconfigured). So is every other answer, throttling (429), timeouts
 // (408, 425), server errors and statuses Lockbox does not know.
 func refusedForGood(code int) bool {
 	switch code {
@@ -565,6 +569,27 @@ func refusedForGood(code int) bool {
 	}
 	return false
 }
+
+// misconfigured reports whether a receiver's answer says that its URL or
+// the key it checks is wrong rather than that it is down: 401 and 403 (it
+// refuses the signature: a key not given, or not yet rotated), 404 (no
+// receiver at that path) and a redirect (the receiver moved; it is never
+// followed, as it would send the signed body somewhere not configured).
+// Each may end without anyone touching Lockbox (a redeploy, a key rotation
+// finishing), so the delivery is retried as usual rather than lost as a
+// dead letter; but left to its attempts it would only be told of, at
+// error level, hours later, when it is dead-lettered. The worker reports
+// it as a refusal at once instead (Worker.process).
+func misconfigured(code int) bool {
+	return code == http.StatusUnauthorized || code == http.StatusForbidden || code == http.StatusNotFound ||
+		code >= 300 && code <= 399
+}
+
+// misconfiguredError is a receiver's answer that misconfigured says is
+// its operator's to fix. It is retried like any failure.
+type misconfiguredError struct{ error }
+
+func (e misconfiguredError) Unwrap() error { return e.error }
 
 // delayedError is a failure whose receiver asked to be left alone for
 // wait (Retry-After): the worker retries no earlier than that.

@@ -227,13 +227,14 @@ func NewWorker(cfg Config) (*Worker, error) {
 	}
 	w.sent = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "lockbox_notifications_sent_total",
-		Help: "Notification deliveries by channel (smtp, dev, webhook) and result (ok, error, dead).",
+		Help: "Notification deliveries by channel (smtp, dev, webhook) and result (ok, error, dead; refused: a webhook receiver's answer says its URL or key is wrong, retried).",
 	}, []string{"channel", "result"})
 	for _, ch := range []string{"smtp", "dev", "webhook"} {
 		for _, res := range []string{"ok", "error", "dead"} {
 			w.sent.WithLabelValues(ch, res)
 		}
 	}
+	w.sent.WithLabelValues("webhook", "refused")
 	w.dropped = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "lockbox_notification_recipients_dropped_total",
 		Help: "Recipients not e-mailed because Lockbox knows no e-mail address of theirs (an engineer whose token had neither an address subject nor an email claim), by template.",
@@ -545,8 +546,14 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 		err = tg.send(sendCtx, deliveryID(t, m.ID, tg.key))
 		cancel()
 		if err != nil {
-			w.sent.WithLabelValues(tg.channel, "error").Inc()
-			w.cfg.Logger.WarnContext(ctx, "notification not delivered", "tenant", t, "entry", m.ID,
+			result, level, msg := "error", slog.LevelWarn, "notification not delivered"
+			if errors.As(err, new(misconfiguredError)) {
+				// Retried all the same, but shown at once: see
+				// misconfigured.
+				result, level, msg = "refused", slog.LevelError, "notification refused: its receiver or settings need fixing"
+			}
+			w.sent.WithLabelValues(tg.channel, result).Inc()
+			w.cfg.Logger.Log(ctx, level, msg, "tenant", t, "entry", m.ID,
 				"kind", ev.Kind, "request_id", ev.Request.ID, "channel", tg.channel, "attempt", attempts+1, "err", err)
 			if errors.As(err, new(permanentError)) {
 				// No retry can reach it: a dead letter now, under its own
