@@ -178,16 +178,17 @@ const sentTTL = 7 * 24 * time.Hour
 // Worker delivers the outbox. Run one per replica; they share entries
 // through the consumer group.
 //
-// Delivery is at least once, with duplicates confined to a crash window:
-// before sending to a recipient the worker takes a lease on (entry,
-// recipient) with SET NX, and after the channel accepted the message it
-// marks the pair sent (or, refused for good, dead: see deadLetter); the
-// entry is acknowledged once every recipient is marked. So another replica
-// never sends a pair that is being sent or was sent, and a retried entry
-// skips the recipients already done. Only a replica dying between the
-// channel's acceptance and the "sent" mark (one Redis write) makes the
-// pair be sent again when the lease ends. We chose this over at-most-once
-// because the contract is "nothing lost".
+// Delivery is at least once: before sending to a recipient the worker
+// takes a lease on (entry, recipient) with SET NX, and after the channel
+// accepted the message it marks the pair sent (or, refused for good, dead:
+// see deadLetter); the entry is acknowledged once every recipient is
+// marked. So another replica never sends a pair that is being sent or was
+// sent, and a retried entry skips the recipients already done. A pair is
+// sent again, under the same delivery id, when the channel took it but the
+// worker can't know: the answer was lost (a broken connection, a timeout),
+// or the worker died, or failed to write to Redis, between the answer and
+// the "sent" mark (then once the lease ends). We chose this over
+// at-most-once because the contract is "nothing lost".
 type Worker struct {
 	cfg    Config
 	mailer Mailer
