@@ -14,6 +14,7 @@ import (
 	"mime/quotedprintable"
 	"net"
 	"net/http"
+	"net/textproto"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -158,9 +159,31 @@ func (s *SMTP) Send(ctx context.Context, id string, m Message) error {
 			// and are the operator's to fix: those are retried.
 			return permanent(fmt.Errorf("smtp send: recipient refused: %w", err))
 		}
+		if c := smtpReplyCode(err); c >= 500 && c <= 599 {
+			// Refused for good, but not for the recipient's sake:
+			// relaying denied, authentication required or failed, the
+			// sender or the message refused. Every message gets it until
+			// the operator fixes the relay or Lockbox's settings, which
+			// loses nothing if they are retried: retried, and reported at
+			// once (misconfigured).
+			return misconfiguredError{fmt.Errorf("smtp send: %w", err)}
+		}
 		return fmt.Errorf("smtp send: %w", err)
 	}
 	return nil
+}
+
+// smtpReplyCode returns the server's reply code in err, the error of a
+// send (a command's reply, or SMTP AUTH's), or 0 when the server gave
+// none (a network error).
+func smtpReplyCode(err error) int {
+	if se, ok := errors.AsType[*mail.SendError](err); ok {
+		return se.ErrorCode()
+	}
+	if te, ok := errors.AsType[*textproto.Error](err); ok {
+		return te.Code
+	}
+	return 0
 }
 
 // rcptReply finds the server's reply to RCPT TO in a SendError's text
@@ -585,8 +608,10 @@ func misconfigured(code int) bool {
 		code >= 300 && code <= 399
 }
 
-// misconfiguredError is a receiver's answer that misconfigured says is
-// its operator's to fix. It is retried like any failure.
+// misconfiguredError is a failure that someone must fix, a receiver's
+// answer that misconfigured says is its operator's or a mail server's
+// permanent refusal of Lockbox itself (SMTP.Send). It is retried like any
+// failure, and reported at once.
 type misconfiguredError struct{ error }
 
 func (e misconfiguredError) Unwrap() error { return e.error }

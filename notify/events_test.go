@@ -77,9 +77,9 @@ lockbox_notifications_outbox_depth 4
 `), "lockbox_notifications_outbox_depth"); err != nil {
 		t.Fatal(err)
 	}
-	// ok, error and dead of each channel, and refused of webhooks.
-	if n, _ := testutil.GatherAndCount(reg, "lockbox_notifications_sent_total"); n != 10 {
-		t.Errorf("pre-initialised series = %d, want 10", n)
+	// ok, error and dead of each channel, and refused of smtp and webhooks.
+	if n, _ := testutil.GatherAndCount(reg, "lockbox_notifications_sent_total"); n != 11 {
+		t.Errorf("pre-initialised series = %d, want 11", n)
 	}
 	drain(t, w)
 	if v, _ := w.Depth(context.Background()); v != 0 {

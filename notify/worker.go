@@ -228,14 +228,16 @@ func NewWorker(cfg Config) (*Worker, error) {
 	}
 	w.sent = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "lockbox_notifications_sent_total",
-		Help: "Notification deliveries by channel (smtp, dev, webhook) and result (ok, error, dead; refused: a webhook receiver's answer says its URL or key is wrong, retried).",
+		Help: "Notification deliveries by channel (smtp, dev, webhook) and result (ok, error, dead; refused: a webhook receiver's answer says its URL or key is wrong, or the SMTP server refuses Lockbox for good; retried).",
 	}, []string{"channel", "result"})
 	for _, ch := range []string{"smtp", "dev", "webhook"} {
 		for _, res := range []string{"ok", "error", "dead"} {
 			w.sent.WithLabelValues(ch, res)
 		}
 	}
-	w.sent.WithLabelValues("webhook", "refused")
+	for _, ch := range []string{"smtp", "webhook"} {
+		w.sent.WithLabelValues(ch, "refused")
+	}
 	w.dropped = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "lockbox_notification_recipients_dropped_total",
 		Help: "Recipients not e-mailed because Lockbox knows no e-mail address of theirs (an engineer whose token had neither an address subject nor an email claim), by template.",
