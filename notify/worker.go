@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -197,6 +198,12 @@ type Worker struct {
 	// dropped counts recipients without an e-mail address, by template.
 	dropped *prometheus.CounterVec
 	group   *streamgroup.Reader
+
+	// timedOut holds, for the round (Tick) in progress, the receivers that
+	// did not answer within their timeout, by target.via, with the error:
+	// see process.
+	timedOutMu sync.Mutex
+	timedOut   map[string]error
 }
 
 // NewWorker returns a Worker and registers its metrics.
@@ -320,6 +327,9 @@ func (w *Worker) Run(ctx context.Context) error {
 // consumer group and the per-recipient leases (see Worker) keep a message
 // from being sent twice even when two replicas visit one tenant.
 func (w *Worker) Tick(ctx context.Context) (int, error) {
+	w.timedOutMu.Lock()
+	w.timedOut = map[string]error{}
+	w.timedOutMu.Unlock()
 	done := 0
 	d := due.Drainer{Index: w.index(), Lease: w.cfg.ClaimAfter, RetryAfter: w.cfg.PollInterval, Logger: w.cfg.Logger}
 	_, err := d.Drain(ctx, func(ctx context.Context, t string) (time.Time, error) {
@@ -470,7 +480,10 @@ type target struct {
 	// "mail:<addr>", or "webhook:<n>", the n-th configured webhook.
 	name    string
 	channel string
-	send    func(ctx context.Context, id string) error
+	// via is the server the message goes to: the mailer's name for every
+	// e-mail (one SMTP server sends them all), the key for a webhook.
+	via  string
+	send func(ctx context.Context, id string) error
 }
 
 // process works on one entry and reports whether it is finished.
@@ -533,6 +546,20 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 	var retry failures
 	busy := false
 	for _, tg := range targets {
+		if err := w.timedOutErr(tg.via); err != nil {
+			// The server did not answer a message of this round within
+			// its timeout: a failed attempt without waiting for it again.
+			// A server that hangs would otherwise cost every message of
+			// the round its timeout (up to Batch entries a tenant, and
+			// an SMTP server once per recipient), holding up the ones
+			// that other channels would deliver, past the lease of the
+			// tenant's visit. The next round tries it again.
+			w.sent.WithLabelValues(tg.channel, "error").Inc()
+			w.cfg.Logger.WarnContext(ctx, "notification not delivered", "tenant", t, "entry", m.ID,
+				"kind", ev.Kind, "request_id", ev.Request.ID, "channel", tg.channel, "attempt", attempts+1, "err", err)
+			retry.add(tg, err)
+			continue
+		}
 		mk := sentKey(t, m.ID, hashKey(tg.key))
 		got, err := rdb.SetNX(ctx, mk, "sending:"+w.cfg.Consumer, w.cfg.ClaimAfter).Result()
 		if err != nil {
@@ -574,6 +601,11 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 				continue
 			}
 			retry.add(tg, err)
+			if timeout(err) {
+				w.timedOutMu.Lock()
+				w.timedOut[tg.via] = fmt.Errorf("not tried again this round: %w", err)
+				w.timedOutMu.Unlock()
+			}
 			// The attempt is on record before the recipient is free
 			// again: a replica that takes the entry over while this one
 			// is busy with its later recipients (their sends together may
@@ -609,6 +641,22 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 		return err == nil, err
 	}
 	return w.failed(ctx, t, m.ID, raw, attempts+1, false, retry.errs[len(retry.errs)-1], retry.wait, retry.names, retry.channels)
+}
+
+// timedOutErr returns why the server via is not tried again in this
+// round, or nil.
+func (w *Worker) timedOutErr(via string) error {
+	w.timedOutMu.Lock()
+	defer w.timedOutMu.Unlock()
+	return w.timedOut[via]
+}
+
+// timeout reports whether a send failed because its server did not answer
+// in time (a connection's deadline, the channel's timeout), rather than
+// answering no or refusing the connection, which take no time.
+func timeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
 }
 
 // failures are the recipients of one entry that failed in one attempt, in
@@ -733,7 +781,7 @@ func (w *Worker) targets(ctx context.Context, tenant string, ev Event) ([]target
 		if slices.ContainsFunc(out, func(tg target) bool { return tg.key == key }) {
 			return
 		}
-		out = append(out, target{key: key, name: "mail:" + addr, channel: w.mailer.Name(), send: func(ctx context.Context, id string) error {
+		out = append(out, target{key: key, name: "mail:" + addr, channel: w.mailer.Name(), via: w.mailer.Name(), send: func(ctx context.Context, id string) error {
 			ev := ev
 			if t == TemplateExpiryWarning {
 				// The time left counts from now, when the warning goes
@@ -835,7 +883,8 @@ func (w *Worker) targets(ctx context.Context, tenant string, ev Event) ([]target
 			// removed from the configuration (the runbook's fix for one
 			// that is gone) must not hand its mark, sent or dead, to the
 			// one that takes its place, whose retry would then be skipped.
-			out = append(out, target{key: "webhook:" + h.cfg.URL, name: "webhook:" + strconv.Itoa(i), channel: "webhook", send: func(ctx context.Context, id string) error {
+			key := "webhook:" + h.cfg.URL
+			out = append(out, target{key: key, name: "webhook:" + strconv.Itoa(i), channel: "webhook", via: key, send: func(ctx context.Context, id string) error {
 				body, err := WebhookBody(hev)
 				if err != nil {
 					return permanent(err)
