@@ -37,7 +37,8 @@ import (
 // does not rely on it being used once: the identity provider's code is
 // single-use and bound to the PKCE verifier, so a callback replayed with a
 // copy of the cookie finds the code redeemed; and the cookie is cleared
-// after every callback, successful or not.
+// after every callback of its sign-in, successful or not. A callback of
+// another state leaves it (see errOtherSignin): it used nothing of it.
 
 // pendingLogin is a sign-in in progress, as its cookie holds it.
 type pendingLogin struct {
@@ -197,11 +198,18 @@ func openLogin(aeads []cipher.AEAD, value, state string, now time.Time) (pending
 	if err := json.Unmarshal(b, &l); err != nil {
 		return l, errLoginCookie
 	}
-	if state == "" || subtle.ConstantTimeCompare([]byte(l.State), []byte(state)) != 1 {
-		return l, errors.New("state does not match the browser's sign-in")
-	}
 	if !now.Before(time.Unix(l.Expires, 0)) {
 		return l, fmt.Errorf("the sign-in expired at %s", time.Unix(l.Expires, 0).UTC().Format(time.RFC3339))
 	}
+	if state == "" || subtle.ConstantTimeCompare([]byte(l.State), []byte(state)) != 1 {
+		return l, errOtherSignin
+	}
 	return l, nil
 }
+
+// errOtherSignin is a callback whose state is not the one of the sign-in in
+// progress the browser holds, which is live: the answer is a late one to a
+// sign-in or re-verification that sign-in replaced (the browser has one
+// login cookie), or one planted on the browser. That sign-in is the
+// browser's newest, and stays.
+var errOtherSignin = errors.New("state does not match the browser's sign-in")

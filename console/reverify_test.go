@@ -73,9 +73,10 @@ func (l *idpLine) redemptions() []string {
 }
 
 // newReverifyEnv is the console signing in everyone through one identity
-// provider started with pc. The provider stamps its tokens with the
-// console's clock, so tokens it issues after the clock moved are current.
-func newReverifyEnv(t *testing.T, pc oidctest.Config) (*env, *oidctest.Provider, *idpLine) {
+// provider started with pc; opts change its Config before New. The
+// provider stamps its tokens with the console's clock, so tokens it issues
+// after the clock moved are current.
+func newReverifyEnv(t *testing.T, pc oidctest.Config, opts ...func(*console.Config)) (*env, *oidctest.Provider, *idpLine) {
 	t.Helper()
 	clk := clock.NewFake(start)
 	pc.Now = clk.Now
@@ -88,6 +89,9 @@ func newReverifyEnv(t *testing.T, pc oidctest.Config) (*env, *oidctest.Provider,
 	oc.HTTPClient = &http.Client{Transport: line, Timeout: 10 * time.Second}
 	cfg := e.consoleConfig()
 	cfg.OIDC = []console.OIDCConfig{oc}
+	for _, o := range opts {
+		o(&cfg)
+	}
 	e.serve(cfg, false)
 	return e, m, line
 }

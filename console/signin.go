@@ -613,6 +613,14 @@ func (c *Console) oidcCallback(w http.ResponseWriter, r *http.Request) {
 	// are single-use, and bound to the PKCE verifier), and every answer
 	// below clears the cookie.
 	login, err := openLogin(aeads, ck.Value, state, now)
+	if errors.Is(err, errOtherSignin) {
+		// Not this answer's sign-in: the one the browser started last,
+		// which its user may be finishing in another tab. Clearing its
+		// cookie would make that one fail instead.
+		c.log.WarnContext(ctx, "console: OIDC sign-in failed", "problem", "expired", "error", err)
+		http.Redirect(w, r, "/console/signin?problem=expired", http.StatusSeeOther)
+		return
+	}
 	if err != nil {
 		if e := q.Get("error"); e != "" {
 			problem("denied", fmt.Errorf("identity provider error %q", e))

@@ -260,18 +260,25 @@ func authorizationError(code string) error {
 // names (login.Reverify), in place. It never creates a session. The
 // browser's session cookie, when it brings one (SameSite=Strict keeps it
 // off the identity provider's redirect in browsers, but not every client
-// minds), must be that session's.
+// minds), must be that session's. One it does not bring may be another's:
+// the user may have signed in again since the re-verification started, so
+// the answer clears it only when it brought it.
 func (c *Console) silentAnswer(w http.ResponseWriter, r *http.Request, oc *oidcClient, p *oidc.Provider, login pendingLogin, problem func(string, error)) {
 	ctx := r.Context()
-	if ck, err := r.Cookie(c.cookieName(r)); err == nil && tokenHash(ck.Value) != login.Reverify {
+	ck, err := r.Cookie(c.cookieName(r))
+	if err == nil && tokenHash(ck.Value) != login.Reverify {
 		problem("failed", errors.New("a re-verification's answer came back to a browser with another session"))
 		return
 	}
+	brought := err == nil
 	sess, err := c.sessions.readID(ctx, login.Reverify, "")
 	if errors.Is(err, errNoSession) {
-		// Ended meanwhile (signed out, idle): there is nothing to verify.
+		// Ended meanwhile (signed out, idle, replaced by a new sign-in):
+		// there is nothing to verify.
 		c.setLoginCookie(w, r, "")
-		c.clearSessionCookie(w, r)
+		if brought {
+			c.clearSessionCookie(w, r)
+		}
 		http.Redirect(w, r, "/console/signin", http.StatusSeeOther)
 		return
 	}
@@ -291,7 +298,7 @@ func (c *Console) silentAnswer(w http.ResponseWriter, r *http.Request, oc *oidcC
 		var rt string
 		if id, rt, err = oc.redeem(ctx, p, r.URL.Query().Get("code"), login, c.cfg.Now); err == nil {
 			sess, err = c.verifiedAgain(ctx, sess, oc, id, rt, now)
-			c.afterSilent(w, r, login, err)
+			c.afterSilent(w, r, login, brought, err)
 			return
 		}
 	}
@@ -300,7 +307,7 @@ func (c *Console) silentAnswer(w http.ResponseWriter, r *http.Request, oc *oidcC
 	} else {
 		_, err = c.notVerified(ctx, sess, now, err, "")
 	}
-	c.afterSilent(w, r, login, err)
+	c.afterSilent(w, r, login, brought, err)
 }
 
 // waitForIdentityProvider is what becomes of sess when its silent
@@ -329,11 +336,15 @@ func (c *Console) waitForIdentityProvider(ctx context.Context, sess Session, now
 // afterSilent answers the callback of a silent re-verification that ended
 // with err: back to the page it started from, or to sign-in when the
 // session ended. The page is reached by a navigation of the console's own
-// (the continue page), for the reason startSession gives.
-func (c *Console) afterSilent(w http.ResponseWriter, r *http.Request, login pendingLogin, err error) {
+// (the continue page), for the reason startSession gives. brought: the
+// request brought the session's cookie, which an ended session's answer
+// clears (see silentAnswer).
+func (c *Console) afterSilent(w http.ResponseWriter, r *http.Request, login pendingLogin, brought bool, err error) {
 	switch {
 	case errors.Is(err, errNoSession):
-		c.clearSessionCookie(w, r)
+		if brought {
+			c.clearSessionCookie(w, r)
+		}
 		http.Redirect(w, r, "/console/signin", http.StatusSeeOther)
 	case err != nil:
 		c.fail(w, r, nil, err)

@@ -8,8 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lockbox-oss/lockbox/console"
 	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/identity"
+	"github.com/lockbox-oss/lockbox/internal/keys"
 	"github.com/lockbox-oss/lockbox/internal/oidctest"
 )
 
@@ -544,6 +546,105 @@ func TestSilentReverifyIdentityProviderDown(t *testing.T) {
 			e.clk.Set(signedIn.Add(4 * reverify))
 			az := wantSilent(t, m, b.get(reqPage, navigation...))
 			wantEnded(t, e, answer(t, b, az))
+		})
+	}
+}
+
+// strictJar is a browser's cookie jar as a cross-site navigation sees it:
+// the identity provider's redirect back to the callback does not carry
+// the SameSite=Strict session cookie, though the answer's Set-Cookie
+// lands in the jar as ever.
+type strictJar struct{ http.CookieJar }
+
+func (j strictJar) Cookies(u *url.URL) []*http.Cookie {
+	return slices.DeleteFunc(j.CookieJar.Cookies(u), func(c *http.Cookie) bool { return c.Name == sessionCookie })
+}
+
+// fromIdentityProvider is b arriving at u by the identity provider's
+// redirect, as a browser does: without its session cookie.
+func fromIdentityProvider(b *browser, u string) resp {
+	b.t.Helper()
+	c := *b.c
+	c.Jar = strictJar{b.c.Jar}
+	return (&browser{t: b.t, e: b.e, c: &c}).get(u)
+}
+
+// TestSilentAnswerAfterSigninAgain: the answer to a silent re-verification
+// of a session that comes back late, once its user started signing in
+// again or did, acts on the session it was started for only. The browser's
+// newer sign-in, in progress or done, and its session are left as they
+// were: the answer neither clears the new sign-in's login cookie nor the
+// new session's cookie, which the callback can't see (SameSite=Strict).
+func TestSilentAnswerAfterSigninAgain(t *testing.T) {
+	parallel(t)
+	for _, tc := range []struct {
+		name string
+		// again signs b in again, returning whom; the late answer comes
+		// back between its start and its callback (nil when it has
+		// none, or the answer comes after it).
+		again func(t *testing.T, e *env, m *oidctest.Provider, b *browser) (string, func())
+	}{
+		{"during the new sign-in", func(t *testing.T, e *env, m *oidctest.Provider, b *browser) (string, func()) {
+			l := startLogin(t, e, m, b, mona)
+			return mona.sub, func() { wantBack(t, fromIdentityProvider(b, l.callback), "/console/requests") }
+		}},
+		{"after the new sign-in", func(t *testing.T, e *env, m *oidctest.Provider, b *browser) (string, func()) {
+			l := startLogin(t, e, m, b, mona)
+			wantBack(t, fromIdentityProvider(b, l.callback), "/console/requests")
+			return mona.sub, nil
+		}},
+		// "lockbox dev" with an identity provider offers both.
+		{"after a dev sign-in", func(t *testing.T, e *env, m *oidctest.Provider, b *browser) (string, func()) {
+			if r := b.post("/console/signin/dev", url.Values{"subject": {alice.Subject}}); r.status != http.StatusSeeOther || r.location() != "/console/requests" {
+				t.Fatalf("dev sign-in: %s", r)
+			}
+			return alice.Subject, nil
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			parallel(t)
+			e, m, _ := newReverifyEnv(t, oidctest.Config{NoOfflineAccess: true}, func(cfg *console.Config) {
+				cfg.DevIdentities = []console.DevIdentity{{Principal: alice, Description: "operator"}}
+			})
+			b := oidcSignIn(t, e, m, mona)
+			s1 := b.cookie(sessionCookie)
+			e.clk.Advance(reverify)
+
+			// The silent re-verification goes to the identity provider,
+			// whose answer is slow to come back.
+			az := wantSilent(t, m, b.get("/console/requests", navigation...))
+			r := b.get(az.String())
+			if r.status != http.StatusFound {
+				t.Fatalf("the identity provider: %s", r)
+			}
+			late := r.location()
+
+			// Meanwhile the user signs in again in another tab.
+			who, finish := tc.again(t, e, m, b)
+			r = fromIdentityProvider(b, late)
+			if c := setCookie(t, r, sessionCookie); c != nil {
+				t.Errorf("the late answer set the session cookie: %v", c)
+			}
+			if c := setCookie(t, r, loginCookie); finish != nil && c != nil {
+				t.Errorf("the late answer changed the new sign-in's login cookie: %v", c)
+			}
+			if finish != nil {
+				finish()
+			}
+
+			s2 := b.cookie(sessionCookie)
+			if s2 == "" || s2 == s1 {
+				t.Fatalf("the browser's session after signing in again: %q (was %q)", s2, s1)
+			}
+			if ks := e.sessionKeys(); !slices.Equal(ks, []string{keys.ConsoleSession(sha256Hex(s2))}) {
+				t.Errorf("sessions: %v, want the new one only", ks)
+			}
+			if got := b.raw(); got.Principal.Subject != who || !got.CreatedAt.Equal(e.clk.Now()) {
+				t.Errorf("the new session: %+v", got)
+			}
+			if r := b.get("/console/requests", navigation...); r.status != http.StatusOK {
+				t.Errorf("a page of the new session: %s", r)
+			}
 		})
 	}
 }
