@@ -27,10 +27,10 @@ import (
 //
 // Only a request that can follow a redirect to the identity provider can
 // do that: a page the browser navigates to, and a form it posts (which is
-// not acted on: its roles may be gone; the user posts it again after). A
-// page's poll can't, and must not be answered with roles that may be gone
-// either: it is answered 401, as for an ended session, and the page
-// reloads itself, a navigation that goes. One attempt at a time, at most
+// not acted on: its roles may be gone; its page, once verified, tells the
+// user to post it again). A page's poll can't, and must not be answered
+// with roles that may be gone either: it is answered 401, as for an ended
+// session, and the page reloads itself, a navigation that goes. One attempt at a time, at most
 // one a minute (silentRetry): within a minute of the last start, a poll is
 // told to wait and a page shows a notice that reloads it shortly, so a
 // browser that never comes back from the identity provider, or comes back
@@ -111,7 +111,8 @@ func localPage(u *url.URL) string {
 // returnPage is the page a re-verification started by r returns to: the
 // page itself for a navigation; for a form, the page it was on (its
 // Referer, when it is one of the console's own, as Referrer-Policy
-// same-origin lets browsers send it).
+// same-origin lets browsers send it), saying the form was not sent (see
+// resubmit).
 func (c *Console) returnPage(r *http.Request, kind requestKind) string {
 	if kind == kindPage {
 		if p := localPage(r.URL); p != "" {
@@ -121,12 +122,31 @@ func (c *Console) returnPage(r *http.Request, kind requestKind) string {
 	}
 	ref, err := url.Parse(r.Referer())
 	if err != nil || !ref.IsAbs() || !c.ownOrigin(r, ref) {
-		return defaultReturn
+		return resubmit(defaultReturn)
 	}
 	if p := localPage(ref); p != "" {
+		return resubmit(p)
+	}
+	return resubmit(defaultReturn)
+}
+
+// resubmit is page, a localPage, with the flash that tells its user their
+// sign-in was confirmed and the form they sent was not acted on: a form
+// of a session due to be verified is never acted on (its roles may be
+// gone), and its user, sent through the identity provider and back, would
+// otherwise find the page as they left it, and believe it done.
+func resubmit(page string) string {
+	u, err := url.Parse(page)
+	if err != nil {
+		return defaultReturn + "?done=resubmit"
+	}
+	q := u.Query()
+	q.Set("done", "resubmit")
+	u.RawQuery = q.Encode()
+	if p := localPage(u); p != "" {
 		return p
 	}
-	return defaultReturn
+	return defaultReturn + "?done=resubmit"
 }
 
 // ownOrigin reports whether u is of the console's origin: the public URL's,

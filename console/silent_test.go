@@ -278,16 +278,17 @@ func TestSilentReverifyBoundToSession(t *testing.T) {
 // TestSilentReverifyForm: a form posted by a session due to be verified
 // again, which has no refresh token, is not acted on: the browser goes to
 // the identity provider, and comes back to the page the form was on (one
-// of the console's own, else the requests). The pages of such a session
-// let a form's redirect go to the authorization endpoint.
+// of the console's own, else the requests), which tells its user to send
+// it again. The pages of such a session let a form's redirect go to the
+// authorization endpoint.
 func TestSilentReverifyForm(t *testing.T) {
 	parallel(t)
 	for _, tc := range []struct {
 		name, referer, back string
 	}{
-		{"from the confirm page", "/console/requests/{id}/deny", "/console/requests/{id}/deny"},
-		{"from another site", "http://attacker.example/console/requests/{id}/deny", "/console/requests"},
-		{"no referer", "", "/console/requests"},
+		{"from the confirm page", "/console/requests/{id}/deny", "/console/requests/{id}/deny?done=resubmit"},
+		{"from another site", "http://attacker.example/console/requests/{id}/deny", "/console/requests?done=resubmit"},
+		{"no referer", "", "/console/requests?done=resubmit"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			parallel(t)
@@ -340,7 +341,7 @@ func TestSilentReverifyFormRoleGone(t *testing.T) {
 	e.clk.Advance(reverify)
 
 	r = b.post(form, url.Values{"csrf_token": {csrf}, "comment": {"ok"}}, header("Referer", e.srv.URL+form))
-	wantBack(t, answer(t, b, wantSilent(t, m, r)), form)
+	wantBack(t, answer(t, b, wantSilent(t, m, r)), form+"?done=resubmit")
 	if got := e.request(req.ID); got.State != grants.StatePendingManager || got.ManagerApprover != "" {
 		t.Errorf("the request is %s, approved by %q", got.State, got.ManagerApprover)
 	}
@@ -386,7 +387,7 @@ func TestSilentReverifyPoll(t *testing.T) {
 		}
 		mustContain(t, "notice", r, `data-testid="reverifying"`, `content="5; url=/console/audit"`)
 		r = b.post("/console/settings", url.Values{"csrf_token": {csrf}}, header("Referer", e.srv.URL+"/console/settings"))
-		if r.status != http.StatusSeeOther || r.location() != "/console/settings" {
+		if r.status != http.StatusSeeOther || r.location() != "/console/settings?done=resubmit" {
 			t.Errorf("a form while the identity provider answers: %s", r)
 		}
 
@@ -644,6 +645,67 @@ func TestSilentAnswerAfterSigninAgain(t *testing.T) {
 			}
 			if r := b.get("/console/requests", navigation...); r.status != http.StatusOK {
 				t.Errorf("a page of the new session: %s", r)
+			}
+		})
+	}
+}
+
+// TestSilentReverifyFormResubmit: a form posted by a session due to be
+// verified by the identity provider's sign-in is not acted on, and its
+// user is told so: once the session is verified, the browser lands on the
+// form's page saying the sign-in was confirmed and the form is to be sent
+// again; sent again, it is acted on. So is a form posted while another
+// request's re-verification is under way.
+func TestSilentReverifyFormResubmit(t *testing.T) {
+	parallel(t)
+	for _, tc := range []struct {
+		name string
+		// underWay: a page started the re-verification before the form
+		// was posted.
+		underWay bool
+	}{{"the form starts it", false}, {"under way", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			parallel(t)
+			e, m, _ := newReverifyEnv(t, oidctest.Config{NoOfflineAccess: true})
+			req := e.file("contoso")
+			b := oidcSignIn(t, e, m, mona)
+			form := "/console/requests/" + req.ID + "/deny"
+			mustContain(t, "the Deny form", b.get(form, navigation...), `action="`+form+`"`)
+			csrf := b.csrf()
+			e.clk.Advance(reverify)
+
+			var az *url.URL
+			if tc.underWay {
+				az = wantSilent(t, m, b.get("/console/requests", navigation...))
+			}
+			deny := url.Values{"csrf_token": {csrf}, "comment": {"not now"}}
+			r := b.post(form, deny, header("Referer", e.srv.URL+form))
+			back := form + "?done=resubmit"
+			if tc.underWay {
+				if r.status != http.StatusSeeOther || r.location() != back {
+					t.Fatalf("a form posted while the re-verification is under way: %s", r)
+				}
+				r = b.get(back, navigation...)
+				mustContain(t, "the page while the re-verification is under way", r, `data-testid="reverifying"`, `url=`+back+`"`)
+				wantBack(t, answer(t, b, az), "/console/requests")
+			} else {
+				wantBack(t, answer(t, b, wantSilent(t, m, r)), back)
+			}
+			if got := e.request(req.ID); got.State != grants.StatePendingManager || len(got.History) != 1 {
+				t.Fatalf("the request is %s with %d events", got.State, len(got.History))
+			}
+
+			r = b.get(back, navigation...)
+			if r.status != http.StatusOK {
+				t.Fatalf("the form's page once verified: %s", r)
+			}
+			mustContain(t, "the form's page once verified", r, `data-testid="flash"`, "sign-in was confirmed", "submit it again", `action="`+form+`"`)
+			if r := b.post(form, deny, header("Referer", e.srv.URL+back)); r.status != http.StatusSeeOther ||
+				r.location() != "/console/requests/"+req.ID+"?done=deny" {
+				t.Errorf("the form sent again: %s", r)
+			}
+			if got := e.request(req.ID); got.State != grants.StateDenied {
+				t.Errorf("the request is %s", got.State)
 			}
 		})
 	}

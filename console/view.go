@@ -224,6 +224,8 @@ var flashes = map[string]string{
 	"approver_removed":  "Approver removed.",
 	"tenant_onboarded":  "The tenant was onboarded.",
 	"tenant_updated":    "The tenant's entry was saved.",
+	"resubmit": "Your sign-in was confirmed with your identity provider. What you submitted before was not sent: " +
+		"check the page and submit it again.",
 }
 
 // fail renders a domain error with the status and message the API would

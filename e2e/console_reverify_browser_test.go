@@ -109,10 +109,9 @@ func throughIdP(t *testing.T, what string, p *oidctest.Provider, base string, do
 // requests page's live list notices and the page comes back to itself,
 // still signed in, without its user doing anything; a form posted once the
 // user's role is gone at the identity provider is not acted on, and the
-// browser comes back to the page it was on, which no longer offers it (a
-// role that reads requests is left her, so the page is there to come back
-// to); a
-// user whose session at the identity provider ended is signed out at the
+// browser comes back to the page it was on, which says to send it again
+// and no longer offers it (a role that reads requests is left her, so the
+// page is there to come back to); a user whose session at the identity provider ended is signed out at the
 // next page. No step trips the pages' Content-Security-Policy.
 //
 // The console is reached as localhost and the identity provider at
@@ -172,7 +171,8 @@ func TestConsoleSilentReverifyInBrowser(t *testing.T) {
 	// the Approve form. Once due, her click on Confirm is not acted on:
 	// the browser goes through the identity provider (the page's
 	// form-action lets the redirect through) and back to the form's page,
-	// which no longer offers it to her.
+	// which says her sign-in was confirmed and nothing was sent, and no
+	// longer offers it to her.
 	tb.follow(pendingRow(req.ID) + " a")
 	tb.follow(`[data-testid="action-approve"]`)
 	tb.want("h1", "Approve: request SR-3003")
@@ -183,13 +183,14 @@ func TestConsoleSilentReverifyInBrowser(t *testing.T) {
 	tb.step("mark the form's page", chromedp.Evaluate[chromedp.Void](`window.__beforeReverify = true`))
 	tb.step("click Confirm: Approve", chromedp.Click(chromedp.CSS(`[data-testid="confirm"]`)))
 	tb.waitFor("the Approve form's page after the identity provider",
-		fmt.Sprintf(`window.__beforeReverify !== true && location.href === %q`, form))
+		fmt.Sprintf(`window.__beforeReverify !== true && location.href === %q`, form+"?done=resubmit"))
 	throughIdP(t, "the form's post", p.provider, w.base, rec.since())
 	tb.checkAccessible()
 	tb.shot("reverified-form")
 	if tb.exists(`[data-testid="confirm"]`) || tb.exists(`form[action$="/approve"]`) {
 		t.Fatalf("after her role was taken away, %s still offers to approve: %q", form, tb.text("main"))
 	}
+	tb.want(`[data-testid="flash"]`, "Your sign-in was confirmed", "submit it again")
 	tb.want(`[data-testid="problem"]`, "Approve is not open to you on this request now")
 	tb.want(`[data-testid="user"]`, "Mary Manager")
 	tb.want(".who", "Audit reader")
