@@ -2,6 +2,7 @@ package console
 
 import (
 	"context"
+	"crypto/cipher"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -72,13 +73,19 @@ const loginTTL = 10 * time.Minute
 
 // loginCookie binds a sign-in in progress to the browser that started it,
 // so a callback URL planted on someone else (login CSRF) finds no match.
-// Under HTTPS it is hostLoginCookie (see loginCookieName).
+// Under HTTPS it is hostLoginCookie (see loginCookieName). A silent
+// re-verification of a session (see silent.go) is kept in a cookie of its
+// own, reverifyCookie: in the login cookie it overwrote a sign-in its user
+// had started in another tab, which then failed.
 const (
-	loginCookie     = "lockbox_login"
-	hostLoginCookie = "__Host-lockbox_login"
+	loginCookie        = "lockbox_login"
+	hostLoginCookie    = "__Host-lockbox_login"
+	reverifyCookie     = "lockbox_reverify"
+	hostReverifyCookie = "__Host-lockbox_reverify"
 )
 
-// loginCookieName is the name and path of r's login cookie. Under HTTPS the
+// loginCookieName is the name and path of r's login cookie, or with silent
+// its re-verification cookie, which is named and scoped alike. Under HTTPS the
 // __Host- prefix, as the session cookie has: browsers take such a cookie
 // only from this host, Secure and for the whole path. Without it, another
 // host of the site (evil.example.com next to lockbox.example.com) could set
@@ -87,19 +94,24 @@ const (
 // callback URL, which would sign the browser in as the attacker (login
 // CSRF by cookie tossing). The prefix needs Path=/; plain HTTP (lockbox dev,
 // localhost) keeps the callback path.
-func (c *Console) loginCookieName(r *http.Request) (name, path string) {
-	if c.secureRequest(r) {
+func (c *Console) loginCookieName(r *http.Request, silent bool) (name, path string) {
+	switch secure := c.secureRequest(r); {
+	case secure && silent:
+		return hostReverifyCookie, "/"
+	case secure:
 		return hostLoginCookie, "/"
+	case silent:
+		return reverifyCookie, callbackPath
 	}
 	return loginCookie, callbackPath
 }
 
-// setLoginCookie hands the browser its sign-in in progress, sealed (see
-// sealLogin), or with sealed "" forgets it. Lax, not Strict: the identity
-// provider's redirect back is a cross-site navigation, on which a Strict
-// cookie is not sent.
-func (c *Console) setLoginCookie(w http.ResponseWriter, r *http.Request, sealed string) {
-	name, path := c.loginCookieName(r)
+// setLoginCookie hands the browser its sign-in in progress (with silent, its
+// silent re-verification), sealed (see sealLogin), or with sealed "" forgets
+// it. Lax, not Strict: the identity provider's redirect back is a
+// cross-site navigation, on which a Strict cookie is not sent.
+func (c *Console) setLoginCookie(w http.ResponseWriter, r *http.Request, silent bool, sealed string) {
+	name, path := c.loginCookieName(r, silent)
 	maxAge := int(loginTTL.Seconds())
 	if sealed == "" {
 		maxAge = -1
@@ -551,7 +563,7 @@ func (c *Console) beginLogin(ctx context.Context, w http.ResponseWriter, r *http
 	}
 	login.State, login.Nonce, login.Verifier = rand.Text(), rand.Text(), oauth2.GenerateVerifier()
 	login.Expires = c.cfg.Now().Add(loginTTL).Unix()
-	c.setLoginCookie(w, r, sealLogin(aead, login))
+	c.setLoginCookie(w, r, login.Reverify != "", sealLogin(aead, login))
 	return oc.oauth2(p).AuthCodeURL(login.State, append([]oauth2.AuthCodeOption{oidc.Nonce(login.Nonce), oauth2.S256ChallengeOption(login.Verifier)}, opts...)...), nil
 }
 
@@ -582,46 +594,65 @@ func (c *Console) oidcCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), c.cfg.Timeout)
 	defer cancel()
+	// matched: the browser's sign-in in progress this answer is to, and
+	// silent whether it came in the re-verification cookie; forget
+	// clears that cookie.
+	var matched, silent bool
+	forget := func() {
+		if matched {
+			c.setLoginCookie(w, r, silent, "")
+		}
+	}
 	problem := func(code string, err error) {
 		if err != nil {
 			c.log.WarnContext(ctx, "console: OIDC sign-in failed", "problem", code, "error", err)
 		}
-		c.setLoginCookie(w, r, "")
+		forget()
 		http.Redirect(w, r, "/console/signin?problem="+code, http.StatusSeeOther)
 	}
 	q := r.URL.Query()
 	state := q.Get("state")
-	cookie, _ := c.loginCookieName(r)
-	ck, err := r.Cookie(cookie)
-	if state == "" || err != nil {
-		if e := q.Get("error"); e != "" {
-			problem("denied", fmt.Errorf("identity provider error %q", e))
-			return
-		}
-		problem("expired", errors.New("state does not match the browser's sign-in"))
-		return
-	}
 	now := c.cfg.Now()
-	aeads, err := c.openingKeys(ctx, now)
-	if err != nil {
-		c.fail(w, r, nil, fault.Unavailable("console: read sign-in", err))
-		return
-	}
 	// The browser's sealed sign-in must open, be the one of this state and
 	// not have expired. It can't be used up on the server, which keeps
 	// nothing of it: a replayed callback finds its code redeemed (codes
 	// are single-use, and bound to the PKCE verifier), and every answer
-	// below clears the cookie.
-	login, err := openLogin(aeads, ck.Value, state, now)
-	if errors.Is(err, errOtherSignin) {
-		// Not this answer's sign-in: the one the browser started last,
-		// which its user may be finishing in another tab. Clearing its
-		// cookie would make that one fail instead.
-		c.log.WarnContext(ctx, "console: OIDC sign-in failed", "problem", "expired", "error", err)
-		http.Redirect(w, r, "/console/signin?problem=expired", http.StatusSeeOther)
-		return
+	// below clears the cookie. A cookie that does not open or expired is
+	// cleared too; one of another live sign-in (errOtherSignin) is not.
+	var login pendingLogin
+	var aeads []cipher.AEAD
+	err := errors.New("state does not match the browser's sign-in")
+	for _, s := range []bool{false, true} {
+		name, _ := c.loginCookieName(r, s)
+		ck, cerr := r.Cookie(name)
+		if cerr != nil || state == "" {
+			continue
+		}
+		if aeads == nil {
+			var kerr error
+			if aeads, kerr = c.openingKeys(ctx, now); kerr != nil {
+				c.fail(w, r, nil, fault.Unavailable("console: read sign-in", kerr))
+				return
+			}
+		}
+		l, oerr := openLogin(aeads, ck.Value, state, now)
+		switch {
+		case oerr == nil:
+			login, matched, silent = l, true, s
+		case errors.Is(oerr, errOtherSignin):
+			// Not this answer's sign-in: one the browser started since,
+			// which its user may be finishing in another tab. Clearing
+			// its cookie would make that one fail instead.
+			err = oerr
+		default:
+			c.setLoginCookie(w, r, s, "")
+			err = oerr
+		}
+		if matched {
+			break
+		}
 	}
-	if err != nil {
+	if !matched {
 		if e := q.Get("error"); e != "" {
 			problem("denied", fmt.Errorf("identity provider error %q", e))
 			return
@@ -669,7 +700,7 @@ func (c *Console) oidcCallback(w http.ResponseWriter, r *http.Request) {
 	if login.Reverify != "" {
 		// The answer to a silent re-verification of a session, which is
 		// the session's, not a sign-in.
-		c.silentAnswer(w, r.WithContext(ctx), oc, p, login, problem)
+		c.silentAnswer(w, r.WithContext(ctx), oc, p, login, forget, problem)
 		return
 	}
 	id, rt, err := oc.redeem(ctx, p, q.Get("code"), login, c.cfg.Now)
@@ -693,7 +724,7 @@ func (c *Console) oidcCallback(w http.ResponseWriter, r *http.Request) {
 	// The sign-in is done: the browser forgets it, so it needn't send it
 	// with every request (the cookie's path is / under HTTPS) until it
 	// expires.
-	c.setLoginCookie(w, r, "")
+	forget()
 	c.startSession(w, r, id.principal, id.name, "oidc", oc.cfg.Issuer, oc.logout(ctx, id.rawIDToken), oc.keptRefreshToken(ctx, rt), true)
 }
 
@@ -842,7 +873,7 @@ func (c *Console) oldCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	c.log.WarnContext(r.Context(), "console: an OIDC sign-in came back to "+callbackPath+", which no issuer uses any more; "+
 		"register each issuer's own redirect URI ("+callbackPath+"/provider or "+callbackPath+"/tenant/<id>)")
-	c.setLoginCookie(w, r, "")
+	c.setLoginCookie(w, r, false, "")
 	http.Redirect(w, r, "/console/signin?problem=redirect_uri", http.StatusSeeOther)
 }
 

@@ -19,11 +19,14 @@ import (
 // identity provider's sign-in itself: an authorization request with
 // prompt=none, which the identity provider answers at once, without a
 // page, from the session its user has there. It is the sign-in's machinery
-// (PKCE, state and nonce sealed in the login cookie, the same redirect URI
-// and callback, the same checks of the ID token), with two more things in
-// the sealed sign-in: the session it is the re-verification of, by its
-// name in Redis, so the answer updates that session only and never signs a
-// browser in; and the console page to go back to.
+// (PKCE, state and nonce sealed in a cookie, the same redirect URI and
+// callback, the same checks of the ID token), with two more things in the
+// sealed sign-in: the session it is the re-verification of, by its name in
+// Redis, so the answer updates that session only and never signs a
+// browser in; and the console page to go back to. Its cookie is not the
+// login cookie but one of its own (reverifyCookie), so that a sign-in its
+// user started in another tab and a re-verification of the session that
+// sign-in replaces don't end each other.
 //
 // Only a request that can follow a redirect to the identity provider can
 // do that: a page the browser navigates to, and a form it posts (which is
@@ -282,8 +285,9 @@ func authorizationError(code string) error {
 // off the identity provider's redirect in browsers, but not every client
 // minds), must be that session's. One it does not bring may be another's:
 // the user may have signed in again since the re-verification started, so
-// the answer clears it only when it brought it.
-func (c *Console) silentAnswer(w http.ResponseWriter, r *http.Request, oc *oidcClient, p *oidc.Provider, login pendingLogin, problem func(string, error)) {
+// the answer clears it only when it brought it. forget clears the cookie
+// that held login.
+func (c *Console) silentAnswer(w http.ResponseWriter, r *http.Request, oc *oidcClient, p *oidc.Provider, login pendingLogin, forget func(), problem func(string, error)) {
 	ctx := r.Context()
 	ck, err := r.Cookie(c.cookieName(r))
 	if err == nil && tokenHash(ck.Value) != login.Reverify {
@@ -295,7 +299,7 @@ func (c *Console) silentAnswer(w http.ResponseWriter, r *http.Request, oc *oidcC
 	if errors.Is(err, errNoSession) {
 		// Ended meanwhile (signed out, idle, replaced by a new sign-in):
 		// there is nothing to verify.
-		c.setLoginCookie(w, r, "")
+		forget()
 		if brought {
 			c.clearSessionCookie(w, r)
 		}
@@ -307,7 +311,7 @@ func (c *Console) silentAnswer(w http.ResponseWriter, r *http.Request, oc *oidcC
 		return
 	}
 	// The answer is done with, whatever it says.
-	c.setLoginCookie(w, r, "")
+	forget()
 	now := c.cfg.Now()
 	if sess.Via != "oidc" || c.issuerOf(sess) != oc {
 		err = errors.New("the session's issuer is not the one that answered")

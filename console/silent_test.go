@@ -22,8 +22,12 @@ var (
 	poll       = []reqOpt{header("Sec-Fetch-Mode", "cors"), header("Accept", "text/html")}
 )
 
-// loginCookie is the login cookie's name over plain HTTP.
-const loginCookie = "lockbox_login"
+// loginCookie is the login cookie's name over plain HTTP, reverifyCookie
+// the one of a silent re-verification in progress.
+const (
+	loginCookie    = "lockbox_login"
+	reverifyCookie = "lockbox_reverify"
+)
 
 // wantSilent checks that r sends the browser to m's authorization endpoint
 // for a silent re-verification with the sign-in's protections, and returns
@@ -42,8 +46,11 @@ func wantSilent(t *testing.T, m *oidctest.Provider, r resp) *url.URL {
 		q.Get("code_challenge_method") != "S256" || q.Get("client_id") != m.ClientID() {
 		t.Fatalf("the authorization request: %v", q)
 	}
-	if c := setCookie(t, r, loginCookie); c == nil || c.Value == "" {
-		t.Fatalf("no login cookie for the re-verification: %s", r)
+	if c := setCookie(t, r, reverifyCookie); c == nil || c.Value == "" {
+		t.Fatalf("no re-verification cookie: %s", r)
+	}
+	if c := setCookie(t, r, loginCookie); c != nil {
+		t.Fatalf("the re-verification set the login cookie, a sign-in's: %v", c)
 	}
 	return az
 }
@@ -59,16 +66,24 @@ func answer(t *testing.T, b *browser, az *url.URL) resp {
 	return b.get(r.location())
 }
 
-// wantBack checks that r is the continue page that takes the browser to
-// page, and that the login cookie is cleared.
+// wantBack checks that r is the continue page a re-verification's answer
+// takes the browser to page with, and that the re-verification cookie is
+// cleared.
 func wantBack(t *testing.T, r resp, page string) {
+	t.Helper()
+	wantContinue(t, r, page, reverifyCookie)
+}
+
+// wantContinue checks that r is the continue page that takes the browser
+// to page, and that the cookie that held its sign-in is cleared.
+func wantContinue(t *testing.T, r resp, page, cookie string) {
 	t.Helper()
 	if r.status != http.StatusOK {
 		t.Fatalf("want the continue page, got %s", r)
 	}
 	mustContain(t, "continue page", r, `data-testid="continue"`, `href="`+page+`"`)
-	if c := setCookie(t, r, loginCookie); c == nil || c.MaxAge >= 0 {
-		t.Errorf("the login cookie was not cleared: %v", r.header.Values("Set-Cookie"))
+	if c := setCookie(t, r, cookie); c == nil || c.MaxAge >= 0 {
+		t.Errorf("the %s cookie was not cleared: %v", cookie, r.header.Values("Set-Cookie"))
 	}
 }
 
@@ -232,7 +247,7 @@ func TestSilentReverifyBoundToSession(t *testing.T) {
 
 	r := b1.get("/console/requests", navigation...)
 	az := wantSilent(t, m, r)
-	login := setCookie(t, r, loginCookie)
+	login := setCookie(t, r, reverifyCookie)
 	r = b1.get(az.String())
 	if r.status != http.StatusFound {
 		t.Fatalf("the identity provider: %s", r)
@@ -369,7 +384,7 @@ func TestSilentReverifyPoll(t *testing.T) {
 		csrf := b.csrf()
 		e.clk.Advance(reverify)
 		r := b.get("/console/requests/pending", poll...)
-		if r.status != http.StatusUnauthorized || setCookie(t, r, loginCookie) != nil {
+		if r.status != http.StatusUnauthorized || setCookie(t, r, reverifyCookie) != nil {
 			t.Fatalf("the poll of a session to verify: %s", r)
 		}
 		if ks := e.sessionKeys(); len(ks) != 1 {
@@ -382,7 +397,7 @@ func TestSilentReverifyPoll(t *testing.T) {
 			t.Errorf("a poll while the identity provider answers: %s", r)
 		}
 		r = b.get("/console/audit", navigation...)
-		if r.status != http.StatusOK || setCookie(t, r, loginCookie) != nil {
+		if r.status != http.StatusOK || setCookie(t, r, reverifyCookie) != nil {
 			t.Errorf("another page while the identity provider answers: %s", r)
 		}
 		mustContain(t, "notice", r, `data-testid="reverifying"`, `content="5; url=/console/audit"`)
@@ -587,11 +602,11 @@ func TestSilentAnswerAfterSigninAgain(t *testing.T) {
 	}{
 		{"during the new sign-in", func(t *testing.T, e *env, m *oidctest.Provider, b *browser) (string, func()) {
 			l := startLogin(t, e, m, b, mona)
-			return mona.sub, func() { wantBack(t, fromIdentityProvider(b, l.callback), "/console/requests") }
+			return mona.sub, func() { wantContinue(t, fromIdentityProvider(b, l.callback), "/console/requests", loginCookie) }
 		}},
 		{"after the new sign-in", func(t *testing.T, e *env, m *oidctest.Provider, b *browser) (string, func()) {
 			l := startLogin(t, e, m, b, mona)
-			wantBack(t, fromIdentityProvider(b, l.callback), "/console/requests")
+			wantContinue(t, fromIdentityProvider(b, l.callback), "/console/requests", loginCookie)
 			return mona.sub, nil
 		}},
 		// "lockbox dev" with an identity provider offers both.
@@ -708,5 +723,80 @@ func TestSilentReverifyFormResubmit(t *testing.T) {
 				t.Errorf("the request is %s", got.State)
 			}
 		})
+	}
+}
+
+// TestSilentReverifyDuringSigninAgain: a silent re-verification of a
+// session, started while its user is signing in again in another tab (at
+// the identity provider's login page), does not end that sign-in: each
+// keeps its own sign-in in progress, and both finish.
+func TestSilentReverifyDuringSigninAgain(t *testing.T) {
+	parallel(t)
+	e, m, _ := newReverifyEnv(t, oidctest.Config{NoOfflineAccess: true})
+	b := oidcSignIn(t, e, m, mona)
+	s1 := b.cookie(sessionCookie)
+	m.UpdateUser(mona.sub, operatorMona.user())
+	e.clk.Advance(reverify)
+
+	// The new sign-in waits at the identity provider for its user...
+	l := startLogin(t, e, m, b, mona)
+	// ...while the other tab's page is verified without a page.
+	if r := silently(t, m, b, "/console/requests"); r.status != http.StatusOK {
+		t.Fatalf("the page verified again: %s", r)
+	}
+	if got := b.raw(); !got.VerifiedAt.Equal(e.clk.Now()) || !slices.Equal(got.Principal.Roles, []identity.Role{identity.RoleOperator}) {
+		t.Errorf("the session verified again: %+v", got)
+	}
+
+	wantContinue(t, fromIdentityProvider(b, l.callback), "/console/requests", loginCookie)
+	s2 := b.cookie(sessionCookie)
+	if s2 == "" || s2 == s1 {
+		t.Fatalf("the browser's session after signing in again: %q (was %q)", s2, s1)
+	}
+	if ks := e.sessionKeys(); !slices.Equal(ks, []string{keys.ConsoleSession(sha256Hex(s2))}) {
+		t.Errorf("sessions: %v, want the new one only", ks)
+	}
+	if r := b.get("/console/requests", navigation...); r.status != http.StatusOK {
+		t.Errorf("a page of the new session: %s", r)
+	}
+}
+
+// TestSilentReverifyCookieUnderHTTPS: under HTTPS a silent
+// re-verification in progress is kept in a __Host- cookie, as a sign-in's
+// is (TestLoginCookiePlanted): Secure, host-only, for the whole path, so a
+// sibling host can't plant one.
+func TestSilentReverifyCookieUnderHTTPS(t *testing.T) {
+	parallel(t)
+	e, m, _ := newReverifyEnv(t, oidctest.Config{NoOfflineAccess: true}, func(cfg *console.Config) {
+		cfg.PublicURL = "https://lockbox.example.com"
+	})
+	const hostSession, hostLogin, hostReverify = "__Host-lockbox_session", "__Host-lockbox_login", "__Host-lockbox_reverify"
+	b := e.browser()
+	r := b.get("/console/signin/oidc")
+	lc := setCookie(t, r, hostLogin)
+	if r.status != http.StatusFound || lc == nil {
+		t.Fatalf("sign-in start: %s", r)
+	}
+	m.QueueUser(mona.user())
+	cb, _ := url.Parse(b.get(r.location()).location())
+	r = b.get(cb.RequestURI(), header("Cookie", hostLogin+"="+lc.Value))
+	sc := setCookie(t, r, hostSession)
+	if r.status != http.StatusOK || sc == nil {
+		t.Fatalf("callback: %s", r)
+	}
+	e.clk.Advance(reverify)
+
+	r = b.get("/console/requests", append(navigation, header("Cookie", hostSession+"="+sc.Value))...)
+	if r.status != http.StatusSeeOther || !strings.HasPrefix(r.location(), m.AuthorizationEndpoint()+"?") {
+		t.Fatalf("want a redirect to the identity provider, got %s", r)
+	}
+	for _, plain := range []string{reverifyCookie, loginCookie, hostLogin} {
+		if c := setCookie(t, r, plain); c != nil {
+			t.Errorf("the re-verification set %s: %+v", plain, c)
+		}
+	}
+	c := setCookie(t, r, hostReverify)
+	if c == nil || c.Value == "" || !c.Secure || !c.HttpOnly || c.Path != "/" || c.Domain != "" || c.SameSite != http.SameSiteLaxMode || c.MaxAge <= 0 {
+		t.Errorf("re-verification cookie %+v: want %s, Secure, HttpOnly, Path=/, host-only, SameSite=Lax", c, hostReverify)
 	}
 }
