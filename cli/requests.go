@@ -519,7 +519,16 @@ func (e *env) powershellCommands() []*cobra.Command {
 Parameter names and values are case-insensitive, as in PowerShell: -approvalstatus pending.`,
 			DisableFlagParsing: true,
 			Annotations:        withOutputs("id"),
-			RunE:               e.runGetAlias,
+			ValidArgsFunction: e.completePowerShell([]psParam{
+				{name: "ApprovalStatus", aliases: []string{"approval-status", "state"}, values: completeApprovalStatus},
+				{name: "CreatedAfter", aliases: []string{"created-after"}},
+				{name: "RequestId", aliases: []string{"request-id"}, values: e.completeRequests(nil)},
+				{name: "tenant", values: e.completeTenants},
+				{name: "limit"},
+				{name: "cursor"},
+				{name: "All", aliases: []string{"all"}, isSwitch: true},
+			}),
+			RunE: e.runGetAlias,
 		},
 		{
 			Use:     "Set-AccessToCustomerDataRequest -RequestId ID -ApprovalDecision Approve|Deny|Cancel [-Comment C]",
@@ -535,9 +544,118 @@ as PowerShell's Set-AccessToCustomerDataRequest does.
 Parameter names and values are case-insensitive, as in PowerShell: -approvaldecision deny.`,
 			DisableFlagParsing: true,
 			Annotations:        withOutputs("id"),
-			RunE:               e.runSetAlias,
+			ValidArgsFunction: e.completePowerShell([]psParam{
+				{name: "RequestId", aliases: []string{"request-id"}, values: e.completeRequests(pendingRequest)},
+				{name: "ApprovalDecision", aliases: []string{"approval-decision"}, values: completeFixed("Approve", "Deny", "Cancel")},
+				{name: "Comment", aliases: []string{"comment"}},
+			}),
+			RunE: e.runSetAlias,
 		},
 	}
+}
+
+// psParam is a parameter of a PowerShell verb, for shell completion: its
+// PowerShell name, the other spellings it takes, and the candidates for its
+// value (none when nil: a value typed freely, or a switch).
+type psParam struct {
+	name     string
+	aliases  []string
+	values   cobra.CompletionFunc
+	isSwitch bool
+}
+
+// completePowerShell completes a PowerShell verb's command line, which
+// cobra leaves unparsed (DisableFlagParsing): after a parameter that takes
+// a value, that value's candidates; for a word starting with "-", the
+// parameters not given yet. Never file names: no parameter takes one.
+// Values are asked of the API with the token and server the command line
+// names, as for every other command.
+func (e *env) completePowerShell(params []psParam) cobra.CompletionFunc {
+	// lookup finds the parameter arg names, when arg is a parameter
+	// whose value is the next word (not -Name:value or -Name=value).
+	lookup := func(arg string) (psParam, bool) {
+		name, ok := strings.CutPrefix(arg, "-")
+		if !ok || strings.ContainsAny(name, ":=") {
+			return psParam{}, false
+		}
+		name = strings.TrimPrefix(name, "-")
+		for _, p := range params {
+			for _, n := range append([]string{p.name}, p.aliases...) {
+				if strings.EqualFold(n, name) {
+					return p, true
+				}
+			}
+		}
+		return psParam{}, false
+	}
+	return func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		fs := e.psFlagSet(cmd.Name())
+		for _, p := range params {
+			for _, n := range append([]string{p.name}, p.aliases...) {
+				if p.isSwitch {
+					fs.Bool(n, false, "")
+				} else {
+					fs.String(n, "", "")
+				}
+			}
+		}
+		_, _ = parseArgs(fs, foldFlagNames(fs, args)) // for --addr and --token-file only
+		given := map[string]bool{}
+		for _, arg := range args {
+			if i := strings.IndexAny(arg, ":="); i >= 0 {
+				arg = arg[:i] // -Name:value
+			}
+			if p, ok := lookup(arg); ok {
+				given[p.name] = true
+			}
+		}
+		if len(args) > 0 {
+			if p, ok := lookup(args[len(args)-1]); ok && !p.isSwitch {
+				if p.values == nil {
+					return nil, cobra.ShellCompDirectiveNoFileComp
+				}
+				return p.values(cmd, nil, toComplete)
+			}
+		}
+		var out []cobra.Completion
+		if strings.HasPrefix(toComplete, "-") {
+			for _, p := range params {
+				if !given[p.name] && hasPrefixFold("-"+p.name, toComplete) {
+					out = append(out, "-"+p.name)
+				}
+			}
+		}
+		return out, cobra.ShellCompDirectiveNoFileComp
+	}
+}
+
+// completeApprovalStatus completes -ApprovalStatus with PowerShell's
+// statuses.
+func completeApprovalStatus(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	var names []string
+	for _, st := range approvalStatuses {
+		names = append(names, st.name)
+	}
+	return completeFixed(names...)(cmd, args, toComplete)
+}
+
+// completeFixed completes a value from choices, matching what was typed
+// without regard to case, as the PowerShell verbs read their values.
+func completeFixed(choices ...string) cobra.CompletionFunc {
+	return func(_ *cobra.Command, _ []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		var out []cobra.Completion
+		for _, c := range choices {
+			if hasPrefixFold(c, toComplete) {
+				out = append(out, c)
+			}
+		}
+		return out, cobra.ShellCompDirectiveNoFileComp
+	}
+}
+
+// hasPrefixFold is strings.HasPrefix without regard to ASCII case.
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
 }
 
 // psParse parses a PowerShell verb's command line with fs; -h shows its
