@@ -1,8 +1,9 @@
 #!/bin/sh
 # ensure-deps.sh makes sure the tools "make test" needs are installed: Go;
 # the redis-server that tests run against (they never mock Redis); chromium,
-# which the admin center's browser tests drive headless; and promtool (from
-# Debian's prometheus package), which checks and unit-tests the alert rules.
+# which the admin center's browser tests drive headless; promtool (from
+# Debian's prometheus package), which checks and unit-tests the alert rules;
+# and curl, which README's examples use and a test runs as written.
 #
 # Whatever is missing is installed with apt-get when running as root;
 # otherwise this prints the one command to run and fails, so no test passes
@@ -16,7 +17,7 @@ if ! command -v go >/dev/null 2>&1; then
 fi
 
 # command:package pairs.
-need="chromium:chromium promtool:prometheus"
+need="chromium:chromium promtool:prometheus curl:curl"
 if [ -z "${LOCKBOX_TEST_REDIS_URL:-}" ]; then
 	need="redis-server:redis-server $need"
 fi
