@@ -493,3 +493,61 @@ func TestSharedIssuerForeignTenantTokenReadsNothing(t *testing.T) {
 	}
 	decode[tenants.Settings](t, e.do(contosoAdmin, "GET", "/v1/tenants/contoso/settings", nil), http.StatusOK)
 }
+
+// TestAuditExportCSVNeutralisesFormulas: a CSV export opened in a
+// spreadsheet must not run what a record holds. A cell beginning with
+// = + - @, a tab or a carriage return is a formula there, and a tenant's
+// user ids may begin with + or - (keys.IsUser); such a cell gets a leading
+// apostrophe, and AuditData keeps every value as it was written.
+func TestAuditExportCSVNeutralisesFormulas(t *testing.T) {
+	e := newEnv(t)
+	log := audit.NewLog(e.rdb, e.clk.Now)
+	cells := []struct{ user, op string }{
+		{"-2+3@contoso.example", "=HYPERLINK(\"http://evil.example\",\"x\")"},
+		{"+cmd@contoso.example", "@SUM(1+1)"},
+		{"@contoso.example", "\tGet-Mailbox"},
+		{"\rgina@contoso.example", "+Get-Mailbox"},
+		{"gina@contoso.example", "Get-Mailbox-"}, // harmless: kept as it is
+	}
+	for _, c := range cells {
+		e.clk.Advance(time.Second)
+		if _, err := log.Append(context.Background(), record.Record{
+			Operation: c.op, LockboxTenant: "contoso", Workload: record.WorkloadLockbox,
+			RecordType: record.RecordTypeExchangeAdmin, UserType: record.UserTypeRegular, UserId: c.user,
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := e.do(contosoAdmin, "GET", "/v1/audit/export?tenant=contoso&format=csv&from="+url.QueryEscape(start.Add(time.Second).Format(time.RFC3339)), nil)
+	if r.status != 200 {
+		t.Fatalf("status %d: %s", r.status, r.body)
+	}
+	rows, err := csv.NewReader(bytes.NewReader(r.body)).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != len(cells)+1 {
+		t.Fatalf("%d rows, want %d: %q", len(rows), len(cells)+1, r.body)
+	}
+	for i, row := range rows[1:] {
+		c := cells[len(cells)-1-i] // newest first
+		for _, cell := range row {
+			if cell != "" && strings.ContainsRune("=+-@\t\r", rune(cell[0])) {
+				t.Errorf("row %d: cell %q would be a formula in a spreadsheet", i+1, cell)
+			}
+		}
+		want := func(s string) string {
+			if strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+				return "'" + s
+			}
+			return s
+		}
+		if row[1] != want(c.user) || row[2] != want(c.op) {
+			t.Errorf("row %d = %q, %q; want %q, %q", i+1, row[1], row[2], want(c.user), want(c.op))
+		}
+		var rec record.Record
+		if err := json.Unmarshal([]byte(row[3]), &rec); err != nil || rec.UserId != c.user || rec.Operation != c.op {
+			t.Errorf("row %d: AuditData %s (%v) does not keep %q, %q", i+1, row[3], err, c.user, c.op)
+		}
+	}
+}

@@ -1,6 +1,9 @@
 package record
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // CSVHeader is the header row of a CSV export. The columns are those of the
 // unified audit log's export, so spreadsheets and scripts written for it
@@ -15,5 +18,18 @@ func (r Record) CSVRow() ([]string, error) { return r.csvRow(nil) }
 // csvRow appends r's row to dst[:0]. AuditData is AppendJSON's encoding,
 // which is json.Marshal's byte for byte.
 func (r Record) csvRow(dst []string) ([]string, error) {
-	return append(dst[:0], r.CreationTime.UTC().Format(time.RFC3339Nano), r.UserId, r.Operation, string(r.AppendJSON(nil))), nil
+	return append(dst[:0], r.CreationTime.UTC().Format(time.RFC3339Nano), csvCell(r.UserId), csvCell(r.Operation), string(r.AppendJSON(nil))), nil
+}
+
+// csvCell neutralises s for spreadsheets: a cell beginning with = + - @, a
+// tab or a carriage return is taken for a formula when the export is
+// opened (CSV injection), and a tenant's user ids may begin with + or -,
+// so such a cell gets a leading apostrophe, which spreadsheets read as
+// "text" and do not show. The record's own values are untouched in
+// AuditData, which begins with '{'.
+func csvCell(s string) string {
+	if s != "" && strings.IndexByte("=+-@\t\r", s[0]) >= 0 {
+		return "'" + s
+	}
+	return s
 }
