@@ -33,8 +33,15 @@ const (
 	// batchSize is how many stream entries one round trip reads.
 	batchSize = 500
 	// mergeBatchSize is the batch of each tenant's stream when all
-	// tenants are read together.
+	// tenants are read together, at most.
 	mergeBatchSize = 100
+	// mergeBudget bounds the entries a search of every tenant reads ahead
+	// of the merge: each tenant's batch is held until the merge takes its
+	// entries, and the merge starts with one batch of every tenant, so
+	// with 10 000 tenants a fixed batch of 100 held a million entries
+	// before the first result. Past 100 tenants the batch shrinks
+	// instead, to one entry a round trip from 10 000 tenants on.
+	mergeBudget = 10_000
 	// maxScan bounds the entries one Search call reads, so a very
 	// selective filter over a long log answers within the call's deadline
 	// with a partial page and a cursor instead of timing out.
@@ -356,13 +363,12 @@ func (l *Log) open(ctx context.Context, q Query) (iterator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
+	tenants = slices.DeleteFunc(tenants, func(t string) bool { return keys.ValidTenant(t) != nil })
 	slices.Sort(tenants)
+	batch := int64(max(1, min(mergeBatchSize, mergeBudget/max(1, len(tenants)))))
 	m := &merger{}
 	for _, t := range tenants {
-		if keys.ValidTenant(t) != nil {
-			continue
-		}
-		r := &streamReader{log: l, tenant: t, max: "+", batch: mergeBatchSize, stopBefore: stopBefore, seekTo: seekTo}
+		r := &streamReader{log: l, tenant: t, max: "+", batch: batch, stopBefore: stopBefore, seekTo: seekTo}
 		if after != nil {
 			r.start(*after)
 		}
