@@ -217,7 +217,7 @@ func (e *env) auditVerify() *cobra.Command {
 // json and yaml, the export's CSV for csv, else a table.
 func (e *env) printRecords(v any, recs []record.Record) error {
 	if e.g.output == "csv" {
-		x := record.NewExportWriter(e.stdout, record.ExportCSV)
+		x := csvWriter(e.stdout)
 		return x.Finish(x.WriteAll(recs))
 	}
 	return e.emit(v, nil, func(w io.Writer) error { return printAudit(w, recs) })
@@ -235,7 +235,7 @@ func (e *env) recordWriter() recordWriter {
 	case "json", "yaml":
 		return &pageRecords{e: e}
 	case "csv":
-		return &csvRecords{x: record.NewExportWriter(e.stdout, record.ExportCSV)}
+		return &csvRecords{x: csvWriter(e.stdout)}
 	}
 	return &tableRecords{w: e.stdout}
 }
@@ -296,6 +296,26 @@ func (j *pageRecords) close(next string) error {
 
 // csvRecords prints the columns of the Microsoft 365 audit log export.
 type csvRecords struct{ x *record.ExportWriter }
+
+// csvWriter is the export's CSV writer for -o csv, which prints on a
+// terminal as the tables do (clean): the UserIds and Operations cells
+// show controls and format characters escaped, and AuditData the ones
+// JSON leaves as they are (escapeUnsafe), so it still reads back as the
+// same record. Another party's comment or user id can't drive the
+// terminal of whoever reads the log.
+func csvWriter(w io.Writer) *record.ExportWriter {
+	x := record.NewExportWriter(w, record.ExportCSV)
+	x.Cells = func(row []string) {
+		for i, c := range row {
+			if i == len(row)-1 { // AuditData, the last column
+				row[i] = string(escapeUnsafe([]byte(c), false))
+			} else {
+				row[i] = clean(c)
+			}
+		}
+	}
+	return x
+}
 
 func (c *csvRecords) write(recs []record.Record) error { return c.x.WriteAll(recs) }
 

@@ -1429,6 +1429,46 @@ func TestTerminalEscapesAreShownNotInterpreted(t *testing.T) {
 	}
 }
 
+// TestCSVOutputEscapesTerminalControls: -o csv prints audit records on
+// the terminal as the tables do, so a comment or a user id written by
+// another party can't drive it either: controls and format characters are
+// shown escaped in the UserIds and Operations cells, and AuditData escapes
+// the C1 controls and bidirectional overrides JSON leaves as they are, so
+// it still reads back as the same record.
+func TestCSVOutputEscapesTerminalControls(t *testing.T) {
+	recs := sampleRecords()
+	recs[0].UserId = "alice\x1b[2J@contoso.com"
+	recs[0].Operation = "Get-Mailbox\u202e"
+	recs[0].Comment = "fine\u009b31m\x1b]52;c;cm0gLXJmIH4K\x07\u202eevil"
+	for _, args := range [][]string{
+		{"audit", "search", "--tenant", "contoso", "-o", "csv"},
+		{"audit", "search", "--tenant", "contoso", "--all", "-o", "csv"},
+		{"get", "activity", reqID, "-o", "csv"},
+	} {
+		res := run(t, args, nil, map[string]reply{
+			"GET /v1/audit": {200, mustJSON(wire.RecordPage{Records: recs})},
+			"GET /v1/requests/" + reqID + "/activity": {200, mustJSON(wire.RecordList{Records: recs})},
+		})
+		if res.code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, res.code, res.stderr)
+		}
+		if strings.ContainsAny(res.stdout, "\x1b\x07\u009b\u202e") {
+			t.Errorf("%v: output carries raw control characters: %q", args, res.stdout)
+		}
+		rows, err := csv.NewReader(strings.NewReader(res.stdout)).ReadAll()
+		if err != nil || len(rows) != 2 {
+			t.Fatalf("%v: csv %q: %v", args, res.stdout, err)
+		}
+		if rows[1][1] != `alice\u001b[2J@contoso.com` || rows[1][2] != `Get-Mailbox\u202e` {
+			t.Errorf("%v: row = %q", args, rows[1])
+		}
+		var got record.Record
+		if err := json.Unmarshal([]byte(rows[1][3]), &got); err != nil || got.Comment != recs[0].Comment || got.UserId != recs[0].UserId {
+			t.Errorf("%v: AuditData %s does not read back as the record (%v)", args, rows[1][3], err)
+		}
+	}
+}
+
 // TestCursorHintIsShownNotInterpreted: the cursor a page names is the
 // server's text too, printed in the hint to continue; a server that put
 // escape sequences in it (an OSC 52 writes the clipboard a user pastes

@@ -61,6 +61,10 @@ type ExportWriter struct {
 	// Flush, when set, runs after each flush of the writer's buffer, e.g.
 	// an http.ResponseController's Flush, so the bytes leave the process.
 	Flush func() error
+	// Cells, when set, may rewrite each CSV row's cells in place before
+	// the row is written: lockboxctl shows on a terminal, escaped, the
+	// controls a file keeps as they are.
+	Cells func(row []string)
 
 	format  ExportFormat
 	bw      *bufio.Writer
@@ -112,6 +116,9 @@ func (x *ExportWriter) Write(r Record) error {
 			return err
 		}
 		x.row = row
+		if x.Cells != nil {
+			x.Cells(row)
+		}
 		if err := x.cw.Write(row); err != nil {
 			return err
 		}
