@@ -178,13 +178,13 @@ func (s *Store) Create(ctx context.Context, actor Actor, in CreateInput) (Reques
 				if ended != nil {
 					// Recorded first: its end deletes the open marker and
 					// its grant, which then become the new request's.
-					if err := s.queue(ctx, p, ended.prev, ended.next); err != nil {
+					if err := s.queue(ctx, p, ended.prev, ended.next, s.cfg.Now()); err != nil {
 						return err
 					}
 				}
 				p.Set(ctx, open, r.ID, 0)
 				p.ZAdd(ctx, keys.TenantRequests(r.Tenant), redis.Z{Score: score(r.CreatedAt), Member: r.ID})
-				return s.queue(ctx, p, Request{}, r)
+				return s.queue(ctx, p, Request{}, r, s.cfg.Now())
 			})
 			return err
 		}, open)
@@ -584,7 +584,7 @@ func (s *Store) LockboxOnTx(ctx context.Context, tx *redis.Tx, tenant string, by
 	}
 	return func(p redis.Pipeliner) error {
 		for _, c := range changes {
-			if err := s.queue(ctx, p, c.prev, c.next); err != nil {
+			if err := s.queue(ctx, p, c.prev, c.next, now); err != nil {
 				return err
 			}
 			// Counted when queued: a transaction that then loses its
@@ -652,7 +652,7 @@ func (s *Store) update(ctx context.Context, tenant, id string, act Action, fn fu
 				return nil // idempotent retry: nothing to write
 			}
 			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-				return s.queue(ctx, p, cur, next)
+				return s.queue(ctx, p, cur, next, now)
 			})
 			return err
 		}, key, keys.Settings(tenant), keys.Approvers(tenant), keys.Tenant(tenant))
@@ -680,8 +680,11 @@ func (s *Store) update(ctx context.Context, tenant, id string, act Action, fn fu
 
 // queue adds to p the writes that take a request from prev to next: the
 // request itself, its grant, its indexes and one audit record per new
-// history event.
-func (s *Store) queue(ctx context.Context, p redis.Pipeliner, prev, next Request) error {
+// history event. now is the time the transition was judged at, the one
+// the grant's expires_at counts from: read again here, the clock has moved
+// on by as long as the transaction's reads took, and a grant shorter than
+// that got a TTL of zero or less, which Redis takes as none.
+func (s *Store) queue(ctx context.Context, p redis.Pipeliner, prev, next Request, now time.Time) error {
 	b, err := json.Marshal(next)
 	if err != nil {
 		return err
@@ -710,7 +713,7 @@ func (s *Store) queue(ctx context.Context, p redis.Pipeliner, prev, next Request
 		}
 		// The TTL is cleanup only; readers check ExpiresAt. It is relative
 		// to our clock, not Redis's, so an injected clock stays coherent.
-		p.Set(ctx, grantKey, gb, g.ExpiresAt.Sub(s.cfg.Now()))
+		p.Set(ctx, grantKey, gb, g.ExpiresAt.Sub(now))
 	}
 	if prev.State == StateApproved && next.State != StateApproved {
 		// One open request per (tenant, operator, service) means this
@@ -722,9 +725,8 @@ func (s *Store) queue(ctx context.Context, p redis.Pipeliner, prev, next Request
 		// second), so deleting it is safe.
 		p.Del(ctx, keys.Open(next.Tenant, next.Requester, next.Service))
 	}
-	committed := s.cfg.Now()
 	for _, ev := range next.History[len(prev.History):] {
-		if err := s.cfg.Audit.AppendTx(ctx, p, recordFor(next, ev, committed)); err != nil {
+		if err := s.cfg.Audit.AppendTx(ctx, p, recordFor(next, ev, now)); err != nil {
 			return err
 		}
 	}
