@@ -2,11 +2,13 @@ package grants_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/internal/clock"
+	"github.com/lockbox-oss/lockbox/internal/fault"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 )
 
@@ -64,4 +66,57 @@ func TestGrantTTLFromTheDecisionsTime(t *testing.T) {
 	if ttl <= 0 || ttl > d {
 		t.Fatalf("grant TTL = %v, want at most %s and more than 0 (-1: none)", ttl, d)
 	}
+}
+
+// TestCreateJudgedAtOneTime: filing a request is judged at one time, the
+// one it is filed at. Create read the clock for the new request's
+// created_at and again to see whether the engineer's previous request for
+// the tenant and service had ended, so a request could be filed "at" a time
+// when the previous grant was still live, and be recorded so: two open
+// requests of one engineer for one tenant and service at once.
+func TestCreateJudgedAtOneTime(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	prev := e.create(t, time.Hour)
+	e.act(t, prev.ID, grants.ActionApprove, manager)
+	prev = e.act(t, prev.ID, grants.ActionApprove, globalAdmin)
+	end := *prev.ExpiresAt
+	next := grants.CreateInput{Tenant: "contoso", Service: "exchange", ServiceRequest: "SR-8", Reason: "again", Duration: grants.Duration(time.Hour)}
+
+	// A minute before the grant ends, on a replica whose clock moves on
+	// by a minute between two reads.
+	tick := ticking{c: clock.NewFake(end.Add(-time.Minute)), step: time.Minute}
+	if r, err := e.replicaOn(t, tick.Now).Create(ctx, operator, next); codeOf(err) != "open_request_exists" {
+		t.Fatalf("filed while the previous grant was live: %v; created at %v, previous grant until %v", err, r.CreatedAt, end)
+	}
+	if g, err := e.store.Grant(ctx, "contoso", "alice", "exchange"); err != nil || g.RequestID != prev.ID {
+		t.Fatalf("the previous grant after the refusal: %+v, %v", g, err)
+	}
+
+	// At its end, the next request is filed, and the previous one is
+	// recorded as completed then, not after.
+	tick = ticking{c: clock.NewFake(end), step: time.Minute}
+	r, err := e.replicaOn(t, tick.Now).Create(ctx, operator, next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.CreatedAt.Equal(end) {
+		t.Fatalf("created at %v, want %v", r.CreatedAt, end)
+	}
+	done, err := e.store.Get(ctx, manager.Principal, prev.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := done.History[len(done.History)-1]; done.State != grants.StateCompleted || !last.At.Equal(end) {
+		t.Fatalf("previous request %s, last event %+v", done.State, last)
+	}
+}
+
+// codeOf returns the code of a categorized error, or "".
+func codeOf(err error) string {
+	var fe *fault.Error
+	if errors.As(err, &fe) {
+		return fe.Code
+	}
+	return ""
 }

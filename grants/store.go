@@ -136,7 +136,11 @@ func NewStore(cfg Config) (*Store, error) {
 
 // Create files a new request for actor.
 func (s *Store) Create(ctx context.Context, actor Actor, in CreateInput) (Request, error) {
-	r, err := New(in, actor, s.cfg.NewID(), s.cfg.Now(), s.cfg.Catalog)
+	// One time for the whole filing: the new request is created at the
+	// time the previous one's end is judged at, so none is filed while
+	// the previous grant is still live.
+	now := s.cfg.Now()
+	r, err := New(in, actor, s.cfg.NewID(), now, s.cfg.Catalog)
 	if err != nil {
 		return Request{}, err
 	}
@@ -149,7 +153,7 @@ func (s *Store) Create(ctx context.Context, actor Actor, in CreateInput) (Reques
 	open := keys.Open(r.Tenant, r.Requester, r.Service)
 	// Refuse early, before any index is written; the transaction below
 	// checks again under WATCH.
-	if _, err := s.checkNoOpen(ctx, rdb, open, r); err != nil {
+	if _, err := s.checkNoOpen(ctx, rdb, open, r, now); err != nil {
 		return Request{}, s.storeErr("create", err)
 	}
 	// Global indexes live outside the tenant's hash slot, so they can't join
@@ -171,20 +175,20 @@ func (s *Store) Create(ctx context.Context, actor Actor, in CreateInput) (Reques
 	for range s.cfg.MaxRetries {
 		err = rdb.Watch(ctx, func(tx *redis.Tx) error {
 			var err error
-			if ended, err = s.checkNoOpen(ctx, tx, open, r); err != nil {
+			if ended, err = s.checkNoOpen(ctx, tx, open, r, now); err != nil {
 				return err
 			}
 			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 				if ended != nil {
 					// Recorded first: its end deletes the open marker and
 					// its grant, which then become the new request's.
-					if err := s.queue(ctx, p, ended.prev, ended.next, s.cfg.Now()); err != nil {
+					if err := s.queue(ctx, p, ended.prev, ended.next, now); err != nil {
 						return err
 					}
 				}
 				p.Set(ctx, open, r.ID, 0)
 				p.ZAdd(ctx, keys.TenantRequests(r.Tenant), redis.Z{Score: score(r.CreatedAt), Member: r.ID})
-				return s.queue(ctx, p, Request{}, r, s.cfg.Now())
+				return s.queue(ctx, p, Request{}, r, now)
 			})
 			return err
 		}, open)
@@ -209,13 +213,14 @@ func (s *Store) Create(ctx context.Context, actor Actor, in CreateInput) (Reques
 
 // checkNoOpen refuses a second open request of the same operator for the
 // same tenant and service: one grant key has one owner, and one open marker
-// names it. A previous request that has ended in time (its window over, or
-// undecided past its deadline) but that no sweep has recorded yet is
-// returned as the change that records its end: Create commits it with the
-// new request, since settling it later would delete the marker and the
-// grant key, by then the new request's. Within a transaction (tx a
-// *redis.Tx) the previous request is watched before it is read.
-func (s *Store) checkNoOpen(ctx context.Context, tx getter, open string, r Request) (*change, error) {
+// names it. A previous request that has ended by now, the new one's
+// created_at (its window over, or undecided past its deadline), but that
+// no sweep has recorded yet is returned as the change that records its
+// end: Create commits it with the new request, since settling it later
+// would delete the marker and the grant key, by then the new request's.
+// Within a transaction (tx a *redis.Tx) the previous request is watched
+// before it is read.
+func (s *Store) checkNoOpen(ctx context.Context, tx getter, open string, r Request, now time.Time) (*change, error) {
 	id, err := tx.Get(ctx, open).Result()
 	if errors.Is(err, redis.Nil) {
 		return nil, nil
@@ -235,7 +240,7 @@ func (s *Store) checkNoOpen(ctx context.Context, tx getter, open string, r Reque
 	if err != nil {
 		return nil, err
 	}
-	prev, settled := Settle(stored, s.cfg.Now())
+	prev, settled := Settle(stored, now)
 	switch {
 	case !prev.State.Final():
 		return nil, newErr(ErrConflict, "open_request_exists",
