@@ -546,8 +546,29 @@ func (h *Handler) judge(r *http.Request, c *call) (Reason, error) {
 	if c.header, reason, err = h.outboundHeader(r.Header, c); reason != "" {
 		return reason, err
 	}
+	// The call is judged at c.now, but the grant's read and the policy
+	// may have lasted past the grant's end (a slow Redis, within the grant
+	// timeout), and so may the audit write (a group commit waiting on
+	// replicas, within the audit timeout): the window is checked again
+	// before the record is written and before anything is forwarded, so
+	// that no call reaches the upstream once its grant has ended.
+	if reason, err = h.stillValid(c); reason != "" {
+		return reason, err
+	}
 	if c.record, reason, err = h.audit(ctx, c); reason != "" {
 		return reason, err
+	}
+	// A record written for a call refused here describes a call that
+	// never happened, which errs on the side of over-reporting, as a write
+	// that timed out and landed does.
+	return h.stillValid(c)
+}
+
+// stillValid refuses the call if its grant has ended by now, by a fresh
+// reading of the clock.
+func (h *Handler) stillValid(c *call) (Reason, error) {
+	if !c.grant.Valid(h.cfg.Now()) {
+		return ReasonGrantExpired, fmt.Errorf("the grant of request %s expired at %s", c.grant.RequestID, c.grant.ExpiresAt.UTC().Format(time.RFC3339))
 	}
 	return "", nil
 }
