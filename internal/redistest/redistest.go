@@ -92,14 +92,29 @@ type Server struct {
 	Port int
 	dir  string
 	args []string
-	cmd  *exec.Cmd
+	proc *process
+}
+
+// process is a running redis-server (or sentinel).
+type process struct {
+	cmd *exec.Cmd
+	// exited is closed once the process is gone (reaped).
+	exited <-chan struct{}
 }
 
 // Stop kills the server (SIGKILL, as kill -9 does): it writes nothing more
-// and refuses connections at once.
+// and refuses connections at once. It returns once the process is gone, so
+// that its port is free for Restart: a server started while the old one
+// still held the port would fail to listen, and the old one, still
+// answering PING as it died, would pass for it.
 func (s *Server) Stop() {
-	if s.cmd.Process != nil {
-		_ = s.cmd.Process.Kill()
+	if s.proc.cmd.Process == nil {
+		return
+	}
+	_ = s.proc.cmd.Process.Kill()
+	select {
+	case <-s.proc.exited:
+	case <-time.After(10 * time.Second):
 	}
 }
 
@@ -109,11 +124,11 @@ func (s *Server) Stop() {
 // acknowledges what is sent to it, so neither the client nor TCP notices.
 func (s *Server) Freeze(t testing.TB) (thaw func()) {
 	t.Helper()
-	if err := s.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+	if err := s.proc.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatalf("redistest: freeze %s: %v", s.Addr, err)
 	}
 	var once sync.Once
-	thaw = func() { once.Do(func() { _ = s.cmd.Process.Signal(syscall.SIGCONT) }) }
+	thaw = func() { once.Do(func() { _ = s.proc.cmd.Process.Signal(syscall.SIGCONT) }) }
 	// Registered after the server's own cleanup, so it runs first: the
 	// server is thawed before it is removed (SIGKILL would end a stopped
 	// process too, but a thawed one is what remove expects).
@@ -126,11 +141,11 @@ func (s *Server) Freeze(t testing.TB) (thaw func()) {
 // (later options win: "--replicaof", host, port makes it a replica).
 func (s *Server) Restart(args ...string) error {
 	s.Stop()
-	_, cmd, err := spawnOn(s.Port, s.dir, append(slices.Clone(s.args), args...)...)
+	_, proc, err := spawnOn(s.Port, s.dir, append(slices.Clone(s.args), args...)...)
 	if err != nil {
 		return err
 	}
-	s.cmd = cmd
+	s.proc = proc
 	return nil
 }
 
@@ -168,13 +183,13 @@ func Start(args ...string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	url, cmd, err := spawnOn(port, dir, args...)
+	url, proc, err := spawnOn(port, dir, args...)
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, err
 	}
 	opts, _ := redis.ParseURL(url)
-	return &Server{URL: url, Addr: opts.Addr, Port: port, dir: dir, args: args, cmd: cmd}, nil
+	return &Server{URL: url, Addr: opts.Addr, Port: port, dir: dir, args: args, proc: proc}, nil
 }
 
 func start() (string, error) {
@@ -191,7 +206,7 @@ func start() (string, error) {
 
 // spawnOn starts a redis-server on port with dir as its working directory
 // and waits until it answers.
-func spawnOn(port int, dir string, args ...string) (string, *exec.Cmd, error) {
+func spawnOn(port int, dir string, args ...string) (string, *process, error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		return "", nil, fmt.Errorf("redis-server not found on PATH")
@@ -214,7 +229,7 @@ func spawnOn(port int, dir string, args ...string) (string, *exec.Cmd, error) {
 
 // startProcess starts cmd, a redis-server (or sentinel) that will listen
 // on addr, and waits until it answers PING.
-func startProcess(cmd *exec.Cmd, addr, logfile string) (string, *exec.Cmd, error) {
+func startProcess(cmd *exec.Cmd, addr, logfile string) (string, *process, error) {
 	// The server must die with the test binary, even when the binary is
 	// killed by a timeout: Go runs no exit hooks, so the kernel sends it
 	// SIGKILL when we go.
@@ -222,11 +237,20 @@ func startProcess(cmd *exec.Cmd, addr, logfile string) (string, *exec.Cmd, error
 	if err := cmd.Start(); err != nil {
 		return "", nil, fmt.Errorf("start %s: %w", filepath.Base(cmd.Path), err)
 	}
-	go func() { _ = cmd.Wait() }() // reap it if it dies early
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }() // reap it whenever it dies
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			// It could not start (its port taken, a bad option): what
+			// answers on addr, if anything, is not it.
+			log, _ := os.ReadFile(logfile)
+			return "", nil, fmt.Errorf("%s on %s exited at start: %s", filepath.Base(cmd.Path), addr, strings.TrimSpace(string(log)))
+		default:
+		}
 		if ping(addr) {
-			return "redis://" + addr + "/0", cmd, nil
+			return "redis://" + addr + "/0", &process{cmd: cmd, exited: exited}, nil
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 func TestMain(m *testing.M) { Main(m) }
@@ -71,4 +73,28 @@ func TestSentinel(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Logf("failover after %s", time.Since(killed))
+}
+
+// TestRestartIsANewServer: each Restart answers with a new server on the
+// same port, never the old one still dying (nor a new one that could not
+// listen because the old one held the port).
+func TestRestartIsANewServer(t *testing.T) {
+	s := StartServer(t)
+	ctx := context.Background()
+	for i := range 20 {
+		c := redis.NewClient(&redis.Options{Addr: s.Addr, MaxRetries: -1})
+		if err := c.Set(ctx, "before-restart", i, 0).Err(); err != nil {
+			t.Fatalf("restart %d: set: %v", i, err)
+		}
+		c.Close()
+		if err := s.Restart(); err != nil {
+			t.Fatalf("restart %d: %v", i, err)
+		}
+		c = redis.NewClient(&redis.Options{Addr: s.Addr, MaxRetries: -1})
+		n, err := c.Exists(ctx, "before-restart").Result()
+		c.Close()
+		if err != nil || n != 0 {
+			t.Fatalf("restart %d: the key written before it is %d, %v: not a new server", i, n, err)
+		}
+	}
 }

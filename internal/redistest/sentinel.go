@@ -113,12 +113,12 @@ func startSentinelProcess(masterAddr string) (*Server, error) {
 		return nil, err
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	url, cmd, err := startProcess(exec.Command(bin, conf, "--sentinel"), addr, logfile)
+	url, proc, err := startProcess(exec.Command(bin, conf, "--sentinel"), addr, logfile)
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, err
 	}
-	return &Server{URL: url, Addr: addr, Port: port, dir: dir, cmd: cmd}, nil
+	return &Server{URL: url, Addr: addr, Port: port, dir: dir, proc: proc}, nil
 }
 
 // Addrs lists the sentinels' host:port.
