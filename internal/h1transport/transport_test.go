@@ -856,3 +856,64 @@ func TestCancelWhileWriting(t *testing.T) {
 		t.Fatal("a call cancelled as its request was written still waits for the answer")
 	}
 }
+
+// TestEndlessTrailer: an upstream whose chunked body ends in a trailer
+// section with no end fails the call once the trailer outgrows the
+// connection's read buffer; the transport neither buffers it nor waits
+// for its end. What was read of it stays bounded, and the connection is
+// not used again.
+func TestEndlessTrailer(t *testing.T) {
+	url := rawServer(t, func(_ int, c net.Conn) {
+		readRequest(bufio.NewReader(c))
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-Filler: ")
+		// Up to 64 MiB: without a bound the call would read it all.
+		filler := strings.Repeat("y", 32<<10)
+		for range 2 << 10 {
+			if _, err := io.WriteString(c, filler); err != nil {
+				return
+			}
+		}
+	})
+	var read atomic.Int64
+	tr := newTransport()
+	tr.dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		var d net.Dialer
+		c, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &countingConn{Conn: c, read: &read}, nil
+	}
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	res, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err == nil || string(b) != "hello" {
+		t.Fatalf("body %q, err %v: want the body, then an error", b, err)
+	}
+	if n := read.Load(); n > tr.MaxResponseHeaderBytes {
+		t.Errorf("read %d bytes for the call, more than the header limit %d", n, tr.MaxResponseHeaderBytes)
+	}
+	p := tr.pool(strings.TrimPrefix(url, "http://"))
+	p.mu.Lock()
+	idle := len(p.idle)
+	p.mu.Unlock()
+	if idle != 0 {
+		t.Errorf("%d idle connections after a failed trailer, want 0", idle)
+	}
+}
+
+// countingConn counts the bytes read from its connection.
+type countingConn struct {
+	net.Conn
+	read *atomic.Int64
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.read.Add(int64(n))
+	return n, err
+}
