@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -258,8 +259,11 @@ type outcomeKey struct{}
 type outcome struct {
 	context.Context
 	err error
-	// w is the call's ResponseWriter, kept here to share the allocation.
-	w answerWriter
+	// w is the call's ResponseWriter, and body the upstream's answer body
+	// as ReverseProxy copies it (watchBody), kept here to share the
+	// allocation.
+	w    answerWriter
+	body upstreamBody
 }
 
 func (o *outcome) Value(key any) any {
@@ -270,7 +274,10 @@ func (o *outcome) Value(key any) any {
 }
 
 // forward sends a permitted call upstream (step 8) and returns its
-// decision label: "allowed", or "error" when forwarding failed.
+// decision label: "allowed", or "error" when forwarding failed. aborted
+// reports that the answer was broken off midway: ServeHTTP then drops the
+// client's connection (or resets its stream), so that the client sees the
+// answer cut off rather than a clean end.
 //
 // The reverse proxy is not handed the client's request but a shallow copy
 // that already is the call to make: its URL is the canonical target, its
@@ -278,7 +285,7 @@ func (o *outcome) Value(key any) any {
 // Rewrite only places it on the upstream, so beyond its method and body
 // nothing of the client's request reaches the upstream that the checks
 // didn't produce.
-func (h *Handler) forward(w http.ResponseWriter, r *http.Request, c *call) string {
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, c *call) (decision string, aborted bool) {
 	out := &outcome{Context: r.Context()}
 	out.w = answerWriter{ResponseWriter: w, id: c.id, deadline: &c.deadline}
 	in := r.WithContext(out)
@@ -297,24 +304,49 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, c *call) strin
 	// deadline; it gets at least three quarters of it, however long the
 	// checks took.
 	c.deadline.progress()
-	c.route.up.proxy.ServeHTTP(&out.w, in)
+	aborted = serveAbortable(c.route.up.proxy, &out.w, in)
 	out.w.dropTrailers()
+	if out.err == nil {
+		// An answer broken off midway reaches no ErrorHandler: its body's
+		// read error is the only trace of the upstream's failure.
+		out.err = out.body.err
+	}
 
 	switch {
-	case out.err != nil && (clientBodyFailed(r) || errors.Is(out.err, context.Canceled) && r.Context().Err() != nil):
-		// The client hung up, or broke its upload off: the call was
-		// permitted and forwarded, and nothing failed on our side or the
-		// upstream's.
+	case out.err == nil && !aborted:
+	case out.err == nil, clientBodyFailed(r), errors.Is(out.err, context.Canceled) && r.Context().Err() != nil:
+		// The client hung up, broke its upload off, or stopped taking the
+		// answer (a write to it failed, with nothing wrong upstream): the
+		// call was permitted and forwarded, and nothing failed on our side
+		// or the upstream's.
 		h.log.LogAttrs(r.Context(), slog.LevelInfo, "proxy call canceled by the client", h.forwardAttrs(c, nil)...)
-		return decisionAllowed
-	case out.err != nil:
+		return decisionAllowed, aborted
+	default:
 		h.log.LogAttrs(r.Context(), slog.LevelWarn, "proxy call failed upstream", h.forwardAttrs(c, out.err)...)
-		return decisionError
+		return decisionError, aborted
 	}
 	if h.log.Enabled(r.Context(), slog.LevelDebug) {
 		h.log.LogAttrs(r.Context(), slog.LevelDebug, "proxy call forwarded", h.forwardAttrs(c, nil)...)
 	}
-	return decisionAllowed
+	return decisionAllowed, false
+}
+
+// serveAbortable runs p for the call and reports whether it ended with
+// http.ErrAbortHandler, ReverseProxy's way out when copying the answer's
+// body fails midway, on either side: the upstream's read or the client's
+// write. The panic is recovered so that the call is logged and counted by
+// what happened; ServeHTTP raises it again.
+func serveAbortable(p *httputil.ReverseProxy, w http.ResponseWriter, r *http.Request) (aborted bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v != http.ErrAbortHandler {
+				panic(v)
+			}
+			aborted = true
+		}
+	}()
+	p.ServeHTTP(w, r)
+	return false
 }
 
 func (h *Handler) forwardAttrs(c *call, err error) []slog.Attr {
@@ -480,8 +512,9 @@ func allowedTrailer(name string) bool {
 // matched by their suffix.
 var cacheHeaders = []string{"Expires", "Pragma", "Age", "Surrogate-Control", "X-Accel-Expires"}
 
-// modifyResponse edits the upstream's answer before it reaches the client.
-// Hop-by-hop headers are already gone (ReverseProxy removes them).
+// modifyResponse edits the upstream's answer before it reaches the client,
+// and watches its body (watchBody). Hop-by-hop headers are already gone
+// (ReverseProxy removes them).
 func modifyResponse(res *http.Response) error {
 	// http.ReadResponse takes any three digits for a status, and
 	// ReverseProxy relays it; net/http's server panics on one below 100,
@@ -523,7 +556,35 @@ func modifyResponse(res *http.Response) error {
 			delete(res.Trailer, k)
 		}
 	}
+	watchBody(res)
 	return nil
+}
+
+// watchBody has the forwarded call's outcome keep the first error reading
+// the answer's body: the upstream closing midway, a body shorter than its
+// Content-Length, a trailer section past the transport's bound.
+func watchBody(res *http.Response) {
+	if res.Request == nil {
+		return
+	}
+	if out, ok := res.Request.Context().Value(outcomeKey{}).(*outcome); ok {
+		out.body.ReadCloser = res.Body
+		res.Body = &out.body
+	}
+}
+
+// upstreamBody is an answer's body that keeps its first read error.
+type upstreamBody struct {
+	io.ReadCloser
+	err error
+}
+
+func (b *upstreamBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF && b.err == nil {
+		b.err = err
+	}
+	return n, err
 }
 
 // isTargetedCacheControl reports whether a header is an RFC 9213 targeted

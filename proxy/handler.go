@@ -436,10 +436,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.Body = &progressBody{ReadCloser: r.Body, d: &c.deadline}
 	}
 	decision, reason := decisionAllowed, Reason("")
-	// Deferred, because ReverseProxy ends the handler with a panic
-	// (http.ErrAbortHandler) when copying a response body fails midway;
-	// such a call was still permitted and forwarded. For the same reason
-	// the body budget is returned here, on every way out: refused,
+	// Deferred, because a call whose answer broke off midway ends the
+	// handler with a panic (http.ErrAbortHandler, below). For the same
+	// reason the body budget is returned here, on every way out: refused,
 	// forwarded, or aborted. By then the call's buffered body is not
 	// needed: ReverseProxy has returned, with the upstream's answer copied
 	// or given up on.
@@ -454,7 +453,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.deny(w, r, c, reason, err)
 		return
 	}
-	decision = h.forward(w, r, c)
+	var aborted bool
+	if decision, aborted = h.forward(w, r, c); aborted {
+		// The answer's header may be out already: only dropping the
+		// connection (resetting the stream) tells the client that what it
+		// got is not the whole answer.
+		panic(http.ErrAbortHandler)
+	}
 }
 
 // judge runs the checks in order and returns the first denial, or "" when

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -307,4 +308,96 @@ func TestAnswerWriterFlushError(t *testing.T) {
 		t.Fatalf("Flush = %v", err)
 	}
 	ok.Flush()
+}
+
+// TestUpstreamFailsMidBody: an upstream that breaks its answer off after
+// the header (a body shorter than its Content-Length, a chunked body
+// without its last chunk, a trailer section with no end) fails the call,
+// by either transport (GET by h1transport, POST by net/http's): the client
+// sees the answer cut off, never a clean end, and the call is logged and
+// counted as failed upstream, as one whose upstream never answered is.
+func TestUpstreamFailsMidBody(t *testing.T) {
+	answers := []struct {
+		name string
+		raw  string
+		// endless follows raw with bytes until the proxy hangs up.
+		endless bool
+	}{
+		{name: "short Content-Length", raw: "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nhello"},
+		{name: "chunked without its end", raw: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n"},
+		{name: "endless trailer", raw: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-Filler: ", endless: true},
+	}
+	requests := []struct {
+		name string
+		req  func(*testEnv) rawRequest
+	}{
+		{name: "GET", req: as(alice, "GET", mailboxes, [2]string{"TE", "trailers"})},
+		{name: "POST", req: func(e *testEnv) rawRequest {
+			q := as(alice, "POST", mailboxes+"/alice/repair", [2]string{"TE", "trailers"}, [2]string{"Content-Type", "application/json"})(e)
+			q.body = `{"kind":"index"}`
+			return q
+		}},
+	}
+	for _, a := range answers {
+		for _, rq := range requests {
+			t.Run(a.name+"/"+rq.name, func(t *testing.T) {
+				upstream := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					_, _ = io.Copy(io.Discard, r.Body)
+					c, _, err := http.NewResponseController(w).Hijack()
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					defer c.Close()
+					if _, err := io.WriteString(c, a.raw); err != nil || !a.endless {
+						return
+					}
+					filler := strings.Repeat("y", 4<<10)
+					for range 16 << 10 { // 64 MiB at most
+						if _, err := io.WriteString(c, filler); err != nil {
+							return
+						}
+					}
+				})
+				e := newTestEnv(t, patientStore, upstreamAt(upstream))
+				e.grantFor(alice, "contoso", "exchange", time.Hour, "Get-Mailbox", "New-MailboxRepairRequest")
+				q := rq.req(e)
+				c := e.dial()
+				if _, err := c.c.Write(q.bytes()); err != nil {
+					t.Fatal(err)
+				}
+				// The answer is cut off in its body, or before its header
+				// when the proxy still held all of it in its buffer.
+				var ids []string
+				res, err := http.ReadResponse(c.br, &http.Request{Method: q.method})
+				if err == nil {
+					ids = res.Header.Values(HeaderDecisionID)
+					var body []byte
+					body, err = io.ReadAll(res.Body)
+					res.Body.Close()
+					if err == nil {
+						t.Errorf("client read %d %q to a clean end; want the answer cut off", res.StatusCode, body)
+					}
+				}
+				if !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+					t.Errorf("client's read ended with %v, want the connection dropped", err)
+				}
+				// The server closes the connection once the handler is
+				// done, so its log line and metrics are in by now.
+				lines := e.logLines("proxy call failed upstream")
+				if len(lines) != 1 || lines[0]["reason"] != string(ReasonUpstreamUnavailable) ||
+					ids != nil && (len(ids) != 1 || ids[0] != lines[0]["decision_id"]) {
+					t.Errorf("decision ids %q, failure log lines %v", ids, lines)
+				}
+				if n := len(e.logLines("proxy call forwarded")) + len(e.logLines("proxy call canceled by the client")); n != 0 {
+					t.Errorf("%d other log lines about the call", n)
+				}
+				for d, want := range map[string]float64{decisionError: 1, decisionAllowed: 0} {
+					if got := testutil.ToFloat64(e.h.metrics.requests.WithLabelValues("exchange", d)); got != want {
+						t.Errorf("requests{exchange,%s} = %v, want %v", d, got, want)
+					}
+				}
+			})
+		}
+	}
 }
