@@ -264,6 +264,8 @@ type outcome struct {
 	// allocation.
 	w    answerWriter
 	body upstreamBody
+	// clientBody is the client's request body, when it has one.
+	clientBody *progressBody
 }
 
 func (o *outcome) Value(key any) any {
@@ -288,6 +290,7 @@ func (o *outcome) Value(key any) any {
 func (h *Handler) forward(w http.ResponseWriter, r *http.Request, c *call) (decision string, aborted bool) {
 	out := &outcome{Context: r.Context()}
 	out.w = answerWriter{ResponseWriter: w, id: c.id, deadline: &c.deadline}
+	out.clientBody, _ = r.Body.(*progressBody)
 	in := r.WithContext(out)
 	// The client's URL is this handler's to change (nothing reads it after
 	// the checks): it becomes the canonical target, in place.
@@ -596,11 +599,20 @@ func isTargetedCacheControl(k string) bool {
 }
 
 // upstreamError answers a call whose forwarding failed: 413 when the body
-// outgrew the limit while streaming, else 502. The call was permitted and
-// audited; the upstream may have received it.
+// outgrew the limit while streaming, 400 when reading it from the client
+// failed, else 502. The call was permitted and audited; the upstream may
+// have received it.
 func (h *Handler) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
 	if out, ok := r.Context().Value(outcomeKey{}).(*outcome); ok {
 		out.err = err
+		if out.clientBody != nil && out.clientBody.failed.Load() {
+			// A chunked body whose framing breaks midway, or one that
+			// stopped coming: the client's failure, which forward logs as
+			// such, not the upstream's. (A client that hung up reads
+			// nothing.)
+			httperr.Write(w, http.StatusBadRequest, string(ReasonBadRequest), "the request body could not be read")
+			return
+		}
 	}
 	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 		httperr.Write(w, http.StatusRequestEntityTooLarge, string(ReasonBadRequest),

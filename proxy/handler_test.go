@@ -927,6 +927,48 @@ func TestStreamedBodyOverLimit(t *testing.T) {
 	}
 }
 
+// TestMalformedStreamedBody: a streamed body whose chunked framing breaks
+// midway (Go's server reads it only as the call is forwarded) is the
+// client's failure, not the upstream's: the client gets 400 bad_request,
+// as the call is logged (canceled by the client), never a 502 saying the
+// service did not answer.
+func TestMalformedStreamedBody(t *testing.T) {
+	for name, chunks := range map[string]string{
+		"bare LF after the size":     "5\nhello\r\n0\r\n\r\n",
+		"size not hex":               "5\r\nhello\r\nzz\r\n",
+		"data longer than its chunk": "5\r\nhello!\r\n0\r\n\r\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newTestEnv(t, patientStore)
+			e.grantFor(alice, "contoso", "exchange", time.Hour, "New-MailboxRepairRequest")
+			q := as(alice, "POST", mailboxes+"/alice/repair", [2]string{"Transfer-Encoding", "chunked"},
+				[2]string{"Content-Type", "application/octet-stream"})(e)
+			c := e.dial()
+			if _, err := c.c.Write(append(q.bytes(), chunks...)); err != nil {
+				t.Fatal(err)
+			}
+			res, err := http.ReadResponse(c.br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			got := response{status: res.StatusCode, header: res.Header, body: body}
+			if got.status != http.StatusBadRequest || got.errorCode(t) != string(ReasonBadRequest) {
+				t.Errorf("%d %s, want 400 bad_request", got.status, body)
+			}
+			if n := len(e.logLines("proxy call canceled by the client")); n != 1 {
+				t.Errorf("%d log lines of the client canceling, want 1", n)
+			}
+			for _, r := range e.up["exchange"].requests() {
+				if r.BodyErr == nil {
+					t.Errorf("the upstream read a whole body %q", r.Body)
+				}
+			}
+		})
+	}
+}
+
 // TestUpstreamAnswersBeforeTheBody: an upstream may refuse an upload
 // from its header alone and stop reading (here 413, as a service with a
 // smaller limit than the proxy's does). Its answer reaches the client,

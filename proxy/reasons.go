@@ -21,7 +21,9 @@ const (
 	// header or parameter (in the query, a form body or a POSTed JSON
 	// object), a form or POSTed JSON body that can't be parsed or is
 	// encoded, CONNECT, a protocol upgrade (Upgrade, h2c), or a body over
-	// the size limit (then 413).
+	// the size limit (then 413). Also, once a call is forwarded, a
+	// streamed body that could not be read from the client (its chunked
+	// framing broken midway): then the call is not a denial.
 	ReasonBadRequest Reason = "bad_request"
 	// ReasonUnauthenticated (401): no single, verifiable bearer token. A
 	// verified identity that is not one of the provider's operators (a
