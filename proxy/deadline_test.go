@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -279,4 +280,76 @@ func clientFor(t *testing.T, roots *x509.CertPool, h2 bool) *http.Client {
 	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, ForceAttemptHTTP2: h2}
 	t.Cleanup(tr.CloseIdleConnections)
 	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
+}
+
+// TestStalledUpstreamIsCut: an upstream that stops sending its answer
+// midway holds a body-less HTTP/1.1 call (spoken by h1transport) for
+// ClientTimeout, not for as long as it likes. The client sees the answer
+// cut off, the upstream sees the proxy hang up, and the call is logged and
+// counted as failed upstream: the client was waiting for more. (A call
+// with a body goes by net/http's Transport, which has no such bound; over
+// HTTP/2 the stream's deadline ends the wait.)
+func TestStalledUpstreamIsCut(t *testing.T) {
+	hungUp := make(chan struct{}, 8)
+	release := make(chan struct{})
+	// Longer than the other tests' timeout: the checks and the trip to the
+	// upstream must fit in it on a loaded machine, before the stall starts.
+	const timeout = 3 * testClientTimeout
+	e := newTestEnv(t, withClientTimeout(timeout), patientStore, upstreamAt(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "first\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-r.Context().Done():
+			hungUp <- struct{}{}
+		case <-release:
+		}
+	})))
+	t.Cleanup(func() { close(release) }) // before the upstream's Close, which waits for it
+	e.grantFor(alice, "contoso", "exchange", 2*time.Hour, "Get-Mailbox")
+	addr, roots := e.tlsProxy()
+	client := clientFor(t, roots, false)
+	// The TLS handshake is bounded by the timeout too: one that a loaded
+	// machine makes fail is not what is tested, so the connection is
+	// opened by a denied call first, again if need be.
+	for i := 0; ; i++ {
+		res, err := client.Get("https://" + addr + mailboxes)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			break
+		}
+		if i == 4 {
+			t.Fatal(err)
+		}
+	}
+	failed := len(e.logLines("proxy call failed upstream"))
+	// Generous: the cut is due after timeout.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+addr+mailboxes, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", e.bearer(alice))
+	res, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	got, err := io.ReadAll(res.Body)
+	if err == nil || ctx.Err() != nil || string(got) != "first\n" || res.ProtoMajor != 1 {
+		t.Fatalf("%s %s: read %q, %v (after the test's patience: %v); want the first line, then the answer cut off",
+			res.Proto, res.Status, got, err, ctx.Err())
+	}
+	select {
+	case <-hungUp:
+	case <-ctx.Done():
+		t.Fatal("the upstream is still held")
+	}
+	for len(e.logLines("proxy call failed upstream")) == failed && ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := len(e.logLines("proxy call failed upstream")) - failed; n != 1 {
+		t.Errorf("%d failure log lines, want one", n)
+	}
 }

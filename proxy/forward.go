@@ -92,8 +92,12 @@ func ForwardedHeaders() []string { return slices.Clone(forwardedHeaders) }
 // the https connections: which roots verify them and the client
 // certificate presented (Config.UpstreamTLS). Nil means the system's roots
 // and no client certificate; either way TLS 1.2 is the oldest version
-// spoken.
-func NewTransport(http2 bool, tlsConfig *tls.Config) http.RoundTripper {
+// spoken. bodyIdle bounds h1transport's wait for the next bytes of an
+// answer's body (ResponseBodyIdleTimeout), Config.ClientTimeout: the waits
+// for the upstream count against the call's deadline. Over HTTP/2 the
+// stream's deadline ends such a wait whatever the transport; net/http's
+// Transport has no such bound.
+func NewTransport(http2 bool, tlsConfig *tls.Config, bodyIdle time.Duration) http.RoundTripper {
 	if tlsConfig == nil {
 		tlsConfig = &tls.Config{}
 	} else {
@@ -111,12 +115,13 @@ func NewTransport(http2 bool, tlsConfig *tls.Config) http.RoundTripper {
 	dialer := &net.Dialer{Timeout: dialTimeout, KeepAlive: keepAlive}
 	return splitTransport{
 		plain: &h1transport.Transport{
-			DialTimeout:            dialTimeout,
-			KeepAlive:              keepAlive,
-			ResponseHeaderTimeout:  responseHeaderTimeout,
-			IdleConnTimeout:        idleConnTimeout,
-			MaxIdleConnsPerHost:    maxIdleConnsPerHost,
-			MaxResponseHeaderBytes: maxResponseHeader,
+			DialTimeout:             dialTimeout,
+			KeepAlive:               keepAlive,
+			ResponseHeaderTimeout:   responseHeaderTimeout,
+			ResponseBodyIdleTimeout: bodyIdle,
+			IdleConnTimeout:         idleConnTimeout,
+			MaxIdleConnsPerHost:     maxIdleConnsPerHost,
+			MaxResponseHeaderBytes:  maxResponseHeader,
 		},
 		std: &http.Transport{
 			Proxy:                  nil,

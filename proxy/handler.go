@@ -222,7 +222,9 @@ type Config struct {
 	// flow-control window, would otherwise hold the call, its goroutine
 	// and its upstream connection for as long as it likes). The waits for
 	// the checks and for the upstream count too: before the answer
-	// starts, and between two pieces of it.
+	// starts, and between two pieces of it (over HTTP/1.1, only for
+	// calls NewTransport's h1transport speaks: net/http's Transport has
+	// no bound between two pieces of an answer).
 	// Every byte read or written moves the deadline on, at most every
 	// quarter of ClientTimeout, so a download or upload that keeps moving
 	// is never cut, however long it takes; one that stalls for
@@ -314,7 +316,7 @@ func (c *Config) CheckAndSetDefaults() error {
 		for _, u := range c.Upstreams {
 			https = https || u.Scheme == "https"
 		}
-		c.Transport = NewTransport(https, c.UpstreamTLS)
+		c.Transport = NewTransport(https, c.UpstreamTLS, c.ClientTimeout)
 	}
 	return nil
 }

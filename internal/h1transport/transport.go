@@ -32,6 +32,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -49,6 +50,14 @@ type Transport struct {
 	// ResponseHeaderTimeout bounds the wait for the response header once
 	// the request is written; zero means no bound.
 	ResponseHeaderTimeout time.Duration
+	// ResponseBodyIdleTimeout bounds the wait for the next bytes of a
+	// response body, as nginx's proxy_read_timeout does: an upstream that
+	// sends its header and then stops would otherwise hold the call for as
+	// long as it likes. Progress moves the deadline on, at most every
+	// quarter of it, so a body that keeps moving is never cut; one that
+	// stalls for it (at least three quarters of it) is. Zero means no
+	// bound.
+	ResponseBodyIdleTimeout time.Duration
 	// IdleConnTimeout closes a pooled connection idle this long; zero
 	// means never.
 	IdleConnTimeout time.Duration
@@ -365,6 +374,16 @@ func (c *conn) nothingRead() bool { return c.r.read == 0 }
 
 func (c *conn) close() { c.nc.Close() }
 
+// setReadDeadline sets the connection's read deadline for the call of ctx.
+// A cancellation's deadline (see roundTrip) may have been set just before
+// this replaced it: it is set again.
+func (c *conn) setReadDeadline(ctx context.Context, t time.Time) {
+	c.nc.SetReadDeadline(t)
+	if ctx.Err() != nil {
+		c.nc.SetDeadline(time.Unix(1, 0))
+	}
+}
+
 // quiet reports whether the idle connection is still open and has nothing
 // to read: a connection with data waiting holds a response nobody asked
 // for, and one at EOF was closed by the upstream.
@@ -413,15 +432,15 @@ func (c *conn) roundTrip(req *http.Request) (*http.Response, error) {
 		stop()
 		return nil, err
 	}
-	if c.pool.t.ResponseHeaderTimeout > 0 {
-		c.nc.SetReadDeadline(time.Time{})
-		if ctx.Err() != nil {
-			// The cancellation's deadline may have been set just before
-			// this cleared it: set it again.
-			c.nc.SetDeadline(time.Unix(1, 0))
-		}
-	}
 	b := &body{rc: res.Body, c: c, ctx: ctx, stop: stop, keep: !res.Close && !req.Close}
+	if idle := c.pool.t.ResponseBodyIdleTimeout; idle > 0 {
+		// The header's deadline becomes the body's: no more calls into
+		// the poller than clearing it would take.
+		b.moved = time.Now()
+		b.c.setReadDeadline(ctx, b.moved.Add(idle))
+	} else if c.pool.t.ResponseHeaderTimeout > 0 {
+		c.setReadDeadline(ctx, time.Time{})
+	}
 	if res.Body == http.NoBody {
 		b.eof = true
 	}
@@ -495,6 +514,9 @@ type body struct {
 	keep bool // the response and request allow another call on c
 	eof  bool
 	done bool
+	// moved is when the read deadline was last moved on, with
+	// ResponseBodyIdleTimeout.
+	moved time.Time
 }
 
 func (b *body) Read(p []byte) (int, error) {
@@ -502,11 +524,19 @@ func (b *body) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	n, err := b.rc.Read(p)
-	if err == io.EOF {
+	switch {
+	case err == io.EOF:
 		b.eof = true
-	} else if err != nil {
+	case err != nil:
 		if ctxErr := context.Cause(b.ctx); ctxErr != nil {
 			err = fmt.Errorf("h1transport: %w", ctxErr)
+		} else if idle := b.c.pool.t.ResponseBodyIdleTimeout; idle > 0 && errors.Is(err, os.ErrDeadlineExceeded) {
+			err = fmt.Errorf("h1transport: no bytes of the response body for %v: %w", idle, err)
+		}
+	case n > 0 && !b.moved.IsZero():
+		if now := time.Now(); now.Sub(b.moved) >= b.c.pool.t.ResponseBodyIdleTimeout/4 {
+			b.moved = now
+			b.c.setReadDeadline(b.ctx, now.Add(b.c.pool.t.ResponseBodyIdleTimeout))
 		}
 	}
 	return n, err
@@ -531,6 +561,11 @@ func (b *body) Close() error {
 	// connection's deadline: then it is closed like any other that was
 	// not read to its end.
 	if b.stop() && b.keep && b.c.br.Buffered() == 0 {
+		if !b.moved.IsZero() {
+			// An idle connection's deadline would fail the peek that
+			// checks it before reuse.
+			b.c.nc.SetReadDeadline(time.Time{})
+		}
 		b.c.pool.put(b.c)
 	} else {
 		b.c.close()

@@ -917,3 +917,73 @@ func (c *countingConn) Read(p []byte) (int, error) {
 	c.read.Add(int64(n))
 	return n, err
 }
+
+// TestResponseBodyIdleTimeout: an upstream that sends its header and part
+// of its body, then nothing, fails the body's read once
+// ResponseBodyIdleTimeout passes without a byte, rather than holding the
+// call for as long as it likes; a body whose pieces keep coming is read to
+// its end however long it takes, and its connection serves the next call
+// after its deadline would have passed.
+func TestResponseBodyIdleTimeout(t *testing.T) {
+	const idle = time.Second
+	t.Run("stalled", func(t *testing.T) {
+		url := rawServer(t, func(_ int, c net.Conn) {
+			readRequest(bufio.NewReader(c))
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nfirst")
+			io.Copy(io.Discard, c) // then nothing, until the client closes
+		})
+		tr := newTransport()
+		tr.ResponseBodyIdleTimeout = idle
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		res, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		read := make(chan error, 1)
+		go func() {
+			_, err := io.ReadAll(res.Body)
+			read <- err
+		}()
+		select {
+		case err := <-read:
+			if !isTimeout(err) || !strings.Contains(err.Error(), "no bytes of the response body for 1s") {
+				t.Errorf("body read: %v, want the idle timeout's", err)
+			}
+		case <-time.After(10 * idle):
+			t.Fatal("the body's read still waits on a stalled upstream")
+		}
+	})
+	t.Run("moving", func(t *testing.T) {
+		const pieces, pause = 30, idle / 20 // 1.5 s in all, no pause near the bound
+		srv, conns := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/next" {
+				io.WriteString(w, "next")
+				return
+			}
+			for i := range pieces {
+				fmt.Fprintf(w, "%d;", i)
+				w.(http.Flusher).Flush()
+				time.Sleep(pause)
+			}
+		})
+		tr := newTransport()
+		tr.ResponseBodyIdleTimeout = idle
+		var want strings.Builder
+		for i := range pieces {
+			fmt.Fprintf(&want, "%d;", i)
+		}
+		if code, body := get(t, tr, srv.URL+"/slow"); code != 200 || body != want.String() {
+			t.Fatalf("slow body: %d %q", code, body)
+		}
+		// The deadline set during the body has passed by now; the pooled
+		// connection's must not fail the peek before its reuse.
+		time.Sleep(idle + idle/4)
+		if code, body := get(t, tr, srv.URL+"/next"); code != 200 || body != "next" {
+			t.Fatalf("next call: %d %q", code, body)
+		}
+		if n := conns.Load(); n != 1 {
+			t.Errorf("the two calls opened %d connections, want 1: the first one's was not reused", n)
+		}
+	})
+}
