@@ -235,7 +235,7 @@ func seedDemo(ctx context.Context, srv *server.Server) error {
 // writeTokens writes one token file per dev identity and an env file.
 func writeTokens(cfg config.Config, key ed25519.PrivateKey, addr string, now time.Time) error {
 	var env strings.Builder
-	fmt.Fprintf(&env, "# source this file: . %s/env\nexport LOCKBOX_ADDR=%s\n", cfg.DevDir, addr)
+	fmt.Fprintf(&env, "# source this file: . %s\nexport LOCKBOX_ADDR=%s\n", shellQuote(filepath.Join(cfg.DevDir, "env")), addr)
 	for _, id := range devIdentities {
 		c := id.claims
 		c.TTL = devTokenTTL
@@ -268,7 +268,7 @@ Lockbox dev is running.
 
 Try the whole workflow in another shell:
   make build && export PATH=$PWD/bin:$PATH   # lockbox and lockboxctl in bin/
-  . %s/env
+  . %s
   curl -s -H "Authorization: Bearer $LOCKBOX_OPERATOR_TOKEN" %s/exchange/tenants/contoso/mailboxes   # 403 no_grant
   ID=$(LOCKBOX_TOKEN=$LOCKBOX_OPERATOR_TOKEN lockboxctl request create --tenant contoso --service exchange \
       --service-request SR-1001 --reason "mailbox will not open" --duration 2h -o id)
@@ -279,7 +279,7 @@ Try the whole workflow in another shell:
 
 Mint other tokens: %s
 Stop with Ctrl-C.
-`, addr, addr, addr, proxy, metrics, dir, dir, managers, dir, proxy, proxy, mintCommand(dir))
+`, addr, addr, addr, proxy, metrics, dir, dir, managers, shellQuote(filepath.Join(dir, "env")), proxy, proxy, mintCommand(dir))
 }
 
 // defaultDevDir is LOCKBOX_DEV_DIR's default (config.Config.DevDir's

@@ -191,3 +191,21 @@ func TestLoopbackAddr(t *testing.T) {
 		}
 	}
 }
+
+// The banner's "source the env file" line is pasted into a shell: a
+// LOCKBOX_DEV_DIR with a space or a quote in it must come out quoted, as
+// the mint command's already does, or the shell sources another file.
+func TestBannerEnvLineIsQuoted(t *testing.T) {
+	for _, tc := range []struct{ dir, want string }{
+		{".lockbox-dev", "  . .lockbox-dev/env\n"},
+		{"/tmp/dev", "  . /tmp/dev/env\n"},
+		{"/tmp/my dev", "  . '/tmp/my dev/env'\n"},
+		{"/tmp/it's", `  . '/tmp/it'\''s/env'` + "\n"},
+	} {
+		var out bytes.Buffer
+		printWelcome(&out, tc.dir, "http://127.0.0.1:8080", "http://127.0.0.1:8081", "http://127.0.0.1:8082", "")
+		if !strings.Contains(out.String(), tc.want) {
+			t.Errorf("LOCKBOX_DEV_DIR=%q: banner lacks %q:\n%s", tc.dir, tc.want, out.String())
+		}
+	}
+}
