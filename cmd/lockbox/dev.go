@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -184,6 +185,9 @@ func ensureDevKey(dir string) (ed25519.PrivateKey, string, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, "", fmt.Errorf("LOCKBOX_DEV_DIR: %w", err)
 	}
+	if err := checkDevDirMode(dir); err != nil {
+		return nil, "", err
+	}
 	keyPath := filepath.Join(dir, identity.DevSigningKeyFile)
 	key, err := identity.LoadDevKey(keyPath)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -197,6 +201,55 @@ func ensureDevKey(dir string) (ed25519.PrivateKey, string, error) {
 		return nil, "", fmt.Errorf("LOCKBOX_DEV_DIR: %w", err)
 	}
 	return key, jwks, nil
+}
+
+// checkDevDirMode refuses a LOCKBOX_DEV_DIR that other users may open.
+// MkdirAll leaves the mode of a directory that already exists as it was,
+// and this one holds the dev signing key and a token for every role. It is
+// refused rather than chmod-ed: LOCKBOX_DEV_DIR may name a directory the
+// user shares on purpose ($HOME, /tmp), which is not dev's to change.
+func checkDevDirMode(dir string) error {
+	if runtime.GOOS == "windows" {
+		// No such bits: the profile's ACL protects the directory.
+		return nil
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("LOCKBOX_DEV_DIR: %w", err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return fmt.Errorf("LOCKBOX_DEV_DIR: %s is open to other users (%v) and would hold the dev signing key and tokens: chmod 700 %s, or set LOCKBOX_DEV_DIR to a new directory",
+			dir, fi.Mode(), shellQuote(dir))
+	}
+	return nil
+}
+
+// writeOwnerOnly writes a token or env file readable by its owner alone.
+// os.WriteFile keeps the mode of a file that already exists (a token file
+// copied or edited to 0644 stayed so with each new token); a temporary file
+// renamed into place is 0600 whatever was there, and a reader never sees
+// it half-written.
+func writeOwnerOnly(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // nothing left to remove after the rename
+	// CreateTemp makes the file 0600; Chmod says so where the umask or
+	// the platform might not.
+	if err := f.Chmod(0o600); err != nil && runtime.GOOS != "windows" {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 // seedDemo sets up the demo tenants through the same code paths users take:
@@ -243,12 +296,15 @@ func writeTokens(cfg config.Config, key ed25519.PrivateKey, addr string, now tim
 		if err != nil {
 			return err
 		}
-		if err := os.WriteFile(filepath.Join(cfg.DevDir, id.file), []byte(tok+"\n"), 0o600); err != nil {
+		if err := writeOwnerOnly(filepath.Join(cfg.DevDir, id.file), []byte(tok+"\n")); err != nil {
 			return fmt.Errorf("LOCKBOX_DEV_DIR: %w", err)
 		}
 		fmt.Fprintf(&env, "export %s=%s  # %s: %s\n", id.envVar, tok, c.Subject, id.what)
 	}
-	return os.WriteFile(filepath.Join(cfg.DevDir, "env"), []byte(env.String()), 0o600)
+	if err := writeOwnerOnly(filepath.Join(cfg.DevDir, "env"), []byte(env.String())); err != nil {
+		return fmt.Errorf("LOCKBOX_DEV_DIR: %w", err)
+	}
+	return nil
 }
 
 func printWelcome(w io.Writer, dir, addr, proxy, metrics, managers string) {

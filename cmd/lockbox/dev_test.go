@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -207,5 +208,105 @@ func TestBannerEnvLineIsQuoted(t *testing.T) {
 		if !strings.Contains(out.String(), tc.want) {
 			t.Errorf("LOCKBOX_DEV_DIR=%q: banner lacks %q:\n%s", tc.dir, tc.want, out.String())
 		}
+	}
+}
+
+// devEnv is the environment of an in-process "lockbox dev" on free
+// loopback ports, keeping its files in dir.
+func devEnv(dir string) map[string]string {
+	return map[string]string{
+		"LOCKBOX_DEV_DIR":      dir,
+		"LOCKBOX_API_ADDR":     "127.0.0.1:0",
+		"LOCKBOX_PROXY_ADDR":   "127.0.0.1:0",
+		"LOCKBOX_METRICS_ADDR": "127.0.0.1:0",
+	}
+}
+
+// LOCKBOX_DEV_DIR holds the dev signing key and a token for every role. A
+// directory that already existed open to other users (made by hand, or
+// with a umask of 022 by another tool) was used as it was, so anyone on the
+// machine could list it and read whatever in it was not 0600 itself. dev
+// refuses it, naming the variable, before it writes anything there.
+func TestDevRefusesDevDirOthersCanOpen(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no permission bits on Windows: the profile's ACL protects the directory")
+	}
+	for _, mode := range []fs.FileMode{0o755, 0o750, 0o701} {
+		t.Run(mode.String(), func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "dev")
+			if err := os.Mkdir(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(dir, mode); err != nil {
+				t.Fatal(err)
+			}
+			// Bounds a start that should not happen.
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			var stdout, stderr syncBuffer
+			code := run(ctx, []string{"dev"}, devEnv(dir), &stdout, &stderr)
+			if code != 1 {
+				t.Fatalf("exit %d, want 1\nstdout: %s\nstderr: %s", code, stdout.String(), stderr.String())
+			}
+			if got := stderr.String(); !strings.Contains(got, "lockbox: LOCKBOX_DEV_DIR: ") || !strings.Contains(got, "chmod 700") {
+				t.Errorf("stderr does not name LOCKBOX_DEV_DIR and the fix:\n%s", got)
+			}
+			entries, err := os.ReadDir(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range entries {
+				t.Errorf("dev wrote %s into a directory it refused", e.Name())
+			}
+			if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != mode {
+				t.Errorf("directory changed: %v, %v; want it left %v", fi.Mode(), err, mode)
+			}
+		})
+	}
+}
+
+// The token files and the env file were written with os.WriteFile, which
+// keeps the mode of a file that already exists: a token file left 0644 (by
+// a copy, an editor, an older checkout) got a fresh token each start and
+// stayed readable by everyone. Every token, key and the env file is
+// owner-only however it was before.
+func TestDevTokenFilesAreOwnerOnly(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no permission bits on Windows")
+	}
+	dir := filepath.Join(t.TempDir(), "dev")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"operator.jwt", "admin.jwt", "env"} {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte("old\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(path, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runDev(t, devEnv(dir))
+	secret := []string{"env", "dev-signing-key.pem", "grant-signing-key.pem"}
+	for _, id := range devIdentities {
+		secret = append(secret, id.file)
+	}
+	for _, name := range secret {
+		path := filepath.Join(dir, name)
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if perm := fi.Mode().Perm(); perm != 0o600 {
+			t.Errorf("%s is %v, want -rw-------", name, fi.Mode())
+		}
+		if b, err := os.ReadFile(path); err != nil || string(b) == "old\n" {
+			t.Errorf("%s was not rewritten (%v)", name, err)
+		}
+	}
+	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("LOCKBOX_DEV_DIR is %v (%v), want drwx------", fi.Mode(), err)
 	}
 }
