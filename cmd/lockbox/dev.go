@@ -82,6 +82,11 @@ func dev(ctx context.Context, env map[string]string, stdout, stderr io.Writer) e
 	if cfg.JWKSFile != "" || cfg.JWTHMACSecretFile != "" || cfg.JWKSURL != "" || cfg.IssuersFile != "" {
 		log.Warn("lockbox dev verifies tokens with its own dev key; LOCKBOX_JWT_* key settings and LOCKBOX_ISSUERS_FILE are ignored")
 	}
+	unlock, err := openDevDir(cfg.DevDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	key, jwks, err := ensureDevKey(cfg.DevDir)
 	if err != nil {
 		return err
@@ -185,9 +190,6 @@ func ensureDevKey(dir string) (ed25519.PrivateKey, string, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, "", fmt.Errorf("LOCKBOX_DEV_DIR: %w", err)
 	}
-	if err := checkDevDirMode(dir); err != nil {
-		return nil, "", err
-	}
 	keyPath := filepath.Join(dir, identity.DevSigningKeyFile)
 	key, err := identity.LoadDevKey(keyPath)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -201,6 +203,19 @@ func ensureDevKey(dir string) (ed25519.PrivateKey, string, error) {
 		return nil, "", fmt.Errorf("LOCKBOX_DEV_DIR: %w", err)
 	}
 	return key, jwks, nil
+}
+
+// openDevDir creates LOCKBOX_DEV_DIR if need be, refuses it if others can
+// open it, and locks it for this dev: all before anything is written
+// there, so a refused dev leaves the files in it as they were.
+func openDevDir(dir string) (unlock func(), err error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("LOCKBOX_DEV_DIR: %w", err)
+	}
+	if err := checkDevDirMode(dir); err != nil {
+		return nil, err
+	}
+	return lockDevDir(dir)
 }
 
 // checkDevDirMode refuses a LOCKBOX_DEV_DIR that other users may open.

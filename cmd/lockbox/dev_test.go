@@ -310,3 +310,57 @@ func TestDevTokenFilesAreOwnerOnly(t *testing.T) {
 		t.Errorf("LOCKBOX_DEV_DIR is %v (%v), want drwx------", fi.Mode(), err)
 	}
 }
+
+// A second "lockbox dev" in the same LOCKBOX_DEV_DIR (another shell, other
+// ports) started its own empty store and rewrote the token and env files of
+// the first to point at itself: the first one's requests vanished from
+// whatever read the env file next. The second refuses, naming the variable,
+// and leaves the first one's files alone; the lock goes with the process
+// that held it, so none is left stale.
+func TestDevRefusesSecondInSameDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "dev")
+	runDev(t, devEnv(dir))
+	before, err := os.ReadFile(filepath.Join(dir, "env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Bounds a second start that should not happen.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var stdout, stderr syncBuffer
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"dev"}, devEnv(dir), &stdout, &stderr) }()
+	for {
+		select {
+		case code := <-done:
+			if code != 1 {
+				t.Fatalf("exit %d, want 1\n%s", code, stderr.String())
+			}
+			if got := stderr.String(); !strings.Contains(got, "lockbox: LOCKBOX_DEV_DIR: ") || !strings.Contains(got, "already") {
+				t.Errorf("stderr does not say LOCKBOX_DEV_DIR is in use:\n%s", got)
+			}
+			after, err := os.ReadFile(filepath.Join(dir, "env"))
+			if err != nil || !bytes.Equal(before, after) {
+				t.Errorf("the first dev's env file changed (%v):\n%s\nnow:\n%s", err, before, after)
+			}
+			return
+		case <-time.After(20 * time.Millisecond):
+			if strings.Contains(stdout.String(), "Stop with Ctrl-C.") {
+				cancel()
+				<-done
+				t.Fatalf("a second lockbox dev started in the same LOCKBOX_DEV_DIR:\n%s", stdout.String())
+			}
+		case <-ctx.Done():
+			<-done
+			t.Fatalf("the second lockbox dev neither refused nor started within 30s:\n%s", stderr.String())
+		}
+	}
+}
+
+// The lock of LOCKBOX_DEV_DIR lasts as long as the dev holding it: once it
+// stopped, the next one starts in the same directory.
+func TestDevStartsAgainAfterStop(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "dev")
+	t.Run("first", func(t *testing.T) { runDev(t, devEnv(dir)) })
+	t.Run("second", func(t *testing.T) { runDev(t, devEnv(dir)) })
+}
