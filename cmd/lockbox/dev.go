@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -65,10 +66,22 @@ var demoTenants = []tenants.Onboarding{
 	{ID: "fabrikam", DisplayName: "Fabrikam, Inc.", Domains: []string{"fabrikam.example"}, GlobalAdmins: []string{"fay@fabrikam.example"}},
 }
 
+// devTime is the clock of the dev tokens: when they are minted, and when
+// they are renewed.
+type devTime struct {
+	now   func() time.Time
+	renew <-chan time.Time // nil: every devTokenTTL/2
+}
+
 // dev runs Lockbox with everything a newcomer needs and nothing installed:
 // an embedded store unless LOCKBOX_REDIS_URL is set, a dev signing key, the
 // demo tenant, and token files for every role.
 func dev(ctx context.Context, env map[string]string, stdout, stderr io.Writer) error {
+	return devAt(ctx, env, stdout, stderr, devTime{now: time.Now})
+}
+
+// devAt is dev with the tokens' clock given.
+func devAt(ctx context.Context, env map[string]string, stdout, stderr io.Writer, dt devTime) error {
 	cfg, log, err := loadConfig(env, config.ModeDev, stderr)
 	if err != nil {
 		return err
@@ -162,11 +175,50 @@ func dev(ctx context.Context, env map[string]string, stdout, stderr io.Writer) e
 	}
 	// Loopback HTTP unless LOCKBOX_TLS_CERT_FILE is set.
 	addr := srv.APIURL()
-	if err := writeTokens(cfg, key, addr, time.Now()); err != nil {
+	if err := writeTokens(cfg, key, addr, dt.now()); err != nil {
 		return err
 	}
 	printWelcome(stdout, cfg.DevDir, addr, srv.ProxyURL(), srv.MetricsURL(), cfg.NotifyManagerAddresses)
-	return srv.Run(ctx)
+
+	// A dev left running past devTokenTTL (overnight) served on with
+	// every token file expired: new ones are written half way through.
+	renew := dt.renew
+	if renew == nil {
+		tick := time.NewTicker(devTokenTTL / 2)
+		defer tick.Stop()
+		renew = tick.C
+	}
+	rctx, stopRenewing := context.WithCancel(ctx)
+	renewed := make(chan struct{})
+	go func() {
+		defer close(renewed)
+		renewTokens(rctx, renew, func() error { return writeTokens(cfg, key, addr, dt.now()) }, log, cfg.DevDir)
+	}()
+	err = srv.Run(ctx)
+	// No token file is written once dev has returned.
+	stopRenewing()
+	<-renewed
+	return err
+}
+
+// renewTokens writes the dev tokens anew on every tick of renew until ctx
+// ends. A failure is logged and the next tick tries again: the tokens
+// written before still hold until they expire.
+func renewTokens(ctx context.Context, renew <-chan time.Time, write func() error, log *slog.Logger, dir string) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-renew:
+		}
+		if err := write(); err != nil {
+			log.Error("dev tokens not renewed; the ones written before still hold until they expire", "err", err)
+			continue
+		}
+		// LOCKBOX_*_TOKEN variables from the env file sourced earlier
+		// keep the old tokens.
+		log.Info("dev tokens renewed: source the env file again in shells that sourced it", "env", filepath.Join(dir, "env"), "ttl", devTokenTTL)
+	}
 }
 
 // loopbackAddr reports whether host:port addr listens on loopback only.

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"io/fs"
 	"os"
@@ -14,6 +16,7 @@ import (
 	"time"
 
 	"github.com/lockbox-oss/lockbox/config"
+	"github.com/lockbox-oss/lockbox/internal/clock"
 )
 
 // The banner's "Mint other tokens" command signs with the key in
@@ -363,4 +366,119 @@ func TestDevStartsAgainAfterStop(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "dev")
 	t.Run("first", func(t *testing.T) { runDev(t, devEnv(dir)) })
 	t.Run("second", func(t *testing.T) { runDev(t, devEnv(dir)) })
+}
+
+// tokenExpiry is the exp claim of the JWT in file, read without verifying
+// it (the server verifies; the test only asks when it ends).
+func tokenExpiry(t *testing.T, file string) (string, time.Time) {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := strings.TrimSpace(string(b))
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		t.Fatalf("%s holds no JWT: %q", file, tok)
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claims struct {
+		Exp int64 `json:"exp"`
+	}
+	if err := json.Unmarshal(payload, &claims); err != nil {
+		t.Fatal(err)
+	}
+	return tok, time.Unix(claims.Exp, 0)
+}
+
+// The dev tokens last devTokenTTL (a working day) from start: a dev left
+// running overnight served on with every token file expired and said
+// nothing. dev writes fresh tokens (and the env file) before they expire,
+// and logs that it did, so a shell that sourced the old env file knows to
+// source it again.
+func TestDevRenewsTokensBeforeTheyExpire(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "dev")
+	start := time.Now().Truncate(time.Second)
+	clk := clock.NewFake(start)
+	renew := make(chan time.Time)
+	ctx, cancel := context.WithCancel(context.Background())
+	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- devAt(ctx, devEnv(dir), stdout, stderr, devTime{now: clk.Now, renew: renew}) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("dev: %v", err)
+		}
+	})
+	// The deadlines only bound a failure.
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(stdout.String(), "Stop with Ctrl-C.") {
+		select {
+		case err := <-done:
+			done <- err
+			t.Fatalf("dev ended: %v\n%s", err, stderr.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no banner after 30s; logs:\n%s", stderr.String())
+		}
+	}
+	old, exp := tokenExpiry(t, filepath.Join(dir, "operator.jwt"))
+	if want := start.Add(devTokenTTL); !exp.Equal(want) {
+		t.Fatalf("operator.jwt expires at %v, want %v", exp, want)
+	}
+
+	// Half way through the tokens' life, dev's renewal comes due.
+	clk.Advance(devTokenTTL / 2)
+	select {
+	case renew <- clk.Now():
+	case err := <-done:
+		done <- err
+		t.Fatalf("dev ended: %v\n%s", err, stderr.String())
+	case <-time.After(10 * time.Second):
+		t.Fatal("dev took no renewal within 10s")
+	}
+	want := start.Add(devTokenTTL / 2).Add(devTokenTTL)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if tok, exp := tokenExpiry(t, filepath.Join(dir, "operator.jwt")); tok != old {
+			if !exp.Equal(want) {
+				t.Fatalf("renewed operator.jwt expires at %v, want %v", exp, want)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("operator.jwt not renewed within 10s; logs:\n%s", stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Every file renewed, the env file with them (written last).
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		env, err := os.ReadFile(filepath.Join(dir, "env"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, _ := tokenExpiry(t, filepath.Join(dir, "operator.jwt"))
+		if strings.Contains(string(env), "LOCKBOX_OPERATOR_TOKEN="+tok+" ") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("env file does not hold the renewed token within 10s:\n%s", env)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, id := range devIdentities {
+		if _, exp := tokenExpiry(t, filepath.Join(dir, id.file)); !exp.Equal(want) {
+			t.Errorf("%s expires at %v, want %v", id.file, exp, want)
+		}
+	}
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(stderr.String(), `msg="dev tokens renewed`); {
+		if time.Now().After(deadline) {
+			t.Fatalf("no log of the renewal within 10s:\n%s", stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
