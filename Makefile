@@ -52,7 +52,14 @@ KUBE_VERSION ?= 1.29.0
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
+# Loads lockbox's modules first: without them in the module cache and no
+# network, "go run" printed one "module lookup disabled" line an import and
+# nothing that said why. Go's own lines still show; the last says what to do.
 run: ## Start "lockbox dev": embedded store, demo tenant, token files in .lockbox-dev/
+	@go list -deps ./cmd/lockbox >/dev/null || { \
+		echo "make run: Go could not load lockbox's modules (above): the first run downloads them (and the Go toolchain go.mod names, if yours is older), so it needs network once; run \"go mod download\" where there is network, or set GOPROXY to a proxy you reach" >&2; \
+		exit 1; \
+	}
 	go run ./cmd/lockbox dev
 
 build: ## Build static binaries of ./cmd/... into bin/
