@@ -195,7 +195,9 @@ func runBinaries(t *testing.T, lockbox, ctl string) {
 			t.Fatal(err)
 		}
 		cmd = osexec.Command(lockbox, "dev")
-		cmd.Env = scrubbedEnv("LOCKBOX_POLICY_DIR="+policyDir, "LOCKBOX_DEV_DIR="+t.TempDir(),
+		// A directory dev makes itself: t.TempDir's second and later ones
+		// are 0755, which dev refuses for the keys and tokens it holds.
+		cmd.Env = scrubbedEnv("LOCKBOX_POLICY_DIR="+policyDir, "LOCKBOX_DEV_DIR="+filepath.Join(t.TempDir(), "dev"),
 			"LOCKBOX_API_ADDR=127.0.0.1:0", "LOCKBOX_PROXY_ADDR=127.0.0.1:0", "LOCKBOX_METRICS_ADDR=127.0.0.1:0")
 		out, err = cmd.CombinedOutput()
 		if err == nil || !strings.Contains(string(out), "LOCKBOX_POLICY_DIR") || !strings.Contains(string(out), "authz.rego:") {
