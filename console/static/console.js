@@ -35,7 +35,17 @@
         .then(function (html) {
           if (html === null || html === undefined) return;
           if (shown === null ? html.trim() !== el.innerHTML.trim() : html !== shown) {
+            // A keyboard user on a link of the list keeps their place:
+            // the same link of the new list takes the focus back, or it
+            // would fall to the page's start and Tab begin again there.
+            var focused = el.contains(document.activeElement) ? document.activeElement.getAttribute("href") : null;
             el.innerHTML = html;
+            if (focused !== null) {
+              var again = Array.prototype.find.call(el.querySelectorAll("a[href]"), function (a) {
+                return a.getAttribute("href") === focused;
+              });
+              if (again) again.focus({ preventScroll: true });
+            }
             el.setAttribute("data-updated", new Date().toISOString());
           }
           shown = html;

@@ -1,0 +1,227 @@
+package e2e
+
+// What the admin center owes the users of a regulated enterprise beyond
+// working: WCAG 2.1 AA essentials on every page, for every role, checked
+// in the browser from the page the user gets; a browser console free of
+// script errors and Content-Security-Policy violations; the approver's
+// flow with the keyboard alone; and pages that work without JavaScript.
+
+import (
+	"fmt"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
+	cdplog "github.com/chromedp/cdproto/log"
+	cdppage "github.com/chromedp/cdproto/page"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+
+	"github.com/lockbox-oss/lockbox/grants"
+)
+
+// consoleLog collects what the browser's console shows of a tab's pages:
+// uncaught exceptions, console.error calls, and error entries of the
+// browser's own log (CSP violations, failed loads).
+type consoleLog struct {
+	mu      sync.Mutex
+	page    string // the URL of the page a 4xx status is expected of
+	entries []string
+}
+
+// expect says the next page, at url, is answered with an error status.
+func (cl *consoleLog) expect(url string) {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	cl.page = url
+}
+
+func (tb *tab) watchConsole() *consoleLog {
+	tb.t.Helper()
+	cl := &consoleLog{}
+	err := chromedp.Listen(tb.ctx, func(ev any) {
+		cl.mu.Lock()
+		defer cl.mu.Unlock()
+		switch ev := ev.(type) {
+		case *runtime.EventExceptionThrown:
+			d := ev.ExceptionDetails
+			msg := d.Text
+			if d.Exception != nil {
+				msg += " " + d.Exception.Description
+			}
+			cl.entries = append(cl.entries, fmt.Sprintf("exception at %s:%d: %s", d.URL, d.LineNumber, msg))
+		case *runtime.EventConsoleAPICalled:
+			if ev.Type == runtime.ConsoleAPICalledTypeError || ev.Type == runtime.ConsoleAPICalledTypeAssert {
+				var args []string
+				for _, a := range ev.Args {
+					args = append(args, string(a.Value)+a.Description)
+				}
+				cl.entries = append(cl.entries, "console."+string(ev.Type)+": "+strings.Join(args, " "))
+			}
+		case *cdplog.EventEntryAdded:
+			// A page answered 404 or 400 is logged as a failed load: the
+			// status is the page's own, which the test checks.
+			if ev.Entry.Source == cdplog.EntrySourceNetwork && ev.Entry.URL == cl.page {
+				return
+			}
+			if ev.Entry.Level == cdplog.EntryLevelError || ev.Entry.Level == cdplog.EntryLevelWarning || strings.Contains(ev.Entry.Text, "Content Security Policy") {
+				cl.entries = append(cl.entries, fmt.Sprintf("log %s %s at %s: %s", ev.Entry.Level, ev.Entry.Source, ev.Entry.URL, ev.Entry.Text))
+			}
+		}
+	})
+	if err != nil {
+		tb.t.Fatalf("%s: listen to the console: %v", tb.who, err)
+	}
+	return cl
+}
+
+// clean fails the test with what the console showed since the last call.
+func (cl *consoleLog) clean(tb *tab, where string) {
+	tb.t.Helper()
+	cl.mu.Lock()
+	got := cl.entries
+	cl.entries = nil
+	cl.mu.Unlock()
+	if len(got) > 0 {
+		tb.t.Errorf("%s: the browser console on %s:\n  %s", tb.who, where, strings.Join(got, "\n  "))
+	}
+}
+
+// assignApprover makes adam an assigned approver of contoso, as its
+// global admin does.
+func assignApprover(t *testing.T, w *consoleWorld) {
+	t.Helper()
+	if err := w.srv.Tenants.AddApprover(t.Context(), principal(users["admin"]), "127.0.0.1", "contoso", users["approver"].Subject); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestConsoleApproveByKeyboardInBrowser is the approver's flow with the
+// keyboard alone: sign in, open the pending request from the list,
+// approve it with a reason, read the result. While the approver's focus is
+// in the live list, a change to the list keeps it where it was.
+func TestConsoleApproveByKeyboardInBrowser(t *testing.T) {
+	path := chromium(t)
+	w := startConsoleWorld(t)
+	b := startBrowser(t, path, w.base)
+	mgr := principal(users["manager"])
+	file := func(engineer, sr string) grants.Request {
+		t.Helper()
+		r, err := w.srv.Requests.Create(t.Context(), grants.Actor{Principal: principal(users[engineer]), ClientIP: "127.0.0.1"}, grants.CreateInput{
+			Tenant: "contoso", Service: "exchange", ServiceRequest: sr, Reason: "mail flow rule misfires", Duration: grants.Duration(time.Hour),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.srv.Requests.Act(t.Context(), r.ID, grants.ActionApprove, grants.Actor{Principal: mgr, ClientIP: "127.0.0.1"}, "checked"); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	assignApprover(t, w)
+	first := file("operator", "SR-5005")
+
+	adam := users["approver"].Subject
+	tb := b.newTab("adam")
+	cl := tb.watchConsole()
+	tb.open("/console/signin")
+	tb.tabTo("adam's sign-in button", fmt.Sprintf(`el.dataset.testid === "dev-%s"`, adam))
+	if status := tb.load("press Enter on adam's sign-in button", chromedp.KeyEvent(kb.Enter)); status != http.StatusOK {
+		t.Fatalf("keyboard sign-in: status %d", status)
+	}
+	tb.signedIn(adam)
+	// A hidden tab doesn't poll; the approver looks at this one.
+	if _, err := chromedp.Call(tb.ctx, cdppage.BringToFront, cdp.Empty{}); err != nil {
+		t.Fatal(err)
+	}
+	link := fmt.Sprintf(`el.matches(%q)`, pendingRow(first.ID)+" a")
+	tb.tabTo("the pending request's link", link)
+	second := file("operator2", "SR-6006")
+	tb.step("wait for the new request in the pending list", chromedp.Poll[chromedp.Void](
+		fmt.Sprintf(`document.querySelector(%q) !== null`, pendingRow(second.ID)),
+		chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(10*time.Second)))
+	if focused := evalIn[string](tb, `document.activeElement.outerHTML.slice(0, 120)`); !evalIn[bool](tb, `((el) => `+link+`)(document.activeElement)`) {
+		t.Fatalf("after the pending list changed, the keyboard focus is on %s, not on the link it was on", focused)
+	}
+	if status := tb.load("press Enter on the request", chromedp.KeyEvent(kb.Enter)); status != http.StatusOK {
+		t.Fatalf("keyboard open: status %d", status)
+	}
+	tb.want("h1", "Request SR-5005")
+	tb.tabTo("Approve", `el.dataset.testid === "action-approve"`)
+	if status := tb.load("press Enter on Approve", chromedp.KeyEvent(kb.Enter)); status != http.StatusOK {
+		t.Fatalf("keyboard approve: status %d", status)
+	}
+	tb.tabTo("the comment box", `el.id === "comment"`)
+	const comment = "approved with the keyboard"
+	tb.step("type the comment", chromedp.KeyEvent(comment))
+	tb.tabTo("the confirm button", `el.dataset.testid === "confirm"`)
+	if status := tb.load("press Enter on Confirm", chromedp.KeyEvent(kb.Enter)); status != http.StatusOK {
+		t.Fatalf("keyboard confirm: status %d; page says %q", status, tb.text("main"))
+	}
+	tb.want(`[data-testid="flash"]`, "The request was approved.")
+	tb.want(`[data-testid="state"]`, "Approved")
+	tb.want(".timeline", comment)
+	cl.clean(tb, "the keyboard flow")
+	if r, err := w.srv.Requests.Get(t.Context(), mgr, first.ID); err != nil || r.State != grants.StateApproved || r.Approver != adam {
+		t.Fatalf("the request in the store: %+v %v", r, err)
+	}
+}
+
+// TestConsoleWithoutJavaScriptInBrowser uses the admin center with the
+// browser's scripts off: the engineer files a request, the manager and the
+// tenant's admin approve it, each through the pages' own forms and links.
+func TestConsoleWithoutJavaScriptInBrowser(t *testing.T) {
+	path := chromium(t)
+	w := startConsoleWorld(t)
+	b := startBrowser(t, path, w.base)
+	noScript := func(role string) *tab {
+		tb := b.newTab(role)
+		if _, err := chromedp.Call(tb.ctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true}); err != nil {
+			t.Fatalf("turn scripts off: %v", err)
+		}
+		tb.signIn(users[role].Subject)
+		return tb
+	}
+
+	op := noScript("operator")
+	op.follow(`nav a[href="/console/requests/new"]`)
+	op.step("fill the new request form",
+		chromedp.SendKeys(chromedp.CSS("#tenant"), "contoso"),
+		chromedp.SetValue(chromedp.CSS("#service"), "exchange"),
+		chromedp.SendKeys(chromedp.CSS("#service_request"), "SR-7007"),
+		chromedp.SendKeys(chromedp.CSS("#reason"), "calendar items vanish"),
+		chromedp.Click(chromedp.CSS("#act-exchange-Get-Mailbox")),
+	)
+	op.follow(`[data-testid="submit"]`)
+	m := regexp.MustCompile(`/console/requests/([^/?]+)\?done=created$`).FindStringSubmatch(op.location())
+	if m == nil {
+		t.Fatalf("after filing without scripts: at %s; page says %q", op.location(), op.text("main"))
+	}
+	id := m[1]
+	op.want(`[data-testid="flash"]`, "The request was filed.")
+
+	for _, role := range []string{"manager", "admin"} {
+		tb := noScript(role)
+		tb.want(pendingRow(id), "SR-7007", "Your decision")
+		tb.follow(pendingRow(id) + " a")
+		tb.follow(`[data-testid="action-approve"]`)
+		tb.step("write a comment", chromedp.SendKeys(chromedp.CSS("#comment"), "approved without scripts by "+role))
+		tb.follow(`[data-testid="confirm"]`)
+		tb.want(`[data-testid="flash"]`, "approved")
+		// The list is the server's: opening it again shows what changed.
+		tb.follow(`nav a[href="/console/requests"]`)
+		if tb.exists(pendingRow(id)) && role == "admin" {
+			t.Fatalf("the approved request is still in %s's pending list", role)
+		}
+	}
+	if r, err := w.srv.Requests.Get(t.Context(), principal(users["operator"]), id); err != nil || r.State != grants.StateApproved ||
+		len(r.Activities) != 1 || r.Activities[0] != "Get-Mailbox" {
+		t.Fatalf("the request in the store: %+v %v", r, err)
+	}
+}
