@@ -26,6 +26,37 @@ import (
 	"github.com/lockbox-oss/lockbox/grants"
 )
 
+// wcagJS lists what the page misses of WCAG 2.1 AA's essentials that
+// accessibilityJS does not check: landmarks, headings in order, table
+// headers with a scope, a title naming the page as its heading does, a
+// polite live list.
+const wcagJS = `(() => {
+  const problems = [];
+  const text = (e) => (e?.textContent ?? "").replace(/\s+/g, " ").trim();
+  if (document.querySelectorAll("main").length !== 1) problems.push(document.querySelectorAll("main").length + " main landmarks");
+  if (document.querySelector("body > header") === null) problems.push("no banner (header)");
+  if (document.querySelector(".who") !== null && document.querySelector("nav[aria-label]") === null) problems.push("signed in, but no labelled navigation");
+  let last = 0;
+  for (const h of document.querySelectorAll("h1, h2, h3, h4, h5, h6")) {
+    const n = Number(h.tagName[1]);
+    if (last === 0 && n !== 1) problems.push("first heading is " + h.tagName + ": " + text(h));
+    if (last !== 0 && n > last + 1) problems.push("heading skips from h" + last + " to " + h.tagName + ": " + text(h));
+    last = n;
+  }
+  for (const t of document.querySelectorAll("table")) {
+    if (t.querySelector("th") === null) problems.push("table without headers: #" + t.id);
+    for (const th of t.querySelectorAll("th")) {
+      if (!["col", "row", "colgroup", "rowgroup"].includes(th.getAttribute("scope"))) problems.push("th without scope: " + th.outerHTML);
+    }
+  }
+  const want = text(document.querySelector("h1")) + " · Lockbox admin center";
+  if (document.title !== want) problems.push("title " + JSON.stringify(document.title) + " does not name the page: want " + JSON.stringify(want));
+  for (const live of document.querySelectorAll("[data-refresh]")) {
+    if (live.getAttribute("aria-live") !== "polite") problems.push("live list #" + live.id + " has aria-live=" + live.getAttribute("aria-live"));
+  }
+  return problems;
+})()`
+
 // consoleLog collects what the browser's console shows of a tab's pages:
 // uncaught exceptions, console.error calls, and error entries of the
 // browser's own log (CSP violations, failed loads).
@@ -93,12 +124,90 @@ func (cl *consoleLog) clean(tb *tab, where string) {
 	}
 }
 
+// checkWCAG runs wcagJS on the page tb shows.
+func (tb *tab) checkWCAG() {
+	tb.t.Helper()
+	tb.checkAccessible()
+	if problems := evalIn[[]string](tb, wcagJS); len(problems) > 0 {
+		tb.t.Errorf("%s at %s: WCAG:\n  %s", tb.who, tb.location(), strings.Join(problems, "\n  "))
+	}
+}
+
 // assignApprover makes adam an assigned approver of contoso, as its
 // global admin does.
 func assignApprover(t *testing.T, w *consoleWorld) {
 	t.Helper()
 	if err := w.srv.Tenants.AddApprover(t.Context(), principal(users["admin"]), "127.0.0.1", "contoso", users["approver"].Subject); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestConsoleAccessibleInBrowser walks every admin center page for the
+// provider's engineer and manager, a tenant's global administrator and its
+// assigned approver, and checks each against WCAG 2.1 AA's essentials and
+// the browser console.
+func TestConsoleAccessibleInBrowser(t *testing.T) {
+	path := chromium(t)
+	w := startConsoleWorld(t)
+	b := startBrowser(t, path, w.base)
+	assignApprover(t, w)
+	req, err := w.srv.Requests.Create(t.Context(), grants.Actor{Principal: principal(users["operator"]), ClientIP: "127.0.0.1"}, grants.CreateInput{
+		Tenant: "contoso", Service: "exchange", ServiceRequest: "SR-4004", Reason: "the user's archive won't expand", Duration: grants.Duration(time.Hour),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pages := map[string][]string{
+		"operator": {"/console/requests", "/console/requests/new", "/console/requests/" + req.ID, "/console/requests/" + req.ID + "/cancel", "/console/tenants", "/console/tenants/contoso"},
+		"manager":  {"/console/requests", "/console/requests/" + req.ID, "/console/requests/" + req.ID + "/approve", "/console/tenants"},
+		"admin":    {"/console/requests", "/console/requests/" + req.ID, "/console/approvers", "/console/settings", "/console/audit?verify=1"},
+		"approver": {"/console/requests", "/console/requests/" + req.ID, "/console/settings"},
+	}
+	for _, role := range []string{"operator", "manager", "admin", "approver"} {
+		tb := b.newTab(role)
+		cl := tb.watchConsole()
+		tb.open("/console/signin")
+		tb.checkWCAG()
+		cl.clean(tb, "/console/signin")
+		tb.signIn(users[role].Subject)
+		for _, p := range pages[role] {
+			tb.open(p)
+			tb.checkWCAG()
+			cl.clean(tb, p)
+		}
+		// A page that isn't there, and a form's error.
+		missing := w.base + "/console/requests/01a20882-0000-7000-8000-000000000000"
+		cl.expect(missing)
+		if status := tb.load("open a missing request", chromedp.Navigate(missing)); status != http.StatusNotFound {
+			t.Fatalf("%s: a missing request: status %d", role, status)
+		}
+		tb.checkWCAG()
+		cl.clean(tb, "a missing request")
+		if role == "admin" {
+			tb.open("/console/approvers")
+			cl.expect(w.base + "/console/approvers")
+			tb.step("name a user of another organization", chromedp.SendKeys(chromedp.CSS("#user"), "eve@elsewhere.example"))
+			if status := tb.load("add the approver", chromedp.Click(chromedp.CSS(`[data-testid="add-approver"]`))); status != http.StatusBadRequest {
+				t.Fatalf("adding an approver of another organization: status %d; page says %q", status, tb.text("main"))
+			}
+			tb.want(".problem", "elsewhere.example")
+			tb.checkWCAG()
+			cl.clean(tb, "the approvers form's error")
+		}
+		if role == "manager" {
+			// The box stops typing at its length; a pasted or scripted
+			// value still goes, and the server refuses it.
+			confirm := w.base + "/console/requests/" + req.ID + "/approve"
+			tb.open("/console/requests/" + req.ID + "/approve")
+			cl.expect(confirm)
+			tb.step("a comment over the limit", chromedp.Evaluate[chromedp.Void](`document.querySelector("#comment").value = "x".repeat(1001)`))
+			if status := tb.load("confirm", chromedp.Click(chromedp.CSS(`[data-testid="confirm"]`))); status != http.StatusBadRequest {
+				t.Fatalf("a comment of 1001 characters: status %d; page says %q", status, tb.text("main"))
+			}
+			tb.want(`[data-testid="problem"]`, "comment")
+			tb.checkWCAG()
+			cl.clean(tb, "the approve form's error")
+		}
 	}
 }
 
