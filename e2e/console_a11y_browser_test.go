@@ -29,7 +29,7 @@ import (
 // wcagJS lists what the page misses of WCAG 2.1 AA's essentials that
 // accessibilityJS does not check: landmarks, headings in order, table
 // headers with a scope, a title naming the page as its heading does, a
-// polite live list.
+// polite live list, and an error about a form's only field tied to it.
 const wcagJS = `(() => {
   const problems = [];
   const text = (e) => (e?.textContent ?? "").replace(/\s+/g, " ").trim();
@@ -53,6 +53,16 @@ const wcagJS = `(() => {
   if (document.title !== want) problems.push("title " + JSON.stringify(document.title) + " does not name the page: want " + JSON.stringify(want));
   for (const live of document.querySelectorAll("[data-refresh]")) {
     if (live.getAttribute("aria-live") !== "polite") problems.push("live list #" + live.id + " has aria-live=" + live.getAttribute("aria-live"));
+  }
+  for (const p of document.querySelectorAll(".problem")) {
+    for (const form of p.parentElement.querySelectorAll("form")) {
+      const fields = Array.from(form.querySelectorAll("input, select, textarea")).filter(el => el.type !== "hidden" && el.type !== "checkbox");
+      if (fields.length !== 1) continue;
+      const f = fields[0];
+      const by = (f.getAttribute("aria-describedby") ?? "").split(/\s+/);
+      if (p.id === "" || !by.includes(p.id)) problems.push("the error " + JSON.stringify(text(p)) + " is not tied to #" + f.id + " (aria-describedby)");
+      if (f.getAttribute("aria-invalid") !== "true") problems.push("#" + f.id + " is not marked aria-invalid beside its error");
+    }
   }
   return problems;
 })()`
