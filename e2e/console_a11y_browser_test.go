@@ -67,6 +67,32 @@ const wcagJS = `(() => {
   return problems;
 })()`
 
+// focusJS focuses every control of the page as the keyboard does (the
+// caller pressed Tab first, so focus is visible) and lists those whose
+// focus outline is missing, thin, or under 3:1 against what surrounds it
+// (WCAG 1.4.11).
+const focusJS = `(() => {
+  const problems = [];
+  const rgba = (c) => { const m = c.match(/[\d.]+/g).map(Number); return {rgb: m.slice(0, 3), a: m.length > 3 ? m[3] : 1}; };
+  const lum = (c) => { const [r, g, b] = rgba(c).rgb.map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; }); return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
+  const bg = (el) => { for (let e = el; e; e = e.parentElement) { const c = getComputedStyle(e).backgroundColor; if (rgba(c).a > 0) return c; } return "rgb(255, 255, 255)"; };
+  const name = (el) => el.tagName.toLowerCase() + (el.id ? "#" + el.id : "") + " " + JSON.stringify((el.textContent || el.getAttribute("aria-label") || el.name || "").replace(/\s+/g, " ").trim().slice(0, 40));
+  for (const el of document.querySelectorAll("a[href], button, input:not([type=hidden]), select, textarea")) {
+    if (el.closest("[hidden]") !== null) continue;
+    el.focus();
+    if (document.activeElement !== el) { problems.push("can't take the focus: " + name(el)); continue; }
+    if (!el.matches(":focus-visible")) { problems.push("focus is not visible-focus: " + name(el)); continue; }
+    const s = getComputedStyle(el);
+    if (s.outlineStyle === "none" || parseFloat(s.outlineWidth) < 2) { problems.push("no focus outline: " + name(el)); continue; }
+    const around = parseFloat(s.outlineOffset) < 0 ? bg(el) : bg(el.parentElement);
+    const a = lum(s.outlineColor), b = lum(around);
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    if (ratio < 3) problems.push("focus outline " + s.outlineColor + " on " + around + " is " + ratio.toFixed(2) + ":1: " + name(el));
+  }
+  document.activeElement.blur();
+  return problems;
+})()`
+
 // consoleLog collects what the browser's console shows of a tab's pages:
 // uncaught exceptions, console.error calls, and error entries of the
 // browser's own log (CSP violations, failed loads).
@@ -134,12 +160,18 @@ func (cl *consoleLog) clean(tb *tab, where string) {
 	}
 }
 
-// checkWCAG runs wcagJS on the page tb shows.
+// checkWCAG runs wcagJS and focusJS on the page tb shows.
 func (tb *tab) checkWCAG() {
 	tb.t.Helper()
 	tb.checkAccessible()
 	if problems := evalIn[[]string](tb, wcagJS); len(problems) > 0 {
 		tb.t.Errorf("%s at %s: WCAG:\n  %s", tb.who, tb.location(), strings.Join(problems, "\n  "))
+	}
+	// One Tab press puts the page in keyboard mode: the focus script moves
+	// on it is then shown as the keyboard's.
+	tb.step("press Tab", chromedp.KeyEvent(kb.Tab))
+	if problems := evalIn[[]string](tb, focusJS); len(problems) > 0 {
+		tb.t.Errorf("%s at %s: keyboard focus:\n  %s", tb.who, tb.location(), strings.Join(problems, "\n  "))
 	}
 }
 
