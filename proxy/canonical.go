@@ -359,9 +359,13 @@ const (
 // PHP does (up to the first ";", "," or whitespace), so that
 // "application/x-www-form-urlencoded x" or "multipart/form-data
 // boundary=b" is refused rather than guessed at; a multipart type without
-// a boundary; and a multipart Content-Type with "boundary" (in any case)
+// a boundary; a multipart Content-Type with "boundary" (in any case)
 // more than once anywhere in it, since Go, PHP (the first "boundary") and
-// Rack (the last) would split the body at different boundaries.
+// Rack (the last) would split the body at different boundaries; and a
+// form type whose charset is not one where bytes and ASCII characters are
+// the same thing (UTF-8, US-ASCII, ISO-8859-1: see asciiCharset), since
+// frameworks that decode field names in it would read other names than
+// the proxy.
 func FormType(method string, contentType []string) (mediaType, boundary string, err error) {
 	post := strings.EqualFold(method, http.MethodPost)
 	switch len(contentType) {
@@ -392,6 +396,9 @@ func FormType(method string, contentType []string) (mediaType, boundary string, 
 		}
 		// Not a form to anyone: the body is not looked at.
 		return "", "", nil
+	}
+	if cs, ok := params["charset"]; ok && isFormType(mt) && !asciiCharset(cs) {
+		return "", "", fmt.Errorf("%s in charset %q: a form whose field names the proxy can't read as ASCII is refused", mt, echo(cs))
 	}
 	switch {
 	case mt == formURLEncoded:
@@ -424,6 +431,28 @@ func laxMediaType(v string) string {
 }
 
 func isFormType(mt string) bool { return mt == formURLEncoded || isMultipart(mt) }
+
+// asciiCharset reports whether a form's charset parameter names a charset
+// in which every byte below 0x80 is the ASCII character it is and no other
+// byte or sequence is an ASCII character: then the names the proxy reads
+// byte for byte are the names a framework decoding them reads. Tomcat,
+// Jetty and ASP.NET split a urlencoded body on the bytes "&" and "=" and
+// decode each name in the Content-Type's charset (and multipart part
+// headers too), so in UTF-16LE the bytes "_\x00m\x00e\x00..." are
+// "_method" to them and a name cut short by a NUL to the proxy; UTF-7,
+// EBCDIC and others spell "_method" with other bytes again.
+func asciiCharset(cs string) bool {
+	// ASCII case only: Unicode folding would make "uſ-aſcii" "us-ascii".
+	b := []byte(cs)
+	for i, c := range b {
+		b[i] = lowerASCII(c)
+	}
+	switch string(b) {
+	case "utf-8", "utf8", "us-ascii", "iso-8859-1":
+		return true
+	}
+	return false
+}
 
 func isMultipart(mt string) bool { return strings.HasPrefix(mt, "multipart/") }
 

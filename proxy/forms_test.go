@@ -25,6 +25,7 @@ func TestBodyForwarded(t *testing.T) {
 	}{
 		{name: "urlencoded", contentType: formURLEncoded, body: "kind=index&method=full&note=a+b%21"},
 		{name: "urlencoded, chunked", contentType: formURLEncoded + "; charset=utf-8", body: "kind=index&note=%E2%9C%93", chunked: true},
+		{name: "urlencoded, ISO-8859-1", contentType: formURLEncoded + "; charset=ISO-8859-1", body: "kind=index&note=caf%E9"},
 		{name: "multipart, chunked", contentType: formMultipart + `; boundary="b"`,
 			body: multipartBody(`form-data; name="kind"`, `form-data; name="log"; filename="_method.txt"`), chunked: true},
 		{name: "JSON", contentType: "application/json", body: `{"kind":"index","method":"full"}`},

@@ -75,6 +75,16 @@ func formPOST(contentType, body string, chunked bool) func(*testEnv) rawRequest 
 	}
 }
 
+// utf16LE is s, ASCII, in UTF-16LE.
+func utf16LE(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		b.WriteByte(s[i])
+		b.WriteByte(0)
+	}
+	return b.String()
+}
+
 // deadClient returns a go-redis client that fails every command at once.
 func deadClient(e *testEnv) *redis.Client {
 	c := redis.NewClient(&redis.Options{Addr: e.rdb.Options().Addr, DB: e.rdb.Options().DB})
@@ -207,6 +217,16 @@ func TestDenials(t *testing.T) {
 		{name: "method override in a multipart form", setup: repairOnContoso,
 			req:    formPOST(formMultipart+"; boundary=b", multipartBody(`form-data; name="kind"`, `form-data; name="_method"`), false),
 			status: 400, reason: ReasonBadRequest, label: "exchange", message: "form field _method"},
+		// Tomcat, Jetty and ASP.NET split a urlencoded body on the bytes
+		// "&" and "=" and decode each name in the Content-Type's charset:
+		// these bytes are "_method=DELETE" to them in UTF-16LE, and a
+		// name cut short by a NUL to the proxy.
+		{name: "method override in a UTF-16 urlencoded form", setup: repairOnContoso,
+			req:    formPOST(formURLEncoded+"; charset=utf-16le", utf16LE("_method")+"="+utf16LE("DELETE"), false),
+			status: 400, reason: ReasonBadRequest, label: "exchange", message: "charset"},
+		{name: "multipart form in EBCDIC", setup: repairOnContoso,
+			req:    formPOST(formMultipart+"; boundary=b; charset=IBM037", multipartBody(`form-data; name="kind"`), false),
+			status: 400, reason: ReasonBadRequest, label: "exchange", message: "charset"},
 		{name: "malformed urlencoded form", setup: repairOnContoso,
 			req:    formPOST(formURLEncoded, "kind=%zz", false),
 			status: 400, reason: ReasonBadRequest, label: "exchange", message: "malformed form body"},
