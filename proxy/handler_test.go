@@ -338,6 +338,10 @@ func TestDenials(t *testing.T) {
 			req: as(alice, "GET", mailboxes, [2]string{"Connection", "Upgrade, HTTP2-Settings"}, [2]string{"Upgrade", "h2c"},
 				[2]string{"HTTP2-Settings", "AAMAAABkAARAAAAAAAIAAAAA"}),
 			status: 400, reason: ReasonBadRequest, label: "exchange"},
+		{name: "asterisk-form target", setup: readsOnContoso,
+			req: as(alice, "GET", "*"), status: 400, reason: ReasonBadRequest, label: unknownService},
+		{name: "absolute-form target naming another host", setup: readsOnContoso,
+			req: as(alice, "GET", "http://sharepoint.internal"+mailboxes), status: 400, reason: ReasonBadRequest, label: unknownService},
 		{name: "absolute-form target", setup: readsOnContoso,
 			req: as(alice, "GET", "http://exchange.internal"+mailboxes), status: 400, reason: ReasonBadRequest, label: unknownService},
 		{name: "body over the limit", setup: func(e *testEnv) { e.grantFor(alice, "contoso", "exchange", 2*time.Hour, "New-MailboxRepairRequest") },
@@ -375,6 +379,12 @@ func TestDenials(t *testing.T) {
 		{name: "two Authorization headers", setup: readsOnContoso,
 			req: func(e *testEnv) rawRequest {
 				return rawRequest{method: "GET", target: mailboxes, header: [][2]string{{"Authorization", e.bearer(alice)}, {"Authorization", e.bearer(alice)}}}
+			}, status: 401, reason: ReasonUnauthenticated, label: "exchange"},
+		// A token anywhere but the Authorization header is not read.
+		{name: "token in the query and a cookie", setup: readsOnContoso,
+			req: func(e *testEnv) rawRequest {
+				return rawRequest{method: "GET", target: mailboxes + "?access_token=" + e.token(alice),
+					header: [][2]string{{"Cookie", "access_token=" + e.token(alice)}, {"Proxy-Authorization", e.bearer(alice)}}}
 			}, status: 401, reason: ReasonUnauthenticated, label: "exchange"},
 		{name: "Basic scheme", setup: readsOnContoso,
 			req: func(*testEnv) rawRequest {
@@ -624,13 +634,19 @@ var hostileHeaders = [][2]string{
 	{"X-Rewrite-URL", "/exchange/tenants/fabrikam/mailboxes"},
 	{"X-User", "root"},
 	{"X-Lockbox-User", "alice@provider.example"},
+	// nginx (underscores_in_headers) and CGI read these as the names
+	// with dashes.
+	{"X_Lockbox_User", "alice@provider.example"},
+	{"x_forwarded_for", "203.0.113.99"},
+	{"X_Real_IP", "203.0.113.99"},
 	{"X-Lockbox-Grant", "forged.signature"},
 	{"X-Lockbox-Request-Id", "0195a000-0000-7000-8000-00000000dead"},
 	{"Via", "1.1 evil"},
 	{"Proxy-Authorization", "Basic cm9vdDpwdw=="},
 	// A header named in Connection is hop-by-hop, even one that is on the
 	// allow-list.
-	{"Connection", "keep-alive, X-Secret, Accept-Language"},
+	// Naming the proxy's own headers removes none of them.
+	{"Connection", "keep-alive, X-Secret, Accept-Language, X-Lockbox-User, X-Lockbox-Grant, X-Lockbox-Request-Id"},
 	{"X-Secret", "1"},
 	{"Accept-Language", "de-CH"},
 	// End-to-end content headers pass.
