@@ -477,7 +477,9 @@ func countFoldASCII(s, sub string) int {
 // the disposition type (PHP reads the name of any part), and a part whose
 // Content-Disposition has an RFC 2231 parameter ("name*", "filename*",
 // "name*0"...) is refused: Go lets "name*" replace "name", PHP and Rack
-// ignore it, so the two would read different names.
+// ignore it, so the two would read different names. So is a part whose
+// name has "=?" in it, the start of an RFC 2047 encoded-word, which
+// Commons FileUpload decodes and Go does not.
 func RefuseFormMethodOverride(mediaType, boundary string, body []byte) error {
 	switch {
 	case mediaType == formURLEncoded:
@@ -513,6 +515,13 @@ func RefuseFormMethodOverride(mediaType, boundary string, body []byte) error {
 				}
 				if hasExtendedParam(cd) {
 					return errors.New("malformed multipart form body: Content-Disposition: RFC 2231 parameters (name*) are refused")
+				}
+				if strings.Contains(params["name"], "=?") {
+					// Commons FileUpload and Tomcat's copy of it decode
+					// RFC 2047 encoded-words in Content-Disposition
+					// values (MimeUtility.decodeText): to them
+					// "=?UTF-8?B?X21ldGhvZA==?=" is "_method".
+					return errors.New("malformed multipart form body: Content-Disposition: RFC 2047 encoded-words (=?...?=) in a field name are refused")
 				}
 			}
 		}

@@ -258,6 +258,11 @@ func TestDenials(t *testing.T) {
 		{name: "multipart name* beside name", setup: repairOnContoso,
 			req:    formPOST(formMultipart+"; boundary=b", multipartBody(`form-data; name="_method"; name*=UTF-8''x`), false),
 			status: 400, reason: ReasonBadRequest, label: "exchange", message: "RFC 2231"},
+		// Tomcat's and Commons FileUpload's Content-Disposition parser
+		// decodes RFC 2047 encoded-words: this name is "_method" to it.
+		{name: "multipart RFC 2047 name", setup: repairOnContoso,
+			req:    formPOST(formMultipart+"; boundary=b", multipartBody(`form-data; name="=?UTF-8?B?X21ldGhvZA==?="`), false),
+			status: 400, reason: ReasonBadRequest, label: "exchange", message: "RFC 2047"},
 		{name: "multipart boundary twice", setup: repairOnContoso,
 			req:    formPOST(formMultipart+"; boundary=b; x=\"boundary=c\"", multipartBody(`form-data; name="kind"`), false),
 			status: 400, reason: ReasonBadRequest, label: "exchange", message: "more than once"},
