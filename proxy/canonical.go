@@ -479,7 +479,9 @@ func countFoldASCII(s, sub string) int {
 // "name*0"...) is refused: Go lets "name*" replace "name", PHP and Rack
 // ignore it, so the two would read different names. So is a part whose
 // name has "=?" in it, the start of an RFC 2047 encoded-word, which
-// Commons FileUpload decodes and Go does not.
+// Commons FileUpload decodes and Go does not. And so is a body with a line
+// that starts with the delimiter but that Go does not read as one, which
+// PHP does.
 func RefuseFormMethodOverride(mediaType, boundary string, body []byte) error {
 	switch {
 	case mediaType == formURLEncoded:
@@ -495,11 +497,21 @@ func RefuseFormMethodOverride(mediaType, boundary string, body []byte) error {
 		return nil
 	case isMultipart(mediaType):
 		mr := multipart.NewReader(bytes.NewReader(body), boundary)
-		for {
+		for parts := 0; ; parts++ {
 			part, err := mr.NextRawPart()
 			// Only a bare io.EOF is the final boundary: a body cut short
 			// is an error wrapping io.EOF.
 			if err == io.EOF {
+				// Go read parts+1 delimiters, each at the start of a line.
+				// PHP ends a part at "\n--" and the boundary whatever
+				// follows, and takes any line starting with them for a
+				// delimiter, in the preamble and the epilogue too: a line
+				// Go reads as text ("--bX", or "--b" after a bare LF) would
+				// start a part only PHP sees, named "_method" if the
+				// client likes.
+				if n := lineStarts(body, "--"+boundary); n != parts+1 {
+					return fmt.Errorf("malformed multipart form body: %d lines start with the delimiter, of which only %d are delimiters to the proxy", n, parts+1)
+				}
 				return nil
 			}
 			if err != nil {
@@ -527,6 +539,22 @@ func RefuseFormMethodOverride(mediaType, boundary string, body []byte) error {
 		}
 	}
 	return fmt.Errorf("not a form media type: %q", mediaType)
+}
+
+// lineStarts counts the lines of b that start with prefix: at the start of
+// b or after a "\n".
+func lineStarts(b []byte, prefix string) int {
+	n := 0
+	for i := 0; ; {
+		j := bytes.Index(b[i:], []byte(prefix))
+		if j < 0 {
+			return n
+		}
+		if at := i + j; at == 0 || b[at-1] == '\n' {
+			n++
+		}
+		i += j + 1
+	}
 }
 
 // hasExtendedParam reports whether a header value that
