@@ -6,11 +6,15 @@ import (
 	"errors"
 	osexec "os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 )
+
+// makeLine is a line of make's own, at any level of recursion.
+var makeLine = regexp.MustCompile(`^make(\[[0-9]+\])?: `)
 
 // "make run" on a machine whose Go module cache is empty and that has no
 // network (GOPROXY=off stands for both) printed Go's "module lookup
@@ -48,10 +52,11 @@ func TestMakeRunWithoutModulesSaysWhatItNeeds(t *testing.T) {
 		t.Fatalf("make run: %v, want it to fail\n%s", err, out.String())
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	// The last line before make's own "Error 1".
+	// The last line before make's own "Error 1": "make: ***", or
+	// "make[1]: ***" when the suite itself runs under make (make test).
 	var last string
 	for i := len(lines) - 1; i >= 0; i-- {
-		if !strings.HasPrefix(lines[i], "make: ") {
+		if !makeLine.MatchString(lines[i]) {
 			last = lines[i]
 			break
 		}
