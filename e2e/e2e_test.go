@@ -137,8 +137,10 @@ func startIn(t *testing.T, dir string, key ed25519.PrivateKey, rdb map[string]st
 		"LOCKBOX_API_ADDR":               "127.0.0.1:0",
 		"LOCKBOX_PROXY_ADDR":             "127.0.0.1:0",
 		"LOCKBOX_METRICS_ADDR":           "127.0.0.1:0",
-		// The fake clock doesn't tick, so the test settles requests
-		// through the API and the sweeper never finds work by itself.
+		// The fake clock doesn't tick: the sweeper finds work only once
+		// a test moves the clock past a deadline, and then within 10 ms
+		// (a test that checks what happens before any sweep runs
+		// without jobs: TestProxyGrantWindow).
 		"LOCKBOX_SWEEP_INTERVAL": "10ms",
 		"LOCKBOX_SIEM_SINK":      "file:" + filepath.Join(dir, "siem.jsonl"),
 	}
