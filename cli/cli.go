@@ -238,7 +238,13 @@ func (e *env) client() (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return client.New(apiURL(e.g.addr), tok, client.WithUserAgent("lockboxctl/"+version()), client.WithHTTPClient(hc))
+	opts := []client.Option{client.WithUserAgent("lockboxctl/" + version()), client.WithHTTPClient(hc)}
+	if e.g.insecureHTTP {
+		// checkAddr refused plain http off loopback without it; the
+		// client refuses it too unless told.
+		opts = append(opts, client.AllowInsecureHTTP())
+	}
+	return client.New(apiURL(e.g.addr), tok, opts...)
 }
 
 // checkAddr refuses, as a wrong command line (exit 2), an API address

@@ -55,6 +55,9 @@ type Client struct {
 	userAgent string
 	// maxResponse is MaxResponseBytes; tests lower it.
 	maxResponse int64
+	// insecureHTTP lets the token go over plain http to a server that is
+	// not loopback (AllowInsecureHTTP).
+	insecureHTTP bool
 }
 
 // Option configures a Client.
@@ -73,6 +76,28 @@ func WithHTTPClient(hc *http.Client) Option {
 	}
 }
 
+// AllowInsecureHTTP lets New accept a plain http address of a server that
+// is not loopback, although every call then carries the bearer token
+// across the network in the clear, for anyone on the path to read and
+// replay for as long as it lives. It is for a network the caller trusts
+// (lockboxctl's --insecure-http); without it New refuses such an address
+// with an *InsecureHTTPError.
+func AllowInsecureHTTP() Option {
+	return func(c *Client) { c.insecureHTTP = true }
+}
+
+// InsecureHTTPError is New's refusal of a plain http address of a server
+// that is not loopback, for a client with a token: nothing was sent.
+type InsecureHTTPError struct {
+	// Address is the API address, without any password.
+	Address string
+}
+
+func (e *InsecureHTTPError) Error() string {
+	return fmt.Sprintf("client: API address %s is plain http to a server that is not loopback, so the bearer token would cross the network readable by anyone on the way: "+
+		"use https, or pass the option AllowInsecureHTTP to send it anyway", e.Address)
+}
+
 // WithUserAgent sets the User-Agent header of every call.
 func WithUserAgent(ua string) Option {
 	return func(c *Client) {
@@ -86,7 +111,8 @@ func WithUserAgent(ua string) Option {
 // URL, optionally with a path prefix such as https://host/lockbox) that
 // authenticates with token as a bearer JWT. An empty token sends no
 // Authorization header, which only shows how the server refuses anonymous
-// calls.
+// calls. With a token, a plain http address is refused (an
+// *InsecureHTTPError) unless it is loopback or AllowInsecureHTTP is given.
 func New(baseURL, token string, opts ...Option) (*Client, error) {
 	u, err := url.Parse(strings.TrimSpace(baseURL))
 	if err != nil {
@@ -133,7 +159,22 @@ func New(baseURL, token string, opts ...Option) (*Client, error) {
 	for _, o := range opts {
 		o(c)
 	}
+	if base.Scheme == "http" && token != "" && !c.insecureHTTP && !isLoopback(base.Hostname()) {
+		return nil, &InsecureHTTPError{Address: base.Redacted()}
+	}
 	return c, nil
+}
+
+// isLoopback reports whether a connection to host stays on this machine:
+// localhost, an address in 127.0.0.0/8 or ::1, or no address at all (""
+// and 0.0.0.0 of a listen address copied from LOCKBOX_API_ADDR, which
+// dial this machine). lockboxctl's check of --addr is the same.
+func isLoopback(host string) bool {
+	if host == "" || strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && (ip.IsLoopback() || ip.IsUnspecified())
 }
 
 // redacted is raw, an address url.Parse refused, with the password of

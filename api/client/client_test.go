@@ -775,3 +775,51 @@ func TestDefaultClientKeepsTheTokenOnItsServer(t *testing.T) {
 		t.Errorf("after a redirect within the API's address, Authorization = %q", got.Auth)
 	}
 }
+
+// TestPlainHTTPKeepsTheToken: a client that would send its bearer token
+// over plain http to a server that is not loopback is refused at New,
+// with an *InsecureHTTPError naming AllowInsecureHTTP, before anything is
+// sent; anyone on the path could read and replay the token. Loopback
+// http (lockbox dev's, a port-forward's) and https stay allowed, and
+// AllowInsecureHTTP sends the token anyway.
+func TestPlainHTTPKeepsTheToken(t *testing.T) {
+	for _, base := range []string{"http://lockbox.example.com", "HTTP://LOCKBOX.EXAMPLE.COM:8080/prefix", "http://10.1.2.3:8080", "http://[2001:db8::1]:8080"} {
+		t.Run(base, func(t *testing.T) {
+			c, err := New(base, token)
+			var insecure *InsecureHTTPError
+			if !errors.As(err, &insecure) {
+				t.Fatalf("New(%q) = %v (client %t): want an *InsecureHTTPError", base, err, c != nil)
+			}
+			if !strings.Contains(err.Error(), "AllowInsecureHTTP") || strings.Contains(err.Error(), token) {
+				t.Errorf("err = %q: want it to name AllowInsecureHTTP and not show the token", err)
+			}
+			// The option lets the token go, and it does.
+			var auth []string
+			hc := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+				auth = append(auth, r.Header.Get("Authorization"))
+				return &http.Response{StatusCode: http.StatusOK, Header: http.Header{}, Body: io.NopCloser(strings.NewReader(`{"approvers":[]}`)), Request: r}, nil
+			})}
+			c, err = New(base, token, AllowInsecureHTTP(), WithHTTPClient(hc))
+			if err != nil {
+				t.Fatalf("New(%q, AllowInsecureHTTP()) = %v", base, err)
+			}
+			if _, err := c.Approvers(context.Background(), "contoso"); err != nil {
+				t.Fatal(err)
+			}
+			if len(auth) != 1 || auth[0] != "Bearer "+token {
+				t.Errorf("with AllowInsecureHTTP the server got Authorization %q, want the token", auth)
+			}
+		})
+	}
+	// Loopback, a listen address (which dials this machine), https, and
+	// no token at all (nothing to leak) need no option.
+	for _, tt := range []struct{ base, token string }{
+		{"http://127.0.0.1:8080", token}, {"http://127.9.9.9", token}, {"http://localhost:8080", token},
+		{"http://LOCALHOST", token}, {"http://[::1]:8080", token}, {"http://:8080", token}, {"http://0.0.0.0:8080", token},
+		{"https://lockbox.example.com", token}, {"http://lockbox.example.com", ""},
+	} {
+		if _, err := New(tt.base, tt.token); err != nil {
+			t.Errorf("New(%q, %q) = %v", tt.base, tt.token, err)
+		}
+	}
+}
