@@ -26,6 +26,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -58,6 +59,8 @@ func apiURL(addr string) string {
 const (
 	EnvAddr  = "LOCKBOX_ADDR"
 	EnvToken = "LOCKBOX_TOKEN"
+	// EnvInsecureHTTP is --insecure-http's default, a boolean.
+	EnvInsecureHTTP = "LOCKBOX_INSECURE_HTTP"
 )
 
 // Exit codes, the same for every command (README, "Exit status").
@@ -93,6 +96,16 @@ func runWith(ctx context.Context, args []string, getenv func(string) string, std
 	if e.g.addr == "" {
 		e.g.addr = DefaultAddr
 	}
+	if v := strings.TrimSpace(getenv(EnvInsecureHTTP)); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			// Refused when a command would call the API (checkAddr),
+			// as a bad $LOCKBOX_ADDR is: read as false it would only
+			// turn a trusted network's calls into refusals.
+			e.envErr = &usageError{msg: fmt.Sprintf("$%s is %q: want true or false (1 or 0)", EnvInsecureHTTP, v)}
+		}
+		e.g.insecureHTTP = b
+	}
 	root := e.rootCommand()
 	root.SetArgs(args)
 	root.SetOut(stdout)
@@ -111,6 +124,9 @@ type env struct {
 	cmd *cobra.Command
 	// session serves login, logout and the stored token.
 	session sessionDeps
+	// envErr is a variable of lockboxctl's that can't be read, reported
+	// before any call.
+	envErr error
 }
 
 // globals are the flags every command accepts, before or after its name.
@@ -254,6 +270,9 @@ func (e *env) client() (*client.Client, error) {
 // is lockbox dev's (and a port-forward's); --insecure-http is for a
 // network the user trusts.
 func (e *env) checkAddr() error {
+	if e.envErr != nil {
+		return e.envErr
+	}
 	addr := apiURL(e.g.addr)
 	if _, err := client.New(addr, ""); err != nil {
 		return &usageError{msg: fmt.Sprintf("%s (--addr, $%s)", strings.TrimPrefix(err.Error(), "client: "), EnvAddr)}

@@ -118,3 +118,75 @@ func TestPlainHTTPKeepsTheToken(t *testing.T) {
 		}
 	})
 }
+
+// TestInsecureHTTPFromTheEnvironment: LOCKBOX_INSECURE_HTTP is to
+// --insecure-http what LOCKBOX_ADDR is to --addr: a true value lets the
+// token go over plain http off loopback, the flag given false overrides
+// it, and a value that is no boolean is a wrong command line (exit 2)
+// naming the variable, with nothing sent. The help names it.
+func TestInsecureHTTPFromTheEnvironment(t *testing.T) {
+	ip := nonLoopbackIP(t)
+	if ip == nil {
+		t.Skip("this machine has no address but loopback")
+	}
+	var (
+		mu   sync.Mutex
+		auth []string
+	)
+	f := &fakeAPI{}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		auth = append(auth, r.Header.Get("Authorization"))
+		mu.Unlock()
+		f.ServeHTTP(w, r)
+	}))
+	l, err := net.Listen("tcp", net.JoinHostPort(ip.String(), "0"))
+	if err != nil {
+		t.Skipf("listening on %s: %v", ip, err)
+	}
+	srv.Listener = l
+	srv.Start()
+	defer srv.Close()
+	calls := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), auth...)
+	}
+
+	for _, tt := range []struct {
+		name, value string
+		args        []string
+		want        int // exit code
+		sent        bool
+		stderr      string
+	}{
+		{"true", "true", []string{"get", "requests"}, 0, true, ""},
+		{"1 and a PowerShell verb", "1", []string{"Get-AccessToCustomerDataRequest"}, 0, true, ""},
+		{"false", "false", []string{"get", "requests"}, exitUsage, false, "--insecure-http"},
+		{"the flag overrides it", "true", []string{"get", "requests", "--insecure-http=false"}, exitUsage, false, "--insecure-http"},
+		{"not a boolean", "yes please", []string{"get", "requests"}, exitUsage, false, EnvInsecureHTTP},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			before := len(calls())
+			env := map[string]string{EnvAddr: srv.URL, EnvToken: envToken, EnvConfigDir: t.TempDir(), EnvInsecureHTTP: tt.value}
+			var stdout, stderr bytes.Buffer
+			code := Run(context.Background(), tt.args, func(k string) string { return env[k] }, &stdout, &stderr)
+			if code != tt.want || !strings.Contains(stderr.String(), tt.stderr) {
+				t.Errorf("%s=%q: exit %d, stderr %q: want exit %d mentioning %q", EnvInsecureHTTP, tt.value, code, stderr.String(), tt.want, tt.stderr)
+			}
+			got := calls()[before:]
+			if tt.sent && (len(got) == 0 || got[len(got)-1] != "Bearer "+envToken) {
+				t.Errorf("the server got %q, want the token", got)
+			}
+			if !tt.sent && len(got) != 0 {
+				t.Errorf("the server got %q, want nothing", got)
+			}
+		})
+	}
+
+	var stdout, stderr bytes.Buffer
+	Run(context.Background(), []string{"--help"}, func(string) string { return "" }, &stdout, &stderr)
+	if !strings.Contains(stdout.String(), "$"+EnvInsecureHTTP) {
+		t.Errorf("--help does not name $%s:\n%s", EnvInsecureHTTP, stdout.String())
+	}
+}

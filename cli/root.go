@@ -63,7 +63,8 @@ func (e *env) rootCommand() *cobra.Command {
 	pf.VarP(&e.g.output, "output", "o", "output format: table, json, yaml; id (request ids, one a line) for commands that return requests; csv for audit records")
 	pf.StringVar(&e.g.addr, "addr", e.g.addr, "Lockbox API address, a URL or host:port (also --server; default $"+EnvAddr+", else "+DefaultAddr+")")
 	pf.Lookup("addr").DefValue = "" // its default is in its usage, which names where it comes from
-	pf.BoolVar(&e.g.insecureHTTP, "insecure-http", false, "send the token over plain http to an API address that is not loopback (refused without it)")
+	pf.BoolVar(&e.g.insecureHTTP, "insecure-http", e.g.insecureHTTP, "send the token over plain http to an API address that is not loopback (refused without it; default $"+EnvInsecureHTTP+")")
+	pf.Lookup("insecure-http").DefValue = "false" // $LOCKBOX_INSECURE_HTTP's value is no default to show
 	pf.StringVar(&e.g.tokenFile, "token-file", "", "file holding your bearer token (default $"+EnvToken+", else the token lockboxctl login stored for this server)")
 	root.SetGlobalNormalizationFunc(func(_ *pflag.FlagSet, name string) pflag.NormalizedName {
 		if name == "server" {
