@@ -87,3 +87,81 @@ func TestAllStopsAtARepeatedCursor(t *testing.T) {
 		}
 	}
 }
+
+// TestAllFailingMidwayPrintsNoPartialDocument: --all -o json (or yaml)
+// that fails after some pages, at a repeated cursor or at a page the
+// server can't answer, prints nothing on stdout, as audit search --all
+// always did: a script piping it into jq gets exit 1 and the reason on
+// stderr, not a parse error in half a document. Its pages came first.
+func TestAllFailingMidwayPrintsNoPartialDocument(t *testing.T) {
+	for _, fail := range []struct {
+		name string
+		// next is the server's cursor after the page of cursor c; a
+		// cursor it has no page for gets a 500.
+		next   map[string]string
+		stderr string
+	}{
+		{"a repeated cursor", map[string]string{"": "c1", "c1": "c2", "c2": "c1"}, "again"},
+		{"a failed page", map[string]string{"": "c1", "c1": "broken"}, "HTTP 500"},
+	} {
+		for _, args := range [][]string{
+			{"get", "requests", "--all", "-o", "json"},
+			{"get", "requests", "--all", "-o", "yaml"},
+			{"get", "requests", "--state", "pending", "--all", "-o", "json"},
+			{"Get-AccessToCustomerDataRequest", "-All", "-o", "json"},
+			{"audit", "search", "--all", "-o", "json"},
+		} {
+			t.Run(fail.name+"/"+strings.Join(args, " "), func(t *testing.T) {
+				var (
+					mu    sync.Mutex
+					pages int
+				)
+				srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					next, ok := fail.next[r.URL.Query().Get("cursor")]
+					if !ok {
+						w.Header().Set("Content-Type", "application/json")
+						w.WriteHeader(http.StatusInternalServerError)
+						_, _ = w.Write([]byte(`{"error":{"code":"internal","message":"the page failed"}}`))
+						return
+					}
+					mu.Lock()
+					pages++
+					mu.Unlock()
+					var body any
+					switch r.URL.Path {
+					case "/v1/requests":
+						req := sampleRequest()
+						if st := r.URL.Query().Get("state"); st != "" {
+							req.State = wire.State(st)
+						}
+						body = wire.RequestList{Requests: []wire.Request{req}, NextCursor: next}
+					case "/v1/audit":
+						body = wire.RecordPage{Records: sampleRecords(), NextCursor: next}
+					default:
+						http.NotFound(w, r)
+						return
+					}
+					w.Header().Set("Content-Type", "application/json")
+					_ = json.NewEncoder(w).Encode(body)
+				}))
+				defer srv.Close()
+
+				env := map[string]string{EnvAddr: srv.URL, EnvToken: envToken, EnvConfigDir: t.TempDir()}
+				var stdout, stderr bytes.Buffer
+				code := Run(context.Background(), args, func(k string) string { return env[k] }, &stdout, &stderr)
+				mu.Lock()
+				n := pages
+				mu.Unlock()
+				if n < 2 {
+					t.Fatalf("the server answered %d pages: the failure did not come midway", n)
+				}
+				if code != exitError || !strings.Contains(stderr.String(), fail.stderr) {
+					t.Errorf("exit %d, stderr %q: want exit 1 mentioning %q", code, stderr.String(), fail.stderr)
+				}
+				if stdout.Len() != 0 {
+					t.Errorf("stdout holds part of a document:\n%s", stdout.String())
+				}
+			})
+		}
+	}
+}

@@ -149,11 +149,15 @@ func (t *tableRequests) close(string) error {
 }
 
 // jsonRequests prints the API's page, {"requests":[...],"next_cursor":...},
-// exactly as writeJSON would, but a request at a time, so --all holds
-// none of them.
+// exactly as writeJSON would, encoded a request at a time but written
+// whole at close: --all that fails midway (a page the server can't
+// answer, a repeated cursor) then prints nothing, as -o yaml and audit
+// search do, rather than half a document that a script's jq can't parse.
+// It holds the encoded listing, not the requests.
 type jsonRequests struct {
-	w io.Writer
-	n int
+	w   io.Writer
+	buf bytes.Buffer
+	n   int
 }
 
 // indented encodes v as writeJSON does, each line after the first
@@ -170,37 +174,36 @@ func indented(v any, prefix string) ([]byte, error) {
 }
 
 func (j *jsonRequests) write(reqs []wire.Request) error {
-	var b bytes.Buffer
 	for _, r := range reqs {
 		if j.n == 0 {
-			b.WriteString("{\n  \"requests\": [\n    ")
+			j.buf.WriteString("{\n  \"requests\": [\n    ")
 		} else {
-			b.WriteString(",\n    ")
+			j.buf.WriteString(",\n    ")
 		}
 		v, err := indented(r, "    ")
 		if err != nil {
 			return err
 		}
-		b.Write(v)
+		j.buf.Write(v)
 		j.n++
 	}
-	_, err := j.w.Write(b.Bytes())
-	return err
+	return nil
 }
 
 func (j *jsonRequests) close(next string) error {
 	if j.n == 0 {
 		return writeJSON(j.w, wire.RequestList{Requests: []wire.Request{}, NextCursor: next})
 	}
-	tail := "\n  ]"
+	j.buf.WriteString("\n  ]")
 	if next != "" {
 		v, err := indented(next, "  ")
 		if err != nil {
 			return err
 		}
-		tail += ",\n  \"next_cursor\": " + string(v)
+		j.buf.WriteString(",\n  \"next_cursor\": " + string(v))
 	}
-	_, err := io.WriteString(j.w, tail+"\n}\n")
+	j.buf.WriteString("\n}\n")
+	_, err := j.w.Write(j.buf.Bytes())
 	return err
 }
 
