@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/lockbox-oss/lockbox/api/client"
 	"github.com/lockbox-oss/lockbox/api/wire"
@@ -138,6 +139,14 @@ func (e *env) auditExport() *cobra.Command {
 			if _, err := record.ParseExportFormat(format); err != nil {
 				return e.usage("--%s", err)
 			}
+			if outFile == "" && onTerminal(e.stdout) {
+				// The export is the raw log for a file, unlike every
+				// other output, which is cleaned for a screen: comments
+				// and user ids other parties wrote reach the terminal as
+				// they are, escape sequences and all, and a whole log
+				// scrolls past. curl refuses binary output the same way.
+				return e.usage("audit export writes the raw log, not for a terminal: use --out FILE or redirect stdout (> FILE, | less)")
+			}
 			c, err := e.client()
 			if err != nil {
 				return err
@@ -164,9 +173,17 @@ func (e *env) auditExport() *cobra.Command {
 	}
 	e.registerAuditFlags(cmd, &af)
 	cmd.Flags().StringVar(&format, "format", "jsonl", "jsonl (one record a line) or csv")
-	cmd.Flags().StringVar(&outFile, "out", "", "write to FILE (only once the export is complete) instead of stdout")
+	cmd.Flags().StringVar(&outFile, "out", "", "write to FILE (only once the export is complete) instead of stdout, which must not be a terminal")
 	_ = cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"jsonl", "csv"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
+}
+
+// onTerminal reports whether w is a terminal, not a file, a pipe or
+// /dev/null (a character device too, which a mode check would take for
+// one).
+func onTerminal(w io.Writer) bool {
+	f, ok := w.(interface{ Fd() uintptr })
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 // errChainBroken makes "audit verify" exit non-zero when the chain is
