@@ -67,7 +67,8 @@ type Option func(*Client)
 // TLS, proxies or timeouts). A nil hc keeps the default. hc's redirect
 // policy is then the caller's: the default client follows no redirect
 // that leaves the API's scheme, host and port, so the token goes nowhere
-// else.
+// else. Whatever hc's policy, no redirect takes the token over plain
+// http off loopback without AllowInsecureHTTP.
 func WithHTTPClient(hc *http.Client) Option {
 	return func(c *Client) {
 		if hc != nil {
@@ -159,10 +160,35 @@ func New(baseURL, token string, opts ...Option) (*Client, error) {
 	for _, o := range opts {
 		o(c)
 	}
-	if base.Scheme == "http" && token != "" && !c.insecureHTTP && !isLoopback(base.Hostname()) {
+	if c.plainHTTPRefused(base) {
 		return nil, &InsecureHTTPError{Address: base.Redacted()}
 	}
+	// The same rule for where a redirect points, whatever hc's own
+	// policy: net/http sends Authorization on to the same host name over
+	// plain http, so a 307 from https to http:// sent the token in the
+	// clear. The caller's client is copied, not changed.
+	hc := *c.hc
+	next := hc.CheckRedirect
+	hc.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if c.plainHTTPRefused(req.URL) {
+			return &InsecureHTTPError{Address: req.URL.Redacted()}
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		if len(via) >= 10 {
+			return errors.New("client: stopped after 10 redirects")
+		}
+		return nil
+	}
+	c.hc = &hc
 	return c, nil
+}
+
+// plainHTTPRefused reports whether a call to u would send the token over
+// plain http to a server that is not loopback without AllowInsecureHTTP.
+func (c *Client) plainHTTPRefused(u *url.URL) bool {
+	return strings.EqualFold(u.Scheme, "http") && c.token != "" && !c.insecureHTTP && !isLoopback(u.Hostname())
 }
 
 // isLoopback reports whether a connection to host stays on this machine:

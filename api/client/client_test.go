@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -821,5 +822,50 @@ func TestPlainHTTPKeepsTheToken(t *testing.T) {
 		if _, err := New(tt.base, tt.token); err != nil {
 			t.Errorf("New(%q, %q) = %v", tt.base, tt.token, err)
 		}
+	}
+}
+
+// TestRedirectKeepsThePlainHTTPRule: the rule of New, no token over plain
+// http off loopback without AllowInsecureHTTP, holds for where a redirect
+// points too, whatever the redirect policy of WithHTTPClient's client:
+// net/http sends Authorization on to the same host name over plain
+// http, so an https API (or a proxy in front of it) answering 307 to
+// http:// had the token cross the network in the clear.
+func TestRedirectKeepsThePlainHTTPRule(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		opts []Option
+		sent bool // whether the token went over plain http
+	}{
+		{"by default", nil, false},
+		{"with AllowInsecureHTTP", []Option{AllowInsecureHTTP()}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var plain []string
+			hc := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+				if r.URL.Scheme == "https" {
+					h := http.Header{"Location": {"http://lockbox.example.com" + r.URL.RequestURI()}}
+					return &http.Response{StatusCode: http.StatusTemporaryRedirect, Header: h, Body: io.NopCloser(strings.NewReader("")), Request: r}, nil
+				}
+				plain = append(plain, r.Header.Get("Authorization"))
+				return &http.Response{StatusCode: http.StatusOK, Header: http.Header{}, Body: io.NopCloser(strings.NewReader(`{"approvers":[]}`)), Request: r}, nil
+			})}
+			c, err := New("https://lockbox.example.com", token, append(tt.opts, WithHTTPClient(hc))...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = c.Approvers(context.Background(), "contoso")
+			leaked := slices.Contains(plain, "Bearer "+token)
+			if leaked != tt.sent {
+				t.Errorf("the token went over plain http: %t, want %t (err %v)", leaked, tt.sent, err)
+			}
+			var insecure *InsecureHTTPError
+			if !tt.sent && !errors.As(err, &insecure) {
+				t.Errorf("err = %v, want an *InsecureHTTPError", err)
+			}
+			if tt.sent && err != nil {
+				t.Errorf("err = %v", err)
+			}
+		})
 	}
 }
