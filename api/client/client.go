@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net"
 	"net/http"
 	"net/url"
@@ -737,6 +738,13 @@ func (c *Client) ExportAudit(ctx context.Context, q AuditQuery, format string, w
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		return decodeError(resp)
+	}
+	// A page is never the export: something in front of the API (a
+	// sign-in proxy, a captive portal) answered 200 with HTML, which was
+	// written out as the export and reported a success. The API sends
+	// text/csv or application/jsonl.
+	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt == "text/html" || mt == "application/xhtml+xml" {
+		return fmt.Errorf("client: audit export: the answer is an HTML page (%s), not an audit export: is %s the API's address?", mt, c.base.Redacted())
 	}
 	var body io.Reader = resp.Body
 	if timer != nil {

@@ -869,3 +869,52 @@ func TestRedirectKeepsThePlainHTTPRule(t *testing.T) {
 		})
 	}
 }
+
+// TestExportRefusesAPage: a 200 answer of HTML to an export is not the
+// audit log but a page of something in front of the API (a sign-in
+// proxy, a captive portal). ExportAudit fails with an error naming it
+// and writes none of it, rather than leave an "export" of HTML and
+// report success; the JSON calls already fail on such a body.
+func TestExportRefusesAPage(t *testing.T) {
+	for _, ct := range []string{"text/html; charset=utf-8", "TEXT/HTML", "application/xhtml+xml"} {
+		t.Run(ct, func(t *testing.T) {
+			page := "<!doctype html><html><body>Sign in to continue</body></html>"
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", ct)
+				_, _ = io.WriteString(w, page)
+			}))
+			defer srv.Close()
+			c, err := New(srv.URL, token)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var b strings.Builder
+			err = c.ExportAudit(context.Background(), AuditQuery{Tenant: "contoso"}, "csv", &b)
+			if err == nil || !strings.Contains(err.Error(), "not an audit export") {
+				t.Errorf("err = %v, want the answer named as no audit export", err)
+			}
+			if b.Len() != 0 {
+				t.Errorf("the export got %q", b.String())
+			}
+		})
+	}
+	// What the API sends, and a server that names no type, are written.
+	for _, ct := range []string{"text/csv; charset=utf-8", "application/jsonl", ""} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header()["Content-Type"] = nil // no sniffing: the header as given
+			if ct != "" {
+				w.Header().Set("Content-Type", ct)
+			}
+			_, _ = io.WriteString(w, "CreationDate,UserIds,Operations,AuditData\n")
+		}))
+		c, err := New(srv.URL, token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b strings.Builder
+		if err := c.ExportAudit(context.Background(), AuditQuery{}, "csv", &b); err != nil || b.Len() == 0 {
+			t.Errorf("Content-Type %q: err = %v, wrote %q", ct, err, b.String())
+		}
+		srv.Close()
+	}
+}
