@@ -59,6 +59,15 @@ type Client struct {
 	// insecureHTTP lets the token go over plain http to a server that is
 	// not loopback (AllowInsecureHTTP).
 	insecureHTTP bool
+	// afterFunc starts ExportAudit's silence timer: time.AfterFunc, or a
+	// test's timer that fires when the test moves its clock.
+	afterFunc func(time.Duration, func()) stallTimer
+}
+
+// stallTimer is the part of *time.Timer that ExportAudit uses.
+type stallTimer interface {
+	Reset(time.Duration) bool
+	Stop() bool
 }
 
 // Option configures a Client.
@@ -157,6 +166,7 @@ func New(baseURL, token string, opts ...Option) (*Client, error) {
 		userAgent: DefaultUserAgent,
 
 		maxResponse: MaxResponseBytes,
+		afterFunc:   func(d time.Duration, f func()) stallTimer { return time.AfterFunc(d, f) },
 	}
 	for _, o := range opts {
 		o(c)
@@ -710,9 +720,9 @@ func (c *Client) ExportAudit(ctx context.Context, q AuditQuery, format string, w
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	stalled := stallError{silence}
-	var timer *time.Timer
+	var timer stallTimer
 	if silence > 0 {
-		timer = time.AfterFunc(silence, func() { cancel(stalled) })
+		timer = c.afterFunc(silence, func() { cancel(stalled) })
 		defer timer.Stop()
 	}
 	isStall := func() bool { return errors.Is(context.Cause(ctx), stalled) }
@@ -765,7 +775,7 @@ func (c *Client) ExportAudit(ctx context.Context, q AuditQuery, format string, w
 // writer (a paused pager) leaves the server's bytes unread.
 type silenceReader struct {
 	r       io.Reader
-	timer   *time.Timer
+	timer   stallTimer
 	silence time.Duration
 }
 

@@ -715,18 +715,144 @@ func TestExportStalls(t *testing.T) {
 		}
 	})
 	t.Run("slow but steady", func(t *testing.T) {
-		// Longer than the timeout in all, never silent for as long.
-		got, err := run(t, func(w http.ResponseWriter, r *http.Request, _ <-chan struct{}) {
-			for i := range 6 {
-				_, _ = io.WriteString(w, "{\"Id\":\""+string(rune('a'+i))+"\"}\n")
-				_ = http.NewResponseController(w).Flush()
-				time.Sleep(timeout / 4)
+		// Longer than the timeout in all, never silent for as long: a
+		// line each quarter of it, on a clock the test moves once the
+		// line before reached the export, so that a loaded machine's
+		// pauses (which made the real clock's pauses of three quarters
+		// of the timeout overrun it now and then) count for nothing.
+		clock := &fakeTimers{}
+		const lines = 6
+		w := &lineWriter{got: make(chan int, lines)}
+		srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+			for i := range lines {
+				_, _ = io.WriteString(rw, "{\"Id\":\""+string(rune('a'+i))+"\"}\n")
+				_ = http.NewResponseController(rw).Flush()
+				for n := 0; n <= i; {
+					select {
+					case n = <-w.got:
+					case <-time.After(10 * time.Second):
+						t.Error("line", i, "never reached the export")
+						return
+					}
+				}
+				clock.advance(timeout / 4)
 			}
-		})
-		if err != nil || strings.Count(got, "\n") != 6 {
+		}))
+		defer srv.Close()
+		c, err := New(srv.URL, token, WithHTTPClient(&http.Client{Timeout: timeout}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.afterFunc = clock.afterFunc
+		done := make(chan error, 1)
+		go func() { done <- c.ExportAudit(context.Background(), AuditQuery{Tenant: "contoso"}, "jsonl", w) }()
+		select {
+		case err = <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("ExportAudit still runs")
+		}
+		if got := w.String(); err != nil || strings.Count(got, "\n") != lines {
 			t.Fatalf("ExportAudit = %v after %q, want the whole export", err, got)
 		}
+		if now, started := clock.state(); now <= timeout || started == 0 {
+			t.Errorf("the export took %s on the test's clock with %d timers: want more than %s on it", now, started, timeout)
+		}
 	})
+}
+
+// fakeTimers is a clock a test moves: a timer started with afterFunc
+// fires when advance moves the clock to its deadline while it runs.
+type fakeTimers struct {
+	mu     sync.Mutex
+	now    time.Duration
+	timers []*fakeTimer
+}
+
+type fakeTimer struct {
+	c        *fakeTimers
+	f        func()
+	deadline time.Duration
+	running  bool
+}
+
+func (c *fakeTimers) afterFunc(d time.Duration, f func()) stallTimer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := &fakeTimer{c: c, f: f, deadline: c.now + d, running: true}
+	c.timers = append(c.timers, t)
+	return t
+}
+
+func (t *fakeTimer) Reset(d time.Duration) bool {
+	t.c.mu.Lock()
+	defer t.c.mu.Unlock()
+	was := t.running
+	t.running, t.deadline = true, t.c.now+d
+	return was
+}
+
+func (t *fakeTimer) Stop() bool {
+	t.c.mu.Lock()
+	defer t.c.mu.Unlock()
+	was := t.running
+	t.running = false
+	return was
+}
+
+// advance moves the clock by d and runs the timers it ends.
+func (c *fakeTimers) advance(d time.Duration) {
+	c.mu.Lock()
+	c.now += d
+	var fire []func()
+	for _, t := range c.timers {
+		if t.running && t.deadline <= c.now {
+			t.running = false
+			fire = append(fire, t.f)
+		}
+	}
+	c.mu.Unlock()
+	for _, f := range fire {
+		f()
+	}
+}
+
+// state returns the clock's time and how many timers were started.
+func (c *fakeTimers) state() (time.Duration, int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now, len(c.timers)
+}
+
+// lineWriter keeps what it is given and sends on got how many lines it
+// holds after each write.
+type lineWriter struct {
+	mu  sync.Mutex
+	b   strings.Builder
+	got chan int
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	w.b.Write(p)
+	n := strings.Count(w.b.String(), "\n")
+	w.mu.Unlock()
+	select {
+	case w.got <- n:
+	default:
+		// The server reads the latest count; an older one may go.
+		select {
+		case <-w.got:
+		default:
+		}
+		w.got <- n
+	}
+	return len(p), nil
+}
+
+func (w *lineWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
 }
 
 // TestDefaultClientKeepsTheTokenOnItsServer: net/http sends Authorization
