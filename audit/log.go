@@ -46,6 +46,10 @@ type Log struct {
 	// whether a tenant is onboarded, for verify; set by
 	// SetTenantDirectory before serving.
 	dir TenantDirectory
+
+	// siemTrims reports records Trim removes unread by the SIEM
+	// forwarders; nil until ReportSIEMTrims.
+	siemTrims *siemTrimReport
 }
 
 // NewLog returns a Log over rdb. now stamps records; nil means time.Now.

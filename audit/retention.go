@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/lockbox-oss/lockbox/audit/record"
@@ -21,17 +23,35 @@ import (
 // whose id is ARGV[2]) as the chain's anchor, so verification of what
 // remains starts from it. Trimming only moves forward: several replicas
 // may trim at once, and an older cut arriving late changes nothing.
+//
+// It returns how many entries it removed and how many of those the SIEM
+// group (ARGV[4]) had not read yet: entries after the group's
+// last-delivered id, which no forwarder will ever see. Entries the group
+// read and left pending are the forwarder's to count (as skipped), when
+// they come back without fields. Without the group (the SIEM is off)
+// nothing is counted. Counted here, in the script, the reads and the trim
+// can't race a forwarder reading meanwhile.
 var trimScript = redis.NewScript(`
 local cur = redis.call('GET', KEYS[2])
 if cur then
   local cms, cseq = string.match(cur, '^(%d+)-(%d+) ')
   local nms, nseq = string.match(ARGV[2], '^(%d+)-(%d+)$')
   cms, cseq, nms, nseq = tonumber(cms), tonumber(cseq), tonumber(nms), tonumber(nseq)
-  if nms < cms or (nms == cms and nseq <= cseq) then return 0 end
+  if nms < cms or (nms == cms and nseq <= cseq) then return {0, 0} end
+end
+local unread = 0
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+    local info = {}
+    for i = 1, #g, 2 do info[g[i]] = g[i + 1] end
+    if info['name'] == ARGV[4] then
+      unread = #redis.call('XRANGE', KEYS[1], '(' .. info['last-delivered-id'], ARGV[2])
+    end
+  end
 end
 local n = redis.call('XTRIM', KEYS[1], 'MINID', ARGV[1])
 redis.call('SET', KEYS[2], ARGV[2] .. ' ' .. ARGV[3])
-return n
+return {n, unread}
 `)
 
 // Trim removes tenant's records created before cutoff, oldest first, and
@@ -65,9 +85,16 @@ func (l *Log) Trim(ctx context.Context, tenant string, cutoff time.Time) (int, e
 		if err != nil {
 			return total, err
 		}
-		n, err := trimScript.Run(ctx, l.rdb, []string{keys.Audit(tenant), keys.AuditAnchor(tenant)}, next, m.ID, h).Int()
+		res, err := trimScript.Run(ctx, l.rdb, []string{keys.Audit(tenant), keys.AuditAnchor(tenant)}, next, m.ID, h, SIEMGroup).Int64Slice()
+		if err == nil && len(res) != 2 {
+			err = fmt.Errorf("trim script returned %v", res)
+		}
 		if err != nil {
 			return total, fault.Unavailable("audit: trim", err)
+		}
+		n := int(res[0])
+		if unread := res[1]; unread > 0 {
+			l.siemTrims.unread(ctx, tenant, unread, m.ID)
 		}
 		total += n
 		if last < len(msgs)-1 || n == 0 {
@@ -148,6 +175,48 @@ func RetentionProbe(retention time.Duration) due.Probe {
 			return at, !at.IsZero()
 		}
 	}
+}
+
+// siemTrimReport counts and logs the records retention trims before the
+// SIEM group read them. Nil reports nothing.
+type siemTrimReport struct {
+	counter prometheus.Counter
+	log     *slog.Logger
+}
+
+// ReportSIEMTrims makes Trim count, in
+// lockbox_siem_records_trimmed_unread_total registered with reg, and log
+// at warn to logger (which may be nil), the records it removes that no
+// SIEM forwarder had read: they never reach the SIEM, and nothing else
+// will ever know of them. Call it before trimming, where the SIEM
+// forwarder runs.
+func (l *Log) ReportSIEMTrims(reg prometheus.Registerer, logger *slog.Logger) error {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	r := &siemTrimReport{
+		counter: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "lockbox_siem_records_trimmed_unread_total",
+			Help: "Audit records retention removed before any SIEM forwarder read them: they never reached the SIEM.",
+		}),
+		log: logger,
+	}
+	if reg != nil {
+		if err := reg.Register(r.counter); err != nil {
+			return fmt.Errorf("audit: metrics: %w", err)
+		}
+	}
+	l.siemTrims = r
+	return nil
+}
+
+func (r *siemTrimReport) unread(ctx context.Context, tenant string, n int64, through string) {
+	if r == nil {
+		return
+	}
+	r.counter.Add(float64(n))
+	r.log.WarnContext(ctx, "audit retention removed records no SIEM forwarder had read; they never reached the SIEM",
+		"tenant", tenant, "unread", n, "through_id", through)
 }
 
 // nextID is the smallest stream id after id: the exclusive MINID bound.

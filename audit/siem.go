@@ -42,7 +42,9 @@ import (
 // again by whoever claims it. The record's Id is the key a SIEM
 // deduplicates on. Records that retention trims before any replica
 // forwarded them (only possible after the forwarders were down for the
-// whole retention period) are gone and counted as "skipped".
+// whole retention period) are gone: those a replica had read are counted
+// here as "skipped", those none had read by the trim itself
+// (lockbox_siem_records_trimmed_unread_total, see Log.ReportSIEMTrims).
 
 // SIEMGroup is the consumer group the forwarders share on every tenant's
 // audit stream. It is created at id 0, so the first forwarder ever started
@@ -487,7 +489,7 @@ func NewForwarder(cfg ForwarderConfig) (*Forwarder, error) {
 		log: cfg.Logger,
 		records: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lockbox_siem_records_total",
-			Help: "Audit records handled by the SIEM forwarder, by result: written (and acknowledged), failed (sink write failed; retried later), skipped (trimmed by retention or unreadable before it could be forwarded).",
+			Help: "Audit records handled by the SIEM forwarder, by result: written (and acknowledged), failed (sink write failed; retried later), skipped (read, then trimmed by retention before it could be forwarded, or unreadable).",
 		}, []string{"result"}),
 	}
 	fw.group, err = streamgroup.New(streamgroup.Config{

@@ -749,6 +749,14 @@ func (s *Server) openSIEM(cfg config.Config, opts Options) error {
 		}
 		return err
 	}
+	// Retention (sweepLoop) tells of the records it trims before any
+	// forwarder read them.
+	if err := s.Audit.ReportSIEMTrims(s.Registry, opts.Logger.With("component", "siem")); err != nil {
+		if closer != nil {
+			closer.Close()
+		}
+		return err
+	}
 	s.siemClose = closer
 	return nil
 }
