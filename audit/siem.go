@@ -638,14 +638,25 @@ func (fw *Forwarder) forwardTenant(ctx context.Context, stream string) (int, boo
 	return total, more, err
 }
 
+// ackTimeout bounds the acknowledgement of lines the sink took, which
+// runs even when the forwarder's context ended meanwhile.
+const ackTimeout = 2 * time.Second
+
 // deliver writes msgs to the sink in order, flushes, and acknowledges
 // what was written. On a write failure it acknowledges the lines written
-// before it (once flushed) and leaves the rest pending.
+// before it (once flushed) and leaves the rest pending. When ctx ends
+// (shutdown) it writes no more lines, and still flushes and acknowledges
+// those the sink took: left pending, they would be written again by
+// whoever forwards next.
 func (fw *Forwarder) deliver(ctx context.Context, stream string, msgs []redis.XMessage) (int, error) {
 	ack := make([]string, 0, len(msgs))
 	written, skipped := 0, 0
 	var werr error
 	for _, m := range msgs {
+		if err := ctx.Err(); err != nil {
+			werr = err
+			break
+		}
 		raw, ok := m.Values[field].(string)
 		if !ok {
 			// A pending entry trimmed by retention comes back without
@@ -678,7 +689,10 @@ func (fw *Forwarder) deliver(ctx context.Context, stream string, msgs []redis.XM
 		}
 	}
 	if len(ack) > 0 {
-		if err := fw.group.Ack(ctx, stream, ack...); err != nil {
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ackTimeout)
+		err := fw.group.Ack(actx, stream, ack...)
+		cancel()
+		if err != nil {
 			// Written but not acknowledged: they will be written again.
 			return written, errors.Join(werr, fmt.Errorf("ack: %w", err))
 		}
