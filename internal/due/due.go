@@ -110,7 +110,8 @@ type Mark struct {
 	At time.Time
 	// IfAbsent only adds the tenant when the job has no time for it yet
 	// (ZADD NX): for jobs that keep their own schedule once they know the
-	// tenant, such as retention.
+	// tenant, such as retention. During a visit, it flags the visit's
+	// lease instead (see ifAbsentScript).
 	IfAbsent bool
 	// Now is the marker's clock as it marks: a lease that ended by then
 	// gives way to the mark. Zero for a marker without one: the mark
@@ -139,7 +140,7 @@ func Set(ctx context.Context, rdb redis.Cmdable, tenant string, marks ...Mark) e
 
 func queueMark(ctx context.Context, p redis.Pipeliner, tenant string, m Mark) {
 	if m.IfAbsent {
-		p.ZAddNX(ctx, keys.Due(string(m.Job)), redis.Z{Score: float64(m.At.UnixMilli()), Member: tenant})
+		ifAbsentScript.Eval(ctx, p, []string{keys.Due(string(m.Job))}, tenant, m.At.UnixMilli())
 		return
 	}
 	var now int64
@@ -192,6 +193,27 @@ if s then
 end
 redis.call('ZADD', KEYS[1], at, ARGV[1])
 return 1
+`)
+
+// ifAbsentScript adds tenant ARGV[1] at ARGV[2] to schedule KEYS[1] if
+// it is not there (as ZADD NX). A tenant held by a visit's lease is not
+// known to the job the way a scheduled one is: the visit may have read
+// the tenant before the marked work (retention found the stream empty)
+// and answer that nothing is due, and Done would then remove the tenant
+// with the mark. So the lease is flagged, as markScript does for a mark
+// after its end, and Done makes the tenant due at once.
+var ifAbsentScript = redis.NewScript(`
+local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not s then
+  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+  return 1
+end
+s = tonumber(s)
+if s % 1 == 0.5 then
+  redis.call('ZADD', KEYS[1], s - 0.25, ARGV[1])
+  return 1
+end
+return 0
 `)
 
 // Mark asks for tenant to be visited at or before at.
