@@ -58,6 +58,11 @@ func (s *Store) sweepTenant(ctx context.Context, t string) (int, time.Time, erro
 		return 0, time.Time{}, err
 	}
 	n := 0
+	// A request that can't be read (it does not decode) is reported and
+	// passed over: it comes first in deadline order at every retry, and
+	// would keep the tenant's later requests from ever being settled.
+	// Redis failing ends the visit; it is retried as a whole.
+	var bad []error
 	for _, id := range ids {
 		before, err := s.load(ctx, s.cfg.Redis, t, id)
 		if err != nil {
@@ -65,7 +70,11 @@ func (s *Store) sweepTenant(ctx context.Context, t string) (int, time.Time, erro
 				s.cfg.Redis.ZRem(ctx, keys.TenantDeadlines(t), id)
 				continue
 			}
-			return n, time.Time{}, err
+			if errors.Is(err, ErrUnavailable) || ctx.Err() != nil {
+				return n, time.Time{}, err
+			}
+			bad = append(bad, err)
+			continue
 		}
 		after, err := s.settle(ctx, t, id)
 		if err != nil {
@@ -74,6 +83,9 @@ func (s *Store) sweepTenant(ctx context.Context, t string) (int, time.Time, erro
 		if after.State != before.State {
 			n++
 		}
+	}
+	if len(bad) > 0 {
+		return n, time.Time{}, errors.Join(bad...)
 	}
 	next, err := s.cfg.Redis.ZRangeWithScores(ctx, keys.TenantDeadlines(t), 0, 0).Result()
 	if err != nil {
