@@ -385,7 +385,7 @@ func (d *Drainer) Drain(ctx context.Context, visit Visit) (int, error) {
 				next = d.Index.now().Add(d.RetryAfter)
 			}
 			if next.IsZero() || next.After(d.Index.now()) {
-				if err := d.Index.Done(ctx, c, next); err != nil {
+				if err := d.done(ctx, c, next); err != nil {
 					// The lease stays and falls due when it ends.
 					errs = append(errs, err)
 				}
@@ -406,6 +406,19 @@ func (d *Drainer) Drain(ctx context.Context, visit Visit) (int, error) {
 		}
 	}
 	return len(seen), errors.Join(errs...)
+}
+
+// done records a finished visit's answer. A visit that finished as ctx
+// ended (the replica stopping) still has it written, under a short
+// deadline of its own: failing with ctx, it would leave the tenant's
+// lease, and no replica could visit the tenant until the lease ended.
+func (d *Drainer) done(ctx context.Context, c Claim, next time.Time) error {
+	if ctx.Err() == nil {
+		return d.Index.Done(ctx, c, next)
+	}
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	defer cancel()
+	return d.Index.Done(dctx, c, next)
 }
 
 // release hands back claimed tenants, due at once, when this replica
