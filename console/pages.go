@@ -632,11 +632,23 @@ type newRequestView struct {
 	In        grants.CreateInput
 	Duration  string
 	Problem   string
+	Invalid   string // the id of the field Problem is about
 }
 
 type serviceView struct {
 	Name       string
 	Activities []string
+}
+
+// requestFields are the new-request form's fields the lifecycle's error
+// codes are about.
+var requestFields = map[string]string{
+	"invalid_tenant":          "tenant",
+	"tenant_not_found":        "tenant",
+	"invalid_service":         "service",
+	"invalid_service_request": "service_request",
+	"invalid_reason":          "reason",
+	"invalid_duration":        "duration",
 }
 
 // requestDurations are the windows the form offers; 4 h is the most.
@@ -681,7 +693,7 @@ func (c *Console) createRequest(w http.ResponseWriter, r *http.Request, sess Ses
 	}
 	d, err := time.ParseDuration(v.Duration)
 	if err != nil || !slices.Contains(requestDurations, v.Duration) {
-		v.Problem = "Choose a duration from the list (at most 4 hours)."
+		v.Problem, v.Invalid = "Choose a duration from the list (at most 4 hours).", "duration"
 		c.render(w, r, http.StatusBadRequest, "new", &sess, v)
 		return nil
 	}
@@ -692,7 +704,7 @@ func (c *Console) createRequest(w http.ResponseWriter, r *http.Request, sess Ses
 		if status >= http.StatusInternalServerError {
 			return err
 		}
-		v.Problem = msg
+		v.Problem, v.Invalid = msg, invalidField(err, requestFields)
 		c.render(w, r, status, "new", &sess, v)
 		return nil
 	}
@@ -731,6 +743,7 @@ type settingsView struct {
 	CanChange bool
 	Addresses string
 	Problem   string
+	Invalid   string // the id of the field Problem is about
 }
 
 // settingsPage shows the tenant's switch; its global admins may change it.
@@ -791,7 +804,8 @@ func (c *Console) saveSettings(w http.ResponseWriter, r *http.Request, sess Sess
 		case status == http.StatusBadRequest:
 			// What was typed comes back, under the revision it was
 			// based on, so fixing it and saving still checks that one.
-			c.render(w, r, status, "settings", &sess, settingsView{Tenant: t, Settings: st, Revision: r.PostFormValue("revision"), CanChange: true, Addresses: addrs, Problem: msg})
+			c.render(w, r, status, "settings", &sess, settingsView{Tenant: t, Settings: st, Revision: r.PostFormValue("revision"), CanChange: true, Addresses: addrs, Problem: msg,
+				Invalid: invalidField(err, map[string]string{"invalid_settings": "notification_addresses"})})
 			return nil
 		}
 		return err

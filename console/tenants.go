@@ -32,6 +32,7 @@ type tenantsView struct {
 	CanAdmin bool
 	Form     tenantForm
 	Problem  string
+	Invalid  string // the id of the field Problem is about
 }
 
 type tenantView struct {
@@ -42,6 +43,7 @@ type tenantView struct {
 	ReadsSettings bool
 	Form          tenantForm
 	Problem       string
+	Invalid       string // the id of the field Problem is about
 }
 
 func canAdminTenants(p identity.Principal) bool {
@@ -61,17 +63,21 @@ func lines(s string) []string {
 }
 
 func (c *Console) tenantsPage(w http.ResponseWriter, r *http.Request, sess Session) error {
-	return c.showTenants(w, r, sess, http.StatusOK, tenantForm{}, "")
+	return c.showTenants(w, r, sess, http.StatusOK, tenantForm{}, "", "")
 }
 
-func (c *Console) showTenants(w http.ResponseWriter, r *http.Request, sess Session, status int, f tenantForm, problem string) error {
+func (c *Console) showTenants(w http.ResponseWriter, r *http.Request, sess Session, status int, f tenantForm, problem, invalid string) error {
 	list, err := c.cfg.Tenants.List(r.Context(), sess.Principal)
 	if err != nil {
 		return err
 	}
-	c.render(w, r, status, "tenants", &sess, tenantsView{Tenants: list, CanAdmin: canAdminTenants(sess.Principal), Form: f, Problem: problem})
+	c.render(w, r, status, "tenants", &sess, tenantsView{Tenants: list, CanAdmin: canAdminTenants(sess.Principal), Form: f, Problem: problem, Invalid: invalid})
 	return nil
 }
+
+// onboardingFields are the onboarding form's fields the registry's error
+// codes are about; its invalid_tenant errors name their field.
+var onboardingFields = map[string]string{"tenant_exists": "id"}
 
 func (c *Console) onboardTenant(w http.ResponseWriter, r *http.Request, sess Session) error {
 	f := tenantForm{
@@ -90,7 +96,7 @@ func (c *Console) onboardTenant(w http.ResponseWriter, r *http.Request, sess Ses
 		if status != http.StatusBadRequest && status != http.StatusConflict {
 			return err
 		}
-		return c.showTenants(w, r, sess, status, f, msg)
+		return c.showTenants(w, r, sess, status, f, msg, invalidField(err, onboardingFields))
 	}
 	seeOther(w, r, "/console/tenants/"+url.PathEscape(f.ID)+"?done=tenant_onboarded")
 	return nil
@@ -158,7 +164,7 @@ func (c *Console) updateTenant(w http.ResponseWriter, r *http.Request, sess Sess
 		// so fixing it and saving still checks that one.
 		f := tenantForm{ID: id, Name: name, OrganizationID: t.OrganizationID,
 			Domains: r.PostFormValue("domains"), GlobalAdmins: r.PostFormValue("global_admins"), Revision: r.PostFormValue("revision")}
-		c.render(w, r, status, "tenant", &sess, tenantView{Tenant: t, CanAdmin: true, ReadsSettings: reads, Form: f, Problem: msg})
+		c.render(w, r, status, "tenant", &sess, tenantView{Tenant: t, CanAdmin: true, ReadsSettings: reads, Form: f, Problem: msg, Invalid: invalidField(err, nil)})
 		return nil
 	}
 	seeOther(w, r, "/console/tenants/"+url.PathEscape(id)+"?done=tenant_updated")
@@ -179,4 +185,20 @@ func formRevision(r *http.Request) (int64, error) {
 		return 0, httperr.New(http.StatusBadRequest, "invalid_revision", "The form's revision is not one this page writes: reload the page and save again.")
 	}
 	return n, nil
+}
+
+// invalidField is the id of the form field err is about, "" for none: the
+// field the domain's error names, or else the one its code is about in
+// byCode. A form marks that field (aria-invalid, described by the error,
+// focused), so the error is read with the field and the user lands where
+// the fix goes.
+func invalidField(err error, byCode map[string]string) string {
+	fe, ok := errors.AsType[*fault.Error](err)
+	if !ok {
+		return ""
+	}
+	if fe.Field != "" {
+		return fe.Field
+	}
+	return byCode[fe.Code]
 }

@@ -110,21 +110,28 @@ func invalid(format string, args ...any) error {
 	return fault.New(fault.ErrInvalid, "invalid_tenant", format, args...)
 }
 
+// invalidField is invalid about one field of an entry, which it names.
+func invalidField(field, format string, args ...any) error {
+	e := fault.New(fault.ErrInvalid, "invalid_tenant", format, args...)
+	e.Field = field
+	return e
+}
+
 // normalize checks t's fields and puts them in canonical form.
 func (t *Tenant) normalize() error {
 	if err := keys.ValidTenant(t.ID); err != nil {
-		return invalid("%v", err)
+		return invalidField("id", "%v", err)
 	}
 	t.OrganizationID = strings.ToLower(strings.TrimSpace(t.OrganizationID))
 	if !keys.IsUUID(t.OrganizationID) {
-		return invalid("organization_id %q is not a GUID", t.OrganizationID)
+		return invalidField("organization_id", "organization_id %q is not a GUID", t.OrganizationID)
 	}
 	t.DisplayName = strings.TrimSpace(t.DisplayName)
 	if t.DisplayName == "" || utf8.RuneCountInString(t.DisplayName) > maxDisplayName || strings.ContainsFunc(t.DisplayName, isControl) {
-		return invalid("display_name is required: 1-%d printable characters", maxDisplayName)
+		return invalidField("display_name", "display_name is required: 1-%d printable characters", maxDisplayName)
 	}
 	if len(t.Domains) == 0 || len(t.Domains) > maxDomains {
-		return invalid("domains: 1-%d domains are required: the tenant's users, and so its approvers, are user@domain of these", maxDomains)
+		return invalidField("domains", "domains: 1-%d domains are required: the tenant's users, and so its approvers, are user@domain of these", maxDomains)
 	}
 	domains := make([]string, 0, len(t.Domains))
 	for _, d := range t.Domains {
@@ -133,10 +140,10 @@ func (t *Tenant) normalize() error {
 		// into the k of another domain.
 		d = strings.TrimSuffix(foldUser(strings.TrimSpace(d)), ".")
 		if strings.ContainsFunc(d, func(r rune) bool { return r >= utf8.RuneSelf }) {
-			return invalid("domain %+q is not an ASCII DNS name: give an internationalized domain in its xn-- form (its A-label), as user ids name it", d)
+			return invalidField("domains", "domain %+q is not an ASCII DNS name: give an internationalized domain in its xn-- form (its A-label), as user ids name it", d)
 		}
 		if len(d) > 253 || !domainRE.MatchString(d) {
-			return invalid("domain %q is not a DNS name", d)
+			return invalidField("domains", "domain %q is not a DNS name", d)
 		}
 		if !slices.Contains(domains, d) {
 			domains = append(domains, d)
@@ -162,13 +169,13 @@ func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
 // added in that spelling.
 func normalizeAddresses(field string, in []string) ([]string, error) {
 	if len(in) > maxAddresses {
-		return nil, invalid("%s: at most %d addresses", field, maxAddresses)
+		return nil, invalidField(field, "%s: at most %d addresses", field, maxAddresses)
 	}
 	out := make([]string, 0, len(in))
 	for _, a := range in {
 		addr, err := mail.ParseAddress(a)
 		if err != nil || addr.Name != "" || addr.Address != strings.TrimSpace(a) {
-			return nil, invalid("%s: %q is not a plain e-mail address", field, a)
+			return nil, invalidField(field, "%s: %q is not a plain e-mail address", field, a)
 		}
 		id := foldUser(addr.Address)
 		if !slices.ContainsFunc(out, func(o string) bool { return foldUser(o) == id }) {

@@ -27,6 +27,11 @@ type Error struct {
 	Kind    error  // one of the categories above
 	Code    string // stable and machine-readable, e.g. "self_approval"
 	Message string
+	// Field names the input the error is about, as the API's request
+	// body names it (e.g. "display_name"), when a code shared by several
+	// inputs does not say which: the console marks that field of its
+	// form. Empty when the error is about no one input.
+	Field string
 }
 
 func (e *Error) Error() string { return e.Message }
