@@ -38,13 +38,15 @@
             // A keyboard user on a link of the list keeps their place:
             // the same link of the new list takes the focus back, or it
             // would fall to the page's start and Tab begin again there.
-            var focused = el.contains(document.activeElement) ? document.activeElement.getAttribute("href") : null;
+            var active = el.contains(document.activeElement) ? document.activeElement : null;
+            var focused = active ? active.getAttribute("href") : null;
+            var row = active ? rowIndex(el, active) : -1;
             el.innerHTML = html;
-            if (focused !== null) {
+            if (active !== null) {
               var again = Array.prototype.find.call(el.querySelectorAll("a[href]"), function (a) {
                 return a.getAttribute("href") === focused;
               });
-              if (again) again.focus({ preventScroll: true });
+              (again || neighbour(el, row)).focus({ preventScroll: true });
             }
             el.setAttribute("data-updated", new Date().toISOString());
           }
@@ -55,6 +57,29 @@
     }
     setInterval(tick, every);
     document.addEventListener("visibilitychange", tick);
+  }
+
+  // rowIndex is the place in list of the row holding node, -1 if none.
+  function rowIndex(list, node) {
+    var tr = node.closest("tr[data-request]");
+    return tr ? Array.prototype.indexOf.call(list.querySelectorAll("tr[data-request]"), tr) : -1;
+  }
+
+  // neighbour is what takes the focus when its link left the list (the
+  // request was decided elsewhere, or expired): the link of the row now
+  // in its place, which followed it, else the last row's, which preceded
+  // it, else the list's message (nothing waiting, or a problem), made
+  // focusable for this, else the list's heading.
+  function neighbour(list, row) {
+    var links = list.querySelectorAll("tr[data-request] a[href]");
+    if (links.length > 0) return links[Math.min(Math.max(row, 0), links.length - 1)];
+    var msg = list.querySelector(".empty, .problem");
+    if (msg === null) {
+      var section = list.closest("[aria-labelledby]");
+      msg = section ? document.getElementById(section.getAttribute("aria-labelledby")) : list;
+    }
+    if (msg && !msg.hasAttribute("tabindex")) msg.setAttribute("tabindex", "-1");
+    return msg || list;
   }
 
   // New request: show only the chosen service's activities.
