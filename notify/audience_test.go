@@ -483,7 +483,8 @@ func TestTenantViewsNameNoProviderStaff(t *testing.T) {
 		if err := json.Unmarshal([]byte(x.Values["event"].(string)), &ev); err != nil {
 			t.Fatal(err)
 		}
-		for _, tmpl := range []notify.Template{notify.TemplatePendingCustomer, notify.TemplateAlreadyDecided} {
+		for _, tmpl := range []notify.Template{notify.TemplatePendingCustomer, notify.TemplateAlreadyDecided,
+			notify.TemplateNoLongerPending, notify.TemplateAccessEnded} {
 			m, err := notify.Render(ev, tmpl, "gina@contoso.example")
 			if err != nil {
 				t.Fatal(err)
@@ -518,7 +519,8 @@ func TestTenantViewsNameNoProviderStaff(t *testing.T) {
 			}
 		}
 	}
-	if len(mb.to("adam@contoso.example")) == 0 || len(mb.to("eve@contoso.example")) != 2 {
+	// eve: asked, told adam approved, told the manager revoked.
+	if len(mb.to("adam@contoso.example")) == 0 || len(mb.to("eve@contoso.example")) != 3 {
 		t.Errorf("tenant recipients: %v", mb.recipients())
 	}
 	hook.mu.Lock()
@@ -609,8 +611,7 @@ func TestMessagesListActivitiesAndShortDurations(t *testing.T) {
 		ev := notify.Event{Kind: notify.KindApproved, Request: r, Event: grants.Event{
 			Action: grants.ActionApprove, Actor: "adam@contoso.example", ActorKind: grants.KindTenant,
 			From: grants.StatePendingCustomer, To: grants.StateApproved, At: t0}}
-		for _, tmpl := range []notify.Template{notify.TemplateNewRequest, notify.TemplatePendingCustomer,
-			notify.TemplateRequesterUpdate, notify.TemplateAlreadyDecided, notify.TemplateExpiryWarning} {
+		for _, tmpl := range notify.Templates {
 			m, err := notify.Render(ev, tmpl, "x@contoso.example")
 			if err != nil {
 				t.Fatal(err)

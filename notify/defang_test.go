@@ -114,8 +114,7 @@ func TestRenderDefangsEveryTypedField(t *testing.T) {
 		Requester: "alice@provider.example", State: grants.StateApproved, ExpiresAt: &exp,
 	}, Event: grants.Event{Action: grants.ActionApprove, Actor: "adam@contoso.example", ActorKind: grants.KindTenant,
 		To: grants.StateApproved, At: at, Comment: "ok, see www.evil.com or tel:+15551234"}}
-	for _, tmpl := range []notify.Template{notify.TemplatePendingCustomer, notify.TemplateRequesterUpdate,
-		notify.TemplateAlreadyDecided, notify.TemplateNewRequest, notify.TemplateExpiryWarning} {
+	for _, tmpl := range notify.Templates {
 		m, err := notify.Render(ev, tmpl, "gina@contoso.example")
 		if err != nil {
 			t.Fatal(err)

@@ -42,11 +42,28 @@ const (
 	// TemplateExpiryWarning warns the engineer the window ends soon
 	// (provider audience).
 	TemplateExpiryWarning Template = "expiry_warning"
+	// TemplateNoLongerPending tells the people asked to decide a request
+	// that it no longer awaits them, though none of them decided: the
+	// engineer canceled it, or it expired (tenant audience). Without it
+	// an approver signs in to decide a request that is gone.
+	TemplateNoLongerPending Template = "no_longer_pending"
+	// TemplateAccessEnded tells the tenant's people that the provider
+	// revoked access the tenant approved, before its window ended (tenant
+	// audience).
+	TemplateAccessEnded Template = "access_ended"
 )
+
+// Templates lists every e-mail.
+var Templates = []Template{TemplateNewRequest, TemplatePendingCustomer, TemplateRequesterUpdate,
+	TemplateAlreadyDecided, TemplateExpiryWarning, TemplateNoLongerPending, TemplateAccessEnded}
 
 // forTenant reports whether t goes to the tenant's people.
 func (t Template) forTenant() bool {
-	return t == TemplatePendingCustomer || t == TemplateAlreadyDecided
+	switch t {
+	case TemplatePendingCustomer, TemplateAlreadyDecided, TemplateNoLongerPending, TemplateAccessEnded:
+		return true
+	}
+	return false
 }
 
 // AllReadActivities stands for the activities of a request that named
@@ -107,6 +124,24 @@ Access ends:             {{.ExpiresAt}}{{end}}
 {{define "already_decided.subject"}}Lockbox request {{.ID}} was already {{.Decision}} by {{.Actor}}{{end}}
 {{define "already_decided.body"}}Lockbox request {{.ID}} of tenant {{.Tenant}} was already {{.Decision}}
 by {{.Actor}} at {{.At}}. No action is needed from you.
+
+{{template "details" .}}
+Request id:              {{.ID}}
+{{end}}
+{{define "no_longer_pending.subject"}}Lockbox request {{.ID}} no longer needs your decision ({{.Tenant}}, {{.Service}}){{end}}
+{{define "no_longer_pending.body"}}Lockbox request {{.ID}} of tenant {{.Tenant}} {{.Outcome}}
+{{- if ne .Actor "Lockbox"}} by {{.Actor}}{{end}} at {{.At}}.
+It no longer awaits a decision, and it gives nobody access to your data.
+No action is needed from you.
+
+{{template "details" .}}
+Request id:              {{.ID}}
+{{end}}
+{{define "access_ended.subject"}}Lockbox request {{.ID}}: access ended early ({{.Tenant}}, {{.Service}}){{end}}
+{{define "access_ended.body"}}Your organization approved Lockbox request {{.ID}} of tenant {{.Tenant}}
+and its access was revoked by {{.Actor}} at {{.At}}, before its window ended.
+Nobody reaches your data through it any more.
+No action is needed from you.
 
 {{template "details" .}}
 Request id:              {{.ID}}

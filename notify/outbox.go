@@ -9,6 +9,9 @@
 //   - the requester (the support engineer) of every decision, revocation,
 //     expiry and completion, and shortly before the access window ends;
 //   - the tenant's other approvers when one of them already decided;
+//   - the tenant's people asked to decide a request when it no longer
+//     awaits them (the engineer canceled it, or it expired), and when the
+//     provider revoked access they approved;
 //   - webhooks of everything that happens to a request.
 //
 // Notifications go through a durable outbox: each transition queues one
@@ -60,13 +63,18 @@ const (
 	// KindDenied: the manager or the tenant denied. E-mailed like
 	// KindApproved.
 	KindDenied Kind = "request.denied"
-	// KindCanceled: the requester withdrew the request. Webhooks only.
+	// KindCanceled: the requester withdrew the request. E-mailed, when
+	// it awaited the tenant, to the people asked to decide it (as
+	// KindPendingCustomer).
 	KindCanceled Kind = "request.canceled"
 	// KindRevoked: the tenant or a manager ended the grant early, or the
-	// tenant turned Customer Lockbox on. E-mailed to the requester.
+	// tenant turned Customer Lockbox on. E-mailed to the requester and,
+	// when the provider ended a grant the tenant approved, to the people
+	// asked to decide it.
 	KindRevoked Kind = "request.revoked"
 	// KindExpired: a pending stage ended without a decision. E-mailed to
-	// the requester.
+	// the requester and, when it awaited the tenant, to the people asked
+	// to decide it.
 	KindExpired Kind = "request.expired"
 	// KindCompleted: the access window ended. E-mailed to the requester.
 	KindCompleted Kind = "request.completed"

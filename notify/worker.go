@@ -249,7 +249,7 @@ func NewWorker(cfg Config) (*Worker, error) {
 		Name: "lockbox_notification_recipients_dropped_total",
 		Help: "Recipients not e-mailed because Lockbox knows no e-mail address of theirs (an engineer whose token had neither an address subject nor an email claim), by template.",
 	}, []string{"template"})
-	for _, t := range []Template{TemplateNewRequest, TemplatePendingCustomer, TemplateRequesterUpdate, TemplateAlreadyDecided, TemplateExpiryWarning} {
+	for _, t := range Templates {
 		w.dropped.WithLabelValues(string(t))
 	}
 	if cfg.Registerer != nil {
@@ -798,7 +798,10 @@ func (w *Worker) targets(ctx context.Context, tenant string, ev Event) ([]target
 	}
 	addRequester := func(t Template) { addMail(requesterAddress(ev.Request), t) }
 	addTenant := func(t Template, except string) error {
-		addrs, err := w.tenantRecipients(ctx, ev.Request.Tenant, t == TemplatePendingCustomer)
+		// The news that a request no longer awaits the tenant, or that
+		// the provider ended its access, goes to everyone who was asked
+		// to decide it; a decision, to the approvers alone, as before.
+		addrs, err := w.tenantRecipients(ctx, ev.Request.Tenant, t != TemplateAlreadyDecided)
 		if err != nil {
 			return err
 		}
@@ -839,9 +842,35 @@ func (w *Worker) targets(ctx context.Context, tenant string, ev Event) ([]target
 				return nil, nil, err
 			}
 		}
-	case KindRevoked, KindExpired, KindCompleted:
+	case KindCanceled, KindExpired:
+		// The engineer knows of their own cancellation.
+		if ev.Kind == KindExpired {
+			addRequester(TemplateRequesterUpdate)
+		}
+		// The tenant's people were asked to decide: told it no longer
+		// awaits them, or they sign in to act on something that is gone.
+		// A request that ended before it reached them (pending_manager)
+		// was never theirs to decide, and a decision by one of them is
+		// TemplateAlreadyDecided's news.
+		if ev.Event.From == grants.StatePendingCustomer {
+			if err := addTenant(TemplateNoLongerPending, ""); err != nil {
+				return nil, nil, err
+			}
+		}
+	case KindRevoked:
 		addRequester(TemplateRequesterUpdate)
-	case KindCanceled:
+		// The provider ended access the tenant approved: news to the
+		// tenant. Not a revocation of its own (an approver's, or turning
+		// Customer Lockbox on), nor of a grant only the manager approved
+		// while its lockbox was off, which nobody at the tenant was asked
+		// about.
+		if ev.Event.ActorKind != grants.KindTenant && grants.TenantApproved(ev.Request) {
+			if err := addTenant(TemplateAccessEnded, ""); err != nil {
+				return nil, nil, err
+			}
+		}
+	case KindCompleted:
+		addRequester(TemplateRequesterUpdate)
 	case KindExpiring:
 		if ok, err := w.current(ctx, tenant, ev, grants.StateApproved); err != nil {
 			return nil, nil, err
