@@ -36,8 +36,9 @@ const (
 	// TemplateRequesterUpdate tells the engineer of a decision, a
 	// revocation, an expiry or the end of the window (provider audience).
 	TemplateRequesterUpdate Template = "requester_update"
-	// TemplateAlreadyDecided tells the tenant's other approvers that one
-	// of them decided (tenant audience).
+	// TemplateAlreadyDecided tells the others the tenant asked to decide
+	// (approvers, global administrators, notification addresses) that one
+	// of its approvers decided (tenant audience).
 	TemplateAlreadyDecided Template = "already_decided"
 	// TemplateExpiryWarning warns the engineer the window ends soon
 	// (provider audience).

@@ -8,7 +8,8 @@
 //     Administrators and the Customer Lockbox access approver roles";
 //   - the requester (the support engineer) of every decision, revocation,
 //     expiry and completion, and shortly before the access window ends;
-//   - the tenant's other approvers when one of them already decided;
+//   - the tenant's other approvers, global administrators and notification
+//     addresses when one of its approvers already decided;
 //   - the tenant's people asked to decide a request when it no longer
 //     awaits them (the engineer canceled it, or it expired), and when the
 //     provider revoked access they approved;
@@ -58,7 +59,8 @@ const (
 	KindPendingCustomer Kind = "request.pending_customer"
 	// KindApproved: the final approval (the tenant's, or the manager's
 	// while the tenant's lockbox is off); the grant starts. E-mailed to the
-	// requester and, for a tenant decision, the tenant's other approvers.
+	// requester and, for a tenant decision, the tenant's other recipients
+	// of KindPendingCustomer.
 	KindApproved Kind = "request.approved"
 	// KindDenied: the manager or the tenant denied. E-mailed like
 	// KindApproved.

@@ -25,8 +25,9 @@ var providerNames = []string{"alice0", "mary@", "provider.example"}
 // without their decision: the engineer canceled it, or it expired after
 // 12 h. A request the tenant was never asked about (canceled or denied
 // before the manager approved it) tells the tenant nothing, and a decision
-// by one of the approvers keeps its own e-mail to the others
-// (TemplateAlreadyDecided), not to the approver who decided. A transition
+// by one of the approvers keeps its own e-mail (TemplateAlreadyDecided) to
+// everyone else who was asked, the notification addresses too, never to
+// the approver who decided. A transition
 // retried (the cancel sent again, the sweep run again) mails nobody twice.
 func TestTenantToldWhenRequestNoLongerAwaitsIt(t *testing.T) {
 	for _, c := range []struct {
@@ -130,8 +131,12 @@ func TestTenantToldWhenRequestNoLongerAwaitsIt(t *testing.T) {
 				if n := len(byTo["adam@contoso.example"]); n != 0 {
 					t.Errorf("adam, who decided, got %d e-mails", n)
 				}
-				if n := len(byTo["eve@contoso.example"]); n != 1 || !strings.Contains(byTo["eve@contoso.example"][0].Subject, "already denied") {
-					t.Errorf("eve got %+v", byTo["eve@contoso.example"])
+				// Everyone else who was asked hears who decided, the
+				// notification address too.
+				for _, a := range []string{"admin@contoso.example", "eve@contoso.example", "security@contoso.example"} {
+					if n := len(byTo[a]); n != 1 || !strings.Contains(byTo[a][0].Subject, "already denied by adam@contoso.example") {
+						t.Errorf("%s got %+v", a, byTo[a])
+					}
 				}
 			}
 			// The engineer hears of it as before: of the expiry, not of

@@ -798,10 +798,11 @@ func (w *Worker) targets(ctx context.Context, tenant string, ev Event) ([]target
 	}
 	addRequester := func(t Template) { addMail(requesterAddress(ev.Request), t) }
 	addTenant := func(t Template, except string) error {
-		// The news that a request no longer awaits the tenant, or that
-		// the provider ended its access, goes to everyone who was asked
-		// to decide it; a decision, to the approvers alone, as before.
-		addrs, err := w.tenantRecipients(ctx, ev.Request.Tenant, t != TemplateAlreadyDecided)
+		// Every tenant e-mail goes to everyone the tenant's "awaits your
+		// decision" goes to: what follows the ask is news to each of them,
+		// the notification addresses too, or they act on a request that
+		// someone else already decided.
+		addrs, err := w.tenantRecipients(ctx, ev.Request.Tenant)
 		if err != nil {
 			return err
 		}
@@ -971,10 +972,10 @@ func requesterAddress(r grants.Request) string {
 
 // tenantRecipients lists, deduplicated, the tenant's global administrators'
 // contacts (its registry entry) and its assigned approvers that still count
-// (tenants.Store.AssignedApprovers: users of the tenant's domains), plus, with
-// all, its notification addresses. Microsoft 365 notifies "the Global
+// (tenants.Store.AssignedApprovers: users of the tenant's domains), plus its
+// notification addresses. Microsoft 365 notifies "the Global
 // Administrators and the Customer Lockbox access approver roles".
-func (w *Worker) tenantRecipients(ctx context.Context, t string, all bool) ([]string, error) {
+func (w *Worker) tenantRecipients(ctx context.Context, t string) ([]string, error) {
 	var out []string
 	add := func(a string) {
 		if !slices.ContainsFunc(out, func(b string) bool { return strings.EqualFold(a, b) }) {
@@ -1000,14 +1001,12 @@ func (w *Worker) tenantRecipients(ctx context.Context, t string, all bool) ([]st
 	for _, a := range approvers {
 		add(a)
 	}
-	if all {
-		st, err := w.cfg.Tenants.Lookup(ctx, t)
-		if err != nil {
-			return nil, err
-		}
-		for _, a := range st.NotificationAddresses {
-			add(a)
-		}
+	st, err := w.cfg.Tenants.Lookup(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range st.NotificationAddresses {
+		add(a)
 	}
 	return out, nil
 }
