@@ -92,8 +92,13 @@ func TestUnansweringReceiverWaitedForOncePerRound(t *testing.T) {
 		if _, err := w.Tick(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if n := calls.Load(); n != 1 {
-			t.Errorf("the receiver that never answers was called %d times in one round, want once", n)
+		// Whether the first call reaches the receiver before the client
+		// gives up at 200ms depends on how busy the machine is (under
+		// -race on a loaded runner it may not even be written): the
+		// round must call it at most once, and never for the entries
+		// after the one that timed out.
+		if n := calls.Load(); n > 1 {
+			t.Errorf("the receiver that never answers was called %d times in one round, want at most once", n)
 		}
 		if n := len(mb.to("mary@provider.example")); n != entries {
 			t.Errorf("the manager got %d e-mails in that round, want %d", n, entries)
@@ -104,8 +109,8 @@ func TestUnansweringReceiverWaitedForOncePerRound(t *testing.T) {
 		answering.Store(true)
 		e.clock.Advance(time.Minute)
 		drain(t, newWorker(t, cfg(10*time.Second)))
-		if n := calls.Load(); n != 1+entries {
-			t.Errorf("the receiver was called %d times in all, want %d: the one that timed out, and each delivery once it answers", n, 1+entries)
+		if n := calls.Load(); n < entries || n > 1+entries {
+			t.Errorf("the receiver was called %d times in all, want %d or %d: each delivery once it answers, and the one that timed out if it got there", n, entries, 1+entries)
 		}
 		if n := len(mb.to("mary@provider.example")); n != entries {
 			t.Errorf("the manager got %d e-mails in all, want %d", n, entries)
@@ -132,8 +137,12 @@ func TestUnansweringReceiverWaitedForOncePerRound(t *testing.T) {
 		if _, err := newWorker(t, cfg(silent, 200*time.Millisecond)).Tick(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if n := conns.Load(); n != 1 {
-			t.Errorf("the SMTP server that never answers was tried %d times in one round, want once", n)
+		// At most once: whether the connection is made (and accepted)
+		// before the 200ms run out depends on how busy the machine is.
+		// The count is checked again at the end, when every connection
+		// made in the round has been accepted.
+		if n := conns.Load(); n > 1 {
+			t.Errorf("the SMTP server that never answers was tried %d times in one round, want at most once", n)
 		}
 		hook.mu.Lock()
 		got := len(hook.bodies)
@@ -147,6 +156,9 @@ func TestUnansweringReceiverWaitedForOncePerRound(t *testing.T) {
 		drain(t, newWorker(t, cfg(srv.addr, 10*time.Second)))
 		if n := len(srv.messages()); n != entries {
 			t.Errorf("%d e-mails delivered once the server answers, want %d", n, entries)
+		}
+		if n := conns.Load(); n > 1 {
+			t.Errorf("the SMTP server that never answers was tried %d times, want at most once", n)
 		}
 		if n, err := e.rdb.XLen(ctx, notify.DeadKey("contoso")).Result(); err != nil || n != 0 {
 			t.Errorf("dead letters = %d, %v; want none", n, err)
