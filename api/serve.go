@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"path"
 	"reflect"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -132,6 +133,23 @@ func (s *server) adapt(rt route) http.Handler {
 		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeout)
 		defer cancel()
 		r = r.WithContext(ctx)
+		aw := &answerWriter{ResponseWriter: w}
+		w = aw
+		defer func() {
+			v := recover()
+			if v == nil {
+				return
+			}
+			// Once the status line is out a 500 can't follow it:
+			// net/http's own recovery then cuts the stream, so a short
+			// body does not look complete (as http.ErrAbortHandler asks).
+			if v == http.ErrAbortHandler || aw.started {
+				panic(v)
+			}
+			// Before it, the client gets the error document every other
+			// failure gets, not a connection closed without an answer.
+			s.fail(w, r, rt, fmt.Errorf("api: handler panicked: %v\n%s", v, debug.Stack()))
+		}()
 		var p identity.Principal
 		var err error
 		if !rt.public {
@@ -151,6 +169,27 @@ func (s *server) adapt(rt route) http.Handler {
 		}
 	})
 }
+
+// answerWriter records whether the response was started, which decides
+// what a panic in a handler can still become.
+type answerWriter struct {
+	http.ResponseWriter
+	started bool
+}
+
+func (w *answerWriter) WriteHeader(status int) {
+	w.started = true
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *answerWriter) Write(b []byte) (int, error) {
+	w.started = true
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController (flushes, write deadlines) reach the
+// connection's writer.
+func (w *answerWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // retryAfterUnavailable is the Retry-After of a 503, in seconds. Every 503
 // of the API is a dependency (Redis above all) failing or too slow for the
