@@ -508,6 +508,41 @@ func TestRequestBodies(t *testing.T) {
 	})
 }
 
+// TestNullBody: a body of JSON null is refused like any other body that is
+// not an object. encoding/json decodes null into a struct as nothing at
+// all, so it was taken as {}: a change of a tenant's entry answered 200
+// having read no fields, and a new request was refused for an empty
+// tenant, as if the client had sent an object without one.
+func TestNullBody(t *testing.T) {
+	e := newEnv(t)
+	e.assignApprover()
+	req := e.file(alice, "contoso", "exchange")
+	lara := user{sub: "lara@provider.example", roles: []identity.Role{identity.RoleLockboxAdmin}}
+	for _, c := range []struct {
+		who          user
+		method, path string
+	}{
+		{alice, "POST", "/v1/requests"},
+		{mia, "POST", "/v1/requests/" + req.ID + "/approve"},
+		{lara, "POST", "/v1/tenants"},
+		{lara, "PATCH", "/v1/tenants/contoso"},
+		{contosoAdmin, "PUT", "/v1/tenants/contoso/settings"},
+	} {
+		t.Run(c.method+" "+c.path, func(t *testing.T) {
+			for _, body := range []string{"null", " null\n"} {
+				wantError(t, e.do(c.who, c.method, c.path, body), http.StatusBadRequest, "invalid_json", "JSON object")
+			}
+		})
+	}
+	// Nothing was decided or changed.
+	if got := decode[grants.Request](t, e.do(mia, "GET", "/v1/requests/"+req.ID, nil), http.StatusOK); got.State != grants.StatePendingManager {
+		t.Errorf("state %s after refused decisions", got.State)
+	}
+	if r := e.do(lara, "GET", "/v1/tenants/contoso", nil); r.header.Get("ETag") != `"1"` {
+		t.Errorf("ETag %s after a refused change", r.header.Get("ETag"))
+	}
+}
+
 // TestTextLimitsCountCharacters: the free-text fields take as many
 // characters as openapi.yaml's maxLength says (JSON Schema counts
 // characters, not bytes), whatever the script: a reason written in

@@ -281,6 +281,12 @@ func (s *server) decode(w http.ResponseWriter, r *http.Request, dst any, optiona
 	if err := checkJSON(r.Header); err != nil {
 		return err
 	}
+	// encoding/json decodes null into a struct as nothing at all: taken
+	// as {}, it made a PATCH that read no field answer 200. Every other
+	// value that is no object is refused by Decode.
+	if bytes.Equal(bytes.TrimSpace(b), []byte("null")) {
+		return httperr.New(http.StatusBadRequest, "invalid_json", "invalid JSON body: the request body must be a JSON object, not null")
+	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
