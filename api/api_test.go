@@ -1141,14 +1141,17 @@ func TestRouting(t *testing.T) {
 		{"trailing slash", mia, "GET", "/v1/requests/", 404, ""},
 		{"double slash", mia, "GET", "/v1//requests", 404, ""},
 		{"dot segment", mia, "GET", "/v1/x/../requests", 404, ""},
-		{"wrong method", mia, "DELETE", "/v1/requests", 405, "GET, POST"},
-		{"wrong method on settings", contosoAdmin, "PATCH", "/v1/tenants/contoso/settings", 405, "GET, PUT"},
+		{"wrong method", mia, "DELETE", "/v1/requests", 405, "GET, HEAD, POST"},
+		{"wrong method on settings", contosoAdmin, "PATCH", "/v1/tenants/contoso/settings", 405, "GET, HEAD, PUT"},
 		{"wrong method on an action", mia, "GET", "/v1/requests/01957a3c-0000-7000-8000-000000000000/approve", 405, "POST"},
 		{"wrong method on approvers", contosoAdmin, "POST", "/v1/tenants/contoso/approvers/zoe", 405, "PUT, DELETE"},
 		// A tenant's entry is read with GET and changed with PATCH: Allow
 		// must name both, or a client following it never finds PATCH.
-		{"wrong method on a tenant", mia, "POST", "/v1/tenants/contoso", 405, "GET, PATCH"},
-		{"wrong method on the tenant list", mia, "PATCH", "/v1/tenants", 405, "GET, POST"},
+		{"wrong method on a tenant", mia, "POST", "/v1/tenants/contoso", 405, "GET, HEAD, PATCH"},
+		{"wrong method on the tenant list", mia, "PATCH", "/v1/tenants", 405, "GET, HEAD, POST"},
+		// Every GET route answers HEAD (net/http serves it with the GET
+		// handler): Allow names it, as ServeMux's own 405 does.
+		{"wrong method on a GET-only route", mia, "POST", "/v1/requests/01957a3c-0000-7000-8000-000000000000", 405, "GET, HEAD"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1157,6 +1160,15 @@ func TestRouting(t *testing.T) {
 			wantError(t, r, tc.status, code, "")
 			if got := r.header.Get("Allow"); got != tc.allow {
 				t.Errorf("Allow = %q, want %q", got, tc.allow)
+			}
+			// Each method Allow names is served.
+			for m := range strings.SplitSeq(tc.allow, ", ") {
+				if m == "" {
+					continue
+				}
+				if r := e.do(tc.who, m, tc.path, nil); r.status == http.StatusMethodNotAllowed {
+					t.Errorf("Allow names %s, which gets 405", m)
+				}
 			}
 		})
 	}

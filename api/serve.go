@@ -86,16 +86,23 @@ func (rt *router) allowed(r *http.Request) []string {
 
 // allowOrder is the order in which Allow lists methods; a method not in it
 // comes after these.
-var allowOrder = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+var allowOrder = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
 
-// allowMethods returns the distinct methods of rts in allowOrder. They come
-// from the route table rather than a list of their own: a fixed list that
-// lacked PATCH left it out of the Allow of /v1/tenants/{tenant}.
+// allowMethods returns the distinct methods of rts, and HEAD with GET, in
+// allowOrder. They come from the route table rather than a list of their
+// own: a fixed list that lacked PATCH left it out of the Allow of
+// /v1/tenants/{tenant}.
 func allowMethods(rts []route) []string {
 	var out []string
 	for _, rt := range rts {
 		if !slices.Contains(out, rt.method) {
 			out = append(out, rt.method)
+		}
+		// The mux serves HEAD with a GET route's handler, so a path
+		// with a GET route answers HEAD too (ServeMux's own 405 names
+		// it as well).
+		if rt.method == http.MethodGet && !slices.Contains(out, http.MethodHead) {
+			out = append(out, http.MethodHead)
 		}
 	}
 	rank := func(m string) int {
