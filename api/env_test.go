@@ -212,6 +212,9 @@ func (e *env) checkInvariants(method, path string, r result) {
 	if cc := r.header.Get("Cache-Control"); cc != "no-store" {
 		e.t.Errorf("%s %s: Cache-Control = %q, want no-store", method, path, cc)
 	}
+	for _, msg := range openAPISpec(e.t).check(method, path, r) {
+		e.t.Errorf("%s %s: %d answer does not match openapi.yaml: %s", method, path, r.status, msg)
+	}
 	if r.status == http.StatusNoContent || method == http.MethodHead || strings.HasSuffix(path, "/openapi.yaml") ||
 		(r.status == http.StatusOK && strings.HasPrefix(path, "/v1/audit/export?")) {
 		return
