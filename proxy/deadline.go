@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"errors"
 	"io"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -147,6 +149,26 @@ func (d *clientDeadline) finish() {
 	d.mu.Lock()
 	d.done = true
 	d.mu.Unlock()
+}
+
+// streamCut returns os.ErrDeadlineExceeded when the call's HTTP/2 stream
+// was ended by its own write deadline rather than by the client, and nil
+// otherwise. Either way the server cancels the request's context, so that
+// a wait for the upstream fails alike; only the error the stream was closed
+// with, which a flush returns once it is closed, tells the two apart:
+// os.ErrDeadlineExceeded for the deadline, another for the client's
+// RST_STREAM. It is asked only after a call's context was canceled, with
+// the answer's header written (an error answer's at least), never on a
+// call that went well. An HTTP/1.1 connection's deadline cancels nothing:
+// its call fails on a write, as when the client goes.
+func (d *clientDeadline) streamCut() error {
+	if d.h1 {
+		return nil
+	}
+	if err := http.NewResponseController(d.w).Flush(); errors.Is(err, os.ErrDeadlineExceeded) {
+		return err
+	}
+	return nil
 }
 
 // hasBody reports whether r has a body still to be read. An HTTP/2

@@ -21,6 +21,8 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // testClientTimeout is the proxy's ClientTimeout in these tests.
@@ -351,5 +353,200 @@ func TestStalledUpstreamIsCut(t *testing.T) {
 	}
 	if n := len(e.logLines("proxy call failed upstream")) - failed; n != 1 {
 		t.Errorf("%d failure log lines, want one", n)
+	}
+}
+
+// TestH2StalledUpstreamIsCut: over HTTP/2 the stream's deadline ends the
+// wait for an upstream that stops sending its answer midway, whether the
+// upstream is plain http (h1transport) or https spoken over HTTP/2. The
+// proxy cuts the stream, not the client: the call is logged and counted as
+// failed upstream, as over HTTP/1.1 (TestStalledUpstreamIsCut). A client
+// that does hang up on such an answer, its stream reset long before any
+// deadline, is still logged and counted as canceled by the client.
+func TestH2StalledUpstreamIsCut(t *testing.T) {
+	// Longer than the other tests' timeout: the checks and the trip to the
+	// upstream must fit in it on a loaded machine, before the stall starts.
+	const stallTimeout = 3 * testClientTimeout
+	for _, tc := range []struct {
+		name    string
+		https   bool
+		timeout time.Duration
+		hangUp  bool // the client resets its stream after the first line
+	}{
+		{name: "plain http upstream", timeout: stallTimeout},
+		{name: "https upstream over HTTP/2", https: true, timeout: stallTimeout},
+		// A timeout no wait of the test comes near: only the client ends
+		// the call.
+		{name: "client hangs up", timeout: time.Minute, hangUp: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			hungUp := make(chan string, 8)
+			release := make(chan struct{})
+			stall := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, _ = io.WriteString(w, "first\n")
+				w.(http.Flusher).Flush()
+				select {
+				case <-r.Context().Done():
+					hungUp <- r.Proto
+				case <-release:
+				}
+			})
+			upstream := upstreamAt(stall)
+			if tc.https {
+				upstream = func(e *testEnv, c *Config) {
+					srv := httptest.NewUnstartedServer(stall)
+					srv.EnableHTTP2 = true
+					srv.StartTLS()
+					e.t.Cleanup(srv.Close)
+					u, err := url.Parse(srv.URL)
+					if err != nil {
+						e.t.Fatal(err)
+					}
+					c.Upstreams["exchange"] = u
+					roots := x509.NewCertPool()
+					roots.AddCert(srv.Certificate())
+					c.UpstreamTLS = &tls.Config{RootCAs: roots}
+				}
+			}
+			e := newTestEnv(t, withClientTimeout(tc.timeout), patientStore, upstream)
+			t.Cleanup(func() { close(release) }) // before the upstream's Close, which waits for it
+			e.grantFor(alice, "contoso", "exchange", 2*time.Hour, "Get-Mailbox")
+			addr, roots := e.tlsProxy()
+			client := clientFor(t, roots, true)
+			// The TLS handshake is bounded by the timeout too: the
+			// connection is opened by a denied call first, again if need be.
+			for i := 0; ; i++ {
+				res, err := client.Get("https://" + addr + mailboxes)
+				if err == nil {
+					_, _ = io.Copy(io.Discard, res.Body)
+					res.Body.Close()
+					break
+				}
+				if i == 4 {
+					t.Fatal(err)
+				}
+			}
+			// Generous: the cut is due after the timeout.
+			patience, cancelPatience := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancelPatience()
+			ctx, hangUp := context.WithCancel(patience)
+			defer hangUp()
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+addr+mailboxes, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Authorization", e.bearer(alice))
+			res, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			if res.ProtoMajor != 2 || res.StatusCode != http.StatusOK {
+				t.Fatalf("%s %s, want 200 over HTTP/2", res.Proto, res.Status)
+			}
+			first := make([]byte, len("first\n"))
+			if _, err := io.ReadFull(res.Body, first); err != nil || string(first) != "first\n" {
+				t.Fatalf("read %q, %v; want the first line", first, err)
+			}
+			if tc.hangUp {
+				hangUp()
+			}
+			rest, err := io.ReadAll(res.Body)
+			if err == nil || patience.Err() != nil {
+				t.Fatalf("then read %q, %v (after the test's patience: %v); want the answer cut off", rest, err, patience.Err())
+			}
+			select {
+			case proto := <-hungUp:
+				if tc.https && proto != "HTTP/2.0" {
+					t.Errorf("the upstream was spoken to in %s, want HTTP/2.0", proto)
+				}
+			case <-patience.Done():
+				t.Fatal("the upstream is still held")
+			}
+			// Counted as the handler returns, after its log line: the
+			// denied call that opened the connection, then this one.
+			for sumMetric(t, e, "lockbox_proxy_requests_total") < 2 {
+				if patience.Err() != nil {
+					t.Fatalf("the call was never counted:\n%s", e.logs)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			const failed, canceled = "proxy call failed upstream", "proxy call canceled by the client"
+			wantFailed, wantCanceled, decision := 1, 0, decisionError
+			if tc.hangUp {
+				wantFailed, wantCanceled, decision = 0, 1, decisionAllowed
+			}
+			if f, c := len(e.logLines(failed)), len(e.logLines(canceled)); f != wantFailed || c != wantCanceled {
+				t.Errorf("logged %d times %q and %d times %q, want %d and %d:\n%s", f, failed, c, canceled, wantFailed, wantCanceled, e.logs)
+			}
+			if got := testutil.ToFloat64(e.h.metrics.requests.WithLabelValues("exchange", decision)); got != 1 {
+				t.Errorf("requests{exchange,%s} = %v, want 1", decision, got)
+			}
+		})
+	}
+}
+
+// TestH2SlowReaderIsClientCancel: an HTTP/2 client that takes none of a
+// permitted answer's body (its flow-control window stays shut) is cut by
+// the stream's deadline too, but it is the client that stalled: the call
+// is logged and counted as canceled by the client, not as failed upstream
+// (TestH2StalledUpstreamIsCut tells the two apart).
+func TestH2SlowReaderIsClientCancel(t *testing.T) {
+	const timeout = 3 * testClientTimeout
+	// More than the server buffers for a stream, so that the handler's
+	// own write waits for the window.
+	big := strings.Repeat("x", 256<<10)
+	e := newTestEnv(t, withClientTimeout(timeout), patientStore, upstreamAt(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, big)
+	})))
+	e.grantFor(alice, "contoso", "exchange", 2*time.Hour, "Get-Mailbox")
+	addr, roots := e.tlsProxy()
+	c := dialH2(t, addr, roots)
+	_ = c.c.SetDeadline(time.Now().Add(20 * time.Second)) // generous: the cut is due after timeout
+	if err := c.fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, EndHeaders: true, EndStream: true,
+		BlockFragment: encodeH2(t, h2get("GET", mailboxes, [2]string{"authorization", e.bearer(alice)}).fields)}); err != nil {
+		t.Fatal(err)
+	}
+	status := ""
+	for reset := false; !reset; {
+		f, err := c.fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("status %q, then %v; log:\n%s", status, err, e.logs)
+		}
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				_ = c.fr.WriteSettingsAck()
+			}
+		case *http2.MetaHeadersFrame:
+			status = f.PseudoValue("status")
+		case *http2.DataFrame:
+			if len(f.Data()) > 0 {
+				t.Fatalf("stream %d sent data into a window of 0", f.StreamID)
+			}
+		case *http2.RSTStreamFrame:
+			reset = f.StreamID == 1
+		case *http2.GoAwayFrame:
+			t.Fatalf("GOAWAY %v", f.ErrCode)
+		}
+	}
+	if status != "200" {
+		t.Errorf("status %q before the reset, want 200", status)
+	}
+	// Counted as the handler returns, after its log line.
+	for deadline := time.Now().Add(10 * time.Second); sumMetric(t, e, "lockbox_proxy_requests_total") < 1; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the call was never counted:\n%s", e.logs)
+		}
+	}
+	const failed, canceled = "proxy call failed upstream", "proxy call canceled by the client"
+	if f, c := len(e.logLines(failed)), len(e.logLines(canceled)); f != 0 || c != 1 {
+		t.Errorf("logged %d times %q and %d times %q, want 0 and 1:\n%s", f, failed, c, canceled, e.logs)
+	}
+	if got := testutil.ToFloat64(e.h.metrics.requests.WithLabelValues("exchange", decisionAllowed)); got != 1 {
+		t.Errorf("requests{exchange,allowed} = %v, want 1", got)
 	}
 }

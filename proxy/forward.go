@@ -320,6 +320,15 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, c *call) (deci
 		out.err = out.body.err
 	}
 
+	if out.err != nil && errors.Is(out.err, context.Canceled) && r.Context().Err() != nil {
+		if cut := c.deadline.streamCut(); cut != nil {
+			// The stream's own deadline passed while the upstream was
+			// awaited: the server reset the stream and canceled the call
+			// as a client's RST_STREAM would, but the client was waiting
+			// for more.
+			out.err = fmt.Errorf("the upstream sent nothing for the client timeout (%s), which ended the stream: %w", h.cfg.ClientTimeout, cut)
+		}
+	}
 	switch {
 	case out.err == nil && !aborted:
 	case out.err == nil, clientBodyFailed(r), errors.Is(out.err, context.Canceled) && r.Context().Err() != nil:
