@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
@@ -723,5 +724,115 @@ func TestH1AbortMidUpload(t *testing.T) {
 	}
 	if s := up.seen()[0]; s.err == nil || len(s.body) >= 100 {
 		t.Errorf("the upstream read %d bytes and %v, want the body cut short", len(s.body), s.err)
+	}
+}
+
+// grantLookupFunc adapts a function to GrantLookup.
+type grantLookupFunc func(ctx context.Context, tenant, operator, service string) (grants.Grant, error)
+
+func (f grantLookupFunc) Grant(ctx context.Context, tenant, operator, service string) (grants.Grant, error) {
+	return f(ctx, tenant, operator, service)
+}
+
+// TestH2ResetWhileJudged: a client that resets its stream while its call is
+// still being judged (here, while the grant is read from Redis) cancels
+// the read, which then fails; that failure is the client's doing, not a
+// Redis that is down. The call is logged as canceled by the client and is
+// never a store_unavailable denial, whose every count pages whoever runs
+// Redis (deploy/prometheus/lockbox.rules.yml).
+func TestH2ResetWhileJudged(t *testing.T) {
+	arrived := make(chan struct{}, 1)
+	e := newTestEnv(t, patientStore, func(e *testEnv, c *Config) {
+		c.Grants = grantLookupFunc(func(ctx context.Context, tenant, operator, service string) (grants.Grant, error) {
+			arrived <- struct{}{}
+			// The client resets its stream meanwhile; the bound only ends
+			// a test that failed to.
+			select {
+			case <-ctx.Done():
+			case <-time.After(10 * time.Second):
+			}
+			return e.grants.Grant(ctx, tenant, operator, service)
+		})
+	})
+	e.grantFor(alice, "contoso", "exchange", 2*time.Hour, "Get-Mailbox")
+	addr, roots := e.tlsProxy()
+	c := dialH2(t, addr, roots)
+	_ = c.c.SetDeadline(time.Now().Add(20 * time.Second))
+	if err := c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, EndHeaders: true, EndStream: true,
+		BlockFragment: encodeH2(t, h2get("GET", mailboxes, [2]string{"authorization", e.bearer(alice)}).fields)}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-arrived:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the grant was never looked up")
+	}
+	if err := c.fr.WriteRSTStream(1, http2.ErrCodeCancel); err != nil {
+		t.Fatal(err)
+	}
+	// Counted as the handler returns, after its log line.
+	for deadline := time.Now().Add(10 * time.Second); sumMetric(t, e, "lockbox_proxy_requests_total") < 1; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the call was never counted; log:\n%s", e.logs)
+		}
+	}
+	if got := testutil.ToFloat64(e.h.metrics.denials.WithLabelValues("exchange", string(ReasonStoreUnavailable))); got != 0 {
+		t.Errorf("denials{exchange,store_unavailable} = %v, want 0; log:\n%s", got, e.logs)
+	}
+	if got := testutil.ToFloat64(e.h.metrics.denials.WithLabelValues("exchange", string(ReasonBadRequest))); got != 1 {
+		t.Errorf("denials{exchange,bad_request} = %v, want 1: the client's doing", got)
+	}
+	if n := len(e.logLines("proxy call canceled by the client")); n != 1 {
+		t.Errorf("logged %d times as canceled by the client, want once; log:\n%s", n, e.logs)
+	}
+	if n := e.upstreamCalls(); n != 0 {
+		t.Errorf("upstreams received %d requests", n)
+	}
+}
+
+// TestH1HalfCloseWhileJudged: over HTTP/1.1 a client that closes only its
+// sending half after its request cancels the call's context as one that
+// hangs up does, yet still reads: it gets a refusal, never the empty 200
+// net/http sends for a handler that wrote nothing.
+func TestH1HalfCloseWhileJudged(t *testing.T) {
+	arrived := make(chan struct{}, 1)
+	e := newTestEnv(t, patientStore, func(e *testEnv, c *Config) {
+		c.Grants = grantLookupFunc(func(ctx context.Context, tenant, operator, service string) (grants.Grant, error) {
+			arrived <- struct{}{}
+			// The server sees the half-close meanwhile; the bound only
+			// ends a test in which it did not.
+			select {
+			case <-ctx.Done():
+			case <-time.After(10 * time.Second):
+			}
+			return e.grants.Grant(ctx, tenant, operator, service)
+		})
+	})
+	e.grantFor(alice, "contoso", "exchange", 2*time.Hour, "Get-Mailbox")
+	c := e.dial()
+	_ = c.c.SetDeadline(time.Now().Add(20 * time.Second))
+	if _, err := c.c.Write(as(alice, "GET", mailboxes)(e).bytes()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-arrived:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the grant was never looked up")
+	}
+	if err := c.c.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.ReadResponse(c.br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	got := response{status: res.StatusCode, header: res.Header, body: body}
+	if got.status == http.StatusOK || got.status < 400 || got.errorCode(t) == "" {
+		t.Fatalf("answered %d %q, want a refusal", got.status, body)
+	}
+	if n := e.upstreamCalls(); n != 0 {
+		t.Errorf("upstreams received %d requests", n)
 	}
 }

@@ -452,6 +452,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var err error
 	if reason, err = h.judge(r, c); reason != "" {
 		decision = decisionDenied
+		if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+			// The client hung up (reset its stream) while the call was
+			// judged, which canceled the step under way: a Redis read or
+			// the policy's evaluation failed for the client's doing, not
+			// for a store or a policy in trouble, and must not be counted
+			// as one (a single store_unavailable pages whoever runs Redis).
+			reason = ReasonBadRequest
+			h.canceledWhileJudged(w, r, c, err)
+			return
+		}
 		h.deny(w, r, c, reason, err)
 		return
 	}
@@ -987,6 +997,28 @@ func (h *Handler) deny(w http.ResponseWriter, r *http.Request, c *call, reason R
 		slog.String("operator", c.principal.Subject),
 		slog.String("request_id", c.grant.RequestID),
 		slog.String("policy_revision", c.policyRevision()),
+		slog.String("method", echo(r.Method)),
+		slog.String("path", echo(c.route.path)),
+		slog.String("client_ip", peer.IP(r)),
+		slog.Any("error", err),
+	)
+}
+
+// canceledWhileJudged answers and logs a call whose client went away
+// before it was judged. The answer is written although nobody may be left
+// to read it: over HTTP/1.1 a client that only closed its sending half
+// cancels the context too and still reads, and a handler that writes
+// nothing answers 200.
+func (h *Handler) canceledWhileJudged(w http.ResponseWriter, r *http.Request, c *call, err error) {
+	c.deadline.answer(w.Header())
+	httperr.Write(w, http.StatusBadRequest, string(ReasonBadRequest), "the call was canceled by the client before it was judged")
+	h.log.LogAttrs(r.Context(), slog.LevelInfo, "proxy call canceled by the client",
+		slog.String("decision_id", c.id),
+		slog.String("reason", string(ReasonBadRequest)),
+		slog.String("service", c.label),
+		slog.String("activity", c.Activity.Name),
+		slog.String("tenant", echo(c.Tenant)),
+		slog.String("operator", c.principal.Subject),
 		slog.String("method", echo(r.Method)),
 		slog.String("path", echo(c.route.path)),
 		slog.String("client_ip", peer.IP(r)),

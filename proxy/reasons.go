@@ -23,7 +23,10 @@ const (
 	// encoded, CONNECT, a protocol upgrade (Upgrade, h2c), or a body over
 	// the size limit (then 413). Also, once a call is forwarded, a
 	// streamed body that could not be read from the client (its chunked
-	// framing broken midway): then the call is not a denial.
+	// framing broken midway): then the call is not a denial. And a call
+	// whose client went away (hung up, reset its stream) while it was
+	// judged: the step that failed for it (a Redis read, the policy's
+	// evaluation) is not counted as store or policy trouble.
 	ReasonBadRequest Reason = "bad_request"
 	// ReasonUnauthenticated (401): no single, verifiable bearer token. A
 	// verified identity that is not one of the provider's operators (a
