@@ -3,11 +3,18 @@ package policy_test
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -1376,4 +1383,87 @@ func TestWatchDirectoryThatNeverSettles(t *testing.T) {
 			_ = seen
 		})
 	}
+}
+
+// TestWallClockCertificateChecksNotRemembered: OPA's certificate chain
+// checks verify validity at the process's wall clock, not at the evaluation
+// time the engine passes (input.now), and OPA does not mark them
+// nondeterministic. A policy calling one is therefore not a function of its
+// input: a certificate that expires between two calls of one second would
+// keep its remembered allow. Such a policy is evaluated for every call,
+// like one calling http.send.
+func TestWallClockCertificateChecksNotRemembered(t *testing.T) {
+	chain := testCertChain(t)
+	for _, tc := range []struct{ name, call string }{
+		{"parse_and_verify_certificates", "crypto.x509.parse_and_verify_certificates(chain)"},
+		{"parse_and_verify_certificates_with_options", `crypto.x509.parse_and_verify_certificates_with_options(chain, {"KeyUsages": ["KeyUsageAny"]})`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			dir := policyDir(t, "package lockbox.authz\n\nchain := `"+chain+"`\n\n"+
+				"decision := {\"allow\": ok, \"reasons\": []} if {\n\t[ok, _] := "+tc.call+"\n}\n")
+			e, _ := newEngine(t, policy.EngineConfig{Dir: dir, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+			for i := range 2 {
+				d, err := e.Decide(t.Context(), allowedInput())
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !d.Allow {
+					// The chain is valid for an hour either side of the
+					// wall clock: the check must pass, or the policy does
+					// not test what it is meant to.
+					t.Fatalf("call %d: %+v; want the chain verified", i, d)
+				}
+			}
+			evaluated := testutil.ToFloat64(policy.DecisionsCollector(e, "evaluated"))
+			remembered := testutil.ToFloat64(policy.DecisionsCollector(e, "remembered"))
+			if evaluated != 2 || remembered != 0 {
+				t.Errorf("%v evaluated, %v remembered; want both calls evaluated", evaluated, remembered)
+			}
+			if !strings.Contains(logs.String(), "not remembered") || !strings.Contains(logs.String(), "crypto.x509.") {
+				t.Errorf("the load log does not say decisions are not remembered, naming the builtin:\n%s", logs.String())
+			}
+		})
+	}
+}
+
+// testCertChain returns a root and a leaf it signed, PEM, root first, as
+// OPA's crypto.x509.parse_and_verify_certificates takes them; both are
+// valid for an hour either side of the wall clock, which is what OPA checks
+// them against.
+func testCertChain(t *testing.T) string {
+	t.Helper()
+	now := time.Now()
+	key := func() *ecdsa.PrivateKey {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	rootKey, leafKey := key(), key()
+	root := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "root"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	rootDER, err := x509.CreateCertificate(rand.Reader, root, root, &rootKey.PublicKey, rootKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err = x509.ParseCertificate(rootDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "leaf"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
+	}
+	leafDER, err := x509.CreateCertificate(rand.Reader, leaf, root, &leafKey.PublicKey, rootKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: rootDER})) +
+		string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leafDER}))
 }

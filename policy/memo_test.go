@@ -218,6 +218,9 @@ allow if rand.intn("x", 10) > count(ids)`, []string{"opa.runtime", "rand.intn", 
 		{"replacing a function under with", `f(_) := {}
 
 allow if f({"method": "GET", "url": "https://risk.example"}) with f as http.send`, []string{"http.send"}},
+		{"a certificate check at the wall clock", `allow if crypto.x509.parse_and_verify_certificates(input.call.path)[0]
+
+ok(c) := crypto.x509.parse_and_verify_certificates_with_options(c, {})[0]`, []string{"crypto.x509.parse_and_verify_certificates", "crypto.x509.parse_and_verify_certificates_with_options"}},
 		{"in a function", `f(u) := http.send({"method": "GET", "url": u})
 
 allow if f("https://risk.example").status_code == 200`, []string{"http.send"}},

@@ -125,6 +125,11 @@ func (fs inputFields) has(f inputFields) bool { return fs&f != 0 }
 // meanwhile. time.now_ns is the exception: the engine evaluates at
 // input.now, which the memo keys a decision by.
 //
+// OPA does not mark the certificate chain checks nondeterministic, yet
+// they are: they verify validity at the process's wall clock, not at the
+// evaluation time, so a certificate that expires between two calls of one
+// second would keep its remembered allow. They count too (wallClock).
+//
 // It is conservative: a call counts wherever it is, even in a rule the
 // decision never reaches or under a with that replaces the builtin; so
 // does a builtin that a with puts in a function's place.
@@ -132,7 +137,8 @@ func volatileBuiltins(modules map[string]*ast.Module) []string {
 	var names []string
 	check := func(op ast.Ref) {
 		name := op.String()
-		if b, ok := ast.BuiltinMap[name]; ok && b.Nondeterministic && name != ast.NowNanos.Name && !slices.Contains(names, name) {
+		b, ok := ast.BuiltinMap[name]
+		if ok && (b.Nondeterministic && name != ast.NowNanos.Name || wallClock[name]) && !slices.Contains(names, name) {
 			names = append(names, name)
 		}
 	}
@@ -162,4 +168,15 @@ func volatileBuiltins(modules map[string]*ast.Module) []string {
 	}
 	slices.Sort(names)
 	return names
+}
+
+// wallClock names the builtins that read the process's wall clock although
+// OPA does not mark them nondeterministic: x509.Certificate.Verify checks
+// validity at time.Now() unless given a time, and
+// crypto.x509.parse_and_verify_certificates gives none (the _with_options
+// form only when its options name a CurrentTime, which volatileBuiltins
+// does not look into).
+var wallClock = map[string]bool{
+	ast.CryptoX509ParseAndVerifyCertificates.Name:            true,
+	ast.CryptoX509ParseAndVerifyCertificatesWithOptions.Name: true,
 }
