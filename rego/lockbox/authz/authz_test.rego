@@ -156,8 +156,10 @@ test_expired_when_expires_at_absent if {
 	authz.decision == denied(["grant_expired", "grant_window_too_long"]) with input as json.remove(base, ["grant/expires_at"])
 }
 
+# Without a time, neither the expiry nor whether the window has begun can
+# be judged.
 test_expired_when_now_malformed if {
-	authz.decision == denied(["grant_expired"]) with input as object.union(base, {"now": "2026-03-01 11:00"})
+	authz.decision == denied(["grant_expired", "grant_window_too_long"]) with input as object.union(base, {"now": "2026-03-01 11:00"})
 }
 
 # grant_window_too_long: a grant's window, from its approval to its expiry,
@@ -190,6 +192,32 @@ test_window_too_long_when_approved_at_malformed if {
 
 test_window_too_long_when_approved_at_absent if {
 	authz.decision == denied(["grant_window_too_long"]) with input as json.remove(base, ["grant/approved_at"])
+}
+
+# The window counts from the approval, so an approval later than now is no
+# window at all: an edited record that moves approved_at forward would pass
+# the 4 hour measure on paper and be honoured from now until its expiry,
+# however far off.
+test_window_approved_in_the_future_denied if {
+	inp := with_grant({"approved_at": "2026-03-31T10:00:00Z", "expires_at": "2026-03-31T14:00:00Z"})
+	authz.decision == denied(["grant_window_too_long"]) with input as inp
+}
+
+test_window_ending_before_its_approval_denied if {
+	inp := with_grant({"approved_at": "2026-03-31T10:00:00Z", "expires_at": "2026-03-02T10:00:00Z"})
+	authz.decision == denied(["grant_window_too_long"]) with input as inp
+}
+
+# input.now is truncated to the second and the replicas' clocks differ a
+# little, so an approval just after it is not in the future.
+test_window_approved_within_the_clock_tolerance_allowed if {
+	inp := with_grant({"approved_at": "2026-03-01T11:00:59Z", "expires_at": "2026-03-01T15:00:59Z"})
+	authz.decision == allowed with input as inp
+}
+
+test_window_approved_past_the_clock_tolerance_denied if {
+	inp := with_grant({"approved_at": "2026-03-01T11:01:00.000000001Z", "expires_at": "2026-03-01T15:00:00Z"})
+	authz.decision == denied(["grant_window_too_long"]) with input as inp
 }
 
 # unknown_activity

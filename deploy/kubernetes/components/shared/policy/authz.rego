@@ -124,13 +124,22 @@ operator_matches if {
 grant_unexpired if now_ns < time.parse_rfc3339_ns(input.grant.expires_at)
 
 # The grant's window, from its approval to its absolute expiry, is at most
-# max_window_ns (Customer Lockbox's 4 hours).
+# max_window_ns (Customer Lockbox's 4 hours), and it has begun: without that,
+# an approved_at moved forward (an edited record) would keep the window at 4
+# hours on paper while the grant is honoured from now until an expiry however
+# far off. An approval up to max_clock_skew_ns after now still counts as
+# begun: now is truncated to the second, and the clock of the replica that
+# approved may run a little ahead of the proxy's.
 grant_window_bounded if {
-	window := time.parse_rfc3339_ns(input.grant.expires_at) - time.parse_rfc3339_ns(input.grant.approved_at)
+	approved := time.parse_rfc3339_ns(input.grant.approved_at)
+	window := time.parse_rfc3339_ns(input.grant.expires_at) - approved
 	window <= max_window_ns
+	approved <= now_ns + max_clock_skew_ns
 }
 
 max_window_ns := time.parse_duration_ns("4h")
+
+max_clock_skew_ns := time.parse_duration_ns("1m")
 
 # now_ns is input.now, which the server always sets and passes as the
 # evaluation time too. Only when input.now is absent or empty (e.g. a hand
