@@ -604,12 +604,16 @@ var inputParts = []func(dst, src *Input){
 }
 
 // genInput draws an input from a small space: every field takes one of a
-// few values, some of them empty or absent, and input.now one of a few
-// times (second picks which second of the run).
+// few values, some of them empty or absent (a nil list too), and input.now
+// one of a few times (second picks which second of the run). The grant's
+// times straddle the default policy's boundaries against those times: an
+// expiry within the run's seconds, windows of exactly 4 hours and just
+// over, windows that end before they begin, and approvals after input.now
+// by less and by more than its clock tolerance, depending on the second.
 func genInput(rng *rand.Rand, second int) Input {
 	pick := func(vs ...string) string { return vs[rng.IntN(len(vs))] }
 	in := Input{
-		Operator: Operator{ID: pick("op-1", "op-2", ""), Roles: [][]string{{"operator"}, {}, {"operator", "audit-reader"}}[rng.IntN(3)]},
+		Operator: Operator{ID: pick("op-1", "op-2", ""), Roles: [][]string{{"operator"}, {}, {"operator", "audit-reader"}, nil}[rng.IntN(4)]},
 		Call: Call{Method: pick("GET", "POST", "DELETE"), Path: pick("/tenants/contoso/mailboxes", "/tenants/contoso/secret", "/tenants/fabrikam/mailboxes"),
 			Service: pick("exchange", "sharepoint"), Activity: pick("Get-Mailbox", "Remove-MailboxMessage", "Nope"),
 			Access: pick("read", "write"), Tenant: pick("contoso", "fabrikam", ""), ClientIP: pick("192.0.2.10", "10.0.0.1")},
@@ -618,9 +622,10 @@ func genInput(rng *rand.Rand, second int) Input {
 	}
 	if rng.IntN(5) > 0 {
 		in.Grant = &Grant{RequestID: pick("req-1", "req-2"), Tenant: pick("contoso", "fabrikam"), Operator: pick("op-1", "op-2"),
-			Service: pick("exchange", "sharepoint"), Activities: [][]string{{}, {"Get-Mailbox"}, {"Remove-MailboxMessage"}}[rng.IntN(3)],
+			Service: pick("exchange", "sharepoint"), Activities: [][]string{{}, {"Get-Mailbox"}, {"Remove-MailboxMessage"}, nil}[rng.IntN(4)],
 			Approver: pick("gina@contoso.example", "mary@provider.example"), TenantApproved: rng.IntN(2) == 0,
-			ApprovedAt: pick("2026-03-01T10:00:00Z", "2026-03-01T09:00:00Z"), ExpiresAt: pick("2026-03-01T14:00:00Z", "2026-03-01T14:00:00.5Z", "bad")}
+			ApprovedAt: pick("2026-03-01T10:00:00Z", "2026-03-01T09:00:00Z", "2026-03-01T14:00:30Z", "2026-03-01T14:00:59.5Z"),
+			ExpiresAt:  pick("2026-03-01T14:00:00Z", "2026-03-01T14:00:00.5Z", "2026-03-01T14:04:00Z", "bad")}
 	}
 	return in
 }
