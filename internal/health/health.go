@@ -134,16 +134,25 @@ func writeText(w http.ResponseWriter, status int, body string) {
 // errReadOnly is /readyz's word for a Redis that answers READONLY.
 var errReadOnly = errors.New("read-only replica: writes are refused (READONLY)")
 
+// errWritableReplica is /readyz's word for a replica that takes writes
+// (replica-read-only no): they stay on it, lost to the master.
+var errWritableReplica = errors.New("writable replica: writes stay on it and never reach the master")
+
 // RedisCheck is ready when c's Redis takes writes. Every role of Lockbox
 // writes (the proxy its audit records, the API transitions, the jobs their
 // sweeps), so a Redis that answers but refuses writes is as good as none:
 // after a failover, a stale address points at the old master, now a
 // read-only replica, and every call would fail on its first write.
 //
-// It deletes keys.ReadyProbe, a key nothing writes, rather than asking
-// ROLE or INFO: a delete is refused wherever Lockbox's own writes are
-// (READONLY, NOREPLICAS, MISCONF), needs no @admin or @dangerous command
-// an ACL may deny Lockbox, and, deleting nothing, writes nothing.
+// It deletes keys.ReadyProbe, a key nothing writes: a delete is refused
+// wherever Lockbox's own writes are (READONLY, NOREPLICAS, MISCONF) and,
+// deleting nothing, writes nothing. A replica configured with
+// replica-read-only no takes that delete, and every other write, keeps
+// them to itself and never passes them to its master, so it then asks
+// HELLO for the server's role. HELLO, unlike ROLE (@admin, @dangerous) or
+// INFO (@dangerous), is a command every ACL user may run, the one go-redis
+// opens each connection with: the check needs no permission beyond
+// Lockbox's own commands.
 //
 // On Redis Cluster it only pings: the client sends each write to its
 // slot's master and follows MOVED, so no address can leave it on a
@@ -161,7 +170,43 @@ func RedisCheck(c redis.UniversalClient) Check {
 			if redis.IsReadOnlyError(err) {
 				return errReadOnly
 			}
-			return err
+			if err != nil {
+				return err
+			}
+			role, err := helloRole(ctx, c)
+			if err != nil {
+				return err
+			}
+			if role != "master" {
+				return errWritableReplica
+			}
+			return nil
 		},
 	}
+}
+
+// helloRole returns the role ("master", "replica") HELLO reports for c's
+// server. HELLO without a protocol version changes nothing on the
+// connection; its reply is a map in RESP3 and a flat list of names and
+// values in RESP2.
+func helloRole(ctx context.Context, c redis.UniversalClient) (string, error) {
+	v, err := c.Do(ctx, "HELLO").Result()
+	if err != nil {
+		return "", err
+	}
+	switch r := v.(type) {
+	case map[any]any:
+		if role, ok := r["role"].(string); ok {
+			return role, nil
+		}
+	case []any:
+		for i := 0; i+1 < len(r); i += 2 {
+			if k, _ := r[i].(string); k == "role" {
+				if role, ok := r[i+1].(string); ok {
+					return role, nil
+				}
+			}
+		}
+	}
+	return "", errors.New("HELLO names no role")
 }

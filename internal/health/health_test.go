@@ -122,22 +122,29 @@ func TestRedisCheck(t *testing.T) {
 // TestRedisCheckWritable: /readyz says ready only where Lockbox can write.
 // Every role writes (audit records, transitions, sweeps), and a stale
 // address after a failover points at the old master, now a replica: it
-// answers PING, but refuses every write with READONLY.
+// answers PING, but refuses every write with READONLY. A replica set to
+// take writes is refused too: what Lockbox wrote there would be lost.
 func TestRedisCheckWritable(t *testing.T) {
 	primary := redistest.StartServer(t)
 	host, port, _ := strings.Cut(primary.Addr, ":")
 	replica := redistest.StartServer(t, "--replicaof", host, port)
+	// A replica that takes writes: they stay on it and never reach the
+	// primary, so a Lockbox pointed at it by mistake must not say ready.
+	writable := redistest.StartServer(t, "--replicaof", host, port, "--replica-read-only", "no")
 	// A Redis that refuses writes while no replica confirms them.
 	lonely := redistest.StartServer(t, "--min-replicas-to-write", "1")
 
 	// An ACL user as a deployment may give Lockbox: its keys only, and no
 	// @admin or @dangerous command (ROLE, INFO, CONFIG).
 	ctx := context.Background()
-	admin := redis.NewClient(&redis.Options{Addr: primary.Addr})
-	defer admin.Close()
-	if err := admin.Do(ctx, "ACL", "SETUSER", "lockbox", "on", ">secret-pass", "~lockbox:*", "&*",
-		"+@all", "-@admin", "-@dangerous").Err(); err != nil {
-		t.Fatal(err)
+	// ACL users are not replicated: the writable replica gets its own.
+	for _, addr := range []string{primary.Addr, writable.Addr} {
+		admin := redis.NewClient(&redis.Options{Addr: addr})
+		defer admin.Close()
+		if err := admin.Do(ctx, "ACL", "SETUSER", "lockbox", "on", ">secret-pass", "~lockbox:*", "&*",
+			"+@all", "-@admin", "-@dangerous").Err(); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	tests := []struct {
@@ -151,6 +158,13 @@ func TestRedisCheckWritable(t *testing.T) {
 			http.StatusOK, "ok\n"},
 		{"read-only replica", redis.Options{Addr: replica.Addr}, http.StatusServiceUnavailable,
 			"redis: read-only replica: writes are refused (READONLY)\n"},
+		{"writable replica", redis.Options{Addr: writable.Addr}, http.StatusServiceUnavailable,
+			"redis: writable replica: writes stay on it and never reach the master\n"},
+		{"writable replica, restricted user", redis.Options{Addr: writable.Addr, Username: "lockbox", Password: "secret-pass"},
+			http.StatusServiceUnavailable, "redis: writable replica: writes stay on it and never reach the master\n"},
+		{"writable replica, RESP2", redis.Options{Addr: writable.Addr, Protocol: 2}, http.StatusServiceUnavailable,
+			"redis: writable replica: writes stay on it and never reach the master\n"},
+		{"primary, RESP2", redis.Options{Addr: primary.Addr, Protocol: 2}, http.StatusOK, "ok\n"},
 		{"too few replicas", redis.Options{Addr: lonely.Addr}, http.StatusServiceUnavailable,
 			"redis: NOREPLICAS Not enough good replicas to write.\n"},
 	}
