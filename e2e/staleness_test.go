@@ -14,7 +14,12 @@ import (
 // changes: a revocation, turning Customer Lockbox on and a grant's expiry
 // reach every replica within a second, and a replica that loses the
 // invalidation event still refuses once its cached entry is a second old.
-// The worst staleness measured is logged (docs/performance.md quotes it).
+//
+// Both bounds are asserted on the caches' own (fake) clock, never on wall
+// time, which a loaded machine stretches: the replicas that hear the event
+// must refuse before the clock moves at all, and the deaf one at exactly a
+// second. The worst wall time the event took is logged
+// (docs/performance.md quotes it).
 func TestCachesActWithinOneSecond(t *testing.T) {
 	w := start(t, "LOCKBOX_SERVE", "api,jobs")
 	replicas := []*world{
@@ -32,7 +37,7 @@ func TestCachesActWithinOneSecond(t *testing.T) {
 		// once what it cached before (no grant) is a second old.
 		w.clock.Advance(time.Second)
 		for i, r := range all {
-			if status, code := r.get("operator", path); status != 200 {
+			if status, code := r.judged("operator", path); status != 200 {
 				t.Fatalf("%s: replica %d: %d %s", what, i, status, code)
 			}
 		}
@@ -41,15 +46,15 @@ func TestCachesActWithinOneSecond(t *testing.T) {
 	// and refusing once the entry is a second old by the clock.
 	staleAtMostASecond := func(what string) {
 		t.Helper()
-		if status, _ := deaf.get("operator", path); status != 200 {
+		if status, _ := deaf.judged("operator", path); status != 200 {
 			t.Fatalf("%s: the deaf replica refused before its entry aged (%d): the test no longer exercises the cache", what, status)
 		}
 		w.clock.Advance(999 * time.Millisecond)
-		if status, _ := deaf.get("operator", path); status != 200 {
+		if status, _ := deaf.judged("operator", path); status != 200 {
 			t.Fatalf("%s: the deaf replica refused before the bound", what)
 		}
 		w.clock.Advance(time.Millisecond)
-		if status, code := deaf.get("operator", path); status != 403 {
+		if status, code := deaf.judged("operator", path); status != 403 {
 			t.Fatalf("%s: the deaf replica still serves after a second: %d %s", what, status, code)
 		}
 	}
@@ -62,10 +67,10 @@ func TestCachesActWithinOneSecond(t *testing.T) {
 	}
 
 	var worst time.Duration
-	measure := func(what string) {
+	measure := func(t *testing.T, what string) {
 		t.Helper()
 		for i, r := range replicas {
-			worst = max(worst, r.refusedWithin(t, "operator", path, time.Second, what+": replica "+string(rune('1'+i))))
+			worst = max(worst, r.refusedOnEvent(t, "operator", path, what+": replica "+string(rune('1'+i))))
 		}
 	}
 
@@ -74,7 +79,7 @@ func TestCachesActWithinOneSecond(t *testing.T) {
 			r := approve()
 			warm("granted")
 			w.ok("admin", nil, "request", "revoke", r.ID, "--comment", "done")
-			measure("revoked")
+			measure(t, "revoked")
 			staleAtMostASecond("revoked")
 		}
 	})
@@ -88,7 +93,7 @@ func TestCachesActWithinOneSecond(t *testing.T) {
 		}
 		warm("manager-only grant")
 		w.ok("admin", nil, "tenant", "settings", "set", "contoso", "--lockbox", "on")
-		measure("lockbox on")
+		measure(t, "lockbox on")
 		staleAtMostASecond("lockbox on")
 	})
 	t.Run("expiry", func(t *testing.T) {
@@ -98,7 +103,7 @@ func TestCachesActWithinOneSecond(t *testing.T) {
 		// cached grant or not, the deaf replica included.
 		w.clock.Set(r.ExpiresAt.Add(-time.Nanosecond))
 		for i, p := range all {
-			if status, code := p.get("operator", path); status != 200 {
+			if status, code := p.judged("operator", path); status != 200 {
 				t.Fatalf("replica %d a nanosecond before the end: %d %s", i, status, code)
 			}
 		}
@@ -107,10 +112,10 @@ func TestCachesActWithinOneSecond(t *testing.T) {
 		// either way the call is refused at the window's end exactly.
 		w.clock.Set(*r.ExpiresAt)
 		for i, p := range all {
-			if status, code := p.get("operator", path); status != 403 || code != "grant_expired" && code != "no_grant" {
+			if status, code := p.judged("operator", path); status != 403 || code != "grant_expired" && code != "no_grant" {
 				t.Fatalf("replica %d at the end of the window: %d %s", i, status, code)
 			}
 		}
 	})
-	t.Logf("worst staleness over the event: %s (bound 1s)", worst)
+	t.Logf("worst staleness over the event: %s of wall time, none by the caches' clock (bound 1s)", worst)
 }

@@ -2,7 +2,7 @@ package e2e
 
 import (
 	"fmt"
-	"slices"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -80,20 +80,21 @@ func TestLockboxOnEndsManagerOnlyAccess(t *testing.T) {
 	w.ok("operator2", &pending, "request", "create", "--tenant", "contoso", "--service", "exchange",
 		"--service-request", "SR-2", "--reason", "r", "--duration", "1h")
 	for i, p := range replicas {
-		if status, code := p.get("operator", path); status != 200 {
+		if status, code := p.judged("operator", path); status != 200 {
 			t.Fatalf("replica %d with the manager's approval: %d %s", i, status, code)
 		}
 	}
 
 	w.ok("admin", nil, "tenant", "settings", "set", "contoso", "--lockbox", "on")
 	// The replica that made the change refuses at once; the others as soon
-	// as the change's event reaches them, and within the caches' 1 s bound
-	// at the very latest.
-	if status, code := w.get("operator", path); status != 403 {
+	// as the change's event reaches them, before their caches' clock moves
+	// at all (the 1 s age limit, for a replica that misses the event, is
+	// TestCachesActWithinOneSecond's).
+	if status, code := w.judged("operator", path); status != 403 {
 		t.Fatalf("the replica that turned lockbox on: %d %s", status, code)
 	}
 	for i, p := range replicas[1:] {
-		p.refusedWithin(t, "operator", path, time.Second, fmt.Sprintf("replica %d after lockbox on", i+1))
+		p.refusedOnEvent(t, "operator", path, fmt.Sprintf("replica %d after lockbox on", i+1))
 	}
 	var after grants.Request
 	w.ok("manager", &after, "request", "show", r.ID)
@@ -102,8 +103,15 @@ func TestLockboxOnEndsManagerOnlyAccess(t *testing.T) {
 		t.Fatalf("after lockbox on: %s, last event %+v", after.State, last)
 	}
 	// Calls a replica let through before the change reached it are
-	// audited too, and may be newer than the change's records: skip them.
-	recs := slices.DeleteFunc(w.auditOps("admin"), func(r record.Record) bool { return r.Operation == "Get-Mailbox" })
+	// audited too, and may be newer than the change's records: as many as
+	// the event's delay allowed, more than a page on a loaded machine.
+	// Only the admin's records are read.
+	var out struct{ Records []record.Record }
+	w.ok("admin", &out, "audit", "search", "--tenant", "contoso", "--user", users["admin"].Subject)
+	recs := out.Records
+	if len(recs) < 2 {
+		t.Fatalf("the admin's records: %+v", recs)
+	}
 	if recs[0].Operation != record.OpRevokeAccess || recs[0].UserId != users["admin"].Subject || recs[1].Operation != record.OpSetSettings {
 		t.Fatalf("newest records: %+v / %+v", recs[0], recs[1])
 	}
@@ -113,22 +121,54 @@ func TestLockboxOnEndsManagerOnlyAccess(t *testing.T) {
 	}
 }
 
-// refusedWithin waits, at most bound of wall time, for user's call to path
-// to be refused (403) by w's proxy, and reports how long it took. The wait is
-// for an event crossing Redis pub/sub to another replica, which no fake
-// clock can hurry: only the bound is asserted.
-func (w *world) refusedWithin(t *testing.T, user, path string, bound time.Duration, what string) time.Duration {
-	t.Helper()
+// judged is get, asked again while the proxy answers 503: on a loaded
+// machine a grant lookup or a policy evaluation can pass its wall-clock
+// deadline (store_unavailable, policy_error), and the proxy rightly fails
+// closed. Such an answer says nothing of what the caches hold, and asking
+// again leaves them as they were: the worlds' clock does not move. Only
+// eventPatience bounds the retries.
+func (w *world) judged(user, path string) (int, string) {
+	w.t.Helper()
 	start := time.Now()
 	for {
 		status, code := w.get(user, path)
+		if status != http.StatusServiceUnavailable || time.Since(start) > eventPatience {
+			return status, code
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// eventPatience bounds, in wall time, the wait for a change's event to
+// reach another replica. It only bounds a failure: a loaded machine can hold
+// the event's goroutines for longer than a second, which says nothing of
+// the product's bound (see refusedOnEvent).
+const eventPatience = 20 * time.Second
+
+// refusedOnEvent waits for user's call to path to be refused (403) by w's
+// proxy while the worlds' shared clock stands still, and reports how long
+// that took in wall time. With the clock stopped no cached entry ages, so
+// only the change's invalidation event can have made w refuse: a cache
+// that ignored events fails here, after eventPatience. How long the event
+// took in wall time is logged, not asserted: the contract's second holds
+// by the caches' clock whether or not the event arrives (the deaf replica
+// of TestCachesActWithinOneSecond shows it).
+func (w *world) refusedOnEvent(t *testing.T, user, path, what string) time.Duration {
+	t.Helper()
+	at := w.clock.Now()
+	start := time.Now()
+	for {
+		status, code := w.get(user, path)
+		if now := w.clock.Now(); !now.Equal(at) {
+			t.Fatalf("%s: the clock moved from %s to %s while waiting for the event", what, at, now)
+		}
 		if status == 403 {
 			took := time.Since(start)
-			t.Logf("%s: refused after %s (%s)", what, took, code)
+			t.Logf("%s: refused after %s (%s), the clock stopped", what, took, code)
 			return took
 		}
-		if time.Since(start) > bound {
-			t.Fatalf("%s: still %d after %s", what, status, bound)
+		if time.Since(start) > eventPatience {
+			t.Fatalf("%s: still %d after %s with the clock stopped: the change's event never emptied this replica's cache", what, status, eventPatience)
 		}
 		time.Sleep(time.Millisecond)
 	}
