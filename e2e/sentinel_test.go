@@ -247,8 +247,13 @@ func TestSentinelFailover(t *testing.T) {
 	})
 
 	ctx := context.Background()
-	killed := time.Now()
+	// The kill counts from when the master is gone (Stop waits for its
+	// exit), not from when Stop was called: a call that starts in between
+	// may still be acknowledged by the master and its replica, and on a
+	// loaded machine this goroutine can wait tens of milliseconds between
+	// reading the time and sending the signal.
 	s.Master.Stop() // kill -9
+	killed := time.Now()
 	promoted := waitFor("the sentinels promote the replica", 30*time.Second, func() bool {
 		m, _ := s.MasterAddr(ctx)
 		return m == s.Replica.Addr
