@@ -63,8 +63,17 @@ func (f *Flow) Device(ctx context.Context) (Token, error) {
 		interval = 5 * time.Second
 	}
 	for {
-		if err := f.sleep(ctx, interval); err != nil {
-			return Token{}, err
+		// A provider's interval may outlast its code (or a slow_down
+		// stretch it past the code's end): the wait ends with the code,
+		// and the user hears it expired then, not an interval later.
+		wait := interval
+		if left := deadline.Sub(f.now()); left < wait {
+			wait = left
+		}
+		if wait > 0 {
+			if err := f.sleep(ctx, wait); err != nil {
+				return Token{}, err
+			}
 		}
 		if !f.now().Before(deadline) {
 			return Token{}, ErrExpired

@@ -241,3 +241,52 @@ func TestDeviceVerificationURIMustBeHTTPS(t *testing.T) {
 		})
 	}
 }
+
+// TestDeviceIntervalLongerThanTheCodeLives: a provider whose polling
+// interval is longer than its device code lives (interval 600 s, expires_in
+// 60 s) had lockboxctl wait the whole interval, nine minutes past the
+// code's end, before saying it expired. The wait now ends with the code,
+// and the answer is that it expired.
+func TestDeviceIntervalLongerThanTheCodeLives(t *testing.T) {
+	var polls atomic.Int32
+	var srv *httptest.Server
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/device":
+			_ = json.NewEncoder(w).Encode(map[string]any{"device_code": "dc", "user_code": "ABCD-EFGH",
+				"verification_uri": srv.URL + "/verify", "expires_in": 60, "interval": 600})
+		case "/token":
+			polls.Add(1)
+			w.WriteHeader(http.StatusBadRequest)
+			_ = json.NewEncoder(w).Encode(map[string]string{"error": "authorization_pending"})
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	start := now
+	const most = 100
+	waits := 0
+	f := &Flow{Issuer: Issuer{URL: srv.URL, TokenURL: srv.URL + "/token", DeviceAuthURL: srv.URL + "/device"}, ClientID: "lockboxctl",
+		Now: func() time.Time { return now },
+		Sleep: func(_ context.Context, d time.Duration) error {
+			if waits++; waits > most {
+				return errors.New("still polling")
+			}
+			now = now.Add(d)
+			return nil
+		}}
+	_, err := f.Device(context.Background())
+	if !errors.Is(err, ErrExpired) {
+		t.Fatalf("Device: %v after %d polls, want ErrExpired", err, polls.Load())
+	}
+	if waited := now.Sub(start); waited > 60*time.Second {
+		t.Errorf("said the code expired after waiting %v; it expired after 60s", waited)
+	}
+	if n := polls.Load(); n != 0 {
+		t.Errorf("%d polls with an expired code", n)
+	}
+}
