@@ -73,13 +73,15 @@ func controls(t *testing.T, r resp) (map[string]control, string, bool) {
 	return out, problemID, hasProblem
 }
 
-// TestMultiFieldFormErrorsTiedToField posts each multi-field form with
-// one field wrong and wants the page it answers to mark that field, and
-// only that one, as invalid, tie it to the error, put the focus on it, and
-// keep what was typed in the other fields.
-func TestMultiFieldFormErrorsTiedToField(t *testing.T) {
+// TestFormErrorsTiedToField posts each form with one field wrong and
+// wants the page it answers to mark that field, and only that one, as
+// invalid, tie it to the error, put the focus on it, and keep what was
+// typed in the other fields. Single-field forms (an approver's assignment,
+// a confirmation's comment) are held to the same rule as the others.
+func TestFormErrorsTiedToField(t *testing.T) {
 	parallel(t)
 	e := newEnv(t)
+	pending := e.managerApproved("contoso")
 	request := url.Values{
 		"tenant": {"contoso"}, "service": {"exchange"}, "service_request": {"SR-7117"},
 		"reason": {"Mailbox will not sync"}, "duration": {"2h"},
@@ -127,6 +129,9 @@ func TestMultiFieldFormErrorsTiedToField(t *testing.T) {
 			map[string]string{"domains": "contoso.example", "global_admins": "it@contoso.example"}},
 		{"settings with a bad address", contosoAdmin, "/console/settings", url.Values{"lockbox_enabled": {"on"}}, url.Values{"notification_addresses": {"sec@contoso.example\nnot an address"}}, "notification_addresses",
 			nil},
+		{"approver that is no user id", contosoAdmin, "/console/approvers", url.Values{"user": {"eve contoso"}}, nil, "user", nil},
+		{"confirmation with a comment too long", contosoApprover, "/console/requests/" + pending.ID + "/approve",
+			url.Values{"comment": {strings.Repeat("x", 1001)}}, nil, "comment", nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
