@@ -173,6 +173,13 @@ func normalizeAddresses(field string, in []string) ([]string, error) {
 	}
 	out := make([]string, 0, len(in))
 	for _, a := range in {
+		// Lockbox mails these addresses without SMTPUTF8 (RFC 6531): a
+		// server may refuse a non-ASCII one for good, and its mail would
+		// only reach the dead letters. net/mail takes it (RFC 6532), so it
+		// is refused here, as a domain outside ASCII is.
+		if strings.ContainsFunc(a, func(r rune) bool { return r >= utf8.RuneSelf }) {
+			return nil, invalidField(field, "%s: %+q is not an ASCII address: Lockbox mails without SMTPUTF8, which a mail server may refuse; give the local part in ASCII and an internationalized domain in its xn-- form", field, a)
+		}
 		addr, err := mail.ParseAddress(a)
 		if err != nil || addr.Name != "" || addr.Address != strings.TrimSpace(a) {
 			return nil, invalidField(field, "%s: %q is not a plain e-mail address", field, a)
