@@ -10,7 +10,9 @@
 // taken over by another once Redis has seen them idle for ClaimAfter. The
 // group is created with the stream (MKSTREAM) from its first entry, once per
 // Reader; a group that vanished (the stream was deleted) is created again
-// and the read retried, so a deleted stream costs no visit.
+// and the read retried, so a deleted stream costs no visit. Consumers with
+// nothing pending that have been idle for ForgetAfter are removed at the
+// end of a visit, so replicas long gone do not stay in the group.
 //
 // Redis errors are told apart by their prefix through go-redis
 // (redis.HasErrorPrefix), never by searching an error's text.
@@ -50,6 +52,16 @@ type Config struct {
 	// new) one Visit reads, so one busy stream does not starve the others;
 	// Visit then reports that more is left. 0 means no bound.
 	MaxBatches int
+	// ForgetAfter, when set, has each Visit remove from the stream's group
+	// the consumers other than this one that have no pending entries and
+	// that Redis has seen idle for ForgetAfter: replicas gone for good
+	// (every rollout names new ones), whose names would otherwise stay in
+	// the group, on every stream they visited, forever. Removing one loses
+	// nothing (a replica still running is added again by its next read),
+	// but it must be well above ClaimAfter and any caller's pause between
+	// visits, so that live replicas' names are not churned. 0 keeps every
+	// consumer.
+	ForgetAfter time.Duration
 	// Logger; discards when nil.
 	Logger *slog.Logger
 }
@@ -67,6 +79,8 @@ func (c *Config) CheckAndSetDefaults() error {
 		return errors.New("streamgroup: ClaimAfter must be positive")
 	case c.MaxBatches < 0:
 		return errors.New("streamgroup: MaxBatches must not be negative")
+	case c.ForgetAfter < 0:
+		return errors.New("streamgroup: ForgetAfter must not be negative")
 	}
 	if c.Batch <= 0 {
 		c.Batch = 100
@@ -106,7 +120,9 @@ type Handler func(ctx context.Context, msgs []redis.XMessage) error
 // pending entries (a batch h left unfinished, or entries read before a
 // restart under the same name), oldest first; then entries pending at
 // other consumers for ClaimAfter, which it takes over; then new entries.
-// It reports whether it stopped at MaxBatches with more to read.
+// It reports whether it stopped at MaxBatches with more to read. A visit
+// that read everything then removes the consumers gone for good
+// (Config.ForgetAfter).
 func (r *Reader) Visit(ctx context.Context, stream string, h Handler) (more bool, err error) {
 	if err := r.Ensure(ctx, stream); err != nil {
 		return false, err
@@ -148,13 +164,63 @@ func (r *Reader) Visit(ctx context.Context, stream string, h Handler) (more bool
 		return more, err
 	}
 	// 3. New entries, until a read returns less than a full batch.
-	return r.batches(func() (bool, error) {
+	more, err = r.batches(func() (bool, error) {
 		msgs, err := r.read(ctx, stream, ">")
 		if err != nil || len(msgs) == 0 {
 			return false, err
 		}
 		return int64(len(msgs)) == r.cfg.Batch, h(ctx, msgs)
 	})
+	if err != nil || more || r.cfg.ForgetAfter == 0 {
+		return more, err
+	}
+	// 4. Consumers gone for good. The entries were handled; failing to
+	// tidy the group only leaves it as it was, so it does not fail the
+	// visit.
+	if err := r.forget(ctx, stream); err != nil && ctx.Err() == nil {
+		r.cfg.Logger.WarnContext(ctx, "could not remove consumers gone from the group", "stream", stream, "group", r.cfg.Group, "err", err)
+	}
+	return false, nil
+}
+
+// forgetScript removes from group ARGV[1] of stream KEYS[1] every consumer
+// but ARGV[2] that has no pending entries and has been idle for ARGV[3]
+// ms, and returns their names. XGROUP DELCONSUMER deletes a consumer's
+// pending entries with it, so the count it checks and the deletion must be
+// one step: between two commands another replica's read or XAUTOCLAIM
+// could give the consumer an entry, which would then be lost. A script
+// runs alone. (Scripts read XINFO's answers in RESP2: flat field lists.)
+var forgetScript = redis.NewScript(`
+local removed = {}
+for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+  local f = {}
+  for i = 1, #c, 2 do f[c[i]] = c[i + 1] end
+  if f.name ~= ARGV[2] and f.pending == 0 and f.idle >= tonumber(ARGV[3]) then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], f.name)
+    removed[#removed + 1] = f.name
+  end
+end
+return removed
+`)
+
+// forget removes from stream's group the consumers ForgetAfter says are
+// gone (Config.ForgetAfter), never this Reader's own.
+func (r *Reader) forget(ctx context.Context, stream string) error {
+	names, err := forgetScript.Run(ctx, r.cfg.Redis, []string{stream},
+		r.cfg.Group, r.cfg.Consumer, max(r.cfg.ForgetAfter.Milliseconds(), 1)).StringSlice()
+	switch {
+	case redis.HasErrorPrefix(err, "NOGROUP"), redis.HasErrorPrefix(err, "no such key"):
+		// The stream went with its group since the visit read it:
+		// nothing left to tidy.
+		return nil
+	case err != nil:
+		return fmt.Errorf("streamgroup: remove idle consumers of %s on %s: %w", r.cfg.Group, stream, err)
+	}
+	if len(names) > 0 {
+		r.cfg.Logger.InfoContext(ctx, "removed consumers gone from the group: nothing pending, idle past ForgetAfter",
+			"stream", stream, "group", r.cfg.Group, "consumers", names, "forget_after", r.cfg.ForgetAfter)
+	}
+	return nil
 }
 
 // batches calls step until it reports nothing left or fails, at most

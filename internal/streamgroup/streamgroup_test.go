@@ -35,6 +35,7 @@ func TestOnRedisCluster(t *testing.T) {
 		"TakeOverHandsOnDeletedEntries": TestTakeOverHandsOnDeletedEntries,
 		"DeletedStreamRecovers":         TestDeletedStreamRecovers,
 		"MaxBatches":                    TestMaxBatches,
+		"ForgetsGoneConsumers":          TestForgetsGoneConsumers,
 	} {
 		t.Run(name, test)
 	}
@@ -394,5 +395,82 @@ func TestTakeOverHandsOnDeletedEntries(t *testing.T) {
 	}
 	if got := pendingAt(t, rdb, key, "live"); !slices.Equal(got, ids[1:2]) {
 		t.Errorf("pending at live: %v, want %v", got, ids[1:2])
+	}
+}
+
+// consumers returns the group's consumers on key by name, with how long
+// Redis has seen each idle.
+func consumers(t *testing.T, rdb redis.UniversalClient, key string) map[string]time.Duration {
+	t.Helper()
+	cs, err := rdb.XInfoConsumers(context.Background(), key, group).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]time.Duration{}
+	for _, c := range cs {
+		out[c.Name] = c.Idle
+	}
+	return out
+}
+
+// TestForgetsGoneConsumers: every consumer name a replica ever used (a new
+// pod name at each rollout) stayed in the group for good, on every stream
+// it visited. A visit now removes the consumers that have nothing pending
+// and have been idle for ForgetAfter; one with a pending entry stays
+// however long it has been idle (the entry is taken over from it, not
+// deleted with it), and so does the visitor.
+func TestForgetsGoneConsumers(t *testing.T) {
+	ctx := context.Background()
+	rdb := testRedis(t)
+	key := stream(t)
+	add(t, rdb, key, 3)
+	gone := reader(t, rdb, "gone")
+	if _, err := gone.Visit(ctx, key, (&handler{r: gone, key: key}).handle); err != nil {
+		t.Fatal(err)
+	}
+	kept := add(t, rdb, key, 1)
+	live := reader(t, rdb, "live")
+	if _, err := live.Visit(ctx, key, (&handler{r: live, key: key, ack: func(string) bool { return false }}).handle); err != nil {
+		t.Fatal(err)
+	}
+	if got := pendingAt(t, rdb, key, "live"); !slices.Equal(got, kept) {
+		t.Fatalf("pending at live: %v, want %v", got, kept)
+	}
+
+	// Not idle for an hour: nobody is forgotten.
+	hour := reader(t, rdb, "me", func(c *streamgroup.Config) { c.ForgetAfter = time.Hour })
+	if _, err := hour.Visit(ctx, key, (&handler{r: hour, key: key}).handle); err != nil {
+		t.Fatal(err)
+	}
+	if got := consumers(t, rdb, key); len(got) != 3 {
+		t.Fatalf("consumers after a visit forgetting those idle for an hour: %v, want gone, live and me", got)
+	}
+
+	// Idle past ForgetAfter, as Redis measures it: wait for Redis to say
+	// so (the deadline only bounds a failure).
+	const forgetAfter = 20 * time.Millisecond
+	deadline := time.Now().Add(10 * time.Second)
+	for c := consumers(t, rdb, key); c["gone"] < forgetAfter || c["live"] < forgetAfter; c = consumers(t, rdb, key) {
+		if time.Now().After(deadline) {
+			t.Fatalf("consumers not idle for %v in 10s: %v", forgetAfter, c)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	me := reader(t, rdb, "me", func(c *streamgroup.Config) { c.ForgetAfter = forgetAfter })
+	if _, err := me.Visit(ctx, key, (&handler{r: me, key: key}).handle); err != nil {
+		t.Fatal(err)
+	}
+	got := consumers(t, rdb, key)
+	if _, ok := got["gone"]; ok {
+		t.Errorf("a consumer with nothing pending, idle past ForgetAfter, stayed: %v", got)
+	}
+	if _, ok := got["live"]; !ok {
+		t.Errorf("a consumer with a pending entry was forgotten: %v", got)
+	}
+	if _, ok := got["me"]; !ok {
+		t.Errorf("the visitor forgot itself: %v", got)
+	}
+	if got := pendingAt(t, rdb, key, "live"); !slices.Equal(got, kept) {
+		t.Errorf("pending at live after the visit: %v, want %v", got, kept)
 	}
 }
