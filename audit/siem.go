@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"strings"
 	"sync"
@@ -431,6 +432,11 @@ type ForwarderConfig struct {
 	// above the time a batch takes to write, or a slow replica's records
 	// are written twice.
 	ClaimAfter time.Duration
+	// ForgetAfter is how long a replica's name stays in the consumer group
+	// of a tenant's stream once it has nothing pending there and has not
+	// read it: see defaultForgetAfter (the default, or 100 × ClaimAfter
+	// if that is longer).
+	ForgetAfter time.Duration
 	// Block is how long Run waits before the next pass after a pass that
 	// forwarded nothing or failed (default 1s). Reads never block in
 	// Redis, so one quiet tenant does not delay the others.
@@ -442,6 +448,18 @@ type ForwarderConfig struct {
 	// audit writers mark tenants with. time.Now when nil.
 	Now func() time.Time
 }
+
+// defaultForgetAfter is how long a replica's name stays in a tenant's SIEM
+// group with nothing pending and unused. Replicas are named by pod, so
+// each rollout adds new names to the group of every tenant they visit;
+// without this they stayed forever (tenants × rollouts of them in Redis).
+// Removing a name with nothing pending loses nothing, and a replica still
+// running is added back by its next read there (a quiet tenant may see no
+// replica for days), so the bound need only be far past every pause in
+// forwarding (ClaimAfter, which is also the schedule's lease, a minute by
+// default; the sink's 10 s write timeout) and short enough that names do
+// not pile up over a day of rollouts.
+const defaultForgetAfter = 24 * time.Hour
 
 // maxBatchesPerTenant bounds one pass's work on one tenant, so a busy
 // tenant does not starve the others; Run starts the next pass at once
@@ -475,6 +493,16 @@ func NewForwarder(cfg ForwarderConfig) (*Forwarder, error) {
 	if cfg.ClaimAfter <= 0 {
 		cfg.ClaimAfter = time.Minute
 	}
+	if cfg.ForgetAfter <= 0 {
+		cfg.ForgetAfter = defaultForgetAfter
+		if cfg.ClaimAfter > defaultForgetAfter/100 {
+			// Far past ClaimAfter whatever it is, without overflowing.
+			cfg.ForgetAfter = time.Duration(math.MaxInt64)
+			if cfg.ClaimAfter < cfg.ForgetAfter/100 {
+				cfg.ForgetAfter = 100 * cfg.ClaimAfter
+			}
+		}
+	}
 	if cfg.Block <= 0 {
 		cfg.Block = time.Second
 	}
@@ -494,7 +522,7 @@ func NewForwarder(cfg ForwarderConfig) (*Forwarder, error) {
 	}
 	fw.group, err = streamgroup.New(streamgroup.Config{
 		Redis: cfg.Redis, Group: SIEMGroup, Consumer: cfg.Consumer, ClaimAfter: cfg.ClaimAfter,
-		Batch: cfg.BatchSize, MaxBatches: maxBatchesPerTenant, Logger: cfg.Logger,
+		Batch: cfg.BatchSize, MaxBatches: maxBatchesPerTenant, ForgetAfter: cfg.ForgetAfter, Logger: cfg.Logger,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("siem: %w", err)
@@ -561,7 +589,8 @@ func (fw *Forwarder) Run(ctx context.Context) error {
 // lists as due — those whose streams got records since their last visit,
 // or whose records wait at a replica that may have died — and, for each:
 // retries this replica's own pending records, takes over records idle at
-// other replicas for ClaimAfter, then forwards new records. An idle
+// other replicas for ClaimAfter, forwards new records, then removes from
+// the tenant's group the replicas gone for good (ForgetAfter). An idle
 // deployment's pass costs one command however many tenants it serves. It
 // returns how many records it wrote. A failing tenant does not stop the
 // pass; the errors are joined, and the tenant is due again at the next

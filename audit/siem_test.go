@@ -940,3 +940,81 @@ func TestSIEMRecordsTrimmedAtADeadReplicaAreSkipped(t *testing.T) {
 		t.Fatalf("skipped %v records, want the 3 trimmed", skipped)
 	}
 }
+
+// siemConsumers returns the SIEM group's consumers on tenant's stream, by
+// name, with how long Redis has seen each idle.
+func siemConsumers(t *testing.T, rdb redis.UniversalClient, tenant string) map[string]time.Duration {
+	t.Helper()
+	cs, err := rdb.XInfoConsumers(context.Background(), keys.Audit(tenant), audit.SIEMGroup).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]time.Duration{}
+	for _, c := range cs {
+		out[c.Name] = c.Idle
+	}
+	return out
+}
+
+// TestSIEMForgetsGoneReplicas: each rollout's pod names a new consumer,
+// and every one stayed in the SIEM group of every tenant's stream it read,
+// for good. A forwarder visiting a tenant now removes the consumers there
+// with nothing pending that have been idle for ForgetAfter; a replica
+// holding records (alive and slow, or dead and not yet taken over) stays
+// with them, and by default a replica is forgotten only after a day.
+func TestSIEMForgetsGoneReplicas(t *testing.T) {
+	ctx := context.Background()
+	rdb := testRedis(t)
+	log := audit.NewLog(rdb, nil)
+	siemAppend(t, rdb, log, 3, "contoso")
+	// The previous rollout's pod forwarded everything.
+	old := newForwarder(t, audit.ForwarderConfig{Redis: rdb, Sink: &memSink{}, Consumer: "pod-old"})
+	if n, err := old.Poll(ctx); err != nil || n != 3 {
+		t.Fatalf("old pod's pass: %d, %v", n, err)
+	}
+	// A pod that reads two records and can't write them holds them.
+	siemAppend(t, rdb, log, 2, "contoso")
+	stuck := newForwarder(t, audit.ForwarderConfig{Redis: rdb, Sink: &memSink{failing: true}, Consumer: "pod-stuck"})
+	if _, err := stuck.Poll(ctx); err == nil {
+		t.Fatal("stuck pod's pass succeeded")
+	}
+
+	// The default keeps a replica's name for far longer than this test.
+	siemAppend(t, rdb, log, 1, "contoso")
+	sink := &memSink{}
+	keep := newForwarder(t, audit.ForwarderConfig{Redis: rdb, Sink: sink, Consumer: "pod-new"})
+	if n, err := keep.Poll(ctx); err != nil || n != 1 {
+		t.Fatalf("new pod's pass: %d, %v", n, err)
+	}
+	if got := siemConsumers(t, rdb, "contoso"); len(got) != 3 {
+		t.Fatalf("consumers after a pass with the default ForgetAfter: %v, want pod-old, pod-stuck and pod-new", got)
+	}
+
+	// Wait for Redis to see the other pods idle past ForgetAfter (the
+	// deadline only bounds a failure).
+	const forgetAfter = 20 * time.Millisecond
+	deadline := time.Now().Add(10 * time.Second)
+	for c := siemConsumers(t, rdb, "contoso"); c["pod-old"] < forgetAfter || c["pod-stuck"] < forgetAfter; c = siemConsumers(t, rdb, "contoso") {
+		if time.Now().After(deadline) {
+			t.Fatalf("consumers not idle for %v in 10s: %v", forgetAfter, c)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	siemAppend(t, rdb, log, 1, "contoso")
+	fw := newForwarder(t, audit.ForwarderConfig{Redis: rdb, Sink: sink, Consumer: "pod-new", ForgetAfter: forgetAfter})
+	if n, err := fw.Poll(ctx); err != nil || n != 1 {
+		t.Fatalf("pass forgetting gone pods: %d, %v", n, err)
+	}
+	got := siemConsumers(t, rdb, "contoso")
+	if _, ok := got["pod-old"]; ok {
+		t.Errorf("a pod with nothing pending, idle past ForgetAfter, stayed: %v", got)
+	}
+	for _, c := range []string{"pod-stuck", "pod-new"} {
+		if _, ok := got[c]; !ok {
+			t.Errorf("%s was forgotten: %v", c, got)
+		}
+	}
+	if p := pending(t, rdb, "contoso"); p != 2 {
+		t.Errorf("%d records pending, want the stuck pod's 2", p)
+	}
+}
