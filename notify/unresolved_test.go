@@ -2,7 +2,6 @@ package notify_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"strings"
 	"sync"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/internal/fault"
@@ -23,18 +21,15 @@ import (
 // TestUnresolvableRecipientsDeadLetterWithoutBlocking: an entry whose
 // recipients can't be worked out (the request it names is corrupt in
 // Redis) is retried and dead-lettered like a failed delivery, and the
-// tenant's later entries are delivered meanwhile; one whose kind this
-// version does not know is dead-lettered at once.
+// tenant's later entries are delivered meanwhile. (One whose kind this
+// version does not know is left for a newer replica: see
+// TestUnknownKindLeftForNewerReplica.)
 func TestUnresolvableRecipientsDeadLetterWithoutBlocking(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	r1 := e.create(t, operator(0))
 	e.act(t, r1.ID, grants.ActionApprove, manager) // created + pending_customer
 	if err := e.rdb.Set(ctx, keys.Request("contoso", r1.ID), "{corrupt", 0).Err(); err != nil {
-		t.Fatal(err)
-	}
-	bogus, _ := json.Marshal(notify.Event{Kind: "request.unheard_of", Request: r1})
-	if err := e.rdb.XAdd(ctx, &redis.XAddArgs{Stream: notify.OutboxKey("contoso"), Values: []any{"event", bogus}}).Err(); err != nil {
 		t.Fatal(err)
 	}
 	e.create(t, operator(1))
@@ -69,31 +64,27 @@ func TestUnresolvableRecipientsDeadLetterWithoutBlocking(t *testing.T) {
 		}
 		ds := dead()
 		switch {
-		case i < attempts-1 && len(ds) != 1:
-			t.Fatalf("after round %d dead = %v, want only the unknown kind", i+1, ds)
-		case i == attempts-1 && len(ds) != 2:
-			t.Fatalf("after round %d dead = %v, want the unknown kind and the unresolvable entry", i+1, ds)
+		case i < attempts-1 && len(ds) != 0:
+			t.Fatalf("after round %d dead = %v, want none yet", i+1, ds)
+		case i == attempts-1 && len(ds) != 1:
+			t.Fatalf("after round %d dead = %v, want the unresolvable entry", i+1, ds)
 		}
 		e.clock.Advance(time.Second)
 	}
 	ds := dead()
-	if ds[0]["attempts"] != "1" || !strings.Contains(ds[0]["error"].(string), "unknown event kind") {
-		t.Errorf("unknown kind's dead letter = %v", ds[0])
-	}
-	if ds[1]["attempts"] != "3" || !strings.Contains(ds[1]["error"].(string), "corrupt") ||
-		!strings.Contains(ds[1]["event"].(string), string(notify.KindPendingCustomer)) {
-		t.Errorf("unresolvable entry's dead letter = %v", ds[1])
+	if ds[0]["attempts"] != "3" || !strings.Contains(ds[0]["error"].(string), "corrupt") ||
+		!strings.Contains(ds[0]["event"].(string), string(notify.KindPendingCustomer)) {
+		t.Errorf("unresolvable entry's dead letter = %v", ds[0])
 	}
 	if n, err := w.Depth(ctx); err != nil || n != 0 {
 		t.Errorf("depth = %d, %v", n, err)
 	}
-	if got := testutil.ToFloat64(mustCounter(t, reg, "dev", "dead")); got != 2 {
-		t.Errorf("dev dead = %v, want 2", got)
+	if got := testutil.ToFloat64(mustCounter(t, reg, "dev", "dead")); got != 1 {
+		t.Errorf("dev dead = %v, want 1", got)
 	}
-	// One failed attempt of the unknown kind, and every attempt of the
-	// unresolvable entry.
-	if got := testutil.ToFloat64(mustCounter(t, reg, "dev", "error")); got != 1+attempts {
-		t.Errorf("dev error = %v, want %d", got, 1+attempts)
+	// Every attempt of the unresolvable entry.
+	if got := testutil.ToFloat64(mustCounter(t, reg, "dev", "error")); got != attempts {
+		t.Errorf("dev error = %v, want %d", got, attempts)
 	}
 }
 

@@ -198,6 +198,12 @@ type Worker struct {
 	// dropped counts recipients without an e-mail address, by template.
 	dropped *prometheus.CounterVec
 	group   *streamgroup.Reader
+	// unknown counts entries of a kind this version does not know, once
+	// per entry; told holds those entries ("tenant/entry") so that each
+	// is logged and counted once however many rounds see it.
+	unknown prometheus.Counter
+	toldMu  sync.Mutex
+	told    map[string]bool
 
 	// timedOut holds, for the round (Tick) in progress, the receivers that
 	// did not answer within their timeout, by target.via, with the error:
@@ -218,7 +224,7 @@ func NewWorker(cfg Config) (*Worker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("notify: %w", err)
 	}
-	w := &Worker{cfg: cfg, group: group}
+	w := &Worker{cfg: cfg, group: group, told: map[string]bool{}}
 	switch {
 	case cfg.mailer != nil:
 		w.mailer = cfg.mailer
@@ -252,12 +258,16 @@ func NewWorker(cfg Config) (*Worker, error) {
 	for _, t := range Templates {
 		w.dropped.WithLabelValues(string(t))
 	}
+	w.unknown = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "lockbox_notifications_unknown_kind_total",
+		Help: "Outbox entries of a kind this version does not know (queued by a newer replica during a rolling upgrade), left in the outbox for a replica that knows it.",
+	})
 	if cfg.Registerer != nil {
 		depth := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "lockbox_notifications_outbox_depth",
 			Help: "Notification events waiting in the outbox, read from Redis at scrape time (-1 when Redis can't be read).",
 		}, w.depth)
-		for _, c := range []prometheus.Collector{w.sent, w.dropped, depth} {
+		for _, c := range []prometheus.Collector{w.sent, w.dropped, w.unknown, depth} {
 			if err := cfg.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("notify: register metrics: %w", err)
 			}
@@ -508,6 +518,9 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 	if next > w.cfg.Now().UnixMilli() {
 		return false, nil // backing off
 	}
+	if !known(ev.Kind) {
+		return false, w.leave(ctx, t, m.ID, ev.Kind, attempts)
+	}
 	targets, dropped, err := w.targets(ctx, t, ev)
 	if err != nil {
 		if transient(err) {
@@ -517,8 +530,7 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 			return false, err
 		}
 		// Nobody can be told until what names the recipients is repaired
-		// (a corrupt request or registry entry, a kind this version does
-		// not know): a failed attempt like a refused delivery, so the
+		// (a corrupt request or registry entry): a failed attempt like a refused delivery, so the
 		// entry backs off without holding up the tenant's later entries
 		// and is dead-lettered after MaxAttempts rather than retried
 		// forever. Its webhooks wait with it: they go out with the
@@ -692,6 +704,41 @@ func (w *Worker) failed(ctx context.Context, t, id, raw string, attempts int, pe
 		return true, w.deadLetter(ctx, t, id, raw, attempts, cause, recipients, nil, channels...)
 	}
 	return false, w.schedule(ctx, t, id, attempts, wait)
+}
+
+// known reports whether this version knows whom entries of kind k go to.
+func known(k Kind) bool {
+	switch k {
+	case legacyPendingCustomer, legacyRequesterUpdate, legacyAlreadyDecided:
+		return true
+	}
+	return slices.Contains(Kinds, k)
+}
+
+// leave leaves entry id, of a kind this version does not know, in the
+// outbox for a replica that knows it: during a rolling upgrade a newer
+// replica queues kinds an older one has never heard of, and dead-lettering
+// the entry (or acknowledging it) would take it from the newer replicas
+// too. It stays pending here, without counting an attempt, and is looked at
+// again after ClaimAfter rather than on every round; a newer replica gets it
+// once this one is upgraded (its own pending entries at its restart, or
+// taken over as a gone replica's). The entry is logged and counted once.
+func (w *Worker) leave(ctx context.Context, t, id string, k Kind, attempts int) error {
+	w.toldMu.Lock()
+	tell := !w.told[t+"/"+id]
+	if tell {
+		if len(w.told) >= 10000 { // bounded; an entry forgotten is told again
+			clear(w.told)
+		}
+		w.told[t+"/"+id] = true
+	}
+	w.toldMu.Unlock()
+	if tell {
+		w.unknown.Inc()
+		w.cfg.Logger.WarnContext(ctx, "notification of a kind this version does not know left for a newer replica",
+			"tenant", t, "entry", id, "kind", k)
+	}
+	return w.schedule(ctx, t, id, attempts, w.cfg.ClaimAfter)
 }
 
 // schedule records failed attempt number attempts at entry id: its retry
