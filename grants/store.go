@@ -1,6 +1,7 @@
 package grants
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -522,8 +523,16 @@ func (s *Store) Grant(ctx context.Context, tenant, operator, service string) (Gr
 	if err != nil {
 		return Grant{}, fault.Unavailable("grants: grant", err)
 	}
+	// Strict: a field this version does not know was written by a newer
+	// replica (a rolling upgrade), and may narrow what the grant allows;
+	// reading the grant without it could allow what was not approved. The
+	// lookup fails instead, so the call is refused (503, to be retried,
+	// likely on an upgraded replica). Only on a cache miss: the decoder's
+	// allocations stay off the proxy's cached path.
 	var g Grant
-	if err := json.Unmarshal(b, &g); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&g); err != nil {
 		return Grant{}, fault.Unavailable("grants: grant", err)
 	}
 	if g.ApprovedBy == "" {
