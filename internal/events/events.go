@@ -13,8 +13,12 @@
 // subscription, so one to a master that hangs is found dead and replaced
 // (on the new master after a failover) rather than waited on forever.
 //
-// It imports only go-redis: grants and tenants publish, the server wires
-// the Listener to the caches.
+// A message that is no tenant's name (a newer replica's form, during a
+// rolling upgrade) clears every cache: it can't be ignored, as it may be a
+// revocation.
+//
+// It imports only go-redis and internal/keys: grants and tenants publish,
+// the server wires the Listener to the caches.
 package events
 
 import (
@@ -28,10 +32,12 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/lockbox-oss/lockbox/internal/keys"
 )
 
 // Channel is the pub/sub channel of the events; each message is a tenant
-// name. PUBLISH takes no key, so on Redis Cluster it is allowed in any
+// name (anything else clears every cache). PUBLISH takes no key, so on Redis Cluster it is allowed in any
 // slot's transaction and reaches subscribers on every node.
 const Channel = "lockbox:events"
 
@@ -231,6 +237,14 @@ func (l *Listener) listen(ctx context.Context, lostAt *time.Time) error {
 			}
 		case *redis.Message:
 			if l.Drop != nil && l.Drop(m.Payload) {
+				continue
+			}
+			if !keys.IsTenant(m.Payload) {
+				// Not a tenant's name: an event in a form this version
+				// does not know, from a newer replica during a rolling
+				// upgrade. Something changed and this version can't tell
+				// what, so it forgets everything rather than nothing.
+				l.reset()
 				continue
 			}
 			l.mu.Lock()
