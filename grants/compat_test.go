@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/lockbox-oss/lockbox/grants"
+	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/fault"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 )
@@ -60,5 +61,100 @@ func TestGrantWithUnknownFieldRefused(t *testing.T) {
 	}
 	if g, err := c.Grant(ctx, "contoso", "alice", "exchange"); err != nil || g.RequestID != r.ID {
 		t.Errorf("the grant as this version wrote it, through the cache: %+v, %v", g, err)
+	}
+}
+
+// TestRequestWithUnknownFieldNotRewritten: during a rolling upgrade a
+// newer replica may write a request with a field this version does not
+// know (one that restricts the grant its approval writes, say). This
+// version reads and shows it, but does not write it back without the
+// field: an approval is refused (503, to be retried on an upgraded
+// replica) and writes no grant, and the sweep leaves it for a newer
+// replica while it settles the tenant's other requests. A revocation goes
+// ahead, since refusing it would keep access open.
+func TestRequestWithUnknownFieldNotRewritten(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	if err := e.tenants.AddApprover(ctx, globalAdmin.Principal, "203.0.113.1", "contoso", "adam@contoso.example"); err != nil {
+		t.Fatal(err)
+	}
+	r := e.create(t, 2*time.Hour)
+	e.act(t, r.ID, grants.ActionApprove, manager)
+	other, err := e.store.Create(ctx, who("bob", "", identity.RoleOperator), grants.CreateInput{
+		Tenant: "contoso", Service: "exchange", ServiceRequest: "SR-8", Reason: "repair", Duration: grants.Duration(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := keys.Request("contoso", r.ID)
+	stored, err := e.rdb.Get(ctx, k).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	newer := strings.TrimSuffix(stored, "}") + `,"source_ips":["198.51.100.7/32"]}`
+	if err := e.rdb.SetArgs(ctx, k, newer, redis.SetArgs{KeepTTL: true}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	unchanged := func(when string) {
+		t.Helper()
+		if got, err := e.rdb.Get(ctx, k).Result(); err != nil || got != newer {
+			t.Fatalf("%s the newer request is stored as %s (%v), want it untouched", when, got, err)
+		}
+	}
+
+	// Read and shown as this version knows it.
+	if got, err := e.store.Get(ctx, globalAdmin.Principal, r.ID); err != nil || got.State != grants.StatePendingCustomer {
+		t.Fatalf("get: %+v, %v", got, err)
+	}
+	_, err = e.store.Act(ctx, r.ID, grants.ActionApprove, approver, "ok")
+	if !errors.Is(err, grants.ErrUnavailable) {
+		t.Fatalf("approving the newer request: %v, want it refused as unavailable", err)
+	}
+	if n, err := e.rdb.Exists(ctx, keys.Grant("contoso", "alice", "exchange")).Result(); err != nil || n != 0 {
+		t.Fatalf("a grant was written for the newer request (%d, %v)", n, err)
+	}
+	unchanged("after the approval")
+
+	// Both decision windows end: the sweep settles the other request and
+	// leaves the newer one, and Get shows it as it stands by now.
+	e.clock.Advance(13 * time.Hour)
+	if _, err := e.store.Sweep(ctx); err != nil {
+		t.Fatalf("sweep: %v", err)
+	}
+	unchanged("after the sweep")
+	if got, err := e.store.Get(ctx, globalAdmin.Principal, other.ID); err != nil || got.State != grants.StateExpired {
+		t.Fatalf("the other request after the sweep: %+v, %v", got.State, err)
+	}
+	if got, err := e.store.Get(ctx, globalAdmin.Principal, r.ID); err != nil || got.State != grants.StateExpired {
+		t.Fatalf("get of the newer request past its window: %+v, %v", got.State, err)
+	}
+	unchanged("after reading it")
+}
+
+// TestRevokingNewerRequestGoesAhead: a tenant ending a grant whose request
+// a newer replica wrote is not refused, unlike the changes that could
+// widen access: refusing it would keep access open.
+func TestRevokingNewerRequestGoesAhead(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	if err := e.tenants.AddApprover(ctx, globalAdmin.Principal, "203.0.113.1", "contoso", "adam@contoso.example"); err != nil {
+		t.Fatal(err)
+	}
+	r := e.create(t, 2*time.Hour)
+	e.act(t, r.ID, grants.ActionApprove, manager)
+	e.act(t, r.ID, grants.ActionApprove, approver)
+	k := keys.Request("contoso", r.ID)
+	stored, err := e.rdb.Get(ctx, k).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	newer := strings.TrimSuffix(stored, "}") + `,"source_ips":["198.51.100.7/32"]}`
+	if err := e.rdb.SetArgs(ctx, k, newer, redis.SetArgs{KeepTTL: true}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.act(t, r.ID, grants.ActionRevoke, globalAdmin); got.State != grants.StateRevoked {
+		t.Fatalf("state after the revocation = %s", got.State)
+	}
+	if _, err := e.store.Grant(ctx, "contoso", "alice", "exchange"); !errors.Is(err, grants.ErrNotFound) {
+		t.Fatalf("grant after the revocation: %v, want none", err)
 	}
 }

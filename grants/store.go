@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -125,6 +126,9 @@ func (c *Config) CheckAndSetDefaults() error {
 type Store struct {
 	cfg     Config
 	metrics *metrics
+	// newerTold holds the requests ("tenant/id") of a newer version the
+	// sweep has logged that it left (see tellNewer).
+	newerTold sync.Map
 }
 
 // NewStore returns a Store.
@@ -234,7 +238,7 @@ func (s *Store) checkNoOpen(ctx context.Context, tx getter, open string, r Reque
 			return nil, err
 		}
 	}
-	stored, err := s.load(ctx, tx, r.Tenant, id)
+	stored, newer, err := s.loadChecked(ctx, tx, r.Tenant, id)
 	if errors.Is(err, ErrNotFound) {
 		return nil, nil
 	}
@@ -246,6 +250,10 @@ func (s *Store) checkNoOpen(ctx context.Context, tx getter, open string, r Reque
 	case !prev.State.Final():
 		return nil, newErr(ErrConflict, "open_request_exists",
 			"you already have request %s (%s) for %s on tenant %s; cancel it or wait for it to end", prev.ID, prev.State, r.Service, r.Tenant)
+	case settled && newer:
+		// Recording its end would write it without what this version
+		// does not know (see update).
+		return nil, fault.Unavailable("grants: request "+id, errNewer)
 	case settled:
 		return &change{stored, prev}, nil
 	}
@@ -308,8 +316,13 @@ func (s *Store) Get(ctx context.Context, p identity.Principal, id string) (Reque
 	if err := s.canSee(ctx, p, r); err != nil {
 		return Request{}, err
 	}
-	if _, due := Settle(r, s.cfg.Now()); due {
-		if r, err = s.settle(ctx, tenant, id); err != nil {
+	if settled, due := Settle(r, s.cfg.Now()); due {
+		if r, err = s.settle(ctx, tenant, id); errors.Is(err, errNewer) {
+			// A newer replica's request: shown as it stands by now, and
+			// left for a replica that knows all of it to settle.
+			r, err = settled, nil
+		}
+		if err != nil {
 			return Request{}, err
 		}
 	}
@@ -626,6 +639,7 @@ func (s *Store) update(ctx context.Context, tenant, id string, act Action, fn fu
 	key := keys.Request(tenant, id)
 	var out, cur Request
 	var actErr error
+	var newer bool
 	for range s.cfg.MaxRetries {
 		actErr = nil
 		// Everything a decision reads about the tenant is watched, so a
@@ -636,7 +650,7 @@ func (s *Store) update(ctx context.Context, tenant, id string, act Action, fn fu
 		// its global admins and approvers).
 		err := s.cfg.Redis.Watch(ctx, func(tx *redis.Tx) error {
 			var err error
-			if cur, err = s.load(ctx, tx, tenant, id); err != nil {
+			if cur, newer, err = s.loadChecked(ctx, tx, tenant, id); err != nil {
 				return err
 			}
 			now := s.cfg.Now()
@@ -664,6 +678,15 @@ func (s *Store) update(ctx context.Context, tenant, id string, act Action, fn fu
 			out = next
 			if len(next.History) == len(cur.History) {
 				return nil // idempotent retry: nothing to write
+			}
+			if newer && next.State != StateRevoked {
+				// Refused (503, to be retried, by then likely on an
+				// upgraded replica) rather than written without the
+				// fields this version does not know. A revocation goes
+				// ahead: refusing it would keep access open, and ending
+				// access can't be widened by a field left out.
+				out = cur
+				return fault.Unavailable("grants: request "+id, errNewer)
 			}
 			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 				return s.queue(ctx, p, cur, next, now)
@@ -997,23 +1020,48 @@ type getter interface {
 }
 
 func (s *Store) load(ctx context.Context, g getter, tenant, id string) (Request, error) {
+	r, _, err := s.loadChecked(ctx, g, tenant, id)
+	return r, err
+}
+
+// errNewer is why a request is not rewritten: it holds a field this
+// version does not know.
+var errNewer = errors.New("written by a newer version of Lockbox, which holds fields this version does not know")
+
+// loadChecked is load, and also reports whether the stored request holds
+// fields this version does not know: a newer replica wrote it, during a
+// rolling upgrade. Such a request is read (listed, shown) without them,
+// but this version must not write it back, which would drop them: they
+// may restrict the grant an approval writes, or record what an audit
+// needs. The second, strict decode costs a transition, not a read.
+func (s *Store) loadChecked(ctx context.Context, g getter, tenant, id string) (Request, bool, error) {
+	r, b, err := s.loadBytes(ctx, g, tenant, id)
+	if err != nil {
+		return r, false, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	return r, dec.Decode(new(Request)) != nil, nil
+}
+
+func (s *Store) loadBytes(ctx context.Context, g getter, tenant, id string) (Request, []byte, error) {
 	b, err := g.Get(ctx, keys.Request(tenant, id)).Bytes()
 	if errors.Is(err, redis.Nil) {
-		return Request{}, newErr(ErrNotFound, "not_found", "request %s not found", id)
+		return Request{}, nil, newErr(ErrNotFound, "not_found", "request %s not found", id)
 	}
 	if err != nil {
-		return Request{}, fault.Unavailable("grants: load", err)
+		return Request{}, nil, fault.Unavailable("grants: load", err)
 	}
 	var r Request
 	if err := json.Unmarshal(b, &r); err != nil {
-		return Request{}, fmt.Errorf("grants: request %s is corrupt: %w", id, err)
+		return Request{}, nil, fmt.Errorf("grants: request %s is corrupt: %w", id, err)
 	}
 	if r.Tenant != tenant || r.ID != id {
 		// Not this tenant's request, whatever led here (an index entry is
 		// only a hint): it is not found, never acted on as the tenant's.
-		return Request{}, newErr(ErrNotFound, "not_found", "request %s not found", id)
+		return Request{}, nil, newErr(ErrNotFound, "not_found", "request %s not found", id)
 	}
-	return r, nil
+	return r, b, nil
 }
 
 // storeErr keeps domain errors as they are and marks anything else as the

@@ -63,8 +63,18 @@ func (s *Store) sweepTenant(ctx context.Context, t string) (int, time.Time, erro
 	// would keep the tenant's later requests from ever being settled.
 	// Redis failing ends the visit; it is retried as a whole.
 	var bad []error
+	newer := false
 	for _, id := range ids {
-		before, err := s.load(ctx, s.cfg.Redis, t, id)
+		before, isNewer, err := s.loadChecked(ctx, s.cfg.Redis, t, id)
+		if err == nil && isNewer {
+			// A newer replica's request (a rolling upgrade): left for a
+			// replica that knows all of it, which settles it without
+			// losing what this version would drop. Access still ends on
+			// time: the proxy checks each grant's absolute expiry.
+			newer = true
+			s.tellNewer(ctx, t, id)
+			continue
+		}
 		if err != nil {
 			if errors.Is(err, ErrNotFound) {
 				s.cfg.Redis.ZRem(ctx, keys.TenantDeadlines(t), id)
@@ -94,7 +104,27 @@ func (s *Store) sweepTenant(ctx context.Context, t string) (int, time.Time, erro
 	if len(next) == 0 {
 		return n, time.Time{}, nil
 	}
-	return n, time.UnixMilli(int64(next[0].Score)), nil
+	at := time.UnixMilli(int64(next[0].Score))
+	if newer {
+		// The earliest deadline may be a request left above, already
+		// past: look again later, not at once.
+		at = later(at, now.Add(newerRetry))
+	}
+	return n, at, nil
+}
+
+// newerRetry is how long the sweep waits before looking again at a
+// tenant whose due requests include a newer replica's.
+const newerRetry = 30 * time.Second
+
+// tellNewer logs, once per request and process, that the sweep left a
+// newer replica's request for that replica.
+func (s *Store) tellNewer(ctx context.Context, tenant, id string) {
+	if _, told := s.newerTold.LoadOrStore(tenant+"/"+id, true); told {
+		return
+	}
+	s.cfg.Logger.WarnContext(ctx, "request written by a newer version left for a replica that knows all its fields",
+		"tenant", tenant, "request_id", id)
 }
 
 // SweepProbe reads when a tenant's earliest request deadline is, for
