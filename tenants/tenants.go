@@ -35,6 +35,7 @@
 package tenants
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -172,6 +173,16 @@ func (s *Store) lookup(ctx context.Context, g getter, tenant string) (Settings, 
 	v := storedSettings{Settings: Defaults()}
 	if err := json.Unmarshal(b, &v); err != nil {
 		return Settings{}, fmt.Errorf("tenants: settings of %s are corrupt: %w", tenant, err)
+	}
+	// A setting this version does not know was stored by a newer replica
+	// (a rolling upgrade), and may restrict access: deciding without it
+	// could allow what the tenant forbade, and writing the settings back
+	// would drop it for every replica. Both fail as the store failing
+	// does (503, retried, by then likely on an upgraded replica).
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(new(storedSettings)); err != nil {
+		return Settings{}, fault.Unavailable("tenants: settings of "+tenant+", written by a newer version of Lockbox", err)
 	}
 	st := v.Settings
 	st.Revision = v.Revision
