@@ -52,3 +52,40 @@ func TestSettingsWithUnknownFieldNotUsedNorOverwritten(t *testing.T) {
 		t.Errorf("settings stored as %s (%v), want the newer ones untouched", got, err)
 	}
 }
+
+// TestRegistryEntryWithUnknownFieldNotUsedNorOverwritten: the same for a
+// tenant's registry entry, which says who the tenant's users are: a
+// field this version does not know (one that suspends the tenant, say)
+// fails the tenant's lookup and its update, and the entry is left as it
+// is; the provider's listing of tenants still shows it.
+func TestRegistryEntryWithUnknownFieldNotUsedNorOverwritten(t *testing.T) {
+	rdb := testRedis(t)
+	s, _ := newStoreOn(t, rdb)
+	ctx := context.Background()
+	k := keys.Tenant("contoso")
+	stored, err := rdb.Get(ctx, k).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	newer := strings.TrimSuffix(stored, "}") + `,"suspended":true}`
+	if err := rdb.Set(ctx, k, newer, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if tn, err := s.Get(ctx, "contoso"); !errors.Is(err, fault.ErrUnavailable) {
+		t.Errorf("lookup of the newer entry: %+v, %v; want the store's failure", tn, err)
+	}
+	if ok, err := s.IsUser(ctx, "contoso", "gina@contoso.example"); !errors.Is(err, fault.ErrUnavailable) {
+		t.Errorf("is gina a user of the newer entry: %v, %v; want the store's failure", ok, err)
+	}
+	name := "Contoso Ltd"
+	if _, err := s.UpdateTenant(ctx, lara, "", "contoso", tenants.TenantUpdate{DisplayName: &name}); !errors.Is(err, fault.ErrUnavailable) {
+		t.Errorf("updating the newer entry: %v; want the store's failure", err)
+	}
+	if got, err := rdb.Get(ctx, k).Result(); err != nil || got != newer {
+		t.Errorf("entry stored as %s (%v), want the newer one untouched", got, err)
+	}
+	list, err := s.List(ctx, lara)
+	if err != nil || len(list) != 2 {
+		t.Errorf("listing with the newer entry: %d tenants, %v; want both", len(list), err)
+	}
+}

@@ -1,6 +1,7 @@
 package tenants
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -72,6 +73,30 @@ func decodeTenant(b []byte) (Tenant, error) {
 	}
 	t := v.Tenant
 	t.Revision = v.Revision
+	return t, nil
+}
+
+// errNewerEntry is why a registry entry is not used: it holds a field
+// this version does not know.
+var errNewerEntry = errors.New("written by a newer version of Lockbox, which holds fields this version does not know")
+
+// decodeTenantStrict is decodeTenant for the reads that decide who may do
+// what, and for updates: an entry holding a field this version does not
+// know, written by a newer replica during a rolling upgrade, may restrict
+// the tenant (or its users); deciding without it could allow what it
+// forbids, and writing the entry back would drop it for every replica. It
+// fails as the store failing does (503, retried, by then likely on an
+// upgraded replica). Listings still show the entry.
+func decodeTenantStrict(b []byte) (Tenant, error) {
+	t, err := decodeTenant(b)
+	if err != nil {
+		return Tenant{}, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if dec.Decode(new(storedTenant)) != nil {
+		return Tenant{}, fault.Unavailable("tenants: registry entry of "+t.ID, errNewerEntry)
+	}
 	return t, nil
 }
 
@@ -265,7 +290,10 @@ func (s *Store) get(ctx context.Context, g getter, tenant string) (Tenant, error
 	if err != nil {
 		return Tenant{}, fault.Unavailable("tenants: registry", err)
 	}
-	t, err := decodeTenant(b)
+	t, err := decodeTenantStrict(b)
+	if errors.Is(err, fault.ErrUnavailable) {
+		return Tenant{}, err
+	}
 	if err != nil {
 		return Tenant{}, fmt.Errorf("tenants: registry entry of %s is corrupt: %w", tenant, err)
 	}

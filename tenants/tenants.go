@@ -298,9 +298,9 @@ func entryOf(tenant string, entry []byte) (Tenant, bool, error) {
 	if entry == nil {
 		return Tenant{}, false, nil
 	}
-	t, err := decodeTenant(entry)
+	t, err := decodeTenantStrict(entry)
 	if err != nil {
-		return Tenant{}, false, fault.Unavailable("tenants: approvers", fmt.Errorf("registry entry of %s: %v", tenant, err))
+		return Tenant{}, false, fault.Unavailable("tenants: approvers", fmt.Errorf("registry entry of %s: %w", tenant, err))
 	}
 	return t, true, nil
 }
