@@ -37,8 +37,9 @@ import (
 )
 
 // Channel is the pub/sub channel of the events; each message is a tenant
-// name (anything else clears every cache). PUBLISH takes no key, so on Redis Cluster it is allowed in any
-// slot's transaction and reaches subscribers on every node.
+// name (anything else clears every cache). PUBLISH takes no key, so on
+// Redis Cluster it is allowed in any slot's transaction and reaches
+// subscribers on every node.
 const Channel = "lockbox:events"
 
 // PublishTx queues, in the caller's transaction p, the event that tenant's
