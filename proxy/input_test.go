@@ -2,7 +2,10 @@ package proxy
 
 import (
 	"encoding/json"
+	"fmt"
+	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -110,4 +113,86 @@ func FuzzInputBuilder(f *testing.F) {
 			t.Fatalf("input %+v", in)
 		}
 	})
+}
+
+// TestRegoREADMEInput holds the input example of rego/README.md, which
+// security teams write their Rego from, to what BuildInput hands the
+// policy: the same fields at every level (the README promises every field
+// is always present), and input.now in the form the proxy writes it, the
+// call's time truncated to the second.
+func TestRegoREADMEInput(t *testing.T) {
+	b, err := os.ReadFile("../rego/README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(b), "\n## The input\n")
+	if !ok {
+		t.Fatal(`rego/README.md has no section "## The input"`)
+	}
+	_, example, ok := strings.Cut(section, "\n```json\n")
+	if !ok {
+		t.Fatal("rego/README.md's section on the input has no JSON example")
+	}
+	example, _, _ = strings.Cut(example, "\n```")
+	var documented map[string]any
+	if err := json.Unmarshal([]byte(example), &documented); err != nil {
+		t.Fatalf("rego/README.md's input example is no JSON object: %v", err)
+	}
+
+	approved := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	g := &grants.Grant{
+		RequestID: "r", Tenant: "contoso", Operator: alice.Subject, Service: "exchange",
+		Approver: "admin@contoso.example", ApprovedBy: grants.KindTenant, ApprovedAt: approved, ExpiresAt: approved.Add(4 * time.Hour),
+	}
+	c := Call{
+		Method: "GET", Service: "exchange", Path: "/tenants/contoso/mailboxes", Tenant: "contoso", ClientIP: "192.0.2.10",
+		Activity: policy.Activity{Service: "exchange", Name: "Get-Mailbox", Method: "GET", Pattern: "/tenants/{tenant}/mailboxes", Access: policy.AccessRead},
+	}
+	in, err := json.Marshal(BuildInput(alice, c, g, tenants.Settings{LockboxEnabled: true}, approved.Add(time.Hour+123456789)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var built map[string]any
+	if err := json.Unmarshal(in, &built); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range sameFields("input", built, documented) {
+		t.Errorf("rego/README.md's input example: %s", d)
+	}
+
+	now, _ := documented["now"].(string)
+	parsed, err := time.Parse(time.RFC3339Nano, now)
+	if err != nil {
+		t.Fatalf("rego/README.md's input example: now %q is not RFC 3339: %v", now, err)
+	}
+	if want := formatTime(parsed.Truncate(time.Second)); now != want {
+		t.Errorf("rego/README.md's input example: now is %q; the proxy writes the call's time truncated to the second, %q", now, want)
+	}
+}
+
+// sameFields lists the fields one of two JSON objects has and the other
+// lacks, at every level of nesting, each named by its path from at.
+func sameFields(at string, built, documented map[string]any) []string {
+	var out []string
+	for k, v := range built {
+		d, ok := documented[k]
+		if !ok {
+			out = append(out, fmt.Sprintf("%s.%s is missing", at, k))
+			continue
+		}
+		if bo, ok := v.(map[string]any); ok {
+			if do, ok := d.(map[string]any); ok {
+				out = append(out, sameFields(at+"."+k, bo, do)...)
+			} else {
+				out = append(out, fmt.Sprintf("%s.%s is %v, not an object", at, k, d))
+			}
+		}
+	}
+	for k := range documented {
+		if _, ok := built[k]; !ok {
+			out = append(out, fmt.Sprintf("%s.%s is no field of the input", at, k))
+		}
+	}
+	slices.Sort(out)
+	return out
 }
