@@ -263,6 +263,37 @@ func TestDefaultPolicyReasons(t *testing.T) {
 	}
 }
 
+// TestREADMEReasons keeps the table of reasons in rego/README.md, where
+// security teams and on-call read what a policy_denied call's reasons
+// mean, to policy.Reasons: a row for each, and none for a reason the
+// default policy does not give.
+func TestREADMEReasons(t *testing.T) {
+	b, err := os.ReadFile("../rego/README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, table, ok := strings.Cut(string(b), "\n| Reason | Given when |\n")
+	if !ok {
+		t.Fatal(`rego/README.md has no table "| Reason | Given when |"`)
+	}
+	row := regexp.MustCompile("^\\| `([a-z_]+)` \\|")
+	var documented []string
+	for line := range strings.Lines(table) {
+		if !strings.HasPrefix(line, "|") {
+			break
+		}
+		if m := row.FindStringSubmatch(line); m != nil {
+			documented = append(documented, m[1])
+		}
+	}
+	slices.Sort(documented)
+	want := policy.Reasons()
+	slices.Sort(want)
+	if !slices.Equal(documented, want) {
+		t.Errorf("rego/README.md's table of reasons lists %q, policy.Reasons() %q", documented, want)
+	}
+}
+
 func TestNewEngineEmbeddedDefault(t *testing.T) {
 	e, err := policy.NewEngine(policy.EngineConfig{})
 	if err != nil {
