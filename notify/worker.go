@@ -81,7 +81,7 @@ type Config struct {
 	// process id by default. Each replica must have its own.
 	Consumer string
 	// MaxAttempts is how many failed attempts send an event to the
-	// dead-letter stream; 16 by default (about 3 hours with the default
+	// dead-letter stream; 16 by default (about 2 hours with the default
 	// backoff).
 	MaxAttempts int
 	// ClaimAfter is how long an entry delivered to a replica may stay
