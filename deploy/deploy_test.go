@@ -585,3 +585,27 @@ func TestIssuersExamples(t *testing.T) {
 		}
 	}
 }
+
+func TestExprLabels(t *testing.T) {
+	cases := []struct {
+		expr string
+		want []string
+	}{
+		{`lockbox_grants_active`, nil},
+		{`sum by (service, reason) (rate(lockbox_proxy_denials_total{reason!~"a|b", x="y(z,w}"}[5m] offset 1h)) > 0.1`, []string{"reason", "service", "x"}},
+		{`histogram_quantile(0.99, sum by (le) (rate(a_bucket{service=~"$service"}[$__rate_interval])))`, []string{"le", "service"}},
+		{`sum(rate(a[5m])) without (instance) / on (job) group_left (team) b`, []string{"instance", "job", "team"}},
+		{`absent(up{job="lockbox"}) and on() count(c) > 0`, []string{"job"}},
+		{`label_values(lockbox_proxy_requests_total, service)`, []string{"service"}},
+		{`{__name__="by_name", a = "b"}`, []string{"a"}},
+	}
+	for _, tc := range cases {
+		got, err := deploy.ExprLabels(tc.expr)
+		if err != nil || !slices.Equal(got, tc.want) {
+			t.Errorf("ExprLabels(%q) = %q, %v; want %q", tc.expr, got, err, tc.want)
+		}
+	}
+	if got, err := deploy.ExprLabels(`a{"b"}`); err == nil {
+		t.Errorf("ExprLabels of a matcher without a label = %q, want an error", got)
+	}
+}

@@ -317,3 +317,57 @@ func skipString(s string, i *int) error {
 func isDigit(c byte) bool      { return c >= '0' && c <= '9' }
 func isIdentStart(c byte) bool { return c == '_' || c == ':' || (c|0x20 >= 'a' && c|0x20 <= 'z') }
 func isIdent(c byte) bool      { return isIdentStart(c) || isDigit(c) }
+
+var (
+	// exprString is a PromQL string literal.
+	exprString = regexp.MustCompile("\"(?:[^\"\\\\]|\\\\.)*\"|'(?:[^'\\\\]|\\\\.)*'|`[^`]*`")
+	// exprMatchers is a selector's label matchers.
+	exprMatchers = regexp.MustCompile(`\{([^}]*)\}`)
+	// exprMatcher is one matcher's label name.
+	exprMatcher = regexp.MustCompile(`^\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)`)
+	// exprLabelList is a by, without, on, ignoring, group_left or
+	// group_right list.
+	exprLabelList = regexp.MustCompile(`\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)`)
+	// labelValuesLabel is the label of a label_values query.
+	labelValuesLabel = regexp.MustCompile(`,\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\)\s*$`)
+	// exprRange is a range or subquery: [5m], [$__rate_interval], [1h:5m].
+	exprRange = regexp.MustCompile(`\[[^\]]*\]`)
+)
+
+// ExprLabels returns the label names a PromQL expression (or Grafana's
+// label_values) names: in selectors' matchers, in the label lists of by,
+// without, on, ignoring, group_left and group_right, and as label_values'
+// label, sorted and without repeats. __name__ is left out: it names the
+// metric, not a label it is exported with.
+func ExprLabels(expr string) ([]string, error) {
+	var names []string
+	if m := labelValues.FindStringSubmatch(expr); m != nil {
+		names = append(names, labelValuesLabel.FindStringSubmatch(expr)[1])
+		expr = m[1]
+	}
+	// Strings may hold braces, parentheses and commas; ranges hold none
+	// the lists need.
+	s := exprRange.ReplaceAllString(exprString.ReplaceAllString(expr, `""`), "")
+	for _, m := range exprMatchers.FindAllStringSubmatch(s, -1) {
+		for _, part := range strings.Split(m[1], ",") {
+			if strings.TrimSpace(part) == "" {
+				continue
+			}
+			n := exprMatcher.FindStringSubmatch(part)
+			if n == nil {
+				return nil, fmt.Errorf("matcher %q in %q names no label", part, expr)
+			}
+			names = append(names, n[1])
+		}
+	}
+	for _, m := range exprLabelList.FindAllStringSubmatch(s, -1) {
+		for _, part := range strings.Split(m[1], ",") {
+			if part = strings.TrimSpace(part); part != "" {
+				names = append(names, part)
+			}
+		}
+	}
+	names = slices.DeleteFunc(names, func(n string) bool { return n == "__name__" })
+	slices.Sort(names)
+	return slices.Compact(names), nil
+}

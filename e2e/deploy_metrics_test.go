@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"fmt"
 	"net/http"
 	"os"
 	"regexp"
@@ -41,7 +42,7 @@ func TestDeployMetricsExist(t *testing.T) {
 		t.Fatalf("denied call: %d %s", status, code)
 	}
 
-	exported := scrape(t, "http://"+w.srv.MetricsAddr()+"/metrics")
+	exported, exportedLabels := scrape(t, "http://"+w.srv.MetricsAddr()+"/metrics")
 	var missing []string
 	seen := map[string]bool{}
 	for _, ref := range refs {
@@ -54,6 +55,31 @@ func TestDeployMetricsExist(t *testing.T) {
 	if missing = slices.Compact(missing); len(missing) > 0 {
 		t.Errorf("deploy/ queries metrics that Lockbox does not export:\n  %s", strings.Join(missing, "\n  "))
 	}
+	// Every label a query names is one a metric it reads has (or one
+	// Prometheus gives every target), so no by() groups on nothing and no
+	// matcher selects nothing.
+	readBy := map[string][]string{} // expression → the metrics it reads
+	for _, ref := range refs {
+		readBy[ref.Expr] = append(readBy[ref.Expr], ref.Metric)
+	}
+	var wrongLabels []string
+	for expr, metrics := range readBy {
+		used, err := deployfiles.ExprLabels(expr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range used {
+			if targetLabels[l] || slices.ContainsFunc(metrics, func(m string) bool { return exportedLabels[m][l] }) {
+				continue
+			}
+			wrongLabels = append(wrongLabels, fmt.Sprintf("%s, which none of %s has (%s)", l, strings.Join(metrics, ", "), strings.Join(strings.Fields(expr), " ")))
+		}
+	}
+	slices.Sort(wrongLabels)
+	if len(wrongLabels) > 0 {
+		t.Errorf("deploy/ queries name labels that Lockbox does not export:\n  %s", strings.Join(wrongLabels, "\n  "))
+	}
+
 	// The dashboard and rules cover the proxy, policy, lifecycle, audit,
 	// notifications and SIEM; far fewer names means the scan went wrong.
 	if len(seen) < 12 {
@@ -62,15 +88,16 @@ func TestDeployMetricsExist(t *testing.T) {
 
 	// And README's table of metrics has a row for every one exported.
 	documented := readmeMetrics(t)
+	isDocumented := func(name string) bool { _, ok := documented[name]; return ok }
 	var undocumented []string
 	for name := range exported {
 		family := name
 		for _, suffix := range []string{"_bucket", "_sum", "_count"} {
-			if f, ok := strings.CutSuffix(name, suffix); ok && !documented[name] {
+			if f, ok := strings.CutSuffix(name, suffix); ok && !isDocumented(name) {
 				family = f
 			}
 		}
-		if strings.HasPrefix(family, "lockbox_") && !documented[family] {
+		if strings.HasPrefix(family, "lockbox_") && !isDocumented(family) {
 			undocumented = append(undocumented, family)
 		}
 	}
@@ -78,30 +105,56 @@ func TestDeployMetricsExist(t *testing.T) {
 	if undocumented = slices.Compact(undocumented); len(undocumented) > 0 {
 		t.Errorf("README.md's metrics table has no row for %s", strings.Join(undocumented, ", "))
 	}
-	for name := range documented {
-		if !exported[name] && !exported[name+"_count"] {
+	for name, labels := range documented {
+		sample := name
+		if !exported[sample] {
+			sample = name + "_count" // a histogram's
+		}
+		if !exported[sample] {
 			t.Errorf("README.md's metrics table lists %s, which the scrape does not have", name)
+			continue
+		}
+		var got []string
+		for l := range exportedLabels[sample] {
+			got = append(got, l)
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, labels) {
+			t.Errorf("README.md's metrics table gives %s the labels %q; it is exported with %q", name, labels, got)
 		}
 	}
 }
 
-// readmeMetrics returns the metrics README.md's table names: the
-// lockbox_ names in the first cell of its rows.
-func readmeMetrics(t *testing.T) map[string]bool {
+// targetLabels are the labels Prometheus gives every series of a target.
+var targetLabels = map[string]bool{"instance": true, "job": true}
+
+// readmeMetrics returns the metrics README.md's table names, the lockbox_
+// names in the first cell of its rows, each with the labels its second
+// cell gives, sorted: the names in `code` outside parentheses and before
+// any ":" or ";" (what follows them describes the values, or where the
+// metric is exported).
+func readmeMetrics(t *testing.T) map[string][]string {
 	t.Helper()
 	b, err := os.ReadFile("../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	names := map[string]bool{}
+	names := map[string][]string{}
 	name := regexp.MustCompile("`(lockbox_[a-z0-9_]+)`")
+	label := regexp.MustCompile("`([a-z_]+)`")
 	for line := range strings.Lines(string(b)) {
 		if !strings.HasPrefix(line, "| `lockbox_") {
 			continue
 		}
-		first, _, _ := strings.Cut(line[1:], "|")
+		first, rest, _ := strings.Cut(line[1:], "|")
+		second, _, _ := strings.Cut(rest, "|")
+		var labels []string
+		for _, m := range label.FindAllStringSubmatch(outsideParentheses(second), -1) {
+			labels = append(labels, m[1])
+		}
+		slices.Sort(labels)
 		for _, m := range name.FindAllStringSubmatch(first, -1) {
-			names[m[1]] = true
+			names[m[1]] = labels
 		}
 	}
 	if len(names) < 12 {
@@ -110,10 +163,30 @@ func readmeMetrics(t *testing.T) map[string]bool {
 	return names
 }
 
-// scrape returns the names of the samples of a Prometheus text exposition:
-// a histogram's appear as name_bucket, name_sum and name_count, as queries
-// name them.
-func scrape(t *testing.T, url string) map[string]bool {
+// outsideParentheses is the text of s outside parentheses, up to its first
+// ":" or ";" there.
+func outsideParentheses(s string) string {
+	var b strings.Builder
+	depth := 0
+	for _, r := range s {
+		switch {
+		case r == '(':
+			depth++
+		case r == ')':
+			depth--
+		case depth == 0 && (r == ':' || r == ';'):
+			return b.String()
+		case depth == 0:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// scrape returns the names of the samples of a Prometheus text exposition
+// (a histogram's appear as name_bucket, name_sum and name_count, as queries
+// name them), and the names of the labels each has in some sample.
+func scrape(t *testing.T, url string) (map[string]bool, map[string]map[string]bool) {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
@@ -124,6 +197,7 @@ func scrape(t *testing.T, url string) map[string]bool {
 		t.Fatalf("GET %s: %s", url, resp.Status)
 	}
 	names := map[string]bool{}
+	labels := map[string]map[string]bool{}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	for sc.Scan() {
@@ -131,8 +205,19 @@ func scrape(t *testing.T, url string) map[string]bool {
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		if i := strings.IndexAny(line, "{ "); i > 0 {
-			names[line[:i]] = true
+		i := strings.IndexAny(line, "{ ")
+		if i <= 0 {
+			continue
+		}
+		name := line[:i]
+		names[name] = true
+		if labels[name] == nil {
+			labels[name] = map[string]bool{}
+		}
+		if line[i] == '{' {
+			for _, m := range sampleLabel.FindAllStringSubmatch(line[i:], -1) {
+				labels[name][m[1]] = true
+			}
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -141,5 +226,9 @@ func scrape(t *testing.T, url string) map[string]bool {
 	if !names["lockbox_proxy_requests_total"] {
 		t.Fatalf("the scrape of %s has no Lockbox metrics", url)
 	}
-	return names
+	return names, labels
 }
+
+// sampleLabel is one label of a sample's label set, name="value" (the
+// value's escapes are \\, \" and \n).
+var sampleLabel = regexp.MustCompile(`[{,]([a-zA-Z_][a-zA-Z0-9_]*)="(?:[^"\\]|\\.)*"`)
