@@ -4,6 +4,9 @@ import (
 	"errors"
 	"net/http"
 	"os"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -94,5 +97,56 @@ func TestREADMENamesEveryReason(t *testing.T) {
 		if !strings.Contains(section, "`"+string(r)+"`") {
 			t.Errorf("README.md's enforcement proxy section does not name the reason %s", r)
 		}
+	}
+}
+
+// TestDocumentedStatuses: where README's enforcement proxy section, the
+// runbook and docs/operations.md give a proxy answer as status and code
+// ("503 `store_unavailable`", "401/403 `unauthenticated`"), the code is a
+// reason and the status one it is answered with: its Status, or one of the
+// three other answers Status's comment names.
+func TestDocumentedStatuses(t *testing.T) {
+	others := map[Reason][]int{
+		ReasonUnauthenticated: {http.StatusForbidden},
+		ReasonBadRequest:      {http.StatusRequestEntityTooLarge},
+		ReasonPolicyError:     {http.StatusServiceUnavailable},
+	}
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(readme), "\n## The enforcement proxy\n")
+	if !ok {
+		t.Fatal("README.md has no section \"## The enforcement proxy\"")
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	docs := map[string]string{"README.md (The enforcement proxy)": section}
+	for _, name := range []string{"../deploy/RUNBOOK.md", "../docs/operations.md"} {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs[name] = string(b)
+	}
+	answer := regexp.MustCompile("\\b([1-5][0-9]{2}(?:/[1-5][0-9]{2})*) `([a-z_]+)`")
+	found := 0
+	for doc, text := range docs {
+		for _, m := range answer.FindAllStringSubmatch(text, -1) {
+			found++
+			r := Reason(m[2])
+			if r.Status() == 0 {
+				t.Errorf("%s: %q: %s is no reason of the proxy", doc, m[0], r)
+				continue
+			}
+			for _, s := range strings.Split(m[1], "/") {
+				status, _ := strconv.Atoi(s)
+				if status != r.Status() && !slices.Contains(others[r], status) {
+					t.Errorf("%s: %q: %s is never answered with %d", doc, m[0], r, status)
+				}
+			}
+		}
+	}
+	if found < 10 {
+		t.Fatalf("found only %d answers in the documentation", found)
 	}
 }
