@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -280,5 +281,18 @@ func TestOpenAPIErrorCodes(t *testing.T) {
 		if !unreachable[c] && !strings.Contains(doc, "`"+c+"`") {
 			t.Errorf("openapi.yaml does not name the error code %s (%s)", c, codes[c])
 		}
+	}
+}
+
+// TestOpenAPIBodyLimit: the limit on a request body openapi.yaml states is
+// the one the API applies, DefaultMaxBodyBytes ("lockbox serve" sets no
+// other).
+func TestOpenAPIBodyLimit(t *testing.T) {
+	m := regexp.MustCompile(`and at most (\d+) KiB\.`).FindSubmatch(openAPIDocument)
+	if m == nil {
+		t.Fatal(`openapi.yaml no longer says a request body is "at most N KiB."`)
+	}
+	if kib, _ := strconv.Atoi(string(m[1])); kib<<10 != DefaultMaxBodyBytes {
+		t.Errorf("openapi.yaml: a request body is at most %d KiB; the API allows %d bytes", kib, DefaultMaxBodyBytes)
 	}
 }
