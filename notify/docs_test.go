@@ -1,10 +1,14 @@
 package notify_test
 
 import (
+	"encoding/json"
 	"math"
 	"os"
+	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -79,4 +83,62 @@ func atoi(t *testing.T, s string) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// TestREADMEWebhookEvents holds README's description of webhook bodies to
+// what Lockbox sends: its table of events names every Kind and nothing
+// else, and each field of its example body is a field of WebhookPayload,
+// the example's event among the Kinds.
+func TestREADMEWebhookEvents(t *testing.T) {
+	readme := readDoc(t, "../README.md")
+	_, table, ok := strings.Cut(readme, "\n| `event` | when |\n|---|---|\n")
+	if !ok {
+		t.Fatal("README.md has no table \"| `event` | when |\"")
+	}
+	row := regexp.MustCompile("^\\| `([a-z_.]+)` \\|")
+	var documented []string
+	for line := range strings.Lines(table) {
+		m := row.FindStringSubmatch(line)
+		if m == nil {
+			break
+		}
+		documented = append(documented, m[1])
+	}
+	var kinds []string
+	for _, k := range notify.Kinds {
+		kinds = append(kinds, string(k))
+	}
+	slices.Sort(documented)
+	slices.Sort(kinds)
+	if !slices.Equal(documented, kinds) {
+		t.Errorf("README.md's table of webhook events lists %q; Lockbox sends %q", documented, kinds)
+	}
+
+	_, example, ok := strings.Cut(table, "\n```json\n")
+	if !ok {
+		t.Fatal("README.md's webhook events have no JSON example after them")
+	}
+	example, _, _ = strings.Cut(example, "\n```")
+	var body map[string]any
+	if err := json.Unmarshal([]byte(example), &body); err != nil {
+		t.Fatalf("README.md's webhook example is no JSON object: %v", err)
+	}
+	fields := map[string]bool{}
+	for f := range reflect.TypeFor[notify.WebhookPayload]().Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		fields[name] = true
+	}
+	for k := range body {
+		if !fields[k] {
+			t.Errorf("README.md's webhook example has %q, which WebhookPayload does not", k)
+		}
+	}
+	for f := range fields {
+		if _, ok := body[f]; !ok && f != "expires_at" { // expires_at: once approved
+			t.Errorf("README.md's webhook example lacks %q", f)
+		}
+	}
+	if ev, _ := body["event"].(string); !slices.Contains(kinds, ev) {
+		t.Errorf("README.md's webhook example is of event %q, which is none", ev)
+	}
 }
