@@ -77,7 +77,7 @@ func (s *refusingSMTP) serve(c net.Conn) {
 // A recipient the mail server refuses for good (5xx to RCPT TO: no such
 // mailbox) is a permanent failure: the message goes to the dead-letter
 // stream at once, as the runbook says, instead of being offered to the
-// server sixteen times over three hours. A temporary refusal (4xx), and a
+// server sixteen times over two hours. A temporary refusal (4xx), and a
 // permanent one of the sender (MAIL FROM), which concerns every message
 // and is the operator's to fix, are retried; so is a permanent refusal at
 // RCPT TO that is about the relay's policy (5.7.x: relaying denied,
