@@ -609,3 +609,42 @@ func TestExprLabels(t *testing.T) {
 		t.Errorf("ExprLabels of a matcher without a label = %q, want an error", got)
 	}
 }
+
+// TestDocumentedChartValues: every value of the Helm chart the
+// documentation names (a `dotted.path` whose first part is a top-level key
+// of values.yaml, such as `identity.issuers`) is one values.yaml has, so a
+// reader who sets it changes what the chart renders rather than adding a
+// key the templates never read. File names under such a key (`tls.crt`)
+// are no values.
+func TestDocumentedChartValues(t *testing.T) {
+	var values map[string]any
+	if err := yaml.Unmarshal(readFile(t, "helm/lockbox/values.yaml"), &values); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]bool{"crt": true, "key": true, "pem": true, "json": true, "yaml": true, "yml": true, "env": true, "conf": true}
+	path := regexp.MustCompile("`([a-z][a-zA-Z]*(?:\\.[a-zA-Z][a-zA-Z0-9]*)+)`")
+	docs, _ := filepath.Glob("../docs/*.md")
+	docs = append(docs, "../README.md", "README.md", "RUNBOOK.md")
+	found := 0
+	for _, doc := range docs {
+		for _, m := range path.FindAllStringSubmatch(string(readFile(t, doc)), -1) {
+			parts := strings.Split(m[1], ".")
+			if _, ok := values[parts[0]]; !ok || files[parts[len(parts)-1]] {
+				continue
+			}
+			found++
+			var v any = values
+			for i, p := range parts {
+				obj, _ := v.(map[string]any)
+				var ok bool
+				if v, ok = obj[p]; !ok {
+					t.Errorf("%s names the chart value %s, but values.yaml has no %s", doc, m[1], strings.Join(parts[:i+1], "."))
+					break
+				}
+			}
+		}
+	}
+	if found < 10 {
+		t.Fatalf("found only %d chart values named in the documentation", found)
+	}
+}
