@@ -648,3 +648,45 @@ func TestDocumentedChartValues(t *testing.T) {
 		t.Fatalf("found only %d chart values named in the documentation", found)
 	}
 }
+
+// TestOperationsNamesWhatTheSpikeAlertLeavesOut: docs/operations.md's
+// account of what fails first says which reasons LockboxDenialsSpiking
+// leaves out, so that on-call doesn't wait for it on an outage of
+// Lockbox's own; its item names every reason the alert's expression
+// excludes.
+func TestOperationsNamesWhatTheSpikeAlertLeavesOut(t *testing.T) {
+	groups, err := deploy.ReadRuleGroups("prometheus/lockbox.rules.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var excluded []string
+	for _, g := range groups {
+		for _, r := range g.Rules {
+			if m := regexp.MustCompile(`reason!~"([a-z_|]+)"`).FindStringSubmatch(r.Expr); r.Alert == "LockboxDenialsSpiking" && m != nil {
+				excluded = strings.Split(m[1], "|")
+			}
+		}
+	}
+	if len(excluded) == 0 {
+		t.Fatal("LockboxDenialsSpiking excludes no reason")
+	}
+	ops := string(readFile(t, "../docs/operations.md"))
+	i := strings.Index(ops, "**LockboxDenialsSpiking** does not")
+	if i < 0 {
+		t.Fatal("docs/operations.md no longer says what LockboxDenialsSpiking does not fire for")
+	}
+	item := regexp.MustCompile(`\n\d+\. `)
+	start := 0
+	for _, loc := range item.FindAllStringIndex(ops[:i], -1) {
+		start = loc[0]
+	}
+	end := len(ops)
+	if loc := item.FindStringIndex(ops[i:]); loc != nil {
+		end = i + loc[0]
+	}
+	for _, r := range excluded {
+		if !strings.Contains(ops[start:end], "`"+r+"`") {
+			t.Errorf("docs/operations.md: the item on LockboxDenialsSpiking does not name %s, which the alert leaves out", r)
+		}
+	}
+}
