@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"log/slog"
@@ -437,10 +438,7 @@ func TestProxyStalledClients(t *testing.T) {
 	addr := lb.srv.ProxyAddr()
 	dial := func(t *testing.T, proto string) *tls.Conn {
 		t.Helper()
-		c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: serving.Pool(), NextProtos: []string{proto}})
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := dialTLS(t, addr, &tls.Config{RootCAs: serving.Pool(), NextProtos: []string{proto}}, 5*timeout)
 		t.Cleanup(func() { c.Close() })
 		_ = c.SetDeadline(time.Now().Add(5 * timeout))
 		return c
@@ -505,29 +503,89 @@ func TestProxyStalledClients(t *testing.T) {
 	})
 }
 
+// dialTLS opens a TLS connection to addr, trying again while patience
+// lasts when the handshake fails. net/http bounds a TLS handshake by the
+// least of the server's read and write timeouts, so with the WriteTimeout
+// these tests shorten to a fraction of a second a loaded machine now and
+// then has the server cut the handshake before any request: that is no
+// answer of the server's to what the test asks, so the test asks again.
+// Under TLS 1.3 the client's side of the handshake ends before the
+// server's, so the cut may show only later, as the connection closed
+// before the server said anything: see serverSpoke.
+func dialTLS(t *testing.T, addr string, cfg *tls.Config, patience time.Duration) *tls.Conn {
+	t.Helper()
+	deadline := time.Now().Add(patience)
+	for {
+		c, err := tls.DialWithDialer(&net.Dialer{Deadline: deadline}, "tcp", addr, cfg)
+		if err == nil {
+			_ = c.SetDeadline(deadline)
+			return c
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no TLS connection to %s within %s: %v", addr, patience, err)
+		}
+		t.Logf("TLS handshake failed, trying again: %v", err)
+	}
+}
+
+// errHandshakeCut is what an attempt returns when the connection failed
+// before the server said anything on it: see dialTLS.
+var errHandshakeCut = errors.New("the connection closed before the server said anything")
+
+// serverSpoke turns err, the error of a read or write on a connection
+// the server has said nothing on yet, into errHandshakeCut, unless it is
+// the test's own deadline passing.
+func serverSpoke(err error) error {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", errHandshakeCut, err)
+}
+
 // h2StalledStream opens an HTTP/2 connection to addr that never opens its
 // flow-control window (SETTINGS_INITIAL_WINDOW_SIZE 0), asks for path on
 // stream 1 with header, and fails unless the server resets the stream
 // within patience: the stream's handler, blocked on its last write, is
-// released. It returns how long that took.
+// released. It returns how long that took, from the request's start.
 func h2StalledStream(t *testing.T, addr string, pool *x509.CertPool, path string, patience time.Duration, header ...[2]string) time.Duration {
 	t.Helper()
-	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, NextProtos: []string{"h2"}})
-	if err != nil {
-		t.Fatal(err)
+	deadline := time.Now().Add(patience)
+	for {
+		took, err := h2StalledStreamOnce(t, addr, pool, path, time.Until(deadline), header...)
+		if err == nil {
+			return took
+		}
+		if !errors.Is(err, errHandshakeCut) || time.Now().After(deadline) {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		t.Logf("GET %s: trying again: %v", path, err)
 	}
+}
+
+// h2StalledStreamOnce is one attempt of h2StalledStream. Until the
+// server's SETTINGS, which it sends once its side of the handshake is
+// done, a failed read or write is errHandshakeCut.
+func h2StalledStreamOnce(t *testing.T, addr string, pool *x509.CertPool, path string, patience time.Duration, header ...[2]string) (time.Duration, error) {
+	t.Helper()
+	c := dialTLS(t, addr, &tls.Config{RootCAs: pool, NextProtos: []string{"h2"}}, patience)
 	defer c.Close()
 	if got := c.ConnectionState().NegotiatedProtocol; got != "h2" {
 		t.Fatalf("negotiated %q, want h2", got)
 	}
-	_ = c.SetDeadline(time.Now().Add(patience))
 	started := time.Now()
+	spoke := false
+	cut := func(err error) error {
+		if spoke {
+			return err
+		}
+		return serverSpoke(err)
+	}
 	if _, err := io.WriteString(c, http2.ClientPreface); err != nil {
-		t.Fatal(err)
+		return 0, cut(err)
 	}
 	fr := http2.NewFramer(c, c)
 	if err := fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0}); err != nil {
-		t.Fatal(err)
+		return 0, cut(err)
 	}
 	var block bytes.Buffer
 	enc := hpack.NewEncoder(&block)
@@ -536,17 +594,18 @@ func h2StalledStream(t *testing.T, addr string, pool *x509.CertPool, path string
 		_ = enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
 	}
 	if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block.Bytes(), EndHeaders: true, EndStream: true}); err != nil {
-		t.Fatal(err)
+		return 0, cut(err)
 	}
 	for {
 		f, err := fr.ReadFrame()
 		if err != nil {
-			t.Fatalf("GET %s: no reset of the stalled stream after %s: %v", path, time.Since(started), err)
+			return 0, cut(fmt.Errorf("no reset of the stalled stream after %s: %w", time.Since(started), err))
 		}
+		spoke = true
 		switch f := f.(type) {
 		case *http2.RSTStreamFrame:
 			if f.StreamID == 1 {
-				return time.Since(started)
+				return time.Since(started), nil
 			}
 		case *http2.SettingsFrame:
 			if !f.IsAck() {
@@ -641,19 +700,25 @@ func TestMetricsListenerTimeouts(t *testing.T) {
 		h2StalledStream(t, ln.Addr().String(), serving.Pool(), "/metrics", 20*timeout)
 	})
 	t.Run("idle keep-alive connection", func(t *testing.T) {
-		c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{RootCAs: serving.Pool(), NextProtos: []string{"http/1.1"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(20 * timeout))
-		if _, err := io.WriteString(c, "GET /livez HTTP/1.1\r\nHost: lockbox\r\n\r\n"); err != nil {
-			t.Fatal(err)
-		}
-		br := bufio.NewReader(c)
-		res, err := http.ReadResponse(br, nil)
-		if err != nil {
-			t.Fatal(err)
+		deadline := time.Now().Add(20 * timeout)
+		var br *bufio.Reader
+		var res *http.Response
+		for {
+			c := dialTLS(t, ln.Addr().String(), &tls.Config{RootCAs: serving.Pool(), NextProtos: []string{"http/1.1"}}, time.Until(deadline))
+			defer c.Close()
+			_, err := io.WriteString(c, "GET /livez HTTP/1.1\r\nHost: lockbox\r\n\r\n")
+			if err == nil {
+				br = bufio.NewReader(c)
+				res, err = http.ReadResponse(br, nil)
+			}
+			if err == nil {
+				break
+			}
+			// Until its answer, the server said nothing on the connection.
+			if err := serverSpoke(err); !errors.Is(err, errHandshakeCut) || time.Now().After(deadline) {
+				t.Fatal(err)
+			}
+			t.Logf("trying again: %v", err)
 		}
 		if _, err := io.Copy(io.Discard, res.Body); err != nil || res.StatusCode != http.StatusOK || res.Close {
 			t.Fatalf("%s, close %t, %v: want 200 on a kept-alive connection", res.Status, res.Close, err)
