@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -473,6 +474,11 @@ func mustCounter(t *testing.T, reg *prometheus.Registry, channel, result string)
 	return nil
 }
 
+// TestTwoReplicasSendEachMessageOnce: two replicas delivering one outbox
+// send each message once. The replicas' rounds are counted, so that the
+// test stops them only once the outbox is drained and each replica has
+// run a whole round after that: a replica still holding a message another
+// one delivered would have sent it by then, however late it came.
 func TestTwoReplicasSendEachMessageOnce(t *testing.T) {
 	e := newEnv(t)
 	const requests = 8
@@ -483,25 +489,62 @@ func TestTwoReplicasSendEachMessageOnce(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }() // also when the test fails early
 	workers := make([]*notify.Worker, 2)
+	rounds := make([]atomic.Int64, len(workers)) // rounds finished, by replica
 	for i := range workers {
 		rdb := redistest.Clone(t, e.rdb)
-		workers[i] = newWorker(t, notify.Config{
+		cfg := notify.Config{
 			Redis: rdb, Now: e.clock.Now, Consumer: fmt.Sprintf("replica-%d", i), PollInterval: 5 * time.Millisecond,
 			Batch: 3, SMTP: &notify.SMTPConfig{Addr: srv.addr, From: "lockbox@provider.example"},
+		}
+		workers[i] = newWorker(t, cfg)
+		// What Run does, counting the rounds.
+		wg.Go(func() {
+			for {
+				_, _ = workers[i].Tick(ctx)
+				rounds[i].Add(1)
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(cfg.PollInterval):
+				}
+			}
 		})
-		wg.Go(func() { _ = workers[i].Run(ctx) })
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for len(srv.messages()) < lateMails*requests && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
+	// waitFor bounds each wait generously; what the test asserts is what
+	// it finds after, not how soon.
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("after 30s: %s; delivered %d of %d", what, len(srv.messages()), lateMails*requests)
+			}
+		}
 	}
-	time.Sleep(100 * time.Millisecond) // room for a duplicate to show up
+	waitFor("the outbox is not drained", func() bool {
+		n, err := workers[0].Depth(context.Background())
+		return err == nil && n == 0 && len(srv.messages()) >= lateMails*requests
+	})
+	// A round that began before the drain may still hold a message; the
+	// second one from now began after it.
+	drained := make([]int64, len(workers))
+	for i := range workers {
+		drained[i] = rounds[i].Load()
+	}
+	waitFor("a replica has not run two rounds since the outbox drained", func() bool {
+		for i := range workers {
+			if rounds[i].Load() < drained[i]+2 {
+				return false
+			}
+		}
+		return true
+	})
 	cancel()
 	wg.Wait()
 	msgs := srv.messages()
 	if len(msgs) != lateMails*requests {
-		t.Fatalf("delivered %d, want %d", len(msgs), lateMails*requests)
+		t.Errorf("delivered %d, want %d", len(msgs), lateMails*requests)
 	}
 	seen := map[string]bool{}
 	for _, m := range msgs {
@@ -510,9 +553,6 @@ func TestTwoReplicasSendEachMessageOnce(t *testing.T) {
 			t.Errorf("sent twice: %s", k)
 		}
 		seen[k] = true
-	}
-	if n, _ := workers[0].Depth(context.Background()); n != 0 {
-		t.Errorf("depth = %d", n)
 	}
 }
 
