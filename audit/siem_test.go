@@ -21,6 +21,7 @@ import (
 
 	"github.com/lockbox-oss/lockbox/audit"
 	"github.com/lockbox-oss/lockbox/audit/record"
+	"github.com/lockbox-oss/lockbox/internal/clock"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 	"github.com/lockbox-oss/lockbox/internal/redistest"
 )
@@ -301,14 +302,30 @@ func TestSIEMTakesOverADeadReplicasRecords(t *testing.T) {
 	if p := pending(t, rdb, "contoso"); p != 5 {
 		t.Fatalf("%d pending at the dead replica", p)
 	}
-	const claimAfter = 100 * time.Millisecond
+	// A ClaimAfter no pause of a loaded machine reaches between the two
+	// passes, then Redis told the records have been idle longer and the
+	// schedule's clock moved past it, rather than a short one waited out:
+	// with 100 ms, a pause before the first pass let it take them over.
+	const claimAfter = time.Minute
+	clk := clock.NewFake(time.Now())
 	sink := &memSink{}
-	live := newForwarder(t, audit.ForwarderConfig{Redis: rdb, Sink: sink, Consumer: "r2", ClaimAfter: claimAfter})
+	live := newForwarder(t, audit.ForwarderConfig{Redis: rdb, Sink: sink, Consumer: "r2", ClaimAfter: claimAfter, Now: clk.Now})
 	if n, err := live.Poll(ctx); err != nil || n != 0 {
 		t.Fatalf("took over records idle for less than ClaimAfter: %d, %v", n, err)
 	}
-	// Redis measures the idle time; let it pass ClaimAfter.
-	time.Sleep(claimAfter + 50*time.Millisecond)
+	// Idle at r1 past ClaimAfter: XCLAIM to the same consumer with IDLE.
+	msgs, err := rdb.XRange(ctx, keys.Audit("contoso"), "-", "+").Result()
+	if err != nil || len(msgs) != 5 {
+		t.Fatalf("stream: %v, %v", msgs, err)
+	}
+	args := []any{"XCLAIM", keys.Audit("contoso"), audit.SIEMGroup, "r1", 0}
+	for _, m := range msgs {
+		args = append(args, m.ID)
+	}
+	if err := rdb.Do(ctx, append(args, "IDLE", 2*claimAfter.Milliseconds(), "JUSTID")...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(2 * claimAfter)
 	if n, err := live.Poll(ctx); err != nil || n != 5 {
 		t.Fatalf("take-over pass wrote %d, %v", n, err)
 	}
