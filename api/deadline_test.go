@@ -25,11 +25,19 @@ import (
 	"github.com/lockbox-oss/lockbox/identity"
 )
 
-// writeTimeout is the WriteTimeout of the servers of these tests. A slow
-// reader's pace is a quarter of it, so a scheduling pause of more than
-// three quarters fails a steady export: at 300 ms a loaded two-core
-// machine running the suite under -race did that now and then.
-const writeTimeout = time.Second
+// writeTimeout is the WriteTimeout of the servers of these tests. A write
+// of an export is given at least three quarters of it, so a slow reader
+// that stops for longer than that, or a scheduling pause that long on
+// either side, fails a steady export. The slow readers take small bites
+// often (pace) rather than large ones seldom, and the timeout is long
+// enough that only a pause of some three seconds cuts them: with a
+// quarter-second pace and a one-second timeout, and even with a
+// 20 ms pace and a two-second timeout, a loaded two-core machine running
+// the suite under -race cut one now and then.
+const writeTimeout = 4 * time.Second
+
+// pace is how long a slow reader waits between two bites.
+const pace = writeTimeout / 100
 
 // generatedAudit exports n generated records of about 500 bytes each,
 // whatever the query, and tells cut the error of the first write that
@@ -167,15 +175,14 @@ func (e *exportEnv) h2Export(t *testing.T, c *tls.Conn, window uint32) *http2.Fr
 // first are cut at the WriteTimeout; without a WriteTimeout, the second
 // hold the handler for as long as their client likes.
 func TestAuditExportToASlowClient(t *testing.T) {
-	const pace = writeTimeout / 4
 	t.Run("HTTP/1.1 slow reader", func(t *testing.T) {
-		const n = 4000 // about 2 MB: many times what the buffers hold
+		const n = 5000 // about 2.5 MB: many times what the buffers hold, read 16 KB a pace
 		e := newExportEnv(t, n)
-		c := e.dial(t, "http/1.1", 20*time.Second)
+		c := e.dial(t, "http/1.1", time.Minute)
 		started := time.Now()
 		res := e.h1Export(t, c)
 		var body bytes.Buffer
-		buf := make([]byte, 64<<10)
+		buf := make([]byte, 16<<10)
 		for {
 			k, err := io.ReadFull(res.Body, buf)
 			body.Write(buf[:k])
@@ -191,7 +198,7 @@ func TestAuditExportToASlowClient(t *testing.T) {
 		if lines := bytes.Count(body.Bytes(), []byte("\n")); lines != n {
 			t.Fatalf("%d records after %s, want %d", lines, took, n)
 		}
-		if took < 2*writeTimeout {
+		if took < writeTimeout+writeTimeout/8 {
 			t.Errorf("the export took %s, not longer than the WriteTimeout: the test proves nothing", took)
 		}
 	})
@@ -203,14 +210,14 @@ func TestAuditExportToASlowClient(t *testing.T) {
 		select {
 		case err := <-e.cut:
 			t.Logf("export cut: %v", err)
-		case <-time.After(20 * writeTimeout):
+		case <-time.After(5 * writeTimeout):
 			t.Fatal("the export still waits on a client that stopped reading")
 		}
 	})
 	t.Run("HTTP/2 slow reader", func(t *testing.T) {
-		const n, window = 600, 16 << 10 // about 300 KB, sent 16 KB at a time
+		const n, window = 2500, 8 << 10 // about 1.25 MB, sent 8 KB a pace
 		e := newExportEnv(t, n)
-		c := e.dial(t, "h2", 20*time.Second)
+		c := e.dial(t, "h2", time.Minute)
 		started := time.Now()
 		fr := e.h2Export(t, c, window)
 		var body bytes.Buffer
@@ -238,7 +245,7 @@ func TestAuditExportToASlowClient(t *testing.T) {
 					if lines := bytes.Count(body.Bytes(), []byte("\n")); lines != n {
 						t.Fatalf("%d records after %s, want %d", lines, took, n)
 					}
-					if took < 2*writeTimeout {
+					if took < writeTimeout+writeTimeout/8 {
 						t.Errorf("the export took %s, not longer than the WriteTimeout: the test proves nothing", took)
 					}
 					return
@@ -254,7 +261,7 @@ func TestAuditExportToASlowClient(t *testing.T) {
 	})
 	t.Run("HTTP/2 window never opened", func(t *testing.T) {
 		e := newExportEnv(t, 600)
-		c := e.dial(t, "h2", 20*writeTimeout)
+		c := e.dial(t, "h2", 5*writeTimeout)
 		started := time.Now()
 		fr := e.h2Export(t, c, 0)
 		for {
@@ -272,7 +279,7 @@ func TestAuditExportToASlowClient(t *testing.T) {
 		select {
 		case err := <-e.cut:
 			t.Logf("export cut after %s: %v", time.Since(started), err)
-		case <-time.After(20 * writeTimeout):
+		case <-time.After(5 * writeTimeout):
 			t.Fatal("the stream was reset but the export still waits")
 		}
 	})
