@@ -136,6 +136,11 @@ type Options struct {
 	// DefaultAPIWriteTimeout when zero. Tests shorten it to see a
 	// stalled client cut off.
 	APIWriteTimeout time.Duration
+	// PolicyEvalTimeout bounds one policy evaluation
+	// (policy.EngineConfig.EvalTimeout); policy.DefaultEvalTimeout when
+	// zero. Tests lengthen it: a loaded machine under -race now and then
+	// takes longer than the default, and the call is denied.
+	PolicyEvalTimeout time.Duration
 }
 
 // Server is a built Lockbox, ready to listen.
@@ -505,7 +510,8 @@ func newConsole(cfg config.Config, opts Options, s *Server) (*console.Console, e
 // defaults built into the binary. A broken policy at start-up stops the
 // program with the compiler's message.
 func loadPolicy(cfg config.Config, opts Options, reg prometheus.Registerer) (*policy.Engine, error) {
-	ec := policy.EngineConfig{FS: lockboxrego.FS, Now: opts.Now, Logger: opts.Logger.With("component", "policy"), Registerer: reg}
+	ec := policy.EngineConfig{FS: lockboxrego.FS, Now: opts.Now, Logger: opts.Logger.With("component", "policy"), Registerer: reg,
+		EvalTimeout: opts.PolicyEvalTimeout}
 	if cfg.PolicyDir != "" {
 		ec.FS, ec.Dir = os.DirFS(cfg.PolicyDir), cfg.PolicyDir
 	}

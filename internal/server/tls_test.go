@@ -97,6 +97,9 @@ func start(t *testing.T, env map[string]string, opts ...func(*server.Options)) *
 		"LOCKBOX_PROXY_ADDR":             "127.0.0.1:0",
 		"LOCKBOX_METRICS_ADDR":           "127.0.0.1:0",
 		"LOCKBOX_SIEM_SINK":              "off",
+		// Deadlines of the proxy path, long so that a loaded machine
+		// under -race does not turn a permitted call into a 503.
+		"LOCKBOX_GRANT_TIMEOUT": "10s",
 	}
 	for k, v := range env {
 		full[k] = v
@@ -108,7 +111,7 @@ func start(t *testing.T, env map[string]string, opts ...func(*server.Options)) *
 	lb := &lockbox{clk: clock.NewFake(time.Now().UTC().Truncate(time.Second)), key: key, cfg: cfg, logs: &syncBuffer{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	lb.stop = cancel
-	o := server.Options{Now: lb.clk.Now, Logger: slog.New(slog.NewTextHandler(lb.logs, nil))}
+	o := server.Options{Now: lb.clk.Now, Logger: slog.New(slog.NewTextHandler(lb.logs, nil)), PolicyEvalTimeout: 10 * time.Second}
 	for _, f := range opts {
 		f(&o)
 	}
