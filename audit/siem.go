@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"os"
 	"strings"
 	"sync"
@@ -434,8 +433,7 @@ type ForwarderConfig struct {
 	ClaimAfter time.Duration
 	// ForgetAfter is how long a replica's name stays in the consumer group
 	// of a tenant's stream once it has nothing pending there and has not
-	// read it: see defaultForgetAfter (the default, or 100 × ClaimAfter
-	// if that is longer).
+	// read it: streamgroup.DefaultForgetAfter(ClaimAfter) by default.
 	ForgetAfter time.Duration
 	// Block is how long Run waits before the next pass after a pass that
 	// forwarded nothing or failed (default 1s). Reads never block in
@@ -448,18 +446,6 @@ type ForwarderConfig struct {
 	// audit writers mark tenants with. time.Now when nil.
 	Now func() time.Time
 }
-
-// defaultForgetAfter is how long a replica's name stays in a tenant's SIEM
-// group with nothing pending and unused. Replicas are named by pod, so
-// each rollout adds new names to the group of every tenant they visit;
-// without this they stayed forever (tenants × rollouts of them in Redis).
-// Removing a name with nothing pending loses nothing, and a replica still
-// running is added back by its next read there (a quiet tenant may see no
-// replica for days), so the bound need only be far past every pause in
-// forwarding (ClaimAfter, which is also the schedule's lease, a minute by
-// default; the sink's 10 s write timeout) and short enough that names do
-// not pile up over a day of rollouts.
-const defaultForgetAfter = 24 * time.Hour
 
 // maxBatchesPerTenant bounds one pass's work on one tenant, so a busy
 // tenant does not starve the others; Run starts the next pass at once
@@ -494,14 +480,7 @@ func NewForwarder(cfg ForwarderConfig) (*Forwarder, error) {
 		cfg.ClaimAfter = time.Minute
 	}
 	if cfg.ForgetAfter <= 0 {
-		cfg.ForgetAfter = defaultForgetAfter
-		if cfg.ClaimAfter > defaultForgetAfter/100 {
-			// Far past ClaimAfter whatever it is, without overflowing.
-			cfg.ForgetAfter = time.Duration(math.MaxInt64)
-			if cfg.ClaimAfter < cfg.ForgetAfter/100 {
-				cfg.ForgetAfter = 100 * cfg.ClaimAfter
-			}
-		}
+		cfg.ForgetAfter = streamgroup.DefaultForgetAfter(cfg.ClaimAfter)
 	}
 	if cfg.Block <= 0 {
 		cfg.Block = time.Second

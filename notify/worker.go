@@ -89,6 +89,12 @@ type Config struct {
 	// died); also the lease of a recipient being sent to. 2m by default;
 	// it must exceed the longest send (SMTP timeout).
 	ClaimAfter time.Duration
+	// ForgetAfter is how long a replica's name stays in the consumer group
+	// of a tenant's outbox once it has nothing pending there and has not
+	// read it: streamgroup.DefaultForgetAfter(ClaimAfter) by default.
+	// Replicas are named by pod, so without it every rollout added a name
+	// to the group of every tenant, for good.
+	ForgetAfter time.Duration
 	// PollInterval is the pause between rounds; 1s by default.
 	PollInterval time.Duration
 	// Batch bounds the entries read per tenant and round; 100 by default.
@@ -149,6 +155,9 @@ func (c *Config) CheckAndSetDefaults() error {
 	}
 	if c.ClaimAfter <= 0 {
 		c.ClaimAfter = 2 * time.Minute
+	}
+	if c.ForgetAfter <= 0 {
+		c.ForgetAfter = streamgroup.DefaultForgetAfter(c.ClaimAfter)
 	}
 	if c.PollInterval <= 0 {
 		c.PollInterval = time.Second
@@ -219,7 +228,7 @@ func NewWorker(cfg Config) (*Worker, error) {
 	}
 	group, err := streamgroup.New(streamgroup.Config{
 		Redis: cfg.Redis, Group: Group, Consumer: cfg.Consumer, ClaimAfter: cfg.ClaimAfter,
-		Batch: int64(cfg.Batch), Logger: cfg.Logger,
+		ForgetAfter: cfg.ForgetAfter, Batch: int64(cfg.Batch), Logger: cfg.Logger,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("notify: %w", err)

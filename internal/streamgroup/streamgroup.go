@@ -26,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"time"
 
@@ -64,6 +65,24 @@ type Config struct {
 	ForgetAfter time.Duration
 	// Logger; discards when nil.
 	Logger *slog.Logger
+}
+
+// DefaultForgetAfter is the ForgetAfter of a caller that visits its
+// streams at least every claimAfter: a day, or 100 × claimAfter if that is
+// longer. Replicas are named by pod, so each rollout adds names to the
+// group of every stream they visit; a day is far past every pause between
+// visits (ClaimAfter, a minute or two by default) and short enough that
+// names do not pile up over a day of rollouts.
+func DefaultForgetAfter(claimAfter time.Duration) time.Duration {
+	const day = 24 * time.Hour
+	switch {
+	case claimAfter <= day/100:
+		return day
+	case claimAfter < math.MaxInt64/100:
+		return 100 * claimAfter
+	default:
+		return time.Duration(math.MaxInt64)
+	}
 }
 
 // CheckAndSetDefaults fills defaults and rejects missing settings.

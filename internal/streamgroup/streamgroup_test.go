@@ -3,6 +3,7 @@ package streamgroup_test
 import (
 	"context"
 	"errors"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -472,5 +473,19 @@ func TestForgetsGoneConsumers(t *testing.T) {
 	}
 	if got := pendingAt(t, rdb, key, "live"); !slices.Equal(got, kept) {
 		t.Errorf("pending at live after the visit: %v, want %v", got, kept)
+	}
+}
+
+func TestDefaultForgetAfter(t *testing.T) {
+	for _, c := range []struct{ claimAfter, want time.Duration }{
+		{time.Minute, 24 * time.Hour},
+		{2 * time.Minute, 24 * time.Hour},
+		{24 * time.Hour / 100, 24 * time.Hour},
+		{time.Hour, 100 * time.Hour},
+		{time.Duration(math.MaxInt64) / 50, time.Duration(math.MaxInt64)},
+	} {
+		if got := streamgroup.DefaultForgetAfter(c.claimAfter); got != c.want {
+			t.Errorf("DefaultForgetAfter(%v) = %v, want %v", c.claimAfter, got, c.want)
+		}
 	}
 }
