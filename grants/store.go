@@ -1,7 +1,6 @@
 package grants
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -20,6 +19,7 @@ import (
 	"github.com/lockbox-oss/lockbox/internal/events"
 	"github.com/lockbox-oss/lockbox/internal/fault"
 	"github.com/lockbox-oss/lockbox/internal/keys"
+	"github.com/lockbox-oss/lockbox/internal/storedjson"
 )
 
 // TenantDirectory answers the questions about a tenant that a transition
@@ -536,16 +536,18 @@ func (s *Store) Grant(ctx context.Context, tenant, operator, service string) (Gr
 	if err != nil {
 		return Grant{}, fault.Unavailable("grants: grant", err)
 	}
-	// Strict: a field this version does not know was written by a newer
-	// replica (a rolling upgrade), and may narrow what the grant allows;
-	// reading the grant without it could allow what was not approved. The
-	// lookup fails instead, so the call is refused (503, to be retried,
-	// likely on an upgraded replica). Only on a cache miss: the decoder's
+	// A field this version does not know was written by a newer replica
+	// (a rolling upgrade), and may narrow what the grant allows; reading
+	// the grant without it could allow what was not approved. The lookup
+	// fails instead, so the call is refused (503, to be retried, likely on
+	// an upgraded replica). Only on a cache miss: the decoder's
 	// allocations stay off the proxy's cached path.
 	var g Grant
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&g); err != nil {
+	newer, err := storedjson.Decode(b, &g)
+	if err == nil && newer {
+		err = errNewer
+	}
+	if err != nil {
 		return Grant{}, fault.Unavailable("grants: grant", err)
 	}
 	if g.ApprovedBy == "" {
@@ -1024,8 +1026,8 @@ func (s *Store) load(ctx context.Context, g getter, tenant, id string) (Request,
 	return r, err
 }
 
-// errNewer is why a request is not rewritten: it holds a field this
-// version does not know.
+// errNewer is why a request is not rewritten, or a grant not honoured: it
+// holds a field this version does not know.
 var errNewer = errors.New("written by a newer version of Lockbox, which holds fields this version does not know")
 
 // loadChecked is load, and also reports whether the stored request holds
@@ -1033,35 +1035,26 @@ var errNewer = errors.New("written by a newer version of Lockbox, which holds fi
 // rolling upgrade. Such a request is read (listed, shown) without them,
 // but this version must not write it back, which would drop them: they
 // may restrict the grant an approval writes, or record what an audit
-// needs. The second, strict decode costs a transition, not a read.
+// needs.
 func (s *Store) loadChecked(ctx context.Context, g getter, tenant, id string) (Request, bool, error) {
-	r, b, err := s.loadBytes(ctx, g, tenant, id)
-	if err != nil {
-		return r, false, err
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	return r, dec.Decode(new(Request)) != nil, nil
-}
-
-func (s *Store) loadBytes(ctx context.Context, g getter, tenant, id string) (Request, []byte, error) {
 	b, err := g.Get(ctx, keys.Request(tenant, id)).Bytes()
 	if errors.Is(err, redis.Nil) {
-		return Request{}, nil, newErr(ErrNotFound, "not_found", "request %s not found", id)
+		return Request{}, false, newErr(ErrNotFound, "not_found", "request %s not found", id)
 	}
 	if err != nil {
-		return Request{}, nil, fault.Unavailable("grants: load", err)
+		return Request{}, false, fault.Unavailable("grants: load", err)
 	}
 	var r Request
-	if err := json.Unmarshal(b, &r); err != nil {
-		return Request{}, nil, fmt.Errorf("grants: request %s is corrupt: %w", id, err)
+	newer, err := storedjson.Decode(b, &r)
+	if err != nil {
+		return Request{}, false, fmt.Errorf("grants: request %s is corrupt: %w", id, err)
 	}
 	if r.Tenant != tenant || r.ID != id {
 		// Not this tenant's request, whatever led here (an index entry is
 		// only a hint): it is not found, never acted on as the tenant's.
-		return Request{}, nil, newErr(ErrNotFound, "not_found", "request %s not found", id)
+		return Request{}, false, newErr(ErrNotFound, "not_found", "request %s not found", id)
 	}
-	return r, b, nil
+	return r, newer, nil
 }
 
 // storeErr keeps domain errors as they are and marks anything else as the

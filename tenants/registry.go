@@ -1,7 +1,6 @@
 package tenants
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,6 +20,7 @@ import (
 	"github.com/lockbox-oss/lockbox/internal/events"
 	"github.com/lockbox-oss/lockbox/internal/fault"
 	"github.com/lockbox-oss/lockbox/internal/keys"
+	"github.com/lockbox-oss/lockbox/internal/storedjson"
 )
 
 // Tenant is a tenant's registry entry: who the tenant is. Lockbox knows a
@@ -65,19 +65,21 @@ func encodeTenant(t Tenant, revision int64) ([]byte, error) {
 	return json.Marshal(storedTenant{Tenant: t, Revision: revision})
 }
 
-// decodeTenant reads a registry entry's value, with its revision.
-func decodeTenant(b []byte) (Tenant, error) {
+// decodeTenant reads a registry entry's value, with its revision. newer
+// reports that it holds fields this version does not know (see
+// decodeTenantStrict).
+func decodeTenant(b []byte) (t Tenant, newer bool, err error) {
 	var v storedTenant
-	if err := json.Unmarshal(b, &v); err != nil {
-		return Tenant{}, err
+	if newer, err = storedjson.Decode(b, &v); err != nil {
+		return Tenant{}, false, err
 	}
-	t := v.Tenant
+	t = v.Tenant
 	t.Revision = v.Revision
-	return t, nil
+	return t, newer, nil
 }
 
-// errNewerEntry is why a registry entry is not used: it holds a field
-// this version does not know.
+// errNewerEntry is why a registry entry or settings are not used: they
+// hold a field this version does not know.
 var errNewerEntry = errors.New("written by a newer version of Lockbox, which holds fields this version does not know")
 
 // decodeTenantStrict is decodeTenant for the reads that decide who may do
@@ -88,13 +90,11 @@ var errNewerEntry = errors.New("written by a newer version of Lockbox, which hol
 // fails as the store failing does (503, retried, by then likely on an
 // upgraded replica). Listings still show the entry.
 func decodeTenantStrict(b []byte) (Tenant, error) {
-	t, err := decodeTenant(b)
+	t, newer, err := decodeTenant(b)
 	if err != nil {
 		return Tenant{}, err
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if dec.Decode(new(storedTenant)) != nil {
+	if newer {
 		return Tenant{}, fault.Unavailable("tenants: registry entry of "+t.ID, errNewerEntry)
 	}
 	return t, nil
@@ -610,7 +610,7 @@ func (s *Store) List(ctx context.Context, p identity.Principal) ([]Tenant, error
 			if err != nil {
 				return nil, fault.Unavailable("tenants: list", fmt.Errorf("read %s: %v", c.Args()[1], err))
 			}
-			t, err := decodeTenant(b)
+			t, _, err := decodeTenant(b)
 			if err != nil {
 				return nil, fault.Unavailable("tenants: list", fmt.Errorf("read %s: %v", c.Args()[1], err))
 			}

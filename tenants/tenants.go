@@ -35,7 +35,6 @@
 package tenants
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -54,6 +53,7 @@ import (
 	"github.com/lockbox-oss/lockbox/internal/events"
 	"github.com/lockbox-oss/lockbox/internal/fault"
 	"github.com/lockbox-oss/lockbox/internal/keys"
+	"github.com/lockbox-oss/lockbox/internal/storedjson"
 )
 
 // Settings are a tenant's Customer Lockbox settings.
@@ -171,18 +171,18 @@ func (s *Store) lookup(ctx context.Context, g getter, tenant string) (Settings, 
 		return Settings{}, fault.Unavailable("tenants: settings", err)
 	}
 	v := storedSettings{Settings: Defaults()}
-	if err := json.Unmarshal(b, &v); err != nil {
+	newer, err := storedjson.Decode(b, &v)
+	if err != nil {
 		return Settings{}, fmt.Errorf("tenants: settings of %s are corrupt: %w", tenant, err)
 	}
-	// A setting this version does not know was stored by a newer replica
-	// (a rolling upgrade), and may restrict access: deciding without it
-	// could allow what the tenant forbade, and writing the settings back
-	// would drop it for every replica. Both fail as the store failing
-	// does (503, retried, by then likely on an upgraded replica).
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(new(storedSettings)); err != nil {
-		return Settings{}, fault.Unavailable("tenants: settings of "+tenant+", written by a newer version of Lockbox", err)
+	if newer {
+		// A setting this version does not know was stored by a newer
+		// replica (a rolling upgrade), and may restrict access: deciding
+		// without it could allow what the tenant forbade, and writing the
+		// settings back would drop it for every replica. Both fail as the
+		// store failing does (503, retried, by then likely on an upgraded
+		// replica).
+		return Settings{}, fault.Unavailable("tenants: settings of "+tenant, errNewerEntry)
 	}
 	st := v.Settings
 	st.Revision = v.Revision
