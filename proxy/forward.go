@@ -23,6 +23,26 @@ import (
 	"github.com/lockbox-oss/lockbox/internal/httperr"
 )
 
+// The health checks of upstream HTTP/2 connections (NewTransport). A
+// connection that has carried nothing for upstreamPingAfter is pinged, and
+// closed if the answer takes longer than upstreamPingTimeout: a hung pod
+// behind a load balancer, or a connection left half-open by a network
+// partition, is found dead at most 15 s after its last frame, half the
+// 30 s response-header timeout, so calls stop going to it before the
+// first one sent there times out, and a quarter of DefaultClientTimeout.
+// A call already waiting on it fails then (502) rather than at its own
+// timeout. A live upstream answers a ping from its connection's read
+// loop, whatever its handlers are doing, so a slow answer is never
+// mistaken for a dead connection; 5 s is far beyond any round trip
+// between a proxy and its upstreams. The cost is a ping every 10 s on a
+// connection that sits idle, none on one that carries calls, and a timer
+// reset (no allocation) per frame the transport reads over HTTP/2.
+// Calls h1transport speaks are untouched.
+const (
+	upstreamPingAfter   = 10 * time.Second
+	upstreamPingTimeout = 5 * time.Second
+)
+
 // Headers the proxy writes.
 const (
 	// HeaderUser is the identity upstreams see: always "Microsoft
@@ -96,8 +116,21 @@ func ForwardedHeaders() []string { return slices.Clone(forwardedHeaders) }
 // answer's body (ResponseBodyIdleTimeout), Config.ClientTimeout: the waits
 // for the upstream count against the call's deadline. Over HTTP/2 the
 // stream's deadline ends such a wait whatever the transport; net/http's
-// Transport has no such bound.
+// Transport has no such bound. HTTP/2 connections are pinged when they go
+// quiet, and one whose peer stopped answering is closed (upstreamPingAfter),
+// so that calls are no longer sent to it.
 func NewTransport(http2 bool, tlsConfig *tls.Config, bodyIdle time.Duration) http.RoundTripper {
+	return newTransport(http2, tlsConfig, bodyIdle, h2Pings{after: upstreamPingAfter, timeout: upstreamPingTimeout})
+}
+
+// h2Pings are the health-check timings of upstream HTTP/2 connections:
+// after is how long a connection may stay silent before it is pinged,
+// timeout how long the ping's answer may take.
+type h2Pings struct {
+	after, timeout time.Duration
+}
+
+func newTransport(http2 bool, tlsConfig *tls.Config, bodyIdle time.Duration, pings h2Pings) http.RoundTripper {
 	if tlsConfig == nil {
 		tlsConfig = &tls.Config{}
 	} else {
@@ -136,6 +169,10 @@ func NewTransport(http2 bool, tlsConfig *tls.Config, bodyIdle time.Duration) htt
 			MaxResponseHeaderBytes: maxResponseHeader,
 			ForceAttemptHTTP2:      http2,
 			DisableCompression:     true,
+			// Without pings, an HTTP/2 connection whose peer went silent
+			// without closing stays in the pool, and every call sent
+			// there waits out its own timeout.
+			HTTP2: &http.HTTP2Config{SendPingTimeout: pings.after, PingTimeout: pings.timeout},
 		},
 	}
 }
