@@ -365,7 +365,9 @@ const (
 // form type whose charset is not one where bytes and ASCII characters are
 // the same thing (UTF-8, US-ASCII, ISO-8859-1: see asciiCharset), since
 // frameworks that decode field names in it would read other names than
-// the proxy.
+// the proxy, or whose Content-Type has "charset" (in any case) anywhere
+// but as its one charset parameter's name, since Tomcat reads a charset
+// from any "charset=" in it.
 func FormType(method string, contentType []string) (mediaType, boundary string, err error) {
 	post := strings.EqualFold(method, http.MethodPost)
 	switch len(contentType) {
@@ -397,8 +399,19 @@ func FormType(method string, contentType []string) (mediaType, boundary string, 
 		// Not a form to anyone: the body is not looked at.
 		return "", "", nil
 	}
-	if cs, ok := params["charset"]; ok && isFormType(mt) && !asciiCharset(cs) {
-		return "", "", fmt.Errorf("%s in charset %q: a form whose field names the proxy can't read as ASCII is refused", mt, echo(cs))
+	cs, hasCharset := params["charset"]
+	if isFormType(mt) {
+		// Tomcat takes the charset from the first "charset=" anywhere in
+		// the value (coyote Request.getCharsetFromContentType): in
+		// "x-charset=UTF-16LE", or in another parameter's quoted value,
+		// it finds a charset where the proxy finds none, or another one.
+		// So "charset" may appear once, as the charset parameter.
+		if n := countFoldASCII(v, "charset"); n > 1 || n == 1 && !hasCharset {
+			return "", "", fmt.Errorf(`%s with "charset" outside its charset parameter: a form whose charset the proxy can't tell is refused`, mt)
+		}
+		if hasCharset && !asciiCharset(cs) {
+			return "", "", fmt.Errorf("%s in charset %q: a form whose field names the proxy can't read as ASCII is refused", mt, echo(cs))
+		}
 	}
 	switch {
 	case mt == formURLEncoded:

@@ -224,6 +224,13 @@ func TestDenials(t *testing.T) {
 		{name: "method override in a UTF-16 urlencoded form", setup: repairOnContoso,
 			req:    formPOST(formURLEncoded+"; charset=utf-16le", utf16LE("_method")+"="+utf16LE("DELETE"), false),
 			status: 400, reason: ReasonBadRequest, label: "exchange", message: "charset"},
+		// Tomcat takes the charset from the first "charset=" anywhere in
+		// the Content-Type (coyote Request.getCharsetFromContentType), so
+		// to it this form is UTF-16LE too, although its charset parameter
+		// is none.
+		{name: "method override in a urlencoded form whose charset hides in another parameter", setup: repairOnContoso,
+			req:    formPOST(formURLEncoded+"; x-charset=UTF-16LE", utf16LE("_method")+"="+utf16LE("DELETE"), false),
+			status: 400, reason: ReasonBadRequest, label: "exchange", message: "charset"},
 		{name: "multipart form in EBCDIC", setup: repairOnContoso,
 			req:    formPOST(formMultipart+"; boundary=b; charset=IBM037", multipartBody(`form-data; name="kind"`), false),
 			status: 400, reason: ReasonBadRequest, label: "exchange", message: "charset"},
