@@ -1,10 +1,15 @@
 package audit
 
 import (
+	"context"
 	"io"
 	"os"
 	"syscall"
 	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/lockbox-oss/lockbox/internal/keys"
 )
 
 // FullDisk is a SIEM sink file whose disk fills up on demand: Room bytes
@@ -38,4 +43,11 @@ func NewWriterSinkTimeout(w io.Writer, d time.Duration) *WriterSink { return new
 // OpenSinkTimeout is OpenSink whose stream writes give up after d.
 func OpenSinkTimeout(spec string, d time.Duration) (Sink, io.Closer, error) {
 	return openSink(spec, nil, nil, d)
+}
+
+// AppendStored appends raw, a record's stored JSON, to tenant's stream
+// with the script Log.Append runs: the entry a Lockbox of another version,
+// whose records this one may not fully know, writes.
+func AppendStored(ctx context.Context, rdb redis.UniversalClient, tenant, raw string) error {
+	return appendScript.Run(ctx, rdb, []string{keys.Audit(tenant), keys.AuditHead(tenant)}, raw).Err()
 }

@@ -66,8 +66,9 @@ type OCSFEvent struct {
 	// Unmapped holds strings, and the record's Parameters and
 	// ModifiedProperties in their audit log shape.
 	Unmapped map[string]any `json:"unmapped,omitempty"`
-	// RawData carries the stored record when it could not be decoded, so
-	// nothing is dropped on the way to the SIEM.
+	// RawData carries the stored record when it could not be decoded, or
+	// holds fields this version does not know (a newer Lockbox wrote it),
+	// so nothing is dropped on the way to the SIEM.
 	RawData string `json:"raw_data,omitempty"`
 }
 
@@ -227,9 +228,15 @@ func ocsfActivity(method string) int {
 
 // ocsfLine renders a stored record's JSON as one OCSF JSON line. A record
 // that does not decode is still forwarded, as an "Other" event carrying
-// the stored bytes in raw_data.
+// the stored bytes in raw_data. So is a record that holds fields this
+// version does not know (a newer Lockbox wrote it, during a rolling
+// upgrade): its event maps what this version knows and carries the stored
+// bytes in raw_data, where the SIEM finds the rest.
+//
+// Only those carry raw_data: for a record this version knows, the event
+// holds every field already, and the copy would double each line.
 func ocsfLine(raw string) ([]byte, error) {
-	r, err := record.Unmarshal(raw)
+	r, newer, err := record.UnmarshalStored(raw)
 	if err != nil {
 		e := OCSF(record.Record{})
 		e.Time = 0
@@ -240,5 +247,9 @@ func ocsfLine(raw string) ([]byte, error) {
 		e.RawData = raw
 		return json.Marshal(e)
 	}
-	return json.Marshal(OCSF(r))
+	e := OCSF(r)
+	if newer {
+		e.RawData = raw
+	}
+	return json.Marshal(e)
 }

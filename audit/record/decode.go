@@ -2,6 +2,8 @@ package record
 
 import (
 	"encoding/json"
+	"io"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -276,6 +278,30 @@ func (d *decoder) modified() ([]ModifiedProperty, bool) {
 			return nil, false
 		}
 	}
+}
+
+// UnmarshalStored decodes a stored record as Unmarshal does, and reports
+// whether it holds fields Record does not know, at its top level or in its
+// Parameters or ModifiedProperties: a record a newer Lockbox wrote during
+// a rolling upgrade (docs/operations.md). r lacks those fields; a caller
+// that passes the record on must pass the stored bytes too, or lose them.
+// A record in AppendJSON's form is decoded once; any other is decoded
+// strictly, and again leniently only when the strict decode fails.
+func UnmarshalStored(s string) (r Record, newer bool, err error) {
+	if r, ok := decodeRecord(s); ok {
+		return r, false, nil
+	}
+	var in stored
+	dec := json.NewDecoder(strings.NewReader(s))
+	dec.DisallowUnknownFields()
+	if dec.Decode(&in) == nil && dec.Decode(&struct{}{}) == io.EOF {
+		return in.record(), false, nil
+	}
+	// An unknown field, or an error the lenient decode reports too.
+	if err := json.Unmarshal([]byte(s), &r); err != nil {
+		return Record{}, false, err
+	}
+	return r, true, nil
 }
 
 // Unmarshal decodes a stored record (the JSON AppendJSON or json.Marshal

@@ -89,3 +89,36 @@ func FuzzDecodeRecord(f *testing.F) {
 		}
 	})
 }
+
+// TestUnmarshalStoredTellsNewerRecords: a record holding a field Record
+// does not know, at the top or inside a Parameter or ModifiedProperty, is
+// a newer Lockbox's; every form this version or an older one writes
+// (escapes, a legacy record's Method and Path, the UserType's name) is
+// not. Either way the record decodes as Unmarshal decodes it.
+func TestUnmarshalStoredTellsNewerRecords(t *testing.T) {
+	cases := map[string]bool{
+		`{"RecordType":1,"LockboxSessionId":"s"}`:                                                         true,
+		`{"RecordType":1,"Parameters":[{"Name":"a","Value":"b","Sensitivity":"x"}]}`:                      true,
+		`{"RecordType":1,"ModifiedProperties":[{"Name":"a","OldValue":"b","NewValue":"c","Reason":"d"}]}`: true,
+		`{"Id":"a","Method":"GET","Path":"/x","Session":"s"}`:                                             true,
+		`{"RecordType":1,"Comment":"\u00e9 \"q\""}`:                                                       false,
+		`{"Id":"a","Method":"GET","Path":"/x","UserType":"DcAdmin"}`:                                      false,
+		` {"RecordType":1} `: false,
+		`{"recordtype":1}`:   false, // encoding/json matches names regardless of case
+	}
+	for _, r := range decodeSeeds() {
+		cases[string(r.AppendJSON(nil))] = false
+	}
+	for s, wantNewer := range cases {
+		got, newer, err := UnmarshalStored(s)
+		want, werr := Unmarshal(s)
+		if err != nil || werr != nil || newer != wantNewer || !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: newer %v (want %v), %+v (%v); Unmarshal %+v (%v)", s, newer, wantNewer, got, err, want, werr)
+		}
+	}
+	for _, s := range []string{`{"RecordType":1} x`, `{"RecordType":1,"X":1`, `[]`} {
+		if _, _, err := UnmarshalStored(s); err == nil {
+			t.Errorf("%s: no error", s)
+		}
+	}
+}

@@ -332,20 +332,33 @@ func tenantSafeApprover(r Record) bool {
 // The stored bytes are never rewritten: the hash chain covers them.
 // OrganizationId is left as the short name; Log fills the GUID in.
 func (r *Record) UnmarshalJSON(b []byte) error {
-	type plain Record // no methods: no recursion
-	var in struct {
-		plain
-		Method string `json:"Method"`
-		Path   string `json:"Path"`
-	}
+	var in stored
 	if err := json.Unmarshal(b, &in); err != nil {
 		return err
 	}
-	*r = Record(in.plain)
+	*r = in.record()
+	return nil
+}
+
+// plain is Record without its methods, so decoding into it does not
+// recurse into Record.UnmarshalJSON.
+type plain Record
+
+// stored is every field a stored record may hold that this version
+// knows: Record's, and the Method and Path of a legacy record.
+type stored struct {
+	plain
+	Method string `json:"Method"`
+	Path   string `json:"Path"`
+}
+
+// record is the decoded record, a legacy one upgraded.
+func (in *stored) record() Record {
+	r := Record(in.plain)
 	if r.RecordType == 0 {
 		r.upgrade(in.Method, in.Path)
 	}
-	return nil
+	return r
 }
 
 // upgrade derives the common schema's fields of a record written before

@@ -1,0 +1,129 @@
+package audit_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/audit/record"
+)
+
+// newerRecords returns the stored JSON of records as a newer Lockbox
+// writes them during a rolling upgrade: one with a field this version
+// does not know, one whose Parameter has one, and one this version wrote.
+// The names are made up; what matters is that Record has no place for
+// them.
+func newerRecords(log *audit.Log) (newField, newParamField, known string) {
+	r := log.Prepare(record.Record{
+		Operation: record.OpNewRequest, OrganizationId: orgID("contoso"), LockboxTenant: "contoso",
+		Workload: "exchange", RecordType: record.RecordTypeExchangeAdmin, UserType: record.UserTypeDcAdmin,
+		UserId: record.OperatorUserID, ProviderUserId: "alice", ClientIP: "192.0.2.10",
+		ObjectId: "req-1", LockboxRequestId: "req-1",
+		Parameters: []record.Parameter{{Name: "Identity", Value: "req-1"}},
+	})
+	known = string(r.AppendJSON(nil))
+	newField = strings.TrimSuffix(known, "}") + `,"LockboxSessionId":"sess-42"}`
+	newParamField = strings.Replace(known, `"Value":"req-1"}`, `"Value":"req-1","Sensitivity":"restricted-7"}`, 1)
+	if newParamField == known {
+		panic("the record's Parameters are not where the test expects them")
+	}
+	return newField, newParamField, known
+}
+
+// TestSIEMNewerRecordsReachTheSIEMWhole: a record a newer Lockbox wrote
+// holds fields this version does not know. The json format forwards the
+// stored bytes, so the SIEM gets them; the OCSF event is built from this
+// version's Record, which has no place for them, so it carries the stored
+// record in raw_data (docs/operations.md, "Rolling upgrades": nothing a
+// replica does not understand is silently dropped). A record this version
+// knows has no raw_data.
+func TestSIEMNewerRecordsReachTheSIEMWhole(t *testing.T) {
+	for _, format := range []audit.Format{audit.FormatJSON, audit.FormatOCSF} {
+		t.Run(string(format), func(t *testing.T) {
+			ctx := context.Background()
+			rdb := testRedis(t)
+			log := audit.NewLog(rdb, nil)
+			onboard(t, rdb, "contoso")
+			newField, newParamField, known := newerRecords(log)
+			stored := []string{newField, newParamField, known}
+			for _, raw := range stored {
+				if err := audit.AppendStored(ctx, rdb, "contoso", raw); err != nil {
+					t.Fatal(err)
+				}
+			}
+			log.Written(ctx, "contoso")
+			sink := &memSink{}
+			fw := newForwarder(t, audit.ForwarderConfig{Redis: rdb, Sink: sink, Consumer: "r1", Format: format})
+			if n, err := fw.Poll(ctx); err != nil || n != 3 {
+				t.Fatalf("wrote %d, %v", n, err)
+			}
+			lines := sink.got()
+			if len(lines) != 3 {
+				t.Fatalf("%d lines: %q", len(lines), lines)
+			}
+			for i, want := range []string{"sess-42", "restricted-7"} {
+				if !strings.Contains(lines[i], want) {
+					t.Errorf("line %d lost the newer version's %q:\n got %s\n stored %s", i, want, lines[i], stored[i])
+				}
+			}
+			if format == audit.FormatJSON {
+				for i, l := range lines {
+					if l != stored[i] {
+						t.Errorf("line %d is not the stored record:\n got %s\nwant %s", i, l, stored[i])
+					}
+				}
+				return
+			}
+			for i, l := range lines {
+				var e audit.OCSFEvent
+				if err := json.Unmarshal([]byte(l), &e); err != nil {
+					t.Fatalf("line %d: %v: %s", i, err, l)
+				}
+				wantRaw := stored[i]
+				if i == 2 {
+					wantRaw = "" // known: nothing this version can't map
+				}
+				if e.RawData != wantRaw {
+					t.Errorf("line %d: raw_data %q, want %q", i, e.RawData, wantRaw)
+				}
+				// What this version understands is mapped as ever.
+				if e.API.Operation != record.OpNewRequest || e.Actor.User.UID != "alice" || e.Unmapped["LockboxTenant"] != "contoso" || e.StatusID != 1 {
+					t.Errorf("line %d: the known fields are not mapped: %s", i, l)
+				}
+			}
+		})
+	}
+}
+
+// TestSIEMOCSFKnownRecordUnchanged pins the OCSF line of a record this
+// version wrote, byte for byte, so that keeping newer records whole
+// changes nothing for the others.
+func TestSIEMOCSFKnownRecordUnchanged(t *testing.T) {
+	ctx := context.Background()
+	rdb := testRedis(t)
+	log := audit.NewLog(rdb, func() time.Time { return time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC) })
+	onboard(t, rdb, "contoso")
+	r := log.Prepare(record.Record{
+		Id: "0190a4b4-1c2d-7e3f-8a9b-0c1d2e3f4a5b", Operation: "Get-Mailbox", OrganizationId: orgID("contoso"), LockboxTenant: "contoso",
+		Workload: "exchange", RecordType: record.RecordTypeDataCenterSecurityCmdlet, UserType: record.UserTypeDcAdmin,
+		UserId: record.OperatorUserID, ProviderUserId: "alice", ClientIP: "192.0.2.10", LockboxRequestId: "req-1",
+		LockboxMethod: "GET", LockboxPath: "/mailboxes/megan",
+	})
+	if err := audit.AppendStored(ctx, rdb, "contoso", string(r.AppendJSON(nil))); err != nil {
+		t.Fatal(err)
+	}
+	log.Written(ctx, "contoso")
+	var buf bytes.Buffer
+	fw := newForwarder(t, audit.ForwarderConfig{Redis: rdb, Sink: audit.NewWriterSink(&buf), Consumer: "r1", Format: audit.FormatOCSF})
+	if n, err := fw.Poll(ctx); err != nil || n != 1 {
+		t.Fatalf("wrote %d, %v", n, err)
+	}
+	want := `{"activity_id":2,"activity_name":"Read","category_uid":6,"category_name":"Application Activity","class_uid":6003,"class_name":"API Activity","type_uid":600302,"type_name":"API Activity: Read","time":1772355600000,"severity_id":1,"severity":"Informational","status_id":1,"status":"Success","metadata":{"version":"1.1.0","product":{"name":"Lockbox","vendor_name":"Lockbox"},"uid":"0190a4b4-1c2d-7e3f-8a9b-0c1d2e3f4a5b"},"actor":{"user":{"name":"Microsoft Operator","uid":"alice"}},"src_endpoint":{"ip":"192.0.2.10"},"api":{"operation":"Get-Mailbox","service":{"name":"exchange"},"request":{"uid":"req-1"}},"unmapped":{"LockboxMethod":"GET","LockboxPath":"/mailboxes/megan","LockboxTenant":"contoso","OrganizationId":"` + orgID("contoso") + `","RecordType":"10","UserType":"3","Workload":"exchange"}}` + "\n"
+	if got := buf.String(); got != want {
+		t.Errorf("OCSF line changed:\n got %s\nwant %s", got, want)
+	}
+}
