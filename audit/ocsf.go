@@ -150,6 +150,20 @@ func OCSF(r record.Record) OCSFEvent {
 		SrcEndpoint: OCSFEndpoint{IP: r.ClientIP},
 		API:         OCSFAPI{Operation: r.Operation},
 	}
+	// Every record Lockbox writes names its time, operation and user;
+	// one that does not (the stream takes any bytes) still gets what the
+	// schema requires, as an undecodable record does, rather than a time
+	// 2000 years before the epoch and empty names a validating SIEM
+	// refuses.
+	if r.CreationTime.IsZero() {
+		e.Time = 0
+	}
+	if e.API.Operation == "" {
+		e.API.Operation = "Unknown"
+	}
+	if e.Actor.User.Name == "" && e.Actor.User.UID == "" {
+		e.Actor.User.Name = "Unknown"
+	}
 	if r.ClientIP == "" {
 		// Lockbox's own actions come from no client; an empty
 		// src_endpoint, which the schema requires to name something,

@@ -67,7 +67,9 @@ func TestPolicyRevisionIsShown(t *testing.T) {
 // identifying attributes (the network endpoint's "at least one of ip,
 // uid, name, hostname, svc_name, ..."). Lockbox's own actions (an expiry,
 // the end of a window) have no client IP, and a record that does not
-// decode has neither a user nor an operation.
+// decode has neither a user nor an operation, nor has one that decodes
+// but names neither (no Lockbox writes one, but the stream takes any
+// bytes). Its time is milliseconds since the epoch, never before it.
 func TestOCSFRequiredAttributes(t *testing.T) {
 	now := record.Time{Time: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)}
 	cases := map[string]string{}
@@ -82,6 +84,8 @@ func TestOCSFRequiredAttributes(t *testing.T) {
 		cases[name] = string(r.AppendJSON(nil))
 	}
 	cases["undecodable"] = `{"Id": 42`
+	cases["names nothing"] = `{"Id":"4","RecordType":1}`
+	cases["legacy, names nothing"] = `{"Id":"5"}`
 	for name, raw := range cases {
 		b, err := ocsfLine(raw)
 		if err != nil {
@@ -103,6 +107,9 @@ func TestOCSFRequiredAttributes(t *testing.T) {
 			if _, ok := get(k).(float64); !ok {
 				t.Errorf("%s: %s = %v, want a number: %s", name, k, get(k), b)
 			}
+		}
+		if ms, _ := get("time").(float64); ms < 0 {
+			t.Errorf("%s: time %v is before the epoch: %s", name, ms, b)
 		}
 		for _, path := range [][]string{{"metadata", "version"}, {"metadata", "product", "vendor_name"}, {"api", "operation"}} {
 			if s, _ := get(path...).(string); s == "" {
