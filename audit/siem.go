@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -394,7 +395,8 @@ type Format string
 
 const (
 	// FormatJSON writes the record as stored: the provider's view, with
-	// the provider-only fields, byte for byte what the hash chain covers.
+	// the provider-only fields, byte for byte what the hash chain covers
+	// (but for line breaks, which no Lockbox writes: see jsonLine).
 	FormatJSON Format = "json"
 	// FormatOCSF writes the record's OCSF API Activity event (see OCSF).
 	FormatOCSF Format = "ocsf"
@@ -714,5 +716,24 @@ func (fw *Forwarder) render(raw string) ([]byte, error) {
 	if fw.cfg.Format == FormatOCSF {
 		return ocsfLine(raw)
 	}
-	return []byte(raw), nil
+	return jsonLine(raw), nil
+}
+
+// jsonLine is the stored record raw as one line of the json format: its
+// bytes as they are. Every record Lockbox writes is compact JSON, and no
+// value holds a raw line break (JSON escapes them), but the stream takes
+// any bytes: a record whose whitespace holds line breaks (written by hand,
+// or by a writer that indents) would reach the SIEM as several lines,
+// none of them a record. Such a record is written compact, the same JSON;
+// one that is not JSON at all, as a JSON string of its bytes.
+func jsonLine(raw string) []byte {
+	if !strings.ContainsAny(raw, "\r\n") {
+		return []byte(raw)
+	}
+	var b bytes.Buffer
+	if json.Compact(&b, []byte(raw)) == nil {
+		return b.Bytes()
+	}
+	q, _ := json.Marshal(raw) // a string always marshals
+	return q
 }

@@ -127,3 +127,66 @@ func TestSIEMOCSFKnownRecordUnchanged(t *testing.T) {
 		t.Errorf("OCSF line changed:\n got %s\nwant %s", got, want)
 	}
 }
+
+// TestSIEMLineBreaksInStoredRecordsKeepTheFraming: the SIEM reads one
+// record a line. No value breaks a line, since JSON escapes line breaks in
+// strings, but a stored record's whitespace may hold them: Lockbox writes
+// none, yet the stream takes any bytes (a record written by hand, or by a
+// writer that indents). In either format such a record is still one line,
+// the records around it keep theirs, and what it held reaches the SIEM.
+func TestSIEMLineBreaksInStoredRecordsKeepTheFraming(t *testing.T) {
+	for _, format := range []audit.Format{audit.FormatJSON, audit.FormatOCSF} {
+		t.Run(string(format), func(t *testing.T) {
+			ctx := context.Background()
+			rdb := testRedis(t)
+			log := audit.NewLog(rdb, nil)
+			onboard(t, rdb, "contoso")
+			_, _, known := newerRecords(log)
+			var r record.Record
+			if err := json.Unmarshal([]byte(known), &r); err != nil {
+				t.Fatal(err)
+			}
+			indented, err := json.MarshalIndent(r, "", "\r\n  ")
+			if err != nil {
+				t.Fatal(err)
+			}
+			corrupt := "{\"Id\": \"c-1\",\n\"Operation\": \"cut" // undecodable, with a line break
+			stored := []string{known, string(indented), corrupt, known}
+			for _, raw := range stored {
+				if err := audit.AppendStored(ctx, rdb, "contoso", raw); err != nil {
+					t.Fatal(err)
+				}
+			}
+			log.Written(ctx, "contoso")
+			var buf bytes.Buffer
+			fw := newForwarder(t, audit.ForwarderConfig{Redis: rdb, Sink: audit.NewWriterSink(&buf), Consumer: "r1", Format: format})
+			if n, err := fw.Poll(ctx); err != nil || n != 4 {
+				t.Fatalf("wrote %d, %v", n, err)
+			}
+			lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
+			if len(lines) != 4 {
+				t.Fatalf("%d lines for 4 records:\n%s", len(lines), buf.String())
+			}
+			for i, l := range lines {
+				if strings.Contains(l, "\r") || !json.Valid([]byte(l)) {
+					t.Errorf("line %d is not one JSON value: %q", i, l)
+				}
+			}
+			if format == audit.FormatJSON {
+				// The known records as stored; the indented one as the
+				// same JSON, compact; the corrupt one's bytes, quoted.
+				var got record.Record
+				if err := json.Unmarshal([]byte(lines[1]), &got); err != nil || got.Id != r.Id || got.ProviderUserId != "alice" {
+					t.Errorf("indented record: %+v (%v): %s", got, err, lines[1])
+				}
+				var s string
+				if err := json.Unmarshal([]byte(lines[2]), &s); err != nil || s != corrupt {
+					t.Errorf("corrupt record: %q (%v), want %q", s, err, corrupt)
+				}
+				if lines[0] != known || lines[3] != known {
+					t.Errorf("known records changed:\n%s\n%s", lines[0], lines[3])
+				}
+			}
+		})
+	}
+}
