@@ -19,7 +19,8 @@ import (
 //
 // Fields without an OCSF home (tenant, workload, decision, comment, a
 // cmdlet's Parameters, a change's ModifiedProperties, ...) go under
-// "unmapped" with their audit log names.
+// "unmapped" with their audit log names; UserKey and Version only when
+// they are not what Lockbox writes (UserId, 1).
 const (
 	OCSFVersion        = "1.1.0"
 	ocsfProduct        = "Lockbox"
@@ -206,6 +207,15 @@ func OCSF(r record.Record) OCSFEvent {
 	if r.RecordType != 0 {
 		u["RecordType"] = strconv.Itoa(int(r.RecordType))
 		u["UserType"] = strconv.Itoa(int(r.UserType))
+	}
+	// Lockbox writes UserKey = UserId and Version 1, which the actor and
+	// the schema say already; other values (a newer Lockbox's) are kept.
+	// No Version at all (a record that does not decode) says nothing.
+	if r.UserKey != r.UserId {
+		u["UserKey"] = r.UserKey
+	}
+	if r.Version != 0 && r.Version != record.SchemaVersion {
+		u["Version"] = strconv.Itoa(r.Version)
 	}
 	if r.LockboxApprovalTime != nil {
 		u["LockboxApprovalTime"] = r.LockboxApprovalTime.UTC().Format(record.TimeLayout)

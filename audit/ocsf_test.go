@@ -37,7 +37,7 @@ func TestOCSFUndecodableRecordIsKept(t *testing.T) {
 	if err := json.Unmarshal(b, &e); err != nil {
 		t.Fatal(err)
 	}
-	if e.RawData != `{"Id": 42` || e.ClassUID != 6003 || e.StatusID != 0 {
+	if e.RawData != `{"Id": 42` || e.ClassUID != 6003 || e.StatusID != 0 || e.Unmapped != nil {
 		t.Fatalf("%s", b)
 	}
 }
@@ -162,5 +162,27 @@ func TestOCSFKeepsParametersAndChanges(t *testing.T) {
 					e.Unmapped.Parameters, e.Unmapped.ModifiedProperties, r.Parameters, r.ModifiedProperties, b)
 			}
 		})
+	}
+}
+
+// TestOCSFKeepsUserKeyAndVersion: UserKey and Version have no OCSF home.
+// Lockbox writes UserKey = UserId and Version 1, which the event's actor
+// and metadata already say; a record that holds other values (a newer
+// Lockbox's, during a rolling upgrade, with no field this version does
+// not know, so no raw_data either) keeps them under unmapped.
+func TestOCSFKeepsUserKeyAndVersion(t *testing.T) {
+	r := record.Record{Id: "1", Operation: record.OpNewRequest, UserId: record.OperatorUserID, UserKey: "10037ffe8d1a2b3c",
+		UserType: record.UserTypeDcAdmin, RecordType: record.RecordTypeExchangeAdmin, Version: 2}
+	e := OCSF(r)
+	if e.Unmapped["UserKey"] != "10037ffe8d1a2b3c" || e.Unmapped["Version"] != "2" {
+		t.Errorf("unmapped %v: want UserKey and Version kept", e.Unmapped)
+	}
+	r.UserKey, r.Version = r.UserId, record.SchemaVersion
+	e = OCSF(r)
+	if _, ok := e.Unmapped["UserKey"]; ok {
+		t.Errorf("unmapped %v: UserKey = UserId is the actor's name already", e.Unmapped)
+	}
+	if _, ok := e.Unmapped["Version"]; ok {
+		t.Errorf("unmapped %v: Version 1 is every record's", e.Unmapped)
 	}
 }
