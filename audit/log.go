@@ -245,19 +245,27 @@ func (l *Log) decode(ctx context.Context, tenant string, m redis.XMessage) (reco
 	if err != nil {
 		return record.Record{}, fmt.Errorf("audit: stream entry %s of %s is corrupt: %w", m.ID, tenant, err)
 	}
-	if r.Legacy() {
-		if r.LockboxTenant == "" {
-			r.LockboxTenant = tenant
-		}
-		if !record.IsGUID(r.OrganizationId) {
-			// Reading goes on without it: the record is still the
-			// tenant's, and hiding it would hide history.
-			if id, err := l.OrganizationID(ctx, tenant); err == nil {
-				r.OrganizationId = id
-			}
+	l.completeLegacy(ctx, tenant, &r)
+	return r, nil
+}
+
+// completeLegacy gives r, read from tenant's stream, when it was written
+// before Lockbox followed the common schema, the tenant it lacks: its
+// short name, and its GUID as OrganizationId, when the tenant has one.
+func (l *Log) completeLegacy(ctx context.Context, tenant string, r *record.Record) {
+	if !r.Legacy() {
+		return
+	}
+	if r.LockboxTenant == "" {
+		r.LockboxTenant = tenant
+	}
+	if !record.IsGUID(r.OrganizationId) {
+		// Reading goes on without it: the record is still the
+		// tenant's, and hiding it would hide history.
+		if id, err := l.OrganizationID(ctx, tenant); err == nil {
+			r.OrganizationId = id
 		}
 	}
-	return r, nil
 }
 
 func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }

@@ -259,7 +259,10 @@ func ocsfActivity(method string) int {
 //
 // Only those carry raw_data: for a record this version knows, the event
 // holds every field already, and the copy would double each line.
-func ocsfLine(raw string) ([]byte, error) {
+//
+// complete, when not nil, completes the decoded record as a search reads
+// it (a legacy record's tenant GUID: Log.completeLegacy).
+func ocsfLine(raw string, complete func(*record.Record)) ([]byte, error) {
 	r, newer, err := record.UnmarshalStored(raw)
 	if err != nil {
 		e := OCSF(record.Record{})
@@ -270,6 +273,9 @@ func ocsfLine(raw string) ([]byte, error) {
 		e.Actor.User.Name, e.API.Operation = "Unknown", "Unknown"
 		e.RawData = raw
 		return json.Marshal(e)
+	}
+	if complete != nil {
+		complete(&r)
 	}
 	e := OCSF(r)
 	if newer {

@@ -29,7 +29,7 @@ func TestOCSFActivities(t *testing.T) {
 }
 
 func TestOCSFUndecodableRecordIsKept(t *testing.T) {
-	b, err := ocsfLine(`{"Id": 42`)
+	b, err := ocsfLine(`{"Id": 42`, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func TestOCSFRequiredAttributes(t *testing.T) {
 	cases["names nothing"] = `{"Id":"4","RecordType":1}`
 	cases["legacy, names nothing"] = `{"Id":"5"}`
 	for name, raw := range cases {
-		b, err := ocsfLine(raw)
+		b, err := ocsfLine(raw, nil)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -144,7 +144,7 @@ func TestOCSFKeepsParametersAndChanges(t *testing.T) {
 			Parameters: []record.Parameter{{Name: "Identity", Value: "req"}, {Name: "ExpiredAt", Value: "2026-03-01T06:00:00"}}},
 	} {
 		t.Run(name, func(t *testing.T) {
-			b, err := ocsfLine(string(r.AppendJSON(nil)))
+			b, err := ocsfLine(string(r.AppendJSON(nil)), nil)
 			if err != nil {
 				t.Fatal(err)
 			}

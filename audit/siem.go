@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/internal/due"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 	"github.com/lockbox-oss/lockbox/internal/streamgroup"
@@ -460,6 +461,9 @@ type Forwarder struct {
 	log     *slog.Logger
 	records *prometheus.CounterVec
 	group   *streamgroup.Reader
+	// orgs completes legacy records for OCSF events as searches read
+	// them (their tenant's GUID, read once per tenant and process).
+	orgs *Log
 }
 
 // NewForwarder checks cfg and returns a Forwarder.
@@ -494,8 +498,9 @@ func NewForwarder(cfg ForwarderConfig) (*Forwarder, error) {
 		cfg.Now = time.Now
 	}
 	fw := &Forwarder{
-		cfg: cfg,
-		log: cfg.Logger,
+		cfg:  cfg,
+		log:  cfg.Logger,
+		orgs: NewLog(cfg.Redis, cfg.Now),
 		records: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lockbox_siem_records_total",
 			Help: "Audit records handled by the SIEM forwarder, by result: written (and acknowledged), failed (sink write failed; retried later), skipped (read, then trimmed by retention before it could be forwarded, or unreadable).",
@@ -592,7 +597,7 @@ func (fw *Forwarder) Poll(ctx context.Context) (int, error) {
 			return fw.cfg.Now(), nil
 		}
 		stream := keys.Audit(t)
-		n, more, err := fw.forwardTenant(ctx, stream)
+		n, more, err := fw.forwardTenant(ctx, t, stream)
 		total += n
 		if err != nil {
 			stalled = errors.Is(err, ErrSinkStalled)
@@ -638,10 +643,10 @@ func (fw *Forwarder) Probe(ctx context.Context, p redis.Pipeliner, tenant string
 // forwardTenant forwards stream's records and reports whether it stopped
 // with more to do (it does at most maxBatchesPerTenant batches of each
 // kind, so a busy tenant does not starve the others).
-func (fw *Forwarder) forwardTenant(ctx context.Context, stream string) (int, bool, error) {
+func (fw *Forwarder) forwardTenant(ctx context.Context, tenant, stream string) (int, bool, error) {
 	total := 0
 	more, err := fw.group.Visit(ctx, stream, func(ctx context.Context, msgs []redis.XMessage) error {
-		n, err := fw.deliver(ctx, stream, msgs)
+		n, err := fw.deliver(ctx, tenant, stream, msgs)
 		total += n
 		return err
 	})
@@ -658,7 +663,7 @@ const ackTimeout = 2 * time.Second
 // (shutdown) it writes no more lines, and still flushes and acknowledges
 // those the sink took: left pending, they would be written again by
 // whoever forwards next.
-func (fw *Forwarder) deliver(ctx context.Context, stream string, msgs []redis.XMessage) (int, error) {
+func (fw *Forwarder) deliver(ctx context.Context, tenant, stream string, msgs []redis.XMessage) (int, error) {
 	ack := make([]string, 0, len(msgs))
 	written, skipped := 0, 0
 	var werr error
@@ -678,7 +683,7 @@ func (fw *Forwarder) deliver(ctx context.Context, stream string, msgs []redis.XM
 			skipped++
 			continue
 		}
-		line, err := fw.render(raw)
+		line, err := fw.render(ctx, tenant, raw)
 		if err == nil {
 			err = fw.cfg.Sink.Write(line)
 		}
@@ -712,9 +717,9 @@ func (fw *Forwarder) deliver(ctx context.Context, stream string, msgs []redis.XM
 	return written, werr
 }
 
-func (fw *Forwarder) render(raw string) ([]byte, error) {
+func (fw *Forwarder) render(ctx context.Context, tenant, raw string) ([]byte, error) {
 	if fw.cfg.Format == FormatOCSF {
-		return ocsfLine(raw)
+		return ocsfLine(raw, func(r *record.Record) { fw.orgs.completeLegacy(ctx, tenant, r) })
 	}
 	return jsonLine(raw), nil
 }

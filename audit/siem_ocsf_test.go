@@ -190,3 +190,37 @@ func TestSIEMLineBreaksInStoredRecordsKeepTheFraming(t *testing.T) {
 		})
 	}
 }
+
+// TestSIEMOCSFLegacyRecordHasTheTenantsGUID: a record stored before the
+// common schema holds the tenant's short name as OrganizationId. A search
+// reads it with the tenant's GUID, as every later record holds; so does
+// its OCSF event, so the SIEM does not see one tenant under two
+// organizations. The json format forwards the stored bytes, as stored.
+func TestSIEMOCSFLegacyRecordHasTheTenantsGUID(t *testing.T) {
+	ctx := context.Background()
+	rdb := testRedis(t)
+	log := audit.NewLog(rdb, nil)
+	onboard(t, rdb, "contoso")
+	legacy := `{"Id":"0190a4b4-1c2d-7e3f-8a9b-0c1d2e3f4a5b","CreationTime":"2026-11-23T08:59:59.5Z","Operation":"Get-Mailbox",` +
+		`"OrganizationId":"contoso","Workload":"exchange","UserId":"Microsoft Operator","UserType":"DcAdmin","ClientIP":"192.0.2.10",` +
+		`"ResultStatus":"Succeeded","LockboxRequestId":"r1","Method":"GET","Path":"/tenants/contoso/mailboxes","ProviderUserId":"alice@provider.example"}`
+	if err := audit.AppendStored(ctx, rdb, "contoso", legacy); err != nil {
+		t.Fatal(err)
+	}
+	log.Written(ctx, "contoso")
+	sink := &memSink{}
+	fw := newForwarder(t, audit.ForwarderConfig{Redis: rdb, Sink: sink, Consumer: "r1", Format: audit.FormatOCSF})
+	if n, err := fw.Poll(ctx); err != nil || n != 1 {
+		t.Fatalf("wrote %d, %v", n, err)
+	}
+	var e audit.OCSFEvent
+	if err := json.Unmarshal([]byte(sink.got()[0]), &e); err != nil {
+		t.Fatal(err)
+	}
+	if e.Unmapped["OrganizationId"] != orgID("contoso") || e.Unmapped["LockboxTenant"] != "contoso" || e.ActivityID != audit.OCSFActivityRead {
+		t.Errorf("legacy record's event: unmapped %v, activity %d; want OrganizationId %s", e.Unmapped, e.ActivityID, orgID("contoso"))
+	}
+	if e.RawData != "" {
+		t.Errorf("raw_data %q: a legacy record's fields are all known", e.RawData)
+	}
+}
