@@ -48,9 +48,9 @@ const (
 	// engineer canceled it, or it expired (tenant audience). Without it
 	// an approver signs in to decide a request that is gone.
 	TemplateNoLongerPending Template = "no_longer_pending"
-	// TemplateAccessEnded tells the tenant's people that the provider
-	// revoked access the tenant approved, before its window ended (tenant
-	// audience).
+	// TemplateAccessEnded tells the tenant's people that the provider, or
+	// another of the tenant's approvers, revoked access the tenant
+	// approved, before its window ended (tenant audience).
 	TemplateAccessEnded Template = "access_ended"
 )
 

@@ -296,15 +296,16 @@ func drain(t *testing.T, w *notify.Worker) {
 }
 
 // lifecycle files a request, has it approved by the manager and adam, then
-// revoked by the tenant: 4 outbox entries (created, pending_customer,
-// approved, revoked) and, without manager addresses, 10 e-mails: the
-// requester 3, the tenant's global admin (admin@contoso.example), adam, eve
-// and security@ the pending request, the admin, eve and security@ adam's
-// decision.
+// revoked by the tenant's global admin gina: 4 outbox entries (created,
+// pending_customer, approved, revoked) and, without manager addresses, 14
+// e-mails: the requester 3, the tenant's global admin contact
+// (admin@contoso.example), adam, eve and security@ the pending request,
+// the admin, eve and security@ adam's decision, and the admin, adam, eve
+// and security@ gina's revocation.
 // asked, when set, runs while the request awaits the tenant (a worker
 // delivering then): the tenant's "awaits your decision" e-mails go out only
 // while it does, so delivered after the whole lifecycle the 4 of them are
-// stale and 6 e-mails go out (lateMails).
+// stale and 10 e-mails go out (lateMails).
 func (e *env) lifecycle(t *testing.T, n int, asked func()) grants.Request {
 	r := e.create(t, operator(n))
 	e.clock.Advance(time.Minute)
@@ -344,7 +345,7 @@ func TestDeliversEveryMessageWithoutLinks(t *testing.T) {
 			t.Errorf("header injected: %q", m.Raw)
 		}
 	}
-	want := map[string]int{"admin@contoso.example": 2, "adam@contoso.example": 1, "eve@contoso.example": 2, "security@contoso.example": 2, "alice0@provider.example": 3}
+	want := map[string]int{"admin@contoso.example": 3, "adam@contoso.example": 2, "eve@contoso.example": 3, "security@contoso.example": 3, "alice0@provider.example": 3}
 	for to, n := range want {
 		if len(byTo[to]) != n {
 			t.Errorf("%s got %d messages, want %d: %+v", to, len(byTo[to]), n, byTo[to])
@@ -400,9 +401,10 @@ func TestDeliversEveryMessageWithoutLinks(t *testing.T) {
 }
 
 // lateMails is how many e-mails a lifecycle delivered only after it ended
-// sends: the requester 3, the admin, eve and security@ adam's decision;
-// not the tenant's stale "awaits your decision".
-const lateMails = 6
+// sends: the requester 3, the admin, eve and security@ adam's decision,
+// the admin, adam, eve and security@ gina's revocation; not the tenant's
+// stale "awaits your decision".
+const lateMails = 10
 
 func TestSMTPDownThenBackDeliversEverything(t *testing.T) {
 	e := newEnv(t)

@@ -12,7 +12,7 @@
 //     addresses when one of its approvers already decided;
 //   - the tenant's people asked to decide a request when it no longer
 //     awaits them (the engineer canceled it, or it expired), and when the
-//     provider revoked access they approved;
+//     provider or another of its approvers revoked access they approved;
 //   - webhooks of everything that happens to a request.
 //
 // Notifications go through a durable outbox: each transition queues one
@@ -71,8 +71,8 @@ const (
 	KindCanceled Kind = "request.canceled"
 	// KindRevoked: the tenant or a manager ended the grant early, or the
 	// tenant turned Customer Lockbox on. E-mailed to the requester and,
-	// when the provider ended a grant the tenant approved, to the people
-	// asked to decide it.
+	// when the grant was the tenant's approval, to the people asked to
+	// decide it, except the approver who revoked it.
 	KindRevoked Kind = "request.revoked"
 	// KindExpired: a pending stage ended without a decision. E-mailed to
 	// the requester and, when it awaited the tenant, to the people asked

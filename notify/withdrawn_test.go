@@ -171,10 +171,10 @@ func TestTenantToldWhenRequestNoLongerAwaitsIt(t *testing.T) {
 // grant the tenant approved, the tenant's people who were asked about it
 // hear that its access ended early, by "Microsoft Support", never by name,
 // once however often the revocation is retried. The tenant is not mailed
-// of what it did itself (an approver revoking, or turning Customer Lockbox
-// on, which ends the grants only the manager approved), nor of a grant it
-// never approved (the manager's approval was final while its lockbox was
-// off: nobody at the tenant was asked).
+// of turning Customer Lockbox on, which ends only the grants the manager
+// alone approved, nor of a grant it never approved (the manager's approval
+// was final while its lockbox was off: nobody at the tenant was asked).
+// An approver's revocation: TestTenantToldWhenApproverEndsAccess.
 func TestTenantToldWhenProviderEndsAccess(t *testing.T) {
 	for _, c := range []struct {
 		name string
@@ -190,14 +190,6 @@ func TestTenantToldWhenProviderEndsAccess(t *testing.T) {
 			e.act(t, r.ID, grants.ActionRevoke, manager) // a retry
 			return r
 		}, tenantAudience},
-		{"an approver revokes", func(t *testing.T, e *env) grants.Request {
-			r := e.create(t, operator(0))
-			e.act(t, r.ID, grants.ActionApprove, manager)
-			e.act(t, r.ID, grants.ActionApprove, adam)
-			e.clock.Advance(time.Minute)
-			e.act(t, r.ID, grants.ActionRevoke, globalAdmin)
-			return r
-		}, nil},
 		{"the manager revokes what only the manager approved", func(t *testing.T, e *env) grants.Request {
 			e.setLockbox(t, false)
 			r := e.create(t, operator(0))

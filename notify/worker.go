@@ -916,13 +916,19 @@ func (w *Worker) targets(ctx context.Context, tenant string, ev Event) ([]target
 		}
 	case KindRevoked:
 		addRequester(TemplateRequesterUpdate)
-		// The provider ended access the tenant approved: news to the
-		// tenant. Not a revocation of its own (an approver's, or turning
-		// Customer Lockbox on), nor of a grant only the manager approved
+		// Access the tenant approved ended early: news to the tenant's
+		// people, who were asked about it and told of the approval,
+		// whoever ended it: the provider, or one of the tenant's
+		// approvers, who is not told of their own act (as with
+		// TemplateAlreadyDecided). Not a grant only the manager approved
 		// while its lockbox was off, which nobody at the tenant was asked
-		// about.
-		if ev.Event.ActorKind != grants.KindTenant && grants.TenantApproved(ev.Request) {
-			if err := addTenant(TemplateAccessEnded, ""); err != nil {
+		// about; turning Customer Lockbox on ends only those.
+		if grants.TenantApproved(ev.Request) {
+			except := ""
+			if ev.Event.ActorKind == grants.KindTenant {
+				except = ev.Event.Actor
+			}
+			if err := addTenant(TemplateAccessEnded, except); err != nil {
 				return nil, nil, err
 			}
 		}
