@@ -23,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/wneessen/go-mail"
 )
@@ -150,6 +151,16 @@ func (s *SMTP) Send(ctx context.Context, id string, m Message) error {
 			s.logger.WarnContext(ctx, "SMTP error after the message was accepted", "message_id", id, "err", err)
 			return nil
 		}
+		if se, ok := errors.AsType[*mail.SendError](err); ok && se.Reason == mail.ErrSMTPRcptTo && se.ErrorCode() >= 500 &&
+			!ascii(m.To) && !policyRefusal(se) {
+			// An address outside ASCII (stored before the tenant's
+			// settings refused one), which a server without SMTPUTF8
+			// turns away whatever its reply says (Postfix: 553 5.6.7;
+			// others a syntax error): no retry changes that, and the
+			// retries would report a refusal of Lockbox itself every time
+			// for two hours. A dead letter at once, saying what to fix.
+			return permanent(fmt.Errorf("smtp send: recipient refused: its address is not ASCII, which the tenant's settings no longer take: replace it: %w", err))
+		}
 		if se, ok := errors.AsType[*mail.SendError](err); ok && se.Reason == mail.ErrSMTPRcptTo && recipientGone(se) {
 			// The server refused the recipient for good (550 5.1.1 no
 			// such mailbox, 553 a name it does not take): asking again
@@ -217,6 +228,20 @@ func recipientGone(se *mail.SendError) bool {
 	default:
 		return subject == "2" && detail == "1"
 	}
+}
+
+// policyRefusal reports whether a refusal at RCPT TO carries an enhanced
+// status code of security or policy (5.7.x: relaying denied,
+// authentication required), which concerns every message the relay is
+// given, not the recipient's address.
+func policyRefusal(se *mail.SendError) bool {
+	m := rcptReply.FindStringSubmatch(se.Error())
+	return m != nil && m[2] == "7"
+}
+
+// ascii reports whether s is all ASCII.
+func ascii(s string) bool {
+	return !strings.ContainsFunc(s, func(r rune) bool { return r >= utf8.RuneSelf })
 }
 
 // DevSink is the mailer of `lockbox dev` and of servers without SMTP: it
