@@ -153,6 +153,13 @@ func retryKey(tenant string) string { return keys.OutboxRetry(tenant) }
 // (dead-lettered while the entry's other recipients are retried).
 func sentKey(tenant, id, recipient string) string { return keys.OutboxSent(tenant, id, recipient) }
 
+// askedKey is the hash recording whom the request's "awaits your decision"
+// reached: its field "recorded" says the asks of the request are recorded
+// at all (the entry that carries them was queued by this version), and a
+// field per recipient (the hash of its target key) holds "sending:" and
+// when its lease ends, "sent", or "withdrawn" (Worker.askGate).
+func askedKey(tenant, id string) string { return keys.OutboxAsked(tenant, id) }
+
 // WarnedKey marks the request whose expiry warning was queued, so that it
 // is queued once however many replicas look for due warnings.
 func WarnedKey(tenant, id string) string { return keys.OutboxWarned(tenant, id) }
@@ -186,6 +193,15 @@ func enqueue(ctx context.Context, p redis.Pipeliner, ev Event) error {
 		return fmt.Errorf("notify: encode event: %w", err)
 	}
 	p.XAdd(ctx, &redis.XAddArgs{Stream: OutboxKey(ev.Request.Tenant), Values: []any{"event", b}})
+	if ev.Kind == KindPendingCustomer {
+		// Whom the ask reaches is recorded from now on, for "no longer
+		// needs your decision" (Worker.askGate). A request asked about
+		// before this version has no record, and its withdrawal goes to
+		// all its recipients, as it did.
+		k := askedKey(ev.Request.Tenant, ev.Request.ID)
+		p.HSet(ctx, k, "recorded", "1")
+		p.PExpire(ctx, k, sentTTL)
+	}
 	return nil
 }
 

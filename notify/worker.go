@@ -503,6 +503,17 @@ type target struct {
 	// e-mail (one SMTP server sends them all), the key for a webhook.
 	via  string
 	send func(ctx context.Context, id string) error
+	// ask, when set, ties the e-mail to the request's ask reaching the
+	// recipient (Worker.askGate).
+	ask *askMark
+}
+
+// askMark ties a recipient's e-mail to the request's "awaits your
+// decision" reaching them: the ask itself is recorded there, and "no
+// longer needs your decision" (follows) goes only to whom it reached.
+type askMark struct {
+	key, field string
+	follows    bool
 }
 
 // process works on one entry and reports whether it is finished.
@@ -593,9 +604,40 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 			busy = true // another replica is sending it right now
 			continue
 		}
+		gate := askUntracked
+		if tg.ask != nil {
+			if gate, err = w.askGate(ctx, tg.ask); err != nil {
+				rdb.Del(context.WithoutCancel(ctx), mk)
+				return false, err
+			}
+			switch gate {
+			case askWithdrawn:
+				// An ask the request no longer needs, or the news that
+				// it no longer needs one for a recipient the ask never
+				// reached: nothing to tell them. A retry of the entry
+				// finds the same.
+				rdb.Del(context.WithoutCancel(ctx), mk)
+				if tg.ask.follows {
+					w.cfg.Logger.InfoContext(ctx, "notification not sent: its recipient never got the request's ask", "tenant", t, "entry", m.ID,
+						"kind", ev.Kind, "request_id", ev.Request.ID, "channel", tg.channel)
+				}
+				continue
+			case askBusy:
+				// The ask is being sent right now: the news follows it.
+				rdb.Del(context.WithoutCancel(ctx), mk)
+				busy = true
+				continue
+			}
+		}
 		sendCtx, cancel := context.WithTimeout(ctx, w.cfg.ClaimAfter/2)
 		err = tg.send(sendCtx, deliveryID(t, m.ID, tg.key))
 		cancel()
+		if gate == askSending && err != nil {
+			// Not reached: a withdrawal passes them by. The worst a
+			// failed write does is leave the lease, at whose end a
+			// withdrawal takes the ask as sent.
+			_ = w.askSettle(context.WithoutCancel(ctx), tg.ask, false)
+		}
 		if err != nil {
 			result, level, msg := "error", slog.LevelWarn, "notification not delivered"
 			if errors.As(err, new(misconfiguredError)) {
@@ -645,6 +687,10 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 		if err := rdb.Set(context.WithoutCancel(ctx), mk, "sent", sentTTL).Err(); err != nil {
 			return false, err
 		}
+		if gate == askSending {
+			// As above, a lease left behind ends as "sent".
+			_ = w.askSettle(context.WithoutCancel(ctx), tg.ask, true)
+		}
 		w.sent.WithLabelValues(tg.channel, "ok").Inc()
 		w.cfg.Logger.InfoContext(ctx, "notification delivered", "tenant", t, "entry", m.ID,
 			"kind", ev.Kind, "request_id", ev.Request.ID, "channel", tg.channel)
@@ -662,6 +708,92 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 		return err == nil, err
 	}
 	return w.failed(ctx, t, m.ID, raw, attempts+1, false, retry.errs[len(retry.errs)-1], retry.wait, retry.names, retry.channels)
+}
+
+// What askGate finds.
+const (
+	// askUntracked: the request's asks are not recorded (queued by an
+	// earlier version): send as before.
+	askUntracked = "untracked"
+	// askSending: the ask may be sent, and is recorded as being sent
+	// (askSettle records how it ended).
+	askSending = "sending"
+	// askReached: the ask reached the recipient; the withdrawal follows.
+	askReached = "sent"
+	// askWithdrawn: nothing to send (see Worker.process).
+	askWithdrawn = "withdrawn"
+	// askBusy: the ask is being sent; the withdrawal waits for it.
+	askBusy = "busy"
+)
+
+// askScript is askGate's, on the request's askedKey (KEYS[1]) and the
+// recipient's field (ARGV[1]), as of ARGV[2] (Unix milliseconds): for the
+// ask itself (ARGV[3] = "ask") it records it as being sent until ARGV[4],
+// unless a withdrawal came first; for the withdrawal it passes by a
+// recipient the ask never reached, recording so, so that an ask sent later
+// (it resolved its recipients before the request moved on) is not sent
+// after all.
+var askScript = redis.NewScript(`
+if redis.call('HEXISTS', KEYS[1], 'recorded') == 0 then return 'untracked' end
+local v = redis.call('HGET', KEYS[1], ARGV[1])
+if v == 'withdrawn' then return 'withdrawn' end
+if ARGV[3] == 'ask' then
+  redis.call('HSET', KEYS[1], ARGV[1], 'sending:' .. ARGV[4])
+  return 'sending'
+end
+if not v then
+  redis.call('HSET', KEYS[1], ARGV[1], 'withdrawn')
+  return 'withdrawn'
+end
+if v == 'sent' then return 'sent' end
+local lease = tonumber(string.sub(v, 9))
+if lease and lease > tonumber(ARGV[2]) then return 'busy' end
+return 'sent'
+`)
+
+// askGate decides, in one step, whether an e-mail tied to a request's ask
+// (target.ask) goes out. "No longer needs your decision" is news only to
+// those the ask reached: delivered late, the ask waiting for its retry
+// (the recipient's mailbox was busy) while the request was canceled or
+// expired, it would tell someone of a request they never heard of, whose
+// ask then goes nowhere, being stale. So it goes to a recipient once the
+// ask reached them, waits while the ask is being sent, and passes by one
+// it never reached. An ask whose sender's lease ended without a word (the
+// replica died) may have gone out: the withdrawal follows it.
+func (w *Worker) askGate(ctx context.Context, a *askMark) (string, error) {
+	role := "follow"
+	if !a.follows {
+		role = "ask"
+	}
+	now := w.cfg.Now()
+	res, err := askScript.Run(ctx, w.cfg.Redis, []string{a.key}, a.field, now.UnixMilli(), role,
+		now.Add(w.cfg.ClaimAfter).UnixMilli()).Text()
+	if err != nil {
+		return "", fmt.Errorf("notify: ask record: %w", err)
+	}
+	return res, nil
+}
+
+// askSettleScript records how an ask being sent ended, unless the record
+// expired meanwhile.
+var askSettleScript = redis.NewScript(`
+if redis.call('HEXISTS', KEYS[1], 'recorded') == 0 then return 0 end
+if ARGV[2] == 'sent' then
+  redis.call('HSET', KEYS[1], ARGV[1], 'sent')
+else
+  redis.call('HDEL', KEYS[1], ARGV[1])
+end
+return 1
+`)
+
+// askSettle records that the ask reached its recipient, or that it did
+// not (the field is cleared for a retry, or a withdrawal, to find).
+func (w *Worker) askSettle(ctx context.Context, a *askMark, reached bool) error {
+	v := "failed"
+	if reached {
+		v = askReached
+	}
+	return askSettleScript.Run(ctx, w.cfg.Redis, []string{a.key}, a.field, v).Err()
 }
 
 // timedOutErr returns why the server via is not tried again in this
@@ -837,7 +969,11 @@ func (w *Worker) targets(ctx context.Context, tenant string, ev Event) ([]target
 		if slices.ContainsFunc(out, func(tg target) bool { return tg.key == key }) {
 			return
 		}
-		out = append(out, target{key: key, name: "mail:" + addr, channel: w.mailer.Name(), via: w.mailer.Name(), send: func(ctx context.Context, id string) error {
+		var ask *askMark
+		if t == TemplatePendingCustomer || t == TemplateNoLongerPending {
+			ask = &askMark{key: askedKey(tenant, ev.Request.ID), field: hashKey(key), follows: t == TemplateNoLongerPending}
+		}
+		out = append(out, target{key: key, name: "mail:" + addr, channel: w.mailer.Name(), via: w.mailer.Name(), ask: ask, send: func(ctx context.Context, id string) error {
 			ev := ev
 			if t == TemplateExpiryWarning {
 				// The time left counts from now, when the warning goes

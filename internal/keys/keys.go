@@ -283,6 +283,11 @@ func OutboxSent(tenant, id, recipient string) string {
 	return tagged(tenant, "outbox:sent:"+id+":"+recipient)
 }
 
+// OutboxAsked is a hash recording whom a request's "awaits your decision"
+// reached (by recipient), so that "no longer needs your decision" goes
+// only to them.
+func OutboxAsked(tenant, id string) string { return tagged(tenant, "outbox:asked:"+id) }
+
 // OutboxWarned marks the request whose expiry warning was queued.
 func OutboxWarned(tenant, id string) string { return tagged(tenant, "outbox:warned:"+id) }
 
