@@ -64,6 +64,13 @@ type Fetcher struct {
 
 	mu   sync.Mutex
 	urls map[string]*resource
+
+	// slots bounds the refreshes handed to httprc at once (see Refresh).
+	slots chan struct{}
+	// life ends at Close; refreshes run under it, not under a caller's
+	// context.
+	life context.Context
+	stop context.CancelFunc
 }
 
 // resource is one URL and who is told of its documents. Several issuers
@@ -95,6 +102,11 @@ func (n *numbered) Do(req *http.Request) (*http.Response, error) {
 	return n.client.Do(req.WithContext(context.WithValue(req.Context(), fetchNumber{}, n.seq.Add(1))))
 }
 
+// workers is how many fetches httprc runs at once. Few URLs, each fetched
+// every few minutes: two keep one slow identity provider from delaying the
+// others.
+const workers = 2
+
 // New starts a Fetcher's workers. Close stops them.
 func New(cfg Config) (*Fetcher, error) {
 	if cfg.Refresh < 0 || cfg.Retry < 0 || cfg.Timeout < 0 {
@@ -115,12 +127,11 @@ func New(cfg Config) (*Fetcher, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	f := &Fetcher{cfg: cfg, log: cfg.Logger, urls: map[string]*resource{}}
+	f := &Fetcher{cfg: cfg, log: cfg.Logger, urls: map[string]*resource{}, slots: make(chan struct{}, workers)}
+	f.life, f.stop = context.WithCancel(context.Background())
 	client := httprc.NewClient(
 		httprc.WithHTTPClient(&numbered{client: cfg.HTTPClient}),
-		// Few URLs, each fetched every few minutes: two workers keep one
-		// slow identity provider from delaying the others.
-		httprc.WithWorkers(2),
+		httprc.WithWorkers(workers),
 		httprc.WithErrorSink(errsink.NewFunc(func(ctx context.Context, err error) {
 			f.log.WarnContext(ctx, "identity: background JWKS fetch failed; the keys fetched before stay in use", "error", err)
 		})),
@@ -231,15 +242,41 @@ func (res *resource) deliver(resp *http.Response) error {
 // Refresh fetches url now and returns once its document was delivered (or
 // refused). It returns early, with ctx's error, if ctx ends first; the fetch
 // itself is bounded by Config.Timeout.
+//
+// At most as many refreshes as httprc has workers are handed to it at once;
+// the others wait here. httprc's control loop hands a refresh to the
+// workers and blocks while their queue is full, and a worker that finished
+// a fetch reports back to that loop before it takes the next one: with
+// enough refreshes at once (tokens naming unknown keys of many issuers)
+// each side waited for the other for good, and no fetch, background or on
+// demand, ever ended again. A refresh whose caller gave up keeps its slot
+// until httprc is done with it, so callers giving up can't fill the queue
+// either.
 func (f *Fetcher) Refresh(ctx context.Context, url string) error {
-	if err := f.ctrl.Refresh(ctx, url); err != nil {
-		return fmt.Errorf("jwksfetch: %s: %w", url, err)
+	select {
+	case f.slots <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("jwksfetch: %s: %w", url, ctx.Err())
 	}
-	return nil
+	done := make(chan error, 1)
+	go func() {
+		defer func() { <-f.slots }()
+		done <- f.ctrl.Refresh(f.life, url)
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("jwksfetch: %s: %w", url, err)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("jwksfetch: %s: %w", url, ctx.Err())
+	}
 }
 
 // Close stops the background fetches.
 func (f *Fetcher) Close() error {
+	f.stop()
 	ctx, cancel := context.WithTimeout(context.Background(), f.cfg.Timeout+time.Second)
 	defer cancel()
 	return f.ctrl.ShutdownContext(ctx)

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -260,5 +261,88 @@ func TestOverlappingFetchesDeliverInOrder(t *testing.T) {
 	}
 	if got := rec.last(); got != `{"keys":["new"]}` {
 		t.Fatalf("the last document delivered is %s, want the newest", got)
+	}
+}
+
+// TestConcurrentRefreshesDoNotJam: many refreshes at once (tokens naming
+// unknown keys of many issuers, at the moment the identity providers are
+// slow) must all finish once the providers answer. httprc hands a refresh
+// to its workers from its one control loop, which blocks while the
+// workers' queue is full; a worker that finished a fetch then reports to
+// that same loop, and with enough refreshes waiting both sides wait for
+// each other for good: no refresh, background or on demand, ever ends.
+func TestConcurrentRefreshesDoNotJam(t *testing.T) {
+	const callers = 12
+	var gated atomic.Bool
+	entered, release := make(chan struct{}, callers), make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if gated.Load() {
+			select {
+			case entered <- struct{}{}:
+			default:
+			}
+			select {
+			case <-release:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		w.Write([]byte(`{"keys":[]}`))
+	}))
+	t.Cleanup(srv.Close)
+	f := newFetcher(t, jwksfetch.Config{Refresh: time.Hour, Timeout: time.Minute})
+	var rec recorder
+	if err := f.Register(context.Background(), srv.URL, rec.accept); err != nil {
+		t.Fatal(err)
+	}
+	gated.Store(true)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	errs := make(chan error, callers)
+	for range callers {
+		go func() { errs <- f.Refresh(ctx, srv.URL) }()
+	}
+	// Both workers are fetching, and every other refresh waits wherever
+	// it waits: then the providers answer.
+	for range 2 {
+		select {
+		case <-entered:
+		case <-ctx.Done():
+			t.Fatal("the refreshes never reached the server")
+		}
+	}
+	waitParked(t, ctx, "jwksfetch.(*Fetcher).Refresh(", callers)
+	close(release)
+	for range callers {
+		if err := <-errs; err != nil {
+			t.Fatalf("a refresh failed: %v", err)
+		}
+	}
+}
+
+// waitParked waits until n goroutines with fn on their stack are blocked
+// (not running or runnable), so the test acts once they all queued up, not
+// after a guessed pause.
+func waitParked(t *testing.T, ctx context.Context, fn string, n int) {
+	t.Helper()
+	buf := make([]byte, 1<<20)
+	for {
+		m := runtime.Stack(buf, true)
+		parked := 0
+		for _, g := range strings.Split(string(buf[:m]), "\n\n") {
+			header, _, _ := strings.Cut(g, "\n")
+			if strings.Contains(g, fn) && !strings.Contains(header, "[running") && !strings.Contains(header, "[runnable") {
+				parked++
+			}
+		}
+		if parked >= n {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%d of %d goroutines in %s blocked", parked, n, fn)
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
 }
