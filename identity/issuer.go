@@ -152,8 +152,17 @@ type issuer struct {
 	// a newer one's keys in between the comparison and the store.
 	publishing sync.Mutex
 
-	// Refreshes asked for by unknown key ids.
-	refresh     sync.Mutex
+	// Refreshes asked for by unknown key ids; shared by the issuers of
+	// one JWKS URL.
+	limit *refreshLimit
+}
+
+// refreshLimit rate limits the loads of a key source that tokens ask for.
+// Issuers that share a JWKS URL share one: a fetch of the URL brings every
+// one of them the keys, and with a limit each, tokens naming made-up key
+// ids of each issuer in turn would fetch the URL once per issuer.
+type refreshLimit struct {
+	mu          sync.Mutex
 	minInterval time.Duration
 	lastForced  time.Time
 	inflight    chan struct{}
@@ -226,9 +235,10 @@ func (is *issuer) withdrawUnlisted(b []byte) {
 // minInterval); a caller arriving while one runs waits for it. It reports
 // whether keys were loaded.
 func (is *issuer) refreshForUnknownKey(ctx context.Context) bool {
-	is.refresh.Lock()
-	if ch := is.inflight; ch != nil {
-		is.refresh.Unlock()
+	l := is.limit
+	l.mu.Lock()
+	if ch := l.inflight; ch != nil {
+		l.mu.Unlock()
 		select {
 		case <-ch:
 			return true
@@ -237,22 +247,22 @@ func (is *issuer) refreshForUnknownKey(ctx context.Context) bool {
 		}
 	}
 	now := is.now()
-	if !is.lastForced.IsZero() && now.Sub(is.lastForced) < is.minInterval {
-		is.refresh.Unlock()
+	if !l.lastForced.IsZero() && now.Sub(l.lastForced) < l.minInterval {
+		l.mu.Unlock()
 		return false
 	}
-	is.lastForced = now
+	l.lastForced = now
 	ch := make(chan struct{})
-	is.inflight = ch
-	is.refresh.Unlock()
+	l.inflight = ch
+	l.mu.Unlock()
 
 	// The load is shared by everyone waiting: one caller giving up must
 	// not cancel it for the others.
 	err := is.src.load(context.WithoutCancel(ctx))
-	is.refresh.Lock()
-	is.inflight = nil
+	l.mu.Lock()
+	l.inflight = nil
 	close(ch)
-	is.refresh.Unlock()
+	l.mu.Unlock()
 	if err != nil {
 		is.log.WarnContext(ctx, "identity: a token names an unknown key and the keys could not be loaded again", "issuer", is.cfg.Issuer, "source", is.src.String(), "error", err)
 		return false

@@ -468,3 +468,46 @@ func TestJWKSFileRotation(t *testing.T) {
 	p, err = v.Verify(context.Background(), oldTok)
 	checkResult(t, p, err, operator, "")
 }
+
+// TestUnknownKIDRateLimitedPerURL: issuers that share a JWKS URL (a cloud
+// identity provider signs every directory's tokens with one set of keys)
+// share its rate limit too. A fetch for one of them brings every one of
+// them the keys, so tokens naming made-up key ids of each issuer in turn
+// must not make Lockbox fetch the URL once for each.
+func TestUnknownKIDRateLimitedPerURL(t *testing.T) {
+	keys, attacker := newTestKeys(t), newTestKeys(t)
+	idp := newJWKSServer(t, keys.jwks()...)
+	clk := clock.NewFake(testNow)
+	const tenants = 10
+	cfg := Config{Now: clk.Now, Fetcher: newFetcher(t), MinRefreshInterval: time.Minute}
+	issuerOf := func(i int) string { return fmt.Sprintf("https://login.cloud.example/tenant-%d/v2.0", i) }
+	for i := range tenants {
+		cfg.Issuers = append(cfg.Issuers, IssuerConfig{Issuer: issuerOf(i), Audience: testAudience,
+			Scope: TenantScope(fmt.Sprintf("tenant-%d", i)), JWKSURL: idp.URL})
+	}
+	v, err := NewVerifier(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flood := func() {
+		for i := range tenants {
+			raw := tok{alg: jose.EdDSA, key: attacker.ed, kid: fmt.Sprintf("bogus-%d", i), claims: func(c map[string]any) { c["iss"] = issuerOf(i) }}.sign(t)
+			_, err := v.Verify(context.Background(), raw)
+			checkResult(t, Principal{}, err, Principal{}, "unknown signing key")
+		}
+	}
+	start := idp.fetches.Load()
+	flood()
+	if n := idp.fetches.Load() - start; n != 1 {
+		t.Fatalf("unknown kids of %d issuers of one URL caused %d fetches, want 1", tenants, n)
+	}
+	clk.Advance(time.Minute)
+	flood()
+	if n := idp.fetches.Load() - start; n != 2 {
+		t.Fatalf("a minute later: %d fetches in all, want 2", n)
+	}
+	// Each issuer still gets the keys, and verifies its own tokens.
+	raw := tok{alg: jose.EdDSA, key: keys.ed, kid: "ed", claims: func(c map[string]any) { c["iss"] = issuerOf(tenants - 1) }}.sign(t)
+	p, err := v.Verify(context.Background(), raw)
+	checkResult(t, p, err, Principal{Subject: "alice@example.test", TenantID: fmt.Sprintf("tenant-%d", tenants-1)}, "")
+}

@@ -72,7 +72,8 @@ type Config struct {
 	// Keys from files are used as long as the file holds them.
 	MaxKeyAge time.Duration
 	// MinRefreshInterval is the least time between two loads of one
-	// issuer's keys asked for by tokens naming an unknown key; zero means
+	// issuer's keys (of one JWKS URL, for issuers that share it) asked for
+	// by tokens naming an unknown key; zero means
 	// DefaultMinRefreshInterval.
 	MinRefreshInterval time.Duration
 
@@ -185,15 +186,22 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 		v.cache = newTokenCache(cfg.CacheSize)
 	}
 	var remote []*issuer
+	urlLimits := map[string]*refreshLimit{}
 	for _, ic := range cfg.Issuers {
-		is := &issuer{cfg: ic, now: cfg.Now, minInterval: cfg.MinRefreshInterval,
+		is := &issuer{cfg: ic, now: cfg.Now, limit: &refreshLimit{minInterval: cfg.MinRefreshInterval},
 			log: cfg.Logger.With("issuer", ic.Issuer, "scope", ic.Scope.String())}
 		switch {
 		case ic.JWKSURL != "":
 			is.maxAge = cfg.MaxKeyAge
 			is.src = &urlSource{url: ic.JWKSURL, fetcher: cfg.Fetcher}
+			if l := urlLimits[ic.JWKSURL]; l != nil {
+				is.limit = l
+			}
+			urlLimits[ic.JWKSURL] = is.limit
 			remote = append(remote, is)
 		case ic.JWKSFile != "":
+			// Issuers sharing a file each read it: a load publishes to
+			// its own issuer only.
 			is.src = &fileSource{path: ic.JWKSFile, parse: parseJWKS, publish: is.publish, what: "jwks"}
 			v.files = append(v.files, is)
 		default:
