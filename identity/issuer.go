@@ -232,8 +232,9 @@ func (is *issuer) withdrawUnlisted(b []byte) {
 // refreshForUnknownKey loads the keys again because a token named a key the
 // issuer does not have: the identity provider may have rotated. Anyone can
 // send such a token, so loads are rate limited (at most one per
-// minInterval); a caller arriving while one runs waits for it. It reports
-// whether keys were loaded.
+// minInterval); a caller arriving while one runs waits for it. Every
+// caller, the one that started the load too, stops waiting when ctx ends.
+// It reports whether keys were loaded.
 func (is *issuer) refreshForUnknownKey(ctx context.Context) bool {
 	l := is.limit
 	l.mu.Lock()
@@ -257,17 +258,28 @@ func (is *issuer) refreshForUnknownKey(ctx context.Context) bool {
 	l.mu.Unlock()
 
 	// The load is shared by everyone waiting: one caller giving up must
-	// not cancel it for the others.
-	err := is.src.load(context.WithoutCancel(ctx))
-	l.mu.Lock()
-	l.inflight = nil
-	close(ch)
-	l.mu.Unlock()
-	if err != nil {
-		is.log.WarnContext(ctx, "identity: a token names an unknown key and the keys could not be loaded again", "issuer", is.cfg.Issuer, "source", is.src.String(), "error", err)
+	// not cancel it for the others. It runs on its own, bounded by the
+	// fetch timeout, so that the caller that started it can give up too:
+	// a slow identity provider must not hold a request past its deadline.
+	loaded := make(chan error, 1)
+	lctx := context.WithoutCancel(ctx)
+	go func() {
+		err := is.src.load(lctx)
+		l.mu.Lock()
+		l.inflight = nil
+		close(ch)
+		l.mu.Unlock()
+		if err != nil {
+			is.log.WarnContext(lctx, "identity: a token names an unknown key and the keys could not be loaded again", "issuer", is.cfg.Issuer, "source", is.src.String(), "error", err)
+		}
+		loaded <- err
+	}()
+	select {
+	case err := <-loaded:
+		return err == nil
+	case <-ctx.Done():
 		return false
 	}
-	return true
 }
 
 // fileSource reads a JWKS or HMAC secret file.

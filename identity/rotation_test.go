@@ -511,3 +511,60 @@ func TestUnknownKIDRateLimitedPerURL(t *testing.T) {
 	p, err := v.Verify(context.Background(), raw)
 	checkResult(t, p, err, Principal{Subject: "alice@example.test", TenantID: fmt.Sprintf("tenant-%d", tenants-1)}, "")
 }
+
+// TestUnknownKIDLoadEndsWithTheCaller: Verify's context bounds the load of
+// keys a token causes, for the caller that started the load as for those
+// waiting for it. An identity provider that answers slowly must not hold
+// the request that happened to name an unknown key past its own deadline
+// (up to the fetch timeout); the load goes on for whoever comes next.
+func TestUnknownKIDLoadEndsWithTheCaller(t *testing.T) {
+	keys, next := newTestKeys(t), newTestKeys(t)
+	body := must(json.Marshal(jose.JSONWebKeySet{Keys: keys.jwks()}))
+	var fetches atomic.Int64
+	entered, release := make(chan struct{}, 1), make(chan struct{})
+	idp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if fetches.Add(1) > 1 {
+			// Slow from the second fetch on.
+			select {
+			case entered <- struct{}{}:
+			default:
+			}
+			select {
+			case <-release:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		w.Write(body)
+	}))
+	t.Cleanup(idp.Close)
+	f, err := jwksfetch.New(jwksfetch.Config{Refresh: 24 * time.Hour, Timeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	t.Cleanup(func() { close(release) }) // before the fetcher closes
+	v, err := NewVerifier(Config{Issuer: testIssuer, Audience: testAudience, JWKSURL: idp.URL, Fetcher: f, Now: clock.NewFake(testNow).Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := v.Verify(ctx, tok{alg: jose.EdDSA, key: next.ed, kid: "next"}.sign(t))
+		done <- err
+	}()
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the token's unknown kid never made Lockbox fetch the keys")
+	}
+	cancel()
+	select {
+	case err := <-done:
+		checkResult(t, Principal{}, err, Principal{}, "unknown signing key")
+	case <-time.After(10 * time.Second):
+		t.Fatal("Verify still waits for the slow fetch after its context ended")
+	}
+}
