@@ -77,6 +77,10 @@ type Fetcher struct {
 // may share one URL (a cloud identity provider signs every tenant's tokens
 // with the same keys); it is fetched once for all of them.
 type resource struct {
+	// added is closed once the URL was handed to httprc (or that failed):
+	// until then it can't be refreshed.
+	added chan struct{}
+
 	mu   sync.Mutex
 	subs []func([]byte) error
 	last []byte // the last document every subscriber accepted
@@ -177,7 +181,7 @@ func (f *Fetcher) Register(ctx context.Context, url string, accept func([]byte) 
 	f.mu.Lock()
 	res, known := f.urls[url]
 	if !known {
-		res = &resource{}
+		res = &resource{added: make(chan struct{})}
 		f.urls[url] = res
 	}
 	res.mu.Lock()
@@ -189,22 +193,35 @@ func (f *Fetcher) Register(ctx context.Context, url string, accept func([]byte) 
 		if last != nil {
 			return accept(last)
 		}
+		// Issuers sharing a URL register side by side at start-up: the
+		// first may not have handed it to httprc yet.
+		select {
+		case <-res.added:
+		case <-ctx.Done():
+			return fmt.Errorf("jwksfetch: %s: %w", url, ctx.Err())
+		}
 		return f.Refresh(ctx, url)
 	}
+	err := f.add(ctx, url, res)
+	close(res.added)
+	if err != nil {
+		return fmt.Errorf("jwksfetch: %w", err)
+	}
+	return f.Refresh(ctx, url)
+}
 
+// add hands url to httprc, to be fetched into res in the background.
+func (f *Fetcher) add(ctx context.Context, url string, res *resource) error {
 	r, err := httprc.NewResource[struct{}](url, httprc.TransformFunc[struct{}](func(_ context.Context, resp *http.Response) (struct{}, error) {
 		return struct{}{}, res.deliver(resp)
 	}), httprc.WithConstantInterval(f.cfg.Refresh), httprc.WithMinInterval(f.cfg.Retry), httprc.WithMaxInterval(f.cfg.Refresh))
 	if err != nil {
-		return fmt.Errorf("jwksfetch: %w", err)
+		return err
 	}
-	// Not fetched by the background loop right away: the Refresh below
+	// Not fetched by the background loop right away: Register's Refresh
 	// does the first fetch and reports its error.
 	r.SetNext(time.Now().Add(f.cfg.Refresh))
-	if err := f.ctrl.Add(ctx, r, httprc.WithWaitReady(false)); err != nil {
-		return fmt.Errorf("jwksfetch: %w", err)
-	}
-	return f.Refresh(ctx, url)
+	return f.ctrl.Add(ctx, r, httprc.WithWaitReady(false))
 }
 
 // deliver reads a fetched document and hands it to every subscriber.

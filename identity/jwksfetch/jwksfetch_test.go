@@ -346,3 +346,31 @@ func waitParked(t *testing.T, ctx context.Context, fn string, n int) {
 		}
 	}
 }
+
+// TestRegisterSameURLAtOnce: issuers that share a URL register it side by
+// side at start-up. The one that came second must not ask for a refresh
+// of a URL the first has not handed to httprc yet: that failed with
+// "resource not found", and the issuer was reported as without keys
+// although the first fetch brought it them. The race is narrow, so it is
+// run many times.
+func TestRegisterSameURLAtOnce(t *testing.T) {
+	srv := newServer(t, `{"keys":[1]}`)
+	for i := range 300 {
+		f := newFetcher(t, jwksfetch.Config{Refresh: time.Hour})
+		var recs [2]recorder
+		errs := make(chan error, len(recs))
+		for j := range recs {
+			go func() { errs <- f.Register(context.Background(), srv.URL, recs[j].accept) }()
+		}
+		for range recs {
+			if err := <-errs; err != nil {
+				t.Fatalf("round %d: Register: %v", i, err)
+			}
+		}
+		for j := range recs {
+			if got := recs[j].last(); got != `{"keys":[1]}` {
+				t.Fatalf("round %d: subscriber %d got %q", i, j, got)
+			}
+		}
+	}
+}
