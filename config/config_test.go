@@ -839,3 +839,37 @@ func TestWebhookSignatures(t *testing.T) {
 		t.Errorf("zero Config: WebhookSchemes() = %q, want v1", got)
 	}
 }
+
+// A JWKS URL or an OIDC issuer with user info is refused without echoing
+// it: the password in it would go to the logs with the error, as a
+// refused LOCKBOX_REDIS_URL's or LOCKBOX_UPSTREAMS URL's would.
+func TestFetchURLErrorsHideCredentials(t *testing.T) {
+	for _, u := range []string{
+		"https://user:s3cret@idp.example/keys",
+		"https://s3cret@idp.example/keys",
+		"http://user:s3cret@localhost:8080/keys",
+		"https://user:s3cret@idp.example/keys#frag",
+		// Not percent-encoded, the / ends the authority early, and the
+		// parser quotes the password's first part as a port.
+		"https://user:s3c/ret@idp.example/keys",
+	} {
+		for _, name := range []string{"LOCKBOX_JWT_JWKS_URL", "LOCKBOX_OIDC_ISSUER"} {
+			_, err := Load(map[string]string{name: u})
+			if err == nil {
+				t.Errorf("%s=%s: no error", name, u)
+				continue
+			}
+			if strings.Contains(err.Error(), "s3cret") {
+				t.Errorf("%s: error leaks the credential: %v", name, err)
+			}
+			if !strings.Contains(err.Error(), name+": ") {
+				t.Errorf("error does not name %s: %v", name, err)
+			}
+		}
+		doc := "issuers:\n  - issuer: https://idp.example\n    audience: lockbox\n    scope: provider\n    jwks_url: " + u + "\n"
+		if _, err := LoadIssuers(writeFile(t, "issuers.yaml", doc)); err == nil || strings.Contains(err.Error(), "s3cret") ||
+			!strings.Contains(err.Error(), "JWKS URL") {
+			t.Errorf("issuers file jwks_url %s: %v", u, err)
+		}
+	}
+}
