@@ -392,13 +392,25 @@ func parse(environ map[string]string) (Config, map[string]bool, []error) {
 	}
 	errs = append(errs, shorthandErrors(environ)...)
 	errs = append(errs, tlsListenersErrors(environ)...)
-	// env sets nothing for an empty file, as for an unset variable.
+	// env sets nothing for an empty file, as for an unset variable. A file
+	// of white space alone (a blank line with spaces, a template that
+	// rendered only its indentation) is refused too: a password or a
+	// webhook key of spaces is a mistake, and would pass every "required
+	// with" check. (ReadClientSecret holds the issuers file's client
+	// secrets to the same.)
 	v := reflect.ValueOf(c)
 	for _, f := range reflect.VisibleFields(v.Type()) {
 		name := fieldVar[f.Name]
-		if f.Type == reflect.TypeFor[Secret]() && environ[name] != "" && !failed[name] && v.FieldByIndex(f.Index).String() == "" {
+		if f.Type != reflect.TypeFor[Secret]() || environ[name] == "" || failed[name] {
+			continue
+		}
+		switch s := v.FieldByIndex(f.Index).String(); {
+		case s == "":
 			failed[name] = true
 			errs = append(errs, &VarError{Var: name, Err: fmt.Errorf("%s is empty", environ[name])})
+		case strings.TrimSpace(s) == "":
+			failed[name] = true
+			errs = append(errs, &VarError{Var: name, Err: fmt.Errorf("%s is empty but for white space", environ[name])})
 		}
 	}
 	return c, failed, errs

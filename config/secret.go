@@ -9,7 +9,8 @@ import (
 
 // Secret is a secret read once, at start-up, from the file its variable
 // names (caarlos0/env's "file" option): a password or a shared key. A
-// trailing line ending is not part of it. It prints as "[redacted]", so
+// trailing line ending is not part of it, and Load refuses a file that is
+// empty or holds only white space. It prints as "[redacted]", so
 // logging a Config (LogValue) or formatting one in an error never shows it.
 //
 // Files Lockbox watches and reads again (TLS certificates and keys, JWKS

@@ -100,3 +100,44 @@ func TestLoadReportsEveryBadVariable(t *testing.T) {
 		}
 	}
 }
+
+// A secret file holding only white space (a blank line written by
+// "echo '  ' > file", a template that rendered nothing but its
+// indentation) is refused as an empty one is, naming its variable: a
+// webhook key or a password of spaces is a mistake, never a secret, and
+// the issuers file's client secrets are already held to this.
+func TestSecretFileOfWhiteSpaceIsRefused(t *testing.T) {
+	for _, content := range []string{" \n", "\t", "  \r\n", " \n \n"} {
+		_, err := Load(map[string]string{
+			"LOCKBOX_REDIS_URL":               "redis://127.0.0.1:6379",
+			"LOCKBOX_REDIS_PASSWORD_FILE":     writeFile(t, "redis", content),
+			"LOCKBOX_WEBHOOK_URLS":            "https://hooks.example/lockbox",
+			"LOCKBOX_WEBHOOK_SECRET_FILE":     writeFile(t, "hook", content),
+			"LOCKBOX_OIDC_ISSUER":             "https://login.example.com",
+			"LOCKBOX_OIDC_CLIENT_ID":          "console",
+			"LOCKBOX_OIDC_CLIENT_SECRET_FILE": writeFile(t, "oidc", content),
+			"LOCKBOX_CONSOLE_URL":             "https://lockbox.example.com",
+		})
+		if err == nil {
+			t.Errorf("%q: no error", content)
+			continue
+		}
+		for _, name := range []string{"LOCKBOX_REDIS_PASSWORD_FILE", "LOCKBOX_WEBHOOK_SECRET_FILE", "LOCKBOX_OIDC_CLIENT_SECRET_FILE"} {
+			if !strings.Contains(err.Error(), name+": ") || !strings.Contains(err.Error(), "empty") {
+				t.Errorf("%q: %s not refused as empty:\n%v", content, name, err)
+			}
+		}
+		if n := len(strings.Split(err.Error(), "\n")); n != 3 {
+			t.Errorf("%q: %d lines, want 3 (one per file):\n%v", content, n, err)
+		}
+	}
+	// White space inside or around other characters is part of the
+	// secret.
+	c, err := Load(map[string]string{
+		"LOCKBOX_WEBHOOK_URLS":        "https://hooks.example/lockbox",
+		"LOCKBOX_WEBHOOK_SECRET_FILE": writeFile(t, "hook", " hook key \n"),
+	})
+	if err != nil || c.WebhookSecret.Value() != " hook key " {
+		t.Errorf("secret %q (%v), want %q", c.WebhookSecret.Value(), err, " hook key ")
+	}
+}
