@@ -59,8 +59,18 @@ func UnknownVars(environ map[string]string) []UnknownVar {
 	}
 	var out []UnknownVar
 	for name := range environ {
-		if !strings.HasPrefix(name, Prefix) || known[name] ||
-			slices.ContainsFunc(otherPrefixes, func(p string) bool { return strings.HasPrefix(name, p) }) {
+		if !strings.HasPrefix(name, Prefix) {
+			// Environment variables are case-sensitive: lockbox_redis_url,
+			// or LOCKBX_REDIS_URL, is ignored as surely as a misspelt
+			// name after the prefix. Such a name is warned of when it is
+			// within two edits of a server variable, so that other
+			// programs' variables (REDIS_URL) never are.
+			if v := nearVar(name); v != "" {
+				out = append(out, UnknownVar{Name: name, Suggestion: v})
+			}
+			continue
+		}
+		if known[name] || slices.ContainsFunc(otherPrefixes, func(p string) bool { return strings.HasPrefix(name, p) }) {
 			continue
 		}
 		out = append(out, UnknownVar{Name: name, Suggestion: nearestVar(name)})
@@ -73,12 +83,27 @@ func UnknownVars(environ map[string]string) []UnknownVar {
 // is near enough to be a likely misspelling: at most a third of the
 // part after the prefix, and at least 1 edit allowed. Only Config's
 // variables are suggested, since only those change what the server does.
+// Case is not counted: LOCKBOX_redis_url means LOCKBOX_REDIS_URL.
 func nearestVar(name string) string {
-	rest := strings.TrimPrefix(name, Prefix)
+	rest := strings.ToUpper(strings.TrimPrefix(name, Prefix))
 	limit := max(1, len(rest)/3)
 	best, bestDist := "", limit+1
 	for _, v := range Vars() {
 		if d := editDistance(rest, strings.TrimPrefix(v.Name, Prefix)); d < bestDist {
+			best, bestDist = v.Name, d
+		}
+	}
+	return best
+}
+
+// nearVar is the server variable that name, without the LOCKBOX_ prefix,
+// most likely means: the nearest within two edits of the whole name, case
+// not counted; "" when none is that near.
+func nearVar(name string) string {
+	upper := strings.ToUpper(name)
+	best, bestDist := "", 3
+	for _, v := range Vars() {
+		if d := editDistance(upper, v.Name); d < bestDist {
 			best, bestDist = v.Name, d
 		}
 	}

@@ -22,8 +22,10 @@ func TestUnknownVars(t *testing.T) {
 		"LOCKBOX_TOKEN": "t", "LOCKBOX_ADDR": "http://h", "LOCKBOX_CA_FILE": "ca.crt", "LOCKBOX_CONFIG_DIR": "d",
 		"LOCKBOX_OPERATOR_TOKEN": "t", "LOCKBOX_LOCKBOX_ADMIN_TOKEN": "t",
 		"LOCKBOX_TEST_REDIS_URL": "redis://h:6379", "LOCKBOX_TEST_SCREENSHOTS": "d",
-		// Not ours.
-		"PATH": "/bin", "lockbox_audit_replica": "1",
+		// Misspelt, in another case too.
+		"lockbox_audit_replica": "1",
+		// Not ours: outside the prefix and near no variable of Lockbox's.
+		"PATH": "/bin", "lockbox_nothing_like_it": "1",
 	}
 	want := []UnknownVar{
 		{"LOCKBOX_AUDIT_REPLICA", "LOCKBOX_AUDIT_REPLICAS"},
@@ -31,6 +33,7 @@ func TestUnknownVars(t *testing.T) {
 		{"LOCKBOX_POLICY_DRI", "LOCKBOX_POLICY_DIR"},
 		{"LOCKBOX_REDIS_UR", "LOCKBOX_REDIS_URL"},
 		{"LOCKBOX_X", ""},
+		{"lockbox_audit_replica", "LOCKBOX_AUDIT_REPLICAS"},
 	}
 	if got := UnknownVars(environ); !slices.Equal(got, want) {
 		t.Errorf("UnknownVars:\n got %v\nwant %v", got, want)
@@ -94,5 +97,37 @@ func TestOtherVarsComplete(t *testing.T) {
 		if !slices.Contains(otherVars, v) {
 			t.Errorf("%s is not in otherVars", v)
 		}
+	}
+}
+
+// A Lockbox variable written in another case, or with its prefix
+// misspelt, is ignored as any misspelling is (environment variables are
+// case-sensitive), so it is warned of with the variable meant. A variable
+// of another program's that merely shares a suffix with one of Lockbox's
+// is not.
+func TestUnknownVarsCaseAndPrefix(t *testing.T) {
+	environ := map[string]string{
+		"LOCKBOX_redis_url":      "redis://h:6379",
+		"LOCKBOX_Audit_Replicas": "1",
+		"lockbox_audit_replicas": "1",
+		"Lockbox_Redis_Url":      "redis://h:6379",
+		"LOCKBX_AUDIT_REPLICAS":  "1",
+		"LOKCBOX_REDIS_URL":      "redis://h:6379",
+		"LOCKBOX-REDIS-URL":      "redis://h:6379",
+		// Not ours.
+		"REDIS_URL": "redis://h:6379", "MYAPP_REDIS_URL": "redis://h:6379", "AUDIT_REPLICAS": "1",
+		"PATH": "/bin", "lockbox": "x", "LOCKBOX": "x",
+	}
+	want := []UnknownVar{
+		{"LOCKBOX-REDIS-URL", "LOCKBOX_REDIS_URL"},
+		{"LOCKBOX_Audit_Replicas", "LOCKBOX_AUDIT_REPLICAS"},
+		{"LOCKBOX_redis_url", "LOCKBOX_REDIS_URL"},
+		{"LOCKBX_AUDIT_REPLICAS", "LOCKBOX_AUDIT_REPLICAS"},
+		{"LOKCBOX_REDIS_URL", "LOCKBOX_REDIS_URL"},
+		{"Lockbox_Redis_Url", "LOCKBOX_REDIS_URL"},
+		{"lockbox_audit_replicas", "LOCKBOX_AUDIT_REPLICAS"},
+	}
+	if got := UnknownVars(environ); !slices.Equal(got, want) {
+		t.Errorf("UnknownVars:\n got %v\nwant %v", got, want)
 	}
 }
