@@ -152,6 +152,11 @@ func (c Config) checkRedis() []error {
 		if err != nil {
 			errs = append(errs, varErr("RedisURL", "not a redis://, rediss:// or unix:// URL: %w", redisURLError(c.RedisURL, err)))
 		} else {
+			if u.TLSConfig != nil && u.TLSConfig.InsecureSkipVerify {
+				// go-redis's skip_verify option: anyone on the path could
+				// then read and change every grant and audit record.
+				errs = append(errs, varErr("RedisURL", "skip_verify turns off the verification of Redis's certificate: remove it, and give the CA that issued the certificate in LOCKBOX_REDIS_TLS_CA_FILE"))
+			}
 			if u.Username != "" && c.RedisUsername != "" {
 				errs = append(errs, varErr("RedisUsername", "LOCKBOX_REDIS_URL names a user already; set it in one place"))
 			}

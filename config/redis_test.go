@@ -187,3 +187,26 @@ func TestRedisOptions(t *testing.T) {
 		t.Errorf("cluster with system roots: %+v", o.Cluster)
 	}
 }
+
+// LOCKBOX_REDIS_URL's skip_verify option turns off the verification of
+// Redis's certificate, so that anyone on the path can read and change
+// every grant and audit record; it is refused, naming the way to trust a
+// private CA instead. skip_verify=false, which changes nothing, is not.
+func TestRedisURLSkipVerifyIsRefused(t *testing.T) {
+	for _, u := range []string{
+		"rediss://redis.internal:6380?skip_verify=true",
+		"rediss://redis.internal:6380/0?skip_verify=1",
+		"rediss://:s3cret@redis.internal:6380/0?dial_timeout=1s&skip_verify=true",
+	} {
+		_, err := Load(map[string]string{"LOCKBOX_REDIS_URL": u})
+		if err == nil || !strings.Contains(err.Error(), "LOCKBOX_REDIS_URL: ") || !strings.Contains(err.Error(), "LOCKBOX_REDIS_TLS_CA_FILE") {
+			t.Errorf("%s: %v, want LOCKBOX_REDIS_URL refused, naming LOCKBOX_REDIS_TLS_CA_FILE", u, err)
+		}
+		if err != nil && strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("error leaks the password: %v", err)
+		}
+	}
+	if _, err := Load(map[string]string{"LOCKBOX_REDIS_URL": "rediss://redis.internal:6380?skip_verify=false"}); err != nil {
+		t.Errorf("skip_verify=false: %v", err)
+	}
+}
