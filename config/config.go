@@ -205,7 +205,7 @@ type Config struct {
 	SMTPFrom     string `env:"SMTP_FROM" desc:"sender address of notification e-mails; required with LOCKBOX_SMTP_ADDR"`
 	SMTPUsername string `env:"SMTP_USERNAME" desc:"SMTP AUTH user; needs LOCKBOX_SMTP_PASSWORD_FILE"`
 	SMTPPassword Secret `env:"SMTP_PASSWORD_FILE,file" desc:"file holding the SMTP AUTH password; read at start-up"`
-	SMTPStartTLS string `env:"SMTP_STARTTLS" envDefault:"opportunistic" desc:"STARTTLS policy: opportunistic, mandatory or none"`
+	SMTPStartTLS string `env:"SMTP_STARTTLS" envDefault:"opportunistic" desc:"STARTTLS policy: opportunistic, mandatory or none (refused with LOCKBOX_SMTP_USERNAME unless LOCKBOX_SMTP_ADDR is a loopback relay: the password would go in the clear)"`
 	// WebhookURLs receive signed JSON notifications.
 	WebhookURLs   string `env:"WEBHOOK_URLS" desc:"comma-separated URLs receiving JSON notifications signed with X-Lockbox-Signature (LOCKBOX_WEBHOOK_SIGNATURES); each URL as written here derives its receiver's v2 key"`
 	WebhookSecret Secret `env:"WEBHOOK_SECRET_FILE,file" desc:"file holding the shared HMAC-SHA256 secret of X-Lockbox-Signature: it keys v1 and derives each receiver's v2 key (lockbox webhook-key URL); required with LOCKBOX_WEBHOOK_URLS; read at start-up"`
@@ -690,7 +690,14 @@ func (c Config) check() error {
 		errs = append(errs, varErr("SMTPPassword", "LOCKBOX_SMTP_USERNAME and LOCKBOX_SMTP_PASSWORD_FILE go together"))
 	}
 	switch c.SMTPStartTLS {
-	case "opportunistic", "mandatory", "none":
+	case "opportunistic", "mandatory":
+	case "none":
+		// The SMTP client sends AUTH PLAIN in the clear to a loopback
+		// relay only (go-mail's rule): elsewhere every e-mail would fail.
+		host, _, err := net.SplitHostPort(c.SMTPAddr)
+		if c.SMTPUsername != "" && err == nil && host != "localhost" && host != "127.0.0.1" && host != "::1" {
+			errs = append(errs, varErr("SMTPStartTLS", "none with LOCKBOX_SMTP_USERNAME would send the password in the clear to %s, which is refused except to a loopback relay: use mandatory", host))
+		}
 	default:
 		errs = append(errs, varErr("SMTPStartTLS", "%q is not one of opportunistic, mandatory, none", c.SMTPStartTLS))
 	}

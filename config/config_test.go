@@ -873,3 +873,33 @@ func TestFetchURLErrorsHideCredentials(t *testing.T) {
 		}
 	}
 }
+
+// SMTP AUTH with LOCKBOX_SMTP_STARTTLS=none would send the password in
+// the clear, which the SMTP client refuses to do to anything but a
+// loopback relay: every e-mail would fail at its first send. The pair is
+// refused at start-up instead, naming both settings; a loopback relay, or
+// none without AUTH, is taken.
+func TestSMTPAuthWithoutTLSIsRefused(t *testing.T) {
+	pass := writeFile(t, "smtp", "pa55\n")
+	env := func(addr, starttls, user string) map[string]string {
+		m := map[string]string{"LOCKBOX_SMTP_ADDR": addr, "LOCKBOX_SMTP_FROM": "lockbox@provider.example", "LOCKBOX_SMTP_STARTTLS": starttls}
+		if user != "" {
+			m["LOCKBOX_SMTP_USERNAME"], m["LOCKBOX_SMTP_PASSWORD_FILE"] = user, pass
+		}
+		return m
+	}
+	for _, addr := range []string{"mail.example:587", "10.0.0.25:25", "[2001:db8::25]:25"} {
+		_, err := Load(env(addr, "none", "lockbox"))
+		if err == nil || !strings.Contains(err.Error(), "LOCKBOX_SMTP_STARTTLS: ") || !strings.Contains(err.Error(), "LOCKBOX_SMTP_USERNAME") {
+			t.Errorf("%s: %v, want LOCKBOX_SMTP_STARTTLS refused with LOCKBOX_SMTP_USERNAME", addr, err)
+		}
+	}
+	for _, e := range []map[string]string{
+		env("127.0.0.1:25", "none", "lockbox"), env("localhost:25", "none", "lockbox"), env("[::1]:25", "none", "lockbox"),
+		env("mail.example:25", "none", ""), env("mail.example:587", "mandatory", "lockbox"), env("mail.example:587", "opportunistic", "lockbox"),
+	} {
+		if _, err := Load(e); err != nil {
+			t.Errorf("%v: %v", e, err)
+		}
+	}
+}
