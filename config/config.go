@@ -109,7 +109,7 @@ type Config struct {
 	// (redis://, rediss:// or unix://). "lockbox serve" needs exactly one
 	// of it, RedisSentinelAddrs and RedisClusterAddrs; with none,
 	// "lockbox dev" runs an embedded store.
-	RedisURL string `env:"REDIS_URL" desc:"one Redis holding requests, grants and audit records (redis://, rediss:// or unix://; its skip_verify option is refused); \"lockbox serve\" needs exactly one of this, LOCKBOX_REDIS_SENTINEL_ADDRS and LOCKBOX_REDIS_CLUSTER_ADDRS; embedded store in \"lockbox dev\" when none is set"`
+	RedisURL string `env:"REDIS_URL" desc:"one Redis holding requests, grants and audit records (redis://, rediss:// or unix://; its skip_verify, dial_timeout, read_timeout, write_timeout and max_retries options are refused: LOCKBOX_REDIS_TIMEOUT sets the timeouts); \"lockbox serve\" needs exactly one of this, LOCKBOX_REDIS_SENTINEL_ADDRS and LOCKBOX_REDIS_CLUSTER_ADDRS; embedded store in \"lockbox dev\" when none is set"`
 	// RedisSentinelAddrs and RedisSentinelMaster name a Sentinel
 	// deployment; Lockbox follows its master through failovers.
 	RedisSentinelAddrs  string `env:"REDIS_SENTINEL_ADDRS" desc:"comma-separated host:port of Redis Sentinels; with LOCKBOX_REDIS_SENTINEL_MASTER, Lockbox uses the master they name and follows it through failovers"`

@@ -157,6 +157,7 @@ func (c Config) checkRedis() []error {
 				// then read and change every grant and audit record.
 				errs = append(errs, varErr("RedisURL", "skip_verify turns off the verification of Redis's certificate: remove it, and give the CA that issued the certificate in LOCKBOX_REDIS_TLS_CA_FILE"))
 			}
+			errs = append(errs, replacedRedisURLOptions(c.RedisURL)...)
 			if u.Username != "" && c.RedisUsername != "" {
 				errs = append(errs, varErr("RedisUsername", "LOCKBOX_REDIS_URL names a user already; set it in one place"))
 			}
@@ -239,6 +240,29 @@ func (c Config) validateRedisFiles() []error {
 		if _, err := c.redisTLS(); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	return errs
+}
+
+// replacedRedisURLOptions refuses the options of a LOCKBOX_REDIS_URL
+// (one that parses) that the server replaces when it connects, which would
+// otherwise be ignored without a word.
+func replacedRedisURLOptions(raw string) []error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil
+	}
+	var errs []error
+	q := u.Query()
+	for _, opt := range []string{"dial_timeout", "read_timeout", "write_timeout"} {
+		if q.Has(opt) {
+			errs = append(errs, varErr("RedisURL", "its %s option is not used: LOCKBOX_REDIS_TIMEOUT sets the deadline of each Redis call", opt))
+		}
+	}
+	if q.Has("max_retries") {
+		// A command retried after its connection broke may have run
+		// already: an audit record or an outbox entry written twice.
+		errs = append(errs, varErr("RedisURL", "its max_retries option is not used: Lockbox sends each Redis command once"))
 	}
 	return errs
 }

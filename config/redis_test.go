@@ -210,3 +210,32 @@ func TestRedisURLSkipVerifyIsRefused(t *testing.T) {
 		t.Errorf("skip_verify=false: %v", err)
 	}
 }
+
+// LOCKBOX_REDIS_URL's options that Lockbox replaces when it connects (the
+// socket timeouts, which LOCKBOX_REDIS_TIMEOUT sets, and max_retries,
+// which is always "never": a command retried after a broken connection
+// may have run twice) would be ignored without a word; they are refused,
+// each named. The options Lockbox leaves alone are taken.
+func TestRedisURLOptionsLockboxReplacesAreRefused(t *testing.T) {
+	for opt, want := range map[string]string{
+		"dial_timeout=10s":  "LOCKBOX_REDIS_TIMEOUT",
+		"read_timeout=10s":  "LOCKBOX_REDIS_TIMEOUT",
+		"write_timeout=10s": "LOCKBOX_REDIS_TIMEOUT",
+		"max_retries=3":     "once",
+	} {
+		for _, u := range []string{"redis://:s3cret@redis.internal:6379/0?" + opt, "unix:///run/redis.sock?db=1&" + opt} {
+			_, err := Load(map[string]string{"LOCKBOX_REDIS_URL": u})
+			name, _, _ := strings.Cut(opt, "=")
+			if err == nil || !strings.Contains(err.Error(), "LOCKBOX_REDIS_URL: ") || !strings.Contains(err.Error(), name) ||
+				!strings.Contains(err.Error(), want) {
+				t.Errorf("%s: %v, want LOCKBOX_REDIS_URL refused, naming %s and %q", u, err, name, want)
+			}
+			if err != nil && strings.Contains(err.Error(), "s3cret") {
+				t.Errorf("error leaks the password: %v", err)
+			}
+		}
+	}
+	if _, err := Load(map[string]string{"LOCKBOX_REDIS_URL": "redis://redis.internal:6379/2?pool_size=50&client_name=lockbox"}); err != nil {
+		t.Errorf("options Lockbox leaves alone: %v", err)
+	}
+}
