@@ -903,3 +903,20 @@ func TestSMTPAuthWithoutTLSIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// A LOCKBOX_UPSTREAMS URL whose port is no TCP port (0, or past 65535)
+// parses as a URL, and every call to its service would then fail to
+// connect; it is refused at start-up, naming the variable and the service.
+func TestUpstreamURLPortOutOfRange(t *testing.T) {
+	for _, u := range []string{"http://exchange.internal:99999", "https://exchange.internal:65536/api", "http://exchange.internal:0"} {
+		_, err := Load(map[string]string{"LOCKBOX_UPSTREAMS": "exchange=" + u})
+		if err == nil || !strings.Contains(err.Error(), "LOCKBOX_UPSTREAMS: exchange: ") || !strings.Contains(err.Error(), "port") {
+			t.Errorf("%s: %v, want LOCKBOX_UPSTREAMS: exchange: refused for its port", u, err)
+		}
+	}
+	for _, u := range []string{"http://exchange.internal:65535", "https://exchange.internal", "http://[::1]:9001/api"} {
+		if _, err := Load(map[string]string{"LOCKBOX_UPSTREAMS": "exchange=" + u}); err != nil {
+			t.Errorf("%s: %v", u, err)
+		}
+	}
+}
