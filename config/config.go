@@ -201,7 +201,7 @@ type Config struct {
 	// another takes it over.
 	SIEMClaimAfter time.Duration `env:"SIEM_CLAIM_AFTER" envDefault:"1m" desc:"how long a record may stay unforwarded at a replica before another replica takes it over"`
 	// SMTPAddr and the settings below configure notification e-mails.
-	SMTPAddr     string `env:"SMTP_ADDR" desc:"host:port of the SMTP submission server for notification e-mails; unset: e-mails are only logged (and in \"lockbox dev\" written under $LOCKBOX_DEV_DIR/mail)"`
+	SMTPAddr     string `env:"SMTP_ADDR" desc:"host:port of the SMTP submission server for notification e-mails; unset: e-mails are only logged (and in \"lockbox dev\" written under $LOCKBOX_DEV_DIR/mail), and LOCKBOX_SMTP_FROM, LOCKBOX_SMTP_USERNAME and LOCKBOX_SMTP_PASSWORD_FILE are refused"`
 	SMTPFrom     string `env:"SMTP_FROM" desc:"sender address of notification e-mails; required with LOCKBOX_SMTP_ADDR"`
 	SMTPUsername string `env:"SMTP_USERNAME" desc:"SMTP AUTH user; needs LOCKBOX_SMTP_PASSWORD_FILE"`
 	SMTPPassword Secret `env:"SMTP_PASSWORD_FILE,file" desc:"file holding the SMTP AUTH password; read at start-up"`
@@ -684,6 +684,17 @@ func (c Config) check() error {
 		}
 		if c.SMTPFrom == "" {
 			errs = append(errs, varErr("SMTPFrom", "required with LOCKBOX_SMTP_ADDR"))
+		}
+	} else {
+		// Without a server no e-mail is sent, only logged: the settings
+		// of one say LOCKBOX_SMTP_ADDR was forgotten, and nobody would be
+		// told of a request.
+		for _, f := range []struct{ field, v string }{
+			{"SMTPFrom", c.SMTPFrom}, {"SMTPUsername", c.SMTPUsername}, {"SMTPPassword", string(c.SMTPPassword)},
+		} {
+			if f.v != "" {
+				errs = append(errs, varErr(f.field, "set, but LOCKBOX_SMTP_ADDR is not: without it no e-mail is sent"))
+			}
 		}
 	}
 	if (c.SMTPUsername == "") != (c.SMTPPassword == "") {

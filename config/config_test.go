@@ -920,3 +920,28 @@ func TestUpstreamURLPortOutOfRange(t *testing.T) {
 		}
 	}
 }
+
+// The SMTP settings beside LOCKBOX_SMTP_ADDR do nothing without it: no
+// e-mail is sent, each is only logged, and the managers and approvers
+// are never told of a request. Set without it, each is refused, naming
+// LOCKBOX_SMTP_ADDR, rather than ignored.
+func TestSMTPSettingsNeedTheServer(t *testing.T) {
+	pass := writeFile(t, "smtp", "pa55\n")
+	_, err := Load(map[string]string{
+		"LOCKBOX_SMTP_FROM":          "lockbox@provider.example",
+		"LOCKBOX_SMTP_USERNAME":      "lockbox",
+		"LOCKBOX_SMTP_PASSWORD_FILE": pass,
+	})
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, name := range []string{"LOCKBOX_SMTP_FROM", "LOCKBOX_SMTP_USERNAME", "LOCKBOX_SMTP_PASSWORD_FILE"} {
+		if !strings.Contains(err.Error(), name+": set, but LOCKBOX_SMTP_ADDR is not") {
+			t.Errorf("%s not refused for the missing LOCKBOX_SMTP_ADDR:\n%v", name, err)
+		}
+	}
+	if _, err := Load(map[string]string{"LOCKBOX_SMTP_ADDR": "mail.example:587", "LOCKBOX_SMTP_FROM": "lockbox@provider.example",
+		"LOCKBOX_SMTP_USERNAME": "lockbox", "LOCKBOX_SMTP_PASSWORD_FILE": pass}); err != nil {
+		t.Errorf("with LOCKBOX_SMTP_ADDR: %v", err)
+	}
+}
