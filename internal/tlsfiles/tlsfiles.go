@@ -8,7 +8,8 @@
 // small files a second. A new pair that can't be used (half written, a key
 // that doesn't match, garbage) is refused with one error log line, and the
 // last good pair keeps serving: a bad rotation must not take the listeners
-// down.
+// down. So is a new certificate that has already expired, which every
+// client would refuse.
 //
 // CA files (client CAs of the API, roots that verify upstreams) are read
 // once, at start-up: CAs are long-lived, and re-reading them would mean
@@ -155,6 +156,13 @@ func (p *KeyPair) check() {
 		return
 	}
 	next, err := p.parse(certPEM, keyPEM, sum)
+	if err == nil && !now.Before(next.cert.Leaf.NotAfter) {
+		// Every client would refuse it (an old backup or snapshot copied
+		// over the renewed files): keep the pair that works. It can't
+		// become valid later, so refusing it once for good is right. At
+		// start-up one is still loaded: there is no other to serve.
+		err = fmt.Errorf("%s: the certificate expired at %s", p.cfg.CertFile, next.cert.Leaf.NotAfter.UTC().Format(time.RFC3339))
+	}
 	if err != nil {
 		p.refuse(string(sum[:]), err)
 		return

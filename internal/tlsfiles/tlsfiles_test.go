@@ -2,11 +2,17 @@ package tlsfiles_test
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"io"
 	"log/slog"
+	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -419,4 +425,48 @@ func handshake(t *testing.T, addr string, cfg *tls.Config) string {
 	}
 	defer c.Close()
 	return c.ConnectionState().PeerCertificates[0].SerialNumber.String()
+}
+
+// TestExpiredRotationKeepsThePreviousPair: a new pair whose certificate
+// has already expired (a backup copied over the renewed files, a Secret
+// restored from an old snapshot) would fail every client's handshake; it
+// is refused as a broken pair is, with one error line saying so, and the
+// previous certificate keeps serving until a usable pair arrives.
+func TestExpiredRotationKeepsThePreviousPair(t *testing.T) {
+	ca := tlstest.NewCA(t, "ca")
+	a, c := ca.Server(t, "a"), ca.Server(t, "c")
+	f := newFixture(t, a, ca)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Expired a month before the fixture's clock, which a and c are
+	// valid at.
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "expired"},
+		NotBefore: f.clk.Now().AddDate(-1, 0, 0), NotAfter: f.clk.Now().AddDate(0, -1, 0),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, DNSNames: []string{"localhost"}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.files.Update(t, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), ca.PEM)
+	for range 3 {
+		f.clk.Advance(tlsfiles.DefaultCheckInterval)
+		if got := serialOf(t, f.pair.Certificate()); got != a.Cert.SerialNumber.String() {
+			t.Fatalf("serving %s after an expired certificate was rotated in, want the previous one", got)
+		}
+	}
+	if n := f.logs.count("TLS certificate files changed but can't be used"); n != 1 || !strings.Contains(f.logs.b.String(), "expired") {
+		t.Errorf("%d error lines, want 1 saying the certificate expired:\n%s", n, f.logs.b.String())
+	}
+	f.files.Update(t, c.CertPEM, c.KeyPEM, ca.PEM)
+	f.clk.Advance(tlsfiles.DefaultCheckInterval)
+	if got := serialOf(t, f.pair.Certificate()); got != c.Cert.SerialNumber.String() {
+		t.Fatalf("serving %s after a good rotation, want c", got)
+	}
 }
