@@ -794,6 +794,12 @@ func (c Config) check() error {
 }
 
 func checkAddr(addr string) error {
+	if strings.ContainsAny(addr, "@/") {
+		// A URL, or user info before the host (redis://:password@host:port,
+		// as LOCKBOX_REDIS_URL takes it): not quoted, since this message
+		// goes to logs, and never taken as part of a host name.
+		return errors.New("an address with an @ or a / (a URL, or user info) is not host:port; not shown, as it may hold a password")
+	}
 	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return fmt.Errorf("%q is not host:port: %w", addr, err)

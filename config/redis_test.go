@@ -239,3 +239,36 @@ func TestRedisURLOptionsLockboxReplacesAreRefused(t *testing.T) {
 		t.Errorf("options Lockbox leaves alone: %v", err)
 	}
 }
+
+// A host:port setting given a URL or user info (the sentinels or cluster
+// nodes written as redis://:password@host:port, as LOCKBOX_REDIS_URL takes
+// them) is refused without being quoted, naming the variable: the
+// password would otherwise go to the logs with the error, or, where the
+// address still split into a host and a port, be taken as part of a host
+// name and logged with the configuration.
+func TestAddressErrorsHideCredentials(t *testing.T) {
+	for _, tc := range []struct{ name, value string }{
+		{"LOCKBOX_REDIS_SENTINEL_ADDRS", "user:s3cret@10.0.0.1:26379"},
+		{"LOCKBOX_REDIS_SENTINEL_ADDRS", "10.0.0.2:26379,redis://:s3cret@10.0.0.1:26379"},
+		{"LOCKBOX_REDIS_CLUSTER_ADDRS", "s3cret@10.0.0.1:6379"},
+		{"LOCKBOX_REDIS_CLUSTER_ADDRS", "redis://u:s3cret@10.0.0.1:6379/0"},
+		{"LOCKBOX_SMTP_ADDR", "lockbox:s3cret@mail.example:587"},
+		{"LOCKBOX_SMTP_ADDR", "s3cret@mail.example:587"},
+	} {
+		env := map[string]string{tc.name: tc.value}
+		switch tc.name {
+		case "LOCKBOX_REDIS_SENTINEL_ADDRS":
+			env["LOCKBOX_REDIS_SENTINEL_MASTER"] = "mymaster"
+		case "LOCKBOX_SMTP_ADDR":
+			env["LOCKBOX_SMTP_FROM"] = "lockbox@provider.example"
+		}
+		_, err := Load(env)
+		if err == nil || !strings.Contains(err.Error(), tc.name+": ") {
+			t.Errorf("%s=%s: %v, want it refused", tc.name, tc.value, err)
+			continue
+		}
+		if strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("%s: error leaks the password: %v", tc.name, err)
+		}
+	}
+}
