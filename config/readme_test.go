@@ -12,8 +12,8 @@ import (
 )
 
 // TestREADMEDocumentsEveryVariable keeps README's configuration table in
-// step with the variables Lockbox reads: a row for each, with its default
-// and the description of its desc tag (README may set words in `code`
+// step with the variables Lockbox reads: a row for each and for no other,
+// with its default and the description of its desc tag (README may set words in `code`
 // where the tag has "quotes" or nothing).
 func TestREADMEDocumentsEveryVariable(t *testing.T) {
 	b, err := os.ReadFile("../README.md")
@@ -37,6 +37,17 @@ func TestREADMEDocumentsEveryVariable(t *testing.T) {
 		rows[strings.Trim(cells[0], "`")] = cells[1:]
 	}
 	plain := strings.NewReplacer("`", "", `"`, "").Replace
+	known := map[string]bool{}
+	for _, v := range Vars() {
+		known[v.Name] = true
+	}
+	// A row of a variable Lockbox does not read (renamed, or removed)
+	// would document a setting that does nothing.
+	for name := range rows {
+		if !known[name] {
+			t.Errorf("README.md has a configuration row for %s, which Lockbox does not read", name)
+		}
+	}
 	for _, v := range Vars() {
 		row, ok := rows[v.Name]
 		if !ok {
