@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/mail"
 	"net/netip"
@@ -372,11 +373,31 @@ func parse(environ map[string]string) (Config, map[string]bool, []error) {
 		// env.Options treats a nil Environment as "use os.Environ()".
 		environ = map[string]string{}
 	}
-	var c Config
-	err := env.ParseWithOptions(&c, env.Options{Prefix: Prefix, Environment: environ,
-		FuncMap: map[reflect.Type]env.ParserFunc{reflect.TypeFor[Service](): serviceParser()}})
 	failed := map[string]bool{}
 	var errs []error
+	// env reads a secret file whole: one too large to be a secret (a
+	// wrong path) is refused first, and kept from env.
+	var parsed map[string]string // environ without them, once one is
+	for _, f := range reflect.VisibleFields(reflect.TypeFor[Config]()) {
+		name := fieldVar[f.Name]
+		if f.Type != reflect.TypeFor[Secret]() || environ[name] == "" {
+			continue
+		}
+		if fi, err := os.Stat(environ[name]); err == nil && fi.Mode().IsRegular() && fi.Size() > maxSecretFile {
+			if parsed == nil {
+				parsed = maps.Clone(environ)
+			}
+			delete(parsed, name)
+			failed[name] = true
+			errs = append(errs, &VarError{Var: name, Err: fmt.Errorf("%s is larger than %d bytes: not a secret file", environ[name], maxSecretFile)})
+		}
+	}
+	if parsed == nil {
+		parsed = environ
+	}
+	var c Config
+	err := env.ParseWithOptions(&c, env.Options{Prefix: Prefix, Environment: parsed,
+		FuncMap: map[reflect.Type]env.ParserFunc{reflect.TypeFor[Service](): serviceParser()}})
 	if err != nil {
 		var agg env.AggregateError
 		if !errors.As(err, &agg) {

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"strings"
@@ -10,13 +11,18 @@ import (
 // Secret is a secret read once, at start-up, from the file its variable
 // names (caarlos0/env's "file" option): a password or a shared key. A
 // trailing line ending is not part of it, and Load refuses a file that is
-// empty or holds only white space. It prints as "[redacted]", so
+// empty, holds only white space or is larger than maxSecretFile. It prints as "[redacted]", so
 // logging a Config (LogValue) or formatting one in an error never shows it.
 //
 // Files Lockbox watches and reads again (TLS certificates and keys, JWKS
 // files, the HMAC token key) stay paths: their variables name a file, not
 // a value.
 type Secret string
+
+// maxSecretFile bounds a secret file: a password or a key is a few hundred
+// bytes, and a wrong path (a log, a disk image) must not be read whole into
+// memory.
+const maxSecretFile = 64 << 10
 
 // UnmarshalText takes the file's contents, as env hands them over.
 func (s *Secret) UnmarshalText(b []byte) error {
@@ -52,9 +58,17 @@ func ReadClientSecret(path string) (string, error) {
 	if err := readableFile(path); err != nil {
 		return "", err
 	}
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return "", err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
+	if err != nil {
+		return "", err
+	}
+	if len(b) > maxSecretFile {
+		return "", fmt.Errorf("%s is larger than %d bytes: not a secret file", path, maxSecretFile)
 	}
 	secret := strings.TrimSpace(string(b))
 	if secret == "" {

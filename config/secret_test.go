@@ -141,3 +141,31 @@ func TestSecretFileOfWhiteSpaceIsRefused(t *testing.T) {
 		t.Errorf("secret %q (%v), want %q", c.WebhookSecret.Value(), err, " hook key ")
 	}
 }
+
+// A secret file variable naming a large file (a log, a disk image: a
+// wrong path) is refused before the file is read, naming the variable,
+// instead of read whole into memory to be a password; the certificate,
+// key and issuers files are bounded alike.
+func TestSecretFileTooLargeIsRefused(t *testing.T) {
+	big := writeFile(t, "big", strings.Repeat("x", maxSecretFile+1))
+	_, err := Load(map[string]string{
+		"LOCKBOX_WEBHOOK_URLS":        "https://hooks.example/lockbox",
+		"LOCKBOX_WEBHOOK_SECRET_FILE": big,
+	})
+	if err == nil || !strings.Contains(err.Error(), "LOCKBOX_WEBHOOK_SECRET_FILE: ") || !strings.Contains(err.Error(), "larger than") {
+		t.Fatalf("Load = %v, want LOCKBOX_WEBHOOK_SECRET_FILE refused as too large", err)
+	}
+	if n := len(strings.Split(err.Error(), "\n")); n != 1 {
+		t.Errorf("%d lines, want 1:\n%v", n, err)
+	}
+	if _, err := ReadClientSecret(big); err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Errorf("ReadClientSecret = %v, want it refused as too large", err)
+	}
+	c, err := Load(map[string]string{
+		"LOCKBOX_WEBHOOK_URLS":        "https://hooks.example/lockbox",
+		"LOCKBOX_WEBHOOK_SECRET_FILE": writeFile(t, "hook", strings.Repeat("k", maxSecretFile)),
+	})
+	if err != nil || len(c.WebhookSecret.Value()) != maxSecretFile {
+		t.Errorf("a secret of %d bytes: %d bytes read (%v)", maxSecretFile, len(c.WebhookSecret.Value()), err)
+	}
+}
