@@ -743,7 +743,7 @@ func (c Config) check() error {
 		if u = strings.TrimSpace(u); u == "" {
 			continue
 		}
-		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" || badPort(pu) {
 			// Not quoted: a receiver's URL may hold its credential (Slack's
 			// and Teams' do), and this message goes to logs.
 			errs = append(errs, varErr("WebhookURLs", "%s is not an http(s) URL with a host", redactWebhookURL(u)))
@@ -763,7 +763,7 @@ func (c Config) check() error {
 		// credentials have no place in a URL browsers are sent to.
 		u, err := url.Parse(c.ConsoleURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") ||
-			u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || u.User != nil || u.Opaque != "" {
+			u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || u.User != nil || u.Opaque != "" || badPort(u) {
 			shown := c.ConsoleURL
 			if err == nil {
 				shown = u.Redacted()
@@ -812,6 +812,18 @@ func (c Config) check() error {
 		errs = append(errs, varErr("LogFormat", "%q is not one of text, json", c.LogFormat))
 	}
 	return errors.Join(errs...)
+}
+
+// badPort reports whether URL u names a port that is no TCP port:
+// url.Parse takes any digits, and a dial to one past 65535, or to 0,
+// fails every time.
+func badPort(u *url.URL) bool {
+	p := u.Port()
+	if p == "" {
+		return false
+	}
+	n, err := strconv.ParseUint(p, 10, 16)
+	return err != nil || n == 0
 }
 
 func checkAddr(addr string) error {

@@ -945,3 +945,27 @@ func TestSMTPSettingsNeedTheServer(t *testing.T) {
 		t.Errorf("with LOCKBOX_SMTP_ADDR: %v", err)
 	}
 }
+
+// The other URLs Lockbox fetches from, sends to or builds redirects from
+// are held to a TCP port too, as LOCKBOX_UPSTREAMS is: a digit too many
+// would otherwise fail every fetch, delivery or sign-in, long after
+// start-up. Each is refused naming its variable.
+func TestURLPortOutOfRange(t *testing.T) {
+	secret := writeFile(t, "secret", "s3cret-value\n")
+	for name, env := range map[string]map[string]string{
+		"LOCKBOX_JWT_JWKS_URL": {"LOCKBOX_JWT_JWKS_URL": "https://idp.example:99999/keys"},
+		"LOCKBOX_OIDC_ISSUER": {"LOCKBOX_OIDC_ISSUER": "https://idp.example:65536", "LOCKBOX_OIDC_CLIENT_ID": "console",
+			"LOCKBOX_OIDC_CLIENT_SECRET_FILE": secret, "LOCKBOX_CONSOLE_URL": "https://lockbox.example.com"},
+		"LOCKBOX_CONSOLE_URL":  {"LOCKBOX_CONSOLE_URL": "https://lockbox.example.com:84430"},
+		"LOCKBOX_WEBHOOK_URLS": {"LOCKBOX_WEBHOOK_URLS": "https://hooks.example:99999/lockbox", "LOCKBOX_WEBHOOK_SECRET_FILE": secret},
+	} {
+		_, err := Load(env)
+		if err == nil || !strings.Contains(err.Error(), name+": ") {
+			t.Errorf("%s: %v, want it refused", name, err)
+		}
+	}
+	doc := "issuers:\n  - issuer: https://idp.example\n    audience: lockbox\n    scope: provider\n    jwks_url: https://idp.example:99999/keys\n"
+	if _, err := LoadIssuers(writeFile(t, "issuers.yaml", doc)); err == nil {
+		t.Error("issuers file jwks_url with port 99999: no error")
+	}
+}

@@ -262,6 +262,8 @@ func checkFetchURL(what, u string) error {
 		return fmt.Errorf("%s %q must not carry a user name or password", what, pu.String())
 	case err != nil || pu.Host == "" || pu.Fragment != "":
 		return fmt.Errorf("%s %q is not an absolute URL with a host", what, u)
+	case badPort(pu):
+		return fmt.Errorf("%s %q: port %s is not a TCP port from 1 to 65535", what, u, pu.Port())
 	}
 	switch h := pu.Hostname(); {
 	case pu.Scheme == "https":

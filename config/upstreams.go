@@ -6,7 +6,6 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 )
 
@@ -53,12 +52,8 @@ func (c Config) UpstreamURLs() (map[string]*url.URL, error) {
 			// may hold a secret, and this message goes to logs.
 			return nil, varErr("Upstreams", "%s: %s is not an http(s) base URL without credentials, query or fragment", svc, redactWebhookURL(raw))
 		}
-		if p := u.Port(); p != "" {
-			// url.Parse takes any digits as a port; a dial to one past
-			// 65535, or to 0, fails on every call.
-			if n, err := strconv.ParseUint(p, 10, 16); err != nil || n == 0 {
-				return nil, varErr("Upstreams", "%s: %s: port %s is not a TCP port from 1 to 65535", svc, redactWebhookURL(raw), p)
-			}
+		if badPort(u) {
+			return nil, varErr("Upstreams", "%s: %s: port %s is not a TCP port from 1 to 65535", svc, redactWebhookURL(raw), u.Port())
 		}
 		out[string(svc)] = u
 	}
