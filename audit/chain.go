@@ -82,12 +82,15 @@ const verifyBatch = 1000
 
 // verify re-computes tenant's chain as it stood at one instant, while
 // writers may append to it and retention may trim it. Streams can only be
-// read in batches, so the head, the anchor and the first batch are read
-// in one MULTI (one tenant's keys, one hash slot): that snapshot is
-// consistent, and later batches are read up to the entry whose hash is the
-// snapshot's head. Entries after it were appended after the snapshot and
-// are left to the next verification; had the newest records been deleted,
-// the snapshot's head is never reached, and that is reported.
+// read in batches, so the head, the anchor, the first batch and the id of
+// the last entry are read in one MULTI (one tenant's keys, one hash slot):
+// that snapshot is consistent, and later batches are read up to that last
+// entry, whose hash must be the snapshot's head. Entries after it were
+// appended after the snapshot and are left to the next verification; had
+// the newest records been deleted, the snapshot's head is never reached,
+// and that is reported. (Reading up to the entry carrying the head instead
+// left unread an entry added after it behind the chain's back, once the
+// log was longer than one batch.)
 //
 // Retention only removes the oldest entries, which a later batch may then
 // miss if a trim overtakes the reader; a problem found while the anchor
@@ -137,11 +140,12 @@ func (l *Log) verifyOnce(ctx context.Context, tenant string) (Verification, stri
 	v := Verification{Tenant: tenant}
 	stream := keys.Audit(tenant)
 	var headC, anchorC *redis.StringCmd
-	var firstC *redis.XMessageSliceCmd
+	var firstC, lastC *redis.XMessageSliceCmd
 	_, err := l.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		headC = p.Get(ctx, keys.AuditHead(tenant))
 		anchorC = p.Get(ctx, keys.AuditAnchor(tenant))
 		firstC = p.XRangeN(ctx, stream, "-", "+", verifyBatch)
+		lastC = p.XRevRangeN(ctx, stream, "+", "-", 1)
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
@@ -152,11 +156,18 @@ func (l *Log) verifyOnce(ctx context.Context, tenant string) (Verification, stri
 	if err != nil {
 		return v, anchor, fault.Unavailable("audit: verify", err)
 	}
+	lastMsgs, err := lastC.Result()
+	if err != nil {
+		return v, anchor, fault.Unavailable("audit: verify", err)
+	}
+	// The snapshot's last entry: the reading ends there.
+	last := "+"
+	if len(lastMsgs) > 0 {
+		last = lastMsgs[0].ID
+	}
 	// After retention trimmed the oldest records, the chain starts from the
 	// hash of the last one removed.
 	_, prev, _ := strings.Cut(anchor, " ")
-	// inSnapshot: msgs were read with the head, so all of them precede it.
-	inSnapshot := true
 	for {
 		for _, m := range msgs {
 			r, _ := m.Values[field].(string)
@@ -180,22 +191,14 @@ func (l *Log) verifyOnce(ctx context.Context, tenant string) (Verification, stri
 			}
 			prev = h
 			v.Records++
-			if !inSnapshot && h == head {
-				v.OK = true // what follows was appended after the snapshot
-				return v, anchor, nil
-			}
 		}
-		if inSnapshot && (len(msgs) < verifyBatch || prev == head) {
-			// The whole stream was in the snapshot, or its last entry
-			// is the head: nothing after it is the snapshot's.
+		if len(msgs) < verifyBatch || msgs[len(msgs)-1].ID == last {
+			// The snapshot's last entry was read, or the stream ended
+			// before it (it was deleted meanwhile).
 			break
 		}
-		if len(msgs) < verifyBatch && !inSnapshot {
-			break // the end, without reaching the snapshot's head
-		}
-		inSnapshot = false
 		start := "(" + msgs[len(msgs)-1].ID
-		if msgs, err = l.rdb.XRangeN(ctx, stream, start, "+", verifyBatch).Result(); err != nil {
+		if msgs, err = l.rdb.XRangeN(ctx, stream, start, last, verifyBatch).Result(); err != nil {
 			return v, anchor, fault.Unavailable("audit: verify", err)
 		}
 	}

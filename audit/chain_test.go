@@ -2,6 +2,8 @@ package audit_test
 
 import (
 	"context"
+	"crypto/sha1"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -242,5 +244,61 @@ func TestVerifyTruncatedLongChain(t *testing.T) {
 				t.Fatalf("verification = %+v, want the newest records reported missing", v)
 			}
 		})
+	}
+}
+
+// TestVerifyEntryAfterTheHead: an entry added to the stream behind the
+// chain's back (an XADD that did not go through the append script, so it
+// follows the head the head key names) is in the stream when the
+// verification's snapshot is taken, so it is judged, however long the log:
+// a stream spanning several read batches is not reported intact because
+// its reading stopped at the head's entry.
+func TestVerifyEntryAfterTheHead(t *testing.T) {
+	ctx := context.Background()
+	stream := keys.Audit("contoso")
+	// 1000 is one read batch of verify.
+	for _, n := range []int{5, 999, 1000, 2000, 2100} {
+		for name, values := range map[string]func(head string) []string{
+			"no chain fields": func(string) []string { return []string{"r", `{"Operation":"Get-Mailbox"}`} },
+			// Linked to the head and hashed as the script would, but the
+			// head key was left as it was.
+			"linked, head not moved": func(head string) []string {
+				r := `{"Operation":"Get-Mailbox"}`
+				sum := sha1.Sum([]byte(head + "\n" + r))
+				return []string{"r", r, "p", head, "h", hex.EncodeToString(sum[:])}
+			},
+		} {
+			t.Run(fmt.Sprintf("%d records, %s", n, name), func(t *testing.T) {
+				rdb := testRedis(t)
+				onboard(t, rdb, "contoso")
+				log := audit.NewLog(rdb, clock.NewFake(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)).Now)
+				_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+					for i := range n {
+						if err := log.AppendTx(ctx, p, operatorRecord("contoso", i)); err != nil {
+							return err
+						}
+					}
+					return nil
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if v, err := log.Verify(ctx, auditor, "contoso"); err != nil || !v.OK || v.Records != n {
+					t.Fatalf("before: %+v %v", v, err)
+				}
+				head := rdb.Get(ctx, keys.AuditHead("contoso")).Val()
+				id, err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: values(head)}).Result()
+				if err != nil {
+					t.Fatal(err)
+				}
+				v, err := log.Verify(ctx, auditor, "contoso")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if v.OK {
+					t.Fatalf("entry %s added after the head went unnoticed: %+v", id, v)
+				}
+			})
+		}
 	}
 }
