@@ -551,3 +551,88 @@ func TestAuditExportCSVNeutralisesFormulas(t *testing.T) {
 		}
 	}
 }
+
+// TestAuditExportEndsWhenTheClientGoesAwayAfterTheDeadline: an export is
+// not bound by its call's deadline (Config.Timeout), but a client that goes
+// away ends it, also once that deadline has passed. The export's context
+// was derived from the call's, which ended at the deadline and so could no
+// longer tell when the client left: an export reading a long log for a
+// selective filter, with nothing written yet, read on to the end for no one.
+func TestAuditExportEndsWhenTheClientGoesAwayAfterTheDeadline(t *testing.T) {
+	probe := &exportProbe{reading: make(chan struct{}), ended: make(chan error, 1)}
+	e := newEnv(t, func(c *api.Config) {
+		// The deadline has passed by the time the handler runs.
+		c.Auth, c.Timeout = afterDeadline{c.Auth}, time.Millisecond
+		probe.AuditSearcher = c.Audit
+		c.Audit = probe
+	})
+	// Written directly: every API call of this env runs past its deadline.
+	e.operatorActions(grants.Request{ID: "r1", Tenant: "contoso", Service: "exchange", Requester: "alice"}, 3, "Get-Mailbox")
+
+	ctx, leave := context.WithCancel(context.Background())
+	defer leave()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, e.srv.URL+"/v1/audit/export?tenant=contoso&format=jsonl", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+e.token(auditor))
+	answered := make(chan error, 1)
+	go func() {
+		resp, err := e.srv.Client().Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		answered <- err
+	}()
+	select {
+	case <-probe.reading:
+	case err := <-answered:
+		t.Fatalf("answered before the export read a record: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the export did not start")
+	}
+	leave() // the client goes away; nothing was written to it
+	<-answered
+	if err := <-probe.ended; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the export went on after its client left: %v", err)
+	}
+}
+
+// afterDeadline verifies tokens only once the call's deadline has passed.
+type afterDeadline struct{ api.Authenticator }
+
+func (a afterDeadline) Verify(ctx context.Context, tok string) (identity.Principal, error) {
+	<-ctx.Done()
+	return a.Authenticator.Verify(context.WithoutCancel(ctx), tok)
+}
+
+// exportProbe exports from the real log, and holds the export at its first
+// record, as a long read between two matches would, until the export's
+// context ends (or 10 s pass); ended gets the export's error.
+type exportProbe struct {
+	api.AuditSearcher
+	reading chan struct{}
+	ended   chan error
+}
+
+// errStillReading is what exportProbe reports when no one stopped it.
+var errStillReading = errors.New("the export's context was not canceled")
+
+func (p *exportProbe) Export(ctx context.Context, who identity.Principal, q audit.Query, w func(record.Record) error) error {
+	first := true
+	err := p.AuditSearcher.Export(ctx, who, q, func(r record.Record) error {
+		if first {
+			first = false
+			close(p.reading)
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(10 * time.Second):
+				return errStillReading
+			}
+		}
+		return w(r)
+	})
+	p.ended <- err
+	return err
+}

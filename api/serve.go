@@ -139,6 +139,7 @@ func (s *server) adapt(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeout)
 		defer cancel()
+		ctx = context.WithValue(ctx, requestContextKey{}, r.Context())
 		r = r.WithContext(ctx)
 		aw := &answerWriter{ResponseWriter: w}
 		w = aw
@@ -175,6 +176,21 @@ func (s *server) adapt(rt route) http.Handler {
 			s.fail(w, r, rt, err)
 		}
 	})
+}
+
+// requestContextKey holds, in a call's context, the request's context as
+// the server gave it: without the call's deadline (requestContext).
+type requestContextKey struct{}
+
+// requestContext returns the context of r without the call's deadline, for
+// a handler that outlives it (an export). Once the deadline passed, the
+// call's context is done for good and no longer tells when the client goes
+// away; this one still does.
+func requestContext(r *http.Request) context.Context {
+	if ctx, ok := r.Context().Value(requestContextKey{}).(context.Context); ok {
+		return ctx
+	}
+	return r.Context()
 }
 
 // answerWriter records whether the response was started, which decides
