@@ -85,27 +85,35 @@ const loginKeyPeriod = 24 * time.Hour
 // loginPeriod is the key period t falls in.
 func loginPeriod(t time.Time) int64 { return t.Unix() / int64(loginKeyPeriod/time.Second) }
 
-// loginSealer holds the keys that seal sign-ins in progress, by period,
-// each read from Redis once per process: the current period's and the one
-// before, at most.
+// loginSealer holds the keys that open sign-ins in progress, by period,
+// as last read from Redis: the current period's and the one before, at
+// most.
 type loginSealer struct {
 	mu   sync.Mutex
 	keys map[int64]cipher.AEAD
 }
 
 // sealingKey returns the key that seals a sign-in started at now: its
-// period's, created in Redis by whichever replica needs it first.
+// period's, created in Redis by whichever replica needs it first. It is
+// read from Redis at every start, never only from memory: a key Redis lost
+// (a restart from a file without its last writes, a failover to a replica
+// it had not reached) is replaced there by the next replica that needs
+// one, and a replica sealing with the lost one would start sign-ins no
+// other replica can finish, for the rest of the period.
 func (c *Console) sealingKey(ctx context.Context, now time.Time) (cipher.AEAD, error) {
-	aead, _, err := c.loginKey(ctx, loginPeriod(now), true)
+	aead, _, err := c.loginKey(ctx, loginPeriod(now), true, true)
 	return aead, err
 }
 
 // openingKeys returns the keys a sign-in cookie may be sealed under at
-// now: the period's and the one before's, those that exist.
-func (c *Console) openingKeys(ctx context.Context, now time.Time) ([]cipher.AEAD, error) {
+// now: the period's and the one before's, those that exist. With fresh,
+// they are read from Redis, not memory: for a cookie the kept keys do not
+// open, which another replica may have sealed with a key that replaced
+// one Redis lost.
+func (c *Console) openingKeys(ctx context.Context, now time.Time, fresh bool) ([]cipher.AEAD, error) {
 	var out []cipher.AEAD
 	for _, p := range []int64{loginPeriod(now), loginPeriod(now) - 1} {
-		aead, ok, err := c.loginKey(ctx, p, false)
+		aead, ok, err := c.loginKey(ctx, p, false, fresh)
 		if err != nil {
 			return nil, err
 		}
@@ -120,13 +128,14 @@ func (c *Console) openingKeys(ctx context.Context, now time.Time) ([]cipher.AEAD
 // created in Redis (SET NX, by whichever replica needs it first) and read
 // back, so all of them seal and open with the same one. ok is false for a
 // period without a key (nobody signed in during it, or it expired). A key
-// is kept after the first read, with the one before it; an error or a
-// missing key is not, so Redis is asked again next time.
-func (c *Console) loginKey(ctx context.Context, period int64, create bool) (aead cipher.AEAD, ok bool, err error) {
+// is kept after each read, with the one before it, and served from memory
+// unless fresh; an error or a missing key is not kept, so Redis is asked
+// again next time.
+func (c *Console) loginKey(ctx context.Context, period int64, create, fresh bool) (aead cipher.AEAD, ok bool, err error) {
 	s := &c.loginSealer
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if aead := s.keys[period]; aead != nil {
+	if aead := s.keys[period]; aead != nil && !fresh {
 		return aead, true, nil
 	}
 	k := keys.ConsoleLoginKey(period)

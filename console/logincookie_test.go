@@ -203,3 +203,49 @@ func TestLoginKeyRotates(t *testing.T) {
 		t.Fatalf("a sign-in sealed with the current key: %s", r)
 	}
 }
+
+// TestSigninAcrossReplicasAfterTheKeyWasLost: the period's sign-in key is
+// gone from Redis while one replica still holds the one it read (a Redis
+// restarted from a file without its last writes, a failover to a replica
+// the key had not reached yet), and another replica, which never read it,
+// makes the period a new one. Sign-ins started at either replica still
+// finish at the other: every replica seals with the key in Redis, and
+// opens with it too when what it held does not open the cookie.
+func TestSigninAcrossReplicasAfterTheKeyWasLost(t *testing.T) {
+	parallel(t)
+	e, m := newOIDCEnv(t)
+	other, err := console.New(e.cfg) // the same PublicURL, issuer and Redis
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(other)
+	t.Cleanup(srv.Close)
+	at := func(base string, l login) string {
+		u, _ := url.Parse(l.callback)
+		return base + u.RequestURI()
+	}
+
+	// e reads the period's key and keeps it.
+	b := e.browser()
+	if r := b.get(startLogin(t, e, m, b, ada).callback); r.status != http.StatusOK {
+		t.Fatalf("sign-in before the key was lost: %s", r)
+	}
+	b.post("/console/signout", b.form(nil))
+	if err := e.rdb.Del(t.Context(), loginKeyName(e.clk.Now())).Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Started at the other replica (which makes a new key), finished at e.
+	b = e.browser()
+	l := startLoginAt(t, m, b, srv.URL+"/console/signin/oidc", ada)
+	if r := b.get(at(e.srv.URL, l)); r.status != http.StatusOK || setCookie(t, r, sessionCookie) == nil {
+		t.Fatalf("started at the other replica, finished at the one that held the lost key: %s", r)
+	}
+	b.post("/console/signout", b.form(nil))
+	// Started at e, finished at the other replica.
+	b = e.browser()
+	l = startLogin(t, e, m, b, ada)
+	if r := b.get(at(srv.URL, l)); r.status != http.StatusOK || setCookie(t, r, sessionCookie) == nil {
+		t.Fatalf("started at the replica that held the lost key, finished at the other: %s", r)
+	}
+}

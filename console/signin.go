@@ -554,7 +554,7 @@ func (c *Console) oidcStart(w http.ResponseWriter, r *http.Request) {
 // the browser sealed, and returns the URL of its authorization request,
 // with opts. The sign-in in progress goes to the browser: nothing is
 // written per sign-in (see logincookie.go). The key is read from Redis
-// once per process and key period.
+// at each start (see sealingKey).
 func (c *Console) beginLogin(ctx context.Context, w http.ResponseWriter, r *http.Request, oc *oidcClient, p *oidc.Provider, login pendingLogin,
 	opts ...oauth2.AuthCodeOption) (string, error) {
 	aead, err := c.sealingKey(ctx, c.cfg.Now())
@@ -630,12 +630,20 @@ func (c *Console) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		}
 		if aeads == nil {
 			var kerr error
-			if aeads, kerr = c.openingKeys(ctx, now); kerr != nil {
+			if aeads, kerr = c.openingKeys(ctx, now, false); kerr != nil {
 				c.fail(w, r, nil, fault.Unavailable("console: read sign-in", kerr))
 				return
 			}
 		}
 		l, oerr := openLogin(aeads, ck.Value, state, now)
+		if errors.Is(oerr, errLoginCookie) {
+			// Perhaps sealed by another replica with a key that replaced
+			// one Redis lost, which this one still keeps: read them again.
+			if again, kerr := c.openingKeys(ctx, now, true); kerr == nil {
+				aeads = again
+				l, oerr = openLogin(aeads, ck.Value, state, now)
+			}
+		}
 		switch {
 		case oerr == nil:
 			login, matched, silent = l, true, s
