@@ -23,8 +23,8 @@ func startBehindRelay(t *testing.T, extra ...string) (w *world, relay *redistest
 }
 
 // recordsOf reads tenant's audit stream straight from the Redis at url
-// and returns the ids of its records of operation, in order, duplicates
-// included.
+// and returns the ids of its records of operation ("": of every
+// operation), in order, duplicates included.
 func recordsOf(t *testing.T, url, tenant, operation string) []string {
 	t.Helper()
 	opts, err := redis.ParseURL(url)
@@ -40,7 +40,7 @@ func recordsOf(t *testing.T, url, tenant, operation string) []string {
 	var ids []string
 	for _, m := range msgs {
 		var rec record.Record
-		if s, _ := m.Values["r"].(string); json.Unmarshal([]byte(s), &rec) == nil && rec.Operation == operation {
+		if s, _ := m.Values["r"].(string); json.Unmarshal([]byte(s), &rec) == nil && (operation == "" || rec.Operation == operation) {
 			ids = append(ids, rec.Id)
 		}
 	}
