@@ -2,6 +2,7 @@ package deploy_test
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -25,6 +26,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/lockbox-oss/lockbox/config"
+	"github.com/lockbox-oss/lockbox/internal/health"
 )
 
 // TestRenderedConfigStarts: every lockbox container the manifests render
@@ -65,6 +67,44 @@ func TestRenderedConfigStarts(t *testing.T) {
 	}
 	if containers < len(renders) {
 		t.Errorf("%d lockbox containers in %d renders: some render has none", containers, len(renders))
+	}
+}
+
+// TestReadinessProbesWaitForReadyz: the kubelet waits for /readyz to
+// answer. Each readiness check (Redis's DEL and HELLO, two round trips)
+// may take up to health.CheckTimeout and still pass; the kubelet's own
+// timeout also spans the connection (and a TLS handshake, when the metrics
+// port serves TLS). A probe that gives up at Kubernetes' default of one
+// second, which is no more than CheckTimeout, counts a slow Redis that
+// /readyz would call ready as a failure, and the pods leave their Service
+// while they could serve. Any whole second above CheckTimeout also covers
+// the grace /readyz gives a check past it, which is under a second.
+func TestReadinessProbesWaitForReadyz(t *testing.T) {
+	renders := renderAll(t)
+	probes := 0
+	for name, docs := range renders {
+		for _, o := range decodeObjects(t, name, docs) {
+			pod := o.Spec.Template.Spec
+			for _, c := range slices.Concat(pod.InitContainers, pod.Containers) {
+				if c.Name != "lockbox" {
+					continue
+				}
+				p := c.ReadinessProbe
+				if p == nil || p.HTTPGet == nil || p.HTTPGet.Path != "/readyz" {
+					t.Errorf("%s: %s %s: no readiness probe on /readyz", name, o.Kind, o.Metadata.Name)
+					continue
+				}
+				probes++
+				timeout := time.Duration(cmp.Or(p.TimeoutSeconds, 1)) * time.Second // Kubernetes' default
+				if timeout <= health.CheckTimeout {
+					t.Errorf("%s: %s %s: the readiness probe gives up after %s, but /readyz may take %s (health.CheckTimeout) to find Redis ready: set timeoutSeconds above it",
+						name, o.Kind, o.Metadata.Name, timeout, health.CheckTimeout)
+				}
+			}
+		}
+	}
+	if probes < len(renders) {
+		t.Errorf("%d readiness probes in %d renders: some render has none", probes, len(renders))
 	}
 }
 
@@ -162,6 +202,14 @@ type container struct {
 		MountPath string `yaml:"mountPath"`
 		SubPath   string `yaml:"subPath"`
 	} `yaml:"volumeMounts"`
+	ReadinessProbe *probe `yaml:"readinessProbe"`
+}
+
+type probe struct {
+	HTTPGet *struct {
+		Path string `yaml:"path"`
+	} `yaml:"httpGet"`
+	TimeoutSeconds int `yaml:"timeoutSeconds"`
 }
 
 type keyRef struct {

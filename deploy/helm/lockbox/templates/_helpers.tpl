@@ -137,6 +137,8 @@ and the SMTP secret never enters a tenant's pod.
       path: /readyz
       port: {{ $p.metrics }}
       scheme: {{ include "lockbox.probeScheme" $ }}
+    # Each check may take a second and still pass: wait for the answer.
+    timeoutSeconds: 2
     periodSeconds: 5
     failureThreshold: 2
   {{- if .sidecar }}
