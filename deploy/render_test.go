@@ -665,6 +665,51 @@ func TestHelmTrustedProxies(t *testing.T) {
 	}
 }
 
+// TestHelmNumericSettings: a setting written in values as a YAML number,
+// as one writes a count of bytes, reaches Lockbox as that number. Helm
+// reads the numbers of a values file as floats, whose default format
+// writes a million or more with an exponent ("1.34217728e+08"), which no
+// integer setting parses: every pod of the release would fail to start.
+func TestHelmNumericSettings(t *testing.T) {
+	kube := kubeVersion(t)
+	dir := t.TempDir()
+	values := writeIn(t, dir, "numbers.yaml", "config:\n"+
+		"  LOCKBOX_PROXY_BODY_BUFFER_BYTES: 134217728\n"+
+		"  LOCKBOX_AUDIT_REPLICAS: 1\n")
+	for _, release := range []struct{ name, values string }{
+		{"lockbox", ""}, {"exchange", "helm/examples/exchange.yaml"},
+	} {
+		args := []string{"helm", "template", release.name, "../deploy/helm/lockbox", "--namespace", release.name, "--kube-version", kube}
+		if release.values != "" {
+			args = append(args, "-f", "../deploy/"+release.values)
+		}
+		objs := decodeObjects(t, release.name, goTool(t, append(args, "-f", values)...))
+		found := 0
+		for _, o := range objs {
+			pod := o.Spec.Template.Spec
+			for _, c := range slices.Concat(pod.InitContainers, pod.Containers) {
+				if c.Name != "lockbox" {
+					continue
+				}
+				found++
+				env := podEnv(t, c, objs, pod.Volumes)
+				cfg, err := config.LoadFor(env, config.ModeServe)
+				if err != nil {
+					t.Errorf("%s: %s: lockbox serve would not start:\n%v", release.name, o.Metadata.Name, err)
+					continue
+				}
+				if cfg.ProxyBodyBufferBytes != 134217728 || cfg.AuditReplicas != 1 {
+					t.Errorf("%s: %s: LOCKBOX_PROXY_BODY_BUFFER_BYTES=%q, LOCKBOX_AUDIT_REPLICAS=%q read as %d, %d; want 134217728, 1",
+						release.name, o.Metadata.Name, env["LOCKBOX_PROXY_BODY_BUFFER_BYTES"], env["LOCKBOX_AUDIT_REPLICAS"], cfg.ProxyBodyBufferBytes, cfg.AuditReplicas)
+				}
+			}
+		}
+		if found == 0 {
+			t.Fatalf("%s: no lockbox container rendered", release.name)
+		}
+	}
+}
+
 // kubeVersion is the Kubernetes version the Makefile renders for.
 func kubeVersion(t *testing.T) string {
 	t.Helper()

@@ -44,6 +44,20 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if include "lockbox.metricsTLS" . }}HTTPS{{ else }}HTTP{{ end -}}
 {{- end -}}
 
+{{/*
+lockbox.envValue is a setting of config or controlPlane.config as its
+variable's text. Helm reads a values file's numbers as floats, which
+toString writes with an exponent from a million up ("1.34217728e+08"),
+and no integer setting parses that: a whole number is written whole.
+*/}}
+{{- define "lockbox.envValue" -}}
+{{- if and (kindIs "float64" .) (eq . (. | int64 | float64)) -}}
+{{- . | int64 | toString -}}
+{{- else -}}
+{{- . | toString -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "lockbox.image" -}}
 {{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
 {{- end -}}
