@@ -710,6 +710,47 @@ func TestHelmNumericSettings(t *testing.T) {
 	}
 }
 
+// TestHelmHMACSecretFile: the chart takes LOCKBOX_JWT_HMAC_SECRET_FILE in
+// config in place of the JWKS file, so the file it names, a key of
+// secrets.keys, must be mounted in every Lockbox of the release, control
+// plane and sidecar; otherwise "lockbox serve" finds no file and no pod
+// starts.
+func TestHelmHMACSecretFile(t *testing.T) {
+	kube := kubeVersion(t)
+	dir := t.TempDir()
+	const file = "/etc/lockbox/keys/hmac-secret"
+	values := writeIn(t, dir, "hmac.yaml", "config:\n  LOCKBOX_JWT_HMAC_SECRET_FILE: "+file+"\n")
+	sidecar := writeIn(t, dir, "sidecar.yaml", "controlPlane: {enabled: false}\n"+
+		"sidecar:\n  enabled: true\n  service: exchange\n  workload: {name: exchange, image: registry.tenant.example/exchange:1.0}\n")
+	for _, release := range []struct{ name, values string }{{"lockbox", ""}, {"exchange", sidecar}} {
+		args := []string{"helm", "template", release.name, "../deploy/helm/lockbox", "--namespace", release.name, "--kube-version", kube}
+		if release.values != "" {
+			args = append(args, "-f", release.values)
+		}
+		objs := decodeObjects(t, release.name, goTool(t, append(args, "-f", values)...))
+		found := 0
+		for _, o := range objs {
+			pod := o.Spec.Template.Spec
+			for _, c := range slices.Concat(pod.InitContainers, pod.Containers) {
+				if c.Name != "lockbox" {
+					continue
+				}
+				found++
+				env := podEnv(t, c, objs, pod.Volumes)
+				cfg, err := config.LoadFor(env, config.ModeServe)
+				if err != nil {
+					t.Errorf("%s: %s: lockbox serve would not start:\n%v", release.name, o.Metadata.Name, err)
+				} else if cfg.JWTHMACSecretFile == "" {
+					t.Errorf("%s: %s: LOCKBOX_JWT_HMAC_SECRET_FILE did not reach the container", release.name, o.Metadata.Name)
+				}
+			}
+		}
+		if found == 0 {
+			t.Fatalf("%s: no lockbox container rendered", release.name)
+		}
+	}
+}
+
 // kubeVersion is the Kubernetes version the Makefile renders for.
 func kubeVersion(t *testing.T) string {
 	t.Helper()

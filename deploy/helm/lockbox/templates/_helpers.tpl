@@ -417,8 +417,9 @@ lockbox.volumes are the volumes lockbox.container mounts. Call with
 
 {{/*
 lockbox.keyItems are the keys of secrets.keys a Lockbox container mounts:
-the token verification keys it reads (jwks.json, or with identity.issuers
-the files they name), and for a sidecar the grant signing key. Empty when
+the token verification keys it reads (jwks.json, the HMAC secret
+config's LOCKBOX_JWT_HMAC_SECRET_FILE names, or with identity.issuers the
+files they name), and for a sidecar the grant signing key. Empty when
 it reads none. Call with (dict "root" $ "sidecar" true|false).
 */}}
 {{- define "lockbox.keyItems" -}}
@@ -426,7 +427,14 @@ it reads none. Call with (dict "root" $ "sidecar" true|false).
 {{- $keys := list -}}
 {{- if $.Values.identity.issuers -}}
 {{- $keys = $.Values.identity.keyFiles -}}
-{{- else if not (or (hasKey $.Values.config "LOCKBOX_JWT_JWKS_URL") (hasKey $.Values.config "LOCKBOX_JWT_HMAC_SECRET_FILE")) -}}
+{{- else if hasKey $.Values.config "LOCKBOX_JWT_HMAC_SECRET_FILE" -}}
+{{- /* Nothing else mounts a Secret in Lockbox's container. */ -}}
+{{- $file := index $.Values.config "LOCKBOX_JWT_HMAC_SECRET_FILE" | toString -}}
+{{- if ne (dir $file) "/etc/lockbox/keys" -}}
+{{- fail (printf "config.LOCKBOX_JWT_HMAC_SECRET_FILE %q: name a key of secrets.keys as /etc/lockbox/keys/<key>, which the chart mounts" $file) -}}
+{{- end -}}
+{{- $keys = list (base $file) -}}
+{{- else if not (hasKey $.Values.config "LOCKBOX_JWT_JWKS_URL") -}}
 {{- $keys = list "jwks.json" -}}
 {{- end -}}
 {{- if .sidecar -}}
