@@ -751,6 +751,42 @@ func TestHelmHMACSecretFile(t *testing.T) {
 	}
 }
 
+// TestHelmOIDCSignIn: the chart sends the admin center's single-issuer
+// sign-in (LOCKBOX_OIDC_*) to controlPlane.config, and the client secret
+// LOCKBOX_OIDC_CLIENT_SECRET_FILE names is a key of secrets.consoleClients,
+// as the issuers' client_secret_file is: the control plane must mount it
+// then too, or it never starts.
+func TestHelmOIDCSignIn(t *testing.T) {
+	kube := kubeVersion(t)
+	dir := t.TempDir()
+	values := writeIn(t, dir, "oidc.yaml", "controlPlane:\n  config:\n"+
+		"    LOCKBOX_OIDC_ISSUER: https://login.provider.example/\n"+
+		"    LOCKBOX_OIDC_CLIENT_ID: lockbox-console\n"+
+		"    LOCKBOX_OIDC_CLIENT_SECRET_FILE: /etc/lockbox/console-clients/provider\n"+
+		"    LOCKBOX_CONSOLE_URL: https://lockbox.provider.example\n")
+	objs := decodeObjects(t, "oidc", goTool(t, "helm", "template", "lockbox", "../deploy/helm/lockbox", "--namespace", "lockbox",
+		"--kube-version", kube, "-f", values))
+	found := 0
+	for _, o := range objs {
+		pod := o.Spec.Template.Spec
+		for _, c := range pod.Containers {
+			if o.Kind != "Deployment" || c.Name != "lockbox" {
+				continue
+			}
+			found++
+			cfg, err := config.LoadFor(podEnv(t, c, objs, pod.Volumes), config.ModeServe)
+			if err != nil {
+				t.Errorf("%s: with OIDC sign-in, lockbox serve would not start:\n%v", o.Metadata.Name, err)
+			} else if cfg.OIDCIssuer == "" || cfg.OIDCClientSecret.Value() == "" {
+				t.Errorf("%s: the OIDC settings did not reach the container", o.Metadata.Name)
+			}
+		}
+	}
+	if found == 0 {
+		t.Fatal("no control plane rendered")
+	}
+}
+
 // kubeVersion is the Kubernetes version the Makefile renders for.
 func kubeVersion(t *testing.T) string {
 	t.Helper()

@@ -200,7 +200,7 @@ and the SMTP secret never enters a tenant's pod.
       mountPath: /etc/lockbox/webhook
       readOnly: true
     {{- end }}
-    {{- if $.Values.identity.issuers }}
+    {{- if include "lockbox.consoleClients" $ }}
     - name: lockbox-console-clients
       mountPath: /etc/lockbox/console-clients
       readOnly: true
@@ -346,7 +346,7 @@ lockbox.volumes are the volumes lockbox.container mounts. Call with
       - key: secret
         path: secret
 {{- end }}
-{{- if $.Values.identity.issuers }}
+{{- if include "lockbox.consoleClients" $ }}
 - name: lockbox-console-clients
   secret:
     secretName: {{ $.Values.secrets.consoleClients.name }}
@@ -413,6 +413,16 @@ lockbox.volumes are the volumes lockbox.container mounts. Call with
       {{- end }}
 {{- end }}
 {{- end }}
+{{- end -}}
+
+{{/*
+lockbox.consoleClients is "true" when the control plane mounts
+secrets.consoleClients: the admin center signs users in, with the issuers'
+console sections or the single issuer controlPlane.config names
+(LOCKBOX_OIDC_ISSUER), and reads the client secrets from it.
+*/}}
+{{- define "lockbox.consoleClients" -}}
+{{- if or .Values.identity.issuers (hasKey (.Values.controlPlane.config | default dict) "LOCKBOX_OIDC_ISSUER") -}}true{{- end -}}
 {{- end -}}
 
 {{/*
