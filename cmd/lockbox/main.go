@@ -44,6 +44,16 @@ func main() {
 	gcdefaults.Apply(gcdefaults.Plan(os.Getenv, "/sys/fs/cgroup", "/proc/self/cgroup"))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// A write to stdout or stderr whose reader is gone ("lockbox serve |
+	// forwarder", and the forwarder died) must fail, not end the process:
+	// unless SIGPIPE is asked for, the Go runtime exits on EPIPE from fd 1
+	// or 2 (see os/signal, SIGPIPE), and the SIEM sink's first line took
+	// the proxy down with it. Asked for, the write returns EPIPE: the SIEM
+	// forwarder keeps the records pending and retries, and a log line is
+	// lost. Notify rather than Ignore, which children would inherit; the
+	// signals themselves are dropped (the channel is never read, and
+	// package signal never blocks on it).
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	os.Exit(run(ctx, os.Args[1:], environ(), os.Stdout, os.Stderr))
 }
 
