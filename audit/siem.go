@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"strings"
@@ -109,6 +110,10 @@ func (s *WriterSink) Write(line []byte) error {
 // the sink remembers where the file's complete, fsynced lines end, and on
 // any error cuts the file back to there and starts a fresh buffer: the
 // next attempt writes whole lines after whole lines.
+//
+// A file renamed (logrotate's default rotation) or removed is let go of
+// when the next batch begins: the batch goes to the file the path names
+// then, created if need be (see follow).
 type FileSink struct {
 	mu sync.Mutex
 	f  sinkFile
@@ -131,10 +136,14 @@ type FileSink struct {
 	// in a partial line, and nothing is written until a cut succeeds.
 	torn error
 
-	// For a named pipe or a device (regular false): path, opened by
-	// openStream; stream writes to f once it is open; fifo tells a named
-	// pipe, which may have no reader yet.
-	path    string
+	// path is the file's name: a regular file is reopened there when
+	// it no longer names f (see follow); "" for a file a test opened.
+	path string
+	log  *slog.Logger
+
+	// For a named pipe or a device (regular false): openStream opens
+	// path; stream writes to f once it is open; fifo tells a named pipe,
+	// which may have no reader yet.
 	fifo    bool
 	timeout time.Duration
 	stream  *streamWriter
@@ -186,6 +195,18 @@ func newFileSinkAt(path string, logger *slog.Logger, timeout time.Duration) (*Fi
 		}
 		return s, nil
 	}
+	f, err := openRegular(path, logger)
+	if err != nil {
+		return nil, err
+	}
+	s := newFileSink(f)
+	s.path, s.log = path, logger
+	return s, nil
+}
+
+// openRegular opens path for appending, creating it (0600) if needed, and
+// cuts a partial line off its end.
+func openRegular(path string, logger *slog.Logger) (*os.File, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("siem sink: %w", err)
@@ -200,7 +221,43 @@ func newFileSinkAt(path string, logger *slog.Logger, timeout time.Duration) (*Fi
 		f.Close()
 		return nil, fmt.Errorf("siem sink: %w", err)
 	}
-	return newFileSink(f), nil
+	return f, nil
+}
+
+// follow reopens the path when it no longer names the open file: logrotate
+// renamed it (and may have created a new one), or it was removed. Lines
+// appended to the old file reach nobody tailing the path, and nobody at
+// all once the old file is deleted, while Redis counts them forwarded.
+// Called when a batch begins, so that a batch goes whole to one file.
+// (copytruncate needs nothing: the file stays, and appends land at its new
+// end.)
+func (s *FileSink) follow() error {
+	if s.path == "" {
+		return nil
+	}
+	open, err := s.f.Stat()
+	if err != nil {
+		return fmt.Errorf("siem sink: %w", err)
+	}
+	named, err := os.Stat(s.path)
+	if err == nil && os.SameFile(open, named) {
+		return nil
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("siem sink: %w", err)
+	}
+	f, err := openRegular(s.path, s.log)
+	if err != nil {
+		return err
+	}
+	old := s.f
+	s.f = f
+	s.log.Info("siem sink: the file was rotated or removed; writing to the file the path names now", "path", s.path)
+	if err := old.Close(); err != nil {
+		// Its lines were fsynced when their batch was flushed.
+		s.log.Warn("siem sink: closing the rotated file", "path", s.path, "err", err)
+	}
+	return nil
 }
 
 // openStream opens a named pipe or a device for writing. A named pipe is
@@ -225,7 +282,7 @@ func (s *FileSink) openStream() error {
 }
 
 func newFileSink(f sinkFile) *FileSink {
-	s := &FileSink{f: f, regular: true}
+	s := &FileSink{f: f, regular: true, log: slog.New(slog.DiscardHandler)}
 	s.bw = bufio.NewWriterSize(counter{s}, 64<<10)
 	return s
 }
@@ -304,6 +361,12 @@ func (s *FileSink) Write(line []byte) error {
 	}
 	if err := s.repair(); err != nil {
 		return err
+	}
+	if !s.accepted && s.lost == nil {
+		// A batch begins, on an empty buffer.
+		if err := s.follow(); err != nil {
+			return err
+		}
 	}
 	_, err := s.bw.Write(line)
 	if err == nil {

@@ -484,6 +484,85 @@ func TestSIEMFileSinkAppendsAcrossReopen(t *testing.T) {
 	}
 }
 
+// TestSIEMFileSinkFollowsRotation: logrotate's default rotation renames
+// the file (and, with "create", makes a new one), and a file may be
+// removed outright. The sink kept writing to the file it had opened: the
+// renamed one, which the shipper tailing the path no longer reads and
+// logrotate later compresses or deletes, or a deleted inode, for ever,
+// while Redis counted every record forwarded. Each batch now goes to the
+// file the path names, created if need be.
+func TestSIEMFileSinkFollowsRotation(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		rotate func(t *testing.T, path string)
+		kept   bool // the first records stay in path.1
+	}{
+		{"renamed and created again", func(t *testing.T, path string) {
+			if err := os.Rename(path, path+".1"); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, true},
+		{"renamed", func(t *testing.T, path string) {
+			if err := os.Rename(path, path+".1"); err != nil {
+				t.Fatal(err)
+			}
+		}, true},
+		{"removed", func(t *testing.T, path string) {
+			if err := os.Remove(path); err != nil {
+				t.Fatal(err)
+			}
+		}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			rdb := testRedis(t)
+			log := audit.NewLog(rdb, nil)
+			path := filepath.Join(t.TempDir(), "siem.jsonl")
+			sink, closer, err := audit.OpenSink("file:"+path, nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer closer.Close()
+			fw := newForwarder(t, audit.ForwarderConfig{Redis: rdb, Sink: sink, Consumer: "r1", BatchSize: 2})
+			forward := func(n int) {
+				t.Helper()
+				siemAppend(t, rdb, log, n, "contoso")
+				if got, err := fw.Poll(ctx); err != nil || got != n {
+					t.Fatalf("wrote %d, %v; want %d", got, err, n)
+				}
+			}
+			read := func(p string) string {
+				t.Helper()
+				b, err := os.ReadFile(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return string(b)
+			}
+			lines := func(recs []string) string { return strings.Join(recs, "\n") + "\n" }
+
+			forward(2)
+			tc.rotate(t, path)
+			forward(3)
+			recs := streamRecords(t, rdb, "contoso")["contoso"]
+			if got := read(path); got != lines(recs[2:]) {
+				t.Errorf("%s after rotation:\n%s\nwant the records written since:\n%s", path, got, lines(recs[2:]))
+			}
+			if tc.kept {
+				if got := read(path + ".1"); got != lines(recs[:2]) {
+					t.Errorf("rotated file:\n%s\nwant the records written before:\n%s", got, lines(recs[:2]))
+				}
+			}
+			if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+				t.Errorf("%s: %v, mode %v; want 0600", path, err, fi.Mode().Perm())
+			}
+		})
+	}
+}
+
 func TestSIEMConfig(t *testing.T) {
 	if s, c, err := audit.OpenSink("off", nil, nil); s != nil || c != nil || err != nil {
 		t.Fatalf("off: %v %v %v", s, c, err)
