@@ -44,17 +44,34 @@ func main() {
 	gcdefaults.Apply(gcdefaults.Plan(os.Getenv, "/sys/fs/cgroup", "/proc/self/cgroup"))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	// A write to stdout or stderr whose reader is gone ("lockbox serve |
-	// forwarder", and the forwarder died) must fail, not end the process:
-	// unless SIGPIPE is asked for, the Go runtime exits on EPIPE from fd 1
-	// or 2 (see os/signal, SIGPIPE), and the SIEM sink's first line took
-	// the proxy down with it. Asked for, the write returns EPIPE: the SIEM
-	// forwarder keeps the records pending and retries, and a log line is
-	// lost. Notify rather than Ignore, which children would inherit; the
-	// signals themselves are dropped (the channel is never read, and
-	// package signal never blocks on it).
-	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+	if runsServer(os.Args[1:]) {
+		// A write to stdout or stderr whose reader is gone ("lockbox serve
+		// | forwarder", and the forwarder died) must fail, not end the
+		// server: unless SIGPIPE is asked for, the Go runtime exits on EPIPE
+		// from fd 1 or 2 (see os/signal, SIGPIPE), and the SIEM sink's first
+		// line took the proxy down with it. Asked for, the write returns
+		// EPIPE: the SIEM forwarder keeps the records pending and retries,
+		// and a log line is lost. Notify rather than Ignore, which children
+		// would inherit; the signals themselves are dropped (the channel is
+		// never read, and package signal never blocks on it). The other
+		// commands print and end: "lockbox policy test -v | head" still
+		// ends quietly when head does.
+		signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+	}
 	os.Exit(run(ctx, os.Args[1:], environ(), os.Stdout, os.Stderr))
+}
+
+// runsServer tells the commands that run until stopped: serve and dev.
+func runsServer(args []string) bool {
+	switch {
+	case len(args) == 0:
+		return false
+	case args[0] == "serve":
+		return true
+	case args[0] == "dev":
+		return len(args) == 1 || args[1] != "token"
+	}
+	return false
 }
 
 func environ() map[string]string {

@@ -289,3 +289,29 @@ func TestServeSurvivesBrokenStdoutPipe(t *testing.T) {
 		})
 	}
 }
+
+// Only the servers outlive a broken pipe: a command that prints and ends
+// ("lockbox policy test -v | head") ends quietly with SIGPIPE when its
+// reader is gone, as command-line programs do, rather than carry on and
+// report "broken pipe".
+func TestCommandsEndOnBrokenStdoutPipe(t *testing.T) {
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	outR.Close()
+	cmd := exec.Command(os.Args[0], "version")
+	cmd.Env = append(scrubbedEnv(), runMainEnv+"=1")
+	cmd.Stdout = outW
+	var errb syncBuffer
+	cmd.Stderr = &errb
+	err = cmd.Run()
+	outW.Close()
+	ee, ok := err.(*exec.ExitError)
+	if !ok {
+		t.Fatalf("lockbox version on a broken stdout: %v, want it ended by SIGPIPE\n%s", err, errb.String())
+	}
+	if ws, ok := ee.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGPIPE {
+		t.Fatalf("lockbox version on a broken stdout: %v, want it ended by SIGPIPE\n%s", err, errb.String())
+	}
+}
