@@ -98,9 +98,9 @@ func (s *server) exportAudit(w http.ResponseWriter, r *http.Request, p identity.
 	// Without a tenant, a tenant user exports its own.
 	name := cmp.Or(aq.Tenant, p.TenantID, "all-tenants")
 
-	// From the request's context, not the call's: past the call's
-	// deadline, only the request's still ends when the client goes away.
-	ctx, cancel := record.ExportContext(requestContext(r))
+	// Under the adapter's record.CallContext: past the call's deadline,
+	// the export still ends when the client goes away.
+	ctx, cancel := record.ExportContext(r.Context())
 	defer cancel()
 	// The listener's WriteTimeout would cut a long export; the export
 	// moves it on as it goes, so only a client that stops taking bytes for

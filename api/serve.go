@@ -2,7 +2,6 @@ package api
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -19,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/httperr"
@@ -137,9 +137,10 @@ func canonicalPath(p string) bool {
 // authenticates, runs the handler, and renders its error.
 func (s *server) adapt(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeout)
+		// A call's context, so that an export still ends when its client
+		// goes away after the deadline (record.ExportContext).
+		ctx, cancel := record.CallContext(r.Context(), s.cfg.Timeout)
 		defer cancel()
-		ctx = context.WithValue(ctx, requestContextKey{}, r.Context())
 		r = r.WithContext(ctx)
 		aw := &answerWriter{ResponseWriter: w}
 		w = aw
@@ -176,21 +177,6 @@ func (s *server) adapt(rt route) http.Handler {
 			s.fail(w, r, rt, err)
 		}
 	})
-}
-
-// requestContextKey holds, in a call's context, the request's context as
-// the server gave it: without the call's deadline (requestContext).
-type requestContextKey struct{}
-
-// requestContext returns the context of r without the call's deadline, for
-// a handler that outlives it (an export). Once the deadline passed, the
-// call's context is done for good and no longer tells when the client goes
-// away; this one still does.
-func requestContext(r *http.Request) context.Context {
-	if ctx, ok := r.Context().Value(requestContextKey{}).(context.Context); ok {
-		return ctx
-	}
-	return r.Context()
 }
 
 // answerWriter records whether the response was started, which decides

@@ -982,7 +982,8 @@ func (c *Console) exportAudit(w http.ResponseWriter, r *http.Request, sess Sessi
 	aq.Cursor, aq.Limit = "", 0
 	name := cmp.Or(f.Tenant, "all-tenants")
 	// The page deadline is for single calls; an export may take longer,
-	// until the browser goes away.
+	// until the browser goes away (withSession's record.CallContext lets
+	// it tell, also past the deadline).
 	ctx, cancel := record.ExportContext(r.Context())
 	defer cancel()
 	// Nor is it cut by the listener's WriteTimeout while the browser

@@ -15,6 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/fault"
 	"github.com/lockbox-oss/lockbox/internal/keys"
@@ -425,7 +426,10 @@ type pageFunc func(w http.ResponseWriter, r *http.Request, sess Session) error
 // nothing the request asks either.
 func (c *Console) withSession(h pageFunc, touch bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), c.cfg.Timeout)
+		// A call's context, so that an export the page serves still
+		// ends when the browser goes away after the deadline
+		// (record.ExportContext).
+		ctx, cancel := record.CallContext(r.Context(), c.cfg.Timeout)
 		defer cancel()
 		r = r.WithContext(ctx)
 		sess, err := c.session(r, touch)

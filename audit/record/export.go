@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 )
 
 // ExportFormat is the form of an audit export.
@@ -192,16 +193,36 @@ func (x *ExportWriter) Finish(exportErr error) error {
 	return nil
 }
 
+// callKey holds, in a call's context (CallContext), the context the call
+// was served under: without the call's deadline.
+type callKey struct{}
+
+// CallContext returns the context of one call served under parent (an
+// HTTP request's): parent bounded by timeout, from which ExportContext can
+// still tell when parent ends. Once its deadline has passed, a call's
+// context is done for good and would no longer tell a client going away.
+func CallContext(parent context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(parent, timeout)
+	return context.WithValue(ctx, callKey{}, parent), cancel
+}
+
 // ExportContext returns the context of a long export served under parent,
 // a call's context: it keeps parent's values but not its deadline, which
 // bounds single calls and would cut a large export off, and it is still
-// canceled when parent is (the client went away). Call cancel when done.
+// canceled when parent is (the client went away). When parent is a
+// CallContext, the export ends when the context the call was served under
+// is canceled, also after the call's deadline has passed. Call cancel when
+// done.
 func ExportContext(parent context.Context) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
-	stop := context.AfterFunc(parent, func() {
+	served := parent
+	if c, ok := parent.Value(callKey{}).(context.Context); ok {
+		served = c
+	}
+	stop := context.AfterFunc(served, func() {
 		// The deadline passing is not a reason to stop; the client going
 		// away is.
-		if errors.Is(parent.Err(), context.Canceled) {
+		if errors.Is(served.Err(), context.Canceled) {
 			cancel()
 		}
 	})

@@ -166,6 +166,27 @@ func TestExportContext(t *testing.T) {
 	}
 }
 
+// TestExportContextOfACall: an export served under a call's context
+// (CallContext) is still canceled when the request the call serves is, once
+// the call's deadline has passed, and not by that deadline.
+func TestExportContextOfACall(t *testing.T) {
+	request, leave := context.WithCancel(context.Background())
+	defer leave()
+	call, cancelCall := CallContext(request, time.Nanosecond)
+	defer cancelCall()
+	<-call.Done() // the call's deadline has passed
+	ctx, cancel := ExportContext(call)
+	defer cancel()
+	if ctx.Err() != nil {
+		t.Fatalf("a passed deadline ended the export: %v", ctx.Err())
+	}
+	leave()
+	<-ctx.Done() // canceled with the request; the test times out otherwise
+	if !errors.Is(ctx.Err(), context.Canceled) {
+		t.Errorf("export's context ended with %v", ctx.Err())
+	}
+}
+
 func TestParseExportFormat(t *testing.T) {
 	for _, s := range []string{"csv", "jsonl"} {
 		if f, err := ParseExportFormat(s); err != nil || string(f) != s {
