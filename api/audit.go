@@ -96,7 +96,7 @@ func (s *server) exportAudit(w http.ResponseWriter, r *http.Request, p identity.
 		}
 	}
 	// Without a tenant, a tenant user exports its own.
-	name := cmp.Or(aq.Tenant, p.TenantID, "all-tenants")
+	name := format.FileName(cmp.Or(aq.Tenant, p.TenantID))
 
 	// Under the adapter's record.CallContext: past the call's deadline,
 	// the export still ends when the client goes away.
@@ -110,7 +110,7 @@ func (s *server) exportAudit(w http.ResponseWriter, r *http.Request, p identity.
 	x := record.NewExportWriter(out, format)
 	x.Begin = func() {
 		w.Header().Set("Content-Type", format.ContentType())
-		w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="audit-%s.%s"`, name, format))
+		w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s"`, name))
 		w.WriteHeader(http.StatusOK)
 	}
 	x.Flush = out.Flush

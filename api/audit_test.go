@@ -432,7 +432,7 @@ func TestAuditSearchAcrossTenants(t *testing.T) {
 		}
 	}
 	r := e.do(auditor, "GET", "/v1/audit/export?format=jsonl&operation=Get-Mailbox", nil)
-	if r.status != 200 || bytes.Count(r.body, []byte("\n")) != 8 || r.header.Get("Content-Disposition") != `attachment; filename="audit-all-tenants.jsonl"` {
+	if r.status != 200 || bytes.Count(r.body, []byte("\n")) != 8 || r.header.Get("Content-Disposition") != `attachment; filename="audit-all_tenants.jsonl"` {
 		t.Fatalf("export: %d %v %s", r.status, r.header, r.body)
 	}
 }

@@ -980,7 +980,7 @@ func (c *Console) exportAudit(w http.ResponseWriter, r *http.Request, sess Sessi
 		return httperr.New(http.StatusBadRequest, "invalid_range", "%s", problem)
 	}
 	aq.Cursor, aq.Limit = "", 0
-	name := cmp.Or(f.Tenant, "all-tenants")
+	name := record.ExportCSV.FileName(f.Tenant)
 	// The page deadline is for single calls; an export may take longer,
 	// until the browser goes away (withSession's record.CallContext lets
 	// it tell, also past the deadline).
@@ -993,7 +993,7 @@ func (c *Console) exportAudit(w http.ResponseWriter, r *http.Request, sess Sessi
 	x := record.NewExportWriter(out, record.ExportCSV)
 	x.Begin = func() {
 		w.Header().Set("Content-Type", record.ExportCSV.ContentType())
-		w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="audit-%s.csv"`, name))
+		w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s"`, name))
 		w.WriteHeader(http.StatusOK)
 	}
 	x.Flush = out.Flush

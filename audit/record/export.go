@@ -40,6 +40,22 @@ func (f ExportFormat) ContentType() string {
 	return "application/jsonl"
 }
 
+// allTenants stands for the tenant in the file name of an export of every
+// tenant's records. The '_' is in no tenant id (keys.IsTenant), so no
+// tenant's export has its name: "all-tenants" was one, and a tenant of
+// that id had its export saved over every tenant's, or the other way round.
+const allTenants = "all_tenants"
+
+// FileName is the name of the file of an export in f of tenant's records
+// (tenant "" for every tenant's), as the API and the console offer it:
+// audit-contoso.csv, or audit-all_tenants.csv.
+func (f ExportFormat) FileName(tenant string) string {
+	if tenant == "" {
+		tenant = allTenants
+	}
+	return "audit-" + tenant + "." + string(f)
+}
+
 // DefaultFlushEvery is how many records an ExportWriter writes between
 // flushes, so a reader sees progress and the writer holds little.
 const DefaultFlushEvery = 256
