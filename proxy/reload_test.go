@@ -38,6 +38,14 @@ func (p *reloadingPolicy) Snapshot() PolicySnapshot {
 	return s
 }
 
+// testEvalTimeout bounds the real engine's evaluations in the tests that
+// judge calls with it and do not test the timeout itself. Under
+// policy.DefaultEvalTimeout (250 ms, for production) an evaluation on a
+// loaded two-core machine running -race sometimes took longer, and
+// TestReloadDuringCall's first call got 503 policy_error; what these tests
+// prove does not depend on the timeout, which here only bounds a failure.
+const testEvalTimeout = 10 * time.Second
+
 // TestReloadDuringCall: a call is classified and decided by the policy
 // version serving when it began, and its audit record and log lines name
 // that version, even when the policy reloads in the middle of it. The next
@@ -54,7 +62,7 @@ func TestReloadDuringCall(t *testing.T) {
 	if err := os.CopyFS(dir, rego.FS); err != nil {
 		t.Fatal(err)
 	}
-	engine, err := policy.NewEngine(policy.EngineConfig{Dir: dir})
+	engine, err := policy.NewEngine(policy.EngineConfig{Dir: dir, EvalTimeout: testEvalTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +175,7 @@ func TestReloadDuringBody(t *testing.T) {
 	if err := os.CopyFS(dir, rego.FS); err != nil {
 		t.Fatal(err)
 	}
-	engine, err := policy.NewEngine(policy.EngineConfig{Dir: dir})
+	engine, err := policy.NewEngine(policy.EngineConfig{Dir: dir, EvalTimeout: testEvalTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,10 +251,15 @@ func TestPolicyTimeout(t *testing.T) {
 	defer close(hang)
 	for _, tt := range []struct {
 		name, rego string
-		status     int
+		// timeout is the engine's EvalTimeout: short where the policy
+		// hangs, so the test need not wait; generous where it fails at
+		// once, so a slow evaluation on a loaded machine does not time
+		// out and answer 503 instead.
+		timeout time.Duration
+		status  int
 	}{
-		{"a hanging http.send", `decision := {"allow": http.send({"method": "GET", "url": "` + risk.URL + `"}).status_code == 200, "reasons": []}`, http.StatusServiceUnavailable},
-		{"an evaluation error", `decision := {"allow": to_number(input.call.method) > 0, "reasons": []}`, http.StatusForbidden},
+		{"a hanging http.send", `decision := {"allow": http.send({"method": "GET", "url": "` + risk.URL + `"}).status_code == 200, "reasons": []}`, 50 * time.Millisecond, http.StatusServiceUnavailable},
+		{"an evaluation error", `decision := {"allow": to_number(input.call.method) > 0, "reasons": []}`, testEvalTimeout, http.StatusForbidden},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -254,7 +267,7 @@ func TestPolicyTimeout(t *testing.T) {
 				t.Fatal(err)
 			}
 			writeTestFile(t, filepath.Join(dir, "lockbox", "authz", "authz.rego"), []byte("package lockbox.authz\n\n"+tt.rego+"\n"))
-			engine, err := policy.NewEngine(policy.EngineConfig{Dir: dir, EvalTimeout: 50 * time.Millisecond})
+			engine, err := policy.NewEngine(policy.EngineConfig{Dir: dir, EvalTimeout: tt.timeout})
 			if err != nil {
 				t.Fatal(err)
 			}
