@@ -33,10 +33,19 @@ func NewGrantCache(s *Store, maxAge time.Duration, now func() time.Time) *GrantC
 
 // Grant is Store.Grant, served from memory when it can be.
 func (g *GrantCache) Grant(ctx context.Context, tenant, operator, service string) (Grant, error) {
+	v, _, err := g.GrantAt(ctx, tenant, operator, service)
+	return v, err
+}
+
+// GrantAt is Grant, also returning when the read whose answer it returns
+// began (the read that fetched it, when memory holds it): the answer is
+// what Redis held then or later. The proxy bounds by it how long after
+// that a call may still be forwarded on the grant.
+func (g *GrantCache) GrantAt(ctx context.Context, tenant, operator, service string) (Grant, time.Time, error) {
 	k := grantKey{tenant, operator, service}
 	v, err, ok, stamp := g.c.Get(tenant, k)
 	if ok {
-		return v, err
+		return v, stamp.At(), err
 	}
 	v, err = g.store.Grant(ctx, tenant, operator, service)
 	if err == nil || errors.Is(err, ErrNotFound) {
@@ -44,14 +53,15 @@ func (g *GrantCache) Grant(ctx context.Context, tenant, operator, service string
 		// not become a flood of Redis reads.
 		g.c.Put(tenant, k, v, err, stamp)
 	}
-	return v, err
+	return v, stamp.At(), err
 }
 
-// PeekGrant returns what Grant would return, and true, when memory holds
-// the answer; it never reads Redis.
-func (g *GrantCache) PeekGrant(tenant, operator, service string) (Grant, error, bool) {
-	v, err, ok, _ := g.c.Get(tenant, grantKey{tenant, operator, service})
-	return v, err, ok
+// PeekGrant returns what Grant would return, when the read that fetched
+// it began (see GrantAt), and true, when memory holds the answer; it never
+// reads Redis.
+func (g *GrantCache) PeekGrant(tenant, operator, service string) (Grant, error, time.Time, bool) {
+	v, err, ok, stamp := g.c.Get(tenant, grantKey{tenant, operator, service})
+	return v, err, stamp.At(), ok
 }
 
 // Invalidate forgets tenant's grants (events.Invalidator).

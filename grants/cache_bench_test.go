@@ -34,7 +34,7 @@ func BenchmarkGrantLookup(b *testing.B) {
 	b.Run("hit", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err, ok := cache.PeekGrant("contoso", "alice", "exchange"); !ok || err != nil {
+			if _, err, _, ok := cache.PeekGrant("contoso", "alice", "exchange"); !ok || err != nil {
 				b.Fatalf("not served from memory: %v, %v", ok, err)
 			}
 		}

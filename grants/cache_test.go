@@ -80,11 +80,15 @@ func TestGrantCacheAgeCountsFromTheRead(t *testing.T) {
 		t.Fatal("the grant is still in Redis after the revocation")
 	}
 	e.clock.Set(readBegan.Add(999 * time.Millisecond))
-	if _, _, ok := cacheB.PeekGrant("contoso", "alice", "exchange"); !ok {
+	if _, _, at, ok := cacheB.PeekGrant("contoso", "alice", "exchange"); !ok {
 		t.Fatal("B's entry is gone before its age: the test no longer exercises the cache")
+	} else if !at.Equal(readBegan) {
+		// What the proxy bounds a call by: the grant is what Redis held
+		// when the read began, not when the reply came.
+		t.Errorf("B's entry says its read began at %s, want %s", at, readBegan)
 	}
 	e.clock.Set(readBegan.Add(time.Second))
-	if g, err, ok := cacheB.PeekGrant("contoso", "alice", "exchange"); ok && err == nil {
+	if g, err, _, ok := cacheB.PeekGrant("contoso", "alice", "exchange"); ok && err == nil {
 		t.Fatalf("B still serves the revoked grant %s a second after its read began (its age counted from the late reply)", g.RequestID)
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/lockbox-oss/lockbox/internal/httperr"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 	"github.com/lockbox-oss/lockbox/internal/peer"
+	"github.com/lockbox-oss/lockbox/internal/readcache"
 	"github.com/lockbox-oss/lockbox/policy"
 	"github.com/lockbox-oss/lockbox/tenants"
 )
@@ -60,9 +61,12 @@ type TenantLookup interface {
 // asks them first, without I/O, and sets up the lookups' deadline only when
 // something must be read from the store.
 type GrantPeeker interface {
-	// PeekGrant returns what Grant would return, and true, when it can
-	// answer from memory.
-	PeekGrant(tenant, operator, service string) (grants.Grant, error, bool)
+	// PeekGrant returns what Grant would return, when the read that
+	// fetched it began, and true, when it can answer from memory.
+	PeekGrant(tenant, operator, service string) (grants.Grant, error, time.Time, bool)
+	// GrantAt is Grant, also returning when the read whose answer it
+	// returns began (an earlier read's, when memory holds the answer).
+	GrantAt(ctx context.Context, tenant, operator, service string) (grants.Grant, time.Time, error)
 }
 
 // SettingsPeeker: see GrantPeeker.
@@ -405,9 +409,12 @@ type call struct {
 	principal identity.Principal
 	route     route
 	Call
-	grant    grants.Grant
-	view     *grantView // what derives from grant alone
-	settings tenants.Settings
+	grant grants.Grant
+	// grantRead is when the read of grant began: what the store held
+	// then, or later, is what the call is judged by (see current).
+	grantRead time.Time
+	view      *grantView // what derives from grant alone
+	settings  tenants.Settings
 	// auditID is the Id of the call's audit record, chosen before the
 	// record is written so that the assertion can name it.
 	auditID   string
@@ -539,7 +546,7 @@ func (h *Handler) judge(r *http.Request, c *call) (Reason, error) {
 			cancel()
 		}
 	}()
-	if c.grant, reason, err = h.lookupGrant(store, c.principal, c.Call, c.now); reason != "" {
+	if c.grant, c.grantRead, reason, err = h.lookupGrant(store, c.principal, c.Call, c.now); reason != "" {
 		return reason, err
 	}
 	if c.settings, reason, err = h.lookupSettings(store, c.Tenant); reason != "" {
@@ -569,7 +576,7 @@ func (h *Handler) judge(r *http.Request, c *call) (Reason, error) {
 	// replicas, within the audit timeout): the window is checked again
 	// before the record is written and before anything is forwarded, so
 	// that no call reaches the upstream once its grant has ended.
-	if reason, err = h.stillValid(c); reason != "" {
+	if reason, err = h.stillValid(c, h.cfg.Now()); reason != "" {
 		return reason, err
 	}
 	if c.record, reason, err = h.audit(ctx, c); reason != "" {
@@ -578,13 +585,60 @@ func (h *Handler) judge(r *http.Request, c *call) (Reason, error) {
 	// A record written for a call refused here describes a call that
 	// never happened, which errs on the side of over-reporting, as a write
 	// that timed out and landed does.
-	return h.stillValid(c)
+	return h.current(ctx, c)
 }
 
-// stillValid refuses the call if its grant has ended by now, by a fresh
+// maxGrantAge is how long after the read of its grant began a call may
+// still be forwarded on what it read: the contract's bound on honouring a
+// revocation on every replica, the most a cache may serve a grant for.
+const maxGrantAge = readcache.MaxAgeLimit
+
+// current is the last check before forwarding: the grant's window, on a
+// fresh reading of the clock, and the grant itself once the call has
+// waited long enough (a slow audit write) for a revocation, or Customer
+// Lockbox switched on, to have landed more than maxGrantAge ago unseen.
+// Only then is the grant read again; a call that comes this far within
+// maxGrantAge of its grant's read (every call but a slow one) pays one
+// comparison.
+func (h *Handler) current(ctx context.Context, c *call) (Reason, error) {
+	now := h.cfg.Now()
+	if reason, err := h.stillValid(c, now); reason != "" {
+		return reason, err
+	}
+	// A clock set back since the read counts as stale too, as in the
+	// caches: what was read can't be dated.
+	if age := now.Sub(c.grantRead); age >= 0 && age < maxGrantAge {
+		return "", nil
+	}
+	return h.regrant(ctx, c, now)
+}
+
+// regrant reads the call's grant again (memory first, as the first
+// lookup) and refuses the call if it is gone or is no longer the grant
+// the call was judged and audited by. Turning Customer Lockbox on ends, in
+// its own transaction, every grant it no longer allows, so the grant alone
+// tells whether the switch took the call's access away; the settings are
+// not read again.
+func (h *Handler) regrant(ctx context.Context, c *call, now time.Time) (Reason, error) {
+	lookupCtx, cancel := context.WithTimeout(ctx, h.cfg.GrantTimeout)
+	defer cancel()
+	g, _, reason, err := h.lookupGrant(func() context.Context { return lookupCtx }, c.principal, c.Call, now)
+	switch {
+	case reason != "":
+		return reason, err
+	case g.RequestID != c.grant.RequestID || !g.ExpiresAt.Equal(c.grant.ExpiresAt) ||
+		g.ApprovedBy != c.grant.ApprovedBy || !slices.Equal(g.Activities, c.grant.Activities):
+		// Another request's grant, or this one rewritten: the call's
+		// record and assertion name what it was judged by.
+		return ReasonNoGrant, fmt.Errorf("the grant of request %s ended while the call was judged", c.grant.RequestID)
+	}
+	return "", nil
+}
+
+// stillValid refuses the call if its grant has ended by now, a fresh
 // reading of the clock.
-func (h *Handler) stillValid(c *call) (Reason, error) {
-	if !c.grant.Valid(h.cfg.Now()) {
+func (h *Handler) stillValid(c *call, now time.Time) (Reason, error) {
+	if !c.grant.Valid(now) {
 		return ReasonGrantExpired, fmt.Errorf("the grant of request %s expired at %s", c.grant.RequestID, c.grant.ExpiresAt.UTC().Format(time.RFC3339))
 	}
 	return "", nil
@@ -843,34 +897,46 @@ func (h *Handler) classify(r *http.Request, p PolicySnapshot, rt route) (Call, R
 // lookupGrant finds and checks the grant for (tenant, operator, service)
 // of the call (step 5). The lookup is by the call's tenant, so a grant for
 // another tenant is simply not found.
-func (h *Handler) lookupGrant(store func() context.Context, p identity.Principal, c Call, now time.Time) (grants.Grant, Reason, error) {
+//
+// It also returns when the read of the grant began: the read the cache
+// served it from, or else now, which a read from the store follows.
+func (h *Handler) lookupGrant(store func() context.Context, p identity.Principal, c Call, now time.Time) (grants.Grant, time.Time, Reason, error) {
 	if !identity.ValidTenantID(c.Tenant) {
-		return grants.Grant{}, ReasonNoGrant, fmt.Errorf("no grant can exist for tenant %q: not a tenant id", echo(c.Tenant))
+		return grants.Grant{}, now, ReasonNoGrant, fmt.Errorf("no grant can exist for tenant %q: not a tenant id", echo(c.Tenant))
 	}
-	g, err, ok := grants.Grant{}, error(nil), false
+	g, err, read, ok := grants.Grant{}, error(nil), now, false
 	if pk, can := h.cfg.Grants.(GrantPeeker); can {
-		g, err, ok = pk.PeekGrant(c.Tenant, p.Subject, c.Service)
+		if g, err, read, ok = pk.PeekGrant(c.Tenant, p.Subject, c.Service); !ok {
+			g, read, err = pk.GrantAt(store(), c.Tenant, p.Subject, c.Service)
+			// The answer may be another call's read, which began before
+			// now and which the cache kept meanwhile: it dates the answer.
+			// A read of ours began after now; now dates it, erring early.
+			if read.After(now) {
+				read = now
+			}
+			ok = true
+		}
 	}
 	if !ok {
 		g, err = h.cfg.Grants.Grant(store(), c.Tenant, p.Subject, c.Service)
 	}
 	switch {
 	case errors.Is(err, grants.ErrNotFound), errors.Is(err, grants.ErrInvalid):
-		return grants.Grant{}, ReasonNoGrant, fmt.Errorf("you have no approved lockbox request for %s of tenant %s", c.Service, c.Tenant)
+		return grants.Grant{}, read, ReasonNoGrant, fmt.Errorf("you have no approved lockbox request for %s of tenant %s", c.Service, c.Tenant)
 	case err != nil:
-		return grants.Grant{}, ReasonStoreUnavailable, fmt.Errorf("grant lookup: %w", err)
+		return grants.Grant{}, read, ReasonStoreUnavailable, fmt.Errorf("grant lookup: %w", err)
 	}
 	// A grant that names another call is checked before its expiry, so
 	// that a tampered or misfiled record is reported as what it is.
 	switch {
 	case g.Tenant != c.Tenant || g.Service != c.Service || g.Operator != p.Subject:
-		return g, ReasonTenantMismatch, fmt.Errorf("the grant found (request %s) is not for this tenant, service and operator", g.RequestID)
+		return g, read, ReasonTenantMismatch, fmt.Errorf("the grant found (request %s) is not for this tenant, service and operator", g.RequestID)
 	case g.RequestID == "":
-		return g, ReasonStoreUnavailable, errors.New("grant lookup: the grant record names no request")
+		return g, read, ReasonStoreUnavailable, errors.New("grant lookup: the grant record names no request")
 	case !g.Valid(now):
-		return g, ReasonGrantExpired, fmt.Errorf("the grant of request %s expired at %s", g.RequestID, g.ExpiresAt.UTC().Format(time.RFC3339))
+		return g, read, ReasonGrantExpired, fmt.Errorf("the grant of request %s expired at %s", g.RequestID, g.ExpiresAt.UTC().Format(time.RFC3339))
 	}
-	return g, "", nil
+	return g, read, "", nil
 }
 
 // lookupSettings reads the tenant's settings for the policy input (step 5).

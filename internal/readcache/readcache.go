@@ -75,9 +75,17 @@ type Stamp struct {
 	at time.Time
 }
 
+// At is when the read whose answer the Stamp goes with began: for a
+// result Get served from memory, the read that fetched it; after a miss,
+// Get's reading of the clock, taken before the read is sent. What was
+// served is what the store held at At or later.
+func (s Stamp) At() time.Time { return s.at }
+
 // Get returns the cached result for k of tenant, if one younger than
 // MaxAge exists, and else a Stamp to Put the fresh read with. Call it
-// before the read: the Stamp carries the time the read began.
+// before the read: the Stamp carries the time the read began. A hit's
+// Stamp carries the time its entry's read began (Stamp.At), for callers
+// that bound how long they act on what they were served.
 func (c *Cache[K, V]) Get(tenant string, k K) (V, error, bool, Stamp) {
 	now := c.now()
 	c.mu.RLock()
@@ -88,6 +96,7 @@ func (c *Cache[K, V]) Get(tenant string, k K) (V, error, bool, Stamp) {
 			// Both bounds: never older than maxAge, and never from the
 			// future of a clock that was set back.
 			if age := now.Sub(e.fetched); age >= 0 && age < c.maxAge {
+				st.at = e.fetched
 				return e.v, e.err, true, st
 			}
 		}

@@ -110,6 +110,7 @@ func TestAgeCountsFromTheRead(t *testing.T) {
 	c := clock.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	cache := New[string, int](time.Second, c.Now)
 	notFound := errors.New("not found")
+	began := c.Now()
 	_, _, _, st := cache.Get("contoso", "grant")
 	_, _, _, stMissing := cache.Get("contoso", "none")
 	c.Advance(300 * time.Millisecond) // the replies are late
@@ -117,8 +118,14 @@ func TestAgeCountsFromTheRead(t *testing.T) {
 	cache.Put("contoso", "none", 0, notFound, stMissing)
 	c.Advance(699 * time.Millisecond)
 	for _, k := range []string{"grant", "none"} {
-		if _, _, ok, _ := cache.Get("contoso", k); !ok {
+		_, _, ok, hit := cache.Get("contoso", k)
+		if !ok {
 			t.Fatalf("%s: gone before a second after its read began", k)
+		}
+		// A hit is dated by its read too: what callers bound their use
+		// of it by (the proxy, a call that waits after its lookup).
+		if !hit.At().Equal(began) {
+			t.Errorf("%s: served as read at %s, want %s", k, hit.At(), began)
 		}
 	}
 	c.Advance(time.Millisecond)
