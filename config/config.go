@@ -264,6 +264,14 @@ type Config struct {
 	// ShutdownTimeout is how long in-flight calls may run after a stop
 	// signal.
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"10s" desc:"how long in-flight calls may run after a stop signal"`
+	// ShutdownDelay is how long "lockbox serve" goes on serving, not
+	// ready, after a stop signal before it drains. Kubernetes takes a pod
+	// out of its Services' endpoints only some time after SIGTERM, and
+	// until then kube-proxy and ingress controllers still send it new
+	// connections. Zero by default: elsewhere nothing routes to a stopping
+	// process, and every stop would wait for nothing; the Kubernetes
+	// manifests set it.
+	ShutdownDelay time.Duration `env:"SHUTDOWN_DELAY" envDefault:"0s" desc:"how long \"lockbox serve\" keeps accepting and serving new connections after a stop signal, with /readyz answering 503, before in-flight calls drain (LOCKBOX_SHUTDOWN_TIMEOUT); for load balancers that stop sending new connections only some time after the stop (5s in the Kubernetes manifests); a second stop signal ends it; 0: none; \"lockbox dev\" has none"`
 }
 
 // Component is a part of Lockbox that LOCKBOX_SERVE can run.
@@ -658,6 +666,9 @@ func (c Config) check() error {
 	}
 	if _, err := c.TrustedProxyRanges(); err != nil {
 		errs = append(errs, err)
+	}
+	if c.ShutdownDelay < 0 {
+		errs = append(errs, varErr("ShutdownDelay", "must not be negative, got %s", c.ShutdownDelay))
 	}
 	if c.AuditReplicas < 0 {
 		errs = append(errs, varErr("AuditReplicas", "must not be negative, got %d", c.AuditReplicas))

@@ -177,6 +177,8 @@ func TestLoadInvalidNamesVariable(t *testing.T) {
 		{"zero duration", "LOCKBOX_REDIS_TIMEOUT", "0s", "positive"},
 		{"negative duration", "LOCKBOX_SWEEP_INTERVAL", "-1s", "positive"},
 		{"zero shutdown", "LOCKBOX_SHUTDOWN_TIMEOUT", "0", "positive"},
+		{"negative shutdown delay", "LOCKBOX_SHUTDOWN_DELAY", "-1s", "must not be negative"},
+		{"duration syntax shutdown delay", "LOCKBOX_SHUTDOWN_DELAY", "5", "5"},
 		{"zero leeway", "LOCKBOX_JWT_LEEWAY", "0s", "positive"},
 		{"huge leeway", "LOCKBOX_JWT_LEEWAY", "1h", "5m0s"},
 		{"cache kept over a second", "LOCKBOX_CACHE_MAX_AGE", "2s", "from 0 to 1s"},

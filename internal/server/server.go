@@ -22,6 +22,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -141,6 +142,13 @@ type Options struct {
 	// zero. Tests lengthen it: a loaded machine under -race now and then
 	// takes longer than the default, and the call is denied.
 	PolicyEvalTimeout time.Duration
+	// EndDelay, once closed, ends the shutdown delay
+	// (LOCKBOX_SHUTDOWN_DELAY) at once: "lockbox serve" closes it on a
+	// second stop signal. Nil: the delay runs its course.
+	EndDelay <-chan struct{}
+	// After times the shutdown delay; time.After when nil. Tests end the
+	// delay when they choose.
+	After func(time.Duration) <-chan time.Time
 }
 
 // Server is a built Lockbox, ready to listen.
@@ -148,6 +156,11 @@ type Server struct {
 	cfg      config.Config
 	log      *slog.Logger
 	now      func() time.Time
+	after    func(time.Duration) <-chan time.Time
+	endDelay <-chan struct{}
+	// stopping is set at the stop signal: /readyz answers 503 from then
+	// on, through the shutdown delay.
+	stopping atomic.Bool
 	Redis    redis.UniversalClient
 	Requests *grants.Store
 	Tenants  *tenants.Store
@@ -183,7 +196,10 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, log: opts.Logger, now: opts.Now, Registry: prometheus.NewRegistry()}
+	if opts.After == nil {
+		opts.After = time.After
+	}
+	s := &Server{cfg: cfg, log: opts.Logger, now: opts.Now, after: opts.After, endDelay: opts.EndDelay, Registry: prometheus.NewRegistry()}
 	s.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	if s.Policy, err = loadPolicy(cfg, opts, s.Registry); err != nil {
@@ -275,6 +291,12 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 	var metricsHandler http.Handler = health.Handler(s.Registry,
 		health.RedisCheck(s.Redis),
 		health.Check{Name: "policy", Func: func(context.Context) error { return s.Policy.Ready() }},
+		health.Check{Name: "shutdown", Func: func(context.Context) error {
+			if s.stopping.Load() {
+				return errStopping
+			}
+			return nil
+		}},
 	)
 	if cfg.Pprof {
 		metricsHandler = withPprof(metricsHandler)
@@ -658,7 +680,10 @@ func (s *Server) Run(ctx context.Context) error {
 		servers = append(servers, s.proxySrv)
 		go func() { errc <- serve(s.proxySrv, s.proxyLn) }()
 	}
-	bgCtx, stopBackground := context.WithCancel(ctx)
+	// The background work outlives ctx by the shutdown delay: the proxy
+	// serves calls meanwhile, and its caches must go on hearing of
+	// revocations.
+	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	background := []func(context.Context){
 		func(ctx context.Context) { s.Policy.Watch(ctx, s.cfg.PolicyReloadInterval) },
 		func(ctx context.Context) { s.Verifier.Watch(ctx, keyFileCheck) },
@@ -692,6 +717,7 @@ func (s *Server) Run(ctx context.Context) error {
 	var err error
 	select {
 	case <-ctx.Done():
+		err = s.delayShutdown(servers, errc)
 	case err = <-errc:
 	}
 	stopBackground()
@@ -725,6 +751,40 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	err = errors.Join(err, s.Redis.Close())
 	return err
+}
+
+// errStopping is /readyz's word for a process told to stop.
+var errStopping = errors.New("stopping: no new calls should come here")
+
+// delayShutdown is the shutdown delay (LOCKBOX_SHUTDOWN_DELAY): /readyz
+// answers 503 while every listener keeps accepting and serving, for load
+// balancers that stop sending new connections only some time after the
+// stop signal (Kubernetes takes a pod out of its Services' endpoints
+// asynchronously). It ends early on EndDelay or a server's error, which
+// it returns.
+func (s *Server) delayShutdown(servers []*http.Server, errc <-chan error) error {
+	s.stopping.Store(true)
+	d := s.cfg.ShutdownDelay
+	if d <= 0 {
+		return nil
+	}
+	// Answers from now on say Connection: close, and idle HTTP/1
+	// connections close, so kept-alive clients open new connections,
+	// which the load balancer sends elsewhere once it has caught up,
+	// rather than being cut off when the drain closes them.
+	for _, srv := range servers {
+		srv.SetKeepAlivesEnabled(false)
+	}
+	s.log.Info("stop signal: not ready; serving new connections for LOCKBOX_SHUTDOWN_DELAY before draining", "delay", d)
+	select {
+	case <-s.after(d):
+		return nil
+	case <-s.endDelay:
+		s.log.Info("second stop signal: draining now")
+		return nil
+	case err := <-errc:
+		return err
+	}
 }
 
 // openSIEM sets up the forwarder that writes every audit record once, on
