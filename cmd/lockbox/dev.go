@@ -86,6 +86,9 @@ func devAt(ctx context.Context, env map[string]string, stdout, stderr io.Writer,
 	if err != nil {
 		return err
 	}
+	// Ctrl-C ends a dev server at once: no load balancer sends it calls
+	// while it learns of the stop.
+	cfg.ShutdownDelay = 0
 	if cfg.OIDCIssuer == "" && !loopbackAddr(cfg.APIAddr) {
 		// The admin center then signs in as any dev identity (a global
 		// administrator, a support manager) whoever asks, with no

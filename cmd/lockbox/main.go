@@ -42,8 +42,9 @@ func main() {
 	// The collector's defaults for a proxy (unless GOGC/GOMEMLIMIT say
 	// otherwise): see internal/gcdefaults.
 	gcdefaults.Apply(gcdefaults.Plan(os.Getenv, "/sys/fs/cgroup", "/proc/self/cgroup"))
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	ctx, again := stopSignals(sigs)
 	if runsServer(os.Args[1:]) {
 		// A write to stdout or stderr whose reader is gone ("lockbox serve
 		// | forwarder", and the forwarder died) must fail, not end the
@@ -58,7 +59,43 @@ func main() {
 		// ends quietly when head does.
 		signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	}
-	os.Exit(run(ctx, os.Args[1:], environ(), os.Stdout, os.Stderr))
+	os.Exit(run(withSecondStop(ctx, again), os.Args[1:], environ(), os.Stdout, os.Stderr))
+}
+
+// stopSignals reads the stop signals of sigs: the first ends ctx, the
+// second closes again, which ends "lockbox serve"'s shutdown delay
+// (LOCKBOX_SHUTDOWN_DELAY). Later ones are read and ignored, so the drain
+// still runs its course, within LOCKBOX_SHUTDOWN_TIMEOUT.
+func stopSignals(sigs <-chan os.Signal) (ctx context.Context, again <-chan struct{}) {
+	ctx, stop := context.WithCancel(context.Background())
+	second := make(chan struct{})
+	go func() {
+		<-sigs
+		stop()
+		<-sigs
+		close(second)
+		for range sigs {
+		}
+	}()
+	return ctx, second
+}
+
+// secondStopKey is the context key of the channel a second stop signal
+// closes.
+type secondStopKey struct{}
+
+// withSecondStop gives ctx the channel a second stop signal closes. It
+// travels with ctx, the first stop, because both say the same thing: the
+// process should end, the second the sooner.
+func withSecondStop(ctx context.Context, again <-chan struct{}) context.Context {
+	return context.WithValue(ctx, secondStopKey{}, again)
+}
+
+// secondStop is the channel withSecondStop gave ctx; nil (never closed)
+// without one.
+func secondStop(ctx context.Context) <-chan struct{} {
+	again, _ := ctx.Value(secondStopKey{}).(<-chan struct{})
+	return again
 }
 
 // runsServer tells the commands that run until stopped: serve and dev.
@@ -214,7 +251,7 @@ func serve(ctx context.Context, env map[string]string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	srv, err := server.New(ctx, cfg, server.Options{Logger: log})
+	srv, err := server.New(ctx, cfg, server.Options{Logger: log, EndDelay: secondStop(ctx)})
 	if err != nil {
 		return err
 	}
