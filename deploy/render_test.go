@@ -108,6 +108,60 @@ func TestReadinessProbesWaitForReadyz(t *testing.T) {
 	}
 }
 
+// TestStopOutlastsEndpoints: a control plane pod told to stop serves on,
+// not ready, for LOCKBOX_SHUTDOWN_DELAY, since Kubernetes takes it out of
+// its Service's endpoints only some time after SIGTERM and kube-proxy and
+// ingress controllers send it new connections until then; refused, they
+// failed calls on every rolling update. The chart targets Kubernetes 1.29,
+// which has no preStop sleep, and the distroless image has no shell for
+// an exec one: the delay is Lockbox's. The pod's grace period covers the
+// delay and the drain (LOCKBOX_SHUTDOWN_TIMEOUT) after it, or the kubelet
+// kills calls in flight.
+//
+// A native sidecar has none: it gets SIGTERM only once the tenant service
+// beside it has exited, long after the pod left its endpoints, and a delay
+// would only forward calls to a service that is gone. Its pod's grace
+// period covers the service's stop and the proxy's drain.
+func TestStopOutlastsEndpoints(t *testing.T) {
+	renders := renderAll(t)
+	pods := 0
+	for name, docs := range renders {
+		objs := decodeObjects(t, name, docs)
+		for _, o := range objs {
+			pod := o.Spec.Template.Spec
+			for _, c := range slices.Concat(pod.InitContainers, pod.Containers) {
+				if c.Name != "lockbox" {
+					continue
+				}
+				pods++
+				where := name + ": " + o.Kind + " " + o.Metadata.Name
+				cfg, err := config.LoadFor(podEnv(t, c, objs, pod.Volumes), config.ModeServe)
+				if err != nil {
+					t.Errorf("%s: %v", where, err) // TestRenderedConfigStarts tells more
+					continue
+				}
+				sidecar := slices.ContainsFunc(pod.InitContainers, func(ic container) bool { return ic.Name == c.Name })
+				switch {
+				case sidecar && cfg.ShutdownDelay != 0:
+					t.Errorf("%s: the native sidecar has LOCKBOX_SHUTDOWN_DELAY=%s, want none: it stops only after the tenant service", where, cfg.ShutdownDelay)
+				case !sidecar && cfg.ShutdownDelay < 5*time.Second:
+					t.Errorf("%s: LOCKBOX_SHUTDOWN_DELAY is %s, want at least 5s: new connections still come in a few seconds after SIGTERM", where, cfg.ShutdownDelay)
+				}
+				grace := 30 * time.Second // Kubernetes' default
+				if g := pod.TerminationGracePeriodSeconds; g != nil {
+					grace = time.Duration(*g) * time.Second
+				}
+				if stop := cfg.ShutdownDelay + cfg.ShutdownTimeout; grace <= stop {
+					t.Errorf("%s: terminationGracePeriodSeconds is %s, want more than LOCKBOX_SHUTDOWN_DELAY + LOCKBOX_SHUTDOWN_TIMEOUT (%s)", where, grace, stop)
+				}
+			}
+		}
+	}
+	if pods < len(renders) {
+		t.Errorf("%d lockbox containers in %d renders: some render has none", pods, len(renders))
+	}
+}
+
 // renderAll renders the manifests as make deploy-check does, with the
 // tools module's kustomize and helm: every kustomization of kind
 // Kustomization, and the chart with its default values and each example's.
@@ -174,6 +228,8 @@ type object struct {
 }
 
 type podSpec struct {
+	TerminationGracePeriodSeconds *int `yaml:"terminationGracePeriodSeconds"`
+
 	InitContainers []container `yaml:"initContainers"`
 	Containers     []container `yaml:"containers"`
 	Volumes        []volume    `yaml:"volumes"`
