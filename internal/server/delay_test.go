@@ -1,13 +1,16 @@
 package server_test
 
 import (
+	"context"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/internal/server"
 )
 
@@ -172,4 +175,74 @@ func readyzBody(t *testing.T, metrics string) string {
 		t.Fatal(err)
 	}
 	return body
+}
+
+// TestShutdownDelayHearsRevocations: the proxy serves calls through the
+// shutdown delay, so its caches go on hearing of other replicas' changes
+// until the drain: a grant another replica revokes during the delay is
+// refused at once, not served from the cache.
+func TestShutdownDelayHearsRevocations(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, `{"value":[]}`)
+	}))
+	t.Cleanup(up.Close)
+	timer := newDelayTimer()
+	second := make(chan struct{})
+	lb := start(t, map[string]string{
+		"LOCKBOX_UPSTREAMS":      "exchange=" + up.URL,
+		"LOCKBOX_SHUTDOWN_DELAY": "7s",
+	}, func(o *server.Options) { o.After, o.EndDelay = timer.after, second })
+	// Runs before start's clean-up, which waits for the server to end.
+	t.Cleanup(func() { close(second) })
+	// Another replica on the same Redis.
+	other := start(t, map[string]string{"LOCKBOX_REDIS_URL": lb.cfg.RedisURL, "LOCKBOX_UPSTREAMS": "exchange=" + up.URL})
+	r := lb.grant(t)
+
+	call := func() int {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, "http://"+lb.srv.ProxyAddr()+"/exchange/tenants/contoso/mailboxes", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+lb.token)
+		tr := &http.Transport{}
+		defer tr.CloseIdleConnections()
+		resp, err := (&http.Client{Timeout: 10 * time.Second, Transport: tr}).Do(req)
+		if err != nil {
+			t.Fatalf("proxy call: %v", err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	// The grant is now in the proxy's cache, which the fake clock never
+	// ages: only an event can clear it.
+	if code := call(); code != http.StatusOK {
+		t.Fatalf("proxy call with the grant: %d, want 200", code)
+	}
+	waitFor(t, "the proxy's caches subscribe to events", func() bool {
+		_, body, err := get(t, "http://"+lb.srv.MetricsAddr()+"/metrics")
+		return err == nil && strings.Contains(body, "\nlockbox_proxy_cache_events_subscribed 1\n")
+	})
+
+	lb.stop()
+	timer.asked(t)
+	if _, err := other.srv.Requests.Act(context.Background(), r.ID, grants.ActionRevoke,
+		grants.Actor{Principal: admin, ClientIP: "198.51.100.2"}, "done"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the grant revoked on another replica is refused during the shutdown delay", func() bool {
+		return call() == http.StatusForbidden
+	})
+}
+
+// waitFor polls cond until it holds; the deadline only bounds a failure.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within 10s: %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

@@ -139,8 +139,9 @@ func start(t *testing.T, env map[string]string, opts ...func(*server.Options)) *
 	return lb
 }
 
-// grant has alice's request for exchange on contoso approved.
-func (lb *lockbox) grant(t *testing.T) {
+// grant has alice's request for exchange on contoso approved, and returns
+// it.
+func (lb *lockbox) grant(t *testing.T) grants.Request {
 	t.Helper()
 	ctx := context.Background()
 	r, err := lb.srv.Requests.Create(ctx, grants.Actor{Principal: identity.Principal{Subject: alice.Subject, Roles: alice.Roles}, ClientIP: "198.51.100.1"},
@@ -156,6 +157,7 @@ func (lb *lockbox) grant(t *testing.T) {
 	if r.State != grants.StateApproved {
 		t.Fatalf("request is %s", r.State)
 	}
+	return r
 }
 
 // upstream is an https tenant service that requires a client certificate
