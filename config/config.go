@@ -271,7 +271,7 @@ type Config struct {
 	// connections. Zero by default: elsewhere nothing routes to a stopping
 	// process, and every stop would wait for nothing; the Kubernetes
 	// manifests set it.
-	ShutdownDelay time.Duration `env:"SHUTDOWN_DELAY" envDefault:"0s" desc:"how long \"lockbox serve\" keeps accepting and serving new connections after a stop signal, with /readyz answering 503, before in-flight calls drain (LOCKBOX_SHUTDOWN_TIMEOUT); for load balancers that stop sending new connections only some time after the stop (5s in the Kubernetes manifests); a second stop signal ends it; 0: none; \"lockbox dev\" has none"`
+	ShutdownDelay time.Duration `env:"SHUTDOWN_DELAY" envDefault:"0s" desc:"how long \"lockbox serve\" keeps accepting and serving new connections after a stop signal, with /readyz answering 503, before in-flight calls drain (LOCKBOX_SHUTDOWN_TIMEOUT); for load balancers that stop sending new connections only some time after the stop (5s for the control plane in the Kubernetes manifests); a second stop signal ends it; 0: none; \"lockbox dev\" has none"`
 }
 
 // Component is a part of Lockbox that LOCKBOX_SERVE can run.
