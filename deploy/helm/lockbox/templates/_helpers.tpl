@@ -456,9 +456,54 @@ it reads none. Call with (dict "root" $ "sidecar" true|false).
 {{- end -}}
 {{- end -}}
 
-{{/* lockbox.egress: DNS, Redis and the identity providers, for every Lockbox pod. */}}
+{{/*
+lockbox.urlPort is the TCP port URL . is reached on: the one it names, or
+its scheme's (443 for https, 80 for http); empty for any other URL.
+*/}}
+{{- define "lockbox.urlPort" -}}
+{{- $u := urlParse . -}}
+{{- $port := regexFind ":[0-9]+$" $u.host -}}
+{{- if $port -}}{{ trimPrefix ":" $port }}
+{{- else if eq $u.scheme "https" -}}443
+{{- else if eq $u.scheme "http" -}}80
+{{- end -}}
+{{- end -}}
+
+{{/*
+lockbox.identityURLs are the identity providers' URLs a Lockbox pod
+fetches, one a line: the JWKS URLs, and for the control plane (call with
+controlPlane true) the issuers it signs users in with, whose discovery
+documents it reads.
+*/}}
+{{- define "lockbox.identityURLs" -}}
+{{- $controlPlane := .controlPlane -}}
+{{- $ := .root -}}
+{{- with index $.Values.config "LOCKBOX_JWT_JWKS_URL" }}
+{{ . }}
+{{- end }}
+{{- if $controlPlane }}
+{{- with index ($.Values.controlPlane.config | default dict) "LOCKBOX_OIDC_ISSUER" }}
+{{ . }}
+{{- end }}
+{{- end }}
+{{- range $.Values.identity.issuers }}
+{{- with .jwks_url }}
+{{ . }}
+{{- end }}
+{{- if and $controlPlane .console .issuer }}
+{{ .issuer }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/*
+lockbox.egress: DNS, Redis and the identity providers, for every Lockbox
+pod. Call with (dict "root" $ "controlPlane" true|false).
+*/}}
 {{- define "lockbox.egress" -}}
-{{- $np := .Values.networkPolicy -}}
+{{- $args := . -}}
+{{- $ := .root -}}
+{{- $np := $.Values.networkPolicy -}}
 - to:
     - namespaceSelector:
         matchLabels:
@@ -483,7 +528,18 @@ it reads none. Call with (dict "root" $ "sidecar" true|false).
     - port: {{ . }}
       protocol: TCP
     {{- end }}
-{{- with .Values.identity.providerCIDRs }}
+{{- with $.Values.identity.providerCIDRs }}
+{{- /* The ports the URLs name; 443 when no URL is known here. */}}
+{{- $ports := list }}
+{{- range splitList "\n" (include "lockbox.identityURLs" $args) }}
+{{- with trim . }}
+{{- $port := include "lockbox.urlPort" . }}
+{{- if not $port }}
+{{- fail (printf "identity provider URL %q is not an https (or http) URL, so networkPolicy can't let Lockbox reach its port" .) }}
+{{- end }}
+{{- $ports = append $ports $port }}
+{{- end }}
+{{- end }}
 # The identity providers: their JWKS URLs (and, for the control plane,
 # OpenID Connect sign-in).
 - to:
@@ -492,7 +548,9 @@ it reads none. Call with (dict "root" $ "sidecar" true|false).
         cidr: {{ . }}
     {{- end }}
   ports:
-    - port: 443
+    {{- range uniq (default (list "443") $ports) }}
+    - port: {{ . }}
       protocol: TCP
+    {{- end }}
 {{- end }}
 {{- end -}}

@@ -1,0 +1,275 @@
+package deploy_test
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// TestNetworkPolicyAllowsConfiguredEndpoints: every endpoint outside the
+// cluster a Lockbox pod's configuration names (the SMTP server, each
+// webhook URL, the JWKS URLs and OpenID Connect issuers) is one its
+// NetworkPolicies let it reach, on the port the configuration names. A
+// policy on fixed ports blocks a relay on 2525 or a webhook on 8443
+// without a word: the notifications pile up in the outbox and are
+// dead-lettered, or no token verifies.
+func TestNetworkPolicyAllowsConfiguredEndpoints(t *testing.T) {
+	kube := kubeVersion(t)
+	dir := t.TempDir()
+	values := writeIn(t, dir, "endpoints.yaml", "controlPlane:\n  config:\n"+
+		"    LOCKBOX_SMTP_ADDR: smtp.example:2525\n"+
+		"    LOCKBOX_SMTP_FROM: lockbox@provider.example\n"+
+		"    LOCKBOX_WEBHOOK_URLS: https://hooks.example:8443/lockbox, https://chat.example/hook, http://[2001:db8::1]:8080/x\n"+
+		"    LOCKBOX_OIDC_ISSUER: https://login.provider.example:9443/\n"+
+		"    LOCKBOX_OIDC_CLIENT_ID: lockbox-console\n"+
+		"    LOCKBOX_OIDC_CLIENT_SECRET_FILE: /etc/lockbox/console-clients/provider\n"+
+		"    LOCKBOX_CONSOLE_URL: https://lockbox.provider.example\n"+
+		"config:\n  LOCKBOX_JWT_JWKS_URL: https://keys.provider.example:8444/jwks.json\n"+
+		"identity:\n  providerCIDRs: [192.0.2.0/24]\n")
+	sidecar := writeIn(t, dir, "sidecar.yaml", "controlPlane: {enabled: false}\n"+
+		"sidecar:\n  enabled: true\n  service: exchange\n  workload: {name: exchange, image: registry.tenant.example/exchange:1.0}\n")
+	helm := func(release string, values ...string) []string {
+		args := []string{"helm", "template", release, "../deploy/helm/lockbox", "--namespace", release, "--kube-version", kube}
+		for _, v := range values {
+			args = append(args, "-f", v)
+		}
+		return args
+	}
+	renders := map[string][]string{
+		"helm control plane":                    helm("lockbox", values),
+		"helm sidecar":                          helm("exchange", values, sidecar),
+		"helm helm/examples/control-plane.yaml": helm("control-plane", "../deploy/helm/examples/control-plane.yaml"),
+		"kustomize examples/control-plane":      {"kustomize", "build", "../deploy/kubernetes/examples/control-plane"},
+	}
+	for name, args := range renders {
+		t.Run(name, func(t *testing.T) {
+			docs := goTool(t, args...)
+			objs := decodeObjects(t, name, docs)
+			pods := decodePolicies(t, name, docs)
+			checked := 0
+			for _, o := range objs {
+				pod := o.Spec.Template.Spec
+				for _, c := range slices.Concat(pod.InitContainers, pod.Containers) {
+					if c.Name != "lockbox" {
+						continue
+					}
+					env := podEnv(t, c, objs, pod.Volumes)
+					labels := pods.labels[o.Metadata.Name]
+					for _, e := range endpoints(t, env) {
+						checked++
+						if !pods.egressAllowed(labels, e.port) {
+							t.Errorf("%s %s: %s (%s) needs egress on TCP %d, which no NetworkPolicy of the pod allows", o.Kind, o.Metadata.Name, e.setting, e.value, e.port)
+						}
+					}
+				}
+			}
+			if name != "kustomize examples/control-plane" && checked == 0 {
+				t.Fatal("no endpoint configured: nothing checked")
+			}
+		})
+	}
+}
+
+// endpoint is a server outside the cluster a setting names.
+type endpoint struct {
+	setting, value string
+	port           int
+}
+
+// endpoints are the servers outside the cluster Lockbox's configuration
+// env names, with the port each is reached on.
+func endpoints(t *testing.T, env map[string]string) []endpoint {
+	t.Helper()
+	var out []endpoint
+	addURL := func(setting, raw string) {
+		t.Helper()
+		u, err := url.Parse(raw)
+		if err != nil {
+			t.Fatalf("%s: %v", setting, err)
+		}
+		port := map[string]int{"https": 443, "http": 80}[u.Scheme]
+		if p := u.Port(); p != "" {
+			if port, err = strconv.Atoi(p); err != nil {
+				t.Fatalf("%s %q: %v", setting, raw, err)
+			}
+		}
+		if port == 0 {
+			t.Fatalf("%s %q: no port", setting, raw)
+		}
+		out = append(out, endpoint{setting, raw, port})
+	}
+	if addr := env["LOCKBOX_SMTP_ADDR"]; addr != "" {
+		_, p, err := net.SplitHostPort(addr)
+		port, perr := strconv.Atoi(p)
+		if err != nil || perr != nil {
+			t.Fatalf("LOCKBOX_SMTP_ADDR %q: %v %v", addr, err, perr)
+		}
+		out = append(out, endpoint{"LOCKBOX_SMTP_ADDR", addr, port})
+	}
+	for u := range strings.SplitSeq(env["LOCKBOX_WEBHOOK_URLS"], ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			addURL("LOCKBOX_WEBHOOK_URLS", u)
+		}
+	}
+	for _, k := range []string{"LOCKBOX_JWT_JWKS_URL", "LOCKBOX_OIDC_ISSUER"} {
+		if v := env[k]; v != "" {
+			addURL(k, v)
+		}
+	}
+	if f := env["LOCKBOX_ISSUERS_FILE"]; f != "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var file struct {
+			Issuers []struct {
+				Issuer  string         `yaml:"issuer"`
+				JWKSURL string         `yaml:"jwks_url"`
+				Console map[string]any `yaml:"console"`
+			} `yaml:"issuers"`
+		}
+		if err := yaml.Unmarshal(b, &file); err != nil {
+			t.Fatal(err)
+		}
+		for _, is := range file.Issuers {
+			if is.JWKSURL != "" {
+				addURL("jwks_url", is.JWKSURL)
+			}
+			// Sign-in reads the issuer's discovery document.
+			if is.Console != nil && env["LOCKBOX_SERVE"] != "proxy" {
+				addURL("issuer", is.Issuer)
+			}
+		}
+	}
+	return out
+}
+
+// policies holds what the tests read of a render's NetworkPolicies and of
+// its pods' labels.
+type policies struct {
+	labels   map[string]map[string]string // Deployment → its pods' labels
+	policies []netpol
+}
+
+type netpol struct {
+	Name        string
+	Selector    map[string]string
+	PolicyTypes []string
+	Egress      []egressRule
+}
+
+type egressRule struct {
+	To    []peer `yaml:"to"`
+	Ports []struct {
+		Port     any    `yaml:"port"`
+		EndPort  int    `yaml:"endPort"`
+		Protocol string `yaml:"protocol"`
+	} `yaml:"ports"`
+}
+
+func decodePolicies(t *testing.T, name string, docs []byte) policies {
+	t.Helper()
+	out := policies{labels: map[string]map[string]string{}}
+	dec := yaml.NewDecoder(bytes.NewReader(docs))
+	for {
+		var o struct {
+			Kind     string `yaml:"kind"`
+			Metadata struct {
+				Name string `yaml:"name"`
+			} `yaml:"metadata"`
+			Spec struct {
+				PodSelector struct {
+					MatchLabels map[string]string `yaml:"matchLabels"`
+				} `yaml:"podSelector"`
+				PolicyTypes []string     `yaml:"policyTypes"`
+				Egress      []egressRule `yaml:"egress"`
+				Template    struct {
+					Metadata struct {
+						Labels map[string]string `yaml:"labels"`
+					} `yaml:"metadata"`
+				} `yaml:"template"`
+			} `yaml:"spec"`
+		}
+		if err := dec.Decode(&o); errors.Is(err, io.EOF) {
+			return out
+		} else if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		switch o.Kind {
+		case "Deployment":
+			out.labels[o.Metadata.Name] = o.Spec.Template.Metadata.Labels
+		case "NetworkPolicy":
+			out.policies = append(out.policies, netpol{o.Metadata.Name, o.Spec.PodSelector.MatchLabels, o.Spec.PolicyTypes, o.Spec.Egress})
+		}
+	}
+}
+
+type peer struct {
+	IPBlock *struct {
+		CIDR string `yaml:"cidr"`
+	} `yaml:"ipBlock"`
+}
+
+// egressAllowed says whether a pod with labels may open a TCP connection
+// to an address outside the cluster on port: NetworkPolicies add up, and
+// a pod no policy isolates for egress reaches everything.
+func (p policies) egressAllowed(labels map[string]string, port int) bool {
+	isolated := false
+	for _, np := range p.policies {
+		selects := true
+		for k, v := range np.Selector {
+			selects = selects && labels[k] == v
+		}
+		if !selects || !slices.Contains(np.PolicyTypes, "Egress") {
+			continue
+		}
+		isolated = true
+		for _, r := range np.Egress {
+			// Only an ipBlock (or no peer at all) reaches beyond the cluster.
+			outside := len(r.To) == 0 || slices.ContainsFunc(r.To, func(p peer) bool { return p.IPBlock != nil })
+			onPort := len(r.Ports) == 0
+			for _, rp := range r.Ports {
+				n, ok := rp.Port.(int)
+				if (rp.Protocol == "" || rp.Protocol == "TCP") && ok && (n == port || (rp.EndPort != 0 && n <= port && port <= rp.EndPort)) {
+					onPort = true
+				}
+			}
+			if outside && onPort {
+				return true
+			}
+		}
+	}
+	return !isolated
+}
+
+// TestHelmRefusesEndpointsItCannotAllow: a setting naming a server the
+// chart can't derive a port for is refused at render time, with a message
+// naming it, rather than rendered into a policy that would block it.
+func TestHelmRefusesEndpointsItCannotAllow(t *testing.T) {
+	kube := kubeVersion(t)
+	dir := t.TempDir()
+	for _, tc := range []struct{ name, values, want string }{
+		{"webhook scheme", "controlPlane:\n  config:\n    LOCKBOX_WEBHOOK_URLS: https://hooks.example/a,ftp://hooks.example/b\n", "LOCKBOX_WEBHOOK_URLS"},
+		{"smtp without a port", "controlPlane:\n  config:\n    LOCKBOX_SMTP_ADDR: smtp.example\n    LOCKBOX_SMTP_FROM: lockbox@provider.example\n", "LOCKBOX_SMTP_ADDR"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			values := writeIn(t, dir, strings.ReplaceAll(tc.name, " ", "-")+".yaml", tc.values)
+			cmd := exec.Command("go", "tool", "helm", "template", "lockbox", "../deploy/helm/lockbox", "--namespace", "lockbox", "--kube-version", kube, "-f", values)
+			cmd.Dir = "../tools"
+			out, err := cmd.CombinedOutput()
+			if err == nil || !strings.Contains(string(out), tc.want) || !strings.Contains(string(out), "networkPolicy") {
+				t.Errorf("helm template: %v, want a failure naming %s and networkPolicy:\n%s", err, tc.want, out)
+			}
+		})
+	}
+}
