@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -269,6 +270,74 @@ func TestHelmRefusesEndpointsItCannotAllow(t *testing.T) {
 			out, err := cmd.CombinedOutput()
 			if err == nil || !strings.Contains(string(out), tc.want) || !strings.Contains(string(out), "networkPolicy") {
 				t.Errorf("helm template: %v, want a failure naming %s and networkPolicy:\n%s", err, tc.want, out)
+			}
+		})
+	}
+}
+
+// TestHelmNotesWarnOfBlockedIdentityProviders: with no
+// identity.providerCIDRs, the chart's NetworkPolicies let no Lockbox pod
+// reach an identity provider, yet a JWKS URL or sign-in needs one. The
+// chart can't tell whether a policy of the cluster's own allows them
+// (policies add up), so it renders, and the notes Helm prints after an
+// install or upgrade say what is blocked and how to allow it.
+func TestHelmNotesWarnOfBlockedIdentityProviders(t *testing.T) {
+	kube := kubeVersion(t)
+	dir := t.TempDir()
+	// helm template leaves NOTES.txt out: a copy of the chart renders it
+	// into a document of its own.
+	chart := filepath.Join(dir, "lockbox")
+	if err := os.CopyFS(chart, os.DirFS("helm/lockbox")); err != nil {
+		t.Fatal(err)
+	}
+	writeIn(t, chart, "templates/notes-under-test.yaml", `notes: {{ include "lockbox/templates/NOTES.txt" . | toJson }}`+"\n")
+	notes := func(values ...string) string {
+		t.Helper()
+		args := []string{"helm", "template", "lockbox", chart, "--namespace", "lockbox", "--kube-version", kube,
+			"--show-only", "templates/notes-under-test.yaml"}
+		for _, v := range values {
+			args = append(args, "-f", v)
+		}
+		var doc struct{ Notes string }
+		if err := yaml.Unmarshal(goTool(t, args...), &doc); err != nil || doc.Notes == "" {
+			t.Fatalf("notes: %v", err)
+		}
+		return doc.Notes
+	}
+	jwksURL := writeIn(t, dir, "jwks-url.yaml", "config:\n  LOCKBOX_JWT_JWKS_URL: https://keys.provider.example/jwks.json\n")
+	oidc := writeIn(t, dir, "oidc.yaml", "controlPlane:\n  config:\n"+
+		"    LOCKBOX_OIDC_ISSUER: https://login.provider.example/\n"+
+		"    LOCKBOX_OIDC_CLIENT_ID: lockbox-console\n"+
+		"    LOCKBOX_OIDC_CLIENT_SECRET_FILE: /etc/lockbox/console-clients/provider\n"+
+		"    LOCKBOX_CONSOLE_URL: https://lockbox.provider.example\n")
+	issuers := writeIn(t, dir, "issuers.yaml", "identity:\n  issuers:\n"+
+		"    - {name: provider, issuer: https://login.provider.example/, audience: lockbox, scope: provider, jwks_url: https://login.provider.example/keys}\n")
+	allowed := writeIn(t, dir, "allowed.yaml", "identity:\n  providerCIDRs: [192.0.2.0/24]\n")
+	noPolicy := writeIn(t, dir, "no-policy.yaml", "networkPolicy:\n  enabled: false\n")
+	for _, tc := range []struct {
+		name   string
+		values []string
+		warns  string // the blocked URL, or "" for no warning
+	}{
+		{"jwks file", nil, ""},
+		{"jwks url", []string{jwksURL}, "https://keys.provider.example/jwks.json"},
+		{"oidc sign-in", []string{oidc}, "https://login.provider.example/"},
+		{"issuers", []string{issuers}, "https://login.provider.example/keys"},
+		{"jwks url, provider CIDRs", []string{jwksURL, allowed}, ""},
+		{"issuers, provider CIDRs", []string{issuers, allowed}, ""},
+		{"jwks url, no NetworkPolicy", []string{jwksURL, noPolicy}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := notes(tc.values...)
+			if strings.Contains(n, ", ,") {
+				t.Errorf("the notes list an empty item:\n%s", n)
+			}
+			warned := strings.Contains(n, "identity.providerCIDRs")
+			if tc.warns == "" && warned {
+				t.Errorf("the notes warn of blocked identity providers, but nothing is blocked:\n%s", n)
+			}
+			if tc.warns != "" && (!warned || !strings.Contains(n, tc.warns)) {
+				t.Errorf("the notes don't say that %s is blocked until identity.providerCIDRs allows it:\n%s", tc.warns, n)
 			}
 		})
 	}
