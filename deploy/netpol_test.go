@@ -342,3 +342,165 @@ func TestHelmNotesWarnOfBlockedIdentityProviders(t *testing.T) {
 		})
 	}
 }
+
+// TestServicePortsNameTheirProtocol: every Service port that leads to a
+// Lockbox listener declares the protocol that listener serves, https
+// where it serves TLS and http where it doesn't, by its appProtocol or
+// by its name (the convention Istio and other meshes infer the protocol
+// from: "https", "http-web"). A port named http in front of a listener
+// serving TLS has the mesh parse the TLS handshake as HTTP, and every
+// call through it fails; an undeclared one is left to the mesh's guess.
+func TestServicePortsNameTheirProtocol(t *testing.T) {
+	kube := kubeVersion(t)
+	helm := func(release string, values ...string) []string {
+		args := []string{"helm", "template", release, "../deploy/helm/lockbox", "--namespace", release, "--kube-version", kube}
+		for _, v := range values {
+			args = append(args, "-f", v)
+		}
+		return args
+	}
+	renders := map[string][]string{
+		"helm default":                          helm("lockbox"),
+		"helm helm/examples/control-plane.yaml": helm("control-plane", "../deploy/helm/examples/control-plane.yaml"),
+		"helm helm/examples/exchange.yaml":      helm("exchange", "../deploy/helm/examples/exchange.yaml"),
+		"kustomize base":                        {"kustomize", "build", "../deploy/kubernetes/base"},
+		"kustomize examples/control-plane":      {"kustomize", "build", "../deploy/kubernetes/examples/control-plane"},
+		"kustomize examples/exchange":           {"kustomize", "build", "../deploy/kubernetes/examples/exchange"},
+	}
+	for name, args := range renders {
+		t.Run(name, func(t *testing.T) {
+			docs := goTool(t, args...)
+			objs := decodeObjects(t, name, docs)
+			// The listener behind each container port of each Lockbox pod,
+			// and whether it serves TLS.
+			type listener struct {
+				name string
+				tls  bool
+			}
+			type pod struct {
+				labels    map[string]string
+				listeners map[string]listener // container port name or number → listener
+			}
+			var pods []pod
+			labels := decodePolicies(t, name, docs).labels
+			for _, o := range objs {
+				spec := o.Spec.Template.Spec
+				for _, c := range slices.Concat(spec.InitContainers, spec.Containers) {
+					if c.Name != "lockbox" {
+						continue
+					}
+					env := podEnv(t, c, objs, spec.Volumes)
+					tls := map[string]bool{}
+					if env["LOCKBOX_TLS_CERT_FILE"] != "" {
+						for l := range strings.SplitSeq(cmpOr(env["LOCKBOX_TLS_LISTENERS"], "proxy,api,metrics"), ",") {
+							tls[strings.TrimSpace(l)] = true
+						}
+					}
+					p := pod{labels: labels[o.Metadata.Name], listeners: map[string]listener{}}
+					for _, cp := range c.Ports {
+						l, ok := strings.CutPrefix(cp.Name, "lockbox-")
+						if !ok {
+							t.Fatalf("%s: container port %q: not lockbox-<listener>", o.Metadata.Name, cp.Name)
+						}
+						p.listeners[cp.Name] = listener{l, tls[l]}
+						p.listeners[strconv.Itoa(cp.ContainerPort)] = listener{l, tls[l]}
+					}
+					pods = append(pods, p)
+				}
+			}
+			checked := 0
+			for _, s := range decodeServices(t, name, docs) {
+				for _, p := range pods {
+					selects := len(s.Spec.Selector) > 0
+					for k, v := range s.Spec.Selector {
+						selects = selects && p.labels[k] == v
+					}
+					if !selects {
+						continue
+					}
+					for _, port := range s.Spec.Ports {
+						l, ok := p.listeners[port.TargetPort]
+						if !ok {
+							continue
+						}
+						checked++
+						want := "http"
+						if l.tls {
+							want = "https"
+						}
+						if got := declaredProtocol(port.Name, port.AppProtocol); got != want {
+							t.Errorf("Service %s: port %q (appProtocol %q) leads to the %s listener, which serves %s, but declares %q",
+								s.Metadata.Name, port.Name, port.AppProtocol, l.name, want, got)
+						}
+					}
+				}
+			}
+			if checked == 0 {
+				t.Fatal("no Service port leads to a Lockbox listener")
+			}
+		})
+	}
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// declaredProtocol is the protocol a Service port declares: its
+// appProtocol, or else the protocol its name starts with ("https",
+// "http-web"), as Istio reads it; "" when it declares none.
+func declaredProtocol(name, appProtocol string) string {
+	if appProtocol != "" {
+		return appProtocol
+	}
+	prefix, _, _ := strings.Cut(name, "-")
+	switch prefix {
+	case "http", "http2", "https", "grpc", "grpc-web", "tls", "tcp", "udp", "mongo", "mysql", "redis":
+		return prefix
+	}
+	return ""
+}
+
+type service struct {
+	Kind     string `yaml:"kind"`
+	Metadata struct {
+		Name string `yaml:"name"`
+	} `yaml:"metadata"`
+	Spec struct {
+		Selector map[string]string `yaml:"selector"`
+		Ports    []struct {
+			Name        string `yaml:"name"`
+			AppProtocol string `yaml:"appProtocol"`
+			TargetPort  string `yaml:"targetPort"` // a number or a container port's name
+		} `yaml:"ports"`
+	} `yaml:"spec"`
+}
+
+func decodeServices(t *testing.T, name string, docs []byte) []service {
+	t.Helper()
+	var out []service
+	dec := yaml.NewDecoder(bytes.NewReader(docs))
+	for {
+		// Only a Service's spec fits: other kinds' selectors are objects.
+		var doc yaml.Node
+		var kind struct {
+			Kind string `yaml:"kind"`
+		}
+		if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
+			return out
+		} else if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if err := doc.Decode(&kind); err != nil || kind.Kind != "Service" {
+			continue
+		}
+		var s service
+		if err := doc.Decode(&s); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		out = append(out, s)
+	}
+}

@@ -259,6 +259,10 @@ type container struct {
 		SubPath   string `yaml:"subPath"`
 	} `yaml:"volumeMounts"`
 	ReadinessProbe *probe `yaml:"readinessProbe"`
+	Ports          []struct {
+		Name          string `yaml:"name"`
+		ContainerPort int    `yaml:"containerPort"`
+	} `yaml:"ports"`
 }
 
 type probe struct {
