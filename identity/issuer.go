@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -118,7 +119,17 @@ func checkJWKSURL(u string) error { return CheckFetchURL("JWKS URL", u) }
 // identity provider's discovery document names.
 func CheckFetchURL(what, u string) error {
 	pu, err := url.Parse(u)
-	if err != nil || pu.Host == "" || pu.User != nil || pu.Fragment != "" {
+	switch {
+	case err != nil && strings.Contains(u, "@"):
+		// Neither u nor the parser's error is quoted: a password that is
+		// not percent-encoded ends the authority early, and its first part
+		// is quoted as the port. This message goes to logs.
+		return fmt.Errorf("%s is not a URL (not shown: it may hold a password)", what)
+	case err == nil && pu.User != nil:
+		// Shown without its user info, which may be a password or a token.
+		pu.User = nil
+		return fmt.Errorf("%s %q must not carry a user name or password", what, pu.String())
+	case err != nil || pu.Host == "" || pu.Fragment != "":
 		return fmt.Errorf("%s %q is not an absolute URL with a host", what, u)
 	}
 	switch pu.Scheme {
