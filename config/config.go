@@ -41,6 +41,12 @@ const Prefix = "LOCKBOX_"
 // a token is still accepted, so a large one quietly extends every session.
 const MaxJWTLeeway = 5 * time.Minute
 
+// MinJWKSRefresh is the least LOCKBOX_JWT_JWKS_REFRESH: the background
+// fetches of a JWKS URL come no more often than the fetches tokens naming
+// unknown keys may cause (identity.DefaultMinRefreshInterval), so a typo
+// (1ms for 1m) can't make Lockbox hammer the identity provider.
+const MinJWKSRefresh = 30 * time.Second
+
 // maxJWKSMaxAge bounds LOCKBOX_JWT_JWKS_MAX_AGE: how long a key the identity
 // provider may have retired keeps working while Lockbox can't hear of it.
 const maxJWKSMaxAge = 30 * 24 * time.Hour
@@ -147,7 +153,7 @@ type Config struct {
 	JWKSFile          string `env:"JWT_JWKS_FILE" desc:"JWKS file of public keys that verify tokens, read again when it changes; \"lockbox serve\" needs exactly one of this, LOCKBOX_JWT_JWKS_URL, LOCKBOX_JWT_HMAC_SECRET_FILE and LOCKBOX_ISSUERS_FILE"`
 	JWTHMACSecretFile string `env:"JWT_HMAC_SECRET_FILE" desc:"file holding the HMAC secret (at least 32 bytes) that verifies tokens, read again when it changes; a file of public keys (a JWKS, a JWK or PEM) is refused; \"lockbox serve\" needs exactly one of this, LOCKBOX_JWT_JWKS_URL, LOCKBOX_JWT_JWKS_FILE and LOCKBOX_ISSUERS_FILE"`
 	// JWKSRefresh and JWKSMaxAge govern keys fetched from JWKS URLs.
-	JWKSRefresh time.Duration `env:"JWT_JWKS_REFRESH" envDefault:"5m" desc:"how often JWKS URLs are fetched in the background; a token naming an unknown key fetches at once, at most every 30s per issuer"`
+	JWKSRefresh time.Duration `env:"JWT_JWKS_REFRESH" envDefault:"5m" desc:"how often JWKS URLs are fetched in the background (at least 30s); a token naming an unknown key fetches at once, at most every 30s per issuer"`
 	JWKSMaxAge  time.Duration `env:"JWT_JWKS_MAX_AGE" envDefault:"24h" desc:"how long keys fetched from a JWKS URL keep verifying while the URL can't be fetched again (at most 720h, more than LOCKBOX_JWT_JWKS_REFRESH); then that issuer's tokens are refused until it answers"`
 	// IssuersFile lists several trusted issuers, each with a scope.
 	IssuersFile string `env:"ISSUERS_FILE" desc:"YAML file of the trusted token issuers, each with its keys, audience, claim names, scope (provider, or one tenant) and admin center sign-in (see Identity providers); replaces LOCKBOX_JWT_ISSUER, LOCKBOX_JWT_AUDIENCE, the LOCKBOX_JWT_ key settings and LOCKBOX_OIDC_, which are refused beside it"`
@@ -688,6 +694,9 @@ func (c Config) check() error {
 	}
 	if c.JWTLeeway > MaxJWTLeeway {
 		errs = append(errs, varErr("JWTLeeway", "%s is more than the %s allowed", c.JWTLeeway, MaxJWTLeeway))
+	}
+	if c.JWKSRefresh > 0 && c.JWKSRefresh < MinJWKSRefresh {
+		errs = append(errs, varErr("JWKSRefresh", "must be at least %s, got %s", MinJWKSRefresh, c.JWKSRefresh))
 	}
 	if c.JWKSMaxAge > maxJWKSMaxAge || (c.JWKSRefresh > 0 && c.JWKSMaxAge <= c.JWKSRefresh) {
 		// Keys must outlive the interval they are refreshed in, or every

@@ -595,6 +595,13 @@ func TestValidateServe(t *testing.T) {
 			[]string{"LOCKBOX_JWT_JWKS_MAX_AGE: must be more than LOCKBOX_JWT_JWKS_REFRESH"}},
 		{"max age unbounded", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_JWT_JWKS_FILE": jwks, "LOCKBOX_JWT_JWKS_MAX_AGE": "8760h"},
 			[]string{"LOCKBOX_JWT_JWKS_MAX_AGE: ", "at most 720h"}},
+		// A refresh every millisecond would have Lockbox hammer the
+		// identity provider; the floor is the unknown-kid rate limit's.
+		{"jwks refresh too often", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_JWT_JWKS_FILE": jwks, "LOCKBOX_JWT_JWKS_REFRESH": "1ms"},
+			[]string{"LOCKBOX_JWT_JWKS_REFRESH: must be at least 30s, got 1ms"}},
+		{"jwks refresh just under the floor", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_JWT_JWKS_FILE": jwks, "LOCKBOX_JWT_JWKS_REFRESH": "29s"},
+			[]string{"LOCKBOX_JWT_JWKS_REFRESH: must be at least 30s, got 29s"}},
+		{"jwks refresh at the floor", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_JWT_JWKS_FILE": jwks, "LOCKBOX_JWT_JWKS_REFRESH": "30s"}, nil},
 		{"nothing", map[string]string{},
 			[]string{"LOCKBOX_REDIS_URL: required", "LOCKBOX_JWT_JWKS_FILE, LOCKBOX_JWT_HMAC_SECRET_FILE or LOCKBOX_ISSUERS_FILE"}},
 		{"missing jwks", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_JWT_JWKS_FILE": missing},
