@@ -18,7 +18,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,8 +52,8 @@ type Config struct {
 	// Timeout bounds one fetch, connection to last byte; zero means
 	// DefaultTimeout. Ignored when HTTPClient is set.
 	Timeout time.Duration
-	// HTTPClient fetches the documents; nil means a client with Timeout
-	// that follows redirects only within https.
+	// HTTPClient fetches the documents; nil means a client with Timeout.
+	// Either way redirects are followed only as CheckRedirect allows.
 	HTTPClient *http.Client
 	// Logger receives background fetch failures; discarded when nil.
 	Logger *slog.Logger
@@ -103,7 +106,23 @@ type numbered struct {
 type fetchNumber struct{}
 
 func (n *numbered) Do(req *http.Request) (*http.Response, error) {
-	return n.client.Do(req.WithContext(context.WithValue(req.Context(), fetchNumber{}, n.seq.Add(1))))
+	resp, err := n.client.Do(req.WithContext(context.WithValue(req.Context(), fetchNumber{}, n.seq.Add(1))))
+	if ue, ok := errors.AsType[*url.Error](err); ok {
+		// A refused redirect's error quotes the Location header as the
+		// server sent it, user info and all; the error goes to logs.
+		ue.URL = withoutUserInfo(ue.URL)
+	}
+	return resp, err
+}
+
+// withoutUserInfo is u without the user name and password it may carry.
+func withoutUserInfo(u string) string {
+	pu, err := url.Parse(u)
+	if err != nil {
+		return "(a URL that does not parse, not shown)"
+	}
+	pu.User = nil
+	return pu.String()
 }
 
 // workers is how many fetches httprc runs at once. Few URLs, each fetched
@@ -127,6 +146,19 @@ func New(cfg Config) (*Fetcher, error) {
 	}
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: cfg.Timeout, CheckRedirect: CheckRedirect}
+	} else {
+		// A caller's client (one trusting a private CA, say) must not
+		// take the keys from wherever the identity provider's host sends
+		// it either.
+		c := *cfg.HTTPClient
+		next := c.CheckRedirect
+		c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+			if err := CheckRedirect(req, via); err != nil || next == nil {
+				return err
+			}
+			return next(req, via)
+		}
+		cfg.HTTPClient = &c
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -149,10 +181,14 @@ func New(cfg Config) (*Fetcher, error) {
 	return f, nil
 }
 
-// CheckRedirect is the default client's redirect policy: a few redirects,
-// never from https to anything else, and never to a URL a JWKS URL could
-// not be (https, or http on a loopback address), since the keys that decide
-// who signs in must not travel in the clear across a network.
+// CheckRedirect is the fetcher's redirect policy: a few redirects, each
+// within the origin (scheme, host and port) of the URL fetched first, never
+// from https to anything else, and never to a URL a JWKS URL could not be
+// (https, or http on a loopback address). The keys that decide who signs in
+// must not travel in the clear across a network, and must come from the
+// host the operator named: a redirect to another host, even over https,
+// would let whoever controls a path on the identity provider's host (an
+// open redirect, a hosted page) choose them.
 func CheckRedirect(req *http.Request, via []*http.Request) error {
 	if len(via) >= 3 {
 		return errors.New("more than 3 redirects")
@@ -160,12 +196,32 @@ func CheckRedirect(req *http.Request, via []*http.Request) error {
 	if via[0].URL.Scheme == "https" && req.URL.Scheme != "https" {
 		return fmt.Errorf("redirect from https to %s refused", req.URL.Scheme)
 	}
+	if origin(req.URL) != origin(via[0].URL) {
+		// Named by its origin only: never the user info a Location may
+		// carry.
+		return fmt.Errorf("redirect to another origin (%s) refused: keys are fetched only from %s", origin(req.URL), origin(via[0].URL))
+	}
 	// A local identity provider is fetched in the clear; it must not send
 	// the fetch on, still in the clear, to another host.
 	if req.URL.Scheme != "https" && !(req.URL.Scheme == "http" && loopback(req.URL.Hostname())) {
 		return fmt.Errorf("redirect to %s on %s refused: https, or http on localhost only", req.URL.Scheme, req.URL.Hostname())
 	}
 	return nil
+}
+
+// origin is u's scheme, host and port, the port written out, so that
+// https://idp.example and https://IDP.example:443 are one origin.
+func origin(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		switch u.Scheme {
+		case "https":
+			port = "443"
+		case "http":
+			port = "80"
+		}
+	}
+	return u.Scheme + "://" + net.JoinHostPort(strings.ToLower(u.Hostname()), port)
 }
 
 // loopback reports whether host is one identity.CheckFetchURL lets a JWKS

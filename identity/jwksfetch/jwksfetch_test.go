@@ -204,8 +204,7 @@ func TestRedirectOutOfLoopbackRefused(t *testing.T) {
 		{"http://127.0.0.1:8081/jwks", "http://idp.example/jwks", false},
 		{"http://localhost:8081/jwks", "http://10.0.0.7/jwks", false},
 		{"http://[::1]:8081/jwks", "ftp://idp.example/jwks", false},
-		{"http://127.0.0.1:8081/jwks", "http://localhost:8082/keys", true},
-		{"http://localhost:8081/jwks", "https://idp.example/jwks", true},
+		{"http://127.0.0.1:8081/jwks", "http://127.0.0.1:8081/keys", true},
 	} {
 		req, _ := http.NewRequest(http.MethodGet, tc.to, nil)
 		via, _ := http.NewRequest(http.MethodGet, tc.from, nil)
@@ -213,6 +212,116 @@ func TestRedirectOutOfLoopbackRefused(t *testing.T) {
 		if (err == nil) != tc.ok {
 			t.Errorf("redirect from %s to %s: error %v, want allowed=%v", tc.from, tc.to, err, tc.ok)
 		}
+	}
+}
+
+// TestRedirectToAnotherOriginRefused: the keys that decide who signs in
+// come from the origin (scheme, host and port) the operator configured. A
+// redirect elsewhere, even within https, would let whoever controls a
+// path on the identity provider's host (an open redirect, a hosted page)
+// or a hijacked DNS name for the target choose the keys.
+func TestRedirectToAnotherOriginRefused(t *testing.T) {
+	for _, tc := range []struct {
+		via []string
+		to  string
+		ok  bool
+	}{
+		{[]string{"https://idp.example/jwks"}, "https://idp.example/keys", true},
+		{[]string{"https://idp.example/jwks"}, "https://IDP.example:443/keys", true},
+		{[]string{"http://localhost:8081/jwks"}, "http://localhost:8081/keys", true},
+		{[]string{"https://idp.example/jwks"}, "https://evil.example/jwks", false},
+		{[]string{"https://idp.example/jwks"}, "https://keys.idp.example/jwks", false},
+		{[]string{"https://idp.example/jwks"}, "https://idp.example:8443/jwks", false},
+		{[]string{"https://idp.example:8443/jwks"}, "https://idp.example/jwks", false},
+		{[]string{"http://127.0.0.1:8081/jwks"}, "http://localhost:8081/jwks", false},
+		{[]string{"http://127.0.0.1:8081/jwks"}, "http://127.0.0.1:8082/jwks", false},
+		{[]string{"http://localhost:8081/jwks"}, "https://localhost:8081/jwks", false},
+		// Every hop is held to the configured URL's origin, not to the
+		// hop before it.
+		{[]string{"https://idp.example/jwks", "https://idp.example/v2/jwks"}, "https://evil.example/jwks", false},
+	} {
+		req, _ := http.NewRequest(http.MethodGet, tc.to, nil)
+		var via []*http.Request
+		for _, u := range tc.via {
+			r, _ := http.NewRequest(http.MethodGet, u, nil)
+			via = append(via, r)
+		}
+		err := jwksfetch.CheckRedirect(req, via)
+		if (err == nil) != tc.ok {
+			t.Errorf("redirect from %s to %s: error %v, want allowed=%v", tc.via, tc.to, err, tc.ok)
+		}
+	}
+}
+
+// TestFetchRefusesRedirectToAnotherOrigin: the fetcher itself, over HTTP,
+// does not follow the identity provider's host to another origin, and says
+// so naming the configured URL, without the credentials the redirect
+// carried; a redirect within the origin is followed.
+func TestFetchRefusesRedirectToAnotherOrigin(t *testing.T) {
+	keys := newServer(t, `{"keys":["elsewhere"]}`)
+	idp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/moved":
+			http.Redirect(w, r, "/jwks", http.StatusFound)
+		case "/jwks":
+			w.Write([]byte(`{"keys":["here"]}`))
+		default:
+			// A port is an origin of its own, even on the same host.
+			to, _ := url.Parse(keys.URL + "/jwks")
+			to.User = url.UserPassword("lockbox", "hunter2")
+			http.Redirect(w, r, to.String(), http.StatusFound)
+		}
+	}))
+	t.Cleanup(idp.Close)
+	f := newFetcher(t, jwksfetch.Config{Refresh: time.Hour})
+
+	var rec recorder
+	err := f.Register(context.Background(), idp.URL+"/away", rec.accept)
+	if err == nil {
+		t.Fatal("a redirect to another origin was followed")
+	}
+	if rec.last() != "" || keys.fetches.Load() != 0 {
+		t.Fatalf("the other origin was fetched (%d times), the subscriber got %q", keys.fetches.Load(), rec.last())
+	}
+	for _, want := range []string{idp.URL + "/away", "another origin"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %q", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("error %q shows the redirect's password", err)
+	}
+
+	var same recorder
+	if err := f.Register(context.Background(), idp.URL+"/moved", same.accept); err != nil {
+		t.Fatalf("a redirect within the origin was refused: %v", err)
+	}
+	if same.last() != `{"keys":["here"]}` {
+		t.Fatalf("the subscriber got %q", same.last())
+	}
+}
+
+// TestFetchWithClientRefusesRedirectToAnotherOrigin: a client of the
+// caller's (one trusting a private CA, say) gets the same redirect rule:
+// https to https on another host is still another origin.
+func TestFetchWithClientRefusesRedirectToAnotherOrigin(t *testing.T) {
+	var elsewhere atomic.Int64
+	other := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		elsewhere.Add(1)
+		w.Write([]byte(`{"keys":["elsewhere"]}`))
+	}))
+	t.Cleanup(other.Close)
+	idp := httptest.NewTLSServer(http.RedirectHandler(other.URL+"/jwks", http.StatusFound))
+	t.Cleanup(idp.Close)
+	// httptest's TLS servers share one certificate: this client trusts
+	// both, so only the redirect rule stands in the way.
+	f := newFetcher(t, jwksfetch.Config{Refresh: time.Hour, HTTPClient: idp.Client()})
+	var rec recorder
+	if err := f.Register(context.Background(), idp.URL+"/jwks", rec.accept); err == nil {
+		t.Fatal("a redirect to another origin was followed")
+	}
+	if rec.last() != "" || elsewhere.Load() != 0 {
+		t.Fatalf("the other origin was fetched (%d times), the subscriber got %q", elsewhere.Load(), rec.last())
 	}
 }
 
