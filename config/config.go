@@ -154,7 +154,7 @@ type Config struct {
 	JWTHMACSecretFile string `env:"JWT_HMAC_SECRET_FILE" desc:"file holding the HMAC secret (at least 32 bytes) that verifies tokens, read again when it changes; a file of public keys (a JWKS, a JWK or PEM) is refused; \"lockbox serve\" needs exactly one of this, LOCKBOX_JWT_JWKS_URL, LOCKBOX_JWT_JWKS_FILE and LOCKBOX_ISSUERS_FILE"`
 	// JWKSRefresh and JWKSMaxAge govern keys fetched from JWKS URLs.
 	JWKSRefresh time.Duration `env:"JWT_JWKS_REFRESH" envDefault:"5m" desc:"how often JWKS URLs are fetched in the background (at least 30s); a token naming an unknown key fetches at once, at most every 30s per issuer"`
-	JWKSMaxAge  time.Duration `env:"JWT_JWKS_MAX_AGE" envDefault:"24h" desc:"how long keys fetched from a JWKS URL keep verifying while the URL can't be fetched again (at most 720h, more than LOCKBOX_JWT_JWKS_REFRESH); then that issuer's tokens are refused until it answers"`
+	JWKSMaxAge  time.Duration `env:"JWT_JWKS_MAX_AGE" envDefault:"24h" desc:"how long keys fetched from a JWKS URL keep verifying while the URL can't be fetched again, or serves a JWKS Lockbox refuses (at most 720h, more than LOCKBOX_JWT_JWKS_REFRESH); then that issuer's tokens are refused until it answers"`
 	// IssuersFile lists several trusted issuers, each with a scope.
 	IssuersFile string `env:"ISSUERS_FILE" desc:"YAML file of the trusted token issuers, each with its keys, audience, claim names, scope (provider, or one tenant) and admin center sign-in (see Identity providers); replaces LOCKBOX_JWT_ISSUER, LOCKBOX_JWT_AUDIENCE, the LOCKBOX_JWT_ key settings and LOCKBOX_OIDC_, which are refused beside it"`
 	// JWTLeeway is the clock skew allowed when checking "exp" and "nbf"

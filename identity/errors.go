@@ -45,4 +45,14 @@ var (
 	errBadTenant       = deny("invalid tid")
 	errNoKeys          = deny("no verification keys")
 	errStaleKeys       = deny("verification keys too old")
+	// The same two, when the last JWKS fetched from the issuer's URL was
+	// refused: the identity provider answers, with keys Lockbox won't use,
+	// and is not unreachable.
+	errNoKeysRefused    = deny("no verification keys (JWKS refused)")
+	errStaleKeysRefused = deny("verification keys too old (JWKS refused)")
 )
+
+// errJWKSRefused marks the error of a JWKS document fetched from an
+// issuer's URL and refused, through the fetcher's wrapping, so that logs
+// tell it from a URL that could not be fetched.
+var errJWKSRefused = errors.New("JWKS refused")

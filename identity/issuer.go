@@ -166,6 +166,25 @@ type issuer struct {
 	// Refreshes asked for by unknown key ids; shared by the issuers of
 	// one JWKS URL.
 	limit *refreshLimit
+
+	// refused is set while the last JWKS document fetched from the URL
+	// was refused. Read only when a token is refused for want of keys,
+	// to say why.
+	refused atomic.Bool
+}
+
+// acceptJWKS is what the issuer does with a JWKS document fetched from its
+// URL: publish its keys, or refuse it (see withdrawUnlisted).
+func (is *issuer) acceptJWKS(b []byte) error {
+	ks, err := parseJWKS(b, is.cfg.JWKSURL)
+	if err != nil {
+		is.refused.Store(true)
+		is.withdrawUnlisted(b)
+		return fmt.Errorf("%w: %w", errJWKSRefused, err)
+	}
+	is.refused.Store(false)
+	is.publish(ks)
+	return nil
 }
 
 // refreshLimit rate limits the loads of a key source that tokens ask for.
@@ -280,7 +299,10 @@ func (is *issuer) refreshForUnknownKey(ctx context.Context) bool {
 		l.inflight = nil
 		close(ch)
 		l.mu.Unlock()
-		if err != nil {
+		switch {
+		case errors.Is(err, errJWKSRefused):
+			is.log.WarnContext(lctx, "identity: a token names an unknown key and the JWKS fetched again was refused", "issuer", is.cfg.Issuer, "source", is.src.String(), "error", err)
+		case err != nil:
 			is.log.WarnContext(lctx, "identity: a token names an unknown key and the keys could not be loaded again", "issuer", is.cfg.Issuer, "source", is.src.String(), "error", err)
 		}
 		loaded <- err

@@ -1,15 +1,20 @@
 package identity
 
 import (
+	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -241,7 +246,7 @@ func TestJWKSURLRefusedDocumentEndsUnlistedKeys(t *testing.T) {
 			idp.serve(jose.JSONWebKey{Key: &other.ec.PublicKey, KeyID: "stay", Algorithm: string(jose.ES256), Use: "sig"}, weakJWK)
 			refused()
 			p, err = v.Verify(context.Background(), stayTok)
-			checkResult(t, p, err, operator, "no verification keys")
+			checkResult(t, p, err, operator, "no verification keys (JWKS refused)")
 
 			// An accepted document brings keys back.
 			idp.serve(retiredJWK, stayJWK)
@@ -567,4 +572,108 @@ func TestUnknownKIDLoadEndsWithTheCaller(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Verify still waits for the slow fetch after its context ended")
 	}
+}
+
+// logBuffer keeps what a verifier logs, for the test to read while the
+// verifier may still be writing.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestJWKSURLRefusedDocumentSaysRefused: a provider that keeps publishing
+// a JWKS Lockbox refuses (malformed, or with keys of a type Lockbox does
+// not verify with only) locks its issuer out, as an unreachable one does:
+// at once when it lists none of the keys in use, after MaxKeyAge when it
+// is no key set at all. That fails safe, but the logs and the reason a
+// token is refused must say the document was refused, not that the keys
+// could not be fetched, or the operator looks for a network problem.
+func TestJWKSURLRefusedDocumentSaysRefused(t *testing.T) {
+	keys := newTestKeys(t)
+	p384 := must(ecdsa.GenerateKey(elliptic.P384(), rand.Reader))
+	// Keys of a type Lockbox does not verify with: skipped, which leaves
+	// the document without a usable key.
+	unsupported := jose.JSONWebKey{Key: &p384.PublicKey, KeyID: "p384", Use: "sig"}
+	known := tok{alg: jose.EdDSA, key: keys.ed, kid: "ed"}.sign(t)
+	operator := Principal{Subject: "alice@example.test", Roles: []Role{RoleOperator}}
+	const maxAge = 10 * time.Minute
+
+	t.Run("at start-up", func(t *testing.T) {
+		idp := newJWKSServer(t, unsupported)
+		var logs logBuffer
+		v, err := NewVerifier(Config{Issuer: testIssuer, Audience: testAudience, JWKSURL: idp.URL, Fetcher: newFetcher(t),
+			Now: clock.NewFake(testNow).Now, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := logs.String()
+		if !strings.Contains(got, "JWKS was refused") || strings.Contains(got, "could not be fetched") {
+			t.Errorf("start-up logs do not say the JWKS was refused:\n%s", got)
+		}
+		p, err := v.Verify(context.Background(), known)
+		checkResult(t, p, err, operator, "no verification keys (JWKS refused)")
+	})
+
+	t.Run("lists none of the keys in use", func(t *testing.T) {
+		idp := newJWKSServer(t, keys.jwks()...)
+		clk := clock.NewFake(testNow)
+		for name, v := range urlVerifiers(t, idp.URL, clk, Config{MaxKeyAge: maxAge}) {
+			t.Run(name, func(t *testing.T) {
+				idp.serve(keys.jwks()...)
+				v.refetch(t)
+				idp.serve(unsupported)
+				if err := v.issuers[testIssuer].src.load(context.Background()); err == nil {
+					t.Fatal("the document was accepted")
+				}
+				p, err := v.Verify(context.Background(), known)
+				checkResult(t, p, err, operator, "no verification keys (JWKS refused)")
+			})
+		}
+	})
+
+	t.Run("no key set at all", func(t *testing.T) {
+		idp := newJWKSServer(t, keys.jwks()...)
+		clk := clock.NewFake(testNow)
+		var logs logBuffer
+		cfg := Config{MaxKeyAge: maxAge, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+		for name, v := range urlVerifiers(t, idp.URL, clk, cfg) {
+			t.Run(name, func(t *testing.T) {
+				clk.Set(testNow)
+				idp.serve(keys.jwks()...)
+				v.refetch(t)
+				idp.serveRaw("<html>maintenance</html>")
+				if err := v.issuers[testIssuer].src.load(context.Background()); err == nil {
+					t.Fatal("the document was accepted")
+				}
+				// The keys fetched before work until they are too old.
+				clk.Set(testNow.Add(maxAge))
+				p, err := v.Verify(context.Background(), known)
+				checkResult(t, p, err, operator, "")
+				clk.Set(testNow.Add(maxAge + DefaultMinRefreshInterval))
+				p, err = v.Verify(context.Background(), known)
+				checkResult(t, p, err, operator, "verification keys too old (JWKS refused)")
+				got := logs.String()
+				if !strings.Contains(got, "JWKS fetched again was refused") || strings.Contains(got, "could not be loaded again") {
+					t.Errorf("the logs do not say the JWKS fetched for the token was refused:\n%s", got)
+				}
+				// A document accepted again ends it.
+				idp.serve(keys.jwks()...)
+				v.refetch(t)
+				p, err = v.Verify(context.Background(), known)
+				checkResult(t, p, err, operator, "")
+			})
+		}
+	})
 }

@@ -218,16 +218,11 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	var wg sync.WaitGroup
 	for _, is := range remote {
 		wg.Go(func() {
-			accept := func(b []byte) error {
-				ks, err := parseJWKS(b, is.cfg.JWKSURL)
-				if err != nil {
-					is.withdrawUnlisted(b)
-					return err
-				}
-				is.publish(ks)
-				return nil
-			}
-			if err := cfg.Fetcher.Register(context.Background(), is.cfg.JWKSURL, accept); err != nil {
+			err := cfg.Fetcher.Register(context.Background(), is.cfg.JWKSURL, is.acceptJWKS)
+			switch {
+			case errors.Is(err, errJWKSRefused):
+				is.log.Error("identity: the issuer's JWKS was refused; its tokens are refused until it publishes one Lockbox accepts", "error", err)
+			case err != nil:
 				is.log.Error("identity: the issuer's keys could not be fetched; its tokens are refused until they can be", "error", err)
 			}
 		})
@@ -373,8 +368,14 @@ func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (*veri
 	}
 	switch {
 	case ks == nil:
+		if is.refused.Load() {
+			return nil, errNoKeysRefused
+		}
 		return nil, errNoKeys
 	case ks.stale(now, is.maxAge):
+		if is.refused.Load() {
+			return nil, errStaleKeysRefused
+		}
 		return nil, errStaleKeys
 	}
 	// Only the algorithms of the issuer's keys are allowed. This refuses

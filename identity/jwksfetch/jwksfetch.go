@@ -37,6 +37,11 @@ const (
 	DefaultTimeout = 10 * time.Second
 )
 
+// ErrRefused is wrapped by the error of a fetch whose document was
+// fetched and then refused (by a subscriber, or for its size): the server
+// answered, with something Lockbox won't use.
+var ErrRefused = errors.New("document refused")
+
 // MaxDocumentSize bounds what one fetch reads. Real JWKS documents are a few
 // kilobytes; a larger answer is a misconfigured URL or a hostile server.
 const MaxDocumentSize = 1 << 20
@@ -169,6 +174,10 @@ func New(cfg Config) (*Fetcher, error) {
 		httprc.WithHTTPClient(&numbered{client: cfg.HTTPClient}),
 		httprc.WithWorkers(workers),
 		httprc.WithErrorSink(errsink.NewFunc(func(ctx context.Context, err error) {
+			if errors.Is(err, ErrRefused) {
+				f.log.WarnContext(ctx, "identity: the JWKS fetched in the background was refused; the keys accepted before stay in use while not too old", "error", err)
+				return
+			}
 			f.log.WarnContext(ctx, "identity: background JWKS fetch failed; the keys fetched before stay in use", "error", err)
 		})),
 	)
@@ -287,7 +296,7 @@ func (res *resource) deliver(resp *http.Response) error {
 		return fmt.Errorf("read: %w", err)
 	}
 	if len(b) > MaxDocumentSize {
-		return fmt.Errorf("document larger than %d bytes", MaxDocumentSize)
+		return fmt.Errorf("%w: larger than %d bytes", ErrRefused, MaxDocumentSize)
 	}
 	// The request is the last of its redirects; each keeps the context,
 	// and with it the fetch's number.
@@ -306,7 +315,7 @@ func (res *resource) deliver(resp *http.Response) error {
 		}
 	}
 	if len(errs) > 0 {
-		return errors.Join(errs...)
+		return fmt.Errorf("%w: %w", ErrRefused, errors.Join(errs...))
 	}
 	res.last = b
 	return nil

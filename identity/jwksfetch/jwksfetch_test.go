@@ -3,6 +3,7 @@ package jwksfetch_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -481,5 +482,70 @@ func TestRegisterSameURLAtOnce(t *testing.T) {
 				t.Fatalf("round %d: subscriber %d got %q", i, j, got)
 			}
 		}
+	}
+}
+
+// records is a slog handler that hands every record to the test.
+type records chan slog.Record
+
+func (r records) Enabled(context.Context, slog.Level) bool { return true }
+func (r records) Handle(_ context.Context, rec slog.Record) error {
+	select {
+	case r <- rec:
+	default:
+	}
+	return nil
+}
+func (r records) WithAttrs([]slog.Attr) slog.Handler { return r }
+func (r records) WithGroup(string) slog.Handler      { return r }
+
+// TestBackgroundFetchLogSaysRefused: a background fetch whose document a
+// subscriber refused is logged as refused, and one that could not reach
+// the server as a failed fetch: an identity provider that answers with
+// keys Lockbox won't use is not one that is down, and whoever reads the
+// log should not go looking for a network problem. httprc schedules in
+// whole seconds, so each waits about one.
+func TestBackgroundFetchLogSaysRefused(t *testing.T) {
+	srv := newServer(t, `{"keys":[1]}`)
+	logs := make(records, 16)
+	f := newFetcher(t, jwksfetch.Config{Refresh: time.Second, Logger: slog.New(logs)})
+	var r recorder
+	if err := f.Register(context.Background(), srv.URL, r.accept); err != nil {
+		t.Fatal(err)
+	}
+	next := func() string {
+		t.Helper()
+		select {
+		case rec := <-logs:
+			var msg strings.Builder
+			msg.WriteString(rec.Message)
+			rec.Attrs(func(a slog.Attr) bool { msg.WriteString(" " + a.String()); return true })
+			return msg.String()
+		case <-time.After(15 * time.Second):
+			t.Fatalf("no background fetch logged in 15s (%d fetches)", srv.fetches.Load())
+			return ""
+		}
+	}
+	srv.set(http.StatusOK, `<html>`)
+	if got := next(); !strings.Contains(got, "was refused") || strings.Contains(got, "fetch failed") {
+		t.Errorf("a refused document is logged as %q", got)
+	}
+	srv.set(http.StatusServiceUnavailable, `{"keys":[1]}`)
+	// Records of the refused document's fetches may still be queued.
+	deadline := time.After(15 * time.Second)
+	for {
+		got := next()
+		if strings.Contains(got, "was refused") {
+			select {
+			case <-deadline:
+				t.Fatalf("still logged as refused after 15s: %q", got)
+			default:
+			}
+			continue
+		}
+		if !strings.Contains(got, "fetch failed") {
+			t.Errorf("a failed fetch is logged as %q", got)
+		}
+		break
 	}
 }
