@@ -96,8 +96,8 @@ func Defaults() Settings { return Settings{LockboxEnabled: true, NotificationAdd
 
 const maxAddresses = 50
 
-// maxRetries bounds the optimistic-locking loop of one settings or
-// registry change.
+// maxRetries bounds the optimistic-locking loop of one settings,
+// approver or registry change.
 const maxRetries = 10
 
 // Validate checks the settings and normalizes the addresses.
@@ -441,6 +441,15 @@ func (s *Store) PutSettingsIf(ctx context.Context, p identity.Principal, clientI
 	key := keys.Settings(tenant)
 	var out Settings
 	change := func(tx *redis.Tx) error {
+		// The right to change them is judged again under WATCH (of the
+		// approvers and the registry entry, whose domains say who is a
+		// user of the tenant): an approver unassigned, or a domain
+		// removed, after the check above and before EXEC would otherwise
+		// leave a change by someone who no longer holds the right, such
+		// as the switch turned off by an approver just removed.
+		if err := s.canConfigure(ctx, p, tenant); err != nil {
+			return err
+		}
 		old, err := s.lookup(ctx, tx, tenant)
 		if err != nil {
 			return err
@@ -494,7 +503,7 @@ func (s *Store) PutSettingsIf(ctx context.Context, p identity.Principal, clientI
 	// (the guard watches them) fails the optimistic lock: read again.
 	var err error
 	for range maxRetries {
-		if err = s.rdb.Watch(ctx, change, key); !errors.Is(err, redis.TxFailedErr) {
+		if err = s.rdb.Watch(ctx, change, key, keys.Approvers(tenant), keys.Tenant(tenant)); !errors.Is(err, redis.TxFailedErr) {
 			break
 		}
 	}
@@ -613,7 +622,10 @@ func (s *Store) changeApprover(ctx context.Context, p identity.Principal, client
 		return fault.New(fault.ErrInvalid, "invalid_user", "%v", err)
 	}
 	user = foldUser(user)
-	if add && !t.HasUser(user) {
+	notUser := func(t Tenant) error {
+		if !add || t.HasUser(user) {
+			return nil
+		}
 		// The provider's staff, and users of other organizations, never
 		// approve access to this tenant's data.
 		domains := "none registered"
@@ -623,13 +635,27 @@ func (s *Store) changeApprover(ctx context.Context, p identity.Principal, client
 		return fault.New(fault.ErrInvalid, "not_tenant_user",
 			"%s is not a user of tenant %s: an approver must be user@ one of the tenant's domains (%s)", user, tenant, domains)
 	}
+	if err := notUser(t); err != nil {
+		return err
+	}
 	key := keys.Approvers(tenant)
 	op := record.OpAddApprover
 	if !add {
 		op = record.OpRemoveApprover
 	}
 	// WATCH makes "change and audit only if it changes anything" atomic.
-	err = s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+	// The registry entry is watched too, and the right to assign judged
+	// again under it: a global admin whose domain was removed after the
+	// check above and before EXEC is no user of the tenant any more, and
+	// assigns nobody.
+	change := func(tx *redis.Tx) error {
+		t, err := s.canAssign(ctx, p, tenant)
+		if err != nil {
+			return err
+		}
+		if err := notUser(t); err != nil {
+			return err
+		}
 		members, err := tx.SMembers(ctx, key).Result()
 		if err != nil {
 			return err
@@ -654,7 +680,14 @@ func (s *Store) changeApprover(ctx context.Context, p identity.Principal, client
 			return s.log.AppendTx(ctx, pipe, rec)
 		})
 		return err
-	}, key)
+	}
+	// Another change of the set or the entry committing meanwhile fails
+	// the optimistic lock: judged again on what it wrote.
+	for range maxRetries {
+		if err = s.rdb.Watch(ctx, change, key, keys.Tenant(tenant)); !errors.Is(err, redis.TxFailedErr) {
+			break
+		}
+	}
 	if err != nil {
 		return storeErr("tenants: change approver", err)
 	}
