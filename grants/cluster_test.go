@@ -53,6 +53,7 @@ func TestOnRedisCluster(t *testing.T) {
 		"ConcurrentDecisions":                  TestConcurrentDecisions,
 		"LockboxOnEndsManagerOnlyGrants":       TestLockboxOnEndsManagerOnlyGrants,
 		"LockboxOnRacesManagerApproval":        TestLockboxOnRacesManagerApproval,
+		"LockboxOnCountedOnceWhenRetried":      TestLockboxOnCountedOnceWhenRetried,
 		"OutboxJoinsTheTransition":             TestOutboxJoinsTheTransition,
 		"Metrics":                              TestMetrics,
 		"DeadlineAndGrantAgeGauges":            TestDeadlineAndGrantAgeGauges,

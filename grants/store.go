@@ -572,26 +572,28 @@ func (s *Store) Grant(ctx context.Context, tenant, operator, service string) (Gr
 // transaction: it watches the tenant's active-grant index and each request
 // it reads, and returns the writes (each request revoked by actor, its
 // grant deleted, its audit record and notifications) for the settings
-// change's MULTI. An approval committing meanwhile fails the transaction,
-// and the change is retried by the caller or reported as a conflict.
-func (s *Store) LockboxOnTx(ctx context.Context, tx *redis.Tx, tenant string, by identity.Principal, clientIP string) (func(redis.Pipeliner) error, error) {
+// change's MULTI, and what to do once that MULTI committed (count and log
+// the revocations). An approval committing meanwhile fails the
+// transaction, and the change is retried by the caller or reported as a
+// conflict.
+func (s *Store) LockboxOnTx(ctx context.Context, tx *redis.Tx, tenant string, by identity.Principal, clientIP string) (func(redis.Pipeliner) error, func(), error) {
 	active := keys.TenantActive(tenant)
 	if err := tx.Watch(ctx, active).Err(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ids, err := tx.ZRange(ctx, active, 0, -1).Result()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if len(ids) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	reqKeys := make([]string, len(ids))
 	for i, id := range ids {
 		reqKeys[i] = keys.Request(tenant, id)
 	}
 	if err := tx.Watch(ctx, reqKeys...).Err(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	actor := Actor{Principal: by, ClientIP: clientIP}
 	now := s.cfg.Now()
@@ -602,28 +604,34 @@ func (s *Store) LockboxOnTx(ctx context.Context, tx *redis.Tx, tenant string, by
 			continue
 		}
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if next, changed := EndUntenantApproved(prev, actor, now); changed {
 			changes = append(changes, change{prev, next})
 		}
 	}
 	if len(changes) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
-	return func(p redis.Pipeliner) error {
+	writes := func(p redis.Pipeliner) error {
 		for _, c := range changes {
 			if err := s.queue(ctx, p, c.prev, c.next, now); err != nil {
 				return err
 			}
-			// Counted when queued: a transaction that then loses its
-			// optimistic lock over-counts, which only a conflict causes.
+		}
+		return nil
+	}
+	// Counted once committed: a transaction that loses its optimistic
+	// lock (another change of the settings, an approval) is judged again,
+	// and its revocations would otherwise be counted again.
+	committed := func() {
+		for _, c := range changes {
 			s.metrics.observe(c.prev, c.next)
 			s.cfg.Logger.InfoContext(ctx, "request ended: Customer Lockbox turned on", "request_id", c.next.ID,
 				"tenant", tenant, "to", c.next.State)
 		}
-		return nil
-	}, nil
+	}
+	return writes, committed, nil
 }
 
 // settle persists the time-driven transitions of one request.

@@ -41,8 +41,8 @@ func (h *afterReply) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 // noGrants is the Guard of a tenant that has no grants to end.
 type noGrants struct{}
 
-func (noGrants) LockboxOnTx(context.Context, *redis.Tx, string, identity.Principal, string) (func(redis.Pipeliner) error, error) {
-	return nil, nil
+func (noGrants) LockboxOnTx(context.Context, *redis.Tx, string, identity.Principal, string) (func(redis.Pipeliner) error, func(), error) {
+	return nil, nil, nil
 }
 
 // TestSettingsCacheAgeCountsFromTheRead: a replica that misses the event of

@@ -128,8 +128,11 @@ type Guard interface {
 	// settings, and the guard may read (and watch) more of the tenant's
 	// keys with it. It returns the writes that end every grant no tenant
 	// approver approved, queued in the same MULTI as the settings, so the
-	// switch and the revocations commit together or not at all.
-	LockboxOnTx(ctx context.Context, tx *redis.Tx, tenant string, actor identity.Principal, clientIP string) (func(redis.Pipeliner) error, error)
+	// switch and the revocations commit together or not at all; and what
+	// to do once they committed (nil for nothing), called only for the
+	// attempt that committed: a transaction that lost its optimistic lock
+	// is judged again, calling LockboxOnTx again.
+	LockboxOnTx(ctx context.Context, tx *redis.Tx, tenant string, actor identity.Principal, clientIP string) (writes func(redis.Pipeliner) error, committed func(), err error)
 }
 
 // NewStore returns a Store. log receives the audit records of changes.
@@ -440,7 +443,11 @@ func (s *Store) PutSettingsIf(ctx context.Context, p identity.Principal, clientI
 	}
 	key := keys.Settings(tenant)
 	var out Settings
+	// What the guard asks to be done once its writes committed, for the
+	// attempt that commits.
+	var committed func()
 	change := func(tx *redis.Tx) error {
+		committed = nil
 		// The right to change them is judged again under WATCH (of the
 		// approvers and the registry entry, whose domains say who is a
 		// user of the tenant): an approver unassigned, or a domain
@@ -472,11 +479,12 @@ func (s *Store) PutSettingsIf(ctx context.Context, p identity.Principal, clientI
 			return err
 		}
 		var revoke func(redis.Pipeliner) error
+		var revoked func()
 		if st.LockboxEnabled && !old.LockboxEnabled {
 			if s.guard == nil {
 				return errors.New("tenants: no guard: turning Customer Lockbox on could not end the grants it must end")
 			}
-			if revoke, err = s.guard.LockboxOnTx(ctx, tx, tenant, p, clientIP); err != nil {
+			if revoke, revoked, err = s.guard.LockboxOnTx(ctx, tx, tenant, p, clientIP); err != nil {
 				return err
 			}
 		}
@@ -495,7 +503,7 @@ func (s *Store) PutSettingsIf(ctx context.Context, p identity.Principal, clientI
 			return nil
 		})
 		if err == nil {
-			out = next
+			out, committed = next, revoked
 		}
 		return err
 	}
@@ -509,6 +517,9 @@ func (s *Store) PutSettingsIf(ctx context.Context, p identity.Principal, clientI
 	}
 	if err != nil {
 		return Settings{}, storeErr("tenants: put settings", err)
+	}
+	if committed != nil {
+		committed()
 	}
 	s.changed(tenant)
 	s.scheduled(ctx, tenant)
