@@ -423,7 +423,8 @@ type pageFunc func(w http.ResponseWriter, r *http.Request, sess Session) error
 // first (see reverified): one that can't be ends the same way, before
 // anything the request asks is done; one verified by the identity
 // provider's sign-in gets its answer from reverifySilently, which does
-// nothing the request asks either.
+// nothing the request asks either. An approver role the tenant no longer
+// assigns is dropped then (heldRoles), ending a session it was all of.
 func (c *Console) withSession(h pageFunc, touch bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// A call's context, so that an export the page serves still
@@ -435,6 +436,9 @@ func (c *Console) withSession(h pageFunc, touch bool) http.Handler {
 		sess, err := c.session(r, touch)
 		if err == nil {
 			sess, err = c.reverified(ctx, sess)
+		}
+		if err == nil {
+			sess, err = c.heldRoles(ctx, sess)
 		}
 		if errors.Is(err, errSilentReverify) {
 			c.reverifySilently(w, r, sess, touch)

@@ -142,9 +142,9 @@ type oidcClient struct {
 	keys *oidc.RemoteKeySet
 	algs []string
 
-	// assigned reports whether a user of a tenant whose ID token names no
-	// Lockbox role is an approver the tenant's global administrators
-	// assigned (Console.assignedApprover); nil: none is.
+	// assigned reports whether a user of a tenant is an approver the
+	// tenant's global administrators assigned (Console.assignedApprover);
+	// nil: none is.
 	assigned func(ctx context.Context, p identity.Principal) (bool, error)
 }
 
@@ -801,25 +801,33 @@ type identified struct {
 // role of the product contract, and the lockbox-approver role in a token
 // grants nothing by itself, so an identity provider need not send it. An
 // approver who decides through the API without the claim decides here too.
-// The session names the role the assignment gives; a re-verification asks
-// again, so a removed assignment ends the session.
+// The session names the role the assignment gives, and only while it
+// does: a token's lockbox-approver claim without the assignment is
+// dropped, so a user it was the only role of is refused as one with none,
+// and a re-verification asks again, so a removed assignment ends the
+// session whether the token claims the role or not (each page asks too:
+// Console.heldRoles).
 func (o *oidcClient) identify(ctx context.Context, idt *oidc.IDToken) (identified, string, error) {
 	var claims map[string]any
 	if err := idt.Claims(&claims); err != nil {
 		return identified{}, "failed", err
 	}
 	p, name, code := o.principal(claims)
-	if code == "" && len(p.Roles) == 0 {
-		code = "no_roles"
-		if p.TenantID != "" && o.assigned != nil {
-			ok, err := o.assigned(ctx, p)
-			if err != nil {
+	if code == "" && p.TenantID != "" && (len(p.Roles) == 0 || p.Has(identity.RoleApprover)) {
+		ok := false
+		if o.assigned != nil {
+			var err error
+			if ok, err = o.assigned(ctx, p); err != nil {
 				return identified{}, "failed", fmt.Errorf("whether %q is an approver of %s: %w", p.Subject, p.TenantID, err)
 			}
-			if ok {
-				p.Roles, code = []identity.Role{identity.RoleApprover}, ""
-			}
 		}
+		p.Roles = slices.DeleteFunc(p.Roles, func(r identity.Role) bool { return r == identity.RoleApprover })
+		if ok {
+			p.Roles = append(p.Roles, identity.RoleApprover)
+		}
+	}
+	if code == "" && len(p.Roles) == 0 {
+		code = "no_roles"
 	}
 	if code != "" {
 		return identified{}, code, fmt.Errorf("claims of %q from %s can't be used", idt.Subject, o.cfg.Issuer)

@@ -97,15 +97,47 @@ func (c *Console) decidesForTenant(ctx context.Context, p identity.Principal) (b
 	return c.readsSettings(ctx, p, p.TenantID)
 }
 
-// assignedApprover reports whether p, a user of a tenant whose token
-// carries no role, is an approver the tenant assigned: with no role, the
-// tenant's rule on who reads its settings (CanRead), which is who decides
-// its requests, holds only for them.
+// assignedApprover reports whether p, a user of a tenant, is an approver
+// the tenant assigned. It asks the tenant's rule on who reads its settings
+// (CanRead), which is who decides its requests, for p with the approver
+// role alone: that rule holds for such a principal only by the
+// assignment, not by any other role p has.
 func (c *Console) assignedApprover(ctx context.Context, p identity.Principal) (bool, error) {
-	if p.IsProvider() || len(p.Roles) != 0 {
+	if p.IsProvider() {
 		return false, nil
 	}
-	return c.readsSettings(ctx, p, p.TenantID)
+	q := identity.Principal{Subject: p.Subject, TenantID: p.TenantID, Roles: []identity.Role{identity.RoleApprover}}
+	return c.readsSettings(ctx, q, p.TenantID)
+}
+
+// heldRoles returns sess with the roles its user holds now. The approver
+// role is the tenant's assignment, which its global administrators remove
+// at any moment, and neither a token's claim nor the session's sign-in
+// keeps it: every page asks again (one registry read, as the menu does),
+// so a removed approver is not shown as one, nor offered an approver's
+// pages, until the session's next verification or, for a dev session or
+// a token that claims the role, for the rest of its life. A session left
+// with no role ends, as its sign-in would now be refused. The domain
+// checks the assignment on every action anyway; this is what the pages
+// show.
+func (c *Console) heldRoles(ctx context.Context, sess Session) (Session, error) {
+	p := sess.Principal
+	if p.IsProvider() || !p.Has(identity.RoleApprover) {
+		return sess, nil
+	}
+	ok, err := c.assignedApprover(ctx, p)
+	if err != nil || ok {
+		return sess, err
+	}
+	sess.Principal.Roles = slices.DeleteFunc(slices.Clone(p.Roles), func(r identity.Role) bool { return r == identity.RoleApprover })
+	if len(sess.Principal.Roles) > 0 {
+		return sess, nil
+	}
+	c.log.InfoContext(ctx, "console: session ended, its user is no longer an approver of the tenant", "user", p.Subject, "tenant", p.TenantID)
+	if err := c.sessions.deleteID(ctx, sess.id); err != nil {
+		return Session{}, err
+	}
+	return Session{}, errNoSession
 }
 
 // readsSettings reports whether p may read tenant's settings and
