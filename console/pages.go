@@ -3,6 +3,7 @@ package console
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
@@ -627,6 +628,9 @@ func (c *Console) act(w http.ResponseWriter, r *http.Request, sess Session) erro
 }
 
 type newRequestView struct {
+	// FormID names this form's filing (see fileOnce): the same form sent
+	// again files nothing more.
+	FormID    string
 	Services  []serviceView
 	Durations []string
 	In        grants.CreateInput
@@ -656,7 +660,7 @@ var requestDurations = []string{"30m", "1h", "2h", "3h", "4h"}
 
 func (c *Console) newRequestView() newRequestView {
 	cat := c.cfg.Catalog()
-	v := newRequestView{Durations: requestDurations, Duration: "1h"}
+	v := newRequestView{FormID: rand.Text(), Durations: requestDurations, Duration: "1h"}
 	for _, s := range cat.Services() {
 		acts, _ := cat.Activities(s)
 		v.Services = append(v.Services, serviceView{Name: s, Activities: acts})
@@ -670,10 +674,15 @@ func (c *Console) newRequestPage(w http.ResponseWriter, r *http.Request, sess Se
 	return nil
 }
 
-// createRequest files the form's request. A refusal comes back on the form
-// with everything the engineer typed.
+// createRequest files the form's request, once for each form (fileOnce).
+// A refusal comes back on the form with everything the engineer typed,
+// and the same form id, for the corrected form to be filed once too.
 func (c *Console) createRequest(w http.ResponseWriter, r *http.Request, sess Session) error {
 	v := c.newRequestView()
+	formID := r.PostFormValue("form_id")
+	if validFormID(formID) {
+		v.FormID = formID
+	}
 	v.In = grants.CreateInput{
 		Tenant:         strings.TrimSpace(r.PostFormValue("tenant")),
 		Service:        r.PostFormValue("service"),
@@ -698,7 +707,10 @@ func (c *Console) createRequest(w http.ResponseWriter, r *http.Request, sess Ses
 		return nil
 	}
 	v.In.Duration = grants.Duration(d)
-	req, err := c.cfg.Requests.Create(r.Context(), actor(r, sess), v.In)
+	id, err := c.fileOnce(r.Context(), sess, v.FormID, func() (string, error) {
+		req, err := c.cfg.Requests.Create(r.Context(), actor(r, sess), v.In)
+		return req.ID, err
+	})
 	if err != nil {
 		status, _, msg := httperr.FromError(err)
 		if status >= http.StatusInternalServerError {
@@ -708,7 +720,7 @@ func (c *Console) createRequest(w http.ResponseWriter, r *http.Request, sess Ses
 		c.render(w, r, status, "new", &sess, v)
 		return nil
 	}
-	seeOther(w, r, "/console/requests/"+url.PathEscape(req.ID)+"?done=created")
+	seeOther(w, r, "/console/requests/"+url.PathEscape(id)+"?done=created")
 	return nil
 }
 

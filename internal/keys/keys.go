@@ -295,6 +295,12 @@ func OutboxWarned(tenant, id string) string { return tagged(tenant, "outbox:warn
 // value (hex), so a copy of the database reveals no usable cookie.
 func ConsoleSession(hash string) string { return prefix + "console:session:" + hash }
 
+// ConsoleForm records that the console session named hash (as in
+// ConsoleSession) sent the new-request form form: "" while its request is
+// being filed, then the request's id, so that the form sent again leads to
+// that request instead of filing another.
+func ConsoleForm(hash, form string) string { return prefix + "console:form:" + hash + ":" + form }
+
 // ConsoleReverify is the short lock one request of a console session holds
 // while it redeems the session's refresh token (see console's reverify),
 // by the same hash as ConsoleSession: the identity provider rotates refresh
