@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"sync"
 	"testing"
 
@@ -79,5 +80,38 @@ func TestNewRequestFormFilesOnce(t *testing.T) {
 	}
 	if reqs := filed(); len(reqs) != 2 {
 		t.Fatalf("two forms, one of them sent twice at once, filed %d requests", len(reqs))
+	}
+}
+
+// TestSettingsFormSentTwice: the settings form sent twice (a double click
+// on Save) saves once, and the second answer, the one the browser shows,
+// says so. Before, it said "The settings changed since you opened this
+// page, and your change was not saved" of the change the first had just
+// saved. A form whose revision someone else's different change passed is
+// still refused (TestSettingsChangedSinceTheFormOpened).
+func TestSettingsFormSentTwice(t *testing.T) {
+	parallel(t)
+	e := newEnv(t)
+	b := e.signIn(contosoAdmin)
+	form := b.form(url.Values{"revision": {formRevision(t, b.get("/console/settings"))}, "lockbox_enabled": {"on"},
+		"notification_addresses": {"soc@contoso.example\nnoc@contoso.example"}})
+	before := len(e.records("contoso"))
+	for i := range 2 {
+		if r := b.post("/console/settings", form); r.status != http.StatusSeeOther || r.location() != "/console/settings?done=settings" {
+			t.Fatalf("the form sent %d times: %s", i+1, r)
+		}
+	}
+	st, err := e.ten.Lookup(context.Background(), "contoso")
+	if err != nil || !st.LockboxEnabled || !slices.Equal(st.NotificationAddresses, []string{"soc@contoso.example", "noc@contoso.example"}) {
+		t.Fatalf("settings %+v, %v", st, err)
+	}
+	if n := len(e.records("contoso")); n != before+1 {
+		t.Errorf("the form sent twice wrote %d audit records, want 1", n-before)
+	}
+
+	// The same form with another change is someone else's to review.
+	form.Set("notification_addresses", "soc@contoso.example")
+	if r := b.post("/console/settings", form); r.status != http.StatusPreconditionFailed {
+		t.Errorf("a changed form under the old revision: %s", r)
 	}
 }

@@ -810,6 +810,13 @@ func (c *Console) saveSettings(w http.ResponseWriter, r *http.Request, sess Sess
 			if err != nil {
 				return err
 			}
+			if sameSettings(cur, st) {
+				// The form sent again (a double click on Save): its
+				// first sending saved what it asks, and "your change
+				// was not saved" would say otherwise.
+				seeOther(w, r, "/console/settings?done=settings")
+				return nil
+			}
 			c.render(w, r, status, "settings", &sess, settingsView{Tenant: t, Settings: cur, Revision: strconv.FormatInt(cur.Revision, 10),
 				CanChange: true, Addresses: strings.Join(cur.NotificationAddresses, "\n"), Problem: settingsChangedProblem})
 			return nil
@@ -824,6 +831,17 @@ func (c *Console) saveSettings(w http.ResponseWriter, r *http.Request, sess Sess
 	}
 	seeOther(w, r, "/console/settings?done=settings")
 	return nil
+}
+
+// sameSettings reports whether the settings are cur already where a
+// settings form asks for form: the switch, and the addresses as the store
+// keeps them (Settings.Validate).
+func sameSettings(cur, form tenants.Settings) bool {
+	form.NotificationAddresses = slices.Clone(form.NotificationAddresses)
+	if form.Validate() != nil {
+		return false
+	}
+	return cur.LockboxEnabled == form.LockboxEnabled && slices.Equal(cur.NotificationAddresses, form.NotificationAddresses)
 }
 
 type approversView struct {
