@@ -67,6 +67,20 @@ func (t Template) forTenant() bool {
 	return false
 }
 
+// followsAsk reports whether t follows the tenant's "awaits your decision"
+// (TemplatePendingCustomer), and is news only to those the ask reached:
+// that it no longer awaits them, that one of them decided it, or that the
+// access they were asked about ended early. To anyone else (an approver
+// assigned after the ask went out, one whose ask was a dead letter) it
+// tells of a request they never heard of. See Worker.askGate.
+func (t Template) followsAsk() bool {
+	switch t {
+	case TemplateNoLongerPending, TemplateAlreadyDecided, TemplateAccessEnded:
+		return true
+	}
+	return false
+}
+
 // AllReadActivities stands for the activities of a request that named
 // none: the service's pre-approved read activities (the policy decides
 // which).

@@ -32,10 +32,12 @@ func (b *busyOnceSession) Rcpt(to string, o *smtp.RcptOptions) error {
 	return b.session.Rcpt(to, o)
 }
 
-// tenantApproved files a request that the manager and adam approve.
-func tenantApproved(t *testing.T, e *env) grants.Request {
+// tenantApproved files a request that the manager approves, delivers the
+// tenant's ask with w, and has adam approve it.
+func tenantApproved(t *testing.T, e *env, w *notify.Worker) grants.Request {
 	r := e.create(t, operator(0))
 	e.act(t, r.ID, grants.ActionApprove, manager)
+	drain(t, w)
 	e.act(t, r.ID, grants.ActionApprove, adam)
 	return r
 }
@@ -53,7 +55,7 @@ func TestTenantToldWhenApproverEndsAccess(t *testing.T) {
 	for _, c := range []struct {
 		name string
 		// approve files a request and has it approved; revoke ends it.
-		approve func(t *testing.T, e *env) grants.Request
+		approve func(t *testing.T, e *env, w *notify.Worker) grants.Request
 		revoke  func(t *testing.T, e *env, id string)
 		by      string
 		told    []string
@@ -65,7 +67,7 @@ func TestTenantToldWhenApproverEndsAccess(t *testing.T) {
 		{"a global administrator revokes", tenantApproved, func(t *testing.T, e *env, id string) {
 			e.act(t, id, grants.ActionRevoke, globalAdmin)
 		}, "gina@contoso.example", tenantAudience},
-		{"an approver revokes what only the manager approved", func(t *testing.T, e *env) grants.Request {
+		{"an approver revokes what only the manager approved", func(t *testing.T, e *env, _ *notify.Worker) grants.Request {
 			e.setLockbox(t, false)
 			r := e.create(t, operator(0))
 			e.act(t, r.ID, grants.ActionApprove, manager)
@@ -86,7 +88,7 @@ func TestTenantToldWhenApproverEndsAccess(t *testing.T) {
 				SMTP: &notify.SMTPConfig{Addr: srv.addr, From: "lockbox@provider.example", StartTLS: notify.StartTLSNone}})
 			// The ask and the approval go out before the revocation: the
 			// tenant saw the grant approved.
-			r := c.approve(t, e)
+			r := c.approve(t, e, w)
 			drain(t, w)
 			before := len(srv.messages())
 			// Two of those to be told are turned away at first.

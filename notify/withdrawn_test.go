@@ -178,19 +178,21 @@ func TestTenantToldWhenRequestNoLongerAwaitsIt(t *testing.T) {
 func TestTenantToldWhenProviderEndsAccess(t *testing.T) {
 	for _, c := range []struct {
 		name string
-		run  func(t *testing.T, e *env) grants.Request
+		// run acts, w delivering what the tenant was asked.
+		run  func(t *testing.T, e *env, w *notify.Worker) grants.Request
 		told []string
 	}{
-		{"the manager revokes what the tenant approved", func(t *testing.T, e *env) grants.Request {
+		{"the manager revokes what the tenant approved", func(t *testing.T, e *env, w *notify.Worker) grants.Request {
 			r := e.create(t, operator(0))
 			e.act(t, r.ID, grants.ActionApprove, manager)
+			drain(t, w)
 			e.act(t, r.ID, grants.ActionApprove, adam)
 			e.clock.Advance(time.Minute)
 			e.act(t, r.ID, grants.ActionRevoke, manager)
 			e.act(t, r.ID, grants.ActionRevoke, manager) // a retry
 			return r
 		}, tenantAudience},
-		{"the manager revokes what only the manager approved", func(t *testing.T, e *env) grants.Request {
+		{"the manager revokes what only the manager approved", func(t *testing.T, e *env, _ *notify.Worker) grants.Request {
 			e.setLockbox(t, false)
 			r := e.create(t, operator(0))
 			e.act(t, r.ID, grants.ActionApprove, manager)
@@ -198,7 +200,7 @@ func TestTenantToldWhenProviderEndsAccess(t *testing.T) {
 			e.act(t, r.ID, grants.ActionRevoke, manager)
 			return r
 		}, nil},
-		{"turning Customer Lockbox on", func(t *testing.T, e *env) grants.Request {
+		{"turning Customer Lockbox on", func(t *testing.T, e *env, _ *notify.Worker) grants.Request {
 			e.setLockbox(t, false)
 			r := e.create(t, operator(0))
 			e.act(t, r.ID, grants.ActionApprove, manager)
@@ -212,7 +214,7 @@ func TestTenantToldWhenProviderEndsAccess(t *testing.T) {
 			srv := startSMTP(t)
 			w := newWorker(t, notify.Config{Redis: e.rdb, Now: e.clock.Now, Consumer: "a",
 				SMTP: &notify.SMTPConfig{Addr: srv.addr, From: "lockbox@provider.example"}})
-			r := c.run(t, e)
+			r := c.run(t, e, w)
 			drain(t, w)
 			var told []string
 			seen := map[string]bool{}

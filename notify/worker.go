@@ -250,7 +250,7 @@ func NewWorker(cfg Config) (*Worker, error) {
 	}
 	w.sent = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "lockbox_notifications_sent_total",
-		Help: "Notification deliveries by channel (smtp, dev, webhook) and result (ok, error, dead; refused: a webhook receiver's answer says its URL or key is wrong, or the SMTP server refuses Lockbox for good; retried).",
+		Help: "Notification deliveries by channel (smtp, dev, webhook) and result (ok, error, dead; refused: a webhook receiver's answer says its URL or key is wrong, or the SMTP server refuses Lockbox for good; retried; skipped: an e-mail following a request's ask, to a recipient the ask never reached).",
 	}, []string{"channel", "result"})
 	for _, ch := range []string{"smtp", "dev", "webhook"} {
 		for _, res := range []string{"ok", "error", "dead"} {
@@ -259,6 +259,9 @@ func NewWorker(cfg Config) (*Worker, error) {
 	}
 	for _, ch := range []string{"smtp", "webhook"} {
 		w.sent.WithLabelValues(ch, "refused")
+	}
+	for _, ch := range []string{"smtp", "dev"} {
+		w.sent.WithLabelValues(ch, "skipped")
 	}
 	w.dropped = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "lockbox_notification_recipients_dropped_total",
@@ -618,6 +621,7 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 				// finds the same.
 				rdb.Del(context.WithoutCancel(ctx), mk)
 				if tg.ask.follows {
+					w.sent.WithLabelValues(tg.channel, "skipped").Inc()
 					w.cfg.Logger.InfoContext(ctx, "notification not sent: its recipient never got the request's ask", "tenant", t, "entry", m.ID,
 						"kind", ev.Kind, "request_id", ev.Request.ID, "channel", tg.channel)
 				}
@@ -752,14 +756,17 @@ return 'sent'
 `)
 
 // askGate decides, in one step, whether an e-mail tied to a request's ask
-// (target.ask) goes out. "No longer needs your decision" is news only to
-// those the ask reached: delivered late, the ask waiting for its retry
-// (the recipient's mailbox was busy) while the request was canceled or
-// expired, it would tell someone of a request they never heard of, whose
-// ask then goes nowhere, being stale. So it goes to a recipient once the
-// ask reached them, waits while the ask is being sent, and passes by one
-// it never reached. An ask whose sender's lease ended without a word (the
-// replica died) may have gone out: the withdrawal follows it.
+// (target.ask) goes out. What follows the ask (Template.followsAsk: "no
+// longer needs your decision", "already decided", "access ended early") is
+// news only to those the ask reached: delivered late, the ask waiting for
+// its retry (the recipient's mailbox was busy) while the request was
+// canceled or expired, it would tell someone of a request they never heard
+// of, whose ask then goes nowhere, being stale; and so it would an
+// approver assigned after the ask went out, or one whose ask was a dead
+// letter. So it goes to a recipient once the ask reached them, waits while
+// the ask is being sent, and passes by one it never reached. An ask whose
+// sender's lease ended without a word (the replica died) may have gone
+// out: what follows it goes too.
 func (w *Worker) askGate(ctx context.Context, a *askMark) (string, error) {
 	role := "follow"
 	if !a.follows {
@@ -955,6 +962,10 @@ type dropping struct {
 func (w *Worker) targets(ctx context.Context, tenant string, ev Event) ([]target, []dropping, error) {
 	var out []target
 	var dropped []dropping
+	// knows is the tenant's approver who approved the request, if one
+	// did: they know of it by their own act, whether or not its ask
+	// reached them, and hear what follows the approval all the same.
+	knows := ""
 	addMail := func(addr string, t Template) {
 		if !isAddress(addr) {
 			dropped = append(dropped, dropping{t, addr})
@@ -970,8 +981,8 @@ func (w *Worker) targets(ctx context.Context, tenant string, ev Event) ([]target
 			return
 		}
 		var ask *askMark
-		if t == TemplatePendingCustomer || t == TemplateNoLongerPending {
-			ask = &askMark{key: askedKey(tenant, ev.Request.ID), field: hashKey(key), follows: t == TemplateNoLongerPending}
+		if t == TemplatePendingCustomer || t.followsAsk() && !strings.EqualFold(addr, knows) {
+			ask = &askMark{key: askedKey(tenant, ev.Request.ID), field: hashKey(key), follows: t != TemplatePendingCustomer}
 		}
 		out = append(out, target{key: key, name: "mail:" + addr, channel: w.mailer.Name(), via: w.mailer.Name(), ask: ask, send: func(ctx context.Context, id string) error {
 			ev := ev
@@ -991,9 +1002,9 @@ func (w *Worker) targets(ctx context.Context, tenant string, ev Event) ([]target
 	addRequester := func(t Template) { addMail(requesterAddress(ev.Request), t) }
 	addTenant := func(t Template, except string) error {
 		// Every tenant e-mail goes to everyone the tenant's "awaits your
-		// decision" goes to: what follows the ask is news to each of them,
-		// the notification addresses too, or they act on a request that
-		// someone else already decided.
+		// decision" goes to: what follows the ask is news to each of them
+		// it reached (Worker.askGate), the notification addresses too, or
+		// they act on a request that someone else already decided.
 		addrs, err := w.tenantRecipients(ctx, ev.Request.Tenant)
 		if err != nil {
 			return err
@@ -1060,6 +1071,7 @@ func (w *Worker) targets(ctx context.Context, tenant string, ev Event) ([]target
 		// while its lockbox was off, which nobody at the tenant was asked
 		// about; turning Customer Lockbox on ends only those.
 		if grants.TenantApproved(ev.Request) {
+			knows = tenantApprover(ev.Request)
 			except := ""
 			if ev.Event.ActorKind == grants.KindTenant {
 				except = ev.Event.Actor
@@ -1154,6 +1166,20 @@ func (w *Worker) current(ctx context.Context, tenant string, ev Event, want gran
 		return r.State == want && same(r.ExpiresAt, ev.Request.ExpiresAt), nil
 	}
 	return r.State == want, nil
+}
+
+// tenantApprover is the tenant's user whose approval granted r's access,
+// or "" when none did.
+func tenantApprover(r grants.Request) string {
+	for _, e := range slices.Backward(r.History) {
+		if e.Action == grants.ActionApprove && e.To == grants.StateApproved {
+			if e.ActorKind == grants.KindTenant {
+				return e.Actor
+			}
+			return ""
+		}
+	}
+	return ""
 }
 
 // requesterAddress is where the engineer's e-mails go: the address their
