@@ -8,8 +8,8 @@ func WithMailer(c Config, m Mailer) Config {
 }
 
 // SentKey is the key that marks recipient (a target key: "mail:<addr in
-// lower case>", "webhook:<URL>") of outbox entry id as being sent, sent or
-// dead.
+// lower case>", "webhook:<URL>") of outbox entry id as being sent, sent,
+// dead or skipped.
 func SentKey(tenant, id, recipient string) string { return sentKey(tenant, id, hashKey(recipient)) }
 
 // DefangWork returns how many passes over s Defang makes to find

@@ -2,6 +2,7 @@ package notify_test
 
 import (
 	"context"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -129,6 +130,74 @@ func TestFollowUpsGoOnlyToThoseAsked(t *testing.T) {
 			}
 			if got := testutil.ToFloat64(mustCounter(t, reg, "smtp", "skipped")); got != c.skipped {
 				t.Errorf(`sent_total{smtp,skipped} = %v, want %v`, got, c.skipped)
+			}
+		})
+	}
+}
+
+// TestSkippedFollowUpToldOnce: a recipient the ask never reached is passed
+// by once per entry, however often the entry is retried for its other
+// recipients: logged once and counted once. The cancellation's entry
+// below is retried (eve's mailbox turns it away at first), and each retry
+// found nina, assigned an approver after the ask went out, again, and
+// logged and counted her again.
+func TestSkippedFollowUpToldOnce(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		end     func(t *testing.T, e *env, id string)
+		subject string
+	}{
+		{"canceled", func(t *testing.T, e *env, id string) {
+			e.act(t, id, grants.ActionCancel, operator(0))
+		}, "no longer needs your decision"},
+		{"denied", func(t *testing.T, e *env, id string) {
+			e.act(t, id, grants.ActionDeny, adam)
+		}, "already denied by"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			const nina = "nina@contoso.example"
+			e := newEnv(t)
+			ctx := context.Background()
+			srv := startSMTP(t)
+			srv.stop()
+			var mu sync.Mutex
+			busy := map[string]bool{}
+			srv.session = func() smtp.Session { return &busyOnceSession{session: session{s: srv}, mu: &mu, busy: busy} }
+			srv.start()
+			reg := prometheus.NewRegistry()
+			logs := &logBuffer{}
+			w := newWorker(t, notify.Config{Redis: e.rdb, Now: e.clock.Now, Consumer: "a", Registerer: reg,
+				Logger: slog.New(slog.NewJSONHandler(logs, nil)),
+				SMTP:   &notify.SMTPConfig{Addr: srv.addr, From: "lockbox@provider.example", StartTLS: notify.StartTLSNone}})
+			r := e.create(t, operator(0))
+			e.act(t, r.ID, grants.ActionApprove, manager)
+			drain(t, w)
+			if err := e.tenants.AddApprover(ctx, globalAdmin.Principal, "203.0.113.1", "contoso", nina); err != nil {
+				t.Fatal(err)
+			}
+			mu.Lock()
+			busy["eve@contoso.example"] = true
+			mu.Unlock()
+			e.clock.Advance(time.Minute)
+			c.end(t, e, r.ID)
+			drain(t, w)
+			var told []string
+			for _, m := range srv.messages() {
+				if strings.Contains(m.Subject, c.subject) {
+					told = append(told, m.To)
+				}
+			}
+			if slices.Contains(told, nina) || !slices.Contains(told, "eve@contoso.example") {
+				t.Fatalf("told %v; want eve, once her mailbox took it, and not nina", told)
+			}
+			if got := testutil.ToFloat64(mustCounter(t, reg, "smtp", "error")); got != 1 {
+				t.Fatalf("sent_total{smtp,error} = %v; want 1, eve's first attempt, so the entry was retried once", got)
+			}
+			if got := testutil.ToFloat64(mustCounter(t, reg, "smtp", "skipped")); got != 1 {
+				t.Errorf(`sent_total{smtp,skipped} = %v, want 1`, got)
+			}
+			if lines := logs.lines("its recipient never got the request's ask"); len(lines) != 1 {
+				t.Errorf("nina passed by logged %d times, want 1:\n%s", len(lines), strings.Join(lines, ""))
 			}
 		})
 	}

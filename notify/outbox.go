@@ -149,8 +149,9 @@ func DeadKey(tenant string) string { return keys.OutboxDead(tenant) }
 // retryKey is a hash of entry id -> retry state (attempts, next attempt).
 func retryKey(tenant string) string { return keys.OutboxRetry(tenant) }
 
-// sentKey marks one recipient of one entry as being sent, sent, or dead
-// (dead-lettered while the entry's other recipients are retried).
+// sentKey marks one recipient of one entry as being sent, sent, dead
+// (dead-lettered while the entry's other recipients are retried), or
+// skipped (news following an ask that never reached them).
 func sentKey(tenant, id, recipient string) string { return keys.OutboxSent(tenant, id, recipient) }
 
 // askedKey is the hash recording whom the request's "awaits your decision"

@@ -191,7 +191,8 @@ const sentTTL = 7 * 24 * time.Hour
 // Delivery is at least once: before sending to a recipient the worker
 // takes a lease on (entry, recipient) with SET NX, and after the channel
 // accepted the message it marks the pair sent (or, refused for good, dead:
-// see deadLetter); the entry is acknowledged once every recipient is
+// see deadLetter; or, news following an ask that never reached them,
+// skipped: see askGate); the entry is acknowledged once every recipient is
 // marked. So another replica never sends a pair that is being sent or was
 // sent, and a retried entry skips the recipients already done. A pair is
 // sent again, under the same delivery id, when the channel took it but the
@@ -601,7 +602,7 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 			return false, err
 		}
 		if !got {
-			if v, err := rdb.Get(ctx, mk).Result(); err == nil && (v == "sent" || v == "dead") {
+			if v, err := rdb.Get(ctx, mk).Result(); err == nil && (v == "sent" || v == "dead" || v == "skipped") {
 				continue
 			}
 			busy = true // another replica is sending it right now
@@ -615,16 +616,23 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 			}
 			switch gate {
 			case askWithdrawn:
-				// An ask the request no longer needs, or the news that
-				// it no longer needs one for a recipient the ask never
-				// reached: nothing to tell them. A retry of the entry
-				// finds the same.
-				rdb.Del(context.WithoutCancel(ctx), mk)
-				if tg.ask.follows {
-					w.sent.WithLabelValues(tg.channel, "skipped").Inc()
-					w.cfg.Logger.InfoContext(ctx, "notification not sent: its recipient never got the request's ask", "tenant", t, "entry", m.ID,
-						"kind", ev.Kind, "request_id", ev.Request.ID, "channel", tg.channel)
+				// An ask the request no longer needs, or news that
+				// follows it for a recipient the ask never reached:
+				// nothing to tell them. A retry of the entry finds the
+				// same.
+				if !tg.ask.follows {
+					rdb.Del(context.WithoutCancel(ctx), mk)
+					continue
 				}
+				// Marked, so that the entry's retries (for its other
+				// recipients) pass them by without logging and counting
+				// them again.
+				if err := rdb.Set(context.WithoutCancel(ctx), mk, "skipped", sentTTL).Err(); err != nil {
+					return false, err
+				}
+				w.sent.WithLabelValues(tg.channel, "skipped").Inc()
+				w.cfg.Logger.InfoContext(ctx, "notification not sent: its recipient never got the request's ask", "tenant", t, "entry", m.ID,
+					"kind", ev.Kind, "request_id", ev.Request.ID, "channel", tg.channel)
 				continue
 			case askBusy:
 				// The ask is being sent right now: the news follows it.
