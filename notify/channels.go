@@ -151,6 +151,11 @@ func (s *SMTP) Send(ctx context.Context, id string, m Message) error {
 			s.logger.WarnContext(ctx, "SMTP error after the message was accepted", "message_id", id, "err", err)
 			return nil
 		}
+		if se, ok := errors.AsType[*mail.SendError](err); ok && se.Reason == mail.ErrSMTPDataClose && se.ErrorCode() == 0 {
+			// The message went out whole and no reply came: the
+			// server may have taken it.
+			return unansweredError{fmt.Errorf("smtp send: no answer to the message: %w", err)}
+		}
 		if se, ok := errors.AsType[*mail.SendError](err); ok && se.Reason == mail.ErrSMTPRcptTo && se.ErrorCode() >= 500 &&
 			!ascii(m.To) && !policyRefusal(se) {
 			// An address outside ASCII (stored before the tenant's
@@ -640,6 +645,15 @@ func misconfigured(code int) bool {
 type misconfiguredError struct{ error }
 
 func (e misconfiguredError) Unwrap() error { return e.error }
+
+// unansweredError is a failure after the whole message went out, the
+// answer to it never coming (the connection broke, or the answer came
+// after the timeout): the receiver may have taken the message. It is
+// retried like any failure; an ask that fails so may have reached its
+// recipient (Worker.process).
+type unansweredError struct{ error }
+
+func (e unansweredError) Unwrap() error { return e.error }
 
 // delayedError is a failure whose receiver asked to be left alone for
 // wait (Retry-After): the worker retries no earlier than that.

@@ -644,10 +644,14 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 		sendCtx, cancel := context.WithTimeout(ctx, w.cfg.ClaimAfter/2)
 		err = tg.send(sendCtx, deliveryID(t, m.ID, tg.key))
 		cancel()
-		if gate == askSending && err != nil {
+		if gate == askSending && err != nil && !errors.As(err, new(unansweredError)) {
 			// Not reached: a withdrawal passes them by. The worst a
 			// failed write does is leave the lease, at whose end a
-			// withdrawal takes the ask as sent.
+			// withdrawal takes the ask as sent. An ask the server may
+			// have taken, its answer lost, keeps its lease for that
+			// reason: what follows it is sent at the lease's end, as
+			// delivery is at least once, rather than leave its
+			// recipient asked to decide a request that is gone.
 			_ = w.askSettle(context.WithoutCancel(ctx), tg.ask, false)
 		}
 		if err != nil {
