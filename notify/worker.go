@@ -734,7 +734,8 @@ const (
 	// askSending: the ask may be sent, and is recorded as being sent
 	// (askSettle records how it ended).
 	askSending = "sending"
-	// askReached: the ask reached the recipient; the withdrawal follows.
+	// askReached: the ask reached the recipient (or may have: an ask is
+	// sent again); the withdrawal follows.
 	askReached = "sent"
 	// askWithdrawn: nothing to send (see Worker.process).
 	askWithdrawn = "withdrawn"
@@ -749,11 +750,21 @@ const (
 // recipient the ask never reached, recording so, so that an ask sent later
 // (it resolved its recipients before the request moved on) is not sent
 // after all.
+//
+// An ask sent again while its field still holds an earlier send's lease
+// (the send ended without a word: its replica died, the write recording it
+// failed, or the server's answer was lost) may have reached its recipient
+// the first time: it is recorded as sent, whatever becomes of the second
+// copy, as is one recorded sent already.
 var askScript = redis.NewScript(`
 if redis.call('HEXISTS', KEYS[1], 'recorded') == 0 then return 'untracked' end
 local v = redis.call('HGET', KEYS[1], ARGV[1])
 if v == 'withdrawn' then return 'withdrawn' end
 if ARGV[3] == 'ask' then
+  if v then
+    redis.call('HSET', KEYS[1], ARGV[1], 'sent')
+    return 'sent'
+  end
   redis.call('HSET', KEYS[1], ARGV[1], 'sending:' .. ARGV[4])
   return 'sending'
 end
