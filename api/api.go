@@ -89,6 +89,9 @@ type Tenants interface {
 type AuditSearcher interface {
 	Search(ctx context.Context, p identity.Principal, q audit.Query) (audit.Page, error)
 	Export(ctx context.Context, p identity.Principal, q audit.Query, w func(record.Record) error) error
+	// CheckRead returns the error Search or Export would return for q
+	// before reading any record, without reading one.
+	CheckRead(ctx context.Context, p identity.Principal, q audit.Query) error
 	Verify(ctx context.Context, p identity.Principal, tenant string) (audit.Verification, error)
 }
 

@@ -170,6 +170,23 @@ func (l *Log) Export(ctx context.Context, p identity.Principal, q Query, w func(
 	}
 }
 
+// CheckRead returns the error Search or Export would return for q before
+// reading any record (p may not read what q names, q is invalid), and nil
+// when they would go on to read. It reads no record, so a caller that only
+// needs the answer's status (an HTTP HEAD of an export) does not pay for
+// a scan of the log.
+func (l *Log) CheckRead(ctx context.Context, p identity.Principal, q Query) error {
+	if err := l.check(ctx, p, &q); err != nil {
+		return err
+	}
+	if q.Cursor != "" {
+		if _, err := decodeCursor(q.Cursor, q.Tenant == ""); err != nil {
+			return fault.New(fault.ErrInvalid, "invalid_cursor", "the cursor is not one this server returned for this search")
+		}
+	}
+	return nil
+}
+
 // RequestRecords calls w with every record of tenant's log tied to request
 // id created from from to to (either zero: no bound), newest first,
 // provider-only fields included; the scan starts near to and reads back
