@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/lockbox-oss/lockbox/internal/keys"
 )
 
 // streamReads is a go-redis hook that counts the commands that read an
@@ -90,5 +92,63 @@ func TestAuditExportHeadReadsNoRecord(t *testing.T) {
 				t.Errorf("HEAD Content-Disposition = %q", head.header.Get("Content-Disposition"))
 			}
 		})
+	}
+}
+
+// TestAuditSearchOfATenantNotOnboarded: searching or exporting the log of
+// a tenant that was never onboarded answers what verifying it answers, 404
+// tenant_not_found, rather than an empty log, to the provider's audit
+// readers, who may read any tenant's log (and list the tenants). A tenant
+// user may read only its own tenant's: any other, onboarded or not, is 403,
+// so the 404 tells it nothing it could not learn. An onboarded tenant
+// whose log holds nothing that matches, or nothing at all, is still 200.
+func TestAuditSearchOfATenantNotOnboarded(t *testing.T) {
+	e := newEnv(t)
+	verify := e.do(auditor, http.MethodGet, "/v1/audit/verify?tenant=northwind", nil)
+	want := errorOf(t, verify)
+	if verify.status != http.StatusNotFound || want.Code != "tenant_not_found" {
+		t.Fatalf("verify answered %d %+v", verify.status, want)
+	}
+	for _, path := range []string{
+		"/v1/audit?tenant=northwind",
+		"/v1/audit?tenant=northwind&operation=Get-Mailbox",
+		"/v1/audit/export?tenant=northwind",
+		"/v1/audit/export?tenant=northwind&format=jsonl",
+	} {
+		for _, method := range []string{http.MethodGet, http.MethodHead} {
+			r := e.do(auditor, method, path, nil)
+			if r.status != http.StatusNotFound {
+				t.Errorf("%s %s: %d %s, want 404", method, path, r.status, r.body)
+				continue
+			}
+			if method == http.MethodGet {
+				if got := errorOf(t, r); got != want {
+					t.Errorf("GET %s: %+v, want verify's %+v", path, got, want)
+				}
+			}
+		}
+		// A tenant user is refused as for any other tenant's log.
+		for _, who := range []user{contosoAdmin, contosoAuditor} {
+			wantError(t, e.do(who, http.MethodGet, path, nil), http.StatusForbidden, "forbidden", "")
+		}
+	}
+	wantError(t, e.do(contosoAdmin, http.MethodGet, "/v1/audit/verify?tenant=northwind", nil), http.StatusForbidden, "forbidden", "")
+
+	// Onboarded, nothing matching: an empty page.
+	if r := e.do(auditor, http.MethodGet, "/v1/audit?tenant=fabrikam&user=nobody", nil); r.status != 200 || strings.TrimSpace(string(r.body)) != `{"records":[]}` {
+		t.Errorf("onboarded tenant, no match: %d %s", r.status, r.body)
+	}
+	// Onboarded, every record gone (say, past retention): still the
+	// tenant's log, empty.
+	if err := e.rdb.Del(context.Background(), keys.Audit("fabrikam")).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, who := range []user{auditor, fabrikamAdmin} {
+		if r := e.do(who, http.MethodGet, "/v1/audit?tenant=fabrikam", nil); r.status != 200 || strings.TrimSpace(string(r.body)) != `{"records":[]}` {
+			t.Errorf("onboarded tenant without records, as %s: %d %s", who.sub, r.status, r.body)
+		}
+		if r := e.do(who, http.MethodGet, "/v1/audit/export?tenant=fabrikam&format=jsonl", nil); r.status != 200 || len(r.body) != 0 {
+			t.Errorf("export of an onboarded tenant without records, as %s: %d %q", who.sub, r.status, r.body)
+		}
 	}
 }

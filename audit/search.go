@@ -115,6 +115,11 @@ func (l *Log) Search(ctx context.Context, p identity.Principal, q Query) (Page, 
 			return Page{}, err
 		}
 		if !ok {
+			if scanned == 0 {
+				if err := l.nothingRead(ctx, p, q.Tenant); err != nil {
+					return Page{}, err
+				}
+			}
 			return page, nil
 		}
 		scanned++
@@ -156,10 +161,16 @@ func (l *Log) Export(ctx context.Context, p identity.Principal, q Query, w func(
 		return err
 	}
 	provider := p.IsProvider()
-	for {
+	for read := false; ; read = true {
 		e, ok, err := it.next(ctx)
-		if err != nil || !ok {
+		if err != nil {
 			return err
+		}
+		if !ok {
+			if !read {
+				return l.nothingRead(ctx, p, q.Tenant)
+			}
+			return nil
 		}
 		if !matches(q, e.rec, provider) {
 			continue
@@ -168,6 +179,23 @@ func (l *Log) Export(ctx context.Context, p identity.Principal, q Query, w func(
 			return err
 		}
 	}
+}
+
+// nothingRead answers a read of tenant's log that found no entry at all.
+// A tenant that was never onboarded has no log: that is 404
+// tenant_not_found, as verifying it answers (verifyEmpty), rather than an
+// empty log that reads as "nothing happened". Only the provider's audit
+// readers are told, who may read any tenant's log (and list the tenants):
+// a tenant user is refused every tenant not its own, onboarded or not
+// (readsAsTenant), and has passed that check for this one. The directory
+// is asked only when nothing was read, so that the provider's readers'
+// searches of a log with records still need none; without one, an unknown
+// tenant reads as an empty log.
+func (l *Log) nothingRead(ctx context.Context, p identity.Principal, tenant string) error {
+	if tenant == "" || !p.IsProvider() || l.dir == nil {
+		return nil
+	}
+	return l.dir.Onboarded(ctx, tenant)
 }
 
 // CheckRead returns the error Search or Export would return for q before
@@ -183,6 +211,17 @@ func (l *Log) CheckRead(ctx context.Context, p identity.Principal, q Query) erro
 		if _, err := decodeCursor(q.Cursor, q.Tenant == ""); err != nil {
 			return fault.New(fault.ErrInvalid, "invalid_cursor", "the cursor is not one this server returned for this search")
 		}
+	}
+	if q.Tenant == "" || !p.IsProvider() {
+		return nil
+	}
+	// A read of a tenant without a stream reads nothing (nothingRead).
+	n, err := l.rdb.Exists(ctx, keys.Audit(q.Tenant)).Result()
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	if n == 0 {
+		return l.nothingRead(ctx, p, q.Tenant)
 	}
 	return nil
 }
