@@ -31,10 +31,14 @@ func auditQuery(q url.Values) (audit.Query, error) {
 	// An empty tenant (or any empty filter) was refused by query.
 	// No tenant reads every tenant's log: the domain allows that to the
 	// provider's audit readers only.
+
+	// A bound given is a bound, also 0001-01-01T00:00:00Z: the zero
+	// time, read as no bound, made to= of it return every record.
 	for _, b := range []struct {
 		name string
 		dst  *time.Time
-	}{{"from", &aq.From}, {"to", &aq.To}} {
+		set  *bool
+	}{{"from", &aq.From, &aq.HasFrom}, {"to", &aq.To, &aq.HasTo}} {
 		v := q.Get(b.name)
 		if v == "" {
 			continue
@@ -43,9 +47,9 @@ func auditQuery(q url.Values) (audit.Query, error) {
 		if err != nil {
 			return aq, err
 		}
-		*b.dst = t
+		*b.dst, *b.set = t, true
 	}
-	if !aq.From.IsZero() && !aq.To.IsZero() && aq.To.Before(aq.From) {
+	if aq.HasFrom && aq.HasTo && aq.To.Before(aq.From) {
 		return aq, httperr.New(http.StatusBadRequest, "invalid_range", "to must not be before from")
 	}
 	return aq, nil

@@ -152,3 +152,42 @@ func TestAuditSearchOfATenantNotOnboarded(t *testing.T) {
 		}
 	}
 }
+
+// TestAuditZeroTimeIsABound: a from or to given is a bound, also when it
+// is 0001-01-01T00:00:00Z, Go's zero time, which the search took for "no
+// bound": to=0001-01-01T00:00:00Z asks for the records created before
+// year 1 (none), not for every record, and a from after it is a range
+// that ends before it begins.
+func TestAuditZeroTimeIsABound(t *testing.T) {
+	e := newEnv(t)
+	req := e.file(alice, "contoso", "exchange")
+	e.operatorActions(req, 3, "Get-Mailbox")
+	const zero = "0001-01-01T00:00:00Z"
+
+	all := decode[page](t, e.do(contosoAdmin, http.MethodGet, "/v1/audit?tenant=contoso", nil), 200)
+	if len(all.Records) != 5 { // 3 actions, the request, onboarding
+		t.Fatalf("%d records without bounds", len(all.Records))
+	}
+	for _, who := range []user{contosoAdmin, auditor} {
+		if got := decode[page](t, e.do(who, http.MethodGet, "/v1/audit?tenant=contoso&to="+zero, nil), 200); len(got.Records) != 0 || got.NextCursor != "" {
+			t.Errorf("to=%s as %s: %d records, next %q; want none", zero, who.sub, len(got.Records), got.NextCursor)
+		}
+		if r := e.do(who, http.MethodGet, "/v1/audit/export?tenant=contoso&format=jsonl&to="+zero, nil); r.status != 200 || len(r.body) != 0 {
+			t.Errorf("export to=%s as %s: %d %q; want an empty export", zero, who.sub, r.status, r.body)
+		}
+	}
+	// Every tenant's log, bounded the same way.
+	if got := decode[page](t, e.do(auditor, http.MethodGet, "/v1/audit?to="+zero, nil), 200); len(got.Records) != 0 {
+		t.Errorf("to=%s across tenants: %d records", zero, len(got.Records))
+	}
+	// A from of the zero time bounds nothing away.
+	if got := decode[page](t, e.do(contosoAdmin, http.MethodGet, "/v1/audit?tenant=contoso&from="+zero, nil), 200); len(got.Records) != len(all.Records) {
+		t.Errorf("from=%s: %d records, want %d", zero, len(got.Records), len(all.Records))
+	}
+	for _, path := range []string{
+		"/v1/audit?tenant=contoso&from=2025-01-01T00:00:00Z&to=" + zero,
+		"/v1/audit/export?tenant=contoso&from=2025-01-01T00:00:00Z&to=" + zero,
+	} {
+		wantError(t, e.do(contosoAdmin, http.MethodGet, path, nil), http.StatusBadRequest, "invalid_range", "")
+	}
+}

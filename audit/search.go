@@ -60,8 +60,14 @@ type Query struct {
 	// tenant and, for the provider's audit readers, every tenant; other
 	// provider callers must name one.
 	Tenant string
-	// From and To bound CreationTime, both inclusive.
+	// From and To bound CreationTime, both inclusive. A zero one is no
+	// bound unless HasFrom (HasTo) says it was given: a caller who wrote
+	// 0001-01-01T00:00:00Z, Go's zero time, as the end of a range asked
+	// for the records created before year 1, which are none, not for
+	// every record.
 	From, To time.Time
+	// HasFrom and HasTo make From and To bounds even when zero.
+	HasFrom, HasTo bool
 	// User matches UserId, case-insensitively (e.g. "Microsoft Operator").
 	// For the provider's audit readers it also matches the provider-only
 	// ProviderUserId.
@@ -76,6 +82,11 @@ type Query struct {
 	// Limit caps the page: 0 means DefaultLimit, at most MaxLimit.
 	Limit int
 }
+
+// fromBound and toBound report whether q bounds CreationTime from below
+// and from above.
+func (q Query) fromBound() bool { return q.HasFrom || !q.From.IsZero() }
+func (q Query) toBound() bool   { return q.HasTo || !q.To.IsZero() }
 
 // Page is one page of search results, newest first.
 type Page struct {
@@ -289,7 +300,7 @@ func (l *Log) check(ctx context.Context, p identity.Principal, q *Query) error {
 	} else if err := keys.ValidTenant(q.Tenant); err != nil {
 		return fault.New(fault.ErrInvalid, "invalid_tenant", "%v", err)
 	}
-	if !q.From.IsZero() && !q.To.IsZero() && q.To.Before(q.From) {
+	if q.fromBound() && q.toBound() && q.To.Before(q.From) {
 		return fault.New(fault.ErrInvalid, "invalid_range", "to must not be before from")
 	}
 	if providerAuditor {
@@ -399,13 +410,13 @@ func (l *Log) open(ctx context.Context, q Query) (iterator, error) {
 		after = &pos
 	}
 	var stopBefore time.Time
-	if !q.From.IsZero() {
+	if q.fromBound() {
 		stopBefore = q.From.Add(-ClockSkew)
 	}
 	// The scan of a date range seeks to its end (streamReader.seek)
 	// instead of reading down to it from the newest record.
 	var seekTo time.Time
-	if !q.To.IsZero() {
+	if q.toBound() {
 		seekTo = q.To.Add(ClockSkew)
 	}
 	if q.Tenant != "" {
@@ -641,9 +652,9 @@ func (m *merger) next(ctx context.Context) (entry, bool, error) {
 // matches reports whether r passes q's filters.
 func matches(q Query, r record.Record, provider bool) bool {
 	switch {
-	case !q.From.IsZero() && r.CreationTime.Before(q.From):
+	case q.fromBound() && r.CreationTime.Before(q.From):
 		return false
-	case !q.To.IsZero() && r.CreationTime.After(q.To):
+	case q.toBound() && r.CreationTime.After(q.To):
 		return false
 	case q.Operation != "" && !strings.EqualFold(q.Operation, r.Operation):
 		return false
