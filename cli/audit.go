@@ -40,11 +40,14 @@ func (e *env) registerAuditFlags(cmd *cobra.Command, a *auditFlags) {
 
 func (e *env) auditQuery(a auditFlags) (client.AuditQuery, error) {
 	q := client.AuditQuery{Tenant: a.tenant, User: a.user, Operation: a.operation, RequestID: a.requestID}
+	// A bound given is sent, also 0001-01-01T00:00:00Z: Go's zero time,
+	// taken for no bound, made --to of it read every record.
 	for _, f := range []struct {
 		name, v string
 		dst     *time.Time
+		set     *bool
 		parse   func(string) (time.Time, error)
-	}{{"--from", a.from, &q.From, parseTime}, {"--to", a.to, &q.To, parseUpperTime}} {
+	}{{"--from", a.from, &q.From, &q.HasFrom, parseTime}, {"--to", a.to, &q.To, &q.HasTo, parseUpperTime}} {
 		if f.v == "" {
 			continue
 		}
@@ -52,9 +55,9 @@ func (e *env) auditQuery(a auditFlags) (client.AuditQuery, error) {
 		if err != nil {
 			return q, e.usage("%s %q must be an RFC 3339 time such as 2026-01-02T15:04:05Z, or a date such as 2026-01-02", f.name, f.v)
 		}
-		*f.dst = t
+		*f.dst, *f.set = t, true
 	}
-	if !q.From.IsZero() && !q.To.IsZero() && q.To.Before(q.From) {
+	if q.HasFrom && q.HasTo && q.To.Before(q.From) {
 		return q, e.usage("--to must not be before --from")
 	}
 	return q, nil

@@ -851,6 +851,21 @@ func TestCommands(t *testing.T) {
 			wantOut:   []string{"Set-AccessToCustomerDataRequest"},
 		},
 		{
+			// Go's zero time, given, is a bound like any other: the
+			// records created before year 1, none.
+			name:      "audit search --to the zero time",
+			args:      []string{"audit", "search", "--tenant", "contoso", "--to", "0001-01-01T00:00:00Z"},
+			wantCalls: []call{{Method: "GET", Path: "/v1/audit", Query: "tenant=contoso&to=0001-01-01T00%3A00%3A00Z"}},
+			wantOut:   []string{"Set-AccessToCustomerDataRequest"},
+		},
+		{
+			name:      "audit search --to the zero time after --from",
+			args:      []string{"audit", "search", "--tenant", "contoso", "--from", "2026-01-02", "--to", "0001-01-01T00:00:00Z"},
+			wantCode:  2,
+			wantCalls: []call{},
+			wantErr:   []string{"--to must not be before --from"},
+		},
+		{
 			name: "audit search --all follows the cursor",
 			args: []string{"audit", "search", "--tenant", "paged", "--limit", "1", "--all", "-o", "json"},
 			wantCalls: []call{

@@ -339,8 +339,12 @@ type AuditQuery struct {
 	// Tenant whose audit log to read. Empty means a tenant user's own
 	// tenant, and every tenant for the provider's audit readers.
 	Tenant string
-	// From and To bound CreationTime, both inclusive.
+	// From and To bound CreationTime, both inclusive. A zero one is sent
+	// only with HasFrom (HasTo): the zero time given is a bound (to of it
+	// matches nothing), not the absence of one.
 	From, To time.Time
+	// HasFrom and HasTo send From and To even when zero.
+	HasFrom, HasTo bool
 	// User is a UserId such as "Microsoft Operator" (the provider's audit
 	// readers may also name the provider's staff member).
 	User string
@@ -367,10 +371,10 @@ func (q AuditQuery) values(search bool) url.Values {
 		}
 	}
 	set("tenant", q.Tenant)
-	if !q.From.IsZero() {
+	if q.HasFrom || !q.From.IsZero() {
 		v.Set("from", q.From.UTC().Format(time.RFC3339Nano))
 	}
-	if !q.To.IsZero() {
+	if q.HasTo || !q.To.IsZero() {
 		v.Set("to", q.To.UTC().Format(time.RFC3339Nano))
 	}
 	set("user", q.User)

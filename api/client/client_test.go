@@ -247,6 +247,16 @@ func TestCalls(t *testing.T) {
 			wantOut: AuditPage{Records: []record.Record{}, NextCursor: "MS0w"},
 		},
 		{
+			// Given, Go's zero time is a bound like any other.
+			name:     "search audit with the zero time as bounds",
+			respBody: `{"records":[]}`,
+			invoke: func(c *Client) (any, error) {
+				return c.SearchAudit(ctx, AuditQuery{Tenant: "contoso", HasFrom: true, HasTo: true})
+			},
+			want:    call{Method: "GET", Path: "/v1/audit", Query: "from=0001-01-01T00%3A00%3A00Z&tenant=contoso&to=0001-01-01T00%3A00%3A00Z"},
+			wantOut: AuditPage{Records: []record.Record{}},
+		},
+		{
 			name:     "activity",
 			respBody: `{"records":[{"CreationTime":"2026-01-02T03:04:05","Id":"a1","Operation":"Get-Mailbox","OrganizationId":"5e2b7c1a-3f4d-4e8b-9a6c-1d2e3f4a5b6c","RecordType":10,"ResultStatus":"Succeeded","UserKey":"Microsoft Operator","UserType":3,"Version":1,"Workload":"exchange","ClientIP":"192.0.2.10","ObjectId":"exchange/tenants/contoso/mailboxes","UserId":"Microsoft Operator","LockboxTenant":"contoso","LockboxRequestId":"r1","LockboxMethod":"GET","LockboxPath":"/tenants/contoso/mailboxes"}]}`,
 			invoke:   func(c *Client) (any, error) { return c.Activity(ctx, "r1") },
