@@ -191,3 +191,30 @@ func TestAuditZeroTimeIsABound(t *testing.T) {
 		wantError(t, e.do(contosoAdmin, http.MethodGet, path, nil), http.StatusBadRequest, "invalid_range", "")
 	}
 }
+
+// TestAuditExportHeadWhenTheStoreIsDown: with the store down, HEAD of an
+// export answers 503 with Retry-After as GET does, for one tenant's log
+// and for every tenant's, rather than a 200 for an export that could not
+// run.
+func TestAuditExportHeadWhenTheStoreIsDown(t *testing.T) {
+	e := newEnv(t)
+	if err := e.rdb.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		who  user
+		path string
+	}{
+		{auditor, "/v1/audit/export?tenant=contoso"},
+		{auditor, "/v1/audit/export?format=jsonl"},
+		{contosoAdmin, "/v1/audit/export?format=csv"},
+	} {
+		get := e.do(tc.who, http.MethodGet, tc.path, nil)
+		head := e.do(tc.who, http.MethodHead, tc.path, nil)
+		if get.status != http.StatusServiceUnavailable || head.status != get.status ||
+			head.header.Get("Retry-After") == "" || head.header.Get("Retry-After") != get.header.Get("Retry-After") {
+			t.Errorf("%s as %s: GET %d (Retry-After %q), HEAD %d (Retry-After %q)", tc.path, tc.who.sub,
+				get.status, get.header.Get("Retry-After"), head.status, head.header.Get("Retry-After"))
+		}
+	}
+}

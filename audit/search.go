@@ -223,7 +223,15 @@ func (l *Log) CheckRead(ctx context.Context, p identity.Principal, q Query) erro
 			return fault.New(fault.ErrInvalid, "invalid_cursor", "the cursor is not one this server returned for this search")
 		}
 	}
-	if q.Tenant == "" || !p.IsProvider() {
+	if q.Tenant == "" {
+		// The provider's readers' read of every tenant starts from the
+		// tenant set (open): one that can't be read is 503 here too.
+		if err := l.rdb.SCard(ctx, keys.Tenants()).Err(); err != nil {
+			return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+		return nil
+	}
+	if !p.IsProvider() {
 		return nil
 	}
 	// A read of a tenant without a stream reads nothing (nothingRead).
