@@ -73,9 +73,10 @@ const maxDepth = 16
 // Names starting with "." are skipped, files and directories alike. That is
 // how a ConfigMap volume's "..data" and "..2024_..." directories stay out,
 // while the links beside them that point into those directories are
-// followed. Other data files (.json, .yaml, .yml) are refused: `opa test`
-// would load them as data but the server would not, so tests could pass
-// against data production never sees.
+// followed. Other data files (.json, .yaml, .yml) and bundle tarballs
+// (.tar.gz) are refused: `opa test` would load them (a tarball's policies
+// too) but the server would not, so tests could pass against a policy
+// production never serves.
 func readPolicyFiles(fsys fs.FS) ([]policyFile, error) {
 	var files []policyFile
 	hasCatalog := false
@@ -117,6 +118,10 @@ func readPolicyFiles(fsys fs.FS) ([]policyFile, error) {
 				hasCatalog = true
 			case strings.HasSuffix(name, ".json"), strings.HasSuffix(name, ".yaml"), strings.HasSuffix(name, ".yml"):
 				return fmt.Errorf("%w: %s: the only data file the server loads is %s", ErrInvalidPolicy, p, CatalogPath)
+			case strings.HasSuffix(name, ".tar.gz"):
+				// OPA's loader (opa test, RunTests) loads a bundle tarball
+				// found in a directory, its policies and data with it.
+				return fmt.Errorf("%w: %s: the server loads no bundle, only *.rego files and %s", ErrInvalidPolicy, p, CatalogPath)
 			default:
 				continue // README.md and the like
 			}

@@ -439,6 +439,14 @@ default decision := {"allow": false, "reasons": ["no_grant"]}
 			},
 			want: `config/data\.json: the only data file the server loads is activities/data\.json`,
 		},
+		{
+			name: "bundle tarball the server would not load",
+			setup: func(t *testing.T, dir string) {
+				writeFile(t, filepath.Join(dir, "lockbox/authz/policy.rego"), []byte(valid))
+				writeFile(t, filepath.Join(dir, "lockbox/extra.tar.gz"), []byte("not even gzip"))
+			},
+			want: `lockbox/extra\.tar\.gz: the server loads no bundle`,
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,7 +1,9 @@
 package policy_test
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"errors"
 	"path/filepath"
 	"regexp"
@@ -141,6 +143,29 @@ test_contoso_held if {
 			t.Errorf("RunTests = %v, want ErrInvalidPolicy naming holds_test.rego:3\n%s", err, out.String())
 		}
 	})
+	t.Run("a bundle tarball beside the policy", func(t *testing.T) {
+		// OPA's loader, which `opa test` and the tests here use, loads a
+		// *.tar.gz in the directory as a bundle: its modules and data join
+		// the policy the tests judge. The server loads no such file, so a
+		// denial shipped in one passes its tests and never denies a call.
+		dir := defaultDir(t)
+		writeFile(t, filepath.Join(dir, "lockbox", "freeze.tar.gz"), bundleTarball(t, map[string]string{
+			"/lockbox/authz/freeze.rego": "package lockbox.authz\n\ndenials contains \"frozen\" if input.call.tenant == \"fabrikam\"\n",
+		}))
+		writeFile(t, filepath.Join(dir, "lockbox", "authz", "freeze_test.rego"), []byte(`package lockbox.authz_test
+
+import data.lockbox.authz
+
+test_fabrikam_frozen if {
+	"frozen" in authz.decision.reasons with input as {"call": {"tenant": "fabrikam"}}
+}
+`))
+		var out bytes.Buffer
+		passed, failed, err := policy.RunTests(t.Context(), dir, &out, false)
+		if !errors.Is(err, policy.ErrInvalidPolicy) || !strings.Contains(err.Error(), "freeze.tar.gz") {
+			t.Errorf("RunTests = %d passed, %d failed, %v; want ErrInvalidPolicy naming freeze.tar.gz\n%s", passed, failed, err, out.String())
+		}
+	})
 	t.Run("missing directory", func(t *testing.T) {
 		var out bytes.Buffer
 		if _, _, err := policy.RunTests(t.Context(), filepath.Join(t.TempDir(), "nope"), &out, false); err == nil {
@@ -172,4 +197,28 @@ test_empty_input_denied if {
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	return lines[len(lines)-1]
+}
+
+// bundleTarball returns an OPA bundle tarball (opa build's output) holding
+// files, each name a path inside the bundle.
+func bundleTarball(t *testing.T, files map[string]string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	for name, body := range files {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(body))}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write([]byte(body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := gz.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
 }
