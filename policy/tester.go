@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -44,7 +46,11 @@ func RunTests(ctx context.Context, dir string, w io.Writer, verbose bool) (passe
 		return 0, 0, fmt.Errorf("policy: %s: %w", dir, err)
 	}
 
-	modules, store, err := tester.LoadWithParserOptions([]string{dir}, skipHidden, ast.ParserOptions{
+	arg, err := loaderPath(dir)
+	if err != nil {
+		return 0, 0, fmt.Errorf("policy: %s: %w", dir, err)
+	}
+	modules, store, err := tester.LoadWithParserOptions([]string{arg}, skipHidden, ast.ParserOptions{
 		RegoVersion:       ast.RegoV1,
 		ProcessAnnotation: true,
 	})
@@ -191,6 +197,27 @@ func count(r *tester.Result) (passed, failed int) {
 	default:
 		return 1, 0
 	}
+}
+
+// loaderPath returns dir as OPA's loader must be given it to load dir
+// itself. The loader reads "a.b:path" as path loaded under data.a.b, so a
+// directory whose name has a colon ("rego:v2", a time) would have had its
+// tests run in another directory, or in none, after dir itself was checked.
+// A file URL is taken as a path whatever it holds; other directories are
+// passed as they are, so the report names their files as the caller did.
+func loaderPath(dir string) (string, error) {
+	if !strings.Contains(dir, ":") {
+		return dir, nil
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	p := filepath.ToSlash(abs)
+	if !strings.HasPrefix(p, "/") {
+		p = "/" + p // a Windows volume; the loader strips the slash again
+	}
+	return (&url.URL{Scheme: "file", Path: p}).String(), nil
 }
 
 // skipHidden keeps files and directories whose names start with "." out of

@@ -5,12 +5,14 @@ import (
 	"bytes"
 	"compress/gzip"
 	"errors"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/lockbox-oss/lockbox/policy"
+	lockboxrego "github.com/lockbox-oss/lockbox/rego"
 )
 
 func TestRunTestsDefaultPolicy(t *testing.T) {
@@ -191,6 +193,32 @@ test_empty_input_denied if {
 	passed, failed, err := policy.RunTests(t.Context(), dir, &out, true)
 	if err != nil || failed != 0 || !strings.Contains(out.String(), "test_empty_input_denied: PASS") {
 		t.Errorf("RunTests = %d passed, %d failed, %v\n%s", passed, failed, err, out.String())
+	}
+}
+
+// TestRunTestsDirWithColon: OPA's loader reads "a.b:dir" as dir loaded
+// under data.a.b. A policy directory whose name has a colon (a copy named
+// for its version, "rego:v2", or for its time) is still the directory the
+// tests run in: the one that was checked to load as the server loads it.
+func TestRunTestsDirWithColon(t *testing.T) {
+	for _, name := range []string{"rego:v2", "rego-2026-03-01T10:00:00Z", "rego:50%#?a b"} {
+		t.Run(name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), name)
+			if err := os.CopyFS(dir, lockboxrego.FS); err != nil {
+				t.Fatal(err)
+			}
+			writeFile(t, filepath.Join(dir, "lockbox", "authz", "colon_test.rego"), []byte(`package lockbox.authz_test
+
+test_in_the_named_directory if {
+	false
+}
+`))
+			var out bytes.Buffer
+			passed, failed, err := policy.RunTests(t.Context(), dir, &out, false)
+			if err != nil || failed != 1 || passed == 0 || !strings.Contains(out.String(), "test_in_the_named_directory: FAIL") {
+				t.Errorf("RunTests(%s) = %d passed, %d failed, %v; want the directory's tests, one failing\n%s", dir, passed, failed, err, out.String())
+			}
+		})
 	}
 }
 
