@@ -16,7 +16,7 @@ const (
 	ReasonServiceMismatch      = "service_mismatch"         // the grant is for another service
 	ReasonOperatorMismatch     = "operator_mismatch"        // the grant is for another operator
 	ReasonGrantExpired         = "grant_expired"            // now is at or past the grant's expires_at
-	ReasonGrantWindowTooLong   = "grant_window_too_long"    // the grant's expires_at is more than 4 h after its approved_at
+	ReasonGrantWindowTooLong   = "grant_window_too_long"    // the grant's expires_at is more than 4 h after its approved_at, or not after it
 	ReasonUnknownActivity      = "unknown_activity"         // not in the catalog for the service, method and access
 	ReasonActivityNotRequested = "activity_not_requested"   // the grant names activities, not this one
 	ReasonWriteNotRequested    = "write_not_requested"      // a write, and the grant names no activities

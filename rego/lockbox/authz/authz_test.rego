@@ -208,6 +208,18 @@ test_window_ending_before_its_approval_denied if {
 	authz.decision == denied(["grant_window_too_long"]) with input as inp
 }
 
+# The same within the clock tolerance: an approval a few seconds after now
+# has begun, but a window that ends before it begins is no window.
+test_window_ending_before_its_approval_within_the_clock_tolerance_denied if {
+	inp := with_grant({"approved_at": "2026-03-01T11:00:30Z", "expires_at": "2026-03-01T11:00:20Z"})
+	authz.decision == denied(["grant_window_too_long"]) with input as inp
+}
+
+test_window_of_no_time_denied if {
+	inp := with_grant({"approved_at": "2026-03-01T11:00:30Z", "expires_at": "2026-03-01T11:00:30Z"})
+	authz.decision == denied(["grant_window_too_long"]) with input as inp
+}
+
 # input.now is truncated to the second and the replicas' clocks differ a
 # little, so an approval just after it is not in the future.
 test_window_approved_within_the_clock_tolerance_allowed if {
