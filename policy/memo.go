@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // memoMaxEntries bounds the decisions one memo generation keeps: the
@@ -31,7 +32,10 @@ const memoMaxBytes = 32 << 20
 // the decisions made for one value of input.now (the proxy passes the time
 // truncated to the second, so a generation lasts a second). An input for a
 // later time replaces the generation; one for an earlier time (a call that
-// read the clock just before another) is evaluated and not remembered.
+// read the clock just before another) is evaluated and not remembered,
+// unless it is more than memoStepBack earlier: then the clock stepped back,
+// and the generation's time will not come round again until the clock has
+// caught up with it.
 type memo struct {
 	gen atomic.Pointer[generation]
 }
@@ -73,7 +77,7 @@ func (mm *memo) store(now string, key []byte, d Decision) {
 			}
 			g.mu.Unlock()
 			return
-		case g != nil && now < g.now:
+		case g != nil && now < g.now && !steppedBack(now, g.now):
 			// RFC 3339 UTC times of one layout sort as strings: this call's
 			// time is already past.
 			return
@@ -83,6 +87,26 @@ func (mm *memo) store(now string, key []byte, d Decision) {
 			continue // store into the generation just published
 		}
 	}
+}
+
+// memoStepBack is how much earlier than the generation's an input's time
+// must be to replace it. Calls that read the clock one just before another
+// are a second apart, a few at most if one waited on its grant lookup; a
+// clock stepped back (NTP correcting one that ran ahead, a VM resumed) is
+// further, and without this every call would be evaluated, none
+// remembered, until the clock caught up with the time before the step.
+const memoStepBack = 10 * time.Second
+
+// steppedBack reports whether now is more than memoStepBack before genNow.
+// Both were parsed before (Decide evaluates an input before storing it), so
+// an error means only "no".
+func steppedBack(now, genNow string) bool {
+	t, err := time.Parse(time.RFC3339Nano, now)
+	if err != nil {
+		return false
+	}
+	g, err := time.Parse(time.RFC3339Nano, genNow)
+	return err == nil && g.Sub(t) > memoStepBack
 }
 
 // keyPool recycles the buffers memo keys are built in.

@@ -651,6 +651,34 @@ func TestMemoBounded(t *testing.T) {
 	}
 }
 
+// TestMemoAfterClockStepsBack: when the clock steps back (NTP correcting a
+// clock that ran ahead, a VM resumed), the calls of each second are still
+// decided once. The generation of the time before the step would otherwise
+// refuse every earlier second, and every call would be evaluated until the
+// clock caught up with it again, an hour later here.
+func TestMemoAfterClockStepsBack(t *testing.T) {
+	e, err := NewEngine(EngineConfig{EvalTimeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap := e.Snapshot()
+	ahead := fullInput()
+	ahead.Now = "2026-03-01T12:00:00Z"
+	if d, err := snap.Decide(t.Context(), ahead); err != nil || !d.Allow {
+		t.Fatalf("Decide before the step = %+v, %v; want allow", d, err)
+	}
+	in := fullInput() // 11:00:00, an hour before
+	hits := testutil.ToFloat64(e.metrics.memoHits)
+	for range 2 {
+		if d, err := snap.Decide(t.Context(), in); err != nil || !d.Allow {
+			t.Fatalf("Decide after the step = %+v, %v; want allow", d, err)
+		}
+	}
+	if got := testutil.ToFloat64(e.metrics.memoHits) - hits; got != 1 {
+		t.Errorf("after the clock stepped back an hour, %v of two identical calls of one second were remembered, want 1", got)
+	}
+}
+
 // TestMemoBytesBounded: a generation holds at most memoMaxBytes of keys and
 // reasons, however long each key is. A key holds the fields the policy
 // reads, so with a policy that reads input.call.path an operator choosing
