@@ -690,3 +690,72 @@ func TestOperationsNamesWhatTheSpikeAlertLeavesOut(t *testing.T) {
 		}
 	}
 }
+
+// TestRunbookNamesEveryCauseOfAReason: the on-call paged for a denial
+// reason reads the alert's description and the runbook section of the
+// alert that covers it (its own, or LockboxDenialsSpiking's item for it),
+// so both name every cause for which the documentation says the proxy
+// gives that reason; a cause they leave out sends the on-call after the
+// wrong one. Each case quotes where the documentation gives the cause, so
+// that a change there fails here too.
+func TestRunbookNamesEveryCauseOfAReason(t *testing.T) {
+	flat := func(s string) string { return strings.Join(strings.Fields(s), " ") }
+	groups, err := deploy.ReadRuleGroups("prometheus/lockbox.rules.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	description := map[string]string{}
+	for _, g := range groups {
+		for _, r := range g.Rules {
+			description[r.Alert] = flat(r.Annotations["description"])
+		}
+	}
+	runbook := string(readFile(t, "RUNBOOK.md"))
+	section := func(alert string) string {
+		_, s, ok := strings.Cut(runbook, "\n## "+alert+"\n")
+		if !ok {
+			t.Fatalf("RUNBOOK.md has no section %s", alert)
+		}
+		s, _, _ = strings.Cut(s, "\n## ")
+		return flat(s)
+	}
+	// item is the bullet of section that names reason first.
+	item := func(section, reason string) string {
+		for it := range strings.SplitSeq(section, " - ") {
+			if strings.HasPrefix(it, "`") && strings.Contains(it, "`"+reason+"`") {
+				return it
+			}
+		}
+		t.Fatalf("no item of the runbook section names %s", reason)
+		return ""
+	}
+	cases := []struct {
+		reason     string
+		doc, says  string // where the documentation gives the cause
+		alert      string
+		spikeItem  bool   // the cause is told in LockboxDenialsSpiking's item for reason
+		runbookHas string // what the runbook (and an own alert's description) must say of it
+	}{
+		{
+			reason: "store_unavailable", alert: "LockboxStoreUnavailable",
+			doc: "../docs/operations.md", says: "A grant holding a field the replica does not know is not read: the proxy refuses the call with 503 `store_unavailable`",
+			runbookHas: "rolling upgrade",
+		},
+	}
+	for _, tc := range cases {
+		if !strings.Contains(flat(string(readFile(t, tc.doc))), flat(tc.says)) {
+			t.Errorf("%s no longer says %q: update this case", tc.doc, tc.says)
+			continue
+		}
+		text := section(tc.alert)
+		if tc.spikeItem {
+			text = item(text, tc.reason)
+		} else if !strings.Contains(description[tc.alert], tc.runbookHas) {
+			// An alert of its own says what broke in its description.
+			t.Errorf("%s: %s gives it for a cause (%q) that the description of %s does not name (%q): %s", tc.reason, tc.doc, tc.says, tc.alert, tc.runbookHas, description[tc.alert])
+		}
+		if !strings.Contains(text, tc.runbookHas) {
+			t.Errorf("%s: %s gives it for a cause (%q) that the runbook's %s does not name (%q):\n%s", tc.reason, tc.doc, tc.says, tc.alert, tc.runbookHas, text)
+		}
+	}
+}
