@@ -741,6 +741,11 @@ func TestRunbookNamesEveryCauseOfAReason(t *testing.T) {
 			doc: "../docs/operations.md", says: "A grant holding a field the replica does not know is not read: the proxy refuses the call with 503 `store_unavailable`",
 			runbookHas: "rolling upgrade",
 		},
+		{
+			reason: "bad_request", alert: "LockboxDenialsSpiking", spikeItem: true,
+			doc: "../README.md", says: "A call whose client hangs up (or resets its HTTP/2 stream) while it is still being judged is logged as canceled by the client and counted as `bad_request`",
+			runbookHas: "canceled by the client",
+		},
 	}
 	for _, tc := range cases {
 		if !strings.Contains(flat(string(readFile(t, tc.doc))), flat(tc.says)) {
