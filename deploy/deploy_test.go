@@ -746,6 +746,11 @@ func TestRunbookNamesEveryCauseOfAReason(t *testing.T) {
 			doc: "../README.md", says: "A call whose client hangs up (or resets its HTTP/2 stream) while it is still being judged is logged as canceled by the client and counted as `bad_request`",
 			runbookHas: "canceled by the client",
 		},
+		{
+			reason: "tenant_mismatch", alert: "LockboxDenialsSpiking", spikeItem: true,
+			doc: "../README.md", says: "403 `tenant_mismatch` for a grant record naming another tenant, operator or service than the call it was read for, which Lockbox never writes: an edit in Redis or a bug",
+			runbookHas: "edited in Redis",
+		},
 	}
 	for _, tc := range cases {
 		if !strings.Contains(flat(string(readFile(t, tc.doc))), flat(tc.says)) {
