@@ -769,3 +769,39 @@ func TestRunbookNamesEveryCauseOfAReason(t *testing.T) {
 		}
 	}
 }
+
+func TestExprMatchers(t *testing.T) {
+	cases := []struct {
+		expr string
+		want []deploy.Matcher
+	}{
+		{`lockbox_grants_active`, nil},
+		{`sum by (service) (rate(a{reason!~"x|y", b = "c}{,d"}[5m] offset 1h)) > 0 and d{e!="f"}`, []deploy.Matcher{
+			{Metric: "a", Label: "reason", Op: "!~", Value: "x|y"},
+			{Metric: "a", Label: "b", Op: "=", Value: "c}{,d"},
+			{Metric: "d", Label: "e", Op: "!=", Value: "f"},
+		}},
+		{`histogram_quantile(0.99, sum by (le) (rate(a_bucket{service=~"$service"}[$__rate_interval])))`, []deploy.Matcher{
+			{Metric: "a_bucket", Label: "service", Op: "=~", Value: "$service"},
+		}},
+		{"x{a=\"q\\\"uote\",}", []deploy.Matcher{{Metric: "x", Label: "a", Op: "=", Value: `q"uote`}}},
+		{"{__name__=`raw`, a=~\"b\"}", []deploy.Matcher{
+			{Label: "__name__", Op: "=", Value: "raw"},
+			{Label: "a", Op: "=~", Value: "b"},
+		}},
+		{`label_values(lockbox_proxy_requests_total{decision="denied"}, service)`, []deploy.Matcher{
+			{Metric: "lockbox_proxy_requests_total", Label: "decision", Op: "=", Value: "denied"},
+		}},
+	}
+	for _, tc := range cases {
+		got, err := deploy.ExprMatchers(tc.expr)
+		if err != nil || !slices.Equal(got, tc.want) {
+			t.Errorf("ExprMatchers(%q) = %+v, %v; want %+v", tc.expr, got, err, tc.want)
+		}
+	}
+	for _, bad := range []string{`a{b}`, `a{b="c"`, `a{b=c}`, `a{b="c}`, `a{b='c'}`} {
+		if got, err := deploy.ExprMatchers(bad); err == nil {
+			t.Errorf("ExprMatchers(%q) = %+v, want an error", bad, got)
+		}
+	}
+}

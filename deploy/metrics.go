@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -370,4 +371,75 @@ func ExprLabels(expr string) ([]string, error) {
 	names = slices.DeleteFunc(names, func(n string) bool { return n == "__name__" })
 	slices.Sort(names)
 	return slices.Compact(names), nil
+}
+
+// Matcher is one label matcher of a selector in a query.
+type Matcher struct {
+	Metric string // the selector's metric name; "" for {__name__="..."}
+	Label  string
+	Op     string // =, !=, =~ or !~
+	Value  string // unquoted
+}
+
+// exprMatcherAt is one matcher at the start of a selector's remaining
+// text: the label, the operator, and a double-quoted or raw string.
+var exprMatcherAt = regexp.MustCompile("^\\s*([a-zA-Z_][a-zA-Z0-9_]*)\\s*(=~|!~|!=|=)\\s*(\"(?:[^\"\\\\]|\\\\.)*\"|`[^`]*`)\\s*(,?)")
+
+// ExprMatchers returns the label matchers of every selector of a PromQL
+// expression (or of Grafana's label_values), each with the metric it
+// selects, in order of appearance, so that the values can be held to the
+// ones the code exports: a matcher naming a value that is never exported
+// selects nothing (=, =~) or everything (!=, !~), and promtool can't tell.
+// Single-quoted strings are not read: an expression with one is an error,
+// never skipped.
+func ExprMatchers(expr string) ([]Matcher, error) {
+	if m := labelValues.FindStringSubmatch(expr); m != nil {
+		expr = m[1]
+	}
+	var out []Matcher
+	for i := 0; i < len(expr); i++ {
+		switch c := expr[i]; {
+		case c == '"' || c == '\'' || c == '`':
+			if err := skipString(expr, &i); err != nil {
+				return nil, err
+			}
+		case c == '{':
+			// The metric is the name right before the brace, if any.
+			j := i
+			for j > 0 && (expr[j-1] == ' ' || expr[j-1] == '\t' || expr[j-1] == '\n') {
+				j--
+			}
+			k := j
+			for k > 0 && isIdent(expr[k-1]) {
+				k--
+			}
+			metric := expr[k:j]
+			rest := expr[i+1:]
+			for {
+				if t := strings.TrimLeft(rest, " \t\n"); strings.HasPrefix(t, "}") {
+					i = len(expr) - len(t)
+					break
+				}
+				m := exprMatcherAt.FindStringSubmatch(rest)
+				if m == nil {
+					return nil, fmt.Errorf("unreadable label matcher at %q in %q", rest, expr)
+				}
+				v := m[3][1 : len(m[3])-1]
+				if m[3][0] == '"' {
+					var err error
+					if v, err = strconv.Unquote(m[3]); err != nil {
+						return nil, fmt.Errorf("label value %s in %q: %w", m[3], expr, err)
+					}
+				}
+				out = append(out, Matcher{Metric: metric, Label: m[1], Op: m[2], Value: v})
+				rest = rest[len(m[0]):]
+				if m[4] == "" {
+					if t := strings.TrimLeft(rest, " \t\n"); !strings.HasPrefix(t, "}") {
+						return nil, fmt.Errorf("unclosed selector in %q", expr)
+					}
+				}
+			}
+		}
+	}
+	return out, nil
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -69,7 +70,7 @@ func TestDeployMetricsExist(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, l := range used {
-			if targetLabels[l] || slices.ContainsFunc(metrics, func(m string) bool { return exportedLabels[m][l] }) {
+			if targetLabels[l] || slices.ContainsFunc(metrics, func(m string) bool { return exportedLabels[m][l] != nil }) {
 				continue
 			}
 			wrongLabels = append(wrongLabels, fmt.Sprintf("%s, which none of %s has (%s)", l, strings.Join(metrics, ", "), strings.Join(strings.Fields(expr), " ")))
@@ -78,6 +79,40 @@ func TestDeployMetricsExist(t *testing.T) {
 	slices.Sort(wrongLabels)
 	if len(wrongLabels) > 0 {
 		t.Errorf("deploy/ queries name labels that Lockbox does not export:\n  %s", strings.Join(wrongLabels, "\n  "))
+	}
+	// And every value a matcher names is one its metric is exported with:
+	// Lockbox creates each series of a label's closed set at start-up, at
+	// zero, so the scrape holds every value. A misspelt one selects nothing
+	// (=, =~) or everything (!=, !~), and promtool can't tell. A pattern
+	// that is not a list of values (a|b) names none to check, nor does a
+	// Grafana variable.
+	var wrongValues []string
+	for expr := range readBy {
+		matchers, err := deployfiles.ExprMatchers(expr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range matchers {
+			if m.Metric == "" || targetLabels[m.Label] || strings.Contains(m.Value, "$") {
+				continue
+			}
+			values := []string{m.Value}
+			if m.Op == "=~" || m.Op == "!~" {
+				if !valueList.MatchString(m.Value) {
+					continue
+				}
+				values = strings.Split(m.Value, "|")
+			}
+			for _, v := range values {
+				if !exportedLabels[m.Metric][m.Label][v] {
+					wrongValues = append(wrongValues, fmt.Sprintf("%s{%s=%q}, which the scrape has not (%s)", m.Metric, m.Label, v, strings.Join(strings.Fields(expr), " ")))
+				}
+			}
+		}
+	}
+	slices.Sort(wrongValues)
+	if len(wrongValues) > 0 {
+		t.Errorf("deploy/ queries name label values that Lockbox does not export:\n  %s", strings.Join(wrongValues, "\n  "))
 	}
 
 	// The dashboard and rules cover the proxy, policy, lifecycle, audit,
@@ -124,6 +159,9 @@ func TestDeployMetricsExist(t *testing.T) {
 		}
 	}
 }
+
+// valueList is a regular expression that only lists values: a|b|c.
+var valueList = regexp.MustCompile(`^[a-zA-Z0-9_]+(?:\|[a-zA-Z0-9_]+)*$`)
 
 // targetLabels are the labels Prometheus gives every series of a target.
 var targetLabels = map[string]bool{"instance": true, "job": true}
@@ -185,8 +223,9 @@ func outsideParentheses(s string) string {
 
 // scrape returns the names of the samples of a Prometheus text exposition
 // (a histogram's appear as name_bucket, name_sum and name_count, as queries
-// name them), and the names of the labels each has in some sample.
-func scrape(t *testing.T, url string) (map[string]bool, map[string]map[string]bool) {
+// name them), and the labels each has in some sample, with every value
+// each takes.
+func scrape(t *testing.T, url string) (map[string]bool, map[string]map[string]map[string]bool) {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
@@ -197,7 +236,7 @@ func scrape(t *testing.T, url string) (map[string]bool, map[string]map[string]bo
 		t.Fatalf("GET %s: %s", url, resp.Status)
 	}
 	names := map[string]bool{}
-	labels := map[string]map[string]bool{}
+	labels := map[string]map[string]map[string]bool{}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	for sc.Scan() {
@@ -212,11 +251,18 @@ func scrape(t *testing.T, url string) (map[string]bool, map[string]map[string]bo
 		name := line[:i]
 		names[name] = true
 		if labels[name] == nil {
-			labels[name] = map[string]bool{}
+			labels[name] = map[string]map[string]bool{}
 		}
 		if line[i] == '{' {
 			for _, m := range sampleLabel.FindAllStringSubmatch(line[i:], -1) {
-				labels[name][m[1]] = true
+				v, err := strconv.Unquote(`"` + m[2] + `"`)
+				if err != nil {
+					t.Fatalf("label %s of %q: %v", m[1], line, err)
+				}
+				if labels[name][m[1]] == nil {
+					labels[name][m[1]] = map[string]bool{}
+				}
+				labels[name][m[1]][v] = true
 			}
 		}
 	}
@@ -231,4 +277,4 @@ func scrape(t *testing.T, url string) (map[string]bool, map[string]map[string]bo
 
 // sampleLabel is one label of a sample's label set, name="value" (the
 // value's escapes are \\, \" and \n).
-var sampleLabel = regexp.MustCompile(`[{,]([a-zA-Z_][a-zA-Z0-9_]*)="(?:[^"\\]|\\.)*"`)
+var sampleLabel = regexp.MustCompile(`[{,]([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"`)
