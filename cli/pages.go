@@ -203,7 +203,9 @@ func (j *jsonRequests) close(next string) error {
 		j.buf.WriteString(",\n  \"next_cursor\": " + string(v))
 	}
 	j.buf.WriteString("\n}\n")
-	_, err := j.w.Write(j.buf.Bytes())
+	// As writeJSON: a reason's C1 controls and bidirectional overrides,
+	// which encoding/json leaves as they are, are written as escapes.
+	_, err := j.w.Write(escapeUnsafe(j.buf.Bytes(), false))
 	return err
 }
 
