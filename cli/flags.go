@@ -249,9 +249,23 @@ func wantArgs(pos []string, names ...string) error {
 		return fmt.Errorf("unexpected argument %q", pos[len(names)])
 	}
 	for i, p := range pos {
-		if strings.TrimSpace(p) == "" {
-			return fmt.Errorf("%s must not be empty", names[i])
+		if err := checkName(names[i], p); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// checkName refuses, before anything is sent, a request id, tenant or
+// user that names nothing: an empty one, or "." or "..", which the
+// client refuses to put in a path (there it would address another
+// resource than the one named). what names it in the message.
+func checkName(what, v string) error {
+	switch {
+	case strings.TrimSpace(v) == "":
+		return fmt.Errorf("%s must not be empty", what)
+	case v == "." || v == "..":
+		return fmt.Errorf("%s must not be %q", what, v)
 	}
 	return nil
 }

@@ -223,8 +223,10 @@ func (e *env) getRequests() *cobra.Command {
 			switch {
 			case len(pos) > 1:
 				return &usageError{cmd: cmd, msg: fmt.Sprintf("unexpected argument %q", pos[1])}
-			case len(pos) == 1 && strings.TrimSpace(pos[0]) == "":
-				return &usageError{cmd: cmd, msg: "ID must not be empty"}
+			case len(pos) == 1:
+				if err := checkName("ID", pos[0]); err != nil {
+					return &usageError{cmd: cmd, msg: err.Error()}
+				}
 			}
 			return nil
 		},
@@ -705,8 +707,8 @@ func (e *env) runGetAlias(cmd *cobra.Command, argv []string) error {
 		return err
 	}
 	if given(fs, "request-id", "RequestId") {
-		if strings.TrimSpace(id) == "" {
-			return e.usage("-RequestId must not be empty")
+		if err := checkName("-RequestId", id); err != nil {
+			return e.usage("%s", err)
 		}
 		if lf != (listFlags{}) {
 			return e.usage("-RequestId shows one request: it can't be combined with -ApprovalStatus, -CreatedAfter, --tenant, --limit, --cursor or --all")
@@ -736,6 +738,9 @@ func (e *env) runSetAlias(cmd *cobra.Command, argv []string) error {
 	}
 	if strings.TrimSpace(id) == "" {
 		return e.usage("missing -RequestId")
+	}
+	if err := checkName("-RequestId", id); err != nil {
+		return e.usage("%s", err)
 	}
 	var action string
 	switch strings.ToLower(strings.TrimSpace(decision)) {

@@ -117,6 +117,11 @@ func (e *env) tenantListCommand(use string, aliases []string, withID bool) *cobr
 			if len(pos) > 1 {
 				return &usageError{cmd: cmd, msg: fmt.Sprintf("unexpected argument %q", pos[1])}
 			}
+			if len(pos) == 1 {
+				if err := checkName("ID", pos[0]); err != nil {
+					return &usageError{cmd: cmd, msg: err.Error()}
+				}
+			}
 			return nil
 		}
 		cmd.ValidArgsFunction = e.firstArgTenant
