@@ -93,6 +93,12 @@ func (e *env) login(issuer, clientID string, scopes []string) error {
 	if err := login.CheckIssuer(issuer); err != nil {
 		return e.usage("--issuer: %v", err)
 	}
+	// The token is kept for the API address, and every later command
+	// refuses one it can't call: signing in for it would only store a
+	// token no command sends.
+	if err := e.checkAddr(); err != nil {
+		return err
+	}
 	server, err := e.server()
 	if err != nil {
 		return err
