@@ -266,8 +266,9 @@ const tableChunk = 1000
 
 // tableRecords prints one table per chunk of records.
 type tableRecords struct {
-	w    io.Writer
-	recs []record.Record
+	w       io.Writer
+	recs    []record.Record
+	printed bool
 }
 
 func (t *tableRecords) write(recs []record.Record) error {
@@ -281,17 +282,18 @@ func (t *tableRecords) write(recs []record.Record) error {
 }
 
 func (t *tableRecords) flush() error {
-	if len(t.recs) == 0 {
-		return nil
-	}
+	t.printed = true
 	err := printAudit(t.w, t.recs)
 	t.recs = t.recs[:0]
 	return err
 }
 
+// close prints what is left, or the header alone when nothing matched;
+// nothing when the last chunk took every record: a header of its own
+// after them would read as a table without records.
 func (t *tableRecords) close(string) error {
-	if len(t.recs) == 0 {
-		return printAudit(t.w, nil)
+	if len(t.recs) == 0 && t.printed {
+		return nil
 	}
 	return t.flush()
 }
