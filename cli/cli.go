@@ -246,7 +246,7 @@ func (e *env) client() (*client.Client, error) {
 	if err := e.checkAddr(); err != nil {
 		return nil, err
 	}
-	tok, err := e.token()
+	tok, from, err := e.token()
 	if err != nil {
 		return nil, err
 	}
@@ -260,7 +260,14 @@ func (e *env) client() (*client.Client, error) {
 		// client refuses it too unless told.
 		opts = append(opts, client.AllowInsecureHTTP())
 	}
-	return client.New(apiURL(e.g.addr), tok, opts...)
+	c, err := client.New(apiURL(e.g.addr), tok, opts...)
+	if err != nil {
+		// checkAddr took the address: what is refused is the token
+		// (a line break in it, a file holding more than the token), so
+		// say where it came from.
+		return nil, fmt.Errorf("the token from %s can't be sent: %s", from, strings.TrimPrefix(err.Error(), "client: "))
+	}
+	return c, nil
 }
 
 // checkAddr refuses, as a wrong command line (exit 2), an API address
@@ -297,11 +304,13 @@ func isLoopback(host string) bool {
 	return ip != nil && (ip.IsLoopback() || ip.IsUnspecified())
 }
 
-func (e *env) token() (string, error) {
+// token returns the bearer token and where it came from, for messages.
+func (e *env) token() (tok, from string, err error) {
 	if e.g.tokenFile != "" {
+		from = "--token-file " + clean(e.g.tokenFile)
 		b, err := os.ReadFile(e.g.tokenFile)
 		if err != nil {
-			return "", fmt.Errorf("reading --token-file: %w", err)
+			return "", from, fmt.Errorf("reading --token-file: %w", err)
 		}
 		// Others who can read the file can use the token; who can change
 		// it can make commands run as someone else. ssh refuses a key
@@ -314,14 +323,15 @@ func (e *env) token() (string, error) {
 		}
 		tok := strings.TrimRight(string(b), " \t\r\n")
 		if tok == "" {
-			return "", fmt.Errorf("--token-file %s is empty", e.g.tokenFile)
+			return "", from, fmt.Errorf("--token-file %s is empty", e.g.tokenFile)
 		}
-		return tok, nil
+		return tok, from, nil
 	}
 	if tok := strings.TrimRight(e.getenv(EnvToken), " \t\r\n"); tok != "" {
-		return tok, nil
+		return tok, "$" + EnvToken, nil
 	}
-	return e.storedToken()
+	tok, err = e.storedToken()
+	return tok, "lockboxctl login", err
 }
 
 func version() string {
