@@ -757,7 +757,7 @@ func (c *Client) ExportAudit(ctx context.Context, q AuditQuery, format string, w
 	// sign-in proxy, a captive portal) answered 200 with HTML, which was
 	// written out as the export and reported a success. The API sends
 	// text/csv or application/jsonl.
-	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt == "text/html" || mt == "application/xhtml+xml" {
+	if mt := htmlPage(resp.Header); mt != "" {
 		return fmt.Errorf("client: audit export: the answer is an HTML page (%s), not an audit export: is %s the API's address?", mt, c.base.Redacted())
 	}
 	var body io.Reader = resp.Body
@@ -772,6 +772,15 @@ func (c *Client) ExportAudit(ctx context.Context, q AuditQuery, format string, w
 		return fmt.Errorf("client: audit export: %w", err)
 	}
 	return nil
+}
+
+// htmlPage returns the media type of an answer that is a web page
+// (text/html, application/xhtml+xml), "" for any other.
+func htmlPage(h http.Header) string {
+	if mt, _, _ := mime.ParseMediaType(h.Get("Content-Type")); mt == "text/html" || mt == "application/xhtml+xml" {
+		return mt
+	}
+	return ""
 }
 
 // silenceReader runs timer for silence during each Read only: it measures
@@ -873,6 +882,15 @@ func (c *Client) doHeaders(ctx context.Context, method, path string, q url.Value
 
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return respHeader, decodeError(resp)
+	}
+	// The API answers JSON, or 204 with nothing. A page is something in
+	// front of it (a sign-in proxy, a default backend answering every
+	// path): a call that expects no body took its 200 for the change
+	// made, and one that expects JSON failed on a '<' that named neither
+	// the page nor the address to check.
+	if mt := htmlPage(resp.Header); mt != "" {
+		return respHeader, fmt.Errorf("client: %s %s: the answer is an HTML page (%s), not the API's: is %s the API's address?",
+			method, path, mt, c.base.Redacted())
 	}
 	if out == nil || resp.StatusCode == http.StatusNoContent {
 		return respHeader, nil

@@ -1054,3 +1054,30 @@ func TestExportRefusesAPage(t *testing.T) {
 		srv.Close()
 	}
 }
+
+// TestPageIsNoAnswer: a 200 page from something in front of the API (a
+// sign-in proxy, a default backend) is no answer of the API's, to the
+// JSON calls as to the export: a call that expects no body (adding or
+// removing an approver) returned nil, as if the change were made, and one
+// that expects JSON failed on the '<' without naming the page.
+func TestPageIsNoAnswer(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = io.WriteString(w, "<!doctype html><html><body>Sign in to continue</body></html>")
+	}))
+	defer srv.Close()
+	c, err := New(srv.URL, token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for name, call := range map[string]func() error{
+		"AddApprover":    func() error { return c.AddApprover(ctx, "contoso", "alice@contoso.com") },
+		"RemoveApprover": func() error { return c.RemoveApprover(ctx, "contoso", "alice@contoso.com") },
+		"ListRequests":   func() error { _, err := c.ListRequests(ctx, ListOptions{}); return err },
+	} {
+		if err := call(); err == nil || !strings.Contains(err.Error(), "HTML page") || !strings.Contains(err.Error(), srv.URL) {
+			t.Errorf("%s: err = %v, want the answer named as a page and the address", name, err)
+		}
+	}
+}
