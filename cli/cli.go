@@ -17,6 +17,7 @@ package cli
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -233,7 +234,17 @@ func (e *env) report(err error) int {
 		// hold is not the API's.
 		fmt.Fprintf(e.stderr, "lockboxctl: %s\n", clean(err.Error()))
 	case errors.As(err, &urlErr):
-		fmt.Fprintf(e.stderr, "lockboxctl: cannot reach the Lockbox API at %s: %s\n", clean(apiURL(e.g.addr)), clean(urlErr.Err.Error()))
+		hint := ""
+		if _, ok := errors.AsType[x509.UnknownAuthorityError](err); ok {
+			// The remedy is lockboxctl's own variable, which only the
+			// help names.
+			if f := e.getenv(EnvCAFile); f == "" {
+				hint = "; if a private CA issued its certificate, give the CA's PEM file as $" + EnvCAFile
+			} else {
+				hint = fmt.Sprintf("; no CA in $%s (%s) issued its certificate", EnvCAFile, clean(f))
+			}
+		}
+		fmt.Fprintf(e.stderr, "lockboxctl: cannot reach the Lockbox API at %s: %s%s\n", clean(apiURL(e.g.addr)), clean(urlErr.Err.Error()), hint)
 	default:
 		fmt.Fprintf(e.stderr, "lockboxctl: %s\n", clean(err.Error()))
 	}
