@@ -219,13 +219,21 @@ func (e *env) report(err error) int {
 		return exitError
 	}
 	var (
-		urlErr   *url.Error
-		idpErr   *idpError
-		redirErr *redirectError
+		urlErr      *url.Error
+		idpErr      *idpError
+		redirErr    *redirectError
+		insecureErr *client.InsecureHTTPError
 	)
 	switch {
 	case errors.Is(err, context.Canceled):
 		fmt.Fprintln(e.stderr, "lockboxctl: interrupted")
+	case errors.As(err, &urlErr) && errors.As(err, &insecureErr):
+		// checkAddr refused a plain http address before any call, so the
+		// client refused where an answer redirected: from https to plain
+		// http off loopback. The API answered, as for any other
+		// redirect that is not followed.
+		redirErr = &redirectError{from: apiURL(e.g.addr), to: insecureErr.Address}
+		fmt.Fprintf(e.stderr, "lockboxctl: %s\n", clean(redirErr.Error()))
 	case errors.As(err, &redirErr):
 		// The API's address answered: not "cannot reach".
 		fmt.Fprintf(e.stderr, "lockboxctl: %s\n", clean(redirErr.Error()))
