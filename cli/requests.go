@@ -164,6 +164,7 @@ func (e *env) createRequest(use string, aliases []string) *cobra.Command {
 	f.StringVar(&reason, "reason", "", "why you need access")
 	f.StringVar(&dur, "duration", "", "how long, e.g. 2h or 90m (at most 4h)")
 	f.Var(&acts, "activity", "an activity you need, e.g. Get-Mailbox; repeat or separate with commas; none means the service's pre-approved read activities")
+	_ = f.SetAnnotation("tenant", requiredAnnotation, nil)
 	_ = cmd.RegisterFlagCompletionFunc("tenant", e.completeTenants)
 	_ = cmd.RegisterFlagCompletionFunc("service", cobra.FixedCompletions(services, cobra.ShellCompDirectiveNoFileComp))
 	return cmd

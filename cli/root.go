@@ -34,6 +34,11 @@ const (
 // table, json and yaml ("id", "csv").
 const outputsAnnotation = "lockboxctl/outputs"
 
+// requiredAnnotation marks a flag a command can't run without, though
+// other commands filter by a flag of that name (create request's
+// --tenant): given empty, it is missing, not a filter to leave out.
+const requiredAnnotation = "lockboxctl/required"
+
 // rootCommand builds lockboxctl's commands for one run.
 func (e *env) rootCommand() *cobra.Command {
 	root := &cobra.Command{
@@ -54,7 +59,11 @@ func (e *env) rootCommand() *cobra.Command {
 				return err
 			}
 			return e.emptyFilter(func(fn func(name, value string)) {
-				cmd.Flags().Visit(func(f *pflag.Flag) { fn(f.Name, f.Value.String()) })
+				cmd.Flags().Visit(func(f *pflag.Flag) {
+					if _, required := f.Annotations[requiredAnnotation]; !required {
+						fn(f.Name, f.Value.String())
+					}
+				})
 			})
 		},
 	}
