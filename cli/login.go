@@ -209,8 +209,12 @@ func (e *env) storedToken() (string, error) {
 	switch {
 	case errors.Is(err, login.ErrNotSignedIn):
 		return "", errNotSignedIn
+	case errors.As(err, new(*login.InsecureFileError)):
+		return "", err // it says what to do
 	case err != nil:
-		return "", err
+		// A file that holds no token (cut short, edited by hand):
+		// signing in again replaces it.
+		return "", fmt.Errorf("%w: run lockboxctl login", err)
 	}
 	now := e.session.clock()
 	if !tok.NeedsRefresh(now) {
