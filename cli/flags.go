@@ -202,12 +202,19 @@ var filterFlags = []string{
 	"approval-status", "ApprovalStatus", "CreatedAfter",
 }
 
-// emptyFilter returns the usage error for the first filter flag given
-// with an empty value, or nil. visit walks the flags given on the command
+// emptyFilter returns the usage error for the first filter flag, or
+// --token-file, given with an empty value, or nil. visit walks the flags given on the command
 // line, calling fn with each one's name and value.
 func (e *env) emptyFilter(visit func(fn func(name, value string))) error {
 	var err error
 	visit(func(name, value string) {
+		if err == nil && value == "" && name == "token-file" {
+			// Not a filter, but the same mistake: without it the token
+			// comes from $LOCKBOX_TOKEN or lockboxctl login, and the
+			// command would act as whoever that names.
+			err = e.usage("--token-file is empty: name the file holding your token, or leave it out for $%s or lockboxctl login's", EnvToken)
+			return
+		}
 		if err != nil || value != "" || !slices.Contains(filterFlags, name) {
 			return
 		}

@@ -737,6 +737,11 @@ func (e *env) runSetAlias(cmd *cobra.Command, argv []string) error {
 	if err := e.psParse(cmd, fs, argv); err != nil {
 		return err
 	}
+	if err := e.emptyFilter(func(fn func(name, value string)) {
+		fs.Visit(func(f *flag.Flag) { fn(f.Name, f.Value.String()) })
+	}); err != nil {
+		return err
+	}
 	if strings.TrimSpace(id) == "" {
 		return e.usage("missing -RequestId")
 	}
