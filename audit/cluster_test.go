@@ -68,6 +68,7 @@ func TestOnRedisCluster(t *testing.T) {
 		"SIEMFailingSinkLosesNothing":          TestSIEMFailingSinkLosesNothing,
 		"SIEMForwarderAcrossAFullDisk":         TestSIEMForwarderAcrossAFullDisk,
 		"SIEMTakesOverADeadReplica":            TestSIEMTakesOverADeadReplicasRecords,
+		"SIEMTakesOverAFailingReplica":         TestSIEMFailingReplicasRecordsAreTakenOver,
 		"SIEMPendingRecordsTrimmed":            TestSIEMPendingRecordsTrimmedByRetention,
 		"SIEMRecordsTrimmedAtADeadReplica":     TestSIEMRecordsTrimmedAtADeadReplicaAreSkipped,
 		"SIEMReplicaKilledMidPass":             TestSIEMReplicaKilledMidPass,

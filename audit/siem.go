@@ -35,14 +35,21 @@ import (
 // only after its sink wrote it (and, for a file, fsynced it); until then
 // the entry stays in the group's pending list. Entries a replica fails to
 // write stay pending for it and are retried on its next pass; entries of a
-// replica that died are taken over by another one (XAUTOCLAIM) once they
-// have been idle for ClaimAfter. That reading loop is internal/streamgroup's,
-// shared with the notification worker.
+// replica that died, or whose sink kept failing, are taken over by another
+// one (XAUTOCLAIM) once they have been idle for ClaimAfter. A replica's
+// retries do not restart that idle time (streamgroup's KeepIdle): a live
+// replica with a broken sink (stdout's reader gone) would otherwise hold
+// the records it read until its restart, however many healthy replicas
+// run. That reading loop is internal/streamgroup's, shared with the
+// notification worker.
 //
 // Nothing is lost, and a record is written once in normal operation. It
 // may be written twice when a replica dies (or stalls past ClaimAfter)
-// between writing a batch and acknowledging it: the batch is then written
-// again by whoever claims it. The record's Id is the key a SIEM
+// between writing a batch and acknowledging it, or when a failing sink
+// took a batch after all while another replica claimed it: the batch is
+// then written again by whoever claims it. Records taken over reach the
+// SIEM late, after newer records of their tenant that healthy replicas
+// forwarded meanwhile. The record's Id is the key a SIEM
 // deduplicates on. Records that retention trims before any replica
 // forwarded them (only possible after the forwarders were down for the
 // whole retention period) are gone: those a replica had read are counted
@@ -572,6 +579,10 @@ func NewForwarder(cfg ForwarderConfig) (*Forwarder, error) {
 	fw.group, err = streamgroup.New(streamgroup.Config{
 		Redis: cfg.Redis, Group: SIEMGroup, Consumer: cfg.Consumer, ClaimAfter: cfg.ClaimAfter,
 		Batch: cfg.BatchSize, MaxBatches: maxBatchesPerTenant, ForgetAfter: cfg.ForgetAfter, Logger: cfg.Logger,
+		// A replica whose sink keeps failing retries its records every
+		// pass; they must still fall idle, for a healthy replica to take
+		// them over.
+		KeepIdle: true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("siem: %w", err)

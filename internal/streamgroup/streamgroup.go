@@ -63,6 +63,21 @@ type Config struct {
 	// visits, so that live replicas' names are not churned. 0 keeps every
 	// consumer.
 	ForgetAfter time.Duration
+	// KeepIdle has Visit read this consumer's own pending entries without
+	// restarting the idle time Redis keeps for each: XREADGROUP counts a
+	// read of a pending entry as a new delivery, so a live consumer that
+	// retries an entry every visit and keeps failing on it holds it for
+	// good, never idle for ClaimAfter. With KeepIdle the entries are read
+	// through XPENDING and XRANGE instead, and one this consumer has held
+	// for ClaimAfter since it first read it is taken over by another, as
+	// a dead consumer's is. It suits callers whose failures are the
+	// consumer's own (the SIEM forwarder's sink broke), not callers that
+	// keep entries pending on purpose (a retry backing off), whose entries
+	// other consumers would take over every ClaimAfter. Its handler must
+	// fail on a batch it leaves unfinished: a visit that goes on takes
+	// over the entries idle for ClaimAfter, this consumer's own among
+	// them, which restarts their idle time.
+	KeepIdle bool
 	// Logger; discards when nil.
 	Logger *slog.Logger
 }
@@ -149,8 +164,12 @@ func (r *Reader) Visit(ctx context.Context, stream string, h Handler) (more bool
 	// 1. Own pending entries, paging by id: entries h leaves pending (a
 	// retry not due yet) must not hide the ones after them.
 	from := "0"
+	own := r.read
+	if r.cfg.KeepIdle {
+		own = r.readPending
+	}
 	more, err = r.batches(func() (bool, error) {
-		msgs, err := r.read(ctx, stream, from)
+		msgs, err := own(ctx, stream, from)
 		if err != nil || len(msgs) == 0 {
 			return false, err
 		}
@@ -302,6 +321,48 @@ func (r *Reader) read(ctx context.Context, stream, from string) ([]redis.XMessag
 			}
 		}
 		return err
+	})
+	return msgs, err
+}
+
+// readPending reads up to Batch of this consumer's pending entries after
+// id from ("0": from the first) the way KeepIdle asks: their ids from
+// XPENDING, their fields from XRANGE, so Redis does not count the read as
+// a delivery. An entry trimmed from the stream comes back without fields,
+// as XREADGROUP returns it.
+func (r *Reader) readPending(ctx context.Context, stream, from string) ([]redis.XMessage, error) {
+	start := "-"
+	if from != "0" {
+		start = "(" + from
+	}
+	var msgs []redis.XMessage
+	err := r.regroup(ctx, stream, func() error {
+		msgs = nil
+		ps, err := r.cfg.Redis.XPendingExt(ctx, &redis.XPendingExtArgs{
+			Stream: stream, Group: r.cfg.Group, Start: start, End: "+", Count: r.cfg.Batch, Consumer: r.cfg.Consumer,
+		}).Result()
+		if err != nil || len(ps) == 0 {
+			return err
+		}
+		// One XRANGE per entry: a range from the first to the last would
+		// also read every entry between them that others hold or acked.
+		cmds := make([]*redis.XMessageSliceCmd, len(ps))
+		if _, err := r.cfg.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, pe := range ps {
+				cmds[i] = p.XRange(ctx, stream, pe.ID, pe.ID)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		for i, pe := range ps {
+			m := redis.XMessage{ID: pe.ID}
+			if got := cmds[i].Val(); len(got) == 1 {
+				m = got[0]
+			}
+			msgs = append(msgs, m)
+		}
+		return nil
 	})
 	return msgs, err
 }

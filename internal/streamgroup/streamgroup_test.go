@@ -37,6 +37,7 @@ func TestOnRedisCluster(t *testing.T) {
 		"DeletedStreamRecovers":         TestDeletedStreamRecovers,
 		"MaxBatches":                    TestMaxBatches,
 		"ForgetsGoneConsumers":          TestForgetsGoneConsumers,
+		"KeepIdle":                      TestKeepIdle,
 	} {
 		t.Run(name, test)
 	}
@@ -277,6 +278,74 @@ func TestTakesOverADeadConsumer(t *testing.T) {
 		if got := pendingAt(t, rdb, key, c); len(got) != 0 {
 			t.Errorf("pending at %s: %v", c, got)
 		}
+	}
+}
+
+// TestKeepIdle: a live consumer that reads its pending entries again at
+// every visit and fails on them holds them for good, since Redis counts
+// each read as a new delivery, unless KeepIdle is set: its reads then leave
+// the entries' idle time alone, hand them over whole (fields, order,
+// paging; a deleted one without fields), and another consumer takes them
+// over once they have been idle for ClaimAfter.
+func TestKeepIdle(t *testing.T) {
+	for _, keep := range []bool{false, true} {
+		t.Run(map[bool]string{false: "off", true: "on"}[keep], func(t *testing.T) {
+			ctx := context.Background()
+			rdb := testRedis(t)
+			key := stream(t)
+			ids := add(t, rdb, key, 3)
+			held := reader(t, rdb, "held", func(c *streamgroup.Config) { c.Batch, c.KeepIdle = 2, keep })
+			none := func(string) bool { return false }
+			if _, err := held.Visit(ctx, key, (&handler{r: held, key: key, ack: none}).handle); err != nil {
+				t.Fatal(err)
+			}
+			// Idle for two minutes, past ClaimAfter, without waiting.
+			args := []any{"XCLAIM", key, group, "held", 0}
+			for _, id := range ids {
+				args = append(args, id)
+			}
+			if err := rdb.Do(ctx, append(args, "IDLE", 2*time.Minute.Milliseconds(), "JUSTID")...).Err(); err != nil {
+				t.Fatal(err)
+			}
+			if err := rdb.XDel(ctx, key, ids[1]).Err(); err != nil {
+				t.Fatal(err)
+			}
+			// The holder retries them, and fails on the last.
+			var got []redis.XMessage
+			down := errors.New("sink down")
+			if _, err := held.Visit(ctx, key, func(_ context.Context, msgs []redis.XMessage) error {
+				if got = append(got, msgs...); len(got) == len(ids) {
+					return down
+				}
+				return nil
+			}); !errors.Is(err, down) {
+				t.Fatalf("retry: %v", err)
+			}
+			if len(got) != 3 || got[0].ID != ids[0] || got[1].ID != ids[1] || got[2].ID != ids[2] {
+				t.Fatalf("retried %v, want %v", got, ids)
+			}
+			if got[0].Values["n"] != "0" || got[1].Values != nil || got[2].Values["n"] != "2" {
+				t.Fatalf("retried entries' fields: %v, want n=0, none (deleted), n=2", got)
+			}
+			live := reader(t, rdb, "live")
+			h := &handler{r: live, key: key}
+			if _, err := live.Visit(ctx, key, h.handle); err != nil {
+				t.Fatal(err)
+			}
+			// (XAUTOCLAIM names deleted entries apart, after the others.)
+			want, left := []string{ids[0], ids[2], ids[1]}, []string(nil)
+			if !keep {
+				// Redis does not count a read of the deleted entry as a
+				// delivery either way; the others stay held.
+				want, left = []string{ids[1]}, []string{ids[0], ids[2]}
+			}
+			if !slices.Equal(h.ids(), want) {
+				t.Fatalf("KeepIdle %v: the live consumer took over %v, want %v", keep, h.ids(), want)
+			}
+			if got := pendingAt(t, rdb, key, "held"); !slices.Equal(got, left) {
+				t.Fatalf("KeepIdle %v: still held %v, want %v", keep, got, left)
+			}
+		})
 	}
 }
 
