@@ -115,3 +115,46 @@ func TestSettingsFormSentTwice(t *testing.T) {
 		t.Errorf("a changed form under the old revision: %s", r)
 	}
 }
+
+// TestTenantFormSentTwice: the tenant registry's edit form sent twice (a
+// double click on Save) saves once, and the second answer, the one the
+// browser shows, says so. Before, it said "The registry entry changed since
+// you opened this page, and your change was not saved" of the change the
+// first had just saved. The form is typed as the store does not keep it
+// (domains in capitals, out of order and with a trailing dot, an address
+// twice in two spellings): what counts is the entry as stored. A form whose
+// revision someone else's different change passed is still refused
+// (TestTenantChangedSinceTheFormOpened).
+func TestTenantFormSentTwice(t *testing.T) {
+	parallel(t)
+	e := newEnv(t)
+	b := e.signIn(lara)
+	form := b.form(url.Values{"revision": {tenantFormRevision(t, b.get("/console/tenants/contoso"))}, "display_name": {" Contoso Ltd "},
+		"domains":       {"Contoso.Example.\ncontoso.com"},
+		"global_admins": {"Gina@contoso.example\ngina@Contoso.example, hal@contoso.example"}})
+	before := len(e.records("contoso"))
+	for i := range 2 {
+		if r := b.post("/console/tenants/contoso", form); r.status != http.StatusSeeOther || r.location() != "/console/tenants/contoso?done=tenant_updated" {
+			t.Fatalf("the form sent %d times: %s", i+1, r)
+		}
+	}
+	got, err := e.ten.Get(context.Background(), "contoso")
+	if err != nil || got.DisplayName != "Contoso Ltd" || !slices.Equal(got.Domains, []string{"contoso.com", "contoso.example"}) ||
+		!slices.Equal(got.GlobalAdmins, []string{"Gina@contoso.example", "hal@contoso.example"}) {
+		t.Fatalf("entry %+v, %v", got, err)
+	}
+	if n := len(e.records("contoso")); n != before+1 {
+		t.Errorf("the form sent twice wrote %d audit records, want 1", n-before)
+	}
+
+	// The same form with another change is someone else's to review.
+	for field, v := range map[string]string{"display_name": "Contoso", "domains": "contoso.example", "global_admins": "hal@contoso.example"} {
+		changed := mergeForm(form, url.Values{field: {v}})
+		if r := b.post("/console/tenants/contoso", changed); r.status != http.StatusPreconditionFailed {
+			t.Errorf("a form with another %s under the old revision: %s", field, r)
+		}
+	}
+	if again, _ := e.ten.Get(context.Background(), "contoso"); again.Revision != got.Revision {
+		t.Errorf("a refused form changed the entry: revision %d, was %d", again.Revision, got.Revision)
+	}
+}

@@ -132,8 +132,9 @@ const tenantChangedProblem = "The registry entry changed since you opened this p
 // form carries the revision of the entry it was rendered with (field
 // revision), and the change is saved only over that revision: a stale
 // form shows the entry as it is now, with the new revision, and saves
-// nothing. A form without the field (a page from before revisions) saves
-// whatever the revision, as it always did.
+// nothing, unless the entry already is what the form asks (the form sent
+// twice), which is answered as saved. A form without the field (a page
+// from before revisions) saves whatever the revision, as it always did.
 func (c *Console) updateTenant(w http.ResponseWriter, r *http.Request, sess Session) error {
 	id := r.PathValue("tenant")
 	ifRevision, err := formRevision(r)
@@ -141,8 +142,8 @@ func (c *Console) updateTenant(w http.ResponseWriter, r *http.Request, sess Sess
 		return err
 	}
 	name, domains, admins := r.PostFormValue("display_name"), lines(r.PostFormValue("domains")), lines(r.PostFormValue("global_admins"))
-	_, err = c.cfg.Tenants.UpdateTenantIf(r.Context(), sess.Principal, peer.IP(r), id,
-		tenants.TenantUpdate{DisplayName: &name, Domains: &domains, GlobalAdmins: &admins}, ifRevision)
+	update := tenants.TenantUpdate{DisplayName: &name, Domains: &domains, GlobalAdmins: &admins}
+	_, err = c.cfg.Tenants.UpdateTenantIf(r.Context(), sess.Principal, peer.IP(r), id, update, ifRevision)
 	if err != nil {
 		status, _, msg := httperr.FromError(err)
 		if !errors.Is(err, fault.ErrPrecondition) && status != http.StatusBadRequest {
@@ -151,6 +152,13 @@ func (c *Console) updateTenant(w http.ResponseWriter, r *http.Request, sess Sess
 		t, terr := c.cfg.Tenants.Tenant(r.Context(), sess.Principal, id)
 		if terr != nil {
 			return terr
+		}
+		if errors.Is(err, fault.ErrPrecondition) && t.Applied(update) {
+			// The form sent again (a double click on Save): its first
+			// sending saved what it asks, and "your change was not
+			// saved" would say otherwise.
+			seeOther(w, r, "/console/tenants/"+url.PathEscape(id)+"?done=tenant_updated")
+			return nil
 		}
 		reads, terr := c.readsSettings(r.Context(), sess.Principal, t.ID)
 		if terr != nil {

@@ -500,6 +500,28 @@ func (s *Store) UpdateTenantIf(ctx context.Context, p identity.Principal, client
 	return out, nil
 }
 
+// Applied reports whether t already is what u asks for, u's fields
+// normalized as the store keeps them: UpdateTenantIf would change nothing.
+// An edit form sent twice (a double click on Save) finds its revision
+// passed by its own first sending; this tells that from someone else's
+// change. An invalid u is applied to nothing.
+func (t Tenant) Applied(u TenantUpdate) bool {
+	next := t
+	if u.DisplayName != nil {
+		next.DisplayName = *u.DisplayName
+	}
+	if u.Domains != nil {
+		next.Domains = slices.Clone(*u.Domains)
+	}
+	if u.GlobalAdmins != nil {
+		next.GlobalAdmins = slices.Clone(*u.GlobalAdmins)
+	}
+	if next.normalize() != nil {
+		return false
+	}
+	return len(tenantProperties(t, next)) == 0
+}
+
 // tenantChanged is UpdateTenantIf's refusal of a change based on a
 // registry entry that is no longer current.
 func tenantChanged(tenant string) error {
