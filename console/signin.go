@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -41,7 +43,8 @@ type OIDCConfig struct {
 	// only), "name" and "email".
 	SubjectClaim, RolesClaim, TenantClaim, NameClaim, EmailClaim string
 	// HTTPClient talks to the issuer; a client with a 10 s timeout when
-	// nil.
+	// nil. Either way redirects are followed only within the origin of
+	// the URL each request starts at (see sameOriginRedirects).
 	HTTPClient *http.Client
 }
 
@@ -178,8 +181,101 @@ func newOIDCClient(cfg OIDCConfig, publicURL string, log *slog.Logger) (*oidcCli
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 	}
+	cfg.HTTPClient = sameOriginRedirects(cfg.HTTPClient)
 	key := callbackKey(cfg.Scope)
 	return &oidcClient{cfg: cfg, key: key, redirectURL: strings.TrimSuffix(publicURL, "/") + callbackPath + "/" + key, log: log}, nil
+}
+
+// maxRedirects bounds the redirects one request to an issuer follows.
+const maxRedirects = 3
+
+// sameOriginRedirects is c, copied, with redirects followed only within the
+// origin (scheme, host and port) of the URL a request starts at, as
+// identity/jwksfetch fetches keys; c's own rule, if it has one, applies
+// too. Each URL the console starts at is one it checked: the issuer's, and
+// the token endpoint and jwks_uri its discovery document names (https, or
+// http on localhost). A redirect elsewhere is refused: from https to
+// http it would carry the request in the clear, and to another host it
+// would let whoever controls a path on the identity provider's (an open
+// redirect, a page hosted there) answer for it: the discovery document
+// that names the endpoints, or the keys that decide who signs in. At the
+// token endpoint Go's client resends the form of a 307 or 308 (the code,
+// the PKCE verifier, a refresh token, with client_secret_post the client
+// secret), and keeps client_secret_basic's Authorization header for the
+// same host name on another port. The jwks_uri itself may be on another
+// host than the issuer (some providers keep their keys on one); it is
+// the redirects from it that stay where it is.
+func sameOriginRedirects(c *http.Client) *http.Client {
+	cc := *c
+	cc.Transport = redirectTransport{next: c.Transport}
+	next := c.CheckRedirect
+	cc.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if len(via) >= maxRedirects {
+			return fmt.Errorf("more than %d redirects", maxRedirects)
+		}
+		if from, to := origin(via[0].URL), origin(req.URL); to != from {
+			// Named by its origin only: never the user info a Location
+			// may carry.
+			return fmt.Errorf("redirect from %s to another origin (%s) refused", from, to)
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		return nil
+	}
+	return &cc
+}
+
+// origin is u's scheme, host and port, the port written out, so that
+// https://idp.example and https://IDP.example:443 are one origin.
+func origin(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		switch u.Scheme {
+		case "https":
+			port = "443"
+		case "http":
+			port = "80"
+		}
+	}
+	return u.Scheme + "://" + net.JoinHostPort(strings.ToLower(u.Hostname()), port)
+}
+
+// redirectTransport refuses an answer that redirects to a Location with
+// a user name or password, or one that does not parse, before the client
+// reads it: the client would quote it as sent in its error, and the error
+// goes to logs. No URL an issuer's requests start at may carry user info
+// either (identity.CheckFetchURL).
+type redirectTransport struct{ next http.RoundTripper }
+
+func (t redirectTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	next := t.next
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	res, err := next.RoundTrip(r)
+	if err != nil {
+		return nil, err
+	}
+	switch res.StatusCode {
+	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+	default:
+		return res, nil
+	}
+	loc := res.Header.Get("Location")
+	if loc == "" {
+		return res, nil
+	}
+	u, perr := r.URL.Parse(loc)
+	if perr == nil && u.User == nil {
+		return res, nil
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 4<<10))
+	res.Body.Close()
+	if perr != nil {
+		return nil, errors.New("redirect to a Location that is not a URL refused (not shown: it may hold a password)")
+	}
+	return nil, fmt.Errorf("redirect to a URL with a user name or password refused (%s)", origin(u))
 }
 
 // newOIDCClients sorts the configured issuers: at most one signs in the
