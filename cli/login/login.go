@@ -226,10 +226,13 @@ func fromOAuth2(t *oauth2.Token, issuer, clientID, tokenURL string, now time.Tim
 	return tok, nil
 }
 
-// client is hc (defaultClient when nil), made to refuse redirects from
-// https to anything else: what goes to the identity provider (a refresh
-// token, a device code, a client's credentials) is resent on a redirect, and
-// must not be in the clear. It is the JWKS fetcher's rule
+// client is hc (defaultClient when nil), made to follow a redirect only
+// within the origin (scheme, host and port) of the URL a request starts
+// at: what goes to the identity provider (a refresh token, a device code,
+// a code and its PKCE verifier) is resent on a 307 or 308, and must go
+// neither in the clear nor to a server the discovery document did not
+// name; a discovery document redirected elsewhere would name, believed,
+// the endpoints it all goes to. It is the JWKS fetcher's origin rule
 // (identity/jwksfetch.CheckRedirect), written out here so that the command
 // line does not link the server's identity packages.
 func client(hc *http.Client) *http.Client {
@@ -239,7 +242,7 @@ func client(hc *http.Client) *http.Client {
 	c := *hc
 	next := hc.CheckRedirect
 	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
-		if err := refuseDowngrade(req, via); err != nil {
+		if err := sameOrigin(req, via); err != nil {
 			return err
 		}
 		if next != nil {
@@ -251,18 +254,39 @@ func client(hc *http.Client) *http.Client {
 }
 
 var defaultClient = &http.Client{Timeout: 30 * time.Second, CheckRedirect: func(req *http.Request, via []*http.Request) error {
-	if err := refuseDowngrade(req, via); err != nil {
+	if err := sameOrigin(req, via); err != nil {
 		return err
 	}
 	return defaultRedirects(req, via)
 }}
 
-// refuseDowngrade refuses a redirect that leaves https.
-func refuseDowngrade(req *http.Request, via []*http.Request) error {
+// sameOrigin refuses a redirect that leaves https, or the origin of the
+// URL the request started at.
+func sameOrigin(req *http.Request, via []*http.Request) error {
 	if via[0].URL.Scheme == "https" && req.URL.Scheme != "https" {
 		return fmt.Errorf("redirect from https to %s refused", req.URL.Scheme)
 	}
+	if from, to := origin(via[0].URL), origin(req.URL); to != from {
+		// Named by its origin only: never the user info a Location may
+		// carry.
+		return fmt.Errorf("redirect from %s to another origin (%s) refused", from, to)
+	}
 	return nil
+}
+
+// origin is u's scheme, host and port, the port written out, so that
+// https://idp.example and https://IDP.example:443 are one origin.
+func origin(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		switch u.Scheme {
+		case "https":
+			port = "443"
+		case "http":
+			port = "80"
+		}
+	}
+	return u.Scheme + "://" + net.JoinHostPort(strings.ToLower(u.Hostname()), port)
 }
 
 // defaultRedirects is net/http's policy when CheckRedirect is nil.

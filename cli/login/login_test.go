@@ -290,3 +290,69 @@ func TestDeviceIntervalLongerThanTheCodeLives(t *testing.T) {
 		t.Errorf("%d polls with an expired code", n)
 	}
 }
+
+// TestRedirectsStayInOrigin: a request to the identity provider follows a
+// redirect only within the scheme, host and port of the URL it started
+// at. A token endpoint's 307 to another https origin would have the
+// refresh token sent there again; a discovery document redirected to
+// another origin would name, believed, the endpoints the codes and tokens
+// go to. A redirect within the origin is followed.
+func TestRedirectsStayInOrigin(t *testing.T) {
+	var elsewhere atomic.Int32
+	var other *httptest.Server
+	other = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		elsewhere.Add(1)
+		http.Error(w, "no", http.StatusBadRequest)
+	}))
+	t.Cleanup(other.Close)
+	var idp *httptest.Server
+	idp = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/token":
+			// 307 keeps the method and the body: the refresh token.
+			http.Redirect(w, r, other.URL+"/token", http.StatusTemporaryRedirect)
+		case "/.well-known/openid-configuration":
+			http.Redirect(w, r, other.URL+r.URL.Path, http.StatusFound)
+		case "/moved/.well-known/openid-configuration":
+			http.Redirect(w, r, "/discovery", http.StatusFound)
+		case "/discovery":
+			_ = json.NewEncoder(w).Encode(map[string]string{"issuer": idp.URL + "/moved",
+				"token_endpoint": idp.URL + "/token", "authorization_endpoint": idp.URL + "/authorize"})
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(idp.Close)
+	ctx := context.Background()
+
+	tok := Token{Issuer: idp.URL, ClientID: "lockboxctl", TokenURL: idp.URL + "/token", RefreshToken: "rt-secret"}
+	if _, err := Refresh(ctx, idp.Client(), time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), tok); err == nil || !strings.Contains(err.Error(), "another origin") {
+		t.Errorf("Refresh: %v", err)
+	}
+	if _, err := Discover(ctx, idp.Client(), idp.URL); err == nil || !strings.Contains(err.Error(), "another origin") {
+		t.Errorf("Discover: %v", err)
+	}
+	if n := elsewhere.Load(); n != 0 {
+		t.Errorf("the other origin got %d requests", n)
+	}
+	if iss, err := Discover(ctx, idp.Client(), idp.URL+"/moved"); err != nil || iss.TokenURL != idp.URL+"/token" {
+		t.Errorf("Discover redirected within the origin: %+v, %v", iss, err)
+	}
+
+	// The default client, which does not trust the test's certificate,
+	// has the same rule.
+	from, err := http.NewRequest(http.MethodPost, "https://idp.example/token", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for to, refused := range map[string]bool{"https://idp.example:443/token2": false, "https://login.idp.example/token": true,
+		"https://idp.example:8443/token": true, "http://idp.example/token": true} {
+		req, err := http.NewRequest(http.MethodPost, to, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := client(nil).CheckRedirect(req, []*http.Request{from}); (err != nil) != refused {
+			t.Errorf("the default client's redirect to %s: %v", to, err)
+		}
+	}
+}
