@@ -69,9 +69,8 @@ func (l *Log) Trim(ctx context.Context, tenant string, cutoff time.Time) (int, e
 		}
 		last := -1
 		for i, m := range msgs {
-			var rec struct{ CreationTime record.Time }
-			s, _ := m.Values[field].(string)
-			if json.Unmarshal([]byte(s), &rec) != nil || !rec.CreationTime.Before(cutoff) {
+			at, err := entryTime(m)
+			if err != nil || !at.Before(cutoff) {
 				break
 			}
 			last = i
@@ -151,14 +150,40 @@ func oldestDue(msgs []redis.XMessage, retention time.Duration, now time.Time) ti
 	if len(msgs) == 0 {
 		return time.Time{}
 	}
-	var rec struct{ CreationTime record.Time }
-	s, _ := msgs[0].Values[field].(string)
-	if json.Unmarshal([]byte(s), &rec) != nil || rec.CreationTime.IsZero() {
-		// Trim stops at a record it can't date; look again in a while
+	at, err := entryTime(msgs[0])
+	if err != nil {
+		// Trim stops at an entry it can't date; look again in a while
 		// rather than at once.
 		return now.Add(retention)
 	}
-	return rec.CreationTime.Add(retention)
+	return at.Add(retention)
+}
+
+// entryTime is when the stream entry m was written, as retention judges
+// it: its record's CreationTime or, for a record that can't be read (cut
+// short, edited by hand, or in a form this version refuses) or carries no
+// CreationTime, the time in its stream id. Stopping at such a record
+// instead held back the tenant's retention for ever, and taking a missing
+// CreationTime for the zero time removed the record whatever its age.
+//
+// Every audit entry is added by XADD with a generated id (appendScript,
+// appendBatchScript), whose milliseconds are Redis's clock when it was
+// added, or later (ids never go back): never before the record was
+// written, as far as Redis's clock and the writers' agree, which
+// CreationTime from several replicas already assumes. An error means m's
+// id is not one Redis generates.
+func entryTime(m redis.XMessage) (time.Time, error) {
+	var rec struct{ CreationTime record.Time }
+	s, _ := m.Values[field].(string)
+	if json.Unmarshal([]byte(s), &rec) == nil && !rec.CreationTime.IsZero() {
+		return rec.CreationTime.Time, nil
+	}
+	ms, _, _ := strings.Cut(m.ID, "-")
+	n, err := strconv.ParseInt(ms, 10, 64)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("audit: bad stream id %q", m.ID)
+	}
+	return time.UnixMilli(n).UTC(), nil
 }
 
 // RetentionProbe reads when a tenant's oldest record passes retention, for

@@ -207,3 +207,112 @@ func TestVerifyDuringTrim(t *testing.T) {
 		t.Errorf("%d of 40 verifications failed", bad)
 	}
 }
+
+// appendAt appends the stored JSON r to tenant's chain as the append script
+// does, under a stream id whose time is at: what XADD's generated id holds
+// when Redis's clock and the writer's agree.
+func appendAt(t *testing.T, rdb redis.UniversalClient, tenant string, at time.Time, r string) {
+	t.Helper()
+	if err := redis.NewScript(`
+local prev = redis.call('GET', KEYS[2]) or ''
+local h = redis.sha1hex(prev .. '\n' .. ARGV[2])
+redis.call('XADD', KEYS[1], ARGV[1], 'r', ARGV[2], 'p', prev, 'h', h)
+redis.call('SET', KEYS[2], h)
+return 1`).Run(context.Background(), rdb, []string{keys.Audit(tenant), keys.AuditHead(tenant)},
+		fmt.Sprintf("%d-0", at.UnixMilli()), r).Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// storedAt is the JSON Lockbox stores for a record created at at.
+func storedAt(log *audit.Log, at time.Time) string {
+	r := log.Prepare(record.Record{Operation: "Get-Mailbox", LockboxTenant: "contoso", OrganizationId: orgID("contoso"),
+		RecordType: record.RecordTypeDataCenterSecurityCmdlet, Workload: "exchange", UserId: record.OperatorUserID,
+		CreationTime: record.Time{Time: at}})
+	return string(r.AppendJSON(nil))
+}
+
+// TestRetentionPastUnreadableRecords: a stored record retention can't read
+// (corrupt, or in a form this version refuses) is dated by its stream id,
+// so it neither blocks the tenant's retention for ever nor goes before its
+// time; the chain verifies after every cut.
+func TestRetentionPastUnreadableRecords(t *testing.T) {
+	ctx := context.Background()
+	rdb := testRedis(t)
+	onboard(t, rdb, "contoso")
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	log := newLog(rdb, clock.NewFake(t0).Now)
+	for i, r := range []string{
+		storedAt(log, t0),
+		`{"Id":"c-1","CreationTime":"2026-01-01T01:00:0`, // cut short
+		storedAt(log, t0.Add(2*time.Hour)),
+		`{"Id":"n-3","CreationTime":{"at":1767229200},"Operation":"Get-Mailbox"}`, // a form this version refuses
+		storedAt(log, t0.Add(4*time.Hour)),
+		`not json`,
+	} {
+		appendAt(t, rdb, "contoso", t0.Add(time.Duration(i)*time.Hour), r)
+	}
+	for _, step := range []struct {
+		cutoff        time.Duration
+		removed, kept int
+	}{
+		{30 * time.Minute, 1, 5},
+		{150 * time.Minute, 2, 3}, // through the corrupt record and the next
+		{3 * time.Hour, 0, 3},     // the refused one is exactly 3 h old: kept
+		{270 * time.Minute, 2, 1},
+		{5 * time.Hour, 0, 1},
+		{6 * time.Hour, 1, 0},
+	} {
+		n, err := log.Trim(ctx, "contoso", t0.Add(step.cutoff))
+		if err != nil || n != step.removed {
+			t.Fatalf("cut at t0+%s: removed %d (%v), want %d", step.cutoff, n, err, step.removed)
+		}
+		if v, err := log.Verify(ctx, auditor, "contoso"); err != nil || !v.OK || v.Records != step.kept {
+			t.Fatalf("after the cut at t0+%s: %+v %v, want %d records", step.cutoff, v, err, step.kept)
+		}
+	}
+}
+
+// TestRetentionKeepsARecordWithoutCreationTime: a record that parses but
+// carries no CreationTime is not taken for one from the year 1: it is
+// dated by its stream id like any record retention can't date.
+func TestRetentionKeepsARecordWithoutCreationTime(t *testing.T) {
+	ctx := context.Background()
+	rdb := testRedis(t)
+	onboard(t, rdb, "contoso")
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	log := newLog(rdb, clock.NewFake(t0).Now)
+	appendAt(t, rdb, "contoso", t0, storedAt(log, t0))
+	appendAt(t, rdb, "contoso", t0.Add(time.Hour), `{"Id":"z-1","Operation":"Get-Mailbox"}`)
+	appendAt(t, rdb, "contoso", t0.Add(2*time.Hour), storedAt(log, t0.Add(2*time.Hour)))
+	if n, err := log.Trim(ctx, "contoso", t0.Add(30*time.Minute)); err != nil || n != 1 {
+		t.Fatalf("removed %d (%v), want only the record older than the cutoff", n, err)
+	}
+	if v, err := log.Verify(ctx, auditor, "contoso"); err != nil || !v.OK || v.Records != 2 {
+		t.Fatalf("after trimming: %+v %v", v, err)
+	}
+}
+
+// TestRetentionScheduleOfAnUnreadableOldestRecord: when the oldest record
+// left can't be read, the tenant's next retention visit is when its stream
+// id passes retention, not a whole retention period from now.
+func TestRetentionScheduleOfAnUnreadableOldestRecord(t *testing.T) {
+	ctx := context.Background()
+	rdb := testRedis(t)
+	onboard(t, rdb, "contoso")
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	c := clock.NewFake(t0)
+	log := newLog(rdb, c.Now)
+	appendAt(t, rdb, "contoso", t0, storedAt(log, t0))
+	appendAt(t, rdb, "contoso", t0.Add(time.Hour), `{"Id":"c-1","CreationTime":"2026-01-01T01:00:0`)
+	log.Written(ctx, "contoso")
+	const retention = 24 * time.Hour
+	c.Set(t0.Add(retention + 30*time.Minute))
+	if n, err := log.TrimAll(ctx, retention); err != nil || n != 1 {
+		t.Fatalf("TrimAll: %d %v", n, err)
+	}
+	s, err := rdb.ZScore(ctx, keys.Due("retention"), "contoso").Result()
+	if want := t0.Add(time.Hour + retention); err != nil || int64(s) != want.UnixMilli() {
+		t.Fatalf("next retention visit at %v (%v), want %v", time.UnixMilli(int64(s)).UTC(), err, want)
+	}
+}
