@@ -245,27 +245,35 @@ func (l *Log) decode(ctx context.Context, tenant string, m redis.XMessage) (reco
 	if err != nil {
 		return record.Record{}, fmt.Errorf("audit: stream entry %s of %s is corrupt: %w", m.ID, tenant, err)
 	}
-	l.completeLegacy(ctx, tenant, &r)
+	// Reading goes on without the GUID when Redis can't give it: the
+	// record is still the tenant's, and hiding it would hide history.
+	_ = l.completeLegacy(ctx, tenant, &r)
 	return r, nil
 }
 
 // completeLegacy gives r, read from tenant's stream, when it was written
 // before Lockbox followed the common schema, the tenant it lacks: its
 // short name, and its GUID as OrganizationId, when the tenant has one.
-func (l *Log) completeLegacy(ctx context.Context, tenant string, r *record.Record) {
+// It returns the error (wrapping ErrUnavailable) when Redis could not say
+// whether the tenant has one: the caller decides whether to go on without
+// it. A tenant without a valid GUID is no error: the record never gets one.
+func (l *Log) completeLegacy(ctx context.Context, tenant string, r *record.Record) error {
 	if !r.Legacy() {
-		return
+		return nil
 	}
 	if r.LockboxTenant == "" {
 		r.LockboxTenant = tenant
 	}
 	if !record.IsGUID(r.OrganizationId) {
-		// Reading goes on without it: the record is still the
-		// tenant's, and hiding it would hide history.
-		if id, err := l.OrganizationID(ctx, tenant); err == nil {
+		id, err := l.OrganizationID(ctx, tenant)
+		if errors.Is(err, ErrUnavailable) {
+			return err
+		}
+		if err == nil {
 			r.OrganizationId = id
 		}
 	}
+	return nil
 }
 
 func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }

@@ -261,8 +261,10 @@ func ocsfActivity(method string) int {
 // holds every field already, and the copy would double each line.
 //
 // complete, when not nil, completes the decoded record as a search reads
-// it (a legacy record's tenant GUID: Log.completeLegacy).
-func ocsfLine(raw string, complete func(*record.Record)) ([]byte, error) {
+// it (a legacy record's tenant GUID: Log.completeLegacy); its error is
+// returned, and no line: an event written without what it could not read
+// would miss it for ever, while the record, left pending, is retried.
+func ocsfLine(raw string, complete func(*record.Record) error) ([]byte, error) {
 	r, newer, err := record.UnmarshalStored(raw)
 	if err != nil {
 		e := OCSF(record.Record{})
@@ -275,7 +277,9 @@ func ocsfLine(raw string, complete func(*record.Record)) ([]byte, error) {
 		return json.Marshal(e)
 	}
 	if complete != nil {
-		complete(&r)
+		if err := complete(&r); err != nil {
+			return nil, err
+		}
 	}
 	e := OCSF(r)
 	if newer {

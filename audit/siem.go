@@ -573,7 +573,7 @@ func NewForwarder(cfg ForwarderConfig) (*Forwarder, error) {
 		orgs: NewLog(cfg.Redis, cfg.Now),
 		records: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lockbox_siem_records_total",
-			Help: "Audit records handled by the SIEM forwarder, by result: written (and acknowledged), failed (sink write failed; retried later), skipped (read, then trimmed by retention before it could be forwarded, or unreadable).",
+			Help: "Audit records handled by the SIEM forwarder, by result: written (and acknowledged), failed (sink write failed, or the OCSF event could not be built; retried later), skipped (read, then trimmed by retention before it could be forwarded, or unreadable).",
 		}, []string{"result"}),
 	}
 	fw.group, err = streamgroup.New(streamgroup.Config{
@@ -758,12 +758,14 @@ func (fw *Forwarder) deliver(ctx context.Context, tenant, stream string, msgs []
 			continue
 		}
 		line, err := fw.render(ctx, tenant, raw)
-		if err == nil {
-			err = fw.cfg.Sink.Write(line)
+		if err != nil {
+			err = fmt.Errorf("render %s: %w", m.ID, err)
+		} else if err = fw.cfg.Sink.Write(line); err != nil {
+			err = fmt.Errorf("sink write: %w", err)
 		}
 		if err != nil {
 			fw.records.WithLabelValues("failed").Inc()
-			werr = fmt.Errorf("sink write: %w", err)
+			werr = err
 			break
 		}
 		ack = append(ack, m.ID)
@@ -793,7 +795,7 @@ func (fw *Forwarder) deliver(ctx context.Context, tenant, stream string, msgs []
 
 func (fw *Forwarder) render(ctx context.Context, tenant, raw string) ([]byte, error) {
 	if fw.cfg.Format == FormatOCSF {
-		return ocsfLine(raw, func(r *record.Record) { fw.orgs.completeLegacy(ctx, tenant, r) })
+		return ocsfLine(raw, func(r *record.Record) error { return fw.orgs.completeLegacy(ctx, tenant, r) })
 	}
 	return jsonLine(raw), nil
 }

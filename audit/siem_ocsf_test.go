@@ -4,12 +4,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/lockbox-oss/lockbox/audit"
 	"github.com/lockbox-oss/lockbox/audit/record"
+	"github.com/lockbox-oss/lockbox/internal/keys"
+	"github.com/lockbox-oss/lockbox/internal/redistest"
 )
 
 // newerRecords returns the stored JSON of records as a newer Lockbox
@@ -222,5 +228,73 @@ func TestSIEMOCSFLegacyRecordHasTheTenantsGUID(t *testing.T) {
 	}
 	if e.RawData != "" {
 		t.Errorf("raw_data %q: a legacy record's fields are all known", e.RawData)
+	}
+}
+
+// failOnce fails, once, the first command match matches, without sending
+// it, as a Redis that timed out would.
+type failOnce struct {
+	match func(redis.Cmder) bool
+	done  atomic.Bool
+}
+
+func (f *failOnce) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (f *failOnce) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, c redis.Cmder) error {
+		if f.match(c) && f.done.CompareAndSwap(false, true) {
+			c.SetErr(errors.New("i/o timeout"))
+			return c.Err()
+		}
+		return next(ctx, c)
+	}
+}
+func (f *failOnce) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// TestSIEMOCSFLegacyRecordWaitsForItsOrganizationId: when the tenant's
+// GUID can't be read for a legacy record's OCSF event (Redis failed), the
+// event is not written without it and acknowledged, which would leave the
+// SIEM one event of the tenant outside its organization for ever: the
+// record stays pending and the next pass writes it whole.
+func TestSIEMOCSFLegacyRecordWaitsForItsOrganizationId(t *testing.T) {
+	ctx := context.Background()
+	rdb := testRedis(t)
+	log := audit.NewLog(rdb, nil)
+	onboard(t, rdb, "contoso")
+	legacy := `{"Id":"0190a4b4-1c2d-7e3f-8a9b-0c1d2e3f4a5b","CreationTime":"2026-11-23T08:59:59.5Z","Operation":"Get-Mailbox",` +
+		`"OrganizationId":"contoso","Workload":"exchange","UserId":"Microsoft Operator","UserType":"DcAdmin","ClientIP":"192.0.2.10",` +
+		`"ResultStatus":"Succeeded","LockboxRequestId":"r1","Method":"GET","Path":"/tenants/contoso/mailboxes","ProviderUserId":"alice@provider.example"}`
+	if err := audit.AppendStored(ctx, rdb, "contoso", legacy); err != nil {
+		t.Fatal(err)
+	}
+	log.Written(ctx, "contoso")
+	frdb := redistest.Clone(t, rdb)
+	hook := &failOnce{match: redistest.Command("get", keys.Tenant("contoso"))}
+	frdb.AddHook(hook)
+	sink := &memSink{}
+	fw := newForwarder(t, audit.ForwarderConfig{Redis: frdb, Sink: sink, Consumer: "r1", Format: audit.FormatOCSF})
+	n, err := fw.Poll(ctx)
+	if !hook.done.Load() {
+		t.Fatal("the forwarder never read the tenant's registry entry")
+	}
+	if err == nil || n != 0 || len(sink.got()) != 0 {
+		t.Fatalf("with the GUID unreadable: wrote %d (%v), lines %q; want an error and nothing written", n, err, sink.got())
+	}
+	if p := pending(t, rdb, "contoso"); p != 1 {
+		t.Fatalf("%d pending, want the record left to retry", p)
+	}
+	if n, err := fw.Poll(ctx); err != nil || n != 1 {
+		t.Fatalf("retry: wrote %d, %v", n, err)
+	}
+	var e audit.OCSFEvent
+	if err := json.Unmarshal([]byte(sink.got()[0]), &e); err != nil {
+		t.Fatal(err)
+	}
+	if e.Unmapped["OrganizationId"] != orgID("contoso") {
+		t.Errorf("retried event: unmapped %v, want OrganizationId %s", e.Unmapped, orgID("contoso"))
+	}
+	if p := pending(t, rdb, "contoso"); p != 0 {
+		t.Errorf("%d pending after the retry", p)
 	}
 }
