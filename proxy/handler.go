@@ -1028,7 +1028,10 @@ func (h *Handler) audit(ctx context.Context, c *call) (record.Record, Reason, er
 		return record.Record{}, ReasonAuditUnavailable, fmt.Errorf("audit: %w", err)
 	}
 	if rec.Id != c.auditID {
-		// The assertion would name a record that does not exist.
+		// The assertion would name a record that does not exist. Refused
+		// as audit_unavailable, so counted as an audit write error too:
+		// the RUNBOOK reads the two as the same failures.
+		h.metrics.auditErrors.Inc()
 		return record.Record{}, ReasonAuditUnavailable, fmt.Errorf("audit: the record was written as %s, not as %s", rec.Id, c.auditID)
 	}
 	return rec, "", nil

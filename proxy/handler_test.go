@@ -1299,7 +1299,9 @@ func (a renamingAuditor) Append(ctx context.Context, r record.Record) (record.Re
 
 // TestAssertionNamesTheWrittenRecord: a call whose record was written under
 // another id than its assertion names is refused, not forwarded with an
-// assertion pointing at no record.
+// assertion pointing at no record, and counted as an audit write error
+// like every other audit_unavailable refusal (the RUNBOOK's
+// LockboxAuditUnavailable reads both as the same failures).
 func TestAssertionNamesTheWrittenRecord(t *testing.T) {
 	e := newTestEnv(t, func(e *testEnv, c *Config) { c.Auditor = renamingAuditor{e.audit} })
 	e.grantFor(alice, "contoso", "exchange", time.Hour)
@@ -1309,6 +1311,9 @@ func TestAssertionNamesTheWrittenRecord(t *testing.T) {
 	}
 	if n := e.upstreamCalls(); n != 0 {
 		t.Fatalf("%d calls forwarded", n)
+	}
+	if got := testutil.ToFloat64(e.h.metrics.auditErrors); got != 1 {
+		t.Errorf("audit write errors = %v, want 1", got)
 	}
 }
 
