@@ -75,10 +75,10 @@ type Option func(*Client)
 
 // WithHTTPClient makes the client send its calls through hc (for custom
 // TLS, proxies or timeouts). A nil hc keeps the default. hc's redirect
-// policy is then the caller's: the default client follows no redirect
-// that leaves the API's scheme, host and port, so the token goes nowhere
-// else. Whatever hc's policy, no redirect takes the token over plain
-// http off loopback without AllowInsecureHTTP.
+// policy applies, and on top of it the default client's: no redirect is
+// followed off the API's scheme, host and port, so the token goes nowhere
+// else, nor takes the token over plain http off loopback without
+// AllowInsecureHTTP. hc is copied, not changed.
 func WithHTTPClient(hc *http.Client) Option {
 	return func(c *Client) {
 		if hc != nil {
@@ -174,10 +174,15 @@ func New(baseURL, token string, opts ...Option) (*Client, error) {
 	if c.plainHTTPRefused(base) {
 		return nil, &InsecureHTTPError{Address: base.Redacted()}
 	}
-	// The same rule for where a redirect points, whatever hc's own
+	// The same rules for where a redirect points, whatever hc's own
 	// policy: net/http sends Authorization on to the same host name over
 	// plain http, so a 307 from https to http:// sent the token in the
-	// clear. The caller's client is copied, not changed.
+	// clear; and to any port of that host name, or a subdomain, so a
+	// client given for its TLS settings alone (no policy: net/http's ten
+	// redirects anywhere) handed the token to another server on a 307 to
+	// https://host:other-port. The caller's policy speaks first, so that
+	// its refusal is the one returned (lockboxctl names its own). The
+	// caller's client is copied, not changed.
 	hc := *c.hc
 	next := hc.CheckRedirect
 	hc.CheckRedirect = func(req *http.Request, via []*http.Request) error {
@@ -185,12 +190,13 @@ func New(baseURL, token string, opts ...Option) (*Client, error) {
 			return &InsecureHTTPError{Address: req.URL.Redacted()}
 		}
 		if next != nil {
-			return next(req, via)
-		}
-		if len(via) >= 10 {
+			if err := next(req, via); err != nil {
+				return err
+			}
+		} else if len(via) >= 10 {
 			return errors.New("client: stopped after 10 redirects")
 		}
-		return nil
+		return leavesOrigin(req, via)
 	}
 	c.hc = &hc
 	return c, nil
@@ -245,11 +251,20 @@ func redacted(raw string) string {
 // the token to another server or to the network. (lockboxctl's client has
 // the same policy, with its own message.)
 func sameOrigin(req *http.Request, via []*http.Request) error {
-	if from := via[0].URL; !SameOrigin(req.URL, from) {
-		return fmt.Errorf("client: not following a redirect from %s to %s, another server than the API's", from.Redacted(), req.URL.Redacted())
+	if err := leavesOrigin(req, via); err != nil {
+		return err
 	}
 	if len(via) >= 10 {
 		return errors.New("client: stopped after 10 redirects")
+	}
+	return nil
+}
+
+// leavesOrigin refuses a redirect to another scheme, host or port than
+// the call's first.
+func leavesOrigin(req *http.Request, via []*http.Request) error {
+	if from := via[0].URL; !SameOrigin(req.URL, from) {
+		return fmt.Errorf("client: not following a redirect from %s to %s, another server than the API's", from.Redacted(), req.URL.Redacted())
 	}
 	return nil
 }

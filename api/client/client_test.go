@@ -966,15 +966,17 @@ func TestPlainHTTPKeepsTheToken(t *testing.T) {
 // points too, whatever the redirect policy of WithHTTPClient's client:
 // net/http sends Authorization on to the same host name over plain
 // http, so an https API (or a proxy in front of it) answering 307 to
-// http:// had the token cross the network in the clear.
+// http:// had the token cross the network in the clear. AllowInsecureHTTP
+// allows a plain http address, not a redirect off https: that is another
+// origin, which no redirect is followed to either
+// (TestGivenClientKeepsTheTokenOnItsServer).
 func TestRedirectKeepsThePlainHTTPRule(t *testing.T) {
 	for _, tt := range []struct {
 		name string
 		opts []Option
-		sent bool // whether the token went over plain http
 	}{
-		{"by default", nil, false},
-		{"with AllowInsecureHTTP", []Option{AllowInsecureHTTP()}, true},
+		{"by default", nil},
+		{"with AllowInsecureHTTP", []Option{AllowInsecureHTTP()}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var plain []string
@@ -991,16 +993,95 @@ func TestRedirectKeepsThePlainHTTPRule(t *testing.T) {
 				t.Fatal(err)
 			}
 			_, err = c.Approvers(context.Background(), "contoso")
-			leaked := slices.Contains(plain, "Bearer "+token)
-			if leaked != tt.sent {
-				t.Errorf("the token went over plain http: %t, want %t (err %v)", leaked, tt.sent, err)
+			if slices.Contains(plain, "Bearer "+token) {
+				t.Errorf("the token went over plain http (err %v)", err)
 			}
 			var insecure *InsecureHTTPError
-			if !tt.sent && !errors.As(err, &insecure) {
+			if tt.opts == nil && !errors.As(err, &insecure) {
 				t.Errorf("err = %v, want an *InsecureHTTPError", err)
 			}
-			if tt.sent && err != nil {
-				t.Errorf("err = %v", err)
+			if tt.opts != nil && (err == nil || !strings.Contains(err.Error(), "another server")) {
+				t.Errorf("err = %v, want the redirect refused as leaving the API's server", err)
+			}
+		})
+	}
+}
+
+// TestGivenClientKeepsTheTokenOnItsServer: the rule of the default client,
+// no redirect followed off the API's scheme, host and port, holds for
+// WithHTTPClient's client too, whatever its own redirect policy. A client
+// given only for TLS (an httptest server's, one with a private CA) has
+// none, so net/http's applied: it sends Authorization on to the same host
+// name at another port (and to subdomains), and an https API answering
+// 307 to https://its-host:other-port handed the token to that server. A
+// redirect within the API's address is still followed, and the caller's
+// own refusal is still the one returned (lockboxctl names it so).
+func TestGivenClientKeepsTheTokenOnItsServer(t *testing.T) {
+	other := &fake{body: `{"approvers":["x@contoso.example"]}`}
+	otherSrv := httptest.NewTLSServer(other)
+	defer otherSrv.Close()
+	api := &fake{body: `{"approvers":[]}`}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/v1/tenants/away/approvers", func(w http.ResponseWriter, r *http.Request) {
+		// Another port of the same host, 127.0.0.1.
+		http.Redirect(w, r, otherSrv.URL+"/v1/tenants/contoso/approvers", http.StatusTemporaryRedirect)
+	})
+	mux.HandleFunc("/v1/tenants/moved/approvers", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/v1/tenants/contoso/approvers", http.StatusTemporaryRedirect)
+	})
+	mux.Handle("/v1/tenants/contoso/approvers", api)
+	srv := httptest.NewTLSServer(mux)
+	defer srv.Close()
+
+	errCallers := errors.New("the caller's own refusal")
+	for _, tt := range []struct {
+		name   string
+		policy func(*http.Request, []*http.Request) error
+		want   error // the error the refused redirect matches; nil: the client's own
+	}{
+		{"no policy of its own", nil, nil},
+		{"a policy following everything", func(*http.Request, []*http.Request) error { return nil }, nil},
+		{"a policy refusing it", func(*http.Request, []*http.Request) error { return errCallers }, errCallers},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			other.mu.Lock()
+			other.calls = nil
+			other.mu.Unlock()
+			api.mu.Lock()
+			api.calls = nil
+			api.mu.Unlock()
+			hc := *srv.Client() // trusts both servers: httptest has one certificate
+			hc.CheckRedirect = tt.policy
+			c, err := New(srv.URL, token, WithHTTPClient(&hc))
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			_, err = c.Approvers(context.Background(), "away")
+			switch {
+			case err == nil:
+				t.Error("a redirect to another port of the API's host was followed")
+			case tt.want != nil && !errors.Is(err, tt.want):
+				t.Errorf("err = %v, want the caller's policy's", err)
+			case tt.want == nil && (!strings.Contains(err.Error(), otherSrv.URL) || !strings.Contains(err.Error(), "another server")):
+				t.Errorf("err = %v, want it to say the redirect to %s leaves the API's server", err, otherSrv.URL)
+			}
+			other.mu.Lock()
+			for _, c := range other.calls {
+				if c.Auth != "" {
+					t.Errorf("the other server got the token: %+v", c)
+				}
+			}
+			other.mu.Unlock()
+
+			if tt.want != nil {
+				return // the caller's policy refuses every redirect
+			}
+			if _, err := c.Approvers(context.Background(), "moved"); err != nil {
+				t.Fatalf("a redirect within the API's address: %v", err)
+			}
+			if got := api.last(t); got.Auth != "Bearer "+token {
+				t.Errorf("after a redirect within the API's address, Authorization = %q", got.Auth)
 			}
 		})
 	}
