@@ -747,7 +747,7 @@ func TestRunbookNamesEveryCauseOfAReason(t *testing.T) {
 			runbookHas: "canceled by the client",
 		},
 		{
-			reason: "tenant_mismatch", alert: "LockboxDenialsSpiking", spikeItem: true,
+			reason: "tenant_mismatch", alert: "LockboxTenantMismatch",
 			doc: "../README.md", says: "403 `tenant_mismatch` for a grant record naming another tenant, operator or service than the call it was read for, which Lockbox never writes: an edit in Redis or a bug",
 			runbookHas: "edited in Redis",
 		},
