@@ -770,6 +770,34 @@ func TestRunbookNamesEveryCauseOfAReason(t *testing.T) {
 	}
 }
 
+// TestREADMEGrantStepNamesEveryCause: README's grant step, where callers
+// and operators look up what the proxy's answers mean, gives 503
+// store_unavailable for each cause docs/operations.md gives it for. Told
+// only "Redis is slow or down", a reader looks for an outage while a
+// rolling upgrade is under way.
+func TestREADMEGrantStepNamesEveryCause(t *testing.T) {
+	flat := func(s string) string { return strings.Join(strings.Fields(s), " ") }
+	const says = "A grant holding a field the replica does not know is not read: the proxy refuses the call with 503 `store_unavailable`"
+	if !strings.Contains(flat(string(readFile(t, "../docs/operations.md"))), says) {
+		t.Fatalf("docs/operations.md no longer says %q: update this test", says)
+	}
+	_, step, ok := strings.Cut(string(readFile(t, "../README.md")), "\n5. **Grant**")
+	if !ok {
+		t.Fatal("README.md has no step \"5. **Grant**\"")
+	}
+	step, _, _ = strings.Cut(step, "\n6. ")
+	step = flat(step)
+	_, answer, ok := strings.Cut(step, "503 `store_unavailable`")
+	if !ok {
+		t.Fatalf("README.md's grant step no longer gives 503 `store_unavailable`: %s", step)
+	}
+	for _, cause := range []string{"slow or down", "rolling upgrade"} {
+		if !strings.Contains(answer, cause) {
+			t.Errorf("README.md's grant step gives 503 `store_unavailable` without its cause %q: %s", cause, answer)
+		}
+	}
+}
+
 func TestExprMatchers(t *testing.T) {
 	cases := []struct {
 		expr string
