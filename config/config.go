@@ -159,7 +159,7 @@ type Config struct {
 	IssuersFile string `env:"ISSUERS_FILE" desc:"YAML file of the trusted token issuers, each with its keys, audience, claim names, scope (provider, or one tenant) and admin center sign-in (see Identity providers); replaces LOCKBOX_JWT_ISSUER, LOCKBOX_JWT_AUDIENCE, the LOCKBOX_JWT_ key settings and LOCKBOX_OIDC_, which are refused beside it"`
 	// JWTLeeway is the clock skew allowed when checking "exp" and "nbf"
 	// (at most 5m).
-	JWTLeeway time.Duration `env:"JWT_LEEWAY" envDefault:"30s" desc:"clock skew allowed when checking \"exp\" and \"nbf\" (at most 5m)"`
+	JWTLeeway time.Duration `env:"JWT_LEEWAY" envDefault:"30s" desc:"clock skew allowed when checking \"exp\" and \"nbf\" (at most 5m; 0: none, tokens are checked to the second)"`
 
 	// Upstreams maps each service to its upstream base URL:
 	// "exchange=http://127.0.0.1:9001,sharepoint=http://...". Required by
@@ -658,7 +658,7 @@ func (c Config) check() error {
 		field string
 		d     time.Duration
 	}{
-		{"RedisTimeout", c.RedisTimeout}, {"JWTLeeway", c.JWTLeeway},
+		{"RedisTimeout", c.RedisTimeout},
 		{"SweepInterval", c.SweepInterval}, {"JobsRescanInterval", c.JobsRescanInterval}, {"ShutdownTimeout", c.ShutdownTimeout},
 		{"GrantTimeout", c.GrantTimeout}, {"AuditTimeout", c.AuditTimeout},
 		{"PolicyReloadInterval", c.PolicyReloadInterval}, {"SIEMClaimAfter", c.SIEMClaimAfter},
@@ -691,6 +691,11 @@ func (c Config) check() error {
 	}
 	if strings.TrimSpace(c.ProxyAssertionIssuer) == "" {
 		errs = append(errs, varErr("ProxyAssertionIssuer", "must not be empty"))
+	}
+	// Zero is a strict choice (tokens checked to the second), not a
+	// mistake: only a negative leeway is refused.
+	if c.JWTLeeway < 0 {
+		errs = append(errs, varErr("JWTLeeway", "must not be negative, got %s", c.JWTLeeway))
 	}
 	if c.JWTLeeway > MaxJWTLeeway {
 		errs = append(errs, varErr("JWTLeeway", "%s is more than the %s allowed", c.JWTLeeway, MaxJWTLeeway))

@@ -133,6 +133,21 @@ func TestTrustedProxies(t *testing.T) {
 	}
 }
 
+// TestJWTLeewayZero: LOCKBOX_JWT_LEEWAY=0 is a strict choice, not a
+// mistake: tokens are checked to the second.
+func TestJWTLeewayZero(t *testing.T) {
+	for _, v := range []string{"0", "0s"} {
+		c, err := Load(map[string]string{"LOCKBOX_JWT_LEEWAY": v})
+		if err != nil {
+			t.Errorf("LOCKBOX_JWT_LEEWAY=%s refused: %v", v, err)
+			continue
+		}
+		if c.JWTLeeway != 0 {
+			t.Errorf("LOCKBOX_JWT_LEEWAY=%s: JWTLeeway = %s, want 0", v, c.JWTLeeway)
+		}
+	}
+}
+
 func TestLoadValues(t *testing.T) {
 	c, err := Load(map[string]string{
 		"LOCKBOX_API_ADDR":       ":9000",
@@ -179,7 +194,7 @@ func TestLoadInvalidNamesVariable(t *testing.T) {
 		{"zero shutdown", "LOCKBOX_SHUTDOWN_TIMEOUT", "0", "positive"},
 		{"negative shutdown delay", "LOCKBOX_SHUTDOWN_DELAY", "-1s", "must not be negative"},
 		{"duration syntax shutdown delay", "LOCKBOX_SHUTDOWN_DELAY", "5", "5"},
-		{"zero leeway", "LOCKBOX_JWT_LEEWAY", "0s", "positive"},
+		{"negative leeway", "LOCKBOX_JWT_LEEWAY", "-1s", "must not be negative"},
 		{"huge leeway", "LOCKBOX_JWT_LEEWAY", "1h", "5m0s"},
 		{"cache kept over a second", "LOCKBOX_CACHE_MAX_AGE", "2s", "from 0 to 1s"},
 		{"negative cache age", "LOCKBOX_CACHE_MAX_AGE", "-1s", "from 0 to 1s"},

@@ -78,8 +78,13 @@ type Config struct {
 	MinRefreshInterval time.Duration
 
 	// Leeway is the allowed clock skew for exp, nbf and iat. Zero means
-	// DefaultLeeway.
+	// DefaultLeeway, unless NoLeeway is set.
 	Leeway time.Duration
+	// NoLeeway allows no clock skew at all: exp, nbf and iat are checked
+	// to the second (LOCKBOX_JWT_LEEWAY=0). Leeway must then be zero. A
+	// field of its own, as zero Leeway already means the default to every
+	// caller that leaves it unset.
+	NoLeeway bool
 	// Now is the clock. Nil means time.Now; tests set it to move time
 	// without sleeping.
 	Now func() time.Time
@@ -132,6 +137,9 @@ func (c *Config) CheckAndSetDefaults() error {
 	switch {
 	case c.Leeway < 0:
 		return errors.New("identity: Leeway must not be negative")
+	case c.NoLeeway && c.Leeway != 0:
+		return fmt.Errorf("identity: Leeway %s with NoLeeway", c.Leeway)
+	case c.NoLeeway:
 	case c.Leeway == 0:
 		c.Leeway = DefaultLeeway
 	case c.Leeway > maxLeeway:

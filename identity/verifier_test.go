@@ -624,6 +624,41 @@ func TestVerifyCustomLeeway(t *testing.T) {
 	}
 }
 
+// TestVerifyNoLeeway: with NoLeeway, exp and nbf are checked to the
+// second (LOCKBOX_JWT_LEEWAY=0), although a zero Leeway means the default.
+func TestVerifyNoLeeway(t *testing.T) {
+	keys := newTestKeys(t)
+	path := writeJWKS(t, filepath.Join(t.TempDir(), "jwks.json"), keys.jwks()...)
+	now := testNow
+	v, err := NewVerifier(Config{
+		Issuer: testIssuer, Audience: testAudience, JWKSFile: path,
+		NoLeeway: true,
+		Now:      func() time.Time { return now },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := tok{alg: jose.EdDSA, key: keys.ed, kid: "ed"}.sign(t) // nbf = testNow, exp = testNow + 1h
+
+	tests := []struct {
+		name       string
+		at         time.Time
+		wantReason string
+	}{
+		{name: "at nbf", at: testNow},
+		{name: "at expiry", at: testNow.Add(time.Hour)},
+		{name: "a second past expiry", at: testNow.Add(time.Hour + time.Second), wantReason: "token expired"},
+		{name: "a second before nbf", at: testNow.Add(-time.Second), wantReason: "token not yet valid"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			now = tt.at
+			p, err := v.Verify(context.Background(), token)
+			checkResult(t, p, err, Principal{Subject: "alice@example.test", Roles: []Role{RoleOperator}}, tt.wantReason)
+		})
+	}
+}
+
 func TestConfigCheckAndSetDefaults(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -638,6 +673,7 @@ func TestConfigCheckAndSetDefaults(t *testing.T) {
 		{name: "both key files", cfg: Config{Issuer: "i", Audience: "a", JWKSFile: "f", HMACSecretFile: "g"}, wantErr: "exclusive"},
 		{name: "negative leeway", cfg: Config{Issuer: "i", Audience: "a", JWKSFile: "f", Leeway: -time.Second}, wantErr: "negative"},
 		{name: "huge leeway", cfg: Config{Issuer: "i", Audience: "a", JWKSFile: "f", Leeway: time.Hour}, wantErr: "limit"},
+		{name: "leeway and no leeway", cfg: Config{Issuer: "i", Audience: "a", JWKSFile: "f", Leeway: time.Second, NoLeeway: true}, wantErr: "NoLeeway"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

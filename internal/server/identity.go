@@ -32,7 +32,9 @@ func newVerifier(cfg config.Config, opts Options) (*identity.Verifier, *jwksfetc
 		}
 	}
 	log := opts.Logger.With("component", "identity")
-	ic := identity.Config{Leeway: cfg.JWTLeeway, MaxKeyAge: cfg.JWKSMaxAge, Now: opts.Now, Logger: log}
+	// LOCKBOX_JWT_LEEWAY=0 means none: to the verifier, a zero Leeway
+	// alone means its default.
+	ic := identity.Config{Leeway: cfg.JWTLeeway, NoLeeway: cfg.JWTLeeway == 0, MaxKeyAge: cfg.JWKSMaxAge, Now: opts.Now, Logger: log}
 	var fetcher *jwksfetch.Fetcher
 	for _, is := range issuers {
 		if is.JWKSURL != "" && fetcher == nil {
