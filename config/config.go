@@ -90,7 +90,7 @@ type Config struct {
 	// TrustedProxies are the proxies in front of the proxy and the API
 	// whose X-Forwarded-For says who the client is (see
 	// TrustedProxyRanges).
-	TrustedProxies string `env:"TRUSTED_PROXIES" desc:"comma-separated CIDRs or single addresses of the proxies in front of LOCKBOX_PROXY_ADDR and LOCKBOX_API_ADDR (load balancers, ingress controllers, a service mesh's sidecar). From a socket peer in them, the client IP Lockbox records (audit ClientIP, request histories, the policy's call.client_ip, logs) is taken from X-Forwarded-For: read from the right, these proxies' own entries skipped, the first other address is the client. Forwarded and X-Real-IP are never read, so the proxies must set X-Forwarded-For. 0.0.0.0/0 and ::/0 are refused. Empty: the socket peer, and no header is read"`
+	TrustedProxies string `env:"TRUSTED_PROXIES" desc:"comma-separated CIDRs or single addresses of the proxies in front of LOCKBOX_PROXY_ADDR and LOCKBOX_API_ADDR (load balancers, ingress controllers, a service mesh's sidecar). From a socket peer in them, the client IP Lockbox records (audit ClientIP, request histories, the policy's call.client_ip, logs) is taken from X-Forwarded-For: read from the right, these proxies' own entries skipped, the first other address is the client. Forwarded and X-Real-IP are never read, so the proxies must set X-Forwarded-For. 0.0.0.0/0 and ::/0 are refused, and so are ranges that together hold every IPv4 or every IPv6 address (0.0.0.0/1,128.0.0.0/1). Empty: the socket peer, and no header is read"`
 
 	// TLSCertFile and TLSKeyFile are the certificate the listeners serve
 	// TLS with (see tls.go); unset, they speak plain HTTP.
@@ -1103,10 +1103,13 @@ func (c Config) PublishedKeyFiles() []string {
 // TrustedProxyRanges parses LOCKBOX_TRUSTED_PROXIES: CIDRs or single
 // addresses, comma-separated, as ranges without host bits, IPv4-mapped
 // IPv6 ranges as the IPv4 ranges they map (client addresses are compared
-// unmapped). A range of every address is refused: trusting it would let
-// every client write its own IP into the audit log.
+// unmapped). A range of every address is refused, and so are ranges that
+// together hold every IPv4 or every IPv6 address (0.0.0.0/1,128.0.0.0/1):
+// trusting them would let every client write its own IP into the audit
+// log.
 func (c Config) TrustedProxyRanges() ([]netip.Prefix, error) {
 	var out []netip.Prefix
+	var written [2][]string // as written, of IPv4 and of IPv6 ranges
 	for s := range strings.SplitSeq(c.TrustedProxies, ",") {
 		if s = strings.TrimSpace(s); s == "" {
 			continue
@@ -1131,6 +1134,50 @@ func (c Config) TrustedProxyRanges() ([]netip.Prefix, error) {
 			return nil, varErr("TrustedProxies", "%s holds every address: it would let every client choose its IP", s)
 		}
 		out = append(out, p.Masked())
+		if p.Addr().Is4() {
+			written[0] = append(written[0], s)
+		} else {
+			written[1] = append(written[1], s)
+		}
+	}
+	// Client addresses are compared unmapped, so none is in
+	// ::ffff:0:0/96: IPv6 ranges that hold every other IPv6 address
+	// trust every IPv6 client.
+	for i, all := range []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")} {
+		nets := out
+		if i == 1 {
+			nets = append(slices.Clip(out), netip.MustParsePrefix("::ffff:0:0/96"))
+		}
+		if covers(nets, all) {
+			return nil, varErr("TrustedProxies", "%s hold every address together: they would let every client choose its IP", strings.Join(written[i], ","))
+		}
 	}
 	return out, nil
+}
+
+// covers reports whether the ranges of nets (without host bits) hold every
+// address of p: one holds all of p, or each half of p is covered. It only
+// splits p where a range of nets lies inside it, so the work is bounded by
+// the ranges' count times the address length.
+func covers(nets []netip.Prefix, p netip.Prefix) bool {
+	inside := false
+	for _, n := range nets {
+		if n.Addr().BitLen() != p.Addr().BitLen() {
+			continue
+		}
+		if n.Bits() <= p.Bits() && n.Contains(p.Addr()) {
+			return true
+		}
+		if p.Contains(n.Addr()) {
+			inside = true
+		}
+	}
+	if !inside || p.Bits() == p.Addr().BitLen() {
+		return false
+	}
+	lo := netip.PrefixFrom(p.Addr(), p.Bits()+1)
+	b := p.Addr().AsSlice()
+	b[p.Bits()/8] |= 0x80 >> (p.Bits() % 8)
+	hiAddr, _ := netip.AddrFromSlice(b)
+	return covers(nets, lo) && covers(nets, netip.PrefixFrom(hiAddr, p.Bits()+1))
 }

@@ -133,6 +133,55 @@ func TestTrustedProxies(t *testing.T) {
 	}
 }
 
+// TestTrustedProxiesWideButNotEverything: ranges that are wide, or that
+// together nearly cover a family, are accepted; only a list that trusts
+// every address of IPv4 or of IPv6 is refused.
+func TestTrustedProxiesWideButNotEverything(t *testing.T) {
+	for _, list := range []string{
+		"10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10,fc00::/7",
+		// Half of each family: neither family is covered.
+		"0.0.0.0/1, 8000::/1",
+		// Every IPv4 address but 255.255.255.255.
+		everyIPv4But255(),
+	} {
+		c, err := Load(map[string]string{"LOCKBOX_TRUSTED_PROXIES": list})
+		if err != nil {
+			t.Errorf("LOCKBOX_TRUSTED_PROXIES=%q refused: %v", list, err)
+			continue
+		}
+		if got, err := c.TrustedProxyRanges(); err != nil || len(got) != len(strings.Split(list, ",")) {
+			t.Errorf("TrustedProxyRanges() of %q = %v, %v", list, got, err)
+		}
+	}
+}
+
+// everyIPv4But255 is 0.0.0.0/1, 128.0.0.0/2, ... 255.255.255.254/32: every
+// IPv4 address except 255.255.255.255.
+func everyIPv4But255() string {
+	var parts []string
+	for bits := 1; bits <= 32; bits++ {
+		// The first address of the half left uncovered so far.
+		a := uint32(0xffffffff) << (33 - bits)
+		parts = append(parts, netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(a >> 24), byte(a >> 16), byte(a >> 8), byte(a)}), bits).String())
+	}
+	return strings.Join(parts, ",")
+}
+
+// everyIPv6ButMapped is the ranges that hold every IPv6 address except
+// those of ::ffff:0:0/96: for each bit of that prefix, the sibling range
+// that differs from it at that bit.
+func everyIPv6ButMapped() string {
+	mapped := netip.MustParsePrefix("::ffff:0:0/96")
+	b := mapped.Addr().As16()
+	var parts []string
+	for bits := 1; bits <= 96; bits++ {
+		s := b
+		s[(bits-1)/8] ^= 0x80 >> ((bits - 1) % 8)
+		parts = append(parts, netip.PrefixFrom(netip.AddrFrom16(s), bits).Masked().String())
+	}
+	return strings.Join(parts, ",")
+}
+
 // TestJWTLeewayZero: LOCKBOX_JWT_LEEWAY=0 is a strict choice, not a
 // mistake: tokens are checked to the second.
 func TestJWTLeewayZero(t *testing.T) {
@@ -245,6 +294,14 @@ func TestLoadInvalidNamesVariable(t *testing.T) {
 		{"every IPv4 address trusted", "LOCKBOX_TRUSTED_PROXIES", "0.0.0.0/0", "would let every client choose its IP"},
 		{"every IPv6 address trusted", "LOCKBOX_TRUSTED_PROXIES", "10.0.0.0/8, ::/0", "would let every client choose its IP"},
 		{"every mapped IPv4 address trusted", "LOCKBOX_TRUSTED_PROXIES", "::ffff:0.0.0.0/96", "would let every client choose its IP"},
+		{"every IPv4 address trusted in two halves", "LOCKBOX_TRUSTED_PROXIES", "0.0.0.0/1,128.0.0.0/1", "would let every client choose its IP"},
+		{"every IPv4 address trusted in uneven parts", "LOCKBOX_TRUSTED_PROXIES", "10.0.0.0/8, 128.0.0.0/1, 0.0.0.0/2, 64.0.0.0/3, 96.0.0.0/3", "would let every client choose its IP"},
+		{"every IPv6 address trusted in two halves", "LOCKBOX_TRUSTED_PROXIES", "::/1, 8000::/1", "would let every client choose its IP"},
+		{"every IPv4 address trusted in mapped halves", "LOCKBOX_TRUSTED_PROXIES", "::ffff:0.0.0.0/97,::ffff:128.0.0.0/97", "would let every client choose its IP"},
+		{"every IPv4 address trusted, half of it mapped", "LOCKBOX_TRUSTED_PROXIES", "::ffff:0.0.0.0/97, 128.0.0.0/1", "would let every client choose its IP"},
+		// Peers are compared unmapped, so no peer is in ::ffff:0:0/96:
+		// the rest of IPv6 is all of it.
+		{"every IPv6 address trusted but the mapped ones", "LOCKBOX_TRUSTED_PROXIES", everyIPv6ButMapped(), "would let every client choose its IP"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
