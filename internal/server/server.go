@@ -585,34 +585,55 @@ func connect(ctx context.Context, cfg config.Config) (redis.UniversalClient, err
 		o.MaxRedirects = 8
 		rdb, where = redis.NewClusterClient(o), "the Redis Cluster at "+strings.Join(o.Addrs, ",")
 	}
+	// go-redis ends a call at its context's deadline, not at its
+	// cancellation: a stop signal while Redis does not answer waited out
+	// LOCKBOX_REDIS_TIMEOUT (or the 5m of a larger one) before the process
+	// could end. Closing the client ends the wait.
+	closeOnStop := context.AfterFunc(ctx, func() { rdb.Close() })
+	err = checkRedis(ctx, cfg, rdb, where)
+	if !closeOnStop() {
+		// Closed, or closing: the stop, not Redis, ended start-up.
+		rdb.Close()
+		return nil, fmt.Errorf("%s: start-up stopped while waiting on %s: %w", cfg.RedisVar(), where, context.Cause(ctx))
+	}
+	if err != nil {
+		rdb.Close()
+		return nil, err
+	}
+	return rdb, nil
+}
+
+// checkRedis checks that rdb answers and, with LOCKBOX_AUDIT_AOF, can
+// confirm fsyncs, within LOCKBOX_REDIS_TIMEOUT.
+func checkRedis(ctx context.Context, cfg config.Config, rdb redis.UniversalClient, where string) error {
 	pctx, cancel := context.WithTimeout(ctx, cfg.RedisTimeout)
 	defer cancel()
 	if err := rdb.Ping(pctx).Err(); err != nil {
-		rdb.Close()
-		return nil, fmt.Errorf("%s: %s does not answer: %w", cfg.RedisVar(), where, err)
+		return fmt.Errorf("%s: %s does not answer: %w", cfg.RedisVar(), where, err)
 	}
-	if cfg.AuditAOF && cfg.Runs(config.ComponentProxy) {
-		// Found out now, not on the first call: WAITAOF needs Redis 7.2
-		// and appendonly yes. A wait of 1 ms for the local fsync costs
-		// nothing. On a cluster every master holds some tenant's audit
-		// stream: each must be able to confirm.
-		probe := func(ctx context.Context, c *redis.Client) error {
-			if err := c.Do(ctx, "WAITAOF", 1, 0, 1).Err(); err != nil {
-				return fmt.Errorf("%s: %w", c.Options().Addr, err)
-			}
-			return nil
-		}
-		if cluster, ok := rdb.(*redis.ClusterClient); ok {
-			err = cluster.ForEachMaster(pctx, probe)
-		} else {
-			err = rdb.Do(pctx, "WAITAOF", 1, 0, 1).Err()
-		}
-		if err != nil {
-			rdb.Close()
-			return nil, fmt.Errorf("LOCKBOX_AUDIT_AOF: %s can't confirm fsyncs (WAITAOF needs Redis 7.2 or later with appendonly yes): %w", where, err)
-		}
+	if !cfg.AuditAOF || !cfg.Runs(config.ComponentProxy) {
+		return nil
 	}
-	return rdb, nil
+	// Found out now, not on the first call: WAITAOF needs Redis 7.2
+	// and appendonly yes. A wait of 1 ms for the local fsync costs
+	// nothing. On a cluster every master holds some tenant's audit
+	// stream: each must be able to confirm.
+	probe := func(ctx context.Context, c *redis.Client) error {
+		if err := c.Do(ctx, "WAITAOF", 1, 0, 1).Err(); err != nil {
+			return fmt.Errorf("%s: %w", c.Options().Addr, err)
+		}
+		return nil
+	}
+	var err error
+	if cluster, ok := rdb.(*redis.ClusterClient); ok {
+		err = cluster.ForEachMaster(pctx, probe)
+	} else {
+		err = rdb.Do(pctx, "WAITAOF", 1, 0, 1).Err()
+	}
+	if err != nil {
+		return fmt.Errorf("LOCKBOX_AUDIT_AOF: %s can't confirm fsyncs (WAITAOF needs Redis 7.2 or later with appendonly yes): %w", where, err)
+	}
+	return nil
 }
 
 // Listen binds the API and metrics addresses. Addresses with port 0 get a
