@@ -81,11 +81,14 @@ func dev(ctx context.Context, env map[string]string, stdout, stderr io.Writer) e
 }
 
 // devAt is dev with the tokens' clock given.
-func devAt(ctx context.Context, env map[string]string, stdout, stderr io.Writer, dt devTime) error {
+func devAt(ctx context.Context, env map[string]string, stdout, stderr io.Writer, dt devTime) (err error) {
 	cfg, log, err := loadConfig(env, config.ModeDev, stderr)
 	if err != nil {
 		return err
 	}
+	// Ctrl-C while the dev server starts (the demo services, the store,
+	// Redis) is a stop like any other.
+	defer func() { err = stoppedStarting(ctx, log, err) }()
 	// Ctrl-C ends a dev server at once: no load balancer sends it calls
 	// while it learns of the stop.
 	cfg.ShutdownDelay = 0

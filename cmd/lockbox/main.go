@@ -253,12 +253,26 @@ func serve(ctx context.Context, env map[string]string, stderr io.Writer) error {
 	}
 	srv, err := server.New(ctx, cfg, server.Options{Logger: log, EndDelay: secondStop(ctx)})
 	if err != nil {
-		return err
+		return stoppedStarting(ctx, log, err)
 	}
 	if err := srv.Listen(); err != nil {
 		return err
 	}
 	return srv.Run(ctx)
+}
+
+// stoppedStarting is err, which ended a server's start-up under ctx,
+// unless a stop signal ended ctx and start-up failed for that reason: the
+// stop is what was asked for, so the command ends as a stop after start-up
+// does, with exit 0 and an info line. It ended with exit 1 and an error
+// naming what start-up was waiting on ("LOCKBOX_REDIS_URL: ... context
+// canceled"), which was not at fault.
+func stoppedStarting(ctx context.Context, log *slog.Logger, err error) error {
+	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		log.Info("stop signal during start-up: not started", "during", err)
+		return nil
+	}
+	return err
 }
 
 // loadConfig loads the configuration for mode and its logger, and warns of

@@ -1,13 +1,18 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/lockbox-oss/lockbox/grantsig"
+	"github.com/lockbox-oss/lockbox/identity"
 )
 
 // TestDevStopsWithoutShutdownDelay: "lockbox dev" ends promptly on
@@ -83,5 +88,140 @@ func TestStopSignals(t *testing.T) {
 	case sigs <- os.Interrupt:
 	case <-time.After(10 * time.Second):
 		t.Fatal("a third signal was not taken")
+	}
+}
+
+// TestStopDuringStartUpIsAStop: a stop signal while "lockbox serve" waits
+// on Redis at start-up (a pod stopped as it starts, Ctrl-C) ends it as a
+// stop after start-up does: exit 0, with no error line. It ended with exit
+// 1 and "LOCKBOX_REDIS_URL: the Redis at ... does not answer: context
+// canceled", blaming a setting and a Redis that were not at fault.
+func TestStopDuringStartUpIsAStop(t *testing.T) {
+	// A Redis that takes connections and never answers: start-up waits
+	// on it (for LOCKBOX_REDIS_TIMEOUT, longer than the test) until the
+	// stop.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	// A connection is sent on accepted once its first command has come
+	// (go-redis's HELLO): the client then waits for the answer.
+	accepted := make(chan net.Conn, 16)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				if _, err := c.Read(make([]byte, 1)); err == nil {
+					accepted <- c
+				} else {
+					c.Close()
+				}
+			}()
+		}
+	}()
+	defer func() {
+		for {
+			select {
+			case c := <-accepted:
+				c.Close()
+			default:
+				return
+			}
+		}
+	}()
+	env := serveEnv(t, "redis://"+ln.Addr().String())
+	env["LOCKBOX_REDIS_TIMEOUT"] = "5m"
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr syncBuffer
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"serve"}, env, &stdout, &stderr) }()
+	select {
+	case c := <-accepted:
+		accepted <- c // closed at the end
+	case code := <-done:
+		t.Fatalf("serve ended (exit %d) before it asked Redis:\n%s", code, stderr.String())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("serve did not ask Redis in 30s:\n%s", stderr.String())
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("stopped during start-up: exit %d, want 0\n%s", code, stderr.String())
+		}
+		for line := range strings.Lines(stderr.String()) {
+			if strings.HasPrefix(line, "lockbox: ") {
+				t.Errorf("error line for a stop: %q", line)
+			}
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("serve still runs 30s after the stop:\n%s", stderr.String())
+	}
+}
+
+// TestDevStoppedBeforeItStartedIsAStop: Ctrl-C before "lockbox dev" has
+// started (here, before it begins) ends it as a stop: exit 0, with no
+// error line.
+func TestDevStoppedBeforeItStartedIsAStop(t *testing.T) {
+	env := devEnv(filepath.Join(t.TempDir(), "dev"))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var stdout, stderr bytes.Buffer
+	code := run(ctx, []string{"dev"}, env, &stdout, &stderr)
+	if code != 0 {
+		t.Errorf("dev stopped before it started: exit %d, want 0\n%s", code, stderr.String())
+	}
+	for line := range strings.Lines(stderr.String()) {
+		if strings.HasPrefix(line, "lockbox: ") {
+			t.Errorf("error line for a stop: %q", line)
+		}
+	}
+}
+
+// TestStopBeforeStartUpKeepsConfigurationErrors: a stop does not hide a
+// bad setting: start-up that fails on its configuration is exit 1, naming
+// the variable, whether or not a stop came.
+func TestStopBeforeStartUpKeepsConfigurationErrors(t *testing.T) {
+	env := serveEnv(t, "redis://127.0.0.1:1")
+	env["LOCKBOX_UPSTREAMS"] = "exchange=ftp://127.0.0.1:1"
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var stdout, stderr bytes.Buffer
+	if code := run(ctx, []string{"serve"}, env, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), "lockbox: LOCKBOX_UPSTREAMS: ") {
+		t.Errorf("exit %d, want 1 naming LOCKBOX_UPSTREAMS:\n%s", code, stderr.String())
+	}
+}
+
+// serveEnv is the environment of an in-process "lockbox serve" on free
+// loopback ports with the Redis at redisURL, its keys in a temporary
+// directory.
+func serveEnv(t *testing.T, redisURL string) map[string]string {
+	t.Helper()
+	dir := t.TempDir()
+	key, err := identity.GenerateDevKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, jwks, err := identity.WriteDevKeys(dir, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := grantsig.EnsureKeyFiles(filepath.Join(dir, "grant.pem"), filepath.Join(dir, "grant.pub.pem")); err != nil {
+		t.Fatal(err)
+	}
+	return map[string]string{
+		"LOCKBOX_REDIS_URL":              redisURL,
+		"LOCKBOX_JWT_JWKS_FILE":          jwks,
+		"LOCKBOX_PROXY_SIGNING_KEY_FILE": filepath.Join(dir, "grant.pem"),
+		"LOCKBOX_UPSTREAMS":              "exchange=http://127.0.0.1:1",
+		"LOCKBOX_API_ADDR":               "127.0.0.1:0",
+		"LOCKBOX_PROXY_ADDR":             "127.0.0.1:0",
+		"LOCKBOX_METRICS_ADDR":           "127.0.0.1:0",
+		"LOCKBOX_SIEM_SINK":              "off",
 	}
 }
