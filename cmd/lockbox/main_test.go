@@ -182,3 +182,28 @@ func TestHelpStartsNothing(t *testing.T) {
 		})
 	}
 }
+
+// A key file serve can't use stops start-up with a line that starts with
+// its variable, as every other bad setting's does. It read "lockbox:
+// identity: LOCKBOX_JWT_*: identity: jwks FILE: ...", naming a family of
+// variables after a package's name.
+func TestServeNamesTheKeyFileItCannotUse(t *testing.T) {
+	env := serveEnv(t, "redis://127.0.0.1:1")
+	bad := filepath.Join(t.TempDir(), "jwks.json")
+	if err := os.WriteFile(bad, []byte(`{"keys":`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env["LOCKBOX_JWT_JWKS_FILE"] = bad
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"serve"}, env, &out, &errb)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1\n%s", code, errb.String())
+	}
+	named := false
+	for line := range strings.Lines(errb.String()) {
+		named = named || strings.HasPrefix(line, "lockbox: LOCKBOX_JWT_JWKS_FILE: ")
+	}
+	if !named {
+		t.Errorf("no line starts with LOCKBOX_JWT_JWKS_FILE:\n%s", errb.String())
+	}
+}

@@ -40,7 +40,7 @@ func newVerifier(cfg config.Config, opts Options) (*identity.Verifier, *jwksfetc
 		if is.JWKSURL != "" && fetcher == nil {
 			var err error
 			if fetcher, err = jwksfetch.New(jwksfetch.Config{Refresh: cfg.JWKSRefresh, HTTPClient: opts.JWKSHTTPClient, Logger: log}); err != nil {
-				return nil, nil, err
+				return nil, nil, fmt.Errorf("LOCKBOX_JWT_JWKS_REFRESH: %w", err)
 			}
 			ic.Fetcher = fetcher
 		}
@@ -67,7 +67,7 @@ func newVerifier(cfg config.Config, opts Options) (*identity.Verifier, *jwksfetc
 		if cfg.IssuersFile != "" {
 			return nil, nil, fmt.Errorf("LOCKBOX_ISSUERS_FILE: %w", err)
 		}
-		return nil, nil, fmt.Errorf("LOCKBOX_JWT_*: %w", err)
+		return nil, nil, fmt.Errorf("%s: %w", shorthandKeyVar(cfg), err)
 	}
 	for _, is := range issuers {
 		log.Info("trusting token issuer", "issuer", is.Issuer, "name", is.Name, "scope", is.Scope.String(), "audience", is.Audience)
@@ -154,4 +154,20 @@ func logNoSignin(log *slog.Logger, signins []console.OIDCConfig, devIdentities i
 	if len(signins) == 0 && devIdentities == 0 {
 		log.Warn("no OpenID Connect sign-in (LOCKBOX_ISSUERS_FILE console sections or LOCKBOX_OIDC_ISSUER): nobody can sign in to the admin center")
 	}
+}
+
+// shorthandKeyVar names the variable of the single issuer's keys (config
+// allows one), which is what a verifier built from them refuses: a key
+// file it can't read as keys, a JWKS URL it can't use. LOCKBOX_JWT_* when
+// none is set.
+func shorthandKeyVar(cfg config.Config) string {
+	switch {
+	case cfg.JWKSFile != "":
+		return "LOCKBOX_JWT_JWKS_FILE"
+	case cfg.JWTHMACSecretFile != "":
+		return "LOCKBOX_JWT_HMAC_SECRET_FILE"
+	case cfg.JWKSURL != "":
+		return "LOCKBOX_JWT_JWKS_URL"
+	}
+	return "LOCKBOX_JWT_*"
 }

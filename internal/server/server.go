@@ -221,8 +221,9 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 	if cfg.Runs(config.ComponentAPI) && keys.count == 0 {
 		opts.Logger.Warn("GET /v1/keys publishes no assertion keys: upstreams fetching it can verify no X-Lockbox-Grant; set LOCKBOX_PROXY_PUBLISHED_KEY_FILES to the proxy's public key")
 	}
+	// Its errors name their variable first, as every bad setting's do.
 	if s.Verifier, s.jwks, err = newVerifier(cfg, opts); err != nil {
-		return nil, fmt.Errorf("identity: %w", err)
+		return nil, err
 	}
 	defer func() {
 		if err != nil && s.jwks != nil {
