@@ -129,10 +129,13 @@ grant_unexpired if now_ns < time.parse_rfc3339_ns(input.grant.expires_at)
 # hours on paper while the grant is honoured from now until an expiry however
 # far off. An approval up to max_clock_skew_ns after now still counts as
 # begun: now is truncated to the second, and the clock of the replica that
-# approved may run a little ahead of the proxy's.
+# approved may run a little ahead of the proxy's. A window that ends at or
+# before its approval is none: with that tolerance it would otherwise be
+# honoured until its expiry.
 grant_window_bounded if {
 	approved := time.parse_rfc3339_ns(input.grant.approved_at)
 	window := time.parse_rfc3339_ns(input.grant.expires_at) - approved
+	window > 0
 	window <= max_window_ns
 	approved <= now_ns + max_clock_skew_ns
 }
