@@ -648,7 +648,7 @@ func TestListRequests(t *testing.T) {
 		{"operator sees her own", alice, "", []string{third.ID, first.ID}},
 		{"tenant admin sees the tenant's", contosoAdmin, "", []string{second.ID, first.ID}},
 		{"tenant admin naming the tenant", contosoAdmin, "?tenant=contoso&state=pending_manager", []string{first.ID}},
-		{"nothing matches", mia, "?tenant=northwind", nil},
+		{"nothing matches", mia, "?tenant=fabrikam&state=denied", nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -659,7 +659,7 @@ func TestListRequests(t *testing.T) {
 	}
 
 	t.Run("empty list is an array", func(t *testing.T) {
-		r := e.do(mia, "GET", "/v1/requests?tenant=northwind", nil)
+		r := e.do(mia, "GET", "/v1/requests?tenant=fabrikam&state=denied", nil)
 		if strings.TrimSpace(string(r.body)) != `{"requests":[]}` {
 			t.Errorf("body = %s", r.body)
 		}

@@ -457,7 +457,7 @@ func (s *Store) listPage(ctx context.Context, p identity.Principal, f Filter, ne
 	page := Page{Requests: []Request{}}
 	if v.seesNone() {
 		// Nothing to find: not worth reading every request to find it.
-		return page, nil
+		return page, s.noRequests(ctx, p, f.Tenant)
 	}
 	now := s.cfg.Now()
 	var last position
@@ -467,6 +467,9 @@ func (s *Store) listPage(ctx context.Context, p identity.Principal, f Filter, ne
 			return Page{}, err
 		}
 		if len(zs) == 0 {
+			if len(page.Requests) == 0 {
+				return page, s.noRequests(ctx, p, f.Tenant)
+			}
 			return page, nil
 		}
 		cmds := make([]*redis.StringCmd, len(zs))
@@ -520,6 +523,31 @@ func (s *Store) listPage(ctx context.Context, p identity.Principal, f Filter, ne
 			}
 		}
 	}
+}
+
+// noRequests answers a listing of tenant's requests that found none to
+// show. A tenant that was never onboarded has no requests to list: that is
+// 404 tenant_not_found, as searching its audit log answers, rather than an
+// empty list that reads as "no request was ever filed there". Only the
+// provider's staff are told, who may read any tenant's registry entry
+// (tenants' canView) and so learn nothing new: a tenant user lists only
+// its own tenant (listPage refused any other, onboarded or not, with 403),
+// and a provider token without a role may read no entry. The directory is
+// asked only while the tenant's index is empty, so an onboarded tenant
+// with requests, none matching, costs one EXISTS more, and a tenant that
+// has requests is never told it has none.
+func (s *Store) noRequests(ctx context.Context, p identity.Principal, tenant string) error {
+	if tenant == "" || !p.IsProvider() || len(p.Roles) == 0 {
+		return nil
+	}
+	n, err := s.cfg.Redis.Exists(ctx, keys.TenantRequests(tenant)).Result()
+	if err != nil {
+		return fault.Unavailable("grants: list", err)
+	}
+	if n > 0 {
+		return nil
+	}
+	return s.cfg.Tenants.Onboarded(ctx, tenant)
 }
 
 // Grant returns the live grant for (tenant, operator, service) with one
