@@ -13,12 +13,17 @@ import (
 )
 
 // newestFirst orders requests as the server lists them: by creation
-// millisecond, then by tenant and id, newest first. (The provider-wide
+// millisecond, then by "tenant/id", newest first. (The provider-wide
 // listing breaks a tie by tenant/id, a tenant's by id: the same order for
-// one tenant's requests.)
+// one tenant's requests.) The tie is broken on the joined string, as the
+// index compares it, not on the tenant and then the id: '-' sorts before
+// '/', so newest first the index lists contoso's requests of one
+// millisecond before contoso-eu's, where comparing the tenants would list
+// contoso-eu's first. Merged in another order, --state pending printed
+// them in an order no listing has.
 func newestFirst(a, b wire.Request) int {
 	return cmp.Or(cmp.Compare(b.CreatedAt.UnixMilli(), a.CreatedAt.UnixMilli()),
-		strings.Compare(b.Tenant, a.Tenant), strings.Compare(b.ID, a.ID))
+		strings.Compare(b.Tenant+"/"+b.ID, a.Tenant+"/"+a.ID))
 }
 
 // cursors are the cursors a listing read with --all has sent. A server

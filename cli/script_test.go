@@ -110,6 +110,12 @@ func TestMain(m *testing.M) {
 // address and a token for each of scriptUsers; defer registers its
 // shutdown.
 func startLockbox(t *testing.T, deferFn func(func())) (string, map[string]string) {
+	return startLockboxAt(t, deferFn, time.Now)
+}
+
+// startLockboxAt is startLockbox with now as the clock of every
+// component and of the tokens.
+func startLockboxAt(t *testing.T, deferFn func(func()), now func() time.Time) (string, map[string]string) {
 	keysOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "lockboxctl-test-keys-")
 		keysOnce.dir = dir
@@ -148,7 +154,7 @@ func startLockbox(t *testing.T, deferFn func(func())) (string, map[string]string
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := server.New(ctx, cfg, server.Options{DevMailDir: filepath.Join(t.TempDir(), "mail")})
+	srv, err := server.New(ctx, cfg, server.Options{Now: now, DevMailDir: filepath.Join(t.TempDir(), "mail")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +173,7 @@ func startLockbox(t *testing.T, deferFn func(func())) (string, map[string]string
 	tokens := map[string]string{}
 	for name, claims := range scriptUsers {
 		claims.TTL = time.Hour
-		tok, err := identity.Mint(keysOnce.key, cfg.JWTIssuer, cfg.JWTAudience, claims, time.Now())
+		tok, err := identity.Mint(keysOnce.key, cfg.JWTIssuer, cfg.JWTAudience, claims, now())
 		if err != nil {
 			t.Fatal(err)
 		}
