@@ -75,9 +75,13 @@ func (p *pager) peek(e *env) (wire.Request, bool, error) {
 
 // mergeAll writes every request of the listings, newest first, as their
 // pages come: each listing is newest first, so the newest of their next
-// requests is the next one.
+// requests is the next one. A request that changed state while the
+// listings were read can be in two of them (read by one before the
+// change, by the other after it): it is written once, the first time it
+// comes, so a script acting on each request written acts on it once.
 func mergeAll(e *env, ps []*pager, out requestWriter) error {
 	batch := make([]wire.Request, 0, tableChunk)
+	written := map[string]bool{}
 	for {
 		var best *pager
 		var bestReq wire.Request
@@ -94,6 +98,10 @@ func mergeAll(e *env, ps []*pager, out requestWriter) error {
 			return out.write(batch)
 		}
 		best.buf = best.buf[1:]
+		if written[bestReq.ID] {
+			continue
+		}
+		written[bestReq.ID] = true
 		if batch = append(batch, bestReq); len(batch) == cap(batch) {
 			if err := out.write(batch); err != nil {
 				return err

@@ -410,7 +410,7 @@ func (e *env) listStates(c *client.Client, opts client.ListOptions, states []wir
 		}
 		return "", false, mergeAll(e, ps, out)
 	}
-	merged, cut := []wire.Request{}, false
+	merged, cut, read := []wire.Request{}, false, map[string]bool{}
 	// bound is the newest last request of the listings that were cut:
 	// a request of theirs not read yet may come anywhere after it, so
 	// none after it is known to be the next one. Without a limit each
@@ -423,7 +423,14 @@ func (e *env) listStates(c *client.Client, opts client.ListOptions, states []wir
 		if err != nil {
 			return "", false, err
 		}
-		merged = append(merged, p.Requests...)
+		// A request that changed state between two of the reads is in
+		// both: it is shown once, as the first read had it.
+		for _, r := range p.Requests {
+			if !read[r.ID] {
+				read[r.ID] = true
+				merged = append(merged, r)
+			}
+		}
 		if p.NextCursor == "" {
 			continue
 		}
