@@ -150,8 +150,24 @@ func (s *server) requestActivity(w http.ResponseWriter, r *http.Request, p ident
 
 // verifyAudit re-computes the tenant's audit hash chain and reports the
 // first broken or missing record.
+//
+// Verification reads and hashes the tenant's whole log, which for millions
+// of records takes longer than the call's deadline (Config.Timeout) and
+// the listener's WriteTimeout; bound by them, a large log could never be
+// verified. Like an export, it runs until it is done or its client goes
+// away, and moves the write deadline on meanwhile. It answers only once
+// the whole chain was read: a verification cut short is an error, never a
+// partial verdict.
 func (s *server) verifyAudit(w http.ResponseWriter, r *http.Request, p identity.Principal) error {
-	v, err := s.cfg.Audit.Verify(r.Context(), p, r.URL.Query().Get("tenant"))
+	// Under the adapter's record.CallContext: past the call's deadline,
+	// the verification still ends when the client goes away.
+	ctx, cancel := record.ExportContext(r.Context())
+	defer cancel()
+	out := writedeadline.New(w, r)
+	defer out.Close()
+	v, err := s.cfg.Audit.Verify(ctx, p, r.URL.Query().Get("tenant"))
+	// The answer, an error's too, gets a whole WriteTimeout from here.
+	out.Close()
 	if err != nil {
 		return err
 	}
