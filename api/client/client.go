@@ -845,13 +845,24 @@ func (c *Client) Activity(ctx context.Context, id string) ([]record.Record, erro
 
 // VerifyAudit asks the server to re-compute tenant's audit hash chain. An
 // empty tenant means a tenant user's own; provider callers must name one.
+//
+// The server answers once it has read the tenant's whole log, which for
+// millions of records takes longer than any per-call timeout, and sends
+// nothing meanwhile. So, unlike the other calls, a verification is
+// bounded by ctx only, not by the client's timeout (DefaultTimeout, or
+// the one of WithHTTPClient's client); ending ctx ends it on the server
+// too.
 func (c *Client) VerifyAudit(ctx context.Context, tenant string) (wire.AuditVerification, error) {
 	q := url.Values{}
 	if tenant != "" {
 		q.Set("tenant", tenant)
 	}
+	hc := *c.hc
+	hc.Timeout = 0
+	long := *c
+	long.hc = &hc
 	var out wire.AuditVerification
-	err := c.do(ctx, http.MethodGet, "/v1/audit/verify", q, nil, &out)
+	err := long.do(ctx, http.MethodGet, "/v1/audit/verify", q, nil, &out)
 	return out, err
 }
 
