@@ -93,6 +93,9 @@ type AuditSearcher interface {
 	// before reading any record, without reading one.
 	CheckRead(ctx context.Context, p identity.Principal, q audit.Query) error
 	Verify(ctx context.Context, p identity.Principal, tenant string) (audit.Verification, error)
+	// CheckVerify returns the error Verify would return before reading
+	// the chain, without reading it.
+	CheckVerify(ctx context.Context, p identity.Principal, tenant string) error
 }
 
 // DefaultMaxBodyBytes bounds a request body when Config.MaxBodyBytes is

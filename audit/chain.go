@@ -62,15 +62,49 @@ type Verification struct {
 // tenant user's own; a chain is one tenant's, so provider callers must name
 // it.
 func (l *Log) Verify(ctx context.Context, p identity.Principal, tenant string) (Verification, error) {
+	tenant, err := l.verifyTenant(ctx, p, tenant)
+	if err != nil {
+		return Verification{}, err
+	}
+	return l.verify(ctx, tenant)
+}
+
+// verifyTenant is the tenant whose chain p asks to verify, or the error
+// Verify returns before reading it.
+func (l *Log) verifyTenant(ctx context.Context, p identity.Principal, tenant string) (string, error) {
 	// The same rule as searching the tenant's log, and the same default.
 	q := Query{Tenant: tenant}
 	if err := l.check(ctx, p, &q); err != nil {
-		return Verification{}, err
+		return "", err
 	}
 	if q.Tenant == "" {
-		return Verification{}, fault.New(fault.ErrInvalid, "invalid_query", "the tenant is required: each tenant's log is its own chain")
+		return "", fault.New(fault.ErrInvalid, "invalid_query", "the tenant is required: each tenant's log is its own chain")
 	}
-	return l.verify(ctx, q.Tenant)
+	return q.Tenant, nil
+}
+
+// CheckVerify returns the error Verify would return for tenant without
+// reading the chain (p may not read the log, the tenant is missing or
+// invalid, a tenant with no log at all is not onboarded), and nil when
+// Verify would go on to read it. A caller that only needs the answer's
+// status (an HTTP HEAD) does not pay for reading and hashing the whole
+// log, which no deadline bounds.
+func (l *Log) CheckVerify(ctx context.Context, p identity.Principal, tenant string) error {
+	tenant, err := l.verifyTenant(ctx, p, tenant)
+	if err != nil {
+		return err
+	}
+	// Verify judges a chain without records, head or anchor by the
+	// tenant directory (verifyEmpty); one with any of them it reads.
+	n, err := l.rdb.Exists(ctx, keys.Audit(tenant), keys.AuditHead(tenant), keys.AuditAnchor(tenant)).Result()
+	if err != nil {
+		return fault.Unavailable("audit: verify", err)
+	}
+	if n > 0 {
+		return nil
+	}
+	_, err = l.verifyEmpty(ctx, Verification{Tenant: tenant})
+	return err
 }
 
 // verifyAttempts bounds how often verify starts again because retention
