@@ -285,74 +285,123 @@ func clientFor(t *testing.T, roots *x509.CertPool, h2 bool) *http.Client {
 }
 
 // TestStalledUpstreamIsCut: an upstream that stops sending its answer
-// midway holds a body-less HTTP/1.1 call (spoken by h1transport) for
-// ClientTimeout, not for as long as it likes. The client sees the answer
-// cut off, the upstream sees the proxy hang up, and the call is logged and
-// counted as failed upstream: the client was waiting for more. (A call
-// with a body goes by net/http's Transport, which has no such bound; over
-// HTTP/2 the stream's deadline ends the wait.)
+// midway holds an HTTP/1.1 call for ClientTimeout, not for as long as it
+// likes, whatever the call: a body-less read (spoken by h1transport) or a
+// call with a body, to a plain-http or an https upstream (spoken by
+// net/http's Transport). The client sees the answer cut off, the upstream
+// sees the proxy hang up, and the call is logged and counted as failed
+// upstream: the client was waiting for more. (Over HTTP/2 the stream's
+// deadline ends the wait: TestH2StalledUpstreamIsCut.)
 func TestStalledUpstreamIsCut(t *testing.T) {
-	hungUp := make(chan struct{}, 8)
-	release := make(chan struct{})
-	// Longer than the other tests' timeout: the checks and the trip to the
-	// upstream must fit in it on a loaded machine, before the stall starts.
-	const timeout = 3 * testClientTimeout
-	e := newTestEnv(t, withClientTimeout(timeout), patientStore, upstreamAt(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.WriteString(w, "first\n")
-		w.(http.Flusher).Flush()
-		select {
-		case <-r.Context().Done():
-			hungUp <- struct{}{}
-		case <-release:
-		}
-	})))
-	t.Cleanup(func() { close(release) }) // before the upstream's Close, which waits for it
-	e.grantFor(alice, "contoso", "exchange", 2*time.Hour, "Get-Mailbox")
-	addr, roots := e.tlsProxy()
-	client := clientFor(t, roots, false)
-	// The TLS handshake is bounded by the timeout too: one that a loaded
-	// machine makes fail is not what is tested, so the connection is
-	// opened by a denied call first, again if need be.
-	for i := 0; ; i++ {
-		res, err := client.Get("https://" + addr + mailboxes)
-		if err == nil {
-			_, _ = io.Copy(io.Discard, res.Body)
-			res.Body.Close()
-			break
-		}
-		if i == 4 {
-			t.Fatal(err)
-		}
-	}
-	failed := len(e.logLines("proxy call failed upstream"))
-	// Generous: the cut is due after timeout.
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+addr+mailboxes, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", e.bearer(alice))
-	res, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	got, err := io.ReadAll(res.Body)
-	if err == nil || ctx.Err() != nil || string(got) != "first\n" || res.ProtoMajor != 1 {
-		t.Fatalf("%s %s: read %q, %v (after the test's patience: %v); want the first line, then the answer cut off",
-			res.Proto, res.Status, got, err, ctx.Err())
-	}
-	select {
-	case <-hungUp:
-	case <-ctx.Done():
-		t.Fatal("the upstream is still held")
-	}
-	for len(e.logLines("proxy call failed upstream")) == failed && ctx.Err() == nil {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if n := len(e.logLines("proxy call failed upstream")) - failed; n != 1 {
-		t.Errorf("%d failure log lines, want one", n)
+	for _, tc := range []struct {
+		name  string
+		https bool
+		body  bool
+	}{
+		{name: "read, plain http"},
+		{name: "call with a body, plain http", body: true},
+		{name: "read, https", https: true},
+		{name: "call with a body, https", https: true, body: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			hungUp := make(chan string, 8)
+			release := make(chan struct{})
+			stall := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, _ = io.Copy(io.Discard, r.Body)
+				_, _ = io.WriteString(w, "first\n")
+				w.(http.Flusher).Flush()
+				select {
+				case <-r.Context().Done():
+					hungUp <- r.Proto
+				case <-release:
+				}
+			})
+			upstream := upstreamAt(stall)
+			if tc.https {
+				upstream = func(e *testEnv, c *Config) {
+					srv := httptest.NewTLSServer(stall) // HTTP/1.1 only
+					e.t.Cleanup(srv.Close)
+					u, err := url.Parse(srv.URL)
+					if err != nil {
+						e.t.Fatal(err)
+					}
+					c.Upstreams["exchange"] = u
+					roots := x509.NewCertPool()
+					roots.AddCert(srv.Certificate())
+					c.UpstreamTLS = &tls.Config{RootCAs: roots}
+				}
+			}
+			// Longer than the other tests' timeout: the checks and the trip
+			// to the upstream must fit in it on a loaded machine, before the
+			// stall starts.
+			const timeout = 3 * testClientTimeout
+			e := newTestEnv(t, withClientTimeout(timeout), patientStore, upstream)
+			t.Cleanup(func() { close(release) }) // before the upstream's Close, which waits for it
+			e.grantFor(alice, "contoso", "exchange", 2*time.Hour, "Get-Mailbox", "New-MailboxRepairRequest")
+			addr, roots := e.tlsProxy()
+			client := clientFor(t, roots, false)
+			// The TLS handshake is bounded by the timeout too: one that a
+			// loaded machine makes fail is not what is tested, so the
+			// connection is opened by a denied call first, again if need be.
+			for i := 0; ; i++ {
+				res, err := client.Get("https://" + addr + mailboxes)
+				if err == nil {
+					_, _ = io.Copy(io.Discard, res.Body)
+					res.Body.Close()
+					break
+				}
+				if i == 4 {
+					t.Fatal(err)
+				}
+			}
+			// Generous: the cut is due after timeout.
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			method, target, body := http.MethodGet, mailboxes, io.Reader(nil)
+			if tc.body {
+				method, target, body = http.MethodPost, mailboxes+"/alice/repair", strings.NewReader(`{"full":true}`)
+			}
+			req, err := http.NewRequestWithContext(ctx, method, "https://"+addr+target, body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Authorization", e.bearer(alice))
+			if tc.body {
+				req.Header.Set("Content-Type", "application/json")
+			}
+			res, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			got, err := io.ReadAll(res.Body)
+			if err == nil || ctx.Err() != nil || string(got) != "first\n" || res.ProtoMajor != 1 {
+				t.Fatalf("%s %s: read %q, %v (after the test's patience: %v); want the first line, then the answer cut off\n%s",
+					res.Proto, res.Status, got, err, ctx.Err(), e.logs)
+			}
+			select {
+			case proto := <-hungUp:
+				if proto != "HTTP/1.1" {
+					t.Errorf("the upstream was spoken to in %s, want HTTP/1.1", proto)
+				}
+			case <-ctx.Done():
+				t.Fatal("the upstream is still held")
+			}
+			// Counted as the handler returns, after its log line: the
+			// denied call that opened the connection, then this one.
+			for sumMetric(t, e, "lockbox_proxy_requests_total") < 2 {
+				if ctx.Err() != nil {
+					t.Fatalf("the call was never counted:\n%s", e.logs)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			if n := len(e.logLines("proxy call failed upstream")); n != 1 {
+				t.Errorf("%d failure log lines, want one:\n%s", n, e.logs)
+			}
+			if got := testutil.ToFloat64(e.h.metrics.requests.WithLabelValues("exchange", decisionError)); got != 1 {
+				t.Errorf("requests{exchange,%s} = %v, want 1", decisionError, got)
+			}
+		})
 	}
 }
 

@@ -112,11 +112,12 @@ func ForwardedHeaders() []string { return slices.Clone(forwardedHeaders) }
 // the https connections: which roots verify them and the client
 // certificate presented (Config.UpstreamTLS). Nil means the system's roots
 // and no client certificate; either way TLS 1.2 is the oldest version
-// spoken. bodyIdle bounds h1transport's wait for the next bytes of an
-// answer's body (ResponseBodyIdleTimeout), Config.ClientTimeout: the waits
-// for the upstream count against the call's deadline. Over HTTP/2 the
-// stream's deadline ends such a wait whatever the transport; net/http's
-// Transport has no such bound. HTTP/2 connections are pinged when they go
+// spoken. bodyIdle, Config.ClientTimeout, bounds the wait for the next
+// bytes of an answer (the waits for the upstream count against the call's
+// deadline): h1transport's for its body (ResponseBodyIdleTimeout), and
+// net/http's Transport's by closing a connection on which nothing moved
+// for it (quietDialer). Over HTTP/2 the stream's deadline ends such a wait
+// too. HTTP/2 connections are pinged when they go
 // quiet, and one whose peer stopped answering is closed (upstreamPingAfter),
 // so that calls are no longer sent to it.
 func NewTransport(http2 bool, tlsConfig *tls.Config, bodyIdle time.Duration) http.RoundTripper {
@@ -157,8 +158,10 @@ func newTransport(http2 bool, tlsConfig *tls.Config, bodyIdle time.Duration, pin
 			MaxResponseHeaderBytes:  maxResponseHeader,
 		},
 		std: &http.Transport{
-			Proxy:                  nil,
-			DialContext:            dialer.DialContext,
+			Proxy: nil,
+			// Over HTTP/1.1 nothing else ends the wait for an upstream
+			// gone quiet midway in its answer (quietDialer).
+			DialContext:            quietDialer{dial: dialer.DialContext, timeout: bodyIdle}.DialContext,
 			TLSClientConfig:        tlsConfig,
 			TLSHandshakeTimeout:    5 * time.Second,
 			ResponseHeaderTimeout:  responseHeaderTimeout,

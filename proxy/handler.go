@@ -226,9 +226,9 @@ type Config struct {
 	// flow-control window, would otherwise hold the call, its goroutine
 	// and its upstream connection for as long as it likes). The waits for
 	// the checks and for the upstream count too: before the answer
-	// starts, and between two pieces of it (over HTTP/1.1, only for
-	// calls NewTransport's h1transport speaks: net/http's Transport has
-	// no bound between two pieces of an answer).
+	// starts, and between two pieces of it (over HTTP/1.1, when the
+	// transport is NewTransport's, which bounds every call it carries,
+	// with a body or not, to a plain-http or an https upstream).
 	// Every byte read or written moves the deadline on, at most every
 	// quarter of ClientTimeout, so a download or upload that keeps moving
 	// is never cut, however long it takes; one that stalls for
