@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/fault"
+	"github.com/lockbox-oss/lockbox/internal/origin"
 )
 
 // OIDCConfig configures OpenID Connect sign-in through one issuer. Claims
@@ -213,7 +213,7 @@ func sameOriginRedirects(c *http.Client) *http.Client {
 		if len(via) >= maxRedirects {
 			return fmt.Errorf("more than %d redirects", maxRedirects)
 		}
-		if from, to := origin(via[0].URL), origin(req.URL); to != from {
+		if from, to := origin.Of(via[0].URL), origin.Of(req.URL); to != from {
 			// Named by its origin only: never the user info a Location
 			// may carry.
 			return fmt.Errorf("redirect from %s to another origin (%s) refused", from, to)
@@ -224,21 +224,6 @@ func sameOriginRedirects(c *http.Client) *http.Client {
 		return nil
 	}
 	return &cc
-}
-
-// origin is u's scheme, host and port, the port written out, so that
-// https://idp.example and https://IDP.example:443 are one origin.
-func origin(u *url.URL) string {
-	port := u.Port()
-	if port == "" {
-		switch u.Scheme {
-		case "https":
-			port = "443"
-		case "http":
-			port = "80"
-		}
-	}
-	return u.Scheme + "://" + net.JoinHostPort(strings.ToLower(u.Hostname()), port)
 }
 
 // redirectTransport refuses an answer that redirects to a Location with
@@ -275,7 +260,7 @@ func (t redirectTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	if perr != nil {
 		return nil, errors.New("redirect to a Location that is not a URL refused (not shown: it may hold a password)")
 	}
-	return nil, fmt.Errorf("redirect to a URL with a user name or password refused (%s)", origin(u))
+	return nil, fmt.Errorf("redirect to a URL with a user name or password refused (%s)", origin.Of(u))
 }
 
 // newOIDCClients sorts the configured issuers: at most one signs in the

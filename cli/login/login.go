@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"github.com/lockbox-oss/lockbox/internal/origin"
 )
 
 // DeviceGrantType is the token request's grant type for a device code.
@@ -266,27 +268,12 @@ func sameOrigin(req *http.Request, via []*http.Request) error {
 	if via[0].URL.Scheme == "https" && req.URL.Scheme != "https" {
 		return fmt.Errorf("redirect from https to %s refused", req.URL.Scheme)
 	}
-	if from, to := origin(via[0].URL), origin(req.URL); to != from {
+	if from, to := origin.Of(via[0].URL), origin.Of(req.URL); to != from {
 		// Named by its origin only: never the user info a Location may
 		// carry.
 		return fmt.Errorf("redirect from %s to another origin (%s) refused", from, to)
 	}
 	return nil
-}
-
-// origin is u's scheme, host and port, the port written out, so that
-// https://idp.example and https://IDP.example:443 are one origin.
-func origin(u *url.URL) string {
-	port := u.Port()
-	if port == "" {
-		switch u.Scheme {
-		case "https":
-			port = "443"
-		case "http":
-			port = "80"
-		}
-	}
-	return u.Scheme + "://" + net.JoinHostPort(strings.ToLower(u.Hostname()), port)
 }
 
 // defaultRedirects is net/http's policy when CheckRedirect is nil.

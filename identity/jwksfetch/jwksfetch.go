@@ -18,16 +18,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/lestrrat-go/httprc/v3"
 	"github.com/lestrrat-go/httprc/v3/errsink"
+
+	"github.com/lockbox-oss/lockbox/internal/origin"
 )
 
 // Defaults of Config.
@@ -205,10 +205,10 @@ func CheckRedirect(req *http.Request, via []*http.Request) error {
 	if via[0].URL.Scheme == "https" && req.URL.Scheme != "https" {
 		return fmt.Errorf("redirect from https to %s refused", req.URL.Scheme)
 	}
-	if origin(req.URL) != origin(via[0].URL) {
+	if origin.Of(req.URL) != origin.Of(via[0].URL) {
 		// Named by its origin only: never the user info a Location may
 		// carry.
-		return fmt.Errorf("redirect to another origin (%s) refused: keys are fetched only from %s", origin(req.URL), origin(via[0].URL))
+		return fmt.Errorf("redirect to another origin (%s) refused: keys are fetched only from %s", origin.Of(req.URL), origin.Of(via[0].URL))
 	}
 	// A local identity provider is fetched in the clear; it must not send
 	// the fetch on, still in the clear, to another host.
@@ -216,21 +216,6 @@ func CheckRedirect(req *http.Request, via []*http.Request) error {
 		return fmt.Errorf("redirect to %s on %s refused: https, or http on localhost only", req.URL.Scheme, req.URL.Hostname())
 	}
 	return nil
-}
-
-// origin is u's scheme, host and port, the port written out, so that
-// https://idp.example and https://IDP.example:443 are one origin.
-func origin(u *url.URL) string {
-	port := u.Port()
-	if port == "" {
-		switch u.Scheme {
-		case "https":
-			port = "443"
-		case "http":
-			port = "80"
-		}
-	}
-	return u.Scheme + "://" + net.JoinHostPort(strings.ToLower(u.Hostname()), port)
 }
 
 // loopback reports whether host is one identity.CheckFetchURL lets a JWKS

@@ -1,0 +1,46 @@
+package origin_test
+
+import (
+	"net/url"
+	"testing"
+
+	"github.com/lockbox-oss/lockbox/internal/origin"
+)
+
+func TestOf(t *testing.T) {
+	same := [][2]string{
+		{"https://idp.example/a", "https://IDP.example:443/b"},
+		{"http://idp.example", "HTTP://idp.example:80"},
+		{"https://[::1]/x", "https://[::1]:443"},
+		{"https://user:pw@idp.example/", "https://idp.example"},
+	}
+	differ := [][2]string{
+		{"https://idp.example", "http://idp.example"},
+		{"https://idp.example", "https://idp.example:8443"},
+		{"https://idp.example", "https://login.idp.example"},
+		{"https://idp.example", "https://idp.example."},
+		{"http://idp.example:443", "https://idp.example"},
+	}
+	for _, c := range same {
+		if a, b := of(t, c[0]), of(t, c[1]); a != b {
+			t.Errorf("%s and %s: %q and %q, want one origin", c[0], c[1], a, b)
+		}
+	}
+	for _, c := range differ {
+		if a, b := of(t, c[0]), of(t, c[1]); a == b {
+			t.Errorf("%s and %s: both %q, want two origins", c[0], c[1], a)
+		}
+	}
+	if got := of(t, "https://user:pw@idp.example/p?q"); got != "https://idp.example:443" {
+		t.Errorf("origin with user info, path and query: %q", got)
+	}
+}
+
+func of(t *testing.T, s string) string {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return origin.Of(u)
+}
