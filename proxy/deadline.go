@@ -161,14 +161,54 @@ func (d *clientDeadline) finish() {
 // the answer's header written (an error answer's at least), never on a
 // call that went well. An HTTP/1.1 connection's deadline cancels nothing:
 // its call fails on a write, as when the client goes.
+//
+// The server cancels the context a moment before it marks the stream
+// closed (net/http's serverConn.closeStream records the error, cancels,
+// then closes), and until then a flush with nothing to send returns nil:
+// a handler quick to see its context canceled took a deadline's cut for
+// the client's reset. So a flush that finds the stream still open waits
+// for the close, then asks again. The wait costs a goroutine and a timer,
+// on this way out only.
 func (d *clientDeadline) streamCut() error {
 	if d.h1 {
 		return nil
 	}
-	if err := http.NewResponseController(d.w).Flush(); errors.Is(err, os.ErrDeadlineExceeded) {
+	rc := http.NewResponseController(d.w)
+	err := rc.Flush()
+	if err == nil && streamClosed(d.w, d.timeout) {
+		err = rc.Flush()
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
 		return err
 	}
 	return nil
+}
+
+// streamClosed waits until w's HTTP/2 stream is marked closed, at most
+// bound, and reports whether it was. CloseNotify, deprecated for
+// Request.Context, is used because the context is canceled too early:
+// the close notification is the one signal the server gives after the
+// stream's close error is recorded. The bound only keeps a server that
+// never closes a canceled stream from holding the handler; net/http's
+// follows the cancel with the close at once.
+func streamClosed(w http.ResponseWriter, bound time.Duration) bool {
+	for {
+		switch v := w.(type) {
+		case http.CloseNotifier:
+			t := time.NewTimer(bound)
+			defer t.Stop()
+			select {
+			case <-v.CloseNotify():
+				return true
+			case <-t.C:
+				return false
+			}
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = v.Unwrap()
+		default:
+			return false
+		}
+	}
 }
 
 // hasBody reports whether r has a body still to be read. An HTTP/2

@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -597,5 +598,84 @@ func TestH2SlowReaderIsClientCancel(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(e.h.metrics.requests.WithLabelValues("exchange", decisionAllowed)); got != 1 {
 		t.Errorf("requests{exchange,allowed} = %v, want 1", got)
+	}
+}
+
+// closingStream is an HTTP/2 stream's ResponseWriter as net/http's server
+// closes it (serverConn.closeStream): it records why the stream closed,
+// cancels the request's context, and only then marks the stream closed.
+// A flush returns the recorded error once the stream is marked closed, and
+// nil before: a handler that sees its context canceled can flush in
+// between. Here the first flush is that moment, and the stream is marked
+// closed just after it.
+type closingStream struct {
+	http.ResponseWriter
+	cause  error // why the stream closes
+	closed chan struct{}
+	once   sync.Once
+}
+
+func newClosingStream(cause error) *closingStream {
+	return &closingStream{ResponseWriter: httptest.NewRecorder(), cause: cause, closed: make(chan struct{})}
+}
+
+func (s *closingStream) markClosed() { s.once.Do(func() { close(s.closed) }) }
+
+func (s *closingStream) FlushError() error {
+	select {
+	case <-s.closed:
+		return s.cause
+	default:
+	}
+	go s.markClosed()
+	return nil
+}
+
+func (s *closingStream) CloseNotify() <-chan bool {
+	ch := make(chan bool, 1)
+	go func() {
+		<-s.closed
+		ch <- true
+	}()
+	return ch
+}
+
+// TestStreamCutWaitsForTheClose: streamCut is asked once the call's context
+// was canceled, which the server does a moment before it marks the stream
+// closed. It must tell the stream's deadline from the client's reset even
+// when asked in that moment, not take a stream not yet marked closed for
+// one the client reset (TestH2StalledUpstreamIsCut, under load).
+func TestStreamCutWaitsForTheClose(t *testing.T) {
+	clientReset := errors.New("http2: stream closed")
+	for _, tc := range []struct {
+		name        string
+		cause       error
+		closedFirst bool // the stream is marked closed before streamCut asks
+		want        error
+	}{
+		{name: "deadline, asked before the close", cause: os.ErrDeadlineExceeded, want: os.ErrDeadlineExceeded},
+		{name: "deadline, asked after the close", cause: os.ErrDeadlineExceeded, closedFirst: true, want: os.ErrDeadlineExceeded},
+		{name: "client reset, asked before the close", cause: clientReset},
+		{name: "client reset, asked after the close", cause: clientReset, closedFirst: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newClosingStream(tc.cause)
+			if tc.closedFirst {
+				s.markClosed()
+			}
+			// A generous timeout: it only bounds the wait for a close
+			// that never comes.
+			d := &clientDeadline{w: s, timeout: time.Minute}
+			got := make(chan error, 1)
+			go func() { got <- d.streamCut() }()
+			select {
+			case err := <-got:
+				if !errors.Is(err, tc.want) {
+					t.Errorf("streamCut() = %v, want %v", err, tc.want)
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatal("streamCut still waits on a stream marked closed")
+			}
+		})
 	}
 }
