@@ -86,7 +86,13 @@ type Tenants interface {
 type Audit interface {
 	Search(ctx context.Context, p identity.Principal, q audit.Query) (audit.Page, error)
 	Export(ctx context.Context, p identity.Principal, q audit.Query, w func(record.Record) error) error
+	// CheckRead returns the error Search or Export would return for q
+	// before reading any record, without reading one.
+	CheckRead(ctx context.Context, p identity.Principal, q audit.Query) error
 	Verify(ctx context.Context, p identity.Principal, tenant string) (audit.Verification, error)
+	// CheckVerify returns the error Verify would return before reading
+	// the chain, without reading it.
+	CheckVerify(ctx context.Context, p identity.Principal, tenant string) error
 }
 
 // Catalog lists the services and their activities for the new-request form.
