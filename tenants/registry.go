@@ -446,16 +446,7 @@ func (s *Store) UpdateTenantIf(ctx context.Context, p identity.Principal, client
 		if err != nil {
 			return err
 		}
-		next := old
-		if u.DisplayName != nil {
-			next.DisplayName = *u.DisplayName
-		}
-		if u.Domains != nil {
-			next.Domains = slices.Clone(*u.Domains)
-		}
-		if u.GlobalAdmins != nil {
-			next.GlobalAdmins = slices.Clone(*u.GlobalAdmins)
-		}
+		next := old.with(u)
 		if err := next.normalize(); err != nil {
 			return err
 		}
@@ -506,20 +497,25 @@ func (s *Store) UpdateTenantIf(ctx context.Context, p identity.Principal, client
 // passed by its own first sending; this tells that from someone else's
 // change. An invalid u is applied to nothing.
 func (t Tenant) Applied(u TenantUpdate) bool {
-	next := t
-	if u.DisplayName != nil {
-		next.DisplayName = *u.DisplayName
-	}
-	if u.Domains != nil {
-		next.Domains = slices.Clone(*u.Domains)
-	}
-	if u.GlobalAdmins != nil {
-		next.GlobalAdmins = slices.Clone(*u.GlobalAdmins)
-	}
+	next := t.with(u)
 	if next.normalize() != nil {
 		return false
 	}
 	return len(tenantProperties(t, next)) == 0
+}
+
+// with is t with the fields u sets replaced, not yet normalized.
+func (t Tenant) with(u TenantUpdate) Tenant {
+	if u.DisplayName != nil {
+		t.DisplayName = *u.DisplayName
+	}
+	if u.Domains != nil {
+		t.Domains = slices.Clone(*u.Domains)
+	}
+	if u.GlobalAdmins != nil {
+		t.GlobalAdmins = slices.Clone(*u.GlobalAdmins)
+	}
+	return t
 }
 
 // tenantChanged is UpdateTenantIf's refusal of a change based on a
