@@ -722,6 +722,19 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 			return nil
 		})
 		return err == nil, err
+	case busy && attempts+1 >= w.cfg.MaxAttempts:
+		// The last attempt failed these recipients, but the entry is not
+		// done with the others: another replica is sending to them, or
+		// they wait for the request's ask being sent to them. Finishing
+		// the entry would lose those in silence, named by no dead letter
+		// (a withdrawal never reaching the approver whose ask went out
+		// meanwhile). So the failed ones are dead letters, marked dead
+		// for the entry's next visit to pass them by, as a recipient
+		// refused for good is, and the entry stays for the rest.
+		if err := w.deadLetter(ctx, t, m.ID, raw, attempts+1, retry.errs[len(retry.errs)-1], retry.names, retry.keys, retry.channels...); err != nil {
+			return false, err
+		}
+		return false, w.schedule(ctx, t, m.ID, attempts+1, retry.wait)
 	}
 	return w.failed(ctx, t, m.ID, raw, attempts+1, false, retry.errs[len(retry.errs)-1], retry.wait, retry.names, retry.channels)
 }
@@ -847,6 +860,8 @@ func timeout(err error) bool {
 type failures struct {
 	names, channels []string
 	errs            []error
+	// keys are their target keys, to mark them dead.
+	keys []string
 	// wait is the longest any of their receivers asked to be left alone
 	// (a webhook's Retry-After).
 	wait time.Duration
@@ -854,6 +869,7 @@ type failures struct {
 
 func (f *failures) add(tg target, err error) {
 	f.names, f.channels, f.errs = append(f.names, tg.name), append(f.channels, tg.channel), append(f.errs, err)
+	f.keys = append(f.keys, tg.key)
 	if d, ok := errors.AsType[*delayedError](err); ok {
 		f.wait = max(f.wait, d.wait)
 	}
@@ -935,9 +951,10 @@ func transient(err error) bool {
 
 // deadLetter writes an entry to the dead-letter stream for the failed
 // recipients (target names), in one MULTI. Given dead, the keys of
-// recipients refused for good, the entry stays for its other recipients
-// and those are marked dead so that its retries pass them by; without,
-// the entry leaves the outbox.
+// recipients refused for good (or failed at the last attempt while the
+// entry waits for others), the entry stays for its other recipients and
+// those are marked dead so that its retries pass them by; without, the
+// entry leaves the outbox.
 func (w *Worker) deadLetter(ctx context.Context, t, id, raw string, attempts int, cause error, failed, dead []string, channels ...string) error {
 	_, err := w.cfg.Redis.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.XAdd(ctx, &redis.XAddArgs{Stream: DeadKey(t), Values: []any{

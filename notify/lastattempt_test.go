@@ -1,0 +1,155 @@
+package notify_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/lockbox-oss/lockbox/grants"
+	"github.com/lockbox-oss/lockbox/internal/redistest"
+	"github.com/lockbox-oss/lockbox/notify"
+)
+
+// lastAttemptMailbox holds the ask to one recipient until released, as a
+// slow mail server does, and turns away for now (a busy mailbox) every
+// withdrawal to another.
+type lastAttemptMailbox struct {
+	mailbox
+	slow, refuse string
+	entered      chan struct{}
+	free         chan struct{}
+	once         sync.Once
+	rmu          sync.Mutex
+	refused      int
+}
+
+func (m *lastAttemptMailbox) Send(ctx context.Context, id string, msg notify.Message) error {
+	if msg.To == m.slow && strings.Contains(msg.Subject, "awaits your decision") {
+		m.once.Do(func() { close(m.entered) })
+		select {
+		case <-m.free:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if msg.To == m.refuse && strings.Contains(msg.Subject, "no longer needs your decision") {
+		m.rmu.Lock()
+		m.refused++
+		m.rmu.Unlock()
+		return errors.New("450 4.2.1 mailbox busy, try later")
+	}
+	return m.mailbox.Send(ctx, id, msg)
+}
+
+func (m *lastAttemptMailbox) refusals() int {
+	m.rmu.Lock()
+	defer m.rmu.Unlock()
+	return m.refused
+}
+
+// TestLastAttemptLeavesNoRecipientBehind: a withdrawal ("no longer needs
+// your decision") whose last attempt fails for one recipient while it
+// waits, for another, for the ask being sent to her (replica a is sending
+// eve the ask when the request is canceled) dead-letters the recipient
+// that failed and stays for the one it waited for. It was dead-lettered
+// and deleted whole, naming only the recipient that failed: eve, whose ask
+// then went out, never heard that the request no longer needs her
+// decision, and no dead letter, metric or log said so.
+func TestLastAttemptLeavesNoRecipientBehind(t *testing.T) {
+	const (
+		eve  = "eve@contoso.example"
+		adam = "adam@contoso.example"
+	)
+	e := newEnv(t)
+	ctx := context.Background()
+	mb := &lastAttemptMailbox{slow: eve, refuse: adam, entered: make(chan struct{}), free: make(chan struct{})}
+	var releaseOnce sync.Once
+	release := func() { releaseOnce.Do(func() { close(mb.free) }) }
+	t.Cleanup(release)
+	r := e.create(t, operator(0))
+	e.act(t, r.ID, grants.ActionApprove, manager)
+	a := newWorker(t, notify.WithMailer(notify.Config{Redis: redistest.Clone(t, e.rdb), Now: e.clock.Now, Consumer: "a"}, mb))
+	reg := prometheus.NewRegistry()
+	logs := &logBuffer{}
+	b := newWorker(t, notify.WithMailer(notify.Config{Redis: redistest.Clone(t, e.rdb), Now: e.clock.Now, Consumer: "b",
+		MaxAttempts: 1, Registerer: reg, Logger: slog.New(slog.NewJSONHandler(logs, nil))}, mb))
+	done := make(chan error, 1)
+	go func() {
+		_, err := a.Tick(ctx)
+		done <- err
+	}()
+	select {
+	case <-mb.entered:
+	case err := <-done:
+		t.Fatalf("replica a finished its round before sending eve the ask: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("replica a never sent eve the ask")
+	}
+	e.clock.Advance(time.Second)
+	e.act(t, r.ID, grants.ActionCancel, operator(0))
+	// Replica b makes the withdrawal's one attempt: adam's mailbox turns
+	// it away, and eve's waits for her ask.
+	if _, err := b.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := mb.refusals(); n != 1 {
+		t.Fatalf("adam's mailbox turned the withdrawal away %d times; want replica b's one attempt", n)
+	}
+	release()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("replica a's round never ended")
+	}
+	for range 50 {
+		if n, err := a.Depth(ctx); err != nil {
+			t.Fatal(err)
+		} else if n == 0 {
+			break
+		}
+		e.clock.Advance(time.Minute)
+		for _, w := range []*notify.Worker{b, a} {
+			if _, err := w.Tick(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if n, err := a.Depth(ctx); err != nil || n != 0 {
+		t.Fatalf("outbox depth = %d, %v; want it drained", n, err)
+	}
+	var got []string
+	for _, m := range mb.to(eve) {
+		got = append(got, m.Subject)
+	}
+	if len(got) != 2 || !strings.Contains(got[0], "awaits your decision") || !strings.Contains(got[1], "no longer needs your decision") {
+		t.Errorf("eve got %q; want the ask, then the withdrawal", got)
+	}
+	dead, err := e.rdb.XRange(ctx, notify.DeadKey("contoso"), "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, d := range dead {
+		names = append(names, d.Values["recipients"].(string))
+	}
+	if !slices.Equal(names, []string{"mail:" + adam}) {
+		t.Errorf("dead letters for %q; want one, for adam", names)
+	}
+	if got := testutil.ToFloat64(mustCounter(t, reg, "dev", "dead")); got != 1 {
+		t.Errorf(`sent_total{dev,dead} = %v, want 1`, got)
+	}
+	if lines := logs.lines("notification dead-lettered"); len(lines) != 1 || !strings.Contains(lines[0], adam) {
+		t.Errorf("dead letters logged: %q; want adam's, once", lines)
+	}
+}
