@@ -2,6 +2,7 @@ package notify_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"slices"
@@ -151,5 +152,94 @@ func TestLastAttemptLeavesNoRecipientBehind(t *testing.T) {
 	}
 	if lines := logs.lines("notification dead-lettered"); len(lines) != 1 || !strings.Contains(lines[0], adam) {
 		t.Errorf("dead letters logged: %q; want adam's, once", lines)
+	}
+}
+
+// refusingMailbox turns away for now (a busy mailbox) every message to one
+// recipient whose subject holds a given text.
+type refusingMailbox struct {
+	mailbox
+	refuse, subject string
+}
+
+func (m *refusingMailbox) Send(ctx context.Context, id string, msg notify.Message) error {
+	if msg.To == m.refuse && strings.Contains(msg.Subject, m.subject) {
+		return errors.New("450 4.2.1 mailbox busy, try later")
+	}
+	return m.mailbox.Send(ctx, id, msg)
+}
+
+// TestFollowUpsExhaustingRetriesAreDeadLetters: what follows a request's
+// ask at the tenant ("no longer needs your decision", "already decided",
+// "access ended early"), failing every attempt for a recipient the ask
+// reached, ends where an ask that fails every attempt does: in the
+// tenant's dead-letter stream naming the recipient, counted as
+// lockbox_notifications_sent_total{result="dead"} and logged at error.
+func TestFollowUpsExhaustingRetriesAreDeadLetters(t *testing.T) {
+	const eve = "eve@contoso.example"
+	for _, c := range []struct {
+		name, subject string
+		// follow moves the request on from pending_customer; nil leaves it
+		// there (the ask itself fails).
+		follow func(t *testing.T, e *env, id string)
+	}{
+		{"the ask", "awaits your decision", nil},
+		{"canceled", "no longer needs your decision", func(t *testing.T, e *env, id string) {
+			e.act(t, id, grants.ActionCancel, operator(0))
+		}},
+		{"already decided", "already approved by", func(t *testing.T, e *env, id string) {
+			e.act(t, id, grants.ActionApprove, adam)
+		}},
+		{"access ended early", "access ended early", func(t *testing.T, e *env, id string) {
+			e.act(t, id, grants.ActionApprove, adam)
+			e.clock.Advance(time.Minute)
+			e.act(t, id, grants.ActionRevoke, manager)
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t)
+			ctx := context.Background()
+			mb := &refusingMailbox{refuse: eve, subject: c.subject}
+			reg := prometheus.NewRegistry()
+			logs := &logBuffer{}
+			w := newWorker(t, notify.WithMailer(notify.Config{Redis: e.rdb, Now: e.clock.Now, Consumer: "a",
+				MaxAttempts: 3, Registerer: reg, Logger: slog.New(slog.NewJSONHandler(logs, nil))}, mb))
+			r := e.create(t, operator(0))
+			e.act(t, r.ID, grants.ActionApprove, manager)
+			drain(t, w)
+			if c.follow != nil {
+				if n := len(mb.to(eve)); n != 1 {
+					t.Fatalf("eve got %d messages; want the ask", n)
+				}
+				e.clock.Advance(time.Minute)
+				c.follow(t, e, r.ID)
+				drain(t, w)
+			}
+			for _, m := range mb.to(eve) {
+				if strings.Contains(m.Subject, c.subject) {
+					t.Fatalf("eve got %q, though her mailbox turned it away", m.Subject)
+				}
+			}
+			dead, err := e.rdb.XRange(ctx, notify.DeadKey("contoso"), "-", "+").Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(dead) != 1 || dead[0].Values["recipients"] != "mail:"+eve || dead[0].Values["attempts"] != "3" {
+				t.Fatalf("dead letters %v; want one, for eve after 3 attempts", dead)
+			}
+			var ev notify.Event
+			if err := json.Unmarshal([]byte(dead[0].Values["event"].(string)), &ev); err != nil {
+				t.Fatal(err)
+			}
+			if ev.Request.ID != r.ID {
+				t.Errorf("dead letter of request %s, want %s", ev.Request.ID, r.ID)
+			}
+			if got := testutil.ToFloat64(mustCounter(t, reg, "dev", "dead")); got != 1 {
+				t.Errorf(`sent_total{dev,dead} = %v, want 1`, got)
+			}
+			if lines := logs.lines("notification dead-lettered"); len(lines) != 1 || !strings.Contains(lines[0], eve) || !strings.Contains(lines[0], `"level":"ERROR"`) {
+				t.Errorf("dead letters logged: %q; want eve's, once, at error", lines)
+			}
+		})
 	}
 }
