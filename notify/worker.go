@@ -492,6 +492,16 @@ func (w *Worker) processAll(ctx context.Context, t string, msgs []redis.XMessage
 	return done, nil
 }
 
+// channels names the channels an entry may go through, for counting an
+// entry whose recipients are unknown: e-mail, and webhooks when any are
+// configured.
+func (w *Worker) channels() []string {
+	if len(w.hooks) > 0 {
+		return []string{w.mailer.Name(), "webhook"}
+	}
+	return []string{w.mailer.Name()}
+}
+
 // target is one recipient of an event on one channel.
 type target struct {
 	// key is who the recipient is, the same at every attempt however
@@ -529,7 +539,10 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 	}
 	var ev Event
 	if err := json.Unmarshal([]byte(raw), &ev); err != nil {
-		return true, w.deadLetter(ctx, t, m.ID, raw, 1, fmt.Errorf("corrupt event: %w", err), nil, nil)
+		// Counted on the channels it would have gone through, as an entry
+		// whose recipients can't be worked out is: the dead-letter alert
+		// reads the counter, and nobody would learn of it otherwise.
+		return true, w.deadLetter(ctx, t, m.ID, raw, 1, fmt.Errorf("corrupt event: %w", err), nil, nil, w.channels()...)
 	}
 	attempts, next := 0, int64(0)
 	if st, err := rdb.HGet(ctx, retryKey(t), m.ID).Result(); err == nil {
@@ -559,10 +572,7 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 		// and is dead-lettered after MaxAttempts rather than retried
 		// forever. Its webhooks wait with it: they go out with the
 		// e-mails, once the entry resolves.
-		channels := []string{w.mailer.Name()}
-		if len(w.hooks) > 0 {
-			channels = append(channels, "webhook")
-		}
+		channels := w.channels()
 		for _, ch := range channels {
 			w.sent.WithLabelValues(ch, "error").Inc()
 		}
