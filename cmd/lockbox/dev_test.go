@@ -6,9 +6,12 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"sync"
@@ -358,6 +361,36 @@ func TestDevRefusesSecondInSameDir(t *testing.T) {
 			t.Fatalf("the second lockbox dev neither refused nor started within 30s:\n%s", stderr.String())
 		}
 	}
+}
+
+// The banner offers /readyz beside the metrics, and a newcomer (or a
+// script waiting for "make run") asks it whether dev is up: it answers
+// 200 once dev has printed its banner. It answered 503 "redis: ERR wrong
+// number of arguments for 'hello' command" for as long as dev ran, the
+// embedded store refusing the HELLO the Redis check asks.
+func TestDevIsReady(t *testing.T) {
+	stdout, _ := runDev(t, devEnv(filepath.Join(t.TempDir(), "dev")))
+	m := regexp.MustCompile(`(?m)^\s*metrics\s+(http://\S+)/metrics\s`).FindStringSubmatch(stdout.String())
+	if m == nil {
+		t.Fatalf("banner names no metrics address:\n%s", stdout.String())
+	}
+	// Each check has a second (health.CheckTimeout): on a loaded machine
+	// one answer may be a timeout, so ask until the deadline, which only
+	// bounds a failure.
+	var last string
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		resp, err := http.Get(m[1] + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			return
+		}
+		last = resp.Status + ": " + string(body)
+	}
+	t.Errorf("GET %s/readyz of a running lockbox dev: %s", m[1], last)
 }
 
 // The lock of LOCKBOX_DEV_DIR lasts as long as the dev holding it: once it

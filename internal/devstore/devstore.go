@@ -15,6 +15,7 @@ import (
 	"sync"
 
 	"github.com/alicebob/miniredis/v2"
+	"github.com/alicebob/miniredis/v2/server"
 )
 
 // Store is a running embedded Redis on a loopback port.
@@ -42,6 +43,7 @@ func Start(ctx context.Context) (*Store, error) {
 	if err := m.StartAddr("127.0.0.1:0"); err != nil {
 		return nil, fmt.Errorf("devstore: start: %w", err)
 	}
+	helloWithoutVersion(m.Server())
 	return &Store{m: m, url: "redis://" + m.Addr() + "/0"}, nil
 }
 
@@ -54,4 +56,23 @@ func (s *Store) URL() string {
 // once.
 func (s *Store) Close() {
 	s.closeOnce.Do(s.m.Close)
+}
+
+// helloWithoutVersion answers HELLO without a protocol version as Redis
+// does: the server's details (its role above all, which /readyz asks for),
+// with the connection left on the protocol it speaks. miniredis wants a
+// version and answered "wrong number of arguments", so every "lockbox dev"
+// reported itself not ready; it gets the connection's own.
+func helloWithoutVersion(srv *server.Server) {
+	srv.SetPreHook(func(c *server.Peer, cmd string, args ...string) bool {
+		if cmd != "HELLO" || len(args) != 0 {
+			return false
+		}
+		version := "2"
+		if c.Resp3 {
+			version = "3"
+		}
+		srv.Dispatch(c, []string{cmd, version})
+		return true
+	})
 }

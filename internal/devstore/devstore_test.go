@@ -229,3 +229,53 @@ func TestSetNX(t *testing.T) {
 		t.Errorf("TTL = %v, %v; want the first writer's %s", got, err, ttl)
 	}
 }
+
+// /readyz asks HELLO, without a protocol version, for the server's role
+// (health.RedisCheck): Redis answers it on either protocol and changes
+// nothing on the connection. The embedded store answered "wrong number of
+// arguments", and every "lockbox dev" reported itself not ready.
+func TestHelloWithoutVersion(t *testing.T) {
+	for _, protocol := range []int{2, 3} {
+		s, _ := start(t)
+		opts, err := redis.ParseURL(s.URL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts.Protocol = protocol
+		c := redis.NewClient(opts)
+		defer c.Close()
+		ctx := t.Context()
+		v, err := c.Do(ctx, "HELLO").Result()
+		if err != nil {
+			t.Fatalf("RESP%d: HELLO: %v", protocol, err)
+		}
+		fields := map[string]any{}
+		switch r := v.(type) {
+		case map[any]any: // RESP3
+			for k, v := range r {
+				fields[k.(string)] = v
+			}
+		case []any: // RESP2
+			for i := 0; i+1 < len(r); i += 2 {
+				fields[r[i].(string)] = r[i+1]
+			}
+		default:
+			t.Fatalf("RESP%d: HELLO answered %T %v", protocol, v, v)
+		}
+		if fields["role"] != "master" || fields["proto"] != int64(protocol) {
+			t.Errorf("RESP%d: HELLO answered role %v, proto %v; want master, %d", protocol, fields["role"], fields["proto"], protocol)
+		}
+		// The connection still speaks the protocol it opened with: a
+		// RESP3 map stays a map, RESP2 answers a flat list.
+		if err := c.HSet(ctx, "h", "f", "v").Err(); err != nil {
+			t.Fatal(err)
+		}
+		h, err := c.Do(ctx, "HGETALL", "h").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, isMap := h.(map[any]any); isMap != (protocol == 3) {
+			t.Errorf("RESP%d: after HELLO, HGETALL answered %T", protocol, h)
+		}
+	}
+}
