@@ -55,12 +55,19 @@ help: ## List the targets
 # Loads lockbox's modules first: without them in the module cache and no
 # network, "go run" printed one "module lookup disabled" line an import and
 # nothing that said why. Go's own lines still show; the last says what to do.
-run: ## Start "lockbox dev": embedded store, demo tenant, token files in .lockbox-dev/
+#
+# Builds bin/lockbox (as "make build" does) and execs it, rather than "go
+# run": go run dies of a SIGTERM without passing it on, so a SIGTERM to make
+# (kill, an editor's stop button, a supervisor) left lockbox dev running,
+# holding its ports and .lockbox-dev/. Exec'd, lockbox dev is make's own
+# child: it gets the signal, stops, and make ends when it has.
+run: ## Build bin/lockbox and start "lockbox dev": embedded store, demo tenant, token files in .lockbox-dev/
 	@go list -deps ./cmd/lockbox >/dev/null || { \
 		echo "make run: Go could not load lockbox's modules (above): the first run downloads them (and the Go toolchain go.mod names, if yours is older), so it needs network once; run \"go mod download\" where there is network, or set GOPROXY to a proxy you reach" >&2; \
 		exit 1; \
 	}
-	go run ./cmd/lockbox dev
+	CGO_ENABLED=0 go build -trimpath -o bin/ ./cmd/lockbox
+	exec bin/lockbox dev
 
 build: ## Build static binaries of ./cmd/... into bin/
 	CGO_ENABLED=0 go build -trimpath -o bin/ ./cmd/...

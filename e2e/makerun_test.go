@@ -1,12 +1,15 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
+	"os"
 	osexec "os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -64,6 +67,101 @@ func TestMakeRunWithoutModulesSaysWhatItNeeds(t *testing.T) {
 	for _, want := range []string{"make run: ", "network", "go mod download"} {
 		if !strings.Contains(last, want) {
 			t.Errorf("last line %q lacks %q; output:\n%s", last, want, out.String())
+		}
+	}
+}
+
+// "make run" ran "go run ./cmd/lockbox dev", and go run dies of a SIGTERM
+// without passing it on to the program it runs. A SIGTERM to make (kill,
+// an editor's stop button, a supervisor) ended make and go run and left
+// lockbox dev running on its ports, holding
+// LOCKBOX_DEV_DIR, so the next "make run" was refused; go run's build
+// directory stayed in the temporary directory too. The SIGTERM now reaches
+// lockbox dev, which stops, and make ends once it has: nothing is left.
+func TestMakeRunStopsOnSIGTERM(t *testing.T) {
+	if _, err := osexec.LookPath("make"); err != nil {
+		t.Fatalf("make is not installed: %v", err)
+	}
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Bounds a failure (the first build under load included).
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := osexec.CommandContext(ctx, "make", "--no-print-directory", "run")
+	cmd.Dir = root
+	cmd.Env = scrubbedEnv(
+		"LOCKBOX_DEV_DIR="+filepath.Join(t.TempDir(), "dev"), "LOCKBOX_API_ADDR=127.0.0.1:0",
+		"LOCKBOX_PROXY_ADDR=127.0.0.1:0", "LOCKBOX_METRICS_ADDR=127.0.0.1:0",
+	)
+	// make and what it starts in a process group of their own: the test
+	// signals make alone, and asks the group afterwards who is left.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A file, not a buffer: a process left behind would hold a pipe open
+	// and Wait with it.
+	logs, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logs.Close()
+	cmd.Stderr = logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pgid := cmd.Process.Pid
+	// Whatever happens, nothing of the group outlives the test.
+	defer syscall.Kill(-pgid, syscall.SIGKILL)
+	readLogs := func() string {
+		b, _ := os.ReadFile(logs.Name())
+		return string(b)
+	}
+
+	banner := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "Stop with Ctrl-C.") {
+				close(banner)
+				break
+			}
+		}
+		for sc.Scan() {
+		}
+	}()
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case <-banner:
+	case err := <-exited:
+		t.Fatalf("make run ended before lockbox dev was running: %v\n%s", err, readLogs())
+	case <-ctx.Done():
+		t.Fatalf("make run: no banner within 5 minutes\n%s", readLogs())
+	}
+
+	if err := syscall.Kill(cmd.Process.Pid, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-exited:
+	case <-time.After(time.Minute):
+		t.Fatalf("make run still running a minute after its SIGTERM\n%s", readLogs())
+	}
+	// make is gone; anything it started and left running is still in the
+	// group. The deadline only bounds a failure.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		err := syscall.Kill(-pgid, 0)
+		if errors.Is(err, syscall.ESRCH) {
+			break
+		}
+		if time.Now().After(deadline) {
+			out, _ := osexec.Command("pgrep", "-a", "-g", strconv.Itoa(pgid)).CombinedOutput()
+			t.Fatalf("make run ended on SIGTERM, and left running:\n%s\nlogs:\n%s", out, readLogs())
 		}
 	}
 }
