@@ -31,6 +31,7 @@ import (
 	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/identity"
+	"github.com/lockbox-oss/lockbox/internal/readlimit"
 	"github.com/lockbox-oss/lockbox/tenants"
 )
 
@@ -131,6 +132,11 @@ type Config struct {
 	// X-Lockbox-Grant assertions, served at GET /v1/keys for upstreams to
 	// fetch; an empty set when nil.
 	GrantKeys []byte
+	// LongReads bounds the audit exports and verifications running at
+	// once, per caller and in all (429 too_many_reads beyond). Share one
+	// with the admin center, so a user's reads count together on both.
+	// Nil means one of the API's own with readlimit's default bounds.
+	LongReads *readlimit.Limiter
 }
 
 // CheckAndSetDefaults rejects missing dependencies and fills the defaults.
@@ -160,6 +166,12 @@ func (c *Config) CheckAndSetDefaults() error {
 	}
 	if c.GrantKeys == nil {
 		c.GrantKeys = []byte(`{"keys":[]}`)
+	}
+	if c.LongReads == nil {
+		var err error
+		if c.LongReads, err = readlimit.New(readlimit.DefaultPerCaller, readlimit.DefaultTotal); err != nil {
+			return fmt.Errorf("api: %w", err)
+		}
 	}
 	return nil
 }

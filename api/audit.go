@@ -13,6 +13,7 @@ import (
 	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/httperr"
+	"github.com/lockbox-oss/lockbox/internal/readlimit"
 	"github.com/lockbox-oss/lockbox/internal/writedeadline"
 )
 
@@ -117,6 +118,11 @@ func (s *server) exportAudit(w http.ResponseWriter, r *http.Request, p identity.
 		return nil
 	}
 
+	release, err := s.longRead(w, r, p)
+	if err != nil {
+		return err
+	}
+	defer release()
 	// Under the adapter's record.CallContext: past the call's deadline,
 	// the export still ends when the client goes away.
 	ctx, cancel := record.ExportContext(r.Context())
@@ -172,6 +178,11 @@ func (s *server) verifyAudit(w http.ResponseWriter, r *http.Request, p identity.
 		w.WriteHeader(http.StatusOK)
 		return nil
 	}
+	release, err := s.longRead(w, r, p)
+	if err != nil {
+		return err
+	}
+	defer release()
 	// Under the adapter's record.CallContext: past the call's deadline,
 	// the verification still ends when the client goes away.
 	ctx, cancel := record.ExportContext(r.Context())
@@ -185,4 +196,31 @@ func (s *server) verifyAudit(w http.ResponseWriter, r *http.Request, p identity.
 		return err
 	}
 	return writeJSON(w, http.StatusOK, wireVerification(v))
+}
+
+// retryAfterBusy is the Retry-After of a 429 too_many_reads, in seconds.
+// When one of the reads running ends can't be told; this is about as long
+// as a client should wait before it asks again.
+const retryAfterBusy = "10"
+
+// longRead takes a slot of Config.LongReads for an export or a
+// verification of p, which runs until it is done or its client leaves:
+// beyond the bound it is 429 too_many_reads, before it reads anything.
+// The caller must call release when the read has ended, however it ended.
+func (s *server) longRead(w http.ResponseWriter, r *http.Request, p identity.Principal) (release func(), err error) {
+	release, err = s.cfg.LongReads.Acquire(p)
+	if err == nil {
+		return release, nil
+	}
+	s.log.WarnContext(r.Context(), "audit read refused: too many at once",
+		"trace_id", w.Header().Get(headerTraceID), "user", p.Subject, "tenant", p.TenantID, "error", err)
+	w.Header().Set("Retry-After", retryAfterBusy)
+	if errors.Is(err, readlimit.ErrCallerBusy) {
+		return nil, httperr.New(http.StatusTooManyRequests, "too_many_reads",
+			"you already run %d audit exports or verifications at once, the most one caller may; retry when one has ended",
+			s.cfg.LongReads.PerCaller())
+	}
+	return nil, httperr.New(http.StatusTooManyRequests, "too_many_reads",
+		"this server already runs %d audit exports or verifications at once, the most it runs; retry later",
+		s.cfg.LongReads.Total())
 }

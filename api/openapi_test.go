@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/lockbox-oss/lockbox/internal/readlimit"
 )
 
 // operationKeys are the keys of an OpenAPI path item that are operations.
@@ -294,5 +296,19 @@ func TestOpenAPIBodyLimit(t *testing.T) {
 	}
 	if kib, _ := strconv.Atoi(string(m[1])); kib<<10 != DefaultMaxBodyBytes {
 		t.Errorf("openapi.yaml: a request body is at most %d KiB; the API allows %d bytes", kib, DefaultMaxBodyBytes)
+	}
+}
+
+// TestOpenAPILongReadBounds: the bounds on exports and verifications at
+// once that openapi.yaml states are the defaults "lockbox serve" applies.
+func TestOpenAPILongReadBounds(t *testing.T) {
+	m := regexp.MustCompile(`at most (\d+) exports and verifications at once on one\s+server, and a server at most (\d+) of all callers`).FindSubmatch(openAPIDocument)
+	if m == nil {
+		t.Fatal(`openapi.yaml no longer says "at most N exports and verifications at once on one server, and a server at most M of all callers"`)
+	}
+	per, _ := strconv.Atoi(string(m[1]))
+	total, _ := strconv.Atoi(string(m[2]))
+	if per != readlimit.DefaultPerCaller || total != readlimit.DefaultTotal {
+		t.Errorf("openapi.yaml: %d per caller and %d in all; the defaults are %d and %d", per, total, readlimit.DefaultPerCaller, readlimit.DefaultTotal)
 	}
 }
