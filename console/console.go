@@ -47,6 +47,7 @@ import (
 	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/identity"
+	"github.com/lockbox-oss/lockbox/internal/readlimit"
 	"github.com/lockbox-oss/lockbox/tenants"
 )
 
@@ -157,8 +158,13 @@ type Config struct {
 	RefreshInterval time.Duration
 	// Timeout bounds one page's store calls.
 	Timeout time.Duration
-	Now     func() time.Time
-	Logger  *slog.Logger
+	// LongReads bounds the audit exports and verifications running at
+	// once, per user and in all (a 429 page beyond). Share the API's, so
+	// a user's reads count together on both. Nil means one of the
+	// console's own with readlimit's default bounds.
+	LongReads *readlimit.Limiter
+	Now       func() time.Time
+	Logger    *slog.Logger
 }
 
 // CheckAndSetDefaults rejects missing dependencies and fills the defaults.
@@ -199,6 +205,12 @@ func (c *Config) CheckAndSetDefaults() error {
 	}
 	if c.Timeout == 0 {
 		c.Timeout = DefaultTimeout
+	}
+	if c.LongReads == nil {
+		var err error
+		if c.LongReads, err = readlimit.New(readlimit.DefaultPerCaller, readlimit.DefaultTotal); err != nil {
+			return fmt.Errorf("console: %w", err)
+		}
 	}
 	if c.Now == nil {
 		c.Now = time.Now

@@ -27,6 +27,7 @@ import (
 	"github.com/lockbox-oss/lockbox/internal/httperr"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 	"github.com/lockbox-oss/lockbox/internal/peer"
+	"github.com/lockbox-oss/lockbox/internal/readlimit"
 	"github.com/lockbox-oss/lockbox/internal/writedeadline"
 	"github.com/lockbox-oss/lockbox/tenants"
 )
@@ -1025,6 +1026,11 @@ func (c *Console) auditPage(w http.ResponseWriter, r *http.Request, sess Session
 // deadline), and moves the write deadline on meanwhile. A verification cut
 // short is an error, never a partial verdict.
 func (c *Console) verifyAudit(w http.ResponseWriter, r *http.Request, sess Session, tenant string) (audit.Verification, error) {
+	release, err := c.longRead(w, r, sess)
+	if err != nil {
+		return audit.Verification{}, err
+	}
+	defer release()
 	ctx, cancel := record.ExportContext(r.Context())
 	defer cancel()
 	out := writedeadline.New(w, r)
@@ -1059,6 +1065,11 @@ func (c *Console) exportAudit(w http.ResponseWriter, r *http.Request, sess Sessi
 		begin()
 		return nil
 	}
+	release, err := c.longRead(w, r, sess)
+	if err != nil {
+		return err
+	}
+	defer release()
 	// The page deadline is for single calls; an export may take longer,
 	// until the browser goes away (withSession's record.CallContext lets
 	// it tell, also past the deadline).
@@ -1071,10 +1082,36 @@ func (c *Console) exportAudit(w http.ResponseWriter, r *http.Request, sess Sessi
 	x := record.NewExportWriter(out, record.ExportCSV)
 	x.Begin = begin
 	x.Flush = out.Flush
-	err := x.Finish(c.cfg.Audit.Export(ctx, sess.Principal, aq, x.Write))
+	err = x.Finish(c.cfg.Audit.Export(ctx, sess.Principal, aq, x.Write))
 	if errors.Is(err, record.ErrExportCut) {
 		c.log.ErrorContext(r.Context(), "console: audit export ended early", "tenant", f.Tenant, "records", x.Records(), "error", err)
 		panic(http.ErrAbortHandler) // the browser must see a broken download, not a short one
 	}
 	return err
+}
+
+// retryAfterBusy is the Retry-After of the page that refuses an export or
+// a verification beyond Config.LongReads, in seconds.
+const retryAfterBusy = "10"
+
+// longRead takes a slot of Config.LongReads for an export or a
+// verification of the session's user, which runs until it is done or the
+// browser goes away: beyond the bound the user gets a 429 page that says
+// why, before anything is read. The caller must call release when the
+// read has ended, however it ended.
+func (c *Console) longRead(w http.ResponseWriter, r *http.Request, sess Session) (release func(), err error) {
+	p := sess.Principal
+	release, err = c.cfg.LongReads.Acquire(p)
+	if err == nil {
+		return release, nil
+	}
+	c.log.WarnContext(r.Context(), "console: audit read refused: too many at once", "user", p.Subject, "tenant", p.TenantID, "error", err)
+	w.Header().Set("Retry-After", retryAfterBusy)
+	if errors.Is(err, readlimit.ErrCallerBusy) {
+		return nil, httperr.New(http.StatusTooManyRequests, "too_many_reads",
+			"You already run %d audit exports or verifications at once, the most one user may. "+
+				"Wait until one of them has finished (or cancel it), then try again.", c.cfg.LongReads.PerCaller())
+	}
+	return nil, httperr.New(http.StatusTooManyRequests, "too_many_reads",
+		"The server already runs as many audit exports and verifications at once as it may. Try again in a minute.")
 }

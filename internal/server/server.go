@@ -45,6 +45,7 @@ import (
 	"github.com/lockbox-oss/lockbox/internal/httptimeouts"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 	"github.com/lockbox-oss/lockbox/internal/peer"
+	"github.com/lockbox-oss/lockbox/internal/readlimit"
 	"github.com/lockbox-oss/lockbox/notify"
 	"github.com/lockbox-oss/lockbox/policy"
 	"github.com/lockbox-oss/lockbox/proxy"
@@ -310,17 +311,24 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 // newAPI builds the /v1 API and the admin center, which share the API
 // address.
 func (s *Server) newAPI(cfg config.Config, opts Options, grantKeys []byte) error {
+	// One bound for both: a user's audit exports and verifications count
+	// together, whether started in the API or the admin center.
+	longReads, err := readlimit.New(readlimit.DefaultPerCaller, readlimit.DefaultTotal)
+	if err != nil {
+		return err
+	}
 	apiHandler, err := api.New(api.Config{
 		Auth: s.Verifier, Requests: s.Requests, Tenants: s.Tenants, Audit: s.Audit, GrantKeys: grantKeys,
 		Logger: opts.Logger.With("component", "api"),
 		// Each call gets a deadline, so Redis calls (with
 		// ContextTimeoutEnabled) give up instead of hanging a client.
-		Timeout: requestTimeout,
+		Timeout:   requestTimeout,
+		LongReads: longReads,
 	})
 	if err != nil {
 		return err
 	}
-	consoleHandler, err := newConsole(cfg, opts, s)
+	consoleHandler, err := newConsole(cfg, opts, s, longReads)
 	if err != nil {
 		return err
 	}
@@ -509,9 +517,9 @@ func writeFileAtomic(path string, b []byte, perm os.FileMode) error {
 }
 
 // newConsole builds the admin center, with OIDC sign-in when configured.
-func newConsole(cfg config.Config, opts Options, s *Server) (*console.Console, error) {
+func newConsole(cfg config.Config, opts Options, s *Server, longReads *readlimit.Limiter) (*console.Console, error) {
 	cc := console.Config{
-		Requests: s.Requests, Tenants: s.Tenants, Audit: s.Audit, Redis: s.Redis,
+		Requests: s.Requests, Tenants: s.Tenants, Audit: s.Audit, Redis: s.Redis, LongReads: longReads,
 		Catalog:       func() console.Catalog { return s.Policy.Catalog() },
 		DevIdentities: opts.DevIdentities, PublicURL: cfg.ConsoleURL,
 		IdleTimeout: cfg.ConsoleIdleTimeout, MaxAge: cfg.ConsoleSessionMax, Reverify: cfg.ConsoleReverify, RefreshInterval: opts.ConsoleRefresh,
