@@ -194,6 +194,11 @@ type Config struct {
 	// counts as written: see audit.Durability.
 	AuditReplicas int  `env:"AUDIT_REPLICAS" envDefault:"0" desc:"how many Redis replicas must have an operator action's audit record (Redis WAIT) before the call is forwarded; 0 means Redis's own acknowledgement. A failover then loses no record of a forwarded call"`
 	AuditAOF      bool `env:"AUDIT_AOF" envDefault:"false" desc:"wait until Redis has fsynced each operator action's audit record to its append-only file (WAITAOF; Redis 7.2 or later with appendonly yes) — on LOCKBOX_AUDIT_REPLICAS replicas too — before the call is forwarded"`
+	// AuditReadsPerCaller and AuditReads bound the audit exports and
+	// verifications running at once on a replica, which no call deadline
+	// bounds: per caller, and of all callers together.
+	AuditReadsPerCaller int `env:"AUDIT_READS_PER_CALLER" envDefault:"2" desc:"how many audit exports and verifications one user runs at once on a replica, in the API and the admin center together (at least 1); one more is refused with 429 too_many_reads before it reads anything"`
+	AuditReads          int `env:"AUDIT_READS" envDefault:"16" desc:"how many audit exports and verifications all users together run at once on a replica, so that many can't exhaust Redis (at least LOCKBOX_AUDIT_READS_PER_CALLER); one more is refused with 429 too_many_reads"`
 	// AuditRetention is how long audit records are kept; 0 keeps them
 	// forever. Trimming keeps the hash chain verifiable.
 	AuditRetention time.Duration `env:"AUDIT_RETENTION" envDefault:"0s" desc:"how long audit records are kept, e.g. 8760h; 0 keeps them forever (trimming keeps the hash chain verifiable)"`
@@ -678,6 +683,15 @@ func (c Config) check() error {
 	}
 	if c.AuditReplicas < 0 {
 		errs = append(errs, varErr("AuditReplicas", "must not be negative, got %d", c.AuditReplicas))
+	}
+	if c.AuditReadsPerCaller < 1 {
+		errs = append(errs, varErr("AuditReadsPerCaller", "must be at least 1, got %d", c.AuditReadsPerCaller))
+	}
+	if c.AuditReads < 1 {
+		errs = append(errs, varErr("AuditReads", "must be at least 1, got %d", c.AuditReads))
+	} else if c.AuditReads < c.AuditReadsPerCaller {
+		// A caller could never reach its own bound.
+		errs = append(errs, varErr("AuditReads", "must be at least LOCKBOX_AUDIT_READS_PER_CALLER (%d), got %d", c.AuditReadsPerCaller, c.AuditReads))
 	}
 	if c.CacheMaxAge < 0 || c.CacheMaxAge > time.Second {
 		errs = append(errs, varErr("CacheMaxAge", "must be from 0 to 1s, got %s", c.CacheMaxAge))

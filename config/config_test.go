@@ -60,6 +60,8 @@ func TestLoadDefaults(t *testing.T) {
 		ProxyAssertionTTL:    30 * time.Second,
 		ProxyAssertionIssuer: "lockbox",
 		ProxyBodyBufferBytes: 64 << 20,
+		AuditReadsPerCaller:  2,
+		AuditReads:           16,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", got, want)
@@ -248,6 +250,10 @@ func TestLoadInvalidNamesVariable(t *testing.T) {
 		{"cache kept over a second", "LOCKBOX_CACHE_MAX_AGE", "2s", "from 0 to 1s"},
 		{"negative cache age", "LOCKBOX_CACHE_MAX_AGE", "-1s", "from 0 to 1s"},
 		{"negative audit replicas", "LOCKBOX_AUDIT_REPLICAS", "-1", "must not be negative"},
+		{"no audit reads per caller", "LOCKBOX_AUDIT_READS_PER_CALLER", "0", "must be at least 1, got 0"},
+		{"negative audit reads per caller", "LOCKBOX_AUDIT_READS_PER_CALLER", "-2", "at least 1"},
+		{"no audit reads", "LOCKBOX_AUDIT_READS", "0", "must be at least 1, got 0"},
+		{"audit reads under one caller's", "LOCKBOX_AUDIT_READS", "1", "at least LOCKBOX_AUDIT_READS_PER_CALLER (2)"},
 		{"addr without port", "LOCKBOX_API_ADDR", "localhost", "host:port"},
 		{"addr bad port", "LOCKBOX_PROXY_ADDR", "127.0.0.1:http", "port"},
 		{"addr port too big", "LOCKBOX_METRICS_ADDR", "127.0.0.1:70000", "port"},
@@ -1048,5 +1054,16 @@ func TestURLPortOutOfRange(t *testing.T) {
 	doc := "issuers:\n  - issuer: https://idp.example\n    audience: lockbox\n    scope: provider\n    jwks_url: https://idp.example:99999/keys\n"
 	if _, err := LoadIssuers(writeFile(t, "issuers.yaml", doc)); err == nil {
 		t.Error("issuers file jwks_url with port 99999: no error")
+	}
+}
+
+// One caller's bound on audit reads may be the whole replica's.
+func TestAuditReadsOfOneCallerMayBeAll(t *testing.T) {
+	c, err := Load(map[string]string{"LOCKBOX_AUDIT_READS_PER_CALLER": "4", "LOCKBOX_AUDIT_READS": "4"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.AuditReadsPerCaller != 4 || c.AuditReads != 4 {
+		t.Errorf("got %d per caller and %d in all", c.AuditReadsPerCaller, c.AuditReads)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/lockbox-oss/lockbox/config"
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/readlimit"
 )
@@ -108,5 +109,20 @@ func TestNewRefusesNoRoom(t *testing.T) {
 		if _, err := readlimit.New(b[0], b[1]); err == nil {
 			t.Errorf("New(%d, %d) accepted", b[0], b[1])
 		}
+	}
+}
+
+// TestDefaultsAreConfigs: lockbox serve takes its bounds from
+// LOCKBOX_AUDIT_READS_PER_CALLER and LOCKBOX_AUDIT_READS, whose defaults
+// must be the ones the API and the admin center fall back to, and that
+// README and openapi.yaml state.
+func TestDefaultsAreConfigs(t *testing.T) {
+	c, err := config.Load(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.AuditReadsPerCaller != readlimit.DefaultPerCaller || c.AuditReads != readlimit.DefaultTotal {
+		t.Errorf("config's defaults are %d per caller and %d in all; readlimit's %d and %d",
+			c.AuditReadsPerCaller, c.AuditReads, readlimit.DefaultPerCaller, readlimit.DefaultTotal)
 	}
 }

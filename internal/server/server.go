@@ -313,7 +313,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 func (s *Server) newAPI(cfg config.Config, opts Options, grantKeys []byte) error {
 	// One bound for both: a user's audit exports and verifications count
 	// together, whether started in the API or the admin center.
-	longReads, err := readlimit.New(readlimit.DefaultPerCaller, readlimit.DefaultTotal)
+	longReads, err := readlimit.New(cfg.AuditReadsPerCaller, cfg.AuditReads)
 	if err != nil {
 		return err
 	}
