@@ -78,6 +78,10 @@ const (
 	// answer without the API's error document is some other server's:
 	// exitError.
 	exitRefused = 3
+	// exitInterrupted: stopped by Ctrl-C (or SIGTERM) before it was done,
+	// 128+SIGINT as shells report a command Ctrl-C stopped, so a script
+	// can tell "the user stopped it" from "it failed" (1).
+	exitInterrupted = 130
 )
 
 // Run runs lockboxctl with args (without the program name) and returns the
@@ -227,6 +231,7 @@ func (e *env) report(err error) int {
 	switch {
 	case errors.Is(err, context.Canceled):
 		fmt.Fprintln(e.stderr, "lockboxctl: interrupted")
+		return exitInterrupted
 	case errors.As(err, &urlErr) && errors.As(err, &insecureErr):
 		// checkAddr refused a plain http address before any call, so the
 		// client refused where an answer redirected: from https to plain
