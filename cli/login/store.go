@@ -109,13 +109,37 @@ func DefaultDir() (string, error) {
 }
 
 // ServerKey is the form of a Lockbox API URL tokens are stored under:
-// scheme and host in lower case, no trailing slash.
+// scheme and host in lower case, without the port the scheme implies
+// (https://host:443 is https://host, where the token is sent just the
+// same), no trailing slash.
 func ServerKey(api string) (string, error) {
 	u, err := url.Parse(strings.TrimSpace(api))
 	if err != nil || !u.IsAbs() || u.Host == "" {
 		return "", fmt.Errorf("the Lockbox API address %q is not a URL", api)
 	}
-	return strings.ToLower(u.Scheme) + "://" + strings.ToLower(u.Host) + strings.TrimSuffix(u.EscapedPath(), "/"), nil
+	scheme, host := strings.ToLower(u.Scheme), strings.ToLower(u.Host)
+	if p := u.Port(); p == "" || p == defaultPorts[scheme] {
+		host = strings.TrimSuffix(strings.TrimSuffix(host, p), ":")
+	}
+	return scheme + "://" + host + strings.TrimSuffix(u.EscapedPath(), "/"), nil
+}
+
+var defaultPorts = map[string]string{"http": "80", "https": "443"}
+
+// oldKey is the key ServerKey gave server (its form) before it left out
+// the default port: scheme://host:port, where a token stored then is
+// still found; "" when the scheme has no default port.
+func oldKey(server string) string {
+	scheme, rest, _ := strings.Cut(server, "://")
+	p := defaultPorts[scheme]
+	if p == "" {
+		return ""
+	}
+	host, path := rest, ""
+	if i := strings.IndexByte(rest, '/'); i >= 0 {
+		host, path = rest[:i], rest[i:]
+	}
+	return scheme + "://" + host + ":" + p + path
 }
 
 // Path is where the token for server (ServerKey's form) is kept.
@@ -129,9 +153,21 @@ func (s Store) Path(server string) string {
 	return filepath.Join(s.Dir, "tokens", name+".json")
 }
 
-// Load reads the token for server. It refuses a file other users could
-// read or write, or one that isn't a regular file.
+// Load reads the token for server, or the one stored for it under its
+// old key (oldKey), then given server's key. It refuses a file other
+// users could read or write, or one that isn't a regular file.
 func (s Store) Load(server string) (Token, error) {
+	t, err := s.load(server)
+	if old := oldKey(server); errors.Is(err, ErrNotSignedIn) && old != "" {
+		if t, err = s.load(old); err == nil {
+			// Refreshed, it is saved under the key of today.
+			t.Server = server
+		}
+	}
+	return t, err
+}
+
+func (s Store) load(server string) (Token, error) {
 	path := s.Path(server)
 	fi, err := os.Lstat(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -219,15 +255,27 @@ func (s Store) Save(t Token) error {
 	return nil
 }
 
-// Remove deletes the token stored for server; it reports whether there
-// was one.
+// Remove deletes the token stored for server, under its key and its old
+// one (oldKey); it reports whether there was one.
 func (s Store) Remove(server string) (bool, error) {
-	err := os.Remove(s.Path(server))
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return false, nil
-	case err != nil:
-		return false, fmt.Errorf("removing the stored token: %w", err)
+	keys := []string{server}
+	// The old key's file only when it is this server's: another's name
+	// may map to it (https://x_443 to https://x:443's).
+	if old := oldKey(server); old != "" {
+		if _, err := s.load(old); !errors.Is(err, ErrNotSignedIn) {
+			keys = append(keys, old)
+		}
 	}
-	return true, nil
+	removed := false
+	for _, k := range keys {
+		err := os.Remove(s.Path(k))
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+		case err != nil:
+			return removed, fmt.Errorf("removing the stored token: %w", err)
+		default:
+			removed = true
+		}
+	}
+	return removed, nil
 }
