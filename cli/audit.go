@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -161,7 +162,7 @@ func (e *env) auditExport() *cobra.Command {
 			// export never looks like a whole one.
 			f, err := os.CreateTemp(filepath.Dir(outFile), "."+filepath.Base(outFile)+".*.partial")
 			if err != nil {
-				return err
+				return outFileError(outFile, err)
 			}
 			defer os.Remove(f.Name())
 			if err := c.ExportAudit(e.ctx, q, format, f); err != nil {
@@ -169,9 +170,12 @@ func (e *env) auditExport() *cobra.Command {
 				return err
 			}
 			if err := f.Close(); err != nil {
-				return err
+				return outFileError(outFile, err)
 			}
-			return os.Rename(f.Name(), outFile)
+			if err := os.Rename(f.Name(), outFile); err != nil {
+				return outFileError(outFile, err)
+			}
+			return nil
 		},
 	}
 	e.registerAuditFlags(cmd, &af)
@@ -179,6 +183,18 @@ func (e *env) auditExport() *cobra.Command {
 	cmd.Flags().StringVar(&outFile, "out", "", "write to FILE (only once the export is complete) instead of stdout, which must not be a terminal")
 	_ = cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"jsonl", "csv"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
+}
+
+// outFileError is err of writing --out's file through the temporary file
+// beside it: it names the file the user gave, not the temporary one,
+// which the user never heard of and which is gone by the time they look.
+func outFileError(outFile string, err error) error {
+	if pe, ok := errors.AsType[*fs.PathError](err); ok {
+		err = pe.Err
+	} else if le, ok := errors.AsType[*os.LinkError](err); ok {
+		err = le.Err
+	}
+	return fmt.Errorf("--out %s: %w", outFile, err)
 }
 
 // onTerminal reports whether w is a terminal, not a file, a pipe or
