@@ -100,7 +100,7 @@ func AllowInsecureHTTP() Option {
 // InsecureHTTPError is New's refusal of a plain http address of a server
 // that is not loopback, for a client with a token: nothing was sent.
 type InsecureHTTPError struct {
-	// Address is the API address, without any password.
+	// Address is the API address, without any user information.
 	Address string
 }
 
@@ -187,7 +187,7 @@ func New(baseURL, token string, opts ...Option) (*Client, error) {
 	next := hc.CheckRedirect
 	hc.CheckRedirect = func(req *http.Request, via []*http.Request) error {
 		if c.plainHTTPRefused(req.URL) {
-			return &InsecureHTTPError{Address: req.URL.Redacted()}
+			return &InsecureHTTPError{Address: withoutUser(req.URL)}
 		}
 		if next != nil {
 			if err := next(req, via); err != nil {
@@ -264,9 +264,30 @@ func sameOrigin(req *http.Request, via []*http.Request) error {
 // the call's first.
 func leavesOrigin(req *http.Request, via []*http.Request) error {
 	if from := via[0].URL; !SameOrigin(req.URL, from) {
-		return fmt.Errorf("client: not following a redirect from %s to %s, another server than the API's", from.Redacted(), req.URL.Redacted())
+		return fmt.Errorf("client: not following a redirect from %s to %s, another server than the API's", withoutUser(from), withoutUser(req.URL))
 	}
 	return nil
+}
+
+// withoutUser is u without its user information, for messages: a
+// Location's user name (Redacted keeps it) or password are not the
+// caller's to see, and reach terminals and logs with the error.
+func withoutUser(u *url.URL) string {
+	v := *u
+	v.User = nil
+	return v.String()
+}
+
+// withoutUserInError drops the user information from the address of
+// the *url.Error in err: net/http names a refused redirect by its
+// Location as sent, password and all.
+func withoutUserInError(err error) error {
+	if ue, ok := errors.AsType[*url.Error](err); ok {
+		if u, perr := url.Parse(ue.URL); perr == nil && u.User != nil {
+			ue.URL = withoutUser(u)
+		}
+	}
+	return err
 }
 
 // SameOrigin reports whether a and b have the same scheme, host and port
@@ -757,6 +778,7 @@ func (c *Client) ExportAudit(ctx context.Context, q AuditQuery, format string, w
 	hc.Timeout = 0
 	resp, err := hc.Do(req)
 	if err != nil {
+		err = withoutUserInError(err)
 		if ue, ok := errors.AsType[*url.Error](err); ok && isStall() {
 			// As a call that timed out says it: the *url.Error, with the
 			// reason rather than "context canceled".
@@ -897,7 +919,7 @@ func (c *Client) doHeaders(ctx context.Context, method, path string, q url.Value
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return respHeader, err
+		return respHeader, withoutUserInError(err)
 	}
 	respHeader = resp.Header
 	defer func() {
