@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 
 	"github.com/lockbox-oss/lockbox/api/client"
 	"github.com/lockbox-oss/lockbox/internal/tlsfiles"
@@ -62,12 +63,21 @@ func (e *env) httpClient() (*http.Client, error) {
 // to plain http, handed the token to another server or to the network.
 func sameServer(req *http.Request, via []*http.Request) error {
 	if from := via[0].URL; !client.SameOrigin(req.URL, from) {
-		return &redirectError{from: from.Redacted(), to: req.URL.Redacted()}
+		return &redirectError{from: withoutUser(from), to: withoutUser(req.URL)}
 	}
 	if len(via) >= 10 {
 		return errors.New("stopped after 10 redirects")
 	}
 	return nil
+}
+
+// withoutUser is u without its user information, for messages: a
+// Location's user name (Redacted keeps it) or password are not for the
+// terminal.
+func withoutUser(u *url.URL) string {
+	v := *u
+	v.User = nil
+	return v.String()
 }
 
 // redirectError is an answer of the API's address that redirects to
