@@ -55,12 +55,21 @@ func TestStoreReadsTokensStoredWithTheDefaultPort(t *testing.T) {
 			if got, err := s.Load("https://lockbox.example:8443"); !errors.Is(err, ErrNotSignedIn) {
 				t.Errorf("another port got the token: %+v, %v", got, err)
 			}
+			// Refreshed, it is saved under the new key.
+			if err := s.Save(got); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Stat(s.Path(tc.server)); err != nil {
+				t.Errorf("not saved under the new key: %v", err)
+			}
 			removed, err := s.Remove(tc.server)
 			if err != nil || !removed {
 				t.Fatalf("Remove(%q) = %v, %v", tc.server, removed, err)
 			}
-			if _, err := os.Stat(s.Path(tc.old)); !os.IsNotExist(err) {
-				t.Errorf("the old file is still there: %v", err)
+			for _, k := range []string{tc.old, tc.server} {
+				if _, err := os.Stat(s.Path(k)); !os.IsNotExist(err) {
+					t.Errorf("the file of %s is still there: %v", k, err)
+				}
 			}
 			if _, err := s.Load(tc.server); !errors.Is(err, ErrNotSignedIn) {
 				t.Errorf("after Remove: %v", err)
