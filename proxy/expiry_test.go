@@ -7,8 +7,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/grants"
+	"github.com/lockbox-oss/lockbox/internal/keys"
+	"github.com/lockbox-oss/lockbox/internal/redistest"
 )
 
 // slowGrants is a GrantLookup whose reads take until the clock reads
@@ -91,6 +95,80 @@ func TestGrantNotForwardedPastItsEnd(t *testing.T) {
 			res := e.send(as(alice, "GET", mailboxes)(e))
 			if sg.until.Load() != nil || sa.until.Load() != nil {
 				t.Fatal("the slow step never ran: the test no longer exercises it")
+			}
+			if res.status != http.StatusForbidden || res.errorCode(t) != string(ReasonGrantExpired) {
+				t.Errorf("%d %s: want 403 %s", res.status, res.body, ReasonGrantExpired)
+			}
+			if n := e.upstreamCalls() - before; n != 0 {
+				t.Errorf("the upstream received %d requests after the grant ended", n)
+			}
+		})
+	}
+}
+
+// lateGrantReply is a Redis hook that, once until is set, moves the clock
+// to until when Redis answers the next read of the grant match names: a
+// reply that arrives late, within the grant timeout.
+type lateGrantReply struct {
+	match func(redis.Cmder) bool
+	clk   interface{ Set(time.Time) }
+	until atomic.Pointer[time.Time]
+}
+
+func (h *lateGrantReply) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *lateGrantReply) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		if h.match(cmd) {
+			if t := h.until.Swap(nil); t != nil {
+				h.clk.Set(*t)
+			}
+		}
+		return err
+	}
+}
+func (h *lateGrantReply) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// TestGrantReadAgainNotForwardedPastItsEnd: a call whose audit write took
+// over a second reads its grant again before it is forwarded (a revocation
+// may have landed unseen meanwhile), and the grant's end passes while that
+// read waits for Redis. The call must not reach the upstream: the window
+// is judged on the clock after the read, as after the first one, whether
+// the grant is read through the cache or straight from the store.
+func TestGrantReadAgainNotForwardedPastItsEnd(t *testing.T) {
+	for _, cached := range []bool{false, true} {
+		name := "store"
+		if cached {
+			name = "cache"
+		}
+		t.Run(name, func(t *testing.T) {
+			late, ha := &lateGrantReply{}, &heldAuditor{}
+			e := newTestEnv(t, func(e *testEnv, c *Config) {
+				late.match = redistest.Command("get", keys.Grant("contoso", alice.Subject, "exchange"))
+				late.clk = e.clk
+				e.rdb.AddHook(late)
+				if cached {
+					c.Grants = grants.NewGrantCache(e.grants, time.Second, e.clk.Now)
+				}
+				ha.Auditor = c.Auditor
+				c.Auditor = ha
+			})
+			req := e.grantFor(alice, "contoso", "exchange", time.Hour)
+			end := *req.ExpiresAt
+			e.clk.Set(end.Add(-1500 * time.Millisecond))
+			// The audit write lasts 1.4 s, so the grant is read again; that
+			// read is answered at the grant's end.
+			during := func() {
+				e.clk.Set(end.Add(-100 * time.Millisecond))
+				late.until.Store(&end)
+			}
+			ha.during.Store(&during)
+			before := e.upstreamCalls()
+			res := e.send(as(alice, "GET", mailboxes)(e))
+			if ha.during.Load() != nil || late.until.Load() != nil {
+				t.Fatal("the audit write or the second read of the grant never ran: the test no longer exercises them")
 			}
 			if res.status != http.StatusForbidden || res.errorCode(t) != string(ReasonGrantExpired) {
 				t.Errorf("%d %s: want 403 %s", res.status, res.body, ReasonGrantExpired)
