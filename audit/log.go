@@ -50,6 +50,10 @@ type Log struct {
 	// siemTrims reports records Trim removes unread by the SIEM
 	// forwarders; nil until ReportSIEMTrims.
 	siemTrims *siemTrimReport
+
+	// retention reports the unreadable records Trim removes; nil until
+	// ReportRetention.
+	retention *retentionReport
 }
 
 // NewLog returns a Log over rdb. now stamps records; nil means time.Now.

@@ -68,12 +68,18 @@ func (l *Log) Trim(ctx context.Context, tenant string, cutoff time.Time) (int, e
 			return total, fault.Unavailable("audit: trim", err)
 		}
 		last := -1
+		// The records of this batch dated by their stream id (unreadable),
+		// by index: reported once the cut that removes them commits.
+		var byID []int
 		for i, m := range msgs {
-			at, err := entryTime(m)
+			at, readable, err := entryTime(m)
 			if err != nil || !at.Before(cutoff) {
 				break
 			}
 			last = i
+			if !readable {
+				byID = append(byID, i)
+			}
 		}
 		if last < 0 {
 			return total, nil
@@ -94,6 +100,15 @@ func (l *Log) Trim(ctx context.Context, tenant string, cutoff time.Time) (int, e
 		n := int(res[0])
 		if unread := res[1]; unread > 0 {
 			l.siemTrims.unread(ctx, tenant, unread, m.ID)
+		}
+		// Cuts only ever remove a stream's oldest entries, and no entry
+		// older than m can be added, so the n this cut removed are the
+		// last n of msgs[:last+1]: another replica's cut took the ones
+		// before them, and reports those.
+		for _, i := range byID {
+			if i > last-n {
+				l.retention.unreadable(ctx, tenant, msgs[i].ID)
+			}
 		}
 		total += n
 		if last < len(msgs)-1 || n == 0 {
@@ -150,7 +165,7 @@ func oldestDue(msgs []redis.XMessage, retention time.Duration, now time.Time) ti
 	if len(msgs) == 0 {
 		return time.Time{}
 	}
-	at, err := entryTime(msgs[0])
+	at, _, err := entryTime(msgs[0])
 	if err != nil {
 		// Trim stops at an entry it can't date; look again in a while
 		// rather than at once.
@@ -170,20 +185,21 @@ func oldestDue(msgs []redis.XMessage, retention time.Duration, now time.Time) ti
 // appendBatchScript), whose milliseconds are Redis's clock when it was
 // added, or later (ids never go back): never before the record was
 // written, as far as Redis's clock and the writers' agree, which
-// CreationTime from several replicas already assumes. An error means m's
-// id is not one Redis generates.
-func entryTime(m redis.XMessage) (time.Time, error) {
+// CreationTime from several replicas already assumes. readable is false
+// for a time taken from the id. An error means m's id is not one Redis
+// generates.
+func entryTime(m redis.XMessage) (at time.Time, readable bool, err error) {
 	var rec struct{ CreationTime record.Time }
 	s, _ := m.Values[field].(string)
 	if json.Unmarshal([]byte(s), &rec) == nil && !rec.CreationTime.IsZero() {
-		return rec.CreationTime.Time, nil
+		return rec.CreationTime.Time, true, nil
 	}
 	ms, _, _ := strings.Cut(m.ID, "-")
 	n, err := strconv.ParseInt(ms, 10, 64)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("audit: bad stream id %q", m.ID)
+		return time.Time{}, false, fmt.Errorf("audit: bad stream id %q", m.ID)
 	}
-	return time.UnixMilli(n).UTC(), nil
+	return time.UnixMilli(n).UTC(), false, nil
 }
 
 // RetentionProbe reads when a tenant's oldest record passes retention, for
@@ -242,6 +258,49 @@ func (r *siemTrimReport) unread(ctx context.Context, tenant string, n int64, thr
 	r.counter.Add(float64(n))
 	r.log.WarnContext(ctx, "audit retention removed records no SIEM forwarder had read; they never reached the SIEM",
 		"tenant", tenant, "unread", n, "through_id", through)
+}
+
+// retentionReport counts and logs the records retention removes that it
+// could not read. Nil reports nothing.
+type retentionReport struct {
+	counter prometheus.Counter
+	log     *slog.Logger
+}
+
+// ReportRetention makes Trim count, in
+// lockbox_audit_records_trimmed_unreadable_total registered with reg, and
+// log at warn to logger (which may be nil) with its stream id, each record
+// it removes that it could not read (cut short, edited by hand, in a form
+// this version refuses, or without a CreationTime), dated by its stream
+// id: no search or export ever showed it, and once removed nothing else
+// tells that it was there. Call it before trimming, where retention runs.
+func (l *Log) ReportRetention(reg prometheus.Registerer, logger *slog.Logger) error {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	r := &retentionReport{
+		counter: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "lockbox_audit_records_trimmed_unreadable_total",
+			Help: "Audit records retention removed that it could not read (or that carried no CreationTime), dated by their stream id; each is also logged at warn.",
+		}),
+		log: logger,
+	}
+	if reg != nil {
+		if err := reg.Register(r.counter); err != nil {
+			return fmt.Errorf("audit: metrics: %w", err)
+		}
+	}
+	l.retention = r
+	return nil
+}
+
+func (r *retentionReport) unreadable(ctx context.Context, tenant, id string) {
+	if r == nil {
+		return
+	}
+	r.counter.Inc()
+	r.log.WarnContext(ctx, "audit retention removed a record it could not read, by its stream id's age",
+		"tenant", tenant, "stream_id", id)
 }
 
 // nextID is the smallest stream id after id: the exclusive MINID bound.

@@ -241,6 +241,11 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 	s.Audit.SetTenantDirectory(s.Tenants)
 	jobs := cfg.Runs(config.ComponentJobs)
 	if jobs {
+		// Retention (sweepLoop) tells of the records it removes unread.
+		if err := s.Audit.ReportRetention(s.Registry, opts.Logger.With("component", "retention")); err != nil {
+			s.Redis.Close()
+			return nil, err
+		}
 		if err := s.openSIEM(cfg, opts); err != nil {
 			s.Redis.Close()
 			return nil, err
