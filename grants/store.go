@@ -664,7 +664,8 @@ func (s *Store) LockboxOnTx(ctx context.Context, tx *redis.Tx, tenant string, by
 
 // settle persists the time-driven transitions of one request.
 func (s *Store) settle(ctx context.Context, tenant, id string) (Request, error) {
-	return s.update(ctx, tenant, id, "", nil)
+	r, _, err := s.commit(ctx, tenant, id, "", nil)
+	return r, err
 }
 
 // update is the optimistic-locking loop every transition goes through.
@@ -674,6 +675,14 @@ func (s *Store) settle(ctx context.Context, tenant, id string) (Request, error) 
 // take the action at all (ErrForbidden) or may but is too late (a
 // TransitionError naming the new state).
 func (s *Store) update(ctx context.Context, tenant, id string, act Action, fn func(Request, Env) (Request, error)) (Request, error) {
+	r, _, err := s.commit(ctx, tenant, id, act, fn)
+	return r, err
+}
+
+// commit is update that also reports whether its own transaction wrote a
+// change of the request: not when another replica, or a read that settles
+// on the way, committed it first.
+func (s *Store) commit(ctx context.Context, tenant, id string, act Action, fn func(Request, Env) (Request, error)) (Request, bool, error) {
 	key := keys.Request(tenant, id)
 	var out, cur Request
 	var actErr error
@@ -735,9 +744,10 @@ func (s *Store) update(ctx context.Context, tenant, id string, act Action, fn fu
 			continue
 		}
 		if err != nil {
-			return out, s.storeErr("update", err)
+			return out, false, s.storeErr("update", err)
 		}
-		if len(out.History) > len(cur.History) {
+		committed := len(out.History) > len(cur.History)
+		if committed {
 			s.cfg.Changed(tenant)
 			s.scheduled(ctx, out)
 			s.metrics.observe(cur, out)
@@ -746,11 +756,11 @@ func (s *Store) update(ctx context.Context, tenant, id string, act Action, fn fu
 				"action", last.Action, "actor", last.Actor, "from", last.From, "to", last.To)
 		}
 		if actErr != nil {
-			return out, s.storeErr("update", actErr)
+			return out, committed, s.storeErr("update", actErr)
 		}
-		return out, nil
+		return out, committed, nil
 	}
-	return out, newErr(ErrConflict, "conflict", "request %s is changing concurrently; retry", id)
+	return out, false, newErr(ErrConflict, "conflict", "request %s is changing concurrently; retry", id)
 }
 
 // queue adds to p the writes that take a request from prev to next: the

@@ -65,7 +65,7 @@ func (s *Store) sweepTenant(ctx context.Context, t string) (int, time.Time, erro
 	var bad []error
 	newer := false
 	for _, id := range ids {
-		before, isNewer, err := s.loadChecked(ctx, s.cfg.Redis, t, id)
+		_, isNewer, err := s.loadChecked(ctx, s.cfg.Redis, t, id)
 		if err == nil && isNewer {
 			// A newer replica's request (a rolling upgrade): left for a
 			// replica that knows all of it, which settles it without
@@ -86,11 +86,15 @@ func (s *Store) sweepTenant(ctx context.Context, t string) (int, time.Time, erro
 			bad = append(bad, err)
 			continue
 		}
-		after, err := s.settle(ctx, t, id)
+		// Counted only when this sweep's transaction made the change: the
+		// request may have been settled elsewhere since it was read above
+		// (another replica, or a read through the API, which settles on
+		// the way), and that one is not this sweep's to count.
+		_, changed, err := s.commit(ctx, t, id, "", nil)
 		if err != nil {
 			return n, time.Time{}, err
 		}
-		if after.State != before.State {
+		if changed {
 			n++
 		}
 	}
