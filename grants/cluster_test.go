@@ -54,6 +54,7 @@ func TestOnRedisCluster(t *testing.T) {
 		"LockboxOnEndsManagerOnlyGrants":       TestLockboxOnEndsManagerOnlyGrants,
 		"LockboxOnRacesManagerApproval":        TestLockboxOnRacesManagerApproval,
 		"LockboxOnCountedOnceWhenRetried":      TestLockboxOnCountedOnceWhenRetried,
+		"OnboardingOverLegacySwitchOff":        TestOnboardingOverLegacySwitchOffEndsManagerOnlyGrants,
 		"OutboxJoinsTheTransition":             TestOutboxJoinsTheTransition,
 		"Metrics":                              TestMetrics,
 		"DeadlineAndGrantAgeGauges":            TestDeadlineAndGrantAgeGauges,

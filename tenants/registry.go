@@ -364,7 +364,10 @@ func (s *Store) Onboard(ctx context.Context, p identity.Principal, clientIP stri
 		return Tenant{}, Settings{}, err
 	}
 	key := keys.Tenant(t.ID)
+	// What the guard asks to be done once its writes committed.
+	var committed func()
 	err = s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+		committed = nil
 		n, err := tx.Exists(ctx, key).Result()
 		if err != nil {
 			return err
@@ -384,21 +387,53 @@ func (s *Store) Onboard(ctx context.Context, p identity.Principal, clientIP stri
 		if err != nil {
 			return err
 		}
+		// Onboarding with the switch on over settings that had it off
+		// turns it on, as PutSettings does: the grants only the
+		// provider's manager approved while it was off end in this same
+		// transaction.
+		var revoke func(redis.Pipeliner) error
+		var revoked func()
+		if st.LockboxEnabled {
+			wasOn, err := storedSwitchOn(ctx, tx, t.ID)
+			if err != nil {
+				return err
+			}
+			if !wasOn {
+				if s.guard == nil {
+					return errors.New("tenants: no guard: turning Customer Lockbox on could not end the grants it must end")
+				}
+				if revoke, revoked, err = s.guard.LockboxOnTx(ctx, tx, t.ID, p, clientIP); err != nil {
+					return err
+				}
+			}
+		}
 		_, err = tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
 			pipe.Set(ctx, key, tb, 0)
 			pipe.Set(ctx, keys.Settings(t.ID), sb, 0)
 			events.PublishTx(ctx, pipe, t.ID)
 			// The registry entry is written in this same transaction, so
 			// the log can't read the GUID yet: the record names it.
-			return s.log.AppendTx(ctx, pipe, providerRecord(p, clientIP, changeRecord(record.OpOnboardTenant, t.ID, t.ID,
+			if err := s.log.AppendTx(ctx, pipe, providerRecord(p, clientIP, changeRecord(record.OpOnboardTenant, t.ID, t.ID,
 				append(tenantProperties(Tenant{}, t),
 					record.ModifiedProperty{Name: "LockboxEnabled", OldValue: "", NewValue: fmt.Sprint(st.LockboxEnabled)}),
-				t.OrganizationID)))
+				t.OrganizationID))); err != nil {
+				return err
+			}
+			if revoke != nil {
+				return revoke(pipe)
+			}
+			return nil
 		})
+		if err == nil {
+			committed = revoked
+		}
 		return err
 	}, key, keys.Settings(t.ID))
 	if err != nil {
 		return Tenant{}, Settings{}, storeErr("tenants: onboard", err)
+	}
+	if committed != nil {
+		committed()
 	}
 	s.changed(t.ID)
 	s.scheduled(ctx, t.ID)

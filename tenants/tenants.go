@@ -213,6 +213,25 @@ func storedRevision(ctx context.Context, g getter, tenant string) (int64, error)
 	return v.Revision, nil
 }
 
+// storedSwitchOn reports whether the tenant's stored settings have the
+// switch on: true when none are stored (no grant can predate them), false
+// when they say off or can't be read, since then grants the manager alone
+// approved may be live.
+func storedSwitchOn(ctx context.Context, g getter, tenant string) (bool, error) {
+	b, err := g.Get(ctx, keys.Settings(tenant)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return true, nil
+	}
+	if err != nil {
+		return false, fault.Unavailable("tenants: settings", err)
+	}
+	v := storedSettings{Settings: Defaults()}
+	if json.Unmarshal(b, &v) != nil {
+		return false, nil
+	}
+	return v.LockboxEnabled, nil
+}
+
 // LockboxEnabled reports the tenant's switch, without an access check.
 func (s *Store) LockboxEnabled(ctx context.Context, tenant string) (bool, error) {
 	st, err := s.Lookup(ctx, tenant)
