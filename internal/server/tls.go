@@ -110,7 +110,12 @@ func proxyProtocols() *http.Protocols {
 // GetCertificate serves the current certificate; ServeTLS adds "h2" and
 // "http/1.1" to the ALPN protocols as srv's Protocols allow). It reads
 // TLSConfig before Serve, which may set one of its own for HTTP/2.
+// Connections that have sent nothing when srv shuts down are closed at
+// once (quietListener).
 func serve(srv *http.Server, ln net.Listener) error {
+	ql := newQuietListener(ln)
+	srv.RegisterOnShutdown(ql.closeQuiet)
+	ln = ql
 	var err error
 	if srv.TLSConfig != nil {
 		err = srv.ServeTLS(ln, "", "")
