@@ -43,6 +43,8 @@ var (
 	errNoSubject       = deny("missing sub")
 	errBadSubject      = deny("invalid sub")
 	errBadTenant       = deny("invalid tid")
+	errTokenType       = deny("token type not allowed")
+	errNotAccessToken  = deny("not an access token")
 	errNoKeys          = deny("no verification keys")
 	errStaleKeys       = deny("verification keys too old")
 	// The same two, when the last JWKS fetched from the issuer's URL was

@@ -364,6 +364,9 @@ func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (*veri
 	if is == nil {
 		return nil, errWrongIssuer
 	}
+	if err := checkTokenType(hdr); err != nil {
+		return nil, err
+	}
 
 	ks := is.keys.Load()
 	// No keys yet (the identity provider was down), keys not confirmed for
@@ -421,6 +424,11 @@ func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (*veri
 	}
 	p, times, err := is.principal(claims, now, v.cfg.Leeway)
 	if err != nil {
+		return nil, err
+	}
+	// After the claim checks, so that a token of another audience or an
+	// expired one says so, which is what helps fix a configuration.
+	if err := checkAccessClaims(claims); err != nil {
 		return nil, err
 	}
 	return &verified{p: p, iss: is, keys: ks, exp: times.exp, nbf: times.nbf, iat: times.iat}, nil

@@ -115,6 +115,7 @@ type tok struct {
 	key      any // signing key
 	kid      string
 	noKID    bool
+	noTyp    bool // no "typ" header; "JWT" otherwise, unless headers name one
 	headers  map[jose.HeaderKey]any
 	embedJWK bool
 	claims   func(map[string]any) // edits validClaims()
@@ -123,7 +124,9 @@ type tok struct {
 func (s tok) sign(t testing.TB) string {
 	t.Helper()
 	opts := &jose.SignerOptions{EmbedJWK: s.embedJWK}
-	opts.WithType("JWT")
+	if !s.noTyp {
+		opts.WithType("JWT")
+	}
 	if !s.noKID && !s.embedJWK {
 		opts.WithHeader("kid", s.kid)
 	}
