@@ -146,6 +146,9 @@ type Config struct {
 	JWTIssuer string `env:"JWT_ISSUER" envDefault:"lockbox" desc:"required \"iss\" of every token"`
 	// JWTAudience is the required "aud" of every token.
 	JWTAudience string `env:"JWT_AUDIENCE" envDefault:"lockbox" desc:"required \"aud\" of every token"`
+	// JWTTokenTypes, when set, are the only "typ" headers tokens may carry,
+	// comma-separated.
+	JWTTokenTypes string `env:"JWT_TOKEN_TYPES" desc:"comma-separated \"typ\" headers every token must carry, e.g. at+jwt (RFC 9068 access tokens): a token of another type, or with none, is refused; empty: JWT, at+jwt or none"`
 	// JWKSURL, JWKSFile and JWTHMACSecretFile are where the keys that
 	// verify tokens come from. "lockbox serve" needs exactly one of them,
 	// or IssuersFile.
@@ -464,6 +467,7 @@ func parse(environ map[string]string) (Config, map[string]bool, []error) {
 var shorthandFields = []struct{ field, instead string }{
 	{"JWTIssuer", "give each issuer there its issuer"},
 	{"JWTAudience", "give each issuer there its audience"},
+	{"JWTTokenTypes", "give each issuer there its token_types"},
 	{"OIDCClientID", "give the issuers there a console section"},
 	{"OIDCClientSecret", "give the issuers there a console section"},
 	{"OIDCScopes", "give the issuers there a console section"},
@@ -840,6 +844,9 @@ func (c Config) check() error {
 	}
 	if c.JWTAudience == "" {
 		errs = append(errs, varErr("JWTAudience", "must not be empty"))
+	}
+	if err := checkTokenTypes(c.JWTTokenTypesList()); err != nil {
+		errs = append(errs, varErr("JWTTokenTypes", "%v", err))
 	}
 	if c.DevDir == "" {
 		errs = append(errs, varErr("DevDir", "must not be empty"))

@@ -186,6 +186,22 @@ func everyIPv6ButMapped() string {
 
 // TestJWTLeewayZero: LOCKBOX_JWT_LEEWAY=0 is a strict choice, not a
 // mistake: tokens are checked to the second.
+// TestJWTTokenTypes: LOCKBOX_JWT_TOKEN_TYPES is the single issuer's list
+// of token types, its entries trimmed; unset, the issuer has none (the
+// verifier's defaults).
+func TestJWTTokenTypes(t *testing.T) {
+	for v, want := range map[string][]string{"": nil, "at+jwt": {"at+jwt"}, " at+jwt , application/jwt": {"at+jwt", "application/jwt"}} {
+		c, err := Load(map[string]string{"LOCKBOX_JWT_TOKEN_TYPES": v})
+		if err != nil {
+			t.Errorf("LOCKBOX_JWT_TOKEN_TYPES=%q refused: %v", v, err)
+			continue
+		}
+		if got := c.ShorthandIssuer().TokenTypes; !slices.Equal(got, want) {
+			t.Errorf("LOCKBOX_JWT_TOKEN_TYPES=%q: the issuer's token types are %q, want %q", v, got, want)
+		}
+	}
+}
+
 func TestJWTLeewayZero(t *testing.T) {
 	for _, v := range []string{"0", "0s"} {
 		c, err := Load(map[string]string{"LOCKBOX_JWT_LEEWAY": v})
@@ -264,6 +280,9 @@ func TestLoadInvalidNamesVariable(t *testing.T) {
 		{"log level", "LOCKBOX_LOG_LEVEL", "verbose", "debug, info, warn, error"},
 		{"log level case", "LOCKBOX_LOG_LEVEL", "INFO", ""},
 		{"log format", "LOCKBOX_LOG_FORMAT", "xml", "text, json"},
+		{"token types with a gap", "LOCKBOX_JWT_TOKEN_TYPES", "at+jwt,,JWT", `"" is not a token type`},
+		{"token types separated by spaces", "LOCKBOX_JWT_TOKEN_TYPES", "at+jwt JWT", `"at+jwt JWT" is not a token type`},
+		{"token type prefix alone", "LOCKBOX_JWT_TOKEN_TYPES", "application/", `"application/" is not a token type`},
 		{"console url with a path", "LOCKBOX_CONSOLE_URL", "https://lockbox.example.com/admin", "scheme and host only"},
 		{"console url ftp", "LOCKBOX_CONSOLE_URL", "ftp://lockbox.example.com", "http(s)"},
 		{"console url without scheme", "LOCKBOX_CONSOLE_URL", "lockbox.example.com", "http(s)"},
@@ -650,6 +669,8 @@ func TestValidateServe(t *testing.T) {
 			[]string{"LOCKBOX_JWT_ISSUER: not with LOCKBOX_ISSUERS_FILE"}},
 		{"issuers file and JWT audience", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_ISSUERS_FILE": issuers, "LOCKBOX_JWT_AUDIENCE": "lockbox"},
 			[]string{"LOCKBOX_JWT_AUDIENCE: not with LOCKBOX_ISSUERS_FILE"}},
+		{"issuers file and JWT token types", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_ISSUERS_FILE": issuers, "LOCKBOX_JWT_TOKEN_TYPES": "at+jwt"},
+			[]string{"LOCKBOX_JWT_TOKEN_TYPES: not with LOCKBOX_ISSUERS_FILE"}},
 		{"issuers file and OIDC claims", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_ISSUERS_FILE": issuers, "LOCKBOX_OIDC_SCOPES": "profile",
 			"LOCKBOX_OIDC_SUBJECT_CLAIM": "upn", "LOCKBOX_OIDC_ROLES_CLAIM": "groups", "LOCKBOX_OIDC_TENANT_CLAIM": "org", "LOCKBOX_OIDC_CLIENT_ID": "x"},
 			[]string{"LOCKBOX_OIDC_SCOPES: not with LOCKBOX_ISSUERS_FILE", "LOCKBOX_OIDC_SUBJECT_CLAIM: not with", "LOCKBOX_OIDC_ROLES_CLAIM: not with",

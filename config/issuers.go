@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"unicode"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -39,6 +40,9 @@ type Issuer struct {
 	HMACSecretFile string `yaml:"hmac_secret_file"`
 	// Claims names the claims its tokens carry the identity in.
 	Claims IssuerClaims `yaml:"claims"`
+	// TokenTypes, when set, are the only "typ" headers its API tokens may
+	// carry (e.g. at+jwt).
+	TokenTypes []string `yaml:"token_types"`
 	// Console, when set, signs its users in to the admin center with
 	// OpenID Connect (authorization code flow with PKCE).
 	Console *IssuerConsole `yaml:"console"`
@@ -215,6 +219,9 @@ func (is *Issuer) check() error {
 			return err
 		}
 	}
+	if err := checkTokenTypes(is.TokenTypes); err != nil {
+		return fmt.Errorf("token_types: %w", err)
+	}
 	for _, f := range []string{is.JWKSFile, is.HMACSecretFile} {
 		if f != "" {
 			if err := readableFile(f); err != nil {
@@ -279,5 +286,28 @@ func checkFetchURL(what, u string) error {
 // always did with one issuer.
 func (c Config) ShorthandIssuer() Issuer {
 	return Issuer{Name: c.JWTIssuer, Issuer: c.JWTIssuer, Audience: c.JWTAudience, Scope: IssuerScope{Shared: true},
-		JWKSURL: c.JWKSURL, JWKSFile: c.JWKSFile, HMACSecretFile: c.JWTHMACSecretFile}
+		JWKSURL: c.JWKSURL, JWKSFile: c.JWKSFile, HMACSecretFile: c.JWTHMACSecretFile, TokenTypes: c.JWTTokenTypesList()}
+}
+
+// JWTTokenTypesList is LOCKBOX_JWT_TOKEN_TYPES as a list; nil when unset.
+func (c Config) JWTTokenTypesList() []string {
+	if strings.TrimSpace(c.JWTTokenTypes) == "" {
+		return nil
+	}
+	out := strings.Split(c.JWTTokenTypes, ",")
+	for i := range out {
+		out[i] = strings.TrimSpace(out[i])
+	}
+	return out
+}
+
+// checkTokenTypes checks a list of "typ" values: media types such as
+// at+jwt or application/at+jwt, none empty.
+func checkTokenTypes(types []string) error {
+	for _, t := range types {
+		if t == "" || strings.HasPrefix(t, "/") || strings.HasSuffix(t, "/") || strings.ContainsFunc(t, unicode.IsSpace) || strings.Contains(t, ",") {
+			return fmt.Errorf("%q is not a token type (a media type such as at+jwt)", t)
+		}
+	}
+	return nil
 }

@@ -32,6 +32,7 @@ issuers:
     scope: {tenant: contoso}
     jwks_file: contoso-jwks.json
     claims: {subject: preferred_username, roles: groups, email: upn, name: display_name}
+    token_types: [at+jwt]
   - issuer: https://idp.fabrikam.example
     audience: lockbox
     scope:
@@ -53,7 +54,7 @@ issuers:
 			Console: &IssuerConsole{ClientID: "lockbox-console", ClientSecretFile: secret, Scopes: []string{"profile", "email"}}},
 		{Name: "https://login.contoso.example/v2", Issuer: "https://login.contoso.example/v2", Audience: "api://lockbox", Scope: IssuerScope{Tenant: "contoso"},
 			JWKSFile: filepath.Join(dir, "contoso-jwks.json"),
-			Claims:   IssuerClaims{Subject: "preferred_username", Roles: "groups", Email: "upn", Name: "display_name"}},
+			Claims:   IssuerClaims{Subject: "preferred_username", Roles: "groups", Email: "upn", Name: "display_name"}, TokenTypes: []string{"at+jwt"}},
 		{Name: "https://idp.fabrikam.example", Issuer: "https://idp.fabrikam.example", Audience: "lockbox", Scope: IssuerScope{Tenant: "fabrikam"},
 			JWKSFile: filepath.Join(dir, "fab-jwks.json"), Console: &IssuerConsole{ClientID: "lockbox", ClientSecretFile: secret}},
 	}
@@ -86,6 +87,8 @@ func TestLoadIssuersRefuses(t *testing.T) {
 		{"jwks url in the clear", "issuers:\n  - issuer: https://idp.example\n    audience: lockbox\n    scope: provider\n    jwks_url: http://idp.example/keys\n", "must be https"},
 		{"console issuer in the clear", "issuers:\n" + strings.Replace(entry("    scope: {tenant: contoso}\n    console: {client_id: x, client_secret_file: "+jwks+"}\n"),
 			"https://idp.example", "http://idp.example", 1), `console: the issuer "http://idp.example" must be https`},
+		{"empty token type", "issuers:\n" + entry("    scope: provider\n    token_types: [at+jwt, '']\n"), `token_types: "" is not a token type`},
+		{"token types as one string", "issuers:\n" + entry("    scope: provider\n    token_types: at+jwt\n"), "cannot unmarshal"},
 		{"no audience", "issuers:\n  - issuer: https://idp.example\n    scope: provider\n    jwks_file: " + jwks + "\n", "audience is required"},
 		{"listed twice", "issuers:\n" + entry("    scope: provider\n") + entry("    scope: {tenant: contoso}\n"), "listed twice"},
 		{"console without secret", "issuers:\n" + entry("    scope: provider\n    console: {client_id: x}\n"), "client_id and client_secret_file are required"},

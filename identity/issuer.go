@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 )
 
 // IssuerConfig is one trusted issuer: where its keys come from, which
@@ -45,6 +47,14 @@ type IssuerConfig struct {
 	// Claims names the claims that carry the subject, the roles and the
 	// e-mail address.
 	Claims ClaimMapping
+
+	// TokenTypes, when set, are the only "typ" headers its tokens may
+	// carry, compared as RFC 7515 has it (without case, "application/"
+	// optional): "at+jwt" takes RFC 9068 access tokens alone, and a token
+	// of another type or with none is refused. Empty: "JWT", "at+jwt" or
+	// none. Either way, tokens that are no access token are refused (see
+	// checkAccessClaims).
+	TokenTypes []string
 }
 
 // ClaimMapping names the claims a token's identity is read from. Empty
@@ -104,6 +114,12 @@ func (c *IssuerConfig) check() error {
 			return err
 		}
 	}
+	for _, t := range c.TokenTypes {
+		if t == "" || strings.HasPrefix(t, "/") || strings.HasSuffix(t, "/") || strings.ContainsFunc(t, unicode.IsSpace) || strings.Contains(t, ",") {
+			return fmt.Errorf("token type %q is not a media type", t)
+		}
+	}
+	c.TokenTypes = slices.Clone(c.TokenTypes)
 	c.Claims.setDefaults()
 	return nil
 }

@@ -22,11 +22,14 @@ import (
 // own grant assertions.
 var accessTypes = []string{"JWT", "at+jwt"}
 
-// checkTokenType refuses a token whose "typ" header is not an access
-// token's.
-func checkTokenType(hdr map[string]json.RawMessage) error {
+// checkTokenType refuses a token whose "typ" header is not one of allowed
+// (IssuerConfig.TokenTypes) or, with none allowed, not an access token's.
+func checkTokenType(hdr map[string]json.RawMessage, allowed []string) error {
 	raw, ok := hdr["typ"]
 	if !ok {
+		if len(allowed) > 0 {
+			return errTokenType
+		}
 		return nil
 	}
 	// The type as it is written, without decoding it: most tokens verified
@@ -41,7 +44,10 @@ func checkTokenType(hdr map[string]json.RawMessage) error {
 			return errMalformed
 		}
 	}
-	for _, t := range accessTypes {
+	if len(allowed) == 0 {
+		allowed = accessTypes
+	}
+	for _, t := range allowed {
 		if sameType(typ, t) {
 			return nil
 		}

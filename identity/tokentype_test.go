@@ -86,6 +86,36 @@ func TestVerifyRefusesTokensThatAreNoAccessToken(t *testing.T) {
 	runTokenTypeCases(t, jwk, nil, cases)
 }
 
+// TestVerifyRequiredTokenTypes: an issuer configured with token types
+// accepts only tokens whose "typ" header is one of them, compared as RFC
+// 7515 §4.1.9 has it (without case, "application/" optional); a token with
+// no "typ" is refused. The refusals of tokens that are no access token hold
+// whatever the types allowed.
+func TestVerifyRequiredTokenTypes(t *testing.T) {
+	keys := newTestKeys(t)
+	jwk := jose.JSONWebKey{Key: keys.ed.Public(), KeyID: "ed", Algorithm: string(jose.EdDSA), Use: "sig"}
+	signed := func(typ string, edit func(c map[string]any)) tok {
+		return tok{alg: jose.EdDSA, key: keys.ed, kid: "ed", claims: edit, headers: map[jose.HeaderKey]any{"typ": typ}}
+	}
+	cases := []tokenTypeCase{
+		{name: "at+jwt", tok: signed("at+jwt", nil)},
+		{name: "application/at+jwt", tok: signed("application/at+jwt", nil)},
+		{name: "Application/AT+JWT", tok: signed("Application/AT+JWT", nil)},
+		{name: "JWT", tok: signed("JWT", nil), wantReason: "token type not allowed"},
+		{name: "not typed", tok: tok{alg: jose.EdDSA, key: keys.ed, kid: "ed", noTyp: true}, wantReason: "token type not allowed"},
+		{name: "at+jwt with a nonce", tok: signed("at+jwt", func(c map[string]any) { c["nonce"] = "n" }), wantReason: "not an access token"},
+	}
+	runTokenTypeCases(t, jwk, func(is *IssuerConfig) { is.TokenTypes = []string{"at+jwt"} }, cases)
+
+	for _, types := range [][]string{{""}, {"at+jwt", " "}, {"application/"}} {
+		cfg := Config{Issuers: []IssuerConfig{{Issuer: testIssuer, Audience: testAudience, Scope: SharedScope(),
+			JWKSFile: "unused.json", TokenTypes: types}}}
+		if err := cfg.CheckAndSetDefaults(); err == nil {
+			t.Errorf("token types %q: configuration accepted", types)
+		}
+	}
+}
+
 // runTokenTypeCases verifies each case's token twice, with a verifier that
 // remembers verified tokens and one that doesn't, over a real JWKS URL; edit,
 // when not nil, changes the issuer's configuration. A token refused the first

@@ -364,7 +364,7 @@ func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (*veri
 	if is == nil {
 		return nil, errWrongIssuer
 	}
-	if err := checkTokenType(hdr); err != nil {
+	if err := checkTokenType(hdr, is.cfg.TokenTypes); err != nil {
 		return nil, err
 	}
 

@@ -56,7 +56,8 @@ func newVerifier(cfg config.Config, opts Options) (*identity.Verifier, *jwksfetc
 		ic.Issuers = append(ic.Issuers, identity.IssuerConfig{
 			Issuer: is.Issuer, Audience: is.Audience, Scope: scope,
 			JWKSURL: is.JWKSURL, JWKSFile: is.JWKSFile, HMACSecretFile: is.HMACSecretFile,
-			Claims: identity.ClaimMapping{Subject: is.Claims.Subject, Roles: is.Claims.Roles, Email: is.Claims.Email},
+			Claims:     identity.ClaimMapping{Subject: is.Claims.Subject, Roles: is.Claims.Roles, Email: is.Claims.Email},
+			TokenTypes: is.TokenTypes,
 		})
 	}
 	v, err := identity.NewVerifier(ic)
