@@ -55,7 +55,7 @@ const DefaultIssuer = "lockbox"
 const MaxTTL = 60 * time.Second
 
 // DefaultLeeway is the clock difference Verify tolerates when Expect.Leeway
-// is zero.
+// is zero and Expect.NoLeeway unset.
 const DefaultLeeway = 5 * time.Second
 
 // Claims are what an assertion asserts. The registered claims keep their
@@ -126,8 +126,13 @@ type Expect struct {
 	// (url.URL.EscapedPath).
 	Path string
 	// Leeway is the clock difference tolerated on "iat" and "exp";
-	// DefaultLeeway when zero.
+	// DefaultLeeway when zero, unless NoLeeway is set.
 	Leeway time.Duration
+	// NoLeeway tolerates no clock difference: "iat" and "exp" are held to
+	// the second. Leeway must then be zero. A field of its own, as a zero
+	// Leeway already means DefaultLeeway to every upstream that leaves it
+	// unset.
+	NoLeeway bool
 }
 
 // Verify checks an assertion: its signature by a key of keys (the one its
@@ -141,8 +146,11 @@ func Verify(keys *KeySet, token string, want Expect, now time.Time) (Claims, err
 	if keys == nil || want.Issuer == "" || want.Audience == "" || want.Method == "" || want.Path == "" {
 		return Claims{}, errors.New("grantsig: Verify needs a key set and the expected issuer, audience, method and path")
 	}
+	if want.NoLeeway && want.Leeway != 0 {
+		return Claims{}, fmt.Errorf("grantsig: Verify's expectation has a Leeway of %s and NoLeeway", want.Leeway)
+	}
 	leeway := want.Leeway
-	if leeway == 0 {
+	if leeway == 0 && !want.NoLeeway {
 		leeway = DefaultLeeway
 	}
 	if len(token) > maxAssertion || strings.Count(token, ".") != 2 {

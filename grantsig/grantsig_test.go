@@ -213,6 +213,49 @@ func TestVerifyRefuses(t *testing.T) {
 	})
 }
 
+// TestVerifyNoLeeway: an upstream could not ask for no leeway at all, as
+// a zero Expect.Leeway means DefaultLeeway. With NoLeeway, "exp" and "iat"
+// are held to the second; a zero Leeway without it is still the default.
+func TestVerifyNoLeeway(t *testing.T) {
+	key := keys(t)[grantsig.AlgEdDSA]
+	set := keySet(t, key.Public())
+	tok, err := newSigner(t, key).Sign(callClaims()) // iat now, exp now+30s
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp := now.Add(30 * time.Second)
+	strict := expect()
+	strict.NoLeeway = true
+	for _, tc := range []struct {
+		name string
+		want grantsig.Expect
+		at   time.Time
+		ok   bool
+	}{
+		{"no leeway, at iat", strict, now, true},
+		{"no leeway, the second before exp", strict, exp.Add(-time.Second), true},
+		{"no leeway, at exp", strict, exp, false},
+		{"no leeway, the second before iat", strict, now.Add(-time.Second), false},
+		{"zero leeway is the default's, at exp", expect(), exp, true},
+		{"zero leeway is the default's, before iat", expect(), now.Add(-grantsig.DefaultLeeway), true},
+	} {
+		_, err := grantsig.Verify(set, tok, tc.want, tc.at)
+		switch {
+		case tc.ok && err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case !tc.ok && !errors.Is(err, grantsig.ErrInvalid):
+			t.Errorf("%s: err = %v, want ErrInvalid", tc.name, err)
+		}
+	}
+	// Both is a contradiction, refused as an incomplete expectation is,
+	// rather than settled one way in silence.
+	both := strict
+	both.Leeway = time.Second
+	if _, err := grantsig.Verify(set, tok, both, now); err == nil || errors.Is(err, grantsig.ErrInvalid) {
+		t.Errorf("Leeway with NoLeeway: err = %v, want a refusal of the expectation", err)
+	}
+}
+
 func mustJSON(t *testing.T, v any) []byte {
 	t.Helper()
 	b, err := json.Marshal(v)
