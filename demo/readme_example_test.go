@@ -27,7 +27,7 @@ func verifyLikeREADME(r *http.Request, keyOf jwt.Keyfunc) bool {
 	claims := &grantClaims{}
 	_, err := jwt.ParseWithClaims(r.Header.Get("X-Lockbox-Grant"), claims, keyOf,
 		jwt.WithValidMethods([]string{"EdDSA"}), jwt.WithIssuer("lockbox"),
-		jwt.WithAudience("exchange"), jwt.WithExpirationRequired())
+		jwt.WithAudience("exchange"), jwt.WithExpirationRequired(), jwt.WithIssuedAt())
 	if err != nil || claims.Method != r.Method || claims.Path != r.URL.EscapedPath() ||
 		claims.Tenant != r.PathValue("tenant") {
 		// 403: not a call Lockbox forwarded, or not this one
@@ -64,8 +64,8 @@ func jwksKeyOf(jwks []byte) jwt.Keyfunc {
 // Example_golangJWT runs README.md's golang-jwt example in an upstream
 // served over HTTP, against assertions made as the proxy makes them. It
 // checks them against the wall clock, as the example does: each assertion
-// is either in force for a full minute after the test starts or expired a
-// minute before it.
+// is either in force for a full minute after the test starts, or expired a
+// minute before it, or issued two minutes after it.
 func Example_golangJWT() {
 	seed := make([]byte, ed25519.SeedSize)
 	key := ed25519.NewKeyFromSeed(seed)
@@ -136,6 +136,9 @@ func Example_golangJWT() {
 	call("expired", "/tenants/contoso/mailboxes", assertion(key, func(c *grantsig.Claims) {
 		c.IssuedAt, c.ExpiresAt = now.Add(-2*time.Minute).Unix(), now.Add(-time.Minute-30*time.Second).Unix()
 	}))
+	call("issued in the future", "/tenants/contoso/mailboxes", assertion(key, func(c *grantsig.Claims) {
+		c.IssuedAt, c.ExpiresAt = now.Add(2*time.Minute).Unix(), now.Add(2*time.Minute+30*time.Second).Unix()
+	}))
 	call("signed by a key not in the JWKS", "/tenants/contoso/mailboxes", assertion(otherKey, nil))
 	call("no assertion", "/tenants/contoso/mailboxes", "")
 	// Output:
@@ -147,6 +150,7 @@ func Example_golangJWT() {
 	// issued for another service: 403
 	// issued by another issuer: 403
 	// expired: 403
+	// issued in the future: 403
 	// signed by a key not in the JWKS: 403
 	// no assertion: 403
 }

@@ -73,10 +73,25 @@ func jwksKeyfunc(t *testing.T, doc []byte) jwt.Keyfunc {
 	}
 }
 
+// upstreamOptions are the golang-jwt options an upstream verifies an
+// assertion with, by name, for one algorithm and audience: what README's
+// golang-jwt example must pass, each one (TestREADMEGolangJWT). Without
+// WithIssuedAt, golang-jwt does not look at "iat", and takes an assertion
+// issued in the future.
+func upstreamOptions(alg, aud string) map[string]jwt.ParserOption {
+	return map[string]jwt.ParserOption{
+		"WithValidMethods":       jwt.WithValidMethods([]string{alg}), // pinned by the upstream, never taken from the token
+		"WithIssuer":             jwt.WithIssuer("lockbox"),
+		"WithAudience":           jwt.WithAudience(aud),
+		"WithExpirationRequired": jwt.WithExpirationRequired(),
+		"WithIssuedAt":           jwt.WithIssuedAt(),
+	}
+}
+
 // TestInteropGolangJWT: an assertion as the proxy makes it (a grant's
 // template, one call appended) verifies with golang-jwt and the key the
 // JWKS publishes, and golang-jwt refuses it for another call, after it
-// expired, and for another audience.
+// expired, before it was issued, and for another audience.
 func TestInteropGolangJWT(t *testing.T) {
 	ks := keys(t)
 	pubs := []crypto.PublicKey{ks[grantsig.AlgEdDSA].Public(), ks[grantsig.AlgES256].Public()}
@@ -109,11 +124,11 @@ func TestInteropGolangJWT(t *testing.T) {
 			tok := string(b)
 			verify := func(method, path, aud string, at time.Time) (*upstreamClaims, error) {
 				claims := &upstreamClaims{wantMethod: method, wantPath: path}
-				_, err := jwt.ParseWithClaims(tok, claims, keyfunc,
-					jwt.WithValidMethods([]string{alg}), // pinned by the upstream, never taken from the token
-					jwt.WithIssuer("lockbox"), jwt.WithAudience(aud),
-					jwt.WithExpirationRequired(), jwt.WithIssuedAt(),
-					jwt.WithTimeFunc(func() time.Time { return at }), jwt.WithStrictDecoding())
+				opts := []jwt.ParserOption{jwt.WithTimeFunc(func() time.Time { return at }), jwt.WithStrictDecoding()}
+				for _, o := range upstreamOptions(alg, aud) {
+					opts = append(opts, o)
+				}
+				_, err := jwt.ParseWithClaims(tok, claims, keyfunc, opts...)
 				return claims, err
 			}
 
@@ -133,6 +148,7 @@ func TestInteropGolangJWT(t *testing.T) {
 				"another path":     {"GET", "/tenants/contoso/mailboxes/alice", "exchange", now, nil},
 				"another method":   {"DELETE", "/tenants/contoso/mailboxes", "exchange", now, nil},
 				"after exp":        {"GET", "/tenants/contoso/mailboxes", "exchange", now.Add(31 * time.Second), jwt.ErrTokenExpired},
+				"before iat":       {"GET", "/tenants/contoso/mailboxes", "exchange", now.Add(-time.Minute), jwt.ErrTokenUsedBeforeIssued},
 				"another audience": {"GET", "/tenants/contoso/mailboxes", "sharepoint", now, jwt.ErrTokenInvalidAudience},
 			} {
 				_, err := verify(tc.method, tc.path, tc.aud, tc.at)
