@@ -29,6 +29,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -78,11 +79,25 @@ const (
 	// answer without the API's error document is some other server's:
 	// exitError.
 	exitRefused = 3
-	// exitInterrupted: stopped by Ctrl-C (or SIGTERM) before it was done,
-	// 128+SIGINT as shells report a command Ctrl-C stopped, so a script
-	// can tell "the user stopped it" from "it failed" (1).
+	// exitInterrupted: stopped by Ctrl-C before it was done, 128+SIGINT
+	// as shells report a command Ctrl-C stopped, so a script can tell
+	// "the user stopped it" from "it failed" (1). Another signal exits
+	// 128 plus its own number (see SignalCause): 143 for SIGTERM.
 	exitInterrupted = 130
 )
+
+// SignalCause is the cause (context.Cause) cmd/lockboxctl cancels Run's
+// context with when a signal stops lockboxctl. The run then exits 128 plus
+// the signal's number, as shells report a command a signal stopped: 130
+// for SIGINT, 143 for SIGTERM, so a script can tell Ctrl-C from a kill or
+// a job's timeout. A context canceled without one exits 130.
+type SignalCause struct{ Signal syscall.Signal }
+
+func (c SignalCause) Error() string { return c.Signal.String() + " received" }
+
+// Is makes the cause context.Canceled, as the context's error is, for
+// code that returns the cause in its place.
+func (c SignalCause) Is(target error) bool { return target == context.Canceled }
 
 // Run runs lockboxctl with args (without the program name) and returns the
 // exit code (see the exit constants). getenv reads the environment
@@ -231,7 +246,7 @@ func (e *env) report(err error) int {
 	switch {
 	case errors.Is(err, context.Canceled):
 		fmt.Fprintln(e.stderr, "lockboxctl: interrupted")
-		return exitInterrupted
+		return e.interrupted()
 	case errors.As(err, &urlErr) && errors.As(err, &insecureErr):
 		// checkAddr refused a plain http address before any call, so the
 		// client refused where an answer redirected: from https to plain
@@ -262,6 +277,19 @@ func (e *env) report(err error) int {
 		fmt.Fprintf(e.stderr, "lockboxctl: %s\n", clean(err.Error()))
 	}
 	return exitError
+}
+
+// interrupted is the exit code of a run its context's end stopped: 128
+// plus the number of the signal that ended it, exitInterrupted when none
+// is known.
+func (e *env) interrupted() int {
+	if e.ctx == nil {
+		return exitInterrupted
+	}
+	if c, ok := errors.AsType[SignalCause](context.Cause(e.ctx)); ok && c.Signal > 0 && c.Signal < 128 {
+		return 128 + int(c.Signal)
+	}
+	return exitInterrupted
 }
 
 // client returns an API client for the global flags, with the token from

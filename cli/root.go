@@ -48,7 +48,8 @@ func (e *env) rootCommand() *cobra.Command {
 			"their approval by a support manager and the tenant's approvers, and the audit log.\n\n" +
 			"Exit status: 0 on success, 1 when the call failed, 2 for a usage error, 3 when the\n" +
 			"API refused the call (not allowed, not found, not in a state that allows it, or\n" +
-			"changed since it was read), 130 when interrupted (Ctrl-C).",
+			"changed since it was read), 130 when interrupted (Ctrl-C), 143 when stopped by\n" +
+			"SIGTERM.",
 		Args:          cobra.ArbitraryArgs,
 		RunE:          e.group,
 		SilenceErrors: true,

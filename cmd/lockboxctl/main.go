@@ -15,8 +15,17 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// Not signal.NotifyContext: its cause names the signal in words only,
+	// and cli exits 128 plus the signal's number (130 for SIGINT, 143 for
+	// SIGTERM), so it is told which one came.
+	ctx, cancel := context.WithCancelCause(context.Background())
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		sig, _ := (<-signals).(syscall.Signal)
+		cancel(cli.SignalCause{Signal: sig})
+	}()
 	code := cli.Run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
-	stop()
+	signal.Stop(signals)
 	os.Exit(code)
 }

@@ -30,8 +30,23 @@ func TestMain(m *testing.M) {
 // the code of a call that failed. It now exits 130 (128+SIGINT), as
 // shells report a command that Ctrl-C stopped, saying it was interrupted.
 func TestSIGINTExits130(t *testing.T) {
+	stopMain(t, syscall.SIGINT, 130)
+}
+
+// TestSIGTERMExits143: SIGTERM (kill, a service manager, a CI job's
+// timeout) exited 130 too, the code of Ctrl-C. It now exits 143
+// (128+SIGTERM), as shells report a command that SIGTERM stopped.
+func TestSIGTERMExits143(t *testing.T) {
+	stopMain(t, syscall.SIGTERM, 143)
+}
+
+// stopMain runs lockboxctl's main in a child process, sends it sig while
+// the API never answers, and wants it to exit with code, saying on one
+// line that it was interrupted.
+func stopMain(t *testing.T, sig syscall.Signal, code int) {
+	t.Helper()
 	if runtime.GOOS == "windows" {
-		t.Skip("no SIGINT to send on Windows")
+		t.Skipf("no %s to send on Windows", sig)
 	}
 	arrived := make(chan struct{}, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -74,7 +89,7 @@ func TestSIGINTExits130(t *testing.T) {
 		<-exited
 		t.Fatalf("the call never reached the API\n%s", stderr.String())
 	}
-	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+	if err := cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -82,9 +97,9 @@ func TestSIGINTExits130(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		_ = cmd.Process.Kill()
 		<-exited
-		t.Fatal("lockboxctl did not stop on SIGINT")
+		t.Fatalf("lockboxctl did not stop on %s", sig)
 	}
-	if code := cmd.ProcessState.ExitCode(); code != 130 || stderr.String() != "lockboxctl: interrupted\n" || stdout.Len() != 0 {
-		t.Errorf("exit %d, stdout %q, stderr %q: want exit 130 and one line saying it was interrupted", code, stdout.String(), stderr.String())
+	if got := cmd.ProcessState.ExitCode(); got != code || stderr.String() != "lockboxctl: interrupted\n" || stdout.Len() != 0 {
+		t.Errorf("%s: exit %d, stdout %q, stderr %q: want exit %d and one line saying it was interrupted", sig, got, stdout.String(), stderr.String(), code)
 	}
 }
