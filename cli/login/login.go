@@ -236,12 +236,15 @@ func fromOAuth2(t *oauth2.Token, issuer, clientID, tokenURL string, now time.Tim
 // name; a discovery document redirected elsewhere would name, believed,
 // the endpoints it all goes to. It is the JWKS fetcher's origin rule
 // (identity/jwksfetch.CheckRedirect), written out here so that the command
-// line does not link the server's identity packages.
+// line does not link the server's identity packages. A redirect to a
+// Location that does not parse is refused without quoting it
+// (origin.Transport): net/http's error would, password and all.
 func client(hc *http.Client) *http.Client {
 	if hc == nil {
 		return defaultClient
 	}
 	c := *hc
+	c.Transport = origin.Transport(hc.Transport)
 	next := hc.CheckRedirect
 	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
 		if err := sameOrigin(req, via); err != nil {
@@ -255,7 +258,7 @@ func client(hc *http.Client) *http.Client {
 	return &c
 }
 
-var defaultClient = &http.Client{Timeout: 30 * time.Second, CheckRedirect: func(req *http.Request, via []*http.Request) error {
+var defaultClient = &http.Client{Timeout: 30 * time.Second, Transport: origin.Transport(nil), CheckRedirect: func(req *http.Request, via []*http.Request) error {
 	if err := sameOrigin(req, via); err != nil {
 		return err
 	}

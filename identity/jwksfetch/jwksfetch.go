@@ -58,7 +58,8 @@ type Config struct {
 	// DefaultTimeout. Ignored when HTTPClient is set.
 	Timeout time.Duration
 	// HTTPClient fetches the documents; nil means a client with Timeout.
-	// Either way redirects are followed only as CheckRedirect allows.
+	// Either way redirects are followed only as CheckRedirect allows, and
+	// never to a Location that does not parse (origin.Transport).
 	HTTPClient *http.Client
 	// Logger receives background fetch failures; discarded when nil.
 	Logger *slog.Logger
@@ -150,12 +151,13 @@ func New(cfg Config) (*Fetcher, error) {
 		cfg.Timeout = DefaultTimeout
 	}
 	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{Timeout: cfg.Timeout, CheckRedirect: CheckRedirect}
+		cfg.HTTPClient = &http.Client{Timeout: cfg.Timeout, CheckRedirect: CheckRedirect, Transport: origin.Transport(nil)}
 	} else {
 		// A caller's client (one trusting a private CA, say) must not
 		// take the keys from wherever the identity provider's host sends
 		// it either.
 		c := *cfg.HTTPClient
+		c.Transport = origin.Transport(c.Transport)
 		next := c.CheckRedirect
 		c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
 			if err := CheckRedirect(req, via); err != nil || next == nil {

@@ -302,6 +302,35 @@ func TestFetchRefusesRedirectToAnotherOrigin(t *testing.T) {
 	}
 }
 
+// TestFetchRefusesMalformedRedirect: an identity provider redirecting to
+// a Location that does not parse made net/http fail, before the redirect
+// rule saw it, with an error quoting the Location whole, password and
+// all, and that error went to the logs. The redirect is now refused
+// without quoting it, with the fetcher's client as with a caller's.
+func TestFetchRefusesMalformedRedirect(t *testing.T) {
+	idp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Location", "http://lockbox:hunter2@[::1/jwks")
+		w.WriteHeader(http.StatusFound)
+	}))
+	t.Cleanup(idp.Close)
+	for name, hc := range map[string]*http.Client{"fetcher's client": nil, "caller's client": {}} {
+		t.Run(name, func(t *testing.T) {
+			f := newFetcher(t, jwksfetch.Config{Refresh: time.Hour, HTTPClient: hc})
+			var rec recorder
+			err := f.Register(context.Background(), idp.URL+"/jwks", rec.accept)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if msg := err.Error(); strings.Contains(msg, "hunter2") || strings.Contains(msg, "lockbox:") || !strings.Contains(msg, "Location") {
+				t.Errorf("error %q: want it to say the Location was refused, without quoting it", msg)
+			}
+			if rec.last() != "" {
+				t.Errorf("the subscriber got %q", rec.last())
+			}
+		})
+	}
+}
+
 // TestFetchWithClientRefusesRedirectToAnotherOrigin: a client of the
 // caller's (one trusting a private CA, say) gets the same redirect rule:
 // https to https on another host is still another origin.

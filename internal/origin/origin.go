@@ -3,12 +3,17 @@
 // admin center's OIDC client and lockboxctl's sign-in follow a redirect
 // only within the origin they started at, so that key material and
 // credentials come from, and go to, only the server the operator named.
+// Its Transport refuses a redirect to a Location that does not parse,
+// which those rules never get to see.
 //
 // The package imports no other Lockbox package.
 package origin
 
 import (
+	"errors"
+	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"strings"
 )
@@ -27,4 +32,45 @@ func Of(u *url.URL) string {
 		}
 	}
 	return scheme + "://" + net.JoinHostPort(strings.ToLower(u.Hostname()), port)
+}
+
+// ErrMalformedRedirect is Transport's refusal of an answer redirecting to
+// a Location that is not a URL.
+var ErrMalformedRedirect = errors.New("redirect to a Location that is not a URL refused (not shown: it may hold a password)")
+
+// Transport is next (http.DefaultTransport when nil) refusing, with
+// ErrMalformedRedirect, an answer that redirects (301, 302, 303, 307, 308)
+// to a Location net/http can't parse. net/http fails on such a Location
+// before any CheckRedirect sees it, with an error quoting it whole, user
+// name and password too, and that error goes to logs and terminals.
+// (The admin center's OIDC client has a stricter one of its own, which
+// also refuses a Location with user information.)
+func Transport(next http.RoundTripper) http.RoundTripper {
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	return locationCheck{next}
+}
+
+type locationCheck struct{ next http.RoundTripper }
+
+func (t locationCheck) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := t.next.RoundTrip(r)
+	if err != nil {
+		return resp, err
+	}
+	switch resp.StatusCode {
+	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+	default:
+		return resp, nil
+	}
+	// The same parse as net/http's, so that what passes here parses there.
+	if loc := resp.Header.Get("Location"); loc != "" {
+		if _, err := r.URL.Parse(loc); err != nil {
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+			_ = resp.Body.Close()
+			return nil, ErrMalformedRedirect
+		}
+	}
+	return resp, nil
 }

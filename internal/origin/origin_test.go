@@ -1,7 +1,11 @@
 package origin_test
 
 import (
+	"errors"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/lockbox-oss/lockbox/internal/origin"
@@ -43,4 +47,36 @@ func of(t *testing.T, s string) string {
 		t.Fatal(err)
 	}
 	return origin.Of(u)
+}
+
+// TestTransportRefusesMalformedLocation: a redirect to a Location that
+// does not parse is refused by Transport with ErrMalformedRedirect, in an
+// error that does not quote it; one that parses is followed as before.
+func TestTransportRefusesMalformedLocation(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/bad":
+			w.Header().Set("Location", "http://alice:s3cret@[::1/x")
+			w.WriteHeader(http.StatusTemporaryRedirect)
+		case "/good":
+			http.Redirect(w, r, "/here", http.StatusFound)
+		default:
+			w.Write([]byte("here"))
+		}
+	}))
+	defer srv.Close()
+	c := &http.Client{Transport: origin.Transport(nil)}
+
+	_, err := c.Get(srv.URL + "/bad")
+	if !errors.Is(err, origin.ErrMalformedRedirect) || strings.Contains(err.Error(), "alice") || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("malformed Location: err = %v, want ErrMalformedRedirect, without the Location", err)
+	}
+	resp, err := c.Get(srv.URL + "/good")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Request.URL.Path != "/here" {
+		t.Errorf("a redirect to a Location that parses ended at %s, want /here", resp.Request.URL)
+	}
 }
