@@ -242,6 +242,7 @@ func (e *env) report(err error) int {
 		idpErr      *idpError
 		redirErr    *redirectError
 		insecureErr *client.InsecureHTTPError
+		badLocation *client.MalformedRedirectError
 	)
 	switch {
 	case errors.Is(err, context.Canceled):
@@ -257,6 +258,10 @@ func (e *env) report(err error) int {
 	case errors.As(err, &redirErr):
 		// The API's address answered: not "cannot reach".
 		fmt.Fprintf(e.stderr, "lockboxctl: %s\n", clean(redirErr.Error()))
+	case errors.As(err, &badLocation):
+		// Answered too, with a Location not shown: it may hold a password.
+		fmt.Fprintf(e.stderr, "lockboxctl: %s redirects (HTTP %d) to a Location that is not a URL: not followed\n",
+			clean(apiURL(e.g.addr)), badLocation.Status)
 	case errors.As(err, &idpErr):
 		// It names the identity provider itself; the *url.Error it may
 		// hold is not the API's.

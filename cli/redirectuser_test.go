@@ -110,3 +110,41 @@ func TestRefusedRedirectShowsNoUserInfo(t *testing.T) {
 		}
 	})
 }
+
+// TestMalformedRedirectShowsNoPassword: an answer redirecting to a
+// Location that does not parse, from the API's address or from the
+// identity provider at login, made net/http fail with an error quoting
+// the Location whole, and lockboxctl printed it, password and all. It now
+// says such a redirect was not followed, without the Location.
+func TestMalformedRedirectShowsNoPassword(t *testing.T) {
+	const location = "http://alice:s3cret@[::1/v1/requests"
+	redirector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Location", location)
+		w.WriteHeader(http.StatusFound)
+	}))
+	defer redirector.Close()
+	// want is how the refusal is worded: the API's "not followed", as for
+	// its other redirects; login's "refused", as for its own.
+	check := func(t *testing.T, code int, stderr, want string) {
+		t.Helper()
+		if code != exitError || strings.Contains(stderr, "alice") || strings.Contains(stderr, "s3cret") || !strings.Contains(stderr, want) {
+			t.Errorf("exit %d, stderr %q: want exit 1, the redirect %s, without its Location", code, stderr, want)
+		}
+	}
+
+	t.Run("API", func(t *testing.T) {
+		env := map[string]string{EnvAddr: redirector.URL, EnvToken: envToken, EnvConfigDir: t.TempDir()}
+		var stdout, stderr bytes.Buffer
+		code := Run(context.Background(), []string{"get", "requests"}, func(k string) string { return env[k] }, &stdout, &stderr)
+		check(t, code, stderr.String(), "not followed")
+		// The API's address answered.
+		if strings.Contains(stderr.String(), "cannot reach") {
+			t.Errorf("stderr %q: the API's address answered", stderr.String())
+		}
+	})
+	t.Run("login", func(t *testing.T) {
+		s := newSession(t, oidctest.Config{})
+		r := s.ctl(nil, "login", "--issuer", redirector.URL, "--client-id", publicClient)
+		check(t, r.code, r.stderr, "refused")
+	})
+}

@@ -184,6 +184,7 @@ func New(baseURL, token string, opts ...Option) (*Client, error) {
 	// its refusal is the one returned (lockboxctl names its own). The
 	// caller's client is copied, not changed.
 	hc := *c.hc
+	hc.Transport = locationCheck{next: hc.Transport}
 	next := hc.CheckRedirect
 	hc.CheckRedirect = func(req *http.Request, via []*http.Request) error {
 		if c.plainHTTPRefused(req.URL) {
@@ -200,6 +201,49 @@ func New(baseURL, token string, opts ...Option) (*Client, error) {
 	}
 	c.hc = &hc
 	return c, nil
+}
+
+// MalformedRedirectError is an answer that redirects to a Location that
+// is not a URL: not followed, and not quoted. net/http fails on such a
+// Location before any redirect policy sees it, with an error quoting it
+// whole, user name and password too; the client refuses the answer first.
+type MalformedRedirectError struct {
+	// Status is the answer's status: 301, 302, 303, 307 or 308.
+	Status int
+}
+
+func (e *MalformedRedirectError) Error() string {
+	return fmt.Sprintf("client: HTTP %d redirects to a Location that is not a URL: not followed (the Location is not shown: it may hold a password)", e.Status)
+}
+
+// locationCheck is next (http.DefaultTransport when nil) refusing, with a
+// *MalformedRedirectError, an answer redirecting (301, 302, 303, 307,
+// 308) to a Location net/http can't parse.
+type locationCheck struct{ next http.RoundTripper }
+
+func (t locationCheck) RoundTrip(r *http.Request) (*http.Response, error) {
+	next := t.next
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	resp, err := next.RoundTrip(r)
+	if err != nil {
+		return resp, err
+	}
+	switch resp.StatusCode {
+	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+	default:
+		return resp, nil
+	}
+	// The same parse as net/http's, so that what passes here parses there.
+	if loc := resp.Header.Get("Location"); loc != "" {
+		if _, err := r.URL.Parse(loc); err != nil {
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+			_ = resp.Body.Close()
+			return nil, &MalformedRedirectError{Status: resp.StatusCode}
+		}
+	}
+	return resp, nil
 }
 
 // plainHTTPRefused reports whether a call to u would send the token over
