@@ -372,8 +372,8 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.Set("Strict-Transport-Security", "max-age=31536000")
 	}
 	if err := crossOrigin.Check(r); err != nil {
-		c.log.WarnContext(r.Context(), "console: cross-origin request refused", "method", r.Method, "path", r.URL.Path,
-			"origin", r.Header.Get("Origin"), "sec_fetch_site", r.Header.Get("Sec-Fetch-Site"))
+		c.log.WarnContext(r.Context(), "console: cross-origin request refused", "method", echo(r.Method), "path", echo(r.URL.Path),
+			"origin", echo(r.Header.Get("Origin")), "sec_fetch_site", echo(r.Header.Get("Sec-Fetch-Site")))
 		c.renderError(w, r, nil, http.StatusForbidden, "This request came from another site and was refused. Use the admin center's own pages.")
 		return
 	}

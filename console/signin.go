@@ -743,7 +743,7 @@ func (c *Console) oidcCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	if !matched {
 		if e := q.Get("error"); e != "" {
-			problem("denied", fmt.Errorf("identity provider error %q", e))
+			problem("denied", fmt.Errorf("identity provider error %q", echo(e)))
 			return
 		}
 		problem("expired", err)
@@ -762,11 +762,11 @@ func (c *Console) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		// this sign-in's issuer would redeem (a mix-up attack, RFC 9700
 		// section 4.4). The browser's sign-in is cleared, so it can't
 		// be tried again.
-		problem("failed", fmt.Errorf("the answer came back to the redirect URI of %q, the sign-in went to %s", key, oc.cfg.Issuer))
+		problem("failed", fmt.Errorf("the answer came back to the redirect URI of %q, the sign-in went to %s", echo(key), oc.cfg.Issuer))
 		return
 	}
 	if e := q.Get("error"); e != "" && login.Reverify == "" {
-		problem("denied", fmt.Errorf("identity provider error %q", e))
+		problem("denied", fmt.Errorf("identity provider error %q", echo(e)))
 		return
 	}
 	p, err := oc.discover(ctx)
@@ -778,7 +778,7 @@ func (c *Console) oidcCallback(w http.ResponseWriter, r *http.Request) {
 	case iss != "" && iss != oc.cfg.Issuer:
 		// RFC 9207: the answer comes from another identity provider than
 		// the one this sign-in went to (a mix-up attack).
-		problem("failed", fmt.Errorf("the answer names issuer %q, the sign-in went to %s", iss, oc.cfg.Issuer))
+		problem("failed", fmt.Errorf("the answer names issuer %q, the sign-in went to %s", echo(iss), oc.cfg.Issuer))
 		return
 	case iss == "" && requiresIss(p):
 		// The issuer always names itself, so an answer that doesn't is

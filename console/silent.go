@@ -273,7 +273,7 @@ func authorizationError(code string) error {
 	case silentErrors[code]:
 		return fmt.Errorf("the identity provider won't verify its user without a sign-in: %s", code)
 	}
-	return fmt.Errorf("the authorization endpoint answered %q", code)
+	return fmt.Errorf("the authorization endpoint answered %q", echo(code))
 }
 
 // silentAnswer finishes a silent re-verification at the sign-in's callback,

@@ -266,12 +266,12 @@ func (c *Console) fail(w http.ResponseWriter, r *http.Request, sess *Session, er
 	if errors.Is(r.Context().Err(), context.Canceled) {
 		// The browser went away (a tab closed mid-poll): nobody to answer,
 		// and nothing wrong with the server.
-		c.log.DebugContext(r.Context(), "console request abandoned", "method", r.Method, "path", r.URL.Path)
+		c.log.DebugContext(r.Context(), "console request abandoned", "method", echo(r.Method), "path", echo(r.URL.Path))
 		return
 	}
 	status, code, msg := httperr.FromError(err)
 	if status >= http.StatusInternalServerError {
-		c.log.ErrorContext(r.Context(), "console request failed", "method", r.Method, "path", r.URL.Path, "code", code, "error", err)
+		c.log.ErrorContext(r.Context(), "console request failed", "method", echo(r.Method), "path", echo(r.URL.Path), "code", code, "error", err)
 	}
 	c.renderError(w, r, sess, status, msg)
 }
