@@ -308,7 +308,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 	if cfg.Pprof {
 		metricsHandler = withPprof(metricsHandler)
 	}
-	s.metSrv = metricsServer(metricsHandler, slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn), metricsTimeouts)
+	s.metSrv = metricsServer(metricsHandler, errorLog(opts.Logger), metricsTimeouts)
 	s.useTLS()
 	return s, nil
 }
@@ -360,7 +360,7 @@ func (s *Server) newAPI(cfg config.Config, opts Options, grantKeys []byte) error
 		// only one whose client takes no bytes for this long is cut.
 		WriteTimeout: cmp.Or(opts.APIWriteTimeout, DefaultAPIWriteTimeout),
 		IdleTimeout:  2 * time.Minute,
-		ErrorLog:     slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
+		ErrorLog:     errorLog(opts.Logger),
 	}
 	return nil
 }
@@ -430,7 +430,7 @@ func (s *Server) newProxy(cfg config.Config, opts Options, upstreams map[string]
 		ReadTimeout:  s.Proxy.ClientTimeout(),
 		WriteTimeout: s.Proxy.ClientTimeout(),
 		IdleTimeout:  2 * time.Minute,
-		ErrorLog:     slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
+		ErrorLog:     errorLog(opts.Logger),
 		// HTTP/2 over TLS only, never h2c: see proxyProtocols.
 		Protocols: proxyProtocols(),
 	}
