@@ -131,7 +131,7 @@ func (c *Console) notVerified(ctx context.Context, sess Session, now time.Time, 
 	case errors.As(err, &down) && now.Sub(sess.verifiedAt()) < reverifyGrace*c.cfg.Reverify:
 		c.log.WarnContext(ctx, "console: the identity provider can't verify a session now; it keeps its roles until verified or "+
 			"it was last verified too long ago", "user", sess.Principal.Subject, "tenant", sess.Principal.TenantID, "issuer", sess.Issuer,
-			"verified_at", sess.verifiedAt(), "error", err)
+			"verified_at", sess.verifiedAt(), "error", echoErr(err))
 		retryAt := now.Add(min(reverifyRetry, c.cfg.Reverify))
 		oc := c.issuerOf(sess)
 		return c.sessions.update(ctx, sess, func(s *Session) bool {
@@ -188,7 +188,7 @@ func (c *Console) verifiedAgain(ctx context.Context, sess Session, oc *oidcClien
 // returns errNoSession: its user signs in again.
 func (c *Console) endUnverified(ctx context.Context, sess Session, reason string) error {
 	c.log.WarnContext(ctx, "console: session ended, its identity could not be verified again", "user", sess.Principal.Subject,
-		"tenant", sess.Principal.TenantID, "issuer", sess.Issuer, "reason", reason)
+		"tenant", sess.Principal.TenantID, "issuer", sess.Issuer, "reason", cut(reason, maxEchoError))
 	// Deleted even when the browser went away: the session must not
 	// outlive the verdict.
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.Timeout)

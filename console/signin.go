@@ -330,7 +330,7 @@ func (o *oidcClient) discover(ctx context.Context) (*oidc.Provider, error) {
 	if d.EndSession != "" {
 		if err := checkEndSession(d.EndSession); err != nil {
 			o.log.WarnContext(ctx, "console: OIDC issuer's end_session_endpoint ignored; signing out of Lockbox will not sign users out of it",
-				"issuer", o.cfg.Issuer, "error", err)
+				"issuer", o.cfg.Issuer, "error", echoErr(err))
 		} else {
 			o.endSession = d.EndSession
 		}
@@ -614,7 +614,7 @@ func (c *Console) oidcStart(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	p, err := oc.discover(ctx)
 	if err != nil {
-		c.log.ErrorContext(ctx, "console: sign-in unavailable", "issuer", oc.cfg.Issuer, "error", err)
+		c.log.ErrorContext(ctx, "console: sign-in unavailable", "issuer", oc.cfg.Issuer, "error", echoErr(err))
 		c.renderError(w, r, nil, http.StatusServiceUnavailable, "The identity provider can't be reached; sign-in is unavailable. Try again in a minute.")
 		return
 	}
@@ -686,7 +686,7 @@ func (c *Console) oidcCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	problem := func(code string, err error) {
 		if err != nil {
-			c.log.WarnContext(ctx, "console: OIDC sign-in failed", "problem", code, "error", err)
+			c.log.WarnContext(ctx, "console: OIDC sign-in failed", "problem", code, "error", echoErr(err))
 		}
 		forget()
 		http.Redirect(w, r, "/console/signin?problem="+code, http.StatusSeeOther)
@@ -1057,7 +1057,7 @@ func (c *Console) signout(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, to, http.StatusSeeOther)
 			return
 		}
-		c.log.WarnContext(ctx, "console: sign-out can't go on to the identity provider's", "issuer", sess.Issuer, "error", err)
+		c.log.WarnContext(ctx, "console: sign-out can't go on to the identity provider's", "issuer", sess.Issuer, "error", echoErr(err))
 	}
 	http.Redirect(w, r, "/console/signin", http.StatusSeeOther)
 }
