@@ -467,9 +467,15 @@ func (e *env) withCookie(name, value string) *browser {
 }
 
 // signedOut reports whether r is the redirect to sign-in that a page
-// answers without a session.
+// answers without a session: the sign-in page, going on to a page of the
+// console's own when it names one (see TestSessionEndedComesBackToThePage).
 func signedOut(r resp) bool {
-	return r.status == http.StatusSeeOther && r.location() == "/console/signin"
+	u, err := url.Parse(r.location())
+	if r.status != http.StatusSeeOther || err != nil || u.Host != "" || u.Path != "/console/signin" {
+		return false
+	}
+	ret := u.Query().Get("return")
+	return ret == "" || strings.HasPrefix(ret, "/console/")
 }
 
 // setCookie returns the Set-Cookie of name in r.

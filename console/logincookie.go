@@ -56,7 +56,8 @@ type pendingLogin struct {
 	// Reverify, set for a silent re-verification of a session (see
 	// silent.go), names that session in Redis (its tokenHash): the answer
 	// updates it, and signs nobody in. Return is the console page the
-	// browser goes back to then, a path and query of the console's own.
+	// browser goes back to then, or after a sign-in (see signinAgain), a
+	// path and query of the console's own.
 	Reverify string `json:"reverify,omitempty"`
 	Return   string `json:"return,omitempty"`
 	// Replaces names the session the browser had when it started the

@@ -1,6 +1,7 @@
 package console
 
 import (
+	"cmp"
 	"context"
 	"crypto/cipher"
 	"crypto/rand"
@@ -465,12 +466,13 @@ func (c *Console) client(tenant string) *oidcClient {
 // signinPage offers the ways to sign in this server has. ?tenant= names the
 // organization whose identity provider the user signs in with.
 func (c *Console) signinPage(w http.ResponseWriter, r *http.Request) {
+	ret := returnParam(r.URL.Query().Get("return"))
 	if _, err := c.session(r, false); err == nil {
-		http.Redirect(w, r, "/console/requests", http.StatusSeeOther)
+		http.Redirect(w, r, cmp.Or(ret, defaultReturn), http.StatusSeeOther)
 		return
 	}
 	v := signinView{Dev: c.cfg.DevIdentities, Problem: signinProblems[r.URL.Query().Get("problem")], Orgs: len(c.orgs) > 0,
-		SignedOut: r.URL.Query().Get("signed_out") == "1"}
+		SignedOut: r.URL.Query().Get("signed_out") == "1", Return: ret}
 	if c.staff != nil {
 		v.Staff, v.StaffOnly = true, len(c.orgs) == 0
 	}
@@ -524,6 +526,8 @@ var signinProblems = map[string]string{
 	"invalid":     "Your account's identity can't be used by Lockbox (its user or tenant id has characters Lockbox does not accept).",
 	"unknown_org": "No organization of that name signs in here. Check its name, or ask your administrator for your organization's sign-in link.",
 	"no_oidc":     "Organization sign-in links don't work on this server: it has no identity provider set up for the admin center.",
+	"not_sent": "Your session had ended (you signed out, or it was left unused too long), so what you submitted was not sent. " +
+		"Sign in again to go back to the page and submit it again.",
 	"redirect_uri": "Your identity provider sent you back to an address the admin center no longer signs in at. Please sign in again; " +
 		"if it keeps happening, ask your administrator to register the admin center's redirect URI for your identity provider.",
 }
@@ -541,6 +545,9 @@ type signinView struct {
 	Tenant  string
 	Dev     []DevIdentity
 	Problem string
+	// Return is the console page the sign-in goes on to (see
+	// signinAgain), "" for the requests page.
+	Return string
 }
 
 // devSignin signs in as one of the configured dev identities.
@@ -552,7 +559,7 @@ func (c *Console) devSignin(w http.ResponseWriter, r *http.Request) {
 		c.renderError(w, r, nil, http.StatusForbidden, "There is no such dev identity. Dev sign-in exists only in \"lockbox dev\".")
 		return
 	}
-	c.startSession(w, r, c.cfg.DevIdentities[i].Principal, subject, "dev", devIssuer, nil, "", false)
+	c.startSession(w, r, c.cfg.DevIdentities[i].Principal, subject, "dev", devIssuer, nil, "", false, returnParam(r.PostFormValue("return")))
 }
 
 // startSession signs the browser in as p; logout, when not nil, is how
@@ -561,8 +568,9 @@ func (c *Console) devSignin(w http.ResponseWriter, r *http.Request) {
 // afterRedirect is true when the request arrived by a redirect from another
 // site (the identity provider): the browser would not send a
 // SameSite=Strict cookie on a redirect that continues that chain, so the
-// page moves on with a same-site navigation of its own instead.
-func (c *Console) startSession(w http.ResponseWriter, r *http.Request, p identity.Principal, name, via, issuer string, logout *idpLogout, refreshToken string, afterRedirect bool) {
+// page moves on with a same-site navigation of its own instead. to is the
+// page it moves on to, a returnParam; "" for the requests page.
+func (c *Console) startSession(w http.ResponseWriter, r *http.Request, p identity.Principal, name, via, issuer string, logout *idpLogout, refreshToken string, afterRedirect bool, to string) {
 	if ck, err := r.Cookie(c.cookieName(r)); err == nil {
 		_ = c.sessions.delete(r.Context(), ck.Value)
 	}
@@ -573,11 +581,12 @@ func (c *Console) startSession(w http.ResponseWriter, r *http.Request, p identit
 	}
 	c.setSessionCookie(w, r, sess.token)
 	c.log.InfoContext(r.Context(), "console sign-in", "user", p.Subject, "tenant", p.TenantID, "via", via)
+	to = cmp.Or(to, defaultReturn)
 	if afterRedirect {
-		c.render(w, r, http.StatusOK, "continue", nil, pageLink{To: defaultReturn})
+		c.render(w, r, http.StatusOK, "continue", nil, pageLink{To: to})
 		return
 	}
-	http.Redirect(w, r, "/console/requests", http.StatusSeeOther)
+	http.Redirect(w, r, to, http.StatusSeeOther)
 }
 
 // oidcStart sends the browser to the identity provider: the one of the
@@ -603,9 +612,16 @@ func (c *Console) oidcStart(w http.ResponseWriter, r *http.Request) {
 		// browser back signed in as the attacker's choice, its own session
 		// ended (login CSRF). The sign-in page names the organization and
 		// the user chooses to continue, a navigation of the console's own.
-		to := "/console/signin"
+		q := url.Values{}
 		if tenant != "" {
-			to += "?tenant=" + url.QueryEscape(tenant)
+			q.Set("tenant", tenant)
+		}
+		if ret := returnParam(r.URL.Query().Get("return")); ret != "" {
+			q.Set("return", ret)
+		}
+		to := "/console/signin"
+		if len(q) > 0 {
+			to += "?" + q.Encode()
 		}
 		http.Redirect(w, r, to, http.StatusSeeOther)
 		return
@@ -618,7 +634,7 @@ func (c *Console) oidcStart(w http.ResponseWriter, r *http.Request) {
 		c.renderError(w, r, nil, http.StatusServiceUnavailable, "The identity provider can't be reached; sign-in is unavailable. Try again in a minute.")
 		return
 	}
-	login := pendingLogin{Tenant: tenant}
+	login := pendingLogin{Tenant: tenant, Return: returnParam(r.URL.Query().Get("return"))}
 	if ck, err := r.Cookie(c.cookieName(r)); err == nil && ck.Value != "" && len(ck.Value) <= maxSessionToken {
 		login.Replaces = tokenHash(ck.Value)
 	}
@@ -814,7 +830,7 @@ func (c *Console) oidcCallback(w http.ResponseWriter, r *http.Request) {
 	// with every request (the cookie's path is / under HTTPS) until it
 	// expires.
 	forget()
-	c.startSession(w, r, id.principal, id.name, "oidc", oc.cfg.Issuer, oc.logout(ctx, id.rawIDToken), oc.keptRefreshToken(ctx, rt), true)
+	c.startSession(w, r, id.principal, id.name, "oidc", oc.cfg.Issuer, oc.logout(ctx, id.rawIDToken), oc.keptRefreshToken(ctx, rt), true, returnParam(login.Return))
 }
 
 // verifyIDToken returns the ID token of a token endpoint's answer, checked

@@ -123,14 +123,21 @@ func (c *Console) returnPage(r *http.Request, kind requestKind) string {
 		}
 		return defaultReturn
 	}
+	return resubmit(c.formPage(r))
+}
+
+// formPage is the page the form r posted was on: its Referer, when it is
+// one of the console's own, as Referrer-Policy same-origin lets browsers
+// send it; defaultReturn when it names none.
+func (c *Console) formPage(r *http.Request) string {
 	ref, err := url.Parse(r.Referer())
 	if err != nil || !ref.IsAbs() || !c.ownOrigin(r, ref) {
-		return resubmit(defaultReturn)
+		return defaultReturn
 	}
 	if p := localPage(ref); p != "" {
-		return resubmit(p)
+		return p
 	}
-	return resubmit(defaultReturn)
+	return defaultReturn
 }
 
 // resubmit is page, a localPage, with the flash that tells its user their
@@ -138,18 +145,36 @@ func (c *Console) returnPage(r *http.Request, kind requestKind) string {
 // of a session due to be verified is never acted on (its roles may be
 // gone), and its user, sent through the identity provider and back, would
 // otherwise find the page as they left it, and believe it done.
-func resubmit(page string) string {
+func resubmit(page string) string { return withFlash(page, "resubmit") }
+
+// withFlash is page, a localPage, with the flash of code (see flashes).
+func withFlash(page, code string) string {
 	u, err := url.Parse(page)
 	if err != nil {
-		return defaultReturn + "?done=resubmit"
+		return defaultReturn + "?done=" + code
 	}
 	q := u.Query()
-	q.Set("done", "resubmit")
+	q.Set("done", code)
 	u.RawQuery = q.Encode()
 	if p := localPage(u); p != "" {
 		return p
 	}
-	return defaultReturn + "?done=resubmit"
+	return defaultReturn + "?done=" + code
+}
+
+// returnParam is the page a sign-in goes on to that ret names (the return
+// parameter of the sign-in page and of its forms and links), or "" when
+// ret names no page of the console's own: the browser is only ever sent
+// on to a path of the console's, never to another site.
+func returnParam(ret string) string {
+	if ret == "" || len(ret) > maxReturn || !strings.HasPrefix(ret, "/console/") {
+		return ""
+	}
+	u, err := url.Parse(ret)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || strings.Contains(ret, "\\") {
+		return ""
+	}
+	return localPage(u)
 }
 
 // ownOrigin reports whether u is of the console's origin: the public URL's,
@@ -390,10 +415,36 @@ func (c *Console) sessionFailed(w http.ResponseWriter, r *http.Request, touch bo
 			w.WriteHeader(http.StatusUnauthorized)
 			return
 		}
-		http.Redirect(w, r, "/console/signin", http.StatusSeeOther)
+		http.Redirect(w, r, c.signinAgain(r), http.StatusSeeOther)
 		return
 	}
 	c.fail(w, r, nil, err)
+}
+
+// signinAgain is where a page of a session that ended (signed out in
+// another tab, idle, too old) sends the browser: the sign-in page, which
+// goes on to the page the user was on once they signed in again. A form
+// they posted is not acted on: nobody signed in sent it. The sign-in page
+// says so, and the page the form was on, when the sign-in comes back to
+// it, asks for it again; a sign-in that went on to act on it would have
+// acted on a form its user may have no longer meant to send, with the
+// roles of another sign-in. A sign-in goes on to the requests page
+// anyway, which needs no return.
+func (c *Console) signinAgain(r *http.Request) string {
+	q := url.Values{}
+	switch kindOf(r, true) {
+	case kindForm:
+		q.Set("problem", "not_sent")
+		q.Set("return", withFlash(c.formPage(r), "signed_in_again"))
+	default:
+		if p := localPage(r.URL); p != "" && p != defaultReturn {
+			q.Set("return", p)
+		}
+	}
+	if len(q) == 0 {
+		return "/console/signin"
+	}
+	return "/console/signin?" + q.Encode()
 }
 
 // pageLink is the page a continue or reverifying page goes on to.

@@ -256,6 +256,8 @@ var flashes = map[string]string{
 	"approver_removed":  "Approver removed.",
 	"tenant_onboarded":  "The tenant was onboarded.",
 	"tenant_updated":    "The tenant's entry was saved.",
+	"signed_in_again": "You are signed in again. What you submitted before your session ended was not sent: " +
+		"check the page and submit it again.",
 	"resubmit": "Your sign-in was confirmed with your identity provider. What you submitted before was not sent: " +
 		"check the page and submit it again.",
 }

@@ -1,0 +1,121 @@
+package console_test
+
+import (
+	"html"
+	"net/http"
+	"net/url"
+	"regexp"
+	"testing"
+
+	"github.com/lockbox-oss/lockbox/grants"
+)
+
+// returnFieldRE finds the page to go back to that a sign-in form carries.
+var returnFieldRE = regexp.MustCompile(`name="return" value="([^"]*)"`)
+
+// signInAgain follows r, a page's redirect to sign-in, and signs in again
+// as subject with the dev sign-in form of the page it leads to, as a user
+// does; it returns the sign-in page and where the sign-in sent the browser.
+func signInAgain(t *testing.T, b *browser, r resp, subject string) (page resp, to string) {
+	t.Helper()
+	if r.status != http.StatusSeeOther || mustParse(t, r.location()).Path != "/console/signin" {
+		t.Fatalf("a page of an ended session: %s", r)
+	}
+	page = b.get(r.location())
+	if page.status != http.StatusOK {
+		t.Fatalf("the sign-in page %s: %s", r.location(), page)
+	}
+	form := url.Values{"subject": {subject}}
+	if m := returnFieldRE.FindStringSubmatch(page.body); m != nil {
+		form.Set("return", html.UnescapeString(m[1]))
+	}
+	in := b.post("/console/signin/dev", form)
+	if in.status != http.StatusSeeOther {
+		t.Fatalf("signing in again as %s: %s", subject, in)
+	}
+	return page, in.location()
+}
+
+// TestSessionEndedComesBackToThePage: a session that ended (signed out in
+// another tab, or idle too long) sends its user through the sign-in and
+// back to the page they were on. A form posted by it is not acted on after
+// the sign-in either: the sign-in page says it was not sent, and the page
+// it comes back to asks for it again.
+func TestSessionEndedComesBackToThePage(t *testing.T) {
+	parallel(t)
+	t.Run("a form posted after signing out in another tab", func(t *testing.T) {
+		e := newEnv(t)
+		req := e.managerApproved("contoso")
+		b := e.signIn(contosoApprover)
+		confirm := "/console/requests/" + req.ID + "/approve"
+		if r := b.get(confirm); r.status != http.StatusOK {
+			t.Fatalf("the confirm page: %s", r)
+		}
+		csrf := b.csrf()
+		// The other tab signs out: the same browser, so the same cookie.
+		if r := b.post("/console/signout", url.Values{"csrf_token": {csrf}}); r.status != http.StatusSeeOther {
+			t.Fatalf("sign-out: %s", r)
+		}
+		r := b.post(confirm, url.Values{"csrf_token": {csrf}, "comment": {"looks fine"}}, header("Referer", e.srv.URL+confirm))
+		page, to := signInAgain(t, b, r, contosoApprover.Subject)
+		mustContain(t, "the sign-in page after a form of an ended session", page, "was not sent")
+		back := mustParse(t, to)
+		if back.Path != confirm || back.Query().Get("done") != "signed_in_again" {
+			t.Fatalf("after signing in again the browser goes to %s; want %s with the notice that the form was not sent", to, confirm)
+		}
+		if got := e.request(req.ID).State; got != grants.StatePendingCustomer {
+			t.Fatalf("the form posted by the ended session was acted on: the request is %s", got)
+		}
+		r = b.get(to)
+		if r.status != http.StatusOK {
+			t.Fatalf("the page after signing in again: %s", r)
+		}
+		mustContain(t, "the confirm page after signing in again", r, `data-testid="flash"`, "was not sent", `data-testid="confirm"`)
+		if got := e.request(req.ID).State; got != grants.StatePendingCustomer {
+			t.Fatalf("signing in again acted on the form: the request is %s", got)
+		}
+	})
+	t.Run("a page visited after the session went idle", func(t *testing.T) {
+		e := newEnv(t)
+		req := e.managerApproved("contoso")
+		b := e.signIn(contosoApprover)
+		page := "/console/requests/" + req.ID
+		if r := b.get(page); r.status != http.StatusOK {
+			t.Fatalf("the request page: %s", r)
+		}
+		e.clk.Advance(idle + 1)
+		_, to := signInAgain(t, b, b.get(page), contosoApprover.Subject)
+		if to != page {
+			t.Fatalf("after signing in again the browser goes to %s; want %s", to, page)
+		}
+	})
+	t.Run("through the identity provider", func(t *testing.T) {
+		e, m := newOIDCEnv(t)
+		b := e.browser()
+		const page = "/console/audit?tenant=contoso"
+		r := b.get(page)
+		if r.status != http.StatusSeeOther {
+			t.Fatalf("a page without a session: %s", r)
+		}
+		signin := b.get(r.location())
+		m2 := regexp.MustCompile(`href="(/console/signin/oidc[^"]*)"`).FindStringSubmatch(signin.body)
+		if m2 == nil {
+			t.Fatalf("the sign-in page has no link to the identity provider: %s", signin)
+		}
+		l := startLoginAt(t, m, b, html.UnescapeString(m2[1]), ada)
+		r = b.get(l.callback)
+		if r.status != http.StatusOK {
+			t.Fatalf("the callback: %s", r)
+		}
+		mustContain(t, "continue page", r, `data-testid="continue"`, `href="`+html.EscapeString(page)+`"`)
+	})
+	t.Run("the way back is a page of the console's own", func(t *testing.T) {
+		e := newEnv(t)
+		for _, ret := range []string{"https://evil.example/console/requests", "//evil.example/console/requests", "/elsewhere", `/console/\evil`} {
+			r := e.browser().post("/console/signin/dev", url.Values{"subject": {mia.Subject}, "return": {ret}})
+			if r.status != http.StatusSeeOther || r.location() != "/console/requests" {
+				t.Errorf("a sign-in to return to %q: %s", ret, r)
+			}
+		}
+	})
+}
