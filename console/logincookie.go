@@ -60,6 +60,9 @@ type pendingLogin struct {
 	// path and query of the console's own.
 	Reverify string `json:"reverify,omitempty"`
 	Return   string `json:"return,omitempty"`
+	// Form says a form posted on Return started the re-verification: it
+	// was not sent, and Return says so.
+	Form bool `json:"form,omitempty"`
 	// Replaces names the session the browser had when it started the
 	// sign-in (its tokenHash), "" for none: the sign-in ends it. The
 	// callback can't find it by its cookie, which browsers keep off the

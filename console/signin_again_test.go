@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/lockbox-oss/lockbox/grants"
+	"github.com/lockbox-oss/lockbox/internal/oidctest"
 )
 
 // returnFieldRE finds the page to go back to that a sign-in form carries.
@@ -118,4 +119,56 @@ func TestSessionEndedComesBackToThePage(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestSessionEndedAtTheIdentityProviderComesBack: a session without a
+// refresh token that its identity provider no longer verifies (its user
+// signed out there, in another tab) ends at its next page or form, as
+// one signed out here does: the browser goes through the sign-in and back
+// to the page, and a form posted then is not acted on.
+func TestSessionEndedAtTheIdentityProviderComesBack(t *testing.T) {
+	parallel(t)
+	for _, tc := range []struct {
+		name string
+		form bool
+	}{{"a page", false}, {"a form", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			parallel(t)
+			e, m, _ := newReverifyEnv(t, oidctest.Config{NoOfflineAccess: true})
+			req := e.file("contoso")
+			b := oidcSignIn(t, e, m, mona)
+			form := "/console/requests/" + req.ID + "/deny"
+			if r := b.get(form, navigation...); r.status != http.StatusOK {
+				t.Fatalf("the Deny form: %s", r)
+			}
+			csrf := b.csrf()
+			m.EndUserSession(mona.sub)
+			e.clk.Advance(reverify)
+			var r resp
+			if tc.form {
+				r = b.post(form, url.Values{"csrf_token": {csrf}, "comment": {"not now"}}, header("Referer", e.srv.URL+form))
+			} else {
+				r = b.get(form, navigation...)
+			}
+			r = answer(t, b, wantSilent(t, m, r))
+			if !signedOut(r) {
+				t.Fatalf("the answer that ends the session: %s", r)
+			}
+			signin := b.get(r.location())
+			back := form
+			if tc.form {
+				mustContain(t, "the sign-in page after a form of an ended session", signin, "was not sent")
+				back += "?done=signed_in_again"
+			}
+			link := regexp.MustCompile(`href="(/console/signin/oidc[^"]*)"`).FindStringSubmatch(signin.body)
+			if link == nil {
+				t.Fatalf("the sign-in page has no link to the identity provider: %s", signin)
+			}
+			l := startLoginAt(t, m, b, html.UnescapeString(link[1]), mona)
+			wantContinue(t, b.get(l.callback), back, loginCookie)
+			if got := e.request(req.ID); got.State != grants.StatePendingManager || len(got.History) != 1 {
+				t.Fatalf("the request is %s with %d events", got.State, len(got.History))
+			}
+		})
+	}
 }

@@ -1,6 +1,7 @@
 package console
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -259,7 +260,8 @@ func (c *Console) startSilent(w http.ResponseWriter, r *http.Request, sess Sessi
 	if sess.Logout != nil && sess.Logout.IDToken != "" {
 		hint = oauth2.SetAuthURLParam("id_token_hint", sess.Logout.IDToken)
 	}
-	to, err := c.beginLogin(ctx, w, r, oc, p, pendingLogin{Tenant: oc.cfg.Scope.Tenant(), Reverify: sess.id, Return: c.returnPage(r, kind)},
+	to, err := c.beginLogin(ctx, w, r, oc, p, pendingLogin{Tenant: oc.cfg.Scope.Tenant(), Reverify: sess.id, Return: c.returnPage(r, kind),
+		Form: kind == kindForm},
 		oauth2.SetAuthURLParam("prompt", "none"), hint)
 	if err != nil {
 		c.fail(w, r, nil, err)
@@ -394,7 +396,16 @@ func (c *Console) afterSilent(w http.ResponseWriter, r *http.Request, login pend
 		if brought {
 			c.clearSessionCookie(w, r)
 		}
-		http.Redirect(w, r, "/console/signin", http.StatusSeeOther)
+		// As any page of an ended session (signinAgain): the sign-in
+		// goes back to the page, where a form is asked for again.
+		page := returnParam(login.Return)
+		if u, perr := url.Parse(page); perr == nil && login.Form {
+			q := u.Query()
+			q.Del("done") // resubmit's, for a session verified
+			u.RawQuery = q.Encode()
+			page = localPage(u)
+		}
+		http.Redirect(w, r, signinReturning(page, login.Form), http.StatusSeeOther)
 	case err != nil:
 		c.fail(w, r, nil, err)
 	default:
@@ -431,15 +442,23 @@ func (c *Console) sessionFailed(w http.ResponseWriter, r *http.Request, touch bo
 // roles of another sign-in. A sign-in goes on to the requests page
 // anyway, which needs no return.
 func (c *Console) signinAgain(r *http.Request) string {
+	if kindOf(r, true) == kindForm {
+		return signinReturning(c.formPage(r), true)
+	}
+	return signinReturning(localPage(r.URL), false)
+}
+
+// signinReturning is the sign-in page that goes on to page, a localPage
+// ("" for the requests page); form says a form posted on page was not
+// sent (see signinAgain).
+func signinReturning(page string, form bool) string {
 	q := url.Values{}
-	switch kindOf(r, true) {
-	case kindForm:
+	switch {
+	case form:
 		q.Set("problem", "not_sent")
-		q.Set("return", withFlash(c.formPage(r), "signed_in_again"))
-	default:
-		if p := localPage(r.URL); p != "" && p != defaultReturn {
-			q.Set("return", p)
-		}
+		q.Set("return", withFlash(cmp.Or(page, defaultReturn), "signed_in_again"))
+	case page != "" && page != defaultReturn:
+		q.Set("return", page)
 	}
 	if len(q) == 0 {
 		return "/console/signin"
