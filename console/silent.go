@@ -421,7 +421,14 @@ func (c *Console) afterSilent(w http.ResponseWriter, r *http.Request, login pend
 // written (err), or ended (errNoSession).
 func (c *Console) sessionFailed(w http.ResponseWriter, r *http.Request, touch bool, err error) {
 	if errors.Is(err, errNoSession) {
-		c.clearSessionCookie(w, r)
+		// Only a cookie the request brought is deleted: a navigation
+		// another site started (a link in a chat, a redirect) comes
+		// without the SameSite=Strict cookie the browser still holds,
+		// and deleting it signed its user out of every tab whenever
+		// any site sent them to a console page.
+		if _, cerr := r.Cookie(c.cookieName(r)); cerr == nil {
+			c.clearSessionCookie(w, r)
+		}
 		if !touch {
 			w.WriteHeader(http.StatusUnauthorized)
 			return
