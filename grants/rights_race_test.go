@@ -3,6 +3,7 @@ package grants_test
 import (
 	"context"
 	"errors"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -59,6 +60,9 @@ func TestDecisionLosesToRightsRemovedMidway(t *testing.T) {
 			}
 			if !errors.Is(err, grants.ErrNotFound) && !errors.Is(err, grants.ErrForbidden) {
 				t.Fatalf("approval: %v, want not found or forbidden", err)
+			}
+			if !reflect.ValueOf(got).IsZero() {
+				t.Errorf("the refused approval returned the request: %+v", got)
 			}
 			stored, err := e.store.Get(ctx, manager.Principal, r.ID)
 			if err != nil || stored.State != grants.StatePendingCustomer {

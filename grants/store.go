@@ -260,7 +260,8 @@ func (s *Store) checkNoOpen(ctx context.Context, tx getter, open string, r Reque
 	return nil, nil
 }
 
-// Act applies act to request id on behalf of actor.
+// Act applies act to request id on behalf of actor, and returns the request
+// as actor may see it; with an error, the zero Request.
 func (s *Store) Act(ctx context.Context, id string, act Action, actor Actor, comment string) (Request, error) {
 	if act == ActionCreate || act == ActionExpire || act == ActionComplete {
 		return Request{}, newErr(ErrInvalid, "invalid_action", "%s is not an action users take", act)
@@ -298,7 +299,9 @@ func (s *Store) Act(ctx context.Context, id string, act Action, actor Actor, com
 		return Apply(r, act, actor, comment, env)
 	})
 	if err != nil {
-		return r, err
+		// r is the request as stored (or as it settled), not as the actor
+		// may see it: none of it goes back with a refusal.
+		return Request{}, err
 	}
 	return s.view(actor.Principal, r), nil
 }
