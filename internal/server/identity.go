@@ -73,7 +73,48 @@ func newVerifier(cfg config.Config, opts Options) (*identity.Verifier, *jwksfetc
 	for _, is := range issuers {
 		log.Info("trusting token issuer", "issuer", is.Issuer, "name", is.Name, "scope", is.Scope.String(), "audience", is.Audience)
 	}
+	if cfg.Runs(config.ComponentAPI) || cfg.Runs(config.ComponentProxy) {
+		warnAudienceIsClientID(opts.Logger, cfg, issuers)
+	}
 	return v, fetcher, nil
+}
+
+// warnAudienceIsClientID warns of each issuer whose tokens' audience is the
+// admin center's client id at that issuer: the ID tokens it signs for the
+// admin center then carry the audience the API and the proxy check, and
+// one with no nonce or at_hash (Entra ID's, refreshed) can't be told from
+// an access token. Not an error: one app registration serving both is
+// common, and requiring at+jwt, where the identity provider types its
+// access tokens so, closes it (ID tokens are typed JWT).
+func warnAudienceIsClientID(log *slog.Logger, cfg config.Config, issuers []config.Issuer) {
+	const msg = "the API's token audience is the admin center's client id: the API and the proxy may take the admin center's ID tokens for access tokens (those with no nonce or at_hash, as Entra ID refreshes them); give the API an audience of its own, or require at+jwt (README, Access tokens only)"
+	if cfg.IssuersFile == "" {
+		if cfg.OIDCIssuer != "" && cfg.OIDCIssuer == cfg.JWTIssuer && cfg.OIDCClientID == cfg.JWTAudience && takesJWT(cfg.JWTTokenTypesList()) {
+			log.Warn(msg, "setting", "LOCKBOX_JWT_AUDIENCE", "client_id_setting", "LOCKBOX_OIDC_CLIENT_ID", "client_id", cfg.OIDCClientID,
+				"fix", "LOCKBOX_JWT_AUDIENCE of its own, or LOCKBOX_JWT_TOKEN_TYPES=at+jwt")
+		}
+		return
+	}
+	for _, is := range issuers {
+		if is.Console != nil && is.Console.ClientID == is.Audience && takesJWT(is.TokenTypes) {
+			log.Warn(msg, "setting", "LOCKBOX_ISSUERS_FILE", "issuer", is.Name, "client_id", is.Audience,
+				"fix", "an audience other than its console client_id, or token_types: [at+jwt]")
+		}
+	}
+}
+
+// takesJWT reports whether an issuer with token types types takes tokens
+// typed JWT, as ID tokens are: with none listed, it does.
+func takesJWT(types []string) bool {
+	if len(types) == 0 {
+		return true
+	}
+	for _, t := range types {
+		if strings.EqualFold(strings.TrimPrefix(strings.ToLower(t), "application/"), "jwt") {
+			return true
+		}
+	}
+	return false
 }
 
 // warnNotOnboarded warns of each issuer of LOCKBOX_ISSUERS_FILE whose scope
