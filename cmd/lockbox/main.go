@@ -44,6 +44,14 @@ func main() {
 	gcdefaults.Apply(gcdefaults.Plan(os.Getenv, "/sys/fs/cgroup", "/proc/self/cgroup"))
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	if len(os.Args) > 1 && os.Args[1] == "dev" && runsServer(os.Args[1:]) && !signal.Ignored(syscall.SIGHUP) {
+		// "lockbox dev" runs in a terminal, and closing the terminal sends
+		// it SIGHUP: a stop like Ctrl-C, not the Go runtime's exit on the
+		// spot, which cut off the calls it was serving. Not when SIGHUP is
+		// ignored (nohup): Notify would undo that. "lockbox serve" runs
+		// under a supervisor, which stops it with SIGTERM.
+		signal.Notify(sigs, syscall.SIGHUP)
+	}
 	ctx, again := stopSignals(sigs)
 	if runsServer(os.Args[1:]) {
 		// A write to stdout or stderr whose reader is gone ("lockbox serve
