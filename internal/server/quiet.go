@@ -40,12 +40,16 @@ func (l *quietListener) Accept() (net.Conn, error) {
 	return qc, nil
 }
 
-// closeQuiet closes every connection that has sent nothing yet.
+// closeQuiet closes every connection that has sent nothing yet. One whose
+// bytes wait unread in its socket has spoken, though the server has not
+// read them yet (its goroutine not yet scheduled, on a loaded replica):
+// it is left to Shutdown, which serves the request the client sent
+// before the stop.
 func (l *quietListener) closeQuiet() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for c := range l.conns {
-		if c.state.CompareAndSwap(connQuiet, connClosed) {
+		if !bytesWaiting(c.Conn) && c.state.CompareAndSwap(connQuiet, connClosed) {
 			c.Conn.Close()
 		}
 		delete(l.conns, c)
