@@ -80,9 +80,10 @@ var keycloakOtherTypes = []string{"ID", "Refresh", "Offline", "Logout"}
 //   - "events": a logout token (OpenID Connect Back-Channel Logout) or
 //     another security event token (RFC 8417);
 //   - Keycloak's "typ" claim naming another kind of token;
-//   - the claims only ID tokens carry (idTokenClaims). Keycloak before
-//     version 25 copied the nonce into its access tokens, which its "typ"
-//     claim then says are "Bearer".
+//   - the claims only ID tokens carry (idTokenClaims), in a token that
+//     grants no scopes. Keycloak before version 25 copied the nonce into
+//     its access tokens, which its "typ" claim then says are "Bearer",
+//     and Azure AD B2C does, into tokens that carry "scp".
 func checkAccessClaims(claims map[string]json.RawMessage) error {
 	if _, ok := claims["events"]; ok {
 		return errNotAccessToken
@@ -99,6 +100,15 @@ func checkAccessClaims(claims map[string]json.RawMessage) error {
 	if strings.EqualFold(typ, "Bearer") {
 		return nil
 	}
+	// The scopes granted (RFC 9068's "scope", Entra ID's and Okta's "scp")
+	// are an access token's: no ID token carries them. Azure AD B2C copies
+	// the sign-in's nonce into the access tokens it issues with an ID
+	// token, which these tell apart.
+	for _, c := range accessTokenClaims {
+		if _, ok := claims[c]; ok {
+			return nil
+		}
+	}
 	for _, c := range idTokenClaims {
 		if _, ok := claims[c]; ok {
 			return errNotAccessToken
@@ -106,6 +116,9 @@ func checkAccessClaims(claims map[string]json.RawMessage) error {
 	}
 	return nil
 }
+
+// accessTokenClaims carry the scopes an access token grants.
+var accessTokenClaims = []string{"scope", "scp"}
 
 // idTokenClaims are defined for ID tokens only (OpenID Connect Core 1.0
 // §2, §3.1.3.6, §3.3.2.11; FAPI 1.0 "s_hash"): "nonce" binds one to the

@@ -28,7 +28,8 @@ type tokenTypeCase struct {
 // typed for something else (RFC 8725 §3.11). Each passes every claim check a
 // Verifier makes, and none says who may call an API: each is refused. Access
 // tokens, typed "JWT", "at+jwt" (RFC 9068) or not at all, still verify, and
-// Keycloak's before version 25, which copy the sign-in's nonce, too.
+// Keycloak's before version 25 and Azure AD B2C's, which copy the
+// sign-in's nonce, too.
 func TestVerifyRefusesTokensThatAreNoAccessToken(t *testing.T) {
 	keys := newTestKeys(t)
 	jwk := jose.JSONWebKey{Key: keys.ed.Public(), KeyID: "ed", Algorithm: string(jose.EdDSA), Use: "sig"}
@@ -50,6 +51,15 @@ func TestVerifyRefusesTokensThatAreNoAccessToken(t *testing.T) {
 			}
 		}
 	}
+	// Azure AD B2C copies the sign-in's nonce into the access tokens it
+	// issues with the ID token; its scopes say what they are.
+	b2c := func(c map[string]any) {
+		c["nonce"] = "anyRandomValue"
+		c["scp"] = "read"
+		c["azp"] = "38307aee-303c-4fff-8087-d8d2a0d7f0a1"
+		c["tfp"] = "B2C_1_signupsignin1"
+		c["ver"] = "1.0"
+	}
 	logout := func(c map[string]any) {
 		c["events"] = map[string]any{"http://schemas.openid.net/event/backchannel-logout": map[string]any{}}
 		c["jti"] = "bWJq"
@@ -64,6 +74,8 @@ func TestVerifyRefusesTokensThatAreNoAccessToken(t *testing.T) {
 		{name: "access token not typed", tok: tok{alg: jose.EdDSA, key: keys.ed, kid: "ed", noTyp: true}},
 		{name: "Keycloak access token", tok: signed(keycloak("Bearer", false), nil)},
 		{name: "Keycloak access token before 25, with the nonce", tok: signed(keycloak("Bearer", true), nil)},
+		{name: "Azure AD B2C access token, with the nonce", tok: signed(b2c, nil)},
+		{name: "RFC 9068 access token with a nonce and its scope", tok: signed(func(c map[string]any) { c["nonce"] = "n"; c["scope"] = "openid lockbox" }, typed("at+jwt"))},
 		{name: "access token with other claims", tok: signed(func(c map[string]any) { c["scp"] = "lockbox.access"; c["azp"] = "lockboxctl"; c["jti"] = "x" }, nil)},
 
 		{name: "OIDC ID token", tok: signed(idToken, nil), wantReason: "not an access token"},
