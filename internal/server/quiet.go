@@ -22,6 +22,10 @@ type quietListener struct {
 	net.Listener
 	mu    sync.Mutex
 	conns map[*quietConn]struct{}
+	// stopping is set by closeQuiet: a connection Accept returns after
+	// it (taken from the kernel just before the listener closed) is
+	// closed there, as closeQuiet would have.
+	stopping bool
 }
 
 func newQuietListener(ln net.Listener) *quietListener {
@@ -35,8 +39,15 @@ func (l *quietListener) Accept() (net.Conn, error) {
 	}
 	qc := &quietConn{Conn: c, l: l}
 	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.stopping {
+		// Returned closed, net/http's first read ends it.
+		if !bytesWaiting(c) && qc.state.CompareAndSwap(connQuiet, connClosed) {
+			c.Close()
+		}
+		return qc, nil
+	}
 	l.conns[qc] = struct{}{}
-	l.mu.Unlock()
 	return qc, nil
 }
 
@@ -48,6 +59,7 @@ func (l *quietListener) Accept() (net.Conn, error) {
 func (l *quietListener) closeQuiet() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.stopping = true
 	for c := range l.conns {
 		if !bytesWaiting(c.Conn) && c.state.CompareAndSwap(connQuiet, connClosed) {
 			c.Conn.Close()

@@ -91,3 +91,36 @@ func waitReadable(t *testing.T, c net.Conn) {
 	}
 	t.Fatal("the request sent never reached the server's socket")
 }
+
+// TestCloseQuietClosesAConnectionAcceptedAfterIt: a connection the kernel
+// handed to Accept just before the listener closed is registered only
+// once Accept returns, which may be after closeQuiet ran. Left open, the
+// stop waited for it as net/http does for a new connection, up to 5
+// seconds; it is closed at once, as one accepted before.
+func TestCloseQuietClosesAConnectionAcceptedAfterIt(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ql := newQuietListener(ln)
+	defer ql.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+
+	ql.closeQuiet()
+	c, err := ql.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+
+	// The deadline only bounds a failure.
+	_ = client.SetReadDeadline(time.Now().Add(10 * time.Second))
+	n, err := client.Read(make([]byte, 1))
+	if n > 0 || (!errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET)) {
+		t.Errorf("a connection accepted after the stop began, having sent nothing, read %d bytes, %v; want it closed", n, err)
+	}
+}
