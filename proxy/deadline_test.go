@@ -164,10 +164,15 @@ func encodeH2(t testing.TB, fields [][2]string) []byte {
 }
 
 // slowUpstream answers a GET with chunks every interval, and a POST with
-// the length of the body it read.
-func slowUpstream(chunks int, interval time.Duration) envOption {
+// the length of the body it read. With h2 it is an https upstream that
+// speaks HTTP/2 to the proxy.
+func slowUpstream(chunks int, interval time.Duration, h2 bool) envOption {
 	return func(e *testEnv, c *Config) {
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if h2 && r.ProtoMajor != 2 {
+				http.Error(w, "spoken to in "+r.Proto, http.StatusHTTPVersionNotSupported)
+				return
+			}
 			if r.Method == http.MethodPost {
 				b, err := io.ReadAll(r.Body)
 				if err != nil {
@@ -185,6 +190,15 @@ func slowUpstream(chunks int, interval time.Duration) envOption {
 				w.(http.Flusher).Flush()
 			}
 		}))
+		if h2 {
+			srv.EnableHTTP2 = true
+			srv.StartTLS()
+			roots := x509.NewCertPool()
+			roots.AddCert(srv.Certificate())
+			c.UpstreamTLS = &tls.Config{RootCAs: roots}
+		} else {
+			srv.Start()
+		}
 		e.t.Cleanup(srv.Close)
 		u, err := url.Parse(srv.URL + "/api/exchange")
 		if err != nil {
@@ -214,11 +228,23 @@ func (b *slowBody) Read(p []byte) (int, error) {
 }
 
 // TestMovingCallsAreNotCut: a download or an upload that keeps moving
-// takes as long as it takes, over either protocol, however much longer
-// than ClientTimeout.
+// takes as long as it takes, over either protocol, to an upstream spoken
+// to over HTTP/1.1 or HTTP/2, however much longer than ClientTimeout.
 func TestMovingCallsAreNotCut(t *testing.T) {
+	for _, up := range []struct {
+		name string
+		h2   bool
+	}{
+		{name: "plain http upstream"},
+		{name: "https upstream over HTTP/2", h2: true},
+	} {
+		t.Run(up.name, func(t *testing.T) { testMovingCallsAreNotCut(t, up.h2) })
+	}
+}
+
+func testMovingCallsAreNotCut(t *testing.T, upstreamH2 bool) {
 	const chunks, interval = 10, testClientTimeout / 5
-	e := newTestEnv(t, withClientTimeout(testClientTimeout), slowUpstream(chunks, interval))
+	e := newTestEnv(t, withClientTimeout(testClientTimeout), slowUpstream(chunks, interval, upstreamH2))
 	e.grantFor(alice, "contoso", "exchange", 2*time.Hour, "Get-Mailbox", "New-MailboxRepairRequest")
 	addr, roots := e.tlsProxy()
 	var want strings.Builder
@@ -289,22 +315,32 @@ func clientFor(t *testing.T, roots *x509.CertPool, h2 bool) *http.Client {
 // midway holds an HTTP/1.1 call for ClientTimeout, not for as long as it
 // likes, whatever the call: a body-less read (spoken by h1transport) or a
 // call with a body, to a plain-http or an https upstream (spoken by
-// net/http's Transport). The client sees the answer cut off, the upstream
-// sees the proxy hang up, and the call is logged and counted as failed
-// upstream: the client was waiting for more. (Over HTTP/2 the stream's
-// deadline ends the wait: TestH2StalledUpstreamIsCut.)
+// net/http's Transport), over HTTP/1.1 or HTTP/2 to an https one. The
+// client sees the answer cut off, the upstream sees the proxy hang up, and
+// the call is logged and counted as failed upstream: the client was
+// waiting for more. (Over HTTP/2 the stream's deadline ends the wait:
+// TestH2StalledUpstreamIsCut.)
 func TestStalledUpstreamIsCut(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		https bool
+		h2    bool // the https upstream offers HTTP/2
 		body  bool
 	}{
 		{name: "read, plain http"},
 		{name: "call with a body, plain http", body: true},
 		{name: "read, https", https: true},
 		{name: "call with a body, https", https: true, body: true},
+		// The upstream's connection stays alive (it answers the proxy's
+		// pings) while the answer stalls: only the call can tell.
+		{name: "read, https over HTTP/2", https: true, h2: true},
+		{name: "call with a body, https over HTTP/2", https: true, h2: true, body: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			// Longer than the other tests' timeout: the checks and the trip
+			// to the upstream must fit in it on a loaded machine, before the
+			// stall starts.
+			const timeout = 3 * testClientTimeout
 			hungUp := make(chan string, 8)
 			release := make(chan struct{})
 			stall := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -318,7 +354,10 @@ func TestStalledUpstreamIsCut(t *testing.T) {
 				}
 			})
 			upstream := upstreamAt(stall)
-			if tc.https {
+			switch {
+			case tc.h2:
+				upstream = h2Upstream(stall, timeout)
+			case tc.https:
 				upstream = func(e *testEnv, c *Config) {
 					srv := httptest.NewTLSServer(stall) // HTTP/1.1 only
 					e.t.Cleanup(srv.Close)
@@ -332,10 +371,6 @@ func TestStalledUpstreamIsCut(t *testing.T) {
 					c.UpstreamTLS = &tls.Config{RootCAs: roots}
 				}
 			}
-			// Longer than the other tests' timeout: the checks and the trip
-			// to the upstream must fit in it on a loaded machine, before the
-			// stall starts.
-			const timeout = 3 * testClientTimeout
 			e := newTestEnv(t, withClientTimeout(timeout), patientStore, upstream)
 			t.Cleanup(func() { close(release) }) // before the upstream's Close, which waits for it
 			e.grantFor(alice, "contoso", "exchange", 2*time.Hour, "Get-Mailbox", "New-MailboxRepairRequest")
@@ -382,8 +417,12 @@ func TestStalledUpstreamIsCut(t *testing.T) {
 			}
 			select {
 			case proto := <-hungUp:
-				if proto != "HTTP/1.1" {
-					t.Errorf("the upstream was spoken to in %s, want HTTP/1.1", proto)
+				want := "HTTP/1.1"
+				if tc.h2 {
+					want = "HTTP/2.0"
+				}
+				if proto != want {
+					t.Errorf("the upstream was spoken to in %s, want %s", proto, want)
 				}
 			case <-ctx.Done():
 				t.Fatal("the upstream is still held")
@@ -396,8 +435,144 @@ func TestStalledUpstreamIsCut(t *testing.T) {
 				}
 				time.Sleep(10 * time.Millisecond)
 			}
-			if n := len(e.logLines("proxy call failed upstream")); n != 1 {
-				t.Errorf("%d failure log lines, want one:\n%s", n, e.logs)
+			if lines := e.logLines("proxy call failed upstream"); len(lines) != 1 {
+				t.Errorf("%d failure log lines, want one:\n%s", len(lines), e.logs)
+			} else if msg, _ := lines[0]["error"].(string); tc.h2 && !strings.Contains(msg, stallCut) {
+				// Not the connection's quiet timeout: the pings keep it alive.
+				t.Errorf("failed with %q, want the call's stall cut (%q)", msg, stallCut)
+			}
+			if got := testutil.ToFloat64(e.h.metrics.requests.WithLabelValues("exchange", decisionError)); got != 1 {
+				t.Errorf("requests{exchange,%s} = %v, want 1", decisionError, got)
+			}
+		})
+	}
+}
+
+// stallCut is what the log says of a call a stallWatch cut.
+const stallCut = "nothing moved to or from the upstream for the client timeout"
+
+// h2Upstream is an https upstream speaking HTTP/2 to the proxy, whose
+// transport is NewTransport's for timeout but pings a silent connection
+// far more often than a quarter of it, as upstreamPingAfter does
+// DefaultClientTimeout: the connection is never quiet for long, as one
+// carrying other calls would not be, so only the call can tell that it
+// stalled.
+func h2Upstream(h http.Handler, timeout time.Duration) envOption {
+	return func(e *testEnv, c *Config) {
+		srv := httptest.NewUnstartedServer(h)
+		srv.EnableHTTP2 = true
+		srv.StartTLS()
+		e.t.Cleanup(srv.Close)
+		u, err := url.Parse(srv.URL)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		c.Upstreams["exchange"] = u
+		roots := x509.NewCertPool()
+		roots.AddCert(srv.Certificate())
+		tr := newTransport(true, &tls.Config{RootCAs: roots}, timeout, h2Pings{after: timeout / 10, timeout: time.Minute})
+		e.t.Cleanup(tr.(splitTransport).std.(*http.Transport).CloseIdleConnections)
+		c.Transport = tr
+	}
+}
+
+// TestStalledUploadIsCut: an upstream spoken to over HTTP/2 that stops
+// taking an HTTP/1.1 client's upload (it reads no more, so the stream's
+// flow-control window stays shut) holds the call for ClientTimeout, not
+// for as long as it likes, once it answered. The upstream
+// sees the proxy hang up, and the call is logged and counted as failed
+// upstream: the client was still sending.
+func TestStalledUploadIsCut(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		answer bool // the upstream answers before it stops reading
+	}{
+		{name: "after the answer's header", answer: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// Longer than the other tests' timeout: the checks and the trip
+			// to the upstream must fit in it on a loaded machine, before the
+			// stall starts.
+			const timeout = 3 * testClientTimeout
+			hungUp := make(chan string, 8)
+			release := make(chan struct{})
+			stall := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, _ = r.Body.Read(make([]byte, 1))
+				if tc.answer {
+					_, _ = io.WriteString(w, "first\n")
+					w.(http.Flusher).Flush()
+				}
+				select {
+				case <-r.Context().Done():
+					hungUp <- r.Proto
+				case <-release:
+				}
+			})
+			e := newTestEnv(t, withClientTimeout(timeout), patientStore, h2Upstream(stall, timeout))
+			t.Cleanup(func() { close(release) }) // before the upstream's Close, which waits for it
+			e.grantFor(alice, "contoso", "exchange", 2*time.Hour, "Get-Mailbox", "New-MailboxRepairRequest")
+			addr, roots := e.tlsProxy()
+			client := clientFor(t, roots, false)
+			// The TLS handshake is bounded by the timeout too: the
+			// connection is opened by a denied call first, again if need be.
+			for i := 0; ; i++ {
+				res, err := client.Get("https://" + addr + mailboxes)
+				if err == nil {
+					_, _ = io.Copy(io.Discard, res.Body)
+					res.Body.Close()
+					break
+				}
+				if i == 4 {
+					t.Fatal(err)
+				}
+			}
+			// Generous: the cut is due after timeout.
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			// Far more than the upstream's window for a stream and the
+			// proxy's buffers: the upload stops moving.
+			body := strings.NewReader(strings.Repeat("x", 4<<20))
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+addr+mailboxes+"/alice/repair", body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Authorization", e.bearer(alice))
+			req.Header.Set("Content-Type", "text/plain") // streamed as it comes
+			// The client sees a 502, the answer cut off, or its upload
+			// fail as the proxy closes the connection: which, depends on
+			// how far its upload got.
+			var got []byte
+			res, err := client.Do(req)
+			if err == nil {
+				got, err = io.ReadAll(res.Body)
+				res.Body.Close()
+				if err == nil && res.StatusCode == http.StatusOK {
+					t.Fatalf("%s %s %q, want the call to fail", res.Proto, res.Status, got)
+				}
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("read %q, %v after the test's patience: the call is still held\n%s", got, err, e.logs)
+			}
+			select {
+			case proto := <-hungUp:
+				if proto != "HTTP/2.0" {
+					t.Errorf("the upstream was spoken to in %s, want HTTP/2.0", proto)
+				}
+			case <-ctx.Done():
+				t.Fatal("the upstream is still held")
+			}
+			// Counted as the handler returns, after its log line: the
+			// denied call that opened the connection, then this one.
+			for sumMetric(t, e, "lockbox_proxy_requests_total") < 2 {
+				if ctx.Err() != nil {
+					t.Fatalf("the call was never counted:\n%s", e.logs)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			if lines := e.logLines("proxy call failed upstream"); len(lines) != 1 {
+				t.Errorf("%d failure log lines, want one:\n%s", len(lines), e.logs)
+			} else if msg, _ := lines[0]["error"].(string); !strings.Contains(msg, stallCut) {
+				t.Errorf("failed with %q, want the call's stall cut (%q)", msg, stallCut)
 			}
 			if got := testutil.ToFloat64(e.h.metrics.requests.WithLabelValues("exchange", decisionError)); got != 1 {
 				t.Errorf("requests{exchange,%s} = %v, want 1", decisionError, got)

@@ -116,8 +116,10 @@ func ForwardedHeaders() []string { return slices.Clone(forwardedHeaders) }
 // bytes of an answer (the waits for the upstream count against the call's
 // deadline): h1transport's for its body (ResponseBodyIdleTimeout), and
 // net/http's Transport's by closing a connection on which nothing moved
-// for it (quietDialer). Over HTTP/2 the stream's deadline ends such a wait
-// too. HTTP/2 connections are pinged when they go
+// for it (quietDialer). Over HTTP/2, which keeps a connection from going
+// quiet, the client's stream deadline ends such a wait, and for an
+// HTTP/1.1 client the handler's stallWatch. HTTP/2 connections are pinged
+// when they go
 // quiet, and one whose peer stopped answering is closed (upstreamPingAfter),
 // so that calls are no longer sent to it.
 func NewTransport(http2 bool, tlsConfig *tls.Config, bodyIdle time.Duration) http.RoundTripper {
@@ -311,6 +313,8 @@ type outcome struct {
 	body upstreamBody
 	// clientBody is the client's request body, when it has one.
 	clientBody *progressBody
+	// watch, when the call has one, cuts it if it stalls (stallWatch).
+	watch *stallWatch
 }
 
 func (o *outcome) Value(key any) any {
@@ -358,6 +362,9 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, c *call) (deci
 		// An answer broken off midway reaches no ErrorHandler: its body's
 		// read error is the only trace of the upstream's failure.
 		out.err = out.body.err
+	}
+	if out.watch != nil && out.watch.stop() && out.err != nil {
+		out.err = fmt.Errorf("nothing moved to or from the upstream for the client timeout (%s): %w", h.cfg.ClientTimeout, out.err)
 	}
 
 	if out.err != nil && errors.Is(out.err, context.Canceled) && r.Context().Err() != nil {
@@ -619,14 +626,20 @@ func modifyResponse(res *http.Response) error {
 
 // watchBody has the forwarded call's outcome keep the first error reading
 // the answer's body: the upstream closing midway, a body shorter than its
-// Content-Length, a trailer section past the transport's bound.
+// Content-Length, a trailer section past the transport's bound. An answer
+// that came over HTTP/2 to an HTTP/1.1 client is watched for a stall too
+// (stallWatch), which closes the body, failing its read.
 func watchBody(res *http.Response) {
 	if res.Request == nil {
 		return
 	}
 	if out, ok := res.Request.Context().Value(outcomeKey{}).(*outcome); ok {
-		out.body.ReadCloser = res.Body
+		body := res.Body
+		out.body.ReadCloser = body
 		res.Body = &out.body
+		if d := out.w.deadline; res.ProtoMajor == 2 && d != nil && d.h1 {
+			out.watch = watchStall(d, out.clientBody, func() { _ = body.Close() })
+		}
 	}
 }
 

@@ -34,7 +34,7 @@ import (
 // connection is pinged after upstreamPingAfter of silence, far less than
 // DefaultClientTimeout, so only a dead one goes that quiet: a stalled
 // stream on a live one is ended by the client's HTTP/2 stream deadline,
-// and for an HTTP/1.1 client by nothing but the client (README says so).
+// and for an HTTP/1.1 client by the call's stallWatch.
 type quietDialer struct {
 	dial    func(ctx context.Context, network, addr string) (net.Conn, error)
 	timeout time.Duration
