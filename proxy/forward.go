@@ -346,17 +346,37 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, c *call) (deci
 	*in.URL = url.URL{Path: c.Path, RawPath: c.Path, RawQuery: c.route.target.Query()}
 	in.Header = c.header
 	in.Trailer = nil
+	var cancel context.CancelFunc
 	if r.Body != nil && r.Body != http.NoBody {
 		// A body sent without Content-Length is only measured as it
 		// streams; past the limit the upstream sees a truncated body and
 		// the client gets 413.
 		in.Body = http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes)
+		if c.deadline.h1 && c.route.up.scheme == "https" {
+			// The upstream may speak HTTP/2, and stop taking the upload
+			// before it answers, which only the call can tell
+			// (stallWatch); over HTTP/1.1 the connection's quiet timeout
+			// would end it anyway. The watch is armed before the answer
+			// comes, so the call must be its to cancel. Calls without a
+			// body, the usual read, are never watched before their answer.
+			out.Context, cancel = context.WithCancel(out.Context)
+			if out.clientBody == nil {
+				// A body read whole for its checks: its bytes taken by
+				// the upstream move the deadline on, as a streamed one's
+				// do as the client sends them.
+				in.Body = &sentBody{ReadCloser: in.Body, d: &c.deadline}
+			}
+			out.watch = watchStall(&c.deadline, out.clientBody, cancel)
+		}
 	}
 	// The wait for the upstream's answer counts against the client's
 	// deadline; it gets at least three quarters of it, however long the
 	// checks took.
 	c.deadline.progress()
 	aborted = serveAbortable(c.route.up.proxy, &out.w, in)
+	if cancel != nil {
+		cancel()
+	}
 	out.w.dropTrailers()
 	if out.err == nil {
 		// An answer broken off midway reaches no ErrorHandler: its body's
@@ -637,8 +657,18 @@ func watchBody(res *http.Response) {
 		body := res.Body
 		out.body.ReadCloser = body
 		res.Body = &out.body
-		if d := out.w.deadline; res.ProtoMajor == 2 && d != nil && d.h1 {
-			out.watch = watchStall(d, out.clientBody, func() { _ = body.Close() })
+		switch d := out.w.deadline; {
+		case res.ProtoMajor != 2:
+			if out.watch != nil {
+				// Armed for an upload (forward): over HTTP/1.1 the
+				// connection's quiet timeout bounds the rest.
+				out.watch.stop()
+			}
+		case out.watch != nil:
+			out.watch.answer(body)
+		case d != nil && d.h1:
+			out.watch = watchStall(d, out.clientBody, nil)
+			out.watch.answer(body)
 		}
 	}
 }

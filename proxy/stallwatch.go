@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"io"
 	"time"
 )
 
@@ -11,28 +12,40 @@ import (
 // Over HTTP/2 the upstream connection never goes quiet (it answers the
 // transport's pings, and carries other calls), so quietDialer never cuts
 // it, and net/http's Transport has no bound between two pieces of an
-// answer: an upstream that sent part of an answer and then nothing held
-// the call until the client gave up. An HTTP/2 client's stream is ended by
-// its own deadline; an HTTP/1.1 connection's deadlines fail only its reads
-// and writes, and the handler, waiting on the upstream, makes neither.
-// The watch is that deadline noticed: it goes off as the client's
-// deadline passes (clientDeadline.set plus the timeout, so after a quiet
-// spell of between three quarters of the timeout and all of it, as
-// quietDialer's), and cuts the call unless the deadline was moved on
-// meanwhile, by a byte read from the client or written to it. It is
-// armed only for such calls, after the answer's header came over HTTP/2:
-// calls to plain-http upstreams and answers over HTTP/1.1 never take it.
-// It costs a timer per call, and a clock read each time it goes off (at
-// most every quarter of the timeout while the call moves), never per read.
+// answer, nor on an upload the upstream stops taking: such an upstream
+// held the call until the client gave up. An HTTP/2 client's stream is
+// ended by its own deadline; an HTTP/1.1 connection's deadlines fail only
+// its reads and writes, and the handler, waiting on the upstream, makes
+// neither. The watch is that deadline noticed: it goes off as the
+// client's deadline passes (clientDeadline.set plus the timeout, so after
+// a quiet spell of between three quarters of the timeout and all of it,
+// as quietDialer's), and cuts the call unless the deadline was moved on
+// meanwhile, by a byte read from the client or written to it.
+//
+// Only HTTP/1.1 clients' calls take it, and of those only the ones that
+// may go over HTTP/2: an answer that came over HTTP/2 (watchBody), and a
+// call with a body to an https upstream, watched from before its answer
+// since the upstream may stop taking the upload before it answers
+// (forward), and stopped if the answer comes over HTTP/1.1. Calls to
+// plain-http upstreams, and reads answered over HTTP/1.1, never take it.
+// An upload's bytes move the deadline on as the transport takes them: a
+// streamed body's as they are read from the client (progressBody), a body
+// read whole for its checks as they are sent (sentBody). The watch costs
+// a timer per call, and a clock read each time it goes off (at most every
+// quarter of the timeout while the call moves), never one per read.
 type stallWatch struct {
 	d *clientDeadline
-	// cut ends the call upstream; it is called at most once, without d's
-	// lock.
-	cut func()
+	// cancel, when the watch was armed before the answer, cancels the
+	// call's context: it fails the wait for the answer, and the upload.
+	cancel func()
 	// client is the client's request body, when it has one.
 	client *progressBody
 
 	// Guarded by d.mu.
+	// body is the answer's body once it came: closing it fails its read
+	// (net/http's HTTP/2 transport heeds the context no more while it
+	// still sends the upload).
+	body    io.Closer
 	timer   *time.Timer
 	stopped bool
 	// graced is set while the watch waits a quarter of the timeout more
@@ -42,14 +55,28 @@ type stallWatch struct {
 	fired bool
 }
 
-// watchStall arms a watch on the call whose deadlines are d, which cut
-// ends upstream.
-func watchStall(d *clientDeadline, client *progressBody, cut func()) *stallWatch {
-	w := &stallWatch{d: d, cut: cut, client: client}
+// watchStall arms a watch on the call whose deadlines are d: before its
+// answer with the cancel of its context, or on its answer with nil and
+// then answer.
+func watchStall(d *clientDeadline, client *progressBody, cancel func()) *stallWatch {
+	w := &stallWatch{d: d, cancel: cancel, client: client}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	w.timer = time.AfterFunc(d.timeout-time.Since(d.set), w.check)
 	return w
+}
+
+// answer gives the watch the answer's body, which it closes to cut the
+// call.
+func (w *stallWatch) answer(body io.Closer) {
+	w.d.mu.Lock()
+	fired := w.fired
+	w.body = body
+	w.d.mu.Unlock()
+	if fired {
+		// Cut as the answer came.
+		_ = body.Close()
+	}
 }
 
 // check runs as the watch goes off: it cuts the call if the client's
@@ -86,8 +113,14 @@ func (w *stallWatch) check() {
 		return
 	}
 	w.fired = true
+	body := w.body
 	d.mu.Unlock()
-	w.cut()
+	if w.cancel != nil {
+		w.cancel()
+	}
+	if body != nil {
+		_ = body.Close()
+	}
 }
 
 // stop disarms the watch, as the call's forwarding ends, and reports
@@ -98,4 +131,20 @@ func (w *stallWatch) stop() (fired bool) {
 	w.stopped = true
 	w.timer.Stop()
 	return w.fired
+}
+
+// sentBody is a body read whole for its checks, which moves its call's
+// deadlines on as the transport takes it for the upstream, for a
+// stallWatch.
+type sentBody struct {
+	io.ReadCloser
+	d *clientDeadline
+}
+
+func (b *sentBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if n > 0 {
+		b.d.progress()
+	}
+	return n, err
 }
