@@ -484,16 +484,21 @@ func h2Upstream(h http.Handler, timeout time.Duration) envOption {
 // sees the proxy hang up, and the call is logged and counted as failed
 // upstream: the client was still sending. A client that stops sending its
 // upload midway is cut at the same moment, by its own read deadline, and
-// the call is the client's failure, not the upstream's.
+// the call is the client's failure, not the upstream's. An HTTP/2
+// client's stream deadline cuts such a call, and the upstream sees that
+// too, though net/http's HTTP/2 transport heeds no canceled context while
+// it still sends an upload after the answer came.
 func TestStalledUploadIsCut(t *testing.T) {
 	for _, tc := range []struct {
 		name         string
 		answer       bool // the upstream answers before it stops reading
 		clientStalls bool // the client stops sending, not the upstream taking
+		h2           bool // the client speaks HTTP/2
 	}{
 		{name: "before the answer"},
 		{name: "after the answer's header", answer: true},
 		{name: "the client stops sending", clientStalls: true},
+		{name: "HTTP/2 client, after the answer's header", answer: true, h2: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// Longer than the other tests' timeout: the checks and the trip
@@ -518,7 +523,7 @@ func TestStalledUploadIsCut(t *testing.T) {
 			t.Cleanup(func() { close(release) }) // before the upstream's Close, which waits for it
 			e.grantFor(alice, "contoso", "exchange", 2*time.Hour, "Get-Mailbox", "New-MailboxRepairRequest")
 			addr, roots := e.tlsProxy()
-			client := clientFor(t, roots, false)
+			client := clientFor(t, roots, tc.h2)
 			// The TLS handshake is bounded by the timeout too: the
 			// connection is opened by a denied call first, again if need be.
 			for i := 0; ; i++ {
@@ -598,10 +603,14 @@ func TestStalledUploadIsCut(t *testing.T) {
 				}
 				return
 			}
+			cut := stallCut
+			if tc.h2 {
+				cut = "which ended the stream" // the stream's deadline (streamCut)
+			}
 			if lines := e.logLines(failed); len(lines) != 1 {
 				t.Errorf("%d failure log lines, want one:\n%s", len(lines), e.logs)
-			} else if msg, _ := lines[0]["error"].(string); !strings.Contains(msg, stallCut) {
-				t.Errorf("failed with %q, want the call's stall cut (%q)", msg, stallCut)
+			} else if msg, _ := lines[0]["error"].(string); !strings.Contains(msg, cut) {
+				t.Errorf("failed with %q, want the cut's (%q)", msg, cut)
 			}
 			if got := testutil.ToFloat64(e.h.metrics.requests.WithLabelValues("exchange", decisionError)); got != 1 {
 				t.Errorf("requests{exchange,%s} = %v, want 1", decisionError, got)

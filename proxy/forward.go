@@ -119,9 +119,8 @@ func ForwardedHeaders() []string { return slices.Clone(forwardedHeaders) }
 // for it (quietDialer). Over HTTP/2, which keeps a connection from going
 // quiet, the client's stream deadline ends such a wait, and for an
 // HTTP/1.1 client the handler's stallWatch. HTTP/2 connections are pinged
-// when they go
-// quiet, and one whose peer stopped answering is closed (upstreamPingAfter),
-// so that calls are no longer sent to it.
+// when they go quiet, and one whose peer stopped answering is closed
+// (upstreamPingAfter), so that calls are no longer sent to it.
 func NewTransport(http2 bool, tlsConfig *tls.Config, bodyIdle time.Duration) http.RoundTripper {
 	return newTransport(http2, tlsConfig, bodyIdle, h2Pings{after: upstreamPingAfter, timeout: upstreamPingTimeout})
 }
@@ -384,7 +383,13 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, c *call) (deci
 		out.err = out.body.err
 	}
 	if out.watch != nil && out.watch.stop() && out.err != nil {
-		out.err = fmt.Errorf("nothing moved to or from the upstream for the client timeout (%s): %w", h.cfg.ClientTimeout, out.err)
+		if c.deadline.h1 {
+			out.err = fmt.Errorf("nothing moved to or from the upstream for the client timeout (%s): %w", h.cfg.ClientTimeout, out.err)
+		} else {
+			// The call's end closed the answer's body (watchCancel): it is
+			// told below whether the stream's deadline or the client did.
+			out.err = fmt.Errorf("%w: %w", r.Context().Err(), out.err)
+		}
 	}
 
 	if out.err != nil && errors.Is(out.err, context.Canceled) && r.Context().Err() != nil {
@@ -669,6 +674,10 @@ func watchBody(res *http.Response) {
 		case d != nil && d.h1:
 			out.watch = watchStall(d, out.clientBody, nil)
 			out.watch.answer(body)
+		case res.Request.Body != nil && res.Request.Body != http.NoBody:
+			// An HTTP/2 client's call with an upload: its stream's
+			// deadline ends it, but the transport may not heed that.
+			out.watch = watchCancel(out.Context, body)
 		}
 	}
 }

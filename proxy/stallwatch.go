@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"io"
 	"time"
 )
@@ -28,6 +29,8 @@ import (
 // since the upstream may stop taking the upload before it answers
 // (forward), and stopped if the answer comes over HTTP/1.1. Calls to
 // plain-http upstreams, and reads answered over HTTP/1.1, never take it.
+// (An HTTP/2 client's call with an upload takes a lighter one, with no
+// timer: watchCancel.)
 // An upload's bytes move the deadline on as the transport takes them: a
 // streamed body's as they are read from the client (progressBody), a body
 // read whole for its checks as they are sent (sentBody). The watch costs
@@ -40,6 +43,9 @@ type stallWatch struct {
 	cancel func()
 	// client is the client's request body, when it has one.
 	client *progressBody
+	// stopClose, for an HTTP/2 client's call, is the stop of its
+	// context's AfterFunc (watchCancel); d is then nil.
+	stopClose func() bool
 
 	// Guarded by d.mu.
 	// body is the answer's body once it came: closing it fails its read
@@ -123,9 +129,26 @@ func (w *stallWatch) check() {
 	}
 }
 
+// watchCancel closes the answer's body of an HTTP/2 client's call with an
+// upload once the call's context ends. The client's stream deadline, or
+// its reset, cancels that context, which fails the wait for an answer
+// and, once the upload is sent, the read of the answer's body; but while
+// net/http's HTTP/2 transport still sends an upload after the answer came,
+// it heeds no context, so an upstream that answered and then stopped
+// taking the upload held the handler and the upstream's stream after the
+// client's stream was gone. Only such calls take it: answers over HTTP/2
+// to calls with a body.
+func watchCancel(ctx context.Context, body io.Closer) *stallWatch {
+	return &stallWatch{stopClose: context.AfterFunc(ctx, func() { _ = body.Close() })}
+}
+
 // stop disarms the watch, as the call's forwarding ends, and reports
-// whether it cut the call.
+// whether it cut the call (for watchCancel's, whether the context's end
+// closed the body).
 func (w *stallWatch) stop() (fired bool) {
+	if w.d == nil {
+		return !w.stopClose()
+	}
 	w.d.mu.Lock()
 	defer w.d.mu.Unlock()
 	w.stopped = true
