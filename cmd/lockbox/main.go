@@ -34,6 +34,13 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
+// redisLogsHere is set by main: the logger a command makes from its
+// configuration takes go-redis's messages as well (server.SetRedisLogger).
+// go-redis has one logger for the whole process, which belongs to the
+// process's command, not to each of the commands tests run in-process, one
+// after another, each with its own buffer for stderr.
+var redisLogsHere bool
+
 func main() {
 	// Every permitted call gets a UUID v7 for its audit record: read
 	// randomness a few KiB at a time rather than once per record. (It must
@@ -53,6 +60,7 @@ func main() {
 		signal.Notify(sigs, syscall.SIGHUP)
 	}
 	ctx, again := stopSignals(sigs)
+	redisLogsHere = true
 	if runsServer(os.Args[1:]) {
 		// A write to stdout or stderr whose reader is gone ("lockbox serve
 		// | forwarder", and the forwarder died) must fail, not end the
@@ -283,15 +291,18 @@ func stoppedStarting(ctx context.Context, log *slog.Logger, err error) error {
 	return err
 }
 
-// loadConfig loads the configuration for mode and its logger, and warns of
-// every LOCKBOX_ variable nothing in Lockbox reads: a misspelt one
-// (LOCKBOX_AUDIT_REPLICA) would otherwise be ignored without a word. A
-// warning, not an error, since the shell may hold others' variables; and
-// given also when the configuration is refused (through a text logger at
-// info), as the misspelling may be why.
+// loadConfig loads the configuration for mode and its logger (go-redis's
+// too, with redisLogsHere), and warns of every LOCKBOX_ variable nothing in
+// Lockbox reads: a misspelt one (LOCKBOX_AUDIT_REPLICA) would otherwise be
+// ignored without a word. A warning, not an error, since the shell may hold
+// others' variables; and given also when the configuration is refused
+// (through a text logger at info), as the misspelling may be why.
 func loadConfig(env map[string]string, mode config.Mode, stderr io.Writer) (config.Config, *slog.Logger, error) {
 	cfg, err := config.LoadFor(env, mode)
 	log := cfg.Logger(stderr)
+	if redisLogsHere {
+		server.SetRedisLogger(log)
+	}
 	for _, u := range config.UnknownVars(env) {
 		log.Warn(u.String(), "variable", u.Name, "did_you_mean", u.Suggestion)
 	}
