@@ -263,7 +263,7 @@ type Config struct {
 	// Pprof serves Go's profiler on the metrics address.
 	Pprof bool `env:"PPROF" envDefault:"false" desc:"serve Go's profiler (/debug/pprof/) on LOCKBOX_METRICS_ADDR, never on the proxy's or the API's address: CPU and heap profiles of a running replica"`
 	// LogFormat is the log format: text or json.
-	LogFormat string `env:"LOG_FORMAT" envDefault:"text" desc:"log format: text or json, of every line on stderr, go-redis's messages included (at warn, component=redis)"`
+	LogFormat string `env:"LOG_FORMAT" envDefault:"text" desc:"log format: text or json, of every line on stderr, go-redis's messages included (at warn, component=redis; each kind at most once in 10s, the next one's repeated counting those not logged)"`
 
 	// SweepInterval is how often expired requests and ended grants are
 	// settled. Access ends at a grant's expiry regardless; the sweep records
