@@ -198,11 +198,6 @@ func (s *server) verifyAudit(w http.ResponseWriter, r *http.Request, p identity.
 	return writeJSON(w, http.StatusOK, wireVerification(v))
 }
 
-// retryAfterBusy is the Retry-After of a 429 too_many_reads, in seconds.
-// When one of the reads running ends can't be told; this is about as long
-// as a client should wait before it asks again.
-const retryAfterBusy = "10"
-
 // longRead takes a slot of Config.LongReads for an export or a
 // verification of p, which runs until it is done or its client leaves:
 // beyond the bound it is 429 too_many_reads, before it reads anything.
@@ -214,7 +209,7 @@ func (s *server) longRead(w http.ResponseWriter, r *http.Request, p identity.Pri
 	}
 	s.log.WarnContext(r.Context(), "audit read refused: too many at once",
 		"trace_id", w.Header().Get(headerTraceID), "user", p.Subject, "tenant", p.TenantID, "error", err)
-	w.Header().Set("Retry-After", retryAfterBusy)
+	w.Header().Set("Retry-After", readlimit.RetryAfter)
 	if errors.Is(err, readlimit.ErrCallerBusy) {
 		return nil, httperr.New(http.StatusTooManyRequests, "too_many_reads",
 			"you already run %d audit exports or verifications at once, the most one caller may; retry when one has ended",

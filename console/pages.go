@@ -1090,10 +1090,6 @@ func (c *Console) exportAudit(w http.ResponseWriter, r *http.Request, sess Sessi
 	return err
 }
 
-// retryAfterBusy is the Retry-After of the page that refuses an export or
-// a verification beyond Config.LongReads, in seconds.
-const retryAfterBusy = "10"
-
 // longRead takes a slot of Config.LongReads for an export or a
 // verification of the session's user, which runs until it is done or the
 // browser goes away: beyond the bound the user gets a 429 page that says
@@ -1106,7 +1102,7 @@ func (c *Console) longRead(w http.ResponseWriter, r *http.Request, sess Session)
 		return release, nil
 	}
 	c.log.WarnContext(r.Context(), "console: audit read refused: too many at once", "user", p.Subject, "tenant", p.TenantID, "error", err)
-	w.Header().Set("Retry-After", retryAfterBusy)
+	w.Header().Set("Retry-After", readlimit.RetryAfter)
 	if errors.Is(err, readlimit.ErrCallerBusy) {
 		return nil, httperr.New(http.StatusTooManyRequests, "too_many_reads",
 			"You already run %d audit exports or verifications at once, the most one user may. "+

@@ -34,6 +34,11 @@ const (
 	DefaultTotal = 16
 )
 
+// RetryAfter is the Retry-After, in seconds, of the 429 that refuses a
+// read: when one of the reads running ends can't be told, and this is about
+// as long as a client should wait before it asks again.
+const RetryAfter = "10"
+
 // ErrCallerBusy is Acquire's refusal when the caller already runs as many
 // long reads as it may.
 var ErrCallerBusy = errors.New("readlimit: the caller runs as many long reads as it may")
