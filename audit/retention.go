@@ -232,23 +232,28 @@ type siemTrimReport struct {
 // will ever know of them. Call it before trimming, where the SIEM
 // forwarder runs.
 func (l *Log) ReportSIEMTrims(reg prometheus.Registerer, logger *slog.Logger) error {
+	c, logger, err := reportCounter(reg, logger, "lockbox_siem_records_trimmed_unread_total",
+		"Audit records retention removed before any SIEM forwarder read them: they never reached the SIEM.")
+	if err != nil {
+		return err
+	}
+	l.siemTrims = &siemTrimReport{counter: c, log: logger}
+	return nil
+}
+
+// reportCounter is a Report method's counter, registered with reg when
+// there is one, and its logger, which discards when nil.
+func reportCounter(reg prometheus.Registerer, logger *slog.Logger, name, help string) (prometheus.Counter, *slog.Logger, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	r := &siemTrimReport{
-		counter: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "lockbox_siem_records_trimmed_unread_total",
-			Help: "Audit records retention removed before any SIEM forwarder read them: they never reached the SIEM.",
-		}),
-		log: logger,
-	}
+	c := prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
 	if reg != nil {
-		if err := reg.Register(r.counter); err != nil {
-			return fmt.Errorf("audit: metrics: %w", err)
+		if err := reg.Register(c); err != nil {
+			return nil, nil, fmt.Errorf("audit: metrics: %w", err)
 		}
 	}
-	l.siemTrims = r
-	return nil
+	return c, logger, nil
 }
 
 func (r *siemTrimReport) unread(ctx context.Context, tenant string, n int64, through string) {
@@ -275,22 +280,12 @@ type retentionReport struct {
 // id: no search or export ever showed it, and once removed nothing else
 // tells that it was there. Call it before trimming, where retention runs.
 func (l *Log) ReportRetention(reg prometheus.Registerer, logger *slog.Logger) error {
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
+	c, logger, err := reportCounter(reg, logger, "lockbox_audit_records_trimmed_unreadable_total",
+		"Audit records retention removed that it could not read (or that carried no CreationTime), dated by their stream id; each is also logged at warn.")
+	if err != nil {
+		return err
 	}
-	r := &retentionReport{
-		counter: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "lockbox_audit_records_trimmed_unreadable_total",
-			Help: "Audit records retention removed that it could not read (or that carried no CreationTime), dated by their stream id; each is also logged at warn.",
-		}),
-		log: logger,
-	}
-	if reg != nil {
-		if err := reg.Register(r.counter); err != nil {
-			return fmt.Errorf("audit: metrics: %w", err)
-		}
-	}
-	l.retention = r
+	l.retention = &retentionReport{counter: c, log: logger}
 	return nil
 }
 
