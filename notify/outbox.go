@@ -154,6 +154,14 @@ func retryKey(tenant string) string { return keys.OutboxRetry(tenant) }
 // skipped (news following an ask that never reached them).
 func sentKey(tenant, id, recipient string) string { return keys.OutboxSent(tenant, id, recipient) }
 
+// triesKey counts one recipient's failed attempts at one entry. An entry's
+// attempts are not all its recipients': one another replica was sending
+// to, or whose ask was being sent, sat some out, and it is the recipient's
+// own count that uses up its attempts.
+func triesKey(tenant, id, recipient string) string {
+	return keys.OutboxSent(tenant, id, recipient+":tries")
+}
+
 // askedKey is the hash recording whom the request's "awaits your decision"
 // reached: its field "recorded" says the asks of the request are recorded
 // at all (the entry that carries them was queued by this version), and a

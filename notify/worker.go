@@ -611,7 +611,11 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 			w.sent.WithLabelValues(tg.channel, "error").Inc()
 			w.cfg.Logger.WarnContext(ctx, "notification not delivered", "tenant", t, "entry", m.ID,
 				"kind", ev.Kind, "request_id", ev.Request.ID, "channel", tg.channel, "attempt", attempts+1, "err", err)
-			retry.add(tg, err)
+			n, terr := w.tried(ctx, t, m.ID, tg.key)
+			if terr != nil {
+				return false, terr
+			}
+			retry.add(tg, err, n)
 			continue
 		}
 		mk := sentKey(t, m.ID, hashKey(tg.key))
@@ -697,7 +701,12 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 				}
 				continue
 			}
-			retry.add(tg, err)
+			n, terr := w.tried(ctx, t, m.ID, tg.key)
+			if terr != nil {
+				rdb.Del(context.WithoutCancel(ctx), mk)
+				return false, terr
+			}
+			retry.add(tg, err, n)
 			if timeout(err) {
 				w.timedOutMu.Lock()
 				w.timedOut[tg.via] = fmt.Errorf("not tried again this round: %w", err)
@@ -740,21 +749,30 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 			return nil
 		})
 		return err == nil, err
-	case busy && attempts+1 >= w.cfg.MaxAttempts:
-		// The last attempt failed these recipients, but the entry is not
-		// done with the others: another replica is sending to them, or
-		// they wait for the request's ask being sent to them. Finishing
-		// the entry would lose those in silence, named by no dead letter
-		// (a withdrawal never reaching the approver whose ask went out
-		// meanwhile). So the failed ones are dead letters, marked dead
-		// for the entry's next visit to pass them by, as a recipient
-		// refused for good is, and the entry stays for the rest.
-		if err := w.deadLetter(ctx, t, m.ID, raw, attempts+1, retry.errs[len(retry.errs)-1], retry.names, retry.keys, retry.channels...); err != nil {
-			return false, err
-		}
-		return false, w.schedule(ctx, t, m.ID, attempts+1, retry.wait)
 	}
-	return w.failed(ctx, t, m.ID, raw, attempts+1, false, retry.errs[len(retry.errs)-1], retry.wait, retry.names, retry.channels)
+	// Each recipient has MaxAttempts of its own: one that sat out some of
+	// the entry's attempts (another replica was sending to it, or it
+	// waited for the request's ask being sent to it) is not cut short by
+	// the others' failures.
+	spent, tries := retry.spent(w.cfg.MaxAttempts)
+	switch {
+	case len(spent.names) == 0:
+		return false, w.schedule(ctx, t, m.ID, attempts+1, retry.wait)
+	case len(spent.names) == len(retry.names) && !busy:
+		return true, w.deadLetter(ctx, t, m.ID, raw, tries, spent.errs[len(spent.errs)-1], spent.names, nil, spent.channels...)
+	}
+	// These recipients failed their last attempt, but the entry is not
+	// done with the others: they are to be retried, another replica is
+	// sending to them, or they wait for the request's ask being sent to
+	// them. Finishing the entry would lose those in silence, named by no
+	// dead letter (a withdrawal never reaching the approver whose ask went
+	// out meanwhile). So the spent ones are dead letters, marked dead for
+	// the entry's next visit to pass them by, as a recipient refused for
+	// good is, and the entry stays for the rest.
+	if err := w.deadLetter(ctx, t, m.ID, raw, tries, spent.errs[len(spent.errs)-1], spent.names, spent.keys, spent.channels...); err != nil {
+		return false, err
+	}
+	return false, w.schedule(ctx, t, m.ID, attempts+1, retry.wait)
 }
 
 // What askGate finds.
@@ -880,17 +898,51 @@ type failures struct {
 	errs            []error
 	// keys are their target keys, to mark them dead.
 	keys []string
+	// tries are how many attempts each has failed, this one included.
+	tries []int
 	// wait is the longest any of their receivers asked to be left alone
 	// (a webhook's Retry-After).
 	wait time.Duration
 }
 
-func (f *failures) add(tg target, err error) {
+func (f *failures) add(tg target, err error, tries int) {
 	f.names, f.channels, f.errs = append(f.names, tg.name), append(f.channels, tg.channel), append(f.errs, err)
-	f.keys = append(f.keys, tg.key)
+	f.keys, f.tries = append(f.keys, tg.key), append(f.tries, tries)
 	if d, ok := errors.AsType[*delayedError](err); ok {
 		f.wait = max(f.wait, d.wait)
 	}
+}
+
+// spent returns the recipients of f that have failed last attempts or
+// more, and the most attempts any of them failed.
+func (f *failures) spent(last int) (failures, int) {
+	var s failures
+	most := 0
+	for i, n := range f.tries {
+		if n >= last {
+			s.names, s.channels, s.errs = append(s.names, f.names[i]), append(s.channels, f.channels[i]), append(s.errs, f.errs[i])
+			s.keys, s.tries = append(s.keys, f.keys[i]), append(s.tries, n)
+			most = max(most, n)
+		}
+	}
+	return s, most
+}
+
+// tried records a failed attempt at the recipient (target key) of entry
+// id and returns how many it has failed. The count lives as long as a sent
+// mark, longer than any retry schedule.
+func (w *Worker) tried(ctx context.Context, t, id, key string) (int, error) {
+	k := triesKey(t, id, hashKey(key))
+	var n *redis.IntCmd
+	_, err := w.cfg.Redis.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		n = p.Incr(ctx, k)
+		p.PExpire(ctx, k, sentTTL)
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return int(n.Val()), nil
 }
 
 // failed records a failed attempt (number attempts) at entry id: it

@@ -1,0 +1,185 @@
+package notify_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lockbox-oss/lockbox/grants"
+	"github.com/lockbox-oss/lockbox/internal/redistest"
+	"github.com/lockbox-oss/lockbox/notify"
+)
+
+// busyMailbox holds the ask to one recipient (slow) until released, as a
+// slow mail server does, turns away for now every withdrawal to another
+// (refuse), and turns away the first slowFails withdrawals to slow
+// (every one when slowFails is negative).
+type busyMailbox struct {
+	mailbox
+	slow, refuse string
+	slowFails    int
+	entered      chan struct{}
+	free         chan struct{}
+	once         sync.Once
+	rmu          sync.Mutex
+	refused      map[string]int
+}
+
+const withdrawal = "no longer needs your decision"
+
+func (m *busyMailbox) Send(ctx context.Context, id string, msg notify.Message) error {
+	if msg.To == m.slow && strings.Contains(msg.Subject, "awaits your decision") {
+		m.once.Do(func() { close(m.entered) })
+		select {
+		case <-m.free:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if strings.Contains(msg.Subject, withdrawal) {
+		m.rmu.Lock()
+		turn := msg.To == m.refuse || msg.To == m.slow && (m.slowFails < 0 || m.refused[m.slow] < m.slowFails)
+		if turn {
+			m.refused[msg.To]++
+		}
+		m.rmu.Unlock()
+		if turn {
+			return errors.New("450 4.2.1 mailbox busy, try later")
+		}
+	}
+	return m.mailbox.Send(ctx, id, msg)
+}
+
+func (m *busyMailbox) refusals(to string) int {
+	m.rmu.Lock()
+	defer m.rmu.Unlock()
+	return m.refused[to]
+}
+
+// TestBusyRecipientGetsEveryAttempt: a recipient that the withdrawal ("no
+// longer needs your decision") waited for during all of the entry's
+// attempts (replica a was sending her the ask meanwhile, while adam's
+// mailbox failed every one of them) gets as many attempts as any other
+// recipient, and no more. She was dead-lettered after her first failure:
+// attempts were counted per entry, and the entry's were used up by adam.
+func TestBusyRecipientGetsEveryAttempt(t *testing.T) {
+	const (
+		eve   = "eve@contoso.example"
+		adam  = "adam@contoso.example"
+		tries = 3
+	)
+	for _, c := range []struct {
+		name string
+		// fails is how many withdrawals eve's mailbox turns away, -1 all.
+		fails int
+		// delivered: eve gets the withdrawal in the end.
+		delivered bool
+		// refused is how many times her mailbox turns it away.
+		refused int
+		dead    []string
+	}{
+		{"delivered at the last attempt", tries - 1, true, tries - 1, []string{"mail:" + adam}},
+		{"dead after every attempt", -1, false, tries, []string{"mail:" + adam, "mail:" + eve}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t)
+			ctx := context.Background()
+			mb := &busyMailbox{slow: eve, refuse: adam, slowFails: c.fails, entered: make(chan struct{}),
+				free: make(chan struct{}), refused: map[string]int{}}
+			var releaseOnce sync.Once
+			release := func() { releaseOnce.Do(func() { close(mb.free) }) }
+			t.Cleanup(release)
+			r := e.create(t, operator(0))
+			e.act(t, r.ID, grants.ActionApprove, manager)
+			a := newWorker(t, notify.WithMailer(notify.Config{Redis: redistest.Clone(t, e.rdb), Now: e.clock.Now, Consumer: "a", MaxAttempts: tries}, mb))
+			b := newWorker(t, notify.WithMailer(notify.Config{Redis: redistest.Clone(t, e.rdb), Now: e.clock.Now, Consumer: "b", MaxAttempts: tries}, mb))
+			done := make(chan error, 1)
+			go func() {
+				_, err := a.Tick(ctx)
+				done <- err
+			}()
+			select {
+			case <-mb.entered:
+			case err := <-done:
+				t.Fatalf("replica a finished its round before sending eve the ask: %v", err)
+			case <-time.After(10 * time.Second):
+				t.Fatal("replica a never sent eve the ask")
+			}
+			e.clock.Advance(time.Second)
+			e.act(t, r.ID, grants.ActionCancel, operator(0))
+			// Replica b makes every attempt of the withdrawal while eve's
+			// ask is being sent: adam's mailbox turns each away.
+			for i := 0; mb.refusals(adam) < tries; i++ {
+				if i == 20 {
+					t.Fatalf("adam's mailbox turned the withdrawal away %d times in %d rounds; want %d", mb.refusals(adam), i, tries)
+				}
+				e.clock.Advance(time.Second)
+				if _, err := b.Tick(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if n := mb.refusals(eve); n != 0 {
+				t.Fatalf("the withdrawal was sent to eve %d times while her ask was being sent", n)
+			}
+			release()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatal(err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("replica a's round never ended")
+			}
+			for range 50 {
+				if n, err := a.Depth(ctx); err != nil {
+					t.Fatal(err)
+				} else if n == 0 {
+					break
+				}
+				e.clock.Advance(time.Minute)
+				for _, w := range []*notify.Worker{b, a} {
+					if _, err := w.Tick(ctx); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if n, err := a.Depth(ctx); err != nil || n != 0 {
+				t.Fatalf("outbox depth = %d, %v; want it drained", n, err)
+			}
+			if n := mb.refusals(eve); n != c.refused {
+				t.Errorf("eve's mailbox turned the withdrawal away %d times; want %d", n, c.refused)
+			}
+			if n := mb.refusals(adam); n != tries {
+				t.Errorf("adam's mailbox turned the withdrawal away %d times; want %d", n, tries)
+			}
+			got := 0
+			for _, m := range mb.to(eve) {
+				if strings.Contains(m.Subject, withdrawal) {
+					got++
+				}
+			}
+			if want := map[bool]int{true: 1}[c.delivered]; got != want {
+				t.Errorf("eve got the withdrawal %d times; want %d", got, want)
+			}
+			dead, err := e.rdb.XRange(ctx, notify.DeadKey("contoso"), "-", "+").Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for _, d := range dead {
+				names = append(names, d.Values["recipients"].(string))
+				if d.Values["attempts"] != strconv.Itoa(tries) {
+					t.Errorf("dead letter for %s after %s attempts; want %d", d.Values["recipients"], d.Values["attempts"], tries)
+				}
+			}
+			if !slices.Equal(names, c.dead) {
+				t.Errorf("dead letters for %q; want %q", names, c.dead)
+			}
+		})
+	}
+}
