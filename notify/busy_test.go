@@ -2,13 +2,17 @@ package notify_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/internal/redistest"
@@ -181,5 +185,103 @@ func TestBusyRecipientGetsEveryAttempt(t *testing.T) {
 				t.Errorf("dead letters for %q; want %q", names, c.dead)
 			}
 		})
+	}
+}
+
+// hangingMailbox fails for now every message to one recipient (busy) and
+// answers those of one request to another (slow) as a server that never
+// answers does.
+type hangingMailbox struct {
+	mailbox
+	busy, slow, request string
+}
+
+func (m *hangingMailbox) Send(ctx context.Context, id string, msg notify.Message) error {
+	switch {
+	case msg.To == m.slow && strings.Contains(msg.Body, m.request):
+		return fmt.Errorf("smtp: %w", context.DeadlineExceeded)
+	case msg.To == m.busy:
+		return errors.New("450 4.2.1 mailbox busy, try later")
+	}
+	return m.mailbox.Send(ctx, id, msg)
+}
+
+// TestTimedOutRoundsSpareDeliveredRecipients: a round in which the mail
+// server did not answer (another message's send timed out) passes by the
+// recipients a message already reached, as the other rounds do. They were
+// counted as failed in it, and named in the message's dead letter, though
+// their e-mail went out.
+func TestTimedOutRoundsSpareDeliveredRecipients(t *testing.T) {
+	const (
+		eve   = "eve@contoso.example"
+		zed   = "zed@contoso.example"
+		tries = 3
+	)
+	e := newEnv(t)
+	ctx := context.Background()
+	first := e.create(t, operator(0))
+	e.act(t, first.ID, grants.ActionApprove, manager)
+	second := e.create(t, operator(1))
+	e.act(t, second.ID, grants.ActionApprove, manager)
+	// Eve's mailbox keeps the second request's ask waiting for its retries.
+	mb := &hangingMailbox{busy: eve, slow: zed, request: first.ID}
+	w, err := notify.NewWorker(notify.WithMailer(notify.Config{Redis: e.rdb, Now: e.clock.Now, Consumer: "a", MaxAttempts: tries,
+		Registerer: prometheus.NewRegistry(), Backoff: func(int) time.Duration { return time.Minute }}, mb))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		if i == 20 {
+			t.Fatal("the outbox never drained")
+		}
+		if _, err := w.Tick(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := w.Depth(ctx); err != nil {
+			t.Fatal(err)
+		} else if n == 0 {
+			break
+		}
+		if i == 0 {
+			// Zed, assigned after the first round, is a new recipient of
+			// the first request's ask, and the server never answers it:
+			// every later round, the rest of its mail waits for the next.
+			if err := e.tenants.AddApprover(ctx, globalAdmin.Principal, "203.0.113.1", "contoso", zed); err != nil {
+				t.Fatal(err)
+			}
+		}
+		e.clock.Advance(time.Minute)
+	}
+	if len(mb.to(eve)) != 0 || len(mb.to(zed)) != 0 {
+		t.Fatalf("eve got %d e-mails and zed %d; want none", len(mb.to(eve)), len(mb.to(zed)))
+	}
+	dead, err := e.rdb.XRange(ctx, notify.DeadKey("contoso"), "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var failed []string
+	for _, d := range dead {
+		var ev notify.Event
+		if err := json.Unmarshal([]byte(d.Values["event"].(string)), &ev); err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range strings.Split(d.Values["recipients"].(string), ",") {
+			if n == "mail:"+eve || n == "mail:"+zed {
+				failed = append(failed, ev.Request.ID+" "+n)
+			}
+			for _, m := range mb.to(strings.TrimPrefix(n, "mail:")) {
+				if strings.Contains(m.Body, ev.Request.ID) {
+					t.Errorf("dead letter of request %s names %s, whose e-mail went out", ev.Request.ID, n)
+				}
+			}
+		}
+	}
+	// Each request's ask failed for eve, and for zed: the first's timed
+	// out, and the rounds it did were over before the second's was sent.
+	slices.Sort(failed)
+	want := []string{first.ID + " mail:" + eve, first.ID + " mail:" + zed, second.ID + " mail:" + eve, second.ID + " mail:" + zed}
+	slices.Sort(want)
+	if !slices.Equal(failed, want) {
+		t.Errorf("dead letters for eve and zed: %q; want %q", failed, want)
 	}
 }

@@ -600,6 +600,7 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 	var retry failures
 	busy := false
 	for _, tg := range targets {
+		mk := sentKey(t, m.ID, hashKey(tg.key))
 		if err := w.timedOutErr(tg.via); err != nil {
 			// The server did not answer a message of this round within
 			// its timeout: a failed attempt without waiting for it again.
@@ -607,7 +608,16 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 			// the round its timeout (up to Batch entries a tenant, and
 			// an SMTP server once per recipient), holding up the ones
 			// that other channels would deliver, past the lease of the
-			// tenant's visit. The next round tries it again.
+			// tenant's visit. The next round tries it again. A recipient
+			// the entry is done with is passed by, as in any round, and
+			// one another replica is sending to is waited for: neither
+			// failed, and counting it would dead-letter it in the end.
+			if v, gerr := rdb.Get(ctx, mk).Result(); gerr == nil {
+				busy = busy || v != "sent" && v != "dead" && v != "skipped"
+				continue
+			} else if !errors.Is(gerr, redis.Nil) {
+				return false, gerr
+			}
 			w.sent.WithLabelValues(tg.channel, "error").Inc()
 			w.cfg.Logger.WarnContext(ctx, "notification not delivered", "tenant", t, "entry", m.ID,
 				"kind", ev.Kind, "request_id", ev.Request.ID, "channel", tg.channel, "attempt", attempts+1, "err", err)
@@ -618,7 +628,6 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 			retry.add(tg, err, n)
 			continue
 		}
-		mk := sentKey(t, m.ID, hashKey(tg.key))
 		got, err := rdb.SetNX(ctx, mk, "sending:"+w.cfg.Consumer, w.cfg.ClaimAfter).Result()
 		if err != nil {
 			return false, err
