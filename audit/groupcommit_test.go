@@ -143,18 +143,20 @@ func TestGroupCommitQueueFull(t *testing.T) {
 	defer rdb.Close()
 	onboard(t, rdb, "contoso")
 	log := audit.NewLog(rdb, nil)
-	const timeout = 300 * time.Millisecond
-	// A queue of 8 records.
-	g, err := audit.NewGroupCommit(audit.GroupCommitConfig{Log: log, MaxBatch: 2, Timeout: timeout})
+	ctx := context.Background()
+	// The burst goes through a queue of 8 records with a patient timeout:
+	// the last of its records waits for the hundred or so batches before
+	// it, which took longer than 300 ms on a loaded machine. A queue that
+	// refused instead of waiting for room would still fail it.
+	burst, err := audit.NewGroupCommit(audit.GroupCommitConfig{Log: log, MaxBatch: 2, Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer g.Close()
-	ctx := context.Background()
+	defer burst.Close()
 	var wg sync.WaitGroup
 	errs := make([]error, 200)
 	for i := range errs {
-		wg.Go(func() { _, errs[i] = g.Append(ctx, operatorRecord("contoso", i)) })
+		wg.Go(func() { _, errs[i] = burst.Append(ctx, operatorRecord("contoso", i)) })
 	}
 	wg.Wait()
 	for i, err := range errs {
@@ -162,6 +164,16 @@ func TestGroupCommitQueueFull(t *testing.T) {
 			t.Fatalf("burst append %d: %v", i, err)
 		}
 	}
+
+	// A queue of 8 records again, for the stall, whose timeout bounds how
+	// long a caller waits. A second: at 300 ms, the slack the bound below
+	// leaves (a timeout) was less than a loaded machine's stall.
+	const timeout = time.Second
+	g, err := audit.NewGroupCommit(audit.GroupCommitConfig{Log: log, MaxBatch: 2, Timeout: timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
 
 	before, _ := rdb.XLen(ctx, keys.Audit("contoso")).Result()
 	// Redis answers nothing for three timeouts.
