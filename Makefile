@@ -72,13 +72,22 @@ run: ## Build bin/lockbox and start "lockbox dev": embedded store, demo tenant, 
 build: ## Build static binaries of ./cmd/... into bin/
 	CGO_ENABLED=0 go build -trimpath -o bin/ ./cmd/...
 
+# go test's -timeout bounds each package's test binary. Its default, ten
+# minutes, was too close to what e2e takes on two cores when lockbox's own
+# builds are not cached: 7m43s on a loaded machine, 2m16s once they were.
+# e2e builds lockbox twice (go build, and make run's static build), about
+# two minutes of CPU each from an empty cache. Fifteen minutes is what the
+# whole suite should take: a package still running then is stuck, and the
+# stack dump says where. Set TESTTIMEOUT to change it.
+TESTTIMEOUT ?= 15m
+
 test: ## go vet, all tests with -race against a real redis-server, the Rego tests, short fuzzing, deploy-check
 	./scripts/ensure-deps.sh
 	@$(SCRUB_ENV); \
 	echo "go vet ./..."; \
 	go vet ./...; \
-	echo "go test -race -count=1 ./..."; \
-	go test -race -count=1 ./...; \
+	echo "go test -race -count=1 -timeout $(TESTTIMEOUT) ./..."; \
+	go test -race -count=1 -timeout "$(TESTTIMEOUT)" ./...; \
 	echo "go run ./cmd/lockbox policy test rego/"; \
 	go run ./cmd/lockbox policy test rego/; \
 	echo "(cd tools && go tool opa check --strict ../rego && go tool opa test ../rego)"; \
