@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode"
+
+	"github.com/lockbox-oss/lockbox/internal/logurl"
 )
 
 // IssuerConfig is one trusted issuer: where its keys come from, which
@@ -385,7 +387,9 @@ type urlSource struct {
 	fetcher KeyFetcher
 }
 
-func (u *urlSource) String() string { return u.url }
+// String is the URL as logs show it (logurl.Show): its query may carry a
+// credential.
+func (u *urlSource) String() string { return logurl.Show(u.url) }
 
 func (u *urlSource) load(ctx context.Context) error { return u.fetcher.Refresh(ctx, u.url) }
 

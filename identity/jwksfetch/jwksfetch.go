@@ -13,13 +13,16 @@
 package jwksfetch
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,6 +30,7 @@ import (
 	"github.com/lestrrat-go/httprc/v3"
 	"github.com/lestrrat-go/httprc/v3/errsink"
 
+	"github.com/lockbox-oss/lockbox/internal/logurl"
 	"github.com/lockbox-oss/lockbox/internal/origin"
 )
 
@@ -115,20 +119,37 @@ func (n *numbered) Do(req *http.Request) (*http.Response, error) {
 	resp, err := n.client.Do(req.WithContext(context.WithValue(req.Context(), fetchNumber{}, n.seq.Add(1))))
 	if ue, ok := errors.AsType[*url.Error](err); ok {
 		// A refused redirect's error quotes the Location header as the
-		// server sent it, user info and all; the error goes to logs.
-		ue.URL = withoutUserInfo(ue.URL)
+		// server sent it, user info and all, and any other the URL
+		// fetched; the error goes to logs.
+		ue.URL = logurl.Show(ue.URL)
 	}
 	return resp, err
 }
 
-// withoutUserInfo is u without the user name and password it may carry.
-func withoutUserInfo(u string) string {
-	pu, err := url.Parse(u)
-	if err != nil {
-		return "(a URL that does not parse, not shown)"
+// shownError is err, whose text (httprc's, which quotes the URL it
+// fetched) may name url, with url shown as logs may show it (logurl.Show):
+// a JWKS URL's query may carry a credential.
+type shownError struct {
+	err error
+	url string
+}
+
+func (e *shownError) Error() string { return logurl.Replace(e.err.Error(), e.url) }
+func (e *shownError) Unwrap() error { return e.err }
+
+// shown is err with every registered URL it names shown as logs may show
+// them: a background fetch's error does not say which URL it is of. The
+// longest are replaced first, so that a URL that begins another does not
+// leave the rest of that one's query in the text.
+func (f *Fetcher) shown(err error) error {
+	f.mu.Lock()
+	urls := slices.Collect(maps.Keys(f.urls))
+	f.mu.Unlock()
+	slices.SortFunc(urls, func(a, b string) int { return cmp.Compare(len(b), len(a)) })
+	for _, u := range urls {
+		err = &shownError{err: err, url: u}
 	}
-	pu.User = nil
-	return pu.String()
+	return err
 }
 
 // workers is how many fetches httprc runs at once. Few URLs, each fetched
@@ -177,10 +198,10 @@ func New(cfg Config) (*Fetcher, error) {
 		httprc.WithWorkers(workers),
 		httprc.WithErrorSink(errsink.NewFunc(func(ctx context.Context, err error) {
 			if errors.Is(err, ErrRefused) {
-				f.log.WarnContext(ctx, "identity: the JWKS fetched in the background was refused; the keys accepted before stay in use while not too old", "error", err)
+				f.log.WarnContext(ctx, "identity: the JWKS fetched in the background was refused; the keys accepted before stay in use while not too old", "error", f.shown(err))
 				return
 			}
-			f.log.WarnContext(ctx, "identity: background JWKS fetch failed; the keys fetched before stay in use", "error", err)
+			f.log.WarnContext(ctx, "identity: background JWKS fetch failed; the keys fetched before stay in use", "error", f.shown(err))
 		})),
 	)
 	// The workers live until Close, not as long as some caller's request.
@@ -250,14 +271,14 @@ func (f *Fetcher) Register(ctx context.Context, url string, accept func([]byte) 
 		select {
 		case <-res.added:
 		case <-ctx.Done():
-			return fmt.Errorf("jwksfetch: %s: %w", url, ctx.Err())
+			return fmt.Errorf("jwksfetch: %s: %w", logurl.Show(url), ctx.Err())
 		}
 		return f.Refresh(ctx, url)
 	}
 	err := f.add(ctx, url, res)
 	close(res.added)
 	if err != nil {
-		return fmt.Errorf("jwksfetch: %w", err)
+		return fmt.Errorf("jwksfetch: %w", &shownError{err: err, url: url})
 	}
 	return f.Refresh(ctx, url)
 }
@@ -325,7 +346,7 @@ func (f *Fetcher) Refresh(ctx context.Context, url string) error {
 	select {
 	case f.slots <- struct{}{}:
 	case <-ctx.Done():
-		return fmt.Errorf("jwksfetch: %s: %w", url, ctx.Err())
+		return fmt.Errorf("jwksfetch: %s: %w", logurl.Show(url), ctx.Err())
 	}
 	done := make(chan error, 1)
 	go func() {
@@ -335,11 +356,11 @@ func (f *Fetcher) Refresh(ctx context.Context, url string) error {
 	select {
 	case err := <-done:
 		if err != nil {
-			return fmt.Errorf("jwksfetch: %s: %w", url, err)
+			return fmt.Errorf("jwksfetch: %s: %w", logurl.Show(url), &shownError{err: err, url: url})
 		}
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("jwksfetch: %s: %w", url, ctx.Err())
+		return fmt.Errorf("jwksfetch: %s: %w", logurl.Show(url), ctx.Err())
 	}
 }
 

@@ -578,3 +578,31 @@ func TestBackgroundFetchLogSaysRefused(t *testing.T) {
 		break
 	}
 }
+
+// TestFetchErrorsDoNotShowQuery: a JWKS URL's query may carry a
+// credential, and fetch errors go to logs: the error Register returns and
+// the line a background fetch logs show the query's names, not its values.
+// httprc schedules in whole seconds, so the background fetch waits about
+// one.
+func TestFetchErrorsDoNotShowQuery(t *testing.T) {
+	srv := newServer(t, `{"keys":[1]}`)
+	srv.set(http.StatusServiceUnavailable, "")
+	logs := make(records, 16)
+	f := newFetcher(t, jwksfetch.Config{Refresh: time.Second, Logger: slog.New(logs)})
+	var r recorder
+	err := f.Register(context.Background(), srv.URL+"/keys?tenant=t1&sig=s3cret", r.accept)
+	if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "/keys?tenant=") {
+		t.Errorf("Register's error = %v, want one naming the URL without its query's values", err)
+	}
+	select {
+	case rec := <-logs:
+		var msg strings.Builder
+		msg.WriteString(rec.Message)
+		rec.Attrs(func(a slog.Attr) bool { msg.WriteString(" " + a.String()); return true })
+		if got := msg.String(); strings.Contains(got, "s3cret") || !strings.Contains(got, "fetch failed") || !strings.Contains(got, "status code=503") {
+			t.Errorf("a background fetch's failure is logged as %q", got)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("no background fetch logged in 15s (%d fetches)", srv.fetches.Load())
+	}
+}
