@@ -45,7 +45,8 @@ type OIDCConfig struct {
 	SubjectClaim, RolesClaim, TenantClaim, NameClaim, EmailClaim string
 	// HTTPClient talks to the issuer; a client with a 10 s timeout when
 	// nil. Either way redirects are followed only within the origin of
-	// the URL each request starts at (see sameOriginRedirects).
+	// the URL each request starts at (see sameOriginRedirects), and no
+	// answer is read past maxIdPBody.
 	HTTPClient *http.Client
 }
 
@@ -190,7 +191,8 @@ func newOIDCClient(cfg OIDCConfig, publicURL string, log *slog.Logger) (*oidcCli
 // maxRedirects bounds the redirects one request to an issuer follows.
 const maxRedirects = 3
 
-// sameOriginRedirects is c, copied, with redirects followed only within the
+// sameOriginRedirects is c, copied, with every answer's body bounded
+// (bodyLimitTransport) and redirects followed only within the
 // origin (scheme, host and port) of the URL a request starts at, as
 // identity/jwksfetch fetches keys; c's own rule, if it has one, applies
 // too. Each URL the console starts at is one it checked: the issuer's, and
@@ -208,7 +210,7 @@ const maxRedirects = 3
 // the redirects from it that stay where it is.
 func sameOriginRedirects(c *http.Client) *http.Client {
 	cc := *c
-	cc.Transport = redirectTransport{next: c.Transport}
+	cc.Transport = bodyLimitTransport{next: redirectTransport{next: c.Transport}}
 	next := c.CheckRedirect
 	cc.CheckRedirect = func(req *http.Request, via []*http.Request) error {
 		if len(via) >= maxRedirects {
