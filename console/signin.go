@@ -702,12 +702,19 @@ func (c *Console) oidcCallback(w http.ResponseWriter, r *http.Request) {
 			c.setLoginCookie(w, r, silent, "")
 		}
 	}
+	// ret is the page the failed sign-in was to come back to (see
+	// retryReturn), which the sign-in page hands on to the next attempt.
+	var ret string
 	problem := func(code string, err error) {
 		if err != nil {
 			c.log.WarnContext(ctx, "console: OIDC sign-in failed", "problem", code, "error", echoErr(err))
 		}
 		forget()
-		http.Redirect(w, r, "/console/signin?problem="+code, http.StatusSeeOther)
+		q := url.Values{"problem": {code}}
+		if ret != "" {
+			q.Set("return", ret)
+		}
+		http.Redirect(w, r, "/console/signin?"+q.Encode(), http.StatusSeeOther)
 	}
 	q := r.URL.Query()
 	state := q.Get("state")
@@ -746,6 +753,7 @@ func (c *Console) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case oerr == nil:
 			login, matched, silent = l, true, s
+			ret = retryReturn(l)
 		case errors.Is(oerr, errOtherSignin):
 			// Not this answer's sign-in: one the browser started since,
 			// which its user may be finishing in another tab. Clearing
@@ -754,6 +762,11 @@ func (c *Console) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		default:
 			c.setLoginCookie(w, r, s, "")
 			err = oerr
+			if !errors.Is(oerr, errLoginCookie) && ret == "" {
+				// Expired, and sealed by this console: its page is the
+				// user's, and the sign-in they try next goes back to it.
+				ret = retryReturn(l)
+			}
 		}
 		if matched {
 			break
@@ -833,6 +846,20 @@ func (c *Console) oidcCallback(w http.ResponseWriter, r *http.Request) {
 	// expires.
 	forget()
 	c.startSession(w, r, id.principal, id.name, "oidc", oc.cfg.Issuer, oc.logout(ctx, id.rawIDToken), oc.keptRefreshToken(ctx, rt), true, returnParam(login.Return))
+}
+
+// retryReturn is the page a sign-in tried again after l failed goes on
+// to: l's, a returnParam ("" for the requests page). Without it the user,
+// sent to sign in from a page (signinAgain), landed on the requests list
+// once the first attempt failed (expired, refused). A silent
+// re-verification's page is not: it failed without its user signing in
+// anywhere (an answer brought to another browser, or naming another
+// issuer), and its session, when it still has one, goes on as before.
+func retryReturn(l pendingLogin) string {
+	if l.Reverify != "" {
+		return ""
+	}
+	return returnParam(l.Return)
 }
 
 // verifyIDToken returns the ID token of a token endpoint's answer, checked
