@@ -525,8 +525,38 @@ func (c *Console) requestPage(w http.ResponseWriter, r *http.Request, sess Sessi
 	}
 	v := requestView{requestRow: c.row(req), Activity: recs, Provider: sess.Principal.IsProvider(), RevokedAt: revokedAt(req)}
 	v.Actions, v.SelfFiled = actions(sess, req, decides)
+	if want, ok := flashStates[r.URL.Query().Get("done")]; ok && req.State != want {
+		r = withoutFlash(r)
+	}
 	c.render(w, r, http.StatusOK, "request", &sess, v)
 	return nil
+}
+
+// flashStates are the states the request page's notices speak of: the
+// state the action leaves the request in. A notice rides in the page's
+// URL, so the browser's Back and reload bring it back long after the
+// request moved on, and shown then ("It now awaits the approvers of the
+// tenant" on a denied request) it would tell the user something false. No
+// request comes back to a state it left, so while the request is in the
+// state the notice names, the notice is still true.
+var flashStates = map[string]grants.State{
+	"created":           grants.StatePendingManager,
+	"approve_forwarded": grants.StatePendingCustomer,
+	"approve":           grants.StateApproved,
+	"deny":              grants.StateDenied,
+	"revoke":            grants.StateRevoked,
+	"cancel":            grants.StateCanceled,
+}
+
+// withoutFlash is r with no notice to show: its URL without done.
+func withoutFlash(r *http.Request) *http.Request {
+	u := *r.URL
+	q := u.Query()
+	q.Del("done")
+	u.RawQuery = q.Encode()
+	r = r.WithContext(r.Context()) // a shallow copy, whose URL is its own
+	r.URL = &u
+	return r
 }
 
 // confirmable are the request actions the console offers, by URL segment.
