@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lockbox-oss/lockbox/api"
 	"github.com/lockbox-oss/lockbox/audit"
@@ -331,4 +334,63 @@ func TestAuditLongReadsAreBoundedPerReplica(t *testing.T) {
 	held[1].leave()
 	e.ended(held[1])
 	e.heldAt(e.start("after", contosoAuditor, http.MethodGet, contosoExport))
+}
+
+// TestAuditReadsRefusedAreCounted: a refused long read was only logged, so
+// an SRE could not tell from the metrics that callers meet the bounds. The
+// Limiter counts each refusal by the bound it met (caller, replica), both
+// at zero from the start, and shows how many long reads run now.
+func TestAuditReadsRefusedAreCounted(t *testing.T) {
+	lim, err := readlimit.New(2, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	if err := lim.Register(reg); err != nil {
+		t.Fatal(err)
+	}
+	want := func(caller, replica, running float64) {
+		t.Helper()
+		got := map[string]float64{}
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				name := mf.GetName()
+				for _, l := range m.GetLabel() {
+					name += "{" + l.GetName() + "=" + l.GetValue() + "}"
+				}
+				got[name] = m.GetCounter().GetValue() + m.GetGauge().GetValue()
+			}
+		}
+		exp := map[string]float64{
+			"lockbox_audit_reads_refused_total{bound=caller}":  caller,
+			"lockbox_audit_reads_refused_total{bound=replica}": replica,
+			"lockbox_audit_reads_running":                      running,
+		}
+		if !maps.Equal(got, exp) {
+			t.Errorf("metrics = %v, want %v", got, exp)
+		}
+	}
+	want(0, 0, 0)
+
+	e := newReadsEnv(t, func(c *api.Config) { c.LongReads = lim })
+	first := e.start("first", contosoAdmin, http.MethodGet, contosoExport)
+	e.heldAt(first)
+	e.heldAt(e.start("second", contosoAdmin, http.MethodGet, contosoVerify))
+	want(0, 0, 2)
+	e.refused("third", contosoAdmin, http.MethodGet, contosoExport, "one caller")
+	e.refused("fourth", contosoAdmin, http.MethodGet, contosoVerify, "one caller")
+	want(2, 0, 2)
+
+	e.heldAt(e.start("fabrikam", fabrikamAdmin, http.MethodGet, "/v1/audit/export?format=csv"))
+	e.refused("auditor", auditor, http.MethodGet, contosoVerify, "this server")
+	want(2, 1, 3)
+
+	// A read that ends no longer runs.
+	first.leave()
+	e.ended(first)
+	want(2, 1, 2)
 }

@@ -13,13 +13,16 @@
 // connections carry.
 //
 // It knows nothing of HTTP: the API and the admin center turn a refusal
-// into their 429.
+// into their 429. It counts the refusals itself (Register), so the two
+// count on one series, as they share one bound.
 package readlimit
 
 import (
 	"errors"
 	"fmt"
 	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lockbox-oss/lockbox/identity"
 )
@@ -56,6 +59,9 @@ type caller struct{ tenant, subject string }
 // called from any goroutine.
 type Limiter struct {
 	perCaller, total int
+	// refused counts Acquire's refusals by the bound met: "caller" or
+	// "replica".
+	refused *prometheus.CounterVec
 
 	mu       sync.Mutex
 	running  int
@@ -68,7 +74,35 @@ func New(perCaller, total int) (*Limiter, error) {
 	if perCaller < 1 || total < 1 {
 		return nil, fmt.Errorf("readlimit: bounds must be at least 1, got %d per caller and %d in all", perCaller, total)
 	}
-	return &Limiter{perCaller: perCaller, total: total, byCaller: map[caller]int{}}, nil
+	refused := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "lockbox_audit_reads_refused_total",
+		Help: "Audit exports and verifications refused (429 too_many_reads) by the bound they met: caller (one caller's) or replica (all callers' together).",
+	}, []string{"bound"})
+	// Both series from the start, at zero: a rate over a series that
+	// appears at the first refusal misses that refusal.
+	refused.WithLabelValues("caller")
+	refused.WithLabelValues("replica")
+	return &Limiter{perCaller: perCaller, total: total, refused: refused, byCaller: map[caller]int{}}, nil
+}
+
+// Register registers l's metrics with reg: the reads refused, by bound,
+// and the reads running now. Call it once per Limiter, where the process
+// has one for the API and the admin center.
+func (l *Limiter) Register(reg prometheus.Registerer) error {
+	running := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "lockbox_audit_reads_running",
+		Help: "Audit exports and verifications running now, of all callers together; at most LOCKBOX_AUDIT_READS.",
+	}, func() float64 {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return float64(l.running)
+	})
+	for _, c := range []prometheus.Collector{l.refused, running} {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("readlimit: %w", err)
+		}
+	}
+	return nil
 }
 
 // PerCaller is how many long reads one caller may run at once.
@@ -88,9 +122,11 @@ func (l *Limiter) Acquire(p identity.Principal) (release func(), err error) {
 	// The caller's own bound first: a caller at it is told so, whatever
 	// the others run.
 	if l.byCaller[c] >= l.perCaller {
+		l.refused.WithLabelValues("caller").Inc()
 		return nil, ErrCallerBusy
 	}
 	if l.running >= l.total {
+		l.refused.WithLabelValues("replica").Inc()
 		return nil, ErrReplicaBusy
 	}
 	l.byCaller[c]++

@@ -322,6 +322,11 @@ func (s *Server) newAPI(cfg config.Config, opts Options, grantKeys []byte) error
 	if err != nil {
 		return err
 	}
+	// A refusal is logged by the API or the admin center; counted here,
+	// once for both, so an SRE sees callers meet the bound.
+	if err := longReads.Register(s.Registry); err != nil {
+		return err
+	}
 	apiHandler, err := api.New(api.Config{
 		Auth: s.Verifier, Requests: s.Requests, Tenants: s.Tenants, Audit: s.Audit, GrantKeys: grantKeys,
 		Logger: opts.Logger.With("component", "api"),
