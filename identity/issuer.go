@@ -148,7 +148,7 @@ func CheckFetchURL(what, u string) error {
 		pu.User = nil
 		return fmt.Errorf("%s %q must not carry a user name or password", what, pu.String())
 	case err != nil || pu.Host == "" || pu.Fragment != "":
-		return fmt.Errorf("%s %q is not an absolute URL with a host", what, u)
+		return fmt.Errorf("%s %q is not an absolute URL with a host", what, logurl.Show(u))
 	}
 	switch pu.Scheme {
 	case "https":
@@ -158,7 +158,9 @@ func CheckFetchURL(what, u string) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("%s %q must be https (http only on localhost)", what, u)
+	// Its query's values not shown either: an identity provider's
+	// endpoint may take a credential there, and this goes to logs.
+	return fmt.Errorf("%s %q must be https (http only on localhost)", what, logurl.Show(u))
 }
 
 // keySource loads an issuer's keys from where they are kept and publishes
@@ -230,7 +232,7 @@ func (is *issuer) publish(ks *keySet) {
 	ks.confirmed.Store(now)
 	old := is.keys.Swap(ks)
 	if old != nil {
-		is.log.Info("identity: the issuer's keys changed", "issuer", is.cfg.Issuer, "source", is.src.String(), "kids", ks.kids())
+		is.log.Info("identity: the issuer's keys changed", "issuer", logurl.Show(is.cfg.Issuer), "source", is.src.String(), "kids", ks.kids())
 	}
 }
 
@@ -268,13 +270,13 @@ func (is *issuer) withdrawUnlisted(b []byte) {
 		// None left: the issuer's tokens are refused until a document is
 		// accepted.
 		is.keys.Store(nil)
-		is.log.Warn("identity: the issuer's JWKS was refused and lists none of the keys in use; its tokens are refused until one is accepted", "issuer", is.cfg.Issuer, "source", is.src.String())
+		is.log.Warn("identity: the issuer's JWKS was refused and lists none of the keys in use; its tokens are refused until one is accepted", "issuer", logurl.Show(is.cfg.Issuer), "source", is.src.String())
 		return
 	}
 	// Not a confirmation: the keys left age as they did.
 	ks.confirmed.Store(cur.confirmed.Load())
 	is.keys.Store(ks)
-	is.log.Warn("identity: the issuer's JWKS was refused; the keys it no longer lists stop verifying", "issuer", is.cfg.Issuer, "source", is.src.String(), "kids", ks.kids())
+	is.log.Warn("identity: the issuer's JWKS was refused; the keys it no longer lists stop verifying", "issuer", logurl.Show(is.cfg.Issuer), "source", is.src.String(), "kids", ks.kids())
 }
 
 // refreshForUnknownKey loads the keys again because a token named a key the
@@ -319,9 +321,9 @@ func (is *issuer) refreshForUnknownKey(ctx context.Context) bool {
 		l.mu.Unlock()
 		switch {
 		case errors.Is(err, errJWKSRefused):
-			is.log.WarnContext(lctx, "identity: a token names an unknown key and the JWKS fetched again was refused", "issuer", is.cfg.Issuer, "source", is.src.String(), "error", err)
+			is.log.WarnContext(lctx, "identity: a token names an unknown key and the JWKS fetched again was refused", "issuer", logurl.Show(is.cfg.Issuer), "source", is.src.String(), "error", err)
 		case err != nil:
-			is.log.WarnContext(lctx, "identity: a token names an unknown key and the keys could not be loaded again", "issuer", is.cfg.Issuer, "source", is.src.String(), "error", err)
+			is.log.WarnContext(lctx, "identity: a token names an unknown key and the keys could not be loaded again", "issuer", logurl.Show(is.cfg.Issuer), "source", is.src.String(), "error", err)
 		}
 		loaded <- err
 	}()

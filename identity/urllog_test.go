@@ -79,3 +79,36 @@ func TestJWKSURLQueryNotLogged(t *testing.T) {
 		})
 	}
 }
+
+// TestIssuerURLCredentialsNotLogged: an issuer is named by a URL the
+// operator or a tenant writes, and its lines name it; a credential in its
+// query or user info is not logged, its query's names are.
+func TestIssuerURLCredentialsNotLogged(t *testing.T) {
+	const iss = "https://lockbox:pw-s3cr3t@idp.example/?secret=s3cr3t"
+	keys := newTestKeys(t)
+	up := newJWKSServer(t, jose.JSONWebKey{Key: keys.ed.Public(), KeyID: "k1", Algorithm: string(jose.EdDSA), Use: "sig"})
+	var logs lockedBuffer
+	v, err := NewVerifier(Config{Issuer: iss, Audience: testAudience, JWKSURL: up.URL + "/keys", Fetcher: newFetcher(t),
+		Now: clock.NewFake(testNow).Now, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The identity provider rotates its key; the next fetch finds it.
+	rotated := newTestKeys(t)
+	up.mu.Lock()
+	up.keys = []jose.JSONWebKey{{Key: rotated.ed.Public(), KeyID: "k2", Algorithm: string(jose.EdDSA), Use: "sig"}}
+	up.mu.Unlock()
+	if err := v.issuers[iss].src.load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got := logs.String()
+	if !strings.Contains(got, "keys changed") {
+		t.Fatalf("no \"keys changed\" line logged:\n%s", got)
+	}
+	if strings.Contains(got, "s3cr3t") {
+		t.Errorf("a credential in the issuer's URL is logged:\n%s", got)
+	}
+	if !strings.Contains(got, "idp.example/?secret="+"REDACTED") {
+		t.Errorf("the issuer's host and query names are not logged:\n%s", got)
+	}
+}

@@ -17,6 +17,8 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/lockbox-oss/lockbox/internal/logurl"
 )
 
 const (
@@ -119,19 +121,19 @@ func (c *Config) CheckAndSetDefaults() error {
 		for i := range c.Issuers {
 			is := &c.Issuers[i]
 			if err := is.check(); err != nil {
-				return fmt.Errorf("identity: issuer %d (%q): %w", i+1, is.Issuer, err)
+				return fmt.Errorf("identity: issuer %d (%q): %w", i+1, logurl.Show(is.Issuer), err)
 			}
 			// One iss, one set of keys and one scope: a second entry could
 			// only be a second way in.
 			if seen[is.Issuer] {
-				return fmt.Errorf("identity: issuer %q is listed twice", is.Issuer)
+				return fmt.Errorf("identity: issuer %q is listed twice", logurl.Show(is.Issuer))
 			}
 			seen[is.Issuer] = true
 		}
 	}
 	for _, is := range c.Issuers {
 		if is.JWKSURL != "" && c.Fetcher == nil {
-			return fmt.Errorf("identity: issuer %q has a JWKS URL and no Fetcher is configured", is.Issuer)
+			return fmt.Errorf("identity: issuer %q has a JWKS URL and no Fetcher is configured", logurl.Show(is.Issuer))
 		}
 	}
 	switch {
@@ -197,7 +199,7 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	urlLimits := map[string]*refreshLimit{}
 	for _, ic := range cfg.Issuers {
 		is := &issuer{cfg: ic, now: cfg.Now, limit: &refreshLimit{minInterval: cfg.MinRefreshInterval},
-			log: cfg.Logger.With("issuer", ic.Issuer, "scope", ic.Scope.String())}
+			log: cfg.Logger.With("issuer", logurl.Show(ic.Issuer), "scope", ic.Scope.String())}
 		switch {
 		case ic.JWKSURL != "":
 			is.maxAge = cfg.MaxKeyAge
