@@ -11,6 +11,8 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
+
+	"github.com/lockbox-oss/lockbox/internal/logurl"
 )
 
 // A session's roles are those of the ID token it was signed in with, and
@@ -130,7 +132,7 @@ func (c *Console) notVerified(ctx context.Context, sess Session, now time.Time, 
 	switch {
 	case errors.As(err, &down) && now.Sub(sess.verifiedAt()) < reverifyGrace*c.cfg.Reverify:
 		c.log.WarnContext(ctx, "console: the identity provider can't verify a session now; it keeps its roles until verified or "+
-			"it was last verified too long ago", "user", sess.Principal.Subject, "tenant", sess.Principal.TenantID, "issuer", sess.Issuer,
+			"it was last verified too long ago", "user", sess.Principal.Subject, "tenant", sess.Principal.TenantID, "issuer", logurl.Show(sess.Issuer),
 			"verified_at", sess.verifiedAt(), "error", echoErr(err))
 		retryAt := now.Add(min(reverifyRetry, c.cfg.Reverify))
 		oc := c.issuerOf(sess)
@@ -179,7 +181,7 @@ func (c *Console) verifiedAgain(ctx context.Context, sess Session, oc *oidcClien
 	}
 	if !slices.Equal(old.Roles, id.principal.Roles) {
 		c.log.InfoContext(ctx, "console: the session's roles changed at the identity provider", "user", old.Subject,
-			"tenant", old.TenantID, "issuer", sess.Issuer, "old_roles", old.Roles, "new_roles", id.principal.Roles)
+			"tenant", old.TenantID, "issuer", logurl.Show(sess.Issuer), "old_roles", old.Roles, "new_roles", id.principal.Roles)
 	}
 	return sess, nil
 }
@@ -188,7 +190,7 @@ func (c *Console) verifiedAgain(ctx context.Context, sess Session, oc *oidcClien
 // returns errNoSession: its user signs in again.
 func (c *Console) endUnverified(ctx context.Context, sess Session, reason string) error {
 	c.log.WarnContext(ctx, "console: session ended, its identity could not be verified again", "user", sess.Principal.Subject,
-		"tenant", sess.Principal.TenantID, "issuer", sess.Issuer, "reason", cut(reason, maxEchoError))
+		"tenant", sess.Principal.TenantID, "issuer", logurl.Show(sess.Issuer), "reason", cut(reason, maxEchoError))
 	// Deleted even when the browser went away: the session must not
 	// outlive the verdict.
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.Timeout)

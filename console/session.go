@@ -19,6 +19,7 @@ import (
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/fault"
 	"github.com/lockbox-oss/lockbox/internal/keys"
+	"github.com/lockbox-oss/lockbox/internal/logurl"
 )
 
 // Session is one signed-in browser.
@@ -375,7 +376,7 @@ func (c *Console) session(r *http.Request, touch bool) (Session, error) {
 	}
 	if !c.signsIn(sess) {
 		c.log.InfoContext(r.Context(), "console: session ended, its issuer no longer signs its user in", "user", sess.Principal.Subject,
-			"tenant", sess.Principal.TenantID, "issuer", sess.Issuer)
+			"tenant", sess.Principal.TenantID, "issuer", logurl.Show(sess.Issuer))
 		if err := c.sessions.deleteID(r.Context(), sess.id); err != nil {
 			return Session{}, err
 		}

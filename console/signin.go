@@ -22,6 +22,7 @@ import (
 
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/fault"
+	"github.com/lockbox-oss/lockbox/internal/logurl"
 	"github.com/lockbox-oss/lockbox/internal/origin"
 )
 
@@ -163,7 +164,7 @@ func newOIDCClient(cfg OIDCConfig, publicURL string, log *slog.Logger) (*oidcCli
 		return nil, errors.New("console: the public URL is required for OIDC sign-in (it makes the redirect URI)")
 	}
 	if err := cfg.Scope.Check(); err != nil {
-		return nil, fmt.Errorf("console: OIDC issuer %s: %w", cfg.Issuer, err)
+		return nil, fmt.Errorf("console: OIDC issuer %s: %w", logurl.Show(cfg.Issuer), err)
 	}
 	if cfg.SubjectClaim == "" {
 		cfg.SubjectClaim = "sub"
@@ -283,7 +284,7 @@ func newOIDCClients(cfgs []OIDCConfig, publicURL string, log *slog.Logger) (staf
 			}
 			orgs[t] = cl
 		case staff != nil:
-			return nil, nil, fmt.Errorf("console: two OIDC issuers sign in the provider's staff (%s and %s)", staff.cfg.Issuer, oc.Issuer)
+			return nil, nil, fmt.Errorf("console: two OIDC issuers sign in the provider's staff (%s and %s)", logurl.Show(staff.cfg.Issuer), logurl.Show(oc.Issuer))
 		default:
 			staff = cl
 		}
@@ -296,6 +297,24 @@ func newOIDCClients(cfgs []OIDCConfig, publicURL string, log *slog.Logger) (staf
 	return staff, orgs, nil
 }
 
+// discoveryErr is err of the discovery at o's issuer, which may quote the
+// issuer's URL (go-oidc's does), with that URL shown as logs may show it
+// (logurl.Show): the error goes to logs, and the URL may carry a
+// credential in its query or user info.
+func (o *oidcClient) discoveryErr(err error) error {
+	return fmt.Errorf("console: OIDC discovery at %s: %w", logurl.Show(o.cfg.Issuer), shownURLError{err, o.cfg.Issuer})
+}
+
+// shownURLError is err with url, wherever its text names it, shown as logs
+// may show it; errors.Is and errors.As still see err.
+type shownURLError struct {
+	err error
+	url string
+}
+
+func (e shownURLError) Error() string { return logurl.Replace(e.err.Error(), e.url) }
+func (e shownURLError) Unwrap() error { return e.err }
+
 // discover returns the provider, fetching its discovery document once.
 func (o *oidcClient) discover(ctx context.Context) (*oidc.Provider, error) {
 	o.mu.Lock()
@@ -305,7 +324,7 @@ func (o *oidcClient) discover(ctx context.Context) (*oidc.Provider, error) {
 	}
 	p, err := oidc.NewProvider(oidc.ClientContext(ctx, o.cfg.HTTPClient), o.cfg.Issuer)
 	if err != nil {
-		return nil, fmt.Errorf("console: OIDC discovery at %s: %w", o.cfg.Issuer, err)
+		return nil, o.discoveryErr(err)
 	}
 	// The configuration's issuer URL is checked at start-up; the endpoints
 	// the document names are the identity provider's to say. The code and
@@ -318,11 +337,11 @@ func (o *oidcClient) discover(ctx context.Context) (*oidc.Provider, error) {
 		Algs       []string `json:"id_token_signing_alg_values_supported"`
 	}
 	if err := p.Claims(&d); err != nil {
-		return nil, fmt.Errorf("console: OIDC discovery at %s: %w", o.cfg.Issuer, err)
+		return nil, o.discoveryErr(err)
 	}
 	for _, e := range []struct{ what, u string }{{"token_endpoint", p.Endpoint().TokenURL}, {"jwks_uri", d.JWKSURI}} {
 		if err := identity.CheckFetchURL(e.what, e.u); err != nil {
-			return nil, fmt.Errorf("console: OIDC discovery at %s: %w", o.cfg.Issuer, err)
+			return nil, o.discoveryErr(err)
 		}
 	}
 	// Sign-out sends the browser to end_session_endpoint with the ID token
@@ -333,7 +352,7 @@ func (o *oidcClient) discover(ctx context.Context) (*oidc.Provider, error) {
 	if d.EndSession != "" {
 		if err := checkEndSession(d.EndSession); err != nil {
 			o.log.WarnContext(ctx, "console: OIDC issuer's end_session_endpoint ignored; signing out of Lockbox will not sign users out of it",
-				"issuer", o.cfg.Issuer, "error", echoErr(err))
+				"issuer", logurl.Show(o.cfg.Issuer), "error", echoErr(err))
 		} else {
 			o.endSession = d.EndSession
 		}
@@ -632,7 +651,7 @@ func (c *Console) oidcStart(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	p, err := oc.discover(ctx)
 	if err != nil {
-		c.log.ErrorContext(ctx, "console: sign-in unavailable", "issuer", oc.cfg.Issuer, "error", echoErr(err))
+		c.log.ErrorContext(ctx, "console: sign-in unavailable", "issuer", logurl.Show(oc.cfg.Issuer), "error", echoErr(err))
 		c.renderError(w, r, nil, http.StatusServiceUnavailable, "The identity provider can't be reached; sign-in is unavailable. Try again in a minute.")
 		return
 	}
@@ -793,7 +812,7 @@ func (c *Console) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		// this sign-in's issuer would redeem (a mix-up attack, RFC 9700
 		// section 4.4). The browser's sign-in is cleared, so it can't
 		// be tried again.
-		problem("failed", fmt.Errorf("the answer came back to the redirect URI of %q, the sign-in went to %s", echo(key), oc.cfg.Issuer))
+		problem("failed", fmt.Errorf("the answer came back to the redirect URI of %q, the sign-in went to %s", echo(key), logurl.Show(oc.cfg.Issuer)))
 		return
 	}
 	if e := q.Get("error"); e != "" && login.Reverify == "" {
@@ -809,12 +828,12 @@ func (c *Console) oidcCallback(w http.ResponseWriter, r *http.Request) {
 	case iss != "" && iss != oc.cfg.Issuer:
 		// RFC 9207: the answer comes from another identity provider than
 		// the one this sign-in went to (a mix-up attack).
-		problem("failed", fmt.Errorf("the answer names issuer %q, the sign-in went to %s", echo(iss), oc.cfg.Issuer))
+		problem("failed", fmt.Errorf("the answer names issuer %q, the sign-in went to %s", echo(iss), logurl.Show(oc.cfg.Issuer)))
 		return
 	case iss == "" && requiresIss(p):
 		// The issuer always names itself, so an answer that doesn't is
 		// not its own.
-		problem("failed", fmt.Errorf("the answer names no issuer, and %s always does", oc.cfg.Issuer))
+		problem("failed", fmt.Errorf("the answer names no issuer, and %s always does", logurl.Show(oc.cfg.Issuer)))
 		return
 	}
 	if login.Reverify != "" {
@@ -956,7 +975,7 @@ func (o *oidcClient) identify(ctx context.Context, idt *oidc.IDToken) (identifie
 		code = "no_roles"
 	}
 	if code != "" {
-		return identified{}, code, fmt.Errorf("claims of %q from %s can't be used", idt.Subject, o.cfg.Issuer)
+		return identified{}, code, fmt.Errorf("claims of %q from %s can't be used", idt.Subject, logurl.Show(o.cfg.Issuer))
 	}
 	return identified{principal: p, name: name}, "", nil
 }
@@ -973,7 +992,7 @@ const maxRefreshToken = 8 << 10
 func (o *oidcClient) keptRefreshToken(ctx context.Context, rt string) string {
 	if len(rt) > maxRefreshToken {
 		o.log.WarnContext(ctx, "console: the refresh token is too large to keep; the session will end when it is due to be verified again",
-			"issuer", o.cfg.Issuer, "bytes", len(rt), "max", maxRefreshToken)
+			"issuer", logurl.Show(o.cfg.Issuer), "bytes", len(rt), "max", maxRefreshToken)
 		return ""
 	}
 	return rt
@@ -998,7 +1017,7 @@ func (o *oidcClient) logout(ctx context.Context, idToken string) *idpLogout {
 	l := &idpLogout{Endpoint: ep, ClientID: o.cfg.ClientID, IDToken: idToken}
 	if len(idToken) > maxIDTokenHint {
 		o.log.InfoContext(ctx, "console: the ID token is too large to keep for sign-out; the identity provider will ask its user to confirm signing out",
-			"issuer", o.cfg.Issuer, "bytes", len(idToken), "max", maxIDTokenHint)
+			"issuer", logurl.Show(o.cfg.Issuer), "bytes", len(idToken), "max", maxIDTokenHint)
 		l.IDToken = ""
 	}
 	return l
@@ -1098,11 +1117,11 @@ func (c *Console) signout(w http.ResponseWriter, r *http.Request) {
 		to, err := c.endSessionRedirect(sess.Logout)
 		if err == nil {
 			c.log.InfoContext(ctx, "console sign-out, on to the identity provider's", "user", sess.Principal.Subject,
-				"tenant", sess.Principal.TenantID, "issuer", sess.Issuer)
+				"tenant", sess.Principal.TenantID, "issuer", logurl.Show(sess.Issuer))
 			http.Redirect(w, r, to, http.StatusSeeOther)
 			return
 		}
-		c.log.WarnContext(ctx, "console: sign-out can't go on to the identity provider's", "issuer", sess.Issuer, "error", echoErr(err))
+		c.log.WarnContext(ctx, "console: sign-out can't go on to the identity provider's", "issuer", logurl.Show(sess.Issuer), "error", echoErr(err))
 	}
 	http.Redirect(w, r, "/console/signin", http.StatusSeeOther)
 }

@@ -13,6 +13,8 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
+
+	"github.com/lockbox-oss/lockbox/internal/logurl"
 )
 
 // A session whose sign-in brought no refresh token (identity providers that
@@ -268,7 +270,7 @@ func (c *Console) startSilent(w http.ResponseWriter, r *http.Request, sess Sessi
 		return
 	}
 	c.log.InfoContext(ctx, "console: verifying a session without a refresh token by its identity provider's sign-in",
-		"user", sess.Principal.Subject, "tenant", sess.Principal.TenantID, "issuer", sess.Issuer)
+		"user", sess.Principal.Subject, "tenant", sess.Principal.TenantID, "issuer", logurl.Show(sess.Issuer))
 	http.Redirect(w, r, to, http.StatusSeeOther)
 }
 
@@ -376,7 +378,7 @@ func (c *Console) waitForIdentityProvider(ctx context.Context, sess Session, now
 	}
 	c.log.WarnContext(ctx, "console: the identity provider says it can't verify a session now; the session waits for it, "+
 		"without its roles, until verified or it was last verified too long ago", "user", sess.Principal.Subject,
-		"tenant", sess.Principal.TenantID, "issuer", sess.Issuer, "verified_at", sess.verifiedAt(), "error", down)
+		"tenant", sess.Principal.TenantID, "issuer", logurl.Show(sess.Issuer), "verified_at", sess.verifiedAt(), "error", down)
 	_, err := c.sessions.update(ctx, sess, func(s *Session) bool {
 		s.SilentReverifyAt, s.ReverifyRetryAt = now, time.Time{}
 		return true
