@@ -13,6 +13,7 @@ import (
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/identity/jwksfetch"
 	"github.com/lockbox-oss/lockbox/internal/fault"
+	"github.com/lockbox-oss/lockbox/internal/logurl"
 )
 
 // keyFileCheck is how often key files are looked at for changes. A token
@@ -71,12 +72,23 @@ func newVerifier(cfg config.Config, opts Options) (*identity.Verifier, *jwksfetc
 		return nil, nil, fmt.Errorf("%s: %w", shorthandKeyVar(cfg), err)
 	}
 	for _, is := range issuers {
-		log.Info("trusting token issuer", "issuer", is.Issuer, "name", is.Name, "scope", is.Scope.String(), "audience", is.Audience)
+		log.Info("trusting token issuer", "issuer", logurl.Show(is.Issuer), "name", shownName(is), "scope", is.Scope.String(), "audience", is.Audience)
 	}
 	if cfg.Runs(config.ComponentAPI) || cfg.Runs(config.ComponentProxy) {
 		warnAudienceIsClientID(opts.Logger, cfg, issuers)
 	}
 	return v, fetcher, nil
+}
+
+// shownName is is's name as logs may show it: its URL, shown by
+// logurl.Show (a credential may ride in its query or user info), when the
+// issuers file gives it no name of its own; a name given is shown as
+// given.
+func shownName(is config.Issuer) string {
+	if is.Name == is.Issuer {
+		return logurl.Show(is.Issuer)
+	}
+	return is.Name
 }
 
 // warnAudienceIsClientID warns of each issuer whose tokens' audience is the
@@ -97,7 +109,7 @@ func warnAudienceIsClientID(log *slog.Logger, cfg config.Config, issuers []confi
 	}
 	for _, is := range issuers {
 		if is.Console != nil && is.Console.ClientID == is.Audience && takesJWT(is.TokenTypes) {
-			log.Warn(msg, "setting", "LOCKBOX_ISSUERS_FILE", "issuer", is.Name, "client_id", is.Audience,
+			log.Warn(msg, "setting", "LOCKBOX_ISSUERS_FILE", "issuer", shownName(is), "client_id", is.Audience,
 				"fix", "an audience other than its console client_id, or token_types: [at+jwt]")
 		}
 	}
@@ -140,9 +152,9 @@ func (s *Server) warnNotOnboarded(ctx context.Context) {
 		switch {
 		case errors.Is(err, fault.ErrNotFound):
 			s.log.Warn("an issuer's scope names a tenant that is not onboarded: its users are refused until a Lockbox administrator onboards it (lockboxctl create tenant)",
-				"setting", "LOCKBOX_ISSUERS_FILE", "issuer", is.Name, "tenant", t)
+				"setting", "LOCKBOX_ISSUERS_FILE", "issuer", shownName(is), "tenant", t)
 		case err != nil:
-			s.log.Warn("could not check that an issuer's tenant is onboarded", "setting", "LOCKBOX_ISSUERS_FILE", "issuer", is.Name, "tenant", t, "err", err)
+			s.log.Warn("could not check that an issuer's tenant is onboarded", "setting", "LOCKBOX_ISSUERS_FILE", "issuer", shownName(is), "tenant", t, "err", err)
 		}
 	}
 }
@@ -172,7 +184,7 @@ func consoleSignins(cfg config.Config, opts Options) ([]console.OIDCConfig, erro
 		}
 		secret, err := config.ReadClientSecret(is.Console.ClientSecretFile)
 		if err != nil {
-			return nil, fmt.Errorf("LOCKBOX_ISSUERS_FILE: issuer %s: console client_secret_file: %w", is.Name, err)
+			return nil, fmt.Errorf("LOCKBOX_ISSUERS_FILE: issuer %s: console client_secret_file: %w", shownName(is), err)
 		}
 		scope := identity.ProviderScope()
 		if is.Scope.Tenant != "" {
