@@ -11,7 +11,8 @@
 // `LOCKBOX_REDIS_URL: required by "lockbox serve"`.
 //
 // The package owns no behaviour beyond that: it imports no other Lockbox
-// package, and cmd/ hands the values to the components it builds.
+// package but internal/logurl (to show a URL in an error as the logs show
+// it), and cmd/ hands the values to the components it builds.
 package config
 
 import (

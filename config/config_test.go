@@ -982,6 +982,39 @@ func TestFetchURLErrorsHideCredentials(t *testing.T) {
 	}
 }
 
+// A fetch URL's query may hold a credential too (an API key, a signed
+// parameter), and identity and console log such URLs with each query
+// value redacted: a start-up error about the URL shows it the same way,
+// keeping the variable, the query's names and what is wrong.
+func TestFetchURLErrorsRedactQuery(t *testing.T) {
+	for _, tc := range []struct{ url, want string }{
+		{"http://idp.example/keys?api_key=s3cr3t", "must be https"},
+		{"https://idp.example:70000/keys?api_key=s3cr3t", "not a TCP port"},
+		{"https:///keys?api_key=s3cr3t", "not an absolute URL"},
+		{"https://user:pw@idp.example/keys?api_key=s3cr3t", "must not carry a user name or password"},
+	} {
+		for _, name := range []string{"LOCKBOX_JWT_JWKS_URL", "LOCKBOX_OIDC_ISSUER"} {
+			_, err := Load(map[string]string{name: tc.url})
+			if err == nil {
+				t.Errorf("%s=%s: no error", name, tc.url)
+				continue
+			}
+			msg := err.Error()
+			if strings.Contains(msg, "s3cr3t") {
+				t.Errorf("%s: error leaks the query's value: %v", name, err)
+			}
+			if !strings.Contains(msg, name+": ") || !strings.Contains(msg, tc.want) || !strings.Contains(msg, "api_key=REDACTED") {
+				t.Errorf("%s=%s: %v, want it to name the variable, say %q and show api_key=REDACTED", name, tc.url, err, tc.want)
+			}
+		}
+		doc := "issuers:\n  - issuer: https://idp.example\n    audience: lockbox\n    scope: provider\n    jwks_url: " + tc.url + "\n"
+		if _, err := LoadIssuers(writeFile(t, "issuers.yaml", doc)); err == nil || strings.Contains(err.Error(), "s3cr3t") ||
+			!strings.Contains(err.Error(), tc.want) {
+			t.Errorf("issuers file jwks_url %s: %v", tc.url, err)
+		}
+	}
+}
+
 // SMTP AUTH with LOCKBOX_SMTP_STARTTLS=none would send the password in
 // the clear, which the SMTP client refuses to do to anything but a
 // loopback relay: every e-mail would fail at its first send. The pair is

@@ -13,6 +13,8 @@ import (
 	"unicode"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/lockbox-oss/lockbox/internal/logurl"
 )
 
 // Issuers is the content of LOCKBOX_ISSUERS_FILE: the identity providers
@@ -254,7 +256,9 @@ func checkJWKSURL(u string) error { return checkFetchURL("JWKS URL", u) }
 
 // checkFetchURL is checkJWKSURL's rule for any URL Lockbox fetches something
 // from that decides who signs in; what names u in the error. It is
-// identity.CheckFetchURL's, which this package does not import.
+// identity.CheckFetchURL's, which this package does not import. The error
+// shows u as identity and console log it (logurl.Show: no user info, each
+// query value redacted), since a query may carry a credential as well.
 func checkFetchURL(what, u string) error {
 	pu, err := url.Parse(u)
 	switch {
@@ -264,13 +268,11 @@ func checkFetchURL(what, u string) error {
 		// is quoted as the port. This message goes to logs.
 		return fmt.Errorf("%s is not a URL (not shown: it may hold a password)", what)
 	case err == nil && pu.User != nil:
-		// Shown without its user info, which may be a password or a token.
-		pu.User = nil
-		return fmt.Errorf("%s %q must not carry a user name or password", what, pu.String())
+		return fmt.Errorf("%s %q must not carry a user name or password", what, logurl.Show(u))
 	case err != nil || pu.Host == "" || pu.Fragment != "":
-		return fmt.Errorf("%s %q is not an absolute URL with a host", what, u)
+		return fmt.Errorf("%s %q is not an absolute URL with a host", what, logurl.Show(u))
 	case badPort(pu):
-		return fmt.Errorf("%s %q: port %s is not a TCP port from 1 to 65535", what, u, pu.Port())
+		return fmt.Errorf("%s %q: port %s is not a TCP port from 1 to 65535", what, logurl.Show(u), pu.Port())
 	}
 	switch h := pu.Hostname(); {
 	case pu.Scheme == "https":
@@ -278,7 +280,7 @@ func checkFetchURL(what, u string) error {
 	case pu.Scheme == "http" && (h == "localhost" || h == "127.0.0.1" || h == "::1"):
 		return nil
 	}
-	return fmt.Errorf("%s %q must be https (http only on localhost)", what, u)
+	return fmt.Errorf("%s %q must be https (http only on localhost)", what, logurl.Show(u))
 }
 
 // ShorthandIssuer is the single issuer of the LOCKBOX_JWT_* settings, in the
