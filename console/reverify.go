@@ -231,7 +231,7 @@ func (o *oidcClient) refresh(ctx context.Context, refreshToken string, now func(
 	}
 	tok, err := o.oauth2(p).TokenSource(oidc.ClientContext(ctx, o.cfg.HTTPClient), &oauth2.Token{RefreshToken: refreshToken}).Token()
 	if err != nil {
-		return refreshedIdentity{}, "", tokenEndpointError(err)
+		return refreshedIdentity{}, "", tokenEndpointError(tokenURLError(p, err))
 	}
 	idt, raw, err := o.verifyIDToken(ctx, p, tok, now)
 	if err != nil {
@@ -242,6 +242,16 @@ func (o *oidcClient) refresh(ctx context.Context, refreshToken string, now func(
 		return refreshedIdentity{}, "", fmt.Errorf("%s: %w", code, err)
 	}
 	return refreshedIdentity{identified: id, rawIDToken: raw}, tok.RefreshToken, nil
+}
+
+// tokenURLError is err of a request to p's token endpoint with the
+// endpoint's URL, wherever its text names it, shown as logs may show it
+// (logurl.Show): a request that got no answer fails with a *url.Error,
+// which quotes the URL with only its password redacted, and the
+// identity provider may take a credential in the URL's query. errors.As
+// still sees err, *url.Error and *oauth2.RetrieveError alike.
+func tokenURLError(p *oidc.Provider, err error) error {
+	return shownURLError{err, p.Endpoint().TokenURL}
 }
 
 // tokenEndpointError describes a failed refresh without the response body,

@@ -487,6 +487,7 @@ type pageLink struct{ To string }
 func (o *oidcClient) redeem(ctx context.Context, p *oidc.Provider, code string, login pendingLogin, now func() time.Time) (refreshedIdentity, string, error) {
 	tok, err := o.oauth2(p).Exchange(oidc.ClientContext(ctx, o.cfg.HTTPClient), code, oauth2.VerifierOption(login.Verifier))
 	if err != nil {
+		err = tokenURLError(p, err)
 		if down, ok := errors.AsType[*idpDown](tokenEndpointError(err)); ok {
 			return refreshedIdentity{}, "", down
 		}
