@@ -17,6 +17,10 @@ func TestCheckFetchURLHidesCredentials(t *testing.T) {
 		// Not percent-encoded, the / ends the authority early, and the
 		// parser quotes the password's first part as a port.
 		"https://user:s3c/ret@idp.example/keys",
+		// User info and a credential in the query: neither is quoted.
+		"https://user:s3cret@idp.example/keys?api_key=s3cret",
+		"http://idp.example/keys?api_key=s3cret",
+		"https://idp.example/keys?api_key=s3cret#frag",
 	} {
 		err := CheckFetchURL("JWKS URL", u)
 		if err == nil {

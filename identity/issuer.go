@@ -144,9 +144,9 @@ func CheckFetchURL(what, u string) error {
 		// is quoted as the port. This message goes to logs.
 		return fmt.Errorf("%s is not a URL (not shown: it may hold a password)", what)
 	case err == nil && pu.User != nil:
-		// Shown without its user info, which may be a password or a token.
-		pu.User = nil
-		return fmt.Errorf("%s %q must not carry a user name or password", what, pu.String())
+		// Shown without its user info, which may be a password or a token,
+		// nor its query's values.
+		return fmt.Errorf("%s %q must not carry a user name or password", what, logurl.Show(u))
 	case err != nil || pu.Host == "" || pu.Fragment != "":
 		return fmt.Errorf("%s %q is not an absolute URL with a host", what, logurl.Show(u))
 	}
