@@ -107,6 +107,9 @@ type Event struct {
 	// KindExpiring, which is no history event, it is a system event whose
 	// At is when the warning was queued.
 	Event grants.Event `json:"event"`
+	// Redrive is set, and Kind is "redrive", on an entry put back from
+	// the dead-letter stream (DeadLetters.Redrive).
+	Redrive *Redrive `json:"redrive,omitempty"`
 }
 
 // KindOf names the history event ev, and reports false for one that

@@ -552,6 +552,22 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 		// reads the counter, and nobody would learn of it otherwise.
 		return true, w.deadLetter(ctx, t, m.ID, raw, 1, fmt.Errorf("corrupt event: %w", err), nil, nil, w.channels()...)
 	}
+	// only, for an entry put back from the dead-letter stream, are the
+	// recipients it is for: the others had it, or were given up on in
+	// another dead letter.
+	var only []string
+	if ev.Kind == kindRedrive {
+		if ev.Redrive == nil {
+			return true, w.deadLetter(ctx, t, m.ID, raw, 1, errors.New("corrupt event: re-driven without its own kind"), nil, nil, w.channels()...)
+		}
+		ev.Kind, only = ev.Redrive.Kind, ev.Redrive.Recipients
+	}
+	// The deliveries of a re-driven entry are named as those of the
+	// entry it was first.
+	named := m.ID
+	if ev.Redrive != nil && streamID.MatchString(ev.Redrive.Entry) {
+		named = ev.Redrive.Entry
+	}
 	attempts, next := 0, int64(0)
 	if st, err := rdb.HGet(ctx, retryKey(t), m.ID).Result(); err == nil {
 		a, n, _ := strings.Cut(st, ":")
@@ -586,7 +602,12 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 		}
 		w.cfg.Logger.WarnContext(ctx, "notification recipients not resolved", "tenant", t, "entry", m.ID,
 			"kind", ev.Kind, "request_id", ev.Request.ID, "attempt", attempts+1, "err", err)
-		return w.failed(ctx, t, m.ID, raw, attempts+1, errors.As(err, new(permanentError)), err, 0, nil, channels)
+		// A re-driven entry's letter names its recipients again, so that
+		// it can be re-driven once more when the cause is fixed.
+		return w.failed(ctx, t, m.ID, raw, attempts+1, errors.As(err, new(permanentError)), err, 0, only, channels)
+	}
+	if ev.Redrive != nil {
+		targets, dropped = w.redriven(ctx, t, m.ID, ev, targets, attempts), nil
 	}
 	if attempts == 0 {
 		// Told once per entry, not on every retry of its other recipients.
@@ -673,7 +694,7 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 			}
 		}
 		sendCtx, cancel := context.WithTimeout(ctx, w.cfg.ClaimAfter/2)
-		err = tg.send(sendCtx, deliveryID(t, m.ID, tg.key))
+		err = tg.send(sendCtx, deliveryID(t, named, tg.key))
 		cancel()
 		if gate == askSending && err != nil && !errors.As(err, new(unansweredError)) {
 			// Not reached: a withdrawal passes them by. The worst a
@@ -782,6 +803,31 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 		return false, err
 	}
 	return false, w.schedule(ctx, t, m.ID, attempts+1, retry.wait)
+}
+
+// redriven returns the targets of a re-driven entry: those its dead
+// letter names, as they are listed now (an address in any case, a webhook
+// by its place in the configured list). A recipient that is no longer
+// among the event's (an address since corrected or removed, an approver
+// no longer assigned, an ask the request no longer needs) gets nothing,
+// which is logged once.
+func (w *Worker) redriven(ctx context.Context, t, id string, ev Event, targets []target, attempts int) []target {
+	var out []target
+	for _, tg := range targets {
+		if slices.ContainsFunc(ev.Redrive.Recipients, func(r string) bool { return strings.EqualFold(r, tg.name) }) {
+			out = append(out, tg)
+		}
+	}
+	if attempts > 0 {
+		return out
+	}
+	for _, r := range ev.Redrive.Recipients {
+		if !slices.ContainsFunc(out, func(tg target) bool { return strings.EqualFold(r, tg.name) }) {
+			w.cfg.Logger.InfoContext(ctx, "re-driven notification not sent to a recipient it no longer has", "tenant", t, "entry", id,
+				"kind", ev.Kind, "request_id", ev.Request.ID, "dead_letter", ev.Redrive.DeadLetter, "recipient", r)
+		}
+	}
+	return out
 }
 
 // What askGate finds.

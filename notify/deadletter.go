@@ -1,0 +1,296 @@
+package notify
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/lockbox-oss/lockbox/internal/due"
+	"github.com/lockbox-oss/lockbox/internal/keys"
+)
+
+// kindRedrive is the kind of an outbox entry that DeadLetters.Redrive put
+// back: the event itself, whose own kind is in Redrive, for the recipients
+// Redrive lists. A kind of its own rather than a field beside the event's
+// kind: a replica of an earlier version, in a rolling upgrade, would read
+// past the field and send the event to all its recipients again; a kind it
+// does not know it leaves for a replica that knows it (Worker.leave).
+const kindRedrive Kind = "redrive"
+
+// Redrive is what an entry put back from the dead-letter stream carries
+// besides its event.
+type Redrive struct {
+	// Kind is the event's own kind.
+	Kind Kind `json:"kind"`
+	// Recipients are the dead letter's recipients, named as there
+	// ("mail:<address>", "webhook:<n>"): the only ones the entry is
+	// delivered to.
+	Recipients []string `json:"recipients"`
+	// DeadLetter is the id the event had in the dead-letter stream.
+	DeadLetter string `json:"dead_letter"`
+	// Entry is the outbox entry the event was first: its deliveries keep
+	// their Message-ID and X-Lockbox-Delivery, so a receiver that did
+	// take one (its answer lost) drops the copy.
+	Entry string `json:"entry,omitempty"`
+}
+
+// Errors of DeadLetters.Redrive, for one letter.
+var (
+	// ErrNoDeadLetter: the tenant's dead-letter stream holds no letter
+	// of that id (re-driven already, by this call or another).
+	ErrNoDeadLetter = errors.New("no such dead letter")
+	// ErrUnredrivable: the letter can't be put back as it is: its event
+	// can't be read, or it names no recipient (one whose recipients could
+	// not be worked out). It stays in the stream.
+	ErrUnredrivable = errors.New("dead letter can't be re-driven")
+)
+
+// DeadLetter is one letter of a tenant's dead-letter stream.
+type DeadLetter struct {
+	// ID is the letter's id in the stream, which Redrive takes.
+	ID string `json:"id"`
+	// At is when the event was dead-lettered; zero when unreadable.
+	At time.Time `json:"at"`
+	// Entry is the outbox entry the event was.
+	Entry string `json:"entry"`
+	// Kind and RequestID say what the event is about; empty when the
+	// event can't be read.
+	Kind      Kind   `json:"kind"`
+	RequestID string `json:"request_id"`
+	// Attempts is how many attempts the recipients failed.
+	Attempts int `json:"attempts"`
+	// Recipients are the recipients the event failed: "mail:<address>",
+	// or "webhook:<n>", the n-th of the configured webhooks when the
+	// letter was written, counting from 0.
+	Recipients []string `json:"recipients"`
+	// Error is the last error.
+	Error string `json:"error"`
+	// Problem says why the letter can't be re-driven; empty when it can.
+	Problem string `json:"problem,omitempty"`
+
+	// event is the stored event, ready for Redrive; nil with a Problem.
+	event map[string]json.RawMessage
+	// redriveOf is the entry the event was first, when it was re-driven
+	// before.
+	redriveOf string
+}
+
+// Redriven is what Redrive did with one letter.
+type Redriven struct {
+	// ID is the dead letter's id.
+	ID string
+	// Entry is the outbox entry the event is now; empty when Err is set.
+	Entry      string
+	Kind       Kind
+	RequestID  string
+	Recipients []string
+	// Err, when set, wraps ErrNoDeadLetter, ErrUnredrivable or
+	// keys.ErrInvalid (an id that is no stream id), and the letter, if
+	// any, stays where it was.
+	Err error
+}
+
+// DeadLetters lists a tenant's dead letters and puts them back in its
+// outbox, for operators once the cause is fixed (a mail server's
+// credentials, a webhook's URL).
+type DeadLetters struct {
+	rdb    redis.UniversalClient
+	now    func() time.Time
+	logger *slog.Logger
+}
+
+// NewDeadLetters returns DeadLetters on rdb; now (time.Now when nil) marks
+// the tenant due for delivery, and logger (none when nil) hears of each
+// letter re-driven.
+func NewDeadLetters(rdb redis.UniversalClient, now func() time.Time, logger *slog.Logger) *DeadLetters {
+	if now == nil {
+		now = time.Now
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &DeadLetters{rdb: rdb, now: now, logger: logger}
+}
+
+// deadPage bounds the letters read per round trip: a stream of thousands
+// is read a page at a time rather than in one reply.
+const deadPage = 500
+
+// List returns the tenant's dead letters, oldest first.
+func (d *DeadLetters) List(ctx context.Context, tenant string) ([]DeadLetter, error) {
+	if err := keys.ValidTenant(tenant); err != nil {
+		return nil, err
+	}
+	var out []DeadLetter
+	for start := "-"; ; {
+		msgs, err := d.rdb.XRangeN(ctx, DeadKey(tenant), start, "+", deadPage).Result()
+		if err != nil {
+			return nil, fmt.Errorf("notify: read dead letters: %w", err)
+		}
+		for _, m := range msgs {
+			out = append(out, readDeadLetter(m))
+		}
+		if len(msgs) < deadPage {
+			return out, nil
+		}
+		start = "(" + msgs[len(msgs)-1].ID
+	}
+}
+
+func readDeadLetter(m redis.XMessage) DeadLetter {
+	str := func(k string) string { s, _ := m.Values[k].(string); return s }
+	l := DeadLetter{ID: m.ID, Entry: str("entry"), Error: str("error")}
+	l.At, _ = time.Parse(time.RFC3339, str("at"))
+	l.Attempts, _ = strconv.Atoi(str("attempts"))
+	for r := range strings.SplitSeq(str("recipients"), ",") {
+		if r = strings.TrimSpace(r); r != "" {
+			l.Recipients = append(l.Recipients, r)
+		}
+	}
+	var ev Event
+	var fields map[string]json.RawMessage
+	raw := []byte(str("event"))
+	if err := json.Unmarshal(raw, &ev); err != nil {
+		l.Problem = fmt.Sprintf("its event can't be read: %v", err)
+		return l
+	}
+	if err := json.Unmarshal(raw, &fields); err != nil {
+		l.Problem = fmt.Sprintf("its event can't be read: %v", err)
+		return l
+	}
+	l.Kind, l.RequestID = ev.Kind, ev.Request.ID
+	if ev.Kind == kindRedrive {
+		// Re-driven before, and failed again: the event is the same.
+		if ev.Redrive == nil {
+			l.Problem = "its event was re-driven but does not say its kind"
+			return l
+		}
+		l.Kind, l.redriveOf = ev.Redrive.Kind, ev.Redrive.Entry
+	}
+	if len(l.Recipients) == 0 {
+		// A corrupt entry, or one whose recipients could not be worked
+		// out: sending it to everyone would repeat what reached some of
+		// them before its last attempt.
+		l.Problem = "it names no recipient: its recipients could not be worked out (see its error)"
+		return l
+	}
+	l.event = fields
+	return l
+}
+
+// redriveScript puts a dead letter (ARGV[1], in the dead-letter stream
+// KEYS[1]) back in the outbox (KEYS[2]) as the entry ARGV[2], in one step:
+// a crash can neither lose the letter nor leave it in both streams, and of
+// two redrives of one letter only the first finds it. It returns the new
+// entry's id, or nil when the letter is gone.
+var redriveScript = redis.NewScript(`
+if #redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1]) == 0 then return false end
+local id = redis.call('XADD', KEYS[2], '*', 'event', ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[1])
+return id
+`)
+
+// streamID is the shape of a stream entry id. XRANGE also takes "-", "+"
+// and incomplete ids, which would name other letters than the one meant.
+var streamID = regexp.MustCompile(`^[0-9]{1,20}-[0-9]{1,20}$`)
+
+// Redrive puts each of the tenant's dead letters ids back in its outbox,
+// with fresh attempts, for the recipients the letter names alone (a
+// recipient since removed from the event's recipients is not sent to):
+// each in one step that removes it from the dead-letter stream. The
+// worker then delivers it as of its request's current state, as it does
+// every entry: an approvers' "awaits your decision" of a request that no
+// longer awaits them is not sent. A letter that can't be re-driven is
+// reported in its Redriven and left alone; the error is for the store
+// failing, after which the letters not yet handled are not in the result.
+func (d *DeadLetters) Redrive(ctx context.Context, tenant string, ids []string) ([]Redriven, error) {
+	if err := keys.ValidTenant(tenant); err != nil {
+		return nil, err
+	}
+	out := make([]Redriven, 0, len(ids))
+	done := 0
+	defer func() {
+		if done > 0 {
+			// After the script, as every writer of the outbox marks
+			// the tenant (due.Committed): the schedule is in no
+			// tenant's slot. A lost mark only delays the delivery
+			// until the schedule's rescan.
+			now := d.now()
+			if err := due.Set(context.WithoutCancel(ctx), d.rdb, tenant, due.Mark{Job: due.Notify, At: now, Now: now}); err != nil {
+				d.logger.WarnContext(ctx, "re-driven notifications wait for the schedule's rescan", "tenant", tenant, "err", err)
+			}
+		}
+	}()
+	for _, id := range ids {
+		r, err := d.redrive(ctx, tenant, id)
+		if err != nil {
+			return out, err
+		}
+		if r.Err == nil {
+			done++
+			d.logger.InfoContext(ctx, "notification re-driven", "tenant", tenant, "dead_letter", id, "entry", r.Entry,
+				"kind", r.Kind, "request_id", r.RequestID, "recipients", r.Recipients)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func (d *DeadLetters) redrive(ctx context.Context, tenant, id string) (Redriven, error) {
+	r := Redriven{ID: id}
+	if !streamID.MatchString(id) {
+		r.Err = fmt.Errorf("%w: %q is no dead letter id (<milliseconds>-<sequence>)", keys.ErrInvalid, id)
+		return r, nil
+	}
+	msgs, err := d.rdb.XRange(ctx, DeadKey(tenant), id, id).Result()
+	if err != nil {
+		return r, fmt.Errorf("notify: read dead letter %s: %w", id, err)
+	}
+	if len(msgs) == 0 {
+		r.Err = fmt.Errorf("%w: %s (re-driven already?)", ErrNoDeadLetter, id)
+		return r, nil
+	}
+	l := readDeadLetter(msgs[0])
+	r.Kind, r.RequestID, r.Recipients = l.Kind, l.RequestID, l.Recipients
+	if l.Problem != "" {
+		r.Err = fmt.Errorf("%w: %s: %s", ErrUnredrivable, id, l.Problem)
+		return r, nil
+	}
+	// The event's other fields are kept as stored, including any this
+	// version does not know.
+	first := l.Entry
+	if l.redriveOf != "" {
+		first = l.redriveOf
+	}
+	if !streamID.MatchString(first) {
+		first = "" // the worker names the deliveries by the new entry
+	}
+	rd, err := json.Marshal(Redrive{Kind: l.Kind, Recipients: l.Recipients, DeadLetter: id, Entry: first})
+	if err != nil {
+		return r, fmt.Errorf("notify: encode re-drive: %w", err)
+	}
+	l.event["kind"], _ = json.Marshal(kindRedrive)
+	l.event["redrive"] = rd
+	ev, err := json.Marshal(l.event)
+	if err != nil {
+		return r, fmt.Errorf("notify: encode re-drive: %w", err)
+	}
+	entry, err := redriveScript.Run(ctx, d.rdb, []string{DeadKey(tenant), OutboxKey(tenant)}, id, ev).Text()
+	if errors.Is(err, redis.Nil) {
+		r.Err = fmt.Errorf("%w: %s (re-driven meanwhile)", ErrNoDeadLetter, id)
+		return r, nil
+	}
+	if err != nil {
+		return r, fmt.Errorf("notify: re-drive %s: %w", id, err)
+	}
+	r.Entry = entry
+	return r, nil
+}
