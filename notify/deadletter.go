@@ -58,7 +58,7 @@ type DeadLetter struct {
 	// ID is the letter's id in the stream, which Redrive takes.
 	ID string `json:"id"`
 	// At is when the event was dead-lettered; zero when unreadable.
-	At time.Time `json:"at"`
+	At time.Time `json:"at,omitzero"`
 	// Entry is the outbox entry the event was.
 	Entry string `json:"entry"`
 	// Kind and RequestID say what the event is about; empty when the

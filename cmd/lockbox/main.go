@@ -5,6 +5,7 @@
 //	lockbox dev token   mint a dev token from the dev signing key
 //	lockbox policy test DIR  run the Rego tests of a policy directory
 //	lockbox webhook-key URL  print a webhook receiver's signing key
+//	lockbox notify dead-letters|redrive  list and re-drive dead notifications
 //	lockbox version
 //
 // Configuration comes from LOCKBOX_* environment variables; bad
@@ -150,6 +151,11 @@ commands:
   policy test DIR    run the Rego tests (*_test.rego) of a policy directory [-v]
   webhook-key URL    print the key of a receiver in LOCKBOX_WEBHOOK_URLS, which verifies its v2
                      signatures [--any]
+  notify dead-letters --tenant T [-o table|json]
+                     list a tenant's dead notifications, with the recipients each failed
+  notify redrive --tenant T (--id ID ... | --all)
+                     send dead notifications again, to the recipients they failed, once their
+                     cause is fixed ("lockbox notify --help")
   version            print the version
 
 Configuration is read from LOCKBOX_* environment variables (see README).
@@ -186,6 +192,8 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 		err = policyTest(ctx, args[2:], stdout)
 	case "webhook-key":
 		err = webhookKey(args[1:], env, stdout)
+	case "notify":
+		err = notifyCommand(ctx, args[1:], env, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "lockbox", version)
 	case "help", "-h", "--help":

@@ -563,6 +563,14 @@ func loadPolicy(cfg config.Config, opts Options, reg prometheus.Registerer) (*po
 	return e, err
 }
 
+// Connect opens the configured Redis as "lockbox serve" does (connect),
+// for the operator commands that work on Lockbox's data in place: the
+// same topology, credentials, TLS and deadlines, and the same refusal to
+// send a command twice.
+func Connect(ctx context.Context, cfg config.Config) (redis.UniversalClient, error) {
+	return connect(ctx, cfg)
+}
+
 // connect opens a UniversalClient on the configured Redis — one server,
 // the master a Sentinel deployment names (followed through failovers), or
 // a Redis Cluster — whose calls honour their context's deadline, and checks
