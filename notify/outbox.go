@@ -20,8 +20,9 @@
 // transaction that commits the transition (grants.Config.Outbox), and a
 // Worker delivers each entry to all its recipients by e-mail (SMTP, or a
 // DevSink that logs and writes files) and to webhooks, with retries,
-// exponential backoff and a dead-letter stream. Several replicas share the
-// work through a stream consumer group.
+// exponential backoff and a dead-letter stream, whose letters operators
+// list and put back once the cause is fixed (DeadLetters). Several replicas
+// share the work through a stream consumer group.
 //
 // E-mails carry no links at all: approvers sign in to Lockbox themselves.
 // What a tenant's recipients see (e-mails, and webhooks, which usually feed

@@ -3,6 +3,7 @@ package notify_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -71,6 +72,15 @@ func letterIDs(ls []notify.DeadLetter) []string {
 	return ids
 }
 
+// brief shows letters in a failure without their stored events.
+func brief(ls []notify.DeadLetter) string {
+	var b strings.Builder
+	for _, l := range ls {
+		fmt.Fprintf(&b, "\n  %s %s %s %v error=%q problem=%q", l.ID, l.Kind, l.RequestID, l.Recipients, l.Error, l.Problem)
+	}
+	return b.String()
+}
+
 func mustList(t *testing.T, d *notify.DeadLetters, tenant string) []notify.DeadLetter {
 	t.Helper()
 	ls, err := d.List(context.Background(), tenant)
@@ -105,7 +115,7 @@ func TestRedriveSendsOnlyTheFailedRecipients(t *testing.T) {
 	var got []seen
 	for _, l := range letters {
 		if l.RequestID != r.ID || l.Problem != "" || l.Attempts != 1 || l.Entry == "" || !l.At.Equal(e.clock.Now()) {
-			t.Errorf("letter %+v", l)
+			t.Errorf("letter %s", brief([]notify.DeadLetter{l}))
 		}
 		says := "no such user"
 		if strings.HasPrefix(l.Recipients[0], "webhook:") {
@@ -138,7 +148,7 @@ func TestRedriveSendsOnlyTheFailedRecipients(t *testing.T) {
 		}
 	}
 	if left := mustList(t, d, "contoso"); len(left) != 0 {
-		t.Errorf("dead letters left after the redrive: %+v", left)
+		t.Errorf("dead letters left after the redrive: %s", brief(left))
 	}
 	drain(t, e.w)
 
@@ -206,7 +216,7 @@ func TestRedrivenAskOfAnEndedRequestIsNotSent(t *testing.T) {
 			d := notify.NewDeadLetters(e.rdb, e.clock.Now, nil)
 			letters := mustList(t, d, "contoso")
 			if len(letters) != 1 || letters[0].Kind != notify.KindPendingCustomer || letters[0].Recipients[0] != "mail:"+eve {
-				t.Fatalf("dead letters %+v; want eve's ask", letters)
+				t.Fatalf("dead letters %s; want eve's ask", brief(letters))
 			}
 			e.clock.Advance(time.Minute)
 			c.end(t, e.env, r.ID)
@@ -242,7 +252,7 @@ func TestRedriveOfOneLetterAtOnceEnqueuesItOnce(t *testing.T) {
 	drain(t, e.w)
 	letters := mustList(t, notify.NewDeadLetters(e.rdb, e.clock.Now, nil), "contoso")
 	if len(letters) != 1 {
-		t.Fatalf("dead letters %+v; want the webhook's", letters)
+		t.Fatalf("dead letters %s; want the webhook's", brief(letters))
 	}
 	e.fix()
 	const redrivers = 8
@@ -300,7 +310,7 @@ func TestRedriveThatFailsAgainCanBeRedrivenAgain(t *testing.T) {
 	second := mustList(t, d, "contoso")
 	if len(second) != 1 || second[0].ID == first[0].ID || second[0].Kind != notify.KindCreated ||
 		!slices.Equal(second[0].Recipients, []string{"webhook:0"}) || second[0].Problem != "" {
-		t.Fatalf("after a failed redrive: %+v; want request.created for webhook:0 again, re-drivable", second)
+		t.Fatalf("after a failed redrive: %s; want request.created for webhook:0 again, re-drivable", brief(second))
 	}
 	e.fix()
 	if _, err := d.Redrive(ctx, "contoso", letterIDs(second)); err != nil {
@@ -327,7 +337,7 @@ func TestUnredrivableDeadLettersAreReported(t *testing.T) {
 	drain(t, e.w)
 	good := mustList(t, notify.NewDeadLetters(e.rdb, e.clock.Now, nil), "contoso")
 	if len(good) != 2 {
-		t.Fatalf("dead letters %+v; want the webhook's and the corrupt entry's", good)
+		t.Fatalf("dead letters %s; want the webhook's and the corrupt entry's", brief(good))
 	}
 	// A letter of an event whose recipients could not be worked out.
 	if err := e.rdb.XAdd(ctx, &redis.XAddArgs{Stream: notify.DeadKey("contoso"), Values: []any{
@@ -349,7 +359,7 @@ func TestUnredrivableDeadLettersAreReported(t *testing.T) {
 		}
 	}
 	if len(letters) != 3 || len(fine) != 1 {
-		t.Fatalf("letters %+v; want 3, one of them re-drivable", letters)
+		t.Fatalf("letters %s; want 3, one of them re-drivable", brief(letters))
 	}
 	ids := append(letterIDs(letters), "-", "+", "0", "1-2-3")
 	res, err := d.Redrive(ctx, "contoso", ids)
@@ -374,7 +384,7 @@ func TestUnredrivableDeadLettersAreReported(t *testing.T) {
 	}
 	left := mustList(t, d, "contoso")
 	if len(left) != 2 || left[0].Problem == "" || left[1].Problem == "" {
-		t.Errorf("left %+v; want the two letters that can't be re-driven", left)
+		t.Errorf("left %s; want the two letters that can't be re-driven", brief(left))
 	}
 }
 
@@ -401,5 +411,68 @@ func TestDeadLettersRefuseABadTenant(t *testing.T) {
 	}
 	if n, err := rdb.Exists(ctx, notify.OutboxKey("contoso")).Result(); err != nil || n != 0 {
 		t.Errorf("the outbox exists (%d, %v) after redrives of nothing", n, err)
+	}
+}
+
+// TestRedrivenMessageWhoseRecipientsCantBeWorkedOutStaysRedrivable: a
+// re-driven message that dies because its recipients can't be worked out
+// (its request is unreadable in Redis) still names the recipients it was
+// re-driven for, so it can be re-driven again once the request is
+// repaired. A dead letter that names no recipient can't be.
+func TestRedrivenMessageWhoseRecipientsCantBeWorkedOutStaysRedrivable(t *testing.T) {
+	const eve = "eve@contoso.example"
+	e := newRedriveEnv(t, eve)
+	ctx := context.Background()
+	r := e.create(t, operator(0))
+	e.clock.Advance(time.Minute)
+	e.act(t, r.ID, grants.ActionApprove, manager)
+	drain(t, e.w)
+	d := notify.NewDeadLetters(e.rdb, e.clock.Now, nil)
+	var asked string
+	for _, l := range mustList(t, d, "contoso") {
+		if slices.Equal(l.Recipients, []string{"mail:" + eve}) {
+			asked = l.ID
+		}
+	}
+	if asked == "" {
+		t.Fatal("eve's ask is no dead letter")
+	}
+	e.fix()
+	reqKey := keys.Request("contoso", r.ID)
+	stored, err := e.rdb.Get(ctx, reqKey).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.rdb.Set(ctx, reqKey, "{corrupt", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Redrive(ctx, "contoso", []string{asked}); err != nil {
+		t.Fatal(err)
+	}
+	once := newWorker(t, notify.Config{Redis: e.rdb, Now: e.clock.Now, Consumer: "a", MaxAttempts: 1,
+		SMTP: &notify.SMTPConfig{Addr: e.srv.addr, From: "lockbox@provider.example", StartTLS: notify.StartTLSNone}})
+	drain(t, once)
+	letters := mustList(t, d, "contoso")
+	i := slices.IndexFunc(letters, func(l notify.DeadLetter) bool { return strings.Contains(l.Error, "corrupt") })
+	if i < 0 || !slices.Equal(letters[i].Recipients, []string{"mail:" + eve}) || letters[i].Problem != "" ||
+		letters[i].Kind != notify.KindPendingCustomer {
+		t.Fatalf("dead letters %s; want eve's ask again, re-drivable", brief(letters))
+	}
+
+	if err := e.rdb.Set(ctx, reqKey, stored, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := d.Redrive(ctx, "contoso", []string{letters[i].ID}); err != nil || res[0].Err != nil {
+		t.Fatalf("redrive: %+v, %v", res, err)
+	}
+	drain(t, e.w)
+	var got []string
+	for _, m := range e.srv.messages() {
+		if m.To == eve {
+			got = append(got, m.Subject)
+		}
+	}
+	if len(got) != 1 || !strings.Contains(got[0], "awaits your decision") {
+		t.Errorf("eve got %q; want her ask once", got)
 	}
 }
