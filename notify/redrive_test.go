@@ -476,3 +476,42 @@ func TestRedrivenMessageWhoseRecipientsCantBeWorkedOutStaysRedrivable(t *testing
 		t.Errorf("eve got %q; want her ask once", got)
 	}
 }
+
+// TestDeadLetterTenants: the tenants with dead letters are found through
+// the tenant set, however many tenants it holds (read a page at a time),
+// each once, with how many letters; a member that is no tenant id names
+// no key and is passed by.
+func TestDeadLetterTenants(t *testing.T) {
+	rdb := testRedis(t)
+	ctx := context.Background()
+	members := []any{"x}:outbox:dead{y", "Contoso"}
+	for i := range 1200 {
+		members = append(members, fmt.Sprintf("tenant-%d", i))
+	}
+	if err := rdb.SAdd(ctx, keys.Tenants(), members...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int64{"tenant-7": 2, "tenant-700": 1, "tenant-1199": 3}
+	for tenant, n := range want {
+		for range n {
+			if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: notify.DeadKey(tenant), Values: []any{"event", "{}", "recipients", "mail:a@b.example"}}).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	d := notify.NewDeadLetters(rdb, nil, nil)
+	got, err := d.Tenants(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int64{}
+	for _, c := range got {
+		if _, twice := seen[c.Tenant]; twice {
+			t.Errorf("tenant %s listed twice", c.Tenant)
+		}
+		seen[c.Tenant] = c.DeadLetters
+	}
+	if fmt.Sprint(seen) != fmt.Sprint(want) {
+		t.Errorf("tenants with dead letters %v, want %v", seen, want)
+	}
+}

@@ -151,8 +151,9 @@ commands:
   policy test DIR    run the Rego tests (*_test.rego) of a policy directory [-v]
   webhook-key URL    print the key of a receiver in LOCKBOX_WEBHOOK_URLS, which verifies its v2
                      signatures [--any]
-  notify dead-letters --tenant T [-o table|json]
-                     list a tenant's dead notifications, with the recipients each failed
+  notify dead-letters [--tenant T] [-o table|json]
+                     list a tenant's dead notifications, with the recipients each failed, or
+                     the tenants that have some
   notify redrive --tenant T (--id ID ... | --all)
                      send dead notifications again, to the recipients they failed, once their
                      cause is fixed ("lockbox notify --help")

@@ -22,13 +22,14 @@ import (
 	"github.com/lockbox-oss/lockbox/notify"
 )
 
-const notifyUsage = `usage: lockbox notify dead-letters --tenant T [-o table|json]
+const notifyUsage = `usage: lockbox notify dead-letters [--tenant T] [-o table|json]
        lockbox notify redrive --tenant T (--id ID [--id ID ...] | --all)
 
 dead-letters lists the tenant's dead letters, oldest first: the notifications given up on after a
 permanent failure or their 16 attempts, each with its id, when it died, its kind, its request, its
 attempts, the recipients it failed (mail:<address>, or webhook:<n>, the n-th URL of
-LOCKBOX_WEBHOOK_URLS counting from 0) and the last error.
+LOCKBOX_WEBHOOK_URLS counting from 0) and the last error. Without --tenant it lists the tenants
+that have dead letters, with how many.
 
 redrive puts the letters named (--id, repeated or comma-separated), or all of them (--all), back
 in the tenant's outbox once their cause is fixed: each goes again to the recipients it failed
@@ -93,7 +94,7 @@ func notifyCommand(ctx context.Context, args []string, env map[string]string, st
 	switch {
 	case fset.NArg() > 0:
 		return usageError{fmt.Errorf("unexpected argument %q\n%s", fset.Arg(0), notifyUsage)}
-	case *tenant == "":
+	case *tenant == "" && sub == "redrive":
 		return usageError{fmt.Errorf("--tenant is required\n%s", notifyUsage)}
 	case output != "table" && output != "json":
 		return usageError{fmt.Errorf("-o %q: table or json", output)}
@@ -101,7 +102,7 @@ func notifyCommand(ctx context.Context, args []string, env map[string]string, st
 		return usageError{fmt.Errorf("give --id or --all, not both nor neither\n%s", notifyUsage)}
 	}
 	// Checked before anything connects: the id becomes part of Redis keys.
-	if err := keys.ValidTenant(*tenant); err != nil {
+	if err := keys.ValidTenant(*tenant); *tenant != "" && err != nil {
 		return usageError{fmt.Errorf("--tenant: %w", err)}
 	}
 	cfg, err := config.Load(env)
@@ -121,6 +122,28 @@ func notifyCommand(ctx context.Context, args []string, env map[string]string, st
 	}
 	defer rdb.Close()
 	d := notify.NewDeadLetters(rdb, time.Now, log)
+	if sub == "dead-letters" && *tenant == "" {
+		counts, err := d.Tenants(ctx)
+		if err != nil {
+			return err
+		}
+		if output == "json" {
+			if counts == nil {
+				counts = []notify.TenantDeadLetters{}
+			}
+			return writeJSON(stdout, counts)
+		}
+		if len(counts) == 0 {
+			fmt.Fprintln(stdout, "no dead letters")
+			return nil
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "TENANT\tDEAD LETTERS")
+		for _, c := range counts {
+			fmt.Fprintf(tw, "%s\t%d\n", c.Tenant, c.DeadLetters)
+		}
+		return tw.Flush()
+	}
 	if sub == "dead-letters" {
 		letters, err := d.List(ctx, *tenant)
 		if err != nil {

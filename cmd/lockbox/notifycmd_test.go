@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/lockbox-oss/lockbox/internal/due"
+	"github.com/lockbox-oss/lockbox/internal/keys"
 	"github.com/lockbox-oss/lockbox/internal/redistest"
 	"github.com/lockbox-oss/lockbox/notify"
 )
@@ -59,12 +60,31 @@ func TestNotifyDeadLettersCommand(t *testing.T) {
 	if r := runLockbox(t, env, "notify", "dead-letters", "--tenant", "contoso", "-o", "json"); r.code != 0 || r.stdout != "[]\n" {
 		t.Fatalf("empty stream as JSON: %+v", r)
 	}
+	if r := runLockbox(t, env, "notify", "dead-letters"); r.code != 0 || r.stdout != "no dead letters\n" {
+		t.Fatalf("no tenant has dead letters: %+v", r)
+	}
 	good := deadLetter(t, rdb, "contoso", askEvent, "mail:eve@contoso.example,webhook:1",
 		"smtp send: 550 \x1b[31mno such user\u202e\u0085")
 	corrupt := deadLetter(t, rdb, "contoso", "{corrupt", "", "corrupt event: invalid character")
 	deadLetter(t, rdb, "fabrikam", askEvent, "mail:x@fabrikam.example", "other tenant")
 
-	r := runLockbox(t, env, "notify", "dead-letters", "--tenant", "contoso")
+	// Without --tenant: the tenants that have dead letters, found
+	// through the tenant set.
+	if err := rdb.SAdd(context.Background(), keys.Tenants(), "contoso", "fabrikam", "northwind").Err(); err != nil {
+		t.Fatal(err)
+	}
+	r := runLockbox(t, env, "notify", "dead-letters")
+	if words := strings.Join(strings.Fields(r.stdout), " "); r.code != 0 || len(strings.Fields(r.stdout)) != 7 ||
+		!strings.HasPrefix(words, "TENANT DEAD LETTERS") || !strings.Contains(words, "contoso 2") || !strings.Contains(words, "fabrikam 1") {
+		t.Errorf("tenants with dead letters: %+v", r)
+	}
+	r = runLockbox(t, env, "notify", "dead-letters", "-o", "json")
+	var counts []notify.TenantDeadLetters
+	if err := json.Unmarshal([]byte(r.stdout), &counts); r.code != 0 || err != nil || len(counts) != 2 {
+		t.Errorf("tenants with dead letters as JSON: %+v (%v)", r, err)
+	}
+
+	r = runLockbox(t, env, "notify", "dead-letters", "--tenant", "contoso")
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
@@ -175,7 +195,7 @@ func TestNotifyCommandRefusals(t *testing.T) {
 	}{
 		{[]string{"notify", "dead-letters", "--tenant", "contoso}:x"}, env, 2, "--tenant: invalid identifier"},
 		{[]string{"notify", "redrive", "--tenant", "Contoso", "--all"}, env, 2, "--tenant: invalid identifier"},
-		{[]string{"notify", "dead-letters"}, env, 2, "--tenant is required"},
+		{[]string{"notify", "redrive", "--all"}, env, 2, "--tenant is required"},
 		{[]string{"notify", "redrive", "--tenant", "contoso"}, env, 2, "give --id or --all"},
 		{[]string{"notify", "redrive", "--tenant", "contoso", "--all", "--id", "1-0"}, env, 2, "give --id or --all"},
 		{[]string{"notify", "dead-letters", "--tenant", "contoso", "-o", "yaml"}, env, 2, "table or json"},
