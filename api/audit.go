@@ -118,15 +118,22 @@ func (s *server) exportAudit(w http.ResponseWriter, r *http.Request, p identity.
 		return nil
 	}
 
+	// Under the adapter's record.CallContext: past the call's deadline,
+	// the export still ends when the client goes away.
+	ctx, cancel := record.ExportContext(r.Context())
+	defer cancel()
+	// What the export would answer before its first record comes first:
+	// a caller who may not read the log, or asks for a tenant never
+	// onboarded, is told so, not 429 "retry when one has ended" (no retry
+	// makes it pass), and is no long read refused.
+	if err := s.cfg.Audit.CheckRead(ctx, p, aq); err != nil {
+		return err
+	}
 	release, err := s.longRead(w, r, p)
 	if err != nil {
 		return err
 	}
 	defer release()
-	// Under the adapter's record.CallContext: past the call's deadline,
-	// the export still ends when the client goes away.
-	ctx, cancel := record.ExportContext(r.Context())
-	defer cancel()
 	// The listener's WriteTimeout would cut a long export; the export
 	// moves it on as it goes, so only a client that stops taking bytes for
 	// that long is cut.
@@ -178,15 +185,20 @@ func (s *server) verifyAudit(w http.ResponseWriter, r *http.Request, p identity.
 		w.WriteHeader(http.StatusOK)
 		return nil
 	}
+	// Under the adapter's record.CallContext: past the call's deadline,
+	// the verification still ends when the client goes away.
+	ctx, cancel := record.ExportContext(r.Context())
+	defer cancel()
+	// As for an export: a verification that could never run is answered
+	// for what it is before the bound on long reads is judged.
+	if err := s.cfg.Audit.CheckVerify(ctx, p, tenant); err != nil {
+		return err
+	}
 	release, err := s.longRead(w, r, p)
 	if err != nil {
 		return err
 	}
 	defer release()
-	// Under the adapter's record.CallContext: past the call's deadline,
-	// the verification still ends when the client goes away.
-	ctx, cancel := record.ExportContext(r.Context())
-	defer cancel()
 	out := writedeadline.New(w, r)
 	defer out.Close()
 	v, err := s.cfg.Audit.Verify(ctx, p, tenant)

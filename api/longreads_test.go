@@ -394,3 +394,68 @@ func TestAuditReadsRefusedAreCounted(t *testing.T) {
 	e.ended(first)
 	want(2, 1, 2)
 }
+
+// TestAuditLongReadBoundedOnlyWhenItWouldRun: the bound on long reads was
+// judged before whether the read may run at all, so a caller at its bound,
+// or anyone while the replica was at its own, got 429 too_many_reads,
+// "retry when one has ended", for an export or a verification it may never
+// run (403) or of a tenant never onboarded (404), and was counted as a
+// long read refused. What the read would answer before reading comes
+// first; only a read that would run meets the bound.
+func TestAuditLongReadBoundedOnlyWhenItWouldRun(t *testing.T) {
+	lim, err := readlimit.New(1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	if err := lim.Register(reg); err != nil {
+		t.Fatal(err)
+	}
+	e := newReadsEnv(t, func(c *api.Config) { c.LongReads = lim })
+	e.heldAt(e.start("held", contosoAdmin, http.MethodGet, contosoExport))
+
+	for _, c := range []struct {
+		name   string
+		who    user
+		path   string
+		status int
+		code   string
+	}{
+		{"operator's export", alice, contosoExport, http.StatusForbidden, "forbidden"},
+		{"operator's verification", alice, contosoVerify, http.StatusForbidden, "forbidden"},
+		{"another tenant's export", contosoAdmin, "/v1/audit/export?tenant=fabrikam", http.StatusForbidden, "forbidden"},
+		{"another tenant's verification", contosoAdmin, "/v1/audit/verify?tenant=fabrikam", http.StatusForbidden, "forbidden"},
+		{"export of a tenant never onboarded", auditor, "/v1/audit/export?tenant=nowhere", http.StatusNotFound, "tenant_not_found"},
+		{"verification of a tenant never onboarded", auditor, "/v1/audit/verify?tenant=nowhere", http.StatusNotFound, "tenant_not_found"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := e.answer(e.start(c.name, c.who, http.MethodGet, c.path), http.MethodGet, c.path)
+			wantError(t, r, c.status, c.code, "")
+			if ra := r.header.Get("Retry-After"); ra != "" {
+				t.Errorf("Retry-After = %q on a call no retry can make pass", ra)
+			}
+		})
+	}
+	// A read that would run still meets the bounds.
+	e.refused("contoso's own", contosoAdmin, http.MethodGet, contosoVerify, "one caller")
+	e.refused("auditor's", auditor, http.MethodGet, contosoVerify, "this server")
+
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "lockbox_audit_reads_refused_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				refused[l.GetValue()] = m.GetCounter().GetValue()
+			}
+		}
+	}
+	if want := map[string]float64{"caller": 1, "replica": 1}; !maps.Equal(refused, want) {
+		t.Errorf("lockbox_audit_reads_refused_total by bound = %v, want %v: only reads that would run are refused reads", refused, want)
+	}
+}
