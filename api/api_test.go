@@ -1560,6 +1560,38 @@ func TestUnknownQueryParameters(t *testing.T) {
 	wantError(t, e.do(anonymous, "GET", "/v1/tenants?limit=1", nil), http.StatusUnauthorized, "unauthenticated", "")
 }
 
+// TestUnknownQueryParameterSaysWhatTheRouteTakes: the refusal of a
+// parameter ended "allowed: " with nothing after it on every route that
+// takes none (a decision, a request, the tenant routes), as if the list had
+// been lost. It says the route takes none, and lists them where it takes
+// some.
+func TestUnknownQueryParameterSaysWhatTheRouteTakes(t *testing.T) {
+	e := newEnv(t)
+	req := e.file(alice, "contoso", "exchange")
+	for _, tc := range []struct {
+		who          user
+		method, path string
+		want         string
+	}{
+		{mia, "POST", "/v1/requests/" + req.ID + "/approve?comment=checked",
+			`unknown query parameter "comment": this route takes no query parameters`},
+		{contosoAdmin, "GET", "/v1/tenants/contoso/settings?x=1",
+			`unknown query parameter "x": this route takes no query parameters`},
+		{mia, "GET", "/v1/requests?page=2",
+			`unknown query parameter "page"; allowed: tenant, state, created_after, cursor, limit`},
+		{contosoAdmin, "GET", "/v1/audit/verify?tenant=contoso&full=1",
+			`unknown query parameter "full"; allowed: tenant`},
+	} {
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			r := e.do(tc.who, tc.method, tc.path, nil)
+			wantError(t, r, http.StatusBadRequest, "invalid_query", "")
+			if got := errorOf(t, r).Message; got != tc.want {
+				t.Errorf("message = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
 // created_after is exact to the nanosecond, as created_at is: a client
 // polling with the created_at of the newest request it saw gets every
 // request created after it, also one in the same millisecond.

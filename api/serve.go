@@ -457,6 +457,11 @@ func query(r *http.Request, allowed ...string) (url.Values, error) {
 	}
 	for k, v := range q {
 		if !slices.Contains(allowed, k) {
+			if len(allowed) == 0 {
+				// "allowed: " and nothing reads as a list that was lost.
+				return nil, httperr.New(http.StatusBadRequest, "invalid_query",
+					"unknown query parameter %q: this route takes no query parameters", k)
+			}
 			return nil, httperr.New(http.StatusBadRequest, "invalid_query",
 				"unknown query parameter %q; allowed: %s", k, strings.Join(allowed, ", "))
 		}
