@@ -440,10 +440,9 @@ func (s *Store) Onboard(ctx context.Context, p identity.Principal, clientIP stri
 	// The provider-wide index lives in another slot: written after the
 	// tenant's own transaction, and idempotent, so a failure here (or a
 	// failover that loses this write) is repaired by Reindex, which the
-	// server runs as a job.
-	if err := s.remember(ctx, t.ID); err != nil {
-		return Tenant{}, Settings{}, err
-	}
+	// server runs as a job. The tenant is onboarded by now, whatever
+	// becomes of this write: the answer says so (see remember).
+	s.remember(ctx, t.ID)
 	return t, st, nil
 }
 

@@ -737,14 +737,15 @@ func (s *Store) scheduled(ctx context.Context, tenant string) {
 	_ = due.Set(mctx, s.rdb, tenant, due.Committed(s.now())...)
 }
 
-// remember adds tenant to the provider-wide tenant index. It runs outside
+// remember adds tenant to the provider-wide tenant index. It runs after
 // the tenant's transaction because the index lives in another Cluster
-// slot; adding twice is harmless.
-func (s *Store) remember(ctx context.Context, tenant string) error {
-	if err := s.rdb.SAdd(ctx, keys.Tenants(), tenant).Err(); err != nil {
-		return fault.Unavailable("tenants: remember tenant", err)
-	}
-	return nil
+// slot; adding twice is harmless. Its failure is not the caller's: the
+// tenant's transaction has committed, and a 503 for it sent the caller to
+// retry into 409 tenant_exists. Reindex (at start-up and then hourly)
+// adds the tenant, as it does when a failover lost this write, and so does
+// the tenant's first request (grants.Store.Create), before it is filed.
+func (s *Store) remember(ctx context.Context, tenant string) {
+	_ = s.rdb.SAdd(ctx, keys.Tenants(), tenant).Err()
 }
 
 // Reindex adds to the provider-wide tenant set every tenant that has a

@@ -709,3 +709,76 @@ func TestAssignedApprovers(t *testing.T) {
 		}
 	}
 }
+
+// failCommands fails the commands of the client it is added to that match,
+// without sending them, as a Redis Cluster node that timed out would.
+type failCommands struct{ match func(redis.Cmder) bool }
+
+func (f failCommands) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (f failCommands) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if f.match(cmd) {
+			err := errors.New("i/o timeout")
+			cmd.SetErr(err)
+			return err
+		}
+		return next(ctx, cmd)
+	}
+}
+func (f failCommands) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// TestOnboardingCommittedIsAnsweredSo: onboarding commits the tenant's
+// registry entry, settings and audit record in its own transaction, then
+// adds the tenant to the provider-wide tenant set, in another hash slot.
+// When that one write failed (on Redis Cluster, the set's node timing out
+// while the tenant's answered) onboarding answered 503 "retry later" for a
+// tenant it had onboarded, and the retry was 409 tenant_exists. It answers
+// with the tenant; the set entry is restored by Reindex, as for a write
+// of it a failover lost.
+func TestOnboardingCommittedIsAnsweredSo(t *testing.T) {
+	rdb := redistest.Client(t)
+	s, log := newStoreOn(t, rdb)
+	ctx := context.Background()
+	rdb.AddHook(failCommands{match: redistest.Command("sadd", keys.Tenants())})
+
+	in := tenants.Onboarding{ID: "northwind", DisplayName: "Northwind Traders", Domains: []string{"northwind.example"}}
+	tn, st, err := s.Onboard(ctx, tenanttest.Admin, "192.0.2.1", in)
+	if err != nil {
+		t.Fatalf("onboarding whose transaction committed answered %v", err)
+	}
+	if tn.ID != "northwind" || tn.Revision != 1 || !st.LockboxEnabled {
+		t.Errorf("onboarded %+v with %+v, want northwind at revision 1, Customer Lockbox on", tn, st)
+	}
+	got, err := s.Get(ctx, "northwind")
+	if err != nil || got.OrganizationID != tn.OrganizationID {
+		t.Fatalf("registry entry after onboarding: %+v, %v", got, err)
+	}
+	recs, err := log.List(ctx, "northwind", 10)
+	if err != nil || len(recs) != 1 || recs[0].Operation != record.OpOnboardTenant {
+		t.Fatalf("audit records after onboarding: %+v, %v; want its one %s", recs, err, record.OpOnboardTenant)
+	}
+	if _, _, err := s.Onboard(ctx, tenanttest.Admin, "192.0.2.1", in); !isCode(err, "tenant_exists") {
+		t.Fatalf("onboarding it again: %v, want tenant_exists", err)
+	}
+
+	// The set's node answers again: the repair job adds what is missing.
+	healthy := redis.NewClient(rdb.Options())
+	t.Cleanup(func() { healthy.Close() })
+	if ok, _ := healthy.SIsMember(ctx, keys.Tenants(), "northwind").Result(); ok {
+		t.Fatal("the failed write reached the tenant set: the test no longer exercises a lost one")
+	}
+	if n, err := tenants.NewStore(healthy, log, nil).Reindex(ctx); err != nil || n != 1 {
+		t.Fatalf("reindex: added %d, %v; want northwind", n, err)
+	}
+	if ok, err := healthy.SIsMember(ctx, keys.Tenants(), "northwind").Result(); err != nil || !ok {
+		t.Fatalf("northwind in the tenant set after reindex: %v, %v", ok, err)
+	}
+}
+
+// isCode reports whether err is a *fault.Error with code.
+func isCode(err error, code string) bool {
+	fe, ok := errors.AsType[*fault.Error](err)
+	return ok && fe.Code == code
+}
