@@ -126,6 +126,9 @@ type Engine struct {
 	// Guarded by reloadMu.
 	lastReloadOK bool // whether the last reload loaded (true before any)
 	unsettled    int  // the watcher's polls in a row whose readings disagreed
+	// reloaded is the state of the directory a Reload read since the
+	// watcher's last poll; empty when none did.
+	reloaded string
 }
 
 // NewEngine loads and compiles the policy directory. A directory that does
@@ -196,7 +199,17 @@ func (e *Engine) Reload() error {
 	e.reloadMu.Lock()
 	defer e.reloadMu.Unlock()
 	files, err := readPolicyFiles(e.fsys)
+	e.reloaded = stateOf(files, err)
 	return e.reloadFiles(files, err)
+}
+
+// stateOf is the state of the directory as read: its content hash, or the
+// read error.
+func stateOf(files []policyFile, err error) string {
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	return revisionOf(files)
 }
 
 // reloadFiles builds files, as readPolicyFiles returned them with err,
@@ -277,12 +290,15 @@ func (e *Engine) reloadIfChanged(seen string) string {
 	// them can't be overtaken by this older reading.
 	e.reloadMu.Lock()
 	defer e.reloadMu.Unlock()
+	if e.reloaded != "" {
+		// A Reload (an operator's SIGHUP) read the directory since the
+		// last poll and loaded or refused what it read: that is what
+		// was seen, or this poll would load it, or refuse it, again.
+		seen, e.reloaded = e.reloaded, ""
+	}
 	read := func() ([]policyFile, string, error) {
 		files, err := readPolicyFiles(e.fsys)
-		if err != nil {
-			return nil, "error: " + err.Error(), err
-		}
-		return files, revisionOf(files), nil
+		return files, stateOf(files, err), err
 	}
 	_, state, _ := read()
 	if state == seen {

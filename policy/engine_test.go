@@ -1506,3 +1506,51 @@ func testCertChain(t *testing.T) string {
 	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: rootDER})) +
 		string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leafDER}))
 }
+
+// TestWatchAfterReload: what a Reload (an operator's SIGHUP) read is what
+// the watcher's next poll compares with. The watcher remembered only what
+// it had read itself, so its next poll loaded a version Reload had loaded
+// already, or refused a broken one again: a second "policy reloaded" line
+// and reload counted for one change.
+func TestWatchAfterReload(t *testing.T) {
+	good, err := fs.ReadFile(lockboxrego.FS, churnFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		content []byte
+		result  string // the reload's
+	}{
+		{"a new version", append(slices.Clone(good), "\n# reviewed\n"...), "success"},
+		{"a broken version", []byte("package lockbox.authz\n\ndecision := \n"), "error"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fsys := &churningFS{FS: lockboxrego.FS, settled: good}
+			e, _ := newEngine(t, policy.EngineConfig{FS: fsys, Dir: "/etc/lockbox/policy"})
+			reloads := func(result string) float64 { return testutil.ToFloat64(policy.ReloadsCollector(e, result)) }
+			seen := e.Revision()
+			fsys.set(false, tt.content)
+			if err := e.Reload(); (err == nil) != (tt.result == "success") {
+				t.Fatalf("Reload: %v, want %s", err, tt.result)
+			}
+			rev := e.Revision()
+			for range 2 {
+				seen = policy.WatchPoll(e, seen)
+			}
+			if got := reloads(tt.result); got != 1 {
+				t.Errorf("reloads %s = %v after Reload and two polls, want 1", tt.result, got)
+			}
+			if e.Revision() != rev {
+				t.Error("the polls changed the revision Reload left")
+			}
+			// A change after it is the watcher's to load.
+			fsys.set(false, append(slices.Clone(good), "\n# later\n"...))
+			policy.WatchPoll(e, seen)
+			if got := reloads("success"); got != map[string]float64{"success": 2, "error": 1}[tt.result] {
+				t.Errorf("reloads success = %v after a later change, want it loaded", got)
+			}
+		})
+	}
+}
