@@ -140,20 +140,60 @@ func (p *KeyPair) check() {
 	if now.UnixNano() < p.due.Load() {
 		return
 	}
+	changed, key, err := p.reread(now, false)
+	switch {
+	case err != nil:
+		p.refuse(key, err)
+	case changed:
+		leaf := p.cur.Load().cert.Leaf
+		p.cfg.Logger.Info("TLS certificate reloaded", "setting", p.cfg.Setting, "cert_file", p.cfg.CertFile,
+			"subject", leaf.Subject.String(), "serial", leaf.SerialNumber.Text(16), "not_after", leaf.NotAfter.UTC())
+	}
+}
+
+// Reload re-reads the files now, whatever the check interval says (an
+// operator's SIGHUP), and swaps in a changed pair if it is usable. It
+// reports whether the pair changed, and why a pair that can't be used was
+// refused: the last good pair keeps serving. It logs nothing; the caller
+// says what was asked for.
+func (p *KeyPair) Reload() (changed bool, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	changed, key, err := p.reread(p.cfg.Now(), true)
+	if err != nil {
+		// Reported here: the handshakes need not log it again.
+		p.refused = key
+		return false, fmt.Errorf("%s: %w", p.cfg.Setting, err)
+	}
+	return changed, nil
+}
+
+// Config is the configuration the pair was loaded with, defaults filled
+// in.
+func (p *KeyPair) Config() PairConfig { return p.cfg }
+
+// Leaf is the certificate serving now.
+func (p *KeyPair) Leaf() *x509.Certificate { return p.cur.Load().cert.Leaf }
+
+// reread reads the files and, if their contents changed and make a usable
+// pair, swaps it in. A pair that can't be used is err, with the key that
+// tells it from other failures (refuse). Contents refused before are
+// passed over quietly unless again is set: an operator who asked for a
+// reload is told why it did not happen, every time. The caller holds mu.
+func (p *KeyPair) reread(now time.Time, again bool) (changed bool, key string, err error) {
 	p.due.Store(now.Add(p.cfg.CheckInterval).UnixNano())
 	certPEM, keyPEM, err := p.readFiles()
 	if err != nil {
-		p.refuse("read:"+err.Error(), err)
-		return
+		return false, "read:" + err.Error(), err
 	}
 	sum := fingerprint(certPEM, keyPEM)
 	old := p.cur.Load()
 	if sum == old.contents {
 		p.refused = ""
-		return
+		return false, "", nil
 	}
-	if string(sum[:]) == p.refused {
-		return
+	if string(sum[:]) == p.refused && !again {
+		return false, "", nil
 	}
 	next, err := p.parse(certPEM, keyPEM, sum)
 	if err == nil && !now.Before(next.cert.Leaf.NotAfter) {
@@ -164,14 +204,11 @@ func (p *KeyPair) check() {
 		err = fmt.Errorf("%s: the certificate expired at %s", p.cfg.CertFile, next.cert.Leaf.NotAfter.UTC().Format(time.RFC3339))
 	}
 	if err != nil {
-		p.refuse(string(sum[:]), err)
-		return
+		return false, string(sum[:]), err
 	}
 	p.refused = ""
 	p.cur.Store(next)
-	leaf := next.cert.Leaf
-	p.cfg.Logger.Info("TLS certificate reloaded", "setting", p.cfg.Setting, "cert_file", p.cfg.CertFile,
-		"subject", leaf.Subject.String(), "serial", leaf.SerialNumber.Text(16), "not_after", leaf.NotAfter.UTC())
+	return true, "", nil
 }
 
 // refuse logs a pair that can't be used, once per distinct failure.

@@ -470,3 +470,46 @@ func TestExpiredRotationKeepsThePreviousPair(t *testing.T) {
 		t.Fatalf("serving %s after a good rotation, want c", got)
 	}
 }
+
+// TestReloadReadsAtOnce: Reload (an operator's SIGHUP) serves a renewed
+// pair at once, within the check interval, and says so; a broken pair is
+// refused with an error naming the setting and the file, every time it is
+// asked, even once a handshake refused it, and the last good certificate
+// keeps serving; unchanged files are no change.
+func TestReloadReadsAtOnce(t *testing.T) {
+	ca := tlstest.NewCA(t, "ca")
+	a, b, c := ca.Server(t, "a"), ca.Server(t, "b"), ca.Server(t, "c")
+	f := newFixture(t, a, ca)
+	f.files.Update(t, b.CertPEM, b.KeyPEM, ca.PEM)
+	if changed, err := f.pair.Reload(); !changed || err != nil {
+		t.Fatalf("Reload of a renewed pair: changed %v, %v; want changed", changed, err)
+	}
+	if got := serialOf(t, f.pair.Certificate()); got != b.Cert.SerialNumber.String() {
+		t.Fatalf("after Reload, within the check interval: serving %s, want b", got)
+	}
+	if got := f.pair.Leaf().SerialNumber.String(); got != b.Cert.SerialNumber.String() {
+		t.Errorf("Leaf is %s, want b", got)
+	}
+	if changed, err := f.pair.Reload(); changed || err != nil {
+		t.Errorf("Reload of unchanged files: changed %v, %v; want no change", changed, err)
+	}
+
+	f.files.Update(t, c.CertPEM, a.KeyPEM, ca.PEM)
+	f.clk.Advance(tlsfiles.DefaultCheckInterval)
+	f.pair.Certificate() // a handshake refuses the pair first
+	for range 2 {
+		changed, err := f.pair.Reload()
+		if changed || err == nil || !strings.Contains(err.Error(), "LOCKBOX_TLS_CERT_FILE") || !strings.Contains(err.Error(), f.files.CertFile) {
+			t.Errorf("Reload of a broken pair: changed %v, %v; want an error naming the setting and %s", changed, err, f.files.CertFile)
+		}
+		if got := serialOf(t, f.pair.Certificate()); got != b.Cert.SerialNumber.String() {
+			t.Fatalf("after Reload of a broken pair: serving %s, want still b", got)
+		}
+	}
+	// Reload logs nothing itself; the handshake's refusal was one line.
+	f.clk.Advance(tlsfiles.DefaultCheckInterval)
+	f.pair.Certificate()
+	if n := f.logs.count("TLS certificate files changed but can't be used"); n != 1 {
+		t.Errorf("%d error lines, want the handshake's 1:\n%s", n, f.logs.b.String())
+	}
+}
