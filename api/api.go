@@ -132,6 +132,9 @@ type Config struct {
 	// X-Lockbox-Grant assertions, served at GET /v1/keys for upstreams to
 	// fetch; an empty set when nil.
 	GrantKeys []byte
+	// CurrentGrantKeys, when set, is asked for that JWKS at each call
+	// instead: the keys as last read, which a reload (SIGHUP) may change.
+	CurrentGrantKeys func() []byte
 	// LongReads bounds the audit exports and verifications running at
 	// once, per caller and in all (429 too_many_reads beyond). Share one
 	// with the admin center, so a user's reads count together on both.

@@ -23,8 +23,12 @@ func (s *server) openAPI(w http.ResponseWriter, r *http.Request, _ identity.Prin
 // grantKeys serves the JWKS upstreams verify X-Lockbox-Grant assertions
 // with. It is public: public keys, and upstreams hold no Lockbox token.
 func (s *server) grantKeys(w http.ResponseWriter, r *http.Request, _ identity.Principal) error {
+	keys := s.cfg.GrantKeys
+	if s.cfg.CurrentGrantKeys != nil {
+		keys = s.cfg.CurrentGrantKeys()
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(s.cfg.GrantKeys)
+	_, _ = w.Write(keys)
 	return nil
 }

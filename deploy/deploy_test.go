@@ -506,6 +506,8 @@ func TestSystemdUnit(t *testing.T) {
 		"DynamicUser": "yes", "NoNewPrivileges": "yes", "ProtectSystem": "strict", "ProtectHome": "yes",
 		"PrivateTmp": "yes", "PrivateDevices": "yes", "CapabilityBoundingSet": "", "RestrictSUIDSGID": "yes",
 		"MemoryDenyWriteExecute": "yes", "SystemCallArchitectures": "native", "UMask": "0077",
+		// "systemctl reload" sends SIGHUP, which re-reads the files.
+		"ExecReload": "/bin/kill -HUP $MAINPID",
 	}
 	for k, v := range want {
 		if !slices.Contains(unit[k], v) {

@@ -258,6 +258,18 @@ func (v *Verifier) Reload() error {
 	return errors.Join(errs...)
 }
 
+// KeyFiles are the files Reload reads: the JWKS and HMAC secret files of
+// the issuers, each once, in the order configured.
+func (v *Verifier) KeyFiles() []string {
+	var out []string
+	for _, is := range v.files {
+		if p := is.src.String(); !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // Watch reloads the key files every interval until ctx ends, so a rotated
 // file takes effect without a restart. A file that fails to load is logged
 // and keeps the keys it had.

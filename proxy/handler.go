@@ -396,6 +396,23 @@ func New(cfg Config) (*Handler, error) {
 	return h, nil
 }
 
+// SetSigningKey makes key sign the X-Lockbox-Grant assertions from the
+// next call on: a rotated LOCKBOX_PROXY_SIGNING_KEY_FILE, read again on
+// SIGHUP. A key that can't sign them is an error, and the key in use
+// keeps signing. A call already signed keeps its assertion.
+func (h *Handler) SetSigningKey(key crypto.Signer) error {
+	signer, err := grantsig.NewSigner(key)
+	if err != nil {
+		return fmt.Errorf("proxy: signing key: %w", err)
+	}
+	h.views.signer.Store(signer)
+	return nil
+}
+
+// SigningKeyID is the key id ("kid") of the key signing the assertions
+// now.
+func (h *Handler) SigningKeyID() string { return h.views.signer.Load().KeyID() }
+
 // call is what the steps learn about one request, for the next steps and
 // for the log line.
 type call struct {

@@ -45,30 +45,40 @@ type grantView struct {
 	requestID    []string // X-Lockbox-Request-Id's value
 	approvalTime *record.Time
 	approvedAt   time.Time
+	// signer made assertion: a view of a signer swapped out since
+	// (SetSigningKey) is derived again, so no call is signed with a
+	// retired key.
+	signer *grantsig.Signer
 }
 
 // grantViews keeps each grant's view.
 type grantViews struct {
-	signer *grantsig.Signer
+	// signer signs from the next call on once swapped: one atomic load a
+	// call, so a new key costs the calls nothing.
+	signer atomic.Pointer[grantsig.Signer]
 	issuer string // the assertions' "iss"
 	mu     sync.Mutex
 	m      map[grantKey]*grantView
 }
 
 func newGrantViews(signer *grantsig.Signer, issuer string) *grantViews {
-	return &grantViews{signer: signer, issuer: issuer, m: make(map[grantKey]*grantView)}
+	s := &grantViews{issuer: issuer, m: make(map[grantKey]*grantView)}
+	s.signer.Store(signer)
+	return s
 }
 
-// view returns g's view, deriving it the first time.
+// view returns g's view, deriving it the first time, and again after the
+// signing key changed.
 func (s *grantViews) view(g *grants.Grant, now time.Time) (*grantView, error) {
 	k := keyOf(g)
+	signer := s.signer.Load()
 	s.mu.Lock()
 	v, ok := s.m[k]
 	s.mu.Unlock()
-	if ok && v.sameGrant(g) {
+	if ok && v.signer == signer && v.sameGrant(g) {
 		return v, nil
 	}
-	tpl, err := s.signer.Template(grantsig.GrantClaims{
+	tpl, err := signer.Template(grantsig.GrantClaims{
 		Issuer: s.issuer, Subject: record.OperatorUserID,
 		// The upstream is the audience: an assertion for exchange is no
 		// use at sharepoint.
@@ -80,7 +90,7 @@ func (s *grantViews) view(g *grants.Grant, now time.Time) (*grantView, error) {
 		return nil, err
 	}
 	approved := record.TimeOf(g.ApprovedAt)
-	v = &grantView{policy: policyGrant(g), assertion: tpl, requestID: []string{g.RequestID}, approvalTime: &approved, approvedAt: g.ApprovedAt}
+	v = &grantView{policy: policyGrant(g), assertion: tpl, requestID: []string{g.RequestID}, approvalTime: &approved, approvedAt: g.ApprovedAt, signer: signer}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.m) >= maxGrantViews {

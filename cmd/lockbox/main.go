@@ -52,15 +52,26 @@ func main() {
 	gcdefaults.Apply(gcdefaults.Plan(os.Getenv, "/sys/fs/cgroup", "/proc/self/cgroup"))
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	if len(os.Args) > 1 && os.Args[1] == "dev" && runsServer(os.Args[1:]) && !signal.Ignored(syscall.SIGHUP) {
+	var hangups chan os.Signal
+	switch {
+	case len(os.Args) < 2 || !runsServer(os.Args[1:]) || signal.Ignored(syscall.SIGHUP):
+		// Ignored (nohup) stays ignored: Notify would undo that. The
+		// commands that print and end keep the default.
+	case os.Args[1] == "dev":
 		// "lockbox dev" runs in a terminal, and closing the terminal sends
 		// it SIGHUP: a stop like Ctrl-C, not the Go runtime's exit on the
-		// spot, which cut off the calls it was serving. Not when SIGHUP is
-		// ignored (nohup): Notify would undo that. "lockbox serve" runs
-		// under a supervisor, which stops it with SIGTERM.
+		// spot, which cut off the calls it was serving.
 		signal.Notify(sigs, syscall.SIGHUP)
+	default:
+		// "lockbox serve" runs under a supervisor, which stops it with
+		// SIGTERM and sends SIGHUP to have it re-read its files
+		// (systemd's ExecReload): the Go runtime's exit on the spot cut
+		// off the calls it was serving.
+		hangups = make(chan os.Signal, 1)
+		signal.Notify(hangups, syscall.SIGHUP)
 	}
 	ctx, again := stopSignals(sigs)
+	ctx = withReloads(withSecondStop(ctx, again), reloadsOn(hangups))
 	redisLogsHere = true
 	if runsServer(os.Args[1:]) {
 		// A write to stdout or stderr whose reader is gone ("lockbox serve
@@ -76,7 +87,7 @@ func main() {
 		// ends quietly when head does.
 		signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	}
-	os.Exit(run(withSecondStop(ctx, again), os.Args[1:], environ(), os.Stdout, os.Stderr))
+	os.Exit(run(ctx, os.Args[1:], environ(), os.Stdout, os.Stderr))
 }
 
 // stopSignals reads the stop signals of sigs: the first ends ctx, the
@@ -113,6 +124,40 @@ func withSecondStop(ctx context.Context, again <-chan struct{}) context.Context 
 func secondStop(ctx context.Context) <-chan struct{} {
 	again, _ := ctx.Value(secondStopKey{}).(<-chan struct{})
 	return again
+}
+
+// reloadsOn turns the SIGHUPs of sigs into reload requests; nil for nil
+// sigs. Signals that come while a reload is pending make no more: the
+// pending one reads the files after all of them.
+func reloadsOn(sigs <-chan os.Signal) <-chan struct{} {
+	if sigs == nil {
+		return nil
+	}
+	reloads := make(chan struct{}, 1)
+	go func() {
+		for range sigs {
+			select {
+			case reloads <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	return reloads
+}
+
+// reloadsKey is the context key of the channel of reload requests.
+type reloadsKey struct{}
+
+// withReloads gives ctx the channel of reload requests "lockbox serve"
+// serves: like the stop signals, they come from the process's signals.
+func withReloads(ctx context.Context, reloads <-chan struct{}) context.Context {
+	return context.WithValue(ctx, reloadsKey{}, reloads)
+}
+
+// reloads is the channel withReloads gave ctx; nil without one.
+func reloads(ctx context.Context) <-chan struct{} {
+	r, _ := ctx.Value(reloadsKey{}).(<-chan struct{})
+	return r
 }
 
 // runsServer tells the commands that run until stopped: serve and dev.
@@ -241,6 +286,11 @@ setting is a LOCKBOX_* environment variable (see README, Configuration). It need
 LOCKBOX_REDIS_CLUSTER_ADDRS), one token key source (LOCKBOX_JWT_JWKS_URL, LOCKBOX_JWT_JWKS_FILE,
 LOCKBOX_JWT_HMAC_SECRET_FILE or LOCKBOX_ISSUERS_FILE) and, with the proxy in LOCKBOX_SERVE,
 LOCKBOX_UPSTREAMS and LOCKBOX_PROXY_SIGNING_KEY_FILE.
+
+SIGTERM or Ctrl-C stops it gracefully. SIGHUP does not stop it: it re-reads at once the policy
+directory, the token key files, the grant signing and published key files and the TLS
+certificate files, keeping what it had for a file it can't use; every other setting takes effect
+on a restart (README, Reloading files with SIGHUP).
 `
 
 const devHelp = `usage: lockbox dev
@@ -276,7 +326,7 @@ func serve(ctx context.Context, env map[string]string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	srv, err := server.New(ctx, cfg, server.Options{Logger: log, EndDelay: secondStop(ctx)})
+	srv, err := server.New(ctx, cfg, server.Options{Logger: log, EndDelay: secondStop(ctx), Reload: reloads(ctx)})
 	if err != nil {
 		return stoppedStarting(ctx, log, err)
 	}

@@ -22,6 +22,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -150,6 +151,10 @@ type Options struct {
 	// After times the shutdown delay; time.After when nil. Tests end the
 	// delay when they choose.
 	After func(time.Duration) <-chan time.Time
+	// Reload, at each value, makes Run reload the files that can change
+	// while Lockbox serves (Reload): "lockbox serve" sends one on
+	// SIGHUP. Nil: they are reloaded only as their watchers see changes.
+	Reload <-chan struct{}
 }
 
 // Server is a built Lockbox, ready to listen.
@@ -186,6 +191,11 @@ type Server struct {
 	apiLn, proxyLn, metricsLn net.Listener
 	apiSrv, proxySrv, metSrv  *http.Server
 	tls                       tlsState
+
+	reload   <-chan struct{}
+	reloadMu sync.Mutex // one Reload at a time, so an older read never replaces a newer one
+	// grantKeys is the JWKS GET /v1/keys serves, as last read.
+	grantKeys atomic.Pointer[[]byte]
 }
 
 // New builds every component from cfg. It fails when Redis is unreachable
@@ -200,7 +210,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 	if opts.After == nil {
 		opts.After = time.After
 	}
-	s := &Server{cfg: cfg, log: opts.Logger, now: opts.Now, after: opts.After, endDelay: opts.EndDelay, Registry: prometheus.NewRegistry()}
+	s := &Server{cfg: cfg, log: opts.Logger, now: opts.Now, after: opts.After, endDelay: opts.EndDelay, reload: opts.Reload, Registry: prometheus.NewRegistry()}
 	s.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	if s.Policy, err = loadPolicy(cfg, opts, s.Registry); err != nil {
@@ -219,6 +229,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 	if err != nil {
 		return nil, err
 	}
+	s.grantKeys.Store(&keys.jwks)
 	if cfg.Runs(config.ComponentAPI) && keys.count == 0 {
 		opts.Logger.Warn("GET /v1/keys publishes no assertion keys: upstreams fetching it can verify no X-Lockbox-Grant; set LOCKBOX_PROXY_PUBLISHED_KEY_FILES to the proxy's public key")
 	}
@@ -284,7 +295,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 		s.warnNotOnboarded(ctx)
 	}
 	if cfg.Runs(config.ComponentAPI) {
-		if err := s.newAPI(cfg, opts, keys.jwks); err != nil {
+		if err := s.newAPI(cfg, opts); err != nil {
 			s.Redis.Close()
 			return nil, err
 		}
@@ -315,7 +326,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 
 // newAPI builds the /v1 API and the admin center, which share the API
 // address.
-func (s *Server) newAPI(cfg config.Config, opts Options, grantKeys []byte) error {
+func (s *Server) newAPI(cfg config.Config, opts Options) error {
 	// One bound for both: a user's audit exports and verifications count
 	// together, whether started in the API or the admin center.
 	longReads, err := readlimit.New(cfg.AuditReadsPerCaller, cfg.AuditReads)
@@ -328,8 +339,10 @@ func (s *Server) newAPI(cfg config.Config, opts Options, grantKeys []byte) error
 		return err
 	}
 	apiHandler, err := api.New(api.Config{
-		Auth: s.Verifier, Requests: s.Requests, Tenants: s.Tenants, Audit: s.Audit, GrantKeys: grantKeys,
-		Logger: opts.Logger.With("component", "api"),
+		Auth: s.Verifier, Requests: s.Requests, Tenants: s.Tenants, Audit: s.Audit,
+		// As last read: a reload (SIGHUP) may change them.
+		CurrentGrantKeys: func() []byte { return *s.grantKeys.Load() },
+		Logger:           opts.Logger.With("component", "api"),
 		// Each call gets a deadline, so Redis calls (with
 		// ContextTimeoutEnabled) give up instead of hanging a client.
 		Timeout:   requestTimeout,
@@ -476,6 +489,12 @@ func loadGrantKeys(cfg config.Config) (grantKeys, error) {
 		key, err := grantsig.LoadPrivateKey(cfg.ProxySigningKeyFile)
 		if err != nil {
 			return k, fmt.Errorf("LOCKBOX_PROXY_SIGNING_KEY_FILE: %w", err)
+		}
+		// Checked before its public half is published: a reload (SIGHUP)
+		// must not publish a key the proxy then refuses to sign with,
+		// in place of the key it goes on signing with.
+		if _, err := grantsig.NewSigner(key); err != nil {
+			return k, fmt.Errorf("LOCKBOX_PROXY_SIGNING_KEY_FILE: %s: %w", cfg.ProxySigningKeyFile, err)
 		}
 		k.signing = key
 		pubs = append(pubs, key.Public())
@@ -738,6 +757,9 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	if s.Proxy != nil {
 		background = append(background, s.events.Run)
+	}
+	if s.reload != nil {
+		background = append(background, func(ctx context.Context) { s.reloadLoop(ctx, s.reload) })
 	}
 	if s.cfg.Runs(config.ComponentJobs) {
 		background = append(background, s.sweepLoop, s.reindexLoop, func(ctx context.Context) { _ = s.Notifier.Run(ctx) }, s.rescan().Run)

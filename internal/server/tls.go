@@ -24,6 +24,8 @@ type tlsState struct {
 	// upstream configures connections to https upstreams; nil means the
 	// system's roots and no client certificate.
 	upstream *tls.Config
+	// upstreamCert is the certificate upstream presents; nil without one.
+	upstreamCert *tlsfiles.KeyPair
 }
 
 // loadTLS reads the certificate and CA files the configuration names. A
@@ -63,7 +65,7 @@ func loadTLS(cfg config.Config, opts Options) (tlsState, error) {
 			return st, err
 		}
 	}
-	st.upstream = tlsfiles.ClientConfig(roots, client)
+	st.upstream, st.upstreamCert = tlsfiles.ClientConfig(roots, client), client
 	return st, nil
 }
 
