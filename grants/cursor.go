@@ -35,8 +35,20 @@ func (p position) before(z redis.Z) bool {
 	return s < p.score || s == p.score && z.Member.(string) < p.member
 }
 
+// after reports whether z comes before p in the index's order: is newer.
+func (p position) after(z redis.Z) bool {
+	s := int64(z.Score)
+	return s > p.score || s == p.score && z.Member.(string) > p.member
+}
+
+// positionOf is the place of index member z.
+func positionOf(z redis.Z) position {
+	return position{score: int64(z.Score), member: z.Member.(string)}
+}
+
 // indexScan reads a request index newest first in batches, each
-// continuing after the last member it returned.
+// continuing after the last member it returned; or, newer set, oldest
+// first from after, to read the requests newer than a page.
 type indexScan struct {
 	rdb   redis.UniversalClient
 	index string
@@ -45,6 +57,11 @@ type indexScan struct {
 	min, max string
 	// after is where the scan stands; nil before the first member.
 	after *position
+	// newer reads towards the newest member: ZRANGEBYSCORE from after.
+	newer bool
+	// batch, when set, is the size of the first read, each following
+	// one twice the last up to scanBatch; 0 reads scanBatch at once.
+	batch int64
 }
 
 // scanBatch is how many index members one round trip reads.
@@ -52,21 +69,38 @@ const scanBatch = 200
 
 // next returns the following members, none at the end of the index.
 func (sc *indexScan) next(ctx context.Context) ([]redis.Z, error) {
-	max := sc.max
+	lo, hi := sc.min, sc.max
 	if sc.after != nil {
 		// Inclusive: other members of the position's millisecond may still
 		// come after it; those at or before it are dropped below.
-		max = strconv.FormatInt(sc.after.score, 10)
+		if sc.newer {
+			lo = strconv.FormatInt(sc.after.score, 10)
+		} else {
+			hi = strconv.FormatInt(sc.after.score, 10)
+		}
 	}
-	for offset := int64(0); ; offset += scanBatch {
-		zs, err := sc.rdb.ZRevRangeByScoreWithScores(ctx, sc.index,
-			&redis.ZRangeBy{Min: sc.min, Max: max, Offset: offset, Count: scanBatch}).Result()
+	size := int64(scanBatch)
+	if sc.batch > 0 {
+		size = sc.batch
+		sc.batch = min(2*sc.batch, scanBatch)
+	}
+	for offset := int64(0); ; offset, size = offset+size, min(2*size, scanBatch) {
+		by := &redis.ZRangeBy{Min: lo, Max: hi, Offset: offset, Count: size}
+		read := sc.rdb.ZRevRangeByScoreWithScores
+		if sc.newer {
+			read = sc.rdb.ZRangeByScoreWithScores
+		}
+		zs, err := read(ctx, sc.index, by).Result()
 		if err != nil {
 			return nil, fault.Unavailable("grants: list", err)
 		}
 		i := 0
 		if sc.after != nil {
-			for i < len(zs) && !sc.after.before(zs[i]) {
+			past := sc.after.before
+			if sc.newer {
+				past = sc.after.after
+			}
+			for i < len(zs) && !past(zs[i]) {
 				i++
 			}
 		}
@@ -75,21 +109,29 @@ func (sc *indexScan) next(ctx context.Context) ([]redis.Z, error) {
 		// when that many requests were created within one millisecond);
 		// members created meanwhile join those or come later, so it never
 		// passes over one still to read.
-		if i == len(zs) && len(zs) == scanBatch {
+		if i == len(zs) && int64(len(zs)) == size {
 			continue
 		}
 		zs = zs[i:]
 		if len(zs) > 0 {
-			last := zs[len(zs)-1]
-			sc.after = &position{score: int64(last.Score), member: last.Member.(string)}
+			last := positionOf(zs[len(zs)-1])
+			sc.after = &last
 		}
 		return zs, nil
 	}
 }
 
-// cursorVersion is the first field of every cursor; a change of format
-// takes a new one, and the cursors of the old one are refused.
+// cursorVersion is the first field of every cursor that continues a
+// listing with older requests (Page.Next); a change of format takes a new
+// one, and the cursors of the old one are refused.
 const cursorVersion = "r1"
+
+// newerCursorVersion is the first field of a cursor that goes back to the
+// requests newer than a page (Page.Prev). It is a version of its own, not
+// a field added to the old cursors, so that every cursor handed out before
+// reads as it did; a replica from before it refuses it as any cursor it
+// did not return.
+const newerCursorVersion = "n1"
 
 // maxCursorLen bounds the cursor a caller may send; every cursor Lockbox
 // returns is shorter.
@@ -128,10 +170,12 @@ func stamp(t time.Time) string {
 	return t.UTC().Format(time.RFC3339Nano)
 }
 
-// check returns the checksum of a position within the scope.
-func (sc cursorScope) check(pos position) string {
+// check returns the checksum of a position within the scope, for a cursor
+// of version (cursorVersion or newerCursorVersion): a cursor's direction
+// can't be changed without its checksum.
+func (sc cursorScope) check(version string, pos position) string {
 	h := sha256.New()
-	fields := []string{cursorVersion, sc.tenant, string(sc.state), stamp(sc.createdAfter), sc.subject, sc.callerTenant,
+	fields := []string{version, sc.tenant, string(sc.state), stamp(sc.createdAfter), sc.subject, sc.callerTenant,
 		strconv.FormatInt(pos.score, 10), pos.member}
 	// The bounds only the admin center sets are hashed only when set:
 	// every other listing keeps the checksum it had before they existed,
@@ -157,31 +201,42 @@ func (sc cursorScope) check(pos position) string {
 
 // encode returns the cursor of the listing continuing after pos.
 func (sc cursorScope) encode(pos position) string {
-	s := strings.Join([]string{cursorVersion, strconv.FormatInt(pos.score, 10), pos.member, sc.check(pos)}, ":")
+	return sc.encodeAs(cursorVersion, pos)
+}
+
+// encodeNewer returns the cursor of the requests newer than pos.
+func (sc cursorScope) encodeNewer(pos position) string {
+	return sc.encodeAs(newerCursorVersion, pos)
+}
+
+func (sc cursorScope) encodeAs(version string, pos position) string {
+	s := strings.Join([]string{version, strconv.FormatInt(pos.score, 10), pos.member, sc.check(version, pos)}, ":")
 	return base64.RawURLEncoding.EncodeToString([]byte(s))
 }
 
-// decode returns the position of cursor c, refusing any cursor that encode
-// did not return for this scope.
-func (sc cursorScope) decode(c string) (position, error) {
+// decode returns the position of cursor c and whether it goes back to
+// newer requests, refusing any cursor that encode or encodeNewer did not
+// return for this scope.
+func (sc cursorScope) decode(c string) (pos position, newer bool, err error) {
 	bad := newErr(ErrInvalid, "invalid_cursor",
-		"the cursor is not one this server returned to you for this listing: pass next_cursor unchanged, with the same tenant, state and created_after")
+		"the cursor is not one this server returned to you for this listing: pass next_cursor or prev_cursor unchanged, with the same tenant, state and created_after")
 	if len(c) > maxCursorLen {
-		return position{}, bad
+		return position{}, false, bad
 	}
 	b, err := base64.RawURLEncoding.Strict().DecodeString(c)
 	if err != nil {
-		return position{}, bad
+		return position{}, false, bad
 	}
 	parts := strings.Split(string(b), ":")
-	if len(parts) != 4 || parts[0] != cursorVersion {
-		return position{}, bad
+	if len(parts) != 4 || parts[0] != cursorVersion && parts[0] != newerCursorVersion {
+		return position{}, false, bad
 	}
+	newer = parts[0] == newerCursorVersion
 	score, err := strconv.ParseInt(parts[1], 10, 64)
 	if err != nil {
-		return position{}, bad
+		return position{}, false, bad
 	}
-	pos := position{score: score, member: parts[2]}
+	pos = position{score: score, member: parts[2]}
 	// The member's shape is that of the index the scope reads: an id in
 	// a tenant's, tenant/id in the provider-wide one.
 	id := pos.member
@@ -189,11 +244,11 @@ func (sc cursorScope) decode(c string) (position, error) {
 		var tenant string
 		var ok bool
 		if tenant, id, ok = strings.Cut(pos.member, "/"); !ok || !keys.IsTenant(tenant) {
-			return position{}, bad
+			return position{}, false, bad
 		}
 	}
-	if !keys.IsUUID(id) || sc.encode(pos) != c {
-		return position{}, bad
+	if !keys.IsUUID(id) || sc.encodeAs(parts[0], pos) != c {
+		return position{}, false, bad
 	}
-	return pos, nil
+	return pos, newer, nil
 }

@@ -19,7 +19,7 @@ func TestCursorUnchangedWithoutNewBounds(t *testing.T) {
 	if got := scopeOf(p, f).encode(pos); got != before {
 		t.Fatalf("cursor %s, was %s", got, before)
 	}
-	if got, err := scopeOf(p, f).decode(before); err != nil || got != pos {
-		t.Fatalf("decode: %+v, %v", got, err)
+	if got, newer, err := scopeOf(p, f).decode(before); err != nil || got != pos || newer {
+		t.Fatalf("decode: %+v, newer %v, %v", got, newer, err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -349,7 +350,8 @@ type Filter struct {
 	// Limit caps the result; 0 means 100, at most 1000.
 	Limit int
 	// Cursor continues a listing after the page that returned it
-	// (Page.Next). It is opaque, and only valid for the caller it was
+	// (Page.Next), or goes back to the page before it (Page.Prev). It is
+	// opaque, and only valid for the caller it was
 	// returned to and with the same filter (every field above but Limit);
 	// Limit may change from page to page.
 	Cursor string
@@ -361,6 +363,11 @@ type Page struct {
 	// Next continues the listing after this page; empty when no request
 	// after it matched when the page was read.
 	Next string
+	// Prev goes back to the requests newer than this page: a cursor like
+	// Next, read the same way (Filter.Cursor), whose page is the one just
+	// before this page, newest first. Empty on the first page, and when
+	// no request newer than this page matched when it was read.
+	Prev string
 }
 
 // List returns the requests p may see that match f, newest first: the
@@ -450,40 +457,117 @@ func (s *Store) listPage(ctx context.Context, p identity.Principal, f Filter, ne
 		max = fmt.Sprintf("%d", f.CreatedBefore.UnixMilli())
 	}
 	scan := &indexScan{rdb: s.cfg.Redis, index: index, min: min, max: max}
+	var newer bool
 	if f.Cursor != "" {
-		pos, err := scope.decode(f.Cursor)
+		pos, n, err := scope.decode(f.Cursor)
 		if err != nil {
 			return Page{}, err
 		}
-		scan.after = &pos
+		scan.after, scan.newer, newer = &pos, n, n
 	}
 	page := Page{Requests: []Request{}}
 	if v.seesNone() {
 		// Nothing to find: not worth reading every request to find it.
 		return page, s.noRequests(ctx, p, f.Tenant)
 	}
-	now := s.cfg.Now()
-	var last position
-	for {
-		zs, err := scan.next(ctx)
+	l := lister{s: s, p: p, f: f, v: v, member: member, now: s.cfg.Now()}
+	// probe reads on from pos, older, for a request that matches:
+	// whether a link that way leads to any. Usually the first it reads
+	// does (the newest of the page the cursor came from), so it reads
+	// one, then batches that grow.
+	probe := func(pos position) (bool, error) {
+		got, _, _, err := l.read(ctx, &indexScan{rdb: s.cfg.Redis, index: index, min: min, max: max, after: &pos, batch: 1}, 1, false)
+		return len(got) > 0, err
+	}
+	if newer {
+		// The page of the requests just newer than the cursor's, read
+		// oldest first from it and shown newest first. Its bounds are
+		// those of the pages it lies between, so that going back Older
+		// shows again the page the cursor came from, whatever was created
+		// since at the head of the list.
+		reqs, at, more, err := l.read(ctx, scan, f.Limit, next)
 		if err != nil {
 			return Page{}, err
 		}
-		if len(zs) == 0 {
-			if len(page.Requests) == 0 {
-				return page, s.noRequests(ctx, p, f.Tenant)
+		if len(reqs) == 0 {
+			// Nothing newer matches (any more): the newest page is
+			// where newer leads.
+			f.Cursor = ""
+			return s.listPage(ctx, p, f, next)
+		}
+		slices.Reverse(reqs)
+		slices.Reverse(at)
+		page.Requests = reqs
+		if more {
+			page.Prev = scope.encodeNewer(at[0])
+		}
+		if next {
+			older, err := probe(at[len(at)-1])
+			if err != nil {
+				return Page{}, err
 			}
-			return page, nil
+			if older {
+				page.Next = scope.encode(at[len(at)-1])
+			}
+		}
+		return page, nil
+	}
+	reqs, at, more, err := l.read(ctx, scan, f.Limit, next)
+	if err != nil {
+		return Page{}, err
+	}
+	if len(reqs) == 0 {
+		return page, s.noRequests(ctx, p, f.Tenant)
+	}
+	page.Requests = reqs
+	if more {
+		// There is a next page, and it starts after this page's last
+		// request.
+		page.Next = scope.encode(at[len(at)-1])
+	}
+	if f.Cursor != "" {
+		// A page after the first links back to the requests newer than
+		// it. Those were there when the cursor was made; it costs no read
+		// to say so, and should none of them match any more, the link
+		// leads to the newest page.
+		page.Prev = scope.encodeNewer(at[0])
+	}
+	return page, nil
+}
+
+// lister reads the requests of one listing that p may see and that match
+// its filter from an index scan.
+type lister struct {
+	s      *Store
+	p      identity.Principal
+	f      Filter
+	v      *viewer
+	member func(string) (tenant, id string, ok bool)
+	now    time.Time
+}
+
+// read returns up to limit requests that match from scan, in the scan's
+// order, with their places in the index; with more, it reads on to the
+// next request that matches and reports whether there is one.
+func (l lister) read(ctx context.Context, scan *indexScan, limit int, more bool) ([]Request, []position, bool, error) {
+	reqs, at := []Request{}, []position{}
+	for {
+		zs, err := scan.next(ctx)
+		if err != nil {
+			return nil, nil, false, err
+		}
+		if len(zs) == 0 {
+			return reqs, at, false, nil
 		}
 		cmds := make([]*redis.StringCmd, len(zs))
-		if _, err := s.cfg.Redis.Pipelined(ctx, func(pl redis.Pipeliner) error {
+		if _, err := l.s.cfg.Redis.Pipelined(ctx, func(pl redis.Pipeliner) error {
 			for i, z := range zs {
-				t, id, _ := member(z.Member.(string))
+				t, id, _ := l.member(z.Member.(string))
 				cmds[i] = pl.Get(ctx, keys.Request(t, id))
 			}
 			return nil
 		}); err != nil && !errors.Is(err, redis.Nil) {
-			return Page{}, fault.Unavailable("grants: list", err)
+			return nil, nil, false, fault.Unavailable("grants: list", err)
 		}
 		for i, c := range cmds {
 			b, err := c.Bytes()
@@ -492,11 +576,12 @@ func (s *Store) listPage(ctx context.Context, p identity.Principal, f Filter, ne
 			}
 			var r Request
 			if err != nil || json.Unmarshal(b, &r) != nil {
-				return Page{}, fault.Unavailable("grants: list", fmt.Errorf("read %s: %v", c.Args()[1], err))
+				return nil, nil, false, fault.Unavailable("grants: list", fmt.Errorf("read %s: %v", c.Args()[1], err))
 			}
 			// The sweeper persists time-driven transitions; a listing
 			// shows them at once.
-			r, _ = Settle(r, now)
+			r, _ = Settle(r, l.now)
+			f := l.f
 			if !f.CreatedAfter.IsZero() && !r.CreatedAt.After(f.CreatedAfter) {
 				continue
 			}
@@ -508,21 +593,19 @@ func (s *Store) listPage(ctx context.Context, p identity.Principal, f Filter, ne
 			}
 			// Checked on whichever index was read: an operator's own
 			// index only finds requests, as the provider-wide one does.
-			if ok, err := v.sees(ctx, r); err != nil {
-				return Page{}, err
+			if ok, err := l.v.sees(ctx, r); err != nil {
+				return nil, nil, false, err
 			} else if !ok {
 				continue
 			}
-			if len(page.Requests) == f.Limit {
-				// One more match: there is a next page, and it starts
-				// after this page's last request.
-				page.Next = scope.encode(last)
-				return page, nil
+			if len(reqs) == limit {
+				// One more match.
+				return reqs, at, true, nil
 			}
-			page.Requests = append(page.Requests, s.view(p, r))
-			last = position{score: int64(zs[i].Score), member: zs[i].Member.(string)}
-			if !next && len(page.Requests) == f.Limit {
-				return page, nil
+			reqs = append(reqs, l.s.view(l.p, r))
+			at = append(at, positionOf(zs[i]))
+			if !more && len(reqs) == limit {
+				return reqs, at, false, nil
 			}
 		}
 	}
