@@ -76,8 +76,9 @@ type Query struct {
 	Operation string
 	// RequestID matches LockboxRequestId exactly.
 	RequestID string
-	// Cursor continues a search where the page that returned it ended.
-	// It is opaque to clients and only valid with the same Tenant.
+	// Cursor continues a search where the page that returned it ended
+	// (Page.Next), or goes back to the page before it (Page.Prev). It is
+	// opaque to clients and only valid with the same Tenant.
 	Cursor string
 	// Limit caps the page: 0 means DefaultLimit, at most MaxLimit.
 	Limit int
@@ -95,6 +96,12 @@ type Page struct {
 	// done. A page may hold fewer than Limit records (even none) while
 	// Next is set, when the scan budget of one call ran out.
 	Next string
+	// Prev is the cursor of the page before, the records newer than this
+	// page, passed as Query.Cursor like Next; empty on the first page
+	// and when nothing newer is left to read. Like Next, it may lead to
+	// a page with fewer than Limit records while the page has a Prev of
+	// its own.
+	Prev string
 }
 
 // Search returns one page of the records that match q and that p may read,
@@ -111,6 +118,15 @@ func (l *Log) Search(ctx context.Context, p identity.Principal, q Query) (Page, 
 		return Page{}, fault.New(fault.ErrInvalid, "invalid_limit", "limit must be from 1 to %d", MaxLimit)
 	case q.Limit == 0:
 		q.Limit = DefaultLimit
+	}
+	if q.Cursor != "" {
+		pos, newer, err := decodeCursor(q.Cursor, q.Tenant == "")
+		if err != nil {
+			return Page{}, errBadCursor
+		}
+		if newer {
+			return l.searchNewer(ctx, p, q, pos)
+		}
 	}
 	it, err := l.open(ctx, q)
 	if err != nil {
@@ -134,6 +150,12 @@ func (l *Log) Search(ctx context.Context, p identity.Principal, q Query) (Page, 
 			return page, nil
 		}
 		scanned++
+		if scanned == 1 && q.Cursor != "" {
+			// A page after the first links back to what is newer than
+			// its first entry: the records of the page before, and any
+			// between that don't match.
+			page.Prev = encodeNewerCursor(e.pos, q.Tenant == "")
+		}
 		if matches(q, e.rec, provider) {
 			if len(page.Records) == q.Limit {
 				// One more match: the next page starts after this one's
@@ -157,6 +179,67 @@ func (l *Log) Search(ctx context.Context, p identity.Principal, q Query) (Page, 
 		}
 	}
 }
+
+// searchNewer is Search with a Prev cursor: the page of the records
+// matching q just newer than the cursor's place, read oldest first from
+// it and returned newest first. Its bounds are those of the pages it lies
+// between, so that going back Older shows again the page the cursor came
+// from, however many records were appended since; from the first page's
+// place it leads to the records appended since. When nothing newer is
+// left, the first page is the page before.
+func (l *Log) searchNewer(ctx context.Context, p identity.Principal, q Query, from position) (Page, error) {
+	it, err := l.openNewer(ctx, q, from)
+	if err != nil {
+		return Page{}, err
+	}
+	provider := p.IsProvider()
+	page := Page{Records: []record.Record{}}
+	var last position
+	scanned, ahead := 0, 0
+	done := func() Page {
+		slices.Reverse(page.Records)
+		return page
+	}
+	for {
+		e, ok, err := it.next(ctx)
+		if err != nil {
+			return Page{}, err
+		}
+		if !ok {
+			if len(page.Records) == 0 {
+				q.Cursor = ""
+				return l.Search(ctx, p, q)
+			}
+			return done(), nil
+		}
+		scanned++
+		if scanned == 1 {
+			// Older than the page's first entry read: the page the
+			// cursor came from, and any entries between that don't match.
+			page.Next = encodeCursor(e.pos, q.Tenant == "")
+		}
+		if matches(q, e.rec, provider) {
+			if len(page.Records) == q.Limit {
+				page.Prev = encodeNewerCursor(last, q.Tenant == "")
+				return done(), nil
+			}
+			page.Records = append(page.Records, ViewFor(e.rec, p))
+			last = e.pos
+		}
+		if len(page.Records) == q.Limit {
+			if ahead++; ahead > batchSize {
+				page.Prev = encodeNewerCursor(last, q.Tenant == "")
+				return done(), nil
+			}
+		} else if scanned >= maxScan {
+			page.Prev = encodeNewerCursor(e.pos, q.Tenant == "")
+			return done(), nil
+		}
+	}
+}
+
+// errBadCursor refuses a cursor this server did not return for a search.
+var errBadCursor = fault.New(fault.ErrInvalid, "invalid_cursor", "the cursor is not one this server returned for this search")
 
 // Export calls w with every record that matches q and that p may read,
 // newest first, reading the streams in batches so memory stays the same
@@ -219,8 +302,8 @@ func (l *Log) CheckRead(ctx context.Context, p identity.Principal, q Query) erro
 		return err
 	}
 	if q.Cursor != "" {
-		if _, err := decodeCursor(q.Cursor, q.Tenant == ""); err != nil {
-			return fault.New(fault.ErrInvalid, "invalid_cursor", "the cursor is not one this server returned for this search")
+		if _, _, err := decodeCursor(q.Cursor, q.Tenant == ""); err != nil {
+			return errBadCursor
 		}
 	}
 	if q.Tenant == "" {
@@ -367,6 +450,17 @@ func (s streamID) below() (streamID, bool) {
 	return streamID{}, false
 }
 
+// above returns the id just above s; false above the highest.
+func (s streamID) above() (streamID, bool) {
+	switch {
+	case s.seq < ^uint64(0):
+		return streamID{s.ms, s.seq + 1}, true
+	case s.ms < ^uint64(0):
+		return streamID{s.ms + 1, 0}, true
+	}
+	return streamID{}, false
+}
+
 func parseID(s string) (streamID, error) {
 	a, z, ok := strings.Cut(s, "-")
 	if !ok {
@@ -411,9 +505,14 @@ type iterator interface {
 func (l *Log) open(ctx context.Context, q Query) (iterator, error) {
 	var after *position
 	if q.Cursor != "" {
-		pos, err := decodeCursor(q.Cursor, q.Tenant == "")
+		pos, newer, err := decodeCursor(q.Cursor, q.Tenant == "")
 		if err != nil {
-			return nil, fault.New(fault.ErrInvalid, "invalid_cursor", "the cursor is not one this server returned for this search")
+			return nil, errBadCursor
+		}
+		if newer {
+			// Only Search pages back; an export or a request's records
+			// read on from a Next cursor, or from the newest record.
+			return nil, fault.New(fault.ErrInvalid, "invalid_cursor", "a cursor of the page before (prev_cursor) only pages a search")
 		}
 		after = &pos
 	}
@@ -450,6 +549,104 @@ func (l *Log) open(ctx context.Context, q Query) (iterator, error) {
 		m.pending = append(m.pending, r)
 	}
 	return m, nil
+}
+
+// openNewer returns the iterator of the entries after pos oldest first:
+// one tenant's stream, or every tenant's merged.
+func (l *Log) openNewer(ctx context.Context, q Query, pos position) (iterator, error) {
+	var stopAfter time.Time
+	if q.toBound() {
+		stopAfter = q.To.Add(ClockSkew)
+	}
+	if q.Tenant != "" {
+		return newRisingReader(l, q.Tenant, pos, batchSize, stopAfter), nil
+	}
+	tenants, err := l.rdb.SMembers(ctx, keys.Tenants()).Result()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	tenants = slices.DeleteFunc(tenants, func(t string) bool { return keys.ValidTenant(t) != nil })
+	slices.Sort(tenants)
+	batch := int64(max(1, min(mergeBatchSize, mergeBudget/max(1, len(tenants)))))
+	m := &merger{heads: headHeap{rising: true}}
+	for _, t := range tenants {
+		m.pending = append(m.pending, newRisingReader(l, t, pos, batch, stopAfter))
+	}
+	return m, nil
+}
+
+// risingReader reads one tenant's stream oldest first, in batches, from
+// just after a position in the newest-first order: the way back to newer
+// records.
+type risingReader struct {
+	log    *Log
+	tenant string
+	min    string // the lowest id of the next batch; "" when done
+	batch  int64
+	buf    []redis.XMessage
+	// stopAfter ends the read at a record created after it (To plus
+	// ClockSkew), as streamReader's stopBefore does going the other way.
+	stopAfter time.Time
+}
+
+func newRisingReader(l *Log, tenant string, pos position, batch int64, stopAfter time.Time) *risingReader {
+	r := &risingReader{log: l, tenant: tenant, min: pos.id.String(), batch: batch, stopAfter: stopAfter}
+	if pos.tenant == "" || tenant <= pos.tenant {
+		// pos itself (a one-tenant search's cursor names no tenant) and,
+		// for a tenant ordered before it, an entry with the same id come
+		// after it newest first: start strictly above.
+		if above, ok := pos.id.above(); ok {
+			r.min = above.String()
+		} else {
+			r.min = ""
+		}
+	}
+	return r
+}
+
+func (r *risingReader) next(ctx context.Context) (entry, bool, error) {
+	if len(r.buf) == 0 {
+		if r.min == "" {
+			return entry{}, false, nil
+		}
+		msgs, err := r.log.rdb.XRangeN(ctx, keys.Audit(r.tenant), r.min, "+", r.batch).Result()
+		if err != nil {
+			return entry{}, false, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+		r.buf = msgs
+		if int64(len(msgs)) < r.batch {
+			r.min = ""
+		} else {
+			last, err := parseID(msgs[len(msgs)-1].ID)
+			if err != nil {
+				return entry{}, false, fmt.Errorf("audit: stream of %s: %w", r.tenant, err)
+			}
+			if above, ok := last.above(); ok {
+				r.min = above.String()
+			} else {
+				r.min = ""
+			}
+		}
+		if len(r.buf) == 0 {
+			return entry{}, false, nil
+		}
+	}
+	m := r.buf[0]
+	r.buf[0] = redis.XMessage{}
+	r.buf = r.buf[1:]
+	id, err := parseID(m.ID)
+	if err != nil {
+		return entry{}, false, fmt.Errorf("audit: stream of %s: %w", r.tenant, err)
+	}
+	rec, err := r.log.decode(ctx, r.tenant, m)
+	if err != nil {
+		return entry{}, false, err
+	}
+	if !r.stopAfter.IsZero() && rec.CreationTime.After(r.stopAfter) {
+		r.buf, r.min = nil, ""
+		return entry{}, false, nil
+	}
+	return entry{pos: position{id: id, tenant: r.tenant}, rec: rec}, true, nil
 }
 
 // streamReader reads one tenant's stream newest first, in batches.
@@ -614,27 +811,35 @@ func (r *streamReader) next(ctx context.Context) (entry, bool, error) {
 }
 
 // merger merges tenants' streams newest first (a k-way merge by entry id,
-// ties by tenant).
+// ties by tenant), or oldest first for heads.rising.
 type merger struct {
-	pending []*streamReader // not read yet
+	pending []iterator // not read yet
 	heads   headHeap
 }
 
 type head struct {
 	e entry
-	r *streamReader
+	r iterator
 }
 
-type headHeap []head
+type headHeap struct {
+	hs     []head
+	rising bool // oldest on top
+}
 
-func (h headHeap) Len() int           { return len(h) }
-func (h headHeap) Less(i, j int) bool { return h[j].e.pos.less(h[i].e.pos) } // newest on top
-func (h headHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *headHeap) Push(x any)        { *h = append(*h, x.(head)) }
+func (h *headHeap) Len() int { return len(h.hs) }
+func (h *headHeap) Less(i, j int) bool {
+	if h.rising {
+		return h.hs[i].e.pos.less(h.hs[j].e.pos)
+	}
+	return h.hs[j].e.pos.less(h.hs[i].e.pos) // newest on top
+}
+func (h *headHeap) Swap(i, j int) { h.hs[i], h.hs[j] = h.hs[j], h.hs[i] }
+func (h *headHeap) Push(x any)    { h.hs = append(h.hs, x.(head)) }
 func (h *headHeap) Pop() any {
-	old := *h
+	old := h.hs
 	x := old[len(old)-1]
-	*h = old[:len(old)-1]
+	h.hs = old[:len(old)-1]
 	return x
 }
 
@@ -649,7 +854,7 @@ func (m *merger) next(ctx context.Context) (entry, bool, error) {
 		}
 	}
 	m.pending = nil
-	if len(m.heads) == 0 {
+	if m.heads.Len() == 0 {
 		return entry{}, false, nil
 	}
 	top := heap.Pop(&m.heads).(head)
@@ -685,34 +890,55 @@ func encodeCursor(p position, allTenants bool) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(s))
 }
 
-// decodeCursor returns the position of a cursor, refusing anything
-// encodeCursor would not have produced for this kind of search.
-func decodeCursor(c string, allTenants bool) (position, error) {
+// newerPrefix starts the text of a cursor of the records newer than its
+// position (Page.Prev). No Next cursor starts so, so every cursor handed
+// out before reads as it did, and a server from before refuses one as
+// any cursor it did not return.
+const newerPrefix = "n:"
+
+// encodeNewerCursor is the cursor of the records newer than p.
+func encodeNewerCursor(p position, allTenants bool) string {
+	s := newerPrefix + p.id.String()
+	if allTenants {
+		s += "/" + p.tenant
+	}
+	return base64.RawURLEncoding.EncodeToString([]byte(s))
+}
+
+// decodeCursor returns the position of a cursor and whether it leads to
+// the newer records, refusing anything encodeCursor or encodeNewerCursor
+// would not have produced for this kind of search.
+func decodeCursor(c string, allTenants bool) (position, bool, error) {
 	if len(c) > 200 {
-		return position{}, fmt.Errorf("cursor too long")
+		return position{}, false, fmt.Errorf("cursor too long")
 	}
 	b, err := base64.RawURLEncoding.Strict().DecodeString(c)
 	if err != nil {
-		return position{}, err
+		return position{}, false, err
 	}
-	s, tenant, hasTenant := strings.Cut(string(b), "/")
+	text, newer := strings.CutPrefix(string(b), newerPrefix)
+	s, tenant, hasTenant := strings.Cut(text, "/")
 	if hasTenant != allTenants {
-		return position{}, fmt.Errorf("cursor of another kind of search")
+		return position{}, false, fmt.Errorf("cursor of another kind of search")
 	}
 	if hasTenant {
 		if err := keys.ValidTenant(tenant); err != nil {
-			return position{}, err
+			return position{}, false, err
 		}
 	}
 	id, err := parseID(s)
 	if err != nil {
-		return position{}, err
+		return position{}, false, err
 	}
 	p := position{id: id, tenant: tenant}
-	if encodeCursor(p, allTenants) != c {
-		return position{}, fmt.Errorf("cursor is not canonical")
+	canonical := encodeCursor(p, allTenants)
+	if newer {
+		canonical = encodeNewerCursor(p, allTenants)
 	}
-	return p, nil
+	if canonical != c {
+		return position{}, false, fmt.Errorf("cursor is not canonical")
+	}
+	return p, newer, nil
 }
 
 // parseUint parses a canonical decimal (no sign, no leading zeros).
