@@ -84,10 +84,10 @@ type requestsView struct {
 	// live pending list polls with so that it stays on the page shown and
 	// its links keep the history where it is.
 	Query string
-	// Older links to the history's next page; First to its first when a
-	// cursor was refused.
-	Older, First template.URL
-	Problem      string
+	// Older links to the history's next page, Newer to the page before
+	// (none on the first); First to its first when a cursor was refused.
+	Older, Newer, First template.URL
+	Problem             string
 }
 
 type historyFilter struct {
@@ -198,6 +198,9 @@ func (c *Console) requestsPage(w http.ResponseWriter, r *http.Request, sess Sess
 	}
 	if page.Next != "" {
 		v.Older = requestsLink(with(q, historyCursorParam, page.Next))
+	}
+	if page.Prev != "" {
+		v.Newer = requestsLink(with(q, historyCursorParam, page.Prev))
 	}
 	c.render(w, r, status, "requests", &sess, v)
 	return nil
@@ -952,6 +955,7 @@ type auditView struct {
 	// '=' and '&' in an href, and the links would lose every filter (and
 	// the cursor).
 	Next   template.URL // query string of the next page
+	Prev   template.URL // query string of the page before; none on the first
 	Export template.URL // query string of the CSV export
 	// CanExport is set once the filters searched: the export of filters
 	// the page refused would be refused too, so it gets no link.
@@ -1026,6 +1030,11 @@ func (c *Console) auditPage(w http.ResponseWriter, r *http.Request, sess Session
 		next := f.values()
 		next.Set("cursor", page.Next)
 		v.Next = template.URL(next.Encode())
+	}
+	if page.Prev != "" {
+		prev := f.values()
+		prev.Set("cursor", page.Prev)
+		v.Prev = template.URL(prev.Encode())
 	}
 	switch {
 	case f.Tenant == "":
