@@ -73,7 +73,7 @@ func (s *server) searchAudit(w http.ResponseWriter, r *http.Request, p identity.
 	if page.Records == nil {
 		page.Records = []record.Record{}
 	}
-	return writeJSON(w, http.StatusOK, wire.RecordPage{Records: page.Records, NextCursor: page.Next})
+	return writeJSON(w, http.StatusOK, wire.RecordPage{Records: page.Records, NextCursor: page.Next, PrevCursor: page.Prev})
 }
 
 // exportAudit streams every record of the filtered range as CSV (the

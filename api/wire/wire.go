@@ -162,6 +162,10 @@ type RequestList struct {
 	// NextCursor continues the listing (as the cursor parameter, with the
 	// same filters); empty when no request after this page matched.
 	NextCursor string `json:"next_cursor,omitempty"`
+	// PrevCursor goes back to the page before, the requests newer than
+	// this page (as the cursor parameter, with the same filters); empty on
+	// the first page.
+	PrevCursor string `json:"prev_cursor,omitempty"`
 }
 
 // Decision is the optional body of the approve, deny, cancel and revoke
@@ -248,6 +252,9 @@ type RecordPage struct {
 	Records []record.Record `json:"records"`
 	// NextCursor continues the search; empty when it is done.
 	NextCursor string `json:"next_cursor,omitempty"`
+	// PrevCursor goes back to the page before, the records newer than
+	// this page; empty on the first page and when nothing newer is left.
+	PrevCursor string `json:"prev_cursor,omitempty"`
 }
 
 // RecordList is the body of GET /v1/requests/{id}/activity, oldest first.
