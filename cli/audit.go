@@ -90,30 +90,36 @@ func (e *env) auditSearch() *cobra.Command {
 				return err
 			}
 			out := e.recordWriter()
-			next := ""
+			var pg pageCursors
 			sent := cursors{q.Cursor: true}
-			for {
+			for first := true; ; first = false {
 				p, err := c.SearchAudit(e.ctx, q)
 				if err != nil {
 					return err
 				}
+				if first {
+					pg.prev = p.PrevCursor
+				}
 				if err := out.write(p.Records); err != nil {
 					return err
 				}
-				next = p.NextCursor
-				if !all || next == "" {
+				pg.next = p.NextCursor
+				if !all || pg.next == "" {
 					break
 				}
-				if err := sent.follow(next); err != nil {
+				if err := sent.follow(pg.next); err != nil {
 					return err
 				}
-				q.Cursor = next
+				q.Cursor = pg.next
 			}
-			if err := out.close(next); err != nil {
+			if err := out.close(pg); err != nil {
 				return err
 			}
-			if next != "" && !e.g.output.structured() {
-				fmt.Fprintf(e.stderr, "More records: add --cursor %s (or use --all).\n", clean(shellWord(next)))
+			if pg.next != "" && !e.g.output.structured() {
+				fmt.Fprintf(e.stderr, "More records: add --cursor %s (or use --all).\n", clean(shellWord(pg.next)))
+			}
+			if pg.prev != "" && !e.g.output.structured() {
+				fmt.Fprintf(e.stderr, "Newer records: add --cursor %s.\n", clean(shellWord(pg.prev)))
 			}
 			return nil
 		},
@@ -121,7 +127,7 @@ func (e *env) auditSearch() *cobra.Command {
 	e.registerAuditFlags(cmd, &af)
 	f := cmd.Flags()
 	f.IntVar(&limit, "limit", 0, "at most N records a page (the server's default when 0)")
-	f.StringVar(&cursor, "cursor", "", "continue where the previous page ended")
+	f.StringVar(&cursor, "cursor", "", "continue where the previous page ended, or go back to the newer page, with the cursor a page named")
 	f.BoolVar(&all, "all", false, "follow the pages to the end of the search")
 	return cmd
 }
@@ -262,8 +268,9 @@ func (e *env) printRecords(v any, recs []record.Record) error {
 // recordWriter prints pages of audit records as they come.
 type recordWriter interface {
 	write([]record.Record) error
-	// close ends the output; next is the cursor of the page after the last.
-	close(next string) error
+	// close ends the output, with the cursors of the page after the last
+	// and of the page before the first.
+	close(pg pageCursors) error
 }
 
 func (e *env) recordWriter() recordWriter {
@@ -307,14 +314,15 @@ func (t *tableRecords) flush() error {
 // close prints what is left, or the header alone when nothing matched;
 // nothing when the last chunk took every record: a header of its own
 // after them would read as a table without records.
-func (t *tableRecords) close(string) error {
+func (t *tableRecords) close(pageCursors) error {
 	if len(t.recs) == 0 && t.printed {
 		return nil
 	}
 	return t.flush()
 }
 
-// pageRecords prints {"records":[...],"next_cursor":"..."}, the API's page.
+// pageRecords prints {"records":[...],"next_cursor":"...","prev_cursor":"..."},
+// the API's page.
 type pageRecords struct {
 	e    *env
 	recs []record.Record
@@ -325,11 +333,11 @@ func (j *pageRecords) write(recs []record.Record) error {
 	return nil
 }
 
-func (j *pageRecords) close(next string) error {
+func (j *pageRecords) close(pg pageCursors) error {
 	if j.recs == nil {
 		j.recs = []record.Record{}
 	}
-	return j.e.emit(wire.RecordPage{Records: j.recs, NextCursor: next}, nil, nil)
+	return j.e.emit(wire.RecordPage{Records: j.recs, NextCursor: pg.next, PrevCursor: pg.prev}, nil, nil)
 }
 
 // csvRecords prints the columns of the Microsoft 365 audit log export.
@@ -357,4 +365,4 @@ func csvWriter(w io.Writer) *record.ExportWriter {
 
 func (c *csvRecords) write(recs []record.Record) error { return c.x.WriteAll(recs) }
 
-func (c *csvRecords) close(string) error { return c.x.Finish(nil) }
+func (c *csvRecords) close(pageCursors) error { return c.x.Finish(nil) }

@@ -114,9 +114,9 @@ func mergeAll(e *env, ps []*pager, out requestWriter) error {
 // requestWriter prints pages of requests as they come.
 type requestWriter interface {
 	write([]wire.Request) error
-	// close ends the output; next is the cursor of the page after the
-	// last, empty when there is none or it can't be given.
-	close(next string) error
+	// close ends the output, with the cursors of the page after the last
+	// and of the page before the first.
+	close(pg pageCursors) error
 }
 
 func (e *env) requestWriter() requestWriter {
@@ -154,14 +154,15 @@ func (t *tableRequests) flush() error {
 	return err
 }
 
-func (t *tableRequests) close(string) error {
+func (t *tableRequests) close(pageCursors) error {
 	if len(t.reqs) == 0 && t.printed {
 		return nil
 	}
 	return t.flush()
 }
 
-// jsonRequests prints the API's page, {"requests":[...],"next_cursor":...},
+// jsonRequests prints the API's page, {"requests":[...],"next_cursor":...,
+// "prev_cursor":...},
 // exactly as writeJSON would, encoded a request at a time but written
 // whole at close: --all that fails midway (a page the server can't
 // answer, a repeated cursor) then prints nothing, as -o yaml and audit
@@ -203,17 +204,21 @@ func (j *jsonRequests) write(reqs []wire.Request) error {
 	return nil
 }
 
-func (j *jsonRequests) close(next string) error {
+func (j *jsonRequests) close(pg pageCursors) error {
 	if j.n == 0 {
-		return writeJSON(j.w, wire.RequestList{Requests: []wire.Request{}, NextCursor: next})
+		return writeJSON(j.w, wire.RequestList{Requests: []wire.Request{}, NextCursor: pg.next, PrevCursor: pg.prev})
 	}
 	j.buf.WriteString("\n  ]")
-	if next != "" {
-		v, err := indented(next, "  ")
+	// In the order of wire.RequestList's fields, as writeJSON writes them.
+	for _, f := range []struct{ name, cursor string }{{"next_cursor", pg.next}, {"prev_cursor", pg.prev}} {
+		if f.cursor == "" {
+			continue
+		}
+		v, err := indented(f.cursor, "  ")
 		if err != nil {
 			return err
 		}
-		j.buf.WriteString(",\n  \"next_cursor\": " + string(v))
+		j.buf.WriteString(",\n  \"" + f.name + "\": " + string(v))
 	}
 	j.buf.WriteString("\n}\n")
 	// As writeJSON: a reason's C1 controls and bidirectional overrides,
@@ -234,11 +239,11 @@ func (y *yamlRequests) write(reqs []wire.Request) error {
 	return nil
 }
 
-func (y *yamlRequests) close(next string) error {
+func (y *yamlRequests) close(pg pageCursors) error {
 	if y.reqs == nil {
 		y.reqs = []wire.Request{}
 	}
-	return writeYAML(y.e.stdout, wire.RequestList{Requests: y.reqs, NextCursor: next})
+	return writeYAML(y.e.stdout, wire.RequestList{Requests: y.reqs, NextCursor: pg.next, PrevCursor: pg.prev})
 }
 
 // idRequests prints ids, one a line, as they come.
@@ -253,4 +258,4 @@ func (o *idRequests) write(reqs []wire.Request) error {
 	return nil
 }
 
-func (o *idRequests) close(string) error { return nil }
+func (o *idRequests) close(pageCursors) error { return nil }

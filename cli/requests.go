@@ -184,7 +184,7 @@ func (e *env) registerListFlags(cmd *cobra.Command, l *listFlags) {
 	f.StringVar(&l.state, "state", "", "only requests in this state: "+statesList()+"; pending means both pending states (PowerShell's statuses work too)")
 	f.StringVar(&l.createdAfter, "created-after", "", "only requests created after TIME (RFC 3339, e.g. 2026-01-02T15:04:05Z, or a date)")
 	f.IntVar(&l.limit, "limit", 0, "at most N requests a page (the server's default when 0)")
-	f.StringVar(&l.cursor, "cursor", "", "continue where the previous page ended (with the same filters)")
+	f.StringVar(&l.cursor, "cursor", "", "continue where the previous page ended, or go back to the newer page, with the cursor a page named (with the same filters)")
 	f.BoolVar(&l.all, "all", false, "follow the pages to the end of the listing")
 	_ = cmd.RegisterFlagCompletionFunc("tenant", e.completeTenants)
 	states := []string{"pending"}
@@ -354,49 +354,64 @@ func (e *env) list(opts client.ListOptions, states []wire.State, all bool) error
 		return err
 	}
 	out := e.requestWriter()
-	next, cut, err := e.listStates(c, opts, states, all, out)
+	pg, cut, err := e.listStates(c, opts, states, all, out)
 	if err != nil {
 		return err
 	}
-	if err := out.close(next); err != nil {
+	if err := out.close(pg); err != nil {
 		return err
 	}
 	switch {
 	case !cut:
-	case next != "" && !e.g.output.structured():
-		fmt.Fprintf(e.stderr, "More requests: add --cursor %s (or use --all).\n", clean(shellWord(next)))
-	case next == "":
+	case pg.next != "" && !e.g.output.structured():
+		fmt.Fprintf(e.stderr, "More requests: add --cursor %s (or use --all).\n", clean(shellWord(pg.next)))
+	case pg.next == "":
 		fmt.Fprintln(e.stderr, "More requests: use --all.")
+	}
+	if pg.prev != "" && !e.g.output.structured() {
+		fmt.Fprintf(e.stderr, "Newer requests: add --cursor %s.\n", clean(shellWord(pg.prev)))
 	}
 	return nil
 }
 
+// pageCursors are the cursors of what a listing printed: next continues
+// after its last page, prev goes back to the page before its first (the
+// newer requests or records); either empty when there is none or it can't
+// be given.
+type pageCursors struct{ next, prev string }
+
 // listStates writes the requests in any of states to out and returns the
-// cursor of the next page (for one state) and whether the listing was cut.
+// cursors of the next page and of the page before the first read (for one
+// state), and whether the listing was cut.
 // With all it reads every page. The API filters on one state, so several
 // (PowerShell's "Pending" is two) are a listing each, merged newest first:
 // a page each, of which those up to the last of any page that was cut, and
 // at most opts.Limit, are the right ones, or with all every page of each,
 // merged as they come.
-func (e *env) listStates(c *client.Client, opts client.ListOptions, states []wire.State, all bool, out requestWriter) (string, bool, error) {
+func (e *env) listStates(c *client.Client, opts client.ListOptions, states []wire.State, all bool, out requestWriter) (pageCursors, bool, error) {
 	if len(states) <= 1 {
 		if len(states) == 1 {
 			opts.State = states[0]
 		}
 		sent := cursors{opts.Cursor: true}
-		for {
+		var pg pageCursors
+		for first := true; ; first = false {
 			p, err := c.ListRequestsPage(e.ctx, opts)
 			if err != nil {
-				return "", false, err
+				return pageCursors{}, false, err
+			}
+			if first {
+				pg.prev = p.PrevCursor
 			}
 			if err := out.write(p.Requests); err != nil {
-				return "", false, err
+				return pageCursors{}, false, err
 			}
 			if !all || p.NextCursor == "" {
-				return p.NextCursor, p.NextCursor != "", nil
+				pg.next = p.NextCursor
+				return pg, p.NextCursor != "", nil
 			}
 			if err := sent.follow(p.NextCursor); err != nil {
-				return "", false, err
+				return pageCursors{}, false, err
 			}
 			opts.Cursor = p.NextCursor
 		}
@@ -408,7 +423,7 @@ func (e *env) listStates(c *client.Client, opts client.ListOptions, states []wir
 			o.State = st
 			ps[i] = &pager{c: c, opts: o, sent: cursors{o.Cursor: true}}
 		}
-		return "", false, mergeAll(e, ps, out)
+		return pageCursors{}, false, mergeAll(e, ps, out)
 	}
 	merged, cut, read := []wire.Request{}, false, map[string]bool{}
 	// bound is the newest last request of the listings that were cut:
@@ -421,7 +436,7 @@ func (e *env) listStates(c *client.Client, opts client.ListOptions, states []wir
 		opts.State = st
 		p, err := c.ListRequestsPage(e.ctx, opts)
 		if err != nil {
-			return "", false, err
+			return pageCursors{}, false, err
 		}
 		// A request that changed state between two of the reads is in
 		// both: it is shown once, as the first read had it.
@@ -438,7 +453,7 @@ func (e *env) listStates(c *client.Client, opts client.ListOptions, states []wir
 		if len(p.Requests) == 0 {
 			// A cut page without a request says nothing of where the
 			// rest comes: none of the others is known to come first.
-			return "", true, out.write(nil)
+			return pageCursors{}, true, out.write(nil)
 		}
 		if last := p.Requests[len(p.Requests)-1]; bound == nil || newestFirst(last, *bound) < 0 {
 			bound = &last
@@ -455,7 +470,7 @@ func (e *env) listStates(c *client.Client, opts client.ListOptions, states []wir
 	if opts.Limit > 0 && len(merged) > opts.Limit {
 		merged, cut = merged[:opts.Limit], true
 	}
-	return "", cut, out.write(merged)
+	return pageCursors{}, cut, out.write(merged)
 }
 
 func (e *env) showRequest(use string, aliases []string) *cobra.Command {
@@ -521,7 +536,8 @@ func (e *env) powershellCommands() []*cobra.Command {
   -RequestId ID            show this request and its history (also --request-id)
   --tenant T               only this tenant's requests
   --limit N                at most N requests a page (the server's default when 0)
-  --cursor C               continue where the previous page ended (with the same filters);
+  --cursor C               continue where the previous page ended, or go back to the newer
+                           page, with the cursor a page named (with the same filters);
                            not with -ApprovalStatus Pending, which lists two states
   -All                     follow the pages to the end of the listing (also --all); with
                            --cursor, from the cursor on
