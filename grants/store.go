@@ -365,8 +365,12 @@ type Page struct {
 	Next string
 	// Prev goes back to the requests newer than this page: a cursor like
 	// Next, read the same way (Filter.Cursor), whose page is the one just
-	// before this page, newest first. Empty on the first page, and when
-	// no request newer than this page matched when it was read.
+	// before this page, newest first. Empty on the first page (read
+	// without a cursor), on an empty one, and on a page read back that
+	// reached the newest request that matched. A page read on with Next
+	// always has one, read nothing for: there were newer requests when
+	// its cursor was made, and should none of them match any more, it
+	// leads to the first page.
 	Prev string
 }
 
