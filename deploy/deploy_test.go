@@ -835,3 +835,56 @@ func TestExprMatchers(t *testing.T) {
 		}
 	}
 }
+
+// TestREADMEListsEveryPart: deploy/README.md's table is where a newcomer
+// finds what each part of deploy/ is, so every file here (but this
+// package's Go code and the two documents) lies in a path one of its rows
+// names: a component or file added without its row would go unexplained,
+// and a row whose path was renamed names nothing.
+func TestREADMEListsEveryPart(t *testing.T) {
+	var named []string // the table's paths that exist
+	span := regexp.MustCompile("`([^`]+)`")
+	for line := range strings.Lines(string(readFile(t, "README.md"))) {
+		if !strings.HasPrefix(line, "| `") {
+			continue
+		}
+		spans := span.FindAllStringSubmatch(line, -1)
+		if _, err := os.Stat(strings.TrimSuffix(spans[0][1], "/")); err != nil {
+			t.Errorf("README.md's row for %s names nothing in deploy/: %v", spans[0][1], err)
+		}
+		// The description may name more (helm/examples beside the chart).
+		for _, m := range spans {
+			if p := strings.TrimSuffix(m[1], "/"); p != "" {
+				if _, err := os.Stat(p); err == nil {
+					named = append(named, p)
+				}
+			}
+		}
+	}
+	if len(named) < 10 {
+		t.Fatalf("README.md's table names only %d paths of deploy/: %q", len(named), named)
+	}
+	files := 0
+	err := filepath.WalkDir(".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == "." {
+			return err
+		}
+		if strings.HasPrefix(d.Name(), ".") {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if d.IsDir() || strings.HasSuffix(p, ".go") || p == "README.md" || p == "RUNBOOK.md" {
+			return nil
+		}
+		files++
+		if !slices.ContainsFunc(named, func(n string) bool { return p == n || strings.HasPrefix(p, n+"/") }) {
+			t.Errorf("%s: no row of README.md's table names it or a directory it is in", p)
+		}
+		return nil
+	})
+	if err != nil || files == 0 {
+		t.Fatalf("walk: %v, %d files", err, files)
+	}
+}
