@@ -888,3 +888,66 @@ func TestREADMEListsEveryPart(t *testing.T) {
 		t.Fatalf("walk: %v, %d files", err, files)
 	}
 }
+
+// TestControlPlaneSettingsDocumented: the Helm chart refuses in config
+// (which the sidecars read too) the settings only the control plane reads,
+// and values.yaml's comment on config, README's Helm section and its table
+// of what the control plane holds of its own name each of them (the
+// variable, or its family as LOCKBOX_SMTP_*): a reader who puts one of
+// them in config by the documentation's word meets a refusal nothing
+// warned of.
+func TestControlPlaneSettingsDocumented(t *testing.T) {
+	// The chart's refusal: a regexMatch on the key whose fail says to set
+	// it in controlPlane.config.
+	refusal := regexp.MustCompile(`regexMatch "([^"]+)" \$k \}\}\n\{\{- fail \(printf "config\.%s: set it in controlPlane\.config`)
+	m := refusal.FindStringSubmatch(string(readFile(t, "helm/lockbox/templates/configmap.yaml")))
+	if m == nil {
+		t.Fatal("helm/lockbox/templates/configmap.yaml no longer refuses the control plane's settings in config with regexMatch: update this test")
+	}
+	refused := regexp.MustCompile(m[1])
+	var want []string
+	for _, v := range config.Vars() {
+		if refused.MatchString(v.Name) {
+			want = append(want, v.Name)
+		}
+	}
+	if len(want) < 10 {
+		t.Fatalf("the chart's pattern %s refuses only %q in config", m[1], want)
+	}
+
+	_, comment, ok := strings.Cut(string(readFile(t, "helm/lockbox/values.yaml")), "\nimagePullSecrets:")
+	if !ok {
+		t.Fatal("values.yaml has no imagePullSecrets")
+	}
+	comment, _, ok = strings.Cut(comment, "\nconfig:\n")
+	if !ok {
+		t.Fatal("values.yaml has no config")
+	}
+	readme := string(readFile(t, "../README.md"))
+	_, helm, ok := strings.Cut(strings.Join(strings.Fields(readme), " "), "Keep `config` identical in every release;")
+	if !ok {
+		t.Fatal("README.md's Helm section no longer says \"Keep `config` identical in every release;\": update this test")
+	}
+	helm, _, _ = strings.Cut(helm, "which the sidecars read too.")
+	_, row, ok := strings.Cut(readme, "\n| settings of its own |")
+	if !ok {
+		t.Fatal(`README.md has no row "| settings of its own |"`)
+	}
+	row, _, _ = strings.Cut(row, "|") // the control plane's cell
+	named := regexp.MustCompile(`LOCKBOX_[A-Z0-9_]+\*?`)
+	for doc, text := range map[string]string{
+		"helm/lockbox/values.yaml (the comment on config)":    comment,
+		"README.md (Helm: what the chart refuses in config)":  helm,
+		"README.md (the control plane's settings of its own)": row,
+	} {
+		names := named.FindAllString(text, -1)
+		for _, v := range want {
+			if !slices.ContainsFunc(names, func(n string) bool {
+				family, ok := strings.CutSuffix(n, "*")
+				return n == v || ok && strings.HasPrefix(v, family)
+			}) {
+				t.Errorf("%s does not name %s, which only the control plane reads and the chart refuses in config", doc, v)
+			}
+		}
+	}
+}
