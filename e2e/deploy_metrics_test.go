@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -158,6 +159,106 @@ func TestDeployMetricsExist(t *testing.T) {
 			t.Errorf("README.md's metrics table gives %s the labels %q; it is exported with %q", name, labels, got)
 		}
 	}
+	// A label whose values the table lists, a closed set whose every series
+	// exists from start-up, is exported with exactly those: a value the
+	// code added or renamed would otherwise go unexplained, and a query
+	// written from the table would select nothing.
+	for name, labels := range readmeLabelValues(t) {
+		sample := name
+		if !exported[sample] {
+			sample = name + "_count"
+		}
+		for label, want := range labels {
+			var got []string
+			for v := range exportedLabels[sample][label] {
+				got = append(got, v)
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, want) {
+				t.Errorf("README.md's metrics table gives %s{%s} the values %q; it is exported with %q", name, label, want, got)
+			}
+		}
+	}
+}
+
+// readmeLabelValues returns, for each metric of README.md's table, the
+// values its second cell lists for a label, sorted: the `code` words in
+// the parentheses right after the label that begin one of its items (the
+// first, or one after ",", ";", "or" or "and"), not those a value's own
+// explanation names.
+func readmeLabelValues(t *testing.T) map[string]map[string][]string {
+	t.Helper()
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := regexp.MustCompile("`(lockbox_[a-z0-9_]+)`")
+	out := map[string]map[string][]string{}
+	for line := range strings.Lines(string(b)) {
+		if !strings.HasPrefix(line, "| `lockbox_") {
+			continue
+		}
+		first, rest, _ := strings.Cut(line[1:], "|")
+		second, _, _ := strings.Cut(rest, "|")
+		values := cellLabelValues(second)
+		if len(values) == 0 {
+			continue
+		}
+		for _, m := range name.FindAllStringSubmatch(first, -1) {
+			out[m[1]] = values
+		}
+	}
+	if len(out) < 5 {
+		t.Fatalf("README.md's metrics table lists the values of labels of only %v", out)
+	}
+	return out
+}
+
+// cellLabelValues parses a cell such as "`decision` (`allowed`, `denied`),
+// `reason`": each label outside parentheses, up to the first ":" or ";"
+// there, with the values listed in the parentheses that follow it.
+func cellLabelValues(cell string) map[string][]string {
+	out := map[string][]string{}
+	label := "" // the label the next parentheses list values of
+	item := ""  // the text of the current item before a code word
+	depth := 0
+	for i := 0; i < len(cell); i++ {
+		c := cell[i]
+		switch {
+		case c == '`':
+			end := strings.IndexByte(cell[i+1:], '`')
+			if end < 0 {
+				return out
+			}
+			word := cell[i+1 : i+1+end]
+			i += end + 1
+			switch w := strings.TrimSpace(item); {
+			case depth == 0:
+				label = word
+			case depth == 1 && label != "" && (w == "" || w == "or" || w == "and"):
+				out[label] = append(out[label], word)
+			}
+			item += "x" // what follows a code word is its explanation
+		case c == '(':
+			depth++
+			item = ""
+		case c == ')':
+			depth--
+			if depth == 0 {
+				if vs := out[label]; vs != nil {
+					slices.Sort(vs)
+				}
+				label = ""
+			}
+		case depth == 0 && (c == ':' || c == ';'):
+			return out
+		case depth == 1 && (c == ',' || c == ';'):
+			item = ""
+		default:
+			item += string(c)
+		}
+	}
+	return out
 }
 
 // valueList is a regular expression that only lists values: a|b|c.
@@ -278,3 +379,22 @@ func scrape(t *testing.T, url string) (map[string]bool, map[string]map[string]ma
 // sampleLabel is one label of a sample's label set, name="value" (the
 // value's escapes are \\, \" and \n).
 var sampleLabel = regexp.MustCompile(`[{,]([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"`)
+
+func TestCellLabelValues(t *testing.T) {
+	cases := []struct {
+		cell string
+		want map[string][]string
+	}{
+		{" `service`, `decision` (`allowed`, `denied`, `error`) ", map[string][]string{"decision": {"allowed", "denied", "error"}}},
+		{" `result` (`evaluated`, or `remembered`: the same `x` decided it) ", map[string][]string{"result": {"evaluated", "remembered"}}},
+		{" `bound` (`caller`: ran `LOCKBOX_A`; `replica`: ran `LOCKBOX_B`): refused with 429 `too_many_reads`; `later` (`no`) ",
+			map[string][]string{"bound": {"caller", "replica"}}},
+		{" `service`, `reason` (every denial reason present from start-up) ", map[string][]string{}},
+		{" (1 while subscribed, within `LOCKBOX_CACHE_MAX_AGE`) ", map[string][]string{}},
+	}
+	for _, tc := range cases {
+		if got := cellLabelValues(tc.cell); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("cellLabelValues(%q) = %q, want %q", tc.cell, got, tc.want)
+		}
+	}
+}
