@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"unicode"
@@ -223,4 +224,119 @@ func headingAnchors(text string) map[string]bool {
 		out[anchor] = true
 	}
 	return out
+}
+
+// TestDocumentedVariablesExist: every LOCKBOX_ variable the documentation
+// names in its prose (the Markdown files, openapi.yaml, the Makefile), not
+// only in README's table, is one Lockbox or lockboxctl reads, and every
+// family it names (LOCKBOX_SMTP_*) has a member: a reader who sets a name
+// spelt from a sentence would otherwise be ignored, with at most a
+// warning. deploy/'s files are held to the same by deploy's
+// TestSettingsExist.
+func TestDocumentedVariablesExist(t *testing.T) {
+	name := regexp.MustCompile(`LOCKBOX_[A-Z0-9_]*`)
+	// A name the documentation gives as what not to write: "A LOCKBOX_
+	// variable Lockbox does not read (`LOCKBOX_X=1`) is most likely
+	// misspelt".
+	example := regexp.MustCompile("`(LOCKBOX_[A-Z0-9_]+)=[^`]*`\\) is most likely misspelt")
+	examples := 0
+	found := 0
+	err := filepath.WalkDir("..", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (strings.HasPrefix(d.Name(), ".") && p != ".." || d.Name() == "testdata" || p == filepath.Join("..", "tools")) {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !(strings.HasSuffix(p, ".md") || p == filepath.Join("..", "api", "openapi.yaml") || p == filepath.Join("..", "Makefile")) {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		misspelt := map[string]bool{}
+		for _, m := range example.FindAllStringSubmatch(strings.Join(strings.Fields(string(b)), " "), -1) {
+			examples++
+			misspelt[m[1]] = true
+			if len(UnknownVars(map[string]string{m[1]: "x"})) == 0 {
+				t.Errorf("%s gives %s as a misspelling, but Lockbox reads it now: choose another example", p, m[1])
+			}
+		}
+		for _, v := range name.FindAllString(string(b), -1) {
+			found++
+			if prefix, ok := strings.CutSuffix(v, "_"); ok {
+				// A family: LOCKBOX_SMTP_*, LOCKBOX_*_ADDR, LOCKBOX_TEST_*.
+				if !slices.ContainsFunc(Vars(), func(d VarDoc) bool { return strings.HasPrefix(d.Name, prefix) }) &&
+					!slices.ContainsFunc(otherPrefixes, func(o string) bool { return strings.HasPrefix(o, v) }) {
+					t.Errorf("%s: %s* names no variable", p, v)
+				}
+				continue
+			}
+			if misspelt[v] {
+				continue
+			}
+			if u := UnknownVars(map[string]string{v: "x"}); len(u) > 0 {
+				t.Errorf("%s names %s, which neither Lockbox nor lockboxctl reads (%s)", p, v, u[0])
+			}
+		}
+		return nil
+	})
+	if err != nil || found < 100 || examples == 0 {
+		t.Fatalf("walk: %v, %d names found, %d given as misspelt", err, found, examples)
+	}
+}
+
+// TestREADMEIssuersExample: the issuers file README's "Identity providers"
+// shows, which readers copy to start theirs, is one "lockbox serve" starts
+// with (its files in place): every field known, every entry complete, its
+// console sections' secrets found relative to the file, as the example's
+// comments say.
+func TestREADMEIssuersExample(t *testing.T) {
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(b), "\n### Identity providers\n")
+	if !ok {
+		t.Fatal(`README.md has no section "### Identity providers"`)
+	}
+	section, _, _ = strings.Cut(section, "\n### ")
+	_, example, ok := strings.Cut(section, "\n```yaml\n")
+	if !ok {
+		t.Fatal("README.md's Identity providers section shows no issuers file (```yaml)")
+	}
+	example, _, _ = strings.Cut(example, "\n```")
+	dir := t.TempDir()
+	path := filepath.Join(dir, "issuers.yaml")
+	if err := os.WriteFile(path, []byte(example), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Stand-ins for the files it names, where it says they are.
+	files := 0
+	for _, m := range regexp.MustCompile(`(?m)\b(jwks_file|hmac_secret_file|client_secret_file): ([^\s,}#]+)`).FindAllStringSubmatch(example, -1) {
+		content := "a secret of the example's"
+		if m[1] == "jwks_file" {
+			content = `{"keys":[]}`
+		}
+		if err := os.WriteFile(filepath.Join(dir, m[2]), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		files++
+	}
+	if files == 0 {
+		t.Fatal("README.md's issuers file names no file: update this test")
+	}
+	_, err = LoadFor(map[string]string{
+		"LOCKBOX_REDIS_URL":    "redis://127.0.0.1:6379",
+		"LOCKBOX_SERVE":        "api,jobs",
+		"LOCKBOX_ISSUERS_FILE": path,
+		"LOCKBOX_CONSOLE_URL":  "https://lockbox.provider.example",
+	}, ModeServe)
+	if err != nil {
+		t.Fatalf("lockbox serve would not start with README.md's issuers file:\n%v\n--- issuers.yaml\n%s", err, example)
+	}
+	if issuers, err := LoadIssuers(path); err != nil || len(issuers) < 2 {
+		t.Errorf("README.md's issuers file loads %d issuers: %v", len(issuers), err)
+	}
 }
