@@ -1554,3 +1554,28 @@ func TestWatchAfterReload(t *testing.T) {
 		})
 	}
 }
+
+// TestDocumentedEvalDeadline: where rego/README.md and README.md give the
+// deadline a policy evaluation runs under ("a deadline of 250 ms", "its
+// 250 ms deadline"), it is the one Lockbox applies, DefaultEvalTimeout,
+// which no LOCKBOX_ setting changes ("lockbox serve" leaves
+// EngineConfig.EvalTimeout at zero). Security teams size a policy's
+// http.send calls by it.
+func TestDocumentedEvalDeadline(t *testing.T) {
+	stated := regexp.MustCompile(`\b(?:deadline of (\d+) ms|(\d+) ms deadline)\b`)
+	for _, doc := range []string{"../rego/README.md", "../README.md"} {
+		b, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ms := stated.FindAllStringSubmatch(strings.Join(strings.Fields(string(b)), " "), -1)
+		if len(ms) == 0 {
+			t.Errorf("%s does not give the policy's evaluation deadline as \"a deadline of N ms\" or \"its N ms deadline\"", doc)
+		}
+		for _, m := range ms {
+			if got, want := m[1]+m[2], strconv.FormatInt(policy.DefaultEvalTimeout.Milliseconds(), 10); got != want {
+				t.Errorf("%s: %q: the evaluation deadline is %s ms (policy.DefaultEvalTimeout)", doc, m[0], want)
+			}
+		}
+	}
+}
