@@ -5,7 +5,8 @@
 // It speaks only HTTP and JSON, in the API's own types (package api/wire,
 // with audit/record's Record), so a program using it links none of
 // Lockbox's domain: no Redis, no policy engine, no token verifier. It must
-// import nothing of Lockbox but api/wire and audit/record;
+// import nothing of Lockbox but api/wire, audit/record and internal/origin
+// (the redirect rules every Lockbox client shares, standard library only);
 // cmd/lockboxctl's TestDependencies holds lockboxctl to that.
 //
 // Every non-2xx answer becomes an *APIError carrying the server's stable
@@ -29,6 +30,7 @@ import (
 
 	"github.com/lockbox-oss/lockbox/api/wire"
 	"github.com/lockbox-oss/lockbox/audit/record"
+	"github.com/lockbox-oss/lockbox/internal/origin"
 )
 
 // Limits on what the client reads from a server.
@@ -216,34 +218,19 @@ func (e *MalformedRedirectError) Error() string {
 	return fmt.Sprintf("client: HTTP %d redirects to a Location that is not a URL: not followed (the Location is not shown: it may hold a password)", e.Status)
 }
 
-// locationCheck is next (http.DefaultTransport when nil) refusing, with a
-// *MalformedRedirectError, an answer redirecting (301, 302, 303, 307,
-// 308) to a Location net/http can't parse.
+// locationCheck is next (http.DefaultTransport when nil) refusing, with
+// a *MalformedRedirectError, an answer redirecting (301, 302, 303, 307,
+// 308) to a Location net/http can't parse: origin.Transport's check, the
+// one Lockbox's other clients make, under this package's own error type,
+// which its callers already branch on.
 type locationCheck struct{ next http.RoundTripper }
 
 func (t locationCheck) RoundTrip(r *http.Request) (*http.Response, error) {
-	next := t.next
-	if next == nil {
-		next = http.DefaultTransport
+	resp, err := origin.Transport(t.next).RoundTrip(r)
+	if bad, ok := errors.AsType[*origin.MalformedRedirectError](err); ok {
+		return nil, &MalformedRedirectError{Status: bad.Status}
 	}
-	resp, err := next.RoundTrip(r)
-	if err != nil {
-		return resp, err
-	}
-	switch resp.StatusCode {
-	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
-	default:
-		return resp, nil
-	}
-	// The same parse as net/http's, so that what passes here parses there.
-	if loc := resp.Header.Get("Location"); loc != "" {
-		if _, err := r.URL.Parse(loc); err != nil {
-			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
-			_ = resp.Body.Close()
-			return nil, &MalformedRedirectError{Status: resp.StatusCode}
-		}
-	}
-	return resp, nil
+	return resp, err
 }
 
 // plainHTTPRefused reports whether a call to u would send the token over
@@ -337,17 +324,7 @@ func withoutUserInError(err error) error {
 // SameOrigin reports whether a and b have the same scheme, host and port
 // (the port filled in when implied): a redirect policy that keeps a
 // bearer token on the API's server follows only such redirects.
-func SameOrigin(a, b *url.URL) bool { return origin(a) == origin(b) }
-
-// origin is u's scheme, host and port, the port filled in when implied.
-func origin(u *url.URL) string {
-	scheme := strings.ToLower(u.Scheme)
-	port := u.Port()
-	if port == "" {
-		port = map[string]string{"http": "80", "https": "443"}[scheme]
-	}
-	return scheme + "://" + net.JoinHostPort(strings.ToLower(u.Hostname()), port)
-}
+func SameOrigin(a, b *url.URL) bool { return origin.Of(a) == origin.Of(b) }
 
 // BaseURL returns the API address the client calls.
 func (c *Client) BaseURL() string { return c.base.String() }

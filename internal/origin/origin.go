@@ -1,12 +1,14 @@
 // Package origin names a URL's origin (scheme, host and port) for the
-// redirect rules of Lockbox's identity fetchers: the JWKS fetcher, the
-// admin center's OIDC client and lockboxctl's sign-in follow a redirect
-// only within the origin they started at, so that key material and
-// credentials come from, and go to, only the server the operator named.
-// Its Transport refuses a redirect to a Location that does not parse,
-// which those rules never get to see.
+// redirect rules of Lockbox's HTTP clients: the JWKS fetcher, the admin
+// center's OIDC client, lockboxctl's sign-in and the API client
+// (api/client) follow a redirect only within the origin they started at,
+// so that key material and credentials (a bearer token among them) come
+// from, and go to, only the server the operator named. Its Transport
+// refuses a redirect to a Location that does not parse, which those rules
+// never get to see.
 //
-// The package imports no other Lockbox package.
+// The package imports no other Lockbox package, and nothing outside the
+// standard library: api/client, a package other programs import, uses it.
 package origin
 
 import (
@@ -35,11 +37,24 @@ func Of(u *url.URL) string {
 }
 
 // ErrMalformedRedirect is Transport's refusal of an answer redirecting to
-// a Location that is not a URL.
+// a Location that is not a URL: the *MalformedRedirectError it returns is
+// this error.
 var ErrMalformedRedirect = errors.New("redirect to a Location that is not a URL refused (not shown: it may hold a password)")
 
-// Transport is next (http.DefaultTransport when nil) refusing, with
-// ErrMalformedRedirect, an answer that redirects (301, 302, 303, 307, 308)
+// MalformedRedirectError is Transport's refusal, naming the answer's
+// status for a caller that reports it (api/client's own error does).
+type MalformedRedirectError struct {
+	// Status is the answer's status: 301, 302, 303, 307 or 308.
+	Status int
+}
+
+func (e *MalformedRedirectError) Error() string { return ErrMalformedRedirect.Error() }
+
+// Is makes the error ErrMalformedRedirect for errors.Is.
+func (e *MalformedRedirectError) Is(target error) bool { return target == ErrMalformedRedirect }
+
+// Transport is next (http.DefaultTransport when nil) refusing, with a
+// *MalformedRedirectError, an answer that redirects (301, 302, 303, 307, 308)
 // to a Location net/http can't parse. net/http fails on such a Location
 // before any CheckRedirect sees it, with an error quoting it whole, user
 // name and password too, and that error goes to logs and terminals.
@@ -69,7 +84,7 @@ func (t locationCheck) RoundTrip(r *http.Request) (*http.Response, error) {
 		if _, err := r.URL.Parse(loc); err != nil {
 			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
 			_ = resp.Body.Close()
-			return nil, ErrMalformedRedirect
+			return nil, &MalformedRedirectError{Status: resp.StatusCode}
 		}
 	}
 	return resp, nil

@@ -71,6 +71,9 @@ func TestTransportRefusesMalformedLocation(t *testing.T) {
 	if !errors.Is(err, origin.ErrMalformedRedirect) || strings.Contains(err.Error(), "alice") || strings.Contains(err.Error(), "s3cret") {
 		t.Errorf("malformed Location: err = %v, want ErrMalformedRedirect, without the Location", err)
 	}
+	if bad, ok := errors.AsType[*origin.MalformedRedirectError](err); !ok || bad.Status != http.StatusTemporaryRedirect {
+		t.Errorf("malformed Location: err = %#v, want a *MalformedRedirectError naming status 307", err)
+	}
 	resp, err := c.Get(srv.URL + "/good")
 	if err != nil {
 		t.Fatal(err)
