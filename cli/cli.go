@@ -99,6 +99,15 @@ func (c SignalCause) Error() string { return c.Signal.String() + " received" }
 // code that returns the cause in its place.
 func (c SignalCause) Is(target error) bool { return target == context.Canceled }
 
+// ExitCode is the exit code of a run the signal stopped: 128 plus its
+// number, exitInterrupted (130) for one without a number below 128.
+func (c SignalCause) ExitCode() int {
+	if c.Signal > 0 && c.Signal < 128 {
+		return 128 + int(c.Signal)
+	}
+	return exitInterrupted
+}
+
 // Run runs lockboxctl with args (without the program name) and returns the
 // exit code (see the exit constants). getenv reads the environment
 // (os.Getenv in production).
@@ -291,8 +300,8 @@ func (e *env) interrupted() int {
 	if e.ctx == nil {
 		return exitInterrupted
 	}
-	if c, ok := errors.AsType[SignalCause](context.Cause(e.ctx)); ok && c.Signal > 0 && c.Signal < 128 {
-		return 128 + int(c.Signal)
+	if c, ok := errors.AsType[SignalCause](context.Cause(e.ctx)); ok {
+		return c.ExitCode()
 	}
 	return exitInterrupted
 }

@@ -49,7 +49,8 @@ func (e *env) rootCommand() *cobra.Command {
 			"Exit status: 0 on success, 1 when the call failed, 2 for a usage error, 3 when the\n" +
 			"API refused the call (not allowed, not found, not in a state that allows it, or\n" +
 			"changed since it was read), 130 when interrupted (Ctrl-C), 143 when stopped by\n" +
-			"SIGTERM.",
+			"SIGTERM; a second Ctrl-C exits at once, without waiting for the canceled call to\n" +
+			"end.",
 		Args:          cobra.ArbitraryArgs,
 		RunE:          e.group,
 		SilenceErrors: true,

@@ -7,9 +7,12 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/lockbox-oss/lockbox/cli"
 )
@@ -19,13 +22,41 @@ func main() {
 	// and cli exits 128 plus the signal's number (130 for SIGINT, 143 for
 	// SIGTERM), so it is told which one came.
 	ctx, cancel := context.WithCancelCause(context.Background())
-	signals := make(chan os.Signal, 1)
+	// Room for both signals watchSignals acts on, so that a second one
+	// sent before the first is taken is not dropped.
+	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
-	go func() {
-		sig, _ := (<-signals).(syscall.Signal)
-		cancel(cli.SignalCause{Signal: sig})
-	}()
+	go watchSignals(signals, cancel, os.Stderr, os.Exit)
 	code := cli.Run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	signal.Stop(signals)
 	os.Exit(code)
+}
+
+// againWait bounds how long a second signal waits for its line to reach
+// stderr before lockboxctl exits: a stderr nobody reads (a pager stopped,
+// a full pipe) may be what the first one is stuck on.
+const againWait = 500 * time.Millisecond
+
+// watchSignals cancels the run with the first signal, which ends it
+// cleanly once the call under way gives up. The second exits at once,
+// with 128 plus its number, as kubectl and docker do: a call that does
+// not give up (a write to a stdout or stderr nobody reads, a file system
+// that hangs) must not leave the user unable to stop lockboxctl but by
+// kill -9.
+func watchSignals(signals <-chan os.Signal, cancel context.CancelCauseFunc, stderr io.Writer, exit func(int)) {
+	first, _ := (<-signals).(syscall.Signal)
+	cancel(cli.SignalCause{Signal: first})
+	second, _ := (<-signals).(syscall.Signal)
+	written := make(chan struct{})
+	go func() {
+		fmt.Fprintln(stderr, "lockboxctl: interrupted again: exiting without waiting for the canceled call to end")
+		close(written)
+	}()
+	t := time.NewTimer(againWait)
+	select {
+	case <-written:
+	case <-t.C:
+	}
+	t.Stop()
+	exit(cli.SignalCause{Signal: second}.ExitCode())
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -11,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/lockbox-oss/lockbox/cli"
 )
 
 // runMainEnv, set in a child's environment, makes the test binary run
@@ -58,21 +62,7 @@ func stopMain(t *testing.T, sig syscall.Signal, code int) {
 	}))
 	defer srv.Close()
 
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(exe, "get", "requests")
-	// Not the developer's LOCKBOX_ settings (a CA file, a token file):
-	// only the test's.
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "LOCKBOX_") {
-			env = append(env, kv)
-		}
-	}
-	cmd.Env = append(env, runMainEnv+"=1",
-		"LOCKBOX_ADDR="+srv.URL, "LOCKBOX_TOKEN=t.o.k", "LOCKBOX_CONFIG_DIR="+t.TempDir())
+	cmd := mainCommand(t, srv.URL)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
@@ -101,5 +91,173 @@ func stopMain(t *testing.T, sig syscall.Signal, code int) {
 	}
 	if got := cmd.ProcessState.ExitCode(); got != code || stderr.String() != "lockboxctl: interrupted\n" || stdout.Len() != 0 {
 		t.Errorf("%s: exit %d, stdout %q, stderr %q: want exit %d and one line saying it was interrupted", sig, got, stdout.String(), stderr.String(), code)
+	}
+}
+
+// mainCommand is lockboxctl's main, in a child process, listing the
+// requests of the API at addr.
+func mainCommand(t *testing.T, addr string) *exec.Cmd {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "get", "requests")
+	// Not the developer's LOCKBOX_ settings (a CA file, a token file):
+	// only the test's.
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "LOCKBOX_") {
+			env = append(env, kv)
+		}
+	}
+	cmd.Env = append(env, runMainEnv+"=1",
+		"LOCKBOX_ADDR="+addr, "LOCKBOX_TOKEN=t.o.k", "LOCKBOX_CONFIG_DIR="+t.TempDir())
+	return cmd
+}
+
+// TestSecondSIGINTExitsAtOnce: the first Ctrl-C cancels the call under way
+// and lockboxctl exits once the run unwinds; when the unwinding itself
+// hung (here: writing "interrupted" to a stderr nobody reads, as behind a
+// stopped pager), a second Ctrl-C did nothing and only kill -9 ended it.
+// It now exits at once, 130.
+func TestSecondSIGINTExitsAtOnce(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("fills a pipe the Linux way")
+	}
+	arrived, gone := make(chan struct{}, 1), make(chan struct{}, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		<-r.Context().Done() // never answers
+		gone <- struct{}{}
+	}))
+	defer srv.Close()
+
+	// stderr is a pipe already full, read only once lockboxctl is gone.
+	stderrR, stderrW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stderrR.Close()
+	filled := fillPipe(t, stderrW)
+
+	cmd := mainCommand(t, srv.URL)
+	var stdout bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, stderrW
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stderrW.Close()
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	await := func(ch <-chan struct{}, what string) {
+		t.Helper()
+		select {
+		case <-ch:
+		case err := <-exited:
+			t.Fatalf("lockboxctl exited (%v) before %s", err, what)
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+			t.Fatalf("lockboxctl never got to %s", what)
+		}
+	}
+	await(arrived, "calling the API")
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	// The call was canceled: the first SIGINT was taken, and the run is
+	// stuck on the full stderr.
+	await(gone, "canceling the call on the first SIGINT")
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-exited:
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		<-exited
+		t.Fatal("lockboxctl did not exit on a second SIGINT while the first was stuck")
+	}
+	rest, err := io.ReadAll(stderrR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cmd.ProcessState.ExitCode(); got != 130 || stdout.Len() != 0 || len(rest) != filled {
+		t.Errorf("exit %d, stdout %q, %d bytes on stderr after the %d it held: want exit 130 and nothing written (stderr was full)",
+			got, stdout.String(), len(rest)-filled, filled)
+	}
+}
+
+// fillPipe writes to w until the pipe holds all it can, and returns how
+// many bytes that took.
+func fillPipe(t *testing.T, w *os.File) int {
+	t.Helper()
+	rc, err := w.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	werr := rc.Write(func(fd uintptr) bool {
+		// Whole pages, then single bytes into what is left of the last.
+		for _, size := range []int{4096, 1} {
+			chunk := bytes.Repeat([]byte{'.'}, size)
+			for {
+				m, err := syscall.Write(int(fd), chunk)
+				if m > 0 {
+					n += m
+				}
+				if err == syscall.EAGAIN {
+					break
+				}
+				if err != nil {
+					t.Errorf("filling the pipe: %v", err)
+					return true
+				}
+			}
+		}
+		return true
+	})
+	if werr != nil {
+		t.Fatal(werr)
+	}
+	return n
+}
+
+// TestWatchSignals: the first signal cancels the run with its cause; the
+// second exits, without waiting for the run, with 128 plus its own
+// number, saying so on one line.
+func TestWatchSignals(t *testing.T) {
+	for _, c := range []struct {
+		first, second syscall.Signal
+		code          int
+	}{
+		{syscall.SIGINT, syscall.SIGINT, 130},
+		{syscall.SIGTERM, syscall.SIGINT, 130},
+		{syscall.SIGINT, syscall.SIGTERM, 143},
+	} {
+		t.Run(c.first.String()+" then "+c.second.String(), func(t *testing.T) {
+			signals := make(chan os.Signal, 2)
+			ctx, cancel := context.WithCancelCause(context.Background())
+			defer cancel(nil)
+			var stderr bytes.Buffer
+			exited := make(chan int, 1)
+			go watchSignals(signals, cancel, &stderr, func(code int) { exited <- code })
+
+			signals <- c.first
+			<-ctx.Done()
+			if got := context.Cause(ctx); got != (cli.SignalCause{Signal: c.first}) {
+				t.Errorf("cause %v, want the first signal, %v", got, c.first)
+			}
+			signals <- c.second
+			select {
+			case code := <-exited:
+				if code != c.code || stderr.String() != "lockboxctl: interrupted again: exiting without waiting for the canceled call to end\n" {
+					t.Errorf("exit %d, stderr %q: want exit %d and one line saying it did not wait", code, stderr.String(), c.code)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatal("no exit on the second signal")
+			}
+		})
 	}
 }
