@@ -18,6 +18,7 @@ package cli
 import (
 	"context"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -252,6 +253,7 @@ func (e *env) report(err error) int {
 		redirErr    *redirectError
 		insecureErr *client.InsecureHTTPError
 		badLocation *client.MalformedRedirectError
+		decodeErr   *client.DecodeError
 	)
 	switch {
 	case errors.Is(err, context.Canceled):
@@ -271,6 +273,8 @@ func (e *env) report(err error) int {
 		// Answered too, with a Location not shown: it may hold a password.
 		fmt.Fprintf(e.stderr, "lockboxctl: %s redirects (HTTP %d) to a Location that is not a URL: not followed\n",
 			clean(apiURL(e.g.addr)), badLocation.Status)
+	case errors.As(err, &decodeErr):
+		fmt.Fprintf(e.stderr, "lockboxctl: %s\n", clean(e.notJSON(decodeErr)))
 	case errors.As(err, &idpErr):
 		// It names the identity provider itself; the *url.Error it may
 		// hold is not the API's.
@@ -291,6 +295,38 @@ func (e *env) report(err error) int {
 		fmt.Fprintf(e.stderr, "lockboxctl: %s\n", clean(err.Error()))
 	}
 	return exitError
+}
+
+// notJSON says what a 2xx answer that is not the API's JSON was, and
+// asks after the address: the API answers every call it serves with its
+// JSON, so such an answer comes from something in front of it (a default
+// backend, a gateway) or lost its end on the way. A body that failed to
+// arrive is named as such.
+func (e *env) notJSON(d *client.DecodeError) string {
+	call := "the answer to " + d.Method + " " + d.Path
+	check := fmt.Sprintf("is %s the API's address (--addr, $%s)?", apiURL(e.g.addr), EnvAddr)
+	var (
+		syntaxErr *json.SyntaxError
+		typeErr   *json.UnmarshalTypeError
+	)
+	switch {
+	case errors.Is(d.Err, io.EOF):
+		return call + " is empty, not the API's JSON: " + check
+	case errors.Is(d.Err, io.ErrUnexpectedEOF):
+		return call + " ends midway through its JSON: cut off on the way, or not the API's answer: " + check
+	case errors.As(d.Err, &syntaxErr):
+		return fmt.Sprintf("%s is not the API's JSON (%s): %s", call, syntaxErr, check)
+	case errors.As(d.Err, &typeErr):
+		what := "a " + typeErr.Value
+		if typeErr.Value != "" && strings.ContainsRune("aeiou", rune(typeErr.Value[0])) {
+			what = "an " + typeErr.Value
+		}
+		if typeErr.Field != "" {
+			what = fmt.Sprintf("%s at %q", what, typeErr.Field)
+		}
+		return fmt.Sprintf("%s is not the JSON lockboxctl expects (%s): %s", call, what, check)
+	}
+	return fmt.Sprintf("cannot read %s from %s: %s", call, apiURL(e.g.addr), d.Err)
 }
 
 // interrupted is the exit code of a run its context's end stopped: 128

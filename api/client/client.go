@@ -348,6 +348,23 @@ type APIError struct {
 	FromProxy bool
 }
 
+// DecodeError is a 2xx answer whose body could not be read as the JSON
+// the call expects: empty, not JSON (something in front of the API
+// answered), cut short, or JSON of another shape. Err is the decoder's
+// error (io.EOF, io.ErrUnexpectedEOF, a *json.SyntaxError or
+// *json.UnmarshalTypeError), or the error that ended reading the body.
+type DecodeError struct {
+	// Method and Path name the call, Path relative to the API's address.
+	Method, Path string
+	Err          error
+}
+
+func (e *DecodeError) Error() string {
+	return fmt.Sprintf("client: %s %s: decoding response: %v", e.Method, e.Path, e.Err)
+}
+
+func (e *DecodeError) Unwrap() error { return e.Err }
+
 // ProxyDecisionHeader is the header every answer of Lockbox's enforcement
 // proxy carries (proxy.HeaderDecisionID) and no answer of the API does.
 const ProxyDecisionHeader = "X-Lockbox-Decision-Id"
@@ -969,7 +986,7 @@ func (c *Client) doHeaders(ctx context.Context, method, path string, q url.Value
 		if lr.exceeded {
 			return respHeader, fmt.Errorf("client: %s %s: response larger than %d bytes", method, path, c.maxResponse)
 		}
-		return respHeader, fmt.Errorf("client: %s %s: decoding response: %w", method, path, err)
+		return respHeader, &DecodeError{Method: method, Path: path, Err: err}
 	}
 	return respHeader, nil
 }
