@@ -352,6 +352,12 @@ func (e *env) client() (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	if scheme, _, ok := strings.Cut(tok, " "); ok && strings.EqualFold(scheme, "bearer") {
+		// Copied from a curl command line or an Authorization header:
+		// the client would refuse it for its space, which sends the user
+		// looking for a stray one.
+		return nil, fmt.Errorf("the token from %s starts with \"Bearer \": give the token alone, without the scheme", from)
+	}
 	hc, err := e.httpClient()
 	if err != nil {
 		return nil, err
