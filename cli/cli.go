@@ -259,6 +259,13 @@ func (e *env) report(err error) int {
 	case errors.Is(err, context.Canceled):
 		fmt.Fprintln(e.stderr, "lockboxctl: interrupted")
 		return e.interrupted()
+	case errors.Is(err, context.DeadlineExceeded) && !errors.As(err, &idpErr):
+		// An API call's own timeout, or an export's silence (Run's
+		// context has no deadline): the server took the call, or may
+		// have, so not "cannot reach", and Go's words would say nothing
+		// more. The identity provider's are named as its own, below.
+		fmt.Fprintf(e.stderr, "lockboxctl: the Lockbox API at %s gave no answer for %s: it may be down or overloaded; try again later\n",
+			clean(apiURL(e.g.addr)), e.session.timeout())
 	case errors.As(err, &urlErr) && errors.As(err, &insecureErr):
 		// checkAddr refused a plain http address before any call, so the
 		// client refused where an answer redirected: from https to plain

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/lockbox-oss/lockbox/api/client"
 	"github.com/lockbox-oss/lockbox/cli/login"
 )
 
@@ -25,6 +26,17 @@ type sessionDeps struct {
 	now   func() time.Time
 	sleep func(context.Context, time.Duration) error
 	http  *http.Client
+	// apiTimeout bounds each API call (and an export's silence):
+	// client.DefaultTimeout when zero. Tests shorten it.
+	apiTimeout time.Duration
+}
+
+// timeout is how long an API call may go without an answer.
+func (d sessionDeps) timeout() time.Duration {
+	if d.apiTimeout > 0 {
+		return d.apiTimeout
+	}
+	return client.DefaultTimeout
 }
 
 func (d sessionDeps) clock() time.Time {

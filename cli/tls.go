@@ -31,7 +31,7 @@ const (
 func (e *env) httpClient() (*http.Client, error) {
 	caFile, certFile, keyFile := e.getenv(EnvCAFile), e.getenv(EnvClientCertFile), e.getenv(EnvClientKeyFile)
 	if caFile == "" && certFile == "" && keyFile == "" {
-		return &http.Client{Timeout: client.DefaultTimeout, CheckRedirect: sameServer}, nil
+		return &http.Client{Timeout: e.session.timeout(), CheckRedirect: sameServer}, nil
 	}
 	cfg := &tls.Config{MinVersion: tlsfiles.MinVersion}
 	if caFile != "" {
@@ -53,7 +53,7 @@ func (e *env) httpClient() (*http.Client, error) {
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = cfg
-	return &http.Client{Transport: tr, Timeout: client.DefaultTimeout, CheckRedirect: sameServer}, nil
+	return &http.Client{Transport: tr, Timeout: e.session.timeout(), CheckRedirect: sameServer}, nil
 }
 
 // sameServer refuses a redirect to another scheme, host or port than the
