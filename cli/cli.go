@@ -31,6 +31,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -212,6 +213,9 @@ func (e *env) report(err error) int {
 		notes := []string{fmt.Sprintf("HTTP %d", apiErr.Status)}
 		if apiErr.Code != "" {
 			notes = append([]string{apiErr.Code}, notes...)
+		}
+		if apiErr.RetryAfter > 0 {
+			notes = append(notes, fmt.Sprintf("retry after %ds", int64(apiErr.RetryAfter/time.Second)))
 		}
 		// The trace id is the server's X-Request-Id: it finds the call in
 		// the server's log. Named so it isn't taken for a lockbox request.

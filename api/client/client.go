@@ -341,6 +341,11 @@ type APIError struct {
 	// TraceID identifies the call in the server's logs (its X-Request-Id
 	// header), when it sent one. It is not a lockbox request's id.
 	TraceID string
+	// RetryAfter is how long the answer asks the caller to wait before
+	// trying again (its Retry-After in seconds: the API's 429
+	// too_many_reads sends one, and so may a gateway's 503); zero when it
+	// sent none, or an HTTP-date.
+	RetryAfter time.Duration
 	// FromProxy reports that Lockbox's enforcement proxy answered (the
 	// answer carries ProxyDecisionHeader), not its API: the address names
 	// the proxy's port. Its error document has the API's shape, but its
@@ -1030,6 +1035,11 @@ func decodeError(resp *http.Response) *APIError {
 	// is {"error":{"code","message"}} and carries none.
 	e := &APIError{Status: resp.StatusCode, TraceID: resp.Header.Get("X-Request-Id"),
 		FromProxy: resp.Header.Get(ProxyDecisionHeader) != ""}
+	// Delta-seconds only: a date would need the client's clock to agree
+	// with the server's, and the API sends seconds.
+	if n, err := strconv.ParseUint(strings.TrimSpace(resp.Header.Get("Retry-After")), 10, 32); err == nil && n > 0 {
+		e.RetryAfter = time.Duration(n) * time.Second
+	}
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBytes))
 	var body struct {
 		Error *struct {
