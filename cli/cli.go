@@ -32,6 +32,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
 
 	"github.com/spf13/cobra"
 
@@ -369,6 +370,9 @@ func (e *env) client() (*client.Client, error) {
 		// looking for a stray one.
 		return nil, fmt.Errorf("the token from %s starts with \"Bearer \": give the token alone, without the scheme", from)
 	}
+	if err := asciiToken(tok, from); err != nil {
+		return nil, err
+	}
 	hc, err := e.httpClient()
 	if err != nil {
 		return nil, err
@@ -387,6 +391,27 @@ func (e *env) client() (*client.Client, error) {
 		return nil, fmt.Errorf("the token from %s can't be sent: %s", from, strings.TrimPrefix(err.Error(), "client: "))
 	}
 	return c, nil
+}
+
+// asciiToken refuses a token from `from` with a byte no token has (a
+// JWT is base64url and dots), naming what it most likely is: an editor's
+// byte-order mark, which can't be seen, or a file PowerShell 5's ">"
+// wrote in UTF-16. Sent as they are, the API calls the first "malformed"
+// (401, which reads as "you may not"), and the client refuses the second
+// for its NUL bytes as "whitespace or control characters".
+func asciiToken(tok, from string) error {
+	switch {
+	case strings.ContainsRune(tok, 0):
+		return fmt.Errorf("the token from %s is UTF-16 text: save it as plain ASCII text (PowerShell: Set-Content -Encoding ascii)", from)
+	case strings.HasPrefix(tok, "\ufeff"):
+		return fmt.Errorf("the token from %s starts with a byte-order mark (U+FEFF): save it as plain ASCII text, without one", from)
+	}
+	for _, r := range tok {
+		if r > unicode.MaxASCII {
+			return fmt.Errorf("the token from %s holds a character no token has (%U): give the token alone, as plain ASCII text", from, r)
+		}
+	}
+	return nil
 }
 
 // checkAddr refuses, as a wrong command line (exit 2), an API address
