@@ -26,6 +26,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path"
 	"runtime"
 	"runtime/debug"
 	"strconv"
@@ -232,6 +233,17 @@ func (e *env) report(err error) int {
 				clean(apiURL(e.g.addr)), EnvAddr)
 			return exitError
 		}
+		if apiErr.Status == http.StatusNotFound && apiErr.Code == "not_found" {
+			// The API's answer to a path it has no route for, as every
+			// call gets when the address ends in the /v1 the client adds
+			// (lockbox dev prints the API as .../v1): not the thing the
+			// command named, so no exit 3.
+			if without, ok := withoutV1(apiURL(e.g.addr)); ok {
+				fmt.Fprintf(e.stderr, "lockboxctl: the API's paths start with /v1, which lockboxctl adds itself: give the address without it, %s (--addr, $%s)\n",
+					clean(without), EnvAddr)
+				return exitError
+			}
+		}
 		switch apiErr.Status {
 		case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound, http.StatusConflict, http.StatusPreconditionFailed:
 			// Only the API's own refusal carries its error document. A
@@ -339,6 +351,21 @@ func (e *env) notJSON(d *client.DecodeError) string {
 		return fmt.Sprintf("%s is not the JSON lockboxctl expects (%s): %s", call, what, check)
 	}
 	return fmt.Sprintf("cannot read %s from %s: %s", call, apiURL(e.g.addr), d.Err)
+}
+
+// withoutV1 returns addr without the /v1 its path ends in, and whether
+// it ended so.
+func withoutV1(addr string) (string, bool) {
+	u, err := url.Parse(addr)
+	if err != nil {
+		return "", false
+	}
+	dir, last := path.Split(strings.TrimSuffix(u.Path, "/"))
+	if !strings.EqualFold(last, "v1") {
+		return "", false
+	}
+	u.Path, u.RawPath = strings.TrimSuffix(dir, "/"), ""
+	return u.String(), true
 }
 
 // interrupted is the exit code of a run its context's end stopped: 128
