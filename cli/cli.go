@@ -160,6 +160,9 @@ type env struct {
 	// envErr is a variable of lockboxctl's that can't be read, reported
 	// before any call.
 	envErr error
+	// tokenFrom says where the token sent came from (token), once a
+	// client was made.
+	tokenFrom string
 }
 
 // globals are the flags every command accepts, before or after its name.
@@ -232,6 +235,19 @@ func (e *env) report(err error) int {
 			fmt.Fprintf(e.stderr, "lockboxctl: the answer is from Lockbox's enforcement proxy, not its API: %s is the proxy's address; give the API's (LOCKBOX_API_ADDR) as --addr or $%s\n",
 				clean(apiURL(e.g.addr)), EnvAddr)
 			return exitError
+		}
+		if apiErr.Status == http.StatusUnauthorized && apiErr.Code != "" {
+			// The token was refused, and which one was sent is not
+			// obvious: a LOCKBOX_TOKEN left in the shell shadows the
+			// token a fresh login stored.
+			switch {
+			case e.tokenFrom == "lockboxctl login":
+				fmt.Fprintln(e.stderr, "lockboxctl: the token sent is the one lockboxctl login stored: run lockboxctl login again")
+			case e.tokenFrom == "$"+EnvToken:
+				fmt.Fprintf(e.stderr, "lockboxctl: the token sent came from $%s, which comes before the one lockboxctl login stores\n", EnvToken)
+			case e.tokenFrom != "":
+				fmt.Fprintf(e.stderr, "lockboxctl: the token sent came from %s, which comes before $%s and the one lockboxctl login stores\n", clean(e.tokenFrom), EnvToken)
+			}
 		}
 		if apiErr.Status == http.StatusNotFound && apiErr.Code == "not_found" {
 			// The API's answer to a path it has no route for, as every
@@ -391,6 +407,7 @@ func (e *env) client() (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	e.tokenFrom = from
 	if scheme, _, ok := strings.Cut(tok, " "); ok && strings.EqualFold(scheme, "bearer") {
 		// Copied from a curl command line or an Authorization header:
 		// the client would refuse it for its space, which sends the user
