@@ -26,7 +26,7 @@ func main() {
 	// sent before the first is taken is not dropped.
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
-	go watchSignals(signals, cancel, os.Stderr, os.Exit)
+	go watchSignals(signals, cancel, os.Stderr, os.Exit, againWait)
 	code := cli.Run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	signal.Stop(signals)
 	os.Exit(code)
@@ -42,8 +42,8 @@ const againWait = 500 * time.Millisecond
 // with 128 plus its number, as kubectl and docker do: a call that does
 // not give up (a write to a stdout or stderr nobody reads, a file system
 // that hangs) must not leave the user unable to stop lockboxctl but by
-// kill -9.
-func watchSignals(signals <-chan os.Signal, cancel context.CancelCauseFunc, stderr io.Writer, exit func(int)) {
+// kill -9. The line gets up to wait to reach stderr.
+func watchSignals(signals <-chan os.Signal, cancel context.CancelCauseFunc, stderr io.Writer, exit func(int), wait time.Duration) {
 	first, _ := (<-signals).(syscall.Signal)
 	cancel(cli.SignalCause{Signal: first})
 	second, _ := (<-signals).(syscall.Signal)
@@ -52,7 +52,7 @@ func watchSignals(signals <-chan os.Signal, cancel context.CancelCauseFunc, stde
 		fmt.Fprintln(stderr, "lockboxctl: interrupted again: exiting without waiting for the canceled call to end")
 		close(written)
 	}()
-	t := time.NewTimer(againWait)
+	t := time.NewTimer(wait)
 	select {
 	case <-written:
 	case <-t.C:

@@ -126,10 +126,16 @@ func TestSecondSIGINTExitsAtOnce(t *testing.T) {
 		t.Skip("fills a pipe the Linux way")
 	}
 	arrived, gone := make(chan struct{}, 1), make(chan struct{}, 1)
+	signal := func(ch chan struct{}) {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		arrived <- struct{}{}
+		signal(arrived)
 		<-r.Context().Done() // never answers
-		gone <- struct{}{}
+		signal(gone)
 	}))
 	defer srv.Close()
 
@@ -242,7 +248,9 @@ func TestWatchSignals(t *testing.T) {
 			defer cancel(nil)
 			var stderr bytes.Buffer
 			exited := make(chan int, 1)
-			go watchSignals(signals, cancel, &stderr, func(code int) { exited <- code })
+			// Waiting an hour for the line: a buffer takes it at once, and
+			// the exit must come after it.
+			go watchSignals(signals, cancel, &stderr, func(code int) { exited <- code }, time.Hour)
 
 			signals <- c.first
 			<-ctx.Done()
