@@ -1,11 +1,17 @@
 package proxy
 
 import (
+	"context"
+	"io"
 	"net/http"
 	"slices"
+	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/lockbox-oss/lockbox/identity"
 )
 
 // TestBodyForwarded: a form body, or a POSTed JSON body, without an
@@ -105,5 +111,104 @@ func TestFormJudgedWhenComplete(t *testing.T) {
 	}
 	if n := e.upstreamCalls(); n != 0 {
 		t.Errorf("upstream received %d requests", n)
+	}
+}
+
+// TestFormTokenCheckedWhenComplete: a call whose form body is read is
+// judged once the body is complete, and so is its operator's token: a
+// token that expired while the body arrived (slowly, as a client may send
+// it for as long as it keeps it moving) refuses the call, as it would have
+// had the call been sent then.
+func TestFormTokenCheckedWhenComplete(t *testing.T) {
+	judging := make(chan struct{})
+	var once sync.Once
+	e := newTestEnv(t, func(e *testEnv, c *Config) {
+		c.Now = func() time.Time {
+			// The first reading is taken once the token was verified, before
+			// the body is read.
+			once.Do(func() { close(judging) })
+			return e.clk.Now()
+		}
+	})
+	e.grantFor(alice, "contoso", "exchange", 4*time.Hour, "New-MailboxRepairRequest")
+	tok, err := identity.Mint(e.idKey, testIssuer, testAudience,
+		identity.Claims{Subject: alice.Subject, Roles: alice.Roles, TTL: 10 * time.Minute}, e.clk.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	records := len(mustList(t, e, 50))
+	const body = "kind=index"
+	q := rawRequest{method: "POST", target: mailboxes + "/alice/repair", header: [][2]string{
+		{"Authorization", "Bearer " + tok},
+		{"Content-Type", formURLEncoded},
+		{"Content-Length", strconv.Itoa(len(body))},
+	}}
+	c := e.dial()
+	if _, err := c.c.Write(q.bytes()); err != nil {
+		t.Fatal(err)
+	}
+	<-judging
+	// The body takes an hour to arrive: well within the grant, well past
+	// the token's expiry and the verifier's leeway.
+	e.clk.Advance(time.Hour)
+	if _, err := c.c.Write([]byte(body)); err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.ReadResponse(c.br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	got := response{status: res.StatusCode, header: res.Header, body: b}
+	if got.status != http.StatusUnauthorized || got.errorCode(t) != string(ReasonUnauthenticated) {
+		t.Fatalf("%d %s: want 401 %s", got.status, got.body, ReasonUnauthenticated)
+	}
+	if n := e.upstreamCalls(); n != 0 {
+		t.Errorf("upstream received %d requests", n)
+	}
+	if n := len(mustList(t, e, 50)); n != records {
+		t.Errorf("the refused call left %d audit records", n-records)
+	}
+}
+
+// turncoatAuth is an Authenticator that, from its second verification on,
+// says the token names bob: an Authenticator whose mapping of a token
+// changed while a call's body arrived.
+type turncoatAuth struct {
+	Authenticator
+	calls atomic.Int32
+}
+
+func (a *turncoatAuth) Verify(ctx context.Context, raw string) (identity.Principal, error) {
+	p, err := a.Authenticator.Verify(ctx, raw)
+	if err == nil && a.calls.Add(1) > 1 {
+		p.Subject = bob.Subject
+	}
+	return p, err
+}
+
+// TestFormOperatorCheckedWhenComplete: a token verified again once its
+// call's body is complete must name the operator it named when the call
+// arrived, in whose name the body was buffered; a call whose token now
+// names another is refused, and the body budget it took is returned to the
+// operator who took it.
+func TestFormOperatorCheckedWhenComplete(t *testing.T) {
+	auth := &turncoatAuth{}
+	e := newTestEnv(t, func(_ *testEnv, c *Config) {
+		auth.Authenticator = c.Auth
+		c.Auth = auth
+	})
+	repairOnContoso(e)
+	e.grantFor(bob, "contoso", "exchange", 2*time.Hour, "New-MailboxRepairRequest")
+	res := e.send(formPOST(formURLEncoded, "kind=index", false)(e))
+	if res.status != http.StatusUnauthorized || res.errorCode(t) != string(ReasonUnauthenticated) {
+		t.Fatalf("%d %s: want 401 %s", res.status, res.body, ReasonUnauthenticated)
+	}
+	if n := e.upstreamCalls(); n != 0 {
+		t.Errorf("upstream received %d requests", n)
+	}
+	if used, holders := e.h.bodies.inUse(), e.h.bodies.holders(); used != 0 || holders != 0 {
+		t.Errorf("the body budget holds %d bytes for %d operators after the call", used, holders)
 	}
 }

@@ -417,7 +417,7 @@ func (h *Handler) SigningKeyID() string { return h.views.signer.Load().KeyID() }
 // for the log line.
 type call struct {
 	id    string    // decision id: names this call in the log and to the client
-	now   time.Time // the time it is judged at: once authenticated, or when its body was complete if screenBody read it
+	now   time.Time // the time it is judged at: once authenticated, or, if screenBody read its body, once that was complete and the token verified again
 	label string    // service metric label: a configured service or "unknown"
 
 	// policy is the one version of the policy that classifies and decides
@@ -519,8 +519,8 @@ func (h *Handler) judge(r *http.Request, c *call) (Reason, error) {
 	// The call is judged at a reading of the clock taken once its operator
 	// is known: verifying a token can wait for the issuer's keys to load
 	// again (up to the fetch's timeout), and a grant that ended meanwhile
-	// must refuse the call. screenBody reads it again once a body it
-	// reads is complete.
+	// must refuse the call. It is read again once a body screenBody reads
+	// is complete.
 	c.now = h.cfg.Now()
 	if c.route, reason, err = h.resolve(r.RequestURI); reason != "" {
 		if reason == ReasonUnknownService {
@@ -538,8 +538,18 @@ func (h *Handler) judge(r *http.Request, c *call) (Reason, error) {
 	}
 	if read {
 		// The body may have taken as long as the client liked to arrive
-		// (nothing bounds a body's time, only its size). Like the clock,
-		// the policy is read again now that it is complete: a version the
+		// (nothing bounds a body's time, only its size, and a client that
+		// keeps it moving is never cut). The token is verified again now
+		// that it is complete: one that expired meanwhile, or whose key the
+		// issuer retired, must not carry a call judged after it ended, or
+		// a token's lifetime would be stretched by dripping a body in.
+		if reason, err = h.reauthenticate(ctx, r, c); reason != "" {
+			return reason, err
+		}
+		// Then the clock, at which the grant is judged, as for any call
+		// once its operator is known.
+		c.now = h.cfg.Now()
+		// Like the clock, the policy is read again: a version the
 		// security team replaced meanwhile must not judge the call. It
 		// classifies the call again too, so that one version still
 		// classifies and decides it.
@@ -723,12 +733,12 @@ func screen(r *http.Request, maxBody int64) (Reason, error) {
 //
 // It runs after authentication and classification, so that only a
 // provider operator calling a catalog activity can make the proxy buffer
-// a body, and before the grant is looked up: the call is then judged at a
-// reading of the clock taken once the body is complete, so a grant that
-// ended during a slow upload refuses it, and the assertion's lifetime
-// starts when the call is about to leave, not when its header arrived.
-// read reports that it read the body; judge then also takes the policy
-// version serving at that reading.
+// a body, and before the grant is looked up. read reports that it read
+// the body: judge then verifies the token again and takes a reading of the
+// clock and the policy version serving, so that a token or a grant that
+// ended during a slow upload refuses the call, and the assertion's
+// lifetime starts when the call is about to leave, not when its header
+// arrived.
 func (h *Handler) screenBody(r *http.Request, c *call) (read bool, _ Reason, _ error) {
 	if r.Body == nil || r.Body == http.NoBody {
 		// Nothing to read: the usual GET pays nothing here.
@@ -785,7 +795,6 @@ func (h *Handler) screenBody(r *http.Request, c *call) (read bool, _ Reason, _ e
 	if len(body) > 0 {
 		r.Body = io.NopCloser(bytes.NewReader(body))
 	}
-	c.now = h.cfg.Now()
 	return true, "", nil
 }
 
@@ -862,6 +871,24 @@ func (h *Handler) authenticate(ctx context.Context, r *http.Request) (identity.P
 		return p, ReasonUnauthenticated, errors.New("the token's subject is not a valid user id")
 	}
 	return p, "", nil
+}
+
+// reauthenticate verifies the call's token again (after step 4, once
+// screenBody read the body) and refuses the call if it no longer verifies
+// or names another operator than when the call arrived. The operator's
+// verified identity stays the one the body budget was taken in the name of.
+func (h *Handler) reauthenticate(ctx context.Context, r *http.Request, c *call) (Reason, error) {
+	p, reason, err := h.authenticate(ctx, r)
+	switch {
+	case reason != "":
+		return reason, err
+	case p.Subject != c.principal.Subject:
+		// The same token can't name another subject; an Authenticator
+		// other than identity.Verifier might map it differently now.
+		return ReasonUnauthenticated, errors.New("the bearer token no longer names the operator it named when the call arrived")
+	}
+	c.principal = p
+	return "", nil
 }
 
 // route is a canonical target resolved to its upstream.
