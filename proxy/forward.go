@@ -612,6 +612,15 @@ func modifyResponse(res *http.Response) error {
 	if res.StatusCode < 100 {
 		return fmt.Errorf("proxy: the upstream answered with status %03d", res.StatusCode)
 	}
+	// No call asks for a switch (screen refuses upgrades), as h1transport
+	// refuses one. net/http's Transport hands a 101's connection to the
+	// caller as the body, and ReverseProxy, refusing the switch it did not
+	// ask for, returns without closing it: a socket to the upstream held
+	// open for good per such answer. An error here has ReverseProxy close
+	// the body, the connection, before it answers 502.
+	if res.StatusCode == http.StatusSwitchingProtocols {
+		return errors.New("proxy: the upstream switched protocols, which no call asks for")
+	}
 	// The client's cookies never reach an upstream (Cookie is not
 	// forwarded), so an upstream cookie can't serve a session; it could
 	// only plant state in the operator's browser for the proxy's origin,

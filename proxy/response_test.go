@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -399,5 +400,66 @@ func TestUpstreamFailsMidBody(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestUpstreamSwitchesProtocols: an upstream that answers 101 Switching
+// Protocols, which no forwarded call asks for (screen refuses upgrades), is
+// a failure (502), and the connection it switched is closed at once, with
+// either transport. net/http's Transport hands a 101's connection to the
+// caller, and ReverseProxy, refusing the switch, never closed it: each such
+// answer held one socket to the upstream open for good.
+func TestUpstreamSwitchesProtocols(t *testing.T) {
+	tests := []struct {
+		name string
+		req  func(*testEnv) rawRequest
+	}{
+		// Calls without a body go by h1transport, with one by net/http's.
+		{name: "GET", req: as(alice, "GET", mailboxes)},
+		{name: "POST", req: func(e *testEnv) rawRequest {
+			q := as(alice, "POST", mailboxes+"/alice/repair", [2]string{"Content-Type", "application/octet-stream"})(e)
+			q.body = "index"
+			return q
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// What the upstream's read of its switched connection returned
+			// once the proxy had answered.
+			after := make(chan error, 1)
+			answered := make(chan struct{})
+			upstream := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, _ = io.Copy(io.Discard, r.Body)
+				c, _, err := http.NewResponseController(w).Hijack()
+				if err != nil {
+					after <- err
+					return
+				}
+				defer c.Close()
+				if _, err := io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"); err != nil {
+					after <- err
+					return
+				}
+				<-answered
+				// Only bounds the wait if the proxy never closes: it has
+				// closed the connection before it answered.
+				_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+				_, err = c.Read(make([]byte, 1))
+				after <- err
+			})
+			e := newTestEnv(t, upstreamAt(upstream), patientStore)
+			e.grantFor(alice, "contoso", "exchange", time.Hour, "Get-Mailbox", "New-MailboxRepairRequest")
+			res := e.send(tt.req(e))
+			close(answered)
+			if res.status != http.StatusBadGateway || res.errorCode(t) != string(ReasonUpstreamUnavailable) {
+				t.Fatalf("client got %d %s, want 502 %s", res.status, res.body, ReasonUpstreamUnavailable)
+			}
+			if err := <-after; !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
+				t.Errorf("the upstream's switched connection, read after the proxy answered: %v; want it closed", err)
+			}
+			if got := testutil.ToFloat64(e.h.metrics.requests.WithLabelValues("exchange", decisionError)); got != 1 {
+				t.Errorf("requests{exchange,error} = %v, want 1", got)
+			}
+		})
 	}
 }
