@@ -357,6 +357,8 @@ func TestDenials(t *testing.T) {
 			req: as(alice, "GET", mailboxes, [2]string{"Connection", "Upgrade, HTTP2-Settings"}, [2]string{"Upgrade", "h2c"},
 				[2]string{"HTTP2-Settings", "AAMAAABkAARAAAAAAAIAAAAA"}),
 			status: 400, reason: ReasonBadRequest, label: "exchange"},
+		{name: "h2c prior knowledge preface as a request", setup: readsOnContoso,
+			req: as(alice, "PRI", mailboxes), status: 400, reason: ReasonBadRequest, label: "exchange"},
 		{name: "asterisk-form target", setup: readsOnContoso,
 			req: as(alice, "GET", "*"), status: 400, reason: ReasonBadRequest, label: unknownService},
 		{name: "absolute-form target naming another host", setup: readsOnContoso,
@@ -417,6 +419,26 @@ func TestDenials(t *testing.T) {
 			req: as(manager, "GET", mailboxes), status: 403, reason: ReasonUnauthenticated, label: "exchange"},
 		{name: "tenant user claiming the operator role", setup: readsOnContoso,
 			req: as(eve, "GET", mailboxes), status: 403, reason: ReasonUnauthenticated, label: "exchange"},
+		// An Authenticator that fails to reach a verdict (its identity
+		// provider unreachable): the cause stays in the log.
+		{name: "verification failing for want of the issuer", setup: readsOnContoso,
+			config: func(_ *testEnv, c *Config) {
+				c.Auth = authFunc(func(context.Context, string) (identity.Principal, error) {
+					return identity.Principal{}, errors.New("jwks: dial tcp 127.0.0.1:8443: connection refused")
+				})
+			},
+			req: as(alice, "GET", mailboxes), status: 401, reason: ReasonUnauthenticated, label: "exchange",
+			message: "the bearer token could not be verified"},
+		// An Authenticator other than identity.Verifier may not check the
+		// subject, which becomes part of a Redis key.
+		{name: "operator whose subject is no user id", setup: readsOnContoso,
+			config: func(_ *testEnv, c *Config) {
+				c.Auth = authFunc(func(context.Context, string) (identity.Principal, error) {
+					return identity.Principal{Subject: "alice}:{contoso", Roles: alice.Roles}, nil
+				})
+			},
+			req: as(alice, "GET", mailboxes), status: 401, reason: ReasonUnauthenticated, label: "exchange",
+			message: "not a valid user id"},
 
 		// 3. Routing.
 		{name: "unknown service", setup: readsOnContoso,
@@ -482,6 +504,11 @@ func TestDenials(t *testing.T) {
 				RequestID: "0195a000-0000-7000-8000-000000000002", Tenant: "contoso", Operator: bob.Subject, Service: "exchange",
 				Activities: []string{}, Approver: "admin@contoso.example", ApprovedAt: testStart, ExpiresAt: testStart.Add(time.Hour)})
 		}, req: as(alice, "GET", mailboxes), status: 403, reason: ReasonTenantMismatch, label: "exchange"},
+		{name: "grant row naming no request", setup: func(e *testEnv) {
+			writeGrantRow(e, "contoso", alice.Subject, "exchange", grants.Grant{
+				Tenant: "contoso", Operator: alice.Subject, Service: "exchange",
+				Activities: []string{}, Approver: "admin@contoso.example", ApprovedAt: testStart, ExpiresAt: testStart.Add(time.Hour)})
+		}, req: as(alice, "GET", mailboxes), status: 503, reason: ReasonStoreUnavailable, label: "exchange"},
 		{name: "Redis client closed", setup: readsOnContoso,
 			config: func(e *testEnv, c *Config) { c.Grants = grantStoreOn(e.t, e, deadClient(e)) },
 			req:    as(alice, "GET", mailboxes), status: 503, reason: ReasonStoreUnavailable, label: "exchange", within: time.Second},
@@ -1419,4 +1446,11 @@ func TestGrantJudgedAfterAuthentication(t *testing.T) {
 	if n := e.upstreamCalls(); n != 0 {
 		t.Errorf("upstream received %d requests after the grant ended", n)
 	}
+}
+
+// authFunc adapts a function to Authenticator.
+type authFunc func(context.Context, string) (identity.Principal, error)
+
+func (f authFunc) Verify(ctx context.Context, raw string) (identity.Principal, error) {
+	return f(ctx, raw)
 }
