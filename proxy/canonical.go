@@ -530,6 +530,16 @@ func RefuseFormMethodOverride(mediaType, boundary string, body []byte) error {
 			if err != nil {
 				return fmt.Errorf("malformed multipart form body: %w", err)
 			}
+			for k := range part.Header {
+				// Go keeps a name with a space before its colon as it is
+				// (golang.org/issue/34540): "Content-Disposition :" is
+				// another header to it, and its field unchecked here.
+				// Commons FileUpload and Tomcat's copy of it trim the
+				// name, and read that part's field as any other.
+				if strings.IndexByte(k, ' ') >= 0 {
+					return errors.New("malformed multipart form body: a part header name with a space in it (as before its colon) is refused")
+				}
+			}
 			for _, cd := range part.Header.Values("Content-Disposition") {
 				_, params, err := mime.ParseMediaType(cd)
 				if err != nil {

@@ -521,6 +521,15 @@ func TestRefuseFormMethodOverride(t *testing.T) {
 		{name: "multipart RFC 2047 name, Q", media: formMultipart, body: multipartBody(`form-data; name="=?utf-8?q?=5Fmethod?="`), want: "RFC 2047"},
 		{name: "multipart RFC 2047 name after text", media: formMultipart, body: multipartBody(`form-data; name="x =?UTF-8?B?X21ldGhvZA==?="`), want: "RFC 2047"},
 		{name: "multipart =? in a filename", media: formMultipart, body: multipartBody(`form-data; name="file"; filename="=?UTF-8?B?YS50eHQ=?="`)},
+		// Go keeps "Content-Disposition " (a space before the colon) as a
+		// header of its own, not Content-Disposition; Commons FileUpload
+		// and Tomcat trim the name, and read this part as "_method".
+		{name: "multipart, space before a part header's colon", media: formMultipart,
+			body: "--b\r\nContent-Disposition : form-data; name=\"_method\"\r\n\r\nDELETE\r\n--b--\r\n",
+			want: "space"},
+		{name: "multipart, space inside a part header's name", media: formMultipart,
+			body: "--b\r\nContent-Disposition: form-data; name=\"kind\"\r\nX Y: z\r\n\r\nindex\r\n--b--\r\n",
+			want: "space"},
 		// PHP ends a part at "\n--" and the boundary, whatever follows,
 		// and takes any line starting with them for a delimiter; Go
 		// reads neither as one.

@@ -277,6 +277,14 @@ func TestDenials(t *testing.T) {
 				"--b\r\nContent-Disposition: form-data; name=\"kind\"\r\n\r\nindex\r\n--bX\r\n"+
 					"Content-Disposition: form-data; name=\"_method\"\r\n\r\nDELETE\r\n--b--\r\n", false),
 			status: 400, reason: ReasonBadRequest, label: "exchange", message: "delimiter"},
+		// Tomcat and Commons FileUpload trim a part header's name, so
+		// this part is "_method" to them; Go keeps the name with its
+		// space, which is no Content-Disposition.
+		{name: "method override in a part whose Content-Disposition has a space before its colon", setup: repairOnContoso,
+			req: formPOST(formMultipart+"; boundary=b",
+				"--b\r\nContent-Disposition: form-data; name=\"kind\"\r\n\r\nindex\r\n--b\r\n"+
+					"Content-Disposition : form-data; name=\"_method\"\r\n\r\nDELETE\r\n--b--\r\n", false),
+			status: 400, reason: ReasonBadRequest, label: "exchange", message: "space"},
 		{name: "multipart boundary twice", setup: repairOnContoso,
 			req:    formPOST(formMultipart+"; boundary=b; x=\"boundary=c\"", multipartBody(`form-data; name="kind"`), false),
 			status: 400, reason: ReasonBadRequest, label: "exchange", message: "more than once"},
