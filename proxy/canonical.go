@@ -525,6 +525,9 @@ func RefuseFormMethodOverride(mediaType, boundary string, body []byte) error {
 				if n := lineStarts(body, "--"+boundary); n != parts+1 {
 					return fmt.Errorf("malformed multipart form body: %d lines start with the delimiter, of which only %d are delimiters to the proxy", n, parts+1)
 				}
+				if bareBreakInPartHeaders(body, "--"+boundary) {
+					return errors.New("malformed multipart form body: a part's header lines must end with CR LF; a bare CR or LF in them is refused")
+				}
 				return nil
 			}
 			if err != nil {
@@ -562,6 +565,54 @@ func RefuseFormMethodOverride(mediaType, boundary string, body []byte) error {
 		}
 	}
 	return fmt.Errorf("not a form media type: %q", mediaType)
+}
+
+// bareBreakInPartHeaders reports whether a part's header section holds a CR
+// or an LF that is not one of a CR LF pair. Go (and PHP) end a header line
+// at a bare LF; Commons FileUpload and Tomcat's copy of it only at CR LF,
+// and read the header section up to the first CR LF CR LF. So
+// "Content-Disposition: form-data; name=\"kind\"<LF>X: y; name=\"_method\""
+// is two headers to Go, the field "kind", and one to Tomcat, whose
+// parameter parser keeps the last "name": the field "_method".
+//
+// body has passed the multipart reader, and lineStarts found each line
+// starting with delim (the "--" and the boundary) to be a delimiter. A
+// part's header section runs from the end of its delimiter's line to the
+// first CR LF CR LF, as Commons FileUpload reads it, the last header's CR
+// LF included.
+func bareBreakInPartHeaders(body []byte, delim string) bool {
+	for i := 0; ; {
+		j := bytes.Index(body[i:], []byte(delim))
+		if j < 0 {
+			return false
+		}
+		j += i
+		i = j + len(delim)
+		if j > 0 && body[j-1] != '\n' {
+			continue // not at the start of a line: part of a body
+		}
+		rest := body[i:]
+		if bytes.HasPrefix(rest, []byte("--")) {
+			continue // the close delimiter: no headers follow
+		}
+		eol := bytes.IndexByte(rest, '\n')
+		if eol < 0 {
+			return false
+		}
+		hdr := rest[eol+1:]
+		if end := bytes.Index(hdr, []byte("\r\n\r\n")); end >= 0 {
+			hdr = hdr[:end+2]
+		}
+		for k, c := range hdr {
+			switch {
+			case c == '\r' && (k+1 == len(hdr) || hdr[k+1] != '\n'):
+				return true
+			case c == '\n' && (k == 0 || hdr[k-1] != '\r'):
+				return true
+			}
+		}
+		i += eol + 1
+	}
 }
 
 // lineStarts counts the lines of b that start with prefix: at the start of

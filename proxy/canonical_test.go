@@ -527,6 +527,24 @@ func TestRefuseFormMethodOverride(t *testing.T) {
 		{name: "multipart, space before a part header's colon", media: formMultipart,
 			body: "--b\r\nContent-Disposition : form-data; name=\"_method\"\r\n\r\nDELETE\r\n--b--\r\n",
 			want: "space"},
+		// Go ends a header line at a bare LF: "X" is a header of its own
+		// to it. Commons FileUpload and Tomcat end one only at CR LF: to
+		// them the part has one Content-Disposition, whose last "name" is
+		// "_method".
+		{name: "multipart, bare LF in a part's headers", media: formMultipart,
+			body: "--b\r\nContent-Disposition: form-data; name=\"kind\"\nX: y; name=\"_method\"\r\n\r\nDELETE\r\n--b--\r\n",
+			want: "bare CR or LF"},
+		{name: "multipart, bare LF ending a part's headers", media: formMultipart,
+			body: "--b\r\nContent-Disposition: form-data; name=\"kind\"\r\n\nindex\r\n--b--\r\n",
+			want: "bare CR or LF"},
+		// Go refuses a CR inside a header line itself.
+		{name: "multipart, bare CR in a part's headers", media: formMultipart,
+			body: "--b\r\nContent-Disposition: form-data; name=\"kind\"\r\nX: a\rb\r\n\r\nindex\r\n--b--\r\n",
+			want: "malformed multipart form body"},
+		{name: "multipart, bare LF in a part's body", media: formMultipart,
+			body: "--b\r\nContent-Disposition: form-data; name=\"log\"; filename=\"a.txt\"\r\n\r\nline 1\nline 2\n\r\n--b--\r\n"},
+		{name: "multipart, part without headers", media: formMultipart,
+			body: "--b\r\n\r\nvalue\r\n--b--\r\n"},
 		{name: "multipart, space inside a part header's name", media: formMultipart,
 			body: "--b\r\nContent-Disposition: form-data; name=\"kind\"\r\nX Y: z\r\n\r\nindex\r\n--b--\r\n",
 			want: "space"},

@@ -285,6 +285,12 @@ func TestDenials(t *testing.T) {
 				"--b\r\nContent-Disposition: form-data; name=\"kind\"\r\n\r\nindex\r\n--b\r\n"+
 					"Content-Disposition : form-data; name=\"_method\"\r\n\r\nDELETE\r\n--b--\r\n", false),
 			status: 400, reason: ReasonBadRequest, label: "exchange", message: "space"},
+		// Go ends the header line at the bare LF, Tomcat does not: to it
+		// the part's Content-Disposition ends in name="_method".
+		{name: "method override in a part whose headers have a bare LF", setup: repairOnContoso,
+			req: formPOST(formMultipart+"; boundary=b",
+				"--b\r\nContent-Disposition: form-data; name=\"kind\"\nX-Note: a; name=\"_method\"\r\n\r\nDELETE\r\n--b--\r\n", false),
+			status: 400, reason: ReasonBadRequest, label: "exchange", message: "bare CR or LF"},
 		{name: "multipart boundary twice", setup: repairOnContoso,
 			req:    formPOST(formMultipart+"; boundary=b; x=\"boundary=c\"", multipartBody(`form-data; name="kind"`), false),
 			status: 400, reason: ReasonBadRequest, label: "exchange", message: "more than once"},
