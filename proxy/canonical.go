@@ -392,7 +392,7 @@ func FormType(method string, contentType []string) (mediaType, boundary string, 
 	if err != nil || mt != lax {
 		if isFormType(mt) || isFormType(lax) {
 			if err == nil {
-				err = fmt.Errorf("media type %q read as %q", mt, lax)
+				err = fmt.Errorf("media type %q read as %q", echo(mt), echo(lax))
 			}
 			return "", "", fmt.Errorf("malformed form Content-Type: a form body whose Content-Type can't be read exactly is refused: %w", err)
 		}
@@ -407,10 +407,10 @@ func FormType(method string, contentType []string) (mediaType, boundary string, 
 		// it finds a charset where the proxy finds none, or another one.
 		// So "charset" may appear once, as the charset parameter.
 		if n := countFoldASCII(v, "charset"); n > 1 || n == 1 && !hasCharset {
-			return "", "", fmt.Errorf(`%s with "charset" outside its charset parameter: a form whose charset the proxy can't tell is refused`, mt)
+			return "", "", fmt.Errorf(`%s with "charset" outside its charset parameter: a form whose charset the proxy can't tell is refused`, echo(mt))
 		}
 		if hasCharset && !asciiCharset(cs) {
-			return "", "", fmt.Errorf("%s in charset %q: a form whose field names the proxy can't read as ASCII is refused", mt, echo(cs))
+			return "", "", fmt.Errorf("%s in charset %q: a form whose field names the proxy can't read as ASCII is refused", echo(mt), echo(cs))
 		}
 	}
 	switch {
@@ -418,10 +418,10 @@ func FormType(method string, contentType []string) (mediaType, boundary string, 
 		return mt, "", nil
 	case isMultipart(mt):
 		if countFoldASCII(v, "boundary") > 1 {
-			return "", "", fmt.Errorf("%s with \"boundary\" more than once in its Content-Type", mt)
+			return "", "", fmt.Errorf("%s with \"boundary\" more than once in its Content-Type", echo(mt))
 		}
 		if params["boundary"] == "" {
-			return "", "", fmt.Errorf("%s without a boundary", mt)
+			return "", "", fmt.Errorf("%s without a boundary", echo(mt))
 		}
 		return mt, params["boundary"], nil
 	}
@@ -531,7 +531,9 @@ func RefuseFormMethodOverride(mediaType, boundary string, body []byte) error {
 				return nil
 			}
 			if err != nil {
-				return fmt.Errorf("malformed multipart form body: %w", err)
+				// The reader's errors quote the line they choke on, which
+				// can be as long as the body.
+				return fmt.Errorf("malformed multipart form body: %w", echoedError{err})
 			}
 			for k := range part.Header {
 				// Go keeps a name with a space before its colon as it is
@@ -546,7 +548,7 @@ func RefuseFormMethodOverride(mediaType, boundary string, body []byte) error {
 			for _, cd := range part.Header.Values("Content-Disposition") {
 				_, params, err := mime.ParseMediaType(cd)
 				if err != nil {
-					return fmt.Errorf("malformed multipart form body: Content-Disposition: %w", err)
+					return fmt.Errorf("malformed multipart form body: Content-Disposition: %w", echoedError{err})
 				}
 				if name, ok := overrideParam(params["name"]); ok {
 					return fmt.Errorf("%w: form field %s", ErrMethodOverride, name)

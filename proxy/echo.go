@@ -23,3 +23,10 @@ func echo(s string) string {
 	}
 	return s[:cut] + "…"
 }
+
+// echoedError is err with its text bounded as echo bounds the client's
+// input: a parser's error may quote a whole line of what it read.
+type echoedError struct{ err error }
+
+func (e echoedError) Error() string { return echo(e.err.Error()) }
+func (e echoedError) Unwrap() error { return e.err }

@@ -85,3 +85,44 @@ func TestDenialsDoNotEchoLongInput(t *testing.T) {
 		t.Errorf("logged path = %.300q (%d bytes)", p, len(p))
 	}
 }
+
+// A denial of a call's body repeats at most maxEcho bytes of the client's
+// Content-Type or body too: a form's media type can be as long as the
+// header allows, and a multipart part's header line as long as the body.
+func TestBodyDenialsDoNotEchoLongInput(t *testing.T) {
+	long := strings.Repeat("a", 64<<10)
+	tests := []struct {
+		name              string
+		contentType, body string
+	}{
+		{"long multipart type without a boundary", formMultipart + long, "x"},
+		{"long multipart type with two boundaries", formMultipart + long + "; boundary=b; boundary=c", "x"},
+		{"long multipart type in a charset", formMultipart + long + "; boundary=b; charset=utf-16le", "x"},
+		{"long multipart type with charset outside it", formMultipart + long + "; boundary=b; x-charset=utf-8", "x"},
+		{"long part header line", formMultipart + "; boundary=b",
+			"--b\r\n" + long + "\r\n\r\nindex\r\n--b--\r\n"},
+		{"long part header name", formMultipart + "; boundary=b",
+			"--b\r\n" + long + " : x\r\n\r\nindex\r\n--b--\r\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newTestEnv(t)
+			repairOnContoso(e)
+			res := e.send(formPOST(tt.contentType, tt.body, false)(e))
+			if res.status != http.StatusBadRequest || res.errorCode(t) != string(ReasonBadRequest) {
+				t.Fatalf("status %d; want 400 %s: %.300s", res.status, ReasonBadRequest, res.body)
+			}
+			if len(res.body) > 512 {
+				t.Errorf("answer is %d bytes: %.300s…", len(res.body), res.body)
+			}
+			lines := e.logLines("proxy call denied")
+			if len(lines) != 1 {
+				t.Fatalf("%d denial log lines", len(lines))
+			}
+			b, _ := json.Marshal(lines[0])
+			if len(b) > 2048 {
+				t.Errorf("log line is %d bytes: %.300s…", len(b), b)
+			}
+		})
+	}
+}
