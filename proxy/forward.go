@@ -630,6 +630,10 @@ func modifyResponse(res *http.Response) error {
 	delete(res.Header, "Set-Cookie2")
 	// Our decision id is already set; an upstream must not add a second.
 	delete(res.Header, HeaderDecisionID)
+	// Alt-Svc names another endpoint for the proxy's origin: a client
+	// that honours it (browsers, HTTP/3-capable clients) would send its
+	// later calls there, bearer token included, around the proxy.
+	delete(res.Header, "Alt-Svc")
 	// Access ends when the grant does: a cached copy of tenant data, in
 	// the operator's browser or anywhere between, would outlive the
 	// window and any revocation, since serving it never asks the proxy.

@@ -241,8 +241,8 @@ func TestStreamingResponseFlushed(t *testing.T) {
 }
 
 // TestModifyResponse: the upstream's answer loses what could plant state
-// in the client or keep tenant data in a cache, and announces only allowed
-// trailers.
+// in the client, keep tenant data in a cache or send the client's later
+// calls elsewhere (Alt-Svc), and announces only allowed trailers.
 func TestModifyResponse(t *testing.T) {
 	res := &http.Response{
 		StatusCode: http.StatusOK,
@@ -261,6 +261,7 @@ func TestModifyResponse(t *testing.T) {
 			"Age":                          {"10"},
 			"Expires":                      {"Thu, 01 Jan 2099 00:00:00 GMT"},
 			"X-Accel-Expires":              {"86400"},
+			"Alt-Svc":                      {`h3=":443"; ma=86400`, `h2="upstream.internal:8443"`},
 		},
 		Trailer: http.Header{
 			"Set-Cookie": nil, "Set-Cookie2": nil, HeaderDecisionID: nil, "Cache-Control": nil, "Expires": nil,
