@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/fault"
 	"github.com/lockbox-oss/lockbox/internal/keys"
@@ -19,7 +20,8 @@ import (
 // hash of the entry before it ("p") and its own hash ("h") over p and the
 // record's JSON, and the tenant's head key holds the newest hash. Editing a
 // record breaks its hash, deleting one breaks the next entry's link, and
-// deleting the newest ones breaks the head.
+// deleting the newest ones breaks the head. The hashes do not cover the
+// stream, so each record's own tenant is checked too (ownRecord).
 //
 // Every append is a script that reads the head and writes after it, so
 // appends from any number of replicas are serialized by Redis itself and
@@ -222,6 +224,10 @@ func (l *Log) verifyOnce(ctx context.Context, tenant string) (Verification, stri
 				return broken("link to the previous record does not match: a record before this one is missing or was changed")
 			case chainHash(p, r) != h:
 				return broken("record does not match its hash: it was edited")
+			case !ownRecord(tenant, r):
+				// The other tenant is not named: this tenant's readers
+				// may not learn of it.
+				return broken("the record is another tenant's: it was moved here from another tenant's log")
 			}
 			prev = h
 			v.Records++
@@ -242,4 +248,18 @@ func (l *Log) verifyOnce(ctx context.Context, tenant string) (Verification, stri
 	}
 	v.OK = true
 	return v, anchor, nil
+}
+
+// ownRecord reports whether the stored record r may be in tenant's chain.
+// The hashes cover a record's bytes, not the stream holding them, so
+// another tenant's records, carried over with their links and hashes (a
+// whole log swapped, or records moved onto the end of a chain), re-compute
+// as a chain: only the tenant each record names tells them apart. Every
+// writer appends a record to the stream of the tenant it names
+// (LockboxTenant; a legacy record's is upgraded from its OrganizationId).
+// A record that can't be read, or names no tenant, is not judged here: its
+// hash is.
+func ownRecord(tenant, r string) bool {
+	rec, err := record.Unmarshal(r)
+	return err != nil || rec.LockboxTenant == "" || rec.LockboxTenant == tenant
 }

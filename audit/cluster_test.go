@@ -48,6 +48,7 @@ func TestOnRedisCluster(t *testing.T) {
 		"ChainCatchesTampering":                TestChainCatchesTampering,
 		"ChainConcurrentWriters":               TestChainConcurrentWriters,
 		"VerifyScope":                          TestVerifyScope,
+		"VerifyCatchesAnotherTenantsRecords":   TestVerifyCatchesAnotherTenantsRecords,
 		"VerifyDuringAppends":                  TestVerifyDuringAppends,
 		"VerifyTruncatedLongChain":             TestVerifyTruncatedLongChain,
 		"VerifyDuringTrim":                     TestVerifyDuringTrim,
