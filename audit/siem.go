@@ -120,7 +120,10 @@ func (s *WriterSink) Write(line []byte) error {
 //
 // A file renamed (logrotate's default rotation) or removed is let go of
 // when the next batch begins: the batch goes to the file the path names
-// then, created if need be (see follow).
+// then, created if need be (see follow). One renamed or removed during a
+// batch is let go of when the batch is flushed: a batch still all in the
+// buffer goes to the file the path names, and one partly written to the
+// old file fails the flush and is cut off it (see stillNamed).
 type FileSink struct {
 	mu sync.Mutex
 	f  sinkFile
@@ -407,6 +410,14 @@ func (s *FileSink) Flush() error {
 	if err := s.repair(); err != nil {
 		return err
 	}
+	if s.accepted && s.written == 0 {
+		// The batch is all in the buffer: a rotation since it began
+		// takes it whole to the file the path names now.
+		if err := s.follow(); err != nil {
+			s.rollback(err)
+			return err
+		}
+	}
 	if err := s.bw.Flush(); err != nil {
 		s.rollback(err)
 		return err
@@ -419,8 +430,36 @@ func (s *FileSink) Flush() error {
 		s.rollback(err)
 		return err
 	}
+	if err := s.stillNamed(); err != nil {
+		// Rotated while the batch was written: logrotate may compress
+		// and delete that file, and the batch with it, while Redis
+		// counts it forwarded. It is cut off that file and written again
+		// to the one the path names.
+		s.rollback(err)
+		return err
+	}
 	s.accepted, s.written = false, 0
 	return nil
+}
+
+// stillNamed returns an error when bytes of the current batch went to a
+// file the path no longer names (renamed or removed meanwhile).
+func (s *FileSink) stillNamed() error {
+	if s.path == "" || s.written == 0 {
+		return nil
+	}
+	open, err := s.f.Stat()
+	if err != nil {
+		return fmt.Errorf("siem sink: %w", err)
+	}
+	named, err := os.Stat(s.path)
+	if err == nil && os.SameFile(open, named) {
+		return nil
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("siem sink: %w", err)
+	}
+	return fmt.Errorf("siem sink: %s was rotated or removed while a batch was written to it; the batch is written again", s.path)
 }
 
 // Close flushes and closes the file.
