@@ -68,6 +68,9 @@ type Requests interface {
 // *tenants.Store implements it.
 type Tenants interface {
 	Onboard(ctx context.Context, p identity.Principal, clientIP string, in tenants.Onboarding) (tenants.Tenant, tenants.Settings, error)
+	// OnboardedAs reports whether in.ID is onboarded as in asks, so that
+	// an onboarding form sent twice is told from a real conflict.
+	OnboardedAs(ctx context.Context, p identity.Principal, in tenants.Onboarding) (bool, error)
 	UpdateTenantIf(ctx context.Context, p identity.Principal, clientIP, tenant string, u tenants.TenantUpdate, ifRevision int64) (tenants.Tenant, error)
 	Tenant(ctx context.Context, p identity.Principal, tenant string) (tenants.Tenant, error)
 	List(ctx context.Context, p identity.Principal) ([]tenants.Tenant, error)

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/grants"
 )
 
@@ -156,5 +157,61 @@ func TestTenantFormSentTwice(t *testing.T) {
 	}
 	if again, _ := e.ten.Get(context.Background(), "contoso"); again.Revision != got.Revision {
 		t.Errorf("a refused form changed the entry: revision %d, was %d", again.Revision, got.Revision)
+	}
+}
+
+// TestOnboardingFormSentTwice: the onboarding form sent twice (a double
+// click on Onboard, one after the other or both at once) onboards the
+// tenant once, and the second answer, the one the browser shows, leads to
+// it as the first does. Before, it was a 409 on the form: "tenant
+// northwind is already onboarded", of the tenant this form had just
+// onboarded. The form is typed as the store does not keep it (a domain in
+// capitals with a trailing dot, an organization id in capitals): what
+// counts is the entry as stored. A form that asks for anything else of an
+// onboarded tenant (its name, domains, global administrators,
+// organization id, or switch) is still the conflict it was.
+func TestOnboardingFormSentTwice(t *testing.T) {
+	parallel(t)
+	e := newEnv(t)
+	b := e.signIn(lara)
+	const want = "/console/tenants/northwind?done=tenant_onboarded"
+	form := b.form(url.Values{"id": {"northwind"}, "display_name": {" Northwind Traders "}, "domains": {"Northwind.Example.\nnorthwind.test"},
+		"global_admins": {"nancy@northwind.example"}, "organization_id": {"0F8FAD5B-D9CB-469F-A165-70867728950E"}, "lockbox_enabled": {"on"}})
+	for i := range 2 {
+		if r := b.post("/console/tenants", form); r.status != http.StatusSeeOther || r.location() != want {
+			t.Fatalf("the form sent %d times: %s", i+1, r)
+		}
+	}
+	if recs := e.records("northwind"); len(recs) != 1 || recs[0].Operation != record.OpOnboardTenant {
+		t.Errorf("the form sent twice wrote %+v, want one onboarding record", recs)
+	}
+
+	for field, v := range map[string]string{"display_name": "Northwind", "domains": "northwind.example", "global_admins": "",
+		"organization_id": "7c9e6679-7425-40de-944b-e07fc1f90ae7", "lockbox_enabled": ""} {
+		other := mergeForm(form, url.Values{field: {v}})
+		r := b.post("/console/tenants", other)
+		if r.status != http.StatusConflict {
+			t.Errorf("a form with another %s for an onboarded tenant: %s", field, r)
+		}
+		mustContain(t, "conflict", r, "already onboarded")
+	}
+
+	// Two at once, as a double click sends them.
+	form.Set("id", "tailspin")
+	form.Set("domains", "tailspin.example")
+	form.Del("organization_id")
+	var wg sync.WaitGroup
+	answers := make([]resp, 2)
+	for i := range answers {
+		wg.Go(func() { answers[i] = b.post("/console/tenants", form) })
+	}
+	wg.Wait()
+	for i, r := range answers {
+		if r.status != http.StatusSeeOther || r.location() != "/console/tenants/tailspin?done=tenant_onboarded" {
+			t.Errorf("answer %d to the form sent twice at once: %s", i+1, r)
+		}
+	}
+	if recs := e.records("tailspin"); len(recs) != 1 {
+		t.Errorf("the form sent twice at once wrote %d audit records, want 1", len(recs))
 	}
 }

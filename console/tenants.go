@@ -79,6 +79,9 @@ func (c *Console) showTenants(w http.ResponseWriter, r *http.Request, sess Sessi
 // codes are about; its invalid_tenant errors name their field.
 var onboardingFields = map[string]string{"tenant_exists": "id"}
 
+// onboardTenant onboards the form's tenant. A refusal comes back on the
+// form with everything typed; the form sent twice leads to the tenant its
+// first sending onboarded, as the first answer does.
 func (c *Console) onboardTenant(w http.ResponseWriter, r *http.Request, sess Session) error {
 	f := tenantForm{
 		ID: strings.TrimSpace(r.PostFormValue("id")), Name: r.PostFormValue("display_name"),
@@ -87,14 +90,28 @@ func (c *Console) onboardTenant(w http.ResponseWriter, r *http.Request, sess Ses
 		LockboxOff: r.PostFormValue("lockbox_enabled") != "on",
 	}
 	on := !f.LockboxOff
-	_, _, err := c.cfg.Tenants.Onboard(r.Context(), sess.Principal, peer.IP(r), tenants.Onboarding{
+	in := tenants.Onboarding{
 		ID: f.ID, OrganizationID: f.OrganizationID, DisplayName: f.Name,
 		Domains: lines(f.Domains), GlobalAdmins: lines(f.GlobalAdmins), LockboxEnabled: &on,
-	})
+	}
+	_, _, err := c.cfg.Tenants.Onboard(r.Context(), sess.Principal, peer.IP(r), in)
 	if err != nil {
 		status, _, msg := httperr.FromError(err)
 		if status != http.StatusBadRequest && status != http.StatusConflict {
 			return err
+		}
+		if errors.Is(err, fault.ErrConflict) {
+			// The form sent again (a double click on Onboard): its
+			// first sending onboarded the tenant as it asks, and "already
+			// onboarded" would tell the administrator it had not.
+			same, serr := c.cfg.Tenants.OnboardedAs(r.Context(), sess.Principal, in)
+			if serr != nil {
+				return serr
+			}
+			if same {
+				seeOther(w, r, "/console/tenants/"+url.PathEscape(f.ID)+"?done=tenant_onboarded")
+				return nil
+			}
 		}
 		return c.showTenants(w, r, sess, status, f, msg, invalidField(err, onboardingFields))
 	}

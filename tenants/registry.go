@@ -446,6 +446,45 @@ func (s *Store) Onboard(ctx context.Context, p identity.Principal, clientIP stri
 	return t, st, nil
 }
 
+// OnboardedAs reports whether tenant in.ID is onboarded as in asks: its
+// registry entry and its switch are what Onboard would have written from
+// in, in's fields normalized as the store keeps them (the organization id
+// compared only when in names one, as Onboard otherwise makes one up). An
+// onboarding sent twice (a double click on Onboard) finds the tenant its
+// first sending onboarded, a conflict; this tells that from a tenant
+// onboarded, or changed since, otherwise. For the provider's Lockbox
+// administrators, whom Onboard serves; an invalid in is onboarded as
+// nothing.
+func (s *Store) OnboardedAs(ctx context.Context, p identity.Principal, in Onboarding) (bool, error) {
+	if err := canAdminister(p); err != nil {
+		return false, err
+	}
+	cur, err := s.Get(ctx, in.ID)
+	if errors.Is(err, fault.ErrNotFound) || errors.Is(err, fault.ErrInvalid) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	want := Tenant{ID: in.ID, OrganizationID: in.OrganizationID, DisplayName: in.DisplayName,
+		Domains: slices.Clone(in.Domains), GlobalAdmins: slices.Clone(in.GlobalAdmins)}
+	if strings.TrimSpace(want.OrganizationID) == "" {
+		want.OrganizationID = cur.OrganizationID
+	}
+	if want.normalize() != nil || len(tenantProperties(cur, want)) > 0 {
+		return false, nil
+	}
+	on, err := s.LockboxEnabled(ctx, in.ID)
+	if err != nil {
+		return false, err
+	}
+	wantOn := Defaults().LockboxEnabled
+	if in.LockboxEnabled != nil {
+		wantOn = *in.LockboxEnabled
+	}
+	return on == wantOn, nil
+}
+
 // UpdateTenant changes tenant's registry entry, for the provider's Lockbox
 // administrators, whatever it is now: UpdateTenantIf with AnyRevision.
 func (s *Store) UpdateTenant(ctx context.Context, p identity.Principal, clientIP, tenant string, u TenantUpdate) (Tenant, error) {

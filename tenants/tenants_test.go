@@ -782,3 +782,50 @@ func isCode(err error, code string) bool {
 	fe, ok := errors.AsType[*fault.Error](err)
 	return ok && fe.Code == code
 }
+
+// TestOnboardedAs: an onboarding finds its tenant onboarded as it asks,
+// however its fields are spelled, only when the entry and the switch are
+// what Onboard wrote from it; and only the provider's Lockbox
+// administrators ask.
+func TestOnboardedAs(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := context.Background()
+	off := false
+	in := tenants.Onboarding{ID: "northwind", OrganizationID: "0F8FAD5B-D9CB-469F-A165-70867728950E", DisplayName: " Northwind ",
+		Domains: []string{"Northwind.Example.", "northwind.test"}, GlobalAdmins: []string{"nancy@northwind.example"}, LockboxEnabled: &off}
+	if ok, err := s.OnboardedAs(ctx, lara, in); ok || err != nil {
+		t.Fatalf("before onboarding: %v, %v", ok, err)
+	}
+	if _, _, err := s.Onboard(ctx, lara, "", in); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.OnboardedAs(ctx, lara, in); !ok || err != nil {
+		t.Fatalf("the same onboarding: %v, %v", ok, err)
+	}
+	noOrg := in
+	noOrg.OrganizationID = ""
+	if ok, err := s.OnboardedAs(ctx, lara, noOrg); !ok || err != nil {
+		t.Errorf("the same onboarding without an organization id: %v, %v", ok, err)
+	}
+	on := true
+	for name, other := range map[string]func(*tenants.Onboarding){
+		"name":         func(o *tenants.Onboarding) { o.DisplayName = "Northwind Traders" },
+		"domains":      func(o *tenants.Onboarding) { o.Domains = []string{"northwind.example"} },
+		"admins":       func(o *tenants.Onboarding) { o.GlobalAdmins = nil },
+		"organization": func(o *tenants.Onboarding) { o.OrganizationID = "7c9e6679-7425-40de-944b-e07fc1f90ae7" },
+		"switch":       func(o *tenants.Onboarding) { o.LockboxEnabled = &on },
+		"default":      func(o *tenants.Onboarding) { o.LockboxEnabled = nil },
+		"invalid":      func(o *tenants.Onboarding) { o.Domains = []string{"not a domain"} },
+	} {
+		o := in
+		other(&o)
+		if ok, err := s.OnboardedAs(ctx, lara, o); ok || err != nil {
+			t.Errorf("another %s: %v, %v", name, ok, err)
+		}
+	}
+	for _, who := range []identity.Principal{manager, operator, admin} {
+		if _, err := s.OnboardedAs(ctx, who, in); !errors.Is(err, fault.ErrForbidden) {
+			t.Errorf("%s asked: %v", who.Subject, err)
+		}
+	}
+}
