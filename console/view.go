@@ -177,7 +177,7 @@ func (c *Console) renderTemplate(w http.ResponseWriter, r *http.Request, status 
 		return
 	}
 	f := frame{Title: titles[name], Session: sess, Active: name, Refresh: int(c.cfg.RefreshInterval.Milliseconds()), Page: data,
-		Flash: flashes[r.URL.Query().Get("done")]}
+		Flash: flash(r.URL.Query().Get("done"), name)}
 	if sess != nil {
 		f.CSRF = sess.CSRF
 		if tmpl == layout {
@@ -260,6 +260,34 @@ var flashes = map[string]string{
 		"check the page and submit it again.",
 	"resubmit": "Your sign-in was confirmed with your identity provider. What you submitted before was not sent: " +
 		"check the page and submit it again.",
+}
+
+// flashPages are the pages the notices of actions are shown on: the page
+// the action's redirect goes to. The code rides in the URL, where anyone
+// may put it: on another page ("Approver removed." above a list that still
+// names the approver, "The request was approved." on an error) it would
+// tell the user of something nobody did. A notice not named here (a
+// sign-in confirmed or renewed) goes with whatever page the user was on.
+var flashPages = map[string]string{
+	"approve":           "request",
+	"approve_forwarded": "request",
+	"deny":              "request",
+	"revoke":            "request",
+	"cancel":            "request",
+	"created":           "request",
+	"settings":          "settings",
+	"approver_added":    "approvers",
+	"approver_removed":  "approvers",
+	"tenant_onboarded":  "tenant",
+	"tenant_updated":    "tenant",
+}
+
+// flash is the notice code names for page, "" when there is none for it.
+func flash(code, page string) string {
+	if p, ok := flashPages[code]; ok && p != page {
+		return ""
+	}
+	return flashes[code]
 }
 
 // fail renders a domain error with the status and message the API would
