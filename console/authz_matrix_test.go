@@ -88,6 +88,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"deny", "POST", reqPath + "/deny", url.Values{}, [10]int{out, no, nf, yes, no, nf, cf, cf, no, nf}, "/console/requests/" + missing + "/deny"},
 		{"revoke", "POST", reqPath + "/revoke", url.Values{}, [10]int{out, no, nf, cf, no, nf, cf, cf, no, nf}, "/console/requests/" + missing + "/revoke"},
 		{"cancel", "POST", reqPath + "/cancel", url.Values{}, [10]int{out, yes, nf, no, no, nf, no, no, no, nf}, "/console/requests/" + missing + "/cancel"},
+		{"new request page", "GET", "/console/requests/new", nil, [10]int{out, ok, ok, no, no, no, no, no, no, no}, ""},
 		{"file a request", "POST", "/console/requests", url.Values{"tenant": {"contoso"}, "service": {"sharepoint"}, "service_request": {"SR-2"}, "reason": {"r"}, "duration": {"1h"}},
 			[10]int{out, yes, yes, no, no, no, no, no, no, no}, ""},
 		{"settings page", "GET", "/console/settings?tenant=contoso", nil, [10]int{out, no, no, ok, no, no, ok, ok, no, ok}, ""},
@@ -150,7 +151,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 				}
 				if r.status == no {
 					// A refusal offers no form to try again.
-					mustNotContain(t, c.name, r, `id="lockbox_enabled"`, `data-testid="add-approver"`)
+					mustNotContain(t, c.name, r, `id="lockbox_enabled"`, `data-testid="add-approver"`, `id="new-request"`)
 				}
 				if c.method == http.MethodPost {
 					if after := state(); !maps.Equal(before, after) {

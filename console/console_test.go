@@ -1290,6 +1290,7 @@ func TestSecurityHeaders(t *testing.T) {
 	anon := e.browser()
 	admin := e.signIn(contosoAdmin)
 	fab := e.signIn(fabrikamApprover)
+	op := e.signIn(alice)
 
 	cases := []struct {
 		name   string
@@ -1312,7 +1313,8 @@ func TestSecurityHeaders(t *testing.T) {
 		{"approvers", admin, "GET", "/console/approvers", nil, http.StatusOK},
 		{"audit", admin, "GET", "/console/audit", nil, http.StatusOK},
 		{"export", admin, "GET", "/console/audit/export.csv", nil, http.StatusOK},
-		{"new request", admin, "GET", "/console/requests/new", nil, http.StatusOK},
+		{"new request", op, "GET", "/console/requests/new", nil, http.StatusOK},
+		{"new request refused", admin, "GET", "/console/requests/new", nil, http.StatusForbidden},
 		{"not found request", fab, "GET", "/console/requests/" + req.ID, nil, http.StatusNotFound},
 		{"bad request id", admin, "GET", "/console/requests/not-an-id", nil, http.StatusBadRequest},
 		{"no such action", admin, "GET", "/console/requests/" + req.ID + "/delete", nil, http.StatusNotFound},

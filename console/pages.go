@@ -702,16 +702,30 @@ func (c *Console) newRequestView() newRequestView {
 	return v
 }
 
-// newRequestPage is the operator's form for a new request.
+// fileRefusal is why the new-request form is not for the session's user,
+// as the lifecycle refuses them.
+const fileRefusal = "Only the provider's support engineers (operators) file lockbox requests."
+
+// newRequestPage is the operator's form for a new request. Anyone else
+// is refused with why, not shown the catalog in a form whose every
+// sending the lifecycle refuses.
 func (c *Console) newRequestPage(w http.ResponseWriter, r *http.Request, sess Session) error {
+	if !canFile(sess.Principal) {
+		return httperr.New(http.StatusForbidden, "forbidden", "%s", fileRefusal)
+	}
 	c.render(w, r, http.StatusOK, "new", &sess, c.newRequestView())
 	return nil
 }
 
 // createRequest files the form's request, once for each form (fileOnce).
 // A refusal comes back on the form with everything the engineer typed,
-// and the same form id, for the corrected form to be filed once too.
+// and the same form id, for the corrected form to be filed once too. A
+// user who may not file (no operator, or no longer one) gets why, and no
+// form to send again: the lifecycle would refuse it the same way.
 func (c *Console) createRequest(w http.ResponseWriter, r *http.Request, sess Session) error {
+	if !canFile(sess.Principal) {
+		return httperr.New(http.StatusForbidden, "forbidden", "%s", fileRefusal)
+	}
 	v := c.newRequestView()
 	formID := r.PostFormValue("form_id")
 	if validFormID(formID) {

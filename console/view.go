@@ -65,7 +65,7 @@ type navItem struct {
 // action is still checked by the domain.
 func nav(p identity.Principal, decides bool) []navItem {
 	items := []navItem{{"requests", "Requests", "/console/requests"}}
-	if p.IsProvider() && p.Has(identity.RoleOperator) {
+	if canFile(p) {
 		items = append(items, navItem{"new", "New request", "/console/requests/new"})
 	}
 	if !p.IsProvider() {
@@ -81,6 +81,12 @@ func nav(p identity.Principal, decides bool) []navItem {
 		items = append(items, navItem{"audit", "Audit log", "/console/audit"})
 	}
 	return items
+}
+
+// canFile mirrors who the lifecycle lets file requests: the provider's
+// operators.
+func canFile(p identity.Principal) bool {
+	return p.IsProvider() && p.Has(identity.RoleOperator)
 }
 
 // decidesForTenant reports whether p decides its tenant's requests and
