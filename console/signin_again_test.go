@@ -172,3 +172,38 @@ func TestSessionEndedAtTheIdentityProviderComesBack(t *testing.T) {
 		})
 	}
 }
+
+// TestReturnIsNoSigninStep: the page a sign-in goes on to (return) is a
+// page of the admin center, never a step of a sign-in or sign-out. Before,
+// any path under /console/ was, so a link to the sign-in page with
+// return=/console/signin/oidc?tenant=evil (or /console/login?tenant=evil)
+// sent the browser, once its user had signed in, on to evil's identity
+// provider by the console's own navigation, which oidcStart takes for
+// the user's choice: the login CSRF that startedElsewhere refuses when
+// another site starts it. An identity provider in the wrong hands then
+// signs the browser in as whomever it likes, the user's session ended.
+func TestReturnIsNoSigninStep(t *testing.T) {
+	parallel(t)
+	e := newEnv(t)
+	for _, ret := range []string{"/console/signin/oidc?tenant=fabrikam", "/console/login?tenant=fabrikam", "/console/signin?tenant=fabrikam",
+		"/console/oidc/callback/provider?code=c&state=s", "/console/signout", "/console/%73ignin/oidc?tenant=fabrikam",
+		"/console/requests/../signin/oidc", "/console/%2e%2e/console/login?tenant=fabrikam"} {
+		b := e.browser()
+		if page := b.get("/console/signin?return=" + url.QueryEscape(ret)); returnFieldRE.MatchString(page.body) {
+			t.Errorf("the sign-in page hands on return %q: %s", ret, page)
+		}
+		r := b.post("/console/signin/dev", url.Values{"subject": {mia.Subject}, "return": {ret}})
+		if r.status != http.StatusSeeOther || r.location() != "/console/requests" {
+			t.Errorf("a sign-in to return to %q: %s", ret, r)
+		}
+		// Signed in, the sign-in page goes on to the way back at once.
+		if r := b.get("/console/signin?return=" + url.QueryEscape(ret)); r.status != http.StatusSeeOther || r.location() != "/console/requests" {
+			t.Errorf("the sign-in page, signed in, with return %q: %s", ret, r)
+		}
+	}
+	// A page of the admin center is still one to go back to.
+	const page = "/console/requests?state=approved"
+	if r := e.browser().post("/console/signin/dev", url.Values{"subject": {mia.Subject}, "return": {page}}); r.location() != page {
+		t.Errorf("a sign-in to return to %q: %s", page, r)
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -105,6 +107,12 @@ func localPage(u *url.URL) string {
 	if !strings.HasPrefix(p, "/console/") || strings.ContainsAny(p, "\\") {
 		return ""
 	}
+	// Judged as the browser and the mux resolve it, escapes decoded and
+	// dot segments removed: "/console/%73ignin/oidc" and
+	// "/console/requests/../login" are sign-in steps too.
+	if clean := path.Clean(u.Path); !strings.HasPrefix(clean+"/", "/console/") || signinStep(clean) {
+		return ""
+	}
 	if q, err := url.ParseQuery(u.RawQuery); err == nil && len(q) > 0 {
 		p += "?" + q.Encode()
 	}
@@ -112,6 +120,20 @@ func localPage(u *url.URL) string {
 		return ""
 	}
 	return p
+}
+
+// signinSteps are the paths that sign in or out, or start to: no page to
+// go on to. A sign-in that went on to /console/signin/oidc?tenant=evil,
+// as a link to the sign-in page may ask, would start another sign-in,
+// at evil's identity provider, by the console's own navigation, which
+// oidcStart takes for the user's choice (see startedElsewhere): evil's
+// identity provider would sign the browser in as whomever it likes.
+var signinSteps = []string{"/console/signin", "/console/login", "/console/oidc", "/console/signout"}
+
+// signinStep reports whether clean, a cleaned path, is one of signinSteps
+// or under one.
+func signinStep(clean string) bool {
+	return slices.ContainsFunc(signinSteps, func(s string) bool { return clean == s || strings.HasPrefix(clean, s+"/") })
 }
 
 // returnPage is the page a re-verification started by r returns to: the
