@@ -47,6 +47,7 @@ import (
 	"github.com/lockbox-oss/lockbox/internal/keys"
 	"github.com/lockbox-oss/lockbox/internal/peer"
 	"github.com/lockbox-oss/lockbox/internal/readlimit"
+	"github.com/lockbox-oss/lockbox/internal/sendonce"
 	"github.com/lockbox-oss/lockbox/notify"
 	"github.com/lockbox-oss/lockbox/policy"
 	"github.com/lockbox-oss/lockbox/proxy"
@@ -608,7 +609,9 @@ func connect(ctx context.Context, cfg config.Config) (redis.UniversalClient, err
 	// appended twice, and the proxied call forwarded as if nothing
 	// happened. A command is sent once; a failure is the caller's 503 or
 	// the job's next pass. (A dead pooled connection is found before use,
-	// so a restart of Redis costs no failed call.)
+	// so a restart of Redis costs no failed call.) A cluster client sends
+	// again on its own, past its nodes' MaxRetries: sendonce stops it
+	// while still following MOVED and ASK.
 	var rdb redis.UniversalClient
 	var where string
 	switch {
@@ -629,7 +632,7 @@ func connect(ctx context.Context, cfg config.Config) (redis.UniversalClient, err
 		// script over two of them, briefly, TRYAGAIN): allow a few more
 		// hops than go-redis's 3 before a call fails.
 		o.MaxRedirects = 8
-		rdb, where = redis.NewClusterClient(o), "the Redis Cluster at "+strings.Join(o.Addrs, ",")
+		rdb, where = sendonce.NewClusterClient(o), "the Redis Cluster at "+strings.Join(o.Addrs, ",")
 	}
 	// go-redis ends a call at its context's deadline, not at its
 	// cancellation: a stop signal while Redis does not answer waited out
