@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -75,6 +78,54 @@ func TestOperatorCallAuditedOnceWhenTheReplyIsLost(t *testing.T) {
 		t.Errorf("call whose audit answer was lost: %d %s, want 503 audit_unavailable", status, code)
 	}
 	ids := recordsOf(t, url, "contoso", "Get-Mailbox")
+	if len(ids) != 2 || ids[0] == ids[1] {
+		t.Fatalf("records of the two calls: %q, want one each", ids)
+	}
+}
+
+// TestOnRedisClusterOperatorCallAuditedOnceWhenTheReplyIsLost is
+// TestOperatorCallAuditedOnceWhenTheReplyIsLost with Lockbox on a Redis
+// Cluster, whose client would send the audit batch's script again after
+// the lost answer and call it written. Lockbox reaches the master that
+// holds contoso's audit chain through the relay (the master announces the
+// relay's port).
+func TestOnRedisClusterOperatorCallAuditedOnceWhenTheReplyIsLost(t *testing.T) {
+	c := onCluster(t)
+	ctx := context.Background()
+	slot, err := redistest.Slot(ctx, c.Client(t), keys.Audit("contoso"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	master, err := c.MasterOf(ctx, slot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	relay := redistest.StartRelay(t, "redis://"+master+"/0")
+	_, port, _ := net.SplitHostPort(strings.TrimSuffix(strings.TrimPrefix(relay.URL, "redis://"), "/0"))
+	n, err := strconv.Atoi(port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Announce(t, master, n)
+	w := start(t)
+	r := w.create("operator")
+	w.ok("manager", nil, "request", "approve", r.ID)
+	w.ok("admin", nil, "request", "approve", r.ID)
+	const path = "/exchange/tenants/contoso/mailboxes"
+	if status, code := w.get("operator", path); status != 200 {
+		t.Fatalf("first call: %d %s", status, code)
+	}
+	relay.LoseReplyTo(func(sent []byte) bool {
+		return bytes.Contains(sent, []byte("evalsha")) && bytes.Contains(sent, []byte(`"Operation":"Get-Mailbox"`))
+	})
+	status, code := w.get("operator", path)
+	if !relay.Lost() {
+		t.Fatal("the relay lost no reply: the test no longer exercises a lost answer")
+	}
+	if status != 503 || code != "audit_unavailable" {
+		t.Errorf("call whose audit answer was lost: %d %s, want 503 audit_unavailable", status, code)
+	}
+	ids := recordsOf(t, "redis://"+master+"/0", "contoso", "Get-Mailbox")
 	if len(ids) != 2 || ids[0] == ids[1] {
 		t.Fatalf("records of the two calls: %q, want one each", ids)
 	}

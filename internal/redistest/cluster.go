@@ -269,6 +269,85 @@ func (c *Cluster) MigrateSlot(ctx context.Context, slot int, to string, between 
 	return nil
 }
 
+// Announce makes the node at addr tell clients that it is at port on its
+// host (in CLUSTER SLOTS, and in MOVED and ASK answers), for a test that
+// puts a relay in front of it, until t ends. It returns once every node
+// says so. (The node's replica follows the announced port too.) When t
+// ends, the node announces its own port again, and the cluster is waited
+// for until every node says so and it is healthy again.
+func (c *Cluster) Announce(t testing.TB, addr string, port int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	n := node(addr)
+	defer n.Close()
+	id, err := n.ClusterMyID(ctx).Result()
+	if err != nil {
+		t.Fatalf("redistest: announce: %v", err)
+	}
+	host, own, _ := strings.Cut(addr, ":")
+	set := func(ctx context.Context, port string) error {
+		n := node(addr)
+		defer n.Close()
+		if err := n.ConfigSet(ctx, "cluster-announce-port", port).Err(); err != nil {
+			return err
+		}
+		return c.waitAnnounced(ctx, id, host+":"+own, host+":"+port)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		err := set(ctx, "0")
+		if err == nil {
+			err = c.waitHealthy(ctx)
+		}
+		if err != nil {
+			t.Errorf("redistest: announce %s's own port again: %v", addr, err)
+		}
+	})
+	if err := set(ctx, strconv.Itoa(port)); err != nil {
+		t.Fatalf("redistest: announce %s at port %d: %v", addr, port, err)
+	}
+}
+
+// waitAnnounced waits until every node's CLUSTER SLOTS names the node id
+// at want (own, when want's port is 0).
+func (c *Cluster) waitAnnounced(ctx context.Context, id, own, want string) error {
+	if strings.HasSuffix(want, ":0") {
+		want = own
+	}
+	for {
+		last := ""
+		for _, n := range c.Nodes {
+			rdb := node(n.Addr)
+			slots, err := rdb.ClusterSlots(ctx).Result()
+			rdb.Close()
+			if err != nil {
+				last = n.Addr + ": " + err.Error()
+				break
+			}
+			for _, s := range slots {
+				for _, sn := range s.Nodes {
+					if sn.ID == id && sn.Addr != want {
+						last = n.Addr + " names " + sn.Addr
+					}
+				}
+			}
+			if last != "" {
+				break
+			}
+		}
+		if last == "" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s is not yet at %s everywhere: %s", id, want, last)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
 // waitHealthy waits until every node reports the cluster ok, knows all six
 // nodes and sees every slot assigned, and every replica is in sync.
 func (c *Cluster) waitHealthy(ctx context.Context) error {
