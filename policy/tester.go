@@ -38,6 +38,15 @@ const testTimeout = 5 * time.Second
 // test is counted, not an error. A caller exits non-zero on err != nil or
 // failed > 0.
 func RunTests(ctx context.Context, dir string, w io.Writer, verbose bool) (passed, failed int, err error) {
+	// os.DirFS reports a directory it can't open by its own root, ".",
+	// which names nothing the user typed: name the path instead.
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return 0, 0, fmt.Errorf("policy: %w", err)
+	}
+	if !fi.IsDir() {
+		return 0, 0, fmt.Errorf("policy: %s: not a directory", dir)
+	}
 	files, err := readPolicyFiles(os.DirFS(dir))
 	if err != nil {
 		return 0, 0, fmt.Errorf("policy: %s: %w", dir, err)

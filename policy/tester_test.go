@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -174,6 +175,36 @@ test_fabrikam_frozen if {
 			t.Error("RunTests on a missing directory reported no error")
 		}
 	})
+}
+
+// "lockbox policy test" given a directory that does not exist, or a file
+// (the policy's .rego rather than its directory), said "open .: no such
+// file or directory" or "open .: not a directory": the "." is the root of
+// the directory's fs.FS, which names nothing the user typed.
+func TestRunTestsNamesAPathItCannotRead(t *testing.T) {
+	file := filepath.Join(defaultDir(t), "lockbox", "authz", "authz.rego")
+	for _, tc := range []struct {
+		name, dir, want string
+		is              error
+	}{
+		{"missing", filepath.Join(t.TempDir(), "nope"), "no such file or directory", fs.ErrNotExist},
+		{"a file", file, "not a directory", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			_, _, err := policy.RunTests(t.Context(), tc.dir, &out, false)
+			if err == nil {
+				t.Fatalf("RunTests(%s) reported no error", tc.dir)
+			}
+			msg := err.Error()
+			if strings.Contains(msg, "open .") || !strings.Contains(msg, tc.dir) || !strings.Contains(msg, tc.want) {
+				t.Errorf("RunTests(%s) = %q; want it to name the path and say %q", tc.dir, msg, tc.want)
+			}
+			if tc.is != nil && !errors.Is(err, tc.is) {
+				t.Errorf("RunTests(%s) = %v; want it to wrap %v", tc.dir, err, tc.is)
+			}
+		})
+	}
 }
 
 // TestRunTestsSamePackage: tests and their helpers may sit in the policy's
