@@ -75,6 +75,12 @@ func readmeShellBlocks(t *testing.T, readme, heading string) []string {
 // ports here, not on README's 8080 and 8081. A command README shows that
 // fails stops the script and fails the test; what the examples say they
 // print or leave behind is checked afterwards.
+//
+// The newcomer first tries the workflow lockbox dev's banner offers, as it
+// invites them to, and only then README's. The banner's walk left its
+// request approved, so README's first command, filing a request for the
+// same engineer, tenant and service, was refused (409
+// open_request_exists) and the walkthrough stopped there.
 func TestREADMEWalkthrough(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds binaries")
@@ -136,37 +142,55 @@ func TestREADMEWalkthrough(t *testing.T) {
 		_ = dev.Wait()
 	}()
 
-	// lockbox dev prints its addresses once it listens on them.
-	type addrs struct{ api, proxy string }
-	printed := make(chan addrs, 1)
+	// lockbox dev prints its addresses once it listens on them, and the
+	// workflow to try, which ends its banner.
+	type banner struct {
+		api, proxy string
+		walk       strings.Builder // the banner's workflow, as a script
+	}
+	printed := make(chan *banner, 1)
 	go func() {
 		apiRE := regexp.MustCompile(`^\s*API\s+(http://127\.0\.0\.1:\d+)/v1`)
 		proxyRE := regexp.MustCompile(`^\s*proxy\s+(http://127\.0\.0\.1:\d+)/`)
-		var a addrs
+		b := &banner{}
+		walking := false
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
-			if m := apiRE.FindStringSubmatch(sc.Text()); m != nil {
-				a.api = m[1]
+			line := sc.Text()
+			if m := apiRE.FindStringSubmatch(line); m != nil {
+				b.api = m[1]
 			}
-			if m := proxyRE.FindStringSubmatch(sc.Text()); m != nil {
-				a.proxy = m[1]
+			if m := proxyRE.FindStringSubmatch(line); m != nil {
+				b.proxy = m[1]
 			}
-			if a.api != "" && a.proxy != "" {
-				printed <- a
+			switch {
+			case strings.HasPrefix(line, "Try the whole workflow"):
+				walking = true
+			case walking && strings.TrimSpace(line) == "":
+				walking = false
+			case walking:
+				// bin/ already holds what "make build" writes.
+				b.walk.WriteString(strings.TrimPrefix(strings.TrimSpace(line), "make build && ") + "\n")
+			}
+			if line == "Stop with Ctrl-C." {
+				printed <- b
 				break
 			}
 		}
 		for sc.Scan() {
 		}
 	}()
-	var a addrs
+	var a *banner
 	select {
 	case a = <-printed:
 	case <-time.After(60 * time.Second):
-		t.Fatalf("lockbox dev printed no API and proxy address; logs:\n%s", logs.String())
+		t.Fatalf("lockbox dev printed no whole banner; logs:\n%s", logs.String())
+	}
+	if a.api == "" || a.proxy == "" || a.walk.Len() == 0 {
+		t.Fatalf("lockbox dev's banner names no API or proxy address, or no workflow to try: %q %q %q", a.api, a.proxy, a.walk.String())
 	}
 
-	text := strings.NewReplacer("http://127.0.0.1:8080", a.api, "http://127.0.0.1:8081", a.proxy).Replace(script.String())
+	text := "set -eu\n" + a.walk.String() + strings.NewReplacer("http://127.0.0.1:8080", a.api, "http://127.0.0.1:8081", a.proxy).Replace(script.String())
 	sh := osexec.CommandContext(ctx, "sh", "-c", text)
 	sh.Dir = work
 	sh.Env = scrubbedEnv("LOCKBOX_CONFIG_DIR=" + filepath.Join(work, "config"))
@@ -182,7 +206,8 @@ func TestREADMEWalkthrough(t *testing.T) {
 
 	// What the examples' comments say they print.
 	for _, want := range []string{
-		`Etag: "1"`, // curl -si of the settings, then of the registry entry
+		`{"mailboxes":[`, // the banner's call through the proxy, once approved
+		`Etag: "1"`,      // curl -si of the settings, then of the registry entry
 		`"notification_addresses":["soc@contoso.example"]`, // the settings PUT
 		`"domains":["contoso.com","contoso.example"]`,      // the registry PATCH
 		"audit chain of contoso: intact",                   // audit verify

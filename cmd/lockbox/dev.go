@@ -380,6 +380,10 @@ func writeTokens(cfg config.Config, key ed25519.PrivateKey, addr string, now tim
 	return nil
 }
 
+// printWelcome prints the banner. The workflow it offers ends by revoking
+// its request: left approved, the request held the engineer's one open
+// request for exchange at contoso until it ended, and README's walkthrough,
+// which newcomers try next, could file none (409 open_request_exists).
 func printWelcome(w io.Writer, dir, addr, proxy, metrics, managers string) {
 	if managers == "" {
 		managers = "nobody (LOCKBOX_NOTIFY_MANAGER_ADDRESSES is empty)"
@@ -404,6 +408,7 @@ Try the whole workflow in another shell:
   LOCKBOX_TOKEN=$LOCKBOX_MANAGER_TOKEN  lockboxctl request approve $ID --comment "case checked"
   LOCKBOX_TOKEN=$LOCKBOX_APPROVER_TOKEN lockboxctl Set-AccessToCustomerDataRequest -RequestId $ID -ApprovalDecision Approve -Comment "go ahead"
   curl -s -H "Authorization: Bearer $LOCKBOX_OPERATOR_TOKEN" %s/exchange/tenants/contoso/mailboxes   # 200
+  LOCKBOX_TOKEN=$LOCKBOX_ADMIN_TOKEN    lockboxctl revoke $ID --comment "fixed"   # ends the access early
   LOCKBOX_TOKEN=$LOCKBOX_ADMIN_TOKEN    lockboxctl audit search
 
 Mint other tokens: %s
