@@ -278,7 +278,7 @@ type Config struct {
 
 	// ShutdownTimeout is how long in-flight calls may run after a stop
 	// signal.
-	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"10s" desc:"how long in-flight calls may run after a stop signal"`
+	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"10s" desc:"how long in-flight calls may run after a stop signal; calls still running then are cut off, and lockbox exits 1 naming this variable"`
 	// ShutdownDelay is how long "lockbox serve" goes on serving, not
 	// ready, after a stop signal before it drains. Kubernetes takes a pod
 	// out of its Services' endpoints only some time after SIGTERM, and

@@ -807,8 +807,20 @@ func (s *Server) Run(ctx context.Context) error {
 	for _, srv := range servers {
 		go func() { shutdownErrs <- srv.Shutdown(sctx) }()
 	}
+	drainCut := false
 	for range servers {
-		err = errors.Join(err, <-shutdownErrs)
+		serr := <-shutdownErrs
+		if errors.Is(serr, context.DeadlineExceeded) {
+			drainCut = true
+			continue
+		}
+		err = errors.Join(err, serr)
+	}
+	if drainCut {
+		// Shutdown says only "context deadline exceeded" (once per
+		// server), which named neither the setting that ran out nor
+		// what it cost the calls still running.
+		err = errors.Join(err, &DrainCutError{Timeout: s.cfg.ShutdownTimeout})
 	}
 	if s.auditWriter != nil {
 		// After the proxy's server: no call is waiting for a record now.
@@ -825,6 +837,20 @@ func (s *Server) Run(ctx context.Context) error {
 	err = errors.Join(err, s.Redis.Close())
 	return err
 }
+
+// DrainCutError is Run's error when LOCKBOX_SHUTDOWN_TIMEOUT ran out
+// before every call in flight at the stop signal had finished: those still
+// running are cut off as the process ends.
+type DrainCutError struct {
+	Timeout time.Duration
+}
+
+func (e *DrainCutError) Error() string {
+	return fmt.Sprintf("LOCKBOX_SHUTDOWN_TIMEOUT (%s) ran out with calls still in flight; they were cut off", e.Timeout)
+}
+
+// Unwrap is context.DeadlineExceeded, what Shutdown reported.
+func (e *DrainCutError) Unwrap() error { return context.DeadlineExceeded }
 
 // errStopping is /readyz's word for a process told to stop.
 var errStopping = errors.New("stopping: no new calls should come here")

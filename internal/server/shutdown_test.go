@@ -2,6 +2,8 @@ package server_test
 
 import (
 	"bufio"
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -9,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lockbox-oss/lockbox/internal/server"
 )
 
 // TestStopClosesEveryListenerAtOnce: at the stop signal every listener
@@ -75,5 +79,43 @@ func TestStopClosesEveryListenerAtOnce(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode < 400 || resp.StatusCode >= 500 {
 		t.Errorf("the API call in flight got %s, want its own 4xx (the body is incomplete as a request)", resp.Status)
+	}
+}
+
+// TestStopPastShutdownTimeoutSaysSo: a call still in flight when
+// LOCKBOX_SHUTDOWN_TIMEOUT runs out is cut off as the process ends, and
+// "lockbox serve" said only "lockbox: context deadline exceeded" (exit 1),
+// which named neither the setting that ran out nor what it cost. Run's
+// error now names the setting and the cut, and still wraps the deadline.
+func TestStopPastShutdownTimeoutSaysSo(t *testing.T) {
+	lb := start(t, map[string]string{
+		"LOCKBOX_UPSTREAMS":        "exchange=http://127.0.0.1:1",
+		"LOCKBOX_SHUTDOWN_TIMEOUT": "50ms",
+	})
+
+	// An API call that never finishes: its handler reads a body the
+	// client never sends. The interim 100 Continue says it is reading.
+	api, err := net.Dial("tcp", lb.srv.APIAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer api.Close()
+	_ = api.SetDeadline(time.Now().Add(time.Minute))
+	if _, err := fmt.Fprintf(api, "POST /v1/requests HTTP/1.1\r\nHost: lockbox\r\nAuthorization: Bearer %s\r\n"+
+		"Content-Type: application/json\r\nContent-Length: 20\r\nExpect: 100-continue\r\n\r\n", lb.token); err != nil {
+		t.Fatal(err)
+	}
+	if line, err := bufio.NewReader(api).ReadString('\n'); err != nil || !strings.HasPrefix(line, "HTTP/1.1 100 ") {
+		t.Fatalf("API answered %q (%v), want 100 Continue", line, err)
+	}
+
+	lb.stop()
+	err = lb.wait()
+	cut, ok := errors.AsType[*server.DrainCutError](err)
+	if !ok || cut.Timeout != 50*time.Millisecond || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Run = %v; want a *server.DrainCutError of 50ms wrapping context.DeadlineExceeded", err)
+	}
+	if msg := err.Error(); !strings.Contains(msg, "LOCKBOX_SHUTDOWN_TIMEOUT (50ms)") || !strings.Contains(msg, "cut off") || strings.Contains(msg, "deadline exceeded") {
+		t.Errorf("Run's error reads %q; want it to name LOCKBOX_SHUTDOWN_TIMEOUT (50ms) and the calls it cut off, not Go's deadline", msg)
 	}
 }
