@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -16,6 +17,8 @@ import (
 	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/console"
 	"github.com/lockbox-oss/lockbox/identity"
+	"github.com/lockbox-oss/lockbox/internal/readlimit"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // wait bounds every wait of these tests: only a failure takes it.
@@ -91,13 +94,13 @@ type readsEnv struct {
 	url      string
 }
 
-func newReadsEnv(t *testing.T) *readsEnv {
+func newReadsEnv(t *testing.T, opts ...func(*console.Config)) *readsEnv {
 	t.Helper()
 	held := &heldReads{started: make(chan heldRead, 64)}
-	e := newEnv(t, func(c *console.Config) {
+	e := newEnv(t, append(opts, func(c *console.Config) {
 		held.Audit = c.Audit
 		c.Audit = held
-	})
+	})...)
 	e.file("contoso")
 	e.file("fabrikam")
 	finished := make(chan string, 64)
@@ -301,5 +304,73 @@ func TestAuditLongReadSlotIsFreedHoweverTheReadEnds(t *testing.T) {
 				e.refused(b, "fourth", http.MethodGet, contosoExport, "at once")
 			})
 		}
+	}
+}
+
+// TestAuditLongReadBoundedOnlyWhenItWouldRun: the bound on long reads was
+// judged before whether the read may run at all, so a user at their
+// bound, or anyone while the server was at its own, got the 429 "too many
+// audit reads, try again" page, with a Retry-After, for an export or a
+// verification they may never run (403) or of a tenant never onboarded
+// (404), and was counted as a long read refused. What the read would
+// answer before reading comes first; only a read that would run meets the
+// bound.
+func TestAuditLongReadBoundedOnlyWhenItWouldRun(t *testing.T) {
+	parallel(t)
+	lim, err := readlimit.New(1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	if err := lim.Register(reg); err != nil {
+		t.Fatal(err)
+	}
+	e := newReadsEnv(t, func(c *console.Config) { c.LongReads = lim })
+	admin := e.signIn(contosoAdmin)
+	e.heldAt(e.start(admin, "held", http.MethodGet, contosoExport))
+
+	for _, c := range []struct {
+		name   string
+		who    identity.Principal
+		path   string
+		status int
+	}{
+		{"operator's export", alice, contosoExport, http.StatusForbidden},
+		{"operator's verification", alice, contosoVerify, http.StatusForbidden},
+		{"export of a tenant never onboarded", auditor, "/console/audit/export.csv?tenant=nowhere", http.StatusNotFound},
+		{"verification of a tenant never onboarded", auditor, "/console/audit?tenant=nowhere&verify=1", http.StatusNotFound},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := e.answer(e.start(e.signIn(c.who), c.name, http.MethodGet, c.path))
+			if r.status != c.status {
+				t.Errorf("%s", r)
+				t.Fatalf("GET %s as %s: %d, want %d", c.path, c.who.Subject, r.status, c.status)
+			}
+			if ra := r.header.Get("Retry-After"); ra != "" {
+				t.Errorf("Retry-After = %q on a read no retry can make run", ra)
+			}
+		})
+	}
+	// A read that would run still meets the bounds.
+	e.refused(admin, "contoso's own", http.MethodGet, contosoVerify, "at once")
+	e.refused(e.signIn(auditor), "auditor's", http.MethodGet, contosoVerify, "Try again in a minute")
+
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "lockbox_audit_reads_refused_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				refused[l.GetValue()] = m.GetCounter().GetValue()
+			}
+		}
+	}
+	if want := map[string]float64{"caller": 1, "replica": 1}; !maps.Equal(refused, want) {
+		t.Errorf("lockbox_audit_reads_refused_total by bound = %v, want %v: only reads that would run are refused reads", refused, want)
 	}
 }

@@ -1079,13 +1079,18 @@ func (c *Console) auditPage(w http.ResponseWriter, r *http.Request, sess Session
 // deadline), and moves the write deadline on meanwhile. A verification cut
 // short is an error, never a partial verdict.
 func (c *Console) verifyAudit(w http.ResponseWriter, r *http.Request, sess Session, tenant string) (audit.Verification, error) {
+	ctx, cancel := record.ExportContext(r.Context())
+	defer cancel()
+	// As for an export: a verification that could never run is answered
+	// for what it is before the bound on long reads is judged.
+	if err := c.cfg.Audit.CheckVerify(ctx, sess.Principal, tenant); err != nil {
+		return audit.Verification{}, err
+	}
 	release, err := c.longRead(w, r, sess)
 	if err != nil {
 		return audit.Verification{}, err
 	}
 	defer release()
-	ctx, cancel := record.ExportContext(r.Context())
-	defer cancel()
 	out := writedeadline.New(w, r)
 	// Closed before the page is written, which then gets a whole
 	// WriteTimeout.
@@ -1118,16 +1123,23 @@ func (c *Console) exportAudit(w http.ResponseWriter, r *http.Request, sess Sessi
 		begin()
 		return nil
 	}
-	release, err := c.longRead(w, r, sess)
-	if err != nil {
-		return err
-	}
-	defer release()
 	// The page deadline is for single calls; an export may take longer,
 	// until the browser goes away (withSession's record.CallContext lets
 	// it tell, also past the deadline).
 	ctx, cancel := record.ExportContext(r.Context())
 	defer cancel()
+	// What the export would answer before its first record comes first: a
+	// user who may not read the log, or asks for a tenant never onboarded,
+	// is told so, not "too many audit reads, try again" (no retry makes it
+	// pass), and is no long read refused.
+	if err := c.cfg.Audit.CheckRead(ctx, sess.Principal, aq); err != nil {
+		return err
+	}
+	release, err := c.longRead(w, r, sess)
+	if err != nil {
+		return err
+	}
+	defer release()
 	// Nor is it cut by the listener's WriteTimeout while the browser
 	// takes its bytes: the export moves that deadline on as it goes.
 	out := writedeadline.New(w, r)
