@@ -13,6 +13,11 @@ import (
 )
 
 func (s *server) onboardTenant(w http.ResponseWriter, r *http.Request, p identity.Principal) error {
+	// The right comes before the body: a caller who may not onboard
+	// learns nothing of what a valid onboarding looks like.
+	if err := s.cfg.Tenants.CanAdminister(p); err != nil {
+		return err
+	}
 	var in wire.Onboarding
 	if err := s.decode(w, r, &in, false); err != nil {
 		return err
@@ -50,6 +55,12 @@ func (s *server) getTenant(w http.ResponseWriter, r *http.Request, p identity.Pr
 // entry's (the domain and global-admin lists whole), so If-Match, when
 // sent, makes the change apply only over the revision the caller read.
 func (s *server) updateTenant(w http.ResponseWriter, r *http.Request, p identity.Principal) error {
+	// The right comes before If-Match and the body: a caller who may not
+	// change the entry learns neither what a valid change looks like nor
+	// anything of its revision.
+	if err := s.cfg.Tenants.CanAdminister(p); err != nil {
+		return err
+	}
 	ifRevision, err := ifMatch(r.Header, "the tenant")
 	if err != nil {
 		return err
@@ -76,6 +87,11 @@ func (s *server) getSettings(w http.ResponseWriter, r *http.Request, p identity.
 }
 
 func (s *server) putSettings(w http.ResponseWriter, r *http.Request, p identity.Principal) error {
+	// As for a registry entry: the right first, then If-Match and the
+	// body. PutSettingsIf judges it again, with the change.
+	if err := s.cfg.Tenants.CanConfigure(r.Context(), p, r.PathValue("tenant")); err != nil {
+		return err
+	}
 	ifRevision, err := ifMatch(r.Header, "the settings")
 	if err != nil {
 		return err

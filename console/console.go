@@ -76,6 +76,12 @@ type Tenants interface {
 	List(ctx context.Context, p identity.Principal) ([]tenants.Tenant, error)
 	Settings(ctx context.Context, p identity.Principal, tenant string) (tenants.Settings, error)
 	PutSettingsIf(ctx context.Context, p identity.Principal, clientIP, tenant string, st tenants.Settings, ifRevision int64) (tenants.Settings, error)
+	// CanAdminister returns the error Onboard and UpdateTenantIf return
+	// for p before they look at the change, nil when p may make one.
+	CanAdminister(p identity.Principal) error
+	// CanConfigure returns the error PutSettingsIf returns for p before
+	// it looks at the change, nil when p may make one.
+	CanConfigure(ctx context.Context, p identity.Principal, tenant string) error
 	Approvers(ctx context.Context, p identity.Principal, tenant string) (tenants.ApproverList, error)
 	// CanRead returns nil when p may read tenant's settings and approvers:
 	// the provider's support managers, and the tenant's global

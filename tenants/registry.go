@@ -311,6 +311,12 @@ func (s *Store) Onboarded(ctx context.Context, tenant string) error {
 	return err
 }
 
+// CanAdminister returns nil when p may onboard tenants and change their
+// registry entries, the error Onboard and UpdateTenantIf return first
+// otherwise. A front end asks it before it reads what the change is (a
+// body, a form, If-Match), as for CanConfigure.
+func (s *Store) CanAdminister(p identity.Principal) error { return canAdminister(p) }
+
 // canAdminister is the rule for onboarding and registry changes: the
 // provider's Lockbox administrators.
 func canAdminister(p identity.Principal) error {

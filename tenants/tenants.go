@@ -367,6 +367,15 @@ func (s *Store) canRead(ctx context.Context, p identity.Principal, tenant, what 
 	return fault.New(fault.ErrForbidden, "forbidden", "you may not read the %s of tenant %s", what, tenant)
 }
 
+// CanConfigure returns nil when p may change tenant's Customer Lockbox
+// settings, the error PutSettingsIf returns first otherwise, without
+// looking at a change. A front end asks it before it reads what the
+// change is (a body, a form, If-Match), so a caller with no right learns
+// nothing of what a valid change looks like or of the settings' revision.
+func (s *Store) CanConfigure(ctx context.Context, p identity.Principal, tenant string) error {
+	return s.canConfigure(ctx, p, tenant)
+}
+
 // canConfigure is the rule for changing a tenant's Customer Lockbox
 // settings: its global admins and assigned approvers (actsForTenant).
 func (s *Store) canConfigure(ctx context.Context, p identity.Principal, tenant string) error {

@@ -1,0 +1,60 @@
+package api_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/lockbox-oss/lockbox/identity"
+)
+
+// TestChangeRightJudgedBeforeItsInput: PUT tenant settings, PATCH tenant
+// and POST /v1/tenants read If-Match and the body before the domain judged
+// the caller's right, so a caller who may not make the change got 400 (or
+// 413) for a bad one: they learned what a valid change looks like, and
+// how the server reads If-Match, without the right to make one. The right
+// comes first; to a caller who holds it the answers are unchanged.
+func TestChangeRightJudgedBeforeItsInput(t *testing.T) {
+	e := newEnv(t)
+	lara := user{sub: "lara@provider.example", roles: []identity.Role{identity.RoleLockboxAdmin}}
+	big := `{"display_name": "` + strings.Repeat("x", 128<<10) + `"}`
+	for _, c := range []struct {
+		name           string
+		method, path   string
+		body           any
+		ifMatch        string
+		allowed, other user
+		status         int
+		code           string
+	}{
+		{"settings without lockbox_enabled", "PUT", "/v1/tenants/contoso/settings", map[string]any{}, "",
+			contosoAdmin, fabrikamAdmin, http.StatusBadRequest, "invalid_settings"},
+		{"settings with an unknown field", "PUT", "/v1/tenants/contoso/settings", map[string]any{"lockbox_enabled": true, "x": 1}, "",
+			contosoAdmin, contosoUser, http.StatusBadRequest, "invalid_json"},
+		{"settings with a bad If-Match", "PUT", "/v1/tenants/contoso/settings", map[string]any{"lockbox_enabled": true}, `W/"1"`,
+			contosoAdmin, mia, http.StatusBadRequest, "invalid_if_match"},
+		{"settings without a body", "PUT", "/v1/tenants/contoso/settings", nil, "",
+			contosoAdmin, alice, http.StatusBadRequest, "missing_body"},
+		{"tenant with an unknown field", "PATCH", "/v1/tenants/contoso", map[string]any{"x": 1}, "",
+			lara, contosoAdmin, http.StatusBadRequest, "invalid_json"},
+		{"tenant with a bad If-Match", "PATCH", "/v1/tenants/contoso", map[string]any{"display_name": "x"}, `"01"`,
+			lara, mia, http.StatusBadRequest, "invalid_if_match"},
+		{"tenant with a body too large", "PATCH", "/v1/tenants/contoso", big, "",
+			lara, contosoAdmin, http.StatusRequestEntityTooLarge, "body_too_large"},
+		{"onboarding with an unknown field", "POST", "/v1/tenants", map[string]any{"id": "northwind", "x": 1}, "",
+			lara, mia, http.StatusBadRequest, "invalid_json"},
+		{"onboarding that is not JSON", "POST", "/v1/tenants", "{", "",
+			lara, contosoAdmin, http.StatusBadRequest, "invalid_json"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var opts []option
+			if c.ifMatch != "" {
+				opts = append(opts, withHeader("If-Match", c.ifMatch))
+			}
+			// Who may not make the change is told only that.
+			wantError(t, e.do(c.other, c.method, c.path, c.body, opts...), http.StatusForbidden, "forbidden", "")
+			// Who may is told what is wrong with it, as before.
+			wantError(t, e.do(c.allowed, c.method, c.path, c.body, opts...), c.status, c.code, "")
+		})
+	}
+}
