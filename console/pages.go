@@ -839,6 +839,11 @@ func (c *Console) saveSettings(w http.ResponseWriter, r *http.Request, sess Sess
 	if err != nil {
 		return err
 	}
+	// The right comes before the form: a user who may not change the
+	// settings is told that, not what is wrong with the form they sent.
+	if err := c.cfg.Tenants.CanConfigure(r.Context(), sess.Principal, t); err != nil {
+		return err
+	}
 	ifRevision, err := formRevision(r)
 	if err != nil {
 		return err

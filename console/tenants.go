@@ -154,6 +154,10 @@ const tenantChangedProblem = "The registry entry changed since you opened this p
 // from before revisions) saves whatever the revision, as it always did.
 func (c *Console) updateTenant(w http.ResponseWriter, r *http.Request, sess Session) error {
 	id := r.PathValue("tenant")
+	// As for the settings: the right first, then the form.
+	if err := c.cfg.Tenants.CanAdminister(sess.Principal); err != nil {
+		return err
+	}
 	ifRevision, err := formRevision(r)
 	if err != nil {
 		return err

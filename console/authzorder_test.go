@@ -1,0 +1,50 @@
+package console_test
+
+import (
+	"net/http"
+	"net/url"
+	"testing"
+
+	"github.com/lockbox-oss/lockbox/console"
+	"github.com/lockbox-oss/lockbox/identity"
+)
+
+// TestFormRightJudgedBeforeItsRevision: saving the settings or a registry
+// entry read the form's revision before the domain judged the user's
+// right, so a user who may not make the change got the 400 "the form's
+// revision is not one this page writes" for a form with a bad one, and
+// learned how the page checks it. The right comes first; to a user who
+// holds it the answer is unchanged.
+func TestFormRightJudgedBeforeItsRevision(t *testing.T) {
+	parallel(t)
+	// A user of contoso who reads its audit log and neither decides
+	// its requests nor configures Customer Lockbox.
+	contosoAuditor := identity.Principal{Subject: "auditor@contoso.example", Roles: []identity.Role{identity.RoleAuditReader}, TenantID: "contoso"}
+	e := newEnv(t, func(c *console.Config) {
+		c.DevIdentities = append(c.DevIdentities, console.DevIdentity{Principal: contosoAuditor, Description: "tenant audit reader"})
+	})
+	for _, c := range []struct {
+		name           string
+		path           string
+		allowed, other identity.Principal
+	}{
+		{"settings", "/console/settings", contosoAdmin, contosoAuditor},
+		{"registry entry", "/console/tenants/contoso", lara, contosoAdmin},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			for _, revision := range []string{"seven", "-1"} {
+				b := e.signIn(c.other)
+				r := b.post(c.path, b.form(url.Values{"revision": {revision}, "display_name": {"Contoso"}}))
+				if r.status != http.StatusForbidden {
+					t.Errorf("%s, who may not change it, saves revision %q: %s\nwant 403", c.other.Subject, revision, r)
+				}
+				b = e.signIn(c.allowed)
+				r = b.post(c.path, b.form(url.Values{"revision": {revision}, "display_name": {"Contoso"}}))
+				if r.status != http.StatusBadRequest {
+					t.Errorf("%s saves revision %q: %s\nwant 400", c.allowed.Subject, revision, r)
+				}
+				mustContain(t, c.allowed.Subject+" revision "+revision, r, "reload the page and save again")
+			}
+		})
+	}
+}
