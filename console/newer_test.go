@@ -19,7 +19,7 @@ import (
 // requests filed meanwhile or not, and from the first page's place it
 // leads to those. The first page has no Newer link, the last no Older;
 // a Newer link changed on the way, or another user's, is refused like an
-// Older one.
+// Older one, with a page that does not call it a link to older requests.
 func TestRequestsHistoryNewer(t *testing.T) {
 	parallel(t)
 	e := newEnv(t)
@@ -77,13 +77,15 @@ func TestRequestsHistoryNewer(t *testing.T) {
 			t.Errorf("%s: %s", name, r)
 			continue
 		}
-		mustContain(t, name, r, "is not valid")
+		mustContain(t, name, r, "This link to older or newer requests is not valid")
 		if l := link(t, r, "Newest requests"); queryOf(t, l).Get("cursor") != "" {
 			t.Errorf("%s: the link to start again is %s", name, l)
 		}
 	}
 	if r := e.signIn(contosoApprover).get(newer); r.status != http.StatusBadRequest {
 		t.Errorf("another user's cursor: %s", r)
+	} else {
+		mustContain(t, "another user's cursor", r, "This link to older or newer requests is not valid")
 	}
 }
 

@@ -142,8 +142,10 @@ func with(q url.Values, k, v string) url.Values {
 var historyStates = []grants.State{grants.StateApproved, grants.StateCompleted, grants.StateRevoked, grants.StateDenied, grants.StateExpired, grants.StateCanceled}
 
 // badHistoryCursor is what the page says of a history cursor the store
-// refused. The store's own message speaks to API clients.
-const badHistoryCursor = "This link to older requests is not valid: it was changed, or it belongs to other filters or to another user. Start again from the newest requests."
+// refused. The store's own message speaks to API clients. Older and Newer
+// links carry the same parameter, and a cursor the store refused may not
+// say which it was, so the message names both.
+const badHistoryCursor = "This link to older or newer requests is not valid: it was changed, or it belongs to other filters or to another user. Start again from the newest requests."
 
 // requestsPage lists what is pending (what waits for the viewer first,
 // then by deadline) and the history, filtered by state and creation date,
