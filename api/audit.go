@@ -58,6 +58,11 @@ func auditQuery(q url.Values) (audit.Query, error) {
 
 func (s *server) searchAudit(w http.ResponseWriter, r *http.Request, p identity.Principal) error {
 	q := r.URL.Query() // checked by the adapter against the route's params
+	// The right comes before the filters: a caller who may not read the
+	// log is told so, not what is wrong with a date or a limit.
+	if err := s.mayReadAudit(r, p, q.Get("tenant")); err != nil {
+		return err
+	}
 	aq, err := auditQuery(q)
 	if err != nil {
 		return err
@@ -76,6 +81,18 @@ func (s *server) searchAudit(w http.ResponseWriter, r *http.Request, p identity.
 	return writeJSON(w, http.StatusOK, wire.RecordPage{Records: page.Records, NextCursor: page.Next, PrevCursor: page.Prev})
 }
 
+// mayReadAudit returns the refusal (403, 404, or the store's failure) of
+// a read of tenant's log by p, judged before the other filters are
+// parsed. A tenant named wrong (400) is left to the read itself, which
+// answers it as it did, after the filters' own mistakes.
+func (s *server) mayReadAudit(r *http.Request, p identity.Principal, tenant string) error {
+	err := s.cfg.Audit.CanRead(r.Context(), p, tenant)
+	if status, _, _ := httperr.FromError(err); err != nil && status != http.StatusBadRequest {
+		return err
+	}
+	return nil
+}
+
 // exportAudit streams every record of the filtered range as CSV (the
 // columns of the Microsoft 365 audit log export) or JSON Lines.
 //
@@ -90,6 +107,10 @@ func (s *server) searchAudit(w http.ResponseWriter, r *http.Request, p identity.
 // does one that takes no bytes for the WriteTimeout (writedeadline).
 func (s *server) exportAudit(w http.ResponseWriter, r *http.Request, p identity.Principal) error {
 	q := r.URL.Query() // checked by the adapter against the route's params
+	// As for a search: the right before the filters and the format.
+	if err := s.mayReadAudit(r, p, q.Get("tenant")); err != nil {
+		return err
+	}
 	aq, err := auditQuery(q)
 	if err != nil {
 		return err

@@ -58,3 +58,31 @@ func TestChangeRightJudgedBeforeItsInput(t *testing.T) {
 		})
 	}
 }
+
+// TestAuditRightJudgedBeforeItsFilters: a search or an export of the
+// audit log parsed its dates, limit and format before the domain judged
+// the caller's right, so a caller who may not read the log (an operator,
+// another tenant's admin) got 400 for a bad filter instead of 403. The
+// right comes first; to a caller who holds it the answers are unchanged.
+func TestAuditRightJudgedBeforeItsFilters(t *testing.T) {
+	e := newEnv(t)
+	for _, c := range []struct {
+		name  string
+		path  string
+		other user
+		code  string
+	}{
+		{"search with a bad date", "/v1/audit?tenant=contoso&from=yesterday", alice, "invalid_from"},
+		{"search with a bad limit", "/v1/audit?tenant=contoso&limit=many", fabrikamAdmin, "invalid_limit"},
+		{"search with to before from", "/v1/audit?tenant=contoso&from=2025-03-02T00:00:00Z&to=2025-03-01T00:00:00Z", mia, "invalid_range"},
+		{"export with a bad format", "/v1/audit/export?tenant=contoso&format=xml", alice, "invalid_format"},
+		{"export with a bad date", "/v1/audit/export?tenant=contoso&to=tomorrow", fabrikamAdmin, "invalid_to"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			wantError(t, e.do(c.other, "GET", c.path, nil), http.StatusForbidden, "forbidden", "")
+			for _, allowed := range []user{contosoAdmin, auditor} {
+				wantError(t, e.do(allowed, "GET", c.path, nil), http.StatusBadRequest, c.code, "")
+			}
+		})
+	}
+}

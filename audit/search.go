@@ -292,6 +292,16 @@ func (l *Log) nothingRead(ctx context.Context, p identity.Principal, tenant stri
 	return l.dir.Onboarded(ctx, tenant)
 }
 
+// CanRead returns nil when p may read tenant's log (for a tenant's user,
+// "" is their own; for the provider's audit readers, every tenant's), and
+// otherwise the error Search, Export and CheckRead return for any query
+// of that tenant, without looking at the rest of the query. A front end
+// asks it before it parses the other filters, so a caller who may not
+// read the log is refused as such, not told what is wrong with a date.
+func (l *Log) CanRead(ctx context.Context, p identity.Principal, tenant string) error {
+	return l.check(ctx, p, &Query{Tenant: tenant})
+}
+
 // CheckRead returns the error Search or Export would return for q before
 // reading any record (p may not read what q names, q is invalid), and nil
 // when they would go on to read. It reads no record, so a caller that only

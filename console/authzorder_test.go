@@ -48,3 +48,29 @@ func TestFormRightJudgedBeforeItsRevision(t *testing.T) {
 		})
 	}
 }
+
+// TestAuditRightJudgedBeforeItsFilters: the audit page and its export
+// read the page's dates before the domain judged the user's right, so a
+// user who may not read the log (an operator) got the 400 page about a
+// bad date instead of 403. The right comes first; to a user who holds it
+// the page is unchanged.
+func TestAuditRightJudgedBeforeItsFilters(t *testing.T) {
+	parallel(t)
+	e := newEnv(t)
+	for _, path := range []string{
+		"/console/audit?tenant=contoso&from=yesterday",
+		"/console/audit?tenant=contoso&from=2025-03-02&to=2025-03-01",
+		"/console/audit/export.csv?tenant=contoso&to=tomorrow",
+	} {
+		t.Run(path, func(t *testing.T) {
+			if r := e.signIn(alice).get(path); r.status != http.StatusForbidden {
+				t.Errorf("an operator, who may not read the log: %s\nwant 403", r)
+			}
+			for _, p := range []identity.Principal{contosoAdmin, auditor} {
+				if r := e.signIn(p).get(path); r.status != http.StatusBadRequest {
+					t.Errorf("%s: %s\nwant 400", p.Subject, r)
+				}
+			}
+		})
+	}
+}

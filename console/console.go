@@ -99,6 +99,10 @@ type Audit interface {
 	// CheckRead returns the error Search or Export would return for q
 	// before reading any record, without reading one.
 	CheckRead(ctx context.Context, p identity.Principal, q audit.Query) error
+	// CanRead returns the error Search and Export return for p and
+	// tenant before they look at the rest of a query, nil when p may read
+	// that tenant's log.
+	CanRead(ctx context.Context, p identity.Principal, tenant string) error
 	Verify(ctx context.Context, p identity.Principal, tenant string) (audit.Verification, error)
 	// CheckVerify returns the error Verify would return before reading
 	// the chain, without reading it.

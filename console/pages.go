@@ -1019,6 +1019,11 @@ func auditQuery(r *http.Request, sess Session) (auditFilter, audit.Query, string
 // button, not part of every visit to the page.
 func (c *Console) auditPage(w http.ResponseWriter, r *http.Request, sess Session) error {
 	f, aq, problem := auditQuery(r, sess)
+	// The right comes before the filters: a user who may not read the log
+	// is told so, not what is wrong with a date.
+	if err := c.mayReadAudit(r, sess, f.Tenant); err != nil {
+		return err
+	}
 	v := auditView{Filter: f, AllTenants: sess.Principal.IsProvider(), Export: template.URL(f.values().Encode())}
 	if problem != "" {
 		v.Problem = problem
@@ -1078,6 +1083,18 @@ func (c *Console) auditPage(w http.ResponseWriter, r *http.Request, sess Session
 	return nil
 }
 
+// mayReadAudit returns the refusal (403, 404, or the store's failure) of
+// a read of tenant's log by sess's user, judged before the page's filters
+// are. A tenant named wrong (400) is left to the search, whose page says
+// so beside the filters, as it did.
+func (c *Console) mayReadAudit(r *http.Request, sess Session, tenant string) error {
+	err := c.cfg.Audit.CanRead(r.Context(), sess.Principal, tenant)
+	if status, _, _ := httperr.FromError(err); err != nil && status != http.StatusBadRequest {
+		return err
+	}
+	return nil
+}
+
 // verifyAudit verifies tenant's chain for the audit page. On a log of
 // millions of records that takes longer than the page's deadline and the
 // listener's WriteTimeout, which would cut it and leave the log never
@@ -1109,6 +1126,9 @@ func (c *Console) verifyAudit(w http.ResponseWriter, r *http.Request, sess Sessi
 // columns of the unified audit log's export.
 func (c *Console) exportAudit(w http.ResponseWriter, r *http.Request, sess Session) error {
 	f, aq, problem := auditQuery(r, sess)
+	if err := c.mayReadAudit(r, sess, f.Tenant); err != nil {
+		return err
+	}
 	if problem != "" {
 		return httperr.New(http.StatusBadRequest, "invalid_range", "%s", problem)
 	}
