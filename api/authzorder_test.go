@@ -86,3 +86,30 @@ func TestAuditRightJudgedBeforeItsFilters(t *testing.T) {
 		})
 	}
 }
+
+// TestFilingRightJudgedBeforeTheBody: POST /v1/requests decoded the body
+// before the lifecycle judged whether the caller may file at all, so a
+// tenant's admin or a support manager got 400 (or 413) for a bad body
+// instead of 403, and learned what a valid request looks like. The right
+// comes first; an operator's answers are unchanged.
+func TestFilingRightJudgedBeforeTheBody(t *testing.T) {
+	e := newEnv(t)
+	big := `{"reason": "` + strings.Repeat("x", 128<<10) + `"}`
+	for _, c := range []struct {
+		name   string
+		body   any
+		other  user
+		status int
+		code   string
+	}{
+		{"unknown field", map[string]any{"tenant": "contoso", "x": 1}, contosoAdmin, http.StatusBadRequest, "invalid_json"},
+		{"not JSON", "{", mia, http.StatusBadRequest, "invalid_json"},
+		{"no body", nil, auditor, http.StatusBadRequest, "missing_body"},
+		{"too large", big, contosoAdmin, http.StatusRequestEntityTooLarge, "body_too_large"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			wantError(t, e.do(c.other, "POST", "/v1/requests", c.body), http.StatusForbidden, "forbidden", "")
+			wantError(t, e.do(alice, "POST", "/v1/requests", c.body), c.status, c.code, "")
+		})
+	}
+}

@@ -15,6 +15,11 @@ import (
 const maxListLimit = 1000
 
 func (s *server) createRequest(w http.ResponseWriter, r *http.Request, p identity.Principal) error {
+	// The right comes before the body: a caller who may not file learns
+	// nothing of what a valid request looks like.
+	if err := grants.CanFile(p); err != nil {
+		return err
+	}
 	var in wire.CreateRequest
 	if err := s.decode(w, r, &in, false); err != nil {
 		return err

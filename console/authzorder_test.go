@@ -74,3 +74,26 @@ func TestAuditRightJudgedBeforeItsFilters(t *testing.T) {
 		})
 	}
 }
+
+// TestFilingRightJudgedBeforeTheForm: the new-request form's duration was
+// checked before the lifecycle judged whether the user may file at all,
+// so a tenant's admin posting the form got the 400 form page, "Choose a
+// duration from the list", instead of 403. The right comes first; an
+// operator's form is answered as before.
+func TestFilingRightJudgedBeforeTheForm(t *testing.T) {
+	parallel(t)
+	e := newEnv(t)
+	form := url.Values{"tenant": {"contoso"}, "service": {"exchange"}, "service_request": {"SR-1"}, "reason": {"r"}, "duration": {"5h"}}
+	for _, p := range []identity.Principal{contosoAdmin, mia, auditor} {
+		b := e.signIn(p)
+		if r := b.post("/console/requests", b.form(form)); r.status != http.StatusForbidden {
+			t.Errorf("%s, who may not file: %s\nwant 403", p.Subject, r)
+		}
+	}
+	b := e.signIn(alice)
+	r := b.post("/console/requests", b.form(form))
+	if r.status != http.StatusBadRequest {
+		t.Fatalf("an operator's form with a bad duration: %s\nwant 400", r)
+	}
+	mustContain(t, "bad duration", r, "Choose a duration from the list")
+}

@@ -73,11 +73,22 @@ const (
 	maxComment        = 1000
 )
 
+// CanFile returns nil when p may file lockbox requests (the provider's
+// operators), and otherwise the error New returns first, before it looks
+// at the input. A front end asks it before it reads the input, so a
+// caller who may not file learns nothing of what a valid request is.
+func CanFile(p identity.Principal) error {
+	if !p.IsProvider() || !p.Has(identity.RoleOperator) {
+		return newErr(ErrForbidden, "forbidden", "only the provider's operators can file lockbox requests")
+	}
+	return nil
+}
+
 // New validates in and returns a new request filed by actor.
 func New(in CreateInput, actor Actor, id string, now time.Time, cat Catalog) (Request, error) {
 	p := actor.Principal
-	if !p.IsProvider() || !p.Has(identity.RoleOperator) {
-		return Request{}, newErr(ErrForbidden, "forbidden", "only the provider's operators can file lockbox requests")
+	if err := CanFile(p); err != nil {
+		return Request{}, err
 	}
 	if err := keys.ValidTenant(in.Tenant); err != nil {
 		return Request{}, newErr(ErrInvalid, "invalid_tenant", "%v", err)
