@@ -113,3 +113,26 @@ func TestFilingRightJudgedBeforeTheBody(t *testing.T) {
 		})
 	}
 }
+
+// TestListRightJudgedBeforeItsFilters: GET /v1/requests parsed state,
+// created_after and limit before the lifecycle judged whether a tenant's
+// user may list the tenant named, so another tenant's admin got 400 for a
+// bad filter instead of 403. The right comes first; to a caller who holds
+// it the answers are unchanged.
+func TestListRightJudgedBeforeItsFilters(t *testing.T) {
+	e := newEnv(t)
+	for _, c := range []struct {
+		filter, code string
+	}{
+		{"state=bogus", "invalid_state"},
+		{"created_after=yesterday", "invalid_created_after"},
+		{"limit=0", "invalid_limit"},
+	} {
+		t.Run(c.filter, func(t *testing.T) {
+			wantError(t, e.do(fabrikamAdmin, "GET", "/v1/requests?tenant=contoso&"+c.filter, nil), http.StatusForbidden, "forbidden", "")
+			for _, allowed := range []user{contosoAdmin, mia} {
+				wantError(t, e.do(allowed, "GET", "/v1/requests?tenant=contoso&"+c.filter, nil), http.StatusBadRequest, c.code, "")
+			}
+		})
+	}
+}

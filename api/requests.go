@@ -35,6 +35,11 @@ func (s *server) createRequest(w http.ResponseWriter, r *http.Request, p identit
 func (s *server) listRequests(w http.ResponseWriter, r *http.Request, p identity.Principal) error {
 	q := r.URL.Query() // checked by the adapter against the route's params
 	f := grants.Filter{Tenant: q.Get("tenant")}
+	// The right to list the tenant's requests comes before the other
+	// filters: a tenant's user naming another tenant is told only that.
+	if err := grants.CanList(p, f.Tenant); err != nil {
+		return err
+	}
 	if v := q.Get("state"); v != "" {
 		if f.State = grants.State(v); !f.State.Valid() {
 			names := make([]string, len(grants.States))

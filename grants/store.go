@@ -403,13 +403,28 @@ func (s *Store) ListPage(ctx context.Context, p identity.Principal, f Filter) (P
 	return s.listPage(ctx, p, f, true)
 }
 
+// CanList returns nil when p may list the requests of tenant ("" for
+// every one p sees), and otherwise the error ListPage returns before it
+// looks at the rest of the filter: a tenant named wrong, or a tenant's
+// user naming another tenant. A front end asks it before it parses the
+// other filters, so such a caller is refused as such first.
+func CanList(p identity.Principal, tenant string) error {
+	if tenant != "" {
+		if err := keys.ValidTenant(tenant); err != nil {
+			return newErr(ErrInvalid, "invalid_tenant", "%v", err)
+		}
+	}
+	if !p.IsProvider() && tenant != "" && tenant != p.TenantID {
+		return newErr(ErrForbidden, "forbidden", "you may only list requests of tenant %s", p.TenantID)
+	}
+	return nil
+}
+
 // listPage is ListPage; without next it stops at a full page and leaves
 // Page.Next empty.
 func (s *Store) listPage(ctx context.Context, p identity.Principal, f Filter, next bool) (Page, error) {
-	if f.Tenant != "" {
-		if err := keys.ValidTenant(f.Tenant); err != nil {
-			return Page{}, newErr(ErrInvalid, "invalid_tenant", "%v", err)
-		}
+	if err := CanList(p, f.Tenant); err != nil {
+		return Page{}, err
 	}
 	if f.State != "" && !f.State.Valid() {
 		return Page{}, newErr(ErrInvalid, "invalid_state", "unknown state %q", f.State)
@@ -421,9 +436,6 @@ func (s *Store) listPage(ctx context.Context, p identity.Principal, f Filter, ne
 		f.Limit = 1000
 	}
 	if !p.IsProvider() {
-		if f.Tenant != "" && f.Tenant != p.TenantID {
-			return Page{}, newErr(ErrForbidden, "forbidden", "you may only list requests of tenant %s", p.TenantID)
-		}
 		f.Tenant = p.TenantID
 	}
 	scope, v := scopeOf(p, f), s.viewer(p)
