@@ -15,18 +15,22 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Cluster is a Redis Cluster of three masters, each with one replica, on
-// loopback ports: six redis-servers with cluster mode on, joined by
-// "redis-cli --cluster create --cluster-replicas 1".
+// Cluster is a Redis Cluster on loopback ports: redis-servers with cluster
+// mode on, joined by "redis-cli --cluster create". The shared one has
+// three masters, each with one replica.
 //
 // Starting one takes a few seconds, so a test package shares one
 // (SharedCluster) and each test flushes it; tests using it must not run in
 // parallel with each other. A cluster has only database 0: isolation is by
-// flushing, not by database.
+// flushing, not by database. A test that breaks nodes starts its own
+// (StartOwnCluster).
 type Cluster struct {
-	// Nodes are the six servers; which are masters changes as slots and
+	// Nodes are its servers; which are masters changes as slots and
 	// roles move, so ask the cluster (Masters) rather than the index.
 	Nodes []*Server
+
+	// replicas is how many replicas each master was given.
+	replicas int
 }
 
 var (
@@ -58,25 +62,30 @@ func SharedCluster(t testing.TB) *Cluster {
 }
 
 // StartCluster starts a cluster outside a test; the caller stops it.
-func StartCluster() (*Cluster, error) {
+func StartCluster() (*Cluster, error) { return startCluster(3, 1) }
+
+// StartOwnCluster starts a cluster of masters masters (three or more),
+// each with replicas replicas, for t alone, removed when t ends: for a
+// test that kills, freezes or reconfigures its nodes, which the tests
+// sharing SharedCluster must not see.
+func StartOwnCluster(t testing.TB, masters, replicas int) *Cluster {
+	t.Helper()
+	c, err := startCluster(masters, replicas)
+	if err != nil {
+		t.Fatalf("redistest: cluster: %v (install redis-server and redis-cli)", err)
+	}
+	t.Cleanup(c.Stop)
+	return c
+}
+
+func startCluster(masters, replicas int) (*Cluster, error) {
 	cli, err := exec.LookPath("redis-cli")
 	if err != nil {
 		return nil, errors.New("redis-cli not found on PATH")
 	}
-	c := &Cluster{}
-	for range 6 {
-		// The cluster bus gets a port of its own: the default (port +
-		// 10000) may be taken, or past 65535.
-		bus, err := freePort()
-		if err != nil {
-			c.Stop()
-			return nil, err
-		}
-		s, err := Start("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-			"--cluster-port", strconv.Itoa(bus), "--cluster-node-timeout", "3000",
-			// Every key of the test's data stays reachable while a slot
-			// moves or a node is slow: no slot is refused for coverage.
-			"--cluster-require-full-coverage", "no")
+	c := &Cluster{replicas: replicas}
+	for range masters * (1 + replicas) {
+		s, err := startClusterNode()
 		if err != nil {
 			c.Stop()
 			return nil, err
@@ -85,7 +94,7 @@ func StartCluster() (*Cluster, error) {
 	}
 	args := []string{"--cluster", "create"}
 	args = append(args, c.Addrs()...)
-	args = append(args, "--cluster-replicas", "1", "--cluster-yes")
+	args = append(args, "--cluster-replicas", strconv.Itoa(replicas), "--cluster-yes")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if out, err := exec.CommandContext(ctx, cli, args...).CombinedOutput(); err != nil {
@@ -97,6 +106,33 @@ func StartCluster() (*Cluster, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// startClusterNode starts one redis-server with cluster mode on.
+func startClusterNode() (*Server, error) {
+	var err error
+	// Two ports are picked free and only then bound, the cluster bus's
+	// first: the server's own may turn out to be the same one, or another
+	// process may take either meanwhile. The server then fails to listen
+	// and exits; another pair will do.
+	for range 5 {
+		// The cluster bus gets a port of its own: the default (port +
+		// 10000) may be taken, or past 65535.
+		var bus int
+		if bus, err = freePort(); err != nil {
+			return nil, err
+		}
+		var s *Server
+		s, err = Start("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+			"--cluster-port", strconv.Itoa(bus), "--cluster-node-timeout", "3000",
+			// Every key of the test's data stays reachable while a slot
+			// moves or a node is slow: no slot is refused for coverage.
+			"--cluster-require-full-coverage", "no")
+		if err == nil {
+			return s, nil
+		}
+	}
+	return nil, err
 }
 
 // Addrs lists every node's host:port.
@@ -348,8 +384,8 @@ func (c *Cluster) waitAnnounced(ctx context.Context, id, own, want string) error
 	}
 }
 
-// waitHealthy waits until every node reports the cluster ok, knows all six
-// nodes and sees every slot assigned, and every replica is in sync.
+// waitHealthy waits until every node reports the cluster ok, knows every
+// node and sees every slot assigned, and every replica is in sync.
 func (c *Cluster) waitHealthy(ctx context.Context) error {
 	var last string
 	for {
@@ -374,7 +410,8 @@ func (c *Cluster) unhealthy(ctx context.Context) string {
 			rdb.Close()
 			return n.Addr + ": " + err.Error()
 		}
-		for _, want := range []string{"cluster_state:ok", "cluster_known_nodes:6", "cluster_slots_ok:16384"} {
+		known := fmt.Sprintf("cluster_known_nodes:%d", len(c.Nodes))
+		for _, want := range []string{"cluster_state:ok", known, "cluster_slots_ok:16384"} {
 			if !strings.Contains(info, want) {
 				rdb.Close()
 				return n.Addr + " lacks " + want
@@ -386,7 +423,7 @@ func (c *Cluster) unhealthy(ctx context.Context) string {
 			return n.Addr + ": " + err.Error()
 		}
 		switch {
-		case strings.Contains(repl, "role:master") && !strings.Contains(repl, "connected_slaves:1"):
+		case strings.Contains(repl, "role:master") && !strings.Contains(repl, fmt.Sprintf("connected_slaves:%d", c.replicas)):
 			return n.Addr + " (master) has no replica yet"
 		case strings.Contains(repl, "role:slave") && !strings.Contains(repl, "master_link_status:up"):
 			return n.Addr + " (replica) is not in sync yet"
