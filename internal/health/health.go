@@ -12,7 +12,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -154,17 +157,17 @@ var errWritableReplica = errors.New("writable replica: writes stay on it and nev
 // opens each connection with: the check needs no permission beyond
 // Lockbox's own commands.
 //
-// On Redis Cluster it only pings: the client sends each write to its
-// slot's master and follows MOVED, so no address can leave it on a
-// replica, and one probe key would make every replica's readiness hang on
-// the one master that holds it, where the rest of the cluster may still
-// serve most tenants.
+// On Redis Cluster it asks every master that owns slots instead (see
+// clusterReady): the client sends each write to its slot's master and
+// follows MOVED, so no address can leave it on a replica, but one PING
+// reaches one node, which answers while the cluster refuses every call
+// or while the master of a third of the tenants is down.
 func RedisCheck(c redis.UniversalClient) Check {
 	return Check{
 		Name: "redis",
 		Func: func(ctx context.Context) error {
-			if _, ok := c.(*redis.ClusterClient); ok {
-				return c.Ping(ctx).Err()
+			if cc, ok := c.(*redis.ClusterClient); ok {
+				return clusterReady(ctx, cc)
 			}
 			err := c.Del(ctx, keys.ReadyProbe()).Err()
 			if redis.IsReadOnlyError(err) {
@@ -183,6 +186,101 @@ func RedisCheck(c redis.UniversalClient) Check {
 			return nil
 		},
 	}
+}
+
+// clusterSlots is how many hash slots a Redis Cluster has.
+const clusterSlots = 16384
+
+// errNoMaster is /readyz's word for a cluster in which no master owns a
+// slot: every key would be refused.
+var errNoMaster = errors.New("no master owns a hash slot")
+
+// clusterReady is ready when every master that owns slots answers CLUSTER
+// INFO with cluster_state:ok and every slot assigned. Each of Lockbox's
+// calls needs its tenant's master, and the provider-wide keys (listings,
+// the jobs' tenant set) are spread over the masters too: a master that
+// does not answer, or a cluster that refuses calls (cluster_state:fail:
+// slots uncovered, this side of a partition in the minority), fails
+// calls that a replica saying ready would be sent. CLUSTER INFO and the
+// CLUSTER SLOTS the client reads are @slow commands only, which every ACL
+// user may be given: no @admin or @dangerous one.
+//
+// The masters are asked at once, so the check costs one round trip to
+// the slowest of them, plus the slot map's reload.
+func clusterReady(ctx context.Context, c *redis.ClusterClient) error {
+	// ForEachMaster first reloads the slot map, asking one node after
+	// another under the context it is given. A node that hangs rather
+	// than refuses (a frozen replica) would hold that context to its
+	// deadline and fail the check, though every master answers; so the
+	// reload gets a quarter of the time (CLUSTER SLOTS takes a
+	// millisecond), and past it ForEachMaster takes the map the client
+	// holds, while the masters are asked under ctx.
+	rctx, cancel := context.WithTimeout(ctx, reloadBudget(ctx))
+	defer cancel()
+	var (
+		mu     sync.Mutex
+		asked  int
+		failed []string
+	)
+	probe := func(_ context.Context, m *redis.Client) error {
+		err := masterReady(ctx, m)
+		mu.Lock()
+		defer mu.Unlock()
+		asked++
+		if err != nil {
+			failed = append(failed, "master "+m.Options().Addr+": "+err.Error())
+		}
+		return err
+	}
+	err := c.ForEachMaster(rctx, probe)
+	if err != nil && asked == 0 && ctx.Err() == nil {
+		// The client held no map to fall back on (none read yet): read
+		// one with the time that is left.
+		err = c.ForEachMaster(ctx, probe)
+	}
+	if len(failed) > 0 {
+		// Every master that failed, in a stable order: an operator sees
+		// them all at once, and two probes of one state read alike.
+		slices.Sort(failed)
+		return errors.New(strings.Join(failed, "; "))
+	}
+	if err != nil {
+		return fmt.Errorf("cluster slots: %w", err)
+	}
+	if asked == 0 {
+		return errNoMaster
+	}
+	return nil
+}
+
+// reloadBudget is the time clusterReady gives the slot map's reload: a
+// quarter of what is left of ctx, or of CheckTimeout without a deadline.
+func reloadBudget(ctx context.Context) time.Duration {
+	left := CheckTimeout
+	if d, ok := ctx.Deadline(); ok {
+		left = time.Until(d)
+	}
+	return left / 4
+}
+
+// masterReady asks one master, through m, whether it serves the cluster.
+func masterReady(ctx context.Context, m *redis.Client) error {
+	info, err := m.ClusterInfo(ctx).Result()
+	if err != nil {
+		return err
+	}
+	fields := map[string]string{}
+	for line := range strings.Lines(info) {
+		k, v, _ := strings.Cut(strings.TrimSpace(line), ":")
+		fields[k] = v
+	}
+	if state := fields["cluster_state"]; state != "ok" {
+		return fmt.Errorf("cluster_state:%s", state)
+	}
+	if n := fields["cluster_slots_assigned"]; n != strconv.Itoa(clusterSlots) {
+		return fmt.Errorf("%s of %d hash slots assigned", n, clusterSlots)
+	}
+	return nil
 }
 
 // helloRole returns the role ("master", "replica") HELLO reports for c's

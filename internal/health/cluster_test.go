@@ -1,0 +1,288 @@
+package health
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/lockbox-oss/lockbox/internal/redistest"
+)
+
+// How long a test waits for a cluster to settle after it changed it: a
+// restarted master holds cluster_state:fail for a rejoin delay of its
+// own, and slot ownership travels by gossip. Generous, for a machine
+// loaded far beyond its cores; the tests take what the cluster takes.
+const settle = 60 * time.Second
+
+// The ACL user the cluster tests read as: Lockbox's keys, and no @admin
+// or @dangerous command (ROLE, INFO, CONFIG), as a deployment may give it.
+const (
+	aclUser = "lockbox"
+	aclPass = "secret-pass"
+)
+
+// restrict gives the node at addr the ACL user Lockbox connects as. A
+// cluster shares no ACL: each node, and each restart of it, needs its own.
+func restrict(t *testing.T, addr string) {
+	t.Helper()
+	admin := redis.NewClient(&redis.Options{Addr: addr})
+	defer admin.Close()
+	if err := admin.Do(context.Background(), "ACL", "SETUSER", aclUser, "on", ">"+aclPass, "~lockbox:*", "&*",
+		"+@all", "-@admin", "-@dangerous").Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// clusterClient is a client of cl configured as lockbox serve configures
+// one for LOCKBOX_REDIS_CLUSTER_ADDRS, signed in as the restricted user.
+func clusterClient(t *testing.T, cl *redistest.Cluster) *redis.ClusterClient {
+	t.Helper()
+	for _, n := range cl.Nodes {
+		restrict(t, n.Addr)
+	}
+	c := redis.NewClusterClient(&redis.ClusterOptions{
+		Addrs: cl.Addrs(), Username: aclUser, Password: aclPass,
+		DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second,
+		ContextTimeoutEnabled: true, MaxRedirects: 8,
+	})
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// onEveryNode runs a command on each node of cl as its default user, the
+// nodes at first (if any of them) first.
+func onEveryNode(t *testing.T, cl *redistest.Cluster, first string, args ...any) {
+	t.Helper()
+	addrs := cl.Addrs()
+	if i := slices.Index(addrs, first); i > 0 {
+		addrs[0], addrs[i] = addrs[i], addrs[0]
+	}
+	for _, addr := range addrs {
+		c := redis.NewClient(&redis.Options{Addr: addr})
+		err := c.Do(context.Background(), args...).Err()
+		c.Close()
+		if err != nil {
+			t.Fatalf("%s on %s: %v", args, addr, err)
+		}
+	}
+}
+
+// unassignAll leaves no slot assigned on any node of cl. A master's
+// heartbeats claim its slots, and a node that sees an unassigned slot
+// claimed takes the claim: so every master first stops claiming its own
+// (FLUSHSLOTS; the cluster holds no key), and only then does each node
+// forget the others'.
+func unassignAll(t *testing.T, cl *redistest.Cluster) {
+	t.Helper()
+	ctx := context.Background()
+	onEveryNode(t, cl, "", "CLUSTER", "FLUSHSLOTS")
+	for _, addr := range cl.Addrs() {
+		c := redis.NewClient(&redis.Options{Addr: addr})
+		slots, err := c.ClusterSlots(ctx).Result()
+		for _, r := range slots {
+			if err == nil {
+				err = c.Do(ctx, "CLUSTER", "DELSLOTSRANGE", r.Start, r.End).Err()
+			}
+		}
+		c.Close()
+		if err != nil {
+			t.Fatalf("unassign the slots on %s: %v", addr, err)
+		}
+	}
+}
+
+// readyWithin probes /readyz until it answers 200, failing t (with the
+// last answer) if it does not within settle.
+func readyWithin(t *testing.T, h http.Handler) {
+	t.Helper()
+	var code int
+	var body string
+	for end := time.Now().Add(settle); time.Now().Before(end); {
+		if code, body = get(t, h, "/readyz"); code == http.StatusOK {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("/readyz never became ready: %d %q", code, body)
+}
+
+// everyMaster is the /readyz body of a cluster whose every master, of
+// addrs, fails with the same error.
+func everyMaster(addrs []string, err string) string {
+	addrs = slices.Sorted(slices.Values(addrs))
+	parts := make([]string, len(addrs))
+	for i, a := range addrs {
+		parts[i] = "master " + a + ": " + err
+	}
+	return "redis: " + strings.Join(parts, "; ") + "\n"
+}
+
+// TestRedisCheckClusterMasterDown: on Redis Cluster, /readyz fails while a
+// master that owns slots does not answer, on every probe rather than on
+// the probes that happen to reach it, and passes again once it is back. A
+// PING reached one node, which answered while a third of the tenants'
+// calls failed.
+func TestRedisCheckClusterMasterDown(t *testing.T) {
+	cl := redistest.StartOwnCluster(t, 3, 0)
+	h := Handler(prometheus.NewRegistry(), RedisCheck(clusterClient(t, cl)))
+	readyWithin(t, h)
+
+	// No replica takes over: the cluster (cluster-require-full-coverage
+	// no) still says ok, and serves the other masters' slots.
+	down := cl.Nodes[1]
+	down.Stop()
+	want := "redis: master " + down.Addr + ": "
+	for i := range 10 {
+		code, body := get(t, h, "/readyz")
+		if code != http.StatusServiceUnavailable || !strings.HasPrefix(body, want) || strings.Count(body, "\n") != 1 {
+			t.Fatalf("probe %d with master %s down = %d %q, want 503 %q...", i, down.Addr, code, body, want)
+		}
+		if strings.Contains(body, aclPass) {
+			t.Fatalf("/readyz shows the password: %q", body)
+		}
+	}
+
+	if err := down.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	restrict(t, down.Addr)
+	readyWithin(t, h)
+}
+
+// TestRedisCheckClusterSlotsUncovered: /readyz fails while a hash slot has
+// no master, though every master answers: whether the nodes refuse every
+// key (cluster-require-full-coverage yes: cluster_state:fail) or still say
+// ok (no: the slot's keys alone are refused). It passes again once the
+// slot is served, and fails when no slot has a master, with no master to
+// ask. A PING was answered all along.
+func TestRedisCheckClusterSlotsUncovered(t *testing.T) {
+	cl := redistest.StartOwnCluster(t, 3, 0)
+	h := Handler(prometheus.NewRegistry(), RedisCheck(clusterClient(t, cl)))
+	readyWithin(t, h)
+	ctx := context.Background()
+	owner, err := cl.MasterOf(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A node weighs its state again when its slots change, before it
+	// answers its next command.
+	onEveryNode(t, cl, "", "CONFIG", "SET", "cluster-require-full-coverage", "yes")
+	// The owner first: once it no longer claims the slot, no node can
+	// learn it again from its heartbeats.
+	onEveryNode(t, cl, owner, "CLUSTER", "DELSLOTS", 0)
+	want := everyMaster(cl.Addrs(), "cluster_state:fail")
+	if code, body := get(t, h, "/readyz"); code != http.StatusServiceUnavailable || body != want {
+		t.Fatalf("/readyz with the cluster down = %d %q, want 503 %q", code, body, want)
+	}
+
+	// A node in cluster_state:fail weighs it again at each cron (every
+	// 100 ms) and turns ok; not ready all the while.
+	onEveryNode(t, cl, "", "CONFIG", "SET", "cluster-require-full-coverage", "no")
+	want = everyMaster(cl.Addrs(), "16383 of 16384 hash slots assigned")
+	var code int
+	var body string
+	for end := time.Now().Add(settle); time.Now().Before(end) && body != want; {
+		if code, body = get(t, h, "/readyz"); code != http.StatusServiceUnavailable {
+			t.Fatalf("/readyz with slot 0 unassigned = %d %q, want 503", code, body)
+		}
+	}
+	if body != want {
+		t.Fatalf("/readyz with slot 0 unassigned = %d %q, want 503 %q", code, body, want)
+	}
+
+	c := redis.NewClient(&redis.Options{Addr: owner})
+	defer c.Close()
+	if err := c.Do(ctx, "CLUSTER", "ADDSLOTS", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	readyWithin(t, h)
+
+	// No slot at all: no master to ask, and none to serve a key.
+	unassignAll(t, cl)
+	want = "redis: no master owns a hash slot\n"
+	if code, body := get(t, h, "/readyz"); code != http.StatusServiceUnavailable || body != want {
+		t.Fatalf("/readyz with no slot assigned = %d %q, want 503 %q", code, body, want)
+	}
+}
+
+// TestRedisCheckClusterFrozenReplica: a node that hangs without owning a
+// slot (a replica stopped with SIGSTOP, as a frozen VM is) does not fail
+// /readyz, on any probe: the client reloads the slot map from whichever
+// node it picks first, and one that never answers must not take the
+// whole deadline, and the probe, with it.
+func TestRedisCheckClusterFrozenReplica(t *testing.T) {
+	cl := redistest.StartOwnCluster(t, 3, 1)
+	h := Handler(prometheus.NewRegistry(), RedisCheck(clusterClient(t, cl)))
+	readyWithin(t, h)
+	ctx := context.Background()
+	masters, err := cl.Masters(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var replica *redistest.Server
+	for _, n := range cl.Nodes {
+		if !slices.Contains(masters, n.Addr) {
+			replica = n
+			break
+		}
+	}
+	if replica == nil {
+		t.Fatalf("no replica among %v (masters %v)", cl.Addrs(), masters)
+	}
+	replica.Freeze(t)
+	// Each probe reloads from a node picked at random: the frozen one
+	// comes first in one of six.
+	for i := range 30 {
+		if code, body := get(t, h, "/readyz"); code != http.StatusOK {
+			t.Fatalf("probe %d with replica %s frozen = %d %q, want 200", i, replica.Addr, code, body)
+		}
+	}
+}
+
+// hangFirst is a hook that holds the first command matching match until
+// its context ends, as a node that hangs holds it, and passes the rest.
+type hangFirst struct {
+	match func(redis.Cmder) bool
+	done  atomic.Bool
+}
+
+func (h *hangFirst) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *hangFirst) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if h.match(cmd) && h.done.CompareAndSwap(false, true) {
+			<-ctx.Done()
+			cmd.SetErr(ctx.Err())
+			return ctx.Err()
+		}
+		return next(ctx, cmd)
+	}
+}
+func (h *hangFirst) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// TestRedisCheckClusterFirstMapHangs: a client that holds no slot map yet
+// (a replica's first probe) and whose first node asked for one hangs
+// reads it from another node with the rest of the check's time, and is
+// ready: with no map to fall back on, the reload's share of the time
+// alone would fail the probe.
+func TestRedisCheckClusterFirstMapHangs(t *testing.T) {
+	cl := redistest.StartOwnCluster(t, 3, 0)
+	c := clusterClient(t, cl)
+	hang := &hangFirst{match: redistest.Command("cluster", "slots")}
+	c.OnNewNode(func(n *redis.Client) { n.AddHook(hang) })
+	if code, body := get(t, Handler(prometheus.NewRegistry(), RedisCheck(c)), "/readyz"); code != http.StatusOK {
+		t.Fatalf("/readyz with the first CLUSTER SLOTS hanging = %d %q, want 200", code, body)
+	}
+	if !hang.done.Load() {
+		t.Fatal("no CLUSTER SLOTS was held: the test tested nothing")
+	}
+}
