@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -160,8 +159,7 @@ var errWritableReplica = errors.New("writable replica: writes stay on it and nev
 // On Redis Cluster it asks every master that owns slots instead (see
 // clusterReady): the client sends each write to its slot's master and
 // follows MOVED, so no address can leave it on a replica, but one PING
-// reaches one node, which answers while the cluster refuses every call
-// or while the master of a third of the tenants is down.
+// reaches one node, which answers while the cluster refuses every call.
 func RedisCheck(c redis.UniversalClient) Check {
 	return Check{
 		Name: "redis",
@@ -188,22 +186,27 @@ func RedisCheck(c redis.UniversalClient) Check {
 	}
 }
 
-// clusterSlots is how many hash slots a Redis Cluster has.
-const clusterSlots = 16384
-
 // errNoMaster is /readyz's word for a cluster in which no master owns a
 // slot: every key would be refused.
 var errNoMaster = errors.New("no master owns a hash slot")
 
-// clusterReady is ready when every master that owns slots answers CLUSTER
-// INFO with cluster_state:ok and every slot assigned. Each of Lockbox's
-// calls needs its tenant's master, and the provider-wide keys (listings,
-// the jobs' tenant set) are spread over the masters too: a master that
-// does not answer, or a cluster that refuses calls (cluster_state:fail:
-// slots uncovered, this side of a partition in the minority), fails
-// calls that a replica saying ready would be sent. CLUSTER INFO and the
-// CLUSTER SLOTS the client reads are @slow commands only, which every ACL
-// user may be given: no @admin or @dangerous one.
+// clusterReady is ready when the cluster serves keys as Redis itself
+// judges it: the masters that own slots and answer CLUSTER INFO all say
+// cluster_state:ok, and at least one answers. A cluster that refuses every
+// key (cluster_state:fail: a slot uncovered under
+// cluster-require-full-coverage yes, this side of a partition in the
+// minority, a master found failing with no replica to take over) fails the
+// check on every replica; a PING to one node answered all along.
+//
+// A master that does not answer, while the others say ok, does not fail
+// it: the others still serve their slots' tenants (the cluster stays ok
+// only under cluster-require-full-coverage no, the operator's choice of
+// partial service, or until the others mark it failing), and a sidecar
+// can't tell whose call comes next: taking every replica out of service
+// would turn a third of the tenants' outage into everyone's. /readyz
+// still says ok then; the master is named only when none answers.
+// CLUSTER INFO and the CLUSTER SLOTS the client reads are @slow commands
+// only, which every ACL user may be given: no @admin or @dangerous one.
 //
 // The masters are asked at once, so the check costs one round trip to
 // the slowest of them, plus the slot map's reload.
@@ -218,19 +221,26 @@ func clusterReady(ctx context.Context, c *redis.ClusterClient) error {
 	rctx, cancel := context.WithTimeout(ctx, reloadBudget(ctx))
 	defer cancel()
 	var (
-		mu     sync.Mutex
-		asked  int
-		failed []string
+		mu                  sync.Mutex
+		asked, answered     int
+		refused, unanswered []string
 	)
 	probe := func(_ context.Context, m *redis.Client) error {
-		err := masterReady(ctx, m)
+		state, err := masterState(ctx, m)
 		mu.Lock()
 		defer mu.Unlock()
 		asked++
-		if err != nil {
-			failed = append(failed, "master "+m.Options().Addr+": "+err.Error())
+		switch {
+		case err != nil:
+			unanswered = append(unanswered, "master "+m.Options().Addr+": "+err.Error())
+		case state != "ok":
+			answered++
+			refused = append(refused, "master "+m.Options().Addr+": cluster_state:"+state)
+		default:
+			answered++
 		}
-		return err
+		// Never an error: ForEachMaster would stop asking the others.
+		return nil
 	}
 	err := c.ForEachMaster(rctx, probe)
 	if err != nil && asked == 0 && ctx.Err() == nil {
@@ -238,19 +248,21 @@ func clusterReady(ctx context.Context, c *redis.ClusterClient) error {
 		// one with the time that is left.
 		err = c.ForEachMaster(ctx, probe)
 	}
-	if len(failed) > 0 {
-		// Every master that failed, in a stable order: an operator sees
-		// them all at once, and two probes of one state read alike.
-		slices.Sort(failed)
-		return errors.New(strings.Join(failed, "; "))
-	}
-	if err != nil {
+	// Every master that failed, in a stable order: an operator sees them
+	// all at once, and two probes of one state read alike.
+	switch {
+	case len(refused) > 0:
+		slices.Sort(refused)
+		return errors.New(strings.Join(refused, "; "))
+	case answered > 0:
+		return nil
+	case len(unanswered) > 0:
+		slices.Sort(unanswered)
+		return errors.New(strings.Join(unanswered, "; "))
+	case err != nil:
 		return fmt.Errorf("cluster slots: %w", err)
 	}
-	if asked == 0 {
-		return errNoMaster
-	}
-	return nil
+	return errNoMaster
 }
 
 // reloadBudget is the time clusterReady gives the slot map's reload: a
@@ -263,24 +275,19 @@ func reloadBudget(ctx context.Context) time.Duration {
 	return left / 4
 }
 
-// masterReady asks one master, through m, whether it serves the cluster.
-func masterReady(ctx context.Context, m *redis.Client) error {
+// masterState asks one master, through m, for the cluster's state as it
+// sees it ("ok" or "fail").
+func masterState(ctx context.Context, m *redis.Client) (string, error) {
 	info, err := m.ClusterInfo(ctx).Result()
 	if err != nil {
-		return err
+		return "", err
 	}
-	fields := map[string]string{}
 	for line := range strings.Lines(info) {
-		k, v, _ := strings.Cut(strings.TrimSpace(line), ":")
-		fields[k] = v
+		if k, v, _ := strings.Cut(strings.TrimSpace(line), ":"); k == "cluster_state" {
+			return v, nil
+		}
 	}
-	if state := fields["cluster_state"]; state != "ok" {
-		return fmt.Errorf("cluster_state:%s", state)
-	}
-	if n := fields["cluster_slots_assigned"]; n != strconv.Itoa(clusterSlots) {
-		return fmt.Errorf("%s of %d hash slots assigned", n, clusterSlots)
-	}
-	return nil
+	return "", errors.New("CLUSTER INFO without cluster_state")
 }
 
 // helloRole returns the role ("master", "replica") HELLO reports for c's
