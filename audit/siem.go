@@ -245,16 +245,8 @@ func (s *FileSink) follow() error {
 	if s.path == "" {
 		return nil
 	}
-	open, err := s.f.Stat()
-	if err != nil {
-		return fmt.Errorf("siem sink: %w", err)
-	}
-	named, err := os.Stat(s.path)
-	if err == nil && os.SameFile(open, named) {
-		return nil
-	}
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("siem sink: %w", err)
+	if moved, err := s.moved(); !moved {
+		return err
 	}
 	f, err := openRegular(s.path, s.log)
 	if err != nil {
@@ -448,18 +440,28 @@ func (s *FileSink) stillNamed() error {
 	if s.path == "" || s.written == 0 {
 		return nil
 	}
-	open, err := s.f.Stat()
-	if err != nil {
-		return fmt.Errorf("siem sink: %w", err)
-	}
-	named, err := os.Stat(s.path)
-	if err == nil && os.SameFile(open, named) {
-		return nil
-	}
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("siem sink: %w", err)
+	if moved, err := s.moved(); !moved {
+		return err
 	}
 	return fmt.Errorf("siem sink: %s was rotated or removed while a batch was written to it; the batch is written again", s.path)
+}
+
+// moved reports whether the open file is no longer the one the path names:
+// renamed (rotated) or removed. An error is for a file or path that can't
+// be examined, and reports it not moved.
+func (s *FileSink) moved() (bool, error) {
+	open, err := s.f.Stat()
+	if err != nil {
+		return false, fmt.Errorf("siem sink: %w", err)
+	}
+	named, err := os.Stat(s.path)
+	switch {
+	case err == nil:
+		return !os.SameFile(open, named), nil
+	case errors.Is(err, fs.ErrNotExist):
+		return true, nil
+	}
+	return false, fmt.Errorf("siem sink: %w", err)
 }
 
 // Close flushes and closes the file.
