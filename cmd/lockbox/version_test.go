@@ -1,0 +1,42 @@
+package main
+
+import (
+	"runtime/debug"
+	"testing"
+)
+
+// TestVersionOf: "lockbox version" names the build: the version set at
+// build time, the module's version, or the commit a development build
+// came from. It printed "lockbox dev", which read like the dev command and
+// named no code.
+func TestVersionOf(t *testing.T) {
+	vcs := func(kv ...string) []debug.BuildSetting {
+		var out []debug.BuildSetting
+		for i := 0; i < len(kv); i += 2 {
+			out = append(out, debug.BuildSetting{Key: kv[i], Value: kv[i+1]})
+		}
+		return out
+	}
+	rev := "7710a1d0c3c1f2e4b5a6978877665544332211ff"
+	tests := []struct {
+		name string
+		set  string
+		bi   *debug.BuildInfo
+		ok   bool
+		want string
+	}{
+		{"set at build time", "v1.4.0", &debug.BuildInfo{Main: debug.Module{Version: "v9.9.9"}}, true, "v1.4.0"},
+		{"module version", "", &debug.BuildInfo{Main: debug.Module{Version: "v1.3.2"}}, true, "v1.3.2"},
+		{"checkout", "", &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}, Settings: vcs("vcs.revision", rev, "vcs.modified", "false")}, true, "development build 7710a1d0c3c1"},
+		{"checkout with changes", "", &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}, Settings: vcs("vcs.revision", rev, "vcs.modified", "true")}, true, "development build 7710a1d0c3c1 (with uncommitted changes)"},
+		{"no vcs", "", &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}}, true, "development build"},
+		{"no build info", "", nil, false, "development build"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := versionOf(tt.set, tt.bi, tt.ok); got != tt.want {
+				t.Errorf("versionOf = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
