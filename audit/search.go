@@ -619,44 +619,71 @@ func (r *risingReader) next(ctx context.Context) (entry, bool, error) {
 		if r.min == "" {
 			return entry{}, false, nil
 		}
-		msgs, err := r.log.rdb.XRangeN(ctx, keys.Audit(r.tenant), r.min, "+", r.batch).Result()
+		buf, from, err := r.log.readBatch(ctx, r.tenant, r.min, r.batch, true)
 		if err != nil {
-			return entry{}, false, fmt.Errorf("%w: %w", ErrUnavailable, err)
+			return entry{}, false, err
 		}
-		r.buf = msgs
-		if int64(len(msgs)) < r.batch {
-			r.min = ""
-		} else {
-			last, err := parseID(msgs[len(msgs)-1].ID)
-			if err != nil {
-				return entry{}, false, fmt.Errorf("audit: stream of %s: %w", r.tenant, err)
-			}
-			if above, ok := last.above(); ok {
-				r.min = above.String()
-			} else {
-				r.min = ""
-			}
-		}
-		if len(r.buf) == 0 {
+		if r.buf, r.min = buf, from; len(buf) == 0 {
 			return entry{}, false, nil
 		}
 	}
-	m := r.buf[0]
-	r.buf[0] = redis.XMessage{}
-	r.buf = r.buf[1:]
-	id, err := parseID(m.ID)
-	if err != nil {
-		return entry{}, false, fmt.Errorf("audit: stream of %s: %w", r.tenant, err)
-	}
-	rec, err := r.log.decode(ctx, r.tenant, m)
+	e, err := r.log.takeEntry(ctx, r.tenant, &r.buf)
 	if err != nil {
 		return entry{}, false, err
 	}
-	if !r.stopAfter.IsZero() && rec.CreationTime.After(r.stopAfter) {
+	if !r.stopAfter.IsZero() && e.rec.CreationTime.After(r.stopAfter) {
 		r.buf, r.min = nil, ""
 		return entry{}, false, nil
 	}
-	return entry{pos: position{id: id, tenant: r.tenant}, rec: rec}, true, nil
+	return e, true, nil
+}
+
+// readBatch reads up to n entries of tenant's stream from the id from on,
+// oldest first when rising, else newest first, and returns them with the
+// id the next batch starts at ("" when the stream has no more).
+func (l *Log) readBatch(ctx context.Context, tenant, from string, n int64, rising bool) ([]redis.XMessage, string, error) {
+	var msgs []redis.XMessage
+	var err error
+	if rising {
+		msgs, err = l.rdb.XRangeN(ctx, keys.Audit(tenant), from, "+", n).Result()
+	} else {
+		msgs, err = l.rdb.XRevRangeN(ctx, keys.Audit(tenant), from, "-", n).Result()
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	if int64(len(msgs)) < n {
+		return msgs, "", nil
+	}
+	last, err := parseID(msgs[len(msgs)-1].ID)
+	if err != nil {
+		return nil, "", fmt.Errorf("audit: stream of %s: %w", tenant, err)
+	}
+	step, ok := last.below()
+	if rising {
+		step, ok = last.above()
+	}
+	if !ok {
+		return msgs, "", nil
+	}
+	return msgs, step.String(), nil
+}
+
+// takeEntry removes the first of tenant's buffered entries from buf and
+// reads it.
+func (l *Log) takeEntry(ctx context.Context, tenant string, buf *[]redis.XMessage) (entry, error) {
+	m := (*buf)[0]
+	(*buf)[0] = redis.XMessage{}
+	*buf = (*buf)[1:]
+	id, err := parseID(m.ID)
+	if err != nil {
+		return entry{}, fmt.Errorf("audit: stream of %s: %w", tenant, err)
+	}
+	rec, err := l.decode(ctx, tenant, m)
+	if err != nil {
+		return entry{}, err
+	}
+	return entry{pos: position{id: id, tenant: tenant}, rec: rec}, nil
 }
 
 // streamReader reads one tenant's stream newest first, in batches.
@@ -780,44 +807,23 @@ func (r *streamReader) next(ctx context.Context) (entry, bool, error) {
 		if r.max == "" {
 			return entry{}, false, nil
 		}
-		msgs, err := r.log.rdb.XRevRangeN(ctx, keys.Audit(r.tenant), r.max, "-", r.batch).Result()
+		buf, from, err := r.log.readBatch(ctx, r.tenant, r.max, r.batch, false)
 		if err != nil {
-			return entry{}, false, fmt.Errorf("%w: %w", ErrUnavailable, err)
+			return entry{}, false, err
 		}
-		r.buf = msgs
-		if int64(len(msgs)) < r.batch {
-			r.max = ""
-		} else {
-			last, err := parseID(msgs[len(msgs)-1].ID)
-			if err != nil {
-				return entry{}, false, fmt.Errorf("audit: stream of %s: %w", r.tenant, err)
-			}
-			if below, ok := last.below(); ok {
-				r.max = below.String()
-			} else {
-				r.max = ""
-			}
-		}
-		if len(r.buf) == 0 {
+		if r.buf, r.max = buf, from; len(buf) == 0 {
 			return entry{}, false, nil
 		}
 	}
-	m := r.buf[0]
-	r.buf[0] = redis.XMessage{}
-	r.buf = r.buf[1:]
-	id, err := parseID(m.ID)
-	if err != nil {
-		return entry{}, false, fmt.Errorf("audit: stream of %s: %w", r.tenant, err)
-	}
-	rec, err := r.log.decode(ctx, r.tenant, m)
+	e, err := r.log.takeEntry(ctx, r.tenant, &r.buf)
 	if err != nil {
 		return entry{}, false, err
 	}
-	if !r.stopBefore.IsZero() && rec.CreationTime.Before(r.stopBefore) {
+	if !r.stopBefore.IsZero() && e.rec.CreationTime.Before(r.stopBefore) {
 		r.buf, r.max = nil, ""
 		return entry{}, false, nil
 	}
-	return entry{pos: position{id: id, tenant: r.tenant}, rec: rec}, true, nil
+	return e, true, nil
 }
 
 // merger merges tenants' streams newest first (a k-way merge by entry id,
