@@ -248,7 +248,10 @@ func authorize(r Request, act Action, p identity.Principal, env Env) (State, err
 		if p.IsProvider() {
 			return StatePendingManager, checkManager(r, p, act)
 		}
-		return StatePendingCustomer, checkTenantApprover(r, p, env, act)
+		if err := checkTenantApprover(r, p, env, act); err != nil {
+			return StatePendingCustomer, err
+		}
+		return StatePendingCustomer, checkNotProviderStaff(r, p, act)
 	case ActionCancel:
 		if p.Subject != r.Requester || !p.IsProvider() {
 			return "", newErr(ErrForbidden, "forbidden", "only the engineer who filed the request can cancel it")
@@ -296,6 +299,24 @@ func checkManager(r Request, p identity.Principal, act Action) error {
 		// The message names nobody: only the requester can get it, and an
 		// error text must never be where a provider identity travels.
 		return newErr(ErrForbidden, "self_approval", "two-person rule: you filed request %s and cannot %s it as manager", r.ID, act)
+	}
+	return nil
+}
+
+// checkNotProviderStaff is the two-person rule on the tenant's side: the
+// engineer who filed r, or the manager who approved it, does not decide it
+// for the tenant as well. One person can be known to the provider's issuer
+// and to the tenant's by the same user id (a shared issuer signs both, or
+// the provider's staff sign in as user@ the tenant's domain), and their
+// approval as the tenant would be the only approval anyone else gave.
+// SameSubject fails closed on the case of the id. Revoking is not refused:
+// it only ends access.
+func checkNotProviderStaff(r Request, p identity.Principal, act Action) error {
+	if identity.SameSubject(p.Subject, r.Requester) ||
+		r.ManagerApprover != "" && identity.SameSubject(p.Subject, r.ManagerApprover) {
+		// One message for both, naming no role: a tenant identity is not
+		// told which part the provider's staff member with its id took.
+		return newErr(ErrForbidden, "self_approval", "two-person rule: you took part in request %s for the provider and cannot %s it for tenant %s", r.ID, act, r.Tenant)
 	}
 	return nil
 }

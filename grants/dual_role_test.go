@@ -1,0 +1,66 @@
+package grants_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/lockbox-oss/lockbox/grants"
+	"github.com/lockbox-oss/lockbox/identity"
+	"github.com/lockbox-oss/lockbox/internal/fault"
+)
+
+// TestProviderStaffCannotDecideForTheTenant: one person known to the
+// provider's issuer as an engineer or a support manager and to the
+// tenant's as its global admin (the same user id, in any case) is not a
+// second pair of eyes on their own request. Neither the engineer who filed
+// it nor the manager who approved it decides it for the tenant; another
+// approver of the tenant still does.
+func TestProviderStaffCannotDecideForTheTenant(t *testing.T) {
+	ctx := context.Background()
+	engineer := who("alice@contoso.example", "", identity.RoleOperator)
+	boss := who("mary@contoso.example", "", identity.RoleSupportManager)
+	refused := []grants.Actor{
+		// The engineer and the manager as the tenant's identity provider
+		// signs them in.
+		who("alice@contoso.example", "contoso", identity.RoleGlobalAdmin),
+		who("Alice@Contoso.example", "contoso", identity.RoleGlobalAdmin),
+		who("mary@contoso.example", "contoso", identity.RoleGlobalAdmin),
+		who("MARY@contoso.example", "contoso", identity.RoleApprover),
+	}
+	e := newEnv(t)
+	if err := e.tenants.AddApprover(ctx, globalAdmin.Principal, "203.0.113.1", "contoso", "mary@contoso.example"); err != nil {
+		t.Fatal(err)
+	}
+	r, err := e.store.Create(ctx, engineer, grants.CreateInput{
+		Tenant: "contoso", Service: "exchange", ServiceRequest: "SR-9", Reason: "repair", Duration: grants.Duration(time.Hour),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.act(t, r.ID, grants.ActionApprove, boss)
+	for _, a := range refused {
+		for _, act := range []grants.Action{grants.ActionApprove, grants.ActionDeny} {
+			_, err := e.store.Act(ctx, r.ID, act, a, "")
+			fe, _ := errors.AsType[*fault.Error](err)
+			if !errors.Is(err, grants.ErrForbidden) || fe == nil || fe.Code != "self_approval" {
+				t.Errorf("%s %v: %s: %v, want 403 self_approval", a.Principal.Subject, a.Principal.Roles, act, err)
+			}
+		}
+	}
+	got, err := e.store.Get(ctx, globalAdmin.Principal, r.ID)
+	if err != nil || got.State != grants.StatePendingCustomer {
+		t.Fatalf("after the refused decisions: state %s, %v; want pending_customer", got.State, err)
+	}
+	if _, err := e.store.Grant(ctx, "contoso", "alice@contoso.example", "exchange"); !errors.Is(err, grants.ErrNotFound) {
+		t.Fatalf("grant after the refused decisions: %v, want none", err)
+	}
+	if got = e.act(t, r.ID, grants.ActionApprove, globalAdmin); got.State != grants.StateApproved {
+		t.Fatalf("another approver of the tenant: state %s, want approved", got.State)
+	}
+	// Ending access stays open to them: it can only take access away.
+	if got = e.act(t, r.ID, grants.ActionRevoke, refused[0]); got.State != grants.StateRevoked {
+		t.Fatalf("revoked by the engineer's tenant identity: state %s, want revoked", got.State)
+	}
+}
