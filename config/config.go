@@ -31,6 +31,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/caarlos0/env/v11"
 )
@@ -218,7 +219,7 @@ type Config struct {
 	SIEMClaimAfter time.Duration `env:"SIEM_CLAIM_AFTER" envDefault:"1m" desc:"how long a record may stay unforwarded at a replica before another replica takes it over"`
 	// SMTPAddr and the settings below configure notification e-mails.
 	SMTPAddr     string `env:"SMTP_ADDR" desc:"host:port of the SMTP submission server for notification e-mails; unset: e-mails are only logged (and in \"lockbox dev\" written under $LOCKBOX_DEV_DIR/mail), and LOCKBOX_SMTP_FROM, LOCKBOX_SMTP_USERNAME and LOCKBOX_SMTP_PASSWORD_FILE are refused"`
-	SMTPFrom     string `env:"SMTP_FROM" desc:"sender address of notification e-mails; required with LOCKBOX_SMTP_ADDR"`
+	SMTPFrom     string `env:"SMTP_FROM" desc:"sender address of notification e-mails, lockbox@provider.example or Lockbox <lockbox@provider.example>, the address in ASCII; required with LOCKBOX_SMTP_ADDR, and checked at start-up"`
 	SMTPUsername string `env:"SMTP_USERNAME" desc:"SMTP AUTH user; needs LOCKBOX_SMTP_PASSWORD_FILE"`
 	SMTPPassword Secret `env:"SMTP_PASSWORD_FILE,file" desc:"file holding the SMTP AUTH password; read at start-up"`
 	SMTPStartTLS string `env:"SMTP_STARTTLS" envDefault:"opportunistic" desc:"STARTTLS policy: opportunistic, mandatory or none (refused with LOCKBOX_SMTP_USERNAME unless LOCKBOX_SMTP_ADDR is a loopback relay: the password would go in the clear)"`
@@ -749,6 +750,8 @@ func (c Config) check() error {
 		}
 		if c.SMTPFrom == "" {
 			errs = append(errs, varErr("SMTPFrom", "required with LOCKBOX_SMTP_ADDR"))
+		} else if err := checkSender(c.SMTPFrom); err != nil {
+			errs = append(errs, &VarError{Var: varName("SMTPFrom"), Err: err})
 		}
 	} else {
 		// Without a server no e-mail is sent, only logged: the settings
@@ -1039,6 +1042,23 @@ func varErr(field, format string, args ...any) error {
 // maxAccessWindow is the longest access window a request may ask for
 // (grants.MaxDuration; this package imports no other Lockbox package).
 const maxAccessWindow = 4 * time.Hour
+
+// checkSender checks LOCKBOX_SMTP_FROM as the mail client parses it for
+// every e-mail: one address, with or without a name. Unchecked, a value
+// that is none would fail every notification long after start-up, each
+// retried for two hours and dead-lettered. The address itself must be
+// ASCII, as Lockbox mails without SMTPUTF8 (the name may be anything: it
+// is encoded).
+func checkSender(from string) error {
+	a, err := mail.ParseAddress(from)
+	if err != nil {
+		return fmt.Errorf("%q is not an e-mail address (lockbox@provider.example, or Lockbox <lockbox@provider.example>): %w", from, err)
+	}
+	if strings.ContainsFunc(a.Address, func(r rune) bool { return r >= utf8.RuneSelf }) {
+		return fmt.Errorf("%q is not an ASCII address: Lockbox mails without SMTPUTF8, which a mail server may refuse; give an internationalized domain in its xn-- form", a.Address)
+	}
+	return nil
+}
 
 // ManagerAddresses parses LOCKBOX_NOTIFY_MANAGER_ADDRESSES: plain e-mail
 // addresses ("a@x.example", not "A <a@x.example>"), each once.

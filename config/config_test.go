@@ -1087,6 +1087,30 @@ func TestSMTPSettingsNeedTheServer(t *testing.T) {
 	}
 }
 
+// LOCKBOX_SMTP_FROM is parsed as the sender of every e-mail: a value that
+// is no address (a name alone, a list, an address outside ASCII, which a
+// server without SMTPUTF8 refuses) would let the server start and then
+// fail every notification, retried for two hours and dead-lettered, with
+// nobody told of a request. It is refused at start-up, naming the variable.
+func TestSMTPFromMustBeAnAddress(t *testing.T) {
+	for _, from := range []string{"lockbox", "lockbox@", "Lockbox", "a@provider.example, b@provider.example",
+		"lockbox@prövider.example", "Lockbox <lockbox>", "lockbox@provider.example\r\nBcc: x@y.example"} {
+		_, err := Load(map[string]string{"LOCKBOX_SMTP_ADDR": "mail.example:587", "LOCKBOX_SMTP_FROM": from})
+		if err == nil {
+			t.Errorf("LOCKBOX_SMTP_FROM=%q accepted", from)
+			continue
+		}
+		if !strings.HasPrefix(err.Error(), "LOCKBOX_SMTP_FROM: ") {
+			t.Errorf("LOCKBOX_SMTP_FROM=%q: error does not name it: %v", from, err)
+		}
+	}
+	for _, from := range []string{"lockbox@provider.example", "Lockbox <lockbox@provider.example>", "Lockbox Ö <lockbox@provider.example>"} {
+		if _, err := Load(map[string]string{"LOCKBOX_SMTP_ADDR": "mail.example:587", "LOCKBOX_SMTP_FROM": from}); err != nil {
+			t.Errorf("LOCKBOX_SMTP_FROM=%q: %v", from, err)
+		}
+	}
+}
+
 // The other URLs Lockbox fetches from, sends to or builds redirects from
 // are held to a TCP port too, as LOCKBOX_UPSTREAMS is: a digit too many
 // would otherwise fail every fetch, delivery or sign-in, long after

@@ -14,6 +14,7 @@ import (
 	"mime/quotedprintable"
 	"net"
 	"net/http"
+	netmail "net/mail"
 	"net/textproto"
 	"net/url"
 	"os"
@@ -81,6 +82,14 @@ func (c *SMTPConfig) CheckAndSetDefaults() error {
 	c.host = host
 	if c.From == "" || strings.ContainsAny(c.From, "\r\n") {
 		return errors.New("notify: SMTP sender address is required")
+	}
+	// Parsed here as Send parses it for every e-mail: a sender that is no
+	// address, or one outside ASCII (no SMTPUTF8), would fail each of
+	// them, retried for hours, rather than the start-up.
+	if a, err := netmail.ParseAddress(c.From); err != nil {
+		return fmt.Errorf("notify: SMTP sender %q is not an e-mail address: %w", c.From, err)
+	} else if !ascii(a.Address) {
+		return fmt.Errorf("notify: SMTP sender %q is not an ASCII address", a.Address)
 	}
 	switch c.StartTLS {
 	case "":

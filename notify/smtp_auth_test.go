@@ -76,9 +76,20 @@ func TestSMTPConfigChecks(t *testing.T) {
 		{Addr: "mail.example:25", From: "a@b.example", StartTLS: "sometimes"},
 		{Addr: "mail.example:25", From: "a@b.example", Username: "u"},
 		{Addr: "mail.example:25", From: "a@b.example", Password: "p"},
+		// A sender that is no address fails every e-mail at go-mail's
+		// parse, long after start-up.
+		{Addr: "mail.example:25", From: "lockbox"},
+		{Addr: "mail.example:25", From: "a@b.example, c@b.example"},
+		{Addr: "mail.example:25", From: "lockbox@prövider.example"},
 	} {
 		if err := c.CheckAndSetDefaults(); err == nil {
 			t.Errorf("%+v accepted", c)
+		}
+	}
+	for _, from := range []string{"lockbox@provider.example", "Lockbox <lockbox@provider.example>"} {
+		c := notify.SMTPConfig{Addr: "mail.example:25", From: from}
+		if err := c.CheckAndSetDefaults(); err != nil {
+			t.Errorf("From %q: %v", from, err)
 		}
 	}
 }
