@@ -1157,6 +1157,12 @@ func (w *Worker) targets(ctx context.Context, tenant string, ev Event) ([]target
 				// it would otherwise promise time that is gone.
 				ev.Event.At = w.cfg.Now().UTC()
 			}
+			if t.forTenant() && !tenants.MailDomain(addr[strings.LastIndexByte(addr, '@')+1:]) {
+				// Stored before the tenant's settings refused one: the
+				// relay would deliver it to a host the tenant picked
+				// inside the provider's network (tenants.MailDomain).
+				return permanent(fmt.Errorf("address %s does not name a mail domain (an IP address or a single name), which the tenant's settings no longer take: not given to the mail server: replace it", addr))
+			}
 			msg, err := Render(ev, t, addr)
 			if err != nil {
 				return permanent(err)

@@ -80,3 +80,40 @@ func TestAddressesInASCII(t *testing.T) {
 		t.Fatalf("an A-label domain: %+v, %v", st, err)
 	}
 }
+
+// TestAddressesNameAMailDomain: the provider's mail relay delivers to
+// whatever domain an address names, from inside the provider's network. A
+// domain that is an IP address ("soc@[10.0.0.5]", "soc@169.254.169.254")
+// or a single label that the relay's resolver completes with its own search
+// domains ("soc@localhost", "soc@redis") would have it connect to a host
+// the tenant picks among the provider's own. Such an address is refused
+// where it is given, in both lists, with the reason; a domain with a dot,
+// an A-label one included, is taken.
+func TestAddressesNameAMailDomain(t *testing.T) {
+	s, _ := newStore(t)
+	s.SetGuard(noGrants{})
+	ctx := context.Background()
+
+	for _, bad := range []string{"soc@[127.0.0.1]", "soc@[10.0.0.5]", "soc@169.254.169.254", "soc@10.0.0.5",
+		"soc@127.1", "soc@0x7f.0x1", "soc@localhost", "soc@redis"} {
+		_, err := s.PutSettings(ctx, admin, "", "contoso", tenants.Settings{LockboxEnabled: true,
+			NotificationAddresses: []string{"sec@contoso.example", bad}})
+		if !errors.Is(err, fault.ErrInvalid) || !strings.Contains(err.Error(), "domain") {
+			t.Errorf("notification address %q: %v, want it refused for its domain", bad, err)
+		}
+		admins := []string{"it@contoso.example", bad}
+		_, err = s.UpdateTenant(ctx, lara, "", "contoso", tenants.TenantUpdate{GlobalAdmins: &admins})
+		var fe *fault.Error
+		if !errors.As(err, &fe) || !errors.Is(err, fault.ErrInvalid) || fe.Field != "global_admins" || !strings.Contains(err.Error(), "domain") {
+			t.Errorf("global admin %q: %v, want it refused for its domain", bad, err)
+		}
+	}
+	if st, err := s.Lookup(ctx, "contoso"); err != nil || len(st.NotificationAddresses) != 0 {
+		t.Fatalf("settings after the refusals: %+v, %v", st, err)
+	}
+	good := []string{"sec@contoso.example", "soc@mail.contoso.example", "it@xn--bcher-kva.example", "ops@c-1.example"}
+	st, err := s.PutSettings(ctx, admin, "", "contoso", tenants.Settings{LockboxEnabled: true, NotificationAddresses: good})
+	if err != nil || !slices.Equal(st.NotificationAddresses, good) {
+		t.Fatalf("addresses with mail domains: %+v, %v", st, err)
+	}
+}

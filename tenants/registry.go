@@ -209,12 +209,33 @@ func normalizeAddresses(field string, in []string) ([]string, error) {
 		if err != nil || addr.Name != "" || addr.Address != strings.TrimSpace(a) {
 			return nil, invalidField(field, "%s: %q is not a plain e-mail address", field, a)
 		}
+		if !MailDomain(addr.Address[strings.LastIndexByte(addr.Address, '@')+1:]) {
+			return nil, invalidField(field, "%s: %q does not name a mail domain: give a domain with a dot and a top-level label that starts with a letter, not an IP address or a single name", field, a)
+		}
 		id := foldUser(addr.Address)
 		if !slices.ContainsFunc(out, func(o string) bool { return foldUser(o) == id }) {
 			out = append(out, addr.Address)
 		}
 	}
 	return out, nil
+}
+
+// MailDomain reports whether d, the domain of an address, names a domain
+// on the Internet: two labels or more, the last (the top-level domain)
+// starting with a letter. The provider's mail relay delivers from inside
+// the provider's network to whatever an address names: an address literal
+// ("[10.0.0.5]"), a bare IP address in any form a resolver takes
+// ("169.254.169.254", "127.1", "0x7f.0x1") or a single label that the
+// relay's resolver completes with its own search domains ("localhost",
+// "redis") would have it connect to a host the tenant picks among the
+// provider's own.
+func MailDomain(d string) bool {
+	dot := strings.LastIndexByte(d, '.')
+	if dot <= 0 || dot == len(d)-1 {
+		return false
+	}
+	c := d[dot+1]
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
 }
 
 // HasUser reports whether user is one of the tenant's users: an identity
