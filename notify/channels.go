@@ -196,6 +196,14 @@ func (s *SMTP) Send(ctx context.Context, id string, m Message) error {
 			// once (misconfigured).
 			return misconfiguredError{fmt.Errorf("smtp send: %w", err)}
 		}
+		if _, ok := errors.AsType[*tls.CertificateVerificationError](err); ok {
+			// The server's STARTTLS certificate is not one Lockbox trusts
+			// (a private CA not installed, another name, expired, or
+			// someone in between): every message meets it until someone
+			// acts. Retried like a refusal of Lockbox itself, and
+			// reported at once.
+			return misconfiguredError{fmt.Errorf("smtp send: the server's TLS certificate is not trusted: %w", err)}
+		}
 		return fmt.Errorf("smtp send: %w", err)
 	}
 	return nil

@@ -3,6 +3,7 @@ package notify_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -129,6 +130,8 @@ type smtpServer struct {
 	// session makes sessions; plain ones by default.
 	session      func() smtp.Session
 	insecureAuth bool
+	// tls, when set, has the server offer STARTTLS with it.
+	tls *tls.Config
 }
 
 type received struct {
@@ -158,6 +161,7 @@ func (s *smtpServer) start() {
 	}))
 	srv.Domain = "localhost"
 	srv.AllowInsecureAuth = s.insecureAuth
+	srv.TLSConfig = s.tls
 	srv.ReadTimeout, srv.WriteTimeout = 5*time.Second, 5*time.Second
 	s.mu.Lock()
 	s.srv, s.l = srv, l
