@@ -126,7 +126,26 @@ func (s *SMTP) Send(ctx context.Context, id string, m Message) error {
 	policy := map[StartTLSPolicy]mail.TLSPolicy{
 		StartTLSOpportunistic: mail.TLSOpportunistic, StartTLSMandatory: mail.TLSMandatory, StartTLSNone: mail.NoTLS,
 	}[s.cfg.StartTLS]
-	opts := []mail.Option{mail.WithPort(s.cfg.port), mail.WithTLSPolicy(policy), mail.WithTimeout(s.cfg.Timeout)}
+	// go-mail honours ctx while it dials, and then only its own deadline
+	// per command: a server that stops answering held the send past ctx
+	// (the worker's bound on a send, and a replica's stop, which waits
+	// for its jobs). The connection is closed when ctx ends instead.
+	var stop func() bool
+	dial := func(dctx context.Context, network, addr string) (net.Conn, error) {
+		var d net.Dialer
+		conn, err := d.DialContext(dctx, network, addr)
+		if err == nil {
+			stop = context.AfterFunc(ctx, func() { conn.Close() })
+		}
+		return conn, err
+	}
+	defer func() {
+		if stop != nil {
+			stop()
+		}
+	}()
+	opts := []mail.Option{mail.WithPort(s.cfg.port), mail.WithTLSPolicy(policy), mail.WithTimeout(s.cfg.Timeout),
+		mail.WithDialContextFunc(dial)}
 	if s.cfg.ServerName != "" {
 		opts = append(opts, mail.WithTLSConfig(&tls.Config{ServerName: s.cfg.ServerName, MinVersion: tls.VersionTLS12}))
 	}
@@ -203,6 +222,11 @@ func (s *SMTP) Send(ctx context.Context, id string, m Message) error {
 			// acts. Retried like a refusal of Lockbox itself, and
 			// reported at once.
 			return misconfiguredError{fmt.Errorf("smtp send: the server's TLS certificate is not trusted: %w", err)}
+		}
+		if cerr := ctx.Err(); cerr != nil {
+			// The connection was closed under the library: it reports
+			// the closed connection, not why.
+			return fmt.Errorf("smtp send: %w: %w", cerr, err)
 		}
 		return fmt.Errorf("smtp send: %w", err)
 	}
