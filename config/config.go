@@ -230,7 +230,7 @@ type Config struct {
 	WebhookSignatures string `env:"WEBHOOK_SIGNATURES" envDefault:"v1" desc:"signatures of each webhook delivery: v1 (keyed with the shared secret, which every receiver checking v1 knows, so each can forge deliveries to the others; the header of earlier versions), v2 (keyed with the receiver's own key), or both, comma-separated; set v1,v2 while receivers move to v2, then v2"`
 	// NotifyManagerAddresses are the support managers' e-mail addresses,
 	// told of every new request that awaits them.
-	NotifyManagerAddresses string `env:"NOTIFY_MANAGER_ADDRESSES" desc:"comma-separated e-mail addresses of the support managers, told of every new request that awaits them; \"lockbox dev\" uses mary@provider.example (its dev manager) when unset"`
+	NotifyManagerAddresses string `env:"NOTIFY_MANAGER_ADDRESSES" desc:"comma-separated e-mail addresses (ASCII) of the support managers, told of every new request that awaits them; \"lockbox dev\" uses mary@provider.example (its dev manager) when unset"`
 	// NotifyExpiryWarning is how long before an access window ends its
 	// engineer is warned; 0 disables the warning.
 	NotifyExpiryWarning time.Duration `env:"NOTIFY_EXPIRY_WARNING" envDefault:"15m" desc:"how long before an access window ends the engineer is warned by e-mail (webhooks get request.expiring); 0 disables; a window no longer than this gets no warning"`
@@ -1070,6 +1070,12 @@ func (c Config) ManagerAddresses() ([]string, error) {
 		}
 		if addr, err := mail.ParseAddress(a); err != nil || addr.Name != "" || addr.Address != a {
 			return nil, varErr("NotifyManagerAddresses", "%q is not a plain e-mail address", a)
+		}
+		if strings.ContainsFunc(a, func(r rune) bool { return r >= utf8.RuneSelf }) {
+			// As a tenant's addresses: a server without SMTPUTF8 would
+			// refuse it for good, and every new request's e-mail to it
+			// would be a dead letter.
+			return nil, varErr("NotifyManagerAddresses", "%q is not an ASCII address: Lockbox mails without SMTPUTF8, which a mail server may refuse; give an internationalized domain in its xn-- form", a)
 		}
 		if !slices.Contains(out, a) {
 			out = append(out, a)

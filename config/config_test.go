@@ -300,6 +300,7 @@ func TestLoadInvalidNamesVariable(t *testing.T) {
 		{"negative reverify", "LOCKBOX_CONSOLE_REVERIFY", "-15m", "positive"},
 		{"manager address with a name", "LOCKBOX_NOTIFY_MANAGER_ADDRESSES", "mary@provider.example,Mary <mary@provider.example>", "plain e-mail address"},
 		{"manager address not an address", "LOCKBOX_NOTIFY_MANAGER_ADDRESSES", "support-managers", "plain e-mail address"},
+		{"manager address outside ASCII", "LOCKBOX_NOTIFY_MANAGER_ADDRESSES", "mary@provider.example,jörg@provider.example", "not an ASCII address"},
 		{"negative expiry warning", "LOCKBOX_NOTIFY_EXPIRY_WARNING", "-1m", "under 4h"},
 		{"expiry warning past every window", "LOCKBOX_NOTIFY_EXPIRY_WARNING", "4h", "under 4h"},
 		{"body buffer under the body limit", "LOCKBOX_PROXY_BODY_BUFFER_BYTES", "10485759", "must be at least 10485760 bytes, the limit on one call's body; got 10485759"},
