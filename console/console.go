@@ -38,6 +38,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"path"
 	"strings"
 	"time"
 
@@ -364,6 +365,45 @@ func (c *Console) routes() {
 // ServeHTTP sets the headers every console response carries, refuses
 // cross-origin state changes, then routes.
 func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c.setHeaders(w, r)
+	if err := crossOrigin.Check(r); err != nil {
+		c.log.WarnContext(r.Context(), "console: cross-origin request refused", "method", echo(r.Method), "path", echo(r.URL.Path),
+			"origin", echo(r.Header.Get("Origin")), "sec_fetch_site", echo(r.Header.Get("Sec-Fetch-Site")))
+		c.renderError(w, r, nil, http.StatusForbidden, "This request came from another site and was refused. Use the admin center's own pages.")
+		return
+	}
+	c.mux.ServeHTTP(w, r)
+}
+
+// Front returns next, the mux c is mounted on, with the headers every
+// console response carries on what next answers for the console's paths
+// before c sees them: the redirect of /console to /console/, the redirects
+// that clean a path (/console/./requests, //console), and the root's
+// redirect to the console. A browser follows those like any page, and one
+// without frame-ancestors or no-store could be framed or kept by a cache
+// where the pages themselves can't.
+func (c *Console) Front(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if consolePath(r) {
+			c.setHeaders(w, r)
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// consolePath reports whether r is for the console: a path that cleans to
+// /console or under Prefix, or a GET or HEAD of the root, which the API
+// address redirects to the console.
+func consolePath(r *http.Request) bool {
+	p := path.Clean("/" + r.URL.Path)
+	if p == "/" {
+		return r.Method == http.MethodGet || r.Method == http.MethodHead
+	}
+	return p == strings.TrimSuffix(Prefix, "/") || strings.HasPrefix(p, Prefix)
+}
+
+// setHeaders sets the headers every console response carries.
+func (c *Console) setHeaders(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	// Pages show people, requests and audit records: no cache keeps them.
 	h.Set("Cache-Control", "no-store")
@@ -384,13 +424,6 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// host does not speak for its siblings.
 		h.Set("Strict-Transport-Security", "max-age=31536000")
 	}
-	if err := crossOrigin.Check(r); err != nil {
-		c.log.WarnContext(r.Context(), "console: cross-origin request refused", "method", echo(r.Method), "path", echo(r.URL.Path),
-			"origin", echo(r.Header.Get("Origin")), "sec_fetch_site", echo(r.Header.Get("Sec-Fetch-Site")))
-		c.renderError(w, r, nil, http.StatusForbidden, "This request came from another site and was refused. Use the admin center's own pages.")
-		return
-	}
-	c.mux.ServeHTTP(w, r)
 }
 
 // contentSecurityPolicy is the pages' Content-Security-Policy: no inline

@@ -362,7 +362,7 @@ func (s *Server) newAPI(cfg config.Config, opts Options) error {
 	apiMux.Handle(console.Prefix, consoleHandler)
 	apiMux.Handle("GET /{$}", http.RedirectHandler(console.Prefix, http.StatusSeeOther))
 	apiMux.Handle("/", apiHandler)
-	handler, err := behindTrustedProxies(cfg, apiMux)
+	handler, err := behindTrustedProxies(cfg, consoleHandler.Front(apiMux))
 	if err != nil {
 		return err
 	}
