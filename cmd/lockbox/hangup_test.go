@@ -138,4 +138,8 @@ func TestDevStopsGracefullyOnHangup(t *testing.T) {
 	} else if waitErr != nil {
 		t.Fatal(waitErr)
 	}
+	// The log says the stop was clean, and that it waited for the call.
+	if !regexp.MustCompile(`msg="lockbox stopped" drain=\S+ drained_calls=1\n`).MatchString(logs.String()) {
+		t.Errorf("no line saying lockbox stopped after draining one call:\n%s", logs.String())
+	}
 }

@@ -191,7 +191,9 @@ type Server struct {
 
 	apiLn, proxyLn, metricsLn net.Listener
 	apiSrv, proxySrv, metSrv  *http.Server
-	tls                       tlsState
+	// drain counts the calls of all three that a stop waited for.
+	drain drainCount
+	tls   tlsState
 
 	reload   <-chan struct{}
 	reloadMu sync.Mutex // one Reload at a time, so an older read never replaces a newer one
@@ -320,7 +322,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 	if cfg.Pprof {
 		metricsHandler = withPprof(metricsHandler)
 	}
-	s.metSrv = metricsServer(metricsHandler, errorLog(opts.Logger), metricsTimeouts)
+	s.metSrv = metricsServer(s.drain.wrap(metricsHandler), errorLog(opts.Logger), metricsTimeouts)
 	s.useTLS()
 	return s, nil
 }
@@ -367,7 +369,7 @@ func (s *Server) newAPI(cfg config.Config, opts Options) error {
 		return err
 	}
 	s.apiSrv = &http.Server{
-		Handler:           handler,
+		Handler:           s.drain.wrap(handler),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		// Bounds every answer, net/http's own included. Without it an
@@ -440,7 +442,7 @@ func (s *Server) newProxy(cfg config.Config, opts Options, upstreams map[string]
 		return err
 	}
 	s.proxySrv = &http.Server{
-		Handler:           handler,
+		Handler:           s.drain.wrap(handler),
 		ReadHeaderTimeout: 10 * time.Second,
 		// Where each call's deadlines on its client start: the handler
 		// moves them on while the client keeps up (a long download, a
@@ -788,8 +790,10 @@ func (s *Server) Run(ctx context.Context) error {
 		"policy_revision", s.Policy.Revision(), "gogc", gcPercent, "memory_limit_bytes", memLimit)
 
 	var err error
+	signalled := false
 	select {
 	case <-ctx.Done():
+		signalled = true
 		err = s.delayShutdown(servers, errc)
 	case err = <-errc:
 	}
@@ -803,6 +807,8 @@ func (s *Server) Run(ctx context.Context) error {
 	// then waits for its calls. One after the other, the proxy took new
 	// calls for as long as the API's drained, and had only what was left
 	// of the timeout for them.
+	drainStart := s.now()
+	s.drain.draining.Store(true)
 	shutdownErrs := make(chan error, len(servers))
 	for _, srv := range servers {
 		go func() { shutdownErrs <- srv.Shutdown(sctx) }()
@@ -822,6 +828,7 @@ func (s *Server) Run(ctx context.Context) error {
 		// what it cost the calls still running.
 		err = errors.Join(err, &DrainCutError{Timeout: s.cfg.ShutdownTimeout})
 	}
+	drainTook := s.now().Sub(drainStart)
 	if s.auditWriter != nil {
 		// After the proxy's server: no call is waiting for a record now.
 		s.auditWriter.Close()
@@ -835,6 +842,11 @@ func (s *Server) Run(ctx context.Context) error {
 		err = errors.Join(err, s.jwks.Close())
 	}
 	err = errors.Join(err, s.Redis.Close())
+	if signalled && err == nil {
+		// A clean stop said nothing, and a log that just ends reads
+		// like a crash. A stop that failed says so in Run's error.
+		s.log.Info("lockbox stopped", "drain", drainTook, "drained_calls", s.drain.drained.Load())
+	}
 	return err
 }
 

@@ -118,4 +118,77 @@ func TestStopPastShutdownTimeoutSaysSo(t *testing.T) {
 	if msg := err.Error(); !strings.Contains(msg, "LOCKBOX_SHUTDOWN_TIMEOUT (50ms)") || !strings.Contains(msg, "cut off") || strings.Contains(msg, "deadline exceeded") {
 		t.Errorf("Run's error reads %q; want it to name LOCKBOX_SHUTDOWN_TIMEOUT (50ms) and the calls it cut off, not Go's deadline", msg)
 	}
+	// Not a clean stop, so no line says it was one.
+	if strings.Contains(lb.logs.String(), "lockbox stopped") {
+		t.Errorf("a cut drain logged a clean stop:\n%s", lb.logs.String())
+	}
+}
+
+// TestCleanStopSaysSo: a stop whose drain finished wrote no log line at
+// all, so an SRE reading the logs could not tell it from a crash. Run now
+// ends a clean stop with "lockbox stopped", naming how long the drain
+// took (on the server's clock, which the test moves while a call holds
+// the drain) and how many calls it waited for.
+func TestCleanStopSaysSo(t *testing.T) {
+	lb := start(t, map[string]string{
+		"LOCKBOX_UPSTREAMS":        "exchange=http://127.0.0.1:1",
+		"LOCKBOX_SHUTDOWN_TIMEOUT": "10m",
+	})
+
+	// An API call in flight, reading a body the client sends only later.
+	api, err := net.Dial("tcp", lb.srv.APIAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer api.Close()
+	_ = api.SetDeadline(time.Now().Add(time.Minute))
+	const body = `{"tenant": "contoso"}`
+	if _, err := fmt.Fprintf(api, "POST /v1/requests HTTP/1.1\r\nHost: lockbox\r\nAuthorization: Bearer %s\r\n"+
+		"Content-Type: application/json\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n", lb.token, len(body)); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(api)
+	if line, err := br.ReadString('\n'); err != nil || !strings.HasPrefix(line, "HTTP/1.1 100 ") {
+		t.Fatalf("API answered %q (%v), want 100 Continue", line, err)
+	}
+	if _, err := br.ReadString('\n'); err != nil { // the blank line after it
+		t.Fatal(err)
+	}
+	if strings.Contains(lb.logs.String(), "lockbox stopped") {
+		t.Fatalf("stopped before the stop:\n%s", lb.logs.String())
+	}
+
+	lb.stop()
+	// The drain has begun once the proxy takes no new connection. The
+	// deadline only bounds a failure.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		c, err := net.DialTimeout("tcp", lb.srv.ProxyAddr(), time.Second)
+		if err != nil {
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("the proxy still accepts connections 10s after the stop signal")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	lb.clk.Advance(4500 * time.Millisecond)
+	if _, err := io.WriteString(api, body); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("the API call in flight at the stop signal got no answer: %v", err)
+	}
+	resp.Body.Close()
+	if err := lb.wait(); err != nil {
+		t.Fatalf("Run = %v, want a clean stop", err)
+	}
+	logs := lb.logs.String()
+	if n := strings.Count(logs, `msg="lockbox stopped"`); n != 1 {
+		t.Fatalf("%d stopped lines, want 1:\n%s", n, logs)
+	}
+	if !strings.Contains(logs, `msg="lockbox stopped" drain=4.5s drained_calls=1`) {
+		t.Errorf("want the drain's 4.5s and its one call:\n%s", logs)
+	}
 }
