@@ -227,6 +227,18 @@ func (e *env) report(err error) int {
 		if apiErr.TraceID != "" {
 			notes = append(notes, "trace id "+apiErr.TraceID)
 		}
+		if apiErr.HTMLPage {
+			// A load balancer's error page, or a server that is not
+			// Lockbox's: its markup told the user nothing, and the
+			// question is which of the two answered.
+			page := "an HTML page"
+			if apiErr.PageText != "" {
+				page += fmt.Sprintf(" (%q)", apiErr.PageText)
+			}
+			fmt.Fprintf(e.stderr, "lockboxctl: the server at %s answered %d %s with %s, not Lockbox's API: is --addr ($%s) Lockbox's API, or a proxy in front of it? (%s)\n",
+				clean(apiURL(e.g.addr)), apiErr.Status, http.StatusText(apiErr.Status), clean(page), EnvAddr, clean(strings.Join(notes, ", ")))
+			return exitError
+		}
 		fmt.Fprintf(e.stderr, "lockboxctl: %s (%s)\n", clean(msg), clean(strings.Join(notes, ", ")))
 		if apiErr.FromProxy {
 			// The proxy's port given for the API's (8081 for 8080 in

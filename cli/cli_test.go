@@ -1245,7 +1245,7 @@ func TestCommands(t *testing.T) {
 			replies:   map[string]reply{"GET /v1/requests": {502, "<html>bad gateway</html>"}},
 			wantCode:  1,
 			wantCalls: []call{{Method: "GET", Path: "/v1/requests"}},
-			wantErr:   []string{"lockboxctl: HTTP 502 Bad Gateway: <html>bad gateway</html> (HTTP 502)"},
+			wantErr:   []string{`lockboxctl: the server at `, ` answered 502 Bad Gateway with an HTML page ("bad gateway"), not Lockbox's API: is --addr ($LOCKBOX_ADDR) Lockbox's API, or a proxy in front of it? (HTTP 502)`},
 		},
 		{
 			// A 404 without the API's error document comes from another
@@ -1265,7 +1265,7 @@ func TestCommands(t *testing.T) {
 			replies:   map[string]reply{"GET /v1/requests": {403, "<html>blocked by policy</html>"}},
 			wantCode:  1,
 			wantCalls: []call{{Method: "GET", Path: "/v1/requests"}},
-			wantErr:   []string{"HTTP 403", "not from the Lockbox API"},
+			wantErr:   []string{"HTTP 403", `answered 403 Forbidden with an HTML page ("blocked by policy"), not Lockbox's API`},
 		},
 		{
 			name:      "unknown command",

@@ -19,6 +19,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"mime"
 	"net"
@@ -27,6 +28,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/lockbox-oss/lockbox/api/wire"
 	"github.com/lockbox-oss/lockbox/audit/record"
@@ -351,6 +353,15 @@ type APIError struct {
 	// the proxy's port. Its error document has the API's shape, but its
 	// refusal says nothing of what the call named.
 	FromProxy bool
+	// HTMLPage reports that the answer was a web page, not an error
+	// document: something in front of the API answered (a load
+	// balancer's 502 page, a sign-in proxy), or the address is not the
+	// API's. Message then names the page by its title, not its markup.
+	HTMLPage bool
+	// PageText is what the page says, when HTMLPage: its title, or the
+	// start of its text when it has none; on one line, short, and ""
+	// when it says nothing.
+	PageText string
 }
 
 // DecodeError is a 2xx answer whose body could not be read as the JSON
@@ -1052,6 +1063,17 @@ func decodeError(resp *http.Response) *APIError {
 		return e
 	}
 	e.Message = fmt.Sprintf("HTTP %d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
+	// By its Content-Type, or by its content when it names none or a
+	// wrong one: a page's markup shown as the error said nothing a user
+	// could act on, and filled the line before the page said anything.
+	if htmlPage(resp.Header) != "" || strings.HasPrefix(http.DetectContentType(b), "text/html") {
+		e.HTMLPage, e.PageText = true, pageText(b)
+		e.Message += ": an HTML page"
+		if e.PageText != "" {
+			e.Message += fmt.Sprintf(" saying %q", e.PageText)
+		}
+		return e
+	}
 	if s := problem(b); s != "" {
 		e.Message += ": " + s
 	} else if s := snippet(b); s != "" {
@@ -1082,13 +1104,97 @@ func problem(b []byte) string {
 	return snippet([]byte(strings.Join(parts, ": ")))
 }
 
-// snippet returns the start of an undecodable body on one line.
+// snippet returns the start of an undecodable body on one line, without
+// control or format characters, which a terminal could take for commands
+// (an escape sequence in a page someone else wrote).
 func snippet(b []byte) string {
-	s := strings.Join(strings.Fields(strings.ToValidUTF8(string(b), "\uFFFD")), " ")
-	if r := []rune(s); len(r) > maxSnippet {
-		s = string(r[:maxSnippet]) + "..."
+	return excerpt(string(b), maxSnippet)
+}
+
+// excerpt is s on one line, its runs of spaces and of control and format
+// characters each one space, cut to at most n runes.
+func excerpt(s string, n int) string {
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == '\u2028' || r == '\u2029' {
+			return ' '
+		}
+		return r
+	}, strings.ToValidUTF8(s, "\uFFFD"))
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); len(r) > n {
+		s = string(r[:n]) + "..."
 	}
 	return s
+}
+
+// maxPageText is how much of what a page says an APIError shows.
+const maxPageText = 80
+
+// pageText returns the text of b's <title>, or, when it has none, the
+// start of the text of b without its tags, scripts and styles: one line
+// and short, or "". A page in front of the API names its answer there
+// ("502 Bad Gateway", "blocked by policy"), where its markup is no
+// message. Not an HTML parser: what it returns is only shown.
+func pageText(b []byte) string {
+	// ASCII only, so that its offsets are b's: Unicode lowering changes
+	// some characters' lengths.
+	lower := make([]byte, len(b))
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		lower[i] = c
+	}
+	if inner, ok := element(b, lower, "title"); ok {
+		if t := excerpt(html.UnescapeString(string(inner)), maxPageText); t != "" {
+			return t
+		}
+	}
+	var text []byte
+	for i := 0; i < len(b); {
+		lt := bytes.IndexByte(b[i:], '<')
+		if lt < 0 {
+			text = append(text, b[i:]...)
+			break
+		}
+		text = append(append(text, b[i:i+lt]...), ' ')
+		i += lt
+		// A script's or a style's content is no text (nor is an empty
+		// title's end).
+		for _, name := range []string{"script", "style", "title"} {
+			if bytes.HasPrefix(lower[i+1:], []byte(name)) {
+				if end := bytes.Index(lower[i:], []byte("</"+name)); end >= 0 {
+					i += end + 1
+				}
+				break
+			}
+		}
+		gt := bytes.IndexByte(b[i:], '>')
+		if gt < 0 {
+			break
+		}
+		i += gt + 1
+	}
+	return excerpt(html.UnescapeString(string(text)), maxPageText)
+}
+
+// element returns the content of the first <name ...>...</name> in b
+// (lower is b in lower case), and whether there is one.
+func element(b, lower []byte, name string) ([]byte, bool) {
+	i := bytes.Index(lower, []byte("<"+name))
+	if i < 0 {
+		return nil, false
+	}
+	gt := bytes.IndexByte(lower[i:], '>')
+	if gt < 0 {
+		return nil, false
+	}
+	start := i + gt + 1
+	end := bytes.Index(lower[start:], []byte("</"+name))
+	if end < 0 {
+		return nil, false
+	}
+	return b[start : start+end], true
 }
 
 // limitedReader is io.LimitReader that remembers it hit the limit, so a

@@ -445,11 +445,45 @@ func TestErrors(t *testing.T) {
 			text:   "HTTP 502 Bad Gateway: bad gateway (trace id T1)",
 		},
 		{
+			// Known by its content: the fake names no Content-Type.
+			// The page's markup is no message.
 			name:   "html from a proxy in front",
 			status: http.StatusBadGateway,
 			body:   "<html>\n<body>\n  <h1>502 Bad Gateway</h1>\n</body></html>",
-			want:   APIError{Status: 502, Message: "HTTP 502 Bad Gateway: <html> <body> <h1>502 Bad Gateway</h1> </body></html>"},
-			text:   "HTTP 502 Bad Gateway: <html> <body> <h1>502 Bad Gateway</h1> </body></html>",
+			want:   APIError{Status: 502, Message: `HTTP 502 Bad Gateway: an HTML page saying "502 Bad Gateway"`, HTMLPage: true, PageText: "502 Bad Gateway"},
+			text:   `HTTP 502 Bad Gateway: an HTML page saying "502 Bad Gateway"`,
+		},
+		{
+			// No title: the page's text, without its scripts and styles.
+			name:   "html without a title",
+			status: http.StatusForbidden,
+			body: "<html><head><title></title><style>body { color: red }</style><SCRIPT>if (a < b) alert(1)</SCRIPT></head>" +
+				"<body><h1>Blocked</h1><p>by policy &amp; rules</p>" + strings.Repeat("<p>more</p>", 50) + "</body></html>",
+			want: APIError{Status: 403, Message: `HTTP 403 Forbidden: an HTML page saying "Blocked by policy & rules` + strings.Repeat(" more", 11) + `..."`,
+				HTMLPage: true, PageText: "Blocked by policy & rules" + strings.Repeat(" more", 11) + "..."},
+			text: `HTTP 403 Forbidden: an HTML page saying "Blocked by policy & rules` + strings.Repeat(" more", 11) + `..."`,
+		},
+		{
+			name:   "html saying nothing",
+			status: http.StatusBadGateway,
+			body:   "<!DOCTYPE html><html><body><img src=x></body></html>",
+			want:   APIError{Status: 502, Message: "HTTP 502 Bad Gateway: an HTML page", HTMLPage: true},
+			text:   "HTTP 502 Bad Gateway: an HTML page",
+		},
+		{
+			name:   "html with a title",
+			status: http.StatusBadGateway,
+			body:   "<!DOCTYPE html><html><head><Title>\n  502 Bad Gateway &mdash; \x1b[2Jedge\n</tItle></head><body>...</body></html>",
+			want:   APIError{Status: 502, Message: `HTTP 502 Bad Gateway: an HTML page saying "502 Bad Gateway — [2Jedge"`, HTMLPage: true, PageText: "502 Bad Gateway — [2Jedge"},
+			text:   `HTTP 502 Bad Gateway: an HTML page saying "502 Bad Gateway — [2Jedge"`,
+		},
+		{
+			// A body's control characters never reach a message.
+			name:   "control characters",
+			status: http.StatusBadGateway,
+			body:   "bad\x1b[2J\x07 gateway\u202e",
+			want:   APIError{Status: 502, Message: "HTTP 502 Bad Gateway: bad [2J gateway"},
+			text:   "HTTP 502 Bad Gateway: bad [2J gateway",
 		},
 		{
 			name:   "empty body",
