@@ -207,6 +207,9 @@ func outFileError(outFile string, err error) error {
 // /dev/null (a character device too, which a mode check would take for
 // one).
 func onTerminal(w io.Writer) bool {
+	if s, ok := w.(stdoutWriter); ok {
+		w = s.w
+	}
 	f, ok := w.(interface{ Fd() uintptr })
 	return ok && term.IsTerminal(int(f.Fd()))
 }

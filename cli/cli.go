@@ -123,7 +123,7 @@ func runWith(ctx context.Context, args []string, getenv func(string) string, std
 	if getenv == nil {
 		getenv = func(string) string { return "" }
 	}
-	e := &env{ctx: ctx, getenv: getenv, stdout: stdout, stderr: stderr, session: session}
+	e := &env{ctx: ctx, getenv: getenv, stdout: stdoutWriter{w: stdout}, stderr: stderr, session: session}
 	e.g.output = "table"
 	e.g.addr = getenv(EnvAddr)
 	if e.g.addr == "" {
@@ -141,7 +141,7 @@ func runWith(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	root := e.rootCommand()
 	root.SetArgs(args)
-	root.SetOut(stdout)
+	root.SetOut(e.stdout)
 	root.SetErr(stderr)
 	root.SetIn(strings.NewReader(""))
 	return e.report(root.ExecuteContext(ctx))
@@ -195,6 +195,9 @@ func (e *env) usage(format string, args ...any) error {
 // report prints err and returns the exit code for it.
 func (e *env) report(err error) int {
 	if err == nil || errors.Is(err, errHelpShown) {
+		return exitOK
+	}
+	if _, ok := errors.AsType[*stdoutClosedError](err); ok {
 		return exitOK
 	}
 	var ue *usageError

@@ -50,7 +50,8 @@ func (e *env) rootCommand() *cobra.Command {
 			"API refused the call (not allowed, not found, not in a state that allows it, or\n" +
 			"changed since it was read), 130 when interrupted (Ctrl-C), 143 when stopped by\n" +
 			"SIGTERM; a second Ctrl-C exits at once, without waiting for the canceled call to\n" +
-			"end.",
+			"end. Output piped to a reader that stops reading (| head -1) ends the command\n" +
+			"quietly, with exit 0.",
 		Args:          cobra.ArbitraryArgs,
 		RunE:          e.group,
 		SilenceErrors: true,

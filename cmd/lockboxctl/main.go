@@ -26,6 +26,14 @@ func main() {
 	// sent before the first is taken is not dropped.
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+	// Caught, never read: a write to a stdout whose reader is gone
+	// ("lockboxctl get requests | head -1") then fails with EPIPE, which
+	// ends the command quietly with exit 0 (cli's stdoutWriter), rather
+	// than the runtime killing the process with SIGPIPE (exit 141, a
+	// failed pipeline under "set -o pipefail"). Caught rather than
+	// ignored: an ignored signal stays ignored in the programs lockboxctl
+	// starts (a browser for login).
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	go watchSignals(signals, cancel, os.Stderr, os.Exit, againWait)
 	code := cli.Run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	signal.Stop(signals)
