@@ -450,7 +450,9 @@ func (c *Console) withSession(h pageFunc, touch bool) http.Handler {
 			return
 		}
 		if r.Method == http.MethodPost {
-			r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+			if c.formTooLarge(w, r, &sess) {
+				return
+			}
 			if !sess.validCSRF(r) {
 				c.renderError(w, r, &sess, http.StatusForbidden, "This form has expired or did not come from this page. Go back, reload and try again.")
 				return
@@ -465,3 +467,21 @@ func (c *Console) withSession(h pageFunc, touch bool) http.Handler {
 // maxFormBytes bounds a form post; the largest, a new request with its
 // reason, is a few kilobytes.
 const maxFormBytes = 64 << 10
+
+// formTooLarge reads r's form, at most maxFormBytes of it, and reports
+// whether it answered: a form larger than that gets 413 and a page that
+// says so, and nothing it asks is done. Its form token may lie past the
+// limit, unread, and the check that followed answered "This form has
+// expired", which sent a user who had pasted a long log into a reason
+// looking for a session problem. A form that fails to read for any other
+// reason is left to that check.
+func (c *Console) formTooLarge(w http.ResponseWriter, r *http.Request, sess *Session) bool {
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if _, ok := errors.AsType[*http.MaxBytesError](r.ParseForm()); !ok {
+		return false
+	}
+	c.renderError(w, r, sess, http.StatusRequestEntityTooLarge, fmt.Sprintf(
+		"This form is too large: the admin center takes at most %d KiB, and nothing was done. Go back, shorten what you entered (a pasted log, a long reason) and send it again.",
+		maxFormBytes>>10))
+	return true
+}

@@ -573,7 +573,9 @@ type signinView struct {
 
 // devSignin signs in as one of the configured dev identities.
 func (c *Console) devSignin(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if c.formTooLarge(w, r, nil) {
+		return
+	}
 	subject := r.PostFormValue("subject")
 	i := slices.IndexFunc(c.cfg.DevIdentities, func(d DevIdentity) bool { return d.Principal.Subject == subject })
 	if i < 0 {
@@ -1102,7 +1104,9 @@ func (c *Console) signout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err == nil {
-		r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+		if c.formTooLarge(w, r, &sess) {
+			return
+		}
 		if !sess.validCSRF(r) {
 			c.renderError(w, r, &sess, http.StatusForbidden, "This form has expired. Go back, reload and try again.")
 			return
