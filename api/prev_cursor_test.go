@@ -95,3 +95,28 @@ func TestAuditSearchPrevCursor(t *testing.T) {
 	}
 	wantError(t, e.do(contosoAdmin, "GET", "/v1/audit?operation=Get-Mailbox&cursor="+url.QueryEscape(p3.PrevCursor+"!"), nil), http.StatusBadRequest, "invalid_cursor", "")
 }
+
+// TestAuditCursorOfOtherFilters: GET /v1/audit answered a cursor returned
+// for operation=Get-Mailbox, sent with operation=Set-Mailbox, with a page
+// of the Set-Mailbox search read from the Get-Mailbox search's place. It
+// is now 400 invalid_cursor, saying the cursor belongs to other filters;
+// with its own filters (the operation in another case, another limit) it
+// answers as before.
+func TestAuditCursorOfOtherFilters(t *testing.T) {
+	e := newEnv(t)
+	req := e.file(alice, "contoso", "exchange")
+	e.operatorActions(req, 6, "Get-Mailbox", "Set-Mailbox")
+	r := e.do(contosoAdmin, "GET", "/v1/audit?operation=Get-Mailbox&limit=1", nil)
+	p1 := decode[wire.RecordPage](t, r, http.StatusOK)
+	if p1.NextCursor == "" {
+		t.Fatal("no next_cursor")
+	}
+	cursor := "&cursor=" + url.QueryEscape(p1.NextCursor)
+	for _, other := range []string{"operation=Set-Mailbox", "operation=Get-Mailbox&user=someone@contoso.example",
+		"operation=Get-Mailbox&from=2020-01-01T00:00:00Z", "operation=Get-Mailbox&request_id=" + req.ID, ""} {
+		wantError(t, e.do(contosoAdmin, "GET", "/v1/audit?"+other+cursor, nil), http.StatusBadRequest, "invalid_cursor", "other filters")
+	}
+	if r := e.do(contosoAdmin, "GET", "/v1/audit?operation=get-mailbox&limit=5"+cursor, nil); r.status != http.StatusOK {
+		t.Errorf("its own filters: %d %s", r.status, r.body)
+	}
+}

@@ -4,7 +4,10 @@ import (
 	"cmp"
 	"container/heap"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -120,9 +123,9 @@ func (l *Log) Search(ctx context.Context, p identity.Principal, q Query) (Page, 
 		q.Limit = DefaultLimit
 	}
 	if q.Cursor != "" {
-		pos, newer, err := decodeCursor(q.Cursor, q.Tenant == "")
+		pos, newer, err := decodeCursor(q.Cursor, q)
 		if err != nil {
-			return Page{}, errBadCursor
+			return Page{}, err
 		}
 		if newer {
 			return l.searchNewer(ctx, p, q, pos)
@@ -154,13 +157,13 @@ func (l *Log) Search(ctx context.Context, p identity.Principal, q Query) (Page, 
 			// A page after the first links back to what is newer than
 			// its first entry: the records of the page before, and any
 			// between that don't match.
-			page.Prev = encodeNewerCursor(e.pos, q.Tenant == "")
+			page.Prev = encodeNewerCursor(e.pos, q)
 		}
 		if matches(q, e.rec, provider) {
 			if len(page.Records) == q.Limit {
 				// One more match: the next page starts after this one's
 				// last record.
-				page.Next = encodeCursor(last, q.Tenant == "")
+				page.Next = encodeCursor(last, q)
 				return page, nil
 			}
 			page.Records = append(page.Records, ViewFor(e.rec, p))
@@ -169,12 +172,12 @@ func (l *Log) Search(ctx context.Context, p identity.Principal, q Query) (Page, 
 		if len(page.Records) == q.Limit {
 			// A full page looks at most a batch further for a next match.
 			if ahead++; ahead > batchSize {
-				page.Next = encodeCursor(last, q.Tenant == "")
+				page.Next = encodeCursor(last, q)
 				return page, nil
 			}
 		} else if scanned >= maxScan {
 			// The scan budget ran out before the range did.
-			page.Next = encodeCursor(e.pos, q.Tenant == "")
+			page.Next = encodeCursor(e.pos, q)
 			return page, nil
 		}
 	}
@@ -216,11 +219,11 @@ func (l *Log) searchNewer(ctx context.Context, p identity.Principal, q Query, fr
 		if scanned == 1 {
 			// Older than the page's first entry read: the page the
 			// cursor came from, and any entries between that don't match.
-			page.Next = encodeCursor(e.pos, q.Tenant == "")
+			page.Next = encodeCursor(e.pos, q)
 		}
 		if matches(q, e.rec, provider) {
 			if len(page.Records) == q.Limit {
-				page.Prev = encodeNewerCursor(last, q.Tenant == "")
+				page.Prev = encodeNewerCursor(last, q)
 				return done(), nil
 			}
 			page.Records = append(page.Records, ViewFor(e.rec, p))
@@ -228,11 +231,11 @@ func (l *Log) searchNewer(ctx context.Context, p identity.Principal, q Query, fr
 		}
 		if len(page.Records) == q.Limit {
 			if ahead++; ahead > batchSize {
-				page.Prev = encodeNewerCursor(last, q.Tenant == "")
+				page.Prev = encodeNewerCursor(last, q)
 				return done(), nil
 			}
 		} else if scanned >= maxScan {
-			page.Prev = encodeNewerCursor(e.pos, q.Tenant == "")
+			page.Prev = encodeNewerCursor(e.pos, q)
 			return done(), nil
 		}
 	}
@@ -240,6 +243,14 @@ func (l *Log) searchNewer(ctx context.Context, p identity.Principal, q Query, fr
 
 // errBadCursor refuses a cursor this server did not return for a search.
 var errBadCursor = fault.New(fault.ErrInvalid, "invalid_cursor", "the cursor is not one this server returned for this search")
+
+// errCursorFilters refuses a cursor returned for a search with other
+// filters. Its place in the log is a real one, and a page read from it
+// with these filters was some other listing's continuation, handed out
+// as this one's; so it says which values must stay the same. The code is
+// invalid_cursor's, which clients already handle.
+var errCursorFilters = fault.New(fault.ErrInvalid, "invalid_cursor",
+	"the cursor was returned for a search with other filters: pass it with the same tenant, from, to, user, operation and request_id as that search (only limit may change), or start again without it")
 
 // Export calls w with every record that matches q and that p may read,
 // newest first, reading the streams in batches so memory stays the same
@@ -312,8 +323,8 @@ func (l *Log) CheckRead(ctx context.Context, p identity.Principal, q Query) erro
 		return err
 	}
 	if q.Cursor != "" {
-		if _, _, err := decodeCursor(q.Cursor, q.Tenant == ""); err != nil {
-			return errBadCursor
+		if _, _, err := decodeCursor(q.Cursor, q); err != nil {
+			return err
 		}
 	}
 	if q.Tenant == "" {
@@ -515,9 +526,9 @@ type iterator interface {
 func (l *Log) open(ctx context.Context, q Query) (iterator, error) {
 	var after *position
 	if q.Cursor != "" {
-		pos, newer, err := decodeCursor(q.Cursor, q.Tenant == "")
+		pos, newer, err := decodeCursor(q.Cursor, q)
 		if err != nil {
-			return nil, errBadCursor
+			return nil, err
 		}
 		if newer {
 			// Only Search pages back; an export or a request's records
@@ -896,14 +907,26 @@ func matches(q Query, r record.Record, provider bool) bool {
 	return true
 }
 
-// encodeCursor turns a position into an opaque cursor: the entry id, and
-// the tenant for a search of every tenant.
-func encodeCursor(p position, allTenants bool) string {
+// encodeCursor turns a position into an opaque cursor of q's search: the
+// entry id, the tenant for a search of every tenant, and the checksum of
+// q's filters (filtersSum).
+func encodeCursor(p position, q Query) string {
+	return encodeCursorText(cursorText(p, q.Tenant == ""), q)
+}
+
+// cursorText is the text of a cursor without the checksum of its
+// filters: all a cursor held before they were bound to it.
+func cursorText(p position, allTenants bool) string {
 	s := p.id.String()
 	if allTenants {
 		s += "/" + p.tenant
 	}
-	return base64.RawURLEncoding.EncodeToString([]byte(s))
+	return s
+}
+
+// encodeCursorText appends the checksum of q's filters to text.
+func encodeCursorText(text string, q Query) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(text + filtersSep + filtersSum(q)))
 }
 
 // newerPrefix starts the text of a cursor of the records newer than its
@@ -913,46 +936,88 @@ func encodeCursor(p position, allTenants bool) string {
 const newerPrefix = "n:"
 
 // encodeNewerCursor is the cursor of the records newer than p.
-func encodeNewerCursor(p position, allTenants bool) string {
-	s := newerPrefix + p.id.String()
-	if allTenants {
-		s += "/" + p.tenant
-	}
-	return base64.RawURLEncoding.EncodeToString([]byte(s))
+func encodeNewerCursor(p position, q Query) string {
+	return encodeCursorText(newerPrefix+cursorText(p, q.Tenant == ""), q)
 }
 
-// decodeCursor returns the position of a cursor and whether it leads to
-// the newer records, refusing anything encodeCursor or encodeNewerCursor
-// would not have produced for this kind of search.
-func decodeCursor(c string, allTenants bool) (position, bool, error) {
+// filtersSep ends a cursor's position and starts the checksum of its
+// search's filters; no id or tenant holds it.
+const filtersSep = "~"
+
+// filtersSum is the checksum of q's filters, normalized as the search
+// matches them (User and Operation case-insensitively, the bounds as
+// instants): the tenant (the effective one, a tenant user's own filled
+// in), From, To, User, Operation and RequestID. A cursor carries it so
+// one used with other filters is refused (errCursorFilters) rather than
+// quietly continuing another listing from its place. No secret and no
+// signature: a cursor is only a place in the log, and every record after
+// it is filtered and checked against what the caller may read exactly as
+// in a search without one.
+func filtersSum(q Query) string {
+	bound := func(has bool, t time.Time) string {
+		if !has {
+			return ""
+		}
+		return "@" + t.UTC().Format(time.RFC3339Nano)
+	}
+	h := sha256.New()
+	for _, f := range []string{"audit-filters-1", q.Tenant, bound(q.fromBound(), q.From), bound(q.toBound(), q.To),
+		strings.ToLower(q.User), strings.ToLower(q.Operation), q.RequestID} {
+		// Length-prefixed, so no two filter sets hash the same input.
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(f)))
+		h.Write(n[:])
+		h.Write([]byte(f))
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8])
+}
+
+// decodeCursor returns the position of a cursor of q's search and whether
+// it leads to the newer records. It refuses (errBadCursor) anything
+// encodeCursor or encodeNewerCursor would not have produced for this kind
+// of search, and (errCursorFilters) a cursor returned for other filters.
+// A cursor without the filters' checksum, as every cursor was before they
+// were bound to it, is taken as it was then: one handed out before an
+// upgrade, or by a replica not yet upgraded, goes on working.
+func decodeCursor(c string, q Query) (position, bool, error) {
+	allTenants := q.Tenant == ""
 	if len(c) > 200 {
-		return position{}, false, fmt.Errorf("cursor too long")
+		return position{}, false, errBadCursor
 	}
 	b, err := base64.RawURLEncoding.Strict().DecodeString(c)
 	if err != nil {
-		return position{}, false, err
+		return position{}, false, errBadCursor
 	}
-	text, newer := strings.CutPrefix(string(b), newerPrefix)
+	full, sum, bound := strings.Cut(string(b), filtersSep)
+	text, newer := strings.CutPrefix(full, newerPrefix)
 	s, tenant, hasTenant := strings.Cut(text, "/")
 	if hasTenant != allTenants {
-		return position{}, false, fmt.Errorf("cursor of another kind of search")
+		return position{}, false, errBadCursor
 	}
-	if hasTenant {
-		if err := keys.ValidTenant(tenant); err != nil {
-			return position{}, false, err
-		}
+	if hasTenant && keys.ValidTenant(tenant) != nil {
+		return position{}, false, errBadCursor
 	}
 	id, err := parseID(s)
 	if err != nil {
-		return position{}, false, err
+		return position{}, false, errBadCursor
 	}
 	p := position{id: id, tenant: tenant}
-	canonical := encodeCursor(p, allTenants)
+	canonical := cursorText(p, allTenants)
 	if newer {
-		canonical = encodeNewerCursor(p, allTenants)
+		canonical = newerPrefix + canonical
 	}
-	if canonical != c {
-		return position{}, false, fmt.Errorf("cursor is not canonical")
+	if bound {
+		if len(sum) != 16 || strings.Trim(sum, "0123456789abcdef") != "" {
+			return position{}, false, errBadCursor
+		}
+		canonical += filtersSep + sum
+	}
+	// The whole cursor, not only its text: decoding skips line breaks.
+	if base64.RawURLEncoding.EncodeToString([]byte(canonical)) != c {
+		return position{}, false, errBadCursor
+	}
+	if bound && sum != filtersSum(q) {
+		return position{}, false, errCursorFilters
 	}
 	return p, newer, nil
 }

@@ -172,5 +172,5 @@ func TestAuditNewer(t *testing.T) {
 	if r.status != http.StatusBadRequest {
 		t.Fatalf("a cursor of another search: %s", r)
 	}
-	mustContain(t, "a cursor of another search", r, "the cursor is not one this server returned")
+	mustContain(t, "a cursor of another search", r, "This link to older or newer records is not valid")
 }

@@ -990,6 +990,11 @@ type auditView struct {
 	Searched     bool
 }
 
+// badAuditCursor is what the audit page says of a cursor the search
+// refused: changed, or kept from a search with other filters (a link to
+// older records, edited or followed after the filters changed).
+const badAuditCursor = "This link to older or newer records is not valid for these filters: it was changed, or it belongs to a search with other filters. Search again to start from the newest records."
+
 type auditFilter struct {
 	Tenant, From, To, User, Operation string
 }
@@ -1043,11 +1048,16 @@ func (c *Console) auditPage(w http.ResponseWriter, r *http.Request, sess Session
 		page, err = c.cfg.Audit.Search(r.Context(), sess.Principal, aq)
 	}
 	if err != nil {
-		status, _, msg := httperr.FromError(err)
+		status, code, msg := httperr.FromError(err)
 		if status != http.StatusBadRequest {
 			return err
 		}
 		v.Problem = msg
+		if code == "invalid_cursor" {
+			// The API's words name its parameters; the page's user
+			// followed a link.
+			v.Problem = badAuditCursor
+		}
 		c.render(w, r, status, "audit", &sess, v)
 		return nil
 	}
