@@ -4,6 +4,7 @@ import (
 	"github.com/lockbox-oss/lockbox/api/wire"
 	"github.com/lockbox-oss/lockbox/audit"
 	"github.com/lockbox-oss/lockbox/grants"
+	"github.com/lockbox-oss/lockbox/internal/unreadable"
 	"github.com/lockbox-oss/lockbox/tenants"
 )
 
@@ -72,4 +73,15 @@ func wireVerification(v audit.Verification) wire.AuditVerification {
 	return wire.AuditVerification{
 		Tenant: v.Tenant, Records: v.Records, OK: v.OK, BrokenAt: v.BrokenAt, RecordId: v.RecordId, Problem: v.Problem,
 	}
+}
+
+func wireUnreadable(us []grants.Unreadable) []wire.UnreadableRequest {
+	if len(us) == 0 {
+		return nil
+	}
+	out := make([]wire.UnreadableRequest, len(us))
+	for i, u := range us {
+		out[i] = wire.UnreadableRequest{ID: u.ID, Tenant: u.Tenant, Error: unreadable.Message}
+	}
+	return out
 }

@@ -65,7 +65,8 @@ func (s *server) listRequests(w http.ResponseWriter, r *http.Request, p identity
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, wire.RequestList{Requests: wireRequests(page.Requests), NextCursor: page.Next, PrevCursor: page.Prev})
+	return writeJSON(w, http.StatusOK, wire.RequestList{Requests: wireRequests(page.Requests), NextCursor: page.Next, PrevCursor: page.Prev,
+		Unreadable: wireUnreadable(page.Unreadable)})
 }
 
 func (s *server) getRequest(w http.ResponseWriter, r *http.Request, p identity.Principal) error {

@@ -163,6 +163,8 @@ type env struct {
 	// tokenFrom says where the token sent came from (token), once a
 	// client was made.
 	tokenFrom string
+	// told are the unreadable requests and records already reported.
+	told map[string]bool
 }
 
 // globals are the flags every command accepts, before or after its name.

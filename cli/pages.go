@@ -60,6 +60,7 @@ func (p *pager) peek(e *env) (wire.Request, bool, error) {
 		if err != nil {
 			return wire.Request{}, false, err
 		}
+		e.tellUnreadable(pg.Unreadable)
 		p.buf, p.opts.Cursor, p.done = pg.Requests, pg.NextCursor, pg.NextCursor == ""
 		if !p.done {
 			if err := p.sent.follow(pg.NextCursor); err != nil {
@@ -259,3 +260,19 @@ func (o *idRequests) write(reqs []wire.Request) error {
 }
 
 func (o *idRequests) close(pageCursors) error { return nil }
+
+// tellUnreadable reports on stderr each request a page named as unreadable
+// (its stored record does not decode), once: the listing goes on with the
+// others, and stdout keeps the shape scripts read.
+func (e *env) tellUnreadable(us []wire.UnreadableRequest) {
+	for _, u := range us {
+		if e.told == nil {
+			e.told = map[string]bool{}
+		}
+		if k := "request " + u.Tenant + "/" + u.ID; !e.told[k] {
+			e.told[k] = true
+			fmt.Fprintf(e.stderr, "Request %s of tenant %s %s: its stored record is damaged; the other requests are listed.\n",
+				clean(u.ID), clean(u.Tenant), clean(u.Error))
+		}
+	}
+}

@@ -400,6 +400,7 @@ func (e *env) listStates(c *client.Client, opts client.ListOptions, states []wir
 			if err != nil {
 				return pageCursors{}, false, err
 			}
+			e.tellUnreadable(p.Unreadable)
 			if first {
 				pg.prev = p.PrevCursor
 			}
@@ -438,6 +439,7 @@ func (e *env) listStates(c *client.Client, opts client.ListOptions, states []wir
 		if err != nil {
 			return pageCursors{}, false, err
 		}
+		e.tellUnreadable(p.Unreadable)
 		// A request that changed state between two of the reads is in
 		// both: it is shown once, as the first read had it.
 		for _, r := range p.Requests {

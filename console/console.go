@@ -59,7 +59,7 @@ const Prefix = "/console/"
 type Requests interface {
 	Get(ctx context.Context, p identity.Principal, id string) (grants.Request, error)
 	ListPage(ctx context.Context, p identity.Principal, f grants.Filter) (grants.Page, error)
-	Pending(ctx context.Context, p identity.Principal) ([]grants.Request, error)
+	PendingList(ctx context.Context, p identity.Principal) (grants.PendingList, error)
 	Create(ctx context.Context, actor grants.Actor, in grants.CreateInput) (grants.Request, error)
 	Act(ctx context.Context, id string, act grants.Action, actor grants.Actor, comment string) (grants.Request, error)
 	Activity(ctx context.Context, p identity.Principal, id string) (grants.Request, []record.Record, error)

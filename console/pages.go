@@ -78,8 +78,11 @@ const listLimit = 200
 type requestsView struct {
 	Pending pendingView
 	History []requestRow
-	Filter  historyFilter
-	States  []grants.State
+	// Unreadable are the requests of the history's page that can't be
+	// read: a row each, below the others.
+	Unreadable []grants.Unreadable
+	Filter     historyFilter
+	States     []grants.State
 	// Query is the page's query string (filters and cursors), which the
 	// live pending list polls with so that it stays on the page shown and
 	// its links keep the history where it is.
@@ -198,6 +201,7 @@ func (c *Console) requestsPage(w http.ResponseWriter, r *http.Request, sess Sess
 	for _, req := range page.Requests {
 		v.History = append(v.History, c.row(req))
 	}
+	v.Unreadable = page.Unreadable
 	if page.Next != "" {
 		v.Older = requestsLink(with(q, historyCursorParam, page.Next))
 	}
@@ -219,6 +223,9 @@ type pendingView struct {
 	// is one, and on any page but the first.
 	Next, First template.URL
 	Problem     string
+	// Unreadable are the pending requests that can't be read, on every
+	// page: whether they still wait is unknown, and none may go unseen.
+	Unreadable []grants.Unreadable
 }
 
 // To is the place of the page's last row.
@@ -252,17 +259,18 @@ func (c *Console) pending(ctx context.Context, sess Session, q url.Values) (pend
 		}
 		after = k
 	}
-	reqs, err := c.cfg.Requests.Pending(ctx, sess.Principal)
+	list, err := c.cfg.Requests.PendingList(ctx, sess.Principal)
 	if err != nil {
 		return pendingView{}, err
 	}
+	reqs := list.Requests
 	decides, err := c.decidesForTenant(ctx, sess.Principal)
 	if err != nil {
 		return pendingView{}, err
 	}
 	p := sess.Principal
 	all := make([]requestRow, 0, len(reqs))
-	v := pendingView{Total: len(reqs), From: 1}
+	v := pendingView{Total: len(reqs), From: 1, Unreadable: list.Unreadable}
 	for _, req := range reqs {
 		row := c.row(req)
 		row.Yours = !identity.SameSubject(req.Requester, p.Subject) &&

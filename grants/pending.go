@@ -2,9 +2,7 @@ package grants
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"slices"
 
 	"github.com/redis/go-redis/v9"
@@ -14,8 +12,26 @@ import (
 	"github.com/lockbox-oss/lockbox/internal/keys"
 )
 
+// PendingList is every pending request a principal may see, and the
+// pending requests it would see that can't be read.
+type PendingList struct {
+	Requests []Request
+	// Unreadable names the requests of the pending indexes whose stored
+	// record does not decode, by tenant and id: whether each is still
+	// pending is unknown, and it is shown rather than left out, since an
+	// approver must never miss a pending request.
+	Unreadable []Unreadable
+}
+
 // Pending returns every pending request p may see, soonest decision
-// deadline first.
+// deadline first: PendingList's requests.
+func (s *Store) Pending(ctx context.Context, p identity.Principal) ([]Request, error) {
+	l, err := s.PendingList(ctx, p)
+	return l.Requests, err
+}
+
+// PendingList returns every pending request p may see, soonest decision
+// deadline first, and those it would see that can't be read.
 //
 // There is no limit: a request waiting for a decision that a cap left out
 // would expire unseen by the approver who looked. Reading them all is
@@ -28,24 +44,24 @@ import (
 // List would page through with a state filter: the admin center polls it
 // every few seconds for each open tab. Tenant users read their tenant's
 // index only; the provider's staff read every tenant's.
-func (s *Store) Pending(ctx context.Context, p identity.Principal) ([]Request, error) {
+func (s *Store) PendingList(ctx context.Context, p identity.Principal) (PendingList, error) {
+	out := PendingList{Requests: []Request{}}
 	tenants := []string{p.TenantID}
 	if p.IsProvider() {
 		var err error
 		if tenants, err = s.cfg.Redis.SMembers(ctx, keys.Tenants()).Result(); err != nil {
-			return nil, fault.Unavailable("grants: pending", err)
+			return PendingList{}, fault.Unavailable("grants: pending", err)
 		}
 		slices.Sort(tenants)
 	}
 	now, v := s.cfg.Now(), s.viewer(p)
-	out := []Request{}
 	for _, t := range tenants {
 		if keys.ValidTenant(t) != nil {
 			continue
 		}
 		ids, err := s.cfg.Redis.ZRange(ctx, keys.TenantPending(t), 0, -1).Result()
 		if err != nil {
-			return nil, fault.Unavailable("grants: pending", err)
+			return PendingList{}, fault.Unavailable("grants: pending", err)
 		}
 		if len(ids) == 0 {
 			continue
@@ -57,30 +73,36 @@ func (s *Store) Pending(ctx context.Context, p identity.Principal) ([]Request, e
 			}
 			return nil
 		}); err != nil && !errors.Is(err, redis.Nil) {
-			return nil, fault.Unavailable("grants: pending", err)
+			return PendingList{}, fault.Unavailable("grants: pending", err)
 		}
-		for _, c := range cmds {
-			b, err := c.Bytes()
-			if errors.Is(err, redis.Nil) {
+		for i, c := range cmds {
+			r, err := s.decodeRead(ctx, c, t, ids[i])
+			switch {
+			case errors.Is(err, ErrNotFound):
 				continue
-			}
-			var r Request
-			if err != nil || json.Unmarshal(b, &r) != nil {
-				return nil, fault.Unavailable("grants: pending", fmt.Errorf("read %s: %v", c.Args()[1], err))
+			case errors.Is(err, fault.ErrUnreadable):
+				if ok, err := v.seesUnreadable(ctx, t, false); err != nil {
+					return PendingList{}, err
+				} else if ok {
+					out.Unreadable = append(out.Unreadable, Unreadable{Tenant: t, ID: ids[i]})
+				}
+				continue
+			case err != nil:
+				return PendingList{}, err
 			}
 			// Past its deadline but not yet swept: no longer pending.
 			if r, _ = Settle(r, now); !r.State.Pending() {
 				continue
 			}
 			if ok, err := v.sees(ctx, r); err != nil {
-				return nil, err
+				return PendingList{}, err
 			} else if !ok {
 				continue
 			}
-			out = append(out, s.view(p, r))
+			out.Requests = append(out.Requests, s.view(p, r))
 		}
 	}
-	slices.SortStableFunc(out, func(a, b Request) int {
+	slices.SortStableFunc(out.Requests, func(a, b Request) int {
 		if a.DecideBy == nil || b.DecideBy == nil {
 			return 0
 		}

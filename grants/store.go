@@ -21,6 +21,7 @@ import (
 	"github.com/lockbox-oss/lockbox/internal/fault"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 	"github.com/lockbox-oss/lockbox/internal/storedjson"
+	"github.com/lockbox-oss/lockbox/internal/unreadable"
 )
 
 // TenantDirectory answers the questions about a tenant that a transition
@@ -127,6 +128,8 @@ func (c *Config) CheckAndSetDefaults() error {
 type Store struct {
 	cfg     Config
 	metrics *metrics
+	// unreadable reports the stored requests that do not decode.
+	unreadable *unreadable.Reporter
 	// newerTold holds the requests ("tenant/id") of a newer version the
 	// sweep has logged that it left (see tellNewer).
 	newerTold sync.Map
@@ -137,7 +140,11 @@ func NewStore(cfg Config) (*Store, error) {
 	if err := cfg.CheckAndSetDefaults(); err != nil {
 		return nil, err
 	}
-	return &Store{cfg: cfg, metrics: newMetrics(cfg.Registerer, cfg.Redis)}, nil
+	bad, err := unreadable.New(cfg.Registerer, cfg.Logger)
+	if err != nil {
+		return nil, fmt.Errorf("grants: metrics: %w", err)
+	}
+	return &Store{cfg: cfg, metrics: newMetrics(cfg.Registerer, cfg.Redis), unreadable: bad}, nil
 }
 
 // Create files a new request for actor.
@@ -372,6 +379,21 @@ type Page struct {
 	// its cursor was made, and should none of them match any more, it
 	// leads to the first page.
 	Prev string
+	// Unreadable names the requests of the page's stretch of the index
+	// whose stored record does not decode, in the page's order: each
+	// takes a place of the page's Limit, as the request it stands for
+	// would have, so that a page of them still ends where its cursor
+	// continues. Their state and fields are unknown, so the filters past
+	// the index's creation bounds can't be applied to them: one is shown
+	// in every listing of its stretch of the index.
+	Unreadable []Unreadable
+}
+
+// Unreadable stands in a listing for a stored request that does not
+// decode: never dropped in silence, never failing the page it is on.
+type Unreadable struct {
+	Tenant string
+	ID     string
 }
 
 // List returns the requests p may see that match f, newest first: the
@@ -439,6 +461,9 @@ func (s *Store) listPage(ctx context.Context, p identity.Principal, f Filter, ne
 		f.Tenant = p.TenantID
 	}
 	scope, v := scopeOf(p, f), s.viewer(p)
+	// own: the index read holds only the caller's own requests, so one
+	// that can't be read is theirs too.
+	own := false
 	index, member := keys.AllRequests(), func(m string) (string, string, bool) { return strings.Cut(m, "/") }
 	switch {
 	case f.Tenant != "":
@@ -455,7 +480,7 @@ func (s *Store) listPage(ctx context.Context, p identity.Principal, f Filter, ne
 			return Page{}, fault.Unavailable("grants: list", err)
 		}
 		if built == 1 {
-			index = keys.OperatorRequests(p.Subject)
+			index, own = keys.OperatorRequests(p.Subject), true
 		}
 	}
 	// The index scores are milliseconds; created_at and CreatedAfter are
@@ -486,13 +511,13 @@ func (s *Store) listPage(ctx context.Context, p identity.Principal, f Filter, ne
 		// Nothing to find: not worth reading every request to find it.
 		return page, s.noRequests(ctx, p, f.Tenant)
 	}
-	l := lister{s: s, p: p, f: f, v: v, member: member, now: s.cfg.Now()}
+	l := lister{s: s, p: p, f: f, v: v, member: member, own: own, now: s.cfg.Now()}
 	// probe reads on from pos, older, for a request that matches:
 	// whether a link that way leads to any. Usually the first it reads
 	// does (the newest of the page the cursor came from), so it reads
 	// one, then batches that grow.
 	probe := func(pos position) (bool, error) {
-		got, _, _, err := l.read(ctx, &indexScan{rdb: s.cfg.Redis, index: index, min: min, max: max, after: &pos, batch: 1}, 1, false)
+		got, _, err := l.read(ctx, &indexScan{rdb: s.cfg.Redis, index: index, min: min, max: max, after: &pos, batch: 1}, 1, false)
 		return len(got) > 0, err
 	}
 	if newer {
@@ -501,52 +526,52 @@ func (s *Store) listPage(ctx context.Context, p identity.Principal, f Filter, ne
 		// those of the pages it lies between, so that going back Older
 		// shows again the page the cursor came from, whatever was created
 		// since at the head of the list.
-		reqs, at, more, err := l.read(ctx, scan, f.Limit, next)
+		items, more, err := l.read(ctx, scan, f.Limit, next)
 		if err != nil {
 			return Page{}, err
 		}
-		if len(reqs) == 0 {
+		if len(items) == 0 {
 			// Nothing newer matches (any more): the newest page is
 			// where newer leads.
 			f.Cursor = ""
 			return s.listPage(ctx, p, f, next)
 		}
-		slices.Reverse(reqs)
-		slices.Reverse(at)
-		page.Requests = reqs
+		slices.Reverse(items)
+		page = pageOf(items)
 		if more {
-			page.Prev = scope.encodeNewer(at[0])
+			page.Prev = scope.encodeNewer(items[0].at)
 		}
 		if next {
-			older, err := probe(at[len(at)-1])
+			last := items[len(items)-1].at
+			older, err := probe(last)
 			if err != nil {
 				return Page{}, err
 			}
 			if older {
-				page.Next = scope.encode(at[len(at)-1])
+				page.Next = scope.encode(last)
 			}
 		}
 		return page, nil
 	}
-	reqs, at, more, err := l.read(ctx, scan, f.Limit, next)
+	items, more, err := l.read(ctx, scan, f.Limit, next)
 	if err != nil {
 		return Page{}, err
 	}
-	if len(reqs) == 0 {
+	if len(items) == 0 {
 		return page, s.noRequests(ctx, p, f.Tenant)
 	}
-	page.Requests = reqs
+	page = pageOf(items)
 	if more {
 		// There is a next page, and it starts after this page's last
-		// request.
-		page.Next = scope.encode(at[len(at)-1])
+		// entry, readable or not.
+		page.Next = scope.encode(items[len(items)-1].at)
 	}
 	if f.Cursor != "" {
 		// A page after the first links back to the requests newer than
 		// it. Those were there when the cursor was made; it costs no read
 		// to say so, and should none of them match any more, the link
 		// leads to the newest page.
-		page.Prev = scope.encodeNewer(at[0])
+		page.Prev = scope.encodeNewer(items[0].at)
 	}
 	return page, nil
 }
@@ -559,21 +584,33 @@ type lister struct {
 	f      Filter
 	v      *viewer
 	member func(string) (tenant, id string, ok bool)
-	now    time.Time
+	// own: the index read is the caller's own (keys.OperatorRequests).
+	own bool
+	now time.Time
 }
 
-// read returns up to limit requests that match from scan, in the scan's
+// item is one entry of a listing: a request, or the place of one that
+// can't be read.
+type item struct {
+	req *Request
+	bad *Unreadable
+	at  position
+}
+
+// read returns up to limit entries that match from scan, in the scan's
 // order, with their places in the index; with more, it reads on to the
-// next request that matches and reports whether there is one.
-func (l lister) read(ctx context.Context, scan *indexScan, limit int, more bool) ([]Request, []position, bool, error) {
-	reqs, at := []Request{}, []position{}
+// next entry that matches and reports whether there is one. A request
+// that does not decode is an entry of its own (see Page.Unreadable) when
+// the viewer would see it whatever it holds (seesUnreadable).
+func (l lister) read(ctx context.Context, scan *indexScan, limit int, more bool) ([]item, bool, error) {
+	items := []item{}
 	for {
 		zs, err := scan.next(ctx)
 		if err != nil {
-			return nil, nil, false, err
+			return nil, false, err
 		}
 		if len(zs) == 0 {
-			return reqs, at, false, nil
+			return items, false, nil
 		}
 		cmds := make([]*redis.StringCmd, len(zs))
 		if _, err := l.s.cfg.Redis.Pipelined(ctx, func(pl redis.Pipeliner) error {
@@ -583,48 +620,92 @@ func (l lister) read(ctx context.Context, scan *indexScan, limit int, more bool)
 			}
 			return nil
 		}); err != nil && !errors.Is(err, redis.Nil) {
-			return nil, nil, false, fault.Unavailable("grants: list", err)
+			return nil, false, fault.Unavailable("grants: list", err)
 		}
 		for i, c := range cmds {
-			b, err := c.Bytes()
-			if errors.Is(err, redis.Nil) {
+			t, id, _ := l.member(zs[i].Member.(string))
+			it := item{at: positionOf(zs[i])}
+			r, err := l.s.decodeRead(ctx, c, t, id)
+			switch {
+			case errors.Is(err, ErrNotFound):
 				continue // index written, request never committed
+			case errors.Is(err, fault.ErrUnreadable):
+				if ok, err := l.v.seesUnreadable(ctx, t, l.own); err != nil {
+					return nil, false, err
+				} else if !ok {
+					continue
+				}
+				it.bad = &Unreadable{Tenant: t, ID: id}
+			case err != nil:
+				return nil, false, err
+			default:
+				// The sweeper persists time-driven transitions; a listing
+				// shows them at once.
+				r, _ = Settle(r, l.now)
+				f := l.f
+				if !f.CreatedAfter.IsZero() && !r.CreatedAt.After(f.CreatedAfter) {
+					continue
+				}
+				if !f.CreatedBefore.IsZero() && !r.CreatedAt.Before(f.CreatedBefore) {
+					continue
+				}
+				if f.State != "" && r.State != f.State || f.ExcludePending && r.State.Pending() {
+					continue
+				}
+				// Checked on whichever index was read: an operator's own
+				// index only finds requests, as the provider-wide one does.
+				if ok, err := l.v.sees(ctx, r); err != nil {
+					return nil, false, err
+				} else if !ok {
+					continue
+				}
+				r = l.s.view(l.p, r)
+				it.req = &r
 			}
-			var r Request
-			if err != nil || json.Unmarshal(b, &r) != nil {
-				return nil, nil, false, fault.Unavailable("grants: list", fmt.Errorf("read %s: %v", c.Args()[1], err))
-			}
-			// The sweeper persists time-driven transitions; a listing
-			// shows them at once.
-			r, _ = Settle(r, l.now)
-			f := l.f
-			if !f.CreatedAfter.IsZero() && !r.CreatedAt.After(f.CreatedAfter) {
-				continue
-			}
-			if !f.CreatedBefore.IsZero() && !r.CreatedAt.Before(f.CreatedBefore) {
-				continue
-			}
-			if f.State != "" && r.State != f.State || f.ExcludePending && r.State.Pending() {
-				continue
-			}
-			// Checked on whichever index was read: an operator's own
-			// index only finds requests, as the provider-wide one does.
-			if ok, err := l.v.sees(ctx, r); err != nil {
-				return nil, nil, false, err
-			} else if !ok {
-				continue
-			}
-			if len(reqs) == limit {
+			if len(items) == limit {
 				// One more match.
-				return reqs, at, true, nil
+				return items, true, nil
 			}
-			reqs = append(reqs, l.s.view(l.p, r))
-			at = append(at, positionOf(zs[i]))
-			if !more && len(reqs) == limit {
-				return reqs, at, false, nil
+			items = append(items, it)
+			if !more && len(items) == limit {
+				return items, false, nil
 			}
 		}
 	}
+}
+
+// decodeRead decodes the request a pipelined GET of tenant's request id
+// returned: ErrNotFound when there is none (an index entry whose request
+// never committed), the record_unreadable error, reported, when it does
+// not decode.
+func (s *Store) decodeRead(ctx context.Context, c *redis.StringCmd, tenant, id string) (Request, error) {
+	b, err := c.Bytes()
+	if errors.Is(err, redis.Nil) {
+		return Request{}, newErr(ErrNotFound, "not_found", "request %s not found", id)
+	}
+	if err != nil {
+		return Request{}, fault.Unavailable("grants: list", fmt.Errorf("read %s: %w", c.Args()[1], err))
+	}
+	var r Request
+	if err := json.Unmarshal(b, &r); err != nil {
+		s.unreadable.Report(ctx, unreadable.KindRequest, keys.Request(tenant, id), err, "tenant", tenant, "request_id", id)
+		return Request{}, errUnreadable(id)
+	}
+	return r, nil
+}
+
+// pageOf splits a listing's entries into a page's requests and
+// unreadable ones.
+func pageOf(items []item) Page {
+	pg := Page{Requests: []Request{}}
+	for _, it := range items {
+		if it.req != nil {
+			pg.Requests = append(pg.Requests, *it.req)
+		} else {
+			pg.Unreadable = append(pg.Unreadable, *it.bad)
+		}
+	}
+	return pg
 }
 
 // noRequests answers a listing of tenant's requests that found none to
@@ -1059,6 +1140,33 @@ func (v *viewer) sees(ctx context.Context, r Request) (bool, error) {
 	return false, nil
 }
 
+// seesUnreadable reports whether the principal may be shown that a
+// request of tenant, read from an index, can't be read: whether it would
+// see the request whatever the request holds. Managers and auditors see
+// every request, a tenant's readers every one of their tenant's; an
+// operator sees their own, and only an index of their own says a request
+// is theirs (own). Anyone else is shown nothing of it; the record is
+// still logged and counted.
+func (v *viewer) seesUnreadable(ctx context.Context, tenant string, own bool) (bool, error) {
+	p := v.p
+	switch {
+	case p.IsProvider() && (p.Has(identity.RoleSupportManager) || p.Has(identity.RoleAuditReader)):
+		return true, nil
+	case v.ownOnly():
+		return own, nil
+	case p.ActsInTenant(tenant):
+		if !v.asked {
+			ok, err := v.asTenant(ctx, tenant)
+			if err != nil {
+				return false, err
+			}
+			v.asked, v.tenantReader = true, ok
+		}
+		return v.tenantReader, nil
+	}
+	return false, nil
+}
+
 // ownOnly reports whether the principal sees exactly the requests it filed
 // itself: an operator of the provider's that carries no role seeing more
 // (support manager, audit reader). For such a principal sees is true of r
@@ -1195,7 +1303,8 @@ func (s *Store) loadChecked(ctx context.Context, g getter, tenant, id string) (R
 	var r Request
 	newer, err := storedjson.Decode(b, &r)
 	if err != nil {
-		return Request{}, false, fmt.Errorf("grants: request %s is corrupt: %w", id, err)
+		s.unreadable.Report(ctx, unreadable.KindRequest, keys.Request(tenant, id), err, "tenant", tenant, "request_id", id)
+		return Request{}, false, errUnreadable(id)
 	}
 	if r.Tenant != tenant || r.ID != id {
 		// Not this tenant's request, whatever led here (an index entry is
@@ -1203,6 +1312,12 @@ func (s *Store) loadChecked(ctx context.Context, g getter, tenant, id string) (R
 		return Request{}, false, newErr(ErrNotFound, "not_found", "request %s not found", id)
 	}
 	return r, newer, nil
+}
+
+// errUnreadable is the error of request id, stored but not decodable: no
+// retry reads it, and no transition may be judged on it.
+func errUnreadable(id string) error {
+	return newErr(fault.ErrUnreadable, "record_unreadable", "request %s %s: its stored record does not decode", id, unreadable.Message)
 }
 
 // storeErr keeps domain errors as they are and marks anything else as the

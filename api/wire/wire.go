@@ -166,6 +166,19 @@ type RequestList struct {
 	// this page (as the cursor parameter, with the same filters); empty on
 	// the first page.
 	PrevCursor string `json:"prev_cursor,omitempty"`
+	// Unreadable names the requests of this page whose stored record does
+	// not decode; each takes a place of the page's limit, as it would
+	// have readable. Absent when there is none.
+	Unreadable []UnreadableRequest `json:"unreadable,omitempty"`
+}
+
+// UnreadableRequest stands in a listing for a request Lockbox stored but
+// can't read: the others are listed, and this one is named, never dropped.
+type UnreadableRequest struct {
+	ID     string `json:"id"`
+	Tenant string `json:"tenant"`
+	// Error is always "cannot be read".
+	Error string `json:"error"`
 }
 
 // Decision is the optional body of the approve, deny, cancel and revoke

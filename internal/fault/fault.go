@@ -19,6 +19,10 @@ var (
 	// data that is no longer current (optimistic concurrency); nothing was
 	// written, and the caller is to read again before changing it.
 	ErrPrecondition = errors.New("precondition failed")
+	// ErrUnreadable: a record Lockbox stored does not decode (a partial
+	// write, a hand edit, a flipped bit). Retrying does not help; an
+	// operator repairs or removes the record (deploy/RUNBOOK.md).
+	ErrUnreadable = errors.New("stored record cannot be read")
 )
 
 // Error is a categorized error with a stable code and a message that is safe

@@ -86,7 +86,8 @@ func WriteError(w http.ResponseWriter, err error) int {
 //   - *Error: as given.
 //   - *fault.Error: its Code and Message, the status by its Kind (Invalid 400,
 //     Forbidden 403, NotFound 404, Conflict 409, Precondition 412,
-//     Unavailable 503).
+//     Unavailable 503, Unreadable 500: a stored record that does not
+//     decode, which the message names without its content).
 //   - any other error matching fault.ErrConflict (such as a state-machine
 //     TransitionError, whose text names the state): 409 invalid_transition
 //     with err.Error().
@@ -159,6 +160,8 @@ func statusOf(kind error) int {
 		return http.StatusConflict
 	case errors.Is(kind, fault.ErrPrecondition):
 		return http.StatusPreconditionFailed
+	case errors.Is(kind, fault.ErrUnreadable):
+		return http.StatusInternalServerError
 	}
 	return 0
 }

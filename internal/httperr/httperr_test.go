@@ -49,6 +49,8 @@ func TestFromError(t *testing.T) {
 			412, "precondition_failed", "precondition failed"},
 		{"fault unavailable with a safe message", fault.New(fault.ErrUnavailable, "audit_unavailable", "audit log unavailable"),
 			503, "audit_unavailable", "audit log unavailable"},
+		{"fault unreadable names the record", fault.New(fault.ErrUnreadable, "record_unreadable", "request r cannot be read"),
+			500, "record_unreadable", "request r cannot be read"},
 		{"fault wrapped by the caller", fmt.Errorf("api: %w", fault.New(fault.ErrForbidden, "forbidden", "no")),
 			403, "forbidden", "no"},
 		{"fault of unknown kind", &fault.Error{Kind: errors.New("odd"), Code: "odd", Message: "secret detail"},

@@ -1,0 +1,39 @@
+package api_test
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/lockbox-oss/lockbox/api/wire"
+	"github.com/lockbox-oss/lockbox/internal/keys"
+)
+
+// TestListShowsUnreadableRequest: a request whose stored record does not
+// decode made GET /v1/requests answer 503 for the whole page; now the page
+// lists the others and names it under "unreadable", and reading it alone
+// says it cannot be read.
+func TestListShowsUnreadableRequest(t *testing.T) {
+	e := newEnv(t)
+	first := e.file(alice, "contoso", "exchange")
+	e.clk.Advance(time.Minute)
+	bad := e.file(bob, "contoso", "sharepoint")
+	e.clk.Advance(time.Minute)
+	third := e.file(alice, "contoso", "onedrive")
+	if err := e.rdb.Set(context.Background(), keys.Request("contoso", bad.ID), `{"id":"`, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"?tenant=contoso", "", "?state=pending_manager"} {
+		list := decode[wire.RequestList](t, e.do(mia, "GET", "/v1/requests"+q, nil), http.StatusOK)
+		if len(list.Requests) != 2 || list.Requests[0].ID != third.ID || list.Requests[1].ID != first.ID {
+			t.Errorf("%s: requests %+v, want %s and %s", q, list.Requests, third.ID, first.ID)
+		}
+		want := wire.UnreadableRequest{ID: bad.ID, Tenant: "contoso", Error: "cannot be read"}
+		if len(list.Unreadable) != 1 || list.Unreadable[0] != want {
+			t.Errorf("%s: unreadable %+v, want %+v", q, list.Unreadable, want)
+		}
+	}
+	wantError(t, e.do(mia, "GET", "/v1/requests/"+bad.ID, nil), http.StatusInternalServerError, "record_unreadable", bad.ID+" cannot be read")
+	wantError(t, e.do(mia, "POST", "/v1/requests/"+bad.ID+"/approve", nil), http.StatusInternalServerError, "record_unreadable", bad.ID)
+}

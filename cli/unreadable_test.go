@@ -1,0 +1,36 @@
+package cli
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/lockbox-oss/lockbox/api/wire"
+)
+
+// TestRequestListTellsUnreadable: a page naming a request that can't be
+// read lists the others on stdout, as ever, and says on stderr which one
+// can't be read, once however many listings met it; lockboxctl dropped it
+// without a word.
+func TestRequestListTellsUnreadable(t *testing.T) {
+	page := mustJSON(wire.RequestList{Requests: []wire.Request{sampleRequest()},
+		Unreadable: []wire.UnreadableRequest{{ID: "0190a1b2-0000-7000-8000-000000000001", Tenant: "contoso", Error: "cannot be read"}}})
+	for _, args := range [][]string{
+		{"get", "requests"},
+		{"get", "requests", "-o", "json"},
+		{"get", "requests", "--all"},
+		{"get", "requests", "--state", "pending"},
+		{"get", "requests", "--state", "pending", "--all"},
+	} {
+		res := run(t, args, nil, map[string]reply{"GET /v1/requests": {200, page}})
+		if res.code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, res.code, res.stderr)
+		}
+		const want = "Request 0190a1b2-0000-7000-8000-000000000001 of tenant contoso cannot be read"
+		if strings.Count(res.stderr, want) != 1 {
+			t.Errorf("%v: stderr does not say once that the request cannot be read: %q", args, res.stderr)
+		}
+		if !strings.Contains(res.stdout, sampleRequest().ID) {
+			t.Errorf("%v: the readable request is not listed: %q", args, res.stdout)
+		}
+	}
+}

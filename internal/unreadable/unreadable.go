@@ -1,0 +1,77 @@
+// Package unreadable reports the stored records Lockbox reads that do not
+// decode: a request cut short by an old version's partial write, a value
+// set by hand during an incident, a flipped bit. A view that meets one
+// shows the rest with a placeholder in its place, and this package is how
+// operators hear of it: one ERROR line naming the key and the decode error
+// (never the content, which may hold personal data) and a counter.
+package unreadable
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Kinds of record, the values of the counter's kind label.
+const (
+	KindRequest = "request"
+	KindAudit   = "audit"
+)
+
+// Message is what every view shows in place of a record that does not
+// decode.
+const Message = "cannot be read"
+
+// MetricName is the counter of reads that met a record that does not
+// decode, by kind.
+const MetricName = "lockbox_unreadable_records_total"
+
+// Reporter logs and counts unreadable records. A nil Reporter reports
+// nothing.
+type Reporter struct {
+	counter *prometheus.CounterVec
+	log     *slog.Logger
+}
+
+// New returns a Reporter counting in reg (nil registers nothing) and
+// logging to logger (nil logs nothing). The grants store and the audit log
+// each make one over the server's one registry, so the counter is
+// registered by the first and shared by the second.
+func New(reg prometheus.Registerer, logger *slog.Logger) (*Reporter, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: MetricName,
+		Help: "Reads that met a stored record that does not decode (shown as a placeholder), by kind (request, audit); each is also logged at error with its key.",
+	}, []string{"kind"})
+	if reg != nil {
+		if err := reg.Register(c); err != nil {
+			are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err)
+			if !ok {
+				return nil, err
+			}
+			if c, ok = are.ExistingCollector.(*prometheus.CounterVec); !ok {
+				return nil, err
+			}
+		}
+	}
+	// Both series exist from start-up, so an alert on their rate has a
+	// zero to compare with.
+	c.WithLabelValues(KindRequest)
+	c.WithLabelValues(KindAudit)
+	return &Reporter{counter: c, log: logger}, nil
+}
+
+// Report counts one read of the record at key, of kind, that did not
+// decode with err, and logs it at error. attrs add fields (tenant, ids).
+func (r *Reporter) Report(ctx context.Context, kind, key string, err error, attrs ...any) {
+	if r == nil {
+		return
+	}
+	r.counter.WithLabelValues(kind).Inc()
+	r.log.ErrorContext(ctx, "stored record cannot be read; shown as unreadable",
+		append([]any{"kind", kind, "key", key, "error", err}, attrs...)...)
+}
