@@ -14,6 +14,7 @@ import (
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/httperr"
 	"github.com/lockbox-oss/lockbox/internal/readlimit"
+	"github.com/lockbox-oss/lockbox/internal/unreadable"
 	"github.com/lockbox-oss/lockbox/internal/writedeadline"
 )
 
@@ -78,7 +79,11 @@ func (s *server) searchAudit(w http.ResponseWriter, r *http.Request, p identity.
 	if page.Records == nil {
 		page.Records = []record.Record{}
 	}
-	return writeJSON(w, http.StatusOK, wire.RecordPage{Records: page.Records, NextCursor: page.Next, PrevCursor: page.Prev})
+	var bad []wire.UnreadableRecord
+	for _, u := range page.Unreadable {
+		bad = append(bad, wire.UnreadableRecord{StreamID: u.StreamID, Tenant: u.Tenant, Error: unreadable.Message})
+	}
+	return writeJSON(w, http.StatusOK, wire.RecordPage{Records: page.Records, NextCursor: page.Next, PrevCursor: page.Prev, Unreadable: bad})
 }
 
 // mayReadAudit returns the refusal (403, 404, or the store's failure) of

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/lockbox-oss/lockbox/api/wire"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 )
@@ -36,4 +38,29 @@ func TestListShowsUnreadableRequest(t *testing.T) {
 	}
 	wantError(t, e.do(mia, "GET", "/v1/requests/"+bad.ID, nil), http.StatusInternalServerError, "record_unreadable", bad.ID+" cannot be read")
 	wantError(t, e.do(mia, "POST", "/v1/requests/"+bad.ID+"/approve", nil), http.StatusInternalServerError, "record_unreadable", bad.ID)
+}
+
+// TestAuditSearchShowsUnreadableRecord: an audit record that does not
+// decode made GET /v1/audit answer 500 for the whole page and the export
+// 500 "internal error"; now the search shows the others and names it by
+// its stream id, and the export, which must leave no record out, stops
+// with record_unreadable naming it.
+func TestAuditSearchShowsUnreadableRecord(t *testing.T) {
+	e := newEnv(t)
+	e.file(alice, "contoso", "exchange")
+	ctx := context.Background()
+	// Cut short, as a partial write leaves it.
+	bad, err := e.rdb.XAdd(ctx, &redis.XAddArgs{Stream: keys.Audit("contoso"), Values: []string{"r", `{"Id":"x","CreationTime":"20`}}).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := decode[wire.RecordPage](t, e.do(auditor, "GET", "/v1/audit?tenant=contoso", nil), http.StatusOK)
+	if len(page.Records) == 0 {
+		t.Errorf("the readable records are not shown: %+v", page)
+	}
+	want := wire.UnreadableRecord{StreamID: bad, Tenant: "contoso", Error: "cannot be read"}
+	if len(page.Unreadable) != 1 || page.Unreadable[0] != want {
+		t.Errorf("unreadable %+v, want %+v", page.Unreadable, want)
+	}
+	wantError(t, e.do(auditor, "GET", "/v1/audit/export?tenant=contoso&format=jsonl", nil), http.StatusInternalServerError, "record_unreadable", bad)
 }

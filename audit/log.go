@@ -12,16 +12,19 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/internal/due"
 	"github.com/lockbox-oss/lockbox/internal/fault"
 	"github.com/lockbox-oss/lockbox/internal/keys"
+	"github.com/lockbox-oss/lockbox/internal/unreadable"
 )
 
 // ErrUnavailable means the audit store could not be read or written.
@@ -54,6 +57,23 @@ type Log struct {
 	// retention reports the unreadable records Trim removes; nil until
 	// ReportRetention.
 	retention *retentionReport
+
+	// unreadable reports the records searches and exports meet that do
+	// not decode; nil (reporting nothing) until ReportUnreadable.
+	unreadable *unreadable.Reporter
+}
+
+// ReportUnreadable makes the log count, in lockbox_unreadable_records_total
+// {kind="audit"} registered with reg (shared with the requests' series),
+// and log at error to logger with the tenant and stream id, each record a
+// read meets that does not decode. Call it before serving.
+func (l *Log) ReportUnreadable(reg prometheus.Registerer, logger *slog.Logger) error {
+	r, err := unreadable.New(reg, logger)
+	if err != nil {
+		return fmt.Errorf("audit: metrics: %w", err)
+	}
+	l.unreadable = r
+	return nil
 }
 
 // NewLog returns a Log over rdb. now stamps records; nil means time.Now.
@@ -247,7 +267,9 @@ func (l *Log) decode(ctx context.Context, tenant string, m redis.XMessage) (reco
 	s, _ := m.Values[field].(string)
 	r, err := record.Unmarshal(s)
 	if err != nil {
-		return record.Record{}, fmt.Errorf("audit: stream entry %s of %s is corrupt: %w", m.ID, tenant, err)
+		l.unreadable.Report(ctx, unreadable.KindAudit, keys.Audit(tenant), err, "tenant", tenant, "stream_id", m.ID)
+		return record.Record{}, fault.New(fault.ErrUnreadable, "record_unreadable",
+			"audit record %s of tenant %s %s", m.ID, tenant, unreadable.Message)
 	}
 	// Reading goes on without the GUID when Redis can't give it: the
 	// record is still the tenant's, and hiding it would hide history.

@@ -21,6 +21,7 @@ import (
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/fault"
 	"github.com/lockbox-oss/lockbox/internal/keys"
+	"github.com/lockbox-oss/lockbox/internal/unreadable"
 )
 
 // Page sizes of Search.
@@ -105,6 +106,25 @@ type Page struct {
 	// a page with fewer than Limit records while the page has a Prev of
 	// its own.
 	Prev string
+	// Unreadable names the records of the page's stretch of the log that
+	// do not decode, in the page's order. Each takes a place of the
+	// page's Limit, as the record would have, so the cursors continue
+	// past it. Its fields are unknown, so no filter but the range's
+	// place in the log applies to it: a search whose scan passes it
+	// names it.
+	Unreadable []UnreadableRecord
+}
+
+// full reports whether the page holds limit entries, readable or not.
+func (pg *Page) full(limit int) bool { return len(pg.Records)+len(pg.Unreadable) == limit }
+
+// add puts e on the page, as p may see it.
+func (pg *Page) add(e entry, p identity.Principal) {
+	if e.bad {
+		pg.Unreadable = append(pg.Unreadable, UnreadableRecord{Tenant: e.pos.tenant, StreamID: e.pos.id.String()})
+		return
+	}
+	pg.Records = append(pg.Records, ViewFor(e.rec, p))
 }
 
 // Search returns one page of the records that match q and that p may read,
@@ -159,17 +179,17 @@ func (l *Log) Search(ctx context.Context, p identity.Principal, q Query) (Page, 
 			// between that don't match.
 			page.Prev = encodeNewerCursor(e.pos, q)
 		}
-		if matches(q, e.rec, provider) {
-			if len(page.Records) == q.Limit {
+		if e.bad || matches(q, e.rec, provider) {
+			if page.full(q.Limit) {
 				// One more match: the next page starts after this one's
 				// last record.
 				page.Next = encodeCursor(last, q)
 				return page, nil
 			}
-			page.Records = append(page.Records, ViewFor(e.rec, p))
+			page.add(e, p)
 			last = e.pos
 		}
-		if len(page.Records) == q.Limit {
+		if page.full(q.Limit) {
 			// A full page looks at most a batch further for a next match.
 			if ahead++; ahead > batchSize {
 				page.Next = encodeCursor(last, q)
@@ -201,6 +221,7 @@ func (l *Log) searchNewer(ctx context.Context, p identity.Principal, q Query, fr
 	scanned, ahead := 0, 0
 	done := func() Page {
 		slices.Reverse(page.Records)
+		slices.Reverse(page.Unreadable)
 		return page
 	}
 	for {
@@ -209,7 +230,7 @@ func (l *Log) searchNewer(ctx context.Context, p identity.Principal, q Query, fr
 			return Page{}, err
 		}
 		if !ok {
-			if len(page.Records) == 0 {
+			if len(page.Records) == 0 && len(page.Unreadable) == 0 {
 				q.Cursor = ""
 				return l.Search(ctx, p, q)
 			}
@@ -221,15 +242,15 @@ func (l *Log) searchNewer(ctx context.Context, p identity.Principal, q Query, fr
 			// cursor came from, and any entries between that don't match.
 			page.Next = encodeCursor(e.pos, q)
 		}
-		if matches(q, e.rec, provider) {
-			if len(page.Records) == q.Limit {
+		if e.bad || matches(q, e.rec, provider) {
+			if page.full(q.Limit) {
 				page.Prev = encodeNewerCursor(last, q)
 				return done(), nil
 			}
-			page.Records = append(page.Records, ViewFor(e.rec, p))
+			page.add(e, p)
 			last = e.pos
 		}
-		if len(page.Records) == q.Limit {
+		if page.full(q.Limit) {
 			if ahead++; ahead > batchSize {
 				page.Prev = encodeNewerCursor(last, q)
 				return done(), nil
@@ -276,6 +297,14 @@ func (l *Log) Export(ctx context.Context, p identity.Principal, q Query, w func(
 				return l.nothingRead(ctx, p, q.Tenant)
 			}
 			return nil
+		}
+		if e.bad {
+			if appendedWithin(q, e.pos.id) {
+				return errUnreadableRecord(e.pos.tenant, e.pos.id)
+			}
+			// Appended, by the log's own clock, well outside the range:
+			// not one of this export's records, whatever it held.
+			continue
 		}
 		if !matches(q, e.rec, provider) {
 			continue
@@ -378,7 +407,9 @@ func (l *Log) RequestRecords(ctx context.Context, tenant, id string, from, to ti
 		if err != nil || !ok {
 			return err
 		}
-		if !matches(q, e.rec, true) {
+		// An unreadable record may or may not be the request's: it was
+		// reported where it was read, and the request's own reads go on.
+		if e.bad || !matches(q, e.rec, true) {
 			continue
 		}
 		if err := w(e.rec); err != nil {
@@ -510,10 +541,28 @@ func (a position) less(b position) bool {
 	return cmp.Or(compareIDs(a.id, b.id), strings.Compare(a.tenant, b.tenant)) < 0
 }
 
-// entry is one decoded stream entry.
+// entry is one stream entry: its record, or bad when the record does not
+// decode (rec is then empty).
 type entry struct {
 	pos position
 	rec record.Record
+	bad bool
+}
+
+// UnreadableRecord stands in a search's page for a stored audit record
+// that does not decode: the others are shown, and this one is named by
+// its tenant and stream id, never dropped in silence.
+type UnreadableRecord struct {
+	Tenant   string
+	StreamID string
+}
+
+// errUnreadableRecord is the error of a read that can't go past tenant's
+// unreadable record id: an export, which must not leave a record out.
+func errUnreadableRecord(tenant string, id streamID) error {
+	return fault.New(fault.ErrUnreadable, "record_unreadable",
+		"audit record %s of tenant %s %s: its stored record does not decode; the export stops rather than leave it out (export the ranges before and after it, or have it repaired)",
+		id, tenant, unreadable.Message)
 }
 
 // iterator yields entries newest first.
@@ -642,7 +691,9 @@ func (r *risingReader) next(ctx context.Context) (entry, bool, error) {
 	if err != nil {
 		return entry{}, false, err
 	}
-	if !r.stopAfter.IsZero() && e.rec.CreationTime.After(r.stopAfter) {
+	// An unreadable record has no CreationTime to stop at: it is passed
+	// to the caller, and the next readable one decides.
+	if !r.stopAfter.IsZero() && !e.bad && e.rec.CreationTime.After(r.stopAfter) {
 		r.buf, r.min = nil, ""
 		return entry{}, false, nil
 	}
@@ -690,11 +741,18 @@ func (l *Log) takeEntry(ctx context.Context, tenant string, buf *[]redis.XMessag
 	if err != nil {
 		return entry{}, fmt.Errorf("audit: stream of %s: %w", tenant, err)
 	}
+	pos := position{id: id, tenant: tenant}
 	rec, err := l.decode(ctx, tenant, m)
+	if errors.Is(err, fault.ErrUnreadable) {
+		// Its place in the log is known, its content not: the reader
+		// hands it on for the caller to name (a search) or stop at (an
+		// export).
+		return entry{pos: pos, bad: true}, nil
+	}
 	if err != nil {
 		return entry{}, err
 	}
-	return entry{pos: position{id: id, tenant: tenant}, rec: rec}, nil
+	return entry{pos: pos, rec: rec}, nil
 }
 
 // streamReader reads one tenant's stream newest first, in batches.
@@ -744,6 +802,10 @@ func (r *streamReader) seek(ctx context.Context) error {
 		rec, err := r.log.decode(ctx, r.tenant, m)
 		return rec.CreationTime.Time, id, err
 	}
+	// A probe that lands on an unreadable record has no time to bisect
+	// by; the seek stops where it stands, which is correct wherever it
+	// stops (the scan only reads more).
+	stop := func(err error) bool { return errors.Is(err, fault.ErrUnreadable) }
 	probe := func(max string) (*redis.XMessage, error) {
 		msgs, err := rdb.XRevRangeN(ctx, key, max, "-", 1).Result()
 		if err != nil {
@@ -764,6 +826,9 @@ func (r *streamReader) seek(ctx context.Context) error {
 		return err
 	}
 	at, hi, err := created(*newest)
+	if stop(err) {
+		return nil
+	}
 	if err != nil || !at.After(r.seekTo) {
 		return err
 	}
@@ -775,6 +840,9 @@ func (r *streamReader) seek(ctx context.Context) error {
 		return nil
 	}
 	at, lo, err := created(msgs[0])
+	if stop(err) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -793,6 +861,9 @@ func (r *streamReader) seek(ctx context.Context) error {
 			break // trimmed meanwhile: start where we are
 		}
 		at, id, err := created(*m)
+		if stop(err) {
+			break
+		}
 		if err != nil {
 			return err
 		}
@@ -830,7 +901,7 @@ func (r *streamReader) next(ctx context.Context) (entry, bool, error) {
 	if err != nil {
 		return entry{}, false, err
 	}
-	if !r.stopBefore.IsZero() && e.rec.CreationTime.Before(r.stopBefore) {
+	if !r.stopBefore.IsZero() && !e.bad && e.rec.CreationTime.Before(r.stopBefore) {
 		r.buf, r.max = nil, ""
 		return entry{}, false, nil
 	}
@@ -887,6 +958,22 @@ func (m *merger) next(ctx context.Context) (entry, bool, error) {
 	top := heap.Pop(&m.heads).(head)
 	m.pending = append(m.pending, top.r)
 	return top.e, true, nil
+}
+
+// appendedWithin reports whether the entry id, whose record can't be read,
+// may belong to q's date range: whether the time Redis appended it, the
+// id's milliseconds, is within the range widened by ClockSkew. A record is
+// stamped a moment before it is appended, by a clock that may differ from
+// Redis's by that much.
+func appendedWithin(q Query, id streamID) bool {
+	at := time.UnixMilli(int64(id.ms))
+	switch {
+	case q.fromBound() && at.Before(q.From.Add(-ClockSkew)):
+		return false
+	case q.toBound() && at.After(q.To.Add(ClockSkew)):
+		return false
+	}
+	return true
 }
 
 // matches reports whether r passes q's filters.

@@ -97,6 +97,7 @@ func (e *env) auditSearch() *cobra.Command {
 				if err != nil {
 					return err
 				}
+				e.tellUnreadableRecords(p.Unreadable)
 				if first {
 					pg.prev = p.PrevCursor
 				}

@@ -276,3 +276,18 @@ func (e *env) tellUnreadable(us []wire.UnreadableRequest) {
 		}
 	}
 }
+
+// tellUnreadableRecords is tellUnreadable for the audit records a search
+// page named as unreadable.
+func (e *env) tellUnreadableRecords(us []wire.UnreadableRecord) {
+	for _, u := range us {
+		if e.told == nil {
+			e.told = map[string]bool{}
+		}
+		if k := "record " + u.Tenant + "/" + u.StreamID; !e.told[k] {
+			e.told[k] = true
+			fmt.Fprintf(e.stderr, "Audit record %s of tenant %s %s: its stored record is damaged; the other records are shown.\n",
+				clean(u.StreamID), clean(u.Tenant), clean(u.Error))
+		}
+	}
+}

@@ -34,3 +34,28 @@ func TestRequestListTellsUnreadable(t *testing.T) {
 		}
 	}
 }
+
+// TestAuditSearchTellsUnreadable: a search page naming an audit record
+// that can't be read shows the others on stdout and says on stderr which
+// one can't be read.
+func TestAuditSearchTellsUnreadable(t *testing.T) {
+	page := mustJSON(wire.RecordPage{Records: sampleRecords(),
+		Unreadable: []wire.UnreadableRecord{{StreamID: "1764000000000-0", Tenant: "contoso", Error: "cannot be read"}}})
+	for _, args := range [][]string{
+		{"audit", "search", "--tenant", "contoso"},
+		{"audit", "search", "--tenant", "contoso", "-o", "json"},
+		{"audit", "search", "--tenant", "contoso", "--all"},
+	} {
+		res := run(t, args, nil, map[string]reply{"GET /v1/audit": {200, page}})
+		if res.code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, res.code, res.stderr)
+		}
+		const want = "Audit record 1764000000000-0 of tenant contoso cannot be read"
+		if strings.Count(res.stderr, want) != 1 {
+			t.Errorf("%v: stderr does not say once that the record cannot be read: %q", args, res.stderr)
+		}
+		if !strings.Contains(res.stdout, sampleRecords()[0].Operation) {
+			t.Errorf("%v: the readable records are not shown: %q", args, res.stdout)
+		}
+	}
+}

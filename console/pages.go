@@ -979,6 +979,9 @@ func (c *Console) removeApprover(w http.ResponseWriter, r *http.Request, sess Se
 type auditView struct {
 	Filter  auditFilter
 	Records []record.Record
+	// Unreadable are the records of the page that can't be read: a row
+	// each, below the others.
+	Unreadable []audit.UnreadableRecord
 	// Next and Export are query strings built by url.Values.Encode. They
 	// are template.URL because html/template would otherwise escape their
 	// '=' and '&' in an href, and the links would lose every filter (and
@@ -1069,7 +1072,7 @@ func (c *Console) auditPage(w http.ResponseWriter, r *http.Request, sess Session
 		c.render(w, r, status, "audit", &sess, v)
 		return nil
 	}
-	v.Records, v.Searched, v.CanExport = page.Records, true, true
+	v.Records, v.Unreadable, v.Searched, v.CanExport = page.Records, page.Unreadable, true, true
 	if page.Next != "" {
 		next := f.values()
 		next.Set("cursor", page.Next)

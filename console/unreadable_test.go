@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/lockbox-oss/lockbox/internal/keys"
 )
 
@@ -47,5 +49,28 @@ func TestRequestsPageShowsUnreadableRequests(t *testing.T) {
 	}
 	if !strings.Contains(r.body, `data-unreadable="`+history[1].ID+`"`) {
 		t.Errorf("no row says request %s of the history cannot be read: %s", history[1].ID, r)
+	}
+}
+
+// TestAuditPageShowsUnreadableRecord: an audit record that does not decode
+// failed the whole audit search page; now the others are shown and a row
+// names it by its stream id.
+func TestAuditPageShowsUnreadableRecord(t *testing.T) {
+	parallel(t)
+	e := newEnv(t)
+	e.file("contoso")
+	bad, err := e.rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: keys.Audit("contoso"), Values: []string{"r", `{"Id":`}}).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := e.signIn(auditor).get("/console/audit?tenant=contoso")
+	if r.status != http.StatusOK {
+		t.Fatalf("audit page: %s", r)
+	}
+	if !strings.Contains(r.body, "New-AccessToCustomerDataRequest") {
+		t.Errorf("the readable records are not shown: %s", r)
+	}
+	if !strings.Contains(r.body, `data-unreadable="`+bad+`"`) || !strings.Contains(r.body, "of tenant contoso cannot be read") {
+		t.Errorf("no row says record %s cannot be read: %s", bad, r)
 	}
 }

@@ -268,6 +268,19 @@ type RecordPage struct {
 	// PrevCursor goes back to the page before, the records newer than
 	// this page; empty on the first page and when nothing newer is left.
 	PrevCursor string `json:"prev_cursor,omitempty"`
+	// Unreadable names the records of this page whose stored record does
+	// not decode, by stream id; each takes a place of the page's limit.
+	// Absent when there is none.
+	Unreadable []UnreadableRecord `json:"unreadable,omitempty"`
+}
+
+// UnreadableRecord stands in a search's page for an audit record Lockbox
+// stored but can't read: the others are shown, and this one is named.
+type UnreadableRecord struct {
+	StreamID string `json:"stream_id"`
+	Tenant   string `json:"tenant"`
+	// Error is always "cannot be read".
+	Error string `json:"error"`
 }
 
 // RecordList is the body of GET /v1/requests/{id}/activity, oldest first.

@@ -249,6 +249,11 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 		return nil, err
 	}
 	s.Audit = audit.NewLog(s.Redis, opts.Now)
+	// Searches and exports tell of the records they can't read.
+	if err := s.Audit.ReportUnreadable(s.Registry, opts.Logger.With("component", "audit")); err != nil {
+		s.Redis.Close()
+		return nil, err
+	}
 	s.Tenants = tenants.NewStore(s.Redis, s.Audit, opts.Now)
 	// A tenant's global admins and audit readers read its log only as
 	// users of the tenant, by its registered domains.
