@@ -15,6 +15,7 @@ import (
 
 	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/grants"
+	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 )
 
@@ -229,6 +230,11 @@ func TestAuditRecordsFollowTheCommonSchema(t *testing.T) {
 	w.clock.Advance(2 * time.Hour)
 	if s := w.state("admin", r.ID); s != grants.StateCompleted {
 		t.Fatalf("state %s, want completed", s)
+	}
+
+	// Offboarded last: the tenant's log stays readable and exportable.
+	if _, err := w.srv.Tenants.Offboard(ctx, identity.Principal{Subject: "lara@provider.example", Roles: []identity.Role{identity.RoleLockboxAdmin}}, "192.0.2.9", "contoso", "contract ended"); err != nil {
+		t.Fatal(err)
 	}
 
 	tn, err := w.srv.Tenants.Get(ctx, "contoso")

@@ -67,6 +67,8 @@ func TestOnRedisCluster(t *testing.T) {
 		"OperatorListingBeforeTheBackFill":     TestOperatorListingBeforeTheBackFill,
 		"OperatorCursorAcrossIndexes":          TestOperatorCursorAcrossIndexes,
 		"ListPagingProperty":                   TestListPagingProperty,
+		"OffboardEndsTheTenant":                TestOffboardEndsTheTenant,
+		"OffboardWhileFiling":                  TestOffboardWhileFiling,
 	} {
 		t.Run(name, test)
 	}

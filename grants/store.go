@@ -31,6 +31,11 @@ type TenantDirectory interface {
 	// Onboarded returns nil for an onboarded tenant and an error wrapping
 	// ErrNotFound, naming the tenant, for any other.
 	Onboarded(ctx context.Context, tenant string) error
+	// Active is Onboarded for a tenant that also was not offboarded: for
+	// one that was, an error wrapping ErrConflict (code
+	// tenant_offboarded). Filing and deciding ask it; reading does not,
+	// so an offboarded tenant's history stays readable.
+	Active(ctx context.Context, tenant string) error
 	LockboxEnabled(ctx context.Context, tenant string) (bool, error)
 	IsApprover(ctx context.Context, tenant, user string) (bool, error)
 	// IsUser reports whether user is a user of tenant: user@ one of its
@@ -157,9 +162,10 @@ func (s *Store) Create(ctx context.Context, actor Actor, in CreateInput) (Reques
 	if err != nil {
 		return Request{}, err
 	}
-	// Requests exist only for tenants the provider onboarded: a request
-	// for a misspelt tenant is refused now, not left to expire unseen.
-	if err := s.cfg.Tenants.Onboarded(ctx, r.Tenant); err != nil {
+	// Requests exist only for tenants the provider onboarded, and has not
+	// offboarded: a request for a misspelt tenant is refused now, not left
+	// to expire unseen.
+	if err := s.cfg.Tenants.Active(ctx, r.Tenant); err != nil {
 		return Request{}, s.storeErr("create", err)
 	}
 	rdb := s.cfg.Redis
@@ -187,6 +193,13 @@ func (s *Store) Create(ctx context.Context, actor Actor, in CreateInput) (Reques
 	var ended *change
 	for range s.cfg.MaxRetries {
 		err = rdb.Watch(ctx, func(tx *redis.Tx) error {
+			// Asked again under WATCH of the registry entry: an
+			// offboarding committing since the check above fails this
+			// transaction, and the retry is refused, so no request is left
+			// pending for a tenant whose requests offboarding ended.
+			if err := s.cfg.Tenants.Active(ctx, r.Tenant); err != nil {
+				return err
+			}
 			var err error
 			if ended, err = s.checkNoOpen(ctx, tx, open, r, now); err != nil {
 				return err
@@ -204,7 +217,7 @@ func (s *Store) Create(ctx context.Context, actor Actor, in CreateInput) (Reques
 				return s.queue(ctx, p, Request{}, r, now)
 			})
 			return err
-		}, open)
+		}, open, keys.Tenant(r.Tenant))
 		if !errors.Is(err, redis.TxFailedErr) {
 			break
 		}
@@ -290,6 +303,13 @@ func (s *Store) Act(ctx context.Context, id string, act Action, actor Actor, com
 	r, err := s.update(ctx, tenant, id, act, func(r Request, env Env) (Request, error) {
 		if err := s.canSee(ctx, actor.Principal, r); err != nil {
 			return r, err
+		}
+		if act == ActionApprove || act == ActionDeny {
+			// Judged under WATCH of the registry entry (commit): a
+			// decision can't commit after the tenant was offboarded.
+			if err := s.cfg.Tenants.Active(ctx, r.Tenant); err != nil {
+				return r, err
+			}
 		}
 		if act == ActionApprove || act == ActionDeny || act == ActionRevoke {
 			if env.LockboxEnabled, err = s.cfg.Tenants.LockboxEnabled(ctx, r.Tenant); err != nil {
@@ -839,6 +859,89 @@ func (s *Store) LockboxOnTx(ctx context.Context, tx *redis.Tx, tenant string, by
 		for _, c := range changes {
 			s.metrics.observe(c.prev, c.next)
 			s.cfg.Logger.InfoContext(ctx, "request ended: Customer Lockbox turned on", "request_id", c.next.ID,
+				"tenant", tenant, "to", c.next.State)
+		}
+	}
+	return writes, committed, nil
+}
+
+// OffboardTx ends every open request of tenant when actor offboards it:
+// it implements tenants.Guard. Like LockboxOnTx it runs inside the
+// offboarding's optimistic transaction: it watches the tenant's pending,
+// active and deadline indexes and each request they name, and returns the
+// writes (each live grant revoked and each pending request canceled by
+// actor, EndForOffboarding, with its grant deleted, its audit record,
+// notifications and the event the proxies' grant caches listen to) for
+// the offboarding's MULTI, and what to do once it committed. A transition
+// or a new request committing meanwhile fails the transaction, which the
+// caller judges again.
+func (s *Store) OffboardTx(ctx context.Context, tx *redis.Tx, tenant string, by identity.Principal, clientIP string) (func(redis.Pipeliner) error, func(), error) {
+	indexes := []string{keys.TenantPending(tenant), keys.TenantActive(tenant), keys.TenantDeadlines(tenant)}
+	if err := tx.Watch(ctx, indexes...).Err(); err != nil {
+		return nil, nil, err
+	}
+	var ids []string
+	for _, idx := range indexes {
+		got, err := tx.ZRange(ctx, idx, 0, -1).Result()
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, id := range got {
+			if !slices.Contains(ids, id) {
+				ids = append(ids, id)
+			}
+		}
+	}
+	if len(ids) == 0 {
+		return nil, nil, nil
+	}
+	reqKeys := make([]string, len(ids))
+	for i, id := range ids {
+		reqKeys[i] = keys.Request(tenant, id)
+	}
+	if err := tx.Watch(ctx, reqKeys...).Err(); err != nil {
+		return nil, nil, err
+	}
+	actor := Actor{Principal: by, ClientIP: clientIP}
+	now := s.cfg.Now()
+	var changes []change
+	for _, id := range ids {
+		prev, newer, err := s.loadChecked(ctx, tx, tenant, id)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		next, changed := EndForOffboarding(prev, actor, now)
+		if !changed {
+			continue
+		}
+		if newer && next.State != StateRevoked {
+			// As commit: only a revocation is written over fields this
+			// version does not know. The offboarding fails (503) and is
+			// retried, by then likely on an upgraded replica.
+			return nil, nil, fault.Unavailable("grants: request "+id, errNewer)
+		}
+		changes = append(changes, change{prev, next})
+	}
+	if len(changes) == 0 {
+		return nil, nil, nil
+	}
+	writes := func(p redis.Pipeliner) error {
+		for _, c := range changes {
+			if err := s.queue(ctx, p, c.prev, c.next, now); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	committed := func() {
+		s.cfg.Changed(tenant)
+		for _, c := range changes {
+			s.scheduled(ctx, c.next)
+			s.metrics.observe(c.prev, c.next)
+			s.cfg.Logger.InfoContext(ctx, "request ended: tenant offboarded", "request_id", c.next.ID,
 				"tenant", tenant, "to", c.next.State)
 		}
 	}

@@ -287,6 +287,29 @@ func EndUntenantApproved(r Request, actor Actor, now time.Time) (Request, bool) 
 	return move(r, ActionRevoke, actor, LockboxOnComment, StateRevoked, now.UTC()), true
 }
 
+// OffboardComment is the comment on the revocations and cancellations that
+// offboarding a tenant causes.
+const OffboardComment = "the tenant was offboarded: its access and open requests end"
+
+// EndForOffboarding returns r ended because its tenant was offboarded by
+// actor: a live grant revoked, a pending request canceled, each with
+// OffboardComment, as a revocation or cancellation by a person is
+// recorded. It reports whether r changed: a request that time already
+// settled (expired, completed) is returned settled, one already final
+// unchanged.
+func EndForOffboarding(r Request, actor Actor, now time.Time) (Request, bool) {
+	if r, changed := Settle(r, now); changed {
+		return r, true
+	}
+	switch {
+	case r.State == StateApproved:
+		return move(r, ActionRevoke, actor, OffboardComment, StateRevoked, now.UTC()), true
+	case r.State.Pending():
+		return move(r, ActionCancel, actor, OffboardComment, StateCanceled, now.UTC()), true
+	}
+	return r, false
+}
+
 // checkManager is the rule for deciding as the provider: a support
 // manager who is not the requester (two-person rule).
 func checkManager(r Request, p identity.Principal, act Action) error {

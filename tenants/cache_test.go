@@ -45,6 +45,10 @@ func (noGrants) LockboxOnTx(context.Context, *redis.Tx, string, identity.Princip
 	return nil, nil, nil
 }
 
+func (noGrants) OffboardTx(context.Context, *redis.Tx, string, identity.Principal, string) (func(redis.Pipeliner) error, func(), error) {
+	return nil, nil, nil
+}
+
 // TestSettingsCacheAgeCountsFromTheRead: a replica that misses the event of
 // Customer Lockbox being switched on stops serving "off" a second after its
 // read of the settings began, however late the reply reached it (here the

@@ -43,6 +43,11 @@ type Tenant struct {
 	// awaits the tenant.
 	GlobalAdmins []string  `json:"global_admins"`
 	OnboardedAt  time.Time `json:"onboarded_at"`
+	// Offboarded is set once the provider offboarded the tenant (Offboard):
+	// the entry stays, so the tenant's audit log keeps its organization and
+	// its readers, and so the id is never onboarded again for another
+	// customer. Nil for a tenant Lockbox serves.
+	Offboarded *Offboarded `json:"offboarded,omitempty"`
 	// Revision numbers the stored entry: each write sets it to one more
 	// than the revision it replaces, in the same SET, so entries read with
 	// the same revision are the same entry. Onboarding and adoption write
@@ -400,6 +405,14 @@ func (s *Store) Onboard(ctx context.Context, p identity.Principal, clientIP stri
 			return err
 		}
 		if n > 0 {
+			if cur, err := s.get(ctx, tx, t.ID); err == nil && cur.Offboarded != nil {
+				// The id names the organization that left, in its audit
+				// log and its requests' history: a new customer under it
+				// would read that log as its own.
+				return fault.New(fault.ErrConflict, "tenant_offboarded",
+					"tenant %s was offboarded on %s and its id can't be onboarded again: its audit log belongs to the organization that left; onboard the new organization under another id",
+					t.ID, cur.Offboarded.At.Format(time.RFC3339))
+			}
 			return fault.New(fault.ErrConflict, "tenant_exists", "tenant %s is already onboarded", t.ID)
 		}
 		// Settings stored before the tenant was onboarded (from before
@@ -498,7 +511,7 @@ func (s *Store) OnboardedAs(ctx context.Context, p identity.Principal, in Onboar
 	if strings.TrimSpace(want.OrganizationID) == "" {
 		want.OrganizationID = cur.OrganizationID
 	}
-	if want.normalize() != nil || len(tenantProperties(cur, want)) > 0 {
+	if cur.Offboarded != nil || want.normalize() != nil || len(tenantProperties(cur, want)) > 0 {
 		return false, nil
 	}
 	on, err := s.LockboxEnabled(ctx, in.ID)
@@ -544,6 +557,9 @@ func (s *Store) UpdateTenantIf(ctx context.Context, p identity.Principal, client
 	change := func(tx *redis.Tx) error {
 		old, err := s.get(ctx, tx, tenant)
 		if err != nil {
+			return err
+		}
+		if err := old.active(); err != nil {
 			return err
 		}
 		next := old.with(u)
@@ -682,6 +698,13 @@ func (s *Store) Tenant(ctx context.Context, p identity.Principal, tenant string)
 	// the tenant in its tid.
 	if !p.ActsInTenant(tenant) || !t.HasUser(p.Subject) {
 		return Tenant{}, notOnboarded(tenant)
+	}
+	if t.Offboarded != nil {
+		// Who offboarded it is one of the provider's staff: its users
+		// see the provider's label, as in their audit log.
+		off := *t.Offboarded
+		off.By = record.ProviderUserID
+		t.Offboarded = &off
 	}
 	return t, nil
 }

@@ -133,6 +133,13 @@ type Guard interface {
 	// attempt that committed: a transaction that lost its optimistic lock
 	// is judged again, calling LockboxOnTx again.
 	LockboxOnTx(ctx context.Context, tx *redis.Tx, tenant string, actor identity.Principal, clientIP string) (writes func(redis.Pipeliner) error, committed func(), err error)
+	// OffboardTx is called when actor offboards tenant, inside the
+	// offboarding's optimistic transaction (tx is watching the registry
+	// entry), as LockboxOnTx is: it returns the writes that end every
+	// request of the tenant still open (grants revoked, pending requests
+	// canceled), for the MULTI that marks the tenant offboarded, and what
+	// to do once they committed.
+	OffboardTx(ctx context.Context, tx *redis.Tx, tenant string, actor identity.Principal, clientIP string) (writes func(redis.Pipeliner) error, committed func(), err error)
 }
 
 // NewStore returns a Store. log receives the audit records of changes.
@@ -382,10 +389,17 @@ func (s *Store) canConfigure(ctx context.Context, p identity.Principal, tenant s
 	if err := keys.ValidTenant(tenant); err != nil {
 		return fault.New(fault.ErrInvalid, "invalid_tenant", "%v", err)
 	}
-	if ok, err := s.actsForTenant(ctx, p, tenant); err != nil || ok {
+	ok, err := s.actsForTenant(ctx, p, tenant)
+	if err != nil {
 		return err
 	}
-	return fault.New(fault.ErrForbidden, "forbidden", "only global administrators and approvers of %s can change its Customer Lockbox settings", tenant)
+	if !ok {
+		return fault.New(fault.ErrForbidden, "forbidden", "only global administrators and approvers of %s can change its Customer Lockbox settings", tenant)
+	}
+	// The right first, then the tenant's state: someone without the right
+	// learns nothing of it. PutSettingsIf asks again under WATCH of the
+	// registry entry, so a change can't commit after the offboarding.
+	return s.Active(ctx, tenant)
 }
 
 // actsForTenant reports whether p acts for tenant as one of its global
@@ -427,6 +441,9 @@ func (s *Store) canAssign(ctx context.Context, p identity.Principal, tenant stri
 	}
 	if !t.ActsAsGlobalAdmin(p) {
 		return Tenant{}, forbidden
+	}
+	if err := t.active(); err != nil {
+		return Tenant{}, err
 	}
 	return t, nil
 }

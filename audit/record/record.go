@@ -34,12 +34,14 @@ const (
 	OpRemoveApprover  = "Remove-CustomerLockboxApprover"
 	OpOnboardTenant   = "New-CustomerLockboxTenant"
 	OpUpdateTenant    = "Set-CustomerLockboxTenant"
+	OpOffboardTenant  = "Remove-CustomerLockboxTenant"
 )
 
 // Operations lists every control-plane operation.
 var Operations = []string{
 	OpNewRequest, OpManagerDecision, OpTenantDecision, OpCancelRequest, OpRevokeAccess, OpExpireRequest,
 	OpCompleteAccess, OpSetSettings, OpAddApprover, OpRemoveApprover, OpOnboardTenant, OpUpdateTenant,
+	OpOffboardTenant,
 }
 
 // Values of record fields.

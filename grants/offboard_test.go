@@ -1,0 +1,220 @@
+package grants_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/audit/record"
+	"github.com/lockbox-oss/lockbox/grants"
+	"github.com/lockbox-oss/lockbox/identity"
+	"github.com/lockbox-oss/lockbox/internal/fault"
+	"github.com/lockbox-oss/lockbox/internal/keys"
+	"github.com/lockbox-oss/lockbox/internal/redistest"
+	"github.com/lockbox-oss/lockbox/internal/tenanttest"
+	"github.com/lockbox-oss/lockbox/tenants"
+)
+
+// wantCode fails t unless err is a fault.Error of kind with code.
+func wantCode(t *testing.T, what string, err, kind error, code string) {
+	t.Helper()
+	fe, ok := errors.AsType[*fault.Error](err)
+	if !ok || !errors.Is(err, kind) || fe.Code != code {
+		t.Fatalf("%s: err = %v, want %v %s", what, err, kind, code)
+	}
+}
+
+// TestOffboardEndsTheTenant: offboarding a tenant, in one transaction,
+// marks it offboarded, revokes its live grants and cancels its pending
+// requests, each with the lifecycle's own audit record; a second
+// offboarding writes nothing. Afterwards nothing new happens for the
+// tenant (requests, decisions, settings, approvers, registry changes, a
+// second onboarding of its id), while its history and audit log stay
+// readable to its users.
+func TestOffboardEndsTheTenant(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.log.SetTenantDirectory(e.tenants)
+	admin := tenanttest.Admin
+	bob := who("bob", "", identity.RoleOperator)
+	carl := who("carl", "", identity.RoleOperator)
+
+	live := e.file(t, operator, "exchange")
+	e.act(t, live.ID, grants.ActionApprove, manager)
+	e.act(t, live.ID, grants.ActionApprove, globalAdmin)
+	atManager := e.file(t, bob, "sharepoint")
+	atTenant := e.file(t, bob, "onedrive")
+	e.act(t, atTenant.ID, grants.ActionApprove, manager)
+	done := e.file(t, carl, "exchange")
+	e.act(t, done.ID, grants.ActionCancel, carl)
+	other, err := e.store.Create(ctx, operator, grants.CreateInput{
+		Tenant: "fabrikam", Service: "exchange", ServiceRequest: "SR-2", Reason: "r", Duration: grants.Duration(time.Hour),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(time.Minute)
+
+	// Only the provider's Lockbox administrators, refused before the
+	// reason is looked at.
+	for _, p := range []identity.Principal{manager.Principal, operator.Principal, globalAdmin.Principal} {
+		_, err := e.tenants.Offboard(ctx, p, "", "contoso", "")
+		wantCode(t, "offboard by "+p.Subject, err, fault.ErrForbidden, "forbidden")
+	}
+	for _, reason := range []string{"", "  ", strings.Repeat("x", tenants.MaxOffboardReason+1), "a\x00b"} {
+		_, err := e.tenants.Offboard(ctx, admin, "", "contoso", reason)
+		wantCode(t, "offboard with reason "+reason, err, fault.ErrInvalid, "invalid_reason")
+	}
+
+	before, err := e.log.List(ctx, "contoso", 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	off, err := e.tenants.Offboard(ctx, admin, "192.0.2.9", "contoso", "contract ended")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if off.Offboarded == nil || off.Offboarded.By != admin.Subject || off.Offboarded.Reason != "contract ended" || !off.Offboarded.At.Equal(e.clock.Now().Truncate(time.Second)) {
+		t.Fatalf("offboarded entry = %+v", off.Offboarded)
+	}
+
+	if _, err := e.store.Grant(ctx, "contoso", "alice", "exchange"); !errors.Is(err, grants.ErrNotFound) {
+		t.Fatalf("grant survived offboarding: %v", err)
+	}
+	for _, c := range []struct {
+		id     string
+		state  grants.State
+		action grants.Action
+	}{
+		{live.ID, grants.StateRevoked, grants.ActionRevoke},
+		{atManager.ID, grants.StateCanceled, grants.ActionCancel},
+		{atTenant.ID, grants.StateCanceled, grants.ActionCancel},
+	} {
+		r, err := e.store.Get(ctx, manager.Principal, c.id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last := r.History[len(r.History)-1]
+		if r.State != c.state || last.Action != c.action || last.Actor != admin.Subject || last.ActorKind != grants.KindProvider ||
+			last.Comment != grants.OffboardComment || last.ClientIP != "192.0.2.9" {
+			t.Errorf("request %s after offboarding: state %s, last event %+v", c.id, r.State, last)
+		}
+	}
+	if r, err := e.store.Get(ctx, manager.Principal, done.ID); err != nil || len(r.History) != 2 || r.State != grants.StateCanceled {
+		t.Errorf("request canceled before offboarding changed: %+v, %v", r, err)
+	}
+	if r, err := e.store.Get(ctx, manager.Principal, other.ID); err != nil || r.State != grants.StatePendingManager {
+		t.Errorf("other tenant's request = %+v, %v", r, err)
+	}
+	if n, err := e.rdb.ZCard(ctx, keys.TenantPending("contoso")).Result(); err != nil || n != 0 {
+		t.Errorf("pending index after offboarding: %d, %v", n, err)
+	}
+
+	// The records: the offboarding, then one per ended request, as the
+	// revoke and cancel paths write them.
+	after, err := e.log.List(ctx, "contoso", 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	added := after[:len(after)-len(before)]
+	var ops []string
+	for _, r := range slices.Backward(added) {
+		ops = append(ops, r.Operation+" "+r.ObjectId)
+	}
+	slices.Sort(ops[1:])
+	want := []string{record.OpOffboardTenant + " contoso"}
+	ends := []string{record.OpRevokeAccess + " " + live.ID, record.OpCancelRequest + " " + atManager.ID, record.OpCancelRequest + " " + atTenant.ID}
+	slices.Sort(ends)
+	want = append(want, ends...)
+	if !slices.Equal(ops, want) {
+		t.Fatalf("records of the offboarding =\n %q\nwant\n %q", ops, want)
+	}
+	rec := added[len(added)-1]
+	if rec.UserId != record.ProviderUserID || rec.ProviderUserId != admin.Subject || rec.Comment != "contract ended" || rec.OrganizationId != e.orgID(t, "contoso") {
+		t.Errorf("offboarding record = %+v", rec)
+	}
+
+	// Again: the same answer, nothing written.
+	e.clock.Advance(time.Hour)
+	again, err := e.tenants.Offboard(ctx, admin, "", "contoso", "another reason")
+	if err != nil || again.Offboarded == nil || *again.Offboarded != *off.Offboarded {
+		t.Fatalf("second offboarding = %+v, %v; want %+v", again.Offboarded, err, off.Offboarded)
+	}
+	if now, _ := e.log.List(ctx, "contoso", 1); now[0].Id != after[0].Id {
+		t.Fatalf("second offboarding recorded %+v", now[0])
+	}
+
+	// Nothing new happens for the tenant.
+	_, err = e.store.Create(ctx, carl, grants.CreateInput{
+		Tenant: "contoso", Service: "sharepoint", ServiceRequest: "SR-3", Reason: "r", Duration: grants.Duration(time.Hour),
+	})
+	wantCode(t, "filing", err, grants.ErrConflict, "tenant_offboarded")
+	_, err = e.store.Act(ctx, atTenant.ID, grants.ActionApprove, globalAdmin, "")
+	wantCode(t, "approving", err, grants.ErrConflict, "tenant_offboarded")
+	_, err = e.tenants.PutSettings(ctx, globalAdmin.Principal, "", "contoso", tenants.Settings{LockboxEnabled: false})
+	wantCode(t, "settings", err, fault.ErrConflict, "tenant_offboarded")
+	err = e.tenants.AddApprover(ctx, globalAdmin.Principal, "", "contoso", "adam@contoso.example")
+	wantCode(t, "approvers", err, fault.ErrConflict, "tenant_offboarded")
+	name := "New name"
+	_, err = e.tenants.UpdateTenant(ctx, admin, "", "contoso", tenants.TenantUpdate{DisplayName: &name})
+	wantCode(t, "registry change", err, fault.ErrConflict, "tenant_offboarded")
+	_, _, err = e.tenants.Onboard(ctx, admin, "", tenants.Onboarding{ID: "contoso", DisplayName: "Contoso 2", Domains: []string{"contoso2.example"}})
+	wantCode(t, "onboarding again", err, fault.ErrConflict, "tenant_offboarded")
+	// Refusals before the state: who has no right is told so.
+	_, err = e.tenants.PutSettings(ctx, otherAdmin.Principal, "", "contoso", tenants.Settings{LockboxEnabled: false})
+	wantCode(t, "settings by another tenant's admin", err, fault.ErrForbidden, "forbidden")
+	// Other tenants go on.
+	if _, err := e.tenants.PutSettings(ctx, otherAdmin.Principal, "", "fabrikam", tenants.Settings{LockboxEnabled: true, NotificationAddresses: []string{"sec@fabrikam.example"}}); err != nil {
+		t.Fatalf("other tenant's settings: %v", err)
+	}
+
+	// Its users still read its history and its audit log; they see the
+	// provider's label, not who offboarded it.
+	if r, err := e.store.Get(ctx, globalAdmin.Principal, live.ID); err != nil || r.State != grants.StateRevoked || r.History[len(r.History)-1].Actor != record.ProviderUserID {
+		t.Fatalf("tenant admin reads the revoked request: %+v, %v", r, err)
+	}
+	page, err := e.log.Search(ctx, globalAdmin.Principal, audit.Query{Tenant: "contoso", Operation: record.OpOffboardTenant})
+	if err != nil || len(page.Records) != 1 || page.Records[0].ProviderUserId != "" || page.Records[0].UserId != record.ProviderUserID {
+		t.Fatalf("tenant admin searches the offboarding: %+v, %v", page.Records, err)
+	}
+	seen, err := e.tenants.Tenant(ctx, globalAdmin.Principal, "contoso")
+	if err != nil || seen.Offboarded == nil || seen.Offboarded.By != record.ProviderUserID || seen.Offboarded.Reason != "contract ended" {
+		t.Fatalf("tenant admin reads the entry: %+v, %v", seen.Offboarded, err)
+	}
+	if err := e.tenants.Onboarded(ctx, "contoso"); err != nil {
+		t.Fatalf("offboarded tenant is not onboarded any more: %v", err)
+	}
+}
+
+// TestOffboardWhileFiling: a request filed while the tenant is being
+// offboarded either commits before the offboarding, which ends it, or is
+// refused: here the offboarding commits right after the filing checked the
+// tenant, and the filing must not leave a pending request behind.
+func TestOffboardWhileFiling(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	rdbB := redistest.Clone(t, e.rdb)
+	hook := &afterReply{when: redistest.Command("get", keys.Tenant("contoso")), then: func() {
+		if _, err := e.tenants.Offboard(ctx, tenanttest.Admin, "", "contoso", "contract ended"); err != nil {
+			t.Error(err)
+		}
+	}}
+	rdbB.AddHook(hook)
+	replica := newEnvOn(t, rdbB, e.clock)
+	hook.armed.Store(true)
+
+	_, err := replica.store.Create(ctx, operator, grants.CreateInput{
+		Tenant: "contoso", Service: "exchange", ServiceRequest: "SR-1", Reason: "r", Duration: grants.Duration(time.Hour),
+	})
+	if hook.armed.Load() {
+		t.Fatal("the offboarding never ran")
+	}
+	wantCode(t, "filing during offboarding", err, grants.ErrConflict, "tenant_offboarded")
+	if n, err := e.rdb.ZCard(ctx, keys.TenantPending("contoso")).Result(); err != nil || n != 0 {
+		t.Fatalf("pending requests of the offboarded tenant: %d, %v", n, err)
+	}
+}
