@@ -86,6 +86,10 @@ type Tenants interface {
 	// CanConfigure returns the error PutSettingsIf returns for p before
 	// it looks at the change, nil when p may make one.
 	CanConfigure(ctx context.Context, p identity.Principal, tenant string) error
+	// Offboard ends the provider's relationship with a tenant; CanOffboard
+	// returns the error it returns for p before it looks at the reason.
+	Offboard(ctx context.Context, p identity.Principal, clientIP, tenant, reason string) (tenants.Tenant, error)
+	CanOffboard(p identity.Principal) error
 	Approvers(ctx context.Context, p identity.Principal, tenant string) (tenants.ApproverList, error)
 	AddApprover(ctx context.Context, p identity.Principal, clientIP, tenant, user string) error
 	RemoveApprover(ctx context.Context, p identity.Principal, clientIP, tenant, user string) error
@@ -234,6 +238,7 @@ var routes = []route{
 	{method: http.MethodGet, path: "/v1/tenants", handle: (*server).listTenants},
 	{method: http.MethodGet, path: "/v1/tenants/{tenant}", handle: (*server).getTenant},
 	{method: http.MethodPatch, path: "/v1/tenants/{tenant}", handle: (*server).updateTenant},
+	{method: http.MethodPost, path: "/v1/tenants/{tenant}/offboard", handle: (*server).offboardTenant},
 	{method: http.MethodGet, path: "/v1/tenants/{tenant}/settings", handle: (*server).getSettings},
 	{method: http.MethodPut, path: "/v1/tenants/{tenant}/settings", handle: (*server).putSettings},
 	{method: http.MethodGet, path: "/v1/tenants/{tenant}/approvers", handle: (*server).listApprovers},

@@ -80,6 +80,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"change registry entry", "PATCH", "/v1/tenants/contoso", map[string]any{"display_name": "Contoso"}, [11]int{_401, _403, _403, _403, _403, 0, _403, _403, _403, _403, _403}, "", false},
 		{"onboard a tenant", "POST", "/v1/tenants", map[string]any{"id": "northwind", "display_name": "Northwind", "domains": []string{"northwind.example"}},
 			[11]int{_401, _403, _403, _403, _403, 0, _403, _403, _403, _403, _403}, "", false},
+		{"offboard a tenant", "POST", "/v1/tenants/contoso/offboard", map[string]any{"reason": "contract ended"},
+			[11]int{_401, _403, _403, _403, _403, 0, _403, _403, _403, _403, _403}, "", false},
 		{"read settings", "GET", "/v1/tenants/contoso/settings", nil, [11]int{_401, _403, _403, _200, _403, _403, _200, _200, _403, _403, _403}, "/v1/tenants/northwind/settings", true},
 		// lockbox_enabled true is what contoso has: saving it changes nothing.
 		{"save settings", "PUT", "/v1/tenants/contoso/settings", settingsOn, [11]int{_401, _403, _403, _403, _403, _403, _200, _200, _403, _403, _403}, "/v1/tenants/northwind/settings", true},

@@ -9,7 +9,7 @@ import (
 )
 
 // TestChangeRightJudgedBeforeItsInput: PUT tenant settings, PATCH tenant
-// and POST /v1/tenants read If-Match and the body before the domain judged
+// and POST /v1/tenants (and, like them, a tenant's offboarding) read If-Match and the body before the domain judged
 // the caller's right, so a caller who may not make the change got 400 (or
 // 413) for a bad one: they learned what a valid change looks like, and
 // how the server reads If-Match, without the right to make one. The right
@@ -45,6 +45,12 @@ func TestChangeRightJudgedBeforeItsInput(t *testing.T) {
 			lara, mia, http.StatusBadRequest, "invalid_json"},
 		{"onboarding that is not JSON", "POST", "/v1/tenants", "{", "",
 			lara, contosoAdmin, http.StatusBadRequest, "invalid_json"},
+		{"offboarding without a reason", "POST", "/v1/tenants/contoso/offboard", map[string]any{}, "",
+			lara, mia, http.StatusBadRequest, "invalid_reason"},
+		{"offboarding with an unknown field", "POST", "/v1/tenants/contoso/offboard", map[string]any{"reason": "r", "x": 1}, "",
+			lara, contosoAdmin, http.StatusBadRequest, "invalid_json"},
+		{"offboarding without a body", "POST", "/v1/tenants/contoso/offboard", nil, "",
+			lara, alice, http.StatusBadRequest, "missing_body"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var opts []option

@@ -48,10 +48,16 @@ func createInput(in wire.CreateRequest) grants.CreateInput {
 }
 
 func wireTenant(t tenants.Tenant) wire.Tenant {
-	return wire.Tenant{
+	out := wire.Tenant{
 		ID: t.ID, OrganizationID: t.OrganizationID, DisplayName: t.DisplayName,
 		Domains: t.Domains, GlobalAdmins: t.GlobalAdmins, OnboardedAt: t.OnboardedAt,
+		State: wire.TenantActive,
 	}
+	if o := t.Offboarded; o != nil {
+		out.State = wire.TenantOffboarded
+		out.Offboarded = &wire.Offboarded{At: o.At, By: o.By, Reason: o.Reason}
+	}
+	return out
 }
 
 func wireSettings(s tenants.Settings) wire.Settings {

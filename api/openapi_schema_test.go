@@ -34,6 +34,8 @@ func TestOpenAPISchemasAreExact(t *testing.T) {
 		"Tenant":            {typ: reflect.TypeFor[wire.Tenant]()},
 		"OnboardedTenant":   {typ: reflect.TypeFor[wire.OnboardedTenant]()},
 		"TenantList":        {typ: reflect.TypeFor[wire.TenantList]()},
+		"Offboarded":        {typ: reflect.TypeFor[wire.Offboarded]()},
+		"Offboarding":       {typ: reflect.TypeFor[wire.Offboarding](), request: true},
 		"Settings":          {typ: reflect.TypeFor[wire.Settings]()},
 		"ApproverList":      {typ: reflect.TypeFor[wire.ApproverList]()},
 		"CreateRequest":     {typ: reflect.TypeFor[wire.CreateRequest](), request: true},

@@ -77,6 +77,25 @@ func (s *server) updateTenant(w http.ResponseWriter, r *http.Request, p identity
 	return writeJSON(w, http.StatusOK, wireTenant(t))
 }
 
+// offboardTenant ends the provider's relationship with a tenant, as a
+// request's action is taken: POST to the tenant's offboard, with why.
+func (s *server) offboardTenant(w http.ResponseWriter, r *http.Request, p identity.Principal) error {
+	// The right before the body, as for onboarding.
+	if err := s.cfg.Tenants.CanOffboard(p); err != nil {
+		return err
+	}
+	var in wire.Offboarding
+	if err := s.decode(w, r, &in, false); err != nil {
+		return err
+	}
+	t, err := s.cfg.Tenants.Offboard(r.Context(), p, peer.IP(r), r.PathValue("tenant"), in.Reason)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("ETag", revisionETag(t.Revision))
+	return writeJSON(w, http.StatusOK, wireTenant(t))
+}
+
 func (s *server) getSettings(w http.ResponseWriter, r *http.Request, p identity.Principal) error {
 	st, err := s.cfg.Tenants.Settings(r.Context(), p, r.PathValue("tenant"))
 	if err != nil {

@@ -590,6 +590,19 @@ func (c *Client) Onboard(ctx context.Context, in wire.Onboarding) (wire.Onboarde
 	return out, err
 }
 
+// Offboard ends the provider's relationship with tenant, saying why (the
+// provider's Lockbox administrators only), and returns its registry entry
+// as offboarded. Offboarding a tenant again answers the first offboarding.
+func (c *Client) Offboard(ctx context.Context, tenant, reason string) (wire.Tenant, error) {
+	p, err := join("/v1/tenants", tenant)
+	if err != nil {
+		return wire.Tenant{}, err
+	}
+	var t wire.Tenant
+	err = c.do(ctx, http.MethodPost, p+"/offboard", nil, wire.Offboarding{Reason: reason}, &t)
+	return t, err
+}
+
 // Tenants lists the onboarded tenants the caller may see.
 func (c *Client) Tenants(ctx context.Context) ([]wire.Tenant, error) {
 	var out wire.TenantList

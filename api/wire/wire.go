@@ -195,6 +195,31 @@ type Tenant struct {
 	Domains        []string  `json:"domains"`
 	GlobalAdmins   []string  `json:"global_admins"`
 	OnboardedAt    time.Time `json:"onboarded_at"`
+	// Offboarded says when, by whom and why; set only when State is
+	// TenantOffboarded. A tenant's own users read By as the provider's
+	// label.
+	Offboarded *Offboarded `json:"offboarded,omitempty"`
+	// State is TenantActive, or TenantOffboarded once the provider
+	// offboarded the tenant.
+	State string `json:"state"`
+}
+
+// The states of a tenant (Tenant.State).
+const (
+	TenantActive     = "active"
+	TenantOffboarded = "offboarded"
+)
+
+// Offboarded records a tenant's offboarding (schema Offboarded).
+type Offboarded struct {
+	At     time.Time `json:"at"`
+	By     string    `json:"by"`
+	Reason string    `json:"reason"`
+}
+
+// Offboarding is the body of POST /v1/tenants/{tenant}/offboard.
+type Offboarding struct {
+	Reason string `json:"reason"`
 }
 
 // Onboarding is the body of POST /v1/tenants.
