@@ -565,6 +565,31 @@ func TestCommands(t *testing.T) {
 			wantOut: []string{"Customer Lockbox:", "off"},
 		},
 		{
+			name: "tenant offboard",
+			args: []string{"tenant", "offboard", "contoso", "--reason", "contract ended"},
+			replies: map[string]reply{"POST /v1/tenants/contoso/offboard": {200, `{"id":"contoso","organization_id":"0f6c2c4e-7a8b-4c3d-9e1f-2a3b4c5d6e7f",` +
+				`"display_name":"Contoso","domains":["contoso.example"],"global_admins":[],"onboarded_at":"2026-03-01T09:00:00Z","state":"offboarded",` +
+				`"offboarded":{"at":"2026-03-04T10:00:00Z","by":"lara@provider.example","reason":"contract ended"}}`}},
+			wantCalls: []call{{Method: "POST", Path: "/v1/tenants/contoso/offboard", Body: `{"reason":"contract ended"}`}},
+			wantOut:   []string{"Offboarded:", "2026-03-04 10:00:00Z by lara@provider.example", "Offboard reason:", "contract ended"},
+		},
+		{
+			name:      "tenant offboard without a reason",
+			args:      []string{"tenant", "offboard", "contoso"},
+			wantCode:  2,
+			wantCalls: []call{},
+			wantErr:   []string{"missing --reason", "see 'lockboxctl tenant offboard --help'"},
+		},
+		{
+			name: "tenant offboard refused",
+			args: []string{"tenant", "offboard", "contoso", "--reason", "r"},
+			replies: map[string]reply{"POST /v1/tenants/contoso/offboard": {403,
+				`{"error":{"code":"forbidden","message":"only the provider's Lockbox administrators (role lockbox-admin) can onboard tenants and change their registry entries"}}`}},
+			wantCode:  3,
+			wantCalls: []call{{Method: "POST", Path: "/v1/tenants/contoso/offboard", Body: `{"reason":"r"}`}},
+			wantErr:   []string{"lockbox-admin", "(forbidden, HTTP 403)"},
+		},
+		{
 			// --domain replaces the list with what it names: nothing is
 			// read, so nothing is compared.
 			name:      "tenant update --domain replaces the domains unconditionally",

@@ -21,9 +21,40 @@ import (
 func (e *env) tenantCommand() *cobra.Command {
 	settings := e.groupOf("settings", "get or set a tenant's Customer Lockbox settings", "",
 		e.settingsGetCommand("get TENANT", nil), e.settingsSetCommand())
-	return e.groupOf("tenant", "onboard, list, show and update tenants; get or set a tenant's settings", groupTenants,
+	return e.groupOf("tenant", "onboard, list, show, update and offboard tenants; get or set a tenant's settings", groupTenants,
 		e.onboardCommand("onboard ID", nil), e.tenantListCommand("list", nil, false),
-		e.tenantShowCommand("show ID"), e.tenantUpdateCommand(), settings)
+		e.tenantShowCommand("show ID"), e.tenantUpdateCommand(), e.offboardCommand(), settings)
+}
+
+// offboardCommand is "tenant offboard ID --reason TEXT". It asks for no
+// confirmation, as no other command does: lockboxctl is scripted, and the
+// reason it requires is the deliberate step. Running it again is harmless
+// (the server answers the first offboarding).
+func (e *env) offboardCommand() *cobra.Command {
+	var reason string
+	cmd := &cobra.Command{
+		Use: "offboard ID --reason TEXT",
+		Short: "offboard a tenant that left: revoke its access, cancel its pending requests, refuse new ones; " +
+			"its audit log stays readable (the provider's Lockbox administrators)",
+		Args:              args("ID"),
+		ValidArgsFunction: e.firstArgTenant,
+		RunE: func(cmd *cobra.Command, pos []string) error {
+			if strings.TrimSpace(reason) == "" {
+				return e.usage("missing --reason")
+			}
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			t, err := c.Offboard(e.ctx, pos[0], reason)
+			if err != nil {
+				return err
+			}
+			return e.emit(t, nil, func(w io.Writer) error { return printTenant(w, t) })
+		},
+	}
+	cmd.Flags().StringVar(&reason, "reason", "", "why the tenant is offboarded (kept in its registry entry and audit log)")
+	return cmd
 }
 
 func (e *env) approverCommand() *cobra.Command {
@@ -436,6 +467,10 @@ func printTenant(w io.Writer, t wire.Tenant, more ...[2]string) error {
 	row(tw, "Domains:", cell(strings.Join(t.Domains, ", ")))
 	row(tw, "Global administrators:", admins)
 	row(tw, "Onboarded:", fmtTime(t.OnboardedAt))
+	if o := t.Offboarded; o != nil {
+		row(tw, "Offboarded:", fmtTime(o.At)+" by "+cell(o.By))
+		row(tw, "Offboard reason:", cell(o.Reason))
+	}
 	for _, r := range more {
 		row(tw, r[0], r[1])
 	}

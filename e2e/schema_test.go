@@ -15,7 +15,6 @@ import (
 
 	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/grants"
-	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 )
 
@@ -232,10 +231,9 @@ func TestAuditRecordsFollowTheCommonSchema(t *testing.T) {
 		t.Fatalf("state %s, want completed", s)
 	}
 
-	// Offboarded last: the tenant's log stays readable and exportable.
-	if _, err := w.srv.Tenants.Offboard(ctx, identity.Principal{Subject: "lara@provider.example", Roles: []identity.Role{identity.RoleLockboxAdmin}}, "192.0.2.9", "contoso", "contract ended"); err != nil {
-		t.Fatal(err)
-	}
+	// Offboarded last, with lockboxctl: the tenant's log stays readable
+	// and exportable.
+	w.ok("lockbox-admin", nil, "tenant", "offboard", "contoso", "--reason", "contract ended")
 
 	tn, err := w.srv.Tenants.Get(ctx, "contoso")
 	if err != nil {
