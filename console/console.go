@@ -83,6 +83,10 @@ type Tenants interface {
 	// CanConfigure returns the error PutSettingsIf returns for p before
 	// it looks at the change, nil when p may make one.
 	CanConfigure(ctx context.Context, p identity.Principal, tenant string) error
+	// Offboard ends the provider's relationship with a tenant; CanOffboard
+	// returns the error it returns for p before it looks at the reason.
+	Offboard(ctx context.Context, p identity.Principal, clientIP, tenant, reason string) (tenants.Tenant, error)
+	CanOffboard(p identity.Principal) error
 	Approvers(ctx context.Context, p identity.Principal, tenant string) (tenants.ApproverList, error)
 	// CanRead returns nil when p may read tenant's settings and approvers:
 	// the provider's support managers, and the tenant's global
@@ -337,6 +341,8 @@ var routeTable = []route{
 	pageRoute("POST /console/tenants", func(c *Console) pageFunc { return c.onboardTenant }, true),
 	pageRoute("GET /console/tenants/{tenant}", func(c *Console) pageFunc { return c.tenantPage }, true),
 	pageRoute("POST /console/tenants/{tenant}", func(c *Console) pageFunc { return c.updateTenant }, true),
+	pageRoute("GET /console/tenants/{tenant}/offboard", func(c *Console) pageFunc { return c.offboardPage }, true),
+	pageRoute("POST /console/tenants/{tenant}/offboard", func(c *Console) pageFunc { return c.offboardTenant }, true),
 	pageRoute("GET /console/audit", func(c *Console) pageFunc { return c.auditPage }, true),
 	pageRoute("GET /console/audit/export.csv", func(c *Console) pageFunc { return c.exportAudit }, true),
 }

@@ -231,3 +231,53 @@ func invalidField(err error, byCode map[string]string) string {
 	}
 	return byCode[fe.Code]
 }
+
+type offboardView struct {
+	Tenant  tenants.Tenant
+	Reason  string
+	Problem string
+	// Max is the longest reason the registry keeps, for the form.
+	Max int
+}
+
+// offboardPage is the confirmation step of offboarding: what it does and
+// does not do, and the reason to give. Only the provider's Lockbox
+// administrators reach it, as only they may offboard.
+func (c *Console) offboardPage(w http.ResponseWriter, r *http.Request, sess Session) error {
+	if err := c.cfg.Tenants.CanOffboard(sess.Principal); err != nil {
+		return err
+	}
+	t, err := c.cfg.Tenants.Tenant(r.Context(), sess.Principal, r.PathValue("tenant"))
+	if err != nil {
+		return err
+	}
+	c.render(w, r, http.StatusOK, "offboard", &sess, offboardView{Tenant: t, Max: tenants.MaxOffboardReason})
+	return nil
+}
+
+// offboardTenant offboards the tenant the confirmation form names. A
+// reason the registry refuses comes back on the form, as typed; the form
+// sent twice (a double click on Confirm) finds the tenant offboarded, which
+// the registry answers as done.
+func (c *Console) offboardTenant(w http.ResponseWriter, r *http.Request, sess Session) error {
+	id := r.PathValue("tenant")
+	// The right first, then the form.
+	if err := c.cfg.Tenants.CanOffboard(sess.Principal); err != nil {
+		return err
+	}
+	reason := r.PostFormValue("reason")
+	if _, err := c.cfg.Tenants.Offboard(r.Context(), sess.Principal, peer.IP(r), id, reason); err != nil {
+		status, _, msg := httperr.FromError(err)
+		if status != http.StatusBadRequest {
+			return err
+		}
+		t, terr := c.cfg.Tenants.Tenant(r.Context(), sess.Principal, id)
+		if terr != nil {
+			return terr
+		}
+		c.render(w, r, status, "offboard", &sess, offboardView{Tenant: t, Reason: reason, Problem: msg, Max: tenants.MaxOffboardReason})
+		return nil
+	}
+	seeOther(w, r, "/console/tenants/"+url.PathEscape(id)+"?done=tenant_offboarded")
+	return nil
+}

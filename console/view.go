@@ -246,6 +246,7 @@ var titles = map[string]string{
 	"audit":       "Audit log",
 	"tenants":     "Tenants",
 	"tenant":      "Tenant",
+	"offboard":    "Offboard a tenant",
 }
 
 // flashes are the confirmations shown after an action, by a fixed code in
@@ -262,6 +263,7 @@ var flashes = map[string]string{
 	"approver_removed":  "Approver removed.",
 	"tenant_onboarded":  "The tenant was onboarded.",
 	"tenant_updated":    "The tenant's entry was saved.",
+	"tenant_offboarded": "The tenant was offboarded: its access was revoked and its pending requests canceled.",
 	"signed_in_again": "You are signed in again. What you submitted before your session ended was not sent: " +
 		"check the page and submit it again.",
 	"resubmit": "Your sign-in was confirmed with your identity provider. What you submitted before was not sent: " +
@@ -286,6 +288,7 @@ var flashPages = map[string]string{
 	"approver_removed":  "approvers",
 	"tenant_onboarded":  "tenant",
 	"tenant_updated":    "tenant",
+	"tenant_offboarded": "tenant",
 }
 
 // flash is the notice code names for page, "" when there is none for it.

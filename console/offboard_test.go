@@ -1,0 +1,77 @@
+package console_test
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"testing"
+
+	"github.com/lockbox-oss/lockbox/audit/record"
+	"github.com/lockbox-oss/lockbox/grants"
+)
+
+// TestOffboardInTheAdminCenter: the provider's Lockbox administrator
+// offboards a tenant from its page, through a confirmation step that asks
+// for the reason (a form post with the session's token); the tenant's
+// pending request ends, its page says offboarded and offers no change any
+// more, and its own admin sees the provider's label, not who did it. Other
+// staff are offered nothing and refused.
+func TestOffboardInTheAdminCenter(t *testing.T) {
+	parallel(t)
+	e := newEnv(t)
+	ctx := context.Background()
+	pending := e.file("contoso")
+
+	m := e.signIn(mia)
+	mustNotContain(t, "manager's tenant page", m.get("/console/tenants/contoso"), `data-testid="offboard"`)
+	if r := m.get("/console/tenants/contoso/offboard"); r.status != http.StatusForbidden {
+		t.Errorf("manager's confirmation page: %s", r)
+	}
+	if r := m.post("/console/tenants/contoso/offboard", m.form(url.Values{"reason": {"x"}})); r.status != http.StatusForbidden {
+		t.Errorf("manager offboarded: %s", r)
+	}
+
+	b := e.signIn(lara)
+	mustContain(t, "tenant page", b.get("/console/tenants/contoso"), `data-testid="offboard"`, `href="/console/tenants/contoso/offboard"`, "Active")
+	mustContain(t, "confirmation page", b.get("/console/tenants/contoso/offboard"),
+		`action="/console/tenants/contoso/offboard"`, `name="csrf_token"`, `data-testid="confirm-offboard"`, "It deletes nothing")
+	// Without the session's token the post is refused, and nothing ends.
+	if r := b.post("/console/tenants/contoso/offboard", url.Values{"reason": {"contract ended"}}); r.status != http.StatusForbidden {
+		t.Errorf("post without the form token: %s", r)
+	}
+	r := b.post("/console/tenants/contoso/offboard", b.form(url.Values{"reason": {"  "}}))
+	if r.status != http.StatusBadRequest {
+		t.Fatalf("empty reason: %s", r)
+	}
+	mustContain(t, "refused offboarding", r, "reason is required", `aria-invalid="true"`)
+	if got, _ := e.ten.Get(ctx, "contoso"); got.Offboarded != nil {
+		t.Fatalf("refused offboarding offboarded: %+v", got.Offboarded)
+	}
+
+	r = b.post("/console/tenants/contoso/offboard", b.form(url.Values{"reason": {"contract ended"}}))
+	if r.status != http.StatusSeeOther || r.location() != "/console/tenants/contoso?done=tenant_offboarded" {
+		t.Fatalf("offboard: %s", r)
+	}
+	page := b.get(r.location())
+	mustContain(t, "offboarded tenant page", page, "The tenant was offboarded", "Offboarded", "by lara", "contract ended")
+	mustNotContain(t, "offboarded tenant page", page, `data-testid="save-tenant"`, `data-testid="offboard"`)
+	if got := e.request(pending.ID); got.State != grants.StateCanceled {
+		t.Errorf("pending request after offboarding: %s", got.State)
+	}
+	if recs := e.records("contoso"); len(recs) < 2 || recs[1].Operation != record.OpOffboardTenant {
+		t.Errorf("audit of the offboarding: %+v", recs)
+	}
+	// Sent again (a double click): answered as done, nothing more written.
+	n := len(e.records("contoso"))
+	if r := b.post("/console/tenants/contoso/offboard", b.form(url.Values{"reason": {"contract ended"}})); r.status != http.StatusSeeOther {
+		t.Errorf("offboarding sent again: %s", r)
+	}
+	if again := len(e.records("contoso")); again != n {
+		t.Errorf("offboarding sent again wrote %d records", again-n)
+	}
+
+	a := e.signIn(contosoAdmin)
+	seen := a.get("/console/tenants/contoso")
+	mustContain(t, "tenant admin's page", seen, "by "+record.ProviderUserID, "contract ended")
+	mustNotContain(t, "tenant admin's page", seen, "lara")
+}
