@@ -70,6 +70,24 @@ func TestOffboardInTheAdminCenter(t *testing.T) {
 		t.Errorf("offboarding sent again wrote %d records", again-n)
 	}
 
+	list := b.get("/console/tenants")
+	mustContain(t, "tenants page", list, `data-testid="offboarded"`)
+	// Filing for it, or onboarding its id again, is refused on the form,
+	// the field marked.
+	o := e.signIn(alice)
+	r = o.post("/console/requests", o.form(url.Values{
+		"tenant": {"contoso"}, "service": {"exchange"}, "service_request": {"SR-78"}, "reason": {"r"}, "duration": {"1h"},
+	}))
+	if r.status != http.StatusConflict {
+		t.Fatalf("filing for the offboarded tenant: %s", r)
+	}
+	mustContain(t, "filing for the offboarded tenant", r, "was offboarded", `id="tenant" name="tenant" required value="contoso"`, `aria-invalid="true" autofocus`)
+	r = b.post("/console/tenants", b.form(url.Values{"id": {"contoso"}, "display_name": {"Contoso again"}, "domains": {"contoso.example"}}))
+	if r.status != http.StatusConflict {
+		t.Fatalf("onboarding the id again: %s", r)
+	}
+	mustContain(t, "onboarding the id again", r, "another id", `aria-invalid="true"`)
+
 	a := e.signIn(contosoAdmin)
 	seen := a.get("/console/tenants/contoso")
 	mustContain(t, "tenant admin's page", seen, "by "+record.ProviderUserID, "contract ended")

@@ -693,6 +693,7 @@ type serviceView struct {
 var requestFields = map[string]string{
 	"invalid_tenant":          "tenant",
 	"tenant_not_found":        "tenant",
+	"tenant_offboarded":       "tenant",
 	"invalid_service":         "service",
 	"invalid_service_request": "service_request",
 	"invalid_reason":          "reason",

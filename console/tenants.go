@@ -77,7 +77,7 @@ func (c *Console) showTenants(w http.ResponseWriter, r *http.Request, sess Sessi
 
 // onboardingFields are the onboarding form's fields the registry's error
 // codes are about; its invalid_tenant errors name their field.
-var onboardingFields = map[string]string{"tenant_exists": "id"}
+var onboardingFields = map[string]string{"tenant_exists": "id", "tenant_offboarded": "id"}
 
 // onboardTenant onboards the form's tenant. A refusal comes back on the
 // form with everything typed; the form sent twice leads to the tenant its
