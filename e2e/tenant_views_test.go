@@ -341,6 +341,7 @@ func walkAPI(t *testing.T, w *world, lc *leakCheck, user string, ids []string) {
 			"reason": "walk", "duration": "1h"},
 		"POST /v1/tenants":                             map[string]any{"id": "newco", "display_name": "NewCo", "domains": []string{"newco.example"}},
 		"PATCH /v1/tenants/{tenant}":                   map[string]any{"display_name": "Contoso"},
+		"POST /v1/tenants/{tenant}/offboard":           map[string]any{"reason": "walk"},
 		"PUT /v1/tenants/{tenant}/settings":            map[string]any{"lockbox_enabled": true, "notification_addresses": []string{"soc@contoso.example"}},
 		"PUT /v1/tenants/{tenant}/approvers/{user}":    nil,
 		"DELETE /v1/tenants/{tenant}/approvers/{user}": nil,
@@ -464,8 +465,9 @@ func walkConsole(t *testing.T, w *world, lc *leakCheck, user string, ids []strin
 		"POST /console/approvers/remove":       {"user": {"olga@contoso.example"}},
 		// The registry's forms: refused to tenant users, and the refusal
 		// must not name anyone either.
-		"POST /console/tenants":          {"id": {"newco"}, "display_name": {"NewCo"}, "domains": {"newco.example"}},
-		"POST /console/tenants/{tenant}": {"display_name": {"Contoso"}, "domains": {"contoso.example"}},
+		"POST /console/tenants":                   {"id": {"newco"}, "display_name": {"NewCo"}, "domains": {"newco.example"}},
+		"POST /console/tenants/{tenant}":          {"display_name": {"Contoso"}, "domains": {"contoso.example"}},
+		"POST /console/tenants/{tenant}/offboard": {"reason": {"walk"}},
 	}
 	for _, pattern := range console.Routes() {
 		method, path, _ := strings.Cut(pattern, " ")
