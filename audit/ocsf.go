@@ -13,7 +13,8 @@ import (
 //
 //   - operator actions through the proxy (RecordType 10,
 //     DataCenterSecurityCmdlet) map their HTTP method to the activity: GET/HEAD → Read, POST → Create, PUT/PATCH →
-//     Update, DELETE → Delete;
+//     Update, DELETE → Delete; their method, path and query string are also
+//     the event's http_request, where a SIEM looks for what was called;
 //   - control-plane records (requests, decisions, settings, approvers) are
 //     activity 99 "Other", the operation naming what happened.
 //
@@ -64,6 +65,10 @@ type OCSFEvent struct {
 	Actor       OCSFActor    `json:"actor"`
 	SrcEndpoint OCSFEndpoint `json:"src_endpoint"`
 	API         OCSFAPI      `json:"api"`
+	// HTTPRequest is an operator action's call as the upstream received
+	// it: method, path within the service and query string. Absent for
+	// control-plane records, which are no proxied call.
+	HTTPRequest *OCSFHTTPRequest `json:"http_request,omitempty"`
 	// Unmapped holds strings, and the record's Parameters and
 	// ModifiedProperties in their audit log shape.
 	Unmapped map[string]any `json:"unmapped,omitempty"`
@@ -122,6 +127,21 @@ type OCSFAPIService struct {
 // OCSFAPIRequest identifies the request: the lockbox request id.
 type OCSFAPIRequest struct {
 	UID string `json:"uid"`
+}
+
+// OCSFHTTPRequest is the event's http_request object.
+type OCSFHTTPRequest struct {
+	HTTPMethod string  `json:"http_method,omitempty"`
+	URL        OCSFURL `json:"url"`
+}
+
+// OCSFURL is the http_request's url object: the canonical path within the
+// service and the query string (LockboxQuery: at most its first 2048
+// bytes, unmapped's LockboxQueryLength giving the whole length when it was
+// cut).
+type OCSFURL struct {
+	Path        string `json:"path,omitempty"`
+	QueryString string `json:"query_string,omitempty"`
 }
 
 // OCSF renders r as an OCSF API Activity event.
@@ -185,6 +205,9 @@ func OCSF(r record.Record) OCSFEvent {
 	if r.LockboxRequestId != "" {
 		e.API.Request = &OCSFAPIRequest{UID: r.LockboxRequestId}
 	}
+	if r.Operator() && (r.LockboxMethod != "" || r.LockboxPath != "" || r.LockboxQuery != "") {
+		e.HTTPRequest = &OCSFHTTPRequest{HTTPMethod: r.LockboxMethod, URL: OCSFURL{Path: r.LockboxPath, QueryString: r.LockboxQuery}}
+	}
 	u := map[string]any{}
 	for k, v := range map[string]string{
 		"OrganizationId":        r.OrganizationId,
@@ -197,6 +220,7 @@ func OCSF(r record.Record) OCSFEvent {
 		"ProviderApproverId":    r.ProviderApproverId,
 		"LockboxMethod":         r.LockboxMethod,
 		"LockboxPath":           r.LockboxPath,
+		"LockboxQuery":          r.LockboxQuery,
 		"LockboxPolicyRevision": r.LockboxPolicyRevision,
 	} {
 		if v != "" {
@@ -216,6 +240,9 @@ func OCSF(r record.Record) OCSFEvent {
 	}
 	if r.Version != 0 && r.Version != record.SchemaVersion {
 		u["Version"] = strconv.Itoa(r.Version)
+	}
+	if r.LockboxQueryLength != 0 {
+		u["LockboxQueryLength"] = strconv.Itoa(r.LockboxQueryLength)
 	}
 	if r.LockboxApprovalTime != nil {
 		u["LockboxApprovalTime"] = r.LockboxApprovalTime.UTC().Format(record.TimeLayout)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -128,7 +129,7 @@ func TestSIEMOCSFKnownRecordUnchanged(t *testing.T) {
 	if n, err := fw.Poll(ctx); err != nil || n != 1 {
 		t.Fatalf("wrote %d, %v", n, err)
 	}
-	want := `{"activity_id":2,"activity_name":"Read","category_uid":6,"category_name":"Application Activity","class_uid":6003,"class_name":"API Activity","type_uid":600302,"type_name":"API Activity: Read","time":1772355600000,"severity_id":1,"severity":"Informational","status_id":1,"status":"Success","metadata":{"version":"1.1.0","product":{"name":"Lockbox","vendor_name":"Lockbox"},"uid":"0190a4b4-1c2d-7e3f-8a9b-0c1d2e3f4a5b"},"actor":{"user":{"name":"Microsoft Operator","uid":"alice"}},"src_endpoint":{"ip":"192.0.2.10"},"api":{"operation":"Get-Mailbox","service":{"name":"exchange"},"request":{"uid":"req-1"}},"unmapped":{"LockboxMethod":"GET","LockboxPath":"/mailboxes/megan","LockboxTenant":"contoso","OrganizationId":"` + orgID("contoso") + `","RecordType":"10","UserType":"3","Workload":"exchange"}}` + "\n"
+	want := `{"activity_id":2,"activity_name":"Read","category_uid":6,"category_name":"Application Activity","class_uid":6003,"class_name":"API Activity","type_uid":600302,"type_name":"API Activity: Read","time":1772355600000,"severity_id":1,"severity":"Informational","status_id":1,"status":"Success","metadata":{"version":"1.1.0","product":{"name":"Lockbox","vendor_name":"Lockbox"},"uid":"0190a4b4-1c2d-7e3f-8a9b-0c1d2e3f4a5b"},"actor":{"user":{"name":"Microsoft Operator","uid":"alice"}},"src_endpoint":{"ip":"192.0.2.10"},"api":{"operation":"Get-Mailbox","service":{"name":"exchange"},"request":{"uid":"req-1"}},"http_request":{"http_method":"GET","url":{"path":"/mailboxes/megan"}},"unmapped":{"LockboxMethod":"GET","LockboxPath":"/mailboxes/megan","LockboxTenant":"contoso","OrganizationId":"` + orgID("contoso") + `","RecordType":"10","UserType":"3","Workload":"exchange"}}` + "\n"
 	if got := buf.String(); got != want {
 		t.Errorf("OCSF line changed:\n got %s\nwant %s", got, want)
 	}
@@ -296,5 +297,78 @@ func TestSIEMOCSFLegacyRecordWaitsForItsOrganizationId(t *testing.T) {
 	}
 	if p := pending(t, rdb, "contoso"); p != 0 {
 		t.Errorf("%d pending after the retry", p)
+	}
+}
+
+// TestSIEMCarriesTheQuery: an operator action's query reaches the SIEM in
+// either format: as LockboxQuery in the json line, and in the OCSF event as
+// http_request.url.query_string beside the method and path (and unmapped
+// LockboxQuery, as LockboxPath is); a query cut to its first 2048 bytes
+// says the whole length in unmapped LockboxQueryLength.
+func TestSIEMCarriesTheQuery(t *testing.T) {
+	long := "search=" + strings.Repeat("b", record.MaxQueryBytes)
+	kept, length := record.QueryOf(long)
+	for _, format := range []audit.Format{audit.FormatJSON, audit.FormatOCSF} {
+		t.Run(string(format), func(t *testing.T) {
+			ctx := context.Background()
+			rdb := testRedis(t)
+			log := audit.NewLog(rdb, func() time.Time { return time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC) })
+			onboard(t, rdb, "contoso")
+			queries := []struct {
+				q      string
+				length int
+			}{{"search=ceo+salary&top=10", 0}, {kept, length}}
+			for _, q := range queries {
+				r := operatorRecord("contoso", 1)
+				r.LockboxMethod, r.LockboxPath, r.LockboxQuery, r.LockboxQueryLength = "GET", "/tenants/contoso/mailboxes/megan/messages", q.q, q.length
+				if _, err := log.Append(ctx, r); err != nil {
+					t.Fatal(err)
+				}
+			}
+			sink := &memSink{}
+			fw := newForwarder(t, audit.ForwarderConfig{Redis: rdb, Sink: sink, Consumer: "r1", Format: format})
+			if n, err := fw.Poll(ctx); err != nil || n != 2 {
+				t.Fatalf("wrote %d, %v", n, err)
+			}
+			lines := sink.got()
+			if len(lines) != 2 {
+				t.Fatalf("%d lines: %q", len(lines), lines)
+			}
+			for i, l := range lines {
+				want := queries[i]
+				if format == audit.FormatJSON {
+					var r record.Record
+					if err := json.Unmarshal([]byte(l), &r); err != nil || r.LockboxQuery != want.q || r.LockboxQueryLength != want.length {
+						t.Errorf("line %d: LockboxQuery %q, LockboxQueryLength %d (%v); want %q, %d", i, r.LockboxQuery, r.LockboxQueryLength, err, want.q, want.length)
+					}
+					continue
+				}
+				// Read as a SIEM reads it: by the schema's attribute names.
+				var e struct {
+					HTTPRequest struct {
+						HTTPMethod string `json:"http_method"`
+						URL        struct {
+							Path        string `json:"path"`
+							QueryString string `json:"query_string"`
+						} `json:"url"`
+					} `json:"http_request"`
+					Unmapped map[string]any `json:"unmapped"`
+				}
+				if err := json.Unmarshal([]byte(l), &e); err != nil {
+					t.Fatalf("line %d: %v: %s", i, err, l)
+				}
+				if e.HTTPRequest.URL.QueryString != want.q || e.HTTPRequest.HTTPMethod != "GET" ||
+					e.HTTPRequest.URL.Path != "/tenants/contoso/mailboxes/megan/messages" || e.Unmapped["LockboxQuery"] != want.q {
+					t.Errorf("line %d: the query is not in http_request.url.query_string: %.300s", i, l)
+				}
+				wantLength := any(nil)
+				if want.length != 0 {
+					wantLength = strconv.Itoa(want.length)
+				}
+				if e.Unmapped["LockboxQueryLength"] != wantLength {
+					t.Errorf("line %d: unmapped LockboxQueryLength %v, want %v", i, e.Unmapped["LockboxQueryLength"], wantLength)
+				}
+			}
+		})
 	}
 }

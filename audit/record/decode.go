@@ -87,6 +87,10 @@ func decodeRecord(s string) (Record, bool) {
 			r.LockboxMethod, ok = d.str()
 		case "LockboxPath":
 			r.LockboxPath, ok = d.str()
+		case "LockboxQuery":
+			r.LockboxQuery, ok = d.str()
+		case "LockboxQueryLength":
+			r.LockboxQueryLength, ok = d.int()
 		case "LockboxPolicyRevision":
 			r.LockboxPolicyRevision, ok = d.str()
 		case "ProviderUserId":

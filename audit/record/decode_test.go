@@ -18,6 +18,7 @@ func decodeSeeds() []Record {
 			Workload: "exchange", ClientIP: "10.0.0.1", ObjectId: "exchange/tenants/contoso/mailboxes/megan", UserId: OperatorUserID,
 			LockboxTenant: "contoso", LockboxRequestId: "0196f3a0-7c2e-7000-8000-00000000000a", LockboxApprover: "adam@contoso.example",
 			LockboxApprovalTime: &approved, LockboxMethod: "GET", LockboxPath: "/tenants/contoso/mailboxes/megan",
+			LockboxQuery: "search=ceo+salary%24", LockboxQueryLength: 3000,
 			LockboxPolicyRevision: "sha256:00ff", ProviderUserId: "alice@provider.example", ProviderApproverId: "mary"},
 		{CreationTime: at, Id: "x", Operation: OpSetSettings, RecordType: RecordTypeExchangeAdmin, UserType: UserTypeAdmin, Version: 1,
 			Parameters: []Parameter{{"Identity", "contoso"}, {"LockboxEnabled", "true"}}, ApprovalDecision: "Approve", Comment: "Grüße, ok",

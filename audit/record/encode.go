@@ -67,6 +67,11 @@ func (r *Record) AppendJSON(b []byte) []byte {
 	}
 	b = appendOmitEmpty(b, `,"LockboxMethod":`, r.LockboxMethod)
 	b = appendOmitEmpty(b, `,"LockboxPath":`, r.LockboxPath)
+	b = appendOmitEmpty(b, `,"LockboxQuery":`, r.LockboxQuery)
+	if r.LockboxQueryLength != 0 {
+		b = append(b, `,"LockboxQueryLength":`...)
+		b = strconv.AppendInt(b, int64(r.LockboxQueryLength), 10)
+	}
 	b = appendOmitEmpty(b, `,"LockboxPolicyRevision":`, r.LockboxPolicyRevision)
 	b = appendOmitEmpty(b, `,"ProviderUserId":`, r.ProviderUserId)
 	b = appendOmitEmpty(b, `,"ProviderApproverId":`, r.ProviderApproverId)

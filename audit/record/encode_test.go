@@ -20,7 +20,7 @@ func fullRecord() Record {
 		ModifiedProperties: []ModifiedProperty{{Name: "LockboxEnabled", OldValue: "false", NewValue: "true"}},
 		ApprovalDecision:   ApprovalApprove, Comment: "go ahead", LockboxTenant: "contoso", LockboxRequestId: "r",
 		LockboxApprover: "adam@contoso.example", LockboxApprovalTime: &at, LockboxMethod: "GET", LockboxPath: "/tenants/contoso/mailboxes",
-		LockboxPolicyRevision: "5997", ProviderUserId: "alice@provider.example", ProviderApproverId: "mary@provider.example",
+		LockboxQuery: "search=ceo+salary&top=10", LockboxQueryLength: 4100, LockboxPolicyRevision: "5997", ProviderUserId: "alice@provider.example", ProviderApproverId: "mary@provider.example",
 	}
 }
 
@@ -65,7 +65,8 @@ func FuzzAppendJSON(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, a, b string, n int8) {
 		r := fullRecord()
-		r.Comment, r.UserId, r.LockboxPath = a, b, a+b
+		r.Comment, r.UserId, r.LockboxPath, r.LockboxQuery = a, b, a+b, b+a
+		r.LockboxQueryLength = int(n)
 		r.Parameters = []Parameter{{Name: a, Value: b}}
 		r.UserType, r.Version = UserType(n), int(n)
 		if got, want := string(r.AppendJSON(nil)), marshalled(t, r); got != want {

@@ -197,3 +197,64 @@ func TestParseExportFormat(t *testing.T) {
 		t.Error("xml accepted")
 	}
 }
+
+// TestExportCarriesTheQuery: an operator action's query, and the length of
+// one cut to MaxQueryBytes, are in both export forms, after the tenant's
+// view was taken (the query is the tenant's data, not a provider identity);
+// the CSV keeps the unified audit log's four columns, the record in
+// AuditData.
+func TestExportCarriesTheQuery(t *testing.T) {
+	long := "search=" + strings.Repeat("a", MaxQueryBytes)
+	kept, length := QueryOf(long)
+	recs := []Record{
+		{CreationTime: TimeOf(time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)), Id: "q1", Operation: "Get-MailboxMessage",
+			RecordType: RecordTypeDataCenterSecurityCmdlet, UserId: OperatorUserID, ProviderUserId: "alice@provider.example",
+			LockboxMethod: "GET", LockboxPath: "/tenants/contoso/mailboxes/megan/messages", LockboxQuery: "search=ceo+salary&top=10"},
+		{CreationTime: TimeOf(time.Date(2026, 3, 1, 10, 0, 1, 0, time.UTC)), Id: "q2", Operation: "Get-MailboxMessage",
+			RecordType: RecordTypeDataCenterSecurityCmdlet, UserId: OperatorUserID,
+			LockboxMethod: "GET", LockboxPath: "/tenants/contoso/mailboxes/megan/messages", LockboxQuery: kept, LockboxQueryLength: length},
+	}
+	for i := range recs {
+		recs[i] = recs[i].TenantView()
+	}
+	check := func(form string, i int, data string) {
+		t.Helper()
+		var got Record
+		if err := json.Unmarshal([]byte(data), &got); err != nil {
+			t.Fatalf("%s record %d: %v", form, i, err)
+		}
+		if got.LockboxQuery != recs[i].LockboxQuery || got.LockboxQueryLength != recs[i].LockboxQueryLength {
+			t.Errorf("%s record %d: LockboxQuery %q, LockboxQueryLength %d; want %q, %d",
+				form, i, got.LockboxQuery, got.LockboxQueryLength, recs[i].LockboxQuery, recs[i].LockboxQueryLength)
+		}
+	}
+	var c bytes.Buffer
+	x := NewExportWriter(&c, ExportCSV)
+	if err := x.WriteAll(recs); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.Finish(nil); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := csv.NewReader(&c).ReadAll()
+	if err != nil || len(rows) != 3 {
+		t.Fatalf("CSV: %d rows, %v", len(rows), err)
+	}
+	if got := strings.Join(rows[0], ","); got != "CreationTime,UserIds,Operations,AuditData" {
+		t.Errorf("CSV header %s", got)
+	}
+	for i, row := range rows[1:] {
+		check("CSV", i, row[3])
+	}
+	var j bytes.Buffer
+	x = NewExportWriter(&j, ExportJSONL)
+	if err := x.WriteAll(recs); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.Finish(nil); err != nil {
+		t.Fatal(err)
+	}
+	for i, line := range strings.Split(strings.TrimSuffix(j.String(), "\n"), "\n") {
+		check("JSONL", i, line)
+	}
+}

@@ -254,6 +254,16 @@ type Record struct {
 	// operator action (the path within the service).
 	LockboxMethod string `json:"LockboxMethod,omitempty"`
 	LockboxPath   string `json:"LockboxPath,omitempty"`
+	// LockboxQuery is the query string of that call, without the "?",
+	// exactly as the upstream received it: the path says which mailbox was
+	// read, the query what was searched in it. At most MaxQueryBytes of it
+	// are kept (QueryOf); LockboxQueryLength then says how long the whole
+	// query was, so a cut query can't pass for the complete one.
+	LockboxQuery string `json:"LockboxQuery,omitempty"`
+	// LockboxQueryLength is the length in bytes of the forwarded query when
+	// LockboxQuery holds only its first MaxQueryBytes bytes; absent when
+	// LockboxQuery is the whole query.
+	LockboxQueryLength int `json:"LockboxQueryLength,omitempty"`
 	// LockboxPolicyRevision names the policy version (catalog and rules,
 	// loaded together) that classified and permitted an operator action:
 	// the hex SHA-256 the proxy's log lines call policy_revision. Tenants
@@ -271,6 +281,26 @@ type Record struct {
 	// legacy marks a record written before Lockbox followed the common
 	// schema, read back and upgraded (see UnmarshalJSON).
 	legacy bool
+}
+
+// MaxQueryBytes is how much of an operator call's query string a record
+// keeps. The proxy accepts a request line of up to net/http's header limit
+// (about 1 MiB), and every permitted call writes a record, so a record
+// holding any query whole would let one engineer grow the log, and every
+// export and SIEM line, by a megabyte a call. 2 KiB keeps every query a
+// person or a mail client writes, and the start of any other.
+const MaxQueryBytes = 2048
+
+// QueryOf returns what a record keeps of the raw query q: q itself and 0
+// when it fits in MaxQueryBytes, else its first MaxQueryBytes bytes and
+// len(q), for LockboxQuery and LockboxQueryLength. The kept part shares
+// q's memory. A query the proxy forwards is printable ASCII, so the cut
+// never splits a character.
+func QueryOf(q string) (kept string, length int) {
+	if len(q) <= MaxQueryBytes {
+		return q, 0
+	}
+	return q[:MaxQueryBytes], len(q)
 }
 
 // Parameter is one parameter of a cmdlet record.

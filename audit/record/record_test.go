@@ -226,3 +226,19 @@ func TestOperationsListsEveryOp(t *testing.T) {
 		t.Errorf("%d Op constants (%v), %d in Operations", len(ops), ops, len(Operations))
 	}
 }
+
+// TestQueryOf: a query up to MaxQueryBytes is kept whole with no length;
+// a longer one keeps its first MaxQueryBytes bytes and says how long it
+// was, so the cut is in a field of its own, not in the query's text.
+func TestQueryOf(t *testing.T) {
+	for _, n := range []int{0, 1, MaxQueryBytes - 1, MaxQueryBytes, MaxQueryBytes + 1, 1 << 20} {
+		q := strings.Repeat("x", n)
+		kept, length := QueryOf(q)
+		switch {
+		case n <= MaxQueryBytes && (kept != q || length != 0):
+			t.Errorf("%d bytes: kept %d bytes, length %d; want the whole query and 0", n, len(kept), length)
+		case n > MaxQueryBytes && (kept != q[:MaxQueryBytes] || length != n):
+			t.Errorf("%d bytes: kept %d bytes, length %d; want %d bytes and %d", n, len(kept), length, MaxQueryBytes, n)
+		}
+	}
+}
