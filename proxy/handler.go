@@ -1040,6 +1040,10 @@ func (h *Handler) audit(ctx context.Context, c *call) (record.Record, Reason, er
 	if !c.grant.TenantApproved() {
 		approver, providerApprover = record.ProviderUserID, c.grant.Approver
 	}
+	// The query the upstream receives (forward), so the tenant can tell
+	// one search of a mailbox from another; cut to a bounded size without
+	// a copy.
+	query, queryLength := record.QueryOf(c.route.target.Query())
 	rec := record.Record{
 		// The id the call's assertion names.
 		Id:           c.auditID,
@@ -1061,6 +1065,8 @@ func (h *Handler) audit(ctx context.Context, c *call) (record.Record, Reason, er
 		LockboxApprovalTime:   c.view.approvalTime,
 		LockboxMethod:         c.Method,
 		LockboxPath:           c.Path,
+		LockboxQuery:          query,
+		LockboxQueryLength:    queryLength,
 		LockboxPolicyRevision: c.policyRevision(),
 		ProviderUserId:        c.principal.Subject,
 		ProviderApproverId:    providerApprover,

@@ -778,7 +778,7 @@ func TestAllowed(t *testing.T) {
 			}
 			up := got[0]
 			canonical := strings.TrimPrefix(tt.target, "/exchange")
-			path, _, _ := strings.Cut(canonical, "?")
+			path, query, _ := strings.Cut(canonical, "?")
 			if want := "/api/exchange" + canonical; up.RequestURI != want {
 				t.Errorf("upstream RequestURI = %q, want %q", up.RequestURI, want)
 			}
@@ -859,6 +859,7 @@ func TestAllowed(t *testing.T) {
 				LockboxApprovalTime:   &approvedAt,
 				LockboxMethod:         tt.method,
 				LockboxPath:           path,
+				LockboxQuery:          query,
 				LockboxPolicyRevision: ruleRevision,
 				ProviderUserId:        alice.Subject,
 				ProviderApproverId:    providerApprover,
