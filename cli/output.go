@@ -339,13 +339,25 @@ func printApprovers(w io.Writer, l wire.ApproverList) error {
 
 // printAudit prints audit records with the unified audit log's column
 // names. The tenant is its short name (LockboxTenant): the GUID in
-// OrganizationId is in -o json and csv.
+// OrganizationId is in -o json and csv. An operator action's query comes
+// last, after the columns scripts already read by position, and because
+// it may be 2 KiB long.
 func printAudit(w io.Writer, recs []record.Record) error {
 	tw := newTable(w)
-	row(tw, "CreationTime", "LockboxTenant", "Operation", "UserId", "ApprovalDecision", "ObjectId", "ClientIP")
+	row(tw, "CreationTime", "LockboxTenant", "Operation", "UserId", "ApprovalDecision", "ObjectId", "ClientIP", "LockboxQuery")
 	for _, r := range recs {
 		row(tw, fmtTime(r.CreationTime.Time), cell(r.LockboxTenant), cell(r.Operation), cell(r.UserId), cell(r.ApprovalDecision),
-			cell(r.ObjectId), cell(r.ClientIP))
+			cell(r.ObjectId), cell(r.ClientIP), queryCell(r))
 	}
 	return tw.Flush()
+}
+
+// queryCell is r's query, and when the record keeps only its start, how
+// long it was: a cut query must not read as the whole one.
+func queryCell(r record.Record) string {
+	q := cell(r.LockboxQuery)
+	if r.LockboxQueryLength != 0 {
+		q += fmt.Sprintf(" (first %d of %d bytes)", len(r.LockboxQuery), r.LockboxQueryLength)
+	}
+	return q
 }
