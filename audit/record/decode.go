@@ -3,6 +3,7 @@ package record
 import (
 	"encoding/json"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -14,12 +15,13 @@ import (
 // encoding/json's reflection, run through Record's and Time's own
 // unmarshalers, cost about twenty microseconds a record. Anything else —
 // whitespace, null, an unknown or differently cased key, a number that is
-// not a plain integer, a string with escapes or bytes that are not UTF-8,
+// not a plain integer, a string with bytes that are not UTF-8 or with an
+// escape of a character beyond ASCII,
 // a time in another form, a record from before the common schema —
 // reports false, and the caller decodes it with encoding/json.
 // FuzzDecodeRecord holds the two to the same result.
 //
-// The strings of the result share s's memory.
+// The strings of the result without escapes share s's memory.
 func decodeRecord(s string) (Record, bool) {
 	var r Record
 	d := decoder{s: s}
@@ -131,7 +133,8 @@ func (d *decoder) byte(c byte) bool {
 	return false
 }
 
-// str reads a string without escapes, of valid UTF-8.
+// str reads a string of valid UTF-8. One without escapes shares s's
+// memory; one with escapes is read by escaped.
 func (d *decoder) str() (string, bool) {
 	if !d.byte('"') {
 		return "", false
@@ -146,11 +149,71 @@ func (d *decoder) str() (string, bool) {
 				return "", false
 			}
 			return v, true
-		case c == '\\' || c < 0x20:
+		case c == '\\':
+			return d.escaped(start)
+		case c < 0x20:
 			return "", false
 		case c >= utf8.RuneSelf:
 			ascii = false
 		}
+	}
+	return "", false
+}
+
+// escaped reads the rest of a string that began at start and has an
+// escape at d.i. It takes the escapes AppendJSON writes for ASCII (a
+// query's "&" is \u0026, a comment's quote \"), and leaves anything else —
+// a \u escape of a non-ASCII character, bytes that are not UTF-8 — to
+// encoding/json, whose replacement rules are not worth repeating here.
+func (d *decoder) escaped(start int) (string, bool) {
+	b := make([]byte, 0, d.i-start+16)
+	b = append(b, d.s[start:d.i]...)
+	for d.i < len(d.s) {
+		c := d.s[d.i]
+		switch {
+		case c == '"':
+			d.i++
+			if !utf8.Valid(b) {
+				return "", false
+			}
+			return string(b), true
+		case c < 0x20:
+			return "", false
+		case c != '\\':
+			b = append(b, c)
+			d.i++
+			continue
+		}
+		if d.i+1 >= len(d.s) {
+			return "", false
+		}
+		switch e := d.s[d.i+1]; e {
+		case '"', '\\', '/':
+			b = append(b, e)
+		case 'b':
+			b = append(b, '\b')
+		case 'f':
+			b = append(b, '\f')
+		case 'n':
+			b = append(b, '\n')
+		case 'r':
+			b = append(b, '\r')
+		case 't':
+			b = append(b, '\t')
+		case 'u':
+			if d.i+6 > len(d.s) {
+				return "", false
+			}
+			n, err := strconv.ParseUint(d.s[d.i+2:d.i+6], 16, 8)
+			if err != nil || n >= utf8.RuneSelf {
+				return "", false
+			}
+			b = append(b, byte(n))
+			d.i += 4
+		default:
+			return "", false
+		}
+		d.i += 2
 	}
 	return "", false
 }

@@ -23,7 +23,8 @@ func decodeSeeds() []Record {
 		{CreationTime: at, Id: "x", Operation: OpSetSettings, RecordType: RecordTypeExchangeAdmin, UserType: UserTypeAdmin, Version: 1,
 			Parameters: []Parameter{{"Identity", "contoso"}, {"LockboxEnabled", "true"}}, ApprovalDecision: "Approve", Comment: "Grüße, ok",
 			ModifiedProperties: []ModifiedProperty{{"LockboxEnabled", "false", "true"}}, LockboxTenant: "contoso", UserId: "gina"},
-		{CreationTime: at, RecordType: RecordTypeExchangeAdmin, Comment: "a <b> & \"c\"\n", UserId: "u"}, // escapes: the slow path
+		{CreationTime: at, RecordType: RecordTypeExchangeAdmin, Comment: "a <b> & \"c\"\n\x00\t\\/", UserId: "u"}, // escapes
+		{CreationTime: at, RecordType: RecordTypeDataCenterSecurityCmdlet, LockboxQuery: "search=ceo+salary&top=10", LockboxQueryLength: 4100},
 		{RecordType: RecordTypeExchangeAdmin, UserType: -3, Version: 123456789012345},
 	}
 }
@@ -41,14 +42,16 @@ func TestDecodeRecordAgreesWithEncodingJSON(t *testing.T) {
 			fast++
 		}
 	}
-	if fast != 3 {
-		t.Errorf("%d of the seeds took the fast path, want every one without escapes (3)", fast)
+	if fast != len(decodeSeeds()) {
+		t.Errorf("%d of the seeds took the fast path, want every one (%d): AppendJSON's escapes of ASCII included", fast, len(decodeSeeds()))
 	}
 	for _, s := range []string{
 		`{}`, `{"RecordType":0}`, ` {"RecordType":1}`, `{"RecordType":1} `, `{"RecordType":1,"Method":"GET"}`, `{"recordtype":1}`,
 		`{"RecordType":1.0}`, `{"RecordType":01}`, `{"RecordType":1e0}`, `{"RecordType":1,"UserType":"DcAdmin"}`,
 		`{"RecordType":1,"CreationTime":"2026-03-01T09:30:05Z"}`, `{"RecordType":1,"CreationTime":null}`,
-		`{"RecordType":1,"Comment":"\u00e9"}`, "{\"RecordType\":1,\"Comment\":\"\xff\"}", `{"RecordType":1,"Parameters":[{"Name":"a","X":"b"}]}`,
+		`{"RecordType":1,"Comment":"\u00e9"}`, `{"RecordType":1,"Comment":"\u0026\u003C\/\"\b"}`, `{"RecordType":1,"Comment":"\u26"}`,
+		`{"RecordType":1,"Comment":"\ud83d\ude00"}`, `{"RecordType":1,"Comment":"\x"}`, `{"RecordType":1,"Comment":"a\`, "{\"RecordType\":1,\"Comment\":\"\\n\xff\"}",
+		`{"RecordType":1,"\u0043omment":"a"}`, "{\"RecordType\":1,\"Comment\":\"\xff\"}", `{"RecordType":1,"Parameters":[{"Name":"a","X":"b"}]}`,
 		`{"RecordType":1,"Parameters":[]}`, `{"RecordType":1,"Parameters":[{}]}`, `{"RecordType":1,"Id":"a","Id":"b"}`,
 	} {
 		var want Record
