@@ -49,6 +49,15 @@ type clientDeadline struct {
 	set time.Time
 	// done is set when the handler returns.
 	done bool
+	// end is when the call's grant ends, on time.Now's clock, once the
+	// call is forwarded (zero before): no deadline is moved past it.
+	end time.Time
+	// pinned is set once the deadlines were set at end, for good.
+	pinned bool
+	// cancel, for a call with a body, cancels its forwarded request, and
+	// endTimer does so at end once the deadlines are pinned (pin).
+	cancel   func()
+	endTimer *time.Timer
 }
 
 // start sets the call's deadlines as the request arrives, now. Over HTTP/1.1
@@ -89,10 +98,14 @@ func (d *clientDeadline) progress() {
 	now := time.Now()
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.done || now.Sub(d.set) < d.timeout/4 {
+	if d.done || d.pinned || now.Sub(d.set) < d.timeout/4 {
 		return
 	}
 	d.set = now
+	if d.endsBy(now.Add(d.timeout)) {
+		d.pin()
+		return
+	}
 	rc := http.NewResponseController(d.w)
 	if d.reading {
 		_ = rc.SetReadDeadline(now.Add(d.timeout))
@@ -120,17 +133,85 @@ func (d *clientDeadline) answer(h http.Header) {
 	if d.h1 && d.reading {
 		h.Set("Connection", "close")
 	}
-	if now := time.Now(); now.Sub(d.set) >= d.timeout/4 {
+	if now := time.Now(); !d.pinned && now.Sub(d.set) >= d.timeout/4 {
 		d.set = now
+		if d.endsBy(now.Add(d.timeout)) {
+			d.pin()
+			return
+		}
 		_ = http.NewResponseController(d.w).SetWriteDeadline(now.Add(d.timeout))
 	}
+}
+
+// grantEnds is called as the call is forwarded, with the moment its grant
+// ends on time.Now's clock. Access ends then, even in the middle of a
+// download or an upload that keeps moving: from now on no deadline is
+// moved past end, and once end falls within the deadlines' next step
+// (ClientTimeout), they are set at end for good (pin). Until then a call
+// pays nothing more: most calls end long before their grant does, and
+// one that does not has its deadlines moved on, and looked at, at least
+// every ClientTimeout while it lives, or is cut as stalled.
+//
+// cancel, when not nil, cancels the forwarded request: it is called at
+// end if the deadlines were pinned, for the one wait no deadline ends (see
+// pin).
+func (d *clientDeadline) grantEnds(end time.Time, cancel func()) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.end, d.cancel = end, cancel
+	if !d.done && !d.pinned && d.endsBy(d.set.Add(d.timeout)) {
+		d.pin()
+	}
+}
+
+// endsBy reports whether the call's grant ends by t. d.mu is held.
+func (d *clientDeadline) endsBy(t time.Time) bool {
+	return !d.end.IsZero() && !d.end.After(t)
+}
+
+// pin sets the call's deadlines at its grant's end, where they stay: the
+// write deadline cuts an answer the client is still taking (an HTTP/2
+// stream's also resets the stream, which cancels the call's context and
+// with it the upstream request, however long the upstream takes). Over
+// HTTP/1.1 the read deadline is set even once the body was read: the
+// server's background read (see start) then fails at the end, which the
+// server takes for the client gone and cancels the call's context, so an
+// upstream that keeps the call waiting is let go of at the end too. An
+// HTTP/2 stream's read deadline bounds only its body.
+//
+// One wait no deadline ends: an HTTP/1.1 client's upload that the upstream
+// stopped taking, where the transport blocks writing to the upstream and
+// the server's background read has not started. A call with a body is
+// canceled at the end by a timer, then; only such a call in the last
+// client timeout of its grant pays for one. d.mu is held.
+func (d *clientDeadline) pin() {
+	d.pinned = true
+	rc := http.NewResponseController(d.w)
+	if d.h1 || d.reading {
+		_ = rc.SetReadDeadline(d.end)
+	}
+	_ = rc.SetWriteDeadline(d.end)
+	if d.cancel != nil {
+		d.endTimer = time.AfterFunc(time.Until(d.end), d.cancel)
+	}
+}
+
+// cutAtEnd reports whether the call's deadlines were pinned at its grant's
+// end and that end has passed by now: a call that failed then was cut
+// because its access ended.
+func (d *clientDeadline) cutAtEnd(now time.Time) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.pinned && !now.Before(d.end)
 }
 
 // bodyDone is called when the body has been read to its end. An HTTP/1.1
 // connection's read deadline is cleared: the server's background read
 // starts now (see start), and a progress on the handler's goroutine may
 // have set the deadline again after the server cleared it. (An HTTP/2
-// stream's read deadline only bounds its body, which is complete.)
+// stream's read deadline only bounds its body, which is complete.) A
+// deadline pinned at the grant's end is set again instead: the server
+// cleared it too, and it is what ends the call then (pin).
 func (d *clientDeadline) bodyDone() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -139,7 +220,11 @@ func (d *clientDeadline) bodyDone() {
 	}
 	d.reading = false
 	if d.h1 {
-		_ = http.NewResponseController(d.w).SetReadDeadline(time.Time{})
+		var at time.Time
+		if d.pinned {
+			at = d.end
+		}
+		_ = http.NewResponseController(d.w).SetReadDeadline(at)
 	}
 }
 
@@ -148,6 +233,9 @@ func (d *clientDeadline) bodyDone() {
 func (d *clientDeadline) finish() {
 	d.mu.Lock()
 	d.done = true
+	if d.endTimer != nil {
+		d.endTimer.Stop()
+	}
 	d.mu.Unlock()
 }
 

@@ -351,14 +351,20 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, c *call) (deci
 		// streams; past the limit the upstream sees a truncated body and
 		// the client gets 413.
 		in.Body = http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes)
+		// An upstream that stops taking the upload keeps the transport
+		// writing to it, with nothing for the client's deadlines to cut
+		// while an HTTP/1.1 client's body is still coming: the call must
+		// be its grant's end's to cancel (clientDeadline.pin), and a
+		// stallWatch's. Calls without a body, the usual read, pay for
+		// neither.
+		out.Context, cancel = context.WithCancel(out.Context)
 		if c.deadline.h1 && c.route.up.scheme == "https" {
 			// The upstream may speak HTTP/2, and stop taking the upload
 			// before it answers, which only the call can tell
 			// (stallWatch); over HTTP/1.1 the connection's quiet timeout
 			// would end it anyway. The watch is armed before the answer
-			// comes, so the call must be its to cancel. Calls without a
-			// body, the usual read, are never watched before their answer.
-			out.Context, cancel = context.WithCancel(out.Context)
+			// comes. Calls without a body are never watched before their
+			// answer.
 			if out.clientBody == nil {
 				// A body read whole for its checks: its bytes taken by
 				// the upstream move the deadline on, as a streamed one's
@@ -368,6 +374,9 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, c *call) (deci
 			out.watch = watchStall(&c.deadline, out.clientBody, cancel)
 		}
 	}
+	// The grant's end, on the clock the deadlines use: what is left of the
+	// grant by the clock it was judged on, from now.
+	c.deadline.grantEnds(time.Now().Add(c.grant.ExpiresAt.Sub(h.cfg.Now())), cancel)
 	// The wait for the upstream's answer counts against the client's
 	// deadline; it gets at least three quarters of it, however long the
 	// checks took.
@@ -392,6 +401,19 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, c *call) (deci
 		}
 	}
 
+	if (out.err != nil || aborted) && c.deadline.cutAtEnd(time.Now()) {
+		// Whichever side was slow, the call failed once its deadlines,
+		// pinned at the grant's end, had passed: its access ended.
+		h.metrics.cut(c.label, ReasonGrantExpired)
+		attrs := append(h.forwardAttrs(c, nil),
+			slog.String("reason", string(ReasonGrantExpired)),
+			slog.Time("expires_at", c.grant.ExpiresAt.UTC()),
+			slog.Any("error", out.err))
+		h.log.LogAttrs(r.Context(), slog.LevelWarn, "proxy call cut: the grant expired during the call", attrs...)
+		// Dropped, whatever was written: the client must not take what
+		// it got for the whole answer.
+		return decisionAllowed, true
+	}
 	if out.err != nil && errors.Is(out.err, context.Canceled) && r.Context().Err() != nil {
 		if cut := c.deadline.streamCut(); cut != nil {
 			// The stream's own deadline passed while the upstream was

@@ -231,7 +231,8 @@ type Config struct {
 	// with a body or not, to a plain-http or an https upstream).
 	// Every byte read or written moves the deadline on, at most every
 	// quarter of ClientTimeout, so a download or upload that keeps moving
-	// is never cut, however long it takes; one that stalls for
+	// is never cut, however long it takes, until its grant ends (which
+	// cuts any call: clientDeadline.grantEnds); one that stalls for
 	// ClientTimeout (at least three quarters of it) is. DefaultClientTimeout
 	// when zero.
 	//

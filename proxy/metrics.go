@@ -26,6 +26,7 @@ const unknownService = "unknown"
 type metrics struct {
 	requests    *prometheus.CounterVec
 	denials     *prometheus.CounterVec
+	cuts        *prometheus.CounterVec
 	duration    *prometheus.HistogramVec
 	auditErrors prometheus.Counter
 	// bodyBytes reads the body budget in use at scrape time: nothing on
@@ -49,6 +50,10 @@ func newMetrics(reg prometheus.Registerer, services []string, bodies *bodyBudget
 		denials: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lockbox_proxy_denials_total",
 			Help: "Operator calls the proxy refused before reaching the upstream, by service and reason.",
+		}, []string{"service", "reason"}),
+		cuts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lockbox_proxy_calls_cut_total",
+			Help: "Forwarded operator calls the proxy cut off midway because their access ended (reason grant_expired: the grant's expires_at passed during the call), by service and reason.",
 		}, []string{"service", "reason"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "lockbox_proxy_request_duration_seconds",
@@ -80,13 +85,25 @@ func newMetrics(reg prometheus.Registerer, services []string, bodies *bodyBudget
 				m.denials.WithLabelValues(s, string(r))
 			}
 		}
+		for _, r := range cutReasons {
+			m.cuts.WithLabelValues(s, string(r))
+		}
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.denials, m.duration, m.auditErrors, m.bodyBytes} {
+	for _, c := range []prometheus.Collector{m.requests, m.denials, m.cuts, m.duration, m.auditErrors, m.bodyBytes} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("proxy: register metrics: %w", err)
 		}
 	}
 	return m, nil
+}
+
+// cutReasons are the values of lockbox_proxy_calls_cut_total's "reason":
+// why a call's access ended while it was under way.
+var cutReasons = []Reason{ReasonGrantExpired}
+
+// cut counts one forwarded call cut off midway for reason.
+func (m *metrics) cut(service string, reason Reason) {
+	m.cuts.WithLabelValues(service, string(reason)).Inc()
 }
 
 // label returns the service label for a service name taken from a target.

@@ -35,6 +35,7 @@ func TestMetrics(t *testing.T) {
 			"lockbox_proxy_requests_total":           len(labels) * 3,
 			"lockbox_proxy_request_duration_seconds": len(labels) * 3,
 			"lockbox_audit_write_errors_total":       1,
+			"lockbox_proxy_calls_cut_total":          len(labels) * len(cutReasons),
 		} {
 			if got := testutil.CollectAndCount(e.reg, name); got != want {
 				t.Errorf("%s: %d series, want %d", name, got, want)
