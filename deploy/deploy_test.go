@@ -744,8 +744,8 @@ func TestRunbookNamesEveryCauseOfAReason(t *testing.T) {
 			runbookHas: "rolling upgrade",
 		},
 		{
-			reason: "bad_request", alert: "LockboxDenialsSpiking", spikeItem: true,
-			doc: "../README.md", says: "A call whose client hangs up (or resets its HTTP/2 stream) while it is still being judged is logged as canceled by the client and counted as `bad_request`",
+			reason: "client_canceled", alert: "LockboxDenialsSpiking", spikeItem: true,
+			doc: "../README.md", says: "A call whose client hangs up (or resets its HTTP/2 stream) while it is still being judged is logged as canceled by the client and counted as `client_canceled`",
 			runbookHas: "canceled by the client",
 		},
 		{

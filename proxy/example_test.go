@@ -49,4 +49,5 @@ func ExampleAllReasons() {
 	// store_unavailable 503 true
 	// audit_unavailable 503 true
 	// upstream_unavailable 502 false
+	// client_canceled 499 true
 }

@@ -779,8 +779,14 @@ func TestH2ResetWhileJudged(t *testing.T) {
 	if got := testutil.ToFloat64(e.h.metrics.denials.WithLabelValues("exchange", string(ReasonStoreUnavailable))); got != 0 {
 		t.Errorf("denials{exchange,store_unavailable} = %v, want 0; log:\n%s", got, e.logs)
 	}
-	if got := testutil.ToFloat64(e.h.metrics.denials.WithLabelValues("exchange", string(ReasonBadRequest))); got != 1 {
-		t.Errorf("denials{exchange,bad_request} = %v, want 1: the client's doing", got)
+	if got := testutil.ToFloat64(e.h.metrics.denials.WithLabelValues("exchange", string(ReasonBadRequest))); got != 0 {
+		t.Errorf("denials{exchange,bad_request} = %v, want 0: the request was fine", got)
+	}
+	if got := testutil.ToFloat64(e.h.metrics.denials.WithLabelValues("exchange", "client_canceled")); got != 1 {
+		t.Errorf("denials{exchange,client_canceled} = %v, want 1: the client's doing", got)
+	}
+	if lines := e.logLines("proxy call canceled by the client"); len(lines) == 1 && lines[0]["reason"] != "client_canceled" {
+		t.Errorf("logged with reason %v, want client_canceled", lines[0]["reason"])
 	}
 	if n := len(e.logLines("proxy call canceled by the client")); n != 1 {
 		t.Errorf("logged %d times as canceled by the client, want once; log:\n%s", n, e.logs)
@@ -829,8 +835,17 @@ func TestH1HalfCloseWhileJudged(t *testing.T) {
 	body, _ := io.ReadAll(res.Body)
 	res.Body.Close()
 	got := response{status: res.StatusCode, header: res.Header, body: body}
-	if got.status == http.StatusOK || got.status < 400 || got.errorCode(t) == "" {
-		t.Fatalf("answered %d %q, want a refusal", got.status, body)
+	if got.status != 499 || got.errorCode(t) != "client_canceled" {
+		t.Fatalf("answered %d %q, want the refusal 499 client_canceled", got.status, body)
+	}
+	// Counted as the handler returns, after its answer.
+	for deadline := time.Now().Add(10 * time.Second); sumMetric(t, e, "lockbox_proxy_requests_total") < 1; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the call was never counted; log:\n%s", e.logs)
+		}
+	}
+	if got := testutil.ToFloat64(e.h.metrics.denials.WithLabelValues("exchange", "client_canceled")); got != 1 {
+		t.Errorf("denials{exchange,client_canceled} = %v, want 1", got)
 	}
 	if n := e.upstreamCalls(); n != 0 {
 		t.Errorf("upstreams received %d requests", n)

@@ -482,8 +482,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			// judged, which canceled the step under way: a Redis read or
 			// the policy's evaluation failed for the client's doing, not
 			// for a store or a policy in trouble, and must not be counted
-			// as one (a single store_unavailable pages whoever runs Redis).
-			reason = ReasonBadRequest
+			// as one (a single store_unavailable pages whoever runs Redis),
+			// nor as the client's bad request.
+			reason = ReasonClientCanceled
 			h.canceledWhileJudged(w, r, c, err)
 			return
 		}
@@ -1137,10 +1138,10 @@ func (h *Handler) deny(w http.ResponseWriter, r *http.Request, c *call, reason R
 // nothing answers 200.
 func (h *Handler) canceledWhileJudged(w http.ResponseWriter, r *http.Request, c *call, err error) {
 	c.deadline.answer(w.Header())
-	httperr.Write(w, http.StatusBadRequest, string(ReasonBadRequest), "the call was canceled by the client before it was judged")
+	httperr.Write(w, ReasonClientCanceled.Status(), string(ReasonClientCanceled), "the call was canceled by the client before it was judged")
 	h.log.LogAttrs(r.Context(), slog.LevelInfo, "proxy call canceled by the client",
 		slog.String("decision_id", c.id),
-		slog.String("reason", string(ReasonBadRequest)),
+		slog.String("reason", string(ReasonClientCanceled)),
 		slog.String("service", c.label),
 		slog.String("activity", c.Activity.Name),
 		slog.String("tenant", echo(c.Tenant)),

@@ -13,7 +13,8 @@ import (
 // keeps the metric label bounded.
 type Reason string
 
-// The reasons, in the order the checks run.
+// The reasons, in the order the checks run; ReasonClientCanceled, which
+// may end any of them, comes last.
 const (
 	// ReasonBadRequest (400): the request is not one the proxy judges at
 	// all. A target not already canonical (dot segments, encoded "/" or
@@ -23,10 +24,7 @@ const (
 	// encoded, CONNECT, a protocol upgrade (Upgrade, h2c), or a body over
 	// the size limit (then 413). Also, once a call is forwarded, a
 	// streamed body that could not be read from the client (its chunked
-	// framing broken midway): then the call is not a denial. And a call
-	// whose client went away (hung up, reset its stream) while it was
-	// judged: the step that failed for it (a Redis read, the policy's
-	// evaluation) is not counted as store or policy trouble.
+	// framing broken midway): then the call is not a denial.
 	ReasonBadRequest Reason = "bad_request"
 	// ReasonUnauthenticated (401): no single, verifiable bearer token. A
 	// verified identity that is not one of the provider's operators (a
@@ -79,7 +77,19 @@ const (
 	// in lockbox_proxy_requests_total and never in
 	// lockbox_proxy_denials_total.
 	ReasonUpstreamUnavailable Reason = "upstream_unavailable"
+	// ReasonClientCanceled (499, nginx's "client closed request"): the
+	// client went away (hung up, reset its HTTP/2 stream) while the call
+	// was judged. Nothing was forwarded. The step that failed for it (a
+	// Redis read, the policy's evaluation) is not counted as store or
+	// policy trouble, and the call is not the client's bad request either:
+	// a spike of it is clients giving up, or a rapid-reset flood.
+	ReasonClientCanceled Reason = "client_canceled"
 )
+
+// StatusClientClosedRequest is the status of ReasonClientCanceled's
+// answer, which only a client that closed just its sending half still
+// reads: nginx's 499, which no standard status says.
+const StatusClientClosedRequest = 499
 
 var allReasons = []Reason{
 	ReasonBadRequest,
@@ -95,6 +105,7 @@ var allReasons = []Reason{
 	ReasonStoreUnavailable,
 	ReasonAuditUnavailable,
 	ReasonUpstreamUnavailable,
+	ReasonClientCanceled,
 }
 
 // AllReasons returns every reason, in the order the checks run. The slice
@@ -126,6 +137,8 @@ func (r Reason) Status() int {
 		return http.StatusServiceUnavailable
 	case ReasonUpstreamUnavailable:
 		return http.StatusBadGateway
+	case ReasonClientCanceled:
+		return StatusClientClosedRequest
 	}
 	return 0
 }

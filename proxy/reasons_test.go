@@ -26,6 +26,7 @@ func TestReasons(t *testing.T) {
 		ReasonStoreUnavailable:    http.StatusServiceUnavailable,
 		ReasonAuditUnavailable:    http.StatusServiceUnavailable,
 		ReasonUpstreamUnavailable: http.StatusBadGateway,
+		ReasonClientCanceled:      499,
 	}
 	all := AllReasons()
 	if len(all) != len(want) {
