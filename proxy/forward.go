@@ -217,7 +217,7 @@ func (h *Handler) newUpstream(service string, u *url.URL) *upstream {
 	up.proxy = &httputil.ReverseProxy{
 		Rewrite:        up.rewrite,
 		Transport:      h.cfg.Transport,
-		ModifyResponse: modifyResponse,
+		ModifyResponse: up.modifyResponse,
 		ErrorHandler:   h.upstreamError,
 		ErrorLog:       slog.NewLogLogger(h.log.Handler(), slog.LevelWarn),
 		// Without a pool, every response body is copied through a new
@@ -622,6 +622,78 @@ func allowedTrailer(name string) bool {
 // CDN-Cache-Control (RFC 9213), which CDNs prefer to Cache-Control, are
 // matched by their suffix.
 var cacheHeaders = []string{"Expires", "Pragma", "Age", "Surrogate-Control", "X-Accel-Expires"}
+
+// modifyResponse is modifyResponse, then the answer's Location and
+// Content-Location are given the proxy's path for the service when they
+// name the upstream itself (redirectTo).
+func (u *upstream) modifyResponse(res *http.Response) error {
+	if err := modifyResponse(res); err != nil {
+		return err
+	}
+	for _, k := range []string{"Location", "Content-Location"} {
+		if vs := res.Header[k]; len(vs) == 1 {
+			if v, ok := u.redirectTo(vs[0]); ok {
+				res.Header[k] = []string{v}
+			}
+		}
+	}
+	return nil
+}
+
+// redirectTo returns the proxy's path (and query) for loc, an absolute URL
+// on the upstream's own origin under its base path, as nginx's
+// "proxy_redirect default" does: such a Location would tell the client an
+// internal host name, and send it there, around the proxy, with whatever
+// it sends along. ok is false for anything else, which passes unchanged: a
+// relative reference (resolved against the proxy already), another
+// origin, a path outside the base path (which no call through the proxy
+// can reach).
+func (u *upstream) redirectTo(loc string) (_ string, ok bool) {
+	l, err := url.Parse(loc)
+	if err != nil || !strings.EqualFold(l.Scheme, u.scheme) || l.User != nil || !sameHost(l, u.scheme, u.host) {
+		return "", false
+	}
+	p := l.EscapedPath()
+	if u.basePath != "" {
+		rest, found := strings.CutPrefix(p, u.basePath)
+		if !found || (rest != "" && rest[0] != '/') {
+			return "", false
+		}
+		p = rest
+	}
+	if p == "" {
+		p = "/"
+	}
+	out := "/" + u.service + p
+	if l.RawQuery != "" || l.ForceQuery {
+		out += "?" + l.RawQuery
+	}
+	if l.Fragment != "" {
+		out += "#" + l.EscapedFragment()
+	}
+	return out, true
+}
+
+// sameHost reports whether l names host (the upstream's host[:port]) on
+// scheme, without regard to case or to an explicit default port.
+func sameHost(l *url.URL, scheme, host string) bool {
+	h, ok := strings.CutSuffix(strings.ToLower(host), defaultPort(scheme))
+	if !ok {
+		h = strings.ToLower(host)
+	}
+	lh, ok := strings.CutSuffix(strings.ToLower(l.Host), defaultPort(scheme))
+	if !ok {
+		lh = strings.ToLower(l.Host)
+	}
+	return lh == h
+}
+
+func defaultPort(scheme string) string {
+	if scheme == "https" {
+		return ":443"
+	}
+	return ":80"
+}
 
 // modifyResponse edits the upstream's answer before it reaches the client,
 // and watches its body (watchBody). Hop-by-hop headers are already gone

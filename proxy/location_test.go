@@ -1,0 +1,67 @@
+package proxy
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestLocationOnTheUpstreamRewritten: an upstream's Location or
+// Content-Location that names the upstream itself (its scheme, host and
+// port, under its base path) reaches the client as the proxy's path for
+// the service, as nginx's "proxy_redirect default" does: the client never
+// learns the internal host name, nor is sent there around the proxy. Any
+// other value passes unchanged.
+func TestLocationOnTheUpstreamRewritten(t *testing.T) {
+	var origin string // the upstream's, once it runs
+	type answer struct{ header, value, want string }
+	var cases []answer
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		i, err := strconv.Atoi(r.URL.Query().Get("case"))
+		if err != nil || i < 0 || i >= len(cases) {
+			http.Error(w, "no such case", http.StatusBadRequest)
+			return
+		}
+		w.Header().Set(cases[i].header, cases[i].value)
+		w.WriteHeader(http.StatusFound)
+	}))
+	t.Cleanup(srv.Close)
+	origin = srv.URL
+	host := strings.TrimPrefix(origin, "http://")
+	cases = []answer{
+		{"Location", origin + "/api/exchange/tenants/contoso/mailboxes/alice?top=1", "/exchange/tenants/contoso/mailboxes/alice?top=1"},
+		{"Location", "HTTP://" + strings.ToUpper(host) + "/api/exchange/tenants/contoso#part", "/exchange/tenants/contoso#part"},
+		{"Content-Location", origin + "/api/exchange/tenants/contoso/mailboxes", "/exchange/tenants/contoso/mailboxes"},
+		// Not the upstream's own origin, or not a path the proxy serves.
+		{"Location", "https://login.example/authorize?x=1", "https://login.example/authorize?x=1"},
+		{"Location", "https://" + host + "/api/exchange/tenants", "https://" + host + "/api/exchange/tenants"},
+		{"Location", "http://" + host + ".evil.example/api/exchange/x", "http://" + host + ".evil.example/api/exchange/x"},
+		{"Location", origin + "/api/exchangeadmin/x", origin + "/api/exchangeadmin/x"},
+		{"Location", "/api/exchange/relative", "/api/exchange/relative"},
+		{"Content-Location", "https://cdn.example/blob/1", "https://cdn.example/blob/1"},
+	}
+	e := newTestEnv(t, func(e *testEnv, c *Config) {
+		u, err := url.Parse(origin + "/api/exchange")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Upstreams["exchange"] = u
+	})
+	e.grantFor(alice, "contoso", "exchange", 2*time.Hour)
+	for i, tc := range cases {
+		t.Run(fmt.Sprintf("%s %s", tc.header, tc.value), func(t *testing.T) {
+			res := e.send(as(alice, "GET", mailboxes+"?case="+strconv.Itoa(i))(e))
+			if res.status != http.StatusFound {
+				t.Fatalf("%d %s, want the upstream's 302", res.status, res.body)
+			}
+			if got := res.header.Values(tc.header); len(got) != 1 || got[0] != tc.want {
+				t.Errorf("%s: %q, want %q", tc.header, got, tc.want)
+			}
+		})
+	}
+}
