@@ -167,7 +167,7 @@ func (s *SMTP) Send(ctx context.Context, id string, m Message) error {
 		return permanent(fmt.Errorf("smtp recipient: %w", err))
 	}
 	msg.Subject(m.Subject)
-	msg.SetMessageIDWithValue(id + "@lockbox")
+	msg.SetMessageIDWithValue(messageID(id, s.cfg.From))
 	msg.SetDate()
 	for _, h := range automatedHeaders {
 		msg.SetGenHeader(mail.Header(h[0]), h[1])
@@ -300,6 +300,22 @@ func policyRefusal(se *mail.SendError) bool {
 	return m != nil && m[2] == "7"
 }
 
+// messageID is the Message-ID (without its angle brackets) of the message
+// id sent from the address from. Its right side is from's domain, one the
+// provider controls, as RFC 5322 asks: spam filters score a made-up one.
+// Receivers drop duplicates by the whole Message-ID; Lockbox itself keys
+// its sent marks and re-drives on id alone, so changing the sender's
+// domain changes only what receivers see.
+func messageID(id, from string) string {
+	domain := "localhost"
+	if a, err := netmail.ParseAddress(from); err == nil {
+		if i := strings.LastIndexByte(a.Address, '@'); i >= 0 && i < len(a.Address)-1 {
+			domain = a.Address[i+1:]
+		}
+	}
+	return id + "@" + domain
+}
+
 // ascii reports whether s is all ASCII.
 func ascii(s string) bool {
 	return !strings.ContainsFunc(s, func(r rune) bool { return r >= utf8.RuneSelf })
@@ -345,8 +361,8 @@ func (d *DevSink) Send(ctx context.Context, id string, m Message) error {
 		}
 		body, cte = qp.String(), "quoted-printable"
 	}
-	fmt.Fprintf(&b, "Message-ID: <%s@lockbox>\r\nDate: %s\r\nFrom: %s\r\nTo: %s\r\nSubject: %s\r\n",
-		id, time.Now().Format(time.RFC1123Z), HeaderValue(d.From), m.To, m.Subject)
+	fmt.Fprintf(&b, "Message-ID: <%s>\r\nDate: %s\r\nFrom: %s\r\nTo: %s\r\nSubject: %s\r\n",
+		messageID(id, d.From), time.Now().Format(time.RFC1123Z), HeaderValue(d.From), m.To, m.Subject)
 	for _, h := range automatedHeaders {
 		fmt.Fprintf(&b, "%s: %s\r\n", h[0], h[1])
 	}

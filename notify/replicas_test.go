@@ -106,7 +106,7 @@ func TestReplicaKilledMidDelivery(t *testing.T) {
 				t.Fatalf("%d distinct messages (want %d), %d duplicates (want %d)", len(sent), want, dups, kill.dups)
 			}
 			for k := range sent {
-				if !strings.Contains(k, "@lockbox>") {
+				if !strings.Contains(k, "@provider.example>") {
 					t.Fatalf("message without a stable Message-ID: %s", k)
 				}
 			}
