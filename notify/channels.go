@@ -327,6 +327,8 @@ type DevSink struct {
 	Dir    string
 	From   string
 	Logger *slog.Logger
+	// Now dates each e-mail: the worker's clock; time.Now when nil.
+	Now func() time.Time
 }
 
 // Name is the metrics channel label.
@@ -340,6 +342,10 @@ func (d *DevSink) Send(ctx context.Context, id string, m Message) error {
 	}
 	if err := os.MkdirAll(d.Dir, 0o750); err != nil {
 		return err
+	}
+	now := d.Now
+	if now == nil {
+		now = time.Now
 	}
 	var b bytes.Buffer
 	// An .eml file is an RFC 5322 message (CRLF ends every line, the
@@ -362,7 +368,7 @@ func (d *DevSink) Send(ctx context.Context, id string, m Message) error {
 		body, cte = qp.String(), "quoted-printable"
 	}
 	fmt.Fprintf(&b, "Message-ID: <%s>\r\nDate: %s\r\nFrom: %s\r\nTo: %s\r\nSubject: %s\r\n",
-		messageID(id, d.From), time.Now().Format(time.RFC1123Z), HeaderValue(d.From), m.To, m.Subject)
+		messageID(id, d.From), now().Format(time.RFC1123Z), HeaderValue(d.From), m.To, m.Subject)
 	for _, h := range automatedHeaders {
 		fmt.Fprintf(&b, "%s: %s\r\n", h[0], h[1])
 	}

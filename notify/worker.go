@@ -244,7 +244,7 @@ func NewWorker(cfg Config) (*Worker, error) {
 		w.mailer = sm
 	default:
 		from := "lockbox@localhost"
-		w.mailer = &DevSink{Dir: cfg.DevDir, From: from, Logger: cfg.Logger}
+		w.mailer = &DevSink{Dir: cfg.DevDir, From: from, Logger: cfg.Logger, Now: cfg.Now}
 	}
 	for _, h := range cfg.Webhooks {
 		w.hooks = append(w.hooks, newWebhook(h, cfg.Now))
