@@ -63,6 +63,10 @@ type Requests interface {
 	Create(ctx context.Context, actor grants.Actor, in grants.CreateInput) (grants.Request, error)
 	Act(ctx context.Context, id string, act grants.Action, actor grants.Actor, comment string) (grants.Request, error)
 	Activity(ctx context.Context, p identity.Principal, id string) (grants.Request, []record.Record, error)
+	// SelfApproval reports whether the two-person rule refuses p's
+	// decision on request id for the tenant, which the tenant view p
+	// reads can't tell.
+	SelfApproval(ctx context.Context, p identity.Principal, id string) (bool, error)
 }
 
 // Tenants holds the tenant registry and tenants' settings and approvers.

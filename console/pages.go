@@ -477,7 +477,10 @@ type requestView struct {
 	Actions  []actionView
 	// SelfFiled tells a manager why they can't approve their own request.
 	SelfFiled bool
-	Provider  bool
+	// TookPart tells a tenant user who took part in the request for the
+	// provider (grants.TookPart) why they can't decide it.
+	TookPart bool
+	Provider bool
 	// RevokedAt is when a revocation ended the access, before the end of
 	// its window (ExpiresAt), which the page then no longer gives as the
 	// end of access.
@@ -501,28 +504,64 @@ type actionView struct {
 	Name, Label, Style string
 }
 
+// offer is what the request page offers: its buttons, and why a decision
+// is not among them when the two-person rule keeps it from the user.
+type offer struct {
+	actions   []actionView
+	selfFiled bool
+	tookPart  bool
+}
+
+// offered returns what the request page offers sess on req.
+func (c *Console) offered(ctx context.Context, sess Session, req grants.Request) (offer, error) {
+	decides, err := c.decidesForTenant(ctx, sess.Principal)
+	if err != nil {
+		return offer{}, err
+	}
+	tookPart := false
+	if decides && req.State == grants.StatePendingCustomer {
+		// Only the stored request names the provider's staff: the one
+		// read for the page is the tenant's view.
+		if tookPart, err = c.cfg.Requests.SelfApproval(ctx, sess.Principal, req.ID); err != nil {
+			return offer{}, err
+		}
+	}
+	return actions(sess, req, decides, tookPart), nil
+}
+
+// offers reports whether o has the action named name.
+func (o offer) offers(name string) bool {
+	return slices.ContainsFunc(o.actions, func(a actionView) bool { return a.Name == name })
+}
+
 // actions are the buttons the request page offers sess; decides says
-// whether sess's user decides for its tenant (decidesForTenant). They only
-// spare users a button that would fail; the lifecycle decides.
-func actions(sess Session, req grants.Request, decides bool) (out []actionView, selfFiled bool) {
+// whether sess's user decides for its tenant (decidesForTenant), tookPart
+// whether the two-person rule keeps them from deciding req
+// (grants.TookPart). They only spare users a button that would fail; the
+// lifecycle decides.
+func actions(sess Session, req grants.Request, decides, tookPart bool) (o offer) {
 	p := sess.Principal
 	decide := []actionView{{"approve", "Approve", "primary"}, {"deny", "Deny", "danger"}}
 	switch {
 	case req.State == grants.StatePendingCustomer && !p.IsProvider() && decides:
-		out = append(out, decide...)
+		if tookPart {
+			o.tookPart = true
+		} else {
+			o.actions = append(o.actions, decide...)
+		}
 	case req.State == grants.StatePendingManager && p.IsProvider() && p.Has(identity.RoleSupportManager):
 		if identity.SameSubject(req.Requester, p.Subject) { // the two-person rule's test
-			selfFiled = true
+			o.selfFiled = true
 		} else {
-			out = append(out, decide...)
+			o.actions = append(o.actions, decide...)
 		}
 	case req.State == grants.StateApproved && ((!p.IsProvider() && decides) || (p.IsProvider() && p.Has(identity.RoleSupportManager))):
-		out = append(out, actionView{"revoke", "Revoke access", "danger"})
+		o.actions = append(o.actions, actionView{"revoke", "Revoke access", "danger"})
 	}
 	if req.State.Pending() && p.IsProvider() && req.Requester == p.Subject {
-		out = append(out, actionView{"cancel", "Cancel request", "secondary"})
+		o.actions = append(o.actions, actionView{"cancel", "Cancel request", "secondary"})
 	}
-	return out, selfFiled
+	return o
 }
 
 // requestPage shows one request: every field, its history, what was done
@@ -532,12 +571,12 @@ func (c *Console) requestPage(w http.ResponseWriter, r *http.Request, sess Sessi
 	if err != nil {
 		return err
 	}
-	decides, err := c.decidesForTenant(r.Context(), sess.Principal)
+	o, err := c.offered(r.Context(), sess, req)
 	if err != nil {
 		return err
 	}
-	v := requestView{requestRow: c.row(req), Activity: recs, Provider: sess.Principal.IsProvider(), RevokedAt: revokedAt(req)}
-	v.Actions, v.SelfFiled = actions(sess, req, decides)
+	v := requestView{requestRow: c.row(req), Activity: recs, Provider: sess.Principal.IsProvider(), RevokedAt: revokedAt(req),
+		Actions: o.actions, SelfFiled: o.selfFiled, TookPart: o.tookPart}
 	if want, ok := flashStates[r.URL.Query().Get("done")]; ok && req.State != want {
 		r = withoutFlash(r)
 	}
@@ -603,13 +642,12 @@ func (c *Console) confirmPage(w http.ResponseWriter, r *http.Request, sess Sessi
 	if err != nil {
 		return err
 	}
-	decides, err := c.decidesForTenant(r.Context(), sess.Principal)
+	o, err := c.offered(r.Context(), sess, req)
 	if err != nil {
 		return err
 	}
 	v := confirmView{requestRow: c.row(req), Action: actionNamed(name)}
-	offered, _ := actions(sess, req, decides)
-	if v.Offered = slices.ContainsFunc(offered, func(a actionView) bool { return a.Name == name }); !v.Offered {
+	if v.Offered = o.offers(name); !v.Offered {
 		v.Problem = v.Action.Label + " is not open to you on this request now: its state or your roles don't allow it."
 	}
 	c.render(w, r, http.StatusOK, "confirm", &sess, v)
@@ -651,13 +689,12 @@ func (c *Console) act(w http.ResponseWriter, r *http.Request, sess Session) erro
 		if gerr != nil {
 			return err
 		}
-		decides, gerr := c.decidesForTenant(r.Context(), sess.Principal)
+		o, gerr := c.offered(r.Context(), sess, req)
 		if gerr != nil {
 			return err
 		}
-		offered, _ := actions(sess, req, decides)
 		c.render(w, r, status, "confirm", &sess, confirmView{requestRow: c.row(req), Action: actionNamed(name), Comment: comment, Problem: msg,
-			Offered: slices.ContainsFunc(offered, func(a actionView) bool { return a.Name == name })})
+			Offered: o.offers(name)})
 		return nil
 	}
 	flash := name

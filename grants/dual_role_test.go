@@ -64,3 +64,48 @@ func TestProviderStaffCannotDecideForTheTenant(t *testing.T) {
 		t.Fatalf("revoked by the engineer's tenant identity: state %s, want revoked", got.State)
 	}
 }
+
+// TestSelfApprovalIsTheLifecyclesRule: SelfApproval, which the admin
+// center asks before it offers a tenant user Approve and Deny, answers
+// as the lifecycle refuses (self_approval) for the engineer's and the
+// manager's tenant identities and for no other approver; and it answers
+// nobody who may not see the request, so it tells no one outside the
+// tenant that the request exists, nor who took part in it.
+func TestSelfApprovalIsTheLifecyclesRule(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	engineer := who("alice@contoso.example", "", identity.RoleOperator)
+	r, err := e.store.Create(ctx, engineer, grants.CreateInput{
+		Tenant: "contoso", Service: "exchange", ServiceRequest: "SR-9", Reason: "repair", Duration: grants.Duration(time.Hour),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.act(t, r.ID, grants.ActionApprove, who("mary@contoso.example", "", identity.RoleSupportManager))
+	for _, c := range []struct {
+		who  grants.Actor
+		took bool
+	}{
+		{who("ALICE@contoso.example", "contoso", identity.RoleGlobalAdmin), true},
+		{who("Mary@contoso.example", "contoso", identity.RoleGlobalAdmin), true},
+		{globalAdmin, false},
+	} {
+		took, err := e.store.SelfApproval(ctx, c.who.Principal, r.ID)
+		if err != nil || took != c.took {
+			t.Errorf("%s: SelfApproval = %v, %v; want %v", c.who.Principal.Subject, took, err, c.took)
+		}
+		_, err = e.store.Act(ctx, r.ID, grants.ActionDeny, c.who, "")
+		fe, _ := errors.AsType[*fault.Error](err)
+		if refused := fe != nil && fe.Code == "self_approval"; refused != c.took {
+			t.Errorf("%s: deny = %v; SelfApproval said %v", c.who.Principal.Subject, err, c.took)
+		}
+		if !c.took {
+			break // the denial went through: the request is decided
+		}
+	}
+	outsider := who("alice@fabrikam.example", "fabrikam", identity.RoleGlobalAdmin)
+	_, getErr := e.store.Get(ctx, outsider.Principal, r.ID)
+	if took, err := e.store.SelfApproval(ctx, outsider.Principal, r.ID); took || err == nil || getErr == nil || err.Error() != getErr.Error() {
+		t.Errorf("another tenant's admin: SelfApproval = %v, %v; want Get's refusal %v", took, err, getErr)
+	}
+}

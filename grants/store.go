@@ -1312,6 +1312,27 @@ func (v *viewer) asTenant(ctx context.Context, tenant string) (bool, error) {
 	return dir.IsApprover(ctx, tenant, p.Subject)
 }
 
+// SelfApproval reports whether the two-person rule refuses p's approval
+// or denial of request id for the tenant (self_approval): p took part in
+// it for the provider (TookPart). It lets a page that shows p the tenant
+// view, which names none of the provider's staff, leave out decisions
+// the lifecycle would refuse. p must be allowed to see the request, as
+// for Get.
+func (s *Store) SelfApproval(ctx context.Context, p identity.Principal, id string) (bool, error) {
+	tenant, err := s.tenantOf(ctx, id)
+	if err != nil {
+		return false, err
+	}
+	r, err := s.load(ctx, s.cfg.Redis, tenant, id)
+	if err != nil {
+		return false, err
+	}
+	if err := s.canSee(ctx, p, r); err != nil {
+		return false, err
+	}
+	return TookPart(r, p), nil
+}
+
 // view hides provider identities from tenant users.
 func (s *Store) view(p identity.Principal, r Request) Request {
 	if p.IsProvider() {

@@ -335,13 +335,22 @@ func checkManager(r Request, p identity.Principal, act Action) error {
 // SameSubject fails closed on the case of the id. Revoking is not refused:
 // it only ends access.
 func checkNotProviderStaff(r Request, p identity.Principal, act Action) error {
-	if identity.SameSubject(p.Subject, r.Requester) ||
-		r.ManagerApprover != "" && identity.SameSubject(p.Subject, r.ManagerApprover) {
+	if TookPart(r, p) {
 		// One message for both, naming no role: a tenant identity is not
 		// told which part the provider's staff member with its id took.
 		return newErr(ErrForbidden, "self_approval", "two-person rule: you took part in request %s for the provider and cannot %s it for tenant %s", r.ID, act, r.Tenant)
 	}
 	return nil
+}
+
+// TookPart reports whether p's user id is that of r's engineer or of the
+// manager who approved it, without ASCII case: the provider's staff who
+// took part in r, whom the two-person rule keeps from deciding it for the
+// tenant (checkNotProviderStaff). r is the request as stored: its
+// TenantView names neither.
+func TookPart(r Request, p identity.Principal) bool {
+	return identity.SameSubject(p.Subject, r.Requester) ||
+		r.ManagerApprover != "" && identity.SameSubject(p.Subject, r.ManagerApprover)
 }
 
 // checkTenantApprover is the rule for deciding as the tenant: a user of
