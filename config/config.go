@@ -151,6 +151,11 @@ type Config struct {
 	// JWTTokenTypes, when set, are the only "typ" headers tokens may carry,
 	// comma-separated.
 	JWTTokenTypes string `env:"JWT_TOKEN_TYPES" desc:"comma-separated \"typ\" headers every token must carry, e.g. at+jwt (RFC 9068 access tokens): a token of another type, or with none, is refused; empty: JWT, at+jwt or none"`
+	// JWTSubjectClaim is the claim of the single issuer's tokens that is
+	// the user id, as an issuers file entry's claims.subject: Entra ID's
+	// sub, say, differs between two app registrations of one user, and its
+	// oid does not.
+	JWTSubjectClaim string `env:"JWT_SUBJECT_CLAIM" envDefault:"sub" desc:"claim of every token that is the user id, e.g. oid; a token without it is refused"`
 	// JWKSURL, JWKSFile and JWTHMACSecretFile are where the keys that
 	// verify tokens come from. "lockbox serve" needs exactly one of them,
 	// or IssuersFile.
@@ -470,6 +475,7 @@ var shorthandFields = []struct{ field, instead string }{
 	{"JWTIssuer", "give each issuer there its issuer"},
 	{"JWTAudience", "give each issuer there its audience"},
 	{"JWTTokenTypes", "give each issuer there its token_types"},
+	{"JWTSubjectClaim", "give the issuers there claims"},
 	{"OIDCClientID", "give the issuers there a console section"},
 	{"OIDCClientSecret", "give the issuers there a console section"},
 	{"OIDCScopes", "give the issuers there a console section"},

@@ -29,6 +29,7 @@ func TestLoadDefaults(t *testing.T) {
 		RedisTimeout:         2 * time.Second,
 		JWTIssuer:            "lockbox",
 		JWTAudience:          "lockbox",
+		JWTSubjectClaim:      "sub",
 		JWTLeeway:            30 * time.Second,
 		JWKSRefresh:          5 * time.Minute,
 		JWKSMaxAge:           24 * time.Hour,
@@ -184,8 +185,6 @@ func everyIPv6ButMapped() string {
 	return strings.Join(parts, ",")
 }
 
-// TestJWTLeewayZero: LOCKBOX_JWT_LEEWAY=0 is a strict choice, not a
-// mistake: tokens are checked to the second.
 // TestJWTTokenTypes: LOCKBOX_JWT_TOKEN_TYPES is the single issuer's list
 // of token types, its entries trimmed; unset, the issuer has none (the
 // verifier's defaults).
@@ -202,6 +201,24 @@ func TestJWTTokenTypes(t *testing.T) {
 	}
 }
 
+// TestJWTSubjectClaim: LOCKBOX_JWT_SUBJECT_CLAIM is the claim the single
+// issuer's tokens carry the user id in, as claims.subject is an issuers
+// file entry's; sub unless set.
+func TestJWTSubjectClaim(t *testing.T) {
+	for v, want := range map[string]string{"": "sub", "oid": "oid", "preferred_username": "preferred_username"} {
+		c, err := Load(map[string]string{"LOCKBOX_JWT_SUBJECT_CLAIM": v})
+		if err != nil {
+			t.Errorf("LOCKBOX_JWT_SUBJECT_CLAIM=%q refused: %v", v, err)
+			continue
+		}
+		if got := c.ShorthandIssuer().Claims.Subject; got != want {
+			t.Errorf("LOCKBOX_JWT_SUBJECT_CLAIM=%q: the issuer's subject claim is %q, want %q", v, got, want)
+		}
+	}
+}
+
+// TestJWTLeewayZero: LOCKBOX_JWT_LEEWAY=0 is a strict choice, not a
+// mistake: tokens are checked to the second.
 func TestJWTLeewayZero(t *testing.T) {
 	for _, v := range []string{"0", "0s"} {
 		c, err := Load(map[string]string{"LOCKBOX_JWT_LEEWAY": v})
@@ -672,6 +689,8 @@ func TestValidateServe(t *testing.T) {
 			[]string{"LOCKBOX_JWT_AUDIENCE: not with LOCKBOX_ISSUERS_FILE"}},
 		{"issuers file and JWT token types", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_ISSUERS_FILE": issuers, "LOCKBOX_JWT_TOKEN_TYPES": "at+jwt"},
 			[]string{"LOCKBOX_JWT_TOKEN_TYPES: not with LOCKBOX_ISSUERS_FILE"}},
+		{"issuers file and JWT subject claim", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_ISSUERS_FILE": issuers, "LOCKBOX_JWT_SUBJECT_CLAIM": "oid"},
+			[]string{"LOCKBOX_JWT_SUBJECT_CLAIM: not with LOCKBOX_ISSUERS_FILE"}},
 		{"issuers file and OIDC claims", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_ISSUERS_FILE": issuers, "LOCKBOX_OIDC_SCOPES": "profile",
 			"LOCKBOX_OIDC_SUBJECT_CLAIM": "upn", "LOCKBOX_OIDC_ROLES_CLAIM": "groups", "LOCKBOX_OIDC_TENANT_CLAIM": "org", "LOCKBOX_OIDC_CLIENT_ID": "x"},
 			[]string{"LOCKBOX_OIDC_SCOPES: not with LOCKBOX_ISSUERS_FILE", "LOCKBOX_OIDC_SUBJECT_CLAIM: not with", "LOCKBOX_OIDC_ROLES_CLAIM: not with",

@@ -288,7 +288,8 @@ func checkFetchURL(what, u string) error {
 // always did with one issuer.
 func (c Config) ShorthandIssuer() Issuer {
 	return Issuer{Name: c.JWTIssuer, Issuer: c.JWTIssuer, Audience: c.JWTAudience, Scope: IssuerScope{Shared: true},
-		JWKSURL: c.JWKSURL, JWKSFile: c.JWKSFile, HMACSecretFile: c.JWTHMACSecretFile, TokenTypes: c.JWTTokenTypesList()}
+		JWKSURL: c.JWKSURL, JWKSFile: c.JWKSFile, HMACSecretFile: c.JWTHMACSecretFile, TokenTypes: c.JWTTokenTypesList(),
+		Claims: IssuerClaims{Subject: c.JWTSubjectClaim}}
 }
 
 // JWTTokenTypesList is LOCKBOX_JWT_TOKEN_TYPES as a list; nil when unset.
