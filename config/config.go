@@ -16,6 +16,7 @@
 package config
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -155,7 +156,7 @@ type Config struct {
 	// the user id, as an issuers file entry's claims.subject: Entra ID's
 	// sub, say, differs between two app registrations of one user, and its
 	// oid does not.
-	JWTSubjectClaim string `env:"JWT_SUBJECT_CLAIM" envDefault:"sub" desc:"claim of every token that is the user id, e.g. oid; a token without it is refused"`
+	JWTSubjectClaim string `env:"JWT_SUBJECT_CLAIM" envDefault:"sub" desc:"claim of every token that is the user id, e.g. oid; a token without it is refused; where LOCKBOX_OIDC_ISSUER is LOCKBOX_JWT_ISSUER, LOCKBOX_OIDC_SUBJECT_CLAIM must name the same claim"`
 	// JWKSURL, JWKSFile and JWTHMACSecretFile are where the keys that
 	// verify tokens come from. "lockbox serve" needs exactly one of them,
 	// or IssuersFile.
@@ -252,7 +253,7 @@ type Config struct {
 	OIDCClientID     string `env:"OIDC_CLIENT_ID" desc:"the admin center's client id at the issuer; required with LOCKBOX_OIDC_ISSUER"`
 	OIDCClientSecret Secret `env:"OIDC_CLIENT_SECRET_FILE,file" desc:"file holding the client secret; required with LOCKBOX_OIDC_ISSUER; read at start-up"`
 	OIDCScopes       string `env:"OIDC_SCOPES" envDefault:"profile email" desc:"scopes requested besides openid, space-separated"`
-	OIDCSubjectClaim string `env:"OIDC_SUBJECT_CLAIM" envDefault:"sub" desc:"ID token claim that is the user id (as API tokens' sub), e.g. preferred_username"`
+	OIDCSubjectClaim string `env:"OIDC_SUBJECT_CLAIM" envDefault:"sub" desc:"ID token claim that is the user id, e.g. preferred_username; where LOCKBOX_OIDC_ISSUER is LOCKBOX_JWT_ISSUER it must be LOCKBOX_JWT_SUBJECT_CLAIM, the claim API tokens carry the user id in, or start-up stops (one person, one user id)"`
 	OIDCRolesClaim   string `env:"OIDC_ROLES_CLAIM" envDefault:"roles" desc:"ID token claim listing Lockbox roles (operator, support-manager, global-admin, lockbox-approver, audit-reader, lockbox-admin; others are ignored)"`
 	OIDCTenantClaim  string `env:"OIDC_TENANT_CLAIM" envDefault:"tid" desc:"ID token claim naming a tenant user's tenant; absent for the provider's staff"`
 	// ConsoleIdleTimeout and ConsoleSessionMax end admin center sessions.
@@ -838,6 +839,9 @@ func (c Config) check() error {
 				errs = append(errs, varErr(f.field, "required with LOCKBOX_OIDC_ISSUER"))
 			}
 		}
+		if err := c.checkOneUserID(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if _, err := parseComponents(c.Serve); err != nil {
 		errs = append(errs, &VarError{Var: varName("Serve"), Err: err})
@@ -868,6 +872,40 @@ func (c Config) check() error {
 		errs = append(errs, varErr("LogFormat", "%q is not one of text, json", c.LogFormat))
 	}
 	return errors.Join(errs...)
+}
+
+// checkOneUserID refuses an admin center sign-in that knows a person by
+// another claim than the API does at the same issuer. The two-person rule
+// compares user ids: the engineer who filed a request, or the manager who
+// approved it, may not decide it again. With the admin center taking the
+// id from preferred_username while the API takes sub, one person has two
+// ids, files a request through the API under one and approves it in the
+// admin center under the other, and nothing can tell. Only the names of
+// the claims can be compared here, not their values: an identity provider
+// whose access tokens' sub is what its ID tokens call preferred_username
+// is refused too, and is served by naming, on both sides, one claim that
+// both kinds of token carry (the issuers file has one claims.subject per
+// issuer for the same reason). An admin center issuer the API does not
+// take tokens from makes no API ids to compare with.
+func (c Config) checkOneUserID() error {
+	if c.IssuersFile != "" || !sameIssuer(c.OIDCIssuer, c.JWTIssuer) {
+		return nil
+	}
+	oidc, api := cmp.Or(c.OIDCSubjectClaim, "sub"), cmp.Or(c.JWTSubjectClaim, "sub")
+	if oidc == api {
+		return nil
+	}
+	return varErr("OIDCSubjectClaim", "%q, but LOCKBOX_JWT_SUBJECT_CLAIM is %q: the admin center's issuer (LOCKBOX_OIDC_ISSUER) is the API's (LOCKBOX_JWT_ISSUER), "+
+		"and one person would have one user id in the API and another in the admin center, where they could approve a request they filed (two-person rule); "+
+		"set both to the one claim the issuer's ID tokens and access tokens carry the user id in", oidc, api)
+}
+
+// sameIssuer reports whether issuer URLs a and b may name one issuer. Both
+// must be the exact "iss" to work at all, so a difference of a trailing
+// slash or of case breaks one side's sign-in rather than naming another
+// issuer: such a pair is taken for one, which refuses more, never less.
+func sameIssuer(a, b string) bool {
+	return strings.EqualFold(strings.TrimSuffix(a, "/"), strings.TrimSuffix(b, "/"))
 }
 
 // badPort reports whether URL u names a port that is no TCP port:

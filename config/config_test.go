@@ -630,6 +630,71 @@ func TestOIDCNeedsItsSettings(t *testing.T) {
 	})
 }
 
+// TestOneUserIDAtOneIssuer: where the admin center signs users in
+// through the issuer whose tokens the API takes, both read the user id
+// from one claim; otherwise one person has two ids, files a request
+// through the API under one and approves it in the admin center under the
+// other. Start-up stops on one line naming both variables. An admin center
+// issuer the API takes no tokens from, or one claim named on both sides,
+// starts.
+func TestOneUserIDAtOneIssuer(t *testing.T) {
+	const iss = "https://login.example.com/tenant/v2.0"
+	secret := writeFile(t, "oidc", "s3cret\n")
+	tests := []struct {
+		name                  string
+		jwtIssuer, oidcIssuer string
+		jwtClaim, oidcClaim   string // unset when empty
+		refused               bool
+	}{
+		{"sub on both sides", iss, iss, "", "", false},
+		{"one claim named on both sides", iss, iss, "preferred_username", "preferred_username", false},
+		{"oid on both sides", iss, iss, "oid", "oid", false},
+		{"the admin center reads another claim", iss, iss, "", "preferred_username", true},
+		{"the API reads another claim", iss, iss, "oid", "", true},
+		{"the admin center names sub, the API another claim", iss, iss, "oid", "sub", true},
+		{"the same issuer with a trailing slash", iss, iss + "/", "", "email", true},
+		{"the same issuer in another case", iss, "https://LOGIN.example.com/tenant/v2.0", "", "email", true},
+		{"another issuer signs in to the admin center", "https://tokens.example.com/", iss, "", "preferred_username", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			env := map[string]string{
+				"LOCKBOX_JWT_ISSUER":              tc.jwtIssuer,
+				"LOCKBOX_OIDC_ISSUER":             tc.oidcIssuer,
+				"LOCKBOX_OIDC_CLIENT_ID":          "lockbox-console",
+				"LOCKBOX_OIDC_CLIENT_SECRET_FILE": secret,
+				"LOCKBOX_CONSOLE_URL":             "https://lockbox.example.com",
+			}
+			if tc.jwtClaim != "" {
+				env["LOCKBOX_JWT_SUBJECT_CLAIM"] = tc.jwtClaim
+			}
+			if tc.oidcClaim != "" {
+				env["LOCKBOX_OIDC_SUBJECT_CLAIM"] = tc.oidcClaim
+			}
+			_, err := Load(env)
+			if !tc.refused {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			var ve *VarError
+			if err == nil || !errors.As(err, &ve) || ve.Var != "LOCKBOX_OIDC_SUBJECT_CLAIM" {
+				t.Fatalf("got %v, want a LOCKBOX_OIDC_SUBJECT_CLAIM error", err)
+			}
+			msg := err.Error()
+			for _, want := range []string{"LOCKBOX_JWT_SUBJECT_CLAIM", "two-person rule"} {
+				if !strings.Contains(msg, want) {
+					t.Errorf("the error does not say %q: %s", want, msg)
+				}
+			}
+			if strings.Contains(msg, "\n") {
+				t.Errorf("the error is more than one line: %q", msg)
+			}
+		})
+	}
+}
+
 func writeFile(t *testing.T, name, content string) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), name)
