@@ -58,6 +58,11 @@ type clientDeadline struct {
 	// endTimer does so at end once the deadlines are pinned (pin).
 	cancel   func()
 	endTimer *time.Timer
+	// ended is why the call's access ended before its grant's expires_at
+	// (revoke), endedBy the error that said so, and end is then when that
+	// was: why the call was cut.
+	ended   Reason
+	endedBy error
 }
 
 // start sets the call's deadlines as the request arrives, now. Over HTTP/1.1
@@ -192,17 +197,49 @@ func (d *clientDeadline) pin() {
 	}
 	_ = rc.SetWriteDeadline(d.end)
 	if d.cancel != nil {
+		if d.endTimer != nil {
+			// Pinned before at the grant's end, now at a revocation's.
+			d.endTimer.Stop()
+		}
 		d.endTimer = time.AfterFunc(time.Until(d.end), d.cancel)
 	}
 }
 
-// cutAtEnd reports whether the call's deadlines were pinned at its grant's
-// end and that end has passed by now: a call that failed then was cut
-// because its access ended.
-func (d *clientDeadline) cutAtEnd(now time.Time) bool {
+// revoke ends the call's access now, before its grant's end, for reason
+// (the call's grant was revoked, or is no longer the one it was judged by:
+// CallWatch), err saying so, and cuts the call as its grant's end would: its deadlines
+// are pinned at now, which fails the waits on the client at once (and
+// resets an HTTP/2 stream, or fails an HTTP/1.1 connection's background
+// read, either of which cancels the call's context), and a call with a
+// body has its forwarded request canceled. It reports whether it cut the
+// call: not once the handler returned, nor when the call's grant already
+// ended.
+func (d *clientDeadline) revoke(reason Reason, err error, now time.Time) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.pinned && !now.Before(d.end)
+	if d.done || d.ended != "" || (d.pinned && !now.Before(d.end)) {
+		return false
+	}
+	d.ended, d.endedBy, d.end, d.set = reason, err, now, now
+	d.pin()
+	return true
+}
+
+// cutReason returns why the call's access ended by now: the reason its
+// grant was revoked for and the error that said so (revoke), or
+// ReasonGrantExpired once its deadlines were pinned at its grant's end and
+// that end has passed. It returns "" while the call still has access: a
+// call that failed once it had none was cut because its access ended.
+func (d *clientDeadline) cutReason(now time.Time) (Reason, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch {
+	case d.ended != "":
+		return d.ended, d.endedBy
+	case d.pinned && !now.Before(d.end):
+		return ReasonGrantExpired, nil
+	}
+	return "", nil
 }
 
 // bodyDone is called when the body has been read to its end. An HTTP/1.1

@@ -377,6 +377,8 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, c *call) (deci
 	// The grant's end, on the clock the deadlines use: what is left of the
 	// grant by the clock it was judged on, from now.
 	c.deadline.grantEnds(time.Now().Add(c.grant.ExpiresAt.Sub(h.cfg.Now())), cancel)
+	// And a revocation cuts it too, until ServeHTTP returns (CallWatch).
+	h.watch.add(c)
 	// The wait for the upstream's answer counts against the client's
 	// deadline; it gets at least three quarters of it, however long the
 	// checks took.
@@ -401,18 +403,21 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, c *call) (deci
 		}
 	}
 
-	if (out.err != nil || aborted) && c.deadline.cutAtEnd(time.Now()) {
-		// Whichever side was slow, the call failed once its deadlines,
-		// pinned at the grant's end, had passed: its access ended.
-		h.metrics.cut(c.label, ReasonGrantExpired)
-		attrs := append(h.forwardAttrs(c, nil),
-			slog.String("reason", string(ReasonGrantExpired)),
-			slog.Time("expires_at", c.grant.ExpiresAt.UTC()),
-			slog.Any("error", out.err))
-		h.log.LogAttrs(r.Context(), slog.LevelWarn, "proxy call cut: the grant expired during the call", attrs...)
-		// Dropped, whatever was written: the client must not take what
-		// it got for the whole answer.
-		return decisionAllowed, true
+	if out.err != nil || aborted {
+		if reason, ended := c.deadline.cutReason(time.Now()); reason != "" {
+			// Whichever side was slow, the call failed once its
+			// deadlines, pinned at the grant's end or at its revocation,
+			// had passed: its access ended.
+			h.metrics.cut(c.label, reason)
+			attrs := append(h.forwardAttrs(c, nil),
+				slog.String("reason", string(reason)),
+				slog.Time("expires_at", c.grant.ExpiresAt.UTC()),
+				slog.Any("error", cutError(ended, out.err)))
+			h.log.LogAttrs(r.Context(), slog.LevelWarn, cutMessage(reason), attrs...)
+			// Dropped, whatever was written: the client must not take
+			// what it got for the whole answer.
+			return decisionAllowed, true
+		}
 	}
 	if out.err != nil && errors.Is(out.err, context.Canceled) && r.Context().Err() != nil {
 		if cut := c.deadline.streamCut(); cut != nil {

@@ -231,10 +231,10 @@ type Config struct {
 	// with a body or not, to a plain-http or an https upstream).
 	// Every byte read or written moves the deadline on, at most every
 	// quarter of ClientTimeout, so a download or upload that keeps moving
-	// is never cut, however long it takes, until its grant ends (which
-	// cuts any call: clientDeadline.grantEnds); one that stalls for
-	// ClientTimeout (at least three quarters of it) is. DefaultClientTimeout
-	// when zero.
+	// is never cut, however long it takes, until its grant ends or is
+	// revoked (which cuts any call: clientDeadline.grantEnds, CallWatch);
+	// one that stalls for ClientTimeout (at least three quarters of it)
+	// is. DefaultClientTimeout when zero.
 	//
 	// The handler sets an HTTP/1.1 connection's deadlines itself. An
 	// HTTP/2 stream's start with it only if the server's ReadTimeout and
@@ -366,6 +366,9 @@ type Handler struct {
 	log       *slog.Logger
 	// bodies is what screenBody may hold of request bodies, across calls.
 	bodies bodyBudget
+	// watch keeps the calls forwarded and still under way, for a
+	// revocation to cut.
+	watch *CallWatch
 }
 
 // New checks cfg and returns a Handler, with one reverse proxy per
@@ -387,6 +390,7 @@ func New(cfg Config) (*Handler, error) {
 		views:     newGrantViews(signer, cfg.AssertionIssuer),
 		ids:       newDecisionIDs(),
 	}
+	h.watch = newCallWatch(h)
 	h.bodies.setLimit(cfg.BodyBufferBytes, cfg.MaxBodyBytes)
 	if h.metrics, err = newMetrics(cfg.Registerer, services, &h.bodies); err != nil {
 		return nil, err
@@ -445,6 +449,14 @@ type call struct {
 	bodyHeld int64
 	// deadline bounds the waits on the client.
 	deadline clientDeadline
+	// While the call is forwarded, CallWatch keeps it in its tenant's
+	// shard's list (watchShard, the handler goroutine's; watchNext and
+	// watchPrev, under the shard's lock), and confirmed is when its grant
+	// was last read and found unchanged (CallWatch.Run's own once the call
+	// is kept).
+	watchShard           *watchShard
+	watchNext, watchPrev *call
+	confirmed            time.Time
 }
 
 // ServeHTTP judges one call and forwards it only if every check passed.
@@ -470,6 +482,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// needed: ReverseProxy has returned, with the upstream's answer copied
 	// or given up on.
 	defer func() {
+		h.watch.remove(c)
 		c.deadline.finish()
 		h.bodies.release(c.principal.Subject, c.bodyHeld)
 		h.metrics.observe(c.label, decision, reason, time.Since(start))
@@ -661,8 +674,7 @@ func (h *Handler) regrant(ctx context.Context, c *call, now time.Time) (Reason, 
 	switch {
 	case reason != "":
 		return reason, err
-	case g.RequestID != c.grant.RequestID || !g.ExpiresAt.Equal(c.grant.ExpiresAt) ||
-		g.ApprovedBy != c.grant.ApprovedBy || !slices.Equal(g.Activities, c.grant.Activities):
+	case !sameGrant(g, c.grant):
 		// Another request's grant, or this one rewritten: the call's
 		// record and assertion name what it was judged by.
 		return ReasonNoGrant, fmt.Errorf("the grant of request %s ended while the call was judged", c.grant.RequestID)

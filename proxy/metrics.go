@@ -53,7 +53,7 @@ func newMetrics(reg prometheus.Registerer, services []string, bodies *bodyBudget
 		}, []string{"service", "reason"}),
 		cuts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lockbox_proxy_calls_cut_total",
-			Help: "Forwarded operator calls the proxy cut off midway because their access ended (reason grant_expired: the grant's expires_at passed during the call), by service and reason.",
+			Help: "Forwarded operator calls the proxy cut off midway because their access ended (reason grant_expired: the grant's expires_at passed during the call; no_grant: the grant was revoked, ended by Customer Lockbox switched on, or replaced; tenant_mismatch, store_unavailable: the grant read again named another call, or could not be read), by service and reason.",
 		}, []string{"service", "reason"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "lockbox_proxy_request_duration_seconds",
@@ -98,8 +98,11 @@ func newMetrics(reg prometheus.Registerer, services []string, bodies *bodyBudget
 }
 
 // cutReasons are the values of lockbox_proxy_calls_cut_total's "reason":
-// why a call's access ended while it was under way.
-var cutReasons = []Reason{ReasonGrantExpired}
+// why a call's access ended while it was under way. Besides the grant's
+// end, they are the reasons a new call would be refused for when its grant
+// is read again (CallWatch): revoked or replaced (no_grant), a record that
+// names another call (tenant_mismatch), or unreadable (store_unavailable).
+var cutReasons = []Reason{ReasonGrantExpired, ReasonNoGrant, ReasonTenantMismatch, ReasonStoreUnavailable}
 
 // cut counts one forwarded call cut off midway for reason.
 func (m *metrics) cut(service string, reason Reason) {

@@ -442,6 +442,9 @@ func (s *Server) newProxy(cfg config.Config, opts Options, upstreams map[string]
 	}); err != nil {
 		return err
 	}
+	// After the grant cache, which an event must have cleared before the
+	// calls in flight read their grants again.
+	s.events.Add(s.Proxy.CallWatch())
 	handler, err := behindTrustedProxies(cfg, s.Proxy)
 	if err != nil {
 		return err
@@ -786,6 +789,15 @@ func (s *Server) Run(ctx context.Context) error {
 	} else {
 		close(marksDone)
 	}
+	// The proxy's calls in flight are watched for revocations until its
+	// server stopped (below): the calls it drains are cut like any other.
+	watchCtx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))
+	watchDone := make(chan struct{})
+	if s.Proxy != nil {
+		go func() { defer close(watchDone); s.Proxy.CallWatch().Run(watchCtx, proxy.RecheckInterval) }()
+	} else {
+		close(watchDone)
+	}
 	bgDone := make(chan struct{}, len(background))
 	for _, f := range background {
 		go func() { defer func() { bgDone <- struct{}{} }(); f(bgCtx) }()
@@ -834,6 +846,8 @@ func (s *Server) Run(ctx context.Context) error {
 		err = errors.Join(err, &DrainCutError{Timeout: s.cfg.ShutdownTimeout})
 	}
 	drainTook := s.now().Sub(drainStart)
+	stopWatch()
+	<-watchDone
 	if s.auditWriter != nil {
 		// After the proxy's server: no call is waiting for a record now.
 		s.auditWriter.Close()

@@ -1,0 +1,292 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/lockbox-oss/lockbox/grants"
+)
+
+// RecheckInterval is how often CallWatch.Run, as "lockbox serve" runs it,
+// looks for calls in flight whose grant was last read from the store more
+// than a second ago (the cache's age limit), and reads it again: a call
+// under a grant revoked on another replica, whose invalidation event this
+// replica lost, is cut within that second plus this interval.
+const RecheckInterval = 500 * time.Millisecond
+
+// watchShards is how many locks the calls in flight are spread over, by
+// tenant: a forwarded call takes one of them twice (as it starts and ends),
+// and calls of different tenants seldom share one.
+const watchShards = 64
+
+// CallWatch keeps a Handler's forwarded calls still under way, by tenant,
+// and cuts those whose grant no longer allows them. A call is judged as it
+// arrives; a download or an upload may then go on for hours, and its
+// grant's expires_at cuts it (clientDeadline.grantEnds), but a revocation
+// would not: the contract honours one within a second on every replica,
+// calls in flight included.
+//
+// It is the events.Invalidator the proxy's grant cache is: an invalidation
+// of a tenant has the tenant's calls' grants read again, as a new call's
+// would be (the cache was cleared first: it must be told after the cache),
+// and each call whose grant is gone, ended, or no longer the one it was
+// judged and audited by is cut as its grant's end cuts it, with the reason
+// a new call would be refused for. Reset, a subscription lost or regained,
+// has every call read its grant again. Run does the reading, on one
+// goroutine, and also reads again the grant of every call whose grant was
+// last read a second ago or more (through the cache, whose entries are at
+// most that old), so that a lost event delays a cut by at most the cache's
+// age limit and the interval.
+//
+// A call pays for this as it is forwarded and as it ends: a lock of its
+// tenant's shard, and two pointers of its own struct linked into the
+// shard's list; no allocation.
+type CallWatch struct {
+	h      *Handler
+	seed   maphash.Seed
+	shards [watchShards]watchShard
+
+	mu sync.Mutex
+	// tenants were invalidated since Run last looked, all was set by a
+	// Reset since then.
+	tenants map[string]struct{}
+	all     bool
+	// wake has Run look at once: a value is waiting in it, or it is
+	// looking already.
+	wake chan struct{}
+
+	// batch is Run's own: the calls one pass checks, kept between passes.
+	batch []*call
+}
+
+// watchShard holds the calls of some tenants in a list through the calls'
+// own watchNext and watchPrev. It is padded to a cache line, so that two
+// shards' locks taken on two cores do not share one.
+type watchShard struct {
+	mu   sync.Mutex
+	head *call
+	_    [48]byte
+}
+
+func newCallWatch(h *Handler) *CallWatch {
+	return &CallWatch{h: h, seed: maphash.MakeSeed(), tenants: map[string]struct{}{}, wake: make(chan struct{}, 1)}
+}
+
+// CallWatch returns the handler's calls in flight: wire it to the cache
+// invalidation events after the grant cache, and Run it while the handler
+// serves.
+func (h *Handler) CallWatch() *CallWatch { return h.watch }
+
+func (w *CallWatch) shard(tenant string) *watchShard {
+	return &w.shards[maphash.String(w.seed, tenant)%watchShards]
+}
+
+// add keeps c, a call about to be forwarded, until remove. Its grant was
+// last read when the call read it (grantRead).
+func (w *CallWatch) add(c *call) {
+	c.confirmed = c.grantRead
+	s := w.shard(c.Tenant)
+	s.mu.Lock()
+	c.watchNext = s.head
+	if s.head != nil {
+		s.head.watchPrev = c
+	}
+	s.head = c
+	s.mu.Unlock()
+	c.watchShard = s
+}
+
+// remove forgets c as its handler returns, if add kept it.
+func (w *CallWatch) remove(c *call) {
+	s := c.watchShard
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	if c.watchPrev != nil {
+		c.watchPrev.watchNext = c.watchNext
+	} else {
+		s.head = c.watchNext
+	}
+	if c.watchNext != nil {
+		c.watchNext.watchPrev = c.watchPrev
+	}
+	c.watchNext, c.watchPrev = nil, nil
+	s.mu.Unlock()
+	c.watchShard = nil
+}
+
+// Invalidate has Run read again the grants of tenant's calls in flight
+// (events.Invalidator). It does not wait for that.
+func (w *CallWatch) Invalidate(tenant string) {
+	w.mu.Lock()
+	if !w.all {
+		w.tenants[tenant] = struct{}{}
+	}
+	w.mu.Unlock()
+	w.poke()
+}
+
+// Reset has Run read again the grant of every call in flight
+// (events.Invalidator): events may have been lost.
+func (w *CallWatch) Reset() {
+	w.mu.Lock()
+	w.all = true
+	clear(w.tenants)
+	w.mu.Unlock()
+	w.poke()
+}
+
+func (w *CallWatch) poke() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run reads again the grants of the calls of the tenants invalidated, as
+// soon as it is told, and every interval those of the calls whose grant
+// was last read maxGrantAge ago or more, and cuts the calls whose grant no
+// longer allows them, until ctx ends; call it once. Without Run, calls in
+// flight end only at their grant's end.
+func (w *CallWatch) Run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.wake:
+			w.checkInvalidated(ctx)
+		case <-t.C:
+			w.checkStale(ctx)
+		}
+	}
+}
+
+// checkInvalidated checks the calls of the tenants invalidated since the
+// last look.
+func (w *CallWatch) checkInvalidated(ctx context.Context) {
+	w.mu.Lock()
+	all := w.all
+	w.all = false
+	var tenants map[string]struct{}
+	if len(w.tenants) > 0 {
+		// Taken whole: Invalidate fills a new one meanwhile.
+		tenants, w.tenants = w.tenants, map[string]struct{}{}
+	}
+	w.mu.Unlock()
+	batch := w.batch[:0]
+	switch {
+	case all:
+		for i := range w.shards {
+			batch = w.shards[i].collect(batch, func(*call) bool { return true })
+		}
+	default:
+		for tenant := range tenants {
+			batch = w.shard(tenant).collect(batch, func(c *call) bool { return c.Tenant == tenant })
+		}
+	}
+	w.check(ctx, batch)
+}
+
+// checkStale checks the calls whose grant was last read maxGrantAge ago
+// or more, by the handler's clock, or in its future (a clock set back: what
+// was read can't be dated), as current does before a call is forwarded.
+func (w *CallWatch) checkStale(ctx context.Context) {
+	now := w.h.cfg.Now()
+	batch := w.batch[:0]
+	for i := range w.shards {
+		batch = w.shards[i].collect(batch, func(c *call) bool {
+			age := now.Sub(c.confirmed)
+			return age < 0 || age >= maxGrantAge
+		})
+	}
+	w.check(ctx, batch)
+}
+
+// collect appends the shard's calls that match to batch.
+func (s *watchShard) collect(batch []*call, match func(*call) bool) []*call {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := s.head; c != nil; c = c.watchNext {
+		if match(c) {
+			batch = append(batch, c)
+		}
+	}
+	return batch
+}
+
+// check reads again the grant of each call of batch and cuts the calls it
+// no longer allows. A call that ended meanwhile is read for nothing, and
+// not cut (clientDeadline.revoke).
+func (w *CallWatch) check(ctx context.Context, batch []*call) {
+	for _, c := range batch {
+		if ctx.Err() != nil {
+			break
+		}
+		w.checkCall(ctx, c)
+	}
+	// Kept for the next pass, without keeping its calls alive.
+	clear(batch)
+	w.batch = batch[:0]
+}
+
+// checkCall reads c's grant as a new call of c's would read it (memory
+// first, then the store within the grant timeout) and cuts c, with the
+// reason such a call would be refused for, when it is gone, ended, or no
+// longer the grant c was judged and audited by. Turning Customer Lockbox on
+// ends, in its own transaction, every grant it no longer allows, so the
+// grant alone tells whether the switch took the call's access away.
+func (w *CallWatch) checkCall(ctx context.Context, c *call) {
+	h := w.h
+	now := h.cfg.Now()
+	lookupCtx, cancel := context.WithTimeout(ctx, h.cfg.GrantTimeout)
+	g, read, reason, err := h.lookupGrant(func() context.Context { return lookupCtx }, c.principal, c.Call, now)
+	cancel()
+	if ctx.Err() != nil {
+		// Stopping: a read that failed for it says nothing of the grant.
+		return
+	}
+	switch {
+	case reason != "":
+	case !sameGrant(g, c.grant):
+		reason, err = ReasonNoGrant, fmt.Errorf("the grant of request %s ended during the call", c.grant.RequestID)
+	default:
+		c.confirmed = read
+		return
+	}
+	c.deadline.revoke(reason, err, time.Now())
+}
+
+// sameGrant reports whether g, read again, is still the grant a call was
+// judged and audited by: the call's record and assertion name that one.
+func sameGrant(g, was grants.Grant) bool {
+	return g.RequestID == was.RequestID && g.ExpiresAt.Equal(was.ExpiresAt) &&
+		g.ApprovedBy == was.ApprovedBy && slices.Equal(g.Activities, was.Activities)
+}
+
+// cutMessage is the log message of a call cut for reason.
+func cutMessage(reason Reason) string {
+	switch reason {
+	case ReasonGrantExpired:
+		return "proxy call cut: the grant expired during the call"
+	case ReasonStoreUnavailable:
+		return "proxy call cut: the grant could not be read again during the call"
+	}
+	return "proxy call cut: the grant ended during the call"
+}
+
+// cutError is what a cut call's log line names: why its access ended, and
+// what the call then failed with.
+func cutError(ended, failed error) error {
+	if ended == nil {
+		return failed
+	}
+	return errors.Join(ended, failed)
+}
