@@ -10,6 +10,7 @@ import (
 	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/identity"
+	"github.com/lockbox-oss/lockbox/internal/tenanttest"
 )
 
 // TestLifecycleRecords pins the audit record each lifecycle event writes,
@@ -92,6 +93,23 @@ func TestLifecycleRecords(t *testing.T) {
 			e.setLockbox(t, admin, true)
 		}, want{op: record.OpRevokeAccess, user: "gina@contoso.example", userType: record.UserTypeAdmin,
 			ip: "203.0.113.30", tenantIP: "203.0.113.30", comment: grants.LockboxOnComment, lockboxOff: true}},
+		// Offboarding ends the tenant's requests as the provider: no
+		// engineer withdrew the pending one, so it is not theirs to the
+		// tenant ("Microsoft Operator") but the provider's.
+		{"offboarding cancels the pending request", func(e *env, t *testing.T, id string) {
+			if _, err := e.tenants.Offboard(context.Background(), tenanttest.Admin, "192.0.2.50", "contoso", "contract ended"); err != nil {
+				t.Fatal(err)
+			}
+		}, want{op: record.OpCancelRequest, user: record.ProviderUserID, userType: record.UserTypeDcAdmin, providerUser: tenanttest.Admin.Subject,
+			ip: "192.0.2.50", comment: grants.OffboardComment}},
+		{"offboarding revokes the grant", func(e *env, t *testing.T, id string) {
+			e.act(t, id, grants.ActionApprove, mgr)
+			e.act(t, id, grants.ActionApprove, admin)
+			if _, err := e.tenants.Offboard(context.Background(), tenanttest.Admin, "192.0.2.50", "contoso", "contract ended"); err != nil {
+				t.Fatal(err)
+			}
+		}, want{op: record.OpRevokeAccess, user: record.ProviderUserID, userType: record.UserTypeDcAdmin, providerUser: tenanttest.Admin.Subject,
+			ip: "192.0.2.50", comment: grants.OffboardComment}},
 		{"undecided for 12 hours", func(e *env, t *testing.T, id string) {
 			e.clock.Advance(grants.DecisionWindow)
 			if _, err := e.store.Sweep(context.Background()); err != nil {

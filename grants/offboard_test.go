@@ -218,3 +218,53 @@ func TestOffboardWhileFiling(t *testing.T) {
 		t.Fatalf("pending requests of the offboarded tenant: %d, %v", n, err)
 	}
 }
+
+// TestOffboardingIsTheProvidersInTheTenantsView: the requests offboarding
+// ended read, in the tenant's view of their history, as the provider's
+// doing ("Microsoft Support") with the cause tenant_offboarded, not as
+// withdrawn by their engineer ("Microsoft Operator"); the provider's own
+// view names the administrator. A cancellation by the engineer keeps its
+// label and carries no cause.
+func TestOffboardingIsTheProvidersInTheTenantsView(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	withdrawn := e.file(t, operator, "sharepoint")
+	e.act(t, withdrawn.ID, grants.ActionCancel, operator)
+	atManager := e.file(t, operator, "exchange")
+	atTenant := e.file(t, operator, "onedrive")
+	e.act(t, atTenant.ID, grants.ActionApprove, manager)
+	e.clock.Advance(time.Minute)
+	if _, err := e.tenants.Offboard(ctx, tenanttest.Admin, "192.0.2.9", "contoso", "contract ended"); err != nil {
+		t.Fatal(err)
+	}
+
+	last := func(p identity.Principal, id string) grants.Event {
+		t.Helper()
+		r, err := e.store.Get(ctx, p, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.History[len(r.History)-1]
+	}
+	for _, c := range []struct {
+		id, tenantSees string
+		cause          grants.Cause
+	}{
+		{withdrawn.ID, record.OperatorUserID, ""},
+		{atManager.ID, record.ProviderUserID, grants.CauseTenantOffboarded},
+		{atTenant.ID, record.ProviderUserID, grants.CauseTenantOffboarded},
+	} {
+		ev := last(globalAdmin.Principal, c.id)
+		if ev.Action != grants.ActionCancel || ev.Actor != c.tenantSees || ev.Cause != c.cause || ev.ClientIP != "" {
+			t.Errorf("tenant admin reads the end of %s as %s by %q (cause %q) from %q; want by %q, cause %q",
+				c.id, ev.Action, ev.Actor, ev.Cause, ev.ClientIP, c.tenantSees, c.cause)
+		}
+		if c.cause == "" {
+			continue
+		}
+		ev = last(manager.Principal, c.id)
+		if ev.Actor != tenanttest.Admin.Subject || ev.Cause != c.cause || ev.ClientIP != "192.0.2.9" {
+			t.Errorf("manager reads the end of %s as by %q (cause %q) from %q", c.id, ev.Actor, ev.Cause, ev.ClientIP)
+		}
+	}
+}

@@ -124,7 +124,20 @@ type Event struct {
 	At               time.Time `json:"at"`
 	ClientIP         string    `json:"client_ip,omitempty"`
 	Comment          string    `json:"comment,omitempty"`
+	// Cause says why the event ended the request when its actor did not
+	// choose to end that request: CauseTenantOffboarded. Empty for an
+	// action taken on the request itself.
+	Cause Cause `json:"cause,omitempty"`
 }
+
+// Cause is why an event ended a request as a consequence of something
+// else its actor did.
+type Cause string
+
+// CauseTenantOffboarded marks the revocations and cancellations that
+// offboarding the tenant caused: the provider ended the relationship, and
+// neither the engineer nor the tenant withdrew the request.
+const CauseTenantOffboarded Cause = "tenant_offboarded"
 
 // Grant is what the proxy reads for (tenant, operator, service): the
 // approved access, valid only while now < ExpiresAt.

@@ -1145,7 +1145,7 @@ func recordFor(r Request, ev Event, committed time.Time) record.Record {
 	case KindProvider:
 		// Tenants see the provider's staff by a label; the person is kept
 		// for the provider's own investigations.
-		rec.UserId, rec.UserType, rec.ProviderUserId = ProviderLabel(ev.Action), record.UserTypeDcAdmin, ev.Actor
+		rec.UserId, rec.UserType, rec.ProviderUserId = ProviderLabel(ev), record.UserTypeDcAdmin, ev.Actor
 	default:
 		rec.UserType = record.UserTypeRegular
 		if ev.ActorGlobalAdmin {
@@ -1342,11 +1342,13 @@ func (s *Store) view(p identity.Principal, r Request) Request {
 }
 
 // ProviderLabel is how tenants see the provider staff member who took
-// act: the engineer's own steps (filing, canceling) are "Microsoft
+// ev: the engineer's own steps (filing, canceling) are "Microsoft
 // Operator", as every operator action is; a support manager's decisions
-// and revocations are "Microsoft Support".
-func ProviderLabel(act Action) string {
-	if act == ActionCreate || act == ActionCancel {
+// and revocations are "Microsoft Support", and so is every step the
+// provider took with a cause (the cancellations offboarding the tenant
+// caused, which no engineer chose).
+func ProviderLabel(ev Event) string {
+	if ev.Cause == "" && (ev.Action == ActionCreate || ev.Action == ActionCancel) {
 		return record.OperatorUserID
 	}
 	return record.ProviderUserID
@@ -1372,7 +1374,7 @@ func TenantView(r Request) Request {
 		// Anyone not known to be the tenant's or Lockbox's is the
 		// provider's: fail closed.
 		if ev.ActorKind != KindTenant && ev.ActorKind != KindSystem {
-			ev.Actor, ev.ClientIP = ProviderLabel(ev.Action), ""
+			ev.Actor, ev.ClientIP = ProviderLabel(ev), ""
 		}
 		h[i] = ev
 	}

@@ -293,21 +293,24 @@ const OffboardComment = "the tenant was offboarded: its access and open requests
 
 // EndForOffboarding returns r ended because its tenant was offboarded by
 // actor: a live grant revoked, a pending request canceled, each with
-// OffboardComment, as a revocation or cancellation by a person is
-// recorded. It reports whether r changed: a request that time already
-// settled (expired, completed) is returned settled, one already final
-// unchanged.
+// OffboardComment and CauseTenantOffboarded, as a revocation or
+// cancellation by a person is recorded. It reports whether r changed: a
+// request that time already settled (expired, completed) is returned
+// settled, one already final unchanged.
 func EndForOffboarding(r Request, actor Actor, now time.Time) (Request, bool) {
 	if r, changed := Settle(r, now); changed {
 		return r, true
 	}
 	switch {
 	case r.State == StateApproved:
-		return move(r, ActionRevoke, actor, OffboardComment, StateRevoked, now.UTC()), true
+		r = move(r, ActionRevoke, actor, OffboardComment, StateRevoked, now.UTC())
 	case r.State.Pending():
-		return move(r, ActionCancel, actor, OffboardComment, StateCanceled, now.UTC()), true
+		r = move(r, ActionCancel, actor, OffboardComment, StateCanceled, now.UTC())
+	default:
+		return r, false
 	}
-	return r, false
+	r.History[len(r.History)-1].Cause = CauseTenantOffboarded
+	return r, true
 }
 
 // checkManager is the rule for deciding as the provider: a support

@@ -198,7 +198,7 @@ func TenantView(ev Event) Event {
 	case grants.KindTenant, grants.KindSystem:
 	default:
 		// The provider's, or of no known side: fail closed.
-		ev.Event.Actor, ev.Event.ClientIP = grants.ProviderLabel(ev.Event.Action), ""
+		ev.Event.Actor, ev.Event.ClientIP = grants.ProviderLabel(ev.Event), ""
 	}
 	return ev
 }

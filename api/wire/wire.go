@@ -153,6 +153,9 @@ type Event struct {
 	At               time.Time `json:"at"`
 	ClientIP         string    `json:"client_ip,omitempty"`
 	Comment          string    `json:"comment,omitempty"`
+	// Cause says why the event ended the request when its actor did not
+	// choose to end that request: "tenant_offboarded".
+	Cause string `json:"cause,omitempty"`
 }
 
 // RequestList is the body of GET /v1/requests: one page of requests,
