@@ -134,9 +134,15 @@ func TestREADMEWebhookEvents(t *testing.T) {
 		}
 	}
 	for f := range fields {
-		if _, ok := body[f]; !ok && f != "expires_at" { // expires_at: once approved
+		// expires_at: once approved. cause: only on what offboarding
+		// ended, which the text after the example names.
+		if _, ok := body[f]; !ok && f != "expires_at" && f != "cause" {
 			t.Errorf("README.md's webhook example lacks %q", f)
 		}
+	}
+	_, notes, _ := strings.Cut(table, example+"\n```")
+	if notes, _, _ = strings.Cut(notes, "\nA receiver's answer"); !strings.Contains(notes, "`cause`") {
+		t.Errorf("README.md does not say, after its webhook example, when a body has \"cause\"")
 	}
 	if ev, _ := body["event"].(string); !slices.Contains(kinds, ev) {
 		t.Errorf("README.md's webhook example is of event %q, which is none", ev)

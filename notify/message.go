@@ -146,6 +146,8 @@ Request id:              {{.ID}}
 {{define "no_longer_pending.subject"}}Lockbox request {{.ID}} no longer needs your decision ({{.Tenant}}, {{.Service}}){{end}}
 {{define "no_longer_pending.body"}}Lockbox request {{.ID}} of tenant {{.Tenant}} {{.Outcome}}
 {{- if ne .Actor "Lockbox"}} by {{.Actor}}{{end}} at {{.At}}.
+{{- with .Why}}
+{{.}}{{end}}
 It no longer awaits a decision, and it gives nobody access to your data.
 No action is needed from you.
 
@@ -155,6 +157,8 @@ Request id:              {{.ID}}
 {{define "access_ended.subject"}}Lockbox request {{.ID}}: access ended early ({{.Tenant}}, {{.Service}}){{end}}
 {{define "access_ended.body"}}Your organization approved Lockbox request {{.ID}} of tenant {{.Tenant}}
 and its access was revoked by {{.Actor}} at {{.At}}, before its window ended.
+{{- with .Why}}
+{{.}}{{end}}
 Nobody reaches your data through it any more.
 No action is needed from you.
 
@@ -177,6 +181,9 @@ type view struct {
 	ID, Tenant, Service, ServiceRequest, Reason, Duration, DecideBy string
 	Activities, Requester, Left                                     string
 	State, Outcome, Decision, Actor, At, Comment, ExpiresAt         string
+	// Why says what ended the request when its actor did not choose to
+	// end it (grants.Event.Cause); empty otherwise.
+	Why string
 }
 
 const timeLayout = "2006-01-02 15:04 UTC"
@@ -234,6 +241,11 @@ func viewOf(ev Event) view {
 	if e.ActorKind == grants.KindSystem {
 		v.Actor = "Lockbox"
 	}
+	if e.Cause == grants.CauseTenantOffboarded {
+		// Each request keeps its own e-mail to those it concerned: the
+		// line tells them none of them, nor the engineer, ended it.
+		v.Why = "The service provider offboarded tenant " + r.Tenant + ": Lockbox ended all of its access and open requests."
+	}
 	switch e.Action {
 	case grants.ActionApprove:
 		v.Decision = "approved"
@@ -290,6 +302,9 @@ func Summary(ev Event) string {
 		what = "was approved by " + v.Actor + "; access ends " + v.ExpiresAt
 	case KindDenied, KindCanceled, KindRevoked:
 		what = v.Outcome + " by " + v.Actor
+		if ev.Event.Cause == grants.CauseTenantOffboarded {
+			what += ": the tenant was offboarded"
+		}
 	case KindExpiring:
 		what = "ends at " + v.ExpiresAt + ", in " + v.Left
 	default:
@@ -311,7 +326,7 @@ func Summary(ev Event) string {
 func (v view) sanitized() view {
 	for _, p := range []*string{&v.ID, &v.Tenant, &v.Service, &v.ServiceRequest, &v.Reason, &v.Duration,
 		&v.DecideBy, &v.Activities, &v.Requester, &v.Left,
-		&v.State, &v.Outcome, &v.Decision, &v.Actor, &v.At, &v.Comment, &v.ExpiresAt} {
+		&v.State, &v.Outcome, &v.Decision, &v.Actor, &v.At, &v.Comment, &v.ExpiresAt, &v.Why} {
 		*p = HeaderValue(*p)
 		if (p != &v.Requester && p != &v.Actor) || !identityAddress(*p) {
 			*p = Defang(*p)

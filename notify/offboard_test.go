@@ -15,9 +15,10 @@ import (
 // TestOffboardingToldAsTheProvidersDoing: when offboarding ends a tenant's
 // requests, the tenant's people who were asked about them hear, once per
 // request, that the provider ended each one ("Microsoft Support"), never
-// that its engineer withdrew it ("Microsoft Operator"); webhooks carry
-// the same label. A request the tenant was never asked about (awaiting
-// the manager) mails the tenant nothing.
+// that its engineer withdrew it ("Microsoft Operator"), and why: the
+// provider offboarded the tenant. Webhooks carry the same label and the
+// cause. A request the tenant was never asked about (awaiting the
+// manager) mails the tenant nothing; its engineer hears why too.
 func TestOffboardingToldAsTheProvidersDoing(t *testing.T) {
 	e := newEnv(t)
 	mb := &mailbox{}
@@ -59,6 +60,9 @@ func TestOffboardingToldAsTheProvidersDoing(t *testing.T) {
 			if !strings.Contains(m.Body, "by Microsoft Support at 2026-11-23 09:01 UTC") {
 				t.Errorf("e-mail to %s does not say the provider ended it:\n%s", a, m.Body)
 			}
+			if !strings.Contains(m.Body, "\n"+offboardedWhy+"\n") {
+				t.Errorf("e-mail to %s does not say why:\n%s", a, m.Body)
+			}
 		}
 		slices.Sort(subjects)
 		want := []string{
@@ -71,23 +75,33 @@ func TestOffboardingToldAsTheProvidersDoing(t *testing.T) {
 		}
 	}
 
+	if got := mb.to("alice2@provider.example"); len(got) != 1 || !strings.Contains(got[0].Body, grants.OffboardComment) {
+		t.Errorf("the engineer of %s got %+v", atManager.ID, got)
+	}
+
 	hook.mu.Lock()
 	defer hook.mu.Unlock()
 	ended := map[string]notify.WebhookPayload{}
-	for _, p := range hook.bodies {
+	raw := map[string]string{}
+	for i, p := range hook.bodies {
 		if p.State == grants.StateCanceled || p.State == grants.StateRevoked {
 			if _, ok := ended[p.RequestID]; ok {
 				t.Errorf("webhook told twice of the end of %s", p.RequestID)
 			}
-			ended[p.RequestID] = p
+			ended[p.RequestID], raw[p.RequestID] = p, hook.raw[i]
 		}
 	}
 	if len(ended) != 3 {
 		t.Fatalf("webhooks told of %d ended requests, want 3: %+v", len(ended), hook.bodies)
 	}
 	for id, p := range ended {
-		if p.Actor != "Microsoft Support" || !strings.Contains(p.Summary, "by Microsoft Support") {
-			t.Errorf("webhook of the end of %s: actor %q, summary %q", id, p.Actor, p.Summary)
+		if p.Actor != "Microsoft Support" || !strings.HasSuffix(p.Summary, "by Microsoft Support: the tenant was offboarded") ||
+			!strings.Contains(raw[id], `"cause":"tenant_offboarded"`) {
+			t.Errorf("webhook of the end of %s: %s", id, raw[id])
 		}
 	}
 }
+
+// offboardedWhy is the line the tenant's e-mails give as why offboarding
+// ended a request.
+const offboardedWhy = "The service provider offboarded tenant contoso: Lockbox ended all of its access and open requests."

@@ -66,7 +66,8 @@ const (
 	// KindDenied: the manager or the tenant denied. E-mailed like
 	// KindApproved.
 	KindDenied Kind = "request.denied"
-	// KindCanceled: the requester withdrew the request. E-mailed, when
+	// KindCanceled: the requester withdrew the request, or offboarding
+	// its tenant ended it (grants.CauseTenantOffboarded). E-mailed, when
 	// it awaited the tenant, to the people asked to decide it (as
 	// KindPendingCustomer).
 	KindCanceled Kind = "request.canceled"

@@ -1218,8 +1218,9 @@ func (w *Worker) targets(ctx context.Context, tenant string, ev Event) ([]target
 			}
 		}
 	case KindCanceled, KindExpired:
-		// The engineer knows of their own cancellation.
-		if ev.Kind == KindExpired {
+		// The engineer knows of their own cancellation, not of one that
+		// something else caused (offboarding the tenant).
+		if ev.Kind == KindExpired || ev.Event.Cause != "" {
 			addRequester(TemplateRequesterUpdate)
 		}
 		// The tenant's people were asked to decide: told it no longer
@@ -1429,6 +1430,9 @@ type WebhookPayload struct {
 	DecideBy  *time.Time    `json:"decide_by,omitempty"`
 	ExpiresAt *time.Time    `json:"expires_at,omitempty"`
 	Summary   string        `json:"summary"`
+	// Cause says why the event ended the request when its actor did not
+	// choose to end that request: "tenant_offboarded".
+	Cause grants.Cause `json:"cause,omitempty"`
 }
 
 // WebhookBody renders ev as a webhook body.
@@ -1446,7 +1450,7 @@ func WebhookBody(ev Event) ([]byte, error) {
 		Event: ev.Kind, Tenant: r.Tenant, RequestID: r.ID, Service: r.Service, ServiceRequest: r.ServiceRequest,
 		Activities: acts, Duration: r.Duration.String(),
 		State: r.State, Action: e.Action, Actor: e.Actor, At: e.At.UTC(), DecideBy: r.DecideBy, ExpiresAt: r.ExpiresAt,
-		Summary: Summary(ev),
+		Summary: Summary(ev), Cause: e.Cause,
 	})
 }
 
