@@ -4,10 +4,14 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/grants"
+	"github.com/lockbox-oss/lockbox/identity"
+	"github.com/lockbox-oss/lockbox/tenants"
 )
 
 // TestOffboardInTheAdminCenter: the provider's Lockbox administrator
@@ -92,4 +96,61 @@ func TestOffboardInTheAdminCenter(t *testing.T) {
 	seen := a.get("/console/tenants/contoso")
 	mustContain(t, "tenant admin's page", seen, "by "+record.ProviderUserID, "contract ended")
 	mustNotContain(t, "tenant admin's page", seen, "lara")
+}
+
+// TestOffboardedTenantsSettingsReadOnly: once the provider offboarded a
+// tenant, its settings and approvers pages show what they hold, with the
+// offboarding's date, and offer no form whose saving the tenant's state
+// would refuse: no settings form, no approver to add or remove. The same
+// pages offered them the moment before.
+func TestOffboardedTenantsSettingsReadOnly(t *testing.T) {
+	parallel(t)
+	e := newEnv(t)
+	ctx := context.Background()
+	if _, err := e.ten.PutSettings(ctx, contosoAdmin, "192.0.2.1", "contoso", tenants.Settings{
+		LockboxEnabled: true, NotificationAddresses: []string{"sec@contoso.example"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	a := e.signIn(contosoAdmin)
+	mustContain(t, "settings before offboarding", a.get("/console/settings"), `action="/console/settings"`, `data-testid="save"`)
+	mustContain(t, "approvers before offboarding", a.get("/console/approvers"), `action="/console/approvers"`, `action="/console/approvers/remove"`)
+
+	e.clk.Advance(time.Hour)
+	off, err := e.ten.Offboard(ctx, lara, "192.0.2.9", "contoso", "contract ended")
+	if err != nil {
+		t.Fatal(err)
+	}
+	on := off.Offboarded.At.UTC().Format("2006-01-02 15:04 UTC")
+	notice := "Offboarded on " + on + " — settings can no longer change."
+	forms := []string{`data-testid="save"`, `data-testid="add-approver"`, `name="notification_addresses"`}
+	for _, c := range []struct {
+		who  identity.Principal
+		path string
+		want []string
+	}{
+		{contosoAdmin, "/console/settings", []string{notice, "Customer Lockbox is <strong>on</strong>", "Also notified: sec@contoso.example"}},
+		{contosoApprover, "/console/settings", []string{notice, "Customer Lockbox is <strong>on</strong>", "Also notified: sec@contoso.example"}},
+		{mia, "/console/settings?tenant=contoso", []string{notice, "Customer Lockbox is <strong>on</strong>"}},
+		{contosoAdmin, "/console/approvers", []string{"Offboarded on " + on + " — approvers can no longer change.", contosoApprover.Subject}},
+	} {
+		s := e.signIn(c.who)
+		r := s.get(c.path)
+		if r.status != http.StatusOK {
+			t.Fatalf("%s reads %s: %s", c.who.Subject, c.path, r)
+		}
+		what := c.who.Subject + " " + c.path
+		mustContain(t, what, r, c.want...)
+		unwanted := slices.Clone(forms)
+		if c.path == "/console/approvers" {
+			unwanted = append(unwanted, `action="/console/approvers/remove"`, "Only global administrators add or remove approvers.")
+		} else {
+			unwanted = append(unwanted, `action="/console/settings"`, "change these settings.")
+		}
+		mustNotContain(t, what, r, unwanted...)
+	}
+	// An active tenant's pages are untouched.
+	f := e.signIn(fabrikamAdmin)
+	mustContain(t, "another tenant's settings", f.get("/console/settings"), `action="/console/settings"`)
+	mustNotContain(t, "another tenant's settings", f.get("/console/settings"), `data-testid="offboarded"`)
 }

@@ -852,6 +852,12 @@ type settingsView struct {
 	Addresses string
 	Problem   string
 	Invalid   string // the id of the field Problem is about
+	// Offboarded is set once the provider offboarded the tenant: its
+	// settings are shown, and can no longer change.
+	Offboarded *tenants.Offboarded
+	// ReadOnlyAddresses: the notification addresses are shown as text,
+	// to the tenant's own users, whose form showed them before.
+	ReadOnlyAddresses bool
 }
 
 // settingsPage shows the tenant's switch; its global admins may change it.
@@ -864,10 +870,19 @@ func (c *Console) settingsPage(w http.ResponseWriter, r *http.Request, sess Sess
 	if err != nil {
 		return err
 	}
+	// Whoever reads the settings reads the entry (a global admin, an
+	// assigned approver, a provider manager).
+	entry, err := c.cfg.Tenants.Tenant(r.Context(), sess.Principal, t)
+	if err != nil {
+		return err
+	}
 	c.render(w, r, http.StatusOK, "settings", &sess, settingsView{Tenant: t, Settings: st, Revision: strconv.FormatInt(st.Revision, 10),
 		// Reading them means a global admin, an assigned approver or a
-		// provider manager; the tenant's own may change them.
-		CanChange: sess.Principal.InTenant(t), Addresses: strings.Join(st.NotificationAddresses, "\n")})
+		// provider manager; the tenant's own may change them, until the
+		// provider offboards it: a form whose saving is refused (409)
+		// would only offer a dead end.
+		CanChange: sess.Principal.InTenant(t) && !entry.IsOffboarded(), Addresses: strings.Join(st.NotificationAddresses, "\n"),
+		Offboarded: entry.Offboarded, ReadOnlyAddresses: entry.IsOffboarded() && sess.Principal.InTenant(t)})
 	return nil
 }
 
@@ -955,6 +970,9 @@ type approversView struct {
 	CanChange   bool
 	User        string
 	Problem     string
+	// Offboarded is set once the provider offboarded the tenant: its
+	// approvers are shown, and can no longer change.
+	Offboarded *tenants.Offboarded
 }
 
 // approversPage lists the tenant's assigned approvers; its global admins
@@ -977,7 +995,7 @@ func (c *Console) showApprovers(w http.ResponseWriter, r *http.Request, sess Ses
 		return err
 	}
 	c.render(w, r, status, "approvers", &sess, approversView{Tenant: t, Domains: entry.Domains, Approvers: list.Approvers, NotCounting: list.NotCounting,
-		CanChange: sess.Principal.IsGlobalAdminOf(t), User: user, Problem: problem})
+		CanChange: sess.Principal.IsGlobalAdminOf(t) && !entry.IsOffboarded(), User: user, Problem: problem, Offboarded: entry.Offboarded})
 	return nil
 }
 
