@@ -134,9 +134,11 @@ func (e *env) tenantListCommand(use string, aliases []string, withID bool) *cobr
 			}
 			return e.emit(wire.TenantList{Tenants: list}, nil, func(w io.Writer) error {
 				tw := newTable(w)
-				row(tw, "ID", "NAME", "DOMAINS", "ORGANIZATION ID")
+				// STATE comes last: scripts reading the columns by
+				// position from before it existed keep their columns.
+				row(tw, "ID", "NAME", "DOMAINS", "ORGANIZATION ID", "STATE")
 				for _, t := range list {
-					row(tw, cell(t.ID), cell(t.DisplayName), cell(strings.Join(t.Domains, ",")), cell(t.OrganizationID))
+					row(tw, cell(t.ID), cell(t.DisplayName), cell(strings.Join(t.Domains, ",")), cell(t.OrganizationID), tenantState(t))
 				}
 				return tw.Flush()
 			})
@@ -467,6 +469,7 @@ func printTenant(w io.Writer, t wire.Tenant, more ...[2]string) error {
 	row(tw, "Domains:", cell(strings.Join(t.Domains, ", ")))
 	row(tw, "Global administrators:", admins)
 	row(tw, "Onboarded:", fmtTime(t.OnboardedAt))
+	row(tw, "State:", tenantState(t))
 	if o := t.Offboarded; o != nil {
 		row(tw, "Offboarded:", fmtTime(o.At)+" by "+cell(o.By))
 		row(tw, "Offboard reason:", cell(o.Reason))
@@ -475,6 +478,20 @@ func printTenant(w io.Writer, t wire.Tenant, more ...[2]string) error {
 		row(tw, r[0], r[1])
 	}
 	return tw.Flush()
+}
+
+// tenantState is t's state as the tables show it. A server from before
+// offboarding existed sends none, and its tenants are all active; one
+// that sends an offboarding without a state is believed on the
+// offboarding, never shown active.
+func tenantState(t wire.Tenant) string {
+	switch {
+	case t.Offboarded != nil:
+		return wire.TenantOffboarded
+	case t.State == "":
+		return wire.TenantActive
+	}
+	return cell(t.State)
 }
 
 // parseOnOff reads a switch value as --lockbox takes it.
