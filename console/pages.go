@@ -273,9 +273,12 @@ func (c *Console) pending(ctx context.Context, sess Session, q url.Values) (pend
 	v := pendingView{Total: len(reqs), From: 1, Unreadable: list.Unreadable}
 	for _, req := range reqs {
 		row := c.row(req)
-		row.Yours = !identity.SameSubject(req.Requester, p.Subject) &&
-			((req.State == grants.StatePendingCustomer && decides) ||
-				(req.State == grants.StatePendingManager && p.IsProvider() && p.Has(identity.RoleSupportManager)))
+		// The two-person rule, as the lifecycle applies it: a tenant
+		// user's rows are the tenant's view, which names none of the
+		// provider's staff, so the list says whom the stored request
+		// names.
+		row.Yours = (req.State == grants.StatePendingCustomer && decides && !list.TookPart[req.ID]) ||
+			(req.State == grants.StatePendingManager && p.IsProvider() && p.Has(identity.RoleSupportManager) && !grants.SelfFiled(req, p))
 		if row.Yours {
 			v.Yours++
 		}
@@ -550,7 +553,7 @@ func actions(sess Session, req grants.Request, decides, tookPart bool) (o offer)
 			o.actions = append(o.actions, decide...)
 		}
 	case req.State == grants.StatePendingManager && p.IsProvider() && p.Has(identity.RoleSupportManager):
-		if identity.SameSubject(req.Requester, p.Subject) { // the two-person rule's test
+		if grants.SelfFiled(req, p) {
 			o.selfFiled = true
 		} else {
 			o.actions = append(o.actions, decide...)
@@ -558,7 +561,7 @@ func actions(sess Session, req grants.Request, decides, tookPart bool) (o offer)
 	case req.State == grants.StateApproved && ((!p.IsProvider() && decides) || (p.IsProvider() && p.Has(identity.RoleSupportManager))):
 		o.actions = append(o.actions, actionView{"revoke", "Revoke access", "danger"})
 	}
-	if req.State.Pending() && p.IsProvider() && req.Requester == p.Subject {
+	if req.State.Pending() && grants.Filed(req, p) {
 		o.actions = append(o.actions, actionView{"cancel", "Cancel request", "secondary"})
 	}
 	return o

@@ -21,6 +21,11 @@ type PendingList struct {
 	// pending is unknown, and it is shown rather than left out, since an
 	// approver must never miss a pending request.
 	Unreadable []Unreadable
+	// TookPart holds the ids of Requests in which the principal took part
+	// for the provider (TookPart): the two-person rule refuses them its
+	// decision for the tenant. Only the stored request names the
+	// provider's staff, and a tenant user's Requests are the tenant's view.
+	TookPart map[string]bool
 }
 
 // Pending returns every pending request p may see, soonest decision
@@ -115,6 +120,12 @@ func (s *Store) PendingList(ctx context.Context, p identity.Principal) (PendingL
 			return PendingList{}, err
 		} else if !ok {
 			continue
+		}
+		if TookPart(r, p) {
+			if out.TookPart == nil {
+				out.TookPart = map[string]bool{}
+			}
+			out.TookPart[r.ID] = true
 		}
 		out.Requests = append(out.Requests, s.view(p, r))
 	}
