@@ -100,6 +100,33 @@ func unassignAll(t *testing.T, cl *redistest.Cluster) {
 
 // readyWithin probes /readyz until it answers 200, failing t (with the
 // last answer) if it does not within settle.
+// knownUp waits until no node of addrs flags another as failing
+// (CLUSTER NODES' "fail" or "fail?").
+func knownUp(t *testing.T, addrs []string) {
+	t.Helper()
+	var flagged string
+	for end := time.Now().Add(settle); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		flagged = ""
+		for _, a := range addrs {
+			c := redis.NewClient(&redis.Options{Addr: a})
+			nodes, err := c.ClusterNodes(context.Background()).Result()
+			c.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, line := range strings.Split(nodes, "\n") {
+				if f := strings.Fields(line); len(f) > 2 && strings.Contains(f[2], "fail") {
+					flagged = a + ": " + line
+				}
+			}
+		}
+		if flagged == "" {
+			return
+		}
+	}
+	t.Fatalf("a node is still flagged failing: %s", flagged)
+}
+
 func readyWithin(t *testing.T, h http.Handler) {
 	t.Helper()
 	var code int
@@ -153,7 +180,17 @@ func TestRedisCheckClusterMasterDown(t *testing.T) {
 			others = append(others, a)
 		}
 	}
-	for _, a := range others {
+	// Back, and known back by the others, before full coverage is
+	// required: a node weighs the cluster's state again only when a node's
+	// failure flag changes, not when the setting does, so the master must
+	// fail anew under yes. Under load, the others may well have marked it
+	// failing during the probes above, and would then say ok for good.
+	if err := down.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	restrict(t, down.Addr)
+	knownUp(t, others)
+	for _, a := range cl.Addrs() {
 		c := redis.NewClient(&redis.Options{Addr: a})
 		err := c.ConfigSet(context.Background(), "cluster-require-full-coverage", "yes").Err()
 		c.Close()
@@ -161,6 +198,8 @@ func TestRedisCheckClusterMasterDown(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	readyWithin(t, h)
+	down.Stop()
 	// The others refuse keys once they mark it failing (the node
 	// timeout) and weigh their state again (each cron).
 	want := everyMaster(others, "cluster_state:fail")
