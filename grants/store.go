@@ -808,49 +808,12 @@ func (s *Store) Grant(ctx context.Context, tenant, operator, service string) (Gr
 // transaction, and the change is retried by the caller or reported as a
 // conflict.
 func (s *Store) LockboxOnTx(ctx context.Context, tx *redis.Tx, tenant string, by identity.Principal, clientIP string) (func(redis.Pipeliner) error, func(), error) {
-	active := keys.TenantActive(tenant)
-	if err := tx.Watch(ctx, active).Err(); err != nil {
+	writes, changes, err := s.endTx(ctx, tx, tenant, Actor{Principal: by, ClientIP: clientIP}, ender{
+		indexes: []string{keys.TenantActive(tenant)},
+		end:     EndUntenantApproved,
+	})
+	if err != nil || writes == nil {
 		return nil, nil, err
-	}
-	ids, err := tx.ZRange(ctx, active, 0, -1).Result()
-	if err != nil {
-		return nil, nil, err
-	}
-	if len(ids) == 0 {
-		return nil, nil, nil
-	}
-	reqKeys := make([]string, len(ids))
-	for i, id := range ids {
-		reqKeys[i] = keys.Request(tenant, id)
-	}
-	if err := tx.Watch(ctx, reqKeys...).Err(); err != nil {
-		return nil, nil, err
-	}
-	actor := Actor{Principal: by, ClientIP: clientIP}
-	now := s.cfg.Now()
-	var changes []change
-	for _, id := range ids {
-		prev, err := s.load(ctx, tx, tenant, id)
-		if errors.Is(err, ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, nil, err
-		}
-		if next, changed := EndUntenantApproved(prev, actor, now); changed {
-			changes = append(changes, change{prev, next})
-		}
-	}
-	if len(changes) == 0 {
-		return nil, nil, nil
-	}
-	writes := func(p redis.Pipeliner) error {
-		for _, c := range changes {
-			if err := s.queue(ctx, p, c.prev, c.next, now); err != nil {
-				return err
-			}
-		}
-		return nil
 	}
 	// Counted once committed: a transaction that loses its optimistic
 	// lock (another change of the settings, an approval) is judged again,
@@ -876,12 +839,49 @@ func (s *Store) LockboxOnTx(ctx context.Context, tx *redis.Tx, tenant string, by
 // or a new request committing meanwhile fails the transaction, which the
 // caller judges again.
 func (s *Store) OffboardTx(ctx context.Context, tx *redis.Tx, tenant string, by identity.Principal, clientIP string) (func(redis.Pipeliner) error, func(), error) {
-	indexes := []string{keys.TenantPending(tenant), keys.TenantActive(tenant), keys.TenantDeadlines(tenant)}
-	if err := tx.Watch(ctx, indexes...).Err(); err != nil {
+	writes, changes, err := s.endTx(ctx, tx, tenant, Actor{Principal: by, ClientIP: clientIP}, ender{
+		indexes:     []string{keys.TenantPending(tenant), keys.TenantActive(tenant), keys.TenantDeadlines(tenant)},
+		end:         EndForOffboarding,
+		refuseNewer: true,
+	})
+	if err != nil || writes == nil {
+		return nil, nil, err
+	}
+	committed := func() {
+		s.cfg.Changed(tenant)
+		for _, c := range changes {
+			s.scheduled(ctx, c.next)
+			s.metrics.observe(c.prev, c.next)
+			s.cfg.Logger.InfoContext(ctx, "request ended: tenant offboarded", "request_id", c.next.ID,
+				"tenant", tenant, "to", c.next.State)
+		}
+	}
+	return writes, committed, nil
+}
+
+// ender is what one of the tenant-wide endings (LockboxOnTx, OffboardTx)
+// judges: the requests its indexes name, each ended by end.
+type ender struct {
+	indexes []string
+	end     func(Request, Actor, time.Time) (Request, bool)
+	// refuseNewer fails the ending (503, retried) when it would write
+	// anything but a revocation over a request holding fields this
+	// version does not know, as commit does.
+	refuseNewer bool
+}
+
+// endTx is the watch-and-end step of a tenant-wide ending inside the
+// caller's optimistic transaction tx: it watches e's indexes and every
+// request they name, reads those requests and ends each as e says. It
+// returns the writes for the caller's MULTI and the changes they make, or
+// no writes when nothing changes. Anything committing meanwhile to those
+// keys fails the caller's EXEC, which judges everything again.
+func (s *Store) endTx(ctx context.Context, tx *redis.Tx, tenant string, actor Actor, e ender) (func(redis.Pipeliner) error, []change, error) {
+	if err := tx.Watch(ctx, e.indexes...).Err(); err != nil {
 		return nil, nil, err
 	}
 	var ids []string
-	for _, idx := range indexes {
+	for _, idx := range e.indexes {
 		got, err := tx.ZRange(ctx, idx, 0, -1).Result()
 		if err != nil {
 			return nil, nil, err
@@ -902,7 +902,6 @@ func (s *Store) OffboardTx(ctx context.Context, tx *redis.Tx, tenant string, by 
 	if err := tx.Watch(ctx, reqKeys...).Err(); err != nil {
 		return nil, nil, err
 	}
-	actor := Actor{Principal: by, ClientIP: clientIP}
 	now := s.cfg.Now()
 	var changes []change
 	for _, id := range ids {
@@ -913,13 +912,13 @@ func (s *Store) OffboardTx(ctx context.Context, tx *redis.Tx, tenant string, by 
 		if err != nil {
 			return nil, nil, err
 		}
-		next, changed := EndForOffboarding(prev, actor, now)
+		next, changed := e.end(prev, actor, now)
 		if !changed {
 			continue
 		}
-		if newer && next.State != StateRevoked {
+		if e.refuseNewer && newer && next.State != StateRevoked {
 			// As commit: only a revocation is written over fields this
-			// version does not know. The offboarding fails (503) and is
+			// version does not know. The ending fails (503) and is
 			// retried, by then likely on an upgraded replica.
 			return nil, nil, fault.Unavailable("grants: request "+id, errNewer)
 		}
@@ -936,16 +935,7 @@ func (s *Store) OffboardTx(ctx context.Context, tx *redis.Tx, tenant string, by 
 		}
 		return nil
 	}
-	committed := func() {
-		s.cfg.Changed(tenant)
-		for _, c := range changes {
-			s.scheduled(ctx, c.next)
-			s.metrics.observe(c.prev, c.next)
-			s.cfg.Logger.InfoContext(ctx, "request ended: tenant offboarded", "request_id", c.next.ID,
-				"tenant", tenant, "to", c.next.State)
-		}
-	}
-	return writes, committed, nil
+	return writes, changes, nil
 }
 
 // settle persists the time-driven transitions of one request.
