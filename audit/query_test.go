@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -374,7 +377,7 @@ func TestRequestRecords(t *testing.T) {
 	err := log.RequestRecords(ctx, "contoso", "req-1", time.Time{}, time.Time{}, func(r record.Record) error {
 		got = append(got, r)
 		return nil
-	})
+	}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -391,33 +394,70 @@ func TestRequestRecords(t *testing.T) {
 	}
 	// From bounds the scan: records 25 and 28 are req-1's after t0+25s.
 	n := 0
-	err = log.RequestRecords(ctx, "contoso", "req-1", t0.Add(25*time.Second), time.Time{}, func(record.Record) error { n++; return nil })
+	err = log.RequestRecords(ctx, "contoso", "req-1", t0.Add(25*time.Second), time.Time{}, func(record.Record) error { n++; return nil }, nil)
 	if err != nil || n != 2 {
 		t.Errorf("from t0+25s: %d records, %v", n, err)
 	}
 	// To too: records 1, 4 and 7 are req-1's up to t0+10s (record i is
 	// stamped t0+i+1s), 10 and 13 from t0+10s to t0+14s.
 	n = 0
-	err = log.RequestRecords(ctx, "contoso", "req-1", time.Time{}, t0.Add(10*time.Second), func(record.Record) error { n++; return nil })
+	err = log.RequestRecords(ctx, "contoso", "req-1", time.Time{}, t0.Add(10*time.Second), func(record.Record) error { n++; return nil }, nil)
 	if err != nil || n != 3 {
 		t.Errorf("to t0+10s: %d records, %v", n, err)
 	}
 	n = 0
-	err = log.RequestRecords(ctx, "contoso", "req-1", t0.Add(10*time.Second), t0.Add(14*time.Second), func(record.Record) error { n++; return nil })
+	err = log.RequestRecords(ctx, "contoso", "req-1", t0.Add(10*time.Second), t0.Add(14*time.Second), func(record.Record) error { n++; return nil }, nil)
 	if err != nil || n != 2 {
 		t.Errorf("from t0+10s to t0+14s: %d records, %v", n, err)
 	}
 	stop := errors.New("stop")
-	if err := log.RequestRecords(ctx, "contoso", "req-1", time.Time{}, time.Time{}, func(record.Record) error { return stop }); !errors.Is(err, stop) {
+	if err := log.RequestRecords(ctx, "contoso", "req-1", time.Time{}, time.Time{}, func(record.Record) error { return stop }, nil); !errors.Is(err, stop) {
 		t.Errorf("the callback's error = %v", err)
 	}
 	for _, c := range []struct{ tenant, id string }{{"contoso", ""}, {"", "req-1"}, {"Bad Tenant", "req-1"}} {
 		err := log.RequestRecords(ctx, c.tenant, c.id, time.Time{}, time.Time{}, func(record.Record) error {
 			t.Fatalf("%q/%q: a record was read", c.tenant, c.id)
 			return nil
-		})
+		}, nil)
 		if !errors.Is(err, fault.ErrInvalid) {
 			t.Errorf("%q/%q: err = %v", c.tenant, c.id, err)
+		}
+	}
+}
+
+// TestRequestRecordsNamesUnreadable: a record that does not decode,
+// appended within the range RequestRecords reads, is handed to bad, since
+// it may be the request's; one appended well outside it is not, though
+// the scan's ClockSkew margin may pass it.
+func TestRequestRecordsNamesUnreadable(t *testing.T) {
+	rdb := testRedis(t)
+	c := clock.NewFake(t0)
+	log := fill(t, rdb, c, 6)
+	ctx := context.Background()
+	id, err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: keys.Audit("contoso"), Values: []string{"r", `{"Id":`}}).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := strconv.ParseInt(strings.Split(id, "-")[0], 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.UnixMilli(ms)
+	for _, c := range []struct {
+		name     string
+		from, to time.Time
+		want     []audit.UnreadableRecord
+	}{
+		{"unbounded", time.Time{}, time.Time{}, []audit.UnreadableRecord{{Tenant: "contoso", StreamID: id}}},
+		{"within the skew", at.Add(time.Minute), time.Time{}, []audit.UnreadableRecord{{Tenant: "contoso", StreamID: id}}},
+		{"after the range", time.Time{}, at.Add(-audit.ClockSkew - time.Second), nil},
+		{"before the range", at.Add(audit.ClockSkew + time.Second), time.Time{}, nil},
+	} {
+		var got []audit.UnreadableRecord
+		err := log.RequestRecords(ctx, "contoso", "req-1", c.from, c.to, func(record.Record) error { return nil },
+			func(u audit.UnreadableRecord) { got = append(got, u) })
+		if err != nil || !slices.Equal(got, c.want) {
+			t.Errorf("%s: unreadable %v, %v; want %v", c.name, got, err, c.want)
 		}
 	}
 }

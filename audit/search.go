@@ -384,12 +384,18 @@ func (l *Log) CheckRead(ctx context.Context, p identity.Principal, q Query) erro
 // no further than near from. An error of w stops the read and is
 // returned.
 //
+// bad, unless nil, is called with each record appended within that range
+// (widened by ClockSkew) that does not decode: whether it is the
+// request's is unknown, so a view of the request's records names it
+// rather than leave out what may be one of them. Like Search, the read
+// goes on past it.
+//
 // It authorizes no one. It serves the request lifecycle (grants), whose
 // rule is that whoever may see a request may see what was done under it:
 // grants checks that the caller may see the request, then shows each
 // record through ViewFor. Any other read of the log goes through
 // Search or Export, which apply the audit log's own rules.
-func (l *Log) RequestRecords(ctx context.Context, tenant, id string, from, to time.Time, w func(record.Record) error) error {
+func (l *Log) RequestRecords(ctx context.Context, tenant, id string, from, to time.Time, w func(record.Record) error, bad func(UnreadableRecord)) error {
 	if err := keys.ValidTenant(tenant); err != nil {
 		return fault.New(fault.ErrInvalid, "invalid_tenant", "%v", err)
 	}
@@ -408,8 +414,17 @@ func (l *Log) RequestRecords(ctx context.Context, tenant, id string, from, to ti
 			return err
 		}
 		// An unreadable record may or may not be the request's: it was
-		// reported where it was read, and the request's own reads go on.
-		if e.bad || !matches(q, e.rec, true) {
+		// reported (logged, counted) where it was read, and the request's
+		// own reads go on. Only one appended within the range may be
+		// the request's; the scan reads ClockSkew past both ends, and a
+		// caller reading adjacent ranges would otherwise be told twice.
+		if e.bad {
+			if bad != nil && appendedWithin(q, e.pos.id) {
+				bad(UnreadableRecord{Tenant: e.pos.tenant, StreamID: e.pos.id.String()})
+			}
+			continue
+		}
+		if !matches(q, e.rec, true) {
 			continue
 		}
 		if err := w(e.rec); err != nil {

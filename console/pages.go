@@ -477,7 +477,11 @@ func dateRange(fromS, toS string) (from, to time.Time, problem string) {
 type requestView struct {
 	requestRow
 	Activity []record.Record
-	Actions  []actionView
+	// Unreadable are the records of the request's span of the tenant's
+	// log that can't be read: a row names each, as the audit page does,
+	// since each may be one of the request's.
+	Unreadable []audit.UnreadableRecord
+	Actions    []actionView
 	// SelfFiled tells a manager why they can't approve their own request.
 	SelfFiled bool
 	// TookPart tells a tenant user who took part in the request for the
@@ -570,15 +574,16 @@ func actions(sess Session, req grants.Request, decides, tookPart bool) (o offer)
 // requestPage shows one request: every field, its history, what was done
 // under it, and the actions sess may take.
 func (c *Console) requestPage(w http.ResponseWriter, r *http.Request, sess Session) error {
-	req, recs, err := c.cfg.Requests.Activity(r.Context(), sess.Principal, r.PathValue("id"))
+	trail, err := c.cfg.Requests.Trail(r.Context(), sess.Principal, r.PathValue("id"))
 	if err != nil {
 		return err
 	}
+	req := trail.Request
 	o, err := c.offered(r.Context(), sess, req)
 	if err != nil {
 		return err
 	}
-	v := requestView{requestRow: c.row(req), Activity: recs, Provider: sess.Principal.IsProvider(), RevokedAt: revokedAt(req),
+	v := requestView{requestRow: c.row(req), Activity: trail.Records, Unreadable: trail.Unreadable, Provider: sess.Principal.IsProvider(), RevokedAt: revokedAt(req),
 		Actions: o.actions, SelfFiled: o.selfFiled, TookPart: o.tookPart}
 	if want, ok := flashStates[r.URL.Query().Get("done")]; ok && req.State != want {
 		r = withoutFlash(r)

@@ -7,9 +7,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/console"
+	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/keys"
+	"github.com/lockbox-oss/lockbox/internal/unreadable"
 )
 
 // TestRequestsPageShowsUnreadableRequests: one stored request that does
@@ -73,4 +78,65 @@ func TestAuditPageShowsUnreadableRecord(t *testing.T) {
 	if !strings.Contains(r.body, `data-unreadable="`+bad+`"`) || !strings.Contains(r.body, "of tenant contoso cannot be read") {
 		t.Errorf("no row says record %s cannot be read: %s", bad, r)
 	}
+}
+
+// TestRequestPageNamesUnreadableAuditRecord: an audit record in a
+// request's span of the tenant's log that does not decode was left out of
+// the request page's audit trail in silence; now the trail keeps the
+// readable records and a row names the damaged one by its stream id, as
+// the audit search does, and the read counts it in
+// lockbox_unreadable_records_total{kind="audit"}.
+func TestRequestPageNamesUnreadableAuditRecord(t *testing.T) {
+	parallel(t)
+	reg := prometheus.NewRegistry()
+	e := newEnv(t, func(cfg *console.Config) {
+		if err := cfg.Audit.(*audit.Log).ReportUnreadable(reg, nil); err != nil {
+			t.Fatal(err)
+		}
+	})
+	req := e.file("contoso")
+	bad, err := e.rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: keys.Audit("contoso"), Values: []string{"r", `{"Id":`}}).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := auditUnreadable(t, reg)
+
+	for _, p := range []identity.Principal{mia, contosoApprover} {
+		r := e.signIn(p).get("/console/requests/" + req.ID)
+		if r.status != http.StatusOK {
+			t.Fatalf("request page as %s: %s", p.Subject, r)
+		}
+		if !strings.Contains(r.body, "New-AccessToCustomerDataRequest") {
+			t.Errorf("as %s: the readable records are not shown: %s", p.Subject, r)
+		}
+		if !strings.Contains(r.body, `data-unreadable="`+bad+`"`) ||
+			!strings.Contains(r.body, `Audit record <span class="mono">`+bad+`</span> of tenant contoso cannot be read`) {
+			t.Errorf("as %s: no row of the audit trail says record %s cannot be read: %s", p.Subject, bad, r)
+		}
+	}
+	if got := auditUnreadable(t, reg) - before; got != 2 {
+		t.Errorf("lockbox_unreadable_records_total{kind=\"audit\"} rose by %v over two views, want 2", got)
+	}
+}
+
+// auditUnreadable is the value of lockbox_unreadable_records_total
+// {kind="audit"} in reg.
+func auditUnreadable(t *testing.T, reg *prometheus.Registry) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != unreadable.MetricName {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if m.GetLabel()[0].GetValue() == unreadable.KindAudit {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	t.Fatalf("%s{kind=%q} is not exported", unreadable.MetricName, unreadable.KindAudit)
+	return 0
 }

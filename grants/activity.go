@@ -21,22 +21,44 @@ type AuditLog interface {
 	AppendTx(ctx context.Context, tx redis.Pipeliner, r record.Record) error
 	// RequestRecords calls w with every record of tenant's log tied to
 	// request id created from from to to (zero: no bound), newest first,
-	// provider-only fields included. It checks no caller: Activity does.
-	RequestRecords(ctx context.Context, tenant, id string, from, to time.Time, w func(record.Record) error) error
+	// provider-only fields included, and bad (unless nil) with each
+	// record appended in that range that does not decode. It checks no
+	// caller: Trail does.
+	RequestRecords(ctx context.Context, tenant, id string, from, to time.Time, w func(record.Record) error, bad func(audit.UnreadableRecord)) error
+}
+
+// Trail is a request's audit trail: the request as its reader may see it,
+// every record tied to it, oldest first, and the records of its tenant's
+// log in the same span that do not decode, oldest first: each may be one
+// of the request's, so a view names it rather than drop it in silence.
+type Trail struct {
+	Request    Request
+	Records    []record.Record
+	Unreadable []audit.UnreadableRecord
 }
 
 // Activity returns request id as p may see it and every audit record tied
-// to it, oldest first: the decisions on it and each operator action done
-// under it.
+// to it, oldest first: Trail without the records that do not decode.
+func (s *Store) Activity(ctx context.Context, p identity.Principal, id string) (Request, []record.Record, error) {
+	t, err := s.Trail(ctx, p, id)
+	if err != nil {
+		return Request{}, nil, err
+	}
+	return t.Request, t.Records, nil
+}
+
+// Trail returns request id as p may see it and every audit record tied to
+// it, oldest first: the decisions on it and each operator action done
+// under it; and the records of the span that do not decode.
 //
 // Seeing the request is what grants its activity: an assigned approver may
 // not search the tenant's whole log but does see what was done under a
 // request they decided. So the only check is Get's, and each record is
 // shown as p may see it (the tenant view for tenant users).
-func (s *Store) Activity(ctx context.Context, p identity.Principal, id string) (Request, []record.Record, error) {
+func (s *Store) Trail(ctx context.Context, p identity.Principal, id string) (Trail, error) {
 	req, err := s.Get(ctx, p, id)
 	if err != nil {
-		return Request{}, nil, err
+		return Trail{}, err
 	}
 	// Nothing is tied to a request before it was filed: the scan ends
 	// there rather than at the start of the tenant's log.
@@ -52,6 +74,7 @@ func (s *Store) Activity(ctx context.Context, p identity.Principal, id string) (
 		to = end.Add(audit.ClockSkew)
 	}
 	recs := []record.Record{}
+	var bad []audit.UnreadableRecord
 	op, late := lateOperation(req)
 	collect := func(rec record.Record) error {
 		if late && rec.Operation == op {
@@ -60,8 +83,17 @@ func (s *Store) Activity(ctx context.Context, p identity.Principal, id string) (
 		recs = append(recs, audit.ViewFor(rec, p))
 		return nil
 	}
-	if err := s.cfg.Audit.RequestRecords(ctx, req.Tenant, req.ID, from, to, collect); err != nil {
-		return Request{}, nil, err
+	var seenBad []audit.UnreadableRecord
+	collectBad := func(u audit.UnreadableRecord) {
+		// The windows read after the end each reach ClockSkew into the
+		// one before: a record met twice is named once.
+		if !slices.Contains(seenBad, u) {
+			seenBad = append(seenBad, u)
+			bad = append(bad, u)
+		}
+	}
+	if err := s.cfg.Audit.RequestRecords(ctx, req.Tenant, req.ID, from, to, collect, collectBad); err != nil {
+		return Trail{}, err
 	}
 	if late && len(recs) > 0 && !to.IsZero() {
 		// The request's records are there, but not the one of its end:
@@ -73,17 +105,18 @@ func (s *Store) Activity(ctx context.Context, p identity.Principal, id string) (
 		lo, span, until := to.Truncate(time.Second).Add(time.Second), lateWindow, s.cfg.Now().Add(audit.ClockSkew)
 		for late && !lo.After(until) {
 			hi := lo.Add(span)
-			older := recs
-			recs = []record.Record{}
-			if err := s.cfg.Audit.RequestRecords(ctx, req.Tenant, req.ID, lo, hi, collect); err != nil {
-				return Request{}, nil, err
+			older, olderBad := recs, bad
+			recs, bad = []record.Record{}, nil
+			if err := s.cfg.Audit.RequestRecords(ctx, req.Tenant, req.ID, lo, hi, collect, collectBad); err != nil {
+				return Trail{}, err
 			}
-			recs = append(recs, older...) // newest first
+			recs, bad = append(recs, older...), append(bad, olderBad...) // newest first
 			lo, span = hi.Add(time.Second), 2*span
 		}
 	}
 	slices.Reverse(recs) // newest first in the log
-	return req, recs, nil
+	slices.Reverse(bad)
+	return Trail{Request: req, Records: recs, Unreadable: bad}, nil
 }
 
 // lateWindow is the first window after a request's end in which Activity
