@@ -72,8 +72,14 @@ func (e *env) auditSearch() *cobra.Command {
 		all    bool
 	)
 	cmd := &cobra.Command{
-		Use:         "search",
-		Short:       "search a tenant's audit log, newest first",
+		Use:   "search",
+		Short: "search a tenant's audit log, newest first",
+		Long: `Search a tenant's audit log, newest first.
+
+An audit record whose stored record can't be read is named on stderr. With -o json or
+-o yaml the document also names it, as the API's page does:
+"unreadable": [{"stream_id": "...", "tenant": "...", "error": "cannot be read"}], absent
+when there is none, so a script can tell the page is incomplete.`,
 		Args:        args(),
 		Annotations: withOutputs("csv"),
 		RunE: func(*cobra.Command, []string) error {
@@ -325,8 +331,8 @@ func (t *tableRecords) close(pageCursors) error {
 	return t.flush()
 }
 
-// pageRecords prints {"records":[...],"next_cursor":"...","prev_cursor":"..."},
-// the API's page.
+// pageRecords prints {"records":[...],"next_cursor":"...","prev_cursor":"...",
+// "unreadable":[...]}, the API's page.
 type pageRecords struct {
 	e    *env
 	recs []record.Record
@@ -341,7 +347,7 @@ func (j *pageRecords) close(pg pageCursors) error {
 	if j.recs == nil {
 		j.recs = []record.Record{}
 	}
-	return j.e.emit(wire.RecordPage{Records: j.recs, NextCursor: pg.next, PrevCursor: pg.prev}, nil, nil)
+	return j.e.emit(wire.RecordPage{Records: j.recs, NextCursor: pg.next, PrevCursor: pg.prev, Unreadable: j.e.unreadableRecords}, nil, nil)
 }
 
 // csvRecords prints the columns of the Microsoft 365 audit log export.

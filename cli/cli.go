@@ -38,6 +38,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lockbox-oss/lockbox/api/client"
+	"github.com/lockbox-oss/lockbox/api/wire"
 )
 
 // Version is lockboxctl's version, set at build time with
@@ -165,6 +166,11 @@ type env struct {
 	tokenFrom string
 	// told are the unreadable requests and records already reported.
 	told map[string]bool
+	// unreadableRequests and unreadableRecords are those reported, in the
+	// order met: -o json and -o yaml print them in the page's own
+	// "unreadable" list, so a script can tell the listing is incomplete.
+	unreadableRequests []wire.UnreadableRequest
+	unreadableRecords  []wire.UnreadableRecord
 }
 
 // globals are the flags every command accepts, before or after its name.

@@ -123,7 +123,7 @@ type requestWriter interface {
 func (e *env) requestWriter() requestWriter {
 	switch e.g.output {
 	case "json":
-		return &jsonRequests{w: e.stdout}
+		return &jsonRequests{e: e}
 	case "yaml":
 		return &yamlRequests{e: e}
 	case "id":
@@ -163,14 +163,14 @@ func (t *tableRequests) close(pageCursors) error {
 }
 
 // jsonRequests prints the API's page, {"requests":[...],"next_cursor":...,
-// "prev_cursor":...},
+// "prev_cursor":...,"unreadable":[...]},
 // exactly as writeJSON would, encoded a request at a time but written
 // whole at close: --all that fails midway (a page the server can't
 // answer, a repeated cursor) then prints nothing, as -o yaml and audit
 // search do, rather than half a document that a script's jq can't parse.
 // It holds the encoded listing, not the requests.
 type jsonRequests struct {
-	w   io.Writer
+	e   *env
 	buf bytes.Buffer
 	n   int
 }
@@ -206,16 +206,22 @@ func (j *jsonRequests) write(reqs []wire.Request) error {
 }
 
 func (j *jsonRequests) close(pg pageCursors) error {
+	bad := j.e.unreadableRequests
 	if j.n == 0 {
-		return writeJSON(j.w, wire.RequestList{Requests: []wire.Request{}, NextCursor: pg.next, PrevCursor: pg.prev})
+		return writeJSON(j.e.stdout, wire.RequestList{Requests: []wire.Request{}, NextCursor: pg.next, PrevCursor: pg.prev, Unreadable: bad})
 	}
 	j.buf.WriteString("\n  ]")
-	// In the order of wire.RequestList's fields, as writeJSON writes them.
-	for _, f := range []struct{ name, cursor string }{{"next_cursor", pg.next}, {"prev_cursor", pg.prev}} {
-		if f.cursor == "" {
+	// In the order of wire.RequestList's fields, as writeJSON writes them,
+	// each left out when empty (omitempty).
+	for _, f := range []struct {
+		name  string
+		value any
+		empty bool
+	}{{"next_cursor", pg.next, pg.next == ""}, {"prev_cursor", pg.prev, pg.prev == ""}, {"unreadable", bad, len(bad) == 0}} {
+		if f.empty {
 			continue
 		}
-		v, err := indented(f.cursor, "  ")
+		v, err := indented(f.value, "  ")
 		if err != nil {
 			return err
 		}
@@ -224,7 +230,7 @@ func (j *jsonRequests) close(pg pageCursors) error {
 	j.buf.WriteString("\n}\n")
 	// As writeJSON: a reason's C1 controls and bidirectional overrides,
 	// which encoding/json leaves as they are, are written as escapes.
-	_, err := j.w.Write(escapeUnsafe(j.buf.Bytes(), false))
+	_, err := j.e.stdout.Write(escapeUnsafe(j.buf.Bytes(), false))
 	return err
 }
 
@@ -244,7 +250,7 @@ func (y *yamlRequests) close(pg pageCursors) error {
 	if y.reqs == nil {
 		y.reqs = []wire.Request{}
 	}
-	return writeYAML(y.e.stdout, wire.RequestList{Requests: y.reqs, NextCursor: pg.next, PrevCursor: pg.prev})
+	return writeYAML(y.e.stdout, wire.RequestList{Requests: y.reqs, NextCursor: pg.next, PrevCursor: pg.prev, Unreadable: y.e.unreadableRequests})
 }
 
 // idRequests prints ids, one a line, as they come.
@@ -263,7 +269,8 @@ func (o *idRequests) close(pageCursors) error { return nil }
 
 // tellUnreadable reports on stderr each request a page named as unreadable
 // (its stored record does not decode), once: the listing goes on with the
-// others, and stdout keeps the shape scripts read.
+// others, and a table keeps its shape. -o json and -o yaml also carry it
+// in the listing's "unreadable" list, as the API's page does.
 func (e *env) tellUnreadable(us []wire.UnreadableRequest) {
 	for _, u := range us {
 		if e.told == nil {
@@ -271,6 +278,7 @@ func (e *env) tellUnreadable(us []wire.UnreadableRequest) {
 		}
 		if k := "request " + u.Tenant + "/" + u.ID; !e.told[k] {
 			e.told[k] = true
+			e.unreadableRequests = append(e.unreadableRequests, u)
 			fmt.Fprintf(e.stderr, "Request %s of tenant %s %s: its stored record is damaged; the other requests are listed.\n",
 				clean(u.ID), clean(u.Tenant), clean(u.Error))
 		}
@@ -286,6 +294,7 @@ func (e *env) tellUnreadableRecords(us []wire.UnreadableRecord) {
 		}
 		if k := "record " + u.Tenant + "/" + u.StreamID; !e.told[k] {
 			e.told[k] = true
+			e.unreadableRecords = append(e.unreadableRecords, u)
 			fmt.Fprintf(e.stderr, "Audit record %s of tenant %s %s: its stored record is damaged; the other records are shown.\n",
 				clean(u.StreamID), clean(u.Tenant), clean(u.Error))
 		}

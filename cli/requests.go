@@ -199,6 +199,7 @@ func (e *env) listRequests(use string) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:         use,
 		Short:       "list the requests you may see, newest first",
+		Long:        "List the requests you may see, newest first.\n\n" + unreadableRequestsHelp,
 		Args:        args(),
 		Annotations: withOutputs("id"),
 		RunE: func(*cobra.Command, []string) error {
@@ -213,6 +214,13 @@ func (e *env) listRequests(use string) *cobra.Command {
 	return cmd
 }
 
+// unreadableRequestsHelp tells, in the listings' help, how a listing names
+// a request it can't read.
+const unreadableRequestsHelp = `A request whose stored record can't be read is left out of the rows and named on
+stderr. With -o json or -o yaml the document also names it, as the API's page does:
+"unreadable": [{"id": "...", "tenant": "...", "error": "cannot be read"}], absent when
+there is none, so a script can tell the listing is incomplete.`
+
 // getRequests is "get requests [ID]": a list, or one request as a row.
 func (e *env) getRequests() *cobra.Command {
 	var lf listFlags
@@ -220,6 +228,7 @@ func (e *env) getRequests() *cobra.Command {
 		Use:     "requests [ID]",
 		Aliases: []string{"request", "req"},
 		Short:   "list the requests you may see, newest first, or show one",
+		Long:    "List the requests you may see, newest first, or show one.\n\n" + unreadableRequestsHelp,
 		Args: func(cmd *cobra.Command, pos []string) error {
 			switch {
 			case len(pos) > 1:

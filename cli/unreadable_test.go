@@ -1,8 +1,12 @@
 package cli
 
 import (
+	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
+
+	"go.yaml.in/yaml/v3"
 
 	"github.com/lockbox-oss/lockbox/api/wire"
 )
@@ -58,4 +62,109 @@ func TestAuditSearchTellsUnreadable(t *testing.T) {
 			t.Errorf("%v: the readable records are not shown: %q", args, res.stdout)
 		}
 	}
+}
+
+// TestStructuredListingCarriesUnreadable: with -o json or -o yaml a
+// request or audit record that can't be read was told only on stderr, so
+// a script reading stdout took an incomplete listing for a whole one. Now
+// the document carries it in the API page's own "unreadable" list, the
+// same shape (id or stream_id, tenant, error), once however many pages
+// and states named it; stderr still says so.
+func TestStructuredListingCarriesUnreadable(t *testing.T) {
+	badReq := wire.UnreadableRequest{ID: "0190a1b2-0000-7000-8000-0000000000ff", Tenant: "contoso", Error: "cannot be read"}
+	reqPage := mustJSON(wire.RequestList{Requests: []wire.Request{sampleRequest()}, Unreadable: []wire.UnreadableRequest{badReq}})
+	emptyPage := mustJSON(wire.RequestList{Requests: []wire.Request{}, Unreadable: []wire.UnreadableRequest{badReq}})
+	for _, c := range []struct {
+		args []string
+		page string
+		want []wire.Request
+	}{
+		{[]string{"get", "requests", "-o", "json"}, reqPage, []wire.Request{sampleRequest()}},
+		{[]string{"get", "requests", "-o", "json", "--all"}, reqPage, []wire.Request{sampleRequest()}},
+		{[]string{"get", "requests", "-o", "json", "--state", "pending"}, reqPage, []wire.Request{sampleRequest()}},
+		{[]string{"get", "requests", "-o", "json", "--state", "pending", "--all"}, reqPage, []wire.Request{sampleRequest()}},
+		{[]string{"get", "requests", "-o", "json"}, emptyPage, []wire.Request{}},
+		{[]string{"get", "requests", "-o", "yaml"}, reqPage, []wire.Request{sampleRequest()}},
+	} {
+		res := run(t, c.args, nil, map[string]reply{"GET /v1/requests": {200, c.page}})
+		if res.code != 0 {
+			t.Fatalf("%v: exit %d: %s", c.args, res.code, res.stderr)
+		}
+		var got wire.RequestList
+		if err := decodeDoc(res.stdout, c.args, &got); err != nil {
+			t.Fatalf("%v: stdout is not the API's page: %v\n%s", c.args, err, res.stdout)
+		}
+		if !slices.Equal(got.Unreadable, []wire.UnreadableRequest{badReq}) || len(got.Requests) != len(c.want) ||
+			(len(c.want) > 0 && got.Requests[0].ID != c.want[0].ID) {
+			t.Errorf("%v: listing = %d requests, unreadable %+v; want %d and [%+v]\n%s", c.args, len(got.Requests), got.Unreadable, len(c.want), badReq, res.stdout)
+		}
+		if !strings.Contains(res.stderr, "Request "+badReq.ID+" of tenant contoso cannot be read") {
+			t.Errorf("%v: stderr no longer says so: %q", c.args, res.stderr)
+		}
+	}
+	// A page naming none keeps the document as it was: no "unreadable".
+	res := run(t, []string{"get", "requests", "-o", "json"}, nil, map[string]reply{"GET /v1/requests": {200, mustJSON(wire.RequestList{Requests: []wire.Request{sampleRequest()}})}})
+	if res.code != 0 || strings.Contains(res.stdout, "unreadable") {
+		t.Errorf("a whole listing: exit %d, %s", res.code, res.stdout)
+	}
+
+	badRec := wire.UnreadableRecord{StreamID: "1764000000000-0", Tenant: "contoso", Error: "cannot be read"}
+	recPage := mustJSON(wire.RecordPage{Records: sampleRecords(), Unreadable: []wire.UnreadableRecord{badRec}})
+	for _, args := range [][]string{
+		{"audit", "search", "--tenant", "contoso", "-o", "json"},
+		{"audit", "search", "--tenant", "contoso", "-o", "json", "--all"},
+		{"audit", "search", "--tenant", "contoso", "-o", "yaml"},
+	} {
+		res := run(t, args, nil, map[string]reply{"GET /v1/audit": {200, recPage}})
+		if res.code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, res.code, res.stderr)
+		}
+		var got wire.RecordPage
+		if err := decodeDoc(res.stdout, args, &got); err != nil {
+			t.Fatalf("%v: stdout is not the API's page: %v\n%s", args, err, res.stdout)
+		}
+		if !slices.Equal(got.Unreadable, []wire.UnreadableRecord{badRec}) || len(got.Records) != len(sampleRecords()) {
+			t.Errorf("%v: page = %d records, unreadable %+v; want %d and [%+v]\n%s", args, len(got.Records), got.Unreadable, len(sampleRecords()), badRec, res.stdout)
+		}
+		if !strings.Contains(res.stderr, "Audit record "+badRec.StreamID+" of tenant contoso cannot be read") {
+			t.Errorf("%v: stderr no longer says so: %q", args, res.stderr)
+		}
+	}
+}
+
+// TestListingHelpNamesUnreadable: the help of the listings says where a
+// record that can't be read is named.
+func TestListingHelpNamesUnreadable(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"get", "requests", "--help"}, `"unreadable": [{"id": "...", "tenant": "...", "error": "cannot be read"}]`},
+		{[]string{"request", "list", "--help"}, `"unreadable": [{"id": "...", "tenant": "...", "error": "cannot be read"}]`},
+		{[]string{"audit", "search", "--help"}, `"unreadable": [{"stream_id": "...", "tenant": "...", "error": "cannot be read"}]`},
+	} {
+		res := run(t, c.args, nil, nil)
+		if res.code != 0 || !strings.Contains(res.stdout, c.want) {
+			t.Errorf("%v: exit %d, help does not show %s:\n%s%s", c.args, res.code, c.want, res.stdout, res.stderr)
+		}
+	}
+}
+
+// decodeDoc reads stdout, JSON or (when args ask for it) YAML, into v by
+// the API's JSON field names.
+func decodeDoc(stdout string, args []string, v any) error {
+	if slices.Contains(args, "yaml") {
+		var doc any
+		if err := yaml.Unmarshal([]byte(stdout), &doc); err != nil {
+			return err
+		}
+		b, err := json.Marshal(doc)
+		if err != nil {
+			return err
+		}
+		stdout = string(b)
+	}
+	dec := json.NewDecoder(strings.NewReader(stdout))
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
 }
