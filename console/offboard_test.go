@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"testing"
 	"time"
@@ -153,4 +154,75 @@ func TestOffboardedTenantsSettingsReadOnly(t *testing.T) {
 	f := e.signIn(fabrikamAdmin)
 	mustContain(t, "another tenant's settings", f.get("/console/settings"), `action="/console/settings"`)
 	mustNotContain(t, "another tenant's settings", f.get("/console/settings"), `data-testid="offboarded"`)
+}
+
+// TestFormSentAfterOffboarding: a tenant's admin opens the settings and
+// approvers pages, the provider offboards the tenant, and the admin then
+// sends the forms. Each got a bare 409 error page; now each answers with
+// the page as it reads after offboarding (read-only, no form), saying
+// when the tenant was offboarded and that nothing was changed; and nothing
+// was.
+func TestFormSentAfterOffboarding(t *testing.T) {
+	parallel(t)
+	e := newEnv(t)
+	ctx := context.Background()
+	if _, err := e.ten.PutSettings(ctx, contosoAdmin, "192.0.2.1", "contoso", tenants.Settings{
+		LockboxEnabled: true, NotificationAddresses: []string{"sec@contoso.example"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	a := e.signIn(contosoAdmin)
+	settings := a.get("/console/settings")
+	m := regexp.MustCompile(`name="revision" value="(\d+)"`).FindStringSubmatch(settings.body)
+	if m == nil {
+		t.Fatalf("no revision on the settings form: %s", settings)
+	}
+	mustContain(t, "approvers before offboarding", a.get("/console/approvers"), `action="/console/approvers"`, `action="/console/approvers/remove"`)
+
+	e.clk.Advance(2 * time.Minute)
+	off, err := e.ten.Offboard(ctx, lara, "192.0.2.9", "contoso", "contract ended")
+	if err != nil {
+		t.Fatal(err)
+	}
+	on := off.Offboarded.At.UTC().Format("2006-01-02 15:04 UTC")
+	records := len(e.records("contoso"))
+
+	for _, c := range []struct {
+		name, path string
+		form       url.Values
+		want       []string
+		unwanted   []string
+	}{
+		{"settings", "/console/settings", url.Values{"revision": {m[1]}, "notification_addresses": {"other@contoso.example"}},
+			[]string{"Your change was not saved: the provider offboarded tenant contoso on " + on + ", and its settings can no longer change. Nothing was changed",
+				"Offboarded on " + on, "Customer Lockbox is <strong>on</strong>", "Also notified: sec@contoso.example"},
+			[]string{`action="/console/settings"`, `data-testid="save"`, "other@contoso.example"}},
+		{"add approver", "/console/approvers", url.Values{"user": {"newbie@contoso.example"}},
+			[]string{"Your change was not saved: the provider offboarded tenant contoso on " + on + ", and its approvers can no longer change. Nothing was changed",
+				"Offboarded on " + on, contosoApprover.Subject},
+			[]string{`action="/console/approvers"`, `data-testid="add-approver"`, "newbie@contoso.example"}},
+		{"remove approver", "/console/approvers/remove", url.Values{"user": {contosoApprover.Subject}},
+			[]string{"Your change was not saved: the provider offboarded tenant contoso on " + on + ", and its approvers can no longer change. Nothing was changed",
+				"Offboarded on " + on, contosoApprover.Subject},
+			[]string{`action="/console/approvers/remove"`}},
+	} {
+		r := a.post(c.path, a.form(c.form))
+		if r.status != http.StatusConflict {
+			t.Fatalf("%s after offboarding: %s", c.name, r)
+		}
+		mustContain(t, c.name+" after offboarding", r, c.want...)
+		mustNotContain(t, c.name+" after offboarding", r, c.unwanted...)
+	}
+
+	st, err := e.ten.Settings(ctx, contosoAdmin, "contoso")
+	if err != nil || !st.LockboxEnabled || !slices.Equal(st.NotificationAddresses, []string{"sec@contoso.example"}) {
+		t.Errorf("settings after the refused form: %+v, %v", st, err)
+	}
+	list, err := e.ten.Approvers(ctx, contosoAdmin, "contoso")
+	if err != nil || !slices.Equal(list.Approvers, []string{contosoApprover.Subject}) {
+		t.Errorf("approvers after the refused forms: %+v, %v", list.Approvers, err)
+	}
+	if n := len(e.records("contoso")); n != records {
+		t.Errorf("the refused forms wrote %d audit records", n-records)
+	}
 }

@@ -870,6 +870,10 @@ type settingsView struct {
 
 // settingsPage shows the tenant's switch; its global admins may change it.
 func (c *Console) settingsPage(w http.ResponseWriter, r *http.Request, sess Session) error {
+	return c.showSettings(w, r, sess, http.StatusOK, "")
+}
+
+func (c *Console) showSettings(w http.ResponseWriter, r *http.Request, sess Session, status int, problem string) error {
 	t := tenantOf(r, sess)
 	if t == "" {
 		return httperr.New(http.StatusBadRequest, "tenant_required", "Name a tenant: /console/settings?tenant=…")
@@ -884,7 +888,7 @@ func (c *Console) settingsPage(w http.ResponseWriter, r *http.Request, sess Sess
 	if err != nil {
 		return err
 	}
-	c.render(w, r, http.StatusOK, "settings", &sess, settingsView{Tenant: t, Settings: st, Revision: strconv.FormatInt(st.Revision, 10),
+	c.render(w, r, status, "settings", &sess, settingsView{Tenant: t, Settings: st, Revision: strconv.FormatInt(st.Revision, 10), Problem: problem,
 		// Reading them means a global admin, an assigned approver or a
 		// provider manager; the tenant's own may change them, until the
 		// provider offboards it: a form whose saving is refused (409)
@@ -892,6 +896,38 @@ func (c *Console) settingsPage(w http.ResponseWriter, r *http.Request, sess Sess
 		CanChange: sess.Principal.InTenant(t) && !entry.IsOffboarded(), Addresses: strings.Join(st.NotificationAddresses, "\n"),
 		Offboarded: entry.Offboarded, ReadOnlyAddresses: entry.IsOffboarded() && sess.Principal.InTenant(t)})
 	return nil
+}
+
+// offboardedConflict reports whether err is the refusal of a change to a
+// tenant the provider offboarded (tenants' tenant_offboarded conflict).
+func offboardedConflict(err error) bool {
+	fe, ok := errors.AsType[*fault.Error](err)
+	return ok && errors.Is(err, fault.ErrConflict) && fe.Code == "tenant_offboarded"
+}
+
+// refusedOffboarded answers a settings or approvers form (what names
+// which) refused with err: when the provider offboarded tenant t, most
+// likely after the form was opened, with show's page as it now reads,
+// read-only, saying when it was offboarded and that nothing changed (409);
+// a bare error page would leave the user wondering what became of their
+// change. Any other err is returned as it is.
+func (c *Console) refusedOffboarded(w http.ResponseWriter, r *http.Request, sess Session, t string, err error, what string,
+	show func(http.ResponseWriter, *http.Request, Session, int, string) error) error {
+	if !offboardedConflict(err) {
+		return err
+	}
+	entry, rerr := c.cfg.Tenants.Tenant(r.Context(), sess.Principal, t)
+	if rerr != nil {
+		return rerr
+	}
+	if entry.Offboarded == nil {
+		// The refusal and the entry disagree (a restore from backup?):
+		// the refusal stands, as it was given.
+		return err
+	}
+	problem := fmt.Sprintf("Your change was not saved: the provider offboarded tenant %s on %s, and its %s can no longer change. Nothing was changed; they are shown below as they are.",
+		t, entry.Offboarded.At.UTC().Format("2006-01-02 15:04 UTC"), what)
+	return show(w, r, sess, http.StatusConflict, problem)
 }
 
 // settingsChangedProblem is what the settings page says when its form was
@@ -913,7 +949,7 @@ func (c *Console) saveSettings(w http.ResponseWriter, r *http.Request, sess Sess
 	// The right comes before the form: a user who may not change the
 	// settings is told that, not what is wrong with the form they sent.
 	if err := c.cfg.Tenants.CanConfigure(r.Context(), sess.Principal, t); err != nil {
-		return err
+		return c.refusedOffboarded(w, r, sess, t, err, "settings", c.showSettings)
 	}
 	ifRevision, err := formRevision(r)
 	if err != nil {
@@ -929,6 +965,9 @@ func (c *Console) saveSettings(w http.ResponseWriter, r *http.Request, sess Sess
 	if _, err := c.cfg.Tenants.PutSettingsIf(r.Context(), sess.Principal, peer.IP(r), t, st, ifRevision); err != nil {
 		status, _, msg := httperr.FromError(err)
 		switch {
+		case offboardedConflict(err):
+			// Offboarded between the check above and the save.
+			return c.refusedOffboarded(w, r, sess, t, err, "settings", c.showSettings)
 		case errors.Is(err, fault.ErrPrecondition):
 			cur, err := c.cfg.Tenants.Settings(r.Context(), sess.Principal, t)
 			if err != nil {
@@ -989,6 +1028,11 @@ func (c *Console) approversPage(w http.ResponseWriter, r *http.Request, sess Ses
 	return c.showApprovers(w, r, sess, http.StatusOK, "", "")
 }
 
+// showApproversProblem is showApprovers with problem and no user typed.
+func (c *Console) showApproversProblem(w http.ResponseWriter, r *http.Request, sess Session, status int, problem string) error {
+	return c.showApprovers(w, r, sess, status, "", problem)
+}
+
 func (c *Console) showApprovers(w http.ResponseWriter, r *http.Request, sess Session, status int, user, problem string) error {
 	t := tenantOf(r, sess)
 	if t == "" {
@@ -1020,7 +1064,7 @@ func (c *Console) addApprover(w http.ResponseWriter, r *http.Request, sess Sessi
 	if err := c.cfg.Tenants.AddApprover(r.Context(), sess.Principal, peer.IP(r), t, user); err != nil {
 		status, _, msg := httperr.FromError(err)
 		if status != http.StatusBadRequest {
-			return err
+			return c.refusedOffboarded(w, r, sess, t, err, "approvers", c.showApproversProblem)
 		}
 		return c.showApprovers(w, r, sess, status, user, msg)
 	}
@@ -1034,7 +1078,7 @@ func (c *Console) removeApprover(w http.ResponseWriter, r *http.Request, sess Se
 		return err
 	}
 	if err := c.cfg.Tenants.RemoveApprover(r.Context(), sess.Principal, peer.IP(r), t, r.PostFormValue("user")); err != nil {
-		return err
+		return c.refusedOffboarded(w, r, sess, t, err, "approvers", c.showApproversProblem)
 	}
 	seeOther(w, r, "/console/approvers?done=approver_removed")
 	return nil
