@@ -130,8 +130,14 @@ var errNoTests = errors.New("no Rego tests found (rules named test_*)")
 // passes its tests and never denies a call. It is the same reason the server
 // refuses data files other than the catalog.
 //
-// A reference to an ancestor of a test rule (walk(data.lockbox)) is not
-// refused: it would refuse a test package beside the policy, the usual
+// A reference selects a rule when its path, read term by term, could be
+// the rule's: each constant term equal to the rule's, a variable in place of
+// any. So data.lockbox.holds[input.call.tenant] selects a test rule
+// data.lockbox.holds.contoso, which the tests would see held and the server
+// never holds, and data.activities[input.call.service] a test rule of a
+// package activities, a catalog entry the server never has. A reference
+// that ends above a test rule (walk(data.lockbox), data.lockbox[pkg]) is
+// not refused: it would refuse a test package beside the policy, the usual
 // layout.
 func checkTestModules(modules map[string]*ast.Module) error {
 	served := make(map[string]*ast.Module)
@@ -157,7 +163,7 @@ func checkTestModules(modules map[string]*ast.Module) error {
 		}
 		ast.WalkRefs(m, func(r ast.Ref) bool {
 			if r.HasPrefix(ast.DefaultRootRef) {
-				used = append(used, r.GroundPrefix())
+				used = append(used, r)
 			}
 			return false
 		})
@@ -172,13 +178,28 @@ func checkTestModules(modules map[string]*ast.Module) error {
 				}
 			}
 			for _, u := range used {
-				if u.HasPrefix(p) {
+				if selects(u, p) {
 					return fmt.Errorf("%w: %s: a test file defines %s, which the policy refers to and the server never loads (it loads no *_test.rego file); move the rule to a file the server loads", ErrInvalidPolicy, r.Location, p)
 				}
 			}
 		}
 	}
 	return nil
+}
+
+// selects reports whether the reference u can reach the rule at path p:
+// at each of p's terms, u has the same constant or a term that is not one
+// (a variable, a call), which evaluation may bind to p's.
+func selects(u, p ast.Ref) bool {
+	if len(u) < len(p) {
+		return false
+	}
+	for i, t := range p {
+		if u[i].IsGround() && !u[i].Equal(t) {
+			return false
+		}
+	}
+	return true
 }
 
 // count counts r the way OPA's reporter does: a test with test cases counts

@@ -146,6 +146,47 @@ test_contoso_held if {
 			t.Errorf("RunTests = %v, want ErrInvalidPolicy naming holds_test.rego:3\n%s", err, out.String())
 		}
 	})
+	t.Run("a test file defining a rule the policy selects by a computed key", func(t *testing.T) {
+		// The same, through a key the input names: the policy reads
+		// data.lockbox.holds[input.call.tenant], which selects a test
+		// file's data.lockbox.holds.contoso as surely as a constant key
+		// would. The tests see contoso held; the server holds no one.
+		dir := defaultDir(t)
+		writeFile(t, filepath.Join(dir, "lockbox", "authz", "hold.rego"), []byte(`package lockbox.hold
+
+frozen if data.lockbox.holds[input.call.tenant]
+`))
+		writeFile(t, filepath.Join(dir, "lockbox", "holds_test.rego"), []byte(`package lockbox.holds
+
+contoso := true
+`))
+		writeFile(t, filepath.Join(dir, "lockbox", "hold_test.rego"), []byte(`package lockbox.hold_test
+
+test_contoso_held if {
+	data.lockbox.hold.frozen with input as {"call": {"tenant": "contoso"}}
+}
+`))
+		var out bytes.Buffer
+		passed, failed, err := policy.RunTests(t.Context(), dir, &out, false)
+		if !errors.Is(err, policy.ErrInvalidPolicy) || !strings.Contains(err.Error(), "holds_test.rego:3") {
+			t.Errorf("RunTests = %d passed, %d failed, %v; want ErrInvalidPolicy naming holds_test.rego:3\n%s", passed, failed, err, out.String())
+		}
+	})
+	t.Run("a test package beside a policy that reads its packages by a key", func(t *testing.T) {
+		// A reference that ends above a test rule is no reason to refuse
+		// it: data.lockbox[pkg] over the policy's packages meets the test
+		// package too, as walk(data.lockbox) would.
+		dir := defaultDir(t)
+		writeFile(t, filepath.Join(dir, "meta", "packages.rego"), []byte(`package meta
+
+names contains name if data.lockbox[name]
+`))
+		var out bytes.Buffer
+		passed, failed, err := policy.RunTests(t.Context(), dir, &out, false)
+		if err != nil || failed != 0 || passed == 0 {
+			t.Errorf("RunTests = %d passed, %d failed, %v\n%s", passed, failed, err, out.String())
+		}
+	})
 	t.Run("a bundle tarball beside the policy", func(t *testing.T) {
 		// OPA's loader, which `opa test` and the tests here use, loads a
 		// *.tar.gz in the directory as a bundle: its modules and data join
