@@ -28,6 +28,9 @@ const CatalogPath = "activities/data.json"
 const DecisionRef = "data.lockbox.authz.decision"
 
 var (
+	// catalogRef is where OPA finds the catalog: data.activities holds
+	// activities/data.json and nothing else.
+	catalogRef    = ast.MustParseRef("data.activities")
 	decisionRef   = ast.MustParseRef(DecisionRef)
 	decisionQuery = ast.NewBody(ast.NewExpr(ast.NewTerm(decisionRef)))
 )
@@ -193,6 +196,14 @@ func buildBundle(ctx context.Context, files []policyFile, dir string, now time.T
 		})
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrInvalidPolicy, err)
+		}
+		if m.Package.Path.HasPrefix(catalogRef) {
+			// OPA merges such a package's rules into data.activities
+			// beside the file's services (only a rule named like one is a
+			// conflict), so the policy would read a catalog the proxy does
+			// not classify calls with: a "service" whose entries name any
+			// activity with any access.
+			return nil, fmt.Errorf("%w: %s: %s: no rule may add to data.activities, the activity catalog, which is %s alone", ErrInvalidPolicy, m.Package.Location, m.Package, CatalogPath)
 		}
 		modules[display(f.name)] = m
 	}

@@ -411,7 +411,19 @@ default decision := {"allow": false, "reasons": ["no_grant"]}
 				writeFile(t, filepath.Join(dir, "lockbox/authz/policy.rego"), []byte(valid))
 				writeFile(t, filepath.Join(dir, "activities.rego"), []byte("package activities\n\nexchange := []\n"))
 			},
-			want: `activities\.rego:\d+: rego_compile_error: conflicting rule for data path activities/exchange`,
+			want: `activities\.rego:1: package activities: no rule may add to data\.activities, the activity catalog, which is activities/data\.json alone`,
+		},
+		{
+			// OPA merges the rules of a package activities beside the
+			// catalog's services when no name collides: the policy would
+			// read data.activities.fake, a "service" the proxy never
+			// classifies a call with, whose entries say what they like.
+			name: "rule adding to the catalog data",
+			setup: func(t *testing.T, dir string) {
+				writeFile(t, filepath.Join(dir, "lockbox/authz/policy.rego"), []byte(valid))
+				writeFile(t, filepath.Join(dir, "lockbox/fake.rego"), []byte("package activities.fake\n\nentries := [{\"activity\": \"Remove-MailboxMessage\", \"access\": \"read\"}]\n"))
+			},
+			want: `lockbox/fake\.rego:1: package activities\.fake: no rule may add to data\.activities`,
 		},
 		{
 			name: "invalid catalog",

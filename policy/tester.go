@@ -172,6 +172,9 @@ func checkTestModules(modules map[string]*ast.Module) error {
 	for _, name := range tests {
 		for _, r := range modules[name].Rules {
 			p := r.Path()
+			if p.HasPrefix(catalogRef) {
+				return fmt.Errorf("%w: %s: a test file adds %s to data.activities, which the server loads from %s alone; mock the catalog with `with data.activities as {...}`", ErrInvalidPolicy, r.Location, p, CatalogPath)
+			}
 			for _, d := range defined {
 				if p.HasPrefix(d) || d.HasPrefix(p) {
 					return fmt.Errorf("%w: %s: a test file adds to %s, which the server serves without it (it loads no *_test.rego file); move the rule to a file the server loads, or to a test package", ErrInvalidPolicy, r.Location, p)

@@ -172,6 +172,25 @@ test_contoso_held if {
 			t.Errorf("RunTests = %d passed, %d failed, %v; want ErrInvalidPolicy naming holds_test.rego:3\n%s", passed, failed, err, out.String())
 		}
 	})
+	t.Run("a test file adding to the catalog", func(t *testing.T) {
+		// OPA merges a package activities into data.activities beside
+		// the catalog file's services: the tests would judge a catalog
+		// with a service the server's has not.
+		dir := defaultDir(t)
+		writeFile(t, filepath.Join(dir, "activities", "fake_test.rego"), []byte(`package activities
+
+fake := [{"activity": "Get-Fake", "method": "GET", "path": "/tenants/{tenant}/fake", "access": "read"}]
+
+test_fake_is_a_service if {
+	count(data.activities.fake) == 1
+}
+`))
+		var out bytes.Buffer
+		passed, failed, err := policy.RunTests(t.Context(), dir, &out, false)
+		if !errors.Is(err, policy.ErrInvalidPolicy) || !strings.Contains(err.Error(), "fake_test.rego:3") || !strings.Contains(err.Error(), "with data.activities as") {
+			t.Errorf("RunTests = %d passed, %d failed, %v; want ErrInvalidPolicy naming fake_test.rego:3 and how to mock the catalog\n%s", passed, failed, err, out.String())
+		}
+	})
 	t.Run("a test package beside a policy that reads its packages by a key", func(t *testing.T) {
 		// A reference that ends above a test rule is no reason to refuse
 		// it: data.lockbox[pkg] over the policy's packages meets the test
