@@ -34,8 +34,10 @@ const testTimeout = 5 * time.Second
 // compilation, a valid catalog, a decision rule; the error says which file
 // and line), so that passing here means the server will serve it.
 //
-// err is non-nil when the tests could not run, or none were found; a failed
-// test is counted, not an error. A caller exits non-zero on err != nil or
+// err is non-nil when the tests could not run, or none did: none were
+// found, or every one found is skipped (todo_), which proves as little
+// about the policy as no test at all. A failed test is counted, not an
+// error. A caller exits non-zero on err != nil or
 // failed > 0.
 func RunTests(ctx context.Context, dir string, w io.Writer, verbose bool) (passed, failed int, err error) {
 	// os.DirFS reports a directory it can't open by its own root, ".",
@@ -100,9 +102,9 @@ func RunTests(ctx context.Context, dir string, w io.Writer, verbose bool) (passe
 	go func() {
 		done <- tester.PrettyReporter{Output: w, Verbose: verbose, FailureLine: true}.Report(results)
 	}()
-	ran := 0
+	found := 0
 	for r := range ch {
-		ran++
+		found++
 		p, f := count(r)
 		passed += p
 		failed += f
@@ -115,13 +117,19 @@ func RunTests(ctx context.Context, dir string, w io.Writer, verbose bool) (passe
 	if _, err := fmt.Fprintf(w, "%d passed, %d failed\n", passed, failed); err != nil {
 		return passed, failed, err
 	}
-	if ran == 0 {
+	if found == 0 {
 		return 0, 0, fmt.Errorf("policy: %s: %w", dir, errNoTests)
+	}
+	if passed+failed == 0 {
+		return 0, 0, fmt.Errorf("policy: %s: %w: the %d found are all skipped (todo_)", dir, errNoTestRan, found)
 	}
 	return passed, failed, nil
 }
 
-var errNoTests = errors.New("no Rego tests found (rules named test_*)")
+var (
+	errNoTests   = errors.New("no Rego tests found (rules named test_*)")
+	errNoTestRan = errors.New("no Rego test ran")
+)
 
 // checkTestModules refuses a test file (*_test.rego) that defines a rule the
 // server's modules also define, or that they refer to. The server never

@@ -85,6 +85,26 @@ func TestRunTestsRefuses(t *testing.T) {
 			t.Errorf("RunTests found nothing to run and reported no error:\n%s", out.String())
 		}
 	})
+	t.Run("only skipped tests", func(t *testing.T) {
+		// A todo_ test is found and skipped: "0 passed, 0 failed" from a
+		// directory whose every test is one said as little about the
+		// policy as no test at all, and exited 0.
+		dir := defaultDir(t)
+		if err := os.Remove(filepath.Join(dir, "lockbox", "authz", "authz_test.rego")); err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Join(dir, "lockbox", "authz", "later_test.rego"), []byte(`package lockbox.authz_test
+
+todo_test_written_later if {
+	false
+}
+`))
+		var out bytes.Buffer
+		passed, failed, err := policy.RunTests(t.Context(), dir, &out, false)
+		if err == nil || !strings.Contains(err.Error(), "skipped") {
+			t.Errorf("RunTests = %d passed, %d failed, %v; want an error saying every test was skipped\n%s", passed, failed, err, out.String())
+		}
+	})
 	t.Run("policy the server would refuse", func(t *testing.T) {
 		// Passes `opa test`, but strict compilation refuses the unused
 		// variable, so the server would not start with it.
