@@ -195,13 +195,37 @@ func (e *Engine) publish(b *bundle) {
 // and the error (wrapping ErrInvalidPolicy for a policy problem) is logged,
 // counted in lockbox_policy_reloads_total{result="error"}, shown by
 // lockbox_policy_last_reload_successful until a reload loads, and returned.
+//
+// Like the watcher, it loads only a reading of the directory that the next
+// reading agrees with: a SIGHUP that lands while a deploy writes the files,
+// or while a ConfigMap swap passes between two of them, would otherwise
+// serve a directory that never existed (one version's catalog with the
+// next one's Rego) until the watcher's next poll. It reads again, at once,
+// until two readings in a row agree; after unsettledPolls readings without
+// that, it is an error like any other refused reload.
 func (e *Engine) Reload() error {
 	e.reloadMu.Lock()
 	defer e.reloadMu.Unlock()
 	files, err := readPolicyFiles(e.fsys)
-	e.reloaded = stateOf(files, err)
+	state := stateOf(files, err)
+	for readings := 1; ; readings++ {
+		again, againErr := readPolicyFiles(e.fsys)
+		againState := stateOf(again, againErr)
+		if againState == state {
+			break
+		}
+		files, err, state = again, againErr, againState
+		if readings+1 == unsettledPolls {
+			e.reloaded = state
+			return e.reloadFiles(nil, fmt.Errorf("%w: %d readings in a row", errUnsettled, unsettledPolls))
+		}
+	}
+	e.reloaded = state
 	return e.reloadFiles(files, err)
 }
+
+// errUnsettled is why Reload refuses a directory whose readings never agree.
+var errUnsettled = errors.New("the directory changed between every two readings, so no version of it can be loaded")
 
 // stateOf is the state of the directory as read: its content hash, or the
 // read error.

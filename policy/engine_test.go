@@ -1125,6 +1125,76 @@ func TestWatchNeverServesAMixedReading(t *testing.T) {
 	}
 }
 
+// TestReloadNeverServesAMixedReading: what TestWatchNeverServesAMixedReading
+// holds the watcher to, Reload (an operator's SIGHUP) must hold to as well.
+// A swap landing while Reload walks the directory gave it the catalog of one
+// version and the Rego of the next, and Reload served that directory, which
+// never existed, until the watcher's next poll.
+func TestReloadNeverServesAMixedReading(t *testing.T) {
+	const name = "lockbox/authz/authz.rego"
+	a, err := fs.ReadFile(lockboxrego.FS, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k1, err := fs.ReadFile(lockboxrego.FS, policy.CatalogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := append(slices.Clone(a), "\n# second version\n"...)
+	k2 := append(slices.Clone(k1), '\n')
+	want, _ := newEngine(t, policy.EngineConfig{FS: fstest.MapFS{policy.CatalogPath: {Data: k2}, name: {Data: b}}})
+	// Read 0 is NewEngine's. The walk reads activities/ before lockbox/:
+	// Reload's first reading has the old catalog, then the swap, then the
+	// new policy.
+	fsys := &scriptedFS{FS: lockboxrego.FS, versions: map[string][][]byte{policy.CatalogPath: {k1, k1, k2}, name: {a, b}}, reads: map[string]int{}}
+	e, _ := newEngine(t, policy.EngineConfig{FS: fsys, Dir: "policies"})
+	if err := e.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.Revision(); got != want.Revision() {
+		t.Errorf("Reload serves revision %s, want the swapped-in version's %s: it loaded a mixed reading", got, want.Revision())
+	}
+}
+
+// TestReloadDirectoryThatNeverSettles: Reload reads until two readings in a
+// row agree; a directory that changes at every reading is refused after
+// UnsettledPolls of them, counted and shown like any refused reload, and
+// the policy serving keeps serving.
+func TestReloadDirectoryThatNeverSettles(t *testing.T) {
+	good, err := fs.ReadFile(lockboxrego.FS, churnFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsys := &churningFS{FS: lockboxrego.FS, settled: good}
+	e, _ := newEngine(t, policy.EngineConfig{FS: fsys, Dir: "/etc/lockbox/policy"})
+	rev := e.Revision()
+	fsys.set(true, good)
+	err = e.Reload()
+	if err == nil || !strings.Contains(err.Error(), "/etc/lockbox/policy") || !strings.Contains(err.Error(), "changed between every two readings") {
+		t.Errorf("Reload = %v, want an error naming the directory and saying it never settled", err)
+	}
+	if e.Revision() != rev {
+		t.Error("a directory that never settled was loaded")
+	}
+	if n := testutil.ToFloat64(policy.ReloadsCollector(e, "error")); n != 1 {
+		t.Errorf("reload errors = %v, want 1", n)
+	}
+	if v := testutil.ToFloat64(policy.LastReloadCollector(e)); v != 0 {
+		t.Errorf("last_reload_successful = %v, want 0", v)
+	}
+	fsys.mu.Lock()
+	reads := fsys.reads
+	fsys.mu.Unlock()
+	if reads != policy.UnsettledPolls {
+		t.Errorf("Reload read the directory %d times, want %d", reads, policy.UnsettledPolls)
+	}
+	// Settled, the next SIGHUP loads it.
+	fsys.set(false, append(slices.Clone(good), "\n# reviewed\n"...))
+	if err := e.Reload(); err != nil || e.Revision() == rev {
+		t.Errorf("Reload of the settled directory = %v, revision changed %t", err, e.Revision() != rev)
+	}
+}
+
 func TestWatchWithoutDirWaitsForContext(t *testing.T) {
 	e, _ := newEngine(t, policy.EngineConfig{})
 	ctx, cancel := context.WithCancel(t.Context())
