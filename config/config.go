@@ -255,7 +255,7 @@ type Config struct {
 	OIDCScopes       string `env:"OIDC_SCOPES" envDefault:"profile email" desc:"scopes requested besides openid, space-separated"`
 	OIDCSubjectClaim string `env:"OIDC_SUBJECT_CLAIM" envDefault:"sub" desc:"ID token claim that is the user id, e.g. preferred_username; where LOCKBOX_OIDC_ISSUER is LOCKBOX_JWT_ISSUER it must be LOCKBOX_JWT_SUBJECT_CLAIM, the claim API tokens carry the user id in, or start-up stops (one person, one user id)"`
 	OIDCRolesClaim   string `env:"OIDC_ROLES_CLAIM" envDefault:"roles" desc:"ID token claim listing Lockbox roles (operator, support-manager, global-admin, lockbox-approver, audit-reader, lockbox-admin; others are ignored)"`
-	OIDCTenantClaim  string `env:"OIDC_TENANT_CLAIM" envDefault:"tid" desc:"ID token claim naming a tenant user's tenant; absent for the provider's staff"`
+	OIDCTenantClaim  string `env:"OIDC_TENANT_CLAIM" envDefault:"tid" desc:"ID token claim naming a tenant user's tenant; absent for the provider's staff; where LOCKBOX_OIDC_ISSUER is LOCKBOX_JWT_ISSUER it must be tid, the claim API tokens carry the tenant in, or start-up stops"`
 	// ConsoleIdleTimeout and ConsoleSessionMax end admin center sessions.
 	ConsoleIdleTimeout time.Duration `env:"CONSOLE_IDLE_TIMEOUT" envDefault:"30m" desc:"an admin center session nobody used for this long ends (the live lists' polling doesn't count as use)"`
 	ConsoleSessionMax  time.Duration `env:"CONSOLE_SESSION_MAX" envDefault:"8h" desc:"every admin center session ends this long after sign-in"`
@@ -842,6 +842,9 @@ func (c Config) check() error {
 		if err := c.checkOneUserID(); err != nil {
 			errs = append(errs, err)
 		}
+		if err := c.checkOneTenant(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if _, err := parseComponents(c.Serve); err != nil {
 		errs = append(errs, &VarError{Var: varName("Serve"), Err: err})
@@ -898,6 +901,29 @@ func (c Config) checkOneUserID() error {
 	return varErr("OIDCSubjectClaim", "%q, but LOCKBOX_JWT_SUBJECT_CLAIM is %q: the admin center's issuer (LOCKBOX_OIDC_ISSUER) is the API's (LOCKBOX_JWT_ISSUER), "+
 		"and one person would have one user id in the API and another in the admin center, where they could approve a request they filed (two-person rule); "+
 		"set both to the one claim the issuer's ID tokens and access tokens carry the user id in", oidc, api)
+}
+
+// checkOneTenant refuses an admin center sign-in that reads a person's
+// tenant from another claim than the API does at the same issuer. The API
+// reads the single issuer's tokens in the shared scope, the tenant from
+// "tid" and none without it: a user without one is the provider's staff,
+// with the roles the token names. An identity provider that names its
+// users' organization in another claim (org_id, say), which
+// LOCKBOX_OIDC_TENANT_CLAIM would be set to, makes every tenant user's API
+// token one of the provider's staff: a tenant's audit-reader becomes the
+// provider's, who reads every tenant's audit log. As with the user id, the
+// names are compared, not the values, and an admin center issuer the API
+// takes no tokens from is left alone.
+func (c Config) checkOneTenant() error {
+	if c.IssuersFile != "" || !sameIssuer(c.OIDCIssuer, c.JWTIssuer) {
+		return nil
+	}
+	if claim := cmp.Or(c.OIDCTenantClaim, "tid"); claim != "tid" {
+		return varErr("OIDCTenantClaim", "%q, but the API reads the tenant of LOCKBOX_JWT_ISSUER's tokens from \"tid\": the admin center's issuer (LOCKBOX_OIDC_ISSUER) is the API's, "+
+			"and a tenant's user whose access token has no \"tid\" would be the provider's staff in the API, with the roles the token names (a tenant's audit-reader would read every tenant's audit log); "+
+			"have the identity provider put the tenant in \"tid\" and leave LOCKBOX_OIDC_TENANT_CLAIM unset, or give each tenant an issuer of its own in LOCKBOX_ISSUERS_FILE", claim)
+	}
+	return nil
 }
 
 // sameIssuer reports whether issuer URLs a and b may name one issuer. Both

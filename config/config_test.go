@@ -695,6 +695,64 @@ func TestOneUserIDAtOneIssuer(t *testing.T) {
 	}
 }
 
+// TestOneTenantAtOneIssuer: where the admin center signs users in through
+// the issuer whose tokens the API takes, the admin center reads the tenant
+// from the claim the API reads it from, "tid"; otherwise a tenant's user
+// whose access token names the tenant in the admin center's claim only is
+// the provider's staff in the API, with the token's roles. Start-up stops
+// on one line naming the variable. An admin center issuer the API takes no
+// tokens from may read another claim.
+func TestOneTenantAtOneIssuer(t *testing.T) {
+	const iss = "https://login.example.com/"
+	secret := writeFile(t, "oidc", "s3cret\n")
+	tests := []struct {
+		name                  string
+		jwtIssuer, oidcIssuer string
+		claim                 string // LOCKBOX_OIDC_TENANT_CLAIM; unset when empty
+		refused               bool
+	}{
+		{"tid by default", iss, iss, "", false},
+		{"tid named", iss, iss, "tid", false},
+		{"the admin center reads another claim", iss, iss, "org_id", true},
+		{"the same issuer without its trailing slash", iss, "https://login.example.com", "org_id", true},
+		{"another issuer signs in to the admin center", "https://tokens.example.com/", iss, "org_id", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			env := map[string]string{
+				"LOCKBOX_JWT_ISSUER":              tc.jwtIssuer,
+				"LOCKBOX_OIDC_ISSUER":             tc.oidcIssuer,
+				"LOCKBOX_OIDC_CLIENT_ID":          "lockbox-console",
+				"LOCKBOX_OIDC_CLIENT_SECRET_FILE": secret,
+				"LOCKBOX_CONSOLE_URL":             "https://lockbox.example.com",
+			}
+			if tc.claim != "" {
+				env["LOCKBOX_OIDC_TENANT_CLAIM"] = tc.claim
+			}
+			_, err := Load(env)
+			if !tc.refused {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			var ve *VarError
+			if err == nil || !errors.As(err, &ve) || ve.Var != "LOCKBOX_OIDC_TENANT_CLAIM" {
+				t.Fatalf("got %v, want a LOCKBOX_OIDC_TENANT_CLAIM error", err)
+			}
+			msg := err.Error()
+			for _, want := range []string{`"org_id"`, `"tid"`, "LOCKBOX_ISSUERS_FILE"} {
+				if !strings.Contains(msg, want) {
+					t.Errorf("the error does not say %q: %s", want, msg)
+				}
+			}
+			if strings.Contains(msg, "\n") {
+				t.Errorf("the error is more than one line: %q", msg)
+			}
+		})
+	}
+}
+
 func writeFile(t *testing.T, name, content string) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), name)
