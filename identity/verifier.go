@@ -224,7 +224,9 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 		return nil, err
 	}
 	// Identity providers are fetched side by side: one that is down delays
-	// start-up by one fetch timeout, not one per issuer.
+	// start-up by one fetch timeout, not one per issuer, as long as the
+	// Fetcher runs as many fetches at once as there are URLs (see
+	// jwksfetch.Config.Workers).
 	var wg sync.WaitGroup
 	for _, is := range remote {
 		wg.Go(func() {

@@ -67,6 +67,13 @@ type Config struct {
 	HTTPClient *http.Client
 	// Logger receives background fetch failures; discarded when nil.
 	Logger *slog.Logger
+	// Workers is how many fetches run at once; zero means
+	// DefaultWorkers. Give it the number of URLs to be registered: their
+	// first fetches, at start-up, then all run side by side, and
+	// identity providers that hang delay start-up by one Timeout, not by
+	// one for each DefaultWorkers of them, while one that answers has its
+	// keys at once.
+	Workers int
 }
 
 // Fetcher keeps a set of JWKS URLs fresh. It is safe for concurrent use.
@@ -104,7 +111,7 @@ type resource struct {
 
 // numbered is the HTTP client with every fetch numbered as it begins. A
 // background fetch and a token's refresh of one URL may overlap (httprc
-// runs them on two workers); the one that began first may have read the
+// runs them on separate workers); the one that began first may have read the
 // identity provider's keys before it rotated, and must not be delivered
 // after the other, or a retired key would verify again until the next
 // fetch.
@@ -152,15 +159,21 @@ func (f *Fetcher) shown(err error) error {
 	return err
 }
 
-// workers is how many fetches httprc runs at once. Few URLs, each fetched
-// every few minutes: two keep one slow identity provider from delaying the
-// others.
-const workers = 2
+// DefaultWorkers is how many fetches run at once by default. Few URLs,
+// each fetched every few minutes: two keep one slow identity provider from
+// delaying the others.
+const DefaultWorkers = 2
 
 // New starts a Fetcher's workers. Close stops them.
 func New(cfg Config) (*Fetcher, error) {
 	if cfg.Refresh < 0 || cfg.Retry < 0 || cfg.Timeout < 0 {
 		return nil, errors.New("jwksfetch: durations must not be negative")
+	}
+	if cfg.Workers < 0 {
+		return nil, errors.New("jwksfetch: Workers must not be negative")
+	}
+	if cfg.Workers == 0 {
+		cfg.Workers = DefaultWorkers
 	}
 	if cfg.Refresh == 0 {
 		cfg.Refresh = DefaultRefresh
@@ -191,11 +204,11 @@ func New(cfg Config) (*Fetcher, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	f := &Fetcher{cfg: cfg, log: cfg.Logger, urls: map[string]*resource{}, slots: make(chan struct{}, workers)}
+	f := &Fetcher{cfg: cfg, log: cfg.Logger, urls: map[string]*resource{}, slots: make(chan struct{}, cfg.Workers)}
 	f.life, f.stop = context.WithCancel(context.Background())
 	client := httprc.NewClient(
 		httprc.WithHTTPClient(&numbered{client: cfg.HTTPClient}),
-		httprc.WithWorkers(workers),
+		httprc.WithWorkers(cfg.Workers),
 		httprc.WithErrorSink(errsink.NewFunc(func(ctx context.Context, err error) {
 			if errors.Is(err, ErrRefused) {
 				f.log.WarnContext(ctx, "identity: the JWKS fetched in the background was refused; the keys accepted before stay in use while not too old", "error", f.shown(err))

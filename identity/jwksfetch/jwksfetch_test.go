@@ -606,3 +606,11 @@ func TestFetchErrorsDoNotShowQuery(t *testing.T) {
 		t.Fatalf("no background fetch logged in 15s (%d fetches)", srv.fetches.Load())
 	}
 }
+
+// TestNewRefusesNegativeWorkers: a Fetcher can't be made to run no fetches.
+func TestNewRefusesNegativeWorkers(t *testing.T) {
+	if f, err := jwksfetch.New(jwksfetch.Config{Workers: -1}); err == nil {
+		f.Close()
+		t.Fatal("Workers -1 accepted")
+	}
+}

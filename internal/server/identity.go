@@ -40,7 +40,8 @@ func newVerifier(cfg config.Config, opts Options) (*identity.Verifier, *jwksfetc
 	for _, is := range issuers {
 		if is.JWKSURL != "" && fetcher == nil {
 			var err error
-			if fetcher, err = jwksfetch.New(jwksfetch.Config{Refresh: cfg.JWKSRefresh, HTTPClient: opts.JWKSHTTPClient, Logger: log}); err != nil {
+			if fetcher, err = jwksfetch.New(jwksfetch.Config{Refresh: cfg.JWKSRefresh, HTTPClient: opts.JWKSHTTPClient, Logger: log,
+				Workers: fetchWorkers(issuers)}); err != nil {
 				return nil, nil, fmt.Errorf("LOCKBOX_JWT_JWKS_REFRESH: %w", err)
 			}
 			ic.Fetcher = fetcher
@@ -78,6 +79,21 @@ func newVerifier(cfg config.Config, opts Options) (*identity.Verifier, *jwksfetc
 		warnAudienceIsClientID(opts.Logger, cfg, issuers)
 	}
 	return v, fetcher, nil
+}
+
+// fetchWorkers is how many JWKS fetches run at once: one for each JWKS
+// URL, so that the first fetches, at start-up, all run side by side.
+// Fetched a few at a time, a deployment with many tenants' identity
+// providers waited one fetch timeout for each few that hang before it
+// served anything, and one that answered got its keys only after them.
+func fetchWorkers(issuers []config.Issuer) int {
+	urls := map[string]bool{}
+	for _, is := range issuers {
+		if is.JWKSURL != "" {
+			urls[is.JWKSURL] = true
+		}
+	}
+	return max(len(urls), jwksfetch.DefaultWorkers)
 }
 
 // shownName is is's name as logs may show it: its URL, shown by
