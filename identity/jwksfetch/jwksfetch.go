@@ -97,16 +97,33 @@ type Fetcher struct {
 // may share one URL (a cloud identity provider signs every tenant's tokens
 // with the same keys); it is fetched once for all of them.
 type resource struct {
-	// added is closed once the URL was handed to httprc (or that failed):
-	// until then it can't be refreshed.
-	added chan struct{}
-
 	mu   sync.Mutex
 	subs []func([]byte) error
 	last []byte // the last document every subscriber accepted
 	// newest is the number of the newest fetch whose document was handed
 	// to the subscribers (see numbered).
 	newest uint64
+
+	// first is closed when the first fetch, the one Register made for
+	// the issuer that added the URL, is over (the URL was handed to
+	// httprc before it, so it can be refreshed from then on); firstErr
+	// is its error, and firstShared whether that answers every issuer
+	// that waited for it (see Register).
+	first       chan struct{}
+	firstDone   bool
+	firstErr    error
+	firstShared bool
+}
+
+// firstOver records the end of the first fetch, with err, and wakes those
+// waiting for it. shared is false when its answer is not every
+// subscriber's: a document refused, which a subscriber that came in
+// after it was handed on did not see, or a fetch its caller gave up on.
+func (res *resource) firstOver(err error, shared bool) {
+	res.mu.Lock()
+	res.firstDone, res.firstErr, res.firstShared = true, err, shared
+	res.mu.Unlock()
+	close(res.first)
 }
 
 // numbered is the HTTP client with every fetch numbered as it begins. A
@@ -263,37 +280,58 @@ func loopback(host string) bool { return host == "localhost" || host == "127.0.0
 // one it refuses. Register returns the first fetch's error, if any: url
 // stays registered either way and is tried again in the background, so an
 // identity provider that is down at start-up is picked up when it is back.
+//
+// Subscribers of one URL register side by side at start-up (several
+// issuers signed with one key set): those that come while its first fetch
+// runs wait for it, and get its document and its error, rather than fetch
+// it again, each, a few at a time.
 func (f *Fetcher) Register(ctx context.Context, url string, accept func([]byte) error) error {
 	f.mu.Lock()
 	res, known := f.urls[url]
 	if !known {
-		res = &resource{added: make(chan struct{})}
+		res = &resource{first: make(chan struct{})}
 		f.urls[url] = res
 	}
 	res.mu.Lock()
 	res.subs = append(res.subs, accept)
-	last := res.last
+	last, firstDone := res.last, res.firstDone
 	res.mu.Unlock()
 	f.mu.Unlock()
 	if known {
-		if last != nil {
+		switch {
+		case last != nil:
 			return accept(last)
+		case firstDone:
+			// The first fetch brought nothing every subscriber took:
+			// this one fetches for itself.
+			return f.Refresh(ctx, url)
 		}
-		// Issuers sharing a URL register side by side at start-up: the
-		// first may not have handed it to httprc yet.
 		select {
-		case <-res.added:
+		case <-res.first:
 		case <-ctx.Done():
 			return fmt.Errorf("jwksfetch: %s: %w", logurl.Show(url), ctx.Err())
+		}
+		res.mu.Lock()
+		last, err, shared := res.last, res.firstErr, res.firstShared
+		res.mu.Unlock()
+		switch {
+		case last != nil:
+			// Handed to accept with the others': it subscribed before.
+			return nil
+		case shared:
+			return err
 		}
 		return f.Refresh(ctx, url)
 	}
 	err := f.add(ctx, url, res)
-	close(res.added)
 	if err != nil {
-		return fmt.Errorf("jwksfetch: %w", &shownError{err: err, url: url})
+		err = fmt.Errorf("jwksfetch: %w", &shownError{err: err, url: url})
+		res.firstOver(err, false)
+		return err
 	}
-	return f.Refresh(ctx, url)
+	err = f.Refresh(ctx, url)
+	res.firstOver(err, !errors.Is(err, ErrRefused) && ctx.Err() == nil)
+	return err
 }
 
 // add hands url to httprc, to be fetched into res in the background.

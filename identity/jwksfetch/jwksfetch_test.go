@@ -514,6 +514,68 @@ func TestRegisterSameURLAtOnce(t *testing.T) {
 	}
 }
 
+// TestRegisterSameURLSharesTheFirstFetch: issuers that share a URL (a
+// cloud identity provider signs every tenant's tokens with one key set)
+// register it side by side at start-up and share its first fetch: one
+// fetch, whose document each of them gets and whose failure each reports.
+// Each used to fetch it again, two at a time, so forty tenants' issuers
+// behind an identity provider that hangs held start-up for twenty fetch
+// timeouts, and one that answers got forty requests at once.
+func TestRegisterSameURLSharesTheFirstFetch(t *testing.T) {
+	const issuers = 5
+	for _, tc := range []struct {
+		name   string
+		status int
+		ok     bool
+	}{
+		{"answered", http.StatusOK, true},
+		{"failed", http.StatusServiceUnavailable, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var fetches atomic.Int64
+			release := make(chan struct{})
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				fetches.Add(1)
+				select {
+				case <-release:
+				case <-r.Context().Done():
+					return
+				}
+				w.WriteHeader(tc.status)
+				w.Write([]byte(`{"keys":[1]}`))
+			}))
+			t.Cleanup(srv.Close)
+			f := newFetcher(t, jwksfetch.Config{Refresh: time.Hour, Timeout: time.Minute})
+			var recs [issuers]recorder
+			errs := make(chan error, issuers)
+			for i := range recs {
+				go func() { errs <- f.Register(context.Background(), srv.URL, recs[i].accept) }()
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			// Every Register waits, on the fetch or on one another's:
+			// then the identity provider answers.
+			waitParked(t, ctx, "jwksfetch.(*Fetcher).Register(", issuers)
+			close(release)
+			for range issuers {
+				if err := <-errs; (err == nil) != tc.ok {
+					t.Errorf("Register: %v", err)
+				}
+			}
+			if n := fetches.Load(); n != 1 {
+				t.Errorf("%d issuers sharing a URL fetched it %d times at start-up, want once", issuers, n)
+			}
+			if tc.ok {
+				for i := range recs {
+					if got := recs[i].last(); got != `{"keys":[1]}` {
+						t.Errorf("issuer %d got %q", i, got)
+					}
+				}
+			}
+		})
+	}
+}
+
 // records is a slog handler that hands every record to the test.
 type records chan slog.Record
 
