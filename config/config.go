@@ -644,7 +644,7 @@ func (c Config) consoleErrors(issuers []Issuer) []error {
 		}
 		if _, err := ReadClientSecret(is.Console.ClientSecretFile); err != nil {
 			errs = append(errs, &VarError{Var: varName("IssuersFile"),
-				Err: fmt.Errorf("%s: issuer %d (%s): console: client_secret_file: %w", c.IssuersFile, i+1, is.Name, err)})
+				Err: fmt.Errorf("%s: issuer %d (%s): console: client_secret_file: %w", c.IssuersFile, i+1, is.ShownName(), err)})
 		}
 	}
 	return errs

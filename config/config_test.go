@@ -776,6 +776,9 @@ func TestValidateServe(t *testing.T) {
 	// secret is not mounted in its pod.
 	sidecarIssuers := writeFile(t, "sidecar.yaml", "issuers:\n- issuer: https://login.provider.example\n  audience: lockbox\n  scope: provider\n  jwks_file: "+jwks+
 		"\n  console:\n    client_id: lockbox\n    client_secret_file: "+missing+"\n")
+	// The same, its issuer URL with a query.
+	queryIssuers := writeFile(t, "query.yaml", "issuers:\n- issuer: https://login.provider.example/?key=s3cr3t\n  audience: lockbox\n  scope: provider\n  jwks_file: "+jwks+
+		"\n  console:\n    client_id: lockbox\n    client_secret_file: "+missing+"\n")
 	newline := writeFile(t, "newline", "\r\n")
 	newlineIssuers := writeFile(t, "newline.yaml", "issuers:\n- issuer: https://login.provider.example\n  audience: lockbox\n  scope: provider\n  jwks_file: "+jwks+
 		"\n  console:\n    client_id: lockbox\n    client_secret_file: "+newline+"\n")
@@ -829,6 +832,10 @@ func TestValidateServe(t *testing.T) {
 		{"issuers file with console", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_ISSUERS_FILE": consoleIssuers, "LOCKBOX_CONSOLE_URL": "https://lockbox.example.com"}, nil},
 		{"console client secret missing", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_ISSUERS_FILE": sidecarIssuers, "LOCKBOX_CONSOLE_URL": "https://lockbox.example.com"},
 			[]string{"LOCKBOX_ISSUERS_FILE: ", "issuer 1 (https://login.provider.example): console: client_secret_file: ", "no such file"}},
+		// Named by its URL as logs show it: the query's values are not.
+		{"console client secret missing, issuer with a query", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_CONSOLE_URL": "https://lockbox.example.com",
+			"LOCKBOX_ISSUERS_FILE": queryIssuers},
+			[]string{"issuer 1 (https://login.provider.example/?key=REDACTED): console: client_secret_file: ", "no such file"}},
 		{"sidecar ignores console sections", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_ISSUERS_FILE": sidecarIssuers, "LOCKBOX_SERVE": "proxy"}, nil},
 		{"proxy and jobs ignore console sections", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_ISSUERS_FILE": sidecarIssuers, "LOCKBOX_SERVE": "proxy,jobs"}, nil},
 		{"control plane needs the console URL", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_ISSUERS_FILE": consoleIssuers, "LOCKBOX_SERVE": "api"},

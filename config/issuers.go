@@ -50,6 +50,18 @@ type Issuer struct {
 	Console *IssuerConsole `yaml:"console"`
 }
 
+// ShownName is is's name as logs and errors may show it: the issuer URL,
+// without user name or password and its query's values redacted
+// (logurl.Show), when the entry gives it no name of its own, for a
+// credential may ride in either; a name given is the operator's label, and
+// is shown as given.
+func (is Issuer) ShownName() string {
+	if is.Name == "" || is.Name == is.Issuer {
+		return logurl.Show(is.Issuer)
+	}
+	return is.Name
+}
+
 // IssuerScope is "provider" (the provider's staff, who may hold provider
 // roles) or {tenant: <id>} (the users of that one tenant, whatever their
 // tokens claim). Shared is the single-issuer shorthand's scope
@@ -166,7 +178,7 @@ func LoadIssuers(path string) ([]Issuer, error) {
 			is.Name = is.Issuer
 		}
 		fail := func(format string, args ...any) {
-			errs = append(errs, fmt.Errorf("%s: issuer %d (%s): %s", path, i+1, is.Name, fmt.Sprintf(format, args...)))
+			errs = append(errs, fmt.Errorf("%s: issuer %d (%s): %s", path, i+1, is.ShownName(), fmt.Sprintf(format, args...)))
 		}
 		if err := is.check(); err != nil {
 			fail("%v", err)

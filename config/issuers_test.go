@@ -112,3 +112,49 @@ func TestLoadIssuersRefuses(t *testing.T) {
 		})
 	}
 }
+
+// TestIssuersFileErrorsHideURLCredentials: an entry's errors name it by
+// its issuer URL when it has no name of its own, shown as logs show URLs:
+// without user name or password, its query's values redacted. Start-up
+// errors go to logs too, and an issuer's URL may carry a credential in
+// either (as the JWKS URLs' and the console issuers' errors already hide).
+func TestIssuersFileErrorsHideURLCredentials(t *testing.T) {
+	dir := t.TempDir()
+	jwks := filepath.Join(dir, "jwks.json")
+	if err := os.WriteFile(jwks, []byte(`{"keys":[]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const withPassword, withQuery = "https://lockbox:pw-s3cr3t@idp.example/", "https://idp.example/?key=s3cr3t"
+	entry := func(issuer, extra string) string {
+		return "  - issuer: " + issuer + "\n    jwks_file: " + jwks + "\n" + extra
+	}
+	for _, tc := range []struct{ name, doc, shown string }{
+		{"password, no audience", "issuers:\n" + entry(withPassword, "    scope: provider\n"), "(https://idp.example/)"},
+		{"query, no audience", "issuers:\n" + entry(withQuery, "    scope: provider\n"), "(https://idp.example/?key=REDACTED)"},
+		{"query, listed twice", "issuers:\n" + entry(withQuery, "    audience: lockbox\n    scope: provider\n") +
+			entry(withQuery, "    audience: lockbox\n    scope: {tenant: contoso}\n"), "issuer 2 (https://idp.example/?key=REDACTED): listed twice"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "issuers.yaml")
+			if err := os.WriteFile(path, []byte(tc.doc), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := LoadIssuers(path)
+			if err == nil {
+				t.Fatal("LoadIssuers accepted the file")
+			}
+			if msg := err.Error(); strings.Contains(msg, "s3cr3t") || !strings.Contains(msg, tc.shown) {
+				t.Errorf("the error does not name the issuer as %q, or shows its credential: %s", tc.shown, msg)
+			}
+		})
+	}
+	// A name given is shown as given, credentials or not: it is the
+	// operator's label.
+	path := filepath.Join(dir, "named.yaml")
+	if err := os.WriteFile(path, []byte("issuers:\n  - name: corp\n    issuer: "+withQuery+"\n    jwks_file: "+jwks+"\n    scope: provider\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadIssuers(path); err == nil || !strings.Contains(err.Error(), "issuer 1 (corp): audience is required") {
+		t.Errorf("a named issuer's error: %v", err)
+	}
+}

@@ -96,16 +96,8 @@ func fetchWorkers(issuers []config.Issuer) int {
 	return max(len(urls), jwksfetch.DefaultWorkers)
 }
 
-// shownName is is's name as logs may show it: its URL, shown by
-// logurl.Show (a credential may ride in its query or user info), when the
-// issuers file gives it no name of its own; a name given is shown as
-// given.
-func shownName(is config.Issuer) string {
-	if is.Name == is.Issuer {
-		return logurl.Show(is.Issuer)
-	}
-	return is.Name
-}
+// shownName is is's name as logs may show it (config.Issuer.ShownName).
+func shownName(is config.Issuer) string { return is.ShownName() }
 
 // warnAudienceIsClientID warns of each issuer whose tokens' audience is the
 // admin center's client id at that issuer: the ID tokens it signs for the
