@@ -249,7 +249,7 @@ type Config struct {
 	ConsoleURL string `env:"CONSOLE_URL" desc:"external base URL of the admin center (e.g. https://lockbox.example.com), as browsers reach it: each OIDC issuer's redirect URI is this plus /console/oidc/callback/provider (the provider's issuer, or LOCKBOX_OIDC_ISSUER) or /console/oidc/callback/tenant/ and the tenant id (a tenant's issuer), the post-logout redirect URI of an issuer whose discovery document names an end_session_endpoint is this plus /console/signin?signed_out=1, and https makes session cookies Secure; required with LOCKBOX_OIDC_ISSUER, or with a console section in LOCKBOX_ISSUERS_FILE where LOCKBOX_SERVE runs the api"`
 	// OIDCIssuer and the settings below configure the admin center's
 	// OpenID Connect sign-in.
-	OIDCIssuer       string `env:"OIDC_ISSUER" desc:"OpenID Connect issuer the admin center signs users in with (authorization code flow with PKCE): https, or http on localhost; unset: no sign-in in \"lockbox serve\", dev identities in \"lockbox dev\""`
+	OIDCIssuer       string `env:"OIDC_ISSUER" desc:"OpenID Connect issuer the admin center signs users in with (authorization code flow with PKCE): https, or http on localhost, without a query; unset: no sign-in in \"lockbox serve\", dev identities in \"lockbox dev\""`
 	OIDCClientID     string `env:"OIDC_CLIENT_ID" desc:"the admin center's client id at the issuer; required with LOCKBOX_OIDC_ISSUER"`
 	OIDCClientSecret Secret `env:"OIDC_CLIENT_SECRET_FILE,file" desc:"file holding the client secret; required with LOCKBOX_OIDC_ISSUER; read at start-up"`
 	OIDCScopes       string `env:"OIDC_SCOPES" envDefault:"profile email" desc:"scopes requested besides openid, space-separated"`
@@ -829,7 +829,7 @@ func (c Config) check() error {
 		// Discovery, and through it the keys that verify ID tokens, are
 		// fetched from here: https, or http on a loopback address, as
 		// JWKS URLs.
-		if err := checkFetchURL("the issuer", c.OIDCIssuer); err != nil {
+		if err := checkOIDCIssuer("the issuer", c.OIDCIssuer); err != nil {
 			errs = append(errs, varErr("OIDCIssuer", "%v", err))
 		}
 		for _, f := range []struct{ field, v string }{

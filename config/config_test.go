@@ -832,10 +832,11 @@ func TestValidateServe(t *testing.T) {
 		{"issuers file with console", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_ISSUERS_FILE": consoleIssuers, "LOCKBOX_CONSOLE_URL": "https://lockbox.example.com"}, nil},
 		{"console client secret missing", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_ISSUERS_FILE": sidecarIssuers, "LOCKBOX_CONSOLE_URL": "https://lockbox.example.com"},
 			[]string{"LOCKBOX_ISSUERS_FILE: ", "issuer 1 (https://login.provider.example): console: client_secret_file: ", "no such file"}},
-		// Named by its URL as logs show it: the query's values are not.
-		{"console client secret missing, issuer with a query", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_CONSOLE_URL": "https://lockbox.example.com",
+		// An OpenID Connect issuer has no query; named by its URL as logs
+		// show it, the query's values are not shown.
+		{"console issuer with a query", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_CONSOLE_URL": "https://lockbox.example.com",
 			"LOCKBOX_ISSUERS_FILE": queryIssuers},
-			[]string{"issuer 1 (https://login.provider.example/?key=REDACTED): console: client_secret_file: ", "no such file"}},
+			[]string{`issuer 1 (https://login.provider.example/?key=REDACTED): console: the issuer "https://login.provider.example/?key=REDACTED" has a query`}},
 		{"sidecar ignores console sections", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_ISSUERS_FILE": sidecarIssuers, "LOCKBOX_SERVE": "proxy"}, nil},
 		{"proxy and jobs ignore console sections", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_ISSUERS_FILE": sidecarIssuers, "LOCKBOX_SERVE": "proxy,jobs"}, nil},
 		{"control plane needs the console URL", map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_ISSUERS_FILE": consoleIssuers, "LOCKBOX_SERVE": "api"},

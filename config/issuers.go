@@ -247,7 +247,7 @@ func (is *Issuer) check() error {
 		// The admin center fetches the issuer's discovery document, and
 		// through it the keys that verify ID tokens, from this URL: the
 		// JWKS URLs' rule applies.
-		if err := checkFetchURL("console: the issuer", is.Issuer); err != nil {
+		if err := checkOIDCIssuer("console: the issuer", is.Issuer); err != nil {
 			return err
 		}
 		if c.ClientID == "" || c.ClientSecretFile == "" {
@@ -293,6 +293,23 @@ func checkFetchURL(what, u string) error {
 		return nil
 	}
 	return fmt.Errorf("%s %q must be https (http only on localhost)", what, logurl.Show(u))
+}
+
+// checkOIDCIssuer is checkFetchURL for an OpenID Connect issuer, which
+// has no query either (OpenID Connect Discovery 1.0 section 2, RFC 8414
+// section 2): its discovery document is read from the issuer plus
+// /.well-known/openid-configuration, which after a query lands in the
+// query, and the document must name the issuer as configured. The admin
+// center started with one and failed every sign-in. The query is not
+// shown: it may carry a credential.
+func checkOIDCIssuer(what, u string) error {
+	if err := checkFetchURL(what, u); err != nil {
+		return err
+	}
+	if pu, err := url.Parse(u); err == nil && (pu.RawQuery != "" || pu.ForceQuery) {
+		return fmt.Errorf("%s %q has a query: an OpenID Connect issuer is a URL without one, its discovery document at the issuer plus /.well-known/openid-configuration", what, logurl.Show(u))
+	}
+	return nil
 }
 
 // ShorthandIssuer is the single issuer of the LOCKBOX_JWT_* settings, in the

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -156,5 +157,38 @@ func TestIssuersFileErrorsHideURLCredentials(t *testing.T) {
 	}
 	if _, err := LoadIssuers(path); err == nil || !strings.Contains(err.Error(), "issuer 1 (corp): audience is required") {
 		t.Errorf("a named issuer's error: %v", err)
+	}
+}
+
+// TestOIDCIssuerWithQueryRefused: an OpenID Connect issuer is a URL with
+// no query (OpenID Connect Discovery 1.0 section 2, RFC 8414 section 2):
+// its discovery document is read from the issuer plus
+// /.well-known/openid-configuration, which after a query is no path, and
+// the document's issuer must equal it. The admin center started with one
+// and failed every sign-in. LOCKBOX_OIDC_ISSUER and an issuers file's
+// console issuers are refused at start-up, naming the setting; an
+// issuer without a console section is only the API's "iss", which may be
+// anything.
+func TestOIDCIssuerWithQueryRefused(t *testing.T) {
+	secret := writeFile(t, "secret", "s3cret\n")
+	for _, iss := range []string{"https://idp.example.com/?tenant=contoso", "https://idp.example.com/?"} {
+		_, err := Load(map[string]string{"LOCKBOX_OIDC_ISSUER": iss, "LOCKBOX_OIDC_CLIENT_ID": "lockbox",
+			"LOCKBOX_OIDC_CLIENT_SECRET_FILE": secret, "LOCKBOX_CONSOLE_URL": "https://lockbox.example.com"})
+		var ve *VarError
+		if err == nil || !errors.As(err, &ve) || ve.Var != "LOCKBOX_OIDC_ISSUER" || !strings.Contains(err.Error(), "query") {
+			t.Errorf("LOCKBOX_OIDC_ISSUER=%s: got %v, want a LOCKBOX_OIDC_ISSUER error about its query", iss, err)
+		}
+		if err != nil && strings.Contains(err.Error(), "contoso") {
+			t.Errorf("the error shows the query's value: %v", err)
+		}
+	}
+	jwks := writeFile(t, "jwks.json", `{"keys":[]}`)
+	entry := "issuers:\n  - issuer: https://idp.example.com/?tenant=contoso\n    audience: lockbox\n    scope: provider\n    jwks_file: " + jwks + "\n"
+	path := writeFile(t, "issuers.yaml", entry+"    console: {client_id: x, client_secret_file: "+secret+"}\n")
+	if _, err := LoadIssuers(path); err == nil || !strings.Contains(err.Error(), "query") {
+		t.Errorf("a console issuer with a query: %v", err)
+	}
+	if _, err := LoadIssuers(writeFile(t, "api.yaml", entry)); err != nil {
+		t.Errorf("an API issuer with a query: %v", err)
 	}
 }
