@@ -2,6 +2,7 @@ package identity
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -263,6 +264,68 @@ func TestIssuersConfigChecked(t *testing.T) {
 			err := tt.cfg.CheckAndSetDefaults()
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("err = %v, want one containing %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// TestIssuersSharingAnHMACSecret: an HMAC secret is the signing key too,
+// held by whoever issues the tokens. Issuers of different scopes that
+// verify with one secret (the same file, or two files with the same
+// secret) would let each sign as the other, contoso's token service as the
+// provider's staff: NewVerifier refuses them, naming both. Issuers of one
+// scope may share one, and public keys (TestIssuersSharingKeys) may be
+// shared by any: only the identity provider holds their private halves.
+func TestIssuersSharingAnHMACSecret(t *testing.T) {
+	secret := strings.Repeat("s3cret-", 7)
+	write := func(content string) string {
+		path := filepath.Join(t.TempDir(), "secret")
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	shared, copied := write(secret+"\n"), write(secret)
+	for _, tc := range []struct {
+		name    string
+		issuers []IssuerConfig
+		refused bool
+	}{
+		{"provider and tenant, one file", []IssuerConfig{
+			{Issuer: providerIssuer, Audience: testAudience, Scope: ProviderScope(), HMACSecretFile: shared},
+			{Issuer: contosoIssuer, Audience: testAudience, Scope: TenantScope("contoso"), HMACSecretFile: shared},
+		}, true},
+		{"two tenants, the same secret in two files", []IssuerConfig{
+			{Issuer: contosoIssuer, Audience: testAudience, Scope: TenantScope("contoso"), HMACSecretFile: shared},
+			{Issuer: fabrikamIssuer, Audience: testAudience, Scope: TenantScope("fabrikam"), HMACSecretFile: copied},
+		}, true},
+		{"one tenant's two issuers", []IssuerConfig{
+			{Issuer: contosoIssuer, Audience: testAudience, Scope: TenantScope("contoso"), HMACSecretFile: shared},
+			{Issuer: contosoIssuer + "/other", Audience: testAudience, Scope: TenantScope("contoso"), HMACSecretFile: copied},
+		}, false},
+		{"secrets of their own", []IssuerConfig{
+			{Issuer: providerIssuer, Audience: testAudience, Scope: ProviderScope(), HMACSecretFile: shared},
+			{Issuer: contosoIssuer, Audience: testAudience, Scope: TenantScope("contoso"), HMACSecretFile: write(strings.Repeat("other-", 7))},
+		}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := NewVerifier(Config{Now: fixedNow, Issuers: tc.issuers})
+			if !tc.refused {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("issuers of different scopes sharing an HMAC secret were accepted")
+			}
+			for _, want := range []string{tc.issuers[0].Issuer, tc.issuers[1].Issuer, "HMAC secret"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("the error does not name %q: %v", want, err)
+				}
+			}
+			if strings.Contains(err.Error(), "s3cret") {
+				t.Errorf("the error shows the secret: %v", err)
 			}
 		})
 	}

@@ -223,6 +223,9 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	if err := v.Reload(); err != nil {
 		return nil, err
 	}
+	if err := v.checkSharedSecrets(); err != nil {
+		return nil, err
+	}
 	// Identity providers are fetched side by side: one that is down delays
 	// start-up by one fetch timeout, not one per issuer, as long as the
 	// Fetcher runs as many fetches at once as there are URLs (see
@@ -241,6 +244,33 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	}
 	wg.Wait()
 	return v, nil
+}
+
+// checkSharedSecrets refuses issuers of different scopes whose HMAC
+// secrets are one. Public keys may be shared by any issuers (a cloud
+// identity provider signs every directory's tokens with one key set): only
+// the identity provider holds their private halves, and the signed "iss"
+// decides the scope. A shared secret is the signing key itself, held by
+// each issuer's token service: contoso's could sign as the provider's
+// staff, and the scopes would keep no one apart. Checked on the secrets
+// loaded at start-up, whether from one file or from copies.
+func (v *Verifier) checkSharedSecrets() error {
+	first := map[[32]byte]*issuer{}
+	for _, is := range v.files {
+		ks := is.keys.Load()
+		if is.cfg.HMACSecretFile == "" || ks == nil {
+			continue
+		}
+		other := first[ks.fingerprint]
+		switch {
+		case other == nil:
+			first[ks.fingerprint] = is
+		case other.cfg.Scope != is.cfg.Scope:
+			return fmt.Errorf("identity: issuers %q (%s) and %q (%s) verify with the same HMAC secret: whoever holds it signs tokens as either, "+
+				"so their scopes keep no one apart; give each its own secret", logurl.Show(other.cfg.Issuer), other.cfg.Scope, logurl.Show(is.cfg.Issuer), is.cfg.Scope)
+		}
+	}
+	return nil
 }
 
 // Reload reads every key file again, for rotation. The new keys replace the
