@@ -251,7 +251,7 @@ func NewWorker(cfg Config) (*Worker, error) {
 	}
 	w.sent = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "lockbox_notifications_sent_total",
-		Help: "Notification deliveries by channel (smtp, dev, webhook) and result (ok, error, dead; refused: a webhook receiver's answer says its URL or key is wrong, or the SMTP server refuses Lockbox for good or shows a certificate Lockbox does not trust; retried; skipped: an e-mail following a request's ask, to a recipient the ask never reached).",
+		Help: "Notification deliveries by channel (smtp, dev, webhook) and result (ok, error, dead; refused: a webhook receiver's answer says its URL or key is wrong, or the SMTP server refuses Lockbox for good, shows a certificate Lockbox does not trust or offers no AUTH PLAIN on the connection; retried; skipped: an e-mail following a request's ask, to a recipient the ask never reached).",
 	}, []string{"channel", "result"})
 	for _, ch := range []string{"smtp", "dev", "webhook"} {
 		for _, res := range []string{"ok", "error", "dead"} {
