@@ -212,8 +212,11 @@ type Worker struct {
 	// per entry; told holds those entries ("tenant/entry") so that each
 	// is logged and counted once however many rounds see it.
 	unknown prometheus.Counter
-	toldMu  sync.Mutex
-	told    map[string]bool
+	// deadDropped counts dead letters that made room for newer ones
+	// (MaxDeadLetters).
+	deadDropped prometheus.Counter
+	toldMu      sync.Mutex
+	told        map[string]bool
 
 	// timedOut holds, for the round (Tick) in progress, the receivers that
 	// did not answer within their timeout, by target.via, with the error:
@@ -275,12 +278,16 @@ func NewWorker(cfg Config) (*Worker, error) {
 		Name: "lockbox_notifications_unknown_kind_total",
 		Help: "Outbox entries of a kind this version does not know (queued by a newer replica during a rolling upgrade), left in the outbox for a replica that knows it.",
 	})
+	w.deadDropped = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "lockbox_notification_dead_letters_dropped_total",
+		Help: "Dead letters removed, oldest first, from a tenant's dead-letter stream that held its maximum (10000) to make room for a new one, each logged at error with its request, kind, recipients and error: they can no longer be re-driven.",
+	})
 	if cfg.Registerer != nil {
 		depth := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "lockbox_notifications_outbox_depth",
 			Help: "Notification events waiting in the outbox, read from Redis at scrape time (-1 when Redis can't be read).",
 		}, w.depth)
-		for _, c := range []prometheus.Collector{w.sent, w.dropped, w.unknown, depth} {
+		for _, c := range []prometheus.Collector{w.sent, w.dropped, w.unknown, w.deadDropped, depth} {
 			if err := cfg.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("notify: register metrics: %w", err)
 			}
@@ -1080,12 +1087,16 @@ func transient(err error) bool {
 // entry waits for others), the entry stays for its other recipients and
 // those are marked dead so that its retries pass them by; without, the
 // entry leaves the outbox.
+//
+// The stream holds the newest MaxDeadLetters letters: a letter that makes
+// room is counted and logged with what it was.
 func (w *Worker) deadLetter(ctx context.Context, t, id, raw string, attempts int, cause error, failed, dead []string, channels ...string) error {
+	var added *redis.Cmd
 	_, err := w.cfg.Redis.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.XAdd(ctx, &redis.XAddArgs{Stream: DeadKey(t), Values: []any{
+		// EVAL, not EVALSHA: a MULTI can't fall back on NOSCRIPT.
+		added = p.Eval(ctx, deadAddScript, []string{DeadKey(t)}, MaxDeadLetters,
 			"event", raw, "entry", id, "attempts", attempts, "error", fmt.Sprint(cause),
-			"recipients", strings.Join(failed, ","), "at", w.cfg.Now().UTC().Format(time.RFC3339),
-		}})
+			"recipients", strings.Join(failed, ","), "at", w.cfg.Now().UTC().Format(time.RFC3339))
 		if len(dead) > 0 {
 			for _, k := range dead {
 				p.Set(ctx, sentKey(t, id, hashKey(k)), "dead", sentTTL)
@@ -1105,7 +1116,55 @@ func (w *Worker) deadLetter(ctx context.Context, t, id, raw string, attempts int
 	}
 	w.cfg.Logger.ErrorContext(ctx, "notification dead-lettered", "tenant", t, "entry", id,
 		"attempts", attempts, "recipients", failed, "err", cause)
+	for _, m := range streamMessages(added.Val()) {
+		l := readDeadLetter(m)
+		w.deadDropped.Inc()
+		w.cfg.Logger.ErrorContext(ctx, "dead letter dropped: the tenant's dead-letter stream is full; it can no longer be re-driven",
+			"tenant", t, "dead_letter", l.ID, "entry", l.Entry, "kind", l.Kind, "request_id", l.RequestID,
+			"recipients", l.Recipients, "attempts", l.Attempts, "error", l.Error, "max_dead_letters", MaxDeadLetters)
+	}
 	return nil
+}
+
+// MaxDeadLetters is how many letters a tenant's dead-letter stream holds:
+// a mail server that refuses for days dead-letters every message, and the
+// stream would grow Redis without bound. The oldest letter makes room for
+// a new one.
+const MaxDeadLetters = 10000
+
+// deadAddScript adds a letter (the field-value pairs from ARGV[2]) to the
+// dead-letter stream KEYS[1], which keeps the newest ARGV[1], and returns
+// the letters that made room, as XRANGE does.
+const deadAddScript = `
+local over = redis.call('XLEN', KEYS[1]) + 1 - tonumber(ARGV[1])
+local dropped = {}
+if over > 0 then
+  dropped = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', over)
+end
+redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[1], '*', unpack(ARGV, 2))
+return dropped
+`
+
+// streamMessages reads an XRANGE reply returned by a script.
+func streamMessages(v any) []redis.XMessage {
+	items, _ := v.([]any)
+	var out []redis.XMessage
+	for _, it := range items {
+		pair, ok := it.([]any)
+		if !ok || len(pair) != 2 {
+			continue
+		}
+		id, _ := pair[0].(string)
+		kv, _ := pair[1].([]any)
+		m := redis.XMessage{ID: id, Values: map[string]any{}}
+		for i := 0; i+1 < len(kv); i += 2 {
+			if k, ok := kv[i].(string); ok {
+				m.Values[k] = kv[i+1]
+			}
+		}
+		out = append(out, m)
+	}
+	return out
 }
 
 // dropping is a recipient targets found no e-mail address for.
