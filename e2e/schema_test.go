@@ -13,9 +13,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/internal/keys"
+	"github.com/lockbox-oss/lockbox/notify"
 )
 
 // The Office 365 Management Activity API common schema, as a SIEM that
@@ -229,6 +232,19 @@ func TestAuditRecordsFollowTheCommonSchema(t *testing.T) {
 	w.clock.Advance(2 * time.Hour)
 	if s := w.state("admin", r.ID); s != grants.StateCompleted {
 		t.Fatalf("state %s, want completed", s)
+	}
+
+	// A dead letter of the last request, re-driven by the provider's
+	// operator (lockbox notify redrive).
+	letter, err := w.srv.Redis.XAdd(ctx, &redis.XAddArgs{Stream: notify.DeadKey("contoso"), Values: []any{
+		"event", `{"kind":"request.completed","request":{"id":"` + r.ID + `","tenant":"contoso"},"event":{}}`,
+		"entry", "1764000000000-0", "attempts", 16, "error", "mailbox full", "recipients", "mail:admin@contoso.example",
+	}}).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := notify.NewDeadLetters(w.srv.Redis, w.srv.Audit, w.clock.Now, nil).Redrive(ctx, "contoso", "ops@jobs-0", []string{letter}); err != nil || len(res) != 1 || res[0].Err != nil {
+		t.Fatalf("redrive: %+v, %v", res, err)
 	}
 
 	// Offboarded last, with lockboxctl: the tenant's log stays readable

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"regexp"
 	"strconv"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/internal/due"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 )
@@ -103,21 +105,32 @@ type Redriven struct {
 // credentials, a webhook's URL).
 type DeadLetters struct {
 	rdb    redis.UniversalClient
+	audit  Auditor
 	now    func() time.Time
 	logger *slog.Logger
 }
 
-// NewDeadLetters returns DeadLetters on rdb; now (time.Now when nil) marks
-// the tenant due for delivery, and logger (none when nil) hears of each
-// letter re-driven.
-func NewDeadLetters(rdb redis.UniversalClient, now func() time.Time, logger *slog.Logger) *DeadLetters {
+// Auditor writes the audit record of a re-drive in the transaction that
+// makes it; *audit.Log implements it.
+type Auditor interface {
+	AppendTx(ctx context.Context, tx redis.Pipeliner, r record.Record) error
+	// Written tells the SIEM forwarder and retention that the tenant's
+	// log got records, once the transaction committed.
+	Written(ctx context.Context, tenant string)
+}
+
+// NewDeadLetters returns DeadLetters on rdb; log records each re-drive
+// (Redrive refuses to put a letter back without it), now (time.Now when
+// nil) marks the tenant due for delivery, and logger (none when nil)
+// hears of each letter re-driven.
+func NewDeadLetters(rdb redis.UniversalClient, log Auditor, now func() time.Time, logger *slog.Logger) *DeadLetters {
 	if now == nil {
 		now = time.Now
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &DeadLetters{rdb: rdb, now: now, logger: logger}
+	return &DeadLetters{rdb: rdb, audit: log, now: now, logger: logger}
 }
 
 // deadPage bounds the letters read per round trip: a stream of thousands
@@ -236,17 +249,14 @@ func readDeadLetter(m redis.XMessage) DeadLetter {
 	return l
 }
 
-// redriveScript puts a dead letter (ARGV[1], in the dead-letter stream
-// KEYS[1]) back in the outbox (KEYS[2]) as the entry ARGV[2], in one step:
-// a crash can neither lose the letter nor leave it in both streams, and of
-// two redrives of one letter only the first finds it. It returns the new
-// entry's id, or nil when the letter is gone.
-var redriveScript = redis.NewScript(`
-if #redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1]) == 0 then return false end
-local id = redis.call('XADD', KEYS[2], '*', 'event', ARGV[2])
-redis.call('XDEL', KEYS[1], ARGV[1])
-return id
-`)
+// OpRedrive is the audit operation of a dead letter put back in the
+// outbox: record.OpRedriveNotification.
+const OpRedrive = record.OpRedriveNotification
+
+// redriveTries bounds the optimistic transactions of one letter's
+// re-drive: each is retried when the dead-letter stream changed under it
+// (a worker dead-lettering another message, another re-drive).
+const redriveTries = 16
 
 // streamID is the shape of a stream entry id. XRANGE also takes "-", "+"
 // and incomplete ids, which would name other letters than the one meant.
@@ -261,9 +271,18 @@ var streamID = regexp.MustCompile(`^[0-9]{1,20}-[0-9]{1,20}$`)
 // longer awaits them is not sent. A letter that can't be re-driven is
 // reported in its Redriven and left alone; the error is for the store
 // failing, after which the letters not yet handled are not in the result.
-func (d *DeadLetters) Redrive(ctx context.Context, tenant string, ids []string) ([]Redriven, error) {
+//
+// Each letter re-driven writes the audit record OpRedrive to the tenant's
+// log in the transaction that puts it back: by, the provider's person or
+// account behind it, is kept in the provider-only ProviderUserId, and the
+// tenant sees "Microsoft Support". Without an audit log, or a by, nothing
+// is re-driven.
+func (d *DeadLetters) Redrive(ctx context.Context, tenant, by string, ids []string) ([]Redriven, error) {
 	if err := keys.ValidTenant(tenant); err != nil {
 		return nil, err
+	}
+	if d.audit == nil || strings.TrimSpace(by) == "" {
+		return nil, errors.New("notify: a re-drive is audited: it needs the audit log and who re-drives")
 	}
 	out := make([]Redriven, 0, len(ids))
 	done := 0
@@ -280,40 +299,76 @@ func (d *DeadLetters) Redrive(ctx context.Context, tenant string, ids []string) 
 		}
 	}()
 	for _, id := range ids {
-		r, err := d.redrive(ctx, tenant, id)
+		r, err := d.redrive(ctx, tenant, by, id)
 		if err != nil {
 			return out, err
 		}
 		if r.Err == nil {
 			done++
+			d.audit.Written(ctx, tenant)
 			d.logger.InfoContext(ctx, "notification re-driven", "tenant", tenant, "dead_letter", id, "entry", r.Entry,
-				"kind", r.Kind, "request_id", r.RequestID, "recipients", r.Recipients)
+				"kind", r.Kind, "request_id", r.RequestID, "recipients", r.Recipients, "by", by)
 		}
 		out = append(out, r)
 	}
 	return out, nil
 }
 
-func (d *DeadLetters) redrive(ctx context.Context, tenant, id string) (Redriven, error) {
+func (d *DeadLetters) redrive(ctx context.Context, tenant, by, id string) (Redriven, error) {
 	r := Redriven{ID: id}
 	if !streamID.MatchString(id) {
 		r.Err = fmt.Errorf("%w: %q is no dead letter id (<milliseconds>-<sequence>)", keys.ErrInvalid, id)
 		return r, nil
 	}
-	msgs, err := d.rdb.XRange(ctx, DeadKey(tenant), id, id).Result()
-	if err != nil {
-		return r, fmt.Errorf("notify: read dead letter %s: %w", id, err)
-	}
-	if len(msgs) == 0 {
-		r.Err = fmt.Errorf("%w: %s (re-driven already?)", ErrNoDeadLetter, id)
+	// Optimistic: the letter is read under WATCH, and put back, removed
+	// and audited in one MULTI, so a crash can neither lose the letter nor
+	// leave it in both streams nor re-drive it unrecorded, and of two
+	// re-drives of one letter only the first finds it.
+	for range redriveTries {
+		err := d.rdb.Watch(ctx, func(tx *redis.Tx) error {
+			r = Redriven{ID: id}
+			msgs, err := tx.XRange(ctx, DeadKey(tenant), id, id).Result()
+			if err != nil {
+				return fmt.Errorf("notify: read dead letter %s: %w", id, err)
+			}
+			if len(msgs) == 0 {
+				r.Err = fmt.Errorf("%w: %s (re-driven already?)", ErrNoDeadLetter, id)
+				return nil
+			}
+			l := readDeadLetter(msgs[0])
+			r.Kind, r.RequestID, r.Recipients = l.Kind, l.RequestID, l.Recipients
+			if l.Problem != "" {
+				r.Err = fmt.Errorf("%w: %s: %s", ErrUnredrivable, id, l.Problem)
+				return nil
+			}
+			ev, err := redriveEvent(l, id)
+			if err != nil {
+				return err
+			}
+			var entry *redis.StringCmd
+			if _, err := tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				entry = p.XAdd(ctx, &redis.XAddArgs{Stream: OutboxKey(tenant), Values: []any{"event", ev}})
+				p.XDel(ctx, DeadKey(tenant), id)
+				return d.audit.AppendTx(ctx, p, redriveRecord(tenant, by, id, l))
+			}); err != nil {
+				return err
+			}
+			r.Entry = entry.Val()
+			return nil
+		}, DeadKey(tenant))
+		if errors.Is(err, redis.TxFailedErr) {
+			continue
+		}
+		if err != nil {
+			return Redriven{ID: id}, fmt.Errorf("notify: re-drive %s: %w", id, err)
+		}
 		return r, nil
 	}
-	l := readDeadLetter(msgs[0])
-	r.Kind, r.RequestID, r.Recipients = l.Kind, l.RequestID, l.Recipients
-	if l.Problem != "" {
-		r.Err = fmt.Errorf("%w: %s: %s", ErrUnredrivable, id, l.Problem)
-		return r, nil
-	}
+	return Redriven{ID: id}, fmt.Errorf("notify: re-drive %s: the dead-letter stream kept changing; try again", id)
+}
+
+// redriveEvent is the outbox entry of dead letter l (of id id) put back.
+func redriveEvent(l DeadLetter, id string) ([]byte, error) {
 	// The event's other fields are kept as stored, including any this
 	// version does not know.
 	first := l.Entry
@@ -325,22 +380,31 @@ func (d *DeadLetters) redrive(ctx context.Context, tenant, id string) (Redriven,
 	}
 	rd, err := json.Marshal(Redrive{Kind: l.Kind, Recipients: l.Recipients, DeadLetter: id, Entry: first})
 	if err != nil {
-		return r, fmt.Errorf("notify: encode re-drive: %w", err)
+		return nil, fmt.Errorf("notify: encode re-drive: %w", err)
 	}
-	l.event["kind"], _ = json.Marshal(kindRedrive)
-	l.event["redrive"] = rd
-	ev, err := json.Marshal(l.event)
+	ev := maps.Clone(l.event)
+	ev["kind"], _ = json.Marshal(kindRedrive)
+	ev["redrive"] = rd
+	b, err := json.Marshal(ev)
 	if err != nil {
-		return r, fmt.Errorf("notify: encode re-drive: %w", err)
+		return nil, fmt.Errorf("notify: encode re-drive: %w", err)
 	}
-	entry, err := redriveScript.Run(ctx, d.rdb, []string{DeadKey(tenant), OutboxKey(tenant)}, id, ev).Text()
-	if errors.Is(err, redis.Nil) {
-		r.Err = fmt.Errorf("%w: %s (re-driven meanwhile)", ErrNoDeadLetter, id)
-		return r, nil
+	return b, nil
+}
+
+// redriveRecord is the audit record of by's re-drive of the tenant's dead
+// letter l (of id id). The letter's recipients are not in it: they may be
+// the provider's own (its managers, its engineer), whom a tenant's view
+// never names; the log line "notification re-driven" lists them.
+func redriveRecord(tenant, by, id string, l DeadLetter) record.Record {
+	return record.Record{
+		Operation: OpRedrive, LockboxTenant: tenant, RecordType: record.RecordTypeExchangeAdmin,
+		Workload: record.WorkloadLockbox, ObjectId: id, LockboxRequestId: l.RequestID,
+		UserId: record.ProviderUserID, UserType: record.UserTypeDcAdmin, ProviderUserId: by,
+		Parameters: []record.Parameter{
+			{Name: "Identity", Value: id},
+			{Name: "Kind", Value: string(l.Kind)},
+			{Name: "RecipientCount", Value: strconv.Itoa(len(l.Recipients))},
+		},
 	}
-	if err != nil {
-		return r, fmt.Errorf("notify: re-drive %s: %w", id, err)
-	}
-	r.Entry = entry
-	return r, nil
 }

@@ -66,6 +66,7 @@ type env struct {
 	clock   *clock.Fake
 	store   *grants.Store
 	tenants *tenants.Store
+	log     *audit.Log
 }
 
 // testRedis returns the Redis of a test: a database of the package's
@@ -95,7 +96,7 @@ func newEnv(t *testing.T) *env {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	return &env{rdb: rdb, clock: c, store: s, tenants: ts}
+	return &env{rdb: rdb, clock: c, store: s, tenants: ts, log: log}
 }
 
 const evilReason = "mailbox repair, see https://evil.example/x and www.evil.example\r\nBcc: x@evil.example"

@@ -14,6 +14,7 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/lockbox-oss/lockbox/audit"
 	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 	"github.com/lockbox-oss/lockbox/internal/redistest"
@@ -64,6 +65,9 @@ func (e *redriveEnv) hooked() []notify.WebhookPayload {
 	return append([]notify.WebhookPayload(nil), e.hook.bodies...)
 }
 
+// redriver is who re-drives in these tests.
+const redriver = "ops@jobs-0"
+
 func letterIDs(ls []notify.DeadLetter) []string {
 	var ids []string
 	for _, l := range ls {
@@ -105,7 +109,7 @@ func TestRedriveSendsOnlyTheFailedRecipients(t *testing.T) {
 	e.act(t, r.ID, grants.ActionApprove, manager)
 	drain(t, e.w)
 
-	d := notify.NewDeadLetters(e.rdb, e.clock.Now, nil)
+	d := notify.NewDeadLetters(e.rdb, e.log, e.clock.Now, nil)
 	letters := mustList(t, d, "contoso")
 	type seen struct {
 		kind       notify.Kind
@@ -138,7 +142,7 @@ func TestRedriveSendsOnlyTheFailedRecipients(t *testing.T) {
 	before := len(e.srv.messages())
 
 	e.fix()
-	res, err := d.Redrive(ctx, "contoso", letterIDs(letters))
+	res, err := d.Redrive(ctx, "contoso", redriver, letterIDs(letters))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +177,7 @@ func TestRedriveSendsOnlyTheFailedRecipients(t *testing.T) {
 	}
 
 	// A second redrive of the same letters finds none.
-	again, err := d.Redrive(ctx, "contoso", letterIDs(letters))
+	again, err := d.Redrive(ctx, "contoso", redriver, letterIDs(letters))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +217,7 @@ func TestRedrivenAskOfAnEndedRequestIsNotSent(t *testing.T) {
 			e.clock.Advance(time.Minute)
 			e.act(t, r.ID, grants.ActionApprove, manager)
 			drain(t, e.w)
-			d := notify.NewDeadLetters(e.rdb, e.clock.Now, nil)
+			d := notify.NewDeadLetters(e.rdb, e.log, e.clock.Now, nil)
 			letters := mustList(t, d, "contoso")
 			if len(letters) != 1 || letters[0].Kind != notify.KindPendingCustomer || letters[0].Recipients[0] != "mail:"+eve {
 				t.Fatalf("dead letters %s; want eve's ask", brief(letters))
@@ -222,7 +226,7 @@ func TestRedrivenAskOfAnEndedRequestIsNotSent(t *testing.T) {
 			c.end(t, e.env, r.ID)
 			drain(t, e.w)
 			e.fix()
-			if res, err := d.Redrive(ctx, "contoso", letterIDs(letters)); err != nil || len(res) != 1 || res[0].Err != nil {
+			if res, err := d.Redrive(ctx, "contoso", redriver, letterIDs(letters)); err != nil || len(res) != 1 || res[0].Err != nil {
 				t.Fatalf("redrive: %+v, %v", res, err)
 			}
 			drain(t, e.w)
@@ -250,7 +254,7 @@ func TestRedriveOfOneLetterAtOnceEnqueuesItOnce(t *testing.T) {
 	ctx := context.Background()
 	e.create(t, operator(0)) // request.created: to the webhook alone, 410
 	drain(t, e.w)
-	letters := mustList(t, notify.NewDeadLetters(e.rdb, e.clock.Now, nil), "contoso")
+	letters := mustList(t, notify.NewDeadLetters(e.rdb, e.log, e.clock.Now, nil), "contoso")
 	if len(letters) != 1 {
 		t.Fatalf("dead letters %s; want the webhook's", brief(letters))
 	}
@@ -261,10 +265,10 @@ func TestRedriveOfOneLetterAtOnceEnqueuesItOnce(t *testing.T) {
 	start := make(chan struct{})
 	var wg sync.WaitGroup
 	for i := range redrivers {
-		d := notify.NewDeadLetters(redistest.Clone(t, e.rdb), e.clock.Now, nil)
+		d := notify.NewDeadLetters(redistest.Clone(t, e.rdb), e.log, e.clock.Now, nil)
 		wg.Go(func() {
 			<-start
-			results[i], errs[i] = d.Redrive(ctx, "contoso", []string{letters[0].ID})
+			results[i], errs[i] = d.Redrive(ctx, "contoso", redriver, []string{letters[0].ID})
 		})
 	}
 	close(start)
@@ -301,9 +305,9 @@ func TestRedriveThatFailsAgainCanBeRedrivenAgain(t *testing.T) {
 	ctx := context.Background()
 	e.create(t, operator(0))
 	drain(t, e.w)
-	d := notify.NewDeadLetters(e.rdb, e.clock.Now, nil)
+	d := notify.NewDeadLetters(e.rdb, e.log, e.clock.Now, nil)
 	first := mustList(t, d, "contoso")
-	if _, err := d.Redrive(ctx, "contoso", letterIDs(first)); err != nil {
+	if _, err := d.Redrive(ctx, "contoso", redriver, letterIDs(first)); err != nil {
 		t.Fatal(err)
 	}
 	drain(t, e.w) // still 410
@@ -313,7 +317,7 @@ func TestRedriveThatFailsAgainCanBeRedrivenAgain(t *testing.T) {
 		t.Fatalf("after a failed redrive: %s; want request.created for webhook:0 again, re-drivable", brief(second))
 	}
 	e.fix()
-	if _, err := d.Redrive(ctx, "contoso", letterIDs(second)); err != nil {
+	if _, err := d.Redrive(ctx, "contoso", redriver, letterIDs(second)); err != nil {
 		t.Fatal(err)
 	}
 	drain(t, e.w)
@@ -335,7 +339,7 @@ func TestUnredrivableDeadLettersAreReported(t *testing.T) {
 		t.Fatal(err)
 	}
 	drain(t, e.w)
-	good := mustList(t, notify.NewDeadLetters(e.rdb, e.clock.Now, nil), "contoso")
+	good := mustList(t, notify.NewDeadLetters(e.rdb, e.log, e.clock.Now, nil), "contoso")
 	if len(good) != 2 {
 		t.Fatalf("dead letters %s; want the webhook's and the corrupt entry's", brief(good))
 	}
@@ -346,7 +350,7 @@ func TestUnredrivableDeadLettersAreReported(t *testing.T) {
 	}}).Err(); err != nil {
 		t.Fatal(err)
 	}
-	d := notify.NewDeadLetters(e.rdb, e.clock.Now, nil)
+	d := notify.NewDeadLetters(e.rdb, e.log, e.clock.Now, nil)
 	letters := mustList(t, d, "contoso")
 	problems := map[string]string{}
 	for _, l := range letters {
@@ -362,7 +366,7 @@ func TestUnredrivableDeadLettersAreReported(t *testing.T) {
 		t.Fatalf("letters %s; want 3, one of them re-drivable", brief(letters))
 	}
 	ids := append(letterIDs(letters), "-", "+", "0", "1-2-3")
-	res, err := d.Redrive(ctx, "contoso", ids)
+	res, err := d.Redrive(ctx, "contoso", redriver, ids)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -394,19 +398,19 @@ func TestUnredrivableDeadLettersAreReported(t *testing.T) {
 func TestDeadLettersRefuseABadTenant(t *testing.T) {
 	rdb := testRedis(t)
 	ctx := context.Background()
-	d := notify.NewDeadLetters(rdb, nil, nil)
+	d := notify.NewDeadLetters(rdb, audit.NewLog(rdb, nil), nil, nil)
 	for _, bad := range []string{"", "Contoso", "contoso}", "a}:outbox:dead{b", "*", strings.Repeat("a", 64)} {
 		if _, err := d.List(ctx, bad); !errors.Is(err, keys.ErrInvalid) {
 			t.Errorf("List(%q): %v; want keys.ErrInvalid", bad, err)
 		}
-		if _, err := d.Redrive(ctx, bad, []string{"1-0"}); !errors.Is(err, keys.ErrInvalid) {
+		if _, err := d.Redrive(ctx, bad, redriver, []string{"1-0"}); !errors.Is(err, keys.ErrInvalid) {
 			t.Errorf("Redrive(%q): %v; want keys.ErrInvalid", bad, err)
 		}
 	}
 	if ls, err := d.List(ctx, "contoso"); err != nil || len(ls) != 0 {
 		t.Errorf("List of an empty stream: %+v, %v", ls, err)
 	}
-	if res, err := d.Redrive(ctx, "contoso", []string{"1-0"}); err != nil || len(res) != 1 || !errors.Is(res[0].Err, notify.ErrNoDeadLetter) {
+	if res, err := d.Redrive(ctx, "contoso", redriver, []string{"1-0"}); err != nil || len(res) != 1 || !errors.Is(res[0].Err, notify.ErrNoDeadLetter) {
 		t.Errorf("Redrive on an empty stream: %+v, %v", res, err)
 	}
 	if n, err := rdb.Exists(ctx, notify.OutboxKey("contoso")).Result(); err != nil || n != 0 {
@@ -427,7 +431,7 @@ func TestRedrivenMessageWhoseRecipientsCantBeWorkedOutStaysRedrivable(t *testing
 	e.clock.Advance(time.Minute)
 	e.act(t, r.ID, grants.ActionApprove, manager)
 	drain(t, e.w)
-	d := notify.NewDeadLetters(e.rdb, e.clock.Now, nil)
+	d := notify.NewDeadLetters(e.rdb, e.log, e.clock.Now, nil)
 	var asked string
 	for _, l := range mustList(t, d, "contoso") {
 		if slices.Equal(l.Recipients, []string{"mail:" + eve}) {
@@ -446,7 +450,7 @@ func TestRedrivenMessageWhoseRecipientsCantBeWorkedOutStaysRedrivable(t *testing
 	if err := e.rdb.Set(ctx, reqKey, "{corrupt", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.Redrive(ctx, "contoso", []string{asked}); err != nil {
+	if _, err := d.Redrive(ctx, "contoso", redriver, []string{asked}); err != nil {
 		t.Fatal(err)
 	}
 	once := newWorker(t, notify.Config{Redis: e.rdb, Now: e.clock.Now, Consumer: "a", MaxAttempts: 1,
@@ -462,7 +466,7 @@ func TestRedrivenMessageWhoseRecipientsCantBeWorkedOutStaysRedrivable(t *testing
 	if err := e.rdb.Set(ctx, reqKey, stored, 0).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if res, err := d.Redrive(ctx, "contoso", []string{letters[i].ID}); err != nil || res[0].Err != nil {
+	if res, err := d.Redrive(ctx, "contoso", redriver, []string{letters[i].ID}); err != nil || res[0].Err != nil {
 		t.Fatalf("redrive: %+v, %v", res, err)
 	}
 	drain(t, e.w)
@@ -499,7 +503,7 @@ func TestDeadLetterTenants(t *testing.T) {
 			}
 		}
 	}
-	d := notify.NewDeadLetters(rdb, nil, nil)
+	d := notify.NewDeadLetters(rdb, audit.NewLog(rdb, nil), nil, nil)
 	got, err := d.Tenants(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -513,5 +517,32 @@ func TestDeadLetterTenants(t *testing.T) {
 	}
 	if fmt.Sprint(seen) != fmt.Sprint(want) {
 		t.Errorf("tenants with dead letters %v, want %v", seen, want)
+	}
+}
+
+// TestRedriveRefusesUnaudited: a re-drive is a provider action the
+// tenant's audit log records; without the log, or without who re-drives,
+// nothing is put back.
+func TestRedriveRefusesUnaudited(t *testing.T) {
+	e := newRedriveEnv(t, "eve@contoso.example")
+	r := e.create(t, operator(0))
+	e.act(t, r.ID, grants.ActionApprove, manager)
+	drain(t, e.w)
+	ctx := context.Background()
+	letters := mustList(t, notify.NewDeadLetters(e.rdb, e.log, e.clock.Now, nil), "contoso")
+	if len(letters) == 0 {
+		t.Fatal("no dead letters")
+	}
+	for name, c := range map[string]struct {
+		log notify.Auditor
+		by  string
+	}{"no audit log": {nil, redriver}, "nobody": {e.log, " "}} {
+		d := notify.NewDeadLetters(e.rdb, c.log, e.clock.Now, nil)
+		if res, err := d.Redrive(ctx, "contoso", c.by, letterIDs(letters)); err == nil || len(res) != 0 {
+			t.Errorf("%s: re-drove %+v, %v", name, res, err)
+		}
+	}
+	if left := mustList(t, notify.NewDeadLetters(e.rdb, e.log, e.clock.Now, nil), "contoso"); len(left) != len(letters) {
+		t.Errorf("%d dead letters left of %d", len(left), len(letters))
 	}
 }

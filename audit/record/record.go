@@ -35,13 +35,16 @@ const (
 	OpOnboardTenant   = "New-CustomerLockboxTenant"
 	OpUpdateTenant    = "Set-CustomerLockboxTenant"
 	OpOffboardTenant  = "Remove-CustomerLockboxTenant"
+	// OpRedriveNotification: the provider put a dead-lettered
+	// notification back in a tenant's outbox (lockbox notify redrive).
+	OpRedriveNotification = "Resume-CustomerLockboxNotification"
 )
 
 // Operations lists every control-plane operation.
 var Operations = []string{
 	OpNewRequest, OpManagerDecision, OpTenantDecision, OpCancelRequest, OpRevokeAccess, OpExpireRequest,
 	OpCompleteAccess, OpSetSettings, OpAddApprover, OpRemoveApprover, OpOnboardTenant, OpUpdateTenant,
-	OpOffboardTenant,
+	OpOffboardTenant, OpRedriveNotification,
 }
 
 // Values of record fields.

@@ -8,6 +8,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"os/user"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -16,6 +18,7 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 
+	"github.com/lockbox-oss/lockbox/audit"
 	"github.com/lockbox-oss/lockbox/config"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 	"github.com/lockbox-oss/lockbox/internal/server"
@@ -38,7 +41,10 @@ letter twice, or from two terminals at once, sends it once. A webhook:<n> goes t
 as LOCKBOX_WEBHOOK_URLS lists it now; a recipient that is no longer one (an address corrected,
 an approver removed) gets nothing; an approvers' "awaits your decision" of a request that no
 longer awaits them is not sent. A letter that names no recipient, or whose event can't be
-read, is reported and left where it is. It exits 1 when a letter was not re-driven.
+read, is reported and left where it is. It exits 1 when a letter was not re-driven. Each letter
+re-driven writes Resume-CustomerLockboxNotification to the tenant's audit log, naming the account
+that ran the command (user@host) in its provider-only ProviderUserId; the tenant sees "Microsoft
+Support".
 
 Both read the Redis of "lockbox serve" (LOCKBOX_REDIS_URL, LOCKBOX_REDIS_SENTINEL_ADDRS with
 LOCKBOX_REDIS_SENTINEL_MASTER, or LOCKBOX_REDIS_CLUSTER_ADDRS, and its credentials and TLS
@@ -121,7 +127,7 @@ func notifyCommand(ctx context.Context, args []string, env map[string]string, st
 		return err
 	}
 	defer rdb.Close()
-	d := notify.NewDeadLetters(rdb, time.Now, log)
+	d := notify.NewDeadLetters(rdb, audit.NewLog(rdb, time.Now), time.Now, log)
 	if sub == "dead-letters" && *tenant == "" {
 		counts, err := d.Tenants(ctx)
 		if err != nil {
@@ -170,7 +176,7 @@ func notifyCommand(ctx context.Context, args []string, env map[string]string, st
 			return nil
 		}
 	}
-	res, err := d.Redrive(ctx, *tenant, ids)
+	res, err := d.Redrive(ctx, *tenant, redriver(), ids)
 	failed := 0
 	for _, r := range res {
 		if r.Err != nil {
@@ -189,6 +195,22 @@ func notifyCommand(ctx context.Context, args []string, env map[string]string, st
 		return fmt.Errorf("%d dead letters not re-driven", failed)
 	}
 	return nil
+}
+
+// redriver names who re-drives in the audit record: the account that runs
+// the command, on its host. The command holds the Redis credentials, not a
+// signed-in user's token, so the host's account is the one identity it
+// has.
+func redriver() string {
+	name := "uid " + strconv.Itoa(os.Getuid())
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		name = u.Username
+	}
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "unknown-host"
+	}
+	return name + "@" + host
 }
 
 func printDeadLetters(w io.Writer, tenant string, letters []notify.DeadLetter) error {

@@ -10,10 +10,13 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/lockbox-oss/lockbox/audit"
 	"github.com/lockbox-oss/lockbox/internal/due"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 	"github.com/lockbox-oss/lockbox/internal/redistest"
+	"github.com/lockbox-oss/lockbox/internal/tenanttest"
 	"github.com/lockbox-oss/lockbox/notify"
+	"github.com/lockbox-oss/lockbox/tenants"
 )
 
 type ran struct {
@@ -133,6 +136,9 @@ func TestNotifyRedriveCommand(t *testing.T) {
 	defer rdb.Close()
 	ctx := context.Background()
 	env := map[string]string{"LOCKBOX_REDIS_URL": url}
+	// A re-drive is audited, in the tenant's log: the tenant has a
+	// registry entry, as every tenant with requests does.
+	tenanttest.Onboard(t, tenants.NewStore(rdb, audit.NewLog(rdb, nil), nil), "contoso")
 
 	if r := runLockbox(t, env, "notify", "redrive", "--tenant", "contoso", "--all"); r.code != 0 || r.stdout != "no dead letters for tenant contoso\n" {
 		t.Fatalf("empty stream: %+v", r)
