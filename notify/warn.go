@@ -40,8 +40,17 @@ func (w *Worker) queueWarnings(ctx context.Context, t string, now time.Time) (in
 		return 0, err
 	}
 	n := 0
+	// A request that can't be read is reported and passed over, as the
+	// sweep passes it over: it comes first in expiry order at every
+	// visit, and would hold up the warnings of the tenant's later grants
+	// until its own window had ended. Redis failing ends the visit.
+	var bad []error
 	for _, id := range ids {
 		queued, err := w.warn(ctx, t, id, now)
+		if errors.Is(err, errUnreadableRequest) {
+			bad = append(bad, fmt.Errorf("expiry warning of %s: %w", id, err))
+			continue
+		}
 		if err != nil {
 			return n, fmt.Errorf("expiry warning of %s: %w", id, err)
 		}
@@ -49,8 +58,11 @@ func (w *Worker) queueWarnings(ctx context.Context, t string, now time.Time) (in
 			n++
 		}
 	}
-	return n, nil
+	return n, errors.Join(bad...)
 }
+
+// errUnreadableRequest is a request that does not decode.
+var errUnreadableRequest = errors.New("request is corrupt")
 
 // warn queues the expiry warning of request id if it is due and was not
 // queued yet, and reports whether it did.
@@ -70,7 +82,7 @@ func (w *Worker) warn(ctx context.Context, t, id string, now time.Time) (bool, e
 		}
 		var r grants.Request
 		if err := json.Unmarshal(b, &r); err != nil {
-			return fmt.Errorf("request is corrupt: %w", err)
+			return fmt.Errorf("%w: %w", errUnreadableRequest, err)
 		}
 		if !warningDue(r, now, w.cfg.ExpiryWarning) {
 			return nil
