@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,7 +23,7 @@ type metrics struct {
 	decisions   *prometheus.CounterVec
 }
 
-func newMetrics(reg prometheus.Registerer, rdb redis.UniversalClient) *metrics {
+func newMetrics(reg prometheus.Registerer, rdb redis.UniversalClient, now func() time.Time) *metrics {
 	m := &metrics{
 		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lockbox_request_transitions_total",
@@ -43,7 +44,7 @@ func newMetrics(reg prometheus.Registerer, rdb redis.UniversalClient) *metrics {
 		}
 	}
 	if reg != nil {
-		reg.MustRegister(m.transitions, m.created, m.decisions, &gauges{rdb: rdb})
+		reg.MustRegister(m.transitions, m.created, m.decisions, &gauges{rdb: rdb, now: now})
 	}
 	return m
 }
@@ -82,7 +83,17 @@ var (
 // schedule lists: a tenant whose schedule entry was lost is counted again
 // after the next rescan). A scrape that can't reach
 // Redis reports nothing rather than a stale value.
-type gauges struct{ rdb redis.UniversalClient }
+//
+// The counts leave out what time alone has ended and no sweep has written
+// yet (the sweep is late, or no replica runs the jobs): a grant past its
+// expiry, which the proxy no longer honours, is not active, and a request
+// past its decision deadline awaits no one. The oldest grant's start still
+// counts every grant the sweep has not ended: LockboxGrantPastMaximum
+// reads it to tell that the sweep is not running.
+type gauges struct {
+	rdb redis.UniversalClient
+	now func() time.Time
+}
 
 func (g *gauges) Describe(ch chan<- *prometheus.Desc) {
 	ch <- pendingDesc
@@ -108,6 +119,9 @@ func (g *gauges) Collect(ch chan<- prometheus.Metric) {
 		activeIDs       *redis.StringSliceCmd
 	}
 	var cmds []tenantCmds
+	// Set scores are Unix milliseconds of the deadline (see score); a
+	// deadline at now has passed.
+	open := &redis.ZRangeBy{Min: "(" + strconv.FormatInt(g.now().UnixMilli(), 10), Max: "+inf"}
 	if _, err := g.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, t := range tenants {
 			if keys.ValidTenant(t) != nil {
@@ -115,8 +129,8 @@ func (g *gauges) Collect(ch chan<- prometheus.Metric) {
 			}
 			cmds = append(cmds, tenantCmds{
 				tenant:    t,
-				pending:   p.ZCard(ctx, keys.TenantPending(t)),
-				active:    p.ZCard(ctx, keys.TenantActive(t)),
+				pending:   p.ZCount(ctx, keys.TenantPending(t), open.Min, open.Max),
+				active:    p.ZCount(ctx, keys.TenantActive(t), open.Min, open.Max),
 				next:      p.ZRangeWithScores(ctx, keys.TenantPending(t), 0, 0),
 				activeIDs: p.ZRange(ctx, keys.TenantActive(t), 0, -1),
 			})
@@ -125,11 +139,12 @@ func (g *gauges) Collect(ch chan<- prometheus.Metric) {
 	}); err != nil {
 		return
 	}
-	var pending, active int64
+	var pending, active, unswept int64
 	nextDeadline := math.Inf(1)
 	for _, c := range cmds {
 		pending += c.pending.Val()
 		active += c.active.Val()
+		unswept += int64(len(c.activeIDs.Val()))
 		if z := c.next.Val(); len(z) > 0 {
 			nextDeadline = min(nextDeadline, z[0].Score)
 		}
@@ -139,7 +154,7 @@ func (g *gauges) Collect(ch chan<- prometheus.Metric) {
 	// needs each active request. There are few: one per engineer and
 	// service at most, each for at most 4 h.
 	var reqs []*redis.StringCmd
-	if active > 0 {
+	if unswept > 0 {
 		if _, err := g.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for _, c := range cmds {
 				for _, id := range c.activeIDs.Val() {

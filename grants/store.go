@@ -149,7 +149,7 @@ func NewStore(cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("grants: metrics: %w", err)
 	}
-	return &Store{cfg: cfg, metrics: newMetrics(cfg.Registerer, cfg.Redis), unreadable: bad}, nil
+	return &Store{cfg: cfg, metrics: newMetrics(cfg.Registerer, cfg.Redis, cfg.Now), unreadable: bad}, nil
 }
 
 // Create files a new request for actor.
