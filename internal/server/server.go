@@ -152,6 +152,9 @@ type Options struct {
 	// After times the shutdown delay; time.After when nil. Tests end the
 	// delay when they choose.
 	After func(time.Duration) <-chan time.Time
+	// ReindexAfter times the waits between the jobs' passes over the
+	// provider-wide indexes (reindexLoop); time.After when nil.
+	ReindexAfter func(time.Duration) <-chan time.Time
 	// Reload, at each value, makes Run reload the files that can change
 	// while Lockbox serves (Reload): "lockbox serve" sends one on
 	// SIGHUP. Nil: they are reloaded only as their watchers see changes.
@@ -160,11 +163,13 @@ type Options struct {
 
 // Server is a built Lockbox, ready to listen.
 type Server struct {
-	cfg      config.Config
-	log      *slog.Logger
-	now      func() time.Time
-	after    func(time.Duration) <-chan time.Time
-	endDelay <-chan struct{}
+	cfg   config.Config
+	log   *slog.Logger
+	now   func() time.Time
+	after func(time.Duration) <-chan time.Time
+	// reindexAfter times reindexLoop's waits (Options.ReindexAfter).
+	reindexAfter func(time.Duration) <-chan time.Time
+	endDelay     <-chan struct{}
 	// stopping is set at the stop signal: /readyz answers 503 from then
 	// on, through the shutdown delay.
 	stopping atomic.Bool
@@ -213,7 +218,10 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 	if opts.After == nil {
 		opts.After = time.After
 	}
-	s := &Server{cfg: cfg, log: opts.Logger, now: opts.Now, after: opts.After, endDelay: opts.EndDelay, reload: opts.Reload, Registry: prometheus.NewRegistry()}
+	if opts.ReindexAfter == nil {
+		opts.ReindexAfter = time.After
+	}
+	s := &Server{cfg: cfg, log: opts.Logger, now: opts.Now, after: opts.After, reindexAfter: opts.ReindexAfter, endDelay: opts.EndDelay, reload: opts.Reload, Registry: prometheus.NewRegistry()}
 	s.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	if s.Policy, err = loadPolicy(cfg, opts, s.Registry); err != nil {
@@ -1040,10 +1048,16 @@ func (s *Server) rescan() *due.Rescan {
 // pass before it, with this much again as margin.
 const reindexInterval = time.Hour
 
+// reindexRetry is how soon a failed pass is tried again: a start-up pass
+// that failed (Redis failing over) otherwise left the operators' listings
+// unbuilt, and the tenants a lost write dropped unvisited, for an hour.
+const reindexRetry = time.Minute
+
 // reindexLoop restores the provider-wide indexes (the tenant set, request
 // id → tenant, the provider-wide listing, the operators' listings) from the
 // tenants' own keys: at start-up over everything, then every
-// reindexInterval over the recent requests. The first pass over everything
+// reindexInterval over the recent requests; a failed pass is tried again
+// after reindexRetry. The first pass over everything
 // also back-fills the operators' listings with the requests filed before
 // they existed; operators list from the provider-wide index until it has. They live outside the tenants' hash slots and are written
 // beside the tenants' transactions, so a Redis failover can lose a write of
@@ -1068,13 +1082,15 @@ func (s *Server) reindexLoop(ctx context.Context) {
 			// at what Redis went through.
 			s.log.Warn("restored provider-wide index entries a lost Redis write had dropped", "tenants", tenants, "request_entries", requests)
 		}
+		wait := reindexRetry
 		if err == nil {
 			since = start.Add(-reindexInterval)
+			wait = reindexInterval
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(reindexInterval):
+		case <-s.reindexAfter(wait):
 		}
 	}
 }
