@@ -32,7 +32,8 @@ dead-letters lists the tenant's dead letters, oldest first: the notifications gi
 permanent failure or their 16 attempts, each with its id, when it died, its kind, its request, its
 attempts, the recipients it failed (mail:<address>, or webhook:<n>, the n-th URL of
 LOCKBOX_WEBHOOK_URLS counting from 0) and the last error. Without --tenant it lists the tenants
-that have dead letters, with how many.
+that have dead letters, with how many. A tenant's stream holds its newest 10000 letters: the
+oldest makes room for a new one, logged at error ("dead letter dropped") with what it was.
 
 redrive puts the letters named (--id, repeated or comma-separated), or all of them (--all), back
 in the tenant's outbox once their cause is fixed: each goes again to the recipients it failed
