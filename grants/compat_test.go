@@ -13,6 +13,8 @@ import (
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/fault"
 	"github.com/lockbox-oss/lockbox/internal/keys"
+	"github.com/lockbox-oss/lockbox/internal/tenanttest"
+	"github.com/lockbox-oss/lockbox/tenants"
 )
 
 // TestGrantWithUnknownFieldRefused: during a rolling upgrade a newer
@@ -156,5 +158,81 @@ func TestRevokingNewerRequestGoesAhead(t *testing.T) {
 	}
 	if _, err := e.store.Grant(ctx, "contoso", "alice", "exchange"); !errors.Is(err, grants.ErrNotFound) {
 		t.Fatalf("grant after the revocation: %v, want none", err)
+	}
+}
+
+// TestSwitchOnLeavesNewerRequestEndedByTime: turning Customer Lockbox on
+// records the end of every request of the tenant whose window time has
+// closed meanwhile, as it revokes the grants only the provider's manager
+// approved. Over a request a newer replica wrote, a completion would drop
+// the fields this version does not know, so the switch is refused (503,
+// to be retried, by then likely on an upgraded replica) as offboarding is
+// for the same request, and nothing of it is written: not the switch, not
+// the revocations. A revocation over such a request still goes ahead.
+func TestSwitchOnLeavesNewerRequestEndedByTime(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	bob := who("bob", "", identity.RoleOperator)
+	e.setLockbox(t, globalAdmin, false)
+	r := e.create(t, time.Hour)
+	e.act(t, r.ID, grants.ActionApprove, manager)
+	e.clock.Advance(30 * time.Minute)
+	live := e.file(t, bob, "sharepoint") // 2 h, manager only
+	e.act(t, live.ID, grants.ActionApprove, manager)
+
+	withField := func(id string) (stored, newer string) {
+		t.Helper()
+		k := keys.Request("contoso", id)
+		stored, err := e.rdb.Get(ctx, k).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		newer = strings.TrimSuffix(stored, "}") + `,"source_ips":["198.51.100.7/32"]}`
+		if err := e.rdb.Set(ctx, k, newer, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		return stored, newer
+	}
+	stored, newer := withField(r.ID)
+	withField(live.ID)
+	e.clock.Advance(45 * time.Minute) // r's window is over, not yet swept
+	unchanged := func(when string) {
+		t.Helper()
+		if got, err := e.rdb.Get(ctx, keys.Request("contoso", r.ID)).Result(); err != nil || got != newer {
+			t.Fatalf("%s the newer request is stored as %s (%v), want it untouched", when, got, err)
+		}
+		if g, err := e.store.Grant(ctx, "contoso", "bob", "sharepoint"); err != nil || g.RequestID != live.ID {
+			t.Fatalf("%s the live manager-only grant: %+v, %v, want it as it was", when, g, err)
+		}
+	}
+
+	_, err := e.tenants.PutSettings(ctx, globalAdmin.Principal, globalAdmin.ClientIP, "contoso", tenants.Settings{LockboxEnabled: true})
+	if !errors.Is(err, fault.ErrUnavailable) {
+		t.Fatalf("turning the switch on over the newer request ended by time: %v, want it refused as unavailable", err)
+	}
+	unchanged("after the switch")
+	if on, err := e.tenants.LockboxEnabled(ctx, "contoso"); err != nil || on {
+		t.Fatalf("switch after the refusal: on=%t, %v, want still off", on, err)
+	}
+	_, err = e.tenants.Offboard(ctx, tenanttest.Admin, "192.0.2.9", "contoso", "contract ended")
+	if !errors.Is(err, fault.ErrUnavailable) {
+		t.Fatalf("offboarding over the same request: %v, want it refused as unavailable", err)
+	}
+	unchanged("after the offboarding")
+
+	// Once the request is one this version knows (an upgraded replica
+	// would have recorded its end), the switch goes on, records its
+	// completion and revokes the other grant, newer fields or not.
+	if err := e.rdb.Set(ctx, keys.Request("contoso", r.ID), stored, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	e.setLockbox(t, globalAdmin, true)
+	for id, want := range map[string]grants.State{r.ID: grants.StateCompleted, live.ID: grants.StateRevoked} {
+		if got, err := e.store.Get(ctx, manager.Principal, id); err != nil || got.State != want {
+			t.Errorf("request %s after the switch: %s, %v, want %s", id, got.State, err, want)
+		}
+	}
+	if _, err := e.store.Grant(ctx, "contoso", "bob", "sharepoint"); !errors.Is(err, grants.ErrNotFound) {
+		t.Errorf("the manager-only grant after the switch: %v, want none", err)
 	}
 }

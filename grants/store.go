@@ -806,7 +806,14 @@ func (s *Store) Grant(ctx context.Context, tenant, operator, service string) (Gr
 // change's MULTI, and what to do once that MULTI committed (count and log
 // the revocations). An approval committing meanwhile fails the
 // transaction, and the change is retried by the caller or reported as a
-// conflict.
+// conflict. Like OffboardTx it refuses (503) to record a window's end
+// over a request holding fields this version does not know.
+//
+// It does not call Changed or schedule the jobs itself, as commit does:
+// every caller (the settings change, an onboarding with the switch on)
+// publishes the tenant's event in the same MULTI, then drops this
+// process's caches of the tenant and schedules its jobs once committed;
+// an ended request needs no sweep of its own.
 func (s *Store) LockboxOnTx(ctx context.Context, tx *redis.Tx, tenant string, by identity.Principal, clientIP string) (func(redis.Pipeliner) error, func(), error) {
 	writes, changes, err := s.endTx(ctx, tx, tenant, Actor{Principal: by, ClientIP: clientIP}, ender{
 		indexes: []string{keys.TenantActive(tenant)},
@@ -840,9 +847,8 @@ func (s *Store) LockboxOnTx(ctx context.Context, tx *redis.Tx, tenant string, by
 // caller judges again.
 func (s *Store) OffboardTx(ctx context.Context, tx *redis.Tx, tenant string, by identity.Principal, clientIP string) (func(redis.Pipeliner) error, func(), error) {
 	writes, changes, err := s.endTx(ctx, tx, tenant, Actor{Principal: by, ClientIP: clientIP}, ender{
-		indexes:     []string{keys.TenantPending(tenant), keys.TenantActive(tenant), keys.TenantDeadlines(tenant)},
-		end:         EndForOffboarding,
-		refuseNewer: true,
+		indexes: []string{keys.TenantPending(tenant), keys.TenantActive(tenant), keys.TenantDeadlines(tenant)},
+		end:     EndForOffboarding,
 	})
 	if err != nil || writes == nil {
 		return nil, nil, err
@@ -864,10 +870,6 @@ func (s *Store) OffboardTx(ctx context.Context, tx *redis.Tx, tenant string, by 
 type ender struct {
 	indexes []string
 	end     func(Request, Actor, time.Time) (Request, bool)
-	// refuseNewer fails the ending (503, retried) when it would write
-	// anything but a revocation over a request holding fields this
-	// version does not know, as commit does.
-	refuseNewer bool
 }
 
 // endTx is the watch-and-end step of a tenant-wide ending inside the
@@ -916,10 +918,12 @@ func (s *Store) endTx(ctx context.Context, tx *redis.Tx, tenant string, actor Ac
 		if !changed {
 			continue
 		}
-		if e.refuseNewer && newer && next.State != StateRevoked {
+		if newer && next.State != StateRevoked {
 			// As commit: only a revocation is written over fields this
 			// version does not know. The ending fails (503) and is
-			// retried, by then likely on an upgraded replica.
+			// retried, by then likely on an upgraded replica. Both
+			// endings settle what time ended on the way (a switch turned
+			// on records a closed window as completed), so both refuse.
 			return nil, nil, fault.Unavailable("grants: request "+id, errNewer)
 		}
 		changes = append(changes, change{prev, next})
