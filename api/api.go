@@ -57,9 +57,10 @@ type RequestWriter interface {
 	Act(ctx context.Context, id string, act grants.Action, actor grants.Actor, comment string) (grants.Request, error)
 }
 
-// RequestActivity reads a request with the audit records tied to it.
+// RequestActivity reads a request's audit trail: the records tied to it,
+// and those of its span that do not decode.
 type RequestActivity interface {
-	Activity(ctx context.Context, p identity.Principal, id string) (grants.Request, []record.Record, error)
+	Trail(ctx context.Context, p identity.Principal, id string) (grants.Trail, error)
 }
 
 // Requests is the request lifecycle the API serves. *grants.Store

@@ -178,13 +178,19 @@ func (s *server) exportAudit(w http.ResponseWriter, r *http.Request, p identity.
 }
 
 // requestActivity lists every audit record tied to one lockbox request,
-// oldest first: the decisions on it and each operator action under it.
+// oldest first: the decisions on it and each operator action under it;
+// and names the records of its span that do not decode, as a search's
+// page does, since each may be one of them.
 func (s *server) requestActivity(w http.ResponseWriter, r *http.Request, p identity.Principal) error {
-	_, recs, err := s.cfg.Requests.Activity(r.Context(), p, r.PathValue("id"))
+	tr, err := s.cfg.Requests.Trail(r.Context(), p, r.PathValue("id"))
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, wire.RecordList{Records: recs})
+	var bad []wire.UnreadableRecord
+	for _, u := range tr.Unreadable {
+		bad = append(bad, wire.UnreadableRecord{StreamID: u.StreamID, Tenant: u.Tenant, Error: unreadable.Message})
+	}
+	return writeJSON(w, http.StatusOK, wire.RecordList{Records: tr.Records, Unreadable: bad})
 }
 
 // verifyAudit re-computes the tenant's audit hash chain and reports the

@@ -3,12 +3,14 @@ package api_test
 import (
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/lockbox-oss/lockbox/api/wire"
+	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 )
 
@@ -63,4 +65,41 @@ func TestAuditSearchShowsUnreadableRecord(t *testing.T) {
 		t.Errorf("unreadable %+v, want %+v", page.Unreadable, want)
 	}
 	wantError(t, e.do(auditor, "GET", "/v1/audit/export?tenant=contoso&format=jsonl", nil), http.StatusInternalServerError, "record_unreadable", bad)
+}
+
+// TestActivityNamesUnreadableRecord: an audit record of the tenant's log
+// that does not decode, appended within a request's span, was left out of
+// GET /v1/requests/{id}/activity in silence, while the audit search and
+// the admin center's request page name it; now the activity keeps the
+// readable records and names it under "unreadable", as the search does,
+// to whoever may read the request. A request whose span ended before the
+// record was appended names nothing, and its body has no "unreadable".
+func TestActivityNamesUnreadableRecord(t *testing.T) {
+	e := newEnv(t)
+	e.assignApprover()
+	ended := e.file(bob, "contoso", "sharepoint")
+	decode[wire.Request](t, e.do(bob, "POST", "/v1/requests/"+ended.ID+"/cancel", nil), http.StatusOK)
+	req := e.file(alice, "contoso", "exchange")
+	decode[wire.Request](t, e.do(mia, "POST", "/v1/requests/"+req.ID+"/approve", nil), http.StatusOK)
+	// Cut short, as a partial write leaves it; Redis appends it now, long
+	// after the cancellation by the test's clock, within the span of the
+	// request still awaiting the tenant.
+	bad, err := e.rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: keys.Audit("contoso"), Values: []string{"r", `{"Id":"x","CreationTime":"20`}}).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := wire.UnreadableRecord{StreamID: bad, Tenant: "contoso", Error: "cannot be read"}
+	for _, u := range []user{mia, alice, contosoApprover} {
+		list := decode[wire.RecordList](t, e.do(u, "GET", "/v1/requests/"+req.ID+"/activity", nil), http.StatusOK)
+		if len(list.Records) != 2 || list.Records[0].Operation != record.OpNewRequest || list.Records[1].Operation != record.OpManagerDecision {
+			t.Errorf("as %s: records %+v, want the filing and the manager's approval", u.sub, list.Records)
+		}
+		if len(list.Unreadable) != 1 || list.Unreadable[0] != want {
+			t.Errorf("as %s: unreadable %+v, want [%+v]", u.sub, list.Unreadable, want)
+		}
+	}
+	r := e.do(mia, "GET", "/v1/requests/"+ended.ID+"/activity", nil)
+	if list := decode[wire.RecordList](t, r, http.StatusOK); len(list.Records) != 2 || strings.Contains(string(r.body), "unreadable") {
+		t.Errorf("the ended request's activity: %s, want its two records and no unreadable", r.body)
+	}
 }

@@ -286,7 +286,7 @@ func (e *env) tellUnreadable(us []wire.UnreadableRequest) {
 }
 
 // tellUnreadableRecords is tellUnreadable for the audit records a search
-// page named as unreadable.
+// page, or a request's activity, named as unreadable.
 func (e *env) tellUnreadableRecords(us []wire.UnreadableRecord) {
 	for _, u := range us {
 		if e.told == nil {

@@ -510,8 +510,15 @@ func (e *env) show(id string, detailed bool) error {
 
 func (e *env) activityCommand(use string) *cobra.Command {
 	return &cobra.Command{
-		Use:               use,
-		Short:             "list every audit record of a request, oldest first: its decisions and each operator action",
+		Use:   use,
+		Short: "list every audit record of a request, oldest first: its decisions and each operator action",
+		Long: `List every audit record of a request, oldest first: its decisions and each operator action.
+
+An audit record of the tenant's log that can't be read, appended within the request's span,
+may be one of the request's: it is named on stderr. With -o json or -o yaml the document also
+names it, as the API's answer does:
+"unreadable": [{"stream_id": "...", "tenant": "...", "error": "cannot be read"}], absent
+when there is none, so a script can tell the list may be incomplete.`,
 		Args:              args("ID"),
 		Annotations:       withOutputs("csv"),
 		ValidArgsFunction: e.completeRequests(nil),
@@ -520,11 +527,12 @@ func (e *env) activityCommand(use string) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			recs, err := c.Activity(e.ctx, pos[0])
+			list, err := c.RequestActivity(e.ctx, pos[0])
 			if err != nil {
 				return err
 			}
-			return e.printRecords(wire.RecordList{Records: recs}, recs)
+			e.tellUnreadableRecords(list.Unreadable)
+			return e.printRecords(wire.RecordList{Records: list.Records, Unreadable: e.unreadableRecords}, list.Records)
 		},
 	}
 }

@@ -132,6 +132,50 @@ func TestStructuredListingCarriesUnreadable(t *testing.T) {
 	}
 }
 
+// TestActivityCarriesUnreadable: a request's activity naming an audit
+// record that can't be read (one of the tenant's log within the request's
+// span, which may be the request's) shows the readable records, says so
+// on stderr once, and with -o json or -o yaml carries it in the API's own
+// "unreadable" list; lockboxctl dropped it without a word. An activity
+// naming none keeps its document as it was.
+func TestActivityCarriesUnreadable(t *testing.T) {
+	badRec := wire.UnreadableRecord{StreamID: "1764000000000-0", Tenant: "contoso", Error: "cannot be read"}
+	path := "GET /v1/requests/" + reqID + "/activity"
+	page := mustJSON(wire.RecordList{Records: sampleRecords(), Unreadable: []wire.UnreadableRecord{badRec}})
+	const told = "Audit record 1764000000000-0 of tenant contoso cannot be read"
+	for _, args := range [][]string{
+		{"get", "activity", reqID},
+		{"get", "activity", reqID, "-o", "csv"},
+		{"get", "activity", reqID, "-o", "json"},
+		{"request", "activity", reqID, "-o", "yaml"},
+	} {
+		res := run(t, args, nil, map[string]reply{path: {200, page}})
+		if res.code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, res.code, res.stderr)
+		}
+		if strings.Count(res.stderr, told) != 1 {
+			t.Errorf("%v: stderr does not say once that the record cannot be read: %q", args, res.stderr)
+		}
+		if !strings.Contains(res.stdout, sampleRecords()[0].Operation) {
+			t.Errorf("%v: the readable records are not shown: %q", args, res.stdout)
+		}
+		if !slices.Contains(args, "json") && !slices.Contains(args, "yaml") {
+			continue
+		}
+		var got wire.RecordList
+		if err := decodeDoc(res.stdout, args, &got); err != nil {
+			t.Fatalf("%v: stdout is not the API's list: %v\n%s", args, err, res.stdout)
+		}
+		if !slices.Equal(got.Unreadable, []wire.UnreadableRecord{badRec}) || len(got.Records) != len(sampleRecords()) {
+			t.Errorf("%v: list = %d records, unreadable %+v; want %d and [%+v]\n%s", args, len(got.Records), got.Unreadable, len(sampleRecords()), badRec, res.stdout)
+		}
+	}
+	res := run(t, []string{"get", "activity", reqID, "-o", "json"}, nil, map[string]reply{path: {200, mustJSON(wire.RecordList{Records: sampleRecords()})}})
+	if res.code != 0 || strings.Contains(res.stdout, "unreadable") || res.stderr != "" {
+		t.Errorf("a whole activity: exit %d, stdout %s, stderr %q", res.code, res.stdout, res.stderr)
+	}
+}
+
 // TestListingHelpNamesUnreadable: the help of the listings says where a
 // record that can't be read is named.
 func TestListingHelpNamesUnreadable(t *testing.T) {
@@ -142,6 +186,8 @@ func TestListingHelpNamesUnreadable(t *testing.T) {
 		{[]string{"get", "requests", "--help"}, `"unreadable": [{"id": "...", "tenant": "...", "error": "cannot be read"}]`},
 		{[]string{"request", "list", "--help"}, `"unreadable": [{"id": "...", "tenant": "...", "error": "cannot be read"}]`},
 		{[]string{"audit", "search", "--help"}, `"unreadable": [{"stream_id": "...", "tenant": "...", "error": "cannot be read"}]`},
+		{[]string{"get", "activity", "--help"}, `"unreadable": [{"stream_id": "...", "tenant": "...", "error": "cannot be read"}]`},
+		{[]string{"request", "activity", "--help"}, `"unreadable": [{"stream_id": "...", "tenant": "...", "error": "cannot be read"}]`},
 	} {
 		res := run(t, c.args, nil, nil)
 		if res.code != 0 || !strings.Contains(res.stdout, c.want) {

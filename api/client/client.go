@@ -917,19 +917,32 @@ func (stallError) Unwrap() error { return context.DeadlineExceeded }
 
 // Activity returns every audit record tied to request id, oldest first:
 // the decisions on it and each operator action done under it.
+// RequestActivity also names the records that can't be read.
 func (c *Client) Activity(ctx context.Context, id string) ([]record.Record, error) {
-	p, err := join("/v1/requests", id)
+	out, err := c.RequestActivity(ctx, id)
 	if err != nil {
 		return nil, err
 	}
+	return out.Records, nil
+}
+
+// RequestActivity returns every audit record tied to request id, oldest
+// first, and, under Unreadable, the records of the tenant's log within
+// the request's span that the server can't read: each may be one of the
+// request's.
+func (c *Client) RequestActivity(ctx context.Context, id string) (wire.RecordList, error) {
+	p, err := join("/v1/requests", id)
+	if err != nil {
+		return wire.RecordList{}, err
+	}
 	var out wire.RecordList
 	if err := c.do(ctx, http.MethodGet, p+"/activity", nil, nil, &out); err != nil {
-		return nil, err
+		return wire.RecordList{}, err
 	}
 	if out.Records == nil {
 		out.Records = []record.Record{}
 	}
-	return out.Records, nil
+	return out, nil
 }
 
 // VerifyAudit asks the server to re-compute tenant's audit hash chain. An

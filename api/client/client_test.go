@@ -270,6 +270,14 @@ func TestCalls(t *testing.T) {
 			}},
 		},
 		{
+			name:     "activity naming a record that can't be read",
+			respBody: `{"records":[],"unreadable":[{"stream_id":"1764000000000-0","tenant":"contoso","error":"cannot be read"}]}`,
+			invoke:   func(c *Client) (any, error) { return c.RequestActivity(ctx, "r1") },
+			want:     call{Method: "GET", Path: "/v1/requests/r1/activity"},
+			wantOut: wire.RecordList{Records: []record.Record{},
+				Unreadable: []wire.UnreadableRecord{{StreamID: "1764000000000-0", Tenant: "contoso", Error: "cannot be read"}}},
+		},
+		{
 			name:     "verify a tenant's chain",
 			respBody: `{"tenant":"contoso","ok":true,"records":3}`,
 			invoke:   func(c *Client) (any, error) { return c.VerifyAudit(ctx, "contoso") },

@@ -314,6 +314,12 @@ type UnreadableRecord struct {
 // RecordList is the body of GET /v1/requests/{id}/activity, oldest first.
 type RecordList struct {
 	Records []record.Record `json:"records"`
+	// Unreadable names the records of the tenant's log that do not decode
+	// and that Redis appended within the span read for the request's
+	// records (from its filing until it ended, widened by the clock skew),
+	// oldest first: each may be one of the request's, so it is named
+	// rather than left out. Absent when there is none.
+	Unreadable []UnreadableRecord `json:"unreadable,omitempty"`
 }
 
 // AuditVerification is the body of GET /v1/audit/verify.
