@@ -40,6 +40,14 @@ var (
 // decision rule, or a file the server would not load.
 var ErrInvalidPolicy = errors.New("invalid policy")
 
+// errDanglingLink is wrapped by the error of a reading that found a
+// symbolic link whose target does not exist. The engine tells it apart from
+// other refusals: in a Kubernetes ConfigMap volume that is how a removed key
+// looks for a moment, between the kubelet swapping "..data" to the new
+// version and removing the key's link, so it is a directory still changing
+// before it is a broken one.
+var errDanglingLink = errors.New("a symbolic link whose target does not exist")
+
 // bundle is one loaded version of the policy directory: the prepared query
 // and the catalog that came with it. It is immutable once built; a reload
 // builds a new one and swaps it in whole, so one Snapshot never holds the
@@ -80,6 +88,10 @@ const maxDepth = 16
 // (.tar.gz) are refused: `opa test` would load them (a tarball's policies
 // too) but the server would not, so tests could pass against a policy
 // production never serves.
+//
+// A symbolic link whose target does not exist refuses the reading with an
+// error wrapping errDanglingLink, which the engine takes for a directory
+// still changing until it has lasted unsettledPolls polls.
 func readPolicyFiles(fsys fs.FS) ([]policyFile, error) {
 	var files []policyFile
 	hasCatalog := false
@@ -101,6 +113,9 @@ func readPolicyFiles(fsys fs.FS) ([]policyFile, error) {
 			mode := e.Type()
 			if mode&fs.ModeSymlink != 0 {
 				fi, err := fs.Stat(fsys, p)
+				if errors.Is(err, fs.ErrNotExist) {
+					return danglingLink(fsys, p)
+				}
 				if err != nil {
 					return err
 				}
@@ -143,6 +158,18 @@ func readPolicyFiles(fsys fs.FS) ([]policyFile, error) {
 		return nil, fmt.Errorf("%w: no %s", ErrInvalidPolicy, CatalogPath)
 	}
 	return files, nil
+}
+
+// danglingLink is the error of a reading that found name, a symbolic link,
+// pointing to nothing. Whatever the link's name, the reading is refused: a
+// link to nothing may have been a directory of policies, and the server
+// can't tell what it would have loaded. It names the target when it can,
+// so that the message says which version it was looking for.
+func danglingLink(fsys fs.FS, name string) error {
+	if target, err := fs.ReadLink(fsys, name); err == nil {
+		return fmt.Errorf("%w: %s: %w: %s", ErrInvalidPolicy, name, errDanglingLink, target)
+	}
+	return fmt.Errorf("%w: %s: %w", ErrInvalidPolicy, name, errDanglingLink)
 }
 
 // revisionOf hashes the names and contents of files. Each name and content

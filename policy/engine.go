@@ -203,6 +203,15 @@ func (e *Engine) publish(b *bundle) {
 // next one's Rego) until the watcher's next poll. It reads again, at once,
 // until two readings in a row agree; after unsettledPolls readings without
 // that, it is an error like any other refused reload.
+//
+// A reading with a symbolic link that points to nothing does not settle
+// either: it is how a Kubernetes ConfigMap volume shows a removed key while
+// the kubelet swaps versions. If the last of those readings still has one,
+// Reload loads nothing, counts nothing and returns an error naming the
+// link, logged as a warning; the watcher reads the directory again at its
+// next poll and refuses it, counted, only if the link lasts unsettledPolls
+// polls. Otherwise a SIGHUP landing in that moment would raise
+// LockboxPolicyReloadFailed for a change that loads a poll later.
 func (e *Engine) Reload() error {
 	e.reloadMu.Lock()
 	defer e.reloadMu.Unlock()
@@ -211,11 +220,18 @@ func (e *Engine) Reload() error {
 	for readings := 1; ; readings++ {
 		again, againErr := readPolicyFiles(e.fsys)
 		againState := stateOf(again, againErr)
-		if againState == state {
+		if againState == state && !errors.Is(againErr, errDanglingLink) {
 			break
 		}
 		files, err, state = again, againErr, againState
 		if readings+1 == unsettledPolls {
+			if errors.Is(err, errDanglingLink) {
+				// Left to the watcher, which has seen nothing of this
+				// reading: e.reloaded stays as it is.
+				e.log.Warn("policy reload postponed: a symbolic link in the directory points to nothing, so it is still changing; the last good policy keeps serving and the next poll reads it again",
+					"source", e.source(), "revision", e.Revision(), "error", err)
+				return fmt.Errorf("policy: %s: not reloaded, the directory is still changing: %w", e.source(), err)
+			}
 			e.reloaded = state
 			return e.reloadFiles(nil, fmt.Errorf("%w: %d readings in a row", errUnsettled, unsettledPolls))
 		}
@@ -283,6 +299,15 @@ func (e *Engine) reloadFiles(files []policyFile, err error) error {
 // every read) is therefore never loaded: after unsettledPolls polls in a
 // row it is logged as a warning and counted as a failed reload, once, and
 // lockbox_policy_last_reload_successful is 0 until it settles.
+//
+// A reading with a symbolic link that points to nothing is not loaded
+// either, even when the next reading agrees: when the kubelet removes a key
+// from a ConfigMap volume, it swaps "..data" to the new version first and
+// removes the key's link after, and a poll in between must not count a
+// failed reload for a change that loads at the next one. Only after
+// unsettledPolls polls in a row is it a broken directory (a link to a file
+// never mounted): logged at error naming the link, counted, once, and shown
+// by the gauge, as any refused change.
 func (e *Engine) Watch(ctx context.Context, interval time.Duration) {
 	if e.dir == "" {
 		<-ctx.Done()
@@ -307,8 +332,9 @@ func (e *Engine) Watch(ctx context.Context, interval time.Duration) {
 // reloadIfChanged reads the policy directory and, if its state (content
 // hash, or read error) is not seen and a second reading agrees with the
 // first, loads that reading. It returns the state now seen: unchanged when
-// the two readings differ, so that the next poll tries again, and after
-// unsettledPolls such polls in a row, reports it.
+// the two readings differ, or agree on a symbolic link to nothing, so that
+// the next poll tries again, and after unsettledPolls such polls in a row,
+// reports it.
 func (e *Engine) reloadIfChanged(seen string) string {
 	// Held from the reading to the publishing, so that a Reload between
 	// them can't be overtaken by this older reading.
@@ -336,7 +362,11 @@ func (e *Engine) reloadIfChanged(seen string) string {
 		return seen
 	}
 	files, again, err := read()
-	if again != state {
+	// A link to nothing is a directory still changing too (a ConfigMap key
+	// the kubelet is removing), until it has lasted as long as readings
+	// that never agree may.
+	dangling := again == state && errors.Is(err, errDanglingLink)
+	if again != state || dangling {
 		e.unsettled++
 		if e.unsettled == unsettledPolls {
 			// What is on disk is not what decides, as after a refused
@@ -344,8 +374,13 @@ func (e *Engine) reloadIfChanged(seen string) string {
 			// LockboxPolicyReloadFailed fires for it too.
 			e.metrics.reloads.WithLabelValues(reloadError).Inc()
 			e.metrics.lastReloadOK.Set(0)
-			e.log.Warn("policy directory changes between every two readings, so no version of it can be loaded; the last good policy keeps serving",
-				"source", e.source(), "polls", e.unsettled, "revision", e.Revision())
+			if dangling {
+				e.log.Error("policy reload failed; the last good policy keeps serving",
+					"source", e.source(), "revision", e.Revision(), "error", fmt.Errorf("%w (for %d polls in a row)", err, e.unsettled))
+			} else {
+				e.log.Warn("policy directory changes between every two readings, so no version of it can be loaded; the last good policy keeps serving",
+					"source", e.source(), "polls", e.unsettled, "revision", e.Revision())
+			}
 		}
 		return seen
 	}

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -458,6 +459,20 @@ default decision := {"allow": false, "reasons": ["no_grant"]}
 				writeFile(t, filepath.Join(dir, "lockbox/extra.tar.gz"), []byte("not even gzip"))
 			},
 			want: `lockbox/extra\.tar\.gz: the server loads no bundle`,
+		},
+		{
+			// At start-up a link to nothing is refused at once, as every
+			// other reading that can't be loaded is: the program stops
+			// with a message naming it, and its restart reads the
+			// directory again.
+			name: "symbolic link to nothing",
+			setup: func(t *testing.T, dir string) {
+				writeFile(t, filepath.Join(dir, "lockbox/authz/policy.rego"), []byte(valid))
+				if err := os.Symlink("..data/README.md", filepath.Join(dir, "README.md")); err != nil {
+					t.Fatal(err)
+				}
+			},
+			want: `README\.md: a symbolic link whose target does not exist: \.\.data/README\.md`,
 		},
 	}
 	for _, tc := range tests {
@@ -1015,6 +1030,231 @@ func TestWatchConfigMapSwap(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the swapped version to load", func() bool { return e.Revision() != embedded.Revision() })
+}
+
+// configMapVolume is a directory the way the kubelet's atomic writer lays
+// out a ConfigMap volume: each version's files in a "..<timestamp>"
+// directory, "..data" a link to the current one, and for each top-level
+// name of the payload a link into "..data" (authz.rego -> ..data/authz.rego,
+// activities -> ..data/activities).
+type configMapVolume struct {
+	t       *testing.T
+	root    string
+	payload map[string][]byte // path → content
+	dir     string            // the "..<timestamp>" directory "..data" names
+	version int
+}
+
+func newConfigMapVolume(t *testing.T, payload map[string][]byte) *configMapVolume {
+	t.Helper()
+	v := &configMapVolume{t: t, root: t.TempDir()}
+	v.update(payload, nil)
+	return v
+}
+
+// topLevel is the set of payload's top-level names: the links the volume
+// shows.
+func topLevel(payload map[string][]byte) map[string]bool {
+	names := map[string]bool{}
+	for p := range payload {
+		names[strings.SplitN(p, "/", 2)[0]] = true
+	}
+	return names
+}
+
+// update installs payload in the kubelet's order: the new timestamped
+// directory is written, "..data" is swapped to it (an atomic rename), the
+// links of new top-level names are created, and only then are the links of
+// names the payload no longer has removed, and the old directory with
+// them. between, unless nil, runs after the swap and before the removal:
+// while a removed key's link points to nothing.
+func (v *configMapVolume) update(payload map[string][]byte, between func()) {
+	t := v.t
+	t.Helper()
+	v.version++
+	dir := fmt.Sprintf("..2026_03_01_%02d_00_00.%d", 9+v.version, v.version)
+	for p, b := range payload {
+		name := filepath.Join(v.root, dir, filepath.FromSlash(p))
+		if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(name, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(dir, filepath.Join(v.root, "..data_tmp")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(v.root, "..data_tmp"), filepath.Join(v.root, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	old, now := topLevel(v.payload), topLevel(payload)
+	for name := range now {
+		if !old[name] {
+			if err := os.Symlink(filepath.Join("..data", name), filepath.Join(v.root, name)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if between != nil {
+		between()
+	}
+	for name := range old {
+		if !now[name] {
+			if err := os.Remove(filepath.Join(v.root, name)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if v.dir != "" {
+		if err := os.RemoveAll(filepath.Join(v.root, v.dir)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v.payload, v.dir = payload, dir
+}
+
+// TestConfigMapKeyRemoval: removing a key from the policy ConfigMap is a
+// normal change, not a broken policy. The kubelet swaps "..data" to the new
+// version first and removes the key's link after, so for a moment that link
+// points to nothing. A poll or a SIGHUP landing then counted a failed
+// reload (lockbox_policy_reloads_total{result="error"}, the gauge 0, which
+// fires LockboxPolicyReloadFailed) for a change that loads a moment later.
+// A reading with such a link is one of a directory still changing: it is
+// not loaded and not counted, and the version the kubelet settles on is.
+func TestConfigMapKeyRemoval(t *testing.T) {
+	authz, err := fs.ReadFile(lockboxrego.FS, "lockbox/authz/authz.rego")
+	if err != nil {
+		t.Fatal(err)
+	}
+	catalog, err := fs.ReadFile(lockboxrego.FS, policy.CatalogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := map[string][]byte{"authz.rego": authz, policy.CatalogPath: catalog}
+	for _, key := range []struct {
+		name    string
+		content []byte
+		// reasons the policy gives allowedInput with the key, and
+		// without it
+		with, without []string
+	}{
+		{"README.md", []byte("# Policies for contoso\n"), []string{}, []string{}},
+		{"freeze.rego", []byte("package lockbox.authz\n\ndenials contains \"frozen\" if input.call.tenant == \"contoso\"\n"),
+			[]string{"frozen"}, []string{}},
+	} {
+		for _, how := range []string{"poll", "SIGHUP"} {
+			t.Run(key.name+"/"+how, func(t *testing.T) {
+				payload := maps.Clone(base)
+				payload[key.name] = key.content
+				v := newConfigMapVolume(t, payload)
+				var logs bytes.Buffer
+				e, _ := newEngine(t, policy.EngineConfig{Dir: v.root,
+					Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+				reloads := func(result string) float64 { return testutil.ToFloat64(policy.ReloadsCollector(e, result)) }
+				lastOK := func() float64 { return testutil.ToFloat64(policy.LastReloadCollector(e)) }
+				reasons := func() []string {
+					t.Helper()
+					d, err := e.Decide(t.Context(), allowedInput())
+					if err != nil {
+						t.Fatal(err)
+					}
+					return d.Reasons
+				}
+				if got := reasons(); !slices.Equal(got, key.with) {
+					t.Fatalf("with %s: reasons %q, want %q", key.name, got, key.with)
+				}
+				rev := e.Revision()
+				seen := rev
+
+				v.update(base, func() {
+					if _, err := os.Stat(filepath.Join(v.root, key.name)); !errors.Is(err, fs.ErrNotExist) {
+						t.Fatalf("%s does not point to nothing between the swap and its removal: %v", key.name, err)
+					}
+					switch how {
+					case "poll":
+						for range policy.UnsettledPolls - 1 {
+							seen = policy.WatchPoll(e, seen)
+						}
+					case "SIGHUP":
+						if err := e.Reload(); err == nil || !strings.Contains(err.Error(), key.name) {
+							t.Errorf("Reload = %v, want an error naming %s, which is not loaded yet", err, key.name)
+						}
+					}
+					if reloads("error") != 0 || lastOK() != 1 {
+						t.Errorf("while %s's link points to nothing: %v reload errors, last_reload_successful %v; want 0 and 1",
+							key.name, reloads("error"), lastOK())
+					}
+					if e.Revision() != rev {
+						t.Error("a reading with a link to nothing was loaded")
+					}
+				})
+				seen = policy.WatchPoll(e, seen)
+				if got := reasons(); !slices.Equal(got, key.without) {
+					t.Errorf("once the kubelet removed %s: reasons %q, want %q", key.name, got, key.without)
+				}
+				if reloads("error") != 0 || lastOK() != 1 {
+					t.Errorf("once the kubelet removed %s: %v reload errors, last_reload_successful %v; want 0 and 1",
+						key.name, reloads("error"), lastOK())
+				}
+				if strings.Contains(logs.String(), `"level":"ERROR"`) {
+					t.Errorf("a key removal logged an error:\n%s", logs.String())
+				}
+				_ = seen
+			})
+		}
+	}
+}
+
+// TestLinkToNothingThatStays: a link that points to nothing for
+// UnsettledPolls polls in a row is not a directory still changing but a
+// broken one (a link to a file never mounted): it is refused as any broken
+// change is, once, with an error naming the link, and the gauge says so
+// until it is gone.
+func TestLinkToNothingThatStays(t *testing.T) {
+	dir := defaultDir(t)
+	var logs bytes.Buffer
+	e, _ := newEngine(t, policy.EngineConfig{Dir: dir, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	reloads := func(result string) float64 { return testutil.ToFloat64(policy.ReloadsCollector(e, result)) }
+	lastOK := func() float64 { return testutil.ToFloat64(policy.LastReloadCollector(e)) }
+	errorLines := func() int { return strings.Count(logs.String(), `"level":"ERROR"`) }
+	rev := e.Revision()
+	link := filepath.Join(dir, "lockbox", "holiday.rego")
+	if err := os.Symlink(filepath.Join("..data", "holiday.rego"), link); err != nil {
+		t.Fatal(err)
+	}
+
+	seen := rev
+	for i := 1; i < policy.UnsettledPolls; i++ {
+		seen = policy.WatchPoll(e, seen)
+	}
+	if reloads("error") != 0 || lastOK() != 1 || errorLines() != 0 {
+		t.Fatalf("after %d polls: %v reload errors, last_reload_successful %v, %d error lines; want none yet:\n%s",
+			policy.UnsettledPolls-1, reloads("error"), lastOK(), errorLines(), logs.String())
+	}
+	for range 3 {
+		seen = policy.WatchPoll(e, seen)
+	}
+	if reloads("error") != 1 || lastOK() != 0 {
+		t.Errorf("after %d polls: %v reload errors, last_reload_successful %v; want 1 and 0",
+			policy.UnsettledPolls+2, reloads("error"), lastOK())
+	}
+	if errorLines() != 1 || !strings.Contains(logs.String(), "policy reload failed") ||
+		!strings.Contains(logs.String(), `lockbox/holiday.rego: a symbolic link whose target does not exist: ..data/holiday.rego`) {
+		t.Errorf("want one error line naming the link and its target, logs:\n%s", logs.String())
+	}
+	if e.Revision() != rev {
+		t.Error("a directory with a link to nothing was loaded")
+	}
+
+	if err := os.Remove(link); err != nil {
+		t.Fatal(err)
+	}
+	seen = policy.WatchPoll(e, seen)
+	if lastOK() != 1 || reloads("error") != 1 {
+		t.Errorf("once the link is gone: last_reload_successful %v, %v reload errors; want 1 and 1", lastOK(), reloads("error"))
+	}
+	_ = seen
 }
 
 // scriptedFS serves a policy directory whose scripted files change content
