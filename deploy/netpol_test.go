@@ -17,13 +17,15 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// TestNetworkPolicyAllowsConfiguredEndpoints: every endpoint outside the
-// cluster a Lockbox pod's configuration names (the SMTP server, each
-// webhook URL, the JWKS URLs and OpenID Connect issuers) is one its
-// NetworkPolicies let it reach, on the port the configuration names. A
-// policy on fixed ports blocks a relay on 2525 or a webhook on 8443
-// without a word: the notifications pile up in the outbox and are
-// dead-lettered, or no token verifies.
+// TestNetworkPolicyAllowsConfiguredEndpoints: every endpoint a Lockbox
+// pod's configuration names (outside the cluster: the SMTP server, each
+// webhook URL, the JWKS URLs and OpenID Connect issuers; inside it: the
+// Redis Sentinels or cluster nodes) is one its NetworkPolicies let it
+// reach, on the port the configuration names. A policy on fixed ports
+// blocks a relay on 2525 or a webhook on 8443 without a word: the
+// notifications pile up in the outbox and are dead-lettered, or no token
+// verifies; and Sentinels or cluster nodes on other ports than 6379 and
+// 26379 leave every pod unable to start.
 func TestNetworkPolicyAllowsConfiguredEndpoints(t *testing.T) {
 	kube := kubeVersion(t)
 	dir := t.TempDir()
@@ -39,6 +41,10 @@ func TestNetworkPolicyAllowsConfiguredEndpoints(t *testing.T) {
 		"identity:\n  providerCIDRs: [192.0.2.0/24]\n")
 	sidecar := writeIn(t, dir, "sidecar.yaml", "controlPlane: {enabled: false}\n"+
 		"sidecar:\n  enabled: true\n  service: exchange\n  workload: {name: exchange, image: registry.tenant.example/exchange:1.0}\n")
+	sentinel := writeIn(t, dir, "sentinel.yaml", "redis:\n  topology: sentinel\n"+
+		"  sentinel: {master: lockbox, addrs: [\"sentinel-0.redis.svc:5000\", \"sentinel-1.redis.svc:26379\"]}\n")
+	cluster := writeIn(t, dir, "cluster.yaml", "redis:\n  topology: cluster\n"+
+		"  cluster: {addrs: [\"redis-0.redis.svc:7000\", \"redis-1.redis.svc:7001\"]}\n")
 	helm := func(release string, values ...string) []string {
 		args := []string{"helm", "template", release, "../deploy/helm/lockbox", "--namespace", release, "--kube-version", kube}
 		for _, v := range values {
@@ -50,7 +56,11 @@ func TestNetworkPolicyAllowsConfiguredEndpoints(t *testing.T) {
 		"helm control plane":                    helm("lockbox", values),
 		"helm sidecar":                          helm("exchange", values, sidecar),
 		"helm helm/examples/control-plane.yaml": helm("control-plane", "../deploy/helm/examples/control-plane.yaml"),
+		"helm sentinel control plane":           helm("lockbox", values, sentinel),
+		"helm cluster sidecar":                  helm("exchange", values, sidecar, cluster),
+		"helm helm/examples/sentinel.yaml":      helm("sentinel", "../deploy/helm/examples/sentinel.yaml"),
 		"kustomize examples/control-plane":      {"kustomize", "build", "../deploy/kubernetes/examples/control-plane"},
+		"kustomize examples/sentinel/exchange":  {"kustomize", "build", "../deploy/kubernetes/examples/sentinel/exchange"},
 	}
 	for name, args := range renders {
 		t.Run(name, func(t *testing.T) {
@@ -68,7 +78,7 @@ func TestNetworkPolicyAllowsConfiguredEndpoints(t *testing.T) {
 					labels := pods.labels[o.Metadata.Name]
 					for _, e := range endpoints(t, env) {
 						checked++
-						if !pods.egressAllowed(labels, e.port) {
+						if !pods.egressAllowed(labels, e.port, e.inCluster) {
 							t.Errorf("%s %s: %s (%s) needs egress on TCP %d, which no NetworkPolicy of the pod allows", o.Kind, o.Metadata.Name, e.setting, e.value, e.port)
 						}
 					}
@@ -81,14 +91,16 @@ func TestNetworkPolicyAllowsConfiguredEndpoints(t *testing.T) {
 	}
 }
 
-// endpoint is a server outside the cluster a setting names.
+// endpoint is a server a setting names: outside the cluster, or a pod
+// inside it (Redis).
 type endpoint struct {
 	setting, value string
 	port           int
+	inCluster      bool
 }
 
-// endpoints are the servers outside the cluster Lockbox's configuration
-// env names, with the port each is reached on.
+// endpoints are the servers Lockbox's configuration env names, with the
+// port each is reached on.
 func endpoints(t *testing.T, env map[string]string) []endpoint {
 	t.Helper()
 	var out []endpoint
@@ -107,7 +119,7 @@ func endpoints(t *testing.T, env map[string]string) []endpoint {
 		if port == 0 {
 			t.Fatalf("%s %q: no port", setting, raw)
 		}
-		out = append(out, endpoint{setting, raw, port})
+		out = append(out, endpoint{setting, raw, port, false})
 	}
 	if addr := env["LOCKBOX_SMTP_ADDR"]; addr != "" {
 		_, p, err := net.SplitHostPort(addr)
@@ -115,7 +127,21 @@ func endpoints(t *testing.T, env map[string]string) []endpoint {
 		if err != nil || perr != nil {
 			t.Fatalf("LOCKBOX_SMTP_ADDR %q: %v %v", addr, err, perr)
 		}
-		out = append(out, endpoint{"LOCKBOX_SMTP_ADDR", addr, port})
+		out = append(out, endpoint{"LOCKBOX_SMTP_ADDR", addr, port, false})
+	}
+	// LOCKBOX_REDIS_URL comes from a Secret the render does not hold.
+	for _, k := range []string{"LOCKBOX_REDIS_SENTINEL_ADDRS", "LOCKBOX_REDIS_CLUSTER_ADDRS"} {
+		for addr := range strings.SplitSeq(env[k], ",") {
+			if addr = strings.TrimSpace(addr); addr == "" {
+				continue
+			}
+			_, p, err := net.SplitHostPort(addr)
+			port, perr := strconv.Atoi(p)
+			if err != nil || perr != nil {
+				t.Fatalf("%s %q: %v %v", k, addr, err, perr)
+			}
+			out = append(out, endpoint{k, addr, port, true})
+		}
 	}
 	for u := range strings.SplitSeq(env["LOCKBOX_WEBHOOK_URLS"], ",") {
 		if u = strings.TrimSpace(u); u != "" {
@@ -219,12 +245,15 @@ type peer struct {
 	IPBlock *struct {
 		CIDR string `yaml:"cidr"`
 	} `yaml:"ipBlock"`
+	NamespaceSelector map[string]any `yaml:"namespaceSelector"`
+	PodSelector       map[string]any `yaml:"podSelector"`
 }
 
 // egressAllowed says whether a pod with labels may open a TCP connection
-// to an address outside the cluster on port: NetworkPolicies add up, and
-// a pod no policy isolates for egress reaches everything.
-func (p policies) egressAllowed(labels map[string]string, port int) bool {
+// on port to an address outside the cluster, or with inCluster to a pod
+// of another namespace: NetworkPolicies add up, and a pod no policy
+// isolates for egress reaches everything.
+func (p policies) egressAllowed(labels map[string]string, port int, inCluster bool) bool {
 	isolated := false
 	for _, np := range p.policies {
 		selects := true
@@ -236,8 +265,14 @@ func (p policies) egressAllowed(labels map[string]string, port int) bool {
 		}
 		isolated = true
 		for _, r := range np.Egress {
-			// Only an ipBlock (or no peer at all) reaches beyond the cluster.
-			outside := len(r.To) == 0 || slices.ContainsFunc(r.To, func(p peer) bool { return p.IPBlock != nil })
+			// Only an ipBlock (or no peer at all) reaches beyond the
+			// cluster; a namespace or pod selector reaches pods.
+			outside := len(r.To) == 0 || slices.ContainsFunc(r.To, func(p peer) bool {
+				if inCluster {
+					return p.NamespaceSelector != nil || p.PodSelector != nil
+				}
+				return p.IPBlock != nil
+			})
 			onPort := len(r.Ports) == 0
 			for _, rp := range r.Ports {
 				n, ok := rp.Port.(int)
@@ -262,6 +297,7 @@ func TestHelmRefusesEndpointsItCannotAllow(t *testing.T) {
 	for _, tc := range []struct{ name, values, want string }{
 		{"webhook scheme", "controlPlane:\n  config:\n    LOCKBOX_WEBHOOK_URLS: https://hooks.example/a,ftp://hooks.example/b\n", "LOCKBOX_WEBHOOK_URLS"},
 		{"smtp without a port", "controlPlane:\n  config:\n    LOCKBOX_SMTP_ADDR: smtp.example\n    LOCKBOX_SMTP_FROM: lockbox@provider.example\n", "LOCKBOX_SMTP_ADDR"},
+		{"redis node without a port", "redis:\n  topology: cluster\n  cluster: {addrs: [redis-0.redis.svc:6379, redis-1.redis.svc]}\n", "redis.cluster.addrs"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			values := writeIn(t, dir, strings.ReplaceAll(tc.name, " ", "-")+".yaml", tc.values)

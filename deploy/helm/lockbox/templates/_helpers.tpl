@@ -524,7 +524,29 @@ pod. Call with (dict "root" $ "controlPlane" true|false).
         matchLabels:
           {{- toYaml $np.redis.podLabels | nindent 10 }}
   ports:
+    {{- /*
+    Beside networkPolicy.redis.ports, the ports the sentinels' or cluster
+    nodes' addresses name: on fixed ones alone, Sentinels or nodes on
+    others would be blocked, and no pod could start.
+    */}}
+    {{- $ports := list }}
     {{- range $np.redis.ports }}
+    {{- $ports = append $ports (toString .) }}
+    {{- end }}
+    {{- $addrs := list }}
+    {{- if eq $.Values.redis.topology "sentinel" }}
+    {{- $addrs = $.Values.redis.sentinel.addrs }}
+    {{- else if eq $.Values.redis.topology "cluster" }}
+    {{- $addrs = $.Values.redis.cluster.addrs }}
+    {{- end }}
+    {{- range $addrs }}
+    {{- $port := regexFind "[0-9]+$" (regexFind ":[0-9]+$" (toString .)) }}
+    {{- if not $port }}
+    {{- fail (printf "redis.%s.addrs: %q is not host:port, so networkPolicy can't let Lockbox reach its port" $.Values.redis.topology (toString .)) }}
+    {{- end }}
+    {{- $ports = append $ports $port }}
+    {{- end }}
+    {{- range uniq $ports }}
     - port: {{ . }}
       protocol: TCP
     {{- end }}
