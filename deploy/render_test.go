@@ -869,3 +869,45 @@ func writeIn(t *testing.T, dir, name, content string) string {
 	}
 	return p
 }
+
+// TestHelmDisruptionBudgetAllowsADrain: the control plane's
+// PodDisruptionBudget lets at least one of controlPlane.replicas be
+// evicted. One that keeps them all (one replica beside the default
+// minAvailable 1, or 100%) renders and installs without a word, and every
+// "kubectl drain" of their nodes, cluster upgrades included, then waits on
+// it forever; the chart refuses it instead, naming both values.
+func TestHelmDisruptionBudgetAllowsADrain(t *testing.T) {
+	kube := kubeVersion(t)
+	for _, tc := range []struct {
+		name string
+		set  []string
+		want string // "" renders
+	}{
+		{"one replica", []string{"controlPlane.replicas=1"}, "controlPlane.podDisruptionBudget.minAvailable 1 keeps all 1 of controlPlane.replicas"},
+		{"every replica", []string{"controlPlane.replicas=3", "controlPlane.podDisruptionBudget.minAvailable=3"}, "controlPlane.podDisruptionBudget.minAvailable 3 keeps all 3"},
+		{"every replica by percentage", []string{"controlPlane.podDisruptionBudget.minAvailable=100%"}, "controlPlane.podDisruptionBudget.minAvailable 100% keeps all 2"},
+		{"a percentage rounded up to all", []string{"controlPlane.replicas=3", "controlPlane.podDisruptionBudget.minAvailable=70%"}, "minAvailable 70% keeps all 3"},
+		{"not a number", []string{"controlPlane.podDisruptionBudget.minAvailable=most"}, `controlPlane.podDisruptionBudget.minAvailable "most"`},
+		{"one replica without a budget to keep", []string{"controlPlane.replicas=1", "controlPlane.podDisruptionBudget.minAvailable=0"}, ""},
+		{"one of three may go", []string{"controlPlane.replicas=3", "controlPlane.podDisruptionBudget.minAvailable=2"}, ""},
+		{"half", []string{"controlPlane.podDisruptionBudget.minAvailable=50%"}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := []string{"tool", "helm", "template", "lockbox", "../deploy/helm/lockbox", "--namespace", "lockbox", "--kube-version", kube}
+			for _, s := range tc.set {
+				args = append(args, "--set", s)
+			}
+			cmd := exec.Command("go", args...)
+			cmd.Dir = "../tools"
+			out, err := cmd.CombinedOutput()
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("helm template: %v, want it to render:\n%s", err, out)
+			case tc.want == "" && !strings.Contains(string(out), "kind: PodDisruptionBudget"):
+				t.Errorf("helm template rendered no PodDisruptionBudget:\n%s", out)
+			case tc.want != "" && (err == nil || !strings.Contains(string(out), tc.want)):
+				t.Errorf("helm template: %v, want a failure containing %q:\n%s", err, tc.want, out)
+			}
+		})
+	}
+}

@@ -87,6 +87,8 @@ func TestKubecheck(t *testing.T) {
 		{name: "two Redis", after: sidecar, old: "value: proxy\n", new: "value: proxy\n        - name: LOCKBOX_REDIS_CLUSTER_ADDRS\n          value: redis-0.redis:6379\n", want: "sets [LOCKBOX_REDIS_URL LOCKBOX_REDIS_CLUSTER_ADDRS]: exactly one"},
 		{name: "Redis password outside a Secret", after: sidecar, old: "value: proxy\n", new: "value: proxy\n        - name: LOCKBOX_REDIS_PASSWORD_FILE\n          value: /etc/lockbox/policy/redis-password\n", want: "LOCKBOX_REDIS_PASSWORD_FILE /etc/lockbox/policy/redis-password is not on a mounted Secret"},
 		{name: "one replica", after: controlPlane, old: "replicas: 2", new: "replicas: 1", want: "fewer than 2 replicas"},
+		{name: "disruption budget evicts none", after: "kind: PodDisruptionBudget", old: "minAvailable: 1", new: "minAvailable: 2", want: "PodDisruptionBudget lockbox lets none of its 2 replicas be evicted"},
+		{name: "disruption budget of every replica", after: "kind: PodDisruptionBudget", old: "minAvailable: 1", new: "minAvailable: 100%", want: "lets none of its 2 replicas be evicted"},
 		{name: "no disruption budget", after: "kind: PodDisruptionBudget", old: "    matchLabels:\n      app.kubernetes.io/component: control-plane", new: "    matchLabels:\n      app.kubernetes.io/component: other", want: "no PodDisruptionBudget selects its pods"},
 	}
 	for _, tc := range cases {

@@ -417,13 +417,36 @@ func (b *bundle) checkControlPlane(w workload, c corev1.Container) []error {
 	if w.replicas == nil || *w.replicas < 2 {
 		errs = append(errs, fmt.Errorf("%s: fewer than 2 replicas", w))
 	}
-	covered := slices.ContainsFunc(b.pdbs, func(p *policyv1.PodDisruptionBudget) bool {
-		return p.Namespace == w.ns && selects(p.Spec.Selector, w.pod.Labels)
-	})
+	covered := false
+	for _, p := range b.pdbs {
+		if p.Namespace != w.ns || !selects(p.Spec.Selector, w.pod.Labels) {
+			continue
+		}
+		covered = true
+		if w.replicas != nil && !allowsDisruption(p, int(*w.replicas)) {
+			errs = append(errs, fmt.Errorf("%s: PodDisruptionBudget %s lets none of its %d replicas be evicted: a node drain waits on it forever", w, p.Name, *w.replicas))
+		}
+	}
 	if !covered {
 		errs = append(errs, fmt.Errorf("%s: no PodDisruptionBudget selects its pods", w))
 	}
 	return errs
+}
+
+// allowsDisruption says whether p lets one of replicas healthy pods be
+// evicted, scaling percentages as the disruption controller does
+// (minAvailable rounded up, maxUnavailable rounded up too).
+func allowsDisruption(p *policyv1.PodDisruptionBudget, replicas int) bool {
+	if m := p.Spec.MaxUnavailable; m != nil {
+		n, err := intstr.GetScaledValueFromIntOrPercent(m, replicas, true)
+		return err == nil && n > 0
+	}
+	if m := p.Spec.MinAvailable; m != nil {
+		n, err := intstr.GetScaledValueFromIntOrPercent(m, replicas, true)
+		return err == nil && n < replicas
+	}
+	// Neither: the API server refuses such a budget; nothing to add.
+	return true
 }
 
 // checkSidecar holds what keeps a tenant data service reachable only
