@@ -54,8 +54,8 @@ type Log struct {
 	// forwarders; nil until ReportSIEMTrims.
 	siemTrims *siemTrimReport
 
-	// retention reports the unreadable records Trim removes; nil until
-	// ReportRetention.
+	// retention reports the unreadable and future-dated records Trim
+	// removes; nil until ReportRetention.
 	retention *retentionReport
 
 	// unreadable reports the records searches and exports meet that do

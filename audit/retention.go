@@ -68,16 +68,18 @@ func (l *Log) Trim(ctx context.Context, tenant string, cutoff time.Time) (int, e
 			return total, fault.Unavailable("audit: trim", err)
 		}
 		last := -1
-		// The records of this batch dated by their stream id (unreadable),
-		// by index: reported once the cut that removes them commits.
+		// The records of this batch dated by their stream id (unreadable,
+		// or dated ahead of it), by index: reported once the cut that
+		// removes them commits.
 		var byID []int
+		dates := make([]entryDate, len(msgs))
 		for i, m := range msgs {
-			at, readable, err := entryTime(m)
-			if err != nil || !at.Before(cutoff) {
+			d, err := entryTime(m)
+			if err != nil || !d.at.Before(cutoff) {
 				break
 			}
-			last = i
-			if !readable {
+			last, dates[i] = i, d
+			if d.unreadable() || d.ahead() {
 				byID = append(byID, i)
 			}
 		}
@@ -106,8 +108,12 @@ func (l *Log) Trim(ctx context.Context, tenant string, cutoff time.Time) (int, e
 		// last n of msgs[:last+1]: another replica's cut took the ones
 		// before them, and reports those.
 		for _, i := range byID {
-			if i > last-n {
+			switch {
+			case i <= last-n:
+			case dates[i].unreadable():
 				l.retention.unreadable(ctx, tenant, msgs[i].ID)
+			default:
+				l.retention.ahead(ctx, tenant, msgs[i].ID, dates[i])
 			}
 		}
 		total += n
@@ -165,14 +171,33 @@ func oldestDue(msgs []redis.XMessage, retention time.Duration, now time.Time) ti
 	if len(msgs) == 0 {
 		return time.Time{}
 	}
-	at, _, err := entryTime(msgs[0])
+	d, err := entryTime(msgs[0])
 	if err != nil {
 		// Trim stops at an entry it can't date; look again in a while
 		// rather than at once.
 		return now.Add(retention)
 	}
-	return at.Add(retention)
+	return d.at.Add(retention)
 }
+
+// entryDate is how retention dates a stream entry.
+type entryDate struct {
+	// at is when the entry counts as written: its age is measured from it.
+	at time.Time
+	// created is its record's CreationTime, zero for a record that can't
+	// be read or carries none.
+	created time.Time
+	// appended is the time in its stream id.
+	appended time.Time
+}
+
+// unreadable is whether the entry is dated by its stream id for want of a
+// CreationTime.
+func (d entryDate) unreadable() bool { return d.created.IsZero() }
+
+// ahead is whether the entry's CreationTime is further ahead of its
+// stream id than ClockSkew allows, so it is dated by its stream id.
+func (d entryDate) ahead() bool { return !d.created.IsZero() && d.at.Before(d.created) }
 
 // entryTime is when the stream entry m was written, as retention judges
 // it: its record's CreationTime or, for a record that can't be read (cut
@@ -185,21 +210,32 @@ func oldestDue(msgs []redis.XMessage, retention time.Duration, now time.Time) ti
 // appendBatchScript), whose milliseconds are Redis's clock when it was
 // added, or later (ids never go back): never before the record was
 // written, as far as Redis's clock and the writers' agree, which
-// CreationTime from several replicas already assumes. readable is false
-// for a time taken from the id. An error means m's id is not one Redis
-// generates.
-func entryTime(m redis.XMessage) (at time.Time, readable bool, err error) {
-	var rec struct{ CreationTime record.Time }
-	s, _ := m.Values[field].(string)
-	if json.Unmarshal([]byte(s), &rec) == nil && !rec.CreationTime.IsZero() {
-		return rec.CreationTime.Time, true, nil
-	}
+// CreationTime from several replicas already assumes. So a CreationTime
+// more than ClockSkew after the id's time was stamped by a replica whose
+// clock ran ahead (a bad NTP step, a VM restored with a wrong clock), and
+// the entry is dated by its id instead: taken at its word, it stopped
+// retention for the whole log after it until that date, which may be
+// years away. A replica a little ahead, within ClockSkew, is no fault,
+// and its records keep their CreationTime.
+//
+// An error means m's id is not one Redis generates.
+func entryTime(m redis.XMessage) (entryDate, error) {
 	ms, _, _ := strings.Cut(m.ID, "-")
 	n, err := strconv.ParseInt(ms, 10, 64)
 	if err != nil {
-		return time.Time{}, false, fmt.Errorf("audit: bad stream id %q", m.ID)
+		return entryDate{}, fmt.Errorf("audit: bad stream id %q", m.ID)
 	}
-	return time.UnixMilli(n).UTC(), false, nil
+	d := entryDate{appended: time.UnixMilli(n).UTC()}
+	d.at = d.appended
+	var rec struct{ CreationTime record.Time }
+	s, _ := m.Values[field].(string)
+	if json.Unmarshal([]byte(s), &rec) == nil && !rec.CreationTime.IsZero() {
+		d.created = rec.CreationTime.Time
+		if !d.created.After(d.appended.Add(ClockSkew)) {
+			d.at = d.created
+		}
+	}
+	return d, nil
 }
 
 // RetentionProbe reads when a tenant's oldest record passes retention, for
@@ -266,9 +302,11 @@ func (r *siemTrimReport) unread(ctx context.Context, tenant string, n int64, thr
 }
 
 // retentionReport counts and logs the records retention removes that it
-// could not read. Nil reports nothing.
+// could not read, and those it dated by their stream id because their
+// CreationTime was ahead of it. Nil reports nothing.
 type retentionReport struct {
 	counter prometheus.Counter
+	future  prometheus.Counter
 	log     *slog.Logger
 }
 
@@ -278,14 +316,24 @@ type retentionReport struct {
 // it removes that it could not read (cut short, edited by hand, in a form
 // this version refuses, or without a CreationTime), dated by its stream
 // id: no search or export ever showed it, and once removed nothing else
-// tells that it was there. Call it before trimming, where retention runs.
+// tells that it was there. It counts likewise, in
+// lockbox_audit_records_trimmed_future_dated_total, and logs with both
+// times, each record it removes by its stream id's age because its
+// CreationTime was further ahead of it than ClockSkew: the only sign left
+// that a replica's clock ran ahead. Call it before trimming, where
+// retention runs.
 func (l *Log) ReportRetention(reg prometheus.Registerer, logger *slog.Logger) error {
 	c, logger, err := reportCounter(reg, logger, "lockbox_audit_records_trimmed_unreadable_total",
 		"Audit records retention removed that it could not read (or that carried no CreationTime), dated by their stream id; each is also logged at warn.")
 	if err != nil {
 		return err
 	}
-	l.retention = &retentionReport{counter: c, log: logger}
+	f, _, err := reportCounter(reg, logger, "lockbox_audit_records_trimmed_future_dated_total",
+		"Audit records retention removed whose CreationTime was ahead of their stream id by more than the allowed clock skew, dated by their stream id: a replica's clock was ahead; each is also logged at warn.")
+	if err != nil {
+		return err
+	}
+	l.retention = &retentionReport{counter: c, future: f, log: logger}
 	return nil
 }
 
@@ -296,6 +344,15 @@ func (r *retentionReport) unreadable(ctx context.Context, tenant, id string) {
 	r.counter.Inc()
 	r.log.WarnContext(ctx, "audit retention removed a record it could not read, by its stream id's age",
 		"tenant", tenant, "stream_id", id)
+}
+
+func (r *retentionReport) ahead(ctx context.Context, tenant, id string, d entryDate) {
+	if r == nil {
+		return
+	}
+	r.future.Inc()
+	r.log.WarnContext(ctx, "audit retention removed a record dated ahead of its stream id, by its stream id's age; the replica that wrote it had its clock ahead",
+		"tenant", tenant, "stream_id", id, "creation_time", d.created, "stream_time", d.appended)
 }
 
 // nextID is the smallest stream id after id: the exclusive MINID bound.
