@@ -246,7 +246,7 @@ type Config struct {
 
 	// ConsoleURL is the admin center's external base URL; it makes the
 	// OpenID Connect redirect URI and, when https, Secure cookies.
-	ConsoleURL string `env:"CONSOLE_URL" desc:"external base URL of the admin center (e.g. https://lockbox.example.com), as browsers reach it: each OIDC issuer's redirect URI is this plus /console/oidc/callback/provider (the provider's issuer, or LOCKBOX_OIDC_ISSUER) or /console/oidc/callback/tenant/ and the tenant id (a tenant's issuer), the post-logout redirect URI of an issuer whose discovery document names an end_session_endpoint is this plus /console/signin?signed_out=1, and https makes session cookies Secure; required with LOCKBOX_OIDC_ISSUER, or with a console section in LOCKBOX_ISSUERS_FILE where LOCKBOX_SERVE runs the api"`
+	ConsoleURL string `env:"CONSOLE_URL" desc:"external base URL of the admin center (e.g. https://lockbox.example.com), as browsers reach it: each OIDC issuer's redirect URI is this plus /console/oidc/callback/provider (the provider's issuer, or LOCKBOX_OIDC_ISSUER) or /console/oidc/callback/tenant/ and the tenant id (a tenant's issuer), the post-logout redirect URI of an issuer whose discovery document names an end_session_endpoint is this plus /console/signin?signed_out=1, and https makes session cookies Secure (http is refused except on localhost, 127.0.0.1 or [::1]: sessions would travel in clear text; with TLS ended in front of Lockbox the URL is https all the same); required with LOCKBOX_OIDC_ISSUER, or with a console section in LOCKBOX_ISSUERS_FILE where LOCKBOX_SERVE runs the api"`
 	// OIDCIssuer and the settings below configure the admin center's
 	// OpenID Connect sign-in.
 	OIDCIssuer       string `env:"OIDC_ISSUER" desc:"OpenID Connect issuer the admin center signs users in with (authorization code flow with PKCE): https, or http on localhost, without a query; unset: no sign-in in \"lockbox serve\", dev identities in \"lockbox dev\""`
@@ -823,6 +823,12 @@ func (c Config) check() error {
 				shown = u.Redacted()
 			}
 			errs = append(errs, varErr("ConsoleURL", "%q is not an http(s) URL of a host (scheme and host only)", shown))
+		} else if h := u.Hostname(); u.Scheme == "http" && !strings.EqualFold(h, "localhost") && h != "127.0.0.1" && h != "::1" {
+			// The session and CSRF cookies are Secure only under https: an
+			// http URL browsers reach over the network would carry every
+			// admin-center session in clear text. TLS ended in front of
+			// Lockbox is an https URL all the same.
+			errs = append(errs, varErr("ConsoleURL", "%q is http on a host that is not loopback: sign-in sessions would travel in clear text; use https (TLS may end at a load balancer in front of Lockbox), http only on localhost, 127.0.0.1 or [::1]", u.Redacted()))
 		}
 	}
 	if c.OIDCIssuer != "" {

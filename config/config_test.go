@@ -1296,3 +1296,29 @@ func TestAuditReadsOfOneCallerMayBeAll(t *testing.T) {
 		t.Errorf("got %d per caller and %d in all", c.AuditReadsPerCaller, c.AuditReads)
 	}
 }
+
+// The console's session and CSRF cookies are Secure only when
+// LOCKBOX_CONSOLE_URL is https: an http URL of any other host than a
+// loopback one sent sign-in sessions over the network in clear text. It
+// is refused at start-up, in one line naming the variable; a loopback
+// http URL ("lockbox dev", a browser on the same machine) is kept, as is
+// https with TLS ended in front of Lockbox (LOCKBOX_TLS_* unset).
+func TestConsoleURLHTTPOnlyOnLoopback(t *testing.T) {
+	for _, u := range []string{"http://lockbox.example.com", "http://lockbox.example.com:8080", "HTTP://lockbox.example.com",
+		"http://10.0.0.5:8080", "http://[2001:db8::1]:8080", "http://localhost.example.com", "http://127.0.0.1.nip.io"} {
+		_, err := Load(map[string]string{"LOCKBOX_CONSOLE_URL": u})
+		if err == nil {
+			t.Errorf("LOCKBOX_CONSOLE_URL=%q accepted", u)
+			continue
+		}
+		if msg := err.Error(); !strings.HasPrefix(msg, "LOCKBOX_CONSOLE_URL: ") || strings.Contains(msg, "\n") || !strings.Contains(msg, "https") {
+			t.Errorf("LOCKBOX_CONSOLE_URL=%q: want one line naming the variable and https, got %q", u, msg)
+		}
+	}
+	for _, u := range []string{"http://localhost:8080", "http://LOCALHOST:8080", "http://127.0.0.1:8080", "http://[::1]:8080",
+		"https://lockbox.example.com", "https://10.0.0.5:8443"} {
+		if _, err := Load(map[string]string{"LOCKBOX_CONSOLE_URL": u}); err != nil {
+			t.Errorf("LOCKBOX_CONSOLE_URL=%q: %v", u, err)
+		}
+	}
+}
