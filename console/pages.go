@@ -1046,8 +1046,11 @@ func (c *Console) showApprovers(w http.ResponseWriter, r *http.Request, sess Ses
 	if err != nil {
 		return err
 	}
+	// The forms follow the registry's rule for assigning (a global admin
+	// who is a user of the tenant, without a provider-only role), not the
+	// role alone: only the reads above keep the two alike today.
 	c.render(w, r, status, "approvers", &sess, approversView{Tenant: t, Domains: entry.Domains, Approvers: list.Approvers, NotCounting: list.NotCounting,
-		CanChange: sess.Principal.IsGlobalAdminOf(t) && !entry.IsOffboarded(), User: user, Problem: problem, Offboarded: entry.Offboarded})
+		CanChange: entry.ActsAsGlobalAdmin(sess.Principal) && !entry.IsOffboarded(), User: user, Problem: problem, Offboarded: entry.Offboarded})
 	return nil
 }
 
