@@ -1,6 +1,9 @@
 package identity
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // ErrUnauthenticated is the one error category a caller of Verify needs: the
 // request carries no identity Lockbox can trust. Every verification failure
@@ -25,7 +28,6 @@ func deny(reason string) error { return &authError{reason: reason} }
 // more than the check itself already does.
 var (
 	errNoToken         = deny("missing token")
-	errTooLarge        = deny("token too large")
 	errMalformed       = deny("malformed token")
 	errMalformedClaims = deny("malformed claims")
 	errAlgorithm       = deny("algorithm not allowed")
@@ -53,6 +55,14 @@ var (
 	errNoKeysRefused    = deny("no verification keys (JWKS refused)")
 	errStaleKeysRefused = deny("verification keys too old (JWKS refused)")
 )
+
+// errTooLarge names the limit and its usual cause, so that an engineer's
+// 401 leads to the identity provider's token configuration: Entra ID puts
+// up to 200 group ids in a token, which alone take it past the limit. It
+// starts with the reason it always gave.
+var errTooLarge = deny(fmt.Sprintf("token too large: over %d KiB (%d bytes), the most Lockbox takes; "+
+	"the user's groups in the token (Entra ID's groups claim) usually make it so: Lockbox reads roles, "+
+	"so have the identity provider leave groups out of tokens for Lockbox's audience", MaxTokenSize>>10, MaxTokenSize))
 
 // errJWKSRefused marks the error of a JWKS document fetched from an
 // issuer's URL and refused, through the fetcher's wrapping, so that logs

@@ -31,8 +31,9 @@ const (
 	maxLeeway = 5 * time.Minute
 
 	// MaxTokenSize bounds the work an unauthenticated caller can make us do:
-	// the size is checked before any decoding or signature math. Real access
-	// tokens are well under 2 KiB.
+	// the size is checked before any decoding or signature math. Access
+	// tokens are well under 2 KiB unless they list the user's groups
+	// (errTooLarge says so).
 	MaxTokenSize = 8 << 10
 )
 

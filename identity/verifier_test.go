@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -503,7 +504,7 @@ func TestVerifyJWKS(t *testing.T) {
 		{
 			name:       "oversized token",
 			token:      claims(func(c map[string]any) { c["pad"] = strings.Repeat("x", MaxTokenSize) }).sign,
-			wantReason: "token too large",
+			wantReason: errTooLarge.(*authError).reason,
 		},
 		{
 			name:       "not a JWT",
@@ -1049,5 +1050,36 @@ func must0(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// An Entra ID access token names every group of its user in "groups", up
+// to 200 object ids (36 characters each) before it switches to an overage
+// claim: well past MaxTokenSize for a user of many groups. The refusal
+// says what the limit is and what usually crosses it, so that the 401 an
+// engineer reports leads to the app registration, not to Lockbox's code.
+func TestVerifyTooLargeNamesLimitAndCause(t *testing.T) {
+	keys := newTestKeys(t)
+	v, _ := newJWKSVerifier(t, keys.jwks()...)
+	groups := make([]string, 200)
+	for i := range groups {
+		groups[i] = fmt.Sprintf("%08x-0000-4000-8000-000000000000", i)
+	}
+	raw := tok{alg: jose.EdDSA, key: keys.ed, kid: "ed", claims: func(c map[string]any) { c["groups"] = groups }}.sign(t)
+	if len(raw) <= MaxTokenSize {
+		t.Fatalf("the token is %d bytes, not over MaxTokenSize", len(raw))
+	}
+	_, err := v.Verify(context.Background(), raw)
+	if !errors.Is(err, ErrUnauthenticated) {
+		t.Fatalf("Verify: %v, want ErrUnauthenticated", err)
+	}
+	msg := err.Error()
+	for _, want := range []string{"unauthenticated: token too large", "8 KiB", "8192 bytes", "groups"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("refusal %q does not say %q", msg, want)
+		}
+	}
+	if !strings.HasPrefix(msg, "unauthenticated: token too large") {
+		t.Errorf("refusal %q does not start with the reason it always gave", msg)
 	}
 }
