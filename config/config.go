@@ -261,7 +261,7 @@ type Config struct {
 	ConsoleSessionMax  time.Duration `env:"CONSOLE_SESSION_MAX" envDefault:"8h" desc:"every admin center session ends this long after sign-in"`
 	// ConsoleReverify is how often an OIDC session's roles are read again
 	// from the identity provider.
-	ConsoleReverify time.Duration `env:"CONSOLE_REVERIFY" envDefault:"15m" desc:"how often an admin center session signed in with OIDC is verified again with its refresh token, or without one by the identity provider's sign-in without a page (prompt=none), so roles removed (or a user disabled) at the identity provider leave the admin center; one the identity provider can't verify for 4 times this long ends"`
+	ConsoleReverify time.Duration `env:"CONSOLE_REVERIFY" envDefault:"15m" desc:"how often an admin center session signed in with OIDC is verified again with its refresh token, or without one by the identity provider's sign-in without a page (prompt=none), so roles removed (or a user disabled) at the identity provider leave the admin center (roles only where its refresh answers carry an ID token); one the identity provider can't verify for 4 times this long ends"`
 
 	// DevDir is where "lockbox dev" keeps its signing keys and tokens.
 	DevDir string `env:"DEV_DIR" envDefault:".lockbox-dev" desc:"where \"lockbox dev\" keeps its signing key, JWKS and tokens: created 0700; one others can open is refused, as is a second \"lockbox dev\" while one runs there"`

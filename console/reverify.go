@@ -21,7 +21,9 @@ import (
 // every call; the console verifies its sessions again every
 // Config.Reverify instead, by redeeming the refresh token of the sign-in
 // at the issuer's token endpoint and taking the principal from the ID
-// token of the answer, checked as a sign-in checks it. A session without a
+// token of the answer, checked as a sign-in checks it (an answer without
+// one, as OpenID Connect Core 1.0 section 12.2 allows, still proves the
+// grant stands, and the session keeps the claims it had). A session without a
 // refresh token is verified by the identity provider's sign-in instead,
 // which the browser goes through without its user seeing it (prompt=none;
 // see silent.go). An answer that refuses, or names someone else, ends the
@@ -154,11 +156,21 @@ func (c *Console) notVerified(ctx context.Context, sess Session, now time.Time, 
 
 // verifiedAgain stores in sess what the identity provider said of its user
 // at now: id (checked as a sign-in checks it), and rt, the refresh token to
-// verify it with next ("" for none). Another user ends the session. Only
-// the session as it was read is changed (see sessions.update), and it is
-// due no more.
+// verify it with next ("" for none). Another user ends the session; an
+// answer without an ID token keeps the principal and name the session
+// was last verified with. Only the session as it was read is changed (see
+// sessions.update), and it is due no more.
 func (c *Console) verifiedAgain(ctx context.Context, sess Session, oc *oidcClient, id refreshedIdentity, rt string, now time.Time) (Session, error) {
 	old := sess.Principal
+	if id.noIDToken {
+		c.log.DebugContext(ctx, "console: the identity provider refreshed a session without an ID token; it keeps the claims it was last verified with",
+			"user", old.Subject, "tenant", old.TenantID, "issuer", logurl.Show(sess.Issuer))
+		return c.sessions.update(ctx, sess, func(s *Session) bool {
+			s.RefreshToken, s.VerifiedAt = oc.keptRefreshToken(ctx, rt), now
+			s.ReverifyRetryAt, s.SilentReverifyAt = time.Time{}, time.Time{}
+			return true
+		})
+	}
 	if id.principal.Subject != old.Subject || id.principal.TenantID != old.TenantID {
 		return Session{}, c.endUnverified(ctx, sess, fmt.Sprintf("the identity provider's new ID token names another user (%q of tenant %q)",
 			id.principal.Subject, id.principal.TenantID))
@@ -213,6 +225,9 @@ func (e *idpDown) Unwrap() error { return e.err }
 type refreshedIdentity struct {
 	identified
 	rawIDToken string
+	// noIDToken is an answer without an ID token: the grant stands, and
+	// the claims are those the session was last verified with.
+	noIDToken bool
 }
 
 // refresh redeems refreshToken at the issuer's token endpoint and checks
@@ -223,7 +238,8 @@ type refreshedIdentity struct {
 // *idpDown error is an answer not had; any other, an answer that ends the
 // session. An answer whose ID token can't be checked because the issuer's
 // keys can't be fetched is an *idpDown too, returned with the refresh token
-// of the answer: the identity provider spent the one redeemed.
+// of the answer: the identity provider spent the one redeemed. An answer
+// without an ID token is no error: its refreshedIdentity says so.
 func (o *oidcClient) refresh(ctx context.Context, refreshToken string, now func() time.Time) (refreshedIdentity, string, error) {
 	p, err := o.discover(ctx)
 	if err != nil {
@@ -232,6 +248,14 @@ func (o *oidcClient) refresh(ctx context.Context, refreshToken string, now func(
 	tok, err := o.oauth2(p).TokenSource(oidc.ClientContext(ctx, o.cfg.HTTPClient), &oauth2.Token{RefreshToken: refreshToken}).Token()
 	if err != nil {
 		return refreshedIdentity{}, "", tokenEndpointError(tokenURLError(p, err))
+	}
+	if raw, _ := tok.Extra("id_token").(string); raw == "" {
+		// OpenID Connect Core 1.0 section 12.2 lets the answer to a
+		// refresh leave the ID token out. The redemption itself is the
+		// identity provider's word that the grant stands (a disabled user
+		// or a revoked grant is refused above); only the claims can't be
+		// read again.
+		return refreshedIdentity{noIDToken: true}, tok.RefreshToken, nil
 	}
 	idt, raw, err := o.verifyIDToken(ctx, p, tok, now)
 	if err != nil {

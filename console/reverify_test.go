@@ -571,3 +571,74 @@ func TestReverifyKeysUnavailable(t *testing.T) {
 		}
 	})
 }
+
+// TestReverifyRefreshWithoutIDToken: OpenID Connect Core 1.0 section 12.2
+// lets a token endpoint answer a refresh without an ID token. The refresh
+// having succeeded, the grant is still good at the identity provider: the
+// session stays, verified now, with the principal and name it was last
+// verified with and the refresh token rotated to. A refresh the provider
+// refuses still ends it, and so does an ID token, once one comes again,
+// that names another user.
+func TestReverifyRefreshWithoutIDToken(t *testing.T) {
+	parallel(t)
+	t.Run("kept", func(t *testing.T) {
+		parallel(t)
+		e, m, line := newReverifyEnv(t, oidctest.Config{})
+		req := e.file("contoso")
+		b := oidcSignIn(t, e, m, mona)
+		first := b.raw()
+		m.OmitRefreshIDToken(true)
+		want := []string{first.RefreshToken}
+		for i := range 2 {
+			e.clk.Advance(reverify)
+			if !canApprove(t, b, req.ID) {
+				t.Fatalf("re-verification %d without an ID token: the manager is not offered the approval:\n%s", i, e.logs.String())
+			}
+			s := b.raw()
+			if got := line.redemptions(); !slices.Equal(got, want) {
+				t.Fatalf("re-verification %d redeemed %q, want %q", i, got, want)
+			}
+			if s.Principal.Subject != first.Principal.Subject || !slices.Equal(s.Principal.Roles, first.Principal.Roles) || s.Name != first.Name {
+				t.Errorf("re-verification %d: the session holds %+v %q, was %+v %q", i, s.Principal, s.Name, first.Principal, first.Name)
+			}
+			if !s.VerifiedAt.Equal(e.clk.Now()) || s.RefreshToken == "" || slices.Contains(want, s.RefreshToken) {
+				t.Errorf("re-verification %d: verified at %s (now %s), refresh token %q (redeemed %q)", i, s.VerifiedAt, e.clk.Now(), s.RefreshToken, want)
+			}
+			want = append(want, s.RefreshToken)
+		}
+		if logs := e.logs.String(); strings.Contains(logs, "session ended") {
+			t.Errorf("the log tells of a session ended:\n%s", logs)
+		}
+	})
+	t.Run("refresh refused", func(t *testing.T) {
+		parallel(t)
+		e, m, _ := newReverifyEnv(t, oidctest.Config{})
+		b := oidcSignIn(t, e, m, mona)
+		m.OmitRefreshIDToken(true)
+		if m.RevokeRefreshTokens(mona.sub) == 0 {
+			t.Fatal("no refresh token to revoke")
+		}
+		e.clk.Advance(reverify)
+		wantEnded(t, e, b.get("/console/requests"))
+		if logs := e.logs.String(); !strings.Contains(logs, "session ended") || !strings.Contains(logs, "invalid_grant") {
+			t.Errorf("the log does not tell why the session ended:\n%s", logs)
+		}
+	})
+	t.Run("ID token again, of another user", func(t *testing.T) {
+		parallel(t)
+		e, m, _ := newReverifyEnv(t, oidctest.Config{})
+		b := oidcSignIn(t, e, m, mona)
+		m.OmitRefreshIDToken(true)
+		e.clk.Advance(reverify)
+		if r := b.get("/console/requests"); r.status != http.StatusOK {
+			t.Fatalf("re-verification without an ID token: %s", r)
+		}
+		m.OmitRefreshIDToken(false)
+		m.UpdateUser(mona.sub, oidcUser{sub: "eve@provider.example", roles: mona.roles}.user())
+		e.clk.Advance(reverify)
+		wantEnded(t, e, b.get("/console/requests"))
+		if logs := e.logs.String(); !strings.Contains(logs, "another user") {
+			t.Errorf("the log does not tell why the session ended:\n%s", logs)
+		}
+	})
+}

@@ -134,6 +134,9 @@ type Provider struct {
 	// promptNoneError, when set, answers every prompt=none request
 	// (FailPromptNone).
 	promptNoneError string
+	// omitRefreshIDToken leaves the ID token out of refresh answers
+	// (OmitRefreshIDToken).
+	omitRefreshIDToken bool
 }
 
 // Logout is one request the end-session endpoint accepted.
@@ -330,6 +333,15 @@ func (p *Provider) FailPromptNone(code string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.promptNoneError = code
+}
+
+// OmitRefreshIDToken makes the token endpoint answer refresh_token grants
+// without an ID token, as OpenID Connect Core 1.0 section 12.2 allows and
+// some providers do; false restores it. Codes still get theirs.
+func (p *Provider) OmitRefreshIDToken(omit bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.omitRefreshIDToken = omit
 }
 
 // FailJWKS makes the JWKS endpoint answer status with no keys, as a key
@@ -753,7 +765,7 @@ func (p *Provider) redeemCode(w http.ResponseWriter, r *http.Request, clientID s
 		oauthError(w, http.StatusBadRequest, "invalid_grant", "code_verifier does not match the code_challenge")
 		return
 	}
-	p.issue(w, g, true)
+	p.issue(w, g, true, false)
 }
 
 func (p *Provider) redeemRefresh(w http.ResponseWriter, r *http.Request, clientID string) {
@@ -766,18 +778,20 @@ func (p *Provider) redeemRefresh(w http.ResponseWriter, r *http.Request, clientI
 		oauthError(w, http.StatusBadRequest, "invalid_grant", "unknown or used refresh token")
 		return
 	}
-	p.issue(w, g, false)
+	p.issue(w, g, false, true)
 }
 
 // issue answers a token request for g: an access token, an ID token when
-// the grant was for openid, and a new refresh token (unless
-// NoOfflineAccess). The tokens name the grant's user as UpdateUser last
-// changed it.
-func (p *Provider) issue(w http.ResponseWriter, g *grant, withNonce bool) {
+// the grant was for openid (unless a refresh's and OmitRefreshIDToken),
+// and a new refresh token (unless NoOfflineAccess). The tokens name the
+// grant's user as UpdateUser last changed it. withNonce is set for a code,
+// refreshed for a refresh token.
+func (p *Provider) issue(w http.ResponseWriter, g *grant, withNonce, refreshed bool) {
 	p.mu.Lock()
 	if u, ok := p.updated[g.user.Subject]; ok {
 		g = &grant{clientID: g.clientID, user: u, nonce: g.nonce, scope: g.scope}
 	}
+	omitIDToken := refreshed && p.omitRefreshIDToken
 	p.mu.Unlock()
 	access, err := p.sign(p.accessClaims(g.user, g.scope))
 	if err != nil {
@@ -785,7 +799,7 @@ func (p *Provider) issue(w http.ResponseWriter, g *grant, withNonce bool) {
 		return
 	}
 	resp := map[string]any{"access_token": access, "token_type": "Bearer", "expires_in": int(p.cfg.TTL.Seconds())}
-	if slices.Contains(strings.Fields(g.scope), "openid") {
+	if slices.Contains(strings.Fields(g.scope), "openid") && !omitIDToken {
 		idc := p.baseClaims(g.user, p.cfg.ClientID)
 		if withNonce && g.nonce != "" {
 			idc["nonce"] = g.nonce
@@ -904,7 +918,7 @@ func (p *Provider) redeemDevice(w http.ResponseWriter, r *http.Request, clientID
 		oauthError(w, http.StatusBadRequest, status, "")
 		return
 	}
-	p.issue(w, &grant{clientID: clientID, user: u, scope: scope}, false)
+	p.issue(w, &grant{clientID: clientID, user: u, scope: scope}, false, false)
 }
 
 func oauthError(w http.ResponseWriter, status int, code, desc string) {
