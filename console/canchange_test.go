@@ -21,19 +21,22 @@ import (
 // the ones a page asking the role alone would get wrong.
 func TestTenantFormsFollowTheDomain(t *testing.T) {
 	parallel(t)
-	ga := []identity.Role{identity.RoleGlobalAdmin}
+	ga, op, sm, la, ar, ap := identity.RoleGlobalAdmin, identity.RoleOperator, identity.RoleSupportManager, identity.RoleLockboxAdmin,
+		identity.RoleAuditReader, identity.RoleApprover
+	contoso := func(sub string, roles ...identity.Role) identity.Principal {
+		return identity.Principal{Subject: sub, TenantID: "contoso", Roles: roles}
+	}
 	extra := map[string]identity.Principal{
-		"global admin and operator": {Subject: "gaop@contoso.example", TenantID: "contoso", Roles: append(ga[:1:1], identity.RoleOperator)},
-		"global admin and support manager": {Subject: "gasm@contoso.example", TenantID: "contoso",
-			Roles: append(ga[:1:1], identity.RoleSupportManager)},
-		"global admin and lockbox admin":     {Subject: "gala@contoso.example", TenantID: "contoso", Roles: append(ga[:1:1], identity.RoleLockboxAdmin)},
-		"global admin and audit reader":      {Subject: "gaar@contoso.example", TenantID: "contoso", Roles: append(ga[:1:1], identity.RoleAuditReader)},
-		"global admin of another domain":     {Subject: "admin@elsewhere.example", TenantID: "contoso", Roles: ga},
-		"approver and global admin":          {Subject: "approver2@contoso.example", TenantID: "contoso", Roles: []identity.Role{identity.RoleApprover, identity.RoleGlobalAdmin}},
-		"approver and operator":              {Subject: "approver3@contoso.example", TenantID: "contoso", Roles: []identity.Role{identity.RoleApprover, identity.RoleOperator}},
-		"tenant audit reader":                {Subject: "reader@contoso.example", TenantID: "contoso", Roles: []identity.Role{identity.RoleAuditReader}},
-		"support manager and lockbox admin":  {Subject: "mila", Roles: []identity.Role{identity.RoleSupportManager, identity.RoleLockboxAdmin}},
-		"global admin role without a tenant": {Subject: "gus", Roles: ga},
+		"global admin and operator":          contoso("gaop@contoso.example", ga, op),
+		"global admin and support manager":   contoso("gasm@contoso.example", ga, sm),
+		"global admin and lockbox admin":     contoso("gala@contoso.example", ga, la),
+		"global admin and audit reader":      contoso("gaar@contoso.example", ga, ar),
+		"global admin of another domain":     contoso("admin@elsewhere.example", ga),
+		"approver and global admin":          contoso("approver2@contoso.example", ap, ga),
+		"approver and operator":              contoso("approver3@contoso.example", ap, op),
+		"tenant audit reader":                contoso("reader@contoso.example", ar),
+		"support manager and lockbox admin":  {Subject: "mila", Roles: []identity.Role{sm, la}},
+		"global admin role without a tenant": {Subject: "gus", Roles: []identity.Role{ga}},
 	}
 	who := map[string]identity.Principal{"global admin": contosoAdmin, "assigned approver": contosoApprover,
 		"support manager": mia, "lockbox admin": lara}
@@ -61,6 +64,9 @@ func TestTenantFormsFollowTheDomain(t *testing.T) {
 			if err := e.ten.RemoveApprover(ctx, contosoAdmin, "192.0.2.1", "contoso", newbie); err != nil {
 				t.Fatal(err)
 			}
+		}
+		if name == "global admin" && !shown {
+			t.Fatalf("contoso's global admin is not shown the approvers forms: %s", r)
 		}
 		if accepted := err == nil; shown != accepted {
 			t.Errorf("%s (%+v): approvers page shows the forms: %v, the store takes an assignment: %v (%v); page: %d", name, p, shown, accepted, err, r.status)
