@@ -42,10 +42,11 @@ var ErrInvalidPolicy = errors.New("invalid policy")
 
 // errDanglingLink is wrapped by the error of a reading that found a
 // symbolic link whose target does not exist. The engine tells it apart from
-// other refusals: in a Kubernetes ConfigMap volume that is how a removed key
-// looks for a moment, between the kubelet swapping "..data" to the new
-// version and removing the key's link, so it is a directory still changing
-// before it is a broken one.
+// other refusals: a directory of links that another tool updates shows one
+// for a moment while it changes (as a ConfigMap volume's per-key links do,
+// which is why such a volume is read through "..data" instead), and a
+// ConfigMap volume's "..data" may name a version the kubelet has just
+// removed, so it is a directory still changing before it is a broken one.
 var errDanglingLink = errors.New("a symbolic link whose target does not exist")
 
 // bundle is one loaded version of the policy directory: the prepared query
@@ -81,18 +82,36 @@ const maxDepth = 16
 // readPolicyFiles returns the files of fsys the server loads, sorted by
 // name: every *.rego file except *_test.rego, and the catalog.
 //
-// Names starting with "." are skipped, files and directories alike. That is
-// how a ConfigMap volume's "..data" and "..2024_..." directories stay out,
-// while the links beside them that point into those directories are
-// followed. Other data files (.json, .yaml, .yml) and bundle tarballs
-// (.tar.gz) are refused: `opa test` would load them (a tarball's policies
+// A directory with a "..data" symbolic link at its root is laid out as
+// the kubelet lays out a Kubernetes ConfigMap volume: each version in a
+// "..<timestamp>" directory, "..data" naming the current one (swapped by an
+// atomic rename), and one link per key into "..data". Such a directory is
+// read through the version "..data" names, resolved once per reading, and
+// not through the links per key: the kubelet creates an added key's link
+// after the swap, and removes a removed key's link after it, so a reading
+// through them in between mixes the new version with the old one's set of
+// keys. Names are still those of the directory root (authz.rego, not
+// ..<timestamp>/authz.rego), so the revision and error messages are what
+// they would be without the volume, and a new "..<timestamp>" holding the
+// same files is the same revision.
+//
+// Names starting with "." are skipped, files and directories alike: a
+// ConfigMap volume's "..data", "..data_tmp" and "..<timestamp>" entries are
+// never read as policy files themselves. Other data files (.json, .yaml,
+// .yml) and bundle tarballs (.tar.gz) are refused: `opa test` would load them (a tarball's policies
 // too) but the server would not, so tests could pass against a policy
 // production never serves.
 //
 // A symbolic link whose target does not exist refuses the reading with an
 // error wrapping errDanglingLink, which the engine takes for a directory
-// still changing until it has lasted unsettledPolls polls.
+// still changing until it has lasted unsettledPolls polls. In a ConfigMap
+// volume that is left only for "..data" naming a version the kubelet has
+// just removed: the next reading resolves it again.
 func readPolicyFiles(fsys fs.FS) ([]policyFile, error) {
+	fsys, err := currentVersion(fsys)
+	if err != nil {
+		return nil, err
+	}
 	var files []policyFile
 	hasCatalog := false
 	var walk func(dir string, depth int) error
@@ -158,6 +177,41 @@ func readPolicyFiles(fsys fs.FS) ([]policyFile, error) {
 		return nil, fmt.Errorf("%w: no %s", ErrInvalidPolicy, CatalogPath)
 	}
 	return files, nil
+}
+
+// configMapData is the link at the root of a ConfigMap volume that names
+// the directory of the version the kubelet serves now.
+const configMapData = "..data"
+
+// currentVersion is the directory of the version configMapData names when
+// fsys is a ConfigMap volume, and fsys itself otherwise.
+//
+// A "..data" that fsys can't resolve within itself (fsys can't read links,
+// or the link names an absolute path or one leaving fsys, which the kubelet
+// never writes) is no ConfigMap volume's: fsys is read as any other
+// directory, through whatever links its names are.
+func currentVersion(fsys fs.FS) (fs.FS, error) {
+	target, err := fs.ReadLink(fsys, configMapData)
+	if err != nil || !fs.ValidPath(target) || target == "." {
+		return fsys, nil
+	}
+	// Statting the target, not "..data": the version this reading resolved
+	// is the one it reads, even if the kubelet swaps "..data" meanwhile.
+	fi, err := fs.Stat(fsys, target)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s: %w: %s", ErrInvalidPolicy, configMapData, errDanglingLink, target)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("%w: %s: names %s, not a directory", ErrInvalidPolicy, configMapData, target)
+	}
+	sub, err := fs.Sub(fsys, target)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", configMapData, err)
+	}
+	return sub, nil
 }
 
 // danglingLink is the error of a reading that found name, a symbolic link,

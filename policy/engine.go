@@ -205,12 +205,13 @@ func (e *Engine) publish(b *bundle) {
 // that, it is an error like any other refused reload.
 //
 // A reading with a symbolic link that points to nothing does not settle
-// either: it is how a Kubernetes ConfigMap volume shows a removed key while
-// the kubelet swaps versions. If the last of those readings still has one,
-// Reload loads nothing, counts nothing and returns an error naming the
-// link, logged as a warning; the watcher reads the directory again at its
-// next poll and refuses it, counted, only if the link lasts unsettledPolls
-// polls. Otherwise a SIGHUP landing in that moment would raise
+// either: it is how a directory of links looks while it changes (in a
+// ConfigMap volume, read through the version "..data" names rather than its
+// per-key links, only a "..data" naming a version just removed). If the
+// last of those readings still has one, Reload loads nothing, counts
+// nothing and returns an error naming the link, logged as a warning; the
+// watcher reads the directory again at its next poll and refuses it,
+// counted, only if the link lasts unsettledPolls polls. Otherwise a SIGHUP landing in that moment would raise
 // LockboxPolicyReloadFailed for a change that loads a poll later.
 func (e *Engine) Reload() error {
 	e.reloadMu.Lock()
@@ -301,10 +302,11 @@ func (e *Engine) reloadFiles(files []policyFile, err error) error {
 // lockbox_policy_last_reload_successful is 0 until it settles.
 //
 // A reading with a symbolic link that points to nothing is not loaded
-// either, even when the next reading agrees: when the kubelet removes a key
-// from a ConfigMap volume, it swaps "..data" to the new version first and
-// removes the key's link after, and a poll in between must not count a
-// failed reload for a change that loads at the next one. Only after
+// either, even when the next reading agrees: a directory of links shows one
+// while it changes, and a poll then must not count a failed reload for a
+// change that loads at the next one. (A ConfigMap volume is read through
+// the version its "..data" link names, so the kubelet's per-key links,
+// created and removed after the swap, never show it one.) Only after
 // unsettledPolls polls in a row is it a broken directory (a link to a file
 // never mounted): logged at error naming the link, counted, once, and shown
 // by the gauge, as any refused change.
@@ -362,9 +364,8 @@ func (e *Engine) reloadIfChanged(seen string) string {
 		return seen
 	}
 	files, again, err := read()
-	// A link to nothing is a directory still changing too (a ConfigMap key
-	// the kubelet is removing), until it has lasted as long as readings
-	// that never agree may.
+	// A link to nothing is a directory still changing too, until it has
+	// lasted as long as readings that never agree may.
 	dangling := again == state && errors.Is(err, errDanglingLink)
 	if again != state || dangling {
 		e.unsettled++

@@ -1048,7 +1048,7 @@ type configMapVolume struct {
 func newConfigMapVolume(t *testing.T, payload map[string][]byte) *configMapVolume {
 	t.Helper()
 	v := &configMapVolume{t: t, root: t.TempDir()}
-	v.update(payload, nil)
+	v.update(payload, nil, nil)
 	return v
 }
 
@@ -1066,9 +1066,11 @@ func topLevel(payload map[string][]byte) map[string]bool {
 // directory is written, "..data" is swapped to it (an atomic rename), the
 // links of new top-level names are created, and only then are the links of
 // names the payload no longer has removed, and the old directory with
-// them. between, unless nil, runs after the swap and before the removal:
-// while a removed key's link points to nothing.
-func (v *configMapVolume) update(payload map[string][]byte, between func()) {
+// them. beforeLinks, unless nil, runs after the swap and before the new
+// links are created: while an added key has no link yet. between, unless
+// nil, runs after the new links and before the removal: while a removed
+// key's link points to nothing.
+func (v *configMapVolume) update(payload map[string][]byte, beforeLinks, between func()) {
 	t := v.t
 	t.Helper()
 	v.version++
@@ -1087,6 +1089,9 @@ func (v *configMapVolume) update(payload map[string][]byte, between func()) {
 	}
 	if err := os.Rename(filepath.Join(v.root, "..data_tmp"), filepath.Join(v.root, "..data")); err != nil {
 		t.Fatal(err)
+	}
+	if beforeLinks != nil {
+		beforeLinks()
 	}
 	old, now := topLevel(v.payload), topLevel(payload)
 	for name := range now {
@@ -1120,8 +1125,9 @@ func (v *configMapVolume) update(payload map[string][]byte, between func()) {
 // points to nothing. A poll or a SIGHUP landing then counted a failed
 // reload (lockbox_policy_reloads_total{result="error"}, the gauge 0, which
 // fires LockboxPolicyReloadFailed) for a change that loads a moment later.
-// A reading with such a link is one of a directory still changing: it is
-// not loaded and not counted, and the version the kubelet settles on is.
+// The volume is read through the version "..data" names, not through that
+// link: a poll or a SIGHUP landing then loads the new version, and counts
+// no error.
 func TestConfigMapKeyRemoval(t *testing.T) {
 	authz, err := fs.ReadFile(lockboxrego.FS, "lockbox/authz/authz.rego")
 	if err != nil {
@@ -1164,10 +1170,10 @@ func TestConfigMapKeyRemoval(t *testing.T) {
 				if got := reasons(); !slices.Equal(got, key.with) {
 					t.Fatalf("with %s: reasons %q, want %q", key.name, got, key.with)
 				}
-				rev := e.Revision()
-				seen := rev
+				seen := e.Revision()
+				baseRev := revisionOfPayload(t, base)
 
-				v.update(base, func() {
+				v.update(base, nil, func() {
 					if _, err := os.Stat(filepath.Join(v.root, key.name)); !errors.Is(err, fs.ErrNotExist) {
 						t.Fatalf("%s does not point to nothing between the swap and its removal: %v", key.name, err)
 					}
@@ -1177,16 +1183,19 @@ func TestConfigMapKeyRemoval(t *testing.T) {
 							seen = policy.WatchPoll(e, seen)
 						}
 					case "SIGHUP":
-						if err := e.Reload(); err == nil || !strings.Contains(err.Error(), key.name) {
-							t.Errorf("Reload = %v, want an error naming %s, which is not loaded yet", err, key.name)
+						if err := e.Reload(); err != nil {
+							t.Errorf("Reload = %v", err)
 						}
 					}
 					if reloads("error") != 0 || lastOK() != 1 {
 						t.Errorf("while %s's link points to nothing: %v reload errors, last_reload_successful %v; want 0 and 1",
 							key.name, reloads("error"), lastOK())
 					}
-					if e.Revision() != rev {
-						t.Error("a reading with a link to nothing was loaded")
+					if e.Revision() != baseRev {
+						t.Errorf("while %s's link points to nothing: revision %s, want %s, the version \"..data\" names", key.name, e.Revision(), baseRev)
+					}
+					if got := reasons(); !slices.Equal(got, key.without) {
+						t.Errorf("while %s's link points to nothing: reasons %q, want %q", key.name, got, key.without)
 					}
 				})
 				seen = policy.WatchPoll(e, seen)
@@ -1203,6 +1212,209 @@ func TestConfigMapKeyRemoval(t *testing.T) {
 				_ = seen
 			})
 		}
+	}
+}
+
+// revisionOfPayload is the revision a plain directory holding payload
+// loads as.
+func revisionOfPayload(t *testing.T, payload map[string][]byte) string {
+	t.Helper()
+	dir := t.TempDir()
+	for p, b := range payload {
+		writeFile(t, filepath.Join(dir, filepath.FromSlash(p)), b)
+	}
+	e, _ := newEngine(t, policy.EngineConfig{Dir: dir})
+	return e.Revision()
+}
+
+// TestConfigMapKeyAdded: adding a key to the policy ConfigMap loads the old
+// version or the new one, never a mix. The kubelet swaps "..data" to the
+// new version first and creates the new key's link after, so for a moment
+// the links per key show the new version of the existing files without the
+// new one: a version that never existed, which two agreeing readings
+// loaded (a deny rule missing, or a compile error counted as a failed
+// reload that fired LockboxPolicyReloadFailed).
+func TestConfigMapKeyAdded(t *testing.T) {
+	authz, err := fs.ReadFile(lockboxrego.FS, "lockbox/authz/authz.rego")
+	if err != nil {
+		t.Fatal(err)
+	}
+	catalog, err := fs.ReadFile(lockboxrego.FS, policy.CatalogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := map[string][]byte{"authz.rego": authz, policy.CatalogPath: catalog}
+	for _, change := range []struct {
+		name          string
+		authz, freeze string // the new version's authz.rego addition, and its new key
+	}{
+		// Without freeze.rego, the mix denies less than either version.
+		{"deny rule", "\n# contoso is frozen: see freeze.rego\n",
+			"package lockbox.authz\n\ndenials contains \"frozen\" if input.call.tenant == \"contoso\"\n"},
+		// Without freeze.rego, the mix does not compile.
+		{"rule the new key defines", "\ndenials contains \"frozen\" if frozen\n",
+			"package lockbox.authz\n\nfrozen if input.call.tenant == \"contoso\"\n"},
+	} {
+		for _, how := range []string{"poll", "SIGHUP"} {
+			t.Run(change.name+"/"+how, func(t *testing.T) {
+				next := maps.Clone(base)
+				next["authz.rego"] = append(slices.Clone(authz), change.authz...)
+				next["freeze.rego"] = []byte(change.freeze)
+				nextRev := revisionOfPayload(t, next)
+
+				v := newConfigMapVolume(t, base)
+				var logs bytes.Buffer
+				e, _ := newEngine(t, policy.EngineConfig{Dir: v.root,
+					Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+				reloads := func(result string) float64 { return testutil.ToFloat64(policy.ReloadsCollector(e, result)) }
+				lastOK := func() float64 { return testutil.ToFloat64(policy.LastReloadCollector(e)) }
+				reasons := func() []string {
+					t.Helper()
+					d, err := e.Decide(t.Context(), allowedInput())
+					if err != nil {
+						t.Fatal(err)
+					}
+					return d.Reasons
+				}
+				rev := e.Revision()
+				seen := rev
+
+				v.update(next, func() {
+					if _, err := os.Lstat(filepath.Join(v.root, "freeze.rego")); !errors.Is(err, fs.ErrNotExist) {
+						t.Fatalf("freeze.rego has a link before the kubelet creates it: %v", err)
+					}
+					switch how {
+					case "poll":
+						for range policy.UnsettledPolls {
+							seen = policy.WatchPoll(e, seen)
+						}
+					case "SIGHUP":
+						if err := e.Reload(); err != nil {
+							t.Errorf("Reload = %v", err)
+						}
+					}
+					switch got := e.Revision(); got {
+					case rev:
+						t.Error("the new version, which \"..data\" names, was not loaded")
+					case nextRev:
+						if got := reasons(); !slices.Equal(got, []string{"frozen"}) {
+							t.Errorf("new version loaded: reasons %q, want [frozen]", got)
+						}
+					default:
+						t.Errorf("loaded revision %s before freeze.rego's link exists: neither the old version (%s) nor the new one (%s)",
+							got, rev, nextRev)
+					}
+					if reloads("error") != 0 || lastOK() != 1 {
+						t.Errorf("before freeze.rego's link exists: %v reload errors, last_reload_successful %v; want 0 and 1",
+							reloads("error"), lastOK())
+					}
+				}, nil)
+				seen = policy.WatchPoll(e, seen)
+				if e.Revision() != nextRev {
+					t.Errorf("once the kubelet added freeze.rego: revision %s, want %s", e.Revision(), nextRev)
+				}
+				if reloads("error") != 0 || lastOK() != 1 {
+					t.Errorf("once the kubelet added freeze.rego: %v reload errors, last_reload_successful %v; want 0 and 1",
+						reloads("error"), lastOK())
+				}
+				if strings.Contains(logs.String(), `"level":"ERROR"`) {
+					t.Errorf("a key addition logged an error:\n%s", logs.String())
+				}
+				_ = seen
+			})
+		}
+	}
+}
+
+// TestConfigMapVersionNames: a ConfigMap volume read through the version
+// "..data" names is read under the names the user gave: a new
+// "..<timestamp>" directory with the same files is the same revision, not
+// a reload; an error names <dir>/authz.rego, not the timestamped path; and
+// the volume's own hidden entries are never read as policy files.
+func TestConfigMapVersionNames(t *testing.T) {
+	authz, err := fs.ReadFile(lockboxrego.FS, "lockbox/authz/authz.rego")
+	if err != nil {
+		t.Fatal(err)
+	}
+	catalog, err := fs.ReadFile(lockboxrego.FS, policy.CatalogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := map[string][]byte{"authz.rego": authz, policy.CatalogPath: catalog}
+	v := newConfigMapVolume(t, base)
+	var logs bytes.Buffer
+	e, _ := newEngine(t, policy.EngineConfig{Dir: v.root, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	reloads := func(result string) float64 { return testutil.ToFloat64(policy.ReloadsCollector(e, result)) }
+	rev := e.Revision()
+	if want := revisionOfPayload(t, base); rev != want {
+		t.Fatalf("ConfigMap volume loaded as revision %s, want %s, the plain directory's", rev, want)
+	}
+
+	// The same files again, as the kubelet writes them when another key of
+	// the pod's volumes changes, and a leftover "..data_tmp" that names a
+	// directory of broken Rego.
+	v.update(maps.Clone(base), nil, nil)
+	writeFile(t, filepath.Join(v.root, "..stale", "broken.rego"), []byte("package lockbox.authz\n\ndecision := {\n"))
+	if err := os.Symlink("..stale", filepath.Join(v.root, "..data_tmp")); err != nil {
+		t.Fatal(err)
+	}
+	seen := policy.WatchPoll(e, rev)
+	if err := e.Reload(); err != nil {
+		t.Fatalf("Reload = %v", err)
+	}
+	if e.Revision() != rev || seen != rev {
+		t.Errorf("the same files in a new timestamped directory: revision %s (poll saw %s), want %s", e.Revision(), seen, rev)
+	}
+	if got := reloads("success"); got != 1 {
+		t.Errorf("reloads success = %v, want only the SIGHUP's", got)
+	}
+
+	if err := os.Remove(filepath.Join(v.root, "..data_tmp")); err != nil { // or the next swap can't make its own
+		t.Fatal(err)
+	}
+	broken := maps.Clone(base)
+	broken["authz.rego"] = []byte("package lockbox.authz\n\ndecision := {\n")
+	v.update(broken, nil, nil)
+	err = e.Reload()
+	if !errors.Is(err, policy.ErrInvalidPolicy) {
+		t.Fatalf("Reload of a broken version = %v, want ErrInvalidPolicy", err)
+	}
+	if want := filepath.Join(v.root, "authz.rego"); !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "..2026") {
+		t.Errorf("error %q does not name %s, the name the user knows", err, want)
+	}
+}
+
+// TestConfigMapDataToNothing: a ConfigMap volume whose "..data" names a
+// version that is gone (removed by the kubelet between a reading resolving
+// "..data" and reading it, or a kubelet that failed half-way) is a
+// directory still changing, and the error names "..data" and the version,
+// not each key's link.
+func TestConfigMapDataToNothing(t *testing.T) {
+	authz, err := fs.ReadFile(lockboxrego.FS, "lockbox/authz/authz.rego")
+	if err != nil {
+		t.Fatal(err)
+	}
+	catalog, err := fs.ReadFile(lockboxrego.FS, policy.CatalogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := newConfigMapVolume(t, map[string][]byte{"authz.rego": authz, policy.CatalogPath: catalog})
+	e, _ := newEngine(t, policy.EngineConfig{Dir: v.root})
+	reloads := func(result string) float64 { return testutil.ToFloat64(policy.ReloadsCollector(e, result)) }
+	rev := e.Revision()
+	if err := os.RemoveAll(filepath.Join(v.root, v.dir)); err != nil {
+		t.Fatal(err)
+	}
+	err = e.Reload()
+	if want := "..data: a symbolic link whose target does not exist: " + v.dir; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("Reload = %v, want an error containing %q", err, want)
+	}
+	seen := rev
+	for range policy.UnsettledPolls - 1 {
+		seen = policy.WatchPoll(e, seen)
+	}
+	if reloads("error") != 0 || e.Revision() != rev {
+		t.Errorf("with \"..data\" naming nothing: %v reload errors, revision %s; want 0 and %s", reloads("error"), e.Revision(), rev)
 	}
 }
 
