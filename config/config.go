@@ -351,6 +351,38 @@ func (m Mode) String() string {
 	return "Mode(" + strconv.Itoa(int(m)) + ")"
 }
 
+// ErrInvalid marks a configuration Lockbox refuses: a variable's value, or
+// the content of a file one names, that the operator must change before
+// Lockbox can start. errors.Is(err, ErrInvalid) tells it from a failure
+// that may pass by itself (a Redis that does not answer yet, an address
+// another process holds), so a supervisor is told not to start Lockbox
+// again and again on a setting that will not change.
+var ErrInvalid = errors.New("invalid configuration")
+
+// Invalid marks err as ErrInvalid, its message unchanged; nil stays nil.
+func Invalid(err error) error {
+	if err == nil {
+		return nil
+	}
+	return invalidError{err}
+}
+
+// invalidError is ErrInvalid by its Is method, not by unwrapping to it: a
+// tree of joined errors (flatten) must not gain a line of its own. It
+// unwraps as the errors.Join it marks does, to the problems one a line,
+// so a caller splitting Load's error still finds each *VarError.
+type invalidError struct{ err error }
+
+func (e invalidError) Error() string        { return e.err.Error() }
+func (e invalidError) Is(target error) bool { return target == ErrInvalid }
+
+func (e invalidError) Unwrap() []error {
+	if j, ok := e.err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{e.err}
+}
+
 // VarError is a problem with one variable.
 type VarError struct {
 	Var string // full name, e.g. LOCKBOX_REDIS_URL
@@ -372,7 +404,7 @@ func (e *VarError) Unwrap() error { return e.Err }
 func Load(environ map[string]string) (Config, error) {
 	c, failed, parseErrs := parse(environ)
 	if err := merge(parseErrs, failed, c.check()); err != nil {
-		return Config{}, err
+		return Config{}, Invalid(err)
 	}
 	return c, nil
 }
@@ -383,7 +415,7 @@ func LoadFor(environ map[string]string, mode Mode) (Config, error) {
 	c, failed, parseErrs := parse(environ)
 	// Validate runs check too.
 	if err := merge(parseErrs, failed, c.Validate(mode)); err != nil {
-		return Config{}, err
+		return Config{}, Invalid(err)
 	}
 	return c, nil
 }

@@ -1322,3 +1322,26 @@ func TestConsoleURLHTTPOnlyOnLoopback(t *testing.T) {
 		}
 	}
 }
+
+// A configuration LoadFor refuses is ErrInvalid, which "lockbox
+// serve" exits 78 on, and the marking changes nothing of the message nor
+// hides the variable errors under it.
+func TestRefusedConfigurationIsErrInvalid(t *testing.T) {
+	_, err := LoadFor(map[string]string{"LOCKBOX_REDIS_TIMEOUT": "5"}, ModeServe)
+	if !errors.Is(err, ErrInvalid) {
+		t.Fatalf("LoadFor: %v, not ErrInvalid", err)
+	}
+	var ve *VarError
+	if !errors.As(err, &ve) || ve.Var != "LOCKBOX_REDIS_TIMEOUT" {
+		t.Errorf("no *VarError for LOCKBOX_REDIS_TIMEOUT under %v", err)
+	}
+	if strings.Contains(err.Error(), ErrInvalid.Error()) {
+		t.Errorf("the message grew a line: %q", err.Error())
+	}
+	if _, err := Load(map[string]string{"LOCKBOX_API_ADDR": "bogus"}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("Load: %v, not ErrInvalid", err)
+	}
+	if Invalid(nil) != nil {
+		t.Error("Invalid(nil) is not nil")
+	}
+}

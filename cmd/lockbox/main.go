@@ -9,7 +9,9 @@
 //	lockbox version
 //
 // Configuration comes from LOCKBOX_* environment variables; bad
-// configuration stops start-up with a message naming the variable.
+// configuration stops start-up with a message naming the variable, and
+// serve and dev with exit status 78 (EX_CONFIG), where other failures
+// exit 1.
 package main
 
 import (
@@ -300,8 +302,22 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 	if errors.As(err, &ue) {
 		return 2
 	}
+	if runsServer(args) && errors.Is(err, config.ErrInvalid) {
+		return exitConfig
+	}
 	return 1
 }
+
+// exitConfig is the exit status of a server (serve, dev) whose
+// configuration Lockbox refuses (config.ErrInvalid): EX_CONFIG of
+// sysexits.h. The unit in deploy/systemd names it in
+// RestartPreventExitStatus, so systemd does not start Lockbox again every
+// RestartSec on a setting that will not change by itself, its one useful
+// line buried under repeats until the start limit; every other failure (a
+// Redis that does not answer, an address in use) stays 1, which it
+// retries. The commands that print and end keep 1 for both: nothing
+// restarts them.
+const exitConfig = 78
 
 type usageError struct{ error }
 
@@ -326,6 +342,11 @@ setting is a LOCKBOX_* environment variable (see README, Configuration). It need
 LOCKBOX_REDIS_CLUSTER_ADDRS), one token key source (LOCKBOX_JWT_JWKS_URL, LOCKBOX_JWT_JWKS_FILE,
 LOCKBOX_JWT_HMAC_SECRET_FILE or LOCKBOX_ISSUERS_FILE) and, with the proxy in LOCKBOX_SERVE,
 LOCKBOX_UPSTREAMS and LOCKBOX_PROXY_SIGNING_KEY_FILE.
+
+Exit status: 0 stopped by SIGTERM or Ctrl-C; 78 a configuration it refuses at start-up (a
+LOCKBOX_* variable, or a file one names: a key, a certificate, the policy directory), which a
+restart can't mend; 1 any other failure (Redis not answering, an address in use), which a
+restart may; 2 a wrong command line.
 
 SIGTERM or Ctrl-C stops it gracefully. SIGHUP does not stop it: it re-reads at once the policy
 directory, the token key files, the grant signing and published key files and the TLS

@@ -59,8 +59,8 @@ func TestServeReportsEveryBadSetting(t *testing.T) {
 		"LOCKBOX_API_ADDR":      "bogus",
 		"LOCKBOX_REDIS_TIMEOUT": "5",
 	}, &out, &errb)
-	if code != 1 {
-		t.Fatalf("exit %d, want 1\n%s", code, errb.String())
+	if code != exitConfig {
+		t.Fatalf("exit %d, want %d (a configuration refused)\n%s", code, exitConfig, errb.String())
 	}
 	seen := map[string]bool{}
 	for line := range strings.Lines(errb.String()) {
@@ -89,8 +89,8 @@ func TestServeWarnsOfUnknownVariables(t *testing.T) {
 		"LOCKBOX_" + "AUDIT_REPLICA": "1",
 		"LOCKBOX_TOKEN":              "t",
 	}, &out, &errb)
-	if code != 1 {
-		t.Fatalf("exit %d, want 1\n%s", code, errb.String())
+	if code != exitConfig {
+		t.Fatalf("exit %d, want %d (a configuration refused)\n%s", code, exitConfig, errb.String())
 	}
 	got := errb.String()
 	for _, want := range []string{
@@ -196,8 +196,8 @@ func TestServeNamesTheKeyFileItCannotUse(t *testing.T) {
 	env["LOCKBOX_JWT_JWKS_FILE"] = bad
 	var out, errb bytes.Buffer
 	code := run(context.Background(), []string{"serve"}, env, &out, &errb)
-	if code != 1 {
-		t.Fatalf("exit %d, want 1\n%s", code, errb.String())
+	if code != exitConfig {
+		t.Fatalf("exit %d, want %d (a configuration refused)\n%s", code, exitConfig, errb.String())
 	}
 	named := false
 	for line := range strings.Lines(errb.String()) {

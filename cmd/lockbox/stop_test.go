@@ -184,16 +184,16 @@ func TestDevStoppedBeforeItStartedIsAStop(t *testing.T) {
 }
 
 // TestStopBeforeStartUpKeepsConfigurationErrors: a stop does not hide a
-// bad setting: start-up that fails on its configuration is exit 1, naming
-// the variable, whether or not a stop came.
+// bad setting: start-up that fails on its configuration is exit 78
+// (exitConfig), naming the variable, whether or not a stop came.
 func TestStopBeforeStartUpKeepsConfigurationErrors(t *testing.T) {
 	env := serveEnv(t, "redis://127.0.0.1:1")
 	env["LOCKBOX_UPSTREAMS"] = "exchange=ftp://127.0.0.1:1"
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	var stdout, stderr bytes.Buffer
-	if code := run(ctx, []string{"serve"}, env, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), "lockbox: LOCKBOX_UPSTREAMS: ") {
-		t.Errorf("exit %d, want 1 naming LOCKBOX_UPSTREAMS:\n%s", code, stderr.String())
+	if code := run(ctx, []string{"serve"}, env, &stdout, &stderr); code != exitConfig || !strings.Contains(stderr.String(), "lockbox: LOCKBOX_UPSTREAMS: ") {
+		t.Errorf("exit %d, want %d naming LOCKBOX_UPSTREAMS:\n%s", code, exitConfig, stderr.String())
 	}
 }
 

@@ -224,16 +224,19 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 	s := &Server{cfg: cfg, log: opts.Logger, now: opts.Now, after: opts.After, reindexAfter: opts.ReindexAfter, endDelay: opts.EndDelay, reload: opts.Reload, Registry: prometheus.NewRegistry()}
 	s.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
+	// The policy directory and the files the settings name are read before
+	// Redis is dialled: what they refuse, the operator must edit
+	// (config.ErrInvalid), where a Redis that does not answer may yet.
 	if s.Policy, err = loadPolicy(cfg, opts, s.Registry); err != nil {
 		return nil, err
 	}
 	if s.tls, err = loadTLS(cfg, opts); err != nil {
-		return nil, err
+		return nil, config.Invalid(err)
 	}
 	var upstreams map[string]*url.URL
 	if cfg.Runs(config.ComponentProxy) {
 		if upstreams, err = cfg.UpstreamURLs(); err != nil {
-			return nil, err
+			return nil, config.Invalid(err)
 		}
 	}
 	keys, err := loadGrantKeys(cfg)
@@ -245,8 +248,10 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 		opts.Logger.Warn("GET /v1/keys publishes no assertion keys: upstreams fetching it can verify no X-Lockbox-Grant; set LOCKBOX_PROXY_PUBLISHED_KEY_FILES to the proxy's public key")
 	}
 	// Its errors name their variable first, as every bad setting's do.
+	// A JWKS URL that does not answer is logged, not returned: what is
+	// returned is a file or a setting the operator must change.
 	if s.Verifier, s.jwks, err = newVerifier(cfg, opts); err != nil {
-		return nil, err
+		return nil, config.Invalid(err)
 	}
 	defer func() {
 		if err != nil && s.jwks != nil {
@@ -507,13 +512,13 @@ func loadGrantKeys(cfg config.Config) (grantKeys, error) {
 	if cfg.ProxySigningKeyFile != "" {
 		key, err := grantsig.LoadPrivateKey(cfg.ProxySigningKeyFile)
 		if err != nil {
-			return k, fmt.Errorf("LOCKBOX_PROXY_SIGNING_KEY_FILE: %w", err)
+			return k, config.Invalid(fmt.Errorf("LOCKBOX_PROXY_SIGNING_KEY_FILE: %w", err))
 		}
 		// Checked before its public half is published: a reload (SIGHUP)
 		// must not publish a key the proxy then refuses to sign with,
 		// in place of the key it goes on signing with.
 		if _, err := grantsig.NewSigner(key); err != nil {
-			return k, fmt.Errorf("LOCKBOX_PROXY_SIGNING_KEY_FILE: %s: %w", cfg.ProxySigningKeyFile, err)
+			return k, config.Invalid(fmt.Errorf("LOCKBOX_PROXY_SIGNING_KEY_FILE: %s: %w", cfg.ProxySigningKeyFile, err))
 		}
 		k.signing = key
 		pubs = append(pubs, key.Public())
@@ -521,13 +526,13 @@ func loadGrantKeys(cfg config.Config) (grantKeys, error) {
 	for _, f := range cfg.PublishedKeyFiles() {
 		pub, err := grantsig.LoadPublicKey(f)
 		if err != nil {
-			return k, fmt.Errorf("LOCKBOX_PROXY_PUBLISHED_KEY_FILES: %w", err)
+			return k, config.Invalid(fmt.Errorf("LOCKBOX_PROXY_PUBLISHED_KEY_FILES: %w", err))
 		}
 		pubs = append(pubs, pub)
 	}
 	set, err := grantsig.NewJWKS(pubs...)
 	if err != nil {
-		return k, fmt.Errorf("LOCKBOX_PROXY_PUBLISHED_KEY_FILES: %w", err)
+		return k, config.Invalid(fmt.Errorf("LOCKBOX_PROXY_PUBLISHED_KEY_FILES: %w", err))
 	}
 	k.count = len(set.Keys)
 	if k.jwks, err = json.MarshalIndent(set, "", "  "); err != nil {
@@ -596,7 +601,7 @@ func loadPolicy(cfg config.Config, opts Options, reg prometheus.Registerer) (*po
 	}
 	e, err := policy.NewEngine(ec)
 	if err != nil && cfg.PolicyDir != "" {
-		return nil, fmt.Errorf("LOCKBOX_POLICY_DIR: %w", err)
+		return nil, config.Invalid(fmt.Errorf("LOCKBOX_POLICY_DIR: %w", err))
 	}
 	return e, err
 }
@@ -616,7 +621,7 @@ func Connect(ctx context.Context, cfg config.Config) (redis.UniversalClient, err
 func connect(ctx context.Context, cfg config.Config) (redis.UniversalClient, error) {
 	opts, err := cfg.RedisOptions()
 	if err != nil {
-		return nil, err
+		return nil, config.Invalid(err)
 	}
 	// Without ContextTimeoutEnabled go-redis ignores ctx deadlines and uses
 	// only its socket timeouts.
@@ -1101,7 +1106,7 @@ func (s *Server) reindexLoop(ctx context.Context) {
 func newNotifier(cfg config.Config, opts Options, s *Server) (*notify.Worker, error) {
 	managers, err := cfg.ManagerAddresses()
 	if err != nil {
-		return nil, err
+		return nil, config.Invalid(err)
 	}
 	nc := notify.Config{Redis: s.Redis, Now: opts.Now, Registerer: s.Registry,
 		Logger: opts.Logger.With("component", "notify"), DevDir: opts.DevMailDir,
@@ -1114,7 +1119,7 @@ func newNotifier(cfg config.Config, opts Options, s *Server) (*notify.Worker, er
 	}
 	if cfg.WebhookURLs != "" {
 		if cfg.WebhookSecret == "" {
-			return nil, errors.New("LOCKBOX_WEBHOOK_SECRET_FILE: required with LOCKBOX_WEBHOOK_URLS")
+			return nil, config.Invalid(errors.New("LOCKBOX_WEBHOOK_SECRET_FILE: required with LOCKBOX_WEBHOOK_URLS"))
 		}
 		for _, u := range cfg.Webhooks() {
 			nc.Webhooks = append(nc.Webhooks, notify.WebhookConfig{URL: u, Secret: []byte(cfg.WebhookSecret.Value()),
