@@ -508,6 +508,9 @@ func TestSystemdUnit(t *testing.T) {
 		"MemoryDenyWriteExecute": "yes", "SystemCallArchitectures": "native", "UMask": "0077",
 		// "systemctl reload" sends SIGHUP, which re-reads the files.
 		"ExecReload": "/bin/kill -HUP $MAINPID",
+		// A failure that may pass is retried; a configuration refused,
+		// exit 78 (EX_CONFIG, cmd/lockbox), is not started again.
+		"Restart": "on-failure", "RestartPreventExitStatus": "78",
 	}
 	for k, v := range want {
 		if !slices.Contains(unit[k], v) {
