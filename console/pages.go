@@ -91,6 +91,7 @@ type requestsView struct {
 	// (none on the first); First to its first when a cursor was refused.
 	Older, Newer, First template.URL
 	Problem             string
+	Invalid             string // the id of the filter Problem is about
 }
 
 type historyFilter struct {
@@ -175,9 +176,9 @@ func (c *Console) requestsPage(w http.ResponseWriter, r *http.Request, sess Sess
 			return httperr.New(http.StatusBadRequest, "invalid_state", "Choose a state from the list.")
 		}
 	}
-	from, to, problem := dateRange(v.Filter.From, v.Filter.To)
+	from, to, problem, field := dateRange(v.Filter.From, v.Filter.To)
 	if problem != "" {
-		v.Problem = problem
+		v.Problem, v.Invalid = problem, field
 		c.render(w, r, http.StatusBadRequest, "requests", &sess, v)
 		return nil
 	}
@@ -455,23 +456,26 @@ func (c *Console) pendingFragment(w http.ResponseWriter, r *http.Request, sess S
 }
 
 // dateRange parses the YYYY-MM-DD bounds of a filter as whole UTC days.
-func dateRange(fromS, toS string) (from, to time.Time, problem string) {
+// A problem comes with the id of the field it is about ("from" or "to"),
+// which the page marks and puts the focus on: a screen reader then reads
+// the problem with the date to correct.
+func dateRange(fromS, toS string) (from, to time.Time, problem, field string) {
 	var err error
 	if fromS != "" {
 		if from, err = time.Parse(time.DateOnly, fromS); err != nil {
-			return from, to, "The start date must be a date such as 2026-03-01."
+			return from, to, "The start date must be a date such as 2026-03-01.", "from"
 		}
 	}
 	if toS != "" {
 		if to, err = time.Parse(time.DateOnly, toS); err != nil {
-			return from, to, "The end date must be a date such as 2026-03-31."
+			return from, to, "The end date must be a date such as 2026-03-31.", "to"
 		}
 		to = to.Add(24*time.Hour - time.Nanosecond)
 	}
 	if !from.IsZero() && !to.IsZero() && to.Before(from) {
-		return from, to, "The end date is before the start date."
+		return from, to, "The end date is before the start date.", "to"
 	}
-	return from, to, ""
+	return from, to, "", ""
 }
 
 type requestView struct {
@@ -1109,6 +1113,7 @@ type auditView struct {
 	VerifyLink   template.URL
 	Verification *audit.Verification
 	Problem      string
+	Invalid      string // the id of the filter Problem is about
 	Searched     bool
 }
 
@@ -1131,13 +1136,14 @@ func (f auditFilter) values() url.Values {
 	return v
 }
 
-// auditQuery reads the page's filters into a query for the audit log.
-func auditQuery(r *http.Request, sess Session) (auditFilter, audit.Query, string) {
+// auditQuery reads the page's filters into a query for the audit log;
+// a problem with their dates comes with the id of the field it is about.
+func auditQuery(r *http.Request, sess Session) (auditFilter, audit.Query, string, string) {
 	q := r.URL.Query()
 	f := auditFilter{Tenant: tenantOf(r, sess), From: q.Get("from"), To: q.Get("to"),
 		User: strings.TrimSpace(q.Get("user")), Operation: strings.TrimSpace(q.Get("operation"))}
-	from, to, problem := dateRange(f.From, f.To)
-	return f, audit.Query{Tenant: f.Tenant, From: from, To: to, User: f.User, Operation: f.Operation, Cursor: q.Get("cursor"), Limit: 50}, problem
+	from, to, problem, field := dateRange(f.From, f.To)
+	return f, audit.Query{Tenant: f.Tenant, From: from, To: to, User: f.User, Operation: f.Operation, Cursor: q.Get("cursor"), Limit: 50}, problem, field
 }
 
 // auditPage searches the audit log and, when asked (verify=1), shows
@@ -1145,7 +1151,7 @@ func auditQuery(r *http.Request, sess Session) (auditFilter, audit.Query, string
 // tenant's whole log, a second or more for a million records, so it is a
 // button, not part of every visit to the page.
 func (c *Console) auditPage(w http.ResponseWriter, r *http.Request, sess Session) error {
-	f, aq, problem := auditQuery(r, sess)
+	f, aq, problem, field := auditQuery(r, sess)
 	// The right comes before the filters: a user who may not read the log
 	// is told so, not what is wrong with a date.
 	if err := c.mayReadAudit(r, sess, f.Tenant); err != nil {
@@ -1153,7 +1159,7 @@ func (c *Console) auditPage(w http.ResponseWriter, r *http.Request, sess Session
 	}
 	v := auditView{Filter: f, AllTenants: sess.Principal.IsProvider(), Export: template.URL(f.values().Encode())}
 	if problem != "" {
-		v.Problem = problem
+		v.Problem, v.Invalid = problem, field
 		c.render(w, r, http.StatusBadRequest, "audit", &sess, v)
 		return nil
 	}
@@ -1175,6 +1181,10 @@ func (c *Console) auditPage(w http.ResponseWriter, r *http.Request, sess Session
 			return err
 		}
 		v.Problem = msg
+		if code == "invalid_tenant" && v.AllTenants {
+			// Only the provider's auditors have a tenant field to mark.
+			v.Invalid = "tenant"
+		}
 		if code == "invalid_cursor" {
 			// The API's words name its parameters; the page's user
 			// followed a link.
@@ -1257,7 +1267,7 @@ func (c *Console) verifyAudit(w http.ResponseWriter, r *http.Request, sess Sessi
 // exportAudit streams every record matching the filters as CSV, in the
 // columns of the unified audit log's export.
 func (c *Console) exportAudit(w http.ResponseWriter, r *http.Request, sess Session) error {
-	f, aq, problem := auditQuery(r, sess)
+	f, aq, problem, _ := auditQuery(r, sess)
 	if err := c.mayReadAudit(r, sess, f.Tenant); err != nil {
 		return err
 	}

@@ -507,6 +507,9 @@ func (c *Console) signinPage(w http.ResponseWriter, r *http.Request) {
 		v.Tenant = t
 	case v.Problem == "":
 		v.Problem = signinProblems["unknown_org"]
+		if v.Orgs {
+			v.Typed = t
+		}
 	}
 	c.render(w, r, http.StatusOK, "signin", nil, v)
 }
@@ -566,6 +569,9 @@ type signinView struct {
 	Tenant  string
 	Dev     []DevIdentity
 	Problem string
+	// Typed is the organization the user typed that no issuer here signs
+	// in: the form shows it again, marked as what Problem is about.
+	Typed string
 	// Return is the console page the sign-in goes on to (see
 	// signinAgain), "" for the requests page.
 	Return string
