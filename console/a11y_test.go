@@ -189,6 +189,10 @@ func TestPagesAccessible(t *testing.T) {
 	}
 }
 
+// vagueLinks are link texts that say nothing of where the link goes, read
+// alone from a screen reader's list of links.
+var vagueLinks = []string{"here", "click here", "view", "more", "back", "link", "this", "details", "go"}
+
 var space = regexp.MustCompile(`\s+`)
 
 // text is what n holds as a screen reader reads it: its text, with
@@ -349,7 +353,8 @@ func checkPage(t *testing.T, doc *html.Node, field string) string {
 	}
 
 	// Buttons and links say what they do (2.4.4, 2.5.3, 4.1.2): in words,
-	// an aria-label holding the words shown.
+	// an aria-label holding the words shown, a link's words meaning
+	// something alone.
 	for _, n := range all {
 		if n.Data != "button" && (n.Data != "a" || !hasAttr(n, "href")) {
 			continue
@@ -365,6 +370,9 @@ func checkPage(t *testing.T, doc *html.Node, field string) string {
 		if !hasWords(name) {
 			t.Errorf("<%s> %q has no name in words", n.Data, name)
 		}
+		if n.Data == "a" && slices.Contains(vagueLinks, strings.ToLower(strings.Trim(name, " .…"))) {
+			t.Errorf("the link %q (to %s) does not say where it goes", name, attr(n, "href"))
+		}
 		if h := attr(n, "href"); strings.HasPrefix(h, "#") {
 			if _, ok := ids[h[1:]]; !ok {
 				t.Errorf("the link to %s goes nowhere on the page", h)
@@ -377,13 +385,16 @@ func checkPage(t *testing.T, doc *html.Node, field string) string {
 		}
 	}
 
-	// Tables have headers for their columns (1.3.1).
+	// Tables have a name and headers for their columns (1.3.1).
 	for _, tb := range byTag("table") {
+		var caption string
 		var ths int
 		var walkT func(*html.Node)
 		walkT = func(n *html.Node) {
 			if n.Type == html.ElementNode {
 				switch n.Data {
+				case "caption":
+					caption = text(n)
 				case "th":
 					ths++
 					if s := attr(n, "scope"); s != "col" && s != "row" {
@@ -396,6 +407,9 @@ func checkPage(t *testing.T, doc *html.Node, field string) string {
 			}
 		}
 		walkT(tb)
+		if !hasWords(caption + attr(tb, "aria-label")) {
+			t.Errorf("table #%s has no caption", attr(tb, "id"))
+		}
 		if ths == 0 {
 			t.Errorf("table #%s has no <th>", attr(tb, "id"))
 		}
