@@ -62,6 +62,7 @@ func (l *Log) Trim(ctx context.Context, tenant string, cutoff time.Time) (int, e
 		return 0, fault.New(fault.ErrInvalid, "invalid_tenant", "%v", err)
 	}
 	total := 0
+	now := l.now()
 	for {
 		msgs, err := l.rdb.XRangeN(ctx, keys.Audit(tenant), "-", "+", 500).Result()
 		if err != nil {
@@ -74,7 +75,7 @@ func (l *Log) Trim(ctx context.Context, tenant string, cutoff time.Time) (int, e
 		var byID []int
 		dates := make([]entryDate, len(msgs))
 		for i, m := range msgs {
-			d, err := entryTime(m)
+			d, err := entryTime(m, now)
 			if err != nil || !d.at.Before(cutoff) {
 				break
 			}
@@ -171,7 +172,7 @@ func oldestDue(msgs []redis.XMessage, retention time.Duration, now time.Time) ti
 	if len(msgs) == 0 {
 		return time.Time{}
 	}
-	d, err := entryTime(msgs[0])
+	d, err := entryTime(msgs[0], now)
 	if err != nil {
 		// Trim stops at an entry it can't date; look again in a while
 		// rather than at once.
@@ -196,7 +197,8 @@ type entryDate struct {
 func (d entryDate) unreadable() bool { return d.created.IsZero() }
 
 // ahead is whether the entry's CreationTime is further ahead of its
-// stream id than ClockSkew allows, so it is dated by its stream id.
+// stream id, and of the sweeping replica's clock, than ClockSkew allows,
+// so it is dated by its stream id.
 func (d entryDate) ahead() bool { return !d.created.IsZero() && d.at.Before(d.created) }
 
 // entryTime is when the stream entry m was written, as retention judges
@@ -216,10 +218,16 @@ func (d entryDate) ahead() bool { return !d.created.IsZero() && d.at.Before(d.cr
 // the entry is dated by its id instead: taken at its word, it stopped
 // retention for the whole log after it until that date, which may be
 // years away. A replica a little ahead, within ClockSkew, is no fault,
-// and its records keep their CreationTime.
+// and its records keep their CreationTime. So does a record no further
+// ahead of now, the sweeping replica's clock, than ClockSkew: once that
+// clock has reached a CreationTime, it holds nothing back, and the
+// sweeping replica judges every record's age by its own clock anyway
+// (a deployment whose replicas' clocks all run ahead of Redis's, a test
+// whose clock jumps, would otherwise see every record dated by Redis's
+// clock and removed early).
 //
 // An error means m's id is not one Redis generates.
-func entryTime(m redis.XMessage) (entryDate, error) {
+func entryTime(m redis.XMessage, now time.Time) (entryDate, error) {
 	ms, _, _ := strings.Cut(m.ID, "-")
 	n, err := strconv.ParseInt(ms, 10, 64)
 	if err != nil {
@@ -231,7 +239,7 @@ func entryTime(m redis.XMessage) (entryDate, error) {
 	s, _ := m.Values[field].(string)
 	if json.Unmarshal([]byte(s), &rec) == nil && !rec.CreationTime.IsZero() {
 		d.created = rec.CreationTime.Time
-		if !d.created.After(d.appended.Add(ClockSkew)) {
+		if !d.created.After(d.appended.Add(ClockSkew)) || !d.created.After(now.Add(ClockSkew)) {
 			d.at = d.created
 		}
 	}
@@ -329,7 +337,7 @@ func (l *Log) ReportRetention(reg prometheus.Registerer, logger *slog.Logger) er
 		return err
 	}
 	f, _, err := reportCounter(reg, logger, "lockbox_audit_records_trimmed_future_dated_total",
-		"Audit records retention removed whose CreationTime was ahead of their stream id by more than the allowed clock skew, dated by their stream id: a replica's clock was ahead; each is also logged at warn.")
+		"Audit records retention removed whose CreationTime was ahead of their stream id, and of the sweeping replica's clock, by more than the allowed clock skew, dated by their stream id: a replica's clock was ahead; each is also logged at warn.")
 	if err != nil {
 		return err
 	}

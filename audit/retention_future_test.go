@@ -113,3 +113,45 @@ func TestRetentionScheduleOfAFutureDatedOldestRecord(t *testing.T) {
 		t.Fatalf("RetentionProbe: %v %v, want %v", at, ok, want)
 	}
 }
+
+// TestRetentionByTheSweepersClock: a CreationTime ahead of its stream id
+// but not of the sweeping replica's clock is the record's date. When every
+// replica's clock runs ahead of Redis's (or a test's clock jumps a day),
+// dating such records by their stream ids made retention remove records
+// its own clock says are an hour old, and counted them as future-dated.
+func TestRetentionByTheSweepersClock(t *testing.T) {
+	ctx := context.Background()
+	rdb := testRedis(t)
+	onboard(t, rdb, "contoso")
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clk := clock.NewFake(t0.Add(25 * time.Hour))
+	log := newLog(rdb, clk.Now)
+	reg := prometheus.NewRegistry()
+	if err := log.ReportRetention(reg, nil); err != nil {
+		t.Fatal(err)
+	}
+	// Redis's clock at t0 throughout; the replicas' a day and more ahead.
+	for i, created := range []time.Time{t0, t0.Add(24 * time.Hour), t0.Add(25 * time.Hour)} {
+		appendAt(t, rdb, "contoso", t0.Add(time.Duration(i)*time.Second), storedAt(log, created))
+	}
+	n, err := log.Trim(ctx, "contoso", clk.Now().Add(-24*time.Hour+time.Minute))
+	if err != nil || n != 1 {
+		t.Fatalf("cut at t0+1h1m by a clock at t0+25h: removed %d (%v), want 1 (the record created at t0)", n, err)
+	}
+	if v, err := log.Verify(ctx, auditor, "contoso"); err != nil || !v.OK || v.Records != 2 {
+		t.Fatalf("after the cut: %+v %v, want 2 records", v, err)
+	}
+	if got := counterValue(t, reg, "lockbox_audit_records_trimmed_future_dated_total"); got != 0 {
+		t.Fatalf("records no later than the sweeper's clock counted as future-dated: %v", got)
+	}
+	// The schedule reads the oldest record left the same way.
+	p := rdb.Pipeline()
+	read := audit.RetentionProbe(24*time.Hour)(ctx, p, "contoso", clk.Now())
+	if _, err := p.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := t0.Add(48 * time.Hour)
+	if at, ok := read(); !ok || !at.Equal(want) {
+		t.Fatalf("RetentionProbe: %v %v, want %v: the oldest record left was created at t0+24h", at, ok, want)
+	}
+}
