@@ -344,3 +344,61 @@ func TestRedisCheckClusterFirstMapHangs(t *testing.T) {
 		t.Fatal("no CLUSTER SLOTS was held: the test tested nothing")
 	}
 }
+
+// TestRedisCheckClusterMasterRefusesWrites: a master that says
+// cluster_state:ok but refuses writes fails /readyz, named with Redis's
+// refusal: past its memory limit under noeviction (it still takes a
+// delete), or without the replicas min-replicas-to-write asks for. Every
+// approval and audited call of its tenants fails meanwhile, while CLUSTER
+// INFO said ok. Ready again once it takes writes, and the probes left no
+// key on any master.
+func TestRedisCheckClusterMasterRefusesWrites(t *testing.T) {
+	cl := redistest.StartOwnCluster(t, 3, 0)
+	h := Handler(prometheus.NewRegistry(), RedisCheck(clusterClient(t, cl)))
+	readyWithin(t, h)
+	ctx := context.Background()
+	sick, err := cl.MasterOf(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := redis.NewClient(&redis.Options{Addr: sick})
+	defer admin.Close()
+	set := func(kv ...string) {
+		t.Helper()
+		for i := 0; i+1 < len(kv); i += 2 {
+			if err := admin.ConfigSet(ctx, kv[i], kv[i+1]).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+
+	for _, tt := range []struct {
+		name   string
+		config []string
+		want   string
+	}{
+		{"out of memory", []string{"maxmemory-policy", "noeviction", "maxmemory", "1"},
+			"OOM command not allowed when used memory > 'maxmemory'."},
+		{"too few replicas", []string{"min-replicas-to-write", "1"},
+			"NOREPLICAS Not enough good replicas to write."},
+	} {
+		set(tt.config...)
+		want := "redis: master " + sick + ": " + tt.want + "\n"
+		if code, body := get(t, h, "/readyz"); code != http.StatusServiceUnavailable || body != want {
+			t.Errorf("%s: /readyz = %d %q, want 503 %q", tt.name, code, body, want)
+		}
+		set("maxmemory", "0", "min-replicas-to-write", "0")
+		if code, body := get(t, h, "/readyz"); code != http.StatusOK {
+			t.Errorf("%s, then taking writes again: /readyz = %d %q, want 200", tt.name, code, body)
+		}
+	}
+
+	for _, addr := range cl.Addrs() {
+		c := redis.NewClient(&redis.Options{Addr: addr})
+		n, err := c.DBSize(ctx).Result()
+		c.Close()
+		if err != nil || n != 0 {
+			t.Errorf("node %s holds %d keys (%v) after the probes, want none", addr, n, err)
+		}
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -146,9 +147,13 @@ var errWritableReplica = errors.New("writable replica: writes stay on it and nev
 // after a failover, a stale address points at the old master, now a
 // read-only replica, and every call would fail on its first write.
 //
-// It deletes keys.ReadyProbe, a key nothing writes: a delete is refused
-// wherever Lockbox's own writes are (READONLY, NOREPLICAS, MISCONF) and,
-// deleting nothing, writes nothing. A replica configured with
+// It appends to keys.ReadyProbe, a key nothing writes, only if it exists
+// (XADD NOMKSTREAM): that is refused wherever Lockbox's own writes are
+// (READONLY, NOREPLICAS, MISCONF) and, with no key to change, writes
+// nothing. It is the command the audit log appends with, and is refused
+// as it is when Redis is full under maxmemory-policy noeviction (OOM),
+// which lets a delete through: a delete alone says ready while every
+// approval and audited call fails. A replica configured with
 // replica-read-only no takes that delete, and every other write, keeps
 // them to itself and never passes them to its master, so it then asks
 // HELLO for the server's role. HELLO, unlike ROLE (@admin, @dangerous) or
@@ -167,11 +172,7 @@ func RedisCheck(c redis.UniversalClient) Check {
 			if cc, ok := c.(*redis.ClusterClient); ok {
 				return clusterReady(ctx, cc)
 			}
-			err := c.Del(ctx, keys.ReadyProbe()).Err()
-			if redis.IsReadOnlyError(err) {
-				return errReadOnly
-			}
-			if err != nil {
+			if err := probeWrite(ctx, c, keys.ReadyProbe()); err != nil {
 				return err
 			}
 			role, err := helloRole(ctx, c)
@@ -186,13 +187,41 @@ func RedisCheck(c redis.UniversalClient) Check {
 	}
 }
 
+// probeWrite asks c's server whether it takes writes on key's slot,
+// writing nothing: it appends to key, a key nothing writes, only if it
+// exists (XADD NOMKSTREAM). It returns errReadOnly for READONLY, and
+// Redis's own refusal (NOREPLICAS, OOM, MISCONF) otherwise. One command,
+// not a pipeline: a pipeline's client waits out its deadline on a server
+// that refuses the connection, where a command reports the refusal.
+func probeWrite(ctx context.Context, c redis.Cmdable, key string) error {
+	err := c.XAdd(ctx, &redis.XAddArgs{Stream: key, NoMkStream: true, Values: []any{"probe", "1"}}).Err()
+	switch {
+	case errors.Is(err, redis.Nil):
+		// No stream, so nothing appended: the answer a ready server gives.
+		return nil
+	case err == nil:
+		// The key exists, so something wrote it, and the append just
+		// added to it: remove it, so the next probe writes nothing again.
+		return c.Del(ctx, key).Err()
+	case redis.IsReadOnlyError(err):
+		return errReadOnly
+	}
+	return err
+}
+
 // errNoMaster is /readyz's word for a cluster in which no master owns a
 // slot: every key would be refused.
 var errNoMaster = errors.New("no master owns a hash slot")
 
 // clusterReady is ready when the cluster serves keys as Redis itself
 // judges it: the masters that own slots and answer CLUSTER INFO all say
-// cluster_state:ok, and at least one answers. A cluster that refuses every
+// cluster_state:ok and take writes on a slot they own (probeWrite, on a
+// key of that slot: a master refuses a write for another slot's key with
+// MOVED before it weighs anything else), and at least one answers. A
+// master that refuses writes (OOM under noeviction, NOREPLICAS under
+// min-replicas-to-write, MISCONF) fails it as one that says
+// cluster_state:fail does: it answered, and every approval and audited
+// call of its tenants would fail. A cluster that refuses every
 // key (cluster_state:fail: a slot uncovered under
 // cluster-require-full-coverage yes, this side of a partition in the
 // minority, a master found failing with no replica to take over) fails the
@@ -205,10 +234,11 @@ var errNoMaster = errors.New("no master owns a hash slot")
 // can't tell whose call comes next: taking every replica out of service
 // would turn a third of the tenants' outage into everyone's. /readyz
 // still says ok then; the master is named only when none answers.
-// CLUSTER INFO and the CLUSTER SLOTS the client reads are @slow commands
-// only, which every ACL user may be given: no @admin or @dangerous one.
+// CLUSTER INFO, CLUSTER NODES and the CLUSTER SLOTS the client reads are
+// @slow commands only, which every ACL user may be given: no @admin or
+// @dangerous one.
 //
-// The masters are asked at once, so the check costs one round trip to
+// The masters are asked at once, so the check costs three round trips to
 // the slowest of them, plus the slot map's reload.
 func clusterReady(ctx context.Context, c *redis.ClusterClient) error {
 	// ForEachMaster first reloads the slot map, asking one node after
@@ -226,7 +256,11 @@ func clusterReady(ctx context.Context, c *redis.ClusterClient) error {
 		refused, unanswered []string
 	)
 	probe := func(_ context.Context, m *redis.Client) error {
-		state, err := masterState(ctx, m)
+		state, slot, err := masterState(ctx, m)
+		var writeErr error
+		if err == nil && state == "ok" && slot >= 0 {
+			writeErr = probeWrite(ctx, m, keys.ReadyProbeIn(keys.SlotTag(slot)))
+		}
 		mu.Lock()
 		defer mu.Unlock()
 		asked++
@@ -236,8 +270,17 @@ func clusterReady(ctx context.Context, c *redis.ClusterClient) error {
 		case state != "ok":
 			answered++
 			refused = append(refused, "master "+m.Options().Addr+": cluster_state:"+state)
-		default:
+		case writeErr == nil || redirected(writeErr):
+			// A slot that moved since the master named it is no refusal:
+			// the next probe asks about one it owns.
 			answered++
+		case refusal(writeErr):
+			answered++
+			refused = append(refused, "master "+m.Options().Addr+": "+writeErr.Error())
+		default:
+			// Answered the state, then not the write (a timeout, a
+			// connection lost): as a master that does not answer.
+			unanswered = append(unanswered, "master "+m.Options().Addr+": "+writeErr.Error())
 		}
 		// Never an error: ForEachMaster would stop asking the others.
 		return nil
@@ -276,18 +319,88 @@ func reloadBudget(ctx context.Context) time.Duration {
 }
 
 // masterState asks one master, through m, for the cluster's state as it
-// sees it ("ok" or "fail").
-func masterState(ctx context.Context, m *redis.Client) (string, error) {
+// sees it ("ok" or "fail") and, when ok, for a hash slot it owns, to ask
+// it about writes there: -1 when it owns none (it lost them
+// since the client's slot map was read) or each is moving to or from
+// another node (a probe's key there may be answered with ASK).
+func masterState(ctx context.Context, m *redis.Client) (string, int, error) {
 	info, err := m.ClusterInfo(ctx).Result()
 	if err != nil {
-		return "", err
+		return "", -1, err
 	}
 	for line := range strings.Lines(info) {
 		if k, v, _ := strings.Cut(strings.TrimSpace(line), ":"); k == "cluster_state" {
-			return v, nil
+			if v != "ok" {
+				return v, -1, nil
+			}
+			nodes, err := m.ClusterNodes(ctx).Result()
+			if err != nil {
+				return "", -1, err
+			}
+			return v, ownSlot(nodes), nil
 		}
 	}
-	return "", errors.New("CLUSTER INFO without cluster_state")
+	return "", -1, errors.New("CLUSTER INFO without cluster_state")
+}
+
+// ownSlot returns the first hash slot that the node whose CLUSTER NODES
+// reply this is ("myself") owns and is not moving, or -1. A line is
+// "id addr flags master ping pong epoch link slot...", each slot entry a
+// number, a range "a-b", or, for a slot moving, "[n->-id]" or "[n-<-id]".
+func ownSlot(nodes string) int {
+	for line := range strings.Lines(nodes) {
+		f := strings.Fields(line)
+		if len(f) < 8 || !slices.Contains(strings.Split(f[2], ","), "myself") {
+			continue
+		}
+		moving := map[int]bool{}
+		for _, e := range f[8:] {
+			if n, _, ok := strings.Cut(strings.TrimPrefix(e, "["), "-"); ok && strings.HasPrefix(e, "[") {
+				if slot, err := strconv.Atoi(n); err == nil {
+					moving[slot] = true
+				}
+			}
+		}
+		for _, e := range f[8:] {
+			if strings.HasPrefix(e, "[") {
+				continue
+			}
+			lo, hi, isRange := strings.Cut(e, "-")
+			if !isRange {
+				hi = lo
+			}
+			a, err1 := strconv.Atoi(lo)
+			b, err2 := strconv.Atoi(hi)
+			if err1 != nil || err2 != nil {
+				continue
+			}
+			for slot := a; slot <= b && slot < keys.Slots; slot++ {
+				if slot >= 0 && !moving[slot] {
+					return slot
+				}
+			}
+		}
+		return -1
+	}
+	return -1
+}
+
+// refusal reports whether err is Redis's own answer refusing a command
+// (OOM, NOREPLICAS, MISCONF, READONLY), not a failure to get one.
+func refusal(err error) bool {
+	var re redis.Error
+	return errors.Is(err, errReadOnly) || errors.As(err, &re)
+}
+
+// redirected reports whether err is a cluster node's redirection (MOVED,
+// ASK): the key's slot is served elsewhere now.
+func redirected(err error) bool {
+	var re redis.Error
+	if !errors.As(err, &re) {
+		return false
+	}
+	msg := re.Error()
+	return strings.HasPrefix(msg, "MOVED ") || strings.HasPrefix(msg, "ASK ")
 }
 
 // helloRole returns the role ("master", "replica") HELLO reports for c's

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -133,12 +134,16 @@ func TestRedisCheckWritable(t *testing.T) {
 	writable := redistest.StartServer(t, "--replicaof", host, port, "--replica-read-only", "no")
 	// A Redis that refuses writes while no replica confirms them.
 	lonely := redistest.StartServer(t, "--min-replicas-to-write", "1")
+	// A Redis past its memory limit that evicts nothing: it still takes a
+	// delete, but refuses every write that may grow memory, the audit
+	// log's XADD among them.
+	full := redistest.StartServer(t, "--maxmemory", "1", "--maxmemory-policy", "noeviction")
 
 	// An ACL user as a deployment may give Lockbox: its keys only, and no
 	// @admin or @dangerous command (ROLE, INFO, CONFIG).
 	ctx := context.Background()
 	// ACL users are not replicated: the writable replica gets its own.
-	for _, addr := range []string{primary.Addr, writable.Addr} {
+	for _, addr := range []string{primary.Addr, writable.Addr, full.Addr} {
 		admin := redis.NewClient(&redis.Options{Addr: addr})
 		defer admin.Close()
 		if err := admin.Do(ctx, "ACL", "SETUSER", "lockbox", "on", ">secret-pass", "~lockbox:*", "&*",
@@ -167,6 +172,10 @@ func TestRedisCheckWritable(t *testing.T) {
 		{"primary, RESP2", redis.Options{Addr: primary.Addr, Protocol: 2}, http.StatusOK, "ok\n"},
 		{"too few replicas", redis.Options{Addr: lonely.Addr}, http.StatusServiceUnavailable,
 			"redis: NOREPLICAS Not enough good replicas to write.\n"},
+		{"out of memory", redis.Options{Addr: full.Addr}, http.StatusServiceUnavailable,
+			"redis: OOM command not allowed when used memory > 'maxmemory'.\n"},
+		{"out of memory, restricted user", redis.Options{Addr: full.Addr, Username: "lockbox", Password: "secret-pass"},
+			http.StatusServiceUnavailable, "redis: OOM command not allowed when used memory > 'maxmemory'.\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -183,6 +192,59 @@ func TestRedisCheckWritable(t *testing.T) {
 			}
 		})
 	}
+
+	// The probes wrote nothing: no key, and no change for the AOF or the
+	// replicas.
+	admin := redis.NewClient(&redis.Options{Addr: primary.Addr})
+	defer admin.Close()
+	before := changes(t, admin)
+	c := redis.NewClient(&redis.Options{Addr: primary.Addr})
+	defer c.Close()
+	for range 3 {
+		if code, body := get(t, Handler(prometheus.NewRegistry(), RedisCheck(c)), "/readyz"); code != http.StatusOK {
+			t.Fatalf("/readyz = %d %q", code, body)
+		}
+	}
+	if after := changes(t, admin); after != before {
+		t.Errorf("three probes made %d changes, want none", after-before)
+	}
+	if n := admin.DBSize(ctx).Val(); n != 0 {
+		t.Errorf("the probes left %d keys", n)
+	}
+
+	// Should the probe's key ever exist, the probe removes what it added
+	// to, and the next one writes nothing again.
+	if err := admin.XAdd(ctx, &redis.XAddArgs{Stream: "lockbox:readyz", Values: []any{"x", "1"}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if code, body := get(t, Handler(prometheus.NewRegistry(), RedisCheck(c)), "/readyz"); code != http.StatusOK {
+			t.Fatalf("/readyz with the probe's key present = %d %q", code, body)
+		}
+	}
+	if n := admin.DBSize(ctx).Val(); n != 0 {
+		t.Errorf("the probes left %d keys", n)
+	}
+}
+
+// changes is the number of changes c's server made since its last save.
+func changes(t *testing.T, c *redis.Client) int {
+	t.Helper()
+	info, err := c.Info(context.Background(), "persistence").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(info) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "rdb_changes_since_last_save:"); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	t.Fatal("INFO persistence without rdb_changes_since_last_save")
+	return 0
 }
 
 func TestRedisCheckUnreachable(t *testing.T) {
@@ -230,4 +292,31 @@ func TestHandlerRefusesNilGatherer(t *testing.T) {
 		}
 	}()
 	Handler(nil)
+}
+
+// TestOwnSlot: the slot a master is asked about is one it owns and is not
+// moving to or from another node, whose key would be answered with ASK.
+func TestOwnSlot(t *testing.T) {
+	const (
+		me    = "07c37dfeb235213a872192d90877d0cd55635b91 127.0.0.1:30004@31004 myself,master - 0 0 4 connected"
+		other = "67ed2db8d677e59ec4a4cefb06858cf2a1a89fa1 127.0.0.1:30002@31002 master - 0 1426238316232 2 connected 5461-10922\n"
+	)
+	for _, tt := range []struct {
+		name, nodes string
+		want        int
+	}{
+		{"range", other + me + " 0-5460\n", 0},
+		{"single slot", me + " 7\n", 7},
+		{"first slot moving out", me + " 100-200 [100->-67ed2db8d677e59ec4a4cefb06858cf2a1a89fa1]\n", 101},
+		{"slot moving in, then a range", me + " [5-<-67ed2db8d677e59ec4a4cefb06858cf2a1a89fa1] 5 9-10\n", 9},
+		{"every slot moving", me + " 3 [3->-67ed2db8d677e59ec4a4cefb06858cf2a1a89fa1]\n", -1},
+		{"no slot", other + me + "\n", -1},
+		{"no myself line", other, -1},
+		{"replica flags", "07c37d 127.0.0.1:30004@31004 myself,slave 67ed2d 0 0 4 connected\n", -1},
+		{"out of range", me + " 16384-20000 12\n", 12},
+	} {
+		if got := ownSlot(tt.nodes); got != tt.want {
+			t.Errorf("%s: ownSlot = %d, want %d", tt.name, got, tt.want)
+		}
+	}
 }

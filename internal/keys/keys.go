@@ -28,7 +28,8 @@
 //     never to decide anything. A schedule's scripts touch its one key.
 //     Console sessions (and their re-verification locks) are single keys,
 //     written alone; the console's sign-in key is one key, created once.
-//     ReadyProbe is a name only: /readyz deletes it, and nothing writes it.
+//     ReadyProbe and ReadyProbeIn are names only: /readyz appends to them
+//     only where they exist, and nothing writes them.
 //   - The change events (internal/events) are a pub/sub channel, no key:
 //     PUBLISH inside a tenant's MULTI is allowed on Cluster and reaches
 //     subscribers on every node.
@@ -47,7 +48,9 @@ package keys
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"sync"
 )
 
 // ErrInvalid is returned for identifiers that can't be used in a key.
@@ -330,9 +333,63 @@ func Due(job string) string { return prefix + "due:" + job }
 // rescan interval, so it also says when the last rescan began.
 func DueRescan() string { return prefix + "due:rescan" }
 
-// ReadyProbe is never written: /readyz deletes it to learn whether Redis
-// takes writes (internal/health). Deleting a key that does not exist
-// changes nothing and reaches neither replicas nor the AOF, yet Redis
-// refuses it as it would any write — READONLY on a replica, NOREPLICAS,
-// MISCONF — and an ACL user limited to Lockbox's keys may run it.
+// ReadyProbe is never written: /readyz appends to it only if it exists
+// (XADD NOMKSTREAM, internal/health), and deletes it should it exist, to
+// learn whether Redis takes writes. On a key that does not exist the
+// append changes nothing and reaches neither replicas nor the AOF, yet
+// Redis refuses it as it does the audit log's appends — READONLY on a
+// replica, NOREPLICAS, MISCONF, and OOM under maxmemory with noeviction,
+// which would let a delete through — and an ACL user limited to Lockbox's
+// keys may run it.
 func ReadyProbe() string { return prefix + "readyz" }
+
+// ReadyProbeIn is ReadyProbe for one Redis Cluster hash slot: tag is
+// the slot's hash tag (SlotTag), so /readyz can ask each master about a
+// slot it owns. It begins "lockbox:readyz:", never "lockbox:{", so it
+// is no tenant's key whatever the tag.
+func ReadyProbeIn(tag string) string { return prefix + "readyz:{" + tag + "}" }
+
+// Slots is the number of Redis Cluster hash slots.
+const Slots = 16384
+
+// Slot is the Redis Cluster hash slot of key: CRC16 (XMODEM) of its hash
+// tag, the part between the first '{' and the next '}' when not empty,
+// or of the whole key, modulo Slots.
+func Slot(key string) int {
+	if i := strings.IndexByte(key, '{'); i >= 0 {
+		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
+			key = key[i+1 : i+1+j]
+		}
+	}
+	var crc uint16
+	for k := 0; k < len(key); k++ {
+		crc ^= uint16(key[k]) << 8
+		for range 8 {
+			if crc&0x8000 != 0 {
+				crc = crc<<1 ^ 0x1021
+			} else {
+				crc <<= 1
+			}
+		}
+	}
+	return int(crc) % Slots
+}
+
+// slotTags holds, for each hash slot, the shortest decimal number whose
+// hash is that slot: about 170,000 hashes of a few bytes, computed the
+// first time a tag is asked for.
+var slotTags = sync.OnceValue(func() *[Slots]string {
+	var tags [Slots]string
+	for n, left := 0, Slots; left > 0; n++ {
+		tag := strconv.Itoa(n)
+		if s := Slot(tag); tags[s] == "" {
+			tags[s] = tag
+			left--
+		}
+	}
+	return &tags
+})
+
+// SlotTag returns a hash tag whose keys are in slot, which must be in
+// [0, Slots).
+func SlotTag(slot int) string { return slotTags()[slot] }

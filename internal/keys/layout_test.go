@@ -65,3 +65,38 @@ func TestTenantOfEntry(t *testing.T) {
 		}
 	}
 }
+
+// TestSlot holds Slot to the Redis Cluster specification's examples: the
+// CRC16 check value of "123456789" is 0x31C3, and a key with a hash tag
+// hashes by the tag alone (an empty tag, by the whole key).
+func TestSlot(t *testing.T) {
+	for key, want := range map[string]int{
+		"123456789":                0x31C3,
+		"{123456789}:x":            0x31C3,
+		"a{123456789}{other}":      0x31C3,
+		"":                         0,
+		"lockbox:{contoso}:tenant": Slot("contoso"),
+	} {
+		if got := Slot(key); got != want {
+			t.Errorf("Slot(%q) = %d, want %d", key, got, want)
+		}
+	}
+	if Slot("{}123456789") == Slot("123456789") {
+		t.Error("an empty hash tag hashed as no key at all")
+	}
+}
+
+// TestSlotTag: every slot has a tag, and the probe key built on it is in
+// that slot and no tenant's.
+func TestSlotTag(t *testing.T) {
+	for slot := range Slots {
+		tag := SlotTag(slot)
+		k := ReadyProbeIn(tag)
+		if tag == "" || Slot(k) != slot {
+			t.Fatalf("SlotTag(%d) = %q: %q is in slot %d", slot, tag, k, Slot(k))
+		}
+		if _, ok := TenantOfEntry(k); ok || strings.HasPrefix(k, "lockbox:{") {
+			t.Fatalf("probe key %q is in a tenant's key space", k)
+		}
+	}
+}
