@@ -268,3 +268,79 @@ func TestOffboardingIsTheProvidersInTheTenantsView(t *testing.T) {
 		}
 	}
 }
+
+// TestOffboardedTenantAfterRetention lists what Redis still holds of an
+// offboarded tenant once audit retention has removed every one of its
+// records, as the documentation describes it (README, "Offboarding a
+// tenant"; docs/operations.md, "Memory"): retention removes audit
+// records only. The registry entry, the settings, and each request with
+// its history (who decided, from which address, their comments) and its
+// indexes stay for good, as they do for a tenant still onboarded; the
+// grants and the open-request indexes are gone with the offboarding.
+func TestOffboardedTenantAfterRetention(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	live := e.file(t, operator, "exchange")
+	e.act(t, live.ID, grants.ActionApprove, manager)
+	e.act(t, live.ID, grants.ActionApprove, globalAdmin)
+	done := e.file(t, operator, "sharepoint")
+	e.act(t, done.ID, grants.ActionCancel, operator)
+	e.clock.Advance(time.Minute)
+	if _, err := e.tenants.Offboard(ctx, tenanttest.Admin, "192.0.2.9", "contoso", "contract ended"); err != nil {
+		t.Fatal(err)
+	}
+
+	// Three years on, with a year's retention: every record is past it.
+	e.clock.Advance(3 * 365 * 24 * time.Hour)
+	if _, err := e.log.Trim(ctx, "contoso", e.clock.Now().Add(-365*24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if recs, err := e.log.List(ctx, "contoso", 100); err != nil || len(recs) != 0 {
+		t.Fatalf("audit records left after retention: %d (%v), want none", len(recs), err)
+	}
+
+	// Each key that names the tenant or one of its requests, its ids
+	// replaced by their role, with its TTL: -1 is none, kept for good.
+	ids := strings.NewReplacer(live.ID, "ID1", done.ID, "ID2")
+	var left []string
+	for _, pattern := range []string{"lockbox:{contoso}:*", "lockbox:reqidx:*", "lockbox:requests", "lockbox:operator:*"} {
+		found, err := e.rdb.Keys(ctx, pattern).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range found {
+			ttl, err := e.rdb.TTL(ctx, k).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ttl > 0 {
+				continue // gone by itself
+			}
+			left = append(left, ids.Replace(k))
+		}
+	}
+	slices.Sort(left)
+	want := []string{
+		"lockbox:operator:" + operator.Principal.Subject + ":requests", // the operator's listing
+		"lockbox:reqidx:ID1", "lockbox:reqidx:ID2", // request id → tenant
+		"lockbox:requests",               // the provider-wide listing
+		"lockbox:{contoso}:audit",        // the stream, empty
+		"lockbox:{contoso}:audit:anchor", // the hash the chain goes on from
+		"lockbox:{contoso}:audit:head",
+		"lockbox:{contoso}:req:ID1", "lockbox:{contoso}:req:ID2", // the requests, with their history
+		"lockbox:{contoso}:requests", // the tenant's history listing
+		"lockbox:{contoso}:settings",
+		"lockbox:{contoso}:tenant", // the registry entry, offboarded
+	}
+	slices.Sort(want)
+	if !slices.Equal(left, want) {
+		t.Errorf("keys kept for good after offboarding and retention:\n got %q\nwant %q", left, want)
+	}
+	// The requests still read whole, history and all.
+	for _, id := range []string{live.ID, done.ID} {
+		r, err := e.store.Get(ctx, globalAdmin.Principal, id)
+		if err != nil || len(r.History) == 0 {
+			t.Errorf("request %s after retention: %d history entries, %v", id, len(r.History), err)
+		}
+	}
+}
