@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strconv"
@@ -67,6 +68,39 @@ func Handler(reg prometheus.Gatherer, ready ...Check) http.Handler {
 		writeText(w, http.StatusServiceUnavailable, strings.Join(failures, ""))
 	})
 	return mux
+}
+
+// Logged returns c, logging each change of its answer: at warn, with the
+// error, when it starts failing or fails for another reason; at info when
+// it passes again. /readyz tells its reason to the prober alone (a
+// kubelet keeps a few words of it in an event); the log keeps it for the
+// operator, once for each change rather than at every probe.
+func Logged(logger *slog.Logger, c Check) Check {
+	var (
+		mu   sync.Mutex
+		last string // the reason it last failed for; "" while it passes
+	)
+	f := c.Func
+	c.Func = func(ctx context.Context) error {
+		err := f(ctx)
+		reason := ""
+		if err != nil {
+			reason = oneLine(err.Error())
+		}
+		mu.Lock()
+		was := last
+		last = reason
+		mu.Unlock()
+		switch {
+		case reason == was:
+		case reason != "":
+			logger.WarnContext(ctx, "readiness check failing: /readyz answers 503", "check", c.Name, "error", reason)
+		default:
+			logger.InfoContext(ctx, "readiness check passing again", "check", c.Name, "was", was)
+		}
+		return err
+	}
+	return c
 }
 
 // run runs checks concurrently, each under CheckTimeout, and returns one

@@ -1,12 +1,16 @@
 package health
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -318,5 +322,49 @@ func TestOwnSlot(t *testing.T) {
 		if got := ownSlot(tt.nodes); got != tt.want {
 			t.Errorf("%s: ownSlot = %d, want %d", tt.name, got, tt.want)
 		}
+	}
+}
+
+// TestLogged: a check's failures reach the log once for each change of
+// its answer, with the check and the reason, and its return to passing
+// once, naming what it had failed for; a probe that answers as the one
+// before logs nothing.
+func TestLogged(t *testing.T) {
+	var buf bytes.Buffer
+	logger := slog.New(slog.NewJSONHandler(&buf, nil))
+	answers := []error{
+		nil,
+		errors.New("OOM command not allowed\nwhen used memory > 'maxmemory'."),
+		errors.New("OOM command not allowed when used memory > 'maxmemory'."), // the same, on one line
+		errors.New("dial tcp 10.0.0.1:6379: connect: connection refused"),
+		nil,
+		nil,
+	}
+	i := 0
+	c := Logged(logger, Check{Name: "redis", Func: func(context.Context) error { err := answers[i]; i++; return err }})
+	h := Handler(prometheus.NewRegistry(), c)
+	for range answers {
+		get(t, h, "/readyz")
+	}
+	type line struct {
+		Level, Msg, Check, Error, Was string
+	}
+	var got []line
+	dec := json.NewDecoder(&buf)
+	for dec.More() {
+		var l line
+		if err := dec.Decode(&l); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, l)
+	}
+	const oom = "OOM command not allowed when used memory > 'maxmemory'."
+	want := []line{
+		{Level: "WARN", Msg: "readiness check failing: /readyz answers 503", Check: "redis", Error: oom},
+		{Level: "WARN", Msg: "readiness check failing: /readyz answers 503", Check: "redis", Error: "dial tcp 10.0.0.1:6379: connect: connection refused"},
+		{Level: "INFO", Msg: "readiness check passing again", Check: "redis", Was: "dial tcp 10.0.0.1:6379: connect: connection refused"},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("log lines:\n got %+v\nwant %+v", got, want)
 	}
 }

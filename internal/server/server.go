@@ -327,9 +327,10 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 			return nil, err
 		}
 	}
+	readyLog := opts.Logger.With("component", "health")
 	var metricsHandler http.Handler = health.Handler(s.Registry,
-		health.RedisCheck(s.Redis),
-		health.Check{Name: "policy", Func: func(context.Context) error { return s.Policy.Ready() }},
+		health.Logged(readyLog, health.RedisCheck(s.Redis)),
+		health.Logged(readyLog, health.Check{Name: "policy", Func: func(context.Context) error { return s.Policy.Ready() }}),
 		health.Check{Name: "shutdown", Func: func(context.Context) error {
 			if s.stopping.Load() {
 				return errStopping
