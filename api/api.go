@@ -55,6 +55,9 @@ type RequestReader interface {
 type RequestWriter interface {
 	Create(ctx context.Context, actor grants.Actor, in grants.CreateInput) (grants.Request, error)
 	Act(ctx context.Context, id string, act grants.Action, actor grants.Actor, comment string) (grants.Request, error)
+	// CanAct returns the error Act returns for p before it looks at the
+	// request's state or the comment, nil when p may take act on it.
+	CanAct(ctx context.Context, p identity.Principal, id string, act grants.Action) error
 }
 
 // RequestActivity reads a request's audit trail: the records tied to it,

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/identity"
 )
 
@@ -140,5 +141,63 @@ func TestListRightJudgedBeforeItsFilters(t *testing.T) {
 				wantError(t, e.do(allowed, "GET", "/v1/requests?tenant=contoso&"+c.filter, nil), http.StatusBadRequest, c.code, "")
 			}
 		})
+	}
+}
+
+// TestActionRightJudgedBeforeTheBody: approve, deny, cancel and revoke
+// decoded the body before the lifecycle looked the request up, so a bad
+// body got 400 (or 413, 415) for a request that does not exist, that the
+// caller may not see (404 with a good body) or may never act on (403):
+// the answer to a bad body depended on nothing the caller may know, and
+// a caller without the right learned what a valid decision looks like.
+// The request and the right come first; to a caller who holds it the
+// answers are unchanged.
+func TestActionRightJudgedBeforeTheBody(t *testing.T) {
+	e := newEnv(t)
+	req := e.file(alice, "contoso", "exchange")
+	asText := func(r *http.Request) { r.Header.Set("Content-Type", "text/plain") }
+	big := `{"comment": "` + strings.Repeat("x", 128<<10) + `"}`
+	for _, b := range []struct {
+		name   string
+		body   any
+		opts   []option
+		status int
+		code   string
+	}{
+		{"not JSON", "{", nil, http.StatusBadRequest, "invalid_json"},
+		{"unknown field", map[string]any{"comment": "ok", "x": 1}, nil, http.StatusBadRequest, "invalid_json"},
+		{"too large", big, nil, http.StatusRequestEntityTooLarge, "body_too_large"},
+		{"not declared JSON", `{"comment": "ok"}`, []option{asText}, http.StatusUnsupportedMediaType, "unsupported_media_type"},
+	} {
+		t.Run(b.name, func(t *testing.T) {
+			for _, c := range []struct {
+				who        user
+				id, action string
+				status     int
+				code       string
+			}{
+				{mia, "01a249e3-33f7-739b-b000-4e1edeb4d0f1", "approve", http.StatusNotFound, "not_found"},
+				{fabrikamAdmin, req.ID, "approve", http.StatusNotFound, "not_found"},
+				{fabrikamAdmin, req.ID, "deny", http.StatusNotFound, "not_found"},
+				{bob, req.ID, "cancel", http.StatusNotFound, "not_found"},
+				{auditor, req.ID, "approve", http.StatusForbidden, "forbidden"},
+				{alice, req.ID, "deny", http.StatusForbidden, "forbidden"},
+				{mia, req.ID, "cancel", http.StatusForbidden, "forbidden"},
+				{auditor, req.ID, "revoke", http.StatusForbidden, "forbidden"},
+			} {
+				r := e.do(c.who, "POST", "/v1/requests/"+c.id+"/"+c.action, b.body, b.opts...)
+				if r.status != c.status || errorOf(t, r).Code != c.code {
+					t.Errorf("%s %s %s: %d %s, want %d %s", c.who.sub, c.action, c.id, r.status, r.body, c.status, c.code)
+				}
+			}
+			// Who may act is told what is wrong with the body, and
+			// nothing changed.
+			wantError(t, e.do(mia, "POST", "/v1/requests/"+req.ID+"/approve", b.body, b.opts...), b.status, b.code, "")
+			wantError(t, e.do(alice, "POST", "/v1/requests/"+req.ID+"/cancel", b.body, b.opts...), b.status, b.code, "")
+		})
+	}
+	got := decode[grants.Request](t, e.do(mia, "GET", "/v1/requests/"+req.ID, nil), http.StatusOK)
+	if got.State != grants.StatePendingManager {
+		t.Errorf("state = %s after refused actions, want %s", got.State, grants.StatePendingManager)
 	}
 }

@@ -81,6 +81,13 @@ func (s *server) getRequest(w http.ResponseWriter, r *http.Request, p identity.P
 // in which state is the lifecycle's decision, not the route's.
 func act(a grants.Action) handlerFunc {
 	return func(s *server, w http.ResponseWriter, r *http.Request, p identity.Principal) error {
+		// The request and the right to act on it come before the body,
+		// as for every other change: decoded first, a bad body got 400
+		// for a request that does not exist, or that the caller may not
+		// see or never act on, where they are told 404 or 403.
+		if err := s.cfg.Requests.CanAct(r.Context(), p, r.PathValue("id"), a); err != nil {
+			return err
+		}
 		var body wire.Decision
 		if err := s.decode(w, r, &body, true); err != nil {
 			return err

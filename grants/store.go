@@ -311,18 +311,8 @@ func (s *Store) Act(ctx context.Context, id string, act Action, actor Actor, com
 				return r, err
 			}
 		}
-		if act == ActionApprove || act == ActionDeny || act == ActionRevoke {
-			if env.LockboxEnabled, err = s.cfg.Tenants.LockboxEnabled(ctx, r.Tenant); err != nil {
-				return r, err
-			}
-			if p := actor.Principal; p.InTenant(r.Tenant) {
-				if env.TenantUser, err = s.cfg.Tenants.IsUser(ctx, r.Tenant, p.Subject); err != nil {
-					return r, err
-				}
-				if env.AssignedApprover, err = s.cfg.Tenants.IsApprover(ctx, r.Tenant, p.Subject); err != nil {
-					return r, err
-				}
-			}
+		if err := s.fillEnv(ctx, r, act, actor.Principal, &env); err != nil {
+			return r, err
 		}
 		return Apply(r, act, actor, comment, env)
 	})
@@ -332,6 +322,57 @@ func (s *Store) Act(ctx context.Context, id string, act Action, actor Actor, com
 		return Request{}, err
 	}
 	return s.view(actor.Principal, r), nil
+}
+
+// CanAct returns the error Act returns for p taking act on request id
+// before it looks at the request's state or the comment: ErrNotFound when
+// there is no such request or p may not see it, ErrForbidden when p may
+// never take act on it. A caller checks it before reading what comes with
+// the action, so that who may not act is not told what a valid body looks
+// like, and who may not see the request not even that it exists. Act
+// judges again, atomically: nil here promises nothing.
+func (s *Store) CanAct(ctx context.Context, p identity.Principal, id string, act Action) error {
+	if act == ActionCreate || act == ActionExpire || act == ActionComplete {
+		return newErr(ErrInvalid, "invalid_action", "%s is not an action users take", act)
+	}
+	tenant, err := s.tenantOf(ctx, id)
+	if err != nil {
+		return err
+	}
+	r, err := s.load(ctx, s.cfg.Redis, tenant, id)
+	if err != nil {
+		return err
+	}
+	if err := s.canSee(ctx, p, r); err != nil {
+		return err
+	}
+	var env Env
+	if err := s.fillEnv(ctx, r, act, p, &env); err != nil {
+		return err
+	}
+	_, err = authorize(r, act, p, env)
+	return err
+}
+
+// fillEnv sets what env says of r's tenant and of p in it, for act: the
+// tenant's switch, and whether p is a user and an assigned approver of it.
+func (s *Store) fillEnv(ctx context.Context, r Request, act Action, p identity.Principal, env *Env) error {
+	if act != ActionApprove && act != ActionDeny && act != ActionRevoke {
+		return nil
+	}
+	var err error
+	if env.LockboxEnabled, err = s.cfg.Tenants.LockboxEnabled(ctx, r.Tenant); err != nil {
+		return err
+	}
+	if p.InTenant(r.Tenant) {
+		if env.TenantUser, err = s.cfg.Tenants.IsUser(ctx, r.Tenant, p.Subject); err != nil {
+			return err
+		}
+		if env.AssignedApprover, err = s.cfg.Tenants.IsApprover(ctx, r.Tenant, p.Subject); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Get returns request id as p may see it.
