@@ -12,6 +12,7 @@ package login
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -224,8 +225,41 @@ func fromOAuth2(t *oauth2.Token, issuer, clientID, tokenURL string, now time.Tim
 	// expires_in, on our clock: oauth2's Expiry is on its own.
 	if t.ExpiresIn > 0 {
 		tok.Expiry = now.Add(time.Duration(t.ExpiresIn) * time.Second).UTC()
+	} else if exp, ok := jwtExpiry(t.AccessToken); ok {
+		// expires_in is only RECOMMENDED (RFC 6749 §5.1): without it
+		// the token had no expiry, was never refreshed, and once it
+		// expired every command got 401 until the user signed in again,
+		// with a refresh token stored all along. Lockbox's tokens are
+		// JWTs: their exp says when (on the provider's clock, which
+		// RefreshMargin covers for a small skew).
+		tok.Expiry = exp
 	}
 	return tok, nil
+}
+
+// jwtExpiry returns the exp claim of raw when it is a JWT that has one.
+// The signature is not checked: the time only decides when to refresh,
+// and the API verifies every token it is sent.
+func jwtExpiry(raw string) (time.Time, bool) {
+	parts := strings.Split(raw, ".")
+	if len(parts) != 3 {
+		return time.Time{}, false
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return time.Time{}, false
+	}
+	var claims struct {
+		Exp *json.Number `json:"exp"`
+	}
+	if json.Unmarshal(b, &claims) != nil || claims.Exp == nil {
+		return time.Time{}, false
+	}
+	exp, err := claims.Exp.Float64()
+	if err != nil || exp <= 0 || exp > float64(1<<40) {
+		return time.Time{}, false
+	}
+	return time.Unix(int64(exp), 0).UTC(), true
 }
 
 // client is hc (defaultClient when nil), made to follow a redirect only
