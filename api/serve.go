@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/grants"
@@ -296,10 +298,22 @@ func (s *server) decode(w http.ResponseWriter, r *http.Request, dst any, optiona
 	if bytes.Equal(bytes.TrimSpace(b), []byte("null")) {
 		return httperr.New(http.StatusBadRequest, "invalid_json", "invalid JSON body: the request body must be a JSON object, not null")
 	}
+	// encoding/json turns a byte that is no UTF-8, and a \u escape of
+	// half a surrogate pair, into U+FFFD without a word: a reason or a
+	// comment was stored, shown to approvers and audited as something
+	// other than what was sent, and other parsers refuse either (RFC 8259
+	// §8.1, §8.2).
+	if i := invalidUTF8(b); i >= 0 {
+		return httperr.New(http.StatusBadRequest, "invalid_json", "invalid JSON body: byte %d is not UTF-8", i)
+	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
 		return jsonError(err)
+	}
+	if i := loneSurrogate(b); i >= 0 {
+		return httperr.New(http.StatusBadRequest, "invalid_json",
+			"invalid JSON body: the \\u escape at byte %d is half a UTF-16 surrogate pair, which stands for no character", i)
 	}
 	// One value only: a second one is either a mistake or an attempt to
 	// have two readers of the same body disagree.
@@ -370,6 +384,57 @@ func checkKeys(b []byte, dst any) error {
 			valueDone()
 		}
 	}
+}
+
+// invalidUTF8 returns the offset of the first byte of b that is not part
+// of valid UTF-8, or -1 when b is valid.
+func invalidUTF8(b []byte) int {
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n == 1 {
+			return i
+		}
+		i += n
+	}
+	return -1
+}
+
+// loneSurrogate returns the offset of the first \u escape in a string of
+// the JSON text b that is half a surrogate pair (a high one not followed
+// by a low one, or a low one alone), or -1 when there is none. b is valid
+// JSON: it was just decoded.
+func loneSurrogate(b []byte) int {
+	hex4 := func(i int) (rune, bool) {
+		if i+6 > len(b) || b[i] != '\\' || b[i+1] != 'u' {
+			return 0, false
+		}
+		v, err := strconv.ParseUint(string(b[i+2:i+6]), 16, 16)
+		return rune(v), err == nil
+	}
+	inString := false
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '"':
+			inString = !inString
+		case !inString || c != '\\':
+		case b[i+1] != 'u':
+			i++ // a one-character escape, \" among them
+		default:
+			r, _ := hex4(i)
+			switch {
+			case utf16.IsSurrogate(r) && r < 0xdc00:
+				if low, ok := hex4(i + 6); !ok || low < 0xdc00 || low > 0xdfff {
+					return i
+				}
+				i += 11
+			case utf16.IsSurrogate(r):
+				return i
+			default:
+				i += 5
+			}
+		}
+	}
+	return -1
 }
 
 // fieldNames returns the JSON names of the fields of the struct t points
