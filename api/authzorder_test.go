@@ -201,3 +201,48 @@ func TestActionRightJudgedBeforeTheBody(t *testing.T) {
 		t.Errorf("state = %s after refused actions, want %s", got.State, grants.StatePendingManager)
 	}
 }
+
+// TestRegistryChangeLooksTheTenantUpFirst: PATCH /v1/tenants/{tenant} and
+// its offboarding read If-Match and the body before the tenant was looked
+// up, so a change to a tenant never onboarded got 400 (or 413) for a
+// flawed body and 404 only once the body was right: a script that
+// onboards what answers 404 took a missing tenant for its own mistake. A
+// Lockbox administrator is told the tenant does not exist whatever the
+// change; the right still comes first, and a change to a tenant that
+// exists is judged as before.
+func TestRegistryChangeLooksTheTenantUpFirst(t *testing.T) {
+	e := newEnv(t)
+	lara := user{sub: "lara@provider.example", roles: []identity.Role{identity.RoleLockboxAdmin}}
+	big := `{"reason": "` + strings.Repeat("x", 128<<10) + `"}`
+	for _, c := range []struct {
+		name         string
+		method, path string
+		body         any
+		ifMatch      string
+		status       int
+		code         string
+	}{
+		{"tenant that is not JSON", "PATCH", "/v1/tenants/%s", "{", "", http.StatusBadRequest, "invalid_json"},
+		{"tenant with an unknown field", "PATCH", "/v1/tenants/%s", map[string]any{"x": 1}, "", http.StatusBadRequest, "invalid_json"},
+		{"tenant with a bad If-Match", "PATCH", "/v1/tenants/%s", map[string]any{"display_name": "x"}, `W/"1"`, http.StatusBadRequest, "invalid_if_match"},
+		{"tenant without a body", "PATCH", "/v1/tenants/%s", nil, "", http.StatusBadRequest, "missing_body"},
+		{"offboarding without a reason", "POST", "/v1/tenants/%s/offboard", map[string]any{}, "", http.StatusBadRequest, "invalid_reason"},
+		{"offboarding that is not JSON", "POST", "/v1/tenants/%s/offboard", "{", "", http.StatusBadRequest, "invalid_json"},
+		{"offboarding too large", "POST", "/v1/tenants/%s/offboard", big, "", http.StatusRequestEntityTooLarge, "body_too_large"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var opts []option
+			if c.ifMatch != "" {
+				opts = append(opts, withHeader("If-Match", c.ifMatch))
+			}
+			path := func(tenant string) string { return strings.Replace(c.path, "%s", tenant, 1) }
+			wantError(t, e.do(lara, c.method, path("northwind"), c.body, opts...), http.StatusNotFound, "tenant_not_found", "northwind")
+			wantError(t, e.do(contosoAdmin, c.method, path("northwind"), c.body, opts...), http.StatusForbidden, "forbidden", "")
+			wantError(t, e.do(lara, c.method, path("contoso"), c.body, opts...), c.status, c.code, "")
+		})
+	}
+	got := decode[struct{ State string }](t, e.do(lara, "GET", "/v1/tenants/contoso", nil), http.StatusOK)
+	if got.State != "active" {
+		t.Errorf("contoso is %q after refused changes, want active", got.State)
+	}
+}

@@ -61,6 +61,9 @@ func (s *server) updateTenant(w http.ResponseWriter, r *http.Request, p identity
 	if err := s.cfg.Tenants.CanAdminister(p); err != nil {
 		return err
 	}
+	if err := s.mustExist(r, p); err != nil {
+		return err
+	}
 	ifRevision, err := ifMatch(r.Header, "the tenant")
 	if err != nil {
 		return err
@@ -82,6 +85,9 @@ func (s *server) updateTenant(w http.ResponseWriter, r *http.Request, p identity
 func (s *server) offboardTenant(w http.ResponseWriter, r *http.Request, p identity.Principal) error {
 	// The right before the body, as for onboarding.
 	if err := s.cfg.Tenants.CanOffboard(p); err != nil {
+		return err
+	}
+	if err := s.mustExist(r, p); err != nil {
 		return err
 	}
 	var in wire.Offboarding
@@ -132,6 +138,18 @@ func (s *server) putSettings(w http.ResponseWriter, r *http.Request, p identity.
 	}
 	w.Header().Set("ETag", revisionETag(st.Revision))
 	return writeJSON(w, http.StatusOK, wireSettings(st))
+}
+
+// mustExist returns the refusal of a change to a registry entry that does
+// not exist (404 tenant_not_found, or 400 for a malformed id), before the
+// change is read, as a request's action looks the request up first: read
+// after If-Match and the body, a change to a tenant never onboarded got
+// 400 for a flawed body and 404 only once the body was right, so a script
+// that onboards what answers 404 took a missing tenant for its own
+// mistake. The change itself judges it again.
+func (s *server) mustExist(r *http.Request, p identity.Principal) error {
+	_, err := s.cfg.Tenants.Tenant(r.Context(), p, r.PathValue("tenant"))
+	return err
 }
 
 // revisionETag is the entity tag of settings or a registry entry at
