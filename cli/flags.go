@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // outputValue is the -o/--output flag: "table", "json", "yaml", "id" (only
@@ -200,6 +201,35 @@ func given(fs *flag.FlagSet, names ...string) bool {
 var filterFlags = []string{
 	"tenant", "state", "created-after", "from", "to", "user", "operation", "request-id",
 	"approval-status", "ApprovalStatus", "CreatedAfter",
+}
+
+// notUTF8 returns the usage error for the first flag given a value that is
+// not UTF-8, or nil; visit walks the flags as for emptyFilter. Such a
+// value (a terminal or script in Latin-1 or another legacy encoding) was
+// sent with each byte that is not UTF-8 turned into U+FFFD by the JSON
+// encoder, without a word: a request's reason or a decision's comment was
+// filed and audited as other text than the one typed.
+func (e *env) notUTF8(visit func(fn func(name, value string))) error {
+	var err error
+	visit(func(name, value string) {
+		if err != nil || utf8.ValidString(value) {
+			return
+		}
+		at := 0
+		for at < len(value) {
+			r, n := utf8.DecodeRuneInString(value[at:])
+			if r == utf8.RuneError && n == 1 {
+				break
+			}
+			at += n
+		}
+		dashes := "--"
+		if strings.ToLower(name) != name {
+			dashes = "-" // PowerShell's spelling, -Comment
+		}
+		err = e.usage("%s is not UTF-8 text (byte %d is not): lockboxctl sends UTF-8 only; use a UTF-8 locale, or convert the value (iconv -t UTF-8)", dashes+name, at+1)
+	})
+	return err
 }
 
 // emptyFilter returns the usage error for the first filter flag, or

@@ -744,6 +744,11 @@ func (e *env) runGetAlias(cmd *cobra.Command, argv []string) error {
 	if err := e.psParse(cmd, fs, argv); err != nil {
 		return err
 	}
+	if err := e.notUTF8(func(fn func(name, value string)) {
+		fs.Visit(func(f *flag.Flag) { fn(f.Name, f.Value.String()) })
+	}); err != nil {
+		return err
+	}
 	if err := e.emptyFilter(func(fn func(name, value string)) {
 		fs.Visit(func(f *flag.Flag) { fn(f.Name, f.Value.String()) })
 	}); err != nil {
@@ -777,6 +782,11 @@ func (e *env) runSetAlias(cmd *cobra.Command, argv []string) error {
 	fs.StringVar(&decision, "ApprovalDecision", "", "")
 	fs.StringVar(&comment, "comment", "", "")
 	if err := e.psParse(cmd, fs, argv); err != nil {
+		return err
+	}
+	if err := e.notUTF8(func(fn func(name, value string)) {
+		fs.Visit(func(f *flag.Flag) { fn(f.Name, f.Value.String()) })
+	}); err != nil {
 		return err
 	}
 	if err := e.emptyFilter(func(fn func(name, value string)) {

@@ -61,6 +61,11 @@ func (e *env) rootCommand() *cobra.Command {
 			if err := e.checkOutput(cmd); err != nil {
 				return err
 			}
+			if err := e.notUTF8(func(fn func(name, value string)) {
+				cmd.Flags().Visit(func(f *pflag.Flag) { fn(f.Name, f.Value.String()) })
+			}); err != nil {
+				return err
+			}
 			return e.emptyFilter(func(fn func(name, value string)) {
 				cmd.Flags().Visit(func(f *pflag.Flag) {
 					if _, required := f.Annotations[requiredAnnotation]; !required {
