@@ -15,6 +15,7 @@ package client
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -25,10 +26,12 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/lockbox-oss/lockbox/api/wire"
 	"github.com/lockbox-oss/lockbox/audit/record"
@@ -1045,6 +1048,13 @@ func (c *Client) newRequest(ctx context.Context, method, path string, q url.Valu
 
 	var body io.Reader
 	if in != nil {
+		// json.Marshal turns each byte that is not UTF-8 into U+FFFD
+		// without a word, so a reason or a comment would be filed as
+		// other text than the caller's; the API refuses such a body, but
+		// would never see it.
+		if field, ok := notUTF8(reflect.ValueOf(in), ""); ok {
+			return nil, fmt.Errorf("client: %s %s: %s is not UTF-8 text", method, path, field)
+		}
 		b, err := json.Marshal(in)
 		if err != nil {
 			return nil, fmt.Errorf("client: encoding %s %s: %w", method, path, err)
@@ -1064,6 +1074,61 @@ func (c *Client) newRequest(ctx context.Context, method, path string, q url.Valu
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	return req, nil
+}
+
+// notUTF8 returns the JSON path (such as "reason") of the first string in
+// v that is not valid UTF-8, and whether there is one; at is v's own path.
+func notUTF8(v reflect.Value, at string) (string, bool) {
+	name := func(at, field string) string {
+		if at == "" {
+			return field
+		}
+		return at + "." + field
+	}
+	switch v.Kind() {
+	case reflect.String:
+		if !utf8.ValidString(v.String()) {
+			return cmp.Or(at, "the body"), true
+		}
+	case reflect.Pointer, reflect.Interface:
+		if !v.IsNil() {
+			return notUTF8(v.Elem(), at)
+		}
+	case reflect.Slice, reflect.Array:
+		for i := range v.Len() {
+			if f, ok := notUTF8(v.Index(i), at+"["+strconv.Itoa(i)+"]"); ok {
+				return f, true
+			}
+		}
+	case reflect.Map:
+		for it := v.MapRange(); it.Next(); {
+			if f, ok := notUTF8(it.Key(), name(at, "(a key)")); ok {
+				return f, true
+			}
+			if f, ok := notUTF8(it.Value(), name(at, fmt.Sprint(it.Key()))); ok {
+				return f, true
+			}
+		}
+	case reflect.Struct:
+		t := v.Type()
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if !f.IsExported() {
+				continue
+			}
+			field, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if field == "-" {
+				continue
+			}
+			if field == "" {
+				field = f.Name
+			}
+			if p, ok := notUTF8(v.Field(i), name(at, field)); ok {
+				return p, true
+			}
+		}
+	}
+	return "", false
 }
 
 // decodeError turns a non-2xx response into an *APIError.
