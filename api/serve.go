@@ -292,6 +292,11 @@ func (s *server) decode(w http.ResponseWriter, r *http.Request, dst any, optiona
 	if err := checkJSON(r.Header); err != nil {
 		return err
 	}
+	if err := checkEncoding(r.Header); err != nil {
+		// RFC 9110 15.5.16: the coding the body may come in.
+		w.Header().Set("Accept-Encoding", "identity")
+		return err
+	}
 	// encoding/json decodes null into a struct as nothing at all: taken
 	// as {}, it made a PATCH that read no field answer 200. Every other
 	// value that is no object is refused by Decode.
@@ -485,6 +490,30 @@ func checkJSON(h http.Header) error {
 		}
 	}
 	return nil
+}
+
+// checkEncoding refuses a body sent compressed (Content-Encoding: gzip, as
+// some HTTP clients send large bodies), which is read as is: it was
+// decoded as JSON and refused as malformed, or as no UTF-8, which named
+// neither the cause nor the fix. Only "identity" is no coding.
+func checkEncoding(h http.Header) error {
+	for _, v := range h.Values("Content-Encoding") {
+		for c := range strings.SplitSeq(v, ",") {
+			if c = strings.TrimSpace(c); c != "" && !strings.EqualFold(c, "identity") {
+				return httperr.New(http.StatusUnsupportedMediaType, "unsupported_media_type",
+					"Content-Encoding %q is not supported: send the body uncompressed", excerpt(c))
+			}
+		}
+	}
+	return nil
+}
+
+// excerpt is s cut to a length a message may quote.
+func excerpt(s string) string {
+	if len(s) > 32 {
+		return s[:32] + "..."
+	}
+	return s
 }
 
 // jsonError turns a decoding error into a 400 that says what is wrong
