@@ -163,13 +163,21 @@ func (c *Console) notVerified(ctx context.Context, sess Session, now time.Time, 
 func (c *Console) verifiedAgain(ctx context.Context, sess Session, oc *oidcClient, id refreshedIdentity, rt string, now time.Time) (Session, error) {
 	old := sess.Principal
 	if id.noIDToken {
-		c.log.DebugContext(ctx, "console: the identity provider refreshed a session without an ID token; it keeps the claims it was last verified with",
-			"user", old.Subject, "tenant", old.TenantID, "issuer", logurl.Show(sess.Issuer))
-		return c.sessions.update(ctx, sess, func(s *Session) bool {
+		sess, err := c.sessions.update(ctx, sess, func(s *Session) bool {
 			s.RefreshToken, s.VerifiedAt = oc.keptRefreshToken(ctx, rt), now
 			s.ReverifyRetryAt, s.SilentReverifyAt = time.Time{}, time.Time{}
 			return true
 		})
+		if err != nil {
+			return Session{}, err
+		}
+		// At info, once per refresh: the session keeps roles nobody read
+		// again from the identity provider, which a security team
+		// auditing who held what must be able to see (at debug it was
+		// off in every production log level).
+		c.log.InfoContext(ctx, "console: the identity provider refreshed a session without an ID token; it keeps the claims it was last verified with",
+			"user", old.Subject, "tenant", old.TenantID, "issuer", logurl.Show(sess.Issuer), "roles", old.Roles)
+		return sess, nil
 	}
 	if id.principal.Subject != old.Subject || id.principal.TenantID != old.TenantID {
 		return Session{}, c.endUnverified(ctx, sess, fmt.Sprintf("the identity provider's new ID token names another user (%q of tenant %q)",

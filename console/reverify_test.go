@@ -642,3 +642,39 @@ func TestReverifyRefreshWithoutIDToken(t *testing.T) {
 		}
 	})
 }
+
+// TestReverifyWithoutIDTokenLogged: a session refreshed without an ID token
+// keeps roles nobody read again, and says so at info, once per refresh,
+// naming the user, the tenant, the issuer and the roles it kept: the
+// production log levels show it to a security team.
+func TestReverifyWithoutIDTokenLogged(t *testing.T) {
+	parallel(t)
+	e, m, _ := newReverifyEnv(t, oidctest.Config{})
+	b := oidcSignIn(t, e, m, mona)
+	m.OmitRefreshIDToken(true)
+	const msg = "refreshed a session without an ID token"
+	for i := 1; i <= 2; i++ {
+		e.clk.Advance(reverify)
+		// Several page loads within the interval: one refresh, one line.
+		for range 3 {
+			if r := b.get("/console/requests"); r.status != http.StatusOK {
+				t.Fatalf("refresh %d: %s", i, r)
+			}
+		}
+		var lines []string
+		for l := range strings.Lines(e.logs.String()) {
+			if strings.Contains(l, msg) {
+				lines = append(lines, l)
+			}
+		}
+		if len(lines) != i {
+			t.Fatalf("after %d refreshes without an ID token the log has %d such lines:\n%s", i, len(lines), e.logs.String())
+		}
+		l := lines[i-1]
+		for _, want := range []string{"level=INFO", "user=" + mona.sub, "issuer=" + m.Issuer(), `roles="[operator support-manager]"`} {
+			if !strings.Contains(l, want) {
+				t.Errorf("refresh %d: the line lacks %s: %s", i, want, l)
+			}
+		}
+	}
+}
