@@ -156,9 +156,10 @@ func (c *Console) notVerified(ctx context.Context, sess Session, now time.Time, 
 
 // verifiedAgain stores in sess what the identity provider said of its user
 // at now: id (checked as a sign-in checks it), and rt, the refresh token to
-// verify it with next ("" for none). Another user ends the session; an
-// answer without an ID token keeps the principal and name the session
-// was last verified with. Only the session as it was read is changed (see
+// verify it with next ("" for none). Another user ends the session, and so
+// does a refreshed ID token that does not repeat the claims of the
+// session's authentication (see authentication); an answer without an ID
+// token keeps the principal and name the session was last verified with. Only the session as it was read is changed (see
 // sessions.update), and it is due no more.
 func (c *Console) verifiedAgain(ctx context.Context, sess Session, oc *oidcClient, id refreshedIdentity, rt string, now time.Time) (Session, error) {
 	old := sess.Principal
@@ -183,9 +184,18 @@ func (c *Console) verifiedAgain(ctx context.Context, sess Session, oc *oidcClien
 		return Session{}, c.endUnverified(ctx, sess, fmt.Sprintf("the identity provider's new ID token names another user (%q of tenant %q)",
 			id.principal.Subject, id.principal.TenantID))
 	}
+	if a := sess.Authentication; a != nil && !id.authenticated {
+		if err := a.sameAuthentication(id.auth); err != nil {
+			return Session{}, c.endUnverified(ctx, sess, err.Error())
+		}
+	}
 	idToken := id.rawIDToken
 	sess, err := c.sessions.update(ctx, sess, func(s *Session) bool {
 		s.Principal, s.Name, s.RefreshToken, s.VerifiedAt = id.principal, id.name, oc.keptRefreshToken(ctx, rt), now
+		if id.authenticated {
+			auth := id.auth
+			s.Authentication = &auth
+		}
 		s.ReverifyRetryAt, s.SilentReverifyAt = time.Time{}, time.Time{}
 		if s.Logout != nil {
 			// Sign-out sends the newest ID token as its hint, and so does
@@ -236,6 +246,10 @@ type refreshedIdentity struct {
 	// noIDToken is an answer without an ID token: the grant stands, and
 	// the claims are those the session was last verified with.
 	noIDToken bool
+	// authenticated: the ID token is an authentication's (a silent
+	// re-verification's), not a refresh's, and the session's refreshed
+	// ID tokens repeat its claims from now on.
+	authenticated bool
 }
 
 // refresh redeems refreshToken at the issuer's token endpoint and checks

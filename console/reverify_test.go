@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -676,5 +677,93 @@ func TestReverifyWithoutIDTokenLogged(t *testing.T) {
 				t.Errorf("refresh %d: the line lacks %s: %s", i, want, l)
 			}
 		}
+	}
+}
+
+// TestReverifyRefreshOfAnotherAuthentication: OpenID Connect Core 1.0
+// section 12.2 has an ID token a refresh returns repeat the sub, aud and
+// azp of the authentication it stems from, with its auth_time when it has
+// one; a nonce in it can only be that authentication request's. One that
+// does not ends the session, as another user does, even where the user id
+// is read from another claim that did not change; one that repeats them
+// (a provider that copies the nonce, as many do) keeps it.
+func TestReverifyRefreshOfAnotherAuthentication(t *testing.T) {
+	parallel(t)
+	with := func(u oidcUser, extra map[string]any) oidcUser {
+		u.extra = maps.Clone(u.extra)
+		if u.extra == nil {
+			u.extra = map[string]any{}
+		}
+		maps.Copy(u.extra, extra)
+		return u
+	}
+	for _, tc := range []struct {
+		name string
+		// subjectClaim is the console's; "sub" when empty.
+		subjectClaim string
+		signin       oidcUser
+		// refreshed is the account as the refresh's ID token names it;
+		// nonce is the sign-in's authentication request's.
+		refreshed func(m *oidctest.Provider, nonce string) oidcUser
+		// ended names the claim the log says differs; "" when the
+		// session is kept.
+		ended string
+	}{
+		{"a nonce of another authentication", "", mona, func(*oidctest.Provider, string) oidcUser {
+			return with(mona, map[string]any{"nonce": "a-nonce-of-another-sign-in"})
+		}, "nonce"},
+		{"the sign-in's nonce again", "", mona, func(_ *oidctest.Provider, nonce string) oidcUser {
+			return with(mona, map[string]any{"nonce": nonce})
+		}, ""},
+		{"another auth_time", "", with(mona, map[string]any{"auth_time": 1_700_000_000}), func(*oidctest.Provider, string) oidcUser {
+			return with(mona, map[string]any{"auth_time": 1_700_000_900})
+		}, "auth_time"},
+		{"the sign-in's auth_time again", "", with(mona, map[string]any{"auth_time": 1_700_000_000}), func(*oidctest.Provider, string) oidcUser {
+			return with(mona, map[string]any{"auth_time": 1_700_000_000})
+		}, ""},
+		{"an azp where the sign-in had none", "", mona, func(m *oidctest.Provider, _ string) oidcUser {
+			return with(mona, map[string]any{"azp": m.ClientID()})
+		}, "azp"},
+		{"another audience", "", with(mona, map[string]any{"azp": oidctest.DefaultClientID}), func(m *oidctest.Provider, _ string) oidcUser {
+			return with(mona, map[string]any{"azp": m.ClientID(), "aud": []string{"reports"}})
+		}, "aud"},
+		{"another sub, the same user id", "oid", with(mona, map[string]any{"oid": "mona-oid"}), func(*oidctest.Provider, string) oidcUser {
+			u := with(mona, map[string]any{"oid": "mona-oid"})
+			u.sub = "mallory@provider.example"
+			return u
+		}, "sub"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			parallel(t)
+			e, m, _ := newReverifyEnv(t, oidctest.Config{}, func(c *console.Config) { c.OIDC[0].SubjectClaim = tc.subjectClaim })
+			req := e.file("contoso")
+			b := e.browser()
+			l := startLogin(t, e, m, b, tc.signin)
+			if r := b.get(l.callback); r.status != http.StatusOK {
+				t.Fatalf("callback: %s", r)
+			}
+			if !canApprove(t, b, req.ID) {
+				t.Fatal("the manager is not offered the approval after sign-in")
+			}
+			m.UpdateUser(tc.signin.sub, tc.refreshed(m, l.authorize.Query().Get("nonce")).user())
+			e.clk.Advance(reverify)
+			if tc.ended == "" {
+				if !canApprove(t, b, req.ID) {
+					t.Fatalf("the refreshed ID token repeats the sign-in's claims, and the session lost its roles:\n%s", e.logs.String())
+				}
+				if got := b.raw().VerifiedAt; !got.Equal(e.clk.Now()) {
+					t.Errorf("verified at %s, want now (%s)", got, e.clk.Now())
+				}
+				return
+			}
+			wantEnded(t, e, b.get("/console/requests"))
+			logs := e.logs.String()
+			if !strings.Contains(logs, "session ended") || !strings.Contains(logs, "not of the session's authentication: its "+tc.ended) {
+				t.Errorf("the log does not tell the session ended for its %s:\n%s", tc.ended, logs)
+			}
+			if nonce := l.authorize.Query().Get("nonce"); strings.Contains(logs, nonce) {
+				t.Errorf("the log holds the sign-in's nonce:\n%s", logs)
+			}
+		})
 	}
 }

@@ -51,6 +51,12 @@ type Session struct {
 	// issuer signed: the sign-in, then each re-verification. Sessions from
 	// before Lockbox re-verified have none (see verifiedAt).
 	VerifiedAt time.Time `json:"verified_at,omitzero"`
+	// Authentication is what the ID token of the session's last
+	// authentication (its sign-in, or a silent re-verification) said of
+	// it, which every ID token a refresh returns must repeat (see
+	// authentication). nil for dev sign-ins and sessions from before
+	// Lockbox kept it: those are held to the subject and tenant only.
+	Authentication *authentication `json:"authentication,omitempty"`
 	// ReverifyRetryAt is when a session the identity provider could not
 	// verify (down, or answering 5xx) asks it again: not before, however
 	// often its pages poll. Zero when the last try succeeded.
@@ -124,10 +130,11 @@ func tokenHash(token string) string {
 // create stores a new session for p and returns it with its cookie value.
 // A sign-in always makes a new session, so an id planted before sign-in
 // (session fixation) is worthless. refreshToken is the sign-in's, "" when
-// there is none.
-func (s *sessions) create(ctx context.Context, p identity.Principal, name, via, issuer string, logout *idpLogout, refreshToken string) (Session, error) {
+// there is none, and auth what its ID token said of the authentication
+// (nil for none).
+func (s *sessions) create(ctx context.Context, p identity.Principal, name, via, issuer string, logout *idpLogout, refreshToken string, auth *authentication) (Session, error) {
 	now := s.now()
-	sess := Session{Principal: p, Name: name, Via: via, Issuer: issuer, Logout: logout, RefreshToken: refreshToken, VerifiedAt: now,
+	sess := Session{Principal: p, Name: name, Via: via, Issuer: issuer, Logout: logout, RefreshToken: refreshToken, VerifiedAt: now, Authentication: auth,
 		CSRF: rand.Text(), CreatedAt: now, LastSeen: now, token: rand.Text()}
 	sess.id = tokenHash(sess.token)
 	b, ttl, err := s.encode(sess)

@@ -588,22 +588,24 @@ func (c *Console) devSignin(w http.ResponseWriter, r *http.Request) {
 		c.renderError(w, r, nil, http.StatusForbidden, "There is no such dev identity. Dev sign-in exists only in \"lockbox dev\".")
 		return
 	}
-	c.startSession(w, r, c.cfg.DevIdentities[i].Principal, subject, "dev", devIssuer, nil, "", false, returnParam(r.PostFormValue("return")))
+	c.startSession(w, r, c.cfg.DevIdentities[i].Principal, subject, "dev", devIssuer, nil, "", nil, false, returnParam(r.PostFormValue("return")))
 }
 
 // startSession signs the browser in as p; logout, when not nil, is how
 // signing out ends the user's session at the identity provider too, and
-// refreshToken, when not "", how the session's identity is verified again.
+// refreshToken, when not "", how the session's identity is verified again,
+// and auth, when not nil, what the sign-in's ID token said of the
+// authentication, which refreshed ID tokens must repeat.
 // afterRedirect is true when the request arrived by a redirect from another
 // site (the identity provider): the browser would not send a
 // SameSite=Strict cookie on a redirect that continues that chain, so the
 // page moves on with a same-site navigation of its own instead. to is the
 // page it moves on to, a returnParam; "" for the requests page.
-func (c *Console) startSession(w http.ResponseWriter, r *http.Request, p identity.Principal, name, via, issuer string, logout *idpLogout, refreshToken string, afterRedirect bool, to string) {
+func (c *Console) startSession(w http.ResponseWriter, r *http.Request, p identity.Principal, name, via, issuer string, logout *idpLogout, refreshToken string, auth *authentication, afterRedirect bool, to string) {
 	if ck, err := r.Cookie(c.cookieName(r)); err == nil {
 		_ = c.sessions.delete(r.Context(), ck.Value)
 	}
-	sess, err := c.sessions.create(r.Context(), p, name, via, issuer, logout, refreshToken)
+	sess, err := c.sessions.create(r.Context(), p, name, via, issuer, logout, refreshToken, auth)
 	if err != nil {
 		c.fail(w, r, nil, err)
 		return
@@ -872,7 +874,7 @@ func (c *Console) oidcCallback(w http.ResponseWriter, r *http.Request) {
 	// with every request (the cookie's path is / under HTTPS) until it
 	// expires.
 	forget()
-	c.startSession(w, r, id.principal, id.name, "oidc", oc.cfg.Issuer, oc.logout(ctx, id.rawIDToken), oc.keptRefreshToken(ctx, rt), true, returnParam(login.Return))
+	c.startSession(w, r, id.principal, id.name, "oidc", oc.cfg.Issuer, oc.logout(ctx, id.rawIDToken), oc.keptRefreshToken(ctx, rt), &id.auth, true, returnParam(login.Return))
 }
 
 // retryReturn is the page a sign-in tried again after l failed goes on
@@ -938,10 +940,12 @@ func (o *oidcClient) checkAuthorizedParty(idt *oidc.IDToken) error {
 	return nil
 }
 
-// identified is who a verified ID token says its user is here.
+// identified is who a verified ID token says its user is here, and what
+// it says of the authentication it stems from.
 type identified struct {
 	principal identity.Principal
 	name      string
+	auth      authentication
 }
 
 // identify maps a verified ID token's claims with the issuer's scope (see
@@ -965,6 +969,10 @@ func (o *oidcClient) identify(ctx context.Context, idt *oidc.IDToken) (identifie
 	if err := idt.Claims(&claims); err != nil {
 		return identified{}, "failed", err
 	}
+	auth, err := authenticationOf(idt)
+	if err != nil {
+		return identified{}, "failed", err
+	}
 	p, name, code := o.principal(claims)
 	if code == "" && p.TenantID != "" && (len(p.Roles) == 0 || p.Has(identity.RoleApprover)) {
 		ok := false
@@ -985,7 +993,7 @@ func (o *oidcClient) identify(ctx context.Context, idt *oidc.IDToken) (identifie
 	if code != "" {
 		return identified{}, code, fmt.Errorf("claims of %q from %s can't be used", idt.Subject, logurl.Show(o.cfg.Issuer))
 	}
-	return identified{principal: p, name: name}, "", nil
+	return identified{principal: p, name: name, auth: auth}, "", nil
 }
 
 // maxRefreshToken bounds the refresh token a session keeps, for the reason

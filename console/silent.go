@@ -527,7 +527,7 @@ func (o *oidcClient) redeem(ctx context.Context, p *oidc.Provider, code string, 
 	if problem != "" {
 		return refreshedIdentity{}, "", &claimsProblem{code: problem, err: err}
 	}
-	return refreshedIdentity{identified: id, rawIDToken: raw}, tok.RefreshToken, nil
+	return refreshedIdentity{identified: id, rawIDToken: raw, authenticated: true}, tok.RefreshToken, nil
 }
 
 // claimsProblem is an ID token whose claims make no principal here, with
