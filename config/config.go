@@ -254,7 +254,7 @@ type Config struct {
 	OIDCClientSecret Secret `env:"OIDC_CLIENT_SECRET_FILE,file" desc:"file holding the client secret; required with LOCKBOX_OIDC_ISSUER; read at start-up"`
 	OIDCScopes       string `env:"OIDC_SCOPES" envDefault:"profile email" desc:"scopes requested besides openid, space-separated"`
 	OIDCSubjectClaim string `env:"OIDC_SUBJECT_CLAIM" envDefault:"sub" desc:"ID token claim that is the user id, e.g. preferred_username; where LOCKBOX_OIDC_ISSUER is LOCKBOX_JWT_ISSUER it must be LOCKBOX_JWT_SUBJECT_CLAIM, the claim API tokens carry the user id in, or start-up stops (one person, one user id)"`
-	OIDCRolesClaim   string `env:"OIDC_ROLES_CLAIM" envDefault:"roles" desc:"ID token claim listing Lockbox roles (operator, support-manager, global-admin, lockbox-approver, audit-reader, lockbox-admin; others are ignored)"`
+	OIDCRolesClaim   string `env:"OIDC_ROLES_CLAIM" envDefault:"roles" desc:"ID token claim listing Lockbox roles (operator, support-manager, global-admin, lockbox-approver, audit-reader, lockbox-admin; others are ignored); where LOCKBOX_OIDC_ISSUER is LOCKBOX_JWT_ISSUER it must be roles, the claim API tokens carry roles in, or start-up stops"`
 	OIDCTenantClaim  string `env:"OIDC_TENANT_CLAIM" envDefault:"tid" desc:"ID token claim naming a tenant user's tenant; absent for the provider's staff; where LOCKBOX_OIDC_ISSUER is LOCKBOX_JWT_ISSUER it must be tid, the claim API tokens carry the tenant in, or start-up stops"`
 	// ConsoleIdleTimeout and ConsoleSessionMax end admin center sessions.
 	ConsoleIdleTimeout time.Duration `env:"CONSOLE_IDLE_TIMEOUT" envDefault:"30m" desc:"an admin center session nobody used for this long ends (the live lists' polling doesn't count as use)"`
@@ -883,6 +883,9 @@ func (c Config) check() error {
 		if err := c.checkOneTenant(); err != nil {
 			errs = append(errs, err)
 		}
+		if err := c.checkOneRoles(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if _, err := parseComponents(c.Serve); err != nil {
 		errs = append(errs, &VarError{Var: varName("Serve"), Err: err})
@@ -960,6 +963,30 @@ func (c Config) checkOneTenant() error {
 		return varErr("OIDCTenantClaim", "%q, but the API reads the tenant of LOCKBOX_JWT_ISSUER's tokens from \"tid\": the admin center's issuer (LOCKBOX_OIDC_ISSUER) is the API's, "+
 			"and a tenant's user whose access token has no \"tid\" would be the provider's staff in the API, with the roles the token names (a tenant's audit-reader would read every tenant's audit log); "+
 			"have the identity provider put the tenant in \"tid\" and leave LOCKBOX_OIDC_TENANT_CLAIM unset, or give each tenant an issuer of its own in LOCKBOX_ISSUERS_FILE", claim)
+	}
+	return nil
+}
+
+// checkOneRoles refuses an admin center sign-in that reads a person's
+// roles from another claim than the API does at the same issuer. The API
+// reads the single issuer's roles from "roles" (the shorthand has no
+// setting for it). With LOCKBOX_OIDC_ROLES_CLAIM naming "groups", say, one
+// person holds one set of roles in the admin center and another in the
+// API and the proxy, from one identity provider: a role an administrator
+// removes from the claim they look at stays in force in the other
+// (a support-manager taken off in "roles" keeps approving in the admin
+// center), and who may do what can't be read from either claim alone.
+// As with the user id, the names are compared, not the values, and an
+// admin center issuer the API takes no tokens from is left alone; an
+// issuers file entry has one claims.roles for both.
+func (c Config) checkOneRoles() error {
+	if c.IssuersFile != "" || !sameIssuer(c.OIDCIssuer, c.JWTIssuer) {
+		return nil
+	}
+	if claim := cmp.Or(c.OIDCRolesClaim, "roles"); claim != "roles" {
+		return varErr("OIDCRolesClaim", "%q, but the API reads the roles of LOCKBOX_JWT_ISSUER's tokens from \"roles\": the admin center's issuer (LOCKBOX_OIDC_ISSUER) is the API's, "+
+			"and one person would hold one set of roles in the admin center and another in the API and the proxy (a role removed in one claim would stay in force through the other); "+
+			"have the identity provider put the Lockbox roles in \"roles\" and leave LOCKBOX_OIDC_ROLES_CLAIM unset, or use LOCKBOX_ISSUERS_FILE, whose claims.roles names one claim for both", claim)
 	}
 	return nil
 }

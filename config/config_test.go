@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -742,6 +743,67 @@ func TestOneTenantAtOneIssuer(t *testing.T) {
 			}
 			msg := err.Error()
 			for _, want := range []string{`"org_id"`, `"tid"`, "LOCKBOX_ISSUERS_FILE"} {
+				if !strings.Contains(msg, want) {
+					t.Errorf("the error does not say %q: %s", want, msg)
+				}
+			}
+			if strings.Contains(msg, "\n") {
+				t.Errorf("the error is more than one line: %q", msg)
+			}
+		})
+	}
+}
+
+// TestOneRolesClaimAtOneIssuer: where the admin center signs users in
+// through the issuer whose tokens the API takes, the admin center reads
+// the roles from the claim the API reads them from, "roles"; otherwise one
+// person holds one set of roles in the admin center and another in the
+// API, and a role removed in one claim stays in force through the other.
+// Start-up stops on one line naming the variable. An admin center issuer
+// the API takes no tokens from may read another claim.
+func TestOneRolesClaimAtOneIssuer(t *testing.T) {
+	const iss = "https://login.example.com/"
+	secret := writeFile(t, "oidc", "s3cret\n")
+	tests := []struct {
+		name                  string
+		jwtIssuer, oidcIssuer string
+		claim                 string // LOCKBOX_OIDC_ROLES_CLAIM; unset when empty
+		refused               bool
+	}{
+		{"roles by default", iss, iss, "", false},
+		{"roles named", iss, iss, "roles", false},
+		{"the admin center reads another claim", iss, iss, "groups", true},
+		{"the same issuer in another case", iss, "https://LOGIN.example.com", "groups", true},
+		{"another issuer signs in to the admin center", "https://tokens.example.com/", iss, "groups", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			env := map[string]string{
+				"LOCKBOX_JWT_ISSUER":              tc.jwtIssuer,
+				"LOCKBOX_OIDC_ISSUER":             tc.oidcIssuer,
+				"LOCKBOX_OIDC_CLIENT_ID":          "lockbox-console",
+				"LOCKBOX_OIDC_CLIENT_SECRET_FILE": secret,
+				"LOCKBOX_CONSOLE_URL":             "https://lockbox.example.com",
+			}
+			if tc.claim != "" {
+				env["LOCKBOX_OIDC_ROLES_CLAIM"] = tc.claim
+			}
+			c, err := Load(env)
+			if !tc.refused {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				if want := cmp.Or(tc.claim, "roles"); c.OIDCRolesClaim != want {
+					t.Errorf("the admin center reads roles from %q, want %q", c.OIDCRolesClaim, want)
+				}
+				return
+			}
+			var ve *VarError
+			if err == nil || !errors.As(err, &ve) || ve.Var != "LOCKBOX_OIDC_ROLES_CLAIM" {
+				t.Fatalf("got %v, want a LOCKBOX_OIDC_ROLES_CLAIM error", err)
+			}
+			msg := err.Error()
+			for _, want := range []string{`"groups"`, `"roles"`, "LOCKBOX_ISSUERS_FILE"} {
 				if !strings.Contains(msg, want) {
 					t.Errorf("the error does not say %q: %s", want, msg)
 				}
