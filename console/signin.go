@@ -137,8 +137,12 @@ type oidcClient struct {
 	redirectURL string
 	log         *slog.Logger
 
+	// mu guards the fields below; it is never held across network I/O
+	// (see discover).
 	mu       sync.Mutex
 	provider *oidc.Provider
+	// fetching is the discovery in flight, nil when none is.
+	fetching *discovery
 	// endSession is the discovery document's end_session_endpoint, "" when
 	// it names none or one sign-out does not send browsers to (see
 	// discover).
@@ -315,13 +319,70 @@ type shownURLError struct {
 func (e shownURLError) Error() string { return logurl.Replace(e.err.Error(), e.url) }
 func (e shownURLError) Unwrap() error { return e.err }
 
+// discovery is one fetch of an issuer's discovery document, which every
+// caller that comes while it runs waits for.
+type discovery struct {
+	done chan struct{}
+	p    *oidc.Provider
+	err  error
+}
+
+// discoveryTimeout bounds one fetch of a discovery document and of what
+// discover fetches with it, whoever waits for it.
+const discoveryTimeout = 10 * time.Second
+
 // discover returns the provider, fetching its discovery document once.
+// The fetch runs apart from its callers, one at a time per issuer
+// (callers that come while it runs wait for it), and each caller waits
+// only as long as its own ctx lets it. It used to run under o.mu: an
+// identity provider that hung held the lock for the whole fetch, and
+// every sign-in, callback and page of the issuer's sessions queued behind
+// it, each past its own deadline, for one fetch's time after another.
 func (o *oidcClient) discover(ctx context.Context) (*oidc.Provider, error) {
 	o.mu.Lock()
-	defer o.mu.Unlock()
 	if o.provider != nil {
-		return o.provider, nil
+		p := o.provider
+		o.mu.Unlock()
+		return p, nil
 	}
+	d := o.fetching
+	if d == nil {
+		d = &discovery{done: make(chan struct{})}
+		o.fetching = d
+		// Under the first caller's values (its logger's), not its
+		// cancellation: the callers that wait for the fetch are not
+		// only the first's.
+		go o.fetchDiscovery(context.WithoutCancel(ctx), d)
+	}
+	o.mu.Unlock()
+	select {
+	case <-d.done:
+		return d.p, d.err
+	case <-ctx.Done():
+		return nil, o.discoveryErr(ctx.Err())
+	}
+}
+
+// fetchDiscovery runs d: it fetches the discovery document, within
+// discoveryTimeout, keeps the provider when it is one Lockbox uses, and
+// wakes d's callers. A failed fetch is not kept: the next caller tries
+// again.
+func (o *oidcClient) fetchDiscovery(ctx context.Context, d *discovery) {
+	ctx, cancel := context.WithTimeout(ctx, discoveryTimeout)
+	defer cancel()
+	d.p, d.err = o.fetchProvider(ctx)
+	o.mu.Lock()
+	if d.err == nil {
+		o.provider = d.p
+	}
+	o.fetching = nil
+	o.mu.Unlock()
+	close(d.done)
+}
+
+// fetchProvider fetches and checks the discovery document. It sets the
+// fields the document fills, besides provider, under o.mu.
+func (o *oidcClient) fetchProvider(ctx context.Context) (*oidc.Provider, error) {
 	p, err := oidc.NewProvider(oidc.ClientContext(ctx, o.cfg.HTTPClient), o.cfg.Issuer)
 	if err != nil {
 		return nil, o.discoveryErr(err)
@@ -349,16 +410,19 @@ func (o *oidcClient) discover(ctx context.Context) (*oidc.Provider, error) {
 	// breaks it is ignored, not refused: it is optional, and sign-in through
 	// the issuer worked without it; sign-out then ends the Lockbox session
 	// only, as it does with an issuer that names none.
+	var endSession string
 	if d.EndSession != "" {
 		if err := checkEndSession(d.EndSession); err != nil {
 			o.log.WarnContext(ctx, "console: OIDC issuer's end_session_endpoint ignored; signing out of Lockbox will not sign users out of it",
 				"issuer", logurl.Show(o.cfg.Issuer), "error", echoErr(err))
 		} else {
-			o.endSession = d.EndSession
+			endSession = d.EndSession
 		}
 	}
-	o.keys, o.algs = newKeySet(o.cfg.HTTPClient, d.JWKSURI), signingAlgs(d.Algs)
-	o.provider = p
+	keys, algs := newKeySet(o.cfg.HTTPClient, d.JWKSURI), signingAlgs(d.Algs)
+	o.mu.Lock()
+	o.endSession, o.keys, o.algs = endSession, keys, algs
+	o.mu.Unlock()
 	return p, nil
 }
 
