@@ -767,3 +767,88 @@ func TestReverifyRefreshOfAnotherAuthentication(t *testing.T) {
 		})
 	}
 }
+
+// TestReverifyRetiredKey: a key the identity provider took out of its
+// JWKS stops verifying the admin center's ID tokens once the keys fetched
+// with it are older than the refresh interval (Config's KeysRefresh,
+// LOCKBOX_JWT_JWKS_REFRESH): they are fetched again before the next check,
+// and a session whose refreshed ID token is signed with the retired key
+// ends. Until then, and while the JWKS can't be fetched again (for up to
+// KeysMaxAge), the keys fetched before verify.
+func TestReverifyRetiredKey(t *testing.T) {
+	parallel(t)
+	t.Run("retired", func(t *testing.T) {
+		parallel(t)
+		e, m, _ := newReverifyEnv(t, oidctest.Config{})
+		req := e.file("contoso")
+		b := oidcSignIn(t, e, m, mona)
+		old := m.KeyID()
+		if _, err := m.RotateKey(); err != nil {
+			t.Fatal(err)
+		}
+		m.RetireKeys()
+		if err := m.SignWithKey(old); err != nil {
+			t.Fatal(err)
+		}
+		e.clk.Advance(reverify)
+		wantEnded(t, e, b.get("/console/requests/"+req.ID))
+		if logs := e.logs.String(); !strings.Contains(logs, "session ended") || !strings.Contains(logs, "id token") {
+			t.Errorf("the log does not tell the session ended over its ID token:\n%s", logs)
+		}
+	})
+	t.Run("still listed", func(t *testing.T) {
+		parallel(t)
+		e, m, _ := newReverifyEnv(t, oidctest.Config{})
+		req := e.file("contoso")
+		b := oidcSignIn(t, e, m, mona)
+		old := m.KeyID()
+		if _, err := m.RotateKey(); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.SignWithKey(old); err != nil {
+			t.Fatal(err)
+		}
+		e.clk.Advance(reverify)
+		if !canApprove(t, b, req.ID) {
+			t.Fatalf("a key the identity provider still lists no longer verifies:\n%s", e.logs.String())
+		}
+	})
+	t.Run("keys unavailable", func(t *testing.T) {
+		parallel(t)
+		e, m, _ := newReverifyEnv(t, oidctest.Config{})
+		req := e.file("contoso")
+		b := oidcSignIn(t, e, m, mona)
+		m.FailJWKS(http.StatusServiceUnavailable)
+		for range 3 {
+			e.clk.Advance(reverify)
+			if !canApprove(t, b, req.ID) {
+				t.Fatalf("with the JWKS unavailable, the keys fetched before no longer verify:\n%s", e.logs.String())
+			}
+			if got := b.raw().VerifiedAt; !got.Equal(e.clk.Now()) {
+				t.Fatalf("verified at %s, want now (%s)", got, e.clk.Now())
+			}
+		}
+	})
+	t.Run("keys unavailable past their maximum age", func(t *testing.T) {
+		parallel(t)
+		e, m, _ := newReverifyEnv(t, oidctest.Config{}, func(c *console.Config) { c.OIDC[0].KeysMaxAge = reverify + time.Minute })
+		b := oidcSignIn(t, e, m, mona)
+		m.FailJWKS(http.StatusServiceUnavailable)
+		e.clk.Advance(reverify)
+		if r := b.get("/console/requests"); r.status != http.StatusOK || !b.raw().VerifiedAt.Equal(e.clk.Now()) {
+			t.Fatalf("within the keys' maximum age: %s\n%s", r, e.logs.String())
+		}
+		e.clk.Advance(reverify)
+		// The keys are too old to verify, and can't be fetched: the
+		// identity provider is down, as far as the session can tell.
+		if r := b.get("/console/requests"); r.status != http.StatusOK {
+			t.Fatalf("past the keys' maximum age, within the grace: %s", r)
+		}
+		if got := b.raw().VerifiedAt; got.Equal(e.clk.Now()) {
+			t.Errorf("verified at %s with keys past their maximum age", got)
+		}
+		if logs := e.logs.String(); !strings.Contains(logs, "can't verify a session now") {
+			t.Errorf("the log does not tell the session could not be verified:\n%s", logs)
+		}
+	})
+}

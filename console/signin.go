@@ -44,6 +44,13 @@ type OIDCConfig struct {
 	// Claim names; defaults "sub", "roles", "tid" (read in the shared scope
 	// only), "name" and "email".
 	SubjectClaim, RolesClaim, TenantClaim, NameClaim, EmailClaim string
+	// KeysRefresh is how old the issuer's keys, fetched from its
+	// jwks_uri, may be when an ID token is checked: older ones are
+	// fetched again first, so a key the JWKS no longer lists stops
+	// verifying. KeysMaxAge is how long they keep verifying while they
+	// can't be fetched again. Zero: DefaultKeysRefresh,
+	// DefaultKeysMaxAge.
+	KeysRefresh, KeysMaxAge time.Duration
 	// HTTPClient talks to the issuer; a client with a 10 s timeout when
 	// nil. Either way redirects are followed only within the origin of
 	// the URL each request starts at (see sameOriginRedirects), and no
@@ -149,7 +156,7 @@ type oidcClient struct {
 	endSession string
 	// keys are the issuer's keys, from its jwks_uri (see idkeys.go), and
 	// algs the signing algorithms its ID tokens may use.
-	keys *oidc.RemoteKeySet
+	keys *issuerKeys
 	algs []string
 
 	// assigned reports whether a user of a tenant is an approver the
@@ -188,6 +195,13 @@ func newOIDCClient(cfg OIDCConfig, publicURL string, log *slog.Logger) (*oidcCli
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 	}
+	switch {
+	case cfg.KeysRefresh < 0 || cfg.KeysMaxAge < 0:
+		return nil, fmt.Errorf("console: OIDC issuer %s: key refresh and maximum key age must not be negative", logurl.Show(cfg.Issuer))
+	case cfg.KeysRefresh == 0:
+		cfg.KeysRefresh = DefaultKeysRefresh
+	}
+	cfg.KeysMaxAge = cmp.Or(cfg.KeysMaxAge, DefaultKeysMaxAge)
 	cfg.HTTPClient = sameOriginRedirects(cfg.HTTPClient)
 	key := callbackKey(cfg.Scope)
 	return &oidcClient{cfg: cfg, key: key, redirectURL: strings.TrimSuffix(publicURL, "/") + callbackPath + "/" + key, log: log}, nil
@@ -419,7 +433,7 @@ func (o *oidcClient) fetchProvider(ctx context.Context) (*oidc.Provider, error) 
 			endSession = d.EndSession
 		}
 	}
-	keys, algs := newKeySet(o.cfg.HTTPClient, d.JWKSURI), signingAlgs(d.Algs)
+	keys, algs := newIssuerKeys(o.cfg.HTTPClient, d.JWKSURI, o.cfg.KeysRefresh, o.cfg.KeysMaxAge), signingAlgs(d.Algs)
 	o.mu.Lock()
 	o.endSession, o.keys, o.algs = endSession, keys, algs
 	o.mu.Unlock()
@@ -967,7 +981,7 @@ func (o *oidcClient) verifyIDToken(ctx context.Context, p *oidc.Provider, tok *o
 		return nil, "", errors.New("token response has no id_token")
 	}
 	o.mu.Lock()
-	keys := &watchedKeys{keys: o.keys}
+	keys := &watchedKeys{keys: o.keys, now: now()}
 	algs := o.algs
 	o.mu.Unlock()
 	idt, err := oidc.NewVerifier(o.cfg.Issuer, keys, &oidc.Config{ClientID: o.cfg.ClientID, Now: now, SupportedSigningAlgs: algs}).Verify(ctx, raw)

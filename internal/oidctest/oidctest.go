@@ -137,6 +137,12 @@ type Provider struct {
 	// omitRefreshIDToken leaves the ID token out of refresh answers
 	// (OmitRefreshIDToken).
 	omitRefreshIDToken bool
+	// retired are the keys RetireKeys took out of the JWKS, which
+	// SignWithKey can still sign with.
+	retired []signingKey
+	// signWith, when set, is the id of the key every token is signed
+	// with instead of the newest (SignWithKey).
+	signWith string
 }
 
 // Logout is one request the end-session endpoint accepted.
@@ -399,7 +405,22 @@ func (p *Provider) RotateKey() (string, error) {
 func (p *Provider) RetireKeys() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.retired = append(p.retired, p.keys[:len(p.keys)-1]...)
 	p.keys = p.keys[len(p.keys)-1:]
+}
+
+// SignWithKey makes the provider sign every token with the key kid, one
+// it publishes or one RetireKeys took out of its JWKS, as a provider that
+// rotated badly, or whoever holds a retired key, does; "" restores the
+// newest key. It fails for a key the provider never had.
+func (p *Provider) SignWithKey(kid string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if kid != "" && !slices.ContainsFunc(slices.Concat(p.keys, p.retired), func(k signingKey) bool { return k.kid == kid }) {
+		return fmt.Errorf("oidctest: no key %q", kid)
+	}
+	p.signWith = kid
+	return nil
 }
 
 // KeyID is the id of the key that signs now.
@@ -426,6 +447,10 @@ func (p *Provider) Sign(claims map[string]any) (string, error) { return p.sign(c
 func (p *Provider) sign(claims map[string]any) (string, error) {
 	p.mu.Lock()
 	k := p.keys[len(p.keys)-1]
+	if p.signWith != "" {
+		i := slices.IndexFunc(slices.Concat(p.keys, p.retired), func(k signingKey) bool { return k.kid == p.signWith })
+		k = slices.Concat(p.keys, p.retired)[i]
+	}
 	p.mu.Unlock()
 	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: k.priv, KeyID: k.kid}},
 		(&jose.SignerOptions{}).WithType("JWT"))

@@ -195,6 +195,20 @@ func TestKeyRotation(t *testing.T) {
 	if got := kids(); len(got) != 1 || got[0] != second {
 		t.Fatalf("after retiring: %v", got)
 	}
+	// A retired key still signs when asked to, unpublished.
+	if err := p.SignWithKey(first); err != nil {
+		t.Fatal(err)
+	}
+	jws, err = jose.ParseSigned(p.AccessToken(oidctest.User{Subject: "alice"}), []jose.SignatureAlgorithm{jose.ES256})
+	if err != nil || jws.Signatures[0].Header.KeyID != first {
+		t.Fatalf("signed with %v, want the retired %s (%v)", jws.Signatures[0].Header.KeyID, first, err)
+	}
+	if got := kids(); len(got) != 1 || got[0] != second {
+		t.Fatalf("signing with a retired key published it again: %v", got)
+	}
+	if err := p.SignWithKey("no-such-key"); err == nil {
+		t.Error("SignWithKey took a key the provider never had")
+	}
 }
 
 // TestPublicClient: the public client needs no secret, and what it was

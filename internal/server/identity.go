@@ -180,6 +180,7 @@ func consoleSignins(cfg config.Config, opts Options) ([]console.OIDCConfig, erro
 			Issuer: cfg.OIDCIssuer, ClientID: cfg.OIDCClientID, ClientSecret: cfg.OIDCClientSecret.Value(), Scope: identity.SharedScope(),
 			Scopes: strings.Fields(cfg.OIDCScopes), SubjectClaim: cfg.OIDCSubjectClaim,
 			RolesClaim: cfg.OIDCRolesClaim, TenantClaim: cfg.OIDCTenantClaim, HTTPClient: opts.OIDCHTTPClient,
+			KeysRefresh: cfg.JWKSRefresh, KeysMaxAge: cfg.JWKSMaxAge,
 		}}, nil
 	}
 	issuers, err := config.LoadIssuers(cfg.IssuersFile)
@@ -205,7 +206,7 @@ func consoleSignins(cfg config.Config, opts Options) ([]console.OIDCConfig, erro
 		out = append(out, console.OIDCConfig{
 			Issuer: is.Issuer, ClientID: is.Console.ClientID, ClientSecret: secret, Scope: scope, Scopes: scopes,
 			SubjectClaim: is.Claims.Subject, RolesClaim: is.Claims.Roles, EmailClaim: is.Claims.Email, NameClaim: is.Claims.Name,
-			HTTPClient: opts.OIDCHTTPClient,
+			HTTPClient: opts.OIDCHTTPClient, KeysRefresh: cfg.JWKSRefresh, KeysMaxAge: cfg.JWKSMaxAge,
 		})
 	}
 	return out, nil
