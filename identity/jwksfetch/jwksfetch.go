@@ -17,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"log/slog"
 	"maps"
@@ -336,16 +337,38 @@ func (f *Fetcher) Register(ctx context.Context, url string, accept func([]byte) 
 
 // add hands url to httprc, to be fetched into res in the background.
 func (f *Fetcher) add(ctx context.Context, url string, res *resource) error {
+	every := interval(url, f.cfg.Refresh)
 	r, err := httprc.NewResource[struct{}](url, httprc.TransformFunc[struct{}](func(_ context.Context, resp *http.Response) (struct{}, error) {
 		return struct{}{}, res.deliver(resp)
-	}), httprc.WithConstantInterval(f.cfg.Refresh), httprc.WithMinInterval(f.cfg.Retry), httprc.WithMaxInterval(f.cfg.Refresh))
+	}), httprc.WithConstantInterval(every), httprc.WithMinInterval(min(f.cfg.Retry, every)), httprc.WithMaxInterval(every))
 	if err != nil {
 		return err
 	}
 	// Not fetched by the background loop right away: Register's Refresh
 	// does the first fetch and reports its error.
-	r.SetNext(time.Now().Add(f.cfg.Refresh))
+	r.SetNext(time.Now().Add(every))
 	return f.ctrl.Add(ctx, r, httprc.WithWaitReady(false))
+}
+
+// interval is how often url is fetched in the background: refresh, less
+// up to a quarter of it, by a share its URL picks. With one interval for
+// all, the URLs registered together at start-up (a tenant's identity
+// provider each) all fell due in the same second, every refresh, and one
+// process opened as many connections at once as it has tenants. Intervals
+// of their own spread them, and keep them apart rather than drift back
+// together; none is longer than refresh, the bound on a key an identity
+// provider retired, and the fetches come at most a third more often. The
+// share comes from the URL, not from chance, so that a URL is fetched at
+// the same rate after every restart.
+func interval(url string, refresh time.Duration) time.Duration {
+	h := fnv.New64a()
+	h.Write([]byte(url))
+	spread := refresh / 4
+	if spread < time.Second {
+		return refresh
+	}
+	// Whole seconds: httprc schedules in whole seconds.
+	return refresh - time.Duration(h.Sum64()%uint64(spread/time.Second))*time.Second
 }
 
 // deliver reads a fetched document and hands it to every subscriber.
