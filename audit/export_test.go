@@ -51,3 +51,7 @@ func OpenSinkTimeout(spec string, d time.Duration) (Sink, io.Closer, error) {
 func AppendStored(ctx context.Context, rdb redis.UniversalClient, tenant, raw string) error {
 	return appendScript.Run(ctx, rdb, []string{keys.Audit(tenant), keys.AuditHead(tenant)}, raw).Err()
 }
+
+// FailureLogEvery is how often Run repeats its warning while forwarding
+// keeps failing.
+const FailureLogEvery = failureLogEvery

@@ -557,7 +557,9 @@ type ForwarderConfig struct {
 	// acknowledged together (default 100).
 	BatchSize int64
 	// Now is the clock of the SIEM schedule (internal/due): the one the
-	// audit writers mark tenants with. time.Now when nil.
+	// audit writers mark tenants with. Run also times its failure log by
+	// it (failing_for, failed_for, the repeat every minute). time.Now
+	// when nil.
 	Now func() time.Time
 }
 
@@ -658,7 +660,10 @@ func (fw *Forwarder) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		now := time.Now()
+		// The forwarder's clock, not the wall's: "failing_for" and the
+		// once-a-minute repeat must agree with the schedule's times, and
+		// tests move it without waiting a minute.
+		now := fw.cfg.Now()
 		switch {
 		case err != nil:
 			if since.IsZero() {

@@ -648,6 +648,64 @@ func TestSIEMRunLogsAFailureOnceNotEveryPass(t *testing.T) {
 	}
 }
 
+// Run times its failure log by the forwarder's clock (ForwarderConfig.Now),
+// as the SIEM schedule does: while forwarding keeps failing it repeats its
+// warning once that clock has moved FailureLogEvery, and says for how long
+// by it, and the recovery says how long the failure lasted by it too.
+func TestSIEMRunTimesItsFailureLogByItsClock(t *testing.T) {
+	rdb := testRedis(t)
+	siemAppend(t, rdb, audit.NewLog(rdb, nil), 1, "contoso")
+	sink := &memSink{failing: true}
+	// From the writers' time, which marked the tenant due.
+	clk := clock.NewFake(time.Now())
+	var logs syncBuffer
+	fw := newForwarder(t, audit.ForwarderConfig{Redis: rdb, Sink: sink, Consumer: "r1", Block: time.Millisecond,
+		Now: clk.Now, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- fw.Run(ctx) }()
+	attempts := func() int { sink.mu.Lock(); defer sink.mu.Unlock(); return sink.attempts }
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				cancel()
+				<-done
+				t.Fatalf("waited 10s for %s; log:\n%s", what, logs.String())
+			}
+		}
+	}
+	// A pass's write fails before Run logs that pass: once the write of a
+	// later pass failed, the earlier pass is logged.
+	afterPasses := func(n int) {
+		a := attempts()
+		waitFor(fmt.Sprintf("%d more failed passes", n), func() bool { return attempts() >= a+n })
+	}
+	afterPasses(3)
+	if n := strings.Count(logs.String(), "siem forwarding failed"); n != 1 {
+		t.Fatalf("the clock stood still and %d warnings were logged, want 1:\n%s", n, logs.String())
+	}
+	clk.Advance(audit.FailureLogEvery)
+	afterPasses(2)
+	out := logs.String()
+	if n := strings.Count(out, "siem forwarding failed"); n != 2 {
+		t.Fatalf("after the clock moved %s, %d warnings were logged, want 2:\n%s", audit.FailureLogEvery, n, out)
+	}
+	if !strings.Contains(out, "failing_for=1m0s") {
+		t.Errorf("the repeated warning does not say the failure lasted 1m0s by the forwarder's clock:\n%s", out)
+	}
+	clk.Advance(30 * time.Second)
+	sink.set(false, 0)
+	waitFor("the recovery logged", func() bool { return strings.Contains(logs.String(), "siem forwarding resumed") })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if out := logs.String(); !strings.Contains(out, "failed_for=1m30s") {
+		t.Errorf("the recovery does not say the failure lasted 1m30s by the forwarder's clock:\n%s", out)
+	}
+}
+
 // TestSIEMReplicaKilledMidPass: three forwarders share many tenants'
 // streams after a fourth was killed in the middle of its pass, right after
 // Redis handed it a batch. If its lines never reached the SIEM (a file
