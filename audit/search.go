@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -708,7 +709,7 @@ func (r *risingReader) next(ctx context.Context) (entry, bool, error) {
 	}
 	// An unreadable record has no CreationTime to stop at: it is passed
 	// to the caller, and the next readable one decides.
-	if !r.stopAfter.IsZero() && !e.bad && e.rec.CreationTime.After(r.stopAfter) {
+	if !r.stopAfter.IsZero() && !e.bad && datedAfter(e.rec.CreationTime.Time, e.pos.id, r.stopAfter) {
 		r.buf, r.min = nil, ""
 		return entry{}, false, nil
 	}
@@ -799,12 +800,13 @@ func (r *streamReader) start(pos position) {
 // seek lowers where the reader starts to the end of the date range:
 // below it, every entry was created after seekTo.
 //
-// It bisects the stream's ids by the CreationTime of the entry at or below
-// each probe. Records are appended in CreationTime order within
-// ClockSkew (the assumption stopBefore makes too), and seekTo is To plus
-// ClockSkew, so when the entry F at or below a probe was created after
-// seekTo, every entry appended after F was created after To: the scan can
-// start at F. It needs about log2(the log's span in ms) round trips of one
+// It bisects the stream's ids by the date of the entry at or below each
+// probe. Records are appended in CreationTime order within ClockSkew (the
+// assumption stopBefore makes too), and seekTo is To plus ClockSkew, so
+// when the entry F at or below a probe is dated after seekTo, by its
+// CreationTime and by its stream id (datedAfter: a record a replica
+// stamped a year ahead is no such F), every entry appended after F was
+// created after To: the scan can start at F. It needs about log2(the log's span in ms) round trips of one
 // entry each (35 for a year), against reading every record newer than the
 // range, and is correct wherever the bisection stops.
 func (r *streamReader) seek(ctx context.Context) error {
@@ -844,7 +846,7 @@ func (r *streamReader) seek(ctx context.Context) error {
 	if stop(err) {
 		return nil
 	}
-	if err != nil || !at.After(r.seekTo) {
+	if err != nil || !datedAfter(at, hi, r.seekTo) {
 		return err
 	}
 	msgs, err := rdb.XRangeN(ctx, key, "-", "+", 1).Result()
@@ -861,7 +863,7 @@ func (r *streamReader) seek(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if at.After(r.seekTo) {
+	if datedAfter(at, lo, r.seekTo) {
 		r.max = "" // the oldest entry is past the range: so is every other
 		return nil
 	}
@@ -882,7 +884,7 @@ func (r *streamReader) seek(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if at.After(r.seekTo) {
+		if datedAfter(at, id, r.seekTo) {
 			hi = id
 		} else {
 			loMs = mid
@@ -916,7 +918,7 @@ func (r *streamReader) next(ctx context.Context) (entry, bool, error) {
 	if err != nil {
 		return entry{}, false, err
 	}
-	if !r.stopBefore.IsZero() && !e.bad && e.rec.CreationTime.Before(r.stopBefore) {
+	if !r.stopBefore.IsZero() && !e.bad && datedBefore(e.rec.CreationTime.Time, e.pos.id, r.stopBefore) {
 		r.buf, r.max = nil, ""
 		return entry{}, false, nil
 	}
@@ -989,6 +991,36 @@ func appendedWithin(q Query, id streamID) bool {
 		return false
 	}
 	return true
+}
+
+// Cutting a scan short. A scan stops, or seeks, at an entry by its date
+// on the assumption that every entry on the far side of it is dated on the
+// far side too: entries are appended in CreationTime order within
+// ClockSkew. One replica whose clock ran ahead or behind (a bad NTP step,
+// a VM restored with a wrong clock) breaks that for the records it
+// stamped, and a scan that stopped at one of them hid every record the
+// other replicas wrote beyond it, however right their times. The stream
+// id's time is Redis's one clock and never goes back, so an entry cuts a
+// scan only when its stream id agrees with its CreationTime: then the
+// entries beyond it, stamped within ClockSkew of their own stream ids,
+// are beyond the bound too. A misdated record is still shown where its
+// CreationTime places it, when the scan reaches it; it no longer decides
+// where the scan ends. Where the two clocks disagree for every record
+// (Redis's clock far off Lockbox's), scans only read further.
+
+// time is the time in a stream entry id: Redis's clock when it was added.
+func (s streamID) time() time.Time { return time.UnixMilli(int64(min(s.ms, math.MaxInt64))) }
+
+// datedBefore reports whether the entry id, created at created, is before
+// t both by its CreationTime and by its stream id.
+func datedBefore(created time.Time, id streamID, t time.Time) bool {
+	return created.Before(t) && id.time().Before(t)
+}
+
+// datedAfter reports whether an entry created at created is after t both
+// by its CreationTime and by its stream id.
+func datedAfter(created time.Time, id streamID, t time.Time) bool {
+	return created.After(t) && id.time().After(t)
 }
 
 // matches reports whether r passes q's filters.
