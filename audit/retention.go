@@ -28,9 +28,12 @@ import (
 // group (ARGV[4]) had not read yet: entries after the group's
 // last-delivered id, which no forwarder will ever see. Entries the group
 // read and left pending are the forwarder's to count (as skipped), when
-// they come back without fields. Without the group (the SIEM is off)
-// nothing is counted. Counted here, in the script, the reads and the trim
-// can't race a forwarder reading meanwhile.
+// they come back without fields. With ARGV[5] = 1 (the SIEM is on), a
+// stream without the group yet — no forwarder ever visited it: they were
+// down since the tenant's first record — has every removed entry counted,
+// as none was read; otherwise nothing is counted without the group.
+// Counted here, in the script, the reads and the trim can't race a
+// forwarder reading meanwhile (and creating the group).
 var trimScript = redis.NewScript(`
 local cur = redis.call('GET', KEYS[2])
 if cur then
@@ -41,12 +44,17 @@ if cur then
 end
 local unread = 0
 if redis.call('EXISTS', KEYS[1]) == 1 then
+  local grouped = false
   for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
     local info = {}
     for i = 1, #g, 2 do info[g[i]] = g[i + 1] end
     if info['name'] == ARGV[4] then
+      grouped = true
       unread = #redis.call('XRANGE', KEYS[1], '(' .. info['last-delivered-id'], ARGV[2])
     end
+  end
+  if not grouped and ARGV[5] == '1' then
+    unread = #redis.call('XRANGE', KEYS[1], '-', ARGV[2])
   end
 end
 local n = redis.call('XTRIM', KEYS[1], 'MINID', ARGV[1])
@@ -93,7 +101,11 @@ func (l *Log) Trim(ctx context.Context, tenant string, cutoff time.Time) (int, e
 		if err != nil {
 			return total, err
 		}
-		res, err := trimScript.Run(ctx, l.rdb, []string{keys.Audit(tenant), keys.AuditAnchor(tenant)}, next, m.ID, h, SIEMGroup).Int64Slice()
+		siemOn := "0"
+		if l.siemTrims != nil {
+			siemOn = "1"
+		}
+		res, err := trimScript.Run(ctx, l.rdb, []string{keys.Audit(tenant), keys.AuditAnchor(tenant)}, next, m.ID, h, SIEMGroup, siemOn).Int64Slice()
 		if err == nil && len(res) != 2 {
 			err = fmt.Errorf("trim script returned %v", res)
 		}
@@ -273,8 +285,10 @@ type siemTrimReport struct {
 // lockbox_siem_records_trimmed_unread_total registered with reg, and log
 // at warn to logger (which may be nil), the records it removes that no
 // SIEM forwarder had read: they never reach the SIEM, and nothing else
-// will ever know of them. Call it before trimming, where the SIEM
-// forwarder runs.
+// will ever know of them. That includes every record of a tenant's log
+// that no forwarder ever visited (it has no SIEM group yet). Call it
+// before trimming, where the SIEM forwarder runs: it is what tells Trim
+// that the SIEM is on.
 func (l *Log) ReportSIEMTrims(reg prometheus.Registerer, logger *slog.Logger) error {
 	c, logger, err := reportCounter(reg, logger, "lockbox_siem_records_trimmed_unread_total",
 		"Audit records retention removed before any SIEM forwarder read them: they never reached the SIEM.")

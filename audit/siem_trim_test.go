@@ -2,6 +2,7 @@ package audit_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -72,25 +73,60 @@ func TestSIEMRecordsTrimmedUnreadAreCounted(t *testing.T) {
 	}
 }
 
-// A trim on a stream no SIEM forwarder ever read (the SIEM is off) counts
-// nothing: there is no SIEM to miss the records.
-func TestSIEMTrimWithoutForwarderCountsNothing(t *testing.T) {
+// With the SIEM on, a trim of a tenant's log that no forwarder ever
+// visited (they were down since the tenant's first record, for the whole
+// retention period) counts every record it removes: none reached the
+// SIEM, and the stream has no SIEM group yet to say so. Without
+// ReportSIEMTrims (the SIEM is off) nothing is counted: there is no SIEM
+// to miss them.
+func TestSIEMTrimBeforeAnyForwarderCountsEveryRecord(t *testing.T) {
 	ctx := context.Background()
-	rdb := testRedis(t)
-	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	c := clock.NewFake(t0)
-	log := audit.NewLog(rdb, c.Now)
-	reg := prometheus.NewRegistry()
-	if err := log.ReportSIEMTrims(reg, nil); err != nil {
-		t.Fatal(err)
-	}
-	siemAppend(t, rdb, log, 3, "contoso")
-	c.Advance(time.Hour)
-	if n, err := log.Trim(ctx, "contoso", c.Now()); err != nil || n != 3 {
-		t.Fatalf("trimmed %d, %v", n, err)
-	}
-	if got := counterValue(t, reg, "lockbox_siem_records_trimmed_unread_total"); got != 0 {
-		t.Fatalf("counted %v without a SIEM group", got)
+	for _, siemOn := range []bool{true, false} {
+		t.Run(fmt.Sprintf("siem on=%v", siemOn), func(t *testing.T) {
+			rdb := testRedis(t)
+			t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+			c := clock.NewFake(t0)
+			log := audit.NewLog(rdb, c.Now)
+			reg := prometheus.NewRegistry()
+			logs := &syncBuffer{}
+			if siemOn {
+				if err := log.ReportSIEMTrims(reg, slog.New(slog.NewTextHandler(logs, nil))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			siemAppend(t, rdb, log, 3, "contoso")
+			c.Advance(time.Hour)
+			siemAppend(t, rdb, log, 1, "contoso")
+			if n, err := log.Trim(ctx, "contoso", t0.Add(time.Minute)); err != nil || n != 3 {
+				t.Fatalf("trimmed %d, %v", n, err)
+			}
+			if !siemOn {
+				if mfs, _ := reg.Gather(); len(mfs) != 0 {
+					t.Fatalf("the SIEM is off, and %d series were registered", len(mfs))
+				}
+				return
+			}
+			if got := counterValue(t, reg, "lockbox_siem_records_trimmed_unread_total"); got != 3 {
+				t.Fatalf("lockbox_siem_records_trimmed_unread_total = %v, want the 3 records no forwarder ever read", got)
+			}
+			if !strings.Contains(logs.String(), "unread=3") {
+				t.Fatalf("no warning names the records the SIEM never got: %q", logs.String())
+			}
+			// The forwarder that comes back forwards the one record left,
+			// and a later trim counts nothing more.
+			sink := &memSink{}
+			fw := newForwarder(t, audit.ForwarderConfig{Redis: rdb, Sink: sink, Consumer: "r1", Now: c.Now})
+			if n, err := fw.Poll(ctx); err != nil || n != 1 {
+				t.Fatalf("forwarded %d, %v", n, err)
+			}
+			c.Advance(time.Hour)
+			if n, err := log.Trim(ctx, "contoso", c.Now()); err != nil || n != 1 {
+				t.Fatalf("second trim removed %d, %v", n, err)
+			}
+			if got := counterValue(t, reg, "lockbox_siem_records_trimmed_unread_total"); got != 3 {
+				t.Fatalf("lockbox_siem_records_trimmed_unread_total = %v after trimming a forwarded record, want 3", got)
+			}
+		})
 	}
 }
 
