@@ -51,8 +51,10 @@ type Verification struct {
 	Tenant  string `json:"tenant"`
 	Records int    `json:"records"`
 	OK      bool   `json:"ok"`
-	// BrokenAt is the stream id of the first entry that does not verify
-	// (empty when the chain is intact, or when only the head is wrong).
+	// BrokenAt is the stream id of the first entry that does not verify,
+	// or the first one added after the entry the head names (empty when
+	// the chain is intact, or when the head is missing or names no entry:
+	// the newest records were deleted).
 	BrokenAt string `json:"broken_at,omitempty"`
 	// RecordId is the audit record id at BrokenAt, when readable.
 	RecordId string `json:"record_id,omitempty"`
@@ -204,6 +206,12 @@ func (l *Log) verifyOnce(ctx context.Context, tenant string) (Verification, stri
 	// After retention trimmed the oldest records, the chain starts from the
 	// hash of the last one removed.
 	_, prev, _ := strings.Cut(anchor, " ")
+	// behind is the first entry after the one whose hash the head names,
+	// and added how many entries follow it: entries appended without
+	// moving the head, when the walk ends past the head's entry.
+	headSeen := head != "" && head == prev
+	var behind redis.XMessage
+	added := 0
 	for {
 		for _, m := range msgs {
 			r, _ := m.Values[field].(string)
@@ -231,6 +239,14 @@ func (l *Log) verifyOnce(ctx context.Context, tenant string) (Verification, stri
 			}
 			prev = h
 			v.Records++
+			switch {
+			case h == head:
+				headSeen, behind, added = true, redis.XMessage{}, 0
+			case headSeen && behind.ID == "":
+				behind, added = m, 1
+			case behind.ID != "":
+				added++
+			}
 		}
 		if len(msgs) < verifyBatch || msgs[len(msgs)-1].ID == last {
 			// The snapshot's last entry was read, or the stream ended
@@ -243,7 +259,26 @@ func (l *Log) verifyOnce(ctx context.Context, tenant string) (Verification, stri
 		}
 	}
 	if head != prev {
-		v.Problem = fmt.Sprintf("the newest %s missing: the chain's head does not match the last record", "records are")
+		// Which of three it is decides what an auditor looks for, and
+		// where: records deleted, or records slipped in.
+		switch {
+		case behind.ID != "":
+			// The snapshot's head and last entry are read together, so
+			// entries after the head's entry were not appended by the
+			// script, which moves the head with each.
+			v.BrokenAt = behind.ID
+			if r, _ := behind.Values[field].(string); r != "" {
+				var rec struct{ Id string }
+				if jsonUnmarshal(r, &rec) == nil {
+					v.RecordId = rec.Id
+				}
+			}
+			v.Problem = fmt.Sprintf("the chain's head does not match the last record: it names the record before this one, so this record and the %d after it were added without moving the head (behind the chain's back), or the head was set back", added-1)
+		case head == "":
+			v.Problem = "the chain's head does not match the last record: the head is missing (deleted), and the newest records may have been deleted with it"
+		default:
+			v.Problem = fmt.Sprintf("the newest %s missing: the chain's head does not match the last record", "records are")
+		}
 		return v, anchor, nil
 	}
 	v.OK = true

@@ -302,3 +302,64 @@ func TestVerifyEntryAfterTheHead(t *testing.T) {
 		}
 	}
 }
+
+// TestVerifySaysWhatIsWrongWithTheHead: when the head does not match the
+// last record, the verification tells records slipped in from records
+// deleted. Entries linked and hashed as the script would but appended
+// without moving the head (behind the chain's back) are named, the first
+// of them as BrokenAt with its record Id; a head deleted is said to be
+// missing; the newest records deleted are said to be missing.
+func TestVerifySaysWhatIsWrongWithTheHead(t *testing.T) {
+	ctx := context.Background()
+	stream := keys.Audit("contoso")
+	for _, tc := range []struct {
+		name      string
+		trimFirst bool
+	}{{"whole log", false}, {"after retention trimmed it all", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			rdb := testRedis(t)
+			onboard(t, rdb, "contoso")
+			c := clock.NewFake(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC))
+			log := audit.NewLog(rdb, c.Now)
+			appendN(t, log, 5)
+			if tc.trimFirst {
+				c.Advance(time.Hour)
+				if n, err := log.Trim(ctx, "contoso", c.Now()); err != nil || n != 5 {
+					t.Fatalf("trimmed %d, %v", n, err)
+				}
+			}
+			head := rdb.Get(ctx, keys.AuditHead("contoso")).Val()
+			var slipped []string
+			prev := head
+			for i := range 3 {
+				r := fmt.Sprintf(`{"Id":"slipped-%d","Operation":"Get-Mailbox","LockboxTenant":"contoso"}`, i)
+				sum := sha1.Sum([]byte(prev + "\n" + r))
+				h := hex.EncodeToString(sum[:])
+				id, err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []string{"r", r, "p", prev, "h", h}}).Result()
+				if err != nil {
+					t.Fatal(err)
+				}
+				slipped, prev = append(slipped, id), h
+			}
+			v, err := log.Verify(ctx, auditor, "contoso")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v.OK || v.BrokenAt != slipped[0] || v.RecordId != "slipped-0" ||
+				!strings.Contains(v.Problem, "this record and the 2 after it were added without moving the head") {
+				t.Fatalf("verification = %+v, want the first of the 3 records slipped in behind the head (%s, slipped-0) named", v, slipped[0])
+			}
+
+			if err := rdb.Del(ctx, keys.AuditHead("contoso")).Err(); err != nil {
+				t.Fatal(err)
+			}
+			v, err = log.Verify(ctx, auditor, "contoso")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v.OK || v.BrokenAt != "" || !strings.Contains(v.Problem, "the head is missing") {
+				t.Fatalf("verification = %+v, want the head reported missing", v)
+			}
+		})
+	}
+}
