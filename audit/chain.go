@@ -131,9 +131,14 @@ const verifyBatch = 1000
 // log was longer than one batch.)
 //
 // Retention only removes the oldest entries, which a later batch may then
-// miss if a trim overtakes the reader; a problem found while the anchor
-// moved is therefore checked again from a new snapshot, a bounded number of
-// times, rather than reported.
+// miss if a trim overtakes the reader. A link broken at the start of a
+// later batch is therefore checked against the anchor as it is then
+// (trimmedBetween), and the walk goes on past the entries retention
+// removed: starting again was no help while retention worked through a
+// large backlog, overtaking every attempt, and the intact chain was
+// reported broken. Any other problem found while the anchor moved is
+// checked again from a new snapshot, a bounded number of times, rather
+// than reported.
 func (l *Log) verify(ctx context.Context, tenant string) (Verification, error) {
 	for attempt := 1; ; attempt++ {
 		v, anchor, err := l.verifyOnce(ctx, tenant)
@@ -212,8 +217,11 @@ func (l *Log) verifyOnce(ctx context.Context, tenant string) (Verification, stri
 	headSeen := head != "" && head == prev
 	var behind redis.XMessage
 	added := 0
+	// readTo is the last entry of the batches before this one: "" while
+	// the snapshot's own batch is read.
+	readTo := ""
 	for {
-		for _, m := range msgs {
+		for i, m := range msgs {
 			r, _ := m.Values[field].(string)
 			p, _ := m.Values["p"].(string)
 			h, _ := m.Values["h"].(string)
@@ -225,10 +233,16 @@ func (l *Log) verifyOnce(ctx context.Context, tenant string) (Verification, stri
 				}
 				return v, anchor, nil
 			}
+			linked := p == prev
+			if !linked && h != "" && i == 0 && readTo != "" {
+				if linked, err = l.trimmedBetween(ctx, tenant, readTo, m.ID, p); err != nil {
+					return v, anchor, err
+				}
+			}
 			switch {
 			case h == "":
 				return broken("entry carries no chain hash")
-			case p != prev:
+			case !linked:
 				return broken("link to the previous record does not match: a record before this one is missing or was changed")
 			case chainHash(p, r) != h:
 				return broken("record does not match its hash: it was edited")
@@ -253,7 +267,8 @@ func (l *Log) verifyOnce(ctx context.Context, tenant string) (Verification, stri
 			// before it (it was deleted meanwhile).
 			break
 		}
-		start := "(" + msgs[len(msgs)-1].ID
+		readTo = msgs[len(msgs)-1].ID
+		start := "(" + readTo
 		if msgs, err = l.rdb.XRangeN(ctx, stream, start, last, verifyBatch).Result(); err != nil {
 			return v, anchor, fault.Unavailable("audit: verify", err)
 		}
@@ -283,6 +298,35 @@ func (l *Log) verifyOnce(ctx context.Context, tenant string) (Verification, stri
 	}
 	v.OK = true
 	return v, anchor, nil
+}
+
+// trimmedBetween reports whether retention explains the broken link p of
+// entry id, the first of a batch read after the entry readTo: the entries
+// between them are gone, and a trim removes a prefix of the stream and
+// moves the anchor with it, in one script. When the anchor now lies at or
+// past readTo, the entries between were retention's: past id too, the
+// link was to one it removed; before id, it names the last one removed,
+// whose hash the link must be. An anchor before readTo did not remove
+// them: they were deleted.
+func (l *Log) trimmedBetween(ctx context.Context, tenant, readTo, id, p string) (bool, error) {
+	a, err := l.rdb.Get(ctx, keys.AuditAnchor(tenant)).Result()
+	if errors.Is(err, redis.Nil) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fault.Unavailable("audit: verify", err)
+	}
+	aid, hash, ok := strings.Cut(a, " ")
+	at, aerr := parseID(aid)
+	read, rerr := parseID(readTo)
+	next, nerr := parseID(id)
+	switch {
+	case !ok || aerr != nil || rerr != nil || nerr != nil, compareIDs(at, read) < 0:
+		return false, nil
+	case compareIDs(at, next) < 0:
+		return hash == p, nil
+	}
+	return true, nil
 }
 
 // ownRecord reports whether the stored record r may be in tenant's chain.
