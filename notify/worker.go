@@ -557,7 +557,7 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 		// Counted on the channels it would have gone through, as an entry
 		// whose recipients can't be worked out is: the dead-letter alert
 		// reads the counter, and nobody would learn of it otherwise.
-		return true, w.deadLetter(ctx, t, m.ID, raw, 1, fmt.Errorf("corrupt event: %w", err), nil, nil, w.channels()...)
+		return w.deadLetter(ctx, t, m.ID, raw, 1, fmt.Errorf("corrupt event: %w", err), nil, nil, w.channels()...)
 	}
 	// only, for an entry put back from the dead-letter stream, are the
 	// recipients it is for: the others had it, or were given up on in
@@ -565,7 +565,7 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 	var only []string
 	if ev.Kind == kindRedrive {
 		if ev.Redrive == nil {
-			return true, w.deadLetter(ctx, t, m.ID, raw, 1, errors.New("corrupt event: re-driven without its own kind"), nil, nil, w.channels()...)
+			return w.deadLetter(ctx, t, m.ID, raw, 1, errors.New("corrupt event: re-driven without its own kind"), nil, nil, w.channels()...)
 		}
 		ev.Kind, only = ev.Redrive.Kind, ev.Redrive.Recipients
 	}
@@ -733,7 +733,11 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 				// receiver that is gone for good (a deleted Slack webhook
 				// fails every event) must not take down with it the
 				// e-mails that an SMTP outage failed in the same attempt.
-				if err := w.deadLetter(ctx, t, m.ID, raw, attempts+1, err, []string{tg.name}, []string{tg.key}, tg.channel); err != nil {
+				held, err := w.deadLetter(ctx, t, m.ID, raw, attempts+1, err, []string{tg.name}, []string{tg.key}, tg.channel)
+				if err != nil || !held {
+					// Taken over: the recipient is free for the replica
+					// that holds the entry now to settle.
+					rdb.Del(context.WithoutCancel(ctx), mk)
 					return false, err
 				}
 				continue
@@ -796,7 +800,7 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 	case len(spent.names) == 0:
 		return false, w.schedule(ctx, t, m.ID, attempts+1, retry.wait)
 	case len(spent.names) == len(retry.names) && !busy:
-		return true, w.deadLetter(ctx, t, m.ID, raw, tries, spent.errs[len(spent.errs)-1], spent.names, nil, spent.channels...)
+		return w.deadLetter(ctx, t, m.ID, raw, tries, spent.errs[len(spent.errs)-1], spent.names, nil, spent.channels...)
 	}
 	// These recipients failed their last attempt, but the entry is not
 	// done with the others: they are to be retried, another replica is
@@ -806,7 +810,7 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 	// out meanwhile). So the spent ones are dead letters, marked dead for
 	// the entry's next visit to pass them by, as a recipient refused for
 	// good is, and the entry stays for the rest.
-	if err := w.deadLetter(ctx, t, m.ID, raw, tries, spent.errs[len(spent.errs)-1], spent.names, spent.keys, spent.channels...); err != nil {
+	if held, err := w.deadLetter(ctx, t, m.ID, raw, tries, spent.errs[len(spent.errs)-1], spent.names, spent.keys, spent.channels...); err != nil || !held {
 		return false, err
 	}
 	return false, w.schedule(ctx, t, m.ID, attempts+1, retry.wait)
@@ -1020,7 +1024,7 @@ func (w *Worker) tried(ctx context.Context, t, id, key string) (int, error) {
 // maxBackoff.
 func (w *Worker) failed(ctx context.Context, t, id, raw string, attempts int, perm bool, cause error, wait time.Duration, recipients, channels []string) (bool, error) {
 	if perm || attempts >= w.cfg.MaxAttempts {
-		return true, w.deadLetter(ctx, t, id, raw, attempts, cause, recipients, nil, channels...)
+		return w.deadLetter(ctx, t, id, raw, attempts, cause, recipients, nil, channels...)
 	}
 	return false, w.schedule(ctx, t, id, attempts, wait)
 }
@@ -1082,48 +1086,57 @@ func transient(err error) bool {
 }
 
 // deadLetter writes an entry to the dead-letter stream for the failed
-// recipients (target names), in one MULTI. Given dead, the keys of
+// recipients (target names), in one step. Given dead, the keys of
 // recipients refused for good (or failed at the last attempt while the
 // entry waits for others), the entry stays for its other recipients and
 // those are marked dead so that its retries pass them by; without, the
 // entry leaves the outbox.
 //
+// Only the consumer holding the entry writes its letters: it reports false,
+// and writes nothing, when the entry is no longer pending at this replica.
+// A replica paused past ClaimAfter after its last attempt (a long send, a
+// stalled network) has had the entry taken over, and the replica that took
+// it tries the recipients again and settles them: it delivers them, or
+// writes the letter itself. Both writing one would list the failure twice,
+// and a re-drive of both letters would send it twice; a letter written
+// after the other replica delivered would say a delivered message was
+// given up on.
+//
 // The stream holds the newest MaxDeadLetters letters: a letter that makes
 // room is counted and logged with what it was.
-func (w *Worker) deadLetter(ctx context.Context, t, id, raw string, attempts int, cause error, failed, dead []string, channels ...string) error {
-	var added *redis.Cmd
-	_, err := w.cfg.Redis.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		// EVAL, not EVALSHA: a MULTI can't fall back on NOSCRIPT.
-		added = p.Eval(ctx, deadAddScript, []string{DeadKey(t)}, MaxDeadLetters,
-			"event", raw, "entry", id, "attempts", attempts, "error", fmt.Sprint(cause),
-			"recipients", strings.Join(failed, ","), "at", w.cfg.Now().UTC().Format(time.RFC3339))
-		if len(dead) > 0 {
-			for _, k := range dead {
-				p.Set(ctx, sentKey(t, id, hashKey(k)), "dead", sentTTL)
-			}
-			return nil
-		}
-		p.XAck(ctx, OutboxKey(t), Group, id)
-		p.XDel(ctx, OutboxKey(t), id)
-		p.HDel(ctx, retryKey(t), id)
-		return nil
-	})
+func (w *Worker) deadLetter(ctx context.Context, t, id, raw string, attempts int, cause error, failed, dead []string, channels ...string) (bool, error) {
+	ks := []string{DeadKey(t), OutboxKey(t), retryKey(t)}
+	for _, k := range dead {
+		ks = append(ks, sentKey(t, id, hashKey(k)))
+	}
+	res, err := deadLetterScript.Run(ctx, w.cfg.Redis, ks, Group, w.cfg.Consumer, id, MaxDeadLetters, sentTTL.Milliseconds(),
+		"event", raw, "entry", id, "attempts", attempts, "error", fmt.Sprint(cause),
+		"recipients", strings.Join(failed, ","), "at", w.cfg.Now().UTC().Format(time.RFC3339)).Slice()
 	if err != nil {
-		return err
+		return false, fmt.Errorf("notify: dead-letter %s: %w", id, err)
+	}
+	if held, _ := res[0].(int64); held == 0 {
+		w.cfg.Logger.InfoContext(ctx, "notification not dead-lettered here: another replica took the entry over and settles it",
+			"tenant", t, "entry", id, "attempts", attempts, "recipients", failed, "err", cause)
+		return false, nil
 	}
 	for _, ch := range channels {
 		w.sent.WithLabelValues(ch, "dead").Inc()
 	}
 	w.cfg.Logger.ErrorContext(ctx, "notification dead-lettered", "tenant", t, "entry", id,
 		"attempts", attempts, "recipients", failed, "err", cause)
-	for _, m := range streamMessages(added.Val()) {
+	var dropped any
+	if len(res) > 1 {
+		dropped = res[1]
+	}
+	for _, m := range streamMessages(dropped) {
 		l := readDeadLetter(m)
 		w.deadDropped.Inc()
 		w.cfg.Logger.ErrorContext(ctx, "dead letter dropped: the tenant's dead-letter stream is full; it can no longer be re-driven",
 			"tenant", t, "dead_letter", l.ID, "entry", l.Entry, "kind", l.Kind, "request_id", l.RequestID,
 			"recipients", l.Recipients, "attempts", l.Attempts, "error", l.Error, "max_dead_letters", MaxDeadLetters)
 	}
-	return nil
+	return true, nil
 }
 
 // MaxDeadLetters is how many letters a tenant's dead-letter stream holds:
@@ -1132,18 +1145,37 @@ func (w *Worker) deadLetter(ctx context.Context, t, id, raw string, attempts int
 // a new one.
 const MaxDeadLetters = 10000
 
-// deadAddScript adds a letter (the field-value pairs from ARGV[2]) to the
-// dead-letter stream KEYS[1], which keeps the newest ARGV[1], and returns
-// the letters that made room, as XRANGE does.
-const deadAddScript = `
-local over = redis.call('XLEN', KEYS[1]) + 1 - tonumber(ARGV[1])
+// deadLetterScript is deadLetter's, on the dead-letter stream (KEYS[1]),
+// the outbox (KEYS[2]), its retry hash (KEYS[3]) and the sent marks of the
+// recipients to mark dead (KEYS[4...]). Unless entry ARGV[3] is pending at
+// consumer ARGV[2] of group ARGV[1], it returns {0} and writes nothing.
+// Otherwise it adds a letter (the field-value pairs from ARGV[6]) to the
+// stream, which keeps the newest ARGV[4]; marks the recipients dead for
+// ARGV[5] ms, or, when there are none, acknowledges and deletes the entry
+// and its retry state; and returns {1, the letters that made room, as
+// XRANGE does}. One script, so that no other replica takes the entry over
+// between the check and the write.
+var deadLetterScript = redis.NewScript(`
+if #redis.call('XPENDING', KEYS[2], ARGV[1], ARGV[3], ARGV[3], 1, ARGV[2]) == 0 then
+  return {0}
+end
+local over = redis.call('XLEN', KEYS[1]) + 1 - tonumber(ARGV[4])
 local dropped = {}
 if over > 0 then
   dropped = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', over)
 end
-redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[1], '*', unpack(ARGV, 2))
-return dropped
-`
+redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[4], '*', unpack(ARGV, 6))
+if #KEYS > 3 then
+  for i = 4, #KEYS do
+    redis.call('SET', KEYS[i], 'dead', 'PX', ARGV[5])
+  end
+else
+  redis.call('XACK', KEYS[2], ARGV[1], ARGV[3])
+  redis.call('XDEL', KEYS[2], ARGV[3])
+  redis.call('HDEL', KEYS[3], ARGV[3])
+end
+return {1, dropped}
+`)
 
 // streamMessages reads an XRANGE reply returned by a script.
 func streamMessages(v any) []redis.XMessage {
