@@ -911,3 +911,111 @@ func TestHelmDisruptionBudgetAllowsADrain(t *testing.T) {
 		})
 	}
 }
+
+// TestHelmSidecarDisruptionBudget: the tenant data service the chart
+// deploys with its sidecar (helm/examples/exchange.yaml) had no
+// PodDisruptionBudget, so a node drain could evict all its replicas at
+// once and the tenant's service, behind its proxy, was gone until they
+// rescheduled. With more than one replica the chart renders one that
+// selects exactly the workload's pods and, as the control plane's, lets
+// at least one of them be evicted (it refuses one that keeps them all,
+// naming both values); with one replica it renders none, since any budget
+// for a single pod either blocks every drain or promises nothing.
+func TestHelmSidecarDisruptionBudget(t *testing.T) {
+	kube := kubeVersion(t)
+	type budget struct {
+		Kind     string `yaml:"kind"`
+		Metadata struct {
+			Name string `yaml:"name"`
+		} `yaml:"metadata"`
+		Spec struct {
+			MinAvailable any `yaml:"minAvailable"`
+			Selector     struct {
+				MatchLabels map[string]string `yaml:"matchLabels"`
+			} `yaml:"selector"`
+			// A Deployment's selector, read through the same shape.
+			Template struct {
+				Metadata struct {
+					Labels map[string]string `yaml:"labels"`
+				} `yaml:"metadata"`
+			} `yaml:"template"`
+		} `yaml:"spec"`
+	}
+	for _, tc := range []struct {
+		name    string
+		set     []string
+		min     any    // the budget's minAvailable; nil: no budget
+		failure string // "" renders
+	}{
+		{"two replicas", nil, 1, ""},
+		{"three replicas, two kept", []string{"sidecar.workload.replicas=3", "sidecar.workload.podDisruptionBudget.minAvailable=2"}, 2, ""},
+		{"a percentage", []string{"sidecar.workload.podDisruptionBudget.minAvailable=50%"}, "50%", ""},
+		{"one replica", []string{"sidecar.workload.replicas=1"}, nil, ""},
+		{"every replica", []string{"sidecar.workload.podDisruptionBudget.minAvailable=2"}, nil, "sidecar.workload.podDisruptionBudget.minAvailable 2 keeps all 2 of sidecar.workload.replicas"},
+		{"every replica by percentage", []string{"sidecar.workload.replicas=3", "sidecar.workload.podDisruptionBudget.minAvailable=70%"}, nil, "minAvailable 70% keeps all 3"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := []string{"tool", "helm", "template", "exchange", "../deploy/helm/lockbox", "--namespace", "exchange",
+				"--kube-version", kube, "-f", "../deploy/helm/examples/exchange.yaml"}
+			for _, s := range tc.set {
+				args = append(args, "--set", s)
+			}
+			cmd := exec.Command("go", args...)
+			cmd.Dir = "../tools"
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			out, err := cmd.Output()
+			if tc.failure != "" {
+				if err == nil || !strings.Contains(stderr.String(), tc.failure) {
+					t.Fatalf("helm template: %v, want a failure containing %q:\n%s", err, tc.failure, stderr.Bytes())
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("helm template: %v\n%s", err, stderr.Bytes())
+			}
+			var budgets []budget
+			var pods map[string]string
+			dec := yaml.NewDecoder(bytes.NewReader(out))
+			for {
+				var b budget
+				if err := dec.Decode(&b); errors.Is(err, io.EOF) {
+					break
+				} else if err != nil {
+					t.Fatal(err)
+				}
+				switch {
+				case b.Kind == "PodDisruptionBudget":
+					budgets = append(budgets, b)
+				case b.Kind == "Deployment" && b.Metadata.Name == "exchange":
+					pods = b.Spec.Template.Metadata.Labels
+				}
+			}
+			if pods == nil {
+				t.Fatalf("no Deployment exchange rendered:\n%s", out)
+			}
+			if tc.min == nil {
+				if len(budgets) != 0 {
+					t.Errorf("rendered %d PodDisruptionBudgets for one replica, want none", len(budgets))
+				}
+				return
+			}
+			if len(budgets) != 1 {
+				t.Fatalf("rendered %d PodDisruptionBudgets, want the tenant service's", len(budgets))
+			}
+			b := budgets[0]
+			if b.Spec.MinAvailable != tc.min {
+				t.Errorf("minAvailable %v (%T), want %v", b.Spec.MinAvailable, b.Spec.MinAvailable, tc.min)
+			}
+			sel := b.Spec.Selector.MatchLabels
+			if len(sel) == 0 {
+				t.Fatalf("PodDisruptionBudget %s selects every pod of the namespace", b.Metadata.Name)
+			}
+			for k, v := range sel {
+				if pods[k] != v {
+					t.Errorf("PodDisruptionBudget %s selects %s=%s, which the tenant service's pods (%v) lack", b.Metadata.Name, k, v, pods)
+				}
+			}
+		})
+	}
+}

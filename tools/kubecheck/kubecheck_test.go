@@ -89,6 +89,12 @@ func TestKubecheck(t *testing.T) {
 		{name: "one replica", after: controlPlane, old: "replicas: 2", new: "replicas: 1", want: "fewer than 2 replicas"},
 		{name: "disruption budget evicts none", after: "kind: PodDisruptionBudget", old: "minAvailable: 1", new: "minAvailable: 2", want: "PodDisruptionBudget lockbox lets none of its 2 replicas be evicted"},
 		{name: "disruption budget of every replica", after: "kind: PodDisruptionBudget", old: "minAvailable: 1", new: "minAvailable: 100%", want: "lets none of its 2 replicas be evicted"},
+		{
+			name: "tenant disruption budget evicts none", after: "kind: PodDisruptionBudget",
+			old:  "  name: lockbox\n  namespace: lockbox\nspec:\n  minAvailable: 1\n  selector:\n    matchLabels:\n      app.kubernetes.io/component: control-plane\n      app.kubernetes.io/name: lockbox\n",
+			new:  "  name: exchange\n  namespace: exchange\nspec:\n  minAvailable: 2\n  selector:\n    matchLabels:\n      app.kubernetes.io/name: exchange\n",
+			want: "(Deployment exchange): PodDisruptionBudget exchange lets none of its 2 replicas be evicted",
+		},
 		{name: "no disruption budget", after: "kind: PodDisruptionBudget", old: "    matchLabels:\n      app.kubernetes.io/component: control-plane", new: "    matchLabels:\n      app.kubernetes.io/component: other", want: "no PodDisruptionBudget selects its pods"},
 	}
 	for _, tc := range cases {

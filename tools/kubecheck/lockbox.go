@@ -417,6 +417,20 @@ func (b *bundle) checkControlPlane(w workload, c corev1.Container) []error {
 	if w.replicas == nil || *w.replicas < 2 {
 		errs = append(errs, fmt.Errorf("%s: fewer than 2 replicas", w))
 	}
+	covered, budgetErrs := b.checkBudgets(w)
+	errs = append(errs, budgetErrs...)
+	if !covered {
+		errs = append(errs, fmt.Errorf("%s: no PodDisruptionBudget selects its pods", w))
+	}
+	return errs
+}
+
+// checkBudgets reports whether a PodDisruptionBudget selects w's pods, and
+// each one that lets none of its replicas be evicted: a node drain waits on
+// it forever. The control plane must have one; a tenant service behind a
+// sidecar may (the chart renders one for more than one replica).
+func (b *bundle) checkBudgets(w workload) (bool, []error) {
+	var errs []error
 	covered := false
 	for _, p := range b.pdbs {
 		if p.Namespace != w.ns || !selects(p.Spec.Selector, w.pod.Labels) {
@@ -427,10 +441,7 @@ func (b *bundle) checkControlPlane(w workload, c corev1.Container) []error {
 			errs = append(errs, fmt.Errorf("%s: PodDisruptionBudget %s lets none of its %d replicas be evicted: a node drain waits on it forever", w, p.Name, *w.replicas))
 		}
 	}
-	if !covered {
-		errs = append(errs, fmt.Errorf("%s: no PodDisruptionBudget selects its pods", w))
-	}
-	return errs
+	return covered, errs
 }
 
 // allowsDisruption says whether p lets one of replicas healthy pods be
@@ -558,7 +569,8 @@ func (b *bundle) checkSidecar(w workload, lb corev1.Container) []error {
 			}
 		}
 	}
-	return errs
+	_, budgetErrs := b.checkBudgets(w)
+	return append(errs, budgetErrs...)
 }
 
 // networkPolicies returns the NetworkPolicies that select w's pods, and
