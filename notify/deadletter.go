@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/redis/go-redis/v9"
 
@@ -278,11 +280,23 @@ var streamID = regexp.MustCompile(`^[0-9]{1,20}-[0-9]{1,20}$`)
 // tenant sees "Microsoft Support". Without an audit log, or a by, nothing
 // is re-driven.
 func (d *DeadLetters) Redrive(ctx context.Context, tenant, by string, ids []string) ([]Redriven, error) {
+	return d.RedriveWithReason(ctx, tenant, by, "", ids)
+}
+
+// RedriveWithReason is Redrive with why the letters are put back (a
+// ticket, the cause fixed), which each audit record keeps as its Comment,
+// which the tenant reads as every record's, and the log line as reason.
+// A reason of control characters or longer than MaxRedriveReason is
+// refused before anything is re-driven.
+func (d *DeadLetters) RedriveWithReason(ctx context.Context, tenant, by, reason string, ids []string) ([]Redriven, error) {
 	if err := keys.ValidTenant(tenant); err != nil {
 		return nil, err
 	}
 	if d.audit == nil || strings.TrimSpace(by) == "" {
 		return nil, errors.New("notify: a re-drive is audited: it needs the audit log and who re-drives")
+	}
+	if err := ValidRedriveReason(reason); err != nil {
+		return nil, err
 	}
 	out := make([]Redriven, 0, len(ids))
 	done := 0
@@ -299,7 +313,7 @@ func (d *DeadLetters) Redrive(ctx context.Context, tenant, by string, ids []stri
 		}
 	}()
 	for _, id := range ids {
-		r, err := d.redrive(ctx, tenant, by, id)
+		r, err := d.redrive(ctx, tenant, by, reason, id)
 		if err != nil {
 			return out, err
 		}
@@ -307,14 +321,14 @@ func (d *DeadLetters) Redrive(ctx context.Context, tenant, by string, ids []stri
 			done++
 			d.audit.Written(ctx, tenant)
 			d.logger.InfoContext(ctx, "notification re-driven", "tenant", tenant, "dead_letter", id, "entry", r.Entry,
-				"kind", r.Kind, "request_id", r.RequestID, "recipients", r.Recipients, "by", by)
+				"kind", r.Kind, "request_id", r.RequestID, "recipients", r.Recipients, "by", by, "reason", reason)
 		}
 		out = append(out, r)
 	}
 	return out, nil
 }
 
-func (d *DeadLetters) redrive(ctx context.Context, tenant, by, id string) (Redriven, error) {
+func (d *DeadLetters) redrive(ctx context.Context, tenant, by, reason, id string) (Redriven, error) {
 	r := Redriven{ID: id}
 	if !streamID.MatchString(id) {
 		r.Err = fmt.Errorf("%w: %q is no dead letter id (<milliseconds>-<sequence>)", keys.ErrInvalid, id)
@@ -349,7 +363,7 @@ func (d *DeadLetters) redrive(ctx context.Context, tenant, by, id string) (Redri
 			if _, err := tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 				entry = p.XAdd(ctx, &redis.XAddArgs{Stream: OutboxKey(tenant), Values: []any{"event", ev}})
 				p.XDel(ctx, DeadKey(tenant), id)
-				return d.audit.AppendTx(ctx, p, redriveRecord(tenant, by, id, l))
+				return d.audit.AppendTx(ctx, p, redriveRecord(tenant, by, reason, id, l))
 			}); err != nil {
 				return err
 			}
@@ -392,14 +406,35 @@ func redriveEvent(l DeadLetter, id string) ([]byte, error) {
 	return b, nil
 }
 
+// MaxRedriveReason bounds a re-drive's reason, in bytes: it is written to
+// every record of the re-drive.
+const MaxRedriveReason = 500
+
+// ErrBadReason: a re-drive's reason holds a control character or is longer
+// than MaxRedriveReason.
+var ErrBadReason = errors.New("bad re-drive reason")
+
+// ValidRedriveReason returns an error wrapping ErrBadReason for a reason
+// RedriveWithReason refuses.
+func ValidRedriveReason(reason string) error {
+	if len(reason) > MaxRedriveReason {
+		return fmt.Errorf("%w: %d bytes, at most %d", ErrBadReason, len(reason), MaxRedriveReason)
+	}
+	if !utf8.ValidString(reason) || strings.ContainsFunc(reason, unicode.IsControl) {
+		return fmt.Errorf("%w: it holds a control character or invalid UTF-8", ErrBadReason)
+	}
+	return nil
+}
+
 // redriveRecord is the audit record of by's re-drive of the tenant's dead
-// letter l (of id id). The letter's recipients are not in it: they may be
-// the provider's own (its managers, its engineer), whom a tenant's view
-// never names; the log line "notification re-driven" lists them.
-func redriveRecord(tenant, by, id string, l DeadLetter) record.Record {
+// letter l (of id id), for reason. The letter's recipients are not in it:
+// they may be the provider's own (its managers, its engineer), whom a
+// tenant's view never names; the log line "notification re-driven" lists
+// them.
+func redriveRecord(tenant, by, reason, id string, l DeadLetter) record.Record {
 	return record.Record{
 		Operation: OpRedrive, LockboxTenant: tenant, RecordType: record.RecordTypeExchangeAdmin,
-		Workload: record.WorkloadLockbox, ObjectId: id, LockboxRequestId: l.RequestID,
+		Workload: record.WorkloadLockbox, ObjectId: id, LockboxRequestId: l.RequestID, Comment: reason,
 		UserId: record.ProviderUserID, UserType: record.UserTypeDcAdmin, ProviderUserId: by,
 		Parameters: []record.Parameter{
 			{Name: "Identity", Value: id},

@@ -2,6 +2,7 @@ package notify_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 	"github.com/lockbox-oss/lockbox/internal/redistest"
@@ -544,5 +546,46 @@ func TestRedriveRefusesUnaudited(t *testing.T) {
 	}
 	if left := mustList(t, notify.NewDeadLetters(e.rdb, e.log, e.clock.Now, nil), "contoso"); len(left) != len(letters) {
 		t.Errorf("%d dead letters left of %d", len(left), len(letters))
+	}
+}
+
+// TestRedriveWithReasonAuditsItAndRefusesControls: the reason of a
+// re-drive is each record's Comment; one holding a control character (a
+// line break that would forge a line of the log or of a CSV export, an
+// escape a terminal acts on) or past MaxRedriveReason is refused before
+// any letter is put back.
+func TestRedriveWithReasonAuditsItAndRefusesControls(t *testing.T) {
+	e := newRedriveEnv(t, "")
+	e.create(t, operator(0)) // request.created: to the webhook alone, 410
+	drain(t, e.w)
+	ctx := context.Background()
+	d := notify.NewDeadLetters(e.rdb, e.log, e.clock.Now, nil)
+	letters := mustList(t, d, "contoso")
+	if len(letters) != 1 {
+		t.Fatalf("dead letters %s; want the webhook's", brief(letters))
+	}
+	for _, bad := range []string{"INC-1\r\nCreationTime: forged", "\x1b[2Jfixed", strings.Repeat("x", notify.MaxRedriveReason+1)} {
+		if res, err := d.RedriveWithReason(ctx, "contoso", redriver, bad, letterIDs(letters)); !errors.Is(err, notify.ErrBadReason) || len(res) != 0 {
+			t.Errorf("reason %q: re-drove %+v, %v; want ErrBadReason and nothing", bad, res, err)
+		}
+	}
+	if left := mustList(t, d, "contoso"); len(left) != 1 {
+		t.Fatalf("%d dead letters left after refused reasons; want the one", len(left))
+	}
+	const reason = "INC-4711: webhook URL replaced"
+	res, err := d.RedriveWithReason(ctx, "contoso", redriver, reason, letterIDs(letters))
+	if err != nil || len(res) != 1 || res[0].Err != nil {
+		t.Fatalf("redrive: %+v, %v", res, err)
+	}
+	msgs, err := e.rdb.XRevRangeN(ctx, keys.Audit("contoso"), "+", "-", 1).Result()
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("audit log: %v, %v", msgs, err)
+	}
+	var rec record.Record
+	if err := json.Unmarshal([]byte(msgs[0].Values["r"].(string)), &rec); err != nil {
+		t.Fatal(err)
+	}
+	if rec.Operation != notify.OpRedrive || rec.Comment != reason || rec.ProviderUserId != redriver {
+		t.Errorf("record %s, Comment %q, ProviderUserId %q; want the re-drive, %q, %q", rec.Operation, rec.Comment, rec.ProviderUserId, reason, redriver)
 	}
 }

@@ -240,7 +240,7 @@ commands:
   notify dead-letters [--tenant T] [-o table|json]
                      list a tenant's dead notifications, with the recipients each failed, or
                      the tenants that have some
-  notify redrive --tenant T (--id ID ... | --all)
+  notify redrive --tenant T (--id ID ... | --all) [--reason TEXT]
                      send dead notifications again, to the recipients they failed, once their
                      cause is fixed ("lockbox notify --help")
   version            print the version

@@ -26,7 +26,7 @@ import (
 )
 
 const notifyUsage = `usage: lockbox notify dead-letters [--tenant T] [-o table|json]
-       lockbox notify redrive --tenant T (--id ID [--id ID ...] | --all)
+       lockbox notify redrive --tenant T (--id ID [--id ID ...] | --all) [--reason TEXT]
 
 dead-letters lists the tenant's dead letters, oldest first: the notifications given up on after a
 permanent failure or their 16 attempts, each with its id, when it died, its kind, its request, its
@@ -43,9 +43,12 @@ as LOCKBOX_WEBHOOK_URLS lists it now; a recipient that is no longer one (an addr
 an approver removed) gets nothing; an approvers' "awaits your decision" of a request that no
 longer awaits them is not sent. A letter that names no recipient, or whose event can't be
 read, is reported and left where it is. It exits 1 when a letter was not re-driven. Each letter
-re-driven writes Resume-CustomerLockboxNotification to the tenant's audit log, naming the account
-that ran the command (user@host) in its provider-only ProviderUserId; the tenant sees "Microsoft
-Support".
+re-driven writes Resume-CustomerLockboxNotification to the tenant's audit log. The command holds
+Redis credentials, not a signed-in user's token, so all it can name is the operating-system
+account that ran it, which nothing verified: the record's provider-only ProviderUserId says
+os:<user>@<host>, the os: prefix marking it as such; the tenant sees "Microsoft Support".
+--reason (a ticket, the cause fixed; at most 500 bytes, no control characters) goes in each
+record's Comment, which the tenant reads too, and in the log line.
 
 Both read the Redis of "lockbox serve" (LOCKBOX_REDIS_URL, LOCKBOX_REDIS_SENTINEL_ADDRS with
 LOCKBOX_REDIS_SENTINEL_MASTER, or LOCKBOX_REDIS_CLUSTER_ADDRS, and its credentials and TLS
@@ -86,11 +89,13 @@ func notifyCommand(ctx context.Context, args []string, env map[string]string, st
 	output := "table"
 	var ids idList
 	all := false
+	reason := ""
 	if sub == "dead-letters" {
 		fset.StringVar(&output, "o", "table", "table or json")
 	} else {
 		fset.Var(&ids, "id", "a dead letter's id")
 		fset.BoolVar(&all, "all", false, "every dead letter of the tenant")
+		fset.StringVar(&reason, "reason", "", "why the letters are re-driven (audited)")
 	}
 	if err := fset.Parse(args[1:]); errors.Is(err, flag.ErrHelp) || len(args) == 2 && args[1] == "help" {
 		fmt.Fprintln(stdout, notifyUsage)
@@ -111,6 +116,9 @@ func notifyCommand(ctx context.Context, args []string, env map[string]string, st
 	// Checked before anything connects: the id becomes part of Redis keys.
 	if err := keys.ValidTenant(*tenant); *tenant != "" && err != nil {
 		return usageError{fmt.Errorf("--tenant: %w", err)}
+	}
+	if err := notify.ValidRedriveReason(reason); err != nil {
+		return usageError{fmt.Errorf("--reason: %w", err)}
 	}
 	cfg, err := config.Load(env)
 	if err != nil {
@@ -177,7 +185,7 @@ func notifyCommand(ctx context.Context, args []string, env map[string]string, st
 			return nil
 		}
 	}
-	res, err := d.Redrive(ctx, *tenant, redriver(), ids)
+	res, err := d.RedriveWithReason(ctx, *tenant, redriver(), reason, ids)
 	failed := 0
 	for _, r := range res {
 		if r.Err != nil {
@@ -200,8 +208,9 @@ func notifyCommand(ctx context.Context, args []string, env map[string]string, st
 
 // redriver names who re-drives in the audit record: the account that runs
 // the command, on its host. The command holds the Redis credentials, not a
-// signed-in user's token, so the host's account is the one identity it
-// has.
+// signed-in user's token, so the host's account is the one name it has,
+// and nothing verified it: the "os:" prefix says so to whoever reads the
+// record, beside the verified identities other records name.
 func redriver() string {
 	name := "uid " + strconv.Itoa(os.Getuid())
 	if u, err := user.Current(); err == nil && u.Username != "" {
@@ -211,7 +220,7 @@ func redriver() string {
 	if err != nil || host == "" {
 		host = "unknown-host"
 	}
-	return name + "@" + host
+	return "os:" + name + "@" + host
 }
 
 func printDeadLetters(w io.Writer, tenant string, letters []notify.DeadLetter) error {
