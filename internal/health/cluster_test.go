@@ -1,10 +1,14 @@
 package health
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -345,52 +349,139 @@ func TestRedisCheckClusterFirstMapHangs(t *testing.T) {
 	}
 }
 
+// lockedBuffer is a log's destination that a late check may write to
+// while the test reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// take returns the log lines written since the last take, each its
+// message and error.
+func (b *lockedBuffer) take(t *testing.T) []string {
+	t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var lines []string
+	dec := json.NewDecoder(&b.buf)
+	for dec.More() {
+		var l struct{ Msg, Error string }
+		if err := dec.Decode(&l); err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, l.Msg+": "+l.Error)
+	}
+	b.buf.Reset()
+	return lines
+}
+
+// refusingMasters is the value of lockbox_redis_masters_refusing_writes
+// on h's /metrics.
+func refusingMasters(t *testing.T, h http.Handler) string {
+	t.Helper()
+	_, body := get(t, h, "/metrics")
+	for line := range strings.Lines(body) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "lockbox_redis_masters_refusing_writes "); ok {
+			return v
+		}
+	}
+	t.Fatalf("/metrics has no lockbox_redis_masters_refusing_writes: %q", body)
+	return ""
+}
+
 // TestRedisCheckClusterMasterRefusesWrites: a master that says
-// cluster_state:ok but refuses writes fails /readyz, named with Redis's
-// refusal: past its memory limit under noeviction (it still takes a
-// delete), or without the replicas min-replicas-to-write asks for. Every
-// approval and audited call of its tenants fails meanwhile, while CLUSTER
-// INFO said ok. Ready again once it takes writes, and the probes left no
-// key on any master.
+// cluster_state:ok but refuses writes (past its memory limit under
+// noeviction, though it still takes a delete; or without the replicas
+// min-replicas-to-write asks for) fails /readyz no more than one that
+// does not answer: every replica sees the same cluster, so out of
+// service they would fail every tenant's call rather than its tenants'
+// alone, which fail closed meanwhile. /readyz passes, and the master is
+// named in the log, with Redis's refusal, and counted by
+// lockbox_redis_masters_refusing_writes. When no master takes writes,
+// /readyz fails naming each. Ready, and counted 0, again once they take
+// writes, and the probes left no key on any master.
 func TestRedisCheckClusterMasterRefusesWrites(t *testing.T) {
 	cl := redistest.StartOwnCluster(t, 3, 0)
-	h := Handler(prometheus.NewRegistry(), RedisCheck(clusterClient(t, cl)))
+	var log lockedBuffer
+	h := Handler(prometheus.NewRegistry(), Logged(slog.New(slog.NewJSONHandler(&log, nil)), RedisCheck(clusterClient(t, cl))))
 	readyWithin(t, h)
+	log.take(t)
 	ctx := context.Background()
 	sick, err := cl.MasterOf(ctx, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	admin := redis.NewClient(&redis.Options{Addr: sick})
-	defer admin.Close()
-	set := func(kv ...string) {
+	set := func(addr string, kv ...string) {
 		t.Helper()
+		admin := redis.NewClient(&redis.Options{Addr: addr})
+		defer admin.Close()
 		for i := 0; i+1 < len(kv); i += 2 {
 			if err := admin.ConfigSet(ctx, kv[i], kv[i+1]).Err(); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
+	const (
+		degraded = "readiness check degraded: /readyz answers 200: "
+		failing  = "readiness check failing: /readyz answers 503: "
+		oom      = "OOM command not allowed when used memory > 'maxmemory'."
+	)
 
 	for _, tt := range []struct {
 		name   string
 		config []string
 		want   string
 	}{
-		{"out of memory", []string{"maxmemory-policy", "noeviction", "maxmemory", "1"},
-			"OOM command not allowed when used memory > 'maxmemory'."},
+		{"out of memory", []string{"maxmemory-policy", "noeviction", "maxmemory", "1"}, oom},
 		{"too few replicas", []string{"min-replicas-to-write", "1"},
 			"NOREPLICAS Not enough good replicas to write."},
 	} {
-		set(tt.config...)
-		want := "redis: master " + sick + ": " + tt.want + "\n"
-		if code, body := get(t, h, "/readyz"); code != http.StatusServiceUnavailable || body != want {
-			t.Errorf("%s: /readyz = %d %q, want 503 %q", tt.name, code, body, want)
+		set(sick, tt.config...)
+		if code, body := get(t, h, "/readyz"); code != http.StatusOK || body != "ok\n" {
+			t.Errorf("%s on master %s: /readyz = %d %q, want 200 \"ok\\n\"", tt.name, sick, code, body)
 		}
-		set("maxmemory", "0", "min-replicas-to-write", "0")
+		if got := refusingMasters(t, h); got != "1" {
+			t.Errorf("%s on master %s: lockbox_redis_masters_refusing_writes = %s, want 1", tt.name, sick, got)
+		}
+		named := "master " + sick + ": " + tt.want
+		if got, want := log.take(t), []string{degraded + named}; !slices.Equal(got, want) {
+			t.Errorf("%s on master %s: logged %q, want %q", tt.name, sick, got, want)
+		}
+		set(sick, "maxmemory", "0", "min-replicas-to-write", "0")
 		if code, body := get(t, h, "/readyz"); code != http.StatusOK {
 			t.Errorf("%s, then taking writes again: /readyz = %d %q, want 200", tt.name, code, body)
 		}
+		if got := refusingMasters(t, h); got != "0" {
+			t.Errorf("%s, then taking writes again: lockbox_redis_masters_refusing_writes = %s, want 0", tt.name, got)
+		}
+		log.take(t)
+	}
+
+	// No master takes writes: no call can succeed on any replica.
+	for _, addr := range cl.Addrs() {
+		set(addr, "maxmemory-policy", "noeviction", "maxmemory", "1")
+	}
+	want := everyMaster(cl.Addrs(), oom)
+	if code, body := get(t, h, "/readyz"); code != http.StatusServiceUnavailable || body != want {
+		t.Errorf("every master out of memory: /readyz = %d %q, want 503 %q", code, body, want)
+	}
+	if got := refusingMasters(t, h); got != "3" {
+		t.Errorf("every master out of memory: lockbox_redis_masters_refusing_writes = %s, want 3", got)
+	}
+	if got, want := log.take(t), []string{failing + strings.TrimSuffix(strings.TrimPrefix(want, "redis: "), "\n")}; !slices.Equal(got, want) {
+		t.Errorf("every master out of memory: logged %q, want %q", got, want)
+	}
+	for _, addr := range cl.Addrs() {
+		set(addr, "maxmemory", "0")
+	}
+	if code, body := get(t, h, "/readyz"); code != http.StatusOK {
+		t.Errorf("every master taking writes again: /readyz = %d %q, want 200", code, body)
 	}
 
 	for _, addr := range cl.Addrs() {

@@ -35,10 +35,29 @@ const CheckTimeout = time.Second
 const checkGrace = 250 * time.Millisecond
 
 // Check is one readiness condition. Func returns nil when ready; its error
-// string is shown on /readyz, so it must not carry secrets.
+// string is shown on /readyz, so it must not carry secrets. A *Degraded
+// error is ready too: /readyz passes, and Logged logs it.
 type Check struct {
 	Name string
 	Func func(ctx context.Context) error
+	// Metrics, if not nil, are the check's own, served on /metrics with
+	// the registry's: Func keeps them, at each probe.
+	Metrics prometheus.Collector
+}
+
+// Degraded is what a check returns when it is ready though part of what
+// it asks about is not: taking the replica out of service would help no
+// call (every replica sees the same), so /readyz passes, and the log
+// (Logged) and a metric of the check's say what is wrong.
+type Degraded struct{ Err error }
+
+func (d *Degraded) Error() string { return d.Err.Error() }
+func (d *Degraded) Unwrap() error { return d.Err }
+
+// degraded reports whether err is a check's *Degraded: ready.
+func degraded(err error) bool {
+	var d *Degraded
+	return errors.As(err, &d)
 }
 
 // Handler serves /metrics from reg (never the default registry), /livez and
@@ -53,9 +72,17 @@ func Handler(reg prometheus.Gatherer, ready ...Check) http.Handler {
 		}
 	}
 	checks := append([]Check(nil), ready...)
+	// The checks' metrics in a registry of their own: reg is a Gatherer,
+	// which takes none.
+	own := prometheus.NewRegistry()
+	for _, c := range checks {
+		if c.Metrics != nil {
+			own.MustRegister(c.Metrics)
+		}
+	}
 
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(prometheus.Gatherers{reg, own}, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, r *http.Request) {
 		writeText(w, http.StatusOK, "ok\n")
 	})
@@ -71,30 +98,37 @@ func Handler(reg prometheus.Gatherer, ready ...Check) http.Handler {
 }
 
 // Logged returns c, logging each change of its answer: at warn, with the
-// error, when it starts failing or fails for another reason; at info when
-// it passes again. /readyz tells its reason to the prober alone (a
-// kubelet keeps a few words of it in an event); the log keeps it for the
-// operator, once for each change rather than at every probe.
+// error, when it starts failing or fails for another reason, or passes
+// degraded (*Degraded) or for another reason; at info when it passes
+// again, or no longer degraded. /readyz tells its reason to the prober
+// alone (a kubelet keeps a few words of it in an event), and nothing of
+// a degraded pass; the log keeps it for the operator, once for each
+// change rather than at every probe.
 func Logged(logger *slog.Logger, c Check) Check {
 	var (
-		mu   sync.Mutex
-		last string // the reason it last failed for; "" while it passes
+		mu          sync.Mutex
+		last        string // the reason it last failed or degraded for; "" while it passes
+		lastDegrade bool
 	)
 	f := c.Func
 	c.Func = func(ctx context.Context) error {
 		err := f(ctx)
-		reason := ""
+		reason, degrade := "", degraded(err)
 		if err != nil {
 			reason = oneLine(err.Error())
 		}
 		mu.Lock()
-		was := last
-		last = reason
+		was, wasDegrade := last, lastDegrade
+		last, lastDegrade = reason, degrade
 		mu.Unlock()
 		switch {
-		case reason == was:
-		case reason != "":
+		case reason == was && degrade == wasDegrade:
+		case reason != "" && !degrade:
 			logger.WarnContext(ctx, "readiness check failing: /readyz answers 503", "check", c.Name, "error", reason)
+		case reason != "":
+			logger.WarnContext(ctx, "readiness check degraded: /readyz answers 200", "check", c.Name, "error", reason)
+		case wasDegrade:
+			logger.InfoContext(ctx, "readiness check no longer degraded", "check", c.Name, "was", was)
 		default:
 			logger.InfoContext(ctx, "readiness check passing again", "check", c.Name, "was", was)
 		}
@@ -147,7 +181,7 @@ func run(ctx context.Context, checks []Check) []string {
 				err = fmt.Errorf("no answer within %s", CheckTimeout)
 			}
 		}
-		if err != nil {
+		if err != nil && !degraded(err) {
 			failures = append(failures, c.Name+": "+oneLine(err.Error())+"\n")
 		}
 	}
@@ -199,12 +233,22 @@ var errWritableReplica = errors.New("writable replica: writes stay on it and nev
 // clusterReady): the client sends each write to its slot's master and
 // follows MOVED, so no address can leave it on a replica, but one PING
 // reaches one node, which answers while the cluster refuses every call.
+// Its metric, lockbox_redis_masters_refusing_writes, counts the masters
+// that refused the write at the last probe: ready or not, an operator
+// can alert on it without reading the log.
 func RedisCheck(c redis.UniversalClient) Check {
+	refusing := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "lockbox_redis_masters_refusing_writes",
+		Help: "Redis Cluster masters that answered the last readiness probe with cluster_state:ok but refused its write (OOM, NOREPLICAS, MISCONF); 0 on one Redis.",
+	})
 	return Check{
-		Name: "redis",
+		Name:    "redis",
+		Metrics: refusing,
 		Func: func(ctx context.Context) error {
 			if cc, ok := c.(*redis.ClusterClient); ok {
-				return clusterReady(ctx, cc)
+				n, err := clusterReady(ctx, cc)
+				refusing.Set(float64(n))
+				return err
 			}
 			if err := probeWrite(ctx, c, keys.ReadyProbe()); err != nil {
 				return err
@@ -249,32 +293,36 @@ var errNoMaster = errors.New("no master owns a hash slot")
 
 // clusterReady is ready when the cluster serves keys as Redis itself
 // judges it: the masters that own slots and answer CLUSTER INFO all say
-// cluster_state:ok and take writes on a slot they own (probeWrite, on a
-// key of that slot: a master refuses a write for another slot's key with
-// MOVED before it weighs anything else), and at least one answers. A
-// master that refuses writes (OOM under noeviction, NOREPLICAS under
-// min-replicas-to-write, MISCONF) fails it as one that says
-// cluster_state:fail does: it answered, and every approval and audited
-// call of its tenants would fail. A cluster that refuses every
-// key (cluster_state:fail: a slot uncovered under
-// cluster-require-full-coverage yes, this side of a partition in the
-// minority, a master found failing with no replica to take over) fails the
-// check on every replica; a PING to one node answered all along.
+// cluster_state:ok, and at least one of them takes writes on a slot it
+// owns (probeWrite, on a key of that slot: a master refuses a write for
+// another slot's key with MOVED before it weighs anything else). A
+// cluster that refuses every key (cluster_state:fail: a slot uncovered
+// under cluster-require-full-coverage yes, this side of a partition in
+// the minority, a master found failing with no replica to take over)
+// fails the check on every replica; a PING to one node answered all
+// along.
 //
 // A master that does not answer, while the others say ok, does not fail
 // it: the others still serve their slots' tenants (the cluster stays ok
 // only under cluster-require-full-coverage no, the operator's choice of
 // partial service, or until the others mark it failing), and a sidecar
 // can't tell whose call comes next: taking every replica out of service
-// would turn a third of the tenants' outage into everyone's. /readyz
-// still says ok then; the master is named only when none answers.
+// would turn a third of the tenants' outage into everyone's. A master
+// that answers but refuses writes (OOM under noeviction, NOREPLICAS under
+// min-replicas-to-write, MISCONF) is weighed alike, for the same reason:
+// every replica sees the same cluster, so none could serve its tenants
+// better, and their calls fail closed (503) all the same. While another
+// master takes writes, the check passes *Degraded, naming the refusing
+// masters; it fails, naming them, when none does. A master is named when
+// none answers at all.
 // CLUSTER INFO, CLUSTER NODES and the CLUSTER SLOTS the client reads are
 // @slow commands only, which every ACL user may be given: no @admin or
 // @dangerous one.
 //
-// The masters are asked at once, so the check costs three round trips to
+// It returns how many masters refused the write, ready or not. The
+// masters are asked at once, so the check costs three round trips to
 // the slowest of them, plus the slot map's reload.
-func clusterReady(ctx context.Context, c *redis.ClusterClient) error {
+func clusterReady(ctx context.Context, c *redis.ClusterClient) (int, error) {
 	// ForEachMaster first reloads the slot map, asking one node after
 	// another under the context it is given. A node that hangs rather
 	// than refuses (a frozen replica) would hold that context to its
@@ -285,9 +333,9 @@ func clusterReady(ctx context.Context, c *redis.ClusterClient) error {
 	rctx, cancel := context.WithTimeout(ctx, reloadBudget(ctx))
 	defer cancel()
 	var (
-		mu                  sync.Mutex
-		asked, answered     int
-		refused, unanswered []string
+		mu                          sync.Mutex
+		asked, writable             int
+		failed, refused, unanswered []string
 	)
 	probe := func(_ context.Context, m *redis.Client) error {
 		state, slot, err := masterState(ctx, m)
@@ -302,14 +350,12 @@ func clusterReady(ctx context.Context, c *redis.ClusterClient) error {
 		case err != nil:
 			unanswered = append(unanswered, "master "+m.Options().Addr+": "+err.Error())
 		case state != "ok":
-			answered++
-			refused = append(refused, "master "+m.Options().Addr+": cluster_state:"+state)
+			failed = append(failed, "master "+m.Options().Addr+": cluster_state:"+state)
 		case writeErr == nil || redirected(writeErr):
 			// A slot that moved since the master named it is no refusal:
 			// the next probe asks about one it owns.
-			answered++
+			writable++
 		case refusal(writeErr):
-			answered++
 			refused = append(refused, "master "+m.Options().Addr+": "+writeErr.Error())
 		default:
 			// Answered the state, then not the write (a timeout, a
@@ -325,21 +371,28 @@ func clusterReady(ctx context.Context, c *redis.ClusterClient) error {
 		// one with the time that is left.
 		err = c.ForEachMaster(ctx, probe)
 	}
-	// Every master that failed, in a stable order: an operator sees them
-	// all at once, and two probes of one state read alike.
-	switch {
-	case len(refused) > 0:
-		slices.Sort(refused)
-		return errors.New(strings.Join(refused, "; "))
-	case answered > 0:
-		return nil
-	case len(unanswered) > 0:
-		slices.Sort(unanswered)
-		return errors.New(strings.Join(unanswered, "; "))
-	case err != nil:
-		return fmt.Errorf("cluster slots: %w", err)
+	// Every master at fault, in a stable order: an operator sees them all
+	// at once, and two probes of one state read alike.
+	named := func(lists ...[]string) error {
+		all := slices.Concat(lists...)
+		slices.Sort(all)
+		return errors.New(strings.Join(all, "; "))
 	}
-	return errNoMaster
+	switch {
+	case len(failed) > 0:
+		return len(refused), named(failed, refused)
+	case writable > 0 && len(refused) > 0:
+		return len(refused), &Degraded{Err: named(refused)}
+	case writable > 0:
+		return 0, nil
+	case len(refused) > 0:
+		return len(refused), named(refused, unanswered)
+	case len(unanswered) > 0:
+		return 0, named(unanswered)
+	case err != nil:
+		return 0, fmt.Errorf("cluster slots: %w", err)
+	}
+	return 0, errNoMaster
 }
 
 // reloadBudget is the time clusterReady gives the slot map's reload: a

@@ -72,17 +72,27 @@ func TestReadyz(t *testing.T) {
 		body   string
 	}{
 		{"no checks", nil, http.StatusOK, "ok\n"},
-		{"all pass", []Check{{"redis", ok}, {"policy", ok}}, http.StatusOK, "ok\n"},
+		{"all pass", []Check{{Name: "redis", Func: ok}, {Name: "policy", Func: ok}}, http.StatusOK, "ok\n"},
 		{"one fails", []Check{
-			{"redis", ok},
-			{"policy", func(context.Context) error { return errors.New("no policy loaded") }},
+			{Name: "redis", Func: ok},
+			{Name: "policy", Func: func(context.Context) error { return errors.New("no policy loaded") }},
 		}, http.StatusServiceUnavailable, "policy: no policy loaded\n"},
 		{"all fail, in order", []Check{
-			{"redis", func(context.Context) error { return errors.New("dial tcp: refused") }},
-			{"policy", func(context.Context) error { return errors.New("compile error:\n  line 3") }},
+			{Name: "redis", Func: func(context.Context) error { return errors.New("dial tcp: refused") }},
+			{Name: "policy", Func: func(context.Context) error { return errors.New("compile error:\n  line 3") }},
 		}, http.StatusServiceUnavailable, "redis: dial tcp: refused\npolicy: compile error: line 3\n"},
-		{"panic", []Check{{"policy", func(context.Context) error { panic("secret internals") }}},
+		{"panic", []Check{{Name: "policy", Func: func(context.Context) error { panic("secret internals") }}},
 			http.StatusServiceUnavailable, "policy: check panicked\n"},
+		{"degraded passes", []Check{
+			{Name: "redis", Func: func(context.Context) error {
+				return &Degraded{Err: errors.New("master 10.0.3.7:6379: OOM command not allowed")}
+			}},
+			{Name: "policy", Func: ok},
+		}, http.StatusOK, "ok\n"},
+		{"degraded beside a failure", []Check{
+			{Name: "redis", Func: func(context.Context) error { return &Degraded{Err: errors.New("master 10.0.3.7:6379: OOM")} }},
+			{Name: "policy", Func: func(context.Context) error { return errors.New("no policy loaded") }},
+		}, http.StatusServiceUnavailable, "policy: no policy loaded\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -100,9 +110,9 @@ func TestReadyzHangingCheck(t *testing.T) {
 	block := make(chan struct{})
 	defer close(block)
 	checks := []Check{
-		{"ctx", func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }},
-		{"stuck", func(context.Context) error { <-block; return nil }},
-		{"fine", ok},
+		{Name: "ctx", Func: func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }},
+		{Name: "stuck", Func: func(context.Context) error { <-block; return nil }},
+		{Name: "fine", Func: ok},
 	}
 	start := time.Now()
 	code, body := get(t, Handler(prometheus.NewRegistry(), checks...), "/readyz")
@@ -366,5 +376,81 @@ func TestLogged(t *testing.T) {
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("log lines:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+// TestLoggedDegraded: a check that passes degraded is logged as a failure
+// is, once for each change, with its own message (/readyz answers 200),
+// and its return to a full pass once, naming what it was; a failure and
+// a degraded pass with the same words are two answers.
+func TestLoggedDegraded(t *testing.T) {
+	var buf bytes.Buffer
+	logger := slog.New(slog.NewJSONHandler(&buf, nil))
+	const (
+		a = "master 10.0.3.7:6379: OOM command not allowed when used memory > 'maxmemory'."
+		b = "master 10.0.3.7:6379: NOREPLICAS Not enough good replicas to write."
+	)
+	answers := []struct {
+		err  error
+		code int
+	}{
+		{nil, http.StatusOK},
+		{&Degraded{Err: errors.New(a)}, http.StatusOK},
+		{&Degraded{Err: errors.New(a)}, http.StatusOK},
+		{&Degraded{Err: errors.New(b)}, http.StatusOK},
+		{errors.New(b), http.StatusServiceUnavailable},
+		{&Degraded{Err: errors.New(b)}, http.StatusOK},
+		{nil, http.StatusOK},
+		{nil, http.StatusOK},
+	}
+	i := 0
+	c := Logged(logger, Check{Name: "redis", Func: func(context.Context) error { err := answers[i].err; i++; return err }})
+	h := Handler(prometheus.NewRegistry(), c)
+	for _, ans := range answers {
+		if code, body := get(t, h, "/readyz"); code != ans.code {
+			t.Errorf("/readyz answering %v = %d %q, want %d", ans.err, code, body, ans.code)
+		}
+	}
+	type line struct {
+		Level, Msg, Check, Error, Was string
+	}
+	var got []line
+	dec := json.NewDecoder(&buf)
+	for dec.More() {
+		var l line
+		if err := dec.Decode(&l); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, l)
+	}
+	const (
+		degraded = "readiness check degraded: /readyz answers 200"
+		failing  = "readiness check failing: /readyz answers 503"
+	)
+	want := []line{
+		{Level: "WARN", Msg: degraded, Check: "redis", Error: a},
+		{Level: "WARN", Msg: degraded, Check: "redis", Error: b},
+		{Level: "WARN", Msg: failing, Check: "redis", Error: b},
+		{Level: "WARN", Msg: degraded, Check: "redis", Error: b},
+		{Level: "INFO", Msg: "readiness check no longer degraded", Check: "redis", Was: b},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("log lines:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+// TestChecksMetrics: a check's own metrics are served on /metrics with
+// the registry's, and keep what the check set at its last probe.
+func TestChecksMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "lockbox_test_total", Help: "test"})
+	reg.MustRegister(c)
+	c.Add(3)
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "lockbox_test_check", Help: "test"})
+	h := Handler(reg, Check{Name: "redis", Metrics: g, Func: func(context.Context) error { g.Set(2); return nil }})
+	get(t, h, "/readyz")
+	code, body := get(t, h, "/metrics")
+	if code != http.StatusOK || !strings.Contains(body, "\nlockbox_test_total 3\n") || !strings.Contains(body, "\nlockbox_test_check 2\n") {
+		t.Errorf("/metrics = %d %q, want lockbox_test_total 3 and lockbox_test_check 2", code, body)
 	}
 }
