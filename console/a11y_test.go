@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -292,6 +293,18 @@ func checkPage(t *testing.T, doc *html.Node, field string) string {
 		var ok bool
 		if title, ok = strings.CutSuffix(text(ts[0]), " · Lockbox admin center"); !ok || !hasWords(title) {
 			t.Errorf("the title %q does not name the page", text(ts[0]))
+		}
+	}
+	// Nothing moves the page on after a delay its user can't stop or
+	// extend (2.2.1, F41): a refresh that goes on at once (G110) is a
+	// redirect, no timer.
+	for _, n := range byTag("meta") {
+		if !strings.EqualFold(attr(n, "http-equiv"), "refresh") {
+			continue
+		}
+		delay, _, _ := strings.Cut(attr(n, "content"), ";")
+		if d, err := strconv.ParseFloat(strings.TrimSpace(delay), 64); err != nil || d != 0 {
+			t.Errorf("<meta http-equiv=refresh content=%q> moves the page on by a timer its user can't stop", attr(n, "content"))
 		}
 	}
 	if m := byTag("main"); len(m) != 1 {

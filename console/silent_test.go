@@ -400,7 +400,7 @@ func TestSilentReverifyPoll(t *testing.T) {
 		if r.status != http.StatusOK || setCookie(t, r, reverifyCookie) != nil {
 			t.Errorf("another page while the identity provider answers: %s", r)
 		}
-		mustContain(t, "notice", r, `data-testid="reverifying"`, `content="5; url=/console/audit"`)
+		mustContain(t, "notice", r, `data-testid="reverifying"`, `href="/console/audit" data-testid="continue"`)
 		r = b.post("/console/settings", url.Values{"csrf_token": {csrf}}, header("Referer", e.srv.URL+"/console/settings"))
 		if r.status != http.StatusSeeOther || r.location() != "/console/settings?done=resubmit" {
 			t.Errorf("a form while the identity provider answers: %s", r)
@@ -701,7 +701,7 @@ func TestSilentReverifyFormResubmit(t *testing.T) {
 					t.Fatalf("a form posted while the re-verification is under way: %s", r)
 				}
 				r = b.get(back, navigation...)
-				mustContain(t, "the page while the re-verification is under way", r, `data-testid="reverifying"`, `url=`+back+`"`)
+				mustContain(t, "the page while the re-verification is under way", r, `data-testid="reverifying"`, `href="`+back+`" data-testid="continue"`)
 				wantBack(t, answer(t, b, az), "/console/requests")
 			} else {
 				wantBack(t, answer(t, b, wantSilent(t, m, r)), back)
