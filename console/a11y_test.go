@@ -428,6 +428,27 @@ func checkPage(t *testing.T, doc *html.Node, field string) string {
 		}
 	}
 
+	// A list the page's script refreshes is no live region, nor inside
+	// one: a screen reader would read all of it again at each refresh.
+	// What changed is said in the status line it names (4.1.3).
+	live := func(n *html.Node) bool {
+		l := attr(n, "aria-live")
+		return l != "" && l != "off" || slices.Contains([]string{"status", "log", "alert", "marquee", "timer"}, attr(n, "role"))
+	}
+	for _, n := range all {
+		if !hasAttr(n, "data-refresh") {
+			continue
+		}
+		for p := n; p != nil; p = p.Parent {
+			if p.Type == html.ElementNode && live(p) {
+				t.Errorf("the live list #%s is in the live region <%s id=%q>: each refresh has all of it read again", attr(n, "id"), p.Data, attr(p, "id"))
+			}
+		}
+		if s, ok := ids[attr(n, "data-status")]; !ok || attr(s, "role") != "status" {
+			t.Errorf("the live list #%s names no status line (data-status, role=status) to say what changed", attr(n, "id"))
+		}
+	}
+
 	// A state is said in words, not by its colour alone (1.4.1).
 	for _, n := range all {
 		if slices.Contains(strings.Fields(attr(n, "class")), "state") && !hasWords(text(n)) {

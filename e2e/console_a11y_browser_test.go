@@ -29,7 +29,8 @@ import (
 // wcagJS lists what the page misses of WCAG 2.1 AA's essentials that
 // accessibilityJS does not check: landmarks, headings in order, table
 // headers with a scope, a title naming the page as its heading does, a
-// polite live list, and an error about a form's only field tied to it.
+// live list that is no live region but names a status line saying what
+// changed, and an error about a form's only field tied to it.
 const wcagJS = `(() => {
   const problems = [];
   const text = (e) => (e?.textContent ?? "").replace(/\s+/g, " ").trim();
@@ -53,7 +54,9 @@ const wcagJS = `(() => {
   // The title isolates the page's part (FSI … PDI), marks nobody sees.
   if (document.title.replace(/[\u2066-\u2069]/g, "") !== want) problems.push("title " + JSON.stringify(document.title) + " does not name the page: want " + JSON.stringify(want));
   for (const live of document.querySelectorAll("[data-refresh]")) {
-    if (live.getAttribute("aria-live") !== "polite") problems.push("live list #" + live.id + " has aria-live=" + live.getAttribute("aria-live"));
+    const region = live.closest("[aria-live]:not([aria-live=off]), [role=status], [role=log], [role=alert]");
+    if (region !== null) problems.push("live list #" + live.id + " is in the live region #" + region.id + ": each refresh reads all of it again");
+    if (document.getElementById(live.dataset.status ?? "")?.getAttribute("role") !== "status") problems.push("live list #" + live.id + " names no status line (data-status)");
   }
   for (const p of document.querySelectorAll(".problem")) {
     for (const form of p.parentElement.querySelectorAll("form")) {
@@ -300,6 +303,10 @@ func TestConsoleApproveByKeyboardInBrowser(t *testing.T) {
 		chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(10*time.Second)))
 	if focused := evalIn[string](tb, `document.activeElement.outerHTML.slice(0, 120)`); !evalIn[bool](tb, `((el) => `+link+`)(document.activeElement)`) {
 		t.Fatalf("after the pending list changed, the keyboard focus is on %s, not on the link it was on", focused)
+	}
+	// A screen reader hears what changed, not the whole list again.
+	if news := tb.text("#pending-news"); news != "1 new request" {
+		t.Fatalf("after a request came into the pending list, its status line says %q, not %q", news, "1 new request")
 	}
 	if status := tb.load("press Enter on the request", chromedp.KeyEvent(kb.Enter)); status != http.StatusOK {
 		t.Fatalf("keyboard open: status %d", status)

@@ -753,8 +753,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatal("the pending list has no data-updated mark from the refresh")
 	}
 	// A list that did not change is left as it is: swapped in at every
-	// poll, it would take the keyboard focus away and be read out again
-	// (it is aria-live). The reason's apostrophe is &#39; in the fragment
+	// poll, it would take the keyboard focus away. The reason's apostrophe is &#39; in the fragment
 	// and ' in the page's innerHTML, so the two never compare equal.
 	const pendingPolls = `performance.getEntriesByType("resource").filter(e => e.name.includes("/console/requests/pending")).length`
 	mgr.step("count the list's swaps", chromedp.Evaluate[chromedp.Void](`window.lockboxSwaps = 0;

@@ -69,6 +69,9 @@ func TestConsolePendingFocusInBrowser(t *testing.T) {
 	if !focusedOn(pendingRow(ids[2]) + " a") {
 		t.Fatalf("after the focused row left the list, the focus is on %s, not on the next row's link", focused())
 	}
+	if news := tb.text("#pending-news"); news != "1 request left the list" {
+		t.Fatalf("after a row left the pending list, its status line says %q, not %q", news, "1 request left the list")
+	}
 	decide(ids[2])
 	if !focusedOn(pendingRow(ids[0]) + " a") {
 		t.Fatalf("after the focused last row left the list, the focus is on %s, not on the previous row's link", focused())

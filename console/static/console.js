@@ -11,7 +11,10 @@
 
   // Live lists: an element with data-refresh is re-fetched every
   // data-interval ms while the tab is visible and swapped in when it
-  // changed. A 401 means the session can't be used as it is: it ended, or
+  // changed. The list is no live region: a screen reader would read all
+  // of it again at each change, a time left that moved a minute
+  // included. What came and went is said instead in the status line
+  // data-status names ("2 new requests"). A 401 means the session can't be used as it is: it ended, or
   // its identity provider must confirm its user first. Reloading the page
   // does what either needs (sign-in, or that confirmation, which comes
   // back to this page).
@@ -19,6 +22,7 @@
     var url = el.getAttribute("data-refresh");
     var every = parseInt(el.getAttribute("data-interval"), 10) || 5000;
     var busy = false;
+    var status = document.getElementById(el.getAttribute("data-status") || "");
     // The last fragment swapped in, as the server wrote it: compared with
     // innerHTML, which gives back &#39; as ' (and so on), a list showing
     // such a character never compared equal, and was swapped in (its
@@ -41,7 +45,9 @@
             var active = el.contains(document.activeElement) ? document.activeElement : null;
             var focused = active ? active.getAttribute("href") : null;
             var row = active ? rowIndex(el, active) : -1;
+            var before = requestIDs(el);
             el.innerHTML = html;
+            if (status !== null) announce(status, changes(before, requestIDs(el)));
             if (active !== null) {
               var again = Array.prototype.find.call(el.querySelectorAll("a[href]"), function (a) {
                 return a.getAttribute("href") === focused;
@@ -57,6 +63,33 @@
     }
     setInterval(tick, every);
     document.addEventListener("visibilitychange", tick);
+  }
+
+  // requestIDs are the ids of the requests list shows.
+  function requestIDs(list) {
+    return Array.prototype.map.call(list.querySelectorAll("tr[data-request]"), function (tr) {
+      return tr.getAttribute("data-request");
+    });
+  }
+
+  // changes says in words which requests came into the list and how many
+  // left it, "" when none did (only a time left changed).
+  function changes(before, after) {
+    var added = after.filter(function (id) { return before.indexOf(id) < 0; }).length;
+    var gone = before.filter(function (id) { return after.indexOf(id) < 0; }).length;
+    var said = [];
+    if (added > 0) said.push(added === 1 ? "1 new request" : added + " new requests");
+    if (gone > 0) said.push(gone === 1 ? "1 request left the list" : gone + " requests left the list");
+    return said.join("; ");
+  }
+
+  // announce puts news in the status line. The same words as the last
+  // time get a trailing no-break space toggled: a screen reader may not
+  // read out a status whose text did not change.
+  function announce(status, news) {
+    if (news === "") return;
+    if (status.textContent.replace(/\u00a0$/, "") === news && !/\u00a0$/.test(status.textContent)) news += "\u00a0";
+    status.textContent = news;
   }
 
   // rowIndex is the place in list of the row holding node, -1 if none.
