@@ -30,7 +30,13 @@ type a11yPage struct {
 	// must take the focus; "" when the error is about none (the error
 	// takes the focus itself) or the page has none.
 	field string
+	// tenant is the tenant the page is about, which its title names: a
+	// provider's staff keep several tenants' pages open in tabs.
+	tenant string
 }
+
+// aboutTenant are the kinds of page that are about one tenant.
+var aboutTenant = []string{"settings", "approvers", "tenant", "offboard"}
 
 // TestPagesAccessible walks every page of the admin center, as the
 // principals who see its variants, its forms refused and its errors, and
@@ -44,6 +50,8 @@ func TestPagesAccessible(t *testing.T) {
 	add := func(name, kind string, r resp, want int, field string) {
 		pages = append(pages, a11yPage{name: name, kind: kind, r: r, want: want, field: field})
 	}
+	// of says which tenant the page added last is about.
+	of := func(tenant string) { pages[len(pages)-1].tenant = tenant }
 
 	e := newEnv(t)
 	ctx := context.Background()
@@ -104,20 +112,30 @@ func TestPagesAccessible(t *testing.T) {
 	add("new request for an offboarded tenant", "new", engineer.post("/console/requests", engineer.form(mergeForm(request, url.Values{"tenant": {"northwind"}}))), 409, "tenant")
 
 	add("settings as the tenant's admin", "settings", admin.get("/console/settings"), 200, "")
+	of("contoso")
 	add("settings as an approver", "settings", approver.get("/console/settings"), 200, "")
+	of("contoso")
 	add("settings as the manager", "settings", manager.get("/console/settings?tenant=contoso"), 200, "")
+	of("contoso")
 	add("settings of an offboarded tenant", "settings", manager.get("/console/settings?tenant=northwind"), 200, "")
+	of("northwind")
 	add("settings with an address that is none", "settings", admin.post("/console/settings", admin.form(url.Values{"notification_addresses": {"not an address"}})), 400, "notification_addresses")
+	of("contoso")
 	opened := formRevision(t, admin.get("/console/settings"))
 	if _, err := e.ten.PutSettings(ctx, contosoApprover, "", "contoso", tenants.Settings{LockboxEnabled: true, NotificationAddresses: []string{"soc@contoso.example"}}); err != nil {
 		t.Fatal(err)
 	}
 	add("settings changed since the form opened", "settings", admin.post("/console/settings", admin.form(url.Values{"revision": {opened}})), 412, "")
+	of("contoso")
 
 	add("approvers as the tenant's admin", "approvers", admin.get("/console/approvers"), 200, "")
+	of("contoso")
 	add("approvers as an approver", "approvers", approver.get("/console/approvers"), 200, "")
+	of("contoso")
 	add("approvers as the manager", "approvers", manager.get("/console/approvers?tenant=contoso"), 200, "")
+	of("contoso")
 	add("approver that is no user", "approvers", admin.post("/console/approvers", admin.form(url.Values{"user": {"eve contoso"}})), 400, "user")
+	of("contoso")
 
 	add("audit log, no tenant chosen", "audit", audrey.get("/console/audit"), 200, "")
 	add("audit log of a tenant", "audit", audrey.get("/console/audit?tenant=contoso"), 200, "")
@@ -132,17 +150,25 @@ func TestPagesAccessible(t *testing.T) {
 	add("tenants as an engineer", "tenants", engineer.get("/console/tenants"), 200, "")
 	add("onboarding a tenant id that is none", "tenants", registrar.post("/console/tenants", registrar.form(url.Values{"id": {"North Wind"}, "display_name": {"N"}, "domains": {"n.example"}})), 400, "id")
 	add("tenant as the Lockbox admin", "tenant", registrar.get("/console/tenants/contoso"), 200, "")
+	of("contoso")
 	add("tenant as the tenant's admin", "tenant", admin.get("/console/tenants/contoso"), 200, "")
+	of("contoso")
 	add("offboarded tenant", "tenant", registrar.get("/console/tenants/northwind"), 200, "")
+	of("northwind")
 	add("tenant with a domain that is none", "tenant", registrar.post("/console/tenants/contoso", registrar.form(url.Values{"display_name": {"Contoso"}, "domains": {"contoso"}})), 400, "domains")
+	of("contoso")
 	rev := formRevision(t, registrar.get("/console/tenants/contoso"))
 	if r := registrar.post("/console/tenants/contoso", registrar.form(url.Values{"revision": {rev}, "display_name": {"Contoso Ltd"}, "domains": {"contoso.example"}})); r.status != http.StatusSeeOther {
 		t.Fatalf("rename contoso: %s", r)
 	}
 	add("tenant changed since the form opened", "tenant", registrar.post("/console/tenants/contoso", registrar.form(url.Values{"revision": {rev}, "display_name": {"Contoso Inc"}, "domains": {"contoso.example"}})), 412, "")
+	of("contoso")
 	add("offboarding", "offboard", registrar.get("/console/tenants/contoso/offboard"), 200, "")
+	of("contoso")
 	add("offboarding without a reason", "offboard", registrar.post("/console/tenants/contoso/offboard", registrar.form(url.Values{"reason": {" "}})), 400, "reason")
+	of("contoso")
 	add("offboarding an offboarded tenant", "offboard", registrar.get("/console/tenants/northwind/offboard"), 200, "")
+	of("northwind")
 
 	add("a request that is none", "error", manager.get(reqPath+"00000000-0000-4000-8000-000000000000"), 404, "")
 	add("a page not allowed", "error", manager.get("/console/requests/new"), 403, "")
@@ -182,6 +208,12 @@ func TestPagesAccessible(t *testing.T) {
 				t.Fatal(err)
 			}
 			title := checkPage(t, doc, p.field)
+			switch {
+			case p.tenant == "" && slices.Contains(aboutTenant, p.kind):
+				t.Fatalf("the test names no tenant the %s page is about", p.kind)
+			case !strings.Contains(strings.ToLower(title), p.tenant):
+				t.Errorf("the title %q does not name the tenant %s the page is about", title, p.tenant)
+			}
 			if k, ok := titles[title]; ok && k != p.kind {
 				t.Errorf("the %s page has the title %q of the %s page", p.kind, title, k)
 			}
