@@ -228,6 +228,11 @@ var vagueLinks = []string{"here", "click here", "view", "more", "back", "link", 
 
 var space = regexp.MustCompile(`\s+`)
 
+// bareID is a name that is an id (a request's UUID) and nothing else: a
+// screen reader reads out its digits, and a list of links holds a column
+// of them, none saying what it is.
+var bareID = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+
 // text is what n holds as a screen reader reads it: its text, with
 // images' alternatives, whitespace collapsed, and the bidirectional
 // isolates that wrap names left out.
@@ -417,6 +422,9 @@ func checkPage(t *testing.T, doc *html.Node, field string) string {
 		}
 		if n.Data == "a" && slices.Contains(vagueLinks, strings.ToLower(strings.Trim(name, " .…"))) {
 			t.Errorf("the link %q (to %s) does not say where it goes", name, attr(n, "href"))
+		}
+		if n.Data == "a" && bareID.MatchString(name) {
+			t.Errorf("the link %q (to %s) is named by an identifier alone, which says nothing of what it is", name, attr(n, "href"))
 		}
 		if h := attr(n, "href"); strings.HasPrefix(h, "#") {
 			if _, ok := ids[h[1:]]; !ok {
