@@ -228,6 +228,10 @@ var vagueLinks = []string{"here", "click here", "view", "more", "back", "link", 
 
 var space = regexp.MustCompile(`\s+`)
 
+// glyphs are symbols a page may draw as decoration, which screen readers
+// read out by name ("right arrow", "check mark", "multiplication sign").
+const glyphs = "→←↑↓↔⇒⇐✓✔✗✘×▶►▸▾"
+
 // bareID is a name that is an id (a request's UUID) and nothing else: a
 // screen reader reads out its digits, and a list of links holds a column
 // of them, none saying what it is.
@@ -488,6 +492,25 @@ func checkPage(t *testing.T, doc *html.Node, field string) string {
 			t.Errorf("the live list #%s names no status line (data-status, role=status) to say what changed", attr(n, "id"))
 		}
 	}
+
+	// A symbol drawn as decoration is hidden from assistive technology,
+	// or the words are written instead: a screen reader reads "→" out
+	// as "right arrow" in the middle of a sentence (1.1.1, 1.3.1).
+	var heard func(*html.Node)
+	heard = func(n *html.Node) {
+		if n.Type == html.ElementNode && (attr(n, "aria-hidden") == "true" || n.Data == "head" || n.Data == "script" || n.Data == "style") {
+			return
+		}
+		if n.Type == html.TextNode {
+			if i := strings.IndexAny(n.Data, glyphs); i >= 0 {
+				t.Errorf("a screen reader reads out the symbol in %q (<%s>): hide it (aria-hidden) or say it in words", strings.TrimSpace(n.Data), n.Parent.Data)
+			}
+		}
+		for c := n.FirstChild; c != nil; c = c.NextSibling {
+			heard(c)
+		}
+	}
+	heard(doc)
 
 	// A state is said in words, not by its colour alone (1.4.1).
 	for _, n := range all {
