@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/lockbox-oss/lockbox/grants"
 )
 
@@ -43,5 +45,82 @@ func TestConsoleLongReasonInBrowser(t *testing.T) {
 	tb.want("#pending", "SR-9009")
 	if spills := evalIn[[]string](tb, spillJS); len(spills) > 0 {
 		t.Errorf("the pending list on a laptop:\n  %s", strings.Join(spills, "\n  "))
+	}
+}
+
+// sidewaysJS is how wide the page is and how wide the viewport, with the
+// elements that reach past its right edge.
+const sidewaysJS = `(() => {
+  const doc = document.scrollingElement;
+  const past = [];
+  for (const el of document.querySelectorAll("body *")) {
+    const r = el.getBoundingClientRect();
+    if (r.width > 0 && r.right > doc.clientWidth + 1) {
+      past.push(el.tagName.toLowerCase() + (el.id ? "#" + el.id : "") + (el.className ? "." + String(el.className).split(" ").join(".") : "") +
+        " reaches " + Math.round(r.right - doc.clientWidth) + "px past");
+    }
+  }
+  // A table that scrolls in its own frame keeps the page from
+  // scrolling, but hides part of each row: a row stacked on a phone fits.
+  const framed = Array.from(document.querySelectorAll("main .table-wrap"), w => w.scrollWidth > w.clientWidth ?
+    "#" + (w.querySelector("table")?.id ?? "") + " scrolls in its frame: " + w.scrollWidth + "px in " + w.clientWidth + "px" : "").filter(Boolean);
+  return {scroll: doc.scrollWidth, client: doc.clientWidth, past: past.slice(0, 8), framed: framed};
+})()`
+
+// TestConsoleNarrowInBrowser opens every admin center page with a table
+// at 320 CSS px wide: a phone, or a laptop's window zoomed to 400 %. The
+// page must not scroll sideways (WCAG 1.4.10, reflow), and its tables
+// stack their rows as cards that fit the screen, so no part of a row
+// hides in a frame scrolled sideways either.
+func TestConsoleNarrowInBrowser(t *testing.T) {
+	path := chromium(t)
+	w := startConsoleWorld(t)
+	b := startBrowser(t, path, w.base)
+	ctx := t.Context()
+	decided, err := w.srv.Requests.Create(ctx, grants.Actor{Principal: principal(users["operator"]), ClientIP: "127.0.0.1"}, grants.CreateInput{
+		Tenant: "contoso", Service: "exchange", ServiceRequest: "SR-1101", Reason: "archive mailbox won't expand", Duration: grants.Duration(time.Hour),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, who := range []string{"manager", "admin"} {
+		if _, err := w.srv.Requests.Act(ctx, decided.ID, grants.ActionApprove, grants.Actor{Principal: principal(users[who]), ClientIP: "127.0.0.1"}, "checked"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A pending one too, with a reason that is one long word.
+	if _, err := w.srv.Requests.Create(ctx, grants.Actor{Principal: principal(users["operator"]), ClientIP: "127.0.0.1"}, grants.CreateInput{
+		Tenant: "contoso", Service: "sharepoint", ServiceRequest: "SR-1102", Reason: strings.Repeat("x", 200), Duration: grants.Duration(time.Hour),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	pages := map[string][]string{
+		"manager": {"/console/requests", "/console/requests/" + decided.ID, "/console/tenants"},
+		"admin":   {"/console/requests", "/console/requests/" + decided.ID, "/console/audit", "/console/audit?verify=1"},
+	}
+	type width struct {
+		Scroll int      `json:"scroll"`
+		Client int      `json:"client"`
+		Past   []string `json:"past"`
+		Framed []string `json:"framed"`
+	}
+	for _, role := range []string{"manager", "admin"} {
+		tb := b.newTab(role)
+		tb.signIn(users[role].Subject)
+		tb.step("320px viewport", chromedp.EmulateViewport(320, 640, chromedp.EmulateMobile))
+		for _, p := range pages[role] {
+			tb.open(p)
+			if !tb.exists("main table") {
+				t.Fatalf("%s: %s shows no table to check", role, p)
+			}
+			got := evalIn[width](tb, sidewaysJS)
+			if got.Scroll > got.Client {
+				t.Errorf("%s: %s is %dpx wide at %dpx:\n  %s", role, p, got.Scroll, got.Client, strings.Join(got.Past, "\n  "))
+			}
+			if len(got.Framed) > 0 {
+				t.Errorf("%s: %s at %dpx:\n  %s", role, p, got.Client, strings.Join(got.Framed, "\n  "))
+			}
+			tb.shot("narrow-" + role + strings.NewReplacer("/console/", "-", "/", "-", "?", "-", "=", "-").Replace(p))
+		}
 	}
 }
