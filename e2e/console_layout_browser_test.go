@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -121,6 +123,69 @@ func TestConsoleNarrowInBrowser(t *testing.T) {
 				t.Errorf("%s: %s at %dpx:\n  %s", role, p, got.Client, strings.Join(got.Framed, "\n  "))
 			}
 			tb.shot("narrow-" + role + strings.NewReplacer("/console/", "-", "/", "-", "?", "-", "=", "-").Replace(p))
+		}
+	}
+}
+
+// TestConsoleEveryPageNarrowInBrowser opens the admin center's other pages
+// (sign-in, forms, confirmations, a tenant, an error) at 320 CSS px wide
+// (a phone, or a laptop zoomed to 400 %) and at 640 (zoomed to 200 %),
+// with values as long as they come: none may scroll sideways (WCAG
+// 1.4.10), and each is still used with the keyboard, its focus visible.
+func TestConsoleEveryPageNarrowInBrowser(t *testing.T) {
+	path := chromium(t)
+	w := startConsoleWorld(t)
+	b := startBrowser(t, path, w.base)
+	ctx := t.Context()
+	assignApprover(t, w)
+	// An approver whose address is one long word.
+	if err := w.srv.Tenants.AddApprover(ctx, principal(users["admin"]), "127.0.0.1", "contoso", "first.second-third.fourth-fifth.sixth@contoso.example"); err != nil {
+		t.Fatal(err)
+	}
+	req, err := w.srv.Requests.Create(ctx, grants.Actor{Principal: principal(users["operator"]), ClientIP: "127.0.0.1"}, grants.CreateInput{
+		Tenant: "contoso", Service: "exchange", ServiceRequest: "SR-1201", Reason: strings.Repeat("y", 300), Duration: grants.Duration(time.Hour),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pages := map[string][]string{
+		"operator": {"/console/requests/new", "/console/requests/" + req.ID + "/cancel", "/console/tenants/contoso"},
+		"manager":  {"/console/requests/" + req.ID + "/approve"},
+		"admin":    {"/console/approvers", "/console/settings"},
+	}
+	type width struct {
+		Scroll int      `json:"scroll"`
+		Client int      `json:"client"`
+		Past   []string `json:"past"`
+	}
+	check := func(tb *tab, role, p string, px int64) {
+		t.Helper()
+		if got := evalIn[width](tb, sidewaysJS); got.Scroll > got.Client {
+			t.Errorf("%s: %s is %dpx wide at %dpx:\n  %s", role, p, got.Scroll, got.Client, strings.Join(got.Past, "\n  "))
+		}
+		tb.checkWCAG()
+		tb.shot(fmt.Sprintf("narrow%d-%s%s", px, role, strings.NewReplacer("/console/", "-", "/", "-", "?", "-", "=", "-").Replace(p)))
+	}
+	for _, px := range []int64{320, 640} {
+		anon := b.newTab("anyone")
+		anon.step("narrow viewport", chromedp.EmulateViewport(px, 640, chromedp.EmulateMobile))
+		anon.open("/console/signin")
+		check(anon, "anyone", "/console/signin", px)
+		for _, role := range []string{"operator", "manager", "admin"} {
+			tb := b.newTab(role)
+			tb.step("narrow viewport", chromedp.EmulateViewport(px, 640, chromedp.EmulateMobile))
+			tb.signIn(users[role].Subject)
+			for _, p := range pages[role] {
+				tb.open(p)
+				check(tb, role, p, px)
+			}
+			if role == "admin" {
+				missing := "/console/requests/01a20882-0000-7000-8000-000000000000"
+				if status := tb.load("open a missing request", chromedp.Navigate(w.base+missing)); status != http.StatusNotFound {
+					t.Fatalf("a missing request: status %d", status)
+				}
+				check(tb, role, missing, px)
+			}
 		}
 	}
 }
