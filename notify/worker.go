@@ -1066,10 +1066,36 @@ func (w *Worker) leave(ctx context.Context, t, id string, k Kind, attempts int) 
 
 // schedule records failed attempt number attempts at entry id: its retry
 // is due after the backoff, or after wait if a receiver asked for longer.
+//
+// As for a dead letter, only the consumer holding the entry writes it. A
+// replica paused past ClaimAfter has had the entry taken over, and the
+// replica that took it may have finished it (its state deleted with it)
+// before this write lands: written then, the state would stay in the
+// retry hash for good, as no visit finds its entry to delete it, and
+// bring the tenant's visits forward while its outbox holds others. The
+// replica holding the entry writes its own schedule.
 func (w *Worker) schedule(ctx context.Context, t, id string, attempts int, wait time.Duration) error {
 	at := w.cfg.Now().Add(max(w.cfg.Backoff(attempts), wait)).UnixMilli()
-	return w.cfg.Redis.HSet(ctx, retryKey(t), id, fmt.Sprintf("%d:%d", attempts, at)).Err()
+	err := scheduleScript.Run(ctx, w.cfg.Redis, []string{OutboxKey(t), retryKey(t)},
+		Group, w.cfg.Consumer, id, fmt.Sprintf("%d:%d", attempts, at)).Err()
+	if err != nil {
+		return fmt.Errorf("notify: schedule %s: %w", id, err)
+	}
+	return nil
 }
+
+// scheduleScript is schedule's, on the outbox (KEYS[1]) and its retry
+// hash (KEYS[2]): it sets entry ARGV[3]'s field to ARGV[4] when the entry
+// is pending at consumer ARGV[2] of group ARGV[1], and returns whether it
+// did. One script, so that no other replica takes the entry over, and
+// finishes it, between the check and the write.
+var scheduleScript = redis.NewScript(`
+if #redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1, ARGV[2]) == 0 then
+  return 0
+end
+redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
+return 1
+`)
 
 // transient reports whether err is the store failing (Redis down, slow or
 // failing over; the round's context ending) rather than anything about the
