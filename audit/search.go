@@ -348,6 +348,13 @@ func (l *Log) CanRead(ctx context.Context, p identity.Principal, tenant string) 
 // when they would go on to read. It reads no record, so a caller that only
 // needs the answer's status (an HTTP HEAD of an export) does not pay for
 // a scan of the log.
+//
+// A Prev cursor is where the two differ: Search pages back with it, and
+// Export refuses it. CheckRead answers as Search does, since a HEAD of a
+// search page reached by its "newer" link must answer 200 as its GET
+// does; no export takes a cursor from its caller (the API's export has no
+// cursor parameter, the admin center's drops it), so a HEAD of an export
+// can't be told 200 for a read its GET refuses.
 func (l *Log) CheckRead(ctx context.Context, p identity.Principal, q Query) error {
 	if err := l.check(ctx, p, &q); err != nil {
 		return err
