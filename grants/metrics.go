@@ -21,6 +21,7 @@ type metrics struct {
 	transitions *prometheus.CounterVec
 	created     prometheus.Counter
 	decisions   *prometheus.CounterVec
+	deleted     prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, rdb redis.UniversalClient, now func() time.Time) *metrics {
@@ -37,6 +38,10 @@ func newMetrics(reg prometheus.Registerer, rdb redis.UniversalClient, now func()
 			Name: "lockbox_request_decisions_total",
 			Help: "Approve and deny decisions by stage (manager, tenant) and decision (approve, deny).",
 		}, []string{"stage", "decision"}),
+		deleted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "lockbox_requests_deleted_total",
+			Help: "Ended requests request retention (LOCKBOX_REQUEST_RETENTION) deleted, with their history and index entries.",
+		}),
 	}
 	for _, stage := range []string{"manager", "tenant"} {
 		for _, d := range []Action{ActionApprove, ActionDeny} {
@@ -44,7 +49,7 @@ func newMetrics(reg prometheus.Registerer, rdb redis.UniversalClient, now func()
 		}
 	}
 	if reg != nil {
-		reg.MustRegister(m.transitions, m.created, m.decisions, &gauges{rdb: rdb, now: now})
+		reg.MustRegister(m.transitions, m.created, m.decisions, m.deleted, &gauges{rdb: rdb, now: now})
 	}
 	return m
 }

@@ -172,6 +172,13 @@ func Request(tenant, id string) string { return tagged(tenant, "req:"+id) }
 // TenantRequests is a sorted set of the tenant's request ids by creation time.
 func TenantRequests(tenant string) string { return tagged(tenant, "requests") }
 
+// RequestsDeleting is a hash of request id -> requester: the requests
+// request retention deleted whose provider-wide index entries (RequestIndex,
+// AllRequests, OperatorRequests) it has yet to remove. Those live in other
+// slots, so they can't join the transaction that deletes the request;
+// this hash, in the tenant's slot, does, and survives a crash in between.
+func RequestsDeleting(tenant string) string { return tagged(tenant, "requests:deleting") }
+
 // Grant holds the live grant of (tenant, operator, service), with a TTL.
 func Grant(tenant, operator, service string) string {
 	return tagged(tenant, "grant:"+operator+":"+service)
@@ -194,7 +201,8 @@ func Approvers(tenant string) string { return tagged(tenant, "approvers") }
 func Audit(tenant string) string { return tagged(tenant, "audit") }
 
 // RequestIndex maps a request id to its tenant. It is written once, before
-// the request itself, and never changes. It is provider-wide (no hash tag):
+// the request itself, and never changes; request retention deletes it
+// after the request. It is provider-wide (no hash tag):
 // never part of a tenant's transaction.
 func RequestIndex(id string) string { return prefix + "reqidx:" + id }
 

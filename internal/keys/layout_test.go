@@ -34,7 +34,7 @@ func TestTenantKeysShareTheTenantsSlot(t *testing.T) {
 		"TenantActive": TenantActive(tenant), "AuditHead": AuditHead(tenant), "AuditAnchor": AuditAnchor(tenant),
 		"Outbox": Outbox(tenant), "OutboxDead": OutboxDead(tenant), "OutboxRetry": OutboxRetry(tenant),
 		"OutboxSent": OutboxSent(tenant, id+"-0", "gina@contoso.example"), "OutboxWarned": OutboxWarned(tenant, id),
-		"OutboxAsked": OutboxAsked(tenant, id),
+		"OutboxAsked": OutboxAsked(tenant, id), "RequestsDeleting": RequestsDeleting(tenant),
 	}
 	for name, k := range tenantKeys {
 		if !strings.HasPrefix(k, "lockbox:{contoso}:") || hashTag(k) != tenant {
