@@ -213,6 +213,11 @@ type Config struct {
 	// AuditRetention is how long audit records are kept; 0 keeps them
 	// forever. Trimming keeps the hash chain verifiable.
 	AuditRetention time.Duration `env:"AUDIT_RETENTION" envDefault:"0s" desc:"how long audit records are kept, e.g. 8760h; 0 keeps them forever (trimming keeps the hash chain verifiable)"`
+	// RequestRetention is how long an ended request, with its history (who
+	// decided, from which address, their comments), is kept after it
+	// ended; 0 keeps requests forever. Audit records name requests, so it
+	// is never shorter than AuditRetention.
+	RequestRetention time.Duration `env:"REQUEST_RETENTION" envDefault:"0s" desc:"how long an ended request, with its history (who decided, from which address, their comments) and its index entries, is kept after it ended, e.g. 8760h; 0 keeps requests forever. At least 24h, and no shorter than LOCKBOX_AUDIT_RETENTION when that is set; pending and approved requests are never deleted"`
 	// SIEMSink is where every audit record is also written as one line for
 	// a log shipper.
 	SIEMSink string `env:"SIEM_SINK" envDefault:"stdout" desc:"where every audit record is also written as one JSON line for a log shipper: stdout, file:/path (appended, 0600, fsynced per batch) or off; \"lockbox dev\" uses file:$LOCKBOX_DEV_DIR/siem.jsonl unless set"`
@@ -894,6 +899,15 @@ func (c Config) check() error {
 	if c.AuditRetention < 0 {
 		errs = append(errs, varErr("AuditRetention", "must not be negative, got %s", c.AuditRetention))
 	}
+	switch r := c.RequestRetention; {
+	case r < 0:
+		errs = append(errs, varErr("RequestRetention", "must not be negative, got %s", r))
+	case r > 0 && r < minRequestRetention:
+		errs = append(errs, varErr("RequestRetention", "must be at least %s (or 0, to keep requests forever), got %s", minRequestRetention, r))
+	case r > 0 && c.AuditRetention > 0 && r < c.AuditRetention:
+		// The audit records kept would name requests already deleted.
+		errs = append(errs, varErr("RequestRetention", "%s is shorter than LOCKBOX_AUDIT_RETENTION (%s): audit records name their requests, so requests must be kept at least as long", r, c.AuditRetention))
+	}
 	if _, err := c.UpstreamURLs(); err != nil {
 		errs = append(errs, err)
 	}
@@ -1173,6 +1187,11 @@ func varName(field string) string {
 func varErr(field, format string, args ...any) error {
 	return &VarError{Var: varName(field), Err: fmt.Errorf(format, args...)}
 }
+
+// minRequestRetention is the shortest LOCKBOX_REQUEST_RETENTION: a
+// shorter one would delete a request while those who took part in it may
+// still be looking at it, or a sweep is yet to settle its neighbours.
+const minRequestRetention = 24 * time.Hour
 
 // maxAccessWindow is the longest access window a request may ask for
 // (grants.MaxDuration; this package imports no other Lockbox package).

@@ -45,6 +45,7 @@ func TestLoadDefaults(t *testing.T) {
 		AuditTimeout:         2 * time.Second,
 		PolicyReloadInterval: time.Second,
 		AuditRetention:       0,
+		RequestRetention:     0,
 		SIEMSink:             "stdout",
 		SIEMFormat:           "json",
 		SIEMClaimAfter:       time.Minute,
@@ -284,6 +285,9 @@ func TestLoadInvalidNamesVariable(t *testing.T) {
 		{"cache kept over a second", "LOCKBOX_CACHE_MAX_AGE", "2s", "from 0 to 1s"},
 		{"negative cache age", "LOCKBOX_CACHE_MAX_AGE", "-1s", "from 0 to 1s"},
 		{"negative audit replicas", "LOCKBOX_AUDIT_REPLICAS", "-1", "must not be negative"},
+		{"negative request retention", "LOCKBOX_REQUEST_RETENTION", "-24h", "must not be negative"},
+		{"request retention under a day", "LOCKBOX_REQUEST_RETENTION", "23h", "at least 24h0m0s"},
+		{"request retention syntax", "LOCKBOX_REQUEST_RETENTION", "1y", "1y"},
 		{"no audit reads per caller", "LOCKBOX_AUDIT_READS_PER_CALLER", "0", "must be at least 1, got 0"},
 		{"negative audit reads per caller", "LOCKBOX_AUDIT_READS_PER_CALLER", "-2", "at least 1"},
 		{"no audit reads", "LOCKBOX_AUDIT_READS", "0", "must be at least 1, got 0"},
@@ -364,6 +368,34 @@ func TestLoadInvalidNamesVariable(t *testing.T) {
 				t.Errorf("error names a Go field, not the variable: %q", msg)
 			}
 		})
+	}
+}
+
+// TestRequestRetentionNotShorterThanAuditRetention: requests are kept at
+// least as long as the audit records that name them, and the refusal
+// names both variables; as long, or longer, is accepted.
+func TestRequestRetentionNotShorterThanAuditRetention(t *testing.T) {
+	_, err := Load(map[string]string{"LOCKBOX_AUDIT_RETENTION": "8760h", "LOCKBOX_REQUEST_RETENTION": "720h"})
+	if err == nil {
+		t.Fatal("request retention shorter than audit retention: no error")
+	}
+	msg := err.Error()
+	if !strings.HasPrefix(msg, "LOCKBOX_REQUEST_RETENTION: ") || !strings.Contains(msg, "LOCKBOX_AUDIT_RETENTION (8760h0m0s)") {
+		t.Errorf("error %q does not name both variables", msg)
+	}
+	for _, req := range []string{"8760h", "17520h"} {
+		c, err := Load(map[string]string{"LOCKBOX_AUDIT_RETENTION": "8760h", "LOCKBOX_REQUEST_RETENTION": req})
+		if err != nil {
+			t.Errorf("LOCKBOX_REQUEST_RETENTION=%s with LOCKBOX_AUDIT_RETENTION=8760h: %v", req, err)
+			continue
+		}
+		if want, _ := time.ParseDuration(req); c.RequestRetention != want {
+			t.Errorf("RequestRetention = %s, want %s", c.RequestRetention, want)
+		}
+	}
+	// Without audit retention, only the floor applies.
+	if _, err := Load(map[string]string{"LOCKBOX_REQUEST_RETENTION": "24h"}); err != nil {
+		t.Errorf("LOCKBOX_REQUEST_RETENTION=24h alone: %v", err)
 	}
 }
 

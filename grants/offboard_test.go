@@ -276,7 +276,8 @@ func TestOffboardingIsTheProvidersInTheTenantsView(t *testing.T) {
 // records only. The registry entry, the settings, and each request with
 // its history (who decided, from which address, their comments) and its
 // indexes stay for good, as they do for a tenant still onboarded; the
-// grants and the open-request indexes are gone with the offboarding.
+// grants and the open-request indexes are gone with the offboarding. With
+// request retention set, the requests and their indexes go too.
 func TestOffboardedTenantAfterRetention(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
@@ -304,24 +305,29 @@ func TestOffboardedTenantAfterRetention(t *testing.T) {
 	// Each key that names the tenant or one of its requests, its ids
 	// replaced by their role, with its TTL: -1 is none, kept for good.
 	ids := strings.NewReplacer(live.ID, "ID1", done.ID, "ID2")
-	var left []string
-	for _, pattern := range []string{"lockbox:{contoso}:*", "lockbox:reqidx:*", "lockbox:requests", "lockbox:operator:*"} {
-		found, err := e.rdb.Keys(ctx, pattern).Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, k := range found {
-			ttl, err := e.rdb.TTL(ctx, k).Result()
+	kept := func() []string {
+		t.Helper()
+		var left []string
+		for _, pattern := range []string{"lockbox:{contoso}:*", "lockbox:reqidx:*", "lockbox:requests", "lockbox:operator:*"} {
+			found, err := e.rdb.Keys(ctx, pattern).Result()
 			if err != nil {
 				t.Fatal(err)
 			}
-			if ttl > 0 {
-				continue // gone by itself
+			for _, k := range found {
+				ttl, err := e.rdb.TTL(ctx, k).Result()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if ttl > 0 {
+					continue // gone by itself
+				}
+				left = append(left, ids.Replace(k))
 			}
-			left = append(left, ids.Replace(k))
 		}
+		slices.Sort(left)
+		return left
 	}
-	slices.Sort(left)
+	left := kept()
 	want := []string{
 		"lockbox:operator:" + operator.Principal.Subject + ":requests", // the operator's listing
 		"lockbox:reqidx:ID1", "lockbox:reqidx:ID2", // request id → tenant
@@ -343,6 +349,27 @@ func TestOffboardedTenantAfterRetention(t *testing.T) {
 		r, err := e.store.Get(ctx, globalAdmin.Principal, id)
 		if err != nil || len(r.History) == 0 {
 			t.Errorf("request %s after retention: %d history entries, %v", id, len(r.History), err)
+		}
+	}
+
+	// With request retention (LOCKBOX_REQUEST_RETENTION) of two years,
+	// the job reaches the offboarded tenant too: both requests ended
+	// three years ago (one revoked by the offboarding), and go with their
+	// history and every index; the registry entry, the settings and the
+	// audit chain's keys stay.
+	if n, err := e.store.DeleteEnded(ctx, 2*365*24*time.Hour); err != nil || n != 2 {
+		t.Fatalf("request retention deleted %d requests (%v), want 2", n, err)
+	}
+	want = []string{
+		"lockbox:{contoso}:audit", "lockbox:{contoso}:audit:anchor", "lockbox:{contoso}:audit:head",
+		"lockbox:{contoso}:settings", "lockbox:{contoso}:tenant",
+	}
+	if left := kept(); !slices.Equal(left, want) {
+		t.Errorf("keys kept after offboarding, audit and request retention:\n got %q\nwant %q", left, want)
+	}
+	for _, id := range []string{live.ID, done.ID} {
+		if _, err := e.store.Get(ctx, globalAdmin.Principal, id); !errors.Is(err, grants.ErrNotFound) {
+			t.Errorf("request %s after request retention: %v, want not found", id, err)
 		}
 	}
 }

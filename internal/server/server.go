@@ -170,6 +170,9 @@ type Server struct {
 	// reindexAfter times reindexLoop's waits (Options.ReindexAfter).
 	reindexAfter func(time.Duration) <-chan time.Time
 	endDelay     <-chan struct{}
+	// nextRequestRetention is when sweepLoop next applies request
+	// retention (LOCKBOX_REQUEST_RETENTION); only sweepLoop reads it.
+	nextRequestRetention time.Time
 	// stopping is set at the stop signal: /readyz answers 503 from then
 	// on, through the shutdown delay.
 	stopping atomic.Bool
@@ -972,8 +975,9 @@ func (s *Server) openSIEM(cfg config.Config, opts Options) error {
 }
 
 // sweepLoop settles due requests every SweepInterval, and applies audit
-// retention. Several replicas may sweep at once: each claims the tenants
-// it visits (internal/due), and transitions and trims are atomic and
+// retention, and request retention at most every requestRetentionInterval.
+// Several replicas may sweep at once: each claims the tenants it visits
+// (internal/due), and transitions, trims and deletions are atomic and
 // idempotent.
 func (s *Server) sweepLoop(ctx context.Context) {
 	t := time.NewTicker(s.cfg.SweepInterval)
@@ -1003,8 +1007,39 @@ func (s *Server) sweepLoop(ctx context.Context) {
 					s.log.Info("audit retention removed records", "count", n, "retention", s.cfg.AuditRetention)
 				}
 			}
+			s.requestRetention(ctx)
 		}
 	}
+}
+
+// requestRetentionInterval is how often request retention runs. It reads
+// every tenant's index on each run, unlike audit retention's schedule, and
+// a retention of at least a day does not need more than an hour's
+// precision.
+const requestRetentionInterval = time.Hour
+
+// requestRetention deletes the requests that ended more than
+// LOCKBOX_REQUEST_RETENTION ago, when its interval has passed since the
+// last run; a failed run is tried again at the next sweep a minute on.
+func (s *Server) requestRetention(ctx context.Context) {
+	began := s.now()
+	if s.cfg.RequestRetention <= 0 || began.Before(s.nextRequestRetention) {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	n, err := s.Requests.DeleteEnded(rctx, s.cfg.RequestRetention)
+	cancel()
+	next := requestRetentionInterval
+	switch {
+	case err != nil && ctx.Err() == nil:
+		s.log.Warn("request retention failed", "err", err, "deleted", n)
+		next = time.Minute
+	case n > 0:
+		s.log.Info("request retention deleted requests", "count", n, "retention", s.cfg.RequestRetention)
+	}
+	// From when the run began: a run that takes long must not push the
+	// next one further off.
+	s.nextRequestRetention = began.Add(next)
 }
 
 // auditMarkInterval is how often the proxy's record marks are written:

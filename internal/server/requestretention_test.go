@@ -1,0 +1,65 @@
+package server_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/lockbox-oss/lockbox/grants"
+	"github.com/lockbox-oss/lockbox/identity"
+	"github.com/lockbox-oss/lockbox/internal/server"
+)
+
+// signalHandler sends on seen each time a record with message msg is
+// logged.
+type signalHandler struct {
+	msg  string
+	seen chan<- struct{}
+}
+
+func (h signalHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h signalHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		select {
+		case h.seen <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+func (h signalHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h signalHandler) WithGroup(string) slog.Handler      { return h }
+
+// TestSweepAppliesRequestRetention: with LOCKBOX_REQUEST_RETENTION set,
+// the jobs' sweep deletes a request that ended longer ago than it.
+func TestSweepAppliesRequestRetention(t *testing.T) {
+	seen := make(chan struct{}, 1)
+	lb := start(t, map[string]string{"LOCKBOX_REQUEST_RETENTION": "24h", "LOCKBOX_SWEEP_INTERVAL": "10ms",
+		"LOCKBOX_UPSTREAMS": "exchange=http://127.0.0.1:1"},
+		func(o *server.Options) {
+			o.Logger = slog.New(signalHandler{msg: "request retention deleted requests", seen: seen})
+		})
+	ctx := context.Background()
+	op := grants.Actor{Principal: identity.Principal{Subject: alice.Subject, Roles: alice.Roles}, ClientIP: "198.51.100.1"}
+	r, err := lb.srv.Requests.Create(ctx, op, grants.CreateInput{Tenant: "contoso", Service: "exchange",
+		ServiceRequest: "SR-1", Reason: "mailbox will not open", Duration: grants.Duration(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lb.srv.Requests.Act(ctx, r.ID, grants.ActionCancel, op, ""); err != nil {
+		t.Fatal(err)
+	}
+	lb.clk.Advance(25 * time.Hour)
+	// The deadline only bounds a failure: a sweep that never applies
+	// request retention never logs it.
+	select {
+	case <-seen:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no sweep applied request retention 30s after the request was a day and an hour past its end")
+	}
+	if _, err := lb.srv.Requests.Get(ctx, manager, r.ID); !errors.Is(err, grants.ErrNotFound) {
+		t.Errorf("Get of a request past retention: %v, want not found", err)
+	}
+}
