@@ -112,6 +112,9 @@ func New(in CreateInput, actor Actor, id string, now time.Time, cat Catalog) (Re
 	if utf8.RuneCountInString(in.Reason) > maxReason {
 		return Request{}, newErr(ErrInvalid, "invalid_reason", "reason must be at most %d characters", maxReason)
 	}
+	if !plainLines(in.Reason) {
+		return Request{}, newErr(ErrInvalid, "invalid_reason", "reason must have no control characters (escapes, lone carriage returns, bidirectional controls); line breaks and tabs are allowed")
+	}
 	if d := in.Duration.Std(); d <= 0 || d > MaxDuration {
 		return Request{}, newErr(ErrInvalid, "invalid_duration", "duration must be more than 0 and at most %s, got %s", "4h", in.Duration)
 	}
@@ -195,6 +198,9 @@ func Apply(r Request, act Action, actor Actor, comment string, env Env) (Request
 	}
 	if utf8.RuneCountInString(comment) > maxComment {
 		return r, newErr(ErrInvalid, "invalid_comment", "comment must be at most %d characters", maxComment)
+	}
+	if !plainLine(comment) {
+		return r, newErr(ErrInvalid, "invalid_comment", "comment must be one line with no control characters (line breaks, tabs, escapes, bidirectional controls)")
 	}
 	if retried(r, act, actor) {
 		return r, nil
@@ -438,4 +444,42 @@ func printable(s string) bool {
 		}
 	}
 	return true
+}
+
+// plainLine reports whether s is one line of text that reads as it is
+// written: no C0 or C1 control (ESC starts a terminal escape, a lone CR
+// rewrites the line, NUL cuts it), no Unicode line or paragraph separator,
+// and no bidirectional control ("invoice\u202egnp.exe" shows as
+// "invoiceexe.png"). Comments and reasons reach tenant approvers in mail
+// and the admin center and stay in audit records, where such a character
+// would mislead the reader. The set is the one notify.HeaderValue blanks.
+func plainLine(s string) bool { return !strings.ContainsFunc(s, misleading) }
+
+// plainLines is plainLine, except that s may break lines (LF or CRLF,
+// as a browser sends a textarea's) and hold tabs: a request's reason is
+// shown as written, over several lines.
+func plainLines(s string) bool {
+	for i, c := range s {
+		switch {
+		case c == '\n' || c == '\t':
+		case c == '\r' && strings.HasPrefix(s[i+1:], "\n"):
+		case misleading(c):
+			return false
+		}
+	}
+	return true
+}
+
+func misleading(c rune) bool {
+	switch {
+	case c < 0x20, c >= 0x7f && c <= 0x9f: // C0, DEL and C1
+		return true
+	case c == '\u061c', c == '\u200e', c == '\u200f': // bidirectional marks
+		return true
+	case c >= '\u2028' && c <= '\u202e': // separators, embeddings, overrides
+		return true
+	case c >= '\u2066' && c <= '\u2069': // isolates
+		return true
+	}
+	return false
 }

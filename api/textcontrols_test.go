@@ -1,0 +1,93 @@
+package api_test
+
+import (
+	"net/http"
+	"testing"
+
+	"github.com/lockbox-oss/lockbox/grants"
+)
+
+// misleading are characters that make text read otherwise than it is
+// (a terminal escape, a carriage return that rewrites the line, a
+// bidirectional override, NEL) or cut it (NUL). A comment or a reason is
+// shown to tenant approvers in mail and the admin center and kept in
+// audit records, so none of them may be stored.
+var misleading = map[string]string{
+	"NUL":                    "ok\x00",
+	"ESC":                    "ok \x1b[31mred",
+	"lone CR":                "approved\rdenied",
+	"DEL":                    "ok\x7f",
+	"C1 CSI":                 "ok \u009b31m",
+	"NEL":                    "ok\u0085next",
+	"right-to-left override": "invoice\u202egnp.exe",
+	"left-to-right isolate":  "a\u2066b\u2069",
+	"arabic letter mark":     "a\u061cb",
+	"line separator":         "a\u2028b",
+}
+
+// TestCommentsRefuseControls: a decision's comment is one line of
+// printable text, as an offboarding reason is; it was stored whatever it
+// held.
+func TestCommentsRefuseControls(t *testing.T) {
+	cases := map[string]string{"LF": "one\ntwo", "TAB": "a\tb"}
+	for name, s := range misleading {
+		cases[name] = s
+	}
+	const fine = "fine: SR-1001, «ok» 日本"
+	for name, comment := range cases {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t)
+			e.assignApprover()
+			req := e.file(alice, "contoso", "exchange")
+			base := "/v1/requests/" + req.ID
+			refused := func(who user, action string) {
+				t.Helper()
+				wantError(t, e.do(who, "POST", base+action, map[string]string{"comment": comment}), http.StatusBadRequest, "invalid_comment", "control")
+			}
+			refused(mia, "/approve")
+			refused(mia, "/deny")
+			refused(alice, "/cancel")
+			decode[grants.Request](t, e.do(mia, "POST", base+"/approve", map[string]string{"comment": fine}), http.StatusOK)
+			refused(contosoApprover, "/approve")
+			refused(contosoApprover, "/deny")
+			got := decode[grants.Request](t, e.do(contosoApprover, "POST", base+"/approve", map[string]string{"comment": fine}), http.StatusOK)
+			if got.State != grants.StateApproved {
+				t.Fatalf("state %s after both approvals", got.State)
+			}
+			refused(mia, "/revoke")
+			refused(contosoAdmin, "/revoke")
+			got = decode[grants.Request](t, e.do(alice, "GET", base, nil), http.StatusOK)
+			for _, ev := range got.History {
+				if ev.Comment != "" && ev.Comment != fine {
+					t.Errorf("history keeps comment %q", ev.Comment)
+				}
+			}
+		})
+	}
+}
+
+// TestFilingRefusesControls: the filing reason may run over several lines
+// (the admin center shows it as written), but no other control character
+// reaches it.
+func TestFilingRefusesControls(t *testing.T) {
+	create := func(e *env, field, value string) result {
+		in := map[string]any{"tenant": "contoso", "service": "exchange", "service_request": "SR-1", "reason": "repair", "duration": "1h"}
+		in[field] = value
+		return e.do(bob, "POST", "/v1/requests", in)
+	}
+	for name, s := range misleading {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t)
+			wantError(t, create(e, "reason", s), http.StatusBadRequest, "invalid_reason", "control")
+		})
+	}
+	t.Run("line breaks", func(t *testing.T) {
+		e := newEnv(t)
+		const reason = "Mailbox repair:\r\n\t1. export\n\t2. repair"
+		wantError(t, create(e, "service_request", "SR-1\nSR-2"), http.StatusBadRequest, "invalid_service_request", "printable")
+		got := decode[grants.Request](t, create(e, "reason", reason), http.StatusCreated)
+		if got.Reason != reason {
+			t.Errorf("reason stored as %q, want %q", got.Reason, reason)
+		}
+	})
+}
