@@ -590,15 +590,18 @@ func queryTime(name, v string) (time.Time, error) {
 }
 
 // limit reads the limit parameter: absent means 0 (the domain's default),
-// otherwise an integer from 1 to most.
+// otherwise an integer from 1 to most, in its one decimal spelling. Atoi
+// alone also reads "+5" and "05" as 5: a limit written some other way than
+// the integer openapi.yaml documents is a script's mistake, refused as any
+// other bad limit is rather than guessed at.
 func limit(q url.Values, most int) (int, error) {
 	v := q.Get("limit")
 	if v == "" {
 		return 0, nil
 	}
 	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 || n > most {
-		return 0, httperr.New(http.StatusBadRequest, "invalid_limit", "limit must be an integer from 1 to %d", most)
+	if err != nil || n < 1 || n > most || strconv.Itoa(n) != v {
+		return 0, httperr.New(http.StatusBadRequest, "invalid_limit", "limit must be an integer from 1 to %d, in decimal digits with no sign or leading zero", most)
 	}
 	return n, nil
 }
