@@ -5,9 +5,12 @@ import (
 	"flag"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/spf13/pflag"
 )
 
 // outputValue is the -o/--output flag: "table", "json", "yaml", "id" (only
@@ -230,6 +233,54 @@ func (e *env) notUTF8(visit func(fn func(name, value string))) error {
 		err = e.usage("%s is not UTF-8 text (byte %d is not): lockboxctl sends UTF-8 only; use a UTF-8 locale, or convert the value (iconv -t UTF-8)", dashes+name, at+1)
 	})
 	return err
+}
+
+// maxCharsAnnotation marks a free-text flag with the most characters the
+// API takes in its field (openapi.yaml's maxLength, counted in characters
+// as the server counts them).
+const maxCharsAnnotation = "lockboxctl/max-chars"
+
+// Limits of the API's free-text fields, as openapi.yaml documents them.
+const (
+	maxReasonChars         = 2000
+	maxServiceRequestChars = 64
+	maxCommentChars        = 1000
+	maxOffboardReasonChars = 1000
+)
+
+// limitChars annotates flag name of fs with its limit in characters.
+func limitChars(fs *pflag.FlagSet, name string, most int) {
+	_ = fs.SetAnnotation(name, maxCharsAnnotation, []string{strconv.Itoa(most)})
+}
+
+// tooLong returns the usage error for the first flag given more
+// characters than the API takes in its field, or nil; visit walks the
+// flags as for emptyFilter, with each one's limit (0 for none). Sent, a
+// value over the field's limit came back as the server's 400, or, past
+// the body's size, as 413 "body too large", which names neither the flag
+// nor its limit.
+func (e *env) tooLong(visit func(fn func(name, value string, most int))) error {
+	var err error
+	visit(func(name, value string, most int) {
+		if err != nil || most == 0 || utf8.RuneCountInString(value) <= most {
+			return
+		}
+		dashes := "--"
+		if strings.ToLower(name) != name {
+			dashes = "-" // PowerShell's spelling, -Comment
+		}
+		err = e.usage("%s is longer than %d characters (%d given), the most the API takes", dashes+name, most, utf8.RuneCountInString(value))
+	})
+	return err
+}
+
+// flagLimit is the limit limitChars gave f, or 0.
+func flagLimit(f *pflag.Flag) int {
+	if v := f.Annotations[maxCharsAnnotation]; len(v) == 1 {
+		n, _ := strconv.Atoi(v[0])
+		return n
+	}
+	return 0
 }
 
 // emptyFilter returns the usage error for the first filter flag, or

@@ -77,6 +77,7 @@ func (e *env) actionCommand(a struct {
 		RunE:              func(_ *cobra.Command, pos []string) error { return e.act(a.name, pos[0], comment) },
 	}
 	cmd.Flags().StringVar(&comment, "comment", "", "recorded in the request's history and the audit log")
+	limitChars(cmd.Flags(), "comment", maxCommentChars)
 	return cmd
 }
 
@@ -164,6 +165,8 @@ func (e *env) createRequest(use string, aliases []string) *cobra.Command {
 	f.StringVar(&reason, "reason", "", "why you need access")
 	f.StringVar(&dur, "duration", "", "how long, e.g. 2h or 90m (at most 4h)")
 	f.Var(&acts, "activity", "an activity you need, e.g. Get-Mailbox; repeat or separate with commas; none means the service's pre-approved read activities")
+	limitChars(f, "service-request", maxServiceRequestChars)
+	limitChars(f, "reason", maxReasonChars)
 	_ = f.SetAnnotation("tenant", requiredAnnotation, nil)
 	_ = cmd.RegisterFlagCompletionFunc("tenant", e.completeTenants)
 	_ = cmd.RegisterFlagCompletionFunc("service", cobra.FixedCompletions(services, cobra.ShellCompDirectiveNoFileComp))
@@ -786,6 +789,15 @@ func (e *env) runSetAlias(cmd *cobra.Command, argv []string) error {
 	}
 	if err := e.notUTF8(func(fn func(name, value string)) {
 		fs.Visit(func(f *flag.Flag) { fn(f.Name, f.Value.String()) })
+	}); err != nil {
+		return err
+	}
+	if err := e.tooLong(func(fn func(name, value string, most int)) {
+		fs.Visit(func(f *flag.Flag) {
+			if strings.EqualFold(f.Name, "comment") {
+				fn(f.Name, f.Value.String(), maxCommentChars)
+			}
+		})
 	}); err != nil {
 		return err
 	}

@@ -66,6 +66,11 @@ func (e *env) rootCommand() *cobra.Command {
 			}); err != nil {
 				return err
 			}
+			if err := e.tooLong(func(fn func(name, value string, most int)) {
+				cmd.Flags().Visit(func(f *pflag.Flag) { fn(f.Name, f.Value.String(), flagLimit(f)) })
+			}); err != nil {
+				return err
+			}
 			return e.emptyFilter(func(fn func(name, value string)) {
 				cmd.Flags().Visit(func(f *pflag.Flag) {
 					if _, required := f.Annotations[requiredAnnotation]; !required {

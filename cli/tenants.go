@@ -54,6 +54,7 @@ func (e *env) offboardCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&reason, "reason", "", "why the tenant is offboarded (kept in its registry entry and audit log)")
+	limitChars(cmd.Flags(), "reason", maxOffboardReasonChars)
 	return cmd
 }
 
