@@ -199,8 +199,8 @@ func Apply(r Request, act Action, actor Actor, comment string, env Env) (Request
 	if utf8.RuneCountInString(comment) > maxComment {
 		return r, newErr(ErrInvalid, "invalid_comment", "comment must be at most %d characters", maxComment)
 	}
-	if !plainLine(comment) {
-		return r, newErr(ErrInvalid, "invalid_comment", "comment must be one line with no control characters (line breaks, tabs, escapes, bidirectional controls)")
+	if !plainLines(comment) {
+		return r, newErr(ErrInvalid, "invalid_comment", "comment must have no control characters (escapes, lone carriage returns, bidirectional controls); line breaks and tabs are allowed")
 	}
 	if retried(r, act, actor) {
 		return r, nil
@@ -446,18 +446,15 @@ func printable(s string) bool {
 	return true
 }
 
-// plainLine reports whether s is one line of text that reads as it is
-// written: no C0 or C1 control (ESC starts a terminal escape, a lone CR
-// rewrites the line, NUL cuts it), no Unicode line or paragraph separator,
-// and no bidirectional control ("invoice\u202egnp.exe" shows as
-// "invoiceexe.png"). Comments and reasons reach tenant approvers in mail
-// and the admin center and stay in audit records, where such a character
-// would mislead the reader. The set is the one notify.HeaderValue blanks.
-func plainLine(s string) bool { return !strings.ContainsFunc(s, misleading) }
-
-// plainLines is plainLine, except that s may break lines (LF or CRLF,
-// as a browser sends a textarea's) and hold tabs: a request's reason is
-// shown as written, over several lines.
+// plainLines reports whether s is text that reads as it is written: no
+// C0 or C1 control (ESC starts a terminal escape, a lone CR rewrites the
+// line, NUL cuts it), no Unicode line or paragraph separator, and no
+// bidirectional control ("invoice\u202egnp.exe" shows as
+// "invoiceexe.png"), except line breaks (LF or CRLF, as a browser sends a
+// textarea's) and tabs. Comments and reasons reach tenant approvers in
+// mail and the admin center and stay in audit records, where such a
+// character would mislead the reader; both are typed in a textarea. The
+// set is the one notify.HeaderValue blanks.
 func plainLines(s string) bool {
 	for i, c := range s {
 		switch {
