@@ -2,9 +2,13 @@ package api_test
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 
+	"github.com/lockbox-oss/lockbox/api/wire"
 	"github.com/lockbox-oss/lockbox/grants"
+	"github.com/lockbox-oss/lockbox/identity"
+	"github.com/lockbox-oss/lockbox/internal/text"
 )
 
 // misleading are characters that make text read otherwise than it is
@@ -84,6 +88,43 @@ func TestFilingRefusesControls(t *testing.T) {
 		got := decode[grants.Request](t, create(e, "reason", reason), http.StatusCreated)
 		if got.Reason != reason {
 			t.Errorf("reason stored as %q, want %q", got.Reason, reason)
+		}
+	})
+}
+
+// TestTenantTextRefusesControls: a tenant's display name and the reason it
+// was offboarded are shown on one line in the admin center, mail and audit
+// records, and refuse what a comment refuses, line breaks and tabs too;
+// a C1 control or a bidirectional override was stored.
+func TestTenantTextRefusesControls(t *testing.T) {
+	lara := user{sub: "lara@provider.example", roles: []identity.Role{identity.RoleLockboxAdmin}}
+	bad := map[string]string{"LF": "a\nb", "CRLF": "a\r\nb", "tab": "a\tb"}
+	for name, s := range misleading {
+		bad[name] = s
+	}
+	for name, s := range bad {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t)
+			onboard := map[string]any{"id": "northwind", "display_name": "North" + s, "domains": []string{"northwind.example"}}
+			wantError(t, e.do(lara, "POST", "/v1/tenants", onboard), http.StatusBadRequest, "invalid_tenant", "control")
+			wantError(t, e.do(lara, "PATCH", "/v1/tenants/contoso", map[string]any{"display_name": "Contoso" + s}), http.StatusBadRequest, "invalid_tenant", "control")
+			wantError(t, e.do(lara, "POST", "/v1/tenants/contoso/offboard", map[string]any{"reason": "ended" + s}), http.StatusBadRequest, "invalid_reason", "control")
+			got := decode[wire.Tenant](t, e.do(lara, "GET", "/v1/tenants/contoso", nil), http.StatusOK)
+			if got.State != wire.TenantActive || strings.ContainsFunc(got.DisplayName, text.Misleading) {
+				t.Errorf("contoso is now %+v", got)
+			}
+		})
+	}
+	t.Run("plain", func(t *testing.T) {
+		e := newEnv(t)
+		const name, reason = "Nörthwind «Traders» 日本 (EU)", "contract ended: «SR-1», 日本"
+		onboard := map[string]any{"id": "northwind", "display_name": name, "domains": []string{"northwind.example"}}
+		if got := decode[wire.Tenant](t, e.do(lara, "POST", "/v1/tenants", onboard), http.StatusCreated); got.DisplayName != name {
+			t.Errorf("display_name stored as %q", got.DisplayName)
+		}
+		off := decode[wire.Tenant](t, e.do(lara, "POST", "/v1/tenants/northwind/offboard", map[string]any{"reason": reason}), http.StatusOK)
+		if off.Offboarded == nil || off.Offboarded.Reason != reason {
+			t.Errorf("offboarded %+v", off.Offboarded)
 		}
 	})
 }

@@ -2,15 +2,15 @@ package console_test
 
 import (
 	"context"
-	"net/url"
+	"encoding/json"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/redis/go-redis/v9"
 	"golang.org/x/net/html"
 
-	"github.com/lockbox-oss/lockbox/grants"
+	"github.com/lockbox-oss/lockbox/internal/keys"
 )
 
 // openBidi is how many of s's directional embeddings, overrides and
@@ -48,21 +48,15 @@ var titleRE = regexp.MustCompile(`(?s)<title>(.*?)</title>`)
 // they are about (a request's service request number, a tenant's name)
 // when that value holds a right-to-left override: the title's own words
 // after the value read as written, not reversed by it, in the tab and the
-// browser's history.
+// browser's history. Lockbox refuses such values now, so they are written
+// as stored data, as a release that took them left them.
 func TestTitlesIsolateTheirValues(t *testing.T) {
 	parallel(t)
 	e := newEnv(t)
-	const spoof = "SR-1\u202eevil"
-	req, err := e.reqs.Create(context.Background(), grants.Actor{Principal: alice, ClientIP: "192.0.2.10"}, grants.CreateInput{
-		Tenant: "contoso", Service: "exchange", ServiceRequest: spoof, Reason: "Mailbox will not sync", Duration: grants.Duration(time.Hour),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	req := e.file("contoso")
+	e.storeField(keys.Request("contoso", req.ID), "service_request", "SR-1\u202eevil")
+	e.storeField(keys.Tenant("contoso"), "display_name", "Contoso \u202eLtd")
 	admin := e.signIn(lara)
-	if r := admin.post("/console/tenants/contoso", admin.form(url.Values{"display_name": {"Contoso \u202eLtd"}, "domains": {"contoso.example"}})); r.status != 303 {
-		t.Fatalf("rename the tenant: %s", r)
-	}
 	pages := []struct {
 		b    *browser
 		path string
@@ -85,5 +79,29 @@ func TestTitlesIsolateTheirValues(t *testing.T) {
 		if n := openBidi(page); n != 0 {
 			t.Errorf("GET %s: title %+q leaves %d directional override(s) open over the words after it", p.path, title, n)
 		}
+	}
+}
+
+// storeField sets one field of the JSON document stored at key, leaving
+// the rest as it is.
+func (e *env) storeField(key, field, value string) {
+	e.t.Helper()
+	ctx := context.Background()
+	b, err := e.rdb.Get(ctx, key).Bytes()
+	if err != nil {
+		e.t.Fatalf("read %s: %v", key, err)
+	}
+	var doc map[string]json.RawMessage
+	if err := json.Unmarshal(b, &doc); err != nil {
+		e.t.Fatalf("%s: %v", key, err)
+	}
+	if doc[field], err = json.Marshal(value); err != nil {
+		e.t.Fatal(err)
+	}
+	if b, err = json.Marshal(doc); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := e.rdb.Set(ctx, key, b, redis.KeepTTL).Err(); err != nil {
+		e.t.Fatalf("write %s: %v", key, err)
 	}
 }

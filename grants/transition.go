@@ -8,6 +8,7 @@ import (
 
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/keys"
+	"github.com/lockbox-oss/lockbox/internal/text"
 )
 
 // Actor is who takes an action, as the lifecycle sees them.
@@ -112,7 +113,7 @@ func New(in CreateInput, actor Actor, id string, now time.Time, cat Catalog) (Re
 	if utf8.RuneCountInString(in.Reason) > maxReason {
 		return Request{}, newErr(ErrInvalid, "invalid_reason", "reason must be at most %d characters", maxReason)
 	}
-	if !plainLines(in.Reason) {
+	if !text.Lines(in.Reason) {
 		return Request{}, newErr(ErrInvalid, "invalid_reason", "reason must have no control characters (escapes, lone carriage returns, bidirectional controls); line breaks and tabs are allowed")
 	}
 	if d := in.Duration.Std(); d <= 0 || d > MaxDuration {
@@ -199,7 +200,7 @@ func Apply(r Request, act Action, actor Actor, comment string, env Env) (Request
 	if utf8.RuneCountInString(comment) > maxComment {
 		return r, newErr(ErrInvalid, "invalid_comment", "comment must be at most %d characters", maxComment)
 	}
-	if !plainLines(comment) {
+	if !text.Lines(comment) {
 		return r, newErr(ErrInvalid, "invalid_comment", "comment must have no control characters (escapes, lone carriage returns, bidirectional controls); line breaks and tabs are allowed")
 	}
 	if retried(r, act, actor) {
@@ -444,39 +445,4 @@ func printable(s string) bool {
 		}
 	}
 	return true
-}
-
-// plainLines reports whether s is text that reads as it is written: no
-// C0 or C1 control (ESC starts a terminal escape, a lone CR rewrites the
-// line, NUL cuts it), no Unicode line or paragraph separator, and no
-// bidirectional control ("invoice\u202egnp.exe" shows as
-// "invoiceexe.png"), except line breaks (LF or CRLF, as a browser sends a
-// textarea's) and tabs. Comments and reasons reach tenant approvers in
-// mail and the admin center and stay in audit records, where such a
-// character would mislead the reader; both are typed in a textarea. The
-// set is the one notify.HeaderValue blanks.
-func plainLines(s string) bool {
-	for i, c := range s {
-		switch {
-		case c == '\n' || c == '\t':
-		case c == '\r' && strings.HasPrefix(s[i+1:], "\n"):
-		case misleading(c):
-			return false
-		}
-	}
-	return true
-}
-
-func misleading(c rune) bool {
-	switch {
-	case c < 0x20, c >= 0x7f && c <= 0x9f: // C0, DEL and C1
-		return true
-	case c == '\u061c', c == '\u200e', c == '\u200f': // bidirectional marks
-		return true
-	case c >= '\u2028' && c <= '\u202e': // separators, embeddings, overrides
-		return true
-	case c >= '\u2066' && c <= '\u2069': // isolates
-		return true
-	}
-	return false
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/lockbox-oss/lockbox/internal/events"
 	"github.com/lockbox-oss/lockbox/internal/fault"
 	"github.com/lockbox-oss/lockbox/internal/keys"
+	"github.com/lockbox-oss/lockbox/internal/text"
 )
 
 // Offboarded records the end of the provider's relationship with a tenant.
@@ -84,8 +85,8 @@ func (s *Store) Offboard(ctx context.Context, p identity.Principal, clientIP, te
 		return Tenant{}, invalid("%v", err)
 	}
 	reason = strings.TrimSpace(reason)
-	if reason == "" || utf8.RuneCountInString(reason) > MaxOffboardReason || strings.ContainsFunc(reason, isControl) {
-		e := fault.New(fault.ErrInvalid, "invalid_reason", "reason is required: 1-%d printable characters saying why the tenant is offboarded", MaxOffboardReason)
+	if reason == "" || utf8.RuneCountInString(reason) > MaxOffboardReason || !text.Line(reason) {
+		e := fault.New(fault.ErrInvalid, "invalid_reason", "reason is required: 1-%d printable characters on one line, with no control or bidirectional characters, saying why the tenant is offboarded", MaxOffboardReason)
 		e.Field = "reason"
 		return Tenant{}, e
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/lockbox-oss/lockbox/internal/fault"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 	"github.com/lockbox-oss/lockbox/internal/storedjson"
+	"github.com/lockbox-oss/lockbox/internal/text"
 )
 
 // Tenant is a tenant's registry entry: who the tenant is. Lockbox knows a
@@ -157,8 +158,10 @@ func (t *Tenant) normalize() error {
 		return invalidField("organization_id", "organization_id %q is not a GUID", t.OrganizationID)
 	}
 	t.DisplayName = strings.TrimSpace(t.DisplayName)
-	if t.DisplayName == "" || utf8.RuneCountInString(t.DisplayName) > maxDisplayName || strings.ContainsFunc(t.DisplayName, isControl) {
-		return invalidField("display_name", "display_name is required: 1-%d printable characters", maxDisplayName)
+	// The name heads the admin center's pages and the approvers' mail: one
+	// line that reads as written (internal/text).
+	if t.DisplayName == "" || utf8.RuneCountInString(t.DisplayName) > maxDisplayName || !text.Line(t.DisplayName) {
+		return invalidField("display_name", "display_name is required: 1-%d printable characters on one line, with no control or bidirectional characters", maxDisplayName)
 	}
 	if len(t.Domains) == 0 || len(t.Domains) > maxDomains {
 		return invalidField("domains", "domains: 1-%d domains are required: the tenant's users, and so its approvers, are user@domain of these", maxDomains)
@@ -188,8 +191,6 @@ func (t *Tenant) normalize() error {
 	t.GlobalAdmins = admins
 	return nil
 }
-
-func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
 
 // normalizeAddresses checks a list of plain e-mail addresses and drops
 // duplicates: addresses equal without ASCII case (foldUser) are one person,
