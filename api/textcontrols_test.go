@@ -68,7 +68,7 @@ func TestCommentsRefuseControls(t *testing.T) {
 
 // TestFilingRefusesControls: the filing reason may run over several lines
 // (the admin center shows it as written), but no other control character
-// reaches it.
+// reaches it; the service request number is one line with none.
 func TestFilingRefusesControls(t *testing.T) {
 	create := func(e *env, field, value string) result {
 		in := map[string]any{"tenant": "contoso", "service": "exchange", "service_request": "SR-1", "reason": "repair", "duration": "1h"}
@@ -79,15 +79,27 @@ func TestFilingRefusesControls(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			e := newEnv(t)
 			wantError(t, create(e, "reason", s), http.StatusBadRequest, "invalid_reason", "control")
+			// The support case number is one line: page titles, mail
+			// subjects and the engineer's list show it.
+			wantError(t, create(e, "service_request", "SR-"+s), http.StatusBadRequest, "invalid_service_request", "control")
 		})
 	}
 	t.Run("line breaks", func(t *testing.T) {
 		e := newEnv(t)
 		const reason = "Mailbox repair:\r\n\t1. export\n\t2. repair"
-		wantError(t, create(e, "service_request", "SR-1\nSR-2"), http.StatusBadRequest, "invalid_service_request", "printable")
+		for _, sr := range []string{"SR-1\nSR-2", "SR-1\r\nSR-2", "SR-1\tSR-2"} {
+			wantError(t, create(e, "service_request", sr), http.StatusBadRequest, "invalid_service_request", "printable")
+		}
 		got := decode[grants.Request](t, create(e, "reason", reason), http.StatusCreated)
 		if got.Reason != reason {
 			t.Errorf("reason stored as %q, want %q", got.Reason, reason)
+		}
+	})
+	t.Run("plain service request", func(t *testing.T) {
+		e := newEnv(t)
+		const sr = "SR-1 «日本»"
+		if got := decode[grants.Request](t, create(e, "service_request", sr), http.StatusCreated); got.ServiceRequest != sr {
+			t.Errorf("service_request stored as %q, want %q", got.ServiceRequest, sr)
 		}
 	})
 }

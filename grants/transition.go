@@ -103,8 +103,10 @@ func New(in CreateInput, actor Actor, id string, now time.Time, cat Catalog) (Re
 	if in.ServiceRequest == "" {
 		return Request{}, newErr(ErrInvalid, "invalid_service_request", "service_request (the support case number) is required")
 	}
-	if utf8.RuneCountInString(in.ServiceRequest) > maxServiceRequest || !printable(in.ServiceRequest) {
-		return Request{}, newErr(ErrInvalid, "invalid_service_request", "service_request must be at most %d printable characters", maxServiceRequest)
+	// The case number names the request in page titles, mail subjects and
+	// lists: one line that reads as written (internal/text).
+	if utf8.RuneCountInString(in.ServiceRequest) > maxServiceRequest || !text.Line(in.ServiceRequest) {
+		return Request{}, newErr(ErrInvalid, "invalid_service_request", "service_request must be at most %d printable characters on one line, with no control or bidirectional characters", maxServiceRequest)
 	}
 	in.Reason = strings.TrimSpace(in.Reason)
 	if in.Reason == "" {
@@ -436,13 +438,4 @@ func retried(r Request, act Action, actor Actor) bool {
 	// Provider and tenant subjects are separate namespaces: the kind must
 	// match as well as the subject.
 	return last.Action == act && last.Actor == actor.Principal.Subject && last.ActorKind == actor.kind() && last.To == r.State
-}
-
-func printable(s string) bool {
-	for _, c := range s {
-		if c < 0x20 || c == 0x7f {
-			return false
-		}
-	}
-	return true
 }
