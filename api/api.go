@@ -95,6 +95,9 @@ type Tenants interface {
 	Offboard(ctx context.Context, p identity.Principal, clientIP, tenant, reason string) (tenants.Tenant, error)
 	CanOffboard(p identity.Principal) error
 	Approvers(ctx context.Context, p identity.Principal, tenant string) (tenants.ApproverList, error)
+	// CanAssign returns the error AddApprover and RemoveApprover return
+	// for p before they look at the user, nil when p may make the change.
+	CanAssign(ctx context.Context, p identity.Principal, tenant string) error
 	AddApprover(ctx context.Context, p identity.Principal, clientIP, tenant, user string) error
 	RemoveApprover(ctx context.Context, p identity.Principal, clientIP, tenant, user string) error
 }

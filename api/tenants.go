@@ -207,6 +207,9 @@ func (s *server) listApprovers(w http.ResponseWriter, r *http.Request, p identit
 }
 
 func (s *server) addApprover(w http.ResponseWriter, r *http.Request, p identity.Principal) error {
+	if err := s.approverCall(w, r, p); err != nil {
+		return err
+	}
 	if err := s.cfg.Tenants.AddApprover(r.Context(), p, peer.IP(r), r.PathValue("tenant"), r.PathValue("user")); err != nil {
 		return err
 	}
@@ -215,9 +218,24 @@ func (s *server) addApprover(w http.ResponseWriter, r *http.Request, p identity.
 }
 
 func (s *server) removeApprover(w http.ResponseWriter, r *http.Request, p identity.Principal) error {
+	if err := s.approverCall(w, r, p); err != nil {
+		return err
+	}
 	if err := s.cfg.Tenants.RemoveApprover(r.Context(), p, peer.IP(r), r.PathValue("tenant"), r.PathValue("user")); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// approverCall checks what assigning or removing an approver is sent with:
+// the right first, so that a caller without it learns nothing from how
+// the call is formed, then the body. The path names the change whole; a
+// body would be a client that means something the call does not do (a
+// list of users, a role), so it is refused rather than ignored.
+func (s *server) approverCall(w http.ResponseWriter, r *http.Request, p identity.Principal) error {
+	if err := s.cfg.Tenants.CanAssign(r.Context(), p, r.PathValue("tenant")); err != nil {
+		return err
+	}
+	return s.noBody(w, r)
 }

@@ -427,6 +427,13 @@ func (s *Store) actsForTenant(ctx context.Context, p identity.Principal, tenant 
 // canAssign is the rule for assigning approvers: the tenant's global
 // administrators only (Tenant.ActsAsGlobalAdmin). It returns the registry
 // entry the assignment is checked against.
+// CanAssign returns the error AddApprover and RemoveApprover return for p
+// before they look at the user, nil when p may assign tenant's approvers.
+func (s *Store) CanAssign(ctx context.Context, p identity.Principal, tenant string) error {
+	_, err := s.canAssign(ctx, p, tenant)
+	return err
+}
+
 func (s *Store) canAssign(ctx context.Context, p identity.Principal, tenant string) (Tenant, error) {
 	if err := keys.ValidTenant(tenant); err != nil {
 		return Tenant{}, fault.New(fault.ErrInvalid, "invalid_tenant", "%v", err)
