@@ -268,20 +268,30 @@ func actor(r *http.Request, p identity.Principal) grants.Actor {
 	return grants.Actor{Principal: p, ClientIP: peer.IP(r)}
 }
 
-// noBody refuses a request body on a route that takes none; blank space
-// counts as none, as decode counts it.
-func (s *server) noBody(w http.ResponseWriter, r *http.Request) error {
+// readBody reads r's body, at most MaxBodyBytes of it: a longer one is
+// 413, told by its Content-Length before anything is read when it has one.
+func (s *server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	n := s.cfg.MaxBodyBytes
 	tooLarge := httperr.New(http.StatusRequestEntityTooLarge, "body_too_large", "the request body is larger than %d bytes", n)
 	if r.ContentLength > n {
-		return tooLarge
+		return nil, tooLarge
 	}
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, n))
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return tooLarge
+			return nil, tooLarge
 		}
-		return httperr.New(http.StatusBadRequest, "invalid_body", "the request body could not be read")
+		return nil, httperr.New(http.StatusBadRequest, "invalid_body", "the request body could not be read")
+	}
+	return b, nil
+}
+
+// noBody refuses a request body on a route that takes none; blank space
+// counts as none, as decode counts it.
+func (s *server) noBody(w http.ResponseWriter, r *http.Request) error {
+	b, err := s.readBody(w, r)
+	if err != nil {
+		return err
 	}
 	if len(bytes.TrimSpace(b)) != 0 {
 		return httperr.New(http.StatusBadRequest, "invalid_json", "this call takes no request body: the path names the tenant and the user")
@@ -292,17 +302,9 @@ func (s *server) noBody(w http.ResponseWriter, r *http.Request) error {
 // decode reads the JSON body of r into dst. An empty body is accepted only
 // when optional, and then leaves dst as it is.
 func (s *server) decode(w http.ResponseWriter, r *http.Request, dst any, optional bool) error {
-	n := s.cfg.MaxBodyBytes
-	tooLarge := httperr.New(http.StatusRequestEntityTooLarge, "body_too_large", "the request body is larger than %d bytes", n)
-	if r.ContentLength > n {
-		return tooLarge
-	}
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, n))
+	b, err := s.readBody(w, r)
 	if err != nil {
-		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return tooLarge
-		}
-		return httperr.New(http.StatusBadRequest, "invalid_body", "the request body could not be read")
+		return err
 	}
 	if len(bytes.TrimSpace(b)) == 0 {
 		if optional {
