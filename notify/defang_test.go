@@ -157,6 +157,9 @@ func TestHeaderValue(t *testing.T) {
 		{"a\u2028b\u2029c", "a b c"},
 		// Printable characters near the ranges stay.
 		{"é\u00a0ü \u2030 \u2065", "é\u00a0ü \u2030 \u2065"},
+		// Bytes that are no UTF-8 are left as they are; a run at an end
+		// goes with the space around it.
+		{"\x1ba\xffb\xc3\x00c\t", "a\xffb\xc3 c"},
 	} {
 		if got := notify.HeaderValue(tc.in); got != tc.want {
 			t.Errorf("HeaderValue(%q) = %q, want %q", tc.in, got, tc.want)

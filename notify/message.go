@@ -11,6 +11,7 @@ import (
 
 	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/internal/keys"
+	"github.com/lockbox-oss/lockbox/internal/text"
 )
 
 // Message is one rendered e-mail.
@@ -343,13 +344,6 @@ func identityAddress(s string) bool {
 }
 
 var (
-	// controlRE is what HeaderValue replaces: C0 and C1 control
-	// characters (a mail client may break a line at NEL, U+0085), the
-	// Unicode line and paragraph separators, and the bidirectional
-	// controls (marks, embeddings, overrides, isolates), which make text
-	// read in another order than it is ("\u202egnp.exe" shows as
-	// "exe.png").
-	controlRE = regexp.MustCompile(`[\x00-\x1f\x7f-\x{9f}\x{61c}\x{200e}\x{200f}\x{2028}-\x{202e}\x{2066}-\x{2069}]+`)
 	// uncRE is the start of a UNC path, "\\host": Outlook links one, and
 	// opening it makes Windows sign in to the host with NTLM, leaking the
 	// reader's credentials hash. Any character after the two backslashes
@@ -395,8 +389,33 @@ var maxLinkScheme = func() int {
 // HeaderValue returns s on one line: CR, LF and other control characters
 // become spaces, so a value can't add a header, and bidirectional controls
 // too, so a value reads in the order it is written.
+//
+// What it replaces is text.Misleading, the set the domain refuses in new
+// text: C0 and C1 controls (a mail client may break a line at NEL,
+// U+0085), the Unicode line and paragraph separators, and the
+// bidirectional controls. A run of them becomes one space; bytes that are
+// not UTF-8 are left as they are.
 func HeaderValue(s string) string {
-	return strings.TrimSpace(controlRE.ReplaceAllString(s, " "))
+	if !strings.ContainsFunc(s, text.Misleading) {
+		return strings.TrimSpace(s)
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	inRun := false
+	for i := 0; i < len(s); {
+		c, n := utf8.DecodeRuneInString(s[i:])
+		if c != utf8.RuneError && text.Misleading(c) {
+			if !inRun {
+				b.WriteByte(' ')
+			}
+			inRun = true
+		} else {
+			b.WriteString(s[i : i+n])
+			inRun = false
+		}
+		i += n
+	}
+	return strings.TrimSpace(b.String())
 }
 
 // Defang neutralizes anything in user-supplied text that a mail client

@@ -4,7 +4,7 @@
 // it read otherwise than it was written would mislead the reader: ESC
 // starts a terminal escape, a lone CR rewrites the line, NUL cuts it, and
 // a bidirectional override shows "invoice\u202egnp.exe" as
-// "invoiceexe.png". The refused set is the one notify.HeaderValue blanks.
+// "invoiceexe.png". notify.HeaderValue blanks the same set in mail headers.
 package text
 
 import "strings"
