@@ -266,7 +266,7 @@ func TestAuditExport(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(rows) != 601 || strings.Join(rows[0], ",") != "CreationTime,UserIds,Operations,AuditData" {
+		if len(rows) != 601 || strings.Join(rows[0], ",") != "CreationDate,UserIds,Operations,AuditData" {
 			t.Fatalf("%d rows, header %v", len(rows), rows[0])
 		}
 		var rec record.Record
@@ -294,7 +294,7 @@ func TestAuditExport(t *testing.T) {
 	})
 	t.Run("empty range is just the header", func(t *testing.T) {
 		r := e.do(contosoAdmin, "GET", "/v1/audit/export?tenant=contoso&user=nobody", nil)
-		if r.status != 200 || string(r.body) != "CreationTime,UserIds,Operations,AuditData\n" {
+		if r.status != 200 || string(r.body) != "CreationDate,UserIds,Operations,AuditData\n" {
 			t.Fatalf("status %d body %q", r.status, r.body)
 		}
 	})

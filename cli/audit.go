@@ -192,7 +192,7 @@ func (e *env) auditExport() *cobra.Command {
 		},
 	}
 	e.registerAuditFlags(cmd, &af)
-	cmd.Flags().StringVar(&format, "format", "jsonl", "jsonl (one record a line) or csv")
+	cmd.Flags().StringVar(&format, "format", "jsonl", "jsonl (one record a line) or csv (the columns CreationDate, UserIds, Operations and AuditData, as the Microsoft 365 audit export has them)")
 	cmd.Flags().StringVar(&outFile, "out", "", "write to FILE (only once the export is complete) instead of stdout, which must not be a terminal")
 	_ = cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"jsonl", "csv"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd

@@ -195,7 +195,7 @@ func defaultReply(method, path string, q url.Values, body []byte) reply {
 		return ok(audit.Verification{Tenant: tenant, OK: true, Records: 3})
 	case method == "GET" && path == "/v1/audit/export":
 		if q.Get("format") == "csv" {
-			return reply{http.StatusOK, "CreationTime,UserIds,Operations,AuditData\n"}
+			return reply{http.StatusOK, "CreationDate,UserIds,Operations,AuditData\n"}
 		}
 		return reply{http.StatusOK, mustJSON(sampleRecords()[0]) + "\n"}
 	}
@@ -920,7 +920,7 @@ func TestCommands(t *testing.T) {
 			wantCalls: []call{{Method: "GET", Path: "/v1/audit", Query: "tenant=contoso"}},
 			check: func(t *testing.T, out string) {
 				rows, err := csv.NewReader(strings.NewReader(out)).ReadAll()
-				if err != nil || len(rows) != 2 || strings.Join(rows[0], ",") != "CreationTime,UserIds,Operations,AuditData" {
+				if err != nil || len(rows) != 2 || strings.Join(rows[0], ",") != "CreationDate,UserIds,Operations,AuditData" {
 					t.Fatalf("csv %q: %v", out, err)
 				}
 				if rows[1][0] != "2026-03-04T10:00:00Z" || rows[1][1] != "alice@contoso.com" || rows[1][2] != record.OpTenantDecision || !sameJSON(rows[1][3], mustJSON(sampleRecords()[0])) {
@@ -957,7 +957,7 @@ func TestCommands(t *testing.T) {
 			args:      []string{"audit", "export", "--tenant", "contoso", "--format", "csv"},
 			wantCalls: []call{{Method: "GET", Path: "/v1/audit/export", Query: "format=csv&tenant=contoso"}},
 			check: func(t *testing.T, out string) {
-				if out != "CreationTime,UserIds,Operations,AuditData\n" {
+				if out != "CreationDate,UserIds,Operations,AuditData\n" {
 					t.Errorf("output = %q", out)
 				}
 			},
@@ -1023,7 +1023,7 @@ func TestCommands(t *testing.T) {
 			name:      "request activity as csv",
 			args:      []string{"request", "activity", reqID, "-o", "csv"},
 			wantCalls: []call{{Method: "GET", Path: "/v1/requests/" + reqID + "/activity"}},
-			wantOut:   []string{"CreationTime,UserIds,Operations,AuditData\n2026-03-04T10:00:00Z,alice@contoso.com,Set-AccessToCustomerDataRequest,"},
+			wantOut:   []string{"CreationDate,UserIds,Operations,AuditData\n2026-03-04T10:00:00Z,alice@contoso.com,Set-AccessToCustomerDataRequest,"},
 		},
 		{
 			name:      "audit verify without a tenant leaves it to the server",
@@ -1576,7 +1576,7 @@ func TestAuditExportToFile(t *testing.T) {
 		t.Fatalf("exit %d, stdout %q, stderr %q", res.code, res.stdout, res.stderr)
 	}
 	b, err := os.ReadFile(out)
-	if err != nil || string(b) != "CreationTime,UserIds,Operations,AuditData\n" {
+	if err != nil || string(b) != "CreationDate,UserIds,Operations,AuditData\n" {
 		t.Fatalf("file = %q, %v", b, err)
 	}
 	// A failed export leaves no file behind, not even a partial one.

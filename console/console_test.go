@@ -1159,7 +1159,7 @@ func TestAuditPage(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(rows) == 0 || !slices.Equal(rows[0], []string{"CreationTime", "UserIds", "Operations", "AuditData"}) {
+		if len(rows) == 0 || !slices.Equal(rows[0], []string{"CreationDate", "UserIds", "Operations", "AuditData"}) {
 			t.Fatalf("header row: %v", rows)
 		}
 		var found bool

@@ -220,12 +220,12 @@ func TestREADMEWalkthrough(t *testing.T) {
 	// The search's CSV (the only one printed; the export goes to a file)
 	// lists the walked request's filing, by the engineer: a search whose
 	// bounds miss lockbox dev's fresh records prints its header alone.
-	if _, rows, ok := bytes.Cut(out, []byte("CreationTime,UserIds,Operations,AuditData\n")); !ok {
+	if _, rows, ok := bytes.Cut(out, []byte("CreationDate,UserIds,Operations,AuditData\n")); !ok {
 		t.Errorf("README's audit search printed no CSV:\n%s", out)
 	} else if first, _, _ := bytes.Cut(rows, []byte("\n")); !bytes.Contains(first, []byte(",Microsoft Operator,")) {
 		t.Errorf("README's audit search printed no record of the engineer's after its header, but %q", first)
 	}
-	if csv, err := os.ReadFile(filepath.Join(work, "contoso-audit.csv")); err != nil || !bytes.HasPrefix(csv, []byte("CreationTime,UserIds,Operations,AuditData\n")) {
+	if csv, err := os.ReadFile(filepath.Join(work, "contoso-audit.csv")); err != nil || !bytes.HasPrefix(csv, []byte("CreationDate,UserIds,Operations,AuditData\n")) {
 		t.Errorf("audit export --out contoso-audit.csv: %v %.200q", err, csv)
 	}
 

@@ -293,14 +293,14 @@ func TestCalls(t *testing.T) {
 		},
 		{
 			name:     "export streams the body",
-			respBody: "CreationTime,UserIds,Operations,AuditData\n",
+			respBody: "CreationDate,UserIds,Operations,AuditData\n",
 			invoke: func(c *Client) (any, error) {
 				var b strings.Builder
 				err := c.ExportAudit(ctx, AuditQuery{Tenant: "contoso", Operation: "Get-Mailbox", Cursor: "ignored", Limit: 3}, "csv", &b)
 				return b.String(), err
 			},
 			want:    call{Method: "GET", Path: "/v1/audit/export", Query: "format=csv&operation=Get-Mailbox&tenant=contoso"},
-			wantOut: "CreationTime,UserIds,Operations,AuditData\n",
+			wantOut: "CreationDate,UserIds,Operations,AuditData\n",
 		},
 	}
 	for _, tt := range tests {

@@ -6,10 +6,13 @@ import (
 )
 
 // CSVHeader is the header row of a CSV export. The columns are those of the
-// unified audit log's export, so spreadsheets and scripts written for it
-// read Lockbox's too: the whole record is the JSON in AuditData.
+// unified audit log's export (and the properties of Search-UnifiedAuditLog's
+// results), so spreadsheets and scripts written for it read Lockbox's too:
+// the whole record is the JSON in AuditData. The first column is
+// CreationDate there, while the record inside AuditData names the same
+// time CreationTime, as the unified audit log's JSON does.
 func CSVHeader() []string {
-	return []string{"CreationTime", "UserIds", "Operations", "AuditData"}
+	return []string{"CreationDate", "UserIds", "Operations", "AuditData"}
 }
 
 // CSVRow is r as one row under CSVHeader.

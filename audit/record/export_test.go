@@ -240,7 +240,7 @@ func TestExportCarriesTheQuery(t *testing.T) {
 	if err != nil || len(rows) != 3 {
 		t.Fatalf("CSV: %d rows, %v", len(rows), err)
 	}
-	if got := strings.Join(rows[0], ","); got != "CreationTime,UserIds,Operations,AuditData" {
+	if got := strings.Join(rows[0], ","); got != "CreationDate,UserIds,Operations,AuditData" {
 		t.Errorf("CSV header %s", got)
 	}
 	for i, row := range rows[1:] {
