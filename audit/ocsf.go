@@ -15,8 +15,20 @@ import (
 //     DataCenterSecurityCmdlet) map their HTTP method to the activity: GET/HEAD → Read, POST → Create, PUT/PATCH →
 //     Update, DELETE → Delete; their method, path and query string are also
 //     the event's http_request, where a SIEM looks for what was called;
-//   - control-plane records (requests, decisions, settings, approvers) are
-//     activity 99 "Other", the operation naming what happened.
+//   - control-plane records map their operation to what it did to the
+//     object it names (ocsfControlActivities): filing a request,
+//     onboarding a tenant and assigning an approver Create; decisions, a
+//     request's end, settings, registry changes and a re-driven
+//     notification Update; removing an approver and offboarding a tenant
+//     Delete. The operation, in api.operation, still says which.
+//
+// Each is an API Activity rather than, say, an IAM Entity Management or
+// User Access Management event: every control-plane record is a call on
+// Lockbox's API (or Lockbox's own sweep ending a request), the class's
+// required api, actor and src_endpoint are what the record holds, and one
+// class keeps a SIEM's queries on class_uid 6003 finding every record.
+// A control-plane operation this version does not know (a newer
+// Lockbox's, during a rolling upgrade) is activity 99 "Other".
 //
 // Fields without an OCSF home (tenant, workload, decision, comment, a
 // cmdlet's Parameters, a change's ModifiedProperties, ...) go under
@@ -33,6 +45,29 @@ const (
 	OCSFActivityDelete = 4
 	OCSFActivityOther  = 99
 )
+
+// ocsfControlActivities is the activity of each control-plane operation
+// (record.Operations). A request keeps its history when it is decided,
+// canceled, revoked, expired or completed, so each of those Updates it.
+// Offboarding leaves the tenant's registry entry, marked offboarded, and
+// its audit log readable, but ends the tenant's service (no request,
+// decision or change is taken any more), as Remove- says: Delete.
+var ocsfControlActivities = map[string]int{
+	record.OpNewRequest:          OCSFActivityCreate,
+	record.OpManagerDecision:     OCSFActivityUpdate,
+	record.OpTenantDecision:      OCSFActivityUpdate,
+	record.OpCancelRequest:       OCSFActivityUpdate,
+	record.OpRevokeAccess:        OCSFActivityUpdate,
+	record.OpExpireRequest:       OCSFActivityUpdate,
+	record.OpCompleteAccess:      OCSFActivityUpdate,
+	record.OpSetSettings:         OCSFActivityUpdate,
+	record.OpAddApprover:         OCSFActivityCreate,
+	record.OpRemoveApprover:      OCSFActivityDelete,
+	record.OpOnboardTenant:       OCSFActivityCreate,
+	record.OpUpdateTenant:        OCSFActivityUpdate,
+	record.OpOffboardTenant:      OCSFActivityDelete,
+	record.OpRedriveNotification: OCSFActivityUpdate,
+}
 
 var ocsfActivityNames = map[int]string{
 	OCSFActivityCreate: "Create",
@@ -149,6 +184,8 @@ func OCSF(r record.Record) OCSFEvent {
 	activity := OCSFActivityOther
 	if r.Operator() {
 		activity = ocsfActivity(r.LockboxMethod)
+	} else if a, ok := ocsfControlActivities[r.Operation]; ok {
+		activity = a
 	}
 	e := OCSFEvent{
 		ActivityID:   activity,

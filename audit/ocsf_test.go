@@ -2,6 +2,7 @@ package audit
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -19,9 +20,14 @@ func TestOCSFActivities(t *testing.T) {
 			t.Errorf("%s: %d %d %q", method, e.ActivityID, e.TypeUID, e.ActivityName)
 		}
 	}
-	// A control-plane record with a method is still "Other".
-	if e := OCSF(record.Record{RecordType: record.RecordTypeExchangeAdmin, LockboxMethod: "DELETE", Operation: record.OpRevokeAccess}); e.ActivityID != OCSFActivityOther || e.API.Operation != record.OpRevokeAccess {
+	// A control-plane record's activity comes from its operation, never
+	// from a method it holds; one whose operation this version does not
+	// know (a newer Lockbox's) is "Other".
+	if e := OCSF(record.Record{RecordType: record.RecordTypeExchangeAdmin, LockboxMethod: "DELETE", Operation: record.OpNewRequest}); e.ActivityID != OCSFActivityCreate || e.API.Operation != record.OpNewRequest {
 		t.Errorf("control plane: %+v", e)
+	}
+	if e := OCSF(record.Record{RecordType: record.RecordTypeExchangeAdmin, LockboxMethod: "DELETE", Operation: "Set-SomethingNewer"}); e.ActivityID != OCSFActivityOther || e.TypeUID != 600399 {
+		t.Errorf("unknown control-plane operation: %+v", e)
 	}
 	if e := OCSF(record.Record{ResultStatus: "Failed"}); e.StatusID != 2 || e.Status != "Failure" {
 		t.Errorf("failed: %+v", e)
@@ -91,38 +97,147 @@ func TestOCSFRequiredAttributes(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		var e map[string]any
-		if err := json.Unmarshal(b, &e); err != nil {
-			t.Fatalf("%s: %v", name, err)
+		for _, problem := range ocsfMissing(b) {
+			t.Errorf("%s: %s: %s", name, problem, b)
 		}
-		get := func(path ...string) any {
-			var v any = e
-			for _, k := range path {
-				m, _ := v.(map[string]any)
-				v = m[k]
+	}
+}
+
+// ocsfMissing lists what b, one OCSF line, lacks of what the schema (1.1)
+// requires of an API Activity event: the base event's activity_id,
+// category_uid, class_uid, type_uid, time (not before the epoch),
+// severity_id and metadata (version, product.vendor_name), and the class's
+// actor (a user with a name or uid: the user object's "at least one of
+// account, name, uid"), api (its operation) and src_endpoint (one of its
+// identifying attributes: the network endpoint's "at least one of ip,
+// uid, name, hostname, svc_name, ..."). It also checks that the numbers
+// and names agree: type_uid is class_uid*100 + activity_id, and the names
+// are the class's and activity's.
+func ocsfMissing(b []byte) []string {
+	var e map[string]any
+	if err := json.Unmarshal(b, &e); err != nil {
+		return []string{err.Error()}
+	}
+	get := func(path ...string) any {
+		var v any = e
+		for _, k := range path {
+			m, _ := v.(map[string]any)
+			v = m[k]
+		}
+		return v
+	}
+	var missing []string
+	for _, k := range []string{"activity_id", "category_uid", "class_uid", "type_uid", "time", "severity_id"} {
+		if _, ok := get(k).(float64); !ok {
+			missing = append(missing, fmt.Sprintf("%s = %v, want a number", k, get(k)))
+		}
+	}
+	if ms, _ := get("time").(float64); ms < 0 {
+		missing = append(missing, fmt.Sprintf("time %v is before the epoch", ms))
+	}
+	for _, path := range [][]string{{"metadata", "version"}, {"metadata", "product", "vendor_name"}, {"api", "operation"}} {
+		if s, _ := get(path...).(string); s == "" {
+			missing = append(missing, fmt.Sprintf("%v is empty", path))
+		}
+	}
+	if get("actor", "user", "name") == nil && get("actor", "user", "uid") == nil {
+		missing = append(missing, "actor.user has neither name nor uid")
+	}
+	src, _ := get("src_endpoint").(map[string]any)
+	if !slices.ContainsFunc([]string{"ip", "uid", "name", "hostname", "svc_name", "instance_uid", "interface_uid", "interface_name"},
+		func(k string) bool { s, _ := src[k].(string); return s != "" }) {
+		missing = append(missing, "src_endpoint identifies nothing")
+	}
+	class, _ := get("class_uid").(float64)
+	activity, _ := get("activity_id").(float64)
+	if typ, _ := get("type_uid").(float64); typ != class*100+activity {
+		missing = append(missing, fmt.Sprintf("type_uid %v is not class_uid %v * 100 + activity_id %v", typ, class, activity))
+	}
+	if class != 6003 || get("class_name") != "API Activity" || get("category_uid") != float64(6) || get("category_name") != "Application Activity" {
+		missing = append(missing, fmt.Sprintf("class %v %v, category %v %v: want API Activity (6003) in Application Activity (6)",
+			class, get("class_name"), get("category_uid"), get("category_name")))
+	}
+	if name := apiActivityNames[int(activity)]; get("activity_name") != name || get("type_name") != "API Activity: "+name {
+		missing = append(missing, fmt.Sprintf("activity %v named %v, type %v: want %q", activity, get("activity_name"), get("type_name"), name))
+	}
+	return missing
+}
+
+// apiActivityNames are OCSF 1.1's names of the API Activity class's
+// activity_id values.
+var apiActivityNames = map[int]string{0: "Unknown", 1: "Create", 2: "Read", 3: "Update", 4: "Delete", 99: "Other"}
+
+// TestOCSFControlPlaneActivities: every operation the control plane
+// records maps to the API Activity that says what it did to its object, so
+// a SIEM can tell a request filed from one decided, and an approver
+// assigned from one removed, by activity_id as by the operation: filing a
+// request, onboarding a tenant and assigning an approver create what they
+// name; decisions, the ends of requests, settings, registry changes and a
+// re-driven notification update theirs (a request stays, in its final
+// state, in the tenant's history); removing an approver and offboarding a
+// tenant delete the assignment and end the tenant's service. None is
+// "Other", and each event is one a validating SIEM takes. The records are
+// as the control plane writes them: a tenant's user, a provider label, or
+// Lockbox itself with no client address.
+func TestOCSFControlPlaneActivities(t *testing.T) {
+	want := map[string]int{
+		record.OpNewRequest:          OCSFActivityCreate,
+		record.OpManagerDecision:     OCSFActivityUpdate,
+		record.OpTenantDecision:      OCSFActivityUpdate,
+		record.OpCancelRequest:       OCSFActivityUpdate,
+		record.OpRevokeAccess:        OCSFActivityUpdate,
+		record.OpExpireRequest:       OCSFActivityUpdate,
+		record.OpCompleteAccess:      OCSFActivityUpdate,
+		record.OpSetSettings:         OCSFActivityUpdate,
+		record.OpAddApprover:         OCSFActivityCreate,
+		record.OpRemoveApprover:      OCSFActivityDelete,
+		record.OpOnboardTenant:       OCSFActivityCreate,
+		record.OpUpdateTenant:        OCSFActivityUpdate,
+		record.OpOffboardTenant:      OCSFActivityDelete,
+		record.OpRedriveNotification: OCSFActivityUpdate,
+	}
+	now := record.Time{Time: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)}
+	for _, op := range record.Operations {
+		t.Run(op, func(t *testing.T) {
+			w, ok := want[op]
+			if !ok {
+				t.Fatalf("%s has no expected activity: say what it does to its object", op)
 			}
-			return v
-		}
-		for _, k := range []string{"activity_id", "category_uid", "class_uid", "type_uid", "time", "severity_id"} {
-			if _, ok := get(k).(float64); !ok {
-				t.Errorf("%s: %s = %v, want a number: %s", name, k, get(k), b)
+			r := record.Record{Id: "1", CreationTime: now, Operation: op, RecordType: record.RecordTypeExchangeAdmin,
+				ResultStatus: record.ResultSucceeded, LockboxTenant: "contoso", Workload: record.WorkloadLockbox, ObjectId: "contoso"}
+			switch op {
+			case record.OpExpireRequest, record.OpCompleteAccess:
+				r.UserId, r.UserType = record.SystemUserID, record.UserTypeSystem
+			case record.OpNewRequest, record.OpCancelRequest:
+				r.UserId, r.UserType, r.ClientIP, r.ProviderUserId = record.OperatorUserID, record.UserTypeDcAdmin, "192.0.2.10", "alice@provider.example"
+			case record.OpManagerDecision, record.OpOnboardTenant, record.OpUpdateTenant, record.OpOffboardTenant, record.OpRedriveNotification:
+				r.UserId, r.UserType, r.ClientIP, r.ProviderUserId = record.ProviderUserID, record.UserTypeDcAdmin, "192.0.2.11", "mary@provider.example"
+			default:
+				r.UserId, r.UserType, r.ClientIP = "carol@contoso.example", record.UserTypeAdmin, "198.51.100.7"
 			}
-		}
-		if ms, _ := get("time").(float64); ms < 0 {
-			t.Errorf("%s: time %v is before the epoch: %s", name, ms, b)
-		}
-		for _, path := range [][]string{{"metadata", "version"}, {"metadata", "product", "vendor_name"}, {"api", "operation"}} {
-			if s, _ := get(path...).(string); s == "" {
-				t.Errorf("%s: %v is empty: %s", name, path, b)
+			r.UserKey, r.Version = r.UserId, record.SchemaVersion
+			b, err := ocsfLine(string(r.AppendJSON(nil)), nil)
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
-		if get("actor", "user", "name") == nil && get("actor", "user", "uid") == nil {
-			t.Errorf("%s: actor.user has neither name nor uid: %s", name, b)
-		}
-		src, _ := get("src_endpoint").(map[string]any)
-		if !slices.ContainsFunc([]string{"ip", "uid", "name", "hostname", "svc_name", "instance_uid", "interface_uid", "interface_name"},
-			func(k string) bool { s, _ := src[k].(string); return s != "" }) {
-			t.Errorf("%s: src_endpoint identifies nothing: %s", name, b)
+			var e OCSFEvent
+			if err := json.Unmarshal(b, &e); err != nil {
+				t.Fatal(err)
+			}
+			if e.ActivityID != w || e.TypeUID != e.ClassUID*100+w {
+				t.Errorf("activity %d (%s), type %d; want %d (%s), %d: %s", e.ActivityID, e.ActivityName, e.TypeUID, w, apiActivityNames[w], e.ClassUID*100+w, b)
+			}
+			if e.StatusID != 1 || e.Status != "Success" || e.API.Operation != op {
+				t.Errorf("status %d %q, operation %q: %s", e.StatusID, e.Status, e.API.Operation, b)
+			}
+			for _, problem := range ocsfMissing(b) {
+				t.Error(problem)
+			}
+		})
+	}
+	for op := range want {
+		if !slices.Contains(record.Operations, op) {
+			t.Errorf("%s is expected but not in record.Operations", op)
 		}
 	}
 }

@@ -398,7 +398,7 @@ func TestSIEMOCSF(t *testing.T) {
 	}{
 		{audit.OCSFActivityRead, record.OperatorUserID, "alice"},
 		{audit.OCSFActivityDelete, record.OperatorUserID, "alice"},
-		{audit.OCSFActivityOther, "carol@contoso.example", ""},
+		{audit.OCSFActivityUpdate, "carol@contoso.example", ""},
 	}
 	lines := sink.got()
 	for i, w := range wants {
