@@ -228,8 +228,13 @@ func OCSF(r record.Record) OCSFEvent {
 		// would make a validating SIEM refuse the event.
 		e.SrcEndpoint.SvcName = ocsfProduct
 	}
+	// Lockbox writes Succeeded on every record (Log.Prepare); one without
+	// a ResultStatus did not come from it and says nothing of the
+	// outcome, which a Success would claim to the SIEM.
 	switch r.ResultStatus {
-	case record.ResultSucceeded, "":
+	case "":
+		e.StatusID, e.Status = 0, "Unknown"
+	case record.ResultSucceeded:
 		e.StatusID, e.Status = 1, "Success"
 	case "Failed":
 		e.StatusID, e.Status = 2, "Failure"

@@ -242,6 +242,38 @@ func TestOCSFControlPlaneActivities(t *testing.T) {
 	}
 }
 
+// TestOCSFStatusFollowsResultStatus: the event's status is what the
+// record's ResultStatus says, and no more. Lockbox writes Succeeded on
+// every record; a record that names no result (the stream takes any
+// bytes) says nothing of how the action went, so its event is Unknown
+// rather than a Success the SIEM would count as one.
+func TestOCSFStatusFollowsResultStatus(t *testing.T) {
+	for _, tc := range []struct {
+		result string
+		id     int
+		status string
+		detail string
+	}{
+		{record.ResultSucceeded, 1, "Success", ""},
+		{"Failed", 2, "Failure", ""},
+		{"PartiallySucceeded", 99, "Other", "PartiallySucceeded"},
+		{"", 0, "Unknown", ""},
+	} {
+		r := record.Record{Id: "1", Operation: record.OpNewRequest, RecordType: record.RecordTypeExchangeAdmin, UserId: record.OperatorUserID, ResultStatus: tc.result}
+		b, err := ocsfLine(string(r.AppendJSON(nil)), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var e OCSFEvent
+		if err := json.Unmarshal(b, &e); err != nil {
+			t.Fatal(err)
+		}
+		if e.StatusID != tc.id || e.Status != tc.status || e.StatusDetail != tc.detail {
+			t.Errorf("ResultStatus %q: status %d %q %q; want %d %q %q", tc.result, e.StatusID, e.Status, e.StatusDetail, tc.id, tc.status, tc.detail)
+		}
+	}
+}
+
 // TestOCSFKeepsParametersAndChanges: a cmdlet record's Parameters and a
 // change's ModifiedProperties have no OCSF home either, so they go under
 // unmapped with their audit log names and shape: a SIEM reading OCSF
