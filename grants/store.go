@@ -994,7 +994,8 @@ func (s *Store) settle(ctx context.Context, tenant, id string) (Request, error) 
 // settled request is committed and the action fails: fn is still called,
 // on the request as it was, so that its error says whether the actor may
 // take the action at all (ErrForbidden) or may but is too late (a
-// TransitionError naming the new state).
+// TransitionError naming the new state). A retry of an action the actor
+// took before is no action: it succeeds, with the settled request.
 func (s *Store) update(ctx context.Context, tenant, id string, act Action, fn func(Request, Env) (Request, error)) (Request, error) {
 	r, _, err := s.commit(ctx, tenant, id, act, fn)
 	return r, err
@@ -1034,8 +1035,13 @@ func (s *Store) commit(ctx context.Context, tenant, id string, act Action, fn fu
 					return err
 				case err == nil:
 					// Apply settles first and refuses every action on a
-					// request it settled; this is a safety net.
-					actErr = &TransitionError{Action: act, State: next.State}
+					// request it settled but a retry of one taken
+					// before, which adds nothing to the settlement. This
+					// is a safety net: an action that would add more is
+					// refused, and only the settlement is written.
+					if len(applied.History) != len(next.History) {
+						actErr = &TransitionError{Action: act, State: next.State}
+					}
 				default:
 					actErr = err
 				}

@@ -183,9 +183,11 @@ func Settle(r Request, now time.Time) (Request, bool) {
 // no secret from them, and it tells them why; a 403 would tell them they
 // lack a right they have.
 //
-// Retrying an action that already took effect (same actor, same action, the
-// request still in the state it produced) returns r unchanged and no error,
-// so clients can retry safely.
+// Retrying an action that already took effect (the same actor took the
+// same action at the same stage: see retried) returns r as it is now and no
+// error, whatever happened to r since, so clients can retry safely: a
+// manager whose reply was lost retries into a request the tenant decided
+// meanwhile, and learns its state rather than that it conflicts.
 func Apply(r Request, act Action, actor Actor, comment string, env Env) (Request, error) {
 	p := actor.Principal
 	// Time settles r first, so that a request is never decided after it
@@ -196,6 +198,11 @@ func Apply(r Request, act Action, actor Actor, comment string, env Env) (Request
 	if err != nil {
 		return r, err
 	}
+	if retried(r, act, actor, stage) {
+		// Nothing to write but what time settled: the retry's comment is
+		// not recorded, so it is not judged either.
+		return r, nil
+	}
 	if settled {
 		return r, &TransitionError{Action: act, State: r.State}
 	}
@@ -204,9 +211,6 @@ func Apply(r Request, act Action, actor Actor, comment string, env Env) (Request
 	}
 	if !text.Lines(comment) {
 		return r, newErr(ErrInvalid, "invalid_comment", "comment must have no control characters (escapes, lone carriage returns, bidirectional controls); line breaks and tabs are allowed")
-	}
-	if retried(r, act, actor) {
-		return r, nil
 	}
 	now := env.Now.UTC()
 	switch act {
@@ -428,14 +432,28 @@ func move(r Request, act Action, actor Actor, comment string, to State, at time.
 	return r
 }
 
-// retried reports whether the last transition was act by who and nothing
-// happened since.
-func retried(r Request, act Action, actor Actor) bool {
-	if len(r.History) == 0 {
-		return false
+// retried reports whether actor already took act on r: at stage for a
+// decision (the manager's at pending_manager, the tenant's at
+// pending_customer; each stage is passed once), and at all for a
+// cancellation or a revocation, which end r. What happened since (the
+// tenant deciding after the manager, time ending the window) does not make
+// the actor's retry a new action: it took effect once, and is recorded
+// once.
+func retried(r Request, act Action, actor Actor, stage State) bool {
+	for _, ev := range slices.Backward(r.History) {
+		// Provider and tenant subjects are separate namespaces: the kind
+		// must match as well as the subject.
+		if ev.Action != act || ev.Actor != actor.Principal.Subject || ev.ActorKind != actor.kind() {
+			continue
+		}
+		switch act {
+		case ActionApprove, ActionDeny:
+			if ev.From == stage {
+				return true
+			}
+		case ActionCancel, ActionRevoke:
+			return true
+		}
 	}
-	last := r.History[len(r.History)-1]
-	// Provider and tenant subjects are separate namespaces: the kind must
-	// match as well as the subject.
-	return last.Action == act && last.Actor == actor.Principal.Subject && last.ActorKind == actor.kind() && last.To == r.State
+	return false
 }
