@@ -89,10 +89,10 @@ var (
 // after the next rescan). A scrape that can't reach
 // Redis reports nothing rather than a stale value.
 //
-// The counts leave out what time alone has ended and no sweep has written
-// yet (the sweep is late, or no replica runs the jobs): a grant past its
-// expiry, which the proxy no longer honours, is not active, and a request
-// past its decision deadline awaits no one. The oldest grant's start still
+// The counts and the next deadline leave out what time alone has ended and
+// no sweep has written yet (the sweep is late, or no replica runs the
+// jobs): a grant past its expiry, which the proxy no longer honours, is not
+// active, and a request past its decision deadline awaits no one. The oldest grant's start still
 // counts every grant the sweep has not ended: LockboxGrantPastMaximum
 // reads it to tell that the sweep is not running.
 type gauges struct {
@@ -120,7 +120,7 @@ func (g *gauges) Collect(ch chan<- prometheus.Metric) {
 	type tenantCmds struct {
 		tenant          string
 		pending, active *redis.IntCmd
-		next            *redis.ZSliceCmd // the pending request nearest its deadline
+		next            *redis.ZSliceCmd // the pending request nearest a deadline still ahead
 		activeIDs       *redis.StringSliceCmd
 	}
 	var cmds []tenantCmds
@@ -133,10 +133,15 @@ func (g *gauges) Collect(ch chan<- prometheus.Metric) {
 				continue
 			}
 			cmds = append(cmds, tenantCmds{
-				tenant:    t,
-				pending:   p.ZCount(ctx, keys.TenantPending(t), open.Min, open.Max),
-				active:    p.ZCount(ctx, keys.TenantActive(t), open.Min, open.Max),
-				next:      p.ZRangeWithScores(ctx, keys.TenantPending(t), 0, 0),
+				tenant:  t,
+				pending: p.ZCount(ctx, keys.TenantPending(t), open.Min, open.Max),
+				active:  p.ZCount(ctx, keys.TenantActive(t), open.Min, open.Max),
+				// Like the count, the deadline leaves out what time has
+				// ended and no sweep has written yet: such a request
+				// awaits no one, and "expires within the hour" would fire
+				// for it, at a time already past, for as long as the
+				// sweep is late, hiding the request that does expire next.
+				next:      p.ZRangeByScoreWithScores(ctx, keys.TenantPending(t), &redis.ZRangeBy{Min: open.Min, Max: open.Max, Count: 1}),
 				activeIDs: p.ZRange(ctx, keys.TenantActive(t), 0, -1),
 			})
 		}
