@@ -356,13 +356,20 @@ func (s *Store) CanAct(ctx context.Context, p identity.Principal, id string, act
 
 // fillEnv sets what env says of r's tenant and of p in it, for act: the
 // tenant's switch, and whether p is a user and an assigned approver of it.
+//
+// The switch is read for an approval only, the one action it decides (is
+// the manager's approval final?). A denial or a revocation ends access
+// whatever it says, and settings that can't be used (a newer replica's,
+// during a rolling upgrade) must not keep access open by refusing them.
 func (s *Store) fillEnv(ctx context.Context, r Request, act Action, p identity.Principal, env *Env) error {
 	if act != ActionApprove && act != ActionDeny && act != ActionRevoke {
 		return nil
 	}
 	var err error
-	if env.LockboxEnabled, err = s.cfg.Tenants.LockboxEnabled(ctx, r.Tenant); err != nil {
-		return err
+	if act == ActionApprove {
+		if env.LockboxEnabled, err = s.cfg.Tenants.LockboxEnabled(ctx, r.Tenant); err != nil {
+			return err
+		}
 	}
 	if p.InTenant(r.Tenant) {
 		if env.TenantUser, err = s.cfg.Tenants.IsUser(ctx, r.Tenant, p.Subject); err != nil {
