@@ -125,9 +125,6 @@ func (s *Store) restore(ctx context.Context, tenant string, zs []redis.Z, readAl
 			}
 			idx[i] = p.SetNX(ctx, keys.RequestIndex(id), tenant, 0)
 			all[i] = p.ZAddNX(ctx, keys.AllRequests(), redis.Z{Score: z.Score, Member: tenant + "/" + id})
-			if readAll {
-				reqs[i] = p.Get(ctx, keys.Request(tenant, id))
-			}
 		}
 		return nil
 	}); err != nil && !errors.Is(err, redis.Nil) {
@@ -147,12 +144,16 @@ func (s *Store) restore(ctx context.Context, tenant string, zs []redis.Z, readAl
 		n.provider += int(all[i].Val())
 		lost = lost || idx[i].Val() || all[i].Val() > 0
 	}
-	if !readAll && lost {
+	if readAll || lost {
 		// Create writes a request's operator entry beside its
-		// provider-wide ones: where those were lost, it may be too.
+		// provider-wide ones: where those were lost, it may be too. The
+		// requests are read once the entries are written, not in the
+		// same pipeline: on Cluster the nodes run a pipeline's commands
+		// in no order between them, and a request read before its
+		// deletion could have its entries restored after it.
 		if _, err := s.cfg.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for i, z := range zs {
-				if idx[i] != nil && (idx[i].Val() || all[i].Val() > 0) {
+				if idx[i] != nil && (readAll || idx[i].Val() || all[i].Val() > 0) {
 					reqs[i] = p.Get(ctx, keys.Request(tenant, z.Member.(string)))
 				}
 			}
@@ -169,7 +170,21 @@ func (s *Store) restore(ctx context.Context, tenant string, zs []redis.Z, readAl
 			}
 			b, err := reqs[i].Bytes()
 			if errors.Is(err, redis.Nil) {
-				continue // indexed, never committed
+				// The tenant's index named it, so it was committed:
+				// request retention deleted it since, and may have
+				// removed its provider-wide entries before this pass
+				// restored them, finishing a deletion nothing would
+				// take up again. What this pass restored of it goes.
+				id := z.Member.(string)
+				if idx[i].Val() {
+					p.Del(ctx, keys.RequestIndex(id))
+					n.provider--
+				}
+				if all[i].Val() > 0 {
+					p.ZRem(ctx, keys.AllRequests(), tenant+"/"+id)
+					n.provider--
+				}
+				continue
 			}
 			if err != nil {
 				return err

@@ -32,7 +32,9 @@ const retentionPage = 500
 // finishes the job. Until then readers skip those entries, as they skip
 // any whose request is not there. Reindex rebuilds the provider-wide
 // indexes from the tenant's own, from which the request is gone, so it
-// does not bring them back.
+// does not bring them back; a pass that read the tenant's index just
+// before the deletion finds the request gone when it reads it, and takes
+// back what it restored of it.
 //
 // Any number of replicas may run it at once: deleting is idempotent.
 func (s *Store) DeleteEnded(ctx context.Context, retention time.Duration) (int, error) {
