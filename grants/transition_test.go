@@ -278,6 +278,15 @@ func TestScenarios(t *testing.T) {
 			{actor: manager, act: ActionApprove, want: StatePendingCustomer},
 			{actor: manager, act: ActionApprove, want: StatePendingCustomer},
 		}},
+		{"a decision retried after the request moved on changes nothing", nil, []step{
+			{actor: manager, act: ActionApprove, want: StatePendingCustomer},
+			{actor: globalAdmin, act: ActionDeny, want: StateDenied},
+			{actor: manager, act: ActionApprove, want: StateDenied},
+			{actor: globalAdmin, act: ActionDeny, want: StateDenied},
+			{actor: mike, act: ActionApprove, want: StateDenied, err: ErrConflict},
+			{actor: manager, act: ActionDeny, want: StateDenied, err: ErrConflict},
+			{actor: globalAdmin, act: ActionApprove, want: StateDenied, err: ErrConflict},
+		}},
 		{"a tenant user sharing a manager's subject is no retry", nil, []step{
 			{actor: manager, act: ActionApprove, want: StatePendingCustomer},
 			{actor: who("mary", "contoso"), act: ActionApprove, want: StatePendingCustomer, err: ErrForbidden},
