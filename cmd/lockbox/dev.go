@@ -441,6 +441,30 @@ func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
+// devTokenRoles refuses the tokens no call could use, which Mint would
+// sign: dev's issuer makes a user with --tid a tenant's and one without
+// the provider's, and the server gives each only the roles of its side, so
+// a global-admin without --tid or an operator with it was refused every
+// call ("only the provider's operators can file lockbox requests", to an
+// operator), and a token without roles could do nothing at all.
+// audit-reader is both sides' role.
+func devTokenRoles(c identity.Claims) error {
+	if len(c.Roles) == 0 {
+		return errors.New("--roles is required: operator, support-manager, global-admin, lockbox-approver, audit-reader, lockbox-admin")
+	}
+	for _, r := range c.Roles {
+		switch {
+		case !r.Known(), c.TenantID != "" && !identity.ValidTenantID(c.TenantID):
+			// Mint names it.
+		case c.TenantID == "" && !r.ProviderRole():
+			return fmt.Errorf("%s is a role of a tenant's users: add --tid TENANT, e.g. --tid %s", r, demoTenant)
+		case c.TenantID != "" && !r.TenantRole():
+			return fmt.Errorf("%s is a role of the provider's staff, and --tid %s makes a user of tenant %s: leave --tid out", r, c.TenantID, c.TenantID)
+		}
+	}
+	return nil
+}
+
 // devToken mints a token from the dev signing key in LOCKBOX_DEV_DIR.
 func devToken(args []string, env map[string]string, stdout, stderr io.Writer) error {
 	cfg, err := config.Load(env)
@@ -449,8 +473,8 @@ func devToken(args []string, env map[string]string, stdout, stderr io.Writer) er
 	}
 	fset := flag.NewFlagSet("lockbox dev token", flag.ContinueOnError)
 	sub := fset.String("sub", "", "subject (user id), required; a tenant user's is user@ one of the tenant's domains (contoso.example, fabrikam.example)")
-	roles := fset.String("roles", "", "comma-separated roles: operator, support-manager, global-admin, lockbox-approver, audit-reader, lockbox-admin")
-	tid := fset.String("tid", "", "tenant of a tenant user; empty for the provider's staff")
+	roles := fset.String("roles", "", "comma-separated roles, required: operator, support-manager, global-admin, lockbox-approver, audit-reader, lockbox-admin")
+	tid := fset.String("tid", "", "tenant of a tenant user (global-admin, lockbox-approver, audit-reader); empty for the provider's staff (operator, support-manager, lockbox-admin, audit-reader)")
 	ttl := fset.Duration("ttl", time.Hour, "lifetime of the token")
 	fset.Usage = func() {
 		fmt.Fprintln(fset.Output(), "usage: lockbox dev token --sub S --roles R[,R] [--tid T] [--ttl D]")
@@ -479,6 +503,9 @@ func devToken(args []string, env map[string]string, stdout, stderr io.Writer) er
 		if r = strings.TrimSpace(r); r != "" {
 			c.Roles = append(c.Roles, identity.Role(r))
 		}
+	}
+	if err := devTokenRoles(c); err != nil {
+		return usageError{fmt.Errorf("dev token: %w", err)}
 	}
 	key, err := identity.LoadDevKey(filepath.Join(cfg.DevDir, identity.DevSigningKeyFile))
 	if err != nil {

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// "lockbox dev token" minted tokens no server call could use, and said
+// nothing: a global-admin without --tid is provider staff holding a tenant
+// role ("you may not read the settings of tenant contoso"), an operator
+// with --tid is a tenant user ("only the provider's operators can file
+// lockbox requests", to alice the operator), and a token without --roles
+// lists nothing. Its usage line marks --roles as required. Each is refused
+// with exit 2 and one line saying what to change; the combinations a
+// server accepts still mint.
+func TestDevTokenRefusesRolesItsUserCannotHold(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "dev")
+	if _, _, err := ensureDevKey(dir); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"LOCKBOX_DEV_DIR": dir}
+	for _, tc := range []struct {
+		args []string
+		want string // on stderr; "" mints
+	}{
+		{[]string{"--sub", "gina@contoso.example", "--roles", "global-admin"}, "lockbox: dev token: global-admin is a role of a tenant's users: add --tid TENANT, e.g. --tid contoso\n"},
+		{[]string{"--sub", "adam@contoso.example", "--roles", "lockbox-approver"}, "lockbox: dev token: lockbox-approver is a role of a tenant's users: add --tid TENANT, e.g. --tid contoso\n"},
+		{[]string{"--sub", "alice@provider.example", "--roles", "operator", "--tid", "contoso"}, "lockbox: dev token: operator is a role of the provider's staff, and --tid contoso makes a user of tenant contoso: leave --tid out\n"},
+		{[]string{"--sub", "gina@contoso.example", "--roles", "audit-reader,support-manager", "--tid", "contoso"}, "lockbox: dev token: support-manager is a role of the provider's staff, and --tid contoso makes a user of tenant contoso: leave --tid out\n"},
+		{[]string{"--sub", "lara@provider.example", "--roles", "lockbox-admin", "--tid", "fabrikam"}, "lockbox: dev token: lockbox-admin is a role of the provider's staff, and --tid fabrikam makes a user of tenant fabrikam: leave --tid out\n"},
+		{[]string{"--sub", "bob@provider.example"}, "lockbox: dev token: --roles is required: operator, support-manager, global-admin, lockbox-approver, audit-reader, lockbox-admin\n"},
+		{[]string{"--sub", "bob@provider.example", "--roles", " , "}, "lockbox: dev token: --roles is required: operator, support-manager, global-admin, lockbox-approver, audit-reader, lockbox-admin\n"},
+		{[]string{"--sub", "gina@contoso.example", "--roles", "global-admin", "--tid", "contoso"}, ""},
+		{[]string{"--sub", "alice@provider.example", "--roles", "operator,support-manager"}, ""},
+		{[]string{"--sub", "sue@provider.example", "--roles", "audit-reader"}, ""},
+		{[]string{"--sub", "ann@contoso.example", "--roles", "audit-reader,lockbox-approver", "--tid", "contoso"}, ""},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := run(context.Background(), append([]string{"dev", "token"}, tc.args...), env, &out, &errb)
+			if tc.want != "" {
+				if code != 2 || errb.String() != tc.want || out.Len() != 0 {
+					t.Errorf("exit %d, stdout %q, stderr:\n%s\nwant exit 2, no token, stderr:\n%s", code, out.String(), errb.String(), tc.want)
+				}
+				return
+			}
+			if code != 0 || errb.Len() != 0 {
+				t.Fatalf("exit %d, stderr:\n%s", code, errb.String())
+			}
+			parts := strings.Split(strings.TrimSpace(out.String()), ".")
+			if len(parts) != 3 {
+				t.Fatalf("stdout holds no JWT: %q", out.String())
+			}
+			payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			var claims struct {
+				Sub   string   `json:"sub"`
+				Roles []string `json:"roles"`
+				Tid   string   `json:"tid"`
+			}
+			if err := json.Unmarshal(payload, &claims); err != nil {
+				t.Fatal(err)
+			}
+			flags := map[string]string{}
+			for i := 0; i+1 < len(tc.args); i += 2 {
+				flags[tc.args[i]] = tc.args[i+1]
+			}
+			if claims.Sub != flags["--sub"] || claims.Tid != flags["--tid"] || !slices.Equal(claims.Roles, strings.Split(flags["--roles"], ",")) {
+				t.Errorf("token claims sub %q roles %q tid %q, want %q %q %q", claims.Sub, claims.Roles, claims.Tid, flags["--sub"], flags["--roles"], flags["--tid"])
+			}
+		})
+	}
+}
