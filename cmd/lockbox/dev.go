@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/lockbox-oss/lockbox/config"
@@ -174,6 +175,14 @@ func devAt(ctx context.Context, env map[string]string, stdout, stderr io.Writer,
 		return err
 	}
 	if err := srv.Listen(); err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			// Another checkout's dev holds the defaults: told only of the
+			// first port taken, a newcomer moved that one and met the
+			// next. Port 0 picks free ones, which the banner and the env
+			// file name.
+			return fmt.Errorf("%w: another lockbox dev or another program listens there: stop it, or start this one on free ports with LOCKBOX_API_ADDR=127.0.0.1:0 LOCKBOX_PROXY_ADDR=127.0.0.1:0 LOCKBOX_METRICS_ADDR=127.0.0.1:0 (its banner and %s name them)",
+				err, filepath.Join(cfg.DevDir, "env"))
+		}
 		return err
 	}
 	if err := seedDemo(ctx, srv); err != nil {
