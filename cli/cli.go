@@ -18,6 +18,7 @@ package cli
 import (
 	"context"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -164,6 +165,9 @@ type env struct {
 	// tokenFrom says where the token sent came from (token), once a
 	// client was made.
 	tokenFrom string
+	// tokenExpiry is the exp claim of the token sent, read unverified
+	// for messages only; zero when it has none.
+	tokenExpiry time.Time
 	// told are the unreadable requests and records already reported.
 	told map[string]bool
 	// unreadableRequests and unreadableRecords are those reported, in the
@@ -270,6 +274,15 @@ func (e *env) report(err error) int {
 				fmt.Fprintf(e.stderr, "lockboxctl: the token sent came from $%s, which comes before the one lockboxctl login stores\n", EnvToken)
 			case e.tokenFrom != "":
 				fmt.Fprintf(e.stderr, "lockboxctl: the token sent came from %s, which comes before $%s and the one lockboxctl login stores\n", clean(e.tokenFrom), EnvToken)
+			}
+			// A shell that sourced lockbox dev's env file keeps its
+			// tokens after dev wrote new ones: say where current ones
+			// are. The token's own exp says it expired; the API's
+			// message is for people, not to branch on. login's line
+			// already says what to do.
+			if exp := e.tokenExpiry; e.tokenFrom != "lockboxctl login" && !exp.IsZero() && !e.session.clock().Before(exp) {
+				fmt.Fprintf(e.stderr, "lockboxctl: it expired at %s: use a current one (with lockbox dev, which renews its tokens: source .lockbox-dev/env again, or pass --token-file .lockbox-dev/operator.jwt or your role's file)\n",
+					exp.UTC().Format(timeLayout))
 			}
 		}
 		if apiErr.Status == http.StatusNotFound && apiErr.Code == "not_found" {
@@ -431,6 +444,7 @@ func (e *env) client() (*client.Client, error) {
 		return nil, err
 	}
 	e.tokenFrom = from
+	e.tokenExpiry = jwtExpiry(tok)
 	if scheme, _, ok := strings.Cut(tok, " "); ok && strings.EqualFold(scheme, "bearer") {
 		// Copied from a curl command line or an Authorization header:
 		// the client would refuse it for its space, which sends the user
@@ -458,6 +472,27 @@ func (e *env) client() (*client.Client, error) {
 		return nil, fmt.Errorf("the token from %s can't be sent: %s", from, strings.TrimPrefix(err.Error(), "client: "))
 	}
 	return c, nil
+}
+
+// jwtExpiry is the exp claim of tok, read without verifying the token:
+// only for saying why the API refused it, never to decide anything. Zero
+// when tok is no JWT or has no exp.
+func jwtExpiry(tok string) time.Time {
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		return time.Time{}
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
+	if err != nil {
+		return time.Time{}
+	}
+	var claims struct {
+		Exp *float64 `json:"exp"`
+	}
+	if json.Unmarshal(payload, &claims) != nil || claims.Exp == nil || *claims.Exp <= 0 || *claims.Exp > 1<<40 {
+		return time.Time{}
+	}
+	return time.Unix(int64(*claims.Exp), 0)
 }
 
 // asciiToken refuses a token from `from` with a byte no token has (a
