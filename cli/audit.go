@@ -145,16 +145,36 @@ func (e *env) auditExport() *cobra.Command {
 		format, outFile string
 	)
 	cmd := &cobra.Command{
-		Use:   "export [--format csv|jsonl] [--out FILE]",
-		Short: "write every matching audit record, as JSON Lines or as the CSV of the Microsoft 365 audit export",
-		Args:  args(),
-		RunE: func(*cobra.Command, []string) error {
+		Use:         "export [--format csv|jsonl] [--out FILE]",
+		Short:       "write every matching audit record, as JSON Lines or as the CSV of the Microsoft 365 audit export",
+		Args:        args(),
+		Annotations: withOutputs("csv"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
 			q, err := e.auditQuery(af)
 			if err != nil {
 				return err
 			}
 			if _, err := record.ParseExportFormat(format); err != nil {
 				return e.usage("--%s", err)
+			}
+			// -o csv is what "audit search" and the help offer for
+			// audit records: export takes it, and -o json, as the
+			// --format they mean, rather than write JSON Lines whatever
+			// -o said.
+			var fromOutput string
+			switch string(e.g.output) {
+			case "csv":
+				fromOutput = "csv"
+			case "json":
+				fromOutput = "jsonl"
+			case "yaml":
+				return e.usage("-o yaml is not available for %q: it writes JSON Lines (--format jsonl, the default, or -o json) or CSV (--format csv, or -o csv)", commandWords(cmd))
+			}
+			if fromOutput != "" {
+				if cmd.Flags().Changed("format") && format != fromOutput {
+					return e.usage("--format %s and -o %s disagree: give one of them", format, e.g.output)
+				}
+				format = fromOutput
 			}
 			if outFile == "" && onTerminal(e.stdout) {
 				// The export is the raw log for a file, unlike every
@@ -192,7 +212,7 @@ func (e *env) auditExport() *cobra.Command {
 		},
 	}
 	e.registerAuditFlags(cmd, &af)
-	cmd.Flags().StringVar(&format, "format", "jsonl", "jsonl (one record a line) or csv (the columns CreationDate, UserIds, Operations and AuditData, as the Microsoft 365 audit export has them)")
+	cmd.Flags().StringVar(&format, "format", "jsonl", "jsonl (one record a line; also -o json) or csv (the columns CreationDate, UserIds, Operations and AuditData, as the Microsoft 365 audit export has them; also -o csv)")
 	cmd.Flags().StringVar(&outFile, "out", "", "write to FILE (only once the export is complete) instead of stdout, which must not be a terminal")
 	_ = cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"jsonl", "csv"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
