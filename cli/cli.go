@@ -526,6 +526,12 @@ func (e *env) checkAddr() error {
 	if e.envErr != nil {
 		return e.envErr
 	}
+	if port := strings.TrimSpace(e.g.addr); port != "" && strings.Trim(port, "0123456789") == "" {
+		// A port alone, as curl and browsers take localhost's, read as a
+		// host named 8080: refused as not loopback, with --insecure-http
+		// offered, which would send the token wherever "8080" resolves.
+		return &usageError{msg: fmt.Sprintf("%q is a port without a host: give host:port, e.g. 127.0.0.1:%s (--addr, $%s)", port, port, EnvAddr)}
+	}
 	addr := apiURL(e.g.addr)
 	if _, err := client.New(addr, ""); err != nil {
 		return &usageError{msg: fmt.Sprintf("%s (--addr, $%s)", strings.TrimPrefix(err.Error(), "client: "), EnvAddr)}
