@@ -389,10 +389,13 @@ func writeTokens(cfg config.Config, key ed25519.PrivateKey, addr string, now tim
 	return nil
 }
 
-// printWelcome prints the banner. The workflow it offers ends by revoking
-// its request: left approved, the request held the engineer's one open
-// request for exchange at contoso until it ended, and README's walkthrough,
-// which newcomers try next, could file none (409 open_request_exists).
+// printWelcome prints the banner. It says when the tokens end: a shell
+// that sourced the env file had every call refused twelve hours on, and
+// nothing the newcomer had read said new ones were written. The workflow
+// it offers ends by revoking its request: left approved, the request held
+// the engineer's one open request for exchange at contoso until it ended,
+// and README's walkthrough, which newcomers try next, could file none (409
+// open_request_exists).
 func printWelcome(w io.Writer, dir, addr, proxy, metrics, managers string) {
 	if managers == "" {
 		managers = "nobody (LOCKBOX_NOTIFY_MANAGER_ADDRESSES is empty)"
@@ -404,6 +407,7 @@ Lockbox dev is running.
   proxy    %s/{exchange,sharepoint,onedrive}/...   (demo tenant services behind it)
   metrics  %s/metrics   health: /livez /readyz
   tokens   %s/*.jwt  (operator, operator2, manager, admin, approver, auditor, lockbox-admin)
+           last %s; every %s dev writes new ones, and the env file: source it again
   tenants  contoso (Customer Lockbox on, approver adam@contoso.example), fabrikam
   mail     %s/mail/*.eml   (new requests to %s; requests awaiting contoso
            to gina@contoso.example and adam@contoso.example; decisions to the engineer)
@@ -422,7 +426,13 @@ Try the whole workflow in another shell:
 
 Mint other tokens: %s
 Stop with Ctrl-C.
-`, addr, addr, addr, proxy, metrics, dir, dir, managers, shellQuote(filepath.Join(dir, "env")), proxy, proxy, mintCommand(dir))
+`, addr, addr, addr, proxy, metrics, dir, hours(devTokenTTL), hours(devTokenTTL/2), dir, managers, shellQuote(filepath.Join(dir, "env")), proxy, proxy, mintCommand(dir))
+}
+
+// hours writes d, a whole number of hours, as the banner does: 12h, not
+// Duration's 12h0m0s.
+func hours(d time.Duration) string {
+	return strings.TrimSuffix(strings.TrimSuffix(d.String(), "0s"), "0m")
 }
 
 // defaultDevDir is LOCKBOX_DEV_DIR's default (config.Config.DevDir's
