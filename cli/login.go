@@ -96,7 +96,9 @@ func (e *env) tokenStore() (login.Store, error) {
 func (e *env) login(issuer, clientID string, scopes []string) error {
 	switch {
 	case strings.TrimSpace(issuer) == "":
-		return e.usage("missing --issuer")
+		// "run lockboxctl login" is what the no-token message offers
+		// first, and lockbox dev has no identity provider to name.
+		return e.usage("missing --issuer, your identity provider's issuer URL (lockbox dev has none: use a token file it writes, e.g. --token-file .lockbox-dev/operator.jwt, or source .lockbox-dev/env)")
 	case strings.TrimSpace(clientID) == "":
 		return e.usage("missing --client-id")
 	}
