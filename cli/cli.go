@@ -366,6 +366,12 @@ func (e *env) report(err error) int {
 				hint = fmt.Sprintf("; no CA in $%s (%s) issued its certificate", EnvCAFile, clean(f))
 			}
 		}
+		if u, perr := url.Parse(apiURL(e.g.addr)); perr == nil && errors.Is(err, syscall.ECONNREFUSED) && isLoopback(u.Hostname()) {
+			// This machine's Lockbox is not running (lockbox dev
+			// stopped), or runs on another port: Go's words said only
+			// "connection refused".
+			hint = fmt.Sprintf("; nothing listens there: start Lockbox (make run starts lockbox dev), or give the address it listens on (--addr, $%s)", EnvAddr)
+		}
 		fmt.Fprintf(e.stderr, "lockboxctl: cannot reach the Lockbox API at %s: %s%s\n", clean(apiURL(e.g.addr)), clean(urlErr.Err.Error()), hint)
 	default:
 		fmt.Fprintf(e.stderr, "lockboxctl: %s\n", clean(err.Error()))
