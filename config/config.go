@@ -216,8 +216,9 @@ type Config struct {
 	// RequestRetention is how long an ended request, with its history (who
 	// decided, from which address, their comments), is kept after it
 	// ended; 0 keeps requests forever. Audit records name requests, so it
-	// is never shorter than AuditRetention.
-	RequestRetention time.Duration `env:"REQUEST_RETENTION" envDefault:"0s" desc:"how long an ended request, with its history (who decided, from which address, their comments) and its index entries, is kept after it ended, e.g. 8760h; 0 keeps requests forever. At least 24h, and no shorter than LOCKBOX_AUDIT_RETENTION when that is set; pending and approved requests are never deleted"`
+	// is never shorter than AuditRetention, and needs it set (0 keeps
+	// audit records forever).
+	RequestRetention time.Duration `env:"REQUEST_RETENTION" envDefault:"0s" desc:"how long an ended request, with its history (who decided, from which address, their comments) and its index entries, is kept after it ended, e.g. 8760h; 0 keeps requests forever. At least 24h, and no shorter than LOCKBOX_AUDIT_RETENTION, which must be set too (audit records name their requests); pending and approved requests are never deleted"`
 	// SIEMSink is where every audit record is also written as one line for
 	// a log shipper.
 	SIEMSink string `env:"SIEM_SINK" envDefault:"stdout" desc:"where every audit record is also written as one JSON line for a log shipper: stdout, file:/path (appended, 0600, fsynced per batch) or off; \"lockbox dev\" uses file:$LOCKBOX_DEV_DIR/siem.jsonl unless set"`
@@ -904,7 +905,11 @@ func (c Config) check() error {
 		errs = append(errs, varErr("RequestRetention", "must not be negative, got %s", r))
 	case r > 0 && r < minRequestRetention:
 		errs = append(errs, varErr("RequestRetention", "must be at least %s (or 0, to keep requests forever), got %s", minRequestRetention, r))
-	case r > 0 && c.AuditRetention > 0 && r < c.AuditRetention:
+	case r > 0 && c.AuditRetention == 0:
+		// 0 keeps audit records for good: any request retention is
+		// shorter, and the records kept would name requests deleted.
+		errs = append(errs, varErr("RequestRetention", "%s is set but LOCKBOX_AUDIT_RETENTION is not (0 keeps audit records for good): audit records name their requests, so requests must be kept at least as long; set LOCKBOX_AUDIT_RETENTION to %s or less, or LOCKBOX_REQUEST_RETENTION to 0", r, r))
+	case r > 0 && r < c.AuditRetention:
 		// The audit records kept would name requests already deleted.
 		errs = append(errs, varErr("RequestRetention", "%s is shorter than LOCKBOX_AUDIT_RETENTION (%s): audit records name their requests, so requests must be kept at least as long", r, c.AuditRetention))
 	}

@@ -393,9 +393,32 @@ func TestRequestRetentionNotShorterThanAuditRetention(t *testing.T) {
 			t.Errorf("RequestRetention = %s, want %s", c.RequestRetention, want)
 		}
 	}
-	// Without audit retention, only the floor applies.
-	if _, err := Load(map[string]string{"LOCKBOX_REQUEST_RETENTION": "24h"}); err != nil {
-		t.Errorf("LOCKBOX_REQUEST_RETENTION=24h alone: %v", err)
+}
+
+// TestRequestRetentionNeedsAuditRetention: without LOCKBOX_AUDIT_RETENTION
+// audit records are kept for good, so any request retention is shorter
+// than theirs and would leave records naming deleted requests: start-up
+// refuses it, in one line naming both variables. Neither set, the
+// default, keeps both for good.
+func TestRequestRetentionNeedsAuditRetention(t *testing.T) {
+	for _, audit := range []string{"", "0s"} {
+		env := map[string]string{"LOCKBOX_REQUEST_RETENTION": "8760h"}
+		if audit != "" {
+			env["LOCKBOX_AUDIT_RETENTION"] = audit
+		}
+		_, err := Load(env)
+		if err == nil {
+			t.Errorf("LOCKBOX_REQUEST_RETENTION=8760h with LOCKBOX_AUDIT_RETENTION=%q: no error", audit)
+			continue
+		}
+		msg := err.Error()
+		if !strings.HasPrefix(msg, "LOCKBOX_REQUEST_RETENTION: ") || !strings.Contains(msg, "LOCKBOX_AUDIT_RETENTION") || strings.Contains(msg, "\n") {
+			t.Errorf("error %q is not one line naming both variables", msg)
+		}
+	}
+	c, err := Load(map[string]string{})
+	if err != nil || c.RequestRetention != 0 || c.AuditRetention != 0 {
+		t.Errorf("neither retention set: request %s, audit %s, %v; want both 0", c.RequestRetention, c.AuditRetention, err)
 	}
 }
 

@@ -36,7 +36,7 @@ func (h signalHandler) WithGroup(string) slog.Handler      { return h }
 // the jobs' sweep deletes a request that ended longer ago than it.
 func TestSweepAppliesRequestRetention(t *testing.T) {
 	seen := make(chan struct{}, 1)
-	lb := start(t, map[string]string{"LOCKBOX_REQUEST_RETENTION": "24h", "LOCKBOX_SWEEP_INTERVAL": "10ms",
+	lb := start(t, map[string]string{"LOCKBOX_REQUEST_RETENTION": "24h", "LOCKBOX_AUDIT_RETENTION": "24h", "LOCKBOX_SWEEP_INTERVAL": "10ms",
 		"LOCKBOX_UPSTREAMS": "exchange=http://127.0.0.1:1"},
 		func(o *server.Options) {
 			o.Logger = slog.New(signalHandler{msg: "request retention deleted requests", seen: seen})
