@@ -357,7 +357,7 @@ func TestOffboardedTenantAfterRetention(t *testing.T) {
 	// three years ago (one revoked by the offboarding), and go with their
 	// history and every index; the registry entry, the settings and the
 	// audit chain's keys stay.
-	if n, err := e.store.DeleteEnded(ctx, 2*365*24*time.Hour); err != nil || n != 2 {
+	if n, _, err := e.store.DeleteEnded(ctx, 2*365*24*time.Hour); err != nil || n != 2 {
 		t.Fatalf("request retention deleted %d requests (%v), want 2", n, err)
 	}
 	want = []string{

@@ -13,22 +13,32 @@ import (
 	"github.com/lockbox-oss/lockbox/internal/storedjson"
 )
 
-// retentionPage is how many of a tenant's request ids one read of its
-// index returns.
-const retentionPage = 500
+// Request retention's bounds (Config.RetentionBatch, RetentionLimit). A
+// batch is one pipeline of provider-wide removals of a few hundred
+// requests; a run, some seconds of one Redis round trip after another,
+// so it holds neither Redis nor the jobs' sweep (which runs it in turn
+// with the expiries) for long. A backlog of years, the first time
+// retention is turned on, goes over many runs.
+const (
+	DefaultRetentionBatch = 200
+	DefaultRetentionLimit = 2000
+)
 
 // DeleteEnded applies request retention (LOCKBOX_REQUEST_RETENTION): it
-// deletes every request of every tenant, offboarded or not, that ended
-// (a final state) before now - retention, with its entries in every
-// index, and returns how many it deleted. A request still pending or
-// approved is never deleted, however old.
+// deletes the requests of every tenant, offboarded or not, that ended
+// (a final state) before now - retention, with their entries in every
+// index. It returns how many it deleted, and whether it stopped at
+// Config.RetentionLimit with more perhaps due: the next run goes on from
+// there. A request still pending or approved is never deleted, however
+// old.
 //
 // Each request goes in one transaction in its tenant's slot, under WATCH
 // of the request, so a request that changes meanwhile is left for the
 // next run: the request, its entries in the tenant's indexes, and a note
 // of it in keys.RequestsDeleting. The provider-wide index entries, in
-// other slots, go in a second step, which then removes the note; a
-// replica that stops between the two leaves the note, and the next run
+// other slots, go in a second step after each batch of
+// Config.RetentionBatch deletions, which then removes the notes; a
+// replica that stops between the two leaves the notes, and the next run
 // finishes the job. Until then readers skip those entries, as they skip
 // any whose request is not there. Reindex rebuilds the provider-wide
 // indexes from the tenant's own, from which the request is gone, so it
@@ -36,90 +46,143 @@ const retentionPage = 500
 // before the deletion finds the request gone when it reads it, and takes
 // back what it restored of it.
 //
+// Tenants take turns, a batch each, so a tenant with a long backlog does
+// not hold back the others' deletions for many runs.
+//
 // Any number of replicas may run it at once: deleting is idempotent.
-func (s *Store) DeleteEnded(ctx context.Context, retention time.Duration) (int, error) {
+func (s *Store) DeleteEnded(ctx context.Context, retention time.Duration) (int, bool, error) {
 	if retention <= 0 {
-		return 0, nil
+		return 0, false, nil
 	}
 	cutoff := s.cfg.Now().Add(-retention)
 	// The tenant set keeps offboarded tenants too: offboarding ends their
 	// requests but does not remove them from it.
 	tenants, err := s.cfg.Redis.SMembers(ctx, keys.Tenants()).Result()
 	if err != nil {
-		return 0, fault.Unavailable("grants: request retention", err)
+		return 0, false, fault.Unavailable("grants: request retention", err)
 	}
-	total := 0
-	var errs []error
+	var runs []*tenantRetention
 	for _, t := range tenants {
-		if keys.ValidTenant(t) != nil {
-			continue
+		if keys.ValidTenant(t) == nil {
+			runs = append(runs, &tenantRetention{tenant: t})
 		}
-		n, err := s.deleteEnded(ctx, t, cutoff)
-		total += n
-		if n > 0 {
-			s.metrics.deleted.Add(float64(n))
-			s.cfg.Logger.InfoContext(ctx, "request retention deleted ended requests",
-				"tenant", t, "count", n, "ended_before", cutoff)
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return total, fault.Unavailable("grants: request retention", err)
+	}
+	// What each tenant lost is logged however the run ends.
+	defer func() {
+		for _, r := range runs {
+			if r.deleted > 0 {
+				s.cfg.Logger.InfoContext(ctx, "request retention deleted ended requests",
+					"tenant", r.tenant, "count", r.deleted, "ended_before", cutoff)
 			}
-			// One tenant's failure does not hold back the others'.
-			errs = append(errs, fmt.Errorf("tenant %s: %w", t, err))
 		}
+	}()
+	total, budget := 0, s.cfg.RetentionLimit
+	var errs []error
+	for turn := runs; len(turn) > 0; {
+		var next []*tenantRetention
+		for _, r := range turn {
+			if budget == 0 {
+				// Stopped with tenants still to visit: more may be due.
+				return total, true, s.retentionErr(errs)
+			}
+			// Checked between batches too: a client without context
+			// deadlines (go-redis's ContextTimeoutEnabled) would go on.
+			if err := ctx.Err(); err != nil {
+				return total, true, fault.Unavailable("grants: request retention", err)
+			}
+			n, done, err := s.deleteBatch(ctx, r, cutoff, min(s.cfg.RetentionBatch, budget))
+			total, budget, r.deleted = total+n, budget-n, r.deleted+n
+			if n > 0 {
+				s.metrics.deleted.Add(float64(n))
+			}
+			switch {
+			case err != nil && ctx.Err() != nil:
+				return total, true, fault.Unavailable("grants: request retention", err)
+			case err != nil:
+				// One tenant's failure does not hold back the others';
+				// it is tried again at the next run.
+				errs = append(errs, fmt.Errorf("tenant %s: %w", r.tenant, err))
+			case !done:
+				next = append(next, r)
+			}
+		}
+		turn = next
 	}
-	if err := errors.Join(errs...); err != nil {
-		return total, fault.Unavailable("grants: request retention", err)
-	}
-	return total, nil
+	return total, false, s.retentionErr(errs)
 }
 
-// deleteEnded deletes tenant's requests that ended before cutoff, after
-// finishing any deletion a previous run left half done.
-func (s *Store) deleteEnded(ctx context.Context, tenant string, cutoff time.Time) (int, error) {
-	if err := s.finishDeleting(ctx, tenant); err != nil {
-		return 0, err
+func (s *Store) retentionErr(errs []error) error {
+	if err := errors.Join(errs...); err != nil {
+		return fault.Unavailable("grants: request retention", err)
+	}
+	return nil
+}
+
+// tenantRetention is where one run of DeleteEnded stands in a tenant.
+type tenantRetention struct {
+	tenant string
+	// started: the deletions a previous run left half done are finished.
+	started bool
+	// kept is how many ids at the start of the tenant's index, up to
+	// the cutoff, this run read and kept: the next batch reads after
+	// them. Those deleted left the index, and the ones after them moved
+	// up. A request another replica deletes meanwhile moves them up once
+	// more, and one is passed over: the next run judges it.
+	kept    int64
+	deleted int
+}
+
+// deleteBatch deletes up to limit of r's tenant's requests that ended
+// before cutoff, then removes their provider-wide index entries, and
+// reports whether the tenant has none left to judge in this run.
+func (s *Store) deleteBatch(ctx context.Context, r *tenantRetention, cutoff time.Time, limit int) (int, bool, error) {
+	if !r.started {
+		if err := s.finishDeleting(ctx, r.tenant); err != nil {
+			return 0, false, err
+		}
+		r.started = true
 	}
 	// A request ends after it is created, so one that ended before cutoff
 	// was created before it: the index, by creation time, is read up to
-	// cutoff only. What it holds there is bounded: the requests that are
-	// still live, or ended less than retention ago.
-	n := 0
-	var offset int64
-	for {
-		ids, err := s.cfg.Redis.ZRangeByScore(ctx, keys.TenantRequests(tenant), &redis.ZRangeBy{
-			Min: "-inf", Max: fmt.Sprint(cutoff.UnixMilli()), Offset: offset, Count: retentionPage,
+	// cutoff only, a batch's worth at a time. What it holds there besides
+	// is bounded: the requests still live, or ended less than retention
+	// ago, and what retention never deletes (below).
+	n, done := 0, false
+	for n < limit && !done {
+		want := int64(limit - n)
+		ids, err := s.cfg.Redis.ZRangeByScore(ctx, keys.TenantRequests(r.tenant), &redis.ZRangeBy{
+			Min: "-inf", Max: fmt.Sprint(cutoff.UnixMilli()), Offset: r.kept, Count: want,
 		}).Result()
 		if err != nil {
-			return n, err
+			return n, false, s.finishBatch(ctx, r.tenant, n, err)
 		}
+		done = int64(len(ids)) < want
 		for _, id := range ids {
-			if !keys.IsUUID(id) {
-				continue // nothing Create wrote: left alone
-			}
-			ok, err := s.deleteIfEnded(ctx, tenant, id, cutoff)
-			if err != nil {
-				return n, err
+			ok := false
+			if keys.IsUUID(id) { // else nothing Create wrote: left alone
+				if ok, err = s.deleteIfEnded(ctx, r.tenant, id, cutoff); err != nil {
+					return n, false, s.finishBatch(ctx, r.tenant, n, err)
+				}
 			}
 			if ok {
 				n++
 			} else {
-				// Kept: the next page starts after it. Those deleted
-				// left the index, and the ones after them moved up.
-				offset++
+				r.kept++
 			}
 		}
-		if len(ids) < retentionPage {
-			break
-		}
 	}
-	if n > 0 {
-		if err := s.finishDeleting(ctx, tenant); err != nil {
-			return n, err
-		}
+	return n, done, s.finishBatch(ctx, r.tenant, n, nil)
+}
+
+// finishBatch removes the provider-wide entries of the n requests a batch
+// deleted, unless the batch failed (err): a replica that fails at that
+// point may have lost Redis or its context, and the notes wait for the
+// next run.
+func (s *Store) finishBatch(ctx context.Context, tenant string, n int, err error) error {
+	if err != nil || n == 0 {
+		return err
 	}
-	return n, nil
+	return s.finishDeleting(ctx, tenant)
 }
 
 // deleteIfEnded deletes request id of tenant, in one transaction under
@@ -187,17 +250,39 @@ func endedAt(r Request) (time.Time, bool) {
 }
 
 // finishDeleting removes the provider-wide index entries of tenant's
-// deleted requests (keys.RequestsDeleting), then their notes.
+// deleted requests (keys.RequestsDeleting), then their notes. The notes
+// are read a batch at a time: a batch leaves no more than that, but
+// replicas that stopped part way, or ran at once, may have left more.
 func (s *Store) finishDeleting(ctx context.Context, tenant string) error {
-	pending, err := s.cfg.Redis.HGetAll(ctx, keys.RequestsDeleting(tenant)).Result()
-	if err != nil || len(pending) == 0 {
-		return err
+	var cursor uint64
+	for {
+		page, next, err := s.cfg.Redis.HScan(ctx, keys.RequestsDeleting(tenant), cursor, "", int64(s.cfg.RetentionBatch)).Result()
+		if err != nil {
+			return err
+		}
+		if err := s.finishDeletingPage(ctx, tenant, page); err != nil {
+			return err
+		}
+		if cursor = next; cursor == 0 {
+			return nil
+		}
 	}
+}
+
+// finishDeletingPage does finishDeleting's work for page, an HSCAN reply
+// of id, requester pairs.
+func (s *Store) finishDeletingPage(ctx context.Context, tenant string, page []string) error {
+	if len(page) == 0 {
+		return nil
+	}
+	ids := make([]string, 0, len(page)/2)
 	// A plain pipeline: on Cluster each command goes to its own slot's
 	// node. Every command is idempotent, so a run that fails part way is
 	// simply run again.
 	cmds, err := s.cfg.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for id, requester := range pending {
+		for i := 0; i+1 < len(page); i += 2 {
+			id, requester := page[i], page[i+1]
+			ids = append(ids, id)
 			p.Del(ctx, keys.RequestIndex(id))
 			p.ZRem(ctx, keys.AllRequests(), tenant+"/"+id)
 			if keys.IsUser(requester) {
@@ -212,10 +297,6 @@ func (s *Store) finishDeleting(ctx context.Context, tenant string) error {
 	}
 	if err != nil {
 		return err
-	}
-	ids := make([]string, 0, len(pending))
-	for id := range pending {
-		ids = append(ids, id)
 	}
 	return s.cfg.Redis.HDel(ctx, keys.RequestsDeleting(tenant), ids...).Err()
 }

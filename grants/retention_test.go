@@ -3,8 +3,10 @@ package grants_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -98,7 +100,7 @@ func TestRequestRetentionDeletesEndedRequests(t *testing.T) {
 	e.clock.Advance(2 * day)
 	// The cut is one and a half days after recent ended: old ended four
 	// days ago, recent two.
-	n, err := e.store.DeleteEnded(ctx, 3*day)
+	n, _, err := e.store.DeleteEnded(ctx, 3*day)
 	if err != nil || n != 1 {
 		t.Fatalf("DeleteEnded = %d, %v; want 1 (old)", n, err)
 	}
@@ -142,7 +144,7 @@ func TestRequestRetentionZeroKeepsEverything(t *testing.T) {
 	r := e.file(t, operator, "exchange")
 	e.act(t, r.ID, grants.ActionCancel, operator)
 	e.clock.Advance(10 * 365 * day)
-	if n, err := e.store.DeleteEnded(context.Background(), 0); err != nil || n != 0 {
+	if n, _, err := e.store.DeleteEnded(context.Background(), 0); err != nil || n != 0 {
 		t.Fatalf("DeleteEnded(0) = %d, %v; want 0", n, err)
 	}
 	if in := indexed(t, e, r.ID); !slices.Equal(in, allIndexes) {
@@ -175,7 +177,7 @@ func TestRequestRetentionLeavesARequestChangedMeanwhile(t *testing.T) {
 	rdbB.AddHook(hook)
 	replica := newEnvOn(t, rdbB, e.clock)
 	hook.armed.Store(true)
-	if n, err := replica.store.DeleteEnded(ctx, day); err != nil || n != 0 {
+	if n, _, err := replica.store.DeleteEnded(ctx, day); err != nil || n != 0 {
 		t.Fatalf("DeleteEnded with the request changed meanwhile = %d, %v; want 0", n, err)
 	}
 	if hook.armed.Load() {
@@ -184,7 +186,7 @@ func TestRequestRetentionLeavesARequestChangedMeanwhile(t *testing.T) {
 	if in := indexed(t, e, r.ID); !slices.Equal(in, allIndexes) {
 		t.Fatalf("request changed meanwhile kept only in %q", in)
 	}
-	if n, err := replica.store.DeleteEnded(ctx, day); err != nil || n != 1 {
+	if n, _, err := replica.store.DeleteEnded(ctx, day); err != nil || n != 1 {
 		t.Fatalf("next run: DeleteEnded = %d, %v; want 1", n, err)
 	}
 }
@@ -203,7 +205,7 @@ func TestRequestRetentionFinishesAfterACrash(t *testing.T) {
 	rdbB := redistest.Clone(t, e.rdb)
 	rdbB.AddHook(redistest.FailInPipelines{Match: redistest.Command("del", keys.RequestIndex(r.ID))})
 	replica := newEnvOn(t, rdbB, e.clock)
-	if _, err := replica.store.DeleteEnded(ctx, day); err == nil {
+	if _, _, err := replica.store.DeleteEnded(ctx, day); err == nil {
 		t.Fatal("DeleteEnded reported no error with its second step failed")
 	}
 	if in := indexed(t, e, r.ID); slices.Contains(in, "req") || slices.Contains(in, "tenant") || !slices.Contains(in, "reqidx") {
@@ -215,7 +217,7 @@ func TestRequestRetentionFinishesAfterACrash(t *testing.T) {
 			t.Errorf("%s listing shows the deleted request", name)
 		}
 	}
-	if n, err := e.store.DeleteEnded(ctx, day); err != nil || n != 0 {
+	if n, _, err := e.store.DeleteEnded(ctx, day); err != nil || n != 0 {
 		t.Fatalf("next run: DeleteEnded = %d, %v; want 0 (nothing left to delete but index entries)", n, err)
 	}
 	if in := indexed(t, e, r.ID); len(in) != 0 {
@@ -250,7 +252,7 @@ func TestRequestRetentionCountsDeletions(t *testing.T) {
 		}
 	}
 	c.Advance(2 * day)
-	if n, err := s.DeleteEnded(ctx, day); err != nil || n != 2 {
+	if n, _, err := s.DeleteEnded(ctx, day); err != nil || n != 2 {
 		t.Fatalf("DeleteEnded = %d, %v; want 2", n, err)
 	}
 	want := `
@@ -260,5 +262,297 @@ lockbox_requests_deleted_total 2
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "lockbox_requests_deleted_total"); err != nil {
 		t.Error(err)
+	}
+}
+
+// retentionReplica is a store on rdb, over e's Redis, whose request
+// retention deletes at most batch requests per batch and limit per run,
+// counting its deletions in reg.
+func retentionReplica(t *testing.T, e *env, rdb redis.UniversalClient, batch, limit int) (*grants.Store, *prometheus.Registry) {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	log := audit.NewLog(rdb, e.clock.Now)
+	s, err := grants.NewStore(grants.Config{Redis: rdb, Audit: log, Tenants: tenants.NewStore(rdb, log, e.clock.Now),
+		Catalog: cat, Now: e.clock.Now, Registerer: reg, RetentionBatch: batch, RetentionLimit: limit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, reg
+}
+
+// endedRequests files n requests for tenant, each canceled at once, and
+// returns their ids.
+func endedRequests(t *testing.T, e *env, tenant string, n int) []string {
+	t.Helper()
+	ctx := context.Background()
+	var ids []string
+	for range n {
+		r, err := e.store.Create(ctx, operator, grants.CreateInput{Tenant: tenant, Service: "exchange",
+			ServiceRequest: "SR-7", Reason: "repair", Duration: grants.Duration(time.Hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.store.Act(ctx, r.ID, grants.ActionCancel, operator, ""); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, r.ID)
+	}
+	return ids
+}
+
+// requestsLeft reports what is left of the requests of tenants: each one
+// whose own key is there, and each index entry or note naming one.
+func requestsLeft(t *testing.T, e *env, tenants ...string) []string {
+	t.Helper()
+	ctx := context.Background()
+	var left []string
+	for _, tenant := range tenants {
+		for _, k := range []string{keys.TenantRequests(tenant), keys.RequestsDeleting(tenant)} {
+			if n, err := e.rdb.Exists(ctx, k).Result(); err != nil || n != 0 {
+				left = append(left, k)
+			}
+		}
+		found, err := e.rdb.Keys(ctx, "lockbox:{"+tenant+"}:req:*").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		left = append(left, found...)
+	}
+	found, err := e.rdb.Keys(ctx, keys.RequestIndex("*")).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	left = append(left, found...)
+	for _, k := range []string{keys.AllRequests(), keys.OperatorRequests(operator.Principal.Subject)} {
+		if n, err := e.rdb.ZCard(ctx, k).Result(); err != nil || n != 0 {
+			left = append(left, k)
+		}
+	}
+	slices.Sort(left)
+	return left
+}
+
+// batchWatch is a hook that records the largest pipeline of
+// provider-wide index removals (one DEL of a request's reqidx per
+// request) and the most notes of deletions (keys.RequestsDeleting) a
+// tenant held when one was sent.
+type batchWatch struct {
+	rdb      redis.UniversalClient
+	tenants  []string
+	pipeline atomic.Int64
+	notes    atomic.Int64
+	onBatch  func()
+}
+
+func (h *batchWatch) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (h *batchWatch) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (h *batchWatch) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		n := int64(0)
+		for _, c := range cmds {
+			if redistest.Command("del")(c) && len(c.Args()) > 1 && strings.HasPrefix(fmt.Sprint(c.Args()[1]), keys.RequestIndex("")) {
+				n++
+			}
+		}
+		if n == 0 {
+			return next(ctx, cmds)
+		}
+		maxInto(&h.pipeline, n)
+		for _, tenant := range h.tenants {
+			notes, err := h.rdb.HLen(context.Background(), keys.RequestsDeleting(tenant)).Result()
+			if err != nil {
+				return err
+			}
+			maxInto(&h.notes, notes)
+		}
+		err := next(ctx, cmds)
+		if h.onBatch != nil {
+			h.onBatch()
+		}
+		return err
+	}
+}
+
+func maxInto(v *atomic.Int64, n int64) {
+	for {
+		old := v.Load()
+		if n <= old || v.CompareAndSwap(old, n) {
+			return
+		}
+	}
+}
+
+// TestRequestRetentionWorksInBatches: a backlog (retention turned on over
+// years of requests) is not deleted in one go. Each batch removes at most
+// RetentionBatch requests' provider-wide entries in one pipeline, with no
+// more notes than that pending; each run deletes at most RetentionLimit
+// and says there is more, and the runs after it go on until every request
+// is gone, each deleted once. The tenants take turns by batch, so one
+// tenant's backlog does not hold back another's deletions for runs.
+func TestRequestRetentionWorksInBatches(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	endedRequests(t, e, "contoso", 11)
+	endedRequests(t, e, "fabrikam", 4)
+	e.clock.Advance(2 * day)
+
+	const batch, limit, due = 3, 7, 15
+	rdb := redistest.Clone(t, e.rdb)
+	watch := &batchWatch{rdb: e.rdb, tenants: []string{"contoso", "fabrikam"}}
+	rdb.AddHook(watch)
+	s, reg := retentionReplica(t, e, rdb, batch, limit)
+	total, runs := 0, 0
+	for more := true; more; {
+		if runs++; runs > 10 {
+			t.Fatalf("still more to delete after %d runs, %d deleted of %d", runs-1, total, due)
+		}
+		before, err := e.rdb.ZCard(ctx, keys.TenantRequests("fabrikam")).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		n, more, err = s.DeleteEnded(ctx, day)
+		if err != nil {
+			t.Fatalf("run %d: %v", runs, err)
+		}
+		if n > limit {
+			t.Errorf("run %d deleted %d requests, more than its limit of %d", runs, n, limit)
+		}
+		if more && n < limit {
+			t.Errorf("run %d deleted %d requests, under its limit of %d, and said there was more", runs, n, limit)
+		}
+		after, err := e.rdb.ZCard(ctx, keys.TenantRequests("fabrikam")).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if runs == 1 && after == before {
+			t.Error("the first run deleted none of fabrikam's requests: contoso's backlog held them back")
+		}
+		total += n
+	}
+	if total != due {
+		t.Errorf("the runs deleted %d requests in all, want %d", total, due)
+	}
+	if runs < 3 {
+		t.Errorf("%d requests deleted in %d runs of at most %d", due, runs, limit)
+	}
+	if n := watch.pipeline.Load(); n > batch {
+		t.Errorf("one pipeline removed the provider-wide entries of %d requests, more than a batch of %d", n, batch)
+	}
+	if n := watch.notes.Load(); n > batch {
+		t.Errorf("a tenant held %d notes of deletions at once, more than a batch of %d", n, batch)
+	}
+	if left := requestsLeft(t, e, "contoso", "fabrikam"); len(left) != 0 {
+		t.Errorf("left after every run: %q", left)
+	}
+	deletedTotal(t, reg, due)
+}
+
+// deletedTotal checks that lockbox_requests_deleted_total of reg is want.
+func deletedTotal(t *testing.T, reg prometheus.Gatherer, want int) {
+	t.Helper()
+	text := fmt.Sprintf(`
+# HELP lockbox_requests_deleted_total Ended requests request retention (LOCKBOX_REQUEST_RETENTION) deleted, with their history and index entries.
+# TYPE lockbox_requests_deleted_total counter
+lockbox_requests_deleted_total %d
+`, want)
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(text), "lockbox_requests_deleted_total"); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestRequestRetentionStoppedPartWayLosesNothing: a run stopped part way,
+// its context canceled once a batch is done or its replica killed after
+// deleting requests whose provider-wide entries it has yet to remove,
+// stops there, and leaves each request either whole, in every index, or
+// deleted, with a note of what is left of it; listings show only the
+// whole ones. The next run deletes the rest and finishes the notes: every
+// request is deleted, and counted, once.
+func TestRequestRetentionStoppedPartWayLosesNothing(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		kill bool
+	}{
+		{"context canceled after a batch", false},
+		{"replica killed within a batch", true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t)
+			ctx := context.Background()
+			const batch, due = 3, 8
+			ids := endedRequests(t, e, "contoso", due)
+			e.clock.Advance(2 * day)
+
+			rctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			var rdb redis.UniversalClient
+			if c.kill {
+				k := redistest.Killable(t, e.rdb)
+				// It dies once its fifth deletion committed: the second
+				// batch's second, whose provider-wide entries it has
+				// not removed.
+				notes := 0
+				k.KillAfter(func(cmd redis.Cmder) bool {
+					if redistest.Command("hset", keys.RequestsDeleting("contoso"))(cmd) {
+						notes++
+					}
+					return notes == 5
+				})
+				rdb = k
+			} else {
+				rdb = redistest.Clone(t, e.rdb)
+				rdb.AddHook(&batchWatch{rdb: e.rdb, onBatch: cancel})
+			}
+			s, reg := retentionReplica(t, e, rdb, batch, 100)
+			n, _, err := s.DeleteEnded(rctx, day)
+			if err == nil {
+				t.Fatalf("DeleteEnded stopped part way deleted %d and reported no error", n)
+			}
+			want := batch
+			if c.kill {
+				want = 5
+			}
+			if n != want {
+				t.Errorf("the stopped run deleted %d requests, want %d", n, want)
+			}
+			deletedTotal(t, reg, n)
+
+			var deleted, whole []string
+			for _, id := range ids {
+				switch in := indexed(t, e, id); {
+				case slices.Equal(in, allIndexes):
+					whole = append(whole, id)
+				case slices.Contains(in, "req") || slices.Contains(in, "tenant"):
+					t.Errorf("request %s half deleted: still in %q", id, in)
+				case len(in) > 0:
+					// Its provider-wide entries wait for the next run:
+					// the note says so.
+					if err := e.rdb.HGet(ctx, keys.RequestsDeleting("contoso"), id).Err(); err != nil {
+						t.Errorf("request %s deleted, still in %q, with no note: %v", id, in, err)
+					}
+					deleted = append(deleted, id)
+				default:
+					deleted = append(deleted, id)
+				}
+			}
+			if len(deleted) != n {
+				t.Errorf("%d requests gone after a run that deleted %d", len(deleted), n)
+			}
+			for name, listing := range listed(t, e) {
+				slices.Sort(listing)
+				slices.Sort(whole)
+				if !slices.Equal(listing, whole) {
+					t.Errorf("%s listing after the stopped run shows %q, want the requests left whole %q", name, listing, whole)
+				}
+			}
+
+			next, more, err := e.store.DeleteEnded(ctx, day)
+			if err != nil || more || n+next != due {
+				t.Fatalf("next run: DeleteEnded = %d, %t, %v; want %d, false (the rest)", next, more, err, due-n)
+			}
+			if left := requestsLeft(t, e, "contoso"); len(left) != 0 {
+				t.Errorf("left after the next run: %q", left)
+			}
+		})
 	}
 }

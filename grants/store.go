@@ -67,6 +67,15 @@ type Config struct {
 	// (other replicas hear of it through the event the transition
 	// publishes).
 	Changed func(tenant string)
+	// RetentionBatch is how many requests DeleteEnded deletes in a tenant
+	// before it removes their provider-wide index entries, in one
+	// pipeline: what that pipeline and the tenant's note of deletions
+	// (keys.RequestsDeleting) hold at most. DefaultRetentionBatch when 0.
+	RetentionBatch int
+	// RetentionLimit is how many requests one run of DeleteEnded deletes
+	// at most, over every tenant; the next run goes on from there.
+	// DefaultRetentionLimit when 0.
+	RetentionLimit int
 }
 
 // Outbox queues the notifications a transition causes. EnqueueTx adds its
@@ -103,6 +112,12 @@ func (c *Config) CheckAndSetDefaults() error {
 	}
 	if c.Changed == nil {
 		c.Changed = func(string) {}
+	}
+	if c.RetentionBatch <= 0 {
+		c.RetentionBatch = DefaultRetentionBatch
+	}
+	if c.RetentionLimit <= 0 {
+		c.RetentionLimit = DefaultRetentionLimit
 	}
 	return nil
 }

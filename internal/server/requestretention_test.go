@@ -63,3 +63,46 @@ func TestSweepAppliesRequestRetention(t *testing.T) {
 		t.Errorf("Get of a request past retention: %v, want not found", err)
 	}
 }
+
+// TestSweepGoesOnWithARetentionBacklog: a run of request retention that
+// stopped at its limit, with more due, is followed by another a minute
+// on, not an hour: a backlog goes a run a minute until it is gone.
+func TestSweepGoesOnWithARetentionBacklog(t *testing.T) {
+	seen := make(chan struct{}, 1)
+	lb := start(t, map[string]string{"LOCKBOX_REQUEST_RETENTION": "24h", "LOCKBOX_AUDIT_RETENTION": "24h",
+		"LOCKBOX_SWEEP_INTERVAL": "10ms", "LOCKBOX_UPSTREAMS": "exchange=http://127.0.0.1:1"},
+		func(o *server.Options) {
+			o.Logger = slog.New(signalHandler{msg: "request retention deleted requests", seen: seen})
+			o.RequestRetentionLimit = 1
+		})
+	ctx := context.Background()
+	op := grants.Actor{Principal: identity.Principal{Subject: alice.Subject, Roles: alice.Roles}, ClientIP: "198.51.100.1"}
+	var ids []string
+	for range 3 {
+		r, err := lb.srv.Requests.Create(ctx, op, grants.CreateInput{Tenant: "contoso", Service: "exchange",
+			ServiceRequest: "SR-1", Reason: "mailbox will not open", Duration: grants.Duration(time.Hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := lb.srv.Requests.Act(ctx, r.ID, grants.ActionCancel, op, ""); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, r.ID)
+	}
+	lb.clk.Advance(25 * time.Hour)
+	for run := 1; run <= len(ids); run++ {
+		// The deadline only bounds a failure: a run an hour on never
+		// comes, the clock being moved a minute only.
+		select {
+		case <-seen:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("request retention run %d did not come a minute after a run that stopped at its limit", run)
+		}
+		lb.clk.Advance(time.Minute)
+	}
+	for _, id := range ids {
+		if _, err := lb.srv.Requests.Get(ctx, manager, id); !errors.Is(err, grants.ErrNotFound) {
+			t.Errorf("Get of request %s past retention after %d runs: %v, want not found", id, len(ids), err)
+		}
+	}
+}

@@ -145,6 +145,11 @@ type Options struct {
 	// zero. Tests lengthen it: a loaded machine under -race now and then
 	// takes longer than the default, and the call is denied.
 	PolicyEvalTimeout time.Duration
+	// RequestRetentionLimit is how many requests one run of request
+	// retention deletes at most (grants.Config.RetentionLimit);
+	// grants.DefaultRetentionLimit when zero. Tests lower it to see a
+	// backlog deleted over several runs.
+	RequestRetentionLimit int
 	// EndDelay, once closed, ends the shutdown delay
 	// (LOCKBOX_SHUTDOWN_DELAY) at once: "lockbox serve" closes it on a
 	// second stop signal. Nil: the delay runs its course.
@@ -294,7 +299,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 	if s.Requests, err = grants.NewStore(grants.Config{
 		Redis: s.Redis, Audit: s.Audit, Tenants: s.Tenants, Catalog: s.Policy,
 		Now: opts.Now, Logger: opts.Logger.With("component", "grants"), Registerer: s.Registry,
-		Outbox: notify.NewOutbox(), Changed: s.events.Invalidate,
+		Outbox: notify.NewOutbox(), Changed: s.events.Invalidate, RetentionLimit: opts.RequestRetentionLimit,
 	}); err != nil {
 		s.Redis.Close()
 		return nil, err
@@ -1013,27 +1018,36 @@ func (s *Server) sweepLoop(ctx context.Context) {
 }
 
 // requestRetentionInterval is how often request retention runs. It reads
-// every tenant's index on each run, unlike audit retention's schedule, and
-// a retention of at least a day does not need more than an hour's
-// precision.
+// each tenant's index up to the cutoff only, and a retention of at least
+// a day does not need more than an hour's precision.
 const requestRetentionInterval = time.Hour
+
+// requestRetentionSoon is how soon request retention runs again after a
+// run that failed, or that stopped at its limit with more due (a backlog
+// of years, the first time it is turned on): the backlog goes a run a
+// minute, each short, with the sweep's other work in between.
+const requestRetentionSoon = time.Minute
 
 // requestRetention deletes the requests that ended more than
 // LOCKBOX_REQUEST_RETENTION ago, when its interval has passed since the
-// last run; a failed run is tried again at the next sweep a minute on.
+// last run; a failed run, or one that left more due, is tried again at
+// the next sweep a minute on.
 func (s *Server) requestRetention(ctx context.Context) {
 	began := s.now()
 	if s.cfg.RequestRetention <= 0 || began.Before(s.nextRequestRetention) {
 		return
 	}
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
-	n, err := s.Requests.DeleteEnded(rctx, s.cfg.RequestRetention)
+	n, more, err := s.Requests.DeleteEnded(rctx, s.cfg.RequestRetention)
 	cancel()
 	next := requestRetentionInterval
+	if more {
+		next = requestRetentionSoon
+	}
 	switch {
 	case err != nil && ctx.Err() == nil:
 		s.log.Warn("request retention failed", "err", err, "deleted", n)
-		next = time.Minute
+		next = requestRetentionSoon
 	case n > 0:
 		s.log.Info("request retention deleted requests", "count", n, "retention", s.cfg.RequestRetention)
 	}
