@@ -47,7 +47,9 @@ const (
 // back what it restored of it.
 //
 // Tenants take turns, a batch each, so a tenant with a long backlog does
-// not hold back the others' deletions for many runs.
+// not hold back the others' deletions for many runs. Once a tenant has
+// nothing more due, Config.DeadLetters removes its dead letters whose
+// request is gone.
 //
 // Any number of replicas may run it at once: deleting is idempotent.
 func (s *Store) DeleteEnded(ctx context.Context, retention time.Duration) (int, bool, error) {
@@ -95,6 +97,9 @@ func (s *Store) DeleteEnded(ctx context.Context, retention time.Duration) (int, 
 			if n > 0 {
 				s.metrics.deleted.Add(float64(n))
 			}
+			if err == nil && done {
+				err = s.forgetDeleted(ctx, r.tenant)
+			}
 			switch {
 			case err != nil && ctx.Err() != nil:
 				return total, true, fault.Unavailable("grants: request retention", err)
@@ -116,6 +121,18 @@ func (s *Store) retentionErr(errs []error) error {
 		return fault.Unavailable("grants: request retention", err)
 	}
 	return nil
+}
+
+// forgetDeleted removes tenant's dead letters whose request is gone, once
+// the run is done with the tenant. Every run, not only one that deleted
+// something: a run stopped before it leaves letters whose request is
+// already gone, and nothing else would tell the next run.
+func (s *Store) forgetDeleted(ctx context.Context, tenant string) error {
+	if s.cfg.DeadLetters == nil {
+		return nil
+	}
+	_, err := s.cfg.DeadLetters.ForgetDeleted(ctx, tenant)
+	return err
 }
 
 // tenantRetention is where one run of DeleteEnded stands in a tenant.

@@ -76,6 +76,16 @@ type Config struct {
 	// at most, over every tenant; the next run goes on from there.
 	// DefaultRetentionLimit when 0.
 	RetentionLimit int
+	// DeadLetters, when set, removes a tenant's notification dead letters
+	// whose request DeleteEnded deleted: each carries a copy of the
+	// request, history and all. Nil keeps them.
+	DeadLetters DeadLetters
+}
+
+// DeadLetters removes the dead letters (notifications given up on) of a
+// tenant's requests that are gone; *notify.DeadLetters implements it.
+type DeadLetters interface {
+	ForgetDeleted(ctx context.Context, tenant string) (int, error)
 }
 
 // Outbox queues the notifications a transition causes. EnqueueTx adds its

@@ -160,6 +160,62 @@ func (d *DeadLetters) List(ctx context.Context, tenant string) ([]DeadLetter, er
 	}
 }
 
+// ForgetDeleted removes the tenant's dead letters whose request is gone:
+// request retention (LOCKBOX_REQUEST_RETENTION) deleted it, with its
+// history, and a letter's event carries a copy of both, which must not
+// outlive them. Such a letter could not be delivered anyway: recipients
+// are worked out from the request. A letter whose event can't be read is
+// left alone. It returns how many letters it removed, each logged at
+// info. It reads the whole stream, a page at a time: a tenant without
+// dead letters costs one round trip.
+func (d *DeadLetters) ForgetDeleted(ctx context.Context, tenant string) (int, error) {
+	if err := keys.ValidTenant(tenant); err != nil {
+		return 0, err
+	}
+	removed := 0
+	for start := "-"; ; {
+		msgs, err := d.rdb.XRangeN(ctx, DeadKey(tenant), start, "+", deadPage).Result()
+		if err != nil {
+			return removed, fmt.Errorf("notify: read dead letters: %w", err)
+		}
+		var letters []DeadLetter
+		var exists []*redis.IntCmd
+		if _, err := d.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, m := range msgs {
+				if l := readDeadLetter(m); keys.IsUUID(l.RequestID) {
+					letters, exists = append(letters, l), append(exists, p.Exists(ctx, keys.Request(tenant, l.RequestID)))
+				}
+			}
+			return nil
+		}); err != nil {
+			return removed, fmt.Errorf("notify: look up dead letters' requests: %w", err)
+		}
+		var gone []string
+		for i, l := range letters {
+			if exists[i].Val() == 0 {
+				gone = append(gone, l.ID)
+			}
+		}
+		if len(gone) > 0 {
+			n, err := d.rdb.XDel(ctx, DeadKey(tenant), gone...).Result()
+			if err != nil {
+				return removed, fmt.Errorf("notify: remove dead letters: %w", err)
+			}
+			removed += int(n)
+			for i, l := range letters {
+				if exists[i].Val() == 0 {
+					d.logger.InfoContext(ctx, "dead letter deleted with its request", "tenant", tenant, "id", l.ID,
+						"request_id", l.RequestID, "kind", l.Kind)
+				}
+			}
+		}
+		if len(msgs) < deadPage {
+			return removed, nil
+		}
+		start = "(" + msgs[len(msgs)-1].ID
+	}
+}
+
 // TenantDeadLetters is how many dead letters a tenant has.
 type TenantDeadLetters struct {
 	Tenant      string `json:"tenant"`

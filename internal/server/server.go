@@ -300,6 +300,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 		Redis: s.Redis, Audit: s.Audit, Tenants: s.Tenants, Catalog: s.Policy,
 		Now: opts.Now, Logger: opts.Logger.With("component", "grants"), Registerer: s.Registry,
 		Outbox: notify.NewOutbox(), Changed: s.events.Invalidate, RetentionLimit: opts.RequestRetentionLimit,
+		DeadLetters: notify.NewDeadLetters(s.Redis, nil, opts.Now, opts.Logger.With("component", "notify")),
 	}); err != nil {
 		s.Redis.Close()
 		return nil, err

@@ -1,0 +1,110 @@
+package notify_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/lockbox-oss/lockbox/grants"
+	"github.com/lockbox-oss/lockbox/notify"
+)
+
+// naming lists the keys that name id, in their name or in what they
+// hold, with id in their names written ID.
+func naming(t *testing.T, rdb redis.UniversalClient, id string) []string {
+	t.Helper()
+	ctx := context.Background()
+	ks, err := rdb.Keys(ctx, "*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, k := range ks {
+		typ, err := rdb.Type(ctx, k).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var held any
+		switch typ {
+		case "string":
+			held, err = rdb.Get(ctx, k).Result()
+		case "hash":
+			held, err = rdb.HGetAll(ctx, k).Result()
+		case "set":
+			held, err = rdb.SMembers(ctx, k).Result()
+		case "zset":
+			held, err = rdb.ZRange(ctx, k, 0, -1).Result()
+		case "list":
+			held, err = rdb.LRange(ctx, k, 0, -1).Result()
+		case "stream":
+			held, err = rdb.XRange(ctx, k, "-", "+").Result()
+		default:
+			t.Fatalf("key %s of type %s", k, typ)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(k, id) || strings.Contains(fmt.Sprint(held), id) {
+			out = append(out, strings.ReplaceAll(k, id, "ID"))
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestRequestRetentionDeletesItsDeadLetters: a notification given up on
+// keeps, in the tenant's dead-letter stream, a copy of its request with
+// its history (who decided, from where, their comments). When request
+// retention deletes the request, its dead letters go with it, each
+// logged; a live request's stay. Afterwards only the tenant's audit log
+// still names the deleted request: audit retention, never shorter than
+// request retention, removes those records.
+func TestRequestRetentionDeletesItsDeadLetters(t *testing.T) {
+	e := newRedriveEnv(t, "") // the webhook receiver answers 410: a dead letter at once
+	ctx := context.Background()
+	old := e.create(t, operator(0))
+	e.act(t, old.ID, grants.ActionCancel, operator(0))
+	live := e.create(t, operator(1))
+	drain(t, e.w)
+	d := notify.NewDeadLetters(e.rdb, nil, e.clock.Now, slog.New(slog.NewJSONHandler(e.logs, nil)))
+	requests := func() []string {
+		var ids []string
+		for _, l := range mustList(t, d, "contoso") {
+			if !slices.Contains(ids, l.RequestID) {
+				ids = append(ids, l.RequestID)
+			}
+		}
+		slices.Sort(ids)
+		return ids
+	}
+	both := []string{old.ID, live.ID}
+	slices.Sort(both)
+	if got := requests(); !slices.Equal(got, both) {
+		t.Fatalf("dead letters name requests %q, want both %q", got, both)
+	}
+
+	e.clock.Advance(2 * 24 * time.Hour)
+	s, err := grants.NewStore(grants.Config{Redis: e.rdb, Audit: e.log, Tenants: e.tenants, Catalog: cat,
+		Now: e.clock.Now, Outbox: notify.NewOutbox(), DeadLetters: d})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _, err := s.DeleteEnded(ctx, 24*time.Hour); err != nil || n != 1 {
+		t.Fatalf("DeleteEnded = %d, %v; want 1 (the canceled request)", n, err)
+	}
+	if got := requests(); !slices.Equal(got, []string{live.ID}) {
+		t.Errorf("after retention dead letters name requests %q, want the live one's %q only", got, live.ID)
+	}
+	if left := naming(t, e.rdb, old.ID); !slices.Equal(left, []string{"lockbox:{contoso}:audit"}) {
+		t.Errorf("keys still naming the deleted request: %q, want its audit records' only", left)
+	}
+	if lines := e.logs.lines("dead letter deleted with its request"); len(lines) == 0 || !strings.Contains(lines[0], old.ID) {
+		t.Errorf("no log line of the dead letters deleted with request %s: %q", old.ID, lines)
+	}
+}
