@@ -69,6 +69,9 @@ func TestOnRedisCluster(t *testing.T) {
 		"ListPagingProperty":                   TestListPagingProperty,
 		"OffboardEndsTheTenant":                TestOffboardEndsTheTenant,
 		"OffboardWhileFiling":                  TestOffboardWhileFiling,
+		"RequestRetentionDeletesEndedRequests": TestRequestRetentionDeletesEndedRequests,
+		"RequestRetentionWorksInBatches":       TestRequestRetentionWorksInBatches,
+		"RequestRetentionStoppedPartWay":       TestRequestRetentionStoppedPartWayLosesNothing,
 	} {
 		t.Run(name, test)
 	}
