@@ -49,7 +49,7 @@ const (
 // Tenants take turns, a batch each, so a tenant with a long backlog does
 // not hold back the others' deletions for many runs. Once a tenant has
 // nothing more due, Config.DeadLetters removes its dead letters whose
-// request is gone.
+// request is gone, when it deleted any since they were last gone through.
 //
 // Any number of replicas may run it at once: deleting is idempotent.
 func (s *Store) DeleteEnded(ctx context.Context, retention time.Duration) (int, bool, error) {
@@ -124,14 +124,39 @@ func (s *Store) retentionErr(errs []error) error {
 }
 
 // forgetDeleted removes tenant's dead letters whose request is gone, once
-// the run is done with the tenant. Every run, not only one that deleted
-// something: a run stopped before it leaves letters whose request is
-// already gone, and nothing else would tell the next run.
+// the run is done with the tenant, if a deletion since they were last
+// gone through says so (keys.RequestsDeleted): a tenant's letters, up to
+// 10,000, are not read at every run, and a run a minute during a backlog.
+// The flag outlives a run stopped before this point, and the next run,
+// though it deletes nothing, does it. Under WATCH of the flag: a deletion
+// meanwhile, whose letters the pass may have missed, keeps it.
 func (s *Store) forgetDeleted(ctx context.Context, tenant string) error {
 	if s.cfg.DeadLetters == nil {
 		return nil
 	}
-	_, err := s.cfg.DeadLetters.ForgetDeleted(ctx, tenant)
+	flag := keys.RequestsDeleted(tenant)
+	// Looked at first without WATCH: most runs find no flag, and that
+	// costs one round trip.
+	if n, err := s.cfg.Redis.Exists(ctx, flag).Result(); err != nil || n == 0 {
+		return err
+	}
+	err := s.cfg.Redis.Watch(ctx, func(tx *redis.Tx) error {
+		n, err := tx.Exists(ctx, flag).Result()
+		if err != nil || n == 0 {
+			return err
+		}
+		if _, err := s.cfg.DeadLetters.ForgetDeleted(ctx, tenant); err != nil {
+			return err
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.Del(ctx, flag)
+			return nil
+		})
+		return err
+	}, flag)
+	if errors.Is(err, redis.TxFailedErr) {
+		return nil // set again meanwhile: the next run goes through them
+	}
 	return err
 }
 
@@ -238,6 +263,9 @@ func (s *Store) deleteIfEnded(ctx context.Context, tenant, id string, cutoff tim
 			p.ZRem(ctx, keys.TenantActive(tenant), id)
 			p.Del(ctx, keys.OutboxAsked(tenant, id), keys.OutboxWarned(tenant, id))
 			p.HSet(ctx, keys.RequestsDeleting(tenant), id, r.Requester)
+			if s.cfg.DeadLetters != nil {
+				p.Set(ctx, keys.RequestsDeleted(tenant), "1", 0)
+			}
 			return nil
 		})
 		if err == nil {

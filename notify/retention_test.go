@@ -2,16 +2,20 @@ package notify_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/lockbox-oss/lockbox/grants"
+	"github.com/lockbox-oss/lockbox/internal/keys"
+	"github.com/lockbox-oss/lockbox/internal/redistest"
 	"github.com/lockbox-oss/lockbox/notify"
 )
 
@@ -106,5 +110,84 @@ func TestRequestRetentionDeletesItsDeadLetters(t *testing.T) {
 	}
 	if lines := e.logs.lines("dead letter deleted with its request"); len(lines) == 0 || !strings.Contains(lines[0], old.ID) {
 		t.Errorf("no log line of the dead letters deleted with request %s: %q", old.ID, lines)
+	}
+}
+
+// deadReads is a hook that counts the reads of a dead-letter stream.
+type deadReads struct{ n atomic.Int64 }
+
+func (h *deadReads) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *deadReads) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if redistest.Command("xrange", notify.DeadKey("contoso"))(cmd) {
+			h.n.Add(1)
+		}
+		return next(ctx, cmd)
+	}
+}
+func (h *deadReads) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// TestRequestRetentionReadsDeadLettersOnlyAfterDeleting: a tenant's
+// dead letters, up to 10,000, are read only when request retention
+// deleted one of its requests since they were last gone through, not at
+// every run: a backlog's runs come a minute apart. A run stopped between
+// deleting a request and going through the letters leaves that for the
+// next run, though it deletes nothing.
+func TestRequestRetentionReadsDeadLettersOnlyAfterDeleting(t *testing.T) {
+	e := newRedriveEnv(t, "") // the webhook receiver answers 410: a dead letter at once
+	ctx := context.Background()
+	old := e.create(t, operator(0))
+	e.act(t, old.ID, grants.ActionCancel, operator(0))
+	drain(t, e.w)
+	replica := func(rdb redis.UniversalClient) *grants.Store {
+		s, err := grants.NewStore(grants.Config{Redis: rdb, Audit: e.log, Tenants: e.tenants, Catalog: cat,
+			Now: e.clock.Now, Outbox: notify.NewOutbox(), DeadLetters: notify.NewDeadLetters(rdb, nil, e.clock.Now, nil)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	reads := &deadReads{}
+	watched := redistest.Clone(t, e.rdb)
+	watched.AddHook(reads)
+
+	// Nothing due yet: nothing deleted, the letters not read.
+	if n, _, err := replica(watched).DeleteEnded(ctx, 24*time.Hour); err != nil || n != 0 {
+		t.Fatalf("DeleteEnded with nothing due = %d, %v; want 0", n, err)
+	}
+	if n := reads.n.Load(); n != 0 {
+		t.Errorf("a run that deleted nothing read the dead letters %d times", n)
+	}
+
+	// Due: a replica killed once the request is deleted, before it goes
+	// through the letters.
+	e.clock.Advance(2 * 24 * time.Hour)
+	k := redistest.Killable(t, e.rdb)
+	k.KillAfter(redistest.Command("hdel", keys.RequestsDeleting("contoso")))
+	if _, _, err := replica(k).DeleteEnded(ctx, 24*time.Hour); err == nil {
+		t.Fatal("DeleteEnded on a replica killed part way reported no error")
+	}
+	if _, err := e.store.Get(ctx, manager.Principal, old.ID); !errors.Is(err, grants.ErrNotFound) {
+		t.Fatalf("the killed run did not delete the request: %v", err)
+	}
+	if left := naming(t, e.rdb, old.ID); !slices.Contains(left, "lockbox:{contoso}:outbox:dead") {
+		t.Fatalf("the killed run went through the dead letters: keys naming the request %q", left)
+	}
+	// The next run has nothing to delete, and goes through them.
+	if n, _, err := replica(watched).DeleteEnded(ctx, 24*time.Hour); err != nil || n != 0 {
+		t.Fatalf("next run: DeleteEnded = %d, %v; want 0", n, err)
+	}
+	if left := naming(t, e.rdb, old.ID); !slices.Equal(left, []string{"lockbox:{contoso}:audit"}) {
+		t.Errorf("after the next run keys still naming the deleted request: %q, want its audit records' only", left)
+	}
+	// And the one after it no longer reads them.
+	reads.n.Store(0)
+	if _, _, err := replica(watched).DeleteEnded(ctx, 24*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if n := reads.n.Load(); n != 0 {
+		t.Errorf("a run after the letters were gone through read them %d times", n)
 	}
 }

@@ -179,6 +179,13 @@ func TenantRequests(tenant string) string { return tagged(tenant, "requests") }
 // this hash, in the tenant's slot, does, and survives a crash in between.
 func RequestsDeleting(tenant string) string { return tagged(tenant, "requests:deleting") }
 
+// RequestsDeleted, when it exists, says that request retention deleted
+// requests of the tenant whose notification dead letters it has yet to go
+// through (grants.Config.DeadLetters): it is set in each deletion's
+// transaction, and removed once the letters are gone through unless set
+// again meanwhile, so a tenant's letters are read only after a deletion.
+func RequestsDeleted(tenant string) string { return tagged(tenant, "requests:deleted") }
+
 // Grant holds the live grant of (tenant, operator, service), with a TTL.
 func Grant(tenant, operator, service string) string {
 	return tagged(tenant, "grant:"+operator+":"+service)
