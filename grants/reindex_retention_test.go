@@ -38,7 +38,7 @@ func TestReindexRestoresNoEntryOfADeletedRequest(t *testing.T) {
 
 			rdbB := redistest.Clone(t, e.rdb)
 			hook := &afterReply{when: redistest.Command("zrangebyscore", keys.TenantRequests("contoso")), then: func() {
-				if n, err := e.store.DeleteEnded(ctx, day); err != nil || n != 1 {
+				if n, _, err := e.store.DeleteEnded(ctx, day); err != nil || n != 1 {
 					t.Errorf("retention meanwhile: %d, %v; want the ended request deleted", n, err)
 				}
 			}}
