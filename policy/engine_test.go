@@ -27,7 +27,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"testing/fstest"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -706,23 +705,14 @@ decision := {"allow": n > 0, "reasons": []} if {
 }
 
 func TestReloadKeepsLastGood(t *testing.T) {
-	dir := defaultDir(t)
-	e, _ := newEngine(t, policy.EngineConfig{Dir: dir})
+	e, authz, good := editableDefault(t)
 	rev := e.Revision()
-	reloads := func(result string) float64 {
-		return testutil.ToFloat64(policy.ReloadsCollector(e, result))
-	}
-	if reloads("success") != 0 || reloads("error") != 0 {
-		t.Fatalf("reload counters start at %v/%v, want 0/0", reloads("success"), reloads("error"))
+	if reloads(e, "success") != 0 || reloads(e, "error") != 0 {
+		t.Fatalf("reload counters start at %v/%v, want 0/0", reloads(e, "success"), reloads(e, "error"))
 	}
 
-	authz := filepath.Join(dir, "lockbox", "authz", "authz.rego")
-	good, err := os.ReadFile(authz)
-	if err != nil {
-		t.Fatal(err)
-	}
 	writeFile(t, authz, append(slices.Clone(good), "\nbroken if {\n"...))
-	err = e.Reload()
+	err := e.Reload()
 	if !errors.Is(err, policy.ErrInvalidPolicy) || !strings.Contains(err.Error(), "authz.rego:") {
 		t.Fatalf("Reload = %v, want ErrInvalidPolicy naming authz.rego:line", err)
 	}
@@ -735,8 +725,8 @@ func TestReloadKeepsLastGood(t *testing.T) {
 	if d, err := e.Decide(t.Context(), allowedInput()); err != nil || !d.Allow {
 		t.Errorf("Decide after a failed reload = %+v, %v; want the last good policy's allow", d, err)
 	}
-	if reloads("error") != 1 || reloads("success") != 0 {
-		t.Errorf("reloads error=%v success=%v, want 1 and 0", reloads("error"), reloads("success"))
+	if reloads(e, "error") != 1 || reloads(e, "success") != 0 {
+		t.Errorf("reloads error=%v success=%v, want 1 and 0", reloads(e, "error"), reloads(e, "success"))
 	}
 
 	// A good edit: the policy now denies writes... and everything else.
@@ -753,8 +743,8 @@ func TestReloadKeepsLastGood(t *testing.T) {
 	if d, err := e.Decide(t.Context(), allowedInput()); err != nil || d.Allow || !slices.Equal(d.Reasons, []string{"not_allowed"}) {
 		t.Errorf("Decide after reload = %+v, %v; want the new policy's not_allowed", d, err)
 	}
-	if reloads("error") != 1 || reloads("success") != 1 {
-		t.Errorf("reloads error=%v success=%v, want 1 and 1", reloads("error"), reloads("success"))
+	if reloads(e, "error") != 1 || reloads(e, "success") != 1 {
+		t.Errorf("reloads error=%v success=%v, want 1 and 1", reloads(e, "error"), reloads(e, "success"))
 	}
 	if got := testutil.ToFloat64(policy.LoadedAtCollector(e)); got != float64(t0.Unix()) {
 		t.Errorf("loaded timestamp = %v, want %v", got, t0.Unix())
@@ -934,48 +924,32 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 func TestWatch(t *testing.T) {
-	dir := defaultDir(t)
-	e, _ := newEngine(t, policy.EngineConfig{Dir: dir})
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan struct{})
-	go func() {
-		e.Watch(ctx, 5*time.Millisecond)
-		close(done)
-	}()
-	t.Cleanup(func() { cancel(); <-done })
+	e, authz, good := editableDefault(t)
+	startWatch(t, e, 5*time.Millisecond)
 
-	reloadErrors := func() float64 {
-		return testutil.ToFloat64(policy.ReloadsCollector(e, "error"))
-	}
-	lastReloadOK := func() float64 { return testutil.ToFloat64(policy.LastReloadCollector(e)) }
-	if got := lastReloadOK(); got != 1 {
+	if got := lastReloadOK(e); got != 1 {
 		t.Errorf("lockbox_policy_last_reload_successful = %v at start-up", got)
 	}
 	rev := e.Revision()
-	authz := filepath.Join(dir, "lockbox", "authz", "authz.rego")
-	good, err := os.ReadFile(authz)
-	if err != nil {
-		t.Fatal(err)
-	}
 
 	// A broken edit is counted once and changes nothing.
 	writeFile(t, authz, []byte("package lockbox.authz\n\ndecision := {\n"))
-	waitFor(t, "the broken edit to be counted", func() bool { return reloadErrors() == 1 })
+	waitFor(t, "the broken edit to be counted", func() bool { return reloads(e, "error") == 1 })
 	if e.Revision() != rev {
 		t.Error("a broken edit changed the revision")
 	}
 	// ... and says so for as long as it is on disk, not only as it fails.
-	if got := lastReloadOK(); got != 0 {
+	if got := lastReloadOK(e); got != 0 {
 		t.Errorf("lockbox_policy_last_reload_successful = %v with the broken edit on disk", got)
 	}
 
 	// A good edit is picked up.
 	writeFile(t, authz, append(slices.Clone(good), "\n# reviewed\n"...))
 	waitFor(t, "the good edit to load", func() bool { return e.Revision() != rev })
-	if got := reloadErrors(); got != 1 {
+	if got := reloads(e, "error"); got != 1 {
 		t.Errorf("reload errors = %v, want the one broken edit only", got)
 	}
-	if got := lastReloadOK(); got != 1 {
+	if got := lastReloadOK(e); got != 1 {
 		t.Errorf("lockbox_policy_last_reload_successful = %v once the good edit loaded", got)
 	}
 	if d, err := e.Decide(t.Context(), allowedInput()); err != nil || !d.Allow {
@@ -1016,13 +990,7 @@ func TestWatchConfigMapSwap(t *testing.T) {
 	if e.Revision() != embedded.Revision() {
 		t.Fatalf("ConfigMap layout loaded as revision %s, want the default's %s (hidden directories must be skipped)", e.Revision(), embedded.Revision())
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan struct{})
-	go func() {
-		e.Watch(ctx, 5*time.Millisecond)
-		close(done)
-	}()
-	t.Cleanup(func() { cancel(); <-done })
+	startWatch(t, e, 5*time.Millisecond)
 
 	version("..2026_03_01_11_00_00.2", "\n# second version\n")
 	symlink("..2026_03_01_11_00_00.2", "..data_tmp")
@@ -1129,15 +1097,7 @@ func (v *configMapVolume) update(payload map[string][]byte, beforeLinks, between
 // link: a poll or a SIGHUP landing then loads the new version, and counts
 // no error.
 func TestConfigMapKeyRemoval(t *testing.T) {
-	authz, err := fs.ReadFile(lockboxrego.FS, "lockbox/authz/authz.rego")
-	if err != nil {
-		t.Fatal(err)
-	}
-	catalog, err := fs.ReadFile(lockboxrego.FS, policy.CatalogPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := map[string][]byte{"authz.rego": authz, policy.CatalogPath: catalog}
+	base := defaultPayload(t)
 	for _, key := range []struct {
 		name    string
 		content []byte
@@ -1155,19 +1115,8 @@ func TestConfigMapKeyRemoval(t *testing.T) {
 				payload[key.name] = key.content
 				v := newConfigMapVolume(t, payload)
 				var logs bytes.Buffer
-				e, _ := newEngine(t, policy.EngineConfig{Dir: v.root,
-					Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))})
-				reloads := func(result string) float64 { return testutil.ToFloat64(policy.ReloadsCollector(e, result)) }
-				lastOK := func() float64 { return testutil.ToFloat64(policy.LastReloadCollector(e)) }
-				reasons := func() []string {
-					t.Helper()
-					d, err := e.Decide(t.Context(), allowedInput())
-					if err != nil {
-						t.Fatal(err)
-					}
-					return d.Reasons
-				}
-				if got := reasons(); !slices.Equal(got, key.with) {
+				e, _ := newEngine(t, policy.EngineConfig{Dir: v.root, Logger: warnLogger(&logs)})
+				if got := reasonsFor(t, e); !slices.Equal(got, key.with) {
 					t.Fatalf("with %s: reasons %q, want %q", key.name, got, key.with)
 				}
 				seen := e.Revision()
@@ -1177,39 +1126,23 @@ func TestConfigMapKeyRemoval(t *testing.T) {
 					if _, err := os.Stat(filepath.Join(v.root, key.name)); !errors.Is(err, fs.ErrNotExist) {
 						t.Fatalf("%s does not point to nothing between the swap and its removal: %v", key.name, err)
 					}
-					switch how {
-					case "poll":
-						for range policy.UnsettledPolls - 1 {
-							seen = policy.WatchPoll(e, seen)
-						}
-					case "SIGHUP":
-						if err := e.Reload(); err != nil {
-							t.Errorf("Reload = %v", err)
-						}
-					}
-					if reloads("error") != 0 || lastOK() != 1 {
-						t.Errorf("while %s's link points to nothing: %v reload errors, last_reload_successful %v; want 0 and 1",
-							key.name, reloads("error"), lastOK())
-					}
+					seen = reloadBy(t, e, how, policy.UnsettledPolls-1, seen)
+					wantNoReloadError(t, e, fmt.Sprintf("while %s's link points to nothing", key.name))
 					if e.Revision() != baseRev {
 						t.Errorf("while %s's link points to nothing: revision %s, want %s, the version \"..data\" names", key.name, e.Revision(), baseRev)
 					}
-					if got := reasons(); !slices.Equal(got, key.without) {
+					if got := reasonsFor(t, e); !slices.Equal(got, key.without) {
 						t.Errorf("while %s's link points to nothing: reasons %q, want %q", key.name, got, key.without)
 					}
 				})
-				seen = policy.WatchPoll(e, seen)
-				if got := reasons(); !slices.Equal(got, key.without) {
+				policy.WatchPoll(e, seen)
+				if got := reasonsFor(t, e); !slices.Equal(got, key.without) {
 					t.Errorf("once the kubelet removed %s: reasons %q, want %q", key.name, got, key.without)
 				}
-				if reloads("error") != 0 || lastOK() != 1 {
-					t.Errorf("once the kubelet removed %s: %v reload errors, last_reload_successful %v; want 0 and 1",
-						key.name, reloads("error"), lastOK())
-				}
+				wantNoReloadError(t, e, "once the kubelet removed "+key.name)
 				if strings.Contains(logs.String(), `"level":"ERROR"`) {
 					t.Errorf("a key removal logged an error:\n%s", logs.String())
 				}
-				_ = seen
 			})
 		}
 	}
@@ -1235,15 +1168,7 @@ func revisionOfPayload(t *testing.T, payload map[string][]byte) string {
 // loaded (a deny rule missing, or a compile error counted as a failed
 // reload that fired LockboxPolicyReloadFailed).
 func TestConfigMapKeyAdded(t *testing.T) {
-	authz, err := fs.ReadFile(lockboxrego.FS, "lockbox/authz/authz.rego")
-	if err != nil {
-		t.Fatal(err)
-	}
-	catalog, err := fs.ReadFile(lockboxrego.FS, policy.CatalogPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := map[string][]byte{"authz.rego": authz, policy.CatalogPath: catalog}
+	base := defaultPayload(t)
 	for _, change := range []struct {
 		name          string
 		authz, freeze string // the new version's authz.rego addition, and its new key
@@ -1258,24 +1183,13 @@ func TestConfigMapKeyAdded(t *testing.T) {
 		for _, how := range []string{"poll", "SIGHUP"} {
 			t.Run(change.name+"/"+how, func(t *testing.T) {
 				next := maps.Clone(base)
-				next["authz.rego"] = append(slices.Clone(authz), change.authz...)
+				next["authz.rego"] = append(slices.Clone(base["authz.rego"]), change.authz...)
 				next["freeze.rego"] = []byte(change.freeze)
 				nextRev := revisionOfPayload(t, next)
 
 				v := newConfigMapVolume(t, base)
 				var logs bytes.Buffer
-				e, _ := newEngine(t, policy.EngineConfig{Dir: v.root,
-					Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))})
-				reloads := func(result string) float64 { return testutil.ToFloat64(policy.ReloadsCollector(e, result)) }
-				lastOK := func() float64 { return testutil.ToFloat64(policy.LastReloadCollector(e)) }
-				reasons := func() []string {
-					t.Helper()
-					d, err := e.Decide(t.Context(), allowedInput())
-					if err != nil {
-						t.Fatal(err)
-					}
-					return d.Reasons
-				}
+				e, _ := newEngine(t, policy.EngineConfig{Dir: v.root, Logger: warnLogger(&logs)})
 				rev := e.Revision()
 				seen := rev
 
@@ -1283,44 +1197,28 @@ func TestConfigMapKeyAdded(t *testing.T) {
 					if _, err := os.Lstat(filepath.Join(v.root, "freeze.rego")); !errors.Is(err, fs.ErrNotExist) {
 						t.Fatalf("freeze.rego has a link before the kubelet creates it: %v", err)
 					}
-					switch how {
-					case "poll":
-						for range policy.UnsettledPolls {
-							seen = policy.WatchPoll(e, seen)
-						}
-					case "SIGHUP":
-						if err := e.Reload(); err != nil {
-							t.Errorf("Reload = %v", err)
-						}
-					}
+					seen = reloadBy(t, e, how, policy.UnsettledPolls, seen)
 					switch got := e.Revision(); got {
 					case rev:
 						t.Error("the new version, which \"..data\" names, was not loaded")
 					case nextRev:
-						if got := reasons(); !slices.Equal(got, []string{"frozen"}) {
+						if got := reasonsFor(t, e); !slices.Equal(got, []string{"frozen"}) {
 							t.Errorf("new version loaded: reasons %q, want [frozen]", got)
 						}
 					default:
 						t.Errorf("loaded revision %s before freeze.rego's link exists: neither the old version (%s) nor the new one (%s)",
 							got, rev, nextRev)
 					}
-					if reloads("error") != 0 || lastOK() != 1 {
-						t.Errorf("before freeze.rego's link exists: %v reload errors, last_reload_successful %v; want 0 and 1",
-							reloads("error"), lastOK())
-					}
+					wantNoReloadError(t, e, "before freeze.rego's link exists")
 				}, nil)
-				seen = policy.WatchPoll(e, seen)
+				policy.WatchPoll(e, seen)
 				if e.Revision() != nextRev {
 					t.Errorf("once the kubelet added freeze.rego: revision %s, want %s", e.Revision(), nextRev)
 				}
-				if reloads("error") != 0 || lastOK() != 1 {
-					t.Errorf("once the kubelet added freeze.rego: %v reload errors, last_reload_successful %v; want 0 and 1",
-						reloads("error"), lastOK())
-				}
+				wantNoReloadError(t, e, "once the kubelet added freeze.rego")
 				if strings.Contains(logs.String(), `"level":"ERROR"`) {
 					t.Errorf("a key addition logged an error:\n%s", logs.String())
 				}
-				_ = seen
 			})
 		}
 	}
@@ -1332,19 +1230,10 @@ func TestConfigMapKeyAdded(t *testing.T) {
 // a reload; an error names <dir>/authz.rego, not the timestamped path; and
 // the volume's own hidden entries are never read as policy files.
 func TestConfigMapVersionNames(t *testing.T) {
-	authz, err := fs.ReadFile(lockboxrego.FS, "lockbox/authz/authz.rego")
-	if err != nil {
-		t.Fatal(err)
-	}
-	catalog, err := fs.ReadFile(lockboxrego.FS, policy.CatalogPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := map[string][]byte{"authz.rego": authz, policy.CatalogPath: catalog}
+	base := defaultPayload(t)
 	v := newConfigMapVolume(t, base)
 	var logs bytes.Buffer
 	e, _ := newEngine(t, policy.EngineConfig{Dir: v.root, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
-	reloads := func(result string) float64 { return testutil.ToFloat64(policy.ReloadsCollector(e, result)) }
 	rev := e.Revision()
 	if want := revisionOfPayload(t, base); rev != want {
 		t.Fatalf("ConfigMap volume loaded as revision %s, want %s, the plain directory's", rev, want)
@@ -1365,7 +1254,7 @@ func TestConfigMapVersionNames(t *testing.T) {
 	if e.Revision() != rev || seen != rev {
 		t.Errorf("the same files in a new timestamped directory: revision %s (poll saw %s), want %s", e.Revision(), seen, rev)
 	}
-	if got := reloads("success"); got != 1 {
+	if got := reloads(e, "success"); got != 1 {
 		t.Errorf("reloads success = %v, want only the SIGHUP's", got)
 	}
 
@@ -1375,7 +1264,7 @@ func TestConfigMapVersionNames(t *testing.T) {
 	broken := maps.Clone(base)
 	broken["authz.rego"] = []byte("package lockbox.authz\n\ndecision := {\n")
 	v.update(broken, nil, nil)
-	err = e.Reload()
+	err := e.Reload()
 	if !errors.Is(err, policy.ErrInvalidPolicy) {
 		t.Fatalf("Reload of a broken version = %v, want ErrInvalidPolicy", err)
 	}
@@ -1390,31 +1279,19 @@ func TestConfigMapVersionNames(t *testing.T) {
 // directory still changing, and the error names "..data" and the version,
 // not each key's link.
 func TestConfigMapDataToNothing(t *testing.T) {
-	authz, err := fs.ReadFile(lockboxrego.FS, "lockbox/authz/authz.rego")
-	if err != nil {
-		t.Fatal(err)
-	}
-	catalog, err := fs.ReadFile(lockboxrego.FS, policy.CatalogPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v := newConfigMapVolume(t, map[string][]byte{"authz.rego": authz, policy.CatalogPath: catalog})
+	v := newConfigMapVolume(t, defaultPayload(t))
 	e, _ := newEngine(t, policy.EngineConfig{Dir: v.root})
-	reloads := func(result string) float64 { return testutil.ToFloat64(policy.ReloadsCollector(e, result)) }
 	rev := e.Revision()
 	if err := os.RemoveAll(filepath.Join(v.root, v.dir)); err != nil {
 		t.Fatal(err)
 	}
-	err = e.Reload()
+	err := e.Reload()
 	if want := "..data: a symbolic link whose target does not exist: " + v.dir; err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("Reload = %v, want an error containing %q", err, want)
 	}
-	seen := rev
-	for range policy.UnsettledPolls - 1 {
-		seen = policy.WatchPoll(e, seen)
-	}
-	if reloads("error") != 0 || e.Revision() != rev {
-		t.Errorf("with \"..data\" naming nothing: %v reload errors, revision %s; want 0 and %s", reloads("error"), e.Revision(), rev)
+	polls(e, rev, policy.UnsettledPolls-1)
+	if reloads(e, "error") != 0 || e.Revision() != rev {
+		t.Errorf("with \"..data\" naming nothing: %v reload errors, revision %s; want 0 and %s", reloads(e, "error"), e.Revision(), rev)
 	}
 }
 
@@ -1427,8 +1304,6 @@ func TestLinkToNothingThatStays(t *testing.T) {
 	dir := defaultDir(t)
 	var logs bytes.Buffer
 	e, _ := newEngine(t, policy.EngineConfig{Dir: dir, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
-	reloads := func(result string) float64 { return testutil.ToFloat64(policy.ReloadsCollector(e, result)) }
-	lastOK := func() float64 { return testutil.ToFloat64(policy.LastReloadCollector(e)) }
 	errorLines := func() int { return strings.Count(logs.String(), `"level":"ERROR"`) }
 	rev := e.Revision()
 	link := filepath.Join(dir, "lockbox", "holiday.rego")
@@ -1436,20 +1311,15 @@ func TestLinkToNothingThatStays(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	seen := rev
-	for i := 1; i < policy.UnsettledPolls; i++ {
-		seen = policy.WatchPoll(e, seen)
-	}
-	if reloads("error") != 0 || lastOK() != 1 || errorLines() != 0 {
+	seen := polls(e, rev, policy.UnsettledPolls-1)
+	if reloads(e, "error") != 0 || lastReloadOK(e) != 1 || errorLines() != 0 {
 		t.Fatalf("after %d polls: %v reload errors, last_reload_successful %v, %d error lines; want none yet:\n%s",
-			policy.UnsettledPolls-1, reloads("error"), lastOK(), errorLines(), logs.String())
+			policy.UnsettledPolls-1, reloads(e, "error"), lastReloadOK(e), errorLines(), logs.String())
 	}
-	for range 3 {
-		seen = policy.WatchPoll(e, seen)
-	}
-	if reloads("error") != 1 || lastOK() != 0 {
+	seen = polls(e, seen, 3)
+	if reloads(e, "error") != 1 || lastReloadOK(e) != 0 {
 		t.Errorf("after %d polls: %v reload errors, last_reload_successful %v; want 1 and 0",
-			policy.UnsettledPolls+2, reloads("error"), lastOK())
+			policy.UnsettledPolls+2, reloads(e, "error"), lastReloadOK(e))
 	}
 	if errorLines() != 1 || !strings.Contains(logs.String(), "policy reload failed") ||
 		!strings.Contains(logs.String(), `lockbox/holiday.rego: a symbolic link whose target does not exist: ..data/holiday.rego`) {
@@ -1462,11 +1332,10 @@ func TestLinkToNothingThatStays(t *testing.T) {
 	if err := os.Remove(link); err != nil {
 		t.Fatal(err)
 	}
-	seen = policy.WatchPoll(e, seen)
-	if lastOK() != 1 || reloads("error") != 1 {
-		t.Errorf("once the link is gone: last_reload_successful %v, %v reload errors; want 1 and 1", lastOK(), reloads("error"))
+	policy.WatchPoll(e, seen)
+	if lastReloadOK(e) != 1 || reloads(e, "error") != 1 {
+		t.Errorf("once the link is gone: last_reload_successful %v, %v reload errors; want 1 and 1", lastReloadOK(e), reloads(e, "error"))
 	}
-	_ = seen
 }
 
 // scriptedFS serves a policy directory whose scripted files change content
@@ -1500,28 +1369,9 @@ func (f *scriptedFS) ReadDir(name string) ([]fs.DirEntry, error) { return fs.Rea
 // returns the engine and the revision of the directory in its final state.
 func watchScripted(t *testing.T, versions map[string][][]byte) (*policy.Engine, string) {
 	t.Helper()
-	final := fstest.MapFS{}
-	for name, vs := range versions {
-		final[name] = &fstest.MapFile{Data: vs[len(vs)-1]}
-	}
-	if _, ok := final[policy.CatalogPath]; !ok {
-		catalog, err := fs.ReadFile(lockboxrego.FS, policy.CatalogPath)
-		if err != nil {
-			t.Fatal(err)
-		}
-		final[policy.CatalogPath] = &fstest.MapFile{Data: catalog}
-	}
-	want, _ := newEngine(t, policy.EngineConfig{FS: final})
-	fsys := &scriptedFS{FS: lockboxrego.FS, versions: versions, reads: map[string]int{}}
-	e, _ := newEngine(t, policy.EngineConfig{FS: fsys, Dir: "policies"})
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan struct{})
-	go func() {
-		e.Watch(ctx, time.Millisecond)
-		close(done)
-	}()
-	t.Cleanup(func() { cancel(); <-done })
-	return e, want.Revision()
+	e, want := scriptedEngine(t, versions)
+	startWatch(t, e, time.Millisecond)
+	return e, want
 }
 
 // TestWatchServesWhatItSaw: the watcher reloads a directory when the
@@ -1556,23 +1406,12 @@ func TestWatchServesWhatItSaw(t *testing.T) {
 // serve it, even for one interval: only the version the swap installed is
 // loaded, once.
 func TestWatchNeverServesAMixedReading(t *testing.T) {
-	const name = "lockbox/authz/authz.rego"
-	a, err := fs.ReadFile(lockboxrego.FS, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k1, err := fs.ReadFile(lockboxrego.FS, policy.CatalogPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := append(slices.Clone(a), "\n# second version\n"...)
-	k2 := append(slices.Clone(k1), '\n')
-	// The walk reads activities/ before lockbox/: the first poll reads the
-	// old catalog, then the swap, then the new policy.
-	e, want := watchScripted(t, map[string][][]byte{policy.CatalogPath: {k1, k1, k2}, name: {a, b}})
+	// The first poll reads the old catalog, then the swap, then the new
+	// policy.
+	e, want := watchScripted(t, swapMidWalk(t))
 
 	waitFor(t, "the new version to load", func() bool { return e.Revision() == want })
-	if n := testutil.ToFloat64(policy.ReloadsCollector(e, "success")); n != 1 {
+	if n := reloads(e, "success"); n != 1 {
 		t.Errorf("%v reloads to reach the new version, want 1: a mixed reading was served", n)
 	}
 }
@@ -1583,28 +1422,14 @@ func TestWatchNeverServesAMixedReading(t *testing.T) {
 // version and the Rego of the next, and Reload served that directory, which
 // never existed, until the watcher's next poll.
 func TestReloadNeverServesAMixedReading(t *testing.T) {
-	const name = "lockbox/authz/authz.rego"
-	a, err := fs.ReadFile(lockboxrego.FS, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k1, err := fs.ReadFile(lockboxrego.FS, policy.CatalogPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := append(slices.Clone(a), "\n# second version\n"...)
-	k2 := append(slices.Clone(k1), '\n')
-	want, _ := newEngine(t, policy.EngineConfig{FS: fstest.MapFS{policy.CatalogPath: {Data: k2}, name: {Data: b}}})
-	// Read 0 is NewEngine's. The walk reads activities/ before lockbox/:
 	// Reload's first reading has the old catalog, then the swap, then the
 	// new policy.
-	fsys := &scriptedFS{FS: lockboxrego.FS, versions: map[string][][]byte{policy.CatalogPath: {k1, k1, k2}, name: {a, b}}, reads: map[string]int{}}
-	e, _ := newEngine(t, policy.EngineConfig{FS: fsys, Dir: "policies"})
+	e, want := scriptedEngine(t, swapMidWalk(t))
 	if err := e.Reload(); err != nil {
 		t.Fatal(err)
 	}
-	if got := e.Revision(); got != want.Revision() {
-		t.Errorf("Reload serves revision %s, want the swapped-in version's %s: it loaded a mixed reading", got, want.Revision())
+	if got := e.Revision(); got != want {
+		t.Errorf("Reload serves revision %s, want the swapped-in version's %s: it loaded a mixed reading", got, want)
 	}
 }
 
@@ -1617,8 +1442,7 @@ func TestReloadDirectoryThatNeverSettles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fsys := &churningFS{FS: lockboxrego.FS, settled: good}
-	e, _ := newEngine(t, policy.EngineConfig{FS: fsys, Dir: "/etc/lockbox/policy"})
+	e, fsys := churningEngine(t, good, nil)
 	rev := e.Revision()
 	fsys.set(true, good)
 	err = e.Reload()
@@ -1628,10 +1452,10 @@ func TestReloadDirectoryThatNeverSettles(t *testing.T) {
 	if e.Revision() != rev {
 		t.Error("a directory that never settled was loaded")
 	}
-	if n := testutil.ToFloat64(policy.ReloadsCollector(e, "error")); n != 1 {
+	if n := reloads(e, "error"); n != 1 {
 		t.Errorf("reload errors = %v, want 1", n)
 	}
-	if v := testutil.ToFloat64(policy.LastReloadCollector(e)); v != 0 {
+	if v := lastReloadOK(e); v != 0 {
 		t.Errorf("last_reload_successful = %v, want 0", v)
 	}
 	fsys.mu.Lock()
@@ -1910,50 +1734,40 @@ func TestWatchDirectoryThatNeverSettles(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var logs bytes.Buffer
-			fsys := &churningFS{FS: lockboxrego.FS, settled: good}
-			e, _ := newEngine(t, policy.EngineConfig{FS: fsys, Dir: "/etc/lockbox/policy",
-				Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+			e, fsys := churningEngine(t, good, warnLogger(&logs))
 			rev := e.Revision()
-			reloads := func(result string) float64 { return testutil.ToFloat64(policy.ReloadsCollector(e, result)) }
-			lastOK := func() float64 { return testutil.ToFloat64(policy.LastReloadCollector(e)) }
 			warnings := func() int { return strings.Count(logs.String(), `"level":"WARN"`) }
 
 			fsys.set(true, good)
-			seen := rev
-			for i := 1; i < policy.UnsettledPolls; i++ {
-				seen = policy.WatchPoll(e, seen)
-			}
+			seen := polls(e, rev, policy.UnsettledPolls-1)
 			// A deploy still writing the directory is no one's problem yet.
-			if warnings() != 0 || lastOK() != 1 || reloads("error") != 0 {
+			if warnings() != 0 || lastReloadOK(e) != 1 || reloads(e, "error") != 0 {
 				t.Fatalf("after %d unsettled polls: %d warnings, last_reload_successful %v, %v reload errors; want none yet:\n%s",
-					policy.UnsettledPolls-1, warnings(), lastOK(), reloads("error"), logs.String())
+					policy.UnsettledPolls-1, warnings(), lastReloadOK(e), reloads(e, "error"), logs.String())
 			}
-			for range 3 {
-				seen = policy.WatchPoll(e, seen)
-			}
+			seen = polls(e, seen, 3)
 			if warnings() != 1 || !strings.Contains(logs.String(), `"source":"/etc/lockbox/policy"`) {
 				t.Errorf("want one warning naming the directory, logs:\n%s", logs.String())
 			}
-			if lastOK() != 0 || reloads("error") != 1 || reloads("success") != 0 {
+			if lastReloadOK(e) != 0 || reloads(e, "error") != 1 || reloads(e, "success") != 0 {
 				t.Errorf("last_reload_successful %v, reloads error=%v success=%v; want 0, 1, 0",
-					lastOK(), reloads("error"), reloads("success"))
+					lastReloadOK(e), reloads(e, "error"), reloads(e, "success"))
 			}
 			if e.Revision() != rev {
 				t.Error("a directory that never settled was loaded")
 			}
 
 			fsys.set(false, tt.settleOn)
-			seen = policy.WatchPoll(e, seen)
-			if lastOK() != 1 {
-				t.Errorf("last_reload_successful = %v once the directory settled", lastOK())
+			policy.WatchPoll(e, seen)
+			if lastReloadOK(e) != 1 {
+				t.Errorf("last_reload_successful = %v once the directory settled", lastReloadOK(e))
 			}
 			if loaded := e.Revision() != rev; loaded != tt.wantLoaded {
 				t.Errorf("new revision loaded = %v, want %v", loaded, tt.wantLoaded)
 			}
-			if reloads("error") != 1 {
-				t.Errorf("reload errors = %v, want the one unsettled spell", reloads("error"))
+			if reloads(e, "error") != 1 {
+				t.Errorf("reload errors = %v, want the one unsettled spell", reloads(e, "error"))
 			}
-			_ = seen
 		})
 	}
 }
@@ -2061,19 +1875,15 @@ func TestWatchAfterReload(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fsys := &churningFS{FS: lockboxrego.FS, settled: good}
-			e, _ := newEngine(t, policy.EngineConfig{FS: fsys, Dir: "/etc/lockbox/policy"})
-			reloads := func(result string) float64 { return testutil.ToFloat64(policy.ReloadsCollector(e, result)) }
+			e, fsys := churningEngine(t, good, nil)
 			seen := e.Revision()
 			fsys.set(false, tt.content)
 			if err := e.Reload(); (err == nil) != (tt.result == "success") {
 				t.Fatalf("Reload: %v, want %s", err, tt.result)
 			}
 			rev := e.Revision()
-			for range 2 {
-				seen = policy.WatchPoll(e, seen)
-			}
-			if got := reloads(tt.result); got != 1 {
+			seen = polls(e, seen, 2)
+			if got := reloads(e, tt.result); got != 1 {
 				t.Errorf("reloads %s = %v after Reload and two polls, want 1", tt.result, got)
 			}
 			if e.Revision() != rev {
@@ -2082,7 +1892,7 @@ func TestWatchAfterReload(t *testing.T) {
 			// A change after it is the watcher's to load.
 			fsys.set(false, append(slices.Clone(good), "\n# later\n"...))
 			policy.WatchPoll(e, seen)
-			if got := reloads("success"); got != map[string]float64{"success": 2, "error": 1}[tt.result] {
+			if got := reloads(e, "success"); got != map[string]float64{"success": 2, "error": 1}[tt.result] {
 				t.Errorf("reloads success = %v after a later change, want it loaded", got)
 			}
 		})
