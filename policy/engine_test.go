@@ -939,18 +939,17 @@ func TestWatch(t *testing.T) {
 		t.Error("a broken edit changed the revision")
 	}
 	// ... and says so for as long as it is on disk, not only as it fails.
-	if got := lastReloadOK(e); got != 0 {
-		t.Errorf("lockbox_policy_last_reload_successful = %v with the broken edit on disk", got)
-	}
+	// The watcher sets the gauge after it counted the reload, and after it
+	// served a new version: the test waits for it rather than reading it
+	// in between.
+	waitFor(t, "lockbox_policy_last_reload_successful 0 with the broken edit on disk", func() bool { return lastReloadOK(e) == 0 })
 
 	// A good edit is picked up.
 	writeFile(t, authz, append(slices.Clone(good), "\n# reviewed\n"...))
 	waitFor(t, "the good edit to load", func() bool { return e.Revision() != rev })
+	waitFor(t, "lockbox_policy_last_reload_successful 1 once the good edit loaded", func() bool { return lastReloadOK(e) == 1 })
 	if got := reloads(e, "error"); got != 1 {
 		t.Errorf("reload errors = %v, want the one broken edit only", got)
-	}
-	if got := lastReloadOK(e); got != 1 {
-		t.Errorf("lockbox_policy_last_reload_successful = %v once the good edit loaded", got)
 	}
 	if d, err := e.Decide(t.Context(), allowedInput()); err != nil || !d.Allow {
 		t.Errorf("Decide = %+v, %v", d, err)
@@ -1405,12 +1404,21 @@ func TestWatchServesWhatItSaw(t *testing.T) {
 // Rego of the next, a directory that never existed. The watcher must not
 // serve it, even for one interval: only the version the swap installed is
 // loaded, once.
+//
+// The test polls itself, one poll at a time: a watcher running beside it
+// serves a version before it counts the reload, and the test could read
+// the count in between.
 func TestWatchNeverServesAMixedReading(t *testing.T) {
 	// The first poll reads the old catalog, then the swap, then the new
 	// policy.
-	e, want := watchScripted(t, swapMidWalk(t))
-
-	waitFor(t, "the new version to load", func() bool { return e.Revision() == want })
+	e, want := scriptedEngine(t, swapMidWalk(t))
+	seen := e.Revision()
+	for i := 0; e.Revision() != want; i++ {
+		if i == policy.UnsettledPolls {
+			t.Fatalf("the new version not loaded after %d polls", i)
+		}
+		seen = policy.WatchPoll(e, seen)
+	}
 	if n := reloads(e, "success"); n != 1 {
 		t.Errorf("%v reloads to reach the new version, want 1: a mixed reading was served", n)
 	}
