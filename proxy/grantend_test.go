@@ -9,8 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // TestGrantEndCutsTheCall: a call forwarded shortly before its grant's
@@ -52,31 +50,11 @@ func TestGrantEndCutsTheCall(t *testing.T) {
 			slowClient bool
 		}{
 			{name: "download, upstream slow", upstream: func(hungUp chan<- string, release, _ <-chan struct{}) http.HandlerFunc {
-				return func(w http.ResponseWriter, r *http.Request) {
-					_, _ = io.WriteString(w, first)
-					w.(http.Flusher).Flush()
-					select {
-					case <-r.Context().Done():
-						hungUp <- "canceled"
-					case <-release:
-					}
-				}
+				return heldUpstream(first, hungUp, release)
 			}},
 			{name: "download, client slow", slowClient: true, upstream: func(hungUp chan<- string, _, _ <-chan struct{}) http.HandlerFunc {
-				return func(w http.ResponseWriter, r *http.Request) {
-					_, _ = io.WriteString(w, first)
-					chunk := strings.Repeat("x", 32<<10)
-					for {
-						if _, err := io.WriteString(w, chunk); err != nil {
-							hungUp <- "write failed"
-							return
-						}
-						if err := http.NewResponseController(w).Flush(); err != nil {
-							hungUp <- "flush failed"
-							return
-						}
-					}
-				}
+				// Never let go: only the proxy hanging up ends it.
+				return streamingUpstream(first, 32<<10, hungUp, nil)
 			}},
 			{name: "upload, client slow", upload: true, upstream: func(hungUp chan<- string, _, _ <-chan struct{}) http.HandlerFunc {
 				return func(w http.ResponseWriter, r *http.Request) {
@@ -106,9 +84,10 @@ func TestGrantEndCutsTheCall(t *testing.T) {
 		} {
 			t.Run(fmt.Sprintf("%s HTTP/2 %v", tc.name, h2), func(t *testing.T) {
 				t.Parallel()
-				hungUp, release, answered := make(chan string, 1), make(chan struct{}), make(chan struct{})
-				e := newTestEnv(t, withClientTimeout(timeout), patientStore, upstreamAt(tc.upstream(hungUp, release, answered)))
-				t.Cleanup(func() { close(release) }) // before the upstream's Close, which waits for it
+				answered := make(chan struct{})
+				e, hungUp := cutEnv(t, timeout, func(hungUp chan<- string, release <-chan struct{}) http.HandlerFunc {
+					return tc.upstream(hungUp, release, answered)
+				})
 				req := e.grantFor(alice, "contoso", "exchange", 2*time.Hour, "Get-Mailbox", "New-MailboxRepairRequest")
 				e.clk.Set(req.ExpiresAt.Add(-grantLeft))
 				addr, roots := e.tlsProxy()
@@ -145,11 +124,7 @@ func TestGrantEndCutsTheCall(t *testing.T) {
 					}()
 					method, target, body = http.MethodPost, mailboxes+"/alice/repair", pr
 				}
-				call, err := http.NewRequestWithContext(ctx, method, "https://"+addr+target, body)
-				if err != nil {
-					t.Fatal(err)
-				}
-				call.Header.Set("Authorization", e.bearer(alice))
+				call := authorizedCall(t, ctx, e, alice, method, "https://"+addr+target, body)
 				if tc.upload {
 					call.Header.Set("Content-Type", "text/plain")
 				}
@@ -166,12 +141,8 @@ func TestGrantEndCutsTheCall(t *testing.T) {
 						if _, err := io.ReadFull(res.Body, got); err != nil {
 							t.Fatalf("%s: %v", res.Status, err)
 						}
-						select {
-						case <-hungUp:
-							hungUp <- "hung up"
-						case <-ctx.Done():
-							t.Fatalf("the upstream is still held:\n%s", e.logs)
-						}
+						waitHungUp(t, ctx, e, hungUp, "the upstream")
+						hungUp <- "hung up"
 					}
 					var rest []byte
 					rest, err = io.ReadAll(res.Body)
@@ -185,34 +156,14 @@ func TestGrantEndCutsTheCall(t *testing.T) {
 				case !tc.upload && !strings.HasPrefix(string(got), first):
 					t.Errorf("got %q before the cut, want %q first: the call was cut before it started", got, first)
 				}
-				select {
-				case what := <-hungUp:
-					if tc.upload && (!strings.HasPrefix(what, fmt.Sprintf("read %q", first)) || strings.HasSuffix(what, "<nil>")) {
-						t.Errorf("the upstream %s; want the upload's start, then a failure", what)
-					}
-				case <-ctx.Done():
-					t.Fatalf("the upstream is still held:\n%s", e.logs)
+				if what := waitHungUp(t, ctx, e, hungUp, "the upstream"); tc.upload && (!strings.HasPrefix(what, fmt.Sprintf("read %q", first)) || strings.HasSuffix(what, "<nil>")) {
+					t.Errorf("the upstream %s; want the upload's start, then a failure", what)
 				}
-				// Counted as the handler returns, after its log line.
-				for sumMetric(t, e, "lockbox_proxy_requests_total") < 1 {
-					if ctx.Err() != nil {
-						t.Fatalf("the call was never counted:\n%s", e.logs)
-					}
-					time.Sleep(10 * time.Millisecond)
-				}
-				lines := e.logLines("proxy call cut: the grant expired during the call")
-				if len(lines) != 1 {
-					t.Fatalf("%d log lines of the cut, want one:\n%s", len(lines), e.logs)
-				}
-				if l := lines[0]; l["request_id"] != req.ID || l["decision_id"] == "" || l["reason"] != string(ReasonGrantExpired) || l["level"] != "WARN" {
+				waitCounted(t, ctx, e, 1, "the call was never counted")
+				if l := cutLine(t, e, "proxy call cut: the grant expired during the call"); l["request_id"] != req.ID || l["decision_id"] == "" || l["reason"] != string(ReasonGrantExpired) || l["level"] != "WARN" {
 					t.Errorf("log line %v: want request_id %s, a decision_id, reason %s, at WARN", l, req.ID, ReasonGrantExpired)
 				}
-				if got := cutCount(t, e, "exchange", ReasonGrantExpired); got != 1 {
-					t.Errorf("lockbox_proxy_calls_cut_total{exchange,%s} = %v, want 1", ReasonGrantExpired, got)
-				}
-				if got := testutil.ToFloat64(e.h.metrics.requests.WithLabelValues("exchange", decisionAllowed)); got != 1 {
-					t.Errorf("requests{exchange,%s} = %v, want 1: the call was permitted and forwarded", decisionAllowed, got)
-				}
+				wantCutOnce(t, e, ReasonGrantExpired)
 			})
 		}
 	}
@@ -228,11 +179,7 @@ func TestGrantEndCutsTheCallJudgedJustBefore(t *testing.T) {
 	e.clk.Set(req.ExpiresAt.Add(-time.Nanosecond))
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	call, err := http.NewRequestWithContext(ctx, http.MethodGet, e.srv.URL+mailboxes, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	call.Header.Set("Authorization", e.bearer(alice))
+	call := authorizedCall(t, ctx, e, alice, http.MethodGet, e.srv.URL+mailboxes, nil)
 	client := &http.Client{Transport: &http.Transport{}}
 	res, err := client.Do(call)
 	if err == nil {
@@ -247,41 +194,11 @@ func TestGrantEndCutsTheCallJudgedJustBefore(t *testing.T) {
 	if recs := mustList(t, e, 1); len(recs) != 1 || recs[0].Operation != "Get-Mailbox" || recs[0].LockboxRequestId != req.ID {
 		t.Errorf("newest audit record %+v, want the call's: it was permitted", recs)
 	}
-	for sumMetric(t, e, "lockbox_proxy_requests_total") < 1 {
-		if ctx.Err() != nil {
-			t.Fatalf("the call was never counted:\n%s", e.logs)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitCounted(t, ctx, e, 1, "the call was never counted")
 	if lines := e.logLines("proxy call cut: the grant expired during the call"); len(lines) != 1 || lines[0]["request_id"] != req.ID {
 		t.Errorf("log lines of the cut: %v, want one naming request %s:\n%s", lines, req.ID, e.logs)
 	}
 	if got := cutCount(t, e, "exchange", ReasonGrantExpired); got != 1 {
 		t.Errorf("lockbox_proxy_calls_cut_total{exchange,%s} = %v, want 1", ReasonGrantExpired, got)
 	}
-}
-
-// cutCount reads lockbox_proxy_calls_cut_total{service, reason}: -1 when
-// the series does not exist.
-func cutCount(t testing.TB, e *testEnv, service string, reason Reason) float64 {
-	t.Helper()
-	mfs, err := e.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "lockbox_proxy_calls_cut_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			labels := map[string]string{}
-			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
-			}
-			if labels["service"] == service && labels["reason"] == string(reason) {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	return -1
 }
