@@ -1,9 +1,7 @@
 package notify_test
 
 import (
-	"bufio"
 	"context"
-	"net"
 	"net/mail"
 	"strings"
 	"sync"
@@ -26,55 +24,30 @@ type losingSMTP struct {
 }
 
 func startLosingSMTP(t *testing.T, lose string) *losingSMTP {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	s := &losingSMTP{addr: l.Addr().String(), lose: lose}
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go s.serve(c)
-		}
-	}()
+	s := &losingSMTP{lose: lose}
+	s.addr = serveRawSMTP(t, s.serve)
 	return s
 }
 
-func (s *losingSMTP) serve(c net.Conn) {
-	defer c.Close()
-	r := bufio.NewReader(c)
-	reply := func(l string) { _, _ = c.Write([]byte(l + "\r\n")) }
-	reply("220 localhost ESMTP")
+func (s *losingSMTP) serve(c *rawSMTP) {
 	to := ""
 	for {
-		line, err := r.ReadString('\n')
+		line, cmd, err := c.command()
 		if err != nil {
 			return
 		}
-		cmd := strings.ToUpper(strings.TrimSpace(line))
 		switch {
 		case strings.HasPrefix(cmd, "RCPT"):
 			to = strings.Trim(strings.TrimSpace(line[strings.IndexByte(line, ':')+1:]), "<>")
-			reply("250 ok")
+			c.reply("250 ok")
 		case strings.HasPrefix(cmd, "DATA"):
-			reply("354 go ahead")
-			var data strings.Builder
-			for {
-				l, err := r.ReadString('\n')
-				if err != nil {
-					return
-				}
-				if l == ".\r\n" {
-					break
-				}
-				data.WriteString(l)
+			c.reply("354 go ahead")
+			lines, err := c.data()
+			if err != nil {
+				return
 			}
 			subject := ""
-			if m, err := mail.ReadMessage(strings.NewReader(data.String())); err == nil {
+			if m, err := mail.ReadMessage(strings.NewReader(strings.Join(lines, ""))); err == nil {
 				subject = m.Header.Get("Subject")
 			}
 			s.mu.Lock()
@@ -87,12 +60,12 @@ func (s *losingSMTP) serve(c net.Conn) {
 			if lost {
 				return // taken, and the answer lost
 			}
-			reply("250 2.0.0 queued")
+			c.reply("250 2.0.0 queued")
 		case strings.HasPrefix(cmd, "QUIT"):
-			reply("221 bye")
+			c.reply("221 bye")
 			return
 		default: // EHLO, MAIL, RSET, NOOP
-			reply("250 ok")
+			c.reply("250 ok")
 		}
 	}
 }
@@ -135,18 +108,7 @@ func TestNoLongerPendingFollowsAnAskWhoseAnswerWasLost(t *testing.T) {
 	}
 	e.clock.Advance(time.Second)
 	e.act(t, r.ID, grants.ActionCancel, operator(0))
-	for range 50 {
-		if n, err := w.Depth(ctx); err != nil {
-			t.Fatal(err)
-		} else if n == 0 {
-			break
-		}
-		if _, err := w.Tick(ctx); err != nil {
-			t.Fatal(err)
-		}
-		e.clock.Advance(time.Minute)
-	}
-	if n, err := w.Depth(ctx); err != nil || n != 0 {
+	if n, err := drainWithTime(t, e, w); err != nil || n != 0 {
 		t.Fatalf("outbox depth = %d, %v; want it drained", n, err)
 	}
 	for _, addr := range tenantAudience {

@@ -108,18 +108,7 @@ func TestNoLongerPendingFollowsAnAskSentButNotMarked(t *testing.T) {
 	mu.Unlock()
 	e.clock.Advance(time.Second)
 	e.act(t, r.ID, grants.ActionCancel, operator(0))
-	for range 50 {
-		if n, err := w.Depth(ctx); err != nil {
-			t.Fatal(err)
-		} else if n == 0 {
-			break
-		}
-		if _, err := w.Tick(ctx); err != nil {
-			t.Fatal(err)
-		}
-		e.clock.Advance(time.Minute)
-	}
-	if n, err := w.Depth(ctx); err != nil || n != 0 {
+	if n, err := drainWithTime(t, e, w); err != nil || n != 0 {
 		t.Fatalf("outbox depth = %d, %v; want it drained", n, err)
 	}
 	var got []string

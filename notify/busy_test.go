@@ -25,25 +25,18 @@ import (
 // (every one when slowFails is negative).
 type busyMailbox struct {
 	mailbox
-	slow, refuse string
-	slowFails    int
-	entered      chan struct{}
-	free         chan struct{}
-	once         sync.Once
-	rmu          sync.Mutex
-	refused      map[string]int
+	*askGate
+	refuse    string
+	slowFails int
+	rmu       sync.Mutex
+	refused   map[string]int
 }
 
 const withdrawal = "no longer needs your decision"
 
 func (m *busyMailbox) Send(ctx context.Context, id string, msg notify.Message) error {
-	if msg.To == m.slow && strings.Contains(msg.Subject, "awaits your decision") {
-		m.once.Do(func() { close(m.entered) })
-		select {
-		case <-m.free:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	if err := m.hold(ctx, msg); err != nil {
+		return err
 	}
 	if strings.Contains(msg.Subject, withdrawal) {
 		m.rmu.Lock()
@@ -93,27 +86,12 @@ func TestBusyRecipientGetsEveryAttempt(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			e := newEnv(t)
 			ctx := context.Background()
-			mb := &busyMailbox{slow: eve, refuse: adam, slowFails: c.fails, entered: make(chan struct{}),
-				free: make(chan struct{}), refused: map[string]int{}}
-			var releaseOnce sync.Once
-			release := func() { releaseOnce.Do(func() { close(mb.free) }) }
-			t.Cleanup(release)
+			mb := &busyMailbox{askGate: newAskGate(t, eve), refuse: adam, slowFails: c.fails, refused: map[string]int{}}
 			r := e.create(t, operator(0))
 			e.act(t, r.ID, grants.ActionApprove, manager)
 			a := newWorker(t, notify.WithMailer(notify.Config{Redis: redistest.Clone(t, e.rdb), Now: e.clock.Now, Consumer: "a", MaxAttempts: tries}, mb))
 			b := newWorker(t, notify.WithMailer(notify.Config{Redis: redistest.Clone(t, e.rdb), Now: e.clock.Now, Consumer: "b", MaxAttempts: tries}, mb))
-			done := make(chan error, 1)
-			go func() {
-				_, err := a.Tick(ctx)
-				done <- err
-			}()
-			select {
-			case <-mb.entered:
-			case err := <-done:
-				t.Fatalf("replica a finished its round before sending eve the ask: %v", err)
-			case <-time.After(10 * time.Second):
-				t.Fatal("replica a never sent eve the ask")
-			}
+			aRound := startRound(t, a, mb.entered, "before sending eve the ask", "sent eve the ask")
 			e.clock.Advance(time.Second)
 			e.act(t, r.ID, grants.ActionCancel, operator(0))
 			// Replica b makes every attempt of the withdrawal while eve's
@@ -130,29 +108,9 @@ func TestBusyRecipientGetsEveryAttempt(t *testing.T) {
 			if n := mb.refusals(eve); n != 0 {
 				t.Fatalf("the withdrawal was sent to eve %d times while her ask was being sent", n)
 			}
-			release()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Fatal(err)
-				}
-			case <-time.After(10 * time.Second):
-				t.Fatal("replica a's round never ended")
-			}
-			for range 50 {
-				if n, err := a.Depth(ctx); err != nil {
-					t.Fatal(err)
-				} else if n == 0 {
-					break
-				}
-				e.clock.Advance(time.Minute)
-				for _, w := range []*notify.Worker{b, a} {
-					if _, err := w.Tick(ctx); err != nil {
-						t.Fatal(err)
-					}
-				}
-			}
-			if n, err := a.Depth(ctx); err != nil || n != 0 {
+			mb.release()
+			aRound.end(t)
+			if n, err := settle(t, e, a, b, a); err != nil || n != 0 {
 				t.Fatalf("outbox depth = %d, %v; want it drained", n, err)
 			}
 			if n := mb.refusals(eve); n != c.refused {

@@ -143,8 +143,8 @@ type takeover struct {
 	worker func(name string, rdb redis.UniversalClient) *notify.Worker
 	slow   *notify.Worker
 	stall  *stallHook
-	done   chan error // replica a's round, once it ends
-	id     string     // the entry
+	round  round  // replica a's
+	id     string // the entry
 }
 
 // startTakeover starts replica a on e's outbox, with webhooks first and
@@ -152,7 +152,7 @@ type takeover struct {
 // stalled.
 func startTakeover(t *testing.T, e *env, first, second string, claimAfter time.Duration, mb *mailbox) *takeover {
 	t.Helper()
-	tk := &takeover{done: make(chan error, 1)}
+	tk := &takeover{}
 	tk.worker = func(name string, rdb redis.UniversalClient) *notify.Worker {
 		return newWorker(t, notify.WithMailer(notify.Config{
 			Redis: rdb, Now: e.clock.Now, Consumer: name, ClaimAfter: claimAfter, MaxAttempts: 16,
@@ -167,22 +167,8 @@ func startTakeover(t *testing.T, e *env, first, second string, claimAfter time.D
 	tk.stall = newStallHook(t, 3, redistest.Command("set", "nx"))
 	slowRdb.AddHook(tk.stall)
 	tk.slow = tk.worker("a", slowRdb)
-	go func() {
-		_, err := tk.slow.Tick(context.Background())
-		tk.done <- err
-	}()
-	select {
-	case <-tk.stall.stalled:
-	case err := <-tk.done:
-		t.Fatalf("replica a finished its round without reaching the second webhook: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("replica a never reached the second webhook")
-	}
-	entries, err := e.rdb.XRange(context.Background(), notify.OutboxKey("contoso"), "-", "+").Result()
-	if err != nil || len(entries) != 1 {
-		t.Fatalf("outbox = %v, %v; want the one entry", entries, err)
-	}
-	tk.id = entries[0].ID
+	tk.round = startRound(t, tk.slow, tk.stall.stalled, "without reaching the second webhook", "reached the second webhook")
+	tk.id = oneEntry(t, e)
 	return tk
 }
 
@@ -202,12 +188,5 @@ func (tk *takeover) waitIdle(t *testing.T, e *env, claimAfter time.Duration) {
 func (tk *takeover) finish(t *testing.T) {
 	t.Helper()
 	tk.stall.release()
-	select {
-	case err := <-tk.done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("replica a's round never ended")
-	}
+	tk.round.end(t)
 }

@@ -100,35 +100,13 @@ func TestLastAttemptDeadLetteredOnceAcrossReplicas(t *testing.T) {
 			}
 			// Replica a pauses right after it frees the recipient it failed,
 			// the last step before it writes the dead letter.
-			aRdb := redistest.Clone(t, e.rdb)
-			pause := newPauseAfter(t, redistest.Command("del"))
-			aRdb.AddHook(pause)
+			aRdb, pause := pauseAfterDel(t, e)
 			down := &failingMailbox{}
 			a := worker("a", aRdb, down)
-			done := make(chan error, 1)
-			go func() {
-				_, err := a.Tick(ctx)
-				done <- err
-			}()
-			select {
-			case <-pause.paused:
-			case err := <-done:
-				t.Fatalf("replica a finished its round without failing the recipient: %v", err)
-			case <-time.After(10 * time.Second):
-				t.Fatal("replica a never failed the recipient")
-			}
-			entries, err := e.rdb.XRange(ctx, notify.OutboxKey("contoso"), "-", "+").Result()
-			if err != nil || len(entries) != 1 {
-				t.Fatalf("outbox = %v, %v; want the one entry", entries, err)
-			}
-			id := entries[0].ID
-			// Redis sees the entry idle at a for an hour (XCLAIM's IDLE sets
-			// the time Redis keeps; JUSTID leaves its owner's delivery count
-			// alone), and a's claim of the tenant has ended.
-			if err := e.rdb.Do(ctx, "XCLAIM", notify.OutboxKey("contoso"), notify.Group, "a", 0, id,
-				"IDLE", time.Hour.Milliseconds(), "JUSTID").Err(); err != nil {
-				t.Fatal(err)
-			}
+			aRound := startRound(t, a, pause.paused, "without failing the recipient", "failed the recipient")
+			// Redis sees the entry idle at a for an hour, and a's claim of
+			// the tenant has ended.
+			idleAtA(t, e, oneEntry(t, e))
 			e.clock.Advance(claimAfter + time.Millisecond)
 			var bMail notify.Mailer = down
 			mb := &mailbox{}
@@ -140,14 +118,7 @@ func TestLastAttemptDeadLetteredOnceAcrossReplicas(t *testing.T) {
 				t.Fatal(err)
 			}
 			pause.release()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Fatal(err)
-				}
-			case <-time.After(10 * time.Second):
-				t.Fatal("replica a's round never ended")
-			}
+			aRound.end(t)
 			dead, err := e.rdb.XRange(ctx, notify.DeadKey("contoso"), "-", "+").Result()
 			if err != nil {
 				t.Fatal(err)
@@ -162,11 +133,7 @@ func TestLastAttemptDeadLetteredOnceAcrossReplicas(t *testing.T) {
 			if tc.bDelivers && len(mb.to("mary@provider.example")) != 1 {
 				t.Errorf("replica b delivered %d e-mails, want 1", len(mb.to("mary@provider.example")))
 			}
-			for _, w := range []*notify.Worker{a, b} {
-				if _, err := w.Tick(ctx); err != nil {
-					t.Fatal(err)
-				}
-			}
+			tickAll(t, a, b)
 			if n, err := e.rdb.XLen(ctx, notify.OutboxKey("contoso")).Result(); err != nil || n != 0 {
 				t.Errorf("outbox holds %d entries, %v; want the entry finished", n, err)
 			}

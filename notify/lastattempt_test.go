@@ -24,22 +24,15 @@ import (
 // withdrawal to another.
 type lastAttemptMailbox struct {
 	mailbox
-	slow, refuse string
-	entered      chan struct{}
-	free         chan struct{}
-	once         sync.Once
-	rmu          sync.Mutex
-	refused      int
+	*askGate
+	refuse  string
+	rmu     sync.Mutex
+	refused int
 }
 
 func (m *lastAttemptMailbox) Send(ctx context.Context, id string, msg notify.Message) error {
-	if msg.To == m.slow && strings.Contains(msg.Subject, "awaits your decision") {
-		m.once.Do(func() { close(m.entered) })
-		select {
-		case <-m.free:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	if err := m.hold(ctx, msg); err != nil {
+		return err
 	}
 	if msg.To == m.refuse && strings.Contains(msg.Subject, "no longer needs your decision") {
 		m.rmu.Lock()
@@ -71,10 +64,7 @@ func TestLastAttemptLeavesNoRecipientBehind(t *testing.T) {
 	)
 	e := newEnv(t)
 	ctx := context.Background()
-	mb := &lastAttemptMailbox{slow: eve, refuse: adam, entered: make(chan struct{}), free: make(chan struct{})}
-	var releaseOnce sync.Once
-	release := func() { releaseOnce.Do(func() { close(mb.free) }) }
-	t.Cleanup(release)
+	mb := &lastAttemptMailbox{askGate: newAskGate(t, eve), refuse: adam}
 	r := e.create(t, operator(0))
 	e.act(t, r.ID, grants.ActionApprove, manager)
 	a := newWorker(t, notify.WithMailer(notify.Config{Redis: redistest.Clone(t, e.rdb), Now: e.clock.Now, Consumer: "a"}, mb))
@@ -82,18 +72,7 @@ func TestLastAttemptLeavesNoRecipientBehind(t *testing.T) {
 	logs := &logBuffer{}
 	b := newWorker(t, notify.WithMailer(notify.Config{Redis: redistest.Clone(t, e.rdb), Now: e.clock.Now, Consumer: "b",
 		MaxAttempts: 1, Registerer: reg, Logger: slog.New(slog.NewJSONHandler(logs, nil))}, mb))
-	done := make(chan error, 1)
-	go func() {
-		_, err := a.Tick(ctx)
-		done <- err
-	}()
-	select {
-	case <-mb.entered:
-	case err := <-done:
-		t.Fatalf("replica a finished its round before sending eve the ask: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("replica a never sent eve the ask")
-	}
+	aRound := startRound(t, a, mb.entered, "before sending eve the ask", "sent eve the ask")
 	e.clock.Advance(time.Second)
 	e.act(t, r.ID, grants.ActionCancel, operator(0))
 	// Replica b makes the withdrawal's one attempt: adam's mailbox turns
@@ -104,29 +83,9 @@ func TestLastAttemptLeavesNoRecipientBehind(t *testing.T) {
 	if n := mb.refusals(); n != 1 {
 		t.Fatalf("adam's mailbox turned the withdrawal away %d times; want replica b's one attempt", n)
 	}
-	release()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("replica a's round never ended")
-	}
-	for range 50 {
-		if n, err := a.Depth(ctx); err != nil {
-			t.Fatal(err)
-		} else if n == 0 {
-			break
-		}
-		e.clock.Advance(time.Minute)
-		for _, w := range []*notify.Worker{b, a} {
-			if _, err := w.Tick(ctx); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if n, err := a.Depth(ctx); err != nil || n != 0 {
+	mb.release()
+	aRound.end(t)
+	if n, err := settle(t, e, a, b, a); err != nil || n != 0 {
 		t.Fatalf("outbox depth = %d, %v; want it drained", n, err)
 	}
 	var got []string

@@ -1,9 +1,7 @@
 package notify_test
 
 import (
-	"bufio"
 	"context"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -22,63 +20,42 @@ type rsetFailingSMTP struct {
 }
 
 func startRsetFailingSMTP(t *testing.T) *rsetFailingSMTP {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	s := &rsetFailingSMTP{addr: l.Addr().String()}
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go s.serve(c)
-		}
-	}()
+	s := &rsetFailingSMTP{}
+	s.addr = serveRawSMTP(t, s.serve)
 	return s
 }
 
-func (s *rsetFailingSMTP) serve(c net.Conn) {
-	defer c.Close()
-	r := bufio.NewReader(c)
-	reply := func(l string) { _, _ = c.Write([]byte(l + "\r\n")) }
-	reply("220 localhost ESMTP")
+func (s *rsetFailingSMTP) serve(c *rawSMTP) {
 	for {
-		line, err := r.ReadString('\n')
+		_, cmd, err := c.command()
 		if err != nil {
 			return
 		}
-		cmd := strings.ToUpper(strings.TrimSpace(line))
 		switch {
 		case strings.HasPrefix(cmd, "DATA"):
-			reply("354 go ahead")
+			c.reply("354 go ahead")
+			lines, err := c.data()
+			if err != nil {
+				return
+			}
 			mid := ""
-			for {
-				l, err := r.ReadString('\n')
-				if err != nil {
-					return
-				}
+			for _, l := range lines {
 				if strings.HasPrefix(strings.ToLower(l), "message-id:") {
 					mid = strings.TrimSpace(l[len("message-id:"):])
-				}
-				if l == ".\r\n" {
-					break
 				}
 			}
 			s.mu.Lock()
 			s.accepted = append(s.accepted, mid)
 			s.mu.Unlock()
-			reply("250 2.0.0 queued as 1234")
+			c.reply("250 2.0.0 queued as 1234")
 		case strings.HasPrefix(cmd, "RSET"):
-			reply("421 4.3.2 closing connection")
+			c.reply("421 4.3.2 closing connection")
 			return
 		case strings.HasPrefix(cmd, "QUIT"):
-			reply("221 bye")
+			c.reply("221 bye")
 			return
 		default: // EHLO, MAIL, RCPT
-			reply("250 ok")
+			c.reply("250 ok")
 		}
 	}
 }

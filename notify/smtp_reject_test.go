@@ -1,9 +1,7 @@
 package notify_test
 
 import (
-	"bufio"
 	"context"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -19,57 +17,33 @@ type refusingSMTP struct {
 }
 
 func startRefusingSMTP(t *testing.T, mail, rcpt string) *refusingSMTP {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	s := &refusingSMTP{addr: l.Addr().String(), mail: mail, rcpt: rcpt}
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go s.serve(c)
-		}
-	}()
+	s := &refusingSMTP{mail: mail, rcpt: rcpt}
+	s.addr = serveRawSMTP(t, s.serve)
 	return s
 }
 
-func (s *refusingSMTP) serve(c net.Conn) {
-	defer c.Close()
-	r := bufio.NewReader(c)
-	reply := func(l string) { _, _ = c.Write([]byte(l + "\r\n")) }
-	reply("220 localhost ESMTP")
+func (s *refusingSMTP) serve(c *rawSMTP) {
 	for {
-		line, err := r.ReadString('\n')
+		_, cmd, err := c.command()
 		if err != nil {
 			return
 		}
-		cmd := strings.ToUpper(strings.TrimSpace(line))
 		switch {
 		case strings.HasPrefix(cmd, "MAIL"):
-			reply(s.mail)
+			c.reply(s.mail)
 		case strings.HasPrefix(cmd, "RCPT"):
-			reply(s.rcpt)
+			c.reply(s.rcpt)
 		case strings.HasPrefix(cmd, "DATA"):
-			reply("354 go ahead")
-			for {
-				l, err := r.ReadString('\n')
-				if err != nil {
-					return
-				}
-				if l == ".\r\n" {
-					break
-				}
+			c.reply("354 go ahead")
+			if _, err := c.data(); err != nil {
+				return
 			}
-			reply("250 2.0.0 queued")
+			c.reply("250 2.0.0 queued")
 		case strings.HasPrefix(cmd, "QUIT"):
-			reply("221 bye")
+			c.reply("221 bye")
 			return
 		default: // EHLO, RSET, NOOP
-			reply("250 ok")
+			c.reply("250 ok")
 		}
 	}
 }

@@ -35,32 +35,12 @@ func TestTakenOverEntryLeavesNoRetrySchedule(t *testing.T) {
 	// Replica a pauses right after it frees the recipient it failed,
 	// having written the attempt's schedule once; the entry's schedule is
 	// written again when the entry's round ends.
-	aRdb := redistest.Clone(t, e.rdb)
-	pause := newPauseAfter(t, redistest.Command("del"))
-	aRdb.AddHook(pause)
+	aRdb, pause := pauseAfterDel(t, e)
 	a := worker("a", aRdb, &failingMailbox{})
-	done := make(chan error, 1)
-	go func() {
-		_, err := a.Tick(ctx)
-		done <- err
-	}()
-	select {
-	case <-pause.paused:
-	case err := <-done:
-		t.Fatalf("replica a finished its round without failing the recipient: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("replica a never failed the recipient")
-	}
-	entries, err := e.rdb.XRange(ctx, notify.OutboxKey("contoso"), "-", "+").Result()
-	if err != nil || len(entries) != 1 {
-		t.Fatalf("outbox = %v, %v; want the one entry", entries, err)
-	}
+	aRound := startRound(t, a, pause.paused, "without failing the recipient", "failed the recipient")
 	// Redis sees the entry idle at a for an hour, and both a's claim of
 	// the tenant and the entry's backoff have ended.
-	if err := e.rdb.Do(ctx, "XCLAIM", notify.OutboxKey("contoso"), notify.Group, "a", 0, entries[0].ID,
-		"IDLE", time.Hour.Milliseconds(), "JUSTID").Err(); err != nil {
-		t.Fatal(err)
-	}
+	idleAtA(t, e, oneEntry(t, e))
 	e.clock.Advance(claimAfter + time.Minute + time.Millisecond)
 	mb := &mailbox{}
 	b := worker("b", redistest.Clone(t, e.rdb), mb)
@@ -71,19 +51,8 @@ func TestTakenOverEntryLeavesNoRetrySchedule(t *testing.T) {
 		t.Fatalf("replica b delivered %d e-mails, want 1", got)
 	}
 	pause.release()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("replica a's round never ended")
-	}
-	for _, w := range []*notify.Worker{a, b} {
-		if _, err := w.Tick(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
+	aRound.end(t)
+	tickAll(t, a, b)
 	if n, err := e.rdb.XLen(ctx, notify.OutboxKey("contoso")).Result(); err != nil || n != 0 {
 		t.Errorf("outbox holds %d entries, %v; want the entry finished", n, err)
 	}

@@ -176,20 +176,12 @@ func TestNoLongerPendingFollowsTheAsk(t *testing.T) {
 // until released, as a slow mail server does, telling when it began.
 type gateMailbox struct {
 	mailbox
-	slow    string
-	entered chan struct{}
-	free    chan struct{}
-	once    sync.Once
+	*askGate
 }
 
 func (g *gateMailbox) Send(ctx context.Context, id string, m notify.Message) error {
-	if m.To == g.slow && strings.Contains(m.Subject, "awaits your decision") {
-		g.once.Do(func() { close(g.entered) })
-		select {
-		case <-g.free:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	if err := g.hold(ctx, m); err != nil {
+		return err
 	}
 	return g.mailbox.Send(ctx, id, m)
 }
@@ -216,10 +208,7 @@ func TestNoLongerPendingWaitsForTheAskInFlight(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			e := newEnv(t)
 			ctx := context.Background()
-			mb := &gateMailbox{slow: eve, entered: make(chan struct{}), free: make(chan struct{})}
-			var releaseOnce sync.Once
-			release := func() { releaseOnce.Do(func() { close(mb.free) }) }
-			t.Cleanup(release)
+			mb := &gateMailbox{askGate: newAskGate(t, eve)}
 			r := e.create(t, operator(0))
 			e.act(t, r.ID, grants.ActionApprove, manager)
 			aRdb := redistest.Clone(t, e.rdb)
@@ -235,62 +224,31 @@ func TestNoLongerPendingWaitsForTheAskInFlight(t *testing.T) {
 					return slices.Contains(cmd.Args(), any(field))
 				})
 				aRdb.AddHook(stall)
-				release() // nothing to wait for in Send
+				mb.release() // nothing to wait for in Send
 			}
 			a := newWorker(t, notify.WithMailer(notify.Config{Redis: aRdb, Now: e.clock.Now, Consumer: "a"}, mb))
 			b := newWorker(t, notify.WithMailer(notify.Config{Redis: redistest.Clone(t, e.rdb), Now: e.clock.Now, Consumer: "b"}, mb))
-			done := make(chan error, 1)
-			go func() {
-				_, err := a.Tick(ctx)
-				done <- err
-			}()
 			reached := mb.entered
 			if !c.sending {
 				reached = stall.stalled
 			}
-			select {
-			case <-reached:
-			case err := <-done:
-				t.Fatalf("replica a finished its round before reaching eve: %v", err)
-			case <-time.After(10 * time.Second):
-				t.Fatal("replica a never reached eve")
-			}
+			aRound := startRound(t, a, reached, "before reaching eve", "reached eve")
 			e.clock.Advance(time.Second)
 			e.act(t, r.ID, grants.ActionCancel, operator(0))
 			if _, err := b.Tick(ctx); err != nil {
 				t.Fatal(err)
 			}
 			if c.sending {
-				release()
+				mb.release()
 			} else {
 				stall.release()
 			}
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Fatal(err)
-				}
-			case <-time.After(10 * time.Second):
-				t.Fatal("replica a's round never ended")
-			}
+			aRound.end(t)
 			// Both replicas finish what is left, time moving on: b
 			// first, which holds the withdrawal (the other replica
 			// takes it over only once Redis sees it idle for
 			// ClaimAfter).
-			for range 50 {
-				if n, err := a.Depth(ctx); err != nil {
-					t.Fatal(err)
-				} else if n == 0 {
-					break
-				}
-				e.clock.Advance(time.Minute)
-				for _, w := range []*notify.Worker{b, a} {
-					if _, err := w.Tick(ctx); err != nil {
-						t.Fatal(err)
-					}
-				}
-			}
-			if n, err := a.Depth(ctx); err != nil || n != 0 {
+			if n, err := settle(t, e, a, b, a); err != nil || n != 0 {
 				ents, _ := e.rdb.XRange(ctx, notify.OutboxKey("contoso"), "-", "+").Result()
 				pend, _ := e.rdb.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: notify.OutboxKey("contoso"), Group: notify.Group, Start: "-", End: "+", Count: 10}).Result()
 				h, _ := e.rdb.HGetAll(ctx, keys.OutboxAsked("contoso", r.ID)).Result()
