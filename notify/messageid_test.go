@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/lockbox-oss/lockbox/notify"
 )
@@ -22,20 +21,8 @@ func TestMessageIDIsInTheSendersDomain(t *testing.T) {
 	from := "Lockbox <lockbox@notify.provider.example>"
 	want := "<" + id + "@notify.provider.example>"
 	t.Run("smtp", func(t *testing.T) {
-		srv := startSMTP(t)
-		cfg := notify.SMTPConfig{Addr: srv.addr, From: from, StartTLS: notify.StartTLSNone, Timeout: 10 * time.Second}
-		if err := cfg.CheckAndSetDefaults(); err != nil {
-			t.Fatal(err)
-		}
-		if err := notify.NewSMTP(cfg).Send(context.Background(), id, pendingMessage(t, "repair")); err != nil {
-			t.Fatal(err)
-		}
-		got := srv.messages()
-		if len(got) != 1 {
-			t.Fatalf("%d messages", len(got))
-		}
-		if got[0].MessageID != want {
-			t.Errorf("Message-ID %q, want %q", got[0].MessageID, want)
+		if got := sentOverSMTP(t, from, id).MessageID; got != want {
+			t.Errorf("Message-ID %q, want %q", got, want)
 		}
 	})
 	t.Run("dev", func(t *testing.T) {

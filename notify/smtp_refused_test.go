@@ -2,7 +2,6 @@ package notify_test
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"testing"
 	"time"
@@ -10,7 +9,6 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/lockbox-oss/lockbox/notify"
 )
@@ -76,20 +74,8 @@ func TestSMTPRefusalShowsAtOnce(t *testing.T) {
 			if _, err := w.Tick(ctx); err != nil {
 				t.Fatal(err)
 			}
-			if n, err := w.Depth(ctx); err != nil || n != 1 {
-				t.Fatalf("outbox depth = %d, %v; want the message kept for a retry", n, err)
-			}
-			if n, err := e.rdb.XLen(ctx, notify.DeadKey("contoso")).Result(); err != nil || n != 0 {
-				t.Fatalf("dead letters = %d, %v; want none", n, err)
-			}
-			var levels []string
-			for _, l := range logs.lines(`"channel":"smtp"`) {
-				var rec struct{ Level string }
-				if err := json.Unmarshal([]byte(l), &rec); err != nil {
-					t.Fatal(err)
-				}
-				levels = append(levels, rec.Level)
-			}
+			wantKeptForRetry(t, e, w, "message")
+			levels := logLevels(t, &logs, "smtp")
 			wantLevel, wantResult, otherResult := "WARN", "error", "refused"
 			if tc.refused {
 				wantLevel, wantResult, otherResult = "ERROR", "refused", "error"
@@ -97,12 +83,7 @@ func TestSMTPRefusalShowsAtOnce(t *testing.T) {
 			if len(levels) != 1 || levels[0] != wantLevel {
 				t.Errorf("SMTP failure logged at %v, want once at %s", levels, wantLevel)
 			}
-			if got := testutil.ToFloat64(mustCounter(t, reg, "smtp", wantResult)); got != 1 {
-				t.Errorf("smtp %s = %v, want 1", wantResult, got)
-			}
-			if got := testutil.ToFloat64(mustCounter(t, reg, "smtp", otherResult)); got != 0 {
-				t.Errorf("smtp %s = %v, want 0", otherResult, got)
-			}
+			wantCountedAs(t, reg, "smtp", wantResult, otherResult)
 		})
 	}
 }

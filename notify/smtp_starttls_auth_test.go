@@ -10,7 +10,6 @@ import (
 
 	"github.com/emersion/go-smtp"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/lockbox-oss/lockbox/notify"
 )
@@ -48,12 +47,7 @@ func TestSMTPAuthOnlyAfterSTARTTLSIsAConfigurationFailure(t *testing.T) {
 	if n, err := w.Depth(ctx); err != nil || n != 1 {
 		t.Fatalf("outbox depth = %d, %v; want the message kept for a retry", n, err)
 	}
-	if got := testutil.ToFloat64(mustCounter(t, reg, "smtp", "refused")); got != 1 {
-		t.Errorf("smtp refused = %v, want 1", got)
-	}
-	if got := testutil.ToFloat64(mustCounter(t, reg, "smtp", "error")); got != 0 {
-		t.Errorf("smtp error = %v, want 0", got)
-	}
+	wantCountedAs(t, reg, "smtp", "refused", "error")
 	lines := logs.lines(`"channel":"smtp"`)
 	if len(lines) != 1 {
 		t.Fatalf("SMTP failure logged %d times, want once: %v", len(lines), lines)

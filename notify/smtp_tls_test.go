@@ -8,7 +8,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/json"
 	"log/slog"
 	"math/big"
 	"net"
@@ -16,7 +15,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/lockbox-oss/lockbox/notify"
 )
@@ -72,29 +70,12 @@ func TestSMTPUntrustedCertificateShowsAtOnce(t *testing.T) {
 			if n := len(srv.messages()); n != 0 {
 				t.Fatalf("%d messages sent over a connection whose certificate is not trusted", n)
 			}
-			if n, err := w.Depth(ctx); err != nil || n != 1 {
-				t.Fatalf("outbox depth = %d, %v; want the message kept for a retry", n, err)
-			}
-			if n, err := e.rdb.XLen(ctx, notify.DeadKey("contoso")).Result(); err != nil || n != 0 {
-				t.Fatalf("dead letters = %d, %v; want none", n, err)
-			}
-			var levels []string
-			for _, l := range logs.lines(`"channel":"smtp"`) {
-				var rec struct{ Level string }
-				if err := json.Unmarshal([]byte(l), &rec); err != nil {
-					t.Fatal(err)
-				}
-				levels = append(levels, rec.Level)
-			}
+			wantKeptForRetry(t, e, w, "message")
+			levels := logLevels(t, &logs, "smtp")
 			if len(levels) != 1 || levels[0] != "ERROR" {
 				t.Errorf("SMTP failure logged at %v, want once at ERROR", levels)
 			}
-			if got := testutil.ToFloat64(mustCounter(t, reg, "smtp", "refused")); got != 1 {
-				t.Errorf("smtp refused = %v, want 1", got)
-			}
-			if got := testutil.ToFloat64(mustCounter(t, reg, "smtp", "error")); got != 0 {
-				t.Errorf("smtp error = %v, want 0", got)
-			}
+			wantCountedAs(t, reg, "smtp", "refused", "error")
 		})
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/lockbox-oss/lockbox/notify"
 )
@@ -44,12 +43,7 @@ func TestWebhookMisconfigurationShowsAtOnce(t *testing.T) {
 			if _, err := w.Tick(ctx); err != nil {
 				t.Fatal(err)
 			}
-			if n, err := w.Depth(ctx); err != nil || n != 1 {
-				t.Fatalf("outbox depth = %d, %v; want the delivery kept for a retry", n, err)
-			}
-			if n, err := e.rdb.XLen(ctx, notify.DeadKey("contoso")).Result(); err != nil || n != 0 {
-				t.Fatalf("dead letters = %d, %v; want none", n, err)
-			}
+			wantKeptForRetry(t, e, w, "delivery")
 			var levels []string
 			for _, l := range logs.lines(`"channel":"webhook"`) {
 				var rec struct {
@@ -70,12 +64,7 @@ func TestWebhookMisconfigurationShowsAtOnce(t *testing.T) {
 			if len(levels) != 1 || levels[0] != wantLevel {
 				t.Errorf("webhook failure logged at %v, want once at %s", levels, wantLevel)
 			}
-			if got := testutil.ToFloat64(mustCounter(t, reg, "webhook", wantResult)); got != 1 {
-				t.Errorf("webhook %s = %v, want 1", wantResult, got)
-			}
-			if got := testutil.ToFloat64(mustCounter(t, reg, "webhook", otherResult)); got != 0 {
-				t.Errorf("webhook %s = %v, want 0", otherResult, got)
-			}
+			wantCountedAs(t, reg, "webhook", wantResult, otherResult)
 		})
 	}
 }
