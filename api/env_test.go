@@ -90,7 +90,12 @@ type env struct {
 
 func newEnv(t *testing.T, opts ...func(*api.Config)) *env {
 	t.Helper()
-	rdb := redistest.Client(t)
+	return newEnvOn(t, redistest.Client(t), opts...)
+}
+
+// newEnvOn is newEnv over rdb, for tests that stop the Redis under it.
+func newEnvOn(t *testing.T, rdb *redis.Client, opts ...func(*api.Config)) *env {
+	t.Helper()
 	clk := clock.NewFake(start)
 	log := audit.NewLog(rdb, clk.Now)
 	ten := tenants.NewStore(rdb, log, clk.Now)
