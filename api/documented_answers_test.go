@@ -52,9 +52,6 @@ var notReachable = map[string]string{
 	// (TestPanicIsAnInternalError), makes either answer 500.
 	"POST /v1/requests 500": "no stored record or input makes filing fail but as 503; only a bug answers 500",
 	"POST /v1/tenants 500":  "no stored record or input makes onboarding fail but as 503; only a bug answers 500",
-	// Not yet resolved: the activity is read with the request, whose only
-	// refusal is 404.
-	"GET /v1/requests/{id}/activity 403": "not yet resolved",
 }
 
 // lara may onboard, change and offboard tenants.
@@ -363,6 +360,10 @@ func operationCases() []answerCase {
 
 		{op: activity, name: "malformed id", status: 400, code: "invalid_request_id", call: as(mia, "GET", "/v1/requests/not-an-id/activity", nil, nil)},
 		{op: activity, name: "no such request", status: 404, code: "not_found", call: as(mia, "GET", "/v1/requests/"+absentID+"/activity", nil, nil)},
+		// Seeing the request is the one right to its activity: a caller who
+		// may not see it is told it is not there, not that it is forbidden.
+		{op: activity, name: "another operator's request", status: 404, code: "not_found", call: onFiled(bob, "GET", "/activity", nil, filed)},
+		{op: activity, name: "another tenant's request", status: 404, code: "not_found", call: onFiled(fabrikamAdmin, "GET", "/activity", nil, filed)},
 		{op: activity, name: "record unreadable", status: 500, code: "record_unreadable", call: onFiled(mia, "GET", "/activity", nil, unreadable)},
 
 		{op: onboard, name: "no domains", status: 400, code: "invalid_tenant", call: as(lara, "POST", "/v1/tenants", map[string]any{"id": "northwind", "display_name": "N"}, nil)},
