@@ -623,3 +623,46 @@ func TestEveryDocumentedAnswerIsReached(t *testing.T) {
 		}
 	}
 }
+
+// TestEveryPathAnswers405WithItsMethods: openapi.yaml promises that a
+// method a path does not serve gets 405 method_not_allowed with an Allow
+// header listing the ones it does, HEAD wherever GET is. For every path it
+// documents, a method it documents none of gets that answer, and Allow
+// names exactly the methods the document gives the path.
+func TestEveryPathAnswers405WithItsMethods(t *testing.T) {
+	e := newEnv(t)
+	order := []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"}
+	documented := documentedStatuses(t)
+	methods := map[string][]string{} // path → its documented methods
+	for op := range documented {
+		m, p, _ := strings.Cut(op, " ")
+		methods[p] = append(methods[p], m)
+		if m == http.MethodGet {
+			methods[p] = append(methods[p], http.MethodHead)
+		}
+	}
+	for _, p := range slices.Sorted(maps.Keys(methods)) {
+		ms := methods[p]
+		slices.SortFunc(ms, func(a, b string) int { return slices.Index(order, a) - slices.Index(order, b) })
+		allow := strings.Join(ms, ", ")
+		for _, m := range order {
+			if slices.Contains(ms, m) {
+				continue
+			}
+			for _, who := range []user{anonymous, mia} {
+				r := e.do(who, m, fill(p), nil)
+				if m == http.MethodHead {
+					// The answer to HEAD has no body to hold the error.
+					if r.status != http.StatusMethodNotAllowed {
+						t.Errorf("%s %s: status %d, want 405", m, p, r.status)
+					}
+				} else {
+					wantError(t, r, http.StatusMethodNotAllowed, "method_not_allowed", "")
+				}
+				if got := r.header.Values("Allow"); len(got) != 1 || got[0] != allow {
+					t.Errorf("%s %s: Allow = %q, want %q", m, p, got, allow)
+				}
+			}
+		}
+	}
+}
