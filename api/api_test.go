@@ -140,9 +140,14 @@ func TestAuthentication(t *testing.T) {
 		challenge string
 	}{
 		{"missing", nil, `Bearer realm="lockbox"`},
-		{"empty", []string{""}, `Bearer realm="lockbox", error="invalid_token"`},
+		// An empty header, or credentials of another scheme, carry no
+		// bearer token: the challenge has no error (RFC 6750 §3.1).
+		{"empty", []string{""}, `Bearer realm="lockbox"`},
+		{"basic", []string{"Basic bWlhOnB3"}, `Bearer realm="lockbox"`},
+		{"digest", []string{`Digest username="mia"`}, `Bearer realm="lockbox"`},
 		{"scheme only", []string{"Bearer"}, `Bearer realm="lockbox", error="invalid_token"`},
-		{"basic", []string{"Basic bWlhOnB3"}, `Bearer realm="lockbox", error="invalid_token"`},
+		{"empty token", []string{"Bearer "}, `Bearer realm="lockbox", error="invalid_token"`},
+		{"basic and bearer", []string{"Basic bWlhOnB3", "Bearer " + good}, `Bearer realm="lockbox", error="invalid_token"`},
 		{"garbage", []string{"Bearer garbage"}, `Bearer realm="lockbox", error="invalid_token"`},
 		{"alg none", []string{"Bearer " + algNone}, `Bearer realm="lockbox", error="invalid_token"`},
 		{"unknown key", []string{"Bearer " + mint(otherKey, audience, start)}, `Bearer realm="lockbox", error="invalid_token"`},

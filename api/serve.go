@@ -244,9 +244,18 @@ func (s *server) authenticate(w http.ResponseWriter, r *http.Request) (identity.
 		return identity.Principal{}, httperr.New(http.StatusUnauthorized, "unauthenticated", format, args...)
 	}
 	scheme, tok, ok := strings.Cut(vals[0], " ")
+	if len(vals) == 1 && !strings.EqualFold(scheme, "Bearer") {
+		// Credentials of another scheme (Basic), or an empty header, are
+		// no bearer token at all: RFC 6750 §3.1 has the challenge carry no
+		// error then. error="invalid_token" told a client that sent Basic
+		// to fetch a new bearer token it never had.
+		w.Header().Set("WWW-Authenticate", `Bearer realm="lockbox"`)
+		return identity.Principal{}, httperr.New(http.StatusUnauthorized, "unauthenticated",
+			"the Authorization header must be exactly one bearer token")
+	}
 	// Two Authorization headers could be read differently by a proxy in
 	// front of us and by us; refuse rather than pick one.
-	if len(vals) > 1 || !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+	if len(vals) > 1 || !ok || tok == "" {
 		return invalid("the Authorization header must be exactly one bearer token")
 	}
 	p, err := s.cfg.Auth.Verify(r.Context(), tok)
