@@ -32,13 +32,27 @@ type answerCase struct {
 	// code is the error code the answer carries; empty for a success.
 	code string
 	// call sets e up and sends the call; it runs in an env of its own
-	// unless the case is one of the store-down ones.
+	// unless store names a shared one whose Redis is out of service.
 	call func(e *env) result
+	// store is how the Redis under the case's server is out of service.
+	store storeFault
 	// config, when set, configures the case's server.
 	config func(*api.Config)
 	// check, when set, holds what else the answer must carry.
 	check func(t *testing.T, r result)
 }
+
+// storeFault is how the Redis under a case's server fails.
+type storeFault int
+
+const (
+	storeUp   storeFault = iota // a Redis of the case's own, working
+	storeDown                   // killed: connections are refused
+	// storeHung is stopped (SIGSTOP): connections are accepted and
+	// nothing is answered, so only the deadlines of the call and of the
+	// client end the wait, as production's LOCKBOX_REDIS_TIMEOUT does.
+	storeHung
+)
 
 // notReachable are the documented answers no case reaches, each with why
 // no client can make the server send it. Keep it short: an answer the
@@ -263,8 +277,10 @@ func answerCases() []answerCase {
 			continue
 		}
 		method, path, _ := strings.Cut(op, " ")
-		cases = append(cases, answerCase{op: op, name: "store down", status: 503, code: "unavailable",
-			call: func(e *env) result { return e.do(f.who, method, f.filled(path), f.body) }})
+		call := func(e *env) result { return e.do(f.who, method, f.filled(path), f.body) }
+		cases = append(cases,
+			answerCase{op: op, name: "store down", status: 503, code: "unavailable", store: storeDown, call: call},
+			answerCase{op: op, name: "store hangs", status: 503, code: "unavailable", store: storeHung, call: call})
 	}
 	return append(cases, operationCases()...)
 }
@@ -549,20 +565,35 @@ func TestEveryDocumentedAnswerIsReached(t *testing.T) {
 	cases := answerCases()
 	reached := map[string]bool{}
 
-	// One Redis of the test's own, stopped, serves every 503: a stopped
-	// store changes no more.
-	srv := redistest.StartServer(t)
-	opts, err := redis.ParseURL(srv.URL)
-	if err != nil {
-		t.Fatal(err)
+	// A Redis of the test's own, killed, serves every case of a store
+	// that is down, and another, stopped, those of one that hangs: a
+	// store out of service changes no more.
+	outOfService := func(configure func(*redis.Options), opts ...func(*api.Config)) (*env, *redistest.Server) {
+		srv := redistest.StartServer(t)
+		o, err := redis.ParseURL(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Given up at once, not tried again and again: the answer is
+		// the same, and comes sooner.
+		o.MaxRetries, o.DialerRetries = -1, 1
+		configure(o)
+		rdb := redis.NewClient(o)
+		t.Cleanup(func() { rdb.Close() })
+		return newEnvOn(t, rdb, opts...), srv
 	}
-	// Refused at once, not dialled again and again: the answer is the
-	// same, and comes sooner.
-	opts.MaxRetries, opts.DialerRetries = -1, 1
-	downRDB := redis.NewClient(opts)
-	t.Cleanup(func() { downRDB.Close() })
-	down := newEnvOn(t, downRDB)
+	down, srv := outOfService(func(*redis.Options) {})
 	srv.Stop()
+	// As lockbox serve sets it up: the client honours the call's
+	// deadline, and a read or write waits at most LOCKBOX_REDIS_TIMEOUT,
+	// which also ends the exports and verifications the call's deadline
+	// does not bound.
+	const patience = 200 * time.Millisecond
+	hung, srv := outOfService(func(o *redis.Options) {
+		o.ContextTimeoutEnabled = true
+		o.DialTimeout, o.ReadTimeout, o.WriteTimeout = patience, patience, patience
+	}, func(c *api.Config) { c.Timeout = patience })
+	srv.Freeze(t)
 
 	for _, c := range cases {
 		key := fmt.Sprintf("%s %d", c.op, c.status)
@@ -576,8 +607,13 @@ func TestEveryDocumentedAnswerIsReached(t *testing.T) {
 		}
 		reached[key] = true
 		t.Run(c.op+"/"+strconv.Itoa(c.status)+"/"+c.name, func(t *testing.T) {
-			e := down
-			if c.status != http.StatusServiceUnavailable {
+			var e *env
+			switch c.store {
+			case storeDown:
+				e = down
+			case storeHung:
+				e = hung
+			default:
 				var opts []func(*api.Config)
 				if c.config != nil {
 					opts = append(opts, c.config)
