@@ -260,7 +260,8 @@ func answerCases() []answerCase {
 		if f.body != nil {
 			cases = append(cases,
 				answerCase{op: op, name: "not JSON", status: 415, code: "unsupported_media_type",
-					call: f.call(op, nil, withoutHeader("Content-Type"), withHeader("Content-Type", "text/plain"))},
+					call:  f.call(op, nil, withoutHeader("Content-Type"), withHeader("Content-Type", "application/merge-patch+json")),
+					check: acceptPatch(method)},
 				answerCase{op: op, name: "compressed", status: 415, code: "unsupported_media_type",
 					call: f.call(op, nil, withHeader("Content-Encoding", "gzip")),
 					check: func(t *testing.T, r result) {
@@ -283,6 +284,20 @@ func answerCases() []answerCase {
 			answerCase{op: op, name: "store hangs", status: 503, code: "unavailable", store: storeHung, call: call})
 	}
 	return append(cases, operationCases()...)
+}
+
+// acceptPatch checks that a 415 to a PATCH, and only to one, names the
+// patch formats the API takes (RFC 5789 §2.2).
+func acceptPatch(method string) func(t *testing.T, r result) {
+	return func(t *testing.T, r result) {
+		want := []string(nil)
+		if method == http.MethodPatch {
+			want = []string{"application/json"}
+		}
+		if got := r.header.Values("Accept-Patch"); !slices.Equal(got, want) {
+			t.Errorf("Accept-Patch = %q, want %q", got, want)
+		}
+	}
 }
 
 // challenge checks the WWW-Authenticate of a 401 (RFC 6750 §3).

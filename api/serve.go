@@ -322,6 +322,12 @@ func (s *server) decode(w http.ResponseWriter, r *http.Request, dst any, optiona
 		return httperr.New(http.StatusBadRequest, "missing_body", "a JSON request body is required")
 	}
 	if err := checkJSON(r.Header); err != nil {
+		if r.Method == http.MethodPatch {
+			// RFC 5789 §2.2: a 415 to a PATCH names the patch formats
+			// taken, for a client that sent the change as
+			// application/merge-patch+json or json-patch+json.
+			w.Header().Set("Accept-Patch", "application/json")
+		}
 		return err
 	}
 	if err := checkEncoding(r.Header); err != nil {
