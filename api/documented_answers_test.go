@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
@@ -133,6 +134,29 @@ func offboarded(e *env) {
 func corrupt(e *env, key string) {
 	e.t.Helper()
 	if err := e.rdb.Set(context.Background(), key, `{"id":"`, 0).Err(); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// newer rewrites the JSON record at key with a field this version does
+// not know, as a newer version of Lockbox writes it during a rolling
+// upgrade.
+func newer(e *env, key string) {
+	e.t.Helper()
+	ctx := context.Background()
+	var v map[string]any
+	b, err := e.rdb.Get(ctx, key).Bytes()
+	if err == nil {
+		err = json.Unmarshal(b, &v)
+	}
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	v["added_in_a_later_version"] = true
+	if b, err = json.Marshal(v); err == nil {
+		err = e.rdb.Set(ctx, key, b, 0).Err()
+	}
+	if err != nil {
 		e.t.Fatal(err)
 	}
 }
@@ -417,6 +441,13 @@ func operationCases() []answerCase {
 		{op: update, name: "not onboarded", status: 404, code: "tenant_not_found", call: as(lara, "PATCH", "/v1/tenants/nosuchtenant", map[string]string{"display_name": "C"}, nil)},
 		{op: update, name: "offboarded", status: 409, code: "tenant_offboarded", call: as(lara, "PATCH", "/v1/tenants/contoso", map[string]string{"display_name": "C"}, offboarded)},
 		{op: update, name: "stale If-Match", status: 412, code: "tenant_changed", call: as(lara, "PATCH", "/v1/tenants/contoso", map[string]string{"display_name": "C"}, nil, stale)},
+		// A record a newer version wrote is not acted on without the
+		// fields it holds: the store answers as if unavailable, and the
+		// retry likely reaches an upgraded replica (docs/operations.md).
+		{op: tenant, name: "entry of a newer version", status: 503, code: "unavailable", check: retryAfter,
+			call: as(mia, "GET", "/v1/tenants/contoso", nil, func(e *env) { newer(e, keys.Tenant("contoso")) })},
+		{op: update, name: "entry of a newer version", status: 503, code: "unavailable",
+			call: as(lara, "PATCH", "/v1/tenants/contoso", map[string]string{"display_name": "C"}, func(e *env) { newer(e, keys.Tenant("contoso")) })},
 		{op: update, name: "entry unreadable", status: 500, code: "internal", call: as(lara, "PATCH", "/v1/tenants/contoso", map[string]string{"display_name": "C"}, brokenTenant)},
 
 		{op: offboard, name: "no reason", status: 400, code: "missing_body", call: as(lara, "POST", "/v1/tenants/contoso/offboard", nil, nil)},
