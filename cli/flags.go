@@ -248,6 +248,11 @@ const (
 	maxOffboardReasonChars = 1000
 )
 
+// maxDuration is the longest access window a request may ask for, as
+// openapi.yaml's Duration documents it (grants.MaxDuration, which
+// lockboxctl does not link).
+const maxDuration = 4 * time.Hour
+
 // limitChars annotates flag name of fs with its limit in characters.
 func limitChars(fs *pflag.FlagSet, name string, most int) {
 	_ = fs.SetAnnotation(name, maxCharsAnnotation, []string{strconv.Itoa(most)})

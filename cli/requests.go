@@ -144,6 +144,10 @@ func (e *env) createRequest(use string, aliases []string) *cobra.Command {
 			if err != nil || d <= 0 {
 				return e.usage("--duration %q must be a positive duration with a unit, such as 2h, 90m or 1h30m", dur)
 			}
+			if d > maxDuration {
+				// The API refuses it too; said here, the flag is named and nothing is sent.
+				return e.usage("--duration %q is more than %s, the longest a request may ask for", dur, wire.Duration(maxDuration))
+			}
 			c, err := e.client()
 			if err != nil {
 				return err
