@@ -308,8 +308,8 @@ func TestDecisions(t *testing.T) {
 		// request awaits the manager, as a second manager is told it no
 		// longer does.
 		{name: "tenant admin deciding before the manager", steps: []step{
-			{who: contosoAdmin, path: "/approve", wantStatus: 409, wantCode: "invalid_transition", wantMsg: "cannot approve a request that is pending_manager"},
-			{who: contosoApprover, path: "/deny", wantStatus: 409, wantCode: "invalid_transition", wantMsg: "cannot deny a request that is pending_manager"},
+			{who: contosoAdmin, path: "/approve", wantStatus: 409, wantCode: "invalid_transition", wantMsg: "cannot approve it yet: the provider's support manager must approve the request first (it is pending_manager)"},
+			{who: contosoApprover, path: "/deny", wantStatus: 409, wantCode: "invalid_transition", wantMsg: "cannot deny it yet: the provider's support manager must approve the request first (it is pending_manager)"},
 		}},
 		// Whoever may decide a request at all, but not in the state it is
 		// in now, is told that state (409). Forbidden is for whoever may

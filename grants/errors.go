@@ -22,9 +22,16 @@ var newErr = fault.New
 type TransitionError struct {
 	Action Action
 	State  State
+	// AwaitsManager marks a tenant approver's decision on a request the
+	// provider's support manager has not approved yet: the state's name
+	// alone does not tell them the manager decides first.
+	AwaitsManager bool
 }
 
 func (e *TransitionError) Error() string {
+	if e.AwaitsManager {
+		return fmt.Sprintf("cannot %s it yet: the provider's support manager must approve the request first (it is %s)", e.Action, e.State)
+	}
 	return fmt.Sprintf("cannot %s a request that is %s", e.Action, e.State)
 }
 

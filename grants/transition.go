@@ -246,7 +246,8 @@ func Apply(r Request, act Action, actor Actor, comment string, env Env) (Request
 			return move(r, act, actor, comment, StateRevoked, now), nil
 		}
 	}
-	return r, &TransitionError{Action: act, State: r.State}
+	return r, &TransitionError{Action: act, State: r.State,
+		AwaitsManager: stage == StatePendingCustomer && r.State == StatePendingManager}
 }
 
 // authorize is the rule on who may ever take act on r, whatever r's state:

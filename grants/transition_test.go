@@ -375,6 +375,36 @@ func TestTransitionErrorNamesState(t *testing.T) {
 	}
 }
 
+// TestTransitionErrorTenantBeforeManager: a tenant approver deciding a
+// request the provider's manager has not approved is told the order, not
+// only the state's name; it is still a conflict naming the state.
+func TestTransitionErrorTenantBeforeManager(t *testing.T) {
+	r, _ := New(input(), operator, "id-1", t0, catalog)
+	env := Env{Now: t0, LockboxEnabled: true, AssignedApprover: true, TenantUser: true}
+	for _, tc := range []struct {
+		actor Actor
+		act   Action
+		want  string
+	}{
+		{globalAdmin, ActionApprove, "cannot approve it yet: the provider's support manager must approve the request first (it is pending_manager)"},
+		{approver, ActionDeny, "cannot deny it yet: the provider's support manager must approve the request first (it is pending_manager)"},
+	} {
+		_, err := Apply(r, tc.act, tc.actor, "", env)
+		var te *TransitionError
+		if !errors.As(err, &te) || !errors.Is(err, ErrConflict) || te.State != StatePendingManager {
+			t.Fatalf("%s %s: err = %#v, want a TransitionError in pending_manager", tc.actor.Principal.Subject, tc.act, err)
+		}
+		if err.Error() != tc.want {
+			t.Errorf("%s %s: err = %q, want %q", tc.actor.Principal.Subject, tc.act, err, tc.want)
+		}
+	}
+	// A manager after another manager decided is told the state as before.
+	r, _ = Apply(r, ActionApprove, manager, "", env)
+	if _, err := Apply(r, ActionApprove, mike, "", Env{Now: t0, LockboxEnabled: true}); err == nil || err.Error() != "cannot approve a request that is pending_customer" {
+		t.Errorf("second manager: err = %v", err)
+	}
+}
+
 // TestGrantWindow checks the grant lives exactly the approved duration from
 // the final approval, and no longer.
 func TestGrantWindow(t *testing.T) {
