@@ -825,13 +825,25 @@ func TestCommands(t *testing.T) {
 			wantCalls: []call{{Method: "DELETE", Path: "/v1/tenants/contoso/approvers/bob@contoso.com"}},
 			wantOut:   []string{"bob@contoso.com is not an approver of tenant contoso."},
 		},
+		// The API answers 204: a script still gets a document saying what
+		// now holds, the user as the tenant keeps it (in lower case).
 		{
-			name:      "approver add as json prints nothing",
-			args:      []string{"-o", "json", "approver", "add", "contoso", "carol@contoso.com"},
-			wantCalls: []call{{Method: "PUT", Path: "/v1/tenants/contoso/approvers/carol@contoso.com"}},
+			name:      "approver add as json says who is an approver",
+			args:      []string{"-o", "json", "approver", "add", "contoso", "Carol@Contoso.com"},
+			wantCalls: []call{{Method: "PUT", Path: "/v1/tenants/contoso/approvers/Carol@Contoso.com"}},
 			check: func(t *testing.T, out string) {
-				if out != "" {
-					t.Errorf("output = %q, want none", out)
+				if !sameJSON(out, `{"tenant":"contoso","user":"carol@contoso.com","approver":true}`) {
+					t.Errorf("output = %q", out)
+				}
+			},
+		},
+		{
+			name:      "approver remove as yaml says who is not an approver",
+			args:      []string{"approver", "remove", "contoso", "bob@contoso.com", "-o", "yaml"},
+			wantCalls: []call{{Method: "DELETE", Path: "/v1/tenants/contoso/approvers/bob@contoso.com"}},
+			check: func(t *testing.T, out string) {
+				if out != "tenant: contoso\nuser: bob@contoso.com\napprover: false\n" {
+					t.Errorf("output = %q", out)
 				}
 			},
 		},

@@ -623,14 +623,38 @@ func (e *env) approverListCommand(use string, aliases []string) *cobra.Command {
 	}
 }
 
+// approverState is what -o json and -o yaml print after approver add or
+// remove: whether user is now an approver of tenant.
+type approverState struct {
+	Tenant   string `json:"tenant"`
+	User     string `json:"user"`
+	Approver bool   `json:"approver"`
+}
+
+// foldASCII is u with ASCII letters in lower case, as the API keeps an
+// approver's id: user principal names are case-insensitive, and only
+// ASCII is folded so that no other name (a Kelvin sign for k) becomes one.
+func foldASCII(u string) string {
+	return strings.Map(func(r rune) rune {
+		if 'A' <= r && r <= 'Z' {
+			return r + ('a' - 'A')
+		}
+		return r
+	}, u)
+}
+
 func (e *env) approverChange(add bool) *cobra.Command {
 	use, short := "add TENANT USER", "give USER the Customer Lockbox access approver role (global administrators)"
 	if !add {
 		use, short = "remove TENANT USER", "take the Customer Lockbox access approver role from USER (global administrators)"
 	}
 	return &cobra.Command{
-		Use:               use,
-		Short:             short,
+		Use:   use,
+		Short: short,
+		Long: strings.ToUpper(short[:1]) + short[1:] + ".\n\n" +
+			`With -o json or -o yaml it prints what now holds, {"tenant": T, "user": U,` + "\n" +
+			`"approver": true} after add and false after remove, U in lower case as the` + "\n" +
+			"tenant keeps it; the table output is the sentence saying so.",
 		Args:              args("TENANT", "USER"),
 		ValidArgsFunction: e.firstArgTenant,
 		RunE: func(_ *cobra.Command, pos []string) error {
@@ -647,10 +671,12 @@ func (e *env) approverChange(add bool) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			// The API answers 204 with no body: JSON and YAML output stay
-			// empty, and the exit code says it worked.
+			// The API answers 204 with no body. A script reading -o json or
+			// -o yaml still gets a document, saying what now holds; the
+			// user as the tenant keeps it, in lower case, so it compares
+			// equal to the approver list's.
 			if e.g.output.structured() {
-				return nil
+				return e.emit(approverState{Tenant: tenant, User: foldASCII(user), Approver: add}, nil, nil)
 			}
 			if add {
 				_, err = fmt.Fprintf(e.stdout, "%s is an approver of tenant %s.\n", clean(user), clean(tenant))
