@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"maps"
 	"net"
@@ -31,6 +32,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -230,13 +232,13 @@ type Config struct {
 	// another takes it over.
 	SIEMClaimAfter time.Duration `env:"SIEM_CLAIM_AFTER" envDefault:"1m" desc:"how long a record may stay unforwarded at a replica before another replica takes it over"`
 	// SMTPAddr and the settings below configure notification e-mails.
-	SMTPAddr     string `env:"SMTP_ADDR" desc:"host:port of the SMTP submission server for notification e-mails; unset: e-mails are only logged (and in \"lockbox dev\" written under $LOCKBOX_DEV_DIR/mail), and LOCKBOX_SMTP_FROM, LOCKBOX_SMTP_USERNAME and LOCKBOX_SMTP_PASSWORD_FILE are refused"`
+	SMTPAddr     string `env:"SMTP_ADDR" desc:"host:port of the SMTP submission server for notification e-mails (a host, and a port from 1); unset: e-mails are only logged (and in \"lockbox dev\" written under $LOCKBOX_DEV_DIR/mail), and LOCKBOX_SMTP_FROM, LOCKBOX_SMTP_USERNAME and LOCKBOX_SMTP_PASSWORD_FILE are refused"`
 	SMTPFrom     string `env:"SMTP_FROM" desc:"sender address of notification e-mails, lockbox@provider.example or Lockbox <lockbox@provider.example>, the address in ASCII; required with LOCKBOX_SMTP_ADDR, and checked at start-up"`
 	SMTPUsername string `env:"SMTP_USERNAME" desc:"SMTP AUTH user; needs LOCKBOX_SMTP_PASSWORD_FILE"`
 	SMTPPassword Secret `env:"SMTP_PASSWORD_FILE,file" desc:"file holding the SMTP AUTH password; read at start-up"`
 	SMTPStartTLS string `env:"SMTP_STARTTLS" envDefault:"opportunistic" desc:"STARTTLS policy: opportunistic, mandatory or none (refused with LOCKBOX_SMTP_USERNAME unless LOCKBOX_SMTP_ADDR is a loopback relay: the password would go in the clear)"`
 	// WebhookURLs receive signed JSON notifications.
-	WebhookURLs   string `env:"WEBHOOK_URLS" desc:"comma-separated URLs receiving JSON notifications signed with X-Lockbox-Signature (LOCKBOX_WEBHOOK_SIGNATURES); each URL as written here derives its receiver's v2 key"`
+	WebhookURLs   string `env:"WEBHOOK_URLS" desc:"comma-separated http(s) URLs, the scheme in lower case, receiving JSON notifications signed with X-Lockbox-Signature (LOCKBOX_WEBHOOK_SIGNATURES); each URL as written here derives its receiver's v2 key"`
 	WebhookSecret Secret `env:"WEBHOOK_SECRET_FILE,file" desc:"file holding the shared HMAC-SHA256 secret of X-Lockbox-Signature: it keys v1 and derives each receiver's v2 key (lockbox webhook-key URL); required with LOCKBOX_WEBHOOK_URLS; read at start-up"`
 	// WebhookSignatures lists the signature schemes of each delivery.
 	WebhookSignatures string `env:"WEBHOOK_SIGNATURES" envDefault:"v1" desc:"signatures of each webhook delivery: v1 (keyed with the shared secret, which every receiver checking v1 knows, so each can forge deliveries to the others; the header of earlier versions), v2 (keyed with the receiver's own key), or both, comma-separated; set v1,v2 while receivers move to v2, then v2"`
@@ -371,6 +373,22 @@ func Invalid(err error) error {
 		return nil
 	}
 	return invalidError{err}
+}
+
+// InvalidFile marks err, from opening, creating or writing a file a
+// setting names, as ErrInvalid when it says the path can't be used as it
+// is: it or its directory does not exist, permission is denied, a
+// directory stands where a file should, or the file system is read-only.
+// The operator must change the setting or the file system, and a restart
+// mends neither. Other failures (a full disk, an I/O error, too many open
+// files) may pass by themselves and are returned as they are.
+func InvalidFile(err error) error {
+	for _, refused := range []error{fs.ErrNotExist, fs.ErrPermission, syscall.EISDIR, syscall.ENOTDIR, syscall.EROFS, syscall.ELOOP, syscall.ENAMETOOLONG} {
+		if errors.Is(err, refused) {
+			return Invalid(err)
+		}
+	}
+	return err
 }
 
 // invalidError is ErrInvalid by its Is method, not by unwrapping to it: a
@@ -790,7 +808,7 @@ func (c Config) check() error {
 		errs = append(errs, varErr("SIEMSink", "%q is not stdout, off or file:/path", sink))
 	}
 	if c.SMTPAddr != "" {
-		if err := checkAddr(c.SMTPAddr); err != nil {
+		if err := checkSMTPAddr(c.SMTPAddr); err != nil {
 			errs = append(errs, &VarError{Var: varName("SMTPAddr"), Err: err})
 		}
 		if c.SMTPFrom == "" {
@@ -839,6 +857,12 @@ func (c Config) check() error {
 			// Not quoted: a receiver's URL may hold its credential (Slack's
 			// and Teams' do), and this message goes to logs.
 			errs = append(errs, varErr("WebhookURLs", "%s is not an http(s) URL with a host", redactWebhookURL(u)))
+		} else if !strings.HasPrefix(u, pu.Scheme+"://") {
+			// The notifier takes the URL as written, which also derives
+			// the receiver's v2 key, and refused HTTPS:// only once
+			// Redis had answered: start-up failed with exit 1, and was
+			// restarted forever on a setting that can't change by itself.
+			errs = append(errs, varErr("WebhookURLs", "%s: write the scheme in lower case (%s://)", redactWebhookURL(u), pu.Scheme))
 		}
 	}
 	if _, err := c.ManagerAddresses(); err != nil {
@@ -1043,6 +1067,25 @@ func checkAddr(addr string) error {
 	}
 	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
 		return fmt.Errorf("%q is not host:port: port %q is not a number from 0 to 65535", addr, port)
+	}
+	return nil
+}
+
+// checkSMTPAddr checks LOCKBOX_SMTP_ADDR: host:port of a server to dial,
+// so unlike a listener's address it needs a host, and a port from 1 (0
+// means "any free port" only to a listener). The notifier refused ":25"
+// and "mail.example:0" only once Redis had answered, with exit 1, which a
+// supervisor restarts forever.
+func checkSMTPAddr(addr string) error {
+	if err := checkAddr(addr); err != nil {
+		return err
+	}
+	host, port, _ := net.SplitHostPort(addr)
+	if host == "" {
+		return fmt.Errorf("%q names no host: want host:port of the SMTP server", addr)
+	}
+	if strings.TrimLeft(port, "0") == "" {
+		return fmt.Errorf("%q: port 0 is no server's port: want a port from 1 to 65535", addr)
 	}
 	return nil
 }

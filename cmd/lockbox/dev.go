@@ -97,7 +97,7 @@ func devAt(ctx context.Context, env map[string]string, stdout, stderr io.Writer,
 		// The admin center then signs in as any dev identity (a global
 		// administrator, a support manager) whoever asks, with no
 		// credential: on an address other machines reach, anyone.
-		return fmt.Errorf("LOCKBOX_API_ADDR: %s is not a loopback address: lockbox dev offers sign-in as any dev identity to whoever opens the admin center, so it listens on loopback only (127.0.0.1, [::1] or localhost), unless LOCKBOX_OIDC_ISSUER signs users in instead", cfg.APIAddr)
+		return config.Invalid(fmt.Errorf("LOCKBOX_API_ADDR: %s is not a loopback address: lockbox dev offers sign-in as any dev identity to whoever opens the admin center, so it listens on loopback only (127.0.0.1, [::1] or localhost), unless LOCKBOX_OIDC_ISSUER signs users in instead", cfg.APIAddr))
 	}
 	if cfg.JWKSFile != "" || cfg.JWTHMACSecretFile != "" || cfg.JWKSURL != "" || cfg.IssuersFile != "" {
 		log.Warn("lockbox dev verifies tokens with its own dev key; LOCKBOX_JWT_* key settings and LOCKBOX_ISSUERS_FILE are ignored")
@@ -277,7 +277,7 @@ func ensureDevKey(dir string) (ed25519.PrivateKey, string, error) {
 // there, so a refused dev leaves the files in it as they were.
 func openDevDir(dir string) (unlock func(), err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("LOCKBOX_DEV_DIR: %w", err)
+		return nil, config.InvalidFile(fmt.Errorf("LOCKBOX_DEV_DIR: %w", err))
 	}
 	if err := checkDevDirMode(dir); err != nil {
 		return nil, err
@@ -300,8 +300,8 @@ func checkDevDirMode(dir string) error {
 		return fmt.Errorf("LOCKBOX_DEV_DIR: %w", err)
 	}
 	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return fmt.Errorf("LOCKBOX_DEV_DIR: %s is open to other users (%v) and would hold the dev signing key and tokens: chmod 700 %s, or set LOCKBOX_DEV_DIR to a new directory",
-			dir, fi.Mode(), shellQuote(dir))
+		return config.Invalid(fmt.Errorf("LOCKBOX_DEV_DIR: %s is open to other users (%v) and would hold the dev signing key and tokens: chmod 700 %s, or set LOCKBOX_DEV_DIR to a new directory",
+			dir, fi.Mode(), shellQuote(dir)))
 	}
 	return nil
 }

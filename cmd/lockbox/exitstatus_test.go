@@ -27,6 +27,17 @@ func TestServeExitStatusTellsConfigurationFromFailure(t *testing.T) {
 	if err := os.WriteFile(badKey, []byte("not a key\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// A regular file where a directory should be, and a directory where
+	// a file should be.
+	notDir := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(notDir, []byte("x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	aDir := t.TempDir()
+	secret := filepath.Join(t.TempDir(), "webhook-secret")
+	if err := os.WriteFile(secret, []byte("k\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	// An address another process holds: Listen fails after Redis answered.
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -46,6 +57,14 @@ func TestServeExitStatusTellsConfigurationFromFailure(t *testing.T) {
 		{"a policy directory that does not exist", true, map[string]string{"LOCKBOX_POLICY_DIR": filepath.Join(brokenPolicy, "nowhere")}, 78, "lockbox: LOCKBOX_POLICY_DIR: "},
 		{"a signing key file that holds no key", true, map[string]string{"LOCKBOX_PROXY_SIGNING_KEY_FILE": badKey}, 78, "lockbox: LOCKBOX_PROXY_SIGNING_KEY_FILE: "},
 		{"a signing key file that does not exist", true, map[string]string{"LOCKBOX_PROXY_SIGNING_KEY_FILE": badKey + ".missing"}, 78, "lockbox: LOCKBOX_PROXY_SIGNING_KEY_FILE: "},
+		{"a SIEM file in a directory that does not exist", true, map[string]string{"LOCKBOX_SIEM_SINK": "file:" + filepath.Join(aDir, "missing", "siem.jsonl")}, 78, "lockbox: LOCKBOX_SIEM_SINK: "},
+		{"a SIEM file that is a directory", true, map[string]string{"LOCKBOX_SIEM_SINK": "file:" + aDir}, 78, "lockbox: LOCKBOX_SIEM_SINK: "},
+		{"a SIEM file beneath a file", true, map[string]string{"LOCKBOX_SIEM_SINK": "file:" + filepath.Join(notDir, "siem.jsonl")}, 78, "lockbox: LOCKBOX_SIEM_SINK: "},
+		{"a grant JWKS file in a directory that does not exist", false, map[string]string{"LOCKBOX_PROXY_JWKS_FILE": filepath.Join(aDir, "missing", "jwks.json")}, 78, "lockbox: LOCKBOX_PROXY_JWKS_FILE: "},
+		{"a grant JWKS file that is a directory", false, map[string]string{"LOCKBOX_PROXY_JWKS_FILE": aDir}, 78, "lockbox: LOCKBOX_PROXY_JWKS_FILE: "},
+		{"an SMTP address without a host", false, map[string]string{"LOCKBOX_SMTP_ADDR": ":25", "LOCKBOX_SMTP_FROM": "lockbox@provider.example"}, 78, "lockbox: LOCKBOX_SMTP_ADDR: "},
+		{"an SMTP address on port 0", false, map[string]string{"LOCKBOX_SMTP_ADDR": "mail.example:0", "LOCKBOX_SMTP_FROM": "lockbox@provider.example"}, 78, "lockbox: LOCKBOX_SMTP_ADDR: "},
+		{"a webhook URL with its scheme in capitals", false, map[string]string{"LOCKBOX_WEBHOOK_URLS": "HTTPS://hooks.example/lockbox", "LOCKBOX_WEBHOOK_SECRET_FILE": secret}, 78, "lockbox: LOCKBOX_WEBHOOK_URLS: "},
 		{"Redis does not answer", false, nil, 1, "lockbox: LOCKBOX_REDIS_URL: "},
 		{"an address in use", true, map[string]string{"LOCKBOX_API_ADDR": taken.Addr().String()}, 1, "lockbox: "},
 	}
@@ -127,5 +146,17 @@ func TestDevExitStatusForAConfigurationRefused(t *testing.T) {
 		if code := run(context.Background(), tt.args, env, &out, &errb); code != tt.wantCode || !strings.Contains(errb.String(), "lockbox: LOCKBOX_REDIS_TIMEOUT: ") {
 			t.Errorf("%s: exit %d, want %d naming LOCKBOX_REDIS_TIMEOUT:\n%s", strings.Join(tt.args, " "), code, tt.wantCode, errb.String())
 		}
+	}
+
+	// A LOCKBOX_DEV_DIR beneath a regular file can't be made: dev
+	// exited 1, as for a failure that may pass.
+	notDir := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(notDir, []byte("x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"dev"}, devEnv(filepath.Join(notDir, "dev")), &out, &errb); code != exitConfig ||
+		!strings.Contains(errb.String(), "lockbox: LOCKBOX_DEV_DIR: ") {
+		t.Errorf("dev with LOCKBOX_DEV_DIR beneath a file: exit %d, want %d naming LOCKBOX_DEV_DIR:\n%s", code, exitConfig, errb.String())
 	}
 }

@@ -550,8 +550,13 @@ func loadGrantKeys(cfg config.Config) (grantKeys, error) {
 	}
 	k.jwks = append(k.jwks, '\n')
 	if cfg.ProxyJWKSFile != "" {
+		if fi, err := os.Stat(cfg.ProxyJWKSFile); err == nil && fi.IsDir() {
+			// Renamed onto, a directory answers "file exists", which says
+			// nothing of the mistake.
+			return k, config.Invalid(fmt.Errorf("LOCKBOX_PROXY_JWKS_FILE: %s is a directory", cfg.ProxyJWKSFile))
+		}
 		if err := writeFileAtomic(cfg.ProxyJWKSFile, k.jwks, 0o644); err != nil {
-			return k, fmt.Errorf("LOCKBOX_PROXY_JWKS_FILE: %w", err)
+			return k, config.InvalidFile(fmt.Errorf("LOCKBOX_PROXY_JWKS_FILE: %w", err))
 		}
 	}
 	return k, nil
@@ -588,14 +593,19 @@ func newConsole(cfg config.Config, opts Options, s *Server, longReads *readlimit
 		IdleTimeout: cfg.ConsoleIdleTimeout, MaxAge: cfg.ConsoleSessionMax, Reverify: cfg.ConsoleReverify, RefreshInterval: opts.ConsoleRefresh,
 		Timeout: requestTimeout, Now: opts.Now, Logger: opts.Logger.With("component", "console"),
 	}
+	// Every error here is the configuration's: the sign-ins' settings and
+	// secret files are read and checked, and no identity provider is asked
+	// anything (discovery waits for the first sign-in), so none may pass
+	// by itself. They exited 1, and systemd restarted a bad setting
+	// forever.
 	var err error
 	if cc.OIDC, err = consoleSignins(cfg, opts); err != nil {
-		return nil, err
+		return nil, config.Invalid(err)
 	}
 	logNoSignin(opts.Logger, cc.OIDC, len(opts.DevIdentities))
 	c, err := console.New(cc)
 	if err != nil {
-		return nil, fmt.Errorf("admin center (LOCKBOX_CONSOLE_*, LOCKBOX_OIDC_*, LOCKBOX_ISSUERS_FILE): %w", err)
+		return nil, config.Invalid(fmt.Errorf("admin center (LOCKBOX_CONSOLE_*, LOCKBOX_OIDC_*, LOCKBOX_ISSUERS_FILE): %w", err))
 	}
 	return c, nil
 }
@@ -945,11 +955,15 @@ func (s *Server) delayShutdown(servers []*http.Server, errc <-chan error) error 
 func (s *Server) openSIEM(cfg config.Config, opts Options) error {
 	format, err := audit.ParseFormat(cfg.SIEMFormat)
 	if err != nil {
-		return fmt.Errorf("LOCKBOX_SIEM_FORMAT: %w", err)
+		return config.Invalid(fmt.Errorf("LOCKBOX_SIEM_FORMAT: %w", err))
 	}
+	// A file:/path whose directory does not exist, or that is a directory,
+	// or that Lockbox may not write, is the operator's to change: it
+	// exited 1, and systemd started it again every RestartSec on a path
+	// that stays wrong.
 	sink, closer, err := audit.OpenSink(cfg.SIEMSink, opts.SIEMOut, s.log)
 	if err != nil {
-		return fmt.Errorf("LOCKBOX_SIEM_SINK: %w", err)
+		return config.InvalidFile(fmt.Errorf("LOCKBOX_SIEM_SINK: %w", err))
 	}
 	if sink == nil {
 		return nil // off
@@ -1176,6 +1190,12 @@ func newNotifier(cfg config.Config, opts Options, s *Server) (*notify.Worker, er
 			nc.Webhooks = append(nc.Webhooks, notify.WebhookConfig{URL: u, Secret: []byte(cfg.WebhookSecret.Value()),
 				Signatures: cfg.WebhookSchemes()})
 		}
+	}
+	// Checked first, apart from the rest of NewWorker (its metrics'
+	// registration): what it refuses is a setting, which exited 1 and was
+	// restarted forever.
+	if err := nc.CheckAndSetDefaults(); err != nil {
+		return nil, config.Invalid(fmt.Errorf("notifications (LOCKBOX_SMTP_*, LOCKBOX_WEBHOOK_*, LOCKBOX_NOTIFY_*): %w", err))
 	}
 	w, err := notify.NewWorker(nc)
 	if err != nil {
