@@ -385,13 +385,20 @@ func (b *lockedBuffer) take(t *testing.T) []string {
 // on h's /metrics.
 func refusingMasters(t *testing.T, h http.Handler) string {
 	t.Helper()
+	return metric(t, h, "lockbox_redis_masters_refusing_writes")
+}
+
+// metric is the value of the metric name, without labels, on h's
+// /metrics.
+func metric(t *testing.T, h http.Handler, name string) string {
+	t.Helper()
 	_, body := get(t, h, "/metrics")
 	for line := range strings.Lines(body) {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "lockbox_redis_masters_refusing_writes "); ok {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+" "); ok {
 			return v
 		}
 	}
-	t.Fatalf("/metrics has no lockbox_redis_masters_refusing_writes: %q", body)
+	t.Fatalf("/metrics has no %s: %q", name, body)
 	return ""
 }
 
@@ -491,5 +498,61 @@ func TestRedisCheckClusterMasterRefusesWrites(t *testing.T) {
 		if err != nil || n != 0 {
 			t.Errorf("node %s holds %d keys (%v) after the probes, want none", addr, n, err)
 		}
+	}
+}
+
+// TestRedisCheckClusterMasterUnanswered: a master that does not answer,
+// while the others take writes, fails /readyz no more than before (every
+// replica sees the same cluster), but it is no longer silent: the log
+// names it once, as a degraded pass, and
+// lockbox_redis_masters_unanswered counts it, at each probe, whether
+// /readyz or the timer (Probe) runs it. Its tenants' calls fail
+// meanwhile, and nothing said so. Counted 0 again once it answers.
+func TestRedisCheckClusterMasterUnanswered(t *testing.T) {
+	cl := redistest.StartOwnCluster(t, 3, 0)
+	var log lockedBuffer
+	check := Logged(slog.New(slog.NewJSONHandler(&log, nil)), RedisCheck(clusterClient(t, cl)))
+	h := Handler(prometheus.NewRegistry(), check)
+	readyWithin(t, h)
+	if got := metric(t, h, "lockbox_redis_masters_unanswered"); got != "0" {
+		t.Fatalf("every master answering: lockbox_redis_masters_unanswered = %s, want 0", got)
+	}
+	log.take(t)
+
+	down := cl.Nodes[1]
+	down.Stop()
+	for i := range 3 {
+		if code, body := get(t, h, "/readyz"); code != http.StatusOK {
+			t.Fatalf("probe %d with master %s down = %d %q, want 200", i, down.Addr, code, body)
+		}
+		if got := metric(t, h, "lockbox_redis_masters_unanswered"); got != "1" {
+			t.Errorf("probe %d with master %s down: lockbox_redis_masters_unanswered = %s, want 1", i, down.Addr, got)
+		}
+	}
+	if got := metric(t, h, "lockbox_redis_masters_refusing_writes"); got != "0" {
+		t.Errorf("master %s down: lockbox_redis_masters_refusing_writes = %s, want 0", down.Addr, got)
+	}
+	lines := log.take(t)
+	if len(lines) != 1 || !strings.HasPrefix(lines[0], "readiness check degraded: /readyz answers 200: master "+down.Addr+": ") {
+		t.Errorf("master %s down: logged %q, want one degraded line naming it", down.Addr, lines)
+	}
+
+	// The timer's probe, with no /readyz: the gauge follows the master.
+	if err := down.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	restrict(t, down.Addr)
+	readyWithin(t, h)
+	ctx, cancel := context.WithCancel(context.Background())
+	waited := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		Probe(ctx, ProbeInterval, func(time.Duration) <-chan time.Time { cancel(); close(waited); return nil }, check)
+	}()
+	<-waited
+	<-done
+	if got := metric(t, h, "lockbox_redis_masters_unanswered"); got != "0" {
+		t.Errorf("master %s back: lockbox_redis_masters_unanswered = %s, want 0", down.Addr, got)
 	}
 }

@@ -137,6 +137,38 @@ func Logged(logger *slog.Logger, c Check) Check {
 	return c
 }
 
+// ProbeInterval is how often Probe runs the readiness checks: a gauge a
+// check keeps is at most this old when Prometheus reads it, well inside
+// the 2 minutes its alert waits.
+const ProbeInterval = 10 * time.Second
+
+// Probe runs checks as /readyz does, at once and then every interval, until
+// ctx ends; after times the waits (time.After when nil). What the checks
+// keep, their metrics and Logged's line at each change of their answer,
+// was only as fresh as the last /readyz: where nothing probes it (systemd,
+// docker run), lockbox_redis_masters_refusing_writes kept its first value,
+// its alert could never fire, and a Redis that stopped answering was never
+// logged by the health component. /readyz still runs the checks itself, so
+// a prober is told the state of the moment it asks, not of the last timer.
+// A probe in progress when ctx ends runs to its end (CheckTimeout at
+// most): cut short, each check would log a failure that is only the stop.
+func Probe(ctx context.Context, interval time.Duration, after func(time.Duration) <-chan time.Time, checks ...Check) {
+	if after == nil {
+		after = time.After
+	}
+	for {
+		run(context.WithoutCancel(ctx), checks)
+		if ctx.Err() != nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-after(interval):
+		}
+	}
+}
+
 // run runs checks concurrently, each under CheckTimeout, and returns one
 // "name: error\n" line for each failure, in the order of checks.
 func run(ctx context.Context, checks []Check) []string {
@@ -233,21 +265,29 @@ var errWritableReplica = errors.New("writable replica: writes stay on it and nev
 // clusterReady): the client sends each write to its slot's master and
 // follows MOVED, so no address can leave it on a replica, but one PING
 // reaches one node, which answers while the cluster refuses every call.
-// Its metric, lockbox_redis_masters_refusing_writes, counts the masters
-// that refused the write at the last probe: ready or not, an operator
-// can alert on it without reading the log.
+// Its metrics, lockbox_redis_masters_refusing_writes and
+// lockbox_redis_masters_unanswered, count the masters that refused the
+// write and those that did not answer at the last probe: ready or not, an
+// operator can alert on them without reading the log. They are as fresh as
+// the last probe, which Probe runs on a timer whether or not anything asks
+// /readyz.
 func RedisCheck(c redis.UniversalClient) Check {
 	refusing := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "lockbox_redis_masters_refusing_writes",
 		Help: "Redis Cluster masters that answered the last readiness probe with cluster_state:ok but refused its write (OOM, NOREPLICAS, MISCONF); 0 on one Redis.",
 	})
+	unanswered := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "lockbox_redis_masters_unanswered",
+		Help: "Redis Cluster masters of the slot map that did not answer the last readiness probe (connection refused or lost, no answer within its time); 0 on one Redis.",
+	})
 	return Check{
 		Name:    "redis",
-		Metrics: refusing,
+		Metrics: collectors{refusing, unanswered},
 		Func: func(ctx context.Context) error {
 			if cc, ok := c.(*redis.ClusterClient); ok {
 				n, err := clusterReady(ctx, cc)
-				refusing.Set(float64(n))
+				refusing.Set(float64(n.refused))
+				unanswered.Set(float64(n.unanswered))
 				return err
 			}
 			if err := probeWrite(ctx, c, keys.ReadyProbe()); err != nil {
@@ -262,6 +302,22 @@ func RedisCheck(c redis.UniversalClient) Check {
 			}
 			return nil
 		},
+	}
+}
+
+// collectors is several collectors as one, for a check with more than
+// one metric.
+type collectors []prometheus.Collector
+
+func (cs collectors) Describe(ch chan<- *prometheus.Desc) {
+	for _, c := range cs {
+		c.Describe(ch)
+	}
+}
+
+func (cs collectors) Collect(ch chan<- prometheus.Metric) {
+	for _, c := range cs {
+		c.Collect(ch)
 	}
 }
 
@@ -303,7 +359,8 @@ var errNoMaster = errors.New("no master owns a hash slot")
 // along.
 //
 // A master that does not answer, while the others say ok, does not fail
-// it: the others still serve their slots' tenants (the cluster stays ok
+// it (it passes *Degraded, naming the master, and counts it): the others
+// still serve their slots' tenants (the cluster stays ok
 // only under cluster-require-full-coverage no, the operator's choice of
 // partial service, or until the others mark it failing), and a sidecar
 // can't tell whose call comes next: taking every replica out of service
@@ -319,10 +376,12 @@ var errNoMaster = errors.New("no master owns a hash slot")
 // @slow commands only, which every ACL user may be given: no @admin or
 // @dangerous one.
 //
-// It returns how many masters refused the write, ready or not. The
-// masters are asked at once, so the check costs three round trips to
-// the slowest of them, plus the slot map's reload.
-func clusterReady(ctx context.Context, c *redis.ClusterClient) (int, error) {
+// It returns how many masters refused the write, and how many did not
+// answer, ready or not. A master that did not answer was silent while
+// another took writes: no log line and no metric, though its tenants'
+// calls failed. The masters are asked at once, so the check costs three
+// round trips to the slowest of them, plus the slot map's reload.
+func clusterReady(ctx context.Context, c *redis.ClusterClient) (masterCounts, error) {
 	// ForEachMaster first reloads the slot map, asking one node after
 	// another under the context it is given. A node that hangs rather
 	// than refuses (a frozen replica) would hold that context to its
@@ -378,22 +437,27 @@ func clusterReady(ctx context.Context, c *redis.ClusterClient) (int, error) {
 		slices.Sort(all)
 		return errors.New(strings.Join(all, "; "))
 	}
+	n := masterCounts{refused: len(refused), unanswered: len(unanswered)}
 	switch {
 	case len(failed) > 0:
-		return len(refused), named(failed, refused)
-	case writable > 0 && len(refused) > 0:
-		return len(refused), &Degraded{Err: named(refused)}
+		return n, named(failed, refused)
+	case writable > 0 && len(refused)+len(unanswered) > 0:
+		return n, &Degraded{Err: named(refused, unanswered)}
 	case writable > 0:
-		return 0, nil
+		return n, nil
 	case len(refused) > 0:
-		return len(refused), named(refused, unanswered)
+		return n, named(refused, unanswered)
 	case len(unanswered) > 0:
-		return 0, named(unanswered)
+		return n, named(unanswered)
 	case err != nil:
-		return 0, fmt.Errorf("cluster slots: %w", err)
+		return n, fmt.Errorf("cluster slots: %w", err)
 	}
-	return 0, errNoMaster
+	return n, errNoMaster
 }
+
+// masterCounts are the masters of one cluster probe that refused its
+// write, and that did not answer.
+type masterCounts struct{ refused, unanswered int }
 
 // reloadBudget is the time clusterReady gives the slot map's reload: a
 // quarter of what is left of ctx, or of CheckTimeout without a deadline.

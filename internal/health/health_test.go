@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -452,5 +453,104 @@ func TestChecksMetrics(t *testing.T) {
 	code, body := get(t, h, "/metrics")
 	if code != http.StatusOK || !strings.Contains(body, "\nlockbox_test_total 3\n") || !strings.Contains(body, "\nlockbox_test_check 2\n") {
 		t.Errorf("/metrics = %d %q, want lockbox_test_total 3 and lockbox_test_check 2", code, body)
+	}
+}
+
+// TestProbe: Probe runs the checks at once and at each wait's end, with
+// nothing asking /readyz, so what they keep is current where nothing
+// probes (systemd): the gauge a check sets moves on /metrics, and Logged
+// logs each change. Before, both moved only with /readyz, and a Redis
+// Cluster master refusing writes never raised its gauge, nor its alert.
+// It returns once ctx ends, and a stop in the middle of a probe is no
+// failure to log.
+func TestProbe(t *testing.T) {
+	var buf lockedBuffer
+	logger := slog.New(slog.NewJSONHandler(&buf, nil))
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "lockbox_test_check", Help: "test"})
+	var (
+		mu     sync.Mutex
+		answer error
+	)
+	ran := make(chan struct{})
+	stopping := make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c := Logged(logger, Check{Name: "redis", Metrics: g, Func: func(pctx context.Context) error {
+		mu.Lock()
+		err := answer
+		mu.Unlock()
+		if err != nil {
+			g.Set(1)
+		} else {
+			g.Set(0)
+		}
+		select {
+		case ran <- struct{}{}:
+			return err
+		case <-stopping:
+			// The stop came in the middle of this probe: its context
+			// must still be live, or the check would report the stop.
+			return pctx.Err()
+		}
+	}})
+	h := Handler(prometheus.NewRegistry(), c)
+	gauge := func() string {
+		t.Helper()
+		_, body := get(t, h, "/metrics")
+		for line := range strings.Lines(body) {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "lockbox_test_check "); ok {
+				return v
+			}
+		}
+		t.Fatalf("/metrics has no lockbox_test_check: %q", body)
+		return ""
+	}
+	waiting := make(chan time.Duration)
+	tick := make(chan time.Time)
+	after := func(d time.Duration) <-chan time.Time { waiting <- d; return tick }
+	g.Set(7) // no probe yet
+	done := make(chan struct{})
+	go func() { defer close(done); Probe(ctx, ProbeInterval, after, c) }()
+
+	oom := errors.New("master 10.0.3.7:6379: OOM command not allowed")
+	for i, ans := range []error{nil, &Degraded{Err: oom}, &Degraded{Err: oom}, nil} {
+		mu.Lock()
+		answer = ans
+		mu.Unlock()
+		if i > 0 {
+			tick <- time.Time{}
+		}
+		select {
+		case <-ran:
+		case d := <-waiting:
+			t.Fatalf("probe %d: Probe waits %v without running the check", i, d)
+		}
+		if d := <-waiting; d != ProbeInterval {
+			t.Fatalf("probe %d waits %v, want %v", i, d, ProbeInterval)
+		}
+		want := "0"
+		if ans != nil {
+			want = "1"
+		}
+		if got := gauge(); got != want {
+			t.Errorf("after probe %d (%v) with no /readyz: gauge %s, want %s", i, ans, got, want)
+		}
+	}
+	// A probe in progress at the stop runs to its end, and is the last.
+	tick <- time.Time{}
+	cancel()
+	close(stopping)
+	select {
+	case <-done:
+	case d := <-waiting:
+		t.Fatalf("Probe waits another %v after ctx ended", d)
+	}
+	got := buf.take(t)
+	want := []string{
+		"readiness check degraded: /readyz answers 200: " + oom.Error(),
+		"readiness check no longer degraded: ",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("logged %q, want %q", got, want)
 	}
 }

@@ -160,6 +160,9 @@ type Options struct {
 	// ReindexAfter times the waits between the jobs' passes over the
 	// provider-wide indexes (reindexLoop); time.After when nil.
 	ReindexAfter func(time.Duration) <-chan time.Time
+	// HealthAfter times the waits between the readiness probes Run makes
+	// on its own (health.Probe); time.After when nil.
+	HealthAfter func(time.Duration) <-chan time.Time
 	// Reload, at each value, makes Run reload the files that can change
 	// while Lockbox serves (Reload): "lockbox serve" sends one on
 	// SIGHUP. Nil: they are reloaded only as their watchers see changes.
@@ -174,7 +177,11 @@ type Server struct {
 	after func(time.Duration) <-chan time.Time
 	// reindexAfter times reindexLoop's waits (Options.ReindexAfter).
 	reindexAfter func(time.Duration) <-chan time.Time
-	endDelay     <-chan struct{}
+	// probes are the readiness checks Run probes every
+	// health.ProbeInterval, timed by healthAfter, besides /readyz.
+	probes      []health.Check
+	healthAfter func(time.Duration) <-chan time.Time
+	endDelay    <-chan struct{}
 	// nextRequestRetention is when sweepLoop next applies request
 	// retention (LOCKBOX_REQUEST_RETENTION); only sweepLoop reads it.
 	nextRequestRetention time.Time
@@ -229,7 +236,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 	if opts.ReindexAfter == nil {
 		opts.ReindexAfter = time.After
 	}
-	s := &Server{cfg: cfg, log: opts.Logger, now: opts.Now, after: opts.After, reindexAfter: opts.ReindexAfter, endDelay: opts.EndDelay, reload: opts.Reload, Registry: prometheus.NewRegistry()}
+	s := &Server{cfg: cfg, log: opts.Logger, now: opts.Now, after: opts.After, reindexAfter: opts.ReindexAfter, healthAfter: opts.HealthAfter, endDelay: opts.EndDelay, reload: opts.Reload, Registry: prometheus.NewRegistry()}
 	s.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	// The policy directory and the files the settings name are read before
@@ -337,16 +344,18 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 		}
 	}
 	readyLog := opts.Logger.With("component", "health")
-	var metricsHandler http.Handler = health.Handler(s.Registry,
+	s.probes = []health.Check{
 		health.Logged(readyLog, health.RedisCheck(s.Redis)),
 		health.Logged(readyLog, health.Check{Name: "policy", Func: func(context.Context) error { return s.Policy.Ready() }}),
+	}
+	var metricsHandler http.Handler = health.Handler(s.Registry, append(s.probes,
 		health.Check{Name: "shutdown", Func: func(context.Context) error {
 			if s.stopping.Load() {
 				return errStopping
 			}
 			return nil
 		}},
-	)
+	)...)
 	if cfg.Pprof {
 		metricsHandler = withPprof(metricsHandler)
 	}
@@ -800,6 +809,9 @@ func (s *Server) Run(ctx context.Context) error {
 	background := []func(context.Context){
 		func(ctx context.Context) { s.Policy.Watch(ctx, s.cfg.PolicyReloadInterval) },
 		func(ctx context.Context) { s.Verifier.Watch(ctx, keyFileCheck) },
+		// The checks' gauges and log lines stay current where nothing
+		// asks /readyz (systemd).
+		func(ctx context.Context) { health.Probe(ctx, health.ProbeInterval, s.healthAfter, s.probes...) },
 	}
 	if s.Proxy != nil {
 		background = append(background, s.events.Run)
