@@ -1019,3 +1019,87 @@ func TestHelmSidecarDisruptionBudget(t *testing.T) {
 		})
 	}
 }
+
+// TestKustomizeSidecarDisruptionBudget: the kustomize sidecar component
+// gave the tenant data service behind it no PodDisruptionBudget, as the
+// chart's sidecar release does, so a node drain could evict all its
+// replicas at once. The component cannot know how many replicas the
+// tenant runs, or will scale to, so its budget may not keep a count
+// (minAvailable 1 of one replica blocks every drain): it lets one pod go
+// at a time, whatever the replicas, and lets unready pods go at once, as
+// a sidecar that can't reach Redis is unready (closed) in every pod and a
+// budget counting them healthy-or-nothing would stall the drain for the
+// whole outage. Exactly one budget selects the pods: the eviction API
+// refuses a pod two budgets select.
+func TestKustomizeSidecarDisruptionBudget(t *testing.T) {
+	type doc struct {
+		Kind     string `yaml:"kind"`
+		Metadata struct {
+			Name      string `yaml:"name"`
+			Namespace string `yaml:"namespace"`
+		} `yaml:"metadata"`
+		Spec struct {
+			MinAvailable               any    `yaml:"minAvailable"`
+			MaxUnavailable             any    `yaml:"maxUnavailable"`
+			UnhealthyPodEvictionPolicy string `yaml:"unhealthyPodEvictionPolicy"`
+			Selector                   struct {
+				MatchLabels map[string]string `yaml:"matchLabels"`
+			} `yaml:"selector"`
+			Template struct {
+				Metadata struct {
+					Labels map[string]string `yaml:"labels"`
+				} `yaml:"metadata"`
+			} `yaml:"template"`
+		} `yaml:"spec"`
+	}
+	for _, dir := range []string{"kubernetes/examples/exchange", "kubernetes/examples/sentinel/exchange"} {
+		t.Run(dir, func(t *testing.T) {
+			out := goTool(t, "kustomize", "build", "../deploy/"+dir)
+			var budgets []doc
+			var tenant *doc
+			dec := yaml.NewDecoder(bytes.NewReader(out))
+			for {
+				var d doc
+				if err := dec.Decode(&d); errors.Is(err, io.EOF) {
+					break
+				} else if err != nil {
+					t.Fatal(err)
+				}
+				switch {
+				case d.Kind == "PodDisruptionBudget":
+					budgets = append(budgets, d)
+				case d.Kind == "Deployment" && d.Metadata.Name == "exchange":
+					tenant = &d
+				}
+			}
+			if tenant == nil {
+				t.Fatalf("no Deployment exchange rendered:\n%s", out)
+			}
+			pods := tenant.Spec.Template.Metadata.Labels
+			var selecting []doc
+			for _, b := range budgets {
+				sel := b.Spec.Selector.MatchLabels
+				matches := b.Metadata.Namespace == tenant.Metadata.Namespace && len(sel) > 0
+				for k, v := range sel {
+					matches = matches && pods[k] == v
+				}
+				if matches {
+					selecting = append(selecting, b)
+				}
+			}
+			if len(selecting) != 1 {
+				t.Fatalf("%d of %d PodDisruptionBudgets select the tenant service's pods (%v), want one", len(selecting), len(budgets), pods)
+			}
+			b := selecting[0]
+			if b.Spec.MinAvailable != nil {
+				t.Errorf("PodDisruptionBudget %s keeps minAvailable %v, which blocks every drain once the tenant runs that many replicas", b.Metadata.Name, b.Spec.MinAvailable)
+			}
+			if n, ok := b.Spec.MaxUnavailable.(int); !ok || n < 1 {
+				t.Errorf("PodDisruptionBudget %s: maxUnavailable %v (%T), want a count of at least 1, which lets a drain evict a pod whatever the replicas", b.Metadata.Name, b.Spec.MaxUnavailable, b.Spec.MaxUnavailable)
+			}
+			if got := b.Spec.UnhealthyPodEvictionPolicy; got != "AlwaysAllow" {
+				t.Errorf("PodDisruptionBudget %s: unhealthyPodEvictionPolicy %q, want AlwaysAllow", b.Metadata.Name, got)
+			}
+		})
+	}
+}

@@ -95,6 +95,12 @@ func TestKubecheck(t *testing.T) {
 			new:  "  name: exchange\n  namespace: exchange\nspec:\n  minAvailable: 2\n  selector:\n    matchLabels:\n      app.kubernetes.io/name: exchange\n",
 			want: "(Deployment exchange): PodDisruptionBudget exchange lets none of its 2 replicas be evicted",
 		},
+		{name: "tenant without disruption budget", after: "name: lockbox-sidecar\n  namespace: exchange\nspec:\n  maxUnavailable: 1", old: "      lockbox/sidecar: \"true\"", new: "      lockbox/sidecar: \"false\"", want: "(Deployment exchange): no PodDisruptionBudget selects its pods: a node drain may evict all 2 replicas at once"},
+		{
+			name: "two disruption budgets", after: "name: lockbox-sidecar\n  namespace: exchange\nspec:\n  maxUnavailable: 1", old: "---\n",
+			new:  "---\napiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata:\n  name: exchange\n  namespace: exchange\nspec:\n  maxUnavailable: 1\n  selector:\n    matchLabels:\n      app.kubernetes.io/name: exchange\n---\n",
+			want: "(Deployment exchange): PodDisruptionBudgets lockbox-sidecar, exchange all select its pods: the eviction API refuses a pod more than one budget selects",
+		},
 		{name: "no disruption budget", after: "kind: PodDisruptionBudget", old: "    matchLabels:\n      app.kubernetes.io/component: control-plane", new: "    matchLabels:\n      app.kubernetes.io/component: other", want: "no PodDisruptionBudget selects its pods"},
 	}
 	for _, tc := range cases {

@@ -427,21 +427,25 @@ func (b *bundle) checkControlPlane(w workload, c corev1.Container) []error {
 
 // checkBudgets reports whether a PodDisruptionBudget selects w's pods, and
 // each one that lets none of its replicas be evicted: a node drain waits on
-// it forever. The control plane must have one; a tenant service behind a
-// sidecar may (the chart renders one for more than one replica).
+// it forever. So it does on pods more than one budget selects, which the
+// eviction API refuses outright. The control plane must have one, and so
+// must a tenant service behind a sidecar with more than one replica.
 func (b *bundle) checkBudgets(w workload) (bool, []error) {
 	var errs []error
-	covered := false
+	var names []string
 	for _, p := range b.pdbs {
 		if p.Namespace != w.ns || !selects(p.Spec.Selector, w.pod.Labels) {
 			continue
 		}
-		covered = true
+		names = append(names, p.Name)
 		if w.replicas != nil && !allowsDisruption(p, int(*w.replicas)) {
 			errs = append(errs, fmt.Errorf("%s: PodDisruptionBudget %s lets none of its %d replicas be evicted: a node drain waits on it forever", w, p.Name, *w.replicas))
 		}
 	}
-	return covered, errs
+	if len(names) > 1 {
+		errs = append(errs, fmt.Errorf("%s: PodDisruptionBudgets %s all select its pods: the eviction API refuses a pod more than one budget selects, so a node drain waits on them forever", w, strings.Join(names, ", ")))
+	}
+	return len(names) > 0, errs
 }
 
 // allowsDisruption says whether p lets one of replicas healthy pods be
@@ -569,8 +573,15 @@ func (b *bundle) checkSidecar(w workload, lb corev1.Container) []error {
 			}
 		}
 	}
-	_, budgetErrs := b.checkBudgets(w)
-	return append(errs, budgetErrs...)
+	// The tenant service is reachable only through its proxy: a drain
+	// evicting all its replicas at once takes it away until they
+	// reschedule. A single replica has nothing to keep.
+	covered, budgetErrs := b.checkBudgets(w)
+	errs = append(errs, budgetErrs...)
+	if !covered && w.replicas != nil && *w.replicas > 1 {
+		errs = append(errs, fmt.Errorf("%s: no PodDisruptionBudget selects its pods: a node drain may evict all %d replicas at once", w, *w.replicas))
+	}
+	return errs
 }
 
 // networkPolicies returns the NetworkPolicies that select w's pods, and
