@@ -393,14 +393,15 @@ func (w *Worker) index() *due.Index { return due.New(w.cfg.Redis, due.Notify, w.
 // nextDue returns when tenant next has work: the earliest retry of an
 // entry backing off; soon, for entries at another replica (in flight, or
 // to take over once idle for ClaimAfter); and the next expiry warning.
-// Zero when there is none.
+// Zero when there is none. A due schedule whose entry is gone is deleted
+// (forgetStale) rather than counted.
 func (w *Worker) nextDue(ctx context.Context, t string, now time.Time) (time.Time, error) {
 	var length *redis.IntCmd
-	var retries *redis.StringSliceCmd
+	var retries *redis.MapStringStringCmd
 	var warn *redis.ZSliceCmd
 	if _, err := w.cfg.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
 		length = p.XLen(ctx, OutboxKey(t))
-		retries = p.HVals(ctx, retryKey(t))
+		retries = p.HGetAll(ctx, retryKey(t))
 		if w.cfg.ExpiryWarning > 0 {
 			warn = p.ZRangeByScoreWithScores(ctx, keys.TenantActive(t), &redis.ZRangeBy{
 				Min: "(" + strconv.FormatInt(now.Add(w.cfg.ExpiryWarning).UnixMilli(), 10), Max: "+inf", Count: 1})
@@ -409,6 +410,28 @@ func (w *Worker) nextDue(ctx context.Context, t string, now time.Time) (time.Tim
 	}); err != nil {
 		return time.Time{}, err
 	}
+	rs := map[string]int64{}
+	var dueIDs []any
+	for id, st := range retries.Val() {
+		_, ms, _ := strings.Cut(st, ":")
+		at, err := strconv.ParseInt(ms, 10, 64)
+		if err != nil {
+			at = now.UnixMilli()
+		}
+		rs[id] = at
+		if at <= now.UnixMilli() {
+			dueIDs = append(dueIDs, id)
+		}
+	}
+	if len(dueIDs) > 0 {
+		forgotten, err := w.forgetStale(ctx, t, dueIDs)
+		if err != nil {
+			return time.Time{}, err
+		}
+		for _, id := range forgotten {
+			delete(rs, id)
+		}
+	}
 	var next time.Time
 	earlier := func(at time.Time) {
 		if next.IsZero() || at.Before(next) {
@@ -416,16 +439,10 @@ func (w *Worker) nextDue(ctx context.Context, t string, now time.Time) (time.Tim
 		}
 	}
 	if n := length.Val(); n > 0 {
-		rs := retries.Val()
 		if n > int64(len(rs)) {
 			earlier(now.Add(w.cfg.ClaimAfter / 2))
 		}
-		for _, st := range rs {
-			_, ms, _ := strings.Cut(st, ":")
-			at, err := strconv.ParseInt(ms, 10, 64)
-			if err != nil {
-				at = now.UnixMilli()
-			}
+		for _, at := range rs {
 			earlier(time.UnixMilli(at))
 		}
 	}
@@ -438,6 +455,43 @@ func (w *Worker) nextDue(ctx context.Context, t string, now time.Time) (time.Tim
 	}
 	return next, nil
 }
+
+// forgetStale deletes the retry schedules among entries ids (due ones)
+// whose entry no consumer holds, and returns their ids. A version that let
+// a replica no longer holding an entry write its schedule left such
+// states behind, and so may a trimmed entry's: no visit finds their entry
+// to delete them, and each one's due time, past, would make the tenant due
+// at once after every visit. A schedule is written only while its entry is
+// pending, so one whose entry is not is nobody's; a due one whose entry
+// another replica holds, backing off or to be taken over, stays.
+func (w *Worker) forgetStale(ctx context.Context, t string, ids []any) ([]string, error) {
+	res, err := forgetStaleScript.Run(ctx, w.cfg.Redis, []string{OutboxKey(t), retryKey(t)},
+		append([]any{Group}, ids...)...).StringSlice()
+	if err != nil {
+		return nil, fmt.Errorf("notify: forget stale retry schedules of %s: %w", t, err)
+	}
+	return res, nil
+}
+
+// forgetStaleScript is forgetStale's, on the outbox (KEYS[1]) and its
+// retry hash (KEYS[2]): of entries ARGV[2...], it deletes the field of each
+// one not pending in group ARGV[1] (none is without the group) and returns
+// their ids. One script, so that the check and the delete see the same
+// entry: no schedule written while its entry is pending is ever deleted.
+var forgetStaleScript = redis.NewScript(`
+local gone = {}
+for i = 2, #ARGV do
+  local ok, pending = pcall(redis.call, 'XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+  if not ok and not string.find(tostring(pending.err or pending), 'NOGROUP', 1, true) then
+    return redis.error_reply(tostring(pending.err or pending))
+  end
+  if not ok or #pending == 0 then
+    redis.call('HDEL', KEYS[2], ARGV[i])
+    gone[#gone + 1] = ARGV[i]
+  end
+end
+return gone
+`)
 
 // Probe reads whether a tenant has notification work, for due.Rescan:
 // entries in its outbox (due at once; the visit sorts out which), or a
