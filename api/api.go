@@ -90,9 +90,11 @@ type Tenants interface {
 	// CanConfigure returns the error PutSettingsIf returns for p before
 	// it looks at the change, nil when p may make one.
 	CanConfigure(ctx context.Context, p identity.Principal, tenant string) error
-	// Offboard ends the provider's relationship with a tenant; CanOffboard
-	// returns the error it returns for p before it looks at the reason.
-	Offboard(ctx context.Context, p identity.Principal, clientIP, tenant, reason string) (tenants.Tenant, error)
+	// OffboardIf ends the provider's relationship with a tenant if its
+	// registry entry is still at ifRevision (tenants.AnyRevision: whatever
+	// it is); CanOffboard returns the error it returns for p before it
+	// looks at the reason.
+	OffboardIf(ctx context.Context, p identity.Principal, clientIP, tenant, reason string, ifRevision int64) (tenants.Tenant, error)
 	CanOffboard(p identity.Principal) error
 	Approvers(ctx context.Context, p identity.Principal, tenant string) (tenants.ApproverList, error)
 	// CanAssign returns the error AddApprover and RemoveApprover return

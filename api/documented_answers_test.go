@@ -454,6 +454,7 @@ func operationCases() []answerCase {
 		{op: offboard, name: "a manager offboards", status: 403, code: "forbidden", call: as(mia, "POST", "/v1/tenants/contoso/offboard", wire.Offboarding{Reason: "r"}, nil)},
 		{op: offboard, name: "not onboarded", status: 404, code: "tenant_not_found", call: as(lara, "POST", "/v1/tenants/nosuchtenant/offboard", wire.Offboarding{Reason: "r"}, nil)},
 		{op: offboard, name: "concurrent changes", status: 409, code: "conflict", call: as(lara, "POST", "/v1/tenants/contoso/offboard", wire.Offboarding{Reason: "r"}, concurrently(keys.Tenant("contoso")))},
+		{op: offboard, name: "stale If-Match", status: 412, code: "tenant_changed", call: as(lara, "POST", "/v1/tenants/contoso/offboard", wire.Offboarding{Reason: "r"}, nil, stale)},
 		{op: offboard, name: "entry unreadable", status: 500, code: "internal", call: as(lara, "POST", "/v1/tenants/contoso/offboard", wire.Offboarding{Reason: "r"}, brokenTenant)},
 
 		{op: settings, name: "malformed tenant", status: 400, code: "invalid_tenant", call: as(mia, "GET", "/v1/tenants/Not_A_Tenant/settings", nil, nil)},

@@ -20,7 +20,7 @@ func (s *server) createRequest(w http.ResponseWriter, r *http.Request, p identit
 	if err := grants.CanFile(p); err != nil {
 		return err
 	}
-	if err := noIfMatch(r.Header); err != nil {
+	if err := noIfMatch(r.Header, noRequestETag); err != nil {
 		return err
 	}
 	var in wire.CreateRequest
@@ -91,7 +91,7 @@ func act(a grants.Action) handlerFunc {
 		if err := s.cfg.Requests.CanAct(r.Context(), p, r.PathValue("id"), a); err != nil {
 			return err
 		}
-		if err := noIfMatch(r.Header); err != nil {
+		if err := noIfMatch(r.Header, noRequestETag); err != nil {
 			return err
 		}
 		var body wire.Decision
@@ -106,20 +106,23 @@ func act(a grants.Action) handlerFunc {
 	}
 }
 
-// noIfMatch refuses an If-Match a request's routes can't evaluate. A
-// lockbox request has no ETag, so no tag can match it (RFC 9110 13.1.1):
-// ignored, the header made an approval its sender meant to be
-// conditional on the request being as they read it an unconditional one.
-// Refused rather than answered 412, which would send a client round in
-// circles re-reading a request whose ETag never comes (as ifMatch
-// refuses a weak tag). "*" holds: the request (or the list, for a new one)
+// noIfMatch refuses an If-Match a route can't evaluate, why saying so for
+// the message. A lockbox request has no ETag, nor a tenant yet to be
+// onboarded, nor an approver assignment, so no tag can match them (RFC
+// 9110 13.1.1): ignored, the header made an approval its sender meant to
+// be conditional on the request being as they read it an unconditional
+// one. Refused rather than answered 412, which would send a client round
+// in circles re-reading for an ETag that never comes (as ifMatch refuses
+// a weak tag). "*" holds: the request, or the list a new one joins,
 // exists. An action needs no condition: it is judged against the state
 // the request is in when it is taken, and a retried one changes nothing.
-func noIfMatch(h http.Header) error {
+func noIfMatch(h http.Header, why string) error {
 	vals := h.Values("If-Match")
 	if len(vals) == 0 || strings.TrimSpace(strings.Join(vals, ",")) == "*" {
 		return nil
 	}
-	return httperr.New(http.StatusBadRequest, "invalid_if_match",
-		"If-Match is not taken here: lockbox requests have no ETag; an action is judged against the state the request is in when it is taken, and a retried one returns it unchanged")
+	return httperr.New(http.StatusBadRequest, "invalid_if_match", "If-Match is not taken here: %s", why)
 }
+
+// noRequestETag is why a request's routes refuse If-Match (noIfMatch).
+const noRequestETag = "lockbox requests have no ETag; an action is judged against the state the request is in when it is taken, and a retried one returns it unchanged"

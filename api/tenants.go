@@ -18,6 +18,9 @@ func (s *server) onboardTenant(w http.ResponseWriter, r *http.Request, p identit
 	if err := s.cfg.Tenants.CanAdminister(p); err != nil {
 		return err
 	}
+	if err := noIfMatch(r.Header, noTenantETag); err != nil {
+		return err
+	}
 	var in wire.Onboarding
 	if err := s.decode(w, r, &in, false); err != nil {
 		return err
@@ -81,20 +84,27 @@ func (s *server) updateTenant(w http.ResponseWriter, r *http.Request, p identity
 }
 
 // offboardTenant ends the provider's relationship with a tenant, as a
-// request's action is taken: POST to the tenant's offboard, with why.
+// request's action is taken: POST to the tenant's offboard, with why. It
+// changes the registry entry, so If-Match, when sent, is the entry's ETag
+// as for a PATCH: an administrator who decided on the entry as they read
+// it does not offboard one that changed since.
 func (s *server) offboardTenant(w http.ResponseWriter, r *http.Request, p identity.Principal) error {
-	// The right before the body, as for onboarding.
+	// The right before If-Match and the body, as for a PATCH.
 	if err := s.cfg.Tenants.CanOffboard(p); err != nil {
 		return err
 	}
 	if err := s.mustExist(r, p); err != nil {
 		return err
 	}
+	ifRevision, err := ifMatch(r.Header, "the tenant")
+	if err != nil {
+		return err
+	}
 	var in wire.Offboarding
 	if err := s.decode(w, r, &in, false); err != nil {
 		return err
 	}
-	t, err := s.cfg.Tenants.Offboard(r.Context(), p, peer.IP(r), r.PathValue("tenant"), in.Reason)
+	t, err := s.cfg.Tenants.OffboardIf(r.Context(), p, peer.IP(r), r.PathValue("tenant"), in.Reason, ifRevision)
 	if err != nil {
 		return err
 	}
@@ -230,12 +240,22 @@ func (s *server) removeApprover(w http.ResponseWriter, r *http.Request, p identi
 
 // approverCall checks what assigning or removing an approver is sent with:
 // the right first, so that a caller without it learns nothing from how
-// the call is formed, then the body. The path names the change whole; a
-// body would be a client that means something the call does not do (a
-// list of users, a role), so it is refused rather than ignored.
+// the call is formed, then If-Match and the body. The path names the
+// change whole; a body would be a client that means something the call
+// does not do (a list of users, a role), so it is refused rather than
+// ignored, and so is a condition no ETag can meet.
 func (s *server) approverCall(w http.ResponseWriter, r *http.Request, p identity.Principal) error {
 	if err := s.cfg.Tenants.CanAssign(r.Context(), p, r.PathValue("tenant")); err != nil {
 		return err
 	}
+	if err := noIfMatch(r.Header, noApproverETag); err != nil {
+		return err
+	}
 	return s.noBody(w, r)
 }
+
+// Why a route refuses any If-Match but "*" (noIfMatch), for its message.
+const (
+	noTenantETag   = "a tenant not yet onboarded has no ETag; onboarding an id already taken is 409 tenant_exists"
+	noApproverETag = "an approver assignment has no ETag; assigning an approver twice, or removing one who is not, changes nothing"
+)

@@ -78,6 +78,19 @@ func (s *Store) CanOffboard(p identity.Principal) error { return canAdminister(p
 // Offboarding a tenant already offboarded changes and records nothing,
 // and returns the entry as the first offboarding left it.
 func (s *Store) Offboard(ctx context.Context, p identity.Principal, clientIP, tenant, reason string) (Tenant, error) {
+	return s.OffboardIf(ctx, p, clientIP, tenant, reason, AnyRevision)
+}
+
+// OffboardIf is Offboard if the registry entry's revision is still
+// ifRevision (the Revision of the entry the decision was based on): with
+// one that is no longer current nothing is written and the error is
+// fault.ErrPrecondition "tenant_changed", as UpdateTenantIf's. The check
+// and the write are one transaction. A tenant already offboarded is
+// answered as Offboard answers it, whatever ifRevision: a retry whose
+// answer was lost finds its own offboarding done rather than a conflict
+// with it (RFC 9110 13.1.1 lets a change already applied answer 2xx).
+// AnyRevision offboards whatever the revision.
+func (s *Store) OffboardIf(ctx context.Context, p identity.Principal, clientIP, tenant, reason string, ifRevision int64) (Tenant, error) {
 	if err := canAdminister(p); err != nil {
 		return Tenant{}, err
 	}
@@ -105,6 +118,11 @@ func (s *Store) Offboard(ctx context.Context, p identity.Principal, clientIP, te
 		out = old
 		if old.Offboarded != nil {
 			return nil
+		}
+		// Read under WATCH, as UpdateTenantIf reads it: the comparison
+		// and the write are atomic.
+		if ifRevision != AnyRevision && old.Revision != ifRevision {
+			return tenantChanged(tenant)
 		}
 		next := old
 		next.Offboarded = &Offboarded{At: s.now().UTC().Truncate(time.Second), By: p.Subject, Reason: reason}
