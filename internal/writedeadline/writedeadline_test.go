@@ -14,8 +14,13 @@ import (
 // timeout is the WriteTimeout of the test servers. A Writer moves its
 // deadline on every quarter of it, so a scheduling pause of more than three
 // quarters cuts an answer: at 300 ms a loaded two-core machine running the
-// suite under -race paused that long now and then.
-const timeout = time.Second
+// suite under -race paused that long now and then, and at 1 s once, under
+// a load average of 20.
+const timeout = 2 * time.Second
+
+// pause is the server's own work between two writes: longer than the
+// whole timeout, so only a moved deadline lets the answer through.
+const pause = timeout + timeout/2
 
 // serve runs h over TLS, HTTP/2 offered, with WriteTimeout timeout.
 func serve(t *testing.T, h http.HandlerFunc) *httptest.Server {
@@ -60,7 +65,7 @@ func TestPausesLongerThanTheTimeout(t *testing.T) {
 			if i > 0 {
 				// The server's own work, not the client's: longer than
 				// the whole timeout.
-				time.Sleep(2 * timeout)
+				time.Sleep(pause)
 			}
 			if _, err := io.WriteString(out, part); err != nil {
 				return
@@ -85,7 +90,7 @@ func TestServerWriteTimeoutAloneCutsLongAnswers(t *testing.T) {
 	srv := serve(t, func(w http.ResponseWriter, r *http.Request) {
 		for i, part := range []string{"first\n", "second\n", "third\n"} {
 			if i > 0 {
-				time.Sleep(2 * timeout)
+				time.Sleep(pause)
 			}
 			if _, err := io.WriteString(w, part); err != nil {
 				return
