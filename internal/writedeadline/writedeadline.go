@@ -50,6 +50,10 @@ type Writer struct {
 	timeout time.Duration
 	stop    chan struct{} // closed by Close
 	done    chan struct{} // closed when the ticker's goroutine is gone
+	// now reads the time every deadline is counted from; ticks starts
+	// the ticker the goroutine waits on. Tests replace both.
+	now   func() time.Time
+	ticks func(time.Duration) (c <-chan time.Time, stop func())
 
 	mu sync.Mutex
 	// writing is set while a write or a flush is under way: the ticker
@@ -68,13 +72,24 @@ var _ io.Writer = (*Writer)(nil)
 // bounds each wait on the client. It starts a goroutine when there is
 // such a timeout; Close stops it.
 func New(w http.ResponseWriter, r *http.Request) *Writer {
-	d := &Writer{w: w, rc: http.NewResponseController(w), timeout: serverWriteTimeout(r)}
+	return newWriter(w, r, time.Now, realTicker)
+}
+
+// realTicker is a time.Ticker's channel and its Stop.
+func realTicker(d time.Duration) (<-chan time.Time, func()) {
+	t := time.NewTicker(d)
+	return t.C, t.Stop
+}
+
+// newWriter is New with the clock and the ticker given.
+func newWriter(w http.ResponseWriter, r *http.Request, now func() time.Time, ticks func(time.Duration) (<-chan time.Time, func())) *Writer {
+	d := &Writer{w: w, rc: http.NewResponseController(w), timeout: serverWriteTimeout(r), now: now, ticks: ticks}
 	if d.timeout <= 0 {
 		return d
 	}
 	// The server set the deadline as the request arrived, maybe a while
 	// ago: start afresh.
-	d.move(time.Now())
+	d.move(d.now())
 	d.stop, d.done = make(chan struct{}), make(chan struct{})
 	go d.tick()
 	return d
@@ -129,7 +144,7 @@ func (d *Writer) Close() {
 	<-d.done
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.move(time.Now())
+	d.move(d.now())
 }
 
 // begin is called before a write: the deadline is moved on unless it was
@@ -142,7 +157,7 @@ func (d *Writer) begin() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.writing = true
-	if now := time.Now(); now.Sub(d.set) >= d.timeout/4 {
+	if now := d.now(); now.Sub(d.set) >= d.timeout/4 {
 		d.move(now)
 	}
 }
@@ -160,16 +175,19 @@ func (d *Writer) end() {
 // is under way, until Close.
 func (d *Writer) tick() {
 	defer close(d.done)
-	t := time.NewTicker(d.timeout / 4)
-	defer t.Stop()
+	c, stop := d.ticks(d.timeout / 4)
+	defer stop()
 	for {
 		select {
 		case <-d.stop:
 			return
-		case now := <-t.C:
+		case <-c:
+			// Not the tick's time: that is when the tick was due, which
+			// after a scheduling pause is long gone, and a deadline
+			// counted from it left the next write a part of the timeout.
 			d.mu.Lock()
 			if !d.writing && !d.closed {
-				d.move(now)
+				d.move(d.now())
 			}
 			d.mu.Unlock()
 		}
