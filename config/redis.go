@@ -54,6 +54,32 @@ func (c Config) RedisVar() string {
 	return varName("RedisURL")
 }
 
+// RedisCredentialVars name the variables that hold the user and the
+// password of Lockbox's data connections, as RedisOptions reads them, for
+// a Redis that refuses them (WRONGPASS, NOAUTH): LOCKBOX_REDIS_USERNAME
+// and LOCKBOX_REDIS_PASSWORD_FILE, or else LOCKBOX_REDIS_URL; "" for one
+// that none sets (Redis's default user, no password).
+func (c Config) RedisCredentialVars() (pass, user string) {
+	var inURL *url.Userinfo
+	if c.RedisTopology() == RedisSingle {
+		if u, err := url.Parse(c.RedisURL); err == nil {
+			inURL = u.User
+		}
+	}
+	if c.RedisPassword.Value() != "" {
+		pass = varName("RedisPassword")
+	} else if p, ok := inURL.Password(); ok && p != "" {
+		pass = varName("RedisURL")
+	}
+	switch {
+	case c.RedisUsername != "":
+		user = varName("RedisUsername")
+	case inURL != nil && inURL.Username() != "":
+		user = varName("RedisURL")
+	}
+	return pass, user
+}
+
 // RedisOptions are the go-redis options of the configured Redis: exactly one
 // field is set, by topology. Timeouts are left to the caller.
 type RedisOptions struct {

@@ -272,3 +272,37 @@ func TestAddressErrorsHideCredentials(t *testing.T) {
 		}
 	}
 }
+
+// A Redis that refuses Lockbox's credentials is answered with the
+// variables that hold them: the URL, or the variables of their own.
+func TestRedisCredentialVars(t *testing.T) {
+	jwks := writeFile(t, "jwks.json", `{"keys":[]}`)
+	pass := writeFile(t, "pass", "s3cret\n")
+	const sentinels, cluster = "10.0.0.1:26379", "10.0.1.1:6379,10.0.1.2:6379"
+	tests := []struct {
+		name               string
+		env                map[string]string
+		wantPass, wantUser string
+	}{
+		{"none", map[string]string{"LOCKBOX_REDIS_URL": "redis://redis:6379/0"}, "", ""},
+		{"the password in the URL", map[string]string{"LOCKBOX_REDIS_URL": "redis://:pw@redis:6379/0"}, "LOCKBOX_REDIS_URL", ""},
+		{"user and password in the URL", map[string]string{"LOCKBOX_REDIS_URL": "redis://lockbox:pw@redis:6379/0"}, "LOCKBOX_REDIS_URL", "LOCKBOX_REDIS_URL"},
+		{"the password in its file", map[string]string{"LOCKBOX_REDIS_URL": "redis://redis:6379/0", "LOCKBOX_REDIS_PASSWORD_FILE": pass}, "LOCKBOX_REDIS_PASSWORD_FILE", ""},
+		{"the user in its variable, the password in the URL", map[string]string{"LOCKBOX_REDIS_URL": "redis://:pw@redis:6379/0", "LOCKBOX_REDIS_USERNAME": "lockbox"}, "LOCKBOX_REDIS_URL", "LOCKBOX_REDIS_USERNAME"},
+		{"sentinels", map[string]string{"LOCKBOX_REDIS_SENTINEL_ADDRS": sentinels, "LOCKBOX_REDIS_SENTINEL_MASTER": "mymaster", "LOCKBOX_REDIS_USERNAME": "lockbox", "LOCKBOX_REDIS_PASSWORD_FILE": pass}, "LOCKBOX_REDIS_PASSWORD_FILE", "LOCKBOX_REDIS_USERNAME"},
+		{"a cluster without a password", map[string]string{"LOCKBOX_REDIS_CLUSTER_ADDRS": cluster}, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.env["LOCKBOX_JWT_JWKS_FILE"] = jwks
+			tt.env["LOCKBOX_SERVE"] = "api,jobs"
+			c, err := Load(tt.env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p, u := c.RedisCredentialVars(); p != tt.wantPass || u != tt.wantUser {
+				t.Errorf("RedisCredentialVars() = %q, %q; want %q, %q", p, u, tt.wantPass, tt.wantUser)
+			}
+		})
+	}
+}

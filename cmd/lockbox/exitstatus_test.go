@@ -10,6 +10,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/lockbox-oss/lockbox/internal/redistest"
 )
@@ -158,5 +161,114 @@ func TestDevExitStatusForAConfigurationRefused(t *testing.T) {
 	if code := run(context.Background(), []string{"dev"}, devEnv(filepath.Join(notDir, "dev")), &out, &errb); code != exitConfig ||
 		!strings.Contains(errb.String(), "lockbox: LOCKBOX_DEV_DIR: ") {
 		t.Errorf("dev with LOCKBOX_DEV_DIR beneath a file: exit %d, want %d naming LOCKBOX_DEV_DIR:\n%s", code, exitConfig, errb.String())
+	}
+}
+
+// What a Redis that answers refuses of the settings is the configuration's
+// too: Lockbox's credentials (WRONGPASS, NOAUTH) and LOCKBOX_AUDIT_AOF's
+// WAITAOF (a Redis before 7.2, or without appendonly) are refused again on
+// every start until the operator changes a setting, so they exit 78 with a
+// line naming it. They exited 1, and systemd started Lockbox again every
+// RestartSec on a password that stayed wrong. A Redis that is loading its
+// data set answers with an error too, and passes by itself: 1.
+func TestServeExitStatusForWhatRedisRefuses(t *testing.T) {
+	const password = "the-right-password"
+	srv := redistest.StartServer(t)
+	// Set once the server is up: redistest's readiness check speaks no
+	// AUTH.
+	admin := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	err := admin.ConfigSet(context.Background(), "requirepass", password).Err()
+	admin.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	rightFile, wrongFile := filepath.Join(dir, "right"), filepath.Join(dir, "wrong")
+	if err := os.WriteFile(rightFile, []byte(password+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(wrongFile, []byte("a-wrong-password\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	loading := loadingRedis(t)
+
+	bare := "redis://" + srv.Addr + "/0"
+	tests := []struct {
+		name     string
+		url      string
+		set      map[string]string
+		wantCode int
+		wantLine string // a line of stderr starts with it
+		wantToo  string // and holds this
+	}{
+		{"a wrong password in LOCKBOX_REDIS_URL", "redis://:a-wrong-password@" + srv.Addr + "/0", nil, 78, "lockbox: LOCKBOX_REDIS_URL: ", "WRONGPASS"},
+		{"a wrong password in LOCKBOX_REDIS_PASSWORD_FILE", bare, map[string]string{"LOCKBOX_REDIS_PASSWORD_FILE": wrongFile}, 78, "lockbox: LOCKBOX_REDIS_PASSWORD_FILE: ", "WRONGPASS"},
+		{"a user Redis does not know", bare, map[string]string{"LOCKBOX_REDIS_USERNAME": "nobody", "LOCKBOX_REDIS_PASSWORD_FILE": rightFile}, 78, "lockbox: LOCKBOX_REDIS_PASSWORD_FILE: ", "LOCKBOX_REDIS_USERNAME"},
+		{"no password for a Redis that asks for one", bare, nil, 78, "lockbox: LOCKBOX_REDIS_PASSWORD_FILE: ", "NOAUTH"},
+		// The right password passes: WAITAOF is what is refused then.
+		{"LOCKBOX_AUDIT_AOF with a Redis that can't confirm fsyncs", bare, map[string]string{"LOCKBOX_REDIS_PASSWORD_FILE": rightFile, "LOCKBOX_AUDIT_AOF": "true"}, 78, "lockbox: LOCKBOX_AUDIT_AOF: ", "WAITAOF"},
+		{"a Redis loading its data set", loading, nil, 1, "lockbox: LOCKBOX_REDIS_URL: ", "LOADING"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := serveEnv(t, tt.url)
+			env["LOCKBOX_REDIS_TIMEOUT"] = "5s"
+			for k, v := range tt.set {
+				env[k] = v
+			}
+			var out, errb bytes.Buffer
+			code := run(context.Background(), []string{"serve"}, env, &out, &errb)
+			if code != tt.wantCode {
+				t.Fatalf("exit %d, want %d\n%s", code, tt.wantCode, errb.String())
+			}
+			found := false
+			for line := range strings.Lines(errb.String()) {
+				found = found || strings.HasPrefix(line, tt.wantLine) && strings.Contains(line, tt.wantToo)
+			}
+			if !found {
+				t.Errorf("no line starts with %q and holds %q:\n%s", tt.wantLine, tt.wantToo, errb.String())
+			}
+			if strings.Contains(errb.String(), password) {
+				t.Errorf("stderr holds the password:\n%s", errb.String())
+			}
+		})
+	}
+}
+
+// loadingRedis is the URL of a Redis of t's own that stays busy loading
+// its data set (DEBUG RELOAD, each key's load slowed down well past the
+// test's end), answering LOADING as a Redis does after a restart.
+func loadingRedis(t *testing.T) string {
+	t.Helper()
+	srv := redistest.StartServer(t, "--enable-debug-command", "local")
+	ctx := context.Background()
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr, MaxRetries: -1})
+	defer c.Close()
+	for _, cmd := range [][]any{
+		{"DEBUG", "POPULATE", 100_000},
+		// 1 ms a key: 100 s, answering between keys every 1 KiB read.
+		{"CONFIG", "SET", "key-load-delay", 1000},
+		{"CONFIG", "SET", "loading-process-events-interval-bytes", 1024},
+	} {
+		if err := c.Do(ctx, cmd...).Err(); err != nil {
+			t.Fatalf("%v: %v", cmd, err)
+		}
+	}
+	// DEBUG RELOAD answers once the load is over: send it on a
+	// connection of its own and leave it.
+	reload := redis.NewClient(&redis.Options{Addr: srv.Addr, MaxRetries: -1, ReadTimeout: -1})
+	t.Cleanup(func() { reload.Close() })
+	go reload.Do(context.Background(), "DEBUG", "RELOAD")
+	// The reload saves first, then loads: wait for the first LOADING.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := c.Ping(ctx).Err()
+		if redis.IsLoadingError(err) {
+			return "redis://" + srv.Addr + "/0"
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the Redis at %s never answered LOADING after DEBUG RELOAD: %v", srv.Addr, err)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

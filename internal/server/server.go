@@ -710,6 +710,9 @@ func checkRedis(ctx context.Context, cfg config.Config, rdb redis.UniversalClien
 	pctx, cancel := context.WithTimeout(ctx, cfg.RedisTimeout)
 	defer cancel()
 	if err := rdb.Ping(pctx).Err(); err != nil {
+		if refusesCredentials(err) {
+			return config.Invalid(credentialsError(cfg, where, err))
+		}
 		return fmt.Errorf("%s: %s does not answer: %w", cfg.RedisVar(), where, err)
 	}
 	if !cfg.AuditAOF || !cfg.Runs(config.ComponentProxy) {
@@ -732,9 +735,61 @@ func checkRedis(ctx context.Context, cfg config.Config, rdb redis.UniversalClien
 		err = rdb.Do(pctx, "WAITAOF", 1, 0, 1).Err()
 	}
 	if err != nil {
-		return fmt.Errorf("LOCKBOX_AUDIT_AOF: %s can't confirm fsyncs (WAITAOF needs Redis 7.2 or later with appendonly yes): %w", where, err)
+		err = fmt.Errorf("LOCKBOX_AUDIT_AOF: %s can't confirm fsyncs (WAITAOF needs Redis 7.2 or later with appendonly yes): %w", where, err)
+		if refusesWAITAOF(err) {
+			return config.Invalid(err)
+		}
+		return err
 	}
 	return nil
+}
+
+// refusesCredentials tells a Redis that refused Lockbox's user and
+// password (WRONGPASS), or asks for a password Lockbox did not give
+// (NOAUTH). Redis asks again on every start, so a restart can't mend
+// it: the operator changes the setting, or Redis's users (exit 78, where
+// a Redis that does not answer yet, or is loading its data set, is 1).
+func refusesCredentials(err error) bool {
+	return redis.HasErrorPrefix(err, "WRONGPASS ") || redis.HasErrorPrefix(err, "NOAUTH ")
+}
+
+// credentialsError is the start-up error of a Redis that refused
+// Lockbox's credentials (refusesCredentials), naming the variables that
+// hold them. A sentinel refuses with the same words as the master does,
+// and go-redis's error does not say which one spoke.
+func credentialsError(cfg config.Config, where string, err error) error {
+	pass, user := cfg.RedisCredentialVars()
+	var msg string
+	switch {
+	case pass == "":
+		// The line starts with the variable a password goes in.
+		pass = "LOCKBOX_REDIS_PASSWORD_FILE"
+		msg = where + " asks for a password, and none is set (LOCKBOX_REDIS_PASSWORD_FILE"
+		if cfg.RedisTopology() == config.RedisSingle {
+			msg += ", or in LOCKBOX_REDIS_URL"
+		}
+		msg += ")"
+	case user == pass:
+		msg = where + " refused the user and password of " + pass
+	case user != "":
+		msg = where + " refused the user of " + user + " and the password of " + pass
+	default:
+		msg = where + " refused the password of " + pass
+	}
+	if cfg.RedisTopology() == config.RedisSentinel {
+		msg += ", or the sentinels refused theirs (LOCKBOX_REDIS_SENTINEL_PASSWORD_FILE)"
+	}
+	return fmt.Errorf("%s: %s: %w", pass, msg, err)
+}
+
+// refusesWAITAOF tells a Redis that answered LOCKBOX_AUDIT_AOF's WAITAOF
+// with a refusal of the setting: it has no such command (before 7.2) or
+// runs without an append-only file. Either stays until the operator
+// changes Redis or the setting. Other errors (a replica answering after a
+// failover, LOADING, a timeout) may pass.
+func refusesWAITAOF(err error) bool {
+	return redis.HasErrorPrefix(err, "unknown command ") ||
+		redis.HasErrorPrefix(err, "WAITAOF cannot be used when numlocal is set but appendonly is disabled")
 }
 
 // Listen binds the API and metrics addresses. Addresses with port 0 get a
