@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -270,5 +271,56 @@ func loadingRedis(t *testing.T) string {
 			t.Fatalf("the Redis at %s never answered LOADING after DEBUG RELOAD: %v", srv.Addr, err)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A port below net.ipv4.ip_unprivileged_port_start needs
+// CAP_NET_BIND_SERVICE, which the systemd unit grants no one: the bind is
+// refused (EACCES) on every start until the address changes, so it exits
+// 78 naming the variable. It exited 1, and was restarted every RestartSec.
+func TestServeExitStatusForAPortItMayNotBind(t *testing.T) {
+	raw, err := os.ReadFile("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := strconv.Atoi(strings.TrimSpace(string(raw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first <= 1 {
+		t.Skipf("net.ipv4.ip_unprivileged_port_start is %d: no port needs a privilege to bind here", first)
+	}
+	env := serveEnv(t, redistest.URL(t))
+	env["LOCKBOX_PROXY_ADDR"] = "127.0.0.1:1"
+	// The deadline only bounds a failure: a bind that passed would serve.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "serve")
+	if os.Geteuid() == 0 {
+		// Root may bind it: run Lockbox as the unit does, without the
+		// capability.
+		setpriv, err := exec.LookPath("setpriv")
+		if err != nil {
+			t.Fatalf("running as root, the test drops CAP_NET_BIND_SERVICE with setpriv (util-linux): %v", err)
+		}
+		cmd = exec.CommandContext(ctx, setpriv, "--bounding-set", "-net_bind_service", "--", os.Args[0], "serve")
+	}
+	cmd.Env = append(scrubbedEnv(), runMainEnv+"=1")
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	err = cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != exitConfig {
+		t.Fatalf("lockbox serve: %v, want exit %d\n%s", err, exitConfig, errb.String())
+	}
+	found := false
+	for line := range strings.Lines(errb.String()) {
+		found = found || strings.HasPrefix(line, "lockbox: LOCKBOX_PROXY_ADDR: ") && strings.Contains(line, "permission denied")
+	}
+	if !found {
+		t.Errorf("no line names LOCKBOX_PROXY_ADDR and the refusal:\n%s", errb.String())
 	}
 }

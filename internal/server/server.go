@@ -24,6 +24,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -811,6 +812,14 @@ func (s *Server) Listen() error {
 		if err != nil {
 			for _, done := range wants[:i] {
 				(*done.ln).Close()
+			}
+			if errors.Is(err, syscall.EACCES) {
+				// A port below net.ipv4.ip_unprivileged_port_start
+				// needs CAP_NET_BIND_SERVICE, which the systemd unit gives
+				// no one: refused on every start until the address or the
+				// capability changes. It exited 1, and was restarted every
+				// RestartSec. An address in use may be freed: 1.
+				return config.Invalid(fmt.Errorf("%s: %w (a port below net.ipv4.ip_unprivileged_port_start, 1024 by default, needs CAP_NET_BIND_SERVICE: choose a higher port, or grant Lockbox the capability)", w.name, err))
 			}
 			return fmt.Errorf("%s: %w", w.name, err)
 		}
