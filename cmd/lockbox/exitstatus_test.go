@@ -324,3 +324,51 @@ func TestServeExitStatusForAPortItMayNotBind(t *testing.T) {
 		t.Errorf("no line names LOCKBOX_PROXY_ADDR and the refusal:\n%s", errb.String())
 	}
 }
+
+// Sentinels that refuse Lockbox's password for them refuse it with the
+// same WRONGPASS or NOAUTH as the master refusing its own, and go-redis's
+// error does not say which spoke: the line names the sentinels' variable,
+// LOCKBOX_REDIS_SENTINEL_PASSWORD_FILE, not the master's.
+func TestServeExitStatusForSentinelsRefusingTheirPassword(t *testing.T) {
+	s := redistest.StartSentinel(t)
+	for _, sn := range s.Sentinels {
+		c := redis.NewClient(&redis.Options{Addr: sn.Addr})
+		err := c.Do(context.Background(), "ACL", "SETUSER", "default", "on", ">the-sentinels-password").Err()
+		c.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	wrong := filepath.Join(t.TempDir(), "wrong")
+	if err := os.WriteFile(wrong, []byte("a-wrong-password\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name, file, want string
+	}{
+		{"no password for the sentinels", "", "NOAUTH"},
+		{"a wrong password for the sentinels", wrong, "WRONGPASS"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			env := serveEnv(t, "")
+			delete(env, "LOCKBOX_REDIS_URL")
+			env["LOCKBOX_REDIS_SENTINEL_ADDRS"] = s.Seeds()
+			env["LOCKBOX_REDIS_SENTINEL_MASTER"] = redistest.SentinelMaster
+			env["LOCKBOX_REDIS_TIMEOUT"] = "5s"
+			if tt.file != "" {
+				env["LOCKBOX_REDIS_SENTINEL_PASSWORD_FILE"] = tt.file
+			}
+			var out, errb bytes.Buffer
+			if code := run(context.Background(), []string{"serve"}, env, &out, &errb); code != exitConfig {
+				t.Fatalf("exit %d, want %d\n%s", code, exitConfig, errb.String())
+			}
+			found := false
+			for line := range strings.Lines(errb.String()) {
+				found = found || strings.HasPrefix(line, "lockbox: LOCKBOX_REDIS_SENTINEL_PASSWORD_FILE: ") && strings.Contains(line, tt.want)
+			}
+			if !found {
+				t.Errorf("no line starts with LOCKBOX_REDIS_SENTINEL_PASSWORD_FILE and holds %s:\n%s", tt.want, errb.String())
+			}
+		})
+	}
+}

@@ -712,6 +712,11 @@ func checkRedis(ctx context.Context, cfg config.Config, rdb redis.UniversalClien
 	defer cancel()
 	if err := rdb.Ping(pctx).Err(); err != nil {
 		if refusesCredentials(err) {
+			if cfg.RedisTopology() == config.RedisSentinel {
+				if serr := sentinelRefusal(pctx, cfg); serr != nil {
+					return config.Invalid(serr)
+				}
+			}
 			return config.Invalid(credentialsError(cfg, where, err))
 		}
 		return fmt.Errorf("%s: %s does not answer: %w", cfg.RedisVar(), where, err)
@@ -756,8 +761,7 @@ func refusesCredentials(err error) bool {
 
 // credentialsError is the start-up error of a Redis that refused
 // Lockbox's credentials (refusesCredentials), naming the variables that
-// hold them. A sentinel refuses with the same words as the master does,
-// and go-redis's error does not say which one spoke.
+// hold them.
 func credentialsError(cfg config.Config, where string, err error) error {
 	pass, user := cfg.RedisCredentialVars()
 	var msg string
@@ -777,10 +781,38 @@ func credentialsError(cfg config.Config, where string, err error) error {
 	default:
 		msg = where + " refused the password of " + pass
 	}
-	if cfg.RedisTopology() == config.RedisSentinel {
-		msg += ", or the sentinels refused theirs (LOCKBOX_REDIS_SENTINEL_PASSWORD_FILE)"
-	}
 	return fmt.Errorf("%s: %s: %w", pass, msg, err)
+}
+
+// sentinelRefusal asks each sentinel, with the sentinels' own password,
+// whether it refuses it: go-redis's error reads the same whichever
+// refused, a sentinel or the master it named. It returns the start-up
+// error naming LOCKBOX_REDIS_SENTINEL_PASSWORD_FILE for the first that
+// does, nil when none does (the master refused its own).
+func sentinelRefusal(ctx context.Context, cfg config.Config) error {
+	opts, err := cfg.RedisOptions()
+	if err != nil || opts.Failover == nil {
+		return nil
+	}
+	const v = "LOCKBOX_REDIS_SENTINEL_PASSWORD_FILE"
+	o := opts.Failover
+	for _, addr := range o.SentinelAddrs {
+		c := redis.NewSentinelClient(&redis.Options{
+			Addr: addr, Username: o.SentinelUsername, Password: o.SentinelPassword, TLSConfig: o.TLSConfig,
+			DialTimeout: cfg.RedisTimeout, ReadTimeout: cfg.RedisTimeout, WriteTimeout: cfg.RedisTimeout,
+			ContextTimeoutEnabled: true, MaxRetries: -1,
+		})
+		err := c.Ping(ctx).Err()
+		c.Close()
+		switch {
+		case !refusesCredentials(err):
+		case o.SentinelPassword == "":
+			return fmt.Errorf("%s: the sentinel at %s asks for a password, and none is set (%s): %w", v, addr, v, err)
+		default:
+			return fmt.Errorf("%s: the sentinel at %s refused the password of %s: %w", v, addr, v, err)
+		}
+	}
+	return nil
 }
 
 // refusesWAITAOF tells a Redis that answered LOCKBOX_AUDIT_AOF's WAITAOF
