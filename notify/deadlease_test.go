@@ -177,7 +177,8 @@ func startTakeover(t *testing.T, e *env, first, second string, claimAfter time.D
 		}, mb))
 	}
 	slowRdb := redistest.Clone(t, e.rdb)
-	tk.stall = newStallHook(t, 3, redistest.Command("set", "nx"))
+	loadLease(t, e)
+	tk.stall = newStallHook(t, 3, leaseBy("a"))
 	slowRdb.AddHook(tk.stall)
 	tk.slow = tk.worker("a", slowRdb)
 	tk.round = startRound(t, tk.slow, tk.stall.stalled, "without reaching the second webhook", "reached the second webhook")

@@ -1,5 +1,11 @@
 package notify
 
+import (
+	"context"
+
+	"github.com/redis/go-redis/v9"
+)
+
 // WithMailer returns c delivering e-mail to m, for tests that read the
 // messages themselves.
 func WithMailer(c Config, m Mailer) Config {
@@ -18,4 +24,12 @@ func SentKey(tenant, id, recipient string) string { return sentKey(tenant, id, h
 func DefangWork(s string) (passes, lookedUp int) {
 	_, w := defang(s)
 	return w.passes, w.lookedUp
+}
+
+// LoadLeaseScript loads the script of a replica's lease on a recipient:
+// Script.Run sends EVALSHA, and EVAL after it when the server does not
+// have the script yet, and a test that counts leases by their commands
+// before they run must see one per lease.
+func LoadLeaseScript(ctx context.Context, rdb redis.Scripter) error {
+	return leaseScript.Load(ctx, rdb).Err()
 }

@@ -146,6 +146,23 @@ func pauseAfterDel(t *testing.T, e *env) (redis.UniversalClient, *pauseAfter) {
 	return rdb, pause
 }
 
+// leaseBy matches the lease that replica consumer takes on a recipient
+// before sending to it: its EVALSHA, or the EVAL that follows one the
+// server answered NOSCRIPT. A hook that counts leases before they run
+// loads the script first (loadLease), so that each is one command.
+func leaseBy(consumer string) func(redis.Cmder) bool {
+	evalsha, eval := redistest.Command("evalsha", "sending:"+consumer), redistest.Command("eval", "sending:"+consumer)
+	return func(c redis.Cmder) bool { return evalsha(c) || eval(c) }
+}
+
+// loadLease loads the lease's script into e's Redis.
+func loadLease(t *testing.T, e *env) {
+	t.Helper()
+	if err := notify.LoadLeaseScript(context.Background(), e.rdb); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // oneEntry is the ID of the one entry of contoso's outbox.
 func oneEntry(t *testing.T, e *env) string {
 	t.Helper()

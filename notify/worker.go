@@ -189,7 +189,8 @@ const sentTTL = 7 * 24 * time.Hour
 // through the consumer group.
 //
 // Delivery is at least once: before sending to a recipient the worker
-// takes a lease on (entry, recipient) with SET NX, and after the channel
+// takes a lease on (entry, recipient), as SET NX would, in one step that
+// checks it still holds the entry (lease), and after the channel
 // accepted the message it marks the pair sent (or, refused for good, dead:
 // see deadLetter; or, news following an ask that never reached them,
 // skipped: see askGate); the entry is acknowledged once every recipient is
@@ -710,15 +711,26 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 			retry.add(tg, err, n)
 			continue
 		}
-		got, err := rdb.SetNX(ctx, mk, "sending:"+w.cfg.Consumer, w.cfg.ClaimAfter).Result()
+		l, err := w.lease(ctx, t, m.ID, tg.key)
 		if err != nil {
 			return false, err
 		}
-		if !got {
-			if v, err := rdb.Get(ctx, mk).Result(); err == nil && (v == "sent" || v == "dead" || v == "skipped") {
-				continue
+		switch l.state {
+		case leaseLost:
+			// Another replica took the entry over since this visit read
+			// it: what this one read of it (its attempts, its retry being
+			// due) is out of date, and the replica holding it now sends
+			// to its recipients and schedules its retries. Acting on it
+			// here would send to a recipient that replica just tried, or
+			// before the retry it scheduled, and count an attempt it did
+			// not make; the recipients done here stay done.
+			w.cfg.Logger.InfoContext(ctx, "notification left to the replica that took the entry over", "tenant", t, "entry", m.ID,
+				"kind", ev.Kind, "request_id", ev.Request.ID)
+			return false, nil
+		case leaseHeld:
+			if l.mark != "sent" && l.mark != "dead" && l.mark != "skipped" {
+				busy = true // another replica is sending it right now
 			}
-			busy = true // another replica is sending it right now
 			continue
 		}
 		gate := askUntracked
@@ -1149,6 +1161,69 @@ if #redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1, ARGV[2]) == 0 
 end
 redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
 return 1
+`)
+
+// What lease finds.
+const (
+	// leaseGot: the recipient is this replica's to send to, until
+	// ClaimAfter.
+	leaseGot = "got"
+	// leaseHeld: the recipient's mark (lease.mark) is there already: it
+	// is done (sent, dead, skipped), or another replica is sending to it.
+	leaseHeld = "held"
+	// leaseLost: the entry is no longer pending at this replica.
+	leaseLost = "lost"
+)
+
+// leaseResult is what lease found.
+type leaseResult struct {
+	state string
+	mark  string
+}
+
+// lease takes, in one step, the lease on recipient key (a target key) of
+// entry id, for ClaimAfter: only while the entry is pending at this
+// replica (a replica that took it over since this one read it settles
+// it: see leaseLost) and the recipient has no mark (sent, dead, skipped,
+// or another replica's lease).
+func (w *Worker) lease(ctx context.Context, t, id, key string) (leaseResult, error) {
+	res, err := leaseScript.Run(ctx, w.cfg.Redis, []string{OutboxKey(t), sentKey(t, id, hashKey(key))},
+		Group, w.cfg.Consumer, id, "sending:"+w.cfg.Consumer, max(w.cfg.ClaimAfter.Milliseconds(), 1)).StringSlice()
+	if err != nil {
+		return leaseResult{}, fmt.Errorf("notify: lease on a recipient of %s: %w", id, err)
+	}
+	l := leaseResult{state: res[0]}
+	switch l.state {
+	case leaseHeld:
+		if len(res) > 1 {
+			l.mark = res[1]
+		}
+	case leaseGot, leaseLost:
+	default:
+		return leaseResult{}, fmt.Errorf("notify: lease on a recipient of %s: unexpected answer %q", id, res)
+	}
+	return l, nil
+}
+
+// leaseScript is lease's, on the outbox (KEYS[1]) and the recipient's
+// sent mark (KEYS[2]), for consumer ARGV[2] of group ARGV[1] and entry
+// ARGV[3]: it answers {"lost"} unless the entry is pending at the
+// consumer (a group gone with its stream holds nothing), {"held", mark}
+// when the mark exists, and otherwise sets the mark to ARGV[4] for
+// ARGV[5] ms and answers {"got"}.
+// One script, so that no other replica takes the entry over between the
+// check and the lease.
+var leaseScript = redis.NewScript(`
+local ok, pending = pcall(redis.call, 'XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1, ARGV[2])
+if not ok then
+  if string.find(tostring(pending.err or pending), 'NOGROUP', 1, true) then return {'lost'} end
+  return redis.error_reply(tostring(pending.err or pending))
+end
+if #pending == 0 then return {'lost'} end
+local mark = redis.call('GET', KEYS[2])
+if mark then return {'held', mark} end
+redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[5])
+return {'got'}
 `)
 
 // transient reports whether err is the store failing (Redis down, slow or
