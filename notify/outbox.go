@@ -167,6 +167,12 @@ func triesKey(tenant, id, recipient string) string {
 	return keys.OutboxSent(tenant, id, recipient+":tries")
 }
 
+// notBeforeKey holds when one recipient of one entry may be tried again
+// (Unix milliseconds), as its receiver asked (Retry-After).
+func notBeforeKey(tenant, id, recipient string) string {
+	return keys.OutboxSent(tenant, id, recipient+":notbefore")
+}
+
 // askedKey is the hash recording whom the request's "awaits your decision"
 // reached: its field "recorded" says the asks of the request are recorded
 // at all (the entry that carries them was queued by this version), and a

@@ -2,6 +2,8 @@ package notify_test
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -94,5 +96,111 @@ func TestTakenOverEntryNotSentOnStaleSchedule(t *testing.T) {
 	tries, err := e.rdb.Get(ctx, notify.SentKey("contoso", oneEntry(t, e), "mail:mary@provider.example")+":tries").Result()
 	if err != nil || tries != "2" {
 		t.Errorf("the recipient's failed attempts are %q, %v; want 2 (replica a's first, replica b's)", tries, err)
+	}
+}
+
+// heldHook is a webhook receiver whose first delivery waits until release
+// and is answered 429 with a Retry-After of 10 minutes; every later one is
+// answered 200. It counts the deliveries.
+type heldHook struct {
+	*httptest.Server
+	entered chan struct{}
+	free    chan struct{}
+	once    sync.Once
+	freed   sync.Once
+	mu      sync.Mutex
+	hits    int
+}
+
+func startHeldHook(t *testing.T) *heldHook {
+	h := &heldHook{entered: make(chan struct{}), free: make(chan struct{})}
+	h.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.mu.Lock()
+		h.hits++
+		first := h.hits == 1
+		h.mu.Unlock()
+		if !first {
+			return
+		}
+		h.once.Do(func() { close(h.entered) })
+		select {
+		case <-h.free:
+		case <-r.Context().Done():
+		}
+		w.Header().Set("Retry-After", "600")
+		w.WriteHeader(http.StatusTooManyRequests)
+	}))
+	t.Cleanup(h.Close)
+	t.Cleanup(h.release)
+	return h
+}
+
+func (h *heldHook) release() { h.freed.Do(func() { close(h.free) }) }
+
+func (h *heldHook) count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.hits
+}
+
+// TestRetryAfterHoldsAfterTakeOverDuringSend: replica a calls a webhook
+// receiver that takes its time, then answers 429 with Retry-After: 10
+// minutes. Meanwhile replica b took the entry over, so a, no longer
+// holding it, writes no retry schedule. The receiver's wait holds all the
+// same: b calls it again only once the 10 minutes are over.
+func TestRetryAfterHoldsAfterTakeOverDuringSend(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.create(t, operator(0)) // request.created: the manager's e-mail, then the webhook
+	hook := startHeldHook(t)
+	const claimAfter = 2 * time.Minute
+	mb := &mailbox{}
+	worker := func(name string) *notify.Worker {
+		return newWorker(t, notify.WithMailer(notify.Config{
+			Redis: redistest.Clone(t, e.rdb), Now: e.clock.Now, Consumer: name, ClaimAfter: claimAfter, MaxAttempts: 16,
+			ManagerAddresses: []string{"mary@provider.example"},
+			Webhooks:         []notify.WebhookConfig{{URL: hook.URL, Secret: []byte("k")}},
+		}, mb))
+	}
+	a, b := worker("a"), worker("b")
+	aRound := startRound(t, a, hook.entered, "without calling the webhook", "called the webhook")
+	// Redis sees the entry idle at a for an hour, and a's claim of the
+	// tenant has ended: b takes the entry over, finds the manager's e-mail
+	// sent and the webhook being called by a.
+	idleAtA(t, e, oneEntry(t, e))
+	e.clock.Advance(claimAfter + time.Millisecond)
+	tickAll(t, b)
+	hook.release()
+	aRound.end(t)
+	// Four minutes after the receiver asked for ten, b visits again.
+	e.clock.Advance(claimAfter + time.Millisecond)
+	tickAll(t, b)
+	if n := hook.count(); n != 1 {
+		t.Errorf("the receiver was called %d times 2 minutes after it asked replica a for 10, want once", n)
+	}
+	e.clock.Advance(claimAfter + time.Millisecond)
+	tickAll(t, a, b)
+	if n := hook.count(); n != 1 {
+		t.Errorf("the receiver was called %d times 4 minutes after it asked replica a for 10, want once", n)
+	}
+	// Waiting is no failed attempt.
+	tries, err := e.rdb.Get(ctx, notify.SentKey("contoso", oneEntry(t, e), "webhook:"+hook.URL)+":tries").Result()
+	if err != nil || tries != "1" {
+		t.Errorf("the receiver's failed attempts are %q, %v; want 1 (replica a's)", tries, err)
+	}
+	// Once the wait is over the entry is retried and finished.
+	e.clock.Advance(7 * time.Minute)
+	tickAll(t, b)
+	if n := hook.count(); n != 2 {
+		t.Errorf("the receiver was called %d times once its wait was over, want twice", n)
+	}
+	if n := len(mb.to("mary@provider.example")); n != 1 {
+		t.Errorf("the manager got %d e-mails, want 1", n)
+	}
+	if n, err := b.Depth(ctx); err != nil || n != 0 {
+		t.Errorf("depth = %d, %v; want the entry finished", n, err)
+	}
+	if n, err := e.rdb.HLen(ctx, keys.OutboxRetry("contoso")).Result(); err != nil || n != 0 {
+		t.Errorf("%d retry schedules left for the finished entry, %v", n, err)
 	}
 }

@@ -682,6 +682,9 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 	// The recipients that failed and that a retry may reach.
 	var retry failures
 	busy := false
+	// deferred is when the last of the recipients whose receivers asked to
+	// be left alone (Retry-After) may be tried again: zero when none did.
+	var deferred time.Time
 	for _, tg := range targets {
 		mk := sentKey(t, m.ID, hashKey(tg.key))
 		if err := w.timedOutErr(tg.via); err != nil {
@@ -730,6 +733,14 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 		case leaseHeld:
 			if l.mark != "sent" && l.mark != "dead" && l.mark != "skipped" {
 				busy = true // another replica is sending it right now
+			}
+			continue
+		case leaseWait:
+			// Its receiver asked an earlier attempt to wait (Retry-After),
+			// whichever replica made it: not an attempt, and the entry is
+			// retried once the wait is over.
+			if l.notBefore.After(deferred) {
+				deferred = l.notBefore
 			}
 			continue
 		}
@@ -826,11 +837,16 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 			// than sending to the recipient again before its backoff or
 			// Retry-After, and scheduling a retry of an entry this
 			// replica then finishes. failed writes the attempt's schedule
-			// again once every recipient was tried.
+			// again once every recipient was tried. Only the replica
+			// holding the entry writes its schedule, so the receiver's
+			// Retry-After is also recorded with the recipient as its
+			// lease ends (release), whoever holds the entry: a replica
+			// that took it over while this send was under way would
+			// otherwise call the receiver again at once.
 			serr := w.schedule(ctx, t, m.ID, attempts+1, retry.wait)
-			rdb.Del(context.WithoutCancel(ctx), mk)
-			if serr != nil {
-				return false, serr
+			rerr := w.release(context.WithoutCancel(ctx), t, m.ID, tg.key, err)
+			if err := errors.Join(serr, rerr); err != nil {
+				return false, err
 			}
 			continue
 		}
@@ -845,7 +861,14 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 		w.cfg.Logger.InfoContext(ctx, "notification delivered", "tenant", t, "entry", m.ID,
 			"kind", ev.Kind, "request_id", ev.Request.ID, "channel", tg.channel)
 	}
+	if !deferred.IsZero() {
+		retry.wait = max(retry.wait, deferred.Sub(w.cfg.Now()))
+	}
 	switch {
+	case len(retry.names) == 0 && !deferred.IsZero():
+		// No attempt was made at the waiting recipients: the entry's
+		// attempts stay as they were.
+		return false, w.scheduleAt(ctx, t, m.ID, attempts, deferred)
 	case len(retry.names) == 0 && busy:
 		return false, nil
 	case len(retry.names) == 0:
@@ -865,15 +888,15 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 	switch {
 	case len(spent.names) == 0:
 		return false, w.schedule(ctx, t, m.ID, attempts+1, retry.wait)
-	case len(spent.names) == len(retry.names) && !busy:
+	case len(spent.names) == len(retry.names) && !busy && deferred.IsZero():
 		return w.deadLetter(ctx, t, m.ID, raw, tries, spent.errs[len(spent.errs)-1], spent.names, nil, spent.channels...)
 	}
 	// These recipients failed their last attempt, but the entry is not
 	// done with the others: they are to be retried, another replica is
-	// sending to them, or they wait for the request's ask being sent to
-	// them. Finishing the entry would lose those in silence, named by no
-	// dead letter (a withdrawal never reaching the approver whose ask went
-	// out meanwhile). So the spent ones are dead letters, marked dead for
+	// sending to them, their receiver asked them to wait, or they wait
+	// for the request's ask being sent to them. Finishing the entry would
+	// lose those in silence, named by no dead letter (a withdrawal never
+	// reaching the approver whose ask went out meanwhile). So the spent ones are dead letters, marked dead for
 	// the entry's next visit to pass them by, as a recipient refused for
 	// good is, and the entry stays for the rest.
 	if held, err := w.deadLetter(ctx, t, m.ID, raw, tries, spent.errs[len(spent.errs)-1], spent.names, spent.keys, spent.channels...); err != nil || !held {
@@ -1141,9 +1164,14 @@ func (w *Worker) leave(ctx context.Context, t, id string, k Kind, attempts int) 
 // bring the tenant's visits forward while its outbox holds others. The
 // replica holding the entry writes its own schedule.
 func (w *Worker) schedule(ctx context.Context, t, id string, attempts int, wait time.Duration) error {
-	at := w.cfg.Now().Add(max(w.cfg.Backoff(attempts), wait)).UnixMilli()
+	return w.scheduleAt(ctx, t, id, attempts, w.cfg.Now().Add(max(w.cfg.Backoff(attempts), wait)))
+}
+
+// scheduleAt writes entry id's retry state, as schedule does: attempts
+// failed, the next one due at at.
+func (w *Worker) scheduleAt(ctx context.Context, t, id string, attempts int, at time.Time) error {
 	err := scheduleScript.Run(ctx, w.cfg.Redis, []string{OutboxKey(t), retryKey(t)},
-		Group, w.cfg.Consumer, id, fmt.Sprintf("%d:%d", attempts, at)).Err()
+		Group, w.cfg.Consumer, id, fmt.Sprintf("%d:%d", attempts, at.UnixMilli())).Err()
 	if err != nil {
 		return fmt.Errorf("notify: schedule %s: %w", id, err)
 	}
@@ -1171,24 +1199,31 @@ const (
 	// leaseHeld: the recipient's mark (lease.mark) is there already: it
 	// is done (sent, dead, skipped), or another replica is sending to it.
 	leaseHeld = "held"
+	// leaseWait: its receiver asked not to be called before
+	// lease.notBefore.
+	leaseWait = "wait"
 	// leaseLost: the entry is no longer pending at this replica.
 	leaseLost = "lost"
 )
 
 // leaseResult is what lease found.
 type leaseResult struct {
-	state string
-	mark  string
+	state     string
+	mark      string
+	notBefore time.Time
 }
 
 // lease takes, in one step, the lease on recipient key (a target key) of
 // entry id, for ClaimAfter: only while the entry is pending at this
 // replica (a replica that took it over since this one read it settles
-// it: see leaseLost) and the recipient has no mark (sent, dead, skipped,
-// or another replica's lease).
+// it: see leaseLost), the recipient has no mark (sent, dead, skipped, or
+// another replica's lease), and no receiver's Retry-After recorded for it
+// (release) lasts past now.
 func (w *Worker) lease(ctx context.Context, t, id, key string) (leaseResult, error) {
-	res, err := leaseScript.Run(ctx, w.cfg.Redis, []string{OutboxKey(t), sentKey(t, id, hashKey(key))},
-		Group, w.cfg.Consumer, id, "sending:"+w.cfg.Consumer, max(w.cfg.ClaimAfter.Milliseconds(), 1)).StringSlice()
+	h := hashKey(key)
+	now := w.cfg.Now()
+	res, err := leaseScript.Run(ctx, w.cfg.Redis, []string{OutboxKey(t), sentKey(t, id, h), notBeforeKey(t, id, h)},
+		Group, w.cfg.Consumer, id, now.UnixMilli(), "sending:"+w.cfg.Consumer, max(w.cfg.ClaimAfter.Milliseconds(), 1)).StringSlice()
 	if err != nil {
 		return leaseResult{}, fmt.Errorf("notify: lease on a recipient of %s: %w", id, err)
 	}
@@ -1198,6 +1233,9 @@ func (w *Worker) lease(ctx context.Context, t, id, key string) (leaseResult, err
 		if len(res) > 1 {
 			l.mark = res[1]
 		}
+	case leaseWait:
+		ms, _ := strconv.ParseInt(res[1], 10, 64)
+		l.notBefore = time.UnixMilli(ms)
 	case leaseGot, leaseLost:
 	default:
 		return leaseResult{}, fmt.Errorf("notify: lease on a recipient of %s: unexpected answer %q", id, res)
@@ -1205,12 +1243,13 @@ func (w *Worker) lease(ctx context.Context, t, id, key string) (leaseResult, err
 	return l, nil
 }
 
-// leaseScript is lease's, on the outbox (KEYS[1]) and the recipient's
-// sent mark (KEYS[2]), for consumer ARGV[2] of group ARGV[1] and entry
-// ARGV[3]: it answers {"lost"} unless the entry is pending at the
-// consumer (a group gone with its stream holds nothing), {"held", mark}
-// when the mark exists, and otherwise sets the mark to ARGV[4] for
-// ARGV[5] ms and answers {"got"}.
+// leaseScript is lease's, on the outbox (KEYS[1]), the recipient's sent
+// mark (KEYS[2]) and its not-before (KEYS[3]), for consumer ARGV[2] of
+// group ARGV[1] and entry ARGV[3], as of ARGV[4] (Unix ms): it answers
+// {"lost"} unless the entry is pending at the consumer (a group gone with
+// its stream holds nothing), {"held", mark} when the mark exists,
+// {"wait", not-before} when the not-before is later than ARGV[4], and
+// otherwise sets the mark to ARGV[5] for ARGV[6] ms and answers {"got"}.
 // One script, so that no other replica takes the entry over between the
 // check and the lease.
 var leaseScript = redis.NewScript(`
@@ -1222,9 +1261,35 @@ end
 if #pending == 0 then return {'lost'} end
 local mark = redis.call('GET', KEYS[2])
 if mark then return {'held', mark} end
-redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[5])
+local nb = redis.call('GET', KEYS[3])
+if nb and tonumber(nb) and tonumber(nb) > tonumber(ARGV[4]) then return {'wait', nb} end
+redis.call('SET', KEYS[2], ARGV[5], 'PX', ARGV[6])
 return {'got'}
 `)
+
+// release ends this replica's lease on recipient key of entry id after a
+// failed send, recording first, when the receiver asked for a wait
+// (Retry-After), when it may be called again: in one transaction, so
+// that no replica finds the recipient free and the wait not recorded.
+// The record is the recipient's, not the entry's schedule, which only the
+// replica holding the entry writes; it lasts the wait and ClaimAfter.
+func (w *Worker) release(ctx context.Context, t, id, key string, cause error) error {
+	h := hashKey(key)
+	var err error
+	if d, ok := errors.AsType[*delayedError](cause); ok && d.wait > 0 {
+		_, err = w.cfg.Redis.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.Set(ctx, notBeforeKey(t, id, h), w.cfg.Now().Add(d.wait).UnixMilli(), d.wait+w.cfg.ClaimAfter)
+			p.Del(ctx, sentKey(t, id, h))
+			return nil
+		})
+	} else {
+		err = w.cfg.Redis.Del(ctx, sentKey(t, id, h)).Err()
+	}
+	if err != nil {
+		return fmt.Errorf("notify: release a recipient of %s: %w", id, err)
+	}
+	return nil
+}
 
 // transient reports whether err is the store failing (Redis down, slow or
 // failing over; the round's context ending) rather than anything about the
