@@ -191,3 +191,45 @@ func TestRequestRetentionReadsDeadLettersOnlyAfterDeleting(t *testing.T) {
 		t.Errorf("a run after the letters were gone through read them %d times", n)
 	}
 }
+
+// TestNoDeadLetterForDeletedRequest: notifications of a request that
+// request retention deleted before they were delivered fail for good (the
+// webhook receiver answers 410). Their dead letters would carry a copy of
+// the deleted request and its history until the tenant's next deletion,
+// which may never come: none is written, each is logged instead, and the
+// entries leave the outbox. A live request's failure is a dead letter as
+// before.
+func TestNoDeadLetterForDeletedRequest(t *testing.T) {
+	e := newRedriveEnv(t, "") // the webhook receiver answers 410: a dead letter at once
+	ctx := context.Background()
+	old := e.create(t, operator(0))
+	e.act(t, old.ID, grants.ActionCancel, operator(0))
+	e.clock.Advance(2 * 24 * time.Hour)
+	live := e.create(t, operator(1))
+	d := notify.NewDeadLetters(e.rdb, nil, e.clock.Now, nil)
+	s, err := grants.NewStore(grants.Config{Redis: e.rdb, Audit: e.log, Tenants: e.tenants, Catalog: cat,
+		Now: e.clock.Now, Outbox: notify.NewOutbox(), DeadLetters: d})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _, err := s.DeleteEnded(ctx, 24*time.Hour); err != nil || n != 1 {
+		t.Fatalf("DeleteEnded = %d, %v; want 1 (the canceled request)", n, err)
+	}
+	drain(t, e.w)
+	var named []string
+	for _, l := range mustList(t, d, "contoso") {
+		named = append(named, l.RequestID)
+	}
+	if !slices.Equal(named, []string{live.ID}) {
+		t.Errorf("dead letters name requests %q, want one, the live request's %q (the deleted one is %q)", named, live.ID, old.ID)
+	}
+	if n, err := e.w.Depth(ctx); err != nil || n != 0 {
+		t.Errorf("depth = %d, %v; want every entry finished", n, err)
+	}
+	if lines := e.logs.lines("no dead letter kept: its request was deleted"); len(lines) != 2 || !strings.Contains(lines[0], old.ID) {
+		t.Errorf("log lines of the deleted request's notifications given up on: %q, want two naming %s", lines, old.ID)
+	}
+	if left := naming(t, e.rdb, old.ID); !slices.Equal(left, []string{"lockbox:{contoso}:audit"}) {
+		t.Errorf("keys still naming the deleted request: %q, want its audit records' only", left)
+	}
+}

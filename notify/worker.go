@@ -1324,12 +1324,25 @@ func transient(err error) bool {
 //
 // The stream holds the newest MaxDeadLetters letters: a letter that makes
 // room is counted and logged with what it was.
+//
+// No letter is written for an event whose request is gone (request
+// retention deleted it): the recipients are settled as for a letter, the
+// delivery counted dead, and the failure logged instead. A letter of a
+// request deleted after it was written is removed by the deletion's pass
+// over the tenant's letters (DeadLetters.ForgetDeleted); a request still
+// there, whatever its state, gets its letter.
 func (w *Worker) deadLetter(ctx context.Context, t, id, raw string, attempts int, cause error, failed, dead []string, channels ...string) (bool, error) {
 	ks := []string{DeadKey(t), OutboxKey(t), retryKey(t)}
+	// The request the letter would carry a copy of, when the event names
+	// one (a corrupt event does not).
+	request, requests := requestOf(raw), 0
+	if request != "" {
+		ks, requests = append(ks, keys.Request(t, request)), 1
+	}
 	for _, k := range dead {
 		ks = append(ks, sentKey(t, id, hashKey(k)))
 	}
-	res, err := deadLetterScript.Run(ctx, w.cfg.Redis, ks, Group, w.cfg.Consumer, id, MaxDeadLetters, sentTTL.Milliseconds(),
+	res, err := deadLetterScript.Run(ctx, w.cfg.Redis, ks, Group, w.cfg.Consumer, id, MaxDeadLetters, sentTTL.Milliseconds(), requests,
 		"event", raw, "entry", id, "attempts", attempts, "error", fmt.Sprint(cause),
 		"recipients", strings.Join(failed, ","), "at", w.cfg.Now().UTC().Format(time.RFC3339)).Slice()
 	if err != nil {
@@ -1342,6 +1355,16 @@ func (w *Worker) deadLetter(ctx context.Context, t, id, raw string, attempts int
 	}
 	for _, ch := range channels {
 		w.sent.WithLabelValues(ch, "dead").Inc()
+	}
+	if kept, _ := res[len(res)-1].(int64); len(res) > 2 && kept == 0 {
+		// Request retention deleted the request: a letter would carry a
+		// copy of it and its history, which must not outlive it, and
+		// could not be re-driven (recipients are worked out from the
+		// request). DeadLetters.ForgetDeleted would remove it only at
+		// the tenant's next deletion, which may never come.
+		w.cfg.Logger.ErrorContext(ctx, "notification given up on; no dead letter kept: its request was deleted", "tenant", t, "entry", id,
+			"request_id", request, "attempts", attempts, "recipients", failed, "err", cause)
+		return true, nil
 	}
 	w.cfg.Logger.ErrorContext(ctx, "notification dead-lettered", "tenant", t, "entry", id,
 		"attempts", attempts, "recipients", failed, "err", cause)
@@ -1366,27 +1389,37 @@ func (w *Worker) deadLetter(ctx context.Context, t, id, raw string, attempts int
 const MaxDeadLetters = 10000
 
 // deadLetterScript is deadLetter's, on the dead-letter stream (KEYS[1]),
-// the outbox (KEYS[2]), its retry hash (KEYS[3]) and the sent marks of the
-// recipients to mark dead (KEYS[4...]). Unless entry ARGV[3] is pending at
-// consumer ARGV[2] of group ARGV[1], it returns {0} and writes nothing.
-// Otherwise it adds a letter (the field-value pairs from ARGV[6]) to the
-// stream, which keeps the newest ARGV[4]; marks the recipients dead for
-// ARGV[5] ms, or, when there are none, acknowledges and deletes the entry
-// and its retry state; and returns {1, the letters that made room, as
-// XRANGE does}. One script, so that no other replica takes the entry over
-// between the check and the write.
+// the outbox (KEYS[2]), its retry hash (KEYS[3]), when ARGV[6] is 1 the
+// request the event names (KEYS[4]), and the sent marks of the recipients
+// to mark dead (the rest). Unless entry ARGV[3] is pending at consumer
+// ARGV[2] of group ARGV[1], it returns {0} and writes nothing. Otherwise
+// it adds a letter (the field-value pairs from ARGV[7]) to the stream,
+// which keeps the newest ARGV[4], unless the request is gone; marks the
+// recipients dead for ARGV[5] ms, or, when there are none, acknowledges
+// and deletes the entry and its retry state; and returns {1, the letters
+// that made room, as XRANGE does, 1 if it added the letter or 0}. One
+// script, so that no other replica takes the entry over, and no deletion
+// of the request comes, between the checks and the writes: a deletion
+// after it finds the letter (DeadLetters.ForgetDeleted).
 var deadLetterScript = redis.NewScript(`
 if #redis.call('XPENDING', KEYS[2], ARGV[1], ARGV[3], ARGV[3], 1, ARGV[2]) == 0 then
   return {0}
 end
-local over = redis.call('XLEN', KEYS[1]) + 1 - tonumber(ARGV[4])
-local dropped = {}
-if over > 0 then
-  dropped = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', over)
+local marks = 4 + tonumber(ARGV[6])
+local kept = 1
+if marks > 4 and redis.call('EXISTS', KEYS[4]) == 0 then
+  kept = 0
 end
-redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[4], '*', unpack(ARGV, 6))
-if #KEYS > 3 then
-  for i = 4, #KEYS do
+local dropped = {}
+if kept == 1 then
+  local over = redis.call('XLEN', KEYS[1]) + 1 - tonumber(ARGV[4])
+  if over > 0 then
+    dropped = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', over)
+  end
+  redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[4], '*', unpack(ARGV, 7))
+end
+if #KEYS >= marks then
+  for i = marks, #KEYS do
     redis.call('SET', KEYS[i], 'dead', 'PX', ARGV[5])
   end
 else
@@ -1394,8 +1427,23 @@ else
   redis.call('XDEL', KEYS[2], ARGV[3])
   redis.call('HDEL', KEYS[3], ARGV[3])
 end
-return {1, dropped}
+return {1, dropped, kept}
 `)
+
+// requestOf returns the id of the request an outbox entry's event names,
+// or "" when it names none that could be stored (a corrupt event), as
+// DeadLetters.ForgetDeleted reads a letter's.
+func requestOf(raw string) string {
+	var ev struct {
+		Request struct {
+			ID string `json:"id"`
+		} `json:"request"`
+	}
+	if json.Unmarshal([]byte(raw), &ev) != nil || !keys.IsUUID(ev.Request.ID) {
+		return ""
+	}
+	return ev.Request.ID
+}
 
 // streamMessages reads an XRANGE reply returned by a script.
 func streamMessages(v any) []redis.XMessage {
