@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 
@@ -54,7 +55,7 @@ func TestAuditSearchTableHasNoEmptyTable(t *testing.T) {
 			lines := strings.Split(strings.TrimSuffix(stdout.String(), "\n"), "\n")
 			headers := 0
 			for _, l := range lines {
-				if strings.HasPrefix(l, "CreationTime") {
+				if strings.HasPrefix(l, "CreationDate") {
 					headers++
 				}
 			}
@@ -63,8 +64,40 @@ func TestAuditSearchTableHasNoEmptyTable(t *testing.T) {
 				t.Errorf("%d lines, %d headers; want %d records under %d headers; the last lines:\n%s",
 					len(lines), headers, pages*tableChunk, pages, strings.Join(lines[max(0, len(lines)-2):], "\n"))
 			}
-			if last := lines[len(lines)-1]; strings.HasPrefix(last, "CreationTime") {
+			if last := lines[len(lines)-1]; strings.HasPrefix(last, "CreationDate") {
 				t.Errorf("the output ends with a header: %q", last)
+			}
+		})
+	}
+}
+
+// TestAuditTableDateColumnIsCreationDate: the tables of audit records head
+// their date column CreationDate, the name the -o csv and export columns
+// carry and the one Microsoft's tooling shows for it (Search-UnifiedAuditLog's
+// results, the audit search's export), not the record's JSON field
+// CreationTime; the other columns, the value (UTC) and their order stay.
+func TestAuditTableDateColumnIsCreationDate(t *testing.T) {
+	want := []string{"CreationDate", "LockboxTenant", "Operation", "UserId", "ApprovalDecision", "ObjectId", "ClientIP", "LockboxQuery"}
+	for _, args := range [][]string{
+		{"audit", "search", "--tenant", "contoso"},
+		{"request", "activity", reqID},
+		{"get", "activity", reqID},
+	} {
+		t.Run(strings.Join(args[:2], " "), func(t *testing.T) {
+			r := run(t, args, nil, nil)
+			if r.code != 0 {
+				t.Fatalf("exit %d: %s", r.code, r.stderr)
+			}
+			lines := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")
+			if len(lines) != 2 {
+				t.Fatalf("%d lines, want a header and one record:\n%s", len(lines), r.stdout)
+			}
+			if got := strings.Fields(lines[0]); !slices.Equal(got, want) {
+				t.Errorf("header %q, want %q", got, want)
+			}
+			// The record's date, in UTC, is the first cell under it.
+			if !strings.HasPrefix(lines[1], "2026-03-04 10:00:00Z ") {
+				t.Errorf("record row %q, want it to begin with its CreationTime in UTC", lines[1])
 			}
 		})
 	}

@@ -858,7 +858,7 @@ func TestCommands(t *testing.T) {
 			name:      "audit search",
 			args:      []string{"audit", "search", "--tenant", "contoso", "--limit", "20"},
 			wantCalls: []call{{Method: "GET", Path: "/v1/audit", Query: "limit=20&tenant=contoso"}},
-			wantOut: []string{"CreationTime", "Operation", "UserId", "ApprovalDecision", "ObjectId", "ClientIP",
+			wantOut: []string{"CreationDate", "Operation", "UserId", "ApprovalDecision", "ObjectId", "ClientIP",
 				"2026-03-04 10:00:00Z", "Set-AccessToCustomerDataRequest", "alice@contoso.com", "Approve", reqID, "192.0.2.7"},
 		},
 		{
@@ -1029,7 +1029,7 @@ func TestCommands(t *testing.T) {
 			name:      "request activity",
 			args:      []string{"request", "activity", reqID},
 			wantCalls: []call{{Method: "GET", Path: "/v1/requests/" + reqID + "/activity"}},
-			wantOut:   []string{"CreationTime", "Set-AccessToCustomerDataRequest", "alice@contoso.com"},
+			wantOut:   []string{"CreationDate", "Set-AccessToCustomerDataRequest", "alice@contoso.com"},
 		},
 		{
 			name:      "request activity as csv",

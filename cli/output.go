@@ -338,13 +338,16 @@ func printApprovers(w io.Writer, l wire.ApproverList) error {
 }
 
 // printAudit prints audit records with the unified audit log's column
-// names. The tenant is its short name (LockboxTenant): the GUID in
-// OrganizationId is in -o json and csv. An operator action's query comes
-// last, after the columns scripts already read by position, and because
-// it may be 2 KiB long.
+// names. The date is CreationDate, as -o csv, the export and Microsoft's
+// own tooling (Search-UnifiedAuditLog's results, the audit search's
+// export) head it: CreationTime is its name inside a record's JSON. The
+// tenant is its short name (LockboxTenant): the GUID in OrganizationId is
+// in -o json and csv. An operator action's query comes last, after the
+// columns scripts already read by position, and because it may be 2 KiB
+// long.
 func printAudit(w io.Writer, recs []record.Record) error {
 	tw := newTable(w)
-	row(tw, "CreationTime", "LockboxTenant", "Operation", "UserId", "ApprovalDecision", "ObjectId", "ClientIP", "LockboxQuery")
+	row(tw, "CreationDate", "LockboxTenant", "Operation", "UserId", "ApprovalDecision", "ObjectId", "ClientIP", "LockboxQuery")
 	for _, r := range recs {
 		row(tw, fmtTime(r.CreationTime.Time), cell(r.LockboxTenant), cell(r.Operation), cell(r.UserId), cell(r.ApprovalDecision),
 			cell(r.ObjectId), cell(r.ClientIP), queryCell(r))
