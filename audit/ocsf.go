@@ -28,22 +28,29 @@ import (
 // required api, actor and src_endpoint are what the record holds, and one
 // class keeps a SIEM's queries on class_uid 6003 finding every record.
 // A control-plane operation this version does not know (a newer
-// Lockbox's, during a rolling upgrade) is activity 99 "Other".
+// Lockbox's, during a rolling upgrade), or a method an operator action
+// was called with that none of those is, is activity 99 "Other", named
+// (activity_name) by the operation or the method, as the schema asks of
+// 99: "See the activity_name attribute, which contains a data source
+// specific value". A record that names neither (one that can't be read)
+// is 0 "Unknown"; type_name is always type_uid's caption, "API Activity:
+// Other" or "API Activity: Unknown" for those.
 //
 // Fields without an OCSF home (tenant, workload, decision, comment, a
 // cmdlet's Parameters, a change's ModifiedProperties, ...) go under
 // "unmapped" with their audit log names; UserKey and Version only when
 // they are not what Lockbox writes (UserId, 1).
 const (
-	OCSFVersion        = "1.1.0"
-	ocsfProduct        = "Lockbox"
-	ocsfClassAPI       = 6003
-	ocsfCategoryApp    = 6
-	OCSFActivityCreate = 1
-	OCSFActivityRead   = 2
-	OCSFActivityUpdate = 3
-	OCSFActivityDelete = 4
-	OCSFActivityOther  = 99
+	OCSFVersion         = "1.1.0"
+	ocsfProduct         = "Lockbox"
+	ocsfClassAPI        = 6003
+	ocsfCategoryApp     = 6
+	OCSFActivityUnknown = 0
+	OCSFActivityCreate  = 1
+	OCSFActivityRead    = 2
+	OCSFActivityUpdate  = 3
+	OCSFActivityDelete  = 4
+	OCSFActivityOther   = 99
 )
 
 // ocsfControlActivities is the activity of each control-plane operation
@@ -69,12 +76,15 @@ var ocsfControlActivities = map[string]int{
 	record.OpRedriveNotification: OCSFActivityUpdate,
 }
 
+// ocsfActivityNames are the API Activity class's captions of its
+// activity_id values; type_name is "API Activity: " and one of them.
 var ocsfActivityNames = map[int]string{
-	OCSFActivityCreate: "Create",
-	OCSFActivityRead:   "Read",
-	OCSFActivityUpdate: "Update",
-	OCSFActivityDelete: "Delete",
-	OCSFActivityOther:  "Other",
+	OCSFActivityUnknown: "Unknown",
+	OCSFActivityCreate:  "Create",
+	OCSFActivityRead:    "Read",
+	OCSFActivityUpdate:  "Update",
+	OCSFActivityDelete:  "Delete",
+	OCSFActivityOther:   "Other",
 }
 
 // OCSFEvent is the OCSF API Activity event of one record.
@@ -181,15 +191,27 @@ type OCSFURL struct {
 
 // OCSF renders r as an OCSF API Activity event.
 func OCSF(r record.Record) OCSFEvent {
-	activity := OCSFActivityOther
+	// What the record says it did: an operator action's method, a
+	// control-plane record's operation.
+	source := r.Operation
+	activity, known := ocsfControlActivities[source]
 	if r.Operator() {
-		activity = ocsfActivity(r.LockboxMethod)
-	} else if a, ok := ocsfControlActivities[r.Operation]; ok {
-		activity = a
+		source = r.LockboxMethod
+		activity, known = ocsfActivity(source)
+	}
+	name := ocsfActivityNames[activity]
+	switch {
+	case known:
+	case source == "":
+		activity, name = OCSFActivityUnknown, ocsfActivityNames[OCSFActivityUnknown]
+	default:
+		// OCSF's validator warns of a 99 named "Other": the name is
+		// where a SIEM learns what the activity was.
+		activity, name = OCSFActivityOther, source
 	}
 	e := OCSFEvent{
 		ActivityID:   activity,
-		ActivityName: ocsfActivityNames[activity],
+		ActivityName: name,
 		CategoryUID:  ocsfCategoryApp,
 		CategoryName: "Application Activity",
 		ClassUID:     ocsfClassAPI,
@@ -305,18 +327,20 @@ func OCSF(r record.Record) OCSFEvent {
 	return e
 }
 
-func ocsfActivity(method string) int {
+// ocsfActivity is the activity of an operator action called with method,
+// and whether method is one of those mapped.
+func ocsfActivity(method string) (int, bool) {
 	switch method {
 	case "GET", "HEAD":
-		return OCSFActivityRead
+		return OCSFActivityRead, true
 	case "POST":
-		return OCSFActivityCreate
+		return OCSFActivityCreate, true
 	case "PUT", "PATCH":
-		return OCSFActivityUpdate
+		return OCSFActivityUpdate, true
 	case "DELETE":
-		return OCSFActivityDelete
+		return OCSFActivityDelete, true
 	}
-	return OCSFActivityOther
+	return OCSFActivityOther, false
 }
 
 // ocsfLine renders a stored record's JSON as one OCSF JSON line. A record

@@ -16,7 +16,11 @@ func TestOCSFActivities(t *testing.T) {
 		"PUT": OCSFActivityUpdate, "PATCH": OCSFActivityUpdate, "DELETE": OCSFActivityDelete, "OPTIONS": OCSFActivityOther,
 	} {
 		e := OCSF(record.Record{RecordType: record.RecordTypeDataCenterSecurityCmdlet, UserType: record.UserTypeDcAdmin, LockboxMethod: method, Operation: "Op"})
-		if e.ActivityID != want || e.TypeUID != 600300+want || e.ActivityName != ocsfActivityNames[want] {
+		name := ocsfActivityNames[want]
+		if want == OCSFActivityOther {
+			name = method
+		}
+		if e.ActivityID != want || e.TypeUID != 600300+want || e.ActivityName != name {
 			t.Errorf("%s: %d %d %q", method, e.ActivityID, e.TypeUID, e.ActivityName)
 		}
 	}
@@ -157,13 +161,24 @@ func ocsfMissing(b []byte) []string {
 		missing = append(missing, fmt.Sprintf("class %v %v, category %v %v: want API Activity (6003) in Application Activity (6)",
 			class, get("class_name"), get("category_uid"), get("category_name")))
 	}
-	if name := apiActivityNames[int(activity)]; get("activity_name") != name || get("type_name") != "API Activity: "+name {
-		missing = append(missing, fmt.Sprintf("activity %v named %v, type %v: want %q", activity, get("activity_name"), get("type_name"), name))
+	// 99's activity_name is the source's own word for the activity, not
+	// the caption (OCSF's validator warns of "Other"); type_name is
+	// type_uid's caption whatever the activity.
+	name := apiActivityNames[int(activity)]
+	if activity == 99 {
+		if n, _ := get("activity_name").(string); n == "" || n == name {
+			missing = append(missing, fmt.Sprintf("activity 99 named %q: want what the record says it did", n))
+		}
+	} else if get("activity_name") != name {
+		missing = append(missing, fmt.Sprintf("activity %v named %v: want %q", activity, get("activity_name"), name))
+	}
+	if get("type_name") != "API Activity: "+name {
+		missing = append(missing, fmt.Sprintf("type %v named %v: want %q", get("type_uid"), get("type_name"), "API Activity: "+name))
 	}
 	return missing
 }
 
-// apiActivityNames are OCSF 1.1's names of the API Activity class's
+// apiActivityNames are OCSF 1.1's captions of the API Activity class's
 // activity_id values.
 var apiActivityNames = map[int]string{0: "Unknown", 1: "Create", 2: "Read", 3: "Update", 4: "Delete", 99: "Other"}
 
@@ -331,5 +346,72 @@ func TestOCSFKeepsUserKeyAndVersion(t *testing.T) {
 	}
 	if _, ok := e.Unmapped["Version"]; ok {
 		t.Errorf("unmapped %v: Version 1 is every record's", e.Unmapped)
+	}
+}
+
+// TestOCSFActivityNamesFollowTheSchema checks every activity an event can
+// carry, and its type, against OCSF 1.x's API Activity (6003): activity_id
+// 1-4 are named by their captions (Create, Read, Update, Delete) and
+// type_name by type_uid's caption, "API Activity: " and the activity's.
+// 99 is "Other": "The event activity is not mapped. See the activity_name
+// attribute, which contains a data source specific value", so its
+// activity_name is what the record says it did (the method an operator
+// action was called with, the operation of a control-plane record this
+// version does not know), and a name of "Other" is what OCSF's validator
+// warns of (attribute_enum_sibling_suspicious_other); its type_name is
+// still type_uid 600399's caption, "API Activity: Other". A record that
+// says nothing of what it did (it can't be read, or names no method or
+// operation) is 0, "Unknown": "The event activity is unknown".
+func TestOCSFActivityNamesFollowTheSchema(t *testing.T) {
+	operator := func(method string) string {
+		r := record.Record{Id: "1", Operation: "Get-Mailbox", UserId: record.OperatorUserID, UserType: record.UserTypeDcAdmin,
+			RecordType: record.RecordTypeDataCenterSecurityCmdlet, ClientIP: "192.0.2.10", LockboxMethod: method}
+		return string(r.AppendJSON(nil))
+	}
+	control := func(op string) string {
+		r := record.Record{Id: "2", Operation: op, UserId: "carol@contoso.example", UserType: record.UserTypeAdmin,
+			RecordType: record.RecordTypeExchangeAdmin, ClientIP: "198.51.100.7"}
+		return string(r.AppendJSON(nil))
+	}
+	for _, tc := range []struct {
+		name     string
+		raw      string
+		id       int
+		activity string
+		typeUID  int
+		typeName string
+	}{
+		{"operator GET", operator("GET"), 2, "Read", 600302, "API Activity: Read"},
+		{"operator HEAD", operator("HEAD"), 2, "Read", 600302, "API Activity: Read"},
+		{"operator POST", operator("POST"), 1, "Create", 600301, "API Activity: Create"},
+		{"operator PUT", operator("PUT"), 3, "Update", 600303, "API Activity: Update"},
+		{"operator PATCH", operator("PATCH"), 3, "Update", 600303, "API Activity: Update"},
+		{"operator DELETE", operator("DELETE"), 4, "Delete", 600304, "API Activity: Delete"},
+		{"operator OPTIONS", operator("OPTIONS"), 99, "OPTIONS", 600399, "API Activity: Other"},
+		{"operator without a method", operator(""), 0, "Unknown", 600300, "API Activity: Unknown"},
+		{"request filed", control(record.OpNewRequest), 1, "Create", 600301, "API Activity: Create"},
+		{"tenant decision", control(record.OpTenantDecision), 3, "Update", 600303, "API Activity: Update"},
+		{"approver removed", control(record.OpRemoveApprover), 4, "Delete", 600304, "API Activity: Delete"},
+		{"a newer replica's operation", control("Set-SomethingNewer"), 99, "Set-SomethingNewer", 600399, "API Activity: Other"},
+		{"no operation", `{"Id":"4","RecordType":1}`, 0, "Unknown", 600300, "API Activity: Unknown"},
+		{"undecodable", `{"Id": 42`, 0, "Unknown", 600300, "API Activity: Unknown"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := ocsfLine(tc.raw, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var e OCSFEvent
+			if err := json.Unmarshal(b, &e); err != nil {
+				t.Fatal(err)
+			}
+			if e.ActivityID != tc.id || e.ActivityName != tc.activity || e.TypeUID != tc.typeUID || e.TypeName != tc.typeName {
+				t.Errorf("activity %d %q, type %d %q; want %d %q, %d %q",
+					e.ActivityID, e.ActivityName, e.TypeUID, e.TypeName, tc.id, tc.activity, tc.typeUID, tc.typeName)
+			}
+			for _, problem := range ocsfMissing(b) {
+				t.Error(problem)
+			}
+		})
 	}
 }
