@@ -252,16 +252,22 @@ func OCSF(r record.Record) OCSFEvent {
 	}
 	// Lockbox writes Succeeded on every record (Log.Prepare); one without
 	// a ResultStatus did not come from it and says nothing of the
-	// outcome, which a Success would claim to the SIEM.
+	// outcome, which a Success would claim to the SIEM. The unified audit
+	// log's common schema has Succeeded, PartiallySucceeded or Failed,
+	// and True or False (whether the cmdlet succeeded) for Exchange admin
+	// records. Another value is 99, which OCSF has status name by the
+	// source's own word ("See the status attribute, which contains a data
+	// source specific value"); status_detail keeps it as well, where
+	// earlier versions put it.
 	switch r.ResultStatus {
 	case "":
 		e.StatusID, e.Status = 0, "Unknown"
-	case record.ResultSucceeded:
+	case record.ResultSucceeded, "True":
 		e.StatusID, e.Status = 1, "Success"
-	case "Failed":
+	case "Failed", "False":
 		e.StatusID, e.Status = 2, "Failure"
 	default:
-		e.StatusID, e.Status, e.StatusDetail = 99, "Other", r.ResultStatus
+		e.StatusID, e.Status, e.StatusDetail = 99, r.ResultStatus, r.ResultStatus
 	}
 	if r.Workload != "" {
 		e.API.Service = &OCSFAPIService{Name: r.Workload}

@@ -261,7 +261,10 @@ func TestOCSFControlPlaneActivities(t *testing.T) {
 // record's ResultStatus says, and no more. Lockbox writes Succeeded on
 // every record; a record that names no result (the stream takes any
 // bytes) says nothing of how the action went, so its event is Unknown
-// rather than a Success the SIEM would count as one.
+// rather than a Success the SIEM would count as one. True and False,
+// which Microsoft's Exchange admin records write for Succeeded and
+// Failed, are Success and Failure; any other value is 99, named by
+// itself as OCSF asks of a 99 (its validator warns of one named Other).
 func TestOCSFStatusFollowsResultStatus(t *testing.T) {
 	for _, tc := range []struct {
 		result string
@@ -271,7 +274,14 @@ func TestOCSFStatusFollowsResultStatus(t *testing.T) {
 	}{
 		{record.ResultSucceeded, 1, "Success", ""},
 		{"Failed", 2, "Failure", ""},
-		{"PartiallySucceeded", 99, "Other", "PartiallySucceeded"},
+		// Exchange admin records say whether the cmdlet succeeded as
+		// True or False (the unified audit log's common schema).
+		{"True", 1, "Success", ""},
+		{"False", 2, "Failure", ""},
+		// 99 "Other": "See the status attribute, which contains a data
+		// source specific value"; status_detail keeps it too, where
+		// earlier versions put it.
+		{"PartiallySucceeded", 99, "PartiallySucceeded", "PartiallySucceeded"},
 		{"", 0, "Unknown", ""},
 	} {
 		r := record.Record{Id: "1", Operation: record.OpNewRequest, RecordType: record.RecordTypeExchangeAdmin, UserId: record.OperatorUserID, ResultStatus: tc.result}
