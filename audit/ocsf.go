@@ -19,8 +19,9 @@ import (
 //     object it names (ocsfControlActivities): filing a request,
 //     onboarding a tenant and assigning an approver Create; decisions, a
 //     request's end, settings, registry changes and a re-driven
-//     notification Update; removing an approver and offboarding a tenant
-//     Delete. The operation, in api.operation, still says which.
+//     notification Update; removing an approver, offboarding a tenant and
+//     request retention deleting a request Delete. The operation, in
+//     api.operation, still says which.
 //
 // Each is an API Activity rather than, say, an IAM Entity Management or
 // User Access Management event: every control-plane record is a call on
@@ -56,6 +57,8 @@ const (
 // ocsfControlActivities is the activity of each control-plane operation
 // (record.Operations). A request keeps its history when it is decided,
 // canceled, revoked, expired or completed, so each of those Updates it.
+// Request retention deleting an ended request, history and all, Deletes
+// it: the request is gone from every view.
 // Offboarding leaves the tenant's registry entry, marked offboarded, and
 // its audit log readable, but ends the tenant's service (no request,
 // decision or change is taken any more), as Remove- says: Delete.
@@ -67,6 +70,7 @@ var ocsfControlActivities = map[string]int{
 	record.OpRevokeAccess:        OCSFActivityUpdate,
 	record.OpExpireRequest:       OCSFActivityUpdate,
 	record.OpCompleteAccess:      OCSFActivityUpdate,
+	record.OpRemoveRequest:       OCSFActivityDelete,
 	record.OpSetSettings:         OCSFActivityUpdate,
 	record.OpAddApprover:         OCSFActivityCreate,
 	record.OpRemoveApprover:      OCSFActivityDelete,

@@ -190,7 +190,8 @@ var apiActivityNames = map[int]string{0: "Unknown", 1: "Create", 2: "Read", 3: "
 // name; decisions, the ends of requests, settings, registry changes and a
 // re-driven notification update theirs (a request stays, in its final
 // state, in the tenant's history); removing an approver and offboarding a
-// tenant delete the assignment and end the tenant's service. None is
+// tenant delete the assignment and end the tenant's service, and request
+// retention deletes the request. None is
 // "Other", and each event is one a validating SIEM takes. The records are
 // as the control plane writes them: a tenant's user, a provider label, or
 // Lockbox itself with no client address.
@@ -203,6 +204,7 @@ func TestOCSFControlPlaneActivities(t *testing.T) {
 		record.OpRevokeAccess:        OCSFActivityUpdate,
 		record.OpExpireRequest:       OCSFActivityUpdate,
 		record.OpCompleteAccess:      OCSFActivityUpdate,
+		record.OpRemoveRequest:       OCSFActivityDelete,
 		record.OpSetSettings:         OCSFActivityUpdate,
 		record.OpAddApprover:         OCSFActivityCreate,
 		record.OpRemoveApprover:      OCSFActivityDelete,
@@ -221,7 +223,7 @@ func TestOCSFControlPlaneActivities(t *testing.T) {
 			r := record.Record{Id: "1", CreationTime: now, Operation: op, RecordType: record.RecordTypeExchangeAdmin,
 				ResultStatus: record.ResultSucceeded, LockboxTenant: "contoso", Workload: record.WorkloadLockbox, ObjectId: "contoso"}
 			switch op {
-			case record.OpExpireRequest, record.OpCompleteAccess:
+			case record.OpExpireRequest, record.OpCompleteAccess, record.OpRemoveRequest:
 				r.UserId, r.UserType = record.SystemUserID, record.UserTypeSystem
 			case record.OpNewRequest, record.OpCancelRequest:
 				r.UserId, r.UserType, r.ClientIP, r.ProviderUserId = record.OperatorUserID, record.UserTypeDcAdmin, "192.0.2.10", "alice@provider.example"

@@ -183,7 +183,7 @@ func checkCommonSchema(rec map[string]any, orgID string, tenantUsers map[string]
 
 // TestAuditRecordsFollowTheCommonSchema produces one record of every
 // operation, and an operator action, through the real code paths (the API,
-// the proxy, the sweeper's clock) against a real Redis, and checks every
+// the proxy, the sweeper's clock, request retention) against a real Redis, and checks every
 // record against the common schema as a SIEM reads it: as stored (what the
 // SIEM stream forwards), in the provider's and the tenant's search, and in
 // both exports.
@@ -232,6 +232,12 @@ func TestAuditRecordsFollowTheCommonSchema(t *testing.T) {
 	w.clock.Advance(2 * time.Hour)
 	if s := w.state("admin", r.ID); s != grants.StateCompleted {
 		t.Fatalf("state %s, want completed", s)
+	}
+	// Request retention deletes the revoked and the canceled requests,
+	// which ended 14 hours ago, longer than its span here; the expired
+	// one (2 hours ago) and the completed one stay.
+	if n, _, err := w.srv.Requests.DeleteEnded(ctx, grants.DecisionWindow); err != nil || n != 2 {
+		t.Fatalf("request retention deleted %d, %v; want the revoked and the canceled requests", n, err)
 	}
 
 	// A dead letter of the last request, re-driven by the provider's

@@ -8,6 +8,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/internal/fault"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 	"github.com/lockbox-oss/lockbox/internal/storedjson"
@@ -34,9 +35,11 @@ const (
 //
 // Each request goes in one transaction in its tenant's slot, under WATCH
 // of the request, so a request that changes meanwhile is left for the
-// next run: the request, its entries in the tenant's indexes, and a note
-// of it in keys.RequestsDeleting. The provider-wide index entries, in
-// other slots, go in a second step after each batch of
+// next run: the request, its entries in the tenant's indexes, a note of
+// it in keys.RequestsDeleting, and the audit record of the deletion
+// (deletionRecord), so a request is never deleted without one. The
+// provider-wide index entries, in other slots, go in a second step after
+// each batch of
 // Config.RetentionBatch deletions, which then removes the notes; a
 // replica that stops between the two leaves the notes, and the next run
 // finishes the job. Until then readers skip those entries, as they skip
@@ -92,7 +95,7 @@ func (s *Store) DeleteEnded(ctx context.Context, retention time.Duration) (int, 
 			if err := ctx.Err(); err != nil {
 				return total, true, fault.Unavailable("grants: request retention", err)
 			}
-			n, done, err := s.deleteBatch(ctx, r, cutoff, min(s.cfg.RetentionBatch, budget))
+			n, done, err := s.deleteBatch(ctx, r, cutoff, retention, min(s.cfg.RetentionBatch, budget))
 			total, budget, r.deleted = total+n, budget-n, r.deleted+n
 			if n > 0 {
 				s.metrics.deleted.Add(float64(n))
@@ -175,9 +178,10 @@ type tenantRetention struct {
 }
 
 // deleteBatch deletes up to limit of r's tenant's requests that ended
-// before cutoff, then removes their provider-wide index entries, and
-// reports whether the tenant has none left to judge in this run.
-func (s *Store) deleteBatch(ctx context.Context, r *tenantRetention, cutoff time.Time, limit int) (int, bool, error) {
+// before cutoff (now - retention), then removes their provider-wide index
+// entries, and reports whether the tenant has none left to judge in this
+// run.
+func (s *Store) deleteBatch(ctx context.Context, r *tenantRetention, cutoff time.Time, retention time.Duration, limit int) (int, bool, error) {
 	if !r.started {
 		if err := s.finishDeleting(ctx, r.tenant); err != nil {
 			return 0, false, err
@@ -202,7 +206,7 @@ func (s *Store) deleteBatch(ctx context.Context, r *tenantRetention, cutoff time
 		for _, id := range ids {
 			ok := false
 			if keys.IsUUID(id) { // else nothing Create wrote: left alone
-				if ok, err = s.deleteIfEnded(ctx, r.tenant, id, cutoff); err != nil {
+				if ok, err = s.deleteIfEnded(ctx, r.tenant, id, cutoff, retention); err != nil {
 					return n, false, s.finishBatch(ctx, r.tenant, n, err)
 				}
 			}
@@ -228,10 +232,12 @@ func (s *Store) finishBatch(ctx context.Context, tenant string, n int, err error
 }
 
 // deleteIfEnded deletes request id of tenant, in one transaction under
-// WATCH of it, if it ended before cutoff. A request changed between the
-// read and the commit is not deleted (false, nil): it is judged again at
-// the next run.
-func (s *Store) deleteIfEnded(ctx context.Context, tenant, id string, cutoff time.Time) (bool, error) {
+// WATCH of it, if it ended before cutoff, and writes the deletion's audit
+// record in it: a record that can't be written (the tenant's registry
+// entry gone, Redis refusing) keeps the request. A request changed between
+// the read and the commit is not deleted (false, nil): it is judged again
+// at the next run.
+func (s *Store) deleteIfEnded(ctx context.Context, tenant, id string, cutoff time.Time, retention time.Duration) (bool, error) {
 	deleted := false
 	err := s.cfg.Redis.Watch(ctx, func(tx *redis.Tx) error {
 		b, err := tx.Get(ctx, keys.Request(tenant, id)).Bytes()
@@ -266,7 +272,7 @@ func (s *Store) deleteIfEnded(ctx context.Context, tenant, id string, cutoff tim
 			if s.cfg.DeadLetters != nil {
 				p.Set(ctx, keys.RequestsDeleted(tenant), "1", 0)
 			}
-			return nil
+			return s.cfg.Audit.AppendTx(ctx, p, deletionRecord(r, end, retention, s.cfg.Now()))
 		})
 		if err == nil {
 			deleted = true
@@ -277,6 +283,36 @@ func (s *Store) deleteIfEnded(ctx context.Context, tenant, id string, cutoff tim
 		return false, nil
 	}
 	return deleted, err
+}
+
+// deletionRecord is the audit record of request retention deleting r,
+// which ended at end, at now: Remove-AccessToCustomerDataRequest, an
+// Exchange admin cmdlet record like the request's others, done by Lockbox
+// itself. A security team reading the log tells a request retention
+// deleted from one never filed, and by which setting. It names no one of
+// the provider's: the request's requester and deciders went with it.
+//
+// It is the request's deletion, not the removal of its audit records:
+// audit retention (LOCKBOX_AUDIT_RETENTION, never longer than request
+// retention) trims those by their own age, and records nothing.
+func deletionRecord(r Request, end time.Time, retention time.Duration, now time.Time) record.Record {
+	return record.Record{
+		CreationTime:     record.Time{Time: now},
+		Operation:        record.OpRemoveRequest,
+		LockboxTenant:    r.Tenant,
+		RecordType:       record.RecordTypeExchangeAdmin,
+		Workload:         r.Service,
+		UserId:           record.SystemUserID,
+		UserType:         record.UserTypeSystem,
+		ObjectId:         r.ID,
+		LockboxRequestId: r.ID,
+		Parameters: []record.Parameter{
+			{Name: "Identity", Value: r.ID},
+			{Name: "State", Value: string(r.State)},
+			{Name: "EndedAt", Value: end.UTC().Format(record.TimeLayout)},
+			{Name: "Retention", Value: retention.String()},
+		},
+	}
 }
 
 // endedAt returns when r ended: the time of the event that put it in its

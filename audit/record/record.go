@@ -29,12 +29,15 @@ const (
 	OpRevokeAccess    = "Revoke-AccessToCustomerDataRequest"
 	OpExpireRequest   = "Expire-AccessToCustomerDataRequest"
 	OpCompleteAccess  = "Complete-AccessToCustomerDataRequest"
-	OpSetSettings     = "Set-CustomerLockboxSettings"
-	OpAddApprover     = "Add-CustomerLockboxApprover"
-	OpRemoveApprover  = "Remove-CustomerLockboxApprover"
-	OpOnboardTenant   = "New-CustomerLockboxTenant"
-	OpUpdateTenant    = "Set-CustomerLockboxTenant"
-	OpOffboardTenant  = "Remove-CustomerLockboxTenant"
+	// OpRemoveRequest: request retention (LOCKBOX_REQUEST_RETENTION)
+	// deleted an ended request, with its history and index entries.
+	OpRemoveRequest  = "Remove-AccessToCustomerDataRequest"
+	OpSetSettings    = "Set-CustomerLockboxSettings"
+	OpAddApprover    = "Add-CustomerLockboxApprover"
+	OpRemoveApprover = "Remove-CustomerLockboxApprover"
+	OpOnboardTenant  = "New-CustomerLockboxTenant"
+	OpUpdateTenant   = "Set-CustomerLockboxTenant"
+	OpOffboardTenant = "Remove-CustomerLockboxTenant"
 	// OpRedriveNotification: the provider put a dead-lettered
 	// notification back in a tenant's outbox (lockbox notify redrive).
 	OpRedriveNotification = "Resume-CustomerLockboxNotification"
@@ -43,7 +46,7 @@ const (
 // Operations lists every control-plane operation.
 var Operations = []string{
 	OpNewRequest, OpManagerDecision, OpTenantDecision, OpCancelRequest, OpRevokeAccess, OpExpireRequest,
-	OpCompleteAccess, OpSetSettings, OpAddApprover, OpRemoveApprover, OpOnboardTenant, OpUpdateTenant,
+	OpCompleteAccess, OpRemoveRequest, OpSetSettings, OpAddApprover, OpRemoveApprover, OpOnboardTenant, OpUpdateTenant,
 	OpOffboardTenant, OpRedriveNotification,
 }
 
