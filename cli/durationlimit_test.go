@@ -9,10 +9,11 @@ import (
 
 // TestCreateRequestDurationLimit: a --duration the API would refuse is
 // refused here, before any call, as a usage error naming the flag and the
-// limit; the longest window the API takes is still sent.
+// limit; the longest and the shortest windows the API takes are still
+// sent.
 func TestCreateRequestDurationLimit(t *testing.T) {
-	if maxDuration != grants.MaxDuration {
-		t.Fatalf("lockboxctl's limit %s is not the API's %s", maxDuration, grants.MaxDuration)
+	if maxDuration != grants.MaxDuration || minDuration != grants.MinDuration {
+		t.Fatalf("lockboxctl's limits %s and %s are not the API's %s and %s", minDuration, maxDuration, grants.MinDuration, grants.MaxDuration)
 	}
 	create := func(d string) []string {
 		return []string{"request", "create", "--tenant", "contoso", "--service", "exchange",
@@ -25,6 +26,9 @@ func TestCreateRequestDurationLimit(t *testing.T) {
 		{"0s", `--duration "0s" must be a positive duration`},
 		{"-1h", `--duration "-1h" must be a positive duration`},
 		{"soon", `--duration "soon" must be a positive duration`},
+		{"1ns", `--duration "1ns" is less than 1m, the shortest a request may ask for`},
+		{"1µs", `--duration "1µs" is less than 1m, the shortest a request may ask for`},
+		{"59s", `--duration "59s" is less than 1m, the shortest a request may ask for`},
 	} {
 		r := run(t, create(tc.dur), nil, nil)
 		if r.code != exitUsage || len(r.calls) != 0 {
@@ -36,8 +40,10 @@ func TestCreateRequestDurationLimit(t *testing.T) {
 			t.Errorf("--duration %s: stderr %q, want its first line to be %q", tc.dur, r.stderr, tc.want)
 		}
 	}
-	r := run(t, create("4h"), nil, nil)
-	if r.code != 0 || len(r.calls) != 1 || !strings.Contains(r.calls[0].Body, `"duration":"4h"`) {
-		t.Errorf("--duration 4h: exit %d, calls %v, stderr %q: want it sent", r.code, r.calls, r.stderr)
+	for _, d := range []string{"4h", "1m"} {
+		r := run(t, create(d), nil, nil)
+		if r.code != 0 || len(r.calls) != 1 || !strings.Contains(r.calls[0].Body, `"duration":"`+d+`"`) {
+			t.Errorf("--duration %s: exit %d, calls %v, stderr %q: want it sent", d, r.code, r.calls, r.stderr)
+		}
 	}
 }

@@ -248,10 +248,14 @@ const (
 	maxOffboardReasonChars = 1000
 )
 
-// maxDuration is the longest access window a request may ask for, as
-// openapi.yaml's Duration documents it (grants.MaxDuration, which
-// lockboxctl does not link).
-const maxDuration = 4 * time.Hour
+// maxDuration and minDuration are the longest and the shortest access
+// windows a request may ask for, as openapi.yaml's Duration documents
+// them (grants.MaxDuration and grants.MinDuration, which lockboxctl does
+// not link).
+const (
+	maxDuration = 4 * time.Hour
+	minDuration = time.Minute
+)
 
 // limitChars annotates flag name of fs with its limit in characters.
 func limitChars(fs *pflag.FlagSet, name string, most int) {

@@ -144,9 +144,12 @@ func (e *env) createRequest(use string, aliases []string) *cobra.Command {
 			if err != nil || d <= 0 {
 				return e.usage("--duration %q must be a positive duration with a unit, such as 2h, 90m or 1h30m", dur)
 			}
+			// The API refuses these too; said here, the flag is named and nothing is sent.
 			if d > maxDuration {
-				// The API refuses it too; said here, the flag is named and nothing is sent.
 				return e.usage("--duration %q is more than %s, the longest a request may ask for", dur, wire.Duration(maxDuration))
+			}
+			if d < minDuration {
+				return e.usage("--duration %q is less than %s, the shortest a request may ask for", dur, wire.Duration(minDuration))
 			}
 			c, err := e.client()
 			if err != nil {
@@ -167,7 +170,7 @@ func (e *env) createRequest(use string, aliases []string) *cobra.Command {
 	f.StringVar(&service, "service", "", "exchange, sharepoint or onedrive")
 	f.StringVar(&sr, "service-request", "", "the support case number")
 	f.StringVar(&reason, "reason", "", "why you need access")
-	f.StringVar(&dur, "duration", "", "how long, e.g. 2h or 90m (at most 4h)")
+	f.StringVar(&dur, "duration", "", "how long, e.g. 2h or 90m (at least 1m, at most 4h)")
 	f.Var(&acts, "activity", "an activity you need, e.g. Get-Mailbox; repeat or separate with commas; none means the service's pre-approved read activities")
 	limitChars(f, "service-request", maxServiceRequestChars)
 	limitChars(f, "reason", maxReasonChars)

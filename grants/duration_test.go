@@ -18,6 +18,11 @@ func TestDurationString(t *testing.T) {
 		{90 * time.Second, "1m30s"},
 		{30 * time.Second, "30s"},
 		{1500 * time.Millisecond, "1.5s"},
+		// ASCII, unlike time.Duration's "1µs": an error message echoes it.
+		{time.Microsecond, "1us"},
+		{1500 * time.Nanosecond, "1.5us"},
+		{-time.Microsecond, "-1us"},
+		{time.Nanosecond, "1ns"},
 		{0, "0s"},
 		{-2 * time.Hour, "-2h"},
 	}

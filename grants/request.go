@@ -62,6 +62,12 @@ const (
 const (
 	// MaxDuration is the longest access window a request may ask for.
 	MaxDuration = 4 * time.Hour
+	// MinDuration is the shortest. A window of "1ns" or "1µs" was filed,
+	// and once approved gave a grant that ended before the engineer's
+	// first call reached the proxy: an approval of nothing, which still
+	// asked two people for a decision. A minute is far below the hours
+	// Customer Lockbox offers, and a window someone can use.
+	MinDuration = time.Minute
 	// DecisionWindow is how long each approval stage waits for a decision
 	// before the request expires.
 	DecisionWindow = 12 * time.Hour
@@ -205,9 +211,15 @@ func approvedBy(r Request) ActorKind {
 type Duration time.Duration
 
 // String returns the duration in its short form: "5h", "1h30m", "45m"
-// rather than time.Duration's "5h0m0s". time.ParseDuration reads it back.
+// rather than time.Duration's "5h0m0s", and in ASCII: "1us", not
+// time.Duration's "1µs", so that an error message echoing it, a mail
+// subject or a log line holds nothing a terminal, a mail header or a
+// script reading it may mangle. time.ParseDuration reads it back.
 func (d Duration) String() string {
 	s := time.Duration(d).String()
+	if t, ok := strings.CutSuffix(s, "µs"); ok {
+		return t + "us"
+	}
 	if t, ok := strings.CutSuffix(s, "m0s"); ok {
 		s = t + "m"
 	}
@@ -229,7 +241,9 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil {
-		return fmt.Errorf("duration %q: %w", s, err)
+		// Not time's own text: it repeats the input with every non-ASCII
+		// byte as a \x escape ("1\xc2\xb5"), beside the quote above.
+		return fmt.Errorf("duration %q must be a number with a unit, such as \"2h\", \"90m\" or \"1h30m\"", s)
 	}
 	*d = Duration(v)
 	return nil

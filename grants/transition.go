@@ -118,8 +118,10 @@ func New(in CreateInput, actor Actor, id string, now time.Time, cat Catalog) (Re
 	if !text.Lines(in.Reason) {
 		return Request{}, newErr(ErrInvalid, "invalid_reason", "reason must have no control characters (escapes, lone carriage returns, bidirectional controls); line breaks and tabs are allowed")
 	}
-	if d := in.Duration.Std(); d <= 0 || d > MaxDuration {
-		return Request{}, newErr(ErrInvalid, "invalid_duration", "duration must be more than 0 and at most %s, got %s", "4h", in.Duration)
+	if d := in.Duration.Std(); d < MinDuration || d > MaxDuration {
+		// The duration read, not as sent: its short ASCII form (Duration's
+		// String) can hold nothing but digits, a sign, a point and units.
+		return Request{}, newErr(ErrInvalid, "invalid_duration", "duration must be at least %s and at most %s, got %s", Duration(MinDuration), Duration(MaxDuration), in.Duration)
 	}
 	var acts []string
 	for _, a := range in.Activities {

@@ -70,6 +70,12 @@ func TestNewValidates(t *testing.T) {
 		{"negative duration", operator, func(in *CreateInput) { in.Duration = Duration(-time.Hour) }, "invalid_duration", ErrInvalid},
 		{"exactly 4h", operator, func(in *CreateInput) { in.Duration = Duration(4 * time.Hour) }, "", nil},
 		{"4h and a nanosecond", operator, func(in *CreateInput) { in.Duration = Duration(4*time.Hour + 1) }, "invalid_duration", ErrInvalid},
+		// A window no one could use: a grant of a nanosecond or a second
+		// ends before the engineer's first call reaches the proxy.
+		{"a nanosecond", operator, func(in *CreateInput) { in.Duration = Duration(time.Nanosecond) }, "invalid_duration", ErrInvalid},
+		{"a microsecond", operator, func(in *CreateInput) { in.Duration = Duration(time.Microsecond) }, "invalid_duration", ErrInvalid},
+		{"a minute less a nanosecond", operator, func(in *CreateInput) { in.Duration = Duration(time.Minute - 1) }, "invalid_duration", ErrInvalid},
+		{"exactly 1m", operator, func(in *CreateInput) { in.Duration = Duration(time.Minute) }, "", nil},
 		{"known activity", operator, func(in *CreateInput) { in.Activities = []string{"Get-Mailbox"} }, "", nil},
 		{"activity of another service", operator, func(in *CreateInput) { in.Activities = []string{"Get-SPOSite"} }, "invalid_activity", ErrInvalid},
 	}

@@ -81,9 +81,13 @@ const (
 type Duration time.Duration
 
 // String returns the duration in its short form: "5h", "1h30m", "45m"
-// rather than time.Duration's "5h0m0s". time.ParseDuration reads it back.
+// rather than time.Duration's "5h0m0s", and in ASCII ("1us", not "1µs"),
+// as grants.Duration writes it. time.ParseDuration reads it back.
 func (d Duration) String() string {
 	s := time.Duration(d).String()
+	if t, ok := strings.CutSuffix(s, "µs"); ok {
+		return t + "us"
+	}
 	if t, ok := strings.CutSuffix(s, "m0s"); ok {
 		s = t + "m"
 	}
@@ -104,7 +108,9 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil {
-		return fmt.Errorf("duration %q: %w", s, err)
+		// Not time's own text: it repeats the input with every non-ASCII
+		// byte as a \x escape ("1\xc2\xb5"), beside the quote above.
+		return fmt.Errorf("duration %q must be a number with a unit, such as \"2h\", \"90m\" or \"1h30m\"", s)
 	}
 	*d = Duration(v)
 	return nil
