@@ -163,6 +163,9 @@ type Store struct {
 	// newerTold holds the requests ("tenant/id") of a newer version the
 	// sweep has logged that it left (see tellNewer).
 	newerTold sync.Map
+	// unreadableTries is when the sweep tries again each request it met
+	// that does not decode (see unreadableBackoff).
+	unreadableTries unreadableBackoff
 }
 
 // NewStore returns a Store.
