@@ -700,8 +700,9 @@ func TestOperationsNamesWhatTheSpikeAlertLeavesOut(t *testing.T) {
 // reason reads the alert's description and the runbook section of the
 // alert that covers it (its own, or LockboxDenialsSpiking's item for it),
 // so both name every cause for which the documentation says the proxy
-// gives that reason; a cause they leave out sends the on-call after the
-// wrong one. Each case quotes where the documentation gives the cause, so
+// gives that reason (and, where a case says so, the alert's summary and
+// README's list of alerts, read first); a cause they leave out sends the
+// on-call after the wrong one. Each case quotes where the documentation gives the cause, so
 // that a change there fails here too.
 func TestRunbookNamesEveryCauseOfAReason(t *testing.T) {
 	flat := func(s string) string { return strings.Join(strings.Fields(s), " ") }
@@ -709,13 +710,27 @@ func TestRunbookNamesEveryCauseOfAReason(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	description := map[string]string{}
+	description, summary := map[string]string{}, map[string]string{}
 	for _, g := range groups {
 		for _, r := range g.Rules {
 			description[r.Alert] = flat(r.Annotations["description"])
+			summary[r.Alert] = flat(r.Annotations["summary"])
 		}
 	}
 	runbook := string(readFile(t, "RUNBOOK.md"))
+	readme := flat(string(readFile(t, "../README.md")))
+	// listed is the clause of README's list of alerts that names alert:
+	// from the alert before it, "(`LockboxX`), ", to "(`<alert>`)".
+	listed := func(alert string) string {
+		before, _, ok := strings.Cut(readme, "(`"+alert+"`)")
+		if !ok {
+			t.Fatalf("README.md's list of alerts does not name %s", alert)
+		}
+		if i := strings.LastIndex(before, "`),"); i >= 0 {
+			before = before[i+len("`),"):]
+		}
+		return before
+	}
 	section := func(alert string) string {
 		_, s, ok := strings.Cut(runbook, "\n## "+alert+"\n")
 		if !ok {
@@ -740,6 +755,10 @@ func TestRunbookNamesEveryCauseOfAReason(t *testing.T) {
 		alert      string
 		spikeItem  bool   // the cause is told in LockboxDenialsSpiking's item for reason
 		runbookHas string // what the runbook (and an own alert's description) must say of it
+		// summaryHas and readmeHas, where set, are what the alert's
+		// summary and README's list of alerts must say of the cause too:
+		// both are read before the description.
+		summaryHas, readmeHas string
 	}{
 		{
 			reason: "store_unavailable", alert: "LockboxStoreUnavailable",
@@ -756,6 +775,14 @@ func TestRunbookNamesEveryCauseOfAReason(t *testing.T) {
 			doc: "../README.md", says: "403 `tenant_mismatch` for a grant record naming another tenant, operator or service than the call it was read for, which Lockbox never writes: an edit in Redis or a bug",
 			runbookHas: "edited in Redis",
 		},
+		{
+			// The summary and the description spoke of the replica's
+			// budget alone, so on-call looked for a replica short of
+			// memory while one operator's uploads held their share.
+			reason: "overloaded", alert: "LockboxProxyOverloaded",
+			doc: "../docs/operations.md", says: "past that share their next such call gets 503 `overloaded`",
+			runbookHas: "share", summaryHas: "share", readmeHas: "share",
+		},
 	}
 	for _, tc := range cases {
 		if !strings.Contains(flat(string(readFile(t, tc.doc))), flat(tc.says)) {
@@ -771,6 +798,12 @@ func TestRunbookNamesEveryCauseOfAReason(t *testing.T) {
 		}
 		if !strings.Contains(text, tc.runbookHas) {
 			t.Errorf("%s: %s gives it for a cause (%q) that the runbook's %s does not name (%q):\n%s", tc.reason, tc.doc, tc.says, tc.alert, tc.runbookHas, text)
+		}
+		if tc.summaryHas != "" && !strings.Contains(summary[tc.alert], tc.summaryHas) {
+			t.Errorf("%s: %s gives it for a cause (%q) that the summary of %s does not name (%q): %s", tc.reason, tc.doc, tc.says, tc.alert, tc.summaryHas, summary[tc.alert])
+		}
+		if tc.readmeHas != "" && !strings.Contains(listed(tc.alert), tc.readmeHas) {
+			t.Errorf("%s: %s gives it for a cause (%q) that README.md's list of alerts does not name for %s (%q): %s", tc.reason, tc.doc, tc.says, tc.alert, tc.readmeHas, listed(tc.alert))
 		}
 	}
 }
