@@ -247,7 +247,7 @@ type Config struct {
 	NotifyManagerAddresses string `env:"NOTIFY_MANAGER_ADDRESSES" desc:"comma-separated e-mail addresses (ASCII) of the support managers, told of every new request that awaits them; \"lockbox dev\" uses mary@provider.example (its dev manager) when unset"`
 	// NotifyExpiryWarning is how long before an access window ends its
 	// engineer is warned; 0 disables the warning.
-	NotifyExpiryWarning time.Duration `env:"NOTIFY_EXPIRY_WARNING" envDefault:"15m" desc:"how long before an access window ends the engineer is warned by e-mail (webhooks get request.expiring); 0 disables; a window no longer than this gets no warning"`
+	NotifyExpiryWarning time.Duration `env:"NOTIFY_EXPIRY_WARNING" envDefault:"15m" desc:"how long before an access window ends the engineer is warned by e-mail (webhooks get request.expiring), under 4h (the longest access window); 0 disables; a window no longer than this gets no warning"`
 	// PolicyReloadInterval is how often LOCKBOX_POLICY_DIR is checked for
 	// changes.
 	PolicyReloadInterval time.Duration `env:"POLICY_RELOAD_INTERVAL" envDefault:"1s" desc:"how often LOCKBOX_POLICY_DIR is checked for changes (a valid change is loaded, a broken one refused)"`

@@ -5,10 +5,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 	"unicode"
 )
 
@@ -338,5 +340,61 @@ func TestREADMEIssuersExample(t *testing.T) {
 	}
 	if issuers, err := LoadIssuers(path); err != nil || len(issuers) < 2 {
 		t.Errorf("README.md's issuers file loads %d issuers: %v", len(issuers), err)
+	}
+}
+
+// TestDescriptionsStateBounds: a duration or a count that Load refuses
+// although it is neither negative nor zero, far above its default or just
+// above zero, is refused for a bound its variable's description (README's
+// table, which TestREADMEDocumentsEveryVariable keeps equal to it) states,
+// with its value: "at most 5m", "from 1s to 60s", "at least
+// LOCKBOX_AUDIT_READS_PER_CALLER". The error names the variable whose bound
+// was crossed, which may be another one (LOCKBOX_JWT_JWKS_MAX_AGE must be
+// more than LOCKBOX_JWT_JWKS_REFRESH). A reader who sets a value the table
+// allows should not meet a refusal at start-up that nothing warned of.
+func TestDescriptionsStateBounds(t *testing.T) {
+	bound := regexp.MustCompile(`(?i)\b(?:at least|at most|under|more than|no shorter than) (?:\d|LOCKBOX_)|\bfrom \d\S* to \d`)
+	desc := map[string]string{}
+	for _, v := range Vars() {
+		desc[v.Name] = v.Description
+	}
+	lineVar := regexp.MustCompile(`^(LOCKBOX_[A-Z0-9_]+): `)
+	probed := 0
+	for _, f := range reflect.VisibleFields(reflect.TypeFor[Config]()) {
+		var probes []string
+		switch {
+		case f.Type == reflect.TypeFor[time.Duration]():
+			probes = []string{"1ns", "100000h"}
+		case f.Type.Kind() == reflect.Int || f.Type.Kind() == reflect.Int64:
+			probes = []string{"1", "1000000"}
+		default:
+			continue
+		}
+		name := fieldVar[f.Name]
+		for _, v := range probes {
+			probed++
+			_, err := Load(map[string]string{name: v})
+			if err == nil {
+				continue
+			}
+			named := 0
+			for line := range strings.Lines(err.Error()) {
+				m := lineVar.FindStringSubmatch(line)
+				if m == nil {
+					continue
+				}
+				named++
+				if !bound.MatchString(desc[m[1]]) {
+					t.Errorf("%s=%s is refused (%s), but the description of %s states no bound: %s",
+						name, v, strings.TrimSpace(line), m[1], desc[m[1]])
+				}
+			}
+			if named == 0 {
+				t.Errorf("%s=%s is refused without naming a variable: %v", name, v, err)
+			}
+		}
+	}
+	if probed < 40 {
+		t.Fatalf("probed only %d values: did Config's fields change type?", probed)
 	}
 }
