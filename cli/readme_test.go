@@ -18,14 +18,76 @@ import (
 // subcommand named exists, and every --flag is one that command takes.
 // "a\|b" (or "a|b" outside a table) lists alternatives, each checked.
 func TestREADMECommandsExist(t *testing.T) {
+	e := &env{ctx: context.Background(), getenv: func(string) string { return "" }, stdout: io.Discard, stderr: io.Discard}
+	root := e.rootCommand()
+	lines := readmeCommandLines(t)
+	if len(lines) < 20 {
+		t.Fatalf("found only %d command lines in README.md: %q", len(lines), lines)
+	}
+	for _, l := range lines {
+		for _, alt := range alternatives(strings.Fields(l)) {
+			if err := checkCommandLine(root, alt); err != "" {
+				t.Errorf("README.md's %q: %s", l, err)
+			}
+		}
+	}
+}
+
+// TestREADMENamesEveryCommand is TestREADMECommandsExist the other way
+// round: every command "lockboxctl --help" lists (but cobra's help) is
+// named by README.md's table of commands, its list of earlier forms or,
+// for the PowerShell verbs, its table of PowerShell names, where a reader
+// looks up what lockboxctl can do. lockboxctl version was in none.
+func TestREADMENamesEveryCommand(t *testing.T) {
+	e := &env{ctx: context.Background(), getenv: func(string) string { return "" }, stdout: io.Discard, stderr: io.Discard}
+	named := map[string]bool{}
+	for _, l := range readmeCommandLines(t) {
+		for _, alt := range alternatives(strings.Fields(l)) {
+			named[strings.ToLower(alt[0])] = true
+		}
+	}
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, table, ok := strings.Cut(string(b), "\n| lockboxctl | means |\n|---|---|\n")
+	if !ok {
+		t.Fatal(`README.md has no table "| lockboxctl | means |"`)
+	}
+	for line := range strings.Lines(table) {
+		if !strings.HasPrefix(line, "| `") {
+			break
+		}
+		if f := strings.Fields(strings.TrimPrefix(line, "| `")); len(f) > 0 {
+			named[strings.ToLower(strings.TrimSuffix(f[0], "`"))] = true
+		}
+	}
+	listed := 0
+	for _, c := range e.rootCommand().Commands() {
+		if c.Hidden || c.Name() == "help" {
+			continue
+		}
+		listed++
+		if !named[strings.ToLower(c.Name())] {
+			t.Errorf("README.md's table of commands, earlier forms and PowerShell names do not name lockboxctl %s (%s)", c.Name(), c.Short)
+		}
+	}
+	if listed < 15 {
+		t.Fatalf("lockboxctl lists only %d commands", listed)
+	}
+}
+
+// readmeCommandLines returns the lockboxctl command lines README.md's table
+// of commands and its list of earlier forms give, without "lockboxctl":
+// each `code` span of a row's first cell (a span of options, "[--comment
+// C]", added to the commands before it), and each of the earlier forms.
+func readmeCommandLines(t *testing.T) []string {
+	t.Helper()
 	b, err := os.ReadFile("../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	readme := string(b)
-	e := &env{ctx: context.Background(), getenv: func(string) string { return "" }, stdout: io.Discard, stderr: io.Discard}
-	root := e.rootCommand()
-
 	var lines []string
 	_, table, ok := strings.Cut(readme, "\n| command | does |\n|---|---|\n")
 	if !ok {
@@ -59,16 +121,7 @@ func TestREADMECommandsExist(t *testing.T) {
 	for _, m := range codeSpan.FindAllStringSubmatch(earlier, -1) {
 		lines = append(lines, m[1])
 	}
-	if len(lines) < 20 {
-		t.Fatalf("found only %d command lines in README.md: %q", len(lines), lines)
-	}
-	for _, l := range lines {
-		for _, alt := range alternatives(strings.Fields(l)) {
-			if err := checkCommandLine(root, alt); err != "" {
-				t.Errorf("README.md's %q: %s", l, err)
-			}
-		}
-	}
+	return lines
 }
 
 var codeSpan = regexp.MustCompile("`([^`]+)`")
