@@ -19,7 +19,8 @@ import (
 // TestDeployMetricsExist: every metric the Grafana dashboard and the alert
 // rules in deploy/ query is one a running Lockbox exports. A renamed metric
 // would otherwise leave a panel empty and an alert silent, with nothing to
-// say so.
+// say so. README.md's table of metrics names each exported one with its
+// labels, and says which are histograms.
 func TestDeployMetricsExist(t *testing.T) {
 	refs, err := deployfiles.References("../deploy")
 	if err != nil {
@@ -157,6 +158,15 @@ func TestDeployMetricsExist(t *testing.T) {
 		slices.Sort(got)
 		if !slices.Equal(got, labels) {
 			t.Errorf("README.md's metrics table gives %s the labels %q; it is exported with %q", name, labels, got)
+		}
+	}
+	// A histogram is queried by its _bucket, _sum and _count series, not
+	// its name: its row says "histogram", and only a histogram's does.
+	types := scrapeTypes(t, "http://"+w.srv.MetricsAddr()+"/metrics")
+	histogram := readmeHistograms(t)
+	for name := range documented {
+		if got := types[name]; (got == "histogram") != histogram[name] {
+			t.Errorf("README.md's metrics table says %s is a histogram: %v; it is exported as a %s", name, histogram[name], got)
 		}
 	}
 	// A label whose values the table lists, a closed set whose every series
@@ -300,6 +310,61 @@ func readmeMetrics(t *testing.T) map[string][]string {
 		t.Fatalf("README.md's metrics table names only %v", names)
 	}
 	return names
+}
+
+// readmeHistograms returns the metrics of README.md's table whose second
+// cell says "histogram".
+func readmeHistograms(t *testing.T) map[string]bool {
+	t.Helper()
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := regexp.MustCompile("`(lockbox_[a-z0-9_]+)`")
+	out := map[string]bool{}
+	for line := range strings.Lines(string(b)) {
+		if !strings.HasPrefix(line, "| `lockbox_") {
+			continue
+		}
+		first, rest, _ := strings.Cut(line[1:], "|")
+		second, _, _ := strings.Cut(rest, "|")
+		if !strings.Contains(second, "histogram") {
+			continue
+		}
+		for _, m := range name.FindAllStringSubmatch(first, -1) {
+			out[m[1]] = true
+		}
+	}
+	return out
+}
+
+// scrapeTypes returns the type of each metric family of a Prometheus text
+// exposition, from its "# TYPE name type" line.
+func scrapeTypes(t *testing.T, url string) map[string]string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %s", url, resp.Status)
+	}
+	types := map[string]string{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		if f := strings.Fields(sc.Text()); len(f) == 4 && f[0] == "#" && f[1] == "TYPE" {
+			types[f[2]] = f[3]
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if types["lockbox_proxy_requests_total"] != "counter" {
+		t.Fatalf("the scrape of %s names no type of Lockbox's metrics: %v", url, types)
+	}
+	return types
 }
 
 // outsideParentheses is the text of s outside parentheses, up to its first
