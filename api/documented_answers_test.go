@@ -60,13 +60,12 @@ const (
 // document promises and nobody can reach is either a bug in the server or
 // a lie in the document.
 var notReachable = map[string]string{
-	// Filing and onboarding report every failure that is neither the
-	// caller's nor a rule's as the store failing (503): a registry entry
-	// that does not decode too. Only a bug in a handler or a store, which
-	// the adapter answers 500 internal rather than cut the connection
-	// (TestPanicIsAnInternalError), makes either answer 500.
-	"POST /v1/requests 500": "no stored record or input makes filing fail but as 503; only a bug answers 500",
-	"POST /v1/tenants 500":  "no stored record or input makes onboarding fail but as 503; only a bug answers 500",
+	// Onboarding reads no record it can't do without: an id whose
+	// registry entry does not decode is taken (409 tenant_exists), and
+	// settings that do not decode are replaced. Only a bug in a handler or
+	// a store, which the adapter answers 500 internal rather than cut the
+	// connection (TestPanicIsAnInternalError), makes it answer 500.
+	"POST /v1/tenants 500": "no stored record or input makes onboarding fail but as 503; only a bug answers 500",
 }
 
 // lara may onboard, change and offboard tenants.
@@ -377,11 +376,12 @@ func operationCases() []answerCase {
 		{op: create, name: "a manager files", status: 403, code: "forbidden", call: as(mia, "POST", "/v1/requests", createBody("contoso", "exchange"), nil)},
 		{op: create, name: "tenant not onboarded", status: 404, code: "tenant_not_found", call: as(alice, "POST", "/v1/requests", createBody("nosuchtenant", "exchange"), nil)},
 		{op: create, name: "open request exists", status: 409, code: "open_request_exists", call: as(alice, "POST", "/v1/requests", createBody("contoso", "exchange"), func(e *env) { filed(e) })},
+		{op: create, name: "tenant entry unreadable", status: 500, code: "record_unreadable", call: as(alice, "POST", "/v1/requests", createBody("contoso", "exchange"), brokenTenant)},
 
 		{op: list, name: "bad state", status: 400, code: "invalid_state", call: as(mia, "GET", "/v1/requests?state=bogus", nil, nil)},
 		{op: list, name: "another tenant's", status: 403, code: "forbidden", call: as(contosoAdmin, "GET", "/v1/requests?tenant=fabrikam", nil, nil)},
 		{op: list, name: "tenant not onboarded", status: 404, code: "tenant_not_found", call: as(mia, "GET", "/v1/requests?tenant=nosuchtenant", nil, nil)},
-		{op: list, name: "tenant entry unreadable", status: 500, code: "internal", call: as(mia, "GET", "/v1/requests?tenant=contoso", nil, brokenTenant)},
+		{op: list, name: "tenant entry unreadable", status: 500, code: "record_unreadable", call: as(mia, "GET", "/v1/requests?tenant=contoso", nil, brokenTenant)},
 
 		{op: get, name: "malformed id", status: 400, code: "invalid_request_id", call: as(mia, "GET", "/v1/requests/not-an-id", nil, nil)},
 		{op: get, name: "no such request", status: 404, code: "not_found", call: as(mia, "GET", "/v1/requests/"+absentID, nil, nil)},
@@ -430,11 +430,12 @@ func operationCases() []answerCase {
 			decode[wire.OnboardedTenant](e.t, e.do(lara, "POST", "/v1/tenants", onboardBody), http.StatusCreated)
 		})},
 
-		{op: tenants, name: "tenant entry unreadable", status: 500, code: "internal", call: as(contosoAdmin, "GET", "/v1/tenants", nil, brokenTenant)},
+		{op: tenants, name: "tenant entry unreadable", status: 500, code: "record_unreadable", call: as(contosoAdmin, "GET", "/v1/tenants", nil, brokenTenant)},
+		{op: tenants, name: "an entry unreadable, all tenants", status: 500, code: "record_unreadable", call: as(mia, "GET", "/v1/tenants", nil, brokenTenant)},
 
 		{op: tenant, name: "malformed tenant", status: 400, code: "invalid_tenant", call: as(mia, "GET", "/v1/tenants/Not_A_Tenant", nil, nil)},
 		{op: tenant, name: "not onboarded", status: 404, code: "tenant_not_found", call: as(mia, "GET", "/v1/tenants/nosuchtenant", nil, nil)},
-		{op: tenant, name: "entry unreadable", status: 500, code: "internal", call: as(mia, "GET", "/v1/tenants/contoso", nil, brokenTenant)},
+		{op: tenant, name: "entry unreadable", status: 500, code: "record_unreadable", call: as(mia, "GET", "/v1/tenants/contoso", nil, brokenTenant)},
 
 		{op: update, name: "If-Match weak", status: 400, code: "invalid_if_match", call: as(lara, "PATCH", "/v1/tenants/contoso", map[string]string{"display_name": "C"}, nil, withHeader("If-Match", `W/"1"`))},
 		{op: update, name: "a manager changes it", status: 403, code: "forbidden", call: as(mia, "PATCH", "/v1/tenants/contoso", map[string]string{"display_name": "C"}, nil)},
@@ -448,48 +449,49 @@ func operationCases() []answerCase {
 			call: as(mia, "GET", "/v1/tenants/contoso", nil, func(e *env) { newer(e, keys.Tenant("contoso")) })},
 		{op: update, name: "entry of a newer version", status: 503, code: "unavailable",
 			call: as(lara, "PATCH", "/v1/tenants/contoso", map[string]string{"display_name": "C"}, func(e *env) { newer(e, keys.Tenant("contoso")) })},
-		{op: update, name: "entry unreadable", status: 500, code: "internal", call: as(lara, "PATCH", "/v1/tenants/contoso", map[string]string{"display_name": "C"}, brokenTenant)},
+		{op: update, name: "entry unreadable", status: 500, code: "record_unreadable", call: as(lara, "PATCH", "/v1/tenants/contoso", map[string]string{"display_name": "C"}, brokenTenant)},
 
 		{op: offboard, name: "no reason", status: 400, code: "missing_body", call: as(lara, "POST", "/v1/tenants/contoso/offboard", nil, nil)},
 		{op: offboard, name: "a manager offboards", status: 403, code: "forbidden", call: as(mia, "POST", "/v1/tenants/contoso/offboard", wire.Offboarding{Reason: "r"}, nil)},
 		{op: offboard, name: "not onboarded", status: 404, code: "tenant_not_found", call: as(lara, "POST", "/v1/tenants/nosuchtenant/offboard", wire.Offboarding{Reason: "r"}, nil)},
 		{op: offboard, name: "concurrent changes", status: 409, code: "conflict", call: as(lara, "POST", "/v1/tenants/contoso/offboard", wire.Offboarding{Reason: "r"}, concurrently(keys.Tenant("contoso")))},
 		{op: offboard, name: "stale If-Match", status: 412, code: "tenant_changed", call: as(lara, "POST", "/v1/tenants/contoso/offboard", wire.Offboarding{Reason: "r"}, nil, stale)},
-		{op: offboard, name: "entry unreadable", status: 500, code: "internal", call: as(lara, "POST", "/v1/tenants/contoso/offboard", wire.Offboarding{Reason: "r"}, brokenTenant)},
+		{op: offboard, name: "entry unreadable", status: 500, code: "record_unreadable", call: as(lara, "POST", "/v1/tenants/contoso/offboard", wire.Offboarding{Reason: "r"}, brokenTenant)},
 
 		{op: settings, name: "malformed tenant", status: 400, code: "invalid_tenant", call: as(mia, "GET", "/v1/tenants/Not_A_Tenant/settings", nil, nil)},
 		{op: settings, name: "another tenant's", status: 403, code: "forbidden", call: as(fabrikamAdmin, "GET", "/v1/tenants/contoso/settings", nil, nil)},
 		{op: settings, name: "not onboarded", status: 404, code: "tenant_not_found", call: as(mia, "GET", "/v1/tenants/nosuchtenant/settings", nil, nil)},
-		{op: settings, name: "settings unreadable", status: 500, code: "internal", call: as(contosoAdmin, "GET", "/v1/tenants/contoso/settings", nil, brokenSettings)},
+		{op: settings, name: "settings unreadable", status: 500, code: "record_unreadable", call: as(contosoAdmin, "GET", "/v1/tenants/contoso/settings", nil, brokenSettings)},
 
 		{op: putSet, name: "no switch", status: 400, code: "invalid_settings", call: as(contosoAdmin, "PUT", "/v1/tenants/contoso/settings", map[string]any{}, nil)},
 		{op: putSet, name: "another tenant's", status: 403, code: "forbidden", call: as(fabrikamAdmin, "PUT", "/v1/tenants/contoso/settings", map[string]bool{"lockbox_enabled": true}, nil)},
 		{op: putSet, name: "not onboarded", status: 404, code: "tenant_not_found", call: as(nosuchAdmin, "PUT", "/v1/tenants/nosuchtenant/settings", map[string]bool{"lockbox_enabled": true}, nil)},
 		{op: putSet, name: "offboarded", status: 409, code: "tenant_offboarded", call: as(contosoAdmin, "PUT", "/v1/tenants/contoso/settings", map[string]bool{"lockbox_enabled": true}, offboarded)},
 		{op: putSet, name: "stale If-Match", status: 412, code: "settings_changed", call: as(contosoAdmin, "PUT", "/v1/tenants/contoso/settings", map[string]bool{"lockbox_enabled": true}, nil, stale)},
-		{op: putSet, name: "tenant entry unreadable", status: 500, code: "internal", call: as(contosoAdmin, "PUT", "/v1/tenants/contoso/settings", map[string]bool{"lockbox_enabled": true}, brokenTenant)},
+		{op: putSet, name: "tenant entry unreadable", status: 500, code: "record_unreadable", call: as(contosoAdmin, "PUT", "/v1/tenants/contoso/settings", map[string]bool{"lockbox_enabled": true}, brokenTenant)},
+		{op: putSet, name: "settings unreadable", status: 500, code: "record_unreadable", call: as(contosoAdmin, "PUT", "/v1/tenants/contoso/settings", map[string]bool{"lockbox_enabled": true}, brokenSettings)},
 
 		{op: apprs, name: "malformed tenant", status: 400, code: "invalid_tenant", call: as(mia, "GET", "/v1/tenants/Not_A_Tenant/approvers", nil, nil)},
 		{op: apprs, name: "another tenant's", status: 403, code: "forbidden", call: as(fabrikamAdmin, "GET", "/v1/tenants/contoso/approvers", nil, nil)},
 		{op: apprs, name: "not onboarded", status: 404, code: "tenant_not_found", call: as(mia, "GET", "/v1/tenants/nosuchtenant/approvers", nil, nil)},
-		{op: apprs, name: "entry unreadable", status: 500, code: "internal", call: as(contosoAdmin, "GET", "/v1/tenants/contoso/approvers", nil, brokenTenant)},
+		{op: apprs, name: "entry unreadable", status: 500, code: "record_unreadable", call: as(contosoAdmin, "GET", "/v1/tenants/contoso/approvers", nil, brokenTenant)},
 
 		{op: assign, name: "not a user of the tenant", status: 400, code: "not_tenant_user", call: as(contosoAdmin, "PUT", "/v1/tenants/contoso/approvers/mary@provider.example", nil, nil)},
 		{op: assign, name: "an approver assigns", status: 403, code: "forbidden", call: as(contosoApprover, "PUT", "/v1/tenants/contoso/approvers/zoe@contoso.example", nil, nil)},
 		{op: assign, name: "not onboarded", status: 404, code: "tenant_not_found", call: as(nosuchAdmin, "PUT", "/v1/tenants/nosuchtenant/approvers/zoe@nosuchtenant.example", nil, nil)},
 		{op: assign, name: "offboarded", status: 409, code: "tenant_offboarded", call: as(contosoAdmin, "PUT", "/v1/tenants/contoso/approvers/zoe@contoso.example", nil, offboarded)},
-		{op: assign, name: "entry unreadable", status: 500, code: "internal", call: as(contosoAdmin, "PUT", "/v1/tenants/contoso/approvers/zoe@contoso.example", nil, brokenTenant)},
+		{op: assign, name: "entry unreadable", status: 500, code: "record_unreadable", call: as(contosoAdmin, "PUT", "/v1/tenants/contoso/approvers/zoe@contoso.example", nil, brokenTenant)},
 
 		{op: unassign, name: "malformed user", status: 400, code: "invalid_user", call: as(contosoAdmin, "DELETE", "/v1/tenants/contoso/approvers/Zoe!", nil, nil)},
 		{op: unassign, name: "an approver removes", status: 403, code: "forbidden", call: as(contosoApprover, "DELETE", "/v1/tenants/contoso/approvers/zoe@contoso.example", nil, nil)},
 		{op: unassign, name: "not onboarded", status: 404, code: "tenant_not_found", call: as(nosuchAdmin, "DELETE", "/v1/tenants/nosuchtenant/approvers/zoe@nosuchtenant.example", nil, nil)},
 		{op: unassign, name: "offboarded", status: 409, code: "tenant_offboarded", call: as(contosoAdmin, "DELETE", "/v1/tenants/contoso/approvers/zoe@contoso.example", nil, offboarded)},
-		{op: unassign, name: "entry unreadable", status: 500, code: "internal", call: as(contosoAdmin, "DELETE", "/v1/tenants/contoso/approvers/zoe@contoso.example", nil, brokenTenant)},
+		{op: unassign, name: "entry unreadable", status: 500, code: "record_unreadable", call: as(contosoAdmin, "DELETE", "/v1/tenants/contoso/approvers/zoe@contoso.example", nil, brokenTenant)},
 
 		{op: search, name: "bad from", status: 400, code: "invalid_from", call: as(auditor, "GET", "/v1/audit?tenant=contoso&from=yesterday", nil, nil)},
 		{op: search, name: "an operator searches", status: 403, code: "forbidden", call: as(alice, "GET", "/v1/audit?tenant=contoso", nil, nil)},
 		{op: search, name: "not onboarded", status: 404, code: "tenant_not_found", call: as(auditor, "GET", "/v1/audit?tenant=nosuchtenant", nil, nil)},
-		{op: search, name: "entry unreadable", status: 500, code: "internal", call: as(contosoAdmin, "GET", "/v1/audit?tenant=contoso", nil, brokenTenant)},
+		{op: search, name: "entry unreadable", status: 500, code: "record_unreadable", call: as(contosoAdmin, "GET", "/v1/audit?tenant=contoso", nil, brokenTenant)},
 
 		{op: export, name: "bad format", status: 400, code: "invalid_format", call: as(auditor, "GET", "/v1/audit/export?tenant=contoso&format=xml", nil, nil)},
 		{op: export, name: "an operator exports", status: 403, code: "forbidden", call: as(alice, "GET", "/v1/audit/export?tenant=contoso", nil, nil)},
@@ -506,7 +508,7 @@ func operationCases() []answerCase {
 		{op: verify, name: "an operator verifies", status: 403, code: "forbidden", call: as(alice, "GET", "/v1/audit/verify?tenant=contoso", nil, nil)},
 		{op: verify, name: "not onboarded", status: 404, code: "tenant_not_found", call: as(auditor, "GET", "/v1/audit/verify?tenant=nosuchtenant", nil, nil)},
 		{op: verify, name: "too many reads", status: 429, code: "too_many_reads", config: busyReads, call: as(auditor, "GET", "/v1/audit/verify?tenant=contoso", nil, nil)},
-		{op: verify, name: "entry unreadable", status: 500, code: "internal", call: as(contosoAdmin, "GET", "/v1/audit/verify?tenant=contoso", nil, brokenTenant)},
+		{op: verify, name: "entry unreadable", status: 500, code: "record_unreadable", call: as(contosoAdmin, "GET", "/v1/audit/verify?tenant=contoso", nil, brokenTenant)},
 	}
 }
 

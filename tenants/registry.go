@@ -22,6 +22,7 @@ import (
 	"github.com/lockbox-oss/lockbox/internal/keys"
 	"github.com/lockbox-oss/lockbox/internal/storedjson"
 	"github.com/lockbox-oss/lockbox/internal/text"
+	"github.com/lockbox-oss/lockbox/internal/unreadable"
 )
 
 // Tenant is a tenant's registry entry: who the tenant is. Lockbox knows a
@@ -87,6 +88,21 @@ func decodeTenant(b []byte) (t Tenant, newer bool, err error) {
 // errNewerEntry is why a registry entry or settings are not used: they
 // hold a field this version does not know.
 var errNewerEntry = errors.New("written by a newer version of Lockbox, which holds fields this version does not know")
+
+// unreadableRecord is the error of tenant's record at key (what names it:
+// "registry entry", "Customer Lockbox settings") that does not decode
+// (cause): a partial write, a value set by hand, a flipped bit. No retry
+// reads it, so it is not the store failing (503, which sends clients and
+// their scripts round in circles): it is fault.ErrUnreadable, code
+// record_unreadable, as for a request whose record does not decode, until
+// an operator repairs the record (deploy/RUNBOOK.md). The message names
+// the record, never its content; the key and the decode error are for the
+// log line of the call that met it.
+func unreadableRecord(what, tenant, key string, cause error) error {
+	fe := fault.New(fault.ErrUnreadable, "record_unreadable",
+		"the %s of tenant %s %s: its stored record does not decode", what, tenant, unreadable.Message)
+	return fmt.Errorf("tenants: %s: %w: %v", key, fe, cause)
+}
 
 // decodeTenantStrict is decodeTenant for the reads that decide who may do
 // what, and for updates: an entry holding a field this version does not
@@ -322,7 +338,7 @@ func (s *Store) get(ctx context.Context, g getter, tenant string) (Tenant, error
 		return Tenant{}, err
 	}
 	if err != nil {
-		return Tenant{}, fmt.Errorf("tenants: registry entry of %s is corrupt: %w", tenant, err)
+		return Tenant{}, unreadableRecord("registry entry", tenant, keys.Tenant(tenant), err)
 	}
 	return t, nil
 }
@@ -734,17 +750,19 @@ func (s *Store) List(ctx context.Context, p identity.Principal) ([]Tenant, error
 	out := make([]Tenant, 0, len(ids))
 	for chunk := range slices.Chunk(ids, 200) {
 		cmds := make([]*redis.StringCmd, 0, len(chunk))
+		read := make([]string, 0, len(chunk)) // the tenant of each of cmds
 		if _, err := s.rdb.Pipelined(ctx, func(pl redis.Pipeliner) error {
 			for _, id := range chunk {
 				if keys.ValidTenant(id) == nil {
 					cmds = append(cmds, pl.Get(ctx, keys.Tenant(id)))
+					read = append(read, id)
 				}
 			}
 			return nil
 		}); err != nil && !errors.Is(err, redis.Nil) {
 			return nil, fault.Unavailable("tenants: list", err)
 		}
-		for _, c := range cmds {
+		for i, c := range cmds {
 			b, err := c.Bytes()
 			if errors.Is(err, redis.Nil) {
 				continue // seen before onboarding existed, not yet adopted
@@ -754,7 +772,9 @@ func (s *Store) List(ctx context.Context, p identity.Principal) ([]Tenant, error
 			}
 			t, _, err := decodeTenant(b)
 			if err != nil {
-				return nil, fault.Unavailable("tenants: list", fmt.Errorf("read %s: %v", c.Args()[1], err))
+				// As a GET of the entry answers: a listing without it would
+				// hide a tenant Lockbox serves from the provider's staff.
+				return nil, unreadableRecord("registry entry", read[i], keys.Tenant(read[i]), err)
 			}
 			out = append(out, t)
 		}

@@ -183,7 +183,7 @@ func (s *Store) lookup(ctx context.Context, g getter, tenant string) (Settings, 
 	v := storedSettings{Settings: Defaults()}
 	newer, err := storedjson.Decode(b, &v)
 	if err != nil {
-		return Settings{}, fmt.Errorf("tenants: settings of %s are corrupt: %w", tenant, err)
+		return Settings{}, unreadableRecord("Customer Lockbox settings", tenant, keys.Settings(tenant), err)
 	}
 	if newer {
 		// A setting this version does not know was stored by a newer
@@ -328,8 +328,11 @@ func entryOf(tenant string, entry []byte) (Tenant, bool, error) {
 		return Tenant{}, false, nil
 	}
 	t, err := decodeTenantStrict(entry)
+	if errors.Is(err, fault.ErrUnavailable) {
+		return Tenant{}, false, err
+	}
 	if err != nil {
-		return Tenant{}, false, fault.Unavailable("tenants: approvers", fmt.Errorf("registry entry of %s: %w", tenant, err))
+		return Tenant{}, false, unreadableRecord("registry entry", tenant, keys.Tenant(tenant), err)
 	}
 	return t, true, nil
 }

@@ -1,0 +1,102 @@
+package api_test
+
+import (
+	"context"
+	"net/http"
+	"testing"
+
+	"github.com/lockbox-oss/lockbox/api/wire"
+	"github.com/lockbox-oss/lockbox/internal/keys"
+)
+
+// TestTenantRecordsThatDoNotDecodeAnswerAlike: a tenant's registry entry
+// or settings that do not decode (cut short, set by hand) made the routes
+// that read them answer 500 "internal" (GET of the entry, the settings,
+// the approvers), others 503 "unavailable" with a Retry-After no retry
+// could honour (changing the settings, filing or approving a request):
+// one record, two answers, neither naming it. Every route now answers it
+// as a request that does not decode is answered, 500 record_unreadable
+// naming the record, and leaves it as it was, while a record a newer
+// version wrote is still 503 unavailable, to be retried on an upgraded
+// replica.
+func TestTenantRecordsThatDoNotDecodeAnswerAlike(t *testing.T) {
+	const cut = `{"id":"`
+	entry := struct{ key, name string }{keys.Tenant("contoso"), "registry entry of tenant contoso cannot be read"}
+	settings := struct{ key, name string }{keys.Settings("contoso"), "Customer Lockbox settings of tenant contoso cannot be read"}
+	onRequest := func(suffix string) func(e *env) string {
+		return func(e *env) string { return filed(e) + suffix }
+	}
+	at := func(path string) func(*env) string { return func(*env) string { return path } }
+	for _, c := range []struct {
+		record struct{ key, name string }
+		name   string
+		who    user
+		method string
+		path   func(e *env) string // the call's path, once the record is as stored
+		body   any
+	}{
+		{entry, "GET the entry", mia, "GET", at("/v1/tenants/contoso"), nil},
+		{entry, "GET it as its user", contosoAdmin, "GET", at("/v1/tenants/contoso"), nil},
+		{entry, "list the tenants", mia, "GET", at("/v1/tenants"), nil},
+		{entry, "PATCH the entry", lara, "PATCH", at("/v1/tenants/contoso"), map[string]string{"display_name": "C"}},
+		{entry, "offboard", lara, "POST", at("/v1/tenants/contoso/offboard"), wire.Offboarding{Reason: "The contract ended"}},
+		{entry, "GET the settings", contosoAdmin, "GET", at("/v1/tenants/contoso/settings"), nil},
+		{entry, "GET the settings as a manager", mia, "GET", at("/v1/tenants/contoso/settings"), nil},
+		{entry, "PUT the settings", contosoAdmin, "PUT", at("/v1/tenants/contoso/settings"), map[string]bool{"lockbox_enabled": true}},
+		{entry, "GET the approvers", contosoAdmin, "GET", at("/v1/tenants/contoso/approvers"), nil},
+		{entry, "assign an approver", contosoAdmin, "PUT", at("/v1/tenants/contoso/approvers/zoe@contoso.example"), nil},
+		{entry, "file a request", alice, "POST", at("/v1/requests"), createBody("contoso", "exchange")},
+		{entry, "list the tenant's requests", mia, "GET", at("/v1/requests?tenant=contoso"), nil},
+		{entry, "approve a request", mia, "POST", onRequest("/approve"), nil},
+		{entry, "search the audit log", contosoAdmin, "GET", at("/v1/audit?tenant=contoso"), nil},
+		{entry, "verify the audit log", contosoAdmin, "GET", at("/v1/audit/verify?tenant=contoso"), nil},
+		{settings, "GET the settings", contosoAdmin, "GET", at("/v1/tenants/contoso/settings"), nil},
+		{settings, "GET the settings as a manager", mia, "GET", at("/v1/tenants/contoso/settings"), nil},
+		{settings, "PUT the settings", contosoAdmin, "PUT", at("/v1/tenants/contoso/settings"), map[string]bool{"lockbox_enabled": true}},
+		{settings, "approve a request", mia, "POST", onRequest("/approve"), nil},
+	} {
+		t.Run(c.record.key+"/"+c.name, func(t *testing.T) {
+			e := newEnv(t)
+			path := c.path(e)
+			if err := e.rdb.Set(context.Background(), c.record.key, cut, 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+			r := e.do(c.who, c.method, path, c.body)
+			wantError(t, r, http.StatusInternalServerError, "record_unreadable", c.record.name)
+			if v := r.header.Values("Retry-After"); v != nil {
+				t.Errorf("Retry-After %q: no retry reads the record", v)
+			}
+			if got, err := e.rdb.Get(context.Background(), c.record.key).Result(); err != nil || got != cut {
+				t.Errorf("%s stored as %q (%v), want it left as it was", c.record.key, got, err)
+			}
+		})
+	}
+
+	// A record a newer version wrote is another matter: an upgraded
+	// replica reads it, so it is still the 503 to retry, reads and
+	// changes alike.
+	for _, c := range []struct {
+		key    string
+		who    user
+		method string
+		path   string
+		body   any
+	}{
+		{keys.Tenant("contoso"), contosoAdmin, "GET", "/v1/tenants/contoso/approvers", nil},
+		{keys.Tenant("contoso"), alice, "POST", "/v1/requests", createBody("contoso", "exchange")},
+		{keys.Settings("contoso"), contosoAdmin, "GET", "/v1/tenants/contoso/settings", nil},
+		{keys.Settings("contoso"), contosoAdmin, "PUT", "/v1/tenants/contoso/settings", map[string]bool{"lockbox_enabled": true}},
+	} {
+		t.Run("newer "+c.key+"/"+c.method+" "+c.path, func(t *testing.T) {
+			e := newEnv(t)
+			if c.key == keys.Settings("contoso") {
+				// Settings nobody changed are not stored: store them.
+				decode[wire.Settings](t, e.do(contosoAdmin, "PUT", "/v1/tenants/contoso/settings", map[string]any{"lockbox_enabled": true, "notification_addresses": []string{"sec@contoso.example"}}), http.StatusOK)
+			}
+			newer(e, c.key)
+			r := e.do(c.who, c.method, c.path, c.body)
+			wantError(t, r, http.StatusServiceUnavailable, "unavailable", "")
+			retryAfter(t, r)
+		})
+	}
+}

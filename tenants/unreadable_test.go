@@ -1,0 +1,95 @@
+package tenants_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lockbox-oss/lockbox/internal/clock"
+	"github.com/lockbox-oss/lockbox/internal/fault"
+	"github.com/lockbox-oss/lockbox/internal/keys"
+	"github.com/lockbox-oss/lockbox/tenants"
+)
+
+// TestRecordsThatDoNotDecodeAreUnreadable: a registry entry or settings
+// that do not decode (a partial write, a hand edit) failed some reads with
+// a bare error (500 "internal error") and others, and every change, as
+// the store being unavailable (503, which sends clients to retry what no
+// retry reads). Every read of either now fails alike: fault.ErrUnreadable,
+// code record_unreadable, naming the record (as for a request that does
+// not decode), never the store's failure; and nothing is written over it.
+func TestRecordsThatDoNotDecodeAreUnreadable(t *testing.T) {
+	ctx := context.Background()
+	name := "Contoso Ltd"
+	cases := []struct {
+		record string // "registry entry" or "settings"
+		call   string
+		do     func(s *tenants.Store) error
+	}{
+		{"registry entry", "Get", func(s *tenants.Store) error { _, err := s.Get(ctx, "contoso"); return err }},
+		{"registry entry", "Tenant", func(s *tenants.Store) error { _, err := s.Tenant(ctx, manager, "contoso"); return err }},
+		{"registry entry", "Tenant for its user", func(s *tenants.Store) error { _, err := s.Tenant(ctx, admin, "contoso"); return err }},
+		{"registry entry", "List", func(s *tenants.Store) error { _, err := s.List(ctx, lara); return err }},
+		{"registry entry", "List for its user", func(s *tenants.Store) error { _, err := s.List(ctx, admin); return err }},
+		{"registry entry", "Active", func(s *tenants.Store) error { return s.Active(ctx, "contoso") }},
+		{"registry entry", "IsUser", func(s *tenants.Store) error { _, err := s.IsUser(ctx, "contoso", admin.Subject); return err }},
+		{"registry entry", "IsApprover", func(s *tenants.Store) error { _, err := s.IsApprover(ctx, "contoso", approver.Subject); return err }},
+		{"registry entry", "AssignedApprovers", func(s *tenants.Store) error { _, err := s.AssignedApprovers(ctx, "contoso"); return err }},
+		{"registry entry", "Approvers", func(s *tenants.Store) error { _, err := s.Approvers(ctx, admin, "contoso"); return err }},
+		{"registry entry", "Approvers for a manager", func(s *tenants.Store) error { _, err := s.Approvers(ctx, manager, "contoso"); return err }},
+		{"registry entry", "Settings", func(s *tenants.Store) error { _, err := s.Settings(ctx, admin, "contoso"); return err }},
+		{"registry entry", "UpdateTenant", func(s *tenants.Store) error {
+			_, err := s.UpdateTenant(ctx, lara, "", "contoso", tenants.TenantUpdate{DisplayName: &name})
+			return err
+		}},
+		{"registry entry", "PutSettings", func(s *tenants.Store) error {
+			_, err := s.PutSettings(ctx, admin, "", "contoso", tenants.Settings{LockboxEnabled: true})
+			return err
+		}},
+		{"registry entry", "AddApprover", func(s *tenants.Store) error { return s.AddApprover(ctx, admin, "", "contoso", "zoe@contoso.example") }},
+		{"settings", "Lookup", func(s *tenants.Store) error { _, err := s.Lookup(ctx, "contoso"); return err }},
+		{"settings", "LockboxEnabled", func(s *tenants.Store) error { _, err := s.LockboxEnabled(ctx, "contoso"); return err }},
+		{"settings", "SettingsCache.Lookup", func(s *tenants.Store) error {
+			c := tenants.NewSettingsCache(s, time.Second, clock.NewFake(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)).Now)
+			_, err := c.Lookup(ctx, "contoso")
+			return err
+		}},
+		{"settings", "Settings", func(s *tenants.Store) error { _, err := s.Settings(ctx, admin, "contoso"); return err }},
+		{"settings", "PutSettings", func(s *tenants.Store) error {
+			_, err := s.PutSettings(ctx, admin, "", "contoso", tenants.Settings{LockboxEnabled: true})
+			return err
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.record+"/"+c.call, func(t *testing.T) {
+			rdb := testRedis(t)
+			s, _ := newStoreOn(t, rdb)
+			// An assignment, so that the approver reads get as far as the
+			// entry (a set without the user is answered without it).
+			if err := s.AddApprover(ctx, admin, "", "contoso", approver.Subject); err != nil {
+				t.Fatal(err)
+			}
+			key, what := keys.Tenant("contoso"), "registry entry of tenant contoso"
+			if c.record == "settings" {
+				key, what = keys.Settings("contoso"), "Customer Lockbox settings of tenant contoso"
+			}
+			const cut = `{"id":"`
+			if err := rdb.Set(ctx, key, cut, 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+			err := c.do(s)
+			fe, ok := errors.AsType[*fault.Error](err)
+			if !ok || !errors.Is(err, fault.ErrUnreadable) || errors.Is(err, fault.ErrUnavailable) || fe.Code != "record_unreadable" {
+				t.Fatalf("error %v (%T), want record_unreadable and not the store's failure", err, err)
+			}
+			if !strings.Contains(fe.Message, what+" cannot be read") {
+				t.Errorf("message %q does not name the %s", fe.Message, what)
+			}
+			if got, err := rdb.Get(ctx, key).Result(); err != nil || got != cut {
+				t.Errorf("%s stored as %q (%v) after the call, want it left as it was", key, got, err)
+			}
+		})
+	}
+}
