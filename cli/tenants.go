@@ -26,14 +26,21 @@ func (e *env) tenantCommand() *cobra.Command {
 		e.tenantShowCommand("show ID"), e.tenantUpdateCommand(), e.offboardCommand(), settings)
 }
 
-// offboardCommand is "tenant offboard ID --reason TEXT". It asks for no
-// confirmation, as no other command does: lockboxctl is scripted, and the
-// reason it requires is the deliberate step. Running it again is harmless
-// (the server answers the first offboarding).
+// offboardCommand is "tenant offboard ID --reason TEXT [--if-match ETAG]".
+// It asks for no confirmation, as no other command does: lockboxctl is
+// scripted, and the reason it requires is the deliberate step. Running it
+// again is harmless (the server answers the first offboarding).
+//
+// An administrator who decided on the entry as "tenant show" printed it
+// passes the ETag it printed with --if-match: the server then offboards
+// the tenant only if nobody changed the entry since (its domains or
+// global administrators, which say whose requests are ended), else nothing
+// is done. Without it the tenant is offboarded whatever its entry is now,
+// as before the flag existed.
 func (e *env) offboardCommand() *cobra.Command {
-	var reason string
+	var reason, ifMatch string
 	cmd := &cobra.Command{
-		Use: "offboard ID --reason TEXT",
+		Use: "offboard ID --reason TEXT [--if-match ETAG]",
 		Short: "offboard a tenant that left: revoke its access, cancel its pending requests, refuse new ones; " +
 			"its audit log stays readable (the provider's Lockbox administrators)",
 		Args:              args("ID"),
@@ -42,11 +49,31 @@ func (e *env) offboardCommand() *cobra.Command {
 			if strings.TrimSpace(reason) == "" {
 				return e.usage("missing --reason")
 			}
+			etag := ""
+			if cmd.Flags().Changed("if-match") {
+				// An unset shell variable must not turn the condition
+				// into an unconditional offboarding.
+				if etag = quoteETag(ifMatch); etag == "" {
+					return e.usage("--if-match needs the ETag 'lockboxctl tenant show %s' prints", pos[0])
+				}
+			}
 			c, err := e.client()
 			if err != nil {
 				return err
 			}
-			t, err := c.Offboard(e.ctx, pos[0], reason)
+			var t wire.Tenant
+			if etag == "" {
+				t, err = c.Offboard(e.ctx, pos[0], reason)
+			} else {
+				t, err = c.OffboardIfMatch(e.ctx, pos[0], reason, etag)
+			}
+			if apiErr, ok := errors.AsType[*client.APIError](err); ok && apiErr.Status == http.StatusPreconditionFailed && apiErr.Code == client.CodeTenantChanged {
+				// One line, in the command's terms: what to run to see
+				// the entry as it is now.
+				changed := *apiErr
+				changed.Message = fmt.Sprintf("the registry entry of tenant %s changed since the ETag %s was read; nothing was done: run 'lockboxctl tenant show %s' and offboard it with its new ETag if you still mean to", pos[0], etag, pos[0])
+				return &changed
+			}
 			if err != nil {
 				return err
 			}
@@ -54,8 +81,21 @@ func (e *env) offboardCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&reason, "reason", "", "why the tenant is offboarded (kept in its registry entry and audit log)")
+	cmd.Flags().StringVar(&ifMatch, "if-match", "", `offboard only if the registry entry is still the revision whose ETag 'tenant show' printed ("7" or 7); if anyone changed it since, nothing is done (exit 3)`)
 	limitChars(cmd.Flags(), "reason", maxOffboardReasonChars)
 	return cmd
+}
+
+// quoteETag returns the ETag v names as the API wants it, quotes included:
+// "tenant show" prints "7", which a shell strips to 7 unless it is quoted
+// again, so a bare revision number is quoted here. Anything else is sent
+// as given, for the server to judge; blank is "".
+func quoteETag(v string) string {
+	v = strings.TrimSpace(v)
+	if v != "" && strings.Trim(v, "0123456789") == "" {
+		return `"` + v + `"`
+	}
+	return v
 }
 
 func (e *env) approverCommand() *cobra.Command {
@@ -178,11 +218,19 @@ func (e *env) showTenant(id string) error {
 	if err != nil {
 		return err
 	}
-	t, err := c.Tenant(e.ctx, id)
+	t, etag, err := c.TenantETag(e.ctx, id)
 	if err != nil {
 		return err
 	}
-	return e.emit(t, nil, func(w io.Writer) error { return printTenant(w, t) })
+	return e.emit(t, nil, func(w io.Writer) error {
+		if etag == "" {
+			// A server from before registry entries had revisions.
+			return printTenant(w, t)
+		}
+		// What "tenant offboard --if-match" takes, to offboard the entry
+		// as shown here.
+		return printTenant(w, t, [2]string{"ETag:", cell(etag)})
+	})
 }
 
 // describeTenant is "describe tenant ID": the registry entry with the

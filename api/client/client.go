@@ -595,14 +595,38 @@ func (c *Client) Onboard(ctx context.Context, in wire.Onboarding) (wire.Onboarde
 
 // Offboard ends the provider's relationship with tenant, saying why (the
 // provider's Lockbox administrators only), and returns its registry entry
-// as offboarded. Offboarding a tenant again answers the first offboarding.
+// as offboarded, whatever the entry is now. Offboarding a tenant again
+// answers the first offboarding. To offboard the entry as it was read,
+// read it with TenantETag and offboard it with OffboardIfMatch.
 func (c *Client) Offboard(ctx context.Context, tenant, reason string) (wire.Tenant, error) {
+	return c.offboard(ctx, tenant, reason, "")
+}
+
+// OffboardIfMatch is Offboard only if the registry entry's ETag is still
+// etag, as TenantETag returned it: if anyone saved a change since, nothing
+// is done and the error is an *APIError with Status 412 and Code
+// CodeTenantChanged. A tenant already offboarded is answered as Offboard
+// answers it, whatever etag. An empty etag is refused before anything is
+// sent.
+func (c *Client) OffboardIfMatch(ctx context.Context, tenant, reason, etag string) (wire.Tenant, error) {
+	if etag == "" {
+		return wire.Tenant{}, errors.New("client: OffboardIfMatch needs the ETag the tenant was read with")
+	}
+	return c.offboard(ctx, tenant, reason, etag)
+}
+
+// offboard sends POST offboard, with If-Match: etag unless it is empty.
+func (c *Client) offboard(ctx context.Context, tenant, reason, etag string) (wire.Tenant, error) {
 	p, err := join("/v1/tenants", tenant)
 	if err != nil {
 		return wire.Tenant{}, err
 	}
+	var hdr http.Header
+	if etag != "" {
+		hdr = http.Header{"If-Match": {etag}}
+	}
 	var t wire.Tenant
-	err = c.do(ctx, http.MethodPost, p+"/offboard", nil, wire.Offboarding{Reason: reason}, &t)
+	_, err = c.doHeaders(ctx, http.MethodPost, p+"/offboard", nil, hdr, wire.Offboarding{Reason: reason}, &t)
 	return t, err
 }
 

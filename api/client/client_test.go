@@ -1204,3 +1204,37 @@ func TestPageIsNoAnswer(t *testing.T) {
 		}
 	}
 }
+
+// TestOffboardIfMatch: OffboardIfMatch sends the ETag TenantETag returned
+// as If-Match and returns the server's 412 as an *APIError with
+// CodeTenantChanged; Offboard sends none, and an empty ETag is refused
+// before anything is sent rather than offboard unconditionally.
+func TestOffboardIfMatch(t *testing.T) {
+	ctx := context.Background()
+	const offboarded = `{"id":"contoso","state":"offboarded","offboarded":{"at":"2026-03-04T10:00:00Z","by":"lara@provider.example","reason":"r"}}`
+	f := &fake{body: offboarded}
+	c := newClient(t, f)
+	out, err := c.OffboardIfMatch(ctx, "contoso", "r", `"3"`)
+	if err != nil || out.Offboarded == nil {
+		t.Fatalf("OffboardIfMatch = %+v, %v", out, err)
+	}
+	if got := f.last(t); got.Method != "POST" || got.Path != "/v1/tenants/contoso/offboard" || got.IfMatch != `"3"` || got.Body != `{"reason":"r"}` {
+		t.Fatalf("POST = %+v", got)
+	}
+
+	f = &fake{status: http.StatusPreconditionFailed, body: `{"error":{"code":"tenant_changed","message":"read it again"}}`}
+	c = newClient(t, f)
+	_, err = c.OffboardIfMatch(ctx, "contoso", "r", `"3"`)
+	if apiErr, ok := errors.AsType[*APIError](err); !ok || apiErr.Status != http.StatusPreconditionFailed || apiErr.Code != CodeTenantChanged {
+		t.Fatalf("412 = %v, want an *APIError with %s", err, CodeTenantChanged)
+	}
+
+	f = &fake{body: offboarded}
+	c = newClient(t, f)
+	if _, err := c.Offboard(ctx, "contoso", "r"); err != nil || f.last(t).IfMatch != "" {
+		t.Fatalf("Offboard sent If-Match %q (%v)", f.last(t).IfMatch, err)
+	}
+	if _, err := c.OffboardIfMatch(ctx, "contoso", "r", ""); err == nil || len(f.calls) != 1 {
+		t.Fatalf("an empty ETag was sent as an unconditional offboarding: %v", err)
+	}
+}
