@@ -79,6 +79,10 @@ type Requests interface {
 // implements it.
 type Tenants interface {
 	Onboard(ctx context.Context, p identity.Principal, clientIP string, in tenants.Onboarding) (tenants.Tenant, tenants.Settings, error)
+	// OnboardIfAbsent is Onboard refused as a failed precondition
+	// (tenant_exists, 412) when the id has a registry entry: the
+	// onboarding sent with If-None-Match: *.
+	OnboardIfAbsent(ctx context.Context, p identity.Principal, clientIP string, in tenants.Onboarding) (tenants.Tenant, tenants.Settings, error)
 	UpdateTenantIf(ctx context.Context, p identity.Principal, clientIP, tenant string, u tenants.TenantUpdate, ifRevision int64) (tenants.Tenant, error)
 	Tenant(ctx context.Context, p identity.Principal, tenant string) (tenants.Tenant, error)
 	List(ctx context.Context, p identity.Principal) ([]tenants.Tenant, error)

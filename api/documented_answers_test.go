@@ -425,10 +425,14 @@ func operationCases() []answerCase {
 		{op: activity, name: "record unreadable", status: 500, code: "record_unreadable", call: onFiled(mia, "GET", "/activity", nil, unreadable)},
 
 		{op: onboard, name: "no domains", status: 400, code: "invalid_tenant", call: as(lara, "POST", "/v1/tenants", map[string]any{"id": "northwind", "display_name": "N"}, nil)},
+		{op: onboard, name: "If-None-Match a tag", status: 400, code: "invalid_if_none_match", call: as(lara, "POST", "/v1/tenants", onboardBody, nil, withHeader("If-None-Match", `"1"`))},
 		{op: onboard, name: "a manager onboards", status: 403, code: "forbidden", call: as(mia, "POST", "/v1/tenants", onboardBody, nil)},
 		{op: onboard, name: "onboarded already", status: 409, code: "tenant_exists", call: as(lara, "POST", "/v1/tenants", onboardBody, func(e *env) {
 			decode[wire.OnboardedTenant](e.t, e.do(lara, "POST", "/v1/tenants", onboardBody), http.StatusCreated)
 		})},
+		{op: onboard, name: "If-None-Match * for an id onboarded", status: 412, code: "tenant_exists", call: as(lara, "POST", "/v1/tenants", onboardBody, func(e *env) {
+			decode[wire.OnboardedTenant](e.t, e.do(lara, "POST", "/v1/tenants", onboardBody), http.StatusCreated)
+		}, withHeader("If-None-Match", "*"))},
 
 		{op: tenants, name: "tenant entry unreadable", status: 500, code: "record_unreadable", call: as(contosoAdmin, "GET", "/v1/tenants", nil, brokenTenant)},
 		{op: tenants, name: "an entry unreadable, all tenants", status: 500, code: "record_unreadable", call: as(mia, "GET", "/v1/tenants", nil, brokenTenant)},

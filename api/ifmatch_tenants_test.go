@@ -87,3 +87,55 @@ func noContent(t *testing.T, r result) {
 		t.Fatalf("status = %d, want 204; body: %s", r.status, r.body)
 	}
 }
+
+// TestOnboardingHonoursIfNoneMatch: onboarding ignored If-None-Match, so
+// a client that sent "*" (create, never overwrite: RFC 9110 13.1.2) got
+// 409 for an id already taken, not the 412 its condition failing is, and
+// one that sent a tag had it ignored. "*" now onboards only an id without
+// a registry entry (412 tenant_exists otherwise, offboarded or not, with
+// nothing written); any other value is 400 invalid_if_none_match, as a
+// tag in If-Match is, since a tenant not yet onboarded has no ETag. The
+// right and the body are judged first.
+func TestOnboardingHonoursIfNoneMatch(t *testing.T) {
+	e := newEnv(t)
+	northwind := wire.Onboarding{ID: "northwind", DisplayName: "Northwind", Domains: []string{"northwind.example"}, GlobalAdmins: []string{"admin@northwind.example"}}
+	again := northwind
+	again.DisplayName = "Northwind Traders"
+	contoso := wire.Onboarding{ID: "contoso", DisplayName: "Contoso", Domains: []string{"contoso.example"}}
+	offboardedOne := wire.Onboarding{ID: "tailspin", DisplayName: "Tailspin", Domains: []string{"tailspin.example"}}
+	decode[wire.OnboardedTenant](t, e.do(lara, "POST", "/v1/tenants", offboardedOne), http.StatusCreated)
+	decode[wire.Tenant](t, e.do(lara, "POST", "/v1/tenants/tailspin/offboard", wire.Offboarding{Reason: "The contract ended"}), http.StatusOK)
+
+	for _, c := range []struct {
+		name        string
+		who         user
+		body        wire.Onboarding
+		ifNoneMatch string
+		status      int
+		code        string
+	}{
+		{"a tag", lara, northwind, `"1"`, http.StatusBadRequest, "invalid_if_none_match"},
+		{"a weak tag", lara, northwind, `W/"1"`, http.StatusBadRequest, "invalid_if_none_match"},
+		{"star and a tag", lara, northwind, `*, "1"`, http.StatusBadRequest, "invalid_if_none_match"},
+		{"without the right", mia, contoso, "*", http.StatusForbidden, "forbidden"},
+		{"an invalid body for a taken id", lara, wire.Onboarding{ID: "contoso"}, "*", http.StatusBadRequest, "invalid_tenant"},
+		{"an id onboarded", lara, contoso, "*", http.StatusPreconditionFailed, "tenant_exists"},
+		{"an id offboarded", lara, offboardedOne, "*", http.StatusPreconditionFailed, "tenant_exists"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			wantError(t, e.do(c.who, "POST", "/v1/tenants", c.body, withHeader("If-None-Match", c.ifNoneMatch)), c.status, c.code, "")
+		})
+	}
+	// Nothing was onboarded under a refused condition, and without the
+	// header a taken id is the conflict it was.
+	wantError(t, e.do(lara, "GET", "/v1/tenants/northwind", nil), http.StatusNotFound, "tenant_not_found", "")
+	wantError(t, e.do(lara, "POST", "/v1/tenants", contoso), http.StatusConflict, "tenant_exists", "")
+
+	// "*" onboards an id that has no entry, once: the second is refused
+	// and leaves the first as it was.
+	decode[wire.OnboardedTenant](t, e.do(lara, "POST", "/v1/tenants", northwind, withHeader("If-None-Match", "*")), http.StatusCreated)
+	wantError(t, e.do(lara, "POST", "/v1/tenants", again, withHeader("If-None-Match", "*")), http.StatusPreconditionFailed, "tenant_exists", "northwind")
+	if got := decode[wire.Tenant](t, e.do(lara, "GET", "/v1/tenants/northwind", nil), http.StatusOK); got.DisplayName != northwind.DisplayName {
+		t.Fatalf("northwind is %q after a refused onboarding, want %q", got.DisplayName, northwind.DisplayName)
+	}
+}

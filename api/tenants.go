@@ -21,11 +21,19 @@ func (s *server) onboardTenant(w http.ResponseWriter, r *http.Request, p identit
 	if err := noIfMatch(r.Header, noTenantETag); err != nil {
 		return err
 	}
+	ifAbsent, err := ifNoneMatchAny(r.Header)
+	if err != nil {
+		return err
+	}
 	var in wire.Onboarding
 	if err := s.decode(w, r, &in, false); err != nil {
 		return err
 	}
-	t, st, err := s.cfg.Tenants.Onboard(r.Context(), p, peer.IP(r), onboarding(in))
+	onboard := s.cfg.Tenants.Onboard
+	if ifAbsent {
+		onboard = s.cfg.Tenants.OnboardIfAbsent
+	}
+	t, st, err := onboard(r.Context(), p, peer.IP(r), onboarding(in))
 	if err != nil {
 		return err
 	}
@@ -252,6 +260,26 @@ func (s *server) approverCall(w http.ResponseWriter, r *http.Request, p identity
 		return err
 	}
 	return s.noBody(w, r)
+}
+
+// ifNoneMatchAny reads the If-None-Match of an onboarding: true for "*",
+// which makes it conditional on the id having no registry entry yet. RFC
+// 9110 13.1.2 makes "*" false when the target has a current
+// representation, and a change whose condition is false 412 rather than
+// made: ignored, the header left a client that asked "create, never
+// overwrite" to tell a 409 from its own condition failing. A tenant not
+// yet onboarded has no ETag, so a tag can't name anything the client
+// read: any other value is refused, as noIfMatch refuses one.
+func ifNoneMatchAny(h http.Header) (bool, error) {
+	vals := h.Values("If-None-Match")
+	if len(vals) == 0 {
+		return false, nil
+	}
+	if strings.TrimSpace(strings.Join(vals, ",")) == "*" {
+		return true, nil
+	}
+	return false, httperr.New(http.StatusBadRequest, "invalid_if_none_match",
+		`If-None-Match is taken here only as "*", to onboard an id that has no registry entry yet: %s`, noTenantETag)
 }
 
 // Why a route refuses any If-Match but "*" (noIfMatch), for its message.

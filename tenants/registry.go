@@ -389,6 +389,21 @@ func canView(p identity.Principal, tenant string) error {
 // with its switch set as in.LockboxEnabled (on when nil). Onboarding a
 // tenant twice is a conflict.
 func (s *Store) Onboard(ctx context.Context, p identity.Principal, clientIP string, in Onboarding) (Tenant, Settings, error) {
+	return s.onboard(ctx, p, clientIP, in, false)
+}
+
+// OnboardIfAbsent is Onboard for a caller that made the onboarding
+// conditional on the id having no registry entry yet (HTTP's
+// If-None-Match: *): an id that has one, whatever it holds (a tenant
+// onboarded, offboarded, or an entry that does not decode), is
+// fault.ErrPrecondition "tenant_exists" instead of Onboard's conflict, and
+// nothing is written. The check is the onboarding transaction's own, so
+// of two such onboardings sent at once one is refused.
+func (s *Store) OnboardIfAbsent(ctx context.Context, p identity.Principal, clientIP string, in Onboarding) (Tenant, Settings, error) {
+	return s.onboard(ctx, p, clientIP, in, true)
+}
+
+func (s *Store) onboard(ctx context.Context, p identity.Principal, clientIP string, in Onboarding, ifAbsent bool) (Tenant, Settings, error) {
 	if err := canAdminister(p); err != nil {
 		return Tenant{}, Settings{}, err
 	}
@@ -420,6 +435,10 @@ func (s *Store) Onboard(ctx context.Context, p identity.Principal, clientIP stri
 		n, err := tx.Exists(ctx, key).Result()
 		if err != nil {
 			return err
+		}
+		if n > 0 && ifAbsent {
+			return fault.New(fault.ErrPrecondition, "tenant_exists",
+				"tenant %s already has a registry entry, and the onboarding was to be made only for an id that has none; nothing was written", t.ID)
 		}
 		if n > 0 {
 			if cur, err := s.get(ctx, tx, t.ID); err == nil && cur.Offboarded != nil {
