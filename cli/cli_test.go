@@ -941,6 +941,12 @@ func TestCommands(t *testing.T) {
 			},
 		},
 		{
+			name:      "audit search takes the RFC 3339 spellings with a space and a lower-case z",
+			args:      []string{"audit", "search", "--tenant", "contoso", "--from", "2026-01-02 08:00:00z", "--to", "2026-01-03 10:00:00+01:00"},
+			wantCalls: []call{{Method: "GET", Path: "/v1/audit", Query: "from=2026-01-02T08%3A00%3A00Z&tenant=contoso&to=2026-01-03T09%3A00%3A00Z"}},
+			wantOut:   []string{"Set-AccessToCustomerDataRequest"},
+		},
+		{
 			name:      "audit search refuses a bad time",
 			args:      []string{"audit", "search", "--tenant", "contoso", "--from", "yesterday"},
 			wantCode:  2,
@@ -1149,6 +1155,28 @@ func TestCommands(t *testing.T) {
 			wantCalls: []call{},
 			wantErr:   []string{`-ApprovalStatus "open" must be one of Pending, Approved, Denied, Canceled, Expired, Revoked, Completed`},
 			notErr:    []string{"Usage:"},
+		},
+		{
+			// Microsoft documents -CreatedAfter in UTC as
+			// "2021-05-06 14:30:00z": a space for the "T" and a lower-case
+			// "z", both RFC 3339 spellings (section 5.6).
+			name:      "Get-AccessToCustomerDataRequest -CreatedAfter as Microsoft documents it",
+			args:      []string{"Get-AccessToCustomerDataRequest", "-ApprovalStatus", "Approved", "-CreatedAfter", "2021-05-06 14:30:00z"},
+			wantCalls: []call{{Method: "GET", Path: "/v1/requests", Query: "created_after=2021-05-06T14%3A30%3A00Z&state=approved"}},
+		},
+		{
+			name:      "Get-AccessToCustomerDataRequest -CreatedAfter with a lower-case t and an offset",
+			args:      []string{"Get-AccessToCustomerDataRequest", "-CreatedAfter:2021-05-06t16:30:00+02:00", "-ApprovalStatus:Denied"},
+			wantCalls: []call{{Method: "GET", Path: "/v1/requests", Query: "created_after=2021-05-06T14%3A30%3A00Z&state=denied"}},
+		},
+		{
+			// Without a zone, the time would be read in the zone the
+			// command runs in: refused, as before.
+			name:      "Get-AccessToCustomerDataRequest -CreatedAfter without a zone",
+			args:      []string{"Get-AccessToCustomerDataRequest", "-CreatedAfter", "2021-05-06 14:30:00"},
+			wantCode:  2,
+			wantCalls: []call{},
+			wantErr:   []string{`-CreatedAfter "2021-05-06 14:30:00" must be an RFC 3339 time`},
 		},
 		{
 			name:      "Get-AccessToCustomerDataRequest bad time",

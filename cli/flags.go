@@ -60,17 +60,42 @@ func (l *listValue) Set(s string) error {
 
 // parseTime reads an RFC 3339 time or a date (its start, UTC).
 func parseTime(s string) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
+	if t, err := parseRFC3339(s); err == nil {
 		return t, nil
 	}
 	return time.Parse(time.DateOnly, s)
+}
+
+// parseRFC3339 reads an RFC 3339 time in each spelling the RFC allows
+// (section 5.6): a "t" or a space between date and time, a "z" for UTC.
+// Microsoft documents Get-AccessToCustomerDataRequest -CreatedAfter as
+// "2021-05-06 14:30:00z", which admins copy; Go's time.RFC3339 layout
+// reads only the "T" and "Z" spelling. A time without a zone is still
+// refused: it would be read in whichever zone the command ran in.
+func parseRFC3339(s string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339, s)
+	if err == nil || len(s) <= len(time.DateOnly) {
+		return t, err
+	}
+	b := []byte(s)
+	switch b[len(time.DateOnly)] {
+	case ' ', 't':
+		b[len(time.DateOnly)] = 'T'
+	}
+	if b[len(b)-1] == 'z' {
+		b[len(b)-1] = 'Z'
+	}
+	if t2, err2 := time.Parse(time.RFC3339, string(b)); err2 == nil {
+		return t2, nil
+	}
+	return t, err
 }
 
 // parseUpperTime reads an inclusive upper bound: an RFC 3339 time, or a
 // date meaning the whole of that day (UTC), as the console's date filters
 // do, so "--to 2026-11-30" includes the 30th.
 func parseUpperTime(s string) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
+	if t, err := parseRFC3339(s); err == nil {
 		return t, nil
 	}
 	d, err := time.Parse(time.DateOnly, s)

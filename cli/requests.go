@@ -561,7 +561,8 @@ func (e *env) powershellCommands() []*cobra.Command {
                            Approved, Denied, Canceled, Expired, Revoked, Completed, or a
                            Lockbox state such as pending_customer (also --approval-status, --state)
   -CreatedAfter TIME       only requests created after TIME: a date (2026-01-02) or an RFC 3339
-                           time (2026-01-02T15:04:05Z) (also --created-after)
+                           time (2026-01-02T15:04:05Z, or as Microsoft writes it in UTC,
+                           "2026-01-02 15:04:05z") (also --created-after)
   -RequestId ID            show this request and its history (also --request-id)
   --tenant T               only this tenant's requests
   --limit N                at most N requests a page (the server's default when 0)
