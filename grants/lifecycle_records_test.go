@@ -184,6 +184,11 @@ func TestLifecycleRecords(t *testing.T) {
 				if w.decisionParameters && (len(rec.Parameters) < 2 || rec.Parameters[1] != (record.Parameter{Name: "ApprovalDecision", Value: w.decision})) {
 					t.Errorf("%s reads parameters %v, want ApprovalDecision %s", v.who, rec.Parameters, w.decision)
 				}
+				// A decision carries Set-AccessToCustomerDataRequest's
+				// own parameters: -RequestId names the request there.
+				if w.decisionParameters && (len(rec.Parameters) < 3 || rec.Parameters[2] != (record.Parameter{Name: "RequestId", Value: r.ID})) {
+					t.Errorf("%s reads parameters %v, want RequestId %s after ApprovalDecision", v.who, rec.Parameters, r.ID)
+				}
 				if !w.timeDriven && rec.CreationTime.After(e.clock.Now()) {
 					t.Errorf("%s reads CreationTime %v after now %v", v.who, rec.CreationTime, e.clock.Now())
 				}

@@ -1247,7 +1247,14 @@ func recordFor(r Request, ev Event, committed time.Time) record.Record {
 		if ev.From == StatePendingManager {
 			rec.Operation = record.OpManagerDecision
 		}
-		params = append(params, record.Parameter{Name: "ApprovalDecision", Value: rec.ApprovalDecision})
+		// Set-AccessToCustomerDataRequest names its request -RequestId,
+		// not -Identity, and Exchange admin records carry the parameters
+		// a cmdlet was given: a SIEM rule written for Microsoft 365's
+		// records looks the request up there. Identity stays first, as
+		// in every other record of a request.
+		params = append(params,
+			record.Parameter{Name: "ApprovalDecision", Value: rec.ApprovalDecision},
+			record.Parameter{Name: "RequestId", Value: r.ID})
 	case ActionCancel:
 		rec.Operation = record.OpCancelRequest
 	case ActionRevoke:

@@ -171,7 +171,7 @@ func TestLifecycleAuditAndGrant(t *testing.T) {
 		dec.ObjectId != r.ID || dec.ClientIP != "198.51.100.4" || dec.Comment != "comment approve" ||
 		dec.OrganizationId != e.orgID(t, "contoso") || dec.LockboxTenant != "contoso" || !dec.CreationTime.Equal(approvedAt.Truncate(time.Second)) ||
 		dec.ProviderUserId != "" || dec.RecordType != record.RecordTypeExchangeAdmin || dec.UserType != record.UserTypeRegular ||
-		dec.UserKey != "adam@contoso.example" || fmt.Sprint(dec.Parameters) != fmt.Sprintf("[{Identity %s} {ApprovalDecision Approve} {Comment comment approve}]", r.ID) {
+		dec.UserKey != "adam@contoso.example" || fmt.Sprint(dec.Parameters) != fmt.Sprintf("[{Identity %s} {ApprovalDecision Approve} {RequestId %s} {Comment comment approve}]", r.ID, r.ID) {
 		t.Fatalf("decision record = %+v", dec)
 	}
 	mgr := recs[2]
