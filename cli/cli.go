@@ -81,7 +81,9 @@ const (
 	// allows it (409: decided by someone else first, an open request
 	// already there; not 409 "conflict", which asks for a retry), or it
 	// changed since the command read it (412,
-	// nothing written) — so a script can tell "no" from "broken". Such an
+	// nothing written), or lockboxctl declined itself once it read what
+	// the command named (refusedError) — so a script can tell "no" from
+	// "broken". Such an
 	// answer without the API's error document is some other server's:
 	// exitError.
 	exitRefused = 3
@@ -199,6 +201,13 @@ type usageError struct {
 
 func (e *usageError) Error() string { return e.msg }
 
+// refusedError is a call lockboxctl declines itself once it read what
+// the command named, where the API would have no reason to (exit 3, as
+// for the API's refusals): nothing was changed.
+type refusedError struct{ msg string }
+
+func (e *refusedError) Error() string { return e.msg }
+
 // usage returns a usage error of the command being run.
 func (e *env) usage(format string, args ...any) error {
 	return &usageError{cmd: e.cmd, msg: fmt.Sprintf(format, args...)}
@@ -223,6 +232,10 @@ func (e *env) report(err error) int {
 			fmt.Fprintf(e.stderr, "lockboxctl: %s\nsee '%s --help'\n", clean(ue.msg), ue.cmd.CommandPath())
 		}
 		return exitUsage
+	}
+	if re, ok := errors.AsType[*refusedError](err); ok {
+		fmt.Fprintf(e.stderr, "lockboxctl: %s\n", clean(re.msg))
+		return exitRefused
 	}
 	var apiErr *client.APIError
 	if errors.As(err, &apiErr) {

@@ -1198,6 +1198,69 @@ func TestCommands(t *testing.T) {
 			wantCalls: []call{{Method: "POST", Path: "/v1/requests/" + reqID + "/cancel", Body: `{"comment":"not needed"}`}},
 		},
 		{
+			// Microsoft 365's cmdlet takes -ServiceName (EOP, Exchange,
+			// SharePoint, Teams): a script copied from there decides only
+			// a request of that service.
+			name: "Set-AccessToCustomerDataRequest -ServiceName Exchange decides an exchange request",
+			args: []string{"Set-AccessToCustomerDataRequest", "-ApprovalDecision", "Approve", "-RequestId", reqID, "-ServiceName", "Exchange", "-Comment", "go ahead"},
+			wantCalls: []call{
+				{Method: "GET", Path: "/v1/requests/" + reqID},
+				{Method: "POST", Path: "/v1/requests/" + reqID + "/approve", Body: `{"comment":"go ahead"}`},
+			},
+		},
+		{
+			name: "Set-AccessToCustomerDataRequest -servicename:eop, any case",
+			args: []string{"set-accesstocustomerdatarequest", "-requestid", reqID, "-servicename:eop", "-approvaldecision", "deny"},
+			wantCalls: []call{
+				{Method: "GET", Path: "/v1/requests/" + reqID},
+				{Method: "POST", Path: "/v1/requests/" + reqID + "/deny", Body: `{"comment":""}`},
+			},
+		},
+		{
+			name: "Set-AccessToCustomerDataRequest --service-name takes a Lockbox service name",
+			args: []string{"Set-AccessToCustomerDataRequest", "--request-id", reqID, "--approval-decision", "Cancel", "--service-name", "EXCHANGE"},
+			wantCalls: []call{
+				{Method: "GET", Path: "/v1/requests/" + reqID},
+				{Method: "POST", Path: "/v1/requests/" + reqID + "/cancel", Body: `{"comment":""}`},
+			},
+		},
+		{
+			name: "Set-AccessToCustomerDataRequest -ServiceName SharePoint covers a onedrive request",
+			args: []string{"Set-AccessToCustomerDataRequest", "-RequestId", reqID, "-ApprovalDecision", "Approve", "-ServiceName", "SharePoint"},
+			replies: map[string]reply{"GET /v1/requests/" + reqID: {200, func() string {
+				r := sampleRequest()
+				r.Service = "onedrive"
+				return mustJSON(r)
+			}()}},
+			wantCalls: []call{
+				{Method: "GET", Path: "/v1/requests/" + reqID},
+				{Method: "POST", Path: "/v1/requests/" + reqID + "/approve", Body: `{"comment":""}`},
+			},
+		},
+		{
+			// Another service's request under that id is not decided:
+			// the API is never asked to.
+			name:      "Set-AccessToCustomerDataRequest -ServiceName of another service decides nothing",
+			args:      []string{"Set-AccessToCustomerDataRequest", "-RequestId", reqID, "-ApprovalDecision", "Approve", "-ServiceName", "SharePoint"},
+			wantCode:  3,
+			wantCalls: []call{{Method: "GET", Path: "/v1/requests/" + reqID}},
+			wantErr:   []string{"lockboxctl: request " + reqID + " is for exchange, not -ServiceName SharePoint: nothing was decided\n"},
+			check: func(t *testing.T, out string) {
+				if out != "" {
+					t.Errorf("stdout = %q, want nothing", out)
+				}
+			},
+		},
+		{
+			name: "Set-AccessToCustomerDataRequest -ServiceName of a request not found",
+			args: []string{"Set-AccessToCustomerDataRequest", "-RequestId", reqID, "-ApprovalDecision", "Deny", "-ServiceName", "Teams"},
+			replies: map[string]reply{"GET /v1/requests/" + reqID: {404,
+				`{"error":{"code":"not_found","message":"request ` + reqID + ` not found"}}`}},
+			wantCode:  3,
+			wantCalls: []call{{Method: "GET", Path: "/v1/requests/" + reqID}},
+			wantErr:   []string{"not found"},
+		},
+		{
 			name:      "Set-AccessToCustomerDataRequest takes parameters in any case",
 			args:      []string{"set-accesstocustomerdatarequest", "-requestid", reqID, "-approvaldecision", "approve", "-comment", "ok", "-o", "id"},
 			wantCalls: []call{{Method: "POST", Path: "/v1/requests/" + reqID + "/approve", Body: `{"comment":"ok"}`}},
@@ -1227,7 +1290,7 @@ func TestCommands(t *testing.T) {
 			name:      "Set-AccessToCustomerDataRequest -h shows the PowerShell parameters",
 			args:      []string{"Set-AccessToCustomerDataRequest", "-h"},
 			wantCalls: []call{},
-			wantOut:   []string{"lockboxctl Set-AccessToCustomerDataRequest -RequestId ID -ApprovalDecision Approve|Deny|Cancel [-Comment C]", "-Comment C"},
+			wantOut:   []string{"lockboxctl Set-AccessToCustomerDataRequest -RequestId ID -ApprovalDecision Approve|Deny|Cancel [-Comment C] [-ServiceName S]", "-Comment C", "-ServiceName S", "Exchange (or EOP, EXO), SharePoint"},
 		},
 		{
 			name:      "help names every exit status",

@@ -587,7 +587,7 @@ Parameter names and values are case-insensitive, as in PowerShell: -approvalstat
 			RunE: e.runGetAlias,
 		},
 		{
-			Use:     "Set-AccessToCustomerDataRequest -RequestId ID -ApprovalDecision Approve|Deny|Cancel [-Comment C]",
+			Use:     "Set-AccessToCustomerDataRequest -RequestId ID -ApprovalDecision Approve|Deny|Cancel [-Comment C] [-ServiceName S]",
 			Short:   "approve or deny a request (managers, tenant approvers), or cancel your own (its requester)",
 			GroupID: groupCompat,
 			Long: `Approve or deny a request (managers, tenant approvers), or cancel your own (its requester),
@@ -596,6 +596,10 @@ as PowerShell's Set-AccessToCustomerDataRequest does.
   -RequestId ID            the request (also --request-id)
   -ApprovalDecision D      Approve, Deny or Cancel (also --approval-decision)
   -Comment C               recorded with the decision (also --comment)
+  -ServiceName S           decide only if the request is for this service: Microsoft 365's
+                           Exchange (or EOP, EXO), SharePoint (SharePoint and OneDrive
+                           requests), Teams, or a Lockbox service name; another service's
+                           request is refused, exit 3, undecided (also --service-name)
 
 Parameter names and values are case-insensitive, as in PowerShell: -approvaldecision deny.`,
 			DisableFlagParsing: true,
@@ -604,6 +608,7 @@ Parameter names and values are case-insensitive, as in PowerShell: -approvaldeci
 				{name: "RequestId", aliases: []string{"request-id"}, values: e.completeRequests(pendingRequest)},
 				{name: "ApprovalDecision", aliases: []string{"approval-decision"}, values: completeFixed("Approve", "Deny", "Cancel")},
 				{name: "Comment", aliases: []string{"comment"}},
+				{name: "ServiceName", aliases: []string{"service-name"}, values: completeFixed(psServiceNames...)},
 			}),
 			RunE: e.runSetAlias,
 		},
@@ -792,6 +797,9 @@ func (e *env) runSetAlias(cmd *cobra.Command, argv []string) error {
 	fs.StringVar(&decision, "approval-decision", "", "")
 	fs.StringVar(&decision, "ApprovalDecision", "", "")
 	fs.StringVar(&comment, "comment", "", "")
+	var serviceName string
+	fs.StringVar(&serviceName, "service-name", "", "")
+	fs.StringVar(&serviceName, "ServiceName", "", "")
 	if err := e.psParse(cmd, fs, argv); err != nil {
 		return err
 	}
@@ -829,5 +837,52 @@ func (e *env) runSetAlias(cmd *cobra.Command, argv []string) error {
 	default:
 		return e.usage("-ApprovalDecision %q must be Approve, Deny or Cancel", decision)
 	}
+	if given(fs, "service-name", "ServiceName") {
+		if err := e.checkServiceName(id, strings.TrimSpace(serviceName)); err != nil {
+			return err
+		}
+	}
 	return e.act(action, id, comment)
+}
+
+// psServiceNames are the values Microsoft 365 documents for
+// Set-AccessToCustomerDataRequest -ServiceName, offered by completion.
+var psServiceNames = []string{"EOP", "Exchange", "SharePoint", "Teams"}
+
+// psServices are the Lockbox services each of Microsoft 365's -ServiceName
+// values covers. EXO is the name older releases of the cmdlet took.
+// OneDrive for Business keeps its files in SharePoint Online, and Customer
+// Lockbox files its requests under SharePoint.
+var psServices = map[string][]string{
+	"eop":        {"exchange"},
+	"exchange":   {"exchange"},
+	"exo":        {"exchange"},
+	"sharepoint": {"sharepoint", "onedrive"},
+}
+
+// serviceNameCovers reports whether -ServiceName name covers service:
+// Microsoft 365's name for it, or its own name in any case.
+func serviceNameCovers(name, service string) bool {
+	return strings.EqualFold(name, service) || slices.Contains(psServices[strings.ToLower(name)], service)
+}
+
+// checkServiceName reads request id and refuses it when its service is
+// not the one -ServiceName names: a script written for Microsoft 365
+// passes it to decide only that service's request, so deciding another
+// service's request under the same id would grant or refuse what its
+// author never meant to. A request's service never changes, so reading
+// it first is as good as the decision checking it.
+func (e *env) checkServiceName(id, name string) error {
+	c, err := e.client()
+	if err != nil {
+		return err
+	}
+	r, err := c.GetRequest(e.ctx, id)
+	if err != nil {
+		return err
+	}
+	if !serviceNameCovers(name, r.Service) {
+		return &refusedError{msg: fmt.Sprintf("request %s is for %s, not -ServiceName %s: nothing was decided", id, r.Service, name)}
+	}
+	return nil
 }
