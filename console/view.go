@@ -237,7 +237,7 @@ var titles = map[string]string{
 	"continue":    "Signed in",
 	"reverifying": "Confirming your sign-in",
 	"error":       "Something went wrong",
-	"requests":    "Lockbox requests",
+	"requests":    "Customer Lockbox requests",
 	"request":     "Lockbox request",
 	"confirm":     "Confirm",
 	"new":         "New lockbox request",

@@ -631,7 +631,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	if !evalIn[bool](admin, `document.querySelector("#lockbox_enabled").checked`) {
 		t.Fatal("Customer Lockbox shows off before anyone turned it off")
 	}
-	admin.step("untick Customer Lockbox is on", chromedp.Click(chromedp.CSS(`label[for="lockbox_enabled"]`)))
+	admin.step("untick Require approval for all data access requests", chromedp.Click(chromedp.CSS(`label[for="lockbox_enabled"]`)))
 	admin.follow(`[data-testid="save"]`)
 	admin.want(`[data-testid="flash"]`, "Settings saved.")
 	if evalIn[bool](admin, `document.querySelector("#lockbox_enabled").checked`) {
