@@ -947,6 +947,98 @@ func TestCommands(t *testing.T) {
 			wantOut:   []string{"Set-AccessToCustomerDataRequest"},
 		},
 		{
+			// The two searches Microsoft's Customer Lockbox documentation
+			// gives: the decisions, and the engineers' actions.
+			name:      "Search-UnifiedAuditLog -Operations Set-AccessToCustomerDataRequest",
+			args:      []string{"Search-UnifiedAuditLog", "-StartDate", "2026-03-01", "-EndDate", "2026-03-05", "-Operations", "Set-AccessToCustomerDataRequest", "--tenant", "contoso"},
+			wantCalls: []call{{Method: "GET", Path: "/v1/audit", Query: "from=2026-03-01T00%3A00%3A00Z&limit=100&operation=Set-AccessToCustomerDataRequest&tenant=contoso&to=2026-03-05T00%3A00%3A00Z"}},
+			wantOut:   []string{"Set-AccessToCustomerDataRequest"},
+		},
+		{
+			name:      "Search-UnifiedAuditLog -UserIds \"Microsoft Operator\", any case, times without a zone in UTC",
+			args:      []string{"search-unifiedauditlog", "-startdate", "2026-03-01 08:00", "-enddate:2026-03-01 18:00:00", "-userids", "Microsoft Operator", "-SessionCommand", "ReturnLargeSet", "-o", "csv"},
+			wantCalls: []call{{Method: "GET", Path: "/v1/audit", Query: "from=2026-03-01T08%3A00%3A00Z&limit=100&to=2026-03-01T18%3A00%3A00Z&user=Microsoft+Operator"}},
+			wantOut:   []string{"CreationDate,UserIds,Operations,AuditData"},
+		},
+		{
+			// -ResultSize above the API's page reads pages until it has
+			// that many records, or none are left.
+			name: "Search-UnifiedAuditLog -ResultSize reads the pages it takes",
+			args: []string{"Search-UnifiedAuditLog", "-StartDate", "2026-03-01T00:00:00Z", "-EndDate", "2026-03-02 00:00:00z", "-ResultSize", "1000", "--tenant", "paged", "-o", "json"},
+			wantCalls: []call{
+				{Method: "GET", Path: "/v1/audit", Query: "from=2026-03-01T00%3A00%3A00Z&limit=1000&tenant=paged&to=2026-03-02T00%3A00%3A00Z"},
+				{Method: "GET", Path: "/v1/audit", Query: "cursor=cGFnZTI&from=2026-03-01T00%3A00%3A00Z&limit=999&tenant=paged&to=2026-03-02T00%3A00%3A00Z"},
+			},
+			check: func(t *testing.T, out string) {
+				var v struct{ Records []record.Record }
+				if err := json.Unmarshal([]byte(out), &v); err != nil || len(v.Records) != 2 || v.Records[1].Id != "a2" {
+					t.Errorf("output %q decoded to %+v, %v", out, v, err)
+				}
+			},
+		},
+		{
+			// The API's pages hold at most 1000 records.
+			name:      "Search-UnifiedAuditLog -ResultSize 5000 asks pages of 1000",
+			args:      []string{"Search-UnifiedAuditLog", "-StartDate", "2026-03-01", "-EndDate", "2026-03-02", "-ResultSize", "5000", "--tenant", "contoso"},
+			wantCalls: []call{{Method: "GET", Path: "/v1/audit", Query: "from=2026-03-01T00%3A00%3A00Z&limit=1000&tenant=contoso&to=2026-03-02T00%3A00%3A00Z"}},
+			wantOut:   []string{"Set-AccessToCustomerDataRequest"},
+		},
+		{
+			name:      "Search-UnifiedAuditLog stops at -ResultSize and names the cursor",
+			args:      []string{"Search-UnifiedAuditLog", "-StartDate", "2026-03-01", "-EndDate", "2026-03-02", "-ResultSize", "1", "--tenant", "paged"},
+			wantCalls: []call{{Method: "GET", Path: "/v1/audit", Query: "from=2026-03-01T00%3A00%3A00Z&limit=1&tenant=paged&to=2026-03-02T00%3A00%3A00Z"}},
+			wantOut:   []string{"Set-AccessToCustomerDataRequest"},
+			wantErr:   []string{"More records: add --cursor cGFnZTI (or a larger -ResultSize, up to 5000)."},
+		},
+		{
+			name:      "Search-UnifiedAuditLog needs both dates",
+			args:      []string{"Search-UnifiedAuditLog", "-UserIds", "Microsoft Operator"},
+			wantCode:  2,
+			wantCalls: []call{},
+			wantErr:   []string{"missing -StartDate and -EndDate"},
+		},
+		{
+			name:      "Search-UnifiedAuditLog refuses a short date",
+			args:      []string{"Search-UnifiedAuditLog", "-StartDate", "5/1/2026", "-EndDate", "2026-05-02"},
+			wantCode:  2,
+			wantCalls: []call{},
+			wantErr:   []string{`-StartDate "5/1/2026" is in a short date format`},
+		},
+		{
+			name:      "Search-UnifiedAuditLog refuses several operations",
+			args:      []string{"Search-UnifiedAuditLog", "-StartDate", "2026-05-01", "-EndDate", "2026-05-02", "-Operations", "Set-AccessToCustomerDataRequest,Get-Mailbox"},
+			wantCode:  2,
+			wantCalls: []call{},
+			wantErr:   []string{"-Operations names 2 values: Lockbox searches one operation at a time"},
+		},
+		{
+			name:      "Search-UnifiedAuditLog refuses -SessionId",
+			args:      []string{"Search-UnifiedAuditLog", "-StartDate", "2026-05-01", "-EndDate", "2026-05-08", "-SessionId", "UnifiedAuditLogSearch 05/08/17", "-SessionCommand", "ReturnLargeSet"},
+			wantCode:  2,
+			wantCalls: []call{},
+			wantErr:   []string{"-SessionId is not taken"},
+		},
+		{
+			name:      "Search-UnifiedAuditLog refuses an empty -UserIds",
+			args:      []string{"Search-UnifiedAuditLog", "-StartDate", "2026-05-01", "-EndDate", "2026-05-08", "-UserIds", ""},
+			wantCode:  2,
+			wantCalls: []call{},
+		},
+		{
+			name:      "Search-UnifiedAuditLog -ResultSize over 5000",
+			args:      []string{"Search-UnifiedAuditLog", "-StartDate", "2026-05-01", "-EndDate", "2026-05-08", "-ResultSize", "5001"},
+			wantCode:  2,
+			wantCalls: []call{},
+			wantErr:   []string{"-ResultSize 5001 must be from 1 to 5000"},
+		},
+		{
+			name:      "Search-UnifiedAuditLog -EndDate before -StartDate",
+			args:      []string{"Search-UnifiedAuditLog", "-StartDate", "2026-05-08", "-EndDate", "2026-05-01"},
+			wantCode:  2,
+			wantCalls: []call{},
+			wantErr:   []string{"-EndDate must not be before -StartDate"},
+		},
+		{
 			name:      "audit search refuses a bad time",
 			args:      []string{"audit", "search", "--tenant", "contoso", "--from", "yesterday"},
 			wantCode:  2,

@@ -612,6 +612,7 @@ Parameter names and values are case-insensitive, as in PowerShell: -approvaldeci
 			}),
 			RunE: e.runSetAlias,
 		},
+		e.searchUnifiedAuditLogCommand(),
 	}
 }
 
