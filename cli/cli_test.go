@@ -1234,11 +1234,60 @@ func TestCommands(t *testing.T) {
 			wantOut:   []string{"History:"},
 		},
 		{
-			name:      "Get-AccessToCustomerDataRequest -RequestId with a filter",
-			args:      []string{"Get-AccessToCustomerDataRequest", "-RequestId", reqID, "-ApprovalStatus", "Pending"},
+			name:      "Get-AccessToCustomerDataRequest -RequestId with a paging flag",
+			args:      []string{"Get-AccessToCustomerDataRequest", "-RequestId", reqID, "--limit", "5"},
 			wantCode:  2,
 			wantCalls: []call{},
-			wantErr:   []string{"-RequestId shows one request"},
+			wantErr:   []string{"-RequestId shows one request: it can't be combined with --tenant, --limit, --cursor or --all"},
+		},
+		{
+			// The cmdlet's parameters are all filters of one listing:
+			// -RequestId with -ApprovalStatus shows the request if it is
+			// in that status.
+			name:      "Get-AccessToCustomerDataRequest -RequestId -ApprovalStatus it is in",
+			args:      []string{"Get-AccessToCustomerDataRequest", "-RequestId", reqID, "-ApprovalStatus", "Approved"},
+			wantCalls: []call{{Method: "GET", Path: "/v1/requests/" + reqID}},
+			wantOut:   []string{"History:", reqID},
+		},
+		{
+			name:      "Get-AccessToCustomerDataRequest -RequestId -ApprovalStatus it is not in",
+			args:      []string{"Get-AccessToCustomerDataRequest", "-RequestId", reqID, "-ApprovalStatus", "Pending", "-o", "json"},
+			wantCalls: []call{{Method: "GET", Path: "/v1/requests/" + reqID}},
+			wantErr:   []string{"Request " + reqID + " is approved, not Pending: nothing to show.\n"},
+			check: func(t *testing.T, out string) {
+				if out != "" {
+					t.Errorf("stdout = %q, want nothing", out)
+				}
+			},
+		},
+		{
+			name:      "Get-AccessToCustomerDataRequest -RequestId -CreatedAfter before it",
+			args:      []string{"get-accesstocustomerdatarequest", "-requestid", reqID, "-createdafter", "2026-03-04 09:59:59z", "-o", "id"},
+			wantCalls: []call{{Method: "GET", Path: "/v1/requests/" + reqID}},
+			check: func(t *testing.T, out string) {
+				if out != reqID+"\n" {
+					t.Errorf("output = %q", out)
+				}
+			},
+		},
+		{
+			// After, strictly, as the API's created_after lists.
+			name:      "Get-AccessToCustomerDataRequest -RequestId -CreatedAfter its creation",
+			args:      []string{"Get-AccessToCustomerDataRequest", "-RequestId", reqID, "-CreatedAfter", "2026-03-04T10:00:00Z"},
+			wantCalls: []call{{Method: "GET", Path: "/v1/requests/" + reqID}},
+			wantErr:   []string{"Request " + reqID + " was created at 2026-03-04 10:00:00Z, not after 2026-03-04 10:00:00Z: nothing to show.\n"},
+			check: func(t *testing.T, out string) {
+				if out != "" {
+					t.Errorf("stdout = %q, want nothing", out)
+				}
+			},
+		},
+		{
+			name:      "Get-AccessToCustomerDataRequest -RequestId with a bad status",
+			args:      []string{"Get-AccessToCustomerDataRequest", "-RequestId", reqID, "-ApprovalStatus", "open"},
+			wantCode:  2,
+			wantCalls: []call{},
+			wantErr:   []string{`-ApprovalStatus "open" must be one of`},
 		},
 		{
 			name:      "Get-AccessToCustomerDataRequest bad status",

@@ -563,7 +563,8 @@ func (e *env) powershellCommands() []*cobra.Command {
   -CreatedAfter TIME       only requests created after TIME: a date (2026-01-02) or an RFC 3339
                            time (2026-01-02T15:04:05Z, or as Microsoft writes it in UTC,
                            "2026-01-02 15:04:05z") (also --created-after)
-  -RequestId ID            show this request and its history (also --request-id)
+  -RequestId ID            show this request and its history (also --request-id); with
+                           -ApprovalStatus or -CreatedAfter, only if it passes them
   --tenant T               only this tenant's requests
   --limit N                at most N requests a page (the server's default when 0)
   --cursor C               continue where the previous page ended, or go back to the newer
@@ -775,8 +776,15 @@ func (e *env) runGetAlias(cmd *cobra.Command, argv []string) error {
 		if err := checkName("-RequestId", id); err != nil {
 			return e.usage("%s", err)
 		}
-		if lf != (listFlags{}) {
-			return e.usage("-RequestId shows one request: it can't be combined with -ApprovalStatus, -CreatedAfter, --tenant, --limit, --cursor or --all")
+		// PowerShell's cmdlet takes -RequestId with its other
+		// parameters, all filters of one listing: the request is shown
+		// if it passes them. Lockbox's paging flags are no filters.
+		filters := listFlags{state: lf.state, createdAfter: lf.createdAfter}
+		if lf != filters {
+			return e.usage("-RequestId shows one request: it can't be combined with --tenant, --limit, --cursor or --all")
+		}
+		if filters != (listFlags{}) {
+			return e.showIfMatches(id, filters)
 		}
 		return e.show(id, true)
 	}
@@ -785,6 +793,35 @@ func (e *env) runGetAlias(cmd *cobra.Command, argv []string) error {
 		return err
 	}
 	return e.list(opts, states, lf.all)
+}
+
+// showIfMatches shows request id, as -RequestId does, if it passes the
+// -ApprovalStatus and -CreatedAfter of l; otherwise it prints nothing on
+// stdout, as the cmdlet returns nothing, and says why on stderr.
+func (e *env) showIfMatches(id string, l listFlags) error {
+	opts, states, err := e.listOptions(l, "-ApprovalStatus", "-CreatedAfter")
+	if err != nil {
+		return err
+	}
+	c, err := e.client()
+	if err != nil {
+		return err
+	}
+	r, err := c.GetRequest(e.ctx, id)
+	if err != nil {
+		return err
+	}
+	switch {
+	case len(states) > 0 && !slices.Contains(states, r.State):
+		fmt.Fprintf(e.stderr, "Request %s is %s, not %s: nothing to show.\n", clean(id), r.State, clean(l.state))
+		return nil
+	case !opts.CreatedAfter.IsZero() && !r.CreatedAt.After(opts.CreatedAfter):
+		// After, strictly, as the API's created_after lists.
+		fmt.Fprintf(e.stderr, "Request %s was created at %s, not after %s: nothing to show.\n",
+			clean(id), r.CreatedAt.UTC().Format(timeLayout), opts.CreatedAfter.UTC().Format(timeLayout))
+		return nil
+	}
+	return e.printRequest(r, true)
 }
 
 // runSetAlias is Set-AccessToCustomerDataRequest: the decision named as in
