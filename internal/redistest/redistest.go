@@ -10,11 +10,13 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -175,6 +177,20 @@ func StartServer(t testing.TB, args ...string) *Server {
 // Start starts a dedicated redis-server outside a test (benchmark
 // programs); the caller stops it.
 func Start(args ...string) (*Server, error) {
+	var err error
+	// The port is picked free and only then bound: another test binary
+	// may pick and bind the same one meanwhile. The server then fails to
+	// listen and exits; another port will do.
+	for range 5 {
+		var s *Server
+		if s, err = startOnFreePort(args...); err == nil {
+			return s, nil
+		}
+	}
+	return nil, err
+}
+
+func startOnFreePort(args ...string) (*Server, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -228,7 +244,9 @@ func spawnOn(port int, dir string, args ...string) (string, *process, error) {
 }
 
 // startProcess starts cmd, a redis-server (or sentinel) that will listen
-// on addr, and waits until it answers PING.
+// on addr, and waits until it answers as itself: another test binary's
+// server may hold addr, and answer PING while this one fails to bind and
+// exits.
 func startProcess(cmd *exec.Cmd, addr, logfile string) (string, *process, error) {
 	// The server must die with the test binary, even when the binary is
 	// killed by a timeout: Go runs no exit hooks, so the kernel sends it
@@ -249,7 +267,8 @@ func startProcess(cmd *exec.Cmd, addr, logfile string) (string, *process, error)
 			return "", nil, fmt.Errorf("%s on %s exited at start: %s", filepath.Base(cmd.Path), addr, strings.TrimSpace(string(log)))
 		default:
 		}
-		if ping(addr) {
+		// PING too: INFO answers while the data set still loads.
+		if answersAs(addr, cmd.Process.Pid) && ping(addr) {
 			return "redis://" + addr + "/0", &process{cmd: cmd, exited: exited}, nil
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -259,6 +278,7 @@ func startProcess(cmd *exec.Cmd, addr, logfile string) (string, *process, error)
 	return "", nil, fmt.Errorf("%s on %s did not become ready: %s", filepath.Base(cmd.Path), addr, strings.TrimSpace(string(log)))
 }
 
+// ping reports whether any server answers PING on addr.
 func ping(addr string) bool {
 	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
 	if err != nil {
@@ -271,6 +291,39 @@ func ping(addr string) bool {
 	}
 	line, err := bufio.NewReader(c).ReadString('\n')
 	return err == nil && strings.HasPrefix(line, "+PONG")
+}
+
+// answersAs reports whether the server answering on addr is the process
+// pid, by the process_id its INFO gives.
+func answersAs(addr string, pid int) bool {
+	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := c.Write([]byte("INFO server\r\n")); err != nil {
+		return false
+	}
+	r := bufio.NewReader(c)
+	head, err := r.ReadString('\n')
+	if err != nil || !strings.HasPrefix(head, "$") {
+		return false // -LOADING or another error: not ready
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(head[1:]))
+	if err != nil || n < 0 {
+		return false
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return false
+	}
+	for line := range strings.Lines(string(body)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "process_id:"); ok {
+			return v == strconv.Itoa(pid)
+		}
+	}
+	return false
 }
 
 func freePort() (int, error) {

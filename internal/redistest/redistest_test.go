@@ -2,6 +2,7 @@ package redistest
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -96,5 +97,20 @@ func TestRestartIsANewServer(t *testing.T) {
 		if err != nil || n != 0 {
 			t.Fatalf("restart %d: the key written before it is %d, %v: not a new server", i, n, err)
 		}
+	}
+}
+
+// TestStartNotFooledByAnotherServer: a server that can't bind its port,
+// because another process's server holds it, is not taken for that one.
+func TestStartNotFooledByAnotherServer(t *testing.T) {
+	other := StartServer(t)
+	dir := t.TempDir()
+	url, proc, err := spawnOn(other.Port, dir)
+	if err == nil {
+		_ = proc.cmd.Process.Kill()
+		t.Fatalf("a second server on %s's port started (%s): it was taken for the server already there", other.Addr, url)
+	}
+	if !strings.Contains(err.Error(), "exited at start") {
+		t.Fatalf("err = %v, want the second server's own exit", err)
 	}
 }

@@ -87,6 +87,18 @@ func startSentinel() (*Sentinel, error) {
 // master at masterAddr. A sentinel rewrites its configuration file, so it
 // gets one of its own.
 func startSentinelProcess(masterAddr string) (*Server, error) {
+	var err error
+	// The port is picked free and only then bound (see Start).
+	for range 5 {
+		var s *Server
+		if s, err = startSentinelOnFreePort(masterAddr); err == nil {
+			return s, nil
+		}
+	}
+	return nil, err
+}
+
+func startSentinelOnFreePort(masterAddr string) (*Server, error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		return nil, errors.New("redis-server not found on PATH")
