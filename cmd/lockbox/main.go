@@ -282,6 +282,10 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 	case "notify":
 		err = notifyCommand(ctx, args[1:], env, stdout, stderr)
 	case "version":
+		if len(args) == 2 && isHelp(args[1]) {
+			fmt.Fprint(stdout, versionHelp)
+			return 0
+		}
 		bi, ok := debug.ReadBuildInfo()
 		fmt.Fprintln(stdout, "lockbox", versionOf(version, bi, ok))
 	case "help", "-h", "--help":
@@ -365,6 +369,13 @@ key, and a token file per dev identity in LOCKBOX_DEV_DIR (.lockbox-dev), with a
 source. It takes no arguments: the addresses are
 LOCKBOX_API_ADDR, LOCKBOX_PROXY_ADDR and LOCKBOX_METRICS_ADDR. "lockbox dev token" mints
 another token with the dev signing key ("lockbox dev token --help").
+`
+
+const versionHelp = `usage: lockbox version
+
+Prints the version of this lockbox: the one it was built with (-ldflags "-X main.version=...",
+which the image's VERSION sets), else the module's (go install ...@v1.2.3), else "development
+build" and the commit of the checkout it was built from, marked when the checkout had changes.
 `
 
 // noArguments refuses arguments to a command that takes none (serve, dev),

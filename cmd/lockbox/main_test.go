@@ -131,7 +131,8 @@ func TestUsageNamesRealVariables(t *testing.T) {
 // "lockbox dev --help" started a second dev server, which rewrote the token
 // and env files of the one already running to point at itself. Help flags
 // print help and exit 0; serve and dev refuse arguments (exit 2); and
-// neither starts anything or writes to LOCKBOX_DEV_DIR.
+// neither starts anything or writes to LOCKBOX_DEV_DIR. "lockbox version
+// --help" printed the version, as if asked for it.
 func TestHelpStartsNothing(t *testing.T) {
 	tests := []struct {
 		args     []string
@@ -150,6 +151,9 @@ func TestHelpStartsNothing(t *testing.T) {
 		{[]string{"dev", "token", "--bogus"}, 2, "usage: lockbox dev token"},
 		{[]string{"policy", "--help"}, 0, "usage: lockbox policy test DIR [-v]\n"},
 		{[]string{"policy", "test", "--help"}, 0, "usage: lockbox policy test DIR [-v]\n"},
+		{[]string{"version", "--help"}, 0, "usage: lockbox version\n"},
+		{[]string{"version", "-h"}, 0, "usage: lockbox version\n"},
+		{[]string{"version", "help"}, 0, "usage: lockbox version\n"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
