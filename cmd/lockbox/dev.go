@@ -485,7 +485,7 @@ func devTokenRoles(c identity.Claims) error {
 }
 
 // devToken mints a token from the dev signing key in LOCKBOX_DEV_DIR.
-func devToken(args []string, env map[string]string, stdout, stderr io.Writer) error {
+func devToken(args []string, env map[string]string, stdout io.Writer) error {
 	cfg, err := config.Load(env)
 	if err != nil {
 		return err
@@ -499,17 +499,14 @@ func devToken(args []string, env map[string]string, stdout, stderr io.Writer) er
 		fmt.Fprintln(fset.Output(), "usage: lockbox dev token --sub S --roles R[,R] [--tid T] [--ttl D]")
 		fset.PrintDefaults()
 	}
-	// Help goes to stdout and exits 0; a mistake prints the usage to
-	// stderr and exits 2.
+	// Help goes to stdout and exits 0; a mistake is one line and exits 2.
 	fset.SetOutput(io.Discard)
 	if err := fset.Parse(args); errors.Is(err, flag.ErrHelp) || len(args) == 1 && args[0] == "help" {
 		fset.SetOutput(stdout)
 		fset.Usage()
 		return errHelpShown
 	} else if err != nil {
-		fset.SetOutput(stderr)
-		fset.Usage()
-		return usageError{err}
+		return wrongCommandLine("dev token", err)
 	}
 	if fset.NArg() > 0 {
 		return usageError{fmt.Errorf("dev token: unexpected argument %q", fset.Arg(0))}

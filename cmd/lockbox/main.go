@@ -261,7 +261,7 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 		}
 	case "dev":
 		if len(args) > 1 && args[1] == "token" {
-			err = devToken(args[2:], env, stdout, stderr)
+			err = devToken(args[2:], env, stdout)
 			break
 		}
 		if err = noArguments(args, devHelp, stdout); err == nil {
@@ -272,8 +272,12 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 			fmt.Fprintln(stdout, policyTestUsage)
 			return 0
 		}
-		if len(args) < 2 || args[1] != "test" {
+		if len(args) < 2 {
 			err = usageError{errors.New(policyTestUsage)}
+			break
+		}
+		if args[1] != "test" {
+			err = wrongCommandLine("policy", fmt.Errorf("unknown command %q: %s", args[1], policyTestUsage))
 			break
 		}
 		err = policyTest(ctx, args[2:], stdout)
@@ -285,6 +289,10 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 		if len(args) == 2 && isHelp(args[1]) {
 			fmt.Fprint(stdout, versionHelp)
 			return 0
+		}
+		if len(args) > 1 {
+			err = wrongCommandLine("version", fmt.Errorf("takes no arguments, got %q", strings.Join(args[1:], " ")))
+			break
 		}
 		bi, ok := debug.ReadBuildInfo()
 		fmt.Fprintln(stdout, "lockbox", versionOf(version, bi, ok))
@@ -324,6 +332,14 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 const exitConfig = 78
 
 type usageError struct{ error }
+
+// wrongCommandLine is the usage error of command (its words after
+// "lockbox"): one line, which says what is wrong and where the help is.
+// The whole help on stderr, every line prefixed "lockbox: ", buried the
+// line that said what was wrong.
+func wrongCommandLine(command string, err error) error {
+	return usageError{fmt.Errorf("%s: %w (lockbox %s --help)", command, err, command)}
+}
 
 // errHelpShown is returned once a command printed the help it was asked
 // for: nothing else runs, and the exit status is 0.
@@ -458,7 +474,7 @@ func policyTest(ctx context.Context, args []string, stdout io.Writer) error {
 			fmt.Fprintln(stdout, policyTestUsage)
 			return errHelpShown
 		} else if err != nil {
-			return usageError{err}
+			return wrongCommandLine("policy test", err)
 		}
 		if rest = fset.Args(); len(rest) == 0 {
 			break

@@ -148,7 +148,7 @@ func TestHelpStartsNothing(t *testing.T) {
 		{[]string{"dev", "token", "--help"}, 0, "usage: lockbox dev token --sub S"},
 		{[]string{"dev", "token", "-h"}, 0, "lockbox-admin"},
 		{[]string{"dev", "token", "--sub", "a@b.example", "extra"}, 2, `unexpected argument "extra"`},
-		{[]string{"dev", "token", "--bogus"}, 2, "usage: lockbox dev token"},
+		{[]string{"dev", "token", "--bogus"}, 2, "flag provided but not defined: -bogus (lockbox dev token --help)"},
 		{[]string{"policy", "--help"}, 0, "usage: lockbox policy test DIR [-v]\n"},
 		{[]string{"policy", "test", "--help"}, 0, "usage: lockbox policy test DIR [-v]\n"},
 		{[]string{"version", "--help"}, 0, "usage: lockbox version\n"},

@@ -73,7 +73,7 @@ func (l *idList) Set(v string) error {
 // notifications, listed and re-driven on the Redis "lockbox serve" uses.
 func notifyCommand(ctx context.Context, args []string, env map[string]string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return usageError{errors.New(notifyUsage)}
+		return wrongCommandLine("notify", errors.New("missing command: dead-letters or redrive"))
 	}
 	if isHelp(args[0]) {
 		fmt.Fprintln(stdout, notifyUsage)
@@ -81,7 +81,7 @@ func notifyCommand(ctx context.Context, args []string, env map[string]string, st
 	}
 	sub := args[0]
 	if sub != "dead-letters" && sub != "redrive" {
-		return usageError{fmt.Errorf("unknown notify command %q\n%s", sub, notifyUsage)}
+		return wrongCommandLine("notify", fmt.Errorf("unknown command %q: dead-letters or redrive", sub))
 	}
 	fset := flag.NewFlagSet("lockbox notify "+sub, flag.ContinueOnError)
 	fset.SetOutput(io.Discard)
@@ -101,17 +101,17 @@ func notifyCommand(ctx context.Context, args []string, env map[string]string, st
 		fmt.Fprintln(stdout, notifyUsage)
 		return errHelpShown
 	} else if err != nil {
-		return usageError{fmt.Errorf("%w\n%s", err, notifyUsage)}
+		return wrongCommandLine("notify "+sub, err)
 	}
 	switch {
 	case fset.NArg() > 0:
-		return usageError{fmt.Errorf("unexpected argument %q\n%s", fset.Arg(0), notifyUsage)}
+		return wrongCommandLine("notify "+sub, fmt.Errorf("unexpected argument %q", fset.Arg(0)))
 	case *tenant == "" && sub == "redrive":
-		return usageError{fmt.Errorf("--tenant is required\n%s", notifyUsage)}
+		return wrongCommandLine("notify "+sub, errors.New("--tenant is required"))
 	case output != "table" && output != "json":
 		return usageError{fmt.Errorf("-o %q: table or json", output)}
 	case sub == "redrive" && all == (len(ids) > 0):
-		return usageError{fmt.Errorf("give --id or --all, not both nor neither\n%s", notifyUsage)}
+		return wrongCommandLine("notify "+sub, errors.New("give --id or --all, not both nor neither"))
 	}
 	// Checked before anything connects: the id becomes part of Redis keys.
 	if err := keys.ValidTenant(*tenant); *tenant != "" && err != nil {

@@ -205,8 +205,8 @@ func TestNotifyCommandRefusals(t *testing.T) {
 		{[]string{"notify", "redrive", "--tenant", "contoso"}, env, 2, "give --id or --all"},
 		{[]string{"notify", "redrive", "--tenant", "contoso", "--all", "--id", "1-0"}, env, 2, "give --id or --all"},
 		{[]string{"notify", "dead-letters", "--tenant", "contoso", "-o", "yaml"}, env, 2, "table or json"},
-		{[]string{"notify", "resend"}, env, 2, `unknown notify command "resend"`},
-		{[]string{"notify"}, env, 2, "usage: lockbox notify dead-letters"},
+		{[]string{"notify", "resend"}, env, 2, `notify: unknown command "resend": dead-letters or redrive (lockbox notify --help)`},
+		{[]string{"notify"}, env, 2, "notify: missing command: dead-letters or redrive (lockbox notify --help)"},
 		{[]string{"notify", "dead-letters", "--tenant", "contoso"}, nil, 1, "LOCKBOX_REDIS_URL: required"},
 		{[]string{"notify", "dead-letters", "--tenant", "contoso"}, env, 1, "LOCKBOX_REDIS_URL: "},
 	} {

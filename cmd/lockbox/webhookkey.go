@@ -35,7 +35,7 @@ func webhookKey(args []string, env map[string]string, stdout io.Writer) error {
 			fmt.Fprintln(stdout, webhookKeyUsage)
 			return errHelpShown
 		} else if err != nil {
-			return usageError{fmt.Errorf("%w\n%s", err, webhookKeyUsage)}
+			return wrongCommandLine("webhook-key", err)
 		}
 		if rest = fset.Args(); len(rest) == 0 {
 			break
@@ -47,7 +47,8 @@ func webhookKey(args []string, env map[string]string, stdout io.Writer) error {
 		urls, rest = append(urls, rest[0]), rest[1:]
 	}
 	if len(urls) != 1 {
-		return usageError{errors.New(webhookKeyUsage)}
+		usage, _, _ := strings.Cut(webhookKeyUsage, "\n")
+		return wrongCommandLine("webhook-key", fmt.Errorf("one URL, got %d: %s", len(urls), usage))
 	}
 	// As LOCKBOX_WEBHOOK_URLS is read: the spaces around a URL are not
 	// part of it.

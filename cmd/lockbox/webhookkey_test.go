@@ -55,7 +55,7 @@ func TestWebhookKeyCommand(t *testing.T) {
 		{"no secret", []string{"webhook-key", "--any", a}, noSecret, 1, "LOCKBOX_WEBHOOK_SECRET_FILE"},
 		{"no URL", []string{"webhook-key"}, env, 2, "usage: lockbox webhook-key [--any] URL"},
 		{"two URLs", []string{"webhook-key", a, b}, env, 2, "usage: lockbox webhook-key [--any] URL"},
-		{"unknown flag", []string{"webhook-key", "-x", a}, env, 2, "usage: lockbox webhook-key [--any] URL"},
+		{"unknown flag", []string{"webhook-key", "-x", a}, env, 2, "flag provided but not defined: -x (lockbox webhook-key --help)"},
 		{"help", []string{"webhook-key", "--help"}, env, 0, "usage: lockbox webhook-key [--any] URL"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
