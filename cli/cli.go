@@ -40,11 +40,12 @@ import (
 
 	"github.com/lockbox-oss/lockbox/api/client"
 	"github.com/lockbox-oss/lockbox/api/wire"
+	"github.com/lockbox-oss/lockbox/internal/buildversion"
 )
 
 // Version is lockboxctl's version, set at build time with
 // -ldflags "-X github.com/lockbox-oss/lockbox/cli.Version=v1.2.3".
-// When unset, the module version from the build information is used.
+// When unset, lockboxctl names its build as lockbox does (buildversion.Of).
 var Version = ""
 
 // DefaultAddr is the API address used when neither --addr nor LOCKBOX_ADDR
@@ -477,7 +478,7 @@ func (e *env) client() (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts := []client.Option{client.WithUserAgent("lockboxctl/" + version()), client.WithHTTPClient(hc)}
+	opts := []client.Option{client.WithUserAgent(userAgent()), client.WithHTTPClient(hc)}
 	if e.g.insecureHTTP {
 		// checkAddr refused plain http off loopback without it; the
 		// client refuses it too unless told.
@@ -606,13 +607,22 @@ func (e *env) token() (tok, from string, err error) {
 }
 
 func version() string {
-	if Version != "" {
-		return Version
+	bi, ok := readBuildInfo()
+	return buildversion.Of(Version, bi, ok)
+}
+
+// readBuildInfo is debug.ReadBuildInfo, which tests replace: a test binary
+// has no version and no commit of its own.
+var readBuildInfo = debug.ReadBuildInfo
+
+// userAgent is lockboxctl's User-Agent: a product token (RFC 9110,
+// 10.1.5) holds no spaces, so a development build's version, which has
+// them, stays "dev" there, as before.
+func userAgent() string {
+	if v := version(); !buildversion.IsDevelopment(v) {
+		return "lockboxctl/" + v
 	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
-	}
-	return "dev"
+	return "lockboxctl/dev"
 }
 
 func goVersion() string { return runtime.Version() }

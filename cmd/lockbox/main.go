@@ -30,51 +30,15 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/lockbox-oss/lockbox/config"
+	"github.com/lockbox-oss/lockbox/internal/buildversion"
 	"github.com/lockbox-oss/lockbox/internal/gcdefaults"
 	"github.com/lockbox-oss/lockbox/internal/server"
 	"github.com/lockbox-oss/lockbox/policy"
 )
 
 // version is set at build time with -ldflags "-X main.version=..."; see
-// versionOf for a build without it.
+// buildversion.Of for a build without it.
 var version = ""
-
-// versionOf is what "lockbox version" prints after "lockbox": the version
-// set at build time; else the module's version (go install ...@v1.2.3);
-// else, for a build from a checkout, "development build" and the commit it
-// was built from, marked when the checkout had changes. "lockbox dev",
-// printed before, read like the name of the dev command and said nothing
-// about which code was running.
-func versionOf(set string, bi *debug.BuildInfo, ok bool) string {
-	if set != "" {
-		return set
-	}
-	if !ok {
-		return "development build"
-	}
-	if v := bi.Main.Version; v != "" && v != "(devel)" {
-		return v
-	}
-	var rev, modified string
-	for _, s := range bi.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			rev = s.Value
-		case "vcs.modified":
-			modified = s.Value
-		}
-	}
-	if rev == "" {
-		return "development build"
-	}
-	if len(rev) > 12 {
-		rev = rev[:12]
-	}
-	if modified == "true" {
-		return "development build " + rev + " (with uncommitted changes)"
-	}
-	return "development build " + rev
-}
 
 // redisLogsHere is set by main: the logger a command makes from its
 // configuration takes go-redis's messages as well (server.SetRedisLogger).
@@ -295,7 +259,7 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 			break
 		}
 		bi, ok := debug.ReadBuildInfo()
-		fmt.Fprintln(stdout, "lockbox", versionOf(version, bi, ok))
+		fmt.Fprintln(stdout, "lockbox", buildversion.Of(version, bi, ok))
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 	default:

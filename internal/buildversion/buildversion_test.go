@@ -1,15 +1,16 @@
-package main
+package buildversion
 
 import (
 	"runtime/debug"
+	"strings"
 	"testing"
 )
 
-// TestVersionOf: "lockbox version" names the build: the version set at
-// build time, the module's version, or the commit a development build
-// came from. It printed "lockbox dev", which read like the dev command and
-// named no code.
-func TestVersionOf(t *testing.T) {
+// TestOf: the version commands name the build: the version set at build
+// time, the module's version, or the commit a development build came
+// from. "lockbox version" printed "lockbox dev", which read like the dev
+// command and named no code.
+func TestOf(t *testing.T) {
 	vcs := func(kv ...string) []debug.BuildSetting {
 		var out []debug.BuildSetting
 		for i := 0; i < len(kv); i += 2 {
@@ -34,8 +35,12 @@ func TestVersionOf(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := versionOf(tt.set, tt.bi, tt.ok); got != tt.want {
-				t.Errorf("versionOf = %q, want %q", got, tt.want)
+			got := Of(tt.set, tt.bi, tt.ok)
+			if got != tt.want {
+				t.Errorf("Of = %q, want %q", got, tt.want)
+			}
+			if IsDevelopment(got) != strings.HasPrefix(tt.want, "development build") {
+				t.Errorf("IsDevelopment(%q) = %v", got, IsDevelopment(got))
 			}
 		})
 	}
