@@ -25,3 +25,37 @@ func TestBannerSaysWhenTokensEnd(t *testing.T) {
 		}
 	}
 }
+
+// TestHelpNamesTheDemoTenants: what "lockbox --help" and "lockbox dev
+// --help" say dev sets up is what it onboards. The command list said "demo
+// tenant", one, where dev onboards contoso and fabrikam.
+func TestHelpNamesTheDemoTenants(t *testing.T) {
+	// The dev entry: its line and the indented lines that continue it.
+	var devLine string
+	inDev := false
+	for line := range strings.Lines(usage) {
+		switch {
+		case strings.HasPrefix(line, "  dev ") && !strings.HasPrefix(line, "  dev token"):
+			inDev = true
+		case !strings.HasPrefix(line, "    "):
+			inDev = false
+		}
+		if inDev {
+			devLine += line
+		}
+	}
+	if devLine == "" {
+		t.Fatalf("lockbox --help lists no dev command:\n%s", usage)
+	}
+	if !strings.Contains(devLine, "demo tenants") {
+		t.Errorf("lockbox --help: %q does not say demo tenants, of which dev onboards %d", devLine, len(demoTenants))
+	}
+	for _, tn := range demoTenants {
+		if !strings.Contains(devLine, tn.ID) {
+			t.Errorf("lockbox --help: %q does not name %s, which dev onboards", devLine, tn.ID)
+		}
+		if !strings.Contains(devHelp, tn.ID) {
+			t.Errorf("lockbox dev --help does not name %s, which dev onboards", tn.ID)
+		}
+	}
+}

@@ -196,7 +196,8 @@ commands:
                      key source (LOCKBOX_JWT_JWKS_URL, LOCKBOX_JWT_JWKS_FILE,
                      LOCKBOX_JWT_HMAC_SECRET_FILE or LOCKBOX_ISSUERS_FILE) and, with the proxy in
                      LOCKBOX_SERVE (the default), LOCKBOX_UPSTREAMS and LOCKBOX_PROXY_SIGNING_KEY_FILE
-  dev                run Lockbox for development: embedded store, dev keys, demo tenant, tokens
+  dev                run Lockbox for development: embedded store, dev keys, demo tenants contoso
+                     and fabrikam, tokens
   dev token          mint a dev token: --sub S --roles R[,R] [--tid T] [--ttl D]
   policy test DIR    run the Rego tests (*_test.rego) of a policy directory [-v]
   webhook-key URL    print the key of a receiver in LOCKBOX_WEBHOOK_URLS, which verifies its v2
