@@ -530,6 +530,7 @@ func TestSystemdUnit(t *testing.T) {
 			t.Errorf("%s=%s is not a credential the unit loads (%v)", v, env[v], unit["LoadCredential"])
 		}
 	}
+	systemdCredentials(t, readFile(t, "systemd/lockbox.env"), readFile(t, "systemd/lockbox.service"))
 	// A "lockbox serve" would start with it.
 	cfg, err := config.Load(env)
 	if err != nil {
@@ -542,6 +543,65 @@ func TestSystemdUnit(t *testing.T) {
 	for _, c := range []config.Component{config.ComponentProxy, config.ComponentAPI, config.ComponentJobs} {
 		if !cfg.Runs(c) {
 			t.Errorf("LOCKBOX_SERVE=%s does not run %s", cfg.Serve, c)
+		}
+	}
+}
+
+// systemdCredentials: every LOCKBOX_*_FILE the env file names, in a
+// setting or in its comments, is a credential: given, commented out or
+// not, as a file under /run/credentials/lockbox.service/, with the unit's
+// LoadCredential line for it, commented out only where the setting is. The
+// env file called LOCKBOX_REDIS_PASSWORD_FILE a credential, and the unit
+// had no LoadCredential line for it: an operator who set it found no file.
+func systemdCredentials(t *testing.T, envFile, unitFile []byte) {
+	t.Helper()
+	// Files that are no secret, read where they are.
+	notCredentials := map[string]string{
+		"LOCKBOX_REDIS_TLS_CA_FILE": "the CA certificates of Redis's TLS, public",
+	}
+	const dir = "/run/credentials/lockbox.service/"
+	// A setting, or a LoadCredential line, and whether it is commented out.
+	lines := func(b []byte) map[string]bool {
+		m := map[string]bool{}
+		for line := range strings.Lines(string(b)) {
+			line = strings.TrimSpace(line)
+			rest, commented := strings.CutPrefix(line, "# ")
+			if _, seen := m[rest]; !seen || !commented {
+				m[rest] = commented
+			}
+		}
+		return m
+	}
+	settings, unit := lines(envFile), lines(unitFile)
+	credentials := map[string]bool{} // commented out?
+	for line, commented := range unit {
+		if v, ok := strings.CutPrefix(line, "LoadCredential="); ok {
+			name, _, _ := strings.Cut(v, ":")
+			credentials[name] = commented
+		}
+	}
+	for _, v := range slices.Compact(slices.Sorted(slices.Values(regexp.MustCompile(`LOCKBOX_[A-Z0-9_]+_FILE\b`).FindAllString(string(envFile), -1)))) {
+		if _, ok := notCredentials[v]; ok {
+			continue
+		}
+		var path string
+		var commented bool
+		for line, c := range settings {
+			if p, ok := strings.CutPrefix(line, v+"="); ok {
+				path, commented = p, c
+			}
+		}
+		name, ok := strings.CutPrefix(path, dir)
+		if !ok {
+			t.Errorf("the env file names %s, a credential, but gives it no file under %s (%q)", v, dir, path)
+			continue
+		}
+		loadCommented, loaded := credentials[name]
+		switch {
+		case !loaded:
+			t.Errorf("%s=%s: the unit has no LoadCredential=%s: line", v, path, name)
+		case loadCommented && !commented:
+			t.Errorf("%s=%s is set, but the unit's LoadCredential=%s: line is commented out", v, path, name)
 		}
 	}
 }
