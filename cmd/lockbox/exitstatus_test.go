@@ -178,6 +178,17 @@ func TestServeExitStatusForWhatRedisRefuses(t *testing.T) {
 	// Set once the server is up: redistest's readiness check speaks no
 	// AUTH.
 	admin := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	// Users Lockbox's start-up needs more of than they are granted
+	// (NOPERM): one that may not PING, one that may touch no key of
+	// Lockbox's.
+	for _, user := range [][]any{
+		{"ACL", "SETUSER", "noping", "on", ">" + password, "~*", "&*", "+@all", "-ping"},
+		{"ACL", "SETUSER", "otherkeys", "on", ">" + password, "~other:*", "&*", "+@all"},
+	} {
+		if err := admin.Do(context.Background(), user...).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	err := admin.ConfigSet(context.Background(), "requirepass", password).Err()
 	admin.Close()
 	if err != nil {
@@ -208,6 +219,9 @@ func TestServeExitStatusForWhatRedisRefuses(t *testing.T) {
 		{"no password for a Redis that asks for one", bare, nil, 78, "lockbox: LOCKBOX_REDIS_PASSWORD_FILE: ", "NOAUTH"},
 		// The right password passes: WAITAOF is what is refused then.
 		{"LOCKBOX_AUDIT_AOF with a Redis that can't confirm fsyncs", bare, map[string]string{"LOCKBOX_REDIS_PASSWORD_FILE": rightFile, "LOCKBOX_AUDIT_AOF": "true"}, 78, "lockbox: LOCKBOX_AUDIT_AOF: ", "WAITAOF"},
+		{"a user of LOCKBOX_REDIS_USERNAME that may not PING", bare, map[string]string{"LOCKBOX_REDIS_USERNAME": "noping", "LOCKBOX_REDIS_PASSWORD_FILE": rightFile}, 78, "lockbox: LOCKBOX_REDIS_USERNAME: ", "PING"},
+		{"a user of LOCKBOX_REDIS_URL that may not PING", "redis://noping:" + password + "@" + srv.Addr + "/0", nil, 78, "lockbox: LOCKBOX_REDIS_URL: ", "PING"},
+		{"a user that may touch none of Lockbox's keys", bare, map[string]string{"LOCKBOX_REDIS_USERNAME": "otherkeys", "LOCKBOX_REDIS_PASSWORD_FILE": rightFile}, 78, "lockbox: LOCKBOX_REDIS_USERNAME: ", "NOPERM"},
 		{"a Redis loading its data set", loading, nil, 1, "lockbox: LOCKBOX_REDIS_URL: ", "LOADING"},
 	}
 	for _, tt := range tests {
@@ -371,4 +385,52 @@ func TestServeExitStatusForSentinelsRefusingTheirPassword(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A listen address no interface of this host has is refused
+// (EADDRNOTAVAIL) on every start until the setting changes: exit 78 with
+// a line naming the variable. It exited 1, and was restarted every
+// RestartSec.
+func TestServeExitStatusForAnAddressNotOnThisHost(t *testing.T) {
+	if raw, err := os.ReadFile("/proc/sys/net/ipv4/ip_nonlocal_bind"); err == nil && strings.TrimSpace(string(raw)) != "0" {
+		t.Skip("net.ipv4.ip_nonlocal_bind is set: this host binds any address")
+	}
+	addr := addressNotOnThisHost(t)
+	env := serveEnv(t, redistest.URL(t))
+	env["LOCKBOX_API_ADDR"] = net.JoinHostPort(addr, "8080")
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"serve"}, env, &out, &errb); code != exitConfig {
+		t.Fatalf("exit %d, want %d\n%s", code, exitConfig, errb.String())
+	}
+	found := false
+	for line := range strings.Lines(errb.String()) {
+		found = found || strings.HasPrefix(line, "lockbox: LOCKBOX_API_ADDR: ") && strings.Contains(line, addr)
+	}
+	if !found {
+		t.Errorf("no line starts with LOCKBOX_API_ADDR and names %s:\n%s", addr, errb.String())
+	}
+}
+
+// addressNotOnThisHost is an address of the documentation ranges (RFC
+// 5737) that no interface of this host has.
+func addressNotOnThisHost(t *testing.T) string {
+	t.Helper()
+	have, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, candidate := range []string{"192.0.2.1", "198.51.100.1", "203.0.113.1"} {
+		ip := net.ParseIP(candidate)
+		mine := false
+		for _, a := range have {
+			if n, ok := a.(*net.IPNet); ok && n.IP.Equal(ip) {
+				mine = true
+			}
+		}
+		if !mine {
+			return candidate
+		}
+	}
+	t.Fatal("this host has every documentation address the test would try")
+	return ""
 }

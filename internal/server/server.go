@@ -277,6 +277,15 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 	if s.Redis, err = connect(ctx, cfg); err != nil {
 		return nil, err
 	}
+	defer func() {
+		// The probe passed, but a later start-up step ran a command or
+		// touched a key Redis's ACL does not grant Lockbox's user
+		// (NOPERM): refused again on every start until the user's rules or
+		// the setting change, as a wrong password is.
+		if err != nil && redis.IsPermissionError(err) && !errors.Is(err, config.ErrInvalid) {
+			err = config.Invalid(permissionError(cfg, "Redis", "a command or key Lockbox needs at start-up", err))
+		}
+	}()
 	s.Audit = audit.NewLog(s.Redis, opts.Now)
 	// Searches and exports tell of the records they can't read.
 	if err := s.Audit.ReportUnreadable(s.Registry, opts.Logger.With("component", "audit")); err != nil {
@@ -711,6 +720,9 @@ func checkRedis(ctx context.Context, cfg config.Config, rdb redis.UniversalClien
 	pctx, cancel := context.WithTimeout(ctx, cfg.RedisTimeout)
 	defer cancel()
 	if err := rdb.Ping(pctx).Err(); err != nil {
+		if redis.IsPermissionError(err) {
+			return config.Invalid(permissionError(cfg, where, "the command PING", err))
+		}
 		if refusesCredentials(err) {
 			if cfg.RedisTopology() == config.RedisSentinel {
 				if serr := sentinelRefusal(pctx, cfg); serr != nil {
@@ -741,6 +753,9 @@ func checkRedis(ctx context.Context, cfg config.Config, rdb redis.UniversalClien
 		err = rdb.Do(pctx, "WAITAOF", 1, 0, 1).Err()
 	}
 	if err != nil {
+		if redis.IsPermissionError(err) {
+			return config.Invalid(permissionError(cfg, where, "the command WAITAOF, which LOCKBOX_AUDIT_AOF needs", err))
+		}
 		err = fmt.Errorf("LOCKBOX_AUDIT_AOF: %s can't confirm fsyncs (WAITAOF needs Redis 7.2 or later with appendonly yes): %w", where, err)
 		if refusesWAITAOF(err) {
 			return config.Invalid(err)
@@ -782,6 +797,23 @@ func credentialsError(cfg config.Config, where string, err error) error {
 		msg = where + " refused the password of " + pass
 	}
 	return fmt.Errorf("%s: %s: %w", pass, msg, err)
+}
+
+// permissionError is the start-up error of a Redis whose ACL refuses
+// Lockbox's user what (NOPERM), naming the variable that chose the user:
+// LOCKBOX_REDIS_USERNAME or LOCKBOX_REDIS_URL, or, when neither names
+// one, LOCKBOX_REDIS_USERNAME for Redis's default user. Like a wrong
+// password it is refused again on every start (exit 78), until Redis's
+// rules for the user (ACL SETUSER) or the setting change; a restart of
+// Lockbox alone mends nothing.
+func permissionError(cfg config.Config, where, what string, err error) error {
+	_, user := cfg.RedisCredentialVars()
+	who := "the user of " + user
+	if user == "" {
+		user = "LOCKBOX_REDIS_USERNAME"
+		who = "its default user (no LOCKBOX_REDIS_USERNAME is set)"
+	}
+	return fmt.Errorf("%s: %s refuses %s %s: grant it in the user's ACL rules, or name a user that has it: %w", user, where, who, what, err)
 }
 
 // sentinelRefusal asks each sentinel, with the sentinels' own password,
@@ -852,6 +884,14 @@ func (s *Server) Listen() error {
 				// capability changes. It exited 1, and was restarted every
 				// RestartSec. An address in use may be freed: 1.
 				return config.Invalid(fmt.Errorf("%s: %w (a port below net.ipv4.ip_unprivileged_port_start, 1024 by default, needs CAP_NET_BIND_SERVICE: choose a higher port, or grant Lockbox the capability)", w.name, err))
+			}
+			if errors.Is(err, syscall.EADDRNOTAVAIL) {
+				// An IP address no interface of this host has (a
+				// typo, another machine's): refused on every start, as
+				// the systemd unit starts Lockbox only once the network
+				// is up (network-online.target). It exited 1, and was
+				// restarted every RestartSec.
+				return config.Invalid(fmt.Errorf("%s: %w (no interface of this host has that address: choose one it has, or leave the host empty to listen on all)", w.name, err))
 			}
 			return fmt.Errorf("%s: %w", w.name, err)
 		}
