@@ -698,20 +698,25 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 			// the entry is done with is passed by, as in any round, and
 			// one another replica is sending to is waited for: neither
 			// failed, and counting it would dead-letter it in the end.
-			if v, gerr := rdb.Get(ctx, mk).Result(); gerr == nil {
-				busy = busy || v != "sent" && v != "dead" && v != "skipped"
+			// Nor is it counted once another replica took the entry over
+			// (as lease does): that replica counts its own attempts.
+			sk, serr := w.skipTimedOut(ctx, t, m.ID, tg.key)
+			if serr != nil {
+				return false, serr
+			}
+			switch sk.state {
+			case leaseLost:
+				w.cfg.Logger.InfoContext(ctx, "notification left to the replica that took the entry over", "tenant", t, "entry", m.ID,
+					"kind", ev.Kind, "request_id", ev.Request.ID)
+				return false, nil
+			case leaseHeld:
+				busy = busy || sk.mark != "sent" && sk.mark != "dead" && sk.mark != "skipped"
 				continue
-			} else if !errors.Is(gerr, redis.Nil) {
-				return false, gerr
 			}
 			w.sent.WithLabelValues(tg.channel, "error").Inc()
 			w.cfg.Logger.WarnContext(ctx, "notification not delivered", "tenant", t, "entry", m.ID,
 				"kind", ev.Kind, "request_id", ev.Request.ID, "channel", tg.channel, "attempt", attempts+1, "err", err)
-			n, terr := w.tried(ctx, t, m.ID, tg.key)
-			if terr != nil {
-				return false, terr
-			}
-			retry.add(tg, err, n)
+			retry.add(tg, err, sk.tries)
 			continue
 		}
 		l, err := w.lease(ctx, t, m.ID, tg.key)
@@ -1099,6 +1104,66 @@ func (w *Worker) tried(ctx context.Context, t, id, key string) (int, error) {
 	}
 	return int(n.Val()), nil
 }
+
+// skipped is what skipTimedOut found.
+type skipped struct {
+	// state is leaseLost, leaseHeld (mark set), or leaseGot: the
+	// attempt was counted, tries in all.
+	state string
+	mark  string
+	tries int
+}
+
+// skipTimedOut counts, as tried does, a failed attempt at the recipient
+// (target key) of entry id whose server did not answer earlier in this
+// round: in one step, only while the entry is pending at this replica
+// (leaseLost otherwise) and the recipient has no mark (leaseHeld: done,
+// or another replica is sending to it). A replica that took the entry
+// over counts its own attempts: one counted here too would bring the
+// recipient's dead letter closer for an attempt that never was.
+func (w *Worker) skipTimedOut(ctx context.Context, t, id, key string) (skipped, error) {
+	h := hashKey(key)
+	res, err := skipTimedOutScript.Run(ctx, w.cfg.Redis, []string{OutboxKey(t), sentKey(t, id, h), triesKey(t, id, h)},
+		Group, w.cfg.Consumer, id, sentTTL.Milliseconds()).StringSlice()
+	if err != nil {
+		return skipped{}, fmt.Errorf("notify: count a timed-out recipient of %s: %w", id, err)
+	}
+	s := skipped{state: res[0]}
+	switch {
+	case s.state == leaseLost:
+		return s, nil
+	case s.state == leaseHeld && len(res) == 2:
+		s.mark = res[1]
+		return s, nil
+	case s.state == leaseGot && len(res) == 2:
+		if s.tries, err = strconv.Atoi(res[1]); err == nil {
+			return s, nil
+		}
+	}
+	return skipped{}, fmt.Errorf("notify: count a timed-out recipient of %s: unexpected answer %q", id, res)
+}
+
+// skipTimedOutScript is skipTimedOut's, on the outbox (KEYS[1]), the
+// recipient's sent mark (KEYS[2]) and its count of failed attempts
+// (KEYS[3]), for consumer ARGV[2] of group ARGV[1] and entry ARGV[3]: it
+// answers {"lost"} unless the entry is pending at the consumer (a group
+// gone with its stream holds nothing), {"held", mark} when the mark
+// exists, and otherwise adds one to the count, keeps it ARGV[4] ms and
+// answers {"got", count}. One script, so that no other replica takes the
+// entry over between the check and the count.
+var skipTimedOutScript = redis.NewScript(`
+local ok, pending = pcall(redis.call, 'XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1, ARGV[2])
+if not ok then
+  if string.find(tostring(pending.err or pending), 'NOGROUP', 1, true) then return {'lost'} end
+  return redis.error_reply(tostring(pending.err or pending))
+end
+if #pending == 0 then return {'lost'} end
+local mark = redis.call('GET', KEYS[2])
+if mark then return {'held', mark} end
+local n = redis.call('INCR', KEYS[3])
+redis.call('PEXPIRE', KEYS[3], ARGV[4])
+return {'got', tostring(n)}
+`)
 
 // failed records a failed attempt (number attempts) at entry id: it
 // dead-letters the entry when the failure is permanent or the attempts are
