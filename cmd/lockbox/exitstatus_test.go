@@ -434,3 +434,44 @@ func addressNotOnThisHost(t *testing.T) string {
 	t.Fatal("this host has every documentation address the test would try")
 	return ""
 }
+
+// A Redis in protected mode (protected-mode yes, no password for its
+// default user) refuses every client outside its loopback interface with
+// DENIED until it gets a password or Lockbox another address: exit 78
+// naming LOCKBOX_REDIS_URL. go-redis took the DENIED for an answer to
+// HELLO from an older Redis, and Lockbox saw a broken pipe: "does not
+// answer", exit 1.
+func TestServeExitStatusForARedisInProtectedMode(t *testing.T) {
+	ip := nonLoopbackAddress(t)
+	srv := redistest.StartServer(t, "--bind", "127.0.0.1", ip, "--protected-mode", "yes")
+	env := serveEnv(t, "redis://"+net.JoinHostPort(ip, strconv.Itoa(srv.Port))+"/0")
+	env["LOCKBOX_REDIS_TIMEOUT"] = "5s"
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"serve"}, env, &out, &errb); code != exitConfig {
+		t.Fatalf("exit %d, want %d\n%s", code, exitConfig, errb.String())
+	}
+	found := false
+	for line := range strings.Lines(errb.String()) {
+		found = found || strings.HasPrefix(line, "lockbox: LOCKBOX_REDIS_URL: ") && strings.Contains(line, "DENIED") && strings.Contains(line, "protected mode")
+	}
+	if !found {
+		t.Errorf("no line starts with LOCKBOX_REDIS_URL and tells of protected mode (DENIED):\n%s", errb.String())
+	}
+}
+
+// nonLoopbackAddress is an IPv4 address of this host outside the loopback
+// interface, from which Redis's protected mode refuses clients.
+func nonLoopbackAddress(t *testing.T) string {
+	t.Helper()
+	have, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range have {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() && !n.IP.IsLinkLocalUnicast() {
+			return n.IP.String()
+		}
+	}
+	t.Skip("this host has no IPv4 address outside its loopback interface: no client of it meets Redis's protected mode")
+	return ""
+}

@@ -331,10 +331,10 @@ LOCKBOX_UPSTREAMS and LOCKBOX_PROXY_SIGNING_KEY_FILE.
 Exit status: 0 stopped by SIGTERM or Ctrl-C; 78 a configuration it refuses at start-up (a
 LOCKBOX_* variable, or a file one names: a key, a certificate, the policy directory, a SIEM
 file whose directory does not exist; Redis refusing Lockbox's password, LOCKBOX_AUDIT_AOF, or
-its user a command or key start-up needs (NOPERM); a port below 1024 without
-CAP_NET_BIND_SERVICE; an IP address no interface of this host has), which a restart can't
-mend; 1 any other failure (Redis not answering or loading, an address in use), which a restart
-may; 2 a wrong command line.
+its user a command or key start-up needs (NOPERM), or Lockbox's address in protected mode
+(DENIED); a port below 1024 without CAP_NET_BIND_SERVICE; an IP address no interface of this
+host has), which a restart can't mend; 1 any other failure (Redis not answering or loading,
+an address in use), which a restart may; 2 a wrong command line.
 
 SIGTERM or Ctrl-C stops it gracefully. SIGHUP does not stop it: it re-reads at once the policy
 directory, the token key files, the grant signing and published key files and the TLS

@@ -731,6 +731,13 @@ func checkRedis(ctx context.Context, cfg config.Config, rdb redis.UniversalClien
 			}
 			return config.Invalid(credentialsError(cfg, where, err))
 		}
+		// go-redis hides protected mode's DENIED behind the broken pipe
+		// that follows it: see protectedModeRefusal.
+		if _, isRedis := errors.AsType[redis.Error](err); !isRedis {
+			if derr := protectedModeRefusal(pctx, cfg); derr != nil {
+				return config.Invalid(fmt.Errorf("%w (go-redis: %w)", derr, err))
+			}
+		}
 		return fmt.Errorf("%s: %s does not answer: %w", cfg.RedisVar(), where, err)
 	}
 	if !cfg.AuditAOF || !cfg.Runs(config.ComponentProxy) {
