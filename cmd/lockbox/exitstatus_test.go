@@ -203,6 +203,15 @@ func TestServeExitStatusForWhatRedisRefuses(t *testing.T) {
 		t.Fatal(err)
 	}
 	loading := loadingRedis(t)
+	// A Redis whose default user, the one Lockbox is when no user is
+	// set, may not PING.
+	defaultNoPing := redistest.StartServer(t)
+	admin = redis.NewClient(&redis.Options{Addr: defaultNoPing.Addr})
+	err = admin.Do(context.Background(), "ACL", "SETUSER", "default", "-ping").Err()
+	admin.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	bare := "redis://" + srv.Addr + "/0"
 	tests := []struct {
@@ -221,6 +230,7 @@ func TestServeExitStatusForWhatRedisRefuses(t *testing.T) {
 		{"LOCKBOX_AUDIT_AOF with a Redis that can't confirm fsyncs", bare, map[string]string{"LOCKBOX_REDIS_PASSWORD_FILE": rightFile, "LOCKBOX_AUDIT_AOF": "true"}, 78, "lockbox: LOCKBOX_AUDIT_AOF: ", "WAITAOF"},
 		{"a user of LOCKBOX_REDIS_USERNAME that may not PING", bare, map[string]string{"LOCKBOX_REDIS_USERNAME": "noping", "LOCKBOX_REDIS_PASSWORD_FILE": rightFile}, 78, "lockbox: LOCKBOX_REDIS_USERNAME: ", "PING"},
 		{"a user of LOCKBOX_REDIS_URL that may not PING", "redis://noping:" + password + "@" + srv.Addr + "/0", nil, 78, "lockbox: LOCKBOX_REDIS_URL: ", "PING"},
+		{"Redis's default user that may not PING", "redis://" + defaultNoPing.Addr + "/0", nil, 78, "lockbox: LOCKBOX_REDIS_USERNAME: ", "default user"},
 		{"a user that may touch none of Lockbox's keys", bare, map[string]string{"LOCKBOX_REDIS_USERNAME": "otherkeys", "LOCKBOX_REDIS_PASSWORD_FILE": rightFile}, 78, "lockbox: LOCKBOX_REDIS_USERNAME: ", "NOPERM"},
 		{"a Redis loading its data set", loading, nil, 1, "lockbox: LOCKBOX_REDIS_URL: ", "LOADING"},
 	}
