@@ -1103,3 +1103,52 @@ func TestKustomizeSidecarDisruptionBudget(t *testing.T) {
 		})
 	}
 }
+
+// TestRendersPassKubecheck: every form the manifests render passes
+// kubecheck, the gate make deploy-check runs: each kustomization and the
+// chart with its default values and each example's (renderAll), and the
+// chart with the values an operator most often changes beside an example
+// (the replicas and the budgets kept through node drains). Without it a
+// manifest kubecheck refuses, or a kubecheck rule the manifests break,
+// passed go test and surfaced only in make deploy-check.
+func TestRendersPassKubecheck(t *testing.T) {
+	renders := renderAll(t)
+	kube := kubeVersion(t)
+	for _, v := range []struct {
+		name, example string
+		set           []string
+	}{
+		{"exchange with one replica", "exchange", []string{"sidecar.workload.replicas=1"}},
+		{"exchange with three replicas, half kept", "exchange", []string{"sidecar.workload.replicas=3", "sidecar.workload.podDisruptionBudget.minAvailable=50%"}},
+		{"control plane with three replicas, two kept", "control-plane", []string{"controlPlane.replicas=3", "controlPlane.podDisruptionBudget.minAvailable=2"}},
+	} {
+		args := []string{"helm", "template", v.example, "../deploy/helm/lockbox", "--namespace", v.example,
+			"--kube-version", kube, "-f", "../deploy/helm/examples/" + v.example + ".yaml"}
+		for _, s := range v.set {
+			args = append(args, "--set", s)
+		}
+		renders["helm "+v.name] = goTool(t, args...)
+	}
+	dir := t.TempDir()
+	var files []string
+	for name, out := range renders {
+		file := filepath.Join(dir, strings.NewReplacer("/", "-", " ", "-", ",", "").Replace(name)+".yaml")
+		if err := os.WriteFile(file, out, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, file)
+	}
+	slices.Sort(files)
+	cmd := exec.Command("go", append([]string{"tool", "kubecheck"}, files...)...)
+	cmd.Dir = "../tools"
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("(cd tools && go tool kubecheck ...): %v\n%s", err, out)
+	}
+	// Each render was read and found whole, none skipped.
+	for _, f := range files {
+		if !regexp.MustCompile(`(?m)^kubecheck: ` + regexp.QuoteMeta(f) + `: [1-9][0-9]* objects OK$`).Match(out) {
+			t.Errorf("kubecheck did not pass %s:\n%s", f, out)
+		}
+	}
+}
