@@ -98,8 +98,14 @@ func TestKubecheck(t *testing.T) {
 		{name: "tenant without disruption budget", after: "name: lockbox-sidecar\n  namespace: exchange\nspec:\n  maxUnavailable: 1", old: "      lockbox/sidecar: \"true\"", new: "      lockbox/sidecar: \"false\"", want: "(Deployment exchange): no PodDisruptionBudget selects its pods: a node drain may evict all 2 replicas at once"},
 		{
 			name: "two disruption budgets", after: "name: lockbox-sidecar\n  namespace: exchange\nspec:\n  maxUnavailable: 1", old: "---\n",
-			new:  "---\napiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata:\n  name: exchange\n  namespace: exchange\nspec:\n  maxUnavailable: 1\n  selector:\n    matchLabels:\n      app.kubernetes.io/name: exchange\n---\n",
+			new:  "---\napiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata:\n  name: exchange\n  namespace: exchange\nspec:\n  maxUnavailable: 1\n  selector:\n    matchLabels:\n      app.kubernetes.io/name: exchange\n  unhealthyPodEvictionPolicy: AlwaysAllow\n---\n",
 			want: "(Deployment exchange): PodDisruptionBudgets lockbox-sidecar, exchange all select its pods: the eviction API refuses a pod more than one budget selects",
+		},
+		{name: "disruption budget waits for unready pods", after: "kind: PodDisruptionBudget", old: "  unhealthyPodEvictionPolicy: AlwaysAllow\n", new: "", want: "(PodDisruptionBudget lockbox): unhealthyPodEvictionPolicy unset (IfHealthyBudget), want AlwaysAllow"},
+		{
+			name: "tenant disruption budget waits for unready pods", after: "name: lockbox-sidecar\n  namespace: exchange\nspec:\n  maxUnavailable: 1",
+			old: "unhealthyPodEvictionPolicy: AlwaysAllow", new: "unhealthyPodEvictionPolicy: IfHealthyBudget",
+			want: "(PodDisruptionBudget lockbox-sidecar): unhealthyPodEvictionPolicy IfHealthyBudget, want AlwaysAllow",
 		},
 		{name: "no disruption budget", after: "kind: PodDisruptionBudget", old: "    matchLabels:\n      app.kubernetes.io/component: control-plane", new: "    matchLabels:\n      app.kubernetes.io/component: other", want: "no PodDisruptionBudget selects its pods"},
 	}

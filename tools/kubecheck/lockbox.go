@@ -119,7 +119,13 @@ type bundle struct {
 	configMaps map[string]*corev1.ConfigMap // by namespace/name
 	services   []*corev1.Service
 	netpols    []*networkingv1.NetworkPolicy
-	pdbs       []*policyv1.PodDisruptionBudget
+	pdbs       []budget
+}
+
+// budget is a PodDisruptionBudget and where the bundle holds it.
+type budget struct {
+	*policyv1.PodDisruptionBudget
+	at object
 }
 
 func newBundle(objs []object) *bundle {
@@ -133,7 +139,7 @@ func newBundle(objs []object) *bundle {
 		case *networkingv1.NetworkPolicy:
 			b.netpols = append(b.netpols, v)
 		case *policyv1.PodDisruptionBudget:
-			b.pdbs = append(b.pdbs, v)
+			b.pdbs = append(b.pdbs, budget{v, o})
 		}
 		if meta, spec, ok := podTemplate(o.obj); ok {
 			w := workload{object: o, pod: meta, spec: spec}
@@ -161,6 +167,30 @@ func checkLockbox(b *bundle) []error {
 			errs = append(errs, b.checkLockboxContainer(w, c)...)
 			errs = append(errs, b.checkSidecar(w, c)...)
 		}
+	}
+	for _, p := range b.pdbs {
+		errs = append(errs, checkBudget(p)...)
+	}
+	return errs
+}
+
+// checkBudget holds every PodDisruptionBudget to what a drain needs of it,
+// whichever pods it selects.
+//
+// Its unready pods must be evictable whatever the budget: under the
+// default policy (IfHealthyBudget) the eviction API refuses to evict an
+// unready pod while the budget is short of healthy ones, and every Lockbox
+// pod is unready, closed, while Redis does not answer. A drain would then
+// wait for Redis, evicting pods that serve nothing anyway. Ready pods
+// stay protected.
+func checkBudget(p budget) []error {
+	var errs []error
+	if got := p.Spec.UnhealthyPodEvictionPolicy; got == nil || *got != policyv1.AlwaysAllow {
+		policy := "unset (IfHealthyBudget)"
+		if got != nil {
+			policy = string(*got)
+		}
+		errs = append(errs, fmt.Errorf("%s: unhealthyPodEvictionPolicy %s, want AlwaysAllow: a node drain would wait on its unready pods, every Lockbox pod while Redis does not answer, until they are ready again", p.at, policy))
 	}
 	return errs
 }
@@ -438,7 +468,7 @@ func (b *bundle) checkBudgets(w workload) (bool, []error) {
 			continue
 		}
 		names = append(names, p.Name)
-		if w.replicas != nil && !allowsDisruption(p, int(*w.replicas)) {
+		if w.replicas != nil && !allowsDisruption(p.PodDisruptionBudget, int(*w.replicas)) {
 			errs = append(errs, fmt.Errorf("%s: PodDisruptionBudget %s lets none of its %d replicas be evicted: a node drain waits on it forever", w, p.Name, *w.replicas))
 		}
 	}
