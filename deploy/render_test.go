@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"maps"
 	"math/big"
@@ -1150,5 +1151,143 @@ func TestRendersPassKubecheck(t *testing.T) {
 		if !regexp.MustCompile(`(?m)^kubecheck: ` + regexp.QuoteMeta(f) + `: [1-9][0-9]* objects OK$`).Match(out) {
 			t.Errorf("kubecheck did not pass %s:\n%s", f, out)
 		}
+	}
+}
+
+// TestKustomizeSidecarBudgetPerWorkload: the sidecar component's budget was
+// PodDisruptionBudget lockbox-sidecar selecting every pod with the sidecar
+// in the namespace. Two tenant services in one namespace, each deployed
+// from a kustomization of its own with the component (examples/exchange,
+// and sharepoint beside it), applied one budget under that one name, the
+// second apply rewriting the first, counting both services' pods
+// together: one service's unready or evicted pods spent the other's
+// disruptions, and a service given a budget of its own had its pods
+// selected twice, which no drain gets past. Each service's budget now bears
+// its Deployment's name and its Deployment's selector: it selects that
+// service's pods alone, and the namespace, applied as the API server
+// keeps it (the last object of a name wins), passes kubecheck.
+func TestKustomizeSidecarBudgetPerWorkload(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string { return writeIn(t, dir, name, content) }
+	// kustomize takes a relative path to a component only: this one is
+	// from a kustomization in a directory directly under dir.
+	rel := func(p string) string {
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := filepath.Rel(filepath.Join(dir, "sharepoint"), abs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return filepath.ToSlash(r)
+	}
+	// The service as its team ships it: the exchange example's, renamed.
+	write("sharepoint/sharepoint.yaml", strings.ReplaceAll(strings.ReplaceAll(
+		string(readFile(t, "kubernetes/examples/exchange/exchange.yaml")), "exchange", "sharepoint"), "9001", "9002"))
+	write("sharepoint/grant-signing-key.pub.pem", string(readFile(t, "kubernetes/examples/exchange/grant-signing-key.pub.pem")))
+	sharepoint := filepath.Dir(write("sharepoint/kustomization.yaml", "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"+
+		"namespace: exchange\nresources:\n  - sharepoint.yaml\ncomponents:\n"+
+		"  - "+rel("kubernetes/components/sidecar")+"\n  - "+rel("kubernetes/examples/settings")+"\n"+
+		"  - "+rel("kubernetes/components/tls")+"\n  - "+rel("kubernetes/components/issuers")+"\n"+
+		"configMapGenerator:\n  - name: lockbox-sidecar\n    literals:\n      - LOCKBOX_UPSTREAMS=sharepoint=http://127.0.0.1:9002\n"+
+		"  - name: sharepoint-grant-key\n    files:\n      - grant-signing-key.pub.pem\n"))
+
+	// Both applied to the namespace: an object of a kind, namespace and
+	// name already there is replaced.
+	type key struct{ kind, ns, name string }
+	applied := map[key]map[string]any{}
+	var order []key
+	for _, out := range [][]byte{
+		goTool(t, "kustomize", "build", "../deploy/kubernetes/examples/exchange"),
+		goTool(t, "kustomize", "build", sharepoint),
+	} {
+		dec := yaml.NewDecoder(bytes.NewReader(out))
+		for {
+			var o map[string]any
+			if err := dec.Decode(&o); errors.Is(err, io.EOF) {
+				break
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			meta, _ := o["metadata"].(map[string]any)
+			k := key{fmt.Sprint(o["kind"]), fmt.Sprint(meta["namespace"]), fmt.Sprint(meta["name"])}
+			if _, ok := applied[k]; !ok {
+				order = append(order, k)
+			}
+			applied[k] = o
+		}
+	}
+
+	// Each budget selects the pods of one Deployment, and each Deployment
+	// with the sidecar has one budget.
+	labelsAt := func(o map[string]any, path ...string) map[string]any {
+		for _, p := range path {
+			o, _ = o[p].(map[string]any)
+		}
+		return o
+	}
+	matches := func(sel, pods map[string]any) bool {
+		for k, v := range sel {
+			if pods[k] != v {
+				return false
+			}
+		}
+		return len(sel) > 0
+	}
+	budgets := map[string][]string{} // Deployment → budgets selecting its pods
+	for _, k := range order {
+		if k.kind != "PodDisruptionBudget" {
+			continue
+		}
+		p := applied[k]
+		if exprs := labelsAt(p, "spec", "selector")["matchExpressions"]; exprs != nil {
+			t.Fatalf("PodDisruptionBudget %s selects by expressions %v: this test reads matchLabels only", k.name, exprs)
+		}
+		var selected []string
+		for _, d := range order {
+			if d.kind == "Deployment" && d.ns == k.ns && matches(labelsAt(p, "spec", "selector", "matchLabels"), labelsAt(applied[d], "spec", "template", "metadata", "labels")) {
+				selected = append(selected, d.name)
+				budgets[d.name] = append(budgets[d.name], k.name)
+			}
+		}
+		if len(selected) != 1 {
+			t.Errorf("PodDisruptionBudget %s selects the pods of Deployments %v, want its own service's alone", k.name, selected)
+		}
+	}
+	for _, d := range []string{"exchange", "sharepoint"} {
+		if len(budgets[d]) != 1 {
+			t.Errorf("Deployment %s: PodDisruptionBudgets %v select its pods, want one", d, budgets[d])
+		}
+	}
+
+	// The component reads the selector from the one Deployment beside it:
+	// with two it refuses to build, never rendering a budget spanning both.
+	write("two/a.yaml", string(readFile(t, "kubernetes/examples/exchange/exchange.yaml")))
+	write("two/b.yaml", strings.ReplaceAll(string(readFile(t, "kubernetes/examples/exchange/exchange.yaml")), "exchange", "sharepoint"))
+	two := filepath.Dir(write("two/kustomization.yaml", "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"+
+		"resources:\n  - a.yaml\n  - b.yaml\ncomponents:\n  - "+rel("kubernetes/components/sidecar")+"\n"+
+		"configMapGenerator:\n  - name: lockbox-sidecar\n    literals:\n      - LOCKBOX_UPSTREAMS=exchange=http://127.0.0.1:9001\n"))
+	cmd := exec.Command("go", "tool", "kustomize", "build", two)
+	cmd.Dir = "../tools"
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "multiple matches for selector Deployment") {
+		t.Errorf("kustomize build of the component beside two Deployments: %v, want it refused (multiple matches for selector Deployment):\n%s", err, out)
+	}
+
+	var bundle bytes.Buffer
+	enc := yaml.NewEncoder(&bundle)
+	for _, k := range order {
+		if err := enc.Encode(applied[k]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := enc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	file := write("namespace.yaml", bundle.String())
+	cmd = exec.Command("go", "tool", "kubecheck", file)
+	cmd.Dir = "../tools"
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("kubecheck of namespace exchange with both services: %v\n%s", err, out)
 	}
 }

@@ -95,17 +95,25 @@ func TestKubecheck(t *testing.T) {
 			new:  "  name: exchange\n  namespace: exchange\nspec:\n  minAvailable: 2\n  selector:\n    matchLabels:\n      app.kubernetes.io/name: exchange\n",
 			want: "(Deployment exchange): PodDisruptionBudget exchange lets none of its 2 replicas be evicted",
 		},
-		{name: "tenant without disruption budget", after: "name: lockbox-sidecar\n  namespace: exchange\nspec:\n  maxUnavailable: 1", old: "      lockbox/sidecar: \"true\"", new: "      lockbox/sidecar: \"false\"", want: "(Deployment exchange): no PodDisruptionBudget selects its pods: a node drain may evict all 2 replicas at once"},
+		{name: "tenant without disruption budget", after: "name: lockbox-exchange\n  namespace: exchange\nspec:\n  maxUnavailable: 1", old: "      app.kubernetes.io/name: exchange\n  unhealthy", new: "      app.kubernetes.io/name: other\n  unhealthy", want: "(Deployment exchange): no PodDisruptionBudget selects its pods: a node drain may evict all 2 replicas at once"},
 		{
-			name: "two disruption budgets", after: "name: lockbox-sidecar\n  namespace: exchange\nspec:\n  maxUnavailable: 1", old: "---\n",
+			name: "two disruption budgets", after: "name: lockbox-exchange\n  namespace: exchange\nspec:\n  maxUnavailable: 1", old: "---\n",
 			new:  "---\napiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata:\n  name: exchange\n  namespace: exchange\nspec:\n  maxUnavailable: 1\n  selector:\n    matchLabels:\n      app.kubernetes.io/name: exchange\n  unhealthyPodEvictionPolicy: AlwaysAllow\n---\n",
-			want: "(Deployment exchange): PodDisruptionBudgets lockbox-sidecar, exchange all select its pods: the eviction API refuses a pod more than one budget selects",
+			want: "(Deployment exchange): PodDisruptionBudgets lockbox-exchange, exchange all select its pods: the eviction API refuses a pod more than one budget selects",
 		},
 		{name: "disruption budget waits for unready pods", after: "kind: PodDisruptionBudget", old: "  unhealthyPodEvictionPolicy: AlwaysAllow\n", new: "", want: "(PodDisruptionBudget lockbox): unhealthyPodEvictionPolicy unset (IfHealthyBudget), want AlwaysAllow"},
 		{
-			name: "tenant disruption budget waits for unready pods", after: "name: lockbox-sidecar\n  namespace: exchange\nspec:\n  maxUnavailable: 1",
+			name: "tenant disruption budget waits for unready pods", after: "name: lockbox-exchange\n  namespace: exchange\nspec:\n  maxUnavailable: 1",
 			old: "unhealthyPodEvictionPolicy: AlwaysAllow", new: "unhealthyPodEvictionPolicy: IfHealthyBudget",
-			want: "(PodDisruptionBudget lockbox-sidecar): unhealthyPodEvictionPolicy IfHealthyBudget, want AlwaysAllow",
+			want: "(PodDisruptionBudget lockbox-exchange): unhealthyPodEvictionPolicy IfHealthyBudget, want AlwaysAllow",
+		},
+		{
+			// As the sidecar component's budget was: every pod with the
+			// sidecar in the namespace, another service's too.
+			name: "disruption budget of two workloads", after: "name: lockbox-exchange\n  namespace: exchange\nspec:\n  maxUnavailable: 1",
+			old:  "      app.kubernetes.io/name: exchange\n  unhealthyPodEvictionPolicy: AlwaysAllow\n---\n",
+			new:  "      lockbox/sidecar: \"true\"\n  unhealthyPodEvictionPolicy: AlwaysAllow\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: sharepoint\n  namespace: exchange\nspec:\n  replicas: 2\n  selector:\n    matchLabels:\n      app.kubernetes.io/name: sharepoint\n  template:\n    metadata:\n      labels:\n        app.kubernetes.io/name: sharepoint\n        lockbox/sidecar: \"true\"\n    spec:\n      containers:\n      - image: registry.tenant.example/sharepoint:1.0\n        name: sharepoint\n        securityContext:\n          allowPrivilegeEscalation: false\n          capabilities:\n            drop:\n            - ALL\n          runAsNonRoot: true\n          seccompProfile:\n            type: RuntimeDefault\n---\n",
+			want: "(PodDisruptionBudget lockbox-exchange): selects the pods of 2 workloads",
 		},
 		{name: "no disruption budget", after: "kind: PodDisruptionBudget", old: "    matchLabels:\n      app.kubernetes.io/component: control-plane", new: "    matchLabels:\n      app.kubernetes.io/component: other", want: "no PodDisruptionBudget selects its pods"},
 	}

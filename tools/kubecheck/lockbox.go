@@ -169,7 +169,7 @@ func checkLockbox(b *bundle) []error {
 		}
 	}
 	for _, p := range b.pdbs {
-		errs = append(errs, checkBudget(p)...)
+		errs = append(errs, b.checkBudget(p)...)
 	}
 	return errs
 }
@@ -177,14 +177,29 @@ func checkLockbox(b *bundle) []error {
 // checkBudget holds every PodDisruptionBudget to what a drain needs of it,
 // whichever pods it selects.
 //
+// It selects the pods of one workload: the disruption controller counts
+// all it selects together, so one workload's evicted or unready pods would
+// spend another's disruptions (with minAvailable, all of one may go while
+// the other keeps the count), and a workload given a budget of its own
+// would have its pods selected twice, which the eviction API refuses.
+//
 // Its unready pods must be evictable whatever the budget: under the
 // default policy (IfHealthyBudget) the eviction API refuses to evict an
 // unready pod while the budget is short of healthy ones, and every Lockbox
 // pod is unready, closed, while Redis does not answer. A drain would then
 // wait for Redis, evicting pods that serve nothing anyway. Ready pods
 // stay protected.
-func checkBudget(p budget) []error {
+func (b *bundle) checkBudget(p budget) []error {
 	var errs []error
+	var selected []string
+	for _, w := range b.workloads {
+		if w.ns == p.Namespace && selects(p.Spec.Selector, w.pod.Labels) {
+			selected = append(selected, w.String())
+		}
+	}
+	if len(selected) > 1 {
+		errs = append(errs, fmt.Errorf("%s: selects the pods of %d workloads (%s), which it counts together: one's evicted or unready pods spend the others' disruptions, and a workload with a budget of its own has its pods selected twice, which no drain gets past; give each workload a budget selecting its own pods", p.at, len(selected), strings.Join(selected, ", ")))
+	}
 	if got := p.Spec.UnhealthyPodEvictionPolicy; got == nil || *got != policyv1.AlwaysAllow {
 		policy := "unset (IfHealthyBudget)"
 		if got != nil {
