@@ -14,10 +14,10 @@
 //     the sidecar running the proxy alone and the control plane everything
 //     but the proxy (LOCKBOX_SERVE), no secret in a pod that does not read
 //     it, policy hot reload, secrets as files, probes on the metrics port;
-//   - if it is a PodDisruptionBudget, let a node drain through: it evicts
-//     unready pods whatever the budget (unhealthyPodEvictionPolicy:
-//     AlwaysAllow), keeps fewer than all of a workload's replicas, and no
-//     pod is selected by a second budget.
+//   - if it is a PodDisruptionBudget, let a node drain through: it selects
+//     the pods of one workload, evicts unready pods whatever the budget
+//     (unhealthyPodEvictionPolicy: AlwaysAllow), keeps fewer than all of
+//     the workload's replicas, and no pod is selected by a second budget.
 //
 // ConfigMaps a pod refers to must be in the same bundle; Secrets are created
 // out of band and are not looked for.
