@@ -562,6 +562,13 @@ func (w *Worker) processAll(ctx context.Context, t string, msgs []redis.XMessage
 	return done, nil
 }
 
+// leftToOther logs that this replica stops acting on entry id of tenant
+// t because another replica took it over.
+func (w *Worker) leftToOther(ctx context.Context, t, id string, ev Event) {
+	w.cfg.Logger.InfoContext(ctx, "notification left to the replica that took the entry over", "tenant", t, "entry", id,
+		"kind", ev.Kind, "request_id", ev.Request.ID)
+}
+
 // channels names the channels an entry may go through, for counting an
 // entry whose recipients are unknown: e-mail, and webhooks when any are
 // configured.
@@ -706,8 +713,7 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 			}
 			switch sk.state {
 			case leaseLost:
-				w.cfg.Logger.InfoContext(ctx, "notification left to the replica that took the entry over", "tenant", t, "entry", m.ID,
-					"kind", ev.Kind, "request_id", ev.Request.ID)
+				w.leftToOther(ctx, t, m.ID, ev)
 				return false, nil
 			case leaseHeld:
 				busy = busy || sk.mark != "sent" && sk.mark != "dead" && sk.mark != "skipped"
@@ -732,8 +738,7 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 			// here would send to a recipient that replica just tried, or
 			// before the retry it scheduled, and count an attempt it did
 			// not make; the recipients done here stay done.
-			w.cfg.Logger.InfoContext(ctx, "notification left to the replica that took the entry over", "tenant", t, "entry", m.ID,
-				"kind", ev.Kind, "request_id", ev.Request.ID)
+			w.leftToOther(ctx, t, m.ID, ev)
 			return false, nil
 		case leaseHeld:
 			if l.mark != "sent" && l.mark != "dead" && l.mark != "skipped" {
