@@ -14,4 +14,7 @@ func TestPagesUseMicrosoftsWords(t *testing.T) {
 		"<title>&#x2068;Customer Lockbox requests&#x2069; · Lockbox admin center</title>", "<h1>Customer Lockbox requests</h1>")
 	mustContain(t, "settings page", b.get("/console/settings"),
 		`<label for="lockbox_enabled">Require approval for all data access requests</label>`)
+	// The provider's onboarding form sets the same switch: the same words.
+	mustContain(t, "onboarding form", e.signIn(lara).get("/console/tenants"),
+		`<label for="lockbox_enabled">Require approval for all data access requests</label>`)
 }
