@@ -1148,6 +1148,18 @@ func (w *Worker) skipTimedOut(ctx context.Context, t, id, key string) (skipped, 
 	return skipped{}, fmt.Errorf("notify: count a timed-out recipient of %s: unexpected answer %q", id, res)
 }
 
+// entryHereLua begins the scripts that act on a recipient of entry
+// ARGV[3] only while it is pending at consumer ARGV[2] of group ARGV[1]
+// on the outbox KEYS[1]: it answers {"lost"} otherwise (a group gone with
+// its stream holds nothing).
+const entryHereLua = `
+local ok, pending = pcall(redis.call, 'XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1, ARGV[2])
+if not ok then
+  if string.find(tostring(pending.err or pending), 'NOGROUP', 1, true) then return {'lost'} end
+  return redis.error_reply(tostring(pending.err or pending))
+end
+if #pending == 0 then return {'lost'} end`
+
 // skipTimedOutScript is skipTimedOut's, on the outbox (KEYS[1]), the
 // recipient's sent mark (KEYS[2]) and its count of failed attempts
 // (KEYS[3]), for consumer ARGV[2] of group ARGV[1] and entry ARGV[3]: it
@@ -1156,13 +1168,7 @@ func (w *Worker) skipTimedOut(ctx context.Context, t, id, key string) (skipped, 
 // exists, and otherwise adds one to the count, keeps it ARGV[4] ms and
 // answers {"got", count}. One script, so that no other replica takes the
 // entry over between the check and the count.
-var skipTimedOutScript = redis.NewScript(`
-local ok, pending = pcall(redis.call, 'XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1, ARGV[2])
-if not ok then
-  if string.find(tostring(pending.err or pending), 'NOGROUP', 1, true) then return {'lost'} end
-  return redis.error_reply(tostring(pending.err or pending))
-end
-if #pending == 0 then return {'lost'} end
+var skipTimedOutScript = redis.NewScript(entryHereLua + `
 local mark = redis.call('GET', KEYS[2])
 if mark then return {'held', mark} end
 local n = redis.call('INCR', KEYS[3])
@@ -1322,13 +1328,7 @@ func (w *Worker) lease(ctx context.Context, t, id, key string) (leaseResult, err
 // otherwise sets the mark to ARGV[5] for ARGV[6] ms and answers {"got"}.
 // One script, so that no other replica takes the entry over between the
 // check and the lease.
-var leaseScript = redis.NewScript(`
-local ok, pending = pcall(redis.call, 'XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1, ARGV[2])
-if not ok then
-  if string.find(tostring(pending.err or pending), 'NOGROUP', 1, true) then return {'lost'} end
-  return redis.error_reply(tostring(pending.err or pending))
-end
-if #pending == 0 then return {'lost'} end
+var leaseScript = redis.NewScript(entryHereLua + `
 local mark = redis.call('GET', KEYS[2])
 if mark then return {'held', mark} end
 local nb = redis.call('GET', KEYS[3])
