@@ -645,18 +645,38 @@ func (u *upstream) modifyResponse(res *http.Response) error {
 	return nil
 }
 
-// redirectTo returns the proxy's path (and query) for loc, an absolute URL
-// on the upstream's own origin under its base path, as nginx's
-// "proxy_redirect default" does: such a Location would tell the client an
-// internal host name, and send it there, around the proxy, with whatever
-// it sends along. ok is false for anything else, which passes unchanged: a
-// relative reference (resolved against the proxy already), another
-// origin, a path outside the base path (which no call through the proxy
-// can reach).
+// redirectTo returns the proxy's path (and query) for loc, a URL on the
+// upstream's own origin under its base path, as nginx's "proxy_redirect
+// default" does: an absolute URL would tell the client an internal host
+// name, and send it there, around the proxy, with whatever it sends along;
+// a reference that starts with "/" (what Go's http.Redirect writes for a
+// relative target) means the upstream's own path, which the client, taking
+// it on the proxy's origin, would miss by the service's prefix. ok is false
+// for anything else, which passes unchanged: a relative-path reference
+// ("x", "../x"), which the client resolves against the proxy's path just as
+// the upstream meant it against its own; another origin; a path outside
+// the base path (which no call through the proxy can reach).
 func (u *upstream) redirectTo(loc string) (_ string, ok bool) {
 	l, err := url.Parse(loc)
-	if err != nil || !strings.EqualFold(l.Scheme, u.scheme) || l.User != nil || !sameHost(l, u.scheme, u.host) {
+	if err != nil || l.User != nil || l.Opaque != "" {
 		return "", false
+	}
+	switch {
+	case l.Scheme == "" && l.Host == "":
+		// A path-absolute reference; a relative path is left alone.
+		if !strings.HasPrefix(l.Path, "/") {
+			return "", false
+		}
+	case l.Scheme == "":
+		// A network-path reference ("//host/x") takes the scheme of the
+		// answer it came in, the upstream's.
+		if !sameHost(l, u.scheme, u.host) {
+			return "", false
+		}
+	default:
+		if !strings.EqualFold(l.Scheme, u.scheme) || !sameHost(l, u.scheme, u.host) {
+			return "", false
+		}
 	}
 	p := l.EscapedPath()
 	if u.basePath != "" {

@@ -42,7 +42,21 @@ func TestLocationOnTheUpstreamRewritten(t *testing.T) {
 		{"Location", "https://" + host + "/api/exchange/tenants", "https://" + host + "/api/exchange/tenants"},
 		{"Location", "http://" + host + ".evil.example/api/exchange/x", "http://" + host + ".evil.example/api/exchange/x"},
 		{"Location", origin + "/api/exchangeadmin/x", origin + "/api/exchangeadmin/x"},
-		{"Location", "/api/exchange/relative", "/api/exchange/relative"},
+		// A reference starting with "/" means the upstream's own path (Go's
+		// http.Redirect writes relative targets so); one starting with "//"
+		// its host, if it is the upstream's.
+		{"Location", "/api/exchange/tenants/contoso/mailboxes/bob?top=2", "/exchange/tenants/contoso/mailboxes/bob?top=2"},
+		{"Location", "/api/exchange", "/exchange/"},
+		{"Content-Location", "/api/exchange/tenants/contoso#x", "/exchange/tenants/contoso#x"},
+		{"Location", "//" + host + "/api/exchange/tenants", "/exchange/tenants"},
+		{"Location", "//login.example/api/exchange/tenants", "//login.example/api/exchange/tenants"},
+		{"Location", "/api/exchangeadmin/x", "/api/exchangeadmin/x"},
+		{"Location", "/login", "/login"},
+		// A relative path resolves against the proxy's path as the upstream
+		// meant it against its own.
+		{"Location", "bob?top=2", "bob?top=2"},
+		{"Location", "../contoso", "../contoso"},
+		{"Location", "mailto:ops@example.com", "mailto:ops@example.com"},
 		{"Content-Location", "https://cdn.example/blob/1", "https://cdn.example/blob/1"},
 	}
 	e := newTestEnv(t, func(e *testEnv, c *Config) {
@@ -63,5 +77,33 @@ func TestLocationOnTheUpstreamRewritten(t *testing.T) {
 				t.Errorf("%s: %q, want %q", tc.header, got, tc.want)
 			}
 		})
+	}
+}
+
+// TestRedirectToWithoutBasePath: behind an upstream URL with no path, every
+// path on the upstream is the service's, so any reference starting with "/"
+// gets the service's prefix, including one a browser would take as another
+// host ("/\host"), which the prefix makes a path again.
+func TestRedirectToWithoutBasePath(t *testing.T) {
+	u := &upstream{service: "exchange", scheme: "http", host: "exchange.internal:8080"}
+	for _, tc := range []struct{ loc, want string }{
+		{"/login?next=%2Fx", "/exchange/login?next=%2Fx"},
+		{"/", "/exchange/"},
+		{`/\evil.example/x`, "/exchange/%5Cevil.example/x"},
+		{"http://exchange.internal:8080/a", "/exchange/a"},
+		{"//exchange.internal:8080/a", "/exchange/a"},
+		{"//exchange.internal/a", ""},
+		{"a/b", ""},
+		{"", ""},
+		{"?x=1", ""},
+		{"http://u:p@exchange.internal:8080/a", ""},
+	} {
+		got, ok := u.redirectTo(tc.loc)
+		if !ok {
+			got = ""
+		}
+		if got != tc.want {
+			t.Errorf("redirectTo(%q) = %q, %v; want %q", tc.loc, got, ok, tc.want)
+		}
 	}
 }
