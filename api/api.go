@@ -83,22 +83,23 @@ type Tenants interface {
 	// (tenant_exists, 412) when the id has a registry entry: the
 	// onboarding sent with If-None-Match: *.
 	OnboardIfAbsent(ctx context.Context, p identity.Principal, clientIP string, in tenants.Onboarding) (tenants.Tenant, tenants.Settings, error)
-	UpdateTenantIf(ctx context.Context, p identity.Principal, clientIP, tenant string, u tenants.TenantUpdate, ifRevision int64) (tenants.Tenant, error)
+	// UpdateTenantWhen, PutSettingsWhen and OffboardWhen judge cond
+	// (If-Match and If-None-Match) in the change's own transaction.
+	UpdateTenantWhen(ctx context.Context, p identity.Principal, clientIP, tenant string, u tenants.TenantUpdate, cond tenants.Condition) (tenants.Tenant, error)
 	Tenant(ctx context.Context, p identity.Principal, tenant string) (tenants.Tenant, error)
 	List(ctx context.Context, p identity.Principal) ([]tenants.Tenant, error)
 	Settings(ctx context.Context, p identity.Principal, tenant string) (tenants.Settings, error)
-	PutSettingsIf(ctx context.Context, p identity.Principal, clientIP, tenant string, st tenants.Settings, ifRevision int64) (tenants.Settings, error)
-	// CanAdminister returns the error Onboard and UpdateTenantIf return
+	PutSettingsWhen(ctx context.Context, p identity.Principal, clientIP, tenant string, st tenants.Settings, cond tenants.Condition) (tenants.Settings, error)
+	// CanAdminister returns the error Onboard and UpdateTenantWhen return
 	// for p before they look at the change, nil when p may make one.
 	CanAdminister(p identity.Principal) error
-	// CanConfigure returns the error PutSettingsIf returns for p before
+	// CanConfigure returns the error PutSettingsWhen returns for p before
 	// it looks at the change, nil when p may make one.
 	CanConfigure(ctx context.Context, p identity.Principal, tenant string) error
-	// OffboardIf ends the provider's relationship with a tenant if its
-	// registry entry is still at ifRevision (tenants.AnyRevision: whatever
-	// it is); CanOffboard returns the error it returns for p before it
-	// looks at the reason.
-	OffboardIf(ctx context.Context, p identity.Principal, clientIP, tenant, reason string, ifRevision int64) (tenants.Tenant, error)
+	// OffboardWhen ends the provider's relationship with a tenant if its
+	// registry entry meets cond; CanOffboard returns the error it returns
+	// for p before it looks at the reason.
+	OffboardWhen(ctx context.Context, p identity.Principal, clientIP, tenant, reason string, cond tenants.Condition) (tenants.Tenant, error)
 	CanOffboard(p identity.Principal) error
 	Approvers(ctx context.Context, p identity.Principal, tenant string) (tenants.ApproverList, error)
 	// CanAssign returns the error AddApprover and RemoveApprover return

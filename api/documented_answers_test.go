@@ -371,7 +371,9 @@ func operationCases() []answerCase {
 	brokenTenant := func(e *env) { corrupt(e, keys.Tenant("contoso")) }
 	brokenSettings := func(e *env) { corrupt(e, keys.Settings("contoso")) }
 	stale := withHeader("If-Match", `"999"`)
+	exists := withHeader("If-None-Match", "*")
 	return []answerCase{
+		{op: create, name: "If-None-Match", status: 400, code: "invalid_if_none_match", call: as(alice, "POST", "/v1/requests", createBody("contoso", "exchange"), nil, exists)},
 		{op: create, name: "no body", status: 400, code: "missing_body", call: as(alice, "POST", "/v1/requests", nil, nil)},
 		{op: create, name: "a manager files", status: 403, code: "forbidden", call: as(mia, "POST", "/v1/requests", createBody("contoso", "exchange"), nil)},
 		{op: create, name: "tenant not onboarded", status: 404, code: "tenant_not_found", call: as(alice, "POST", "/v1/requests", createBody("nosuchtenant", "exchange"), nil)},
@@ -446,6 +448,8 @@ func operationCases() []answerCase {
 		{op: update, name: "not onboarded", status: 404, code: "tenant_not_found", call: as(lara, "PATCH", "/v1/tenants/nosuchtenant", map[string]string{"display_name": "C"}, nil)},
 		{op: update, name: "offboarded", status: 409, code: "tenant_offboarded", call: as(lara, "PATCH", "/v1/tenants/contoso", map[string]string{"display_name": "C"}, offboarded)},
 		{op: update, name: "stale If-Match", status: 412, code: "tenant_changed", call: as(lara, "PATCH", "/v1/tenants/contoso", map[string]string{"display_name": "C"}, nil, stale)},
+		{op: update, name: "If-None-Match *", status: 412, code: "precondition_failed", call: as(lara, "PATCH", "/v1/tenants/contoso", map[string]string{"display_name": "C"}, nil, exists)},
+		{op: update, name: "If-None-Match no tag", status: 400, code: "invalid_if_none_match", call: as(lara, "PATCH", "/v1/tenants/contoso", map[string]string{"display_name": "C"}, nil, withHeader("If-None-Match", "1"))},
 		// A record a newer version wrote is not acted on without the
 		// fields it holds: the store answers as if unavailable, and the
 		// retry likely reaches an upgraded replica (docs/operations.md).
@@ -460,6 +464,10 @@ func operationCases() []answerCase {
 		{op: offboard, name: "not onboarded", status: 404, code: "tenant_not_found", call: as(lara, "POST", "/v1/tenants/nosuchtenant/offboard", wire.Offboarding{Reason: "r"}, nil)},
 		{op: offboard, name: "concurrent changes", status: 409, code: "conflict", call: as(lara, "POST", "/v1/tenants/contoso/offboard", wire.Offboarding{Reason: "r"}, concurrently(keys.Tenant("contoso")))},
 		{op: offboard, name: "stale If-Match", status: 412, code: "tenant_changed", call: as(lara, "POST", "/v1/tenants/contoso/offboard", wire.Offboarding{Reason: "r"}, nil, stale)},
+		{op: offboard, name: "If-None-Match the current ETag", status: 412, code: "precondition_failed", call: func(e *env) result {
+			etag := e.do(lara, "GET", "/v1/tenants/contoso", nil).header.Get("ETag")
+			return e.do(lara, "POST", "/v1/tenants/contoso/offboard", wire.Offboarding{Reason: "r"}, withHeader("If-None-Match", etag))
+		}},
 		{op: offboard, name: "entry unreadable", status: 500, code: "record_unreadable", call: as(lara, "POST", "/v1/tenants/contoso/offboard", wire.Offboarding{Reason: "r"}, brokenTenant)},
 
 		{op: settings, name: "malformed tenant", status: 400, code: "invalid_tenant", call: as(mia, "GET", "/v1/tenants/Not_A_Tenant/settings", nil, nil)},
@@ -472,6 +480,8 @@ func operationCases() []answerCase {
 		{op: putSet, name: "not onboarded", status: 404, code: "tenant_not_found", call: as(nosuchAdmin, "PUT", "/v1/tenants/nosuchtenant/settings", map[string]bool{"lockbox_enabled": true}, nil)},
 		{op: putSet, name: "offboarded", status: 409, code: "tenant_offboarded", call: as(contosoAdmin, "PUT", "/v1/tenants/contoso/settings", map[string]bool{"lockbox_enabled": true}, offboarded)},
 		{op: putSet, name: "stale If-Match", status: 412, code: "settings_changed", call: as(contosoAdmin, "PUT", "/v1/tenants/contoso/settings", map[string]bool{"lockbox_enabled": true}, nil, stale)},
+		{op: putSet, name: "If-None-Match *", status: 412, code: "precondition_failed", call: as(contosoAdmin, "PUT", "/v1/tenants/contoso/settings", map[string]bool{"lockbox_enabled": true}, nil, exists)},
+		{op: putSet, name: "If-None-Match a tag not ours", status: 400, code: "invalid_if_none_match", call: as(contosoAdmin, "PUT", "/v1/tenants/contoso/settings", map[string]bool{"lockbox_enabled": true}, nil, withHeader("If-None-Match", `"x"`))},
 		{op: putSet, name: "tenant entry unreadable", status: 500, code: "record_unreadable", call: as(contosoAdmin, "PUT", "/v1/tenants/contoso/settings", map[string]bool{"lockbox_enabled": true}, brokenTenant)},
 		{op: putSet, name: "settings unreadable", status: 500, code: "record_unreadable", call: as(contosoAdmin, "PUT", "/v1/tenants/contoso/settings", map[string]bool{"lockbox_enabled": true}, brokenSettings)},
 
@@ -480,12 +490,14 @@ func operationCases() []answerCase {
 		{op: apprs, name: "not onboarded", status: 404, code: "tenant_not_found", call: as(mia, "GET", "/v1/tenants/nosuchtenant/approvers", nil, nil)},
 		{op: apprs, name: "entry unreadable", status: 500, code: "record_unreadable", call: as(contosoAdmin, "GET", "/v1/tenants/contoso/approvers", nil, brokenTenant)},
 
+		{op: assign, name: "If-None-Match", status: 400, code: "invalid_if_none_match", call: as(contosoAdmin, "PUT", "/v1/tenants/contoso/approvers/zoe@contoso.example", nil, nil, exists)},
 		{op: assign, name: "not a user of the tenant", status: 400, code: "not_tenant_user", call: as(contosoAdmin, "PUT", "/v1/tenants/contoso/approvers/mary@provider.example", nil, nil)},
 		{op: assign, name: "an approver assigns", status: 403, code: "forbidden", call: as(contosoApprover, "PUT", "/v1/tenants/contoso/approvers/zoe@contoso.example", nil, nil)},
 		{op: assign, name: "not onboarded", status: 404, code: "tenant_not_found", call: as(nosuchAdmin, "PUT", "/v1/tenants/nosuchtenant/approvers/zoe@nosuchtenant.example", nil, nil)},
 		{op: assign, name: "offboarded", status: 409, code: "tenant_offboarded", call: as(contosoAdmin, "PUT", "/v1/tenants/contoso/approvers/zoe@contoso.example", nil, offboarded)},
 		{op: assign, name: "entry unreadable", status: 500, code: "record_unreadable", call: as(contosoAdmin, "PUT", "/v1/tenants/contoso/approvers/zoe@contoso.example", nil, brokenTenant)},
 
+		{op: unassign, name: "If-None-Match", status: 400, code: "invalid_if_none_match", call: as(contosoAdmin, "DELETE", "/v1/tenants/contoso/approvers/zoe@contoso.example", nil, nil, exists)},
 		{op: unassign, name: "malformed user", status: 400, code: "invalid_user", call: as(contosoAdmin, "DELETE", "/v1/tenants/contoso/approvers/Zoe!", nil, nil)},
 		{op: unassign, name: "an approver removes", status: 403, code: "forbidden", call: as(contosoApprover, "DELETE", "/v1/tenants/contoso/approvers/zoe@contoso.example", nil, nil)},
 		{op: unassign, name: "not onboarded", status: 404, code: "tenant_not_found", call: as(nosuchAdmin, "DELETE", "/v1/tenants/nosuchtenant/approvers/zoe@nosuchtenant.example", nil, nil)},

@@ -23,6 +23,9 @@ func (s *server) createRequest(w http.ResponseWriter, r *http.Request, p identit
 	if err := noIfMatch(r.Header, noRequestETag); err != nil {
 		return err
 	}
+	if err := noIfNoneMatch(r.Header, noRequestETag); err != nil {
+		return err
+	}
 	var in wire.CreateRequest
 	if err := s.decode(w, r, &in, false); err != nil {
 		return err
@@ -94,6 +97,9 @@ func act(a grants.Action) handlerFunc {
 		if err := noIfMatch(r.Header, noRequestETag); err != nil {
 			return err
 		}
+		if err := noIfNoneMatch(r.Header, noRequestETag); err != nil {
+			return err
+		}
 		var body wire.Decision
 		if err := s.decode(w, r, &body, true); err != nil {
 			return err
@@ -124,5 +130,6 @@ func noIfMatch(h http.Header, why string) error {
 	return httperr.New(http.StatusBadRequest, "invalid_if_match", "If-Match is not taken here: %s", why)
 }
 
-// noRequestETag is why a request's routes refuse If-Match (noIfMatch).
+// noRequestETag is why a request's routes refuse If-Match (noIfMatch) and
+// If-None-Match (noIfNoneMatch).
 const noRequestETag = "lockbox requests have no ETag; an action is judged against the state the request is in when it is taken, and a retried one returns it unchanged"

@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -75,7 +76,7 @@ func (s *server) updateTenant(w http.ResponseWriter, r *http.Request, p identity
 	if err := s.mustExist(r, p); err != nil {
 		return err
 	}
-	ifRevision, err := ifMatch(r.Header, "the tenant")
+	cond, err := condition(r.Header, "the tenant")
 	if err != nil {
 		return err
 	}
@@ -83,7 +84,7 @@ func (s *server) updateTenant(w http.ResponseWriter, r *http.Request, p identity
 	if err := s.decode(w, r, &u, false); err != nil {
 		return err
 	}
-	t, err := s.cfg.Tenants.UpdateTenantIf(r.Context(), p, peer.IP(r), r.PathValue("tenant"), tenantUpdate(u), ifRevision)
+	t, err := s.cfg.Tenants.UpdateTenantWhen(r.Context(), p, peer.IP(r), r.PathValue("tenant"), tenantUpdate(u), cond)
 	if err != nil {
 		return err
 	}
@@ -104,7 +105,7 @@ func (s *server) offboardTenant(w http.ResponseWriter, r *http.Request, p identi
 	if err := s.mustExist(r, p); err != nil {
 		return err
 	}
-	ifRevision, err := ifMatch(r.Header, "the tenant")
+	cond, err := condition(r.Header, "the tenant")
 	if err != nil {
 		return err
 	}
@@ -112,7 +113,7 @@ func (s *server) offboardTenant(w http.ResponseWriter, r *http.Request, p identi
 	if err := s.decode(w, r, &in, false); err != nil {
 		return err
 	}
-	t, err := s.cfg.Tenants.OffboardIf(r.Context(), p, peer.IP(r), r.PathValue("tenant"), in.Reason, ifRevision)
+	t, err := s.cfg.Tenants.OffboardWhen(r.Context(), p, peer.IP(r), r.PathValue("tenant"), in.Reason, cond)
 	if err != nil {
 		return err
 	}
@@ -135,7 +136,7 @@ func (s *server) putSettings(w http.ResponseWriter, r *http.Request, p identity.
 	if err := s.cfg.Tenants.CanConfigure(r.Context(), p, r.PathValue("tenant")); err != nil {
 		return err
 	}
-	ifRevision, err := ifMatch(r.Header, "the settings")
+	cond, err := condition(r.Header, "the settings")
 	if err != nil {
 		return err
 	}
@@ -150,7 +151,7 @@ func (s *server) putSettings(w http.ResponseWriter, r *http.Request, p identity.
 	if st.NotificationAddresses == nil {
 		st.NotificationAddresses = []string{}
 	}
-	st, err = s.cfg.Tenants.PutSettingsIf(r.Context(), p, peer.IP(r), r.PathValue("tenant"), st, ifRevision)
+	st, err = s.cfg.Tenants.PutSettingsWhen(r.Context(), p, peer.IP(r), r.PathValue("tenant"), st, cond)
 	if err != nil {
 		return err
 	}
@@ -198,15 +199,113 @@ func ifMatch(h http.Header, of string) (int64, error) {
 	if v == "*" {
 		return tenants.AnyRevision, nil
 	}
-	if len(v) > 2 && v[0] == '"' && v[len(v)-1] == '"' {
-		tag := v[1 : len(v)-1]
-		// Strong comparison is byte for byte: "07" is not "7".
-		if n, err := strconv.ParseInt(tag, 10, 64); err == nil && n >= 0 && strconv.FormatInt(n, 10) == tag {
-			return n, nil
-		}
+	// Strong comparison is byte for byte: "07" is not "7".
+	if n, ok := revisionOf(v); ok {
+		return n, nil
 	}
 	return 0, httperr.New(http.StatusBadRequest, "invalid_if_match",
 		`If-Match must be "*" or the one ETag a GET of %s answered, quotes included, such as "7"`, of)
+}
+
+// condition reads the If-Match and If-None-Match of a change to the
+// settings or a registry entry (of names it, for the messages), for the
+// store to judge in the change's transaction: judged here, against a
+// revision read before it, a change saved in between would slip past.
+func condition(h http.Header, of string) (tenants.Condition, error) {
+	ifRevision, err := ifMatch(h, of)
+	if err != nil {
+		return tenants.Condition{}, err
+	}
+	none, err := ifNoneMatch(h, of)
+	if err != nil {
+		return tenants.Condition{}, err
+	}
+	return tenants.Condition{IfRevision: ifRevision, NotAny: none.any, NotRevisions: none.revisions}, nil
+}
+
+// noneMatch is a request's If-None-Match, read by ifNoneMatch: none sent,
+// "*", or the revisions its tags name.
+type noneMatch struct {
+	any       bool
+	revisions []int64
+}
+
+// matches reports whether the settings or entry at revision meet the
+// header, which makes its condition false (RFC 9110 13.1.2): a change is
+// then refused, and a GET answered 304. "*" matches whatever exists, and
+// what a GET or change reaches always does.
+func (n noneMatch) matches(revision int64) bool {
+	return n.any || slices.Contains(n.revisions, revision)
+}
+
+// ifNoneMatch reads the If-None-Match of a GET of, or a change to, the
+// settings or a registry entry (what names it, for the message): "*", or
+// a list of their ETags, over as many headers as sent. The comparison is
+// weak, as RFC 9110 13.1.2 asks (a proxy that compresses may have
+// weakened the tag to W/"7"), so W/ is dropped; empty list elements are
+// skipped, as 5.6.1 asks.
+//
+// Any other value is refused with 400, not compared: a tag that is not
+// one of ours can never match, so the condition would always hold and the
+// change be made whatever the client meant it to depend on, as if the
+// header were ignored. An empty header too, "-H If-None-Match:$ETAG"
+// with ETAG unset, and "*" inside a list.
+func ifNoneMatch(h http.Header, of string) (noneMatch, error) {
+	vals := h.Values("If-None-Match")
+	if len(vals) == 0 {
+		return noneMatch{}, nil
+	}
+	all := strings.Join(vals, ",")
+	if strings.TrimSpace(all) == "*" {
+		return noneMatch{any: true}, nil
+	}
+	var out noneMatch
+	for tag := range strings.SplitSeq(all, ",") {
+		tag = strings.TrimSpace(tag)
+		if tag == "" {
+			continue
+		}
+		n, ok := revisionOf(strings.TrimPrefix(tag, "W/"))
+		if !ok {
+			return noneMatch{}, invalidIfNoneMatch(of)
+		}
+		out.revisions = append(out.revisions, n)
+	}
+	if len(out.revisions) == 0 {
+		return noneMatch{}, invalidIfNoneMatch(of)
+	}
+	return out, nil
+}
+
+func invalidIfNoneMatch(of string) error {
+	return httperr.New(http.StatusBadRequest, "invalid_if_none_match",
+		`If-None-Match must be "*" or ETags a GET of %s answered, quotes included, such as "7" or "6", "7"`, of)
+}
+
+// revisionOf returns the revision a strong ETag of ours names: decimal
+// digits in quotes, with no sign or leading zero ("07" is not "7").
+func revisionOf(tag string) (int64, bool) {
+	if len(tag) <= 2 || tag[0] != '"' || tag[len(tag)-1] != '"' {
+		return 0, false
+	}
+	digits := tag[1 : len(tag)-1]
+	n, err := strconv.ParseInt(digits, 10, 64)
+	if err != nil || n < 0 || strconv.FormatInt(n, 10) != digits {
+		return 0, false
+	}
+	return n, true
+}
+
+// noIfNoneMatch refuses any If-None-Match on a route whose resource has
+// no ETag (a lockbox request, an approver assignment), why saying so for
+// the message. Ignored, the header made a change its sender meant to be
+// conditional an unconditional one; no tag can name anything there, and
+// "*" would only ever fail, so it is refused as noIfMatch refuses a tag.
+func noIfNoneMatch(h http.Header, why string) error {
+	if len(h.Values("If-None-Match")) == 0 {
+		return nil
+	}
+	return httperr.New(http.StatusBadRequest, "invalid_if_none_match", "If-None-Match is not taken here: %s", why)
 }
 
 func (s *server) listApprovers(w http.ResponseWriter, r *http.Request, p identity.Principal) error {
@@ -259,6 +358,9 @@ func (s *server) approverCall(w http.ResponseWriter, r *http.Request, p identity
 	if err := noIfMatch(r.Header, noApproverETag); err != nil {
 		return err
 	}
+	if err := noIfNoneMatch(r.Header, noApproverETag); err != nil {
+		return err
+	}
 	return s.noBody(w, r)
 }
 
@@ -282,7 +384,8 @@ func ifNoneMatchAny(h http.Header) (bool, error) {
 		`If-None-Match is taken here only as "*", to onboard an id that has no registry entry yet: %s`, noTenantETag)
 }
 
-// Why a route refuses any If-Match but "*" (noIfMatch), for its message.
+// Why a route refuses any If-Match but "*" (noIfMatch), and any
+// If-None-Match but onboarding's "*" (noIfNoneMatch), for its message.
 const (
 	noTenantETag   = "a tenant not yet onboarded has no ETag; onboarding an id already taken is 409 tenant_exists"
 	noApproverETag = "an approver assignment has no ETag; assigning an approver twice, or removing one who is not, changes nothing"

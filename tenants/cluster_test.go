@@ -23,21 +23,23 @@ func TestOnRedisCluster(t *testing.T) {
 	testRedis = func(t testing.TB) redis.UniversalClient { return redistest.SharedCluster(t).Client(t) }
 	t.Cleanup(func() { testRedis = prev })
 	for name, test := range map[string]func(*testing.T){
-		"Settings":                                TestSettings,
-		"UnknownTenant":                           TestUnknownTenant,
-		"Approvers":                               TestApprovers,
-		"Onboard":                                 TestOnboard,
-		"UpdateTenant":                            TestUpdateTenant,
-		"AdoptLegacy":                             TestAdoptLegacy,
-		"ReindexFindsEveryTenant":                 TestReindexFindsEveryTenant,
-		"SettingsRevision":                        TestSettingsRevision,
-		"SettingsRevisionOfUnrevisionedSettings":  TestSettingsRevisionOfUnrevisionedSettings,
-		"SettingsChangedBetweenReadAndWrite":      TestSettingsChangedBetweenReadAndWrite,
-		"TenantRevision":                          TestTenantRevision,
-		"TenantRevisionOfUnrevisionedEntries":     TestTenantRevisionOfUnrevisionedEntries,
-		"TenantChangedBetweenReadAndWrite":        TestTenantChangedBetweenReadAndWrite,
-		"AddressesOnceWhateverTheCase":            TestAddressesOnceWhateverTheCase,
-		"ConfigurationLosesToRightsRemovedMidway": TestConfigurationLosesToRightsRemovedMidway,
+		"Settings":                                 TestSettings,
+		"UnknownTenant":                            TestUnknownTenant,
+		"Approvers":                                TestApprovers,
+		"Onboard":                                  TestOnboard,
+		"UpdateTenant":                             TestUpdateTenant,
+		"AdoptLegacy":                              TestAdoptLegacy,
+		"ReindexFindsEveryTenant":                  TestReindexFindsEveryTenant,
+		"SettingsRevision":                         TestSettingsRevision,
+		"SettingsRevisionOfUnrevisionedSettings":   TestSettingsRevisionOfUnrevisionedSettings,
+		"SettingsChangedBetweenReadAndWrite":       TestSettingsChangedBetweenReadAndWrite,
+		"TenantRevision":                           TestTenantRevision,
+		"TenantRevisionOfUnrevisionedEntries":      TestTenantRevisionOfUnrevisionedEntries,
+		"TenantChangedBetweenReadAndWrite":         TestTenantChangedBetweenReadAndWrite,
+		"AddressesOnceWhateverTheCase":             TestAddressesOnceWhateverTheCase,
+		"ConfigurationLosesToRightsRemovedMidway":  TestConfigurationLosesToRightsRemovedMidway,
+		"ConditionNoneMatch":                       TestConditionNoneMatch,
+		"ConditionNoneMatchJudgedInTheTransaction": TestConditionNoneMatchJudgedInTheTransaction,
 	} {
 		t.Run(name, test)
 	}

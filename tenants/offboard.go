@@ -91,6 +91,16 @@ func (s *Store) Offboard(ctx context.Context, p identity.Principal, clientIP, te
 // with it (RFC 9110 13.1.1 lets a change already applied answer 2xx).
 // AnyRevision offboards whatever the revision.
 func (s *Store) OffboardIf(ctx context.Context, p identity.Principal, clientIP, tenant, reason string, ifRevision int64) (Tenant, error) {
+	return s.OffboardWhen(ctx, p, clientIP, tenant, reason, Condition{IfRevision: ifRevision})
+}
+
+// OffboardWhen is OffboardIf under a whole Condition. Its If-None-Match
+// conditions are judged even on a tenant already offboarded: the
+// exception that lets a retry find its offboarding done is If-Match's
+// alone (RFC 9110 13.1.1), and the entry exists whatever its state. One
+// that fails does nothing and is fault.ErrPrecondition
+// "precondition_failed".
+func (s *Store) OffboardWhen(ctx context.Context, p identity.Principal, clientIP, tenant, reason string, cond Condition) (Tenant, error) {
 	if err := canAdminister(p); err != nil {
 		return Tenant{}, err
 	}
@@ -115,15 +125,20 @@ func (s *Store) OffboardIf(ctx context.Context, p identity.Principal, clientIP, 
 		if err != nil {
 			return err
 		}
-		out = old
+		what := "the registry entry of tenant " + tenant
 		if old.Offboarded != nil {
+			if err := cond.judgeNone(old.Revision, what); err != nil {
+				return err
+			}
+			out = old
 			return nil
 		}
 		// Read under WATCH, as UpdateTenantIf reads it: the comparison
 		// and the write are atomic.
-		if ifRevision != AnyRevision && old.Revision != ifRevision {
-			return tenantChanged(tenant)
+		if err := cond.judge(old.Revision, func() error { return tenantChanged(tenant) }, what); err != nil {
+			return err
 		}
+		out = old
 		next := old
 		next.Offboarded = &Offboarded{At: s.now().UTC().Truncate(time.Second), By: p.Subject, Reason: reason}
 		next.Revision = old.Revision + 1

@@ -582,6 +582,14 @@ func (s *Store) UpdateTenant(ctx context.Context, p identity.Principal, clientIP
 // as PutSettingsIf does. AnyRevision writes whatever the revision. A
 // change that changes nothing writes nothing and keeps the revision.
 func (s *Store) UpdateTenantIf(ctx context.Context, p identity.Principal, clientIP, tenant string, u TenantUpdate, ifRevision int64) (Tenant, error) {
+	return s.UpdateTenantWhen(ctx, p, clientIP, tenant, u, Condition{IfRevision: ifRevision})
+}
+
+// UpdateTenantWhen is UpdateTenantIf under a whole Condition: besides a
+// stale IfRevision, one of its If-None-Match conditions failing writes
+// nothing and is fault.ErrPrecondition "precondition_failed", judged in
+// the write's transaction where the revision is.
+func (s *Store) UpdateTenantWhen(ctx context.Context, p identity.Principal, clientIP, tenant string, u TenantUpdate, cond Condition) (Tenant, error) {
 	if err := canAdminister(p); err != nil {
 		return Tenant{}, err
 	}
@@ -605,8 +613,9 @@ func (s *Store) UpdateTenantIf(ctx context.Context, p identity.Principal, client
 		// Read under WATCH: a write by anyone else between this read and
 		// EXEC fails the transaction, and the retry reads the new
 		// revision, so the comparison and the write are atomic.
-		if ifRevision != AnyRevision && old.Revision != ifRevision {
-			return tenantChanged(tenant)
+		if err := cond.judge(old.Revision, func() error { return tenantChanged(tenant) },
+			"the registry entry of tenant "+tenant); err != nil {
+			return err
 		}
 		out = next // at old's revision, until the write commits
 		changed := tenantProperties(old, next)

@@ -79,6 +79,52 @@ type Settings struct {
 // PutSettings and UpdateTenant do.
 const AnyRevision int64 = -1
 
+// Condition is what a change of the settings or of a registry entry is
+// made conditional on: HTTP's If-Match (IfRevision) and If-None-Match
+// (NotAny, NotRevisions). It is judged in the change's own transaction,
+// against the revision the change would replace, so no write can slip in
+// between the judgement and the change. The zero Condition is not "no
+// condition": IfRevision 0 is a revision; a change made whatever it is
+// sets IfRevision to AnyRevision.
+type Condition struct {
+	// IfRevision is the revision the change must replace (AnyRevision:
+	// any); another is fault.ErrPrecondition settings_changed or
+	// tenant_changed, as PutSettingsIf and UpdateTenantIf refuse it.
+	IfRevision int64
+	// NotAny refuses the change whatever the revision
+	// (If-None-Match: *): the settings and an onboarded tenant's entry
+	// always exist, so "create, never overwrite" can only be refused.
+	NotAny bool
+	// NotRevisions refuses the change while the revision is one of them
+	// (an If-None-Match list).
+	NotRevisions []int64
+}
+
+// judge returns why a change replacing revision may not be made under c,
+// nil when it may. If-Match comes first, as RFC 9110 13.2.2 orders them:
+// a client whose read is stale is told so rather than that its other
+// condition failed. changed is the refusal of a stale IfRevision; what
+// names the settings or the entry, for the message.
+func (c Condition) judge(revision int64, changed func() error, what string) error {
+	if c.IfRevision != AnyRevision && revision != c.IfRevision {
+		return changed()
+	}
+	return c.judgeNone(revision, what)
+}
+
+// judgeNone is judge's If-None-Match half.
+func (c Condition) judgeNone(revision int64, what string) error {
+	switch {
+	case c.NotAny:
+		return fault.New(fault.ErrPrecondition, "precondition_failed",
+			"%s exists, and the change was to be made only if it did not (If-None-Match: *); nothing was saved", what)
+	case slices.Contains(c.NotRevisions, revision):
+		return fault.New(fault.ErrPrecondition, "precondition_failed",
+			"%s is still revision %d, and the change was to be made only if it was not (If-None-Match); nothing was saved", what, revision)
+	}
+	return nil
+}
+
 // storedSettings is the value of the settings key: the settings and their
 // revision, in one JSON document so that one SET writes both.
 type storedSettings struct {
@@ -490,6 +536,15 @@ func (s *Store) PutSettings(ctx context.Context, p identity.Principal, clientIP,
 // (see Guard): from then on no content is reached without a tenant's
 // approval.
 func (s *Store) PutSettingsIf(ctx context.Context, p identity.Principal, clientIP, tenant string, st Settings, ifRevision int64) (Settings, error) {
+	return s.PutSettingsWhen(ctx, p, clientIP, tenant, st, Condition{IfRevision: ifRevision})
+}
+
+// PutSettingsWhen is PutSettingsIf under a whole Condition: besides a
+// stale IfRevision, one of its If-None-Match conditions failing writes
+// nothing and is fault.ErrPrecondition "precondition_failed". Every part
+// is judged in the write's transaction, after the right and the settings'
+// validity.
+func (s *Store) PutSettingsWhen(ctx context.Context, p identity.Principal, clientIP, tenant string, st Settings, cond Condition) (Settings, error) {
 	if err := s.canConfigure(ctx, p, tenant); err != nil {
 		return Settings{}, err
 	}
@@ -519,8 +574,9 @@ func (s *Store) PutSettingsIf(ctx context.Context, p identity.Principal, clientI
 		// Read under WATCH: a write by anyone else between this read and
 		// EXEC fails the transaction, and the retry reads the new
 		// revision, so the comparison and the write are atomic.
-		if ifRevision != AnyRevision && old.Revision != ifRevision {
-			return settingsChanged(tenant)
+		if err := cond.judge(old.Revision, func() error { return settingsChanged(tenant) },
+			"the Customer Lockbox settings of tenant "+tenant); err != nil {
+			return err
 		}
 		out = old
 		changed := settingsProperties(old, st)
