@@ -439,6 +439,10 @@ func operationCases() []answerCase {
 		{op: tenants, name: "tenant entry unreadable", status: 500, code: "record_unreadable", call: as(contosoAdmin, "GET", "/v1/tenants", nil, brokenTenant)},
 		{op: tenants, name: "an entry unreadable, all tenants", status: 500, code: "record_unreadable", call: as(mia, "GET", "/v1/tenants", nil, brokenTenant)},
 
+		{op: tenant, name: "If-None-Match the current ETag", status: 304, call: func(e *env) result {
+			etag := e.do(mia, "GET", "/v1/tenants/contoso", nil).header.Get("ETag")
+			return e.do(mia, "GET", "/v1/tenants/contoso", nil, withHeader("If-None-Match", etag))
+		}},
 		{op: tenant, name: "malformed tenant", status: 400, code: "invalid_tenant", call: as(mia, "GET", "/v1/tenants/Not_A_Tenant", nil, nil)},
 		{op: tenant, name: "not onboarded", status: 404, code: "tenant_not_found", call: as(mia, "GET", "/v1/tenants/nosuchtenant", nil, nil)},
 		{op: tenant, name: "entry unreadable", status: 500, code: "record_unreadable", call: as(mia, "GET", "/v1/tenants/contoso", nil, brokenTenant)},
@@ -470,6 +474,11 @@ func operationCases() []answerCase {
 		}},
 		{op: offboard, name: "entry unreadable", status: 500, code: "record_unreadable", call: as(lara, "POST", "/v1/tenants/contoso/offboard", wire.Offboarding{Reason: "r"}, brokenTenant)},
 
+		{op: settings, name: "If-None-Match the current ETag", status: 304, call: func(e *env) result {
+			etag := e.do(contosoAdmin, "GET", "/v1/tenants/contoso/settings", nil).header.Get("ETag")
+			return e.do(contosoAdmin, "GET", "/v1/tenants/contoso/settings", nil, withHeader("If-None-Match", etag))
+		}},
+		{op: settings, name: "If-None-Match no tag", status: 400, code: "invalid_if_none_match", call: as(contosoAdmin, "GET", "/v1/tenants/contoso/settings", nil, nil, withHeader("If-None-Match", "0"))},
 		{op: settings, name: "malformed tenant", status: 400, code: "invalid_tenant", call: as(mia, "GET", "/v1/tenants/Not_A_Tenant/settings", nil, nil)},
 		{op: settings, name: "another tenant's", status: 403, code: "forbidden", call: as(fabrikamAdmin, "GET", "/v1/tenants/contoso/settings", nil, nil)},
 		{op: settings, name: "not onboarded", status: 404, code: "tenant_not_found", call: as(mia, "GET", "/v1/tenants/nosuchtenant/settings", nil, nil)},

@@ -151,3 +151,76 @@ func TestRoutesWithoutETagRefuseIfNoneMatch(t *testing.T) {
 		t.Fatalf("approvers %q after refused conditions, want %q", apprs.Approvers, want)
 	}
 }
+
+// TestETagReadsAnswerNotModified: a GET of the settings or a registry
+// entry with If-None-Match naming the current ETag answered 200 with the
+// whole body, so a client polling for a change re-read it each time. RFC
+// 9110 13.1.2 and 15.4.5: a matching If-None-Match ("*", the ETag, a list
+// holding it, weakly compared) on a GET is 304 with no body, keeping the
+// ETag and Cache-Control; another list is the 200 it was, a change since
+// is read whole, and a malformed value is 400 invalid_if_none_match. Who
+// may not read them is told so first, not 304.
+func TestETagReadsAnswerNotModified(t *testing.T) {
+	e := newEnv(t)
+	for _, r := range []struct {
+		name, path  string
+		who, nobody user
+		nobodyCode  int
+		change      func()
+	}{
+		{"settings", "/v1/tenants/contoso/settings", contosoAdmin, fabrikamAdmin, http.StatusForbidden, func() {
+			decode[wire.Settings](t, e.do(contosoAdmin, "PUT", "/v1/tenants/contoso/settings", map[string]any{"lockbox_enabled": false}), http.StatusOK)
+		}},
+		{"registry entry", "/v1/tenants/contoso", mia, fabrikamAdmin, http.StatusNotFound, func() {
+			decode[wire.Tenant](t, e.do(lara, "PATCH", "/v1/tenants/contoso", map[string]any{"display_name": "Contoso Ltd"}), http.StatusOK)
+		}},
+	} {
+		t.Run(r.name, func(t *testing.T) {
+			etag := e.do(r.who, "GET", r.path, nil).header.Get("ETag")
+			for _, c := range []struct {
+				name string
+				hdr  []string
+			}{
+				{"the current ETag", []string{etag}},
+				{"weak", []string{"W/" + etag}},
+				{"a list holding it", []string{`"998", ` + etag}},
+				{"two headers", []string{`"998"`, etag}},
+				{"star", []string{"*"}},
+			} {
+				t.Run(c.name, func(t *testing.T) {
+					var opts []option
+					for _, h := range c.hdr {
+						opts = append(opts, withHeader("If-None-Match", h))
+					}
+					for _, method := range []string{"GET", "HEAD"} {
+						res := e.do(r.who, method, r.path, nil, opts...)
+						if res.status != http.StatusNotModified || len(res.body) != 0 {
+							t.Fatalf("%s: %d %q, want 304 with no body", method, res.status, res.body)
+						}
+						if got := res.header.Get("ETag"); got != etag {
+							t.Errorf("%s: ETag %q on 304, want %s", method, got, etag)
+						}
+						if got := res.header.Get("Content-Type"); got != "" {
+							t.Errorf("%s: Content-Type %q on a 304", method, got)
+						}
+					}
+				})
+			}
+			// Another list is read whole.
+			res := e.do(r.who, "GET", r.path, nil, withHeader("If-None-Match", `"998"`))
+			if res.status != http.StatusOK || len(res.body) == 0 || res.header.Get("ETag") != etag {
+				t.Fatalf("with another ETag: %d %q (ETag %q), want 200 with the body", res.status, res.body, res.header.Get("ETag"))
+			}
+			wantError(t, e.do(r.who, "GET", r.path, nil, withHeader("If-None-Match", "1")), http.StatusBadRequest, "invalid_if_none_match", "")
+			if res := e.do(r.nobody, "GET", r.path, nil, withHeader("If-None-Match", "*")); res.status != r.nobodyCode {
+				t.Fatalf("who may not read it: %d %s, want %d", res.status, res.body, r.nobodyCode)
+			}
+			// Once changed, the ETag read before no longer holds.
+			r.change()
+			res = e.do(r.who, "GET", r.path, nil, withHeader("If-None-Match", etag))
+			if res.status != http.StatusOK || res.header.Get("ETag") == etag {
+				t.Fatalf("after a change: %d (ETag %q), want 200 with a new ETag", res.status, res.header.Get("ETag"))
+			}
+		})
+	}
+}

@@ -60,6 +60,9 @@ func (s *server) getTenant(w http.ResponseWriter, r *http.Request, p identity.Pr
 		return err
 	}
 	w.Header().Set("ETag", revisionETag(t.Revision))
+	if done, err := notModified(w, r.Header, t.Revision, "the tenant"); done || err != nil {
+		return err
+	}
 	return writeJSON(w, http.StatusOK, wireTenant(t))
 }
 
@@ -127,7 +130,26 @@ func (s *server) getSettings(w http.ResponseWriter, r *http.Request, p identity.
 		return err
 	}
 	w.Header().Set("ETag", revisionETag(st.Revision))
+	if done, err := notModified(w, r.Header, st.Revision, "the settings"); done || err != nil {
+		return err
+	}
 	return writeJSON(w, http.StatusOK, wireSettings(st))
+}
+
+// notModified answers a GET of the settings or a registry entry, read at
+// revision, 304 Not Modified when its If-None-Match names that revision
+// (or is "*": what was read exists), and reports whether it did (RFC 9110
+// 13.1.2, 15.4.5). The ETag is already set, and so is the Cache-Control
+// every answer carries; a 304 has no body. It runs after the read, so
+// whoever may not read them is refused as before, and learns nothing of
+// their revision from the header.
+func notModified(w http.ResponseWriter, h http.Header, revision int64, of string) (bool, error) {
+	none, err := ifNoneMatch(h, of)
+	if err != nil || !none.matches(revision) {
+		return false, err
+	}
+	w.WriteHeader(http.StatusNotModified)
+	return true, nil
 }
 
 func (s *server) putSettings(w http.ResponseWriter, r *http.Request, p identity.Principal) error {
