@@ -205,8 +205,11 @@ func (e *env) tenantListCommand(use string, aliases []string, withID bool) *cobr
 
 func (e *env) tenantShowCommand(use string) *cobra.Command {
 	return &cobra.Command{
-		Use:               use,
-		Short:             "show a tenant's registry entry",
+		Use:   use,
+		Short: "show a tenant's registry entry",
+		Long: "Show a tenant's registry entry, with its ETag: the ETag: line of the table, the etag\n" +
+			"field of -o json and -o yaml (quotes included, as the API sent it), which\n" +
+			"\"tenant offboard --if-match\" takes.",
 		Args:              args("ID"),
 		ValidArgsFunction: e.firstArgTenant,
 		RunE:              func(_ *cobra.Command, pos []string) error { return e.showTenant(pos[0]) },
@@ -222,7 +225,14 @@ func (e *env) showTenant(id string) error {
 	if err != nil {
 		return err
 	}
-	return e.emit(t, nil, func(w io.Writer) error {
+	// The documents carry the ETag the table prints, as the API sent it
+	// (quotes included), for a script to pass to "tenant offboard
+	// --if-match" or send as If-Match; none from a server that sent none.
+	doc := struct {
+		wire.Tenant
+		ETag string `json:"etag,omitempty"`
+	}{Tenant: t, ETag: etag}
+	return e.emit(doc, nil, func(w io.Writer) error {
 		if etag == "" {
 			// A server from before registry entries had revisions.
 			return printTenant(w, t)
