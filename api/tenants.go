@@ -154,7 +154,7 @@ func notModified(w http.ResponseWriter, h http.Header, revision int64, of string
 
 func (s *server) putSettings(w http.ResponseWriter, r *http.Request, p identity.Principal) error {
 	// As for a registry entry: the right first, then If-Match and the
-	// body. PutSettingsIf judges it again, with the change.
+	// body. PutSettingsWhen judges it again, with the change.
 	if err := s.cfg.Tenants.CanConfigure(r.Context(), p, r.PathValue("tenant")); err != nil {
 		return err
 	}
