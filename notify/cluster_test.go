@@ -19,19 +19,20 @@ func TestOnRedisCluster(t *testing.T) {
 	testRedis = func(t testing.TB) redis.UniversalClient { return redistest.SharedCluster(t).Client(t) }
 	t.Cleanup(func() { testRedis = prev })
 	for name, test := range map[string]func(*testing.T){
-		"DeliversEveryMessageWithoutLinks":       TestDeliversEveryMessageWithoutLinks,
-		"SMTPDownThenBackDeliversEverything":     TestSMTPDownThenBackDeliversEverything,
-		"TwoReplicasSendEachMessageOnce":         TestTwoReplicasSendEachMessageOnce,
-		"DeadLetterAfterMaxAttempts":             TestDeadLetterAfterMaxAttempts,
-		"PendingCustomerRecipients":              TestPendingCustomerRecipients,
-		"EngineerHearsOfEveryDecision":           TestEngineerHearsOfEveryDecision,
-		"ExpiryWarning":                          TestExpiryWarning,
-		"OutboxDepthGauge":                       TestOutboxDepthGauge,
-		"ReplicaKilledMidDelivery":               TestReplicaKilledMidDelivery,
-		"WebhookGoneDoesNotBuryOthers":           TestWebhookGoneDoesNotBuryOthers,
-		"ProbeThatCantReadTheGrantsLooks":        TestProbeThatCantReadTheGrantsLooks,
-		"RedriveSendsOnlyTheFailedRecipients":    TestRedriveSendsOnlyTheFailedRecipients,
-		"RedriveOfOneLetterAtOnceEnqueuesItOnce": TestRedriveOfOneLetterAtOnceEnqueuesItOnce,
+		"DeliversEveryMessageWithoutLinks":         TestDeliversEveryMessageWithoutLinks,
+		"SMTPDownThenBackDeliversEverything":       TestSMTPDownThenBackDeliversEverything,
+		"TwoReplicasSendEachMessageOnce":           TestTwoReplicasSendEachMessageOnce,
+		"DeadLetterAfterMaxAttempts":               TestDeadLetterAfterMaxAttempts,
+		"PendingCustomerRecipients":                TestPendingCustomerRecipients,
+		"EngineerHearsOfEveryDecision":             TestEngineerHearsOfEveryDecision,
+		"ExpiryWarning":                            TestExpiryWarning,
+		"OutboxDepthGauge":                         TestOutboxDepthGauge,
+		"ReplicaKilledMidDelivery":                 TestReplicaKilledMidDelivery,
+		"WebhookGoneDoesNotBuryOthers":             TestWebhookGoneDoesNotBuryOthers,
+		"ProbeThatCantReadTheGrantsLooks":          TestProbeThatCantReadTheGrantsLooks,
+		"RedriveSendsOnlyTheFailedRecipients":      TestRedriveSendsOnlyTheFailedRecipients,
+		"RedriveOfOneLetterAtOnceEnqueuesItOnce":   TestRedriveOfOneLetterAtOnceEnqueuesItOnce,
+		"RetryAfterHoldsEveryMessageToTheReceiver": TestRetryAfterHoldsEveryMessageToTheReceiver,
 	} {
 		t.Run(name, test)
 	}

@@ -167,11 +167,26 @@ func triesKey(tenant, id, recipient string) string {
 	return keys.OutboxSent(tenant, id, recipient+":tries")
 }
 
+// droppedKey marks the entry whose recipients without an e-mail address
+// were logged and counted, so that each is told of once per entry.
+func droppedKey(tenant, id string) string { return keys.OutboxSent(tenant, id, "dropped") }
+
 // notBeforeKey holds when one recipient of one entry may be tried again
 // (Unix milliseconds), as its receiver asked (Retry-After).
 func notBeforeKey(tenant, id, recipient string) string {
 	return keys.OutboxSent(tenant, id, recipient+":notbefore")
 }
+
+// holdKey holds when the receiver via (a target's via: "webhook:<URL>",
+// or the mailer's name for the mail server) may be called again (Unix
+// milliseconds), as it asked (Retry-After), for every message of every
+// tenant: the wait is the receiver's, not that of the message that heard
+// it. Like the tenant set it is provider-wide, with no hash tag, so never
+// part of a tenant's transaction or script: each replica reads it just
+// before its lease on a recipient and hands it to the lease's script
+// (Worker.lease). The via is hashed, as a webhook's URL may hold its
+// credential.
+func holdKey(via string) string { return "lockbox:notify:hold:" + hashKey(via) }
 
 // askedKey is the hash recording whom the request's "awaits your decision"
 // reached: its field "recorded" says the asks of the request are recorded

@@ -678,8 +678,19 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 	if ev.Redrive != nil {
 		targets, dropped = w.redriven(ctx, t, m.ID, ev, targets, attempts), nil
 	}
-	if attempts == 0 {
-		// Told once per entry, not on every retry of its other recipients.
+	if attempts == 0 && len(dropped) > 0 {
+		// Told once per entry, not on every retry of its other
+		// recipients, nor on every visit of an entry that comes round
+		// again with no attempt on record: its other recipients waited
+		// for their receiver's Retry-After, or for another replica
+		// sending to them.
+		first, err := rdb.SetNX(ctx, droppedKey(t, m.ID), 1, sentTTL).Result()
+		if err != nil {
+			return false, fmt.Errorf("notify: mark the dropped recipients of %s told: %w", m.ID, err)
+		}
+		if !first {
+			dropped = nil
+		}
 		for _, d := range dropped {
 			w.dropped.WithLabelValues(string(d.template)).Inc()
 			w.cfg.Logger.WarnContext(ctx, "notification recipient has no e-mail address", "tenant", t, "entry", m.ID,
@@ -725,7 +736,7 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 			retry.add(tg, err, sk.tries)
 			continue
 		}
-		l, err := w.lease(ctx, t, m.ID, tg.key)
+		l, err := w.lease(ctx, t, m.ID, tg.key, tg.via)
 		if err != nil {
 			return false, err
 		}
@@ -747,8 +758,9 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 			continue
 		case leaseWait:
 			// Its receiver asked an earlier attempt to wait (Retry-After),
-			// whichever replica made it: not an attempt, and the entry is
-			// retried once the wait is over.
+			// this message's or any other's, whichever replica made it:
+			// not an attempt, and the entry is retried once the wait is
+			// over.
 			if l.notBefore.After(deferred) {
 				deferred = l.notBefore
 			}
@@ -853,9 +865,17 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 			// lease ends (release), whoever holds the entry: a replica
 			// that took it over while this send was under way would
 			// otherwise call the receiver again at once.
+			// The receiver's wait holds its other messages too, the
+			// other entries' and the other tenants', on every replica:
+			// sent meanwhile, each would be refused in turn and spend an
+			// attempt of its own on the answer this one already got.
+			var herr error
+			if d, ok := errors.AsType[*delayedError](err); ok && d.wait > 0 {
+				herr = w.hold(context.WithoutCancel(ctx), tg.via, d.wait)
+			}
 			serr := w.schedule(ctx, t, m.ID, attempts+1, retry.wait)
 			rerr := w.release(context.WithoutCancel(ctx), t, m.ID, tg.key, err)
-			if err := errors.Join(serr, rerr); err != nil {
+			if err := errors.Join(herr, serr, rerr); err != nil {
 				return false, err
 			}
 			continue
@@ -1293,13 +1313,24 @@ type leaseResult struct {
 // entry id, for ClaimAfter: only while the entry is pending at this
 // replica (a replica that took it over since this one read it settles
 // it: see leaseLost), the recipient has no mark (sent, dead, skipped, or
-// another replica's lease), and no receiver's Retry-After recorded for it
-// (release) lasts past now.
-func (w *Worker) lease(ctx context.Context, t, id, key string) (leaseResult, error) {
+// another replica's lease), and neither the Retry-After its receiver gave
+// this message (release) nor the one it gave any message (the hold on
+// via, holdUntil) lasts past now.
+//
+// The hold is read first, apart: it lives in no tenant's slot, and a
+// script may not reach beyond one slot on Redis Cluster. A hold written
+// between the read and the send costs the receiver one more call, as one
+// written while this send was under way does.
+func (w *Worker) lease(ctx context.Context, t, id, key, via string) (leaseResult, error) {
 	h := hashKey(key)
+	hold, err := w.holdUntil(ctx, via)
+	if err != nil {
+		return leaseResult{}, err
+	}
 	now := w.cfg.Now()
 	res, err := leaseScript.Run(ctx, w.cfg.Redis, []string{OutboxKey(t), sentKey(t, id, h), notBeforeKey(t, id, h)},
-		Group, w.cfg.Consumer, id, now.UnixMilli(), "sending:"+w.cfg.Consumer, max(w.cfg.ClaimAfter.Milliseconds(), 1)).StringSlice()
+		Group, w.cfg.Consumer, id, now.UnixMilli(), "sending:"+w.cfg.Consumer, max(w.cfg.ClaimAfter.Milliseconds(), 1),
+		hold).StringSlice()
 	if err != nil {
 		return leaseResult{}, fmt.Errorf("notify: lease on a recipient of %s: %w", id, err)
 	}
@@ -1324,17 +1355,62 @@ func (w *Worker) lease(ctx context.Context, t, id, key string) (leaseResult, err
 // group ARGV[1] and entry ARGV[3], as of ARGV[4] (Unix ms): it answers
 // {"lost"} unless the entry is pending at the consumer (a group gone with
 // its stream holds nothing), {"held", mark} when the mark exists,
-// {"wait", not-before} when the not-before is later than ARGV[4], and
-// otherwise sets the mark to ARGV[5] for ARGV[6] ms and answers {"got"}.
-// One script, so that no other replica takes the entry over between the
-// check and the lease.
+// {"wait", not-before} when the later of the not-before and the
+// receiver's hold ARGV[7] (Unix ms, 0 for none; absent from an earlier
+// version's call) is later than ARGV[4], and otherwise sets the mark to
+// ARGV[5] for ARGV[6] ms and answers {"got"}. One script, so that no other
+// replica takes the entry over between the check and the lease.
 var leaseScript = redis.NewScript(entryHereLua + `
 local mark = redis.call('GET', KEYS[2])
 if mark then return {'held', mark} end
 local nb = redis.call('GET', KEYS[3])
-if nb and tonumber(nb) and tonumber(nb) > tonumber(ARGV[4]) then return {'wait', nb} end
+if not (nb and tonumber(nb)) then nb = nil end
+local hold = tonumber(ARGV[7] or '0')
+if hold and hold > 0 and (not nb or hold > tonumber(nb)) then nb = ARGV[7] end
+if nb and tonumber(nb) > tonumber(ARGV[4]) then return {'wait', nb} end
 redis.call('SET', KEYS[2], ARGV[5], 'PX', ARGV[6])
 return {'got'}
+`)
+
+// holdUntil returns when the receiver via may be called again as it
+// asked (Unix ms), 0 when no hold is recorded (hold). Retry-After's cap
+// (maxBackoff) bounds what a hold may be, and its key's expiry how long it
+// lasts, on Redis's clock, whatever the replicas' clocks say.
+func (w *Worker) holdUntil(ctx context.Context, via string) (int64, error) {
+	v, err := w.cfg.Redis.Get(ctx, holdKey(via)).Result()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("notify: read the hold on a receiver: %w", err)
+	}
+	at, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return 0, nil // not a time: no hold, and the key expires
+	}
+	return at, nil
+}
+
+// hold records that the receiver via asked (Retry-After) not to be called
+// before now plus wait, for every message: the later of that and a hold
+// already there stands, so that two replicas told different waits keep
+// the longer one. The key expires with the wait (and ClaimAfter, as a
+// recipient's not-before does), clearing the hold with nobody to do it.
+func (w *Worker) hold(ctx context.Context, via string, wait time.Duration) error {
+	at := w.cfg.Now().Add(wait).UnixMilli()
+	if err := holdScript.Run(ctx, w.cfg.Redis, []string{holdKey(via)}, at, (wait + w.cfg.ClaimAfter).Milliseconds()).Err(); err != nil {
+		return fmt.Errorf("notify: hold a receiver: %w", err)
+	}
+	return nil
+}
+
+// holdScript is hold's, on the receiver's hold (KEYS[1]): it sets it to
+// ARGV[1] (Unix ms) for ARGV[2] ms unless it holds a later time already.
+var holdScript = redis.NewScript(`
+local cur = tonumber(redis.call('GET', KEYS[1]) or '')
+if cur and cur >= tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
 `)
 
 // release ends this replica's lease on recipient key of entry id after a
