@@ -77,10 +77,10 @@ lockbox_notifications_outbox_depth 4
 `), "lockbox_notifications_outbox_depth"); err != nil {
 		t.Fatal(err)
 	}
-	// ok, error and dead of each channel, refused of smtp and webhooks,
-	// and skipped of the e-mail channels.
-	if n, _ := testutil.GatherAndCount(reg, "lockbox_notifications_sent_total"); n != 13 {
-		t.Errorf("pre-initialised series = %d, want 13", n)
+	// ok, error, dead and deleted of each channel, refused of smtp and
+	// webhooks, and skipped of the e-mail channels.
+	if n, _ := testutil.GatherAndCount(reg, "lockbox_notifications_sent_total"); n != 16 {
+		t.Errorf("pre-initialised series = %d, want 16", n)
 	}
 	drain(t, w)
 	if v, _ := w.Depth(context.Background()); v != 0 {

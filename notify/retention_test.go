@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/lockbox-oss/lockbox/grants"
@@ -231,5 +234,44 @@ func TestNoDeadLetterForDeletedRequest(t *testing.T) {
 	}
 	if left := naming(t, e.rdb, old.ID); !slices.Equal(left, []string{"lockbox:{contoso}:audit"}) {
 		t.Errorf("keys still naming the deleted request: %q, want its audit records' only", left)
+	}
+}
+
+// TestGivenUpOnForDeletedRequestIsNotCountedDead: a notification given up
+// on once its request was deleted leaves no dead letter, and so must not
+// be counted as one: LockboxNotificationDeadLettered fires on
+// result="dead", and on-call would find nothing in
+// `lockbox notify dead-letters`. It is counted as result="deleted"; a live
+// request's failure is still dead, one for each letter listed.
+func TestGivenUpOnForDeletedRequestIsNotCountedDead(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	hook := startHook(t, e.clock.Now, []byte("k"), http.StatusGone) // a dead letter at once
+	reg := prometheus.NewRegistry()
+	w := newWorker(t, notify.Config{Redis: e.rdb, Now: e.clock.Now, Consumer: "a", Registerer: reg, DevDir: t.TempDir(),
+		Webhooks: []notify.WebhookConfig{{URL: hook.URL, Secret: []byte("k")}}})
+	old := e.create(t, operator(0))
+	e.act(t, old.ID, grants.ActionCancel, operator(0)) // request.created and request.canceled
+	e.clock.Advance(2 * 24 * time.Hour)
+	live := e.create(t, operator(1))
+	d := notify.NewDeadLetters(e.rdb, nil, e.clock.Now, nil)
+	s, err := grants.NewStore(grants.Config{Redis: e.rdb, Audit: e.log, Tenants: e.tenants, Catalog: cat,
+		Now: e.clock.Now, Outbox: notify.NewOutbox(), DeadLetters: d})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _, err := s.DeleteEnded(ctx, 24*time.Hour); err != nil || n != 1 {
+		t.Fatalf("DeleteEnded = %d, %v; want 1 (the canceled request)", n, err)
+	}
+	drain(t, w)
+	letters := mustList(t, d, "contoso")
+	if len(letters) != 1 || letters[0].RequestID != live.ID {
+		t.Fatalf("dead letters %v, want the live request's one", letters)
+	}
+	if got := testutil.ToFloat64(mustCounter(t, reg, "webhook", "dead")); got != float64(len(letters)) {
+		t.Errorf(`webhook result="dead" = %v, want %d: one per dead letter on-call can list`, got, len(letters))
+	}
+	if got := testutil.ToFloat64(mustCounter(t, reg, "webhook", "deleted")); got != 2 {
+		t.Errorf(`webhook result="deleted" = %v, want 2: the deleted request's notifications given up on`, got)
 	}
 }

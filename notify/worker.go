@@ -255,10 +255,10 @@ func NewWorker(cfg Config) (*Worker, error) {
 	}
 	w.sent = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "lockbox_notifications_sent_total",
-		Help: "Notification deliveries by channel (smtp, dev, webhook) and result (ok, error, dead; refused: a webhook receiver's answer says its URL or key is wrong, or the SMTP server refuses Lockbox for good, shows a certificate Lockbox does not trust or offers no AUTH PLAIN on the connection; retried; skipped: an e-mail following a request's ask, to a recipient the ask never reached).",
+		Help: "Notification deliveries by channel (smtp, dev, webhook) and result (ok, error, dead; refused: a webhook receiver's answer says its URL or key is wrong, or the SMTP server refuses Lockbox for good, shows a certificate Lockbox does not trust or offers no AUTH PLAIN on the connection; retried; skipped: an e-mail following a request's ask, to a recipient the ask never reached; deleted: given up on as dead is, but its request was deleted by request retention, so no dead letter was kept).",
 	}, []string{"channel", "result"})
 	for _, ch := range []string{"smtp", "dev", "webhook"} {
-		for _, res := range []string{"ok", "error", "dead"} {
+		for _, res := range []string{"ok", "error", "dead", "deleted"} {
 			w.sent.WithLabelValues(ch, res)
 		}
 	}
@@ -1473,10 +1473,11 @@ func transient(err error) bool {
 //
 // No letter is written for an event whose request is gone (request
 // retention deleted it): the recipients are settled as for a letter, the
-// delivery counted dead, and the failure logged instead. A letter of a
-// request deleted after it was written is removed by the deletion's pass
-// over the tenant's letters (DeadLetters.ForgetDeleted); a request still
-// there, whatever its state, gets its letter.
+// delivery counted deleted (not dead, which promises a letter), and the
+// failure logged instead. A letter of a request deleted after it was
+// written is removed by the deletion's pass over the tenant's letters
+// (DeadLetters.ForgetDeleted); a request still there, whatever its state,
+// gets its letter.
 func (w *Worker) deadLetter(ctx context.Context, t, id, raw string, attempts int, cause error, failed, dead []string, channels ...string) (bool, error) {
 	ks := []string{DeadKey(t), OutboxKey(t), retryKey(t)}
 	// The request the letter would carry a copy of, when the event names
@@ -1499,18 +1500,23 @@ func (w *Worker) deadLetter(ctx context.Context, t, id, raw string, attempts int
 			"tenant", t, "entry", id, "attempts", attempts, "recipients", failed, "err", cause)
 		return false, nil
 	}
-	for _, ch := range channels {
-		w.sent.WithLabelValues(ch, "dead").Inc()
-	}
 	if kept, _ := res[len(res)-1].(int64); len(res) > 2 && kept == 0 {
 		// Request retention deleted the request: a letter would carry a
 		// copy of it and its history, which must not outlive it, and
 		// could not be re-driven (recipients are worked out from the
 		// request). DeadLetters.ForgetDeleted would remove it only at
-		// the tenant's next deletion, which may never come.
+		// the tenant's next deletion, which may never come. Counted
+		// apart from dead: LockboxNotificationDeadLettered sends on-call
+		// to the dead letters, and there is none to find.
+		for _, ch := range channels {
+			w.sent.WithLabelValues(ch, "deleted").Inc()
+		}
 		w.cfg.Logger.ErrorContext(ctx, "notification given up on; no dead letter kept: its request was deleted", "tenant", t, "entry", id,
 			"request_id", request, "attempts", attempts, "recipients", failed, "err", cause)
 		return true, nil
+	}
+	for _, ch := range channels {
+		w.sent.WithLabelValues(ch, "dead").Inc()
 	}
 	w.cfg.Logger.ErrorContext(ctx, "notification dead-lettered", "tenant", t, "entry", id,
 		"attempts", attempts, "recipients", failed, "err", cause)
