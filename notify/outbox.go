@@ -186,7 +186,7 @@ func notBeforeKey(tenant, id, recipient string) string {
 // before its lease on a recipient and hands it to the lease's script
 // (Worker.lease). The via is hashed, as a webhook's URL may hold its
 // credential.
-func holdKey(via string) string { return "lockbox:notify:hold:" + hashKey(via) }
+func holdKey(via string) string { return keys.NotifyHold(hashKey(via)) }
 
 // askedKey is the hash recording whom the request's "awaits your decision"
 // reached: its field "recorded" says the asks of the request are recorded

@@ -309,6 +309,11 @@ func OutboxAsked(tenant, id string) string { return tagged(tenant, "outbox:asked
 // OutboxWarned marks the request whose expiry warning was queued.
 func OutboxWarned(tenant, id string) string { return tagged(tenant, "outbox:warned:"+id) }
 
+// NotifyHold holds when a notification receiver, named by a hash of its
+// address (a webhook's URL may hold its credential), may be called again,
+// as it asked with Retry-After, for every tenant's messages.
+func NotifyHold(hash string) string { return prefix + "notify:hold:" + hash }
+
 // ConsoleSession holds one console session, by the SHA-256 of its cookie
 // value (hex), so a copy of the database reveals no usable cookie.
 func ConsoleSession(hash string) string { return prefix + "console:session:" + hash }

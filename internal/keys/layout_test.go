@@ -45,7 +45,7 @@ func TestTenantKeysShareTheTenantsSlot(t *testing.T) {
 		"RequestIndex": RequestIndex(id), "AllRequests": AllRequests(), "Tenants": Tenants(),
 		"OperatorRequests": OperatorRequests(op), "OperatorRequestsBuilt": OperatorRequestsBuilt(),
 		"ConsoleSession": ConsoleSession("ab12"), "ConsoleReverify": ConsoleReverify("ab12"), "ConsoleLoginKey": ConsoleLoginKey(682),
-		"Due": Due("sweep"), "DueRescan": DueRescan(), "ReadyProbe": ReadyProbe(),
+		"Due": Due("sweep"), "DueRescan": DueRescan(), "ReadyProbe": ReadyProbe(), "NotifyHold": NotifyHold("ab12"),
 	}
 	for name, k := range global {
 		if !strings.HasPrefix(k, "lockbox:") || strings.ContainsAny(k, "{}") {
