@@ -138,8 +138,9 @@ func startLockboxAt(t *testing.T, deferFn func(func()), now func() time.Time) (s
 	env := map[string]string{
 		"LOCKBOX_REDIS_URL": redistest.URL(t),
 		// The scripts test lockboxctl, not Redis's deadlines: on a
-		// loaded machine the default 2 s could fail a set-up call.
-		"LOCKBOX_REDIS_TIMEOUT": "15s",
+		// loaded machine the default 2 s could fail a set-up call, so
+		// the longest allowed.
+		"LOCKBOX_REDIS_TIMEOUT": "5s",
 		// No call goes through the proxy in these scripts.
 		"LOCKBOX_UPSTREAMS":              "exchange=http://127.0.0.1:9",
 		"LOCKBOX_PROXY_SIGNING_KEY_FILE": filepath.Join(dir, "grant.pem"),

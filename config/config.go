@@ -73,6 +73,44 @@ func (c Config) keySources() int {
 // package).
 const MaxAssertionTTL = 60 * time.Second
 
+// The deadlines of the waits on Redis have a longest value each. The
+// security contract wants a dependency that hangs to be a fast 503, told
+// while the client still waits for it: a deadline the listener's own
+// timeouts outlast would turn the 503 into a connection cut with no
+// answer, and one near a client's patience into a client that gave up
+// first. Redis answers a command in well under a millisecond, so each bound
+// is thousands of times what a healthy Redis needs. (This package imports
+// no other Lockbox package: the numbers of the servers are repeated here,
+// and internal/server's tests hold the two together.)
+
+// MaxRedisTimeout bounds LOCKBOX_REDIS_TIMEOUT: the deadline of each
+// control-plane Redis call, and the dial, read and write timeout of every
+// Redis connection, which cuts each command's wait whatever its context
+// allows (the proxy's lookups and audit writes too). An API call has 10 s
+// for all its work: at half of that, a Redis that does not answer one
+// command is a 503 with the call's deadline still ahead, not a call that
+// runs into it.
+const MaxRedisTimeout = 5 * time.Second
+
+// MaxGrantTimeout bounds LOCKBOX_GRANT_TIMEOUT. Before a proxied call is
+// forwarded or refused it may wait on its grant lookup twice (again after
+// a slow audit write), on the policy (250 ms) and on its audit record
+// (about twice LOCKBOX_AUDIT_TIMEOUT): at the bounds 2×5 s + 0.25 s +
+// 2×10 s, about half the minute the proxy waits on a client
+// (proxy.DefaultClientTimeout, its listener's read and write timeouts),
+// and well within the three quarters of it that the call's deadline on
+// its client is ahead when the checks begin, so that its 503 is written
+// rather than cut with the connection. No longer than MaxRedisTimeout
+// either, which cuts each of the lookup's reads anyway.
+const MaxGrantTimeout = 5 * time.Second
+
+// MaxAuditTimeout bounds LOCKBOX_AUDIT_TIMEOUT. The audit write is durable
+// (an fsync under AOF always, a WAIT for replicas), so it may take longer
+// than a read; but a record may wait about twice this (queued, then in
+// Redis) before its call's 503, which must come well within the proxy's
+// minute (see MaxGrantTimeout).
+const MaxAuditTimeout = 10 * time.Second
+
 // ProxyMaxBodyBytes is the proxy's limit on one call's request body
 // (proxy.DefaultMaxBodyBytes; this package imports no other Lockbox
 // package), which LOCKBOX_PROXY_BODY_BUFFER_BYTES must hold at least once.
@@ -140,8 +178,9 @@ type Config struct {
 	RedisTLSCAFile   string `env:"REDIS_TLS_CA_FILE" desc:"PEM file of the CA certificates that verify Redis's (and the sentinels') server certificates, instead of the system's roots"`
 	RedisTLSCertFile string `env:"REDIS_TLS_CERT_FILE" desc:"PEM client certificate presented to Redis (TLS client authentication); needs LOCKBOX_REDIS_TLS_KEY_FILE"`
 	RedisTLSKeyFile  string `env:"REDIS_TLS_KEY_FILE" desc:"PEM private key of LOCKBOX_REDIS_TLS_CERT_FILE"`
-	// RedisTimeout is the deadline of each control-plane Redis call.
-	RedisTimeout time.Duration `env:"REDIS_TIMEOUT" envDefault:"2s" desc:"deadline of each control-plane Redis call"`
+	// RedisTimeout is the deadline of each control-plane Redis call, and
+	// every Redis connection's dial, read and write timeout.
+	RedisTimeout time.Duration `env:"REDIS_TIMEOUT" envDefault:"2s" desc:"deadline of each control-plane Redis call, and the longest any one Redis command waits, the proxy's too (the dial, read and write timeout of every connection); more than 0 and at most 5s, half an API call's 10s deadline, so that a Redis that does not answer is a 503 well within it"`
 
 	// PolicyDir is the directory of Rego policies and their data; empty means
 	// the policies built into the binary.
@@ -195,14 +234,14 @@ type Config struct {
 	// memory at once, across calls.
 	ProxyBodyBufferBytes int64 `env:"PROXY_BODY_BUFFER_BYTES" envDefault:"67108864" desc:"bytes of request bodies the proxy holds in memory at once, all calls together: the form bodies and POSTed JSON bodies it reads whole (each at most 10485760 bytes) to refuse method overrides in them; a call whose body does not fit in what is left gets 503 overloaded with Retry-After, before its grant is looked up, and so does one whose operator's calls would hold more than a quarter of it (or 10485760 bytes if that is more), while other operators' calls still take from the rest. Calls without a body and bodies that stream take none of it. At least 10485760"`
 	// GrantTimeout is the deadline of the proxy's grant and tenant lookups.
-	GrantTimeout time.Duration `env:"GRANT_TIMEOUT" envDefault:"300ms" desc:"deadline of the proxy's grant and tenant-settings lookups in Redis; past it the call gets 503"`
+	GrantTimeout time.Duration `env:"GRANT_TIMEOUT" envDefault:"300ms" desc:"deadline of the proxy's grant and tenant-settings lookups in Redis; past it the call gets 503; more than 0 and at most 5s: a call may wait on them twice, and on its audit record, before it is answered, well within the minute the proxy waits on a client"`
 	// CacheMaxAge is how long the proxy serves a grant or tenant settings
 	// from memory; a change reaches every replica at once through an
 	// invalidation event, and within this bound even if the event is lost.
 	CacheMaxAge time.Duration `env:"CACHE_MAX_AGE" envDefault:"1s" desc:"how long the proxy serves a grant or a tenant's settings from memory (at most 1s; 0 reads Redis on every call); changes reach every replica at once through an invalidation event, and within this bound even if the event is lost"`
 	// AuditTimeout is the deadline of writing an operator action's audit
 	// record; past it the call gets 503 and is not forwarded.
-	AuditTimeout time.Duration `env:"AUDIT_TIMEOUT" envDefault:"2s" desc:"deadline of writing an operator action's audit record; past it the call gets 503 and is not forwarded"`
+	AuditTimeout time.Duration `env:"AUDIT_TIMEOUT" envDefault:"2s" desc:"deadline of writing an operator action's audit record; past it the call gets 503 and is not forwarded; more than 0 and at most 10s: the record may wait about twice this, queued and then in Redis, before the call is answered, well within the minute the proxy waits on a client"`
 	// AuditReplicas and AuditAOF say when an operator action's record
 	// counts as written: see audit.Durability.
 	AuditReplicas int  `env:"AUDIT_REPLICAS" envDefault:"0" desc:"how many Redis replicas must have an operator action's audit record (Redis WAIT) before the call is forwarded; 0 means Redis's own acknowledgement. A failover then loses no record of a forwarded call"`
@@ -742,6 +781,20 @@ func (c Config) check() error {
 	for _, d := range durations {
 		if d.d <= 0 {
 			errs = append(errs, varErr(d.field, "must be a positive duration, got %s", d.d))
+		}
+	}
+	deadlines := []struct {
+		field   string
+		d, most time.Duration
+		why     string
+	}{
+		{"RedisTimeout", c.RedisTimeout, MaxRedisTimeout, "a Redis that does not answer must be a 503 well within an API call's 10s"},
+		{"GrantTimeout", c.GrantTimeout, MaxGrantTimeout, "a proxied call may wait on its grant twice, and on its audit record, before its 503, which must come well within the proxy's minute"},
+		{"AuditTimeout", c.AuditTimeout, MaxAuditTimeout, "a proxied call may wait about twice this on its audit record before its 503, which must come well within the proxy's minute"},
+	}
+	for _, d := range deadlines {
+		if d.d > d.most {
+			errs = append(errs, varErr(d.field, "must be at most %s, got %s: %s", d.most, d.d, d.why))
 		}
 	}
 	if _, err := c.TrustedProxyRanges(); err != nil {

@@ -371,6 +371,62 @@ func TestLoadInvalidNamesVariable(t *testing.T) {
 	}
 }
 
+// TestDeadlinesAreBounded: each deadline of a wait on Redis has a longest
+// value, so that a Redis that hangs is a 503 the client still waits for,
+// never a deadline longer than the listener gives the answer. The bound
+// itself is accepted; past it, Load refuses in one line that names the
+// variable, the bound and the value, as ErrInvalid (exit 78), and every
+// variable past its bound is named.
+func TestDeadlinesAreBounded(t *testing.T) {
+	tests := []struct {
+		name, key, value string
+		want             string // "" when accepted; else the refusal's line starts with it
+	}{
+		{"redis at its bound", "LOCKBOX_REDIS_TIMEOUT", "5s", ""},
+		{"redis just past its bound", "LOCKBOX_REDIS_TIMEOUT", "5001ms", "LOCKBOX_REDIS_TIMEOUT: must be at most 5s, got 5.001s: "},
+		{"redis for an hour", "LOCKBOX_REDIS_TIMEOUT", "1h", "LOCKBOX_REDIS_TIMEOUT: must be at most 5s, got 1h0m0s: "},
+		{"grant at its bound", "LOCKBOX_GRANT_TIMEOUT", "5s", ""},
+		{"grant just past its bound", "LOCKBOX_GRANT_TIMEOUT", "5001ms", "LOCKBOX_GRANT_TIMEOUT: must be at most 5s, got 5.001s: "},
+		{"grant for an hour", "LOCKBOX_GRANT_TIMEOUT", "1h", "LOCKBOX_GRANT_TIMEOUT: must be at most 5s, got 1h0m0s: "},
+		{"audit at its bound", "LOCKBOX_AUDIT_TIMEOUT", "10s", ""},
+		{"audit just past its bound", "LOCKBOX_AUDIT_TIMEOUT", "10001ms", "LOCKBOX_AUDIT_TIMEOUT: must be at most 10s, got 10.001s: "},
+		{"audit for an hour", "LOCKBOX_AUDIT_TIMEOUT", "1h", "LOCKBOX_AUDIT_TIMEOUT: must be at most 10s, got 1h0m0s: "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Load(map[string]string{tt.key: tt.value})
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("%s=%s: %v", tt.key, tt.value, err)
+				}
+				want, _ := time.ParseDuration(tt.value)
+				if got := map[string]time.Duration{
+					"LOCKBOX_REDIS_TIMEOUT": c.RedisTimeout, "LOCKBOX_GRANT_TIMEOUT": c.GrantTimeout, "LOCKBOX_AUDIT_TIMEOUT": c.AuditTimeout,
+				}[tt.key]; got != want {
+					t.Errorf("%s=%s loaded as %s", tt.key, tt.value, got)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("%s=%s: no error", tt.key, tt.value)
+			}
+			msg := err.Error()
+			if !strings.HasPrefix(msg, tt.want) || strings.Contains(msg, "\n") {
+				t.Errorf("%s=%s: error %q is not one line starting %q", tt.key, tt.value, msg, tt.want)
+			}
+			if !errors.Is(err, ErrInvalid) {
+				t.Errorf("%s=%s: error is not ErrInvalid", tt.key, tt.value)
+			}
+		})
+	}
+	_, err := Load(map[string]string{"LOCKBOX_REDIS_TIMEOUT": "1m", "LOCKBOX_GRANT_TIMEOUT": "1m", "LOCKBOX_AUDIT_TIMEOUT": "1m"})
+	for _, v := range []string{"LOCKBOX_REDIS_TIMEOUT: ", "LOCKBOX_GRANT_TIMEOUT: ", "LOCKBOX_AUDIT_TIMEOUT: "} {
+		if err == nil || !strings.Contains(err.Error(), v) {
+			t.Errorf("three deadlines of a minute: %v; want a line starting %q", err, v)
+		}
+	}
+}
+
 // TestRequestRetentionNotShorterThanAuditRetention: requests are kept at
 // least as long as the audit records that name them, and the refusal
 // names both variables; as long, or longer, is accepted.
@@ -1183,7 +1239,7 @@ func TestVars(t *testing.T) {
 			t.Errorf("%s has no desc tag", d.Name)
 		}
 	}
-	want := VarDoc{Name: "LOCKBOX_REDIS_TIMEOUT", Default: "2s", Description: "deadline of each control-plane Redis call"}
+	want := VarDoc{Name: "LOCKBOX_REDIS_TIMEOUT", Default: "2s", Description: "deadline of each control-plane Redis call, and the longest any one Redis command waits, the proxy's too (the dial, read and write timeout of every connection); more than 0 and at most 5s, half an API call's 10s deadline, so that a Redis that does not answer is a 503 well within it"}
 	found := false
 	for _, d := range docs {
 		if d == want {

@@ -98,8 +98,8 @@ func TestStopSignals(t *testing.T) {
 // canceled", blaming a setting and a Redis that were not at fault.
 func TestStopDuringStartUpIsAStop(t *testing.T) {
 	// A Redis that takes connections and never answers: start-up waits
-	// on it (for LOCKBOX_REDIS_TIMEOUT, longer than the test) until the
-	// stop.
+	// on it (for LOCKBOX_REDIS_TIMEOUT, the longest allowed, which the
+	// stop comes long before) until the stop.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -134,7 +134,7 @@ func TestStopDuringStartUpIsAStop(t *testing.T) {
 		}
 	}()
 	env := serveEnv(t, "redis://"+ln.Addr().String())
-	env["LOCKBOX_REDIS_TIMEOUT"] = "5m"
+	env["LOCKBOX_REDIS_TIMEOUT"] = "5s"
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var stdout, stderr syncBuffer

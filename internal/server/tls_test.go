@@ -102,9 +102,10 @@ func start(t *testing.T, env map[string]string, opts ...func(*server.Options)) *
 		"LOCKBOX_PROXY_ADDR":             "127.0.0.1:0",
 		"LOCKBOX_METRICS_ADDR":           "127.0.0.1:0",
 		"LOCKBOX_SIEM_SINK":              "off",
-		// Deadlines of the proxy path, long so that a loaded machine
-		// under -race does not turn a permitted call into a 503.
-		"LOCKBOX_GRANT_TIMEOUT": "10s",
+		// Deadlines of the proxy path, the longest allowed, so that a
+		// loaded machine under -race does not turn a permitted call
+		// into a 503.
+		"LOCKBOX_GRANT_TIMEOUT": "5s",
 	}
 	for k, v := range env {
 		full[k] = v
