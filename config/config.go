@@ -269,7 +269,7 @@ type Config struct {
 	SIEMConsumer string `env:"SIEM_CONSUMER" desc:"this replica's name in the SIEM consumer group: unique per replica and stable across restarts (e.g. the pod name); the host name when empty"`
 	// SIEMClaimAfter is how long a record may wait at one replica before
 	// another takes it over.
-	SIEMClaimAfter time.Duration `env:"SIEM_CLAIM_AFTER" envDefault:"1m" desc:"how long a record may stay unforwarded at a replica before another replica takes it over"`
+	SIEMClaimAfter time.Duration `env:"SIEM_CLAIM_AFTER" envDefault:"1m" desc:"how long a record may stay unforwarded at a replica before another replica takes it over; more than 0"`
 	// SMTPAddr and the settings below configure notification e-mails.
 	SMTPAddr     string `env:"SMTP_ADDR" desc:"host:port of the SMTP submission server for notification e-mails (a host, and a port from 1); unset: e-mails are only logged (and in \"lockbox dev\" written under $LOCKBOX_DEV_DIR/mail), and LOCKBOX_SMTP_FROM, LOCKBOX_SMTP_USERNAME and LOCKBOX_SMTP_PASSWORD_FILE are refused"`
 	SMTPFrom     string `env:"SMTP_FROM" desc:"sender address of notification e-mails, lockbox@provider.example or Lockbox <lockbox@provider.example>, the address in ASCII; required with LOCKBOX_SMTP_ADDR, and checked at start-up"`
@@ -289,7 +289,7 @@ type Config struct {
 	NotifyExpiryWarning time.Duration `env:"NOTIFY_EXPIRY_WARNING" envDefault:"15m" desc:"how long before an access window ends the engineer is warned by e-mail (webhooks get request.expiring), under 4h (the longest access window); 0 disables; a window no longer than this gets no warning"`
 	// PolicyReloadInterval is how often LOCKBOX_POLICY_DIR is checked for
 	// changes.
-	PolicyReloadInterval time.Duration `env:"POLICY_RELOAD_INTERVAL" envDefault:"1s" desc:"how often LOCKBOX_POLICY_DIR is checked for changes (a valid change is loaded, a broken one refused)"`
+	PolicyReloadInterval time.Duration `env:"POLICY_RELOAD_INTERVAL" envDefault:"1s" desc:"how often LOCKBOX_POLICY_DIR is checked for changes (a valid change is loaded, a broken one refused); more than 0"`
 
 	// ConsoleURL is the admin center's external base URL; it makes the
 	// OpenID Connect redirect URI and, when https, Secure cookies.
@@ -304,11 +304,11 @@ type Config struct {
 	OIDCRolesClaim   string `env:"OIDC_ROLES_CLAIM" envDefault:"roles" desc:"ID token claim listing Lockbox roles (operator, support-manager, global-admin, lockbox-approver, audit-reader, lockbox-admin; others are ignored); where LOCKBOX_OIDC_ISSUER is LOCKBOX_JWT_ISSUER it must be roles, the claim API tokens carry roles in, or start-up stops"`
 	OIDCTenantClaim  string `env:"OIDC_TENANT_CLAIM" envDefault:"tid" desc:"ID token claim naming a tenant user's tenant; absent for the provider's staff; where LOCKBOX_OIDC_ISSUER is LOCKBOX_JWT_ISSUER it must be tid, the claim API tokens carry the tenant in, or start-up stops"`
 	// ConsoleIdleTimeout and ConsoleSessionMax end admin center sessions.
-	ConsoleIdleTimeout time.Duration `env:"CONSOLE_IDLE_TIMEOUT" envDefault:"30m" desc:"an admin center session nobody used for this long ends (the live lists' polling doesn't count as use)"`
-	ConsoleSessionMax  time.Duration `env:"CONSOLE_SESSION_MAX" envDefault:"8h" desc:"every admin center session ends this long after sign-in"`
+	ConsoleIdleTimeout time.Duration `env:"CONSOLE_IDLE_TIMEOUT" envDefault:"30m" desc:"an admin center session nobody used for this long ends (the live lists' polling doesn't count as use); more than 0"`
+	ConsoleSessionMax  time.Duration `env:"CONSOLE_SESSION_MAX" envDefault:"8h" desc:"every admin center session ends this long after sign-in; more than 0"`
 	// ConsoleReverify is how often an OIDC session's roles are read again
 	// from the identity provider.
-	ConsoleReverify time.Duration `env:"CONSOLE_REVERIFY" envDefault:"15m" desc:"how often an admin center session signed in with OIDC is verified again with its refresh token, or without one by the identity provider's sign-in without a page (prompt=none), so roles removed (or a user disabled) at the identity provider leave the admin center (roles only where its refresh answers carry an ID token); one the identity provider can't verify for 4 times this long ends"`
+	ConsoleReverify time.Duration `env:"CONSOLE_REVERIFY" envDefault:"15m" desc:"how often an admin center session signed in with OIDC is verified again with its refresh token, or without one by the identity provider's sign-in without a page (prompt=none), so roles removed (or a user disabled) at the identity provider leave the admin center (roles only where its refresh answers carry an ID token); one the identity provider can't verify for 4 times this long ends; more than 0"`
 
 	// DevDir is where "lockbox dev" keeps its signing keys and tokens.
 	DevDir string `env:"DEV_DIR" envDefault:".lockbox-dev" desc:"where \"lockbox dev\" keeps its signing key, JWKS and tokens: created 0700; one others can open is refused, as is a second \"lockbox dev\" while one runs there"`
@@ -323,16 +323,16 @@ type Config struct {
 	// SweepInterval is how often expired requests and ended grants are
 	// settled. Access ends at a grant's expiry regardless; the sweep records
 	// the state change.
-	SweepInterval time.Duration `env:"SWEEP_INTERVAL" envDefault:"5s" desc:"how often expired requests and ended grants are settled (access ends at a grant's expiry regardless)"`
+	SweepInterval time.Duration `env:"SWEEP_INTERVAL" envDefault:"5s" desc:"how often expired requests and ended grants are settled (access ends at a grant's expiry regardless); more than 0"`
 	// JobsRescanInterval is how often one replica re-reads every tenant to
 	// repair the background jobs' schedules. It bounds how long a lost
 	// schedule update delays a job, and is the only background cost that
 	// grows with the number of tenants.
-	JobsRescanInterval time.Duration `env:"JOBS_RESCAN_INTERVAL" envDefault:"1h" desc:"how often one replica re-reads every tenant (about 4 Redis commands each) to repair the background jobs' schedules; a schedule update lost to a crash delays a job by at most this"`
+	JobsRescanInterval time.Duration `env:"JOBS_RESCAN_INTERVAL" envDefault:"1h" desc:"how often one replica re-reads every tenant (about 4 Redis commands each) to repair the background jobs' schedules; a schedule update lost to a crash delays a job by at most this; more than 0"`
 
 	// ShutdownTimeout is how long in-flight calls may run after a stop
 	// signal.
-	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"10s" desc:"how long in-flight calls may run after a stop signal; calls still running then are cut off, and lockbox exits 1 naming this variable"`
+	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"10s" desc:"how long in-flight calls may run after a stop signal; calls still running then are cut off, and lockbox exits 1 naming this variable; more than 0"`
 	// ShutdownDelay is how long "lockbox serve" goes on serving, not
 	// ready, after a stop signal before it drains. Kubernetes takes a pod
 	// out of its Services' endpoints only some time after SIGTERM, and

@@ -398,3 +398,50 @@ func TestDescriptionsStateBounds(t *testing.T) {
 		t.Fatalf("probed only %d values: did Config's fields change type?", probed)
 	}
 }
+
+// TestDescriptionsStateLowerBounds: a duration or a count that Load
+// refuses at zero is refused for a bound its variable's description states
+// ("more than 0", "at least 1", "from 1s to 60s"), as
+// TestDescriptionsStateBounds holds the bounds past zero: README's table
+// gives each row its range, and a reader who sets 0 for "none" or "off"
+// should learn from it that the value is refused.
+func TestDescriptionsStateLowerBounds(t *testing.T) {
+	bound := regexp.MustCompile(`(?i)\b(?:more than|at least) (?:\d|LOCKBOX_)|\bfrom \d\S* to \d`)
+	desc := map[string]string{}
+	for _, v := range Vars() {
+		desc[v.Name] = v.Description
+	}
+	lineVar := regexp.MustCompile(`^(LOCKBOX_[A-Z0-9_]+): `)
+	refused := 0
+	for _, f := range reflect.VisibleFields(reflect.TypeFor[Config]()) {
+		var zero string
+		switch {
+		case f.Type == reflect.TypeFor[time.Duration]():
+			zero = "0s"
+		case f.Type.Kind() == reflect.Int || f.Type.Kind() == reflect.Int64:
+			zero = "0"
+		default:
+			continue
+		}
+		name := fieldVar[f.Name]
+		_, err := Load(map[string]string{name: zero})
+		if err == nil {
+			continue
+		}
+		refused++
+		for line := range strings.Lines(err.Error()) {
+			m := lineVar.FindStringSubmatch(line)
+			if m == nil {
+				t.Errorf("%s=%s is refused without naming a variable: %s", name, zero, line)
+				continue
+			}
+			if !bound.MatchString(desc[m[1]]) {
+				t.Errorf("%s=%s is refused (%s), but the description of %s states no lower bound: %s",
+					name, zero, strings.TrimSpace(line), m[1], desc[m[1]])
+			}
+		}
+	}
+	if refused < 10 {
+		t.Fatalf("only %d variables refuse zero: did Config's fields change type?", refused)
+	}
+}
