@@ -261,11 +261,12 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 		}
 		bi, ok := debug.ReadBuildInfo()
 		fmt.Fprintln(stdout, "lockbox", buildversion.Of(version, bi, ok))
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
 	default:
-		fmt.Fprintf(stderr, "lockbox: unknown command %q\n\n%s", args[0], usage)
-		return 2
+		if isHelp(args[0]) {
+			fmt.Fprint(stdout, usage)
+			return 0
+		}
+		err = unknownCommand(args[0])
 	}
 	if err == nil || errors.Is(err, errHelpShown) {
 		return 0
@@ -304,6 +305,21 @@ type usageError struct{ error }
 // line that said what was wrong.
 func wrongCommandLine(command string, err error) error {
 	return usageError{fmt.Errorf("%s: %w (lockbox %s --help)", command, err, command)}
+}
+
+// commandNames are the commands of lockbox, as its usage lists them.
+const commandNames = "serve, dev, policy, webhook-key, notify or version"
+
+// unknownCommand is the usage error of a first word that is no command: a
+// flag (lockbox has none of its own before a command) or a mistyped
+// command. It is one line, as every other wrong command line's is: the
+// whole usage on stderr, after "unknown command", buried the line that
+// said what was wrong, and named "--bogus" a command.
+func unknownCommand(arg string) error {
+	if strings.HasPrefix(arg, "-") && arg != "-" {
+		return usageError{fmt.Errorf("unknown flag %q: a command comes first: %s (lockbox --help)", arg, commandNames)}
+	}
+	return usageError{fmt.Errorf("unknown command %q: %s (lockbox --help)", arg, commandNames)}
 }
 
 // errHelpShown is returned once a command printed the help it was asked

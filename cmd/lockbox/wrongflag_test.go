@@ -14,27 +14,34 @@ import (
 // nothing on stdout. "lockbox notify dead-letters --bogus" printed the
 // whole help, each line prefixed "lockbox: ", which buried the one line
 // that said what was wrong, and "lockbox version --bogus" printed the
-// version and exited 0.
+// version and exited 0. "lockbox --bogus", "lockbox -x" and "lockbox
+// bogus" printed "unknown command" and the whole usage after it.
 func TestWrongFlagIsOneLine(t *testing.T) {
 	tests := []struct {
-		args []string
-		help string // the command line that shows the help
+		args  []string
+		help  string // the command line that shows the help
+		wrong string // what the line names; "" for "bogus"
 	}{
-		{[]string{"serve", "--bogus"}, "lockbox serve --help"},
-		{[]string{"dev", "--bogus"}, "lockbox dev --help"},
-		{[]string{"dev", "token", "--bogus"}, "lockbox dev token --help"},
-		{[]string{"dev", "token", "--sub", "a@contoso.example", "--bogus"}, "lockbox dev token --help"},
-		{[]string{"policy", "--bogus"}, "lockbox policy --help"},
-		{[]string{"policy", "test", "--bogus", "../../rego"}, "lockbox policy test --help"},
-		{[]string{"policy", "test", "../../rego", "--bogus"}, "lockbox policy test --help"},
-		{[]string{"webhook-key", "--bogus", "https://hooks.example/a"}, "lockbox webhook-key --help"},
-		{[]string{"webhook-key", "https://hooks.example/a", "--bogus"}, "lockbox webhook-key --help"},
-		{[]string{"notify", "--bogus"}, "lockbox notify --help"},
-		{[]string{"notify", "dead-letters", "--bogus"}, "lockbox notify dead-letters --help"},
-		{[]string{"notify", "dead-letters", "--tenant", "contoso", "--bogus"}, "lockbox notify dead-letters --help"},
-		{[]string{"notify", "redrive", "--bogus"}, "lockbox notify redrive --help"},
-		{[]string{"notify", "redrive", "--tenant", "contoso", "--all", "--bogus"}, "lockbox notify redrive --help"},
-		{[]string{"version", "--bogus"}, "lockbox version --help"},
+		{[]string{"--bogus"}, "lockbox --help", ""},
+		{[]string{"-x"}, "lockbox --help", `"-x"`},
+		{[]string{"bogus"}, "lockbox --help", ""},
+		{[]string{"--bogus", "serve"}, "lockbox --help", ""},
+		{[]string{"Serve"}, "lockbox --help", `"Serve"`},
+		{[]string{"serve", "--bogus"}, "lockbox serve --help", ""},
+		{[]string{"dev", "--bogus"}, "lockbox dev --help", ""},
+		{[]string{"dev", "token", "--bogus"}, "lockbox dev token --help", ""},
+		{[]string{"dev", "token", "--sub", "a@contoso.example", "--bogus"}, "lockbox dev token --help", ""},
+		{[]string{"policy", "--bogus"}, "lockbox policy --help", ""},
+		{[]string{"policy", "test", "--bogus", "../../rego"}, "lockbox policy test --help", ""},
+		{[]string{"policy", "test", "../../rego", "--bogus"}, "lockbox policy test --help", ""},
+		{[]string{"webhook-key", "--bogus", "https://hooks.example/a"}, "lockbox webhook-key --help", ""},
+		{[]string{"webhook-key", "https://hooks.example/a", "--bogus"}, "lockbox webhook-key --help", ""},
+		{[]string{"notify", "--bogus"}, "lockbox notify --help", ""},
+		{[]string{"notify", "dead-letters", "--bogus"}, "lockbox notify dead-letters --help", ""},
+		{[]string{"notify", "dead-letters", "--tenant", "contoso", "--bogus"}, "lockbox notify dead-letters --help", ""},
+		{[]string{"notify", "redrive", "--bogus"}, "lockbox notify redrive --help", ""},
+		{[]string{"notify", "redrive", "--tenant", "contoso", "--all", "--bogus"}, "lockbox notify redrive --help", ""},
+		{[]string{"version", "--bogus"}, "lockbox version --help", ""},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -58,8 +65,12 @@ func TestWrongFlagIsOneLine(t *testing.T) {
 			if n := strings.Count(stderr, "\n"); n != 1 || !strings.HasSuffix(stderr, "\n") {
 				t.Fatalf("stderr has %d lines, want one:\n%s", n, stderr)
 			}
-			if !strings.HasPrefix(stderr, "lockbox: ") || !strings.Contains(stderr, "bogus") {
-				t.Errorf("stderr %q does not name the flag --bogus", stderr)
+			wrong := tt.wrong
+			if wrong == "" {
+				wrong = "bogus"
+			}
+			if !strings.HasPrefix(stderr, "lockbox: ") || !strings.Contains(stderr, wrong) {
+				t.Errorf("stderr %q does not name what is wrong, %s", stderr, wrong)
 			}
 			if !strings.Contains(stderr, "("+tt.help+")") {
 				t.Errorf("stderr %q does not say where the help is (%s)", stderr, tt.help)
