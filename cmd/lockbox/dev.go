@@ -486,10 +486,6 @@ func devTokenRoles(c identity.Claims) error {
 
 // devToken mints a token from the dev signing key in LOCKBOX_DEV_DIR.
 func devToken(args []string, env map[string]string, stdout io.Writer) error {
-	cfg, err := config.Load(env)
-	if err != nil {
-		return err
-	}
 	fset := flag.NewFlagSet("lockbox dev token", flag.ContinueOnError)
 	sub := fset.String("sub", "", "subject (user id), required; a tenant user's is user@ one of the tenant's domains (contoso.example, fabrikam.example)")
 	roles := fset.String("roles", "", "comma-separated roles, required: operator, support-manager, global-admin, lockbox-approver, audit-reader, lockbox-admin")
@@ -522,6 +518,12 @@ func devToken(args []string, env map[string]string, stdout io.Writer) error {
 	}
 	if err := devTokenRoles(c); err != nil {
 		return usageError{fmt.Errorf("dev token: %w", err)}
+	}
+	// Read only once the command line is: a bad LOCKBOX_ variable made
+	// --help fail.
+	cfg, err := config.Load(env)
+	if err != nil {
+		return err
 	}
 	key, err := identity.LoadDevKey(filepath.Join(cfg.DevDir, identity.DevSigningKeyFile))
 	if err != nil {
