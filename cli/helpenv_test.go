@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -69,5 +70,48 @@ func TestHelpNeedsNoEnvironment(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestHelpNamesREADMEVariables: the variables README.md's Configuration
+// says a lockboxctl command reads are named by that command's --help, in
+// a paragraph that starts with the command ("`lockboxctl` reads ...",
+// "`lockboxctl login` keeps tokens in ..."), where each command it names
+// is held to each variable it names. "lockboxctl login --help" and
+// "lockboxctl logout --help" did not name LOCKBOX_CONFIG_DIR.
+func TestHelpNamesREADMEVariables(t *testing.T) {
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(b), "\n## Configuration\n")
+	if !ok {
+		t.Fatal("README.md has no section ## Configuration")
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	command := regexp.MustCompile("`(lockboxctl(?: [a-z-]+)*)`")
+	variable := regexp.MustCompile(`\bLOCKBOX_[A-Z0-9_]+\b`)
+	held := 0
+	for _, para := range strings.Split(section, "\n\n") {
+		if !strings.HasPrefix(para, "`lockboxctl") {
+			continue
+		}
+		vars := variable.FindAllString(para, -1)
+		for _, m := range command.FindAllStringSubmatch(para, -1) {
+			args := append(strings.Fields(strings.TrimPrefix(m[1], "lockboxctl")), "--help")
+			var stdout, stderr bytes.Buffer
+			if code := Run(context.Background(), args, nil, &stdout, &stderr); code != exitOK {
+				t.Fatalf("%s --help: exit %d: %s", m[1], code, stderr.String())
+			}
+			for _, v := range vars {
+				held++
+				if !strings.Contains(stdout.String(), "$"+v) {
+					t.Errorf("%s --help does not name $%s, which README.md says it reads:\n%s", m[1], v, stdout.String())
+				}
+			}
+		}
+	}
+	if held < 8 {
+		t.Fatalf("README.md's Configuration holds only %d variables of lockboxctl's commands", held)
 	}
 }

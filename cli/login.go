@@ -58,7 +58,10 @@ func (e *env) sessionCommands() []*cobra.Command {
 		Long: `Sign in at your identity provider and keep the token for this Lockbox server.
 
 The device flow is used where the identity provider offers it (enter the code shown at the
-address shown, on any device); otherwise open the address shown in a browser on this machine.`,
+address shown, on any device); otherwise open the address shown in a browser on this machine.
+
+The token is kept in lockbox/tokens/ in your config directory, or under $` + EnvConfigDir + ` when
+set, one file per Lockbox server (--addr); --token-file and $` + EnvToken + ` take precedence.`,
 		GroupID: groupSession,
 		Args:    args(),
 		RunE: func(*cobra.Command, []string) error {
@@ -70,8 +73,10 @@ address shown, on any device); otherwise open the address shown in a browser on 
 	f.StringVar(&clientID, "client-id", "", "lockboxctl's client id there (a public client: no secret)")
 	f.Var(&scopes, "scope", "a scope to ask for besides openid and offline_access, e.g. the Lockbox API's; repeat or separate with commas")
 	logout := &cobra.Command{
-		Use:     "logout",
-		Short:   "sign out: remove the token login stored for this Lockbox server",
+		Use:   "logout",
+		Short: "sign out: remove the token login stored for this Lockbox server",
+		Long: "Sign out: remove the token login stored for this Lockbox server (--addr), in\n" +
+			"lockbox/tokens/ in your config directory, or under $" + EnvConfigDir + " when set.",
 		GroupID: groupSession,
 		Args:    args(),
 		RunE:    func(*cobra.Command, []string) error { return e.logout() },
