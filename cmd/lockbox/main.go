@@ -363,11 +363,23 @@ const devHelp = `usage: lockbox dev
 
 Runs Lockbox for development with nothing to set up: an embedded store (unless
 LOCKBOX_REDIS_URL, LOCKBOX_REDIS_SENTINEL_ADDRS or LOCKBOX_REDIS_CLUSTER_ADDRS names a Redis),
-the demo tenant services behind the proxy, the demo tenants contoso and fabrikam, a dev signing
-key, and a token file per dev identity in LOCKBOX_DEV_DIR (.lockbox-dev), with an env file to
-source. It takes no arguments: the addresses are
-LOCKBOX_API_ADDR, LOCKBOX_PROXY_ADDR and LOCKBOX_METRICS_ADDR. "lockbox dev token" mints
+the demo tenant services behind the proxy (unless LOCKBOX_UPSTREAMS names upstreams), the demo
+tenants contoso and fabrikam, a dev signing key, and a token file per dev identity in
+LOCKBOX_DEV_DIR (.lockbox-dev), with an env file to source. It takes no arguments: the addresses
+are LOCKBOX_API_ADDR, LOCKBOX_PROXY_ADDR and LOCKBOX_METRICS_ADDR. "lockbox dev token" mints
 another token with the dev signing key ("lockbox dev token --help").
+
+The admin center offers sign-in as any dev identity, so the API listens on loopback only, unless
+LOCKBOX_OIDC_ISSUER signs users in instead. Tokens are verified with the dev key, whatever
+LOCKBOX_JWT_JWKS_URL, LOCKBOX_JWT_JWKS_FILE, LOCKBOX_JWT_HMAC_SECRET_FILE or
+LOCKBOX_ISSUERS_FILE say. It runs the proxy, the API and the jobs whatever LOCKBOX_SERVE says,
+with a grant signing key of its own in LOCKBOX_DEV_DIR in place of
+LOCKBOX_PROXY_SIGNING_KEY_FILE's. Unless they are set, the upstreams' key set is written there
+(LOCKBOX_PROXY_JWKS_FILE), the SIEM lines go to siem.jsonl there (LOCKBOX_SIEM_SINK), and new
+requests are mailed to mary@provider.example (LOCKBOX_NOTIFY_MANAGER_ADDRESSES); without
+LOCKBOX_SMTP_ADDR, e-mails are written under mail/ there. A stop signal starts the drain at
+once, whatever LOCKBOX_SHUTDOWN_DELAY says. Every other setting is read as "lockbox serve" reads
+it (README, Configuration).
 `
 
 const versionHelp = `usage: lockbox version
