@@ -484,6 +484,13 @@ func devTokenRoles(c identity.Claims) error {
 	return nil
 }
 
+// devTokenEnvHelp ends "lockbox dev token --help": the variables it reads.
+const devTokenEnvHelp = `
+It signs with the dev signing key in LOCKBOX_DEV_DIR (.lockbox-dev), which "lockbox dev" creates.
+The token's issuer is LOCKBOX_JWT_ISSUER and its audience LOCKBOX_JWT_AUDIENCE (both "lockbox"
+by default), which "lockbox dev" with the same settings verifies.
+`
+
 // devToken mints a token from the dev signing key in LOCKBOX_DEV_DIR.
 func devToken(args []string, env map[string]string, stdout io.Writer) error {
 	fset := flag.NewFlagSet("lockbox dev token", flag.ContinueOnError)
@@ -494,6 +501,7 @@ func devToken(args []string, env map[string]string, stdout io.Writer) error {
 	fset.Usage = func() {
 		fmt.Fprintln(fset.Output(), "usage: lockbox dev token --sub S --roles R[,R] [--tid T] [--ttl D]")
 		fset.PrintDefaults()
+		fmt.Fprint(fset.Output(), devTokenEnvHelp)
 	}
 	// Help goes to stdout and exits 0; a mistake is one line and exits 2.
 	fset.SetOutput(io.Discard)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -77,5 +78,62 @@ func TestDevTokenRefusesRolesItsUserCannotHold(t *testing.T) {
 				t.Errorf("token claims sub %q roles %q tid %q, want %q %q %q", claims.Sub, claims.Roles, claims.Tid, flags["--sub"], flags["--roles"], flags["--tid"])
 			}
 		})
+	}
+}
+
+// TestDevTokenHelpNamesWhatItReads: "lockbox dev token --help" listed its
+// flags only, not the variables that decide which key signs the token and
+// which issuer and audience it names, so a token a server refused for its
+// iss or aud gave no hint. Each variable set here is shown to be read (in
+// the token's claims, or the key's directory) and is named by the help.
+func TestDevTokenHelpNamesWhatItReads(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "dev")
+	if _, _, err := ensureDevKey(dir); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{
+		"LOCKBOX_DEV_DIR":      dir,
+		"LOCKBOX_JWT_ISSUER":   "https://issuer.contoso.example",
+		"LOCKBOX_JWT_AUDIENCE": "api://lockbox-test",
+	}
+	mint := []string{"dev", "token", "--sub", "alice@provider.example", "--roles", "operator"}
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), mint, env, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	parts := strings.Split(strings.TrimSpace(out.String()), ".")
+	if len(parts) != 3 {
+		t.Fatalf("stdout holds no JWT: %q", out.String())
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claims struct {
+		Iss string `json:"iss"`
+		Aud any    `json:"aud"`
+	}
+	if err := json.Unmarshal(payload, &claims); err != nil {
+		t.Fatal(err)
+	}
+	if claims.Iss != env["LOCKBOX_JWT_ISSUER"] || !strings.Contains(fmt.Sprint(claims.Aud), env["LOCKBOX_JWT_AUDIENCE"]) {
+		t.Errorf("iss %q, aud %v; want %q and %q", claims.Iss, claims.Aud, env["LOCKBOX_JWT_ISSUER"], env["LOCKBOX_JWT_AUDIENCE"])
+	}
+	out.Reset()
+	errb.Reset()
+	elsewhere := map[string]string{"LOCKBOX_DEV_DIR": filepath.Join(t.TempDir(), "none")}
+	if code := run(context.Background(), mint, elsewhere, &out, &errb); code == 0 || !strings.Contains(errb.String(), "LOCKBOX_DEV_DIR") {
+		t.Errorf("with no dev key in LOCKBOX_DEV_DIR: exit %d, stderr %q; want a failure naming LOCKBOX_DEV_DIR", code, errb.String())
+	}
+
+	out.Reset()
+	errb.Reset()
+	if code := run(context.Background(), []string{"dev", "token", "--help"}, nil, &out, &errb); code != 0 {
+		t.Fatalf("--help: exit %d: %s", code, errb.String())
+	}
+	for name := range env {
+		if !strings.Contains(out.String(), name) {
+			t.Errorf("lockbox dev token --help does not name %s:\n%s", name, out.String())
+		}
 	}
 }
