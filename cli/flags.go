@@ -229,7 +229,7 @@ func given(fs *flag.FlagSet, names ...string) bool {
 var filterFlags = []string{
 	"tenant", "state", "created-after", "from", "to", "user", "operation", "request-id",
 	"approval-status", "ApprovalStatus", "CreatedAfter",
-	"StartDate", "EndDate", "Operations", "UserIds",
+	"StartDate", "EndDate", "Operations", "UserIds", "RecordType", "ObjectIds", "IPAddresses", "FreeText",
 }
 
 // notUTF8 returns the usage error for the first flag given a value that is

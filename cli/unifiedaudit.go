@@ -1,15 +1,19 @@
 package cli
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/lockbox-oss/lockbox/api/client"
+	"github.com/lockbox-oss/lockbox/audit/record"
 )
 
 // Search-UnifiedAuditLog is how Microsoft's Customer Lockbox documentation
@@ -22,6 +26,8 @@ import (
 // It is "audit search" with the cmdlet's parameters and their meaning:
 // both dates required, a date meaning its midnight (UTC), a time without
 // a zone read as UTC, and at most -ResultSize records (100 unless given).
+// -RecordType, -ObjectIds, -IPAddresses and -FreeText have no filter in
+// the API: lockboxctl applies them to the pages it reads (psFilter).
 
 const (
 	// psResultSize and psMaxResultSize are -ResultSize's default and
@@ -34,7 +40,7 @@ const (
 
 func (e *env) searchUnifiedAuditLogCommand() *cobra.Command {
 	return &cobra.Command{
-		Use:     "Search-UnifiedAuditLog -StartDate TIME -EndDate TIME [-Operations OP] [-UserIds USER] [-ResultSize N] [--tenant T] [--cursor C]",
+		Use:     "Search-UnifiedAuditLog -StartDate TIME -EndDate TIME [-Operations OP] [-UserIds USER] [-RecordType TYPE] [-ObjectIds IDS] [-IPAddresses IPS] [-FreeText TEXT] [-ResultSize N] [--tenant T] [--cursor C]",
 		Short:   "search the audit log as PowerShell's cmdlet does, newest first",
 		GroupID: groupCompat,
 		Long: `Search the audit log as Exchange Online PowerShell's Search-UnifiedAuditLog does, newest first.
@@ -49,11 +55,27 @@ func (e *env) searchUnifiedAuditLogCommand() *cobra.Command {
   -Operations OP           only records of this operation, e.g. Set-AccessToCustomerDataRequest
                            or Get-Mailbox (one: Lockbox searches one operation at a time)
   -UserIds USER            only records of this user, e.g. "Microsoft Operator" (one)
+  -RecordType TYPE         only records of this type, named or numbered as Microsoft 365's
+                           AuditRecordType: Lockbox writes ExchangeAdmin (1, the Customer Lockbox
+                           cmdlets) and DataCenterSecurityCmdlet (10, operator actions); another
+                           of Microsoft's types finds nothing, and a value that is none is refused
+  -ObjectIds IDS           only records whose ObjectId is one of IDS, separated by commas, in any
+                           case: a request id, a tenant, an approver, or an operator action's
+                           service and path; * stands for any text (exchange/tenants/contoso/*)
+  -IPAddresses IPS         only records whose ClientIP is one of IPS, separated by commas
+                           (IPv4 or IPv6 addresses)
+  -FreeText TEXT           only records holding TEXT, in any case, in one of their values
+                           (a comment, a reason, a path, a parameter)
   -ResultSize N            at most N records, 1 to 5000 (100 when not given)
   -SessionCommand S        ReturnLargeSet or ReturnNextPreviewPage, taken so that Microsoft's
                            examples run: the records come newest first either way
   --tenant T               the tenant whose log to read (a tenant's users read their own)
   --cursor C               continue where a previous search stopped (with the same filters)
+
+-RecordType, -ObjectIds, -IPAddresses and -FreeText are applied by lockboxctl to the records
+of the range it reads, a page at a time, until it has -ResultSize of them or the range ends: a
+long range with few matches takes longer than one the API filters. All the parameters given
+must match; a list matches when one of its values does.
 
 Parameter names are case-insensitive, as in PowerShell: -startdate, -userids. -SessionId is
 refused: rerun with --cursor, as the hint printed after a cut search says.`,
@@ -64,6 +86,10 @@ refused: rerun with --cursor, as the hint printed after a cut search says.`,
 			{name: "EndDate"},
 			{name: "Operations"},
 			{name: "UserIds"},
+			{name: "RecordType", values: completeFixed(recordTypeName(record.RecordTypeExchangeAdmin), recordTypeName(record.RecordTypeDataCenterSecurityCmdlet))},
+			{name: "ObjectIds"},
+			{name: "IPAddresses"},
+			{name: "FreeText"},
 			{name: "ResultSize"},
 			{name: "SessionCommand", values: completeFixed("ReturnLargeSet", "ReturnNextPreviewPage")},
 			{name: "tenant", values: e.completeTenants},
@@ -76,11 +102,16 @@ refused: rerun with --cursor, as the hint printed after a cut search says.`,
 func (e *env) runSearchUnifiedAuditLog(cmd *cobra.Command, argv []string) error {
 	fs := e.psFlagSet(cmd.Name())
 	var start, end, ops, users, session, sessionID, tenant, cursor string
+	var recordType, objectIDs, ips, freeText string
 	size := psResultSize
 	fs.StringVar(&start, "StartDate", "", "")
 	fs.StringVar(&end, "EndDate", "", "")
 	fs.StringVar(&ops, "Operations", "", "")
 	fs.StringVar(&users, "UserIds", "", "")
+	fs.StringVar(&recordType, "RecordType", "", "")
+	fs.StringVar(&objectIDs, "ObjectIds", "", "")
+	fs.StringVar(&ips, "IPAddresses", "", "")
+	fs.StringVar(&freeText, "FreeText", "", "")
 	fs.IntVar(&size, "ResultSize", psResultSize, "")
 	fs.StringVar(&session, "SessionCommand", "", "")
 	fs.StringVar(&sessionID, "SessionId", "", "")
@@ -136,6 +167,36 @@ func (e *env) runSearchUnifiedAuditLog(cmd *cobra.Command, argv []string) error 
 	if size < 1 || size > psMaxResultSize {
 		return e.usage("-ResultSize %d must be from 1 to %d", size, psMaxResultSize)
 	}
+	var f psFilter
+	var typeName string
+	if given(fs, "RecordType") {
+		if f.recordType, typeName, err = parseRecordType(recordType); err != nil {
+			return e.usage("%s", err)
+		}
+		f.hasRecordType = true
+	}
+	if f.objectIDs, err = listValues(objectIDs); err != nil {
+		return e.usage("-ObjectIds %s", err)
+	}
+	ipList, err := listValues(ips)
+	if err != nil {
+		return e.usage("-IPAddresses %s", err)
+	}
+	for _, s := range ipList {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return e.usage("-IPAddresses %q is not an IP address: give IPv4 or IPv6 addresses, separated by commas", s)
+		}
+		f.ips = append(f.ips, plainAddr(a))
+	}
+	f.freeText = strings.ToLower(freeText)
+	if f.hasRecordType && !f.recordType.Known() {
+		// Microsoft's answer to a type no record of the range has:
+		// nothing. The one record asked for lets the server refuse what
+		// it would refuse otherwise (the caller's rights, the tenant, the
+		// cursor) instead of reading the whole range for it.
+		return e.noRecordsOfType(q, typeName)
+	}
 	c, err := e.client()
 	if err != nil {
 		return err
@@ -144,8 +205,7 @@ func (e *env) runSearchUnifiedAuditLog(cmd *cobra.Command, argv []string) error 
 	var pg pageCursors
 	sent := cursors{q.Cursor: true}
 	for left, first := size, true; ; first = false {
-		q.Limit = min(left, auditPageMax)
-		p, err := c.SearchAudit(e.ctx, q)
+		p, read, err := e.searchPage(c, q, left, f)
 		if err != nil {
 			return err
 		}
@@ -157,9 +217,9 @@ func (e *env) runSearchUnifiedAuditLog(cmd *cobra.Command, argv []string) error 
 			return err
 		}
 		// A record that can't be read takes a place of the page, as a
-		// record does.
-		read := len(p.Records) + len(p.Unreadable)
-		left -= read
+		// record does; its fields being unknown, it passes every filter,
+		// as it does the API's.
+		left -= len(p.Records) + len(p.Unreadable)
 		pg.next = p.NextCursor
 		if left <= 0 || pg.next == "" || read == 0 {
 			break
@@ -176,6 +236,189 @@ func (e *env) runSearchUnifiedAuditLog(cmd *cobra.Command, argv []string) error 
 		fmt.Fprintf(e.stderr, "More records: add --cursor %s (or a larger -ResultSize, up to %d).\n", clean(shellWord(pg.next)), psMaxResultSize)
 	}
 	return nil
+}
+
+// searchPage reads the page of q.Cursor and returns it with the records f
+// keeps, at most left of them (an unreadable record taking a place too),
+// and how many entries the API read for it, kept or not. Without a filter
+// of f's, the API filters, and a page of left entries is read. With one,
+// a page of auditPageMax entries is read, whatever left is, as a
+// selective filter would otherwise take a round trip for every few
+// records; when more than left of them pass, the page is read again,
+// ending at the left-th, so that its cursor continues right after the
+// last record shown: none is skipped and none comes twice. Each such read
+// is shorter than the one before and ends at the latest at left entries,
+// which hold at most left records.
+func (e *env) searchPage(c *client.Client, q client.AuditQuery, left int, f psFilter) (client.AuditPage, int, error) {
+	q.Limit = min(left, auditPageMax)
+	if !f.active() {
+		p, err := c.SearchAudit(e.ctx, q)
+		return p, len(p.Records) + len(p.Unreadable), err
+	}
+	q.Limit = auditPageMax
+	for {
+		p, err := c.SearchAudit(e.ctx, q)
+		if err != nil {
+			return client.AuditPage{}, 0, err
+		}
+		read := len(p.Records) + len(p.Unreadable)
+		var kept []int
+		for i, r := range p.Records {
+			if f.match(r) {
+				kept = append(kept, i)
+			}
+		}
+		switch {
+		case len(kept)+len(p.Unreadable) <= left:
+			recs := make([]record.Record, 0, len(kept))
+			for _, i := range kept {
+				recs = append(recs, p.Records[i])
+			}
+			p.Records = recs
+			return p, read, nil
+		case len(kept) > left:
+			q.Limit = kept[left-1] + 1
+		default:
+			// Too many places only with the unreadable records, whose
+			// place among the page's records the page does not tell.
+			q.Limit = left
+		}
+	}
+}
+
+// noRecordsOfType answers a search for a record type Lockbox never
+// writes: no records, once the API has taken the search's other
+// parameters.
+func (e *env) noRecordsOfType(q client.AuditQuery, name string) error {
+	c, err := e.client()
+	if err != nil {
+		return err
+	}
+	q.Limit = 1
+	if _, err := c.SearchAudit(e.ctx, q); err != nil {
+		return err
+	}
+	out := e.recordWriter()
+	if err := out.close(pageCursors{}); err != nil {
+		return err
+	}
+	if !e.g.output.structured() {
+		fmt.Fprintf(e.stderr, "No records: Lockbox writes no records of type %s.\n", name)
+	}
+	return nil
+}
+
+// psFilter is what -RecordType, -ObjectIds, -IPAddresses and -FreeText
+// ask of a record, none of which the API filters on. Each given must
+// match; a list matches when one of its values does.
+type psFilter struct {
+	recordType    record.RecordType
+	hasRecordType bool
+	// objectIDs are patterns of ObjectId, compared without regard to
+	// case, "*" standing for any text.
+	objectIDs []string
+	ips       []netip.Addr
+	// freeText is -FreeText in lower case.
+	freeText string
+}
+
+// active reports whether f filters at all.
+func (f psFilter) active() bool {
+	return f.hasRecordType || len(f.objectIDs) > 0 || len(f.ips) > 0 || f.freeText != ""
+}
+
+// match reports whether r passes f. It sees the record as the caller
+// received it (a tenant's users get the tenant view), so it can't tell
+// anything about fields the caller may not read.
+func (f psFilter) match(r record.Record) bool {
+	if f.hasRecordType && r.RecordType != f.recordType {
+		return false
+	}
+	if len(f.objectIDs) > 0 && !anyLike(f.objectIDs, r.ObjectId) {
+		return false
+	}
+	if len(f.ips) > 0 {
+		a, err := netip.ParseAddr(r.ClientIP)
+		if err != nil || !slices.Contains(f.ips, plainAddr(a)) {
+			return false
+		}
+	}
+	return f.freeText == "" || holdsText(r, f.freeText)
+}
+
+// plainAddr is a with an IPv4-mapped address unmapped and no zone, as
+// Lockbox writes ClientIP: -IPAddresses ::ffff:192.0.2.7 is 192.0.2.7.
+func plainAddr(a netip.Addr) netip.Addr { return a.Unmap().WithZone("") }
+
+// anyLike reports whether s matches one of patterns, as likeFold does.
+func anyLike(patterns []string, s string) bool {
+	for _, p := range patterns {
+		if likeFold(p, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// likeFold reports whether s matches pattern without regard to case, a
+// "*" of pattern standing for any text, the wildcard Microsoft documents
+// for -ObjectIds ("https://contoso.sharepoint.com/sites/test/*"). No
+// other character is special: an ObjectId may hold "?" or "[".
+func likeFold(pattern, s string) bool {
+	pattern, s = strings.ToLower(pattern), strings.ToLower(s)
+	parts := strings.Split(pattern, "*")
+	if len(parts) == 1 {
+		return pattern == s
+	}
+	if !strings.HasPrefix(s, parts[0]) {
+		return false
+	}
+	s = s[len(parts[0]):]
+	last := parts[len(parts)-1]
+	for _, part := range parts[1 : len(parts)-1] {
+		i := strings.Index(s, part)
+		if i < 0 {
+			return false
+		}
+		s = s[i+len(part):]
+	}
+	return len(s) >= len(last) && strings.HasSuffix(s, last)
+}
+
+// holdsText reports whether one of r's values, as the caller received
+// the record, holds text (in lower case) without regard to case. Values
+// only: a field's name is in every record, and numbers are codes
+// (RecordType, UserType), not text a search is after.
+func holdsText(r record.Record, text string) bool {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return false
+	}
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		return false
+	}
+	return valueHolds(v, text)
+}
+
+func valueHolds(v any, text string) bool {
+	switch v := v.(type) {
+	case string:
+		return strings.Contains(strings.ToLower(v), text)
+	case []any:
+		for _, x := range v {
+			if valueHolds(x, text) {
+				return true
+			}
+		}
+	case map[string]any:
+		for _, x := range v {
+			if valueHolds(x, text) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // parsePSDate reads -StartDate or -EndDate as Search-UnifiedAuditLog
@@ -199,6 +442,24 @@ func parsePSDate(s string) (time.Time, error) {
 		return time.Time{}, errors.New("is in a short date format, whose order (month or day first) is the computer's: give it as 2026-05-01, or an RFC 3339 time")
 	}
 	return time.Time{}, errors.New(`must be a date such as 2026-05-01, a time such as "2026-05-01 14:30:00z", or an RFC 3339 time`)
+}
+
+// listValues returns the values of a PowerShell list parameter, separated
+// by commas as PowerShell writes an array ("Value1","Value2"), each
+// without its quotes. An empty one ("a,,b") is refused: in a script it is
+// a variable that was not set, and dropped it would widen the search.
+func listValues(v string) ([]string, error) {
+	if v == "" {
+		return nil, nil
+	}
+	var vals []string
+	for s := range strings.SplitSeq(v, ",") {
+		if s = strings.Trim(strings.TrimSpace(s), `"'`); s == "" {
+			return nil, fmt.Errorf("%q holds an empty value: leave it out rather than give it no value", v)
+		}
+		vals = append(vals, s)
+	}
+	return vals, nil
 }
 
 // oneValue returns the one value of a PowerShell list parameter (values
