@@ -486,3 +486,124 @@ func nonLoopbackAddress(t *testing.T) string {
 	t.Skip("this host has no IPv4 address outside its loopback interface: no client of it meets Redis's protected mode")
 	return ""
 }
+
+// The master the sentinels name is no address of Lockbox's settings:
+// Lockbox dials it only once a sentinel named it. In protected mode it
+// refused Lockbox with DENIED all the same, and start-up, which asked
+// only the sentinels, said the master "does not answer": exit 1,
+// restarted every RestartSec. It exits 78 naming the master's address.
+func TestServeExitStatusForASentinelMasterInProtectedMode(t *testing.T) {
+	ip := nonLoopbackAddress(t)
+	s := redistest.StartSentinel(t)
+	ctx := context.Background()
+	master := redis.NewClient(&redis.Options{Addr: s.Master.Addr})
+	err := master.ConfigSet(ctx, "bind", "127.0.0.1 "+ip).Err()
+	master.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The sentinels name the master at the address they monitor: from
+	// now on, one outside the loopback interface.
+	named := net.JoinHostPort(ip, strconv.Itoa(s.Master.Port))
+	for _, sn := range s.Sentinels {
+		c := redis.NewSentinelClient(&redis.Options{Addr: sn.Addr})
+		err := c.Remove(ctx, redistest.SentinelMaster).Err()
+		if err == nil {
+			err = c.Monitor(ctx, redistest.SentinelMaster, ip, strconv.Itoa(s.Master.Port), "2").Err()
+		}
+		c.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	env := serveEnv(t, "")
+	delete(env, "LOCKBOX_REDIS_URL")
+	env["LOCKBOX_REDIS_SENTINEL_ADDRS"] = s.Seeds()
+	env["LOCKBOX_REDIS_SENTINEL_MASTER"] = redistest.SentinelMaster
+	env["LOCKBOX_REDIS_TIMEOUT"] = "5s"
+	var out, errb bytes.Buffer
+	if code := run(ctx, []string{"serve"}, env, &out, &errb); code != exitConfig {
+		t.Fatalf("exit %d, want %d\n%s", code, exitConfig, errb.String())
+	}
+	found := false
+	for line := range strings.Lines(errb.String()) {
+		found = found || strings.HasPrefix(line, "lockbox: LOCKBOX_REDIS_SENTINEL_ADDRS: ") && strings.Contains(line, named) && strings.Contains(line, "DENIED")
+	}
+	if !found {
+		t.Errorf("no line starts with LOCKBOX_REDIS_SENTINEL_ADDRS and names %s refusing in protected mode (DENIED):\n%s", named, errb.String())
+	}
+}
+
+// A Redis Cluster names its nodes to Lockbox (CLUSTER SLOTS): a node in
+// protected mode at an address outside its loopback interface refused
+// Lockbox with DENIED though every seed answered. Start-up asked only the
+// seeds, and passed or failed on which node its PING reached; the calls
+// for the refusing node's slots failed for as long as Lockbox ran. It
+// exits 78 naming the node.
+func TestServeExitStatusForAClusterNodeInProtectedMode(t *testing.T) {
+	ip := nonLoopbackAddress(t)
+	c := redistest.StartOwnCluster(t, 3, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	// The node tells clients it is at ip (cluster-announce-hostname,
+	// which leaves the cluster bus on the loopback interface); the others
+	// at the loopback address they listen on.
+	refusing := c.Nodes[1]
+	named := net.JoinHostPort(ip, strconv.Itoa(refusing.Port))
+	for _, n := range c.Nodes {
+		host := "127.0.0.1"
+		sets := [][2]string{{"cluster-preferred-endpoint-type", "hostname"}}
+		if n == refusing {
+			host = ip
+			sets = append(sets, [2]string{"bind", "127.0.0.1 " + ip})
+		}
+		sets = append(sets, [2]string{"cluster-announce-hostname", host})
+		rdb := redis.NewClient(&redis.Options{Addr: n.Addr})
+		for _, kv := range sets {
+			if err := rdb.ConfigSet(ctx, kv[0], kv[1]).Err(); err != nil {
+				t.Fatalf("%s: CONFIG SET %s: %v", n.Addr, kv[0], err)
+			}
+		}
+		rdb.Close()
+	}
+	// Every node names it at ip before Lockbox asks any.
+	for _, n := range c.Nodes {
+		for {
+			rdb := redis.NewClient(&redis.Options{Addr: n.Addr})
+			slots, err := rdb.ClusterSlots(ctx).Result()
+			rdb.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			names := false
+			for _, s := range slots {
+				for _, sn := range s.Nodes {
+					names = names || sn.Addr == named
+				}
+			}
+			if names {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatalf("%s never named the node at %s: %v", n.Addr, named, slots)
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+	env := serveEnv(t, "")
+	delete(env, "LOCKBOX_REDIS_URL")
+	env["LOCKBOX_REDIS_CLUSTER_ADDRS"] = c.Seeds()
+	env["LOCKBOX_REDIS_TIMEOUT"] = "5s"
+	var out, errb bytes.Buffer
+	if code := run(ctx, []string{"serve"}, env, &out, &errb); code != exitConfig {
+		t.Fatalf("exit %d, want %d\n%s", code, exitConfig, errb.String())
+	}
+	found := false
+	for line := range strings.Lines(errb.String()) {
+		found = found || strings.HasPrefix(line, "lockbox: LOCKBOX_REDIS_CLUSTER_ADDRS: ") && strings.Contains(line, named) && strings.Contains(line, "DENIED")
+	}
+	if !found {
+		t.Errorf("no line starts with LOCKBOX_REDIS_CLUSTER_ADDRS and names %s refusing in protected mode (DENIED):\n%s", named, errb.String())
+	}
+}

@@ -348,7 +348,7 @@ Exit status: 0 stopped by SIGTERM or Ctrl-C; 78 a configuration it refuses at st
 LOCKBOX_* variable, or a file one names: a key, a certificate, the policy directory, a SIEM
 file whose directory does not exist; Redis refusing Lockbox's password, LOCKBOX_AUDIT_AOF, or
 its user a command or key start-up needs (NOPERM), or Lockbox's address in protected mode
-(DENIED); a port below 1024 without CAP_NET_BIND_SERVICE; an IP address no interface of this
+(DENIED, the sentinels' master and every cluster node included); a port below 1024 without CAP_NET_BIND_SERVICE; an IP address no interface of this
 host has), which a restart can't mend; 1 any other failure (Redis not answering or loading,
 an address in use), which a restart may; 2 a wrong command line.
 

@@ -6,15 +6,19 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
+	"sync"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/lockbox-oss/lockbox/config"
 )
 
-// protectedModeRefusal asks the Redis servers Lockbox dials first (the
-// one server, the sentinels, or the cluster's seeds) whether one refuses
-// this host in protected mode, and returns the start-up error naming it,
-// or nil when none does.
+// protectedModeRefusal asks the Redis servers Lockbox dials — the one
+// server; the sentinels and the master they name; or the cluster's seeds
+// and every node it names — whether one refuses this host in protected
+// mode, and returns the start-up error naming it, or nil when none does.
 //
 // Redis in protected mode (protected-mode yes, and no password for its
 // default user) answers a client outside its loopback interface with
@@ -23,31 +27,62 @@ import (
 // and what reaches Lockbox is the next command's broken pipe: a Redis
 // that "does not answer", exit 1, restarted every RestartSec though the
 // refusal stays until Redis gets a password or Lockbox another address.
-// So, once the probe failed without a Redis error, one connection of its
-// own reads what the server says first.
-func protectedModeRefusal(ctx context.Context, cfg config.Config) error {
+// So one connection of its own to each reads what the server says first.
+//
+// The master and the cluster's nodes are at the addresses the sentinels
+// and the cluster announce, not Lockbox's settings: a deployment whose
+// seeds Lockbox reaches through 127.0.0.1 may name them outside it.
+func protectedModeRefusal(ctx context.Context, cfg config.Config, rdb redis.UniversalClient) error {
 	opts, err := cfg.RedisOptions()
 	if err != nil {
 		return nil
 	}
-	var addrs []string
+	var addrs, named []string
 	var tlsConfig *tls.Config
 	switch {
 	case opts.Single != nil:
 		addrs, tlsConfig = []string{opts.Single.Addr}, opts.Single.TLSConfig
 	case opts.Failover != nil:
 		addrs, tlsConfig = opts.Failover.SentinelAddrs, opts.Failover.TLSConfig
+		named = sentinelMasters(ctx, cfg, opts.Failover)
 	case opts.Cluster != nil:
 		addrs, tlsConfig = opts.Cluster.Addrs, opts.Cluster.TLSConfig
+		if cluster, ok := rdb.(*redis.ClusterClient); ok {
+			named = clusterNodes(ctx, cluster)
+		}
 	}
-	for _, addr := range addrs {
-		reply := firstReply(ctx, addr, tlsConfig)
+	dialled := len(addrs)
+	addrs = slices.Clone(addrs)
+	for _, a := range named {
+		if !slices.Contains(addrs, a) {
+			addrs = append(addrs, a)
+		}
+	}
+	// At once: a node that does not answer holds up only itself, until
+	// ctx's deadline.
+	replies := make([]string, len(addrs))
+	var wg sync.WaitGroup
+	for i, addr := range addrs {
+		wg.Go(func() { replies[i] = firstReply(ctx, addr, tlsConfig) })
+	}
+	wg.Wait()
+	for i, reply := range replies {
 		if !strings.HasPrefix(reply, "-DENIED ") {
 			continue
 		}
+		addr := addrs[i]
 		// The reply goes on for a paragraph on how to lift protected
 		// mode; its first sentence says what happened.
 		said, _, _ := strings.Cut(strings.TrimPrefix(reply, "-"), ". ")
+		if i >= dialled {
+			// Lockbox connects where the deployment announces it:
+			// only the deployment can move that address to 127.0.0.1.
+			what := "the master the sentinels name"
+			if opts.Cluster != nil {
+				what = "a node the Redis Cluster names"
+			}
+			return fmt.Errorf("%s: %s, at %s, refuses connections from outside its loopback interface (protected mode, with no password for its default user): give it a password (requirepass, or ACL SETUSER default) and Lockbox LOCKBOX_REDIS_PASSWORD_FILE: %s", cfg.RedisVar(), what, addr, said)
+		}
 		return fmt.Errorf("%s: the Redis at %s refuses connections from outside its loopback interface (protected mode, with no password for its default user): give it a password (requirepass, or ACL SETUSER default) and Lockbox LOCKBOX_REDIS_PASSWORD_FILE, or run Lockbox on Redis's host and connect through 127.0.0.1: %s", cfg.RedisVar(), addr, said)
 	}
 	return nil
@@ -76,4 +111,43 @@ func firstReply(ctx context.Context, addr string, tlsConfig *tls.Config) string 
 	_, _ = conn.Write([]byte("PING\r\n"))
 	line, _ := bufio.NewReader(conn).ReadString('\n')
 	return strings.TrimRight(line, "\r\n")
+}
+
+// sentinelMasters lists the addresses the sentinels name for the master
+// (each its own, should they disagree mid-failover), with the sentinels'
+// credentials; none when no sentinel answers.
+func sentinelMasters(ctx context.Context, cfg config.Config, o *redis.FailoverOptions) []string {
+	var out []string
+	for _, addr := range o.SentinelAddrs {
+		c := redis.NewSentinelClient(&redis.Options{
+			Addr: addr, Username: o.SentinelUsername, Password: o.SentinelPassword, TLSConfig: o.TLSConfig,
+			DialTimeout: cfg.RedisTimeout, ReadTimeout: cfg.RedisTimeout, WriteTimeout: cfg.RedisTimeout,
+			ContextTimeoutEnabled: true, MaxRetries: -1,
+		})
+		hostPort, err := c.GetMasterAddrByName(ctx, o.MasterName).Result()
+		c.Close()
+		if err != nil || len(hostPort) != 2 {
+			continue
+		}
+		if a := net.JoinHostPort(hostPort[0], hostPort[1]); !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// clusterNodes lists the addresses of every node, master or replica, the
+// cluster names to go-redis (CLUSTER SLOTS, from the first seed or node
+// that answers); none when none does. It sends the nodes nothing itself.
+func clusterNodes(ctx context.Context, cluster *redis.ClusterClient) []string {
+	var mu sync.Mutex
+	var out []string
+	_ = cluster.ForEachShard(ctx, func(_ context.Context, c *redis.Client) error {
+		mu.Lock()
+		defer mu.Unlock()
+		out = append(out, c.Options().Addr)
+		return nil
+	})
+	slices.Sort(out)
+	return out
 }

@@ -734,11 +734,23 @@ func checkRedis(ctx context.Context, cfg config.Config, rdb redis.UniversalClien
 		// go-redis hides protected mode's DENIED behind the broken pipe
 		// that follows it: see protectedModeRefusal.
 		if _, isRedis := errors.AsType[redis.Error](err); !isRedis {
-			if derr := protectedModeRefusal(pctx, cfg); derr != nil {
+			if derr := protectedModeRefusal(pctx, cfg, rdb); derr != nil {
 				return config.Invalid(fmt.Errorf("%w (go-redis: %w)", derr, err))
 			}
 		}
 		return fmt.Errorf("%s: %s does not answer: %w", cfg.RedisVar(), where, err)
+	}
+	if cluster, ok := rdb.(*redis.ClusterClient); ok {
+		// The PING reached one node: a node in protected mode among the
+		// others failed only the calls for its slots, for as long as
+		// Lockbox ran. On a deadline of its own: a node that does not
+		// answer must not use up the one WAITAOF's probe has.
+		sctx, cancel := context.WithTimeout(ctx, cfg.RedisTimeout)
+		derr := protectedModeRefusal(sctx, cfg, cluster)
+		cancel()
+		if derr != nil {
+			return config.Invalid(derr)
+		}
 	}
 	if !cfg.AuditAOF || !cfg.Runs(config.ComponentProxy) {
 		return nil
