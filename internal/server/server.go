@@ -772,16 +772,24 @@ func checkRedis(ctx context.Context, cfg config.Config, rdb redis.UniversalClien
 		err = rdb.Do(pctx, "WAITAOF", 1, 0, 1).Err()
 	}
 	if err != nil {
-		if redis.IsPermissionError(err) {
-			return config.Invalid(permissionError(cfg, where, "the command WAITAOF, which LOCKBOX_AUDIT_AOF needs", err))
-		}
-		err = fmt.Errorf("LOCKBOX_AUDIT_AOF: %s can't confirm fsyncs (WAITAOF needs Redis 7.2 or later with appendonly yes): %w", where, err)
-		if refusesWAITAOF(err) {
-			return config.Invalid(err)
-		}
-		return err
+		return waitaofError(cfg, where, err)
 	}
 	return nil
+}
+
+// waitaofError is the start-up error of a Redis that answered
+// LOCKBOX_AUDIT_AOF's WAITAOF with err: the configuration's (exit 78)
+// when its user may not run it (NOPERM) or Redis refuses the setting
+// (refusesWAITAOF), else a failure that may pass.
+func waitaofError(cfg config.Config, where string, err error) error {
+	if redis.IsPermissionError(err) {
+		return config.Invalid(permissionError(cfg, where, "the command WAITAOF, which LOCKBOX_AUDIT_AOF needs", err))
+	}
+	err = fmt.Errorf("LOCKBOX_AUDIT_AOF: %s can't confirm fsyncs (WAITAOF needs Redis 7.2 or later with appendonly yes): %w", where, err)
+	if refusesWAITAOF(err) {
+		return config.Invalid(err)
+	}
+	return err
 }
 
 // refusesCredentials tells a Redis that refused Lockbox's user and
@@ -867,10 +875,15 @@ func sentinelRefusal(ctx context.Context, cfg config.Config) error {
 }
 
 // refusesWAITAOF tells a Redis that answered LOCKBOX_AUDIT_AOF's WAITAOF
-// with a refusal of the setting: it has no such command (before 7.2) or
-// runs without an append-only file. Either stays until the operator
-// changes Redis or the setting. Other errors (a replica answering after a
-// failover, LOADING, a timeout) may pass.
+// with a refusal of the setting: it has no such command (before 7.2, or
+// renamed away) or runs without an append-only file. Either stays until
+// the operator changes Redis or the setting. Other errors may pass: a
+// replica's ("cannot be used with replica instances"), which a master
+// demoted by a failover answers until clients follow the new one, as does
+// a managed Redis's endpoint until its name moves to the new primary;
+// LOADING, BUSY, MASTERDOWN, CLUSTERDOWN; a timeout. (Inside MULTI or a
+// script WAITAOF does not block and answers its counts, not an error;
+// start-up sends it alone.)
 func refusesWAITAOF(err error) bool {
 	return redis.HasErrorPrefix(err, "unknown command ") ||
 		redis.HasErrorPrefix(err, "WAITAOF cannot be used when numlocal is set but appendonly is disabled")
