@@ -607,3 +607,46 @@ func TestServeExitStatusForAClusterNodeInProtectedMode(t *testing.T) {
 		t.Errorf("no line starts with LOCKBOX_REDIS_CLUSTER_ADDRS and names %s refusing in protected mode (DENIED):\n%s", named, errb.String())
 	}
 }
+
+// A topology setting that names the wrong kind of Redis is refused on
+// every start until it changes: LOCKBOX_REDIS_CLUSTER_ADDRS naming a
+// Redis with cluster support disabled, whose every CLUSTER SLOTS fails,
+// and LOCKBOX_REDIS_URL naming one node of a Redis Cluster, which answers
+// MOVED for the keys of every slot it does not serve. Both exited 1 (the
+// first as a Redis that "does not answer"), and were restarted every
+// RestartSec; they exit 78 with a line naming the variable and the
+// variable to use instead.
+func TestServeExitStatusForTheWrongRedisTopology(t *testing.T) {
+	plain := redistest.StartServer(t)
+	cluster := redistest.SharedCluster(t)
+	tests := []struct {
+		name     string
+		set      map[string]string
+		wantLine string // a line of stderr starts with it
+		wantToo  string // and holds this
+	}{
+		{"cluster addresses naming a Redis without cluster support", map[string]string{"LOCKBOX_REDIS_CLUSTER_ADDRS": plain.Addr}, "lockbox: LOCKBOX_REDIS_CLUSTER_ADDRS: ", "LOCKBOX_REDIS_URL"},
+		{"a URL naming a node of a Redis Cluster", map[string]string{"LOCKBOX_REDIS_URL": "redis://" + cluster.Nodes[0].Addr + "/0"}, "lockbox: LOCKBOX_REDIS_URL: ", "LOCKBOX_REDIS_CLUSTER_ADDRS"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := serveEnv(t, "")
+			delete(env, "LOCKBOX_REDIS_URL")
+			env["LOCKBOX_REDIS_TIMEOUT"] = "5s"
+			for k, v := range tt.set {
+				env[k] = v
+			}
+			var out, errb bytes.Buffer
+			if code := run(context.Background(), []string{"serve"}, env, &out, &errb); code != exitConfig {
+				t.Fatalf("exit %d, want %d\n%s", code, exitConfig, errb.String())
+			}
+			found := false
+			for line := range strings.Lines(errb.String()) {
+				found = found || strings.HasPrefix(line, tt.wantLine) && strings.Contains(line, tt.wantToo)
+			}
+			if !found {
+				t.Errorf("no line starts with %q and holds %q:\n%s", tt.wantLine, tt.wantToo, errb.String())
+			}
+		})
+	}
+}

@@ -40,7 +40,8 @@ func TestMain(m *testing.M) {
 		main()
 		return
 	}
-	os.Exit(m.Run())
+	// redistest.Run stops the cluster the tests share (SharedCluster).
+	os.Exit(redistest.Run(m))
 }
 
 // serveProcess is a "lockbox serve" running main in a process of its own.

@@ -151,3 +151,40 @@ func clusterNodes(ctx context.Context, cluster *redis.ClusterClient) []string {
 	slices.Sort(out)
 	return out
 }
+
+// refusesCluster tells a Redis with cluster support disabled answering
+// the cluster client's CLUSTER SLOTS: LOCKBOX_REDIS_CLUSTER_ADDRS names
+// one server, or a sentinel deployment's, and cluster-enabled can't
+// change without a restart of that Redis.
+func refusesCluster(err error) bool {
+	return redis.HasErrorPrefix(err, "This instance has cluster support disabled")
+}
+
+// clusterNodeRefusal returns the start-up error of a LOCKBOX_REDIS_URL
+// naming a node of a Redis Cluster that does not serve every slot, or nil
+// for any other Redis. Such a node answers PING, and MOVED for the keys of
+// the slots it does not serve: Lockbox failed on the first of those it
+// touched, or later, a tenant at a time. A node that serves every slot
+// works as one server. A Redis that refuses CLUSTER (an ACL, a proxy in
+// front) is not judged: the calls will tell.
+func clusterNodeRefusal(ctx context.Context, cfg config.Config, c *redis.Client, where string) error {
+	id, err := c.ClusterMyID(ctx).Result()
+	if err != nil {
+		return nil
+	}
+	ranges, err := c.ClusterSlots(ctx).Result()
+	if err != nil {
+		return nil
+	}
+	served := 0
+	for _, r := range ranges {
+		if len(r.Nodes) > 0 && r.Nodes[0].ID == id {
+			served += r.End - r.Start + 1
+		}
+	}
+	const slots = 16384
+	if served == slots {
+		return nil
+	}
+	return fmt.Errorf("%s: %s is a node of a Redis Cluster serving %d of its %d slots as master: list the cluster's nodes in LOCKBOX_REDIS_CLUSTER_ADDRS instead", cfg.RedisVar(), where, served, slots)
+}

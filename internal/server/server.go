@@ -731,6 +731,9 @@ func checkRedis(ctx context.Context, cfg config.Config, rdb redis.UniversalClien
 			}
 			return config.Invalid(credentialsError(cfg, where, err))
 		}
+		if refusesCluster(err) {
+			return config.Invalid(fmt.Errorf("%s: the Redis at %s is no node of a Redis Cluster (cluster support disabled): name it in LOCKBOX_REDIS_URL, or its sentinels in LOCKBOX_REDIS_SENTINEL_ADDRS, instead: %w", cfg.RedisVar(), cfg.RedisClusterAddrs, err))
+		}
 		// go-redis hides protected mode's DENIED behind the broken pipe
 		// that follows it: see protectedModeRefusal.
 		if _, isRedis := errors.AsType[redis.Error](err); !isRedis {
@@ -739,6 +742,11 @@ func checkRedis(ctx context.Context, cfg config.Config, rdb redis.UniversalClien
 			}
 		}
 		return fmt.Errorf("%s: %s does not answer: %w", cfg.RedisVar(), where, err)
+	}
+	if c, ok := rdb.(*redis.Client); ok && cfg.RedisTopology() == config.RedisSingle {
+		if err := clusterNodeRefusal(pctx, cfg, c, where); err != nil {
+			return config.Invalid(err)
+		}
 	}
 	if cluster, ok := rdb.(*redis.ClusterClient); ok {
 		// The PING reached one node: a node in protected mode among the
