@@ -650,3 +650,42 @@ func TestServeExitStatusForTheWrongRedisTopology(t *testing.T) {
 		})
 	}
 }
+
+// Sentinels that answer, and answer that they know no master of
+// LOCKBOX_REDIS_SENTINEL_MASTER's name (a typo, another deployment's
+// sentinels), or servers that answer and are no sentinels, are asked again
+// on every start to the same effect: exit 78 with a line naming the
+// variable to mend. go-redis folded either into "all sentinels specified
+// in configuration are unreachable", exit 1, and systemd restarted it
+// every RestartSec.
+func TestServeExitStatusForSentinelsThatCanNotNameTheMaster(t *testing.T) {
+	s := redistest.StartSentinel(t)
+	plain := redistest.StartServer(t)
+	tests := []struct {
+		name, addrs, master string
+		wantLine, wantToo   string
+	}{
+		{"a master name the sentinels do not know", s.Seeds(), "no-such-master", "lockbox: LOCKBOX_REDIS_SENTINEL_MASTER: ", "no-such-master"},
+		{"sentinel addresses naming a Redis that is no sentinel", plain.Addr, redistest.SentinelMaster, "lockbox: LOCKBOX_REDIS_SENTINEL_ADDRS: ", plain.Addr},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := serveEnv(t, "")
+			delete(env, "LOCKBOX_REDIS_URL")
+			env["LOCKBOX_REDIS_SENTINEL_ADDRS"] = tt.addrs
+			env["LOCKBOX_REDIS_SENTINEL_MASTER"] = tt.master
+			env["LOCKBOX_REDIS_TIMEOUT"] = "5s"
+			var out, errb bytes.Buffer
+			if code := run(context.Background(), []string{"serve"}, env, &out, &errb); code != exitConfig {
+				t.Fatalf("exit %d, want %d\n%s", code, exitConfig, errb.String())
+			}
+			found := false
+			for line := range strings.Lines(errb.String()) {
+				found = found || strings.HasPrefix(line, tt.wantLine) && strings.Contains(line, tt.wantToo)
+			}
+			if !found {
+				t.Errorf("no line starts with %q and holds %q:\n%s", tt.wantLine, tt.wantToo, errb.String())
+			}
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"slices"
@@ -187,4 +188,44 @@ func clusterNodeRefusal(ctx context.Context, cfg config.Config, c *redis.Client,
 		return nil
 	}
 	return fmt.Errorf("%s: %s is a node of a Redis Cluster serving %d of its %d slots as master: list the cluster's nodes in LOCKBOX_REDIS_CLUSTER_ADDRS instead", cfg.RedisVar(), where, served, slots)
+}
+
+// sentinelNameRefusal asks each sentinel, with the sentinels' own
+// credentials, for the master of LOCKBOX_REDIS_SENTINEL_MASTER's name,
+// and returns the start-up error of a deployment where every one answered
+// and none can name it: servers that are no sentinels (unknown command
+// SENTINEL: LOCKBOX_REDIS_SENTINEL_ADDRS), or sentinels that monitor no
+// master of that name (LOCKBOX_REDIS_SENTINEL_MASTER). go-redis folds
+// either into "all sentinels specified in configuration are
+// unreachable". It returns nil when one names the master, or does not
+// answer, or answers anything else: a sentinel down, or still being
+// given its masters, may yet name it.
+func sentinelNameRefusal(ctx context.Context, cfg config.Config) error {
+	opts, err := cfg.RedisOptions()
+	if err != nil || opts.Failover == nil {
+		return nil
+	}
+	o := opts.Failover
+	var notSentinels []string
+	var unknown error
+	for _, addr := range o.SentinelAddrs {
+		c := redis.NewSentinelClient(&redis.Options{
+			Addr: addr, Username: o.SentinelUsername, Password: o.SentinelPassword, TLSConfig: o.TLSConfig,
+			DialTimeout: cfg.RedisTimeout, ReadTimeout: cfg.RedisTimeout, WriteTimeout: cfg.RedisTimeout,
+			ContextTimeoutEnabled: true, MaxRetries: -1,
+		})
+		err := c.GetMasterAddrByName(ctx, o.MasterName).Err()
+		c.Close()
+		switch {
+		case errors.Is(err, redis.Nil):
+		case redis.HasErrorPrefix(err, "unknown command "):
+			notSentinels, unknown = append(notSentinels, addr), err
+		default:
+			return nil
+		}
+	}
+	if len(notSentinels) > 0 {
+		return fmt.Errorf("LOCKBOX_REDIS_SENTINEL_ADDRS: the Redis at %s is no sentinel (it does not know the command SENTINEL): name the sentinels there, or a single Redis in LOCKBOX_REDIS_URL instead: %w", strings.Join(notSentinels, ","), unknown)
+	}
+	return fmt.Errorf("LOCKBOX_REDIS_SENTINEL_MASTER: no sentinel at %s monitors a master named %q: name one they monitor (SENTINEL MASTERS lists them)", strings.Join(o.SentinelAddrs, ","), o.MasterName)
 }

@@ -734,6 +734,13 @@ func checkRedis(ctx context.Context, cfg config.Config, rdb redis.UniversalClien
 		if refusesCluster(err) {
 			return config.Invalid(fmt.Errorf("%s: the Redis at %s is no node of a Redis Cluster (cluster support disabled): name it in LOCKBOX_REDIS_URL, or its sentinels in LOCKBOX_REDIS_SENTINEL_ADDRS, instead: %w", cfg.RedisVar(), cfg.RedisClusterAddrs, err))
 		}
+		if cfg.RedisTopology() == config.RedisSentinel {
+			// go-redis's error joins one line of each sentinel's answer:
+			// the refusal says it on one.
+			if serr := sentinelNameRefusal(pctx, cfg); serr != nil {
+				return config.Invalid(serr)
+			}
+		}
 		// go-redis hides protected mode's DENIED behind the broken pipe
 		// that follows it: see protectedModeRefusal.
 		if _, isRedis := errors.AsType[redis.Error](err); !isRedis {
