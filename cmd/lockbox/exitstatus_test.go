@@ -610,15 +610,17 @@ func TestServeExitStatusForAClusterNodeInProtectedMode(t *testing.T) {
 
 // A topology setting that names the wrong kind of Redis is refused on
 // every start until it changes: LOCKBOX_REDIS_CLUSTER_ADDRS naming a
-// Redis with cluster support disabled, whose every CLUSTER SLOTS fails,
-// and LOCKBOX_REDIS_URL naming one node of a Redis Cluster, which answers
-// MOVED for the keys of every slot it does not serve. Both exited 1 (the
-// first as a Redis that "does not answer"), and were restarted every
-// RestartSec; they exit 78 with a line naming the variable and the
+// Redis with cluster support disabled, or sentinels, whose every CLUSTER
+// SLOTS fails; LOCKBOX_REDIS_URL naming one node of a Redis Cluster,
+// which answers MOVED for the keys of every slot it does not serve, or a
+// sentinel, which knows no data command. Each exited 1 (as a Redis that
+// "does not answer", or on start-up's first write), and was restarted
+// every RestartSec; each exits 78 with a line naming the variable and the
 // variable to use instead.
 func TestServeExitStatusForTheWrongRedisTopology(t *testing.T) {
 	plain := redistest.StartServer(t)
 	cluster := redistest.SharedCluster(t)
+	sentinels := redistest.StartSentinel(t)
 	tests := []struct {
 		name     string
 		set      map[string]string
@@ -627,6 +629,8 @@ func TestServeExitStatusForTheWrongRedisTopology(t *testing.T) {
 	}{
 		{"cluster addresses naming a Redis without cluster support", map[string]string{"LOCKBOX_REDIS_CLUSTER_ADDRS": plain.Addr}, "lockbox: LOCKBOX_REDIS_CLUSTER_ADDRS: ", "LOCKBOX_REDIS_URL"},
 		{"a URL naming a node of a Redis Cluster", map[string]string{"LOCKBOX_REDIS_URL": "redis://" + cluster.Nodes[0].Addr + "/0"}, "lockbox: LOCKBOX_REDIS_URL: ", "LOCKBOX_REDIS_CLUSTER_ADDRS"},
+		{"a URL naming a sentinel", map[string]string{"LOCKBOX_REDIS_URL": "redis://" + sentinels.Sentinels[0].Addr + "/0"}, "lockbox: LOCKBOX_REDIS_URL: ", "LOCKBOX_REDIS_SENTINEL_ADDRS"},
+		{"cluster addresses naming sentinels", map[string]string{"LOCKBOX_REDIS_CLUSTER_ADDRS": sentinels.Seeds()}, "lockbox: LOCKBOX_REDIS_CLUSTER_ADDRS: ", "LOCKBOX_REDIS_SENTINEL_ADDRS"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

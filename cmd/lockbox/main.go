@@ -348,11 +348,12 @@ Exit status: 0 stopped by SIGTERM or Ctrl-C; 78 a configuration it refuses at st
 LOCKBOX_* variable, or a file one names: a key, a certificate, the policy directory, a SIEM
 file whose directory does not exist; Redis refusing Lockbox's password, LOCKBOX_AUDIT_AOF, or
 its user a command or key start-up needs (NOPERM), or Lockbox's address in protected mode
-(DENIED, the sentinels' master and every cluster node included), or a cluster's addresses
-naming a Redis without cluster support, the URL one node of a Redis Cluster, or sentinels that
-are none or monitor no master of LOCKBOX_REDIS_SENTINEL_MASTER's name; a port below
-1024 without CAP_NET_BIND_SERVICE; an IP address no interface of this host has), which a restart can't mend; 1 any other failure (Redis not answering or loading,
-an address in use), which a restart may; 2 a wrong command line.
+(DENIED, the sentinels' master and every cluster node included); a cluster's addresses naming
+a Redis without cluster support, the URL a sentinel or one node of a Redis Cluster, or
+sentinels that are none or monitor no master of LOCKBOX_REDIS_SENTINEL_MASTER's name; a port
+below 1024 without CAP_NET_BIND_SERVICE; an IP address no interface of this host has), which a
+restart can't mend; 1 any other failure (Redis not answering or loading, an address in use),
+which a restart may; 2 a wrong command line.
 
 SIGTERM or Ctrl-C stops it gracefully. SIGHUP does not stop it: it re-reads at once the policy
 directory, the token key files, the grant signing and published key files and the TLS

@@ -153,23 +153,45 @@ func clusterNodes(ctx context.Context, cluster *redis.ClusterClient) []string {
 	return out
 }
 
-// refusesCluster tells a Redis with cluster support disabled answering
-// the cluster client's CLUSTER SLOTS: LOCKBOX_REDIS_CLUSTER_ADDRS names
-// one server, or a sentinel deployment's, and cluster-enabled can't
-// change without a restart of that Redis.
+// refusesCluster tells a Redis that is no node of a Redis Cluster
+// answering the cluster client's CLUSTER SLOTS: one with cluster support
+// disabled, which only a restart of that Redis can change, or one that
+// does not know the command (a sentinel). LOCKBOX_REDIS_CLUSTER_ADDRS
+// names one server, or a sentinel deployment's.
 func refusesCluster(err error) bool {
-	return redis.HasErrorPrefix(err, "This instance has cluster support disabled")
+	return redis.HasErrorPrefix(err, "This instance has cluster support disabled") || unknownCommand(err, "cluster")
 }
 
-// clusterNodeRefusal returns the start-up error of a LOCKBOX_REDIS_URL
-// naming a node of a Redis Cluster that does not serve every slot, or nil
-// for any other Redis. Such a node answers PING, and MOVED for the keys of
-// the slots it does not serve: Lockbox failed on the first of those it
-// touched, or later, a tenant at a time. A node that serves every slot
-// works as one server. A Redis that refuses CLUSTER (an ACL, a proxy in
-// front) is not judged: the calls will tell.
-func clusterNodeRefusal(ctx context.Context, cfg config.Config, c *redis.Client, where string) error {
+// unknownCommand tells Redis's answer to a command name it does not
+// know, in the wording of Redis 6.2 and later ('name') or before (`name`),
+// whatever the case the command was sent in.
+func unknownCommand(err error, name string) bool {
+	rerr, ok := errors.AsType[redis.Error](err)
+	if !ok {
+		return false
+	}
+	msg := strings.ToLower(strings.TrimPrefix(rerr.Error(), "ERR "))
+	return strings.HasPrefix(msg, "unknown command '"+name+"'") || strings.HasPrefix(msg, "unknown command `"+name+"`")
+}
+
+// singleServerRefusal returns the start-up error of a LOCKBOX_REDIS_URL
+// naming a server that can't hold Lockbox's data alone, or nil for any
+// other Redis: a node of a Redis Cluster that does not serve every slot,
+// which answers PING, and MOVED for the keys of the slots it does not
+// serve, so that Lockbox failed on the first of those it touched, or
+// later, a tenant at a time; or a sentinel, which answers PING and knows
+// none of the data commands. A node that serves every slot works as one
+// server. A Redis that refuses CLUSTER or INFO (an ACL, a proxy in front)
+// is not judged: the calls will tell.
+func singleServerRefusal(ctx context.Context, cfg config.Config, c *redis.Client, where string) error {
 	id, err := c.ClusterMyID(ctx).Result()
+	if unknownCommand(err, "cluster") {
+		info, err := c.Info(ctx, "server").Result()
+		if err != nil || !strings.Contains(info, "redis_mode:sentinel") {
+			return nil
+		}
+		return fmt.Errorf("%s: %s is a sentinel: name the sentinels in LOCKBOX_REDIS_SENTINEL_ADDRS, with LOCKBOX_REDIS_SENTINEL_MASTER, instead", cfg.RedisVar(), where)
+	}
 	if err != nil {
 		return nil
 	}

@@ -732,7 +732,7 @@ func checkRedis(ctx context.Context, cfg config.Config, rdb redis.UniversalClien
 			return config.Invalid(credentialsError(cfg, where, err))
 		}
 		if refusesCluster(err) {
-			return config.Invalid(fmt.Errorf("%s: the Redis at %s is no node of a Redis Cluster (cluster support disabled): name it in LOCKBOX_REDIS_URL, or its sentinels in LOCKBOX_REDIS_SENTINEL_ADDRS, instead: %w", cfg.RedisVar(), cfg.RedisClusterAddrs, err))
+			return config.Invalid(fmt.Errorf("%s: the Redis at %s is no node of a Redis Cluster: name it in LOCKBOX_REDIS_URL, or sentinels in LOCKBOX_REDIS_SENTINEL_ADDRS, instead: %w", cfg.RedisVar(), cfg.RedisClusterAddrs, err))
 		}
 		if cfg.RedisTopology() == config.RedisSentinel {
 			// go-redis's error joins one line of each sentinel's answer:
@@ -751,7 +751,7 @@ func checkRedis(ctx context.Context, cfg config.Config, rdb redis.UniversalClien
 		return fmt.Errorf("%s: %s does not answer: %w", cfg.RedisVar(), where, err)
 	}
 	if c, ok := rdb.(*redis.Client); ok && cfg.RedisTopology() == config.RedisSingle {
-		if err := clusterNodeRefusal(pctx, cfg, c, where); err != nil {
+		if err := singleServerRefusal(pctx, cfg, c, where); err != nil {
 			return config.Invalid(err)
 		}
 	}
