@@ -1169,29 +1169,8 @@ func TestRendersPassKubecheck(t *testing.T) {
 func TestKustomizeSidecarBudgetPerWorkload(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, content string) string { return writeIn(t, dir, name, content) }
-	// kustomize takes a relative path to a component only: this one is
-	// from a kustomization in a directory directly under dir.
-	rel := func(p string) string {
-		abs, err := filepath.Abs(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r, err := filepath.Rel(filepath.Join(dir, "sharepoint"), abs)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return filepath.ToSlash(r)
-	}
-	// The service as its team ships it: the exchange example's, renamed.
-	write("sharepoint/sharepoint.yaml", strings.ReplaceAll(strings.ReplaceAll(
-		string(readFile(t, "kubernetes/examples/exchange/exchange.yaml")), "exchange", "sharepoint"), "9001", "9002"))
-	write("sharepoint/grant-signing-key.pub.pem", string(readFile(t, "kubernetes/examples/exchange/grant-signing-key.pub.pem")))
-	sharepoint := filepath.Dir(write("sharepoint/kustomization.yaml", "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"+
-		"namespace: exchange\nresources:\n  - sharepoint.yaml\ncomponents:\n"+
-		"  - "+rel("kubernetes/components/sidecar")+"\n  - "+rel("kubernetes/examples/settings")+"\n"+
-		"  - "+rel("kubernetes/components/tls")+"\n  - "+rel("kubernetes/components/issuers")+"\n"+
-		"configMapGenerator:\n  - name: lockbox-sidecar\n    literals:\n      - LOCKBOX_UPSTREAMS=sharepoint=http://127.0.0.1:9002\n"+
-		"  - name: sharepoint-grant-key\n    files:\n      - grant-signing-key.pub.pem\n"))
+	rel := relFrom(t, dir)
+	sharepoint := sharepointBeside(t, dir)
 
 	// Both applied to the namespace: an object of a kind, namespace and
 	// name already there is replaced.
@@ -1266,7 +1245,7 @@ func TestKustomizeSidecarBudgetPerWorkload(t *testing.T) {
 	write("two/a.yaml", string(readFile(t, "kubernetes/examples/exchange/exchange.yaml")))
 	write("two/b.yaml", strings.ReplaceAll(string(readFile(t, "kubernetes/examples/exchange/exchange.yaml")), "exchange", "sharepoint"))
 	two := filepath.Dir(write("two/kustomization.yaml", "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"+
-		"resources:\n  - a.yaml\n  - b.yaml\ncomponents:\n  - "+rel("kubernetes/components/sidecar")+"\n"+
+		"resources:\n  - a.yaml\n  - b.yaml\ncomponents:\n  - "+rel("two", "kubernetes/components/sidecar")+"\n"+
 		"configMapGenerator:\n  - name: lockbox-sidecar\n    literals:\n      - LOCKBOX_UPSTREAMS=exchange=http://127.0.0.1:9001\n"))
 	cmd := exec.Command("go", "tool", "kustomize", "build", two)
 	cmd.Dir = "../tools"
@@ -1290,4 +1269,44 @@ func TestKustomizeSidecarBudgetPerWorkload(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Errorf("kubecheck of namespace exchange with both services: %v\n%s", err, out)
 	}
+}
+
+// relFrom returns a function giving the path of p (relative to deploy/) from
+// the directory sub of dir: kustomize takes a relative path to a component
+// only.
+func relFrom(t *testing.T, dir string) func(sub, p string) string {
+	return func(sub, p string) string {
+		t.Helper()
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := filepath.Rel(filepath.Join(dir, sub), abs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return filepath.ToSlash(r)
+	}
+}
+
+// sharepointBeside writes, in dir/sharepoint, the kustomization of a second
+// tenant service with the sidecar in examples/exchange's namespace, as its
+// team would make it from that example: the service renamed sharepoint
+// (listening on 9002), the same components, and the example's Certificate
+// copied unchanged. It returns the kustomization's directory.
+func sharepointBeside(t *testing.T, dir string) string {
+	t.Helper()
+	write := func(name, content string) string { return writeIn(t, dir, name, content) }
+	rel := relFrom(t, dir)
+	ex := "kubernetes/examples/exchange/"
+	write("sharepoint/sharepoint.yaml", strings.ReplaceAll(strings.ReplaceAll(
+		string(readFile(t, ex+"exchange.yaml")), "exchange", "sharepoint"), "9001", "9002"))
+	write("sharepoint/certificate.yaml", string(readFile(t, ex+"certificate.yaml")))
+	write("sharepoint/grant-signing-key.pub.pem", string(readFile(t, ex+"grant-signing-key.pub.pem")))
+	return filepath.Dir(write("sharepoint/kustomization.yaml", "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"+
+		"namespace: exchange\nresources:\n  - sharepoint.yaml\n  - certificate.yaml\ncomponents:\n"+
+		"  - "+rel("sharepoint", "kubernetes/components/sidecar")+"\n  - "+rel("sharepoint", "kubernetes/examples/settings")+"\n"+
+		"  - "+rel("sharepoint", "kubernetes/components/tls")+"\n  - "+rel("sharepoint", "kubernetes/components/issuers")+"\n"+
+		"configMapGenerator:\n  - name: lockbox-sidecar\n    literals:\n      - LOCKBOX_UPSTREAMS=sharepoint=http://127.0.0.1:9002\n"+
+		"  - name: sharepoint-grant-key\n    files:\n      - grant-signing-key.pub.pem\n"))
 }
