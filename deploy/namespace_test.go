@@ -155,7 +155,7 @@ func checkServicesShareNamespace(t *testing.T, renders []render, ns string, serv
 		}
 	}
 	for _, s := range services {
-		secret := sidecarTLSSecret(t, objs[key{"Deployment", ns, s}].obj)
+		secret := tlsSecret(t, objs[key{"Deployment", ns, s}].obj)
 		if secret == "" {
 			t.Errorf("Deployment %s: its sidecar mounts no certificate at /etc/lockbox/tls", s)
 			continue
@@ -181,14 +181,15 @@ func checkServicesShareNamespace(t *testing.T, renders []render, ns string, serv
 	}
 }
 
-// sidecarTLSSecret is the Secret a Deployment's lockbox container reads its
+// tlsSecret is the Secret a Deployment's lockbox container reads its
 // certificate from (the volume mounted at /etc/lockbox/tls), or "".
-func sidecarTLSSecret(t *testing.T, d map[string]any) string {
+func tlsSecret(t *testing.T, d map[string]any) string {
 	t.Helper()
 	spec := at(d, "spec", "template", "spec")
 	inits, _ := spec["initContainers"].([]any)
+	containers, _ := spec["containers"].([]any)
 	volumes, _ := spec["volumes"].([]any)
-	for _, c := range inits {
+	for _, c := range slices.Concat(inits, containers) {
 		c, _ := c.(map[string]any)
 		if c["name"] != "lockbox" {
 			continue
@@ -227,4 +228,81 @@ func matchesLabels(sel, labels map[string]any) bool {
 		}
 	}
 	return len(sel) > 0
+}
+
+// TestHelmTwoServicesInOneNamespace: the same for the Helm chart, two
+// sidecar releases in one namespace (helm/examples/exchange.yaml, and
+// sharepoint from the same values). Each release's Certificate had a name
+// of its own but wrote the one Secret tls.secretName (lockbox-tls) that
+// every sidecar mounted: cert-manager issued it for one release's names,
+// then the other's, and a sidecar served the other service's certificate
+// in between. A sidecar release's Secret is now named as its Certificate,
+// <sidecar.workload.name>-lockbox-tls.
+func TestHelmTwoServicesInOneNamespace(t *testing.T) {
+	kube := kubeVersion(t)
+	release := func(name string, set ...string) render {
+		args := []string{"helm", "template", name, "../deploy/helm/lockbox", "--namespace", "exchange",
+			"--kube-version", kube, "-f", "../deploy/helm/examples/exchange.yaml"}
+		for _, s := range set {
+			args = append(args, "--set", s)
+		}
+		return render{"release " + name, goTool(t, args...)}
+	}
+	checkServicesShareNamespace(t, []render{
+		release("exchange"),
+		release("sharepoint", "sidecar.workload.name=sharepoint", "sidecar.service=sharepoint",
+			"monitoring.podMonitor.tlsConfig.ca.secret.name=sharepoint-lockbox-tls",
+			"monitoring.podMonitor.tlsConfig.serverName=sharepoint.exchange.svc"),
+	}, "exchange", []string{"exchange", "sharepoint"})
+}
+
+// TestHelmTLSSecretName: the Secret a release's lockbox container serves
+// its certificate from, and its Certificate writes: tls.secretName when
+// set, and by default lockbox-tls for the control plane and
+// <sidecar.workload.name>-lockbox-tls for a sidecar release, one per
+// service of a namespace (TestHelmTwoServicesInOneNamespace).
+func TestHelmTLSSecretName(t *testing.T) {
+	kube := kubeVersion(t)
+	for _, tc := range []struct {
+		name, example, deployment string
+		set                       []string
+		want                      string
+	}{
+		{"control plane", "control-plane", "control-plane-lockbox", nil, "lockbox-tls"},
+		{"sidecar", "exchange", "exchange", nil, "exchange-lockbox-tls"},
+		{"sidecar, named", "exchange", "exchange", []string{"tls.secretName=exchange-certificate"}, "exchange-certificate"},
+		{"control plane, named", "control-plane", "control-plane-lockbox", []string{"tls.secretName=api-certificate"}, "api-certificate"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := []string{"helm", "template", tc.example, "../deploy/helm/lockbox", "--namespace", tc.example,
+				"--kube-version", kube, "-f", "../deploy/helm/examples/" + tc.example + ".yaml"}
+			for _, s := range tc.set {
+				args = append(args, "--set", s)
+			}
+			out := goTool(t, args...)
+			var mounted string
+			var written []string
+			dec := yaml.NewDecoder(bytes.NewReader(out))
+			for {
+				var o map[string]any
+				if err := dec.Decode(&o); errors.Is(err, io.EOF) {
+					break
+				} else if err != nil {
+					t.Fatal(err)
+				}
+				switch {
+				case o["kind"] == "Deployment" && at(o, "metadata")["name"] == tc.deployment:
+					mounted = tlsSecret(t, o)
+				case o["kind"] == "Certificate":
+					written = append(written, fmt.Sprint(at(o, "spec")["secretName"]))
+				}
+			}
+			if mounted != tc.want {
+				t.Errorf("Deployment %s serves Secret %q, want %q", tc.deployment, mounted, tc.want)
+			}
+			if !slices.Equal(written, []string{tc.want}) {
+				t.Errorf("the Certificates write Secrets %v, want %s", written, tc.want)
+			}
+		})
+	}
 }

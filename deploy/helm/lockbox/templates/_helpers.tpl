@@ -34,6 +34,21 @@ app.kubernetes.io/name: {{ required "sidecar.workload.name is required" .Values.
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
+{{/*
+lockbox.tlsSecretName is the Secret of the release's certificate:
+tls.secretName, or one per service with the sidecar, named as its
+Certificate, since several sidecar releases may share a namespace.
+*/}}
+{{- define "lockbox.tlsSecretName" -}}
+{{- if .Values.tls.secretName -}}
+{{- .Values.tls.secretName -}}
+{{- else if .Values.sidecar.enabled -}}
+{{- required "sidecar.workload.name is required" .Values.sidecar.workload.name }}-lockbox-tls
+{{- else -}}
+lockbox-tls
+{{- end -}}
+{{- end -}}
+
 {{/* lockbox.metricsTLS is "true" when the metrics port serves TLS. */}}
 {{- define "lockbox.metricsTLS" -}}
 {{- if and .Values.tls.enabled (has "metrics" (splitList "," (.Values.tls.listeners | replace " " ""))) -}}true{{- end -}}
@@ -364,7 +379,7 @@ lockbox.volumes are the volumes lockbox.container mounts. Call with
 # certificate would never be served.
 - name: lockbox-tls
   secret:
-    secretName: {{ $.Values.tls.secretName }}
+    secretName: {{ include "lockbox.tlsSecretName" $ }}
     defaultMode: 0444
     items:
       - key: tls.crt
