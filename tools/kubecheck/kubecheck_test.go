@@ -36,9 +36,9 @@ func TestKubecheck(t *testing.T) {
 		{name: "service bypasses the proxy", old: "targetPort: 8081", new: "targetPort: 9001", want: "targets 9001, not the proxy port 8081"},
 		{name: "ingress to another port", old: "    - port: 8081\n      protocol: TCP", new: "    - port: 9001\n      protocol: TCP", want: "admits port 9001, which is not Lockbox's proxy or metrics port"},
 		{name: "ingress to every port", old: "  ingress:\n  - ports:\n    - port: 8081\n      protocol: TCP\n", new: "  ingress:\n  - {}\n", want: "admits every port"},
-		{name: "sidecar without egress policy", after: "name: lockbox-sidecar\n  namespace: exchange", old: "  - Ingress\n  - Egress", new: "  - Ingress", want: "does not restrict both Ingress and Egress"},
+		{name: "sidecar without egress policy", after: "kind: NetworkPolicy\nmetadata:\n  name: lockbox-exchange\n  namespace: exchange", old: "  - Ingress\n  - Egress", new: "  - Ingress", want: "does not restrict both Ingress and Egress"},
 		{name: "control plane without egress policy", old: "  - Ingress\n  - Egress", new: "  - Ingress", want: "NetworkPolicy lockbox does not restrict both Ingress and Egress"},
-		{name: "sidecar without network policy", old: "      lockbox/sidecar: \"true\"\n  policyTypes", new: "      lockbox/sidecar: \"false\"\n  policyTypes", want: "no NetworkPolicy selects its pods"},
+		{name: "sidecar without network policy", old: "      app.kubernetes.io/name: exchange\n  policyTypes", new: "      app.kubernetes.io/name: other\n  policyTypes", want: "no NetworkPolicy selects its pods"},
 		{name: "upstream off the pod", old: "exchange=http://127.0.0.1:9001", new: "exchange=http://exchange-backend:9001", want: "is not a loopback address in the same pod"},
 		{name: "sidecar runs the API", after: sidecar, old: "value: proxy\n", new: "value: proxy,api\n", want: "a sidecar runs the proxy alone"},
 		{name: "sidecar runs the jobs", after: sidecar, old: "value: proxy\n", new: "value: jobs,proxy\n", want: "a sidecar runs the proxy alone"},
@@ -115,6 +115,20 @@ func TestKubecheck(t *testing.T) {
 			new:  "      lockbox/sidecar: \"true\"\n  unhealthyPodEvictionPolicy: AlwaysAllow\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: sharepoint\n  namespace: exchange\nspec:\n  replicas: 2\n  selector:\n    matchLabels:\n      app.kubernetes.io/name: sharepoint\n  template:\n    metadata:\n      labels:\n        app.kubernetes.io/name: sharepoint\n        lockbox/sidecar: \"true\"\n    spec:\n      containers:\n      - image: registry.tenant.example/sharepoint:1.0\n        name: sharepoint\n        securityContext:\n          allowPrivilegeEscalation: false\n          capabilities:\n            drop:\n            - ALL\n          runAsNonRoot: true\n          seccompProfile:\n            type: RuntimeDefault\n---\n",
 			want: "(PodDisruptionBudget lockbox-exchange): selects the pods of 2 workloads",
 		},
+		{
+			// A budget for the exchange service's pods in the control
+			// plane's namespace, where none of them run.
+			name: "disruption budget of no workload", after: "name: lockbox-exchange\n  namespace: exchange\nspec:\n  maxUnavailable: 1", old: "---\n",
+			new:  "---\napiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata:\n  name: lockbox-exchange\n  namespace: lockbox\nspec:\n  maxUnavailable: 1\n  selector:\n    matchLabels:\n      app.kubernetes.io/name: exchange\n  unhealthyPodEvictionPolicy: AlwaysAllow\n---\n",
+			want: "(PodDisruptionBudget lockbox-exchange): selects no pod of any workload rendered with it",
+		},
+		{
+			// As components/issuers rendered in a tenant's namespace: a
+			// policy for the control plane's pods, none of which run there.
+			name: "network policy of no workload", after: "name: lockbox-exchange\n  namespace: exchange\nspec:\n  maxUnavailable: 1", old: "---\n",
+			new:  "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: lockbox-identity-providers\n  namespace: exchange\nspec:\n  egress:\n  - ports:\n    - port: 443\n      protocol: TCP\n    to:\n    - ipBlock:\n        cidr: 0.0.0.0/0\n  podSelector:\n    matchLabels:\n      app.kubernetes.io/component: control-plane\n      app.kubernetes.io/name: lockbox\n  policyTypes:\n  - Ingress\n  - Egress\n---\n",
+			want: "(NetworkPolicy lockbox-identity-providers): selects no pod of any workload rendered with it",
+		},
 		{name: "no disruption budget", after: "kind: PodDisruptionBudget", old: "    matchLabels:\n      app.kubernetes.io/component: control-plane", new: "    matchLabels:\n      app.kubernetes.io/component: other", want: "no PodDisruptionBudget selects its pods"},
 	}
 	for _, tc := range cases {
@@ -143,6 +157,12 @@ func TestKubecheck(t *testing.T) {
 	// Each case's change is what failed it: the fixture alone passes.
 	if errs := check(t, string(good)); len(errs) > 0 {
 		t.Fatalf("the good fixture: %v", errs)
+	}
+	// A policy with an empty pod selector (a namespace's default deny)
+	// selects every pod of its namespace, the workloads there included.
+	denyAll := "\n---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: default-deny\n  namespace: exchange\nspec:\n  podSelector: {}\n  policyTypes:\n  - Ingress\n  - Egress\n"
+	if errs := check(t, string(good)+denyAll); len(errs) > 0 {
+		t.Fatalf("the good fixture and a default deny: %v", errs)
 	}
 	if errs := check(t, "# nothing\n---\n"); len(errs) != 1 || !strings.Contains(errs[0].Error(), "no objects") {
 		t.Fatalf("an empty render: %v", errs)

@@ -118,13 +118,19 @@ type bundle struct {
 	workloads  []workload
 	configMaps map[string]*corev1.ConfigMap // by namespace/name
 	services   []*corev1.Service
-	netpols    []*networkingv1.NetworkPolicy
+	netpols    []netpol
 	pdbs       []budget
 }
 
 // budget is a PodDisruptionBudget and where the bundle holds it.
 type budget struct {
 	*policyv1.PodDisruptionBudget
+	at object
+}
+
+// netpol is a NetworkPolicy and where the bundle holds it.
+type netpol struct {
+	*networkingv1.NetworkPolicy
 	at object
 }
 
@@ -137,7 +143,7 @@ func newBundle(objs []object) *bundle {
 		case *corev1.Service:
 			b.services = append(b.services, v)
 		case *networkingv1.NetworkPolicy:
-			b.netpols = append(b.netpols, v)
+			b.netpols = append(b.netpols, netpol{v, o})
 		case *policyv1.PodDisruptionBudget:
 			b.pdbs = append(b.pdbs, budget{v, o})
 		}
@@ -170,8 +176,34 @@ func checkLockbox(b *bundle) []error {
 	}
 	for _, p := range b.pdbs {
 		errs = append(errs, b.checkBudget(p)...)
+		if !b.selectsAny(p.Namespace, p.Spec.Selector) {
+			errs = append(errs, fmt.Errorf("%s: selects no pod of any workload rendered with it: it keeps no pod through a drain, and the workload it was written for has no budget of it (a selector its pods' labels lack, or a budget for another build's pods)", p.at))
+		}
+	}
+	for _, np := range b.netpols {
+		if !b.selectsAny(np.Namespace, &np.Spec.PodSelector) {
+			errs = append(errs, fmt.Errorf("%s: selects no pod of any workload rendered with it: what it admits applies to none of them (a selector their labels lack, or a policy for another build's pods)", np.at))
+		}
 	}
 	return errs
+}
+
+// selectsAny reports whether sel selects the pods of a workload of the
+// bundle in namespace ns. A policy or budget that selects none is
+// rendered for nothing: a selector the pods' labels lack, or an object
+// meant for pods another build renders, here under that build's name in
+// the wrong namespace. An empty NetworkPolicy podSelector selects every
+// pod of its namespace.
+func (b *bundle) selectsAny(ns string, sel *metav1.LabelSelector) bool {
+	return slices.ContainsFunc(b.workloads, func(w workload) bool {
+		if w.ns != ns {
+			return false
+		}
+		if sel != nil && len(sel.MatchLabels) == 0 && len(sel.MatchExpressions) == 0 {
+			return true
+		}
+		return selects(sel, w.pod.Labels)
+	})
 }
 
 // checkBudget holds every PodDisruptionBudget to what a drain needs of it,
@@ -638,7 +670,7 @@ func (b *bundle) networkPolicies(w workload) ([]*networkingv1.NetworkPolicy, []e
 	)
 	for _, np := range b.netpols {
 		if np.Namespace == w.ns && selects(&np.Spec.PodSelector, w.pod.Labels) {
-			selecting = append(selecting, np)
+			selecting = append(selecting, np.NetworkPolicy)
 		}
 	}
 	if len(selecting) == 0 {

@@ -17,7 +17,10 @@
 //   - if it is a PodDisruptionBudget, let a node drain through: it selects
 //     the pods of one workload, evicts unready pods whatever the budget
 //     (unhealthyPodEvictionPolicy: AlwaysAllow), keeps fewer than all of
-//     the workload's replicas, and no pod is selected by a second budget.
+//     the workload's replicas, and no pod is selected by a second budget;
+//   - if it is a PodDisruptionBudget or a NetworkPolicy, select the pods of
+//     a workload in the bundle: one selecting none protects nothing, and is
+//     most often written for pods another build renders.
 //
 // ConfigMaps a pod refers to must be in the same bundle; Secrets are created
 // out of band and are not looked for.
