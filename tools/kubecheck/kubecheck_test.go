@@ -129,6 +129,13 @@ func TestKubecheck(t *testing.T) {
 			new:  "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: lockbox-identity-providers\n  namespace: exchange\nspec:\n  egress:\n  - ports:\n    - port: 443\n      protocol: TCP\n    to:\n    - ipBlock:\n        cidr: 0.0.0.0/0\n  podSelector:\n    matchLabels:\n      app.kubernetes.io/component: control-plane\n      app.kubernetes.io/name: lockbox\n  policyTypes:\n  - Ingress\n  - Egress\n---\n",
 			want: "(NetworkPolicy lockbox-identity-providers): selects no pod of any workload rendered with it",
 		},
+		{
+			// An empty selector selects every pod of its namespace: this
+			// budget covers the exchange pods their own budget does.
+			name: "disruption budget of the whole namespace", after: "name: lockbox-exchange\n  namespace: exchange\nspec:\n  maxUnavailable: 1", old: "---\n",
+			new:  "---\napiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata:\n  name: everything\n  namespace: exchange\nspec:\n  maxUnavailable: 1\n  selector: {}\n  unhealthyPodEvictionPolicy: AlwaysAllow\n---\n",
+			want: "PodDisruptionBudgets lockbox-exchange, everything all select its pods",
+		},
 		{name: "no disruption budget", after: "kind: PodDisruptionBudget", old: "    matchLabels:\n      app.kubernetes.io/component: control-plane", new: "    matchLabels:\n      app.kubernetes.io/component: other", want: "no PodDisruptionBudget selects its pods"},
 	}
 	for _, tc := range cases {

@@ -192,17 +192,10 @@ func checkLockbox(b *bundle) []error {
 // bundle in namespace ns. A policy or budget that selects none is
 // rendered for nothing: a selector the pods' labels lack, or an object
 // meant for pods another build renders, here under that build's name in
-// the wrong namespace. An empty NetworkPolicy podSelector selects every
-// pod of its namespace.
+// the wrong namespace.
 func (b *bundle) selectsAny(ns string, sel *metav1.LabelSelector) bool {
 	return slices.ContainsFunc(b.workloads, func(w workload) bool {
-		if w.ns != ns {
-			return false
-		}
-		if sel != nil && len(sel.MatchLabels) == 0 && len(sel.MatchExpressions) == 0 {
-			return true
-		}
-		return selects(sel, w.pod.Labels)
+		return w.ns == ns && selects(sel, w.pod.Labels)
 	})
 }
 
@@ -684,9 +677,12 @@ func (b *bundle) networkPolicies(w workload) ([]*networkingv1.NetworkPolicy, []e
 	return selecting, errs
 }
 
+// selects reports whether a PodDisruptionBudget's or a NetworkPolicy's
+// selector selects pods labelled podLabels, as Kubernetes reads it: an
+// empty selector ({}) every pod of the namespace, a missing one none.
 func selects(sel *metav1.LabelSelector, podLabels map[string]string) bool {
 	s, err := metav1.LabelSelectorAsSelector(sel)
-	return err == nil && !s.Empty() && s.Matches(labels.Set(podLabels))
+	return err == nil && s.Matches(labels.Set(podLabels))
 }
 
 // splitAddr parses a host:port setting.
