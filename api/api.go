@@ -87,7 +87,9 @@ type Tenants interface {
 	// (If-Match and If-None-Match) in the change's own transaction.
 	UpdateTenantWhen(ctx context.Context, p identity.Principal, clientIP, tenant string, u tenants.TenantUpdate, cond tenants.Condition) (tenants.Tenant, error)
 	Tenant(ctx context.Context, p identity.Principal, tenant string) (tenants.Tenant, error)
-	List(ctx context.Context, p identity.Principal) ([]tenants.Tenant, error)
+	// List names, besides the tenants, those whose registry entry does
+	// not decode.
+	List(ctx context.Context, p identity.Principal) (tenants.Listing, error)
 	Settings(ctx context.Context, p identity.Principal, tenant string) (tenants.Settings, error)
 	PutSettingsWhen(ctx context.Context, p identity.Principal, clientIP, tenant string, st tenants.Settings, cond tenants.Condition) (tenants.Settings, error)
 	// CanAdminister returns the error Onboard and UpdateTenantWhen return

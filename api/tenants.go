@@ -10,6 +10,7 @@ import (
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/httperr"
 	"github.com/lockbox-oss/lockbox/internal/peer"
+	"github.com/lockbox-oss/lockbox/internal/unreadable"
 	"github.com/lockbox-oss/lockbox/tenants"
 )
 
@@ -47,9 +48,12 @@ func (s *server) listTenants(w http.ResponseWriter, r *http.Request, p identity.
 	if err != nil {
 		return err
 	}
-	out := wire.TenantList{Tenants: make([]wire.Tenant, len(list))}
-	for i, t := range list {
+	out := wire.TenantList{Tenants: make([]wire.Tenant, len(list.Tenants))}
+	for i, t := range list.Tenants {
 		out.Tenants[i] = wireTenant(t)
+	}
+	for _, u := range list.Unreadable {
+		out.Unreadable = append(out.Unreadable, wire.UnreadableTenant{ID: u.ID, Tenant: u.ID, Error: unreadable.Message})
 	}
 	return writeJSON(w, http.StatusOK, out)
 }

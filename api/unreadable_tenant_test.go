@@ -37,7 +37,7 @@ func TestTenantRecordsThatDoNotDecodeAnswerAlike(t *testing.T) {
 	}{
 		{entry, "GET the entry", mia, "GET", at("/v1/tenants/contoso"), nil},
 		{entry, "GET it as its user", contosoAdmin, "GET", at("/v1/tenants/contoso"), nil},
-		{entry, "list the tenants", mia, "GET", at("/v1/tenants"), nil},
+		{entry, "list the tenants as its user", contosoAdmin, "GET", at("/v1/tenants"), nil},
 		{entry, "PATCH the entry", lara, "PATCH", at("/v1/tenants/contoso"), map[string]string{"display_name": "C"}},
 		{entry, "offboard", lara, "POST", at("/v1/tenants/contoso/offboard"), wire.Offboarding{Reason: "The contract ended"}},
 		{entry, "GET the settings", contosoAdmin, "GET", at("/v1/tenants/contoso/settings"), nil},

@@ -103,3 +103,32 @@ func TestActivityNamesUnreadableRecord(t *testing.T) {
 		t.Errorf("the ended request's activity: %s, want its two records and no unreadable", r.body)
 	}
 }
+
+// TestTenantListNamesUnreadableEntry: one tenant's registry entry that
+// does not decode made GET /v1/tenants answer 500 record_unreadable for
+// every tenant; now the list holds the others and names it under
+// "unreadable", in the shape of a request listing's, to the provider's
+// staff, who see every tenant whatever its entry holds. Reading it alone
+// still answers 500 record_unreadable, and a tenant user's list of its own
+// tenant names nothing of another's.
+func TestTenantListNamesUnreadableEntry(t *testing.T) {
+	e := newEnv(t)
+	if err := e.rdb.Set(context.Background(), keys.Tenant("fabrikam"), `{"id":"`, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	want := wire.UnreadableTenant{ID: "fabrikam", Tenant: "fabrikam", Error: "cannot be read"}
+	for _, u := range []user{mia, alice, auditor} {
+		list := decode[wire.TenantList](t, e.do(u, "GET", "/v1/tenants", nil), http.StatusOK)
+		if len(list.Tenants) != 1 || list.Tenants[0].ID != "contoso" {
+			t.Errorf("as %s: tenants %+v, want contoso", u.sub, list.Tenants)
+		}
+		if len(list.Unreadable) != 1 || list.Unreadable[0] != want {
+			t.Errorf("as %s: unreadable %+v, want [%+v]", u.sub, list.Unreadable, want)
+		}
+	}
+	wantError(t, e.do(mia, "GET", "/v1/tenants/fabrikam", nil), http.StatusInternalServerError, "record_unreadable", "registry entry of tenant fabrikam cannot be read")
+	r := e.do(contosoAdmin, "GET", "/v1/tenants", nil)
+	if list := decode[wire.TenantList](t, r, http.StatusOK); len(list.Tenants) != 1 || strings.Contains(string(r.body), "unreadable") {
+		t.Errorf("contoso's admin lists %s, want contoso alone and no unreadable", r.body)
+	}
+}

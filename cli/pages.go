@@ -285,6 +285,15 @@ func (e *env) tellUnreadable(us []wire.UnreadableRequest) {
 	}
 }
 
+// tellUnreadableTenants is tellUnreadable for the tenants a tenant list
+// named as unreadable (their registry entry does not decode).
+func (e *env) tellUnreadableTenants(us []wire.UnreadableTenant) {
+	for _, u := range us {
+		fmt.Fprintf(e.stderr, "Tenant %s %s: its stored registry entry is damaged; the other tenants are listed.\n",
+			clean(u.ID), clean(u.Error))
+	}
+}
+
 // tellUnreadableRecords is tellUnreadable for the audit records a search
 // page, or a request's activity, named as unreadable.
 func (e *env) tellUnreadableRecords(us []wire.UnreadableRecord) {

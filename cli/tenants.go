@@ -157,6 +157,7 @@ func (e *env) tenantListCommand(use string, aliases []string, withID bool) *cobr
 		Use:     use,
 		Aliases: aliases,
 		Short:   "list the onboarded tenants you may see",
+		Long:    "List the onboarded tenants you may see.\n\n" + unreadableTenantsHelp,
 		Args:    args(),
 		RunE: func(_ *cobra.Command, pos []string) error {
 			if len(pos) == 1 {
@@ -166,14 +167,13 @@ func (e *env) tenantListCommand(use string, aliases []string, withID bool) *cobr
 			if err != nil {
 				return err
 			}
-			list, err := c.Tenants(e.ctx)
+			out, err := c.TenantList(e.ctx)
 			if err != nil {
 				return err
 			}
-			if list == nil {
-				list = []wire.Tenant{}
-			}
-			return e.emit(wire.TenantList{Tenants: list}, nil, func(w io.Writer) error {
+			e.tellUnreadableTenants(out.Unreadable)
+			list := out.Tenants
+			return e.emit(out, nil, func(w io.Writer) error {
 				tw := newTable(w)
 				// STATE comes last: scripts reading the columns by
 				// position from before it existed keep their columns.
@@ -187,6 +187,7 @@ func (e *env) tenantListCommand(use string, aliases []string, withID bool) *cobr
 	}
 	if withID {
 		cmd.Short = "list the onboarded tenants you may see, or show one"
+		cmd.Long = "List the onboarded tenants you may see, or show one.\n\n" + unreadableTenantsHelp
 		cmd.Args = func(cmd *cobra.Command, pos []string) error {
 			if len(pos) > 1 {
 				return &usageError{cmd: cmd, msg: fmt.Sprintf("unexpected argument %q", pos[1])}
@@ -202,6 +203,14 @@ func (e *env) tenantListCommand(use string, aliases []string, withID bool) *cobr
 	}
 	return cmd
 }
+
+// unreadableTenantsHelp tells, in the tenant list's help, how it names a
+// tenant whose registry entry it can't read.
+const unreadableTenantsHelp = `A tenant whose stored registry entry can't be read is left out of the rows and named on
+stderr. With -o json or -o yaml the document also names it, as the API's list does:
+"unreadable": [{"id": "...", "tenant": "...", "error": "cannot be read"}], absent when
+there is none, so a script can tell the list is incomplete. Showing that tenant alone
+fails (record_unreadable).`
 
 func (e *env) tenantShowCommand(use string) *cobra.Command {
 	return &cobra.Command{

@@ -214,3 +214,46 @@ func decodeDoc(stdout string, args []string, v any) error {
 	dec.DisallowUnknownFields()
 	return dec.Decode(v)
 }
+
+// TestTenantListTellsUnreadable: a tenant list naming a tenant whose
+// registry entry can't be read lists the others, as ever, says on stderr
+// which one can't be read, and with -o json or -o yaml carries the API's
+// "unreadable" list, so a script can tell the list is incomplete;
+// lockboxctl dropped it without a word. A list naming none keeps its
+// document as it was.
+func TestTenantListTellsUnreadable(t *testing.T) {
+	bad := wire.UnreadableTenant{ID: "fabrikam", Tenant: "fabrikam", Error: "cannot be read"}
+	list := mustJSON(wire.TenantList{Tenants: []wire.Tenant{sampleTenant()}, Unreadable: []wire.UnreadableTenant{bad}})
+	const told = "Tenant fabrikam cannot be read: its stored registry entry is damaged"
+	for _, args := range [][]string{
+		{"get", "tenants"},
+		{"tenant", "list"},
+		{"get", "tenants", "-o", "json"},
+		{"tenant", "list", "-o", "yaml"},
+	} {
+		res := run(t, args, nil, map[string]reply{"GET /v1/tenants": {200, list}})
+		if res.code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, res.code, res.stderr)
+		}
+		if strings.Count(res.stderr, told) != 1 {
+			t.Errorf("%v: stderr does not say once that fabrikam cannot be read: %q", args, res.stderr)
+		}
+		if !slices.ContainsFunc(args, func(a string) bool { return a == "json" || a == "yaml" }) {
+			if !strings.Contains(res.stdout, sampleTenant().ID) || strings.Contains(res.stdout, "fabrikam") {
+				t.Errorf("%v: rows %q, want contoso's alone", args, res.stdout)
+			}
+			continue
+		}
+		var got wire.TenantList
+		if err := decodeDoc(res.stdout, args, &got); err != nil {
+			t.Fatalf("%v: stdout is not the API's list: %v\n%s", args, err, res.stdout)
+		}
+		if !slices.Equal(got.Unreadable, []wire.UnreadableTenant{bad}) || len(got.Tenants) != 1 || got.Tenants[0].ID != sampleTenant().ID {
+			t.Errorf("%v: list = %+v, want contoso and unreadable [%+v]", args, got, bad)
+		}
+	}
+	res := run(t, []string{"get", "tenants", "-o", "json"}, nil, map[string]reply{"GET /v1/tenants": {200, mustJSON(wire.TenantList{Tenants: []wire.Tenant{sampleTenant()}})}})
+	if res.code != 0 || strings.Contains(res.stdout, "unreadable") || res.stderr != "" {
+		t.Errorf("a whole list: exit %d, stdout %s, stderr %q", res.code, res.stdout, res.stderr)
+	}
+}

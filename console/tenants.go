@@ -28,11 +28,14 @@ type tenantForm struct {
 }
 
 type tenantsView struct {
-	Tenants  []tenants.Tenant
-	CanAdmin bool
-	Form     tenantForm
-	Problem  string
-	Invalid  string // the id of the field Problem is about
+	Tenants []tenants.Tenant
+	// Unreadable are the tenants whose registry entry can't be read: a
+	// row each, after the others, says so.
+	Unreadable []tenants.Unreadable
+	CanAdmin   bool
+	Form       tenantForm
+	Problem    string
+	Invalid    string // the id of the field Problem is about
 }
 
 type tenantView struct {
@@ -71,7 +74,7 @@ func (c *Console) showTenants(w http.ResponseWriter, r *http.Request, sess Sessi
 	if err != nil {
 		return err
 	}
-	c.render(w, r, status, "tenants", &sess, tenantsView{Tenants: list, CanAdmin: canAdminTenants(sess.Principal), Form: f, Problem: problem, Invalid: invalid})
+	c.render(w, r, status, "tenants", &sess, tenantsView{Tenants: list.Tenants, Unreadable: list.Unreadable, CanAdmin: canAdminTenants(sess.Principal), Form: f, Problem: problem, Invalid: invalid})
 	return nil
 }
 

@@ -57,6 +57,33 @@ func TestRequestsPageShowsUnreadableRequests(t *testing.T) {
 	}
 }
 
+// TestTenantsPageShowsUnreadableEntry: one tenant's registry entry that
+// does not decode took the whole Tenants page down (500); now every other
+// tenant is listed, and a row names the damaged one and says it cannot be
+// read. Its own page still fails.
+func TestTenantsPageShowsUnreadableEntry(t *testing.T) {
+	parallel(t)
+	e := newEnv(t)
+	if err := e.rdb.Set(context.Background(), keys.Tenant("fabrikam"), `{"id":"`, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	b := e.signIn(lara)
+	r := b.get("/console/tenants")
+	if r.status != http.StatusOK {
+		t.Fatalf("tenants page: %s", r)
+	}
+	if !strings.Contains(r.body, `href="/console/tenants/contoso"`) || strings.Contains(r.body, `href="/console/tenants/fabrikam"`) {
+		t.Errorf("the tenants page does not list contoso alone: %s", r)
+	}
+	if !strings.Contains(r.body, `data-unreadable="fabrikam"`) ||
+		!strings.Contains(r.body, `Tenant <span class="mono">fabrikam</span> cannot be read`) {
+		t.Errorf("no row says tenant fabrikam cannot be read: %s", r)
+	}
+	if r := b.get("/console/tenants/fabrikam"); r.status != http.StatusInternalServerError {
+		t.Errorf("fabrikam's page: %s, want 500", r)
+	}
+}
+
 // TestAuditPageShowsUnreadableRecord: an audit record that does not decode
 // failed the whole audit search page; now the others are shown and a row
 // names it by its stream id.

@@ -754,28 +754,51 @@ func (s *Store) Tenant(ctx context.Context, p identity.Principal, tenant string)
 	return t, nil
 }
 
+// Listing is the tenants a principal may see.
+type Listing struct {
+	// Tenants are the registry entries that decode, sorted by id.
+	Tenants []Tenant
+	// Unreadable names, sorted by id, the tenants whose registry entry
+	// does not decode (Unreadable); nil when there is none.
+	Unreadable []Unreadable
+}
+
+// Unreadable stands in a listing for a tenant whose registry entry Lockbox
+// stored but can't read: the others are listed, and this one is named,
+// never dropped. Reading it alone answers record_unreadable.
+type Unreadable struct {
+	ID string
+}
+
 // List returns the onboarded tenants p may see, sorted by id: every one
 // for the provider's staff, their own for a tenant's users.
-func (s *Store) List(ctx context.Context, p identity.Principal) ([]Tenant, error) {
+//
+// A registry entry the provider's staff would see that does not decode is
+// named in Listing.Unreadable, and the others are listed, as a listing of
+// requests names a request it can't read: failing the whole listing hid
+// every tenant Lockbox serves because of one. A tenant's own users are not
+// told of it: whether they are its users is in the entry (HasUser), so
+// their listing fails with record_unreadable, as reading it alone does.
+func (s *Store) List(ctx context.Context, p identity.Principal) (Listing, error) {
 	if !p.IsProvider() {
 		t, err := s.Tenant(ctx, p, p.TenantID)
 		if errors.Is(err, fault.ErrNotFound) {
-			return []Tenant{}, nil
+			return Listing{Tenants: []Tenant{}}, nil
 		}
 		if err != nil {
-			return nil, err
+			return Listing{}, err
 		}
-		return []Tenant{t}, nil
+		return Listing{Tenants: []Tenant{t}}, nil
 	}
 	if len(p.Roles) == 0 {
-		return []Tenant{}, nil
+		return Listing{Tenants: []Tenant{}}, nil
 	}
 	ids, err := s.rdb.SMembers(ctx, keys.Tenants()).Result()
 	if err != nil {
-		return nil, fault.Unavailable("tenants: list", err)
+		return Listing{}, fault.Unavailable("tenants: list", err)
 	}
 	slices.Sort(ids)
-	out := make([]Tenant, 0, len(ids))
+	out := Listing{Tenants: make([]Tenant, 0, len(ids))}
 	for chunk := range slices.Chunk(ids, 200) {
 		cmds := make([]*redis.StringCmd, 0, len(chunk))
 		read := make([]string, 0, len(chunk)) // the tenant of each of cmds
@@ -788,7 +811,7 @@ func (s *Store) List(ctx context.Context, p identity.Principal) ([]Tenant, error
 			}
 			return nil
 		}); err != nil && !errors.Is(err, redis.Nil) {
-			return nil, fault.Unavailable("tenants: list", err)
+			return Listing{}, fault.Unavailable("tenants: list", err)
 		}
 		for i, c := range cmds {
 			b, err := c.Bytes()
@@ -796,15 +819,14 @@ func (s *Store) List(ctx context.Context, p identity.Principal) ([]Tenant, error
 				continue // seen before onboarding existed, not yet adopted
 			}
 			if err != nil {
-				return nil, fault.Unavailable("tenants: list", fmt.Errorf("read %s: %v", c.Args()[1], err))
+				return Listing{}, fault.Unavailable("tenants: list", fmt.Errorf("read %s: %v", c.Args()[1], err))
 			}
 			t, _, err := decodeTenant(b)
 			if err != nil {
-				// As a GET of the entry answers: a listing without it would
-				// hide a tenant Lockbox serves from the provider's staff.
-				return nil, unreadableRecord("registry entry", read[i], keys.Tenant(read[i]), err)
+				out.Unreadable = append(out.Unreadable, Unreadable{ID: read[i]})
+				continue
 			}
-			out = append(out, t)
+			out.Tenants = append(out.Tenants, t)
 		}
 	}
 	return out, nil

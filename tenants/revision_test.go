@@ -221,7 +221,7 @@ func TestTenantRevision(t *testing.T) {
 	if err != nil || read.Revision != 1 {
 		t.Fatalf("onboarded entry = %+v, %v; want revision 1", read, err)
 	}
-	if list, err := s.List(ctx, lara); err != nil || len(list) != 2 || list[0].Revision != 1 {
+	if list, err := s.List(ctx, lara); err != nil || len(list.Tenants) != 2 || list.Tenants[0].Revision != 1 {
 		t.Fatalf("list = %+v, %v; want revision 1", list, err)
 	}
 

@@ -392,11 +392,13 @@ func TestOnboard(t *testing.T) {
 
 	// Who sees what: the provider's staff every tenant; a tenant's users
 	// only their own, and another tenant is "not found" to them.
-	all, err := s.List(ctx, operator)
+	listed, err := s.List(ctx, operator)
+	all := listed.Tenants
 	if err != nil || len(all) != 2 || all[0].ID != "contoso" || all[1].ID != "fabrikam" {
 		t.Fatalf("operator's list = %+v, %v", all, err)
 	}
-	own, err := s.List(ctx, admin)
+	listed, err = s.List(ctx, admin)
+	own := listed.Tenants
 	if err != nil || len(own) != 1 || own[0].ID != "contoso" {
 		t.Fatalf("tenant admin's list = %+v, %v", own, err)
 	}
@@ -416,7 +418,7 @@ func TestOnboard(t *testing.T) {
 		if got, err := s.Tenant(ctx, who, "contoso"); !errors.Is(err, fault.ErrNotFound) || got.ID != "" {
 			t.Errorf("%s %v read contoso's entry: %+v, %v", who.Subject, who.Roles, got, err)
 		}
-		if got, err := s.List(ctx, who); err != nil || len(got) != 0 {
+		if got, err := s.List(ctx, who); err != nil || len(got.Tenants) != 0 || got.Unreadable != nil {
 			t.Errorf("%s %v listed %+v, %v; want none", who.Subject, who.Roles, got, err)
 		}
 	}

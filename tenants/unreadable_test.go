@@ -3,13 +3,16 @@ package tenants_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/clock"
 	"github.com/lockbox-oss/lockbox/internal/fault"
 	"github.com/lockbox-oss/lockbox/internal/keys"
+	"github.com/lockbox-oss/lockbox/internal/tenanttest"
 	"github.com/lockbox-oss/lockbox/tenants"
 )
 
@@ -31,7 +34,6 @@ func TestRecordsThatDoNotDecodeAreUnreadable(t *testing.T) {
 		{"registry entry", "Get", func(s *tenants.Store) error { _, err := s.Get(ctx, "contoso"); return err }},
 		{"registry entry", "Tenant", func(s *tenants.Store) error { _, err := s.Tenant(ctx, manager, "contoso"); return err }},
 		{"registry entry", "Tenant for its user", func(s *tenants.Store) error { _, err := s.Tenant(ctx, admin, "contoso"); return err }},
-		{"registry entry", "List", func(s *tenants.Store) error { _, err := s.List(ctx, lara); return err }},
 		{"registry entry", "List for its user", func(s *tenants.Store) error { _, err := s.List(ctx, admin); return err }},
 		{"registry entry", "Active", func(s *tenants.Store) error { return s.Active(ctx, "contoso") }},
 		{"registry entry", "IsUser", func(s *tenants.Store) error { _, err := s.IsUser(ctx, "contoso", admin.Subject); return err }},
@@ -91,5 +93,43 @@ func TestRecordsThatDoNotDecodeAreUnreadable(t *testing.T) {
 				t.Errorf("%s stored as %q (%v) after the call, want it left as it was", key, got, err)
 			}
 		})
+	}
+}
+
+// TestListNamesUnreadableEntry: one registry entry that does not decode
+// failed the provider's whole listing with record_unreadable, hiding every
+// tenant Lockbox serves. The listing now lists the others and names that
+// one under Unreadable, as a listing of requests names a request it can't
+// read; reading it alone still fails, and nothing is written over it.
+func TestListNamesUnreadableEntry(t *testing.T) {
+	ctx := context.Background()
+	rdb := testRedis(t)
+	s, _ := newStoreOn(t, rdb)
+	tenanttest.Onboard(t, s, "northwind")
+	const cut = `{"id":"`
+	if err := rdb.Set(ctx, keys.Tenant("fabrikam"), cut, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, who := range []identity.Principal{lara, manager, operator} {
+		list, err := s.List(ctx, who)
+		if err != nil {
+			t.Fatalf("%s lists: %v", who.Subject, err)
+		}
+		if len(list.Tenants) != 2 || list.Tenants[0].ID != "contoso" || list.Tenants[1].ID != "northwind" {
+			t.Errorf("%s lists %+v, want contoso and northwind", who.Subject, list.Tenants)
+		}
+		if want := []tenants.Unreadable{{ID: "fabrikam"}}; !slices.Equal(list.Unreadable, want) {
+			t.Errorf("%s: unreadable %+v, want %+v", who.Subject, list.Unreadable, want)
+		}
+	}
+	// The tenant's own users are not named another tenant's entry.
+	if list, err := s.List(ctx, admin); err != nil || len(list.Tenants) != 1 || list.Unreadable != nil {
+		t.Errorf("contoso's admin lists %+v, %v; want contoso alone", list, err)
+	}
+	if _, err := s.Get(ctx, "fabrikam"); !errors.Is(err, fault.ErrUnreadable) {
+		t.Errorf("reading fabrikam alone: %v, want record_unreadable", err)
+	}
+	if got, err := rdb.Get(ctx, keys.Tenant("fabrikam")).Result(); err != nil || got != cut {
+		t.Errorf("fabrikam's entry stored as %q (%v), want it left as it was", got, err)
 	}
 }

@@ -630,11 +630,25 @@ func (c *Client) offboard(ctx context.Context, tenant, reason, etag string) (wir
 	return t, err
 }
 
-// Tenants lists the onboarded tenants the caller may see.
+// Tenants lists the onboarded tenants the caller may see. TenantList also
+// names those whose registry entry can't be read.
 func (c *Client) Tenants(ctx context.Context) ([]wire.Tenant, error) {
-	var out wire.TenantList
-	err := c.do(ctx, http.MethodGet, "/v1/tenants", nil, nil, &out)
+	out, err := c.TenantList(ctx)
 	return out.Tenants, err
+}
+
+// TenantList lists the onboarded tenants the caller may see and, under
+// Unreadable, those whose stored registry entry does not decode: the
+// others are listed all the same.
+func (c *Client) TenantList(ctx context.Context) (wire.TenantList, error) {
+	var out wire.TenantList
+	if err := c.do(ctx, http.MethodGet, "/v1/tenants", nil, nil, &out); err != nil {
+		return wire.TenantList{}, err
+	}
+	if out.Tenants == nil {
+		out.Tenants = []wire.Tenant{}
+	}
+	return out, nil
 }
 
 // Tenant returns tenant's registry entry.

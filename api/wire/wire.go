@@ -260,6 +260,22 @@ type TenantUpdate struct {
 // TenantList is the body of GET /v1/tenants.
 type TenantList struct {
 	Tenants []Tenant `json:"tenants"`
+	// Unreadable names the tenants whose stored registry entry does not
+	// decode, sorted by id; the others are listed all the same. Absent
+	// when there is none.
+	Unreadable []UnreadableTenant `json:"unreadable,omitempty"`
+}
+
+// UnreadableTenant stands in the tenant list for a tenant whose registry
+// entry Lockbox stored but can't read, in the shape of a listing's other
+// unreadable records (UnreadableRequest).
+type UnreadableTenant struct {
+	// ID is the tenant's id, as Tenant.ID; Tenant is the same id, the
+	// tenant whose record it is, as every unreadable list names it.
+	ID     string `json:"id"`
+	Tenant string `json:"tenant"`
+	// Error is always "cannot be read".
+	Error string `json:"error"`
 }
 
 // Settings are a tenant's Customer Lockbox settings (schema Settings).
