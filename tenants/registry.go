@@ -775,7 +775,8 @@ type Unreadable struct {
 //
 // A registry entry the provider's staff would see that does not decode is
 // named in Listing.Unreadable, and the others are listed, as a listing of
-// requests names a request it can't read: failing the whole listing hid
+// requests names a request it can't read (and it is reported, once for
+// each listing that meets it, as such a request is: see ReportUnreadable): failing the whole listing hid
 // every tenant Lockbox serves because of one. A tenant's own users are not
 // told of it: whether they are its users is in the entry (HasUser), so
 // their listing fails with record_unreadable, as reading it alone does.
@@ -823,6 +824,7 @@ func (s *Store) List(ctx context.Context, p identity.Principal) (Listing, error)
 			}
 			t, _, err := decodeTenant(b)
 			if err != nil {
+				s.unreadable.Report(ctx, unreadable.KindTenant, keys.Tenant(read[i]), err, "tenant", read[i])
 				out.Unreadable = append(out.Unreadable, Unreadable{ID: read[i]})
 				continue
 			}

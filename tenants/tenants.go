@@ -39,11 +39,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/lockbox-oss/lockbox/audit"
@@ -54,6 +56,7 @@ import (
 	"github.com/lockbox-oss/lockbox/internal/fault"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 	"github.com/lockbox-oss/lockbox/internal/storedjson"
+	"github.com/lockbox-oss/lockbox/internal/unreadable"
 )
 
 // Settings are a tenant's Customer Lockbox settings.
@@ -163,6 +166,9 @@ type Store struct {
 	now     func() time.Time
 	guard   Guard
 	changed func(tenant string)
+	// unreadable reports the registry entries the tenant list meets that
+	// do not decode; nil (reporting nothing) until ReportUnreadable.
+	unreadable *unreadable.Reporter
 }
 
 // Guard ends the access that a settings change no longer allows. Which
@@ -194,6 +200,20 @@ func NewStore(rdb redis.UniversalClient, log *audit.Log, now func() time.Time) *
 		now = time.Now
 	}
 	return &Store{rdb: rdb, log: log, now: now, changed: func(string) {}}
+}
+
+// ReportUnreadable makes the tenant list count, in
+// lockbox_unreadable_records_total{kind="tenant"} registered with reg
+// (shared with the requests' and audit records' series), and log at error
+// to logger with its key, never its content, each registry entry it meets
+// that does not decode. Call it before serving.
+func (s *Store) ReportUnreadable(reg prometheus.Registerer, logger *slog.Logger) error {
+	r, err := unreadable.New(reg, logger)
+	if err != nil {
+		return fmt.Errorf("tenants: metrics: %w", err)
+	}
+	s.unreadable = r
+	return nil
 }
 
 // SetChanged sets what is called with the tenant after each committed

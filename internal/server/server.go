@@ -293,6 +293,11 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 		return nil, err
 	}
 	s.Tenants = tenants.NewStore(s.Redis, s.Audit, opts.Now)
+	// The tenant list tells of the registry entries it can't read.
+	if err := s.Tenants.ReportUnreadable(s.Registry, opts.Logger.With("component", "tenants")); err != nil {
+		s.Redis.Close()
+		return nil, err
+	}
 	// A tenant's global admins and audit readers read its log only as
 	// users of the tenant, by its registered domains.
 	s.Audit.SetTenantDirectory(s.Tenants)

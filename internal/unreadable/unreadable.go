@@ -1,6 +1,7 @@
 // Package unreadable reports the stored records Lockbox reads that do not
 // decode: a request cut short by an old version's partial write, a value
-// set by hand during an incident, a flipped bit. A view that meets one
+// set by hand during an incident, a flipped bit, a tenant's registry entry
+// met by the tenant list. A view that meets one
 // shows the rest with a placeholder in its place, and this package is how
 // operators hear of it: one ERROR line naming the key and the decode error
 // (never the content, which may hold personal data) and a counter.
@@ -18,6 +19,10 @@ import (
 const (
 	KindRequest = "request"
 	KindAudit   = "audit"
+	// KindTenant is a tenant's registry entry, counted where the tenant
+	// list names it; the other calls that read it fail with
+	// record_unreadable, and their error line names it.
+	KindTenant = "tenant"
 )
 
 // Message is what every view shows in place of a record that does not
@@ -38,14 +43,15 @@ type Reporter struct {
 // New returns a Reporter counting in reg (nil registers nothing) and
 // logging to logger (nil logs nothing). The grants store and the audit log
 // each make one over the server's one registry, so the counter is
-// registered by the first and shared by the second.
+// registered by the first and shared by the others (the tenant registry
+// makes one too).
 func New(reg prometheus.Registerer, logger *slog.Logger) (*Reporter, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	c := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: MetricName,
-		Help: "Reads that met a stored record that does not decode (shown as a placeholder), by kind (request, audit); each is also logged at error with its key.",
+		Help: "Reads that met a stored record that does not decode (shown as a placeholder), by kind (request, audit, tenant); each is also logged at error with its key.",
 	}, []string{"kind"})
 	if reg != nil {
 		if err := reg.Register(c); err != nil {
@@ -58,10 +64,11 @@ func New(reg prometheus.Registerer, logger *slog.Logger) (*Reporter, error) {
 			}
 		}
 	}
-	// Both series exist from start-up, so an alert on their rate has a
+	// Every series exists from start-up, so an alert on their rate has a
 	// zero to compare with.
 	c.WithLabelValues(KindRequest)
 	c.WithLabelValues(KindAudit)
+	c.WithLabelValues(KindTenant)
 	return &Reporter{counter: c, log: logger}, nil
 }
 
