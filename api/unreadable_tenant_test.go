@@ -2,7 +2,9 @@ package api_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/lockbox-oss/lockbox/api/wire"
@@ -98,5 +100,51 @@ func TestTenantRecordsThatDoNotDecodeAnswerAlike(t *testing.T) {
 			wantError(t, r, http.StatusServiceUnavailable, "unavailable", "")
 			retryAfter(t, r)
 		})
+	}
+}
+
+// TestEndingAccessOfTenantWithUnreadableEntry: a revocation, or a
+// cancellation, reads the tenant's registry entry only for the
+// organization id its audit record carries, which each replica reads
+// once and keeps. On a replica that had not read it yet, an entry that
+// does not decode made them answer 503 unavailable with a Retry-After no
+// retry could honour, naming nothing, where every other call reading the
+// entry answers 500 record_unreadable naming it. They now answer alike;
+// nothing is written, and the call's error line names the key.
+func TestEndingAccessOfTenantWithUnreadableEntry(t *testing.T) {
+	e := newEnv(t)
+	e.assignApprover()
+	approved := e.file(alice, "contoso", "exchange")
+	decode[wire.Request](t, e.do(mia, "POST", "/v1/requests/"+approved.ID+"/approve", nil), http.StatusOK)
+	decode[wire.Request](t, e.do(contosoApprover, "POST", "/v1/requests/"+approved.ID+"/approve", nil), http.StatusOK)
+	pending := e.file(bob, "contoso", "sharepoint")
+	ctx := context.Background()
+	if err := e.rdb.Set(ctx, keys.Tenant("contoso"), `{"id":"`, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// Another replica over the same Redis: it has not read contoso's
+	// organization id yet.
+	other := newEnvOn(t, e.rdb)
+	for _, c := range []struct {
+		name, id, action, state string
+		who                     user
+	}{
+		{"revoke as the manager", approved.ID, "revoke", "approved", mia},
+		{"cancel as its requester", pending.ID, "cancel", "pending_manager", bob},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := other.do(c.who, "POST", "/v1/requests/"+c.id+"/"+c.action, nil)
+			wantError(t, r, http.StatusInternalServerError, "record_unreadable", "registry entry of tenant contoso cannot be read")
+			if v := r.header.Values("Retry-After"); v != nil {
+				t.Errorf("Retry-After %q: no retry reads the record", v)
+			}
+			var stored struct{ State string }
+			if b, err := e.rdb.Get(ctx, keys.Request("contoso", c.id)).Bytes(); err != nil || json.Unmarshal(b, &stored) != nil || stored.State != c.state {
+				t.Errorf("request stored as %+v (%v), want it still %s", stored, err, c.state)
+			}
+		})
+	}
+	if logs := other.logs.String(); !strings.Contains(logs, keys.Tenant("contoso")) {
+		t.Errorf("no error line names the key %s: %s", keys.Tenant("contoso"), logs)
 	}
 }

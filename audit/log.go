@@ -136,7 +136,9 @@ func (l *Log) Prepare(r record.Record) record.Record {
 // OrganizationID returns tenant's organization GUID from its registry
 // entry, read from Redis once per tenant and process. A tenant without a
 // registry entry has none: the error wraps fault.ErrNotFound (code
-// tenant_not_found).
+// tenant_not_found). An entry that does not decode, or holds no valid
+// GUID, wraps fault.ErrUnreadable (code record_unreadable: see
+// unreadableEntry).
 func (l *Log) OrganizationID(ctx context.Context, tenant string) (string, error) {
 	if id, ok := l.orgIDs.Load(tenant); ok {
 		return id.(string), nil
@@ -159,10 +161,29 @@ func (l *Log) OrganizationID(ctx context.Context, tenant string) (string, error)
 		OrganizationID string `json:"organization_id"`
 	}
 	if err := json.Unmarshal(b, &entry); err != nil || !record.IsGUID(entry.OrganizationID) {
-		return "", fmt.Errorf("audit: registry entry of %s has no valid organization_id (%q): %v", tenant, entry.OrganizationID, err)
+		return "", unreadableEntry(tenant, entry.OrganizationID, err)
 	}
 	l.orgIDs.Store(tenant, entry.OrganizationID)
 	return entry.OrganizationID, nil
+}
+
+// unreadableEntry is OrganizationID's error for tenant's registry entry
+// that does not decode (cause) or holds no valid organization id (orgID).
+// No retry reads it, so it is not the store failing (503, which sends
+// clients round in circles): it is fault.ErrUnreadable, code
+// record_unreadable, named as the tenant registry names it, so a call
+// that writes a record for the tenant on a replica that has not cached
+// the GUID (a revocation, a cancellation) answers as every call that
+// reads the entry does. The message names the record, never its content;
+// the key and the cause are for the call's log line.
+func unreadableEntry(tenant, orgID string, cause error) error {
+	why := "its stored record does not decode"
+	if cause == nil {
+		why = "it holds no valid organization id"
+		cause = fmt.Errorf("organization_id %q is not a GUID", orgID)
+	}
+	fe := fault.New(fault.ErrUnreadable, "record_unreadable", "the registry entry of tenant %s %s: %s", tenant, unreadable.Message, why)
+	return fmt.Errorf("audit: %s: %w: %v", keys.Tenant(tenant), fe, cause)
 }
 
 // complete checks r before it is written and fills its OrganizationId from

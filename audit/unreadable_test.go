@@ -195,3 +195,46 @@ func auditUnreadable(t *testing.T, reg *prometheus.Registry) float64 {
 	t.Fatal(`lockbox_unreadable_records_total{kind="audit"} is not exported`)
 	return 0
 }
+
+// TestOrganizationIDOfUnreadableEntry: a registry entry that does not
+// decode, or holds no valid organization id, gave OrganizationID (and so
+// every append for the tenant by a log that had not cached the GUID) a
+// bare error, which callers took for the store failing (503, to be
+// retried). It now wraps fault.ErrUnreadable, code record_unreadable,
+// naming the registry entry as the tenant registry does, and never the
+// store's failure; the key is in the error for the call's log line.
+func TestOrganizationIDOfUnreadableEntry(t *testing.T) {
+	ctx := context.Background()
+	for name, stored := range map[string]string{
+		"cut short":          `{"id":"contoso","organization_id":"6f96`,
+		"no organization id": `{"id":"contoso","organization_id":"not a guid"}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			rdb := testRedis(t)
+			if err := rdb.Set(ctx, keys.Tenant("contoso"), stored, 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+			l := audit.NewLog(rdb, clock.NewFake(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)).Now)
+			_, err := l.OrganizationID(ctx, "contoso")
+			fe, ok := errors.AsType[*fault.Error](err)
+			if !ok || !errors.Is(err, fault.ErrUnreadable) || errors.Is(err, fault.ErrUnavailable) || fe.Code != "record_unreadable" {
+				t.Fatalf("error %v (%T), want record_unreadable and not the store's failure", err, err)
+			}
+			if !strings.Contains(fe.Message, "registry entry of tenant contoso cannot be read") || strings.Contains(fe.Message, "6f96") {
+				t.Errorf("message %q: want it to name the entry, not its content", fe.Message)
+			}
+			if !strings.Contains(err.Error(), keys.Tenant("contoso")) {
+				t.Errorf("error %q does not name the key for the log", err)
+			}
+			// An append for the tenant fails alike, writing nothing.
+			_, err = l.Append(ctx, record.Record{Operation: "Get-Mailbox", LockboxTenant: "contoso", UserId: record.OperatorUserID,
+				RecordType: record.RecordTypeExchangeAdmin, UserType: record.UserTypeDcAdmin})
+			if !errors.Is(err, fault.ErrUnreadable) {
+				t.Errorf("append: %v, want record_unreadable", err)
+			}
+			if n, err := rdb.XLen(ctx, keys.Audit("contoso")).Result(); err != nil || n != 0 {
+				t.Errorf("the stream holds %d records (%v), want none", n, err)
+			}
+		})
+	}
+}
