@@ -826,6 +826,13 @@ func TestRunbookNamesEveryCauseOfAReason(t *testing.T) {
 			runbookHas: "rolling upgrade",
 		},
 		{
+			// The runbook spoke of Redis alone, so on-call looked for an
+			// outage while one tenant's settings record was damaged.
+			reason: "store_unavailable", alert: "LockboxStoreUnavailable",
+			doc: "../docs/operations.md", says: "while its settings can't be read, the proxy denies the tenant's calls (`store_unavailable`)",
+			runbookHas: "stored settings do not decode",
+		},
+		{
 			reason: "client_canceled", alert: "LockboxDenialsSpiking", spikeItem: true,
 			doc: "../README.md", says: "A call whose client hangs up (or resets its HTTP/2 stream) while it is still being judged is logged as canceled by the client and counted as `client_canceled`",
 			runbookHas: "canceled by the client",
@@ -889,7 +896,7 @@ func TestREADMEGrantStepNamesEveryCause(t *testing.T) {
 	if !ok {
 		t.Fatalf("README.md's grant step no longer gives 503 `store_unavailable`: %s", step)
 	}
-	for _, cause := range []string{"slow or down", "rolling upgrade"} {
+	for _, cause := range []string{"slow or down", "rolling upgrade", "settings do not decode"} {
 		if !strings.Contains(answer, cause) {
 			t.Errorf("README.md's grant step gives 503 `store_unavailable` without its cause %q: %s", cause, answer)
 		}
