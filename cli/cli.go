@@ -546,6 +546,21 @@ func (e *env) checkAddr() error {
 	if e.envErr != nil {
 		return e.envErr
 	}
+	if err := e.checkAddrForm(); err != nil {
+		return err
+	}
+	addr := apiURL(e.g.addr)
+	u, err := url.Parse(addr)
+	if err != nil || !strings.EqualFold(u.Scheme, "http") || e.g.insecureHTTP || isLoopback(u.Hostname()) {
+		return nil
+	}
+	return &usageError{msg: fmt.Sprintf("%s is plain http to a server that is not loopback, so the token would cross the network readable by anyone on the way: "+
+		"use https, or pass --insecure-http to send it anyway", u.Redacted())}
+}
+
+// checkAddrForm refuses an API address no command can call (a port alone,
+// another scheme, a query), as a wrong command line.
+func (e *env) checkAddrForm() error {
 	if port := strings.TrimSpace(e.g.addr); port != "" && strings.Trim(port, "0123456789") == "" {
 		// A port alone, as curl and browsers take localhost's, read as a
 		// host named 8080: refused as not loopback, with --insecure-http
@@ -556,12 +571,7 @@ func (e *env) checkAddr() error {
 	if _, err := client.New(addr, ""); err != nil {
 		return &usageError{msg: fmt.Sprintf("%s (--addr, $%s)", strings.TrimPrefix(err.Error(), "client: "), EnvAddr)}
 	}
-	u, err := url.Parse(addr)
-	if err != nil || !strings.EqualFold(u.Scheme, "http") || e.g.insecureHTTP || isLoopback(u.Hostname()) {
-		return nil
-	}
-	return &usageError{msg: fmt.Sprintf("%s is plain http to a server that is not loopback, so the token would cross the network readable by anyone on the way: "+
-		"use https, or pass --insecure-http to send it anyway", u.Redacted())}
+	return nil
 }
 
 // isLoopback reports whether a connection to host stays on this machine:

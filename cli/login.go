@@ -172,6 +172,15 @@ func (e *env) login(issuer, clientID string, scopes []string) error {
 }
 
 func (e *env) logout() error {
+	// The address names the token file, so one no command can call is
+	// refused as they refuse it: login never stored a token for it, and
+	// "Not signed in" would hide the mistake (a typo in $LOCKBOX_ADDR)
+	// behind a success. Nothing is sent, so plain http off loopback needs
+	// no --insecure-http here, and a bad $LOCKBOX_INSECURE_HTTP doesn't
+	// stop a token from being removed.
+	if err := e.checkAddrForm(); err != nil {
+		return err
+	}
 	server, err := e.server()
 	if err != nil {
 		return err
