@@ -234,7 +234,7 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 		}
 	case "policy":
 		if len(args) == 2 && isHelp(args[1]) {
-			fmt.Fprintln(stdout, policyTestUsage)
+			fmt.Fprint(stdout, policyTestHelp)
 			return 0
 		}
 		if len(args) < 2 {
@@ -457,6 +457,13 @@ func loadConfig(env map[string]string, mode config.Mode, stderr io.Writer) (conf
 
 const policyTestUsage = "usage: lockbox policy test DIR [-v]"
 
+const policyTestHelp = policyTestUsage + `
+
+Runs the Rego tests (*_test.rego) of the policy directory DIR; -v, before or after DIR, prints
+every test. A directory named help is ./help: "help" alone shows this help, as it does for
+every other command.
+`
+
 // policyTest runs the Rego tests of a policy directory, as security teams
 // do before shipping a change.
 func policyTest(ctx context.Context, args []string, stdout io.Writer) error {
@@ -466,10 +473,14 @@ func policyTest(ctx context.Context, args []string, stdout io.Writer) error {
 	// The flag package stops at the first argument that is not a flag, but
 	// the usage line puts -v after DIR: parse again after each positional
 	// argument, so flags go before or after it.
-	var dirs []string
+	var (
+		dirs []string
+		// literal: the directory came after "--", so "help" names one.
+		literal bool
+	)
 	for rest := args; ; {
 		if err := fset.Parse(rest); errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(stdout, policyTestUsage)
+			fmt.Fprint(stdout, policyTestHelp)
 			return errHelpShown
 		} else if err != nil {
 			return wrongCommandLine("policy test", err)
@@ -479,13 +490,19 @@ func policyTest(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		if i := len(args) - len(rest); i > 0 && args[i-1] == "--" {
 			// Everything after "--" is a directory, even "-v".
-			dirs = append(dirs, rest...)
+			dirs, literal = append(dirs, rest...), true
 			break
 		}
 		dirs, rest = append(dirs, rest[0]), rest[1:]
 	}
 	if len(dirs) != 1 {
 		return usageError{errors.New(policyTestUsage)}
+	}
+	if dirs[0] == "help" && !literal {
+		// Every other command shows its help for "help"; a directory of
+		// that name stays reachable as ./help (or after "--").
+		fmt.Fprint(stdout, policyTestHelp)
+		return errHelpShown
 	}
 	_, failed, err := policy.RunTests(ctx, dirs[0], stdout, *verbose)
 	if err != nil {
