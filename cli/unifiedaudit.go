@@ -75,7 +75,8 @@ func (e *env) searchUnifiedAuditLogCommand() *cobra.Command {
 -RecordType, -ObjectIds, -IPAddresses and -FreeText are applied by lockboxctl to the records
 of the range it reads, a page at a time, until it has -ResultSize of them or the range ends: a
 long range with few matches takes longer than one the API filters. All the parameters given
-must match; a list matches when one of its values does.
+must match; a list matches when one of its values does. A list holding an empty value (a,,b,
+or "," from a variable that was not set) is refused rather than searched without it.
 
 Parameter names are case-insensitive, as in PowerShell: -startdate, -userids. -SessionId is
 refused: rerun with --cursor, as the hint printed after a cut search says.`,
@@ -465,13 +466,12 @@ func listValues(v string) ([]string, error) {
 // oneValue returns the one value of a PowerShell list parameter (values
 // separated by commas, as PowerShell writes an array). Lockbox's audit
 // search filters on one value, so several are refused rather than some
-// dropped.
+// dropped; an empty one is refused as listValues refuses it, since "," or
+// "$unset,x" dropped to nothing would search every operation or user.
 func oneValue(param, v, what string) (string, error) {
-	var vals []string
-	for s := range strings.SplitSeq(v, ",") {
-		if s = strings.Trim(strings.TrimSpace(s), `"'`); s != "" {
-			vals = append(vals, s)
-		}
+	vals, err := listValues(v)
+	if err != nil {
+		return "", fmt.Errorf("%s %w", param, err)
 	}
 	switch {
 	case len(vals) > 1:
