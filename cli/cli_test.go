@@ -502,7 +502,7 @@ func TestCommands(t *testing.T) {
 			args:      []string{"tenant", "settings", "get", "contoso", "-o", "json"},
 			wantCalls: []call{{Method: "GET", Path: "/v1/tenants/contoso/settings"}},
 			check: func(t *testing.T, out string) {
-				if !sameJSON(out, `{"lockbox_enabled":true,"notification_addresses":["sec@contoso.com"]}`) {
+				if !sameJSON(out, `{"lockbox_enabled":true,"notification_addresses":["sec@contoso.com"],"etag":"\"3\""}`) {
 					t.Errorf("output = %s", out)
 				}
 			},

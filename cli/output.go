@@ -310,7 +310,7 @@ func onOff(b bool) string {
 	return "off"
 }
 
-func printSettings(w io.Writer, tenant string, s wire.Settings) error {
+func printSettings(w io.Writer, tenant string, s wire.Settings, more ...[2]string) error {
 	addrs := "-"
 	if len(s.NotificationAddresses) > 0 {
 		addrs = clean(strings.Join(s.NotificationAddresses, ", "))
@@ -319,6 +319,9 @@ func printSettings(w io.Writer, tenant string, s wire.Settings) error {
 	row(tw, "Tenant:", cell(tenant))
 	row(tw, "Customer Lockbox:", onOff(s.LockboxEnabled))
 	row(tw, "Notification addresses:", addrs)
+	for _, r := range more {
+		row(tw, r[0], r[1])
+	}
 	return tw.Flush()
 }
 

@@ -575,9 +575,12 @@ func parseOnOff(v string) (bool, error) {
 
 func (e *env) settingsGetCommand(use string, aliases []string) *cobra.Command {
 	return &cobra.Command{
-		Use:               use,
-		Aliases:           aliases,
-		Short:             "show a tenant's Customer Lockbox settings",
+		Use:     use,
+		Aliases: aliases,
+		Short:   "show a tenant's Customer Lockbox settings",
+		Long: "Show a tenant's Customer Lockbox settings, with their ETag: the ETag: line of the table,\n" +
+			"the etag field of -o json and -o yaml (quotes included, as the API sent it), which\n" +
+			"\"tenant settings set --if-match\" takes.",
 		Args:              args("TENANT"),
 		ValidArgsFunction: e.firstArgTenant,
 		RunE: func(_ *cobra.Command, pos []string) error {
@@ -585,29 +588,43 @@ func (e *env) settingsGetCommand(use string, aliases []string) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			s, err := c.Settings(e.ctx, pos[0])
+			s, etag, err := c.SettingsETag(e.ctx, pos[0])
 			if err != nil {
 				return err
 			}
-			return e.printSettings(pos[0], s)
+			return e.printSettings(pos[0], s, etag)
 		},
 	}
 }
 
-func (e *env) printSettings(tenant string, s wire.Settings) error {
+// printSettings prints a tenant's settings with the ETag of their
+// revision, for a script to pass to "tenant settings set --if-match" or
+// send as If-Match: in the table when there is one, and in the documents
+// as the API sent it (quotes included); none from a server that sent none.
+func (e *env) printSettings(tenant string, s wire.Settings, etag string) error {
 	if s.NotificationAddresses == nil {
 		s.NotificationAddresses = []string{}
 	}
-	return e.emit(s, nil, func(w io.Writer) error { return printSettings(w, tenant, s) })
+	doc := struct {
+		wire.Settings
+		ETag string `json:"etag,omitempty"`
+	}{Settings: s, ETag: etag}
+	return e.emit(doc, nil, func(w io.Writer) error {
+		if etag == "" {
+			// A server from before settings had revisions.
+			return printSettings(w, tenant, s)
+		}
+		return printSettings(w, tenant, s, [2]string{"ETag:", cell(etag)})
+	})
 }
 
 func (e *env) settingsSetCommand() *cobra.Command {
 	var (
-		lockbox string
-		notify  listValue
+		lockbox, ifMatch string
+		notify           listValue
 	)
 	cmd := &cobra.Command{
-		Use:               "set TENANT [--lockbox on|off] [--notify ADDR,...]",
+		Use:               "set TENANT [--lockbox on|off] [--notify ADDR,...] [--if-match ETAG]",
 		Short:             "change a tenant's Customer Lockbox settings (its global administrators and approvers)",
 		Args:              args("TENANT"),
 		ValidArgsFunction: e.firstArgTenant,
@@ -623,6 +640,14 @@ func (e *env) settingsSetCommand() *cobra.Command {
 					return e.usage("%s", err)
 				}
 			}
+			shown := ""
+			if cmd.Flags().Changed("if-match") {
+				// An unset shell variable must not turn the condition
+				// into an unconditional change.
+				if shown = quoteETag(ifMatch); shown == "" {
+					return e.usage("--if-match needs the ETag 'lockboxctl tenant settings get %s' prints", pos[0])
+				}
+			}
 			c, err := e.client()
 			if err != nil {
 				return err
@@ -636,18 +661,29 @@ func (e *env) settingsSetCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if shown != "" {
+				if etag == "" {
+					// Nothing to compare against: saving anyway would
+					// drop the condition the command line asked for.
+					return fmt.Errorf("the server sent no ETag for the settings of tenant %s, so --if-match can't be checked; nothing was saved", pos[0])
+				}
+				// The settings as the administrator saw them, not as read
+				// just now: a change since refuses this one (412).
+				etag = shown
+			}
 			if setLockbox {
 				s.LockboxEnabled = enabled
 			}
 			if setNotify {
 				s.NotificationAddresses = slices.Clone([]string(notify))
 			}
+			var saved string
 			if etag == "" {
 				// A server from before settings had revisions: it has
 				// nothing to compare against.
 				s, err = c.PutSettings(e.ctx, pos[0], s)
 			} else {
-				s, _, err = c.PutSettingsIfMatch(e.ctx, pos[0], s, etag)
+				s, saved, err = c.PutSettingsIfMatch(e.ctx, pos[0], s, etag)
 			}
 			if apiErr, ok := errors.AsType[*client.APIError](err); ok && apiErr.Status == http.StatusPreconditionFailed && apiErr.Code == client.CodeSettingsChanged {
 				// One line, said in the command's terms: the server's
@@ -655,16 +691,20 @@ func (e *env) settingsSetCommand() *cobra.Command {
 				// command again does.
 				changed := *apiErr
 				changed.Message = fmt.Sprintf("the settings of tenant %s changed while this command ran; nothing was saved: run it again to apply your change to the new settings", pos[0])
+				if shown != "" {
+					changed.Message = fmt.Sprintf("the settings of tenant %s changed since the ETag %s was read; nothing was saved: run 'lockboxctl tenant settings get %s' and set them with its new ETag if you still mean to", pos[0], shown, pos[0])
+				}
 				return &changed
 			}
 			if err != nil {
 				return err
 			}
-			return e.printSettings(pos[0], s)
+			return e.printSettings(pos[0], s, saved)
 		},
 	}
 	cmd.Flags().StringVar(&lockbox, "lockbox", "", "turn Customer Lockbox on or off; off makes the support manager's approval final")
 	cmd.Flags().Var(&notify, "notify", `replace the notification addresses; --notify "" removes them all`)
+	cmd.Flags().StringVar(&ifMatch, "if-match", "", `change them only if they are still the revision whose ETag 'tenant settings get' printed ("3" or 3); if anyone changed them since, nothing is saved (exit 3)`)
 	_ = cmd.RegisterFlagCompletionFunc("lockbox", cobra.FixedCompletions([]string{"on", "off"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
