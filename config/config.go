@@ -52,6 +52,56 @@ const MaxJWTLeeway = 5 * time.Minute
 // (1ms for 1m) can't make Lockbox hammer the identity provider.
 const MinJWKSRefresh = 30 * time.Second
 
+// The intervals of the background work have a least value each, as
+// LOCKBOX_JWT_JWKS_REFRESH has: every replica works at each tick, so a
+// typo (1ns for 1s, 1ms for 1m) would have all of them hammer Redis, the
+// policy directory or the identity provider in a tight loop. Each floor
+// is at or under its default. (This package imports no other Lockbox
+// package: the numbers the floors rest on are repeated here, and
+// internal/server's tests hold the two together.)
+
+// MinSweepInterval is the least LOCKBOX_SWEEP_INTERVAL. Each pass costs
+// every jobs replica a claim on Redis (and audit retention's trim, when
+// set), and what it records needs no finer precision: access ends at a
+// grant's absolute expiry whether or not a sweep ran, a request past its
+// decision window can no longer be decided, and a second is the
+// staleness the security contract allows any replica's view of a grant.
+const MinSweepInterval = time.Second
+
+// MinPolicyReloadInterval is the least LOCKBOX_POLICY_RELOAD_INTERVAL.
+// Each poll reads and hashes every file of the directory, twice when it
+// changed; and a directory still changing after 10 polls in a row is
+// refused as broken (policy's unsettledPolls), which at a second apart is
+// far longer than a deploy takes to write its files, and at less is not.
+// A change is live within about a second; SIGHUP reloads at once.
+const MinPolicyReloadInterval = time.Second
+
+// MinSIEMClaimAfter is the least LOCKBOX_SIEM_CLAIM_AFTER. Records a
+// replica read stay pending while it writes them, and another replica
+// takes over those pending this long: a replica still writing a batch
+// would have its records written twice. A write to the sink may take 10 s
+// before the sink counts as stalled (audit.SinkWriteTimeout), and the
+// acknowledgement 2 s more; the floor is more than twice that. A tenant
+// whose records wait at another replica is also visited again every half
+// of this.
+const MinSIEMClaimAfter = 30 * time.Second
+
+// MinJobsRescanInterval is the least LOCKBOX_JOBS_RESCAN_INTERVAL. A
+// rescan reads every tenant (about 4 Redis commands each), and its lease
+// is checked every minute, or every interval when that is shorter
+// (internal/due): a minute keeps the one cost that grows with the number
+// of tenants to that cadence at most.
+const MinJobsRescanInterval = time.Minute
+
+// MinConsoleReverify is the least LOCKBOX_CONSOLE_REVERIFY. A session due
+// is verified again at its next request, and an open admin center tab
+// polls every few seconds: a shorter interval would redeem each session's
+// refresh token at the identity provider (or send its browser through the
+// provider's sign-in) at nearly every poll. A minute is also how long a
+// session waits to ask a provider that failed to answer again
+// (console's reverifyRetry).
+const MinConsoleReverify = time.Minute
+
 // maxJWKSMaxAge bounds LOCKBOX_JWT_JWKS_MAX_AGE: how long a key the identity
 // provider may have retired keeps working while Lockbox can't hear of it.
 const maxJWKSMaxAge = 30 * 24 * time.Hour
@@ -269,7 +319,7 @@ type Config struct {
 	SIEMConsumer string `env:"SIEM_CONSUMER" desc:"this replica's name in the SIEM consumer group: unique per replica and stable across restarts (e.g. the pod name); the host name when empty"`
 	// SIEMClaimAfter is how long a record may wait at one replica before
 	// another takes it over.
-	SIEMClaimAfter time.Duration `env:"SIEM_CLAIM_AFTER" envDefault:"1m" desc:"how long a record may stay unforwarded at a replica before another replica takes it over; more than 0"`
+	SIEMClaimAfter time.Duration `env:"SIEM_CLAIM_AFTER" envDefault:"1m" desc:"how long a record may stay unforwarded at a replica before another replica takes it over; at least 30s, more than twice the 10s a SIEM write may take, so that a replica still writing is not taken over"`
 	// SMTPAddr and the settings below configure notification e-mails.
 	SMTPAddr     string `env:"SMTP_ADDR" desc:"host:port of the SMTP submission server for notification e-mails (a host, and a port from 1); unset: e-mails are only logged (and in \"lockbox dev\" written under $LOCKBOX_DEV_DIR/mail), and LOCKBOX_SMTP_FROM, LOCKBOX_SMTP_USERNAME and LOCKBOX_SMTP_PASSWORD_FILE are refused"`
 	SMTPFrom     string `env:"SMTP_FROM" desc:"sender address of notification e-mails, lockbox@provider.example or Lockbox <lockbox@provider.example>, the address in ASCII; required with LOCKBOX_SMTP_ADDR, and checked at start-up"`
@@ -289,7 +339,7 @@ type Config struct {
 	NotifyExpiryWarning time.Duration `env:"NOTIFY_EXPIRY_WARNING" envDefault:"15m" desc:"how long before an access window ends the engineer is warned by e-mail (webhooks get request.expiring), under 4h (the longest access window); 0 disables; a window no longer than this gets no warning"`
 	// PolicyReloadInterval is how often LOCKBOX_POLICY_DIR is checked for
 	// changes.
-	PolicyReloadInterval time.Duration `env:"POLICY_RELOAD_INTERVAL" envDefault:"1s" desc:"how often LOCKBOX_POLICY_DIR is checked for changes (a valid change is loaded, a broken one refused); more than 0"`
+	PolicyReloadInterval time.Duration `env:"POLICY_RELOAD_INTERVAL" envDefault:"1s" desc:"how often LOCKBOX_POLICY_DIR is checked for changes (a valid change is loaded, a broken one refused); at least 1s, as a directory still changing after 10 polls is refused; SIGHUP reloads at once"`
 
 	// ConsoleURL is the admin center's external base URL; it makes the
 	// OpenID Connect redirect URI and, when https, Secure cookies.
@@ -308,7 +358,7 @@ type Config struct {
 	ConsoleSessionMax  time.Duration `env:"CONSOLE_SESSION_MAX" envDefault:"8h" desc:"every admin center session ends this long after sign-in; more than 0"`
 	// ConsoleReverify is how often an OIDC session's roles are read again
 	// from the identity provider.
-	ConsoleReverify time.Duration `env:"CONSOLE_REVERIFY" envDefault:"15m" desc:"how often an admin center session signed in with OIDC is verified again with its refresh token, or without one by the identity provider's sign-in without a page (prompt=none), so roles removed (or a user disabled) at the identity provider leave the admin center (roles only where its refresh answers carry an ID token); one the identity provider can't verify for 4 times this long ends; more than 0"`
+	ConsoleReverify time.Duration `env:"CONSOLE_REVERIFY" envDefault:"15m" desc:"how often an admin center session signed in with OIDC is verified again with its refresh token, or without one by the identity provider's sign-in without a page (prompt=none), so roles removed (or a user disabled) at the identity provider leave the admin center (roles only where its refresh answers carry an ID token); one the identity provider can't verify for 4 times this long ends; at least 1m, or each poll of an open page would ask the identity provider"`
 
 	// DevDir is where "lockbox dev" keeps its signing keys and tokens.
 	DevDir string `env:"DEV_DIR" envDefault:".lockbox-dev" desc:"where \"lockbox dev\" keeps its signing key, JWKS and tokens: created 0700; one others can open is refused, as is a second \"lockbox dev\" while one runs there"`
@@ -323,12 +373,12 @@ type Config struct {
 	// SweepInterval is how often expired requests and ended grants are
 	// settled. Access ends at a grant's expiry regardless; the sweep records
 	// the state change.
-	SweepInterval time.Duration `env:"SWEEP_INTERVAL" envDefault:"5s" desc:"how often expired requests and ended grants are settled (access ends at a grant's expiry regardless); more than 0"`
+	SweepInterval time.Duration `env:"SWEEP_INTERVAL" envDefault:"5s" desc:"how often expired requests and ended grants are settled (access ends at a grant's expiry regardless); at least 1s: each pass costs every jobs replica Redis commands"`
 	// JobsRescanInterval is how often one replica re-reads every tenant to
 	// repair the background jobs' schedules. It bounds how long a lost
 	// schedule update delays a job, and is the only background cost that
 	// grows with the number of tenants.
-	JobsRescanInterval time.Duration `env:"JOBS_RESCAN_INTERVAL" envDefault:"1h" desc:"how often one replica re-reads every tenant (about 4 Redis commands each) to repair the background jobs' schedules; a schedule update lost to a crash delays a job by at most this; more than 0"`
+	JobsRescanInterval time.Duration `env:"JOBS_RESCAN_INTERVAL" envDefault:"1h" desc:"how often one replica re-reads every tenant (about 4 Redis commands each) to repair the background jobs' schedules; a schedule update lost to a crash delays a job by at most this; at least 1m"`
 
 	// ShutdownTimeout is how long in-flight calls may run after a stop
 	// signal.
@@ -838,6 +888,22 @@ func (c Config) check() error {
 	}
 	if c.JWKSRefresh > 0 && c.JWKSRefresh < MinJWKSRefresh {
 		errs = append(errs, varErr("JWKSRefresh", "must be at least %s, got %s", MinJWKSRefresh, c.JWKSRefresh))
+	}
+	floors := []struct {
+		field    string
+		d, least time.Duration
+	}{
+		{"SweepInterval", c.SweepInterval, MinSweepInterval},
+		{"PolicyReloadInterval", c.PolicyReloadInterval, MinPolicyReloadInterval},
+		{"SIEMClaimAfter", c.SIEMClaimAfter, MinSIEMClaimAfter},
+		{"JobsRescanInterval", c.JobsRescanInterval, MinJobsRescanInterval},
+		{"ConsoleReverify", c.ConsoleReverify, MinConsoleReverify},
+	}
+	for _, f := range floors {
+		// Zero and less are refused above, as not positive.
+		if f.d > 0 && f.d < f.least {
+			errs = append(errs, varErr(f.field, "must be at least %s, got %s", f.least, f.d))
+		}
 	}
 	if c.JWKSMaxAge > maxJWKSMaxAge || (c.JWKSRefresh > 0 && c.JWKSMaxAge <= c.JWKSRefresh) {
 		// Keys must outlive the interval they are refreshed in, or every

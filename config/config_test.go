@@ -1518,3 +1518,60 @@ func TestRefusedConfigurationIsErrInvalid(t *testing.T) {
 		t.Error("Invalid(nil) is not nil")
 	}
 }
+
+// TestIntervalFloors: an interval that sets how often every replica works
+// on Redis, the policy directory or the identity provider is refused below
+// its floor, with the one-line error naming the variable and the floor,
+// and taken at the floor itself; the defaults stay above every floor.
+func TestIntervalFloors(t *testing.T) {
+	tests := []struct {
+		key                 string
+		floor               time.Duration
+		stated, below, want string // stated: as README's row gives the floor
+	}{
+		{"LOCKBOX_SWEEP_INTERVAL", MinSweepInterval, "1s", "1ns", "LOCKBOX_SWEEP_INTERVAL: must be at least 1s, got 1ns"},
+		{"LOCKBOX_SWEEP_INTERVAL", MinSweepInterval, "1s", "999ms", "LOCKBOX_SWEEP_INTERVAL: must be at least 1s, got 999ms"},
+		{"LOCKBOX_POLICY_RELOAD_INTERVAL", MinPolicyReloadInterval, "1s", "1ns", "LOCKBOX_POLICY_RELOAD_INTERVAL: must be at least 1s, got 1ns"},
+		{"LOCKBOX_POLICY_RELOAD_INTERVAL", MinPolicyReloadInterval, "1s", "100ms", "LOCKBOX_POLICY_RELOAD_INTERVAL: must be at least 1s, got 100ms"},
+		{"LOCKBOX_SIEM_CLAIM_AFTER", MinSIEMClaimAfter, "30s", "1ns", "LOCKBOX_SIEM_CLAIM_AFTER: must be at least 30s, got 1ns"},
+		{"LOCKBOX_SIEM_CLAIM_AFTER", MinSIEMClaimAfter, "30s", "29s", "LOCKBOX_SIEM_CLAIM_AFTER: must be at least 30s, got 29s"},
+		{"LOCKBOX_JOBS_RESCAN_INTERVAL", MinJobsRescanInterval, "1m", "1ns", "LOCKBOX_JOBS_RESCAN_INTERVAL: must be at least 1m0s, got 1ns"},
+		{"LOCKBOX_JOBS_RESCAN_INTERVAL", MinJobsRescanInterval, "1m", "59s", "LOCKBOX_JOBS_RESCAN_INTERVAL: must be at least 1m0s, got 59s"},
+		{"LOCKBOX_CONSOLE_REVERIFY", MinConsoleReverify, "1m", "1ns", "LOCKBOX_CONSOLE_REVERIFY: must be at least 1m0s, got 1ns"},
+		{"LOCKBOX_CONSOLE_REVERIFY", MinConsoleReverify, "1m", "59s", "LOCKBOX_CONSOLE_REVERIFY: must be at least 1m0s, got 59s"},
+	}
+	defaults := map[string]string{}
+	for _, v := range Vars() {
+		defaults[v.Name] = v.Default
+	}
+	for _, tt := range tests {
+		t.Run(tt.key+"="+tt.below, func(t *testing.T) {
+			_, err := Load(map[string]string{tt.key: tt.below})
+			if err == nil {
+				t.Fatalf("%s=%s: no error, want %q", tt.key, tt.below, tt.want)
+			}
+			if msg := err.Error(); !strings.HasPrefix(msg, tt.want) || strings.Contains(msg, "\n") {
+				t.Errorf("%s=%s: error %q, want one line starting %q", tt.key, tt.below, msg, tt.want)
+			}
+			if !errors.Is(err, ErrInvalid) {
+				t.Errorf("%s=%s: error is not ErrInvalid: %v", tt.key, tt.below, err)
+			}
+			if _, err := Load(map[string]string{tt.key: tt.floor.String()}); err != nil {
+				t.Errorf("%s=%s (the floor): %v", tt.key, tt.floor, err)
+			}
+			if d, err := time.ParseDuration(defaults[tt.key]); err != nil || d < tt.floor {
+				t.Errorf("%s: default %q is under the floor %s (%v)", tt.key, defaults[tt.key], tt.floor, err)
+			}
+			// README's row (the desc tag) states the floor a reader meets.
+			var desc string
+			for _, v := range Vars() {
+				if v.Name == tt.key {
+					desc = v.Description
+				}
+			}
+			if stated := "at least " + tt.stated; !strings.Contains(desc, stated) {
+				t.Errorf("%s's description does not say %q: %s", tt.key, stated, desc)
+			}
+		})
+	}
+}

@@ -137,12 +137,7 @@ func startIn(t *testing.T, dir string, key ed25519.PrivateKey, rdb map[string]st
 		"LOCKBOX_API_ADDR":               "127.0.0.1:0",
 		"LOCKBOX_PROXY_ADDR":             "127.0.0.1:0",
 		"LOCKBOX_METRICS_ADDR":           "127.0.0.1:0",
-		// The fake clock doesn't tick: the sweeper finds work only once
-		// a test moves the clock past a deadline, and then within 10 ms
-		// (a test that checks what happens before any sweep runs
-		// without jobs: TestProxyGrantWindow).
-		"LOCKBOX_SWEEP_INTERVAL": "10ms",
-		"LOCKBOX_SIEM_SINK":      "file:" + filepath.Join(dir, "siem.jsonl"),
+		"LOCKBOX_SIEM_SINK":              "file:" + filepath.Join(dir, "siem.jsonl"),
 	}
 	maps.Copy(env, rdb)
 	for i := 0; i+1 < len(extra); i += 2 {
@@ -156,7 +151,11 @@ func startIn(t *testing.T, dir string, key ed25519.PrivateKey, rdb map[string]st
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	opts := server.Options{Now: c.Now, DevMailDir: filepath.Join(dir, "mail")}
+	// The fake clock doesn't tick: the sweeper finds work only once a
+	// test moves the clock past a deadline, and then within 10 ms (a test
+	// that checks what happens before any sweep runs without jobs:
+	// TestProxyGrantWindow). LOCKBOX_SWEEP_INTERVAL can't be so short.
+	opts := server.Options{Now: c.Now, DevMailDir: filepath.Join(dir, "mail"), SweepInterval: 10 * time.Millisecond}
 	if adjust != nil {
 		adjust(&opts)
 	}

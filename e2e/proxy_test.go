@@ -84,7 +84,7 @@ func deploy(t *testing.T, lockbox string) *deployment {
 		"LOCKBOX_PROXY_SIGNING_KEY_FILE="+filepath.Join(dir, "grant.pem"),
 		"LOCKBOX_PROXY_JWKS_FILE="+d.jwksFile,
 		"LOCKBOX_POLICY_DIR="+policyDir,
-		"LOCKBOX_POLICY_RELOAD_INTERVAL=100ms",
+		"LOCKBOX_POLICY_RELOAD_INTERVAL=1s",
 		"LOCKBOX_REDIS_TIMEOUT=500ms",
 		"LOCKBOX_LOG_LEVEL=warn",
 	)

@@ -58,6 +58,7 @@ func TestServeExitStatusTellsConfigurationFromFailure(t *testing.T) {
 		{"a variable that does not parse", false, map[string]string{"LOCKBOX_REDIS_TIMEOUT": "5"}, 78, "lockbox: LOCKBOX_REDIS_TIMEOUT: "},
 		{"a required variable unset", false, map[string]string{"LOCKBOX_UPSTREAMS": ""}, 78, "lockbox: LOCKBOX_UPSTREAMS: "},
 		{"a deadline past its bound", false, map[string]string{"LOCKBOX_AUDIT_TIMEOUT": "1h"}, 78, "lockbox: LOCKBOX_AUDIT_TIMEOUT: must be at most 10s"},
+		{"an interval under its floor", false, map[string]string{"LOCKBOX_SWEEP_INTERVAL": "1ms"}, 78, "lockbox: LOCKBOX_SWEEP_INTERVAL: must be at least 1s, got 1ms"},
 		{"a policy directory that does not compile", true, map[string]string{"LOCKBOX_POLICY_DIR": brokenPolicy}, 78, "lockbox: LOCKBOX_POLICY_DIR: "},
 		{"a policy directory that does not exist", true, map[string]string{"LOCKBOX_POLICY_DIR": filepath.Join(brokenPolicy, "nowhere")}, 78, "lockbox: LOCKBOX_POLICY_DIR: "},
 		{"a signing key file that holds no key", true, map[string]string{"LOCKBOX_PROXY_SIGNING_KEY_FILE": badKey}, 78, "lockbox: LOCKBOX_PROXY_SIGNING_KEY_FILE: "},

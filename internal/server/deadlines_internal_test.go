@@ -3,6 +3,7 @@ package server
 import (
 	"testing"
 
+	"github.com/lockbox-oss/lockbox/audit"
 	"github.com/lockbox-oss/lockbox/config"
 	"github.com/lockbox-oss/lockbox/policy"
 	"github.com/lockbox-oss/lockbox/proxy"
@@ -34,5 +35,16 @@ func TestDeadlineBoundsFitTheListeners(t *testing.T) {
 	checks := 2*config.MaxGrantTimeout + policy.DefaultEvalTimeout + 2*config.MaxAuditTimeout
 	if ahead := proxy.DefaultClientTimeout * 3 / 4; checks >= ahead {
 		t.Errorf("a proxied call's checks may take %s at the bounds of LOCKBOX_GRANT_TIMEOUT and LOCKBOX_AUDIT_TIMEOUT, not less than the %s its deadline on the client is ahead when they begin: its 503 could not be written", checks, ahead)
+	}
+}
+
+// TestSIEMClaimFloorOutlastsADelivery: config's least
+// LOCKBOX_SIEM_CLAIM_AFTER rests on how long the forwarder may take over
+// one write before it gives the sink up as stalled, which config may not
+// import; this holds the two together. A replica still writing a batch
+// when another may take its records over writes them twice.
+func TestSIEMClaimFloorOutlastsADelivery(t *testing.T) {
+	if config.MinSIEMClaimAfter <= 2*audit.SinkWriteTimeout {
+		t.Errorf("config.MinSIEMClaimAfter (%s) is not more than twice audit.SinkWriteTimeout (%s): a replica still writing could be taken over", config.MinSIEMClaimAfter, audit.SinkWriteTimeout)
 	}
 }

@@ -41,9 +41,10 @@ func (h signalHandler) WithGroup(string) slog.Handler      { return h }
 // the jobs' sweep deletes a request that ended longer ago than it.
 func TestSweepAppliesRequestRetention(t *testing.T) {
 	seen := make(chan struct{}, 1)
-	lb := start(t, map[string]string{"LOCKBOX_REQUEST_RETENTION": "24h", "LOCKBOX_AUDIT_RETENTION": "24h", "LOCKBOX_SWEEP_INTERVAL": "10ms",
+	lb := start(t, map[string]string{"LOCKBOX_REQUEST_RETENTION": "24h", "LOCKBOX_AUDIT_RETENTION": "24h",
 		"LOCKBOX_UPSTREAMS": "exchange=http://127.0.0.1:1"},
 		func(o *server.Options) {
+			o.SweepInterval = 10 * time.Millisecond
 			o.Logger = slog.New(signalHandler{msg: "request retention deleted requests", seen: seen})
 		})
 	ctx := context.Background()
@@ -75,8 +76,9 @@ func TestSweepAppliesRequestRetention(t *testing.T) {
 func TestSweepGoesOnWithARetentionBacklog(t *testing.T) {
 	seen := make(chan struct{}, 1)
 	lb := start(t, map[string]string{"LOCKBOX_REQUEST_RETENTION": "24h", "LOCKBOX_AUDIT_RETENTION": "24h",
-		"LOCKBOX_SWEEP_INTERVAL": "10ms", "LOCKBOX_UPSTREAMS": "exchange=http://127.0.0.1:1"},
+		"LOCKBOX_UPSTREAMS": "exchange=http://127.0.0.1:1"},
 		func(o *server.Options) {
+			o.SweepInterval = 10 * time.Millisecond
 			o.Logger = slog.New(signalHandler{msg: "request retention deleted requests", seen: seen})
 			o.RequestRetentionLimit = 1
 		})
@@ -142,9 +144,10 @@ func TestSweepDeletesDeadLettersWithTheirRequest(t *testing.T) {
 	}
 	dead, deleted := make(chan struct{}, 1), make(chan struct{}, 1)
 	lb := start(t, map[string]string{"LOCKBOX_REQUEST_RETENTION": "24h", "LOCKBOX_AUDIT_RETENTION": "24h",
-		"LOCKBOX_SWEEP_INTERVAL": "10ms", "LOCKBOX_UPSTREAMS": "exchange=http://127.0.0.1:1",
+		"LOCKBOX_UPSTREAMS":    "exchange=http://127.0.0.1:1",
 		"LOCKBOX_WEBHOOK_URLS": gone.URL, "LOCKBOX_WEBHOOK_SECRET_FILE": secret},
 		func(o *server.Options) {
+			o.SweepInterval = 10 * time.Millisecond
 			o.Logger = slog.New(signalsHandler{"notification dead-lettered": dead, "request retention deleted requests": deleted})
 		})
 	ctx := context.Background()

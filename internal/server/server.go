@@ -132,6 +132,12 @@ type Options struct {
 	// console's default when zero. Browser tests shorten it so a list
 	// visibly refreshes within the test's patience.
 	ConsoleRefresh time.Duration
+	// SweepInterval is how often the jobs' sweep runs, instead of
+	// LOCKBOX_SWEEP_INTERVAL, when not zero. Config refuses less than
+	// config.MinSweepInterval for a deployment; tests whose fake clock
+	// jumps past a deadline shorten it to see the sweep settle it within
+	// their patience.
+	SweepInterval time.Duration
 	// ProxyClientTimeout is how long a proxy call waits on its client
 	// without progress (proxy.Config.ClientTimeout);
 	// proxy.DefaultClientTimeout when zero. Tests shorten it to see a
@@ -183,6 +189,9 @@ type Server struct {
 	probes      []health.Check
 	healthAfter func(time.Duration) <-chan time.Time
 	endDelay    <-chan struct{}
+	// sweepInterval is how often sweepLoop runs: LOCKBOX_SWEEP_INTERVAL,
+	// or Options.SweepInterval.
+	sweepInterval time.Duration
 	// nextRequestRetention is when sweepLoop next applies request
 	// retention (LOCKBOX_REQUEST_RETENTION); only sweepLoop reads it.
 	nextRequestRetention time.Time
@@ -237,7 +246,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 	if opts.ReindexAfter == nil {
 		opts.ReindexAfter = time.After
 	}
-	s := &Server{cfg: cfg, log: opts.Logger, now: opts.Now, after: opts.After, reindexAfter: opts.ReindexAfter, healthAfter: opts.HealthAfter, endDelay: opts.EndDelay, reload: opts.Reload, Registry: prometheus.NewRegistry()}
+	s := &Server{cfg: cfg, log: opts.Logger, now: opts.Now, after: opts.After, reindexAfter: opts.ReindexAfter, healthAfter: opts.HealthAfter, endDelay: opts.EndDelay, reload: opts.Reload, Registry: prometheus.NewRegistry(),
+		sweepInterval: cmp.Or(opts.SweepInterval, cfg.SweepInterval)}
 	s.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	// The policy directory and the files the settings name are read before
@@ -1194,13 +1204,13 @@ func (s *Server) openSIEM(cfg config.Config, opts Options) error {
 	return nil
 }
 
-// sweepLoop settles due requests every SweepInterval, and applies audit
+// sweepLoop settles due requests every sweepInterval, and applies audit
 // retention, and request retention at most every requestRetentionInterval.
 // Several replicas may sweep at once: each claims the tenants it visits
 // (internal/due), and transitions, trims and deletions are atomic and
 // idempotent.
 func (s *Server) sweepLoop(ctx context.Context) {
-	t := time.NewTicker(s.cfg.SweepInterval)
+	t := time.NewTicker(s.sweepInterval)
 	defer t.Stop()
 	for {
 		select {
