@@ -16,14 +16,7 @@ import (
 // script's error reply), so that go-redis parses it as it parses the
 // command's own.
 func TestRefusesClusterReadsEveryWording(t *testing.T) {
-	opts, err := redis.ParseURL(redistest.URL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Once: go-redis sends again on LOADING otherwise.
-	opts.MaxRetries = -1
-	rdb := redis.NewClient(opts)
-	defer rdb.Close()
+	reply := errorReplies(t)
 	for _, tt := range []struct {
 		reply string
 		want  bool
@@ -36,12 +29,31 @@ func TestRefusesClusterReadsEveryWording(t *testing.T) {
 		{"ERR unknown command 'sentinel', with args beginning with: 'get-master-addr-by-name' ", false},
 		{"LOADING Redis is loading the dataset in memory", false},
 	} {
-		reply := rdb.Eval(context.Background(), "return redis.error_reply(ARGV[1])", nil, tt.reply).Err()
-		if reply == nil || reply.Error() != tt.reply {
-			t.Fatalf("Redis answered %v, want the error %q", reply, tt.reply)
-		}
-		if got := refusesCluster(reply); got != tt.want {
+		if got := refusesCluster(reply(tt.reply)); got != tt.want {
 			t.Errorf("refusesCluster(%q) = %t, want %t", tt.reply, got, tt.want)
 		}
+	}
+}
+
+// errorReplies returns a function that has a real Redis send text as an
+// error reply (a script's), so that go-redis parses it as it parses a
+// command's own. The client sends each once: go-redis sends again on
+// LOADING, BUSY, MASTERDOWN and CLUSTERDOWN otherwise.
+func errorReplies(t *testing.T) func(text string) error {
+	t.Helper()
+	opts, err := redis.ParseURL(redistest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.MaxRetries = -1
+	rdb := redis.NewClient(opts)
+	t.Cleanup(func() { rdb.Close() })
+	return func(text string) error {
+		t.Helper()
+		reply := rdb.Eval(context.Background(), "return redis.error_reply(ARGV[1])", nil, text).Err()
+		if reply == nil || reply.Error() != text {
+			t.Fatalf("Redis answered %v, want the error %q", reply, text)
+		}
+		return reply
 	}
 }

@@ -1,16 +1,12 @@
 package server
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strings"
 	"testing"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/lockbox-oss/lockbox/config"
-	"github.com/lockbox-oss/lockbox/internal/redistest"
 )
 
 // Every answer Redis gives a WAITAOF it can't honour, as the Redis source
@@ -21,15 +17,7 @@ import (
 // "unknown command" can be provoked with WAITAOF itself on the Redis the
 // tests run (TestServeExitStatusForWhatRedisRefuses).
 func TestWAITAOFErrorsTellTheConfigurationFromAFailure(t *testing.T) {
-	opts, err := redis.ParseURL(redistest.URL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Once: go-redis sends again on LOADING, BUSY, MASTERDOWN and
-	// CLUSTERDOWN otherwise.
-	opts.MaxRetries = -1
-	rdb := redis.NewClient(opts)
-	defer rdb.Close()
+	send := errorReplies(t)
 	cfg := config.Config{RedisURL: "redis://127.0.0.1:6379/0"}
 	tests := []struct {
 		name, reply string
@@ -51,10 +39,7 @@ func TestWAITAOFErrorsTellTheConfigurationFromAFailure(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			reply := rdb.Eval(context.Background(), "return redis.error_reply(ARGV[1])", nil, tt.reply).Err()
-			if reply == nil || reply.Error() != tt.reply {
-				t.Fatalf("Redis answered %v, want the error %q", reply, tt.reply)
-			}
+			reply := send(tt.reply)
 			// The one server's error, and a cluster master's as the
 			// probe of each master wraps it.
 			for _, err := range []error{reply, fmt.Errorf("127.0.0.1:7000: %w", reply)} {
