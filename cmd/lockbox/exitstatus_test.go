@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -458,17 +459,23 @@ func TestServeExitStatusForARedisInProtectedMode(t *testing.T) {
 	srv := redistest.StartServer(t, "--bind", "127.0.0.1", ip, "--protected-mode", "yes")
 	env := serveEnv(t, "redis://"+net.JoinHostPort(ip, strconv.Itoa(srv.Port))+"/0")
 	env["LOCKBOX_REDIS_TIMEOUT"] = "5s"
+	serveRefusesInOneLine(t, context.Background(), env, "LOCKBOX_REDIS_URL", "DENIED", "protected mode")
+}
+
+// serveRefusesInOneLine runs "lockbox serve" with env and wants exit 78
+// and a line on stderr naming variable and holding every one of words.
+func serveRefusesInOneLine(t *testing.T, ctx context.Context, env map[string]string, variable string, words ...string) {
+	t.Helper()
 	var out, errb bytes.Buffer
-	if code := run(context.Background(), []string{"serve"}, env, &out, &errb); code != exitConfig {
+	if code := run(ctx, []string{"serve"}, env, &out, &errb); code != exitConfig {
 		t.Fatalf("exit %d, want %d\n%s", code, exitConfig, errb.String())
 	}
-	found := false
 	for line := range strings.Lines(errb.String()) {
-		found = found || strings.HasPrefix(line, "lockbox: LOCKBOX_REDIS_URL: ") && strings.Contains(line, "DENIED") && strings.Contains(line, "protected mode")
+		if strings.HasPrefix(line, "lockbox: "+variable+": ") && !slices.ContainsFunc(words, func(w string) bool { return !strings.Contains(line, w) }) {
+			return
+		}
 	}
-	if !found {
-		t.Errorf("no line starts with LOCKBOX_REDIS_URL and tells of protected mode (DENIED):\n%s", errb.String())
-	}
+	t.Errorf("no line starts with %s and holds %q:\n%s", variable, words, errb.String())
 }
 
 // nonLoopbackAddress is an IPv4 address of this host outside the loopback
@@ -522,17 +529,7 @@ func TestServeExitStatusForASentinelMasterInProtectedMode(t *testing.T) {
 	env["LOCKBOX_REDIS_SENTINEL_ADDRS"] = s.Seeds()
 	env["LOCKBOX_REDIS_SENTINEL_MASTER"] = redistest.SentinelMaster
 	env["LOCKBOX_REDIS_TIMEOUT"] = "5s"
-	var out, errb bytes.Buffer
-	if code := run(ctx, []string{"serve"}, env, &out, &errb); code != exitConfig {
-		t.Fatalf("exit %d, want %d\n%s", code, exitConfig, errb.String())
-	}
-	found := false
-	for line := range strings.Lines(errb.String()) {
-		found = found || strings.HasPrefix(line, "lockbox: LOCKBOX_REDIS_SENTINEL_ADDRS: ") && strings.Contains(line, named) && strings.Contains(line, "DENIED")
-	}
-	if !found {
-		t.Errorf("no line starts with LOCKBOX_REDIS_SENTINEL_ADDRS and names %s refusing in protected mode (DENIED):\n%s", named, errb.String())
-	}
+	serveRefusesInOneLine(t, ctx, env, "LOCKBOX_REDIS_SENTINEL_ADDRS", named, "DENIED")
 }
 
 // A Redis Cluster names its nodes to Lockbox (CLUSTER SLOTS): a node in
@@ -596,17 +593,7 @@ func TestServeExitStatusForAClusterNodeInProtectedMode(t *testing.T) {
 	delete(env, "LOCKBOX_REDIS_URL")
 	env["LOCKBOX_REDIS_CLUSTER_ADDRS"] = c.Seeds()
 	env["LOCKBOX_REDIS_TIMEOUT"] = "5s"
-	var out, errb bytes.Buffer
-	if code := run(ctx, []string{"serve"}, env, &out, &errb); code != exitConfig {
-		t.Fatalf("exit %d, want %d\n%s", code, exitConfig, errb.String())
-	}
-	found := false
-	for line := range strings.Lines(errb.String()) {
-		found = found || strings.HasPrefix(line, "lockbox: LOCKBOX_REDIS_CLUSTER_ADDRS: ") && strings.Contains(line, named) && strings.Contains(line, "DENIED")
-	}
-	if !found {
-		t.Errorf("no line starts with LOCKBOX_REDIS_CLUSTER_ADDRS and names %s refusing in protected mode (DENIED):\n%s", named, errb.String())
-	}
+	serveRefusesInOneLine(t, ctx, env, "LOCKBOX_REDIS_CLUSTER_ADDRS", named, "DENIED")
 }
 
 // A topology setting that names the wrong kind of Redis is refused on
