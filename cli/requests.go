@@ -564,7 +564,8 @@ func (e *env) powershellCommands() []*cobra.Command {
                            time (2026-01-02T15:04:05Z, or as Microsoft writes it in UTC,
                            "2026-01-02 15:04:05z") (also --created-after)
   -RequestId ID            show this request and its history (also --request-id); with
-                           -ApprovalStatus or -CreatedAfter, only if it passes them
+                           -ApprovalStatus or -CreatedAfter, only if it passes them; one id,
+                           not a list
   --tenant T               only this tenant's requests
   --limit N                at most N requests a page (the server's default when 0)
   --cursor C               continue where the previous page ended, or go back to the newer
@@ -594,7 +595,7 @@ Parameter names and values are case-insensitive, as in PowerShell: -approvalstat
 			Long: `Approve or deny a request (managers, tenant approvers), or cancel your own (its requester),
 as PowerShell's Set-AccessToCustomerDataRequest does.
 
-  -RequestId ID            the request (also --request-id)
+  -RequestId ID            the request, one id, not a list (also --request-id)
   -ApprovalDecision D      Approve, Deny or Cancel (also --approval-decision)
   -Comment C               recorded with the decision (also --comment)
   -ServiceName S           decide only if the request is for this service: Microsoft 365's
@@ -739,6 +740,23 @@ func (e *env) psParse(cmd *cobra.Command, fs *flag.FlagSet, argv []string) error
 	return e.checkOutput(cmd)
 }
 
+// oneRequestID returns the one request id of verb's -RequestId, read as
+// its list parameters are (listValues): PowerShell writes an array as
+// values separated by commas, and Microsoft's cmdlets take one request
+// id. An empty value ("a,,b", "$unset,x") or several ids are refused
+// before anything is sent; sent, they came back as the API's 400 for an
+// id that is no UUID (exit 1), as if the server had failed.
+func oneRequestID(verb, v string) (string, error) {
+	ids, err := listValues(v)
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("-RequestId %q holds an empty value: give one request id", v)
+	case len(ids) > 1:
+		return "", fmt.Errorf("-RequestId names %d request ids: %s takes one, so run it once for each", len(ids), verb)
+	}
+	return ids[0], checkName("-RequestId", ids[0])
+}
+
 // errHelpShown ends a run whose help was asked for and printed.
 var errHelpShown = errors.New("help shown")
 
@@ -774,6 +792,10 @@ func (e *env) runGetAlias(cmd *cobra.Command, argv []string) error {
 	}
 	if given(fs, "request-id", "RequestId") {
 		if err := checkName("-RequestId", id); err != nil {
+			return e.usage("%s", err)
+		}
+		var err error
+		if id, err = oneRequestID(cmd.Name(), id); err != nil {
 			return e.usage("%s", err)
 		}
 		// PowerShell's cmdlet takes -RequestId with its other
@@ -864,6 +886,10 @@ func (e *env) runSetAlias(cmd *cobra.Command, argv []string) error {
 		return e.usage("missing -RequestId")
 	}
 	if err := checkName("-RequestId", id); err != nil {
+		return e.usage("%s", err)
+	}
+	id, err := oneRequestID(cmd.Name(), id)
+	if err != nil {
 		return e.usage("%s", err)
 	}
 	var action string
