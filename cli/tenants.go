@@ -258,12 +258,19 @@ func (e *env) showTenant(id string) error {
 // (the tenant's administrators and approvers, and support managers): a 403
 // for either marks that part not visible, in the table and as null in JSON
 // and YAML, rather than failing the whole command. Any other error still
-// fails it.
+// fails it. Both ETags are shown, as "tenant show" and "tenant settings
+// get" show them: this is where an administrator reads the settings before
+// changing them with "tenant settings set --if-match".
 func (e *env) describeTenant() *cobra.Command {
 	return &cobra.Command{
-		Use:               "tenant ID",
-		Aliases:           []string{"tenants"},
-		Short:             "show a tenant's registry entry, settings and approvers",
+		Use:     "tenant ID",
+		Aliases: []string{"tenants"},
+		Short:   "show a tenant's registry entry, settings and approvers",
+		Long: "Show a tenant's registry entry, settings and approvers, as far as you may read them.\n\n" +
+			"The entry's ETag is the ETag: line of the table (the etag field of -o json and -o yaml),\n" +
+			"which \"tenant offboard --if-match\" takes; the settings' is the Settings ETag: line (the\n" +
+			"settings.etag field), which \"tenant settings set --if-match\" takes. Both as the API sent\n" +
+			"them, quotes included.",
 		Args:              args("ID"),
 		ValidArgsFunction: e.firstArgTenant,
 		RunE: func(_ *cobra.Command, pos []string) error {
@@ -271,23 +278,31 @@ func (e *env) describeTenant() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			t, err := c.Tenant(e.ctx, pos[0])
+			t, etag, err := c.TenantETag(e.ctx, pos[0])
 			if err != nil {
 				return err
 			}
+			// The ETags as the API sent them (quotes included), as "tenant
+			// show" and "tenant settings get" print them; none from a
+			// server that sent none.
+			type settingsDoc struct {
+				wire.Settings
+				ETag string `json:"etag,omitempty"`
+			}
 			v := struct {
 				wire.Tenant
-				Settings    *wire.Settings             `json:"settings"`
+				ETag        string                     `json:"etag,omitempty"`
+				Settings    *settingsDoc               `json:"settings"`
 				Approvers   []string                   `json:"approvers"`
 				NotCounting []wire.NotCountingApprover `json:"not_counting,omitempty"`
-			}{Tenant: t}
-			s, err := c.Settings(e.ctx, pos[0])
+			}{Tenant: t, ETag: etag}
+			s, settingsETag, err := c.SettingsETag(e.ctx, pos[0])
 			switch {
 			case err == nil:
 				if s.NotificationAddresses == nil {
 					s.NotificationAddresses = []string{}
 				}
-				v.Settings = &s
+				v.Settings = &settingsDoc{Settings: s, ETag: settingsETag}
 			case !isForbidden(err):
 				return err
 			}
@@ -299,18 +314,23 @@ func (e *env) describeTenant() *cobra.Command {
 				return err
 			}
 			return e.emit(v, nil, func(w io.Writer) error {
-				rows := [][2]string{
-					{"Customer Lockbox:", notVisible},
-					{"Notification addresses:", notVisible},
-					{"Approvers:", notVisible},
+				var rows [][2]string
+				if etag != "" {
+					rows = append(rows, [2]string{"ETag:", cell(etag)})
 				}
+				lockbox, notify := notVisible, notVisible
 				if v.Settings != nil {
-					rows[0][1] = onOff(s.LockboxEnabled)
-					rows[1][1] = cell(strings.Join(s.NotificationAddresses, ", "))
+					lockbox, notify = onOff(s.LockboxEnabled), cell(strings.Join(s.NotificationAddresses, ", "))
 				}
+				rows = append(rows, [2]string{"Customer Lockbox:", lockbox}, [2]string{"Notification addresses:", notify})
+				if v.Settings != nil && settingsETag != "" {
+					rows = append(rows, [2]string{"Settings ETag:", cell(settingsETag)})
+				}
+				approvers := notVisible
 				if v.Approvers != nil {
-					rows[2][1] = cell(strings.Join(v.Approvers, ", "))
+					approvers = cell(strings.Join(v.Approvers, ", "))
 				}
+				rows = append(rows, [2]string{"Approvers:", approvers})
 				if len(v.NotCounting) > 0 {
 					// Assignments that approve nothing are never shown as
 					// approvers: apart, each with why.
