@@ -53,6 +53,9 @@ func TestOffboardIfMatch(t *testing.T) {
 			}
 			var sent []string
 			for _, k := range res.calls {
+				if k.Method == "GET" && k.Path == "/v1/tenants/contoso" && len(c.args) > 0 {
+					continue // --if-match reads the entry first
+				}
 				if k.Method != "POST" || k.Path != path || k.Body != `{"reason":"contract ended"}` {
 					t.Errorf("call %+v, want only POST %s", k, path)
 				}

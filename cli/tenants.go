@@ -36,7 +36,9 @@ func (e *env) tenantCommand() *cobra.Command {
 // the tenant only if nobody changed the entry since (its domains or
 // global administrators, which say whose requests are ended), else nothing
 // is done. Without it the tenant is offboarded whatever its entry is now,
-// as before the flag existed.
+// as before the flag existed. With it the entry is read first, so that a
+// server that does not check If-Match can't turn the condition into an
+// unconditional offboarding.
 func (e *env) offboardCommand() *cobra.Command {
 	var reason, ifMatch string
 	cmd := &cobra.Command{
@@ -61,6 +63,29 @@ func (e *env) offboardCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// One line, in the command's terms: what to run to see the
+			// entry as it is now.
+			changedMsg := fmt.Sprintf("the registry entry of tenant %s changed since the ETag %s was read; nothing was done: run 'lockboxctl tenant show %s' and offboard it with its new ETag if you still mean to", pos[0], etag, pos[0])
+			if etag != "" {
+				// A server that does not check If-Match on an offboarding
+				// (one from before it did, which ignored the header, or
+				// one whose entries have no ETag) offboards the tenant
+				// whatever its entry is now: read the entry first, and
+				// send only what the condition still covers. The server
+				// checks it again in the offboarding's own transaction.
+				cur, curETag, err := c.TenantETag(e.ctx, pos[0])
+				if err != nil {
+					return err
+				}
+				switch {
+				case curETag == "":
+					return fmt.Errorf("the server sent no ETag for the registry entry of tenant %s, so --if-match can't be checked; nothing was done", pos[0])
+				case cur.Offboarded == nil && cur.State != wire.TenantOffboarded && strongETag(etag) && etag != curETag:
+					// An offboarded tenant is sent whatever its ETag: the
+					// server answers a retry with the offboarding done.
+					return &refusedError{msg: changedMsg}
+				}
+			}
 			var t wire.Tenant
 			if etag == "" {
 				t, err = c.Offboard(e.ctx, pos[0], reason)
@@ -68,10 +93,8 @@ func (e *env) offboardCommand() *cobra.Command {
 				t, err = c.OffboardIfMatch(e.ctx, pos[0], reason, etag)
 			}
 			if apiErr, ok := errors.AsType[*client.APIError](err); ok && apiErr.Status == http.StatusPreconditionFailed && apiErr.Code == client.CodeTenantChanged {
-				// One line, in the command's terms: what to run to see
-				// the entry as it is now.
 				changed := *apiErr
-				changed.Message = fmt.Sprintf("the registry entry of tenant %s changed since the ETag %s was read; nothing was done: run 'lockboxctl tenant show %s' and offboard it with its new ETag if you still mean to", pos[0], etag, pos[0])
+				changed.Message = changedMsg
 				return &changed
 			}
 			if err != nil {
@@ -81,7 +104,7 @@ func (e *env) offboardCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&reason, "reason", "", "why the tenant is offboarded (kept in its registry entry and audit log)")
-	cmd.Flags().StringVar(&ifMatch, "if-match", "", `offboard only if the registry entry is still the revision whose ETag 'tenant show' printed ("7" or 7); if anyone changed it since, nothing is done (exit 3)`)
+	cmd.Flags().StringVar(&ifMatch, "if-match", "", `offboard only if the registry entry is still the revision whose ETag 'tenant show' printed ("7" or 7); if anyone changed it since, nothing is done (exit 3); a server that sends no ETag gets no offboarding (exit 1)`)
 	limitChars(cmd.Flags(), "reason", maxOffboardReasonChars)
 	return cmd
 }
@@ -96,6 +119,13 @@ func quoteETag(v string) string {
 		return `"` + v + `"`
 	}
 	return v
+}
+
+// strongETag reports whether v is one strong entity tag ("7"), the only
+// form whose mismatch lockboxctl judges itself; any other (W/"7", *) is
+// the server's to judge.
+func strongETag(v string) bool {
+	return len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' && !strings.Contains(v[1:len(v)-1], `"`)
 }
 
 func (e *env) approverCommand() *cobra.Command {
