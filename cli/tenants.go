@@ -754,7 +754,7 @@ func (e *env) settingsSetCommand() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&lockbox, "lockbox", "", "turn Customer Lockbox on or off; off makes the support manager's approval final")
 	cmd.Flags().Var(&notify, "notify", `replace the notification addresses; --notify "" removes them all`)
-	cmd.Flags().StringVar(&ifMatch, "if-match", "", `change them only if they are still the revision whose ETag 'tenant settings get' printed ("3" or 3); if anyone changed them since, nothing is saved (exit 3)`)
+	cmd.Flags().StringVar(&ifMatch, "if-match", "", `change them only if they are still the revision whose ETag 'tenant settings get' printed ("3" or 3); if anyone changed them since, nothing is saved (exit 3); a server that sends no ETag gets no change (exit 1)`)
 	_ = cmd.RegisterFlagCompletionFunc("lockbox", cobra.FixedCompletions([]string{"on", "off"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
