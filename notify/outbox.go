@@ -171,6 +171,10 @@ func triesKey(tenant, id, recipient string) string {
 // were logged and counted, so that each is told of once per entry.
 func droppedKey(tenant, id string) string { return keys.OutboxSent(tenant, id, "dropped") }
 
+// goneKey marks the re-driven entry whose recipients it no longer has
+// were logged, so that each is told of once per entry.
+func goneKey(tenant, id string) string { return keys.OutboxSent(tenant, id, "gone") }
+
 // notBeforeKey holds when one recipient of one entry may be tried again
 // (Unix milliseconds), as its receiver asked (Retry-After).
 func notBeforeKey(tenant, id, recipient string) string {

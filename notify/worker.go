@@ -676,7 +676,10 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 		return w.failed(ctx, t, m.ID, raw, attempts+1, errors.As(err, new(permanentError)), err, 0, only, channels)
 	}
 	if ev.Redrive != nil {
-		targets, dropped = w.redriven(ctx, t, m.ID, ev, targets, attempts), nil
+		if targets, err = w.redriven(ctx, t, m.ID, ev, targets, attempts); err != nil {
+			return false, err
+		}
+		dropped = nil
 	}
 	if attempts == 0 && len(dropped) > 0 {
 		// Told once per entry, not on every retry of its other
@@ -940,8 +943,11 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 // by its place in the configured list). A recipient that is no longer
 // among the event's (an address since corrected or removed, an approver
 // no longer assigned, an ask the request no longer needs) gets nothing,
-// which is logged once.
-func (w *Worker) redriven(ctx context.Context, t, id string, ev Event, targets []target, attempts int) []target {
+// which is logged once per entry: not again on every visit of an entry
+// that comes round with no attempt on record (its other recipients waited
+// for their receiver's Retry-After, or for another replica sending to
+// them), nor by a replica that took it over.
+func (w *Worker) redriven(ctx context.Context, t, id string, ev Event, targets []target, attempts int) ([]target, error) {
 	var out []target
 	for _, tg := range targets {
 		if slices.ContainsFunc(ev.Redrive.Recipients, func(r string) bool { return strings.EqualFold(r, tg.name) }) {
@@ -949,15 +955,29 @@ func (w *Worker) redriven(ctx context.Context, t, id string, ev Event, targets [
 		}
 	}
 	if attempts > 0 {
-		return out
+		return out, nil
 	}
+	var gone []string
 	for _, r := range ev.Redrive.Recipients {
 		if !slices.ContainsFunc(out, func(tg target) bool { return strings.EqualFold(r, tg.name) }) {
-			w.cfg.Logger.InfoContext(ctx, "re-driven notification not sent to a recipient it no longer has", "tenant", t, "entry", id,
-				"kind", ev.Kind, "request_id", ev.Request.ID, "dead_letter", ev.Redrive.DeadLetter, "recipient", r)
+			gone = append(gone, r)
 		}
 	}
-	return out
+	if len(gone) == 0 {
+		return out, nil
+	}
+	first, err := w.cfg.Redis.SetNX(ctx, goneKey(t, id), 1, sentTTL).Result()
+	if err != nil {
+		return nil, fmt.Errorf("notify: mark the recipients re-driven entry %s no longer has told: %w", id, err)
+	}
+	if !first {
+		return out, nil
+	}
+	for _, r := range gone {
+		w.cfg.Logger.InfoContext(ctx, "re-driven notification not sent to a recipient it no longer has", "tenant", t, "entry", id,
+			"kind", ev.Kind, "request_id", ev.Request.ID, "dead_letter", ev.Redrive.DeadLetter, "recipient", r)
+	}
+	return out, nil
 }
 
 // What askGate finds.
