@@ -815,6 +815,18 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 			// recipient asked to decide a request that is gone.
 			_ = w.askSettle(context.WithoutCancel(ctx), tg.ask, false)
 		}
+		if err != nil && ctx.Err() != nil {
+			// The replica is stopping (its jobs' context ended) and cut
+			// the send: no failure of the receiver's, so neither logged as
+			// undelivered nor counted as an error, which every rolling
+			// restart would show, and no attempt is spent. The recipient
+			// is freed; the entry stays pending, for this replica's next
+			// start or another replica to take over.
+			rdb.Del(context.WithoutCancel(ctx), mk)
+			w.cfg.Logger.InfoContext(ctx, "notification send stopped with the replica; it is sent again", "tenant", t, "entry", m.ID,
+				"kind", ev.Kind, "request_id", ev.Request.ID, "channel", tg.channel)
+			return false, ctx.Err()
+		}
 		if err != nil {
 			result, level, msg := "error", slog.LevelWarn, "notification not delivered"
 			if errors.As(err, new(misconfiguredError)) {
