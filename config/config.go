@@ -303,7 +303,7 @@ type Config struct {
 	AuditReads          int `env:"AUDIT_READS" envDefault:"16" desc:"how many audit exports and verifications all users together run at once on a replica, so that many can't exhaust Redis (at least LOCKBOX_AUDIT_READS_PER_CALLER); one more is refused with 429 too_many_reads"`
 	// AuditRetention is how long audit records are kept; 0 keeps them
 	// forever. Trimming keeps the hash chain verifiable.
-	AuditRetention time.Duration `env:"AUDIT_RETENTION" envDefault:"0s" desc:"how long audit records are kept, e.g. 8760h; 0 keeps them forever. At least 24h: a request lives up to 16 hours, and its records outlast it (trimming keeps the hash chain verifiable)"`
+	AuditRetention time.Duration `env:"AUDIT_RETENTION" envDefault:"0s" desc:"how long audit records are kept, e.g. 8760h; 0 keeps them forever. At least 24h, so that the records of a request's decisions and of its access outlast it: a request lives up to 28 hours, 12 at each of its two approval stages and 4 of access, so the record of its filing may go first. Trimming keeps the hash chain verifiable"`
 	// RequestRetention is how long an ended request, with its history (who
 	// decided, from which address, their comments), is kept after it
 	// ended; 0 keeps requests forever. Audit records name requests, so it
@@ -1358,11 +1358,13 @@ func varErr(field, format string, args ...any) error {
 	return &VarError{Var: varName(field), Err: fmt.Errorf(format, args...)}
 }
 
-// minAuditRetention is the shortest LOCKBOX_AUDIT_RETENTION: a request
-// lives up to 12 hours waiting for its decisions and 4 hours of access
-// after, and its records must outlast it; a shorter retention (or a typo:
-// "1ns") would trim the records of access still going on at the next
-// sweep, gone for good.
+// minAuditRetention is the shortest LOCKBOX_AUDIT_RETENTION: a request's
+// manager decides within 12 hours, its tenant within 12 more and its
+// access lasts up to 4 hours after, so a day keeps the records of its
+// decisions and access until it ends (the record of its filing, up to 28
+// hours before, may go first); a shorter retention (or a typo: "1ns")
+// would trim the records of access still going on at the next sweep,
+// gone for good.
 const minAuditRetention = 24 * time.Hour
 
 // minRequestRetention is the shortest LOCKBOX_REQUEST_RETENTION: a
