@@ -303,7 +303,7 @@ type Config struct {
 	AuditReads          int `env:"AUDIT_READS" envDefault:"16" desc:"how many audit exports and verifications all users together run at once on a replica, so that many can't exhaust Redis (at least LOCKBOX_AUDIT_READS_PER_CALLER); one more is refused with 429 too_many_reads"`
 	// AuditRetention is how long audit records are kept; 0 keeps them
 	// forever. Trimming keeps the hash chain verifiable.
-	AuditRetention time.Duration `env:"AUDIT_RETENTION" envDefault:"0s" desc:"how long audit records are kept, e.g. 8760h; 0 keeps them forever. At least 24h, so that the records of a request's decisions and of its access outlast it: a request lives up to 28 hours, 12 at each of its two approval stages and 4 of access, so the record of its filing may go first. Trimming keeps the hash chain verifiable"`
+	AuditRetention time.Duration `env:"AUDIT_RETENTION" envDefault:"0s" desc:"how long audit records are kept, e.g. 8760h; 0 keeps them forever. At least 28h, so that every record of a request, its filing first, outlasts it: a request lives up to 28 hours, 12 at each of its two approval stages and 4 of access. Trimming keeps the hash chain verifiable"`
 	// RequestRetention is how long an ended request, with its history (who
 	// decided, from which address, their comments), is kept after it
 	// ended; 0 keeps requests forever. Audit records name requests, so it
@@ -1360,12 +1360,12 @@ func varErr(field, format string, args ...any) error {
 
 // minAuditRetention is the shortest LOCKBOX_AUDIT_RETENTION: a request's
 // manager decides within 12 hours, its tenant within 12 more and its
-// access lasts up to 4 hours after, so a day keeps the records of its
-// decisions and access until it ends (the record of its filing, up to 28
-// hours before, may go first); a shorter retention (or a typo: "1ns")
-// would trim the records of access still going on at the next sweep,
-// gone for good.
-const minAuditRetention = 24 * time.Hour
+// access lasts up to 4 hours after, so 28 hours keep every record of a
+// request, its filing first, until it ends. A shorter retention trimmed
+// the filing record (who asked, and why) of access still going on; a typo
+// ("1ns") would trim the records of all of it at the next sweep, gone for
+// good.
+const minAuditRetention = 28 * time.Hour
 
 // minRequestRetention is the shortest LOCKBOX_REQUEST_RETENTION: a
 // shorter one would delete a request while those who took part in it may

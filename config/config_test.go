@@ -428,17 +428,17 @@ func TestDeadlinesAreBounded(t *testing.T) {
 }
 
 // TestAuditRetentionFloor: an audit retention shorter than a request's
-// life (12 hours pending, 4 of access), a typo such as "1ns" above all,
-// would trim the records of access still going on at the next sweep; it
-// is refused, and 0 still keeps records forever.
+// life (12 hours at each approval stage, 4 of access), a typo such as
+// "1ns" above all, would trim the records of access still going on at the
+// next sweep; it is refused, and 0 still keeps records forever.
 func TestAuditRetentionFloor(t *testing.T) {
-	for _, v := range []string{"1ns", "1h", "16h", "23h59m59s"} {
+	for _, v := range []string{"1ns", "1h", "16h", "24h", "27h59m59s"} {
 		_, err := Load(map[string]string{"LOCKBOX_AUDIT_RETENTION": v})
-		if err == nil || !strings.HasPrefix(err.Error(), "LOCKBOX_AUDIT_RETENTION: must be at least 24h0m0s (or 0, to keep audit records forever)") {
-			t.Errorf("LOCKBOX_AUDIT_RETENTION=%s: %v, want refused below 24h", v, err)
+		if err == nil || !strings.HasPrefix(err.Error(), "LOCKBOX_AUDIT_RETENTION: must be at least 28h0m0s (or 0, to keep audit records forever)") {
+			t.Errorf("LOCKBOX_AUDIT_RETENTION=%s: %v, want refused below 28h", v, err)
 		}
 	}
-	for v, want := range map[string]time.Duration{"0": 0, "24h": 24 * time.Hour, "8760h": 8760 * time.Hour} {
+	for v, want := range map[string]time.Duration{"0": 0, "28h": 28 * time.Hour, "8760h": 8760 * time.Hour} {
 		c, err := Load(map[string]string{"LOCKBOX_AUDIT_RETENTION": v})
 		if err != nil {
 			t.Errorf("LOCKBOX_AUDIT_RETENTION=%s: %v", v, err)

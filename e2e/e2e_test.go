@@ -588,9 +588,9 @@ func counterOf(t *testing.T, reg *prometheus.Registry, name, reason, service str
 // TestAuditRetention: the server's sweep trims records past
 // LOCKBOX_AUDIT_RETENTION and the rest of the chain still verifies.
 func TestAuditRetention(t *testing.T) {
-	w := start(t, "LOCKBOX_AUDIT_RETENTION", "24h")
+	w := start(t, "LOCKBOX_AUDIT_RETENTION", "28h")
 	w.create("operator")
-	w.clock.Advance(25 * time.Hour)
+	w.clock.Advance(29 * time.Hour)
 	w.ok("admin", nil, "approver", "add", "contoso", users["approver"].Subject)
 	// The sweeper runs every 10ms of real time; wait for it to trim.
 	deadline := time.Now().Add(5 * time.Second)

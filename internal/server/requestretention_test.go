@@ -41,7 +41,7 @@ func (h signalHandler) WithGroup(string) slog.Handler      { return h }
 // the jobs' sweep deletes a request that ended longer ago than it.
 func TestSweepAppliesRequestRetention(t *testing.T) {
 	seen := make(chan struct{}, 1)
-	lb := start(t, map[string]string{"LOCKBOX_REQUEST_RETENTION": "24h", "LOCKBOX_AUDIT_RETENTION": "24h",
+	lb := start(t, map[string]string{"LOCKBOX_REQUEST_RETENTION": "28h", "LOCKBOX_AUDIT_RETENTION": "28h",
 		"LOCKBOX_UPSTREAMS": "exchange=http://127.0.0.1:1"},
 		func(o *server.Options) {
 			o.SweepInterval = 10 * time.Millisecond
@@ -57,13 +57,13 @@ func TestSweepAppliesRequestRetention(t *testing.T) {
 	if _, err := lb.srv.Requests.Act(ctx, r.ID, grants.ActionCancel, op, ""); err != nil {
 		t.Fatal(err)
 	}
-	lb.clk.Advance(25 * time.Hour)
+	lb.clk.Advance(29 * time.Hour)
 	// The deadline only bounds a failure: a sweep that never applies
 	// request retention never logs it.
 	select {
 	case <-seen:
 	case <-time.After(30 * time.Second):
-		t.Fatal("no sweep applied request retention 30s after the request was a day and an hour past its end")
+		t.Fatal("no sweep applied request retention 30s after the request was an hour past the retention")
 	}
 	if _, err := lb.srv.Requests.Get(ctx, manager, r.ID); !errors.Is(err, grants.ErrNotFound) {
 		t.Errorf("Get of a request past retention: %v, want not found", err)
@@ -75,7 +75,7 @@ func TestSweepAppliesRequestRetention(t *testing.T) {
 // on, not an hour: a backlog goes a run a minute until it is gone.
 func TestSweepGoesOnWithARetentionBacklog(t *testing.T) {
 	seen := make(chan struct{}, 1)
-	lb := start(t, map[string]string{"LOCKBOX_REQUEST_RETENTION": "24h", "LOCKBOX_AUDIT_RETENTION": "24h",
+	lb := start(t, map[string]string{"LOCKBOX_REQUEST_RETENTION": "28h", "LOCKBOX_AUDIT_RETENTION": "28h",
 		"LOCKBOX_UPSTREAMS": "exchange=http://127.0.0.1:1"},
 		func(o *server.Options) {
 			o.SweepInterval = 10 * time.Millisecond
@@ -96,7 +96,7 @@ func TestSweepGoesOnWithARetentionBacklog(t *testing.T) {
 		}
 		ids = append(ids, r.ID)
 	}
-	lb.clk.Advance(25 * time.Hour)
+	lb.clk.Advance(29 * time.Hour)
 	for run := 1; run <= len(ids); run++ {
 		// The deadline only bounds a failure: a run an hour on never
 		// comes, the clock being moved a minute only.
@@ -143,7 +143,7 @@ func TestSweepDeletesDeadLettersWithTheirRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 	dead, deleted := make(chan struct{}, 1), make(chan struct{}, 1)
-	lb := start(t, map[string]string{"LOCKBOX_REQUEST_RETENTION": "24h", "LOCKBOX_AUDIT_RETENTION": "24h",
+	lb := start(t, map[string]string{"LOCKBOX_REQUEST_RETENTION": "28h", "LOCKBOX_AUDIT_RETENTION": "28h",
 		"LOCKBOX_UPSTREAMS":    "exchange=http://127.0.0.1:1",
 		"LOCKBOX_WEBHOOK_URLS": gone.URL, "LOCKBOX_WEBHOOK_SECRET_FILE": secret},
 		func(o *server.Options) {
@@ -182,11 +182,11 @@ func TestSweepDeletesDeadLettersWithTheirRequest(t *testing.T) {
 			t.Fatalf("%d dead letters 30s on, want the filing's and the cancellation's", len(ls))
 		}
 	}
-	lb.clk.Advance(25 * time.Hour)
+	lb.clk.Advance(29 * time.Hour)
 	select {
 	case <-deleted:
 	case <-time.After(30 * time.Second):
-		t.Fatal("no sweep applied request retention 30s after the request was a day and an hour past its end")
+		t.Fatal("no sweep applied request retention 30s after the request was an hour past the retention")
 	}
 	ls, err := letters.List(ctx, "contoso")
 	if err != nil {
