@@ -368,6 +368,13 @@ func operationCases() []answerCase {
 		corrupt(e, keys.Request("contoso", strings.TrimPrefix(p, "/v1/requests/")))
 		return p
 	}
+	// contended is a filed request whose every transaction then meets a
+	// concurrent change of the tenant's registry entry.
+	contended := func(e *env) string {
+		p := filed(e)
+		concurrently(keys.Tenant("contoso"))(e)
+		return p
+	}
 	brokenTenant := func(e *env) { corrupt(e, keys.Tenant("contoso")) }
 	brokenSettings := func(e *env) { corrupt(e, keys.Settings("contoso")) }
 	stale := withHeader("If-Match", `"999"`)
@@ -379,6 +386,7 @@ func operationCases() []answerCase {
 		{op: create, name: "tenant not onboarded", status: 404, code: "tenant_not_found", call: as(alice, "POST", "/v1/requests", createBody("nosuchtenant", "exchange"), nil)},
 		{op: create, name: "open request exists", status: 409, code: "open_request_exists", call: as(alice, "POST", "/v1/requests", createBody("contoso", "exchange"), func(e *env) { filed(e) })},
 		{op: create, name: "tenant entry unreadable", status: 500, code: "record_unreadable", call: as(alice, "POST", "/v1/requests", createBody("contoso", "exchange"), brokenTenant)},
+		{op: create, name: "concurrent changes", status: 409, code: "conflict", call: as(alice, "POST", "/v1/requests", createBody("contoso", "exchange"), concurrently(keys.Tenant("contoso")))},
 
 		{op: list, name: "bad state", status: 400, code: "invalid_state", call: as(mia, "GET", "/v1/requests?state=bogus", nil, nil)},
 		{op: list, name: "another tenant's", status: 403, code: "forbidden", call: as(contosoAdmin, "GET", "/v1/requests?tenant=fabrikam", nil, nil)},
@@ -399,6 +407,7 @@ func operationCases() []answerCase {
 		{op: approve, name: "no such request", status: 404, code: "not_found", call: as(mia, "POST", "/v1/requests/"+absentID+"/approve", nil, nil)},
 		{op: approve, name: "canceled", status: 409, code: "invalid_transition", call: onFiled(mia, "POST", "/approve", nil, canceled)},
 		{op: approve, name: "record unreadable", status: 500, code: "record_unreadable", call: onFiled(mia, "POST", "/approve", nil, unreadable)},
+		{op: approve, name: "concurrent changes", status: 409, code: "conflict", call: onFiled(mia, "POST", "/approve", nil, contended)},
 
 		{op: deny, name: "comment not text", status: 400, code: "invalid_json", call: onFiled(mia, "POST", "/deny", `{"comment":7}`, filed)},
 		{op: deny, name: "an operator denies", status: 403, code: "forbidden", call: onFiled(alice, "POST", "/deny", nil, filed)},

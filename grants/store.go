@@ -250,6 +250,13 @@ func (s *Store) Create(ctx context.Context, actor Actor, in CreateInput) (Reques
 			break
 		}
 	}
+	if errors.Is(err, redis.TxFailedErr) {
+		// Every try lost to a change that committed meanwhile: Redis
+		// answered each time, so this is the conflict an action on a
+		// request reports in the same case (commit), not the store being
+		// unavailable, which sends an SRE to look at a healthy Redis.
+		return Request{}, newErr(ErrConflict, "conflict", "request not filed: tenant %s, or your last request for %s there, changed concurrently each time; retry", r.Tenant, r.Service)
+	}
 	if err != nil {
 		return Request{}, s.storeErr("create", err)
 	}
