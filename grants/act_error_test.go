@@ -3,11 +3,13 @@ package grants_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/grants"
 )
 
@@ -74,4 +76,40 @@ type failingDirectory struct{ grants.TenantDirectory }
 
 func (failingDirectory) LockboxEnabled(context.Context, string) (bool, error) {
 	return false, errors.New("directory unavailable")
+}
+
+// TestLockboxActionsAreNoUsersActions: filing is Create's, and expiring
+// and completing are Lockbox's own, taken when time says so. Act and
+// CanAct refuse them from anyone (400 invalid_action) and write nothing:
+// a request ends at its deadline, not when someone asks for its end.
+func TestLockboxActionsAreNoUsersActions(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	r := e.create(t, time.Hour)
+	e.act(t, r.ID, grants.ActionApprove, manager)
+	e.act(t, r.ID, grants.ActionApprove, globalAdmin)
+	for _, act := range []grants.Action{grants.ActionCreate, grants.ActionExpire, grants.ActionComplete} {
+		for _, by := range []grants.Actor{operator, manager, globalAdmin} {
+			if err := e.store.CanAct(ctx, by.Principal, r.ID, act); !errors.Is(err, grants.ErrInvalid) || codeOf(err) != "invalid_action" {
+				t.Errorf("CanAct %s by %s: %v, want invalid_action", act, by.Principal.Subject, err)
+			}
+			if _, err := e.store.Act(ctx, r.ID, act, by, ""); !errors.Is(err, grants.ErrInvalid) || codeOf(err) != "invalid_action" {
+				t.Errorf("Act %s by %s: %v, want invalid_action", act, by.Principal.Subject, err)
+			}
+		}
+	}
+	got, err := e.store.Get(ctx, manager.Principal, r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State != grants.StateApproved || len(got.History) != 3 {
+		t.Fatalf("request %s with %d events, want it approved as it was", got.State, len(got.History))
+	}
+	if _, err := e.store.Grant(ctx, "contoso", "alice", "exchange"); err != nil {
+		t.Fatalf("grant after the refused actions: %v", err)
+	}
+	want := []string{record.OpNewRequest, record.OpManagerDecision, record.OpTenantDecision}
+	if got := ops(t, e, r.ID); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("audit of %s = %v, want %v", r.ID, got, want)
+	}
 }

@@ -80,3 +80,62 @@ func TestRetryAfterTheRequestMovedOn(t *testing.T) {
 	e.clock.Advance(grants.DecisionWindow)
 	conflict(r.ID, grants.ActionApprove, manager, grants.StateExpired)
 }
+
+// TestRetriedEndIsANoOp: a cancellation or a revocation whose reply was
+// lost is retried by whoever took it, and answers with the request as it
+// is, without a second history entry or audit record, even once the
+// window the grant had has passed. Another person taking the same ending
+// after it is no retry: they are told the request's state (409), and
+// nothing is written either.
+func TestRetriedEndIsANoOp(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	mike := who("mike", "", identity.RoleSupportManager)
+	retry := func(id string, act grants.Action, by grants.Actor, want grants.State, events int) {
+		t.Helper()
+		got, err := e.store.Act(ctx, id, act, by, "again")
+		if err != nil {
+			t.Fatalf("%s retried by %s: %v", act, by.Principal.Subject, err)
+		}
+		if got.State != want || len(got.History) != events {
+			t.Fatalf("%s retried by %s: %s with %d events, want %s with %d", act, by.Principal.Subject, got.State, len(got.History), want, events)
+		}
+	}
+	conflict := func(id string, act grants.Action, by grants.Actor, want grants.State) {
+		t.Helper()
+		_, err := e.store.Act(ctx, id, act, by, "")
+		if te, ok := errors.AsType[*grants.TransitionError](err); !ok || te.State != want {
+			t.Fatalf("%s by %s: %v, want a TransitionError naming %s", act, by.Principal.Subject, err, want)
+		}
+	}
+
+	r := e.create(t, time.Hour)
+	e.act(t, r.ID, grants.ActionCancel, operator)
+	retry(r.ID, grants.ActionCancel, operator, grants.StateCanceled, 2)
+	e.clock.Advance(grants.DecisionWindow)
+	retry(r.ID, grants.ActionCancel, operator, grants.StateCanceled, 2)
+	want := []string{record.OpNewRequest, record.OpCancelRequest}
+	if got := ops(t, e, r.ID); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("audit of %s = %v, want %v", r.ID, got, want)
+	}
+
+	r = e.create(t, time.Hour)
+	e.act(t, r.ID, grants.ActionApprove, manager)
+	e.act(t, r.ID, grants.ActionApprove, globalAdmin)
+	if err := e.tenants.AddApprover(ctx, globalAdmin.Principal, "203.0.113.1", "contoso", approver.Principal.Subject); err != nil {
+		t.Fatal(err)
+	}
+	e.act(t, r.ID, grants.ActionRevoke, approver)
+	retry(r.ID, grants.ActionRevoke, approver, grants.StateRevoked, 4)
+	conflict(r.ID, grants.ActionRevoke, globalAdmin, grants.StateRevoked)
+	conflict(r.ID, grants.ActionRevoke, mike, grants.StateRevoked)
+	e.clock.Advance(time.Hour)
+	retry(r.ID, grants.ActionRevoke, approver, grants.StateRevoked, 4)
+	want = []string{record.OpNewRequest, record.OpManagerDecision, record.OpTenantDecision, record.OpRevokeAccess}
+	if got := ops(t, e, r.ID); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("audit of %s = %v, want %v", r.ID, got, want)
+	}
+	if _, err := e.store.Grant(ctx, "contoso", "alice", "exchange"); !errors.Is(err, grants.ErrNotFound) {
+		t.Fatalf("grant after the revocation and its retries: %v", err)
+	}
+}
