@@ -109,3 +109,54 @@ func TestSelfApprovalIsTheLifecyclesRule(t *testing.T) {
 		t.Errorf("another tenant's admin: SelfApproval = %v, %v; want Get's refusal %v", took, err, getErr)
 	}
 }
+
+// TestOnlyTheRequesterCancels: withdrawing a request is a right, and
+// rights follow the user id exactly as the provider's token spells it
+// (Filed), unlike the two-person rule's refusals. The engineer's id in
+// another case, even on a manager who sees every request, and the
+// engineer's id signed in by the tenant's identity provider, who sees the
+// tenant's requests, are refused (403); an operator whose own index does
+// not hold the request is told it is not found. Nothing is written; the
+// engineer then cancels it.
+func TestOnlyTheRequesterCancels(t *testing.T) {
+	ctx := context.Background()
+	engineer := who("alice@contoso.example", "", identity.RoleOperator)
+	e := newEnv(t)
+	r, err := e.store.Create(ctx, engineer, grants.CreateInput{
+		Tenant: "contoso", Service: "exchange", ServiceRequest: "SR-9", Reason: "repair", Duration: grants.Duration(time.Hour),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := []struct {
+		name  string
+		actor grants.Actor
+		kind  error
+	}{
+		{"the engineer's id in another case, as a manager", who("Alice@Contoso.example", "", identity.RoleOperator, identity.RoleSupportManager), grants.ErrForbidden},
+		{"the engineer's id in another case, as an operator", who("ALICE@contoso.example", "", identity.RoleOperator), grants.ErrNotFound},
+		{"the engineer's id as the tenant's global admin", who("alice@contoso.example", "contoso", identity.RoleGlobalAdmin), grants.ErrForbidden},
+		{"the tenant's global admin", globalAdmin, grants.ErrForbidden},
+		{"a support manager", manager, grants.ErrForbidden},
+	}
+	for stage := range 2 {
+		if stage == 1 {
+			r = e.act(t, r.ID, grants.ActionApprove, manager)
+		}
+		for _, tc := range refused {
+			if err := e.store.CanAct(ctx, tc.actor.Principal, r.ID, grants.ActionCancel); !errors.Is(err, tc.kind) {
+				t.Errorf("%s, at %s: CanAct: %v, want %v", tc.name, r.State, err, tc.kind)
+			}
+			if _, err := e.store.Act(ctx, r.ID, grants.ActionCancel, tc.actor, ""); !errors.Is(err, tc.kind) {
+				t.Errorf("%s, at %s: %v, want %v", tc.name, r.State, err, tc.kind)
+			}
+		}
+	}
+	got, err := e.store.Get(ctx, manager.Principal, r.ID)
+	if err != nil || got.State != grants.StatePendingCustomer || len(got.History) != 2 {
+		t.Fatalf("after the refused cancellations: %s with %d events, %v; want pending_customer with 2", got.State, len(got.History), err)
+	}
+	if got = e.act(t, r.ID, grants.ActionCancel, engineer); got.State != grants.StateCanceled {
+		t.Fatalf("canceled by the engineer: state %s", got.State)
+	}
+}
