@@ -236,3 +236,61 @@ func TestSwitchOnLeavesNewerRequestEndedByTime(t *testing.T) {
 		t.Errorf("the manager-only grant after the switch: %v, want none", err)
 	}
 }
+
+// TestFilingAfterNewerRequestEndedByTime: filing the engineer's next
+// request records the end of their previous one for the same tenant and
+// service when time has ended it and no sweep has yet, since the new
+// request takes over its open marker and grant key. When a newer replica
+// wrote that previous request, recording its end would drop the fields
+// this version does not know: filing is refused (503, to be retried, by
+// then likely on an upgraded replica), and nothing is written, neither
+// the end nor the new request. Once the request is one this version
+// knows, filing goes ahead and records the end.
+func TestFilingAfterNewerRequestEndedByTime(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.setLockbox(t, globalAdmin, false)
+	prev := e.create(t, time.Hour)
+	e.act(t, prev.ID, grants.ActionApprove, manager)
+	k := keys.Request("contoso", prev.ID)
+	stored, err := e.rdb.Get(ctx, k).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	newer := strings.TrimSuffix(stored, "}") + `,"source_ips":["198.51.100.7/32"]}`
+	if err := e.rdb.Set(ctx, k, newer, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(time.Hour) // prev's window is over, not yet swept
+
+	in := grants.CreateInput{Tenant: "contoso", Service: "exchange", ServiceRequest: "SR-8", Reason: "repair", Duration: grants.Duration(time.Hour)}
+	if _, err := e.store.Create(ctx, operator, in); !errors.Is(err, grants.ErrUnavailable) {
+		t.Fatalf("filing over the newer request ended by time: %v, want it refused as unavailable", err)
+	}
+	if got, err := e.rdb.Get(ctx, k).Result(); err != nil || got != newer {
+		t.Fatalf("the newer request is stored as %s (%v), want it untouched", got, err)
+	}
+	if id, err := e.rdb.Get(ctx, keys.Open("contoso", "alice", "exchange")).Result(); err != nil || id != prev.ID {
+		t.Fatalf("open marker = %q (%v), want the previous request's", id, err)
+	}
+	if n, err := e.rdb.ZCard(ctx, keys.TenantRequests("contoso")).Result(); err != nil || n != 1 {
+		t.Fatalf("the tenant's index holds %d requests (%v), want the previous one alone", n, err)
+	}
+	if got := ops(t, e, prev.ID); len(got) != 2 {
+		t.Fatalf("audit of the previous request = %v, want its filing and approval alone", got)
+	}
+
+	if err := e.rdb.Set(ctx, k, stored, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	next, err := e.store.Create(ctx, operator, in)
+	if err != nil {
+		t.Fatalf("filing once the previous request is one this version knows: %v", err)
+	}
+	if got, err := e.store.Get(ctx, manager.Principal, prev.ID); err != nil || got.State != grants.StateCompleted {
+		t.Fatalf("the previous request after the filing: %s, %v, want completed", got.State, err)
+	}
+	if id, err := e.rdb.Get(ctx, keys.Open("contoso", "alice", "exchange")).Result(); err != nil || id != next.ID {
+		t.Fatalf("open marker = %q (%v), want the new request's", id, err)
+	}
+}
