@@ -200,6 +200,12 @@ func parseHMACSecret(b []byte, path string) (*keySet, error) {
 	if len(secret) < minHMACSecret {
 		return nil, fmt.Errorf("hmac secret %s: %d bytes, need at least %d", path, len(secret), minHMACSecret)
 	}
+	// White space around the secret counts for nothing: a file of spaces
+	// (an editor's indentation, a template left empty) or a short secret
+	// padded with them is a key anyone can guess, refused as the shortest.
+	if n := len(bytes.TrimSpace(secret)); n < minHMACSecret {
+		return nil, fmt.Errorf("hmac secret %s: %d bytes besides white space, need at least %d", path, n, minHMACSecret)
+	}
 	// A JWKS, a JWK or a PEM key here is a key file named by the wrong
 	// setting. Used as a secret, it would let anyone who can read those
 	// public keys (the identity provider publishes them) MAC tokens that

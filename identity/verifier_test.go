@@ -729,6 +729,8 @@ func TestNewVerifierRejectsBadKeyFiles(t *testing.T) {
 		{name: "only an encryption key", jwks: []jose.JSONWebKey{{Key: &keys.rsa.PublicKey, KeyID: "enc", Use: "enc"}}, wantErr: "no usable signing keys"},
 		{name: "only unsupported algorithms", jwks: []jose.JSONWebKey{{Key: &keys.rsa.PublicKey, KeyID: "ps", Algorithm: "PS256"}, {Key: p384.Public(), KeyID: "p384"}}, wantErr: "no usable signing keys"},
 		{name: "hmac secret too short", hmac: true, raw: strings.Repeat("k", 31) + "\n", wantErr: "need at least 32"},
+		{name: "hmac secret of white space", hmac: true, raw: strings.Repeat(" ", 40) + "\n", wantErr: "0 bytes besides white space, need at least 32"},
+		{name: "hmac secret padded with white space", hmac: true, raw: "\t" + strings.Repeat("k", 8) + strings.Repeat(" ", 30) + "\n", wantErr: "8 bytes besides white space, need at least 32"},
 		// Public keys named as the HMAC secret (a swapped setting): anyone
 		// who can read them could MAC tokens with them, which is
 		// algorithm confusion set up by the configuration.
