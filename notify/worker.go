@@ -231,14 +231,16 @@ func NewWorker(cfg Config) (*Worker, error) {
 	if err := cfg.CheckAndSetDefaults(); err != nil {
 		return nil, err
 	}
+	w := &Worker{cfg: cfg, told: map[string]bool{}}
 	group, err := streamgroup.New(streamgroup.Config{
 		Redis: cfg.Redis, Group: Group, Consumer: cfg.Consumer, ClaimAfter: cfg.ClaimAfter,
 		ForgetAfter: cfg.ForgetAfter, Batch: int64(cfg.Batch), Logger: cfg.Logger,
+		Expected: w.backingOff,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("notify: %w", err)
 	}
-	w := &Worker{cfg: cfg, group: group, told: map[string]bool{}}
+	w.group = group
 	switch {
 	case cfg.mailer != nil:
 		w.mailer = cfg.mailer

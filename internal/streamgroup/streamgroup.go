@@ -2,8 +2,9 @@
 // group: the reading loop the SIEM forwarder (audit) and the notification
 // worker (notify) share. One visit of a stream reads, in order, the
 // consumer's own pending entries, the entries another consumer left pending
-// for too long (it died), and new entries, and hands each batch to the
-// caller, who acknowledges what it finished.
+// for too long (it died or stalled, or keeps them pending on purpose: see
+// Config.Expected), and new entries, and hands each batch to the caller,
+// who acknowledges what it finished.
 //
 // Delivery is at least once: an entry stays pending until the caller
 // acknowledges it, and a consumer that dies with pending entries has them
@@ -27,6 +28,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"sync"
 	"time"
 
@@ -78,8 +80,29 @@ type Config struct {
 	// over the entries idle for ClaimAfter, this consumer's own among
 	// them, which restarts their idle time.
 	KeepIdle bool
+	// Expected, when set, reports for each entry a visit takes over from
+	// another consumer whether that consumer left it pending on purpose
+	// (a retry backing off for longer than ClaimAfter): a routine
+	// handover, logged at debug. The others are logged at info, naming
+	// the consumers that held them: those died or stalled with the
+	// entries in hand. A missing or false answer counts as not expected,
+	// so that a dead replica is never hidden. Entries taken back from
+	// this consumer itself (KeepIdle) are logged at debug and not asked
+	// about.
+	Expected func(ctx context.Context, stream string, taken []Taken) []bool
 	// Logger; discards when nil.
 	Logger *slog.Logger
+}
+
+// Taken is an entry a visit took over from another consumer, as the
+// pending list showed it just before: who held it, and how long Redis had
+// seen it idle there since that consumer last read it.
+type Taken struct {
+	ID string
+	// Consumer held the entry; "" when the pending list no longer showed
+	// it (the entry changed hands in between).
+	Consumer string
+	Idle     time.Duration
 }
 
 // DefaultForgetAfter is the ForgetAfter of a caller that visits its
@@ -179,16 +202,16 @@ func (r *Reader) Visit(ctx context.Context, stream string, h Handler) (more bool
 	if err != nil || more {
 		return more, err
 	}
-	// 2. Entries idle at another consumer, which presumably died.
+	// 2. Entries idle at another consumer: it died or stalled, or (see
+	// Config.Expected) keeps them pending on purpose.
 	cursor := "0-0"
 	more, err = r.batches(func() (bool, error) {
-		msgs, next, err := r.claim(ctx, stream, cursor)
+		msgs, held, next, err := r.claim(ctx, stream, cursor)
 		if err != nil {
 			return false, err
 		}
 		if len(msgs) > 0 {
-			r.cfg.Logger.InfoContext(ctx, "took over entries of another consumer",
-				"stream", stream, "group", r.cfg.Group, "count", len(msgs))
+			r.logTakeover(ctx, stream, msgs, held)
 			if err := h(ctx, msgs); err != nil {
 				return false, err
 			}
@@ -368,17 +391,34 @@ func (r *Reader) readPending(ctx context.Context, stream, from string) ([]redis.
 }
 
 // claim takes over up to Batch entries idle at other consumers for
-// ClaimAfter, scanning the pending entries from cursor; it returns them
-// and the cursor of the rest. Entries that were pending but are no longer
-// in the stream (trimmed) come back without fields, as a consumer's own
-// do: XAUTOCLAIM takes them off the pending list and only names them
-// (Redis 7), so they are the caller's last chance to know of them.
-func (r *Reader) claim(ctx context.Context, stream, cursor string) ([]redis.XMessage, string, error) {
+// ClaimAfter, scanning the pending entries from cursor; it returns them,
+// who held each (see logTakeover) and the cursor of the rest. Entries that
+// were pending but are no longer in the stream (trimmed) come back without
+// fields, as a consumer's own do: XAUTOCLAIM takes them off the pending
+// list and only names them (Redis 7), so they are the caller's last chance
+// to know of them.
+//
+// XAUTOCLAIM does not say whom it took an entry from, so the pending
+// entries idle for ClaimAfter are listed first (XPENDING IDLE, the same
+// scan); when there are none, as in most visits, there is nothing to
+// claim, and the visit costs no more commands than XAUTOCLAIM alone did.
+func (r *Reader) claim(ctx context.Context, stream, cursor string) ([]redis.XMessage, map[string]redis.XPendingExt, string, error) {
 	var msgs []redis.XMessage
+	var held map[string]redis.XPendingExt
 	var next string
 	err := r.regroup(ctx, stream, func() error {
+		msgs, held, next = nil, nil, ""
+		idle, err := r.cfg.Redis.XPendingExt(ctx, &redis.XPendingExtArgs{
+			Stream: stream, Group: r.cfg.Group, Idle: r.cfg.ClaimAfter, Start: cursor, End: "+", Count: r.cfg.Batch,
+		}).Result()
+		if err != nil || len(idle) == 0 {
+			return err
+		}
+		held = make(map[string]redis.XPendingExt, len(idle))
+		for _, p := range idle {
+			held[p.ID] = p
+		}
 		var deleted []string
-		var err error
 		msgs, next, deleted, err = r.cfg.Redis.XAutoClaimWithDeleted(ctx, &redis.XAutoClaimArgs{
 			Stream: stream, Group: r.cfg.Group, Consumer: r.cfg.Consumer,
 			MinIdle: r.cfg.ClaimAfter, Start: cursor, Count: r.cfg.Batch,
@@ -391,7 +431,64 @@ func (r *Reader) claim(ctx context.Context, stream, cursor string) ([]redis.XMes
 		}
 		return err
 	})
-	return msgs, next, err
+	return msgs, held, next, err
+}
+
+// logTakeover logs the entries msgs a visit took over, held (as claim
+// read them) by other consumers. Entries left pending on purpose (see
+// Config.Expected) and this consumer's own are routine, at debug; the
+// others, at info with the consumers that held them, say that those died
+// or stalled. The notification worker keeps retries pending past
+// ClaimAfter from about their sixth attempt, so with several replicas such
+// handovers are routine, and logging each one as a takeover read as a
+// replica dying.
+func (r *Reader) logTakeover(ctx context.Context, stream string, msgs []redis.XMessage, held map[string]redis.XPendingExt) {
+	var own []string
+	var others []Taken
+	for _, m := range msgs {
+		p := held[m.ID]
+		if p.Consumer == r.cfg.Consumer {
+			own = append(own, m.ID)
+			continue
+		}
+		others = append(others, Taken{ID: m.ID, Consumer: p.Consumer, Idle: p.Idle})
+	}
+	var expected []bool
+	if r.cfg.Expected != nil && len(others) > 0 {
+		expected = r.cfg.Expected(ctx, stream, others)
+	}
+	var routine []string
+	var lost []string
+	var consumers []string
+	var longest time.Duration
+	for i, t := range others {
+		if i < len(expected) && expected[i] {
+			routine = append(routine, t.ID)
+			continue
+		}
+		lost = append(lost, t.ID)
+		name := t.Consumer
+		if name == "" {
+			name = "(unknown)"
+		}
+		if !slices.Contains(consumers, name) {
+			consumers = append(consumers, name)
+		}
+		longest = max(longest, t.Idle)
+	}
+	if len(lost) > 0 {
+		r.cfg.Logger.InfoContext(ctx, "took over entries of another consumer: it held them idle past ClaimAfter, so it died or stalled",
+			"stream", stream, "group", r.cfg.Group, "count", len(lost), "consumers", consumers,
+			"idle", longest.Round(time.Second), "claim_after", r.cfg.ClaimAfter)
+	}
+	if len(routine) > 0 {
+		r.cfg.Logger.DebugContext(ctx, "took over entries another consumer left pending on purpose",
+			"stream", stream, "group", r.cfg.Group, "count", len(routine))
+	}
+	if len(own) > 0 {
+		r.cfg.Logger.DebugContext(ctx, "took back this consumer's own entries, idle past ClaimAfter",
+			"stream", stream, "group", r.cfg.Group, "count", len(own))
+	}
 }
 
 // regroup runs op and, if the group is gone (NOGROUP: the stream was

@@ -3,6 +3,7 @@ package streamgroup_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"math"
 	"slices"
 	"strings"
@@ -38,6 +39,8 @@ func TestOnRedisCluster(t *testing.T) {
 		"MaxBatches":                    TestMaxBatches,
 		"ForgetsGoneConsumers":          TestForgetsGoneConsumers,
 		"KeepIdle":                      TestKeepIdle,
+		"TakeoverLog":                   TestTakeoverLog,
+		"NothingIdleNoClaim":            TestNothingIdleNoClaim,
 	} {
 		t.Run(name, test)
 	}
@@ -556,5 +559,136 @@ func TestDefaultForgetAfter(t *testing.T) {
 		if got := streamgroup.DefaultForgetAfter(c.claimAfter); got != c.want {
 			t.Errorf("DefaultForgetAfter(%v) = %v, want %v", c.claimAfter, got, c.want)
 		}
+	}
+}
+
+// TestTakeoverLog: a takeover the caller expected (Config.Expected: the
+// holder keeps the entry pending on purpose) is logged at debug, and so is
+// one of this consumer's own entries; the others at info, naming the
+// consumers that held them. Expected is asked about the others only, with
+// who held each and for how long.
+func TestTakeoverLog(t *testing.T) {
+	ctx := context.Background()
+	rdb := testRedis(t)
+	key := stream(t)
+	ids := add(t, rdb, key, 4)
+	// "backing" holds ids[0], "dead" ids[1] and ids[2], "me" ids[3].
+	if err := reader(t, rdb, "me").Ensure(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range []string{"backing", "dead", "dead", "me"} {
+		if err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
+			Group: group, Consumer: c, Streams: []string{key, ">"}, Count: 1, Block: -1,
+		}).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if got := pendingAt(t, rdb, key, c); !slices.Contains(got, ids[i]) {
+			t.Fatalf("pending at %s: %v, want %s", c, got, ids[i])
+		}
+	}
+	for i, c := range []string{"backing", "dead", "dead", "me"} {
+		if err := rdb.Do(ctx, "XCLAIM", key, group, c, 0, ids[i], "IDLE", 2*time.Minute.Milliseconds(), "JUSTID").Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var logs strings.Builder
+	var mu sync.Mutex
+	var asked []streamgroup.Taken
+	me := reader(t, rdb, "me", func(c *streamgroup.Config) {
+		c.KeepIdle = true
+		c.Logger = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		c.Expected = func(_ context.Context, s string, taken []streamgroup.Taken) []bool {
+			mu.Lock()
+			defer mu.Unlock()
+			asked = append(asked, taken...)
+			out := make([]bool, len(taken))
+			for i, tk := range taken {
+				out[i] = tk.Consumer == "backing"
+			}
+			return out
+		}
+	})
+	// Its own entry is read first, as its own, and left unfinished: with
+	// KeepIdle it stays idle, and is taken back with the others.
+	offered := 0
+	h := &handler{r: me, key: key, ack: func(id string) bool {
+		if id != ids[3] {
+			return true
+		}
+		offered++
+		return offered > 1
+	}}
+	if _, err := me.Visit(ctx, key, h.handle); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.ids(); !slices.Equal(got, []string{ids[3], ids[0], ids[1], ids[2], ids[3]}) {
+		t.Fatalf("handled %v", got)
+	}
+	if len(asked) != 3 {
+		t.Fatalf("Expected asked about %+v, want the entries of backing and dead", asked)
+	}
+	for i, tk := range asked {
+		if want := []string{"backing", "dead", "dead"}[i]; tk.ID != ids[i] || tk.Consumer != want || tk.Idle < 2*time.Minute {
+			t.Errorf("asked about %+v, want %s held by %s idle 2m or more", tk, ids[i], want)
+		}
+	}
+	var info, debug []string
+	for l := range strings.Lines(logs.String()) {
+		switch {
+		case !strings.Contains(l, "took "):
+		case strings.Contains(l, `"level":"INFO"`):
+			info = append(info, l)
+		case strings.Contains(l, `"level":"DEBUG"`):
+			debug = append(debug, l)
+		}
+	}
+	if len(info) != 1 || !strings.Contains(info[0], `"count":2`) || !strings.Contains(info[0], `"consumers":["dead"]`) {
+		t.Errorf("logged at info %q, want the two entries of dead", info)
+	}
+	if len(debug) != 2 || !strings.Contains(debug[0], "on purpose") || !strings.Contains(debug[1], "own entries") {
+		t.Errorf("logged at debug %q, want the entry of backing, then its own", debug)
+	}
+}
+
+// countCmd counts the commands named name sent through rdb.
+type countCmd struct {
+	name string
+	n    atomic.Int64
+}
+
+func (c *countCmd) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (c *countCmd) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if cmd.Name() == c.name {
+			c.n.Add(1)
+		}
+		return next(ctx, cmd)
+	}
+}
+func (c *countCmd) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// TestNothingIdleNoClaim: a visit lists the entries idle for ClaimAfter
+// before it takes them over, to know who held them; one that finds none
+// sends no XAUTOCLAIM, so the list costs most visits nothing.
+func TestNothingIdleNoClaim(t *testing.T) {
+	ctx := context.Background()
+	rdb := testRedis(t)
+	key := stream(t)
+	add(t, rdb, key, 2)
+	other := reader(t, rdb, "other")
+	if _, err := other.Visit(ctx, key, (&handler{r: other, key: key, ack: func(string) bool { return false }}).handle); err != nil {
+		t.Fatal(err)
+	}
+	claims := &countCmd{name: "xautoclaim"}
+	rdb.AddHook(claims)
+	r := reader(t, rdb, "r")
+	h := &handler{r: r, key: key}
+	if _, err := r.Visit(ctx, key, h.handle); err != nil || len(h.ids()) != 0 {
+		t.Fatalf("took over %v (%v) before ClaimAfter", h.ids(), err)
+	}
+	if n := claims.n.Load(); n != 0 {
+		t.Errorf("%d XAUTOCLAIM with nothing idle for ClaimAfter, want none", n)
 	}
 }
