@@ -441,7 +441,9 @@ func parsePendingCursor(s string, p identity.Principal) (pendingCursor, bool) {
 
 // pendingFragment is the pending list alone, which the page's script
 // polls with the page's query, so it refreshes the page of the list shown.
-// It does not count as activity for the idle timeout.
+// It does not count as activity for the idle timeout. A cursor it refuses
+// is answered 400 with the list saying so, which the script shows as it
+// shows any list: no other failure of this route answers 400.
 func (c *Console) pendingFragment(w http.ResponseWriter, r *http.Request, sess Session) error {
 	pending, err := c.pending(r.Context(), sess, requestsQuery(r.URL.Query()))
 	if err != nil {

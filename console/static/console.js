@@ -17,12 +17,33 @@
   // data-status names ("2 new requests"). A 401 means the session can't be used as it is: it ended, or
   // its identity provider must confirm its user first. Reloading the page
   // does what either needs (sign-in, or that confirmation, which comes
-  // back to this page).
+  // back to this page). A 400 is the list itself, saying why the server
+  // refuses the page's place in it (a cursor of another user, or of a
+  // format an upgrade retired) with a link to its first page: it is shown
+  // as any list is. Thrown away, the list stayed as it was for good. No
+  // answer at all, or another status (the server down, Redis down), shows
+  // the element data-stale names, and says so in the status line, until
+  // an answer comes: a list that silently stopped refreshing looked
+  // current, a request filed meanwhile missing from it.
   function live(el) {
     var url = el.getAttribute("data-refresh");
     var every = parseInt(el.getAttribute("data-interval"), 10) || 5000;
     var busy = false;
     var status = document.getElementById(el.getAttribute("data-status") || "");
+    var stale = document.getElementById(el.getAttribute("data-stale") || "");
+    var failing = false;
+    function unanswered() {
+      if (failing || leaving) return;
+      failing = true;
+      if (stale !== null) stale.hidden = false;
+      if (status !== null) announce(status, "The list can't be refreshed now.");
+    }
+    function answered() {
+      if (!failing) return;
+      failing = false;
+      if (stale !== null) stale.hidden = true;
+      if (status !== null) announce(status, "The list is refreshed again.");
+    }
     // The last fragment swapped in, as the server wrote it: compared with
     // innerHTML, which gives back &#39; as ' (and so on), a list showing
     // such a character never compared equal, and was swapped in (its
@@ -34,10 +55,13 @@
       fetch(url, { credentials: "same-origin", headers: { "Accept": "text/html" } })
         .then(function (res) {
           if (res.status === 401 && !leaving) { leaving = true; window.location.reload(); return null; }
-          return res.ok ? res.text() : null;
+          if (res.ok || res.status === 400) return res.text();
+          if (res.status !== 401) unanswered();
+          return null;
         })
         .then(function (html) {
           if (html === null || html === undefined) return;
+          answered();
           if (shown === null ? html.trim() !== el.innerHTML.trim() : html !== shown) {
             // A keyboard user on a link of the list keeps their place:
             // the same link of the new list takes the focus back, or it
@@ -58,7 +82,7 @@
           }
           shown = html;
         })
-        .catch(function () { /* offline for a moment: try again next tick */ })
+        .catch(function () { unanswered(); /* and try again next tick */ })
         .then(function () { busy = false; });
     }
     setInterval(tick, every);
