@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/lockbox-oss/lockbox/api"
@@ -86,6 +87,9 @@ type env struct {
 	key  ed25519.PrivateKey
 	rdb  *redis.Client
 	logs *syncBuffer
+	// reg counts what the registry and the audit log report of the
+	// records they can't read (lockbox_unreadable_records_total).
+	reg *prometheus.Registry
 }
 
 func newEnv(t *testing.T, opts ...func(*api.Config)) *env {
@@ -105,6 +109,13 @@ func newEnvOn(t *testing.T, rdb *redis.Client, opts ...func(*api.Config)) *env {
 	}
 	ten.SetGuard(reqs)
 	log.SetTenantDirectory(ten)
+	reg := prometheus.NewRegistry()
+	if err := log.ReportUnreadable(reg, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := ten.ReportUnreadable(reg, nil); err != nil {
+		t.Fatal(err)
+	}
 	tenanttest.Onboard(t, ten, "contoso", "fabrikam")
 	key, err := identity.GenerateDevKey()
 	if err != nil {
@@ -135,7 +146,7 @@ func newEnvOn(t *testing.T, rdb *redis.Client, opts ...func(*api.Config)) *env {
 	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &env{t: t, srv: srv, clk: clk, key: key, rdb: rdb, logs: logs}
+	return &env{t: t, srv: srv, clk: clk, key: key, rdb: rdb, logs: logs, reg: reg}
 }
 
 // token mints a token for u, valid from the env's current time.

@@ -7,8 +7,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/lockbox-oss/lockbox/api/wire"
 	"github.com/lockbox-oss/lockbox/internal/keys"
+	"github.com/lockbox-oss/lockbox/internal/unreadable"
 )
 
 // TestTenantRecordsThatDoNotDecodeAnswerAlike: a tenant's registry entry
@@ -21,16 +24,23 @@ import (
 // naming the record, and leaves it as it was, while a record a newer
 // version wrote is still 503 unavailable, to be retried on an upgraded
 // replica.
+//
+// Each of these calls counts the record once in
+// lockbox_unreadable_records_total (kind "tenant" for the entry,
+// "settings" for the settings), however many reads it took to refuse it:
+// only the provider's tenant list counted an entry, and nothing the
+// settings, so LockboxRecordsUnreadable stayed silent while they failed.
 func TestTenantRecordsThatDoNotDecodeAnswerAlike(t *testing.T) {
 	const cut = `{"id":"`
-	entry := struct{ key, name string }{keys.Tenant("contoso"), "registry entry of tenant contoso cannot be read"}
-	settings := struct{ key, name string }{keys.Settings("contoso"), "Customer Lockbox settings of tenant contoso cannot be read"}
+	type stored struct{ key, name, kind string }
+	entry := stored{keys.Tenant("contoso"), "registry entry of tenant contoso cannot be read", unreadable.KindTenant}
+	settings := stored{keys.Settings("contoso"), "Customer Lockbox settings of tenant contoso cannot be read", unreadable.KindSettings}
 	onRequest := func(suffix string) func(e *env) string {
 		return func(e *env) string { return filed(e) + suffix }
 	}
 	at := func(path string) func(*env) string { return func(*env) string { return path } }
 	for _, c := range []struct {
-		record struct{ key, name string }
+		record stored
 		name   string
 		who    user
 		method string
@@ -70,6 +80,15 @@ func TestTenantRecordsThatDoNotDecodeAnswerAlike(t *testing.T) {
 			}
 			if got, err := e.rdb.Get(context.Background(), c.record.key).Result(); err != nil || got != cut {
 				t.Errorf("%s stored as %q (%v), want it left as it was", c.record.key, got, err)
+			}
+			for _, kind := range []string{unreadable.KindTenant, unreadable.KindSettings} {
+				want := 0.0
+				if kind == c.record.kind {
+					want = 1
+				}
+				if n := unreadableCount(t, e.reg, kind); n != want {
+					t.Errorf("%s{kind=%q} = %v after the call, want %v", unreadable.MetricName, kind, n, want)
+				}
 			}
 		})
 	}
@@ -147,4 +166,25 @@ func TestEndingAccessOfTenantWithUnreadableEntry(t *testing.T) {
 	if logs := other.logs.String(); !strings.Contains(logs, keys.Tenant("contoso")) {
 		t.Errorf("no error line names the key %s: %s", keys.Tenant("contoso"), logs)
 	}
+}
+
+// unreadableCount is lockbox_unreadable_records_total{kind=kind} in reg.
+func unreadableCount(t *testing.T, reg *prometheus.Registry, kind string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != unreadable.MetricName {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if m.GetLabel()[0].GetValue() == kind {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	t.Fatalf("%s{kind=%q} is not exported", unreadable.MetricName, kind)
+	return 0
 }

@@ -59,14 +59,17 @@ type Log struct {
 	retention *retentionReport
 
 	// unreadable reports the records searches and exports meet that do
-	// not decode; nil (reporting nothing) until ReportUnreadable.
+	// not decode, and the registry entries OrganizationID can't use; nil
+	// (reporting nothing) until ReportUnreadable.
 	unreadable *unreadable.Reporter
 }
 
 // ReportUnreadable makes the log count, in lockbox_unreadable_records_total
 // {kind="audit"} registered with reg (shared with the requests' series),
 // and log at error to logger with the tenant and stream id, each record a
-// read meets that does not decode. Call it before serving.
+// read meets that does not decode, and in {kind="tenant"} each read of a
+// tenant's registry entry for its organization id that can't use it. Call
+// it before serving.
 func (l *Log) ReportUnreadable(reg prometheus.Registerer, logger *slog.Logger) error {
 	r, err := unreadable.New(reg, logger)
 	if err != nil {
@@ -161,7 +164,7 @@ func (l *Log) OrganizationID(ctx context.Context, tenant string) (string, error)
 		OrganizationID string `json:"organization_id"`
 	}
 	if err := json.Unmarshal(b, &entry); err != nil || !record.IsGUID(entry.OrganizationID) {
-		return "", unreadableEntry(tenant, entry.OrganizationID, err)
+		return "", l.unreadableEntry(ctx, tenant, entry.OrganizationID, err)
 	}
 	l.orgIDs.Store(tenant, entry.OrganizationID)
 	return entry.OrganizationID, nil
@@ -175,13 +178,18 @@ func (l *Log) OrganizationID(ctx context.Context, tenant string) (string, error)
 // that writes a record for the tenant on a replica that has not cached
 // the GUID (a revocation, a cancellation) answers as every call that
 // reads the entry does. The message names the record, never its content;
-// the key and the cause are for the call's log line.
-func unreadableEntry(tenant, orgID string, cause error) error {
+// the key and the cause are for the call's log line. It is counted and
+// logged as every read that meets the entry counts it (kind "tenant"):
+// the proxy's audited calls and the lifecycle's records read it here, and
+// on a replica that had not cached the GUID nothing else told the alert.
+// A failed read is not cached, so each read that fails counts once.
+func (l *Log) unreadableEntry(ctx context.Context, tenant, orgID string, cause error) error {
 	why := "its stored record does not decode"
 	if cause == nil {
 		why = "it holds no valid organization id"
 		cause = fmt.Errorf("organization_id %q is not a GUID", orgID)
 	}
+	l.unreadable.Report(ctx, unreadable.KindTenant, keys.Tenant(tenant), cause, "tenant", tenant)
 	fe := fault.New(fault.ErrUnreadable, "record_unreadable", "the registry entry of tenant %s %s: %s", tenant, unreadable.Message, why)
 	return fmt.Errorf("audit: %s: %w: %v", keys.Tenant(tenant), fe, cause)
 }

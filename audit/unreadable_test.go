@@ -178,6 +178,12 @@ func TestUnreadableAuditRecord(t *testing.T) {
 // auditUnreadable is lockbox_unreadable_records_total{kind="audit"}.
 func auditUnreadable(t *testing.T, reg *prometheus.Registry) float64 {
 	t.Helper()
+	return unreadableCount(t, reg, "audit")
+}
+
+// unreadableCount is lockbox_unreadable_records_total{kind=kind}.
+func unreadableCount(t *testing.T, reg *prometheus.Registry, kind string) float64 {
+	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -187,12 +193,12 @@ func auditUnreadable(t *testing.T, reg *prometheus.Registry) float64 {
 			continue
 		}
 		for _, m := range mf.GetMetric() {
-			if m.GetLabel()[0].GetValue() == "audit" {
+			if m.GetLabel()[0].GetValue() == kind {
 				return m.GetCounter().GetValue()
 			}
 		}
 	}
-	t.Fatal(`lockbox_unreadable_records_total{kind="audit"} is not exported`)
+	t.Fatalf("lockbox_unreadable_records_total{kind=%q} is not exported", kind)
 	return 0
 }
 
@@ -203,6 +209,12 @@ func auditUnreadable(t *testing.T, reg *prometheus.Registry) float64 {
 // retried). It now wraps fault.ErrUnreadable, code record_unreadable,
 // naming the registry entry as the tenant registry does, and never the
 // store's failure; the key is in the error for the call's log line.
+//
+// Each such read also counts the entry in
+// lockbox_unreadable_records_total{kind="tenant"} and logs it at error
+// with its key, as the tenant registry's reads do: on a replica that had
+// not cached the GUID, the proxy's audited calls of the tenant and the
+// lifecycle's records failed on it without a word to the alert.
 func TestOrganizationIDOfUnreadableEntry(t *testing.T) {
 	ctx := context.Background()
 	for name, stored := range map[string]string{
@@ -215,6 +227,10 @@ func TestOrganizationIDOfUnreadableEntry(t *testing.T) {
 				t.Fatal(err)
 			}
 			l := audit.NewLog(rdb, clock.NewFake(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)).Now)
+			reg, logs := prometheus.NewRegistry(), &lockedLogs{}
+			if err := l.ReportUnreadable(reg, slog.New(slog.NewTextHandler(logs, nil))); err != nil {
+				t.Fatal(err)
+			}
 			_, err := l.OrganizationID(ctx, "contoso")
 			fe, ok := errors.AsType[*fault.Error](err)
 			if !ok || !errors.Is(err, fault.ErrUnreadable) || errors.Is(err, fault.ErrUnavailable) || fe.Code != "record_unreadable" {
@@ -234,6 +250,17 @@ func TestOrganizationIDOfUnreadableEntry(t *testing.T) {
 			}
 			if n, err := rdb.XLen(ctx, keys.Audit("contoso")).Result(); err != nil || n != 0 {
 				t.Errorf("the stream holds %d records (%v), want none", n, err)
+			}
+			// Two reads of the entry, each counted once.
+			if n := unreadableCount(t, reg, "tenant"); n != 2 {
+				t.Errorf(`lockbox_unreadable_records_total{kind="tenant"} = %v after two reads, want 2`, n)
+			}
+			line := logs.String()
+			if strings.Count(line, "level=ERROR") != 2 || !strings.Contains(line, "key="+keys.Tenant("contoso")) || !strings.Contains(line, "kind=tenant") {
+				t.Errorf("log %q: want an error line naming the key for each read", line)
+			}
+			if strings.Contains(line, "6f96") {
+				t.Errorf("the log repeats the entry's content: %q", line)
 			}
 		})
 	}

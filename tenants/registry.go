@@ -89,16 +89,24 @@ func decodeTenant(b []byte) (t Tenant, newer bool, err error) {
 // hold a field this version does not know.
 var errNewerEntry = errors.New("written by a newer version of Lockbox, which holds fields this version does not know")
 
-// unreadableRecord is the error of tenant's record at key (what names it:
-// "registry entry", "Customer Lockbox settings") that does not decode
-// (cause): a partial write, a value set by hand, a flipped bit. No retry
-// reads it, so it is not the store failing (503, which sends clients and
-// their scripts round in circles): it is fault.ErrUnreadable, code
-// record_unreadable, as for a request whose record does not decode, until
-// an operator repairs the record (deploy/RUNBOOK.md). The message names
-// the record, never its content; the key and the decode error are for the
-// log line of the call that met it.
-func unreadableRecord(what, tenant, key string, cause error) error {
+// unreadableRecord reports tenant's record at key, of kind (what names it:
+// "registry entry", "Customer Lockbox settings"), that did not decode
+// (cause): a partial write, a value set by hand, a flipped bit. It counts
+// it and logs it at error as a listing reports one it names, since no
+// listing shows settings, and a registry entry is listed only when someone
+// lists the tenants: counted there alone, it set off no alert while every
+// other call that read it failed. It is called once for each read that
+// met it, where the read is, so a call that fails on it counts it once.
+//
+// It returns the read's error. No retry reads the record, so it is not
+// the store failing (503, which sends clients and their scripts round in
+// circles): it is fault.ErrUnreadable, code record_unreadable, as for a
+// request whose record does not decode, until an operator repairs the
+// record (deploy/RUNBOOK.md). The message names the record, never its
+// content; the key and the decode error are for the log line of the call
+// that met it.
+func (s *Store) unreadableRecord(ctx context.Context, kind, what, tenant, key string, cause error) error {
+	s.unreadable.Report(ctx, kind, key, cause, "tenant", tenant)
 	fe := fault.New(fault.ErrUnreadable, "record_unreadable",
 		"the %s of tenant %s %s: its stored record does not decode", what, tenant, unreadable.Message)
 	return fmt.Errorf("tenants: %s: %w: %v", key, fe, cause)
@@ -338,7 +346,7 @@ func (s *Store) get(ctx context.Context, g getter, tenant string) (Tenant, error
 		return Tenant{}, err
 	}
 	if err != nil {
-		return Tenant{}, unreadableRecord("registry entry", tenant, keys.Tenant(tenant), err)
+		return Tenant{}, s.unreadableRecord(ctx, unreadable.KindTenant, "registry entry", tenant, keys.Tenant(tenant), err)
 	}
 	return t, nil
 }
@@ -776,7 +784,8 @@ type Unreadable struct {
 // A registry entry the provider's staff would see that does not decode is
 // named in Listing.Unreadable, and the others are listed, as a listing of
 // requests names a request it can't read (and it is reported, once for
-// each listing that meets it, as such a request is: see ReportUnreadable): failing the whole listing hid
+// each listing that meets it, as every read that meets it reports it: see
+// ReportUnreadable): failing the whole listing hid
 // every tenant Lockbox serves because of one. A tenant's own users are not
 // told of it: whether they are its users is in the entry (HasUser), so
 // their listing fails with record_unreadable, as reading it alone does.

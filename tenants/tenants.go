@@ -166,8 +166,8 @@ type Store struct {
 	now     func() time.Time
 	guard   Guard
 	changed func(tenant string)
-	// unreadable reports the registry entries the tenant list meets that
-	// do not decode; nil (reporting nothing) until ReportUnreadable.
+	// unreadable reports the registry entries and settings reads meet
+	// that do not decode; nil (reporting nothing) until ReportUnreadable.
 	unreadable *unreadable.Reporter
 }
 
@@ -202,11 +202,13 @@ func NewStore(rdb redis.UniversalClient, log *audit.Log, now func() time.Time) *
 	return &Store{rdb: rdb, log: log, now: now, changed: func(string) {}}
 }
 
-// ReportUnreadable makes the tenant list count, in
-// lockbox_unreadable_records_total{kind="tenant"} registered with reg
-// (shared with the requests' and audit records' series), and log at error
-// to logger with its key, never its content, each registry entry it meets
-// that does not decode. Call it before serving.
+// ReportUnreadable makes every read of a registry entry or Customer
+// Lockbox settings that does not decode (the tenant list, a read of the
+// one tenant, the proxy's and the lifecycle's reads of the settings) count
+// it, in lockbox_unreadable_records_total{kind="tenant"} or
+// {kind="settings"} registered with reg (shared with the requests' and
+// audit records' series), and log it at error to logger with its key,
+// never its content. Call it before serving.
 func (s *Store) ReportUnreadable(reg prometheus.Registerer, logger *slog.Logger) error {
 	r, err := unreadable.New(reg, logger)
 	if err != nil {
@@ -249,7 +251,10 @@ func (s *Store) lookup(ctx context.Context, g getter, tenant string) (Settings, 
 	v := storedSettings{Settings: Defaults()}
 	newer, err := storedjson.Decode(b, &v)
 	if err != nil {
-		return Settings{}, unreadableRecord("Customer Lockbox settings", tenant, keys.Settings(tenant), err)
+		// Reported here, off the path of settings that decode: the proxy
+		// denies the tenant's calls on this error (store_unavailable),
+		// and this count is how the alert hears of the record.
+		return Settings{}, s.unreadableRecord(ctx, unreadable.KindSettings, "Customer Lockbox settings", tenant, keys.Settings(tenant), err)
 	}
 	if newer {
 		// A setting this version does not know was stored by a newer
@@ -333,7 +338,7 @@ func (s *Store) IsApprover(ctx context.Context, tenant, user string) (bool, erro
 	if len(stored(members, user)) == 0 {
 		return false, nil
 	}
-	t, ok, err := entryOf(tenant, entry)
+	t, ok, err := s.entryOf(ctx, tenant, entry)
 	if err != nil || !ok {
 		return false, err
 	}
@@ -350,7 +355,7 @@ func (s *Store) AssignedApprovers(ctx context.Context, tenant string) ([]string,
 	if err != nil || len(members) == 0 {
 		return nil, err
 	}
-	t, ok, err := entryOf(tenant, entry)
+	t, ok, err := s.entryOf(ctx, tenant, entry)
 	if err != nil || !ok {
 		return nil, err
 	}
@@ -389,7 +394,7 @@ func (s *Store) approverSet(ctx context.Context, tenant string) ([]string, []byt
 
 // entryOf decodes the registry entry approverSet read; false when there
 // is none (a tenant not onboarded, whose assignments count for nobody).
-func entryOf(tenant string, entry []byte) (Tenant, bool, error) {
+func (s *Store) entryOf(ctx context.Context, tenant string, entry []byte) (Tenant, bool, error) {
 	if entry == nil {
 		return Tenant{}, false, nil
 	}
@@ -398,7 +403,7 @@ func entryOf(tenant string, entry []byte) (Tenant, bool, error) {
 		return Tenant{}, false, err
 	}
 	if err != nil {
-		return Tenant{}, false, unreadableRecord("registry entry", tenant, keys.Tenant(tenant), err)
+		return Tenant{}, false, s.unreadableRecord(ctx, unreadable.KindTenant, "registry entry", tenant, keys.Tenant(tenant), err)
 	}
 	return t, true, nil
 }
@@ -709,7 +714,7 @@ func (s *Store) Approvers(ctx context.Context, p identity.Principal, tenant stri
 	if err != nil {
 		return ApproverList{}, err
 	}
-	t, ok, err := entryOf(tenant, entry)
+	t, ok, err := s.entryOf(ctx, tenant, entry)
 	if err != nil {
 		return ApproverList{}, err
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -28,6 +29,13 @@ import (
 // retry reads). Every read of either now fails alike: fault.ErrUnreadable,
 // code record_unreadable, naming the record (as for a request that does
 // not decode), never the store's failure; and nothing is written over it.
+//
+// Each such read is also counted once, in
+// lockbox_unreadable_records_total{kind="tenant"} or {kind="settings"},
+// and logged at error with the key: they were counted nowhere (only the
+// provider's tenant list counted an entry), so LockboxRecordsUnreadable
+// stayed silent while every call for the tenant failed on it, or, for
+// settings, while the proxy denied all of the tenant's calls.
 func TestRecordsThatDoNotDecodeAreUnreadable(t *testing.T) {
 	ctx := context.Background()
 	name := "Contoso Ltd"
@@ -78,9 +86,14 @@ func TestRecordsThatDoNotDecodeAreUnreadable(t *testing.T) {
 			if err := s.AddApprover(ctx, admin, "", "contoso", approver.Subject); err != nil {
 				t.Fatal(err)
 			}
-			key, what := keys.Tenant("contoso"), "registry entry of tenant contoso"
+			reg := prometheus.NewRegistry()
+			logs := &syncBuffer{}
+			if err := s.ReportUnreadable(reg, slog.New(slog.NewTextHandler(logs, nil))); err != nil {
+				t.Fatal(err)
+			}
+			key, what, kind, other := keys.Tenant("contoso"), "registry entry of tenant contoso", unreadable.KindTenant, unreadable.KindSettings
 			if c.record == "settings" {
-				key, what = keys.Settings("contoso"), "Customer Lockbox settings of tenant contoso"
+				key, what, kind, other = keys.Settings("contoso"), "Customer Lockbox settings of tenant contoso", unreadable.KindSettings, unreadable.KindTenant
 			}
 			const cut = `{"id":"`
 			if err := rdb.Set(ctx, key, cut, 0).Err(); err != nil {
@@ -96,6 +109,15 @@ func TestRecordsThatDoNotDecodeAreUnreadable(t *testing.T) {
 			}
 			if got, err := rdb.Get(ctx, key).Result(); err != nil || got != cut {
 				t.Errorf("%s stored as %q (%v) after the call, want it left as it was", key, got, err)
+			}
+			if n := unreadableCount(t, reg, kind); n != 1 {
+				t.Errorf("%s{kind=%q} = %v after the call, want 1", unreadable.MetricName, kind, n)
+			}
+			if n := unreadableCount(t, reg, other); n != 0 {
+				t.Errorf("%s{kind=%q} = %v, want 0", unreadable.MetricName, other, n)
+			}
+			if line := logs.String(); strings.Count(line, "level=ERROR") != 1 || !strings.Contains(line, "key="+key) || !strings.Contains(line, "kind="+kind) {
+				t.Errorf("log %q: want one error line naming the kind and the key", line)
 			}
 		})
 	}
@@ -186,6 +208,12 @@ func TestListReportsUnreadableEntry(t *testing.T) {
 // reg: exported from the start, so an alert on its rate has a zero.
 func tenantUnreadable(t *testing.T, reg *prometheus.Registry) float64 {
 	t.Helper()
+	return unreadableCount(t, reg, unreadable.KindTenant)
+}
+
+// unreadableCount is lockbox_unreadable_records_total{kind=kind} in reg.
+func unreadableCount(t *testing.T, reg *prometheus.Registry, kind string) float64 {
+	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -195,11 +223,29 @@ func tenantUnreadable(t *testing.T, reg *prometheus.Registry) float64 {
 			continue
 		}
 		for _, m := range mf.GetMetric() {
-			if m.GetLabel()[0].GetValue() == unreadable.KindTenant {
+			if m.GetLabel()[0].GetValue() == kind {
 				return m.GetCounter().GetValue()
 			}
 		}
 	}
-	t.Fatalf("%s{kind=%q} is not exported", unreadable.MetricName, unreadable.KindTenant)
+	t.Fatalf("%s{kind=%q} is not exported", unreadable.MetricName, kind)
 	return 0
+}
+
+// syncBuffer is a log sink safe for concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }

@@ -297,13 +297,15 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 		}
 	}()
 	s.Audit = audit.NewLog(s.Redis, opts.Now)
-	// Searches and exports tell of the records they can't read.
+	// Searches and exports tell of the records they can't read, and every
+	// read of a registry entry for its organization id of one it can't use.
 	if err := s.Audit.ReportUnreadable(s.Registry, opts.Logger.With("component", "audit")); err != nil {
 		s.Redis.Close()
 		return nil, err
 	}
 	s.Tenants = tenants.NewStore(s.Redis, s.Audit, opts.Now)
-	// The tenant list tells of the registry entries it can't read.
+	// Every read of a registry entry or settings, the tenant list's and
+	// the proxy's among them, tells of one it can't read.
 	if err := s.Tenants.ReportUnreadable(s.Registry, opts.Logger.With("component", "tenants")); err != nil {
 		s.Redis.Close()
 		return nil, err

@@ -1,10 +1,11 @@
 // Package unreadable reports the stored records Lockbox reads that do not
 // decode: a request cut short by an old version's partial write, a value
 // set by hand during an incident, a flipped bit, a tenant's registry entry
-// met by the tenant list. A view that meets one
-// shows the rest with a placeholder in its place, and this package is how
-// operators hear of it: one ERROR line naming the key and the decode error
-// (never the content, which may hold personal data) and a counter.
+// or Customer Lockbox settings. A listing that meets one shows the rest
+// with a placeholder in its place, and a read of that record alone fails
+// with record_unreadable; either way this package is how operators hear of
+// it: one ERROR line naming the key and the decode error (never the
+// content, which may hold personal data) and a counter.
 package unreadable
 
 import (
@@ -19,10 +20,15 @@ import (
 const (
 	KindRequest = "request"
 	KindAudit   = "audit"
-	// KindTenant is a tenant's registry entry, counted where the tenant
-	// list names it; the other calls that read it fail with
-	// record_unreadable, and their error line names it.
+	// KindTenant is a tenant's registry entry: named by the tenant list,
+	// and failing with record_unreadable every other read of it (its
+	// organization id read for an audit record included).
 	KindTenant = "tenant"
+	// KindSettings is a tenant's Customer Lockbox settings, which no
+	// listing shows: every read fails with record_unreadable, and the
+	// proxy denies the tenant's calls (store_unavailable). Without this
+	// kind nothing told the alert of them.
+	KindSettings = "settings"
 )
 
 // Message is what every view shows in place of a record that does not
@@ -41,17 +47,16 @@ type Reporter struct {
 }
 
 // New returns a Reporter counting in reg (nil registers nothing) and
-// logging to logger (nil logs nothing). The grants store and the audit log
-// each make one over the server's one registry, so the counter is
-// registered by the first and shared by the others (the tenant registry
-// makes one too).
+// logging to logger (nil logs nothing). The grants store, the audit log and
+// the tenant registry each make one over the server's one registry, so the
+// counter is registered by the first and shared by the others.
 func New(reg prometheus.Registerer, logger *slog.Logger) (*Reporter, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	c := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: MetricName,
-		Help: "Reads that met a stored record that does not decode (shown as a placeholder), by kind (request, audit, tenant); each is also logged at error with its key.",
+		Help: "Reads that met a stored record that does not decode (named as unreadable in a listing, refused with record_unreadable alone), by kind (request, audit, tenant, settings); each is also logged at error with its key.",
 	}, []string{"kind"})
 	if reg != nil {
 		if err := reg.Register(c); err != nil {
@@ -69,6 +74,7 @@ func New(reg prometheus.Registerer, logger *slog.Logger) (*Reporter, error) {
 	c.WithLabelValues(KindRequest)
 	c.WithLabelValues(KindAudit)
 	c.WithLabelValues(KindTenant)
+	c.WithLabelValues(KindSettings)
 	return &Reporter{counter: c, log: logger}, nil
 }
 
