@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lockbox-oss/lockbox/api/wire"
+	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 	"github.com/lockbox-oss/lockbox/internal/unreadable"
 )
@@ -123,49 +124,114 @@ func TestTenantRecordsThatDoNotDecodeAnswerAlike(t *testing.T) {
 }
 
 // TestEndingAccessOfTenantWithUnreadableEntry: a revocation, or a
-// cancellation, reads the tenant's registry entry only for the
-// organization id its audit record carries, which each replica reads
-// once and keeps. On a replica that had not read it yet, an entry that
-// does not decode made them answer 503 unavailable with a Retry-After no
-// retry could honour, naming nothing, where every other call reading the
-// entry answers 500 record_unreadable naming it. They now answer alike;
-// nothing is written, and the call's error line names the key.
+// cancellation, by the provider reads the tenant's registry entry only
+// for the organization id its audit record carries, which each replica
+// reads once and keeps. With the entry damaged, a replica that had read
+// it revoked, and one that had not answered 500 record_unreadable and
+// left the grant live: the same revocation taken or refused by where the
+// load balancer sent it, and access kept open by a record it did not
+// need. Both now end access alike, the record carrying the organization
+// id of the tenant's own audit log, and the damaged entry is counted
+// once per call that met it. A tenant user's revocation still needs the
+// entry (whether they are the tenant's user is in it) and is refused,
+// alike on every replica.
 func TestEndingAccessOfTenantWithUnreadableEntry(t *testing.T) {
 	e := newEnv(t)
 	e.assignApprover()
+	approve := func(id string) {
+		decode[wire.Request](t, e.do(mia, "POST", "/v1/requests/"+id+"/approve", nil), http.StatusOK)
+		decode[wire.Request](t, e.do(contosoApprover, "POST", "/v1/requests/"+id+"/approve", nil), http.StatusOK)
+	}
 	approved := e.file(alice, "contoso", "exchange")
-	decode[wire.Request](t, e.do(mia, "POST", "/v1/requests/"+approved.ID+"/approve", nil), http.StatusOK)
-	decode[wire.Request](t, e.do(contosoApprover, "POST", "/v1/requests/"+approved.ID+"/approve", nil), http.StatusOK)
+	approve(approved.ID)
+	approvedToo := e.file(bob, "contoso", "onedrive")
+	approve(approvedToo.ID)
 	pending := e.file(bob, "contoso", "sharepoint")
 	ctx := context.Background()
+	orgID := recordedOrgID(t, e, approved.ID)
 	if err := e.rdb.Set(ctx, keys.Tenant("contoso"), `{"id":"`, 0).Err(); err != nil {
 		t.Fatal(err)
 	}
 	// Another replica over the same Redis: it has not read contoso's
-	// organization id yet.
+	// organization id yet; e has, when it wrote the records above.
 	other := newEnvOn(t, e.rdb)
+	// Its set-up (onboarding contoso, which exists) met the entry once.
+	counted := unreadableCount(t, other.reg, unreadable.KindTenant)
 	for _, c := range []struct {
-		name, id, action, state string
-		who                     user
+		name     string
+		on       *env
+		id       string
+		action   string
+		who      user
+		status   int
+		state    string
+		operator string // whose grant ends (the requester), for an approved request
+		service  string
 	}{
-		{"revoke as the manager", approved.ID, "revoke", "approved", mia},
-		{"cancel as its requester", pending.ID, "cancel", "pending_manager", bob},
+		{"a tenant approver's revocation needs the entry", other, approved.ID, "revoke", contosoApprover, http.StatusInternalServerError, "approved", "", ""},
+		{"revoke as the manager on a replica without the id", other, approved.ID, "revoke", mia, http.StatusOK, "revoked", alice.sub, "exchange"},
+		{"revoke as the manager on a replica with it", e, approvedToo.ID, "revoke", mia, http.StatusOK, "revoked", bob.sub, "onedrive"},
+		{"cancel as its requester on a replica without the id", other, pending.ID, "cancel", bob, http.StatusOK, "canceled", "", ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			r := other.do(c.who, "POST", "/v1/requests/"+c.id+"/"+c.action, nil)
-			wantError(t, r, http.StatusInternalServerError, "record_unreadable", "registry entry of tenant contoso cannot be read")
-			if v := r.header.Values("Retry-After"); v != nil {
-				t.Errorf("Retry-After %q: no retry reads the record", v)
+			r := c.on.do(c.who, "POST", "/v1/requests/"+c.id+"/"+c.action, nil)
+			if c.status != http.StatusOK {
+				wantError(t, r, c.status, "record_unreadable", "registry entry of tenant contoso cannot be read")
+			} else if r.status != c.status {
+				t.Fatalf("status = %d, want %d; body: %s", r.status, c.status, r.body)
 			}
 			var stored struct{ State string }
 			if b, err := e.rdb.Get(ctx, keys.Request("contoso", c.id)).Bytes(); err != nil || json.Unmarshal(b, &stored) != nil || stored.State != c.state {
-				t.Errorf("request stored as %+v (%v), want it still %s", stored, err, c.state)
+				t.Errorf("request stored as %+v (%v), want %s", stored, err, c.state)
+			}
+			if c.operator != "" {
+				if n, err := e.rdb.Exists(ctx, keys.Grant("contoso", c.operator, c.service)).Result(); err != nil || n != 0 {
+					t.Errorf("the grant is still stored (%d, %v): access was not ended", n, err)
+				}
+			}
+			if c.status == http.StatusOK {
+				if got := recordedOrgID(t, e, c.id); got != orgID {
+					t.Errorf("the records of %s carry the organization id %q, want contoso's %q", c.id, got, orgID)
+				}
+			}
+			// The replica with the id cached does not read the entry.
+			if c.on == other {
+				counted++
+			}
+			if n := unreadableCount(t, other.reg, unreadable.KindTenant); n != counted {
+				t.Errorf("%s{kind=\"tenant\"} = %v, want %v: once for each call that met the entry", unreadable.MetricName, n, counted)
 			}
 		})
 	}
 	if logs := other.logs.String(); !strings.Contains(logs, keys.Tenant("contoso")) {
 		t.Errorf("no error line names the key %s: %s", keys.Tenant("contoso"), logs)
 	}
+}
+
+// recordedOrgID is the OrganizationId that every record of request id in
+// contoso's audit log carries; it fails the test when they differ or
+// there is none.
+func recordedOrgID(t *testing.T, e *env, id string) string {
+	t.Helper()
+	msgs, err := e.rdb.XRange(context.Background(), keys.Audit("contoso"), "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := ""
+	for _, m := range msgs {
+		r, err := record.Unmarshal(m.Values["r"].(string))
+		if err != nil || r.LockboxRequestId != id {
+			continue
+		}
+		if r.OrganizationId == "" || got != "" && r.OrganizationId != got {
+			t.Fatalf("%s of %s carries the organization id %q, the request's earlier records %q", r.Operation, id, r.OrganizationId, got)
+		}
+		got = r.OrganizationId
+	}
+	if got == "" {
+		t.Fatalf("no record of %s", id)
+	}
+	return got
 }
 
 // unreadableCount is lockbox_unreadable_records_total{kind=kind} in reg.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/lockbox-oss/lockbox/audit"
 	"github.com/lockbox-oss/lockbox/audit/record"
@@ -263,5 +264,29 @@ func TestOrganizationIDOfUnreadableEntry(t *testing.T) {
 				t.Errorf("the log repeats the entry's content: %q", line)
 			}
 		})
+	}
+}
+
+// TestRecordedOrganizationID: the organization id a record of a request
+// ending is written with when the registry entry can't be read is the one
+// the tenant's newest record that decodes and names the tenant carries,
+// damaged records passed over; a log with none has none.
+func TestRecordedOrganizationID(t *testing.T) {
+	ctx := context.Background()
+	rdb := testRedis(t)
+	l := audit.NewLog(rdb, clock.NewFake(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)).Now)
+	if id, err := l.RecordedOrganizationID(ctx, "contoso"); err == nil {
+		t.Fatalf("an empty log gave %q", id)
+	}
+	const guid = "6f9619ff-8b86-d011-b42d-00c04fc964ff"
+	if _, err := l.Append(ctx, record.Record{Operation: "Get-Mailbox", LockboxTenant: "contoso", OrganizationId: guid,
+		UserId: record.OperatorUserID, RecordType: record.RecordTypeExchangeAdmin, UserType: record.UserTypeDcAdmin}); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: keys.Audit("contoso"), Values: []string{"r", `{"Id":"cut`}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if id, err := l.RecordedOrganizationID(ctx, "contoso"); err != nil || id != guid {
+		t.Errorf("RecordedOrganizationID = %q, %v; want %q from the record before the damaged one", id, err, guid)
 	}
 }

@@ -25,6 +25,10 @@ type AuditLog interface {
 	// record appended in that range that does not decode. It checks no
 	// caller: Trail does.
 	RequestRecords(ctx context.Context, tenant, id string, from, to time.Time, w func(record.Record) error, bad func(audit.UnreadableRecord)) error
+	// RecordedOrganizationID returns the organization GUID tenant's
+	// newest records carry: a record of a request ending is written with
+	// it when the tenant's registry entry can't be read (see queue).
+	RecordedOrganizationID(ctx context.Context, tenant string) (string, error)
 }
 
 // Trail is a request's audit trail: the request as its reader may see it,

@@ -1180,7 +1180,12 @@ func (s *Store) queue(ctx context.Context, p redis.Pipeliner, prev, next Request
 		p.Del(ctx, keys.Open(next.Tenant, next.Requester, next.Service))
 	}
 	for _, ev := range next.History[len(prev.History):] {
-		if err := s.cfg.Audit.AppendTx(ctx, p, recordFor(next, ev, now)); err != nil {
+		rec := recordFor(next, ev, now)
+		err := s.cfg.Audit.AppendTx(ctx, p, rec)
+		if errors.Is(err, fault.ErrUnreadable) && ev.To.Final() {
+			err = s.appendEnding(ctx, p, rec, err)
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -1193,6 +1198,36 @@ func (s *Store) queue(ctx context.Context, p redis.Pipeliner, prev, next Request
 	// if, and as soon as, it commits.
 	events.PublishTx(ctx, p, next.Tenant)
 	return nil
+}
+
+// appendEnding queues rec, the record of a request ending (revoked,
+// canceled, denied, expired, completed), that AppendTx refused with
+// failed (record_unreadable) because the tenant's registry entry, which
+// holds the organization id every record carries, does not decode.
+//
+// Whether that refusal happened depended on the replica: each caches the
+// id once it has read it, so a revocation went ahead on one replica and
+// answered 500 on another, and the sweep could not complete or expire the
+// tenant's requests where the id was not cached. Ending access never
+// needs the entry for anything else (who may revoke or cancel is read
+// from the request and the caller's roles; a tenant user's rights are
+// read from the entry before, and refused there), and refusing it keeps
+// access open until the grant's own expiry. So the record is written
+// with the id the tenant's own audit log carries (RecordedOrganizationID),
+// the same on every replica; without one, failed stands and nothing is
+// written. A transition that grants access or files a request never gets
+// here: it reads the entry first, and is refused on it.
+func (s *Store) appendEnding(ctx context.Context, p redis.Pipeliner, rec record.Record, failed error) error {
+	id, err := s.cfg.Audit.RecordedOrganizationID(ctx, rec.LockboxTenant)
+	if err != nil {
+		s.cfg.Logger.ErrorContext(ctx, "the tenant's registry entry can't be read and no audit record carries its organization id: the request is not ended",
+			"tenant", rec.LockboxTenant, "request_id", rec.LockboxRequestId, "operation", rec.Operation, "err", err)
+		return failed
+	}
+	rec.OrganizationId = id
+	s.cfg.Logger.WarnContext(ctx, "the tenant's registry entry can't be read: the request's end is recorded with the organization id of the tenant's audit log",
+		"tenant", rec.LockboxTenant, "request_id", rec.LockboxRequestId, "operation", rec.Operation, "organization_id", id)
+	return s.cfg.Audit.AppendTx(ctx, p, rec)
 }
 
 // recordFor builds the audit record of one history event: an Exchange
