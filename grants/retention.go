@@ -12,6 +12,7 @@ import (
 	"github.com/lockbox-oss/lockbox/internal/fault"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 	"github.com/lockbox-oss/lockbox/internal/storedjson"
+	"github.com/lockbox-oss/lockbox/internal/unreadable"
 )
 
 // Request retention's bounds (Config.RetentionBatch, RetentionLimit). A
@@ -249,6 +250,12 @@ func (s *Store) deleteIfEnded(ctx context.Context, tenant, id string, cutoff tim
 		}
 		var r Request
 		newer, err := storedjson.Decode(b, &r)
+		if err != nil {
+			// Kept, but told of, as every read that meets it does: past
+			// retention no listing may page back to it, and it would be
+			// kept for good, with what it holds, without a word.
+			s.unreadable.Report(ctx, unreadable.KindRequest, keys.Request(tenant, id), err, "tenant", tenant, "request_id", id)
+		}
 		if err != nil || newer || r.Tenant != tenant || r.ID != id {
 			// Kept: a request that can't be read, or that a newer version
 			// wrote, can't be shown to have ended; one under another

@@ -254,3 +254,28 @@ func TestGetUnreadableRequest(t *testing.T) {
 		t.Fatal(problems, err)
 	}
 }
+
+// TestRetentionReportsUnreadableRequest: request retention met a stored
+// request that does not decode and kept it, as it must (it can't tell
+// whether it ended), but said nothing, unlike every other read: a request
+// past retention that no listing pages back to was kept with whatever
+// personal data it holds, for good, and no alert asked anyone to repair
+// or remove it. Each run that meets it now logs and counts it, and still
+// keeps it.
+func TestRetentionReportsUnreadableRequest(t *testing.T) {
+	u := newUnreadableEnv(t)
+	ctx := context.Background()
+	u.clock.Advance(48 * time.Hour)
+	for run := 1; run <= 2; run++ {
+		if n, _, err := u.store.DeleteEnded(ctx, 24*time.Hour); err != nil || n != 0 {
+			t.Fatalf("run %d: DeleteEnded = %d, %v; want nothing deleted", run, n, err)
+		}
+		if n := u.counted(t); n != float64(run) {
+			t.Fatalf("after run %d: counted %v, want %d", run, n, run)
+		}
+	}
+	u.checkReported(t)
+	if n, err := u.rdb.Exists(ctx, keys.Request("contoso", u.ids[1])).Result(); err != nil || n != 1 {
+		t.Errorf("the damaged request is gone (%d, %v): retention must keep what it can't read", n, err)
+	}
+}
