@@ -497,7 +497,7 @@ func devToken(args []string, env map[string]string, stdout io.Writer) error {
 	sub := fset.String("sub", "", "subject (user id), required; a tenant user's is user@ one of the tenant's domains (contoso.example, fabrikam.example)")
 	roles := fset.String("roles", "", "comma-separated roles, required: operator, support-manager, global-admin, lockbox-approver, audit-reader, lockbox-admin")
 	tid := fset.String("tid", "", "tenant of a tenant user (global-admin, lockbox-approver, audit-reader); empty for the provider's staff (operator, support-manager, lockbox-admin, audit-reader)")
-	ttl := fset.Duration("ttl", time.Hour, "lifetime of the token")
+	ttl := fset.Duration("ttl", time.Hour, "lifetime of the token, more than 0")
 	fset.Usage = func() {
 		fmt.Fprintln(fset.Output(), "usage: lockbox dev token --sub S --roles R[,R] [--tid T] [--ttl D]")
 		fset.PrintDefaults()
@@ -517,6 +517,12 @@ func devToken(args []string, env map[string]string, stdout io.Writer) error {
 	}
 	if *sub == "" {
 		return usageError{errors.New("dev token: --sub is required")}
+	}
+	// identity.Mint reads a zero TTL as its default hour: from the command
+	// line, "--ttl 0" (or a variable left unset) is a mistake to name, not
+	// an hour's token.
+	if *ttl <= 0 {
+		return usageError{fmt.Errorf("dev token: --ttl must be a positive duration, such as 1h or 30m, got %s", *ttl)}
 	}
 	c := identity.Claims{Subject: *sub, TenantID: *tid, TTL: *ttl}
 	for r := range strings.SplitSeq(*roles, ",") {

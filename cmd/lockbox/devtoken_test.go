@@ -137,3 +137,49 @@ func TestDevTokenHelpNamesWhatItReads(t *testing.T) {
 		}
 	}
 }
+
+// TestDevTokenRefusesATTLThatIsNoLifetime: "--ttl 0" minted a token valid
+// for an hour, said nothing, and "--ttl -1h" was refused as "identity:
+// negative TTL", naming no flag. A token for a shell variable left unset
+// ("--ttl ${TTL}0s") or a test of an expired token ("--ttl 0") lasted an
+// hour. Both are refused in one line naming --ttl, exit 2, no token; a
+// positive --ttl is the token's lifetime.
+func TestDevTokenRefusesATTLThatIsNoLifetime(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "dev")
+	if _, _, err := ensureDevKey(dir); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"LOCKBOX_DEV_DIR": dir}
+	mint := []string{"dev", "token", "--sub", "alice@provider.example", "--roles", "operator"}
+	for _, tc := range []struct{ ttl, want string }{
+		{"0", "lockbox: dev token: --ttl must be a positive duration, such as 1h or 30m, got 0s\n"},
+		{"0s", "lockbox: dev token: --ttl must be a positive duration, such as 1h or 30m, got 0s\n"},
+		{"-1h", "lockbox: dev token: --ttl must be a positive duration, such as 1h or 30m, got -1h0m0s\n"},
+	} {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), append(slices.Clone(mint), "--ttl", tc.ttl), env, &out, &errb)
+		if code != 2 || out.Len() != 0 || errb.String() != tc.want {
+			t.Errorf("--ttl %s: exit %d, stdout %q, stderr %q; want exit 2, no token, stderr %q", tc.ttl, code, out.String(), errb.String(), tc.want)
+		}
+	}
+
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), append(slices.Clone(mint), "--ttl", "90m"), env, &out, &errb); code != 0 {
+		t.Fatalf("--ttl 90m: exit %d: %s", code, errb.String())
+	}
+	parts := strings.Split(strings.TrimSpace(out.String()), ".")
+	if len(parts) != 3 {
+		t.Fatalf("stdout holds no JWT: %q", out.String())
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claims struct{ Iat, Exp int64 }
+	if err := json.Unmarshal(payload, &claims); err != nil {
+		t.Fatal(err)
+	}
+	if got := claims.Exp - claims.Iat; got != 90*60 {
+		t.Errorf("--ttl 90m: exp - iat = %ds, want %d", got, 90*60)
+	}
+}
