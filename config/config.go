@@ -1291,7 +1291,13 @@ func redactWebhookURL(s string) string {
 	if err != nil || u.Host == "" {
 		return "(a URL, not shown)"
 	}
-	out := u.Scheme + "://" + u.Host
+	// url.Parse lower-cases the scheme: a refusal of "HTTP://x" for its
+	// capitals must show them.
+	scheme := u.Scheme
+	if len(s) >= len(scheme) && strings.EqualFold(s[:len(scheme)], scheme) {
+		scheme = s[:len(scheme)]
+	}
+	out := scheme + "://" + u.Host
 	if u.User != nil || u.Path != "" || u.RawQuery != "" || u.Fragment != "" {
 		out += "/…"
 	}

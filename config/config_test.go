@@ -1242,6 +1242,33 @@ func TestWebhookURLsNeverShowTheirCredential(t *testing.T) {
 	}
 }
 
+// A URL refused for its scheme was quoted with the scheme lower-cased, as
+// url.Parse keeps it: "HTTP://x" came back as "http://x: write the scheme
+// in lower case", the very form asked for, so the user could not see what
+// was wrong. The refusal quotes the scheme as written, still without the
+// path that may hold a credential.
+func TestRefusedURLsQuoteTheSchemeAsWritten(t *testing.T) {
+	secret := writeFile(t, "secret", "k")
+	for _, tc := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"LOCKBOX_WEBHOOK_URLS": "HTTP://x", "LOCKBOX_WEBHOOK_SECRET_FILE": secret},
+			"LOCKBOX_WEBHOOK_URLS: HTTP://x: write the scheme in lower case (http://)"},
+		{map[string]string{"LOCKBOX_WEBHOOK_URLS": "https://ok.example,Https://hooks.example/services/T0KEN", "LOCKBOX_WEBHOOK_SECRET_FILE": secret},
+			"LOCKBOX_WEBHOOK_URLS: Https://hooks.example/…: write the scheme in lower case (https://)"},
+		{map[string]string{"LOCKBOX_WEBHOOK_URLS": "FTP://hooks.example/T0KEN", "LOCKBOX_WEBHOOK_SECRET_FILE": secret},
+			"LOCKBOX_WEBHOOK_URLS: FTP://hooks.example/… is not an http(s) URL with a host"},
+		{map[string]string{"LOCKBOX_UPSTREAMS": "exchange=FTP://up.example/T0KEN"},
+			"LOCKBOX_UPSTREAMS: exchange: FTP://up.example/… is not an http(s) base URL without credentials, query or fragment"},
+	} {
+		_, err := Load(tc.env)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "T0KEN") {
+			t.Errorf("%v: %v\nwant it to hold %q", tc.env, err, tc.want)
+		}
+	}
+}
+
 func TestVars(t *testing.T) {
 	docs := Vars()
 	if n := reflect.TypeFor[Config]().NumField(); len(docs) != n {
