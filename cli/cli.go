@@ -244,7 +244,14 @@ func (e *env) report(err error) int {
 		if msg == "" {
 			msg = http.StatusText(apiErr.Status)
 		}
-		notes := []string{fmt.Sprintf("HTTP %d", apiErr.Status)}
+		// An answer without the API's error document is made into a
+		// message that starts with its status ("HTTP 401
+		// Unauthorized"), and an HTML page's line names it: noted
+		// again, it was printed twice.
+		var notes []string
+		if status := fmt.Sprintf("HTTP %d", apiErr.Status); !strings.HasPrefix(msg, status+" ") && !apiErr.HTMLPage {
+			notes = append(notes, status)
+		}
 		if apiErr.Code != "" {
 			notes = append([]string{apiErr.Code}, notes...)
 		}
@@ -264,11 +271,11 @@ func (e *env) report(err error) int {
 			if apiErr.PageText != "" {
 				page += fmt.Sprintf(" (%q)", apiErr.PageText)
 			}
-			fmt.Fprintf(e.stderr, "lockboxctl: the server at %s answered %d %s with %s, not Lockbox's API: is --addr ($%s) Lockbox's API, or a proxy in front of it? (%s)\n",
-				clean(apiURL(e.g.addr)), apiErr.Status, http.StatusText(apiErr.Status), clean(page), EnvAddr, clean(strings.Join(notes, ", ")))
+			fmt.Fprintf(e.stderr, "lockboxctl: the server at %s answered %d %s with %s, not Lockbox's API: is --addr ($%s) Lockbox's API, or a proxy in front of it?%s\n",
+				clean(apiURL(e.g.addr)), apiErr.Status, http.StatusText(apiErr.Status), clean(page), EnvAddr, clean(inParens(notes)))
 			return exitError
 		}
-		fmt.Fprintf(e.stderr, "lockboxctl: %s (%s)\n", clean(msg), clean(strings.Join(notes, ", ")))
+		fmt.Fprintf(e.stderr, "lockboxctl: %s%s\n", clean(msg), clean(inParens(notes)))
 		if apiErr.FromProxy {
 			// The proxy's port given for the API's (8081 for 8080 in
 			// lockbox dev): its refusal, in the API's error document,
@@ -636,3 +643,11 @@ func userAgent() string {
 }
 
 func goVersion() string { return runtime.Version() }
+
+// inParens is notes as " (a, b)" after a message, or "" when there are none.
+func inParens(notes []string) string {
+	if len(notes) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(notes, ", ") + ")"
+}

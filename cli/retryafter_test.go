@@ -22,9 +22,9 @@ func TestRetryAfterIsShown(t *testing.T) {
 	}{
 		{"the API's 429", "10", `{"error":{"code":"too_many_reads","message":"this server already runs 16 audit exports or verifications at once, the most it runs; retry later"}}`, 429,
 			"lockboxctl: this server already runs 16 audit exports or verifications at once, the most it runs; retry later (too_many_reads, HTTP 429, retry after 10s)\n"},
-		{"a gateway's 503", " 120 ", "", 503, "lockboxctl: HTTP 503 Service Unavailable (HTTP 503, retry after 120s)\n"},
-		{"a date", "Wed, 21 Oct 2037 07:28:00 GMT", "", 503, "lockboxctl: HTTP 503 Service Unavailable (HTTP 503)\n"},
-		{"none", "", "", 429, "lockboxctl: HTTP 429 Too Many Requests (HTTP 429)\n"},
+		{"a gateway's 503", " 120 ", "", 503, "lockboxctl: HTTP 503 Service Unavailable (retry after 120s)\n"},
+		{"a date", "Wed, 21 Oct 2037 07:28:00 GMT", "", 503, "lockboxctl: HTTP 503 Service Unavailable\n"},
+		{"none", "", "", 429, "lockboxctl: HTTP 429 Too Many Requests\n"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
