@@ -264,9 +264,14 @@ func (e *env) showTenant(id string) error {
 	if err != nil {
 		return err
 	}
-	// The documents carry the ETag the table prints, as the API sent it
-	// (quotes included), for a script to pass to "tenant offboard
-	// --if-match" or send as If-Match; none from a server that sent none.
+	return e.printTenantETag(t, etag)
+}
+
+// printTenantETag prints a registry entry with the ETag of its revision.
+// The documents carry the ETag the table prints, as the API sent it
+// (quotes included), for a script to pass to "tenant offboard --if-match"
+// or send as If-Match; none from a server that sent none.
+func (e *env) printTenantETag(t wire.Tenant, etag string) error {
 	doc := struct {
 		wire.Tenant
 		ETag string `json:"etag,omitempty"`
@@ -399,7 +404,9 @@ func (e *env) tenantUpdateCommand() *cobra.Command {
 			"--domain and --global-admin replace the list whole with what they name. --add-* and\n" +
 			"--remove-* change the list as it is: the command reads the entry and saves it only if\n" +
 			"nobody changed it meanwhile; if someone did, nothing is saved and it exits 3: run it\n" +
-			"again to apply your change to the new entry.",
+			"again to apply your change to the new entry.\n\n" +
+			"It prints the entry as saved with its new ETag (the ETag: line of the table, the etag\n" +
+			"field of -o json and -o yaml), which \"tenant offboard --if-match\" takes.",
 		Args:              args("ID"),
 		ValidArgsFunction: e.firstArgTenant,
 		RunE: func(cmd *cobra.Command, pos []string) error {
@@ -445,11 +452,11 @@ func (e *env) tenantUpdateCommand() *cobra.Command {
 			if !editDomains && !editAdmins {
 				// What the flags name replaces the entry's fields: nothing
 				// was read, so there is nothing to compare against.
-				t, err := c.UpdateTenant(e.ctx, pos[0], u)
+				t, saved, err := c.UpdateTenantETag(e.ctx, pos[0], u)
 				if err != nil {
 					return err
 				}
-				return e.emit(t, nil, func(w io.Writer) error { return printTenant(w, t) })
+				return e.printTenantETag(t, saved)
 			}
 			// The API replaces a list whole, so read it, change what was
 			// asked and send the ETag read back: a change another
@@ -474,12 +481,13 @@ func (e *env) tenantUpdateCommand() *cobra.Command {
 				}
 				u.GlobalAdmins = &a
 			}
+			var saved string
 			if etag == "" {
 				// A server from before registry entries had revisions: it
 				// has nothing to compare against.
 				t, err = c.UpdateTenant(e.ctx, pos[0], u)
 			} else {
-				t, _, err = c.UpdateTenantIfMatch(e.ctx, pos[0], u, etag)
+				t, saved, err = c.UpdateTenantIfMatch(e.ctx, pos[0], u, etag)
 			}
 			if apiErr, ok := errors.AsType[*client.APIError](err); ok && apiErr.Status == http.StatusPreconditionFailed && apiErr.Code == client.CodeTenantChanged {
 				// One line, in the command's terms: the server's message
@@ -492,7 +500,7 @@ func (e *env) tenantUpdateCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return e.emit(t, nil, func(w io.Writer) error { return printTenant(w, t) })
+			return e.printTenantETag(t, saved)
 		},
 	}
 	f := cmd.Flags()

@@ -671,6 +671,13 @@ func (c *Client) UpdateTenant(ctx context.Context, tenant string, u wire.TenantU
 	return t, err
 }
 
+// UpdateTenantETag is UpdateTenant, and also returns the ETag of the entry
+// as stored, to pass to OffboardIfMatch or UpdateTenantIfMatch; empty from
+// a server that predates revisions of the registry.
+func (c *Client) UpdateTenantETag(ctx context.Context, tenant string, u wire.TenantUpdate) (wire.Tenant, string, error) {
+	return c.updateTenant(ctx, tenant, u, "")
+}
+
 // CodeTenantChanged is the APIError.Code of UpdateTenantIfMatch's 412:
 // the registry entry changed since it was read, and nothing was written.
 const CodeTenantChanged = "tenant_changed"
