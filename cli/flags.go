@@ -49,12 +49,23 @@ func (l *listValue) String() string { return strings.Join(*l, ",") }
 // Type names the flag's value in help.
 func (l *listValue) Type() string { return "strings" }
 
+// Set refuses an empty value in a list ("a,,b", ",x", ","), as
+// Search-UnifiedAuditLog's lists do: in a script it is a variable that was
+// not set, and dropped it would replace a tenant's domains or addresses
+// with fewer than meant, without a word. A flag empty as a whole (--notify
+// "") still means what each flag says of it.
 func (l *listValue) Set(s string) error {
-	for v := range strings.SplitSeq(s, ",") {
-		if v = strings.TrimSpace(v); v != "" {
-			*l = append(*l, v)
-		}
+	if strings.TrimSpace(s) == "" {
+		return nil
 	}
+	var vals []string
+	for v := range strings.SplitSeq(s, ",") {
+		if v = strings.TrimSpace(v); v == "" {
+			return errors.New("holds an empty value: leave it out rather than give it no value")
+		}
+		vals = append(vals, v)
+	}
+	*l = append(*l, vals...)
 	return nil
 }
 
