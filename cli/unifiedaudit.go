@@ -206,7 +206,7 @@ func (e *env) runSearchUnifiedAuditLog(cmd *cobra.Command, argv []string) error 
 	var pg pageCursors
 	sent := cursors{q.Cursor: true}
 	for left, first := size, true; ; first = false {
-		p, read, err := e.searchPage(c, q, left, f)
+		p, err := e.searchPage(c, q, left, f)
 		if err != nil {
 			return err
 		}
@@ -222,7 +222,13 @@ func (e *env) runSearchUnifiedAuditLog(cmd *cobra.Command, argv []string) error 
 		// as it does the API's.
 		left -= len(p.Records) + len(p.Unreadable)
 		pg.next = p.NextCursor
-		if left <= 0 || pg.next == "" || read == 0 {
+		// A page may hold nothing while a next cursor says the range
+		// goes on: the API's scan budget of one call ran out before a
+		// match (a decision among a window's many operator actions).
+		// Stopping there printed no record, exit 0, while the log held
+		// them. Each cursor moves on through the range, and follow
+		// refuses one handed out twice, so the reading ends.
+		if left <= 0 || pg.next == "" {
 			break
 		}
 		if err := sent.follow(pg.next); err != nil {
@@ -240,29 +246,26 @@ func (e *env) runSearchUnifiedAuditLog(cmd *cobra.Command, argv []string) error 
 }
 
 // searchPage reads the page of q.Cursor and returns it with the records f
-// keeps, at most left of them (an unreadable record taking a place too),
-// and how many entries the API read for it, kept or not. Without a filter
-// of f's, the API filters, and a page of left entries is read. With one,
-// a page of auditPageMax entries is read, whatever left is, as a
+// keeps, at most left of them (an unreadable record taking a place too).
+// Without a filter of f's, the API filters, and a page of left entries is
+// read. With one, a page of auditPageMax entries is read, whatever left is, as a
 // selective filter would otherwise take a round trip for every few
 // records; when more than left of them pass, the page is read again,
 // ending at the left-th, so that its cursor continues right after the
 // last record shown: none is skipped and none comes twice. Each such read
 // is shorter than the one before and ends at the latest at left entries,
 // which hold at most left records.
-func (e *env) searchPage(c *client.Client, q client.AuditQuery, left int, f psFilter) (client.AuditPage, int, error) {
+func (e *env) searchPage(c *client.Client, q client.AuditQuery, left int, f psFilter) (client.AuditPage, error) {
 	q.Limit = min(left, auditPageMax)
 	if !f.active() {
-		p, err := c.SearchAudit(e.ctx, q)
-		return p, len(p.Records) + len(p.Unreadable), err
+		return c.SearchAudit(e.ctx, q)
 	}
 	q.Limit = auditPageMax
 	for {
 		p, err := c.SearchAudit(e.ctx, q)
 		if err != nil {
-			return client.AuditPage{}, 0, err
+			return client.AuditPage{}, err
 		}
-		read := len(p.Records) + len(p.Unreadable)
 		var kept []int
 		for i, r := range p.Records {
 			if f.match(r) {
@@ -276,7 +279,7 @@ func (e *env) searchPage(c *client.Client, q client.AuditQuery, left int, f psFi
 				recs = append(recs, p.Records[i])
 			}
 			p.Records = recs
-			return p, read, nil
+			return p, nil
 		case len(kept) > left:
 			q.Limit = kept[left-1] + 1
 		default:
