@@ -78,6 +78,7 @@ func tenantUpdate(in wire.TenantUpdate) tenants.TenantUpdate {
 func wireVerification(v audit.Verification) wire.AuditVerification {
 	return wire.AuditVerification{
 		Tenant: v.Tenant, Records: v.Records, OK: v.OK, BrokenAt: v.BrokenAt, RecordId: v.RecordId, Problem: v.Problem,
+		TrimmedThrough: v.TrimmedThrough,
 	}
 }
 

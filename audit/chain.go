@@ -59,6 +59,12 @@ type Verification struct {
 	// RecordId is the audit record id at BrokenAt, when readable.
 	RecordId string `json:"record_id,omitempty"`
 	Problem  string `json:"problem,omitempty"`
+	// TrimmedThrough is the stream id of the newest record retention
+	// removed (the chain's anchor): the chain is verified from the record
+	// after it, and nothing tells whether the ones removed were intact.
+	// Empty when retention never removed a record. Without it, OK over
+	// the records left read as every record since the tenant's first.
+	TrimmedThrough string `json:"trimmed_through,omitempty"`
 }
 
 // Verify re-computes tenant's chain for p (who may search the tenant's log)
@@ -210,7 +216,8 @@ func (l *Log) verifyOnce(ctx context.Context, tenant string) (Verification, stri
 	}
 	// After retention trimmed the oldest records, the chain starts from the
 	// hash of the last one removed.
-	_, prev, _ := strings.Cut(anchor, " ")
+	trimmed, prev, _ := strings.Cut(anchor, " ")
+	v.TrimmedThrough = trimmed
 	// behind is the first entry after the one whose hash the head names,
 	// and added how many entries follow it: entries appended without
 	// moving the head, when the walk ends past the head's entry.

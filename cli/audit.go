@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -263,12 +265,18 @@ func (e *env) auditVerify() *cobra.Command {
 				return err
 			}
 			err = e.emit(v, nil, func(w io.Writer) error {
+				var err error
 				if v.OK {
-					_, err := fmt.Fprintf(w, "audit chain of %s: intact, %d records\n", clean(v.Tenant), v.Records)
-					return err
+					_, err = fmt.Fprintf(w, "audit chain of %s: intact, %d records\n", clean(v.Tenant), v.Records)
+				} else {
+					_, err = fmt.Fprintf(w, "audit chain of %s: BROKEN after %d good records\n  at:      %s (record %s)\n  problem: %s\n",
+						clean(v.Tenant), v.Records, cell(v.BrokenAt), cell(v.RecordId), clean(v.Problem))
 				}
-				_, err := fmt.Fprintf(w, "audit chain of %s: BROKEN after %d good records\n  at:      %s (record %s)\n  problem: %s\n",
-					clean(v.Tenant), v.Records, cell(v.BrokenAt), cell(v.RecordId), clean(v.Problem))
+				if err == nil && v.TrimmedThrough != "" {
+					// "intact" speaks for the records since the cut only.
+					_, err = fmt.Fprintf(w, "  trimmed: retention removed the records through entry %s%s; the chain is verified from the one after it\n",
+						clean(v.TrimmedThrough), appendedAt(v.TrimmedThrough))
+				}
 				return err
 			})
 			if err != nil {
@@ -283,6 +291,18 @@ func (e *env) auditVerify() *cobra.Command {
 	cmd.Flags().StringVar(&tenant, "tenant", "", "the tenant whose log to verify; a tenant's users may leave it out for their own, the provider's staff must name it")
 	_ = cmd.RegisterFlagCompletionFunc("tenant", e.completeTenants)
 	return cmd
+}
+
+// appendedAt is " (appended TIME)", TIME being when Redis appended the
+// stream entry id (the milliseconds it begins with), in UTC; empty for an
+// id that does not begin so.
+func appendedAt(id string) string {
+	ms, _, ok := strings.Cut(id, "-")
+	n, err := strconv.ParseInt(ms, 10, 64)
+	if !ok || err != nil || n < 0 {
+		return ""
+	}
+	return " (appended " + time.UnixMilli(n).UTC().Format(time.RFC3339) + ")"
 }
 
 // printRecords prints a list of audit records: v (their JSON body) for

@@ -192,7 +192,11 @@ func defaultReply(method, path string, q url.Values, body []byte) reply {
 		if tenant == "" {
 			tenant = "contoso" // the token's, as the server would say
 		}
-		return ok(audit.Verification{Tenant: tenant, OK: true, Records: 3})
+		v := audit.Verification{Tenant: tenant, OK: true, Records: 3}
+		if tenant == "fabrikam" {
+			v.TrimmedThrough = "1767225600000-4" // retention cut its log
+		}
+		return ok(v)
 	case method == "GET" && path == "/v1/audit/export":
 		if q.Get("format") == "csv" {
 			return reply{http.StatusOK, "CreationDate,UserIds,Operations,AuditData\n"}
@@ -1140,6 +1144,13 @@ func TestCommands(t *testing.T) {
 			args:      []string{"audit", "verify"},
 			wantCalls: []call{{Method: "GET", Path: "/v1/audit/verify", Query: ""}},
 			wantOut:   []string{"audit chain of contoso: intact, 3 records"},
+		},
+		{
+			name:      "audit verify says where retention cut the chain",
+			args:      []string{"audit", "verify", "--tenant", "fabrikam"},
+			wantCalls: []call{{Method: "GET", Path: "/v1/audit/verify", Query: "tenant=fabrikam"}},
+			wantOut: []string{"audit chain of fabrikam: intact, 3 records\n" +
+				"  trimmed: retention removed the records through entry 1767225600000-4 (appended 2026-01-01T00:00:00Z); the chain is verified from the one after it\n"},
 		},
 		{
 			name:      "audit export without a tenant leaves it to the server",

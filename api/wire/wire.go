@@ -354,4 +354,8 @@ type AuditVerification struct {
 	// RecordId is the audit record id at BrokenAt, when readable.
 	RecordId string `json:"record_id,omitempty"`
 	Problem  string `json:"problem,omitempty"`
+	// TrimmedThrough is the stream id of the newest record retention
+	// removed: the chain is verified from the record after it. Empty
+	// when retention never removed one.
+	TrimmedThrough string `json:"trimmed_through,omitempty"`
 }
