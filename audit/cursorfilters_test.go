@@ -34,7 +34,7 @@ func TestCursorIsBoundToItsFilters(t *testing.T) {
 		for _, tn := range []string{"contoso", "fabrikam"} {
 			if _, err := log.Append(ctx, record.Record{Operation: fmt.Sprintf("Op-%d", i%2), LockboxTenant: tn,
 				RecordType: record.RecordTypeExchangeAdmin, UserType: record.UserTypeAdmin, UserId: fmt.Sprintf("user%d@%s.example", i%3, tn),
-				Workload: record.WorkloadLockbox, ObjectId: fmt.Sprint(i), LockboxRequestId: fmt.Sprintf("req-%d", i%5),
+				Workload: record.WorkloadLockbox, ObjectId: fmt.Sprint(i), LockboxRequestId: requestID(i % 5),
 				CreationTime: record.Time{Time: t0.Add(time.Duration(i) * time.Minute)}}); err != nil {
 				t.Fatal(err)
 			}
@@ -51,7 +51,7 @@ func TestCursorIsBoundToItsFilters(t *testing.T) {
 		{Tenant: "contoso", Operation: "Op-1"},
 		{Operation: "Op-1"}, // every tenant
 		{Tenant: "contoso", User: "user1@contoso.example", From: t0.Add(2 * time.Minute), To: t0.Add(25 * time.Minute)},
-		{Tenant: "contoso", RequestID: "req-2"},
+		{Tenant: "contoso", RequestID: requestID(2)},
 		{Tenant: "contoso"},
 	} {
 		t.Run(fmt.Sprintf("%+v", base), func(t *testing.T) {
@@ -84,7 +84,7 @@ func TestCursorIsBoundToItsFilters(t *testing.T) {
 			others := []func(*audit.Query){
 				func(o *audit.Query) { o.Operation += "x" },
 				func(o *audit.Query) { o.User = "user2@contoso.example" },
-				func(o *audit.Query) { o.RequestID = "req-9" },
+				func(o *audit.Query) { o.RequestID = requestID(9) },
 				func(o *audit.Query) { o.From = t0.Add(time.Minute) },
 				func(o *audit.Query) { o.To = t0.Add(26 * time.Minute) },
 				func(o *audit.Query) { o.HasFrom, o.From = true, time.Time{} },

@@ -3,6 +3,7 @@ package audit_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -79,3 +80,7 @@ func newLog(rdb redis.UniversalClient, now func() time.Time) *audit.Log {
 	l.SetTenantDirectory(exampleUsers{rdb: rdb})
 	return l
 }
+
+// requestID is the id of test request n: a UUID, as every request id is
+// (the search's request filter refuses anything else).
+func requestID(n int) string { return fmt.Sprintf("0198c2e4-5b7a-7d3e-9f10-%012d", n) }

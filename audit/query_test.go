@@ -30,7 +30,7 @@ var (
 
 // fill appends n records to contoso's log, one a second from the
 // clock's time, in pipelined batches; record i is an operator action under
-// request "req-<i%3>", of operation "Op-<i%2>", by "alice" or "bob".
+// request requestID(i%3), of operation "Op-<i%2>", by "alice" or "bob".
 func fill(tb testing.TB, rdb redis.UniversalClient, c *clock.Fake, n int) *audit.Log {
 	tb.Helper()
 	log := newLog(rdb, c.Now)
@@ -45,7 +45,7 @@ func fill(tb testing.TB, rdb redis.UniversalClient, c *clock.Fake, n int) *audit
 					Operation: fmt.Sprintf("Op-%d", i%2), LockboxTenant: "contoso", Workload: "exchange",
 					RecordType: record.RecordTypeExchangeAdmin, UserType: record.UserTypeDcAdmin,
 					UserId: record.OperatorUserID, ProviderUserId: who, ClientIP: "10.0.0.1",
-					LockboxRequestId: fmt.Sprintf("req-%d", i%3), ObjectId: fmt.Sprint(i),
+					LockboxRequestId: requestID(i % 3), ObjectId: fmt.Sprint(i),
 				}); err != nil {
 					return err
 				}
@@ -91,12 +91,12 @@ func TestQuerySemantics(t *testing.T) {
 		{"from only", providerAuditor, audit.Query{From: at(1197)}, []int{1199, 1198, 1197}},
 		{"to only", providerAuditor, audit.Query{To: at(1)}, []int{1, 0}},
 		{"operation, any case", providerAuditor, audit.Query{Operation: "op-1", To: at(7)}, []int{7, 5, 3, 1}},
-		{"request id", providerAuditor, audit.Query{RequestID: "req-2", To: at(9)}, []int{8, 5, 2}},
+		{"request id", providerAuditor, audit.Query{RequestID: requestID(2), To: at(9)}, []int{8, 5, 2}},
 		{"provider user", providerAuditor, audit.Query{User: "ALICE", To: at(4)}, []int{4, 2, 0}},
 		{"tenant users don't match provider users", tenantAuditor, audit.Query{User: "alice"}, nil},
 		{"tenant users match UserId", tenantAuditor, audit.Query{User: "microsoft operator", To: at(1)}, []int{1, 0}},
 		{"small pages", providerAuditor, audit.Query{From: at(100), To: at(110), Limit: 3}, []int{110, 109, 108, 107, 106, 105, 104, 103, 102, 101, 100}},
-		{"pages across batches", providerAuditor, audit.Query{Operation: "Op-0", RequestID: "req-0", From: at(0), Limit: 150}, everyNth(1199, 6)},
+		{"pages across batches", providerAuditor, audit.Query{Operation: "Op-0", RequestID: requestID(0), From: at(0), Limit: 150}, everyNth(1199, 6)},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -374,7 +374,7 @@ func TestRequestRecords(t *testing.T) {
 	log := fill(t, rdb, c, 30)
 	ctx := context.Background()
 	var got []record.Record
-	err := log.RequestRecords(ctx, "contoso", "req-1", time.Time{}, time.Time{}, func(r record.Record) error {
+	err := log.RequestRecords(ctx, "contoso", requestID(1), time.Time{}, time.Time{}, func(r record.Record) error {
 		got = append(got, r)
 		return nil
 	}, nil)
@@ -385,36 +385,36 @@ func TestRequestRecords(t *testing.T) {
 		t.Fatalf("%d records, want 10", len(got))
 	}
 	for i, r := range got {
-		if r.LockboxRequestId != "req-1" || r.ProviderUserId == "" {
+		if r.LockboxRequestId != requestID(1) || r.ProviderUserId == "" {
 			t.Errorf("record %d = %+v", i, r)
 		}
 		if i > 0 && !r.CreationTime.Before(got[i-1].CreationTime.Time) {
 			t.Errorf("record %d is not older than the one before", i)
 		}
 	}
-	// From bounds the scan: records 25 and 28 are req-1's after t0+25s.
+	// From bounds the scan: records 25 and 28 are request 1's after t0+25s.
 	n := 0
-	err = log.RequestRecords(ctx, "contoso", "req-1", t0.Add(25*time.Second), time.Time{}, func(record.Record) error { n++; return nil }, nil)
+	err = log.RequestRecords(ctx, "contoso", requestID(1), t0.Add(25*time.Second), time.Time{}, func(record.Record) error { n++; return nil }, nil)
 	if err != nil || n != 2 {
 		t.Errorf("from t0+25s: %d records, %v", n, err)
 	}
-	// To too: records 1, 4 and 7 are req-1's up to t0+10s (record i is
+	// To too: records 1, 4 and 7 are request 1's up to t0+10s (record i is
 	// stamped t0+i+1s), 10 and 13 from t0+10s to t0+14s.
 	n = 0
-	err = log.RequestRecords(ctx, "contoso", "req-1", time.Time{}, t0.Add(10*time.Second), func(record.Record) error { n++; return nil }, nil)
+	err = log.RequestRecords(ctx, "contoso", requestID(1), time.Time{}, t0.Add(10*time.Second), func(record.Record) error { n++; return nil }, nil)
 	if err != nil || n != 3 {
 		t.Errorf("to t0+10s: %d records, %v", n, err)
 	}
 	n = 0
-	err = log.RequestRecords(ctx, "contoso", "req-1", t0.Add(10*time.Second), t0.Add(14*time.Second), func(record.Record) error { n++; return nil }, nil)
+	err = log.RequestRecords(ctx, "contoso", requestID(1), t0.Add(10*time.Second), t0.Add(14*time.Second), func(record.Record) error { n++; return nil }, nil)
 	if err != nil || n != 2 {
 		t.Errorf("from t0+10s to t0+14s: %d records, %v", n, err)
 	}
 	stop := errors.New("stop")
-	if err := log.RequestRecords(ctx, "contoso", "req-1", time.Time{}, time.Time{}, func(record.Record) error { return stop }, nil); !errors.Is(err, stop) {
+	if err := log.RequestRecords(ctx, "contoso", requestID(1), time.Time{}, time.Time{}, func(record.Record) error { return stop }, nil); !errors.Is(err, stop) {
 		t.Errorf("the callback's error = %v", err)
 	}
-	for _, c := range []struct{ tenant, id string }{{"contoso", ""}, {"", "req-1"}, {"Bad Tenant", "req-1"}} {
+	for _, c := range []struct{ tenant, id string }{{"contoso", ""}, {"", requestID(1)}, {"Bad Tenant", requestID(1)}} {
 		err := log.RequestRecords(ctx, c.tenant, c.id, time.Time{}, time.Time{}, func(record.Record) error {
 			t.Fatalf("%q/%q: a record was read", c.tenant, c.id)
 			return nil
@@ -454,7 +454,7 @@ func TestRequestRecordsNamesUnreadable(t *testing.T) {
 		{"before the range", at.Add(audit.ClockSkew + time.Second), time.Time{}, nil},
 	} {
 		var got []audit.UnreadableRecord
-		err := log.RequestRecords(ctx, "contoso", "req-1", c.from, c.to, func(record.Record) error { return nil },
+		err := log.RequestRecords(ctx, "contoso", requestID(1), c.from, c.to, func(record.Record) error { return nil },
 			func(u audit.UnreadableRecord) { got = append(got, u) })
 		if err != nil || !slices.Equal(got, c.want) {
 			t.Errorf("%s: unreadable %v, %v; want %v", c.name, got, err, c.want)

@@ -469,6 +469,13 @@ func (l *Log) check(ctx context.Context, p identity.Principal, q *Query) error {
 	if q.fromBound() && q.toBound() && q.To.Before(q.From) {
 		return fault.New(fault.ErrInvalid, "invalid_range", "to must not be before from")
 	}
+	// The filter matches LockboxRequestId exactly, and every request id is
+	// a lower-case UUID: one written otherwise (in capitals, as GUIDs often
+	// are, cut short, mistyped) matched nothing, and an empty answer read
+	// as "nothing was done under this request".
+	if q.RequestID != "" && keys.ValidRequestID(q.RequestID) != nil {
+		return fault.New(fault.ErrInvalid, "invalid_request_id", "the request id must be a request's id, a UUID in lower case such as 0198c2e4-5b7a-7d3e-9f10-2a4b6c8d0e1f")
+	}
 	if providerAuditor {
 		return nil
 	}
