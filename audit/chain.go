@@ -6,7 +6,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -65,6 +67,19 @@ type Verification struct {
 	// Empty when retention never removed a record. Without it, OK over
 	// the records left read as every record since the tenant's first.
 	TrimmedThrough string `json:"trimmed_through,omitempty"`
+}
+
+// TrimmedAt is when the newest record retention removed was appended,
+// read from TrimmedThrough (a stream id starts with its Unix
+// milliseconds); zero when retention removed none, or the id holds no
+// time.
+func (v Verification) TrimmedAt() time.Time {
+	ms, _, ok := strings.Cut(v.TrimmedThrough, "-")
+	n, err := strconv.ParseInt(ms, 10, 64)
+	if !ok || err != nil || n < 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(n).UTC()
 }
 
 // Verify re-computes tenant's chain for p (who may search the tenant's log)
