@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -725,7 +726,11 @@ func hasPrefixFold(s, prefix string) bool {
 // psParse parses a PowerShell verb's command line with fs; -h shows its
 // help (errHelpShown).
 func (e *env) psParse(cmd *cobra.Command, fs *flag.FlagSet, argv []string) error {
-	pos, err := parseArgs(fs, foldFlagNames(fs, argv))
+	args := foldFlagNames(fs, argv)
+	if name, ok := repeatedParam(fs, args); ok {
+		return &usageError{cmd: cmd, msg: fmt.Sprintf("%s is given more than once, as PowerShell does not allow: give it once, with a list's values separated by commas", name)}
+	}
+	pos, err := parseArgs(fs, args)
 	switch {
 	case errors.Is(err, flag.ErrHelp):
 		_ = cmd.Help()
@@ -738,6 +743,47 @@ func (e *env) psParse(cmd *cobra.Command, fs *flag.FlagSet, argv []string) error
 		return &usageError{cmd: cmd, msg: err.Error()}
 	}
 	return e.checkOutput(cmd)
+}
+
+// repeatedParam returns the first parameter of args (folded to fs's
+// names) given a second time, under its name or an alias of it, as it
+// was written the second time. The flag package keeps the last value,
+// so "-Operations a -Operations b" searched b alone while the user read
+// it as both; PowerShell refuses it ("parameter 'Operations' is
+// specified more than once").
+func repeatedParam(fs *flag.FlagSet, args []string) (string, bool) {
+	seen := map[any]bool{}
+	for i := 0; i < len(args); i++ {
+		arg := args[i]
+		if arg == "--" {
+			break
+		}
+		name, ok := strings.CutPrefix(arg, "-")
+		if !ok || name == "" {
+			continue
+		}
+		name = strings.TrimPrefix(name, "-")
+		name, _, _ = strings.Cut(name, "=")
+		f := fs.Lookup(name)
+		if f == nil {
+			continue
+		}
+		// Aliases share the variable they set: the flag package's values
+		// are pointers to it.
+		var key any = f.Name
+		if v := reflect.ValueOf(f.Value); v.Kind() == reflect.Pointer {
+			key = v.Pointer()
+		}
+		if seen[key] {
+			flagName, _, _ := strings.Cut(arg, "=")
+			return flagName, true
+		}
+		seen[key] = true
+		if takesValue(fs, arg) {
+			i++ // the value, whatever it looks like
+		}
+	}
+	return "", false
 }
 
 // oneRequestID returns the one request id of verb's -RequestId, read as
