@@ -178,6 +178,9 @@ func TestDenials(t *testing.T) {
 		// noPolicy: no policy version was loaded, so the denial logs an
 		// empty policy_revision rather than ruleRevision.
 		noPolicy bool
+		// recordWritten: the refusal came after the audit write, so the
+		// call's record is in the stream (over-reporting, by design).
+		recordWritten bool
 	}{
 		// 1. Requests the proxy does not judge at all.
 		{name: "dot segments escaping to another tenant", setup: readsEverywhere,
@@ -371,6 +374,14 @@ func TestDenials(t *testing.T) {
 			req: as(alice, "GET", mailboxes, [2]string{"Connection", "Upgrade, HTTP2-Settings"}, [2]string{"Upgrade", "h2c"},
 				[2]string{"HTTP2-Settings", "AAMAAABkAARAAAAAAAIAAAAA"}),
 			status: 400, reason: ReasonBadRequest, label: "exchange"},
+		// Either half of an h2c upgrade alone is refused too: a server
+		// behind the proxy may act on the one it sees.
+		{name: "HTTP2-Settings without Upgrade", setup: readsOnContoso,
+			req:    as(alice, "GET", mailboxes, [2]string{"HTTP2-Settings", "AAMAAABkAARAAAAAAAIAAAAA"}),
+			status: 400, reason: ReasonBadRequest, label: "exchange", message: "protocol upgrades"},
+		{name: "Connection: Upgrade without Upgrade", setup: readsOnContoso,
+			req:    as(alice, "GET", mailboxes, [2]string{"Connection", "keep-alive, upgrade"}),
+			status: 400, reason: ReasonBadRequest, label: "exchange", message: "protocol upgrades"},
 		{name: "h2c prior knowledge preface as a request", setup: readsOnContoso,
 			req: as(alice, "PRI", mailboxes), status: 400, reason: ReasonBadRequest, label: "exchange"},
 		{name: "asterisk-form target", setup: readsOnContoso,
@@ -500,6 +511,27 @@ func TestDenials(t *testing.T) {
 				e.t.Fatal(err)
 			}
 		}, req: as(alice, "GET", mailboxes), status: 403, reason: ReasonNoGrant, label: "exchange"},
+		// The assertion can't end after the grant does, nor when it is
+		// issued: a grant ending within the second the call is judged in
+		// refuses it when the assertion is signed, before the audit write.
+		{name: "grant ending within the second the assertion is issued", setup: func(e *testEnv) {
+			e.clk.Advance(500 * time.Millisecond)
+			r := e.grantFor(alice, "contoso", "exchange", time.Hour)
+			e.clk.Set(r.ExpiresAt.Add(-300 * time.Millisecond))
+		}, req: as(alice, "GET", mailboxes), status: 403, reason: ReasonGrantExpired, label: "exchange", message: "ends at"},
+		// The grant's window is judged again on a fresh reading of the
+		// clock before the record is written: a grant that ended while the
+		// policy decided refuses the call, and no record describes it.
+		{name: "grant ending while the policy decides", setup: readsOnContoso,
+			config: func(e *testEnv, c *Config) {
+				rule := ruleDecider{catalog: e.catalog}
+				withDecider(deciderFunc(func(ctx context.Context, in policy.Input) (policy.Decision, error) {
+					d, err := rule.Decide(ctx, in)
+					e.clk.Advance(2 * time.Hour)
+					return d, err
+				}))(e, c)
+			},
+			req: as(alice, "GET", mailboxes), status: 403, reason: ReasonGrantExpired, label: "exchange", message: "expired at"},
 		{name: "grant for another tenant", setup: readsOnContoso,
 			req: as(alice, "GET", "/exchange/tenants/fabrikam/mailboxes"), status: 403, reason: ReasonNoGrant, label: "exchange"},
 		{name: "grant for another service", setup: readsOnContoso,
@@ -554,6 +586,12 @@ func TestDenials(t *testing.T) {
 				return policy.Decision{Allow: true}, errors.New("eval_conflict_error: functions must not produce multiple outputs")
 			})),
 			req: as(alice, "GET", mailboxes), status: 403, reason: ReasonPolicyError, label: "exchange"},
+		{name: "policy evaluation past its deadline", setup: readsOnContoso,
+			config: withDecider(deciderFunc(func(context.Context, policy.Input) (policy.Decision, error) {
+				return policy.Decision{}, fmt.Errorf("data.lockbox.authz.decision: %w", context.DeadlineExceeded)
+			})),
+			req: as(alice, "GET", mailboxes), status: 503, reason: ReasonPolicyError, label: "exchange",
+			message: publicMessage[ReasonPolicyError]},
 		{name: "policy decision undefined", setup: readsOnContoso,
 			config: withDecider(deciderFunc(func(context.Context, policy.Input) (policy.Decision, error) {
 				return policy.Decision{}, errors.New("data.lockbox.authz.decision is undefined")
@@ -587,6 +625,12 @@ func TestDenials(t *testing.T) {
 				e.t.Fatal(err)
 			}
 		}, req: as(alice, "GET", mailboxes), status: 503, reason: ReasonAuditUnavailable, label: "exchange"},
+		// The record landed under another id than the assertion names.
+		{name: "audit record written under another id",
+			setup:  readsOnContoso,
+			config: func(e *testEnv, c *Config) { c.Auditor = renamingAuditor{e.audit} },
+			req:    as(alice, "GET", mailboxes), status: 503, reason: ReasonAuditUnavailable, label: "exchange",
+			recordWritten: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -598,9 +642,17 @@ func TestDenials(t *testing.T) {
 			if tt.setup != nil {
 				tt.setup(e)
 			}
+			records := auditEntries(t, e)
 			start := time.Now()
 			res := e.send(tt.req(e))
 			elapsed := time.Since(start)
+			wantRecords := records
+			if tt.recordWritten {
+				wantRecords++
+			}
+			if n := auditEntries(t, e); n != wantRecords {
+				t.Errorf("the audit streams hold %d entries after the call, want %d", n, wantRecords)
+			}
 
 			if res.status != tt.status {
 				t.Errorf("status = %d, want %d (body %s)", res.status, tt.status, res.body)
@@ -659,6 +711,34 @@ func TestDenials(t *testing.T) {
 			}
 		})
 	}
+}
+
+// auditEntries counts the entries of every audit stream in Redis: a
+// refused call must add none, in its own tenant's stream or another's. A
+// key the test made something other than a stream is not counted.
+func auditEntries(t testing.TB, e *testEnv) int64 {
+	t.Helper()
+	ctx := context.Background()
+	var n int64
+	iter := e.rdb.Scan(ctx, 0, keys.Audit("*"), 0).Iterator()
+	for iter.Next(ctx) {
+		typ, err := e.rdb.Type(ctx, iter.Val()).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if typ != "stream" {
+			continue
+		}
+		l, err := e.rdb.XLen(ctx, iter.Val()).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += l
+	}
+	if err := iter.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 // sumMetric adds up every series of the named metric family.
