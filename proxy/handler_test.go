@@ -474,6 +474,15 @@ func TestDenials(t *testing.T) {
 		// 4. Classification.
 		{name: "path no activity has", setup: readsOnContoso,
 			req: as(alice, "GET", "/exchange/tenants/contoso/calendars"), status: 403, reason: ReasonUnknownActivity, label: "exchange"},
+		// The catalog refuses a route without {tenant}; the proxy does not
+		// count on it, so a snapshot classifying a call without one
+		// can't have it judged under no tenant.
+		{name: "activity whose route names no tenant", setup: readsOnContoso,
+			config: func(e *testEnv, c *Config) {
+				p := tenantlessPolicy{goPolicy{catalog: e.catalog, decider: ruleDecider{catalog: e.catalog}}}
+				c.Policy = PolicyFunc(func() PolicySnapshot { return p })
+			},
+			req: as(alice, "GET", mailboxes), status: 403, reason: ReasonUnknownActivity, label: "exchange", message: "names no tenant"},
 		{name: "method no activity has", setup: readsOnContoso,
 			req: as(alice, "PUT", mailboxes), status: 403, reason: ReasonUnknownActivity, label: "exchange"},
 		{name: "another service's path", setup: readsOnContoso,
@@ -1438,6 +1447,71 @@ func TestAssertionNamesTheWrittenRecord(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(e.h.metrics.auditErrors); got != 1 {
 		t.Errorf("audit write errors = %v, want 1", got)
+	}
+}
+
+// tenantlessPolicy classifies calls as goPolicy does but finds no tenant in
+// any of them: a snapshot whose catalog did not come from policy.Catalog,
+// which refuses a route without {tenant}.
+type tenantlessPolicy struct{ goPolicy }
+
+func (p tenantlessPolicy) Classify(service, method, path string) (policy.Activity, string, bool) {
+	a, _, ok := p.goPolicy.Classify(service, method, path)
+	return a, "", ok
+}
+
+// TestMalformedFormBody: a form body, read whole to be checked for method
+// overrides, whose chunked framing breaks is refused before its grant is
+// looked up: 400 bad_request, counted and logged as a denial, nothing
+// forwarded or audited. (A streamed body that breaks once the call is
+// forwarded is TestMalformedStreamedBody's.)
+func TestMalformedFormBody(t *testing.T) {
+	for name, chunks := range map[string]string{
+		"bare LF after the size":     "5\nkind=\r\n0\r\n\r\n",
+		"size not hex":               "5\r\nkind=\r\nzz\r\n",
+		"data longer than its chunk": "5\r\nkind=x\r\n0\r\n\r\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newTestEnv(t)
+			repairOnContoso(e)
+			records := auditEntries(t, e)
+			q := as(alice, "POST", mailboxes+"/alice/repair", [2]string{"Transfer-Encoding", "chunked"},
+				[2]string{"Content-Type", formURLEncoded})(e)
+			c := e.dial()
+			if _, err := c.c.Write(append(q.bytes(), chunks...)); err != nil {
+				t.Fatal(err)
+			}
+			res, err := http.ReadResponse(c.br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			got := response{status: res.StatusCode, header: res.Header, body: body}
+			if got.status != http.StatusBadRequest || got.errorCode(t) != string(ReasonBadRequest) ||
+				!strings.Contains(string(body), "could not be read") {
+				t.Errorf("%d %s, want 400 bad_request, the body could not be read", got.status, body)
+			}
+			if n := e.upstreamCalls(); n != 0 {
+				t.Errorf("upstreams received %d requests, want none", n)
+			}
+			if n := auditEntries(t, e); n != records {
+				t.Errorf("the audit streams hold %d entries after the call, want %d", n, records)
+			}
+			if got := testutil.ToFloat64(e.h.metrics.denials.WithLabelValues("exchange", string(ReasonBadRequest))); got != 1 {
+				t.Errorf("denials{exchange,bad_request} = %v, want 1", got)
+			}
+			if got := sumMetric(t, e, "lockbox_proxy_denials_total"); got != 1 {
+				t.Errorf("denials in all = %v, want 1", got)
+			}
+			lines := e.logLines("proxy call denied")
+			if len(lines) != 1 || lines[0]["reason"] != string(ReasonBadRequest) || lines[0]["decision_id"] != res.Header.Get(HeaderDecisionID) {
+				t.Errorf("denial log lines %v, want one with reason bad_request and the answer's decision id", lines)
+			}
+			if used := e.h.bodies.inUse(); used != 0 {
+				t.Errorf("the body budget holds %d bytes after the call", used)
+			}
+		})
 	}
 }
 
