@@ -3,6 +3,8 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -12,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/policy"
@@ -287,5 +291,87 @@ func TestPolicyTimeout(t *testing.T) {
 				t.Errorf("upstream received %d requests", n)
 			}
 		})
+	}
+}
+
+// TestHalfCloseWhilePolicyDecides: a client that goes away while the policy
+// evaluates its call (here, waiting on a risk service the policy asks with
+// http.send) cancels the evaluation, which then fails; that failure is the
+// client's doing, not a policy in trouble. The call is answered and counted
+// as client_canceled, never as policy_error, which the runbook reads as a
+// policy to fix; nothing reaches the upstream or the audit log.
+func TestHalfCloseWhilePolicyDecides(t *testing.T) {
+	arrived := make(chan struct{}, 1)
+	risk := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		// The bound only ends a test whose evaluation was never canceled.
+		select {
+		case <-r.Context().Done():
+		case <-time.After(10 * time.Second):
+		}
+	}))
+	defer risk.Close()
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, rego.FS); err != nil {
+		t.Fatal(err)
+	}
+	writeTestFile(t, filepath.Join(dir, "lockbox", "authz", "authz.rego"), []byte("package lockbox.authz\n\n"+
+		`decision := {"allow": http.send({"method": "GET", "url": "`+risk.URL+`"}).status_code == 200, "reasons": []}`+"\n"))
+	engine, err := policy.NewEngine(policy.EngineConfig{Dir: dir, EvalTimeout: testEvalTimeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newTestEnv(t, func(_ *testEnv, c *Config) {
+		c.Policy = PolicyFunc(func() PolicySnapshot { return engine.Snapshot() })
+	})
+	readsOnContoso(e)
+	records := auditEntries(t, e)
+	c := e.dial()
+	_ = c.c.SetDeadline(time.Now().Add(20 * time.Second))
+	if _, err := c.c.Write(as(alice, "GET", mailboxes)(e).bytes()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-arrived:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the policy never asked the risk service")
+	}
+	if err := c.c.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.ReadResponse(c.br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	got := response{status: res.StatusCode, header: res.Header, body: body}
+	if got.status != StatusClientClosedRequest || got.errorCode(t) != string(ReasonClientCanceled) {
+		t.Fatalf("answered %d %q, want 499 client_canceled", got.status, body)
+	}
+	// Counted as the handler returns, after its answer.
+	for deadline := time.Now().Add(10 * time.Second); sumMetric(t, e, "lockbox_proxy_requests_total") < 1; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the call was never counted; log:\n%s", e.logs)
+		}
+	}
+	if got := testutil.ToFloat64(e.h.metrics.denials.WithLabelValues("exchange", string(ReasonPolicyError))); got != 0 {
+		t.Errorf("denials{exchange,policy_error} = %v, want 0; log:\n%s", got, e.logs)
+	}
+	if got := testutil.ToFloat64(e.h.metrics.denials.WithLabelValues("exchange", string(ReasonClientCanceled))); got != 1 {
+		t.Errorf("denials{exchange,client_canceled} = %v, want 1", got)
+	}
+	if lines := e.logLines("proxy call canceled by the client"); len(lines) != 1 || lines[0]["reason"] != string(ReasonClientCanceled) ||
+		lines[0]["decision_id"] != res.Header.Get(HeaderDecisionID) {
+		t.Errorf("log lines %v, want one with reason client_canceled and the answer's decision id", lines)
+	}
+	if n := len(e.logLines("proxy call denied")); n != 0 {
+		t.Errorf("%d denial log lines, want none", n)
+	}
+	if n := e.upstreamCalls(); n != 0 {
+		t.Errorf("upstreams received %d requests", n)
+	}
+	if n := auditEntries(t, e); n != records {
+		t.Errorf("the audit streams hold %d entries after the call, want %d", n, records)
 	}
 }
