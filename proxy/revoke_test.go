@@ -2,10 +2,15 @@ package proxy
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/grants"
@@ -132,7 +137,59 @@ func TestRevocationWhileAuditWaits(t *testing.T) {
 			if forwarded != 0 {
 				t.Errorf("the upstream received %d requests after the grant ended", forwarded)
 			}
+			if got := testutil.ToFloat64(e.h.metrics.denials.WithLabelValues("exchange", string(tt.code))); got != 1 {
+				t.Errorf("denials{exchange,%s} = %v, want 1", tt.code, got)
+			}
+			if lines := e.logLines("proxy call denied"); len(lines) != 1 || lines[0]["reason"] != string(tt.code) {
+				t.Errorf("denial log lines %v, want one with reason %s", lines, tt.code)
+			}
 		})
+	}
+}
+
+// TestGrantReadAgainFailing: a call whose audit write lasted over a second
+// reads its grant again before it is forwarded; a store that fails that
+// read refuses the call (503 store_unavailable, the store's error kept
+// for the log), as the first read would: a revocation may have landed
+// unseen. Its record was written (over-reporting, by design); nothing
+// reaches the upstream.
+func TestGrantReadAgainFailing(t *testing.T) {
+	ha := &heldAuditor{}
+	var reads atomic.Int32
+	e := newTestEnv(t, func(e *testEnv, c *Config) {
+		c.Grants = grantLookupFunc(func(ctx context.Context, tenant, operator, service string) (grants.Grant, error) {
+			if reads.Add(1) > 1 {
+				return grants.Grant{}, errors.New("redis: connection pool timeout")
+			}
+			return e.grants.Grant(ctx, tenant, operator, service)
+		})
+		ha.Auditor = c.Auditor
+		c.Auditor = ha
+	})
+	e.grantFor(alice, "contoso", "exchange", time.Hour)
+	records := auditEntries(t, e)
+	during := func() { e.clk.Advance(1500 * time.Millisecond) }
+	ha.during.Store(&during)
+	res := e.send(as(alice, "GET", mailboxes)(e))
+	if ha.during.Load() != nil || reads.Load() != 2 {
+		t.Fatalf("audit write run: %v, grant reads %d: the test no longer exercises the second read", ha.during.Load() == nil, reads.Load())
+	}
+	if res.status != http.StatusServiceUnavailable || res.errorCode(t) != string(ReasonStoreUnavailable) ||
+		!strings.Contains(string(res.body), publicMessage[ReasonStoreUnavailable]) || strings.Contains(string(res.body), "redis") {
+		t.Errorf("%d %s: want 503 %s with its public message", res.status, res.body, ReasonStoreUnavailable)
+	}
+	if n := e.upstreamCalls(); n != 0 {
+		t.Errorf("the upstream received %d requests", n)
+	}
+	if n := auditEntries(t, e); n != records+1 {
+		t.Errorf("the audit streams hold %d entries after the call, want %d: the call's record", n, records+1)
+	}
+	if got := testutil.ToFloat64(e.h.metrics.denials.WithLabelValues("exchange", string(ReasonStoreUnavailable))); got != 1 {
+		t.Errorf("denials{exchange,store_unavailable} = %v, want 1", got)
+	}
+	if lines := e.logLines("proxy call denied"); len(lines) != 1 || lines[0]["reason"] != string(ReasonStoreUnavailable) ||
+		!strings.Contains(fmt.Sprint(lines[0]["error"]), "connection pool timeout") {
+		t.Errorf("denial log lines %v, want one with reason store_unavailable and the store's error", lines)
 	}
 }
 
