@@ -299,6 +299,7 @@ func buildBundle(ctx context.Context, files []policyFile, dir string, now time.T
 	compiler := ast.NewCompiler().
 		WithDefaultRegoVersion(ast.RegoV1).
 		WithStrict(true).
+		WithSchemas(inputSchemas).
 		WithUseTypeCheckAnnotations(true)
 	err := storage.Txn(ctx, store, storage.TransactionParams{}, func(txn storage.Transaction) error {
 		// Refuses a rule whose path is also data, e.g. a package named
