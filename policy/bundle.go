@@ -262,7 +262,7 @@ func buildBundle(ctx context.Context, files []policyFile, dir string, now time.T
 		if f.name == CatalogPath {
 			c, err := ParseCatalog(f.data)
 			if err != nil {
-				return nil, fmt.Errorf("%w: %s: %w", ErrInvalidPolicy, display(f.name), err)
+				return nil, fmt.Errorf("%w: %s:%d: %w", ErrInvalidPolicy, display(f.name), catalogErrorLine(err), err)
 			}
 			// ParseCatalog accepted it, so it is one JSON object.
 			if err := util.UnmarshalJSON(f.data, &catalogData); err != nil {

@@ -109,7 +109,7 @@ func LoadCatalog(fsys fs.FS, path string) (*Catalog, error) {
 	}
 	c, err := ParseCatalog(b)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("%s:%d: %w", path, catalogErrorLine(err), err)
 	}
 	return c, nil
 }
@@ -121,6 +121,52 @@ func LoadCatalog(fsys fs.FS, path string) (*Catalog, error) {
 // wrapping ErrInvalidCatalog.
 func ParseCatalog(b []byte) (*Catalog, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
+	c, err := parseCatalog(b, dec)
+	var le *lineError
+	if err != nil && !errors.As(err, &le) {
+		err = &lineError{line: lineAt(b, dec.InputOffset()), err: err}
+	}
+	return c, err
+}
+
+// lineError is a catalog error with the line of data.json it was found on,
+// so that a refusal of a catalog of hundreds of entries names where to look.
+// Its message is the error's own: the caller that names the file puts the
+// line beside it (catalogErrorLine).
+type lineError struct {
+	line int
+	err  error
+}
+
+func (e *lineError) Error() string { return e.err.Error() }
+func (e *lineError) Unwrap() error { return e.err }
+
+// catalogErrorLine is the line of the catalog ParseCatalog's error err was
+// found on, or 0 if it has none.
+func catalogErrorLine(err error) int {
+	var le *lineError
+	if errors.As(err, &le) {
+		return le.line
+	}
+	return 0
+}
+
+// lineAt is the line, counted from 1, of the first byte at or after off in
+// b that is neither white space nor a comma: the start of the value the
+// decoder stood before, where a syntax error is found as a compiler finds
+// it, at the token after the mistake.
+func lineAt(b []byte, off int64) int {
+	i := int(min(max(off, 0), int64(len(b))))
+	for i < len(b) && strings.IndexByte(" \t\r\n,", b[i]) >= 0 {
+		i++
+	}
+	if i == len(b) { // a file cut short: its last line that holds anything
+		return 1 + bytes.Count(bytes.TrimRight(b, " \t\r\n"), []byte{'\n'})
+	}
+	return 1 + bytes.Count(b[:i], []byte{'\n'})
+}
+
+func parseCatalog(b []byte, dec *json.Decoder) (*Catalog, error) {
 	if err := expectDelim(dec, '{'); err != nil {
 		return nil, invalid("document: %v", err)
 	}
@@ -140,7 +186,7 @@ func ParseCatalog(b []byte) (*Catalog, error) {
 		if _, dup := c.services[name]; dup {
 			return nil, invalid("service %q: listed twice", name)
 		}
-		svc, err := parseService(dec, name)
+		svc, err := parseService(b, dec, name)
 		if err != nil {
 			return nil, err
 		}
@@ -160,7 +206,7 @@ func ParseCatalog(b []byte) (*Catalog, error) {
 	return c, nil
 }
 
-func parseService(dec *json.Decoder, name string) (*service, error) {
+func parseService(b []byte, dec *json.Decoder, name string) (*service, error) {
 	if err := expectDelim(dec, '['); err != nil {
 		return nil, invalid("%s: must be an array of activities: %v", name, err)
 	}
@@ -171,28 +217,20 @@ func parseService(dec *json.Decoder, name string) (*service, error) {
 		if err := dec.Decode(&raw); err != nil {
 			return nil, invalid("%s[%d]: %v", name, i, err)
 		}
-		e, err := decodeEntry(raw)
+		// Errors from here on are the entry's: they name the line it
+		// starts on, not the one the decoder has read to.
+		at := lineAt(b, dec.InputOffset()-int64(len(raw)))
+		e, err := parseEntry(svc, shapes, name, i, raw)
 		if err != nil {
-			return nil, invalid("%s[%d]%v", name, i, err)
+			return nil, &lineError{line: at, err: err}
 		}
-		a, r, err := compileEntry(name, e)
-		if err != nil {
-			return nil, invalid("%s[%d]%v", name, i, err)
-		}
-		if j, dup := svc.byName[a.Name]; dup {
-			return nil, invalid("%s[%d].activity: %q already names %s[%d]", name, i, a.Name, name, j)
-		}
-		key := a.Method + " " + shape(r.segs)
-		if j, dup := shapes[key]; dup {
-			return nil, invalid("%s[%d].path: %s %s has the same shape as %s[%d] (%s)",
-				name, i, a.Method, a.Pattern, name, j, svc.activities[j].Pattern)
-		}
-		shapes[key] = i
+		a, r := e.a, e.r
 		r.activity = i
 		svc.byName[a.Name] = i
 		svc.activities = append(svc.activities, a)
 		rk := routeKey{a.Method, len(r.segs)}
 		svc.routes[rk] = append(svc.routes[rk], r)
+		shapes[a.Method+" "+shape(r.segs)] = i
 	}
 	if err := expectDelim(dec, ']'); err != nil {
 		return nil, invalid("%s: %v", name, err)
@@ -201,6 +239,32 @@ func parseService(dec *json.Decoder, name string) (*service, error) {
 		slices.SortStableFunc(rs, moreSpecific)
 	}
 	return svc, nil
+}
+
+type parsedEntry struct {
+	a Activity
+	r route
+}
+
+// parseEntry decodes and checks entry i of service name against the
+// entries before it.
+func parseEntry(svc *service, shapes map[string]int, name string, i int, raw json.RawMessage) (parsedEntry, error) {
+	e, err := decodeEntry(raw)
+	if err != nil {
+		return parsedEntry{}, invalid("%s[%d]%v", name, i, err)
+	}
+	a, r, err := compileEntry(name, e)
+	if err != nil {
+		return parsedEntry{}, invalid("%s[%d]%v", name, i, err)
+	}
+	if j, dup := svc.byName[a.Name]; dup {
+		return parsedEntry{}, invalid("%s[%d].activity: %q already names %s[%d]", name, i, a.Name, name, j)
+	}
+	if j, dup := shapes[a.Method+" "+shape(r.segs)]; dup {
+		return parsedEntry{}, invalid("%s[%d].path: %s %s has the same shape as %s[%d] (%s)",
+			name, i, a.Method, a.Pattern, name, j, svc.activities[j].Pattern)
+	}
+	return parsedEntry{a, r}, nil
 }
 
 // entryError locates a problem inside one entry; the caller prefixes the

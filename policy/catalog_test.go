@@ -302,8 +302,8 @@ func TestLoadCatalog(t *testing.T) {
 		t.Errorf("good.json: %v", err)
 	}
 	_, err := LoadCatalog(fsys, "bad.json")
-	if !errors.Is(err, ErrInvalidCatalog) || !strings.HasPrefix(err.Error(), "bad.json: ") {
-		t.Errorf("bad.json: got %v, want an ErrInvalidCatalog naming the file", err)
+	if !errors.Is(err, ErrInvalidCatalog) || !strings.HasPrefix(err.Error(), "bad.json:1: ") {
+		t.Errorf("bad.json: got %v, want an ErrInvalidCatalog naming the file and line", err)
 	}
 	if _, err := LoadCatalog(fsys, "missing.json"); err == nil || errors.Is(err, ErrInvalidCatalog) {
 		t.Errorf("missing.json: got %v, want a read error", err)

@@ -431,7 +431,7 @@ default decision := {"allow": false, "reasons": ["no_grant"]}
 				writeFile(t, filepath.Join(dir, "lockbox/authz/policy.rego"), []byte(valid))
 				writeFile(t, filepath.Join(dir, policy.CatalogPath), []byte(`{"exchange": [{"activity": "Get-Mailbox"}]}`))
 			},
-			want: `activities/data\.json: invalid activity catalog: exchange\[0\]\.method: missing`,
+			want: `activities/data\.json:\d+: invalid activity catalog: exchange\[0\]\.method: missing`,
 		},
 		{
 			name: "no catalog",
