@@ -17,6 +17,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
+	"github.com/open-policy-agent/opa/v1/types"
 	"github.com/open-policy-agent/opa/v1/util"
 )
 
@@ -316,8 +317,16 @@ func buildBundle(ctx context.Context, files []policyFile, dir string, now time.T
 	// A directory without the decision rule would compile and then deny
 	// every call as undefined. Refuse it at load instead, where the security
 	// team sees why.
-	if len(compiler.GetRulesExact(decisionRef)) == 0 {
+	rules := compiler.GetRulesExact(decisionRef)
+	if len(rules) == 0 {
 		return nil, fmt.Errorf("%w: no rule defines %s (package lockbox.authz, rule decision)", ErrInvalidPolicy, DecisionRef)
+	}
+	// Likewise a decision that is never an object (decision := true, a
+	// set, a partial rule) would load and then deny every call as a
+	// policy error: an outage a reload could swap in for a working policy.
+	if t := compiler.TypeEnv.GetByRef(decisionRef); t != nil && !mayBeObject(t) {
+		return nil, fmt.Errorf("%w: %s: %s is %s, never the object {\"allow\": boolean, \"reasons\": [string]} the server asks for",
+			ErrInvalidPolicy, rules[0].Location, DecisionRef, types.Sprint(t))
 	}
 
 	pq, err := rego.New(
@@ -335,4 +344,26 @@ func buildBundle(ctx context.Context, files []policyFile, dir string, now time.T
 	}
 	return &bundle{query: pq, catalog: catalog, revision: revisionOf(files), loaded: now,
 		reads: readsOf(compiler.Modules), volatile: volatileBuiltins(compiler.Modules)}, nil
+}
+
+// mayBeObject reports whether a value of type t may be an object. The type
+// checker's types are conservative (any, or a union, when it can't tell), so
+// only a type that surely excludes objects is refused.
+func mayBeObject(t types.Type) bool {
+	switch t := t.(type) {
+	case *types.Object:
+		return true
+	case types.Any:
+		if len(t) == 0 {
+			return true
+		}
+		for _, m := range t {
+			if mayBeObject(m) {
+				return true
+			}
+		}
+		return false
+	default:
+		return false
+	}
 }
