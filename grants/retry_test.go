@@ -20,24 +20,14 @@ import (
 // is still recorded, once. Someone else's action is no retry of theirs.
 func TestRetryAfterTheRequestMovedOn(t *testing.T) {
 	e := newEnv(t)
-	ctx := context.Background()
 	mike := who("mike", "", identity.RoleSupportManager)
 	retry := func(id string, act grants.Action, by grants.Actor, want grants.State, events int) {
 		t.Helper()
-		got, err := e.store.Act(ctx, id, act, by, "again")
-		if err != nil {
-			t.Fatalf("%s retried by %s: %v", act, by.Principal.Subject, err)
-		}
-		if got.State != want || len(got.History) != events {
-			t.Fatalf("%s retried by %s: %s with %d events, want %s with %d", act, by.Principal.Subject, got.State, len(got.History), want, events)
-		}
+		retried(t, e, id, act, by, want, events)
 	}
 	conflict := func(id string, act grants.Action, by grants.Actor, want grants.State) {
 		t.Helper()
-		_, err := e.store.Act(ctx, id, act, by, "")
-		if te, ok := errors.AsType[*grants.TransitionError](err); !ok || te.State != want {
-			t.Fatalf("%s by %s: %v, want a TransitionError naming %s", act, by.Principal.Subject, err, want)
-		}
+		refusedAs(t, e, id, act, by, want)
 	}
 
 	r := e.create(t, time.Hour)
@@ -89,24 +79,14 @@ func TestRetryAfterTheRequestMovedOn(t *testing.T) {
 // nothing is written either.
 func TestRetriedEndIsANoOp(t *testing.T) {
 	e := newEnv(t)
-	ctx := context.Background()
 	mike := who("mike", "", identity.RoleSupportManager)
 	retry := func(id string, act grants.Action, by grants.Actor, want grants.State, events int) {
 		t.Helper()
-		got, err := e.store.Act(ctx, id, act, by, "again")
-		if err != nil {
-			t.Fatalf("%s retried by %s: %v", act, by.Principal.Subject, err)
-		}
-		if got.State != want || len(got.History) != events {
-			t.Fatalf("%s retried by %s: %s with %d events, want %s with %d", act, by.Principal.Subject, got.State, len(got.History), want, events)
-		}
+		retried(t, e, id, act, by, want, events)
 	}
 	conflict := func(id string, act grants.Action, by grants.Actor, want grants.State) {
 		t.Helper()
-		_, err := e.store.Act(ctx, id, act, by, "")
-		if te, ok := errors.AsType[*grants.TransitionError](err); !ok || te.State != want {
-			t.Fatalf("%s by %s: %v, want a TransitionError naming %s", act, by.Principal.Subject, err, want)
-		}
+		refusedAs(t, e, id, act, by, want)
 	}
 
 	r := e.create(t, time.Hour)
@@ -122,7 +102,7 @@ func TestRetriedEndIsANoOp(t *testing.T) {
 	r = e.create(t, time.Hour)
 	e.act(t, r.ID, grants.ActionApprove, manager)
 	e.act(t, r.ID, grants.ActionApprove, globalAdmin)
-	if err := e.tenants.AddApprover(ctx, globalAdmin.Principal, "203.0.113.1", "contoso", approver.Principal.Subject); err != nil {
+	if err := e.tenants.AddApprover(context.Background(), globalAdmin.Principal, "203.0.113.1", "contoso", approver.Principal.Subject); err != nil {
 		t.Fatal(err)
 	}
 	e.act(t, r.ID, grants.ActionRevoke, approver)
@@ -135,7 +115,31 @@ func TestRetriedEndIsANoOp(t *testing.T) {
 	if got := ops(t, e, r.ID); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("audit of %s = %v, want %v", r.ID, got, want)
 	}
-	if _, err := e.store.Grant(ctx, "contoso", "alice", "exchange"); !errors.Is(err, grants.ErrNotFound) {
+	if _, err := e.store.Grant(context.Background(), "contoso", "alice", "exchange"); !errors.Is(err, grants.ErrNotFound) {
 		t.Fatalf("grant after the revocation and its retries: %v", err)
+	}
+}
+
+// retried has by take act on request id again, as a client retrying an
+// action whose reply was lost, and requires the answer to be the request
+// as it is: state want, with events entries of history.
+func retried(t *testing.T, e *env, id string, act grants.Action, by grants.Actor, want grants.State, events int) {
+	t.Helper()
+	got, err := e.store.Act(context.Background(), id, act, by, "again")
+	if err != nil {
+		t.Fatalf("%s retried by %s: %v", act, by.Principal.Subject, err)
+	}
+	if got.State != want || len(got.History) != events {
+		t.Fatalf("%s retried by %s: %s with %d events, want %s with %d", act, by.Principal.Subject, got.State, len(got.History), want, events)
+	}
+}
+
+// refusedAs has by take act on request id and requires the refusal of a
+// request in state want (a *grants.TransitionError naming it).
+func refusedAs(t *testing.T, e *env, id string, act grants.Action, by grants.Actor, want grants.State) {
+	t.Helper()
+	_, err := e.store.Act(context.Background(), id, act, by, "")
+	if te, ok := errors.AsType[*grants.TransitionError](err); !ok || te.State != want {
+		t.Fatalf("%s by %s: %v, want a TransitionError naming %s", act, by.Principal.Subject, err, want)
 	}
 }
