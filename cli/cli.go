@@ -249,7 +249,7 @@ func (e *env) report(err error) int {
 		// Unauthorized"), and an HTML page's line names it: noted
 		// again, it was printed twice.
 		var notes []string
-		if status := fmt.Sprintf("HTTP %d", apiErr.Status); !strings.HasPrefix(msg, status+" ") && !apiErr.HTMLPage {
+		if status := fmt.Sprintf("HTTP %d", apiErr.Status); msg != status && !strings.HasPrefix(msg, status+" ") && !strings.HasPrefix(msg, status+":") && !apiErr.HTMLPage {
 			notes = append(notes, status)
 		}
 		if apiErr.Code != "" {

@@ -35,6 +35,14 @@ func TestStatusWithoutTheAPIsErrorIsSaidOnce(t *testing.T) {
 		{"a 503 with a trace id", 503, map[string]string{"X-Request-Id": "6XOG3QOH"}, "", "lockboxctl: HTTP 503 Service Unavailable (trace id 6XOG3QOH)", true},
 		{"a problem document", 429, map[string]string{"Content-Type": "application/problem+json", "Retry-After": "5"}, `{"title":"Rate limited","detail":"slow down"}`,
 			"lockboxctl: HTTP 429 Too Many Requests: Rate limited: slow down (retry after 5s)", true},
+		// RFC 9457 lets a problem's title be the status's own text, as
+		// many gateways write it: said once, as the status is.
+		{"a problem titled with the status's text", 429, map[string]string{"Content-Type": "application/problem+json"}, `{"title":"Too Many Requests","detail":"slow down"}`,
+			"lockboxctl: HTTP 429 Too Many Requests: slow down", true},
+		{"a problem with only the status's text", 503, map[string]string{"Content-Type": "application/problem+json"}, `{"title":"service unavailable"}`,
+			"lockboxctl: HTTP 503 Service Unavailable", true},
+		// A status Go has no text for: no space left hanging.
+		{"a 599 without a body", 599, nil, "", "lockboxctl: HTTP 599", true},
 		{"an HTML page", 502, map[string]string{"Content-Type": "text/html"}, "<html>bad gateway</html>",
 			"answered 502 Bad Gateway with an HTML page (\"bad gateway\"), not Lockbox's API: is --addr ($LOCKBOX_ADDR) Lockbox's API, or a proxy in front of it?", true},
 		// The API's refusal: its message says nothing of the status.

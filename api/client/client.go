@@ -1198,7 +1198,7 @@ func decodeError(resp *http.Response) *APIError {
 		e.Code, e.Message = body.Error.Code, body.Error.Message
 		return e
 	}
-	e.Message = fmt.Sprintf("HTTP %d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
+	e.Message = strings.TrimSpace(fmt.Sprintf("HTTP %d %s", resp.StatusCode, http.StatusText(resp.StatusCode)))
 	// By its Content-Type, or by its content when it names none or a
 	// wrong one: a page's markup shown as the error said nothing a user
 	// could act on, and filled the line before the page said anything.
@@ -1210,8 +1210,10 @@ func decodeError(resp *http.Response) *APIError {
 		}
 		return e
 	}
-	if s := problem(b); s != "" {
-		e.Message += ": " + s
+	if s, ok := problem(b, http.StatusText(resp.StatusCode)); ok {
+		if s != "" {
+			e.Message += ": " + s
+		}
 	} else if s := snippet(b); s != "" {
 		e.Message += ": " + s
 	}
@@ -1222,22 +1224,28 @@ func decodeError(resp *http.Response) *APIError {
 // document (application/problem+json, which gateways and proxies in
 // front of the API answer with), or "" when b is none. Its start, which
 // snippet would show, is a type URI that may fill the snippet before the
-// detail comes. It is not Lockbox's error, so it sets no Code.
-func problem(b []byte) string {
+// detail comes. It is not Lockbox's error, so it sets no Code. A title
+// that is only status, the status's own text (as RFC 9457 suggests and
+// many gateways write it), is left out: the message already says it. ok
+// is false when b is no such document.
+func problem(b []byte, status string) (text string, ok bool) {
 	var p struct {
 		Title  string `json:"title"`
 		Detail string `json:"detail"`
 	}
-	if json.Unmarshal(b, &p) != nil {
-		return ""
+	if json.Unmarshal(b, &p) != nil || (p.Title == "" && p.Detail == "") {
+		return "", false
 	}
 	var parts []string
+	if strings.EqualFold(strings.TrimSpace(p.Title), status) {
+		p.Title = ""
+	}
 	for _, s := range []string{p.Title, p.Detail} {
 		if s = strings.TrimSpace(s); s != "" {
 			parts = append(parts, s)
 		}
 	}
-	return snippet([]byte(strings.Join(parts, ": ")))
+	return snippet([]byte(strings.Join(parts, ": "))), true
 }
 
 // snippet returns the start of an undecodable body on one line, without

@@ -518,11 +518,20 @@ func TestErrors(t *testing.T) {
 			text: "HTTP 503 Service Unavailable: Upstream unavailable: lockbox-api has no ready endpoints",
 		},
 		{
-			name:   "problem details with a title alone",
+			// about:blank's title is the status's text (RFC 9457 4.2.1),
+			// which the message already says.
+			name:   "problem details titled with the status's text alone",
 			status: http.StatusNotFound,
 			body:   `{"type":"about:blank","title":"Not Found","status":404}`,
-			want:   APIError{Status: 404, Message: "HTTP 404 Not Found: Not Found"},
-			text:   "HTTP 404 Not Found: Not Found",
+			want:   APIError{Status: 404, Message: "HTTP 404 Not Found"},
+			text:   "HTTP 404 Not Found",
+		},
+		{
+			name:   "problem details with a title of its own alone",
+			status: http.StatusNotFound,
+			body:   `{"type":"https://gateway.example/problems/no-route","title":"No route to lockbox-api","status":404}`,
+			want:   APIError{Status: 404, Message: "HTTP 404 Not Found: No route to lockbox-api"},
+			text:   "HTTP 404 Not Found: No route to lockbox-api",
 		},
 		{
 			name:   "long body is cut",
