@@ -243,16 +243,23 @@ func onTerminal(w io.Writer) bool {
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
-// errChainBroken makes "audit verify" exit non-zero when the chain is
-// broken, after printing the report.
+// errChainBroken makes "audit verify" exit 4 (exitChainBroken) when the
+// chain is broken, after printing the report.
 var errChainBroken = errors.New("the audit chain does not verify")
 
 func (e *env) auditVerify() *cobra.Command {
 	var tenant string
 	cmd := &cobra.Command{
 		Use:   "verify [--tenant T]",
-		Short: "re-compute a tenant's audit hash chain and report the first broken or missing record (exit 1 when broken)",
-		Args:  args(),
+		Short: "re-compute a tenant's audit hash chain and report the first broken or missing record (exit 4 when broken)",
+		Long: `Re-compute a tenant's audit hash chain and report the first broken or missing record.
+
+Exit status: 0 when the chain is intact; 4 when it is broken (a record edited, deleted, moved
+from another tenant's log or slipped in), after the report; 1 when it could not be checked
+(the API unreachable, a server error), 3 when the API refused the call (you may not read the
+log, the tenant is not onboarded), 2 for a wrong command line: only 4 says the log was
+tampered with.`,
+		Args: args(),
 		RunE: func(*cobra.Command, []string) error {
 			// Without --tenant the server verifies a tenant user's own
 			// tenant, and tells provider callers to name one.

@@ -75,7 +75,7 @@ const (
 // Exit codes, the same for every command (README, "Exit status").
 const (
 	exitOK    = 0
-	exitError = 1 // the call failed: server error, network, no token, a broken audit chain
+	exitError = 1 // the call failed: server error, network, no token
 	exitUsage = 2 // the command line was wrong; nothing was sent
 	// exitRefused: the API refused the call — the caller may not (HTTP 401,
 	// 403), what it names does not exist (404), is not in a state that
@@ -88,6 +88,12 @@ const (
 	// answer without the API's error document is some other server's:
 	// exitError.
 	exitRefused = 3
+	// exitChainBroken: "audit verify" read the API's verdict, and the
+	// tenant's audit chain does not verify: a record edited, deleted or
+	// slipped in. Its own status, so an auditor's script can tell
+	// tampering found from a check that could not run (1: the server
+	// down, a 500), which it must retry rather than report.
+	exitChainBroken = 4
 	// exitInterrupted: stopped by Ctrl-C before it was done, 128+SIGINT
 	// as shells report a command Ctrl-C stopped, so a script can tell
 	// "the user stopped it" from "it failed" (1). Another signal exits
@@ -237,6 +243,10 @@ func (e *env) report(err error) int {
 	if re, ok := errors.AsType[*refusedError](err); ok {
 		fmt.Fprintf(e.stderr, "lockboxctl: %s\n", clean(re.msg))
 		return exitRefused
+	}
+	if errors.Is(err, errChainBroken) {
+		fmt.Fprintf(e.stderr, "lockboxctl: %s\n", clean(err.Error()))
+		return exitChainBroken
 	}
 	var apiErr *client.APIError
 	if errors.As(err, &apiErr) {

@@ -48,10 +48,10 @@ func (e *env) rootCommand() *cobra.Command {
 			"their approval by a support manager and the tenant's approvers, and the audit log.\n\n" +
 			"Exit status: 0 on success, 1 when the call failed, 2 for a usage error, 3 when the\n" +
 			"API refused the call (not allowed, not found, not in a state that allows it, or\n" +
-			"changed since it was read), 130 when interrupted (Ctrl-C), 143 when stopped by\n" +
-			"SIGTERM; a second Ctrl-C exits at once, without waiting for the canceled call to\n" +
-			"end. Output piped to a reader that stops reading (| head -1) ends the command\n" +
-			"quietly, with exit 0.",
+			"changed since it was read), 4 when audit verify found the audit chain broken, 130\n" +
+			"when interrupted (Ctrl-C), 143 when stopped by SIGTERM; a second Ctrl-C exits at\n" +
+			"once, without waiting for the canceled call to end. Output piped to a reader that\n" +
+			"stops reading (| head -1) ends the command quietly, with exit 0.",
 		Args:          cobra.ArbitraryArgs,
 		RunE:          e.group,
 		SilenceErrors: true,

@@ -298,7 +298,7 @@ func TestLifecycleWithLockboxctl(t *testing.T) {
 		ctx := context.Background()
 		entries := w.srv.Redis.XRange(ctx, "lockbox:{contoso}:audit", "-", "+").Val()
 		w.srv.Redis.XDel(ctx, "lockbox:{contoso}:audit", entries[2].ID)
-		if code, out, _ := w.ctl("admin", "audit", "verify", "--tenant", "contoso"); code != 1 || !strings.Contains(out, "BROKEN") || !strings.Contains(out, entries[3].ID) {
+		if code, out, _ := w.ctl("admin", "audit", "verify", "--tenant", "contoso"); code != 4 || !strings.Contains(out, "BROKEN") || !strings.Contains(out, entries[3].ID) {
 			t.Fatalf("tampered chain: exit %d\n%s", code, out)
 		}
 		// The approver was e-mailed, with the request's details and no link.
