@@ -255,10 +255,10 @@ func (e *env) auditVerify() *cobra.Command {
 		Long: `Re-compute a tenant's audit hash chain and report the first broken or missing record.
 
 Exit status: 0 when the chain is intact; 4 when it is broken (a record edited, deleted, moved
-from another tenant's log or slipped in), after the report; 1 when it could not be checked
-(the API unreachable, a server error), 3 when the API refused the call (you may not read the
-log, the tenant is not onboarded), 2 for a wrong command line: only 4 says the log was
-tampered with.`,
+from another tenant's log or slipped in), after the report, also when stdout could not take
+it (a reader gone, a full disk); 1 when it could not be checked (the API unreachable, a server
+error), 3 when the API refused the call (you may not read the log, the tenant is not
+onboarded), 2 for a wrong command line: only 4 says the log was tampered with.`,
 		Args: args(),
 		RunE: func(*cobra.Command, []string) error {
 			// Without --tenant the server verifies a tenant user's own
@@ -286,13 +286,18 @@ tampered with.`,
 				}
 				return err
 			})
-			if err != nil {
-				return err
-			}
 			if !v.OK {
+				// The verdict is known before a word of the report is
+				// written: a stdout that can't take it (its reader gone,
+				// which otherwise ends a command quietly with 0; a full
+				// disk, 1) must not turn tampering found into success or
+				// into a check that could not run.
+				if _, closed := errors.AsType[*stdoutClosedError](err); err != nil && !closed {
+					fmt.Fprintf(e.stderr, "lockboxctl: %s\n", clean(err.Error()))
+				}
 				return errChainBroken
 			}
-			return nil
+			return err
 		},
 	}
 	cmd.Flags().StringVar(&tenant, "tenant", "", "the tenant whose log to verify; a tenant's users may leave it out for their own, the provider's staff must name it")

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http/httptest"
 	"os"
 	"slices"
 	"strings"
@@ -123,5 +124,51 @@ func TestExitStatusesAreDocumented(t *testing.T) {
 	}
 	if want := fmt.Sprintf("%d when it is broken", exitChainBroken); !strings.Contains(verify.Long, want) || !strings.Contains(verify.Short, fmt.Sprintf("exit %d when broken", exitChainBroken)) {
 		t.Errorf("audit verify's help does not say %q:\n%s\n%s", want, verify.Short, verify.Long)
+	}
+}
+
+// failingStdout is a standard output every write to which fails with err.
+type failingStdout struct{ err error }
+
+func (f failingStdout) Write([]byte) (int, error) { return 0, f.err }
+
+// TestAuditVerifyBrokenWhateverStdout: a stdout whose reader is gone
+// ends a command quietly with exit 0 ("| head -1"), and "audit verify"
+// took that rule for its own: piped to a reader that had stopped
+// ("| grep -q BROKEN", "| true" under set -o pipefail), a broken chain
+// exited 0, as an intact one does. Any other write that failed (a full
+// disk under "> report.txt") made it exit 1, "could not check". The
+// verdict is known before the report is written: a broken chain now
+// exits 4 whatever stdout does, and an intact one as before.
+func TestAuditVerifyBrokenWhateverStdout(t *testing.T) {
+	diskFull := &os.PathError{Op: "write", Path: "/dev/stdout", Err: syscall.ENOSPC}
+	for _, c := range []struct {
+		name   string
+		reply  string
+		stdout io.Writer
+		code   int
+		stderr string
+	}{
+		{"broken, reader gone", brokenChain, closedPipe{wrote: func() {}}, exitChainBroken,
+			"lockboxctl: the audit chain does not verify\n"},
+		{"broken, disk full", brokenChain, failingStdout{diskFull}, exitChainBroken,
+			"lockboxctl: write /dev/stdout: no space left on device\nlockboxctl: the audit chain does not verify\n"},
+		{"intact, reader gone", `{"tenant":"contoso","records":3,"ok":true}`, closedPipe{wrote: func() {}}, exitOK, ""},
+		{"intact, disk full", `{"tenant":"contoso","records":3,"ok":true}`, failingStdout{diskFull}, exitError,
+			"lockboxctl: write /dev/stdout: no space left on device\n"},
+	} {
+		for _, o := range []string{"table", "json"} {
+			t.Run(c.name+", -o "+o, func(t *testing.T) {
+				f := &fakeAPI{replies: map[string]reply{"GET /v1/audit/verify": {200, c.reply}}}
+				srv := httptest.NewServer(f)
+				defer srv.Close()
+				vars := map[string]string{EnvAddr: srv.URL, EnvToken: envToken, EnvConfigDir: t.TempDir()}
+				var stderr bytes.Buffer
+				code := Run(context.Background(), []string{"audit", "verify", "--tenant", "contoso", "-o", o}, func(k string) string { return vars[k] }, c.stdout, &stderr)
+				if code != c.code || stderr.String() != c.stderr {
+					t.Errorf("exit %d, stderr %q; want exit %d, stderr %q", code, stderr.String(), c.code, c.stderr)
+				}
+			})
+		}
 	}
 }

@@ -51,7 +51,8 @@ func (e *env) rootCommand() *cobra.Command {
 			"changed since it was read), 4 when audit verify found the audit chain broken, 130\n" +
 			"when interrupted (Ctrl-C), 143 when stopped by SIGTERM; a second Ctrl-C exits at\n" +
 			"once, without waiting for the canceled call to end. Output piped to a reader that\n" +
-			"stops reading (| head -1) ends the command quietly, with exit 0.",
+			"stops reading (| head -1) ends the command quietly, with exit 0; a broken audit\n" +
+			"chain still exits 4.",
 		Args:          cobra.ArbitraryArgs,
 		RunE:          e.group,
 		SilenceErrors: true,
