@@ -54,6 +54,11 @@ type RequestReader interface {
 // RequestWriter files lockbox requests and acts on them.
 type RequestWriter interface {
 	Create(ctx context.Context, actor grants.Actor, in grants.CreateInput) (grants.Request, error)
+	// CreateOnce is Create for a filing sent with an Idempotency-Key:
+	// sent again with the same request it returns the request the key
+	// filed, and replayed true; with another, an error of code
+	// grants.CodeKeyReused.
+	CreateOnce(ctx context.Context, actor grants.Actor, in grants.CreateInput, key string) (r grants.Request, replayed bool, err error)
 	Act(ctx context.Context, id string, act grants.Action, actor grants.Actor, comment string) (grants.Request, error)
 	// CanAct returns the error Act returns for p before it looks at the
 	// request's state or the comment, nil when p may take act on it.

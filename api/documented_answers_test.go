@@ -387,6 +387,10 @@ func operationCases() []answerCase {
 		{op: create, name: "open request exists", status: 409, code: "open_request_exists", call: as(alice, "POST", "/v1/requests", createBody("contoso", "exchange"), func(e *env) { filed(e) })},
 		{op: create, name: "tenant entry unreadable", status: 500, code: "record_unreadable", call: as(alice, "POST", "/v1/requests", createBody("contoso", "exchange"), brokenTenant)},
 		{op: create, name: "concurrent changes", status: 409, code: "conflict", call: as(alice, "POST", "/v1/requests", createBody("contoso", "exchange"), concurrently(keys.Tenant("contoso")))},
+		{op: create, name: "Idempotency-Key malformed", status: 400, code: "invalid_idempotency_key", call: as(alice, "POST", "/v1/requests", createBody("contoso", "exchange"), nil, withHeader("Idempotency-Key", "two words"))},
+		{op: create, name: "Idempotency-Key reused", status: 422, code: "idempotency_key_reused", call: as(alice, "POST", "/v1/requests", createBody("contoso", "sharepoint"), func(e *env) {
+			decode[wire.Request](e.t, e.do(alice, "POST", "/v1/requests", createBody("contoso", "exchange"), withHeader("Idempotency-Key", "k1")), http.StatusCreated)
+		}, withHeader("Idempotency-Key", "k1"))},
 
 		{op: list, name: "bad state", status: 400, code: "invalid_state", call: as(mia, "GET", "/v1/requests?state=bogus", nil, nil)},
 		{op: list, name: "another tenant's", status: 403, code: "forbidden", call: as(contosoAdmin, "GET", "/v1/requests?tenant=fabrikam", nil, nil)},

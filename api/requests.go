@@ -1,12 +1,14 @@
 package api
 
 import (
+	"errors"
 	"net/http"
 	"strings"
 
 	"github.com/lockbox-oss/lockbox/api/wire"
 	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/identity"
+	"github.com/lockbox-oss/lockbox/internal/fault"
 	"github.com/lockbox-oss/lockbox/internal/httperr"
 )
 
@@ -26,16 +28,55 @@ func (s *server) createRequest(w http.ResponseWriter, r *http.Request, p identit
 	if err := noIfNoneMatch(r.Header, noRequestETag); err != nil {
 		return err
 	}
+	key, err := idempotencyKey(r.Header)
+	if err != nil {
+		return err
+	}
 	var in wire.CreateRequest
 	if err := s.decode(w, r, &in, false); err != nil {
 		return err
 	}
-	req, err := s.cfg.Requests.Create(r.Context(), actor(r, p), createInput(in))
+	var req grants.Request
+	if key == "" {
+		req, err = s.cfg.Requests.Create(r.Context(), actor(r, p), createInput(in))
+	} else {
+		// A replay is answered as the filing was, 201 and all: the
+		// client that lost the first answer gets the one it missed.
+		req, _, err = s.cfg.Requests.CreateOnce(r.Context(), actor(r, p), createInput(in), key)
+	}
+	if fe, ok := errors.AsType[*fault.Error](err); ok && fe.Code == grants.CodeKeyReused {
+		// 422, as the Idempotency-Key draft has it: the request is well
+		// formed, but not the one the key stands for.
+		return httperr.New(http.StatusUnprocessableEntity, fe.Code, "%s", fe.Message)
+	}
 	if err != nil {
 		return err
 	}
 	w.Header().Set("Location", "/v1/requests/"+req.ID)
 	return writeJSON(w, http.StatusCreated, wireRequest(req))
+}
+
+// idempotencyKey reads the Idempotency-Key of a filing, "" when there is
+// none. The draft that names the header makes it a Structured Field string
+// ("..."); a bare key, as many clients send it, is taken too. A key given
+// twice is refused, as two Authorization headers are: a proxy in front of
+// us and we could each take another one.
+func idempotencyKey(h http.Header) (string, error) {
+	vals := h.Values("Idempotency-Key")
+	if len(vals) == 0 {
+		return "", nil
+	}
+	if len(vals) > 1 {
+		return "", httperr.New(http.StatusBadRequest, "invalid_idempotency_key", "the Idempotency-Key header is given more than once")
+	}
+	k := strings.TrimSpace(vals[0])
+	if len(k) >= 2 && k[0] == '"' && k[len(k)-1] == '"' {
+		k = k[1 : len(k)-1]
+	}
+	if err := grants.ValidIdempotencyKey(k); err != nil {
+		return "", err
+	}
+	return k, nil
 }
 
 func (s *server) listRequests(w http.ResponseWriter, r *http.Request, p identity.Principal) error {

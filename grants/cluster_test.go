@@ -56,6 +56,8 @@ func TestOnRedisCluster(t *testing.T) {
 		"LockboxOnCountedOnceWhenRetried":      TestLockboxOnCountedOnceWhenRetried,
 		"OnboardingOverLegacySwitchOff":        TestOnboardingOverLegacySwitchOffEndsManagerOnlyGrants,
 		"OutboxJoinsTheTransition":             TestOutboxJoinsTheTransition,
+		"IdempotencyKeyReused":                 TestIdempotencyKeyReusedForAnotherRequest,
+		"ConcurrentFilingsWithOneKey":          TestConcurrentFilingsWithOneKeyFileOnce,
 		"Metrics":                              TestMetrics,
 		"DeadlineAndGrantAgeGauges":            TestDeadlineAndGrantAgeGauges,
 		"ReindexRestoresLostIndexEntries":      TestReindexRestoresLostIndexEntries,

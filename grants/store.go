@@ -140,13 +140,16 @@ func (c *Config) CheckAndSetDefaults() error {
 //
 // On Redis Cluster that MULTI stays in one hash slot: everything it
 // writes (the request, its grant, the tenant's request, deadline, pending
-// and active indexes, the open-request marker, the audit chain, the
-// notification outbox) carries the tenant's hash tag, and so does what it
-// watches (the request, the tenant's settings, approvers and registry
-// entry). The provider-wide indexes can't join it: request id → tenant
-// (which tenant's slot a request is in) and the provider-wide listings
-// (every request, and each operator's own). Create writes them, and the tenant set,
-// idempotently before the request's own transaction, so a committed
+// and active indexes, the open-request marker, the filing's
+// Idempotency-Key record, the audit chain, the notification outbox)
+// carries the tenant's hash tag, and so does what it watches (the request,
+// the tenant's settings, approvers and registry entry). The provider-wide
+// indexes can't join it: request id → tenant (which tenant's slot a request
+// is in) and the provider-wide listings (every request, and each
+// operator's own); nor can the claim of a filing's Idempotency-Key, which
+// only refuses the key sent for another tenant (see claim), and is written
+// before it. Create writes the indexes, and the tenant set, idempotently
+// before the request's own transaction, so a committed
 // request is normally always indexed; an entry whose request never
 // committed is skipped by readers. A write to them can still be lost
 // where the request's is not — they are on other nodes, and Redis
@@ -182,26 +185,72 @@ func NewStore(cfg Config) (*Store, error) {
 
 // Create files a new request for actor.
 func (s *Store) Create(ctx context.Context, actor Actor, in CreateInput) (Request, error) {
+	r, _, err := s.create(ctx, actor, in, nil)
+	return r, err
+}
+
+// create files a new request for actor; once, when set, is the filing's
+// Idempotency-Key (CreateOnce).
+func (s *Store) create(ctx context.Context, actor Actor, in CreateInput, once *filing) (Request, bool, error) {
 	// One time for the whole filing: the new request is created at the
 	// time the previous one's end is judged at, so none is filed while
 	// the previous grant is still live.
 	now := s.cfg.Now()
+	r, replayed, err := s.file(ctx, actor, in, once, now)
+	if once != nil && errors.Is(err, ErrConflict) {
+		// Refused as a second open request, or for a change that won
+		// every try: the winner may be the same filing, sent at once,
+		// that committed after this one looked its key up. It wrote its
+		// open marker and its key's record together, so whoever saw the
+		// one finds the other now.
+		if id, rerr := s.remembered(ctx, s.cfg.Redis, *once, now); rerr == nil && id != "" {
+			return s.replay(ctx, actor, id)
+		}
+	}
+	return r, replayed, err
+}
+
+// file is create at now.
+func (s *Store) file(ctx context.Context, actor Actor, in CreateInput, once *filing, now time.Time) (Request, bool, error) {
 	r, err := New(in, actor, s.cfg.NewID(), now, s.cfg.Catalog)
 	if err != nil {
-		return Request{}, err
+		return Request{}, false, err
+	}
+	rdb := s.cfg.Redis
+	if once != nil {
+		// Before every other check: a retry is answered with the request
+		// its key filed, which by now is the open request the check
+		// below refuses a second one for, and may be of a tenant since
+		// offboarded.
+		id, err := s.remembered(ctx, rdb, *once, now)
+		if err != nil {
+			return Request{}, false, s.storeErr("create", err)
+		}
+		if id != "" {
+			return s.replay(ctx, actor, id)
+		}
 	}
 	// Requests exist only for tenants the provider onboarded, and has not
 	// offboarded: a request for a misspelt tenant is refused now, not left
 	// to expire unseen.
 	if err := s.cfg.Tenants.Active(ctx, r.Tenant); err != nil {
-		return Request{}, s.storeErr("create", err)
+		return Request{}, false, s.storeErr("create", err)
 	}
-	rdb := s.cfg.Redis
 	open := keys.Open(r.Tenant, r.Requester, r.Service)
 	// Refuse early, before any index is written; the transaction below
 	// checks again under WATCH.
 	if _, err := s.checkNoOpen(ctx, rdb, open, r, now); err != nil {
-		return Request{}, s.storeErr("create", err)
+		return Request{}, false, s.storeErr("create", err)
+	}
+	// Claimed only by a filing that passed the checks above, so that one
+	// refused for its input or its tenant leaves the key free to correct
+	// it with.
+	watched := []string{open, keys.Tenant(r.Tenant)}
+	if once != nil {
+		if err := s.claim(ctx, *once, now); err != nil {
+			return Request{}, false, s.storeErr("create", err)
+		}
+		watched = append(watched, keys.Filing(r.Tenant, once.caller))
 	}
 	// Global indexes live outside the tenant's hash slot, so they can't join
 	// its transaction. They are written first: an index entry whose request
@@ -216,11 +265,21 @@ func (s *Store) Create(ctx context.Context, actor Actor, in CreateInput) (Reques
 		}
 		return nil
 	}); err != nil {
-		return Request{}, fault.Unavailable("grants: create", err)
+		return Request{}, false, fault.Unavailable("grants: create", err)
 	}
 	var ended *change
+	// replay is the request the key filed, found under WATCH: the same
+	// filing sent twice at once commits once, and the other, its
+	// transaction failed by that commit, finds it on its next try.
+	var replay string
 	for range s.cfg.MaxRetries {
 		err = rdb.Watch(ctx, func(tx *redis.Tx) error {
+			if once != nil {
+				var err error
+				if replay, err = s.remembered(ctx, tx, *once, now); err != nil || replay != "" {
+					return err
+				}
+			}
 			// Asked again under WATCH of the registry entry: an
 			// offboarding committing since the check above fails this
 			// transaction, and the retry is refused, so no request is left
@@ -242,10 +301,13 @@ func (s *Store) Create(ctx context.Context, actor Actor, in CreateInput) (Reques
 				}
 				p.Set(ctx, open, r.ID, 0)
 				p.ZAdd(ctx, keys.TenantRequests(r.Tenant), redis.Z{Score: score(r.CreatedAt), Member: r.ID})
+				if once != nil {
+					p.Set(ctx, keys.Filing(r.Tenant, once.caller), once.record(r.ID, now), IdempotencyWindow)
+				}
 				return s.queue(ctx, p, Request{}, r, now)
 			})
 			return err
-		}, open, keys.Tenant(r.Tenant))
+		}, watched...)
 		if !errors.Is(err, redis.TxFailedErr) {
 			break
 		}
@@ -255,10 +317,13 @@ func (s *Store) Create(ctx context.Context, actor Actor, in CreateInput) (Reques
 		// answered each time, so this is the conflict an action on a
 		// request reports in the same case (commit), not the store being
 		// unavailable, which sends an SRE to look at a healthy Redis.
-		return Request{}, newErr(ErrConflict, "conflict", "request not filed: tenant %s, or your last request for %s there, changed concurrently each time; retry", r.Tenant, r.Service)
+		return Request{}, false, newErr(ErrConflict, "conflict", "request not filed: tenant %s, or your last request for %s there, changed concurrently each time; retry", r.Tenant, r.Service)
 	}
 	if err != nil {
-		return Request{}, s.storeErr("create", err)
+		return Request{}, false, s.storeErr("create", err)
+	}
+	if replay != "" {
+		return s.replay(ctx, actor, replay)
 	}
 	s.cfg.Changed(r.Tenant)
 	if ended != nil {
@@ -269,7 +334,7 @@ func (s *Store) Create(ctx context.Context, actor Actor, in CreateInput) (Reques
 	s.scheduled(ctx, r)
 	s.metrics.observe(Request{}, r)
 	s.cfg.Logger.InfoContext(ctx, "request created", "request_id", r.ID, "tenant", r.Tenant, "service", r.Service, "requester", r.Requester)
-	return r, nil
+	return r, false, nil
 }
 
 // checkNoOpen refuses a second open request of the same operator for the

@@ -18,7 +18,8 @@
 //     OperatorRequests (one operator's listing) and OperatorRequestsBuilt
 //     (the mark that those were back-filled), Tenants (the set of tenants
 //     the background jobs walk), Due and DueRescan (the background jobs'
-//     schedules of tenants with work), ConsoleSession, ConsoleReverify and
+//     schedules of tenants with work), FilingClaim (an Idempotency-Key's
+//     last tenant), ConsoleSession, ConsoleReverify and
 //     ConsoleLoginKey. Each lives in a slot of its own, so none is ever
 //     written in a tenant's transaction. The indexes are written
 //     idempotently beside it (see grants.Store.Create, tenants.Store.Onboard,
@@ -245,6 +246,23 @@ func Tenants() string { return prefix + "tenants" }
 func Open(tenant, operator, service string) string {
 	return tagged(tenant, "open:"+operator+":"+service)
 }
+
+// Filing holds, for IdempotencyWindow after a request was filed with an
+// Idempotency-Key, the request id and a digest of what was filed, so a
+// retry of the filing is answered with that request rather than filed
+// again (grants.Store.CreateOnce). caller is a hex digest of the filer's
+// subject and their key: an identifier of any shape, and the key of no
+// other caller. It is written in the filing's own transaction, so no
+// request is filed without it nor it kept without its request.
+func Filing(tenant, caller string) string { return tagged(tenant, "filing:"+caller) }
+
+// FilingClaim holds, for the same time, the tenant and digest a caller's
+// Idempotency-Key was last sent with, so the key reused with another
+// tenant's request is refused, not filed there. It is provider-wide (no
+// hash tag, the tenant is not known from the key alone): written before
+// the filing's transaction, never part of it, and never enough to answer
+// a retry (Filing is).
+func FilingClaim(caller string) string { return prefix + "filing:" + caller }
 
 // TenantDeadlines is a sorted set of the tenant's request ids by the time
 // each must next be settled (end of its decision window or of its grant).

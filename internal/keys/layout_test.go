@@ -35,6 +35,7 @@ func TestTenantKeysShareTheTenantsSlot(t *testing.T) {
 		"Outbox": Outbox(tenant), "OutboxDead": OutboxDead(tenant), "OutboxRetry": OutboxRetry(tenant),
 		"OutboxSent": OutboxSent(tenant, id+"-0", "gina@contoso.example"), "OutboxWarned": OutboxWarned(tenant, id),
 		"OutboxAsked": OutboxAsked(tenant, id), "RequestsDeleting": RequestsDeleting(tenant),
+		"Filing": Filing(tenant, "ab12"),
 	}
 	for name, k := range tenantKeys {
 		if !strings.HasPrefix(k, "lockbox:{contoso}:") || hashTag(k) != tenant {
@@ -46,6 +47,7 @@ func TestTenantKeysShareTheTenantsSlot(t *testing.T) {
 		"OperatorRequests": OperatorRequests(op), "OperatorRequestsBuilt": OperatorRequestsBuilt(),
 		"ConsoleSession": ConsoleSession("ab12"), "ConsoleReverify": ConsoleReverify("ab12"), "ConsoleLoginKey": ConsoleLoginKey(682),
 		"Due": Due("sweep"), "DueRescan": DueRescan(), "ReadyProbe": ReadyProbe(), "NotifyHold": NotifyHold("ab12"),
+		"FilingClaim": FilingClaim("ab12"),
 	}
 	for name, k := range global {
 		if !strings.HasPrefix(k, "lockbox:") || strings.ContainsAny(k, "{}") {
