@@ -155,7 +155,11 @@ func runWith(ctx context.Context, args []string, getenv func(string) string, std
 	root.SetOut(e.stdout)
 	root.SetErr(stderr)
 	root.SetIn(strings.NewReader(""))
-	return e.report(root.ExecuteContext(ctx))
+	code := e.report(root.ExecuteContext(ctx))
+	if code != exitOK && e.afterError != "" {
+		fmt.Fprintf(stderr, "lockboxctl: %s\n", clean(e.afterError))
+	}
+	return code
 }
 
 // env is one run of lockboxctl.
@@ -184,6 +188,9 @@ type env struct {
 	// "unreadable" list, so a script can tell the listing is incomplete.
 	unreadableRequests []wire.UnreadableRequest
 	unreadableRecords  []wire.UnreadableRecord
+	// afterError is a line report's message is followed by, when the
+	// command failed: what to do about what the failure left unknown.
+	afterError string
 }
 
 // globals are the flags every command accepts, before or after its name.

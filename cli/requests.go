@@ -1,13 +1,17 @@
 package cli
 
 import (
+	"context"
+	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"reflect"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -119,11 +123,11 @@ func (e *env) printRequest(r wire.Request, detailed bool) error {
 
 func (e *env) createRequest(use string, aliases []string) *cobra.Command {
 	var (
-		tenant, service, sr, reason, dur string
-		acts                             listValue
+		tenant, service, sr, reason, dur, key string
+		acts                                  listValue
 	)
 	cmd := &cobra.Command{
-		Use:         use + " --tenant T --service S --service-request SR --reason R --duration D [--activity A]...",
+		Use:         use + " --tenant T --service S --service-request SR --reason R --duration D [--activity A]... [--idempotency-key K]",
 		Aliases:     aliases,
 		Short:       "file a lockbox request for access to a tenant's data (support engineers)",
 		Args:        args(),
@@ -152,14 +156,29 @@ func (e *env) createRequest(use string, aliases []string) *cobra.Command {
 			if d < minDuration {
 				return e.usage("--duration %q is less than %s, the shortest a request may ask for", dur, wire.Duration(minDuration))
 			}
+			if key == "" {
+				key = rand.Text()
+			} else if msg := badIdempotencyKey(key); msg != "" {
+				return e.usage("%s", msg)
+			}
 			c, err := e.client()
 			if err != nil {
 				return err
 			}
-			r, err := c.CreateRequest(e.ctx, wire.CreateRequest{
+			in := wire.CreateRequest{
 				Tenant: tenant, Service: service, ServiceRequest: sr, Reason: reason,
 				Duration: wire.Duration(d), Activities: acts,
-			})
+			}
+			r, err := c.CreateRequestOnce(e.ctx, in, key)
+			if answerLost(err) && !lostByTimeout(err) {
+				// Cut off after it was sent, it may have been filed: sent
+				// again with its key it is filed at most once. Not after a
+				// timeout, which an overloaded server would get again.
+				r, err = c.CreateRequestOnce(e.ctx, in, key)
+			}
+			if answerLost(err) {
+				e.afterError = fmt.Sprintf("the request may have been filed: run the same command with --idempotency-key %s to get it without filing it twice", key)
+			}
 			if err != nil {
 				return err
 			}
@@ -173,6 +192,7 @@ func (e *env) createRequest(use string, aliases []string) *cobra.Command {
 	f.StringVar(&reason, "reason", "", "why you need access")
 	f.StringVar(&dur, "duration", "", "how long, e.g. 2h or 90m (at least 1m, at most 4h)")
 	f.Var(&acts, "activity", "an activity you need, e.g. Get-Mailbox; repeat or separate with commas; none means the service's pre-approved read activities")
+	f.StringVar(&key, "idempotency-key", "", "the Idempotency-Key to send (a new random one by default): a failed run's key gets the request that run filed, if it did, instead of filing another (within 24h, with the same flags)")
 	limitChars(f, "service-request", maxServiceRequestChars)
 	limitChars(f, "reason", maxReasonChars)
 	_ = f.SetAnnotation("tenant", requiredAnnotation, nil)
@@ -995,4 +1015,43 @@ func (e *env) checkServiceName(id, name string) error {
 		return &refusedError{msg: fmt.Sprintf("request %s is for %s, not -ServiceName %s: nothing was decided", id, r.Service, name)}
 	}
 	return nil
+}
+
+// maxIdempotencyKey is the longest Idempotency-Key the API takes.
+const maxIdempotencyKey = 255
+
+// badIdempotencyKey says what is wrong with a --idempotency-key the API
+// would refuse, naming the flag, or "": 1 to 255 visible ASCII characters
+// other than '"' and '\'.
+func badIdempotencyKey(k string) string {
+	if len(k) > maxIdempotencyKey {
+		return fmt.Sprintf("--idempotency-key is longer than %d characters", maxIdempotencyKey)
+	}
+	for _, c := range []byte(k) {
+		if c <= ' ' || c > '~' || c == '"' || c == '\\' {
+			return "--idempotency-key may hold only visible ASCII characters other than '\"' and '\\', such as those of a UUID"
+		}
+	}
+	return ""
+}
+
+// answerLost reports whether err leaves unknown whether the call took
+// effect: it was sent, and no answer of the API's came back (the
+// connection was closed or reset before an answer, the call timed out, or
+// a gateway in front answered 502 or 504 in the API's stead). A call
+// refused at connecting, or at its TLS handshake, never went out.
+func answerLost(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) {
+		return false
+	}
+	if apiErr, ok := errors.AsType[*client.APIError](err); ok {
+		return apiErr.Code == "" && (apiErr.Status == http.StatusBadGateway || apiErr.Status == http.StatusGatewayTimeout)
+	}
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// lostByTimeout reports whether err is a call that waited its timeout out.
+func lostByTimeout(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded)
 }

@@ -489,6 +489,17 @@ func (c *Client) CreateRequest(ctx context.Context, in wire.CreateRequest) (wire
 	return r, err
 }
 
+// CreateRequestOnce files a lockbox request with the Idempotency-Key key:
+// sent again with the same key and in, after an answer was lost, it
+// answers with the request the first call filed rather than filing
+// another. The key is sent as the Structured Field string the draft
+// specifies.
+func (c *Client) CreateRequestOnce(ctx context.Context, in wire.CreateRequest, key string) (wire.Request, error) {
+	var r wire.Request
+	_, err := c.doHeaders(ctx, http.MethodPost, "/v1/requests", nil, http.Header{"Idempotency-Key": {`"` + key + `"`}}, in, &r)
+	return r, err
+}
+
 // ListRequests returns the requests the caller may see that match opts,
 // newest first: one page, the first or the one opts.Cursor names.
 // ListRequestsPage also returns the cursor of the page after it.
