@@ -393,6 +393,16 @@ func (e *env) report(err error) int {
 		// It names the identity provider itself; the *url.Error it may
 		// hold is not the API's.
 		fmt.Fprintf(e.stderr, "lockboxctl: %s\n", clean(err.Error()))
+	case errors.As(err, &urlErr) && closedBeforeAnswer(urlErr):
+		// Reached, and maybe read: "cannot reach" told the user nothing
+		// happened, so an approval or revocation that took effect was
+		// repeated in the belief it had not.
+		done := ""
+		if urlErr.Op != "Get" && urlErr.Op != "Head" {
+			done = ": the call may have been carried out"
+		}
+		fmt.Fprintf(e.stderr, "lockboxctl: the connection to the Lockbox API at %s ended without an answer (%s)%s\n",
+			clean(apiURL(e.g.addr)), clean(urlErr.Err.Error()), done)
 	case errors.As(err, &urlErr):
 		hint := ""
 		if _, ok := errors.AsType[x509.UnknownAuthorityError](err); ok {
@@ -415,6 +425,14 @@ func (e *env) report(err error) int {
 		fmt.Fprintf(e.stderr, "lockboxctl: %s\n", clean(err.Error()))
 	}
 	return exitError
+}
+
+// closedBeforeAnswer reports whether the call's connection, once made,
+// ended without an answer: the server may have read the call and acted on
+// it. Go can't tell that from a TLS handshake cut short, so neither can
+// lockboxctl; a refused connection or a timeout is not this.
+func closedBeforeAnswer(err *url.Error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)
 }
 
 // notJSON says what a 2xx answer that is not the API's JSON was, and
