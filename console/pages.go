@@ -687,7 +687,7 @@ func (c *Console) act(w http.ResponseWriter, r *http.Request, sess Session) erro
 	if !ok {
 		return httperr.New(http.StatusNotFound, "not_found", "There is no such action.")
 	}
-	id, comment := r.PathValue("id"), strings.TrimSpace(r.PostFormValue("comment"))
+	id, comment := r.PathValue("id"), strings.TrimSpace(formText(r, "comment"))
 	done, err := c.cfg.Requests.Act(r.Context(), id, a, actor(r, sess), comment)
 	if err != nil {
 		status, _, msg := httperr.FromError(err)
@@ -797,7 +797,7 @@ func (c *Console) createRequest(w http.ResponseWriter, r *http.Request, sess Ses
 		Tenant:         strings.TrimSpace(r.PostFormValue("tenant")),
 		Service:        r.PostFormValue("service"),
 		ServiceRequest: strings.TrimSpace(r.PostFormValue("service_request")),
-		Reason:         strings.TrimSpace(r.PostFormValue("reason")),
+		Reason:         strings.TrimSpace(formText(r, "reason")),
 	}
 	v.Duration = r.PostFormValue("duration")
 	// Only the chosen service's activities count: the form lists every
@@ -832,6 +832,17 @@ func (c *Console) createRequest(w http.ResponseWriter, r *http.Request, sess Ses
 	}
 	seeOther(w, r, "/console/requests/"+url.PathEscape(id)+"?done=created")
 	return nil
+}
+
+// formText is the text a form's textarea sent as name, its line breaks
+// as LF. A browser counts a line break as one character against the
+// textarea's maxlength but sends it as CRLF (HTML's form encoding), and the
+// lifecycle counts characters as sent: a reason or comment with line
+// breaks, typed up to the length its field allowed, was refused as that
+// many characters too long. A lone CR is left for the lifecycle to refuse;
+// no browser sends one.
+func formText(r *http.Request, name string) string {
+	return strings.ReplaceAll(r.PostFormValue(name), "\r\n", "\n")
 }
 
 // tenantOf is the tenant a settings, approvers or audit page is about: a
