@@ -135,6 +135,7 @@ func startConsoleWorld(t *testing.T) *consoleWorld {
 		{"admin", "global administrator of contoso"},
 		{"approver", "assigned lockbox approver of contoso"},
 		{"fab-approver", "global administrator of fabrikam"},
+		{"lockbox-admin", "Lockbox administrator (tenant registry)"},
 	} {
 		ids = append(ids, console.DevIdentity{Principal: principal(users[u.name]), Description: u.what})
 	}

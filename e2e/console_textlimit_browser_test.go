@@ -93,3 +93,31 @@ func TestConsoleTextLimitsInBrowser(t *testing.T) {
 			utf8.RuneCountInString(last.Comment), strings.Count(last.Comment, "\r"), 1000)
 	}
 }
+
+// TestConsoleOffboardReasonInBrowser: the reason for offboarding a tenant
+// is one line, as the registry keeps it, and its field takes no more: it
+// was a textarea of three rows, where a Lockbox administrator wrote the
+// reason on two lines and had it refused, "1-1000 printable characters on
+// one line".
+func TestConsoleOffboardReasonInBrowser(t *testing.T) {
+	path := chromium(t)
+	w := startConsoleWorld(t)
+	b := startBrowser(t, path, w.base)
+
+	lara := b.newTab("lara")
+	lara.signIn(users["lockbox-admin"].Subject)
+	lara.open("/console/tenants/fabrikam/offboard")
+	lara.typeText("#reason", "Contract ended on 2026-11-30.\nTicket OPS-4411.")
+	lara.follow(`[data-testid="confirm-offboard"]`)
+	if !strings.HasSuffix(lara.location(), "/console/tenants/fabrikam?done=tenant_offboarded") {
+		t.Fatalf("a reason typed on two lines: at %s; page says %q", lara.location(), lara.text(`[data-testid="problem"]`))
+	}
+	got, err := w.srv.Tenants.Get(t.Context(), "fabrikam")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The browser's one-line field turns the line break into a space.
+	if got.Offboarded == nil || got.Offboarded.Reason != "Contract ended on 2026-11-30. Ticket OPS-4411." {
+		t.Errorf("offboarded: %+v", got.Offboarded)
+	}
+}
