@@ -883,6 +883,15 @@ type settingsView struct {
 	// ReadOnlyAddresses: the notification addresses are shown as text,
 	// to the tenant's own users, whose form showed them before.
 	ReadOnlyAddresses bool
+	// Unsaved is the change a form opened before someone else's did not
+	// save, as typed, shown beside the form that now holds the settings
+	// as stored: to copy from, not to send again unseen.
+	Unsaved *unsavedSettings
+}
+
+type unsavedSettings struct {
+	LockboxEnabled bool
+	Addresses      string
 }
 
 // settingsPage shows the tenant's switch; its global admins may change it.
@@ -998,7 +1007,8 @@ func (c *Console) saveSettings(w http.ResponseWriter, r *http.Request, sess Sess
 				return nil
 			}
 			c.render(w, r, status, "settings", &sess, settingsView{Tenant: t, Settings: cur, Revision: strconv.FormatInt(cur.Revision, 10),
-				CanChange: true, Addresses: strings.Join(cur.NotificationAddresses, "\n"), Problem: settingsChangedProblem})
+				CanChange: true, Addresses: strings.Join(cur.NotificationAddresses, "\n"), Problem: settingsChangedProblem,
+				Unsaved: &unsavedSettings{LockboxEnabled: st.LockboxEnabled, Addresses: formText(r, "notification_addresses")}})
 			return nil
 		case status == http.StatusBadRequest:
 			// What was typed comes back, under the revision it was

@@ -47,6 +47,10 @@ type tenantView struct {
 	Form          tenantForm
 	Problem       string
 	Invalid       string // the id of the field Problem is about
+	// Unsaved is the change a form opened before someone else's did not
+	// save, as typed, shown beside the form that now holds the entry as
+	// stored: to copy from, not to send again unseen.
+	Unsaved *tenantForm
 }
 
 func canAdminTenants(p identity.Principal) bool {
@@ -189,7 +193,9 @@ func (c *Console) updateTenant(w http.ResponseWriter, r *http.Request, sess Sess
 			return terr
 		}
 		if errors.Is(err, fault.ErrPrecondition) {
-			c.render(w, r, status, "tenant", &sess, tenantView{Tenant: t, CanAdmin: true, ReadsSettings: reads, Form: formOf(t), Problem: tenantChangedProblem})
+			typed := &tenantForm{Name: name, Domains: formText(r, "domains"), GlobalAdmins: formText(r, "global_admins")}
+			c.render(w, r, status, "tenant", &sess, tenantView{Tenant: t, CanAdmin: true, ReadsSettings: reads, Form: formOf(t), Problem: tenantChangedProblem,
+				Unsaved: typed})
 			return nil
 		}
 		// What was typed comes back, under the revision it was based on,
