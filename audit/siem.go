@@ -11,6 +11,8 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -538,7 +540,8 @@ type ForwarderConfig struct {
 	Consumer string
 	// Logger; discards when nil.
 	Logger *slog.Logger
-	// Registerer, when set, receives lockbox_siem_records_total.
+	// Registerer, when set, receives lockbox_siem_records_total and the
+	// backlog gauges (see Poll).
 	Registerer prometheus.Registerer
 	// ClaimAfter is how long a record must have been pending at another
 	// replica before this one takes it over (default 1m). It must be well
@@ -568,12 +571,24 @@ type ForwarderConfig struct {
 // when a pass forwarded anything.
 const maxBatchesPerTenant = 20
 
+// backlogEvery is how often, by the forwarder's clock, a pass ends by
+// measuring the backlog (see measureBacklog): often enough for an alert
+// counted in minutes, rarely enough that the reads cost nothing beside
+// the passes, which run every second.
+const backlogEvery = 15 * time.Second
+
 // Forwarder copies every tenant's audit records to a Sink.
 type Forwarder struct {
 	cfg     ForwarderConfig
 	log     *slog.Logger
 	records *prometheus.CounterVec
-	group   *streamgroup.Reader
+	// backlog and forwardedUntil are the last backlog measured (see
+	// measureBacklog), at measured.
+	backlog        prometheus.Gauge
+	forwardedUntil prometheus.Gauge
+	measureMu      sync.Mutex
+	measured       time.Time
+	group          *streamgroup.Reader
 	// orgs completes legacy records for OCSF events as searches read
 	// them (their tenant's GUID, read once per tenant and process).
 	orgs *Log
@@ -618,6 +633,14 @@ func NewForwarder(cfg ForwarderConfig) (*Forwarder, error) {
 			Name: "lockbox_siem_records_total",
 			Help: "Audit records handled by the SIEM forwarder, by result: written (and acknowledged), failed (sink write failed, or the OCSF event could not be built; retried later), skipped (read, then trimmed by retention before it could be forwarded, or unreadable).",
 		}, []string{"result"}),
+		backlog: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "lockbox_siem_backlog_records",
+			Help: "Audit records not yet written to the SIEM sink: read by a replica and not acknowledged, or not read yet. Measured by the forwarder every 15 s.",
+		}),
+		forwardedUntil: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "lockbox_siem_forwarded_until_timestamp_seconds",
+			Help: "Unix time before which every audit record was written to the SIEM sink: the oldest record not yet written, or, when none waits, when the forwarder looked (every 15 s). It stops moving when forwarding stops; 0 until the first measurement.",
+		}),
 	}
 	fw.group, err = streamgroup.New(streamgroup.Config{
 		Redis: cfg.Redis, Group: SIEMGroup, Consumer: cfg.Consumer, ClaimAfter: cfg.ClaimAfter,
@@ -634,8 +657,10 @@ func NewForwarder(cfg ForwarderConfig) (*Forwarder, error) {
 		fw.records.WithLabelValues(r)
 	}
 	if cfg.Registerer != nil {
-		if err := cfg.Registerer.Register(fw.records); err != nil {
-			return nil, fmt.Errorf("siem: metrics: %w", err)
+		for _, c := range []prometheus.Collector{fw.records, fw.backlog, fw.forwardedUntil} {
+			if err := cfg.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("siem: metrics: %w", err)
+			}
 		}
 	}
 	return fw, nil
@@ -702,7 +727,29 @@ func (fw *Forwarder) Run(ctx context.Context) error {
 // pass; the errors are joined, and the tenant is due again at the next
 // pass. A stalled sink (ErrSinkStalled) does: every tenant would wait out
 // the write timeout in turn, and all are due again at the next pass.
+//
+// Every backlogEvery, a pass, failed or not, ends by measuring the
+// backlog (see measureBacklog).
 func (fw *Forwarder) Poll(ctx context.Context) (int, error) {
+	n, err := fw.poll(ctx)
+	fw.measureMu.Lock()
+	defer fw.measureMu.Unlock()
+	if now := fw.cfg.Now(); ctx.Err() == nil && (fw.measured.IsZero() || now.Sub(fw.measured) >= backlogEvery) {
+		if merr := fw.measureBacklog(ctx, now); merr != nil {
+			// The gauges keep their last values: forwardedUntil falls
+			// behind the clock, as it should when nothing can be read.
+			// A failed pass has said why already.
+			if err == nil {
+				fw.log.Warn("siem: could not measure the backlog", "err", merr)
+			}
+		} else {
+			fw.measured = now
+		}
+	}
+	return n, err
+}
+
+func (fw *Forwarder) poll(ctx context.Context) (int, error) {
 	total := 0
 	stalled := false
 	d := due.Drainer{Index: due.New(fw.cfg.Redis, due.SIEM, fw.cfg.Now), Lease: fw.cfg.ClaimAfter, Logger: fw.log}
@@ -739,6 +786,143 @@ func (fw *Forwarder) Poll(ctx context.Context) (int, error) {
 		return time.Time{}, nil
 	})
 	return total, err
+}
+
+// measureBacklog sets the backlog gauges from the tenants the SIEM
+// schedule lists: a tenant with records not yet forwarded is on it (a
+// mark lost with a replica is restored by the next rescan). For each, the
+// records waiting are those the group holds pending (read, not
+// acknowledged) and those it has not read (its lag; the stream's length
+// when the group does not exist yet, or when Redis can't tell the lag),
+// and the oldest waiting record is the first pending one or the first
+// after the group's last-delivered id, whichever is older, dated by its
+// stream id. It costs two pipelined round trips, however many tenants
+// wait, and nothing per record. forwardedUntil is the oldest waiting
+// record's time, or now when none waits: a measure that stops being
+// taken (every replica's forwarder stopped or can't read Redis) falls
+// behind the clock, and the alert on it fires.
+func (fw *Forwarder) measureBacklog(ctx context.Context, now time.Time) error {
+	tenants, err := due.New(fw.cfg.Redis, due.SIEM, fw.cfg.Now).Tenants(ctx)
+	if err != nil {
+		return fmt.Errorf("siem backlog: %w", err)
+	}
+	type probe struct {
+		stream  string
+		groups  *redis.XInfoGroupsCmd
+		pending *redis.XPendingCmd
+		length  *redis.IntCmd
+		next    *redis.XMessageSliceCmd // the first record the group has not read
+	}
+	probes := make([]*probe, 0, len(tenants))
+	// Pipelined's own error is the first command's that failed: each
+	// command's is read below, where NOGROUP and a missing stream are
+	// answers, not failures.
+	_, _ = fw.cfg.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, t := range tenants {
+			if keys.ValidTenant(t) != nil {
+				continue
+			}
+			pr := &probe{stream: keys.Audit(t)}
+			pr.groups = p.XInfoGroups(ctx, pr.stream)
+			pr.pending = p.XPending(ctx, pr.stream, SIEMGroup)
+			probes = append(probes, pr)
+		}
+		return nil
+	})
+	var backlog int64
+	var oldest string
+	older := func(id string) {
+		if id != "" && (oldest == "" || streamIDLess(id, oldest)) {
+			oldest = id
+		}
+	}
+	_, _ = fw.cfg.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, pr := range probes {
+			groups, err := pr.groups.Result()
+			if redis.HasErrorPrefix(err, "no such key") {
+				continue // no records
+			}
+			if err != nil {
+				return nil // read below
+			}
+			i := slices.IndexFunc(groups, func(g redis.XInfoGroup) bool { return g.Name == SIEMGroup })
+			if i < 0 {
+				// No forwarder has read the stream yet: all of it waits.
+				pr.length = p.XLen(ctx, pr.stream)
+				pr.next = p.XRangeN(ctx, pr.stream, "-", "+", 1)
+				continue
+			}
+			g := groups[i]
+			backlog += g.Pending
+			if g.Pending > 0 {
+				if ps, err := pr.pending.Result(); err == nil && ps.Count > 0 {
+					older(ps.Lower)
+				}
+			}
+			if g.Lag > 0 {
+				backlog += g.Lag
+			} else if g.Lag < 0 {
+				pr.length = p.XLen(ctx, pr.stream)
+			}
+			pr.next = p.XRangeN(ctx, pr.stream, "("+g.LastDeliveredID, "+", 1)
+		}
+		return nil
+	})
+	for _, pr := range probes {
+		if err := pr.groups.Err(); err != nil && !redis.HasErrorPrefix(err, "no such key") {
+			return fmt.Errorf("siem backlog: %s: %w", pr.stream, err)
+		}
+		if err := pr.pending.Err(); err != nil && !redis.HasErrorPrefix(err, "NOGROUP") && !redis.HasErrorPrefix(err, "no such key") {
+			return fmt.Errorf("siem backlog: %s: %w", pr.stream, err)
+		}
+		if pr.length != nil {
+			n, err := pr.length.Result()
+			if err != nil {
+				return fmt.Errorf("siem backlog: %s: %w", pr.stream, err)
+			}
+			backlog += n
+		}
+		if pr.next != nil {
+			msgs, err := pr.next.Result()
+			if err != nil {
+				return fmt.Errorf("siem backlog: %s: %w", pr.stream, err)
+			}
+			if len(msgs) > 0 {
+				older(msgs[0].ID)
+			}
+		}
+	}
+	until := now
+	if ms, ok := streamIDMillis(oldest); ok && ms < now.UnixMilli() {
+		until = time.UnixMilli(ms)
+	}
+	fw.backlog.Set(float64(backlog))
+	fw.forwardedUntil.Set(float64(until.UnixMilli()) / 1000)
+	return nil
+}
+
+// streamIDMillis is the Unix millisecond of a stream entry id ("ms-seq").
+func streamIDMillis(id string) (int64, bool) {
+	ms, _, ok := strings.Cut(id, "-")
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(ms, 10, 64)
+	return n, err == nil
+}
+
+// streamIDLess reports whether stream entry id a comes before b.
+func streamIDLess(a, b string) bool {
+	ams, aseq, _ := strings.Cut(a, "-")
+	bms, bseq, _ := strings.Cut(b, "-")
+	am, _ := strconv.ParseUint(ams, 10, 64)
+	bm, _ := strconv.ParseUint(bms, 10, 64)
+	if am != bm {
+		return am < bm
+	}
+	as, _ := strconv.ParseUint(aseq, 10, 64)
+	bs, _ := strconv.ParseUint(bseq, 10, 64)
+	return as < bs
 }
 
 // Probe reads whether a tenant's stream has records the SIEM group has
