@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -43,7 +44,8 @@ import (
 // replica with a broken sink (stdout's reader gone) would otherwise hold
 // the records it read until its restart, however many healthy replicas
 // run. That reading loop is internal/streamgroup's, shared with the
-// notification worker.
+// notification worker. Each replica's consumer name is its own: a
+// forwarder holds it in Redis while it runs (see holdName).
 //
 // Nothing is lost, and a record is written once in normal operation. It
 // may be written twice when a replica dies (or stalls past ClaimAfter)
@@ -63,6 +65,10 @@ import (
 // also forwards the records written before it (everything retention kept),
 // and a tenant's records written before its group existed are not missed.
 const SIEMGroup = "siem"
+
+// ErrConsumerInUse is the error of a pass that forwarded nothing because
+// another live process holds the forwarder's consumer name.
+var ErrConsumerInUse = errors.New("siem: the consumer name is held by another live replica")
 
 // Sink receives one rendered record per call, without a trailing newline.
 type Sink interface {
@@ -536,7 +542,9 @@ type ForwarderConfig struct {
 	// Consumer names this replica in the consumer group; it must be
 	// unique among live replicas and should be stable across restarts of
 	// the same replica (e.g. the pod name), so a restarted replica picks
-	// up its own pending records at once.
+	// up its own pending records at once. The forwarder holds the name
+	// while it runs (see holdName): another live forwarder under the same
+	// name forwards nothing, and its passes fail with ErrConsumerInUse.
 	Consumer string
 	// Logger; discards when nil.
 	Logger *slog.Logger
@@ -589,6 +597,12 @@ type Forwarder struct {
 	measureMu      sync.Mutex
 	measured       time.Time
 	group          *streamgroup.Reader
+	// holder is this forwarder's value of its hold on the consumer name
+	// (keys.SIEMConsumer), unique to it; held is when, by its clock, it
+	// last took or renewed the hold, zero while it does not hold it.
+	holder string
+	holdMu sync.Mutex
+	held   time.Time
 	// orgs completes legacy records for OCSF events as searches read
 	// them (their tenant's GUID, read once per tenant and process).
 	orgs *Log
@@ -625,10 +639,12 @@ func NewForwarder(cfg ForwarderConfig) (*Forwarder, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	host, _ := os.Hostname()
 	fw := &Forwarder{
-		cfg:  cfg,
-		log:  cfg.Logger,
-		orgs: NewLog(cfg.Redis, cfg.Now),
+		cfg:    cfg,
+		log:    cfg.Logger,
+		holder: fmt.Sprintf("pid %d on %s (%s)", os.Getpid(), host, rand.Text()),
+		orgs:   NewLog(cfg.Redis, cfg.Now),
 		records: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lockbox_siem_records_total",
 			Help: "Audit records handled by the SIEM forwarder, by result: written (and acknowledged), failed (sink write failed, or the OCSF event could not be built; retried later), skipped (read, then trimmed by retention before it could be forwarded, or unreadable).",
@@ -670,14 +686,84 @@ func NewForwarder(cfg ForwarderConfig) (*Forwarder, error) {
 // keeps failing.
 const failureLogEvery = time.Minute
 
+// holdNameScript takes the hold KEYS[1] on a consumer name for holder
+// ARGV[1], for ARGV[2] ms, when no one holds it or ARGV[1] does (a
+// renewal), and returns who holds it then. One script, so that two
+// processes starting under one name can't both take it.
+var holdNameScript = redis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+if not cur or cur == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return ARGV[1]
+end
+return cur
+`)
+
+// releaseNameScript removes the hold KEYS[1] if holder ARGV[1] has it.
+var releaseNameScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 0
+`)
+
+// holdName takes the hold on the consumer name, or renews it once a third
+// of its term (ClaimAfter) has passed since it last did, and fails with
+// ErrConsumerInUse when another process holds it.
+//
+// Two live processes under one name are one consumer to Redis: each
+// reads the records the other has in flight as its own pending ones and
+// writes them too, so every record in flight reached the SIEM twice with
+// no failure to show for it (two units on one host named by the host
+// name; a pod name reused while its pod still runs). The hold makes the
+// second one forward nothing and say why. It lapses ClaimAfter after its
+// holder last renewed it, so a process that died without stopping holds
+// its name that long, as long as its records take to be taken over by
+// other replicas anyway; one that stops releases it (Run).
+func (fw *Forwarder) holdName(ctx context.Context) error {
+	fw.holdMu.Lock()
+	defer fw.holdMu.Unlock()
+	now := fw.cfg.Now()
+	if !fw.held.IsZero() && now.Sub(fw.held) < fw.cfg.ClaimAfter/3 {
+		return nil
+	}
+	cur, err := holdNameScript.Run(ctx, fw.cfg.Redis, []string{keys.SIEMConsumer(fw.cfg.Consumer)},
+		fw.holder, max(fw.cfg.ClaimAfter.Milliseconds(), 1)).Text()
+	if err != nil {
+		return fmt.Errorf("siem: hold the consumer name %q: %w", fw.cfg.Consumer, err)
+	}
+	if cur != fw.holder {
+		fw.held = time.Time{}
+		return fmt.Errorf("%w: %q is held by %s, a replica running under the same name, or this replica's previous process if it died without stopping (its hold lapses within %s); give each replica its own name",
+			ErrConsumerInUse, fw.cfg.Consumer, cur, fw.cfg.ClaimAfter)
+	}
+	fw.held = now
+	return nil
+}
+
+// releaseName gives up the hold on the consumer name, if this forwarder
+// has it, so that a restart under the same name forwards at once.
+func (fw *Forwarder) releaseName(ctx context.Context) {
+	fw.holdMu.Lock()
+	defer fw.holdMu.Unlock()
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	defer cancel()
+	if err := releaseNameScript.Run(rctx, fw.cfg.Redis, []string{keys.SIEMConsumer(fw.cfg.Consumer)}, fw.holder).Err(); err != nil {
+		fw.log.Warn("siem: could not release the consumer name; a restart under it waits until its hold lapses",
+			"consumer", fw.cfg.Consumer, "claim_after", fw.cfg.ClaimAfter, "err", err)
+	}
+	fw.held = time.Time{}
+}
+
 // Run forwards records until ctx ends, a pass at a time, and returns nil
-// when ctx ends.
+// when ctx ends, releasing the consumer name (see holdName).
 //
 // A failure is logged when it starts, then at most once per
 // failureLogEvery while it lasts (a pipe without a reader fails every
 // pass, a pass a second), and its end once, with how long it lasted: the
-// metric counts every failed record.
+// metric counts every failed record. A consumer name still held by
+// another process after ClaimAfter is logged at error: that process is
+// alive, and this replica forwards nothing.
 func (fw *Forwarder) Run(ctx context.Context) error {
+	defer fw.releaseName(ctx)
 	var since, warned time.Time // since: when the failing began; zero while forwarding works
 	failed := 0                 // failed passes not logged since warned
 	for {
@@ -695,7 +781,11 @@ func (fw *Forwarder) Run(ctx context.Context) error {
 				since = now
 			}
 			if failed++; warned.IsZero() || now.Sub(warned) >= failureLogEvery {
-				fw.log.Warn("siem forwarding failed; retrying", "err", err, "forwarded", n, "stalled", errors.Is(err, ErrSinkStalled),
+				level := slog.LevelWarn
+				if errors.Is(err, ErrConsumerInUse) && now.Sub(since) >= fw.cfg.ClaimAfter {
+					level = slog.LevelError
+				}
+				fw.log.Log(ctx, level, "siem forwarding failed; retrying", "err", err, "forwarded", n, "stalled", errors.Is(err, ErrSinkStalled),
 					"failing_for", now.Sub(since).Round(time.Second), "failed_passes", failed)
 				warned, failed = now, 0
 			}
@@ -728,8 +818,10 @@ func (fw *Forwarder) Run(ctx context.Context) error {
 // pass. A stalled sink (ErrSinkStalled) does: every tenant would wait out
 // the write timeout in turn, and all are due again at the next pass.
 //
-// Every backlogEvery, a pass, failed or not, ends by measuring the
-// backlog (see measureBacklog).
+// A pass under a consumer name another live process holds forwards
+// nothing and fails with ErrConsumerInUse (see holdName). Every
+// backlogEvery, a pass, failed or not, ends by measuring the backlog (see
+// measureBacklog).
 func (fw *Forwarder) Poll(ctx context.Context) (int, error) {
 	n, err := fw.poll(ctx)
 	fw.measureMu.Lock()
@@ -750,6 +842,9 @@ func (fw *Forwarder) Poll(ctx context.Context) (int, error) {
 }
 
 func (fw *Forwarder) poll(ctx context.Context) (int, error) {
+	if err := fw.holdName(ctx); err != nil {
+		return 0, err
+	}
 	total := 0
 	stalled := false
 	d := due.Drainer{Index: due.New(fw.cfg.Redis, due.SIEM, fw.cfg.Now), Lease: fw.cfg.ClaimAfter, Logger: fw.log}
@@ -758,10 +853,15 @@ func (fw *Forwarder) poll(ctx context.Context) (int, error) {
 			return time.Time{}, nil
 		}
 		if stalled {
-			// The sink takes no lines for anyone: the other tenants wait
-			// for the next pass rather than each waiting out the write
-			// timeout.
+			// The sink takes no lines for anyone (or the name is no
+			// longer this replica's): the other tenants wait for the
+			// next pass rather than each waiting out the write timeout.
 			return fw.cfg.Now(), nil
+		}
+		// A long pass renews the hold as it goes.
+		if err := fw.holdName(ctx); err != nil {
+			stalled = true
+			return fw.cfg.Now(), err
 		}
 		stream := keys.Audit(t)
 		n, more, err := fw.forwardTenant(ctx, t, stream)

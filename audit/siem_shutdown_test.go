@@ -36,7 +36,9 @@ func TestSIEMShutdownMidBatchWritesEachRecordOnce(t *testing.T) {
 	defer cancel()
 	sink := &cancelSink{cancel: cancel}
 	fw := newForwarder(t, audit.ForwarderConfig{Redis: rdb, Sink: sink, Consumer: "r1"})
-	_, _ = fw.Poll(ctx)
+	if err := fw.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
 	first := sink.got()
 	if len(first) == 0 {
 		t.Fatal("the sink took no line before the shutdown")

@@ -123,6 +123,18 @@ func newForwarder(t *testing.T, cfg audit.ForwarderConfig) *audit.Forwarder {
 	return fw
 }
 
+// stopForwarder stops fw as a replica that shuts down does: its Run
+// returns, giving up the consumer name, so that a forwarder started under
+// the same name (the replica's next process) forwards at once.
+func stopForwarder(t *testing.T, fw *audit.Forwarder) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := fw.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func pending(t *testing.T, rdb redis.UniversalClient, tenant string) int64 {
 	t.Helper()
 	p, err := rdb.XPending(context.Background(), keys.Audit(tenant), audit.SIEMGroup).Result()
@@ -461,6 +473,7 @@ func TestSIEMFileSinkAppendsAcrossReopen(t *testing.T) {
 		if got, err := fw.Poll(ctx); err != nil || got != n {
 			t.Fatalf("wrote %d, %v", got, err)
 		}
+		stopForwarder(t, fw)
 		if err := closer.Close(); err != nil {
 			t.Fatal(err)
 		}
@@ -1143,6 +1156,7 @@ func TestSIEMForgetsGoneReplicas(t *testing.T) {
 	if got := siemConsumers(t, rdb, "contoso"); len(got) != 3 {
 		t.Fatalf("consumers after a pass with the default ForgetAfter: %v, want pod-old, pod-stuck and pod-new", got)
 	}
+	stopForwarder(t, keep) // and starts again with ForgetAfter set
 
 	// Wait for Redis to see the other pods idle past ForgetAfter (the
 	// deadline only bounds a failure).

@@ -316,7 +316,7 @@ type Config struct {
 	// SIEMFormat is the SIEM line format.
 	SIEMFormat string `env:"SIEM_FORMAT" envDefault:"json" desc:"SIEM line format: json (the audit record, provider view) or ocsf (OCSF 1.1 API Activity events)"`
 	// SIEMConsumer names this replica in the SIEM consumer group.
-	SIEMConsumer string `env:"SIEM_CONSUMER" desc:"this replica's name in the SIEM consumer group: unique per replica and stable across restarts (e.g. the pod name); the host name when empty"`
+	SIEMConsumer string `env:"SIEM_CONSUMER" desc:"this replica's name in the SIEM consumer group: unique per replica and stable across restarts (e.g. the pod name); the host name when empty, so two processes on one host each need one; a name another live process holds forwards nothing, and says so in the log"`
 	// SIEMClaimAfter is how long a record may wait at one replica before
 	// another takes it over.
 	SIEMClaimAfter time.Duration `env:"SIEM_CLAIM_AFTER" envDefault:"1m" desc:"how long a record may stay unforwarded at a replica before another replica takes it over; at least 30s, more than twice the 10s a SIEM write may take, so that a replica still writing is not taken over"`

@@ -19,7 +19,8 @@
 //     (the mark that those were back-filled), Tenants (the set of tenants
 //     the background jobs walk), Due and DueRescan (the background jobs'
 //     schedules of tenants with work), FilingClaim (an Idempotency-Key's
-//     last tenant), ConsoleSession, ConsoleReverify and
+//     last tenant), SIEMConsumer (the hold on a SIEM consumer name),
+//     ConsoleSession, ConsoleReverify and
 //     ConsoleLoginKey. Each lives in a slot of its own, so none is ever
 //     written in a tenant's transaction. The indexes are written
 //     idempotently beside it (see grants.Store.Create, tenants.Store.Onboard,
@@ -28,7 +29,8 @@
 //     eventually consistent, and only ever used to find a tenant's keys,
 //     never to decide anything. A schedule's scripts touch its one key.
 //     Console sessions (and their re-verification locks) are single keys,
-//     written alone; the console's sign-in key is one key, created once.
+//     written alone; the console's sign-in key is one key, created once;
+//     a SIEM consumer's hold is one key, written alone.
 //     ReadyProbe and ReadyProbeIn are names only: /readyz appends to them
 //     only where they exist, and nothing writes them.
 //   - The change events (internal/events) are a pub/sub channel, no key:
@@ -365,6 +367,12 @@ func ConsoleLoginKey(period int64) string {
 // lives outside every tenant's hash slot, so it is written after the
 // tenant's own transaction, never inside it (see internal/due).
 func Due(job string) string { return prefix + "due:" + job }
+
+// SIEMConsumer is the hold of the live process forwarding to the SIEM as
+// consumer name of the SIEM group (audit.Forwarder): two processes under
+// one name would read each other's records in flight as their own and
+// write them twice. It expires when its holder stops renewing it.
+func SIEMConsumer(name string) string { return prefix + "siem:consumer:" + name }
 
 // DueRescan is the lease of the replica that re-reads every tenant to
 // repair the schedules (internal/due.Rescan); it expires after one

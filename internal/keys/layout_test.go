@@ -47,7 +47,8 @@ func TestTenantKeysShareTheTenantsSlot(t *testing.T) {
 		"OperatorRequests": OperatorRequests(op), "OperatorRequestsBuilt": OperatorRequestsBuilt(),
 		"ConsoleSession": ConsoleSession("ab12"), "ConsoleReverify": ConsoleReverify("ab12"), "ConsoleLoginKey": ConsoleLoginKey(682),
 		"Due": Due("sweep"), "DueRescan": DueRescan(), "ReadyProbe": ReadyProbe(), "NotifyHold": NotifyHold("ab12"),
-		"FilingClaim": FilingClaim("ab12"),
+		"FilingClaim":  FilingClaim("ab12"),
+		"SIEMConsumer": SIEMConsumer("lockbox-control-7d9f-x2"),
 	}
 	for name, k := range global {
 		if !strings.HasPrefix(k, "lockbox:") || strings.ContainsAny(k, "{}") {
