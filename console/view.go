@@ -3,6 +3,8 @@ package console
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"html/template"
@@ -52,8 +54,16 @@ type frame struct {
 	Active  string
 	CSRF    string
 	Flash   string
-	Refresh int // milliseconds between live-list polls
-	Page    any
+	// FlashCode is the code of the notice shown, "" with none. An
+	// action's confirmation (FlashDone) tells the page's script that the
+	// form just posted was performed, so its draft goes.
+	FlashCode string
+	FlashDone bool
+	// DraftOwner names the signed-in user to the page's script, which
+	// keeps what is typed in forms for them only (see console.js).
+	DraftOwner string
+	Refresh    int // milliseconds between live-list polls
+	Page       any
 }
 
 type navItem struct {
@@ -182,10 +192,14 @@ func (c *Console) renderTemplate(w http.ResponseWriter, r *http.Request, status 
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
-	f := frame{Title: titles[name], Session: sess, Active: name, Refresh: int(c.cfg.RefreshInterval.Milliseconds()), Page: data,
-		Flash: flash(r.URL.Query().Get("done"), name)}
+	f := frame{Title: titles[name], Session: sess, Active: name, Refresh: int(c.cfg.RefreshInterval.Milliseconds()), Page: data}
+	if code := r.URL.Query().Get("done"); flash(code, name) != "" {
+		f.Flash, f.FlashCode = flash(code, name), code
+		_, f.FlashDone = flashPages[code]
+	}
 	if sess != nil {
 		f.CSRF = sess.CSRF
+		f.DraftOwner = draftOwner(sess.Principal, sess.Issuer)
 		if tmpl == layout {
 			// The menu is a convenience: when the registry can't say
 			// whether the user decides, it shows what it showed before,
@@ -289,6 +303,20 @@ var flashPages = map[string]string{
 	"tenant_onboarded":  "tenant",
 	"tenant_updated":    "tenant",
 	"tenant_offboarded": "tenant",
+}
+
+// draftOwner is an opaque name of the user p signed in by issuer, the same
+// on each of their pages and another for anyone else: the page's script
+// keeps drafts of forms under it, so that one user's draft is never shown
+// to the next who signs in in the same tab. A digest, so the tab's
+// storage does not hold the user's identifiers besides.
+func draftOwner(p identity.Principal, issuer string) string {
+	h := sha256.New()
+	for _, s := range []string{issuer, p.TenantID, p.Subject} {
+		// Each part's length first: ("ab", "c") and ("a", "bc") differ.
+		fmt.Fprintf(h, "%d:%s", len(s), s)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 // flash is the notice code names for page, "" when there is none for it.

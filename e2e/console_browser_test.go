@@ -71,6 +71,7 @@ type consoleWorld struct {
 	srv  *server.Server
 	base string // the console's origin, http://127.0.0.1:port
 	logs *lockedBuffer
+	idle time.Duration // LOCKBOX_CONSOLE_IDLE_TIMEOUT
 }
 
 type lockedBuffer struct {
@@ -92,6 +93,13 @@ func (l *lockedBuffer) String() string {
 
 func startConsoleWorld(t *testing.T) *consoleWorld {
 	t.Helper()
+	return startConsoleWorldAt(t, time.Now)
+}
+
+// startConsoleWorldAt is startConsoleWorld on the clock now, which a test
+// moves to end sessions without waiting.
+func startConsoleWorldAt(t *testing.T, now func() time.Time) *consoleWorld {
+	t.Helper()
 	dir := t.TempDir()
 	key, err := identity.GenerateDevKey()
 	if err != nil {
@@ -105,7 +113,7 @@ func startConsoleWorld(t *testing.T) *consoleWorld {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cluster, err := startDemo(t, context.Background(), grantKey, time.Now)
+	cluster, err := startDemo(t, context.Background(), grantKey, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,6 +150,7 @@ func startConsoleWorld(t *testing.T) *consoleWorld {
 	logs := &lockedBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	srv, err := server.New(ctx, cfg, server.Options{
+		Now:            now,
 		Logger:         slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		DevMailDir:     filepath.Join(dir, "mail"),
 		DevIdentities:  ids,
@@ -167,7 +176,7 @@ func startConsoleWorld(t *testing.T) *consoleWorld {
 			t.Logf("lockbox logs (warnings and errors):\n%s", logs.String())
 		}
 	})
-	return &consoleWorld{srv: srv, base: "http://" + srv.APIAddr(), logs: logs}
+	return &consoleWorld{srv: srv, base: "http://" + srv.APIAddr(), logs: logs, idle: cfg.ConsoleIdleTimeout}
 }
 
 // screenshotDir is where the test writes its screenshots. The default

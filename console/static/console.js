@@ -1,5 +1,6 @@
 // Lockbox admin center: live lists and small form conveniences. Every page
-// works without this script; it only saves reloads.
+// works without this script; it only saves reloads, and what was typed in
+// a form when its session ended.
 (function () {
   "use strict";
 
@@ -151,9 +152,200 @@
     show();
   }
 
+  // Drafts: what is typed in a form marked data-draft is kept in the
+  // tab's sessionStorage as it is typed, so that a form posted after the
+  // session ended (idle, signed out in another tab, or due to be verified
+  // again), which the server does not perform and whose page comes back
+  // empty after the sign-in, gets it back. The server never carries a
+  // form's contents through its sign-in; the draft stays in this tab (not
+  // localStorage: it ends with the tab) and holds no hidden field, so
+  // neither the form token nor a form id. A draft belongs to the user
+  // the page names (data-draft-owner, an opaque digest of who signed in):
+  // once another user signs in in this tab, the others' drafts are
+  // deleted, never shown; signing out deletes them all. A draft is put
+  // back only into a form as it was served (nothing typed in it yet); a
+  // form marked data-draft-base shows stored state (settings, a registry
+  // entry), and its draft is put back only over the same state it was
+  // typed over, or the saved form would undo a change made since without
+  // the revision check noticing: else it is shown, not put back. The
+  // draft goes once the page after its form's post confirms the action
+  // (a flash with data-done), or on Discard.
+  var draftPrefix = "lockbox-draft:";
+  var sentKey = "lockbox-draft-sent";
+  var signinKey = "lockbox-draft-signin";
+
+  function store() {
+    try { return window.sessionStorage; } catch (e) { return null; }
+  }
+
+  // drafted are the fields of form a draft holds: every named input but
+  // hidden ones and buttons, each textarea and select, by id.
+  function drafted(form) {
+    return Array.prototype.filter.call(form.elements, function (el) {
+      if (el.id === "" || el.name === "" || el.disabled) return false;
+      if (el.tagName === "TEXTAREA" || el.tagName === "SELECT") return true;
+      return el.tagName === "INPUT" && ["hidden", "password", "submit", "button", "reset", "image", "file"].indexOf(el.type) < 0;
+    });
+  }
+
+  function isCheck(el) { return el.type === "checkbox" || el.type === "radio"; }
+
+  // values are the fields' values now, or as the page was served.
+  function values(form, served) {
+    var v = {};
+    drafted(form).forEach(function (el) {
+      if (isCheck(el)) v[el.id] = served ? el.defaultChecked : el.checked;
+      else if (el.tagName === "SELECT") v[el.id] = served ? servedOption(el) : el.value;
+      else v[el.id] = served ? el.defaultValue : el.value;
+    });
+    return v;
+  }
+
+  function servedOption(select) {
+    var opt = Array.prototype.find.call(select.options, function (o) { return o.defaultSelected; }) || select.options[0];
+    return opt ? opt.value : "";
+  }
+
+  function same(a, b) {
+    var ka = Object.keys(a), kb = Object.keys(b);
+    return ka.length === kb.length && ka.every(function (k) { return b.hasOwnProperty(k) && a[k] === b[k]; });
+  }
+
+  function drafts(form, owner) {
+    var s = store();
+    if (s === null) return;
+    var key = draftPrefix + owner + ":" + form.getAttribute("data-draft");
+    var note = form.querySelector("[data-draft-note]");
+
+    function save() {
+      var now = values(form, false), served = values(form, true);
+      try {
+        if (same(now, served)) s.removeItem(key);
+        else s.setItem(key, JSON.stringify({ fields: now, base: served }));
+      } catch (e) { /* storage full or refused: no draft, the form works as ever */ }
+    }
+    form.addEventListener("input", save);
+    form.addEventListener("change", save);
+    form.addEventListener("submit", function () {
+      save();
+      try { s.setItem(sentKey, key); } catch (e) { /* as above */ }
+    });
+
+    var draft = null;
+    try { draft = JSON.parse(s.getItem(key)); } catch (e) { draft = null; }
+    if (draft === null || typeof draft !== "object" || typeof draft.fields !== "object" || draft.fields === null) return;
+    var served = values(form, true);
+    if (!same(values(form, false), served) || same(draft.fields, served)) return;
+    if (note === null) return;
+    if (form.hasAttribute("data-draft-base") && !same(draft.base || {}, served)) {
+      // The server's answer to a save refused as stale shows the change
+      // typed itself.
+      if (document.querySelector("[data-testid=\"unsaved\"]") !== null) return;
+      shown(form, note, draft.fields, served);
+      show(note, "[data-draft-changed]");
+    } else {
+      fill(form, draft.fields);
+      show(note, signedInAgain ? "[data-draft-ended]" : "[data-draft-earlier]");
+    }
+    note.hidden = false;
+    var discard = note.querySelector("[data-draft-discard]");
+    if (discard !== null) {
+      discard.addEventListener("click", function () {
+        try { s.removeItem(key); } catch (e) { /* nothing kept */ }
+        fill(form, served);
+        note.hidden = true;
+        var first = drafted(form)[0];
+        if (first) first.focus();
+      });
+    }
+  }
+
+  function show(note, which) {
+    note.querySelectorAll("[data-draft-ended], [data-draft-earlier], [data-draft-changed]").forEach(function (p) {
+      p.hidden = !p.matches(which);
+    });
+  }
+
+  // fill puts v into form's fields, and tells the page's own scripts
+  // (the activities shown for a service) that they changed.
+  function fill(form, v) {
+    drafted(form).forEach(function (el) {
+      if (!v.hasOwnProperty(el.id)) return;
+      if (isCheck(el)) el.checked = v[el.id] === true;
+      else if (typeof v[el.id] === "string") el.value = v[el.id];
+      if (el.tagName === "SELECT") el.dispatchEvent(new Event("change", { bubbles: false }));
+    });
+  }
+
+  // shown lists in note what the draft typed over the form as served,
+  // field by field, as text.
+  function shown(form, note, typed, served) {
+    var list = note.querySelector("[data-draft-typed]");
+    if (list === null) return;
+    list.textContent = "";
+    drafted(form).forEach(function (el) {
+      if (!typed.hasOwnProperty(el.id) || typed[el.id] === served[el.id]) return;
+      var label = form.querySelector("label[for=\"" + CSS.escape(el.id) + "\"]");
+      var dt = document.createElement("dt");
+      dt.textContent = label ? label.textContent.trim() : el.name;
+      var dd = document.createElement("dd");
+      dd.className = "prewrap";
+      dd.textContent = isCheck(el) ? (typed[el.id] ? "ticked" : "not ticked") : String(typed[el.id]);
+      list.appendChild(dt);
+      list.appendChild(dd);
+    });
+    list.hidden = false;
+  }
+
+  // signedInAgain says whether this page is where a sign-in brought the
+  // tab back to after its session ended: it says so, or the tab's last
+  // page was the sign-in page. A draft put back elsewhere (a form sent
+  // as the sign-in was being confirmed, a page left and opened again)
+  // is said to be from before, not from an ended session.
+  var signedInAgain = false;
+
+  function startDrafts() {
+    var s = store();
+    if (s === null) return;
+    var owner = document.body.getAttribute("data-draft-owner");
+    var flash = document.querySelector("[data-flash]");
+    try {
+      if (owner === null || owner === "") {
+        // No one is signed in: the sign-in page, or an error page.
+        // Drafts wait for their user.
+        if (document.body.getAttribute("data-page") === "signin") s.setItem(signinKey, "1");
+        return;
+      }
+      signedInAgain = s.getItem(signinKey) !== null || (flash !== null && flash.getAttribute("data-flash") === "signed_in_again");
+      s.removeItem(signinKey);
+      var mine = draftPrefix + owner + ":";
+      for (var i = s.length - 1; i >= 0; i--) {
+        var k = s.key(i);
+        if (k !== null && k.indexOf(draftPrefix) === 0 && k.indexOf(mine) !== 0) s.removeItem(k);
+      }
+      var sent = s.getItem(sentKey);
+      s.removeItem(sentKey);
+      if (sent !== null && sent.indexOf(mine) === 0 && flash !== null && flash.hasAttribute("data-done")) s.removeItem(sent);
+    } catch (e) {
+      return;
+    }
+    document.querySelectorAll("form[data-draft]").forEach(function (form) { drafts(form, owner); });
+    document.querySelectorAll("form[action=\"/console/signout\"]").forEach(function (form) {
+      form.addEventListener("submit", function () {
+        try {
+          for (var i = s.length - 1; i >= 0; i--) {
+            var k = s.key(i);
+            if (k !== null && (k.indexOf(draftPrefix) === 0 || k === sentKey)) s.removeItem(k);
+          }
+        } catch (e) { /* nothing kept */ }
+      });
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("[data-refresh]").forEach(live);
     var form = document.getElementById("new-request");
     if (form) activities(form);
+    startDrafts();
   });
 })();
