@@ -393,7 +393,7 @@ func (e *env) report(err error) int {
 		// It names the identity provider itself; the *url.Error it may
 		// hold is not the API's.
 		fmt.Fprintf(e.stderr, "lockboxctl: %s\n", clean(err.Error()))
-	case errors.As(err, &urlErr) && closedBeforeAnswer(urlErr):
+	case errors.As(err, &urlErr) && closedBeforeAnswer(err):
 		// Reached, and maybe read: "cannot reach" told the user nothing
 		// happened, so an approval or revocation that took effect was
 		// repeated in the belief it had not.
@@ -427,11 +427,14 @@ func (e *env) report(err error) int {
 	return exitError
 }
 
-// closedBeforeAnswer reports whether the call's connection, once made,
-// ended without an answer: the server may have read the call and acted on
-// it. Go can't tell that from a TLS handshake cut short, so neither can
-// lockboxctl; a refused connection or a timeout is not this.
-func closedBeforeAnswer(err *url.Error) bool {
+// closedBeforeAnswer reports whether the call, written whole to its
+// connection, got no answer on it: the server may have read the call and
+// acted on it. A call cut off before it was written (a TLS handshake
+// ended by the other side) is not this, nor a timeout.
+func closedBeforeAnswer(err error) bool {
+	if _, notSent := errors.AsType[*client.NotSentError](err); notSent {
+		return false
+	}
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)
 }
 

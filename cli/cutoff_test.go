@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -55,6 +56,49 @@ func TestConnectionClosedBeforeAnswer(t *testing.T) {
 			want += "\n"
 			if code != exitError || stderr.String() != want {
 				t.Errorf("exit %d, stderr %q: want exit 1 and %q", code, stderr.String(), want)
+			}
+		})
+	}
+}
+
+// TestHandshakeCutIsNotACallCarriedOut: a TLS handshake the other side
+// ended (a port that speaks no TLS, a load balancer dropping connections)
+// reads "EOF" as a call cut after it was written does, and was worded as
+// one: "the call may have been carried out", and for create request "the
+// request may have been filed", after filing it a second time. The call
+// never went out: it is "cannot reach", and nothing is sent again.
+func TestHandshakeCutIsNotACallCarriedOut(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	var accepted atomic.Int32
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			_ = c.Close()
+		}
+	}()
+	addr := "https://" + ln.Addr().String()
+	for _, args := range [][]string{
+		{"approve", reqID, "--comment", "ok"},
+		{"create", "request", "--tenant", "contoso", "--service", "exchange", "--service-request", "SR-1", "--reason", "r", "--duration", "1h"},
+	} {
+		t.Run(args[0], func(t *testing.T) {
+			accepted.Store(0)
+			env := map[string]string{EnvAddr: addr, EnvToken: envToken, EnvConfigDir: t.TempDir()}
+			var stdout, stderr bytes.Buffer
+			code := runWith(context.Background(), args, func(k string) string { return env[k] }, &stdout, &stderr, sessionDeps{})
+			// EOF, or a reset when the close beat the client's hello.
+			want := "lockboxctl: cannot reach the Lockbox API at " + addr + ": "
+			got := stderr.String()
+			if code != exitError || !strings.HasPrefix(got, want) || strings.Count(got, "\n") != 1 || accepted.Load() != 1 {
+				t.Errorf("exit %d, stderr %q, %d connections: want exit 1, one line starting %q, 1 connection", code, got, accepted.Load(), want)
 			}
 		})
 	}

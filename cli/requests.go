@@ -1044,6 +1044,10 @@ func answerLost(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) {
 		return false
 	}
+	if _, notSent := errors.AsType[*client.NotSentError](err); notSent {
+		// Never written whole: nothing can have been filed.
+		return false
+	}
 	if apiErr, ok := errors.AsType[*client.APIError](err); ok {
 		return apiErr.Code == "" && (apiErr.Status == http.StatusBadGateway || apiErr.Status == http.StatusGatewayTimeout)
 	}

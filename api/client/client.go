@@ -25,10 +25,12 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"reflect"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -333,6 +335,15 @@ func SameOrigin(a, b *url.URL) bool { return origin.Of(a) == origin.Of(b) }
 
 // BaseURL returns the API address the client calls.
 func (c *Client) BaseURL() string { return c.base.String() }
+
+// NotSentError is a call that failed before it was written whole to a
+// connection (refused, a TLS handshake cut short, a name that did not
+// resolve): the server can't have acted on it. A call that failed after
+// it was written is returned as it is, and the server may have.
+type NotSentError struct{ Err error }
+
+func (e *NotSentError) Error() string { return e.Err.Error() }
+func (e *NotSentError) Unwrap() error { return e.Err }
 
 // APIError is a non-2xx answer of the server.
 type APIError struct {
@@ -1056,9 +1067,21 @@ func (c *Client) doHeaders(ctx context.Context, method, path string, q url.Value
 	for k, v := range hdr {
 		req.Header[k] = v
 	}
+	var wrote atomic.Bool
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+		WroteRequest: func(i httptrace.WroteRequestInfo) {
+			if i.Err == nil {
+				wrote.Store(true)
+			}
+		},
+	}))
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return respHeader, withoutUserInError(err)
+		err = withoutUserInError(err)
+		if !wrote.Load() {
+			err = &NotSentError{Err: err}
+		}
+		return respHeader, err
 	}
 	respHeader = resp.Header
 	defer func() {
