@@ -233,7 +233,9 @@ func row(w io.Writer, cells ...string) {
 // printRequests prints requests as a table. The last column is when the
 // request stops mattering: for a pending request the time by which its
 // current stage must be decided (or it expires), for an approved one the
-// end of its access window.
+// end of its access window, for one that ended the time it ended. A
+// revoked request's window end, which it keeps, read as access lasting
+// until then to the administrator who had just revoked it.
 func printRequests(w io.Writer, reqs []wire.Request) error {
 	tw := newTable(w)
 	row(tw, "ID", "TENANT", "SERVICE", "STATE", "REQUESTER", "CREATED", "EXPIRES/DECIDE BY")
@@ -241,11 +243,28 @@ func printRequests(w io.Writer, reqs []wire.Request) error {
 		ends := fmtTimePtr(r.ExpiresAt)
 		if r.State.Pending() && r.DecideBy != nil {
 			ends = fmtTime(*r.DecideBy)
+		} else if at, ok := endedAt(r); ok {
+			ends = fmtTime(at)
 		}
 		row(tw, cell(r.ID), cell(r.Tenant), cell(r.Service), cell(string(r.State)), cell(r.Requester),
 			fmtTime(r.CreatedAt), ends)
 	}
 	return tw.Flush()
+}
+
+// endedAt is when r reached the state it ended in: the time of the last
+// event of its history that led there. False while r is pending or
+// approved, or when its history does not show the event.
+func endedAt(r wire.Request) (time.Time, bool) {
+	if r.State.Pending() || r.State == wire.StateApproved {
+		return time.Time{}, false
+	}
+	for i := len(r.History) - 1; i >= 0; i-- {
+		if r.History[i].To == r.State {
+			return r.History[i].At, true
+		}
+	}
+	return time.Time{}, false
 }
 
 // requestIDs are the ids of reqs, for -o id.
@@ -266,6 +285,10 @@ func printRequest(w io.Writer, r wire.Request) error {
 	if len(r.Activities) > 0 {
 		acts = clean(strings.Join(r.Activities, ", "))
 	}
+	ended := "-"
+	if at, ok := endedAt(r); ok {
+		ended = fmtTime(at)
+	}
 	fmt.Fprintln(w)
 	tw := newTable(w)
 	for _, f := range [][2]string{
@@ -278,6 +301,7 @@ func printRequest(w io.Writer, r wire.Request) error {
 		{"Approver:", cell(r.Approver)},
 		{"Approved:", fmtTimePtr(r.ApprovedAt)},
 		{"Expires:", fmtTimePtr(r.ExpiresAt)},
+		{"Ended:", ended},
 	} {
 		row(tw, f[0], f[1])
 	}
