@@ -19,6 +19,11 @@ func wireRequest(r grants.Request) wire.Request {
 		State: wire.State(r.State), CreatedAt: r.CreatedAt, DecideBy: r.DecideBy,
 		ManagerApprover: r.ManagerApprover, Approver: r.Approver, ApprovedAt: r.ApprovedAt, ExpiresAt: r.ExpiresAt,
 	}
+	// The API's alone, derived from the history: the stored request does
+	// not carry it, so it can't disagree with the event that ended it.
+	if at, ok := grants.EndedAt(r); ok {
+		out.EndedAt = &at
+	}
 	if r.History != nil {
 		out.History = make([]wire.Event, len(r.History))
 		for i, ev := range r.History {

@@ -195,6 +195,28 @@ func GrantOf(r Request) (Grant, bool) {
 // off).
 func TenantApproved(r Request) bool { return approvedBy(r) == KindTenant }
 
+// EndedAt is when r ended: the time of the last event of its history that
+// led to the state it is in, once that state is final. That is the
+// revocation, denial or cancellation; for a pending stage that got no
+// decision, its expiry at decide_by; for a window that ran out, its
+// completion at expires_at. It reports false while r is pending or
+// approved, and when its history does not show that event. A revoked
+// request keeps the expires_at of the window it was approved for, which
+// read as access lasting until then: the API gives this as ended_at, the
+// admin center as when the request ended, and lockboxctl, against a server
+// that does not give it, derives it the same way.
+func EndedAt(r Request) (time.Time, bool) {
+	if !r.State.Valid() || !r.State.Final() {
+		return time.Time{}, false
+	}
+	for _, ev := range slices.Backward(r.History) {
+		if ev.To == r.State {
+			return ev.At, true
+		}
+	}
+	return time.Time{}, false
+}
+
 // approvedBy is the side of the event that approved r, or "" when nothing
 // did.
 func approvedBy(r Request) ActorKind {

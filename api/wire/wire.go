@@ -145,7 +145,12 @@ type Request struct {
 	Approver        string     `json:"approver,omitempty"`
 	ApprovedAt      *time.Time `json:"approved_at,omitempty"`
 	ExpiresAt       *time.Time `json:"expires_at,omitempty"`
-	History         []Event    `json:"history"`
+	// EndedAt is when a request in a final state (completed, revoked,
+	// denied, expired, canceled) ended, the time of the history event that
+	// ended it; absent while it is pending or approved. A revoked request
+	// keeps the ExpiresAt of the window it was approved for.
+	EndedAt *time.Time `json:"ended_at,omitempty"`
+	History []Event    `json:"history"`
 }
 
 // Event is one entry of a request's history (schema Event).
