@@ -252,13 +252,19 @@ func printRequests(w io.Writer, reqs []wire.Request) error {
 	return tw.Flush()
 }
 
-// endedAt is when r reached the state it ended in: the time of the last
-// event of its history that led there. False while r is pending or
-// approved, or when its history does not show the event.
+// endedAt is when r reached the state it ended in: the API's ended_at.
+// False while r is pending or approved, or when neither ended_at nor its
+// history shows when.
 func endedAt(r wire.Request) (time.Time, bool) {
 	if r.State.Pending() || r.State == wire.StateApproved {
 		return time.Time{}, false
 	}
+	if r.EndedAt != nil {
+		return *r.EndedAt, true
+	}
+	// A server older than ended_at does not send it: the time of the last
+	// event of the history that led to r's state is what the server
+	// derives it from (grants.EndedAt), so the two can't disagree.
 	for i := len(r.History) - 1; i >= 0; i-- {
 		if r.History[i].To == r.State {
 			return r.History[i].At, true
