@@ -154,7 +154,7 @@ func TestRevokedRequestSaysWhenAccessEnded(t *testing.T) {
 		t.Fatal(err)
 	}
 	when := func(at time.Time) string { return at.UTC().Format("2006-01-02 15:04 UTC") }
-	endRE := regexp.MustCompile(`<dt>Access end[^<]*</dt><dd>([^<]*)`)
+	endRE := regexp.MustCompile(`<dt>(?:Access end[^<]*|Ended)</dt><dd>([^<]*)`)
 	for _, p := range []identity.Principal{contosoAdmin, mia} {
 		r := e.signIn(p).get("/console/requests/" + req.ID)
 		if r.status != http.StatusOK {

@@ -494,21 +494,17 @@ type requestView struct {
 	// provider (grants.TookPart) why they can't decide it.
 	TookPart bool
 	Provider bool
-	// RevokedAt is when a revocation ended the access, before the end of
-	// its window (ExpiresAt), which the page then no longer gives as the
-	// end of access.
-	RevokedAt *time.Time
+	// EndedAt is when a request in a final state ended (grants.EndedAt,
+	// the API's ended_at), which the page gives instead of the end of its
+	// window (ExpiresAt): a revocation ends access before it, and a
+	// request denied, canceled or expired had no window at all.
+	EndedAt *time.Time
 }
 
-// revokedAt is when r's access was revoked, nil unless it was.
-func revokedAt(r grants.Request) *time.Time {
-	if r.State != grants.StateRevoked {
-		return nil
-	}
-	for i := len(r.History) - 1; i >= 0; i-- {
-		if ev := r.History[i]; ev.To == grants.StateRevoked {
-			return &ev.At
-		}
+// endedAt is when r ended, nil while it has not.
+func endedAt(r grants.Request) *time.Time {
+	if at, ok := grants.EndedAt(r); ok {
+		return &at
 	}
 	return nil
 }
@@ -589,7 +585,7 @@ func (c *Console) requestPage(w http.ResponseWriter, r *http.Request, sess Sessi
 	if err != nil {
 		return err
 	}
-	v := requestView{requestRow: c.row(req), Activity: trail.Records, Unreadable: trail.Unreadable, Provider: sess.Principal.IsProvider(), RevokedAt: revokedAt(req),
+	v := requestView{requestRow: c.row(req), Activity: trail.Records, Unreadable: trail.Unreadable, Provider: sess.Principal.IsProvider(), EndedAt: endedAt(req),
 		Actions: o.actions, SelfFiled: o.selfFiled, TookPart: o.tookPart}
 	if want, ok := flashStates[r.URL.Query().Get("done")]; ok && req.State != want {
 		r = withoutFlash(r)
