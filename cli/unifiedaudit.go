@@ -70,13 +70,19 @@ func (e *env) searchUnifiedAuditLogCommand() *cobra.Command {
   -SessionCommand S        ReturnLargeSet or ReturnNextPreviewPage, taken so that Microsoft's
                            examples run: the records come newest first either way
   --tenant T               the tenant whose log to read (a tenant's users read their own)
-  --cursor C               continue where a previous search stopped (with the same filters)
+  --cursor C               continue where a previous search stopped, with the same parameters
+                           (only -ResultSize may change)
 
 -RecordType, -ObjectIds, -IPAddresses and -FreeText are applied by lockboxctl to the records
 of the range it reads, a page at a time, until it has -ResultSize of them or the range ends: a
 long range with few matches takes longer than one the API filters. All the parameters given
 must match; a list matches when one of its values does. A list holding an empty value (a,,b,
 or "," from a variable that was not set) is refused rather than searched without it.
+
+The cursor printed after a search with any of these four carries them, as the API's carries
+--tenant, the dates, -Operations and -UserIds: given with other ones, or without them, it is
+refused and nothing is sent. The same values spelled otherwise are the same: -RecordType 1
+for ExchangeAdmin, -FreeText or -ObjectIds in another case, a list in another order.
 
 Parameter names are case-insensitive, as in PowerShell: -startdate, -userids. -SessionId is
 refused: rerun with --cursor, as the hint printed after a cut search says.`,
@@ -148,7 +154,7 @@ func (e *env) runSearchUnifiedAuditLog(cmd *cobra.Command, argv []string) error 
 	if len(missing) > 0 {
 		return e.usage("missing %s (Search-UnifiedAuditLog needs both dates)", strings.Join(missing, " and "))
 	}
-	q := client.AuditQuery{Tenant: tenant, Cursor: cursor, HasFrom: true, HasTo: true}
+	q := client.AuditQuery{Tenant: tenant, HasFrom: true, HasTo: true}
 	var err error
 	if q.From, err = parsePSDate(start); err != nil {
 		return e.usage("-StartDate %q %s", start, err)
@@ -191,6 +197,11 @@ func (e *env) runSearchUnifiedAuditLog(cmd *cobra.Command, argv []string) error 
 		f.ips = append(f.ips, plainAddr(a))
 	}
 	f.freeText = strings.ToLower(freeText)
+	// Before anything is sent: a cursor of other filters is refused as
+	// the API refuses one of other filters of its own.
+	if q.Cursor, err = unwrapPSCursor(cursor, f); err != nil {
+		return e.usage("%s", err)
+	}
 	if f.hasRecordType && !f.recordType.Known() {
 		// Microsoft's answer to a type no record of the range has:
 		// nothing. The one record asked for lets the server refuse what
@@ -236,6 +247,8 @@ func (e *env) runSearchUnifiedAuditLog(cmd *cobra.Command, argv []string) error 
 		}
 		q.Cursor = pg.next
 	}
+	// Printed, in the hint or the page's document, they carry f.
+	pg.next, pg.prev = wrapPSCursor(pg.next, f), wrapPSCursor(pg.prev, f)
 	if err := out.close(pg); err != nil {
 		return err
 	}

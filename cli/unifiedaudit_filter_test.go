@@ -304,6 +304,9 @@ func TestSearchUnifiedAuditLogFilterReadsOnPastPages(t *testing.T) {
 		}
 		return p, stderr.String()
 	}
+	// The cursors printed carry the -RecordType given (pscursor.go).
+	dcs := psFilter{recordType: record.RecordTypeDataCenterSecurityCmdlet, hasRecordType: true}
+	cursor := func(c string) string { return wrapPSCursor(c, dcs) }
 	every700 := func(i int) bool { return i%700 == 0 }
 	none := func(int) bool { return false }
 
@@ -311,21 +314,25 @@ func TestSearchUnifiedAuditLogFilterReadsOnPastPages(t *testing.T) {
 	p, _ := run(t, l, "-ResultSize", "3")
 	// The second page holds the third record and no more: it is taken
 	// whole, and the third page, not read, is the next.
-	if ids := recordIDs(p.Records); !slices.Equal(ids, []string{"0", "700", "1400"}) || p.NextCursor != "c2000" {
+	if ids := recordIDs(p.Records); !slices.Equal(ids, []string{"0", "700", "1400"}) || p.NextCursor != cursor("c2000") {
 		t.Errorf("-ResultSize 3: records %q, next %q; want 0, 700, 1400 and c2000", ids, p.NextCursor)
 	}
 	if want := []string{"cursor=&limit=1000", "cursor=c1000&limit=1000"}; !slices.Equal(l.queries, want) {
 		t.Errorf("queries %q, want %q", l.queries, want)
 	}
 	l = &pagedLog{n: 2500, op: every700, bad: none}
-	if p, _ = run(t, l, "-ResultSize", "2", "--cursor", "c2000"); !slices.Equal(recordIDs(p.Records), []string{"2100"}) || p.NextCursor != "" {
+	if p, _ = run(t, l, "-ResultSize", "2", "--cursor", cursor("c2000")); !slices.Equal(recordIDs(p.Records), []string{"2100"}) || p.NextCursor != "" {
 		t.Errorf("continued at c2000: records %q, next %q; want 2100 alone, the range ended", recordIDs(p.Records), p.NextCursor)
+	}
+	// The API is sent its own cursor, without the checksum.
+	if want := []string{"cursor=c2000&limit=1000"}; !slices.Equal(l.queries, want) {
+		t.Errorf("continued at c2000: queries %q, want %q", l.queries, want)
 	}
 
 	// The first page holds two: it is read again, ending at the first,
 	// whose cursor continues before the second.
 	l = &pagedLog{n: 2500, op: every700, bad: none}
-	if p, _ = run(t, l, "-ResultSize", "1"); !slices.Equal(recordIDs(p.Records), []string{"0"}) || p.NextCursor != "c1" {
+	if p, _ = run(t, l, "-ResultSize", "1"); !slices.Equal(recordIDs(p.Records), []string{"0"}) || p.NextCursor != cursor("c1") {
 		t.Errorf("-ResultSize 1: records %q, next %q; want 0 and c1", recordIDs(p.Records), p.NextCursor)
 	}
 	if want := []string{"cursor=&limit=1000", "cursor=&limit=1"}; !slices.Equal(l.queries, want) {
@@ -336,7 +343,7 @@ func TestSearchUnifiedAuditLogFilterReadsOnPastPages(t *testing.T) {
 	// though the first page holds record 700 too.
 	l = &pagedLog{n: 2500, op: every700, bad: func(i int) bool { return i == 3 }}
 	p, errs := run(t, l, "-ResultSize", "2")
-	if ids := recordIDs(p.Records); !slices.Equal(ids, []string{"0"}) || len(p.Unreadable) != 1 || p.Unreadable[0].StreamID != "3-0" || p.NextCursor != "c4" {
+	if ids := recordIDs(p.Records); !slices.Equal(ids, []string{"0"}) || len(p.Unreadable) != 1 || p.Unreadable[0].StreamID != "3-0" || p.NextCursor != cursor("c4") {
 		t.Errorf("-ResultSize 2 with entry 3 unreadable: records %q, unreadable %+v, next %q; want 0, 3-0 and c4", ids, p.Unreadable, p.NextCursor)
 	}
 	if strings.Count(errs, "Audit record 3-0 ") != 1 {
