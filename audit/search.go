@@ -1080,7 +1080,9 @@ func encodeCursorText(text string, q Query) string {
 // newerPrefix starts the text of a cursor of the records newer than its
 // position (Page.Prev). No Next cursor starts so, so every cursor handed
 // out before reads as it did, and a server from before refuses one as
-// any cursor it did not return.
+// any cursor it did not return. lockboxctl tells a Prev cursor by it
+// (cli.newerCursor), the page saying nothing of its direction, to read on
+// in that direction: a cursor of another form reads there as a Next one.
 const newerPrefix = "n:"
 
 // encodeNewerCursor is the cursor of the records newer than p.

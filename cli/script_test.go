@@ -116,6 +116,14 @@ func startLockbox(t *testing.T, deferFn func(func())) (string, map[string]string
 // startLockboxAt is startLockbox with now as the clock of every
 // component and of the tokens.
 func startLockboxAt(t *testing.T, deferFn func(func()), now func() time.Time) (string, map[string]string) {
+	_, addr, tokens := startLockboxServer(t, deferFn, now)
+	return addr, tokens
+}
+
+// startLockboxServer is startLockboxAt that also returns the server, for
+// a test that writes what no API call writes in bulk (thousands of audit
+// records) straight through its components.
+func startLockboxServer(t *testing.T, deferFn func(func()), now func() time.Time) (*server.Server, string, map[string]string) {
 	keysOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "lockboxctl-test-keys-")
 		keysOnce.dir = dir
@@ -183,5 +191,5 @@ func startLockboxAt(t *testing.T, deferFn func(func()), now func() time.Time) (s
 		}
 		tokens[name] = tok
 	}
-	return "http://" + srv.APIAddr(), tokens
+	return srv, "http://" + srv.APIAddr(), tokens
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -71,7 +72,9 @@ func (e *env) searchUnifiedAuditLogCommand() *cobra.Command {
                            examples run: the records come newest first either way
   --tenant T               the tenant whose log to read (a tenant's users read their own)
   --cursor C               continue where a previous search stopped, with the same parameters
-                           (only -ResultSize may change)
+                           (only -ResultSize may change); the prev_cursor of -o json or yaml
+                           shows the -ResultSize records just newer than its page instead,
+                           newest first, its own cursors going on from there
 
 -RecordType, -ObjectIds, -IPAddresses and -FreeText are applied by lockboxctl to the records
 of the range it reads, a page at a time, until it has -ResultSize of them or the range ends: a
@@ -216,36 +219,58 @@ func (e *env) runSearchUnifiedAuditLog(cmd *cobra.Command, argv []string) error 
 	out := e.recordWriter()
 	var pg pageCursors
 	sent := cursors{q.Cursor: true}
+	// A prev cursor's page holds the records just newer than its place,
+	// counted from there (upwards), and its next cursor leads back down
+	// to the page the cursor came from: -ResultSize records from it are
+	// read page by page upwards, following each page's prev cursor, and
+	// printed newest first once all are read.
+	newer := newerCursor(q.Cursor)
+	var held []client.AuditPage
 	for left, first := size, true; ; first = false {
-		p, err := e.searchPage(c, q, left, f)
+		p, err := e.searchPage(c, q, left, f, newer)
 		if err != nil {
-			return err
-		}
-		e.tellUnreadableRecords(p.Unreadable)
-		if first {
-			pg.prev = p.PrevCursor
-		}
-		if err := out.write(p.Records); err != nil {
 			return err
 		}
 		// A record that can't be read takes a place of the page, as a
 		// record does; its fields being unknown, it passes every filter,
 		// as it does the API's.
 		left -= len(p.Records) + len(p.Unreadable)
-		pg.next = p.NextCursor
-		// A page may hold nothing while a next cursor says the range
-		// goes on: the API's scan budget of one call ran out before a
-		// match (a decision among a window's many operator actions).
-		// Stopping there printed no record, exit 0, while the log held
-		// them. Each cursor moves on through the range, and follow
-		// refuses one handed out twice, so the reading ends.
-		if left <= 0 || pg.next == "" {
+		// A page may hold nothing while a cursor says the range goes
+		// on: the API's scan budget of one call ran out before a match
+		// (a decision among a window's many operator actions). Stopping
+		// there printed no record, exit 0, while the log held them.
+		// Each cursor moves on through the range, and follow refuses
+		// one handed out twice, so the reading ends.
+		var on string
+		if newer {
+			if first {
+				pg.next = p.NextCursor
+			}
+			held = append(held, p)
+			pg.prev, on = p.PrevCursor, p.PrevCursor
+		} else {
+			e.tellUnreadableRecords(p.Unreadable)
+			if first {
+				pg.prev = p.PrevCursor
+			}
+			if err := out.write(p.Records); err != nil {
+				return err
+			}
+			pg.next, on = p.NextCursor, p.NextCursor
+		}
+		if left <= 0 || on == "" {
 			break
 		}
-		if err := sent.follow(pg.next); err != nil {
+		if err := sent.follow(on); err != nil {
 			return err
 		}
-		q.Cursor = pg.next
+		q.Cursor = on
+	}
+	for _, p := range slices.Backward(held) {
+		e.tellUnreadableRecords(p.Unreadable)
+		if err := out.write(p.Records); err != nil {
+			return err
+		}
 	}
 	// Printed, in the hint or the page's document, they carry f.
 	pg.next, pg.prev = wrapPSCursor(pg.next, f), wrapPSCursor(pg.prev, f)
@@ -268,7 +293,12 @@ func (e *env) runSearchUnifiedAuditLog(cmd *cobra.Command, argv []string) error 
 // last record shown: none is skipped and none comes twice. Each such read
 // is shorter than the one before and ends at the latest at left entries,
 // which hold at most left records.
-func (e *env) searchPage(c *client.Client, q client.AuditQuery, left int, f psFilter) (client.AuditPage, error) {
+//
+// The API counts a page's entries from its cursor's place: for a next
+// cursor from the page's newest record down, for a prev cursor (newer)
+// from its oldest up, so the left records kept are then the oldest that
+// pass, the ones nearest the cursor.
+func (e *env) searchPage(c *client.Client, q client.AuditQuery, left int, f psFilter, newer bool) (client.AuditPage, error) {
 	q.Limit = min(left, auditPageMax)
 	if !f.active() {
 		return c.SearchAudit(e.ctx, q)
@@ -293,6 +323,10 @@ func (e *env) searchPage(c *client.Client, q client.AuditQuery, left int, f psFi
 			}
 			p.Records = recs
 			return p, nil
+		case len(kept) > left && newer:
+			// The page's records are newest first: the left-th kept
+			// counted from the oldest, and the records older than it.
+			q.Limit = len(p.Records) - kept[len(kept)-left]
 		case len(kept) > left:
 			q.Limit = kept[left-1] + 1
 		default:
@@ -301,6 +335,18 @@ func (e *env) searchPage(c *client.Client, q client.AuditQuery, left int, f psFi
 			q.Limit = left
 		}
 	}
+}
+
+// newerCursor reports whether c, a cursor of the API's audit search, is
+// a page's prev_cursor, which leads to the records newer than its place
+// rather than older. The API's page does not say which way its cursor
+// went, and its cursors are opaque to scripts; lockboxctl, released with
+// the API, reads how audit/search.go writes them: base64url text starting
+// "n:" (newerPrefix). A cursor it can't read is taken as a next cursor,
+// as every cursor was before prev cursors.
+func newerCursor(c string) bool {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	return err == nil && strings.HasPrefix(string(b), "n:")
 }
 
 // noRecordsOfType answers a search for a record type Lockbox never
