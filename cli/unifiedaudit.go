@@ -72,9 +72,13 @@ func (e *env) searchUnifiedAuditLogCommand() *cobra.Command {
                            examples run: the records come newest first either way
   --tenant T               the tenant whose log to read (a tenant's users read their own)
   --cursor C               continue where a previous search stopped, with the same parameters
-                           (only -ResultSize may change); the prev_cursor of -o json or yaml
-                           shows the -ResultSize records just newer than its page instead,
-                           newest first, its own cursors going on from there
+                           (only -ResultSize may change): the cursor of the "More records" hint
+                           printed after a cut table, or the next_cursor of -o json or yaml.
+                           The cursor of the "Newer records" hint of a search continued so,
+                           or its prev_cursor, shows the -ResultSize records just newer than
+                           its page instead, newest first; after such a search the hints say
+                           "Newer records", going on upwards, and "Older records", back to
+                           the page it came from
 
 -RecordType, -ObjectIds, -IPAddresses and -FreeText are applied by lockboxctl to the records
 of the range it reads, a page at a time, until it has -ResultSize of them or the range ends: a
@@ -277,10 +281,37 @@ func (e *env) runSearchUnifiedAuditLog(cmd *cobra.Command, argv []string) error 
 	if err := out.close(pg); err != nil {
 		return err
 	}
-	if pg.next != "" && !e.g.output.structured() {
-		fmt.Fprintf(e.stderr, "More records: add --cursor %s (or a larger -ResultSize, up to %d).\n", clean(shellWord(pg.next)), psMaxResultSize)
+	if !e.g.output.structured() {
+		e.tellPSCursors(pg, newer)
 	}
 	return nil
+}
+
+// tellPSCursors says on stderr where each of pg's cursors leads, as
+// "audit search" does. Read downwards, the next cursor goes on to the
+// records older than those shown and the prev cursor back to the newer
+// ones. Read upwards from a prev cursor, it is the prev cursor that goes
+// on, to the records newer still, and the next cursor leads back down to
+// the page the search came from: "More records" naming it would have
+// sent the user back to records seen before, so each hint then says
+// which way it goes.
+func (e *env) tellPSCursors(pg pageCursors, newer bool) {
+	larger := fmt.Sprintf(" (or a larger -ResultSize, up to %d)", psMaxResultSize)
+	if newer {
+		if pg.prev != "" {
+			fmt.Fprintf(e.stderr, "Newer records: add --cursor %s%s.\n", clean(shellWord(pg.prev)), larger)
+		}
+		if pg.next != "" {
+			fmt.Fprintf(e.stderr, "Older records: add --cursor %s.\n", clean(shellWord(pg.next)))
+		}
+		return
+	}
+	if pg.next != "" {
+		fmt.Fprintf(e.stderr, "More records: add --cursor %s%s.\n", clean(shellWord(pg.next)), larger)
+	}
+	if pg.prev != "" {
+		fmt.Fprintf(e.stderr, "Newer records: add --cursor %s.\n", clean(shellWord(pg.prev)))
+	}
 }
 
 // searchPage reads the page of q.Cursor and returns it with the records f
