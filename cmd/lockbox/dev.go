@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -83,9 +84,14 @@ func dev(ctx context.Context, env map[string]string, stdout, stderr io.Writer) e
 
 // devAt is dev with the tokens' clock given.
 func devAt(ctx context.Context, env map[string]string, stdout, stderr io.Writer, dt devTime) (err error) {
-	cfg, log, err := loadConfig(env, config.ModeDev, stderr)
+	kept, ignored := devEnviron(env)
+	cfg, log, err := loadConfig(kept, config.ModeDev, stderr)
 	if err != nil {
 		return err
+	}
+	if len(ignored) > 0 {
+		log.Warn("lockbox dev ignores these settings, which it replaces with its own: it verifies tokens with its dev key, signs grant assertions with a key of its own, runs the proxy, the API and the jobs, and stops at once",
+			"ignored", strings.Join(ignored, ","))
 	}
 	// Ctrl-C while the dev server starts (the demo services, the store,
 	// Redis) is a stop like any other.
@@ -99,9 +105,6 @@ func devAt(ctx context.Context, env map[string]string, stdout, stderr io.Writer,
 		// credential: on an address other machines reach, anyone.
 		return config.Invalid(fmt.Errorf("LOCKBOX_API_ADDR: %s is not a loopback address: lockbox dev offers sign-in as any dev identity to whoever opens the admin center, so it listens on loopback only (127.0.0.1, [::1] or localhost), unless LOCKBOX_OIDC_ISSUER signs users in instead", cfg.APIAddr))
 	}
-	if cfg.JWKSFile != "" || cfg.JWTHMACSecretFile != "" || cfg.JWKSURL != "" || cfg.IssuersFile != "" {
-		log.Warn("lockbox dev verifies tokens with its own dev key; LOCKBOX_JWT_* key settings and LOCKBOX_ISSUERS_FILE are ignored")
-	}
 	unlock, err := openDevDir(cfg.DevDir)
 	if err != nil {
 		return err
@@ -112,8 +115,9 @@ func devAt(ctx context.Context, env map[string]string, stdout, stderr io.Writer,
 		return err
 	}
 	// One issuer for everyone, its tenant from the token: the dev tokens
-	// are provider staff and tenant users signed by the same key.
-	cfg.JWKSFile, cfg.JWTHMACSecretFile, cfg.JWKSURL, cfg.IssuersFile = jwks, "", "", ""
+	// are provider staff and tenant users signed by the same key. (The
+	// other key sources were left out of the configuration loaded.)
+	cfg.JWKSFile = jwks
 	// One process is the whole system in dev.
 	cfg.Serve = "proxy,api,jobs"
 	if _, set := env["LOCKBOX_NOTIFY_MANAGER_ADDRESSES"]; !set {
@@ -214,6 +218,33 @@ func devAt(ctx context.Context, env map[string]string, stdout, stderr io.Writer,
 	stopRenewing()
 	<-renewed
 	return err
+}
+
+// devReplaced are the settings "lockbox dev" puts its own in place of: it
+// verifies tokens with its dev key whatever the token key sources say,
+// signs grant assertions with a key of its own in LOCKBOX_DEV_DIR, runs
+// every component, and stops at once. Loaded and validated as "lockbox
+// serve" loads them, they stopped dev on files it never reads: a shell
+// still holding a production LOCKBOX_PROXY_SIGNING_KEY_FILE, or a path
+// of another machine, could not run "make run". Every other setting is
+// honoured, and checked as serve checks it.
+var devReplaced = []string{
+	"LOCKBOX_JWT_JWKS_URL", "LOCKBOX_JWT_JWKS_FILE", "LOCKBOX_JWT_HMAC_SECRET_FILE", "LOCKBOX_ISSUERS_FILE",
+	"LOCKBOX_PROXY_SIGNING_KEY_FILE", "LOCKBOX_SERVE", "LOCKBOX_SHUTDOWN_DELAY",
+}
+
+// devEnviron returns env without the settings dev replaces, so that
+// nothing reads or checks them, and the ones of them that were set, to
+// be named in a warning. An empty value sets nothing, as for config.
+func devEnviron(env map[string]string) (kept map[string]string, ignored []string) {
+	kept = maps.Clone(env)
+	for _, name := range devReplaced {
+		if env[name] != "" {
+			ignored = append(ignored, name)
+		}
+		delete(kept, name)
+	}
+	return kept, ignored
 }
 
 // renewTokens writes the dev tokens anew on every tick of renew until ctx
@@ -535,7 +566,10 @@ func devToken(args []string, env map[string]string, stdout io.Writer) error {
 	}
 	// Read only once the command line is: a bad LOCKBOX_ variable made
 	// --help fail.
-	cfg, err := config.Load(env)
+	// The settings dev replaces are left out, as dev leaves them out:
+	// the token depends on none of them.
+	kept, _ := devEnviron(env)
+	cfg, err := config.Load(kept)
 	if err != nil {
 		return err
 	}

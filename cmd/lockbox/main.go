@@ -377,16 +377,15 @@ LOCKBOX_OIDC_ISSUER signs users in instead. Tokens are verified with the dev key
 LOCKBOX_JWT_JWKS_URL, LOCKBOX_JWT_JWKS_FILE, LOCKBOX_JWT_HMAC_SECRET_FILE or
 LOCKBOX_ISSUERS_FILE say. It runs the proxy, the API and the jobs whatever LOCKBOX_SERVE says,
 with a grant signing key of its own in LOCKBOX_DEV_DIR in place of
-LOCKBOX_PROXY_SIGNING_KEY_FILE's. These key settings are still checked as "lockbox serve" checks
-them, though dev uses none of them: each one set must name a file dev can read (an issuers file
-must load, and its console sections need their client secrets and LOCKBOX_CONSOLE_URL), and at
-most one token key source may be set, or dev exits 78 naming the setting; unset them rather than
-name files this machine does not have. Unless they are set, the upstreams' key set is written
-in LOCKBOX_DEV_DIR (LOCKBOX_PROXY_JWKS_FILE), the SIEM lines go to siem.jsonl there
+LOCKBOX_PROXY_SIGNING_KEY_FILE's. A stop signal starts the drain at once, whatever
+LOCKBOX_SHUTDOWN_DELAY says. Dev neither reads nor checks these seven settings, so a shell that
+holds a production environment, or files of another machine, still runs it: it logs one warning
+naming those that are set. Unless they are set, the upstreams' key set is written in
+LOCKBOX_DEV_DIR (LOCKBOX_PROXY_JWKS_FILE), the SIEM lines go to siem.jsonl there
 (LOCKBOX_SIEM_SINK), and new requests are mailed to mary@provider.example
 (LOCKBOX_NOTIFY_MANAGER_ADDRESSES); without LOCKBOX_SMTP_ADDR, e-mails are written under mail/
-there. A stop signal starts the drain at once, whatever LOCKBOX_SHUTDOWN_DELAY says. Every other
-setting is read as "lockbox serve" reads it (README, Configuration).
+there. Every other setting is read and checked as "lockbox serve" reads and checks it (README,
+Configuration): one that is wrong stops dev, naming it.
 `
 
 const versionHelp = `usage: lockbox version
