@@ -1,12 +1,15 @@
 package proxy
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"hash/maphash"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lockbox-oss/lockbox/grants"
@@ -18,6 +21,13 @@ import (
 // under a grant revoked on another replica, whose invalidation event this
 // replica lost, is cut within that second plus this interval.
 const RecheckInterval = 500 * time.Millisecond
+
+// maxWatchReads bounds the grant reads a pass of CallWatch has in flight
+// at once, each on a connection of go-redis's pool, which holds 10 per
+// GOMAXPROCS (lockbox serve sets no other size): 16 leaves most of even a
+// two-core replica's pool to the calls being judged meanwhile, and a pass
+// over a stalled Redis still cuts the calls of 16 grants per GrantTimeout.
+const maxWatchReads = 16
 
 // watchShards is how many locks the calls in flight are spread over, by
 // tenant: a forwarded call takes one of them twice (as it starts and ends),
@@ -37,11 +47,15 @@ const watchShards = 64
 // and each call whose grant is gone, ended, or no longer the one it was
 // judged and audited by is cut as its grant's end cuts it, with the reason
 // a new call would be refused for. Reset, a subscription lost or regained,
-// has every call read its grant again. Run does the reading, on one
-// goroutine, and also reads again the grant of every call whose grant was
-// last read a second ago or more (through the cache, whose entries are at
-// most that old), so that a lost event delays a cut by at most the cache's
-// age limit and the interval.
+// has every call read its grant again. Run does the reading, and also
+// reads again the grant of every call whose grant was last read a second
+// ago or more (through the cache, whose entries are at most that old), so
+// that a lost event delays a cut by at most the cache's age limit and the
+// interval. Its passes come one after the other; a pass reads each grant
+// once for all its calls under it, and up to maxWatchReads grants at once,
+// each within the grant timeout, so that a Redis that stalls cuts the
+// calls in about that timeout, not in that timeout per grant, and an
+// invalidation does not wait behind a pass reading grant after grant.
 //
 // A call pays for this as it is forwarded and as it ends: a lock of its
 // tenant's shard, and two pointers of its own struct linked into the
@@ -60,9 +74,14 @@ type CallWatch struct {
 	// looking already.
 	wake chan struct{}
 
-	// batch is Run's own: the calls one pass checks, kept between passes.
+	// batch and reads are Run's own, kept between passes: the calls one
+	// pass checks, ordered by grant, and the grants it reads.
 	batch []*call
+	reads []watchRead
 }
+
+// watchRead is a grant a pass reads again, for the calls batch[from:to].
+type watchRead struct{ from, to int }
 
 // watchShard holds the calls of some tenants in a list through the calls'
 // own watchNext and watchPrev. It is padded to a cache line, so that two
@@ -224,44 +243,80 @@ func (s *watchShard) collect(batch []*call, match func(*call) bool) []*call {
 
 // check reads again the grant of each call of batch and cuts the calls it
 // no longer allows. A call that ended meanwhile is read for nothing, and
-// not cut (clientDeadline.revoke).
+// not cut (clientDeadline.revoke). It returns once every read it started
+// is done.
 func (w *CallWatch) check(ctx context.Context, batch []*call) {
-	for _, c := range batch {
-		if ctx.Err() != nil {
-			break
+	// The calls under one grant side by side, to share its read.
+	slices.SortFunc(batch, compareGrantKeys)
+	reads := w.reads[:0]
+	for from := 0; from < len(batch); {
+		to := from + 1
+		for to < len(batch) && compareGrantKeys(batch[from], batch[to]) == 0 {
+			to++
 		}
-		w.checkCall(ctx, c)
+		reads = append(reads, watchRead{from, to})
+		from = to
 	}
+	// Each reader takes the next grant not taken, so that a read that
+	// waits out its timeout holds up no other; Run's goroutine is one of
+	// them, and a pass over one grant starts no other.
+	var next atomic.Int64
+	read := func() {
+		for ctx.Err() == nil {
+			i := next.Add(1) - 1
+			if i >= int64(len(reads)) {
+				return
+			}
+			w.checkGrant(ctx, batch[reads[i].from:reads[i].to])
+		}
+	}
+	var wg sync.WaitGroup
+	for range min(maxWatchReads, len(reads)) - 1 {
+		wg.Go(read)
+	}
+	read()
+	wg.Wait()
 	// Kept for the next pass, without keeping its calls alive.
 	clear(batch)
-	w.batch = batch[:0]
+	w.batch, w.reads = batch[:0], reads[:0]
 }
 
-// checkCall reads c's grant as a new call of c's would read it (memory
-// first, then the store within the grant timeout) and cuts c, with the
-// reason such a call would be refused for, when it is gone, ended, or no
-// longer the grant c was judged and audited by. Turning Customer Lockbox on
-// ends, in its own transaction, every grant it no longer allows, so the
-// grant alone tells whether the switch took the call's access away.
-func (w *CallWatch) checkCall(ctx context.Context, c *call) {
-	h := w.h
+// compareGrantKeys orders calls by the grant a call of theirs reads, as
+// lookupGrant finds it: tenant, operator, service.
+func compareGrantKeys(a, b *call) int {
+	return cmp.Or(strings.Compare(a.Tenant, b.Tenant), strings.Compare(a.principal.Subject, b.principal.Subject),
+		strings.Compare(a.Service, b.Service))
+}
+
+// checkGrant reads the grant of calls, calls under one grant, as a new call
+// of theirs would read it (memory first, then the store within the grant
+// timeout), and cuts each call, with the reason such a call would be
+// refused for, when it is gone, ended, or no longer the grant the call was
+// judged and audited by. Turning Customer Lockbox on ends, in its own
+// transaction, every grant it no longer allows, so the grant alone tells
+// whether the switch took the calls' access away.
+func (w *CallWatch) checkGrant(ctx context.Context, calls []*call) {
+	h, first := w.h, calls[0]
 	now := h.cfg.Now()
 	lookupCtx, cancel := context.WithTimeout(ctx, h.cfg.GrantTimeout)
-	g, read, reason, err := h.lookupGrant(func() context.Context { return lookupCtx }, c.principal, c.Call, now)
+	g, read, reason, err := h.lookupGrant(func() context.Context { return lookupCtx }, first.principal, first.Call, now)
 	cancel()
 	if ctx.Err() != nil {
 		// Stopping: a read that failed for it says nothing of the grant.
 		return
 	}
-	switch {
-	case reason != "":
-	case !sameGrant(g, c.grant):
-		reason, err = ReasonNoGrant, fmt.Errorf("the grant of request %s ended during the call", c.grant.RequestID)
-	default:
-		c.confirmed = read
-		return
+	for _, c := range calls {
+		switch {
+		case reason != "":
+			c.deadline.revoke(reason, err, time.Now())
+		case !sameGrant(g, c.grant):
+			// Each call was judged by the grant it read: one judged
+			// after a new approval may hold on while another is cut.
+			c.deadline.revoke(ReasonNoGrant, fmt.Errorf("the grant of request %s ended during the call", c.grant.RequestID), time.Now())
+		default:
+			c.confirmed = read
+		}
 	}
-	c.deadline.revoke(reason, err, time.Now())
 }
 
 // sameGrant reports whether g, read again, is still the grant a call was

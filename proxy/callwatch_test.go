@@ -185,11 +185,11 @@ func TestRevocationCutsTheCall(t *testing.T) {
 // TestRevocationKeepsOtherCalls: an invalidation of a tenant reads again
 // the grants of all its calls in flight, and cuts only those whose grant
 // ended: bob's call is cut when his request is revoked, alice's, under her
-// own request for the same tenant, goes on to its end.
-//
-// The watch checks a tenant's calls one after the other, the call
-// forwarded last first: alice's call is forwarded after bob's, so once
-// bob's is cut, hers has been read again under the same invalidation.
+// own request for the same tenant, goes on to its end, through the real
+// subscription and Run. The watch reads the two grants at once, so bob's
+// cut does not tell that alice's was read yet: that a pass reads again and
+// keeps the other calls is TestRevocationCutsOnlyItsGrantsCalls's, which
+// drives the passes itself.
 func TestRevocationKeepsOtherCalls(t *testing.T) {
 	const patience = 15 * time.Second
 	hungUp, release := make(chan string, 2), make(chan struct{})

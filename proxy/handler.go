@@ -452,8 +452,8 @@ type call struct {
 	// While the call is forwarded, CallWatch keeps it in its tenant's
 	// shard's list (watchShard, the handler goroutine's; watchNext and
 	// watchPrev, under the shard's lock), and confirmed is when its grant
-	// was last read and found unchanged (CallWatch.Run's own once the call
-	// is kept).
+	// was last read and found unchanged (once the call is kept, CallWatch's
+	// passes' own: written by the one read of its grant in a pass).
 	watchShard           *watchShard
 	watchNext, watchPrev *call
 	confirmed            time.Time
