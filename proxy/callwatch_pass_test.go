@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -325,5 +326,115 @@ func TestRevocationCutsOnlyItsGrantsCalls(t *testing.T) {
 	}
 	if got := cutCount(t, e, "exchange", ReasonNoGrant); got != float64(len(cut)) {
 		t.Errorf("lockbox_proxy_calls_cut_total{exchange,%s} = %v, want %d", ReasonNoGrant, got, len(cut))
+	}
+}
+
+// readsSent is a hook that reports each GET sent through the client it is
+// added to, as it is sent, once armed: on sent, which has room for all a
+// pass may send.
+type readsSent struct {
+	armed atomic.Bool
+	sent  chan struct{}
+}
+
+func (h *readsSent) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *readsSent) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if cmd.Name() == "get" && h.armed.Load() {
+			h.sent <- struct{}{}
+		}
+		return next(ctx, cmd)
+	}
+}
+func (h *readsSent) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// TestStoppedPassCutsNothing: a pass over more grants than it reads at
+// once, the grants' Redis stalled, has maxWatchReads reads waiting and
+// starts no other; stopped then (its context ended, as lockbox serve
+// stops), it returns once they gave up, starts none of the grants left,
+// and cuts no call: a read that failed because the pass stopped says
+// nothing of the grant.
+func TestStoppedPassCutsNothing(t *testing.T) {
+	const (
+		calls    = maxWatchReads + 4
+		patience = 15 * time.Second
+	)
+	srv := redistest.StartServer(t)
+	reads := &readsSent{sent: make(chan struct{}, calls)}
+	e, hungUp, release := heldEnv(t, calls, func(e *testEnv, c *Config) {
+		o, err := redis.ParseURL(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// As lockbox serve sets it up, LOCKBOX_REDIS_TIMEOUT 2 s: a read
+		// waiting on Redis gives up then, its context ended or not (go-redis
+		// heeds a context's deadline, not its end). The grant timeout is
+		// longer (patientStore), so the pass's reads give up for the stop
+		// alone, if the test sends them all and stops within those 2 s.
+		o.ContextTimeoutEnabled, o.MaxRetries = true, -1
+		o.DialTimeout, o.ReadTimeout, o.WriteTimeout = 2*time.Second, 2*time.Second, 2*time.Second
+		rdb := redis.NewClient(o)
+		t.Cleanup(func() { rdb.Close() })
+		rdb.AddHook(reads)
+		log := audit.NewLog(rdb, e.clk.Now)
+		ts := tenants.NewStore(rdb, log, e.clk.Now)
+		tenanttest.Onboard(t, ts, "contoso")
+		if e.grants, err = grants.NewStore(grants.Config{Redis: rdb, Audit: log, Tenants: ts, Catalog: e.catalog, Now: e.clk.Now}); err != nil {
+			t.Fatal(err)
+		}
+		c.Grants = e.grants
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
+	defer cancel()
+	client := heldClient(t)
+	var answers []*http.Response
+	for _, p := range operators(calls) {
+		e.grantFor(p, "contoso", "exchange", 2*time.Hour)
+		answers = append(answers, startHeld(t, ctx, e, client, p, mailboxes))
+	}
+	e.clk.Advance(time.Second)
+	thaw := srv.Freeze(t)
+	reads.armed.Store(true)
+	pass, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); e.h.CallWatch().checkStale(pass) }()
+	for range maxWatchReads {
+		select {
+		case <-reads.sent:
+		case <-ctx.Done():
+			t.Fatalf("fewer than %d reads were sent within the test's patience", maxWatchReads)
+		}
+	}
+	stop()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		t.Fatal("the pass did not return once stopped")
+	}
+	thaw()
+	// The reads waiting answered nothing: none had ended when the pass
+	// stopped (each had patientStore's 10 s), so all it sent were waiting
+	// together.
+	reads.armed.Store(false)
+	if n := len(reads.sent); n != 0 {
+		t.Errorf("%d more reads were sent, beyond the %d a pass has waiting at once", n, maxWatchReads)
+	}
+
+	release()
+	for i, res := range answers {
+		if rest, err := io.ReadAll(res.Body); err != nil || string(rest) != "last\n" {
+			t.Errorf("call %d: %q %v, want the rest of the answer:\n%s", i, rest, err, e.logs)
+		}
+	}
+	waitCounted(t, ctx, e, calls, "the calls were never counted")
+	select {
+	case id := <-hungUp:
+		t.Errorf("the proxy hung up on a call under request %s", id)
+	default:
+	}
+	if lines := e.logLines("proxy call cut: the grant could not be read again during the call"); len(lines) != 0 {
+		t.Errorf("%d calls cut for the store, want none: the pass was stopped", len(lines))
 	}
 }
