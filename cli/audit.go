@@ -78,6 +78,12 @@ func (e *env) auditSearch() *cobra.Command {
 		Short: "search a tenant's audit log, newest first",
 		Long: `Search a tenant's audit log, newest first.
 
+A page that more records follow says on stderr "More records: add --cursor C (or use
+--all)." and one after the first "Newer records: add --cursor P." for the records just newer
+than it. A page reached with such a P holds the records just newer than the page it came
+from: there "Newer records" names the cursor on to the records newer still, and "Older
+records: add --cursor C (or use --all)." the one back down to the page it came from.
+
 An audit record whose stored record can't be read is named on stderr. With -o json or
 -o yaml the document also names it, as the API's page does:
 "unreadable": [{"stream_id": "...", "tenant": "...", "error": "cannot be read"}], absent
@@ -124,11 +130,8 @@ when there is none, so a script can tell the page is incomplete.`,
 			if err := out.close(pg); err != nil {
 				return err
 			}
-			if pg.next != "" && !e.g.output.structured() {
-				fmt.Fprintf(e.stderr, "More records: add --cursor %s (or use --all).\n", clean(shellWord(pg.next)))
-			}
-			if pg.prev != "" && !e.g.output.structured() {
-				fmt.Fprintf(e.stderr, "Newer records: add --cursor %s.\n", clean(shellWord(pg.prev)))
+			if !e.g.output.structured() {
+				e.tellAuditCursors(pg, newerCursor(cursor))
 			}
 			return nil
 		},
@@ -136,9 +139,35 @@ when there is none, so a script can tell the page is incomplete.`,
 	e.registerAuditFlags(cmd, &af)
 	f := cmd.Flags()
 	f.IntVar(&limit, "limit", 0, "at most N records a page (the server's default when 0)")
-	f.StringVar(&cursor, "cursor", "", "continue where the previous page ended, or go back to the newer page, with the cursor a page named")
+	f.StringVar(&cursor, "cursor", "", "go on to the older or the newer records, with the cursor a page's hint named for them (the same filters; --limit may change)")
 	f.BoolVar(&all, "all", false, "follow the pages to the end of the search")
 	return cmd
+}
+
+// tellAuditCursors says on stderr where each of pg's cursors leads, in
+// the words Search-UnifiedAuditLog uses (tellPSCursors). Read downwards,
+// the next cursor goes on to the older records and the prev cursor back
+// to the newer ones. A page reached by a prev cursor was read upwards:
+// its prev cursor goes on to the records newer still and its next cursor
+// leads back down to the page the user came from, which "More records"
+// offered as if it had not been seen. --all follows next cursors only,
+// so it is offered beside the next cursor, whichever way that one goes.
+func (e *env) tellAuditCursors(pg pageCursors, newer bool) {
+	if newer {
+		if pg.prev != "" {
+			fmt.Fprintf(e.stderr, "Newer records: add --cursor %s.\n", clean(shellWord(pg.prev)))
+		}
+		if pg.next != "" {
+			fmt.Fprintf(e.stderr, "Older records: add --cursor %s (or use --all).\n", clean(shellWord(pg.next)))
+		}
+		return
+	}
+	if pg.next != "" {
+		fmt.Fprintf(e.stderr, "More records: add --cursor %s (or use --all).\n", clean(shellWord(pg.next)))
+	}
+	if pg.prev != "" {
+		fmt.Fprintf(e.stderr, "Newer records: add --cursor %s.\n", clean(shellWord(pg.prev)))
+	}
 }
 
 func (e *env) auditExport() *cobra.Command {
