@@ -282,7 +282,7 @@ func (e *env) runSearchUnifiedAuditLog(cmd *cobra.Command, argv []string) error 
 		return err
 	}
 	if !e.g.output.structured() {
-		e.tellPSCursors(pg, newer)
+		e.tellPSCursors(pg, newer, size)
 	}
 	return nil
 }
@@ -294,9 +294,13 @@ func (e *env) runSearchUnifiedAuditLog(cmd *cobra.Command, argv []string) error 
 // on, to the records newer still, and the next cursor leads back down to
 // the page the search came from: "More records" naming it would have
 // sent the user back to records seen before, so each hint then says
-// which way it goes.
-func (e *env) tellPSCursors(pg pageCursors, newer bool) {
-	larger := fmt.Sprintf(" (or a larger -ResultSize, up to %d)", psMaxResultSize)
+// which way it goes. A larger -ResultSize is offered beside the cursor
+// that goes on only while size, the search's, leaves room for one.
+func (e *env) tellPSCursors(pg pageCursors, newer bool, size int) {
+	var larger string
+	if size < psMaxResultSize {
+		larger = fmt.Sprintf(" (or a larger -ResultSize, up to %d)", psMaxResultSize)
+	}
 	if newer {
 		if pg.prev != "" {
 			fmt.Fprintf(e.stderr, "Newer records: add --cursor %s%s.\n", clean(shellWord(pg.prev)), larger)
