@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -215,7 +216,7 @@ func (e *env) registerListFlags(cmd *cobra.Command, l *listFlags) {
 	f.StringVar(&l.state, "state", "", "only requests in this state: "+statesList()+"; pending means both pending states (PowerShell's statuses work too)")
 	f.StringVar(&l.createdAfter, "created-after", "", "only requests created after TIME (RFC 3339, e.g. 2026-01-02T15:04:05Z, or a date)")
 	f.IntVar(&l.limit, "limit", 0, "at most N requests a page (the server's default when 0)")
-	f.StringVar(&l.cursor, "cursor", "", "continue where the previous page ended, or go back to the newer page, with the cursor a page named (with the same filters)")
+	f.StringVar(&l.cursor, "cursor", "", "go on to the older or the newer requests, with the cursor a page's hint named for them (the same filters; --limit may change)")
 	f.BoolVar(&l.all, "all", false, "follow the pages to the end of the listing")
 	_ = cmd.RegisterFlagCompletionFunc("tenant", e.completeTenants)
 	states := []string{"pending"}
@@ -230,7 +231,7 @@ func (e *env) listRequests(use string) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:         use,
 		Short:       "list the requests you may see, newest first",
-		Long:        "List the requests you may see, newest first.\n\n" + unreadableRequestsHelp,
+		Long:        "List the requests you may see, newest first.\n\n" + requestHintsHelp + "\n\n" + unreadableRequestsHelp,
 		Args:        args(),
 		Annotations: withOutputs("id"),
 		RunE: func(*cobra.Command, []string) error {
@@ -244,6 +245,14 @@ func (e *env) listRequests(use string) *cobra.Command {
 	e.registerListFlags(cmd, &lf)
 	return cmd
 }
+
+// requestHintsHelp tells, in the listings' help, which hint names which
+// cursor.
+const requestHintsHelp = `A page that more requests follow says on stderr "More requests: add --cursor C (or use
+--all)." and one after the first "Newer requests: add --cursor P." for the requests just newer
+than it. A page reached with such a P holds the requests just newer than the page it came
+from: there "Newer requests" names the cursor on to the requests newer still, and "Older
+requests: add --cursor C (or use --all)." the one back down to the page it came from.`
 
 // unreadableRequestsHelp tells, in the listings' help, how a listing names
 // a request it can't read.
@@ -259,7 +268,7 @@ func (e *env) getRequests() *cobra.Command {
 		Use:     "requests [ID]",
 		Aliases: []string{"request", "req"},
 		Short:   "list the requests you may see, newest first, or show one",
-		Long:    "List the requests you may see, newest first, or show one.\n\n" + unreadableRequestsHelp,
+		Long:    "List the requests you may see, newest first, or show one.\n\n" + requestHintsHelp + "\n\n" + unreadableRequestsHelp,
 		Args: func(cmd *cobra.Command, pos []string) error {
 			switch {
 			case len(pos) > 1:
@@ -401,17 +410,52 @@ func (e *env) list(opts client.ListOptions, states []wire.State, all bool) error
 	if err := out.close(pg); err != nil {
 		return err
 	}
-	switch {
-	case !cut:
-	case pg.next != "" && !e.g.output.structured():
-		fmt.Fprintf(e.stderr, "More requests: add --cursor %s (or use --all).\n", clean(shellWord(pg.next)))
-	case pg.next == "":
+	if cut && pg.next == "" {
 		fmt.Fprintln(e.stderr, "More requests: use --all.")
 	}
-	if pg.prev != "" && !e.g.output.structured() {
-		fmt.Fprintf(e.stderr, "Newer requests: add --cursor %s.\n", clean(shellWord(pg.prev)))
+	if !e.g.output.structured() {
+		e.tellRequestCursors(pg, newerRequestsCursor(opts.Cursor))
 	}
 	return nil
+}
+
+// tellRequestCursors says on stderr where each of pg's cursors leads, as
+// "audit search" does of records (tellAuditCursors). Read downwards, the
+// next cursor goes on to the older requests and the prev cursor back to
+// the newer ones. A page reached by a prev cursor was read upwards: its
+// prev cursor goes on to the requests newer still and its next cursor
+// leads back down to the page the user came from, which "More requests"
+// offered as if it had not been seen. --all follows next cursors only,
+// so it is offered beside the next cursor, whichever way that one goes.
+func (e *env) tellRequestCursors(pg pageCursors, newer bool) {
+	if newer {
+		if pg.prev != "" {
+			fmt.Fprintf(e.stderr, "Newer requests: add --cursor %s.\n", clean(shellWord(pg.prev)))
+		}
+		if pg.next != "" {
+			fmt.Fprintf(e.stderr, "Older requests: add --cursor %s (or use --all).\n", clean(shellWord(pg.next)))
+		}
+		return
+	}
+	if pg.next != "" {
+		fmt.Fprintf(e.stderr, "More requests: add --cursor %s (or use --all).\n", clean(shellWord(pg.next)))
+	}
+	if pg.prev != "" {
+		fmt.Fprintf(e.stderr, "Newer requests: add --cursor %s.\n", clean(shellWord(pg.prev)))
+	}
+}
+
+// newerRequestsCursor reports whether c, a cursor of the API's request
+// list, is a page's prev_cursor, which leads to the requests newer than
+// its place rather than older. The API's page does not say which way its
+// cursor went, and its cursors are opaque to scripts; lockboxctl, released
+// with the API, reads how grants/cursor.go writes them, as newerCursor
+// does the audit search's: base64url text starting "n1:"
+// (newerCursorVersion). A cursor it can't read is taken as a next cursor,
+// as every cursor was before prev cursors.
+func newerRequestsCursor(c string) bool {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	return err == nil && strings.HasPrefix(string(b), "n1:")
 }
 
 // pageCursors are the cursors of what a listing printed: next continues
@@ -589,9 +633,9 @@ func (e *env) powershellCommands() []*cobra.Command {
                            not a list
   --tenant T               only this tenant's requests
   --limit N                at most N requests a page (the server's default when 0)
-  --cursor C               continue where the previous page ended, or go back to the newer
-                           page, with the cursor a page named (with the same filters);
-                           not with -ApprovalStatus Pending, which lists two states
+  --cursor C               go on to the older or the newer requests, with the cursor a page's
+                           "More", "Older" or "Newer requests" hint named (with the same
+                           filters); not with -ApprovalStatus Pending, which lists two states
   -All                     follow the pages to the end of the listing (also --all); with
                            --cursor, from the cursor on
 
