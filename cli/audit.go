@@ -131,7 +131,7 @@ when there is none, so a script can tell the page is incomplete.`,
 				return err
 			}
 			if !e.g.output.structured() {
-				e.tellAuditCursors(pg, newerCursor(cursor))
+				e.tellCursors(pg, newerCursor(cursor), "records")
 			}
 			return nil
 		},
@@ -142,32 +142,6 @@ when there is none, so a script can tell the page is incomplete.`,
 	f.StringVar(&cursor, "cursor", "", "go on to the older or the newer records, with the cursor a page's hint named for them (the same filters; --limit may change)")
 	f.BoolVar(&all, "all", false, "follow the pages to the end of the search")
 	return cmd
-}
-
-// tellAuditCursors says on stderr where each of pg's cursors leads, in
-// the words Search-UnifiedAuditLog uses (tellPSCursors). Read downwards,
-// the next cursor goes on to the older records and the prev cursor back
-// to the newer ones. A page reached by a prev cursor was read upwards:
-// its prev cursor goes on to the records newer still and its next cursor
-// leads back down to the page the user came from, which "More records"
-// offered as if it had not been seen. --all follows next cursors only,
-// so it is offered beside the next cursor, whichever way that one goes.
-func (e *env) tellAuditCursors(pg pageCursors, newer bool) {
-	if newer {
-		if pg.prev != "" {
-			fmt.Fprintf(e.stderr, "Newer records: add --cursor %s.\n", clean(shellWord(pg.prev)))
-		}
-		if pg.next != "" {
-			fmt.Fprintf(e.stderr, "Older records: add --cursor %s (or use --all).\n", clean(shellWord(pg.next)))
-		}
-		return
-	}
-	if pg.next != "" {
-		fmt.Fprintf(e.stderr, "More records: add --cursor %s (or use --all).\n", clean(shellWord(pg.next)))
-	}
-	if pg.prev != "" {
-		fmt.Fprintf(e.stderr, "Newer records: add --cursor %s.\n", clean(shellWord(pg.prev)))
-	}
 }
 
 func (e *env) auditExport() *cobra.Command {

@@ -309,3 +309,30 @@ func (e *env) tellUnreadableRecords(us []wire.UnreadableRecord) {
 		}
 	}
 }
+
+// tellCursors says on stderr where each of pg's cursors leads, for a
+// listing of what ("records", "requests"), in the words
+// Search-UnifiedAuditLog uses (tellPSCursors). Read downwards, the next
+// cursor goes on to the older ones and the prev cursor back to the newer
+// ones. A page reached by a prev cursor (newer) was read upwards: its prev
+// cursor goes on to the ones newer still and its next cursor leads back
+// down to the page the user came from, which "More" offered as if it had
+// not been seen. --all follows next cursors only, so it is offered beside
+// the next cursor, whichever way that one goes.
+func (e *env) tellCursors(pg pageCursors, newer bool, what string) {
+	if newer {
+		if pg.prev != "" {
+			fmt.Fprintf(e.stderr, "Newer %s: add --cursor %s.\n", what, clean(shellWord(pg.prev)))
+		}
+		if pg.next != "" {
+			fmt.Fprintf(e.stderr, "Older %s: add --cursor %s (or use --all).\n", what, clean(shellWord(pg.next)))
+		}
+		return
+	}
+	if pg.next != "" {
+		fmt.Fprintf(e.stderr, "More %s: add --cursor %s (or use --all).\n", what, clean(shellWord(pg.next)))
+	}
+	if pg.prev != "" {
+		fmt.Fprintf(e.stderr, "Newer %s: add --cursor %s.\n", what, clean(shellWord(pg.prev)))
+	}
+}

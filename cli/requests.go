@@ -414,35 +414,9 @@ func (e *env) list(opts client.ListOptions, states []wire.State, all bool) error
 		fmt.Fprintln(e.stderr, "More requests: use --all.")
 	}
 	if !e.g.output.structured() {
-		e.tellRequestCursors(pg, newerRequestsCursor(opts.Cursor))
+		e.tellCursors(pg, newerRequestsCursor(opts.Cursor), "requests")
 	}
 	return nil
-}
-
-// tellRequestCursors says on stderr where each of pg's cursors leads, as
-// "audit search" does of records (tellAuditCursors). Read downwards, the
-// next cursor goes on to the older requests and the prev cursor back to
-// the newer ones. A page reached by a prev cursor was read upwards: its
-// prev cursor goes on to the requests newer still and its next cursor
-// leads back down to the page the user came from, which "More requests"
-// offered as if it had not been seen. --all follows next cursors only,
-// so it is offered beside the next cursor, whichever way that one goes.
-func (e *env) tellRequestCursors(pg pageCursors, newer bool) {
-	if newer {
-		if pg.prev != "" {
-			fmt.Fprintf(e.stderr, "Newer requests: add --cursor %s.\n", clean(shellWord(pg.prev)))
-		}
-		if pg.next != "" {
-			fmt.Fprintf(e.stderr, "Older requests: add --cursor %s (or use --all).\n", clean(shellWord(pg.next)))
-		}
-		return
-	}
-	if pg.next != "" {
-		fmt.Fprintf(e.stderr, "More requests: add --cursor %s (or use --all).\n", clean(shellWord(pg.next)))
-	}
-	if pg.prev != "" {
-		fmt.Fprintf(e.stderr, "Newer requests: add --cursor %s.\n", clean(shellWord(pg.prev)))
-	}
 }
 
 // newerRequestsCursor reports whether c, a cursor of the API's request
