@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"maps"
 	"regexp"
 	"slices"
 	"strconv"
@@ -58,31 +59,7 @@ func TestAuditSearchTableHints(t *testing.T) {
 		if code != exitOK {
 			t.Fatalf("%s: exit %d: %s", name, code, errs)
 		}
-		h := map[string]string{}
-		for line := range strings.Lines(errs) {
-			m := auditHint.FindStringSubmatch(strings.TrimSuffix(line, "\n"))
-			if m == nil {
-				t.Fatalf("%s: stderr line %q is no hint; stderr:\n%s", name, line, errs)
-			}
-			if _, twice := h[m[1]]; twice {
-				t.Fatalf("%s: two %q hints; stderr:\n%s", name, m[1], errs)
-			}
-			if all := m[3] != ""; all != (m[1] != "Newer") {
-				t.Errorf("%s: %q offers --all: %v, want it beside the next cursor only", name, line, all)
-			}
-			h[m[1]] = m[2]
-		}
-		got := slices.Sorted(func(yield func(string) bool) {
-			for k := range h {
-				if !yield(k) {
-					return
-				}
-			}
-		})
-		if !slices.Equal(got, names) {
-			t.Fatalf("%s: hints %q, want %q; stderr:\n%s", name, got, names, errs)
-		}
-		return h
+		return cursorHints(t, name, errs, auditHint, names)
 	}
 	// leads checks that cursor, passed back with args, shows
 	// want[from:to].
@@ -138,4 +115,29 @@ func TestAuditSearchTableHints(t *testing.T) {
 		t.Errorf("-o json from a prev cursor: next %q, prev %q; the table's Older records %q, Newer records %q",
 			p.NextCursor, p.PrevCursor, h["Older"], h["Newer"])
 	}
+}
+
+// cursorHints reads stderr errs of a listing printed as a table, which
+// must hold exactly the hints names (sorted) matching hint, each offering
+// --all beside the next cursor only, and returns their cursors by name.
+func cursorHints(t *testing.T, name, errs string, hint *regexp.Regexp, names []string) map[string]string {
+	t.Helper()
+	h := map[string]string{}
+	for line := range strings.Lines(errs) {
+		m := hint.FindStringSubmatch(strings.TrimSuffix(line, "\n"))
+		if m == nil {
+			t.Fatalf("%s: stderr line %q is no hint; stderr:\n%s", name, line, errs)
+		}
+		if _, twice := h[m[1]]; twice {
+			t.Fatalf("%s: two %q hints; stderr:\n%s", name, m[1], errs)
+		}
+		if all := m[3] != ""; all != (m[1] != "Newer") {
+			t.Errorf("%s: %q offers --all: %v, want it beside the next cursor only", name, line, all)
+		}
+		h[m[1]] = m[2]
+	}
+	if got := slices.Sorted(maps.Keys(h)); !slices.Equal(got, names) {
+		t.Fatalf("%s: hints %q, want %q; stderr:\n%s", name, got, names, errs)
+	}
+	return h
 }

@@ -70,29 +70,7 @@ func TestGetRequestsTableHints(t *testing.T) {
 		if code != exitOK {
 			t.Fatalf("%s: exit %d: %s", name, code, errs)
 		}
-		h := map[string]string{}
-		for line := range strings.Lines(errs) {
-			m := requestHint.FindStringSubmatch(strings.TrimSuffix(line, "\n"))
-			if m == nil {
-				t.Fatalf("%s: stderr line %q is no hint; stderr:\n%s", name, line, errs)
-			}
-			if _, twice := h[m[1]]; twice {
-				t.Fatalf("%s: two %q hints; stderr:\n%s", name, m[1], errs)
-			}
-			if all := m[3] != ""; all != (m[1] != "Newer") {
-				t.Errorf("%s: %q offers --all: %v, want it beside the next cursor only", name, line, all)
-			}
-			h[m[1]] = m[2]
-		}
-		var got []string
-		for k := range h {
-			got = append(got, k)
-		}
-		slices.Sort(got)
-		if !slices.Equal(got, names) {
-			t.Fatalf("%s: hints %q, want %q; stderr:\n%s", name, got, names, errs)
-		}
-		return h
+		return cursorHints(t, name, errs, requestHint, names)
 	}
 	// leads checks that cursor, passed back with args, prints the ids
 	// want[from:to], one a line.
