@@ -134,15 +134,18 @@ func TestREADMEWebhookEvents(t *testing.T) {
 		}
 	}
 	for f := range fields {
-		// expires_at: once approved. cause: only on what offboarding
-		// ended, which the text after the example names.
-		if _, ok := body[f]; !ok && f != "expires_at" && f != "cause" {
+		// expires_at: once approved. ended_at: once ended. cause: only on
+		// what offboarding ended. The text after the example names each.
+		if _, ok := body[f]; !ok && f != "expires_at" && f != "ended_at" && f != "cause" {
 			t.Errorf("README.md's webhook example lacks %q", f)
 		}
 	}
 	_, notes, _ := strings.Cut(table, example+"\n```")
-	if notes, _, _ = strings.Cut(notes, "\nA receiver's answer"); !strings.Contains(notes, "`cause`") {
-		t.Errorf("README.md does not say, after its webhook example, when a body has \"cause\"")
+	notes, _, _ = strings.Cut(notes, "\nA receiver's answer")
+	for _, f := range []string{"expires_at", "ended_at", "cause"} {
+		if !strings.Contains(notes, "`"+f+"`") {
+			t.Errorf("README.md does not say, after its webhook example, when a body has %q", f)
+		}
 	}
 	if ev, _ := body["event"].(string); !slices.Contains(kinds, ev) {
 		t.Errorf("README.md's webhook example is of event %q, which is none", ev)

@@ -1974,7 +1974,13 @@ type WebhookPayload struct {
 	At        time.Time     `json:"at"`
 	DecideBy  *time.Time    `json:"decide_by,omitempty"`
 	ExpiresAt *time.Time    `json:"expires_at,omitempty"`
-	Summary   string        `json:"summary"`
+	// EndedAt is when a request in a final state (completed, revoked,
+	// denied, expired, canceled) ended, as the API's ended_at gives it
+	// (grants.EndedAt): a receiver of request.revoked otherwise read
+	// ExpiresAt as access lasting until then. Absent while the request
+	// is pending or approved.
+	EndedAt *time.Time `json:"ended_at,omitempty"`
+	Summary string     `json:"summary"`
 	// Cause says why the event ended the request when its actor did not
 	// choose to end that request: "tenant_offboarded".
 	Cause grants.Cause `json:"cause,omitempty"`
@@ -1991,11 +1997,18 @@ func WebhookBody(ev Event) ([]byte, error) {
 	if acts == nil {
 		acts = []string{}
 	}
+	// Derived from the history as the API derives it, so the two can't
+	// disagree, and an entry queued before the field existed has it too.
+	var ended *time.Time
+	if at, ok := grants.EndedAt(r); ok {
+		at = at.UTC()
+		ended = &at
+	}
 	return json.Marshal(WebhookPayload{
 		Event: ev.Kind, Tenant: r.Tenant, RequestID: r.ID, Service: r.Service, ServiceRequest: r.ServiceRequest,
 		Activities: acts, Duration: r.Duration.String(),
 		State: r.State, Action: e.Action, Actor: e.Actor, At: e.At.UTC(), DecideBy: r.DecideBy, ExpiresAt: r.ExpiresAt,
-		Summary: Summary(ev), Cause: e.Cause,
+		EndedAt: ended, Summary: Summary(ev), Cause: e.Cause,
 	})
 }
 
