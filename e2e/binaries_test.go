@@ -34,6 +34,17 @@ func exec(t *testing.T, name string, args ...string) *osexec.Cmd {
 	return cmd
 }
 
+// goBuild is "go build -o out pkg" as "make build" runs it, static and
+// with -trimpath: the binaries tested are the ones shipped, and "make
+// test" vets with the same flags, so only their main packages are
+// compiled here (Makefile, STATIC).
+func goBuild(t *testing.T, out, pkg string) *osexec.Cmd {
+	t.Helper()
+	cmd := exec(t, "go", "build", "-trimpath", "-o", out, pkg)
+	cmd.Env = append(cmd.Env, "CGO_ENABLED=0")
+	return cmd
+}
+
 // scrubbedEnv is the test's environment without LOCKBOX_ settings, so a
 // developer's shell can't change what the binaries do.
 func scrubbedEnv(extra ...string) []string {

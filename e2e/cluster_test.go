@@ -38,7 +38,7 @@ func lockboxBinary(t *testing.T) string {
 		if binDir, buildErr = os.MkdirTemp("", "lockbox-e2e-bin-"); buildErr != nil {
 			return
 		}
-		out, err := exec(t, "go", "build", "-o", filepath.Join(binDir, "lockbox"), "../cmd/lockbox").CombinedOutput()
+		out, err := goBuild(t, filepath.Join(binDir, "lockbox"), "../cmd/lockbox").CombinedOutput()
 		if err != nil {
 			buildErr = &buildError{err, out}
 		}

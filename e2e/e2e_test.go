@@ -453,7 +453,7 @@ func TestBinaries(t *testing.T) {
 	bin := t.TempDir()
 	build := func(pkg string) string {
 		out := filepath.Join(bin, filepath.Base(pkg))
-		cmd := exec(t, "go", "build", "-o", out, "../"+pkg)
+		cmd := goBuild(t, out, "../"+pkg)
 		if b, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("go build %s: %v\n%s", pkg, err, b)
 		}

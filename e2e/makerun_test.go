@@ -87,9 +87,10 @@ func TestMakeRunStopsOnSIGTERM(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Bounds a failure. make run's build is a static one (CGO_ENABLED=0,
-	// -trimpath), which shares nothing with the tests' builds: on a clean
-	// machine it compiles every dependency, beside the other packages'
-	// tests, and took over 5 minutes on a loaded one.
+	// -trimpath), which shares nothing with the race-enabled tests' builds:
+	// run alone on a clean machine it compiles every dependency, beside the
+	// other packages' tests, and took over 5 minutes on a loaded one.
+	// ("make test" vets with its flags first, which leaves it the link.)
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
 	cmd := osexec.CommandContext(ctx, "make", "--no-print-directory", "run")

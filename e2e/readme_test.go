@@ -118,7 +118,7 @@ func TestREADMEWalkthrough(t *testing.T) {
 	if err := os.Symlink(lockboxBinary(t), filepath.Join(bin, "lockbox")); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec(t, "go", "build", "-o", filepath.Join(bin, "lockboxctl"), "../cmd/lockboxctl").CombinedOutput(); err != nil {
+	if out, err := goBuild(t, filepath.Join(bin, "lockboxctl"), "../cmd/lockboxctl").CombinedOutput(); err != nil {
 		t.Fatalf("go build lockboxctl: %v\n%s", err, out)
 	}
 
