@@ -15,6 +15,12 @@
 // it with any JWT library and the proxy's public keys, published as a JWKS
 // (see JWKS); Verify does the same for Go upstreams.
 //
+// The same keys sign the seals of the tenants' audit chains (SignSeal,
+// VerifySeal): a seal names the newest entry of a tenant's chain and its
+// hash, under a type of its own ("lockbox-audit-seal+jwt"), so that neither
+// kind of token can pass for the other. Tenants check seals, as upstreams
+// check assertions, against the published keys.
+//
 // It imports nothing from Lockbox, so upstream services can use it alone.
 package grantsig
 
@@ -153,29 +159,9 @@ func Verify(keys *KeySet, token string, want Expect, now time.Time) (Claims, err
 	if leeway == 0 && !want.NoLeeway {
 		leeway = DefaultLeeway
 	}
-	if len(token) > maxAssertion || strings.Count(token, ".") != 2 {
-		return Claims{}, invalid("not a compact JWS")
-	}
-	h64, rest, _ := strings.Cut(token, ".")
-	c64, s64, _ := strings.Cut(rest, ".")
-	var h joseHeader
-	if err := decodeSegment(h64, &h, true); err != nil {
-		return Claims{}, invalid("malformed header")
-	}
-	k, ok := keys.keys[h.KeyID]
-	switch {
-	case !ok:
-		return Claims{}, invalid("signed by an unknown key (kid %q)", h.KeyID)
-	case h.Algorithm != k.alg:
-		// The key decides the algorithm, never the token: no "none", no
-		// algorithm confusion.
-		return Claims{}, invalid("algorithm %q does not match key %s (%s)", h.Algorithm, h.KeyID, k.alg)
-	case h.Type != Type:
-		return Claims{}, invalid("type %q is not %q", h.Type, Type)
-	}
-	sig, err := b64.DecodeString(s64)
-	if err != nil || !k.verify([]byte(token[:len(h64)+1+len(c64)]), sig) {
-		return Claims{}, invalid("bad signature")
+	_, c64, err := checkJWS(keys, Type, token)
+	if err != nil {
+		return Claims{}, err
 	}
 	var c Claims
 	if err := decodeSegment(c64, &c, false); err != nil {
@@ -200,6 +186,44 @@ func Verify(keys *KeySet, token string, want Expect, now time.Time) (Claims, err
 		return c, invalid("issued for %s %s, not this call (%s %s)", c.Method, c.Path, want.Method, want.Path)
 	}
 	return c, nil
+}
+
+// ErrUnknownKey is wrapped, with ErrInvalid, by the errors of a token
+// signed by a key the set does not hold: it may be a retired key whose
+// public half is no longer published, so the token can be neither trusted
+// nor shown forged.
+var ErrUnknownKey = errors.New("signed by a key not in the set")
+
+// checkJWS checks the header and the signature of token, a compact JWS
+// of type typ: its key is one of keys (the one its "kid" names), with
+// that key's algorithm only. It returns the kid and the encoded claims,
+// which only the signature's check makes worth decoding.
+func checkJWS(keys *KeySet, typ, token string) (kid, c64 string, err error) {
+	if len(token) > maxAssertion || strings.Count(token, ".") != 2 {
+		return "", "", invalid("not a compact JWS")
+	}
+	h64, rest, _ := strings.Cut(token, ".")
+	c64, s64, _ := strings.Cut(rest, ".")
+	var h joseHeader
+	if err := decodeSegment(h64, &h, true); err != nil {
+		return "", "", invalid("malformed header")
+	}
+	k, ok := keys.keys[h.KeyID]
+	switch {
+	case !ok:
+		return h.KeyID, "", fmt.Errorf("%w: %w (kid %q)", ErrInvalid, ErrUnknownKey, h.KeyID)
+	case h.Algorithm != k.alg:
+		// The key decides the algorithm, never the token: no "none", no
+		// algorithm confusion.
+		return h.KeyID, "", invalid("algorithm %q does not match key %s (%s)", h.Algorithm, h.KeyID, k.alg)
+	case h.Type != typ:
+		return h.KeyID, "", invalid("type %q is not %q", h.Type, typ)
+	}
+	sig, err := b64.DecodeString(s64)
+	if err != nil || !k.verify([]byte(token[:len(h64)+1+len(c64)]), sig) {
+		return h.KeyID, "", invalid("bad signature")
+	}
+	return h.KeyID, c64, nil
 }
 
 func invalid(format string, args ...any) error {

@@ -168,24 +168,33 @@ func (t *Template) Append(dst []byte, c CallClaims) ([]byte, error) {
 	js = strconv.AppendInt(js, exp, 10)
 	js = append(js, '}')
 	dst = b64.AppendEncode(dst, js)
-	input := dst[start:]
-	switch t.s.alg {
+	out, err := t.s.appendSignature(dst, dst[start:])
+	if err != nil {
+		return dst[:start], err
+	}
+	return out, nil
+}
+
+// appendSignature appends "." and the base64url signature of input (the
+// encoded header, ".", and the encoded claims, at the end of dst) to dst.
+func (s *Signer) appendSignature(dst, input []byte) ([]byte, error) {
+	switch s.alg {
 	case AlgEdDSA:
-		sig := ed25519.Sign(t.s.ed, input)
-		dst = b64.AppendEncode(append(dst, '.'), sig)
+		sig := ed25519.Sign(s.ed, input)
+		return b64.AppendEncode(append(dst, '.'), sig), nil
 	case AlgES256:
 		d := sha256.Sum256(input)
-		der, err := ecdsa.SignASN1(rand.Reader, t.s.ec, d[:])
+		der, err := ecdsa.SignASN1(rand.Reader, s.ec, d[:])
 		if err != nil {
-			return dst[:start], fmt.Errorf("grantsig: sign: %w", err)
+			return dst, fmt.Errorf("grantsig: sign: %w", err)
 		}
 		var raw [64]byte
 		if !asn1ToRaw(der, &raw) {
-			return dst[:start], errors.New("grantsig: sign: malformed ECDSA signature")
+			return dst, errors.New("grantsig: sign: malformed ECDSA signature")
 		}
-		dst = b64.AppendEncode(append(dst, '.'), raw[:])
+		return b64.AppendEncode(append(dst, '.'), raw[:]), nil
 	}
-	return dst, nil
+	return dst, fmt.Errorf("grantsig: sign: algorithm %q", s.alg)
 }
 
 // Sign returns the assertion with claims c, for tests and tools; the proxy
