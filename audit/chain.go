@@ -32,7 +32,8 @@ import (
 // bring links computed from the head they expect, which their script uses
 // only while that is the head (appendBatchScript). Redis's
 // scripting offers SHA-1 only; the chain is tamper evidence against edits
-// that don't also recompute every later hash, not a signature.
+// that don't also recompute every later hash, not a signature: the seals
+// (seal.go) sign it.
 var appendScript = redis.NewScript(`
 local prev = redis.call('GET', KEYS[2])
 if not prev then prev = '' end
@@ -67,6 +68,19 @@ type Verification struct {
 	// Empty when retention never removed a record. Without it, OK over
 	// the records left read as every record since the tenant's first.
 	TrimmedThrough string `json:"trimmed_through,omitempty"`
+	// Seal is the state of the chain's seal (SealVerified, SealNone,
+	// SealUnverifiable, SealTrimmed, SealForged).
+	Seal string `json:"seal,omitempty"`
+	// SealedThrough is the stream id of the entry the verified seal
+	// names; SealedAt when the seal was made (RFC 3339, UTC).
+	SealedThrough string `json:"sealed_through,omitempty"`
+	SealedAt      string `json:"sealed_at,omitempty"`
+	// SealKeyID is the kid of the seal's key, when the seal names one.
+	SealKeyID string `json:"seal_key_id,omitempty"`
+	// UnsealedRecords is how many of the records verified come after the
+	// sealed one: covered by the chain alone. All of them without a
+	// verified seal; absent when none.
+	UnsealedRecords int `json:"unsealed_records,omitempty"`
 }
 
 // TrimmedAt is when the newest record retention removed was appended,
@@ -200,14 +214,15 @@ func (l *Log) verifyEmpty(ctx context.Context, v Verification) (Verification, er
 
 // verifyOnce is one verification from one snapshot; it also returns the
 // anchor key's value in that snapshot.
-func (l *Log) verifyOnce(ctx context.Context, tenant string) (Verification, string, error) {
+func (l *Log) verifyOnce(ctx context.Context, tenant string) (res Verification, _ string, _ error) {
 	v := Verification{Tenant: tenant}
 	stream := keys.Audit(tenant)
-	var headC, anchorC *redis.StringCmd
+	var headC, anchorC, sealC *redis.StringCmd
 	var firstC, lastC *redis.XMessageSliceCmd
 	_, err := l.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		headC = p.Get(ctx, keys.AuditHead(tenant))
 		anchorC = p.Get(ctx, keys.AuditAnchor(tenant))
+		sealC = p.Get(ctx, keys.AuditSeal(tenant))
 		firstC = p.XRangeN(ctx, stream, "-", "+", verifyBatch)
 		lastC = p.XRevRangeN(ctx, stream, "+", "-", 1)
 		return nil
@@ -233,6 +248,36 @@ func (l *Log) verifyOnce(ctx context.Context, tenant string) (Verification, stri
 	// hash of the last one removed.
 	trimmed, prev, _ := strings.Cut(anchor, " ")
 	v.TrimmedThrough = trimmed
+	// The seal, read in the same snapshot, names an entry the walk must
+	// meet with the hash it sealed.
+	seal := l.readSeal(&v, sealC.Val())
+	sealedRecords := 0
+	defer func() {
+		if res.Seal != "" {
+			res.UnsealedRecords = res.Records - sealedRecords
+		}
+	}()
+	if seal.check {
+		switch at, err := parseID(trimmed); {
+		case trimmed == "" || err != nil:
+		case compareIDs(seal.id, at) < 0:
+			// Retention removed the sealed record: nothing left to check
+			// it against.
+			seal.check, v.Seal = false, SealTrimmed
+		case compareIDs(seal.id, at) == 0:
+			if prev != seal.claims.Hash {
+				v.Problem = fmt.Sprintf("the chain's anchor (the hash of entry %s, the last record retention removed) is not the hash Lockbox sealed at %s: the records were changed and their hashes recomputed, or the anchor was", trimmed, seal.sealedAt())
+				return v, anchor, nil
+			}
+			seal.check, seal.seen = false, true
+		}
+	}
+	if seal.check && (last == "+" || compareIDs(seal.id, mustParseID(last)) > 0) {
+		// The seal was stored with its entry in the stream, and only
+		// retention removes entries: it is the newest that are gone.
+		v.Problem = fmt.Sprintf("the newest records are missing: Lockbox sealed the log through entry %s at %s, after the last record there is now: records were deleted and the head set back", seal.claims.Through, seal.sealedAt())
+		return v, anchor, nil
+	}
 	// behind is the first entry after the one whose hash the head names,
 	// and added how many entries follow it: entries appended without
 	// moving the head, when the walk ends past the head's entry.
@@ -272,6 +317,16 @@ func (l *Log) verifyOnce(ctx context.Context, tenant string) (Verification, stri
 				// The other tenant is not named: this tenant's readers
 				// may not learn of it.
 				return broken("the record is another tenant's: it was moved here from another tenant's log")
+			}
+			if seal.check && !seal.seen {
+				switch c := compareIDs(mustParseID(m.ID), seal.id); {
+				case c == 0 && h != seal.claims.Hash:
+					return broken(seal.rewritten())
+				case c == 0:
+					seal.seen, sealedRecords = true, v.Records+1
+				case c > 0:
+					return broken(fmt.Sprintf("the record Lockbox sealed at %s (entry %s) is missing before this one: records were deleted and the hashes after them recomputed", seal.sealedAt(), seal.claims.Through))
+				}
 			}
 			prev = h
 			v.Records++
@@ -318,8 +373,25 @@ func (l *Log) verifyOnce(ctx context.Context, tenant string) (Verification, stri
 		}
 		return v, anchor, nil
 	}
+	if seal.check && !seal.seen {
+		// The stream ended before the snapshot's last entry: entries
+		// were deleted while it was read, the sealed one with them.
+		v.Problem = fmt.Sprintf("the record Lockbox sealed at %s (entry %s) is missing", seal.sealedAt(), seal.claims.Through)
+		return v, anchor, nil
+	}
+	if seal.problem != "" {
+		v.Problem = seal.problem
+		return v, anchor, nil
+	}
 	v.OK = true
 	return v, anchor, nil
+}
+
+// mustParseID is parseID for the ids Redis returned, which always parse;
+// one that did not would sort first.
+func mustParseID(id string) streamID {
+	s, _ := parseID(id)
+	return s
 }
 
 // trimmedBetween reports whether retention explains the broken link p of

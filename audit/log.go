@@ -21,6 +21,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/lockbox-oss/lockbox/audit/record"
+	"github.com/lockbox-oss/lockbox/grantsig"
 	"github.com/lockbox-oss/lockbox/internal/due"
 	"github.com/lockbox-oss/lockbox/internal/fault"
 	"github.com/lockbox-oss/lockbox/internal/keys"
@@ -57,6 +58,11 @@ type Log struct {
 	// retention reports the unreadable and future-dated records Trim
 	// removes; nil until ReportRetention.
 	retention *retentionReport
+
+	// sealIssuer and sealKeys check the chains' seals (SetSealKeys);
+	// without them every seal is unverifiable.
+	sealIssuer string
+	sealKeys   func() *grantsig.KeySet
 
 	// unreadable reports the records searches and exports meet that do
 	// not decode, and the registry entries OrganizationID can't use; nil

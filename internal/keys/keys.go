@@ -8,7 +8,7 @@
 //   - Every key of a tenant carries the tenant as the Cluster hash tag
 //     ("lockbox:{contoso}:..."): its registry entry, settings and
 //     approvers, its requests, their grants and indexes, its audit chain
-//     (stream, head, anchor) and its notification outbox. All of them are
+//     (stream, head, anchor, seal) and its notification outbox. All of them are
 //     in one slot, so each change to a tenant — a request's transition with
 //     its grant, its audit record and its notifications; a settings change
 //     with the grants it ends; an approver assignment with its record — is
@@ -284,6 +284,12 @@ func AuditHead(tenant string) string { return tagged(tenant, "audit:head") }
 // AuditAnchor holds "<stream id> <hash>" of the last record retention
 // removed: the point the remaining chain starts from.
 func AuditAnchor(tenant string) string { return tagged(tenant, "audit:anchor") }
+
+// AuditSeal holds the newest seal of the tenant's audit chain:
+// "<stream id> <seal>", the id of the entry the seal names (so that the
+// script storing seals keeps only the newest without parsing them) and
+// the seal itself, a JWS signed with the proxy's key (grantsig.SignSeal).
+func AuditSeal(tenant string) string { return tagged(tenant, "audit:seal") }
 
 // TenantEntryPattern matches the registry entries of every tenant (SCAN
 // MATCH), from which the tenant set is rebuilt; TenantOfEntry reads the

@@ -31,7 +31,7 @@ func TestTenantKeysShareTheTenantsSlot(t *testing.T) {
 		"Request": Request(tenant, id), "TenantRequests": TenantRequests(tenant), "Grant": Grant(tenant, op, svc),
 		"Tenant": Tenant(tenant), "Settings": Settings(tenant), "Approvers": Approvers(tenant), "Audit": Audit(tenant),
 		"Open": Open(tenant, op, svc), "TenantDeadlines": TenantDeadlines(tenant), "TenantPending": TenantPending(tenant),
-		"TenantActive": TenantActive(tenant), "AuditHead": AuditHead(tenant), "AuditAnchor": AuditAnchor(tenant),
+		"TenantActive": TenantActive(tenant), "AuditHead": AuditHead(tenant), "AuditAnchor": AuditAnchor(tenant), "AuditSeal": AuditSeal(tenant),
 		"Outbox": Outbox(tenant), "OutboxDead": OutboxDead(tenant), "OutboxRetry": OutboxRetry(tenant),
 		"OutboxSent": OutboxSent(tenant, id+"-0", "gina@contoso.example"), "OutboxWarned": OutboxWarned(tenant, id),
 		"OutboxAsked": OutboxAsked(tenant, id), "RequestsDeleting": RequestsDeleting(tenant),
