@@ -76,6 +76,11 @@ const MinSweepInterval = time.Second
 // A change is live within about a second; SIGHUP reloads at once.
 const MinPolicyReloadInterval = time.Second
 
+// MinAuditSealInterval is the least LOCKBOX_AUDIT_SEAL_INTERVAL: each
+// round reads every tenant's chain, and a seal a second is as close as an
+// auditor needs.
+const MinAuditSealInterval = time.Second
+
 // MinSIEMClaimAfter is the least LOCKBOX_SIEM_CLAIM_AFTER. Records a
 // replica read stay pending while it writes them, and another replica
 // takes over those pending this long: a replica still writing a batch
@@ -304,6 +309,9 @@ type Config struct {
 	// AuditRetention is how long audit records are kept; 0 keeps them
 	// forever. Trimming keeps the hash chain verifiable.
 	AuditRetention time.Duration `env:"AUDIT_RETENTION" envDefault:"0s" desc:"how long audit records are kept, e.g. 8760h; 0 keeps them forever. At least 28h, so that every record of a request, its filing first, outlasts it: a request lives up to 28 hours, 12 at each of its two approval stages and 4 of access. Trimming keeps the hash chain verifiable"`
+	// AuditSealInterval is how often the proxy seals the tenants' audit
+	// chains; 0 turns sealing off.
+	AuditSealInterval time.Duration `env:"AUDIT_SEAL_INTERVAL" envDefault:"1m" desc:"how often each replica with LOCKBOX_PROXY_SIGNING_KEY_FILE signs the newest record of every tenant's audit chain written since the last seal (a seal, checked by audit verify against the published keys); at least 1s; 0 turns sealing off. The records after the last seal, at most this long's worth, are covered by the hash chain alone"`
 	// RequestRetention is how long an ended request, with its history (who
 	// decided, from which address, their comments), is kept after it
 	// ended; 0 keeps requests forever. Audit records name requests, so it
@@ -1045,6 +1053,12 @@ func (c Config) check() error {
 		errs = append(errs, varErr("AuditRetention", "must not be negative, got %s", r))
 	case r > 0 && r < minAuditRetention:
 		errs = append(errs, varErr("AuditRetention", "must be at least %s (or 0, to keep audit records forever), got %s", minAuditRetention, r))
+	}
+	switch r := c.AuditSealInterval; {
+	case r < 0:
+		errs = append(errs, varErr("AuditSealInterval", "must not be negative, got %s (0 turns sealing off)", r))
+	case r > 0 && r < MinAuditSealInterval:
+		errs = append(errs, varErr("AuditSealInterval", "must be at least %s (or 0, to turn sealing off), got %s", MinAuditSealInterval, r))
 	}
 	switch r := c.RequestRetention; {
 	case r < 0:

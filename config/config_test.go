@@ -45,6 +45,7 @@ func TestLoadDefaults(t *testing.T) {
 		AuditTimeout:         2 * time.Second,
 		PolicyReloadInterval: time.Second,
 		AuditRetention:       0,
+		AuditSealInterval:    time.Minute,
 		RequestRetention:     0,
 		SIEMSink:             "stdout",
 		SIEMFormat:           "json",

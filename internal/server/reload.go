@@ -100,6 +100,11 @@ func (s *Server) reloadGrantKeys() error {
 		}
 		attrs = append(attrs, "kid", s.Proxy.SigningKeyID())
 	}
+	// The audit seals follow: checked against the keys now published,
+	// made with the key the proxy now signs with.
+	if err := s.setSealKeys(keys); err != nil {
+		return fail(err)
+	}
 	s.log.Info("grant keys reloaded", attrs...)
 	return nil
 }

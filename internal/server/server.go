@@ -229,6 +229,12 @@ type Server struct {
 	reloadMu sync.Mutex // one Reload at a time, so an older read never replaces a newer one
 	// grantKeys is the JWKS GET /v1/keys serves, as last read.
 	grantKeys atomic.Pointer[[]byte]
+	// sealKeys are those keys, which check the audit seals; sealSigner
+	// the signing key that makes them (nil without one); sealer seals
+	// (nil where this replica does not).
+	sealKeys   atomic.Pointer[grantsig.KeySet]
+	sealSigner atomic.Pointer[grantsig.Signer]
+	sealer     *audit.Sealer
 }
 
 // New builds every component from cfg. It fails when Redis is unreachable
@@ -270,6 +276,9 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 		return nil, err
 	}
 	s.grantKeys.Store(&keys.jwks)
+	if err := s.setSealKeys(keys); err != nil {
+		return nil, config.Invalid(err)
+	}
 	if cfg.Runs(config.ComponentAPI) && keys.count == 0 {
 		opts.Logger.Warn("GET /v1/keys publishes no assertion keys: upstreams fetching it can verify no X-Lockbox-Grant; set LOCKBOX_PROXY_PUBLISHED_KEY_FILES to the proxy's public key")
 	}
@@ -297,6 +306,9 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 		}
 	}()
 	s.Audit = audit.NewLog(s.Redis, opts.Now)
+	// Seals are checked against the keys GET /v1/keys publishes, as
+	// last read.
+	s.Audit.SetSealKeys(cfg.ProxyAssertionIssuer, s.sealKeys.Load)
 	// Searches and exports tell of the records they can't read, and every
 	// read of a registry entry for its organization id of one it can't use.
 	if err := s.Audit.ReportUnreadable(s.Registry, opts.Logger.With("component", "audit")); err != nil {
@@ -366,6 +378,10 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 	}
 	if cfg.Runs(config.ComponentProxy) {
 		if err := s.newProxy(cfg, opts, upstreams, keys.signing); err != nil {
+			s.Redis.Close()
+			return nil, err
+		}
+		if err := s.newSealer(cfg, opts); err != nil {
 			s.Redis.Close()
 			return nil, err
 		}
@@ -1015,6 +1031,9 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	if s.Proxy != nil {
 		background = append(background, s.events.Run)
+	}
+	if s.sealer != nil {
+		background = append(background, s.sealLoop)
 	}
 	if s.reload != nil {
 		background = append(background, func(ctx context.Context) { s.reloadLoop(ctx, s.reload) })
