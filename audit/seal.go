@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/lockbox-oss/lockbox/grantsig"
+	"github.com/lockbox-oss/lockbox/internal/due"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 )
 
@@ -77,8 +78,8 @@ type SealerConfig struct {
 }
 
 // Sealer seals the tenants' audit chains: each round it signs the newest
-// entry of every chain not sealed through it. Several replicas may seal
-// at once: a seal only replaces an older one (storeSealScript).
+// entry of every chain written to since its last seal. Several replicas
+// may seal at once: a seal only replaces an older one (storeSealScript).
 type Sealer struct {
 	cfg    SealerConfig
 	log    *slog.Logger
@@ -109,8 +110,8 @@ func NewSealer(cfg SealerConfig) (*Sealer, error) {
 	return &Sealer{cfg: cfg, log: cfg.Logger, sealed: seals.WithLabelValues("sealed"), failed: seals.WithLabelValues("failed")}, nil
 }
 
-// sealChunk is how many tenants one round reads per pipeline.
-const sealChunk = 500
+// sealLease is how long one replica's claim on a tenant's seal lasts.
+const sealLease = time.Minute
 
 // Run seals every interval until ctx ends.
 func (s *Sealer) Run(ctx context.Context, every time.Duration) {
@@ -126,115 +127,97 @@ func (s *Sealer) Run(ctx context.Context, every time.Duration) {
 			cancel()
 			if err != nil && ctx.Err() == nil {
 				// Once per round, however many tenants failed.
-				s.log.Warn("audit sealing failed; the chains not sealed are sealed at the next round", "err", err)
+				s.log.Warn("audit sealing failed; the chains not sealed are sealed at a later round", "err", err)
 			}
 		}
 	}
 }
 
-// SealAll seals every onboarded tenant's chain whose newest entry is not
-// the sealed one, and returns how many it sealed. The tenants are the
-// tenant set's (keys.Tenants): a seal is due wherever a record was written
-// since the last one, and reading each tenant's seal and newest entry,
-// pipelined, costs one command per tenant and round. The failures of a
-// round are counted and returned joined (the first few).
+// SealAll seals the chains of the tenants the sealing schedule
+// (internal/due) lists as due, those written to since their last seal,
+// and returns how many it sealed: each record written marks its tenant,
+// so an idle deployment's round costs one command however many tenants it
+// serves, and a busy tenant is sealed once a round. A failed seal is
+// tried again at the next round.
+//
+// Several replicas may run it at once: each claims its tenants, and a
+// seal only replaces an older one (storeSealScript).
 func (s *Sealer) SealAll(ctx context.Context) (int, error) {
 	signer := s.cfg.Signer()
 	if signer == nil {
 		return 0, nil
 	}
-	var errs []error
-	failed, sealed := 0, 0
-	var cursor uint64
-	for {
-		ts, next, err := s.cfg.Redis.SScan(ctx, keys.Tenants(), cursor, "", sealChunk).Result()
-		if err != nil {
-			s.failed.Inc()
-			return sealed, errors.Join(append(errs, fmt.Errorf("audit: seal: list tenants: %w", err))...)
+	sealed, failed := 0, 0
+	var first error
+	d := due.Drainer{Index: due.New(s.cfg.Redis, due.Seal, s.cfg.Now), Lease: sealLease}
+	_, err := d.Drain(ctx, func(ctx context.Context, t string) (time.Time, error) {
+		if keys.ValidTenant(t) != nil {
+			return time.Time{}, nil
 		}
-		n, f, err := s.sealChunk(ctx, signer, ts)
-		sealed, failed = sealed+n, failed+f
-		if err != nil && len(errs) < 3 {
-			errs = append(errs, err)
-		}
-		if cursor = next; cursor == 0 || ctx.Err() != nil {
-			break
-		}
-	}
-	if failed > 0 {
-		return sealed, fmt.Errorf("audit: %d seals failed: %w", failed, errors.Join(errs...))
-	}
-	return sealed, ctx.Err()
-}
-
-// sealChunk seals the chains of tenants not sealed through their newest
-// entry, and returns how many it sealed and how many failed, with the
-// first failure.
-func (s *Sealer) sealChunk(ctx context.Context, signer *grantsig.Signer, tenants []string) (sealed, failed int, first error) {
-	type read struct {
-		tenant string
-		seal   *redis.StringCmd
-		last   *redis.XMessageSliceCmd
-	}
-	reads := make([]read, 0, len(tenants))
-	_, err := s.cfg.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for _, t := range tenants {
-			if keys.IsTenant(t) {
-				// One command reads the newest entry's id and hash
-				// together: they are one entry's.
-				reads = append(reads, read{t, p.Get(ctx, keys.AuditSeal(t)), p.XRevRangeN(ctx, keys.Audit(t), "+", "-", 1)})
-			}
-		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, redis.Nil) {
-		s.failed.Add(float64(len(reads)))
-		return 0, len(reads), fmt.Errorf("audit: seal: read: %w", err)
-	}
-	for _, r := range reads {
-		msgs, err := r.last.Result()
-		if err != nil {
-			s.failed.Inc()
-			failed++
-			first = firstErr(first, fmt.Errorf("audit: seal %s: %w", r.tenant, err))
-			continue
-		}
-		if len(msgs) == 0 || sealedID(r.seal.Val()) == msgs[0].ID {
-			continue
-		}
-		ok, err := s.store(ctx, signer, r.tenant, msgs[0])
+		ok, err := s.seal(ctx, signer, t)
 		switch {
 		case err != nil:
 			s.failed.Inc()
-			failed++
-			first = firstErr(first, err)
+			if failed++; first == nil {
+				first = err
+			}
+			// Due again at once: the next round tries again.
+			return time.Time{}, err
 		case ok:
 			s.sealed.Inc()
 			sealed++
 		}
+		// Due again when a record is written.
+		return time.Time{}, nil
+	})
+	switch {
+	case failed > 0:
+		// One error for the round, not one per tenant.
+		return sealed, fmt.Errorf("audit: %d seals failed; the first: %w", failed, first)
+	case err != nil:
+		return sealed, fmt.Errorf("audit: seal: %w", err)
 	}
-	return sealed, failed, first
+	return sealed, nil
 }
 
-func firstErr(first, err error) error {
-	if first != nil {
-		return first
+// SealProbe tells the schedules' rescan (internal/due) whether tenant's
+// chain is sealed through its newest entry: a mark lost between a record
+// and the schedule leaves the tenant unsealed until the rescan.
+func SealProbe(ctx context.Context, p redis.Pipeliner, tenant string, now time.Time) func() (time.Time, bool) {
+	sealC := p.Get(ctx, keys.AuditSeal(tenant))
+	lastC := p.XRevRangeN(ctx, keys.Audit(tenant), "+", "-", 1)
+	return func() (time.Time, bool) {
+		msgs, err := lastC.Result()
+		if err != nil {
+			return now, true // can't tell: look
+		}
+		if sealC.Err() != nil && !errors.Is(sealC.Err(), redis.Nil) {
+			return now, true
+		}
+		return now, len(msgs) > 0 && sealedID(sealC.Val()) != msgs[0].ID
 	}
-	return err
 }
 
-// Seal seals tenant's chain through its newest entry unless it is sealed
+// seal seals tenant's chain through its newest entry unless it is sealed
 // through it already, and reports whether it stored a seal.
-func (s *Sealer) Seal(ctx context.Context, tenant string) (bool, error) {
-	signer := s.cfg.Signer()
-	if signer == nil {
-		return false, errors.New("audit: seal: no signing key")
+func (s *Sealer) seal(ctx context.Context, signer *grantsig.Signer, tenant string) (bool, error) {
+	// One MULTI reads the seal and the newest entry's id and hash
+	// together.
+	var sealC *redis.StringCmd
+	var lastC *redis.XMessageSliceCmd
+	_, err := s.cfg.Redis.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		sealC = p.Get(ctx, keys.AuditSeal(tenant))
+		lastC = p.XRevRangeN(ctx, keys.Audit(tenant), "+", "-", 1)
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return false, fmt.Errorf("audit: seal %s: %w", tenant, err)
 	}
-	msgs, err := s.cfg.Redis.XRevRangeN(ctx, keys.Audit(tenant), "+", "-", 1).Result()
+	msgs, err := lastC.Result()
 	if err != nil {
 		return false, fmt.Errorf("audit: seal %s: %w", tenant, err)
 	}
-	if len(msgs) == 0 {
+	if len(msgs) == 0 || sealedID(sealC.Val()) == msgs[0].ID {
 		return false, nil
 	}
 	return s.store(ctx, signer, tenant, msgs[0])

@@ -20,6 +20,7 @@ import (
 	"github.com/lockbox-oss/lockbox/audit"
 	"github.com/lockbox-oss/lockbox/grantsig"
 	"github.com/lockbox-oss/lockbox/internal/clock"
+	"github.com/lockbox-oss/lockbox/internal/due"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 )
 
@@ -357,5 +358,31 @@ func TestUnsealedLog(t *testing.T) {
 	e.write(t, "contoso", 4)
 	if v := e.verify(t); !v.OK || v.Seal != audit.SealNone || v.UnsealedRecords != 4 || e.rdb.Exists(context.Background(), keys.AuditSeal("contoso")).Val() != 0 {
 		t.Fatalf("%+v, want an intact chain, none of it sealed", v)
+	}
+}
+
+// TestSealAfterALostMark: a tenant whose schedule mark was lost is sealed
+// once the schedules' rescan finds its chain sealed short of its newest
+// entry; a sealed one is left alone.
+func TestSealAfterALostMark(t *testing.T) {
+	ctx := context.Background()
+	e := newSealEnv(t, newKey(t))
+	e.write(t, "contoso", 2)
+	e.write(t, "fabrikam", 1)
+	e.sealAll(t)
+	e.write(t, "contoso", 1)
+	e.rdb.Del(ctx, keys.Due(string(due.Seal)))
+	if n := e.sealAll(t); n != 0 {
+		t.Fatalf("sealed %d without a mark", n)
+	}
+	r := &due.Rescan{Redis: e.rdb, Now: e.clock.Now, Probes: map[due.Job]due.Probe{due.Seal: audit.SealProbe}, Owner: "test"}
+	if _, marked, ran, err := r.TryOnce(ctx); err != nil || !ran || marked != 1 {
+		t.Fatalf("rescan marked %d (ran %t), %v; want contoso alone", marked, ran, err)
+	}
+	if n := e.sealAll(t); n != 1 {
+		t.Fatalf("sealed %d after the rescan, want contoso's chain", n)
+	}
+	if v := e.verify(t); !v.OK || v.UnsealedRecords != 0 {
+		t.Fatalf("%+v", v)
 	}
 }

@@ -86,6 +86,15 @@ func (l *Log) readSeal(v *Verification, stored string) chainSeal {
 	return chainSeal{check: true, id: sid, claims: c}
 }
 
+// SealedTime is SealedAt as a time; zero without a verified seal.
+func (v Verification) SealedTime() time.Time {
+	t, err := time.Parse(time.RFC3339, v.SealedAt)
+	if err != nil {
+		return time.Time{}
+	}
+	return t
+}
+
 // sealedAt words when a seal was made, for problems.
 func (s chainSeal) sealedAt() string { return s.claims.SealedAt().Format(time.RFC3339) }
 

@@ -287,6 +287,9 @@ onboarded), 2 for a wrong command line: only 4 says the log was tampered with.`,
 					_, err = fmt.Fprintf(w, "  trimmed: retention removed the records through entry %s%s; the chain is verified from the one after it\n",
 						clean(v.TrimmedThrough), appendedAt(v.TrimmedThrough))
 				}
+				if err == nil && v.Seal != "" {
+					_, err = fmt.Fprintf(w, "  sealed:  %s\n", sealLine(v))
+				}
 				return err
 			})
 			if !v.OK {
@@ -311,6 +314,31 @@ onboarded), 2 for a wrong command line: only 4 says the log was tampered with.`,
 // appendedAt is " (appended TIME)", TIME being when Redis appended the
 // stream entry id (the milliseconds it begins with), in UTC; empty for an
 // id that does not begin so.
+// sealLine words the state of a verified chain's seal: what the proxy's
+// signature covers, and how many records the chain alone does. A server
+// from before seals sends no state, and gets no line.
+func sealLine(v wire.AuditVerification) string {
+	records := "records"
+	if v.UnsealedRecords == 1 {
+		records = "record"
+	}
+	after := fmt.Sprintf("%d %s after it covered by the hash chain alone", v.UnsealedRecords, records)
+	all := fmt.Sprintf("the %d %s covered by the hash chain alone", v.UnsealedRecords, records)
+	switch v.Seal {
+	case "verified":
+		return fmt.Sprintf("through entry %s, signed at %s by key %s; %s", clean(v.SealedThrough), clean(v.SealedAt), clean(v.SealKeyID), after)
+	case "none":
+		return "none: " + all
+	case "unverifiable":
+		return fmt.Sprintf("by key %s, which the server no longer publishes: the seal can't be checked, %s (keep retired public keys in LOCKBOX_PROXY_PUBLISHED_KEY_FILES)", cell(v.SealKeyID), all)
+	case "trimmed":
+		return "retention removed the sealed record: " + all
+	case "forged":
+		return "FORGED: the seal is not Lockbox's"
+	}
+	return clean(v.Seal)
+}
+
 func appendedAt(id string) string {
 	ms, _, ok := strings.Cut(id, "-")
 	n, err := strconv.ParseInt(ms, 10, 64)

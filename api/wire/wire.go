@@ -363,4 +363,16 @@ type AuditVerification struct {
 	// removed: the chain is verified from the record after it. Empty
 	// when retention never removed one.
 	TrimmedThrough string `json:"trimmed_through,omitempty"`
+	// Seal is the state of the chain's seal: verified, none,
+	// unverifiable, trimmed or forged.
+	Seal string `json:"seal,omitempty"`
+	// SealedThrough is the stream id of the record the verified seal
+	// names, SealedAt when it was made (RFC 3339, UTC).
+	SealedThrough string `json:"sealed_through,omitempty"`
+	SealedAt      string `json:"sealed_at,omitempty"`
+	// SealKeyID is the kid of the seal's key.
+	SealKeyID string `json:"seal_key_id,omitempty"`
+	// UnsealedRecords is how many records verified come after the sealed
+	// one (all of them without a verified seal); absent when none.
+	UnsealedRecords int `json:"unsealed_records,omitempty"`
 }

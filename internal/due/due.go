@@ -1,6 +1,6 @@
 // Package due keeps the provider-wide schedules of Lockbox's background
-// jobs — request expiry, notification delivery, SIEM forwarding and audit
-// retention — so that each job visits only the tenants that have work, and
+// jobs — request expiry, notification delivery, SIEM forwarding, audit
+// retention and audit sealing — so that each job visits only the tenants that have work, and
 // an idle deployment costs Redis the same whether it serves ten tenants or
 // ten thousand.
 //
@@ -82,10 +82,13 @@ const (
 	// Retention trims audit records past the retention period; a tenant
 	// is due when its oldest record passes it.
 	Retention Job = "retention"
+	// Seal signs the newest record of a tenant's audit chain; a tenant is
+	// due once a record was written since its last seal.
+	Seal Job = "seal"
 )
 
 // Jobs lists every job.
-var Jobs = []Job{Sweep, Notify, SIEM, Retention}
+var Jobs = []Job{Sweep, Notify, SIEM, Retention, Seal}
 
 // Index is one job's schedule.
 type Index struct {
@@ -442,9 +445,10 @@ func Committed(now time.Time) []Mark {
 }
 
 // AuditWritten lists the marks of audit records written to a tenant's
-// stream at now: the SIEM forwarder at once; retention, which keeps its
+// stream at now: the SIEM forwarder and the sealer at once (the sealer
+// visits its due tenants once an interval); retention, which keeps its
 // own schedule from the oldest record on, only if it does not know the
 // tenant yet.
 func AuditWritten(now time.Time) []Mark {
-	return []Mark{{Job: SIEM, At: now, Now: now}, {Job: Retention, At: now, IfAbsent: true}}
+	return []Mark{{Job: SIEM, At: now, Now: now}, {Job: Retention, At: now, IfAbsent: true}, {Job: Seal, At: now, Now: now}}
 }

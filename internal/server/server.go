@@ -1339,6 +1339,9 @@ func (s *Server) rescan() *due.Rescan {
 	if s.cfg.AuditRetention > 0 {
 		probes[due.Retention] = audit.RetentionProbe(s.cfg.AuditRetention)
 	}
+	if s.cfg.AuditSealInterval > 0 {
+		probes[due.Seal] = audit.SealProbe
+	}
 	owner, _ := os.Hostname()
 	return &due.Rescan{Redis: s.Redis, Now: s.now, Probes: probes, Interval: s.cfg.JobsRescanInterval,
 		Owner: owner, Logger: s.log.With("component", "due")}

@@ -1,0 +1,63 @@
+package console_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"strings"
+	"testing"
+
+	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/grantsig"
+	"github.com/lockbox-oss/lockbox/internal/keys"
+)
+
+// TestAuditPageSaysWhatTheSealCovers: after the verdict, one sentence
+// says how far the proxy's seal covers the chain, as the API's seal
+// fields and lockboxctl audit verify's sealed: line do; without a seal,
+// that the chain alone covers the records.
+func TestAuditPageSaysWhatTheSealCovers(t *testing.T) {
+	parallel(t)
+	e := newEnv(t)
+	ctx := context.Background()
+	e.managerApproved("contoso")
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := grantsig.NewSigner(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks, err := grantsig.NewKeySet(key.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.log.SetSealKeys("lockbox", func() *grantsig.KeySet { return ks })
+	admin := e.signIn(contosoAdmin)
+	r := admin.get("/console/audit?tenant=contoso&verify=1")
+	mustContain(t, "verification of a log never sealed", r, "Hash chain intact", `data-testid="sealed"`,
+		"The chain has no seal: its records are covered by the hash chain alone.")
+
+	sealer, err := audit.NewSealer(audit.SealerConfig{Redis: e.rdb, Issuer: "lockbox", Signer: func() *grantsig.Signer { return signer }, Now: e.clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := sealer.SealAll(ctx); err != nil || n == 0 {
+		t.Fatalf("sealed %d, %v", n, err)
+	}
+	last, err := e.rdb.XRevRangeN(ctx, keys.Audit("contoso"), "+", "-", 1).Result()
+	if err != nil || len(last) != 1 {
+		t.Fatalf("newest record: %v, %v", last, err)
+	}
+	r = admin.get("/console/audit?tenant=contoso&verify=1")
+	mustContain(t, "verification of a sealed log", r, "Hash chain intact",
+		"Lockbox sealed the chain through entry "+last[0].ID+" at "+e.clk.Now().UTC().Format("2006-01-02 15:04 UTC")+": every record verified is sealed.")
+
+	// A seal that is not Lockbox's breaks the chain.
+	stored := e.rdb.Get(ctx, keys.AuditSeal("contoso")).Val()
+	i := strings.LastIndexByte(stored, '.') + 1
+	e.rdb.Set(ctx, keys.AuditSeal("contoso"), stored[:i]+string(stored[i]^1)+stored[i+1:], 0)
+	r = admin.get("/console/audit?tenant=contoso&verify=1")
+	mustContain(t, "verification of a forged seal", r, "Hash chain BROKEN", "The chain's seal is not Lockbox's.")
+}
