@@ -2,6 +2,8 @@ package audit
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -71,6 +73,10 @@ type SealerConfig struct {
 	// Signer returns the proxy's current signing key, which a reload may
 	// replace; nil skips the round.
 	Signer func() *grantsig.Signer
+	// Keys returns the published keys, which check the stored seal a new
+	// one must extend (see extends); nil, or a nil set, checks it with the
+	// signing key alone.
+	Keys func() *grantsig.KeySet
 	// Now is the seals' clock; time.Now when nil.
 	Now        func() time.Time
 	Registerer prometheus.Registerer
@@ -81,11 +87,18 @@ type SealerConfig struct {
 // entry of every chain written to since its last seal. Several replicas
 // may seal at once: a seal only replaces an older one (storeSealScript).
 type Sealer struct {
-	cfg    SealerConfig
-	log    *slog.Logger
-	sealed prometheus.Counter
-	failed prometheus.Counter
+	cfg     SealerConfig
+	log     *slog.Logger
+	sealed  prometheus.Counter
+	failed  prometheus.Counter
+	refused prometheus.Counter
 }
+
+// ErrSealRefused is wrapped by the errors of a seal refused because the
+// chain no longer extends its stored seal: the sealed records, or the
+// seal, were changed in Redis. Signing the chain as it is would lend the
+// key to the rewrite.
+var ErrSealRefused = errors.New("audit: the chain does not extend its seal")
 
 // NewSealer returns a Sealer, its metric registered with cfg.Registerer.
 func NewSealer(cfg SealerConfig) (*Sealer, error) {
@@ -100,14 +113,15 @@ func NewSealer(cfg SealerConfig) (*Sealer, error) {
 	}
 	seals := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "lockbox_audit_seals_total",
-		Help: "Seals of tenants' audit chains by result: sealed (stored) or failed (not signed or not stored; each round with failures is logged at warn).",
+		Help: "Seals of tenants' audit chains by result: sealed (stored), failed (not signed or not stored; each round with failures is logged at warn) or refused (the chain no longer extends its stored seal: records or the seal were changed in Redis; logged at error).",
 	}, []string{"result"})
 	if cfg.Registerer != nil {
 		if err := cfg.Registerer.Register(seals); err != nil {
 			return nil, fmt.Errorf("audit: metrics: %w", err)
 		}
 	}
-	return &Sealer{cfg: cfg, log: cfg.Logger, sealed: seals.WithLabelValues("sealed"), failed: seals.WithLabelValues("failed")}, nil
+	return &Sealer{cfg: cfg, log: cfg.Logger, sealed: seals.WithLabelValues("sealed"), failed: seals.WithLabelValues("failed"),
+		refused: seals.WithLabelValues("refused")}, nil
 }
 
 // sealLease is how long one replica's claim on a tenant's seal lasts.
@@ -147,8 +161,8 @@ func (s *Sealer) SealAll(ctx context.Context) (int, error) {
 	if signer == nil {
 		return 0, nil
 	}
-	sealed, failed := 0, 0
-	var first error
+	sealed, failed, refused := 0, 0, 0
+	var first, firstRefused error
 	d := due.Drainer{Index: due.New(s.cfg.Redis, due.Seal, s.cfg.Now), Lease: sealLease}
 	_, err := d.Drain(ctx, func(ctx context.Context, t string) (time.Time, error) {
 		if keys.ValidTenant(t) != nil {
@@ -156,6 +170,15 @@ func (s *Sealer) SealAll(ctx context.Context) (int, error) {
 		}
 		ok, err := s.seal(ctx, signer, t)
 		switch {
+		case errors.Is(err, ErrSealRefused):
+			// Not a failure to retry quietly: evidence of a rewrite,
+			// logged for each tenant and round until an operator looks.
+			s.refused.Inc()
+			if refused++; firstRefused == nil {
+				firstRefused = err
+			}
+			s.log.Error("audit chain no longer extends its seal; not sealing it", "tenant", t, "err", err)
+			return time.Time{}, err
 		case err != nil:
 			s.failed.Inc()
 			if failed++; first == nil {
@@ -171,6 +194,8 @@ func (s *Sealer) SealAll(ctx context.Context) (int, error) {
 		return time.Time{}, nil
 	})
 	switch {
+	case refused > 0 && failed == 0:
+		return sealed, fmt.Errorf("audit: %d seals refused (logged at error); the first: %w", refused, firstRefused)
 	case failed > 0:
 		// One error for the round, not one per tenant.
 		return sealed, fmt.Errorf("audit: %d seals failed; the first: %w", failed, first)
@@ -199,14 +224,17 @@ func SealProbe(ctx context.Context, p redis.Pipeliner, tenant string, now time.T
 }
 
 // seal seals tenant's chain through its newest entry unless it is sealed
-// through it already, and reports whether it stored a seal.
+// through it already, and reports whether it stored a seal. With a seal
+// stored, the new one must extend it (extends): the key never signs a
+// history that contradicts one it signed before.
 func (s *Sealer) seal(ctx context.Context, signer *grantsig.Signer, tenant string) (bool, error) {
-	// One MULTI reads the seal and the newest entry's id and hash
-	// together.
-	var sealC *redis.StringCmd
+	// One MULTI reads the seal, the anchor and the newest entry's id and
+	// hash together.
+	var sealC, anchorC *redis.StringCmd
 	var lastC *redis.XMessageSliceCmd
 	_, err := s.cfg.Redis.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		sealC = p.Get(ctx, keys.AuditSeal(tenant))
+		anchorC = p.Get(ctx, keys.AuditAnchor(tenant))
 		lastC = p.XRevRangeN(ctx, keys.Audit(tenant), "+", "-", 1)
 		return nil
 	})
@@ -217,10 +245,102 @@ func (s *Sealer) seal(ctx context.Context, signer *grantsig.Signer, tenant strin
 	if err != nil {
 		return false, fmt.Errorf("audit: seal %s: %w", tenant, err)
 	}
-	if len(msgs) == 0 || sealedID(sealC.Val()) == msgs[0].ID {
+	stored := sealC.Val()
+	if len(msgs) == 0 || sealedID(stored) == msgs[0].ID {
 		return false, nil
 	}
+	if stored != "" {
+		if err := s.extends(ctx, signer, tenant, stored, anchorC.Val()); err != nil {
+			return false, err
+		}
+	}
 	return s.store(ctx, signer, tenant, msgs[0])
+}
+
+// extends checks that tenant's chain still extends its stored seal: the
+// sealed entry carries the sealed hash, or, trimmed by retention, the
+// anchor does or lies past it. A hash covers every record before its
+// entry, so nothing up to the sealed entry can have changed; the records
+// after it are the chain's to vouch for, and verification walks them all
+// from the anchor. An error wrapping ErrSealRefused means the sealed
+// records, or the stored seal, were changed: no published key (nor the
+// signing key) made the seal, or the chain contradicts it. Signing the
+// chain as it is would lend the key to the rewrite.
+func (s *Sealer) extends(ctx context.Context, signer *grantsig.Signer, tenant, stored, anchor string) error {
+	refuse := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s: %s", ErrSealRefused, tenant, fmt.Sprintf(format, args...))
+	}
+	id, tok, _ := strings.Cut(stored, " ")
+	c, _, err := grantsig.VerifySeal(s.keys(signer), tok, s.cfg.Issuer, tenant)
+	switch {
+	case errors.Is(err, grantsig.ErrUnknownKey):
+		// A key retired and no longer published: the seal can be
+		// neither trusted nor shown forged. Its claims still say what
+		// the chain must extend; a forger gains nothing from a seal
+		// that verification reports unverifiable.
+		if c, err = sealClaims(tok); err != nil {
+			return refuse("its seal does not decode: %v", err)
+		}
+	case err != nil:
+		return refuse("its seal is not Lockbox's: %v", err)
+	}
+	sealed, err := parseID(id)
+	if c.Through != id || err != nil {
+		return refuse("its seal names entry %s but is stored as the seal of %s", c.Through, id)
+	}
+	at := c.SealedAt().Format(time.RFC3339)
+	msgs, err := s.cfg.Redis.XRangeN(ctx, keys.Audit(tenant), id, id, 1).Result()
+	if err != nil {
+		return fmt.Errorf("audit: seal %s: %w", tenant, err)
+	}
+	if len(msgs) == 1 {
+		if h, _ := msgs[0].Values["h"].(string); h != c.Hash {
+			return refuse("entry %s no longer carries the hash sealed at %s: the records up to it were changed and their hashes recomputed", id, at)
+		}
+		return nil
+	}
+	// Gone: retention trims the oldest entries and keeps the last one's
+	// hash as the anchor, so only an anchor at or past the sealed entry
+	// explains it.
+	aid, ahash, _ := strings.Cut(anchor, " ")
+	switch a, err := parseID(aid); {
+	case anchor == "" || err != nil || compareIDs(a, sealed) < 0:
+		return refuse("entry %s, sealed at %s, is missing", id, at)
+	case compareIDs(a, sealed) == 0 && ahash != c.Hash:
+		return refuse("the anchor (entry %s, the last record retention removed) is not the hash sealed at %s", aid, at)
+	}
+	return nil
+}
+
+// sealClaims decodes a seal's claims without checking its signature: for
+// a seal by a key no longer published, whose claims still bind what the
+// chain must extend.
+func sealClaims(tok string) (grantsig.SealClaims, error) {
+	var c grantsig.SealClaims
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		return c, errors.New("not a compact JWS")
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return c, err
+	}
+	return c, json.Unmarshal(b, &c)
+}
+
+// keys are the keys a stored seal is checked with: the published ones,
+// else the signing key's own.
+func (s *Sealer) keys(signer *grantsig.Signer) *grantsig.KeySet {
+	if s.cfg.Keys != nil {
+		if ks := s.cfg.Keys(); ks != nil {
+			return ks
+		}
+	}
+	ks, err := grantsig.NewKeySet(signer.Public())
+	if err != nil {
+		return nil
+	}
+	return ks
 }
 
 // store signs the seal of tenant's entry m and stores it, unless a seal

@@ -61,7 +61,7 @@ func newSealEnv(t *testing.T, key crypto.Signer, published ...crypto.PublicKey) 
 	}
 	e.published.Store(ks)
 	e.log.SetSealKeys("lockbox", e.published.Load)
-	if e.sealer, err = audit.NewSealer(audit.SealerConfig{Redis: e.rdb, Issuer: "lockbox", Signer: e.signer.Load, Now: e.clock.Now}); err != nil {
+	if e.sealer, err = audit.NewSealer(audit.SealerConfig{Redis: e.rdb, Issuer: "lockbox", Signer: e.signer.Load, Keys: e.published.Load, Now: e.clock.Now}); err != nil {
 		t.Fatal(err)
 	}
 	return e

@@ -42,7 +42,7 @@ func (s *Server) newSealer(cfg config.Config, opts Options) error {
 		return nil
 	}
 	sealer, err := audit.NewSealer(audit.SealerConfig{
-		Redis: s.Redis, Issuer: cfg.ProxyAssertionIssuer, Signer: s.sealSigner.Load,
+		Redis: s.Redis, Issuer: cfg.ProxyAssertionIssuer, Signer: s.sealSigner.Load, Keys: s.sealKeys.Load,
 		Now: opts.Now, Registerer: s.Registry, Logger: opts.Logger.With("component", "seal"),
 	})
 	if err != nil {
