@@ -81,6 +81,20 @@ type Verification struct {
 	// sealed one: covered by the chain alone. All of them without a
 	// verified seal; absent when none.
 	UnsealedRecords int `json:"unsealed_records,omitempty"`
+	// SealToken is the stored seal itself (the compact JWS), when it is
+	// Lockbox's or can't be checked here (unverifiable): for the caller to
+	// keep outside Redis and pass to a later verification (VerifySince),
+	// which then shows a rewrite made with the stored seal deleted.
+	// Absent without a seal, and for a forged one.
+	SealToken string `json:"seal_token,omitempty"`
+	// SinceSeal is the outcome of checking the chain against the seal the
+	// caller kept (SinceSealVerified, SinceSealTrimmed, SinceSealBroken,
+	// SinceSealUnchecked); absent when the caller passed none.
+	SinceSeal string `json:"since_seal,omitempty"`
+	// SinceSealedThrough is the stream id of the entry the kept seal
+	// names; SinceSealedAt when it was made (RFC 3339, UTC).
+	SinceSealedThrough string `json:"since_sealed_through,omitempty"`
+	SinceSealedAt      string `json:"since_sealed_at,omitempty"`
 }
 
 // TrimmedAt is when the newest record retention removed was appended,
@@ -101,11 +115,28 @@ func (v Verification) TrimmedAt() time.Time {
 // tenant user's own; a chain is one tenant's, so provider callers must name
 // it.
 func (l *Log) Verify(ctx context.Context, p identity.Principal, tenant string) (Verification, error) {
+	return l.VerifySince(ctx, p, tenant, "")
+}
+
+// VerifySince is Verify that also checks the chain against since, a seal
+// of it the caller kept outside Redis (the SealToken of an earlier
+// verification; empty for none). The stored seal is within reach of
+// whoever can write to Redis: deleted, the next one is made over the
+// chain as it then is, rewritten or not. A kept seal is not: the chain
+// must still hold its entry with the hash it sealed, as for the stored
+// seal, or the verification is broken. A kept seal that is not Lockbox's
+// seal of tenant's chain, or whose key is not published, is refused with
+// a fault.ErrInvalid (invalid_since_seal) before the chain is read.
+func (l *Log) VerifySince(ctx context.Context, p identity.Principal, tenant, since string) (Verification, error) {
 	tenant, err := l.verifyTenant(ctx, p, tenant)
 	if err != nil {
 		return Verification{}, err
 	}
-	return l.verify(ctx, tenant)
+	kept, err := l.keptSeal(tenant, since)
+	if err != nil {
+		return Verification{}, err
+	}
+	return l.verifySince(ctx, tenant, kept)
 }
 
 // verifyTenant is the tenant whose chain p asks to verify, or the error
@@ -129,8 +160,17 @@ func (l *Log) verifyTenant(ctx context.Context, p identity.Principal, tenant str
 // status (an HTTP HEAD) does not pay for reading and hashing the whole
 // log, which no deadline bounds.
 func (l *Log) CheckVerify(ctx context.Context, p identity.Principal, tenant string) error {
+	return l.CheckVerifySince(ctx, p, tenant, "")
+}
+
+// CheckVerifySince is CheckVerify for VerifySince: it also returns the
+// error of a kept seal VerifySince would refuse.
+func (l *Log) CheckVerifySince(ctx context.Context, p identity.Principal, tenant, since string) error {
 	tenant, err := l.verifyTenant(ctx, p, tenant)
 	if err != nil {
+		return err
+	}
+	if _, err := l.keptSeal(tenant, since); err != nil {
 		return err
 	}
 	// Verify judges a chain without records, head or anchor by the
@@ -175,8 +215,14 @@ const verifyBatch = 1000
 // checked again from a new snapshot, a bounded number of times, rather
 // than reported.
 func (l *Log) verify(ctx context.Context, tenant string) (Verification, error) {
+	return l.verifySince(ctx, tenant, nil)
+}
+
+// verifySince is verify that also checks the chain against kept, when not
+// nil, a seal the caller kept (keptSeal), as it checks the stored one.
+func (l *Log) verifySince(ctx context.Context, tenant string, kept *chainSeal) (Verification, error) {
 	for attempt := 1; ; attempt++ {
-		v, anchor, err := l.verifyOnce(ctx, tenant)
+		v, anchor, err := l.verifyOnceSince(ctx, tenant, kept)
 		if err == nil && v.OK && v.Records == 0 && anchor == "" {
 			return l.verifyEmpty(ctx, v)
 		}
@@ -214,7 +260,15 @@ func (l *Log) verifyEmpty(ctx context.Context, v Verification) (Verification, er
 
 // verifyOnce is one verification from one snapshot; it also returns the
 // anchor key's value in that snapshot.
-func (l *Log) verifyOnce(ctx context.Context, tenant string) (res Verification, _ string, _ error) {
+func (l *Log) verifyOnce(ctx context.Context, tenant string) (Verification, string, error) {
+	return l.verifyOnceSince(ctx, tenant, nil)
+}
+
+// verifyOnceSince is verifyOnce that also checks the chain against kept,
+// when not nil: the stored seal and the kept one go through the same
+// steps (chainSeal), at the anchor, against the snapshot's last entry,
+// along the walk and at its end.
+func (l *Log) verifyOnceSince(ctx context.Context, tenant string, kept *chainSeal) (res Verification, _ string, _ error) {
 	v := Verification{Tenant: tenant}
 	stream := keys.Audit(tenant)
 	var headC, anchorC, sealC *redis.StringCmd
@@ -248,35 +302,39 @@ func (l *Log) verifyOnce(ctx context.Context, tenant string) (res Verification, 
 	// hash of the last one removed.
 	trimmed, prev, _ := strings.Cut(anchor, " ")
 	v.TrimmedThrough = trimmed
-	// The seal, read in the same snapshot, names an entry the walk must
-	// meet with the hash it sealed.
-	seal := l.readSeal(&v, sealC.Val())
-	sealedRecords := 0
+	// The stored seal, read in the same snapshot, names an entry the walk
+	// must meet with the hash it sealed; so does a kept one (a copy: an
+	// attempt's walk marks it).
+	stored := l.readSeal(&v, sealC.Val())
+	seals := []*chainSeal{&stored}
+	if kept != nil {
+		k := *kept
+		seals = append(seals, &k)
+		v.SinceSealedThrough, v.SinceSealedAt = k.claims.Through, k.claims.SealedAt().Format(time.RFC3339)
+	}
 	defer func() {
+		if stored.trimmed {
+			res.Seal = SealTrimmed
+		}
 		if res.Seal != "" {
-			res.UnsealedRecords = res.Records - sealedRecords
+			res.UnsealedRecords = res.Records - stored.records
+		}
+		if kept != nil {
+			res.SinceSeal = seals[1].sinceState()
 		}
 	}()
-	if seal.check {
-		switch at, err := parseID(trimmed); {
-		case trimmed == "" || err != nil:
-		case compareIDs(seal.id, at) < 0:
-			// Retention removed the sealed record: nothing left to check
-			// it against.
-			seal.check, v.Seal = false, SealTrimmed
-		case compareIDs(seal.id, at) == 0:
-			if prev != seal.claims.Hash {
-				v.Problem = fmt.Sprintf("the chain's anchor (the hash of entry %s, the last record retention removed) is not the hash Lockbox sealed at %s: the records were changed and their hashes recomputed, or the anchor was", trimmed, seal.sealedAt())
-				return v, anchor, nil
-			}
-			seal.check, seal.seen = false, true
+	for _, s := range seals {
+		// Retention removed the sealed record, or it is the anchor's.
+		if p := s.atAnchor(trimmed, prev); p != "" {
+			v.Problem = p
+			return v, anchor, nil
 		}
 	}
-	if seal.check && (last == "+" || compareIDs(seal.id, mustParseID(last)) > 0) {
-		// The seal was stored with its entry in the stream, and only
-		// retention removes entries: it is the newest that are gone.
-		v.Problem = fmt.Sprintf("the newest records are missing: Lockbox sealed the log through entry %s at %s, after the last record there is now: records were deleted and the head set back", seal.claims.Through, seal.sealedAt())
-		return v, anchor, nil
+	for _, s := range seals {
+		if p := s.pastEnd(last); p != "" {
+			v.Problem = p
+			return v, anchor, nil
+		}
 	}
 	// behind is the first entry after the one whose hash the head names,
 	// and added how many entries follow it: entries appended without
@@ -318,14 +376,9 @@ func (l *Log) verifyOnce(ctx context.Context, tenant string) (res Verification, 
 				// may not learn of it.
 				return broken("the record is another tenant's: it was moved here from another tenant's log")
 			}
-			if seal.check && !seal.seen {
-				switch c := compareIDs(mustParseID(m.ID), seal.id); {
-				case c == 0 && h != seal.claims.Hash:
-					return broken(seal.rewritten())
-				case c == 0:
-					seal.seen, sealedRecords = true, v.Records+1
-				case c > 0:
-					return broken(fmt.Sprintf("the record Lockbox sealed at %s (entry %s) is missing before this one: records were deleted and the hashes after them recomputed", seal.sealedAt(), seal.claims.Through))
+			for _, s := range seals {
+				if p := s.meet(m.ID, h, v.Records+1); p != "" {
+					return broken(p)
 				}
 			}
 			prev = h
@@ -373,14 +426,14 @@ func (l *Log) verifyOnce(ctx context.Context, tenant string) (res Verification, 
 		}
 		return v, anchor, nil
 	}
-	if seal.check && !seal.seen {
-		// The stream ended before the snapshot's last entry: entries
-		// were deleted while it was read, the sealed one with them.
-		v.Problem = fmt.Sprintf("the record Lockbox sealed at %s (entry %s) is missing", seal.sealedAt(), seal.claims.Through)
-		return v, anchor, nil
+	for _, s := range seals {
+		if p := s.unmet(); p != "" {
+			v.Problem = p
+			return v, anchor, nil
+		}
 	}
-	if seal.problem != "" {
-		v.Problem = seal.problem
+	if stored.problem != "" {
+		v.Problem = stored.problem
 		return v, anchor, nil
 	}
 	v.OK = true

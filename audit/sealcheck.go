@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/lockbox-oss/lockbox/grantsig"
+	"github.com/lockbox-oss/lockbox/internal/fault"
 )
 
 // The states of a chain's seal, as Verification.Seal reports them.
@@ -38,16 +39,47 @@ func (l *Log) SetSealKeys(issuer string, keys func() *grantsig.KeySet) {
 	l.sealIssuer, l.sealKeys = issuer, keys
 }
 
-// chainSeal is a chain's seal as verifyOnce checks it along the walk.
+// The outcomes of checking the chain against a seal the caller kept
+// (VerifySince), as Verification.SinceSeal reports them.
+const (
+	// SinceSealVerified: the chain holds the kept seal's entry with the
+	// hash it sealed (or the anchor is that hash): the records up to it
+	// are the ones sealed.
+	SinceSealVerified = "verified"
+	// SinceSealTrimmed: retention removed the kept seal's entry and
+	// others after it, so nothing left can be checked against it.
+	SinceSealTrimmed = "trimmed"
+	// SinceSealBroken: the chain does not hold what the kept seal sealed
+	// (records rewritten, or deleted): OK is false.
+	SinceSealBroken = "broken"
+	// SinceSealUnchecked: the verification found another problem before
+	// it reached the kept seal's entry: OK is false.
+	SinceSealUnchecked = "unchecked"
+)
+
+// chainSeal is a seal of a chain as verifyOnce checks it along the walk:
+// the one stored beside the chain, or one the caller kept (since_seal).
+// Both are checked by the same steps; only their problems' wording
+// differs.
 type chainSeal struct {
 	// check is set when the seal verified and names an entry the walk
 	// must meet with hash claims.Hash.
 	check  bool
 	id     streamID
 	claims grantsig.SealClaims
-	// seen is set once the walk met the sealed entry.
-	seen bool
-	// problem is why the seal is not Lockbox's: the chain is broken.
+	// kept is set for a seal the caller kept, not the stored one.
+	kept bool
+	// seen is set once the walk met the sealed entry (or the anchor was
+	// it), records then being how many records up to it were verified.
+	seen    bool
+	records int
+	// trimmed is set when retention removed the sealed entry before the
+	// anchor's: the seal covers none of the records left.
+	trimmed bool
+	// broken is set when the chain does not hold what the seal sealed.
+	broken bool
+	// problem is why the stored seal is not Lockbox's: the chain is
+	// broken.
 	problem string
 }
 
@@ -59,23 +91,22 @@ func (l *Log) readSeal(v *Verification, stored string) chainSeal {
 		return chainSeal{}
 	}
 	id, tok, _ := strings.Cut(stored, " ")
-	var ks *grantsig.KeySet
-	if l.sealKeys != nil {
-		ks = l.sealKeys()
-	}
+	ks := l.publishedSealKeys()
 	if ks == nil || l.sealIssuer == "" {
-		v.Seal = SealUnverifiable
+		v.Seal, v.SealToken = SealUnverifiable, tok
 		return chainSeal{}
 	}
 	c, kid, err := grantsig.VerifySeal(ks, tok, l.sealIssuer, v.Tenant)
 	v.SealKeyID = kid
 	switch {
 	case errors.Is(err, grantsig.ErrUnknownKey):
-		v.Seal = SealUnverifiable
+		// Still the caller's to keep: checked where the retired key is
+		// published, or here once it is again.
+		v.Seal, v.SealToken = SealUnverifiable, tok
 		return chainSeal{}
 	case err != nil:
 		v.Seal = SealForged
-		return chainSeal{problem: fmt.Sprintf("the chain's seal is not Lockbox's (%s): it was forged, or copied from another tenant's log", strings.TrimPrefix(err.Error(), grantsig.ErrInvalid.Error()+": "))}
+		return chainSeal{problem: fmt.Sprintf("the chain's seal is not Lockbox's (%s): it was forged, or copied from another tenant's log", sealInvalidWhy(err))}
 	}
 	sid, err := parseID(c.Through)
 	if err != nil || c.Through != id {
@@ -83,7 +114,150 @@ func (l *Log) readSeal(v *Verification, stored string) chainSeal {
 		return chainSeal{problem: fmt.Sprintf("the chain's seal names entry %q, but is stored as the seal of entry %q: it was moved", c.Through, id)}
 	}
 	v.Seal, v.SealedThrough, v.SealedAt = SealVerified, c.Through, c.SealedAt().Format(time.RFC3339)
+	v.SealToken = tok
 	return chainSeal{check: true, id: sid, claims: c}
+}
+
+// keptSeal checks token, a seal of tenant's chain the caller kept outside
+// Redis, before the chain is read: it must be a seal Lockbox made of
+// tenant's chain, signed by a published key. A seal that can't be checked
+// (its key is not published) is refused like a bad one, never passed
+// over: the caller asked for that check. An empty token is no seal (nil).
+func (l *Log) keptSeal(tenant, token string) (*chainSeal, error) {
+	if token == "" {
+		return nil, nil
+	}
+	ks := l.publishedSealKeys()
+	if ks == nil || l.sealIssuer == "" {
+		return nil, fault.New(fault.ErrInvalid, "invalid_since_seal",
+			"the kept seal can't be checked: this server publishes no keys to check seals against (LOCKBOX_PROXY_SIGNING_KEY_FILE, LOCKBOX_PROXY_PUBLISHED_KEY_FILES)")
+	}
+	c, kid, err := grantsig.VerifySeal(ks, token, l.sealIssuer, tenant)
+	switch {
+	case errors.Is(err, grantsig.ErrUnknownKey):
+		return nil, fault.New(fault.ErrInvalid, "invalid_since_seal",
+			"the kept seal was signed by key %q, which this server does not publish, so it can't be checked: publish the retired key's public half again (LOCKBOX_PROXY_PUBLISHED_KEY_FILES)", kid)
+	case err != nil:
+		return nil, fault.New(fault.ErrInvalid, "invalid_since_seal",
+			"since_seal is not a seal Lockbox made of tenant %s's audit log (%s)", tenant, sealInvalidWhy(err))
+	}
+	id, err := parseID(c.Through)
+	if err != nil {
+		return nil, fault.New(fault.ErrInvalid, "invalid_since_seal", "since_seal names no stream entry (%q)", c.Through)
+	}
+	return &chainSeal{check: true, id: id, claims: c, kept: true}, nil
+}
+
+// publishedSealKeys are the keys seals are checked against; nil without
+// any.
+func (l *Log) publishedSealKeys() *grantsig.KeySet {
+	if l.sealKeys == nil {
+		return nil
+	}
+	return l.sealKeys()
+}
+
+// sealInvalidWhy is why grantsig refused a seal, without its prefix.
+func sealInvalidWhy(err error) string {
+	return strings.TrimPrefix(err.Error(), grantsig.ErrInvalid.Error()+": ")
+}
+
+// sinceState is Verification.SinceSeal for the kept seal s.
+func (s *chainSeal) sinceState() string {
+	switch {
+	case s.seen:
+		return SinceSealVerified
+	case s.trimmed:
+		return SinceSealTrimmed
+	case s.broken:
+		return SinceSealBroken
+	}
+	return SinceSealUnchecked
+}
+
+// atAnchor checks s against the chain's anchor: trimmed, the entry
+// retention removed last, and hash, its hash. A seal of that entry is
+// checked against the hash; one of an older entry covers nothing left.
+// It returns the problem, if any.
+func (s *chainSeal) atAnchor(trimmed, hash string) string {
+	at, err := parseID(trimmed)
+	if !s.check || trimmed == "" || err != nil {
+		return ""
+	}
+	switch c := compareIDs(s.id, at); {
+	case c < 0:
+		s.check, s.trimmed = false, true
+	case c == 0 && hash != s.claims.Hash:
+		s.broken = true
+		if s.kept {
+			return s.noLonger(fmt.Sprintf("the chain's anchor (the hash of entry %s, the last record retention removed) is not the sealed hash: the records were changed and their hashes recomputed, or the anchor was", trimmed))
+		}
+		return fmt.Sprintf("the chain's anchor (the hash of entry %s, the last record retention removed) is not the hash Lockbox sealed at %s: the records were changed and their hashes recomputed, or the anchor was", trimmed, s.sealedAt())
+	case c == 0:
+		s.check, s.seen = false, true
+	}
+	return ""
+}
+
+// pastEnd returns the problem of a seal naming an entry after last, the
+// snapshot's last entry ("+" for none): a seal is made of an entry in the
+// stream, and only retention removes entries, the oldest: the newest were
+// deleted.
+func (s *chainSeal) pastEnd(last string) string {
+	if !s.check || (last != "+" && compareIDs(s.id, mustParseID(last)) <= 0) {
+		return ""
+	}
+	s.broken = true
+	if s.kept {
+		return s.noLonger(fmt.Sprintf("it sealed the log through entry %s, after the last record there is now: records were deleted and the head set back", s.claims.Through))
+	}
+	return fmt.Sprintf("the newest records are missing: Lockbox sealed the log through entry %s at %s, after the last record there is now: records were deleted and the head set back", s.claims.Through, s.sealedAt())
+}
+
+// meet checks the walk's entry id, with hash h, the records-th verified,
+// against s, and returns the problem, if any.
+func (s *chainSeal) meet(id, h string, records int) string {
+	if !s.check || s.seen {
+		return ""
+	}
+	switch c := compareIDs(mustParseID(id), s.id); {
+	case c == 0 && h != s.claims.Hash:
+		s.broken = true
+		if s.kept {
+			return s.noLonger("the records up to this one were changed and their hashes recomputed")
+		}
+		return fmt.Sprintf("the records up to this one are not those Lockbox sealed at %s: they were changed and their hashes recomputed", s.sealedAt())
+	case c == 0:
+		s.seen, s.records = true, records
+	case c > 0:
+		s.broken = true
+		if s.kept {
+			return s.noLonger(fmt.Sprintf("the sealed record (entry %s) is missing before this one: records were deleted and the hashes after them recomputed", s.claims.Through))
+		}
+		return fmt.Sprintf("the record Lockbox sealed at %s (entry %s) is missing before this one: records were deleted and the hashes after them recomputed", s.sealedAt(), s.claims.Through)
+	}
+	return ""
+}
+
+// unmet returns the problem of a walk that ended without meeting s's
+// entry: the stream ended before the snapshot's last entry, entries were
+// deleted while it was read, the sealed one with them.
+func (s *chainSeal) unmet() string {
+	if !s.check || s.seen {
+		return ""
+	}
+	s.broken = true
+	if s.kept {
+		return s.noLonger(fmt.Sprintf("the sealed record (entry %s) is missing", s.claims.Through))
+	}
+	return fmt.Sprintf("the record Lockbox sealed at %s (entry %s) is missing", s.sealedAt(), s.claims.Through)
+}
+
+// noLonger words a kept seal's problem: that seal was kept out of reach
+// of whoever can write to Redis, so it tells what the log held when it
+// was made, whatever the log and its stored seal say now.
+func (s *chainSeal) noLonger(why string) string {
+	return fmt.Sprintf("the log no longer holds what Lockbox sealed at %s in the seal you kept (since_seal): %s", s.sealedAt(), why)
 }
 
 // SealedTime is SealedAt as a time; zero without a verified seal.
@@ -96,10 +270,4 @@ func (v Verification) SealedTime() time.Time {
 }
 
 // sealedAt words when a seal was made, for problems.
-func (s chainSeal) sealedAt() string { return s.claims.SealedAt().Format(time.RFC3339) }
-
-// rewritten is the problem of a sealed entry whose hash is not the sealed
-// one.
-func (s chainSeal) rewritten() string {
-	return fmt.Sprintf("the records up to this one are not those Lockbox sealed at %s: they were changed and their hashes recomputed", s.sealedAt())
-}
+func (s *chainSeal) sealedAt() string { return s.claims.SealedAt().Format(time.RFC3339) }
