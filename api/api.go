@@ -128,10 +128,12 @@ type AuditSearcher interface {
 	// tenant before they look at the rest of a query, nil when p may read
 	// that tenant's log.
 	CanRead(ctx context.Context, p identity.Principal, tenant string) error
-	Verify(ctx context.Context, p identity.Principal, tenant string) (audit.Verification, error)
-	// CheckVerify returns the error Verify would return before reading
-	// the chain, without reading it.
-	CheckVerify(ctx context.Context, p identity.Principal, tenant string) error
+	// VerifySince re-computes tenant's chain, and checks it against
+	// since, a seal of it the caller kept (empty for none).
+	VerifySince(ctx context.Context, p identity.Principal, tenant, since string) (audit.Verification, error)
+	// CheckVerifySince returns the error VerifySince would return before
+	// reading the chain, without reading it.
+	CheckVerifySince(ctx context.Context, p identity.Principal, tenant, since string) error
 }
 
 // DefaultMaxBodyBytes bounds a request body when Config.MaxBodyBytes is
@@ -267,7 +269,7 @@ var routes = []route{
 	{method: http.MethodDelete, path: "/v1/tenants/{tenant}/approvers/{user}", handle: (*server).removeApprover},
 	{method: http.MethodGet, path: "/v1/audit", params: append(auditFilters, "cursor", "limit"), handle: (*server).searchAudit},
 	{method: http.MethodGet, path: "/v1/audit/export", params: append(auditFilters, "format"), handle: (*server).exportAudit},
-	{method: http.MethodGet, path: "/v1/audit/verify", params: []string{"tenant"}, handle: (*server).verifyAudit},
+	{method: http.MethodGet, path: "/v1/audit/verify", params: []string{"tenant", "since_seal"}, handle: (*server).verifyAudit},
 	{method: http.MethodGet, path: "/v1/openapi.yaml", public: true, handle: (*server).openAPI},
 	{method: http.MethodGet, path: "/v1/keys", public: true, handle: (*server).grantKeys},
 }

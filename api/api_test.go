@@ -1585,7 +1585,7 @@ func TestUnknownQueryParameterSaysWhatTheRouteTakes(t *testing.T) {
 		{mia, "GET", "/v1/requests?page=2",
 			`unknown query parameter "page"; allowed: tenant, state, created_after, cursor, limit`},
 		{contosoAdmin, "GET", "/v1/audit/verify?tenant=contoso&full=1",
-			`unknown query parameter "full"; allowed: tenant`},
+			`unknown query parameter "full"; allowed: tenant, since_seal`},
 	} {
 		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
 			r := e.do(tc.who, tc.method, tc.path, nil)

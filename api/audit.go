@@ -203,14 +203,19 @@ func (s *server) requestActivity(w http.ResponseWriter, r *http.Request, p ident
 // away, and moves the write deadline on meanwhile. It answers only once
 // the whole chain was read: a verification cut short is an error, never a
 // partial verdict.
+//
+// since_seal is a seal of the chain the caller kept (the seal_token of an
+// earlier answer): the chain is checked against it as against the stored
+// seal, and a bad one is refused before anything is read, HEAD included.
 func (s *server) verifyAudit(w http.ResponseWriter, r *http.Request, p identity.Principal) error {
-	tenant := r.URL.Query().Get("tenant")
+	q := r.URL.Query() // checked by the adapter against the route's params
+	tenant, since := q.Get("tenant"), q.Get("since_seal")
 	if r.Method == http.MethodHead {
 		// The mux serves HEAD with this handler and net/http drops the
 		// body: the verification would read and hash the whole log, with
 		// no deadline, for nothing. HEAD gets what GET would answer
 		// before it reads the chain, as for an export.
-		if err := s.cfg.Audit.CheckVerify(r.Context(), p, tenant); err != nil {
+		if err := s.cfg.Audit.CheckVerifySince(r.Context(), p, tenant, since); err != nil {
 			return err
 		}
 		w.Header().Set("Content-Type", "application/json")
@@ -223,7 +228,7 @@ func (s *server) verifyAudit(w http.ResponseWriter, r *http.Request, p identity.
 	defer cancel()
 	// As for an export: a verification that could never run is answered
 	// for what it is before the bound on long reads is judged.
-	if err := s.cfg.Audit.CheckVerify(ctx, p, tenant); err != nil {
+	if err := s.cfg.Audit.CheckVerifySince(ctx, p, tenant, since); err != nil {
 		return err
 	}
 	release, err := s.longRead(w, r, p)
@@ -233,7 +238,7 @@ func (s *server) verifyAudit(w http.ResponseWriter, r *http.Request, p identity.
 	defer release()
 	out := writedeadline.New(w, r)
 	defer out.Close()
-	v, err := s.cfg.Audit.Verify(ctx, p, tenant)
+	v, err := s.cfg.Audit.VerifySince(ctx, p, tenant, since)
 	// The answer, an error's too, gets a whole WriteTimeout from here.
 	out.Close()
 	if err != nil {

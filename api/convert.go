@@ -85,7 +85,8 @@ func wireVerification(v audit.Verification) wire.AuditVerification {
 		Tenant: v.Tenant, Records: v.Records, OK: v.OK, BrokenAt: v.BrokenAt, RecordId: v.RecordId, Problem: v.Problem,
 		TrimmedThrough: v.TrimmedThrough,
 		Seal:           v.Seal, SealedThrough: v.SealedThrough, SealedAt: v.SealedAt, SealKeyID: v.SealKeyID,
-		UnsealedRecords: v.UnsealedRecords,
+		UnsealedRecords: v.UnsealedRecords, SealToken: v.SealToken,
+		SinceSeal: v.SinceSeal, SinceSealedThrough: v.SinceSealedThrough, SinceSealedAt: v.SinceSealedAt,
 	}
 }
 

@@ -545,6 +545,7 @@ func operationCases() []answerCase {
 		})},
 
 		{op: verify, name: "malformed tenant", status: 400, code: "invalid_tenant", call: as(auditor, "GET", "/v1/audit/verify?tenant=Not_A_Tenant", nil, nil)},
+		{op: verify, name: "a kept seal that can't be checked", status: 400, code: "invalid_since_seal", call: as(auditor, "GET", "/v1/audit/verify?tenant=contoso&since_seal=x.y.z", nil, nil)},
 		{op: verify, name: "an operator verifies", status: 403, code: "forbidden", call: as(alice, "GET", "/v1/audit/verify?tenant=contoso", nil, nil)},
 		{op: verify, name: "not onboarded", status: 404, code: "tenant_not_found", call: as(auditor, "GET", "/v1/audit/verify?tenant=nosuchtenant", nil, nil)},
 		{op: verify, name: "too many reads", status: 429, code: "too_many_reads", config: busyReads, call: as(auditor, "GET", "/v1/audit/verify?tenant=contoso", nil, nil)},

@@ -55,11 +55,11 @@ func (h *heldReads) Export(ctx context.Context, who identity.Principal, q audit.
 	})
 }
 
-func (h *heldReads) Verify(ctx context.Context, who identity.Principal, tenant string) (audit.Verification, error) {
+func (h *heldReads) VerifySince(ctx context.Context, who identity.Principal, tenant, since string) (audit.Verification, error) {
 	if err := h.hold(ctx); err != nil {
 		return audit.Verification{}, err
 	}
-	return h.AuditSearcher.Verify(ctx, who, tenant)
+	return h.AuditSearcher.VerifySince(ctx, who, tenant, since)
 }
 
 func (h *heldReads) hold(ctx context.Context) error {

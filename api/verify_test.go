@@ -87,7 +87,7 @@ type verifyProbe struct {
 	ended   chan error
 }
 
-func (p *verifyProbe) Verify(ctx context.Context, who identity.Principal, tenant string) (audit.Verification, error) {
+func (p *verifyProbe) VerifySince(ctx context.Context, who identity.Principal, tenant, since string) (audit.Verification, error) {
 	close(p.reading)
 	select {
 	case <-ctx.Done():
@@ -147,11 +147,11 @@ type heldVerify struct {
 	hold time.Duration
 }
 
-func (h heldVerify) Verify(ctx context.Context, who identity.Principal, tenant string) (audit.Verification, error) {
+func (h heldVerify) VerifySince(ctx context.Context, who identity.Principal, tenant, since string) (audit.Verification, error) {
 	select {
 	case <-ctx.Done():
 		return audit.Verification{}, ctx.Err()
 	case <-time.After(h.hold):
 	}
-	return h.AuditSearcher.Verify(ctx, who, tenant)
+	return h.AuditSearcher.VerifySince(ctx, who, tenant, since)
 }

@@ -1025,9 +1025,20 @@ func (c *Client) RequestActivity(ctx context.Context, id string) (wire.RecordLis
 // the one of WithHTTPClient's client); ending ctx ends it on the server
 // too.
 func (c *Client) VerifyAudit(ctx context.Context, tenant string) (wire.AuditVerification, error) {
+	return c.VerifyAuditSince(ctx, tenant, "")
+}
+
+// VerifyAuditSince is VerifyAudit that also has the chain checked against
+// sealToken, a seal of it kept from an earlier verification (its
+// SealToken); empty for none. A seal the server can't check is an error
+// (400 invalid_since_seal), never a verification without it.
+func (c *Client) VerifyAuditSince(ctx context.Context, tenant, sealToken string) (wire.AuditVerification, error) {
 	q := url.Values{}
 	if tenant != "" {
 		q.Set("tenant", tenant)
+	}
+	if sealToken != "" {
+		q.Set("since_seal", sealToken)
 	}
 	hc := *c.hc
 	hc.Timeout = 0

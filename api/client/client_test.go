@@ -285,6 +285,13 @@ func TestCalls(t *testing.T) {
 			wantOut:  wire.AuditVerification{Tenant: "contoso", OK: true, Records: 3},
 		},
 		{
+			name:     "verify against a kept seal",
+			respBody: `{"tenant":"contoso","ok":true,"records":3,"since_seal":"verified"}`,
+			invoke:   func(c *Client) (any, error) { return c.VerifyAuditSince(ctx, "contoso", "h.c.s") },
+			want:     call{Method: "GET", Path: "/v1/audit/verify", Query: "since_seal=h.c.s&tenant=contoso"},
+			wantOut:  wire.AuditVerification{Tenant: "contoso", OK: true, Records: 3, SinceSeal: "verified"},
+		},
+		{
 			name:     "verify without a tenant leaves it to the server",
 			respBody: `{"tenant":"contoso","ok":true,"records":3}`,
 			invoke:   func(c *Client) (any, error) { return c.VerifyAudit(ctx, "") },

@@ -375,4 +375,15 @@ type AuditVerification struct {
 	// UnsealedRecords is how many records verified come after the sealed
 	// one (all of them without a verified seal); absent when none.
 	UnsealedRecords int `json:"unsealed_records,omitempty"`
+	// SealToken is the stored seal itself, a compact JWS, for the caller
+	// to keep outside Lockbox and send back as since_seal; absent without
+	// a seal, and for a forged one.
+	SealToken string `json:"seal_token,omitempty"`
+	// SinceSeal is how the chain compared with the kept seal sent as
+	// since_seal: verified, trimmed, broken or unchecked; absent when none
+	// was sent. SinceSealedThrough and SinceSealedAt are the stream id of
+	// the entry that seal names and when it was made (RFC 3339, UTC).
+	SinceSeal          string `json:"since_seal,omitempty"`
+	SinceSealedThrough string `json:"since_sealed_through,omitempty"`
+	SinceSealedAt      string `json:"since_sealed_at,omitempty"`
 }
