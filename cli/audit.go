@@ -251,9 +251,9 @@ func onTerminal(w io.Writer) bool {
 var errChainBroken = errors.New("the audit chain does not verify")
 
 func (e *env) auditVerify() *cobra.Command {
-	var tenant string
+	var tenant, sealFile string
 	cmd := &cobra.Command{
-		Use:   "verify [--tenant T]",
+		Use:   "verify [--tenant T] [--seal-file F]",
 		Short: "re-compute a tenant's audit hash chain and report the first broken or missing record (exit 4 when broken)",
 		Long: `Re-compute a tenant's audit hash chain and report the first broken or missing record.
 
@@ -261,7 +261,14 @@ Exit status: 0 when the chain is intact; 4 when it is broken (a record edited, d
 from another tenant's log or slipped in), after the report, also when stdout could not take
 it (a reader gone, a full disk); 1 when it could not be checked (the API unreachable, a server
 error), 3 when the API refused the call (you may not read the log, the tenant is not
-onboarded), 2 for a wrong command line: only 4 says the log was tampered with.`,
+onboarded), 2 for a wrong command line: only 4 says the log was tampered with.
+
+The seal stored beside the chain is within reach of whoever can write to Redis: deleted after a
+rewrite, the next seal is made over the rewritten chain. With --seal-file F, the chain is also
+checked against the seal kept in F (when F exists and is not empty), and once the chain is found
+intact its seal replaces F's (written beside F and renamed over it, mode 0600; never an older
+one), so a job run on a schedule keeps the latest seal outside Redis. A broken chain leaves F as
+it was; F that can't be read or written is exit 1.`,
 		Args: args(),
 		RunE: func(*cobra.Command, []string) error {
 			// Without --tenant the server verifies a tenant user's own
@@ -270,9 +277,26 @@ onboarded), 2 for a wrong command line: only 4 says the log was tampered with.`,
 			if err != nil {
 				return err
 			}
-			v, err := c.VerifyAudit(e.ctx, tenant)
+			kept := ""
+			if sealFile != "" {
+				if kept, err = readSealFile(sealFile); err != nil {
+					return err
+				}
+			}
+			v, err := c.VerifyAuditSince(e.ctx, tenant, kept)
 			if err != nil {
 				return err
+			}
+			if kept != "" && v.SinceSeal == "" {
+				// A check asked for and not made must not read as passed.
+				return fmt.Errorf("the server did not check the seal kept in %s (it sent no since_seal): it may be older than this lockboxctl", sealFile)
+			}
+			var keep string
+			var saveErr error
+			if sealFile != "" {
+				if keep = sealToKeep(v, kept); keep != "" {
+					saveErr = writeSealFile(sealFile, keep)
+				}
 			}
 			err = e.emit(v, nil, func(w io.Writer) error {
 				var err error
@@ -290,6 +314,16 @@ onboarded), 2 for a wrong command line: only 4 says the log was tampered with.`,
 				if err == nil && v.Seal != "" {
 					_, err = fmt.Fprintf(w, "  sealed:  %s\n", sealLine(v))
 				}
+				if err == nil && v.SinceSeal != "" {
+					_, err = fmt.Fprintf(w, "  kept:    %s\n", keptLine(v, sealFile))
+				}
+				if err == nil && keep != "" && saveErr == nil {
+					through := ""
+					if v.SealedThrough != "" {
+						through = " through entry " + clean(v.SealedThrough)
+					}
+					_, err = fmt.Fprintf(w, "  saved:   the chain's seal%s in %s, for the next verification\n", through, clean(sealFile))
+				}
 				return err
 			})
 			if !v.OK {
@@ -303,10 +337,14 @@ onboarded), 2 for a wrong command line: only 4 says the log was tampered with.`,
 				}
 				return errChainBroken
 			}
+			if saveErr != nil {
+				return saveErr
+			}
 			return err
 		},
 	}
 	cmd.Flags().StringVar(&tenant, "tenant", "", "the tenant whose log to verify; a tenant's users may leave it out for their own, the provider's staff must name it")
+	cmd.Flags().StringVar(&sealFile, "seal-file", "", "check the chain against the seal kept in FILE too (when it exists and is not empty), and keep the seal of an intact chain there for the next run")
 	_ = cmd.RegisterFlagCompletionFunc("tenant", e.completeTenants)
 	return cmd
 }
