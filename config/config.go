@@ -284,7 +284,7 @@ type Config struct {
 	// ProxyAssertionTTL is how long an X-Lockbox-Grant assertion is valid.
 	ProxyAssertionTTL time.Duration `env:"PROXY_ASSERTION_TTL" envDefault:"30s" desc:"how long an X-Lockbox-Grant assertion is valid, from 1s to 60s (never past its grant's end): the trip to the upstream and the clocks' difference"`
 	// ProxyAssertionIssuer is the assertions' "iss".
-	ProxyAssertionIssuer string `env:"PROXY_ASSERTION_ISSUER" envDefault:"lockbox" desc:"\"iss\" of the X-Lockbox-Grant assertions, which upstreams check"`
+	ProxyAssertionIssuer string `env:"PROXY_ASSERTION_ISSUER" envDefault:"lockbox" desc:"\"iss\" of the X-Lockbox-Grant assertions, which upstreams check, and of the audit chains' seals, which \"audit verify\" checks: set it alike on every replica"`
 	// ProxyBodyBufferBytes bounds the request bodies the proxy holds in
 	// memory at once, across calls.
 	ProxyBodyBufferBytes int64 `env:"PROXY_BODY_BUFFER_BYTES" envDefault:"67108864" desc:"bytes of request bodies the proxy holds in memory at once, all calls together: the form bodies and POSTed JSON bodies it reads whole (each at most 10485760 bytes) to refuse method overrides in them; a call whose body does not fit in what is left gets 503 overloaded with Retry-After, before its grant is looked up, and so does one whose operator's calls would hold more than a quarter of it (or 10485760 bytes if that is more), while other operators' calls still take from the rest. Calls without a body and bodies that stream take none of it. At least 10485760"`
