@@ -224,15 +224,20 @@ func (e *env) auditExport() *cobra.Command {
 }
 
 // outFileError is err of writing --out's file through the temporary file
-// beside it: it names the file the user gave, not the temporary one,
-// which the user never heard of and which is gone by the time they look.
-func outFileError(outFile string, err error) error {
+// beside it.
+func outFileError(outFile string, err error) error { return flagFileError("--out", outFile, err) }
+
+// flagFileError is err of reading or writing the file given to flag, in
+// place or through a temporary file beside it: it names the file the user
+// gave, not the temporary one, which the user never heard of and which is
+// gone by the time they look.
+func flagFileError(flag, path string, err error) error {
 	if pe, ok := errors.AsType[*fs.PathError](err); ok {
 		err = pe.Err
 	} else if le, ok := errors.AsType[*os.LinkError](err); ok {
 		err = le.Err
 	}
-	return fmt.Errorf("--out %s: %w", outFile, err)
+	return fmt.Errorf("%s %s: %w", flag, path, err)
 }
 
 // onTerminal reports whether w is a terminal, not a file, a pipe or

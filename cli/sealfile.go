@@ -71,15 +71,8 @@ func writeSealFile(path, token string) error {
 	return nil
 }
 
-// sealFileError names the file the user gave, not the temporary one.
-func sealFileError(path string, err error) error {
-	if pe, ok := errors.AsType[*fs.PathError](err); ok {
-		err = pe.Err
-	} else if le, ok := errors.AsType[*os.LinkError](err); ok {
-		err = le.Err
-	}
-	return fmt.Errorf("--seal-file %s: %w", path, err)
-}
+// sealFileError is err of reading or writing --seal-file's file.
+func sealFileError(path string, err error) error { return flagFileError("--seal-file", path, err) }
 
 // sealToKeep is the seal of v to keep in the seal file in place of kept
 // (the one sent; empty for none), or "" to leave the file as it is: only
