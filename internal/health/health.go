@@ -555,27 +555,60 @@ func redirected(err error) bool {
 }
 
 // helloRole returns the role ("master", "replica") HELLO reports for c's
-// server. HELLO without a protocol version changes nothing on the
-// connection; its reply is a map in RESP3 and a flat list of names and
-// values in RESP2.
+// server.
 func helloRole(ctx context.Context, c redis.UniversalClient) (string, error) {
-	v, err := c.Do(ctx, "HELLO").Result()
+	return HelloRole(ctx, c)
+}
+
+// HelloRole returns the role ("master", "replica") HELLO reports for the
+// server of c, a client or one connection.
+func HelloRole(ctx context.Context, c Processor) (string, error) {
+	h, err := Hello(ctx, c)
 	if err != nil {
 		return "", err
 	}
+	if h["role"] == "" {
+		return "", errors.New("HELLO names no role")
+	}
+	return h["role"], nil
+}
+
+// Processor runs a command: a client, or one of its connections.
+type Processor interface {
+	Process(ctx context.Context, cmd redis.Cmder) error
+}
+
+// Hello returns the text fields of HELLO's reply for the server of c
+// ("mode": "standalone", "sentinel" or "cluster"; "role": "master" or
+// "replica", which a sentinel's reply lacks). HELLO without a protocol
+// version changes nothing on the connection, and every ACL user may run
+// it (ROLE and INFO are @admin and @dangerous); its reply is a map in
+// RESP3 and a flat list of names and values in RESP2.
+func Hello(ctx context.Context, c Processor) (map[string]string, error) {
+	cmd := redis.NewCmd(ctx, "HELLO")
+	_ = c.Process(ctx, cmd)
+	v, err := cmd.Result()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
 	switch r := v.(type) {
 	case map[any]any:
-		if role, ok := r["role"].(string); ok {
-			return role, nil
+		for k, v := range r {
+			ks, _ := k.(string)
+			if vs, ok := v.(string); ok && ks != "" {
+				out[ks] = vs
+			}
 		}
 	case []any:
 		for i := 0; i+1 < len(r); i += 2 {
-			if k, _ := r[i].(string); k == "role" {
-				if role, ok := r[i+1].(string); ok {
-					return role, nil
-				}
+			ks, _ := r[i].(string)
+			if vs, ok := r[i+1].(string); ok && ks != "" {
+				out[ks] = vs
 			}
 		}
+	default:
+		return nil, fmt.Errorf("HELLO answered a %T", v)
 	}
-	return "", errors.New("HELLO names no role")
+	return out, nil
 }

@@ -719,6 +719,7 @@ func connect(ctx context.Context, cfg config.Config) (redis.UniversalClient, err
 		o := opts.Failover
 		o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.ContextTimeoutEnabled = cfg.RedisTimeout, cfg.RedisTimeout, cfg.RedisTimeout, true
 		o.MaxRetries = -1
+		o.OnConnect = masterOnly
 		rdb, where = redis.NewFailoverClient(o), fmt.Sprintf("the master %q of the sentinels at %s", o.MasterName, strings.Join(o.SentinelAddrs, ","))
 	case opts.Cluster != nil:
 		o := opts.Cluster
