@@ -197,7 +197,8 @@ var ErrUnknownKey = errors.New("signed by a key not in the set")
 // checkJWS checks the header and the signature of token, a compact JWS
 // of type typ: its key is one of keys (the one its "kid" names), with
 // that key's algorithm only. It returns the kid and the encoded claims,
-// which only the signature's check makes worth decoding.
+// which only the signature's check makes worth decoding (with
+// ErrUnknownKey, they are returned unchecked).
 func checkJWS(keys *KeySet, typ, token string) (kid, c64 string, err error) {
 	if len(token) > maxAssertion || strings.Count(token, ".") != 2 {
 		return "", "", invalid("not a compact JWS")
@@ -211,7 +212,9 @@ func checkJWS(keys *KeySet, typ, token string) (kid, c64 string, err error) {
 	k, ok := keys.keys[h.KeyID]
 	switch {
 	case !ok:
-		return h.KeyID, "", fmt.Errorf("%w: %w (kid %q)", ErrInvalid, ErrUnknownKey, h.KeyID)
+		// The claims go with the error, for callers that must know what
+		// a token by a retired key claimed (VerifySeal); never trusted.
+		return h.KeyID, c64, fmt.Errorf("%w: %w (kid %q)", ErrInvalid, ErrUnknownKey, h.KeyID)
 	case h.Algorithm != k.alg:
 		// The key decides the algorithm, never the token: no "none", no
 		// algorithm confusion.

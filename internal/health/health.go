@@ -293,7 +293,7 @@ func RedisCheck(c redis.UniversalClient) Check {
 			if err := probeWrite(ctx, c, keys.ReadyProbe()); err != nil {
 				return err
 			}
-			role, err := helloRole(ctx, c)
+			role, err := HelloRole(ctx, c)
 			if err != nil {
 				return err
 			}
@@ -552,12 +552,6 @@ func redirected(err error) bool {
 	}
 	msg := re.Error()
 	return strings.HasPrefix(msg, "MOVED ") || strings.HasPrefix(msg, "ASK ")
-}
-
-// helloRole returns the role ("master", "replica") HELLO reports for c's
-// server.
-func helloRole(ctx context.Context, c redis.UniversalClient) (string, error) {
-	return HelloRole(ctx, c)
 }
 
 // HelloRole returns the role ("master", "replica") HELLO reports for the
