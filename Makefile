@@ -95,20 +95,13 @@ TESTTIMEOUT ?= 15m
 STATIC = CGO_ENABLED=0
 STATICFLAGS = -trimpath
 
-# The packages whose tests take longest, named first: go test starts the
-# packages' tests in the order they are named, as many at a time as there
-# are cores. In alphabetical order proxy (over a minute and a half, much of
-# it waiting out stalled connections' deadlines) started last and ran alone
-# for its last minute. Named twice, a package is tested once.
-SLOW_TESTS = ./e2e ./deploy ./audit ./proxy ./api
-
 test: ## go vet, all tests with -race against a real redis-server, the Rego tests, short fuzzing, deploy-check
 	./scripts/ensure-deps.sh
 	@$(SCRUB_ENV); \
 	echo "$(STATIC) go vet $(STATICFLAGS) ./..."; \
 	$(STATIC) go vet $(STATICFLAGS) ./...; \
-	echo "go test -race -count=1 -timeout $(TESTTIMEOUT) $(SLOW_TESTS) ./..."; \
-	go test -race -count=1 -timeout "$(TESTTIMEOUT)" $(SLOW_TESTS) ./...; \
+	echo "go test -race -count=1 -timeout $(TESTTIMEOUT) ./..."; \
+	go test -race -count=1 -timeout "$(TESTTIMEOUT)" ./...; \
 	echo "$(STATIC) go run $(STATICFLAGS) ./cmd/lockbox policy test rego/"; \
 	$(STATIC) go run $(STATICFLAGS) ./cmd/lockbox policy test rego/; \
 	echo "(cd tools && go tool opa check --strict ../rego && go tool opa test ../rego)"; \
