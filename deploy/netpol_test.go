@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -301,8 +300,7 @@ func TestHelmRefusesEndpointsItCannotAllow(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			values := writeIn(t, dir, strings.ReplaceAll(tc.name, " ", "-")+".yaml", tc.values)
-			cmd := exec.Command("go", "tool", "helm", "template", "lockbox", "../deploy/helm/lockbox", "--namespace", "lockbox", "--kube-version", kube, "-f", values)
-			cmd.Dir = "../tools"
+			cmd := toolCommand(t, "helm", "template", "lockbox", "../deploy/helm/lockbox", "--namespace", "lockbox", "--kube-version", kube, "-f", values)
 			out, err := cmd.CombinedOutput()
 			if err == nil || !strings.Contains(string(out), tc.want) || !strings.Contains(string(out), "networkPolicy") {
 				t.Errorf("helm template: %v, want a failure naming %s and networkPolicy:\n%s", err, tc.want, out)

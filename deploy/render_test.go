@@ -21,6 +21,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -203,8 +204,7 @@ func renderAll(t *testing.T) map[string][]byte {
 // goTool runs one of the tools module's tools (go tool NAME) in ../tools.
 func goTool(t *testing.T, args ...string) []byte {
 	t.Helper()
-	cmd := exec.Command("go", append([]string{"tool"}, args...)...)
-	cmd.Dir = "../tools"
+	cmd := toolCommand(t, args[0], args[1:]...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -212,6 +212,34 @@ func goTool(t *testing.T, args ...string) []byte {
 		t.Fatalf("(cd tools && go tool %s): %v\n%s", strings.Join(args, " "), err, stderr.Bytes())
 	}
 	return out
+}
+
+// toolPaths holds each tool's binary, by name, once found.
+var toolPaths sync.Map
+
+// toolCommand returns the command running the tools module's tool name
+// with args in ../tools: the binary "go tool NAME" runs, found once. Each
+// "go tool helm" loads the tools module's whole package graph to find its
+// build, about a second of CPU, and these tests render dozens of times.
+func toolCommand(t testing.TB, name string, args ...string) *exec.Cmd {
+	t.Helper()
+	path, ok := toolPaths.Load(name)
+	if !ok {
+		// -n builds the tool if need be and prints the command it
+		// would run: the binary's path in the build cache.
+		find := exec.Command("go", "tool", "-n", name)
+		find.Dir = "../tools"
+		var stderr bytes.Buffer
+		find.Stderr = &stderr
+		out, err := find.Output()
+		if err != nil {
+			t.Fatalf("(cd tools && go tool -n %s): %v\n%s", name, err, stderr.Bytes())
+		}
+		path, _ = toolPaths.LoadOrStore(name, strings.TrimSpace(string(out)))
+	}
+	cmd := exec.Command(path.(string), args...)
+	cmd.Dir = "../tools"
+	return cmd
 }
 
 // object holds what the test reads of a rendered object.
@@ -719,8 +747,8 @@ func TestHelmTrustedProxies(t *testing.T) {
 			}
 		})
 	}
-	cmd := exec.Command("go", append([]string{"tool"}, helm("lockbox", inConfig)...)...)
-	cmd.Dir = "../tools"
+	hargs := helm("lockbox", inConfig)
+	cmd := toolCommand(t, hargs[0], hargs[1:]...)
 	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "trustedProxies") {
 		t.Errorf("config.LOCKBOX_TRUSTED_PROXIES: helm template %v, want a failure naming trustedProxies:\n%s", err, out)
 	}
@@ -894,12 +922,11 @@ func TestHelmDisruptionBudgetAllowsADrain(t *testing.T) {
 		{"half", []string{"controlPlane.podDisruptionBudget.minAvailable=50%"}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			args := []string{"tool", "helm", "template", "lockbox", "../deploy/helm/lockbox", "--namespace", "lockbox", "--kube-version", kube}
+			args := []string{"template", "lockbox", "../deploy/helm/lockbox", "--namespace", "lockbox", "--kube-version", kube}
 			for _, s := range tc.set {
 				args = append(args, "--set", s)
 			}
-			cmd := exec.Command("go", args...)
-			cmd.Dir = "../tools"
+			cmd := toolCommand(t, "helm", args...)
 			out, err := cmd.CombinedOutput()
 			switch {
 			case tc.want == "" && err != nil:
@@ -956,13 +983,12 @@ func TestHelmSidecarDisruptionBudget(t *testing.T) {
 		{"every replica by percentage", []string{"sidecar.workload.replicas=3", "sidecar.workload.podDisruptionBudget.minAvailable=70%"}, nil, "minAvailable 70% keeps all 3"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			args := []string{"tool", "helm", "template", "exchange", "../deploy/helm/lockbox", "--namespace", "exchange",
+			args := []string{"template", "exchange", "../deploy/helm/lockbox", "--namespace", "exchange",
 				"--kube-version", kube, "-f", "../deploy/helm/examples/exchange.yaml"}
 			for _, s := range tc.set {
 				args = append(args, "--set", s)
 			}
-			cmd := exec.Command("go", args...)
-			cmd.Dir = "../tools"
+			cmd := toolCommand(t, "helm", args...)
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
 			out, err := cmd.Output()
@@ -1140,8 +1166,7 @@ func TestRendersPassKubecheck(t *testing.T) {
 		files = append(files, file)
 	}
 	slices.Sort(files)
-	cmd := exec.Command("go", append([]string{"tool", "kubecheck"}, files...)...)
-	cmd.Dir = "../tools"
+	cmd := toolCommand(t, "kubecheck", files...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("(cd tools && go tool kubecheck ...): %v\n%s", err, out)
@@ -1247,8 +1272,7 @@ func TestKustomizeSidecarBudgetPerWorkload(t *testing.T) {
 	two := filepath.Dir(write("two/kustomization.yaml", "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"+
 		"resources:\n  - a.yaml\n  - b.yaml\ncomponents:\n  - "+rel("two", "kubernetes/components/sidecar")+"\n"+
 		"configMapGenerator:\n  - name: lockbox-sidecar\n    literals:\n      - LOCKBOX_UPSTREAMS=exchange=http://127.0.0.1:9001\n"))
-	cmd := exec.Command("go", "tool", "kustomize", "build", two)
-	cmd.Dir = "../tools"
+	cmd := toolCommand(t, "kustomize", "build", two)
 	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "multiple matches for selector Deployment") {
 		t.Errorf("kustomize build of the component beside two Deployments: %v, want it refused (multiple matches for selector Deployment):\n%s", err, out)
 	}
@@ -1264,8 +1288,7 @@ func TestKustomizeSidecarBudgetPerWorkload(t *testing.T) {
 		t.Fatal(err)
 	}
 	file := write("namespace.yaml", bundle.String())
-	cmd = exec.Command("go", "tool", "kubecheck", file)
-	cmd.Dir = "../tools"
+	cmd = toolCommand(t, "kubecheck", file)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Errorf("kubecheck of namespace exchange with both services: %v\n%s", err, out)
 	}
