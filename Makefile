@@ -16,7 +16,7 @@ SCRUB_ENV = for v in $$(env | sed -n 's/^\(LOCKBOX_[A-Za-z0-9_]*\)=.*/\1/p'); do
 
 # How long "make test" runs each fuzz target beyond its seeds: by default a
 # short regression pass of a fixed number of inputs per target (FUZZ_TARGETS,
-# ten to fifteen seconds each on two cores: each count follows its target's
+# about fifteen seconds each on two cores: each count follows its target's
 # speed, from about 600 inputs a second to 5 000). A count, not a duration:
 # Go 1.26's fuzzing coordinator can fail a run that found nothing when a
 # duration's deadline races a busy worker (go.dev/issue/75804). Run longer
