@@ -116,9 +116,13 @@ type Audit interface {
 	// that tenant's log.
 	CanRead(ctx context.Context, p identity.Principal, tenant string) error
 	Verify(ctx context.Context, p identity.Principal, tenant string) (audit.Verification, error)
-	// CheckVerify returns the error Verify would return before reading
-	// the chain, without reading it.
-	CheckVerify(ctx context.Context, p identity.Principal, tenant string) error
+	// VerifySince is Verify that also checks the chain against since, a
+	// seal of it the auditor kept outside Redis; an empty since is Verify.
+	VerifySince(ctx context.Context, p identity.Principal, tenant, since string) (audit.Verification, error)
+	// CheckVerifySince returns the error VerifySince would return before
+	// reading the chain (a kept seal it refuses included), without
+	// reading it.
+	CheckVerifySince(ctx context.Context, p identity.Principal, tenant, since string) error
 }
 
 // Catalog lists the services and their activities for the new-request form.

@@ -1131,10 +1131,23 @@ type auditView struct {
 	// chain, set when a tenant is chosen and the chain was not verified.
 	VerifyLink   template.URL
 	Verification *audit.Verification
-	Problem      string
-	Invalid      string // the id of the filter Problem is about
-	Searched     bool
+	// KeptSeal is set on a verification: the page offers to check the
+	// chain against a seal the auditor kept, in a form that keeps the
+	// page's filters (Keep).
+	KeptSeal bool
+	Keep     []keptField
+	// SinceSeal is the kept seal the form sent, shown again in it;
+	// SinceSealProblem why it was refused (no verdict is then shown).
+	SinceSeal, SinceSealProblem string
+	// SinceSealedAt is when the kept seal was made; zero without one.
+	SinceSealedAt time.Time
+	Problem       string
+	Invalid       string // the id of the filter Problem is about
+	Searched      bool
 }
+
+// keptField is a filter of the audit page the kept-seal form sends again.
+type keptField struct{ Name, Value string }
 
 // badAuditCursor is what the audit page says of a cursor the search
 // refused: changed, or kept from a search with other filters (a link to
@@ -1223,18 +1236,36 @@ func (c *Console) auditPage(w http.ResponseWriter, r *http.Request, sess Session
 		prev.Set("cursor", page.Prev)
 		v.Prev = template.URL(prev.Encode())
 	}
+	// A seal pasted from elsewhere may come with the line breaks or
+	// spaces around it; a JWS holds none.
+	since := strings.TrimSpace(r.URL.Query().Get("since_seal"))
 	switch {
 	case f.Tenant == "":
 	case r.URL.Query().Get("verify") == "1" && head:
-		if err := c.cfg.Audit.CheckVerify(r.Context(), sess.Principal, f.Tenant); err != nil {
+		if err := c.cfg.Audit.CheckVerifySince(r.Context(), sess.Principal, f.Tenant, since); err != nil {
 			return err
 		}
 	case r.URL.Query().Get("verify") == "1":
-		ver, err := c.verifyAudit(w, r, sess, f.Tenant)
+		v.KeptSeal, v.SinceSeal = true, since
+		for k, vals := range f.values() {
+			v.Keep = append(v.Keep, keptField{k, vals[0]})
+		}
+		slices.SortFunc(v.Keep, func(a, b keptField) int { return strings.Compare(a.Name, b.Name) })
+		ver, err := c.verifyAudit(w, r, sess, f.Tenant, since)
+		if _, code, msg := httperr.FromError(err); err != nil && code == "invalid_since_seal" {
+			// As a bad filter is: said beside the form, with what was
+			// pasted, and no verdict at all.
+			v.SinceSealProblem = keptSealProblem(msg)
+			c.render(w, r, http.StatusBadRequest, "audit", &sess, v)
+			return nil
+		}
 		if err != nil {
 			return err
 		}
 		v.Verification = &ver
+		if ver.SinceSeal != "" {
+			v.SinceSealedAt, _ = time.Parse(time.RFC3339, ver.SinceSealedAt)
+		}
 	default:
 		link := f.values()
 		link.Set("verify", "1")
@@ -1263,12 +1294,15 @@ func (c *Console) mayReadAudit(r *http.Request, sess Session, tenant string) err
 // away (withSession's record.CallContext lets it tell, also past the
 // deadline), and moves the write deadline on meanwhile. A verification cut
 // short is an error, never a partial verdict.
-func (c *Console) verifyAudit(w http.ResponseWriter, r *http.Request, sess Session, tenant string) (audit.Verification, error) {
+//
+// since is a seal of the chain the auditor kept (empty for none): refused,
+// like a user who may not verify the chain, before anything is read.
+func (c *Console) verifyAudit(w http.ResponseWriter, r *http.Request, sess Session, tenant, since string) (audit.Verification, error) {
 	ctx, cancel := record.ExportContext(r.Context())
 	defer cancel()
 	// As for an export: a verification that could never run is answered
 	// for what it is before the bound on long reads is judged.
-	if err := c.cfg.Audit.CheckVerify(ctx, sess.Principal, tenant); err != nil {
+	if err := c.cfg.Audit.CheckVerifySince(ctx, sess.Principal, tenant, since); err != nil {
 		return audit.Verification{}, err
 	}
 	release, err := c.longRead(w, r, sess)
@@ -1280,7 +1314,20 @@ func (c *Console) verifyAudit(w http.ResponseWriter, r *http.Request, sess Sessi
 	// Closed before the page is written, which then gets a whole
 	// WriteTimeout.
 	defer out.Close()
-	return c.cfg.Audit.Verify(ctx, sess.Principal, tenant)
+	if since == "" {
+		return c.cfg.Audit.Verify(ctx, sess.Principal, tenant)
+	}
+	return c.cfg.Audit.VerifySince(ctx, sess.Principal, tenant, since)
+}
+
+// keptSealProblem words the refusal of a kept seal for the page, whose
+// user pasted it into a field rather than named the API's parameter.
+func keptSealProblem(msg string) string {
+	msg = strings.Replace(msg, "since_seal", "the seal you kept", 1)
+	if msg == "" {
+		return msg
+	}
+	return strings.ToUpper(msg[:1]) + msg[1:]
 }
 
 // exportAudit streams every record matching the filters as CSV, in the
