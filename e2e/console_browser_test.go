@@ -634,6 +634,16 @@ func TestConsoleInBrowser(t *testing.T) {
 		!strings.Contains(csv.Body, comment) {
 		t.Fatalf("CSV export: %d %q\n%s", csv.Status, csv.ContentType, csv.Body)
 	}
+	// A kept seal the log refuses is said beside its field, which keeps
+	// what was pasted; no verdict is shown.
+	admin.typeText("#since_seal", "not-a-seal")
+	if status := admin.load("check against a kept seal", chromedp.Click(chromedp.CSS(`[data-testid="kept-seal"] button[type="submit"]`))); status != http.StatusBadRequest {
+		t.Fatalf("check against a bad kept seal: status %d; page says %q", status, admin.text("main"))
+	}
+	admin.want(`[data-testid="since-seal-problem"]`, "seal")
+	if kept := evalIn[string](admin, `document.querySelector("#since_seal").value`); kept != "not-a-seal" || admin.exists(`[data-testid="verification"]`) {
+		t.Fatalf("after a bad kept seal: the field holds %q, a verdict shown: %v", kept, admin.exists(`[data-testid="verification"]`))
+	}
 
 	// 6. The global admin turns Customer Lockbox off.
 	phase("lockbox off")
