@@ -240,3 +240,22 @@ func rewriteFirst(t *testing.T, rdb redis.UniversalClient, tenant string, edit f
 		t.Fatal(err)
 	}
 }
+
+// TestAuditPageKeptSealUnchecked: a chain broken before the kept seal's
+// record says the kept seal was not reached, never that it held.
+func TestAuditPageKeptSealUnchecked(t *testing.T) {
+	parallel(t)
+	e := newKeptSealEnv(t)
+	ctx := context.Background()
+	admin := e.signIn(contosoAdmin)
+	kept := offeredSeal(admin.get("/console/audit?tenant=contoso&verify=1"))
+	ids := e.rdb.XRange(ctx, keys.Audit("contoso"), "-", "+").Val()
+	if kept == "" || len(ids) < 3 {
+		t.Fatalf("seal %q, %d records", kept, len(ids))
+	}
+	e.rdb.XDel(ctx, keys.Audit("contoso"), ids[1].ID)
+	r := admin.get(keptSealPath(kept))
+	mustContain(t, "a chain broken before the kept seal's record", r, `class="verify broken"`, "Hash chain BROKEN",
+		"The chain was not checked against the seal you kept (entry "+ids[len(ids)-1].ID)
+	mustNotContain(t, "a chain broken before the kept seal's record", r, "still holds", `data-testid="seal-token"`)
+}
