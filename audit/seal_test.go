@@ -7,8 +7,6 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha1"
-	"encoding/hex"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,6 +17,7 @@ import (
 
 	"github.com/lockbox-oss/lockbox/audit"
 	"github.com/lockbox-oss/lockbox/grantsig"
+	"github.com/lockbox-oss/lockbox/internal/chaintest"
 	"github.com/lockbox-oss/lockbox/internal/clock"
 	"github.com/lockbox-oss/lockbox/internal/due"
 	"github.com/lockbox-oss/lockbox/internal/keys"
@@ -114,38 +113,6 @@ func (e *sealEnv) verify(t *testing.T) audit.Verification {
 	return v
 }
 
-// rewrite edits record i of tenant's log with edit, and recomputes every
-// later link and hash and the head, as whoever can write to Redis can:
-// the chain alone can't tell.
-func rewrite(t *testing.T, rdb redis.UniversalClient, tenant string, i int, edit func(string) string) {
-	t.Helper()
-	ctx := context.Background()
-	stream := keys.Audit(tenant)
-	msgs := rdb.XRange(ctx, stream, "-", "+").Val()
-	if err := rdb.Del(ctx, stream).Err(); err != nil {
-		t.Fatal(err)
-	}
-	prev := ""
-	for j, m := range msgs {
-		r, p, h := m.Values["r"].(string), m.Values["p"].(string), m.Values["h"].(string)
-		if j == i {
-			r = edit(r)
-		}
-		if j >= i {
-			p = prev
-			sum := sha1.Sum([]byte(p + "\n" + r))
-			h = hex.EncodeToString(sum[:])
-		}
-		if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: stream, ID: m.ID, Values: []string{"r", r, "p", p, "h", h}}).Err(); err != nil {
-			t.Fatal(err)
-		}
-		prev = h
-	}
-	if err := rdb.Set(ctx, keys.AuditHead(tenant), prev, 0).Err(); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestSealCatchesRecomputedChain is the rewrite the chain alone misses: a
 // sealed record edited and every later hash and the head recomputed.
 func TestSealCatchesRecomputedChain(t *testing.T) {
@@ -167,7 +134,7 @@ func TestSealCatchesRecomputedChain(t *testing.T) {
 		t.Fatalf("before the rewrite: %+v", v)
 	}
 
-	rewrite(t, e.rdb, "contoso", 1, func(r string) string {
+	chaintest.Rewrite(t, e.rdb, "contoso", 1, func(r string) string {
 		return strings.Replace(r, `"ProviderUserId":"alice"`, `"ProviderUserId":"mallory"`, 1)
 	})
 	v = e.verify(t)

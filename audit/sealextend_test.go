@@ -9,6 +9,7 @@ import (
 
 	"github.com/lockbox-oss/lockbox/audit"
 	"github.com/lockbox-oss/lockbox/grantsig"
+	"github.com/lockbox-oss/lockbox/internal/chaintest"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 )
 
@@ -27,7 +28,7 @@ func TestSealerRefusesARewrittenChain(t *testing.T) {
 	e.sealAll(t)
 	before := e.storedSeal(t, "contoso")
 
-	rewrite(t, e.rdb, "contoso", 1, func(r string) string {
+	chaintest.Rewrite(t, e.rdb, "contoso", 1, func(r string) string {
 		return strings.Replace(r, `"ProviderUserId":"alice"`, `"ProviderUserId":"mallory"`, 1)
 	})
 	e.write(t, "contoso", 1)
@@ -89,7 +90,7 @@ func TestSealerExtendsARetiredKeysSeal(t *testing.T) {
 	f.write(t, "contoso", 3)
 	f.sealAll(t)
 	f.setKey(t, next)
-	rewrite(t, f.rdb, "contoso", 0, func(r string) string { return strings.Replace(r, "alice", "mallory", 1) })
+	chaintest.Rewrite(t, f.rdb, "contoso", 0, func(r string) string { return strings.Replace(r, "alice", "mallory", 1) })
 	f.write(t, "contoso", 1)
 	if _, err := f.sealer.SealAll(context.Background()); !errors.Is(err, audit.ErrSealRefused) {
 		t.Fatalf("rewritten under a retired key's seal: %v, want ErrSealRefused", err)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/lockbox-oss/lockbox/audit"
 	"github.com/lockbox-oss/lockbox/grantsig"
+	"github.com/lockbox-oss/lockbox/internal/chaintest"
 	"github.com/lockbox-oss/lockbox/internal/fault"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 )
@@ -66,7 +67,7 @@ func TestKeptSealCatchesARewriteResealed(t *testing.T) {
 	e.write(t, "contoso", 2)
 	ids := e.ids(t, "contoso")
 
-	rewrite(t, e.rdb, "contoso", 1, func(r string) string {
+	chaintest.Rewrite(t, e.rdb, "contoso", 1, func(r string) string {
 		return strings.Replace(r, `"ProviderUserId":"alice"`, `"ProviderUserId":"mallory"`, 1)
 	})
 	if err := e.rdb.Del(ctx, keys.AuditSeal("contoso")).Err(); err != nil {

@@ -2,10 +2,6 @@ package console_test
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
-	"crypto/sha1"
-	"encoding/hex"
 	"html"
 	"net/http"
 	"net/url"
@@ -14,11 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/lockbox-oss/lockbox/audit"
-	"github.com/lockbox-oss/lockbox/grantsig"
 	"github.com/lockbox-oss/lockbox/identity"
+	"github.com/lockbox-oss/lockbox/internal/chaintest"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 )
 
@@ -30,31 +24,13 @@ var sealTokenRE = regexp.MustCompile(`(?s)<textarea [^>]*data-testid="seal-token
 type keptSealEnv struct {
 	*env
 	sealer *audit.Sealer
-	signer *grantsig.Signer
 }
 
 func newKeptSealEnv(t *testing.T) keptSealEnv {
 	t.Helper()
 	e := newEnv(t)
 	e.managerApproved("contoso")
-	_, key, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := grantsig.NewSigner(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ks, err := grantsig.NewKeySet(key.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.log.SetSealKeys("lockbox", func() *grantsig.KeySet { return ks })
-	sealer, err := audit.NewSealer(audit.SealerConfig{Redis: e.rdb, Issuer: "lockbox", Signer: func() *grantsig.Signer { return signer }, Now: e.clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	k := keptSealEnv{env: e, sealer: sealer, signer: signer}
+	k := keptSealEnv{env: e, sealer: newSealer(t, e)}
 	k.sealAll()
 	return k
 }
@@ -154,7 +130,7 @@ func TestAuditPageKeptSealCatchesARewriteResealed(t *testing.T) {
 	through := strings.Fields(e.rdb.Get(ctx, keys.AuditSeal("contoso")).Val())[0]
 	sealedAt := e.clk.Now().UTC().Format("2006-01-02 15:04 UTC")
 
-	rewriteFirst(t, e.rdb, "contoso", func(r string) string {
+	chaintest.Rewrite(t, e.rdb, "contoso", 0, func(r string) string {
 		return strings.Replace(r, `"ClientIP":"`, `"ClientIP":"203.0.113.66, `, 1)
 	})
 	e.rdb.Del(ctx, keys.AuditSeal("contoso"))
@@ -205,39 +181,6 @@ func TestAuditPageRefusesABadKeptSeal(t *testing.T) {
 			t.Errorf("%s: with a kept seal %d, without %d; want 403 both", who.Subject, r.status, plain.status)
 		}
 		mustNotContain(t, who.Subject, r, "seal you kept", "since_seal")
-	}
-}
-
-// rewriteFirst edits tenant's first record and recomputes every hash
-// after it and the head, as whoever can write to Redis could.
-func rewriteFirst(t *testing.T, rdb redis.UniversalClient, tenant string, edit func(string) string) {
-	t.Helper()
-	ctx := context.Background()
-	stream := keys.Audit(tenant)
-	msgs := rdb.XRange(ctx, stream, "-", "+").Val()
-	if err := rdb.Del(ctx, stream).Err(); err != nil {
-		t.Fatal(err)
-	}
-	prev := ""
-	for j, m := range msgs {
-		r, p := m.Values["r"].(string), m.Values["p"].(string)
-		if j == 0 {
-			if r == edit(r) {
-				t.Fatalf("the edit leaves the record as it was: %s", r)
-			}
-			r = edit(r)
-		} else {
-			p = prev
-		}
-		sum := sha1.Sum([]byte(p + "\n" + r))
-		h := hex.EncodeToString(sum[:])
-		if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: stream, ID: m.ID, Values: []string{"r", r, "p", p, "h", h}}).Err(); err != nil {
-			t.Fatal(err)
-		}
-		prev = h
-	}
-	if err := rdb.Set(ctx, keys.AuditHead(tenant), prev, 0).Err(); err != nil {
-		t.Fatal(err)
 	}
 }
 

@@ -21,28 +21,12 @@ func TestAuditPageSaysWhatTheSealCovers(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	e.managerApproved("contoso")
-	_, key, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := grantsig.NewSigner(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ks, err := grantsig.NewKeySet(key.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.log.SetSealKeys("lockbox", func() *grantsig.KeySet { return ks })
+	sealer := newSealer(t, e)
 	admin := e.signIn(contosoAdmin)
 	r := admin.get("/console/audit?tenant=contoso&verify=1")
 	mustContain(t, "verification of a log never sealed", r, "Hash chain intact", `data-testid="sealed"`,
 		"The chain has no seal: its records are covered by the hash chain alone.")
 
-	sealer, err := audit.NewSealer(audit.SealerConfig{Redis: e.rdb, Issuer: "lockbox", Signer: func() *grantsig.Signer { return signer }, Now: e.clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
 	if n, err := sealer.SealAll(ctx); err != nil || n == 0 {
 		t.Fatalf("sealed %d, %v", n, err)
 	}
@@ -60,4 +44,29 @@ func TestAuditPageSaysWhatTheSealCovers(t *testing.T) {
 	e.rdb.Set(ctx, keys.AuditSeal("contoso"), stored[:i]+string(stored[i]^1)+stored[i+1:], 0)
 	r = admin.get("/console/audit?tenant=contoso&verify=1")
 	mustContain(t, "verification of a forged seal", r, "Hash chain BROKEN", "The chain's seal is not Lockbox's.")
+}
+
+// newSealer returns a sealer of e's log signing with a key of its own,
+// which e's log takes for the proxy's published key, as on a replica that
+// runs the proxy with its signing key.
+func newSealer(t *testing.T, e *env) *audit.Sealer {
+	t.Helper()
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := grantsig.NewSigner(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks, err := grantsig.NewKeySet(key.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.log.SetSealKeys("lockbox", func() *grantsig.KeySet { return ks })
+	sealer, err := audit.NewSealer(audit.SealerConfig{Redis: e.rdb, Issuer: "lockbox", Signer: func() *grantsig.Signer { return signer }, Now: e.clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sealer
 }
