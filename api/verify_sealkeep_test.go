@@ -2,8 +2,6 @@ package api_test
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"net/http"
 	"net/url"
 	"strings"
@@ -13,6 +11,7 @@ import (
 	"github.com/lockbox-oss/lockbox/api/wire"
 	"github.com/lockbox-oss/lockbox/audit"
 	"github.com/lockbox-oss/lockbox/grantsig"
+	"github.com/lockbox-oss/lockbox/grantsig/grantsigtest"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 )
 
@@ -21,18 +20,7 @@ import (
 // fabrikam sealed by key.
 func sealedEnv(t *testing.T) (*env, *grantsig.Signer) {
 	t.Helper()
-	_, key, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := grantsig.NewSigner(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ks, err := grantsig.NewKeySet(key.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
+	signer, ks := grantsigtest.NewKey(t)
 	var log *audit.Log
 	e := newEnv(t, func(c *api.Config) {
 		log = c.Audit.(*audit.Log)
@@ -95,14 +83,7 @@ func TestAuditVerifyRefusesABadKeptSeal(t *testing.T) {
 	_, fabrikam, _ := strings.Cut(e.rdb.Get(ctx, keys.AuditSeal("fabrikam")).Val(), " ")
 	_, contoso, _ := strings.Cut(e.rdb.Get(ctx, keys.AuditSeal("contoso")).Val(), " ")
 	i := strings.LastIndexByte(contoso, '.') + 1
-	_, other, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	retired, err := grantsig.NewSigner(other)
-	if err != nil {
-		t.Fatal(err)
-	}
+	retired, _ := grantsigtest.NewKey(t)
 	last := e.rdb.XRevRangeN(ctx, keys.Audit("contoso"), "+", "-", 1).Val()[0]
 	unpublished, err := retired.SignSeal(grantsig.SealClaims{Issuer: "lockbox", Tenant: "contoso", Through: last.ID, Hash: last.Values["h"].(string), IssuedAt: e.clk.Now().Unix()})
 	if err != nil {

@@ -2,8 +2,6 @@ package audit
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"fmt"
 	"strings"
 	"testing"
@@ -11,6 +9,7 @@ import (
 
 	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/grantsig"
+	"github.com/lockbox-oss/lockbox/grantsig/grantsigtest"
 	"github.com/lockbox-oss/lockbox/internal/clock"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 	"github.com/lockbox-oss/lockbox/internal/redistest"
@@ -20,18 +19,7 @@ func sealerForTest(t *testing.T) (*Log, *Sealer, *grantsig.Signer) {
 	t.Helper()
 	rdb := redistest.Client(t)
 	c := clock.NewFake(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC))
-	_, k, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := grantsig.NewSigner(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ks, err := grantsig.NewKeySet(k.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
+	signer, ks := grantsigtest.NewKey(t)
 	// The registry entry records need for their OrganizationId.
 	if err := rdb.Set(context.Background(), keys.Tenant("contoso"), `{"id":"contoso","organization_id":"0195a000-0000-7000-8000-0000000000c0"}`, 0).Err(); err != nil {
 		t.Fatal(err)

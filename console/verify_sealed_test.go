@@ -2,13 +2,12 @@ package console_test
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"strings"
 	"testing"
 
 	"github.com/lockbox-oss/lockbox/audit"
 	"github.com/lockbox-oss/lockbox/grantsig"
+	"github.com/lockbox-oss/lockbox/grantsig/grantsigtest"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 )
 
@@ -51,18 +50,7 @@ func TestAuditPageSaysWhatTheSealCovers(t *testing.T) {
 // runs the proxy with its signing key.
 func newSealer(t *testing.T, e *env) *audit.Sealer {
 	t.Helper()
-	_, key, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := grantsig.NewSigner(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ks, err := grantsig.NewKeySet(key.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
+	signer, ks := grantsigtest.NewKey(t)
 	e.log.SetSealKeys("lockbox", func() *grantsig.KeySet { return ks })
 	sealer, err := audit.NewSealer(audit.SealerConfig{Redis: e.rdb, Issuer: "lockbox", Signer: func() *grantsig.Signer { return signer }, Now: e.clk.Now})
 	if err != nil {

@@ -2,8 +2,6 @@ package demo
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,6 +17,7 @@ import (
 	"time"
 
 	"github.com/lockbox-oss/lockbox/grantsig"
+	"github.com/lockbox-oss/lockbox/grantsig/grantsigtest"
 	"github.com/lockbox-oss/lockbox/policy"
 	"github.com/lockbox-oss/lockbox/rego"
 )
@@ -72,18 +71,7 @@ type keys struct {
 
 func newKeys(t *testing.T) keys {
 	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := grantsig.NewSigner(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	set, err := grantsig.NewKeySet(priv.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
+	signer, set := grantsigtest.NewKey(t)
 	return keys{signer, set}
 }
 
