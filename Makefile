@@ -119,29 +119,35 @@ test: ## go vet, all tests with -race against a real redis-server, the Rego test
 # every object strictly (an unknown field or kind fails) and holds pods to
 # the "restricted" Pod Security Standard and the sidecar's invariants; its
 # own tests prove it catches each of those.
+# deploy-check runs helm, kustomize and kubecheck from the binaries
+# "go tool -n" names (building them if need be), as deploy's tests do: each
+# "go tool X" loads the tools module's whole package graph first, about a
+# second of CPU a run.
 deploy-check: ## Render every kustomization and the Helm chart, check them with kubecheck; promtool on the alert rules
 	./scripts/ensure-deps.sh
 	@$(SCRUB_ENV); \
 	out="$$(mktemp -d)"; trap 'rm -rf "$$out"' EXIT; \
 	echo "(cd tools && go test -count=1 ./kubecheck)"; \
 	(cd tools && go test -count=1 ./kubecheck); \
+	helm="$$(cd tools && go tool -n helm)"; kustomize="$$(cd tools && go tool -n kustomize)"; \
+	kubecheck="$$(cd tools && go tool -n kubecheck)"; \
 	kustomizations="$$(grep -l '^kind: Kustomization$$' $$(find deploy/kubernetes -name kustomization.yaml) | xargs -n1 dirname | sort)"; \
 	[ -n "$$kustomizations" ] || { echo "deploy-check: no kustomization under deploy/kubernetes" >&2; exit 1; }; \
 	for dir in $$kustomizations; do \
 		f="$$out/kustomize-$$(echo "$$dir" | tr / -).yaml"; \
-		echo "(cd tools && go tool kustomize build ../$$dir) > $$f"; \
-		(cd tools && go tool kustomize build "../$$dir") > "$$f"; \
+		echo "kustomize build $$dir > $$f"; \
+		"$$kustomize" build "$$dir" > "$$f"; \
 	done; \
 	for values in default deploy/helm/examples/control-plane.yaml deploy/helm/examples/exchange.yaml deploy/helm/examples/sentinel.yaml; do \
 		set --; name=lockbox; \
-		if [ "$$values" != default ]; then set -- -f "../$$values"; name="$$(basename "$$values" .yaml)"; fi; \
-		echo "(cd tools && go tool helm lint --strict --kube-version $(KUBE_VERSION) ../deploy/helm/lockbox $$*)"; \
-		(cd tools && go tool helm lint --strict --kube-version $(KUBE_VERSION) ../deploy/helm/lockbox "$$@"); \
-		echo "(cd tools && go tool helm template $$name ../deploy/helm/lockbox --namespace $$name --kube-version $(KUBE_VERSION) $$*) > $$out/helm-$$name.yaml"; \
-		(cd tools && go tool helm template "$$name" ../deploy/helm/lockbox --namespace "$$name" --kube-version $(KUBE_VERSION) "$$@") > "$$out/helm-$$name.yaml"; \
+		if [ "$$values" != default ]; then set -- -f "$$values"; name="$$(basename "$$values" .yaml)"; fi; \
+		echo "helm lint --strict --kube-version $(KUBE_VERSION) deploy/helm/lockbox $$*"; \
+		"$$helm" lint --strict --kube-version $(KUBE_VERSION) deploy/helm/lockbox "$$@"; \
+		echo "helm template $$name deploy/helm/lockbox --namespace $$name --kube-version $(KUBE_VERSION) $$* > $$out/helm-$$name.yaml"; \
+		"$$helm" template "$$name" deploy/helm/lockbox --namespace "$$name" --kube-version $(KUBE_VERSION) "$$@" > "$$out/helm-$$name.yaml"; \
 	done; \
-	echo "(cd tools && go tool kubecheck $$out/*.yaml)"; \
-	(cd tools && go tool kubecheck "$$out"/*.yaml); \
+	echo "kubecheck $$out/*.yaml"; \
+	"$$kubecheck" "$$out"/*.yaml; \
 	echo "promtool check rules deploy/prometheus/lockbox.rules.yml"; \
 	promtool check rules deploy/prometheus/lockbox.rules.yml; \
 	echo "promtool check config deploy/prometheus/prometheus.yml"; \
