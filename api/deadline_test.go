@@ -23,6 +23,7 @@ import (
 	"github.com/lockbox-oss/lockbox/audit"
 	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/identity"
+	"github.com/lockbox-oss/lockbox/internal/together"
 )
 
 // writeTimeout is the WriteTimeout of the servers of these tests. A write
@@ -175,7 +176,11 @@ func (e *exportEnv) h2Export(t *testing.T, c *tls.Conn, window uint32) *http2.Fr
 // first are cut at the WriteTimeout; without a WriteTimeout, the second
 // hold the handler for as long as their client likes.
 func TestAuditExportToASlowClient(t *testing.T) {
-	t.Run("HTTP/1.1 slow reader", func(t *testing.T) {
+	// Each case waits several write timeouts on an environment of its own:
+	// they wait side by side.
+	var g together.Group
+	defer g.Wait()
+	g.Run(t, "HTTP/1.1 slow reader", func(t *testing.T) {
 		const n = 5000 // about 2.5 MB: many times what the buffers hold, read 16 KB a pace
 		e := newExportEnv(t, n)
 		c := e.dial(t, "http/1.1", time.Minute)
@@ -202,7 +207,7 @@ func TestAuditExportToASlowClient(t *testing.T) {
 			t.Errorf("the export took %s, not longer than the WriteTimeout: the test proves nothing", took)
 		}
 	})
-	t.Run("HTTP/1.1 reader stops", func(t *testing.T) {
+	g.Run(t, "HTTP/1.1 reader stops", func(t *testing.T) {
 		e := newExportEnv(t, 4000)
 		c := e.dial(t, "http/1.1", 20*time.Second)
 		res := e.h1Export(t, c)
@@ -214,7 +219,7 @@ func TestAuditExportToASlowClient(t *testing.T) {
 			t.Fatal("the export still waits on a client that stopped reading")
 		}
 	})
-	t.Run("HTTP/2 slow reader", func(t *testing.T) {
+	g.Run(t, "HTTP/2 slow reader", func(t *testing.T) {
 		const n, window = 2500, 8 << 10 // about 1.25 MB, sent 8 KB a pace
 		e := newExportEnv(t, n)
 		c := e.dial(t, "h2", time.Minute)
@@ -259,7 +264,7 @@ func TestAuditExportToASlowClient(t *testing.T) {
 			}
 		}
 	})
-	t.Run("HTTP/2 window never opened", func(t *testing.T) {
+	g.Run(t, "HTTP/2 window never opened", func(t *testing.T) {
 		e := newExportEnv(t, 600)
 		c := e.dial(t, "h2", 5*writeTimeout)
 		started := time.Now()

@@ -24,6 +24,8 @@ import (
 	"golang.org/x/net/http2/hpack"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/lockbox-oss/lockbox/internal/together"
 )
 
 // testClientTimeout is the proxy's ClientTimeout in these tests.
@@ -43,8 +45,8 @@ func patientStore(_ *testEnv, c *Config) {
 // taking its answer holds a call for ClientTimeout, not for as long as it
 // likes. Neither needs a token: these are denials.
 func TestStalledClientsAreCut(t *testing.T) {
-	var g together
-	defer g.wait()
+	var g together.Group
+	defer g.Wait()
 	e := newTestEnv(t, withClientTimeout(testClientTimeout))
 	e.grantFor(alice, "contoso", "exchange", 2*time.Hour, "New-MailboxRepairRequest")
 	addr, roots := e.tlsProxy()
@@ -58,7 +60,7 @@ func TestStalledClientsAreCut(t *testing.T) {
 		"HTTP/1.1 body never sent, no token": "Content-Type: text/plain\r\n",
 		"HTTP/1.1 checked body never sent":   "Content-Type: application/json\r\nAuthorization: " + e.bearer(alice) + "\r\n",
 	} {
-		g.run(t, name, func(t *testing.T) {
+		g.Run(t, name, func(t *testing.T) {
 			c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: roots, ServerName: "127.0.0.1", NextProtos: []string{"http/1.1"}})
 			if err != nil {
 				t.Fatal(err)
@@ -78,7 +80,7 @@ func TestStalledClientsAreCut(t *testing.T) {
 
 	// net/http answers "OPTIONS *" itself, after reading up to 4 KiB of
 	// its body: the server's ReadTimeout bounds that.
-	g.run(t, "HTTP/1.1 OPTIONS * body never sent", func(t *testing.T) {
+	g.Run(t, "HTTP/1.1 OPTIONS * body never sent", func(t *testing.T) {
 		c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: roots, ServerName: "127.0.0.1", NextProtos: []string{"http/1.1"}})
 		if err != nil {
 			t.Fatal(err)
@@ -98,7 +100,7 @@ func TestStalledClientsAreCut(t *testing.T) {
 	// Over HTTP/2 a client that never opens its flow-control window holds
 	// each stream's handler on its answer, whether the proxy's handler or
 	// net/http's own 400 wrote it.
-	g.run(t, "HTTP/2 window never opened", func(t *testing.T) {
+	g.Run(t, "HTTP/2 window never opened", func(t *testing.T) {
 		c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: roots, ServerName: "127.0.0.1", NextProtos: []string{"h2"}})
 		if err != nil {
 			t.Fatal(err)
@@ -233,15 +235,15 @@ func (b *slowBody) Read(p []byte) (int, error) {
 // takes as long as it takes, over either protocol, to an upstream spoken
 // to over HTTP/1.1 or HTTP/2, however much longer than ClientTimeout.
 func TestMovingCallsAreNotCut(t *testing.T) {
-	var g together
-	g.run(t, "plain http upstream", func(t *testing.T) {
+	var g together.Group
+	g.Run(t, "plain http upstream", func(t *testing.T) {
 		testMovingCallsAreNotCut(t, false, []bool{false, true})
 	})
 	// What a stallWatch watches: HTTP/1.1 clients' calls.
-	g.run(t, "https upstream over HTTP/2", func(t *testing.T) {
+	g.Run(t, "https upstream over HTTP/2", func(t *testing.T) {
 		testMovingCallsAreNotCut(t, true, []bool{false})
 	})
-	g.wait()
+	g.Wait()
 }
 
 func testMovingCallsAreNotCut(t *testing.T, upstreamH2 bool, clientsH2 []bool) {
@@ -273,8 +275,8 @@ func testMovingCallsAreNotCut(t *testing.T, upstreamH2 bool, clientsH2 []bool) {
 	bodyChunks = append(bodyChunks, `"index"}`)
 	body := strings.Join(bodyChunks, "")
 
-	var g together
-	defer g.wait()
+	var g together.Group
+	defer g.Wait()
 	for _, h2 := range clientsH2 {
 		client := clientFor(t, roots, h2)
 		for _, tc := range []struct {
@@ -292,7 +294,7 @@ func testMovingCallsAreNotCut(t *testing.T, upstreamH2 bool, clientsH2 []bool) {
 		} {
 			// The calls mostly wait: side by side, the test takes
 			// seconds, not several times as many.
-			g.run(t, fmt.Sprintf("%s HTTP/2 %v", tc.name, h2), func(t *testing.T) {
+			g.Run(t, fmt.Sprintf("%s HTTP/2 %v", tc.name, h2), func(t *testing.T) {
 				req, err := http.NewRequest(tc.method, "https://"+addr+tc.path, tc.body)
 				if err != nil {
 					t.Fatal(err)
@@ -340,8 +342,8 @@ func clientFor(t *testing.T, roots *x509.CertPool, h2 bool) *http.Client {
 // waiting for more. (Over HTTP/2 the stream's deadline ends the wait:
 // TestH2StalledUpstreamIsCut.)
 func TestStalledUpstreamIsCut(t *testing.T) {
-	var g together
-	defer g.wait()
+	var g together.Group
+	defer g.Wait()
 	for _, tc := range []struct {
 		name  string
 		https bool
@@ -357,7 +359,7 @@ func TestStalledUpstreamIsCut(t *testing.T) {
 		{name: "read, https over HTTP/2", https: true, h2: true},
 		{name: "call with a body, https over HTTP/2", https: true, h2: true, body: true},
 	} {
-		g.run(t, tc.name, func(t *testing.T) {
+		g.Run(t, tc.name, func(t *testing.T) {
 			// Longer than the other tests' timeout: the checks and the trip
 			// to the upstream must fit in it on a loaded machine, before the
 			// stall starts.
@@ -509,8 +511,8 @@ func h2Upstream(h http.Handler, timeout time.Duration) envOption {
 // too, though net/http's HTTP/2 transport heeds no canceled context while
 // it still sends an upload after the answer came.
 func TestStalledUploadIsCut(t *testing.T) {
-	var g together
-	defer g.wait()
+	var g together.Group
+	defer g.Wait()
 	for _, tc := range []struct {
 		name         string
 		answer       bool // the upstream answers before it stops reading
@@ -522,7 +524,7 @@ func TestStalledUploadIsCut(t *testing.T) {
 		{name: "the client stops sending", clientStalls: true},
 		{name: "HTTP/2 client, after the answer's header", answer: true, h2: true},
 	} {
-		g.run(t, tc.name, func(t *testing.T) {
+		g.Run(t, tc.name, func(t *testing.T) {
 			// Longer than the other tests' timeout: the checks and the trip
 			// to the upstream must fit in it on a loaded machine, before the
 			// stall starts.
@@ -649,8 +651,8 @@ func TestStalledUploadIsCut(t *testing.T) {
 // that does hang up on such an answer, its stream reset long before any
 // deadline, is still logged and counted as canceled by the client.
 func TestH2StalledUpstreamIsCut(t *testing.T) {
-	var g together
-	defer g.wait()
+	var g together.Group
+	defer g.Wait()
 	// Longer than the other tests' timeout: the checks and the trip to the
 	// upstream must fit in it on a loaded machine, before the stall starts.
 	const stallTimeout = 3 * testClientTimeout
@@ -666,7 +668,7 @@ func TestH2StalledUpstreamIsCut(t *testing.T) {
 		// the call.
 		{name: "client hangs up", timeout: time.Minute, hangUp: true},
 	} {
-		g.run(t, tc.name, func(t *testing.T) {
+		g.Run(t, tc.name, func(t *testing.T) {
 			hungUp := make(chan string, 8)
 			release := make(chan struct{})
 			stall := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

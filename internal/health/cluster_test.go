@@ -25,6 +25,10 @@ import (
 // loaded far beyond its cores; the tests take what the cluster takes.
 const settle = 60 * time.Second
 
+// The cluster tests run in parallel: each starts a cluster of its own,
+// and most of its time is spent waiting for that cluster (a node timeout,
+// a rejoin, gossip), not working.
+
 // The ACL user the cluster tests read as: Lockbox's keys, and no @admin
 // or @dangerous command (ROLE, INFO, CONFIG), as a deployment may give it.
 const (
@@ -102,8 +106,6 @@ func unassignAll(t *testing.T, cl *redistest.Cluster) {
 	}
 }
 
-// readyWithin probes /readyz until it answers 200, failing t (with the
-// last answer) if it does not within settle.
 // knownUp waits until no node of addrs flags another as failing
 // (CLUSTER NODES' "fail" or "fail?").
 func knownUp(t *testing.T, addrs []string) {
@@ -131,6 +133,8 @@ func knownUp(t *testing.T, addrs []string) {
 	t.Fatalf("a node is still flagged failing: %s", flagged)
 }
 
+// readyWithin probes /readyz until it answers 200, failing t (with the
+// last answer) if it does not within settle.
 func readyWithin(t *testing.T, h http.Handler) {
 	t.Helper()
 	var code int
@@ -164,6 +168,7 @@ func everyMaster(addrs []string, err string) string {
 // and passes again once the master is back. A PING reached one node,
 // which answered while the cluster refused every call.
 func TestRedisCheckClusterMasterDown(t *testing.T) {
+	t.Parallel()
 	cl := redistest.StartOwnCluster(t, 3, 0)
 	h := Handler(prometheus.NewRegistry(), RedisCheck(clusterClient(t, cl)))
 	readyWithin(t, h)
@@ -235,6 +240,7 @@ func TestRedisCheckClusterMasterDown(t *testing.T) {
 // served again, and fails when no slot has a master, with no master to
 // ask. A PING was answered all along.
 func TestRedisCheckClusterSlotsUncovered(t *testing.T) {
+	t.Parallel()
 	cl := redistest.StartOwnCluster(t, 3, 0)
 	h := Handler(prometheus.NewRegistry(), RedisCheck(clusterClient(t, cl)))
 	readyWithin(t, h)
@@ -281,6 +287,7 @@ func TestRedisCheckClusterSlotsUncovered(t *testing.T) {
 // node it picks first, and one that never answers must not take the
 // whole deadline, and the probe, with it.
 func TestRedisCheckClusterFrozenReplica(t *testing.T) {
+	t.Parallel()
 	cl := redistest.StartOwnCluster(t, 3, 1)
 	h := Handler(prometheus.NewRegistry(), RedisCheck(clusterClient(t, cl)))
 	readyWithin(t, h)
@@ -337,6 +344,7 @@ func (h *hangFirst) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pr
 // ready: with no map to fall back on, the reload's share of the time
 // alone would fail the probe.
 func TestRedisCheckClusterFirstMapHangs(t *testing.T) {
+	t.Parallel()
 	cl := redistest.StartOwnCluster(t, 3, 0)
 	c := clusterClient(t, cl)
 	hang := &hangFirst{match: redistest.Command("cluster", "slots")}
@@ -414,6 +422,7 @@ func metric(t *testing.T, h http.Handler, name string) string {
 // /readyz fails naming each. Ready, and counted 0, again once they take
 // writes, and the probes left no key on any master.
 func TestRedisCheckClusterMasterRefusesWrites(t *testing.T) {
+	t.Parallel()
 	cl := redistest.StartOwnCluster(t, 3, 0)
 	var log lockedBuffer
 	h := Handler(prometheus.NewRegistry(), Logged(slog.New(slog.NewJSONHandler(&log, nil)), RedisCheck(clusterClient(t, cl))))
@@ -509,6 +518,7 @@ func TestRedisCheckClusterMasterRefusesWrites(t *testing.T) {
 // /readyz or the timer (Probe) runs it. Its tenants' calls fail
 // meanwhile, and nothing said so. Counted 0 again once it answers.
 func TestRedisCheckClusterMasterUnanswered(t *testing.T) {
+	t.Parallel()
 	cl := redistest.StartOwnCluster(t, 3, 0)
 	var log lockedBuffer
 	check := Logged(slog.New(slog.NewJSONHandler(&log, nil)), RedisCheck(clusterClient(t, cl)))

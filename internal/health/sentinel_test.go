@@ -17,6 +17,8 @@ import (
 // promoted replica, and stays ready when the old master comes back as a
 // replica (it takes no write, so it is never taken for the master).
 func TestRedisCheckSentinel(t *testing.T) {
+	// Like the cluster tests, it mostly waits for its own servers.
+	t.Parallel()
 	s := redistest.StartSentinel(t)
 	// As lockbox serve configures it for LOCKBOX_REDIS_SENTINEL_ADDRS.
 	c := redis.NewFailoverClient(&redis.FailoverOptions{
