@@ -73,6 +73,9 @@ func TestOnRedisCluster(t *testing.T) {
 		"SIEMPendingRecordsTrimmed":            TestSIEMPendingRecordsTrimmedByRetention,
 		"SIEMRecordsTrimmedAtADeadReplica":     TestSIEMRecordsTrimmedAtADeadReplicaAreSkipped,
 		"SIEMReplicaKilledMidPass":             TestSIEMReplicaKilledMidPass,
+		"SIEMForwardsEverySeal":                TestSIEMForwardsEverySeal,
+		"SIEMSealCatchesARewriteResealed":      TestSIEMSealCatchesARewriteResealed,
+		"SIEMSealsTrimmedFromAFullStream":      TestSIEMSealsTrimmedFromAFullStream,
 		"RetentionAcrossReplicasWithOneKilled": TestRetentionAcrossReplicasWithOneKilled,
 	} {
 		t.Run(name, test)

@@ -55,3 +55,6 @@ func AppendStored(ctx context.Context, rdb redis.UniversalClient, tenant, raw st
 // FailureLogEvery is how often Run repeats its warning while forwarding
 // keeps failing.
 const FailureLogEvery = failureLogEvery
+
+// SetSealsKept bounds s's seal streams at n seals instead of sealsKept.
+func SetSealsKept(s *Sealer, n int) { s.kept = n }

@@ -36,31 +36,78 @@ import (
 // load the head moves every millisecond, and a seal waiting for a quiet
 // moment would never be stored.
 //
-// It returns 1 when it stored the seal, 0 when the stored seal is as new
-// or newer, -1 when the entry is gone or carries another hash.
+// A seal it stores it also appends to the seal stream KEYS[3], with when
+// it was made (ARGV[4]) and its key's kid (ARGV[5]), for the SIEM
+// forwarder: in the same script, so that no seal is stored without
+// reaching the SIEM, and in the same slot, so that Redis Cluster runs it
+// on one node. The stream is bounded (see sealsKept): once SIEM group
+// ARGV[6] exists on it, a forwarder deletes each seal its sink took, and
+// ARGV[7] seals wait at most; before any forwarder visited it (forwarding
+// off, or not yet started) it keeps the newest seal alone, which the
+// first forwarder to come takes. The seals removed unread by a forwarder
+// to make room are counted.
+//
+// It returns {1, seals removed unread} when it stored the seal, {0, 0}
+// when the stored seal is as new or newer, {-1, 0} when the entry is gone
+// or carries another hash.
 var storeSealScript = redis.NewScript(`
+local function before(a, b)
+  local ams, aseq = string.match(a, '^(%d+)-(%d+)$')
+  local bms, bseq = string.match(b, '^(%d+)-(%d+)$')
+  ams, aseq, bms, bseq = tonumber(ams), tonumber(aseq), tonumber(bms), tonumber(bseq)
+  return ams < bms or (ams == bms and aseq < bseq)
+end
 local cur = redis.call('GET', KEYS[2])
-local nms, nseq = string.match(ARGV[1], '^(%d+)-(%d+)$')
-nms, nseq = tonumber(nms), tonumber(nseq)
 if cur then
-  local cms, cseq = string.match(cur, '^(%d+)-(%d+) ')
-  if cms then
-    cms, cseq = tonumber(cms), tonumber(cseq)
-    if nms < cms or (nms == cms and nseq <= cseq) then return 0 end
-  end
+  local cid = string.match(cur, '^(%d+-%d+) ')
+  if cid and not before(cid, ARGV[1]) then return {0, 0} end
 end
 local e = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])
-if #e == 0 then return -1 end
+if #e == 0 then return {-1, 0} end
 local f = e[1][2]
+local h
 for i = 1, #f, 2 do
-  if f[i] == 'h' then
-    if f[i + 1] ~= ARGV[2] then return -1 end
-    redis.call('SET', KEYS[2], ARGV[1] .. ' ' .. ARGV[3])
-    return 1
+  if f[i] == 'h' then h = f[i + 1] end
+end
+if h ~= ARGV[2] then return {-1, 0} end
+redis.call('SET', KEYS[2], ARGV[1] .. ' ' .. ARGV[3])
+local kept, read = 1, nil
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[3])) do
+    local info = {}
+    for i = 1, #g, 2 do info[g[i]] = g[i + 1] end
+    if info['name'] == ARGV[6] then kept, read = tonumber(ARGV[7]), info['last-delivered-id'] end
   end
 end
-return -1
+local unread = 0
+if read then
+  local over = redis.call('XLEN', KEYS[3]) - kept + 1
+  if over > 0 then
+    for _, m in ipairs(redis.call('XRANGE', KEYS[3], '-', '+', 'COUNT', over)) do
+      if before(read, m[1]) then unread = unread + 1 end
+    end
+  end
+end
+redis.call('XADD', KEYS[3], 'MAXLEN', kept, '*', 'through', ARGV[1], 'at', ARGV[4], 'kid', ARGV[5], 'seal', ARGV[3])
+return {1, unread}
 `)
+
+// sealsKept bounds a tenant's seal stream (keys.AuditSeals) while
+// forwarders run: the seals waiting for the SIEM, at most. Forwarders
+// delete each seal their sink took, so in operation it holds the few a
+// pass has not taken yet; it fills only when no forwarder took a tenant's
+// seals for as many sealing rounds in which the tenant was written to
+// (about 16 hours at the default interval of a minute, a tenant written
+// to every minute), and then holds some 600 KB. Each seal covers every
+// record before it, so the newest seals, which are kept, still cover the
+// records the removed ones did: what is lost is the SIEM's copy of the
+// chain as it stood at those older seals, against which a rewrite made
+// and resealed during the outage would have shown. Those are counted
+// (lockbox_siem_seals_trimmed_unread_total) and logged, as the records
+// retention removes unread are. A bound by the audit retention instead
+// would let a tenant's seals take a few hundred MB at a minute's
+// interval.
+const sealsKept = 1000
 
 // SealerConfig configures a Sealer.
 type SealerConfig struct {
@@ -90,6 +137,11 @@ type Sealer struct {
 	sealed  prometheus.Counter
 	failed  prometheus.Counter
 	refused prometheus.Counter
+	// unread counts the seals removed from a full seal stream before any
+	// SIEM forwarder read them (see sealsKept).
+	unread prometheus.Counter
+	// kept is sealsKept; tests lower it.
+	kept int
 }
 
 // ErrSealRefused is wrapped by the errors of a seal refused because the
@@ -113,13 +165,19 @@ func NewSealer(cfg SealerConfig) (*Sealer, error) {
 		Name: "lockbox_audit_seals_total",
 		Help: "Seals of tenants' audit chains by result: sealed (stored), failed (not signed or not stored; each round with failures is logged at warn) or refused (the chain no longer extends its stored seal: records or the seal were changed in Redis; logged at error).",
 	}, []string{"result"})
+	unread := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "lockbox_siem_seals_trimmed_unread_total",
+		Help: "Seals of tenants' audit chains removed from a tenant's full seal stream, to make room for a new one, before any SIEM forwarder read them: they never reached the SIEM; each removal is also logged at warn.",
+	})
 	if cfg.Registerer != nil {
-		if err := cfg.Registerer.Register(seals); err != nil {
-			return nil, fmt.Errorf("audit: metrics: %w", err)
+		for _, c := range []prometheus.Collector{seals, unread} {
+			if err := cfg.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("audit: metrics: %w", err)
+			}
 		}
 	}
 	return &Sealer{cfg: cfg, log: cfg.Logger, sealed: seals.WithLabelValues("sealed"), failed: seals.WithLabelValues("failed"),
-		refused: seals.WithLabelValues("refused")}, nil
+		refused: seals.WithLabelValues("refused"), unread: unread, kept: sealsKept}, nil
 }
 
 // sealLease is how long one replica's claim on a tenant's seal lasts.
@@ -328,24 +386,49 @@ func (s *Sealer) keys(signer *grantsig.Signer) *grantsig.KeySet {
 // store signs the seal of tenant's entry m and stores it, unless a seal
 // as new is stored already. An entry gone meanwhile (retention trimmed
 // it) or changed is an error: it is sealed again from the next round's
-// read.
+// read. A seal stored is on its way to the SIEM (storeSealScript), and
+// the tenant is marked on the SIEM schedule for a forwarder to take it.
 func (s *Sealer) store(ctx context.Context, signer *grantsig.Signer, tenant string, m redis.XMessage) (bool, error) {
 	h, _ := m.Values["h"].(string)
 	if h == "" {
 		return false, fmt.Errorf("audit: seal %s: entry %s carries no chain hash", tenant, m.ID)
 	}
-	tok, err := signer.SignSeal(grantsig.SealClaims{Issuer: s.cfg.Issuer, Tenant: tenant, Through: m.ID, Hash: h, IssuedAt: s.cfg.Now().Unix()})
+	c := grantsig.SealClaims{Issuer: s.cfg.Issuer, Tenant: tenant, Through: m.ID, Hash: h, IssuedAt: s.cfg.Now().Unix()}
+	tok, err := signer.SignSeal(c)
 	if err != nil {
 		return false, fmt.Errorf("audit: seal %s: %w", tenant, err)
 	}
-	res, err := storeSealScript.Run(ctx, s.cfg.Redis, []string{keys.Audit(tenant), keys.AuditSeal(tenant)}, m.ID, h, tok).Int()
+	res, err := storeSealScript.Run(ctx, s.cfg.Redis, []string{keys.Audit(tenant), keys.AuditSeal(tenant), keys.AuditSeals(tenant)},
+		m.ID, h, tok, c.SealedAt().Format(time.RFC3339), signer.KeyID(), SIEMGroup, s.kept).Int64Slice()
+	if err == nil && len(res) != 2 {
+		err = fmt.Errorf("the seal script returned %v", res)
+	}
 	switch {
 	case err != nil:
 		return false, fmt.Errorf("audit: seal %s: %w", tenant, err)
-	case res < 0:
+	case res[0] < 0:
 		return false, fmt.Errorf("audit: seal %s: entry %s was removed or changed after it was read", tenant, m.ID)
+	case res[0] == 0:
+		return false, nil
 	}
-	return res == 1, nil
+	if unread := res[1]; unread > 0 {
+		s.unread.Add(float64(unread))
+		s.log.WarnContext(ctx, "audit seals waiting for the SIEM were removed unread to make room for a new one; no forwarder took them in time",
+			"tenant", tenant, "unread", unread, "kept", s.kept)
+	}
+	// The schedule is provider-wide, outside the tenant's slot, so it is
+	// marked after the script, as writers mark it after their
+	// transaction. A mark lost (this process died in between, the
+	// schedule's node failed over) is restored by the rescan, whose SIEM
+	// probe (Forwarder.Probe) looks at the seal stream too; meanwhile the
+	// seal waits in the stream, and the tenant's next record marks it
+	// again.
+	now := s.cfg.Now()
+	if err := due.Set(ctx, s.cfg.Redis, tenant, due.Mark{Job: due.SIEM, At: now, Now: now}); err != nil {
+		s.log.WarnContext(ctx, "audit seal stored, but its tenant not marked for the SIEM forwarder; it is forwarded with the tenant's next record, or after the schedules' rescan",
+			"tenant", tenant, "err", err)
+	}
+	return true, nil
 }
 
 // sealedID is the stream id a stored seal names ("" for none).

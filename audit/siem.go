@@ -59,6 +59,9 @@ import (
 // whole retention period) are gone: those a replica had read are counted
 // here as "skipped", those none had read by the trim itself
 // (lockbox_siem_records_trimmed_unread_total, see Log.ReportSIEMTrims).
+//
+// Each tenant's seals travel the same way, from a stream of their own
+// (see siemseal.go).
 
 // SIEMGroup is the consumer group the forwarders share on every tenant's
 // audit stream. It is created at id 0, so the first forwarder ever started
@@ -548,8 +551,9 @@ type ForwarderConfig struct {
 	Consumer string
 	// Logger; discards when nil.
 	Logger *slog.Logger
-	// Registerer, when set, receives lockbox_siem_records_total and the
-	// backlog gauges (see Poll).
+	// Registerer, when set, receives lockbox_siem_records_total,
+	// lockbox_siem_seals_total and the backlog gauges (see Poll), which
+	// measure records alone.
 	Registerer prometheus.Registerer
 	// ClaimAfter is how long a record must have been pending at another
 	// replica before this one takes it over (default 1m). It must be well
@@ -590,6 +594,9 @@ type Forwarder struct {
 	cfg     ForwarderConfig
 	log     *slog.Logger
 	records *prometheus.CounterVec
+	seals   *prometheus.CounterVec
+	// recordLines and sealLines write a tenant's records and its seals.
+	recordLines, sealLines *lineKind
 	// backlog and forwardedUntil are the last backlog measured (see
 	// measureBacklog), at measured.
 	backlog        prometheus.Gauge
@@ -649,6 +656,10 @@ func NewForwarder(cfg ForwarderConfig) (*Forwarder, error) {
 			Name: "lockbox_siem_records_total",
 			Help: "Audit records handled by the SIEM forwarder, by result: written (and acknowledged), failed (sink write failed, or the OCSF event could not be built; retried later), skipped (read, then trimmed by retention before it could be forwarded, or unreadable).",
 		}, []string{"result"}),
+		seals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lockbox_siem_seals_total",
+			Help: "Seals of tenants' audit chains handled by the SIEM forwarder, by result: written (and acknowledged), failed (sink write failed; retried later), skipped (read, then removed from a full seal stream before it could be forwarded, or unreadable).",
+		}, []string{"result"}),
 		backlog: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "lockbox_siem_backlog_records",
 			Help: "Audit records not yet written to the SIEM sink: read by a replica and not acknowledged, or not read yet. Measured by the forwarder every 15 s.",
@@ -671,9 +682,14 @@ func NewForwarder(cfg ForwarderConfig) (*Forwarder, error) {
 	}
 	for _, r := range []string{"written", "failed", "skipped"} {
 		fw.records.WithLabelValues(r)
+		fw.seals.WithLabelValues(r)
 	}
+	fw.recordLines = &lineKind{render: fw.recordLine, empty: "siem: audit stream entry carries no record; skipped",
+		count: fw.records, ack: fw.group.Ack}
+	fw.sealLines = &lineKind{render: fw.sealLine, empty: "siem: seal stream entry carries no seal; skipped",
+		count: fw.seals, ack: fw.ackSeals}
 	if cfg.Registerer != nil {
-		for _, c := range []prometheus.Collector{fw.records, fw.backlog, fw.forwardedUntil} {
+		for _, c := range []prometheus.Collector{fw.records, fw.seals, fw.backlog, fw.forwardedUntil} {
 			if err := cfg.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("siem: metrics: %w", err)
 			}
@@ -811,9 +827,10 @@ func (fw *Forwarder) Run(ctx context.Context) error {
 // or whose records wait at a replica that may have died — and, for each:
 // retries this replica's own pending records, takes over records idle at
 // other replicas for ClaimAfter, forwards new records, then removes from
-// the tenant's group the replicas gone for good (ForgetAfter). An idle
-// deployment's pass costs one command however many tenants it serves. It
-// returns how many records it wrote. A failing tenant does not stop the
+// the tenant's group the replicas gone for good (ForgetAfter); then does
+// the same for the tenant's seals. An idle deployment's pass costs one
+// command however many tenants it serves. It returns how many lines
+// (records and seals) it wrote. A failing tenant does not stop the
 // pass; the errors are joined, and the tenant is due again at the next
 // pass. A stalled sink (ErrSinkStalled) does: every tenant would wait out
 // the write timeout in turn, and all are due again at the next pass.
@@ -863,9 +880,18 @@ func (fw *Forwarder) poll(ctx context.Context) (int, error) {
 			stalled = true
 			return fw.cfg.Now(), err
 		}
-		stream := keys.Audit(t)
-		n, more, err := fw.forwardTenant(ctx, t, stream)
+		// The records, then the seals: a seal reaches the SIEM after the
+		// records it covers, unless some of them wait to be taken over.
+		// A busy tenant's records leave its seals their turn each visit.
+		stream, sealStream := keys.Audit(t), keys.AuditSeals(t)
+		n, more, err := fw.forwardTenant(ctx, t, stream, fw.recordLines)
 		total += n
+		if err == nil {
+			var sealsMore bool
+			n, sealsMore, err = fw.forwardTenant(ctx, t, sealStream, fw.sealLines)
+			total += n
+			more = more || sealsMore
+		}
 		if err != nil {
 			stalled = errors.Is(err, ErrSinkStalled)
 			return time.Time{}, fmt.Errorf("siem: %w", err)
@@ -873,14 +899,19 @@ func (fw *Forwarder) poll(ctx context.Context) (int, error) {
 		if more {
 			return fw.cfg.Now(), nil
 		}
-		// Records still pending are another replica's (this one
+		// Entries still pending are another replica's (this one
 		// acknowledged all it read): in flight, or left by a replica that
 		// died, to take over once idle for ClaimAfter.
-		p, err := fw.cfg.Redis.XPending(ctx, stream, SIEMGroup).Result()
+		var records, seals *redis.XPendingCmd
+		_, err = fw.cfg.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
+			records = p.XPending(ctx, stream, SIEMGroup)
+			seals = p.XPending(ctx, sealStream, SIEMGroup)
+			return nil
+		})
 		if err != nil {
 			return time.Time{}, fmt.Errorf("siem: %w", err)
 		}
-		if p.Count > 0 {
+		if records.Val().Count > 0 || seals.Val().Count > 0 {
 			return fw.cfg.Now().Add(fw.cfg.ClaimAfter / 2), nil
 		}
 		return time.Time{}, nil
@@ -1025,36 +1056,60 @@ func streamIDLess(a, b string) bool {
 	return as < bs
 }
 
-// Probe reads whether a tenant's stream has records the SIEM group has
-// not forwarded, for due.Rescan.
+// Probe reads whether a tenant's audit stream has records, or its seal
+// stream seals, the SIEM group has not forwarded, for due.Rescan.
 func (fw *Forwarder) Probe(ctx context.Context, p redis.Pipeliner, tenant string, now time.Time) func() (time.Time, bool) {
-	c := p.XInfoGroups(ctx, keys.Audit(tenant))
+	records := p.XInfoGroups(ctx, keys.Audit(tenant))
+	seals := p.XInfoGroups(ctx, keys.AuditSeals(tenant))
 	return func() (time.Time, bool) {
-		groups, err := c.Result()
-		if err != nil {
-			// No stream, no records; anything else, look.
-			return now, !redis.HasErrorPrefix(err, "no such key")
-		}
-		for _, g := range groups {
-			if g.Name == SIEMGroup {
-				return now, g.Pending > 0 || g.Lag != 0
-			}
-		}
-		return now, true // records, and no group yet
+		return now, unforwarded(records) || unforwarded(seals)
 	}
 }
 
-// forwardTenant forwards stream's records and reports whether it stopped
-// with more to do (it does at most maxBatchesPerTenant batches of each
-// kind, so a busy tenant does not starve the others).
-func (fw *Forwarder) forwardTenant(ctx context.Context, tenant, stream string) (int, bool, error) {
+// unforwarded reads from c, a stream's XINFO GROUPS, whether it has
+// entries the SIEM group has not forwarded.
+func unforwarded(c *redis.XInfoGroupsCmd) bool {
+	groups, err := c.Result()
+	if err != nil {
+		// No stream, no entries; anything else, look.
+		return !redis.HasErrorPrefix(err, "no such key")
+	}
+	for _, g := range groups {
+		if g.Name == SIEMGroup {
+			return g.Pending > 0 || g.Lag != 0
+		}
+	}
+	return true // entries, and no group yet
+}
+
+// forwardTenant forwards stream's entries as k renders them and reports
+// whether it stopped with more to do (it does at most
+// maxBatchesPerTenant batches of each kind, so a busy tenant does not
+// starve the others).
+func (fw *Forwarder) forwardTenant(ctx context.Context, tenant, stream string, k *lineKind) (int, bool, error) {
 	total := 0
 	more, err := fw.group.Visit(ctx, stream, func(ctx context.Context, msgs []redis.XMessage) error {
-		n, err := fw.deliver(ctx, tenant, stream, msgs)
+		n, err := fw.deliver(ctx, tenant, stream, msgs, k)
 		total += n
 		return err
 	})
 	return total, more, err
+}
+
+// lineKind is one of a tenant's streams the forwarder writes to the sink:
+// its records, or its seals (see siemseal.go).
+type lineKind struct {
+	// render returns the line of entry m, or false when m holds nothing
+	// to write (trimmed while pending, which leaves no fields, or not
+	// Lockbox's).
+	render func(ctx context.Context, tenant string, m redis.XMessage) (line []byte, ok bool, err error)
+	// empty is logged, at error, for an entry that has fields but holds
+	// nothing to write.
+	empty string
+	// count counts the lines by result: written, failed, skipped.
+	count *prometheus.CounterVec
+	// ack acknowledges the entries the sink took.
+	ack func(ctx context.Context, stream string, ids ...string) error
 }
 
 // ackTimeout bounds the acknowledgement of lines the sink took, which
@@ -1067,7 +1122,7 @@ const ackTimeout = 2 * time.Second
 // (shutdown) it writes no more lines, and still flushes and acknowledges
 // those the sink took: left pending, they would be written again by
 // whoever forwards next.
-func (fw *Forwarder) deliver(ctx context.Context, tenant, stream string, msgs []redis.XMessage) (int, error) {
+func (fw *Forwarder) deliver(ctx context.Context, tenant, stream string, msgs []redis.XMessage, k *lineKind) (int, error) {
 	ack := make([]string, 0, len(msgs))
 	written, skipped := 0, 0
 	var werr error
@@ -1076,25 +1131,25 @@ func (fw *Forwarder) deliver(ctx context.Context, tenant, stream string, msgs []
 			werr = err
 			break
 		}
-		raw, ok := m.Values[field].(string)
-		if !ok {
-			// A pending entry trimmed by retention comes back without
-			// fields; an entry without a record can't be rendered.
+		line, ok, err := k.render(ctx, tenant, m)
+		if err == nil && !ok {
+			// A pending entry trimmed (by retention, or from a full seal
+			// stream) comes back without fields; an entry without a
+			// record or seal can't be rendered.
 			if m.Values != nil {
-				fw.log.Error("siem: audit stream entry carries no record; skipped", "stream", stream, "id", m.ID)
+				fw.log.Error(k.empty, "stream", stream, "id", m.ID)
 			}
 			ack = append(ack, m.ID)
 			skipped++
 			continue
 		}
-		line, err := fw.render(ctx, tenant, raw)
 		if err != nil {
 			err = fmt.Errorf("render %s: %w", m.ID, err)
 		} else if err = fw.cfg.Sink.Write(line); err != nil {
 			err = fmt.Errorf("sink write: %w", err)
 		}
 		if err != nil {
-			fw.records.WithLabelValues("failed").Inc()
+			k.count.WithLabelValues("failed").Inc()
 			werr = err
 			break
 		}
@@ -1104,23 +1159,33 @@ func (fw *Forwarder) deliver(ctx context.Context, tenant, stream string, msgs []
 	if written > 0 {
 		if fl, ok := fw.cfg.Sink.(Flusher); ok {
 			if err := fl.Flush(); err != nil {
-				fw.records.WithLabelValues("failed").Add(float64(written))
+				k.count.WithLabelValues("failed").Add(float64(written))
 				return 0, errors.Join(werr, fmt.Errorf("sink flush: %w", err))
 			}
 		}
 	}
 	if len(ack) > 0 {
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ackTimeout)
-		err := fw.group.Ack(actx, stream, ack...)
+		err := k.ack(actx, stream, ack...)
 		cancel()
 		if err != nil {
 			// Written but not acknowledged: they will be written again.
 			return written, errors.Join(werr, fmt.Errorf("ack: %w", err))
 		}
 	}
-	fw.records.WithLabelValues("written").Add(float64(written))
-	fw.records.WithLabelValues("skipped").Add(float64(skipped))
+	k.count.WithLabelValues("written").Add(float64(written))
+	k.count.WithLabelValues("skipped").Add(float64(skipped))
 	return written, werr
+}
+
+// recordLine renders the audit stream entry m for the sink.
+func (fw *Forwarder) recordLine(ctx context.Context, tenant string, m redis.XMessage) ([]byte, bool, error) {
+	raw, ok := m.Values[field].(string)
+	if !ok {
+		return nil, false, nil
+	}
+	line, err := fw.render(ctx, tenant, raw)
+	return line, true, err
 }
 
 func (fw *Forwarder) render(ctx context.Context, tenant, raw string) ([]byte, error) {

@@ -291,6 +291,11 @@ func AuditAnchor(tenant string) string { return tagged(tenant, "audit:anchor") }
 // the seal itself, a JWS signed with the proxy's key (grantsig.SignSeal).
 func AuditSeal(tenant string) string { return tagged(tenant, "audit:seal") }
 
+// AuditSeals is the stream of the tenant's seals on their way to the SIEM:
+// the script that stores a seal in AuditSeal appends it here too, in the
+// same slot, and the SIEM forwarder deletes each once its sink took it.
+func AuditSeals(tenant string) string { return tagged(tenant, "audit:seals") }
+
 // TenantEntryPattern matches the registry entries of every tenant (SCAN
 // MATCH), from which the tenant set is rebuilt; TenantOfEntry reads the
 // tenant back from one.
