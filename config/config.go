@@ -320,9 +320,9 @@ type Config struct {
 	RequestRetention time.Duration `env:"REQUEST_RETENTION" envDefault:"0s" desc:"how long an ended request, with its history (who decided, from which address, their comments) and its index entries, is kept after it ended, e.g. 8760h; 0 keeps requests forever. At least 24h, and no shorter than LOCKBOX_AUDIT_RETENTION, which must be set too (audit records name their requests); pending and approved requests are never deleted"`
 	// SIEMSink is where every audit record is also written as one line for
 	// a log shipper.
-	SIEMSink string `env:"SIEM_SINK" envDefault:"stdout" desc:"where every audit record is also written as one JSON line for a log shipper: stdout, file:/path (appended, 0600, fsynced per batch) or off; \"lockbox dev\" uses file:$LOCKBOX_DEV_DIR/siem.jsonl unless set"`
+	SIEMSink string `env:"SIEM_SINK" envDefault:"stdout" desc:"where every audit record, and every seal of a tenant's audit chain, is also written as one JSON line for a log shipper: stdout, file:/path (appended, 0600, fsynced per batch) or off; \"lockbox dev\" uses file:$LOCKBOX_DEV_DIR/siem.jsonl unless set"`
 	// SIEMFormat is the SIEM line format.
-	SIEMFormat string `env:"SIEM_FORMAT" envDefault:"json" desc:"SIEM line format: json (the audit record, provider view) or ocsf (OCSF 1.1 API Activity events)"`
+	SIEMFormat string `env:"SIEM_FORMAT" envDefault:"json" desc:"SIEM line format: json (the audit record, provider view) or ocsf (OCSF 1.1 API Activity events; seals as Base Events)"`
 	// SIEMConsumer names this replica in the SIEM consumer group.
 	SIEMConsumer string `env:"SIEM_CONSUMER" desc:"this replica's name in the SIEM consumer group: unique per replica and stable across restarts (e.g. the pod name); the host name when empty, so two processes on one host each need one; a name another live process holds forwards nothing, and says so in the log"`
 	// SIEMClaimAfter is how long a record may wait at one replica before
