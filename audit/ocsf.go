@@ -91,8 +91,9 @@ var ocsfActivityNames = map[int]string{
 	OCSFActivityOther:   "Other",
 }
 
-// OCSFEvent is the OCSF API Activity event of one record.
-type OCSFEvent struct {
+// OCSFBase is what every OCSF event Lockbox writes opens with: its
+// class, activity and type, when it happened and how severe it is.
+type OCSFBase struct {
 	ActivityID   int    `json:"activity_id"`
 	ActivityName string `json:"activity_name"`
 	CategoryUID  int    `json:"category_uid"`
@@ -101,10 +102,16 @@ type OCSFEvent struct {
 	ClassName    string `json:"class_name"`
 	TypeUID      int    `json:"type_uid"`
 	TypeName     string `json:"type_name"`
-	// Time is the record's CreationTime in milliseconds since the epoch.
-	Time         int64  `json:"time"`
-	SeverityID   int    `json:"severity_id"`
-	Severity     string `json:"severity"`
+	// Time is when it happened, in milliseconds since the epoch: a
+	// record's CreationTime, when a seal was made.
+	Time       int64  `json:"time"`
+	SeverityID int    `json:"severity_id"`
+	Severity   string `json:"severity"`
+}
+
+// OCSFEvent is the OCSF API Activity event of one record.
+type OCSFEvent struct {
+	OCSFBase
 	StatusID     int    `json:"status_id"`
 	Status       string `json:"status"`
 	StatusDetail string `json:"status_detail,omitempty"`
@@ -214,17 +221,19 @@ func OCSF(r record.Record) OCSFEvent {
 		activity, name = OCSFActivityOther, source
 	}
 	e := OCSFEvent{
-		ActivityID:   activity,
-		ActivityName: name,
-		CategoryUID:  ocsfCategoryApp,
-		CategoryName: "Application Activity",
-		ClassUID:     ocsfClassAPI,
-		ClassName:    "API Activity",
-		TypeUID:      ocsfClassAPI*100 + activity,
-		TypeName:     "API Activity: " + ocsfActivityNames[activity],
-		Time:         r.CreationTime.UnixMilli(),
-		SeverityID:   1,
-		Severity:     "Informational",
+		OCSFBase: OCSFBase{
+			ActivityID:   activity,
+			ActivityName: name,
+			CategoryUID:  ocsfCategoryApp,
+			CategoryName: "Application Activity",
+			ClassUID:     ocsfClassAPI,
+			ClassName:    "API Activity",
+			TypeUID:      ocsfClassAPI*100 + activity,
+			TypeName:     "API Activity: " + ocsfActivityNames[activity],
+			Time:         r.CreationTime.UnixMilli(),
+			SeverityID:   1,
+			Severity:     "Informational",
+		},
 		Metadata: OCSFMetadata{
 			Version: OCSFVersion,
 			Product: OCSFProduct{Name: ocsfProduct, VendorName: ocsfProduct},

@@ -21,8 +21,13 @@ import (
 // replica's read did to an entry's idle time stays in what Redis shows.
 func ageRecords(t *testing.T, rdb redis.UniversalClient, tenant string, d time.Duration) {
 	t.Helper()
+	ageEntries(t, rdb, keys.Audit(tenant), d)
+}
+
+// ageEntries is ageRecords for any stream the SIEM group reads.
+func ageEntries(t *testing.T, rdb redis.UniversalClient, stream string, d time.Duration) {
+	t.Helper()
 	ctx := context.Background()
-	stream := keys.Audit(tenant)
 	ps, err := rdb.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: stream, Group: audit.SIEMGroup, Start: "-", End: "+", Count: 1000}).Result()
 	if err != nil {
 		t.Fatal(err)

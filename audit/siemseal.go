@@ -121,20 +121,9 @@ const (
 
 // OCSFSealEvent is the OCSF Base Event of a seal.
 type OCSFSealEvent struct {
-	ActivityID   int    `json:"activity_id"`
-	ActivityName string `json:"activity_name"`
-	CategoryUID  int    `json:"category_uid"`
-	CategoryName string `json:"category_name"`
-	ClassUID     int    `json:"class_uid"`
-	ClassName    string `json:"class_name"`
-	TypeUID      int    `json:"type_uid"`
-	TypeName     string `json:"type_name"`
-	// Time is when the seal was made, in milliseconds since the epoch.
-	Time       int64        `json:"time"`
-	SeverityID int          `json:"severity_id"`
-	Severity   string       `json:"severity"`
-	Message    string       `json:"message"`
-	Metadata   OCSFMetadata `json:"metadata"`
+	OCSFBase
+	Message  string       `json:"message"`
+	Metadata OCSFMetadata `json:"metadata"`
 	// Unmapped is the seal's json line.
 	Unmapped SealLine `json:"unmapped"`
 }
@@ -142,19 +131,21 @@ type OCSFSealEvent struct {
 // ocsfSeal is the OCSF Base Event of the seal l.
 func ocsfSeal(l SealLine) OCSFSealEvent {
 	e := OCSFSealEvent{
-		ActivityID:   OCSFActivityOther,
-		ActivityName: ocsfSealActivity,
-		CategoryUID:  ocsfCategoryUncategorized,
-		CategoryName: "Uncategorized",
-		ClassUID:     ocsfClassBase,
-		ClassName:    "Base Event",
-		TypeUID:      ocsfClassBase*100 + OCSFActivityOther,
-		TypeName:     "Base Event: Other",
-		SeverityID:   1,
-		Severity:     "Informational",
-		Message:      fmt.Sprintf("Lockbox sealed the audit log of tenant %s through record %s", l.LockboxTenant, l.SealedThrough),
-		Metadata:     OCSFMetadata{Version: OCSFVersion, Product: OCSFProduct{Name: ocsfProduct, VendorName: ocsfProduct}},
-		Unmapped:     l,
+		OCSFBase: OCSFBase{
+			ActivityID:   OCSFActivityOther,
+			ActivityName: ocsfSealActivity,
+			CategoryUID:  ocsfCategoryUncategorized,
+			CategoryName: "Uncategorized",
+			ClassUID:     ocsfClassBase,
+			ClassName:    "Base Event",
+			TypeUID:      ocsfClassBase*100 + OCSFActivityOther,
+			TypeName:     "Base Event: Other",
+			SeverityID:   1,
+			Severity:     "Informational",
+		},
+		Message:  fmt.Sprintf("Lockbox sealed the audit log of tenant %s through record %s", l.LockboxTenant, l.SealedThrough),
+		Metadata: OCSFMetadata{Version: OCSFVersion, Product: OCSFProduct{Name: ocsfProduct, VendorName: ocsfProduct}},
+		Unmapped: l,
 	}
 	if at, err := time.Parse(time.RFC3339, l.SealedAt); err == nil {
 		e.Time = at.UnixMilli()
