@@ -76,6 +76,7 @@ func TestOnRedisCluster(t *testing.T) {
 		"SIEMForwardsEverySeal":                TestSIEMForwardsEverySeal,
 		"SIEMSealCatchesARewriteResealed":      TestSIEMSealCatchesARewriteResealed,
 		"SIEMSealsTrimmedFromAFullStream":      TestSIEMSealsTrimmedFromAFullStream,
+		"SIEMVisitsSealsOnlyWhenSomeWait":      TestSIEMVisitsSealsOnlyWhenSomeWait,
 		"RetentionAcrossReplicasWithOneKilled": TestRetentionAcrossReplicasWithOneKilled,
 	} {
 		t.Run(name, test)

@@ -886,8 +886,14 @@ func (fw *Forwarder) poll(ctx context.Context) (int, error) {
 		stream, sealStream := keys.Audit(t), keys.AuditSeals(t)
 		n, more, err := fw.forwardTenant(ctx, t, stream, fw.recordLines)
 		total += n
-		if err == nil {
+		// The seals are visited only when some wait (a seal comes once a
+		// sealing interval at most): asking costs one command where a
+		// visit costs several, and a visit would create the seal stream
+		// of a tenant never sealed (sealing off).
+		sealsVisited := false
+		if err == nil && unforwarded(fw.cfg.Redis.XInfoGroups(ctx, sealStream)) {
 			var sealsMore bool
+			sealsVisited = true
 			n, sealsMore, err = fw.forwardTenant(ctx, t, sealStream, fw.sealLines)
 			total += n
 			more = more || sealsMore
@@ -902,16 +908,19 @@ func (fw *Forwarder) poll(ctx context.Context) (int, error) {
 		// Entries still pending are another replica's (this one
 		// acknowledged all it read): in flight, or left by a replica that
 		// died, to take over once idle for ClaimAfter.
+		// Seals not visited had none pending.
 		var records, seals *redis.XPendingCmd
 		_, err = fw.cfg.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
 			records = p.XPending(ctx, stream, SIEMGroup)
-			seals = p.XPending(ctx, sealStream, SIEMGroup)
+			if sealsVisited {
+				seals = p.XPending(ctx, sealStream, SIEMGroup)
+			}
 			return nil
 		})
 		if err != nil {
 			return time.Time{}, fmt.Errorf("siem: %w", err)
 		}
-		if records.Val().Count > 0 || seals.Val().Count > 0 {
+		if records.Val().Count > 0 || (seals != nil && seals.Val().Count > 0) {
 			return fw.cfg.Now().Add(fw.cfg.ClaimAfter / 2), nil
 		}
 		return time.Time{}, nil

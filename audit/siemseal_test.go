@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -494,4 +497,84 @@ func TestSIEMSealsTrimmedFromAFullStream(t *testing.T) {
 	if p, w := sealsPending(t, e.rdb, "contoso"), sealsWaiting(t, e.rdb, "contoso"); p != 0 || w != 0 {
 		t.Fatalf("afterwards: %d pending, %d in the stream", p, w)
 	}
+}
+
+// TestSIEMVisitsSealsOnlyWhenSomeWait: a tenant never sealed (sealing off)
+// gets no seal stream from the forwarder's passes, and a pass with no seal
+// waiting reads no seal stream (one XINFO GROUPS, no XREADGROUP); the
+// tenant's first seal is still forwarded.
+func TestSIEMVisitsSealsOnlyWhenSomeWait(t *testing.T) {
+	ctx := context.Background()
+	e := newSealEnv(t, newKey(t))
+	sink := &memSink{}
+	fw := e.sealForwarder(t, "r1", sink, nil, "")
+	e.write(t, "contoso", 3)
+	if n := poll(t, fw); n != 3 {
+		t.Fatalf("the pass wrote %d lines, want the 3 records", n)
+	}
+	if n, err := e.rdb.Exists(ctx, keys.AuditSeals("contoso")).Result(); err != nil || n != 0 {
+		t.Fatalf("a tenant never sealed has a seal stream after a pass (%d, %v)", n, err)
+	}
+
+	e.sealAll(t)
+	if n := poll(t, fw); n != 1 {
+		t.Fatalf("the pass after the first seal wrote %d lines, want the seal", n)
+	}
+	if s := sealLinesOf(t, sink.got()); len(s) != 1 || s[0].SealToken != storedSeal(t, e.rdb, "contoso") {
+		t.Fatalf("seal lines %+v, want the stored seal", s)
+	}
+
+	// A record and no new seal: the pass reads the seal stream's groups
+	// and nothing of the stream itself.
+	e.write(t, "contoso", 1)
+	reads := &commandNames{}
+	e.rdb.AddHook(reads)
+	if n := poll(t, fw); n != 1 {
+		t.Fatalf("the pass wrote %d lines, want the new record", n)
+	}
+	if got := reads.on(keys.AuditSeals("contoso")); !slices.Equal(got, []string{"xinfo"}) {
+		t.Fatalf("commands on the seal stream during a pass with no seal waiting: %v, want one xinfo", got)
+	}
+}
+
+// commandNames records the commands sent and the keys they name, to tell
+// which touched a key.
+type commandNames struct {
+	mu   sync.Mutex
+	cmds [][]any
+}
+
+func (h *commandNames) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *commandNames) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.add(cmd)
+		return next(ctx, cmd)
+	}
+}
+func (h *commandNames) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, c := range cmds {
+			h.add(c)
+		}
+		return next(ctx, cmds)
+	}
+}
+
+func (h *commandNames) add(cmd redis.Cmder) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.cmds = append(h.cmds, cmd.Args())
+}
+
+// on returns the names of the commands that named key, in order.
+func (h *commandNames) on(key string) []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []string
+	for _, args := range h.cmds {
+		if slices.Contains(args, any(key)) {
+			out = append(out, strings.ToLower(fmt.Sprint(args[0])))
+		}
+	}
+	return out
 }
