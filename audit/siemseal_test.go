@@ -4,10 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +17,7 @@ import (
 	"github.com/lockbox-oss/lockbox/internal/chaintest"
 	"github.com/lockbox-oss/lockbox/internal/due"
 	"github.com/lockbox-oss/lockbox/internal/keys"
+	"github.com/lockbox-oss/lockbox/internal/redistest"
 )
 
 // sealForwarder is a forwarder of e's tenants' records and seals to sink,
@@ -527,54 +526,12 @@ func TestSIEMVisitsSealsOnlyWhenSomeWait(t *testing.T) {
 	// A record and no new seal: the pass reads the seal stream's groups
 	// and nothing of the stream itself.
 	e.write(t, "contoso", 1)
-	reads := &commandNames{}
-	e.rdb.AddHook(reads)
+	sent := &redistest.Commands{}
+	e.rdb.AddHook(sent)
 	if n := poll(t, fw); n != 1 {
 		t.Fatalf("the pass wrote %d lines, want the new record", n)
 	}
-	if got := reads.on(keys.AuditSeals("contoso")); !slices.Equal(got, []string{"xinfo"}) {
+	if got := sent.On(keys.AuditSeals("contoso")); !slices.Equal(got, []string{"xinfo"}) {
 		t.Fatalf("commands on the seal stream during a pass with no seal waiting: %v, want one xinfo", got)
 	}
-}
-
-// commandNames records the commands sent and the keys they name, to tell
-// which touched a key.
-type commandNames struct {
-	mu   sync.Mutex
-	cmds [][]any
-}
-
-func (h *commandNames) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h *commandNames) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		h.add(cmd)
-		return next(ctx, cmd)
-	}
-}
-func (h *commandNames) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		for _, c := range cmds {
-			h.add(c)
-		}
-		return next(ctx, cmds)
-	}
-}
-
-func (h *commandNames) add(cmd redis.Cmder) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.cmds = append(h.cmds, cmd.Args())
-}
-
-// on returns the names of the commands that named key, in order.
-func (h *commandNames) on(key string) []string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	var out []string
-	for _, args := range h.cmds {
-		if slices.Contains(args, any(key)) {
-			out = append(out, strings.ToLower(fmt.Sprint(args[0])))
-		}
-	}
-	return out
 }

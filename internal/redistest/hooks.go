@@ -3,6 +3,10 @@ package redistest
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/redis/go-redis/v9"
@@ -55,4 +59,48 @@ func (h *EntriesRead) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 }
 func (h *EntriesRead) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return next
+}
+
+// Commands is a hook that keeps the arguments of every command sent
+// through the client it is added to, alone or in a pipeline: what a test
+// asks of Redis, to tell which commands touched a key.
+type Commands struct {
+	mu   sync.Mutex
+	args [][]any
+}
+
+// On returns the names, lower case and in order, of the commands sent
+// since the hook was added that named key as one of their arguments.
+func (h *Commands) On(key string) []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []string
+	for _, args := range h.args {
+		if len(args) > 0 && slices.Contains(args[1:], any(key)) {
+			out = append(out, strings.ToLower(fmt.Sprint(args[0])))
+		}
+	}
+	return out
+}
+
+func (h *Commands) keep(cmds ...redis.Cmder) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, c := range cmds {
+		h.args = append(h.args, c.Args())
+	}
+}
+
+func (h *Commands) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *Commands) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.keep(cmd)
+		return next(ctx, cmd)
+	}
+}
+func (h *Commands) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		h.keep(cmds...)
+		return next(ctx, cmds)
+	}
 }
