@@ -99,7 +99,9 @@ var keysOnce struct {
 }
 
 func TestMain(m *testing.M) {
-	code := m.Run()
+	// redistest.Run also stops the package's shared redis-server and
+	// removes its directory.
+	code := redistest.Run(m)
 	if keysOnce.dir != "" {
 		_ = os.RemoveAll(keysOnce.dir)
 	}

@@ -43,7 +43,7 @@ func idleOnce(n int, window, warm, scrapeEvery time.Duration) (float64, string, 
 	if err != nil {
 		return 0, "", err
 	}
-	defer rs.Stop()
+	defer rs.Remove()
 	dir, err := os.MkdirTemp("", "lockbox-capacity-")
 	if err != nil {
 		return 0, "", err

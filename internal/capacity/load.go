@@ -119,7 +119,7 @@ func measure(ctx context.Context, sz Sizes) (Model, error) {
 	if err != nil {
 		return m, err
 	}
-	defer rs.Stop()
+	defer rs.Remove()
 	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr})
 	defer rdb.Close()
 

@@ -182,9 +182,9 @@ func startLockbox(ctx context.Context, upstream string) (string, string, func(),
 	var reps []*redistest.Server
 	cleanup := func() {
 		for _, r := range reps {
-			r.Stop()
+			r.Remove()
 		}
-		rs.Stop()
+		rs.Remove()
 		os.RemoveAll(dir)
 	}
 	host, port, _ := strings.Cut(rs.Addr, ":")

@@ -150,7 +150,7 @@ func (c *Cluster) Seeds() string { return strings.Join(c.Addrs(), ",") }
 // Stop kills every node and removes their directories.
 func (c *Cluster) Stop() {
 	for _, n := range c.Nodes {
-		n.remove()
+		n.Remove()
 	}
 }
 
@@ -444,9 +444,10 @@ func atExit(f func()) {
 	exitHooks = append(exitHooks, f)
 }
 
-// Main runs the package's tests and then stops the topologies they shared
-// (SharedCluster) and removes their files. A package that uses
-// SharedCluster calls it from TestMain:
+// Main runs the package's tests and then stops the servers they shared
+// (the one URL and Client start, SharedCluster) and removes their files.
+// Every package whose tests use them calls it from TestMain, or its
+// server's directory stays behind under the temporary directory:
 //
 //	func TestMain(m *testing.M) { redistest.Main(m) }
 //

@@ -151,8 +151,10 @@ func (s *Server) Restart(args ...string) error {
 	return nil
 }
 
-// remove stops the server and deletes its directory.
-func (s *Server) remove() {
+// Remove stops the server for good and deletes its directory: what a
+// caller of Start does once done with it (Stop keeps the directory, for
+// Restart).
+func (s *Server) Remove() {
 	s.Stop()
 	// A killed server writes nothing more; wait until it is gone so that
 	// its port is free for the next test.
@@ -170,12 +172,12 @@ func StartServer(t testing.TB, args ...string) *Server {
 	if err != nil {
 		t.Fatalf("redistest: %v (install redis-server)", err)
 	}
-	t.Cleanup(s.remove)
+	t.Cleanup(s.Remove)
 	return s
 }
 
 // Start starts a dedicated redis-server outside a test (benchmark
-// programs); the caller stops it.
+// programs); the caller removes it (Remove).
 func Start(args ...string) (*Server, error) {
 	var err error
 	// The port is picked free and only then bound: another test binary
@@ -216,7 +218,7 @@ func start() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	atExit(s.remove)
+	atExit(s.Remove)
 	return s.URL, nil
 }
 

@@ -163,11 +163,11 @@ func (s *Sentinel) MasterAddr(ctx context.Context) (string, error) {
 // Stop kills every process and removes their directories.
 func (s *Sentinel) Stop() {
 	for _, sn := range s.Sentinels {
-		sn.remove()
+		sn.Remove()
 	}
 	for _, srv := range []*Server{s.Master, s.Replica} {
 		if srv != nil {
-			srv.remove()
+			srv.Remove()
 		}
 	}
 }
