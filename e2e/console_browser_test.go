@@ -223,8 +223,13 @@ func chromium(t *testing.T) string {
 
 func startBrowser(t *testing.T, path, base string) *browser {
 	t.Helper()
+	// Chromium makes a directory for its singleton socket in TMPDIR and
+	// leaves it behind when stopped, one per browser per run; give it a
+	// TMPDIR of its own, removed with the test's other directories.
+	tmp := t.TempDir()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path),
+		chromedp.Env("TMPDIR="+tmp),
 		// CI runs the tests as root, where chromium's sandbox can't start.
 		chromedp.NoSandbox,
 		chromedp.DisableGPU,
