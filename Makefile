@@ -95,9 +95,23 @@ TESTTIMEOUT ?= 15m
 STATIC = CGO_ENABLED=0
 STATICFLAGS = -trimpath
 
+# The fuzzing pass (scripts/fuzz.sh) runs beside the other checks, at the
+# lowest CPU priority (nice 19): "go test -race ./..." leaves about a third
+# of two cores idle while its tests wait (on Redis, browsers, timeouts),
+# and the fuzzers use that instead of two more minutes of their own after
+# it. The tests get the CPU whenever they want it. The fuzzers run in a
+# process group of their own (setsid), stopped whole (SIGTERM: a background
+# job starts with SIGINT ignored) when a check fails or make is
+# interrupted; their output follows the other checks'.
 test: ## go vet, all tests with -race against a real redis-server, the Rego tests, short fuzzing, deploy-check
 	./scripts/ensure-deps.sh
 	@$(SCRUB_ENV); \
+	./scripts/check-fuzz-targets.sh $(FUZZ_TARGETS); \
+	fuzzlog="$$(mktemp)"; \
+	echo "scripts/fuzz.sh: fuzzing at nice 19 beside the checks below; its output follows them"; \
+	setsid nice -n 19 ./scripts/fuzz.sh "$(FUZZTIME)" "$(FUZZMINIMIZE)" $(FUZZ_TARGETS) >"$$fuzzlog" 2>&1 & fuzz=$$!; \
+	trap 'if [ -n "$$fuzz" ]; then kill -TERM "-$$fuzz" 2>/dev/null || kill -TERM "$$fuzz" 2>/dev/null; sleep 1; kill -KILL "-$$fuzz" 2>/dev/null; fi; rm -f "$$fuzzlog"' EXIT; \
+	trap 'exit 130' INT TERM; \
 	echo "$(STATIC) go vet $(STATICFLAGS) ./..."; \
 	$(STATIC) go vet $(STATICFLAGS) ./...; \
 	echo "go test -race -count=1 -timeout $(TESTTIMEOUT) ./..."; \
@@ -106,13 +120,9 @@ test: ## go vet, all tests with -race against a real redis-server, the Rego test
 	$(STATIC) go run $(STATICFLAGS) ./cmd/lockbox policy test rego/; \
 	echo "(cd tools && go tool opa check --strict ../rego && go tool opa test ../rego)"; \
 	(cd tools && go tool opa check --strict ../rego && go tool opa test ../rego); \
-	./scripts/check-fuzz-targets.sh $(FUZZ_TARGETS); \
-	for f in $(FUZZ_TARGETS); do \
-		IFS=:; set -- $$f; unset IFS; \
-		n="$(FUZZTIME)"; [ -n "$$n" ] || n=$$3; \
-		echo "go test -run '^$$' -fuzz '^$$1$$' -fuzztime $$n -fuzzminimizetime $(FUZZMINIMIZE) $$2"; \
-		go test -run '^$$' -fuzz "^$$1$$" -fuzztime "$$n" -fuzzminimizetime "$(FUZZMINIMIZE)" "$$2"; \
-	done
+	status=0; wait "$$fuzz" || status=$$?; fuzz=; \
+	cat "$$fuzzlog"; \
+	if [ "$$status" -ne 0 ]; then echo "make test: fuzzing failed (its output is above)" >&2; exit "$$status"; fi
 	@$(MAKE) --no-print-directory deploy-check
 
 # Renders go to a temporary directory, removed on exit. kubecheck decodes
