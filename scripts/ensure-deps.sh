@@ -3,7 +3,8 @@
 # the redis-server that tests run against (they never mock Redis); chromium,
 # which the admin center's browser tests drive headless; promtool (from
 # Debian's prometheus package), which checks and unit-tests the alert rules;
-# and curl, which README's examples use and a test runs as written.
+# curl, which README's examples use and a test runs as written; and setsid
+# (util-linux), which gives the background fuzzing a process group to stop.
 #
 # Whatever is missing is installed with apt-get when running as root;
 # otherwise this prints the one command to run and fails, so no test passes
@@ -17,7 +18,7 @@ if ! command -v go >/dev/null 2>&1; then
 fi
 
 # command:package pairs.
-need="chromium:chromium promtool:prometheus curl:curl"
+need="chromium:chromium promtool:prometheus curl:curl setsid:util-linux"
 if [ -z "${LOCKBOX_TEST_REDIS_URL:-}" ]; then
 	need="redis-server:redis-server $need"
 fi
