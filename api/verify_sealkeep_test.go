@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -49,10 +50,19 @@ func TestAuditVerifyAgainstAKeptSeal(t *testing.T) {
 	}
 	kept := first.SealToken
 	path := "/v1/audit/verify?tenant=contoso&since_seal=" + url.QueryEscape(kept)
+	// The seal kept as the SIEM's json line holds it.
+	line, err := json.Marshal(audit.SealLine{RecordType: audit.SealRecordType, LockboxTenant: "contoso", SealedThrough: first.SealedThrough,
+		SealedAt: first.SealedAt, SealKeyId: first.SealKeyID, SealToken: kept})
+	if err != nil {
+		t.Fatal(err)
+	}
+	linePath := "/v1/audit/verify?tenant=contoso&since_seal=" + url.QueryEscape(string(line))
 	for _, who := range []user{auditor, contosoAdmin} {
-		v := decode[wire.AuditVerification](t, e.do(who, "GET", path, nil), 200)
-		if !v.OK || v.SinceSeal != "verified" || v.SinceSealedThrough != first.SealedThrough || v.SinceSealedAt != first.SealedAt {
-			t.Fatalf("%s: an intact chain against its kept seal: %+v", who.sub, v)
+		for _, p := range []string{path, linePath} {
+			v := decode[wire.AuditVerification](t, e.do(who, "GET", p, nil), 200)
+			if !v.OK || v.SinceSeal != "verified" || v.SinceSealedThrough != first.SealedThrough || v.SinceSealedAt != first.SealedAt {
+				t.Fatalf("%s: an intact chain against its kept seal (%s): %+v", who.sub, p, v)
+			}
 		}
 	}
 
@@ -68,9 +78,11 @@ func TestAuditVerifyAgainstAKeptSeal(t *testing.T) {
 	if v := decode[wire.AuditVerification](t, e.do(auditor, "GET", "/v1/audit/verify?tenant=contoso", nil), 200); !v.OK || v.Seal != "none" {
 		t.Fatalf("without the kept seal: %+v", v)
 	}
-	v := decode[wire.AuditVerification](t, e.do(auditor, "GET", path, nil), 200)
-	if v.OK || v.SinceSeal != "broken" || !strings.Contains(v.Problem, "the log no longer holds what Lockbox sealed at "+first.SealedAt+" in the seal you kept") {
-		t.Fatalf("with the kept seal: %+v", v)
+	for _, p := range []string{path, linePath} {
+		v := decode[wire.AuditVerification](t, e.do(auditor, "GET", p, nil), 200)
+		if v.OK || v.SinceSeal != "broken" || !strings.Contains(v.Problem, "the log no longer holds what Lockbox sealed at "+first.SealedAt+" in the seal you kept") {
+			t.Fatalf("with the kept seal (%s): %+v", p, v)
+		}
 	}
 }
 
@@ -97,6 +109,7 @@ func TestAuditVerifyRefusesABadKeptSeal(t *testing.T) {
 		{"a key not published", unpublished, "LOCKBOX_PROXY_PUBLISHED_KEY_FILES"},
 		{"malformed", "x.y", "not a compact JWS"},
 		{"empty", "", "empty"},
+		{"a record's line", e.rdb.XRange(ctx, keys.Audit("contoso"), "-", "+").Val()[0].Values["r"].(string), "not a seal line"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			path := "/v1/audit/verify?tenant=contoso&since_seal=" + url.QueryEscape(c.seal)

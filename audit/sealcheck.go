@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -127,6 +128,10 @@ func (l *Log) keptSeal(tenant, token string) (*chainSeal, error) {
 	if token == "" {
 		return nil, nil
 	}
+	token, err := keptSealToken(tenant, token)
+	if err != nil {
+		return nil, err
+	}
 	ks := l.publishedSealKeys()
 	if ks == nil || l.sealIssuer == "" {
 		return nil, fault.New(fault.ErrInvalid, "invalid_since_seal",
@@ -146,6 +151,46 @@ func (l *Log) keptSeal(tenant, token string) (*chainSeal, error) {
 		return nil, fault.New(fault.ErrInvalid, "invalid_since_seal", "since_seal names no stream entry (%q)", c.Through)
 	}
 	return &chainSeal{check: true, id: id, claims: c, kept: true}, nil
+}
+
+// keptSealToken returns the seal token in kept: kept itself, or the
+// SealToken of a seal line as the SIEM received it, in either format (the
+// json line, or the OCSF event carrying that line under unmapped). An
+// auditor so keeps, or pastes, the line the SIEM holds as it is.
+func keptSealToken(tenant, kept string) (string, error) {
+	if !strings.HasPrefix(kept, "{") {
+		return kept, nil
+	}
+	// RecordType is a number in a record's line: any, to say so rather
+	// than fail to decode it.
+	type line struct {
+		RecordType    any    `json:"RecordType"`
+		LockboxTenant string `json:"LockboxTenant"`
+		SealToken     string `json:"SealToken"`
+	}
+	var in struct {
+		line
+		Unmapped *line `json:"unmapped"`
+	}
+	if err := json.Unmarshal([]byte(kept), &in); err != nil {
+		return "", fault.New(fault.ErrInvalid, "invalid_since_seal",
+			"since_seal starts as a JSON object but is not one (%v): give a seal token, or a seal line as the SIEM holds it", err)
+	}
+	l := in.line
+	if l.RecordType != SealRecordType && in.Unmapped != nil {
+		l = *in.Unmapped
+	}
+	switch {
+	case l.RecordType != SealRecordType:
+		return "", fault.New(fault.ErrInvalid, "invalid_since_seal",
+			"since_seal is a JSON object but not a seal line (its RecordType is not %q): a record's line holds no seal", SealRecordType)
+	case l.LockboxTenant != tenant:
+		return "", fault.New(fault.ErrInvalid, "invalid_since_seal",
+			"since_seal is a seal line of tenant %q's audit log, not of tenant %s's", l.LockboxTenant, tenant)
+	case l.SealToken == "":
+		return "", fault.New(fault.ErrInvalid, "invalid_since_seal", "since_seal is a seal line without a SealToken")
+	}
+	return l.SealToken, nil
 }
 
 // publishedSealKeys are the keys seals are checked against; nil without

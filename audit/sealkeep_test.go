@@ -238,6 +238,15 @@ func TestKeptSealRefused(t *testing.T) {
 		{"another issuer's", sign(e.signer.Load(), wrongIssuer), "issued by"},
 		{"naming no entry", sign(e.signer.Load(), noEntry), "names no stream entry"},
 		{"a key not published", sign(other, claims), "LOCKBOX_PROXY_PUBLISHED_KEY_FILES"},
+		// Seal lines as a SIEM holds them, but not contoso's seal.
+		{"a record's line", e.rdb.XRange(ctx, keys.Audit("contoso"), "-", "+").Val()[0].Values["r"].(string), "not a seal line"},
+		{"another tenant's seal line", mustJSON(t, audit.SealLine{RecordType: audit.SealRecordType, LockboxTenant: "fabrikam", SealToken: fabrikam}),
+			`seal line of tenant "fabrikam"`},
+		{"a seal line without its token", mustJSON(t, audit.SealLine{RecordType: audit.SealRecordType, LockboxTenant: "contoso"}), "without a SealToken"},
+		{"a seal line naming no tenant", mustJSON(t, audit.SealLine{RecordType: audit.SealRecordType, SealToken: good}), `tenant ""`},
+		{"a seal line cut short", `{"RecordType":"LockboxAuditSeal","LockboxTenant":"contoso","SealToken":"` + good, "not one"},
+		{"a line whose seal is not a JWS", mustJSON(t, audit.SealLine{RecordType: audit.SealRecordType, LockboxTenant: "contoso", SealToken: "x"}),
+			"not a compact JWS"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := e.log.VerifySince(ctx, auditor, "contoso", c.seal)

@@ -306,11 +306,26 @@ func TestSIEMSealCatchesARewriteResealed(t *testing.T) {
 	if v := e.verify(t); !v.OK || v.Seal != audit.SealVerified {
 		t.Fatalf("with the stored seal alone: %+v, want the rewrite vouched for", v)
 	}
-	v := e.verifySince(t, fromSIEM.SealToken)
-	if v.OK || v.SinceSeal != audit.SinceSealBroken || v.BrokenAt != ids[4] || v.SinceSealedThrough != fromSIEM.SealedThrough ||
-		v.SinceSealedAt != fromSIEM.SealedAt {
-		t.Fatalf("with the SIEM's seal: %+v, want broken at its record %s", v, ids[4])
+	// The seal's token, or its whole line as the SIEM holds it.
+	for _, kept := range []string{fromSIEM.SealToken, lineOf(t, sink.got(), fromSIEM.SealToken)} {
+		v := e.verifySince(t, kept)
+		if v.OK || v.SinceSeal != audit.SinceSealBroken || v.BrokenAt != ids[4] || v.SinceSealedThrough != fromSIEM.SealedThrough ||
+			v.SinceSealedAt != fromSIEM.SealedAt {
+			t.Fatalf("with the SIEM's seal %.40s...: %+v, want broken at its record %s", kept, v, ids[4])
+		}
 	}
+}
+
+// lineOf is the line of lines that holds the seal token tok.
+func lineOf(t *testing.T, lines []string, tok string) string {
+	t.Helper()
+	for _, l := range lines {
+		if strings.Contains(l, tok) {
+			return l
+		}
+	}
+	t.Fatalf("no line holds the seal %s", tok)
+	return ""
 }
 
 // TestSIEMSealOCSF: with the ocsf format, a seal is an OCSF Base Event
@@ -360,6 +375,10 @@ func TestSIEMSealOCSF(t *testing.T) {
 	if u["RecordType"] != "LockboxAuditSeal" || u["LockboxTenant"] != "contoso" || u["SealToken"] != storedSeal(t, e.rdb, "contoso") ||
 		u["SealedThrough"] != e.ids(t, "contoso")[1] {
 		t.Fatalf("unmapped %v", u)
+	}
+	// The event as the SIEM holds it is a seal to check the chain against.
+	if v := e.verifySince(t, lines[2]); !v.OK || v.SinceSeal != audit.SinceSealVerified || v.SinceSealedThrough != e.ids(t, "contoso")[1] {
+		t.Fatalf("the chain against the OCSF seal event: %+v", v)
 	}
 }
 

@@ -270,7 +270,8 @@ onboarded), 2 for a wrong command line: only 4 says the log was tampered with.
 
 The seal stored beside the chain is within reach of whoever can write to Redis: deleted after a
 rewrite, the next seal is made over the rewritten chain. With --seal-file F, the chain is also
-checked against the seal kept in F (when F exists and is not empty), and once the chain is found
+checked against the seal kept in F (when F exists and is not empty: a seal token, or a seal
+line as the SIEM holds it), and once the chain is found
 intact its seal replaces F's (written beside F and renamed over it, mode 0600; never an older
 one), so a job run on a schedule keeps the latest seal outside Redis. A broken chain leaves F as
 it was; F that can't be read or written is exit 1.`,

@@ -2,6 +2,7 @@ package console_test
 
 import (
 	"context"
+	"encoding/json"
 	"html"
 	"net/http"
 	"net/url"
@@ -66,6 +67,15 @@ func keptSealPath(since string) string {
 	return "/console/audit?" + url.Values{"tenant": {"contoso"}, "verify": {"1"}, "since_seal": {since}}.Encode()
 }
 
+// sealLine is the SIEM's json line of tenant's seal tok.
+func sealLine(tenant, tok string) string {
+	b, err := json.Marshal(audit.SealLine{RecordType: audit.SealRecordType, LockboxTenant: tenant, SealToken: tok})
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
+
 // offeredSeal is the seal r offers to keep, or "".
 func offeredSeal(r resp) string {
 	m := sealTokenRE.FindStringSubmatch(r.body)
@@ -107,6 +117,10 @@ func TestAuditPageOffersTheSealToKeep(t *testing.T) {
 	if got := offeredSeal(r); got != e.storedSeal("contoso") || got == kept {
 		t.Errorf("after the check, the seal offered is %q, want the newer stored one", got)
 	}
+	// The seal's line as the SIEM holds it is pasted as well.
+	r = admin.get(keptSealPath(sealLine("contoso", kept)))
+	mustContain(t, "check against the kept seal's SIEM line", r, `class="verify ok"`, `data-testid="kept"`,
+		"The chain still holds what Lockbox sealed in the seal you kept (entry "+through+", sealed at "+sealedAt+")")
 
 	// Without a kept seal, none is checked nor claimed.
 	r = admin.get(keptSealPath(""))
@@ -160,6 +174,8 @@ func TestAuditPageRefusesABadKeptSeal(t *testing.T) {
 	for _, c := range []struct{ name, seal, why string }{
 		{"garbage", "not-a-seal<>", "The seal you kept is not a seal Lockbox made of tenant contoso&#39;s audit log"},
 		{"another tenant's seal", e.storedSeal("fabrikam"), "The seal you kept is not a seal Lockbox made of tenant contoso&#39;s audit log"},
+		{"another tenant's seal line", sealLine("fabrikam", e.storedSeal("fabrikam")),
+			"The seal you kept is a seal line of tenant &#34;fabrikam&#34;&#39;s audit log, not of tenant contoso&#39;s"},
 	} {
 		r := admin.get(keptSealPath(c.seal))
 		if r.status != http.StatusBadRequest {

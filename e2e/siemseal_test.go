@@ -44,20 +44,23 @@ func TestSealLinesInTheSIEMCatchARewrite(t *testing.T) {
 	if code, out, errs := w.ctl("admin", "audit", "verify", "--tenant", "contoso"); code != 0 || !strings.Contains(out, "intact") {
 		t.Fatalf("with the stored seal alone: exit %d, want the rewrite vouched for\n%s%s", code, out, errs)
 	}
-	kept := filepath.Join(w.dir, "kept.seal")
-	if err := os.WriteFile(kept, []byte(first.SealToken+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	code, out, errs := w.ctl("admin", "audit", "verify", "--tenant", "contoso", "--seal-file", kept)
-	if code != 4 || !strings.Contains(out, "BROKEN") || !strings.Contains(out, first.SealedThrough) {
-		t.Fatalf("with the SIEM's first seal: exit %d, want 4, the chain broken at or before %s\n%s%s", code, first.SealedThrough, out, errs)
+	// The seal kept as its token, or as the whole line the SIEM holds.
+	for name, seal := range map[string]string{"kept.seal": first.SealToken, "kept-line.seal": first.Line} {
+		kept := filepath.Join(w.dir, name)
+		if err := os.WriteFile(kept, []byte(seal+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		code, out, errs := w.ctl("admin", "audit", "verify", "--tenant", "contoso", "--seal-file", kept)
+		if code != 4 || !strings.Contains(out, "BROKEN") || !strings.Contains(out, first.SealedThrough) {
+			t.Fatalf("with the SIEM's first seal in %s: exit %d, want 4, the chain broken at or before %s\n%s%s", name, code, first.SealedThrough, out, errs)
+		}
 	}
 }
 
 // sealLine waits for a seal line of contoso in w's SIEM file that seals
 // entry through or a later one, other than the one carrying token not, and
-// returns the first.
-func (w *world) sealLine(t *testing.T, through, not string) (seal struct{ SealedThrough, SealToken string }) {
+// returns the first, with the line itself.
+func (w *world) sealLine(t *testing.T, through, not string) (seal struct{ SealedThrough, SealToken, Line string }) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -68,7 +71,7 @@ func (w *world) sealLine(t *testing.T, through, not string) (seal struct{ Sealed
 				s.SealToken == not || streamIDBefore(s.SealedThrough, through) {
 				continue // a record (its RecordType a number), or another seal
 			}
-			seal.SealedThrough, seal.SealToken = s.SealedThrough, s.SealToken
+			seal.SealedThrough, seal.SealToken, seal.Line = s.SealedThrough, s.SealToken, l
 			return seal
 		}
 		if time.Now().After(deadline) {
