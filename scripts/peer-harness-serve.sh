@@ -7,7 +7,8 @@
 # starts. This onboards tenant-0044 through the real API, as a provider
 # Lockbox administrator, then hands over to the slot unchanged.
 #
-# From the harness's directory, after its "ours/lockbox.sh prepare":
+# From the harness's directory, after its "ours/lockbox.sh prepare" (run it
+# under umask 077: lockbox dev refuses a dev directory others can read):
 #
 #   . /tmp/lbbench/env
 #   LOCKBOX_PROXY_CMD="/path/to/lockbox/scripts/peer-harness-serve.sh $PWD" \
