@@ -58,3 +58,6 @@ const FailureLogEvery = failureLogEvery
 
 // SetSealsKept bounds s's seal streams at n seals instead of sealsKept.
 func SetSealsKept(s *Sealer, n int) { s.kept = n }
+
+// ChainHash is the chain's hash of record after prev.
+var ChainHash = chainHash

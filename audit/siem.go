@@ -23,6 +23,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/lockbox-oss/lockbox/audit/record"
+	"github.com/lockbox-oss/lockbox/audit/siemcheck"
 	"github.com/lockbox-oss/lockbox/internal/due"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 	"github.com/lockbox-oss/lockbox/internal/streamgroup"
@@ -1193,15 +1194,21 @@ func (fw *Forwarder) recordLine(ctx context.Context, tenant string, m redis.XMes
 	if !ok {
 		return nil, false, nil
 	}
-	line, err := fw.render(ctx, tenant, raw)
-	return line, true, err
-}
-
-func (fw *Forwarder) render(ctx context.Context, tenant, raw string) ([]byte, error) {
 	if fw.cfg.Format == FormatOCSF {
-		return ocsfLine(raw, func(r *record.Record) error { return fw.orgs.completeLegacy(ctx, tenant, r) })
+		line, err := ocsfLine(raw, func(r *record.Record) error { return fw.orgs.completeLegacy(ctx, tenant, r) })
+		return line, true, err
 	}
-	return jsonLine(raw), nil
+	line := jsonLine(raw)
+	if strings.ContainsAny(raw, "\r\n") {
+		// Written compact, the line is no longer the bytes the chain
+		// hashes: no place could be checked.
+		return line, true, nil
+	}
+	// The record's place in the chain goes with it, so that the SIEM's
+	// copy can be checked without Redis (siemcheck).
+	p, _ := m.Values["p"].(string)
+	h, _ := m.Values["h"].(string)
+	return siemcheck.Place(line, m.ID, p, h), true, nil
 }
 
 // jsonLine is the stored record raw as one line of the json format: its

@@ -21,6 +21,7 @@ import (
 
 	"github.com/lockbox-oss/lockbox/audit"
 	"github.com/lockbox-oss/lockbox/audit/record"
+	"github.com/lockbox-oss/lockbox/audit/siemcheck"
 	"github.com/lockbox-oss/lockbox/internal/clock"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 	"github.com/lockbox-oss/lockbox/internal/redistest"
@@ -84,7 +85,9 @@ func siemAppend(t *testing.T, rdb redis.UniversalClient, log *audit.Log, n int, 
 	}
 }
 
-// streamRecords returns each tenant's stored record JSON in stream order.
+// streamRecords returns each tenant's records in stream order, as the json
+// format's lines should carry them: the stored JSON, with its place in the
+// chain (entry id, previous and own hash) appended.
 func streamRecords(t *testing.T, rdb redis.UniversalClient, tenants ...string) map[string][]string {
 	t.Helper()
 	out := map[string][]string{}
@@ -94,7 +97,8 @@ func streamRecords(t *testing.T, rdb redis.UniversalClient, tenants ...string) m
 			t.Fatal(err)
 		}
 		for _, m := range msgs {
-			out[tn] = append(out[tn], m.Values["r"].(string))
+			line := siemcheck.Place([]byte(m.Values["r"].(string)), m.ID, m.Values["p"].(string), m.Values["h"].(string))
+			out[tn] = append(out[tn], string(line))
 		}
 	}
 	return out

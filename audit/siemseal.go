@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/lockbox-oss/lockbox/audit/record"
+	"github.com/lockbox-oss/lockbox/audit/siemcheck"
 )
 
 // Seals on the SIEM stream. The stored seal (keys.AuditSeal) is within
@@ -32,7 +33,7 @@ import (
 // SealRecordType is the RecordType of a seal's line, a string where every
 // record's is a number, so that a SIEM rule tells the two apart at a
 // glance.
-const SealRecordType = "LockboxAuditSeal"
+const SealRecordType = siemcheck.SealRecordType
 
 // SealLine is a seal as the json format writes it: named as the API's
 // verify answer names a seal (seal_token, sealed_through, sealed_at,

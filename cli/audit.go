@@ -21,7 +21,7 @@ import (
 
 func (e *env) auditCommand() *cobra.Command {
 	return e.groupOf("audit", "search, export or verify a tenant's audit log", groupAudit,
-		e.auditSearch(), e.auditExport(), e.auditVerify())
+		e.auditSearch(), e.auditExport(), e.auditVerify(), e.auditCheckSIEM())
 }
 
 // auditFlags are the filters "audit search" and "audit export" share.

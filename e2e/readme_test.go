@@ -211,6 +211,7 @@ func TestREADMEWalkthrough(t *testing.T) {
 		`"notification_addresses":["soc@contoso.example"]`, // the settings PUT
 		`"domains":["contoso.com","contoso.example"]`,      // the registry PATCH
 		"audit chain of contoso: intact",                   // audit verify
+		"SIEM copy of contoso's audit log: intact",         // audit check-siem
 		`{"error":{"code":"no_grant"`,                      // the proxy, once the request was revoked
 	} {
 		if !bytes.Contains(out, []byte(want)) {

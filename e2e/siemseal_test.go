@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -28,6 +30,12 @@ func TestSealLinesInTheSIEMCatchARewrite(t *testing.T) {
 		t.Fatalf("contoso's log: %d entries, %v; want the onboarding and the filing", len(entries), err)
 	}
 	first := w.sealLine(t, entries[1].ID, "")
+	// The SIEM's copy checks offline, with the keys GET /v1/keys serves.
+	jwks := w.sealKeys(t)
+	if code, out, errs := w.ctl("admin", "audit", "check-siem", "--tenant", "contoso", "--keys", jwks, w.siem); code != 0 ||
+		!strings.Contains(out, "intact") || !strings.Contains(out, "from the tenant's first record") || !strings.Contains(out, "sealed:  through entry") {
+		t.Fatalf("the SIEM's copy before the rewrite: exit %d, want intact and sealed\n%s%s", code, out, errs)
+	}
 
 	// Whoever can write to Redis edits the filing (the record after the
 	// onboarding), recomputes the chain and deletes the stored seal; the
@@ -55,6 +63,33 @@ func TestSealLinesInTheSIEMCatchARewrite(t *testing.T) {
 			t.Fatalf("with the SIEM's first seal in %s: exit %d, want 4, the chain broken at or before %s\n%s%s", name, code, first.SealedThrough, out, errs)
 		}
 	}
+	// The SIEM holds the filing as it was. Rewritten by deleting and
+	// filling the stream again, the log went to the SIEM again too, the
+	// filing as rewritten beside the one the SIEM had.
+	if code, out, errs := w.ctl("admin", "audit", "check-siem", "--tenant", "contoso", "--keys", jwks, w.siem); code != 4 ||
+		!strings.Contains(out, "BROKEN after 1 good records") || !strings.Contains(out, "two different lines for entry "+entries[1].ID) {
+		t.Fatalf("the SIEM's copy after the rewrite: exit %d, want 4, two versions of the filing\n%s%s", code, out, errs)
+	}
+}
+
+// sealKeys writes the JWKS w's API serves at GET /v1/keys to a file, and
+// returns its path.
+func (w *world) sealKeys(t *testing.T) string {
+	t.Helper()
+	resp, err := http.Get(w.addr + "/v1/keys")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /v1/keys: %d, %v", resp.StatusCode, err)
+	}
+	path := filepath.Join(w.dir, "keys.json")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // sealLine waits for a seal line of contoso in w's SIEM file that seals
