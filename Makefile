@@ -41,6 +41,7 @@ FUZZ_TARGETS = \
 	FuzzVerify:./identity:100000x \
 	FuzzAppendJSON:./audit/record:150000x \
 	FuzzDecodeRecord:./audit/record:60000x \
+	FuzzSplit:./audit/siemcheck:300000x \
 	FuzzShapes:./internal/keys:100000x \
 	FuzzDefang:./notify:10000x
 

@@ -83,8 +83,14 @@ func Split(line []byte) (record []byte, entry, prev, hash string, ok bool) {
 		return nil, "", "", "", false
 	}
 	head := line[:m[0]]
-	if m[3] == m[2] && !bytes.Equal(head, []byte("{")) {
-		// No comma: only an empty record's fields follow "{" directly.
+	comma := m[3] > m[2]
+	switch {
+	case len(head) == 0 || head[0] != '{' || bytes.ContainsAny(head, "\r\n"):
+		// Not a line Place wrote: it places compact objects only.
+		return nil, "", "", "", false
+	case comma == (len(head) == 1):
+		// A comma follows a field; only an empty record's place follows
+		// "{" directly.
 		return nil, "", "", "", false
 	}
 	record = append(slices.Clip(head), '}')
