@@ -151,13 +151,14 @@ func parseID(s string) (id, bool) {
 
 func compareIDs(a, b id) int { return cmp.Or(cmp.Compare(a.ms, b.ms), cmp.Compare(a.seq, b.seq)) }
 
+// entry is a record line read: its place, and the hash its record gives
+// (computed), not the record, so that a year of a tenant's records fits
+// in memory.
 type entry struct {
-	id               id
-	record           []byte
-	prev, hash       string
-	recordID         string
-	computed         string
-	linked, verified bool
+	id                   id
+	prev, hash, computed string
+	recordID             string
+	verified             bool
 }
 
 type seal struct {
@@ -221,14 +222,15 @@ func (c *Checker) line(b []byte) {
 		c.lines.unplaced++
 		return
 	}
+	computed := link(prev, rec)
 	if old, seen := c.entries[eid]; seen {
 		c.lines.duplicates++
-		if !bytes.Equal(old.record, rec) || old.prev != prev || old.hash != hash {
+		if old.computed != computed || old.prev != prev || old.hash != hash {
 			c.contradict(eid, fmt.Sprintf("two different lines for entry %s: the record was altered, in the lines or in Lockbox's log after the SIEM received it", eid))
 		}
 		return
 	}
-	c.entries[eid] = &entry{id: eid, record: rec, prev: prev, hash: hash, recordID: l.Id}
+	c.entries[eid] = &entry{id: eid, prev: prev, hash: hash, computed: computed, recordID: l.Id}
 }
 
 func (c *Checker) contradict(at id, problem string) {
@@ -317,7 +319,6 @@ func (c *Checker) Check(keys *grantsig.KeySet, issuer string) (Result, error) {
 	r.FromStart = es[0].prev == ""
 	r.OK = true
 	for i, e := range es {
-		e.computed = link(e.prev, e.record)
 		problem := ""
 		switch {
 		case c.problem != "" && c.at == e.id:
