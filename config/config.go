@@ -322,7 +322,7 @@ type Config struct {
 	// a log shipper.
 	SIEMSink string `env:"SIEM_SINK" envDefault:"stdout" desc:"where every audit record, and every seal of a tenant's audit chain, is also written as one JSON line for a log shipper: stdout, file:/path (appended, 0600, fsynced per batch) or off; \"lockbox dev\" uses file:$LOCKBOX_DEV_DIR/siem.jsonl unless set"`
 	// SIEMFormat is the SIEM line format.
-	SIEMFormat string `env:"SIEM_FORMAT" envDefault:"json" desc:"SIEM line format: json (the audit record, provider view) or ocsf (OCSF 1.1 API Activity events; seals as Base Events)"`
+	SIEMFormat string `env:"SIEM_FORMAT" envDefault:"json" desc:"SIEM line format: json (the audit record, provider view, with its place in the hash chain, which lockboxctl audit check-siem checks offline) or ocsf (OCSF 1.1 API Activity events; seals as Base Events)"`
 	// SIEMConsumer names this replica in the SIEM consumer group.
 	SIEMConsumer string `env:"SIEM_CONSUMER" desc:"this replica's name in the SIEM consumer group: unique per replica and stable across restarts (e.g. the pod name); the host name when empty, so two processes on one host each need one; a name another live process holds forwards nothing, and says so in the log"`
 	// SIEMClaimAfter is how long a record may wait at one replica before
