@@ -124,9 +124,11 @@ func devAt(ctx context.Context, env map[string]string, stdout, stderr io.Writer,
 		// The dev manager hears of new requests, as .eml files.
 		cfg.NotifyManagerAddresses = devManager
 	}
+	devSIEM := ""
 	if _, set := env["LOCKBOX_SIEM_SINK"]; !set {
 		// stdout carries the welcome text in dev: the SIEM lines go to a file.
-		cfg.SIEMSink = "file:" + filepath.Join(cfg.DevDir, "siem.jsonl")
+		devSIEM = filepath.Join(cfg.DevDir, "siem.jsonl")
+		cfg.SIEMSink = "file:" + devSIEM
 	}
 
 	grantKey, err := grantsig.EnsureKeyFiles(filepath.Join(cfg.DevDir, "grant-signing-key.pem"), filepath.Join(cfg.DevDir, "grant-signing-key.pub.pem"))
@@ -159,6 +161,11 @@ func devAt(ctx context.Context, env map[string]string, stdout, stderr io.Writer,
 	}
 
 	if !cfg.RedisConfigured() {
+		if devSIEM != "" {
+			if err := startSIEMFile(devSIEM); err != nil {
+				return err
+			}
+		}
 		store, err := devstore.Start(ctx)
 		if err != nil {
 			return err
@@ -582,5 +589,27 @@ func devToken(args []string, env map[string]string, stdout io.Writer) error {
 		return usageError{fmt.Errorf("dev token: %w", err)}
 	}
 	fmt.Fprintln(stdout, tok)
+	return nil
+}
+
+// startSIEMFile moves the last run's SIEM file aside, to path.1 (replacing
+// the one before), for a run on the embedded store. That store starts
+// empty, so each tenant's audit chain starts again: the last run's lines
+// are the SIEM's copy of a log that is gone, and in one file with this
+// run's, "lockboxctl audit check-siem" would find two chains where it
+// checks one.
+func startSIEMFile(path string) error {
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("LOCKBOX_DEV_DIR: %w", err)
+	case fi.Size() == 0:
+		return nil
+	}
+	if err := os.Rename(path, path+".1"); err != nil {
+		return fmt.Errorf("LOCKBOX_DEV_DIR: keeping the last run's SIEM lines: %w", err)
+	}
 	return nil
 }

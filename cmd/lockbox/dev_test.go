@@ -20,6 +20,7 @@ import (
 
 	"github.com/lockbox-oss/lockbox/config"
 	"github.com/lockbox-oss/lockbox/internal/clock"
+	"github.com/lockbox-oss/lockbox/internal/redistest"
 )
 
 // The banner's "Mint other tokens" command signs with the key in
@@ -515,5 +516,51 @@ func TestDevRenewsTokensBeforeTheyExpire(t *testing.T) {
 			t.Fatalf("no log of the renewal within 10s:\n%s", stderr.String())
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// On the embedded store each run's audit chains start again, so the last
+// run's SIEM lines move to siem.jsonl.1: in one file with this run's,
+// "audit check-siem" would find two chains of one tenant. On a Redis of
+// one's own, the chains go on, and so does the file; a sink one set is
+// left alone.
+func TestDevStartsTheSIEMFileAgainOnTheEmbeddedStore(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		env   map[string]string
+		moved bool
+	}{
+		{"embedded store", nil, true},
+		{"own redis", map[string]string{"LOCKBOX_REDIS_URL": redistest.URL(t)}, false},
+		{"sink set", map[string]string{"LOCKBOX_SIEM_SINK": "off"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "dev")
+			if err := os.Mkdir(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			siem := filepath.Join(dir, "siem.jsonl")
+			for _, f := range []string{siem, siem + ".1"} {
+				if err := os.WriteFile(f, []byte(filepath.Base(f)+" of an earlier run\n"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			env := devEnv(dir)
+			for k, v := range tc.env {
+				env[k] = v
+			}
+			runDev(t, env)
+			now, _ := os.ReadFile(siem)
+			kept, _ := os.ReadFile(siem + ".1")
+			if tc.moved {
+				if string(kept) != "siem.jsonl of an earlier run\n" || strings.Contains(string(now), "earlier run") {
+					t.Fatalf("siem.jsonl.1 holds %q, siem.jsonl %q; want the last run's lines moved aside", kept, now)
+				}
+				return
+			}
+			if !strings.HasPrefix(string(now), "siem.jsonl of an earlier run\n") || string(kept) != "siem.jsonl.1 of an earlier run\n" {
+				t.Fatalf("siem.jsonl holds %q, siem.jsonl.1 %q; want both as they were", now, kept)
+			}
+		})
 	}
 }

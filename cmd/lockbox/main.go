@@ -382,7 +382,8 @@ LOCKBOX_SHUTDOWN_DELAY says. Dev neither reads nor checks these seven settings, 
 holds a production environment, or files of another machine, still runs it: it logs one warning
 naming those that are set. Unless they are set, the upstreams' key set is written in
 LOCKBOX_DEV_DIR (LOCKBOX_PROXY_JWKS_FILE), the SIEM lines go to siem.jsonl there
-(LOCKBOX_SIEM_SINK), and new requests are mailed to mary@provider.example
+(LOCKBOX_SIEM_SINK; on the embedded store, whose audit chains start again each run, the last
+run's lines move to siem.jsonl.1), and new requests are mailed to mary@provider.example
 (LOCKBOX_NOTIFY_MANAGER_ADDRESSES); without LOCKBOX_SMTP_ADDR, e-mails are written under mail/
 there. Every other setting is read and checked as "lockbox serve" reads and checks it (README,
 Configuration): one that is wrong stops dev, naming it.
