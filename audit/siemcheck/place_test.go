@@ -2,6 +2,8 @@ package siemcheck
 
 import (
 	"bytes"
+	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -68,4 +70,27 @@ func FuzzSplit(f *testing.F) {
 		}
 		_, _ = c.Check(nil, "lockbox")
 	})
+}
+
+// TestChainStartedAgain: a record whose previous hash is empty after
+// others is a chain started over, and said to be, not a record missing.
+func TestChainStartedAgain(t *testing.T) {
+	var lines []string
+	for run, ms := range []int{100, 200} {
+		prev := ""
+		for i := range 2 {
+			rec := fmt.Sprintf(`{"Id":"r%d-%d","LockboxTenant":"contoso"}`, run, i)
+			h := link(prev, []byte(rec))
+			lines = append(lines, string(Place([]byte(rec), fmt.Sprintf("%d-%d", ms, i), prev, h)))
+			prev = h
+		}
+	}
+	c := New("contoso")
+	if err := c.Read(strings.NewReader(strings.Join(lines, "\n"))); err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.Check(nil, "lockbox")
+	if err != nil || r.OK || r.BrokenAt != "200-0" || r.Records != 2 || !strings.Contains(r.Problem, "starts the tenant's chain again after entry 100-1") {
+		t.Fatalf("got %+v, %v; want broken where the chain starts again", r, err)
+	}
 }

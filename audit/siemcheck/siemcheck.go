@@ -325,6 +325,8 @@ func (c *Checker) Check(keys *grantsig.KeySet, issuer string) (Result, error) {
 			problem = c.problem
 		case e.computed != e.hash:
 			problem = fmt.Sprintf("the record of entry %s is not the one Lockbox hashed: it was altered", e.id)
+		case i > 0 && e.prev == "":
+			problem = fmt.Sprintf("entry %s starts the tenant's chain again after entry %s (its previous hash is empty): the tenant's log in Lockbox's Redis was emptied and started over (a store that lost its data), or rewritten from scratch", e.id, es[i-1].id)
 		case i > 0 && e.prev != es[i-1].computed:
 			// Missing here, or the chain rewritten in Redis before
 			// this record was appended after it.
