@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
 	"crypto/sha1"
 	"encoding/hex"
 	"encoding/json"
@@ -14,6 +12,7 @@ import (
 
 	"github.com/lockbox-oss/lockbox/audit/siemcheck"
 	"github.com/lockbox-oss/lockbox/grantsig"
+	"github.com/lockbox-oss/lockbox/grantsig/grantsigtest"
 )
 
 // siemFixture writes a SIEM file of contoso's four records, the third
@@ -21,14 +20,7 @@ import (
 // would hold them; it returns their paths and the entry ids.
 func siemFixture(t *testing.T, edit func(i int, rec string) string) (file, keys string, ids []string) {
 	t.Helper()
-	_, key, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := grantsig.NewSigner(key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	signer, _ := grantsigtest.NewKey(t)
 	var lines []string
 	prev := ""
 	for i := range 4 {
@@ -59,7 +51,7 @@ func siemFixture(t *testing.T, edit func(i int, rec string) string) (file, keys 
 	if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	jwks, err := grantsig.NewJWKS(key.Public())
+	jwks, err := grantsig.NewJWKS(signer.Public())
 	if err != nil {
 		t.Fatal(err)
 	}
