@@ -1,10 +1,12 @@
 package cli
 
 import (
+	"compress/gzip"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -22,7 +24,8 @@ func (e *env) auditCheckSIEM() *cobra.Command {
 		Use:   "check-siem --tenant T --keys KEYS FILE...",
 		Short: "check a tenant's audit records as the SIEM holds them, offline: the hash chain and Lockbox's seals (exit 4 when broken)",
 		Long: `Check a tenant's audit records as the SIEM received them, without Lockbox or its Redis: that
-the records in FILE... (the json format's lines, as LOCKBOX_SIEM_SINK wrote them) are the tenant's hash chain, none edited, none missing between the first and
+the records in FILE... (the json format's lines, as LOCKBOX_SIEM_SINK wrote them; a FILE
+ending in .gz is read compressed, as logrotate leaves it) are the tenant's hash chain, none edited, none missing between the first and
 the last, and up to the newest seal among them exactly what Lockbox sealed.
 
 Whoever can write to Redis can rewrite a tenant's chain and seal it again; the SIEM's copy,
@@ -107,7 +110,17 @@ func readSIEMFile(c *siemcheck.Checker, path string) error {
 		return err
 	}
 	defer f.Close()
-	if err := c.Read(f); err != nil {
+	var r io.Reader = f
+	if strings.HasSuffix(path, ".gz") {
+		// Rotated and compressed, as logrotate's compress leaves it.
+		z, err := gzip.NewReader(f)
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		defer z.Close()
+		r = z
+	}
+	if err := c.Read(r); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	return nil

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"bytes"
+	"compress/gzip"
 	"crypto/sha1"
 	"encoding/hex"
 	"encoding/json"
@@ -75,6 +77,28 @@ func TestAuditCheckSIEM(t *testing.T) {
 		t.Fatalf("intact: exit %d, %d calls, stdout:\n%s\nstderr: %s", r.code, len(r.calls), r.stdout, r.stderr)
 	}
 
+	// Rotated, the older half compressed: the same, in any order.
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(string(b), "\n")
+	old, cur := filepath.Join(t.TempDir(), "siem.jsonl.1.gz"), filepath.Join(t.TempDir(), "siem.jsonl")
+	var z bytes.Buffer
+	zw := gzip.NewWriter(&z)
+	zw.Write([]byte(strings.Join(lines[:3], "")))
+	zw.Close()
+	if err := os.WriteFile(old, z.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cur, []byte(strings.Join(lines[3:], "")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r = run(t, []string{"audit", "check-siem", "--tenant", "contoso", "--keys", keys, cur, old}, nil, nil)
+	if r.code != 0 || !strings.HasPrefix(r.stdout, want) {
+		t.Fatalf("rotated and compressed: exit %d, stdout:\n%s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+
 	r = run(t, []string{"audit", "check-siem", "--tenant", "contoso", "--keys", keys, "-o", "json", file}, nil, nil)
 	var got siemcheck.Result
 	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil || r.code != 0 || !got.OK || got.Records != 4 || got.SealedThrough != ids[2] {
@@ -101,6 +125,10 @@ func TestAuditCheckSIEM(t *testing.T) {
 		t.Fatalf("an unknown key: exit %d, stdout:\n%s\nstderr: %s", r.code, r.stdout, r.stderr)
 	}
 
+	gzLie := filepath.Join(t.TempDir(), "siem.jsonl.2.gz")
+	if err := os.WriteFile(gzLie, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
 		name string
 		args []string
@@ -111,6 +139,7 @@ func TestAuditCheckSIEM(t *testing.T) {
 		{"no keys", []string{"--tenant", "contoso", file}, exitUsage, "--tenant and --keys are required"},
 		{"keys not a JWKS", []string{"--tenant", "contoso", "--keys", file, file}, exitError, "not the JWKS GET /v1/keys serves"},
 		{"a file missing", []string{"--tenant", "contoso", "--keys", keys, file + ".gone"}, exitError, "no such file"},
+		{"a .gz file not compressed", []string{"--tenant", "contoso", "--keys", keys, gzLie}, exitError, "gzip: invalid header"},
 		{"no record of the tenant", []string{"--tenant", "northwind", "--keys", keys, file}, exitError, `no line names tenant "northwind"`},
 	} {
 		r := run(t, append([]string{"audit", "check-siem"}, c.args...), nil, nil)
