@@ -24,9 +24,10 @@ func (e *env) auditCheckSIEM() *cobra.Command {
 		Use:   "check-siem --tenant T --keys KEYS FILE...",
 		Short: "check a tenant's audit records as the SIEM holds them, offline: the hash chain and Lockbox's seals (exit 4 when broken)",
 		Long: `Check a tenant's audit records as the SIEM received them, without Lockbox or its Redis: that
-the records in FILE... (the json format's lines, as LOCKBOX_SIEM_SINK wrote them; a FILE
-ending in .gz is read compressed, as logrotate leaves it) are the tenant's hash chain, none edited, none missing between the first and
-the last, and up to the newest seal among them exactly what Lockbox sealed.
+the records in FILE... (the json format's lines, as LOCKBOX_SIEM_SINK wrote them; a FILE ending
+in .gz is read compressed, as logrotate leaves it) are the tenant's hash chain, none edited,
+none missing between the first and the last, and up to the newest seal among them exactly what
+Lockbox sealed.
 
 Whoever can write to Redis can rewrite a tenant's chain and seal it again; the SIEM's copy,
 written within seconds of each record, is out of their reach. Each record line carries its
