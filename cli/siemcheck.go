@@ -172,7 +172,10 @@ func siemSealLine(r siemcheck.Result) string {
 	default:
 		s = fmt.Sprintf("none among the records the files hold: the %d %s covered by the hash chain alone, which whoever can write the files can recompute", r.UnsealedRecords, records)
 	}
-	if r.SealsBeyond > 0 {
+	switch {
+	case r.SealsBeyond == 1:
+		s += " (1 seal line names a record the files do not hold)"
+	case r.SealsBeyond > 1:
 		s += fmt.Sprintf(" (%d seal lines name records the files do not hold)", r.SealsBeyond)
 	}
 	return s
