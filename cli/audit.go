@@ -20,7 +20,7 @@ import (
 )
 
 func (e *env) auditCommand() *cobra.Command {
-	return e.groupOf("audit", "search, export or verify a tenant's audit log", groupAudit,
+	return e.groupOf("audit", "search, export or verify a tenant's audit log, or check the SIEM's copy of it", groupAudit,
 		e.auditSearch(), e.auditExport(), e.auditVerify(), e.auditCheckSIEM())
 }
 
