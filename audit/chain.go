@@ -2,8 +2,6 @@ package audit
 
 import (
 	"context"
-	"crypto/sha1"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -13,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/lockbox-oss/lockbox/audit/record"
+	"github.com/lockbox-oss/lockbox/audit/siemcheck"
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/fault"
 	"github.com/lockbox-oss/lockbox/internal/keys"
@@ -43,10 +42,10 @@ redis.call('SET', KEYS[2], h)
 return id
 `)
 
-// chainHash is the Go side of the script's hash.
+// chainHash is the Go side of the script's hash, the one the SIEM's copy
+// is checked with too (siemcheck.Link).
 func chainHash(prev, record string) string {
-	sum := sha1.Sum([]byte(prev + "\n" + record))
-	return hex.EncodeToString(sum[:])
+	return siemcheck.Link(prev, []byte(record))
 }
 
 // Verification is the result of re-computing a tenant's chain.

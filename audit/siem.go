@@ -1198,17 +1198,16 @@ func (fw *Forwarder) recordLine(ctx context.Context, tenant string, m redis.XMes
 		line, err := ocsfLine(raw, func(r *record.Record) error { return fw.orgs.completeLegacy(ctx, tenant, r) })
 		return line, true, err
 	}
-	line := jsonLine(raw)
 	if strings.ContainsAny(raw, "\r\n") {
 		// Written compact, the line is no longer the bytes the chain
 		// hashes: no place could be checked.
-		return line, true, nil
+		return jsonLine(raw), true, nil
 	}
 	// The record's place in the chain goes with it, so that the SIEM's
 	// copy can be checked without Redis (siemcheck).
 	p, _ := m.Values["p"].(string)
 	h, _ := m.Values["h"].(string)
-	return siemcheck.Place(line, m.ID, p, h), true, nil
+	return siemcheck.Place([]byte(raw), m.ID, p, h), true, nil
 }
 
 // jsonLine is the stored record raw as one line of the json format: its

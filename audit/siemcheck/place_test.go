@@ -80,7 +80,7 @@ func TestChainStartedAgain(t *testing.T) {
 		prev := ""
 		for i := range 2 {
 			rec := fmt.Sprintf(`{"Id":"r%d-%d","LockboxTenant":"contoso"}`, run, i)
-			h := link(prev, []byte(rec))
+			h := Link(prev, []byte(rec))
 			lines = append(lines, string(Place([]byte(rec), fmt.Sprintf("%d-%d", ms, i), prev, h)))
 			prev = h
 		}

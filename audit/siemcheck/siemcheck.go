@@ -97,9 +97,10 @@ func Split(line []byte) (record []byte, entry, prev, hash string, ok bool) {
 	return record, string(line[m[4]:m[5]]), string(line[m[6]:m[7]]), string(line[m[8]:m[9]]), true
 }
 
-// link is the chain's hash, as Lockbox's append scripts compute it:
-// SHA-1 over the previous entry's hash, a line break and the record.
-func link(prev string, record []byte) string {
+// Link is the chain's hash of record after the entry whose hash is prev,
+// as Lockbox's append scripts compute it: SHA-1 over prev, a line break
+// and the record, in hex.
+func Link(prev string, record []byte) string {
 	h := sha1.New()
 	h.Write([]byte(prev))
 	h.Write([]byte{'\n'})
@@ -222,7 +223,7 @@ func (c *Checker) line(b []byte) {
 		c.lines.unplaced++
 		return
 	}
-	computed := link(prev, rec)
+	computed := Link(prev, rec)
 	if old, seen := c.entries[eid]; seen {
 		c.lines.duplicates++
 		if old.computed != computed || old.prev != prev || old.hash != hash {
