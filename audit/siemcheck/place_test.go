@@ -3,6 +3,9 @@ package siemcheck
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -44,16 +47,57 @@ func TestPlaceSplit(t *testing.T) {
 	}
 }
 
+// placedRE is the place's grammar as a regular expression: Split reads
+// it by hand from the line's end, and must find what this finds.
+var placedRE = regexp.MustCompile(`(,?)"` + EntryField + `":"([0-9]+-[0-9]+)","` + PrevHashField + `":"([0-9a-f]*)","` + HashField + `":"([0-9a-f]+)"\}$`)
+
+// splitRE is Split as the regular expression reads a line.
+func splitRE(line []byte) (record []byte, entry, prev, hash string, ok bool) {
+	m := placedRE.FindSubmatchIndex(line)
+	if m == nil {
+		return nil, "", "", "", false
+	}
+	head, comma := line[:m[0]], m[3] > m[2]
+	if len(head) == 0 || head[0] != '{' || bytes.ContainsAny(head, "\r\n") || comma == (len(head) == 1) {
+		return nil, "", "", "", false
+	}
+	return append(slices.Clip(head), '}'), string(line[m[4]:m[5]]), string(line[m[6]:m[7]]), string(line[m[8]:m[9]]), true
+}
+
 // FuzzSplit: a line from the SIEM is untrusted input. Split never panics,
-// and a line it splits is exactly what Place makes of the parts, so that
-// no two lines split to one record; a compact object Place changes splits
-// back to it. Read and Check take any bytes without panicking.
+// finds the place the grammar's regular expression finds, and a line it
+// splits is exactly what Place makes of the parts, so that no two lines
+// split to one record; a compact object Place changes splits back to it.
+// Read and Check take any bytes without panicking.
 func FuzzSplit(f *testing.F) {
 	f.Add([]byte(`{"Id":"a","LockboxTenant":"contoso","LockboxEntry":"1-0","LockboxPrevHash":"","LockboxHash":"ab"}`))
 	f.Add([]byte(`{"LockboxEntry":"1-0","LockboxPrevHash":"","LockboxHash":"ab"}`))
 	f.Add([]byte(`{"RecordType":"LockboxAuditSeal","LockboxTenant":"contoso","SealedThrough":"1-0","SealToken":"a.b.c"}`))
 	f.Add([]byte(`{"Id":"a","LockboxTenant":"contoso"}`))
+	f.Add([]byte(`{"a":1,"LockboxEntry":"12-3","LockboxPrevHash":"0f","LockboxHash":"ab"}`))
+	f.Add([]byte(`{,"LockboxEntry":"1-0","LockboxPrevHash":"","LockboxHash":"ab"}`))
+	f.Add([]byte(`{"a":1"LockboxEntry":"1-0","LockboxPrevHash":"x","LockboxHash":"ab"}`))
+	// Near misses: each breaks one rule of the grammar.
+	for _, place := range []string{
+		`"LockboxEntry":"1-0","LockboxPrevHash":"","LockboxHash":""}`,
+		`"LockboxEntry":"1-0","LockboxPrevHash":"","LockboxHash":"AB"}`,
+		`"LockboxEntry":"1-0","LockboxPrevHash":"AB","LockboxHash":"ab"}`,
+		`"LockboxEntry":"-0","LockboxPrevHash":"","LockboxHash":"ab"}`,
+		`"LockboxEntry":"1-","LockboxPrevHash":"","LockboxHash":"ab"}`,
+		`"LockboxEntry":"10","LockboxPrevHash":"","LockboxHash":"ab"}`,
+		`"LockboxEntry":"1-0","LockboxPrevHash":"","LockboxHash":"ab"} `,
+		`"LockboxEntry":"1-0", "LockboxPrevHash":"","LockboxHash":"ab"}`,
+		`"LockboxEntry":"1-0","LockboxPrevHash":"","LockboxHash":"ab"`,
+	} {
+		f.Add([]byte(`{"a":1,` + place))
+		f.Add([]byte(`{` + place))
+	}
 	f.Fuzz(func(t *testing.T, line []byte) {
+		r1, e1, p1, h1, ok1 := Split(line)
+		r2, e2, p2, h2, ok2 := splitRE(line)
+		if ok1 != ok2 || !bytes.Equal(r1, r2) || e1 != e2 || p1 != p2 || h1 != h2 {
+			t.Fatalf("Split(%q) = %q, %q, %q, %q, %v; the grammar gives %q, %q, %q, %q, %v", line, r1, e1, p1, h1, ok1, r2, e2, p2, h2, ok2)
+		}
 		if rec, entry, prev, hash, ok := Split(line); ok {
 			if again := Place(rec, entry, prev, hash); !bytes.Equal(again, line) {
 				t.Fatalf("Split(%q) = %q, %q, %q, %q; Place of them is %q", line, rec, entry, prev, hash, again)
@@ -92,5 +136,78 @@ func TestChainStartedAgain(t *testing.T) {
 	r, err := c.Check(nil, "lockbox")
 	if err != nil || r.OK || r.BrokenAt != "200-0" || r.Records != 2 || !strings.Contains(r.Problem, "starts the tenant's chain again after entry 100-1") {
 		t.Fatalf("got %+v, %v; want broken where the chain starts again", r, err)
+	}
+}
+
+// TestManyLinesOutOfOrder: lines enough for the Checker to compact while
+// reading (it drops lines read again before its memory grows), shuffled
+// and partly read twice, check as the chain they are; a second line of one
+// entry that differs from the first is found wherever it falls, and the
+// entry's record is named, by its Id whether or not that is a UUID.
+func TestManyLinesOutOfOrder(t *testing.T) {
+	const n = 20_000
+	var lines []string
+	prev := ""
+	for i := range n {
+		id := fmt.Sprintf("%08x-7d3c-4b0e-9a51-%012x", i, i)
+		if i%7 == 0 {
+			id = fmt.Sprintf("rec-%d", i)
+		}
+		rec := fmt.Sprintf(`{"Id":%q,"LockboxTenant":"contoso","N":%d}`, id, i)
+		h := Link(prev, []byte(rec))
+		lines = append(lines, string(Place([]byte(rec), fmt.Sprintf("1796637708000-%d", i), prev, h)))
+		prev = h
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	shuffled := func(extra ...string) string {
+		all := append(slices.Clone(lines), lines[:n/3]...)
+		all = append(all, extra...)
+		rng.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
+		return strings.Join(all, "\n")
+	}
+	check := func(t *testing.T, text string) Result {
+		t.Helper()
+		c := New("contoso")
+		if err := c.Read(strings.NewReader(text)); err != nil {
+			t.Fatal(err)
+		}
+		r, err := c.Check(nil, "lockbox")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+
+	r := check(t, shuffled())
+	if !r.OK || r.Records != n || r.Entries != n || r.Duplicates != n/3 || !r.FromStart || r.Last != fmt.Sprintf("1796637708000-%d", n-1) {
+		t.Fatalf("got %+v; want %d records intact, %d lines read again", r, n, n/3)
+	}
+
+	// Entry 13 001 again, its record edited and its hash recomputed: the
+	// line is consistent in itself, and only the first line tells.
+	at := 13_001
+	rec, entry, p, _, _ := Split([]byte(lines[at]))
+	forged := strings.Replace(string(rec), `"N":13001`, `"N":-1`, 1)
+	second := string(Place([]byte(forged), entry, p, Link(p, []byte(forged))))
+	for range 3 {
+		r = check(t, shuffled(second))
+		if r.OK || r.BrokenAt != entry || r.Records != at || !strings.Contains(r.Problem, "two different lines") {
+			t.Fatalf("got %+v; want broken at %s, two different lines", r, entry)
+		}
+		// Which of the two lines came first in the file decides the
+		// record named; both are entry 13 001's, a UUID.
+		if !strings.HasPrefix(r.RecordId, fmt.Sprintf("%08x-", at)) {
+			t.Fatalf("record %q named, want entry %s's", r.RecordId, entry)
+		}
+	}
+
+	// A record with an Id that is no UUID is named by it.
+	at = 7 * 2000
+	edited := strings.Replace(lines[at], fmt.Sprintf(`"N":%d`, at), `"N":-1`, 1)
+	all := slices.Clone(lines)
+	all[at] = edited
+	r = check(t, strings.Join(all, "\n"))
+	if r.OK || r.RecordId != fmt.Sprintf("rec-%d", at) || !strings.Contains(r.Problem, "altered") {
+		t.Fatalf("got %+v; want broken at record rec-%d, altered", r, at)
 	}
 }

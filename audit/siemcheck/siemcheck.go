@@ -23,11 +23,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/lockbox-oss/lockbox/grantsig"
 )
@@ -71,42 +72,134 @@ func Place(line []byte, entry, prev, hash string) []byte {
 	return append(out, `"}`...)
 }
 
-// placed matches the fields Place appends, at the line's end.
-var placed = regexp.MustCompile(`(,?)"` + EntryField + `":"([0-9]+-[0-9]+)","` + PrevHashField + `":"([0-9a-f]*)","` + HashField + `":"([0-9a-f]+)"\}$`)
-
 // Split splits a line Place wrote into the stored record and its place:
 // its entry id, the previous entry's hash and its own. It returns false
 // for a line without a place.
+//
+// It reads the place from the line's end, as the fields Place appends
+// must be: `,"LockboxEntry":"N-N","LockboxPrevHash":"HEX*","LockboxHash":"HEX+"}`
+// (the comma absent only for an empty record), hex in lower case.
 func Split(line []byte) (record []byte, entry, prev, hash string, ok bool) {
-	m := placed.FindSubmatchIndex(line)
-	if m == nil {
+	head, ms, seq, p, h, ok := split(line)
+	if !ok {
 		return nil, "", "", "", false
 	}
-	head := line[:m[0]]
-	comma := m[3] > m[2]
+	return append(slices.Clip(head), '}'), string(ms) + "-" + string(seq), string(p), string(h), true
+}
+
+// split is Split without copies: every part is a slice of line, head the
+// stored record but for its closing brace.
+func split(line []byte) (head, ms, seq, prev, hash []byte, ok bool) {
+	rest, h, ok := cutBack(line, `"}`, isHex, 1, `","`+HashField+`":"`)
+	if !ok {
+		return nil, nil, nil, nil, nil, false
+	}
+	rest, p, ok := cutBack(rest, "", isHex, 0, `","`+PrevHashField+`":"`)
+	if !ok {
+		return nil, nil, nil, nil, nil, false
+	}
+	rest, sq, ok := cutBack(rest, "", isDigit, 1, "-")
+	if !ok {
+		return nil, nil, nil, nil, nil, false
+	}
+	head, ms, ok = cutBack(rest, "", isDigit, 1, `"`+EntryField+`":"`)
+	if !ok {
+		return nil, nil, nil, nil, nil, false
+	}
+	comma := len(head) > 0 && head[len(head)-1] == ','
+	if comma {
+		head = head[:len(head)-1]
+	}
 	switch {
 	case len(head) == 0 || head[0] != '{' || bytes.ContainsAny(head, "\r\n"):
 		// Not a line Place wrote: it places compact objects only.
-		return nil, "", "", "", false
+		return nil, nil, nil, nil, nil, false
 	case comma == (len(head) == 1):
 		// A comma follows a field; only an empty record's place follows
 		// "{" directly.
-		return nil, "", "", "", false
+		return nil, nil, nil, nil, nil, false
 	}
-	record = append(slices.Clip(head), '}')
-	return record, string(line[m[4]:m[5]]), string(line[m[6]:m[7]]), string(line[m[8]:m[9]]), true
+	return head, ms, sq, p, h, true
 }
+
+// cutBack cuts from b's end the suffix end, then the longest run (at least
+// min bytes) of bytes in, then the literal before; it returns what is left,
+// the run, and whether b had that shape.
+func cutBack(b []byte, end string, in func(byte) bool, min int, before string) (rest, run []byte, ok bool) {
+	b, ok = bytes.CutSuffix(b, []byte(end))
+	if !ok {
+		return nil, nil, false
+	}
+	i := len(b)
+	for i > 0 && in(b[i-1]) {
+		i--
+	}
+	if len(b)-i < min {
+		return nil, nil, false
+	}
+	rest, ok = bytes.CutSuffix(b[:i], []byte(before))
+	return rest, b[i:], ok
+}
+
+var closeBrace = []byte{'}'}
+
+func isHex(c byte) bool   { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' }
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
 // Link is the chain's hash of record after the entry whose hash is prev,
 // as Lockbox's append scripts compute it: SHA-1 over prev, a line break
 // and the record, in hex.
 func Link(prev string, record []byte) string {
-	h := sha1.New()
-	h.Write([]byte(prev))
-	h.Write([]byte{'\n'})
-	h.Write(record)
-	return hex.EncodeToString(h.Sum(nil))
+	sum := link([]byte(prev), record)
+	return hex.EncodeToString(sum[:])
 }
+
+// link is Link's hash over prev, a line break and the record, the record
+// given in parts: split's head and the closing brace it leaves off.
+func link(prev []byte, record ...[]byte) [sha1.Size]byte {
+	h := sha1.New()
+	h.Write(prev)
+	h.Write([]byte{'\n'})
+	for _, b := range record {
+		h.Write(b)
+	}
+	var sum [sha1.Size]byte
+	h.Sum(sum[:0])
+	return sum
+}
+
+// digest is a chain hash as a line or a seal gives it, in 21 bytes instead
+// of a 40-byte string, so that a year of a tenant's records fits in
+// memory: SHA-1's 40 lower-case hex digits, as Lockbox writes hashes, kept
+// as the 20 bytes they spell. Any other text (a line edited to hold
+// something else) is kept as its own SHA-1 and marked so: it equals no hash
+// Lockbox wrote or Check computes, and two such texts compare as the texts
+// do.
+type digest struct {
+	sum  [sha1.Size]byte
+	kind uint8
+}
+
+const (
+	digestEmpty uint8 = iota // "": a tenant's first record has no previous hash
+	digestHex                // a hash as Lockbox writes it
+	digestOther              // anything else, as its SHA-1
+)
+
+func digestOf(text []byte) digest {
+	switch {
+	case len(text) == 0:
+		return digest{}
+	case len(text) == 2*sha1.Size && !slices.ContainsFunc(text, func(c byte) bool { return !isHex(c) }):
+		d := digest{kind: digestHex}
+		if _, err := hex.Decode(d.sum[:], text); err == nil {
+			return d
+		}
+	}
+	return digest{sum: sha1.Sum(text), kind: digestOther}
+}
+
+func computed(sum [sha1.Size]byte) digest { return digest{sum: sum, kind: digestHex} }
 
 // maxLine bounds one line: a record is a few kilobytes at most.
 const maxLine = 16 << 20
@@ -114,9 +207,15 @@ const maxLine = 16 << 20
 // Checker gathers one tenant's lines from one or more files (Read), then
 // checks them (Check). Lines of other tenants are passed over.
 type Checker struct {
-	tenant  string
-	entries map[id]*entry
-	seals   map[string]seal
+	tenant string
+	// entries are the record lines read: sorted by id, one per id, up to
+	// sorted; compact sorts them all and drops the lines read again.
+	entries []entry
+	sorted  int
+	// recordIDs holds the records' Ids that are not canonical UUIDs, by
+	// entry, as the first line read for the entry gave it.
+	recordIDs map[id]string
+	seals     map[string]seal
 	// problem is the first contradiction found while reading (two lines
 	// for one entry that differ), at entry at.
 	problem string
@@ -150,16 +249,26 @@ func parseID(s string) (id, bool) {
 	return id{ms, seq}, ok && err1 == nil && err2 == nil
 }
 
+// parseIDParts is parseID of ms + "-" + seq, both digits.
+func parseIDParts(ms, seq []byte) (id, bool) {
+	a, err1 := strconv.ParseUint(string(ms), 10, 64)
+	z, err2 := strconv.ParseUint(string(seq), 10, 64)
+	return id{a, z}, err1 == nil && err2 == nil
+}
+
 func compareIDs(a, b id) int { return cmp.Or(cmp.Compare(a.ms, b.ms), cmp.Compare(a.seq, b.seq)) }
 
 // entry is a record line read: its place, and the hash its record gives
 // (computed), not the record, so that a year of a tenant's records fits
-// in memory.
+// in memory (about 100 bytes each, BenchmarkCheck).
 type entry struct {
 	id                   id
-	prev, hash, computed string
-	recordID             string
-	verified             bool
+	prev, hash, computed digest
+	// uuid is the record's Id when it is a UUID in its canonical text, as
+	// Lockbox makes them; Checker.recordIDs keeps any other.
+	uuid     uuid.UUID
+	isUUID   bool
+	verified bool
 }
 
 type seal struct {
@@ -169,7 +278,7 @@ type seal struct {
 
 // New returns a Checker of tenant's lines.
 func New(tenant string) *Checker {
-	return &Checker{tenant: tenant, entries: map[id]*entry{}, seals: map[string]seal{}}
+	return &Checker{tenant: tenant, recordIDs: map[id]string{}, seals: map[string]seal{}}
 }
 
 // Read takes the lines of r, a file the SIEM sink wrote (json format).
@@ -217,21 +326,70 @@ func (c *Checker) line(b []byte) {
 		}
 		return
 	}
-	rec, e, prev, hash, ok := Split(b)
-	eid, idOK := parseID(e)
+	head, ms, seq, prev, hash, ok := split(b)
+	eid, idOK := parseIDParts(ms, seq)
 	if !ok || !idOK {
 		c.lines.unplaced++
 		return
 	}
-	computed := Link(prev, rec)
-	if old, seen := c.entries[eid]; seen {
-		c.lines.duplicates++
-		if old.computed != computed || old.prev != prev || old.hash != hash {
-			c.contradict(eid, fmt.Sprintf("two different lines for entry %s: the record was altered, in the lines or in Lockbox's log after the SIEM received it", eid))
-		}
+	e := entry{id: eid, prev: digestOf(prev), hash: digestOf(hash), computed: computed(link(prev, head, closeBrace))}
+	if u, err := uuid.Parse(l.Id); err == nil && u.String() == l.Id {
+		e.uuid, e.isUUID = u, true
+	} else if _, seen := c.recordIDs[eid]; !seen {
+		c.recordIDs[eid] = l.Id
+	}
+	n := len(c.entries)
+	if n == cap(c.entries) && n >= 1<<12 {
+		// Drop the lines read again before the slice grows: a file read
+		// twice costs time, not memory.
+		c.compact()
+		n = len(c.entries)
+	}
+	if c.sorted == n && (n == 0 || compareIDs(c.entries[n-1].id, eid) < 0) {
+		// Lines in the chain's order, as a SIEM file mostly is, need no
+		// sorting.
+		c.sorted++
+	}
+	c.entries = append(c.entries, e)
+}
+
+// compact sorts the entries by id and keeps the first line read of each,
+// counting the others, and noting a contradiction where two differ.
+func (c *Checker) compact() {
+	if c.sorted == len(c.entries) {
 		return
 	}
-	c.entries[eid] = &entry{id: eid, prev: prev, hash: hash, computed: computed, recordID: l.Id}
+	// Stable: of two lines for one entry, the first read is kept.
+	slices.SortStableFunc(c.entries, func(a, b entry) int { return compareIDs(a.id, b.id) })
+	kept := c.entries[:0]
+	for _, e := range c.entries {
+		if n := len(kept); n > 0 && kept[n-1].id == e.id {
+			c.lines.duplicates++
+			if old := kept[n-1]; old.computed != e.computed || old.prev != e.prev || old.hash != e.hash {
+				c.contradict(e.id, fmt.Sprintf("two different lines for entry %s: the record was altered, in the lines or in Lockbox's log after the SIEM received it", e.id))
+			}
+			continue
+		}
+		kept = append(kept, e)
+	}
+	clear(c.entries[len(kept):])
+	c.entries, c.sorted = kept, len(kept)
+}
+
+// find returns the entry of id, or nil; the entries are compacted.
+func (c *Checker) find(i id) *entry {
+	if n, ok := slices.BinarySearchFunc(c.entries, i, func(e entry, i id) int { return compareIDs(e.id, i) }); ok {
+		return &c.entries[n]
+	}
+	return nil
+}
+
+// recordID is the Id of e's record.
+func (c *Checker) recordID(e *entry) string {
+	if e.isUUID {
+		return e.uuid.String()
+	}
+	return c.recordIDs[e.id]
 }
 
 func (c *Checker) contradict(at id, problem string) {
@@ -300,6 +458,7 @@ var ErrNothing = errors.New("siemcheck: no record of the tenant to check")
 // them against the records, with keys (the JWKS Lockbox publishes) and
 // issuer (LOCKBOX_PROXY_ASSERTION_ISSUER).
 func (c *Checker) Check(keys *grantsig.KeySet, issuer string) (Result, error) {
+	c.compact()
 	r := Result{Tenant: c.tenant, Unplaced: c.lines.unplaced, OCSF: c.lines.ocsf,
 		Unreadable: c.lines.unreadable, Duplicates: c.lines.duplicates}
 	if len(c.entries) == 0 {
@@ -311,22 +470,19 @@ func (c *Checker) Check(keys *grantsig.KeySet, issuer string) (Result, error) {
 		}
 		return r, fmt.Errorf("%w: no line names tenant %q", ErrNothing, c.tenant)
 	}
-	es := make([]*entry, 0, len(c.entries))
-	for _, e := range c.entries {
-		es = append(es, e)
-	}
-	slices.SortFunc(es, func(a, b *entry) int { return compareIDs(a.id, b.id) })
+	es := c.entries
 	r.Entries, r.First, r.Last = len(es), es[0].id.String(), es[len(es)-1].id.String()
-	r.FromStart = es[0].prev == ""
+	r.FromStart = es[0].prev.kind == digestEmpty
 	r.OK = true
-	for i, e := range es {
+	for i := range es {
+		e := &es[i]
 		problem := ""
 		switch {
 		case c.problem != "" && c.at == e.id:
 			problem = c.problem
 		case e.computed != e.hash:
 			problem = fmt.Sprintf("the record of entry %s is not the one Lockbox hashed: it was altered", e.id)
-		case i > 0 && e.prev == "":
+		case i > 0 && e.prev.kind == digestEmpty:
 			problem = fmt.Sprintf("entry %s starts the tenant's chain again after entry %s (its previous hash is empty): the tenant's log in Lockbox's Redis was emptied and started over (a store that lost its data), or rewritten from scratch", e.id, es[i-1].id)
 		case i > 0 && e.prev != es[i-1].computed:
 			// Missing here, or the chain rewritten in Redis before
@@ -337,13 +493,13 @@ func (c *Checker) Check(keys *grantsig.KeySet, issuer string) (Result, error) {
 			}
 		}
 		if problem != "" {
-			r.OK, r.BrokenAt, r.RecordId, r.Problem = false, e.id.String(), e.recordID, problem
+			r.OK, r.BrokenAt, r.RecordId, r.Problem = false, e.id.String(), c.recordID(e), problem
 			break
 		}
 		e.verified = true
 		r.Records++
 	}
-	c.checkSeals(&r, es, keys, issuer)
+	c.checkSeals(&r, keys, issuer)
 	return r, nil
 }
 
@@ -352,7 +508,7 @@ func (c *Checker) Check(keys *grantsig.KeySet, issuer string) (Result, error) {
 // computed from the lines. r.Seal is the state of the newest seal Lockbox
 // signed among those naming an entry the lines hold; without one, of the
 // newest whose key keys does not hold.
-func (c *Checker) checkSeals(r *Result, es []*entry, keys *grantsig.KeySet, issuer string) {
+func (c *Checker) checkSeals(r *Result, keys *grantsig.KeySet, issuer string) {
 	var newest, newestUnknown *entry
 	var newestAt time.Time
 	newestKid, unknownKid, forged := "", "", false
@@ -363,7 +519,7 @@ func (c *Checker) checkSeals(r *Result, es []*entry, keys *grantsig.KeySet, issu
 		sid, ok := parseID(cl.Through)
 		var e *entry
 		if ok {
-			e = c.entries[sid]
+			e = c.find(sid)
 		}
 		switch {
 		case errors.Is(err, grantsig.ErrUnknownKey):
@@ -386,7 +542,7 @@ func (c *Checker) checkSeals(r *Result, es []*entry, keys *grantsig.KeySet, issu
 			continue
 		}
 		r.SealsChecked++
-		if !e.verified || e.computed != cl.Hash {
+		if !e.verified || e.computed != digestOf([]byte(cl.Hash)) {
 			c.fail(r, e.id.String(), fmt.Sprintf("the records up to entry %s are not what Lockbox sealed at %s: one of them was altered, left out or slipped in", e.id, cl.SealedAt().Format(time.RFC3339)))
 			continue
 		}
@@ -405,7 +561,7 @@ func (c *Checker) checkSeals(r *Result, es []*entry, keys *grantsig.KeySet, issu
 	default:
 		r.Seal = SealNone
 	}
-	for _, e := range es {
+	for _, e := range c.entries {
 		if e.verified && (newest == nil || compareIDs(e.id, newest.id) > 0) {
 			r.UnsealedRecords++
 		}
@@ -424,8 +580,8 @@ func (c *Checker) fail(r *Result, at, problem string) {
 	r.OK, r.BrokenAt, r.Problem = false, at, problem
 	r.RecordId = ""
 	if a, ok := parseID(at); ok {
-		if e := c.entries[a]; e != nil {
-			r.RecordId = e.recordID
+		if e := c.find(a); e != nil {
+			r.RecordId = c.recordID(e)
 		}
 	}
 }
