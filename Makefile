@@ -42,6 +42,7 @@ FUZZ_TARGETS = \
 	FuzzAppendJSON:./audit/record:150000x \
 	FuzzDecodeRecord:./audit/record:60000x \
 	FuzzSplit:./audit/siemcheck:300000x \
+	FuzzReadRouting:./audit/siemcheck:200000x \
 	FuzzShapes:./internal/keys:100000x \
 	FuzzDefang:./notify:10000x
 

@@ -40,11 +40,11 @@ func newSIEMFile(t *testing.T, format audit.Format) siemFile {
 // check runs siemcheck over lines as one file, as contoso's.
 func check(t *testing.T, lines []string, ks *grantsig.KeySet) (siemcheck.Result, error) {
 	t.Helper()
-	c := siemcheck.New("contoso")
+	c := siemcheck.New("contoso", ks, "lockbox")
 	if err := c.Read(strings.NewReader(strings.Join(lines, "\n") + "\n")); err != nil {
 		t.Fatal(err)
 	}
-	return c.Check(ks, "lockbox")
+	return c.Check()
 }
 
 // edit returns lines with the i-th record line of contoso's (in stream
@@ -101,7 +101,7 @@ func TestSIEMCopyChecksOffline(t *testing.T) {
 		}
 	})
 	t.Run("over several files", func(t *testing.T) {
-		c := siemcheck.New("contoso")
+		c := siemcheck.New("contoso", f.keys, "lockbox")
 		half := len(f.lines) / 2
 		for _, part := range [][]string{f.lines[half:], f.lines[:half]} {
 			// The last line of a file without its line break.
@@ -109,7 +109,7 @@ func TestSIEMCopyChecksOffline(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		r, err := c.Check(f.keys, "lockbox")
+		r, err := c.Check()
 		intact(t, r, err)
 	})
 	t.Run("a record edited", func(t *testing.T) {

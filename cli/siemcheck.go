@@ -34,13 +34,18 @@ written within seconds of each record, is out of their reach. Each record line c
 place in the chain (LockboxEntry, LockboxPrevHash, LockboxHash); the seal lines carry seals
 signed by the proxy's key, checked against KEYS, the JWKS that GET /v1/keys serves (fetch it
 once and keep it: "curl -s $LOCKBOX_ADDR/v1/keys > keys.json"). Lines may come in any order,
-over several files, and twice; other tenants' lines are passed over. The check starts at the
-first record the files hold: the records before it (another day's file, or before forwarding
-began) are not checked. OCSF events can't be checked: no hash covers a translation.
+over several files, and twice; other tenants' lines are passed over. Lines are routed by their
+members' exact names, as other JSON readers route them. The check starts at the first record
+the files hold: the records before it (another day's file, or before forwarding began) are not
+checked. A seal naming an entry the files should hold but do not (between their first and last
+record) shows the records were left out or renumbered; a record line of the tenant without its
+place in the chain is no record the chain covers. OCSF events can't be checked: no hash covers
+a translation.
 
 Exit status: 0 when the records are intact; 4 when they are not (a record edited, left out or
-slipped in, or a seal that is not Lockbox's), after the report; 1 when nothing could be
-checked (a file or KEYS unreadable, no record of the tenant with its place in the chain);
+slipped in, or a seal that is not Lockbox's or that the records do not match), after the
+report; 1 when nothing could be checked (a file or KEYS unreadable, no record of the tenant
+with its place in the chain, or seals of KEYS issued under another name than --issuer);
 2 for a wrong command line.`,
 		Args: func(cmd *cobra.Command, pos []string) error {
 			if len(pos) == 0 {
@@ -52,17 +57,20 @@ checked (a file or KEYS unreadable, no record of the tenant with its place in th
 			if tenant == "" || keysFile == "" {
 				return e.usage("--tenant and --keys are required: the tenant whose records to check, and the JWKS that GET /v1/keys serves")
 			}
+			if issuer == "" {
+				return e.usage("--issuer must name the seals' issuer: the deployment's LOCKBOX_PROXY_ASSERTION_ISSUER (lockbox unless set)")
+			}
 			ks, err := readKeys(keysFile)
 			if err != nil {
 				return err
 			}
-			c := siemcheck.New(tenant)
+			c := siemcheck.New(tenant, ks, issuer)
 			for _, f := range files {
 				if err := readSIEMFile(c, f); err != nil {
 					return err
 				}
 			}
-			r, err := c.Check(ks, issuer)
+			r, err := c.Check()
 			if err != nil {
 				return err
 			}
@@ -135,18 +143,23 @@ func printSIEMCheck(w io.Writer, r siemcheck.Result) error {
 		span += fmt.Sprintf("; the records before %s are not in the files", clean(r.First))
 	}
 	var err error
-	if r.OK {
+	switch {
+	case r.OK:
 		_, err = fmt.Fprintf(w, "SIEM copy of %s's audit log: intact, %d records (%s)\n", clean(r.Tenant), r.Records, span)
-	} else {
+	case r.BrokenAt == "":
+		// Not at an entry: lines no hash covers, or a seal line naming
+		// none.
+		_, err = fmt.Fprintf(w, "SIEM copy of %s's audit log: BROKEN (%d good records, %s)\n  problem: %s\n",
+			clean(r.Tenant), r.Records, span, clean(r.Problem))
+	default:
 		_, err = fmt.Fprintf(w, "SIEM copy of %s's audit log: BROKEN after %d good records (%s)\n  at:      %s (record %s)\n  problem: %s\n",
 			clean(r.Tenant), r.Records, span, cell(r.BrokenAt), cell(r.RecordId), clean(r.Problem))
 	}
 	if err == nil {
 		_, err = fmt.Fprintf(w, "  sealed:  %s\n", siemSealLine(r))
 	}
-	if err == nil && (r.Unplaced > 0 || r.Unreadable > 0 || r.OCSF > 0) {
-		_, err = fmt.Fprintf(w, "  passed over: %d record lines without their place in the chain, %d lines that are not JSON objects, %d OCSF events\n",
-			r.Unplaced, r.Unreadable, r.OCSF)
+	if err == nil && (r.Unreadable > 0 || r.OCSF > 0) {
+		_, err = fmt.Fprintf(w, "  passed over: %d lines that are not JSON objects, %d OCSF events\n", r.Unreadable, r.OCSF)
 	}
 	return err
 }
@@ -165,7 +178,11 @@ func siemSealLine(r siemcheck.Result) string {
 		s = fmt.Sprintf("by key %s, which --keys does not hold: the seal can't be checked, the %d %s covered by the hash chain alone (add the retired key's public half)",
 			cell(r.SealKeyID), r.UnsealedRecords, records)
 	case r.Seal == siemcheck.SealForged:
-		return "FORGED: a seal line is not Lockbox's"
+		if r.SealedThrough == "" {
+			return "FORGED: a seal line is not Lockbox's"
+		}
+		return fmt.Sprintf("FORGED: a seal line is not Lockbox's; the newest of Lockbox's matched is through entry %s, signed at %s by key %s",
+			clean(r.SealedThrough), clean(r.SealedAt), clean(r.SealKeyID))
 	case r.SealsChecked > 0:
 		// Each names a record at or after the break.
 		s = fmt.Sprintf("none that the records before the break match: the %d %s covered by the hash chain alone", r.UnsealedRecords, records)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -125,6 +126,18 @@ func TestAuditCheckSIEM(t *testing.T) {
 		t.Fatalf("an unknown key: exit %d, stdout:\n%s\nstderr: %s", r.code, r.stdout, r.stderr)
 	}
 
+	// A record line of the tenant with no place: no hash covers it, and
+	// the report says so, at no entry.
+	slipped := filepath.Join(t.TempDir(), "slipped.jsonl")
+	if err := os.WriteFile(slipped, append(slices.Clone(b), `{"Id":"rec-x","LockboxTenant":"contoso"}`+"\n"...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r = run(t, []string{"audit", "check-siem", "--tenant", "contoso", "--keys", keys, slipped}, nil, nil)
+	if r.code != exitChainBroken || !strings.HasPrefix(r.stdout, "SIEM copy of contoso's audit log: BROKEN (4 good records, entries ") ||
+		!strings.Contains(r.stdout, "  problem: 1 of the tenant's record lines (the first: record rec-x) carry no place") || strings.Contains(r.stdout, "  at:") {
+		t.Fatalf("a line slipped in: exit %d, stdout:\n%s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+
 	gzLie := filepath.Join(t.TempDir(), "siem.jsonl.2.gz")
 	if err := os.WriteFile(gzLie, b, 0o600); err != nil {
 		t.Fatal(err)
@@ -141,6 +154,8 @@ func TestAuditCheckSIEM(t *testing.T) {
 		{"a file missing", []string{"--tenant", "contoso", "--keys", keys, file + ".gone"}, exitError, "no such file"},
 		{"a .gz file not compressed", []string{"--tenant", "contoso", "--keys", keys, gzLie}, exitError, "gzip: invalid header"},
 		{"no record of the tenant", []string{"--tenant", "northwind", "--keys", keys, file}, exitError, `no line names tenant "northwind"`},
+		{"no issuer", []string{"--tenant", "contoso", "--keys", keys, "--issuer", "", file}, exitUsage, "--issuer must name the seals' issuer"},
+		{"another issuer", []string{"--tenant", "contoso", "--keys", keys, "--issuer", "lockbox-prod", file}, exitError, `issued by "lockbox", not "lockbox-prod"`},
 	} {
 		r := run(t, append([]string{"audit", "check-siem"}, c.args...), nil, nil)
 		if r.code != c.code || !strings.Contains(r.stderr, c.msg) {

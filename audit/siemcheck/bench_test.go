@@ -47,14 +47,14 @@ func BenchmarkCheck(b *testing.B) {
 		var before, after runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&before)
-		c := New("contoso")
+		c := New("contoso", keys, "lockbox")
 		if err := c.Read(bytes.NewReader(lines)); err != nil {
 			b.Fatal(err)
 		}
 		runtime.GC()
 		runtime.ReadMemStats(&after)
 		kept = after.HeapAlloc - before.HeapAlloc
-		r, err := c.Check(keys, "lockbox")
+		r, err := c.Check()
 		if err != nil || !r.OK || r.Records != n {
 			b.Fatalf("Check = %+v, %v; want %d records intact", r, err, n)
 		}

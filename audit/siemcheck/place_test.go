@@ -108,11 +108,11 @@ func FuzzSplit(f *testing.F) {
 				t.Fatalf("Split(Place(%q)) = %q, %q, %q, %q, %v", line, rec, entry, prev, hash, ok)
 			}
 		}
-		c := New("contoso")
+		c := New("contoso", nil, "lockbox")
 		if err := c.Read(bytes.NewReader(append(append([]byte{}, line...), '\n'))); err != nil {
 			return
 		}
-		_, _ = c.Check(nil, "lockbox")
+		_, _ = c.Check()
 	})
 }
 
@@ -129,11 +129,11 @@ func TestChainStartedAgain(t *testing.T) {
 			prev = h
 		}
 	}
-	c := New("contoso")
+	c := New("contoso", nil, "lockbox")
 	if err := c.Read(strings.NewReader(strings.Join(lines, "\n"))); err != nil {
 		t.Fatal(err)
 	}
-	r, err := c.Check(nil, "lockbox")
+	r, err := c.Check()
 	if err != nil || r.OK || r.BrokenAt != "200-0" || r.Records != 2 || !strings.Contains(r.Problem, "starts the tenant's chain again after entry 100-1") {
 		t.Fatalf("got %+v, %v; want broken where the chain starts again", r, err)
 	}
@@ -167,11 +167,11 @@ func TestManyLinesOutOfOrder(t *testing.T) {
 	}
 	check := func(t *testing.T, text string) Result {
 		t.Helper()
-		c := New("contoso")
+		c := New("contoso", nil, "lockbox")
 		if err := c.Read(strings.NewReader(text)); err != nil {
 			t.Fatal(err)
 		}
-		r, err := c.Check(nil, "lockbox")
+		r, err := c.Check()
 		if err != nil {
 			t.Fatal(err)
 		}

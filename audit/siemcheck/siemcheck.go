@@ -19,7 +19,6 @@ import (
 	"cmp"
 	"crypto/sha1"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -204,10 +203,17 @@ func computed(sum [sha1.Size]byte) digest { return digest{sum: sum, kind: digest
 // maxLine bounds one line: a record is a few kilobytes at most.
 const maxLine = 16 << 20
 
+// maxRecordID bounds the record Id kept for the report: Lockbox's are
+// UUIDs, and a line edited to hold a longer one must not fill memory.
+const maxRecordID = 128
+
 // Checker gathers one tenant's lines from one or more files (Read), then
-// checks them (Check). Lines of other tenants are passed over.
+// checks them (Check). Lines of other tenants are passed over. Seal lines
+// are checked as they are read, so that only what they say is kept.
 type Checker struct {
 	tenant string
+	keys   *grantsig.KeySet
+	issuer string
 	// entries are the record lines read: sorted by id, one per id, up to
 	// sorted; compact sorts them all and drops the lines read again.
 	entries []entry
@@ -215,18 +221,37 @@ type Checker struct {
 	// recordIDs holds the records' Ids that are not canonical UUIDs, by
 	// entry, as the first line read for the entry gave it.
 	recordIDs map[id]string
-	seals     map[string]seal
-	// problem is the first contradiction found while reading (two lines
-	// for one entry that differ), at entry at.
-	problem string
-	at      id
-	lines   stats
+	// seals are the seals Lockbox signed (verified), by the entry and
+	// hash they name; unknownKeys the entries named by seals of keys the
+	// key set does not hold, with the key.
+	seals       map[sealed]sealInfo
+	unknownKeys map[id]string
+	// forged is the earliest seal line that is not a seal Lockbox made of
+	// the tenant's log.
+	forged *problem
+	// otherIssuer is the issuer of seals signed by a key of the set but
+	// issued under another name than issuer: most likely the wrong
+	// --issuer, since only Lockbox holds the keys.
+	otherIssuer string
+	// setup is why seals could not be checked at all (no key set or no
+	// issuer).
+	setup error
+	// contradiction is the earliest entry read twice in two versions.
+	contradiction *problem
+	// uncovered is the first of the tenant's record lines no chain hash
+	// covers (lines.unplaced and lines.ambiguous count them).
+	uncovered string
+	lines     stats
 }
 
 type stats struct {
 	// unplaced counts the tenant's record lines without a place: written
 	// before Lockbox placed records in their lines, or not Lockbox's.
 	unplaced int
+	// ambiguous counts lines that name the tenant and repeat a member the
+	// check routes lines by (LockboxTenant, RecordType, ...): Lockbox
+	// writes none, and readers differ on which one counts.
+	ambiguous int
 	// ocsf counts OCSF events, which can't be checked.
 	ocsf int
 	// unreadable counts lines that are not JSON objects.
@@ -234,6 +259,37 @@ type stats struct {
 	// duplicates counts lines read again: the SIEM gets each at least
 	// once.
 	duplicates int
+}
+
+// problem is a reason the records are not intact, at an entry when it
+// names one.
+type problem struct {
+	at    id
+	hasAt bool
+	text  string
+}
+
+// before reports whether p is reported rather than q: the earlier entry
+// wins, and a problem at an entry over one at none, so that nothing a
+// line says where no entry is can displace a break found in the chain.
+func (p *problem) before(q *problem) bool {
+	switch {
+	case q == nil:
+		return true
+	case p.hasAt != q.hasAt:
+		return p.hasAt
+	}
+	return p.hasAt && compareIDs(p.at, q.at) < 0
+}
+
+func earliest(p, q *problem) *problem {
+	if q != nil && q.before(p) {
+		return q
+	}
+	if p == nil {
+		return q
+	}
+	return p
 }
 
 type id struct{ ms, seq uint64 }
@@ -271,14 +327,23 @@ type entry struct {
 	verified bool
 }
 
-type seal struct {
-	through string
-	token   string
+// sealed is what a seal vouches for: the chain through entry at has hash.
+type sealed struct {
+	at   id
+	hash digest
 }
 
-// New returns a Checker of tenant's lines.
-func New(tenant string) *Checker {
-	return &Checker{tenant: tenant, recordIDs: map[id]string{}, seals: map[string]seal{}}
+type sealInfo struct {
+	sealedAt int64 // unix seconds
+	kid      string
+}
+
+// New returns a Checker of tenant's lines, whose seals it checks against
+// keys (the JWKS Lockbox publishes, GET /v1/keys) and issuer
+// (LOCKBOX_PROXY_ASSERTION_ISSUER).
+func New(tenant string, keys *grantsig.KeySet, issuer string) *Checker {
+	return &Checker{tenant: tenant, keys: keys, issuer: issuer, recordIDs: map[id]string{},
+		seals: map[sealed]sealInfo{}, unknownKeys: map[id]string{}}
 }
 
 // Read takes the lines of r, a file the SIEM sink wrote (json format).
@@ -301,42 +366,48 @@ func (c *Checker) line(b []byte) {
 	if len(b) == 0 {
 		return
 	}
-	var l struct {
-		RecordType    json.RawMessage `json:"RecordType"`
-		Id            string          `json:"Id"`
-		LockboxTenant string          `json:"LockboxTenant"`
-		SealedThrough string          `json:"SealedThrough"`
-		SealToken     string          `json:"SealToken"`
-		ClassUID      *int            `json:"class_uid"`
-	}
-	if b[0] != '{' || json.Unmarshal(b, &l) != nil {
+	f, ok := readRouting(b)
+	if !ok {
 		c.lines.unreadable++
 		return
 	}
-	if l.ClassUID != nil {
+	if f.classUID != nil {
 		c.lines.ocsf++
 		return
 	}
-	if l.LockboxTenant != c.tenant {
+	tenant := text(f.tenant)
+	if f.tenant == nil && f.recordType == nil {
+		// Written before Lockbox followed the common schema: the tenant
+		// was the OrganizationId.
+		tenant = text(f.orgID)
+	}
+	if f.repeated {
+		if tenant == c.tenant || bytes.Contains(b, []byte(strconv.Quote(c.tenant))) {
+			c.lines.ambiguous++
+			c.uncover(f)
+		}
 		return
 	}
-	if string(l.RecordType) == strconv.Quote(SealRecordType) {
-		if l.SealToken != "" {
-			c.seals[l.SealToken] = seal{through: l.SealedThrough, token: l.SealToken}
-		}
+	if tenant != c.tenant {
+		return
+	}
+	if text(f.recordType) == SealRecordType {
+		c.seal(text(f.sealedThrough), text(f.sealToken))
 		return
 	}
 	head, ms, seq, prev, hash, ok := split(b)
 	eid, idOK := parseIDParts(ms, seq)
 	if !ok || !idOK {
 		c.lines.unplaced++
+		c.uncover(f)
 		return
 	}
 	e := entry{id: eid, prev: digestOf(prev), hash: digestOf(hash), computed: computed(link(prev, head, closeBrace))}
-	if u, err := uuid.Parse(l.Id); err == nil && u.String() == l.Id {
+	rid := text(f.id)
+	if u, err := uuid.Parse(rid); err == nil && u.String() == rid {
 		e.uuid, e.isUUID = u, true
 	} else if _, seen := c.recordIDs[eid]; !seen {
-		c.recordIDs[eid] = l.Id
+		c.recordIDs[eid] = capText(rid, maxRecordID)
 	}
 	n := len(c.entries)
 	if n == cap(c.entries) && n >= 1<<12 {
@@ -353,6 +424,69 @@ func (c *Checker) line(b []byte) {
 	c.entries = append(c.entries, e)
 }
 
+// uncover notes a record line of the tenant that no chain hash covers.
+func (c *Checker) uncover(f routing) {
+	if c.uncovered == "" {
+		c.uncovered = capText(text(f.id), maxRecordID)
+		if c.uncovered == "" {
+			c.uncovered = "-"
+		}
+	}
+}
+
+// capText is s cut to at most n bytes, marked when cut.
+func capText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "") + "…"
+}
+
+// seal checks the seal line of entry through (as the line says) carrying
+// token, and keeps what it says: the entry and hash Lockbox sealed, the
+// entry a seal of an unknown key names, or that the line is no seal of
+// Lockbox's.
+func (c *Checker) seal(through, token string) {
+	cl, kid, err := grantsig.VerifySeal(c.keys, token, c.issuer, c.tenant)
+	// The line's SealedThrough is only where a forged line is reported:
+	// the token is the evidence, and says which entry it seals.
+	sid, ok := parseID(cl.Through)
+	switch {
+	case errors.Is(err, grantsig.ErrUnknownKey):
+		if ok {
+			c.unknownKeys[sid] = capText(kid, maxRecordID)
+		} else {
+			c.unknownKeys[id{}] = capText(kid, maxRecordID)
+		}
+		return
+	case err != nil && !errors.Is(err, grantsig.ErrInvalid):
+		c.setup = err
+		return
+	case err != nil && cl.Issuer != "" && cl.Issuer != c.issuer:
+		// Claims come back only from a token a key of the set signed.
+		c.otherIssuer = capText(cl.Issuer, maxRecordID)
+		return
+	case err == nil && !ok:
+		err = fmt.Errorf("it names no stream entry (%q)", capText(cl.Through, maxRecordID))
+	}
+	if err != nil {
+		why := strings.TrimPrefix(err.Error(), grantsig.ErrInvalid.Error()+": ")
+		p := &problem{}
+		if at, ok := parseID(through); ok {
+			p.at, p.hasAt = at, true
+			p.text = fmt.Sprintf("the seal line of entry %s is not a seal Lockbox made of tenant %s's log (%s): it was forged, or copied from another tenant's log", at, c.tenant, why)
+		} else {
+			p.text = fmt.Sprintf("a seal line (SealedThrough %q) is not a seal Lockbox made of tenant %s's log (%s): it was forged, or copied from another tenant's log", capText(through, 64), c.tenant, why)
+		}
+		c.forged = earliest(c.forged, p)
+		return
+	}
+	k := sealed{at: sid, hash: digestOf([]byte(cl.Hash))}
+	if old, seen := c.seals[k]; !seen || old.sealedAt < cl.IssuedAt {
+		c.seals[k] = sealInfo{sealedAt: cl.IssuedAt, kid: kid}
+	}
+}
+
 // compact sorts the entries by id and keeps the first line read of each,
 // counting the others, and noting a contradiction where two differ.
 func (c *Checker) compact() {
@@ -366,7 +500,8 @@ func (c *Checker) compact() {
 		if n := len(kept); n > 0 && kept[n-1].id == e.id {
 			c.lines.duplicates++
 			if old := kept[n-1]; old.computed != e.computed || old.prev != e.prev || old.hash != e.hash {
-				c.contradict(e.id, fmt.Sprintf("two different lines for entry %s: the record was altered, in the lines or in Lockbox's log after the SIEM received it", e.id))
+				c.contradiction = earliest(c.contradiction, &problem{at: e.id, hasAt: true,
+					text: fmt.Sprintf("two different lines for entry %s: the record was altered, in the lines or in Lockbox's log after the SIEM received it", e.id)})
 			}
 			continue
 		}
@@ -392,12 +527,6 @@ func (c *Checker) recordID(e *entry) string {
 	return c.recordIDs[e.id]
 }
 
-func (c *Checker) contradict(at id, problem string) {
-	if c.problem == "" || compareIDs(at, c.at) < 0 {
-		c.problem, c.at = problem, at
-	}
-}
-
 // Seal states, as the API's verification names them.
 const (
 	SealVerified     = "verified"
@@ -412,9 +541,11 @@ type Result struct {
 	// Records is how many of the tenant's records verify, from the first
 	// the lines hold up to the one before BrokenAt; Entries how many they
 	// hold (distinct entries, a line read twice counted once).
-	Records  int    `json:"records"`
-	Entries  int    `json:"entries"`
-	OK       bool   `json:"ok"`
+	Records int  `json:"records"`
+	Entries int  `json:"entries"`
+	OK      bool `json:"ok"`
+	// BrokenAt is the entry where the records stop being intact, when
+	// the problem is at one; RecordId is its record's Id.
 	BrokenAt string `json:"broken_at,omitempty"`
 	RecordId string `json:"record_id,omitempty"`
 	Problem  string `json:"problem,omitempty"`
@@ -426,24 +557,28 @@ type Result struct {
 	Last      string `json:"last_entry"`
 	FromStart bool   `json:"from_start"`
 	// Seal is the state of the newest seal among the lines that names an
-	// entry they hold; SealedThrough, SealedAt and SealKeyID describe it
-	// when verified. UnsealedRecords is how many records after it the
-	// chain alone covers (all of them without a verified seal).
+	// entry they hold before BrokenAt (forged when a seal line is not
+	// Lockbox's); SealedThrough, SealedAt and SealKeyID describe the
+	// newest verified one. UnsealedRecords is how many of the Records
+	// after it the chain alone covers (all of them without one).
 	Seal            string `json:"seal"`
 	SealedThrough   string `json:"sealed_through,omitempty"`
 	SealedAt        string `json:"sealed_at,omitempty"`
 	SealKeyID       string `json:"seal_key_id,omitempty"`
 	UnsealedRecords int    `json:"unsealed_records"`
-	// SealsChecked is how many seal lines were checked against the
-	// records; SealsBeyond how many name an entry the lines do not hold
-	// (made after the last record in them, or before the first).
+	// SealsChecked is how many seals were checked against the records;
+	// SealsBeyond how many name an entry after the last the lines hold,
+	// or before the first when the lines do not start at the tenant's
+	// first record: outside what the files hold.
 	SealsChecked int `json:"seals_checked"`
 	SealsBeyond  int `json:"seals_beyond"`
 	// SealsUnverifiable is how many seals name a key not in the key set.
 	SealsUnverifiable int `json:"seals_unverifiable"`
-	// Unplaced, OCSF, Unreadable and Duplicates count the lines passed
-	// over (see stats).
+	// Unplaced and Ambiguous count the tenant's record lines no chain
+	// hash covers (see stats): any of them makes the records not intact.
+	// OCSF, Unreadable and Duplicates count the lines passed over.
 	Unplaced   int `json:"lines_unplaced"`
+	Ambiguous  int `json:"lines_ambiguous"`
 	OCSF       int `json:"lines_ocsf"`
 	Unreadable int `json:"lines_unreadable"`
 	Duplicates int `json:"lines_read_again"`
@@ -455,12 +590,17 @@ var ErrNothing = errors.New("siemcheck: no record of the tenant to check")
 
 // Check checks the lines read: every entry's hash over its record, every
 // entry's link to the one before it, and every seal of the tenant among
-// them against the records, with keys (the JWKS Lockbox publishes) and
-// issuer (LOCKBOX_PROXY_ASSERTION_ISSUER).
-func (c *Checker) Check(keys *grantsig.KeySet, issuer string) (Result, error) {
+// them against the records. It returns an error when nothing could be
+// checked: no record of the tenant, or seals that could not be judged
+// (no key set or issuer, or seals of Lockbox's keys issued under another
+// name than the issuer given, and none under it).
+func (c *Checker) Check() (Result, error) {
 	c.compact()
-	r := Result{Tenant: c.tenant, Unplaced: c.lines.unplaced, OCSF: c.lines.ocsf,
+	r := Result{Tenant: c.tenant, Unplaced: c.lines.unplaced, Ambiguous: c.lines.ambiguous, OCSF: c.lines.ocsf,
 		Unreadable: c.lines.unreadable, Duplicates: c.lines.duplicates}
+	if c.setup != nil {
+		return r, fmt.Errorf("siemcheck: can't check seals: %w", c.setup)
+	}
 	if len(c.entries) == 0 {
 		switch {
 		case c.lines.ocsf > 0:
@@ -470,133 +610,142 @@ func (c *Checker) Check(keys *grantsig.KeySet, issuer string) (Result, error) {
 		}
 		return r, fmt.Errorf("%w: no line names tenant %q", ErrNothing, c.tenant)
 	}
+	if c.otherIssuer != "" && len(c.seals) == 0 {
+		return r, fmt.Errorf("siemcheck: the seals are signed by the keys given but issued by %q, not %q: give the deployment's LOCKBOX_PROXY_ASSERTION_ISSUER (--issuer %s)", c.otherIssuer, c.issuer, c.otherIssuer)
+	}
 	es := c.entries
 	r.Entries, r.First, r.Last = len(es), es[0].id.String(), es[len(es)-1].id.String()
 	r.FromStart = es[0].prev.kind == digestEmpty
-	r.OK = true
-	for i := range es {
-		e := &es[i]
-		problem := ""
-		switch {
-		case c.problem != "" && c.at == e.id:
-			problem = c.problem
-		case e.computed != e.hash:
-			problem = fmt.Sprintf("the record of entry %s is not the one Lockbox hashed: it was altered", e.id)
-		case i > 0 && e.prev.kind == digestEmpty:
-			problem = fmt.Sprintf("entry %s starts the tenant's chain again after entry %s (its previous hash is empty): the tenant's log in Lockbox's Redis was emptied and started over (a store that lost its data), or rewritten from scratch", e.id, es[i-1].id)
-		case i > 0 && e.prev != es[i-1].computed:
-			// Missing here, or the chain rewritten in Redis before
-			// this record was appended after it.
-			problem = fmt.Sprintf("entry %s does not follow entry %s: a record between them is missing from the lines, or a record before it was altered, in the lines or in Lockbox's log before this one was written", e.id, es[i-1].id)
-			if c.lines.unplaced > 0 {
-				problem += fmt.Sprintf(" (%d of the tenant's record lines carry no place in the chain, as a forwarder from before this version wrote them: the record missing may be among them)", c.lines.unplaced)
-			}
-		}
-		if problem != "" {
-			r.OK, r.BrokenAt, r.RecordId, r.Problem = false, e.id.String(), c.recordID(e), problem
-			break
-		}
-		e.verified = true
-		r.Records++
-	}
-	c.checkSeals(&r, keys, issuer)
-	return r, nil
-}
 
-// checkSeals checks every seal line against the records: a seal Lockbox
-// signed whose entry the lines hold must name that entry's hash as
-// computed from the lines. r.Seal is the state of the newest seal Lockbox
-// signed among those naming an entry the lines hold; without one, of the
-// newest whose key keys does not hold.
-func (c *Checker) checkSeals(r *Result, keys *grantsig.KeySet, issuer string) {
-	var newest, newestUnknown *entry
-	var newestAt time.Time
-	newestKid, unknownKid, forged := "", "", false
-	for _, s := range sortedSeals(c.seals) {
-		cl, kid, err := grantsig.VerifySeal(keys, s.token, issuer, c.tenant)
-		// The line's SealedThrough only orders seals: the token is the
-		// evidence, and says which entry it seals.
-		sid, ok := parseID(cl.Through)
-		var e *entry
-		if ok {
-			e = c.find(sid)
-		}
-		switch {
-		case errors.Is(err, grantsig.ErrUnknownKey):
-			r.SealsUnverifiable++
-			if e != nil && (newestUnknown == nil || compareIDs(e.id, newestUnknown.id) > 0) {
-				newestUnknown, unknownKid = e, kid
+	broken := earliest(c.contradiction, c.chainBreak())
+	broken = earliest(broken, c.sealsBreak(&r))
+	broken = earliest(broken, c.forged)
+	if c.uncovered != "" {
+		n := c.lines.unplaced + c.lines.ambiguous
+		broken = earliest(broken, &problem{text: fmt.Sprintf("%d of the tenant's record lines (the first: record %s) carry no place in the chain that the check can trust, so no hash covers them: slipped into the files, or written by a Lockbox from before records were placed in their lines (check only the files written since every replica runs a version that places them)", n, c.uncovered)})
+	}
+	r.OK = broken == nil
+	if !r.OK {
+		r.Problem = broken.text
+		if broken.hasAt {
+			r.BrokenAt = broken.at.String()
+			if e := c.find(broken.at); e != nil {
+				r.RecordId = c.recordID(e)
 			}
-			continue
-		case err == nil && !ok:
-			err = fmt.Errorf("it names no stream entry (%q)", cl.Through)
 		}
-		if err != nil {
-			why := strings.TrimPrefix(err.Error(), grantsig.ErrInvalid.Error()+": ")
-			forged, r.SealKeyID = true, kid
-			c.fail(r, s.through, fmt.Sprintf("the seal line of entry %s is not a seal Lockbox made of tenant %s's log (%s): it was forged, or copied from another tenant's log", s.through, c.tenant, why))
-			continue
-		}
-		if e == nil {
-			r.SealsBeyond++
-			continue
-		}
-		r.SealsChecked++
-		if !e.verified || e.computed != digestOf([]byte(cl.Hash)) {
-			c.fail(r, e.id.String(), fmt.Sprintf("the records up to entry %s are not what Lockbox sealed at %s: one of them was altered, left out or slipped in", e.id, cl.SealedAt().Format(time.RFC3339)))
+	}
+	// What is verified ends where the records stop being intact.
+	good := func(e *entry) bool {
+		return e.verified && (broken == nil || !broken.hasAt || compareIDs(e.id, broken.at) < 0)
+	}
+	var newest *sealed
+	var newestInfo sealInfo
+	for k, info := range c.seals {
+		e := c.find(k.at)
+		if e == nil || !good(e) || e.computed != k.hash {
 			continue
 		}
-		if newest == nil || compareIDs(e.id, newest.id) > 0 {
-			newest, newestAt, newestKid = e, cl.SealedAt(), kid
+		if newest == nil || compareIDs(k.at, newest.at) > 0 || (k.at == newest.at && info.sealedAt > newestInfo.sealedAt) {
+			newest, newestInfo = &k, info
 		}
+	}
+	newestUnknown, unknownKid := id{}, ""
+	for at, kid := range c.unknownKeys {
+		if e := c.find(at); e != nil && good(e) && (unknownKid == "" || compareIDs(at, newestUnknown) > 0) {
+			newestUnknown, unknownKid = at, kid
+		}
+	}
+	r.SealsUnverifiable = len(c.unknownKeys)
+	if c.otherIssuer != "" {
+		r.SealsUnverifiable++
 	}
 	switch {
-	case forged:
+	case c.forged != nil:
 		r.Seal = SealForged
-		return
 	case newest != nil:
-		r.Seal, r.SealedThrough, r.SealedAt, r.SealKeyID = SealVerified, newest.id.String(), newestAt.Format(time.RFC3339), newestKid
-	case newestUnknown != nil:
+		r.Seal = SealVerified
+	case unknownKid != "":
 		r.Seal, r.SealKeyID = SealUnverifiable, unknownKid
 	default:
 		r.Seal = SealNone
 	}
-	for _, e := range c.entries {
-		if e.verified && (newest == nil || compareIDs(e.id, newest.id) > 0) {
-			r.UnsealedRecords++
-		}
+	if newest != nil {
+		r.SealedThrough, r.SealedAt, r.SealKeyID = newest.at.String(), time.Unix(newestInfo.sealedAt, 0).UTC().Format(time.RFC3339), newestInfo.kid
 	}
-}
-
-// fail marks r broken at entry at, unless it already is at an earlier one.
-func (c *Checker) fail(r *Result, at, problem string) {
-	if !r.OK {
-		if a, ok1 := parseID(at); ok1 {
-			if b, ok2 := parseID(r.BrokenAt); ok2 && compareIDs(b, a) <= 0 {
-				return
+	for i := range es {
+		if good(&es[i]) {
+			r.Records++
+			if newest == nil || compareIDs(es[i].id, newest.at) > 0 {
+				r.UnsealedRecords++
 			}
 		}
 	}
-	r.OK, r.BrokenAt, r.Problem = false, at, problem
-	r.RecordId = ""
-	if a, ok := parseID(at); ok {
-		if e := c.find(a); e != nil {
-			r.RecordId = c.recordID(e)
-		}
-	}
+	return r, nil
 }
 
-// sortedSeals orders the seals by the entry their line names, so that
-// what Check reports does not depend on the order of the lines.
-func sortedSeals(m map[string]seal) []seal {
-	out := make([]seal, 0, len(m))
-	for _, s := range m {
-		out = append(out, s)
+// chainBreak walks the entries in order, marks those that verify, and
+// returns where the chain breaks, if it does.
+func (c *Checker) chainBreak() *problem {
+	es := c.entries
+	for i := range es {
+		e := &es[i]
+		text := ""
+		switch {
+		case e.computed != e.hash:
+			text = fmt.Sprintf("the record of entry %s is not the one Lockbox hashed: it was altered", e.id)
+		case i > 0 && e.prev.kind == digestEmpty:
+			text = fmt.Sprintf("entry %s starts the tenant's chain again after entry %s (its previous hash is empty): the tenant's log in Lockbox's Redis was emptied and started over (a store that lost its data), or rewritten from scratch", e.id, es[i-1].id)
+		case i > 0 && e.prev != es[i-1].computed:
+			// Missing here, or the chain rewritten in Redis before
+			// this record was appended after it.
+			text = fmt.Sprintf("entry %s does not follow entry %s: a record between them is missing from the lines, or a record before it was altered, in the lines or in Lockbox's log before this one was written", e.id, es[i-1].id)
+			if c.lines.unplaced > 0 {
+				text += fmt.Sprintf(" (%d of the tenant's record lines carry no place in the chain, as a forwarder from before this version wrote them: the record missing may be among them)", c.lines.unplaced)
+			}
+		}
+		if text != "" {
+			return &problem{at: e.id, hasAt: true, text: text}
+		}
+		e.verified = true
 	}
-	slices.SortFunc(out, func(a, b seal) int {
-		x, _ := parseID(a.through)
-		y, _ := parseID(b.through)
-		return cmp.Or(compareIDs(x, y), strings.Compare(a.token, b.token))
-	})
-	return out
+	return nil
+}
+
+// sealsBreak checks every seal Lockbox signed against the records, counts
+// them in r, and returns the earliest that the records contradict. A seal
+// whose entry the lines hold must name the hash computed from the lines;
+// a seal of an entry the lines do not hold, between the first and the
+// last they do, or before the first when that one starts the tenant's
+// chain, shows the lines' entries were left out or renumbered.
+func (c *Checker) sealsBreak(r *Result) *problem {
+	var broken *problem
+	first, last := c.entries[0], c.entries[len(c.entries)-1]
+	for k, info := range c.seals {
+		at := time.Unix(info.sealedAt, 0).UTC().Format(time.RFC3339)
+		e := c.find(k.at)
+		var p *problem
+		switch {
+		case e != nil:
+			r.SealsChecked++
+			if e.computed != k.hash {
+				p = &problem{text: fmt.Sprintf("the records up to entry %s are not what Lockbox sealed at %s: one of them was altered, left out or slipped in", k.at, at)}
+			} else if !e.verified {
+				// Sealed after the chain breaks: the break is reported.
+				continue
+			}
+		case compareIDs(k.at, last.id) > 0, compareIDs(k.at, first.id) < 0 && first.prev.kind != digestEmpty:
+			r.SealsBeyond++
+		case compareIDs(k.at, first.id) < 0:
+			r.SealsChecked++
+			p = &problem{text: fmt.Sprintf("Lockbox sealed entry %s at %s, before entry %s, which the lines give as the tenant's first record: the entries were renumbered", k.at, at, first.id)}
+		default:
+			r.SealsChecked++
+			p = &problem{text: fmt.Sprintf("Lockbox sealed entry %s at %s, and no line holds it, though the lines hold entries before and after it: the record was left out of the lines, or the lines' entries renumbered", k.at, at)}
+		}
+		if p != nil {
+			p.at, p.hasAt = k.at, true
+			broken = earliest(broken, p)
+		}
+	}
+	return broken
 }
