@@ -190,6 +190,13 @@ func siemSealLine(r siemcheck.Result) string {
 		s = fmt.Sprintf("none among the records the files hold: the %d %s covered by the hash chain alone, which whoever can write the files can recompute", r.UnsealedRecords, records)
 	}
 	switch {
+	case r.Seal != siemcheck.SealVerified:
+	case r.SealsUnverifiable == 1:
+		s += " (1 seal line can't be checked: a key --keys does not hold, or another issuer)"
+	case r.SealsUnverifiable > 1:
+		s += fmt.Sprintf(" (%d seal lines can't be checked: keys --keys does not hold, or another issuer)", r.SealsUnverifiable)
+	}
+	switch {
 	case r.SealsBeyond == 1:
 		s += " (1 seal line names a record the files do not hold)"
 	case r.SealsBeyond > 1:

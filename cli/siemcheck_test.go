@@ -126,6 +126,27 @@ func TestAuditCheckSIEM(t *testing.T) {
 		t.Fatalf("an unknown key: exit %d, stdout:\n%s\nstderr: %s", r.code, r.stdout, r.stderr)
 	}
 
+	// A seal line of another key beside the verified one: said.
+	other, _, _ := siemFixture(t, nil)
+	ob, err := os.ReadFile(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mixed := filepath.Join(t.TempDir(), "mixed.jsonl")
+	for _, l := range strings.SplitAfter(string(ob), "\n") {
+		if strings.Contains(l, siemcheck.SealRecordType) {
+			b = append(slices.Clone(b), l...)
+		}
+	}
+	if err := os.WriteFile(mixed, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r = run(t, []string{"audit", "check-siem", "--tenant", "contoso", "--keys", keys, mixed}, nil, nil)
+	if r.code != 0 || !strings.Contains(r.stdout, "(1 seal line can't be checked: a key --keys does not hold, or another issuer)") {
+		t.Fatalf("a seal of another key: exit %d, stdout:\n%s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	b, _ = os.ReadFile(file)
+
 	// A record line of the tenant with no place: no hash covers it, and
 	// the report says so, at no entry.
 	slipped := filepath.Join(t.TempDir(), "slipped.jsonl")

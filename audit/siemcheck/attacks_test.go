@@ -233,7 +233,7 @@ func TestLegacyRecordsChecked(t *testing.T) {
 	ids := []string{entryID(0), entryID(1), entryID(2), entryID(3)}
 	lines, hs := chainOf(recs, ids)
 	seal := k.line(t, "lockbox", "contoso", ids[3], hs[3])
-	other := string(Place([]byte(`{"Id":"old-f","OrganizationId":"fabrikam"}`), "5-0", "", "ab"))
+	other := string(Place([]byte(`{"Id":"old-f","OrganizationId":"fabrikam"}`), "5-0", "", "8a3cb7c61f0d20155b3a72ee61c01e84b6c18bf7"))
 	if r := mustCheck(t, k.keys, append(append([]string{}, lines...), seal, other)); !r.OK || r.Records != 4 || !r.FromStart || r.Seal != SealVerified {
 		t.Fatalf("got %+v; want 4 records intact from the start, sealed", r)
 	}

@@ -26,7 +26,7 @@ func benchLines(n int) []byte {
 		out.Write(Place([]byte(rec), fmt.Sprintf("1796637708%03d-%d", i/1000%1000, i), prev, h))
 		out.WriteByte('\n')
 		if i%10 == 9 {
-			out.WriteString(`{"Id":"f","LockboxTenant":"fabrikam","LockboxEntry":"1-0","LockboxPrevHash":"","LockboxHash":"ab"}` + "\n")
+			out.WriteString(`{"Id":"f","LockboxTenant":"fabrikam","LockboxEntry":"1-0","LockboxPrevHash":"","LockboxHash":"8a3cb7c61f0d20155b3a72ee61c01e84b6c18bf7"}` + "\n")
 		}
 		prev = h
 	}

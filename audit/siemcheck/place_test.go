@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"regexp"
+	"strconv"
 	"slices"
 	"strings"
 	"testing"
@@ -14,11 +15,12 @@ import (
 // appended, whatever the record holds; a line Place leaves alone (no
 // compact object) has no place.
 func TestPlaceSplit(t *testing.T) {
+	const H = "8a3cb7c61f0d20155b3a72ee61c01e84b6c18bf7"
 	for _, rec := range []string{
 		`{}`,
 		`{"Id":"a"}`,
 		// A value that looks like a place: escaped inside a string, never the line's end.
-		`{"Comment":"\"LockboxEntry\":\"1-0\",\"LockboxPrevHash\":\"\",\"LockboxHash\":\"ab\"}"}`,
+		`{"Comment":"\"LockboxEntry\":\"1-0\",\"LockboxPrevHash\":\"\",\"LockboxHash\":\"8a3cb7c61f0d20155b3a72ee61c01e84b6c18bf7\"}"}`,
 		`{"Parameters":[{"Name":"x","Value":"}"}]}`,
 	} {
 		line := Place([]byte(rec), "1796635019127-3", "c5cfe0634b3d67e39c14d6e6ffcae93eb9236fec", "8a3cb7c61f0d20155b3a72ee61c01e84b6c18bf7")
@@ -26,20 +28,29 @@ func TestPlaceSplit(t *testing.T) {
 		if !ok || string(got) != rec || entry != "1796635019127-3" || prev != "c5cfe0634b3d67e39c14d6e6ffcae93eb9236fec" || hash != "8a3cb7c61f0d20155b3a72ee61c01e84b6c18bf7" {
 			t.Errorf("Split(Place(%s)) = %s, %q, %q, %q, %v", rec, got, entry, prev, hash, ok)
 		}
-		first := Place([]byte(rec), "1-0", "", "ab")
+		first := Place([]byte(rec), "1-0", "", "8a3cb7c61f0d20155b3a72ee61c01e84b6c18bf7")
 		if got, _, prev, _, ok := Split(first); !ok || string(got) != rec || prev != "" {
 			t.Errorf("a first record: Split(%s) = %s, %q, %v", first, got, prev, ok)
 		}
 	}
+	// A place not as Lockbox writes it (from a Redis edited by hand) is
+	// not put into the line, where it could add members.
+	for _, p := range [][3]string{
+		{"1-0", "", H[:39]}, {"1-0", H + `","x":"`, H}, {"x-0", "", H}, {"1-0", "", ""}, {"", "", H}, {"1-0", strings.ToUpper(H), H},
+	} {
+		if line := Place([]byte(`{"Id":"a"}`), p[0], p[1], p[2]); string(line) != `{"Id":"a"}` {
+			t.Errorf("Place(%q) = %s, want the line unchanged", p, line)
+		}
+	}
 	for _, rec := range []string{`"not an object"`, "{\"Id\":\n\"a\"}", `{"Id":"a"} `, `[1]`, `{`} {
-		if line := Place([]byte(rec), "1-0", "", "ab"); !bytes.Equal(line, []byte(rec)) {
+		if line := Place([]byte(rec), "1-0", "", "8a3cb7c61f0d20155b3a72ee61c01e84b6c18bf7"); !bytes.Equal(line, []byte(rec)) {
 			t.Errorf("Place(%q) = %q, want it unchanged", rec, line)
 		}
 	}
 	for _, line := range []string{
 		`{"Id":"a"}`,
-		`{"Id":"a""LockboxEntry":"1-0","LockboxPrevHash":"","LockboxHash":"ab"}`, // no comma after a field
-		`{"Id":"a","LockboxEntry":"x-0","LockboxPrevHash":"","LockboxHash":"ab"}`,
+		`{"Id":"a""LockboxEntry":"1-0","LockboxPrevHash":"","LockboxHash":"8a3cb7c61f0d20155b3a72ee61c01e84b6c18bf7"}`, // no comma after a field
+		`{"Id":"a","LockboxEntry":"x-0","LockboxPrevHash":"","LockboxHash":"8a3cb7c61f0d20155b3a72ee61c01e84b6c18bf7"}`,
 	} {
 		if rec, _, _, _, ok := Split([]byte(line)); ok {
 			t.Errorf("Split(%s) = %s, want no place", line, rec)
@@ -49,7 +60,7 @@ func TestPlaceSplit(t *testing.T) {
 
 // placedRE is the place's grammar as a regular expression: Split reads
 // it by hand from the line's end, and must find what this finds.
-var placedRE = regexp.MustCompile(`(,?)"` + EntryField + `":"([0-9]+-[0-9]+)","` + PrevHashField + `":"([0-9a-f]*)","` + HashField + `":"([0-9a-f]+)"\}$`)
+var placedRE = regexp.MustCompile(`(,?)"` + EntryField + `":"([0-9]+)-([0-9]+)","` + PrevHashField + `":"((?:[0-9a-f]{40})?)","` + HashField + `":"([0-9a-f]{40})"\}$`)
 
 // splitRE is Split as the regular expression reads a line.
 func splitRE(line []byte) (record []byte, entry, prev, hash string, ok bool) {
@@ -61,7 +72,14 @@ func splitRE(line []byte) (record []byte, entry, prev, hash string, ok bool) {
 	if len(head) == 0 || head[0] != '{' || bytes.ContainsAny(head, "\r\n") || comma == (len(head) == 1) {
 		return nil, "", "", "", false
 	}
-	return append(slices.Clip(head), '}'), string(line[m[4]:m[5]]), string(line[m[6]:m[7]]), string(line[m[8]:m[9]]), true
+	_, err1 := strconv.ParseUint(string(line[m[4]:m[5]]), 10, 64)
+	_, err2 := strconv.ParseUint(string(line[m[6]:m[7]]), 10, 64)
+	if err1 != nil || err2 != nil {
+		// Digits past what a stream id holds.
+		return nil, "", "", "", false
+	}
+	entry = string(line[m[4]:m[5]]) + "-" + string(line[m[6]:m[7]])
+	return append(slices.Clip(head), '}'), entry, string(line[m[8]:m[9]]), string(line[m[10]:m[11]]), true
 }
 
 // FuzzSplit: a line from the SIEM is untrusted input. Split never panics,
@@ -70,24 +88,28 @@ func splitRE(line []byte) (record []byte, entry, prev, hash string, ok bool) {
 // split to one record; a compact object Place changes splits back to it.
 // Read and Check take any bytes without panicking.
 func FuzzSplit(f *testing.F) {
-	f.Add([]byte(`{"Id":"a","LockboxTenant":"contoso","LockboxEntry":"1-0","LockboxPrevHash":"","LockboxHash":"ab"}`))
-	f.Add([]byte(`{"LockboxEntry":"1-0","LockboxPrevHash":"","LockboxHash":"ab"}`))
+	f.Add([]byte(`{"Id":"a","LockboxTenant":"contoso","LockboxEntry":"1-0","LockboxPrevHash":"","LockboxHash":"8a3cb7c61f0d20155b3a72ee61c01e84b6c18bf7"}`))
+	f.Add([]byte(`{"LockboxEntry":"1-0","LockboxPrevHash":"","LockboxHash":"8a3cb7c61f0d20155b3a72ee61c01e84b6c18bf7"}`))
 	f.Add([]byte(`{"RecordType":"LockboxAuditSeal","LockboxTenant":"contoso","SealedThrough":"1-0","SealToken":"a.b.c"}`))
 	f.Add([]byte(`{"Id":"a","LockboxTenant":"contoso"}`))
-	f.Add([]byte(`{"a":1,"LockboxEntry":"12-3","LockboxPrevHash":"0f","LockboxHash":"ab"}`))
-	f.Add([]byte(`{,"LockboxEntry":"1-0","LockboxPrevHash":"","LockboxHash":"ab"}`))
-	f.Add([]byte(`{"a":1"LockboxEntry":"1-0","LockboxPrevHash":"x","LockboxHash":"ab"}`))
+	f.Add([]byte(`{"a":1,"LockboxEntry":"12-3","LockboxPrevHash":"c5cfe0634b3d67e39c14d6e6ffcae93eb9236fec","LockboxHash":"8a3cb7c61f0d20155b3a72ee61c01e84b6c18bf7"}`))
+	f.Add([]byte(`{,"LockboxEntry":"1-0","LockboxPrevHash":"","LockboxHash":"8a3cb7c61f0d20155b3a72ee61c01e84b6c18bf7"}`))
+	f.Add([]byte(`{"a":1"LockboxEntry":"1-0","LockboxPrevHash":"x","LockboxHash":"8a3cb7c61f0d20155b3a72ee61c01e84b6c18bf7"}`))
 	// Near misses: each breaks one rule of the grammar.
 	for _, place := range []string{
 		`"LockboxEntry":"1-0","LockboxPrevHash":"","LockboxHash":""}`,
-		`"LockboxEntry":"1-0","LockboxPrevHash":"","LockboxHash":"AB"}`,
-		`"LockboxEntry":"1-0","LockboxPrevHash":"AB","LockboxHash":"ab"}`,
-		`"LockboxEntry":"-0","LockboxPrevHash":"","LockboxHash":"ab"}`,
-		`"LockboxEntry":"1-","LockboxPrevHash":"","LockboxHash":"ab"}`,
-		`"LockboxEntry":"10","LockboxPrevHash":"","LockboxHash":"ab"}`,
-		`"LockboxEntry":"1-0","LockboxPrevHash":"","LockboxHash":"ab"} `,
-		`"LockboxEntry":"1-0", "LockboxPrevHash":"","LockboxHash":"ab"}`,
-		`"LockboxEntry":"1-0","LockboxPrevHash":"","LockboxHash":"ab"`,
+		`"LockboxEntry":"1-0","LockboxPrevHash":"","LockboxHash":"C5CFE0634B3D67E39C14D6E6FFCAE93EB9236FEC"}`,
+		`"LockboxEntry":"1-0","LockboxPrevHash":"C5CFE0634B3D67E39C14D6E6FFCAE93EB9236FEC","LockboxHash":"8a3cb7c61f0d20155b3a72ee61c01e84b6c18bf7"}`,
+		`"LockboxEntry":"-0","LockboxPrevHash":"","LockboxHash":"8a3cb7c61f0d20155b3a72ee61c01e84b6c18bf7"}`,
+		`"LockboxEntry":"1-","LockboxPrevHash":"","LockboxHash":"8a3cb7c61f0d20155b3a72ee61c01e84b6c18bf7"}`,
+		`"LockboxEntry":"10","LockboxPrevHash":"","LockboxHash":"8a3cb7c61f0d20155b3a72ee61c01e84b6c18bf7"}`,
+		`"LockboxEntry":"1-0","LockboxPrevHash":"","LockboxHash":"8a3cb7c61f0d20155b3a72ee61c01e84b6c18bf7"} `,
+		`"LockboxEntry":"1-0", "LockboxPrevHash":"","LockboxHash":"8a3cb7c61f0d20155b3a72ee61c01e84b6c18bf7"}`,
+		`"LockboxEntry":"1-0","LockboxPrevHash":"","LockboxHash":"8a3cb7c61f0d20155b3a72ee61c01e84b6c18bf7"`,
+		`"LockboxEntry":"18446744073709551616-0","LockboxPrevHash":"","LockboxHash":"8a3cb7c61f0d20155b3a72ee61c01e84b6c18bf7"}`,
+		`"LockboxEntry":"1-0","LockboxPrevHash":"","LockboxHash":"8a3cb7c61f0d20155b3a72ee61c01e84b6c18bf"}`,
+		`"LockboxEntry":"1-0","LockboxPrevHash":"8a3cb7c61f0d20155b3a72ee61c01e84b6c18bf","LockboxHash":"8a3cb7c61f0d20155b3a72ee61c01e84b6c18bf7"}`,
+		`"LockboxEntry":"1-0","LockboxPrevHash":"","LockboxHash":"8a3cb7c61f0d20155b3a72ee61c01e84b6c18bf70"}`,
 	} {
 		f.Add([]byte(`{"a":1,` + place))
 		f.Add([]byte(`{` + place))
@@ -103,8 +125,8 @@ func FuzzSplit(f *testing.F) {
 				t.Fatalf("Split(%q) = %q, %q, %q, %q; Place of them is %q", line, rec, entry, prev, hash, again)
 			}
 		}
-		if placed := Place(line, "7-1", "", "ab"); !bytes.Equal(placed, line) {
-			if rec, entry, prev, hash, ok := Split(placed); !ok || !bytes.Equal(rec, line) || entry != "7-1" || prev != "" || hash != "ab" {
+		if placed := Place(line, "7-1", "", "8a3cb7c61f0d20155b3a72ee61c01e84b6c18bf7"); !bytes.Equal(placed, line) {
+			if rec, entry, prev, hash, ok := Split(placed); !ok || !bytes.Equal(rec, line) || entry != "7-1" || prev != "" || hash != "8a3cb7c61f0d20155b3a72ee61c01e84b6c18bf7" {
 				t.Fatalf("Split(Place(%q)) = %q, %q, %q, %q, %v", line, rec, entry, prev, hash, ok)
 			}
 		}

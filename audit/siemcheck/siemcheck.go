@@ -51,10 +51,16 @@ const SealRecordType = "LockboxAuditSeal"
 // Lockbox writes is), with its place in the chain appended as the last
 // fields: entry id, the previous entry's hash and its own. A line that is
 // not one compact object is returned as it is: no check could recover the
-// stored bytes from it.
+// stored bytes from it. So is one whose place is not as Lockbox writes it
+// (a stream id, and hashes of 40 hex digits, the previous one empty for a
+// tenant's first record): values read from a Redis someone wrote to by
+// hand are not put into the line, where they could add members.
 func Place(line []byte, entry, prev, hash string) []byte {
 	n := len(line)
-	if n < 2 || line[0] != '{' || line[n-1] != '}' || bytes.ContainsAny(line, "\r\n") || entry == "" || hash == "" {
+	if n < 2 || line[0] != '{' || line[n-1] != '}' || bytes.ContainsAny(line, "\r\n") {
+		return line
+	}
+	if _, ok := parseID(entry); !ok || !isHash(hash) || (prev != "" && !isHash(prev)) {
 		return line
 	}
 	out := make([]byte, 0, n+len(entry)+len(prev)+len(hash)+64)
@@ -76,8 +82,10 @@ func Place(line []byte, entry, prev, hash string) []byte {
 // for a line without a place.
 //
 // It reads the place from the line's end, as the fields Place appends
-// must be: `,"LockboxEntry":"N-N","LockboxPrevHash":"HEX*","LockboxHash":"HEX+"}`
-// (the comma absent only for an empty record), hex in lower case.
+// must be: `,"LockboxEntry":"N-N","LockboxPrevHash":"H","LockboxHash":"H"}`
+// (the comma absent only for an empty record), each N a 64-bit number and
+// each H 40 lower-case hex digits, the previous one empty for a tenant's
+// first record.
 func Split(line []byte) (record []byte, entry, prev, hash string, ok bool) {
 	head, ms, seq, p, h, ok := split(line)
 	if !ok {
@@ -90,11 +98,11 @@ func Split(line []byte) (record []byte, entry, prev, hash string, ok bool) {
 // stored record but for its closing brace.
 func split(line []byte) (head, ms, seq, prev, hash []byte, ok bool) {
 	rest, h, ok := cutBack(line, `"}`, isHex, 1, `","`+HashField+`":"`)
-	if !ok {
+	if !ok || len(h) != 2*sha1.Size {
 		return nil, nil, nil, nil, nil, false
 	}
 	rest, p, ok := cutBack(rest, "", isHex, 0, `","`+PrevHashField+`":"`)
-	if !ok {
+	if !ok || (len(p) != 0 && len(p) != 2*sha1.Size) {
 		return nil, nil, nil, nil, nil, false
 	}
 	rest, sq, ok := cutBack(rest, "", isDigit, 1, "-")
@@ -103,6 +111,10 @@ func split(line []byte) (head, ms, seq, prev, hash []byte, ok bool) {
 	}
 	head, ms, ok = cutBack(rest, "", isDigit, 1, `"`+EntryField+`":"`)
 	if !ok {
+		return nil, nil, nil, nil, nil, false
+	}
+	if _, ok := parseIDParts(ms, sq); !ok {
+		// Digits past what a stream id holds.
 		return nil, nil, nil, nil, nil, false
 	}
 	comma := len(head) > 0 && head[len(head)-1] == ','
@@ -141,6 +153,12 @@ func cutBack(b []byte, end string, in func(byte) bool, min int, before string) (
 }
 
 var closeBrace = []byte{'}'}
+
+// isHash reports whether s is a chain hash as Lockbox writes it: SHA-1 in
+// 40 lower-case hex digits.
+func isHash(s string) bool {
+	return len(s) == 2*sha1.Size && !strings.ContainsFunc(s, func(r rune) bool { return r > 0x7f || !isHex(byte(r)) })
+}
 
 func isHex(c byte) bool   { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' }
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
