@@ -50,7 +50,15 @@ func readRouting(line []byte) (r routing, ok bool) {
 // slot is where the member named by key (a JSON string, escapes and all)
 // goes; nil for a member that routes nothing.
 func (r *routing) slot(key []byte) *[]byte {
-	switch text(key) {
+	name := key[1 : len(key)-1]
+	if bytes.IndexByte(name, '\\') >= 0 {
+		return r.named(text(key))
+	}
+	return r.named(string(name))
+}
+
+func (r *routing) named(name string) *[]byte {
+	switch name {
 	case "RecordType":
 		return &r.recordType
 	case "Id":
