@@ -948,11 +948,12 @@ func TestApprovers(t *testing.T) {
 		})
 	}
 
-	for range 2 { // removing twice is fine
-		if r := e.do(contosoAdmin, "DELETE", base+"/zoe@contoso.example", nil); r.status != http.StatusNoContent {
-			t.Fatalf("remove: %d %s", r.status, r.body)
-		}
+	if r := e.do(contosoAdmin, "DELETE", base+"/zoe@contoso.example", nil); r.status != http.StatusNoContent {
+		t.Fatalf("remove: %d %s", r.status, r.body)
 	}
+	// Removing again changes nothing, and says so
+	// (TestRemovingANonApproverIsNotFound).
+	wantError(t, e.do(contosoAdmin, "DELETE", base+"/zoe@contoso.example", nil), http.StatusNotFound, "approver_not_found", "")
 	if got := list(contosoAdmin); !slices.Equal(got, []string{"approver@contoso.example"}) {
 		t.Errorf("after remove = %v", got)
 	}
@@ -1402,6 +1403,31 @@ func TestTenantRegistry(t *testing.T) {
 	}
 	wantError(t, e.do(lara, "PATCH", "/v1/tenants/northwind", map[string]any{"id": "other"}), http.StatusBadRequest, "invalid_json", "")
 	wantError(t, e.do(contosoAdmin, "PATCH", "/v1/tenants/contoso", map[string]any{"display_name": "x"}), http.StatusForbidden, "forbidden", "")
+}
+
+// TestRemovingANonApproverIsNotFound: removing a user who is not an
+// approver answered 204, as a removal does, so a typo in the name
+// ("approver remove contoso zed@...") looked like success. It is 404
+// approver_not_found, naming the user, with nothing changed or audited; a
+// real removal, in another case than assigned, is still 204.
+func TestRemovingANonApproverIsNotFound(t *testing.T) {
+	e := newEnv(t)
+	e.assignApprover()
+	before, err := e.rdb.XLen(context.Background(), keys.Audit("contoso")).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantError(t, e.do(contosoAdmin, "DELETE", "/v1/tenants/contoso/approvers/zed@contoso.example", nil),
+		http.StatusNotFound, "approver_not_found", "zed@contoso.example is not an approver of tenant contoso")
+	if after, err := e.rdb.XLen(context.Background(), keys.Audit("contoso")).Result(); err != nil || after != before {
+		t.Errorf("audit records: %d, was %d (%v): the refused removal wrote one", after, before, err)
+	}
+	if r := e.do(contosoAdmin, "DELETE", "/v1/tenants/contoso/approvers/"+strings.ToUpper(contosoApprover.sub), nil); r.status != http.StatusNoContent {
+		t.Fatalf("removing the approver: %d %s", r.status, r.body)
+	}
+	// Removed, the approver is no approver: a second removal is told so.
+	wantError(t, e.do(contosoAdmin, "DELETE", "/v1/tenants/contoso/approvers/"+contosoApprover.sub, nil),
+		http.StatusNotFound, "approver_not_found", "")
 }
 
 // TestTenantETag: GET of a registry entry answers its revision as a strong

@@ -524,6 +524,7 @@ func operationCases() []answerCase {
 		{op: unassign, name: "If-None-Match", status: 400, code: "invalid_if_none_match", call: as(contosoAdmin, "DELETE", "/v1/tenants/contoso/approvers/zoe@contoso.example", nil, nil, exists)},
 		{op: unassign, name: "malformed user", status: 400, code: "invalid_user", call: as(contosoAdmin, "DELETE", "/v1/tenants/contoso/approvers/Zoe!", nil, nil)},
 		{op: unassign, name: "an approver removes", status: 403, code: "forbidden", call: as(contosoApprover, "DELETE", "/v1/tenants/contoso/approvers/zoe@contoso.example", nil, nil)},
+		{op: unassign, name: "not an approver", status: 404, code: "approver_not_found", call: as(contosoAdmin, "DELETE", "/v1/tenants/contoso/approvers/zoe@contoso.example", nil, nil)},
 		{op: unassign, name: "not onboarded", status: 404, code: "tenant_not_found", call: as(nosuchAdmin, "DELETE", "/v1/tenants/nosuchtenant/approvers/zoe@nosuchtenant.example", nil, nil)},
 		{op: unassign, name: "offboarded", status: 409, code: "tenant_offboarded", call: as(contosoAdmin, "DELETE", "/v1/tenants/contoso/approvers/zoe@contoso.example", nil, offboarded)},
 		{op: unassign, name: "entry unreadable", status: 500, code: "record_unreadable", call: as(contosoAdmin, "DELETE", "/v1/tenants/contoso/approvers/zoe@contoso.example", nil, brokenTenant)},

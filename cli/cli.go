@@ -261,6 +261,12 @@ func (e *env) report(err error) int {
 		if msg == "" {
 			msg = http.StatusText(apiErr.Status)
 		}
+		// A message that starts with its own code ("unauthenticated:
+		// token expired", identity's errors) said it twice, the code
+		// being noted after it.
+		if rest, ok := strings.CutPrefix(msg, apiErr.Code+": "); ok && apiErr.Code != "" && strings.TrimSpace(rest) != "" {
+			msg = rest
+		}
 		// An answer without the API's error document is made into a
 		// message that starts with its status ("HTTP 401
 		// Unauthorized"), and an HTML page's line names it: noted
@@ -304,14 +310,22 @@ func (e *env) report(err error) int {
 		if apiErr.Status == http.StatusUnauthorized && apiErr.Code != "" {
 			// The token was refused, and which one was sent is not
 			// obvious: a LOCKBOX_TOKEN left in the shell shadows the
-			// token a fresh login stored.
-			switch {
-			case e.tokenFrom == "lockboxctl login":
+			// token a fresh login stored. Only a token that is there is
+			// named as shadowed: the line named a login's token to
+			// people who had never signed in.
+			if e.tokenFrom == "lockboxctl login" {
 				fmt.Fprintln(e.stderr, "lockboxctl: the token sent is the one lockboxctl login stored: run lockboxctl login again")
-			case e.tokenFrom == "$"+EnvToken:
-				fmt.Fprintf(e.stderr, "lockboxctl: the token sent came from $%s, which comes before the one lockboxctl login stores\n", EnvToken)
-			case e.tokenFrom != "":
-				fmt.Fprintf(e.stderr, "lockboxctl: the token sent came from %s, which comes before $%s and the one lockboxctl login stores\n", clean(e.tokenFrom), EnvToken)
+			} else if e.tokenFrom != "" {
+				var shadowed []string
+				if e.tokenFrom != "$"+EnvToken && strings.TrimSpace(e.getenv(EnvToken)) != "" {
+					shadowed = append(shadowed, "$"+EnvToken)
+				}
+				if e.hasStoredLogin() {
+					shadowed = append(shadowed, "the one lockboxctl login stored")
+				}
+				if len(shadowed) > 0 {
+					fmt.Fprintf(e.stderr, "lockboxctl: the token sent came from %s, which comes before %s\n", clean(e.tokenFrom), strings.Join(shadowed, " and "))
+				}
 			}
 			// A shell that sourced lockbox dev's env file keeps its
 			// tokens after dev wrote new ones: say where current ones

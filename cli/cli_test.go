@@ -827,7 +827,32 @@ func TestCommands(t *testing.T) {
 			name:      "approver remove",
 			args:      []string{"approver", "remove", "contoso", "bob@contoso.com"},
 			wantCalls: []call{{Method: "DELETE", Path: "/v1/tenants/contoso/approvers/bob@contoso.com"}},
-			wantOut:   []string{"bob@contoso.com is not an approver of tenant contoso."},
+			wantOut:   []string{"bob@contoso.com is no longer an approver of tenant contoso."},
+		},
+		// A typo in the name printed the sentence of a removal and exited
+		// 0: the API says no approver was removed, and so does the
+		// command, exit 1, as tenant update --remove-domain does.
+		{
+			name: "approver remove of a user who is no approver",
+			args: []string{"approver", "remove", "contoso", "Zed@Contoso.com"},
+			replies: map[string]reply{"DELETE /v1/tenants/contoso/approvers/Zed@Contoso.com": {404,
+				`{"error":{"code":"approver_not_found","message":"zed@contoso.com is not an approver of tenant contoso: nothing was changed"}}`}},
+			wantCode:  1,
+			wantCalls: []call{{Method: "DELETE", Path: "/v1/tenants/contoso/approvers/Zed@Contoso.com"}},
+			wantErr:   []string{"lockboxctl: zed@contoso.com is not an approver of tenant contoso; nothing was changed\n"},
+			check: func(t *testing.T, out string) {
+				if out != "" {
+					t.Errorf("stdout = %q, want nothing", out)
+				}
+			},
+		},
+		// The table's sentence names the user as the tenant keeps it, as
+		// -o json does: it printed Carol@Contoso.com as typed.
+		{
+			name:      "approver add in another case",
+			args:      []string{"approver", "add", "contoso", "Carol@Contoso.com"},
+			wantCalls: []call{{Method: "PUT", Path: "/v1/tenants/contoso/approvers/Carol@Contoso.com"}},
+			wantOut:   []string{"carol@contoso.com is an approver of tenant contoso."},
 		},
 		// The API answers 204: a script still gets a document saying what
 		// now holds, the user as the tenant keeps it (in lower case).

@@ -222,6 +222,22 @@ func (e *idpError) Unwrap() error { return e.err }
 // errNotSignedIn: neither a token flag nor variable, nor a stored token.
 var errNotSignedIn = fmt.Errorf("no token: set %s or pass --token-file FILE, or run lockboxctl login (with `lockbox dev`, use a token file it writes, e.g. --token-file .lockbox-dev/operator.jwt, or source .lockbox-dev/env)", EnvToken)
 
+// hasStoredLogin reports whether lockboxctl login stored a token for the
+// server, whether or not it is still current: it is what another token
+// sent instead shadows.
+func (e *env) hasStoredLogin() bool {
+	server, err := e.server()
+	if err != nil {
+		return false
+	}
+	store, err := e.tokenStore()
+	if err != nil {
+		return false
+	}
+	_, err = store.Load(server)
+	return err == nil
+}
+
 // storedToken is the access token `lockboxctl login` stored for this
 // server, refreshed first when it has expired or is about to.
 func (e *env) storedToken() (string, error) {

@@ -106,6 +106,11 @@ func readKeys(path string) (*grantsig.KeySet, error) {
 	if len(b) > maxKeysFile {
 		return nil, fmt.Errorf("--keys %s: larger than %d bytes: not a JWKS", path, maxKeysFile)
 	}
+	if strings.TrimSpace(string(b)) == "" {
+		// What curl leaves when it reached no server (curl -s, exit 7):
+		// "unexpected end of JSON input" said nothing of that.
+		return nil, fmt.Errorf("--keys %s is empty: fetch it with curl -s $LOCKBOX_ADDR/v1/keys > %s", path, path)
+	}
 	ks, err := grantsig.ParseJWKS(b)
 	if err != nil {
 		return nil, fmt.Errorf("--keys %s: not the JWKS GET /v1/keys serves: %w", path, err)

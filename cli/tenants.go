@@ -833,20 +833,27 @@ func (e *env) approverChange(add bool) *cobra.Command {
 			} else {
 				err = c.RemoveApprover(e.ctx, tenant, user)
 			}
+			if apiErr, ok := errors.AsType[*client.APIError](err); ok && apiErr.Status == http.StatusNotFound && apiErr.Code == client.CodeApproverNotFound {
+				// Most likely a typo in the name: it printed the sentence
+				// of a removal and exited 0. Exit 1, as tenant update
+				// --remove-domain does for a domain the entry lacks.
+				return fmt.Errorf("%s is not an approver of tenant %s; nothing was changed", foldASCII(user), tenant)
+			}
 			if err != nil {
 				return err
 			}
 			// The API answers 204 with no body. A script reading -o json or
 			// -o yaml still gets a document, saying what now holds; the
 			// user as the tenant keeps it, in lower case, so it compares
-			// equal to the approver list's.
+			// equal to the approver list's, and so does the table's
+			// sentence (it printed the user as typed).
 			if e.g.output.structured() {
 				return e.emit(approverState{Tenant: tenant, User: foldASCII(user), Approver: add}, nil, nil)
 			}
 			if add {
-				_, err = fmt.Fprintf(e.stdout, "%s is an approver of tenant %s.\n", clean(user), clean(tenant))
+				_, err = fmt.Fprintf(e.stdout, "%s is an approver of tenant %s.\n", clean(foldASCII(user)), clean(tenant))
 			} else {
-				_, err = fmt.Fprintf(e.stdout, "%s is not an approver of tenant %s.\n", clean(user), clean(tenant))
+				_, err = fmt.Fprintf(e.stdout, "%s is no longer an approver of tenant %s.\n", clean(foldASCII(user)), clean(tenant))
 			}
 			return err
 		},

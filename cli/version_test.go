@@ -23,6 +23,7 @@ func TestVersionNamesTheBuild(t *testing.T) {
 		want string
 	}{
 		{"a checkout with changes", "", checkout, "development build 7710a1d0c3c1 (with uncommitted changes)"},
+		{"a checkout, as Go 1.24 and later stamp it", "", &debug.BuildInfo{Main: debug.Module{Version: "v0.0.0-20261207101646-7710a1d0c3c1+dirty"}, Settings: checkout.Settings}, "development build 7710a1d0c3c1 (with uncommitted changes)"},
 		{"no build information", "", nil, "development build"},
 		{"the module's version", "", &debug.BuildInfo{Main: debug.Module{Version: "v1.3.2"}}, "v1.3.2"},
 		{"set at build time", "v1.4.0", checkout, "v1.4.0"},

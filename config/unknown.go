@@ -18,6 +18,8 @@ var otherVars = []string{
 	// The tokens "lockbox dev" writes to its env file (cmd/lockbox/dev.go).
 	"LOCKBOX_OPERATOR_TOKEN", "LOCKBOX_OPERATOR2_TOKEN", "LOCKBOX_MANAGER_TOKEN", "LOCKBOX_ADMIN_TOKEN",
 	"LOCKBOX_APPROVER_TOKEN", "LOCKBOX_AUDITOR_TOKEN", "LOCKBOX_LOCKBOX_ADMIN_TOKEN",
+	// And the proxy's URL, which README's curl examples call (cmd/lockbox/dev.go).
+	"LOCKBOX_PROXY_URL",
 	// Benchmarks.
 	"LOCKBOX_BENCH_AUDIT_RECORDS",
 }

@@ -724,6 +724,18 @@ func TestApprovers(t *testing.T) {
 		if rec := e.records("contoso")[0]; rec.Operation != record.OpRemoveApprover || rec.ObjectId != "eve@contoso.example" || rec.UserId != contosoAdmin.Subject {
 			t.Errorf("audit record %+v", rec)
 		}
+		// The same form sent again (a double click, or a page left open
+		// after another administrator removed her): she is no approver,
+		// which is what was asked, so it is answered as the removal, with
+		// nothing written, rather than as an error.
+		removed := len(e.records("contoso"))
+		r = b.post("/console/approvers/remove", b.form(url.Values{"user": {"eve@contoso.example"}}))
+		if r.status != http.StatusSeeOther || r.location() != "/console/approvers?done=approver_removed" {
+			t.Fatalf("remove again: %s", r)
+		}
+		if n := len(e.records("contoso")); n != removed {
+			t.Errorf("removing again wrote %d audit records", n-removed)
+		}
 		// Fabrikam's admin changes only fabrikam.
 		if ok, _ := e.ten.IsApprover(context.Background(), "fabrikam", "eve@contoso.example"); ok {
 			t.Error("added to fabrikam")

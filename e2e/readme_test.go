@@ -71,8 +71,9 @@ func readmeShellBlocks(t *testing.T, readme, heading string) []string {
 // lockboxctl walkthrough, onboarding, settings and registry changes with
 // curl, auditing, a call through the proxy) as a newcomer types them, in
 // a directory where "lockbox dev" runs and bin/ holds the binaries "make
-// build" writes. Only the addresses change: lockbox dev listens on free
-// ports here, not on README's 8080 and 8081. A command README shows that
+// build" writes. lockbox dev listens on free ports here, not on README's
+// 8080 and 8081, which its env file names: README's examples call
+// $LOCKBOX_ADDR and $LOCKBOX_PROXY_URL and run unchanged. A command README shows that
 // fails stops the script and fails the test; what the examples say they
 // print or leave behind is checked afterwards.
 //
@@ -94,6 +95,11 @@ func TestREADMEWalkthrough(t *testing.T) {
 	}
 	var script strings.Builder
 	script.WriteString("set -eu\n")
+	// found passes a search's table through and fails the script when it
+	// holds no record, its header alone: README's Search-UnifiedAuditLog
+	// examples searched fixed dates, which found nothing in a fresh
+	// lockbox dev's log, and exited 0.
+	script.WriteString(`found() { n=0; while IFS= read -r l; do printf '%s\n' "$l"; n=$((n+1)); done; [ "$n" -gt 1 ] || { echo "README's search found no records: $1" >&2; return 1; }; }` + "\n")
 	for _, heading := range readmeWalkSections {
 		for _, block := range readmeShellBlocks(t, string(b), heading) {
 			if strings.Contains(block, "lockboxctl login") {
@@ -102,6 +108,18 @@ func TestREADMEWalkthrough(t *testing.T) {
 			for line := range strings.Lines(block) {
 				// bin/ already holds what "make build" writes.
 				if strings.HasPrefix(line, "make build") {
+					continue
+				}
+				// lockbox dev on free ports names them in its env file,
+				// which README's walkthrough sources: an example that
+				// calls 127.0.0.1:8080 or 8081 reaches nothing there.
+				for _, port := range []string{"127.0.0.1:8080", "127.0.0.1:8081"} {
+					if code, _, _ := strings.Cut(line, "#"); strings.Contains(code, port) {
+						t.Errorf("README's %s calls %s, where lockbox dev on other ports does not listen: use $LOCKBOX_ADDR or $LOCKBOX_PROXY_URL, which .lockbox-dev/env sets\n%s", heading, port, line)
+					}
+				}
+				if cmd := strings.TrimSpace(line); strings.HasPrefix(cmd, "lockboxctl Search-UnifiedAuditLog ") && !strings.HasSuffix(cmd, "\\") && !strings.Contains(cmd, "#") {
+					script.WriteString(cmd + " | found '" + strings.ReplaceAll(cmd, "'", `'\''`) + "'\n")
 					continue
 				}
 				script.WriteString(line)
@@ -190,7 +208,7 @@ func TestREADMEWalkthrough(t *testing.T) {
 		t.Fatalf("lockbox dev's banner names no API or proxy address, or no workflow to try: %q %q %q", a.api, a.proxy, a.walk.String())
 	}
 
-	text := "set -eu\n" + a.walk.String() + strings.NewReplacer("http://127.0.0.1:8080", a.api, "http://127.0.0.1:8081", a.proxy).Replace(script.String())
+	text := "set -eu\n" + a.walk.String() + script.String()
 	sh := osexec.CommandContext(ctx, "sh", "-c", text)
 	sh.Dir = work
 	sh.Env = scrubbedEnv("LOCKBOX_CONFIG_DIR=" + filepath.Join(work, "config"))

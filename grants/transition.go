@@ -57,11 +57,18 @@ type CreateInput struct {
 }
 
 // Catalog tells which activities a service has. The activity catalog lives
-// beside the policies, not in Go code.
+// beside the policies, not in Go code. A Catalog that is also a
+// ServiceLister (policy.Engine) has its services named to whoever files a
+// request for another one.
 type Catalog interface {
 	// Activities returns the activity names of service, and false when the
 	// service is unknown.
 	Activities(service string) ([]string, bool)
+}
+
+// ServiceLister names the services of a catalog.
+type ServiceLister interface {
+	Services() []string
 }
 
 // Limits on free-text fields, so a request stays a reasonable size. They
@@ -97,7 +104,15 @@ func New(in CreateInput, actor Actor, id string, now time.Time, cat Catalog) (Re
 	// The catalog, which security teams edit, is the list of services.
 	known, ok := cat.Activities(in.Service)
 	if !ok {
-		return Request{}, newErr(ErrInvalid, "invalid_service", "service %q is not in the activity catalog", in.Service)
+		// Named, the services to choose from spare a guess (the proxy's
+		// unknown_service names them too).
+		var services string
+		if sl, ok := cat.(ServiceLister); ok {
+			if names := sl.Services(); len(names) > 0 {
+				services = ": its services are " + strings.Join(names, ", ")
+			}
+		}
+		return Request{}, newErr(ErrInvalid, "invalid_service", "service %q is not in the activity catalog%s", in.Service, services)
 	}
 	in.ServiceRequest = strings.TrimSpace(in.ServiceRequest)
 	if in.ServiceRequest == "" {
@@ -126,7 +141,11 @@ func New(in CreateInput, actor Actor, id string, now time.Time, cat Catalog) (Re
 	var acts []string
 	for _, a := range in.Activities {
 		if !slices.Contains(known, a) {
-			return Request{}, newErr(ErrInvalid, "invalid_activity", "activity %q is not an activity of %s", a, in.Service)
+			valid := "it has none"
+			if len(known) > 0 {
+				valid = "its activities are " + strings.Join(known, ", ")
+			}
+			return Request{}, newErr(ErrInvalid, "invalid_activity", "activity %q is not an activity of %s: %s", a, in.Service, valid)
 		}
 		if !slices.Contains(acts, a) {
 			acts = append(acts, a)

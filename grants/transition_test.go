@@ -3,6 +3,8 @@ package grants
 import (
 	"encoding/json"
 	"errors"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +18,9 @@ var t0 = time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
 type testCatalog map[string][]string
 
 func (c testCatalog) Activities(s string) ([]string, bool) { a, ok := c[s]; return a, ok }
+
+// Services names the catalog's services, sorted, as policy.Engine does.
+func (c testCatalog) Services() []string { return slices.Sorted(maps.Keys(c)) }
 
 var catalog = testCatalog{
 	"exchange":   {"Get-Mailbox", "Get-MailboxMessage", "New-MailboxRepairRequest"},
@@ -128,6 +133,41 @@ var off = new(bool)
 
 // TestScenarios walks the lifecycle as sequences of actions, checking the
 // state after each one.
+// A service or an activity the catalog lacks is refused with what it has:
+// "service \"teams\" is not in the activity catalog" left the engineer to
+// guess, where the proxy's unknown_service names the services. A catalog
+// that can't list its services is refused as before.
+func TestNewNamesWhatTheCatalogHas(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cat  Catalog
+		edit func(*CreateInput)
+		code string
+		want string
+	}{
+		{"unknown service", catalog, func(in *CreateInput) { in.Service = "teams" }, "invalid_service",
+			`service "teams" is not in the activity catalog: its services are exchange, onedrive, sharepoint`},
+		{"unknown service, catalog without a list", plainCatalog{catalog}, func(in *CreateInput) { in.Service = "teams" }, "invalid_service",
+			`service "teams" is not in the activity catalog`},
+		{"activity of another service", catalog, func(in *CreateInput) { in.Activities = []string{"Get-SPOSite"} }, "invalid_activity",
+			`activity "Get-SPOSite" is not an activity of exchange: its activities are Get-Mailbox, Get-MailboxMessage, New-MailboxRepairRequest`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := input()
+			tc.edit(&in)
+			_, err := New(in, operator, "id-1", t0, tc.cat)
+			if codeOf(err) != tc.code || err == nil || err.Error() != tc.want {
+				t.Errorf("err = %v (%s), want %s: %q", err, codeOf(err), tc.code, tc.want)
+			}
+		})
+	}
+}
+
+// plainCatalog is a Catalog and no ServiceLister.
+type plainCatalog struct{ c testCatalog }
+
+func (p plainCatalog) Activities(s string) ([]string, bool) { return p.c.Activities(s) }
+
 func TestScenarios(t *testing.T) {
 	scenarios := []struct {
 		name      string

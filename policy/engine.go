@@ -437,6 +437,16 @@ func (e *Engine) Activities(service string) ([]string, bool) {
 	return e.Snapshot().Activities(service)
 }
 
+// Services is Catalog.Services on the catalog serving now: what a request
+// for a service the catalog lacks is told to choose from.
+func (e *Engine) Services() []string {
+	c := e.Catalog()
+	if c == nil {
+		return nil
+	}
+	return c.Services()
+}
+
 // Decide is Snapshot.Decide with the policy serving now.
 func (e *Engine) Decide(ctx context.Context, in Input) (Decision, error) {
 	return e.Snapshot().Decide(ctx, in)

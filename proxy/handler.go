@@ -1035,7 +1035,7 @@ func (h *Handler) decide(ctx context.Context, p PolicySnapshot, in policy.Input)
 		if len(d.Reasons) > 0 {
 			msg += ": " + strings.Join(d.Reasons, "; ")
 		}
-		return ReasonPolicyDenied, errors.New(msg)
+		return ReasonPolicyDenied, &policyDenial{msg: msg, activity: in.Call.Activity}
 	}
 	return "", nil
 }
@@ -1186,6 +1186,26 @@ func claimedService(rawTarget string) string {
 		s = s[:i]
 	}
 	return s
+}
+
+// policyDenial is the policy's refusal. The client's message also names
+// the activity the call was classified as: "activity_not_requested" alone
+// left the engineer to guess which activity the call was, which only the
+// log said. The log's error, which has the activity as a field of its own,
+// stays the reasons alone.
+type policyDenial struct {
+	msg      string
+	activity string
+}
+
+func (e *policyDenial) Error() string { return e.msg }
+
+// public is the client's message.
+func (e *policyDenial) public() string {
+	if e.activity == "" {
+		return e.msg
+	}
+	return e.msg + " (the call is " + e.activity + ")"
 }
 
 // hiddenError is a denial cause whose text is for the log only: the client

@@ -175,6 +175,8 @@ func TestDenials(t *testing.T) {
 		within time.Duration
 		// message is part of the error message the client must read.
 		message string
+		// logError, when set, is the denial log line's error, whole.
+		logError string
 		// noPolicy: no policy version was loaded, so the denial logs an
 		// empty policy_revision rather than ruleRevision.
 		noPolicy bool
@@ -581,12 +583,16 @@ func TestDenials(t *testing.T) {
 			req:    as(alice, "GET", mailboxes), status: 503, reason: ReasonStoreUnavailable, label: "exchange", within: time.Second},
 
 		// 6. Policy.
+		// The client reads which activity the call was: "activity_not_requested"
+		// alone left the engineer to guess it. The log, which has it as a
+		// field, keeps the reasons alone as its error.
 		{name: "write the request did not name", setup: readsOnContoso,
 			req: as(alice, "DELETE", mailboxes+"/alice/messages/42"), status: 403, reason: ReasonPolicyDenied, label: "exchange",
-			message: "write_not_requested"},
+			message: `"message":"the policy denied this call: write_not_requested (the call is Remove-MailboxMessage)"`},
 		{name: "read the request did not name", setup: func(e *testEnv) { e.grantFor(alice, "contoso", "exchange", time.Hour, "Get-Mailbox") },
 			req: as(alice, "GET", mailboxes+"/alice/messages"), status: 403, reason: ReasonPolicyDenied, label: "exchange",
-			message: "activity_not_requested"},
+			message:  `"message":"the policy denied this call: activity_not_requested (the call is Get-MailboxMessage)"`,
+			logError: "the policy denied this call: activity_not_requested"},
 		{name: "policy says no without reasons", setup: readsOnContoso,
 			config: withDecider(deciderFunc(func(context.Context, policy.Input) (policy.Decision, error) { return policy.Decision{}, nil })),
 			req:    as(alice, "GET", mailboxes), status: 403, reason: ReasonPolicyDenied, label: "exchange"},
@@ -708,6 +714,9 @@ func TestDenials(t *testing.T) {
 			}
 			if l := lines[0]; l["reason"] != string(tt.reason) || l["decision_id"] != res.header.Get(HeaderDecisionID) || l["decision_id"] == "" {
 				t.Errorf("log line %v: want reason %s and decision id %s", l, tt.reason, res.header.Get(HeaderDecisionID))
+			}
+			if l := lines[0]; tt.logError != "" && l["error"] != tt.logError {
+				t.Errorf("log line error = %v, want %q", l["error"], tt.logError)
 			}
 			// The snapshot is taken before the first check, so even a call
 			// refused before classification names the policy serving.

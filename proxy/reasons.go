@@ -188,6 +188,9 @@ func messageOf(reason Reason, err error) string {
 	if he, ok := errors.AsType[*hiddenError](err); ok {
 		return he.msg
 	}
+	if pd, ok := errors.AsType[*policyDenial](err); ok {
+		return pd.public()
+	}
 	if err == nil {
 		return string(reason)
 	}

@@ -754,8 +754,10 @@ func (s *Store) AddApprover(ctx context.Context, p identity.Principal, clientIP,
 
 // RemoveApprover removes user from tenant's approvers, in whatever case
 // they were assigned (every spelling of an assignment stored before ids
-// were folded). Removing a user who is not an approver is a no-op that
-// succeeds.
+// were folded). Removing a user who is not an approver changes nothing and
+// is refused with a not-found fault, code approver_not_found, after the
+// caller's right to assign was checked: answered as a removal, a typo in
+// the name ("approver remove contoso zed@...") looked like success.
 func (s *Store) RemoveApprover(ctx context.Context, p identity.Principal, clientIP, tenant, user string) error {
 	return s.changeApprover(ctx, p, clientIP, tenant, user, false)
 }
@@ -808,6 +810,10 @@ func (s *Store) changeApprover(ctx context.Context, p identity.Principal, client
 			return err
 		}
 		was := stored(members, user)
+		if !add && len(was) == 0 {
+			return fault.New(fault.ErrNotFound, "approver_not_found",
+				"%s is not an approver of tenant %s: nothing was changed", user, tenant)
+		}
 		if (len(was) > 0) == add {
 			return nil
 		}

@@ -268,9 +268,12 @@ func TestApproverIDsIgnoreCase(t *testing.T) {
 	if members, err := rdb.SMembers(ctx, keys.Approvers("contoso")).Result(); err != nil || fmt.Sprint(members) != "[kim@contoso.example]" {
 		t.Fatalf("left in Redis: %v, %v", members, err)
 	}
-	// Removing one who is no approver, in whatever case, changes nothing.
-	if err := s.RemoveApprover(ctx, admin, "", "contoso", "Bob@Contoso.Example"); err != nil {
-		t.Fatal(err)
+	// Removing one who is no approver, in whatever case, changes nothing,
+	// and says so: answered as a removal, a typo looked like success.
+	err := s.RemoveApprover(ctx, admin, "", "contoso", "Bob@Contoso.Example")
+	if fe, ok := errors.AsType[*fault.Error](err); !ok || fe.Code != "approver_not_found" || !errors.Is(err, fault.ErrNotFound) ||
+		fe.Message != "bob@contoso.example is not an approver of tenant contoso: nothing was changed" {
+		t.Fatalf("removing no approver: %v, want approver_not_found", err)
 	}
 
 	recs, err := log.List(ctx, "contoso", 10)

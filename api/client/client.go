@@ -838,8 +838,13 @@ func (c *Client) AddApprover(ctx context.Context, tenant, user string) error {
 	return c.approver(ctx, http.MethodPut, tenant, user)
 }
 
+// CodeApproverNotFound is the APIError.Code of RemoveApprover's 404 for a
+// user who is not an approver of the tenant: nothing was changed.
+const CodeApproverNotFound = "approver_not_found"
+
 // RemoveApprover takes the approver role of tenant from user. Removing a
-// user who is no approver succeeds.
+// user who is no approver is refused, 404 CodeApproverNotFound (a server
+// before that answered it as a removal).
 func (c *Client) RemoveApprover(ctx context.Context, tenant, user string) error {
 	return c.approver(ctx, http.MethodDelete, tenant, user)
 }

@@ -200,11 +200,11 @@ func devAt(ctx context.Context, env map[string]string, stdout, stderr io.Writer,
 		return err
 	}
 	// Loopback HTTP unless LOCKBOX_TLS_CERT_FILE is set.
-	addr := srv.APIURL()
-	if err := writeTokens(cfg, key, addr, dt.now()); err != nil {
+	addr, proxy := srv.APIURL(), srv.ProxyURL()
+	if err := writeTokens(cfg, key, addr, proxy, dt.now()); err != nil {
 		return err
 	}
-	printWelcome(stdout, cfg.DevDir, addr, srv.ProxyURL(), srv.MetricsURL(), cfg.NotifyManagerAddresses)
+	printWelcome(stdout, cfg.DevDir, addr, proxy, srv.MetricsURL(), cfg.NotifyManagerAddresses)
 
 	// A dev left running past devTokenTTL (overnight) served on with
 	// every token file expired: new ones are written half way through.
@@ -218,7 +218,7 @@ func devAt(ctx context.Context, env map[string]string, stdout, stderr io.Writer,
 	renewed := make(chan struct{})
 	go func() {
 		defer close(renewed)
-		renewTokens(rctx, renew, func() error { return writeTokens(cfg, key, addr, dt.now()) }, log, cfg.DevDir)
+		renewTokens(rctx, renew, func() error { return writeTokens(cfg, key, addr, proxy, dt.now()) }, log, cfg.DevDir)
 	}()
 	err = srv.Run(ctx)
 	// No token file is written once dev has returned.
@@ -405,10 +405,13 @@ func seedDemo(ctx context.Context, srv *server.Server) error {
 	return nil
 }
 
-// writeTokens writes one token file per dev identity and an env file.
-func writeTokens(cfg config.Config, key ed25519.PrivateKey, addr string, now time.Time) error {
+// writeTokens writes one token file per dev identity and an env file. The
+// env file names the proxy's URL as well as the API's: on free ports
+// (LOCKBOX_PROXY_ADDR=127.0.0.1:0) only the banner said where the proxy
+// was, and README's calls through it reached nothing.
+func writeTokens(cfg config.Config, key ed25519.PrivateKey, addr, proxy string, now time.Time) error {
 	var env strings.Builder
-	fmt.Fprintf(&env, "# source this file: . %s\nexport LOCKBOX_ADDR=%s\n", shellQuote(filepath.Join(cfg.DevDir, "env")), addr)
+	fmt.Fprintf(&env, "# source this file: . %s\nexport LOCKBOX_ADDR=%s\nexport %s=%s\n", shellQuote(filepath.Join(cfg.DevDir, "env")), addr, envProxyURL, proxy)
 	for _, id := range devIdentities {
 		c := id.claims
 		c.TTL = devTokenTTL
@@ -433,7 +436,9 @@ func writeTokens(cfg config.Config, key ed25519.PrivateKey, addr string, now tim
 // it offers ends by revoking its request: left approved, the request held
 // the engineer's one open request for exchange at contoso until it ended,
 // and README's walkthrough, which newcomers try next, could file none (409
-// open_request_exists).
+// open_request_exists). Its commands are spelled as README's walkthrough
+// spells them (create request, approve), not in the earlier forms
+// (request create, request approve), which still work.
 func printWelcome(w io.Writer, dir, addr, proxy, metrics, managers string) {
 	if managers == "" {
 		managers = "nobody (LOCKBOX_NOTIFY_MANAGER_ADDRESSES is empty)"
@@ -454,9 +459,9 @@ Try the whole workflow in another shell:
   make build && export PATH=$PWD/bin:$PATH   # lockbox and lockboxctl in bin/
   . %s
   curl -s -H "Authorization: Bearer $LOCKBOX_OPERATOR_TOKEN" %s/exchange/tenants/contoso/mailboxes   # 403 no_grant
-  ID=$(LOCKBOX_TOKEN=$LOCKBOX_OPERATOR_TOKEN lockboxctl request create --tenant contoso --service exchange \
+  ID=$(LOCKBOX_TOKEN=$LOCKBOX_OPERATOR_TOKEN lockboxctl create request --tenant contoso --service exchange \
       --service-request SR-1001 --reason "mailbox will not open" --duration 2h -o id)
-  LOCKBOX_TOKEN=$LOCKBOX_MANAGER_TOKEN  lockboxctl request approve $ID --comment "case checked"
+  LOCKBOX_TOKEN=$LOCKBOX_MANAGER_TOKEN  lockboxctl approve $ID --comment "case checked"
   LOCKBOX_TOKEN=$LOCKBOX_APPROVER_TOKEN lockboxctl Set-AccessToCustomerDataRequest -RequestId $ID -ApprovalDecision Approve -Comment "go ahead"
   curl -s -H "Authorization: Bearer $LOCKBOX_OPERATOR_TOKEN" %s/exchange/tenants/contoso/mailboxes   # 200
   LOCKBOX_TOKEN=$LOCKBOX_ADMIN_TOKEN    lockboxctl revoke $ID --comment "fixed"   # ends the access early
@@ -472,6 +477,10 @@ Stop with Ctrl-C.
 func hours(d time.Duration) string {
 	return strings.TrimSuffix(strings.TrimSuffix(d.String(), "0s"), "0m")
 }
+
+// envProxyURL is the variable of the env file that holds the proxy's URL,
+// for README's calls through it (lockboxctl reads LOCKBOX_ADDR alone).
+const envProxyURL = "LOCKBOX_PROXY_URL"
 
 // defaultDevDir is LOCKBOX_DEV_DIR's default (config.Config.DevDir's
 // envDefault; TestDefaultDevDir keeps the two the same).

@@ -320,6 +320,25 @@ func TestDevTokenFilesAreOwnerOnly(t *testing.T) {
 	}
 }
 
+// The env file names the proxy's URL as well as the API's: on free ports
+// only the banner said where the proxy listened, and README's calls
+// through it, which use $LOCKBOX_PROXY_URL, reached nothing.
+func TestDevEnvNamesTheProxy(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "dev")
+	stdout, _ := runDev(t, devEnv(dir))
+	m := regexp.MustCompile(`(?m)^\s*proxy\s+(http://127\.0\.0\.1:\d+)/`).FindStringSubmatch(stdout.String())
+	if m == nil {
+		t.Fatalf("the banner names no proxy:\n%s", stdout.String())
+	}
+	env, err := os.ReadFile(filepath.Join(dir, "env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "\nexport LOCKBOX_PROXY_URL=" + m[1] + "\n"; !strings.Contains(string(env), want) {
+		t.Errorf("env file lacks %q:\n%s", want, env)
+	}
+}
+
 // A second "lockbox dev" in the same LOCKBOX_DEV_DIR (another shell, other
 // ports) started its own empty store and rewrote the token and env files of
 // the first to point at itself: the first one's requests vanished from

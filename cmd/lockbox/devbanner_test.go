@@ -59,3 +59,22 @@ func TestHelpNamesTheDemoTenants(t *testing.T) {
 		}
 	}
 }
+
+// The banner's workflow spells its commands as README's walkthrough does
+// ("create request", "approve"): it taught "request create" and "request
+// approve", the earlier forms, so a newcomer met two ways of saying each.
+func TestBannerSpellsCommandsAsREADME(t *testing.T) {
+	var out bytes.Buffer
+	printWelcome(&out, ".lockbox-dev", "http://127.0.0.1:8080", "http://127.0.0.1:8081", "http://127.0.0.1:8082", "")
+	banner := out.String()
+	for _, old := range []string{"lockboxctl request create", "lockboxctl request approve"} {
+		if strings.Contains(banner, old) {
+			t.Errorf("banner says %q, which README spells otherwise:\n%s", old, banner)
+		}
+	}
+	for _, want := range []string{"lockboxctl create request --tenant contoso", "lockboxctl approve $ID"} {
+		if !strings.Contains(banner, want) {
+			t.Errorf("banner lacks %q:\n%s", want, banner)
+		}
+	}
+}

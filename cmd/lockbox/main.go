@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -260,7 +261,9 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 			break
 		}
 		bi, ok := debug.ReadBuildInfo()
-		fmt.Fprintln(stdout, "lockbox", buildversion.Of(version, bi, ok))
+		// The Go release too, as lockboxctl version prints it: which
+		// release built a binary decides which of Go's fixes it has.
+		fmt.Fprintf(stdout, "lockbox %s (%s)\n", buildversion.Of(version, bi, ok), runtime.Version())
 	default:
 		if isHelp(args[0]) {
 			fmt.Fprint(stdout, usage)
@@ -393,7 +396,8 @@ const versionHelp = `usage: lockbox version
 
 Prints the version of this lockbox: the one it was built with (-ldflags "-X main.version=...",
 which the image's VERSION sets), else the module's (go install ...@v1.2.3), else "development
-build" and the commit of the checkout it was built from, marked when the checkout had changes.
+build" and the commit of the checkout it was built from, marked when the checkout had changes;
+then, in parentheses, the Go release it was built with.
 `
 
 // noArguments refuses arguments to a command that takes none (serve, dev),

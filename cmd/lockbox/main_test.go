@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -184,6 +185,20 @@ func TestHelpStartsNothing(t *testing.T) {
 				t.Errorf("LOCKBOX_DEV_DIR was created (%v): something started", err)
 			}
 		})
+	}
+}
+
+// "lockbox version" names the Go release the binary was built with, as
+// "lockboxctl version" does: it printed the version alone.
+func TestVersionNamesTheGoRelease(t *testing.T) {
+	defer func(v string) { version = v }(version)
+	version = "v1.4.0"
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"version"}, nil, &out, &errb); code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, errb.String())
+	}
+	if want := "lockbox v1.4.0 (" + runtime.Version() + ")\n"; out.String() != want {
+		t.Errorf("stdout %q, want %q", out.String(), want)
 	}
 }
 

@@ -31,6 +31,17 @@ func TestOf(t *testing.T) {
 		{"checkout", "", &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}, Settings: vcs("vcs.revision", rev, "vcs.modified", "false")}, true, "development build 7710a1d0c3c1"},
 		{"checkout with changes", "", &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}, Settings: vcs("vcs.revision", rev, "vcs.modified", "true")}, true, "development build 7710a1d0c3c1 (with uncommitted changes)"},
 		{"no vcs", "", &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}}, true, "development build"},
+		// Since Go 1.24, go build stamps a checkout's build with a
+		// pseudo-version, and "version" printed it instead of
+		// "development build" and the commit.
+		{"checkout, pseudo-version", "", &debug.BuildInfo{Main: debug.Module{Version: "v0.0.0-20261207101646-7710a1d0c3c1"}, Settings: vcs("vcs.revision", rev, "vcs.modified", "false")}, true, "development build 7710a1d0c3c1"},
+		{"checkout with changes, pseudo-version", "", &debug.BuildInfo{Main: debug.Module{Version: "v0.0.0-20261207101646-7710a1d0c3c1+dirty"}, Settings: vcs("vcs.revision", rev, "vcs.modified", "true")}, true, "development build 7710a1d0c3c1 (with uncommitted changes)"},
+		{"pseudo-version +dirty, no vcs settings", "", &debug.BuildInfo{Main: debug.Module{Version: "v0.0.0-20261207101646-7710a1d0c3c1+dirty"}}, true, "development build 7710a1d0c3c1 (with uncommitted changes)"},
+		{"pseudo-version after a tag", "", &debug.BuildInfo{Main: debug.Module{Version: "v1.3.3-0.20261207101646-7710a1d0c3c1"}}, true, "development build 7710a1d0c3c1"},
+		{"pseudo-version after a pre-release", "", &debug.BuildInfo{Main: debug.Module{Version: "v1.4.0-rc.1.0.20261207101646-7710a1d0c3c1"}}, true, "development build 7710a1d0c3c1"},
+		{"tagged checkout", "", &debug.BuildInfo{Main: debug.Module{Version: "v1.3.2"}, Settings: vcs("vcs.revision", rev, "vcs.modified", "false")}, true, "v1.3.2"},
+		{"pre-release", "", &debug.BuildInfo{Main: debug.Module{Version: "v1.4.0-rc.1"}}, true, "v1.4.0-rc.1"},
+		{"pre-release named like a date", "", &debug.BuildInfo{Main: debug.Module{Version: "v1.4.0-20261207"}}, true, "v1.4.0-20261207"},
 		{"no build info", "", nil, false, "development build"},
 	}
 	for _, tt := range tests {

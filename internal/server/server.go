@@ -56,6 +56,10 @@ import (
 	"github.com/lockbox-oss/lockbox/tenants"
 )
 
+// The engine, the requests' catalog, names its services to whoever files
+// a request for a service it lacks.
+var _ grants.ServiceLister = (*policy.Engine)(nil)
+
 // The registry answers the audit log's and the lifecycle's questions
 // about a tenant's users.
 var (
