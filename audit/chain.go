@@ -66,6 +66,8 @@ type Verification struct {
 	// after it, and nothing tells whether the ones removed were intact.
 	// Empty when retention never removed a record. Without it, OK over
 	// the records left read as every record since the tenant's first.
+	// An anchor the retention in force can't have left (SetRetention)
+	// makes the chain broken.
 	TrimmedThrough string `json:"trimmed_through,omitempty"`
 	// Seal is the state of the chain's seal (SealVerified, SealNone,
 	// SealUnverifiable, SealTrimmed, SealForged).
@@ -322,6 +324,16 @@ func (l *Log) verifyOnceSince(ctx context.Context, tenant string, kept *chainSea
 			res.SinceSeal = seals[1].sinceState()
 		}
 	}()
+	// An anchor retention, as it is set, can't have left: the records
+	// before it were deleted otherwise, so the seals of those records
+	// (the one the auditor kept above all) are broken, not trimmed.
+	if p := l.anchorProblem(trimmed); p != "" {
+		for _, s := range seals {
+			s.beforeAnchor(trimmed)
+		}
+		v.Problem = p
+		return v, anchor, nil
+	}
 	for _, s := range seals {
 		// Retention removed the sealed record, or it is the anchor's.
 		if p := s.atAnchor(trimmed, prev); p != "" {
@@ -453,7 +465,8 @@ func mustParseID(id string) streamID {
 // past readTo, the entries between were retention's: past id too, the
 // link was to one it removed; before id, it names the last one removed,
 // whose hash the link must be. An anchor before readTo did not remove
-// them: they were deleted.
+// them: they were deleted. Nor did one retention, as it is set, can't
+// have left (anchorProblem): verify starts again, and reports it.
 func (l *Log) trimmedBetween(ctx context.Context, tenant, readTo, id, p string) (bool, error) {
 	a, err := l.rdb.Get(ctx, keys.AuditAnchor(tenant)).Result()
 	if errors.Is(err, redis.Nil) {
@@ -467,7 +480,7 @@ func (l *Log) trimmedBetween(ctx context.Context, tenant, readTo, id, p string) 
 	read, rerr := parseID(readTo)
 	next, nerr := parseID(id)
 	switch {
-	case !ok || aerr != nil || rerr != nil || nerr != nil, compareIDs(at, read) < 0:
+	case !ok || aerr != nil || rerr != nil || nerr != nil, compareIDs(at, read) < 0, l.anchorProblem(aid) != "":
 		return false, nil
 	case compareIDs(at, next) < 0:
 		return hash == p, nil

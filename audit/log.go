@@ -59,6 +59,12 @@ type Log struct {
 	// removes; nil until ReportRetention.
 	retention *retentionReport
 
+	// keepFor is the audit retention in force, which verification judges
+	// the chain's anchor by once keepForSet (SetRetention); 0 keeps
+	// records forever. Unset, an anchor is taken at its word.
+	keepFor    time.Duration
+	keepForSet bool
+
 	// sealIssuer and sealKeys check the chains' seals (SetSealKeys);
 	// without them every seal is unverifiable.
 	sealIssuer string

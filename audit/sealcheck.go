@@ -51,7 +51,9 @@ const (
 	// others after it, so nothing left can be checked against it.
 	SinceSealTrimmed = "trimmed"
 	// SinceSealBroken: the chain does not hold what the kept seal sealed
-	// (records rewritten, or deleted): OK is false.
+	// (records rewritten, or deleted, also as if by retention: an anchor
+	// at or past its entry that the retention in force can't have left):
+	// OK is false.
 	SinceSealBroken = "broken"
 	// SinceSealUnchecked: the verification found another problem before
 	// it reached the kept seal's entry: OK is false.
@@ -242,6 +244,17 @@ func (s *chainSeal) atAnchor(trimmed, hash string) string {
 		s.check, s.seen = false, true
 	}
 	return ""
+}
+
+// beforeAnchor marks s broken when it names the anchor's entry, trimmed,
+// or one before it, once the anchor is found not to be retention's
+// (anchorProblem): the records it sealed were deleted otherwise, and
+// nothing tells they were intact.
+func (s *chainSeal) beforeAnchor(trimmed string) {
+	at, err := parseID(trimmed)
+	if s.check && (err != nil || compareIDs(s.id, at) <= 0) {
+		s.check, s.broken = false, true
+	}
 }
 
 // pastEnd returns the problem of a seal naming an entry after last, the

@@ -307,8 +307,14 @@ type Config struct {
 	AuditReadsPerCaller int `env:"AUDIT_READS_PER_CALLER" envDefault:"2" desc:"how many audit exports and verifications one user runs at once on a replica, in the API and the admin center together (at least 1); one more is refused with 429 too_many_reads before it reads anything"`
 	AuditReads          int `env:"AUDIT_READS" envDefault:"16" desc:"how many audit exports and verifications all users together run at once on a replica, so that many can't exhaust Redis (at least LOCKBOX_AUDIT_READS_PER_CALLER); one more is refused with 429 too_many_reads"`
 	// AuditRetention is how long audit records are kept; 0 keeps them
-	// forever. Trimming keeps the hash chain verifiable.
-	AuditRetention time.Duration `env:"AUDIT_RETENTION" envDefault:"0s" desc:"how long audit records are kept, e.g. 8760h; 0 keeps them forever. At least 28h, so that every record of a request, its filing first, outlasts it: a request lives up to 28 hours, 12 at each of its two approval stages and 4 of access. Trimming keeps the hash chain verifiable"`
+	// forever. Trimming keeps the hash chain verifiable, and verification
+	// judges the chain's anchor by it (audit.Log.SetRetention).
+	AuditRetention time.Duration `env:"AUDIT_RETENTION" envDefault:"0s" desc:"how long audit records are kept, e.g. 8760h; 0 keeps them forever. At least 28h, so that every record of a request, its filing first, outlasts it: a request lives up to 28 hours, 12 at each of its two approval stages and 4 of access. Trimming keeps the hash chain verifiable, and verification judges the chain's anchor by this setting: records trimmed younger than it (any, with 0) read as deleted, not trimmed. So set it alike wherever the API or the admin center runs; raised (or set to 0) after a trim, set LOCKBOX_AUDIT_RETENTION_SHORTEST to the earlier value"`
+	// AuditRetentionShortest is the shortest audit retention the
+	// deployment trimmed with, when that is not AuditRetention: the
+	// retention was raised, or turned off, after trims. Verification
+	// judges the chains' anchors by it; 0 means AuditRetention.
+	AuditRetentionShortest time.Duration `env:"AUDIT_RETENTION_SHORTEST" envDefault:"0s" desc:"the shortest LOCKBOX_AUDIT_RETENTION this deployment has trimmed audit records with, when LOCKBOX_AUDIT_RETENTION was raised or set to 0 since; verification judges the chains' anchors by it, so that a chain trimmed under the shorter setting does not read as records deleted; 0 (the default) means LOCKBOX_AUDIT_RETENTION. At least 28h, and no longer than a LOCKBOX_AUDIT_RETENTION that is set. It lets anchors that old pass: set it back to 0 once the oldest trimmed record is older than LOCKBOX_AUDIT_RETENTION"`
 	// AuditSealInterval is how often the proxy seals the tenants' audit
 	// chains; 0 turns sealing off.
 	AuditSealInterval time.Duration `env:"AUDIT_SEAL_INTERVAL" envDefault:"1m" desc:"how often each replica with LOCKBOX_PROXY_SIGNING_KEY_FILE signs the newest record of every tenant's audit chain written since the last seal (a seal, checked by audit verify against the published keys); at least 1s; 0 turns sealing off. The records after the last seal, at most this long's worth, are covered by the hash chain alone"`
@@ -1054,6 +1060,14 @@ func (c Config) check() error {
 	case r > 0 && r < minAuditRetention:
 		errs = append(errs, varErr("AuditRetention", "must be at least %s (or 0, to keep audit records forever), got %s", minAuditRetention, r))
 	}
+	switch r := c.AuditRetentionShortest; {
+	case r < 0:
+		errs = append(errs, varErr("AuditRetentionShortest", "must not be negative, got %s", r))
+	case r > 0 && r < minAuditRetention:
+		errs = append(errs, varErr("AuditRetentionShortest", "must be at least %s, as LOCKBOX_AUDIT_RETENTION must (or 0, to judge by LOCKBOX_AUDIT_RETENTION), got %s", minAuditRetention, r))
+	case r > 0 && c.AuditRetention > 0 && r > c.AuditRetention:
+		errs = append(errs, varErr("AuditRetentionShortest", "%s is longer than LOCKBOX_AUDIT_RETENTION (%s), which trims with the shorter one: set it to 0, or to the shortest retention trimmed with", r, c.AuditRetention))
+	}
 	switch r := c.AuditSealInterval; {
 	case r < 0:
 		errs = append(errs, varErr("AuditSealInterval", "must not be negative, got %s (0 turns sealing off)", r))
@@ -1376,6 +1390,15 @@ func varName(field string) string {
 // varErr builds a *VarError for the variable of Config field field.
 func varErr(field, format string, args ...any) error {
 	return &VarError{Var: varName(field), Err: fmt.Errorf(format, args...)}
+}
+
+// AnchorRetention is the retention verification judges the audit chains'
+// anchors by: the shortest one trimmed with.
+func (c Config) AnchorRetention() time.Duration {
+	if c.AuditRetentionShortest > 0 {
+		return c.AuditRetentionShortest
+	}
+	return c.AuditRetention
 }
 
 // minAuditRetention is the shortest LOCKBOX_AUDIT_RETENTION: a request's

@@ -449,6 +449,41 @@ func TestAuditRetentionFloor(t *testing.T) {
 	}
 }
 
+// TestAuditRetentionShortest: after a retention raised or turned off,
+// anchors are judged by the shortest one trimmed with; it is a retention
+// (at least 28h) and can't be longer than one in force, which trims
+// shorter.
+func TestAuditRetentionShortest(t *testing.T) {
+	for _, c := range []struct {
+		retention, shortest string
+		want                time.Duration
+		err                 string
+	}{
+		{"8760h", "", 8760 * time.Hour, ""},
+		{"0", "", 0, ""},
+		{"61320h", "8760h", 8760 * time.Hour, ""},
+		{"0", "720h", 720 * time.Hour, ""},
+		{"8760h", "8760h", 8760 * time.Hour, ""},
+		{"720h", "8760h", 0, "LOCKBOX_AUDIT_RETENTION_SHORTEST: 8760h0m0s is longer than LOCKBOX_AUDIT_RETENTION (720h0m0s)"},
+		{"0", "1h", 0, "LOCKBOX_AUDIT_RETENTION_SHORTEST: must be at least 28h0m0s"},
+		{"0", "-1h", 0, "LOCKBOX_AUDIT_RETENTION_SHORTEST: must not be negative"},
+	} {
+		env := map[string]string{"LOCKBOX_AUDIT_RETENTION": c.retention}
+		if c.shortest != "" {
+			env["LOCKBOX_AUDIT_RETENTION_SHORTEST"] = c.shortest
+		}
+		cfg, err := Load(env)
+		switch {
+		case c.err != "" && (err == nil || !strings.HasPrefix(err.Error(), c.err)):
+			t.Errorf("%v: %v, want %q", env, err, c.err)
+		case c.err == "" && err != nil:
+			t.Errorf("%v: %v", env, err)
+		case c.err == "" && cfg.AnchorRetention() != c.want:
+			t.Errorf("%v: anchors judged by %s, want %s", env, cfg.AnchorRetention(), c.want)
+		}
+	}
+}
+
 // TestRequestRetentionNotShorterThanAuditRetention: requests are kept at
 // least as long as the audit records that name them, and the refusal
 // names both variables; as long, or longer, is accepted.

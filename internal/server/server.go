@@ -313,6 +313,10 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 	// Seals are checked against the keys GET /v1/keys publishes, as
 	// last read.
 	s.Audit.SetSealKeys(cfg.ProxyAssertionIssuer, s.sealKeys.Load)
+	// Verification judges the chains' anchors by the shortest retention
+	// trimmed with: one whose record is younger than that (any, with 0)
+	// was not left by a trim, and the chain is reported broken.
+	s.Audit.SetRetention(cfg.AnchorRetention())
 	// Searches and exports tell of the records they can't read, and every
 	// read of a registry entry for its organization id of one it can't use.
 	if err := s.Audit.ReportUnreadable(s.Registry, opts.Logger.With("component", "audit")); err != nil {

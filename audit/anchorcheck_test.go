@@ -1,0 +1,150 @@
+package audit_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/internal/chaintest"
+	"github.com/lockbox-oss/lockbox/internal/keys"
+)
+
+// retentionEnv is a sealEnv whose clock starts at Redis's: an anchor is
+// dated by its entry's stream id, which Redis's clock stamps, and judged
+// by the Log's clock, so the two must agree as a deployment's do. (The
+// other tests' clocks start at a fixed date, whatever Redis's says.)
+func retentionEnv(t *testing.T) *sealEnv {
+	t.Helper()
+	e := newSealEnv(t, newKey(t))
+	now, err := e.rdb.Time(context.Background()).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Set(now.UTC().Truncate(time.Second))
+	return e
+}
+
+// streamTime is when the entry id was added, by Redis's clock.
+func streamTime(t *testing.T, id string) time.Time {
+	t.Helper()
+	at := audit.Verification{TrimmedThrough: id}.TrimmedAt()
+	if at.IsZero() {
+		t.Fatalf("stream id %q holds no time", id)
+	}
+	return at
+}
+
+// TestAnchorFakedPastAKeptSeal is the retention whoever can write to Redis
+// fakes to get past the seal an auditor kept: every record through one
+// just past the kept seal's entry deleted, the anchor set to that entry
+// and its hash, a later record rewritten, the chain's hashes recomputed
+// and resealed. The kept seal then read "trimmed" and the chain OK. The
+// records "trimmed" are seconds old, under a retention of a year: broken,
+// and the kept seal with it.
+func TestAnchorFakedPastAKeptSeal(t *testing.T) {
+	ctx := context.Background()
+	e := retentionEnv(t)
+	e.log.SetRetention(8760 * time.Hour)
+	e.write(t, "contoso", 5)
+	e.sealAll(t)
+	kept := e.keep(t)
+	e.write(t, "contoso", 3)
+	ids := e.ids(t, "contoso")
+	chaintest.Rewrite(t, e.rdb, "contoso", 6, func(r string) string {
+		return strings.Replace(r, `"ProviderUserId":"alice"`, `"ProviderUserId":"mallory"`, 1)
+	})
+	msgs := e.rdb.XRange(ctx, keys.Audit("contoso"), "-", "+").Val()
+	if err := e.rdb.XDel(ctx, keys.Audit("contoso"), ids[:6]...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.rdb.Set(ctx, keys.AuditAnchor("contoso"), ids[5]+" "+msgs[5].Values["h"].(string), 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	e.rdb.Del(ctx, keys.AuditSeal("contoso"))
+	e.resealDirectly(t)
+
+	written := streamTime(t, ids[5]).Format(time.RFC3339)
+	for name, v := range map[string]audit.Verification{"without the kept seal": e.verify(t), "with the kept seal": e.verifySince(t, kept)} {
+		if v.OK || v.TrimmedThrough != ids[5] ||
+			!strings.Contains(v.Problem, "through entry "+ids[5]+", written "+written) ||
+			!strings.Contains(v.Problem, "(8760h: LOCKBOX_AUDIT_RETENTION") ||
+			!strings.Contains(v.Problem, "records were deleted by other means than retention and the anchor set") {
+			t.Errorf("%s: %+v, want broken by an anchor a year too young", name, v)
+		}
+	}
+	if v := e.verifySince(t, kept); v.SinceSeal != audit.SinceSealBroken || v.SinceSealedThrough != ids[4] {
+		t.Fatalf("the kept seal: %q through %s, want broken through %s", v.SinceSeal, v.SinceSealedThrough, ids[4])
+	}
+}
+
+// TestAnchorJudgedByRetention: a real trim, by Log.Trim, through the
+// record after the kept seal's, judged by the retention in force at
+// verification: OK, the kept seal trimmed, when the anchor's entry is as
+// old as the retention, give or take the clock skew allowed; broken, the
+// kept seal with it, when it is younger, or retention is off. Retention
+// raised after the trim makes its anchor too young: that is the check's
+// limit, reported as broken until the anchor's entry is old enough.
+func TestAnchorJudgedByRetention(t *testing.T) {
+	const retention = 48 * time.Hour
+	// The anchor's entry may be this much younger than the retention: the
+	// clock that stamped its record may be ClockSkew behind Redis's, and
+	// the trimming replica's ClockSkew ahead of the verifying one's.
+	const allowance = 2 * audit.ClockSkew
+	for _, tc := range []struct {
+		name string
+		// keep is the retention verification is told; at when it
+		// verifies, from the anchor entry's stream time (Redis's clock).
+		keep time.Duration
+		at   func(anchor time.Time) time.Time
+		ok   bool
+		why  string
+	}{
+		{name: "past retention", keep: retention, ok: true,
+			at: func(a time.Time) time.Time { return a.Add(retention + time.Minute) }},
+		{name: "a month past retention", keep: retention, ok: true,
+			at: func(a time.Time) time.Time { return a.Add(retention + 30*24*time.Hour) }},
+		// The trimming replica's clock ran ahead of the verifying one's,
+		// or the writer's behind Redis's, by less than allowed.
+		{name: "just inside the allowance", keep: retention, ok: true,
+			at: func(a time.Time) time.Time { return a.Add(retention - allowance + time.Minute) }},
+		{name: "just outside the allowance", keep: retention, why: "(48h: LOCKBOX_AUDIT_RETENTION",
+			at: func(a time.Time) time.Time { return a.Add(retention - allowance - time.Minute) }},
+		{name: "retention off", keep: 0, why: "retention is off (LOCKBOX_AUDIT_RETENTION is 0",
+			at: func(a time.Time) time.Time { return a.Add(retention + time.Minute) }},
+		{name: "retention raised after the trim", keep: 8760 * time.Hour, why: "(8760h: LOCKBOX_AUDIT_RETENTION",
+			at: func(a time.Time) time.Time { return a.Add(retention + time.Minute) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			e := retentionEnv(t)
+			base := e.clock.Now()
+			e.write(t, "contoso", 5)
+			e.sealAll(t)
+			kept := e.keep(t)
+			e.write(t, "contoso", 3)
+			ids := e.ids(t, "contoso")
+			// The records are created a second apart from base: the
+			// retention cut after the sixth, at the clock it takes.
+			e.clock.Set(base.Add(retention + 5*time.Second + time.Second/2))
+			if n, err := e.log.Trim(ctx, "contoso", e.clock.Now().Add(-retention)); err != nil || n != 6 {
+				t.Fatalf("trimmed %d, %v; want the 6 records through the one after the kept seal's", n, err)
+			}
+			e.log.SetRetention(tc.keep)
+			e.clock.Set(tc.at(streamTime(t, ids[5])))
+			v := e.verifySince(t, kept)
+			if tc.ok {
+				if !v.OK || v.Records != 2 || v.TrimmedThrough != ids[5] || v.SinceSeal != audit.SinceSealTrimmed || v.Problem != "" {
+					t.Fatalf("%+v, want an intact chain trimmed through %s, the kept seal trimmed", v, ids[5])
+				}
+				return
+			}
+			if v.OK || v.TrimmedThrough != ids[5] || v.SinceSeal != audit.SinceSealBroken ||
+				!strings.Contains(v.Problem, "through entry "+ids[5]+", written "+streamTime(t, ids[5]).Format(time.RFC3339)) ||
+				!strings.Contains(v.Problem, tc.why) || !strings.Contains(v.Problem, "or retention was shorter, or on, when it removed them") {
+				t.Fatalf("%+v, want broken, the kept seal too, naming entry %s and %q", v, ids[5], tc.why)
+			}
+		})
+	}
+}
