@@ -344,7 +344,9 @@ it was; F that can't be read or written is exit 1.`,
 				return errChainBroken
 			}
 			if saveErr != nil {
-				return saveErr
+				// The chain checked out: only keeping its seal failed, and
+				// the next run checks against the seal kept before.
+				return fmt.Errorf("the chain is intact, but its seal could not be kept: %w", saveErr)
 			}
 			return err
 		},

@@ -29,6 +29,12 @@ const maxSealFile = 16 << 10
 func readSealFile(path string) (string, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
+		// A first run: the seal is to be kept there, so the directory
+		// must be, before the chain is checked for nothing.
+		dir := filepath.Dir(path)
+		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+			return "", fmt.Errorf("--seal-file %s: its directory %s does not exist: create it, so that the seal can be kept there", path, dir)
+		}
 		return "", nil
 	}
 	if err != nil {

@@ -123,12 +123,23 @@ func TestAuditVerifySealFileErrors(t *testing.T) {
 		t.Fatalf("the directory given changed: %v, %v", fi, err)
 	}
 
+	// A first run into a directory that does not exist: said before
+	// anything is sent, not after a check that passed.
 	missing := filepath.Join(dir, "no-such-dir", "contoso.seal")
 	r = run(t, []string{"audit", "verify", "--tenant", "contoso", "--seal-file", missing}, nil, verifyReply(true, "seal.one.sig", "1767225600000-4", "", ""))
-	if r.code != exitError || !strings.Contains(r.stdout, "intact") || !strings.Contains(r.stderr, "--seal-file "+missing+": no such file or directory") {
+	if r.code != exitError || len(r.calls) != 0 || r.stderr != "lockboxctl: --seal-file "+missing+": its directory "+filepath.Dir(missing)+" does not exist: create it, so that the seal can be kept there\n" {
+		t.Fatalf("a seal file in no directory: exit %d, %d calls, stderr %q", r.code, len(r.calls), r.stderr)
+	}
+
+	// A directory no file can be made in, not even by root (/proc): the
+	// report, then that only keeping the seal failed.
+	unwritable := "/proc/lockbox-test-contoso.seal"
+	r = run(t, []string{"audit", "verify", "--tenant", "contoso", "--seal-file", unwritable}, nil, verifyReply(true, "seal.one.sig", "1767225600000-4", "", ""))
+	if r.code != exitError || !strings.Contains(r.stdout, "intact") ||
+		!strings.HasPrefix(r.stderr, "lockboxctl: the chain is intact, but its seal could not be kept: --seal-file "+unwritable+": ") {
 		t.Fatalf("an unwritable seal file: exit %d, stdout:\n%s\nstderr: %q", r.code, r.stdout, r.stderr)
 	}
-	if _, err := os.Stat(missing); !os.IsNotExist(err) {
+	if _, err := os.Stat(unwritable); !os.IsNotExist(err) {
 		t.Fatalf("the seal file was written: %v", err)
 	}
 }
