@@ -150,13 +150,17 @@ func TestLinesOnlyOtherReadersSee(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r := mustCheck(t, k.keys, append(append([]string{}, honest...), append(seals, c.line)...))
-			if r.OK || !strings.Contains(r.Problem, "no hash covers them") || !strings.Contains(r.Problem, "rec-x") || r.Unplaced+r.Ambiguous != 1 {
+			if r.OK || !strings.Contains(r.Problem, "a record line of the tenant (record rec-x) carries no place") || r.Unplaced+r.Ambiguous != 1 {
 				t.Fatalf("got %+v; want not intact, the line rec-x uncovered", r)
 			}
 			if r.Records != 6 || r.Seal != SealVerified {
 				t.Fatalf("got %+v; the chain itself is intact and sealed", r)
 			}
 		})
+	}
+	two := mustCheck(t, k.keys, append(append([]string{}, honest...), `{"Id":"rec-x","LockboxTenant":"contoso"}`, `{"Id":"rec-y","LockboxTenant":"contoso"}`))
+	if two.OK || !strings.Contains(two.Problem, "2 of the tenant's record lines (the first: record rec-x) carry no place") || two.Unplaced != 2 {
+		t.Fatalf("two lines slipped in: got %+v", two)
 	}
 	// Another tenant's line, and one whose member differs only in case
 	// from the tenant's name, are not the tenant's.

@@ -640,7 +640,12 @@ func (c *Checker) Check() (Result, error) {
 	broken = earliest(broken, c.forged)
 	if c.uncovered != "" {
 		n := c.lines.unplaced + c.lines.ambiguous
-		broken = earliest(broken, &problem{text: fmt.Sprintf("%d of the tenant's record lines (the first: record %s) carry no place in the chain that the check can trust, so no hash covers them: slipped into the files, or written by a Lockbox from before records were placed in their lines (check only the files written since every replica runs a version that places them)", n, c.uncovered)})
+		const why = "slipped into the files, or written by a Lockbox from before records were placed in their lines (check only the files written since every replica runs a version that places them)"
+		text := fmt.Sprintf("%d of the tenant's record lines (the first: record %s) carry no place in the chain that the check can trust, so no hash covers them: %s", n, c.uncovered, why)
+		if n == 1 {
+			text = fmt.Sprintf("a record line of the tenant (record %s) carries no place in the chain that the check can trust, so no hash covers it: %s", c.uncovered, why)
+		}
+		broken = earliest(broken, &problem{text: text})
 	}
 	r.OK = broken == nil
 	if !r.OK {
