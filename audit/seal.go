@@ -42,10 +42,15 @@ import (
 // reaching the SIEM, and in the same slot, so that Redis Cluster runs it
 // on one node. The stream is bounded (see sealsKept): once SIEM group
 // ARGV[6] exists on it, a forwarder deletes each seal its sink took, and
-// ARGV[7] seals wait at most; before any forwarder visited it (forwarding
-// off, or not yet started) it keeps the newest seal alone, which the
-// first forwarder to come takes. The seals removed unread by a forwarder
-// to make room are counted.
+// ARGV[7] seals wait at most. The group is there once a forwarder has
+// reached the tenant: a forwarder creates it on the seal stream, and on
+// the audit stream KEYS[1], at its first visit of the tenant, before
+// anything that depends on its sink (see Forwarder.reach); a seal stream
+// that did not exist then gets it here, from its first entry, when the
+// audit stream has it. Before any forwarder reached the tenant
+// (forwarding off, or none started yet) the stream keeps the newest seal
+// alone, which the first forwarder to come takes. The seals removed
+// unread by a forwarder to make room are counted.
 //
 // It returns {1, seals removed unread} when it stored the seal, {0, 0}
 // when the stored seal is as new or newer, {-1, 0} when the entry is gone
@@ -71,13 +76,21 @@ for i = 1, #f, 2 do
 end
 if h ~= ARGV[2] then return {-1, 0} end
 redis.call('SET', KEYS[2], ARGV[1] .. ' ' .. ARGV[3])
-local kept, read = 1, nil
-if redis.call('EXISTS', KEYS[3]) == 1 then
-  for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[3])) do
+local function group(key)
+  for _, g in ipairs(redis.call('XINFO', 'GROUPS', key)) do
     local info = {}
     for i = 1, #g, 2 do info[g[i]] = g[i + 1] end
-    if info['name'] == ARGV[6] then kept, read = tonumber(ARGV[7]), info['last-delivered-id'] end
+    if info['name'] == ARGV[6] then return info end
   end
+end
+local kept, read = 1, nil
+local g
+if redis.call('EXISTS', KEYS[3]) == 1 then g = group(KEYS[3]) end
+if g then
+  kept, read = tonumber(ARGV[7]), g['last-delivered-id']
+elseif group(KEYS[1]) then
+  redis.call('XGROUP', 'CREATE', KEYS[3], ARGV[6], '0', 'MKSTREAM')
+  kept, read = tonumber(ARGV[7]), '0-0'
 end
 local unread = 0
 if read then

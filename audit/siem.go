@@ -614,6 +614,9 @@ type Forwarder struct {
 	// orgs completes legacy records for OCSF events as searches read
 	// them (their tenant's GUID, read once per tenant and process).
 	orgs *Log
+	// reached holds the tenants this forwarder has reached (see reach).
+	reachMu sync.Mutex
+	reached map[string]bool
 }
 
 // NewForwarder checks cfg and returns a Forwarder.
@@ -649,10 +652,11 @@ func NewForwarder(cfg ForwarderConfig) (*Forwarder, error) {
 	}
 	host, _ := os.Hostname()
 	fw := &Forwarder{
-		cfg:    cfg,
-		log:    cfg.Logger,
-		holder: fmt.Sprintf("pid %d on %s (%s)", os.Getpid(), host, rand.Text()),
-		orgs:   NewLog(cfg.Redis, cfg.Now),
+		cfg:     cfg,
+		log:     cfg.Logger,
+		holder:  fmt.Sprintf("pid %d on %s (%s)", os.Getpid(), host, rand.Text()),
+		orgs:    NewLog(cfg.Redis, cfg.Now),
+		reached: map[string]bool{},
 		records: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lockbox_siem_records_total",
 			Help: "Audit records handled by the SIEM forwarder, by result: written (and acknowledged), failed (sink write failed, or the OCSF event could not be built; retried later), skipped (read, then trimmed by retention before it could be forwarded, or unreadable).",
@@ -830,11 +834,13 @@ func (fw *Forwarder) Run(ctx context.Context) error {
 // other replicas for ClaimAfter, forwards new records, then removes from
 // the tenant's group the replicas gone for good (ForgetAfter); then does
 // the same for the tenant's seals. An idle deployment's pass costs one
-// command however many tenants it serves. It returns how many lines
-// (records and seals) it wrote. A failing tenant does not stop the
-// pass; the errors are joined, and the tenant is due again at the next
-// pass. A stalled sink (ErrSinkStalled) does: every tenant would wait out
-// the write timeout in turn, and all are due again at the next pass.
+// command however many tenants it serves. A tenant's first visit by this
+// forwarder begins by putting the SIEM group on its streams, whatever the
+// sink does (see reach). It returns how many lines (records and seals)
+// it wrote. A failing tenant does not stop the pass; the errors are
+// joined, and the tenant is due again at the next pass. A stalled sink
+// (ErrSinkStalled) does: every tenant would wait out the write timeout in
+// turn, and all are due again at the next pass.
 //
 // A pass under a consumer name another live process holds forwards
 // nothing and fails with ErrConsumerInUse (see holdName). Every
@@ -870,11 +876,18 @@ func (fw *Forwarder) poll(ctx context.Context) (int, error) {
 		if keys.ValidTenant(t) != nil {
 			return time.Time{}, nil
 		}
+		stream, sealStream := keys.Audit(t), keys.AuditSeals(t)
+		// Before anything that depends on the sink or the name: a
+		// tenant left for the next pass is reached all the same.
+		rerr := fw.reach(ctx, t, stream, sealStream)
 		if stalled {
 			// The sink takes no lines for anyone (or the name is no
 			// longer this replica's): the other tenants wait for the
 			// next pass rather than each waiting out the write timeout.
 			return fw.cfg.Now(), nil
+		}
+		if rerr != nil {
+			return time.Time{}, fmt.Errorf("siem: %w", rerr)
 		}
 		// A long pass renews the hold as it goes.
 		if err := fw.holdName(ctx); err != nil {
@@ -884,7 +897,6 @@ func (fw *Forwarder) poll(ctx context.Context) (int, error) {
 		// The records, then the seals: a seal reaches the SIEM after the
 		// records it covers, unless some of them wait to be taken over.
 		// A busy tenant's records leave its seals their turn each visit.
-		stream, sealStream := keys.Audit(t), keys.AuditSeals(t)
 		n, more, err := fw.forwardTenant(ctx, t, stream, fw.recordLines)
 		total += n
 		// The seals are visited only when some wait (a seal comes once a
@@ -927,6 +939,53 @@ func (fw *Forwarder) poll(ctx context.Context) (int, error) {
 		return time.Time{}, nil
 	})
 	return total, err
+}
+
+// sealGroupScript creates the group ARGV[1] on the seal stream KEYS[1],
+// reading from its first entry, when the stream exists without it, and
+// returns 1 when it did. A seal stream that does not exist yet gets the
+// group from the script that stores its first seal (storeSealScript),
+// since the tenant's audit stream has it then: creating it here
+// (MKSTREAM) would give every tenant never sealed (sealing off) an empty
+// seal stream.
+var sealGroupScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+  for i = 1, #g, 2 do
+    if g[i] == 'name' and g[i + 1] == ARGV[1] then return 0 end
+  end
+end
+redis.call('XGROUP', 'CREATE', KEYS[1], ARGV[1], '0')
+return 1
+`)
+
+// reach puts the SIEM group on tenant's audit stream and, when the tenant
+// has one, on its seal stream: once per forwarder and tenant, at the
+// tenant's first visit, before anything that depends on the sink or the
+// consumer name. Without the group on either, the sealer keeps only the
+// tenant's newest seal, each new one replacing the one before unread and
+// uncounted (storeSealScript): right while forwarding is off, not while a
+// forwarder runs and its sink fails, or stalls and leaves the other
+// tenants of its passes unvisited. Both groups read from the streams'
+// first entries, so the records and the seal waiting already are
+// forwarded.
+func (fw *Forwarder) reach(ctx context.Context, tenant, stream, sealStream string) error {
+	fw.reachMu.Lock()
+	ok := fw.reached[tenant]
+	fw.reachMu.Unlock()
+	if ok {
+		return nil
+	}
+	if err := fw.group.Ensure(ctx, stream); err != nil {
+		return err
+	}
+	if err := sealGroupScript.Run(ctx, fw.cfg.Redis, []string{sealStream}, SIEMGroup).Err(); err != nil {
+		return fmt.Errorf("create group %s on %s: %w", SIEMGroup, sealStream, err)
+	}
+	fw.reachMu.Lock()
+	fw.reached[tenant] = true
+	fw.reachMu.Unlock()
+	return nil
 }
 
 // measureBacklog sets the backlog gauges from the tenants the SIEM
@@ -1132,14 +1191,31 @@ const ackTimeout = 2 * time.Second
 // (shutdown) it writes no more lines, and still flushes and acknowledges
 // those the sink took: left pending, they would be written again by
 // whoever forwards next.
+//
+// Entries that need no line (trimmed while pending, which leaves no
+// fields, or holding nothing to write) are acknowledged and counted
+// skipped however the batch ends, those after a failure included: a
+// batch of entries taken over from another replica ends with the trimmed
+// ones (streamgroup's claim), which XAUTOCLAIM has dropped from the
+// pending list already, so this batch is the last moment anything knows
+// of them. No entry with fields is acknowledged unless the sink took (and
+// flushed) its line.
 func (fw *Forwarder) deliver(ctx context.Context, tenant, stream string, msgs []redis.XMessage, k *lineKind) (int, error) {
-	ack := make([]string, 0, len(msgs))
-	written, skipped := 0, 0
+	// took: the entries whose lines the sink took; none: those needing
+	// no line.
+	took := make([]string, 0, len(msgs))
+	var none []string
 	var werr error
 	for _, m := range msgs {
-		if err := ctx.Err(); err != nil {
-			werr = err
-			break
+		if werr == nil {
+			werr = ctx.Err()
+		}
+		if werr != nil {
+			// Stopped: only an entry without fields is still done with.
+			if m.Values == nil {
+				none = append(none, m.ID)
+			}
+			continue
 		}
 		line, ok, err := k.render(ctx, tenant, m)
 		if err == nil && !ok {
@@ -1149,8 +1225,7 @@ func (fw *Forwarder) deliver(ctx context.Context, tenant, stream string, msgs []
 			if m.Values != nil {
 				fw.log.Error(k.empty, "stream", stream, "id", m.ID)
 			}
-			ack = append(ack, m.ID)
-			skipped++
+			none = append(none, m.ID)
 			continue
 		}
 		if err != nil {
@@ -1161,20 +1236,22 @@ func (fw *Forwarder) deliver(ctx context.Context, tenant, stream string, msgs []
 		if err != nil {
 			k.count.WithLabelValues("failed").Inc()
 			werr = err
-			break
+			continue
 		}
-		ack = append(ack, m.ID)
-		written++
+		took = append(took, m.ID)
 	}
-	if written > 0 {
+	if len(took) > 0 {
 		if fl, ok := fw.cfg.Sink.(Flusher); ok {
 			if err := fl.Flush(); err != nil {
-				k.count.WithLabelValues("failed").Add(float64(written))
-				return 0, errors.Join(werr, fmt.Errorf("sink flush: %w", err))
+				// Not durable: written again at the next attempt.
+				k.count.WithLabelValues("failed").Add(float64(len(took)))
+				werr = errors.Join(werr, fmt.Errorf("sink flush: %w", err))
+				took = took[:0]
 			}
 		}
 	}
-	if len(ack) > 0 {
+	written := len(took)
+	if ack := append(took, none...); len(ack) > 0 {
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ackTimeout)
 		err := k.ack(actx, stream, ack...)
 		cancel()
@@ -1184,7 +1261,7 @@ func (fw *Forwarder) deliver(ctx context.Context, tenant, stream string, msgs []
 		}
 	}
 	k.count.WithLabelValues("written").Add(float64(written))
-	k.count.WithLabelValues("skipped").Add(float64(skipped))
+	k.count.WithLabelValues("skipped").Add(float64(len(none)))
 	return written, werr
 }
 

@@ -72,7 +72,8 @@ func TestSIEMBacklogGauges(t *testing.T) {
 	clk := clock.NewFake(time.Now())
 
 	// A stalled sink ends the pass at the first tenant: that one's
-	// records are pending, the other's were never read (no group yet).
+	// records are pending, the other's were never read (the pass only
+	// created its group).
 	reg := prometheus.NewRegistry()
 	stalled := newForwarder(t, audit.ForwarderConfig{Redis: rdb, Sink: stalledSink{}, Consumer: "r1",
 		Now: clk.Now, Registerer: reg})

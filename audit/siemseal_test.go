@@ -382,10 +382,9 @@ func TestSIEMSealOCSF(t *testing.T) {
 	}
 }
 
-// TestSIEMSealsBeforeAnyForwarder: until a forwarder has visited a
-// tenant's seal stream, it keeps the newest seal alone (a deployment that
-// forwards nothing holds one per tenant), which the first forwarder
-// writes; a tenant sealed by an earlier version has no seal stream, and
+// TestSIEMSealsBeforeAnyForwarder: until a forwarder has reached a tenant,
+// its seal stream keeps the newest seal alone (a deployment that forwards
+// nothing holds one per tenant), which the first forwarder writes; a tenant sealed by an earlier version has no seal stream, and
 // forwarding it, or the rescan probing it, fails nothing.
 func TestSIEMSealsBeforeAnyForwarder(t *testing.T) {
 	ctx := context.Background()

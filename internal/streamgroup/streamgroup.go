@@ -170,7 +170,10 @@ func New(cfg Config) (*Reader, error) {
 // transaction of its own); the others stay this consumer's pending entries
 // and come back at the next visit. An error ends the visit and is returned
 // by it. A pending entry deleted from the stream (trimmed) may come back
-// with no fields.
+// with no fields. Those taken over from another consumer come at the end
+// of their batch and are off the pending list already (see claim): a
+// handler that stops early on a batch must still go through them, or
+// nothing will know of them again.
 type Handler func(ctx context.Context, msgs []redis.XMessage) error
 
 // Visit reads stream and hands every batch to h: first this consumer's own

@@ -1,0 +1,140 @@
+package audit_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/internal/clock"
+	"github.com/lockbox-oss/lockbox/internal/keys"
+)
+
+// flushFailSink is a memSink whose Flush fails while failing is set: the
+// lines of the batch it took are not durable (a file's fsync failed).
+type flushFailSink struct {
+	memSink
+	flushFails bool
+}
+
+func (s *flushFailSink) Flush() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.flushFails {
+		return errors.New("fsync: input/output error")
+	}
+	return nil
+}
+
+// TestSIEMTrimmedEntriesTakenOverAreSkippedWhenTheBatchStops: records a
+// replica read and died with, and that retention trimmed before another
+// replica took them over, come back without fields at the end of the
+// take-over batch, and XAUTOCLAIM has dropped them from the pending list
+// already: that batch is the last moment anything knows of them. When the
+// batch stops early (the sink fails a write, or the flush, or the replica
+// is shut down mid-batch), they must still be acknowledged and counted
+// skipped, as the README promises of a record a replica had read and not
+// written; they need no line. No record whose line the sink did not take
+// may be acknowledged: those stay pending and are written later, once.
+func TestSIEMTrimmedEntriesTakenOverAreSkippedWhenTheBatchStops(t *testing.T) {
+	cases := []struct {
+		name string
+		// sink returns the taking-over replica's sink, which stops the
+		// batch; cancel ends the pass's context.
+		sink func(cancel context.CancelFunc) audit.Sink
+		// written is how many of the live records the stopped batch wrote
+		// and acknowledged.
+		written int
+		// healthy lets the sink take lines again.
+		healthy func(audit.Sink)
+	}{
+		{
+			name:    "the sink fails a write",
+			sink:    func(context.CancelFunc) audit.Sink { return &memSink{failing: true} },
+			healthy: func(s audit.Sink) { s.(*memSink).set(false, 0) },
+		},
+		{
+			name: "the sink fails the flush",
+			sink: func(context.CancelFunc) audit.Sink { return &flushFailSink{flushFails: true} },
+			healthy: func(s audit.Sink) {
+				f := s.(*flushFailSink)
+				f.mu.Lock()
+				f.flushFails, f.lines = false, nil // the lines not flushed never reached the SIEM
+				f.mu.Unlock()
+			},
+		},
+		{
+			name:    "the replica shuts down mid-batch",
+			sink:    func(cancel context.CancelFunc) audit.Sink { return &cancelSink{cancel: cancel} },
+			written: 1,
+			healthy: func(audit.Sink) {},
+		},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			rdb := testRedis(t)
+			log := audit.NewLog(rdb, nil)
+			siemAppend(t, rdb, log, 5, "contoso")
+			clk := clock.NewFake(time.Now())
+			dead := newForwarder(t, audit.ForwarderConfig{Redis: rdb, Sink: &memSink{failing: true}, Consumer: "r1",
+				ClaimAfter: time.Minute, Now: clk.Now})
+			if _, err := dead.Poll(context.Background()); err == nil {
+				t.Fatal("the dead replica's pass succeeded")
+			}
+			// Idle at r1 past ClaimAfter first (an XCLAIM of an entry
+			// already trimmed would drop it itself), then retention
+			// trims the two oldest, as it does: XTRIM MINID.
+			ageRecords(t, rdb, "contoso", 2*time.Minute)
+			ids := rdb.XRange(context.Background(), keys.Audit("contoso"), "-", "+").Val()
+			if err := rdb.XTrimMinID(context.Background(), keys.Audit("contoso"), ids[2].ID).Err(); err != nil {
+				t.Fatal(err)
+			}
+			live := streamRecords(t, rdb, "contoso")["contoso"]
+			clk.Advance(2 * time.Minute)
+
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			reg := prometheus.NewRegistry()
+			sink := c.sink(cancel)
+			r2 := newForwarder(t, audit.ForwarderConfig{Redis: rdb, Sink: sink, Consumer: "r2",
+				ClaimAfter: time.Minute, Now: clk.Now, Registerer: reg})
+			if _, err := r2.Poll(ctx); err == nil && ctx.Err() == nil {
+				t.Fatal("the stopped take-over pass succeeded") // a pass cut short by shutdown returns nil
+			}
+			if s := counter(t, reg, "lockbox_siem_records_total", "skipped"); s != 2 {
+				t.Errorf("after the stopped batch: skipped %v records, want the 2 trimmed", s)
+			}
+			if w := counter(t, reg, "lockbox_siem_records_total", "written"); w != float64(c.written) {
+				t.Errorf("after the stopped batch: written %v, want %d", w, c.written)
+			}
+			if p := pending(t, rdb, "contoso"); p != int64(len(live)-c.written) {
+				t.Errorf("after the stopped batch: %d records pending, want the %d whose lines the sink did not take", p, len(live)-c.written)
+			}
+
+			c.healthy(sink)
+			for {
+				n, err := r2.Poll(context.Background())
+				if err != nil {
+					t.Fatal(err)
+				}
+				if n == 0 {
+					break
+				}
+			}
+			got := sink.(interface{ got() []string }).got()
+			if strings.Join(got, "\n") != strings.Join(live, "\n") {
+				t.Errorf("lines:\n%s\nwant each record retention kept, once:\n%s", strings.Join(got, "\n"), strings.Join(live, "\n"))
+			}
+			if s := counter(t, reg, "lockbox_siem_records_total", "skipped"); s != 2 {
+				t.Errorf("finally: skipped %v records, want the 2 trimmed", s)
+			}
+			if p := pending(t, rdb, "contoso"); p != 0 {
+				t.Errorf("finally: %d records pending", p)
+			}
+		})
+	}
+}

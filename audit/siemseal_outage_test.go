@@ -1,0 +1,191 @@
+package audit_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lockbox-oss/lockbox/audit"
+)
+
+// sealTokens returns the tokens of the seal lines among lines, of tenant's
+// seals alone when tenant is not "", in the order the sink took them.
+func sealTokens(t *testing.T, lines []string, tenant string) []string {
+	t.Helper()
+	var out []string
+	for _, s := range sealLinesOf(t, lines) {
+		if tenant == "" || s.LockboxTenant == tenant {
+			out = append(out, s.SealToken)
+		}
+	}
+	return out
+}
+
+// TestSIEMSealsStoredWhileTheSinkFailsAllReachIt: a forwarder runs, but its
+// sink fails from the tenant's first record on, so no pass gets as far as
+// the tenant's seals (they go after its records). The seals stored
+// meanwhile must all wait in the seal stream and reach the SIEM, in order,
+// once the sink works again. The stream keeps the newest seal alone only
+// while no forwarder has reached the tenant (forwarding off, or none
+// started yet); a forwarder reaches it at its first visit, whatever its
+// sink does. A seal that replaced another unread, uncounted and unlogged,
+// would take from the SIEM the state of the chain it vouched for.
+func TestSIEMSealsStoredWhileTheSinkFailsAllReachIt(t *testing.T) {
+	ctx := context.Background()
+	e := newSealEnv(t, newKey(t))
+	reg := prometheus.NewRegistry()
+	sealer, err := audit.NewSealer(audit.SealerConfig{Redis: e.rdb, Issuer: "lockbox", Signer: e.signer.Load, Keys: e.published.Load,
+		Now: e.clock.Now, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &memSink{failing: true}
+	fw := e.sealForwarder(t, "r1", sink, reg, "")
+	var tokens []string
+	for range 3 {
+		e.write(t, "contoso", 2)
+		if _, err := fw.Poll(ctx); err == nil {
+			t.Fatal("a pass over a failing sink succeeded")
+		}
+		if n, err := sealer.SealAll(ctx); n != 1 || err != nil {
+			t.Fatalf("sealed %d, %v", n, err)
+		}
+		tokens = append(tokens, storedSeal(t, e.rdb, "contoso"))
+		e.clock.Advance(time.Minute)
+	}
+	if w := sealsWaiting(t, e.rdb, "contoso"); w != 3 {
+		t.Fatalf("%d seals in the stream while the sink failed, want the 3 stored", w)
+	}
+
+	sink.set(false, 0)
+	for poll(t, fw) > 0 {
+	}
+	if got := sealTokens(t, sink.got(), "contoso"); !slices.Equal(got, tokens) {
+		t.Fatalf("the SIEM got %d seal lines, want the %d stored, in order", len(got), len(tokens))
+	}
+	for _, c := range []struct {
+		name, result string
+		want         float64
+	}{
+		{"lockbox_siem_seals_total", "written", 3},
+		{"lockbox_siem_seals_total", "skipped", 0},
+		{"lockbox_siem_seals_trimmed_unread_total", "", 0},
+	} {
+		if got := counter(t, reg, c.name, c.result); got != c.want {
+			t.Errorf("%s{%s} = %v, want %v", c.name, c.result, got, c.want)
+		}
+	}
+	if w := sealsWaiting(t, e.rdb, "contoso"); w != 0 {
+		t.Errorf("%d seals left in the stream after they were written", w)
+	}
+}
+
+// stallingSink is a memSink that takes no line while stalled is set, as
+// stdout whose reader stopped reading.
+type stallingSink struct {
+	memSink
+	stalled atomic.Bool
+}
+
+func (s *stallingSink) Write(line []byte) error {
+	if s.stalled.Load() {
+		return fmt.Errorf("write: %w", audit.ErrSinkStalled)
+	}
+	return s.memSink.Write(line)
+}
+
+// TestSIEMSealsOfTenantsAStalledSinkLeftUnvisited: a stalled sink ends a
+// pass at the first tenant it visits, and the other tenants wait for the
+// next pass without a visit of their own. A forwarder still reaches them,
+// so that their seals, too, wait in their seal streams for the sink and
+// reach the SIEM, every one, once it reads again.
+func TestSIEMSealsOfTenantsAStalledSinkLeftUnvisited(t *testing.T) {
+	ctx := context.Background()
+	e := newSealEnv(t, newKey(t))
+	sink := &stallingSink{}
+	sink.stalled.Store(true)
+	fw := e.sealForwarder(t, "r1", sink, nil, "")
+	tenants := []string{"contoso", "fabrikam"}
+	tokens := map[string][]string{}
+	for range 3 {
+		for _, tn := range tenants {
+			e.write(t, tn, 1)
+		}
+		if _, err := fw.Poll(ctx); !errors.Is(err, audit.ErrSinkStalled) {
+			t.Fatalf("a pass over a stalled sink: %v, want ErrSinkStalled", err)
+		}
+		if n := e.sealAll(t); n != len(tenants) {
+			t.Fatalf("sealed %d tenants, want %d", n, len(tenants))
+		}
+		for _, tn := range tenants {
+			tokens[tn] = append(tokens[tn], storedSeal(t, e.rdb, tn))
+		}
+		e.clock.Advance(time.Minute)
+	}
+
+	sink.stalled.Store(false)
+	for poll(t, fw) > 0 {
+	}
+	for _, tn := range tenants {
+		if got := sealTokens(t, sink.got(), tn); !slices.Equal(got, tokens[tn]) {
+			t.Errorf("%s: the SIEM got %d seal lines, want the %d stored, in order", tn, len(got), len(tokens[tn]))
+		}
+	}
+}
+
+// TestSIEMSealsPushedOutWhileTheSinkFailsAreCounted: a forwarder whose
+// sink fails for longer than the seal stream's bound has reached the
+// tenant but read none of its seals; each seal a new one pushes out of the
+// full stream never reaches the SIEM, and the sealer must count it
+// (lockbox_siem_seals_trimmed_unread_total, which an alert watches) and
+// log it at warn. The newest seals stay and reach the SIEM.
+func TestSIEMSealsPushedOutWhileTheSinkFailsAreCounted(t *testing.T) {
+	ctx := context.Background()
+	e := newSealEnv(t, newKey(t))
+	reg := prometheus.NewRegistry()
+	var logs syncBuffer
+	sealer, err := audit.NewSealer(audit.SealerConfig{Redis: e.rdb, Issuer: "lockbox", Signer: e.signer.Load, Keys: e.published.Load,
+		Now: e.clock.Now, Registerer: reg, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	audit.SetSealsKept(sealer, 2)
+	sink := &memSink{failing: true}
+	fw := e.sealForwarder(t, "r1", sink, nil, "")
+	var tokens []string
+	for range 3 {
+		e.write(t, "contoso", 1)
+		if _, err := fw.Poll(ctx); err == nil {
+			t.Fatal("a pass over a failing sink succeeded")
+		}
+		if n, err := sealer.SealAll(ctx); n != 1 || err != nil {
+			t.Fatalf("sealed %d, %v", n, err)
+		}
+		tokens = append(tokens, storedSeal(t, e.rdb, "contoso"))
+		e.clock.Advance(time.Minute)
+	}
+	if w := sealsWaiting(t, e.rdb, "contoso"); w != 2 {
+		t.Fatalf("%d seals in the stream, want its bound, 2", w)
+	}
+	if u := counter(t, reg, "lockbox_siem_seals_trimmed_unread_total", ""); u != 1 {
+		t.Fatalf("lockbox_siem_seals_trimmed_unread_total = %v, want the first seal", u)
+	}
+	if out := logs.String(); !strings.Contains(out, "level=WARN") || !strings.Contains(out, "tenant=contoso unread=1") {
+		t.Fatalf("the sealer's log does not warn of the seal removed unread:\n%s", out)
+	}
+
+	sink.set(false, 0)
+	for poll(t, fw) > 0 {
+	}
+	if got := sealTokens(t, sink.got(), "contoso"); !slices.Equal(got, tokens[1:]) {
+		t.Fatalf("the SIEM got %d seal lines, want the 2 newest, in order", len(got))
+	}
+}
