@@ -39,7 +39,6 @@ func sealTokens(t *testing.T, lines []string, tenant string) []string {
 // sink does. A seal that replaced another unread, uncounted and unlogged,
 // would take from the SIEM the state of the chain it vouched for.
 func TestSIEMSealsStoredWhileTheSinkFailsAllReachIt(t *testing.T) {
-	ctx := context.Background()
 	e := newSealEnv(t, newKey(t))
 	reg := prometheus.NewRegistry()
 	sealer, err := audit.NewSealer(audit.SealerConfig{Redis: e.rdb, Issuer: "lockbox", Signer: e.signer.Load, Keys: e.published.Load,
@@ -49,18 +48,7 @@ func TestSIEMSealsStoredWhileTheSinkFailsAllReachIt(t *testing.T) {
 	}
 	sink := &memSink{failing: true}
 	fw := e.sealForwarder(t, "r1", sink, reg, "")
-	var tokens []string
-	for range 3 {
-		e.write(t, "contoso", 2)
-		if _, err := fw.Poll(ctx); err == nil {
-			t.Fatal("a pass over a failing sink succeeded")
-		}
-		if n, err := sealer.SealAll(ctx); n != 1 || err != nil {
-			t.Fatalf("sealed %d, %v", n, err)
-		}
-		tokens = append(tokens, storedSeal(t, e.rdb, "contoso"))
-		e.clock.Advance(time.Minute)
-	}
+	tokens := sealThroughFailingSink(t, e, fw, sealer, 3, 2)
 	if w := sealsWaiting(t, e.rdb, "contoso"); w != 3 {
 		t.Fatalf("%d seals in the stream while the sink failed, want the 3 stored", w)
 	}
@@ -148,7 +136,6 @@ func TestSIEMSealsOfTenantsAStalledSinkLeftUnvisited(t *testing.T) {
 // (lockbox_siem_seals_trimmed_unread_total, which an alert watches) and
 // log it at warn. The newest seals stay and reach the SIEM.
 func TestSIEMSealsPushedOutWhileTheSinkFailsAreCounted(t *testing.T) {
-	ctx := context.Background()
 	e := newSealEnv(t, newKey(t))
 	reg := prometheus.NewRegistry()
 	var logs syncBuffer
@@ -160,18 +147,7 @@ func TestSIEMSealsPushedOutWhileTheSinkFailsAreCounted(t *testing.T) {
 	audit.SetSealsKept(sealer, 2)
 	sink := &memSink{failing: true}
 	fw := e.sealForwarder(t, "r1", sink, nil, "")
-	var tokens []string
-	for range 3 {
-		e.write(t, "contoso", 1)
-		if _, err := fw.Poll(ctx); err == nil {
-			t.Fatal("a pass over a failing sink succeeded")
-		}
-		if n, err := sealer.SealAll(ctx); n != 1 || err != nil {
-			t.Fatalf("sealed %d, %v", n, err)
-		}
-		tokens = append(tokens, storedSeal(t, e.rdb, "contoso"))
-		e.clock.Advance(time.Minute)
-	}
+	tokens := sealThroughFailingSink(t, e, fw, sealer, 3, 1)
 	if w := sealsWaiting(t, e.rdb, "contoso"); w != 2 {
 		t.Fatalf("%d seals in the stream, want its bound, 2", w)
 	}
@@ -188,4 +164,25 @@ func TestSIEMSealsPushedOutWhileTheSinkFailsAreCounted(t *testing.T) {
 	if got := sealTokens(t, sink.got(), "contoso"); !slices.Equal(got, tokens[1:]) {
 		t.Fatalf("the SIEM got %d seal lines, want the 2 newest, in order", len(got))
 	}
+}
+
+// sealThroughFailingSink runs rounds of: records written to contoso, a
+// forwarder pass that fails on the sink, and a seal stored; it returns
+// the seals stored, oldest first.
+func sealThroughFailingSink(t *testing.T, e *sealEnv, fw *audit.Forwarder, sealer *audit.Sealer, rounds, records int) []string {
+	t.Helper()
+	ctx := context.Background()
+	var tokens []string
+	for range rounds {
+		e.write(t, "contoso", records)
+		if _, err := fw.Poll(ctx); err == nil {
+			t.Fatal("a pass over a failing sink succeeded")
+		}
+		if n, err := sealer.SealAll(ctx); n != 1 || err != nil {
+			t.Fatalf("sealed %d, %v", n, err)
+		}
+		tokens = append(tokens, storedSeal(t, e.rdb, "contoso"))
+		e.clock.Advance(time.Minute)
+	}
+	return tokens
 }
