@@ -200,6 +200,35 @@ allow if count(c) > 7`, fCallMethod | fCallPath | fCallService | fCallActivity |
 	}
 }
 
+// TestReadsInRuleHeadRefs: a rule head's reference (o[input.call.path].x)
+// is read and called like a body, though OPA's visitors skip it. The
+// compiler moves such terms into the body today; the modules here are
+// parsed, not compiled, as an OPA that stopped doing so would leave them.
+func TestReadsInRuleHeadRefs(t *testing.T) {
+	m, err := ast.ParseModuleWithOpts("p.rego", `package p
+
+o[input.call.path].x := 1
+
+s[input.grant.activities[0]] contains 1
+
+r[rand.intn("x", 10)].y := 1
+
+q[v].z := 1 if v := 1
+
+else[http.send({"method": "GET", "url": input.call.client_ip})].z := 2
+`, ast.ParserOptions{RegoVersion: ast.RegoV1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mods := map[string]*ast.Module{"p.rego": m}
+	if got, want := readsOf(mods), fCallPath|fGrantActivities|fCallClientIP; got != want {
+		t.Errorf("reads %020b, want %020b", got, want)
+	}
+	if got, want := volatileBuiltins(mods), []string{"http.send", "rand.intn"}; !slices.Equal(got, want) {
+		t.Errorf("volatileBuiltins = %q, want %q", got, want)
+	}
+}
+
 // TestVolatileBuiltins: the builtins found to make a policy's decisions
 // unfit to remember, wherever the call is; none in the default policy.
 func TestVolatileBuiltins(t *testing.T) {
@@ -221,6 +250,9 @@ allow if f({"method": "GET", "url": "https://risk.example"}) with f as http.send
 		{"a certificate check at the wall clock", `allow if crypto.x509.parse_and_verify_certificates(input.call.path)[0]
 
 ok(c) := crypto.x509.parse_and_verify_certificates_with_options(c, {})[0]`, []string{"crypto.x509.parse_and_verify_certificates", "crypto.x509.parse_and_verify_certificates_with_options"}},
+		{"in a rule head's reference", `o[rand.intn("x", 10)].y := 1
+
+allow if count(o) > 0`, []string{"rand.intn"}},
 		{"in a function", `f(u) := http.send({"method": "GET", "url": u})
 
 allow if f("https://risk.example").status_code == 200`, []string{"http.send"}},
@@ -313,6 +345,7 @@ func TestMemoFollowsEveryWayToReadInput(t *testing.T) {
 		{"an else branch", []string{authz + "r := 1 if false\n\nelse := input\n\n" + `decision := {"allow": true, "reasons": [json.marshal(r)]}` + "\n"}, []string{all}},
 		{"a partial set of input", []string{authz + "s contains input\n\n" + `decision := {"allow": true, "reasons": [json.marshal(s)]}` + "\n"}, []string{all}},
 		{"a partial object keyed by input", []string{authz + "o[input.call.path] := 1\n\n" + `decision := {"allow": true, "reasons": [json.marshal(o)]}` + "\n"}, []string{"call.path"}},
+		{"a rule head's reference through input", []string{authz + "o[input.call.path].x := 1\n\n" + `decision := {"allow": true, "reasons": [json.marshal(o)]}` + "\n"}, []string{"call.path"}},
 		{"a comprehension over input.call", []string{answer(`[v | some v in input.call]`)}, []string{"call."}},
 		{"every over input.call", []string{authz + `base := {"method": "GET", "path": "/tenants/contoso/mailboxes", "service": "exchange", "activity": "Get-Mailbox", "access": "read", "tenant": "contoso", "client_ip": "192.0.2.10"}
 

@@ -77,15 +77,35 @@ var fieldPaths = map[string]inputFields{
 func readsOf(modules map[string]*ast.Module) inputFields {
 	var reads inputFields
 	for _, m := range modules {
-		ast.WalkRefs(m, func(r ast.Ref) bool {
-			if !r.HasPrefix(ast.InputRootRef) {
-				return false
+		count := func(r ast.Ref) bool {
+			if r.HasPrefix(ast.InputRootRef) {
+				reads |= fieldsUnder(r[1:])
 			}
-			reads |= fieldsUnder(r[1:])
 			return false
-		})
+		}
+		ast.WalkRefs(m, count)
+		// OPA's visitors skip a rule head's reference (o[input.call.path]
+		// := 1); the compiler moves its terms into the body today, which
+		// an upgrade could change.
+		walkHeadRefTerms(m, func(t *ast.Term) { ast.WalkRefs(t, count) })
 	}
 	return reads
+}
+
+// walkHeadRefTerms calls f with each term of every rule head's reference
+// after its first (o[x].y: x and y), else chains included: the terms no
+// OPA visitor walks.
+func walkHeadRefTerms(m *ast.Module, f func(*ast.Term)) {
+	ast.WalkRules(m, func(r *ast.Rule) bool {
+		if r.Head != nil {
+			if ref := r.Head.Ref(); len(ref) > 1 {
+				for _, t := range ref[1:] {
+					f(t)
+				}
+			}
+		}
+		return false
+	})
 }
 
 // fieldsUnder returns the leaves at or below the constant prefix of path.
@@ -165,6 +185,7 @@ func volatileBuiltins(modules map[string]*ast.Module) []string {
 	})
 	for _, m := range modules {
 		vis.Walk(m)
+		walkHeadRefTerms(m, func(t *ast.Term) { vis.Walk(t) })
 	}
 	slices.Sort(names)
 	return names
