@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -531,6 +532,31 @@ func devTokenRoles(c identity.Claims) error {
 	return nil
 }
 
+// devTenantWarning says what makes a tenant user's token, minted all the
+// same, find nothing under lockbox dev: a tenant it does not onboard (a
+// typo, most likely; one onboarded since is fine), or a user outside the
+// tenant's domains, whom the server refuses as the tenant's. Without it a
+// typo looked like a tenant with no data. The command can't see the
+// running store, so it only notes it.
+func devTenantWarning(c identity.Claims) string {
+	if c.TenantID == "" {
+		return ""
+	}
+	var ids []string
+	for _, t := range demoTenants {
+		if t.ID != c.TenantID {
+			ids = append(ids, t.ID)
+			continue
+		}
+		_, domain, _ := strings.Cut(c.Subject, "@")
+		if !slices.Contains(t.Domains, strings.ToLower(domain)) {
+			return fmt.Sprintf("%s is not of tenant %s's domains (%s): the server will not take it as one of %s's users", c.Subject, t.ID, strings.Join(t.Domains, ", "), t.ID)
+		}
+		return ""
+	}
+	return fmt.Sprintf("lockbox dev onboards %s, not %s: the token finds nothing unless %s was onboarded since (lockboxctl tenant onboard)", strings.Join(ids, " and "), c.TenantID, c.TenantID)
+}
+
 // devTokenEnvHelp ends "lockbox dev token --help": the variables it reads.
 const devTokenEnvHelp = `
 It signs with the dev signing key in LOCKBOX_DEV_DIR (.lockbox-dev), which "lockbox dev" creates.
@@ -539,7 +565,7 @@ by default), which "lockbox dev" with the same settings verifies.
 `
 
 // devToken mints a token from the dev signing key in LOCKBOX_DEV_DIR.
-func devToken(args []string, env map[string]string, stdout io.Writer) error {
+func devToken(args []string, env map[string]string, stdout, stderr io.Writer) error {
 	fset := flag.NewFlagSet("lockbox dev token", flag.ContinueOnError)
 	sub := fset.String("sub", "", "subject (user id), required; a tenant user's is user@ one of the tenant's domains (contoso.example, fabrikam.example)")
 	roles := fset.String("roles", "", "comma-separated roles, required: operator, support-manager, global-admin, lockbox-approver, audit-reader, lockbox-admin")
@@ -598,6 +624,9 @@ func devToken(args []string, env map[string]string, stdout io.Writer) error {
 		return usageError{fmt.Errorf("dev token: %w", err)}
 	}
 	fmt.Fprintln(stdout, tok)
+	if w := devTenantWarning(c); w != "" {
+		fmt.Fprintln(stderr, "lockbox dev token: note: "+w)
+	}
 	return nil
 }
 

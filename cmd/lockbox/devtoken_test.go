@@ -183,3 +183,34 @@ func TestDevTokenRefusesATTLThatIsNoLifetime(t *testing.T) {
 		t.Errorf("--ttl 90m: exp - iat = %ds, want %d", got, 90*60)
 	}
 }
+
+// TestDevTokenNotesTenantsDevDoesNotServe: a tenant user's token for a
+// tenant lockbox dev does not onboard, or for a user outside the tenant's
+// domains, is minted all the same (one may have been onboarded since), with
+// a note on stderr; it found nothing, silently, before.
+func TestDevTokenNotesTenantsDevDoesNotServe(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "dev")
+	if _, _, err := ensureDevKey(dir); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"LOCKBOX_DEV_DIR": dir}
+	for _, tc := range []struct {
+		name string
+		args []string
+		note string
+	}{
+		{"a tenant dev onboards", []string{"--sub", "gina@contoso.example", "--roles", "global-admin", "--tid", "contoso"}, ""},
+		{"the provider's staff", []string{"--sub", "alice@provider.example", "--roles", "operator"}, ""},
+		{"a domain in another case", []string{"--sub", "Fay@Fabrikam.Example", "--roles", "global-admin", "--tid", "fabrikam"}, ""},
+		{"a tenant misspelled", []string{"--sub", "bob@fabrikam.example", "--roles", "global-admin", "--tid", "fabrkam"},
+			"lockbox dev token: note: lockbox dev onboards contoso and fabrikam, not fabrkam: the token finds nothing unless fabrkam was onboarded since (lockboxctl tenant onboard)\n"},
+		{"a user of another tenant's domain", []string{"--sub", "gina@contoso.example", "--roles", "global-admin", "--tid", "fabrikam"},
+			"lockbox dev token: note: gina@contoso.example is not of tenant fabrikam's domains (fabrikam.example): the server will not take it as one of fabrikam's users\n"},
+	} {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), append([]string{"dev", "token"}, tc.args...), env, &out, &errb)
+		if code != 0 || strings.Count(out.String(), ".") != 2 || errb.String() != tc.note {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q; want a token and the note %q", tc.name, code, out.String(), errb.String(), tc.note)
+		}
+	}
+}

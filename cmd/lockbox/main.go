@@ -227,7 +227,7 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 		}
 	case "dev":
 		if len(args) > 1 && args[1] == "token" {
-			err = devToken(args[2:], env, stdout)
+			err = devToken(args[2:], env, stdout, stderr)
 			break
 		}
 		if err = noArguments(args, devHelp, stdout); err == nil {
