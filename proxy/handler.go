@@ -1215,7 +1215,15 @@ type hiddenError struct {
 	err error
 }
 
-func (e *hiddenError) Error() string { return e.msg + ": " + e.err.Error() }
-func (e *hiddenError) Unwrap() error { return e.err }
+func (e *hiddenError) Error() string  { return e.msg + ": " + e.err.Error() }
+func (e *hiddenError) Unwrap() error  { return e.err }
+func (e *hiddenError) public() string { return e.msg }
+
+// publicError is a denial cause whose client message is not its log text
+// (hiddenError, policyDenial): messageOf answers with public().
+type publicError interface {
+	error
+	public() string
+}
 
 func hide(msg string, err error) error { return &hiddenError{msg: msg, err: err} }

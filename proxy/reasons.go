@@ -185,11 +185,8 @@ func messageOf(reason Reason, err error) string {
 	if m, ok := publicMessage[reason]; ok {
 		return m
 	}
-	if he, ok := errors.AsType[*hiddenError](err); ok {
-		return he.msg
-	}
-	if pd, ok := errors.AsType[*policyDenial](err); ok {
-		return pd.public()
+	if pe, ok := errors.AsType[publicError](err); ok {
+		return pe.public()
 	}
 	if err == nil {
 		return string(reason)
