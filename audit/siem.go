@@ -1275,16 +1275,18 @@ func (fw *Forwarder) recordLine(ctx context.Context, tenant string, m redis.XMes
 		line, err := ocsfLine(raw, func(r *record.Record) error { return fw.orgs.completeLegacy(ctx, tenant, r) })
 		return line, true, err
 	}
-	if strings.ContainsAny(raw, "\r\n") {
-		// Written compact, the line is no longer the bytes the chain
-		// hashes: no place could be checked.
-		return jsonLine(raw), true, nil
-	}
 	// The record's place in the chain goes with it, so that the SIEM's
 	// copy can be checked without Redis (siemcheck).
 	p, _ := m.Values["p"].(string)
 	h, _ := m.Values["h"].(string)
-	return siemcheck.Place([]byte(raw), m.ID, p, h), true, nil
+	placed := siemcheck.Place([]byte(raw), m.ID, p, h)
+	if len(placed) == len(raw) {
+		// Not placed: a record with line breaks, which written compact
+		// is no longer the bytes the chain hashes, or a place not as
+		// Lockbox writes it.
+		return jsonLine(raw), true, nil
+	}
+	return placed, true, nil
 }
 
 // jsonLine is the stored record raw as one line of the json format: its
