@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -291,7 +292,7 @@ it was; F that can't be read or written is exit 1.`,
 			}
 			v, err := c.VerifyAuditSince(e.ctx, tenant, kept)
 			if err != nil {
-				return err
+				return tenantFlagNeeded(err, tenant)
 			}
 			if kept != "" && v.SinceSeal == "" {
 				// A check asked for and not made must not read as passed.
@@ -355,6 +356,20 @@ it was; F that can't be read or written is exit 1.`,
 	cmd.Flags().StringVar(&sealFile, "seal-file", "", "check the chain against the seal kept in FILE too (when it exists and is not empty), and keep the seal of an intact chain there for the next run")
 	_ = cmd.RegisterFlagCompletionFunc("tenant", e.completeTenants)
 	return cmd
+}
+
+// tenantFlagNeeded is err, the API's answer to a call that named no
+// tenant, with the flag that names one said when the server asked for a
+// tenant: the provider's staff must name it, and "the tenant is required"
+// did not say how.
+func tenantFlagNeeded(err error, tenant string) error {
+	apiErr, ok := errors.AsType[*client.APIError](err)
+	if !ok || tenant != "" || apiErr.Status != http.StatusBadRequest || apiErr.Code != "invalid_query" || !strings.Contains(apiErr.Message, "tenant is required") {
+		return err
+	}
+	named := *apiErr
+	named.Message += " (name it with --tenant)"
+	return &named
 }
 
 // appendedAt is " (appended TIME)", TIME being when Redis appended the
