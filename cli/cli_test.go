@@ -831,13 +831,14 @@ func TestCommands(t *testing.T) {
 		},
 		// A typo in the name printed the sentence of a removal and exited
 		// 0: the API says no approver was removed, and so does the
-		// command, exit 1, as tenant update --remove-domain does.
+		// command, exit 3 as for the API's every 404 (not 1, which
+		// scripts retry).
 		{
 			name: "approver remove of a user who is no approver",
 			args: []string{"approver", "remove", "contoso", "Zed@Contoso.com"},
 			replies: map[string]reply{"DELETE /v1/tenants/contoso/approvers/Zed@Contoso.com": {404,
 				`{"error":{"code":"approver_not_found","message":"zed@contoso.com is not an approver of tenant contoso: nothing was changed"}}`}},
-			wantCode:  1,
+			wantCode:  3,
 			wantCalls: []call{{Method: "DELETE", Path: "/v1/tenants/contoso/approvers/Zed@Contoso.com"}},
 			wantErr:   []string{"lockboxctl: zed@contoso.com is not an approver of tenant contoso; nothing was changed\n"},
 			check: func(t *testing.T, out string) {

@@ -835,9 +835,10 @@ func (e *env) approverChange(add bool) *cobra.Command {
 			}
 			if apiErr, ok := errors.AsType[*client.APIError](err); ok && apiErr.Status == http.StatusNotFound && apiErr.Code == client.CodeApproverNotFound {
 				// Most likely a typo in the name: it printed the sentence
-				// of a removal and exited 0. Exit 1, as tenant update
-				// --remove-domain does for a domain the entry lacks.
-				return fmt.Errorf("%s is not an approver of tenant %s; nothing was changed", foldASCII(user), tenant)
+				// of a removal and exited 0. The API's 404 is exit 3, as
+				// for every command: what was named does not exist (a
+				// retry, which exit 1 invites, never helps).
+				return &refusedError{msg: fmt.Sprintf("%s is not an approver of tenant %s; nothing was changed", foldASCII(user), tenant)}
 			}
 			if err != nil {
 				return err
