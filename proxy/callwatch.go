@@ -89,7 +89,12 @@ type watchRead struct{ from, to int }
 type watchShard struct {
 	mu   sync.Mutex
 	head *call
-	_    [48]byte
+	// gen counts the invalidations of the shard's tenants (and Resets):
+	// a call notes it before its grant is read, and a call that finds it
+	// moved by the time it is forwarded or kept heard of a change its read
+	// may have missed (see heard).
+	gen atomic.Uint64
+	_   [40]byte
 }
 
 func newCallWatch(h *Handler) *CallWatch {
@@ -105,11 +110,35 @@ func (w *CallWatch) shard(tenant string) *watchShard {
 	return &w.shards[maphash.String(w.seed, tenant)%watchShards]
 }
 
+// note marks the start of c's grant read: an invalidation of c's tenant
+// from then on is one the read may have missed. The listener clears the
+// caches before it tells CallWatch, so one told before this was seen by
+// the read.
+func (w *CallWatch) note(c *call) {
+	c.noted = w.shard(c.Tenant)
+	c.watchGen = c.noted.gen.Load()
+}
+
+// heard says whether c's tenant was invalidated since note: this replica
+// heard of a change (a revocation, the switch turned on) after c's read
+// began, and what c read may be gone.
+func (c *call) heard() bool {
+	return c.noted != nil && c.noted.gen.Load() != c.watchGen
+}
+
 // add keeps c, a call about to be forwarded, until remove. Its grant was
-// last read when the call read it (grantRead).
+// last read when the call read it (grantRead). An invalidation of its
+// tenant heard after note and before c is in the shard's list found no c
+// to check: c is checked now, as if told again, rather than once its read
+// is a second old. (Invalidate counts before it queues and Run collects
+// under the shard's lock, so either the pass finds c, or c sees the count
+// moved.)
 func (w *CallWatch) add(c *call) {
 	c.confirmed = c.grantRead
-	s := w.shard(c.Tenant)
+	s := c.noted // hashed once per call
+	if s == nil {
+		s = w.shard(c.Tenant)
+	}
 	s.mu.Lock()
 	c.watchNext = s.head
 	if s.head != nil {
@@ -118,6 +147,10 @@ func (w *CallWatch) add(c *call) {
 	s.head = c
 	s.mu.Unlock()
 	c.watchShard = s
+	missed := c.noted == s && s.gen.Load() != c.watchGen
+	if missed {
+		w.Invalidate(c.Tenant)
+	}
 }
 
 // remove forgets c as its handler returns, if add kept it.
@@ -143,6 +176,7 @@ func (w *CallWatch) remove(c *call) {
 // Invalidate has Run read again the grants of tenant's calls in flight
 // (events.Invalidator). It does not wait for that.
 func (w *CallWatch) Invalidate(tenant string) {
+	w.shard(tenant).gen.Add(1)
 	w.mu.Lock()
 	if !w.all {
 		w.tenants[tenant] = struct{}{}
@@ -154,6 +188,9 @@ func (w *CallWatch) Invalidate(tenant string) {
 // Reset has Run read again the grant of every call in flight
 // (events.Invalidator): events may have been lost.
 func (w *CallWatch) Reset() {
+	for i := range w.shards {
+		w.shards[i].gen.Add(1)
+	}
 	w.mu.Lock()
 	w.all = true
 	clear(w.tenants)

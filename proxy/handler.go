@@ -457,6 +457,10 @@ type call struct {
 	watchShard           *watchShard
 	watchNext, watchPrev *call
 	confirmed            time.Time
+	// noted is the shard of the call's tenant, and watchGen its count of
+	// invalidations, as the grant's read began (CallWatch.note).
+	noted    *watchShard
+	watchGen uint64
 }
 
 // ServeHTTP judges one call and forwards it only if every check passed.
@@ -588,6 +592,7 @@ func (h *Handler) judge(r *http.Request, c *call) (Reason, error) {
 			cancel()
 		}
 	}()
+	h.watch.note(c)
 	if c.grant, c.grantRead, reason, err = h.lookupGrant(store, c.principal, c.Call, c.now); reason != "" {
 		return reason, err
 	}
@@ -648,8 +653,11 @@ func (h *Handler) current(ctx context.Context, c *call) (Reason, error) {
 		return reason, err
 	}
 	// A clock set back since the read counts as stale too, as in the
-	// caches: what was read can't be dated.
-	if age := now.Sub(c.grantRead); age >= 0 && age < maxGrantAge {
+	// caches: what was read can't be dated. A change to the tenant that
+	// this replica heard of after the read began (its cache cleared
+	// since) has the grant read again at once, not only once the read is
+	// maxGrantAge old.
+	if age := now.Sub(c.grantRead); age >= 0 && age < maxGrantAge && !c.heard() {
 		return "", nil
 	}
 	if reason, err := h.regrant(ctx, c, now); reason != "" {

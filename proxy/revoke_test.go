@@ -41,7 +41,8 @@ func (a *heldAuditor) Append(ctx context.Context, r record.Record) (record.Recor
 // grant was read it must not reach the upstream, whether the grant came
 // from Redis or from the cache, and whether the replica heard the
 // revocation's event or not. Within the second, a call that read its grant
-// before the revocation may still pass: it is not read again.
+// before the revocation may still pass unless the replica heard of a change
+// to the tenant since: then its grant is read again at once.
 func TestRevocationWhileAuditWaits(t *testing.T) {
 	for _, tt := range []struct {
 		name   string
@@ -70,6 +71,11 @@ func TestRevocationWhileAuditWaits(t *testing.T) {
 		{name: "revoked, another approved", revoke: true, again: true, wait: 1500 * time.Millisecond, status: http.StatusForbidden, code: ReasonNoGrant},
 		{name: "lockbox switched on", lockboxOn: true, revoke: true, wait: 1500 * time.Millisecond, status: http.StatusForbidden, code: ReasonNoGrant},
 		{name: "lockbox switched on, cached", cached: true, lockboxOn: true, revoke: true, wait: 1500 * time.Millisecond, status: http.StatusForbidden, code: ReasonNoGrant},
+		// The replica heard of the revocation after the call's read began:
+		// it knows better than its read at once, not a second later.
+		{name: "revoked, cached, event heard, within the second", cached: true, heard: true, revoke: true, status: http.StatusForbidden, code: ReasonNoGrant},
+		{name: "revoked, event heard, within the second", heard: true, revoke: true, status: http.StatusForbidden, code: ReasonNoGrant},
+		{name: "kept, cached, another change heard, within the second", cached: true, heard: true, status: http.StatusOK},
 		{name: "revoked, within the second", revoke: true, wait: 999 * time.Millisecond, status: http.StatusOK},
 		{name: "kept, seconds later", wait: 1900 * time.Millisecond, status: http.StatusOK},
 		{name: "kept, cached, seconds later", cached: true, wait: 1900 * time.Millisecond, status: http.StatusOK},
@@ -110,7 +116,12 @@ func TestRevocationWhileAuditWaits(t *testing.T) {
 					approveAgain(t, e)
 				}
 				if tt.heard {
-					cache.Invalidate("contoso")
+					// As the listener tells them: the cache, then the
+					// calls.
+					if cache != nil {
+						cache.Invalidate("contoso")
+					}
+					e.h.CallWatch().Invalidate("contoso")
 				}
 				e.clk.Advance(tt.wait)
 			}
