@@ -1,9 +1,15 @@
 package audit
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/lockbox-oss/lockbox/audit/siemcheck"
+	"github.com/lockbox-oss/lockbox/internal/keys"
 )
 
 // SetRetention tells verification the audit retention it judges the
@@ -35,29 +41,78 @@ func (l *Log) SetRetention(retention time.Duration) {
 // replica's clock from the verifying one's.
 const anchorAllowance = 2 * ClockSkew
 
-// anchorProblem returns why retention, as it is set now, can't have left
-// the anchor naming entry trimmed (the last record it removed), or "" when
-// it can have (or the retention is unknown: SetRetention). It judges by
-// l.now, as retention does.
-func (l *Log) anchorProblem(trimmed string) string {
-	if !l.keepForSet || trimmed == "" {
+// anchorRead is a chain's anchor as one snapshot holds it.
+type anchorRead struct {
+	// set says the anchor key exists; value is what it holds, "<stream id>
+	// <hash>" as retention sets it.
+	set   bool
+	value string
+	// record is the anchor's record (AuditAnchorRecord): the link of the
+	// last record retention removed, "\n" and the record; recordSet says
+	// the key exists.
+	record    string
+	recordSet bool
+}
+
+// readAnchor queues the reads of tenant's anchor and its record on p; the
+// function returned gives them once p ran.
+func readAnchor(ctx context.Context, p redis.Cmdable, tenant string) func() anchorRead {
+	a := p.Get(ctx, keys.AuditAnchor(tenant))
+	r := p.Get(ctx, keys.AuditAnchorRecord(tenant))
+	return func() anchorRead {
+		return anchorRead{set: a.Err() == nil, value: a.Val(), recordSet: r.Err() == nil, record: r.Val()}
+	}
+}
+
+// trimmed is the stream id the anchor names: the last entry retention
+// removed ("" without an anchor).
+func (a anchorRead) trimmed() string {
+	id, _, _ := strings.Cut(a.value, " ")
+	return id
+}
+
+// anchorProblem returns why retention can't have left anchor a, with first
+// the id of the chain's first entry ("" for none), or "" when it can have.
+// Whatever the retention, an anchor is "<stream id> <hash>" and every
+// entry through its id is gone: retention sets it so, in the script that
+// trims. Once the retention is known (SetRetention), the anchor is dated by
+// the CreationTime of the record it says was removed last, which its
+// record (AuditAnchorRecord) holds and its hash binds (the stream id it
+// names is only a string, which whoever deleted records could choose), and
+// judged by l.now, as retention judges the records it removes.
+func (l *Log) anchorProblem(a anchorRead, first string) string {
+	if !a.set {
 		return ""
 	}
+	const byOthers = "so the anchor was set by other means than retention"
+	trimmed, hash, _ := strings.Cut(a.value, " ")
 	id, err := parseID(trimmed)
-	if err != nil {
-		return fmt.Sprintf("the chain's anchor names %q, which is no stream entry: retention sets it to the entry it removed last, so the anchor was set by other means than retention", trimmed)
+	if err != nil || !siemcheck.IsHash(hash) {
+		return fmt.Sprintf("the chain's anchor %q is not the stream id and hash retention sets it to (of the last record it removed), %s", a.value, byOthers)
 	}
-	written := time.UnixMilli(int64(min(id.ms, uint64(1)<<62))).UTC()
+	if first != "" && compareIDs(mustParseID(first), id) <= 0 {
+		return fmt.Sprintf("the chain's anchor names entry %s, but entry %s, at or before it, is still in the log: retention removes every entry through the one it anchors at, %s", trimmed, first, byOthers)
+	}
+	if !l.keepForSet {
+		return ""
+	}
 	const causes = "records were deleted by other means than retention and the anchor set; or retention was shorter, or on, when it removed them"
+	link, rec, ok := strings.Cut(a.record, "\n")
+	if !a.recordSet || !ok || chainHash(link, rec) != hash {
+		return fmt.Sprintf("the chain's anchor (entry %s) comes without the record retention removed last, or with one its hash does not match, so nothing dates what it says was removed: %s; or the anchor was set by a Lockbox from before anchors kept their record (retention's next trim sets one that does)",
+			trimmed, causes)
+	}
+	d, _ := entryTime(redis.XMessage{ID: trimmed, Values: map[string]any{field: rec}}, l.now())
+	written := d.at.UTC()
 	if l.keepFor == 0 {
-		return fmt.Sprintf("the chain's anchor says retention removed the records through entry %s, written %s, but retention is off (LOCKBOX_AUDIT_RETENTION is 0: records are kept forever; set LOCKBOX_AUDIT_RETENTION_SHORTEST if it trimmed before): %s",
+		return fmt.Sprintf("the chain's anchor says retention removed the records through entry %s, created %s, but retention is off (LOCKBOX_AUDIT_RETENTION is 0: records are kept forever; set LOCKBOX_AUDIT_RETENTION_SHORTEST if it trimmed before): %s",
 			trimmed, written.Format(time.RFC3339), causes)
 	}
 	cut := l.now().Add(-l.keepFor)
 	if !written.After(cut.Add(anchorAllowance)) {
 		return ""
 	}
-	return fmt.Sprintf("the chain's anchor says retention removed the records through entry %s, written %s, but the retention anchors are judged by (%s: LOCKBOX_AUDIT_RETENTION, or LOCKBOX_AUDIT_RETENTION_SHORTEST where set) removes only records written before %s (give or take %s of clock skew): %s",
+	return fmt.Sprintf("the chain's anchor says retention removed the records through entry %s, created %s, but the retention anchors are judged by (%s: LOCKBOX_AUDIT_RETENTION, or LOCKBOX_AUDIT_RETENTION_SHORTEST where set) removes only records created before %s (give or take %s of clock skew): %s",
 		trimmed, written.Format(time.RFC3339), shortDuration(l.keepFor), cut.UTC().Format(time.RFC3339), shortDuration(anchorAllowance), causes)
 }
 

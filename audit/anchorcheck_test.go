@@ -2,11 +2,16 @@ package audit_test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/internal/chaintest"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 )
@@ -24,6 +29,30 @@ func retentionEnv(t *testing.T) *sealEnv {
 	}
 	e.clock.Set(now.UTC().Truncate(time.Second))
 	return e
+}
+
+// setAnchor sets tenant contoso's anchor at entry id, with m's record, as
+// retention would set it after removing m: what whoever can write to Redis
+// can do, having read m before deleting it.
+func setAnchor(t *testing.T, e *sealEnv, id string, m redis.XMessage) {
+	t.Helper()
+	ctx := context.Background()
+	if err := e.rdb.Set(ctx, keys.AuditAnchor("contoso"), id+" "+m.Values["h"].(string), 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.rdb.Set(ctx, keys.AuditAnchorRecord("contoso"), m.Values["p"].(string)+"\n"+m.Values["r"].(string), 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// createdAt is the CreationTime of m's record, as verification words it.
+func createdAt(t *testing.T, m redis.XMessage) string {
+	t.Helper()
+	var rec struct{ CreationTime record.Time }
+	if err := json.Unmarshal([]byte(m.Values["r"].(string)), &rec); err != nil || rec.CreationTime.IsZero() {
+		t.Fatalf("record %s: no CreationTime (%v)", m.ID, err)
+	}
+	return rec.CreationTime.UTC().Format(time.RFC3339)
 }
 
 // streamTime is when the entry id was added, by Redis's clock.
@@ -59,16 +88,15 @@ func TestAnchorFakedPastAKeptSeal(t *testing.T) {
 	if err := e.rdb.XDel(ctx, keys.Audit("contoso"), ids[:6]...).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.rdb.Set(ctx, keys.AuditAnchor("contoso"), ids[5]+" "+msgs[5].Values["h"].(string), 0).Err(); err != nil {
-		t.Fatal(err)
-	}
+	// The anchor and its record as retention would have set them.
+	setAnchor(t, e, ids[5], msgs[5])
 	e.rdb.Del(ctx, keys.AuditSeal("contoso"))
 	e.resealDirectly(t)
 
-	written := streamTime(t, ids[5]).Format(time.RFC3339)
+	created := createdAt(t, msgs[5])
 	for name, v := range map[string]audit.Verification{"without the kept seal": e.verify(t), "with the kept seal": e.verifySince(t, kept)} {
 		if v.OK || v.TrimmedThrough != ids[5] ||
-			!strings.Contains(v.Problem, "through entry "+ids[5]+", written "+written) ||
+			!strings.Contains(v.Problem, "through entry "+ids[5]+", created "+created) ||
 			!strings.Contains(v.Problem, "(8760h: LOCKBOX_AUDIT_RETENTION") ||
 			!strings.Contains(v.Problem, "records were deleted by other means than retention and the anchor set") {
 			t.Errorf("%s: %+v, want broken by an anchor a year too young", name, v)
@@ -125,6 +153,7 @@ func TestAnchorJudgedByRetention(t *testing.T) {
 			kept := e.keep(t)
 			e.write(t, "contoso", 3)
 			ids := e.ids(t, "contoso")
+			msgs := e.rdb.XRange(ctx, keys.Audit("contoso"), "-", "+").Val()
 			// The records are created a second apart from base: the
 			// retention cut after the sixth, at the clock it takes.
 			e.clock.Set(base.Add(retention + 5*time.Second + time.Second/2))
@@ -141,9 +170,78 @@ func TestAnchorJudgedByRetention(t *testing.T) {
 				return
 			}
 			if v.OK || v.TrimmedThrough != ids[5] || v.SinceSeal != audit.SinceSealBroken ||
-				!strings.Contains(v.Problem, "through entry "+ids[5]+", written "+streamTime(t, ids[5]).Format(time.RFC3339)) ||
+				!strings.Contains(v.Problem, "through entry "+ids[5]+", created "+createdAt(t, msgs[5])) ||
 				!strings.Contains(v.Problem, tc.why) || !strings.Contains(v.Problem, "or retention was shorter, or on, when it removed them") {
 				t.Fatalf("%+v, want broken, the kept seal too, naming entry %s and %q", v, ids[5], tc.why)
+			}
+		})
+	}
+}
+
+// TestAnchorIDChosen: whoever can write to Redis deletes a chain's oldest
+// records, seconds old under a retention of a year, and sets the anchor
+// himself. The stream id an anchor names is only a string: dated by it,
+// an id chosen a day before the retention passed the records left as
+// trimmed. The anchor is dated by the CreationTime of the record it says
+// was removed last, which its hash binds; an anchor that comes without that
+// record (or with another), names no stream id, or names one the log still
+// holds entries at or before, is not retention's. The seals, which cover
+// the deleted records, are broken with the chain, the kept one too.
+func TestAnchorIDChosen(t *testing.T) {
+	const retention = 8760 * time.Hour
+	old := func(now time.Time) string { return fmt.Sprintf("%d-0", now.Add(-retention-24*time.Hour).UnixMilli()) }
+	for _, tc := range []struct {
+		name string
+		// set sets the anchor, with now the verifying clock, ids the
+		// entries and msgs the records before the deletion of the first
+		// three.
+		set func(t *testing.T, e *sealEnv, now time.Time, ids []string, msgs []redis.XMessage)
+		why string
+	}{
+		{name: "an old id, with the record removed last", why: "removes only records created before",
+			set: func(t *testing.T, e *sealEnv, now time.Time, _ []string, msgs []redis.XMessage) {
+				setAnchor(t, e, old(now), msgs[2])
+			}},
+		{name: "an old id, without a record", why: "comes without the record retention removed last",
+			set: func(t *testing.T, e *sealEnv, now time.Time, _ []string, msgs []redis.XMessage) {
+				e.rdb.Set(context.Background(), keys.AuditAnchor("contoso"), old(now)+" "+msgs[2].Values["h"].(string), 0)
+			}},
+		{name: "an old id, with an older record", why: "with one its hash does not match",
+			set: func(t *testing.T, e *sealEnv, now time.Time, _ []string, msgs []redis.XMessage) {
+				setAnchor(t, e, old(now), msgs[0])
+				e.rdb.Set(context.Background(), keys.AuditAnchor("contoso"), old(now)+" "+msgs[2].Values["h"].(string), 0)
+			}},
+		{name: "no id at all", why: "is not the stream id and hash retention sets it to",
+			set: func(t *testing.T, e *sealEnv, _ time.Time, _ []string, msgs []redis.XMessage) {
+				setAnchor(t, e, "", msgs[2])
+			}},
+		{name: "an id past the first record left", why: "is still in the log",
+			set: func(t *testing.T, e *sealEnv, _ time.Time, ids []string, msgs []redis.XMessage) {
+				setAnchor(t, e, ids[4], msgs[2])
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			e := retentionEnv(t)
+			e.log.SetRetention(retention)
+			e.write(t, "contoso", 6)
+			e.sealAll(t)
+			kept := e.keep(t) // sealed through the sixth record, left alone
+			e.write(t, "contoso", 2)
+			e.sealAll(t)
+			ids := e.ids(t, "contoso")
+			msgs := e.rdb.XRange(ctx, keys.Audit("contoso"), "-", "+").Val()
+			if err := e.rdb.XDel(ctx, keys.Audit("contoso"), ids[:3]...).Err(); err != nil {
+				t.Fatal(err)
+			}
+			tc.set(t, e, e.clock.Now(), ids, msgs)
+			for name, v := range map[string]audit.Verification{"without the kept seal": e.verify(t), "with the kept seal": e.verifySince(t, kept)} {
+				if v.OK || !strings.Contains(v.Problem, tc.why) {
+					t.Errorf("%s: records %v, seconds old, deleted and the anchor set: %+v; want broken, %q", name, ids[:3], v, tc.why)
+				}
+			}
+			if v := e.verifySince(t, kept); v.SinceSeal != audit.SinceSealBroken {
+				t.Errorf("the kept seal, which covered the records deleted: %q, want broken", v.SinceSeal)
 			}
 		})
 	}

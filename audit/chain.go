@@ -272,11 +272,12 @@ func (l *Log) verifyOnce(ctx context.Context, tenant string) (Verification, stri
 func (l *Log) verifyOnceSince(ctx context.Context, tenant string, kept *chainSeal) (res Verification, _ string, _ error) {
 	v := Verification{Tenant: tenant}
 	stream := keys.Audit(tenant)
-	var headC, anchorC, sealC *redis.StringCmd
+	var headC, sealC *redis.StringCmd
+	var anchorR func() anchorRead
 	var firstC, lastC *redis.XMessageSliceCmd
 	_, err := l.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		headC = p.Get(ctx, keys.AuditHead(tenant))
-		anchorC = p.Get(ctx, keys.AuditAnchor(tenant))
+		anchorR = readAnchor(ctx, p, tenant)
 		sealC = p.Get(ctx, keys.AuditSeal(tenant))
 		firstC = p.XRangeN(ctx, stream, "-", "+", verifyBatch)
 		lastC = p.XRevRangeN(ctx, stream, "+", "-", 1)
@@ -285,7 +286,8 @@ func (l *Log) verifyOnceSince(ctx context.Context, tenant string, kept *chainSea
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return v, "", fault.Unavailable("audit: verify", err)
 	}
-	head, anchor := headC.Val(), anchorC.Val()
+	a := anchorR()
+	head, anchor := headC.Val(), a.value
 	msgs, err := firstC.Result()
 	if err != nil {
 		return v, anchor, fault.Unavailable("audit: verify", err)
@@ -325,11 +327,15 @@ func (l *Log) verifyOnceSince(ctx context.Context, tenant string, kept *chainSea
 		}
 	}()
 	// An anchor retention, as it is set, can't have left: the records
-	// before it were deleted otherwise, so the seals of those records
-	// (the one the auditor kept above all) are broken, not trimmed.
-	if p := l.anchorProblem(trimmed); p != "" {
+	// before it were deleted otherwise, so the seals, which cover them
+	// (the one the auditor kept above all), are broken, not trimmed.
+	first := ""
+	if len(msgs) > 0 {
+		first = msgs[0].ID
+	}
+	if p := l.anchorProblem(a, first); p != "" {
 		for _, s := range seals {
-			s.beforeAnchor(trimmed)
+			s.anchorNotRetentions()
 		}
 		v.Problem = p
 		return v, anchor, nil
@@ -468,19 +474,21 @@ func mustParseID(id string) streamID {
 // them: they were deleted. Nor did one retention, as it is set, can't
 // have left (anchorProblem): verify starts again, and reports it.
 func (l *Log) trimmedBetween(ctx context.Context, tenant, readTo, id, p string) (bool, error) {
-	a, err := l.rdb.Get(ctx, keys.AuditAnchor(tenant)).Result()
-	if errors.Is(err, redis.Nil) {
-		return false, nil
-	}
-	if err != nil {
+	pipe := l.rdb.Pipeline()
+	read := readAnchor(ctx, pipe, tenant)
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return false, fault.Unavailable("audit: verify", err)
 	}
-	aid, hash, ok := strings.Cut(a, " ")
+	a := read()
+	if !a.set {
+		return false, nil
+	}
+	aid, hash, ok := strings.Cut(a.value, " ")
 	at, aerr := parseID(aid)
-	read, rerr := parseID(readTo)
+	readID, rerr := parseID(readTo)
 	next, nerr := parseID(id)
 	switch {
-	case !ok || aerr != nil || rerr != nil || nerr != nil, compareIDs(at, read) < 0, l.anchorProblem(aid) != "":
+	case !ok || aerr != nil || rerr != nil || nerr != nil, compareIDs(at, readID) < 0, l.anchorProblem(a, "") != "":
 		return false, nil
 	case compareIDs(at, next) < 0:
 		return hash == p, nil

@@ -21,8 +21,10 @@ import (
 // trimScript removes the stream's entries before ARGV[1] (an exclusive
 // MINID threshold) and records the hash of the last one removed (ARGV[3],
 // whose id is ARGV[2]) as the chain's anchor, so verification of what
-// remains starts from it. Trimming only moves forward: several replicas
-// may trim at once, and an older cut arriving late changes nothing.
+// remains starts from it, and what that hash is the SHA-1 of (ARGV[6]: the
+// record's link, "\n" and the record) as the anchor's record, which dates
+// it (anchorProblem). Trimming only moves forward: several replicas may
+// trim at once, and an older cut arriving late changes nothing.
 //
 // It returns how many entries it removed and how many of those the SIEM
 // group (ARGV[4]) had not read yet: entries after the group's
@@ -59,6 +61,7 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
 end
 local n = redis.call('XTRIM', KEYS[1], 'MINID', ARGV[1])
 redis.call('SET', KEYS[2], ARGV[2] .. ' ' .. ARGV[3])
+redis.call('SET', KEYS[3], ARGV[6])
 return {n, unread}
 `)
 
@@ -97,6 +100,8 @@ func (l *Log) Trim(ctx context.Context, tenant string, cutoff time.Time) (int, e
 		}
 		m := msgs[last]
 		h, _ := m.Values["h"].(string)
+		link, _ := m.Values["p"].(string)
+		rec, _ := m.Values[field].(string)
 		next, err := nextID(m.ID)
 		if err != nil {
 			return total, err
@@ -105,7 +110,8 @@ func (l *Log) Trim(ctx context.Context, tenant string, cutoff time.Time) (int, e
 		if l.siemTrims != nil {
 			siemOn = "1"
 		}
-		res, err := trimScript.Run(ctx, l.rdb, []string{keys.Audit(tenant), keys.AuditAnchor(tenant)}, next, m.ID, h, SIEMGroup, siemOn).Int64Slice()
+		res, err := trimScript.Run(ctx, l.rdb, []string{keys.Audit(tenant), keys.AuditAnchor(tenant), keys.AuditAnchorRecord(tenant)},
+			next, m.ID, h, SIEMGroup, siemOn, link+"\n"+rec).Int64Slice()
 		if err == nil && len(res) != 2 {
 			err = fmt.Errorf("trim script returned %v", res)
 		}

@@ -246,13 +246,12 @@ func (s *chainSeal) atAnchor(trimmed, hash string) string {
 	return ""
 }
 
-// beforeAnchor marks s broken when it names the anchor's entry, trimmed,
-// or one before it, once the anchor is found not to be retention's
-// (anchorProblem): the records it sealed were deleted otherwise, and
-// nothing tells they were intact.
-func (s *chainSeal) beforeAnchor(trimmed string) {
-	at, err := parseID(trimmed)
-	if s.check && (err != nil || compareIDs(s.id, at) <= 0) {
+// anchorNotRetentions marks s broken, once the chain's anchor is found not
+// to be retention's (anchorProblem): the records before the anchor were
+// deleted otherwise, and every seal's hash covers the chain from its
+// first record, those included, so nothing tells what s sealed is intact.
+func (s *chainSeal) anchorNotRetentions() {
+	if s.check {
 		s.check, s.broken = false, true
 	}
 }

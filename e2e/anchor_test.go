@@ -5,13 +5,23 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/lockbox-oss/lockbox/internal/keys"
 )
+
+// setAnchor sets contoso's anchor after m, with its record, as retention
+// would have after removing it.
+func setAnchor(ctx context.Context, w *world, m redis.XMessage) {
+	w.srv.Redis.Set(ctx, keys.AuditAnchor("contoso"), m.ID+" "+m.Values["h"].(string), 0)
+	w.srv.Redis.Set(ctx, keys.AuditAnchorRecord("contoso"), m.Values["p"].(string)+"\n"+m.Values["r"].(string), 0)
+}
 
 // TestAuditAnchorJudgedByRetention: the server judges a chain's anchor by
 // the LOCKBOX_AUDIT_RETENTION it runs with. The oldest records deleted in
 // Redis and the anchor set after them, as retention would have, are
-// reported broken when they were younger than the retention.
+// reported broken when they were younger than the retention, dated by the
+// CreationTime of the record the anchor keeps.
 func TestAuditAnchorJudgedByRetention(t *testing.T) {
 	w := start(t, "LOCKBOX_AUDIT_RETENTION", "28h")
 	w.create("operator")
@@ -22,7 +32,7 @@ func TestAuditAnchorJudgedByRetention(t *testing.T) {
 	}
 	first := entries[0]
 	w.srv.Redis.XDel(ctx, keys.Audit("contoso"), first.ID)
-	w.srv.Redis.Set(ctx, keys.AuditAnchor("contoso"), first.ID+" "+first.Values["h"].(string), 0)
+	setAnchor(ctx, w, first)
 	code, out, _ := w.ctl("admin", "audit", "verify", "--tenant", "contoso")
 	if code != 4 || !strings.Contains(out, "BROKEN") || !strings.Contains(out, first.ID) || !strings.Contains(out, "(28h: LOCKBOX_AUDIT_RETENTION") {
 		t.Fatalf("records of the last seconds deleted with the anchor set after them: exit %d\n%s", code, out)
@@ -38,7 +48,7 @@ func TestAuditAnchorJudgedByShortestRetention(t *testing.T) {
 	ctx := context.Background()
 	first := w.srv.Redis.XRange(ctx, keys.Audit("contoso"), "-", "+").Val()[0]
 	w.srv.Redis.XDel(ctx, keys.Audit("contoso"), first.ID)
-	w.srv.Redis.Set(ctx, keys.AuditAnchor("contoso"), first.ID+" "+first.Values["h"].(string), 0)
+	setAnchor(ctx, w, first)
 	code, out, _ := w.ctl("admin", "audit", "verify", "--tenant", "contoso")
 	if code != 4 || !strings.Contains(out, "(28h: LOCKBOX_AUDIT_RETENTION") || strings.Contains(out, "retention is off") {
 		t.Fatalf("an anchor of the last seconds, judged by the shortest retention: exit %d\n%s", code, out)

@@ -60,7 +60,7 @@ func Place(line []byte, entry, prev, hash string) []byte {
 	if n < 2 || line[0] != '{' || line[n-1] != '}' || bytes.ContainsAny(line, "\r\n") {
 		return line
 	}
-	if _, ok := parseID(entry); !ok || !isHash(hash) || (prev != "" && !isHash(prev)) {
+	if _, ok := parseID(entry); !ok || !IsHash(hash) || (prev != "" && !IsHash(prev)) {
 		return line
 	}
 	out := make([]byte, 0, n+len(entry)+len(prev)+len(hash)+64)
@@ -154,9 +154,9 @@ func cutBack(b []byte, end string, in func(byte) bool, min int, before string) (
 
 var closeBrace = []byte{'}'}
 
-// isHash reports whether s is a chain hash as Lockbox writes it: SHA-1 in
+// IsHash reports whether s is a chain hash as Lockbox writes it: SHA-1 in
 // 40 lower-case hex digits.
-func isHash(s string) bool {
+func IsHash(s string) bool {
 	return len(s) == 2*sha1.Size && !strings.ContainsFunc(s, func(r rune) bool { return r > 0x7f || !isHex(byte(r)) })
 }
 

@@ -285,6 +285,12 @@ func AuditHead(tenant string) string { return tagged(tenant, "audit:head") }
 // removed: the point the remaining chain starts from.
 func AuditAnchor(tenant string) string { return tagged(tenant, "audit:anchor") }
 
+// AuditAnchorRecord holds what the anchor's hash is the SHA-1 of: the
+// link of the last record retention removed, "\n", and the record. Set
+// with the anchor, it dates the anchor by the record's CreationTime, which
+// the hash binds, where the anchor's stream id is only a string.
+func AuditAnchorRecord(tenant string) string { return tagged(tenant, "audit:anchor:record") }
+
 // AuditSeal holds the newest seal of the tenant's audit chain:
 // "<stream id> <seal>", the id of the entry the seal names (so that the
 // script storing seals keeps only the newest without parsing them) and
