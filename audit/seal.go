@@ -44,8 +44,9 @@ import (
 // ARGV[6] exists on it, a forwarder deletes each seal its sink took, and
 // ARGV[7] seals wait at most. The group is there once a forwarder has
 // reached the tenant: a forwarder creates it on the seal stream, and on
-// the audit stream KEYS[1], at its first visit of the tenant, before
-// anything that depends on its sink (see Forwarder.reach); a seal stream
+// the audit stream KEYS[1], where it is missing, at each pass that lists
+// the tenant, before anything that depends on its sink (see
+// Forwarder.reach); a seal stream
 // that did not exist then gets it here, from its first entry, when the
 // audit stream has it. Before any forwarder reached the tenant
 // (forwarding off, or none started yet) the stream keeps the newest seal

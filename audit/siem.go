@@ -614,7 +614,8 @@ type Forwarder struct {
 	// orgs completes legacy records for OCSF events as searches read
 	// them (their tenant's GUID, read once per tenant and process).
 	orgs *Log
-	// reached holds the tenants this forwarder has reached (see reach).
+	// reached holds the tenants this forwarder has reached, so that a
+	// group missing at a later visit is told as vanished (see reach).
 	reachMu sync.Mutex
 	reached map[string]bool
 }
@@ -834,13 +835,14 @@ func (fw *Forwarder) Run(ctx context.Context) error {
 // other replicas for ClaimAfter, forwards new records, then removes from
 // the tenant's group the replicas gone for good (ForgetAfter); then does
 // the same for the tenant's seals. An idle deployment's pass costs one
-// command however many tenants it serves. A tenant's first visit by this
-// forwarder begins by putting the SIEM group on its streams, whatever the
-// sink does (see reach). It returns how many lines (records and seals)
-// it wrote. A failing tenant does not stop the pass; the errors are
-// joined, and the tenant is due again at the next pass. A stalled sink
-// (ErrSinkStalled) does: every tenant would wait out the write timeout in
-// turn, and all are due again at the next pass.
+// command however many tenants it serves. Every tenant the pass lists,
+// visited or left for the next pass, first gets the SIEM group put on
+// its streams where it is missing, whatever the sink does (see reach).
+// It returns how many lines (records and seals) it wrote. A failing
+// tenant does not stop the pass; the errors are joined, and the tenant is
+// due again at the next pass. A stalled sink (ErrSinkStalled) does: every
+// tenant would wait out the write timeout in turn, and all are due again
+// at the next pass.
 //
 // A pass under a consumer name another live process holds forwards
 // nothing and fails with ErrConsumerInUse (see holdName). Every
@@ -941,50 +943,66 @@ func (fw *Forwarder) poll(ctx context.Context) (int, error) {
 	return total, err
 }
 
-// sealGroupScript creates the group ARGV[1] on the seal stream KEYS[1],
-// reading from its first entry, when the stream exists without it, and
-// returns 1 when it did. A seal stream that does not exist yet gets the
-// group from the script that stores its first seal (storeSealScript),
-// since the tenant's audit stream has it then: creating it here
-// (MKSTREAM) would give every tenant never sealed (sealing off) an empty
-// seal stream.
-var sealGroupScript = redis.NewScript(`
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
-  for i = 1, #g, 2 do
-    if g[i] == 'name' and g[i + 1] == ARGV[1] then return 0 end
+// reachScript puts the group ARGV[1], where it is missing, on the audit
+// stream KEYS[1] (creating the stream if need be) and on the seal stream
+// KEYS[2] when that exists, each reading from its stream's first entry,
+// and returns how many groups it created. A seal stream that does not exist
+// yet gets the group from the script that stores its first seal
+// (storeSealScript), since the tenant's audit stream has it then:
+// creating it here (MKSTREAM) would give every tenant never sealed
+// (sealing off) an empty seal stream. One script, since the two streams
+// share the tenant's slot: one command per tenant and pass.
+var reachScript = redis.NewScript(`
+local function has(key)
+  for _, g in ipairs(redis.call('XINFO', 'GROUPS', key)) do
+    for i = 1, #g, 2 do
+      if g[i] == 'name' and g[i + 1] == ARGV[1] then return true end
+    end
   end
+  return false
 end
-redis.call('XGROUP', 'CREATE', KEYS[1], ARGV[1], '0')
-return 1
+local made = 0
+if redis.call('EXISTS', KEYS[1]) == 0 or not has(KEYS[1]) then
+  redis.call('XGROUP', 'CREATE', KEYS[1], ARGV[1], '0', 'MKSTREAM')
+  made = made + 1
+end
+if redis.call('EXISTS', KEYS[2]) == 1 and not has(KEYS[2]) then
+  redis.call('XGROUP', 'CREATE', KEYS[2], ARGV[1], '0')
+  made = made + 1
+end
+return made
 `)
 
 // reach puts the SIEM group on tenant's audit stream and, when the tenant
-// has one, on its seal stream: once per forwarder and tenant, at the
-// tenant's first visit, before anything that depends on the sink or the
-// consumer name. Without the group on either, the sealer keeps only the
-// tenant's newest seal, each new one replacing the one before unread and
-// uncounted (storeSealScript): right while forwarding is off, not while a
-// forwarder runs and its sink fails, or stalls and leaves the other
-// tenants of its passes unvisited. Both groups read from the streams'
-// first entries, so the records and the seal waiting already are
+// has one, on its seal stream, before anything that depends on the sink or
+// the consumer name. Without the group on either, the sealer keeps only
+// the tenant's newest seal, each new one replacing the one before unread
+// and uncounted (storeSealScript): right while forwarding is off, not
+// while a forwarder runs and its sink fails, or stalls and leaves the
+// other tenants of its passes unvisited. Both groups read from the
+// streams' first entries, so the records and the seal waiting already are
 // forwarded.
+//
+// It does so each time a pass lists the tenant, not once per forwarder
+// and tenant: a group can vanish under a running forwarder (Redis
+// restored from a snapshot taken before forwarding began, a failover to
+// a replica that never got the group), and while the sink stalls no
+// visit's read would put it back. A group that vanished from a tenant
+// this forwarder had reached is logged: the records retention kept are
+// forwarded again.
 func (fw *Forwarder) reach(ctx context.Context, tenant, stream, sealStream string) error {
-	fw.reachMu.Lock()
-	ok := fw.reached[tenant]
-	fw.reachMu.Unlock()
-	if ok {
-		return nil
-	}
-	if err := fw.group.Ensure(ctx, stream); err != nil {
-		return err
-	}
-	if err := sealGroupScript.Run(ctx, fw.cfg.Redis, []string{sealStream}, SIEMGroup).Err(); err != nil {
-		return fmt.Errorf("create group %s on %s: %w", SIEMGroup, sealStream, err)
+	made, err := reachScript.Run(ctx, fw.cfg.Redis, []string{stream, sealStream}, SIEMGroup).Int()
+	if err != nil {
+		return fmt.Errorf("create group %s on %s and %s: %w", SIEMGroup, stream, sealStream, err)
 	}
 	fw.reachMu.Lock()
+	before := fw.reached[tenant]
 	fw.reached[tenant] = true
 	fw.reachMu.Unlock()
+	if made > 0 && before {
+		fw.log.WarnContext(ctx, "siem: the consumer group vanished from the tenant's streams; created it again, and the records and seals they hold are forwarded again",
+			"tenant", tenant, "group", SIEMGroup, "streams_regrouped", made)
+	}
 	return nil
 }
 
@@ -1193,18 +1211,31 @@ const ackTimeout = 2 * time.Second
 // whoever forwards next.
 //
 // Entries that need no line (trimmed while pending, which leaves no
-// fields, or holding nothing to write) are acknowledged and counted
-// skipped however the batch ends, those after a failure included: a
-// batch of entries taken over from another replica ends with the trimmed
-// ones (streamgroup's claim), which XAUTOCLAIM has dropped from the
-// pending list already, so this batch is the last moment anything knows
-// of them. No entry with fields is acknowledged unless the sink took (and
-// flushed) its line.
+// fields, or holding nothing to write) are counted skipped however the
+// batch ends, those after a failure included: a batch of entries taken
+// over from another replica ends with the trimmed ones (streamgroup's
+// claim), which XAUTOCLAIM has dropped from the pending list already, so
+// this batch is the last moment anything knows of them. Those are counted
+// at once, whatever the acknowledgement does, and need none: a failed one
+// would leave them uncounted for good (streamgroup.Deleted). The others
+// are acknowledged, and counted once Redis took the acknowledgement: a
+// failed one leaves them pending, and the pass that takes them up again
+// counts them. No entry with fields is acknowledged unless the sink took
+// (and flushed) its line.
 func (fw *Forwarder) deliver(ctx context.Context, tenant, stream string, msgs []redis.XMessage, k *lineKind) (int, error) {
 	// took: the entries whose lines the sink took; none: those needing
-	// no line.
+	// no line, still pending; gone: how many need no line and are off
+	// the pending list already (deleted, taken over).
 	took := make([]string, 0, len(msgs))
 	var none []string
+	gone := 0
+	skip := func(id string) {
+		if streamgroup.Deleted(ctx, stream, id) {
+			gone++
+		} else {
+			none = append(none, id)
+		}
+	}
 	var werr error
 	for _, m := range msgs {
 		if werr == nil {
@@ -1213,7 +1244,7 @@ func (fw *Forwarder) deliver(ctx context.Context, tenant, stream string, msgs []
 		if werr != nil {
 			// Stopped: only an entry without fields is still done with.
 			if m.Values == nil {
-				none = append(none, m.ID)
+				skip(m.ID)
 			}
 			continue
 		}
@@ -1225,7 +1256,7 @@ func (fw *Forwarder) deliver(ctx context.Context, tenant, stream string, msgs []
 			if m.Values != nil {
 				fw.log.Error(k.empty, "stream", stream, "id", m.ID)
 			}
-			none = append(none, m.ID)
+			skip(m.ID)
 			continue
 		}
 		if err != nil {
@@ -1251,6 +1282,7 @@ func (fw *Forwarder) deliver(ctx context.Context, tenant, stream string, msgs []
 		}
 	}
 	written := len(took)
+	k.count.WithLabelValues("skipped").Add(float64(gone))
 	if ack := append(took, none...); len(ack) > 0 {
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ackTimeout)
 		err := k.ack(actx, stream, ack...)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/lockbox-oss/lockbox/audit"
 	"github.com/lockbox-oss/lockbox/internal/clock"
@@ -136,5 +137,95 @@ func TestSIEMTrimmedEntriesTakenOverAreSkippedWhenTheBatchStops(t *testing.T) {
 				t.Errorf("finally: %d records pending", p)
 			}
 		})
+	}
+}
+
+// xackFailsOnce fails the next XACK, once, as a Redis that times out on
+// the acknowledgement does.
+func xackFailsOnce(rdb redis.UniversalClient) {
+	rdb.AddHook(&failOnce{match: func(c redis.Cmder) bool { return strings.EqualFold(c.Name(), "xack") }})
+}
+
+// TestSIEMTrimmedEntriesTakenOverAreSkippedWhenTheAckFails: records a
+// replica read and died with, and that retention trimmed before another
+// replica took them over, come back without fields at the end of the
+// take-over batch, already off the pending list (XAUTOCLAIM dropped them).
+// When that batch's acknowledgement fails (Redis timed out), nothing
+// brings them back for a later pass to count: they must be counted
+// skipped then, or never, and the alert on skipped records stays silent.
+// The records the batch wrote stay pending and are written again.
+func TestSIEMTrimmedEntriesTakenOverAreSkippedWhenTheAckFails(t *testing.T) {
+	ctx := context.Background()
+	rdb := testRedis(t)
+	log := audit.NewLog(rdb, nil)
+	siemAppend(t, rdb, log, 5, "contoso")
+	clk := clock.NewFake(time.Now())
+	dead := newForwarder(t, audit.ForwarderConfig{Redis: rdb, Sink: &memSink{failing: true}, Consumer: "r1",
+		ClaimAfter: time.Minute, Now: clk.Now})
+	if _, err := dead.Poll(ctx); err == nil {
+		t.Fatal("the dead replica's pass succeeded")
+	}
+	// As in TestSIEMTrimmedEntriesTakenOverAreSkippedWhenTheBatchStops.
+	ageRecords(t, rdb, "contoso", 2*time.Minute)
+	ids := rdb.XRange(ctx, keys.Audit("contoso"), "-", "+").Val()
+	if err := rdb.XTrimMinID(ctx, keys.Audit("contoso"), ids[2].ID).Err(); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(2 * time.Minute)
+
+	xackFailsOnce(rdb)
+	reg := prometheus.NewRegistry()
+	r2 := newForwarder(t, audit.ForwarderConfig{Redis: rdb, Sink: &memSink{}, Consumer: "r2",
+		ClaimAfter: time.Minute, Now: clk.Now, Registerer: reg})
+	if _, err := r2.Poll(ctx); err == nil || !strings.Contains(err.Error(), "ack: i/o timeout") {
+		t.Fatalf("the pass whose acknowledgement failed: %v, want its ack error", err)
+	}
+	if s := counter(t, reg, "lockbox_siem_records_total", "skipped"); s != 2 {
+		t.Errorf("after the failed acknowledgement: skipped %v records, want the 2 trimmed", s)
+	}
+	for poll(t, r2) > 0 {
+	}
+	if p := pending(t, rdb, "contoso"); p != 0 {
+		t.Errorf("finally: %d records pending", p)
+	}
+	if s := counter(t, reg, "lockbox_siem_records_total", "skipped"); s != 2 {
+		t.Errorf("finally: skipped %v records, want the 2 trimmed, once", s)
+	}
+}
+
+// TestSIEMOwnTrimmedEntriesAreSkippedOnceWhenTheAckFails: records a
+// replica read, failed to write and still holds, trimmed by retention
+// meanwhile, come back to it without fields and still pending. When the
+// acknowledgement of their batch fails, they stay pending and come back
+// at the next pass, which counts them: counted at the failed one too,
+// they would be counted twice.
+func TestSIEMOwnTrimmedEntriesAreSkippedOnceWhenTheAckFails(t *testing.T) {
+	ctx := context.Background()
+	rdb := testRedis(t)
+	log := audit.NewLog(rdb, nil)
+	siemAppend(t, rdb, log, 5, "contoso")
+	reg := prometheus.NewRegistry()
+	sink := &memSink{failing: true}
+	fw := newForwarder(t, audit.ForwarderConfig{Redis: rdb, Sink: sink, Consumer: "r1", Registerer: reg})
+	if _, err := fw.Poll(ctx); err == nil {
+		t.Fatal("a pass over a failing sink succeeded")
+	}
+	ids := rdb.XRange(ctx, keys.Audit("contoso"), "-", "+").Val()
+	if err := rdb.XTrimMinID(ctx, keys.Audit("contoso"), ids[2].ID).Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	sink.set(false, 0)
+	xackFailsOnce(rdb)
+	if _, err := fw.Poll(ctx); err == nil || !strings.Contains(err.Error(), "ack: i/o timeout") {
+		t.Fatalf("the pass whose acknowledgement failed: %v, want its ack error", err)
+	}
+	for poll(t, fw) > 0 {
+	}
+	if p := pending(t, rdb, "contoso"); p != 0 {
+		t.Errorf("%d records pending", p)
+	}
+	if s := counter(t, reg, "lockbox_siem_records_total", "skipped"); s != 2 {
+		t.Errorf("skipped %v records, want the 2 trimmed, once", s)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lockbox-oss/lockbox/audit"
+	"github.com/lockbox-oss/lockbox/internal/keys"
 )
 
 // sealTokens returns the tokens of the seal lines among lines, of tenant's
@@ -185,4 +186,64 @@ func sealThroughFailingSink(t *testing.T, e *sealEnv, fw *audit.Forwarder, seale
 		e.clock.Advance(time.Minute)
 	}
 	return tokens
+}
+
+// TestSIEMSealsAfterTheGroupVanishedWhileTheSinkStalls: the SIEM group
+// vanishes from the tenants' streams under a running forwarder that has
+// reached them (Redis restored from a snapshot taken before forwarding
+// began, or a failover to a replica that never got the group), and its
+// sink stalls, so the tenants after the first in each pass get no visit
+// whose read would put the group back. A forwarder reaches every tenant
+// its passes list, each time, so that their seals still wait in their
+// seal streams and all reach the SIEM once the sink reads again: found on
+// neither stream, the group would have the sealer keep each tenant's
+// newest seal alone, the others replaced unread and uncounted.
+func TestSIEMSealsAfterTheGroupVanishedWhileTheSinkStalls(t *testing.T) {
+	ctx := context.Background()
+	e := newSealEnv(t, newKey(t))
+	sink := &stallingSink{}
+	fw := e.sealForwarder(t, "r1", sink, nil, "")
+	tenants := []string{"contoso", "fabrikam"}
+	for _, tn := range tenants {
+		e.write(t, tn, 1)
+	}
+	e.sealAll(t)
+	for poll(t, fw) > 0 {
+	}
+	for _, tn := range tenants {
+		for _, s := range []string{keys.Audit(tn), keys.AuditSeals(tn)} {
+			if err := e.rdb.XGroupDestroy(ctx, s, audit.SIEMGroup).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+
+	sink.stalled.Store(true)
+	tokens := map[string][]string{}
+	for range 3 {
+		for _, tn := range tenants {
+			e.write(t, tn, 1)
+		}
+		if _, err := fw.Poll(ctx); !errors.Is(err, audit.ErrSinkStalled) {
+			t.Fatalf("a pass over a stalled sink: %v, want ErrSinkStalled", err)
+		}
+		if n := e.sealAll(t); n != len(tenants) {
+			t.Fatalf("sealed %d tenants, want %d", n, len(tenants))
+		}
+		for _, tn := range tenants {
+			tokens[tn] = append(tokens[tn], storedSeal(t, e.rdb, tn))
+		}
+		e.clock.Advance(time.Minute)
+	}
+
+	sink.stalled.Store(false)
+	before := len(sink.got())
+	for poll(t, fw) > 0 {
+	}
+	got := sink.got()[before:]
+	for _, tn := range tenants {
+		if g := sealTokens(t, got, tn); !slices.Equal(g, tokens[tn]) {
+			t.Errorf("%s: the SIEM got %d seal lines, want the %d stored while the sink stalled, in order", tn, len(g), len(tokens[tn]))
+		}
+	}
 }

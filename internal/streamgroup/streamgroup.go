@@ -173,8 +173,33 @@ func New(cfg Config) (*Reader, error) {
 // with no fields. Those taken over from another consumer come at the end
 // of their batch and are off the pending list already (see claim): a
 // handler that stops early on a batch must still go through them, or
-// nothing will know of them again.
+// nothing will know of them again. Deleted tells them from this
+// consumer's own, which stay pending until acknowledged.
 type Handler func(ctx context.Context, msgs []redis.XMessage) error
+
+// deletedKey keys, in the context a Handler gets, the entries of its
+// batch that XAUTOCLAIM named deleted (see Deleted).
+type deletedKey struct{}
+
+// deletedIn is the value under deletedKey: the stream, so that a visit
+// begun in a handler of another stream's visit does not inherit it.
+type deletedIn struct {
+	stream string
+	ids    map[string]bool
+}
+
+// Deleted reports whether entry id, handed without fields to a Handler of
+// stream with ctx, is one a visit took over from another consumer that
+// XAUTOCLAIM named deleted from the stream: it took it off the pending
+// list as it named it, so no visit hands it over again, whatever the
+// handler does, and acknowledging it changes nothing. A handler that
+// counts such entries must count these whether or not its
+// acknowledgement succeeds. This consumer's own entries without fields
+// are not: they stay pending, and come back, until acknowledged.
+func Deleted(ctx context.Context, stream, id string) bool {
+	d, _ := ctx.Value(deletedKey{}).(deletedIn)
+	return d.stream == stream && d.ids[id]
+}
 
 // Visit reads stream and hands every batch to h: first this consumer's own
 // pending entries (a batch h left unfinished, or entries read before a
@@ -209,13 +234,21 @@ func (r *Reader) Visit(ctx context.Context, stream string, h Handler) (more bool
 	// Config.Expected) keeps them pending on purpose.
 	cursor := "0-0"
 	more, err = r.batches(func() (bool, error) {
-		msgs, held, next, err := r.claim(ctx, stream, cursor)
+		msgs, held, deleted, next, err := r.claim(ctx, stream, cursor)
 		if err != nil {
 			return false, err
 		}
 		if len(msgs) > 0 {
 			r.logTakeover(ctx, stream, msgs, held)
-			if err := h(ctx, msgs); err != nil {
+			hctx := ctx
+			if len(deleted) > 0 {
+				d := deletedIn{stream: stream, ids: make(map[string]bool, len(deleted))}
+				for _, id := range deleted {
+					d.ids[id] = true
+				}
+				hctx = context.WithValue(ctx, deletedKey{}, d)
+			}
+			if err := h(hctx, msgs); err != nil {
 				return false, err
 			}
 		}
@@ -395,22 +428,23 @@ func (r *Reader) readPending(ctx context.Context, stream, from string) ([]redis.
 
 // claim takes over up to Batch entries idle at other consumers for
 // ClaimAfter, scanning the pending entries from cursor; it returns them,
-// who held each (see logTakeover) and the cursor of the rest. Entries that
-// were pending but are no longer in the stream (trimmed) come back without
-// fields, as a consumer's own do: XAUTOCLAIM takes them off the pending
-// list and only names them (Redis 7), so they are the caller's last chance
-// to know of them.
+// who held each (see logTakeover), the ids of those deleted, and the
+// cursor of the rest. Entries that were pending but are no longer in the
+// stream (trimmed) come back without fields, as a consumer's own do, at
+// the end: XAUTOCLAIM takes them off the pending list and only names them
+// (Redis 7), so they are the caller's last chance to know of them.
 //
 // XAUTOCLAIM does not say whom it took an entry from, so the pending
 // entries idle for ClaimAfter are listed first (XPENDING IDLE, the same
 // scan); when there are none, as in most visits, there is nothing to
 // claim, and the visit costs no more commands than XAUTOCLAIM alone did.
-func (r *Reader) claim(ctx context.Context, stream, cursor string) ([]redis.XMessage, map[string]redis.XPendingExt, string, error) {
+func (r *Reader) claim(ctx context.Context, stream, cursor string) ([]redis.XMessage, map[string]redis.XPendingExt, []string, string, error) {
 	var msgs []redis.XMessage
 	var held map[string]redis.XPendingExt
+	var deleted []string
 	var next string
 	err := r.regroup(ctx, stream, func() error {
-		msgs, held, next = nil, nil, ""
+		msgs, held, deleted, next = nil, nil, nil, ""
 		idle, err := r.cfg.Redis.XPendingExt(ctx, &redis.XPendingExtArgs{
 			Stream: stream, Group: r.cfg.Group, Idle: r.cfg.ClaimAfter, Start: cursor, End: "+", Count: r.cfg.Batch,
 		}).Result()
@@ -421,7 +455,6 @@ func (r *Reader) claim(ctx context.Context, stream, cursor string) ([]redis.XMes
 		for _, p := range idle {
 			held[p.ID] = p
 		}
-		var deleted []string
 		msgs, next, deleted, err = r.cfg.Redis.XAutoClaimWithDeleted(ctx, &redis.XAutoClaimArgs{
 			Stream: stream, Group: r.cfg.Group, Consumer: r.cfg.Consumer,
 			MinIdle: r.cfg.ClaimAfter, Start: cursor, Count: r.cfg.Batch,
@@ -434,7 +467,7 @@ func (r *Reader) claim(ctx context.Context, stream, cursor string) ([]redis.XMes
 		}
 		return err
 	})
-	return msgs, held, next, err
+	return msgs, held, deleted, next, err
 }
 
 // logTakeover logs the entries msgs a visit took over, held (as claim

@@ -316,7 +316,12 @@ func TestKeepIdle(t *testing.T) {
 			// The holder retries them, and fails on the last.
 			var got []redis.XMessage
 			down := errors.New("sink down")
-			if _, err := held.Visit(ctx, key, func(_ context.Context, msgs []redis.XMessage) error {
+			if _, err := held.Visit(ctx, key, func(ctx context.Context, msgs []redis.XMessage) error {
+				for _, m := range msgs {
+					if streamgroup.Deleted(ctx, key, m.ID) {
+						t.Errorf("Deleted names %s, the holder's own entry, still pending", m.ID)
+					}
+				}
 				if got = append(got, msgs...); len(got) == len(ids) {
 					return down
 				}
@@ -422,7 +427,9 @@ func TestConfig(t *testing.T) {
 // handed to the handler without fields when taken over, as its own are,
 // so that the caller knows of them (the SIEM forwarder counts them as
 // skipped). XAUTOCLAIM drops them from the pending list and names them
-// apart from the entries it claims.
+// apart from the entries it claims, and Deleted tells them apart too:
+// nothing hands them over again, even when the handler's acknowledgement
+// fails, so a caller counting them must not wait for it.
 func TestTakeOverHandsOnDeletedEntries(t *testing.T) {
 	ctx := context.Background()
 	rdb := testRedis(t)
@@ -447,15 +454,22 @@ func TestTakeOverHandsOnDeletedEntries(t *testing.T) {
 	live := reader(t, rdb, "live")
 	var mu sync.Mutex
 	fields := map[string]bool{}
+	var deleted []string
 	if _, err := live.Visit(ctx, key, func(ctx context.Context, msgs []redis.XMessage) error {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, m := range msgs {
 			fields[m.ID] = m.Values["n"] != nil
+			if streamgroup.Deleted(ctx, key, m.ID) {
+				deleted = append(deleted, m.ID)
+			}
 		}
 		return nil
 	}); err != nil {
 		t.Fatal(err)
+	}
+	if want := []string{ids[0], ids[2]}; !slices.Equal(deleted, want) {
+		t.Errorf("Deleted named %v, want %v", deleted, want)
 	}
 	want := map[string]bool{ids[0]: false, ids[1]: true, ids[2]: false}
 	if len(fields) != len(want) {
