@@ -140,6 +140,21 @@ func TestSIEMTrimmedEntriesTakenOverAreSkippedWhenTheBatchStops(t *testing.T) {
 	}
 }
 
+// drainedSkipping has fw forward until nothing is left, and checks that
+// no record of contoso is pending then and that skipped records were
+// counted, once each.
+func drainedSkipping(t *testing.T, rdb redis.UniversalClient, fw *audit.Forwarder, reg *prometheus.Registry, skipped float64) {
+	t.Helper()
+	for poll(t, fw) > 0 {
+	}
+	if p := pending(t, rdb, "contoso"); p != 0 {
+		t.Errorf("finally: %d records pending", p)
+	}
+	if s := counter(t, reg, "lockbox_siem_records_total", "skipped"); s != skipped {
+		t.Errorf("finally: skipped %v records, want the %v trimmed, once", s, skipped)
+	}
+}
+
 // xackFailsOnce fails the next XACK, once, as a Redis that times out on
 // the acknowledgement does.
 func xackFailsOnce(rdb redis.UniversalClient) {
@@ -183,14 +198,7 @@ func TestSIEMTrimmedEntriesTakenOverAreSkippedWhenTheAckFails(t *testing.T) {
 	if s := counter(t, reg, "lockbox_siem_records_total", "skipped"); s != 2 {
 		t.Errorf("after the failed acknowledgement: skipped %v records, want the 2 trimmed", s)
 	}
-	for poll(t, r2) > 0 {
-	}
-	if p := pending(t, rdb, "contoso"); p != 0 {
-		t.Errorf("finally: %d records pending", p)
-	}
-	if s := counter(t, reg, "lockbox_siem_records_total", "skipped"); s != 2 {
-		t.Errorf("finally: skipped %v records, want the 2 trimmed, once", s)
-	}
+	drainedSkipping(t, rdb, r2, reg, 2)
 }
 
 // TestSIEMOwnTrimmedEntriesAreSkippedOnceWhenTheAckFails: records a
@@ -220,12 +228,5 @@ func TestSIEMOwnTrimmedEntriesAreSkippedOnceWhenTheAckFails(t *testing.T) {
 	if _, err := fw.Poll(ctx); err == nil || !strings.Contains(err.Error(), "ack: i/o timeout") {
 		t.Fatalf("the pass whose acknowledgement failed: %v, want its ack error", err)
 	}
-	for poll(t, fw) > 0 {
-	}
-	if p := pending(t, rdb, "contoso"); p != 0 {
-		t.Errorf("%d records pending", p)
-	}
-	if s := counter(t, reg, "lockbox_siem_records_total", "skipped"); s != 2 {
-		t.Errorf("skipped %v records, want the 2 trimmed, once", s)
-	}
+	drainedSkipping(t, rdb, fw, reg, 2)
 }
