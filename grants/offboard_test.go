@@ -331,9 +331,10 @@ func TestOffboardedTenantAfterRetention(t *testing.T) {
 	want := []string{
 		"lockbox:operator:" + operator.Principal.Subject + ":requests", // the operator's listing
 		"lockbox:reqidx:ID1", "lockbox:reqidx:ID2", // request id → tenant
-		"lockbox:requests",               // the provider-wide listing
-		"lockbox:{contoso}:audit",        // the stream, empty
-		"lockbox:{contoso}:audit:anchor", // the hash the chain goes on from
+		"lockbox:requests",                      // the provider-wide listing
+		"lockbox:{contoso}:audit",               // the stream, empty
+		"lockbox:{contoso}:audit:anchor",        // the hash the chain goes on from
+		"lockbox:{contoso}:audit:anchor:record", // the record it is the hash of, which dates it
 		"lockbox:{contoso}:audit:head",
 		"lockbox:{contoso}:req:ID1", "lockbox:{contoso}:req:ID2", // the requests, with their history
 		"lockbox:{contoso}:requests", // the tenant's history listing
@@ -361,7 +362,7 @@ func TestOffboardedTenantAfterRetention(t *testing.T) {
 		t.Fatalf("request retention deleted %d requests (%v), want 2", n, err)
 	}
 	want = []string{
-		"lockbox:{contoso}:audit", "lockbox:{contoso}:audit:anchor", "lockbox:{contoso}:audit:head",
+		"lockbox:{contoso}:audit", "lockbox:{contoso}:audit:anchor", "lockbox:{contoso}:audit:anchor:record", "lockbox:{contoso}:audit:head",
 		"lockbox:{contoso}:settings", "lockbox:{contoso}:tenant",
 	}
 	if left := kept(); !slices.Equal(left, want) {
