@@ -83,8 +83,8 @@ func tenantUpdate(in wire.TenantUpdate) tenants.TenantUpdate {
 func wireVerification(v audit.Verification) wire.AuditVerification {
 	return wire.AuditVerification{
 		Tenant: v.Tenant, Records: v.Records, OK: v.OK, BrokenAt: v.BrokenAt, RecordId: v.RecordId, Problem: v.Problem,
-		TrimmedThrough: v.TrimmedThrough,
-		Seal:           v.Seal, SealedThrough: v.SealedThrough, SealedAt: v.SealedAt, SealKeyID: v.SealKeyID,
+		TrimmedThrough: v.TrimmedThrough, TrimmedUnbound: v.TrimmedUnbound,
+		Seal: v.Seal, SealedThrough: v.SealedThrough, SealedAt: v.SealedAt, SealKeyID: v.SealKeyID,
 		UnsealedRecords: v.UnsealedRecords, SealToken: v.SealToken,
 		SinceSeal: v.SinceSeal, SinceSealedThrough: v.SinceSealedThrough, SinceSealedAt: v.SinceSealedAt,
 	}

@@ -71,15 +71,23 @@ func (a anchorRead) trimmed() string {
 	return id
 }
 
+// unbound says the anchor came without its record (AuditAnchorRecord):
+// set by a Lockbox from before anchors kept it, or by whoever deleted the
+// record. It can only be dated by the stream id it names.
+func (a anchorRead) unbound() bool { return a.set && !a.recordSet }
+
 // anchorProblem returns why retention can't have left anchor a, with first
 // the id of the chain's first entry ("" for none), or "" when it can have.
 // Whatever the retention, an anchor is "<stream id> <hash>" and every
 // entry through its id is gone: retention sets it so, in the script that
 // trims. Once the retention is known (SetRetention), the anchor is dated by
 // the CreationTime of the record it says was removed last, which its
-// record (AuditAnchorRecord) holds and its hash binds (the stream id it
-// names is only a string, which whoever deleted records could choose), and
-// judged by l.now, as retention judges the records it removes.
+// record holds and its hash binds (the stream id it names is only a
+// string, which whoever deleted records could choose), and judged by
+// l.now, as retention judges the records it removes. An anchor without
+// its record is dated by its stream id, as before anchors kept one (a log
+// retention emptied then would otherwise read broken for good, nothing
+// trimming it again): Verification.TrimmedUnbound says so.
 func (l *Log) anchorProblem(a anchorRead, first string) string {
 	if !a.set {
 		return ""
@@ -97,23 +105,25 @@ func (l *Log) anchorProblem(a anchorRead, first string) string {
 		return ""
 	}
 	const causes = "records were deleted by other means than retention and the anchor set; or retention was shorter, or on, when it removed them"
-	link, rec, ok := strings.Cut(a.record, "\n")
-	if !a.recordSet || !ok || chainHash(link, rec) != hash {
-		return fmt.Sprintf("the chain's anchor (entry %s) comes without the record retention removed last, or with one its hash does not match, so nothing dates what it says was removed: %s; or the anchor was set by a Lockbox from before anchors kept their record (retention's next trim sets one that does)",
-			trimmed, causes)
+	written, dated := time.UnixMilli(int64(min(id.ms, uint64(1)<<62))).UTC(), "written"
+	if !a.unbound() {
+		link, rec, ok := strings.Cut(a.record, "\n")
+		if !ok || chainHash(link, rec) != hash {
+			return fmt.Sprintf("the chain's anchor (entry %s) comes with a record its hash does not match, so nothing dates what it says was removed: %s", trimmed, causes)
+		}
+		d, _ := entryTime(redis.XMessage{ID: trimmed, Values: map[string]any{field: rec}}, l.now())
+		written, dated = d.at.UTC(), "created"
 	}
-	d, _ := entryTime(redis.XMessage{ID: trimmed, Values: map[string]any{field: rec}}, l.now())
-	written := d.at.UTC()
 	if l.keepFor == 0 {
-		return fmt.Sprintf("the chain's anchor says retention removed the records through entry %s, created %s, but retention is off (LOCKBOX_AUDIT_RETENTION is 0: records are kept forever; set LOCKBOX_AUDIT_RETENTION_SHORTEST if it trimmed before): %s",
-			trimmed, written.Format(time.RFC3339), causes)
+		return fmt.Sprintf("the chain's anchor says retention removed the records through entry %s, %s %s, but retention is off (LOCKBOX_AUDIT_RETENTION is 0: records are kept forever; set LOCKBOX_AUDIT_RETENTION_SHORTEST if it trimmed before): %s",
+			trimmed, dated, written.Format(time.RFC3339), causes)
 	}
 	cut := l.now().Add(-l.keepFor)
 	if !written.After(cut.Add(anchorAllowance)) {
 		return ""
 	}
-	return fmt.Sprintf("the chain's anchor says retention removed the records through entry %s, created %s, but the retention anchors are judged by (%s: LOCKBOX_AUDIT_RETENTION, or LOCKBOX_AUDIT_RETENTION_SHORTEST where set) removes only records created before %s (give or take %s of clock skew): %s",
-		trimmed, written.Format(time.RFC3339), shortDuration(l.keepFor), cut.UTC().Format(time.RFC3339), shortDuration(anchorAllowance), causes)
+	return fmt.Sprintf("the chain's anchor says retention removed the records through entry %s, %s %s, but the retention anchors are judged by (%s: LOCKBOX_AUDIT_RETENTION, or LOCKBOX_AUDIT_RETENTION_SHORTEST where set) removes only records created before %s (give or take %s of clock skew): %s",
+		trimmed, dated, written.Format(time.RFC3339), shortDuration(l.keepFor), cut.UTC().Format(time.RFC3339), shortDuration(anchorAllowance), causes)
 }
 
 // shortDuration is d as a setting would say it: "28h", "1h30m", not

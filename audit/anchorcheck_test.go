@@ -184,8 +184,9 @@ func TestAnchorJudgedByRetention(t *testing.T) {
 // an id chosen a day before the retention passed the records left as
 // trimmed. The anchor is dated by the CreationTime of the record it says
 // was removed last, which its hash binds; an anchor that comes without that
-// record (or with another), names no stream id, or names one the log still
-// holds entries at or before, is not retention's. The seals, which cover
+// record, names no stream id, or names one the log still holds entries at
+// or before, is not retention's. (One without its record is dated by its
+// id, and says so: TestAnchorWithoutItsRecord.) The seals, which cover
 // the deleted records, are broken with the chain, the kept one too.
 func TestAnchorIDChosen(t *testing.T) {
 	const retention = 8760 * time.Hour
@@ -202,11 +203,7 @@ func TestAnchorIDChosen(t *testing.T) {
 			set: func(t *testing.T, e *sealEnv, now time.Time, _ []string, msgs []redis.XMessage) {
 				setAnchor(t, e, old(now), msgs[2])
 			}},
-		{name: "an old id, without a record", why: "comes without the record retention removed last",
-			set: func(t *testing.T, e *sealEnv, now time.Time, _ []string, msgs []redis.XMessage) {
-				e.rdb.Set(context.Background(), keys.AuditAnchor("contoso"), old(now)+" "+msgs[2].Values["h"].(string), 0)
-			}},
-		{name: "an old id, with an older record", why: "with one its hash does not match",
+		{name: "an old id, with an older record", why: "comes with a record its hash does not match",
 			set: func(t *testing.T, e *sealEnv, now time.Time, _ []string, msgs []redis.XMessage) {
 				setAnchor(t, e, old(now), msgs[0])
 				e.rdb.Set(context.Background(), keys.AuditAnchor("contoso"), old(now)+" "+msgs[2].Values["h"].(string), 0)
@@ -244,5 +241,57 @@ func TestAnchorIDChosen(t *testing.T) {
 				t.Errorf("the kept seal, which covered the records deleted: %q, want broken", v.SinceSeal)
 			}
 		})
+	}
+}
+
+// TestAnchorWithoutItsRecord: an anchor set by a Lockbox from before
+// anchors kept their record has none. In a log retention emptied, or a
+// tenant no longer written to, no trim comes to replace it: judged broken,
+// it would read tampered with for good. It is dated by the stream id it
+// names, as anchors were, and the verification says so (TrimmedUnbound),
+// since that id is whoever sets the anchor's to choose; the next trim sets
+// an anchor with its record.
+func TestAnchorWithoutItsRecord(t *testing.T) {
+	const retention = 48 * time.Hour
+	ctx := context.Background()
+	e := retentionEnv(t)
+	e.write(t, "contoso", 3)
+	e.clock.Advance(retention + time.Hour)
+	if n, err := e.log.Trim(ctx, "contoso", e.clock.Now().Add(-retention)); err != nil || n != 3 {
+		t.Fatalf("trimmed %d, %v; want all 3", n, err)
+	}
+	ids := e.rdb.Get(ctx, keys.AuditAnchor("contoso")).Val()
+	// What a Lockbox from before anchors kept their record left.
+	if err := e.rdb.Del(ctx, keys.AuditAnchorRecord("contoso")).Err(); err != nil {
+		t.Fatal(err)
+	}
+	e.log.SetRetention(retention)
+	for range 2 {
+		if v := e.verify(t); !v.OK || !v.TrimmedUnbound || v.TrimmedThrough == "" {
+			t.Fatalf("a log retention emptied, its anchor without its record: %+v; want intact, the anchor said to be unbound", v)
+		}
+		// Months of retention change nothing: no record is left to trim.
+		e.clock.Advance(180 * 24 * time.Hour)
+		if _, err := e.log.TrimAll(ctx, retention); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Dated by its id, a young one is still not retention's.
+	young := fmt.Sprintf("%d-0 %s", e.clock.Now().Add(-time.Hour).UnixMilli(), strings.SplitN(ids, " ", 2)[1])
+	e.rdb.Set(ctx, keys.AuditAnchor("contoso"), young, 0)
+	if v := e.verify(t); v.OK || !v.TrimmedUnbound || !strings.Contains(v.Problem, ", written ") {
+		t.Fatalf("an anchor without its record, its id an hour old: %+v; want broken, dated by its id", v)
+	}
+	e.rdb.Set(ctx, keys.AuditAnchor("contoso"), ids, 0)
+
+	// The next trim sets an anchor with its record.
+	e.write(t, "contoso", 2)
+	e.clock.Advance(retention + time.Hour)
+	if n, err := e.log.Trim(ctx, "contoso", e.clock.Now().Add(-retention)); err != nil || n != 2 {
+		t.Fatalf("trimmed %d, %v; want both new records", n, err)
+	}
+	if v := e.verify(t); !v.OK || v.TrimmedUnbound {
+		t.Fatalf("after the next trim: %+v; want intact, the anchor with its record", v)
 	}
 }

@@ -69,6 +69,13 @@ type Verification struct {
 	// An anchor the retention in force can't have left (SetRetention)
 	// makes the chain broken.
 	TrimmedThrough string `json:"trimmed_through,omitempty"`
+	// TrimmedUnbound says the anchor came without the record retention
+	// removed last (set by a Lockbox from before anchors kept it, or by
+	// whoever deleted it): it was dated by the stream id it names, which
+	// whoever can write to Redis chooses, so records deleted otherwise
+	// may pass for trimmed. Retention's next trim of the tenant sets an
+	// anchor with its record.
+	TrimmedUnbound bool `json:"trimmed_unbound,omitempty"`
 	// Seal is the state of the chain's seal (SealVerified, SealNone,
 	// SealUnverifiable, SealTrimmed, SealForged).
 	Seal string `json:"seal,omitempty"`
@@ -304,7 +311,7 @@ func (l *Log) verifyOnceSince(ctx context.Context, tenant string, kept *chainSea
 	// After retention trimmed the oldest records, the chain starts from the
 	// hash of the last one removed.
 	trimmed, prev, _ := strings.Cut(anchor, " ")
-	v.TrimmedThrough = trimmed
+	v.TrimmedThrough, v.TrimmedUnbound = trimmed, a.unbound()
 	// The stored seal, read in the same snapshot, names an entry the walk
 	// must meet with the hash it sealed; so does a kept one (a copy: an
 	// attempt's walk marks it).

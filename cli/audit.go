@@ -318,6 +318,9 @@ it was; F that can't be read or written is exit 1.`,
 					_, err = fmt.Fprintf(w, "  trimmed: retention removed the records through entry %s%s; the chain is verified from the one after it\n",
 						clean(v.TrimmedThrough), appendedAt(v.TrimmedThrough))
 				}
+				if err == nil && v.TrimmedUnbound {
+					_, err = fmt.Fprintf(w, "  anchor:  without the record retention removed last (set before Lockbox kept it, or deleted): dated by its stream id alone, which whoever can write to Redis chooses; retention's next trim sets one with its record\n")
+				}
 				if err == nil && v.Seal != "" {
 					_, err = fmt.Fprintf(w, "  sealed:  %s\n", sealLine(v))
 				}

@@ -55,4 +55,13 @@ func TestAuditPageSaysWhereRetentionCutTheChain(t *testing.T) {
 	}
 	mustContain(t, "verification after retention", r, "Hash chain intact", `data-testid="trimmed"`,
 		"Retention removed the older records, through entry "+newest+" (appended "+appended+"): the chain is verified from the record after it.")
+	const unbound = "The anchor came without the record retention removed last"
+	mustNotContain(t, "verification after retention", r, unbound)
+	// An anchor set before anchors kept their record is dated by its id,
+	// and the page says so.
+	if err := e.rdb.Del(ctx, keys.AuditAnchorRecord("contoso")).Err(); err != nil {
+		t.Fatal(err)
+	}
+	r = admin.get("/console/audit?tenant=contoso&verify=1")
+	mustContain(t, "verification of an anchor without its record", r, `data-testid="trimmed"`, unbound)
 }

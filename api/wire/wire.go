@@ -363,6 +363,9 @@ type AuditVerification struct {
 	// removed: the chain is verified from the record after it. Empty
 	// when retention never removed one.
 	TrimmedThrough string `json:"trimmed_through,omitempty"`
+	// TrimmedUnbound says the chain's anchor came without the record
+	// retention removed last, and was dated by its stream id alone.
+	TrimmedUnbound bool `json:"trimmed_unbound,omitempty"`
 	// Seal is the state of the chain's seal: verified, none,
 	// unverifiable, trimmed or forged.
 	Seal string `json:"seal,omitempty"`
