@@ -272,7 +272,11 @@ func (s *Store) file(ctx context.Context, actor Actor, in CreateInput, once *fil
 	// filing sent twice at once commits once, and the other, its
 	// transaction failed by that commit, finds it on its next try.
 	var replay string
+	// sent says the try got as far as sending its transaction: an error
+	// after that (a connection lost) may hide a commit.
+	var sent bool
 	for range s.cfg.MaxRetries {
+		sent = false
 		err = rdb.Watch(ctx, func(tx *redis.Tx) error {
 			if once != nil {
 				var err error
@@ -291,6 +295,7 @@ func (s *Store) file(ctx context.Context, actor Actor, in CreateInput, once *fil
 			if ended, err = s.checkNoOpen(ctx, tx, open, r, now); err != nil {
 				return err
 			}
+			sent = true
 			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 				if ended != nil {
 					// Recorded first: its end deletes the open marker and
@@ -311,6 +316,13 @@ func (s *Store) file(ctx context.Context, actor Actor, in CreateInput, once *fil
 		if !errors.Is(err, redis.TxFailedErr) {
 			break
 		}
+	}
+	if replay != "" || errors.Is(err, redis.TxFailedErr) || (err != nil && !sent) {
+		// Never filed: refused under WATCH, every try lost, or another
+		// filing of the key committed. Nothing else removes the global
+		// index entries written above: request retention walks the
+		// tenant's listing, which never held this id.
+		s.unindex(ctx, rdb, r)
 	}
 	if errors.Is(err, redis.TxFailedErr) {
 		// Every try lost to a change that committed meanwhile: Redis
@@ -1648,3 +1660,25 @@ func (s *Store) storeErr(op string, err error) error {
 }
 
 func score(t time.Time) float64 { return float64(t.UnixMilli()) }
+
+// unindex removes the global index entries Create wrote for r, a request
+// it then did not file, as far as Redis answers: readers skip entries
+// whose request is missing, so one left behind costs memory, not a wrong
+// answer.
+func (s *Store) unindex(ctx context.Context, rdb redis.UniversalClient, r Request) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), requestIndexCleanupTimeout)
+	defer cancel()
+	member := r.Tenant + "/" + r.ID
+	_, _ = rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Del(ctx, keys.RequestIndex(r.ID))
+		p.ZRem(ctx, keys.AllRequests(), member)
+		if keys.IsUser(r.Requester) {
+			p.ZRem(ctx, keys.OperatorRequests(r.Requester), member)
+		}
+		return nil
+	})
+}
+
+// requestIndexCleanupTimeout bounds unindex, which runs after the call's
+// own work, whatever its context's deadline.
+const requestIndexCleanupTimeout = 2 * time.Second
