@@ -30,7 +30,7 @@ func wireRequest(r grants.Request) wire.Request {
 			out.History[i] = wire.Event{
 				Action: wire.Action(ev.Action), Actor: ev.Actor, ActorKind: wire.ActorKind(ev.ActorKind),
 				From: wire.State(ev.From), To: wire.State(ev.To), ActorGlobalAdmin: ev.ActorGlobalAdmin,
-				At: ev.At, ClientIP: ev.ClientIP, Comment: ev.Comment, Cause: string(ev.Cause),
+				At: ev.At, ClientIP: ev.ClientIP, Comment: ev.Comment, Cause: string(ev.Cause), RecordedAt: ev.RecordedAt,
 			}
 		}
 	}

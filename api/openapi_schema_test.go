@@ -57,7 +57,7 @@ func TestOpenAPISchemasAreExact(t *testing.T) {
 				tag := f.Tag.Get("json")
 				key, opts, _ := strings.Cut(tag, ",")
 				fields = append(fields, key)
-				if !strings.Contains(opts, "omitempty") {
+				if !strings.Contains(opts, "omitempty") && !strings.Contains(opts, "omitzero") {
 					always = append(always, key)
 				}
 				prop, ok := props[key]

@@ -134,6 +134,11 @@ type Event struct {
 	// choose to end that request: CauseTenantOffboarded. Empty for an
 	// action taken on the request itself.
 	Cause Cause `json:"cause,omitempty"`
+	// RecordedAt is when the event was written, for one written well after
+	// its At: an expiry or completion a late sweep recorded, whose audit
+	// record is created then (recordFor). Request retention dates the
+	// request by it, so that the request outlives that record.
+	RecordedAt time.Time `json:"recorded_at,omitzero"`
 }
 
 // Cause is why an event ended a request as a consequence of something

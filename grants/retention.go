@@ -323,7 +323,9 @@ func deletionRecord(r Request, end time.Time, retention time.Duration, now time.
 }
 
 // endedAt returns when r ended: the time of the event that put it in its
-// final state. False for a request not ended.
+// final state, or when that event was written, if later (RecordedAt: a
+// late sweep's expiry, whose audit record is created then, and must not
+// outlive the request). False for a request not ended.
 func endedAt(r Request) (time.Time, bool) {
 	if !r.State.Final() || len(r.History) == 0 {
 		return time.Time{}, false
@@ -333,6 +335,9 @@ func endedAt(r Request) (time.Time, bool) {
 		// A history that does not end in the state: not to be trusted
 		// with a deletion.
 		return time.Time{}, false
+	}
+	if last.RecordedAt.After(last.At) {
+		return last.RecordedAt, true
 	}
 	return last.At, true
 }

@@ -1216,6 +1216,7 @@ func (s *Store) commit(ctx context.Context, tenant, id string, act Action, fn fu
 // on by as long as the transaction's reads took, and a grant shorter than
 // that got a TTL of zero or less, which Redis takes as none.
 func (s *Store) queue(ctx context.Context, p redis.Pipeliner, prev, next Request, now time.Time) error {
+	next.History = recordedAt(prev, next, now)
 	b, err := json.Marshal(next)
 	if err != nil {
 		return err
@@ -1275,6 +1276,23 @@ func (s *Store) queue(ctx context.Context, p redis.Pipeliner, prev, next Request
 	// if, and as soon as, it commits.
 	events.PublishTx(ctx, p, next.Tenant)
 	return nil
+}
+
+// recordedAt returns next's history with RecordedAt set, to now, on the
+// events new since prev that happened more than a second before now (a
+// late sweep's expiry or completion): a copy when it sets any, so that the
+// caller's request is not changed under it.
+func recordedAt(prev, next Request, now time.Time) []Event {
+	h := next.History
+	for i := len(prev.History); i < len(h); i++ {
+		if h[i].At.Before(now.Add(-time.Second)) && h[i].RecordedAt.IsZero() {
+			if &h[0] == &next.History[0] {
+				h = slices.Clone(h)
+			}
+			h[i].RecordedAt = now
+		}
+	}
+	return h
 }
 
 // appendEnding queues rec, the record of a request ending (revoked,

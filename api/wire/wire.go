@@ -167,6 +167,9 @@ type Event struct {
 	// Cause says why the event ended the request when its actor did not
 	// choose to end that request: "tenant_offboarded".
 	Cause string `json:"cause,omitempty"`
+	// RecordedAt is when the event was written, for one written more than
+	// a second after At (an expiry or completion a late sweep recorded).
+	RecordedAt time.Time `json:"recorded_at,omitzero"`
 }
 
 // RequestList is the body of GET /v1/requests: one page of requests,
