@@ -295,3 +295,77 @@ func TestAnchorWithoutItsRecord(t *testing.T) {
 		t.Fatalf("after the next trim: %+v; want intact, the anchor with its record", v)
 	}
 }
+
+// TestAnchorWithoutItsRecordSetAfterASeal: dated by its id, an anchor
+// without its record would let whoever can write to Redis delete the
+// record beside an anchor he set and pass recent records off as trimmed.
+// A seal names the anchor it was made with, and says its sealer's
+// retention keeps the record with every anchor: an anchor without one,
+// other than the one a seal saw, was set since, not by retention. The
+// auditor's kept seal shows it whatever Redis holds; a seal from before
+// seals said so (no AnchorsBound), and the anchor a seal saw, still pass.
+func TestAnchorWithoutItsRecordSetAfterASeal(t *testing.T) {
+	const retention = 8760 * time.Hour
+	ctx := context.Background()
+	oldID := func(e *sealEnv) string {
+		return fmt.Sprintf("%d-0", e.clock.Now().Add(-retention-24*time.Hour).UnixMilli())
+	}
+
+	t.Run("set after the kept seal", func(t *testing.T) {
+		e := retentionEnv(t)
+		e.log.SetRetention(retention)
+		e.write(t, "contoso", 6)
+		e.sealAll(t)
+		kept := e.keep(t)
+		e.write(t, "contoso", 2)
+		ids := e.ids(t, "contoso")
+		msgs := e.rdb.XRange(ctx, keys.Audit("contoso"), "-", "+").Val()
+		e.rdb.XDel(ctx, keys.Audit("contoso"), ids[:3]...)
+		e.rdb.Set(ctx, keys.AuditAnchor("contoso"), oldID(e)+" "+msgs[2].Values["h"].(string), 0)
+		// The stored seal made again over what Redis now holds, with the
+		// anchor set: only the kept one saw the chain before.
+		e.rdb.Del(ctx, keys.AuditSeal("contoso"))
+		e.sealAll(t)
+		if v := e.verify(t); !v.OK || !v.TrimmedUnbound {
+			t.Fatalf("without the kept seal: %+v; want intact, the anchor said to be unbound", v)
+		}
+		v := e.verifySince(t, kept)
+		if v.OK || v.SinceSeal != audit.SinceSealBroken || !strings.Contains(v.Problem, "was set after this seal") {
+			t.Fatalf("with the kept seal: %+v; want broken, the anchor set after it", v)
+		}
+	})
+
+	t.Run("the anchor the kept seal saw", func(t *testing.T) {
+		e := retentionEnv(t)
+		e.log.SetRetention(retention)
+		e.write(t, "contoso", 3)
+		e.clock.Advance(retention + time.Hour)
+		if _, err := e.log.Trim(ctx, "contoso", e.clock.Now().Add(-retention)); err != nil {
+			t.Fatal(err)
+		}
+		// Set by a Lockbox from before anchors kept their record.
+		e.rdb.Del(ctx, keys.AuditAnchorRecord("contoso"))
+		e.write(t, "contoso", 2)
+		e.sealAll(t)
+		kept := e.keep(t)
+		e.write(t, "contoso", 1)
+		if v := e.verifySince(t, kept); !v.OK || !v.TrimmedUnbound || v.SinceSeal != audit.SinceSealVerified {
+			t.Fatalf("%+v; want intact, the kept seal verified, the anchor it saw unbound", v)
+		}
+	})
+
+	t.Run("a kept seal from before seals named their anchor", func(t *testing.T) {
+		e := retentionEnv(t)
+		e.log.SetRetention(retention)
+		e.write(t, "contoso", 6)
+		e.resealDirectly(t) // no AnchorsBound
+		kept := e.keep(t)
+		ids := e.ids(t, "contoso")
+		msgs := e.rdb.XRange(ctx, keys.Audit("contoso"), "-", "+").Val()
+		e.rdb.XDel(ctx, keys.Audit("contoso"), ids[:3]...)
+		e.rdb.Set(ctx, keys.AuditAnchor("contoso"), oldID(e)+" "+msgs[2].Values["h"].(string), 0)
+		if v := e.verifySince(t, kept); !v.OK || !v.TrimmedUnbound {
+			t.Fatalf("%+v; want the limit of such a seal: intact, the anchor said to be unbound", v)
+		}
+	})
+}

@@ -324,7 +324,7 @@ func (s *Sealer) seal(ctx context.Context, signer *grantsig.Signer, tenant strin
 			return false, err
 		}
 	}
-	return s.store(ctx, signer, tenant, msgs[0])
+	return s.store(ctx, signer, tenant, msgs[0], anchorC.Val())
 }
 
 // extends checks that tenant's chain still extends its stored seal: the
@@ -402,12 +402,16 @@ func (s *Sealer) keys(signer *grantsig.Signer) *grantsig.KeySet {
 // it) or changed is an error: it is sealed again from the next round's
 // read. A seal stored is on its way to the SIEM (storeSealScript), and
 // the tenant is marked on the SIEM schedule for a forwarder to take it.
-func (s *Sealer) store(ctx context.Context, signer *grantsig.Signer, tenant string, m redis.XMessage) (bool, error) {
+func (s *Sealer) store(ctx context.Context, signer *grantsig.Signer, tenant string, m redis.XMessage, anchor string) (bool, error) {
 	h, _ := m.Values["h"].(string)
 	if h == "" {
 		return false, fmt.Errorf("audit: seal %s: entry %s carries no chain hash", tenant, m.ID)
 	}
-	c := grantsig.SealClaims{Issuer: s.cfg.Issuer, Tenant: tenant, Through: m.ID, Hash: h, IssuedAt: s.cfg.Now().Unix()}
+	// The anchor read with m: an anchor a later verification finds
+	// changed since, without its record, was not set by retention, which
+	// keeps the record with every anchor it sets now (AnchorsBound).
+	c := grantsig.SealClaims{Issuer: s.cfg.Issuer, Tenant: tenant, Through: m.ID, Hash: h, IssuedAt: s.cfg.Now().Unix(),
+		Anchor: anchor, AnchorsBound: true}
 	tok, err := signer.SignSeal(c)
 	if err != nil {
 		return false, fmt.Errorf("audit: seal %s: %w", tenant, err)

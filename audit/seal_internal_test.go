@@ -51,12 +51,12 @@ func TestSealsOnlyMoveForward(t *testing.T) {
 	l, s, signer := sealerForTest(t)
 	appendRecords(t, l, 2)
 	msgs := l.rdb.XRange(ctx, keys.Audit("contoso"), "-", "+").Val()
-	if ok, err := s.store(ctx, signer, "contoso", msgs[1]); !ok || err != nil {
+	if ok, err := s.store(ctx, signer, "contoso", msgs[1], ""); !ok || err != nil {
 		t.Fatalf("newest seal: %t, %v", ok, err)
 	}
 	stored := l.rdb.Get(ctx, keys.AuditSeal("contoso")).Val()
 	for _, m := range msgs {
-		if ok, err := s.store(ctx, signer, "contoso", m); ok || err != nil {
+		if ok, err := s.store(ctx, signer, "contoso", m, ""); ok || err != nil {
 			t.Fatalf("seal of %s over the seal of %s: stored %t, %v", m.ID, msgs[1].ID, ok, err)
 		}
 	}
@@ -74,7 +74,7 @@ func TestSealLandsWhileTheHeadMoves(t *testing.T) {
 	appendRecords(t, l, 2)
 	read := l.rdb.XRevRangeN(ctx, keys.Audit("contoso"), "+", "-", 1).Val()[0]
 	appendRecords(t, l, 3)
-	if ok, err := s.store(ctx, signer, "contoso", read); !ok || err != nil {
+	if ok, err := s.store(ctx, signer, "contoso", read, ""); !ok || err != nil {
 		t.Fatalf("seal after the head moved: %t, %v", ok, err)
 	}
 	v, _, err := l.verifyOnce(ctx, "contoso")
@@ -92,7 +92,7 @@ func TestSealOfAnEntryChangedMeanwhile(t *testing.T) {
 	read := l.rdb.XRevRangeN(ctx, keys.Audit("contoso"), "+", "-", 1).Val()[0]
 	forged := read
 	forged.Values = map[string]any{"h": strings.Repeat("0", 40)}
-	if ok, err := s.store(ctx, signer, "contoso", forged); ok || err == nil {
+	if ok, err := s.store(ctx, signer, "contoso", forged, ""); ok || err == nil {
 		t.Fatalf("sealed an entry with another hash: %t, %v", ok, err)
 	}
 	if n := l.rdb.Exists(ctx, keys.AuditSeal("contoso")).Val(); n != 0 {

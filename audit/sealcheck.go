@@ -256,6 +256,22 @@ func (s *chainSeal) anchorNotRetentions() {
 	}
 }
 
+// anchorSince returns the problem of anchor a, without its record (dated
+// by its stream id alone, as anchors set before they kept one), when it
+// was set after s was made by a sealer whose anchors keep it
+// (AnchorsBound): the anchor s saw is not a's, so a was set since, and
+// retention would have set it with its record.
+func (s *chainSeal) anchorSince(a anchorRead) string {
+	if !s.check || !s.claims.AnchorsBound || !a.unbound() || a.value == s.claims.Anchor {
+		return ""
+	}
+	why := fmt.Sprintf("the chain's anchor (entry %s) comes without the record retention removed last, and was set after this seal, when retention kept that record with every anchor it set: records were deleted by other means than retention and the anchor set", a.trimmed())
+	if s.kept {
+		return s.noLonger(why)
+	}
+	return fmt.Sprintf("%s (the seal Lockbox made at %s)", why, s.sealedAt())
+}
+
 // pastEnd returns the problem of a seal naming an entry after last, the
 // snapshot's last entry ("+" for none): a seal is made of an entry in the
 // stream, and only retention removes entries, the oldest: the newest were

@@ -27,6 +27,14 @@ type SealClaims struct {
 	Hash string `json:"h"`
 	// IssuedAt ("iat") is when the seal was made, in Unix seconds.
 	IssuedAt int64 `json:"iat"`
+	// Anchor is the chain's anchor when the seal was made ("<stream id>
+	// <hash>" of the last record retention had removed; "" for none), and
+	// AnchorsBound says the sealer that made it keeps, with every anchor
+	// it sets, the record the anchor is the hash of: an anchor set since,
+	// without that record, was not set by retention. Absent from seals of
+	// a Lockbox from before anchors kept their record.
+	Anchor       string `json:"anchor,omitempty"`
+	AnchorsBound bool   `json:"anchors_bound,omitempty"`
 }
 
 // SignSeal returns the seal with claims c, signed with the signer's key
