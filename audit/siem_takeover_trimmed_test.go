@@ -77,23 +77,7 @@ func TestSIEMTrimmedEntriesTakenOverAreSkippedWhenTheBatchStops(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			rdb := testRedis(t)
-			log := audit.NewLog(rdb, nil)
-			siemAppend(t, rdb, log, 5, "contoso")
-			clk := clock.NewFake(time.Now())
-			dead := newForwarder(t, audit.ForwarderConfig{Redis: rdb, Sink: &memSink{failing: true}, Consumer: "r1",
-				ClaimAfter: time.Minute, Now: clk.Now})
-			if _, err := dead.Poll(context.Background()); err == nil {
-				t.Fatal("the dead replica's pass succeeded")
-			}
-			// Idle at r1 past ClaimAfter first (an XCLAIM of an entry
-			// already trimmed would drop it itself), then retention
-			// trims the two oldest, as it does: XTRIM MINID.
-			ageRecords(t, rdb, "contoso", 2*time.Minute)
-			ids := rdb.XRange(context.Background(), keys.Audit("contoso"), "-", "+").Val()
-			if err := rdb.XTrimMinID(context.Background(), keys.Audit("contoso"), ids[2].ID).Err(); err != nil {
-				t.Fatal(err)
-			}
+			rdb, clk := diedHoldingTrimmed(t)
 			live := streamRecords(t, rdb, "contoso")["contoso"]
 			clk.Advance(2 * time.Minute)
 
@@ -155,6 +139,29 @@ func drainedSkipping(t *testing.T, rdb redis.UniversalClient, fw *audit.Forwarde
 	}
 }
 
+// diedHoldingTrimmed has a replica, r1, read contoso's five records and
+// die holding them, idle past ClaimAfter (an XCLAIM of an entry already
+// trimmed would drop it itself), and retention then trim the two oldest,
+// as it does (XTRIM MINID). It returns the client and r1's clock.
+func diedHoldingTrimmed(t *testing.T) (redis.UniversalClient, *clock.Fake) {
+	t.Helper()
+	ctx := context.Background()
+	rdb := testRedis(t)
+	siemAppend(t, rdb, audit.NewLog(rdb, nil), 5, "contoso")
+	clk := clock.NewFake(time.Now())
+	dead := newForwarder(t, audit.ForwarderConfig{Redis: rdb, Sink: &memSink{failing: true}, Consumer: "r1",
+		ClaimAfter: time.Minute, Now: clk.Now})
+	if _, err := dead.Poll(ctx); err == nil {
+		t.Fatal("the dead replica's pass succeeded")
+	}
+	ageRecords(t, rdb, "contoso", 2*time.Minute)
+	ids := rdb.XRange(ctx, keys.Audit("contoso"), "-", "+").Val()
+	if err := rdb.XTrimMinID(ctx, keys.Audit("contoso"), ids[2].ID).Err(); err != nil {
+		t.Fatal(err)
+	}
+	return rdb, clk
+}
+
 // xackFailsOnce fails the next XACK, once, as a Redis that times out on
 // the acknowledgement does.
 func xackFailsOnce(rdb redis.UniversalClient) {
@@ -171,21 +178,7 @@ func xackFailsOnce(rdb redis.UniversalClient) {
 // The records the batch wrote stay pending and are written again.
 func TestSIEMTrimmedEntriesTakenOverAreSkippedWhenTheAckFails(t *testing.T) {
 	ctx := context.Background()
-	rdb := testRedis(t)
-	log := audit.NewLog(rdb, nil)
-	siemAppend(t, rdb, log, 5, "contoso")
-	clk := clock.NewFake(time.Now())
-	dead := newForwarder(t, audit.ForwarderConfig{Redis: rdb, Sink: &memSink{failing: true}, Consumer: "r1",
-		ClaimAfter: time.Minute, Now: clk.Now})
-	if _, err := dead.Poll(ctx); err == nil {
-		t.Fatal("the dead replica's pass succeeded")
-	}
-	// As in TestSIEMTrimmedEntriesTakenOverAreSkippedWhenTheBatchStops.
-	ageRecords(t, rdb, "contoso", 2*time.Minute)
-	ids := rdb.XRange(ctx, keys.Audit("contoso"), "-", "+").Val()
-	if err := rdb.XTrimMinID(ctx, keys.Audit("contoso"), ids[2].ID).Err(); err != nil {
-		t.Fatal(err)
-	}
+	rdb, clk := diedHoldingTrimmed(t)
 	clk.Advance(2 * time.Minute)
 
 	xackFailsOnce(rdb)

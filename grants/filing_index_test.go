@@ -6,10 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/internal/keys"
-	"github.com/lockbox-oss/lockbox/internal/redistest"
-	"github.com/lockbox-oss/lockbox/internal/tenanttest"
 )
 
 // orphanEntries lists the provider-wide index entries (request id → tenant,
@@ -57,19 +54,7 @@ func orphanEntries(t *testing.T, e *env) []string {
 func TestRefusedFilingLeavesNoIndexEntries(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	rdbB := redistest.Clone(t, e.rdb)
-	hook := &afterReply{when: redistest.Command("get", keys.Tenant("contoso")), then: func() {
-		if _, err := e.tenants.Offboard(ctx, tenanttest.Admin, "", "contoso", "contract ended"); err != nil {
-			t.Error(err)
-		}
-	}}
-	rdbB.AddHook(hook)
-	replica := newEnvOn(t, rdbB, e.clock)
-	hook.armed.Store(true)
-	_, err := replica.store.Create(ctx, operator, grants.CreateInput{
-		Tenant: "contoso", Service: "exchange", ServiceRequest: "SR-1", Reason: "r", Duration: grants.Duration(time.Hour),
-	})
-	wantCode(t, "filing during offboarding", err, grants.ErrConflict, "tenant_offboarded")
+	fileWhileOffboarding(t, e)
 
 	// Years later, with request retention and the repair job run.
 	e.clock.Advance(3 * 365 * day)

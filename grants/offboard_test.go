@@ -190,12 +190,11 @@ func TestOffboardEndsTheTenant(t *testing.T) {
 	}
 }
 
-// TestOffboardWhileFiling: a request filed while the tenant is being
-// offboarded either commits before the offboarding, which ends it, or is
-// refused: here the offboarding commits right after the filing checked the
-// tenant, and the filing must not leave a pending request behind.
-func TestOffboardWhileFiling(t *testing.T) {
-	e := newEnv(t)
+// fileWhileOffboarding files a request for contoso on another replica,
+// the tenant offboarded right after the filing checked it, and checks the
+// filing was refused for it.
+func fileWhileOffboarding(t *testing.T, e *env) {
+	t.Helper()
 	ctx := context.Background()
 	rdbB := redistest.Clone(t, e.rdb)
 	hook := &afterReply{when: redistest.Command("get", keys.Tenant("contoso")), then: func() {
@@ -206,7 +205,6 @@ func TestOffboardWhileFiling(t *testing.T) {
 	rdbB.AddHook(hook)
 	replica := newEnvOn(t, rdbB, e.clock)
 	hook.armed.Store(true)
-
 	_, err := replica.store.Create(ctx, operator, grants.CreateInput{
 		Tenant: "contoso", Service: "exchange", ServiceRequest: "SR-1", Reason: "r", Duration: grants.Duration(time.Hour),
 	})
@@ -214,6 +212,16 @@ func TestOffboardWhileFiling(t *testing.T) {
 		t.Fatal("the offboarding never ran")
 	}
 	wantCode(t, "filing during offboarding", err, grants.ErrConflict, "tenant_offboarded")
+}
+
+// TestOffboardWhileFiling: a request filed while the tenant is being
+// offboarded either commits before the offboarding, which ends it, or is
+// refused: here the offboarding commits right after the filing checked the
+// tenant, and the filing must not leave a pending request behind.
+func TestOffboardWhileFiling(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	fileWhileOffboarding(t, e)
 	if n, err := e.rdb.ZCard(ctx, keys.TenantPending("contoso")).Result(); err != nil || n != 0 {
 		t.Fatalf("pending requests of the offboarded tenant: %d, %v", n, err)
 	}
