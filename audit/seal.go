@@ -301,10 +301,12 @@ func (s *Sealer) seal(ctx context.Context, signer *grantsig.Signer, tenant strin
 	// One MULTI reads the seal, the anchor and the newest entry's id and
 	// hash together.
 	var sealC, anchorC *redis.StringCmd
+	var recordC *redis.IntCmd
 	var lastC *redis.XMessageSliceCmd
 	_, err := s.cfg.Redis.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		sealC = p.Get(ctx, keys.AuditSeal(tenant))
 		anchorC = p.Get(ctx, keys.AuditAnchor(tenant))
+		recordC = p.Exists(ctx, keys.AuditAnchorRecord(tenant))
 		lastC = p.XRevRangeN(ctx, keys.Audit(tenant), "+", "-", 1)
 		return nil
 	})
@@ -320,7 +322,7 @@ func (s *Sealer) seal(ctx context.Context, signer *grantsig.Signer, tenant strin
 		return false, nil
 	}
 	if stored != "" {
-		if err := s.extends(ctx, signer, tenant, stored, anchorC.Val()); err != nil {
+		if err := s.extends(ctx, signer, tenant, stored, anchorC.Val(), recordC.Val() == 1); err != nil {
 			return false, err
 		}
 	}
@@ -336,7 +338,7 @@ func (s *Sealer) seal(ctx context.Context, signer *grantsig.Signer, tenant strin
 // records, or the stored seal, were changed: no published key (nor the
 // signing key) made the seal, or the chain contradicts it. Signing the
 // chain as it is would lend the key to the rewrite.
-func (s *Sealer) extends(ctx context.Context, signer *grantsig.Signer, tenant, stored, anchor string) error {
+func (s *Sealer) extends(ctx context.Context, signer *grantsig.Signer, tenant, stored, anchor string, anchorRecord bool) error {
 	refuse := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %s: %s", ErrSealRefused, tenant, fmt.Sprintf(format, args...))
 	}
@@ -359,6 +361,13 @@ func (s *Sealer) extends(ctx context.Context, signer *grantsig.Signer, tenant, s
 		return refuse("its seal names entry %s but is stored as the seal of %s", c.Through, id)
 	}
 	at := c.SealedAt().Format(time.RFC3339)
+	if c.AnchorsBound && anchor != c.Anchor && !anchorRecord {
+		// Retention keeps the record with every anchor it sets since
+		// seals say so: this one was set otherwise (verification says
+		// the same, anchorSince).
+		aid, _, _ := strings.Cut(anchor, " ")
+		return refuse("the anchor (entry %s) was set since the seal made at %s without the record retention keeps with every anchor: records were deleted by other means than retention", aid, at)
+	}
 	msgs, err := s.cfg.Redis.XRangeN(ctx, keys.Audit(tenant), id, id, 1).Result()
 	if err != nil {
 		return fmt.Errorf("audit: seal %s: %w", tenant, err)

@@ -122,4 +122,19 @@ func TestSealerFollowsRetention(t *testing.T) {
 	if id, _, _ := strings.Cut(e.storedSeal(t, "contoso"), " "); id != ids[6] {
 		t.Fatalf("sealed through %s, want %s", id, ids[6])
 	}
+
+	// An anchor set since that seal without the record retention keeps
+	// with every anchor: refused, as verification refuses it.
+	e.write(t, "contoso", 1)
+	e.rdb.Del(ctx, keys.AuditAnchorRecord("contoso"))
+	e.rdb.Set(ctx, keys.AuditAnchor("contoso"), ids[5]+" "+strings.Repeat("0", 40), 0)
+	if _, err := e.sealer.SealAll(ctx); !errors.Is(err, audit.ErrSealRefused) || !strings.Contains(err.Error(), "without the record retention keeps") {
+		t.Fatalf("an anchor set since the seal without its record: %v, want ErrSealRefused", err)
+	}
+	// The anchor the seal saw, without its record (set by a Lockbox from
+	// before anchors kept it), is extended.
+	e.rdb.Set(ctx, keys.AuditAnchor("contoso"), anchor, 0)
+	if n := e.sealAll(t); n != 1 {
+		t.Fatalf("sealed %d over the anchor the seal saw, want 1", n)
+	}
 }
