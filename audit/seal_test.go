@@ -7,12 +7,14 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/lockbox-oss/lockbox/audit"
@@ -60,10 +62,20 @@ func newSealEnv(t *testing.T, key crypto.Signer, published ...crypto.PublicKey) 
 	}
 	e.published.Store(ks)
 	e.log.SetSealKeys("lockbox", e.published.Load)
-	if e.sealer, err = audit.NewSealer(audit.SealerConfig{Redis: e.rdb, Issuer: "lockbox", Signer: e.signer.Load, Keys: e.published.Load, Now: e.clock.Now}); err != nil {
+	e.sealer = e.newSealer(t, nil, nil)
+	return e
+}
+
+// newSealer is a sealer of e's chains with e's keys and clock, counting in
+// reg and logging to log when not nil.
+func (e *sealEnv) newSealer(t *testing.T, reg prometheus.Registerer, log *slog.Logger) *audit.Sealer {
+	t.Helper()
+	s, err := audit.NewSealer(audit.SealerConfig{Redis: e.rdb, Issuer: "lockbox", Signer: e.signer.Load, Keys: e.published.Load,
+		Now: e.clock.Now, Registerer: reg, Logger: log})
+	if err != nil {
 		t.Fatal(err)
 	}
-	return e
+	return s
 }
 
 func (e *sealEnv) setKey(t *testing.T, key crypto.Signer) {

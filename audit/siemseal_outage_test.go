@@ -36,17 +36,13 @@ func sealTokens(t *testing.T, lines []string, tenant string) []string {
 // meanwhile must all wait in the seal stream and reach the SIEM, in order,
 // once the sink works again. The stream keeps the newest seal alone only
 // while no forwarder has reached the tenant (forwarding off, or none
-// started yet); a forwarder reaches it at its first visit, whatever its
-// sink does. A seal that replaced another unread, uncounted and unlogged,
+// started yet); a forwarder reaches it at every pass that lists it,
+// whatever its sink does. A seal that replaced another unread, uncounted and unlogged,
 // would take from the SIEM the state of the chain it vouched for.
 func TestSIEMSealsStoredWhileTheSinkFailsAllReachIt(t *testing.T) {
 	e := newSealEnv(t, newKey(t))
 	reg := prometheus.NewRegistry()
-	sealer, err := audit.NewSealer(audit.SealerConfig{Redis: e.rdb, Issuer: "lockbox", Signer: e.signer.Load, Keys: e.published.Load,
-		Now: e.clock.Now, Registerer: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sealer := e.newSealer(t, reg, nil)
 	sink := &memSink{failing: true}
 	fw := e.sealForwarder(t, "r1", sink, reg, "")
 	tokens := sealThroughFailingSink(t, e, fw, sealer, 3, 2)
@@ -148,11 +144,7 @@ func TestSIEMSealsPushedOutWhileTheSinkFailsAreCounted(t *testing.T) {
 	e := newSealEnv(t, newKey(t))
 	reg := prometheus.NewRegistry()
 	var logs syncBuffer
-	sealer, err := audit.NewSealer(audit.SealerConfig{Redis: e.rdb, Issuer: "lockbox", Signer: e.signer.Load, Keys: e.published.Load,
-		Now: e.clock.Now, Registerer: reg, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sealer := e.newSealer(t, reg, slog.New(slog.NewTextHandler(&logs, nil)))
 	audit.SetSealsKept(sealer, 2)
 	sink := &memSink{failing: true}
 	fw := e.sealForwarder(t, "r1", sink, nil, "")

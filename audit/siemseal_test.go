@@ -462,11 +462,7 @@ func TestSIEMSealRescanRestoresALostMark(t *testing.T) {
 func TestSIEMSealsTrimmedFromAFullStream(t *testing.T) {
 	e := newSealEnv(t, newKey(t))
 	reg := prometheus.NewRegistry()
-	sealer, err := audit.NewSealer(audit.SealerConfig{Redis: e.rdb, Issuer: "lockbox", Signer: e.signer.Load, Keys: e.published.Load,
-		Now: e.clock.Now, Registerer: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sealer := e.newSealer(t, reg, nil)
 	audit.SetSealsKept(sealer, 3)
 	seal := func() {
 		t.Helper()
