@@ -147,9 +147,11 @@ func (w *CallWatch) add(c *call) {
 	s.head = c
 	s.mu.Unlock()
 	c.watchShard = s
-	missed := c.noted == s && s.gen.Load() != c.watchGen
-	if missed {
-		w.Invalidate(c.Tenant)
+	if c.noted == s && s.gen.Load() != c.watchGen {
+		// Checked, without counting an invalidation: counted, it would
+		// have every call in flight of the shard's tenants, and each of
+		// those the next, read its grant again, for one change heard.
+		w.recheck(c.Tenant)
 	}
 }
 
@@ -177,6 +179,11 @@ func (w *CallWatch) remove(c *call) {
 // (events.Invalidator). It does not wait for that.
 func (w *CallWatch) Invalidate(tenant string) {
 	w.shard(tenant).gen.Add(1)
+	w.recheck(tenant)
+}
+
+// recheck has Run read again the grants of tenant's calls in flight.
+func (w *CallWatch) recheck(tenant string) {
 	w.mu.Lock()
 	if !w.all {
 		w.tenants[tenant] = struct{}{}

@@ -33,6 +33,9 @@ func TestCallWatchAddChecksWhatItMissed(t *testing.T) {
 			clear(w.tenants)
 			w.all = false
 			w.mu.Unlock()
+			other := &call{}
+			other.Tenant = "contoso"
+			w.note(other)
 
 			w.add(c)
 			defer w.remove(c)
@@ -45,6 +48,13 @@ func TestCallWatchAddChecksWhatItMissed(t *testing.T) {
 			}
 			if c.heard() != tt.want {
 				t.Errorf("heard() = %v, want %v", c.heard(), tt.want)
+			}
+			// Checking c counts no invalidation of its own: a call of the
+			// tenant noted after the change, before c was kept, heard of
+			// nothing (counted, one change would have every call in
+			// flight, and each the next, read its grant again).
+			if other.heard() {
+				t.Error("a call noted after the change heard of another: keeping a call counted an invalidation")
 			}
 		})
 	}
