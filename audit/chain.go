@@ -489,7 +489,8 @@ func mustParseID(id string) streamID {
 // them: they were deleted. Nor did one retention, as it is set, can't
 // have left (anchorProblem): verify starts again, and reports it.
 func (l *Log) trimmedBetween(ctx context.Context, tenant, readTo, id, p string) (bool, error) {
-	pipe := l.rdb.Pipeline()
+	// In one transaction: a trim sets the anchor and its record together.
+	pipe := l.rdb.TxPipeline()
 	read := readAnchor(ctx, pipe, tenant)
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return false, fault.Unavailable("audit: verify", err)
