@@ -164,7 +164,7 @@ func New(baseURL, token string, opts ...Option) (*Client, error) {
 			return nil, errors.New("client: token contains whitespace or control characters")
 		}
 	}
-	base := &url.URL{Scheme: u.Scheme, Host: u.Host, Path: strings.TrimSuffix(u.Path, "/")}
+	base := &url.URL{Scheme: u.Scheme, Host: dialedHost(u), Path: strings.TrimSuffix(u.Path, "/")}
 	if u.RawPath != "" {
 		base.RawPath = strings.TrimSuffix(u.RawPath, "/")
 	}
@@ -256,6 +256,29 @@ func isLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && (ip.IsLoopback() || ip.IsUnspecified())
+}
+
+// dialedHost is u's host and port, with a plain http address that names
+// no host (http://:8080, 0.0.0.0, [::]: a listen address copied from
+// LOCKBOX_API_ADDR) given the loopback address it dials. net/http sends
+// a call to HTTP_PROXY unless its host is localhost or a loopback
+// address: to 0.0.0.0 it went, Authorization and all, in the clear to the
+// proxy the environment names, while the client took it for loopback
+// and sent the token without AllowInsecureHTTP.
+func dialedHost(u *url.URL) string {
+	host := u.Hostname()
+	ip := net.ParseIP(host)
+	if !strings.EqualFold(u.Scheme, "http") || (host != "" && (ip == nil || !ip.IsUnspecified())) {
+		return u.Host
+	}
+	loopback := "127.0.0.1"
+	if ip != nil && ip.To4() == nil {
+		loopback = "::1"
+	}
+	if u.Port() == "" {
+		return strings.Trim(net.JoinHostPort(loopback, ""), ":")
+	}
+	return net.JoinHostPort(loopback, u.Port())
 }
 
 // redacted is raw, an address url.Parse refused, with the password of

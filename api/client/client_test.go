@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/net/http/httpproxy"
 
 	"github.com/lockbox-oss/lockbox/api/wire"
 	"github.com/lockbox-oss/lockbox/audit/record"
@@ -1252,5 +1255,44 @@ func TestOffboardIfMatch(t *testing.T) {
 	}
 	if _, err := c.OffboardIfMatch(ctx, "contoso", "r", ""); err == nil || len(f.calls) != 1 {
 		t.Fatalf("an empty ETag was sent as an unconditional offboarding: %v", err)
+	}
+}
+
+// TestListenAddressDialsLoopback: a plain http address that names no host
+// (a listen address copied from LOCKBOX_API_ADDR) takes the token without
+// AllowInsecureHTTP because it dials this machine, so it must be called as
+// loopback: net/http hands any other host to HTTP_PROXY, and the call,
+// Authorization and all, crossed the network in the clear to the proxy
+// (cli's TestTokenNeverReachesAProxyInTheClear shows that with a real one).
+// The environment's proxy rule is httpproxy's, which net/http uses.
+func TestListenAddressDialsLoopback(t *testing.T) {
+	proxyOf := (&httpproxy.Config{HTTPProxy: "http://proxy.example:3128"}).ProxyFunc()
+	for _, tt := range []struct{ base, host string }{
+		{"http://:8080", "127.0.0.1:8080"}, {"http://0.0.0.0:8080", "127.0.0.1:8080"},
+		{"http://0.0.0.0", "127.0.0.1"}, {"http://[::]:8080", "[::1]:8080"}, {"http://[::]", "[::1]"},
+		{"http://[::ffff:0.0.0.0]:8080", "127.0.0.1:8080"},
+		// Named hosts stay as given.
+		{"http://localhost:8080", "localhost:8080"}, {"http://127.0.0.2:8080", "127.0.0.2:8080"},
+		{"https://0.0.0.0:8443", "0.0.0.0:8443"},
+	} {
+		var got []string
+		hc := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			if p, err := proxyOf(r.URL); err != nil || p != nil {
+				got = append(got, fmt.Sprintf("to proxy %v (%v)", p, err))
+			}
+			got = append(got, r.URL.Host)
+			return &http.Response{StatusCode: http.StatusOK, Header: http.Header{}, Body: io.NopCloser(strings.NewReader(`{"approvers":[]}`)), Request: r}, nil
+		})}
+		c, err := New(tt.base, token, WithHTTPClient(hc))
+		if err != nil {
+			t.Errorf("New(%q) = %v", tt.base, err)
+			continue
+		}
+		if _, err := c.Approvers(context.Background(), "contoso"); err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || got[0] != tt.host {
+			t.Errorf("New(%q): the call went %q, want only to host %q", tt.base, got, tt.host)
+		}
 	}
 }
