@@ -339,8 +339,8 @@ func (is *issuer) refreshForUnknownKey(ctx context.Context) bool {
 type fileSource struct {
 	path    string
 	parse   func(b []byte, path string) (*keySet, error)
-	publish func(*keySet)
-	what    string // "jwks" or "hmac secret", for errors
+	publish func(*keySet) error // refuses keys as parse does, keeping the previous ones
+	what    string              // "jwks" or "hmac secret", for errors
 
 	mu   sync.Mutex
 	last [32]byte // hash of the bytes published last
@@ -377,7 +377,9 @@ func (f *fileSource) load(context.Context) error {
 	if err != nil {
 		return err
 	}
-	f.publish(ks)
+	if err := f.publish(ks); err != nil {
+		return fmt.Errorf("%s %s: %w", f.what, f.path, err)
+	}
 	f.last, f.published = sum, n
 	return nil
 }

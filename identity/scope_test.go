@@ -330,3 +330,76 @@ func TestIssuersSharingAnHMACSecret(t *testing.T) {
 		})
 	}
 }
+
+// TestIssuersSharingAnHMACSecretAfterRotation: the rule of
+// TestIssuersSharingAnHMACSecret holds for a secret file rotated after
+// start-up (Reload: SIGHUP, the watch, the load an unknown key asks for).
+// Rotated to the provider's secret, contoso's file was taken, and contoso's
+// token service then held a key that minted provider operators. The file
+// is now refused as a broken one is: its previous secret stays in use.
+func TestIssuersSharingAnHMACSecretAfterRotation(t *testing.T) {
+	providerSecret, contosoSecret := strings.Repeat("provider-secret-", 3), strings.Repeat("contoso-secret-", 3)
+	dir := t.TempDir()
+	providerFile, contosoFile := filepath.Join(dir, "provider"), filepath.Join(dir, "contoso")
+	write := func(path, content string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(providerFile, providerSecret)
+	write(contosoFile, contosoSecret)
+	v, err := NewVerifier(Config{Now: fixedNow, Issuers: []IssuerConfig{
+		{Issuer: providerIssuer, Audience: testAudience, Scope: ProviderScope(), HMACSecretFile: providerFile},
+		{Issuer: contosoIssuer, Audience: testAudience, Scope: TenantScope("contoso"), HMACSecretFile: contosoFile},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	contosoToken := func(secret string) string {
+		return tok{alg: jose.HS256, key: []byte(secret), noKID: true, claims: func(c map[string]any) {
+			c["iss"] = contosoIssuer
+			c["sub"] = "mallory@contoso.example"
+			c["roles"] = []string{"global-admin"}
+		}}.sign(t)
+	}
+	verifies := func(secret string) bool {
+		_, err := v.Verify(context.Background(), contosoToken(secret))
+		return err == nil
+	}
+
+	write(contosoFile, providerSecret+"\n")
+	err = v.Reload()
+	if err == nil {
+		t.Error("Reload took contoso's secret file rotated to the provider's secret")
+	} else {
+		for _, want := range []string{providerIssuer, contosoIssuer, "same HMAC secret", contosoFile} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("the error does not name %q: %v", want, err)
+			}
+		}
+		if strings.Contains(err.Error(), "secret-") {
+			t.Errorf("the error shows the secret: %v", err)
+		}
+	}
+	if verifies(providerSecret) {
+		t.Error("after the rotation contoso's issuer verifies with the provider's secret")
+	}
+	if !verifies(contosoSecret) {
+		t.Error("contoso's previous secret stopped verifying: a refused file keeps the keys loaded before")
+	}
+	// The provider rotating to contoso's secret is refused the same way.
+	write(providerFile, contosoSecret)
+	if err := v.Reload(); err == nil || !strings.Contains(err.Error(), "same HMAC secret") {
+		t.Errorf("Reload took the provider's file rotated to contoso's secret: %v", err)
+	}
+	// A secret of its own is taken.
+	write(providerFile, providerSecret)
+	write(contosoFile, strings.Repeat("contoso-rotated-", 3))
+	if err := v.Reload(); err != nil {
+		t.Fatalf("Reload of secrets of their own: %v", err)
+	}
+	if !verifies(strings.Repeat("contoso-rotated-", 3)) || verifies(contosoSecret) {
+		t.Error("contoso's rotated secret is not the one it verifies with")
+	}
+}

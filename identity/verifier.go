@@ -179,6 +179,8 @@ type Verifier struct {
 	// reload serialises Reload so two concurrent reloads cannot publish an
 	// older file's keys after a newer one's.
 	reload sync.Mutex
+	// secrets serialises publishing HMAC secrets (publishSecret).
+	secrets sync.Mutex
 }
 
 // NewVerifier checks cfg and loads its keys. A key file that can't be read
@@ -213,18 +215,17 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 		case ic.JWKSFile != "":
 			// Issuers sharing a file each read it: a load publishes to
 			// its own issuer only.
-			is.src = &fileSource{path: ic.JWKSFile, parse: parseJWKS, publish: is.publish, what: "jwks"}
+			is.src = &fileSource{path: ic.JWKSFile, parse: parseJWKS, what: "jwks",
+				publish: func(ks *keySet) error { is.publish(ks); return nil }}
 			v.files = append(v.files, is)
 		default:
-			is.src = &fileSource{path: ic.HMACSecretFile, parse: parseHMACSecret, publish: is.publish, what: "hmac secret"}
+			is.src = &fileSource{path: ic.HMACSecretFile, parse: parseHMACSecret, what: "hmac secret",
+				publish: func(ks *keySet) error { return v.publishSecret(is, ks) }}
 			v.files = append(v.files, is)
 		}
 		v.issuers[ic.Issuer] = is
 	}
 	if err := v.Reload(); err != nil {
-		return nil, err
-	}
-	if err := v.checkSharedSecrets(); err != nil {
 		return nil, err
 	}
 	// Identity providers are fetched side by side: one that is down delays
@@ -247,30 +248,32 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	return v, nil
 }
 
-// checkSharedSecrets refuses issuers of different scopes whose HMAC
-// secrets are one. Public keys may be shared by any issuers (a cloud
-// identity provider signs every directory's tokens with one key set): only
-// the identity provider holds their private halves, and the signed "iss"
-// decides the scope. A shared secret is the signing key itself, held by
-// each issuer's token service: contoso's could sign as the provider's
-// staff, and the scopes would keep no one apart. Checked on the secrets
-// loaded at start-up, whether from one file or from copies.
-func (v *Verifier) checkSharedSecrets() error {
-	first := map[[32]byte]*issuer{}
-	for _, is := range v.files {
-		ks := is.keys.Load()
-		if is.cfg.HMACSecretFile == "" || ks == nil {
+// publishSecret makes ks, read from is's HMAC secret file, is's keys,
+// unless an issuer of another scope verifies with the same secret. Public
+// keys may be shared by any issuers (a cloud identity provider signs every
+// directory's tokens with one key set): only the identity provider holds
+// their private halves, and the signed "iss" decides the scope. A shared
+// secret is the signing key itself, held by each issuer's token service:
+// contoso's could sign as the provider's staff, and the scopes would keep
+// no one apart. Checked at each load, not only at start-up: a secret file
+// rotated to another scope's secret (a copy-paste slip) was taken by
+// Reload, the watch and the load an unknown key asks for, and is now
+// refused as a broken file is, keeping the keys loaded before. secrets
+// makes the check and the publication one step, so two files rotated at
+// once can't each pass against the other's old secret.
+func (v *Verifier) publishSecret(is *issuer, ks *keySet) error {
+	v.secrets.Lock()
+	defer v.secrets.Unlock()
+	for _, other := range v.files {
+		if other == is || other.cfg.HMACSecretFile == "" || other.cfg.Scope == is.cfg.Scope {
 			continue
 		}
-		other := first[ks.fingerprint]
-		switch {
-		case other == nil:
-			first[ks.fingerprint] = is
-		case other.cfg.Scope != is.cfg.Scope:
-			return fmt.Errorf("identity: issuers %q (%s) and %q (%s) verify with the same HMAC secret: whoever holds it signs tokens as either, "+
+		if cur := other.keys.Load(); cur != nil && cur.fingerprint == ks.fingerprint {
+			return fmt.Errorf("issuers %q (%s) and %q (%s) verify with the same HMAC secret: whoever holds it signs tokens as either, "+
 				"so their scopes keep no one apart; give each its own secret", logurl.Show(other.cfg.Issuer), other.cfg.Scope, logurl.Show(is.cfg.Issuer), is.cfg.Scope)
 		}
 	}
+	is.publish(ks)
 	return nil
 }
 
