@@ -154,7 +154,16 @@ func LoadIssuers(path string) ([]Issuer, error) {
 	// ignored.
 	dec.KnownFields(true)
 	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("%s: is empty", path)
+		}
 		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	// A second document (two files concatenated, a template's "---") was
+	// dropped unread: its issuers' users locked out with nothing said, and
+	// its mistakes never seen.
+	if err := dec.Decode(new(yaml.Node)); !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%s: holds more than one YAML document (a line \"---\" separates them): give all issuers in one list", path)
 	}
 	if len(doc.Issuers) == 0 {
 		return nil, fmt.Errorf("%s: lists no issuers", path)

@@ -74,7 +74,12 @@ func TestLoadIssuersRefuses(t *testing.T) {
 		return "  - issuer: https://idp.example\n    audience: lockbox\n    jwks_file: " + jwks + "\n" + extra
 	}
 	tests := []struct{ name, doc, want string }{
-		{"empty", "", "EOF"},
+		{"empty", "", "is empty"},
+		{"comments only", "# issuers: to come\n", "is empty"},
+		// The second document was dropped unread, its misspelling too.
+		{"two documents", "issuers:\n" + entry("    scope: provider\n") + "---\nissuers:\n" +
+			strings.Replace(entry("    scope: {tenant: contoso}\n    audiance: x\n"), "idp.example", "idp2.example", 1), "holds more than one YAML document"},
+		{"an empty second document", "issuers:\n" + entry("    scope: provider\n") + "---\n# more to come\n---\n", "holds more than one YAML document"},
 		{"no issuers", "issuers: []\n", "lists no issuers"},
 		{"misspelt field", "issuers:\n" + entry("    scope: provider\n    audiance: x\n"), "field audiance not found"},
 		{"no scope", "issuers:\n" + entry(""), "scope is required"},
