@@ -564,25 +564,30 @@ func parse(environ map[string]string) (Config, map[string]bool, []error) {
 	}
 	failed := map[string]bool{}
 	var errs []error
-	// env reads a secret file whole: one too large to be a secret (a
-	// wrong path) is refused first, and kept from env.
-	var parsed map[string]string // environ without them, once one is
+	// Secret files are read here, not by env's "file" option, which read
+	// them whole: a wrong path (a log, /dev/zero, a pipe that never ends)
+	// must be refused at the bound, not fill the memory first. os.Stat's
+	// size saw only regular files.
+	parsed := maps.Clone(environ)
+	secrets := map[string]Secret{}
 	for _, f := range reflect.VisibleFields(reflect.TypeFor[Config]()) {
 		name := fieldVar[f.Name]
-		if f.Type != reflect.TypeFor[Secret]() || environ[name] == "" {
+		if f.Type != reflect.TypeFor[Secret]() {
 			continue
 		}
-		if fi, err := os.Stat(environ[name]); err == nil && fi.Mode().IsRegular() && fi.Size() > maxSecretFile {
-			if parsed == nil {
-				parsed = maps.Clone(environ)
-			}
-			delete(parsed, name)
-			failed[name] = true
-			errs = append(errs, &VarError{Var: name, Err: fmt.Errorf("%s is larger than %d bytes: not a secret file", environ[name], maxSecretFile)})
+		delete(parsed, name)
+		if environ[name] == "" {
+			continue
 		}
-	}
-	if parsed == nil {
-		parsed = environ
+		b, err := readSecretFile(environ[name])
+		if err != nil {
+			failed[name] = true
+			errs = append(errs, &VarError{Var: name, Err: err})
+			continue
+		}
+		var sec Secret
+		_ = sec.UnmarshalText(b)
+		secrets[name] = sec
 	}
 	var c Config
 	err := env.ParseWithOptions(&c, env.Options{Prefix: Prefix, Environment: parsed,
@@ -598,6 +603,12 @@ func parse(environ map[string]string) (Config, map[string]bool, []error) {
 				e = ve
 			}
 			errs = append(errs, e)
+		}
+	}
+	cv := reflect.ValueOf(&c).Elem()
+	for _, f := range reflect.VisibleFields(cv.Type()) {
+		if sec, ok := secrets[fieldVar[f.Name]]; ok {
+			cv.FieldByIndex(f.Index).Set(reflect.ValueOf(sec))
 		}
 	}
 	errs = append(errs, shorthandErrors(environ)...)

@@ -9,7 +9,8 @@ import (
 )
 
 // Secret is a secret read once, at start-up, from the file its variable
-// names (caarlos0/env's "file" option): a password or a shared key. A
+// names (the "file" option of its env tag; parse reads it, bounded): a
+// password or a shared key. A
 // trailing line ending is not part of it, and Load refuses a file that is
 // empty, holds only white space or is larger than maxSecretFile. It prints as "[redacted]", so
 // logging a Config (LogValue) or formatting one in an error never shows it.
@@ -58,21 +59,32 @@ func ReadClientSecret(path string) (string, error) {
 	if err := readableFile(path); err != nil {
 		return "", err
 	}
-	f, err := os.Open(path)
+	b, err := readSecretFile(path)
 	if err != nil {
 		return "", err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
-	if err != nil {
-		return "", err
-	}
-	if len(b) > maxSecretFile {
-		return "", fmt.Errorf("%s is larger than %d bytes: not a secret file", path, maxSecretFile)
 	}
 	secret := strings.TrimSpace(string(b))
 	if secret == "" {
 		return "", fmt.Errorf("%s is empty", path)
 	}
 	return secret, nil
+}
+
+// readSecretFile reads a secret file, refusing one of more than
+// maxSecretFile bytes before reading past the bound, whatever it is: a
+// regular file, a pipe (bash's <(...)) or a device.
+func readSecretFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxSecretFile {
+		return nil, fmt.Errorf("%s is larger than %d bytes: not a secret file", path, maxSecretFile)
+	}
+	return b, nil
 }
