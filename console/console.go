@@ -36,6 +36,7 @@ import (
 	"html/template"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"path"
@@ -383,6 +384,12 @@ func (c *Console) routes() {
 // cross-origin state changes, then routes.
 func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.setHeaders(w, r)
+	if !c.answersAt(r.Host) {
+		c.log.WarnContext(r.Context(), "console: request for another host refused: the dev sign-in answers only at a loopback name or address", "host", echo(r.Host),
+			"method", echo(r.Method), "path", echo(r.URL.Path))
+		c.renderError(w, r, nil, http.StatusMisdirectedRequest, "This admin center signs in dev identities without a password, so it answers only at localhost, a loopback address or the host of LOCKBOX_CONSOLE_URL.")
+		return
+	}
 	if err := crossOrigin.Check(r); err != nil {
 		c.log.WarnContext(r.Context(), "console: cross-origin request refused", "method", echo(r.Method), "path", echo(r.URL.Path),
 			"origin", echo(r.Header.Get("Origin")), "sec_fetch_site", echo(r.Header.Get("Sec-Fetch-Site")))
@@ -390,6 +397,32 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.mux.ServeHTTP(w, r)
+}
+
+// answersAt reports whether the console serves a request naming host (its
+// Host header). With dev identities, which sign in with no credential,
+// only at a loopback name or address, or the host of PublicURL: the
+// listener is on loopback, but a web page the developer opens reaches it
+// by DNS rebinding (its own name made to resolve to 127.0.0.1, so the
+// browser takes the dev server for the page's own origin and the
+// cross-origin checks pass), and could sign in as the provider's
+// administrator. Such a page's requests name its own host.
+func (c *Console) answersAt(host string) bool {
+	if len(c.cfg.DevIdentities) == 0 {
+		return true
+	}
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.ToLower(strings.TrimSuffix(strings.Trim(host, "[]"), "."))
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true // RFC 6761: resolved to loopback, never to a page's server
+	}
+	if ip := net.ParseIP(host); ip != nil {
+		return ip.IsLoopback()
+	}
+	u, err := url.Parse(c.cfg.PublicURL)
+	return err == nil && c.cfg.PublicURL != "" && strings.EqualFold(strings.TrimSuffix(u.Hostname(), "."), host)
 }
 
 // Front returns next, the mux c is mounted on, with the headers every
