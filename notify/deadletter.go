@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/redis/go-redis/v9"
@@ -19,6 +18,7 @@ import (
 	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/internal/due"
 	"github.com/lockbox-oss/lockbox/internal/keys"
+	"github.com/lockbox-oss/lockbox/internal/text"
 )
 
 // kindRedrive is the kind of an outbox entry that DeadLetters.Redrive put
@@ -466,8 +466,8 @@ func redriveEvent(l DeadLetter, id string) ([]byte, error) {
 // every record of the re-drive.
 const MaxRedriveReason = 500
 
-// ErrBadReason: a re-drive's reason holds a control character or is longer
-// than MaxRedriveReason.
+// ErrBadReason: a re-drive's reason holds a control character (or another
+// that text.Line refuses) or is longer than MaxRedriveReason.
 var ErrBadReason = errors.New("bad re-drive reason")
 
 // ValidRedriveReason returns an error wrapping ErrBadReason for a reason
@@ -476,8 +476,11 @@ func ValidRedriveReason(reason string) error {
 	if len(reason) > MaxRedriveReason {
 		return fmt.Errorf("%w: %d bytes, at most %d", ErrBadReason, len(reason), MaxRedriveReason)
 	}
-	if !utf8.ValidString(reason) || strings.ContainsFunc(reason, unicode.IsControl) {
-		return fmt.Errorf("%w: it holds a control character or invalid UTF-8", ErrBadReason)
+	// The reason is the Comment of an audit record the tenant reads: held
+	// to text.Line as every other text people read there is, so that it
+	// reads in the order it is written, on one line.
+	if !utf8.ValidString(reason) || !text.Line(reason) {
+		return fmt.Errorf("%w: it holds a control character, a line separator, a bidirectional control or invalid UTF-8", ErrBadReason)
 	}
 	return nil
 }

@@ -552,8 +552,9 @@ func TestRedriveRefusesUnaudited(t *testing.T) {
 // TestRedriveWithReasonAuditsItAndRefusesControls: the reason of a
 // re-drive is each record's Comment; one holding a control character (a
 // line break that would forge a line of the log or of a CSV export, an
-// escape a terminal acts on) or past MaxRedriveReason is refused before
-// any letter is put back.
+// escape a terminal acts on), a line separator or a bidirectional control
+// (the tenant would read it reordered), or past MaxRedriveReason is
+// refused before any letter is put back.
 func TestRedriveWithReasonAuditsItAndRefusesControls(t *testing.T) {
 	e := newRedriveEnv(t, "")
 	e.create(t, operator(0)) // request.created: to the webhook alone, 410
@@ -564,7 +565,10 @@ func TestRedriveWithReasonAuditsItAndRefusesControls(t *testing.T) {
 	if len(letters) != 1 {
 		t.Fatalf("dead letters %s; want the webhook's", brief(letters))
 	}
-	for _, bad := range []string{"INC-1\r\nCreationTime: forged", "\x1b[2Jfixed", strings.Repeat("x", notify.MaxRedriveReason+1)} {
+	// Bidirectional controls and line separators too, as every other text
+	// a tenant reads: "\u202edevlos ton\u202c" reads "not solved" reversed.
+	for _, bad := range []string{"INC-1\r\nCreationTime: forged", "\x1b[2Jfixed", strings.Repeat("x", notify.MaxRedriveReason+1),
+		"INC-4711 \u202edevlos ton\u202c: relay fixed", "INC-4711 \u2066fixed\u2069", "INC-4711\u2028Approved by tenant", "INC-4711 \u200fmark"} {
 		if res, err := d.RedriveWithReason(ctx, "contoso", redriver, bad, letterIDs(letters)); !errors.Is(err, notify.ErrBadReason) || len(res) != 0 {
 			t.Errorf("reason %q: re-drove %+v, %v; want ErrBadReason and nothing", bad, res, err)
 		}

@@ -47,8 +47,9 @@ re-driven writes Resume-CustomerLockboxNotification to the tenant's audit log. T
 Redis credentials, not a signed-in user's token, so all it can name is the operating-system
 account that ran it, which nothing verified: the record's provider-only ProviderUserId says
 os:<user>@<host>, the os: prefix marking it as such; the tenant sees "Microsoft Support".
---reason (a ticket, the cause fixed; at most 500 bytes, no control characters) goes in each
-record's Comment, which the tenant reads too, and in the log line.
+--reason (a ticket, the cause fixed; at most 500 bytes, no control characters, line separators
+or bidirectional controls) goes in each record's Comment, which the tenant reads too, and in the
+log line.
 
 Both read the Redis of "lockbox serve" (LOCKBOX_REDIS_URL, LOCKBOX_REDIS_SENTINEL_ADDRS with
 LOCKBOX_REDIS_SENTINEL_MASTER, or LOCKBOX_REDIS_CLUSTER_ADDRS, and its credentials and TLS
