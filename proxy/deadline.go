@@ -54,8 +54,9 @@ type clientDeadline struct {
 	end time.Time
 	// pinned is set once the deadlines were set at end, for good.
 	pinned bool
-	// cancel, for a call with a body, cancels its forwarded request, and
-	// endTimer does so at end once the deadlines are pinned (pin).
+	// cancel, for an HTTP/1.1 client's call or one with a body, cancels
+	// its forwarded request, and endTimer does so at end once the
+	// deadlines are pinned (pin).
 	cancel   func()
 	endTimer *time.Timer
 	// ended is why the call's access ended before its grant's expires_at
@@ -71,7 +72,7 @@ type clientDeadline struct {
 // deadline is set only for a body. Once a request has no more body to
 // read, the server reads the connection in the background (to notice the
 // client going away) and takes a failed read, a deadline's too, for the
-// client gone: it cancels the call. It clears the read deadline as it
+// client gone: it cancels the call (while the read waits: pin). It clears the read deadline as it
 // starts that read, before the handler runs for a request without a body.
 // An HTTP/2 stream already has the server's ReadTimeout and WriteTimeout
 // from its start; setting them again would cost a round trip to the
@@ -178,17 +179,18 @@ func (d *clientDeadline) endsBy(t time.Time) bool {
 // write deadline cuts an answer the client is still taking (an HTTP/2
 // stream's also resets the stream, which cancels the call's context and
 // with it the upstream request, however long the upstream takes). Over
-// HTTP/1.1 the read deadline is set even once the body was read: the
-// server's background read (see start) then fails at the end, which the
-// server takes for the client gone and cancels the call's context, so an
-// upstream that keeps the call waiting is let go of at the end too. An
-// HTTP/2 stream's read deadline bounds only its body.
+// HTTP/1.1 the read deadline is set even once the body was read, so that
+// the client's connection ends there too. An HTTP/2 stream's read
+// deadline bounds only its body.
 //
-// One wait no deadline ends: an HTTP/1.1 client's upload that the upstream
-// stopped taking, where the transport blocks writing to the upstream and
-// the server's background read has not started. A call with a body is
-// canceled at the end by a timer, then; only such a call in the last
-// client timeout of its grant pays for one. d.mu is held.
+// What no deadline ends for sure is an HTTP/1.1 client's call waiting on
+// its upstream: the server's background read fails at the read deadline
+// and cancels the call's context only while that read waits, which one
+// byte of a pipelined request ends, and an upload the upstream stopped
+// taking blocks the transport before that read starts. Such a call is
+// canceled at the end by a timer (forward gives every HTTP/1.1 call a
+// cancel); only a call in the last client timeout of its grant, or
+// revoked, pays for one. d.mu is held.
 func (d *clientDeadline) pin() {
 	d.pinned = true
 	rc := http.NewResponseController(d.w)
@@ -209,9 +211,9 @@ func (d *clientDeadline) pin() {
 // (the call's grant was revoked, or is no longer the one it was judged by:
 // CallWatch), err saying so, and cuts the call as its grant's end would: its deadlines
 // are pinned at now, which fails the waits on the client at once (and
-// resets an HTTP/2 stream, or fails an HTTP/1.1 connection's background
-// read, either of which cancels the call's context), and a call with a
-// body has its forwarded request canceled. It reports whether it cut the
+// resets an HTTP/2 stream, which cancels the call's context), and an
+// HTTP/1.1 client's call, or one with a body, has its forwarded request
+// canceled. It reports whether it cut the
 // call: not once the handler returned, nor when the call's grant already
 // ended.
 func (d *clientDeadline) revoke(reason Reason, err error, now time.Time) bool {

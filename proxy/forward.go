@@ -346,18 +346,25 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, c *call) (deci
 	in.Header = c.header
 	in.Trailer = nil
 	var cancel context.CancelFunc
-	if r.Body != nil && r.Body != http.NoBody {
+	hasBody := r.Body != nil && r.Body != http.NoBody
+	if hasBody || c.deadline.h1 {
+		// A call is its grant's end's to cancel (clientDeadline.pin),
+		// and a revocation's, whatever the upstream does meanwhile. An
+		// HTTP/2 client's stream is reset by its pinned write deadline,
+		// which cancels the call's context; nothing of an HTTP/1.1
+		// client's does so for sure. The server's background read fails
+		// at the pinned read deadline and cancels it, but only while it
+		// waits: one byte more from the client (a pipelined request) ends
+		// that read, and the call held its upstream request until the
+		// transport's own timeouts, half a minute past a revocation.
+		// Calls with a body are a stallWatch's to cancel too.
+		out.Context, cancel = context.WithCancel(out.Context)
+	}
+	if hasBody {
 		// A body sent without Content-Length is only measured as it
 		// streams; past the limit the upstream sees a truncated body and
 		// the client gets 413.
 		in.Body = http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes)
-		// An upstream that stops taking the upload keeps the transport
-		// writing to it, with nothing for the client's deadlines to cut
-		// while an HTTP/1.1 client's body is still coming: the call must
-		// be its grant's end's to cancel (clientDeadline.pin), and a
-		// stallWatch's. Calls without a body, the usual read, pay for
-		// neither.
-		out.Context, cancel = context.WithCancel(out.Context)
 		if c.deadline.h1 && c.route.up.scheme == "https" {
 			// The upstream may speak HTTP/2, and stop taking the upload
 			// before it answers, which only the call can tell
