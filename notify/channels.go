@@ -122,6 +122,9 @@ func NewSMTP(cfg SMTPConfig) *SMTP { return &SMTP{cfg: cfg, logger: slog.New(slo
 // Name is the metrics channel label.
 func (s *SMTP) Name() string { return "smtp" }
 
+// Timeout is what bounds one connection and delivery (SMTPConfig.Timeout).
+func (s *SMTP) Timeout() time.Duration { return s.cfg.Timeout }
+
 // Send delivers m.
 func (s *SMTP) Send(ctx context.Context, id string, m Message) error {
 	policy := map[StartTLSPolicy]mail.TLSPolicy{

@@ -220,10 +220,13 @@ type Worker struct {
 	told        map[string]bool
 
 	// timedOut holds, for the round (Tick) in progress, the receivers that
-	// did not answer within their timeout, by target.via, with the error:
-	// see process.
+	// did not answer within their timeout, or failed slowly (target.slow),
+	// by target.via, with the error: see process.
 	timedOutMu sync.Mutex
 	timedOut   map[string]error
+	// mailSlow is target.slow of e-mails: half the mailer's timeout, when
+	// it has one.
+	mailSlow time.Duration
 }
 
 // NewWorker returns a Worker and registers its metrics.
@@ -251,6 +254,9 @@ func NewWorker(cfg Config) (*Worker, error) {
 	default:
 		from := "lockbox@localhost"
 		w.mailer = &DevSink{Dir: cfg.DevDir, From: from, Logger: cfg.Logger, Now: cfg.Now}
+	}
+	if tm, ok := w.mailer.(interface{ Timeout() time.Duration }); ok {
+		w.mailSlow = tm.Timeout() / 2
 	}
 	for _, h := range cfg.Webhooks {
 		w.hooks = append(w.hooks, newWebhook(h, cfg.Now))
@@ -596,6 +602,11 @@ type target struct {
 	// e-mail (one SMTP server sends them all), the key for a webhook.
 	via  string
 	send func(ctx context.Context, id string) error
+	// slow, when set, is how long a failed send to via takes for via to
+	// be left for the rest of the round, as one that timed out is (half
+	// its timeout): a receiver failing just before its timeout costs the
+	// round nearly as much, once per entry, every later message waiting.
+	slow time.Duration
 	// ask, when set, ties the e-mail to the request's ask reaching the
 	// recipient (Worker.askGate).
 	ask *askMark
@@ -712,7 +723,8 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 		mk := sentKey(t, m.ID, hashKey(tg.key))
 		if err := w.timedOutErr(tg.via); err != nil {
 			// The server did not answer a message of this round within
-			// its timeout: a failed attempt without waiting for it again.
+			// its timeout, or failed it after half of that (target.slow):
+			// a failed attempt without waiting for it again.
 			// A server that hangs would otherwise cost every message of
 			// the round its timeout (up to Batch entries a tenant, and
 			// an SMTP server once per recipient), holding up the ones
@@ -805,7 +817,9 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 			}
 		}
 		sendCtx, cancel := context.WithTimeout(ctx, w.cfg.ClaimAfter/2)
+		began := time.Now()
 		err = tg.send(sendCtx, deliveryID(t, named, tg.key))
+		took := time.Since(began)
 		cancel()
 		if gate == askSending && err != nil && !errors.As(err, new(unansweredError)) {
 			// Not reached: a withdrawal passes them by. The worst a
@@ -864,10 +878,11 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 				return false, terr
 			}
 			retry.add(tg, err, n)
-			if timeout(err) {
-				w.timedOutMu.Lock()
-				w.timedOut[tg.via] = fmt.Errorf("not tried again this round: %w", err)
-				w.timedOutMu.Unlock()
+			switch {
+			case timeout(err):
+				w.leaveForTheRound(tg.via, fmt.Errorf("not tried again this round: %w", err))
+			case tg.slow > 0 && took >= tg.slow:
+				w.leaveForTheRound(tg.via, fmt.Errorf("not tried again this round: it failed after %s: %w", took.Round(time.Millisecond), err))
 			}
 			// The attempt is on record before the recipient is free
 			// again: a replica that takes the entry over while this one
@@ -1092,6 +1107,14 @@ func (w *Worker) askSettle(ctx context.Context, a *askMark, reached bool) error 
 		v = askReached
 	}
 	return askSettleScript.Run(ctx, w.cfg.Redis, []string{a.key}, a.field, v).Err()
+}
+
+// leaveForTheRound has the server via not tried again in this round, for
+// err.
+func (w *Worker) leaveForTheRound(via string, err error) {
+	w.timedOutMu.Lock()
+	defer w.timedOutMu.Unlock()
+	w.timedOut[via] = err
 }
 
 // timedOutErr returns why the server via is not tried again in this
@@ -1694,7 +1717,7 @@ func (w *Worker) targets(ctx context.Context, tenant string, ev Event) ([]target
 		if t == TemplatePendingCustomer || t.followsAsk() && !strings.EqualFold(addr, knows) {
 			ask = &askMark{key: askedKey(tenant, ev.Request.ID), field: hashKey(key), follows: t != TemplatePendingCustomer}
 		}
-		out = append(out, target{key: key, name: "mail:" + addr, channel: w.mailer.Name(), via: w.mailer.Name(), ask: ask, send: func(ctx context.Context, id string) error {
+		out = append(out, target{key: key, name: "mail:" + addr, channel: w.mailer.Name(), via: w.mailer.Name(), slow: w.mailSlow, ask: ask, send: func(ctx context.Context, id string) error {
 			ev := ev
 			if t == TemplateExpiryWarning {
 				// The time left counts from now, when the warning goes
@@ -1841,7 +1864,7 @@ func (w *Worker) targets(ctx context.Context, tenant string, ev Event) ([]target
 			// that is gone) must not hand its mark, sent or dead, to the
 			// one that takes its place, whose retry would then be skipped.
 			key := "webhook:" + h.cfg.URL
-			out = append(out, target{key: key, name: "webhook:" + strconv.Itoa(i), channel: "webhook", via: key, send: func(ctx context.Context, id string) error {
+			out = append(out, target{key: key, name: "webhook:" + strconv.Itoa(i), channel: "webhook", via: key, slow: h.cfg.Timeout / 2, send: func(ctx context.Context, id string) error {
 				body, err := WebhookBody(hev)
 				if err != nil {
 					return permanent(err)
