@@ -314,6 +314,9 @@ func buildBundle(ctx context.Context, files []policyFile, dir string, now time.T
 	if compiler.Failed() {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidPolicy, compiler.Errors)
 	}
+	if err := unknownGrantFields(compiler.Modules); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidPolicy, err)
+	}
 	// A directory without the decision rule would compile and then deny
 	// every call as undefined. Refuse it at load instead, where the security
 	// team sees why.
