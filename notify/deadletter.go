@@ -44,6 +44,10 @@ type Redrive struct {
 	// their Message-ID and X-Lockbox-Delivery, so a receiver that did
 	// take one (its answer lost) drops the copy.
 	Entry string `json:"entry,omitempty"`
+	// At is when it was re-driven: how long it has waited counts from
+	// then (Worker.patientUntil). Zero in an entry an earlier version
+	// re-drove.
+	At time.Time `json:"at,omitzero"`
 }
 
 // Errors of DeadLetters.Redrive, for one letter.
@@ -411,7 +415,7 @@ func (d *DeadLetters) redrive(ctx context.Context, tenant, by, reason, id string
 				r.Err = fmt.Errorf("%w: %s: %s", ErrUnredrivable, id, l.Problem)
 				return nil
 			}
-			ev, err := redriveEvent(l, id)
+			ev, err := redriveEvent(l, id, d.now())
 			if err != nil {
 				return err
 			}
@@ -437,8 +441,9 @@ func (d *DeadLetters) redrive(ctx context.Context, tenant, by, reason, id string
 	return Redriven{ID: id}, fmt.Errorf("notify: re-drive %s: the dead-letter stream kept changing; try again", id)
 }
 
-// redriveEvent is the outbox entry of dead letter l (of id id) put back.
-func redriveEvent(l DeadLetter, id string) ([]byte, error) {
+// redriveEvent is the outbox entry of dead letter l (of id id) put back
+// at now.
+func redriveEvent(l DeadLetter, id string, now time.Time) ([]byte, error) {
 	// The event's other fields are kept as stored, including any this
 	// version does not know.
 	first := l.Entry
@@ -448,7 +453,7 @@ func redriveEvent(l DeadLetter, id string) ([]byte, error) {
 	if !streamID.MatchString(first) {
 		first = "" // the worker names the deliveries by the new entry
 	}
-	rd, err := json.Marshal(Redrive{Kind: l.Kind, Recipients: l.Recipients, DeadLetter: id, Entry: first})
+	rd, err := json.Marshal(Redrive{Kind: l.Kind, Recipients: l.Recipients, DeadLetter: id, Entry: first, At: now})
 	if err != nil {
 		return nil, fmt.Errorf("notify: encode re-drive: %w", err)
 	}

@@ -184,3 +184,125 @@ func TestDroppedRecipientToldOnceWhileItsWebhookWaits(t *testing.T) {
 		t.Errorf("%d log lines of the recipient without an address, want 1: %q", len(lines), lines)
 	}
 }
+
+// TestRetryAfterHoldEndsForAMessageThatWaitedItsAttempts: a receiver that
+// keeps answering 503 with Retry-After (a maintenance page for the hours
+// of an outage) had one message tried per wait: when the hold ended, the
+// first pending entry was tried, refused, and held the receiver again, so
+// every later message found a hold, waited without counting an attempt,
+// and was never tried nor dead-lettered until the ones before it had used
+// up their attempts. The outbox kept every event since the outage began.
+// A message now waits for other messages' holds only as long as its own
+// attempts could take at the longest (MaxAttempts × 15m); then it is
+// tried at its own pace and dead-lettered after its attempts.
+func TestRetryAfterHoldEndsForAMessageThatWaitedItsAttempts(t *testing.T) {
+	const entries, maxAttempts = 5, 3 // patience: 3 × 15m = 45m
+	e := newEnv(t)
+	ctx := context.Background()
+	for i := range entries {
+		e.create(t, operator(i))
+	}
+	var mu sync.Mutex
+	tried := map[string]int{} // delivery id -> calls
+	calls := 0
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		tried[r.Header.Get(notify.DeliveryHeader)]++
+		calls++
+		mu.Unlock()
+		w.Header().Set("Retry-After", "900")
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(hook.Close)
+	w := newWorker(t, notify.WithMailer(notify.Config{Redis: e.rdb, Now: e.clock.Now, Consumer: "a", MaxAttempts: maxAttempts,
+		ManagerAddresses: []string{"mary@provider.example"},
+		Webhooks:         []notify.WebhookConfig{{URL: hook.URL, Secret: []byte("k")}},
+	}, &mailbox{}))
+	var perWindow []int
+	for range 8 { // 8 windows of 16m, each past the 15m Retry-After
+		mu.Lock()
+		before := calls
+		mu.Unlock()
+		if _, err := w.Tick(ctx); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		perWindow = append(perWindow, calls-before)
+		mu.Unlock()
+		e.clock.Advance(16 * time.Minute)
+	}
+	// Within their patience the messages keep the receiver's hold: one
+	// call a wait, not one for each message.
+	for i, n := range perWindow[:3] {
+		if n != 1 {
+			t.Errorf("window %d (%s in): the receiver was called %d times, want once: the others wait for its hold (calls per window %v)",
+				i, time.Duration(i)*16*time.Minute, n, perWindow)
+		}
+	}
+	depth, err := w.Depth(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead, err := e.rdb.XLen(ctx, notify.DeadKey("contoso")).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(tried) != entries || depth != 0 || dead != entries {
+		t.Errorf("after 8 waits of 16m with MaxAttempts %d: %d of %d messages were ever sent to the receiver, %d dead-lettered, %d still in the outbox (calls per window %v); "+
+			"want each tried once it waited its attempts' worth, and dead-lettered after them",
+			maxAttempts, len(tried), entries, dead, depth, perWindow)
+	}
+}
+
+// TestRedrivenMessageWaitsForTheHoldFromItsRedrive: a re-driven message's
+// patience (TestRetryAfterHoldEndsForAMessageThatWaitedItsAttempts) counts
+// from its re-drive, not from its event: re-driven hours after the event,
+// it still waits for its receiver's hold like any new message.
+func TestRedrivenMessageWaitsForTheHoldFromItsRedrive(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	var mu sync.Mutex
+	status, calls := http.StatusGone, 0
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		w.Header().Set("Retry-After", "900")
+		w.WriteHeader(status)
+	}))
+	t.Cleanup(hook.Close)
+	w := newWorker(t, notify.WithMailer(notify.Config{Redis: e.rdb, Now: e.clock.Now, Consumer: "a",
+		Webhooks: []notify.WebhookConfig{{URL: hook.URL, Secret: []byte("k")}},
+	}, &mailbox{}))
+	e.create(t, operator(0))
+	drain(t, w) // 410: a dead letter at once
+	d := notify.NewDeadLetters(e.rdb, e.log, e.clock.Now, nil)
+	letters := mustList(t, d, "contoso")
+	if len(letters) != 1 {
+		t.Fatalf("dead letters %s; want the webhook's", brief(letters))
+	}
+	e.clock.Advance(5 * time.Hour) // past the default patience, counted from the event
+	mu.Lock()
+	status = http.StatusServiceUnavailable
+	mu.Unlock()
+	e.create(t, operator(1))
+	if _, err := w.Tick(ctx); err != nil { // refused with Retry-After: the receiver is held
+		t.Fatal(err)
+	}
+	mu.Lock()
+	before := calls
+	mu.Unlock()
+	if res, err := d.Redrive(ctx, "contoso", redriver, letterIDs(letters)); err != nil || len(res) != 1 || res[0].Err != nil {
+		t.Fatalf("redrive: %+v, %v", res, err)
+	}
+	if _, err := w.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if calls != before {
+		t.Errorf("the message re-driven now was sent to the held receiver (%d calls): its patience counted from its event, 5h ago", calls-before)
+	}
+}

@@ -719,6 +719,10 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 	// deferred is when the last of the recipients whose receivers asked to
 	// be left alone (Retry-After) may be tried again: zero when none did.
 	var deferred time.Time
+	// patient: the entry still waits for its receivers' holds (another
+	// message's Retry-After) without counting an attempt.
+	until, bounded := w.patientUntil(ev)
+	patient := !bounded || until.After(w.cfg.Now())
 	for _, tg := range targets {
 		mk := sentKey(t, m.ID, hashKey(tg.key))
 		if err := w.timedOutErr(tg.via); err != nil {
@@ -753,7 +757,7 @@ func (w *Worker) process(ctx context.Context, t string, m redis.XMessage) (bool,
 			retry.add(tg, err, sk.tries)
 			continue
 		}
-		l, err := w.lease(ctx, t, m.ID, tg.key, tg.via)
+		l, err := w.lease(ctx, t, m.ID, tg.key, tg.via, patient)
 		if err != nil {
 			return false, err
 		}
@@ -1378,11 +1382,14 @@ type leaseResult struct {
 // script may not reach beyond one slot on Redis Cluster. A hold written
 // between the read and the send costs the receiver one more call, as one
 // written while this send was under way does.
-func (w *Worker) lease(ctx context.Context, t, id, key, via string) (leaseResult, error) {
+func (w *Worker) lease(ctx context.Context, t, id, key, via string, patient bool) (leaseResult, error) {
 	h := hashKey(key)
-	hold, err := w.holdUntil(ctx, via)
-	if err != nil {
-		return leaseResult{}, err
+	var hold int64
+	if patient {
+		var err error
+		if hold, err = w.holdUntil(ctx, via); err != nil {
+			return leaseResult{}, err
+		}
 	}
 	now := w.cfg.Now()
 	res, err := leaseScript.Run(ctx, w.cfg.Redis, []string{OutboxKey(t), sentKey(t, id, h), notBeforeKey(t, id, h)},
@@ -1428,6 +1435,28 @@ if nb and tonumber(nb) > tonumber(ARGV[4]) then return {'wait', nb} end
 redis.call('SET', KEYS[2], ARGV[5], 'PX', ARGV[6])
 return {'got'}
 `)
+
+// patientUntil returns until when an entry of ev waits for its receivers'
+// holds without counting an attempt (lease): as long as its attempts may
+// take at the longest, each waiting out a Retry-After at its cap, counted
+// from when the event was queued (or re-driven). Holds are renewed by
+// whichever message is tried first when one ends, so a receiver that
+// kept asking to wait (a maintenance page for the hours of an outage) had
+// one message tried per wait, the others never tried nor dead-lettered,
+// and the outbox kept every event since the outage began. Past it the
+// entry is tried at its own pace, its own Retry-After still honoured,
+// its refusals counted, and dead-lettered after its attempts, as with a
+// receiver that fails. An entry an earlier version re-drove has no time
+// of its own: it waits as it did then, for good (ok false).
+func (w *Worker) patientUntil(ev Event) (until time.Time, ok bool) {
+	start := ev.Event.At
+	if ev.Redrive != nil {
+		if start = ev.Redrive.At; start.IsZero() {
+			return time.Time{}, false
+		}
+	}
+	return start.Add(time.Duration(w.cfg.MaxAttempts) * maxBackoff), true
+}
 
 // holdUntil returns when the receiver via may be called again as it
 // asked (Unix ms), 0 when no hold is recorded (hold). Retry-After's cap
