@@ -4,18 +4,21 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"syscall"
 )
 
 // bodyBudget bounds the bytes of request bodies that all calls together
 // hold in memory (Config.BodyBufferBytes), and the bytes that the calls of
 // any one operator hold (share). Only screenBody takes from it: the form
 // bodies and POSTed JSON bodies it reads whole to look for method
-// overrides. Without it, any verified operator (one without a grant too:
-// bodies are read before the grant lookup) could open N calls with bodies
-// at the per-call limit and make the proxy hold N times that limit.
+// overrides. Without it, any operator with a grant could open N calls
+// with bodies at the per-call limit and make the proxy hold N times that
+// limit. (Bodies are read only once the grant and the policy allow the
+// call: an operator without a grant takes nothing from it.)
 //
 // It is a counter, not a queue: a call that can't reserve what it needs is
 // refused at once (ReasonOverloaded), never made to wait. Waiting would
@@ -187,7 +190,8 @@ func (h *Handler) readBody(operator string, body io.Reader, size int64, held *in
 			case err == io.EOF:
 				return buf, "", nil
 			case err != nil:
-				return nil, ReasonBadRequest, fmt.Errorf("the request body could not be read: %w", err)
+				reason, err := bodyReadFailed(err)
+				return nil, reason, err
 			case int64(len(buf)) >= limit:
 				return nil, ReasonBadRequest, withStatus(http.StatusRequestEntityTooLarge,
 					fmt.Errorf("the request body is larger than %d bytes", limit))
@@ -208,9 +212,21 @@ func (h *Handler) readBody(operator string, body io.Reader, size int64, held *in
 		case err == io.EOF:
 			return buf, "", nil
 		case err != nil:
-			return nil, ReasonBadRequest, fmt.Errorf("the request body could not be read: %w", err)
+			reason, err := bodyReadFailed(err)
+			return nil, reason, err
 		}
 	}
+}
+
+// bodyReadFailed returns the denial of a body that could not be read
+// whole for err: the client gone (the connection closed or reset before
+// the body's end) is ReasonClientCanceled, as a hang-up anywhere else in
+// judging is, not the client's bad request; broken framing is.
+func bodyReadFailed(err error) (Reason, error) {
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, net.ErrClosed) {
+		return ReasonClientCanceled, fmt.Errorf("the client went away before the end of the request body: %w", err)
+	}
+	return ReasonBadRequest, fmt.Errorf("the request body could not be read: %w", err)
 }
 
 // readByte reads one byte of r, or returns its error.

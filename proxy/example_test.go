@@ -49,5 +49,6 @@ func ExampleAllReasons() {
 	// store_unavailable 503 true
 	// audit_unavailable 503 true
 	// upstream_unavailable 502 false
+	// internal_error 500 true
 	// client_canceled 499 true
 }

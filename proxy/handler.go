@@ -12,6 +12,7 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
@@ -478,7 +479,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if hasBody(r) {
 		r.Body = &progressBody{ReadCloser: r.Body, d: &c.deadline}
 	}
-	decision, reason := decisionAllowed, Reason("")
+	// Denied until judged and forwarded: a way out nobody foresaw must not
+	// be counted as a served call.
+	decision, reason := decisionDenied, Reason("")
 	// Deferred, because a call whose answer broke off midway ends the
 	// handler with a panic (http.ErrAbortHandler, below). For the same
 	// reason the body budget is returned here, on every way out: refused,
@@ -492,9 +495,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.metrics.observe(c.label, decision, reason, time.Since(start))
 	}()
 	var err error
-	if reason, err = h.judge(r, c); reason != "" {
-		decision = decisionDenied
-		if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+	if reason, err = h.judgeOrRecover(r, c); reason != "" {
+		if reason == ReasonClientCanceled || errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 			// The client hung up (reset its stream) while the call was
 			// judged, which canceled the step under way: a Redis read or
 			// the policy's evaluation failed for the client's doing, not
@@ -515,6 +517,63 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// got is not the whole answer.
 		panic(http.ErrAbortHandler)
 	}
+}
+
+// judgeOrRecover is judge, with a panic while judging (a bug in a check, a
+// store or the policy's wiring) turned into ReasonInternalError: net/http
+// would recover it and drop the connection, and the call went uncounted
+// as a denial and unlogged as one. The panic and its stack go to the
+// denial's log line, never to the client. http.ErrAbortHandler, a client
+// gone, goes on.
+func (h *Handler) judgeOrRecover(r *http.Request, c *call) (reason Reason, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			reason, err = ReasonInternalError, fmt.Errorf("panic while judging the call: %v\n%s", p, debug.Stack())
+		}
+	}()
+	return h.judge(r, c)
+}
+
+// authorize looks up the call's grant and its tenant's settings and asks
+// the policy, at c.now, c.policy and c.Call: the checks that make a call
+// one that may be made, which judge runs before a body is read and again
+// once a body read whole is in.
+func (h *Handler) authorize(ctx context.Context, c *call) (reason Reason, err error) {
+	// One deadline bounds the grant and settings reads together, set up
+	// only if a cache does not already hold the answers.
+	var cancel context.CancelFunc
+	var lookupCtx context.Context
+	store := func() context.Context {
+		if lookupCtx == nil {
+			lookupCtx, cancel = context.WithTimeout(ctx, h.cfg.GrantTimeout)
+		}
+		return lookupCtx
+	}
+	defer func() {
+		if cancel != nil {
+			cancel()
+		}
+	}()
+	h.watch.note(c)
+	if c.grant, c.grantRead, reason, err = h.lookupGrant(store, c.principal, c.Call, c.now); reason != "" {
+		return reason, err
+	}
+	if c.settings, reason, err = h.lookupSettings(store, c.Tenant); reason != "" {
+		return reason, err
+	}
+	// What derives from the grant alone is derived once per grant.
+	if c.view, err = h.views.view(&c.grant, c.now); err != nil {
+		// Encoding a grant's strings can't fail; nothing gets here.
+		return ReasonStoreUnavailable, fmt.Errorf("grant assertion template: %w", err)
+	}
+	in := buildInput(c.principal, c.Call, c.view.policy, c.settings, h.now.format(c.now))
+	if reason, err = h.decide(ctx, c.policy, in); reason != "" {
+		return reason, err
+	}
+	return "", nil
 }
 
 // judge runs the checks in order and returns the first denial, or "" when
@@ -551,6 +610,18 @@ func (h *Handler) judge(r *http.Request, c *call) (Reason, error) {
 	if c.Call, reason, err = h.classify(r, c.policy, c.route); reason != "" {
 		return reason, err
 	}
+	// A call with a body is authorized before any of its body is read:
+	// the body is read only for a call that may be made (and an HTTP/1.1
+	// client that sent "Expect: 100-continue" is told to send it only
+	// then), so an operator without a grant can't make the proxy buffer
+	// anything. A body read whole is authorized again once it is in
+	// (below), by then's token, clock and policy.
+	hasBody := r.Body != nil && r.Body != http.NoBody
+	if hasBody {
+		if reason, err = h.authorize(ctx, c); reason != "" {
+			return reason, err
+		}
+	}
 	read := false
 	if read, reason, err = h.screenBody(r, c); reason != "" {
 		return reason, err
@@ -577,36 +648,10 @@ func (h *Handler) judge(r *http.Request, c *call) (Reason, error) {
 			return reason, err
 		}
 	}
-	// One deadline bounds the grant and settings reads together, set up
-	// only if a cache does not already hold the answers.
-	var cancel context.CancelFunc
-	var lookupCtx context.Context
-	store := func() context.Context {
-		if lookupCtx == nil {
-			lookupCtx, cancel = context.WithTimeout(ctx, h.cfg.GrantTimeout)
+	if read || !hasBody {
+		if reason, err = h.authorize(ctx, c); reason != "" {
+			return reason, err
 		}
-		return lookupCtx
-	}
-	defer func() {
-		if cancel != nil {
-			cancel()
-		}
-	}()
-	h.watch.note(c)
-	if c.grant, c.grantRead, reason, err = h.lookupGrant(store, c.principal, c.Call, c.now); reason != "" {
-		return reason, err
-	}
-	if c.settings, reason, err = h.lookupSettings(store, c.Tenant); reason != "" {
-		return reason, err
-	}
-	// What derives from the grant alone is derived once per grant.
-	if c.view, err = h.views.view(&c.grant, c.now); err != nil {
-		// Encoding a grant's strings can't fail; nothing gets here.
-		return ReasonStoreUnavailable, fmt.Errorf("grant assertion template: %w", err)
-	}
-	in := buildInput(c.principal, c.Call, c.view.policy, c.settings, h.now.format(c.now))
-	if reason, err = h.decide(ctx, c.policy, in); reason != "" {
-		return reason, err
 	}
 	// The header set is built (and the call's assertion signed, naming
 	// the record about to be written) before the audit write, so that once
@@ -753,9 +798,11 @@ func screen(r *http.Request, maxBody int64) (Reason, error) {
 // that never change method. Form bodies are read whatever the method, as
 // before.
 //
-// It runs after authentication and classification, so that only a
-// provider operator calling a catalog activity can make the proxy buffer
-// a body, and before the grant is looked up. read reports that it read
+// It runs after authentication, classification and authorize, so that
+// only a provider operator calling a catalog activity that a grant and
+// the policy allow can make the proxy buffer a body (and an HTTP/1.1
+// client that asked "Expect: 100-continue" is told to send its body only
+// then: the server sends 100 at the body's first read). read reports that it read
 // the body: judge then verifies the token again and takes a reading of the
 // clock and the policy version serving, so that a token or a grant that
 // ended during a slow upload refuses the call, and the assertion's
@@ -794,8 +841,8 @@ func (h *Handler) screenBody(r *http.Request, c *call) (read bool, _ Reason, _ e
 	}
 	// Bounded by MaxBodyBytes for this call, by the body budget for all
 	// calls together and by the operator's share of it for all of theirs:
-	// past either the call is refused (503), here, before its grant is
-	// looked up or anything is audited.
+	// past either the call is refused (503), here, before anything is
+	// audited.
 	body, reason, err := h.readBody(c.principal.Subject, r.Body, r.ContentLength, &c.bodyHeld)
 	if reason != "" {
 		return false, reason, err

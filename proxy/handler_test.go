@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"net/textproto"
 	"net/url"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -909,13 +910,21 @@ func TestAllowed(t *testing.T) {
 				t.Errorf("decision id %q: want exactly the proxy's", ids)
 			}
 
-			// What the policy judged.
+			// What the policy judged: a POSTed JSON body, read whole, is
+			// judged before it is read and again once it is in.
 			mu.Lock()
 			defer mu.Unlock()
-			if len(inputs) != 1 {
-				t.Fatalf("decider called %d times", len(inputs))
+			decisions := 1
+			if tt.body != "" && tt.method == "POST" {
+				decisions = 2
 			}
-			in := inputs[0]
+			if len(inputs) != decisions {
+				t.Fatalf("decider called %d times, want %d", len(inputs), decisions)
+			}
+			if decisions == 2 && !reflect.DeepEqual(inputs[0], inputs[1]) {
+				t.Errorf("the call was judged on %+v before its body, on %+v after", inputs[0], inputs[1])
+			}
+			in := inputs[len(inputs)-1]
 			if in.Call.Path != path || in.Call.Tenant != "contoso" || in.Call.Service != "exchange" || in.Call.Activity != tt.activity ||
 				in.Call.ClientIP != "127.0.0.1" || in.Grant == nil || in.Grant.RequestID != req.ID || in.Tenant.LockboxEnabled == tt.lockboxOff ||
 				in.Now != now.Truncate(time.Second).Format(time.RFC3339Nano) || in.Operator.ID != alice.Subject {

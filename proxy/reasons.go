@@ -43,7 +43,7 @@ const (
 	// leave too little of the proxy's budget for it (Config.BodyBufferBytes,
 	// LOCKBOX_PROXY_BODY_BUFFER_BYTES), or the operator's own calls already
 	// hold their share of it (a quarter). The call is refused at once, before
-	// its grant is looked up, rather than made to wait. Nothing else is
+	// anything is audited, rather than made to wait. Nothing else is
 	// refused for it: calls without a body and bodies that stream never take
 	// from the budget.
 	ReasonOverloaded Reason = "overloaded"
@@ -77,6 +77,11 @@ const (
 	// in lockbox_proxy_requests_total and never in
 	// lockbox_proxy_denials_total.
 	ReasonUpstreamUnavailable Reason = "upstream_unavailable"
+	// ReasonInternalError (500): judging the call failed in a way no check
+	// foresaw (a panic: a bug). Nothing was forwarded; the log line has
+	// the panic and its stack. Counted as a denial, never as an allowed
+	// call, which the call's metrics said until it was caught.
+	ReasonInternalError Reason = "internal_error"
 	// ReasonClientCanceled (499, nginx's "client closed request"): the
 	// client went away (hung up, reset its HTTP/2 stream) while the call
 	// was judged. Nothing was forwarded. The step that failed for it (a
@@ -105,6 +110,7 @@ var allReasons = []Reason{
 	ReasonStoreUnavailable,
 	ReasonAuditUnavailable,
 	ReasonUpstreamUnavailable,
+	ReasonInternalError,
 	ReasonClientCanceled,
 }
 
@@ -137,6 +143,8 @@ func (r Reason) Status() int {
 		return http.StatusServiceUnavailable
 	case ReasonUpstreamUnavailable:
 		return http.StatusBadGateway
+	case ReasonInternalError:
+		return http.StatusInternalServerError
 	case ReasonClientCanceled:
 		return StatusClientClosedRequest
 	}
@@ -157,6 +165,7 @@ var publicMessage = map[Reason]string{
 	ReasonStoreUnavailable:    "grants can't be read right now, so the call is denied; retry later",
 	ReasonAuditUnavailable:    "the call can't be audited right now, so it is denied; retry later",
 	ReasonUpstreamUnavailable: "the service did not answer; the call was audited and may have reached it",
+	ReasonInternalError:       "the proxy failed while judging this call, so it is denied",
 }
 
 // statusError gives a denial a status other than its reason's. It is the

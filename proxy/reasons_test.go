@@ -26,6 +26,7 @@ func TestReasons(t *testing.T) {
 		ReasonStoreUnavailable:    http.StatusServiceUnavailable,
 		ReasonAuditUnavailable:    http.StatusServiceUnavailable,
 		ReasonUpstreamUnavailable: http.StatusBadGateway,
+		ReasonInternalError:       http.StatusInternalServerError,
 		ReasonClientCanceled:      499,
 	}
 	all := AllReasons()
