@@ -1071,6 +1071,16 @@ func (s *Store) endTx(ctx context.Context, tx *redis.Tx, tenant string, actor Ac
 		if errors.Is(err, ErrNotFound) {
 			continue
 		}
+		if errors.Is(err, fault.ErrUnreadable) {
+			// Reported and counted (loadChecked), and passed over as the
+			// sweep passes it over: the tenant's other grants still end.
+			// Refusing the whole ending for it left the switch off, or the
+			// tenant onboarded, and every other grant live, until someone
+			// repaired the record by hand. A grant the record held itself
+			// can't be found without it; with the switch on, the policy
+			// refuses one no tenant approver approved.
+			continue
+		}
 		if err != nil {
 			return nil, nil, err
 		}
@@ -1643,11 +1653,13 @@ func (s *Store) loadChecked(ctx context.Context, g getter, tenant, id string) (R
 	if errors.Is(err, redis.Nil) {
 		return Request{}, false, newErr(ErrNotFound, "not_found", "request %s not found", id)
 	}
-	if err != nil {
+	var r Request
+	var newer bool
+	if err == nil {
+		newer, err = storedjson.Decode(b, &r)
+	} else if !unreadable.WrongType(err) {
 		return Request{}, false, fault.Unavailable("grants: load", err)
 	}
-	var r Request
-	newer, err := storedjson.Decode(b, &r)
 	if err != nil {
 		s.unreadable.Report(ctx, unreadable.KindRequest, keys.Request(tenant, id), err, "tenant", tenant, "request_id", id)
 		return Request{}, false, errUnreadable(id)

@@ -12,8 +12,10 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 )
 
 // Kinds of record, the values of the counter's kind label.
@@ -87,4 +89,15 @@ func (r *Reporter) Report(ctx context.Context, kind, key string, err error, attr
 	r.counter.WithLabelValues(kind).Inc()
 	r.log.ErrorContext(ctx, "stored record cannot be read; shown as unreadable",
 		append([]any{"kind", kind, "key", key, "error", err}, attrs...)...)
+}
+
+// WrongType reports whether err is Redis refusing a command for the type
+// of the key (WRONGTYPE): a record's key that holds a hash, a list or the
+// like where a string belongs, set by hand or by a broken write. It is the
+// record being unreadable, as one that does not decode is, not the store
+// being unavailable: no retry reads it, and a reader that took it for an
+// outage would stop at it, every visit, and no alert would name it.
+func WrongType(err error) bool {
+	var re redis.Error
+	return errors.As(err, &re) && strings.HasPrefix(re.Error(), "WRONGTYPE ")
 }
