@@ -744,6 +744,13 @@ func (l *Log) readBatch(ctx context.Context, tenant, from string, n int64, risin
 	if err != nil {
 		return nil, "", fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
+	return batchOf(tenant, msgs, n, rising)
+}
+
+// batchOf returns msgs, a batch of at most n entries of tenant's stream
+// read from one end, and the id the next batch is read from ("" when the
+// stream has no more).
+func batchOf(tenant string, msgs []redis.XMessage, n int64, rising bool) ([]redis.XMessage, string, error) {
 	if int64(len(msgs)) < n {
 		return msgs, "", nil
 	}
@@ -759,6 +766,39 @@ func (l *Log) readBatch(ctx context.Context, tenant, from string, n int64, risin
 		return msgs, "", nil
 	}
 	return msgs, step.String(), nil
+}
+
+// fillAll reads the first batch of every reader that has none, in one
+// round trip.
+func fillAll(ctx context.Context, readers []*streamReader) error {
+	var rs []*streamReader
+	for _, r := range readers {
+		if len(r.buf) == 0 && r.max != "" && r.seekTo.IsZero() {
+			rs = append(rs, r)
+		}
+	}
+	if len(rs) == 0 {
+		return nil
+	}
+	cmds := make([]*redis.XMessageSliceCmd, len(rs))
+	if _, err := rs[0].log.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, r := range rs {
+			cmds[i] = p.XRevRangeN(ctx, keys.Audit(r.tenant), r.max, "-", r.batch)
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	for i, r := range rs {
+		buf, from, err := batchOf(r.tenant, cmds[i].Val(), r.batch, false)
+		if err != nil {
+			return err
+		}
+		if r.buf, r.max = buf, from; len(buf) == 0 {
+			r.max = ""
+		}
+	}
+	return nil
 }
 
 // takeEntry removes the first of tenant's buffered entries from buf and
@@ -820,92 +860,172 @@ func (r *streamReader) start(pos position) {
 // when the entry F at or below a probe is dated after seekTo, by its
 // CreationTime and by its stream id (datedAfter: a record a replica
 // stamped a year ahead is no such F), every entry appended after F was
-// created after To: the scan can start at F. It needs about log2(the log's span in ms) round trips of one
-// entry each (35 for a year), against reading every record newer than the
-// range, and is correct wherever the bisection stops.
+// created after To: the scan can start at F. It needs about log2(the
+// log's span in ms) round trips of one entry each (35 for a year), against
+// reading every record newer than the range, and is correct wherever the
+// bisection stops. seekAll runs the seeks of many readers side by side.
 func (r *streamReader) seek(ctx context.Context) error {
-	rdb, key := r.log.rdb, keys.Audit(r.tenant)
-	created := func(m redis.XMessage) (time.Time, streamID, error) {
-		id, err := parseID(m.ID)
-		if err != nil {
-			return time.Time{}, id, fmt.Errorf("audit: stream of %s: %w", r.tenant, err)
+	return seekAll(ctx, []*streamReader{r})
+}
+
+// seekAll seeks readers (streamReader.seek) side by side: each round trip
+// is one pipeline holding the probe of every reader still bisecting, so
+// a search of every tenant costs about the round trips of one tenant's
+// seek. One after another, the first page of a date range over every
+// tenant took some 34 round trips a tenant (a month's span): 340 000 at
+// the 10 000 tenants mergeBudget is sized for, far past any call's
+// deadline. seekTo is cleared, as done.
+func seekAll(ctx context.Context, readers []*streamReader) error {
+	var ss []*seeking
+	for _, r := range readers {
+		if !r.seekTo.IsZero() && r.max != "" {
+			// (A cursor at the first possible id has nothing below it,
+			// and "" is no id Redis takes.)
+			ss = append(ss, &seeking{r: r, to: r.seekTo})
 		}
-		rec, err := r.log.decode(ctx, r.tenant, m)
-		return rec.CreationTime.Time, id, err
+		r.seekTo = time.Time{}
 	}
-	// A probe that lands on an unreadable record has no time to bisect
-	// by; the seek stops where it stands, which is correct wherever it
-	// stops (the scan only reads more).
-	stop := func(err error) bool { return errors.Is(err, fault.ErrUnreadable) }
-	probe := func(max string) (*redis.XMessage, error) {
-		msgs, err := rdb.XRevRangeN(ctx, key, max, "-", 1).Result()
-		if err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
-		}
-		if len(msgs) == 0 {
-			return nil, nil
-		}
-		return &msgs[0], nil
-	}
-	if r.max == "" {
-		// A cursor at the first possible id: nothing is below it, and
-		// "" is no id Redis takes.
+	if len(ss) == 0 {
 		return nil
 	}
-	newest, err := probe(r.max)
-	if err != nil || newest == nil {
-		return err
-	}
-	at, hi, err := created(*newest)
-	if stop(err) {
+	rdb := ss[0].r.log.rdb // the readers of one search share their log
+	// The newest entry below where each reader starts, and the oldest.
+	first := make([][2]*redis.XMessageSliceCmd, len(ss))
+	if _, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, s := range ss {
+			key := keys.Audit(s.r.tenant)
+			first[i] = [2]*redis.XMessageSliceCmd{p.XRevRangeN(ctx, key, s.r.max, "-", 1), p.XRangeN(ctx, key, "-", "+", 1)}
+		}
 		return nil
-	}
-	if err != nil || !datedAfter(at, hi, r.seekTo) {
-		return err
-	}
-	msgs, err := rdb.XRangeN(ctx, key, "-", "+", 1).Result()
-	if err != nil {
+	}); err != nil {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	if len(msgs) == 0 {
-		return nil
+	active := ss[:0]
+	for i, s := range ss {
+		more, err := s.bounds(ctx, first[i][0].Val(), first[i][1].Val())
+		if err != nil {
+			return err
+		}
+		if more {
+			active = append(active, s)
+		}
 	}
-	at, lo, err := created(msgs[0])
-	if stop(err) {
-		return nil
+	for len(active) > 0 {
+		probes := make([]*redis.XMessageSliceCmd, len(active))
+		if _, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, s := range active {
+				s.mid = s.loMs + (s.hi.ms-s.loMs)/2
+				probes[i] = p.XRevRangeN(ctx, keys.Audit(s.r.tenant), streamID{s.mid, ^uint64(0)}.String(), "-", 1)
+			}
+			return nil
+		}); err != nil {
+			return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+		next := active[:0]
+		for i, s := range active {
+			more, err := s.step(ctx, probes[i].Val())
+			if err != nil {
+				return err
+			}
+			if more {
+				next = append(next, s)
+			}
+		}
+		active = next
+	}
+	return nil
+}
+
+// seeking is one reader's seek under way: the entry hi is dated after
+// seekTo, and every probe at or below loMs met one that is not.
+type seeking struct {
+	r    *streamReader
+	to   time.Time // the reader's seekTo
+	hi   streamID
+	loMs uint64
+	mid  uint64 // the probe under way
+}
+
+// created is the CreationTime and id of m, an entry of the reader's
+// stream.
+func (s *seeking) created(ctx context.Context, m redis.XMessage) (time.Time, streamID, error) {
+	id, err := parseID(m.ID)
+	if err != nil {
+		return time.Time{}, id, fmt.Errorf("audit: stream of %s: %w", s.r.tenant, err)
+	}
+	rec, err := s.r.log.decode(ctx, s.r.tenant, m)
+	return rec.CreationTime.Time, id, err
+}
+
+// A probe that lands on an unreadable record has no time to bisect by;
+// the seek stops where it stands, which is correct wherever it stops (the
+// scan only reads more).
+func stopsSeek(err error) bool { return errors.Is(err, fault.ErrUnreadable) }
+
+// bounds starts the bisection from the newest entry where the reader
+// starts and the stream's oldest, and reports whether it goes on.
+func (s *seeking) bounds(ctx context.Context, newest, oldest []redis.XMessage) (bool, error) {
+	if len(newest) == 0 {
+		return false, nil
+	}
+	at, hi, err := s.created(ctx, newest[0])
+	if stopsSeek(err) {
+		return false, nil
+	}
+	if err != nil || !datedAfter(at, hi, s.to) {
+		return false, err
+	}
+	if len(oldest) == 0 {
+		return false, nil
+	}
+	at, lo, err := s.created(ctx, oldest[0])
+	if stopsSeek(err) {
+		return false, nil
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
-	if datedAfter(at, lo, r.seekTo) {
-		r.max = "" // the oldest entry is past the range: so is every other
-		return nil
+	if datedAfter(at, lo, s.to) {
+		s.r.max = "" // the oldest entry is past the range: so is every other
+		return false, nil
 	}
-	loMs := lo.ms
-	for hi.ms-loMs > 1 {
-		mid := loMs + (hi.ms-loMs)/2
-		m, err := probe(streamID{mid, ^uint64(0)}.String())
-		if err != nil {
-			return err
-		}
-		if m == nil {
-			break // trimmed meanwhile: start where we are
-		}
-		at, id, err := created(*m)
-		if stop(err) {
-			break
-		}
-		if err != nil {
-			return err
-		}
-		if datedAfter(at, id, r.seekTo) {
-			hi = id
-		} else {
-			loMs = mid
-		}
+	s.hi, s.loMs = hi, lo.ms
+	return s.settle(), nil
+}
+
+// step takes the answer of the probe at s.mid and reports whether the
+// bisection goes on.
+func (s *seeking) step(ctx context.Context, got []redis.XMessage) (bool, error) {
+	if len(got) == 0 {
+		return s.done(), nil // trimmed meanwhile: start where we are
 	}
-	r.max = hi.String()
-	return nil
+	at, id, err := s.created(ctx, got[0])
+	if stopsSeek(err) {
+		return s.done(), nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if datedAfter(at, id, s.to) {
+		s.hi = id
+	} else {
+		s.loMs = s.mid
+	}
+	return s.settle(), nil
+}
+
+// settle ends the bisection once nothing is left between its bounds.
+func (s *seeking) settle() bool {
+	if s.hi.ms-s.loMs > 1 {
+		return true
+	}
+	return s.done()
+}
+
+// done starts the reader at the bisection's hi.
+func (s *seeking) done() bool {
+	s.r.max = s.hi.String()
+	return false
 }
 
 func (r *streamReader) next(ctx context.Context) (entry, bool, error) {
@@ -944,6 +1064,7 @@ func (r *streamReader) next(ctx context.Context) (entry, bool, error) {
 type merger struct {
 	pending []iterator // not read yet
 	heads   headHeap
+	started bool // the readers' seeks and first batches are done (next)
 }
 
 type head struct {
@@ -973,6 +1094,24 @@ func (h *headHeap) Pop() any {
 }
 
 func (m *merger) next(ctx context.Context) (entry, bool, error) {
+	if !m.started {
+		// The first entry of every tenant, read side by side: one
+		// tenant after another, a page of a search of every tenant cost a
+		// round trip a tenant at the least.
+		m.started = true
+		var rs []*streamReader
+		for _, it := range m.pending {
+			if r, ok := it.(*streamReader); ok {
+				rs = append(rs, r)
+			}
+		}
+		if err := seekAll(ctx, rs); err != nil {
+			return entry{}, false, err
+		}
+		if err := fillAll(ctx, rs); err != nil {
+			return entry{}, false, err
+		}
+	}
 	for _, r := range m.pending {
 		e, ok, err := r.next(ctx)
 		if err != nil {

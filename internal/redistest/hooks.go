@@ -37,7 +37,7 @@ func (f FailInPipelines) ProcessPipelineHook(next redis.ProcessPipelineHook) red
 }
 
 // EntriesRead is a hook that counts the stream entries Redis hands the
-// client it is added to (XRANGE, XREVRANGE, outside pipelines): what a
+// client it is added to (XRANGE, XREVRANGE, alone or in a pipeline): what a
 // read of a stream costs, whatever it returns.
 type EntriesRead struct{ n atomic.Int64 }
 
@@ -58,7 +58,15 @@ func (h *EntriesRead) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	}
 }
 func (h *EntriesRead) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		for _, cmd := range cmds {
+			if c, ok := cmd.(*redis.XMessageSliceCmd); ok {
+				h.n.Add(int64(len(c.Val())))
+			}
+		}
+		return err
+	}
 }
 
 // Commands is a hook that keeps the arguments of every command sent
