@@ -86,16 +86,22 @@ func TestAddressesInASCII(t *testing.T) {
 // domain that is an IP address ("soc@[10.0.0.5]", "soc@169.254.169.254")
 // or a single label that the relay's resolver completes with its own search
 // domains ("soc@localhost", "soc@redis") would have it connect to a host
-// the tenant picks among the provider's own. Such an address is refused
-// where it is given, in both lists, with the reason; a domain with a dot,
-// an A-label one included, is taken.
+// the tenant picks among the provider's own; so would a name under a
+// special-use or never-delegated top-level domain, which names hosts of
+// the network resolving it (relay.localhost is loopback, metadata.google.
+// internal the cloud's metadata service, *.svc.cluster.local the
+// provider's Kubernetes services): those were taken. Such an address is
+// refused where it is given, in both lists, with the reason; a domain with
+// a dot under a public top-level domain, an A-label one included, is taken.
 func TestAddressesNameAMailDomain(t *testing.T) {
 	s, _ := newStore(t)
 	s.SetGuard(noGrants{})
 	ctx := context.Background()
 
 	for _, bad := range []string{"soc@[127.0.0.1]", "soc@[10.0.0.5]", "soc@169.254.169.254", "soc@10.0.0.5",
-		"soc@127.1", "soc@0x7f.0x1", "soc@localhost", "soc@redis"} {
+		"soc@127.1", "soc@0x7f.0x1", "soc@localhost", "soc@redis",
+		"soc@relay.localhost", "soc@localhost.localdomain", "soc@metadata.google.internal", "soc@redis.lockbox.svc.cluster.local",
+		"soc@printer.LOCAL", "soc@router.home.arpa", "soc@1.0.0.10.in-addr.arpa", "soc@nas.lan", "soc@dc.corp", "soc@x.onion"} {
 		_, err := s.PutSettings(ctx, admin, "", "contoso", tenants.Settings{LockboxEnabled: true,
 			NotificationAddresses: []string{"sec@contoso.example", bad}})
 		if !errors.Is(err, fault.ErrInvalid) || !strings.Contains(err.Error(), "domain") {
@@ -111,7 +117,8 @@ func TestAddressesNameAMailDomain(t *testing.T) {
 	if st, err := s.Lookup(ctx, "contoso"); err != nil || len(st.NotificationAddresses) != 0 {
 		t.Fatalf("settings after the refusals: %+v, %v", st, err)
 	}
-	good := []string{"sec@contoso.example", "soc@mail.contoso.example", "it@xn--bcher-kva.example", "ops@c-1.example"}
+	good := []string{"sec@contoso.example", "soc@mail.contoso.example", "it@xn--bcher-kva.example", "ops@c-1.example",
+		"soc@internal.contoso.com", "soc@local.example.org"}
 	st, err := s.PutSettings(ctx, admin, "", "contoso", tenants.Settings{LockboxEnabled: true, NotificationAddresses: good})
 	if err != nil || !slices.Equal(st.NotificationAddresses, good) {
 		t.Fatalf("addresses with mail domains: %+v, %v", st, err)

@@ -258,14 +258,34 @@ func normalizeAddresses(field string, in []string) ([]string, error) {
 // ("169.254.169.254", "127.1", "0x7f.0x1") or a single label that the
 // relay's resolver completes with its own search domains ("localhost",
 // "redis") would have it connect to a host the tenant picks among the
-// provider's own.
+// provider's own. So would a special-use or never-delegated top-level
+// domain, which names hosts of the network resolving it, not of the
+// Internet: relay.localhost (loopback, RFC 6761), localhost.localdomain
+// (127.0.0.1 in many a stock /etc/hosts), metadata.google.internal (the
+// cloud's metadata service), redis.ns.svc.cluster.local (the provider's
+// own Kubernetes services), printer.local, router.home.arpa. A name under
+// a public domain that resolves to a private address (10.0.0.5.nip.io)
+// is past what a name can tell: the relay must refuse private addresses
+// itself (the README says so).
 func MailDomain(d string) bool {
 	dot := strings.LastIndexByte(d, '.')
 	if dot <= 0 || dot == len(d)-1 {
 		return false
 	}
 	c := d[dot+1]
-	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
+	if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
+		return false
+	}
+	return !localTLDs[strings.ToLower(d[dot+1:])]
+}
+
+// localTLDs are the top-level domains whose names are local to whoever
+// resolves them: special-use (RFC 6761, 6762, 7686, 8375, the .internal
+// ICANN set aside) or never to be delegated (the name-collision ones
+// networks use privately).
+var localTLDs = map[string]bool{
+	"localhost": true, "localdomain": true, "local": true, "internal": true, "intranet": true,
+	"lan": true, "home": true, "corp": true, "invalid": true, "onion": true, "arpa": true,
 }
 
 // HasUser reports whether user is one of the tenant's users: an identity
