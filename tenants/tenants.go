@@ -145,6 +145,13 @@ func Defaults() Settings { return Settings{LockboxEnabled: true, NotificationAdd
 
 const maxAddresses = 50
 
+// MaxApprovers bounds a tenant's assigned approvers. Each is told of every
+// request that awaits the tenant, and the set is read whole by every check
+// of a tenant user's rights and every assignment: a script assigning
+// user0..userN without end would make each of those, on the replicas and
+// the mail worker every tenant shares, grow with it.
+const MaxApprovers = 1000
+
 // maxRetries bounds the optimistic-locking loop of one settings,
 // approver or registry change.
 const maxRetries = 10
@@ -816,6 +823,10 @@ func (s *Store) changeApprover(ctx context.Context, p identity.Principal, client
 		}
 		if (len(was) > 0) == add {
 			return nil
+		}
+		if add && len(members) >= MaxApprovers {
+			return fault.New(fault.ErrConflict, "too_many_approvers",
+				"tenant %s has %d approvers, the most it may have: remove one before assigning %s", tenant, len(members), user)
 		}
 		_, err = tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
 			if add {
