@@ -165,7 +165,19 @@ func (g *GroupCommit) Append(ctx context.Context, r record.Record) (record.Recor
 	if err := ctx.Err(); err != nil {
 		return record.Record{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	r, err := g.cfg.Log.complete(ctx, r)
+	start := time.Now()
+	cctx := ctx
+	if r.OrganizationId == "" && !g.cfg.Log.orgIDCached(r.LockboxTenant) {
+		// The tenant's first record on this replica reads its GUID from
+		// the registry: under the record's own deadline, not ctx's alone,
+		// which the proxy leaves unbounded (AppendBounded) and a hung
+		// Redis would hold to the client's socket timeout. The time it
+		// takes counts against the record's deadline below.
+		var cancel context.CancelFunc
+		cctx, cancel = context.WithTimeout(ctx, g.cfg.Timeout)
+		defer cancel()
+	}
+	r, err := g.cfg.Log.complete(cctx, r)
 	if err != nil {
 		return record.Record{}, err
 	}
@@ -177,7 +189,7 @@ func (g *GroupCommit) Append(ctx context.Context, r record.Record) (record.Recor
 	p := pendingPool.Get().(*pending)
 	// Encoded here, in the caller's goroutine, so the writers only write.
 	p.tenant, p.data = r.LockboxTenant, r.AppendJSON(p.data[:0])
-	p.deadline = time.Now().Add(g.cfg.Timeout).UnixNano()
+	p.deadline = start.Add(g.cfg.Timeout).UnixNano()
 	select {
 	case g.q <- p:
 	case <-g.stop:

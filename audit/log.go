@@ -148,6 +148,13 @@ func (l *Log) Prepare(r record.Record) record.Record {
 	return r
 }
 
+// orgIDCached reports whether OrganizationID answers for tenant without
+// reading Redis.
+func (l *Log) orgIDCached(tenant string) bool {
+	_, ok := l.orgIDs.Load(tenant)
+	return ok
+}
+
 // OrganizationID returns tenant's organization GUID from its registry
 // entry, read from Redis once per tenant and process. A tenant without a
 // registry entry has none: the error wraps fault.ErrNotFound (code
