@@ -42,12 +42,16 @@ apt-get update -qq
 # policy-rc.d keeps apt from starting any service during this install.
 policy=/usr/sbin/policy-rc.d
 created=""
+# Removed however the script ends: left behind after a failed install, it
+# would keep every package the machine installs later from starting.
+trap '[ -n "$created" ] && rm -f "$policy"' EXIT
 if [ ! -e "$policy" ]; then
 	printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && created=1
 fi
 # shellcheck disable=SC2086
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
 [ -n "$created" ] && rm -f "$policy"
+created=""
 
 for pair in $need; do
 	command -v "${pair%%:*}" >/dev/null 2>&1 || {
