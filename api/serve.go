@@ -372,8 +372,14 @@ func (s *server) decode(w http.ResponseWriter, r *http.Request, dst any, optiona
 // object, a key that names a field of dst only without regard to case (Go
 // reads "Tenant" as tenant; a gateway that checks "tenant" sees another
 // field or none). b is valid JSON: dst was just decoded from it.
+//
+// A top-level null is refused for a field whose absence means something
+// (a pointer: "leave it as it is", "the default"): encoding/json reads the
+// two alike, so {"domains": null}, a script's unset variable or a merge
+// patch's "clear it", answered 200 and changed nothing.
 func checkKeys(b []byte, dst any) error {
 	fields := fieldNames(reflect.TypeOf(dst))
+	optional := pointerFields(reflect.TypeOf(dst))
 	bad := func(format string, args ...any) error {
 		return httperr.New(http.StatusBadRequest, "invalid_json", "invalid JSON body: "+format, args...)
 	}
@@ -413,7 +419,17 @@ func checkKeys(b []byte, dst any) error {
 				return bad("unknown field %q", key)
 			}
 			o.keys[key], o.wantKey = true, false
-			continue
+			if n == 1 && optional[key] {
+				if v, err := dec.Token(); err != nil {
+					return jsonError(err)
+				} else if v == nil {
+					return bad("%q is null, which is no value for it: give one", key)
+				} else {
+					tok = v // the value, read: handled below
+				}
+			} else {
+				continue
+			}
 		}
 		switch tok {
 		case json.Delim('{'):
@@ -482,6 +498,22 @@ func loneSurrogate(b []byte) int {
 
 // fieldNames returns the JSON names of the fields of the struct t points
 // to (embedded structs' included), or nil when t is no pointer to a struct.
+// pointerFields returns the JSON names of the top-level fields of the
+// struct t points to whose type is a pointer.
+func pointerFields(t reflect.Type) map[string]bool {
+	if t == nil || t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct {
+		return nil
+	}
+	out := map[string]bool{}
+	for f := range t.Elem().Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if f.IsExported() && name != "-" && name != "" && f.Type.Kind() == reflect.Pointer {
+			out[name] = true
+		}
+	}
+	return out
+}
+
 func fieldNames(t reflect.Type) []string {
 	if t == nil || t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct {
 		return nil
