@@ -449,6 +449,11 @@ func (s *Store) onboard(ctx context.Context, p identity.Principal, clientIP stri
 	if in.LockboxEnabled != nil {
 		st.LockboxEnabled = *in.LockboxEnabled
 	}
+	release, err := s.organizationFree(ctx, p, t)
+	if err != nil {
+		return Tenant{}, Settings{}, err
+	}
+	defer release()
 	// The entry did not exist (the transaction checks): its first revision.
 	t.Revision = 1
 	tb, err := encodeTenant(t, t.Revision)
@@ -549,6 +554,58 @@ func (s *Store) onboard(ctx context.Context, p identity.Principal, clientIP stri
 	s.remember(ctx, t.ID)
 	return t, st, nil
 }
+
+// organizationFree checks that no tenant but t.ID has t's organization
+// GUID, and holds the GUID for t's onboarding until release is called.
+// Every audit record names the tenant by its GUID (OrganizationId), which
+// can't be changed once onboarded: a second tenant under an organization's
+// GUID, live or offboarded, had the two organizations' logs and records
+// name one. The check reads every registry entry (onboarding is rare; the
+// entries are the truth, from before this check too), and the hold keeps
+// two onboardings of one GUID under two ids from both passing it; it is
+// released once the tenant is onboarded and indexed, or when the
+// onboarding fails, and expires on its own after onboardingHold.
+func (s *Store) organizationFree(ctx context.Context, p identity.Principal, t Tenant) (release func(), err error) {
+	hold := keys.OnboardingOrganization(t.OrganizationID)
+	ok, err := s.rdb.SetNX(ctx, hold, t.ID, onboardingHold).Result()
+	if err != nil {
+		return nil, storeErr("tenants: onboard", err)
+	}
+	if !ok {
+		if other, err := s.rdb.Get(ctx, hold).Result(); err == nil && other != t.ID {
+			return nil, fault.New(fault.ErrConflict, "organization_exists",
+				"organization %s is being onboarded as tenant %s right now: one organization is one tenant", t.OrganizationID, other)
+		}
+	}
+	release = func() { _ = releaseHold.Run(context.WithoutCancel(ctx), s.rdb, []string{hold}, t.ID).Err() }
+	all, err := s.List(ctx, p)
+	if err != nil {
+		release()
+		return nil, err
+	}
+	for _, o := range all.Tenants {
+		if o.ID != t.ID && o.OrganizationID == t.OrganizationID {
+			release()
+			state := "is onboarded"
+			if o.Offboarded != nil {
+				state = "was offboarded, and its GUID names it in its audit log for good"
+			}
+			return nil, fault.New(fault.ErrConflict, "organization_exists",
+				"organization %s is tenant %s, which %s: one organization is one tenant, and every audit record names its tenant by that GUID", t.OrganizationID, o.ID, state)
+		}
+	}
+	return release, nil
+}
+
+// onboardingHold bounds how long an onboarding holds its organization's
+// GUID (organizationFree), should it end without releasing it.
+const onboardingHold = 30 * time.Second
+
+// releaseHold deletes the hold KEYS[1] if ARGV[1] holds it.
+var releaseHold = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`)
 
 // OnboardedAs reports whether tenant in.ID is onboarded as in asks: its
 // registry entry and its switch are what Onboard would have written from

@@ -243,6 +243,12 @@ func OperatorRequestsBuilt() string { return prefix + "operator-requests:built" 
 // entry (Tenant) is the truth and this set only an index of it.
 func Tenants() string { return prefix + "tenants" }
 
+// OnboardingOrganization is held, for the few seconds of an onboarding,
+// by the tenant being onboarded with organization GUID id: two onboardings
+// of one organization under two ids can't both pass the check that no
+// tenant has it. The registry entries are the truth; this is only a lock.
+func OnboardingOrganization(id string) string { return prefix + "onboarding-organization:" + id }
+
 // Open holds the id of the operator's open (pending or approved) request
 // for a service of the tenant: one at a time, so the grant key has one owner.
 func Open(tenant, operator, service string) string {
