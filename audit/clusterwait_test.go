@@ -108,3 +108,74 @@ func TestClusterWaitsOnePipelineANode(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterHungMasterFailsOnlyItsTenants: a batch spanning two masters,
+// one of them hung (SIGSTOP: a frozen VM). In one cluster pipeline the
+// healthy master's tenants were answered only when the hung one timed out,
+// and go-redis stamped that timeout on every command of the pipeline: the
+// healthy tenant's record was written and its caller told it failed (a
+// call refused, 503, with its record in the log). Each master's callers
+// are now answered from its own pipeline, as soon as it returns.
+func TestClusterHungMasterFailsOnlyItsTenants(t *testing.T) {
+	c := redistest.StartOwnCluster(t, 3, 0)
+	rdb := clusterClientAsServed(t, c.Addrs())
+	ctx := context.Background()
+	f := newBatchFixture(t, rdb, rdb.Pipeline(), "contoso", "fabrikam")
+	healthy, err := rdb.MasterForKey(ctx, keys.Audit("contoso"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hung, err := rdb.MasterForKey(ctx, keys.Audit("fabrikam"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if healthy.Options().Addr == hung.Options().Addr {
+		t.Fatal("contoso and fabrikam share a master")
+	}
+	const timeout = 500 * time.Millisecond
+	g, err := NewGroupCommit(GroupCommitConfig{Log: f.log, Timeout: timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(g.Close)
+	w := newBatchWriter(g, rdb.Pipeline())
+	for _, tenant := range []string{"contoso", "fabrikam"} { // the script loaded on both
+		p := f.pending(t, tenant)
+		w.write([]*pending{p})
+		if err := <-p.done; err != nil {
+			t.Fatalf("before the freeze: %s: %v", tenant, err)
+		}
+	}
+	var frozen *redistest.Server
+	for _, n := range c.Nodes {
+		_, port, _ := strings.Cut(n.Addr, ":")
+		if strings.HasSuffix(hung.Options().Addr, ":"+port) {
+			frozen = n
+		}
+	}
+	if frozen == nil {
+		t.Fatalf("no node at %s", hung.Options().Addr)
+	}
+	thaw := frozen.Freeze(t)
+	defer thaw()
+	ok, stuck := f.pending(t, "contoso"), f.pending(t, "fabrikam")
+	start := time.Now()
+	written := make(chan struct{})
+	go func() {
+		w.write([]*pending{stuck, ok})
+		close(written)
+	}()
+	err = <-ok.done
+	took := time.Since(start)
+	if err != nil || took >= timeout/2 {
+		t.Errorf("contoso, on a healthy master, in a batch with fabrikam's hung one: %v after %v (timeout %v); want written at once", err, took, timeout)
+	}
+	<-written
+	if err := <-stuck.done; err == nil {
+		t.Error("fabrikam's record was acknowledged by a hung master")
+	}
+	thaw()
+	if n, err := healthy.XLen(ctx, keys.Audit("contoso")).Result(); err != nil || n != 2 {
+		t.Errorf("contoso's log holds %d records (%v), want 2", n, err)
+	}
+}

@@ -342,22 +342,12 @@ func (w *batchWriter) write(batch []*pending) {
 	w.link()
 	cluster, isCluster := g.cfg.Redis.(*redis.ClusterClient)
 	switch {
-	case isCluster && g.waits():
+	case isCluster:
 		w.execByNode(ctx, cluster)
 	case len(w.groups) > 0:
 		err := w.exec(ctx, w.pipe, g.cfg.Redis, w.groups, false)
 		for i := range w.groups {
-			gr := &w.groups[i]
-			if isCluster && err == nil && gr.cmd != nil && (redirected(gr.cmd.Err()) || redis.HasErrorPrefix(gr.cmd.Err(), "NOSCRIPT")) {
-				// The cluster pipeline follows MOVED and ASK, but not
-				// TRYAGAIN (a script over two keys while the slot moves
-				// between them), and a node it was sent to by ASK may
-				// not know the script yet: this tenant's group tries on
-				// its own, on the node it names.
-				answer(gr, w.execOnCluster(ctx, cluster, w.groups[i:i+1]))
-				continue
-			}
-			answer(gr, err)
+			answer(&w.groups[i], err)
 		}
 	}
 	for i := range w.groups {
@@ -475,11 +465,11 @@ func (w *batchWriter) execOnCluster(ctx context.Context, cluster *redis.ClusterC
 	}
 }
 
-// execByNode writes the batch on a cluster with a wait (Durability): WAIT
-// names no key, so it must follow the writes on the connection of the node
-// that holds them. One pipeline a master, its tenants' scripts then one
-// wait, which covers every write before it on that connection, and the
-// masters side by side. One tenant after another, each in a round trip of
+// execByNode writes the batch on a cluster: one pipeline a master, its
+// tenants' scripts and, with Durability, then one wait, which covers every
+// write before it on that connection (WAIT names no key: it must follow
+// the writes on the connection of the node that holds them), the masters
+// side by side. One tenant after another, each in a round trip of
 // its own with its own wait, a batch's waits added up under its one
 // timeout: with a 300 ms wait (a replica in another zone, WAITAOF's fsync)
 // a 1 s batch held three tenants, and the calls of the others were
@@ -516,22 +506,32 @@ func (w *batchWriter) execByNode(ctx context.Context, cluster *redis.ClusterClie
 		}
 		n.at, n.groups = append(n.at, i), append(n.groups, *gr)
 	}
+	// Each master's callers are answered as soon as its own pipeline
+	// returns: a master that hangs keeps only its tenants waiting. (One
+	// cluster pipeline over every master answered nobody before the last
+	// master did, and its timeout failed every command in it, scripts
+	// that had run on the healthy masters too: their callers were refused
+	// with their records written.) Each goroutine writes only its own
+	// tenants' groups.
 	var wg sync.WaitGroup
 	for _, n := range nodes {
-		wg.Go(func() { n.err = w.exec(ctx, n.client.Pipeline(), n.client, n.groups, false) })
+		wg.Go(func() {
+			err := w.exec(ctx, n.client.Pipeline(), n.client, n.groups, false)
+			for j, i := range n.at {
+				gr := &w.groups[i]
+				gr.cmd = n.groups[j].cmd
+				if err == nil && gr.cmd != nil && (redirected(gr.cmd.Err()) || redis.HasErrorPrefix(gr.cmd.Err(), "NOSCRIPT")) {
+					// The slot moved, or a node it was sent to by ASK
+					// does not know the script yet: on its own, on the
+					// node it names.
+					answer(gr, w.execOnCluster(ctx, cluster, w.groups[i:i+1]))
+					continue
+				}
+				answer(gr, err)
+			}
+		})
 	}
 	wg.Wait()
-	for _, n := range nodes {
-		for j, i := range n.at {
-			gr := &w.groups[i]
-			gr.cmd = n.groups[j].cmd
-			if n.err == nil && gr.cmd != nil && (redirected(gr.cmd.Err()) || redis.HasErrorPrefix(gr.cmd.Err(), "NOSCRIPT")) {
-				answer(gr, w.execOnCluster(ctx, cluster, w.groups[i:i+1]))
-				continue
-			}
-			answer(gr, n.err)
-		}
-	}
 }
 
 // redirected reports whether err says a slot is moving: the command did
