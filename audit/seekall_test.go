@@ -3,7 +3,6 @@ package audit_test
 import (
 	"context"
 	"fmt"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,25 +11,8 @@ import (
 	"github.com/lockbox-oss/lockbox/audit"
 	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/internal/keys"
+	"github.com/lockbox-oss/lockbox/internal/redistest"
 )
-
-// roundTrips counts the round trips to Redis: each command sent on
-// its own is one, and so is each pipeline, however many commands it holds.
-type roundTrips struct{ n atomic.Int64 }
-
-func (h *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		h.n.Add(1)
-		return next(ctx, cmd)
-	}
-}
-func (h *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		h.n.Add(1)
-		return next(ctx, cmds)
-	}
-}
 
 // TestSearchOfEveryTenantSeeksSideBySide: the provider's auditors search
 // every tenant's log at once (no tenant), e.g. "last week" in the admin
@@ -67,19 +49,19 @@ func TestSearchOfEveryTenantSeeksSideBySide(t *testing.T) {
 	if _, err := p.Exec(ctx); err != nil {
 		t.Fatal(err)
 	}
-	rt := &roundTrips{}
+	rt := &redistest.RoundTrips{}
 	rdb.AddHook(rt)
 
 	page := func(q audit.Query, want time.Time) (int64, time.Duration) {
 		t.Helper()
-		rt.n.Store(0)
+		rt.Reset()
 		start := time.Now()
 		pg, err := log.Search(ctx, providerAuditor, q)
 		took := time.Since(start)
 		if err != nil || len(pg.Records) != 1 || !pg.Records[0].CreationTime.Time.Equal(want) {
 			t.Fatalf("%+v: %d records (%+v), %v; want the one of %v", q, len(pg.Records), pg.Records, err, want)
 		}
-		return rt.n.Load(), took
+		return rt.N(), took
 	}
 	fromOnly, fromTook := page(audit.Query{From: t0.Add(-time.Hour), Limit: 1}, t0.Add(30*24*time.Hour))
 	n, took := page(audit.Query{From: t0.Add(-time.Hour), To: t0.Add(time.Hour), Limit: 1}, t0)

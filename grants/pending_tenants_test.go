@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,17 +17,6 @@ import (
 	"github.com/lockbox-oss/lockbox/internal/tenanttest"
 	"github.com/lockbox-oss/lockbox/tenants"
 )
-
-// roundTrips counts the calls a client sends: a pipeline is one.
-type roundTrips struct{ n atomic.Int64 }
-
-func (h *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error { h.n.Add(1); return next(ctx, cmd) }
-}
-func (h *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error { h.n.Add(1); return next(ctx, cmds) }
-}
 
 // manyTenants onboards n tenants on rdb and files one pending request in
 // each of those with an even index, a minute apart, so the soonest
@@ -71,18 +59,18 @@ func manyTenants(t testing.TB, rdb redis.UniversalClient, n int) (*grants.Store,
 // client is the server's (sendonce), the tenants' keys are on every
 // master, and the pipelines split by node find them all.
 func TestPendingAcrossTenants(t *testing.T) {
-	for name, rdb := range map[string]func(t *testing.T) (redis.UniversalClient, *roundTrips){
-		"single": func(t *testing.T) (redis.UniversalClient, *roundTrips) {
+	for name, rdb := range map[string]func(t *testing.T) (redis.UniversalClient, *redistest.RoundTrips){
+		"single": func(t *testing.T) (redis.UniversalClient, *redistest.RoundTrips) {
 			rdb := redistest.Client(t)
-			h := &roundTrips{}
+			h := &redistest.RoundTrips{}
 			rdb.AddHook(h)
 			return rdb, h
 		},
-		"cluster": func(t *testing.T) (redis.UniversalClient, *roundTrips) {
+		"cluster": func(t *testing.T) (redis.UniversalClient, *redistest.RoundTrips) {
 			// SharedCluster empties the cluster first.
 			rdb := sendonce.NewClusterClient(&redis.ClusterOptions{Addrs: redistest.SharedCluster(t).Addrs()})
 			t.Cleanup(func() { rdb.Close() })
-			h := &roundTrips{}
+			h := &redistest.RoundTrips{}
 			rdb.AddHook(h)
 			return rdb, h
 		},
@@ -90,7 +78,7 @@ func TestPendingAcrossTenants(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			rdb, h := rdb(t)
 			s, want := manyTenants(t, rdb, 40)
-			h.n.Store(0)
+			h.Reset()
 			got, err := s.Pending(context.Background(), manager.Principal)
 			if err != nil {
 				t.Fatal(err)
@@ -103,7 +91,7 @@ func TestPendingAcrossTenants(t *testing.T) {
 				t.Fatalf("pending %v, want %v", ids, want)
 			}
 			// The tenant set, every tenant's index, every request.
-			if n := h.n.Load(); n > 3 {
+			if n := h.N(); n > 3 {
 				t.Fatalf("%d round trips for 40 tenants, want 3", n)
 			}
 		})
@@ -115,11 +103,11 @@ func TestPendingAcrossTenants(t *testing.T) {
 // calls the client sent (a pipeline is one).
 func BenchmarkPendingAcrossTenants(b *testing.B) {
 	rdb := redistest.Client(b)
-	h := &roundTrips{}
+	h := &redistest.RoundTrips{}
 	rdb.AddHook(h)
 	s, want := manyTenants(b, rdb, 200)
 	ctx := context.Background()
-	h.n.Store(0)
+	h.Reset()
 	b.ResetTimer()
 	for b.Loop() {
 		got, err := s.Pending(ctx, manager.Principal)
@@ -127,5 +115,5 @@ func BenchmarkPendingAcrossTenants(b *testing.B) {
 			b.Fatalf("%d pending, %v; want %d", len(got), err, len(want))
 		}
 	}
-	b.ReportMetric(float64(h.n.Load())/float64(b.N), "round-trips/op")
+	b.ReportMetric(float64(h.N())/float64(b.N), "round-trips/op")
 }

@@ -3,7 +3,6 @@ package notify_test
 import (
 	"context"
 	"fmt"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -11,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/lockbox-oss/lockbox/internal/due"
+	"github.com/lockbox-oss/lockbox/internal/redistest"
 	"github.com/lockbox-oss/lockbox/notify"
 )
 
@@ -53,7 +53,7 @@ func outboxDepthScrape(t *testing.T, n int) (float64, int64) {
 	}
 	reg := prometheus.NewRegistry()
 	newWorker(t, notify.Config{Redis: rdb, Now: func() time.Time { return t0 }, Consumer: "a", Registerer: reg})
-	trips := &roundTrips{}
+	trips := &redistest.RoundTrips{}
 	rdb.AddHook(trips)
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -61,27 +61,9 @@ func outboxDepthScrape(t *testing.T, n int) (float64, int64) {
 	}
 	for _, mf := range mfs {
 		if mf.GetName() == "lockbox_notifications_outbox_depth" {
-			return mf.GetMetric()[0].GetGauge().GetValue(), trips.n.Load()
+			return mf.GetMetric()[0].GetGauge().GetValue(), trips.N()
 		}
 	}
 	t.Fatal("no lockbox_notifications_outbox_depth in the scrape")
 	return 0, 0
-}
-
-// roundTrips counts what the client it is added to sends Redis: each
-// command outside a pipeline, and each pipeline, once.
-type roundTrips struct{ n atomic.Int64 }
-
-func (h *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		h.n.Add(1)
-		return next(ctx, cmd)
-	}
-}
-func (h *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		h.n.Add(1)
-		return next(ctx, cmds)
-	}
 }

@@ -36,6 +36,30 @@ func (f FailInPipelines) ProcessPipelineHook(next redis.ProcessPipelineHook) red
 	}
 }
 
+// RoundTrips is a hook that counts what the client it is added to sends
+// Redis: each command outside a pipeline, and each pipeline, once.
+type RoundTrips struct{ n atomic.Int64 }
+
+// N is how many round trips were made since the hook was added or Reset.
+func (h *RoundTrips) N() int64 { return h.n.Load() }
+
+// Reset starts the count again.
+func (h *RoundTrips) Reset() { h.n.Store(0) }
+
+func (h *RoundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *RoundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.n.Add(1)
+		return next(ctx, cmd)
+	}
+}
+func (h *RoundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		h.n.Add(1)
+		return next(ctx, cmds)
+	}
+}
+
 // EntriesRead is a hook that counts the stream entries Redis hands the
 // client it is added to (XRANGE, XREVRANGE, alone or in a pipeline): what a
 // read of a stream costs, whatever it returns.
