@@ -840,7 +840,7 @@ func TestCommands(t *testing.T) {
 				`{"error":{"code":"approver_not_found","message":"zed@contoso.com is not an approver of tenant contoso: nothing was changed"}}`}},
 			wantCode:  3,
 			wantCalls: []call{{Method: "DELETE", Path: "/v1/tenants/contoso/approvers/Zed@Contoso.com"}},
-			wantErr:   []string{"lockboxctl: zed@contoso.com is not an approver of tenant contoso; nothing was changed\n"},
+			wantErr:   []string{"lockboxctl: zed@contoso.com is not an approver of tenant contoso; nothing was changed (approver_not_found, HTTP 404)\n"},
 			check: func(t *testing.T, out string) {
 				if out != "" {
 					t.Errorf("stdout = %q, want nothing", out)

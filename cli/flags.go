@@ -53,10 +53,21 @@ func (l *listValue) Type() string { return "strings" }
 // Search-UnifiedAuditLog's lists do: in a script it is a variable that was
 // not set, and dropped it would replace a tenant's domains or addresses
 // with fewer than meant, without a word. A flag empty as a whole (--notify
-// "") still means what each flag says of it.
+// "") still means what each flag says of it, but only as its one use:
+// "--domain $D1 --domain $D2" with D2 unset is the same mistake as
+// "a,", and was dropped the same way. (Given empty, the list is empty but
+// not nil, which is how a later use knows.)
 func (l *listValue) Set(s string) error {
+	const emptyUse = "given empty beside values: leave it out rather than give it no value"
 	if strings.TrimSpace(s) == "" {
+		if len(*l) > 0 {
+			return errors.New(emptyUse)
+		}
+		*l = listValue{}
 		return nil
+	}
+	if *l != nil && len(*l) == 0 {
+		return errors.New(emptyUse)
 	}
 	var vals []string
 	for v := range strings.SplitSeq(s, ",") {
@@ -239,7 +250,7 @@ func given(fs *flag.FlagSet, names ...string) bool {
 // export then read every tenant's log. An empty one is a usage error.
 var filterFlags = []string{
 	"tenant", "state", "created-after", "from", "to", "user", "operation", "request-id",
-	"approval-status", "ApprovalStatus", "CreatedAfter",
+	"approval-status", "ApprovalStatus", "CreatedAfter", "ServiceName", "service-name",
 	"StartDate", "EndDate", "Operations", "UserIds", "RecordType", "ObjectIds", "IPAddresses", "FreeText",
 }
 

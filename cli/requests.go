@@ -133,7 +133,7 @@ func (e *env) createRequest(use string, aliases []string) *cobra.Command {
 		Short:       "file a lockbox request for access to a tenant's data (support engineers)",
 		Args:        args(),
 		Annotations: withOutputs("id"),
-		RunE: func(*cobra.Command, []string) error {
+		RunE: func(cmd *cobra.Command, _ []string) error {
 			var missing []string
 			for _, f := range []struct{ flag, v string }{
 				{"--tenant", tenant}, {"--service", service}, {"--service-request", sr},
@@ -157,9 +157,16 @@ func (e *env) createRequest(use string, aliases []string) *cobra.Command {
 			if d < minDuration {
 				return e.usage("--duration %q is less than %s, the shortest a request may ask for", dur, wire.Duration(minDuration))
 			}
-			if key == "" {
+			switch {
+			case cmd.Flags().Changed("idempotency-key") && strings.TrimSpace(key) == "":
+				// "--idempotency-key $KEY" with KEY unset: a key of its
+				// own made here would file a second request on the retry
+				// the key was given for.
+				return e.usage("--idempotency-key is empty: give the key the first sending used, or leave the flag out")
+			case key == "":
 				key = rand.Text()
-			} else if msg := badIdempotencyKey(key); msg != "" {
+			}
+			if msg := badIdempotencyKey(key); msg != "" {
 				return e.usage("%s", msg)
 			}
 			c, err := e.client()
@@ -919,7 +926,7 @@ func (e *env) showIfMatches(id string, l listFlags) error {
 	}
 	switch {
 	case len(states) > 0 && !slices.Contains(states, r.State):
-		fmt.Fprintf(e.stderr, "Request %s is %s, not %s: nothing to show.\n", clean(id), r.State, clean(l.state))
+		fmt.Fprintf(e.stderr, "Request %s is %s, not %s: nothing to show.\n", clean(id), clean(string(r.State)), clean(l.state))
 		return nil
 	case !opts.CreatedAfter.IsZero() && !r.CreatedAt.After(opts.CreatedAfter):
 		// After, strictly, as the API's created_after lists.

@@ -837,8 +837,12 @@ func (e *env) approverChange(add bool) *cobra.Command {
 				// Most likely a typo in the name: it printed the sentence
 				// of a removal and exited 0. The API's 404 is exit 3, as
 				// for every command: what was named does not exist (a
-				// retry, which exit 1 invites, never helps).
-				return &refusedError{msg: fmt.Sprintf("%s is not an approver of tenant %s; nothing was changed", foldASCII(user), tenant)}
+				// retry, which exit 1 invites, never helps). The API's
+				// error, with its code and trace id, in the command's
+				// words.
+				notFound := *apiErr
+				notFound.Message = fmt.Sprintf("%s is not an approver of tenant %s; nothing was changed", foldASCII(user), tenant)
+				return &notFound
 			}
 			if err != nil {
 				return err
