@@ -419,16 +419,16 @@ func checkKeys(b []byte, dst any) error {
 				return bad("unknown field %q", key)
 			}
 			o.keys[key], o.wantKey = true, false
-			if n == 1 && optional[key] {
-				if v, err := dec.Token(); err != nil {
-					return jsonError(err)
-				} else if v == nil {
-					return bad("%q is null, which is no value for it: give one", key)
-				} else {
-					tok = v // the value, read: handled below
-				}
-			} else {
+			if n != 1 || !optional[key] {
 				continue
+			}
+			// The value, read here to see whether it is null, then
+			// handled below as any value.
+			if tok, err = dec.Token(); err != nil {
+				return jsonError(err)
+			}
+			if tok == nil {
+				return bad("%q is null, which is no value for it: give one", key)
 			}
 		}
 		switch tok {

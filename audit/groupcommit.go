@@ -469,18 +469,17 @@ func (w *batchWriter) execOnCluster(ctx context.Context, cluster *redis.ClusterC
 // tenants' scripts and, with Durability, then one wait, which covers every
 // write before it on that connection (WAIT names no key: it must follow
 // the writes on the connection of the node that holds them), the masters
-// side by side. One tenant after another, each in a round trip of
-// its own with its own wait, a batch's waits added up under its one
-// timeout: with a 300 ms wait (a replica in another zone, WAITAOF's fsync)
-// a 1 s batch held three tenants, and the calls of the others were
-// refused, every node healthy. A tenant whose slot moved is sent again on
-// its own (execOnCluster).
+// side by side. (Written one tenant after another, each in a round trip
+// with its own wait, a batch's waits added up under its one timeout: with
+// a 300 ms wait, a replica in another zone or WAITAOF's fsync, a 1 s batch
+// held three tenants, and the calls of the others were refused, every
+// node healthy.) A tenant whose slot moved is sent again on its own
+// (execOnCluster).
 func (w *batchWriter) execByNode(ctx context.Context, cluster *redis.ClusterClient) {
 	type node struct {
 		client *redis.Client
 		at     []int   // the indexes in w.groups of its tenants
 		groups []group // their copies, which exec sets the commands of
-		err    error
 	}
 	var nodes []*node
 	for i := range w.groups {

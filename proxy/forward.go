@@ -346,8 +346,9 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, c *call) (deci
 	in.Header = c.header
 	in.Trailer = nil
 	var cancel context.CancelFunc
-	hasBody := r.Body != nil && r.Body != http.NoBody
-	if hasBody || c.deadline.h1 {
+	// (Not hasBody: a body read whole for its checks is in r.Body now.)
+	withBody := r.Body != nil && r.Body != http.NoBody
+	if withBody || c.deadline.h1 {
 		// A call is its grant's end's to cancel (clientDeadline.pin),
 		// and a revocation's, whatever the upstream does meanwhile. An
 		// HTTP/2 client's stream is reset by its pinned write deadline,
@@ -360,7 +361,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, c *call) (deci
 		// Calls with a body are a stallWatch's to cancel too.
 		out.Context, cancel = context.WithCancel(out.Context)
 	}
-	if hasBody {
+	if withBody {
 		// A body sent without Content-Length is only measured as it
 		// streams; past the limit the upstream sees a truncated body and
 		// the client gets 413.

@@ -616,8 +616,8 @@ func (h *Handler) judge(r *http.Request, c *call) (Reason, error) {
 	// then), so an operator without a grant can't make the proxy buffer
 	// anything. A body read whole is authorized again once it is in
 	// (below), by then's token, clock and policy.
-	hasBody := r.Body != nil && r.Body != http.NoBody
-	if hasBody {
+	withBody := hasBody(r)
+	if withBody {
 		if reason, err = h.authorize(ctx, c); reason != "" {
 			return reason, err
 		}
@@ -648,7 +648,7 @@ func (h *Handler) judge(r *http.Request, c *call) (Reason, error) {
 			return reason, err
 		}
 	}
-	if read || !hasBody {
+	if read || !withBody {
 		if reason, err = h.authorize(ctx, c); reason != "" {
 			return reason, err
 		}

@@ -35,25 +35,7 @@ func TestPipelinedByteCutAtGrantEnd(t *testing.T) {
 			req := e.grantFor(alice, "contoso", "exchange", 2*time.Hour, "Get-Mailbox")
 			e.clk.Set(req.ExpiresAt.Add(-grantLeft))
 
-			c, err := net.Dial("tcp", e.srv.Listener.Addr().String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			q := rawRequest{method: "GET", target: mailboxes, header: [][2]string{{"Authorization", e.bearer(alice)}}}
-			if _, err := c.Write(q.bytes()); err != nil {
-				t.Fatal(err)
-			}
-			br := bufio.NewReader(c)
-			_ = c.SetReadDeadline(time.Now().Add(patience))
-			res, err := http.ReadResponse(br, &http.Request{Method: "GET"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			first := make([]byte, len("first\n"))
-			if _, err := io.ReadFull(res.Body, first); err != nil {
-				t.Fatalf("%s: %v", res.Status, err)
-			}
+			c := heldCall(t, e, patience)
 			if pipelined {
 				// The first byte of the next request on the connection.
 				if _, err := c.Write([]byte("G")); err != nil {
@@ -89,25 +71,7 @@ func TestPipelinedByteCutAtRevocation(t *testing.T) {
 	watchCalls(t, e, cache, false)
 	req := e.grantFor(alice, "contoso", "exchange", 2*time.Hour)
 
-	c, err := net.Dial("tcp", e.srv.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	q := rawRequest{method: "GET", target: mailboxes, header: [][2]string{{"Authorization", e.bearer(alice)}}}
-	if _, err := c.Write(q.bytes()); err != nil {
-		t.Fatal(err)
-	}
-	br := bufio.NewReader(c)
-	_ = c.SetReadDeadline(time.Now().Add(patience + 5*time.Second))
-	res, err := http.ReadResponse(br, &http.Request{Method: "GET"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	first := make([]byte, len("first\n"))
-	if _, err := io.ReadFull(res.Body, first); err != nil {
-		t.Fatalf("%s: %v", res.Status, err)
-	}
+	c := heldCall(t, e, patience+5*time.Second)
 	// The first byte of a pipelined request.
 	if _, err := c.Write([]byte("G")); err != nil {
 		t.Fatal(err)
@@ -124,4 +88,31 @@ func TestPipelinedByteCutAtRevocation(t *testing.T) {
 	case <-time.After(patience):
 		t.Fatalf("revoked %s ago, the call's upstream request is still held, and the client still waits on its answer", patience)
 	}
+}
+
+// heldCall sends alice's GET of her mailboxes on a connection of its own
+// and reads its answer's header and the first line the held upstream
+// sends, and returns the connection (closed when the test ends), reading
+// for at most patience.
+func heldCall(t *testing.T, e *testEnv, patience time.Duration) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", e.srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	q := rawRequest{method: "GET", target: mailboxes, header: [][2]string{{"Authorization", e.bearer(alice)}}}
+	if _, err := c.Write(q.bytes()); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(patience))
+	res, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: "GET"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := make([]byte, len("first\n"))
+	if _, err := io.ReadFull(res.Body, first); err != nil {
+		t.Fatalf("%s: %v", res.Status, err)
+	}
+	return c
 }
