@@ -2,12 +2,16 @@ package audit
 
 import (
 	"context"
+	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/lockbox-oss/lockbox/internal/clock"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 	"github.com/lockbox-oss/lockbox/internal/redistest"
 	"github.com/lockbox-oss/lockbox/internal/sendonce"
@@ -146,17 +150,7 @@ func TestClusterHungMasterFailsOnlyItsTenants(t *testing.T) {
 			t.Fatalf("before the freeze: %s: %v", tenant, err)
 		}
 	}
-	var frozen *redistest.Server
-	for _, n := range c.Nodes {
-		_, port, _ := strings.Cut(n.Addr, ":")
-		if strings.HasSuffix(hung.Options().Addr, ":"+port) {
-			frozen = n
-		}
-	}
-	if frozen == nil {
-		t.Fatalf("no node at %s", hung.Options().Addr)
-	}
-	thaw := frozen.Freeze(t)
+	thaw := nodeAt(t, c, hung.Options().Addr).Freeze(t)
 	defer thaw()
 	ok, stuck := f.pending(t, "contoso"), f.pending(t, "fabrikam")
 	start := time.Now()
@@ -178,4 +172,197 @@ func TestClusterHungMasterFailsOnlyItsTenants(t *testing.T) {
 	if n, err := healthy.XLen(ctx, keys.Audit("contoso")).Result(); err != nil || n != 2 {
 		t.Errorf("contoso's log holds %d records (%v), want 2", n, err)
 	}
+}
+
+// TestClusterHungMasterHoldsNoOtherMastersRecords: with one master hung,
+// the records of tenants on the other masters are still written at once,
+// batch after batch. Each batch's masters were written side by side, but
+// one writer wrote one batch at a time: the next batch waited for the hung
+// master's timeout, and every tenant's calls were refused (503
+// audit_unavailable) or held for the whole timeout while one master of
+// three was frozen. Each master now has writers of its own.
+func TestClusterHungMasterHoldsNoOtherMastersRecords(t *testing.T) {
+	c := redistest.StartOwnCluster(t, 3, 0)
+	sent := &sentFor{key: keys.Audit("fabrikam"), ch: make(chan struct{})}
+	rdb := clusterClientAsServed(t, c.Addrs(), sent)
+	ctx := context.Background()
+	f := newBatchFixture(t, rdb, rdb.Pipeline(), "contoso", "fabrikam")
+	healthy, err := rdb.MasterForKey(ctx, keys.Audit("contoso"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hung, err := rdb.MasterForKey(ctx, keys.Audit("fabrikam"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if healthy.Options().Addr == hung.Options().Addr {
+		t.Fatal("contoso and fabrikam share a master")
+	}
+	const timeout = 600 * time.Millisecond
+	// Batches of one record, queues of four: fabrikam's lane fills below.
+	g, err := NewGroupCommit(GroupCommitConfig{Log: f.log, Timeout: timeout, MaxBatch: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(g.Close)
+	for _, tenant := range []string{"contoso", "fabrikam"} { // scripts loaded, GUIDs read
+		if _, err := g.Append(ctx, operatorAction(tenant)); err != nil {
+			t.Fatalf("before the freeze: %s: %v", tenant, err)
+		}
+	}
+	thaw := nodeAt(t, c, hung.Options().Addr).Freeze(t)
+	defer thaw()
+	sent.arm()
+	stuck := make(chan error, 1)
+	go func() {
+		_, err := g.Append(ctx, operatorAction("fabrikam"))
+		stuck <- err
+	}()
+	<-sent.ch // fabrikam's batch is on its way to the hung master
+	for i := range 5 {
+		start := time.Now()
+		_, err := g.Append(ctx, operatorAction("contoso"))
+		if took := time.Since(start); err != nil || took >= timeout/2 {
+			t.Fatalf("contoso's record %d, on a healthy master, while fabrikam's master is hung: %v after %v (timeout %v); want written at once", i, err, took, timeout)
+		}
+	}
+	// Behind the record in flight, four of fabrikam's fill its master's
+	// queue; the fifth and sixth are refused at once, not at their
+	// deadline, and hold nothing else up.
+	full := make(chan time.Duration, 6)
+	var wg sync.WaitGroup
+	for range 6 {
+		wg.Go(func() {
+			start := time.Now()
+			_, err := g.Append(ctx, operatorAction("fabrikam"))
+			if err != nil && strings.Contains(err.Error(), "records already wait to be written on "+hung.Options().Addr) {
+				full <- time.Since(start)
+			} else if err == nil {
+				t.Error("fabrikam's record was acknowledged by a hung master")
+			}
+		})
+	}
+	for range 2 {
+		if took := <-full; took >= timeout/2 {
+			t.Errorf("a record for a master whose queue is full refused after %v (timeout %v); want at once", took, timeout)
+		}
+	}
+	if _, err := g.Append(ctx, operatorAction("contoso")); err != nil {
+		t.Fatalf("contoso, beside fabrikam's full queue: %v", err)
+	}
+	if err := <-stuck; err == nil {
+		t.Error("fabrikam's record was acknowledged by a hung master")
+	}
+	wg.Wait()
+	close(full)
+	if n := len(full); n != 0 {
+		t.Errorf("%d more of fabrikam's records refused for a full queue; want two of six", n)
+	}
+	thaw()
+	if n, err := healthy.XLen(ctx, keys.Audit("contoso")).Result(); err != nil || n != 7 {
+		t.Errorf("contoso's log holds %d records (%v), want 7", n, err)
+	}
+}
+
+// nodeAt returns c's node at addr.
+func nodeAt(t *testing.T, c *redistest.Cluster, addr string) *redistest.Server {
+	t.Helper()
+	for _, n := range c.Nodes {
+		_, port, _ := strings.Cut(n.Addr, ":")
+		if strings.HasSuffix(addr, ":"+port) {
+			return n
+		}
+	}
+	t.Fatalf("no node at %s", addr)
+	return nil
+}
+
+// sentFor closes ch, once armed, when a pipeline naming key is sent.
+type sentFor struct {
+	key   string
+	ch    chan struct{}
+	armed atomic.Bool
+	once  sync.Once
+}
+
+func (h *sentFor) arm() { h.armed.Store(true) }
+
+func (*sentFor) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (*sentFor) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (h *sentFor) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if h.armed.Load() {
+			for _, c := range cmds {
+				for _, a := range c.Args() {
+					if a == h.key {
+						h.once.Do(func() { close(h.ch) })
+					}
+				}
+			}
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// TestClusterLaneOfAnIdleMasterCloses: a master's lane (its queue and
+// writer) is closed once unused for laneIdle, the others kept, and started
+// again by the master's next record. A failover or a node replaced leaves
+// an address no record is routed to again: its writer would stay for the
+// life of the process, one more at each.
+func TestClusterLaneOfAnIdleMasterCloses(t *testing.T) {
+	rdb := clusterClientAsServed(t, redistest.SharedCluster(t).Addrs())
+	ctx := context.Background()
+	tenants := []string{"contoso", "fabrikam"}
+	f := newBatchFixture(t, rdb, rdb.Pipeline(), tenants...)
+	a, err := rdb.MasterForKey(ctx, keys.Audit("contoso"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := rdb.MasterForKey(ctx, keys.Audit("fabrikam"))
+	if err != nil || a.Options().Addr == b.Options().Addr {
+		t.Fatalf("contoso and fabrikam share a master, or %v", err)
+	}
+	writers := func() int {
+		buf := make([]byte, 1<<20)
+		return strings.Count(string(buf[:runtime.Stack(buf, true)]), "audit.(*GroupCommit).writer(")
+	}
+	waitWriters := func(want int) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); writers() != want; {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d writers, want %d", writers(), want)
+			}
+			runtime.Gosched()
+		}
+	}
+	base := writers()
+	clk := clock.NewFake(time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC))
+	g, err := NewGroupCommit(GroupCommitConfig{Log: f.log, now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(g.Close)
+	appendFor := func(tenant string) {
+		t.Helper()
+		if _, err := g.Append(ctx, operatorAction(tenant)); err != nil {
+			t.Fatalf("%s: %v", tenant, err)
+		}
+	}
+	appendFor("contoso")
+	appendFor("fabrikam")
+	waitWriters(base + 2)
+	clk.Advance(laneIdle - time.Minute)
+	appendFor("contoso")
+	clk.Advance(time.Minute)
+	appendFor("contoso") // fabrikam's master unused for laneIdle: its lane closes
+	waitWriters(base + 1)
+	appendFor("fabrikam")
+	waitWriters(base + 2)
+	for _, tenant := range tenants {
+		if n, err := rdb.XLen(ctx, keys.Audit(tenant)).Result(); err != nil || n != map[string]int64{"contoso": 3, "fabrikam": 2}[tenant] {
+			t.Errorf("%s's log holds %d records (%v)", tenant, n, err)
+		}
+	}
+	g.Close()
+	waitWriters(base)
 }

@@ -68,9 +68,10 @@ type GroupCommitConfig struct {
 	Durability Durability
 	// Timeout bounds one batch's round trip (and its WAIT). 2s when zero.
 	Timeout time.Duration
-	// Writers is how many batches may be in flight at once; 1 when zero:
-	// one writer makes the largest batches, so the fewest round trips and
-	// the least CPU, here and in Redis, per record.
+	// Writers is how many batches may be in flight at once (on a Cluster,
+	// to each master); 1 when zero: one writer makes the largest batches,
+	// so the fewest round trips and the least CPU, here and in Redis, per
+	// record.
 	// A chain stays whole however many: Redis runs each tenant's batch
 	// script atomically, each reading the head the last one left.
 	Writers int
@@ -78,6 +79,9 @@ type GroupCommitConfig struct {
 	MaxBatch int
 	// Registerer receives the batch-size histogram; nil registers none.
 	Registerer prometheus.Registerer
+	// now is the clock a cluster's lanes' idleness is read on (route);
+	// time.Now when nil.
+	now func() time.Time
 }
 
 // GroupCommit writes operator-action records for many concurrent callers in
@@ -90,11 +94,12 @@ type GroupCommitConfig struct {
 // shares the round trip. Under no load a batch is one record and costs what
 // Append costs: there is no waiting for company.
 type GroupCommit struct {
-	cfg   GroupCommitConfig
-	q     chan *pending
-	stop  chan struct{}
-	wg    sync.WaitGroup
-	sizes prometheus.Histogram
+	cfg     GroupCommitConfig
+	q       chan *pending
+	stop    chan struct{}
+	closing sync.Once
+	wg      sync.WaitGroup
+	sizes   prometheus.Histogram
 }
 
 type pending struct {
@@ -126,6 +131,9 @@ func NewGroupCommit(cfg GroupCommitConfig) (*GroupCommit, error) {
 	if cfg.MaxBatch == 0 {
 		cfg.MaxBatch = 256
 	}
+	if cfg.now == nil {
+		cfg.now = time.Now
+	}
 	g := &GroupCommit{cfg: cfg, q: make(chan *pending, 4*cfg.MaxBatch), stop: make(chan struct{}),
 		sizes: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "lockbox_audit_batch_records",
@@ -137,16 +145,27 @@ func NewGroupCommit(cfg GroupCommitConfig) (*GroupCommit, error) {
 			return nil, fmt.Errorf("audit: register metrics: %w", err)
 		}
 	}
-	for range cfg.Writers {
+	if cluster, ok := cfg.Redis.(*redis.ClusterClient); ok {
 		g.wg.Add(1)
-		go g.writer()
+		go g.route(cluster)
+		return g, nil
 	}
+	g.startWriters(g.q, g.stop)
 	return g, nil
 }
 
+// startWriters starts cfg.Writers writers taking records from q.
+func (g *GroupCommit) startWriters(q chan *pending, stop <-chan struct{}) {
+	for range g.cfg.Writers {
+		g.wg.Add(1)
+		go g.writer(q, stop)
+	}
+}
+
 // Close stops the writers once the records already queued are written.
+// Closing again waits as the first did.
 func (g *GroupCommit) Close() {
-	close(g.stop)
+	g.closing.Do(func() { close(g.stop) })
 	g.wg.Wait()
 }
 
@@ -237,22 +256,25 @@ func (g *GroupCommit) enqueueSlow(ctx context.Context, p *pending) error {
 	}
 }
 
-// writer takes whatever is queued, up to MaxBatch, writes it, and answers.
-func (g *GroupCommit) writer() {
+// writer takes whatever q holds, up to MaxBatch, writes it, and answers,
+// until q is closed, or stop is and q is empty.
+func (g *GroupCommit) writer(q chan *pending, stop <-chan struct{}) {
 	defer g.wg.Done()
 	w := newBatchWriter(g, g.cfg.Redis.Pipeline())
 	batch := make([]*pending, 0, g.cfg.MaxBatch)
 	for {
 		var first *pending
 		select {
-		case first = <-g.q:
-		case <-g.stop:
+		case first = <-q:
+		case <-stop:
 			// Drain what was queued before Close.
 			select {
-			case first = <-g.q:
+			case first = <-q:
 			default:
-				return
 			}
+		}
+		if first == nil { // q closed, or stopped and drained
+			return
 		}
 		if len(batch) > 1 {
 			// Under load (the last batch had company), callers that are
@@ -266,7 +288,10 @@ func (g *GroupCommit) writer() {
 	fill:
 		for len(batch) < g.cfg.MaxBatch {
 			select {
-			case p := <-g.q:
+			case p := <-q:
+				if p == nil {
+					break fill
+				}
 				batch = append(batch, p)
 			default:
 				break fill
@@ -274,6 +299,82 @@ func (g *GroupCommit) writer() {
 		}
 		g.sizes.Observe(float64(len(batch)))
 		w.write(batch)
+	}
+}
+
+// laneIdle is how long a master's lane goes unused before it is closed:
+// after a failover or a node replaced, its address may never come back.
+const laneIdle = 5 * time.Minute
+
+// lane is one master's queue and writers (route).
+type lane struct {
+	q    chan *pending
+	used time.Time
+}
+
+// route hands each record queued on a cluster to the writers of the
+// master that holds its tenant's chain, a lane of their own for each
+// master, started on its first record. A batch's masters are written side
+// by side (execByNode), but one writer writes one batch at a time: a
+// master that hangs held every batch after it for the whole timeout, and
+// the calls of every tenant, on every master, were refused. With a lane a
+// master, a hung one holds only its own tenants' records. A tenant whose
+// slot has moved since is written where it now is by its old lane
+// (execByNode follows redirects), and a lane's chain heads are only a
+// guess the script checks, so nothing depends on a tenant staying in one
+// lane.
+func (g *GroupCommit) route(cluster *redis.ClusterClient) {
+	defer g.wg.Done()
+	lanes := map[string]*lane{}
+	defer func() {
+		for _, l := range lanes {
+			close(l.q) // its writers write what it holds, then stop
+		}
+	}()
+	reaped := g.cfg.now()
+	for {
+		var p *pending
+		select {
+		case p = <-g.q:
+		case <-g.stop:
+			select {
+			case p = <-g.q:
+			default:
+				return
+			}
+		}
+		now := g.cfg.now()
+		if now.Sub(reaped) >= laneIdle {
+			reaped = now
+			for addr, l := range lanes {
+				if now.Sub(l.used) >= laneIdle {
+					close(l.q)
+					delete(lanes, addr)
+				}
+			}
+		}
+		ctx, cancel := context.WithDeadline(context.Background(), time.Unix(0, p.deadline))
+		node, err := cluster.MasterForKey(ctx, keys.Audit(p.tenant))
+		cancel()
+		if err != nil {
+			p.done <- fmt.Errorf("no master for its tenant's log: %w", err)
+			continue
+		}
+		addr := node.Options().Addr
+		l := lanes[addr]
+		if l == nil {
+			l = &lane{q: make(chan *pending, cap(g.q))}
+			lanes[addr] = l
+			g.startWriters(l.q, nil)
+		}
+		l.used = now
+		select {
+		case l.q <- p:
+		default:
+			// That master is far behind, or hung: its records fail at
+			// once rather than hold the others'.
+			p.done <- fmt.Errorf("%d records already wait to be written on %s", cap(l.q), addr)
+		}
 	}
 }
 
