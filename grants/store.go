@@ -913,9 +913,11 @@ func (s *Store) noRequests(ctx context.Context, p identity.Principal, tenant str
 	return s.cfg.Tenants.Onboarded(ctx, tenant)
 }
 
-// Grant returns the live grant for (tenant, operator, service) with one
-// Redis read. It returns ErrNotFound when there is none; the caller must
-// still check Grant.Valid against its clock.
+// Grant returns the live grant for (tenant, operator, service), read with
+// its request in two Redis reads. It returns ErrNotFound when there is
+// none, and an error wrapping fault.ErrUnreadable when its request's
+// record does not decode; the caller must still check Grant.Valid against
+// its clock.
 func (s *Store) Grant(ctx context.Context, tenant, operator, service string) (Grant, error) {
 	if keys.ValidTenant(tenant) != nil || keys.ValidUser(operator) != nil || keys.ValidService(service) != nil {
 		return Grant{}, newErr(ErrInvalid, "invalid_grant_key", "invalid tenant, operator or service")
@@ -941,17 +943,39 @@ func (s *Store) Grant(ctx context.Context, tenant, operator, service string) (Gr
 	if err != nil {
 		return Grant{}, fault.Unavailable("grants: grant", err)
 	}
+	// The grant counts only while its request's record says it is
+	// approved, the requester's, on this service. Every change writes the
+	// two in one transaction, and every ending (a revocation, the sweep,
+	// offboarding, the lockbox switch) finds a grant through its request:
+	// a request whose record no longer decodes could not be ended, and
+	// its grant stayed live until expires_at, up to 4 h, with nothing to
+	// stop it. One more read, on a cache miss only. A row that names no
+	// request, or another tenant, operator or service than its key, is
+	// returned as it is, for the caller to refuse as what it is (the
+	// proxy: store_unavailable, tenant_mismatch).
+	if g.RequestID == "" || g.Tenant != tenant || g.Operator != operator || g.Service != service {
+		return g, nil
+	}
+	r, err := s.load(ctx, s.cfg.Redis, tenant, g.RequestID)
+	switch {
+	case errors.Is(err, ErrNotFound):
+	case err != nil:
+		return Grant{}, err
+	case r.State == StateApproved && r.Requester == operator && r.Service == service:
+		err = nil
+	default:
+		err = ErrNotFound
+	}
+	if err != nil {
+		return Grant{}, newErr(ErrNotFound, "no_grant", "no grant: its request %s is not an approved request of %s on %s", g.RequestID, operator, service)
+	}
 	if g.ApprovedBy == "" {
 		// Written before grants said who approved them: the request's
-		// history does. One more read, for grants at most 4 h old at the
-		// upgrade. Unknown counts as not tenant-approved: fail closed.
+		// history does. Unknown counts as not tenant-approved: fail
+		// closed.
 		g.ApprovedBy = KindProvider
-		if r, err := s.load(ctx, s.cfg.Redis, tenant, g.RequestID); err == nil {
-			if by := approvedBy(r); by != "" {
-				g.ApprovedBy = by
-			}
-		} else if !errors.Is(err, ErrNotFound) {
-			return Grant{}, err
+		if by := approvedBy(r); by != "" {
+			g.ApprovedBy = by
 		}
 	}
 	return g, nil
@@ -1076,9 +1100,9 @@ func (s *Store) endTx(ctx context.Context, tx *redis.Tx, tenant string, actor Ac
 			// sweep passes it over: the tenant's other grants still end.
 			// Refusing the whole ending for it left the switch off, or the
 			// tenant onboarded, and every other grant live, until someone
-			// repaired the record by hand. A grant the record held itself
-			// can't be found without it; with the switch on, the policy
-			// refuses one no tenant approver approved.
+			// repaired the record by hand. The grant the record held
+			// itself is not ended here, but it is not honoured either:
+			// Grant refuses a grant whose request does not decode.
 			continue
 		}
 		if err != nil {

@@ -3,11 +3,13 @@ package grants_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/identity"
+	"github.com/lockbox-oss/lockbox/internal/fault"
 	"github.com/lockbox-oss/lockbox/internal/keys"
 	"github.com/lockbox-oss/lockbox/internal/tenanttest"
 	"github.com/lockbox-oss/lockbox/tenants"
@@ -120,5 +122,103 @@ func TestSweepGoesPastAWrongTypeRequestKey(t *testing.T) {
 		if r.State != grants.StateExpired {
 			t.Errorf("request %s is %s after the sweep, want expired", id, r.State)
 		}
+	}
+}
+
+// TestGrantOfAnUnreadableRequestNotHonoured: an approved request whose
+// stored record no longer decodes kept its grant (a key of its own, which
+// the proxy read without the request) live until its expires_at, up to
+// 4 h: every ending finds a grant through its request, so the tenant's
+// revocation and the manager's failed on the record, and offboarding or
+// the switch passed over it. A grant is now honoured only while its
+// request's record says it is approved: this one is refused at once, and
+// whatever is tried to end it.
+func TestGrantOfAnUnreadableRequestNotHonoured(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		end  func(e *env, id string) error
+	}{
+		{"nothing done", func(*env, string) error { return nil }},
+		{"tenant global admin revokes", func(e *env, id string) error {
+			_, err := e.store.Act(ctx, id, grants.ActionRevoke, globalAdmin, "stop")
+			return err
+		}},
+		{"provider manager revokes", func(e *env, id string) error {
+			_, err := e.store.Act(ctx, id, grants.ActionRevoke, manager, "stop")
+			return err
+		}},
+		{"tenant offboarded", func(e *env, id string) error {
+			_, err := e.tenants.Offboard(ctx, tenanttest.Admin, "192.0.2.9", "contoso", "contract ended")
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			r := e.create(t, 4*time.Hour)
+			e.act(t, r.ID, grants.ActionApprove, manager)
+			e.act(t, r.ID, grants.ActionApprove, globalAdmin)
+			if g, err := e.store.Grant(ctx, "contoso", "alice", "exchange"); err != nil || !g.Valid(e.clock.Now()) {
+				t.Fatalf("grant after approval: %+v %v", g, err)
+			}
+			// The request's record is damaged; the grant key is not.
+			if err := e.rdb.Set(ctx, keys.Request("contoso", r.ID), "{not json", 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+			e.clock.Advance(time.Minute)
+			endErr := tc.end(e, r.ID)
+			g, err := e.store.Grant(ctx, "contoso", "alice", "exchange")
+			if err == nil || !errors.Is(err, fault.ErrUnreadable) {
+				t.Errorf("%s (%v): the grant of a request whose record does not decode: %+v, %v; want refused as unreadable",
+					tc.name, endErr, g, err)
+			}
+		})
+	}
+}
+
+// TestGrantHonouredOnlyWhileItsRequestSaysSo: a grant key is honoured only
+// if the request it names is stored, approved, and the requester's on the
+// service the key is for. Every change writes the two in one transaction,
+// so they disagree only when something else wrote one of them (a restore
+// of an older snapshot of one key, a hand edit): the request then wins,
+// and the call is refused.
+func TestGrantHonouredOnlyWhileItsRequestSaysSo(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name   string
+		change func(r *grants.Request) bool // false: delete the record
+	}{
+		{"request revoked", func(r *grants.Request) bool { r.State = grants.StateRevoked; return true }},
+		{"request pending", func(r *grants.Request) bool { r.State = grants.StatePendingCustomer; return true }},
+		{"another requester's", func(r *grants.Request) bool { r.Requester = "bob"; return true }},
+		{"another service's", func(r *grants.Request) bool { r.Service = "sharepoint"; return true }},
+		{"request gone", func(*grants.Request) bool { return false }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			r := e.create(t, 4*time.Hour)
+			e.act(t, r.ID, grants.ActionApprove, manager)
+			e.act(t, r.ID, grants.ActionApprove, globalAdmin)
+			b, err := e.rdb.Get(ctx, keys.Request("contoso", r.ID)).Bytes()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var stored grants.Request
+			if err := json.Unmarshal(b, &stored); err != nil {
+				t.Fatal(err)
+			}
+			if tc.change(&stored) {
+				b, _ = json.Marshal(stored)
+				err = e.rdb.Set(ctx, keys.Request("contoso", r.ID), b, 0).Err()
+			} else {
+				err = e.rdb.Del(ctx, keys.Request("contoso", r.ID)).Err()
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g, err := e.store.Grant(ctx, "contoso", "alice", "exchange"); !errors.Is(err, grants.ErrNotFound) {
+				t.Errorf("%s: %+v, %v; want no grant", tc.name, g, err)
+			}
+		})
 	}
 }

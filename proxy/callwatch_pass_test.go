@@ -87,8 +87,8 @@ func operators(n int) []identity.Principal {
 	return ps
 }
 
-// grantReads is a hook that counts, by key, the grants read (GET) through
-// the client it is added to.
+// grantReads is a hook that counts, by key, the grants and their requests
+// read (GET) through the client it is added to.
 type grantReads struct {
 	mu sync.Mutex
 	n  map[string]int
@@ -222,8 +222,8 @@ func TestCallsUnderOneGrantShareARead(t *testing.T) {
 		rdb.AddHook(reads)
 		c.Grants = grantStoreOn(t, e, rdb)
 	})
-	e.grantFor(alice, "contoso", "exchange", 2*time.Hour)
-	e.grantFor(bob, "contoso", "exchange", 2*time.Hour)
+	alices := e.grantFor(alice, "contoso", "exchange", 2*time.Hour)
+	bobs := e.grantFor(bob, "contoso", "exchange", 2*time.Hour)
 	ctx, cancel := context.WithTimeout(context.Background(), patience)
 	defer cancel()
 	client := heldClient(t)
@@ -234,7 +234,9 @@ func TestCallsUnderOneGrantShareARead(t *testing.T) {
 	answers = append(answers, startHeld(t, ctx, e, client, bob, mailboxes))
 	reads.take()
 
-	once := map[string]int{keys.Grant("contoso", alice.Subject, "exchange"): 1, keys.Grant("contoso", bob.Subject, "exchange"): 1}
+	// Each grant is read with its request (grants.Store.Grant).
+	once := map[string]int{keys.Grant("contoso", alice.Subject, "exchange"): 1, keys.Grant("contoso", bob.Subject, "exchange"): 1,
+		keys.Request("contoso", alices.ID): 1, keys.Request("contoso", bobs.ID): 1}
 	w := e.h.CallWatch()
 	e.clk.Advance(time.Second)
 	w.checkStale(ctx)
