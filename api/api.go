@@ -68,7 +68,7 @@ type RequestWriter interface {
 // RequestActivity reads a request's audit trail: the records tied to it,
 // and those of its span that do not decode.
 type RequestActivity interface {
-	Trail(ctx context.Context, p identity.Principal, id string) (grants.Trail, error)
+	Trail(ctx context.Context, p identity.Principal, id string, pg grants.TrailPage) (grants.Trail, error)
 }
 
 // Requests is the request lifecycle the API serves. *grants.Store
@@ -256,7 +256,7 @@ var routes = []route{
 	{method: http.MethodPost, path: "/v1/requests/{id}/deny", handle: act(grants.ActionDeny)},
 	{method: http.MethodPost, path: "/v1/requests/{id}/cancel", handle: act(grants.ActionCancel)},
 	{method: http.MethodPost, path: "/v1/requests/{id}/revoke", handle: act(grants.ActionRevoke)},
-	{method: http.MethodGet, path: "/v1/requests/{id}/activity", handle: (*server).requestActivity},
+	{method: http.MethodGet, path: "/v1/requests/{id}/activity", params: []string{"cursor", "limit"}, handle: (*server).requestActivity},
 	{method: http.MethodPost, path: "/v1/tenants", handle: (*server).onboardTenant},
 	{method: http.MethodGet, path: "/v1/tenants", handle: (*server).listTenants},
 	{method: http.MethodGet, path: "/v1/tenants/{tenant}", handle: (*server).getTenant},

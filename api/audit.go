@@ -11,6 +11,7 @@ import (
 	"github.com/lockbox-oss/lockbox/api/wire"
 	"github.com/lockbox-oss/lockbox/audit"
 	"github.com/lockbox-oss/lockbox/audit/record"
+	"github.com/lockbox-oss/lockbox/grants"
 	"github.com/lockbox-oss/lockbox/identity"
 	"github.com/lockbox-oss/lockbox/internal/httperr"
 	"github.com/lockbox-oss/lockbox/internal/readlimit"
@@ -177,12 +178,18 @@ func (s *server) exportAudit(w http.ResponseWriter, r *http.Request, p identity.
 	return err
 }
 
-// requestActivity lists every audit record tied to one lockbox request,
-// oldest first: the decisions on it and each operator action under it;
-// and names the records of its span that do not decode, as a search's
-// page does, since each may be one of them.
+// requestActivity returns one page of the audit records tied to one
+// lockbox request, newest first: the decisions on it and each operator
+// action under it; and names the records of the page's stretch that do
+// not decode, as a search's page does, since each may be one of them.
 func (s *server) requestActivity(w http.ResponseWriter, r *http.Request, p identity.Principal) error {
-	tr, err := s.cfg.Requests.Trail(r.Context(), p, r.PathValue("id"))
+	q := r.URL.Query() // checked by the adapter against the route's params
+	pg := grants.TrailPage{Cursor: q.Get("cursor")}
+	var err error
+	if pg.Limit, err = limit(q, audit.MaxLimit); err != nil {
+		return err
+	}
+	tr, err := s.cfg.Requests.Trail(r.Context(), p, r.PathValue("id"), pg)
 	if err != nil {
 		return err
 	}
@@ -190,7 +197,7 @@ func (s *server) requestActivity(w http.ResponseWriter, r *http.Request, p ident
 	for _, u := range tr.Unreadable {
 		bad = append(bad, wire.UnreadableRecord{StreamID: u.StreamID, Tenant: u.Tenant, Error: unreadable.Message})
 	}
-	return writeJSON(w, http.StatusOK, wire.RecordList{Records: tr.Records, Unreadable: bad})
+	return writeJSON(w, http.StatusOK, wire.RecordPage{Records: tr.Records, NextCursor: tr.Next, PrevCursor: tr.Prev, Unreadable: bad})
 }
 
 // verifyAudit re-computes the tenant's audit hash chain and reports the

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/lockbox-oss/lockbox/api"
+	"github.com/lockbox-oss/lockbox/api/wire"
 	"github.com/lockbox-oss/lockbox/audit"
 	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/grants"
@@ -222,7 +223,7 @@ func TestAuditSearchFiltersAndPaging(t *testing.T) {
 		{"single-tenant cursor for all tenants", auditor, "/v1/audit?cursor=MS0x", "invalid_cursor", 400},
 		{"export other tenant", fabrikamAdmin, "/v1/audit/export?tenant=contoso", "forbidden", 403},
 		{"activity of a request another tenant's", fabrikamAdmin, "/v1/requests/" + req.ID + "/activity", "", 0},
-		{"activity takes no parameters", contosoAdmin, "/v1/requests/" + req.ID + "/activity?x=1", "invalid_query", 400},
+		{"activity takes only a cursor and a limit", contosoAdmin, "/v1/requests/" + req.ID + "/activity?x=1", "invalid_query", 400},
 	}
 	for _, tc := range errs {
 		t.Run(tc.name, func(t *testing.T) {
@@ -311,7 +312,7 @@ func TestRequestActivity(t *testing.T) {
 
 	activity := func(u user) []record.Record {
 		t.Helper()
-		return decode[struct{ Records []record.Record }](t, e.do(u, "GET", "/v1/requests/"+req.ID+"/activity", nil), http.StatusOK).Records
+		return decode[wire.RecordPage](t, e.do(u, "GET", "/v1/requests/"+req.ID+"/activity", nil), http.StatusOK).Records
 	}
 	var ops []string
 	recs := activity(contosoApprover)
@@ -320,17 +321,49 @@ func TestRequestActivity(t *testing.T) {
 		if r.LockboxRequestId != req.ID || r.ProviderUserId != "" {
 			t.Errorf("record %d = %+v", i, r)
 		}
-		if i > 0 && r.CreationTime.Before(recs[i-1].CreationTime.Time) {
-			t.Errorf("not oldest first at %d", i)
+		if i > 0 && r.CreationTime.After(recs[i-1].CreationTime.Time) {
+			t.Errorf("not newest first at %d", i)
 		}
 	}
-	want := []string{record.OpNewRequest, record.OpManagerDecision, record.OpTenantDecision, "Get-Mailbox", "Get-Mailbox", "Get-Mailbox"}
+	want := []string{"Get-Mailbox", "Get-Mailbox", "Get-Mailbox", record.OpTenantDecision, record.OpManagerDecision, record.OpNewRequest}
 	if strings.Join(ops, " ") != strings.Join(want, " ") {
 		t.Fatalf("operations = %v, want %v", ops, want)
 	}
-	if recs := activity(alice); len(recs) != 6 || recs[3].ProviderUserId != "alice" {
+	if recs := activity(alice); len(recs) != 6 || recs[2].ProviderUserId != "alice" {
 		t.Errorf("the requester's view = %+v", recs)
 	}
+
+	// A page at a time: the cursors lead through the trail and back.
+	page := func(query string) wire.RecordPage {
+		t.Helper()
+		return decode[wire.RecordPage](t, e.do(contosoApprover, "GET", "/v1/requests/"+req.ID+"/activity?"+query, nil), http.StatusOK)
+	}
+	var got []string
+	p := page("limit=4")
+	if len(p.Records) != 4 || p.NextCursor == "" || p.PrevCursor != "" {
+		t.Fatalf("first page of 4: %d records, next %q, prev %q", len(p.Records), p.NextCursor, p.PrevCursor)
+	}
+	for _, r := range p.Records {
+		got = append(got, r.Operation)
+	}
+	p2 := page("limit=4&cursor=" + url.QueryEscape(p.NextCursor))
+	for _, r := range p2.Records {
+		got = append(got, r.Operation)
+	}
+	if strings.Join(got, " ") != strings.Join(want, " ") || p2.NextCursor != "" || p2.PrevCursor == "" {
+		t.Errorf("two pages of 4: %v, next %q, prev %q; want %v, the end, and a way back", got, p2.NextCursor, p2.PrevCursor, want)
+	}
+	if back := page("limit=4&cursor=" + url.QueryEscape(p2.PrevCursor)); len(back.Records) != 4 || back.Records[0].Id != p.Records[0].Id {
+		t.Errorf("back from the second page: %d records", len(back.Records))
+	}
+	wantError(t, e.do(contosoApprover, "GET", "/v1/requests/"+req.ID+"/activity?limit=1001", nil), http.StatusBadRequest, "invalid_limit", "")
+	wantError(t, e.do(contosoApprover, "GET", "/v1/requests/"+req.ID+"/activity?cursor=MS0x", nil), http.StatusBadRequest, "invalid_cursor", "")
+	// A cursor of another request's trail is not this one's.
+	other := decode[wire.RecordPage](t, e.do(contosoAdmin, "GET", "/v1/audit?tenant=contoso&limit=1", nil), http.StatusOK)
+	if other.NextCursor == "" {
+		t.Fatal("no cursor from a search of contoso's log")
+	}
+	wantError(t, e.do(contosoApprover, "GET", "/v1/requests/"+req.ID+"/activity?cursor="+url.QueryEscape(other.NextCursor), nil), http.StatusBadRequest, "invalid_cursor", "")
 }
 
 // failingAudit fails an export after some records.

@@ -26,7 +26,6 @@ func TestOpenAPISchemasAreExact(t *testing.T) {
 		"RecordParameter":   {typ: reflect.TypeFor[record.Parameter]()},
 		"ModifiedProperty":  {typ: reflect.TypeFor[record.ModifiedProperty]()},
 		"RecordPage":        {typ: reflect.TypeFor[wire.RecordPage]()},
-		"RecordList":        {typ: reflect.TypeFor[wire.RecordList]()},
 		"AuditVerification": {typ: reflect.TypeFor[wire.AuditVerification]()},
 		"Request":           {typ: reflect.TypeFor[wire.Request]()},
 		"Event":             {typ: reflect.TypeFor[wire.Event]()},

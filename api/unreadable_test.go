@@ -90,8 +90,8 @@ func TestActivityNamesUnreadableRecord(t *testing.T) {
 	}
 	want := wire.UnreadableRecord{StreamID: bad, Tenant: "contoso", Error: "cannot be read"}
 	for _, u := range []user{mia, alice, contosoApprover} {
-		list := decode[wire.RecordList](t, e.do(u, "GET", "/v1/requests/"+req.ID+"/activity", nil), http.StatusOK)
-		if len(list.Records) != 2 || list.Records[0].Operation != record.OpNewRequest || list.Records[1].Operation != record.OpManagerDecision {
+		list := decode[wire.RecordPage](t, e.do(u, "GET", "/v1/requests/"+req.ID+"/activity", nil), http.StatusOK)
+		if len(list.Records) != 2 || list.Records[1].Operation != record.OpNewRequest || list.Records[0].Operation != record.OpManagerDecision {
 			t.Errorf("as %s: records %+v, want the filing and the manager's approval", u.sub, list.Records)
 		}
 		if len(list.Unreadable) != 1 || list.Unreadable[0] != want {
@@ -99,7 +99,7 @@ func TestActivityNamesUnreadableRecord(t *testing.T) {
 		}
 	}
 	r := e.do(mia, "GET", "/v1/requests/"+ended.ID+"/activity", nil)
-	if list := decode[wire.RecordList](t, r, http.StatusOK); len(list.Records) != 2 || strings.Contains(string(r.body), "unreadable") {
+	if list := decode[wire.RecordPage](t, r, http.StatusOK); len(list.Records) != 2 || strings.Contains(string(r.body), "unreadable") {
 		t.Errorf("the ended request's activity: %s, want its two records and no unreadable", r.body)
 	}
 }

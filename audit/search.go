@@ -137,6 +137,44 @@ func (l *Log) Search(ctx context.Context, p identity.Principal, q Query) (Page, 
 	if err := l.check(ctx, p, &q); err != nil {
 		return Page{}, err
 	}
+	return l.page(ctx, p, q, false)
+}
+
+// RequestPage returns one page of the records of tenant's log tied to
+// request id, created from from to to (zero: no bound), newest first, as
+// p may see each (ViewFor), with the cursors and the scan budget of a
+// Search: a request under which an engineer made a million calls is read
+// a page at a time, and a page of one with none reads at most maxScan
+// entries of the others' records before it answers with a cursor. cursor
+// and limit are Query's.
+//
+// It authorizes no one. It serves the request lifecycle (grants), whose
+// rule is that whoever may see a request may see what was done under it:
+// grants checks that the caller may see the request, then calls this.
+// Any other read of the log goes through Search or Export, which apply
+// the audit log's own rules.
+func (l *Log) RequestPage(ctx context.Context, p identity.Principal, tenant, id string, from, to time.Time, cursor string, limit int) (Page, error) {
+	if err := keys.ValidTenant(tenant); err != nil {
+		return Page{}, fault.New(fault.ErrInvalid, "invalid_tenant", "%v", err)
+	}
+	if id == "" {
+		// An empty id would match every record of the tenant.
+		return Page{}, fault.New(fault.ErrInvalid, "invalid_query", "the request id is required")
+	}
+	if cursor != "" {
+		// A trail's cursors were always bound to their filters; a search
+		// takes an unbound one from before they were.
+		if b, err := base64.RawURLEncoding.Strict().DecodeString(cursor); err != nil || !strings.Contains(string(b), filtersSep) {
+			return Page{}, errBadCursor
+		}
+	}
+	return l.page(ctx, p, Query{Tenant: tenant, RequestID: id, From: from, To: to, Cursor: cursor, Limit: limit}, true)
+}
+
+// page is Search once p may read what q names. ofRequest: q is a
+// request's (RequestPage), whose tenant, if it was offboarded since, is
+// no reason to refuse a page with nothing on it.
+func (l *Log) page(ctx context.Context, p identity.Principal, q Query, ofRequest bool) (Page, error) {
 	switch {
 	case q.Limit < 0 || q.Limit > MaxLimit:
 		return Page{}, fault.New(fault.ErrInvalid, "invalid_limit", "limit must be from 1 to %d", MaxLimit)
@@ -149,7 +187,7 @@ func (l *Log) Search(ctx context.Context, p identity.Principal, q Query) (Page, 
 			return Page{}, err
 		}
 		if newer {
-			return l.searchNewer(ctx, p, q, pos)
+			return l.searchNewer(ctx, p, q, pos, ofRequest)
 		}
 	}
 	it, err := l.open(ctx, q)
@@ -166,7 +204,7 @@ func (l *Log) Search(ctx context.Context, p identity.Principal, q Query) (Page, 
 			return Page{}, err
 		}
 		if !ok {
-			if scanned == 0 {
+			if scanned == 0 && !ofRequest {
 				if err := l.nothingRead(ctx, p, q.Tenant); err != nil {
 					return Page{}, err
 				}
@@ -180,7 +218,7 @@ func (l *Log) Search(ctx context.Context, p identity.Principal, q Query) (Page, 
 			// between that don't match.
 			page.Prev = encodeNewerCursor(e.pos, q)
 		}
-		if e.bad || matches(q, e.rec, provider) {
+		if listed(q, e, provider, ofRequest) {
 			if page.full(q.Limit) {
 				// One more match: the next page starts after this one's
 				// last record.
@@ -211,7 +249,7 @@ func (l *Log) Search(ctx context.Context, p identity.Principal, q Query) (Page, 
 // from, however many records were appended since; from the first page's
 // place it leads to the records appended since. When nothing newer is
 // left, the first page is the page before.
-func (l *Log) searchNewer(ctx context.Context, p identity.Principal, q Query, from position) (Page, error) {
+func (l *Log) searchNewer(ctx context.Context, p identity.Principal, q Query, from position, ofRequest bool) (Page, error) {
 	it, err := l.openNewer(ctx, q, from)
 	if err != nil {
 		return Page{}, err
@@ -233,7 +271,7 @@ func (l *Log) searchNewer(ctx context.Context, p identity.Principal, q Query, fr
 		if !ok {
 			if len(page.Records) == 0 && len(page.Unreadable) == 0 {
 				q.Cursor = ""
-				return l.Search(ctx, p, q)
+				return l.page(ctx, p, q, ofRequest)
 			}
 			return done(), nil
 		}
@@ -243,7 +281,7 @@ func (l *Log) searchNewer(ctx context.Context, p identity.Principal, q Query, fr
 			// cursor came from, and any entries between that don't match.
 			page.Next = encodeCursor(e.pos, q)
 		}
-		if e.bad || matches(q, e.rec, provider) {
+		if listed(q, e, provider, ofRequest) {
 			if page.full(q.Limit) {
 				page.Prev = encodeNewerCursor(last, q)
 				return done(), nil
@@ -1174,6 +1212,17 @@ func datedBefore(created time.Time, id streamID, t time.Time) bool {
 // by its CreationTime and by its stream id.
 func datedAfter(created time.Time, id streamID, t time.Time) bool {
 	return created.After(t) && id.time().After(t)
+}
+
+// listed reports whether e goes on a page of q. An unreadable record's
+// fields are unknown: a search names it wherever its scan passes it, a
+// request's trail (ofRequest) only when Redis appended it within the
+// request's span, which the scan reads ClockSkew past on either side.
+func listed(q Query, e entry, provider, ofRequest bool) bool {
+	if !e.bad {
+		return matches(q, e.rec, provider)
+	}
+	return !ofRequest || appendedWithin(q, e.pos.id)
 }
 
 // matches reports whether r passes q's filters.

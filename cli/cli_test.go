@@ -1156,13 +1156,13 @@ func TestCommands(t *testing.T) {
 		{
 			name:      "request activity",
 			args:      []string{"request", "activity", reqID},
-			wantCalls: []call{{Method: "GET", Path: "/v1/requests/" + reqID + "/activity"}},
+			wantCalls: []call{{Method: "GET", Path: "/v1/requests/" + reqID + "/activity", Query: "limit=1000"}},
 			wantOut:   []string{"CreationDate", "Set-AccessToCustomerDataRequest", "alice@contoso.com"},
 		},
 		{
 			name:      "request activity as csv",
 			args:      []string{"request", "activity", reqID, "-o", "csv"},
-			wantCalls: []call{{Method: "GET", Path: "/v1/requests/" + reqID + "/activity"}},
+			wantCalls: []call{{Method: "GET", Path: "/v1/requests/" + reqID + "/activity", Query: "limit=1000"}},
 			wantOut:   []string{"CreationDate,UserIds,Operations,AuditData\n2026-03-04T10:00:00Z,alice@contoso.com,Set-AccessToCustomerDataRequest,"},
 		},
 		{

@@ -64,7 +64,7 @@ type Requests interface {
 	Create(ctx context.Context, actor grants.Actor, in grants.CreateInput) (grants.Request, error)
 	Act(ctx context.Context, id string, act grants.Action, actor grants.Actor, comment string) (grants.Request, error)
 	// Trail is the request page's request and its audit trail.
-	Trail(ctx context.Context, p identity.Principal, id string) (grants.Trail, error)
+	Trail(ctx context.Context, p identity.Principal, id string, pg grants.TrailPage) (grants.Trail, error)
 	// SelfApproval reports whether the two-person rule refuses p's
 	// decision on request id for the tenant, which the tenant view p
 	// reads can't tell.

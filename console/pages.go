@@ -487,7 +487,10 @@ type requestView struct {
 	// log that can't be read: a row names each, as the audit page does,
 	// since each may be one of the request's.
 	Unreadable []audit.UnreadableRecord
-	Actions    []actionView
+	// Older and Newer link to the next and the previous page of the
+	// trail; empty when there is none.
+	Older, Newer template.URL
+	Actions      []actionView
 	// SelfFiled tells a manager why they can't approve their own request.
 	SelfFiled bool
 	// TookPart tells a tenant user who took part in the request for the
@@ -576,7 +579,8 @@ func actions(sess Session, req grants.Request, decides, tookPart bool) (o offer)
 // requestPage shows one request: every field, its history, what was done
 // under it, and the actions sess may take.
 func (c *Console) requestPage(w http.ResponseWriter, r *http.Request, sess Session) error {
-	trail, err := c.cfg.Requests.Trail(r.Context(), sess.Principal, r.PathValue("id"))
+	id := r.PathValue("id")
+	trail, err := c.cfg.Requests.Trail(r.Context(), sess.Principal, id, grants.TrailPage{Cursor: r.URL.Query().Get(trailCursorParam), Limit: trailPageSize})
 	if err != nil {
 		return err
 	}
@@ -587,11 +591,29 @@ func (c *Console) requestPage(w http.ResponseWriter, r *http.Request, sess Sessi
 	}
 	v := requestView{requestRow: c.row(req), Activity: trail.Records, Unreadable: trail.Unreadable, Provider: sess.Principal.IsProvider(), EndedAt: endedAt(req),
 		Actions: o.actions, SelfFiled: o.selfFiled, TookPart: o.tookPart}
+	if trail.Next != "" {
+		v.Older = trailLink(id, trail.Next)
+	}
+	if trail.Prev != "" {
+		v.Newer = trailLink(id, trail.Prev)
+	}
 	if want, ok := flashStates[r.URL.Query().Get("done")]; ok && req.State != want {
 		r = withoutFlash(r)
 	}
 	c.render(w, r, http.StatusOK, "request", &sess, v)
 	return nil
+}
+
+// trailPageSize is how many of a request's audit records its page shows
+// at once: a window of up to 4 hours holds any number of calls.
+const trailPageSize = 50
+
+// trailCursorParam carries the request page's place in its audit trail.
+const trailCursorParam = "trail"
+
+// trailLink is the request page of request id at cursor of its trail.
+func trailLink(id, cursor string) template.URL {
+	return template.URL("/console/requests/" + url.PathEscape(id) + "?" + url.Values{trailCursorParam: {cursor}}.Encode())
 }
 
 // flashStates are the states the request page's notices speak of: the

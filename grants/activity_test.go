@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/lockbox-oss/lockbox/audit"
 	"github.com/lockbox-oss/lockbox/audit/record"
 	"github.com/lockbox-oss/lockbox/grants"
@@ -70,7 +72,7 @@ func TestActivity(t *testing.T) {
 		{"assigned approver", approver, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			got, recs, err := e.store.Activity(ctx, c.who.Principal, r.ID)
+			got, recs, err := activity(ctx, e.store, c.who.Principal, r.ID)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -109,7 +111,7 @@ func TestActivity(t *testing.T) {
 		{"no roles", who("nobody", "contoso")},
 	} {
 		t.Run("denied/"+c.name, func(t *testing.T) {
-			_, recs, err := e.store.Activity(ctx, c.who.Principal, r.ID)
+			_, recs, err := activity(ctx, e.store, c.who.Principal, r.ID)
 			if !errors.Is(err, grants.ErrNotFound) || len(recs) != 0 {
 				t.Fatalf("err = %v, %d records", err, len(recs))
 			}
@@ -146,7 +148,7 @@ func TestActivityEndsWithTheRequest(t *testing.T) {
 
 	h := &redistest.EntriesRead{}
 	e.rdb.AddHook(h)
-	_, recs, err := e.store.Activity(ctx, globalAdmin.Principal, r.ID)
+	_, recs, err := activity(ctx, e.store, globalAdmin.Principal, r.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +218,7 @@ func TestActivityKeepsALateSweepsRecord(t *testing.T) {
 			h := &redistest.EntriesRead{}
 			e.rdb.AddHook(h)
 			for _, who := range []grants.Actor{operator, globalAdmin} {
-				_, recs, err := e.store.Activity(ctx, who.Principal, r.ID)
+				_, recs, err := activity(ctx, e.store, who.Principal, r.ID)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -232,5 +234,130 @@ func TestActivityKeepsALateSweepsRecord(t *testing.T) {
 				t.Errorf("reading the activity read %d entries of the log, the records written since the sweep among them", n)
 			}
 		})
+	}
+}
+
+// activity returns request id as p may see it and every record of its
+// trail, oldest first, read a page at a time.
+func activity(ctx context.Context, s *grants.Store, p identity.Principal, id string) (grants.Request, []record.Record, error) {
+	var recs []record.Record
+	var req grants.Request
+	for pg := (grants.TrailPage{}); ; {
+		t, err := s.Trail(ctx, p, id, pg)
+		if err != nil {
+			return grants.Request{}, nil, err
+		}
+		req, recs = t.Request, append(recs, t.Records...)
+		if t.Next == "" {
+			slices.Reverse(recs)
+			return req, recs, nil
+		}
+		pg.Cursor = t.Next
+	}
+}
+
+// writeCalls appends n records of alice's calls under request id, as the
+// proxy writes them, and one of another request's (other) after each.
+func writeCalls(t *testing.T, e *env, id, other string, n int) {
+	t.Helper()
+	ctx := context.Background()
+	call := func(req string) record.Record {
+		return record.Record{Operation: "Get-Mailbox", LockboxTenant: "contoso", Workload: "exchange",
+			RecordType: record.RecordTypeDataCenterSecurityCmdlet, UserType: record.UserTypeDcAdmin, UserId: record.OperatorUserID,
+			ProviderUserId: "alice", LockboxRequestId: req}
+	}
+	for done := 0; done < n; {
+		k := min(500, n-done)
+		if _, err := e.rdb.TxPipelined(ctx, func(tx redis.Pipeliner) error {
+			for range k {
+				for _, req := range []string{id, other} {
+					if req == "" {
+						continue
+					}
+					if err := e.log.AppendTx(ctx, tx, call(req)); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		done += k
+	}
+}
+
+// TestTrailReadAPageAtATime: a request's trail is read a page at a time,
+// newest first, its cursors leading through all of it and back. An
+// approved window of up to 4 hours holds any number of calls: the whole
+// trail was read, and answered, in one piece (3 000 calls made a 1 MB
+// admin-center page), and a request with none read every record the
+// tenant's other grants wrote over its span to show nothing.
+func TestTrailReadAPageAtATime(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	reads := &redistest.EntriesRead{}
+	e.rdb.AddHook(reads)
+	r := e.create(t, 4*time.Hour)
+	e.act(t, r.ID, grants.ActionApprove, manager)
+	e.act(t, r.ID, grants.ActionApprove, globalAdmin)
+	const calls = 3000
+	writeCalls(t, e, r.ID, "", calls)
+	e.clock.Advance(time.Minute)
+
+	reads.Reset()
+	first, err := e.store.Trail(ctx, globalAdmin.Principal, r.ID, grants.TrailPage{Limit: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(first.Records) != 50 || first.Next == "" || first.Prev != "" {
+		t.Fatalf("first page: %d records, next %q, prev %q; want 50 and a next cursor", len(first.Records), first.Next, first.Prev)
+	}
+	// One round trip's batch of entries, and a little past it for the
+	// next page's first match: not the trail.
+	if n := reads.N(); n > 1100 {
+		t.Errorf("a page of 50 read %d entries of a %d-call trail", n, calls)
+	}
+	for _, rec := range first.Records {
+		if rec.Operation != "Get-Mailbox" || rec.ProviderUserId != "" {
+			t.Fatalf("first page holds %+v: want the newest calls, in the tenant view", rec)
+		}
+	}
+	// Every page in turn: each record once, the decisions last.
+	seen := map[string]bool{}
+	var last []record.Record
+	pages := 0
+	for t0 := first; ; pages++ {
+		for _, rec := range t0.Records {
+			if seen[rec.Id] {
+				t.Fatalf("record %s on two pages", rec.Id)
+			}
+			seen[rec.Id] = true
+		}
+		last = t0.Records
+		if t0.Next == "" {
+			break
+		}
+		if t0, err = e.store.Trail(ctx, globalAdmin.Principal, r.ID, grants.TrailPage{Cursor: t0.Next, Limit: 50}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if want := calls + 3; len(seen) != want { // filed, two approvals
+		t.Errorf("the pages hold %d records, want %d", len(seen), want)
+	}
+	if op := last[len(last)-1].Operation; op != record.OpNewRequest {
+		t.Errorf("the oldest record is %s, want the filing's", op)
+	}
+	// And back: the page before the second is the first.
+	second, err := e.store.Trail(ctx, globalAdmin.Principal, r.ID, grants.TrailPage{Cursor: first.Next, Limit: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := e.store.Trail(ctx, globalAdmin.Principal, r.ID, grants.TrailPage{Cursor: second.Prev, Limit: 50})
+	if err != nil || len(back.Records) != 50 || back.Records[0].Id != first.Records[0].Id {
+		t.Errorf("back from the second page: %d records, %v; want the first page", len(back.Records), err)
+	}
+	if _, err := e.store.Trail(ctx, globalAdmin.Principal, r.ID, grants.TrailPage{Limit: audit.MaxLimit + 1}); !errors.Is(err, grants.ErrInvalid) {
+		t.Errorf("a limit past %d: %v, want invalid", audit.MaxLimit, err)
 	}
 }

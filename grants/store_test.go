@@ -835,7 +835,7 @@ func TestTenantReadNeedsTenantUser(t *testing.T) {
 			if r, err := e.store.Get(ctx, p, id); !errors.Is(err, grants.ErrNotFound) {
 				t.Errorf("%s %v got %s: %+v, %v; want not found", p.Subject, p.Roles, id, r, err)
 			}
-			if _, recs, err := e.store.Activity(ctx, p, id); !errors.Is(err, grants.ErrNotFound) {
+			if _, recs, err := activity(ctx, e.store, p, id); !errors.Is(err, grants.ErrNotFound) {
 				t.Errorf("%s %v read the activity of %s: %d records, %v; want not found", p.Subject, p.Roles, id, len(recs), err)
 			}
 		}
@@ -859,7 +859,7 @@ func TestTenantReadNeedsTenantUser(t *testing.T) {
 		if err != nil || r.Requester != record.OperatorUserID {
 			t.Errorf("%s %v: %+v, %v; want the tenant view", p.Subject, p.Roles, r, err)
 		}
-		if _, recs, err := e.store.Activity(ctx, p, decided.ID); err != nil || len(recs) == 0 {
+		if _, recs, err := activity(ctx, e.store, p, decided.ID); err != nil || len(recs) == 0 {
 			t.Errorf("%s %v: activity %d records, %v", p.Subject, p.Roles, len(recs), err)
 		}
 		if list, err := e.store.List(ctx, p, grants.Filter{}); err != nil || len(list) != 2 {

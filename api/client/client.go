@@ -28,6 +28,7 @@ import (
 	"net/http/httptrace"
 	"net/url"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -1026,16 +1027,59 @@ func (c *Client) Activity(ctx context.Context, id string) ([]record.Record, erro
 
 // RequestActivity returns every audit record tied to request id, oldest
 // first, and, under Unreadable, the records of the tenant's log within
-// the request's span that the server can't read: each may be one of the
-// request's.
+// the request's span that the server can't read, oldest first: each may be
+// one of the request's. It reads every page (RequestActivityPage) of the
+// request's trail, the largest the server gives.
 func (c *Client) RequestActivity(ctx context.Context, id string) (wire.RecordList, error) {
+	out := wire.RecordList{Records: []record.Record{}}
+	seen := map[string]bool{}
+	for cursor := ""; ; {
+		pg, err := c.RequestActivityPage(ctx, id, cursor, maxActivityPage)
+		if err != nil {
+			return wire.RecordList{}, err
+		}
+		out.Records = append(out.Records, pg.Records...)
+		for _, u := range pg.Unreadable {
+			// A late record may be named on two pages' stretches.
+			if !seen[u.Tenant+" "+u.StreamID] {
+				seen[u.Tenant+" "+u.StreamID] = true
+				out.Unreadable = append(out.Unreadable, u)
+			}
+		}
+		if pg.NextCursor == "" {
+			break
+		}
+		cursor = pg.NextCursor
+	}
+	slices.Reverse(out.Records)
+	slices.Reverse(out.Unreadable)
+	return out, nil
+}
+
+// maxActivityPage is the largest page of a request's activity the API
+// gives.
+const maxActivityPage = 1000
+
+// RequestActivityPage returns one page of the audit records tied to
+// request id, newest first, at most limit (0: the server's default). Pass
+// the page's NextCursor as cursor for the older records, its PrevCursor
+// for the newer. A page may hold fewer than limit records, or none, while
+// NextCursor is set.
+func (c *Client) RequestActivityPage(ctx context.Context, id, cursor string, limit int) (wire.RecordPage, error) {
 	p, err := join("/v1/requests", id)
 	if err != nil {
-		return wire.RecordList{}, err
+		return wire.RecordPage{}, err
 	}
-	var out wire.RecordList
-	if err := c.do(ctx, http.MethodGet, p+"/activity", nil, nil, &out); err != nil {
-		return wire.RecordList{}, err
+	v := url.Values{}
+	if cursor != "" {
+		v.Set("cursor", cursor)
+	}
+	if limit > 0 {
+		v.Set("limit", strconv.Itoa(limit))
+	}
+	var out wire.RecordPage
+	if err := c.do(ctx, http.MethodGet, p+"/activity", v, nil, &out); err != nil {
+		return wire.RecordPage{}, err
 	}
 	if out.Records == nil {
 		out.Records = []record.Record{}

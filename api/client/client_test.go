@@ -263,7 +263,7 @@ func TestCalls(t *testing.T) {
 			name:     "activity",
 			respBody: `{"records":[{"CreationTime":"2026-01-02T03:04:05","Id":"a1","Operation":"Get-Mailbox","OrganizationId":"5e2b7c1a-3f4d-4e8b-9a6c-1d2e3f4a5b6c","RecordType":10,"ResultStatus":"Succeeded","UserKey":"Microsoft Operator","UserType":3,"Version":1,"Workload":"exchange","ClientIP":"192.0.2.10","ObjectId":"exchange/tenants/contoso/mailboxes","UserId":"Microsoft Operator","LockboxTenant":"contoso","LockboxRequestId":"r1","LockboxMethod":"GET","LockboxPath":"/tenants/contoso/mailboxes"}]}`,
 			invoke:   func(c *Client) (any, error) { return c.Activity(ctx, "r1") },
-			want:     call{Method: "GET", Path: "/v1/requests/r1/activity"},
+			want:     call{Method: "GET", Path: "/v1/requests/r1/activity", Query: "limit=1000"},
 			wantOut: []record.Record{{
 				Id: "a1", CreationTime: record.TimeOf(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)), Operation: "Get-Mailbox",
 				OrganizationId: "5e2b7c1a-3f4d-4e8b-9a6c-1d2e3f4a5b6c", RecordType: record.RecordTypeDataCenterSecurityCmdlet, ResultStatus: "Succeeded",
@@ -276,7 +276,7 @@ func TestCalls(t *testing.T) {
 			name:     "activity naming a record that can't be read",
 			respBody: `{"records":[],"unreadable":[{"stream_id":"1764000000000-0","tenant":"contoso","error":"cannot be read"}]}`,
 			invoke:   func(c *Client) (any, error) { return c.RequestActivity(ctx, "r1") },
-			want:     call{Method: "GET", Path: "/v1/requests/r1/activity"},
+			want:     call{Method: "GET", Path: "/v1/requests/r1/activity", Query: "limit=1000"},
 			wantOut: wire.RecordList{Records: []record.Record{},
 				Unreadable: []wire.UnreadableRecord{{StreamID: "1764000000000-0", Tenant: "contoso", Error: "cannot be read"}}},
 		},
@@ -1294,5 +1294,46 @@ func TestListenAddressDialsLoopback(t *testing.T) {
 		if len(got) != 1 || got[0] != tt.host {
 			t.Errorf("New(%q): the call went %q, want only to host %q", tt.base, got, tt.host)
 		}
+	}
+}
+
+// TestRequestActivityReadsEveryPage: the API answers a request's trail a
+// page at a time, newest first; RequestActivity follows the cursors to the
+// end and gives every record, oldest first, naming each unreadable one
+// once.
+func TestRequestActivityReadsEveryPage(t *testing.T) {
+	var queries []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		queries = append(queries, r.URL.RawQuery)
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Query().Get("cursor") {
+		case "":
+			_, _ = io.WriteString(w, `{"records":[{"Id":"r4"},{"Id":"r3"}],"next_cursor":"c1","unreadable":[{"stream_id":"9-0","tenant":"contoso","error":"cannot be read"}]}`)
+		case "c1":
+			_, _ = io.WriteString(w, `{"records":[],"next_cursor":"c2","prev_cursor":"p1","unreadable":[{"stream_id":"9-0","tenant":"contoso","error":"cannot be read"}]}`)
+		case "c2":
+			_, _ = io.WriteString(w, `{"records":[{"Id":"r2"},{"Id":"r1"}],"prev_cursor":"p2"}`)
+		default:
+			w.WriteHeader(http.StatusBadRequest)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	c, err := New(srv.URL, token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.RequestActivity(context.Background(), "r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, r := range got.Records {
+		ids = append(ids, r.Id)
+	}
+	if strings.Join(ids, " ") != "r1 r2 r3 r4" || len(got.Unreadable) != 1 {
+		t.Errorf("records %v, unreadable %+v; want r1 to r4, oldest first, and the unreadable one once", ids, got.Unreadable)
+	}
+	if want := []string{"limit=1000", "cursor=c1&limit=1000", "cursor=c2&limit=1000"}; !slices.Equal(queries, want) {
+		t.Errorf("queries %q, want %q", queries, want)
 	}
 }
