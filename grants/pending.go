@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -55,33 +58,21 @@ func (s *Store) Pending(ctx context.Context, p identity.Principal) ([]Request, e
 // round trip to each node at once.
 func (s *Store) PendingList(ctx context.Context, p identity.Principal) (PendingList, error) {
 	out := PendingList{Requests: []Request{}}
-	tenants := []string{p.TenantID}
-	if p.IsProvider() {
-		var err error
-		if tenants, err = s.cfg.Redis.SMembers(ctx, keys.Tenants()).Result(); err != nil {
-			return PendingList{}, fault.Unavailable("grants: pending", err)
-		}
-		slices.Sort(tenants)
-	}
-	tenants = slices.DeleteFunc(tenants, func(t string) bool { return keys.ValidTenant(t) != nil })
-	if len(tenants) == 0 {
+	// Who sees none reads none: a Lockbox administrator alone, or a
+	// tenant's user who is none of its readers, made every poll of the
+	// admin center read every pending request to list none.
+	v := s.viewer(p)
+	if v.seesNone() {
 		return out, nil
 	}
-	idCmds := make([]*redis.StringSliceCmd, len(tenants))
-	if _, err := s.cfg.Redis.Pipelined(ctx, func(pl redis.Pipeliner) error {
-		for i, t := range tenants {
-			idCmds[i] = pl.ZRange(ctx, keys.TenantPending(t), 0, -1)
+	if !p.IsProvider() {
+		if ok, err := v.readsTenant(ctx, p.TenantID); err != nil || !ok {
+			return out, err
 		}
-		return nil
-	}); err != nil {
-		return PendingList{}, fault.Unavailable("grants: pending", err)
 	}
-	type found struct{ tenant, id string }
-	var all []found
-	for i, c := range idCmds {
-		for _, id := range c.Val() {
-			all = append(all, found{tenants[i], id})
-		}
+	all, own, err := s.pendingIDs(ctx, p, v)
+	if err != nil {
+		return PendingList{}, err
 	}
 	if len(all) == 0 {
 		return out, nil
@@ -95,7 +86,7 @@ func (s *Store) PendingList(ctx context.Context, p identity.Principal) (PendingL
 	}); err != nil && !errors.Is(err, redis.Nil) {
 		return PendingList{}, fault.Unavailable("grants: pending", err)
 	}
-	now, v := s.cfg.Now(), s.viewer(p)
+	now := s.cfg.Now()
 	for i, c := range cmds {
 		t, id := all[i].tenant, all[i].id
 		r, err := s.decodeRead(ctx, c, t, id)
@@ -103,7 +94,7 @@ func (s *Store) PendingList(ctx context.Context, p identity.Principal) (PendingL
 		case errors.Is(err, ErrNotFound):
 			continue
 		case errors.Is(err, fault.ErrUnreadable):
-			if ok, err := v.seesUnreadable(ctx, t, false); err != nil {
+			if ok, err := v.seesUnreadable(ctx, t, own); err != nil {
 				return PendingList{}, err
 			} else if ok {
 				out.Unreadable = append(out.Unreadable, Unreadable{Tenant: t, ID: id})
@@ -136,4 +127,62 @@ func (s *Store) PendingList(ctx context.Context, p identity.Principal) (PendingL
 		return a.DecideBy.Compare(*b.DecideBy)
 	})
 	return out, nil
+}
+
+// found is a request a pending list reads.
+type found struct{ tenant, id string }
+
+// pendingIDs returns the requests p's pending list reads: the pending
+// indexes of p's tenant, or of every tenant for the provider's staff. For
+// an operator who sees only their own requests, once their own index is
+// built (see ListPage), the requests they filed within the longest a
+// request can stay pending (a decision window for the manager, one for
+// the tenant) instead, own set: each operator's poll of the admin center
+// read every operator's pending requests, in every tenant, to keep theirs.
+func (s *Store) pendingIDs(ctx context.Context, p identity.Principal, v *viewer) (all []found, own bool, err error) {
+	if v.ownOnly() && keys.IsUser(p.Subject) {
+		built, err := s.cfg.Redis.Exists(ctx, keys.OperatorRequestsBuilt()).Result()
+		if err != nil {
+			return nil, false, fault.Unavailable("grants: pending", err)
+		}
+		if built == 1 {
+			since := s.cfg.Now().Add(-2*DecisionWindow - time.Hour).UnixMilli()
+			ms, err := s.cfg.Redis.ZRangeByScore(ctx, keys.OperatorRequests(p.Subject), &redis.ZRangeBy{Min: strconv.FormatInt(since, 10), Max: "+inf"}).Result()
+			if err != nil {
+				return nil, false, fault.Unavailable("grants: pending", err)
+			}
+			for _, m := range ms {
+				if t, id, ok := strings.Cut(m, "/"); ok && keys.ValidTenant(t) == nil {
+					all = append(all, found{t, id})
+				}
+			}
+			return all, true, nil
+		}
+	}
+	tenants := []string{p.TenantID}
+	if p.IsProvider() {
+		if tenants, err = s.cfg.Redis.SMembers(ctx, keys.Tenants()).Result(); err != nil {
+			return nil, false, fault.Unavailable("grants: pending", err)
+		}
+		slices.Sort(tenants)
+	}
+	tenants = slices.DeleteFunc(tenants, func(t string) bool { return keys.ValidTenant(t) != nil })
+	if len(tenants) == 0 {
+		return nil, false, nil
+	}
+	idCmds := make([]*redis.StringSliceCmd, len(tenants))
+	if _, err := s.cfg.Redis.Pipelined(ctx, func(pl redis.Pipeliner) error {
+		for i, t := range tenants {
+			idCmds[i] = pl.ZRange(ctx, keys.TenantPending(t), 0, -1)
+		}
+		return nil
+	}); err != nil {
+		return nil, false, fault.Unavailable("grants: pending", err)
+	}
+	for i, c := range idCmds {
+		for _, id := range c.Val() {
+			all = append(all, found{tenants[i], id})
+		}
+	}
+	return all, false, nil
 }

@@ -679,11 +679,13 @@ func (s *Store) listPage(ctx context.Context, p identity.Principal, f Filter, ne
 	}
 	scan := &indexScan{rdb: s.cfg.Redis, index: index, min: min, max: max}
 	var newer bool
+	var from position // the cursor's place
 	if f.Cursor != "" {
 		pos, n, err := scope.decode(f.Cursor)
 		if err != nil {
 			return Page{}, err
 		}
+		from = pos
 		scan.after, scan.newer, newer = &pos, n, n
 	}
 	page := Page{Requests: []Request{}}
@@ -691,14 +693,24 @@ func (s *Store) listPage(ctx context.Context, p identity.Principal, f Filter, ne
 		// Nothing to find: not worth reading every request to find it.
 		return page, s.noRequests(ctx, p, f.Tenant)
 	}
+	if !p.IsProvider() {
+		// A tenant's user sees the tenant's requests as one of its readers
+		// or none of them (viewer.sees), which one question tells: any
+		// signed-in user of the tenant made a listing read its whole
+		// history to answer an empty page.
+		if ok, err := v.readsTenant(ctx, f.Tenant); err != nil || !ok {
+			return page, err
+		}
+	}
 	l := lister{s: s, p: p, f: f, v: v, member: member, own: own, now: s.cfg.Now()}
 	// probe reads on from pos, older, for a request that matches:
 	// whether a link that way leads to any. Usually the first it reads
 	// does (the newest of the page the cursor came from), so it reads
 	// one, then batches that grow.
 	probe := func(pos position) (bool, error) {
-		got, _, err := l.read(ctx, &indexScan{rdb: s.cfg.Redis, index: index, min: min, max: max, after: &pos, batch: 1}, 1, false)
-		return len(got) > 0, err
+		got, _, stop, err := l.read(ctx, &indexScan{rdb: s.cfg.Redis, index: index, min: min, max: max, after: &pos, batch: 1}, 1, false)
+		// Its budget spent, the link may lead to a page with none.
+		return len(got) > 0 || stop != nil, err
 	}
 	if newer {
 		// The page of the requests just newer than the cursor's, read
@@ -706,9 +718,18 @@ func (s *Store) listPage(ctx context.Context, p identity.Principal, f Filter, ne
 		// those of the pages it lies between, so that going back Older
 		// shows again the page the cursor came from, whatever was created
 		// since at the head of the list.
-		items, more, err := l.read(ctx, scan, f.Limit, next)
+		items, more, stop, err := l.read(ctx, scan, f.Limit, next)
 		if err != nil {
 			return Page{}, err
+		}
+		if stop != nil {
+			// The budget ran out before a full page: the page holds what
+			// matched up to stop, newer ones lie past it, and older ones,
+			// the page the cursor came from, from it.
+			slices.Reverse(items)
+			page = pageOf(items)
+			page.Prev, page.Next = scope.encodeNewer(*stop), scope.encode(*stop)
+			return page, nil
 		}
 		if len(items) == 0 {
 			// Nothing newer matches (any more): the newest page is
@@ -733,15 +754,20 @@ func (s *Store) listPage(ctx context.Context, p identity.Principal, f Filter, ne
 		}
 		return page, nil
 	}
-	items, more, err := l.read(ctx, scan, f.Limit, next)
+	items, more, stop, err := l.read(ctx, scan, f.Limit, next)
 	if err != nil {
 		return Page{}, err
 	}
-	if len(items) == 0 {
+	if len(items) == 0 && stop == nil {
 		return page, s.noRequests(ctx, p, f.Tenant)
 	}
 	page = pageOf(items)
-	if more {
+	switch {
+	case stop != nil && next:
+		// The budget ran out before a full page: the next page starts
+		// after the last entry read, matching or not.
+		page.Next = scope.encode(*stop)
+	case more:
 		// There is a next page, and it starts after this page's last
 		// entry, readable or not.
 		page.Next = scope.encode(items[len(items)-1].at)
@@ -751,10 +777,22 @@ func (s *Store) listPage(ctx context.Context, p identity.Principal, f Filter, ne
 		// it. Those were there when the cursor was made; it costs no read
 		// to say so, and should none of them match any more, the link
 		// leads to the newest page.
-		page.Prev = scope.encodeNewer(items[0].at)
+		first := from
+		if len(items) > 0 {
+			first = items[0].at
+		}
+		page.Prev = scope.encodeNewer(first)
 	}
 	return page, nil
 }
+
+// maxListScan bounds the index entries one listing call reads. A page's
+// size is capped, but which requests match its filter (a state, what the
+// caller may see) is known only once each is read: a filter few requests
+// match read the whole history, every tenant's for the provider's staff,
+// to fill one page. Spent, the call answers what it found with a cursor
+// at the last entry read, as an audit search does.
+const maxListScan = 2000
 
 // lister reads the requests of one listing that p may see and that match
 // its filter from an index scan.
@@ -782,15 +820,24 @@ type item struct {
 // next entry that matches and reports whether there is one. A request
 // that does not decode is an entry of its own (see Page.Unreadable) when
 // the viewer would see it whatever it holds (seesUnreadable).
-func (l lister) read(ctx context.Context, scan *indexScan, limit int, more bool) ([]item, bool, error) {
-	items := []item{}
+//
+// It reads at most maxListScan entries: spent before the page is full, it
+// returns what matched and stop, the place of the last entry it read; the
+// listing goes on from there. Spent looking past a full page for one more
+// match, it reports more.
+func (l lister) read(ctx context.Context, scan *indexScan, limit int, more bool) (items []item, hasMore bool, stop *position, err error) {
+	items = []item{}
+	scanned := 0
 	for {
 		zs, err := scan.next(ctx)
 		if err != nil {
-			return nil, false, err
+			return nil, false, nil, err
 		}
 		if len(zs) == 0 {
-			return items, false, nil
+			return items, false, nil, nil
+		}
+		if room := maxListScan - scanned; len(zs) > room {
+			zs = zs[:room]
 		}
 		cmds := make([]*redis.StringCmd, len(zs))
 		if _, err := l.s.cfg.Redis.Pipelined(ctx, func(pl redis.Pipeliner) error {
@@ -800,58 +847,73 @@ func (l lister) read(ctx context.Context, scan *indexScan, limit int, more bool)
 			}
 			return nil
 		}); err != nil && !errors.Is(err, redis.Nil) {
-			return nil, false, fault.Unavailable("grants: list", err)
+			return nil, false, nil, fault.Unavailable("grants: list", err)
 		}
 		for i, c := range cmds {
+			scanned++
 			t, id, _ := l.member(zs[i].Member.(string))
 			it := item{at: positionOf(zs[i])}
-			r, err := l.s.decodeRead(ctx, c, t, id)
-			switch {
-			case errors.Is(err, ErrNotFound):
-				continue // index written, request never committed
-			case errors.Is(err, fault.ErrUnreadable):
-				if ok, err := l.v.seesUnreadable(ctx, t, l.own); err != nil {
-					return nil, false, err
-				} else if !ok {
-					continue
-				}
-				it.bad = &Unreadable{Tenant: t, ID: id}
-			case err != nil:
-				return nil, false, err
-			default:
-				// The sweeper persists time-driven transitions; a listing
-				// shows them at once.
-				r, _ = Settle(r, l.now)
-				f := l.f
-				if !f.CreatedAfter.IsZero() && !r.CreatedAt.After(f.CreatedAfter) {
-					continue
-				}
-				if !f.CreatedBefore.IsZero() && !r.CreatedAt.Before(f.CreatedBefore) {
-					continue
-				}
-				if f.State != "" && r.State != f.State || f.ExcludePending && r.State.Pending() {
-					continue
-				}
-				// Checked on whichever index was read: an operator's own
-				// index only finds requests, as the provider-wide one does.
-				if ok, err := l.v.sees(ctx, r); err != nil {
-					return nil, false, err
-				} else if !ok {
-					continue
-				}
-				r = l.s.view(l.p, r)
-				it.req = &r
+			ok, err := l.match(ctx, c, t, id, &it)
+			if err != nil {
+				return nil, false, nil, err
 			}
-			if len(items) == limit {
-				// One more match.
-				return items, true, nil
+			if ok {
+				if len(items) == limit {
+					// One more match.
+					return items, true, nil, nil
+				}
+				items = append(items, it)
+				if !more && len(items) == limit {
+					return items, false, nil, nil
+				}
 			}
-			items = append(items, it)
-			if !more && len(items) == limit {
-				return items, false, nil
+			if scanned == maxListScan {
+				if len(items) == limit {
+					// Looking past a full page: there may be more.
+					return items, true, nil, nil
+				}
+				return items, false, &it.at, nil
 			}
 		}
 	}
+}
+
+// match decodes the request c read, tenant's id, and reports whether it
+// is an entry of the listing, set on it: a request that matches the
+// filter and that the viewer sees, or the place of one that does not
+// decode that the viewer would see whatever it held.
+func (l lister) match(ctx context.Context, c *redis.StringCmd, t, id string, it *item) (bool, error) {
+	r, err := l.s.decodeRead(ctx, c, t, id)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return false, nil // index written, request never committed
+	case errors.Is(err, fault.ErrUnreadable):
+		ok, err := l.v.seesUnreadable(ctx, t, l.own)
+		if ok {
+			it.bad = &Unreadable{Tenant: t, ID: id}
+		}
+		return ok, err
+	case err != nil:
+		return false, err
+	}
+	// The sweeper persists time-driven transitions; a listing shows them
+	// at once.
+	r, _ = Settle(r, l.now)
+	f := l.f
+	switch {
+	case !f.CreatedAfter.IsZero() && !r.CreatedAt.After(f.CreatedAfter),
+		!f.CreatedBefore.IsZero() && !r.CreatedAt.Before(f.CreatedBefore),
+		f.State != "" && r.State != f.State || f.ExcludePending && r.State.Pending():
+		return false, nil
+	}
+	// Checked on whichever index was read: an operator's own index only
+	// finds requests, as the provider-wide one does.
+	if ok, err := l.v.sees(ctx, r); err != nil || !ok {
+		return false, err
+	}
+	r = l.s.view(l.p, r)
+	it.req = &r
+	return true, nil
 }
 
 // decodeRead decodes the request a pipelined GET of tenant's request id
@@ -1485,14 +1547,7 @@ func (v *viewer) sees(ctx context.Context, r Request) (bool, error) {
 	case p.ActsInTenant(r.Tenant):
 		// InTenant: r.Tenant is p's one tenant, so the answer holds for
 		// every request this viewer is asked about.
-		if !v.asked {
-			ok, err := v.asTenant(ctx, r.Tenant)
-			if err != nil {
-				return false, err
-			}
-			v.asked, v.tenantReader = true, ok
-		}
-		return v.tenantReader, nil
+		return v.readsTenant(ctx, r.Tenant)
 	}
 	return false, nil
 }
@@ -1512,14 +1567,7 @@ func (v *viewer) seesUnreadable(ctx context.Context, tenant string, own bool) (b
 	case v.ownOnly():
 		return own, nil
 	case p.ActsInTenant(tenant):
-		if !v.asked {
-			ok, err := v.asTenant(ctx, tenant)
-			if err != nil {
-				return false, err
-			}
-			v.asked, v.tenantReader = true, ok
-		}
-		return v.tenantReader, nil
+		return v.readsTenant(ctx, tenant)
 	}
 	return false, nil
 }
@@ -1534,6 +1582,23 @@ func (v *viewer) ownOnly() bool {
 	p := v.p
 	return p.IsProvider() && p.Has(identity.RoleOperator) &&
 		!p.Has(identity.RoleSupportManager) && !p.Has(identity.RoleAuditReader)
+}
+
+// readsTenant reports whether a tenant's user reads the requests of
+// tenant, its own: as one of the tenant's readers (asTenant), the only way
+// it sees any (sees). The answer is kept for sees.
+func (v *viewer) readsTenant(ctx context.Context, tenant string) (bool, error) {
+	if !v.p.ActsInTenant(tenant) {
+		return false, nil
+	}
+	if !v.asked {
+		ok, err := v.asTenant(ctx, tenant)
+		if err != nil {
+			return false, err
+		}
+		v.asked, v.tenantReader = true, ok
+	}
+	return v.tenantReader, nil
 }
 
 // seesNone reports whether the principal sees no request at all: one of
