@@ -92,9 +92,9 @@ type Tenants interface {
 	// (If-Match and If-None-Match) in the change's own transaction.
 	UpdateTenantWhen(ctx context.Context, p identity.Principal, clientIP, tenant string, u tenants.TenantUpdate, cond tenants.Condition) (tenants.Tenant, error)
 	Tenant(ctx context.Context, p identity.Principal, tenant string) (tenants.Tenant, error)
-	// List names, besides the tenants, those whose registry entry does
-	// not decode.
-	List(ctx context.Context, p identity.Principal) (tenants.Listing, error)
+	// ListPage names, besides a page of the tenants, those whose registry
+	// entry does not decode.
+	ListPage(ctx context.Context, p identity.Principal, q tenants.ListQuery) (tenants.Listing, error)
 	Settings(ctx context.Context, p identity.Principal, tenant string) (tenants.Settings, error)
 	PutSettingsWhen(ctx context.Context, p identity.Principal, clientIP, tenant string, st tenants.Settings, cond tenants.Condition) (tenants.Settings, error)
 	// CanAdminister returns the error Onboard and UpdateTenantWhen return
@@ -258,7 +258,7 @@ var routes = []route{
 	{method: http.MethodPost, path: "/v1/requests/{id}/revoke", handle: act(grants.ActionRevoke)},
 	{method: http.MethodGet, path: "/v1/requests/{id}/activity", params: []string{"cursor", "limit"}, handle: (*server).requestActivity},
 	{method: http.MethodPost, path: "/v1/tenants", handle: (*server).onboardTenant},
-	{method: http.MethodGet, path: "/v1/tenants", handle: (*server).listTenants},
+	{method: http.MethodGet, path: "/v1/tenants", params: []string{"cursor", "limit"}, handle: (*server).listTenants},
 	{method: http.MethodGet, path: "/v1/tenants/{tenant}", handle: (*server).getTenant},
 	{method: http.MethodPatch, path: "/v1/tenants/{tenant}", handle: (*server).updateTenant},
 	{method: http.MethodPost, path: "/v1/tenants/{tenant}/offboard", handle: (*server).offboardTenant},

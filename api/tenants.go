@@ -43,12 +43,19 @@ func (s *server) onboardTenant(w http.ResponseWriter, r *http.Request, p identit
 	return writeJSON(w, http.StatusCreated, wire.OnboardedTenant{Tenant: wireTenant(t), Settings: wireSettings(st)})
 }
 
+// listTenants answers one page of the tenants p may see, sorted by id.
 func (s *server) listTenants(w http.ResponseWriter, r *http.Request, p identity.Principal) error {
-	list, err := s.cfg.Tenants.List(r.Context(), p)
+	q := r.URL.Query() // checked by the adapter against the route's params
+	lq := tenants.ListQuery{Cursor: q.Get("cursor")}
+	var err error
+	if lq.Limit, err = limit(q, tenants.MaxListLimit); err != nil {
+		return err
+	}
+	list, err := s.cfg.Tenants.ListPage(r.Context(), p, lq)
 	if err != nil {
 		return err
 	}
-	out := wire.TenantList{Tenants: make([]wire.Tenant, len(list.Tenants))}
+	out := wire.TenantList{Tenants: make([]wire.Tenant, len(list.Tenants)), NextCursor: list.Next}
 	for i, t := range list.Tenants {
 		out.Tenants[i] = wireTenant(t)
 	}

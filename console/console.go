@@ -80,9 +80,9 @@ type Tenants interface {
 	OnboardedAs(ctx context.Context, p identity.Principal, in tenants.Onboarding) (bool, error)
 	UpdateTenantIf(ctx context.Context, p identity.Principal, clientIP, tenant string, u tenants.TenantUpdate, ifRevision int64) (tenants.Tenant, error)
 	Tenant(ctx context.Context, p identity.Principal, tenant string) (tenants.Tenant, error)
-	// List names, besides the tenants, those whose registry entry does
-	// not decode.
-	List(ctx context.Context, p identity.Principal) (tenants.Listing, error)
+	// ListPage names, besides a page of the tenants, those whose registry
+	// entry does not decode.
+	ListPage(ctx context.Context, p identity.Principal, q tenants.ListQuery) (tenants.Listing, error)
 	Settings(ctx context.Context, p identity.Principal, tenant string) (tenants.Settings, error)
 	PutSettingsIf(ctx context.Context, p identity.Principal, clientIP, tenant string, st tenants.Settings, ifRevision int64) (tenants.Settings, error)
 	// CanAdminister returns the error Onboard and UpdateTenantIf return

@@ -2,6 +2,7 @@ package console
 
 import (
 	"errors"
+	"html/template"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -32,10 +33,12 @@ type tenantsView struct {
 	// Unreadable are the tenants whose registry entry can't be read: a
 	// row each, after the others, says so.
 	Unreadable []tenants.Unreadable
-	CanAdmin   bool
-	Form       tenantForm
-	Problem    string
-	Invalid    string // the id of the field Problem is about
+	// More links to the next page of tenants; empty on the last.
+	More     template.URL
+	CanAdmin bool
+	Form     tenantForm
+	Problem  string
+	Invalid  string // the id of the field Problem is about
 }
 
 type tenantView struct {
@@ -74,13 +77,20 @@ func (c *Console) tenantsPage(w http.ResponseWriter, r *http.Request, sess Sessi
 }
 
 func (c *Console) showTenants(w http.ResponseWriter, r *http.Request, sess Session, status int, f tenantForm, problem, invalid string) error {
-	list, err := c.cfg.Tenants.List(r.Context(), sess.Principal)
+	list, err := c.cfg.Tenants.ListPage(r.Context(), sess.Principal, tenants.ListQuery{Cursor: r.URL.Query().Get("after"), Limit: tenantsPageSize})
 	if err != nil {
 		return err
 	}
-	c.render(w, r, status, "tenants", &sess, tenantsView{Tenants: list.Tenants, Unreadable: list.Unreadable, CanAdmin: canAdminTenants(sess.Principal), Form: f, Problem: problem, Invalid: invalid})
+	v := tenantsView{Tenants: list.Tenants, Unreadable: list.Unreadable, CanAdmin: canAdminTenants(sess.Principal), Form: f, Problem: problem, Invalid: invalid}
+	if list.Next != "" {
+		v.More = template.URL("/console/tenants?" + url.Values{"after": {list.Next}}.Encode())
+	}
+	c.render(w, r, status, "tenants", &sess, v)
 	return nil
 }
+
+// tenantsPageSize is how many tenants the tenants page lists at once.
+const tenantsPageSize = 200
 
 // onboardingFields are the onboarding form's fields the registry's error
 // codes are about; its invalid_tenant errors name their field.

@@ -2,6 +2,7 @@ package tenants
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -839,14 +840,33 @@ func (s *Store) Tenant(ctx context.Context, p identity.Principal, tenant string)
 	return t, nil
 }
 
-// Listing is the tenants a principal may see.
+// Listing is the tenants a principal may see, or a page of them.
 type Listing struct {
 	// Tenants are the registry entries that decode, sorted by id.
 	Tenants []Tenant
 	// Unreadable names, sorted by id, the tenants whose registry entry
 	// does not decode (Unreadable); nil when there is none.
 	Unreadable []Unreadable
+	// Next is the cursor of the following page (ListPage); empty at the
+	// end.
+	Next string
 }
+
+// ListQuery asks for one page of the tenants a principal may see.
+type ListQuery struct {
+	// Cursor continues where a page ended (Listing.Next); empty for the
+	// first page.
+	Cursor string
+	// Limit caps the page: 0 means DefaultListLimit, at most
+	// MaxListLimit.
+	Limit int
+}
+
+// The tenant listing's page sizes.
+const (
+	DefaultListLimit = 100
+	MaxListLimit     = 1000
+)
 
 // Unreadable stands in a listing for a tenant whose registry entry Lockbox
 // stored but can't read: the others are listed, and this one is named,
@@ -867,6 +887,39 @@ type Unreadable struct {
 // told of it: whether they are its users is in the entry (HasUser), so
 // their listing fails with record_unreadable, as reading it alone does.
 func (s *Store) List(ctx context.Context, p identity.Principal) (Listing, error) {
+	return s.list(ctx, p, "", 0)
+}
+
+// ListPage returns one page of List, q.Limit tenants at most, sorted by
+// id, with the cursor of the next page. The listing grows with the
+// provider's business: one answer with every tenant read every registry
+// entry, and built them all in memory, for any of the provider's staff
+// with a role (an operator, say).
+func (s *Store) ListPage(ctx context.Context, p identity.Principal, q ListQuery) (Listing, error) {
+	switch {
+	case q.Limit < 0 || q.Limit > MaxListLimit:
+		return Listing{}, fault.New(fault.ErrInvalid, "invalid_limit", "limit must be from 1 to %d", MaxListLimit)
+	case q.Limit == 0:
+		q.Limit = DefaultListLimit
+	}
+	after := ""
+	if q.Cursor != "" {
+		b, err := base64.RawURLEncoding.Strict().DecodeString(q.Cursor)
+		id, ok := strings.CutPrefix(string(b), listCursorPrefix)
+		if err != nil || !ok || keys.ValidTenant(id) != nil || base64.RawURLEncoding.EncodeToString(b) != q.Cursor {
+			return Listing{}, fault.New(fault.ErrInvalid, "invalid_cursor", "the cursor is not one this server returned for a tenant listing")
+		}
+		after = id
+	}
+	return s.list(ctx, p, after, q.Limit)
+}
+
+// listCursorPrefix starts the text of a tenant listing's cursor, which
+// names the last tenant of its page.
+const listCursorPrefix = "tenants-after:"
+
+// list is List from after (exclusive), limit tenants at most (0: all).
+func (s *Store) list(ctx context.Context, p identity.Principal, after string, limit int) (Listing, error) {
 	if !p.IsProvider() {
 		t, err := s.Tenant(ctx, p, p.TenantID)
 		if errors.Is(err, fault.ErrNotFound) {
@@ -884,8 +937,15 @@ func (s *Store) List(ctx context.Context, p identity.Principal) (Listing, error)
 	if err != nil {
 		return Listing{}, fault.Unavailable("tenants: list", err)
 	}
+	if after != "" {
+		ids = slices.DeleteFunc(ids, func(id string) bool { return id <= after })
+	}
 	slices.Sort(ids)
-	out := Listing{Tenants: make([]Tenant, 0, len(ids))}
+	out := Listing{Tenants: []Tenant{}}
+	if limit > 0 && len(ids) > limit {
+		ids = ids[:limit]
+		out.Next = base64.RawURLEncoding.EncodeToString([]byte(listCursorPrefix + ids[limit-1]))
+	}
 	for chunk := range slices.Chunk(ids, 200) {
 		cmds := make([]*redis.StringCmd, 0, len(chunk))
 		read := make([]string, 0, len(chunk)) // the tenant of each of cmds

@@ -685,10 +685,39 @@ func (c *Client) Tenants(ctx context.Context) ([]wire.Tenant, error) {
 
 // TenantList lists the onboarded tenants the caller may see and, under
 // Unreadable, those whose stored registry entry does not decode: the
-// others are listed all the same.
+// others are listed all the same. It reads every page (TenantListPage),
+// the largest the server gives.
 func (c *Client) TenantList(ctx context.Context) (wire.TenantList, error) {
+	out := wire.TenantList{Tenants: []wire.Tenant{}}
+	for cursor := ""; ; {
+		pg, err := c.TenantListPage(ctx, cursor, maxTenantPage)
+		if err != nil {
+			return wire.TenantList{}, err
+		}
+		out.Tenants, out.Unreadable = append(out.Tenants, pg.Tenants...), append(out.Unreadable, pg.Unreadable...)
+		if pg.NextCursor == "" {
+			return out, nil
+		}
+		cursor = pg.NextCursor
+	}
+}
+
+// maxTenantPage is the largest page of tenants the API gives.
+const maxTenantPage = 1000
+
+// TenantListPage returns one page of the onboarded tenants the caller may
+// see, sorted by id, at most limit (0: the server's default). Pass its
+// NextCursor as cursor for the next one.
+func (c *Client) TenantListPage(ctx context.Context, cursor string, limit int) (wire.TenantList, error) {
+	v := url.Values{}
+	if cursor != "" {
+		v.Set("cursor", cursor)
+	}
+	if limit > 0 {
+		v.Set("limit", strconv.Itoa(limit))
+	}
 	var out wire.TenantList
-	if err := c.do(ctx, http.MethodGet, "/v1/tenants", nil, nil, &out); err != nil {
+	if err := c.do(ctx, http.MethodGet, "/v1/tenants", v, nil, &out); err != nil {
 		return wire.TenantList{}, err
 	}
 	if out.Tenants == nil {

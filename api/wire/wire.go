@@ -272,6 +272,8 @@ type TenantList struct {
 	// decode, sorted by id; the others are listed all the same. Absent
 	// when there is none.
 	Unreadable []UnreadableTenant `json:"unreadable,omitempty"`
+	// NextCursor continues the listing; empty when it is done.
+	NextCursor string `json:"next_cursor,omitempty"`
 }
 
 // UnreadableTenant stands in the tenant list for a tenant whose registry
