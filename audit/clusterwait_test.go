@@ -125,17 +125,7 @@ func TestClusterHungMasterFailsOnlyItsTenants(t *testing.T) {
 	rdb := clusterClientAsServed(t, c.Addrs())
 	ctx := context.Background()
 	f := newBatchFixture(t, rdb, rdb.Pipeline(), "contoso", "fabrikam")
-	healthy, err := rdb.MasterForKey(ctx, keys.Audit("contoso"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	hung, err := rdb.MasterForKey(ctx, keys.Audit("fabrikam"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if healthy.Options().Addr == hung.Options().Addr {
-		t.Fatal("contoso and fabrikam share a master")
-	}
+	healthy, hung := twoMasters(t, rdb)
 	const timeout = 500 * time.Millisecond
 	g, err := NewGroupCommit(GroupCommitConfig{Log: f.log, Timeout: timeout})
 	if err != nil {
@@ -187,17 +177,7 @@ func TestClusterHungMasterHoldsNoOtherMastersRecords(t *testing.T) {
 	rdb := clusterClientAsServed(t, c.Addrs(), sent)
 	ctx := context.Background()
 	f := newBatchFixture(t, rdb, rdb.Pipeline(), "contoso", "fabrikam")
-	healthy, err := rdb.MasterForKey(ctx, keys.Audit("contoso"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	hung, err := rdb.MasterForKey(ctx, keys.Audit("fabrikam"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if healthy.Options().Addr == hung.Options().Addr {
-		t.Fatal("contoso and fabrikam share a master")
-	}
+	healthy, hung := twoMasters(t, rdb)
 	const timeout = 600 * time.Millisecond
 	// Batches of one record, queues of four: fabrikam's lane fills below.
 	g, err := NewGroupCommit(GroupCommitConfig{Log: f.log, Timeout: timeout, MaxBatch: 1})
@@ -314,14 +294,7 @@ func TestClusterLaneOfAnIdleMasterCloses(t *testing.T) {
 	ctx := context.Background()
 	tenants := []string{"contoso", "fabrikam"}
 	f := newBatchFixture(t, rdb, rdb.Pipeline(), tenants...)
-	a, err := rdb.MasterForKey(ctx, keys.Audit("contoso"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := rdb.MasterForKey(ctx, keys.Audit("fabrikam"))
-	if err != nil || a.Options().Addr == b.Options().Addr {
-		t.Fatalf("contoso and fabrikam share a master, or %v", err)
-	}
+	twoMasters(t, rdb)
 	writers := func() int {
 		buf := make([]byte, 1<<20)
 		return strings.Count(string(buf[:runtime.Stack(buf, true)]), "audit.(*GroupCommit).writer(")
@@ -365,4 +338,23 @@ func TestClusterLaneOfAnIdleMasterCloses(t *testing.T) {
 	}
 	g.Close()
 	waitWriters(base)
+}
+
+// twoMasters returns the masters of contoso's and fabrikam's logs, which
+// the tests need apart.
+func twoMasters(t *testing.T, rdb *redis.ClusterClient) (contoso, fabrikam *redis.Client) {
+	t.Helper()
+	ctx := context.Background()
+	contoso, err := rdb.MasterForKey(ctx, keys.Audit("contoso"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fabrikam, err = rdb.MasterForKey(ctx, keys.Audit("fabrikam"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if contoso.Options().Addr == fabrikam.Options().Addr {
+		t.Fatal("contoso and fabrikam share a master")
+	}
+	return contoso, fabrikam
 }

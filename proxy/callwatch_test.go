@@ -159,15 +159,7 @@ func TestRevocationCutsTheCall(t *testing.T) {
 					}
 
 					tc.end(t, e, req)
-					n, err := io.Copy(io.Discard, res.Body)
-					switch {
-					case ctx.Err() != nil:
-						t.Fatalf("the call was not cut within the test's patience (%d more bytes): %v\n%s", n, err, e.logs)
-					case err == nil:
-						t.Fatalf("the answer ended cleanly after %d more bytes, want it cut off", n)
-					}
-					waitHungUp(t, ctx, e, hungUp, "the upstream")
-					waitCounted(t, ctx, e, 1, "the call was never counted")
+					wantCutOff(t, ctx, e, res, hungUp)
 					if l := cutLine(t, e, "proxy call cut: the grant ended during the call"); l["request_id"] != req.ID || l["decision_id"] == "" || l["reason"] != string(ReasonNoGrant) ||
 						l["level"] != "WARN" || l["expires_at"] == nil || l["error"] == nil {
 						t.Errorf("log line %v: want request_id %s, a decision_id, reason %s, expires_at and error, at WARN", l, req.ID, ReasonNoGrant)

@@ -155,3 +155,19 @@ func cutCount(t testing.TB, e *testEnv, service string, reason Reason) float64 {
 	}
 	return -1
 }
+
+// wantCutOff reads the rest of res, a call under way, and fails unless it
+// is cut off within ctx, the upstream sees the proxy hang up and the call
+// is counted.
+func wantCutOff(t *testing.T, ctx context.Context, e *testEnv, res *http.Response, hungUp <-chan string) {
+	t.Helper()
+	n, err := io.Copy(io.Discard, res.Body)
+	switch {
+	case ctx.Err() != nil:
+		t.Fatalf("the call was not cut within the test's patience (%d more bytes): %v\n%s", n, err, e.logs)
+	case err == nil:
+		t.Fatalf("the answer ended cleanly after %d more bytes, want it cut off", n)
+	}
+	waitHungUp(t, ctx, e, hungUp, "the upstream")
+	waitCounted(t, ctx, e, 1, "the call was never counted")
+}

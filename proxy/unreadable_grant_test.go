@@ -83,15 +83,7 @@ func TestCallUnderAnUnreadableRequestCut(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.clk.Advance(time.Second) // the cache may no longer serve the grant
-	n, err := io.Copy(io.Discard, res.Body)
-	switch {
-	case ctx.Err() != nil:
-		t.Fatalf("the call was not cut within the test's patience (%d more bytes): %v\n%s", n, err, e.logs)
-	case err == nil:
-		t.Fatalf("the answer ended cleanly after %d more bytes, want it cut off", n)
-	}
-	waitHungUp(t, ctx, e, hungUp, "the upstream")
-	waitCounted(t, ctx, e, 1, "the call was never counted")
+	wantCutOff(t, ctx, e, res, hungUp)
 	if l := cutLine(t, e, cutMessage(ReasonStoreUnavailable)); l["request_id"] != req.ID || l["reason"] != string(ReasonStoreUnavailable) {
 		t.Errorf("log line %v: want request_id %s, reason %s", l, req.ID, ReasonStoreUnavailable)
 	}

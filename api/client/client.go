@@ -705,10 +705,9 @@ func (c *Client) TenantList(ctx context.Context) (wire.TenantList, error) {
 // maxTenantPage is the largest page of tenants the API gives.
 const maxTenantPage = 1000
 
-// TenantListPage returns one page of the onboarded tenants the caller may
-// see, sorted by id, at most limit (0: the server's default). Pass its
-// NextCursor as cursor for the next one.
-func (c *Client) TenantListPage(ctx context.Context, cursor string, limit int) (wire.TenantList, error) {
+// pageQuery is the query of one page of a listing: its cursor and limit,
+// each left out when empty or zero.
+func pageQuery(cursor string, limit int) url.Values {
 	v := url.Values{}
 	if cursor != "" {
 		v.Set("cursor", cursor)
@@ -716,6 +715,14 @@ func (c *Client) TenantListPage(ctx context.Context, cursor string, limit int) (
 	if limit > 0 {
 		v.Set("limit", strconv.Itoa(limit))
 	}
+	return v
+}
+
+// TenantListPage returns one page of the onboarded tenants the caller may
+// see, sorted by id, at most limit (0: the server's default). Pass its
+// NextCursor as cursor for the next one.
+func (c *Client) TenantListPage(ctx context.Context, cursor string, limit int) (wire.TenantList, error) {
+	v := pageQuery(cursor, limit)
 	var out wire.TenantList
 	if err := c.do(ctx, http.MethodGet, "/v1/tenants", v, nil, &out); err != nil {
 		return wire.TenantList{}, err
@@ -1099,13 +1106,7 @@ func (c *Client) RequestActivityPage(ctx context.Context, id, cursor string, lim
 	if err != nil {
 		return wire.RecordPage{}, err
 	}
-	v := url.Values{}
-	if cursor != "" {
-		v.Set("cursor", cursor)
-	}
-	if limit > 0 {
-		v.Set("limit", strconv.Itoa(limit))
-	}
+	v := pageQuery(cursor, limit)
 	var out wire.RecordPage
 	if err := c.do(ctx, http.MethodGet, p+"/activity", v, nil, &out); err != nil {
 		return wire.RecordPage{}, err
