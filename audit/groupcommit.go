@@ -242,17 +242,39 @@ func (g *GroupCommit) Append(ctx context.Context, r record.Record) (record.Recor
 
 // enqueueSlow queues p once the queue has room, giving up at p's deadline.
 func (g *GroupCommit) enqueueSlow(ctx context.Context, p *pending) error {
+	switch err := waitForRoom(g.q, p, ctx.Done(), g.stop); err {
+	case nil:
+		return nil
+	case errNoRoom:
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	case errCanceled:
+		return fmt.Errorf("%w: queue: %w", ErrUnavailable, ctx.Err())
+	default:
+		return fmt.Errorf("%w: the audit writer is stopped", ErrUnavailable)
+	}
+}
+
+var (
+	errNoRoom   = errors.New("the records already waiting to be written left no room before its deadline")
+	errCanceled = errors.New("canceled")
+	errStopped  = errors.New("stopped")
+)
+
+// waitForRoom queues p on q once q has room, giving up at p's deadline
+// (errNoRoom), when canceled is (errCanceled) or when stop is (errStopped);
+// nil channels never are.
+func waitForRoom(q chan<- *pending, p *pending, canceled, stop <-chan struct{}) error {
 	t := time.NewTimer(time.Until(time.Unix(0, p.deadline)))
 	defer t.Stop()
 	select {
-	case g.q <- p:
+	case q <- p:
 		return nil
 	case <-t.C:
-		return fmt.Errorf("%w: %d records already wait to be written", ErrUnavailable, cap(g.q))
-	case <-ctx.Done():
-		return fmt.Errorf("%w: queue: %w", ErrUnavailable, ctx.Err())
-	case <-g.stop:
-		return fmt.Errorf("%w: the audit writer is stopped", ErrUnavailable)
+		return errNoRoom
+	case <-canceled:
+		return errCanceled
+	case <-stop:
+		return errStopped
 	}
 }
 
@@ -310,6 +332,16 @@ const laneIdle = 5 * time.Minute
 type lane struct {
 	q    chan *pending
 	used time.Time
+	// waiting counts the records waiting for room in q (route): q is
+	// closed only once none is.
+	waiting sync.WaitGroup
+}
+
+// close closes l's queue once no record waits for room in it; its writers
+// write what it holds, then stop. A record waits at most to its deadline.
+func (l *lane) close() {
+	l.waiting.Wait()
+	close(l.q)
 }
 
 // route hands each record queued on a cluster to the writers of the
@@ -328,7 +360,7 @@ func (g *GroupCommit) route(cluster *redis.ClusterClient) {
 	lanes := map[string]*lane{}
 	defer func() {
 		for _, l := range lanes {
-			close(l.q) // its writers write what it holds, then stop
+			l.close()
 		}
 	}()
 	reaped := g.cfg.now()
@@ -348,7 +380,7 @@ func (g *GroupCommit) route(cluster *redis.ClusterClient) {
 			reaped = now
 			for addr, l := range lanes {
 				if now.Sub(l.used) >= laneIdle {
-					close(l.q)
+					l.close()
 					delete(lanes, addr)
 				}
 			}
@@ -371,9 +403,17 @@ func (g *GroupCommit) route(cluster *redis.ClusterClient) {
 		select {
 		case l.q <- p:
 		default:
-			// That master is far behind, or hung: its records fail at
-			// once rather than hold the others'.
-			p.done <- fmt.Errorf("%d records already wait to be written on %s", cap(l.q), addr)
+			// A burst larger than the lane, or its master far behind or
+			// hung: the record waits for room up to its deadline, as on
+			// one Redis (enqueueSlow), but on a goroutine of its own, so
+			// that the other masters' records don't wait behind it.
+			l.waiting.Add(1)
+			go func() {
+				defer l.waiting.Done()
+				if err := waitForRoom(l.q, p, nil, nil); err != nil {
+					p.done <- fmt.Errorf("%w on %s", err, addr)
+				}
+			}()
 		}
 	}
 }

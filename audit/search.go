@@ -87,6 +87,10 @@ type Query struct {
 	Cursor string
 	// Limit caps the page: 0 means DefaultLimit, at most MaxLimit.
 	Limit int
+	// trail: q reads a request's trail (RequestPage), whose cursors are
+	// bound to its tenant and request alone: its bounds move as the
+	// request ends, and a cursor taken before must still read on.
+	trail bool
 }
 
 // fromBound and toBound report whether q bounds CreationTime from below
@@ -168,7 +172,7 @@ func (l *Log) RequestPage(ctx context.Context, p identity.Principal, tenant, id 
 			return Page{}, errBadCursor
 		}
 	}
-	return l.page(ctx, p, Query{Tenant: tenant, RequestID: id, From: from, To: to, Cursor: cursor, Limit: limit}, true)
+	return l.page(ctx, p, Query{Tenant: tenant, RequestID: id, From: from, To: to, Cursor: cursor, Limit: limit, trail: true}, true)
 }
 
 // page is Search once p may read what q names. ofRequest: q is a
@@ -1285,7 +1289,8 @@ const filtersSep = "~"
 // filtersSum is the checksum of q's filters, normalized as the search
 // matches them (User and Operation case-insensitively, the bounds as
 // instants): the tenant (the effective one, a tenant user's own filled
-// in), From, To, User, Operation and RequestID. A cursor carries it so
+// in), From, To, User, Operation and RequestID; of a request's trail, the
+// tenant and the request alone (Query.trail). A cursor carries it so
 // one used with other filters is refused (errCursorFilters) rather than
 // quietly continuing another listing from its place. No secret and no
 // signature: a cursor is only a place in the log, and every record after
@@ -1299,8 +1304,12 @@ func filtersSum(q Query) string {
 		return "@" + t.UTC().Format(time.RFC3339Nano)
 	}
 	h := sha256.New()
-	for _, f := range []string{"audit-filters-1", q.Tenant, bound(q.fromBound(), q.From), bound(q.toBound(), q.To),
-		strings.ToLower(q.User), strings.ToLower(q.Operation), q.RequestID} {
+	fields := []string{"audit-filters-1", q.Tenant, bound(q.fromBound(), q.From), bound(q.toBound(), q.To),
+		strings.ToLower(q.User), strings.ToLower(q.Operation), q.RequestID}
+	if q.trail {
+		fields = []string{"request-trail-1", q.Tenant, q.RequestID}
+	}
+	for _, f := range fields {
 		// Length-prefixed, so no two filter sets hash the same input.
 		var n [8]byte
 		binary.BigEndian.PutUint64(n[:], uint64(len(f)))

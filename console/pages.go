@@ -580,7 +580,14 @@ func actions(sess Session, req grants.Request, decides, tookPart bool) (o offer)
 // under it, and the actions sess may take.
 func (c *Console) requestPage(w http.ResponseWriter, r *http.Request, sess Session) error {
 	id := r.PathValue("id")
-	trail, err := c.cfg.Requests.Trail(r.Context(), sess.Principal, id, grants.TrailPage{Cursor: r.URL.Query().Get(trailCursorParam), Limit: trailPageSize})
+	cursor := r.URL.Query().Get(trailCursorParam)
+	trail, err := c.cfg.Requests.Trail(r.Context(), sess.Principal, id, grants.TrailPage{Cursor: cursor, Limit: trailPageSize})
+	if cursor != "" && errors.Is(err, fault.ErrInvalid) {
+		// A link of the trail this server no longer takes (cut, or from a
+		// version before): the request's page, from the newest records,
+		// rather than an error in its place.
+		trail, err = c.cfg.Requests.Trail(r.Context(), sess.Principal, id, grants.TrailPage{Limit: trailPageSize})
+	}
 	if err != nil {
 		return err
 	}

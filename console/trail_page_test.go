@@ -53,6 +53,11 @@ func TestRequestPageShowsItsTrailAPageAtATime(t *testing.T) {
 	if strings.Contains(r2.body, `<div class="sub">alice</div>`) || strings.Contains(r.body, `<div class="sub">alice</div>`) {
 		t.Error("a tenant approver's page names the engineer")
 	}
+	// A trail link the server does not take shows the request from its
+	// newest records, not an error in the request's place.
+	if r3 := b.get("/console/requests/" + req.ID + "?trail=bm90LWEtY3Vyc29y"); r3.status != http.StatusOK || rows(r3.body) != 50 || newer.MatchString(r3.body) {
+		t.Errorf("a cut trail link: %d, %d calls; want the first page", r3.status, rows(r3.body))
+	}
 }
 
 // approvedWithCalls files a request for tenant, has it approved by the

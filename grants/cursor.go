@@ -237,6 +237,9 @@ func (sc cursorScope) decode(c string) (pos position, newer bool, err error) {
 		return position{}, false, bad
 	}
 	pos = position{score: score, member: parts[2]}
+	if (pos.member == olderEdge || pos.member == newerEdge) && sc.encodeAs(parts[0], pos) == c {
+		return pos, newer, nil // a millisecond's edge (lister.read)
+	}
 	// The member's shape is that of the index the scope reads: an id in
 	// a tenant's, tenant/id in the provider-wide one.
 	id := pos.member

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -724,11 +725,17 @@ func (s *Store) listPage(ctx context.Context, p identity.Principal, f Filter, ne
 		}
 		if stop != nil {
 			// The budget ran out before a full page: the page holds what
-			// matched up to stop, newer ones lie past it, and older ones,
-			// the page the cursor came from, from it.
+			// matched up to stop, the edge of the last millisecond read;
+			// newer requests lie past it, and older ones, the page the
+			// cursor came from, past the oldest request of the page or,
+			// with none, from the edge down.
+			older := position{score: stop.score, member: newerEdge}
+			if len(items) > 0 {
+				older = items[0].at
+			}
 			slices.Reverse(items)
 			page = pageOf(items)
-			page.Prev, page.Next = scope.encodeNewer(*stop), scope.encode(*stop)
+			page.Prev, page.Next = scope.encodeNewer(*stop), scope.encode(older)
 			return page, nil
 		}
 		if len(items) == 0 {
@@ -839,43 +846,103 @@ func (l lister) read(ctx context.Context, scan *indexScan, limit int, more bool)
 		if room := maxListScan - scanned; len(zs) > room {
 			zs = zs[:room]
 		}
-		cmds := make([]*redis.StringCmd, len(zs))
-		if _, err := l.s.cfg.Redis.Pipelined(ctx, func(pl redis.Pipeliner) error {
-			for i, z := range zs {
-				t, id, _ := l.member(z.Member.(string))
-				cmds[i] = pl.Get(ctx, keys.Request(t, id))
-			}
-			return nil
-		}); err != nil && !errors.Is(err, redis.Nil) {
-			return nil, false, nil, fault.Unavailable("grants: list", err)
+		scanned += len(zs)
+		if done, hasMore, err := l.take(ctx, zs, &items, limit, more); err != nil || done {
+			return items, hasMore, nil, err
 		}
-		for i, c := range cmds {
-			scanned++
-			t, id, _ := l.member(zs[i].Member.(string))
-			it := item{at: positionOf(zs[i])}
-			ok, err := l.match(ctx, c, t, id, &it)
-			if err != nil {
-				return nil, false, nil, err
-			}
-			if ok {
-				if len(items) == limit {
-					// One more match.
-					return items, true, nil, nil
-				}
-				items = append(items, it)
-				if !more && len(items) == limit {
-					return items, false, nil, nil
-				}
-			}
-			if scanned == maxListScan {
-				if len(items) == limit {
-					// Looking past a full page: there may be more.
-					return items, true, nil, nil
-				}
-				return items, false, &it.at, nil
-			}
+		if scanned < maxListScan {
+			continue
+		}
+		if len(items) == limit {
+			// Looking past a full page: there may be more.
+			return items, true, nil, nil
+		}
+		// The budget ran out within the millisecond of the last entry
+		// read: the millisecond's other members are read too, and the
+		// cursor stands at its edge. At the entry itself it named a
+		// request the caller may not see (another operator's, say), which
+		// no answer may confirm exists.
+		last := positionOf(zs[len(zs)-1])
+		rest, err := l.restOf(ctx, scan, last)
+		if err != nil {
+			return nil, false, nil, err
+		}
+		if done, hasMore, err := l.take(ctx, rest, &items, limit, more); err != nil || done {
+			return items, hasMore, nil, err
+		}
+		if len(items) == limit {
+			return items, true, nil, nil
+		}
+		edge := position{score: last.score, member: olderEdge}
+		if scan.newer {
+			edge.member = newerEdge
+		}
+		return items, false, &edge, nil
+	}
+}
+
+// The members of a position at a millisecond's edge (read): "" comes after
+// every member of the millisecond newest first, "~" before every one.
+// Index members are ids or tenant/id, lower-case letters, digits, '-' and
+// '/', all of which sort between the two.
+const (
+	olderEdge = ""
+	newerEdge = "~"
+)
+
+// take reads the requests of index members zs and appends those that are
+// entries of the listing to items, up to limit; done when the page is
+// complete: full and, with more, one more match found (hasMore).
+func (l lister) take(ctx context.Context, zs []redis.Z, items *[]item, limit int, more bool) (done, hasMore bool, err error) {
+	if len(zs) == 0 {
+		return false, false, nil
+	}
+	cmds := make([]*redis.StringCmd, len(zs))
+	if _, err := l.s.cfg.Redis.Pipelined(ctx, func(pl redis.Pipeliner) error {
+		for i, z := range zs {
+			t, id, _ := l.member(z.Member.(string))
+			cmds[i] = pl.Get(ctx, keys.Request(t, id))
+		}
+		return nil
+	}); err != nil && !errors.Is(err, redis.Nil) {
+		return false, false, fault.Unavailable("grants: list", err)
+	}
+	for i, c := range cmds {
+		t, id, _ := l.member(zs[i].Member.(string))
+		it := item{at: positionOf(zs[i])}
+		ok, err := l.match(ctx, c, t, id, &it)
+		if err != nil {
+			return false, false, err
+		}
+		if !ok {
+			continue
+		}
+		if len(*items) == limit {
+			// One more match.
+			return true, true, nil
+		}
+		*items = append(*items, it)
+		if !more && len(*items) == limit {
+			return true, false, nil
 		}
 	}
+	return false, false, nil
+}
+
+// restOf returns the members of scan's index in the millisecond of pos
+// that come after pos in the scan's order.
+func (l lister) restOf(ctx context.Context, scan *indexScan, pos position) ([]redis.Z, error) {
+	ms := strconv.FormatInt(pos.score, 10)
+	by := &redis.ZRangeBy{Min: ms, Max: ms}
+	read, past := l.s.cfg.Redis.ZRevRangeByScoreWithScores, pos.before
+	if scan.newer {
+		read, past = l.s.cfg.Redis.ZRangeByScoreWithScores, pos.after
+	}
+	zs, err := read(ctx, scan.index, by).Result()
+	if err != nil {
+		return nil, fault.Unavailable("grants: list", err)
+	}
+	return slices.DeleteFunc(zs, func(z redis.Z) bool { return !past(z) }), nil
 }
 
 // match decodes the request c read, tenant's id, and reports whether it
