@@ -12,6 +12,7 @@ import (
 	"maps"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -161,12 +162,12 @@ func devAt(ctx context.Context, env map[string]string, stdout, stderr io.Writer,
 		log.Info("demo tenant services started", "upstreams", cfg.Upstreams)
 	}
 
-	if !cfg.RedisConfigured() {
-		if devSIEM != "" {
-			if err := startSIEMFile(devSIEM); err != nil {
-				return err
-			}
+	if devSIEM != "" {
+		if err := startSIEMFile(devSIEM, storeIdentity(cfg)); err != nil {
+			return err
 		}
+	}
+	if !cfg.RedisConfigured() {
 		store, err := devstore.Start(ctx)
 		if err != nil {
 			return err
@@ -631,23 +632,55 @@ func devToken(args []string, env map[string]string, stdout, stderr io.Writer) er
 }
 
 // startSIEMFile moves the last run's SIEM file aside, to path.1 (replacing
-// the one before), for a run on the embedded store. That store starts
-// empty, so each tenant's audit chain starts again: the last run's lines
-// are the SIEM's copy of a log that is gone, and in one file with this
-// run's, "lockboxctl audit check-siem" would find two chains where it
-// checks one.
-func startSIEMFile(path string) error {
+// the one before), unless that run used the same Redis as this one, store
+// (storeIdentity), which its sidecar path.store names: the embedded store
+// starts empty at each run, and another Redis holds other chains, so each
+// tenant's audit chain starts again. The last run's lines are then the
+// SIEM's copy of another log, and in one file with this run's, "lockboxctl
+// audit check-siem" finds two chains where it checks one: it reported the
+// file broken (exit 4) after a run on the embedded store was followed by
+// one on LOCKBOX_REDIS_URL.
+func startSIEMFile(path, store string) error {
+	sidecar := path + ".store"
 	fi, err := os.Stat(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return nil
 	case err != nil:
 		return fmt.Errorf("LOCKBOX_DEV_DIR: %w", err)
 	case fi.Size() == 0:
-		return nil
+	default:
+		if was, err := os.ReadFile(sidecar); err == nil && store != embeddedStore && string(was) == store {
+			break // the file goes on
+		}
+		if err := os.Rename(path, path+".1"); err != nil {
+			return fmt.Errorf("LOCKBOX_DEV_DIR: keeping the last run's SIEM lines: %w", err)
+		}
 	}
-	if err := os.Rename(path, path+".1"); err != nil {
-		return fmt.Errorf("LOCKBOX_DEV_DIR: keeping the last run's SIEM lines: %w", err)
+	if err := os.WriteFile(sidecar, []byte(store), 0o600); err != nil {
+		return fmt.Errorf("LOCKBOX_DEV_DIR: %w", err)
 	}
 	return nil
+}
+
+// embeddedStore is storeIdentity's name of lockbox dev's embedded store.
+const embeddedStore = "embedded"
+
+// storeIdentity names the store cfg uses, without its credentials: the
+// Redis URL's host, port and database, the sentinels and their master,
+// or the cluster's seeds; embeddedStore with none.
+func storeIdentity(cfg config.Config) string {
+	switch {
+	case cfg.RedisURL != "":
+		u, err := url.Parse(cfg.RedisURL)
+		if err != nil {
+			return "redis"
+		}
+		u.User, u.RawQuery = nil, ""
+		return u.String()
+	case cfg.RedisSentinelAddrs != "":
+		return "sentinel:" + cfg.RedisSentinelMaster + "@" + cfg.RedisSentinelAddrs
+	case cfg.RedisClusterAddrs != "":
+		return "cluster:" + cfg.RedisClusterAddrs
+	}
+	return embeddedStore
 }

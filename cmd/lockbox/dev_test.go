@@ -540,18 +540,27 @@ func TestDevRenewsTokensBeforeTheyExpire(t *testing.T) {
 
 // On the embedded store each run's audit chains start again, so the last
 // run's SIEM lines move to siem.jsonl.1: in one file with this run's,
-// "audit check-siem" would find two chains of one tenant. On a Redis of
-// one's own, the chains go on, and so does the file; a sink one set is
-// left alone.
+// "audit check-siem" would find two chains of one tenant. On the Redis of
+// one's own the last run used, the chains go on, and so does the file; on
+// another, or after the embedded store, they start again (a run on
+// LOCKBOX_REDIS_URL after make run appended its chains to the embedded
+// run's, and check-siem called the file broken, exit 4). A sink one set
+// is left alone.
 func TestDevStartsTheSIEMFileAgainOnTheEmbeddedStore(t *testing.T) {
+	own := redistest.URL(t)
 	for _, tc := range []struct {
-		name  string
-		env   map[string]string
+		name string
+		env  map[string]string
+		// was is the store the last run's sidecar names; none when empty.
+		was   string
 		moved bool
 	}{
-		{"embedded store", nil, true},
-		{"own redis", map[string]string{"LOCKBOX_REDIS_URL": redistest.URL(t)}, false},
-		{"sink set", map[string]string{"LOCKBOX_SIEM_SINK": "off"}, false},
+		{"embedded store", nil, embeddedStore, true},
+		{"own redis, as the last run", map[string]string{"LOCKBOX_REDIS_URL": own}, storeIdentity(config.Config{RedisURL: own}), false},
+		{"own redis after the embedded store", map[string]string{"LOCKBOX_REDIS_URL": own}, embeddedStore, true},
+		{"own redis after another", map[string]string{"LOCKBOX_REDIS_URL": own}, "redis://192.0.2.1:6379/0", true},
+		{"own redis after a run that named none", map[string]string{"LOCKBOX_REDIS_URL": own}, "", true},
+		{"sink set", map[string]string{"LOCKBOX_SIEM_SINK": "off"}, embeddedStore, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "dev")
@@ -561,6 +570,11 @@ func TestDevStartsTheSIEMFileAgainOnTheEmbeddedStore(t *testing.T) {
 			siem := filepath.Join(dir, "siem.jsonl")
 			for _, f := range []string{siem, siem + ".1"} {
 				if err := os.WriteFile(f, []byte(filepath.Base(f)+" of an earlier run\n"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.was != "" {
+				if err := os.WriteFile(siem+".store", []byte(tc.was), 0o600); err != nil {
 					t.Fatal(err)
 				}
 			}

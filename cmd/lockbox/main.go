@@ -68,6 +68,7 @@ func main() {
 		// it SIGHUP: a stop like Ctrl-C, not the Go runtime's exit on the
 		// spot, which cut off the calls it was serving.
 		signal.Notify(sigs, syscall.SIGHUP)
+		watchTerminalHangup()
 	default:
 		// "lockbox serve" runs under a supervisor, which stops it with
 		// SIGTERM and sends SIGHUP to have it re-read its files
