@@ -896,7 +896,7 @@ func TestREADMEGrantStepNamesEveryCause(t *testing.T) {
 	if !ok {
 		t.Fatalf("README.md's grant step no longer gives 503 `store_unavailable`: %s", step)
 	}
-	for _, cause := range []string{"slow or down", "rolling upgrade", "settings do not decode"} {
+	for _, cause := range []string{"slow or down", "rolling upgrade", "settings do not decode", "request's record does not"} {
 		if !strings.Contains(answer, cause) {
 			t.Errorf("README.md's grant step gives 503 `store_unavailable` without its cause %q: %s", cause, answer)
 		}
