@@ -30,7 +30,22 @@ func (t Timeouts) Server(h http.Handler) *http.Server {
 		ReadTimeout:       t.Read,
 		WriteTimeout:      t.Write,
 		IdleTimeout:       t.Idle,
+		HTTP2:             HTTP2(t.Write),
 	}
+}
+
+// HTTP2 is the HTTP/2 setting of a server whose WriteTimeout is write: a
+// write to the connection that moves no byte for write fails, and the
+// connection is closed. net/http clears an HTTP/2 connection's own write
+// deadline once TLS is done, and a stream's deadlines act only while the
+// connection's frame writer is free: a client that opened wide
+// flow-control windows, asked for answers and then stopped reading its
+// socket held the writer in a write for good, and behind it every stream's
+// handler (up to 250), their resets and the idle timeout's GOAWAY. The
+// timeout moves on with each byte written, so a long answer that keeps
+// moving is not cut.
+func HTTP2(write time.Duration) *http.HTTP2Config {
+	return &http.HTTP2Config{WriteByteTimeout: write}
 }
 
 // Or returns t with each zero field taken from d.

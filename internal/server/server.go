@@ -468,6 +468,7 @@ func (s *Server) newAPI(cfg config.Config, opts Options) error {
 		// it on while they make progress (internal/writedeadline), so
 		// only one whose client takes no bytes for this long is cut.
 		WriteTimeout: cmp.Or(opts.APIWriteTimeout, DefaultAPIWriteTimeout),
+		HTTP2:        httptimeouts.HTTP2(cmp.Or(opts.APIWriteTimeout, DefaultAPIWriteTimeout)),
 		IdleTimeout:  2 * time.Minute,
 		ErrorLog:     errorLog(opts.Logger),
 	}
@@ -541,6 +542,7 @@ func (s *Server) newProxy(cfg config.Config, opts Options, upstreams map[string]
 		// does what net/http answers itself (proxy.Config.ClientTimeout).
 		ReadTimeout:  s.Proxy.ClientTimeout(),
 		WriteTimeout: s.Proxy.ClientTimeout(),
+		HTTP2:        httptimeouts.HTTP2(s.Proxy.ClientTimeout()),
 		IdleTimeout:  2 * time.Minute,
 		ErrorLog:     errorLog(opts.Logger),
 		// HTTP/2 over TLS only, never h2c: see proxyProtocols.
