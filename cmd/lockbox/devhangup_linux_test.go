@@ -52,12 +52,7 @@ func TestDevStopsWhenItsTerminalHangsUp(t *testing.T) {
 			unix.Close(master)
 		}
 	}()
-	dir := filepath.Join(t.TempDir(), "dev")
-	cmd := exec.Command(os.Args[0], "dev")
-	cmd.Env = append(scrubbedEnv(), runMainEnv+"=1",
-		"LOCKBOX_DEV_DIR="+dir,
-		"LOCKBOX_API_ADDR=127.0.0.1:0", "LOCKBOX_PROXY_ADDR=127.0.0.1:0", "LOCKBOX_METRICS_ADDR=127.0.0.1:0",
-	)
+	cmd := devProcess(filepath.Join(t.TempDir(), "dev"))
 	logs := &syncBuffer{}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, logs
 	if err := cmd.Start(); err != nil {

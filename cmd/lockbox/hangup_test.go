@@ -31,11 +31,7 @@ import (
 // deadlines only bound a failure.
 func TestDevStopsGracefullyOnHangup(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "dev")
-	cmd := exec.Command(os.Args[0], "dev")
-	cmd.Env = append(scrubbedEnv(), runMainEnv+"=1",
-		"LOCKBOX_DEV_DIR="+dir,
-		"LOCKBOX_API_ADDR=127.0.0.1:0", "LOCKBOX_PROXY_ADDR=127.0.0.1:0", "LOCKBOX_METRICS_ADDR=127.0.0.1:0",
-	)
+	cmd := devProcess(dir)
 	logs := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = &syncBuffer{}, logs
 	if err := cmd.Start(); err != nil {
@@ -142,4 +138,15 @@ func TestDevStopsGracefullyOnHangup(t *testing.T) {
 	if !regexp.MustCompile(`msg="lockbox stopped" drain=\S+ drained_calls=1\n`).MatchString(logs.String()) {
 		t.Errorf("no line saying lockbox stopped after draining one call:\n%s", logs.String())
 	}
+}
+
+// devProcess is "lockbox dev" in a process of its own, running main, with
+// dir as its LOCKBOX_DEV_DIR and every listener on a free port.
+func devProcess(dir string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], "dev")
+	cmd.Env = append(scrubbedEnv(), runMainEnv+"=1",
+		"LOCKBOX_DEV_DIR="+dir,
+		"LOCKBOX_API_ADDR=127.0.0.1:0", "LOCKBOX_PROXY_ADDR=127.0.0.1:0", "LOCKBOX_METRICS_ADDR=127.0.0.1:0",
+	)
+	return cmd
 }
