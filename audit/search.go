@@ -165,13 +165,6 @@ func (l *Log) RequestPage(ctx context.Context, p identity.Principal, tenant, id 
 		// An empty id would match every record of the tenant.
 		return Page{}, fault.New(fault.ErrInvalid, "invalid_query", "the request id is required")
 	}
-	if cursor != "" {
-		// A trail's cursors were always bound to their filters; a search
-		// takes an unbound one from before they were.
-		if b, err := base64.RawURLEncoding.Strict().DecodeString(cursor); err != nil || !strings.Contains(string(b), filtersSep) {
-			return Page{}, errBadCursor
-		}
-	}
 	return l.page(ctx, p, Query{Tenant: tenant, RequestID: id, From: from, To: to, Cursor: cursor, Limit: limit, trail: true}, true)
 }
 
@@ -1361,6 +1354,11 @@ func decodeCursor(c string, q Query) (position, bool, error) {
 	}
 	// The whole cursor, not only its text: decoding skips line breaks.
 	if base64.RawURLEncoding.EncodeToString([]byte(canonical)) != c {
+		return position{}, false, errBadCursor
+	}
+	if !bound && q.trail {
+		// A trail's cursors were always bound to their filters; a search
+		// takes an unbound one from before they were.
 		return position{}, false, errBadCursor
 	}
 	if bound && sum != filtersSum(q) {

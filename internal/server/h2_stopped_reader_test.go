@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"io"
-	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -76,16 +75,7 @@ func TestH2ClientThatStopsReadingIsLetGo(t *testing.T) {
 	})
 	t.Run("metrics", func(t *testing.T) {
 		lb := start(t, tlsEnv("http://127.0.0.1:1"))
-		srv := server.MetricsServer(lb.srv.MetricsHTTPServer().Handler, timeout)
-		srv.ErrorLog = log.New(io.Discard, "", 0)
-		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{serving.Server(t, "lockbox").TLS}}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- server.Serve(srv, ln) }()
-		t.Cleanup(func() { srv.Close(); <-done })
+		ln := serveMetricsTLS(t, lb.srv.MetricsHTTPServer().Handler, timeout, serving)
 		h2StopsReading(t, ln.Addr().String(), serving.Pool(), "/metrics", nil, timeout)
 	})
 }

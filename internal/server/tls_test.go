@@ -693,23 +693,7 @@ func TestMetricsListenerTimeouts(t *testing.T) {
 
 	const timeout = 300 * time.Millisecond
 	serving := tlstest.NewCA(t, "lockbox serving CA")
-	srv := server.MetricsServer(met.Handler, timeout)
-	srv.ErrorLog = log.New(io.Discard, "", 0)
-	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{serving.Server(t, "lockbox").TLS}}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- server.Serve(srv, ln) }()
-	t.Cleanup(func() {
-		if err := srv.Close(); err != nil {
-			t.Errorf("close: %v", err)
-		}
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
+	ln := serveMetricsTLS(t, met.Handler, timeout, serving)
 
 	t.Run("HTTP/2 window never opened", func(t *testing.T) {
 		h2StalledStream(t, ln.Addr().String(), serving.Pool(), "/metrics", 20*timeout)
@@ -744,4 +728,29 @@ func TestMetricsListenerTimeouts(t *testing.T) {
 		}
 		t.Logf("closed after %s idle", time.Since(idle))
 	})
+}
+
+// serveMetricsTLS serves h as the metrics listener does (MetricsServer,
+// its timeouts all timeout), over TLS with a certificate of serving, until
+// the test ends, and returns its listener.
+func serveMetricsTLS(t *testing.T, h http.Handler, timeout time.Duration, serving *tlstest.CA) net.Listener {
+	t.Helper()
+	srv := server.MetricsServer(h, timeout)
+	srv.ErrorLog = log.New(io.Discard, "", 0)
+	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{serving.Server(t, "lockbox").TLS}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- server.Serve(srv, ln) }()
+	t.Cleanup(func() {
+		if err := srv.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	return ln
 }
