@@ -278,6 +278,9 @@ type Config struct {
 	ProxySigningKeyFile string `env:"PROXY_SIGNING_KEY_FILE" desc:"private key (PEM) signing the X-Lockbox-Grant assertions upstreams verify: Ed25519 (EdDSA, cheaper to sign with) or P-256 (ES256); read again on SIGHUP; required by \"lockbox serve\" with the proxy in LOCKBOX_SERVE, generated (Ed25519) by \"lockbox dev\""`
 	// ProxyPublishedKeyFiles are more keys in the assertion keys' JWKS.
 	ProxyPublishedKeyFiles string `env:"PROXY_PUBLISHED_KEY_FILES" desc:"comma-separated PEM files of public (or private) keys, one key a file, published in the JWKS of assertion keys beside the signing key's: the previous signing key until upstreams no longer need it, the next one before the switch, and on replicas without the proxy the signing key's public half"`
+	// ProxyAssertionSecretFiles keys some services' assertions with an
+	// HS256 secret of their own instead of the signing key.
+	ProxyAssertionSecretFiles string `env:"PROXY_ASSERTION_SECRET_FILES" desc:"service=file pairs, comma-separated: the X-Lockbox-Grant assertions of each service listed are HS256 JWS keyed with the secret in its file (its bytes without a trailing line ending, at least 32 besides white space, e.g. from openssl rand -base64 48) instead of signed with LOCKBOX_PROXY_SIGNING_KEY_FILE; read again on SIGHUP. The upstream checks them with the same file. A MAC costs the proxy about 1 µs a call, an Ed25519 signature about 13 µs, but the upstream holding the secret could make such assertions itself, so they prove nothing to anyone else: use it for upstreams that only check their own calls. Each service must be in LOCKBOX_UPSTREAMS, and each secret its own: not another service's, nor a token or webhook secret of this deployment"`
 	// ProxyJWKSFile is where the JWKS of assertion keys is written at
 	// start-up.
 	ProxyJWKSFile string `env:"PROXY_JWKS_FILE" desc:"file the JWKS of assertion keys (the signing key's and LOCKBOX_PROXY_PUBLISHED_KEY_FILES) is written to at start-up and on SIGHUP, for upstreams that read keys from a file; the API serves the same at GET /v1/keys; \"lockbox dev\" writes $LOCKBOX_DEV_DIR/grant-jwks.json"`
@@ -780,6 +783,7 @@ func (c Config) Validate(mode Mode) error {
 	for _, f := range c.PublishedKeyFiles() {
 		files = append(files, struct{ field, path string }{"ProxyPublishedKeyFiles", f})
 	}
+	errs = append(errs, c.assertionSecretErrors(mode)...)
 	for _, f := range files {
 		if f.path == "" {
 			continue

@@ -1,12 +1,16 @@
 package config
 
 import (
+	"bytes"
 	"fmt"
 	"maps"
 	"net/url"
+	"os"
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/lockbox-oss/lockbox/grantsig"
 )
 
 // Service names a proxied service: a key of LOCKBOX_UPSTREAMS.
@@ -58,4 +62,97 @@ func (c Config) UpstreamURLs() (map[string]*url.URL, error) {
 		out[string(svc)] = u
 	}
 	return out, nil
+}
+
+// AssertionSecretFiles parses LOCKBOX_PROXY_ASSERTION_SECRET_FILES into
+// service → file. A service is named once, and must be one of
+// LOCKBOX_UPSTREAMS: a secret for no service is a typo that would leave
+// the service it meant signing with the key the upstream no longer
+// expects.
+func (c Config) AssertionSecretFiles() (map[string]string, error) {
+	out := map[string]string{}
+	if strings.TrimSpace(c.ProxyAssertionSecretFiles) == "" {
+		return out, nil
+	}
+	for pair := range strings.SplitSeq(c.ProxyAssertionSecretFiles, ",") {
+		svc, file, ok := strings.Cut(strings.TrimSpace(pair), "=")
+		svc, file = strings.TrimSpace(svc), strings.TrimSpace(file)
+		switch _, known := c.Upstreams[Service(svc)]; {
+		case !ok || !serviceName.MatchString(svc) || file == "":
+			return nil, varErr("ProxyAssertionSecretFiles", "%q is not service=file with a lower-case service name", pair)
+		case out[svc] != "":
+			return nil, varErr("ProxyAssertionSecretFiles", "service %s is listed twice", svc)
+		case !known:
+			return nil, varErr("ProxyAssertionSecretFiles", "service %s is not in LOCKBOX_UPSTREAMS", svc)
+		}
+		out[svc] = file
+	}
+	return out, nil
+}
+
+// LoadAssertionSecrets reads the files of LOCKBOX_PROXY_ASSERTION_SECRET_FILES:
+// at start-up, on SIGHUP, and in Validate, so that the secrets checked are
+// the ones used. Each must be a usable secret (grantsig.CheckSecret) of its
+// own: another service's would let either upstream make the other's
+// assertions, and a token or webhook secret of this deployment would let
+// the upstream mint operators' tokens or forge notifications.
+func (c Config) LoadAssertionSecrets() (map[string][]byte, error) {
+	files, err := c.AssertionSecretFiles()
+	if err != nil || len(files) == 0 {
+		return nil, err
+	}
+	taken := map[string]string{} // secret → whose it is
+	for what, path := range c.otherSecretFiles() {
+		if b, err := os.ReadFile(path); err == nil {
+			taken[string(bytes.TrimRight(b, "\r\n"))] = what
+		}
+	}
+	if w := c.WebhookSecret.Value(); w != "" {
+		taken[w] = "LOCKBOX_WEBHOOK_SECRET_FILE"
+	}
+	out := make(map[string][]byte, len(files))
+	for _, svc := range slices.Sorted(maps.Keys(files)) {
+		secret, err := grantsig.LoadSecret(files[svc])
+		if err != nil {
+			return nil, varErr("ProxyAssertionSecretFiles", "%s: %w", svc, err)
+		}
+		if whose, ok := taken[string(secret)]; ok {
+			return nil, varErr("ProxyAssertionSecretFiles", "%s: %s holds the same secret as %s: the upstream could use it as that; give the service a secret of its own", svc, files[svc], whose)
+		}
+		taken[string(secret)] = "the assertion secret of " + svc
+		out[svc] = secret
+	}
+	return out, nil
+}
+
+// otherSecretFiles are the deployment's token secret files, by the setting
+// that names them.
+func (c Config) otherSecretFiles() map[string]string {
+	out := map[string]string{}
+	if c.JWTHMACSecretFile != "" {
+		out["LOCKBOX_JWT_HMAC_SECRET_FILE"] = c.JWTHMACSecretFile
+	}
+	if c.IssuersFile != "" {
+		if issuers, err := LoadIssuers(c.IssuersFile); err == nil {
+			for _, is := range issuers {
+				if is.HMACSecretFile != "" {
+					out["the hmac_secret_file of issuer "+is.Issuer] = is.HMACSecretFile
+				}
+			}
+		}
+	}
+	return out
+}
+
+// assertionSecretErrors checks LOCKBOX_PROXY_ASSERTION_SECRET_FILES, for
+// Validate, where the proxy runs: a replica without it (its upstreams
+// unset) may share the deployment's variables.
+func (c Config) assertionSecretErrors(mode Mode) []error {
+	if mode == ModeServe && !c.Runs(ComponentProxy) {
+		return nil
+	}
+	if _, err := c.LoadAssertionSecrets(); err != nil {
+		return []error{err}
+	}
+	return nil
 }

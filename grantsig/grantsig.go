@@ -7,9 +7,10 @@
 // refuses any second use).
 //
 // The assertion is a compact JWS (a JWT, RFC 7519) signed with EdDSA
-// (Ed25519, RFC 8037) or ES256 (ECDSA P-256), whichever key the proxy has;
-// its header names the key ("kid", the key's RFC 7638 thumbprint) and the
-// type "lockbox-grant+jwt". Its claims (see Claims) bind it to one call:
+// (Ed25519, RFC 8037) or ES256 (ECDSA P-256), whichever key the proxy has,
+// or, for an upstream given a secret of its own, keyed with HS256 (see
+// AlgHS256); its header names the key ("kid", the key's RFC 7638
+// thumbprint) and the type "lockbox-grant+jwt". Its claims (see Claims) bind it to one call:
 // the method and path the upstream receives, the audit record written for
 // the call ("jti") and a lifetime of at most MaxTTL. An upstream verifies
 // it with any JWT library and the proxy's public keys, published as a JWKS
@@ -254,17 +255,21 @@ func decodeSegment(seg string, v any, strict bool) error {
 	return nil
 }
 
-// verifyKey is one public key of a KeySet with the algorithm it verifies.
+// verifyKey is one key of a KeySet with the algorithm it verifies: a
+// public key, or an upstream's HS256 secret.
 type verifyKey struct {
-	alg string
-	ed  ed25519.PublicKey
-	ec  *ecdsa.PublicKey
+	alg    string
+	ed     ed25519.PublicKey
+	ec     *ecdsa.PublicKey
+	secret []byte
 }
 
 func (k verifyKey) verify(input, sig []byte) bool {
 	switch k.alg {
 	case AlgEdDSA:
 		return ed25519.Verify(k.ed, input, sig)
+	case AlgHS256:
+		return verifyMAC(k.secret, input, sig)
 	case AlgES256:
 		// JWS carries r||s, 32 bytes each (RFC 7518 §3.4), not ASN.1.
 		if len(sig) != 64 {

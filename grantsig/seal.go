@@ -43,6 +43,10 @@ func (s *Signer) SignSeal(c SealClaims) (string, error) {
 	if c.Issuer == "" || c.Tenant == "" || c.Through == "" || c.Hash == "" {
 		return "", errors.New("grantsig: a seal needs an issuer, a tenant, an entry and its hash")
 	}
+	if s.alg == AlgHS256 {
+		// Whoever checks a seal could make one with a shared secret.
+		return "", errors.New("grantsig: a seal is signed with a private key, never an HS256 secret")
+	}
 	h, err := json.Marshal(joseHeader{Algorithm: s.alg, KeyID: s.kid, Type: SealType})
 	if err != nil {
 		return "", err
@@ -81,6 +85,11 @@ func VerifySeal(keys *KeySet, token, issuer, tenant string) (SealClaims, string,
 	}
 	if err != nil {
 		return SealClaims{}, kid, err
+	}
+	if keys.keys[kid].alg == AlgHS256 {
+		// An upstream's secret, in a set a tenant checks seals with: it
+		// proves nothing to a tenant, whoever holds it could have made it.
+		return SealClaims{}, kid, invalid("a seal keyed with an HS256 secret proves nothing")
 	}
 	var c SealClaims
 	if err := decodeSegment(c64, &c, false); err != nil {

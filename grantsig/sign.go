@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -34,6 +35,7 @@ type Signer struct {
 	alg, kid string
 	ed       ed25519.PrivateKey
 	ec       *ecdsa.PrivateKey
+	macs     *sync.Pool // of keyed HMAC-SHA256 states, for HS256
 	pub      crypto.PublicKey
 	// header is the encoded JOSE header and the "." after it: the first
 	// bytes of every assertion this key signs.
@@ -182,6 +184,8 @@ func (s *Signer) appendSignature(dst, input []byte) ([]byte, error) {
 	case AlgEdDSA:
 		sig := ed25519.Sign(s.ed, input)
 		return b64.AppendEncode(append(dst, '.'), sig), nil
+	case AlgHS256:
+		return s.appendMAC(dst, input), nil
 	case AlgES256:
 		d := sha256.Sum256(input)
 		der, err := ecdsa.SignASN1(rand.Reader, s.ec, d[:])

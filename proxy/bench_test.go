@@ -31,20 +31,28 @@ func BenchmarkProxyAllow(b *testing.B) {
 		b.Fatal(err)
 	}
 	snapshot := PolicyFunc(func() PolicySnapshot { return engine.Snapshot() })
+	// served is the proxy as lockbox serve wires it.
+	served := func(e *testEnv, c *Config) {
+		c.Policy = snapshot
+		c.Grants = grants.NewGrantCache(e.grants, time.Second, e.clk.Now)
+		c.Tenants = tenants.NewSettingsCache(e.tenants, time.Second, e.clk.Now)
+		gc, err := audit.NewGroupCommit(audit.GroupCommitConfig{Log: e.audit})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(gc.Close)
+		c.Auditor = gc
+	}
 	for _, d := range []struct {
 		name   string
 		wiring func(*testEnv, *Config)
 	}{
-		{"served", func(e *testEnv, c *Config) {
-			c.Policy = snapshot
-			c.Grants = grants.NewGrantCache(e.grants, time.Second, e.clk.Now)
-			c.Tenants = tenants.NewSettingsCache(e.tenants, time.Second, e.clk.Now)
-			gc, err := audit.NewGroupCommit(audit.GroupCommitConfig{Log: e.audit})
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(gc.Close)
-			c.Auditor = gc
+		{"served", func(e *testEnv, c *Config) { served(e, c) }},
+		// The upstream with an assertion secret of its own: a MAC per
+		// call instead of an Ed25519 signature.
+		{"served-hs256", func(e *testEnv, c *Config) {
+			served(e, c)
+			c.AssertionSecrets = map[string][]byte{"exchange": []byte("bench-secret-0123456789abcdef0123456789")}
 		}},
 		{"uncached", func(e *testEnv, c *Config) { c.Policy = snapshot }},
 	} {

@@ -1247,6 +1247,7 @@ func TestNewRejects(t *testing.T) {
 		}
 		return u
 	}
+	secret32 := []byte("0123456789abcdef0123456789abcdef")
 	tests := []struct {
 		name   string
 		change func(c *Config)
@@ -1260,6 +1261,12 @@ func TestNewRejects(t *testing.T) {
 		{"no auditor", func(c *Config) { c.Auditor = nil }, "Auditor"},
 		{"no signing key", func(c *Config) { c.SigningKey = nil }, "SigningKey"},
 		{"RSA signing key", func(c *Config) { c.SigningKey = rsaKey(t) }, "SigningKey"},
+		{"assertion secret of no service", func(c *Config) { c.AssertionSecrets = map[string][]byte{"teams": secret32} }, `assertion secret of "teams": not a configured service`},
+		{"short assertion secret", func(c *Config) { c.AssertionSecrets = map[string][]byte{"exchange": secret32[:31]} }, "assertion secret of exchange: grantsig: not a usable HS256 secret"},
+		{"one assertion secret for two services", func(c *Config) {
+			c.Upstreams["sharepoint"] = mustURL("http://sharepoint.internal")
+			c.AssertionSecrets = map[string][]byte{"exchange": secret32, "sharepoint": secret32}
+		}, "two services share an assertion secret: exchange and sharepoint"},
 		{"assertion TTL too long", func(c *Config) { c.AssertionTTL = grantsig.MaxTTL + time.Second }, "AssertionTTL"},
 		{"assertion TTL too short", func(c *Config) { c.AssertionTTL = 500 * time.Millisecond }, "AssertionTTL"},
 		{"no registerer", func(c *Config) { c.Registerer = nil }, "Registerer"},

@@ -46,8 +46,8 @@ type grantView struct {
 	approvalTime *record.Time
 	approvedAt   time.Time
 	// signer made assertion: a view of a signer swapped out since
-	// (SetSigningKey) is derived again, so no call is signed with a
-	// retired key.
+	// (SetSigningKey, SetAssertionSecrets) is derived again, so no call is
+	// signed with a retired key.
 	signer *grantsig.Signer
 }
 
@@ -56,9 +56,12 @@ type grantViews struct {
 	// signer signs from the next call on once swapped: one atomic load a
 	// call, so a new key costs the calls nothing.
 	signer atomic.Pointer[grantsig.Signer]
-	issuer string // the assertions' "iss"
-	mu     sync.Mutex
-	m      map[grantKey]*grantView
+	// secrets are the HS256 signers of the services with a secret of
+	// their own (Config.AssertionSecrets), swapped whole like signer.
+	secrets atomic.Pointer[map[string]*grantsig.Signer]
+	issuer  string // the assertions' "iss"
+	mu      sync.Mutex
+	m       map[grantKey]*grantView
 }
 
 func newGrantViews(signer *grantsig.Signer, issuer string) *grantViews {
@@ -71,7 +74,7 @@ func newGrantViews(signer *grantsig.Signer, issuer string) *grantViews {
 // signing key changed.
 func (s *grantViews) view(g *grants.Grant, now time.Time) (*grantView, error) {
 	k := keyOf(g)
-	signer := s.signer.Load()
+	signer := s.signerFor(g.Service)
 	s.mu.Lock()
 	v, ok := s.m[k]
 	s.mu.Unlock()
@@ -107,6 +110,17 @@ func (s *grantViews) view(g *grants.Grant, now time.Time) (*grantView, error) {
 	}
 	s.m[k] = v
 	return v, nil
+}
+
+// signerFor returns the signer of service's assertions: its secret's if
+// it has one, else the signing key's.
+func (s *grantViews) signerFor(service string) *grantsig.Signer {
+	if m := s.secrets.Load(); m != nil {
+		if signer, ok := (*m)[service]; ok {
+			return signer
+		}
+	}
+	return s.signer.Load()
 }
 
 // sameGrant reports whether v was derived from a grant equal to g in all

@@ -11,13 +11,13 @@ import (
 // restartOnly is the warning of every reload: operators used to daemons
 // that re-read all their configuration on SIGHUP would otherwise expect
 // a changed variable or address to take effect.
-const restartOnly = "SIGHUP re-reads only the policy directory, the token key files, the grant signing and published key files and the TLS certificate files; every other setting (LOCKBOX_* variables, listen addresses, Redis, LOCKBOX_ISSUERS_FILE itself, CA files, secret files) takes effect on a restart"
+const restartOnly = "SIGHUP re-reads only the policy directory, the token key files, the grant signing and published key files, the assertion secret files and the TLS certificate files; every other setting (LOCKBOX_* variables, listen addresses, Redis, LOCKBOX_ISSUERS_FILE itself, CA files, secret files) takes effect on a restart"
 
 // Reload re-reads at once every file whose contents can change while
 // Lockbox serves (an operator's SIGHUP), rather than when the watchers
 // next look: the policy directory (LOCKBOX_POLICY_DIR), the token key
-// files, the grant signing and published keys, and the TLS certificate
-// pairs. Each file is checked before it replaces what it held: one that
+// files, the grant signing and published keys, the assertion secrets
+// (LOCKBOX_PROXY_ASSERTION_SECRET_FILES), and the TLS certificate pairs. Each file is checked before it replaces what it held: one that
 // can't be used is logged at error, naming it, and the contents loaded
 // before stay in force, so a bad file never leaves the process without a
 // policy or a key. Each source reloaded gets an info line. The error
@@ -35,7 +35,7 @@ func (s *Server) Reload() error {
 		// (lockbox_policy_reloads_total), as the watcher's.
 		errs = append(errs, s.Policy.Reload())
 	}
-	errs = append(errs, s.reloadTokenKeys(), s.reloadGrantKeys(), s.reloadTLS())
+	errs = append(errs, s.reloadTokenKeys(), s.reloadGrantKeys(), s.reloadAssertionSecrets(), s.reloadTLS())
 	return errors.Join(errs...)
 }
 
@@ -106,6 +106,29 @@ func (s *Server) reloadGrantKeys() error {
 		return fail(err)
 	}
 	s.log.Info("grant keys reloaded", attrs...)
+	return nil
+}
+
+// reloadAssertionSecrets reads LOCKBOX_PROXY_ASSERTION_SECRET_FILES
+// again: a service's new secret keys its calls' assertions from the next
+// call on, so its upstream must take both the old and the new secret
+// before the switch. Files that can't be used leave every secret as it
+// was.
+func (s *Server) reloadAssertionSecrets() error {
+	if s.Proxy == nil || s.cfg.ProxyAssertionSecretFiles == "" {
+		return nil
+	}
+	const setting = "LOCKBOX_PROXY_ASSERTION_SECRET_FILES"
+	secrets, err := s.cfg.LoadAssertionSecrets()
+	if err == nil {
+		err = s.Proxy.SetAssertionSecrets(secrets)
+	}
+	if err != nil {
+		s.log.Error("assertion secret reload failed; the secrets loaded before stay in use",
+			"component", "proxy", "setting", setting, "error", err)
+		return err
+	}
+	s.log.Info("assertion secrets reloaded", "component", "proxy", "setting", setting, "kids", s.Proxy.AssertionKeyIDs())
 	return nil
 }
 

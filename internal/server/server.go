@@ -508,13 +508,17 @@ func (s *Server) newProxy(cfg config.Config, opts Options, upstreams map[string]
 		return err
 	}
 	s.auditWriter = auditor
+	secrets, err := cfg.LoadAssertionSecrets()
+	if err != nil {
+		return config.Invalid(err)
+	}
 	s.auditMarks = due.NewBatch(s.Redis, opts.Now, opts.Logger.With("component", "due"), due.AuditWritten)
 	if s.Proxy, err = proxy.New(proxy.Config{
 		Upstreams: upstreams, Auth: s.Verifier, Grants: grantCache, Tenants: settingsCache,
 		// One snapshot per call: the call is classified and decided by one
 		// policy version, however the watcher reloads meanwhile.
 		Policy:  proxy.PolicyFunc(func() proxy.PolicySnapshot { return s.Policy.Snapshot() }),
-		Auditor: markingAuditor{auditor, s.auditMarks}, SigningKey: signingKey,
+		Auditor: markingAuditor{auditor, s.auditMarks}, SigningKey: signingKey, AssertionSecrets: secrets,
 		AssertionIssuer: cfg.ProxyAssertionIssuer, AssertionTTL: cfg.ProxyAssertionTTL,
 		Now: opts.Now, Logger: opts.Logger.With("component", "proxy"), Registerer: s.Registry,
 		GrantTimeout: cfg.GrantTimeout, AuditTimeout: cfg.AuditTimeout,
