@@ -8,9 +8,10 @@ import (
 
 // TestValidateAssertionSecrets: LOCKBOX_PROXY_ASSERTION_SECRET_FILES names
 // configured services once each, with usable secrets of their own; a
-// secret the deployment already uses for tokens or webhooks is refused,
-// since the upstream holding it could then act as an identity provider or
-// as Lockbox's notifier. A replica without the proxy does not read it.
+// secret the deployment already uses (for tokens, webhooks, Redis) is
+// refused, since the upstream holding it could then act as an identity
+// provider, as Lockbox's notifier or on the store. A replica without the
+// proxy does not read it.
 func TestValidateAssertionSecrets(t *testing.T) {
 	const redisURL = "redis://127.0.0.1:6379/0"
 	jwks := writeFile(t, "jwks.json", `{"keys":[]}`)
@@ -48,6 +49,7 @@ func TestValidateAssertionSecrets(t *testing.T) {
 		"the token secret":        {base("LOCKBOX_JWT_JWKS_FILE", "", "LOCKBOX_JWT_HMAC_SECRET_FILE", tokenSecret, v, "exchange="+sameAsToken), "holds the same secret as LOCKBOX_JWT_HMAC_SECRET_FILE"},
 		"an issuer's secret":      {base("LOCKBOX_JWT_JWKS_FILE", "", "LOCKBOX_ISSUERS_FILE", issuers, v, "sharepoint="+sameAsToken), "holds the same secret as the hmac_secret_file of issuer https://idp.contoso.example"},
 		"the webhook secret":      {base("LOCKBOX_WEBHOOK_URLS", "https://hooks.example/lockbox", "LOCKBOX_WEBHOOK_SECRET_FILE", webhook, v, "exchange="+sameAsWebhook), "holds the same secret as LOCKBOX_WEBHOOK_SECRET_FILE"},
+		"the Redis password":      {base("LOCKBOX_REDIS_PASSWORD_FILE", webhook, v, "exchange="+sameAsWebhook), "holds the same secret as LOCKBOX_REDIS_PASSWORD_FILE"},
 		"no proxy, not read":      {base("LOCKBOX_SERVE", "api,jobs", "LOCKBOX_UPSTREAMS", "", v, "exchange="+short), ""},
 		"proxy alone, still read": {base("LOCKBOX_SERVE", "proxy", v, "exchange="+short), "not a usable HS256 secret"},
 	} {

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net/url"
 	"os"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -94,22 +95,15 @@ func (c Config) AssertionSecretFiles() (map[string]string, error) {
 // at start-up, on SIGHUP, and in Validate, so that the secrets checked are
 // the ones used. Each must be a usable secret (grantsig.CheckSecret) of its
 // own: another service's would let either upstream make the other's
-// assertions, and a token or webhook secret of this deployment would let
-// the upstream mint operators' tokens or forge notifications.
+// assertions, and any other secret of this deployment would hand the
+// upstream what it guards (a token secret: operators' tokens; the Redis
+// password: the store itself).
 func (c Config) LoadAssertionSecrets() (map[string][]byte, error) {
 	files, err := c.AssertionSecretFiles()
 	if err != nil || len(files) == 0 {
 		return nil, err
 	}
-	taken := map[string]string{} // secret → whose it is
-	for what, path := range c.otherSecretFiles() {
-		if b, err := os.ReadFile(path); err == nil {
-			taken[string(bytes.TrimRight(b, "\r\n"))] = what
-		}
-	}
-	if w := c.WebhookSecret.Value(); w != "" {
-		taken[w] = "LOCKBOX_WEBHOOK_SECRET_FILE"
-	}
+	taken := c.otherSecrets()
 	out := make(map[string][]byte, len(files))
 	for _, svc := range slices.Sorted(maps.Keys(files)) {
 		secret, err := grantsig.LoadSecret(files[svc])
@@ -125,18 +119,39 @@ func (c Config) LoadAssertionSecrets() (map[string][]byte, error) {
 	return out, nil
 }
 
-// otherSecretFiles are the deployment's token secret files, by the setting
-// that names them.
-func (c Config) otherSecretFiles() map[string]string {
+// otherSecrets are the deployment's other secrets, each by the setting
+// that holds it: the secret files of its variables (Secret fields), its
+// token secret files and the admin center's client secrets. A file that
+// can't be read is left out: Validate reports it on its own.
+func (c Config) otherSecrets() map[string]string {
 	out := map[string]string{}
+	v := reflect.ValueOf(c)
+	for _, f := range reflect.VisibleFields(v.Type()) {
+		if f.Type == reflect.TypeFor[Secret]() {
+			if s := v.FieldByIndex(f.Index).String(); s != "" {
+				out[s] = varName(f.Name)
+			}
+		}
+	}
+	tokenFile := func(path, whose string) {
+		if b, err := os.ReadFile(path); err == nil {
+			// As identity reads it: without the line ending.
+			out[string(bytes.TrimRight(b, "\r\n"))] = whose
+		}
+	}
 	if c.JWTHMACSecretFile != "" {
-		out["LOCKBOX_JWT_HMAC_SECRET_FILE"] = c.JWTHMACSecretFile
+		tokenFile(c.JWTHMACSecretFile, "LOCKBOX_JWT_HMAC_SECRET_FILE")
 	}
 	if c.IssuersFile != "" {
 		if issuers, err := LoadIssuers(c.IssuersFile); err == nil {
 			for _, is := range issuers {
 				if is.HMACSecretFile != "" {
-					out["the hmac_secret_file of issuer "+is.Issuer] = is.HMACSecretFile
+					tokenFile(is.HMACSecretFile, "the hmac_secret_file of issuer "+is.Issuer)
+				}
+				if is.Console != nil && is.Console.ClientSecretFile != "" {
+					if s, err := ReadClientSecret(is.Console.ClientSecretFile); err == nil {
+						out[s] = "the client_secret_file of issuer " + is.Issuer
+					}
 				}
 			}
 		}
