@@ -37,6 +37,26 @@ var secretFileVars = []string{
 	"LOCKBOX_REDIS_TLS_CA_FILE", "LOCKBOX_REDIS_TLS_CERT_FILE", "LOCKBOX_REDIS_TLS_KEY_FILE",
 }
 
+// secretFile is a file a setting names that holds a secret.
+type secretFile struct{ setting, file string }
+
+// secretFiles are the secret files env names: those of secretFileVars, and
+// each of LOCKBOX_PROXY_ASSERTION_SECRET_FILES's service=file pairs.
+func secretFiles(env map[string]string) []secretFile {
+	var out []secretFile
+	for _, v := range secretFileVars {
+		if env[v] != "" {
+			out = append(out, secretFile{v, env[v]})
+		}
+	}
+	for pair := range strings.SplitSeq(env["LOCKBOX_PROXY_ASSERTION_SECRET_FILES"], ",") {
+		if svc, file, ok := strings.Cut(strings.TrimSpace(pair), "="); ok && strings.TrimSpace(file) != "" {
+			out = append(out, secretFile{"LOCKBOX_PROXY_ASSERTION_SECRET_FILES (" + strings.TrimSpace(svc) + ")", strings.TrimSpace(file)})
+		}
+	}
+	return out
+}
+
 // renewedFileVars name certificates Lockbox re-reads when they change
 // (cert-manager renewing them): the kubelet never updates a subPath mount,
 // so on one the renewal would never be served.
@@ -426,11 +446,8 @@ func (b *bundle) checkLockboxContainer(w workload, c corev1.Container) []error {
 			fail("LOCKBOX_POLICY_DIR %s is not on a ConfigMap volume that security teams edit", dir)
 		}
 	}
-	for _, name := range secretFileVars {
-		file := env[name]
-		if file == "" {
-			continue
-		}
+	for _, sf := range secretFiles(env) {
+		name, file := sf.setting, sf.file
 		m, v, ok := mountOf(w.spec, c, file)
 		switch {
 		case !ok || !onlySecrets(v):
@@ -572,11 +589,8 @@ func (b *bundle) checkSidecar(w workload, lb corev1.Container) []error {
 		if i < 0 || !onlySecrets(w.spec.Volumes[i]) {
 			continue
 		}
-		read := slices.ContainsFunc(secretFileVars, func(v string) bool {
-			if env[v] == "" {
-				return false
-			}
-			holder, _, ok := mountOf(w.spec, lb, env[v])
+		read := slices.ContainsFunc(secretFiles(env), func(sf secretFile) bool {
+			holder, _, ok := mountOf(w.spec, lb, sf.file)
 			return ok && holder.Name == m.Name
 		})
 		if !read {

@@ -123,6 +123,10 @@ and the SMTP secret never enters a tenant's pod.
       value: "{{ required "sidecar.service is required" $.Values.sidecar.service }}=http://127.0.0.1:{{ $.Values.sidecar.workload.port }}"
     - name: LOCKBOX_PROXY_SIGNING_KEY_FILE
       value: /etc/lockbox/keys/grant-signing-key.pem
+    {{- if $.Values.sidecar.assertionSecret.name }}
+    - name: LOCKBOX_PROXY_ASSERTION_SECRET_FILES
+      value: "{{ $.Values.sidecar.service }}=/etc/lockbox/assertion/{{ required "sidecar.assertionSecret.key is required" $.Values.sidecar.assertionSecret.key }}"
+    {{- end }}
     {{- else }}
     - name: LOCKBOX_SERVE
       value: "api,jobs"
@@ -225,6 +229,11 @@ and the SMTP secret never enters a tenant's pod.
       mountPath: /etc/lockbox/grant-keys
       readOnly: true
     {{- end }}
+    {{- end }}
+    {{- if and .sidecar $.Values.sidecar.assertionSecret.name }}
+    - name: lockbox-assertion
+      mountPath: /etc/lockbox/assertion
+      readOnly: true
     {{- end }}
     {{- if $.Values.redis.auth.secret }}
     - name: lockbox-redis-auth
@@ -373,6 +382,16 @@ lockbox.volumes are the volumes lockbox.container mounts. Call with
   configMap:
     name: {{ include "lockbox.fullname" $ }}-grant-keys
 {{- end }}
+{{- end }}
+{{- if and .sidecar $.Values.sidecar.assertionSecret.name }}
+# The service's assertion secret (LOCKBOX_PROXY_ASSERTION_SECRET_FILES).
+- name: lockbox-assertion
+  secret:
+    secretName: {{ $.Values.sidecar.assertionSecret.name }}
+    defaultMode: 0444
+    items:
+      - key: {{ $.Values.sidecar.assertionSecret.key }}
+        path: {{ $.Values.sidecar.assertionSecret.key }}
 {{- end }}
 {{- if $.Values.tls.enabled }}
 # Never with subPath: such mounts miss the kubelet's updates, and a renewed
