@@ -25,6 +25,8 @@ func TestValidateAssertionSecrets(t *testing.T) {
 	sameAsToken := writeFile(t, "same", "token-0123456789abcdef0123456789abcdef")
 	webhook := writeFile(t, "webhook", "webhook-0123456789abcdef0123456789abcd\n")
 	sameAsWebhook := writeFile(t, "same-webhook", "webhook-0123456789abcdef0123456789abcd")
+	// The same, but for white space around it, which counts for nothing.
+	spacedWebhook := writeFile(t, "spaced-webhook", "  webhook-0123456789abcdef0123456789abcd\n")
 	base := func(extra ...string) map[string]string {
 		env := map[string]string{"LOCKBOX_REDIS_URL": redisURL, "LOCKBOX_JWT_JWKS_FILE": jwks, "LOCKBOX_PROXY_SIGNING_KEY_FILE": signing,
 			"LOCKBOX_UPSTREAMS": "exchange=http://127.0.0.1:9001,sharepoint=https://sp.example/base"}
@@ -38,20 +40,21 @@ func TestValidateAssertionSecrets(t *testing.T) {
 		env  map[string]string
 		want string // "" for valid
 	}{
-		"two services":            {base(v, "exchange="+ex+", sharepoint="+sp), ""},
-		"not a pair":              {base(v, ex), v + `: "` + ex + `" is not service=file`},
-		"no file":                 {base(v, "exchange="), v + `: "exchange=" is not service=file`},
-		"listed twice":            {base(v, "exchange="+ex+",exchange="+sp), v + ": service exchange is listed twice"},
-		"not an upstream":         {base(v, "teams="+ex), v + ": service teams is not in LOCKBOX_UPSTREAMS"},
-		"missing file":            {base(v, "exchange="+ex+"-gone"), v + ": exchange: open " + ex + "-gone"},
-		"short secret":            {base(v, "exchange="+short), v + ": exchange: " + short + ": grantsig: not a usable HS256 secret"},
-		"one secret for two":      {base(v, "exchange="+ex+",sharepoint="+ex), v + ": sharepoint: " + ex + " holds the same secret as the assertion secret of exchange"},
-		"the token secret":        {base("LOCKBOX_JWT_JWKS_FILE", "", "LOCKBOX_JWT_HMAC_SECRET_FILE", tokenSecret, v, "exchange="+sameAsToken), "holds the same secret as LOCKBOX_JWT_HMAC_SECRET_FILE"},
-		"an issuer's secret":      {base("LOCKBOX_JWT_JWKS_FILE", "", "LOCKBOX_ISSUERS_FILE", issuers, v, "sharepoint="+sameAsToken), "holds the same secret as the hmac_secret_file of issuer https://idp.contoso.example"},
-		"the webhook secret":      {base("LOCKBOX_WEBHOOK_URLS", "https://hooks.example/lockbox", "LOCKBOX_WEBHOOK_SECRET_FILE", webhook, v, "exchange="+sameAsWebhook), "holds the same secret as LOCKBOX_WEBHOOK_SECRET_FILE"},
-		"the Redis password":      {base("LOCKBOX_REDIS_PASSWORD_FILE", webhook, v, "exchange="+sameAsWebhook), "holds the same secret as LOCKBOX_REDIS_PASSWORD_FILE"},
-		"no proxy, not read":      {base("LOCKBOX_SERVE", "api,jobs", "LOCKBOX_UPSTREAMS", "", v, "exchange="+short), ""},
-		"proxy alone, still read": {base("LOCKBOX_SERVE", "proxy", v, "exchange="+short), "not a usable HS256 secret"},
+		"two services":               {base(v, "exchange="+ex+", sharepoint="+sp), ""},
+		"not a pair":                 {base(v, ex), v + `: "` + ex + `" is not service=file`},
+		"no file":                    {base(v, "exchange="), v + `: "exchange=" is not service=file`},
+		"listed twice":               {base(v, "exchange="+ex+",exchange="+sp), v + ": service exchange is listed twice"},
+		"not an upstream":            {base(v, "teams="+ex), v + ": service teams is not in LOCKBOX_UPSTREAMS"},
+		"missing file":               {base(v, "exchange="+ex+"-gone"), v + ": exchange: open " + ex + "-gone"},
+		"short secret":               {base(v, "exchange="+short), v + ": exchange: " + short + ": grantsig: not a usable HS256 secret"},
+		"one secret for two":         {base(v, "exchange="+ex+",sharepoint="+ex), v + ": sharepoint: " + ex + " holds the same secret as the assertion secret of exchange"},
+		"the token secret":           {base("LOCKBOX_JWT_JWKS_FILE", "", "LOCKBOX_JWT_HMAC_SECRET_FILE", tokenSecret, v, "exchange="+sameAsToken), "holds the same secret as LOCKBOX_JWT_HMAC_SECRET_FILE"},
+		"an issuer's secret":         {base("LOCKBOX_JWT_JWKS_FILE", "", "LOCKBOX_ISSUERS_FILE", issuers, v, "sharepoint="+sameAsToken), "holds the same secret as the hmac_secret_file of issuer https://idp.contoso.example"},
+		"the webhook secret":         {base("LOCKBOX_WEBHOOK_URLS", "https://hooks.example/lockbox", "LOCKBOX_WEBHOOK_SECRET_FILE", webhook, v, "exchange="+sameAsWebhook), "holds the same secret as LOCKBOX_WEBHOOK_SECRET_FILE"},
+		"the webhook secret, spaced": {base("LOCKBOX_WEBHOOK_URLS", "https://hooks.example/lockbox", "LOCKBOX_WEBHOOK_SECRET_FILE", spacedWebhook, v, "exchange="+sameAsWebhook), "holds the same secret as LOCKBOX_WEBHOOK_SECRET_FILE"},
+		"the Redis password":         {base("LOCKBOX_REDIS_PASSWORD_FILE", webhook, v, "exchange="+sameAsWebhook), "holds the same secret as LOCKBOX_REDIS_PASSWORD_FILE"},
+		"no proxy, not read":         {base("LOCKBOX_SERVE", "api,jobs", "LOCKBOX_UPSTREAMS", "", v, "exchange="+short), ""},
+		"proxy alone, still read":    {base("LOCKBOX_SERVE", "proxy", v, "exchange="+short), "not a usable HS256 secret"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			c, err := Load(tc.env)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"net/url"
-	"os"
 	"reflect"
 	"regexp"
 	"slices"
@@ -103,6 +102,8 @@ func (c Config) LoadAssertionSecrets() (map[string][]byte, error) {
 	if err != nil || len(files) == 0 {
 		return nil, err
 	}
+	// White space around a secret counts for nothing (CheckSecret): one
+	// that differs from another only by it is that other.
 	taken := c.otherSecrets()
 	out := make(map[string][]byte, len(files))
 	for _, svc := range slices.Sorted(maps.Keys(files)) {
@@ -110,10 +111,11 @@ func (c Config) LoadAssertionSecrets() (map[string][]byte, error) {
 		if err != nil {
 			return nil, varErr("ProxyAssertionSecretFiles", "%s: %w", svc, err)
 		}
-		if whose, ok := taken[string(secret)]; ok {
+		key := string(bytes.TrimSpace(secret))
+		if whose, ok := taken[key]; ok {
 			return nil, varErr("ProxyAssertionSecretFiles", "%s: %s holds the same secret as %s: the upstream could use it as that; give the service a secret of its own", svc, files[svc], whose)
 		}
-		taken[string(secret)] = "the assertion secret of " + svc
+		taken[key] = "the assertion secret of " + svc
 		out[svc] = secret
 	}
 	return out, nil
@@ -125,18 +127,27 @@ func (c Config) LoadAssertionSecrets() (map[string][]byte, error) {
 // can't be read is left out: Validate reports it on its own.
 func (c Config) otherSecrets() map[string]string {
 	out := map[string]string{}
+	add := func(secret, whose string) {
+		if s := strings.TrimSpace(secret); s != "" {
+			out[s] = whose
+		}
+	}
 	v := reflect.ValueOf(c)
 	for _, f := range reflect.VisibleFields(v.Type()) {
 		if f.Type == reflect.TypeFor[Secret]() {
-			if s := v.FieldByIndex(f.Index).String(); s != "" {
-				out[s] = varName(f.Name)
-			}
+			add(v.FieldByIndex(f.Index).String(), varName(f.Name))
+		}
+	}
+	// A password may be in the URL instead of LOCKBOX_REDIS_PASSWORD_FILE.
+	if u, err := url.Parse(c.RedisURL); err == nil && u.User != nil {
+		if p, ok := u.User.Password(); ok {
+			add(p, "the password in LOCKBOX_REDIS_URL")
 		}
 	}
 	tokenFile := func(path, whose string) {
-		if b, err := os.ReadFile(path); err == nil {
-			// As identity reads it: without the line ending.
-			out[string(bytes.TrimRight(b, "\r\n"))] = whose
+		// Bounded, as every secret file is read.
+		if b, err := readSecretFile(path); err == nil {
+			add(string(b), whose)
 		}
 	}
 	if c.JWTHMACSecretFile != "" {
@@ -150,7 +161,7 @@ func (c Config) otherSecrets() map[string]string {
 				}
 				if is.Console != nil && is.Console.ClientSecretFile != "" {
 					if s, err := ReadClientSecret(is.Console.ClientSecretFile); err == nil {
-						out[s] = "the client_secret_file of issuer " + is.Issuer
+						add(s, "the client_secret_file of issuer "+is.Issuer)
 					}
 				}
 			}

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 
@@ -181,7 +182,17 @@ type Verifier struct {
 	reload sync.Mutex
 	// secrets serialises publishing HMAC secrets (publishSecret).
 	secrets sync.Mutex
+	// refuse, once set (RefuseSecrets), judges every HMAC secret a load
+	// would publish.
+	refuse atomic.Pointer[func(secret []byte) error]
 }
+
+// RefuseSecrets makes every later load of an HMAC secret file (Reload,
+// the watch, the load an unknown key asks for) refuse a secret for which
+// refuse returns an error, keeping the keys loaded before, as for a broken
+// file. The server refuses the secrets it shares with upstreams: an
+// upstream that holds the token secret mints operators' tokens.
+func (v *Verifier) RefuseSecrets(refuse func(secret []byte) error) { v.refuse.Store(&refuse) }
 
 // NewVerifier checks cfg and loads its keys. A key file that can't be read
 // or holds no usable key fails it, rather than start without keys: a
@@ -264,6 +275,15 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 func (v *Verifier) publishSecret(is *issuer, ks *keySet) error {
 	v.secrets.Lock()
 	defer v.secrets.Unlock()
+	if refuse := v.refuse.Load(); refuse != nil {
+		for _, k := range ks.byKID {
+			if secret, ok := k.key.([]byte); ok {
+				if err := (*refuse)(secret); err != nil {
+					return fmt.Errorf("hmac secret %s: %w", is.cfg.HMACSecretFile, err)
+				}
+			}
+		}
+	}
 	for _, other := range v.files {
 		if other == is || other.cfg.HMACSecretFile == "" || other.cfg.Scope == is.cfg.Scope {
 			continue

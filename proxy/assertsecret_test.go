@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 
@@ -90,11 +91,20 @@ func TestAssertionSecretPerService(t *testing.T) {
 		"a service not configured": {map[string][]byte{"exchange": next, "teams": spSecret}, nil},
 		"a short secret":           {map[string][]byte{"exchange": next, "sharepoint": []byte("short")}, grantsig.ErrWeakSecret},
 		"one secret for two":       {map[string][]byte{"exchange": spSecret, "sharepoint": spSecret}, ErrSharedSecret},
+		"one but for white space":  {map[string][]byte{"exchange": spSecret, "sharepoint": append(slices.Clone(spSecret), ' ')}, ErrSharedSecret},
 	} {
 		err := e.h.SetAssertionSecrets(tc.secrets)
 		if err == nil || tc.want != nil && !errors.Is(err, tc.want) {
 			t.Errorf("%s: err = %v, want %v", name, err, tc.want)
 		}
+	}
+	// The secret in use is known as exchange's, white space or not; the
+	// server refuses it as a token secret.
+	if svc, ok := e.h.AssertionSecretOf(append([]byte(" "), next...)); !ok || svc != "exchange" {
+		t.Errorf("AssertionSecretOf(exchange's secret) = %q, %t", svc, ok)
+	}
+	if svc, ok := e.h.AssertionSecretOf(spSecret); ok {
+		t.Errorf("AssertionSecretOf(a refused secret) = %q", svc)
 	}
 	checks("exchange, after refused secrets", e.lastAssertion("exchange", mailboxes), exchange, secretKeys(next))
 	checks("sharepoint, after refused secrets", e.lastAssertion("sharepoint", sites), sharepoint, e.grantKeys, secretKeys(spSecret))

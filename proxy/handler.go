@@ -15,6 +15,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -376,6 +377,9 @@ type Handler struct {
 	// watch keeps the calls forwarded and still under way, for a
 	// revocation to cut.
 	watch *CallWatch
+	// secretsHeld are the assertion secrets in use, by service
+	// (AssertionSecretOf).
+	secretsHeld atomic.Pointer[map[string][]byte]
 }
 
 // New checks cfg and returns a Handler, with one reverse proxy per
@@ -441,7 +445,7 @@ var ErrSharedSecret = errors.New("proxy: two services share an assertion secret"
 // and the secrets in use stay. A call already signed keeps its assertion.
 func (h *Handler) SetAssertionSecrets(secrets map[string][]byte) error {
 	m := make(map[string]*grantsig.Signer, len(secrets))
-	byKid := make(map[string]string, len(secrets))
+	held := make(map[string][]byte, len(secrets))
 	for _, svc := range slices.Sorted(maps.Keys(secrets)) {
 		if _, ok := h.cfg.Upstreams[svc]; !ok {
 			return fmt.Errorf("proxy: assertion secret of %q: not a configured service (%s)", svc, h.services)
@@ -450,14 +454,39 @@ func (h *Handler) SetAssertionSecrets(secrets map[string][]byte) error {
 		if err != nil {
 			return fmt.Errorf("proxy: assertion secret of %s: %w", svc, err)
 		}
-		if other, dup := byKid[signer.KeyID()]; dup {
+		held[svc] = bytes.Clone(secrets[svc])
+		if other, dup := holderOf(held, secrets[svc], svc); dup {
 			return fmt.Errorf("%w: %s and %s", ErrSharedSecret, other, svc)
 		}
-		byKid[signer.KeyID()] = svc
 		m[svc] = signer
 	}
 	h.views.secrets.Store(&m)
+	h.secretsHeld.Store(&held)
 	return nil
+}
+
+// AssertionSecretOf reports which service's assertions secret keys now,
+// if any: white space around either counts for nothing, as it does for
+// grantsig.CheckSecret. The server refuses such a secret for anything
+// else (a token secret reloaded into one), since the upstream holds it.
+func (h *Handler) AssertionSecretOf(secret []byte) (service string, ok bool) {
+	held := h.secretsHeld.Load()
+	if held == nil {
+		return "", false
+	}
+	return holderOf(*held, secret, "")
+}
+
+// holderOf returns the service of held, other than except, whose secret is
+// secret but for white space around it.
+func holderOf(held map[string][]byte, secret []byte, except string) (string, bool) {
+	want := bytes.TrimSpace(secret)
+	for _, svc := range slices.Sorted(maps.Keys(held)) {
+		if svc != except && bytes.Equal(bytes.TrimSpace(held[svc]), want) {
+			return svc, true
+		}
+	}
+	return "", false
 }
 
 // AssertionKeyIDs returns the key id ("kid") each service's assertions

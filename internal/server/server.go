@@ -530,6 +530,15 @@ func (s *Server) newProxy(cfg config.Config, opts Options, upstreams map[string]
 	}); err != nil {
 		return err
 	}
+	// A token secret reloaded into an upstream's assertion secret would
+	// let that upstream mint operators' tokens: the verifier keeps the
+	// keys it had.
+	s.Verifier.RefuseSecrets(func(secret []byte) error {
+		if svc, ok := s.Proxy.AssertionSecretOf(secret); ok {
+			return fmt.Errorf("it is the assertion secret of %s (LOCKBOX_PROXY_ASSERTION_SECRET_FILES), which that upstream holds and could mint tokens with; give the token issuer a secret of its own", svc)
+		}
+		return nil
+	})
 	// After the grant cache, which an event must have cleared before the
 	// calls in flight read their grants again.
 	s.events.Add(s.Proxy.CallWatch())
