@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
@@ -74,9 +75,11 @@ func keySet(t testing.TB, pubs ...crypto.PublicKey) *grantsig.KeySet {
 	return ks
 }
 
-// forge signs any header and claims with key, the way a broken or hostile
-// issuer could: Verify must not take its word for anything.
-func forge(t *testing.T, key crypto.Signer, header, claims any) string {
+// forge signs any header and claims with key (a private key, or bytes to
+// MAC with HMAC-SHA256), the way a broken or hostile issuer could, or a
+// client that knows or guesses a key: Verify must not take its word for
+// anything.
+func forge(t *testing.T, key any, header, claims any) string {
 	t.Helper()
 	enc := func(v any) string {
 		b, err := json.Marshal(v)
@@ -97,6 +100,12 @@ func forge(t *testing.T, key crypto.Signer, header, claims any) string {
 			t.Fatal(err)
 		}
 		sig = append(r.FillBytes(make([]byte, 32)), s.FillBytes(make([]byte, 32))...)
+	case []byte:
+		m := hmac.New(sha256.New, k)
+		m.Write([]byte(input))
+		sig = m.Sum(nil)
+	default:
+		t.Fatalf("forge: a %T is no key", key)
 	}
 	return input + "." + base64.RawURLEncoding.EncodeToString(sig)
 }
