@@ -84,6 +84,10 @@ func TestAssertionSecretFromItsFile(t *testing.T) {
 		}
 	}
 	checked("at start-up")
+	first, _ := grantsig.LoadSecret(file)
+	// Run logs it once it has started everything.
+	want := "assertion_kids=map[exchange:" + grantsig.SecretKeyID(first) + "]"
+	waitFor(t, "the start-up line naming exchange's key ("+want+")", func() bool { return strings.Contains(lb.logs.String(), want) })
 
 	writeSecret(t, file)
 	if err := lb.srv.Reload(); err != nil {

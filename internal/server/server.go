@@ -1091,8 +1091,14 @@ func (s *Server) Run(ctx context.Context) error {
 		go func() { defer func() { bgDone <- struct{}{} }(); f(bgCtx) }()
 	}
 	gcPercent, memLimit := gcdefaults.Current()
-	s.log.Info("lockbox listening", "serve", s.cfg.Serve, "api", s.APIAddr(), "proxy", s.ProxyAddr(), "metrics", s.MetricsAddr(),
-		"policy_revision", s.Policy.Revision(), "gogc", gcPercent, "memory_limit_bytes", memLimit)
+	attrs := []any{"serve", s.cfg.Serve, "api", s.APIAddr(), "proxy", s.ProxyAddr(), "metrics", s.MetricsAddr(),
+		"policy_revision", s.Policy.Revision(), "gogc", gcPercent, "memory_limit_bytes", memLimit}
+	if s.Proxy != nil {
+		// Which key each upstream checks its assertions with: the signing
+		// key's kid, or its own secret's (LOCKBOX_PROXY_ASSERTION_SECRET_FILES).
+		attrs = append(attrs, "assertion_kids", s.Proxy.AssertionKeyIDs())
+	}
+	s.log.Info("lockbox listening", attrs...)
 
 	var err error
 	signalled := false
