@@ -70,6 +70,16 @@ func TestValidateAssertionSecrets(t *testing.T) {
 		})
 	}
 
+	// lockbox dev's demo services take no secret: said so, rather than
+	// that exchange is not an upstream.
+	dev, err := Load(map[string]string{v: "exchange=" + ex})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dev.Validate(ModeDev); err == nil || !strings.Contains(err.Error(), "the demo services of \"lockbox dev\" check assertions with the signing key only") {
+		t.Errorf("lockbox dev with demo services: %v", err)
+	}
+
 	// What Validate passed is what the server loads: the files' bytes
 	// without their line endings.
 	c, err := Load(base(v, "exchange="+ex))

@@ -90,21 +90,34 @@ func (c Config) AssertionSecretFiles() (map[string]string, error) {
 	return out, nil
 }
 
-// LoadAssertionSecrets reads the files of LOCKBOX_PROXY_ASSERTION_SECRET_FILES:
-// at start-up, on SIGHUP, and in Validate, so that the secrets checked are
-// the ones used. Each must be a usable secret (grantsig.CheckSecret) of its
-// own: another service's would let either upstream make the other's
-// assertions, and any other secret of this deployment would hand the
+// LoadAssertionSecrets reads the files of LOCKBOX_PROXY_ASSERTION_SECRET_FILES,
+// at start-up and in Validate, so that the secrets checked are the ones
+// used. Each must be a usable secret (grantsig.CheckSecret) of its own:
+// another service's would let either upstream make the other's
+// assertions, and any other secret this process is given would hand the
 // upstream what it guards (a token secret: operators' tokens; the Redis
-// password: the store itself).
+// password: the store itself). Token secrets are judged as their files
+// hold them.
 func (c Config) LoadAssertionSecrets() (map[string][]byte, error) {
+	return c.loadAssertionSecrets(c.otherSecrets(true), nil)
+}
+
+// ReloadAssertionSecrets reads the files again (SIGHUP), as
+// LoadAssertionSecrets does, but judges them against the token secrets in
+// use (tokenSecretOf names the issuer that verifies with a secret) rather
+// than the token files as they are now: a token file changed since start-up
+// is the token reload's to judge, and may just have been refused.
+func (c Config) ReloadAssertionSecrets(tokenSecretOf func(secret []byte) (issuer string, ok bool)) (map[string][]byte, error) {
+	return c.loadAssertionSecrets(c.otherSecrets(false), tokenSecretOf)
+}
+
+func (c Config) loadAssertionSecrets(taken map[string]string, tokenSecretOf func([]byte) (string, bool)) (map[string][]byte, error) {
 	files, err := c.AssertionSecretFiles()
 	if err != nil || len(files) == 0 {
 		return nil, err
 	}
 	// White space around a secret counts for nothing (CheckSecret): one
 	// that differs from another only by it is that other.
-	taken := c.otherSecrets()
 	out := make(map[string][]byte, len(files))
 	for _, svc := range slices.Sorted(maps.Keys(files)) {
 		secret, err := grantsig.LoadSecret(files[svc])
@@ -112,7 +125,13 @@ func (c Config) LoadAssertionSecrets() (map[string][]byte, error) {
 			return nil, varErr("ProxyAssertionSecretFiles", "%s: %w", svc, err)
 		}
 		key := string(bytes.TrimSpace(secret))
-		if whose, ok := taken[key]; ok {
+		whose, ok := taken[key]
+		if !ok && tokenSecretOf != nil {
+			if is, inUse := tokenSecretOf(secret); inUse {
+				whose, ok = "the token secret of issuer "+is, true
+			}
+		}
+		if ok {
 			return nil, varErr("ProxyAssertionSecretFiles", "%s: %s holds the same secret as %s: the upstream could use it as that; give the service a secret of its own", svc, files[svc], whose)
 		}
 		taken[key] = "the assertion secret of " + svc
@@ -121,11 +140,12 @@ func (c Config) LoadAssertionSecrets() (map[string][]byte, error) {
 	return out, nil
 }
 
-// otherSecrets are the deployment's other secrets, each by the setting
-// that holds it: the secret files of its variables (Secret fields), its
-// token secret files and the admin center's client secrets. A file that
-// can't be read is left out: Validate reports it on its own.
-func (c Config) otherSecrets() map[string]string {
+// otherSecrets are the other secrets this process is given, each by the
+// setting that holds it: the secret files of its variables (Secret
+// fields), the password in LOCKBOX_REDIS_URL, the admin center's client
+// secrets and, with tokenFiles, the token secret files as they are now. A
+// file that can't be read is left out: Validate reports it on its own.
+func (c Config) otherSecrets(tokenFiles bool) map[string]string {
 	out := map[string]string{}
 	add := func(secret, whose string) {
 		if s := strings.TrimSpace(secret); s != "" {
@@ -146,7 +166,7 @@ func (c Config) otherSecrets() map[string]string {
 	}
 	tokenFile := func(path, whose string) {
 		// Bounded, as every secret file is read.
-		if b, err := readSecretFile(path); err == nil {
+		if b, err := readSecretFile(path); err == nil && tokenFiles {
 			add(string(b), whose)
 		}
 	}
@@ -176,6 +196,9 @@ func (c Config) otherSecrets() map[string]string {
 func (c Config) assertionSecretErrors(mode Mode) []error {
 	if mode == ModeServe && !c.Runs(ComponentProxy) {
 		return nil
+	}
+	if mode == ModeDev && len(c.Upstreams) == 0 && strings.TrimSpace(c.ProxyAssertionSecretFiles) != "" {
+		return []error{varErr("ProxyAssertionSecretFiles", "the demo services of %q check assertions with the signing key only; set LOCKBOX_UPSTREAMS to services of your own to key theirs with secrets", "lockbox dev")}
 	}
 	if _, err := c.LoadAssertionSecrets(); err != nil {
 		return []error{err}

@@ -127,9 +127,10 @@ func verifyMAC(secret, input, sig []byte) bool {
 const maxSecretFile = 64 << 10
 
 // LoadSecret reads an HS256 secret from a file, as the proxy and a Go
-// upstream must read the same file alike: its bytes without a trailing
-// line ending (echo and editors add one; "openssl rand -base64 48 >
-// file" makes a good one), checked by CheckSecret.
+// upstream must read the same file alike: its bytes with every trailing CR
+// and LF removed (echo and editors add a line ending; other white space is
+// kept; "openssl rand -base64 48 > file" makes a good one), checked by
+// CheckSecret.
 func LoadSecret(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -148,4 +149,29 @@ func LoadSecret(path string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return b, nil
+}
+
+// JoinKeySets returns one set holding the keys of every set, for an
+// upstream that takes assertions made either way while it moves from the
+// published keys to a secret of its own, or back (the proxy's replicas
+// switch when each restarts). Each key still verifies with its own
+// algorithm only, and a seal never verifies with a secret; a kid in two
+// sets is refused.
+func JoinKeySets(sets ...*KeySet) (*KeySet, error) {
+	out := &KeySet{keys: map[string]verifyKey{}}
+	for _, ks := range sets {
+		if ks == nil {
+			return nil, errors.New("grantsig: JoinKeySets: a nil set")
+		}
+		for kid, k := range ks.keys {
+			if _, dup := out.keys[kid]; dup {
+				return nil, fmt.Errorf("grantsig: JoinKeySets: kid %q is in two sets", kid)
+			}
+			out.keys[kid] = k
+		}
+	}
+	if len(out.keys) == 0 {
+		return nil, errors.New("grantsig: JoinKeySets: no keys")
+	}
+	return out, nil
 }

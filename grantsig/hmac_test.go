@@ -261,3 +261,49 @@ func TestSecretSignerConcurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestJoinKeySets: an upstream moving from the published keys to a secret
+// takes both kinds of assertion with one joined set, each under its own
+// key and algorithm; a seal still verifies only with a public key.
+func TestJoinKeySets(t *testing.T) {
+	secret := newSecret(t)
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	public := keySet(t, priv.Public())
+	joined, err := grantsig.JoinKeySets(public, secretSet(t, secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, s := range map[string]*grantsig.Signer{"EdDSA": newSigner(t, priv), "HS256": secretSigner(t, secret)} {
+		tok, err := s.Sign(callClaims())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := grantsig.Verify(joined, tok, expect(), now); err != nil {
+			t.Errorf("%s assertion under the joined set: %v", name, err)
+		}
+	}
+	// Algorithm confusion is still refused: the public key as a MAC key.
+	edKid, _ := grantsig.KeyID(priv.Public())
+	confused := forge(t, []byte(priv.Public().(ed25519.PublicKey)), map[string]string{"alg": "HS256", "kid": edKid, "typ": grantsig.Type}, callClaims())
+	if _, err := grantsig.Verify(joined, confused, expect(), now); !errors.Is(err, grantsig.ErrInvalid) {
+		t.Errorf("an HS256 token under the public key's kid: %v", err)
+	}
+	sc := grantsig.SealClaims{Issuer: "lockbox", Tenant: "contoso", Through: "1-0", Hash: "ab", IssuedAt: now.Unix()}
+	seal, err := newSigner(t, priv).SignSeal(sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := grantsig.VerifySeal(joined, seal, "lockbox", "contoso"); err != nil {
+		t.Errorf("a seal under the joined set: %v", err)
+	}
+	macSeal := forge(t, secret, map[string]string{"alg": "HS256", "kid": grantsig.SecretKeyID(secret), "typ": grantsig.SealType}, sc)
+	if _, _, err := grantsig.VerifySeal(joined, macSeal, "lockbox", "contoso"); !errors.Is(err, grantsig.ErrInvalid) {
+		t.Errorf("an HS256 seal under the joined set: %v", err)
+	}
+	if _, err := grantsig.JoinKeySets(public, public); err == nil {
+		t.Error("a kid in two sets was joined")
+	}
+	if _, err := grantsig.JoinKeySets(); err == nil {
+		t.Error("no sets were joined")
+	}
+}

@@ -279,7 +279,7 @@ func (v *Verifier) publishSecret(is *issuer, ks *keySet) error {
 		for _, k := range ks.byKID {
 			if secret, ok := k.key.([]byte); ok {
 				if err := (*refuse)(secret); err != nil {
-					return fmt.Errorf("hmac secret %s: %w", is.cfg.HMACSecretFile, err)
+					return err
 				}
 			}
 		}
@@ -295,6 +295,26 @@ func (v *Verifier) publishSecret(is *issuer, ks *keySet) error {
 	}
 	is.publish(ks)
 	return nil
+}
+
+// SecretOf reports which issuer verifies with secret now, if any: white
+// space around either counts for nothing. The server judges a reloaded
+// upstream secret by the token secrets in use, not by the files as they
+// are now (a changed file may just have been refused).
+func (v *Verifier) SecretOf(secret []byte) (issuer string, ok bool) {
+	want := bytes.TrimSpace(secret)
+	for _, is := range v.files {
+		ks := is.keys.Load()
+		if is.cfg.HMACSecretFile == "" || ks == nil {
+			continue
+		}
+		for _, k := range ks.byKID {
+			if b, isSecret := k.key.([]byte); isSecret && bytes.Equal(bytes.TrimSpace(b), want) {
+				return is.cfg.Issuer, true
+			}
+		}
+	}
+	return "", false
 }
 
 // Reload reads every key file again, for rotation. The new keys replace the

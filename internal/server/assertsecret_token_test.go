@@ -71,8 +71,35 @@ func TestTokenSecretReloadedToAssertionSecretRefused(t *testing.T) {
 	if reloadErr == nil || !strings.Contains(reloadErr.Error(), "it is the assertion secret of exchange") {
 		t.Errorf("Reload: %v, want the token secret refused as exchange's assertion secret", reloadErr)
 	}
+	// Only the token reload failed: the assertion secrets, unchanged, are
+	// judged by the token secrets in use, not by the refused file.
+	if strings.Contains(reloadErr.Error(), "holds the same secret") || strings.Contains(lb.logs.String(), "assertion secret reload failed") {
+		t.Errorf("the unchanged assertion secrets were refused too: %v", reloadErr)
+	}
+	if n := strings.Count(reloadErr.Error(), tokenFile); n != 1 {
+		t.Errorf("the error names the token file %d times: %v", n, reloadErr)
+	}
 	// The token keys loaded before still verify.
 	if _, err := lb.srv.Verifier.Verify(context.Background(), genuine); err != nil {
 		t.Errorf("a token MAC'd with the token secret loaded before: %v", err)
+	}
+
+	// The other way at SIGHUP: exchange's file given the token secret in
+	// use is refused, named as that, and exchange keeps its secret.
+	if err := os.WriteFile(tokenFile, append(orig, '\n'), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := lb.srv.Reload(); err != nil {
+		t.Fatalf("Reload with the files as at start-up: %v", err)
+	}
+	kid := lb.srv.Proxy.AssertionKeyIDs()["exchange"]
+	if err := os.WriteFile(assertFile, append(orig, ' ', '\n'), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := lb.srv.Reload(); err == nil || !strings.Contains(err.Error(), "holds the same secret as the token secret of issuer") {
+		t.Errorf("Reload with exchange's file holding the token secret: %v", err)
+	}
+	if got := lb.srv.Proxy.AssertionKeyIDs()["exchange"]; got != kid {
+		t.Errorf("exchange's kid %s, want %s still", got, kid)
 	}
 }

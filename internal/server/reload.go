@@ -11,7 +11,7 @@ import (
 // restartOnly is the warning of every reload: operators used to daemons
 // that re-read all their configuration on SIGHUP would otherwise expect
 // a changed variable or address to take effect.
-const restartOnly = "SIGHUP re-reads only the policy directory, the token key files, the grant signing and published key files, the assertion secret files and the TLS certificate files; every other setting (LOCKBOX_* variables, listen addresses, Redis, LOCKBOX_ISSUERS_FILE itself, CA files, secret files) takes effect on a restart"
+const restartOnly = "SIGHUP re-reads only the policy directory, the token key files, the grant signing and published key files, the assertion secret files and the TLS certificate files; every other setting (LOCKBOX_* variables, listen addresses, Redis, LOCKBOX_ISSUERS_FILE itself, CA files, the other secret files) takes effect on a restart"
 
 // Reload re-reads at once every file whose contents can change while
 // Lockbox serves (an operator's SIGHUP), rather than when the watchers
@@ -119,7 +119,7 @@ func (s *Server) reloadAssertionSecrets() error {
 		return nil
 	}
 	const setting = "LOCKBOX_PROXY_ASSERTION_SECRET_FILES"
-	secrets, err := s.cfg.LoadAssertionSecrets()
+	secrets, err := s.cfg.ReloadAssertionSecrets(s.Verifier.SecretOf)
 	if err == nil {
 		err = s.Proxy.SetAssertionSecrets(secrets)
 	}

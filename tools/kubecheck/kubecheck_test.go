@@ -50,6 +50,7 @@ func TestKubecheck(t *testing.T) {
 			want: "mounts Secret volume lockbox-smtp at /etc/lockbox/smtp, which no setting of the proxy reads",
 		},
 		{name: "sidecar reads the SMTP password", after: sidecar, old: "value: proxy\n", new: "value: proxy\n        - name: LOCKBOX_SMTP_PASSWORD_FILE\n          value: /etc/lockbox/keys/smtp-password\n", want: "LOCKBOX_SMTP_PASSWORD_FILE is set: a sidecar runs the proxy alone"},
+		{name: "two volumes of one name", after: tenant, old: "      volumes:\n", new: "      volumes:\n      - name: lockbox-keys\n        emptyDir: {}\n", want: "two volumes named lockbox-keys"},
 		{name: "assertion secret outside a Secret", after: sidecar, old: "value: proxy\n", new: "value: proxy\n        - name: LOCKBOX_PROXY_ASSERTION_SECRET_FILES\n          value: exchange=/etc/lockbox/policy/assertion.secret\n", want: "LOCKBOX_PROXY_ASSERTION_SECRET_FILES (exchange) /etc/lockbox/policy/assertion.secret is not on a mounted Secret"},
 		{name: "assertion secret not projected", after: sidecar, old: "value: proxy\n", new: "value: proxy\n        - name: LOCKBOX_PROXY_ASSERTION_SECRET_FILES\n          value: exchange=/etc/lockbox/keys/assertion.secret\n", want: "LOCKBOX_PROXY_ASSERTION_SECRET_FILES (exchange) /etc/lockbox/keys/assertion.secret is not among the items volume lockbox-keys projects"},
 		{name: "sidecar without its signing key", after: sidecar, old: "        - name: LOCKBOX_PROXY_SIGNING_KEY_FILE\n          value: /etc/lockbox/keys/grant-signing-key.pem\n", new: "", want: "LOCKBOX_PROXY_SIGNING_KEY_FILE is not set"},

@@ -185,6 +185,15 @@ func checkLockbox(b *bundle) []error {
 	var errs []error
 	for _, w := range b.workloads {
 		errs = append(errs, b.checkConfigMapRefs(w)...)
+		// The API server refuses a pod with two volumes of one name, which
+		// a tenant's own volumes beside the chart's can make.
+		seen := map[string]bool{}
+		for _, v := range w.spec.Volumes {
+			if seen[v.Name] {
+				errs = append(errs, fmt.Errorf("%s: two volumes named %s: the API server refuses the pod; rename one", w, v.Name))
+			}
+			seen[v.Name] = true
+		}
 		if c, ok := findContainer(w.spec.Containers); ok {
 			errs = append(errs, b.checkLockboxContainer(w, c)...)
 			errs = append(errs, b.checkControlPlane(w, c)...)
