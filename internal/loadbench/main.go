@@ -10,6 +10,7 @@
 //	make loadbench
 //	go run ./internal/loadbench -replicas 1          # LOCKBOX_AUDIT_REPLICAS=1, with a replica
 //	go run ./internal/loadbench -redis-arg=--appendonly -redis-arg=yes -redis-arg=--appendfsync -redis-arg=always
+//	go run ./internal/loadbench -assertion-secret     # exchange's assertions keyed with a secret (LOCKBOX_PROXY_ASSERTION_SECRET_FILES)
 //	go run ./internal/loadbench -soak 10m -rate 500   # fixed-rate soak: memory and goroutines over time
 //
 // The load generator runs in the same process as the servers, so absolute
@@ -20,6 +21,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -60,6 +63,7 @@ func main() {
 		redisArgs = append(redisArgs, s)
 		return nil
 	})
+	flag.BoolVar(&assertionSecret, "assertion-secret", false, "key the upstream's X-Lockbox-Grant assertions with a secret of its own (HS256, LOCKBOX_PROXY_ASSERTION_SECRET_FILES) instead of signing them with the Ed25519 signing key")
 	soakFor := flag.Duration("soak", 0, "instead of the closed-loop runs: drive Lockbox alone at -rate calls per second for this long, and report its memory and goroutines every -sample")
 	rate := flag.Int("rate", 500, "calls per second of -soak (open loop)")
 	every := flag.Duration("sample", 30*time.Second, "how often -soak samples")
@@ -88,6 +92,8 @@ const path = "/exchange/tenants/contoso/mailboxes"
 var (
 	replicas  int
 	redisArgs []string
+	// assertionSecret keys exchange's assertions with a secret of its own.
+	assertionSecret bool
 )
 
 func run(conns string, dur, warm time.Duration, out io.Writer) error {
@@ -112,8 +118,12 @@ func run(conns string, dur, warm time.Duration, out io.Writer) error {
 	}
 	defer stop()
 
-	fmt.Fprintf(out, "loadbench: GET %s, %s per run after %s of warm-up; audit waits for %d replicas; redis-server %s\n\n",
-		path, dur, warm, replicas, strings.Join(redisArgs, " "))
+	assertions := "signed with the Ed25519 signing key"
+	if assertionSecret {
+		assertions = "keyed with the upstream's secret (HS256)"
+	}
+	fmt.Fprintf(out, "loadbench: GET %s, %s per run after %s of warm-up; audit waits for %d replicas; redis-server %s; assertions %s\n\n",
+		path, dur, warm, replicas, strings.Join(redisArgs, " "), assertions)
 	fmt.Fprintln(out, "| proxy | conns | req/s | p50 ms | p99 ms | errors | vs bare |")
 	fmt.Fprintln(out, "|---|---|---|---|---|---|---|")
 	for c := range strings.SplitSeq(conns, ",") {
@@ -214,12 +224,26 @@ func startLockbox(ctx context.Context, upstream string) (string, string, func(),
 		cleanup()
 		return "", "", nil, err
 	}
-	cfg, err := config.Load(map[string]string{
+	env := map[string]string{
 		"LOCKBOX_REDIS_URL": rs.URL, "LOCKBOX_JWT_JWKS_FILE": jwks, "LOCKBOX_UPSTREAMS": "exchange=" + upstream,
 		"LOCKBOX_PROXY_SIGNING_KEY_FILE": filepath.Join(dir, "grant.pem"), "LOCKBOX_SERVE": "proxy,api",
 		"LOCKBOX_API_ADDR": "127.0.0.1:0", "LOCKBOX_PROXY_ADDR": "127.0.0.1:0", "LOCKBOX_METRICS_ADDR": "127.0.0.1:0",
 		"LOCKBOX_AUDIT_REPLICAS": strconv.Itoa(replicas),
-	})
+	}
+	if assertionSecret {
+		secret := make([]byte, 48)
+		if _, err := rand.Read(secret); err != nil {
+			cleanup()
+			return "", "", nil, err
+		}
+		file := filepath.Join(dir, "exchange-assertion.secret")
+		if err := os.WriteFile(file, []byte(base64.StdEncoding.EncodeToString(secret)+"\n"), 0o600); err != nil {
+			cleanup()
+			return "", "", nil, err
+		}
+		env["LOCKBOX_PROXY_ASSERTION_SECRET_FILES"] = "exchange=" + file
+	}
+	cfg, err := config.Load(env)
 	if err != nil {
 		cleanup()
 		return "", "", nil, err
