@@ -15,7 +15,6 @@ import (
 	"runtime/debug"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -377,9 +376,6 @@ type Handler struct {
 	// watch keeps the calls forwarded and still under way, for a
 	// revocation to cut.
 	watch *CallWatch
-	// secretsHeld are the assertion secrets in use, by service
-	// (AssertionSecretOf).
-	secretsHeld atomic.Pointer[map[string][]byte]
 }
 
 // New checks cfg and returns a Handler, with one reverse proxy per
@@ -444,8 +440,7 @@ var ErrSharedSecret = errors.New("proxy: two services share an assertion secret"
 // service not configured, one secret for two services) are an error,
 // and the secrets in use stay. A call already signed keeps its assertion.
 func (h *Handler) SetAssertionSecrets(secrets map[string][]byte) error {
-	m := make(map[string]*grantsig.Signer, len(secrets))
-	held := make(map[string][]byte, len(secrets))
+	m := make(map[string]serviceSecret, len(secrets))
 	for _, svc := range slices.Sorted(maps.Keys(secrets)) {
 		if _, ok := h.cfg.Upstreams[svc]; !ok {
 			return fmt.Errorf("proxy: assertion secret of %q: not a configured service (%s)", svc, h.services)
@@ -454,14 +449,12 @@ func (h *Handler) SetAssertionSecrets(secrets map[string][]byte) error {
 		if err != nil {
 			return fmt.Errorf("proxy: assertion secret of %s: %w", svc, err)
 		}
-		held[svc] = bytes.Clone(secrets[svc])
-		if other, dup := holderOf(held, secrets[svc], svc); dup {
+		if other, dup := holderOf(m, secrets[svc]); dup {
 			return fmt.Errorf("%w: %s and %s", ErrSharedSecret, other, svc)
 		}
-		m[svc] = signer
+		m[svc] = serviceSecret{signer: signer, secret: bytes.Clone(secrets[svc])}
 	}
 	h.views.secrets.Store(&m)
-	h.secretsHeld.Store(&held)
 	return nil
 }
 
@@ -470,19 +463,19 @@ func (h *Handler) SetAssertionSecrets(secrets map[string][]byte) error {
 // grantsig.CheckSecret. The server refuses such a secret for anything
 // else (a token secret reloaded into one), since the upstream holds it.
 func (h *Handler) AssertionSecretOf(secret []byte) (service string, ok bool) {
-	held := h.secretsHeld.Load()
+	held := h.views.secrets.Load()
 	if held == nil {
 		return "", false
 	}
-	return holderOf(*held, secret, "")
+	return holderOf(*held, secret)
 }
 
-// holderOf returns the service of held, other than except, whose secret is
-// secret but for white space around it.
-func holderOf(held map[string][]byte, secret []byte, except string) (string, bool) {
+// holderOf returns the service of held whose secret is secret but for
+// white space around it.
+func holderOf(held map[string]serviceSecret, secret []byte) (string, bool) {
 	want := bytes.TrimSpace(secret)
 	for _, svc := range slices.Sorted(maps.Keys(held)) {
-		if svc != except && bytes.Equal(bytes.TrimSpace(held[svc]), want) {
+		if bytes.Equal(bytes.TrimSpace(held[svc].secret), want) {
 			return svc, true
 		}
 	}

@@ -56,9 +56,9 @@ type grantViews struct {
 	// signer signs from the next call on once swapped: one atomic load a
 	// call, so a new key costs the calls nothing.
 	signer atomic.Pointer[grantsig.Signer]
-	// secrets are the HS256 signers of the services with a secret of
-	// their own (Config.AssertionSecrets), swapped whole like signer.
-	secrets atomic.Pointer[map[string]*grantsig.Signer]
+	// secrets are the services with a secret of their own
+	// (Config.AssertionSecrets), swapped whole like signer.
+	secrets atomic.Pointer[map[string]serviceSecret]
 	issuer  string // the assertions' "iss"
 	mu      sync.Mutex
 	m       map[grantKey]*grantView
@@ -112,12 +112,18 @@ func (s *grantViews) view(g *grants.Grant, now time.Time) (*grantView, error) {
 	return v, nil
 }
 
+// serviceSecret is a service's assertion secret and the signer it keys.
+type serviceSecret struct {
+	signer *grantsig.Signer
+	secret []byte
+}
+
 // signerFor returns the signer of service's assertions: its secret's if
 // it has one, else the signing key's.
 func (s *grantViews) signerFor(service string) *grantsig.Signer {
 	if m := s.secrets.Load(); m != nil {
-		if signer, ok := (*m)[service]; ok {
-			return signer
+		if ss, ok := (*m)[service]; ok {
+			return ss.signer
 		}
 	}
 	return s.signer.Load()
